@@ -1,0 +1,132 @@
+"""Frozen configuration dataclasses shared by the CLIs and the library.
+
+CLIs translate their flags into these objects and hand them to one library
+call; every run saves its configuration beside its outputs as JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+FEATURE_KINDS = ("raw", "logmel")
+RAW_DTYPES = ("int16", "float32")
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioConfig:
+    """How audio is decoded and cut: mono, `sample_rate` Hz, segments of
+    `segment_length` samples (3^10 = 59049, about 2.68 s at 22050 Hz)."""
+
+    sample_rate: int = 22050
+    segment_length: int = 59049
+
+    def __post_init__(self):
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
+        if self.segment_length <= 0:
+            raise ValueError(
+                f"segment_length must be positive, got {self.segment_length}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LogMelConfig:
+    """Log-mel front end parameters (see `tagger.layers.LogMel`).
+
+    `top_db` is a per-example clamp below the example's maximum; None keeps
+    the full dynamic range.
+    """
+
+    n_mels: int = 128
+    n_fft: int = 1024
+    hop_length: int = 512
+    f_min: float = 0.0
+    f_max: float | None = None
+    top_db: float | None = None
+
+    def frames(self, num_samples: int) -> int:
+        """Frames produced for `num_samples` samples (centred STFT)."""
+        return 1 + num_samples // self.hop_length
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    """What a record's segments hold.
+
+    kind "raw": PCM waveforms stored as `dtype` (int16 or float32).
+    kind "logmel": float32 log-mel frames, `(frames, n_mels)` per segment,
+    computed by the same `LogMel` layer the models use.
+    """
+
+    kind: str = "raw"
+    dtype: str = "int16"
+    logmel: LogMelConfig = LogMelConfig()
+
+    def __post_init__(self):
+        if self.kind not in FEATURE_KINDS:
+            raise ValueError(
+                f"feature kind must be one of {FEATURE_KINDS}, got {self.kind!r}")
+        if self.dtype not in RAW_DTYPES:
+            raise ValueError(
+                f"raw dtype must be one of {RAW_DTYPES}, got {self.dtype!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+    """Everything `build_mtt.py` needs to turn a dataset into TFRecords."""
+
+    data_dir: str = "dataset"
+    out_dir: str | None = None  # default: <data_dir>/tfrecord
+    audio: AudioConfig = AudioConfig()
+    features: FeatureConfig = FeatureConfig()
+    clips_per_shard: int = 100
+    workers: int = 1
+    split: str = "directory"  # "directory" or a folder of split lists
+    merge_synonyms: bool = False
+    top_k: int = 50
+    seed: int = 0
+    overwrite: bool = False
+    progress: bool = True
+
+    @property
+    def output_dir(self) -> str:
+        return self.out_dir or join_path(self.data_dir, "tfrecord")
+
+
+def join_path(base: str, *parts: str) -> str:
+    """Joins path parts with '/' so that gs:// and ram:// paths stay valid."""
+    path = base.rstrip("/")
+    for part in parts:
+        path = f"{path}/{part.strip('/')}"
+    return path
+
+
+def to_dict(config: Any) -> dict:
+    """A JSON-ready dict of a (nested) config dataclass."""
+    return dataclasses.asdict(config)
+
+
+def to_json(config: Any) -> str:
+    return json.dumps(to_dict(config), indent=2, sort_keys=True)
+
+
+def from_dict(cls, data: dict):
+    """Rebuilds a (nested) config dataclass from `to_dict` output."""
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in data:
+            continue
+        value = data[field.name]
+        field_type = _field_class(cls, field)
+        if field_type is not None and isinstance(value, dict):
+            value = from_dict(field_type, value)
+        kwargs[field.name] = value
+    return cls(**kwargs)
+
+
+def _field_class(cls, field):
+    default = field.default
+    if dataclasses.is_dataclass(default):
+        return type(default)
+    return None
