@@ -1,0 +1,44 @@
+"""Shared command-line plumbing: one clear line and a non-zero exit for a
+user's mistake, no traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tagger.errors import UserError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def quiet_tensorflow() -> None:
+    """Imports TensorFlow with its C++ start-up chatter hidden (it logs to
+    stderr before its log level applies) unless TF_CPP_MIN_LOG_LEVEL=0 asks
+    for every message."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        import tensorflow  # noqa: F401
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def run(main, argv=None) -> int:
+    """Calls `main(argv)`; turns UserError and Ctrl-C into one-line exits."""
+    prog = os.path.basename(sys.argv[0])
+    try:
+        return main(argv) or 0
+    except UserError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; rerun the same command to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,274 @@
+"""MagnaTagATune: annotations, top-k tags, synonym merge, splits, broken clips.
+
+Input layout: `annotations_final.csv` (tab-separated, quoted; clip_id, tag
+columns of 0/1, mp3_path) and `mp3/0 .. mp3/f/*.mp3`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import pickle
+
+import numpy as np
+import pandas as pd
+
+from tagger import fileio
+from tagger.config import join_path
+from tagger.datasets.plan import SPLITS, Clip, DatasetPlan
+from tagger.errors import UserError
+
+ANNOTATIONS_FILE = "annotations_final.csv"
+AUDIO_DIR = "mp3"
+
+# The three MP3s of MagnaTagATune that are known to be broken (Won 2020's
+# "clean" split removes them): clip id -> path.
+KNOWN_BROKEN = {
+    35644: "6/norine_braun-now_and_zen-08-gently-117-146.mp3",
+    55753: "8/jacob_heringman-josquin_des_prez_lute_settings-19-gintzler__pater_noster-204-233.mp3",
+    57881: "9/american_baroque-dances_and_suites_of_rameau_and_couperin-25-le_petit_rien_xiveme_ordre_couperin-88-117.mp3",
+}
+
+# Synonym groups (keunwoochoi/magnatagatune-list, used by the multi-scale
+# paper); each group merges into its first name.
+SYNONYMS = {
+    "beat": ["beats"],
+    "chant": ["chanting"],
+    "choir": ["choral"],
+    "classical": ["clasical", "classic"],
+    "drum": ["drums"],
+    "electro": ["electronic", "electronica", "electric"],
+    "fast": ["fast beat", "quick"],
+    "female": ["female singer", "female singing", "female vocals",
+               "female voice", "woman", "woman singing", "women"],
+    "flute": ["flutes"],
+    "guitar": ["guitars"],
+    "hard": ["hard rock"],
+    "harpsichord": ["harpsicord"],
+    "heavy": ["heavy metal", "metal"],
+    "horn": ["horns"],
+    "india": ["indian"],
+    "jazz": ["jazzy"],
+    "male": ["male singer", "male vocal", "male vocals", "male voice", "man",
+             "man singing", "men"],
+    "no beat": ["no drums"],
+    "no singer": ["no singing", "no vocal", "no vocals", "no voice",
+                  "no voices", "instrumental"],
+    "opera": ["operatic"],
+    "orchestra": ["orchestral"],
+    "quiet": ["silence"],
+    "singer": ["singing"],
+    "space": ["spacey"],
+    "string": ["strings"],
+    "synth": ["synthesizer"],
+    "violin": ["violins"],
+    "vocal": ["vocals", "voice", "voices"],
+    "strange": ["weird"],
+}
+
+# Default split by the first character of the path (0-b / c / d-f).
+DIRECTORY_SPLIT = {"train": "0123456789ab", "val": "c", "test": "def"}
+
+# Split list files, per split, in the order they are looked for.
+SPLIT_LIST_FILES = {
+    "train": ("train_list_pub.cP", "train.txt"),
+    "val": ("valid_list_pub.cP", "valid.txt", "val.txt"),
+    "test": ("test_list_pub.cP", "test.txt"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Annotations:
+    """`labels` is (clips, tags) uint8, rows in CSV order."""
+
+    clip_ids: np.ndarray
+    paths: tuple
+    tag_names: tuple
+    labels: np.ndarray
+
+
+def read_annotations(data_dir: str) -> Annotations:
+    """Reads `<data_dir>/annotations_final.csv`."""
+    if not fileio.isdir(data_dir):
+        raise UserError(
+            f"data dir {data_dir!r} does not exist; point --data-dir at a "
+            "MagnaTagATune folder, or make the synthetic one with "
+            f"`python -m tagger.datasets.synthetic {data_dir}`")
+    csv_path = join_path(data_dir, ANNOTATIONS_FILE)
+    if not fileio.exists(csv_path):
+        raise UserError(
+            f"{csv_path!r} is missing; a MagnaTagATune data dir holds "
+            f"{ANNOTATIONS_FILE} and the mp3/ folder")
+    try:
+        table = pd.read_csv(io.StringIO(fileio.read_text(csv_path)), sep="\t",
+                            dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise UserError(f"{csv_path!r} is not a tab-separated annotations file: "
+                        f"{str(error).splitlines()[0]}") from None
+    missing = [c for c in ("clip_id", "mp3_path") if c not in table.columns]
+    if missing:
+        raise UserError(
+            f"{csv_path!r} has no column {', '.join(map(repr, missing))}; expected "
+            f"a header with clip_id, the tag columns and mp3_path, got "
+            f"{list(table.columns)[:5]}...")
+    tag_names = tuple(c for c in table.columns if c not in ("clip_id", "mp3_path"))
+    if not tag_names:
+        raise UserError(f"{csv_path!r} has no tag columns")
+    values = table[list(tag_names)]
+    bad = ~values.isin(["0", "1"])
+    if bad.to_numpy().any():
+        row, col = np.argwhere(bad.to_numpy())[0]
+        raise UserError(
+            f"{csv_path!r}: tag values must be 0 or 1, got {values.iat[row, col]!r} "
+            f"in column {tag_names[col]!r} (row {row + 2})")
+    try:
+        clip_ids = table["clip_id"].astype(np.int64).to_numpy()
+    except ValueError:
+        raise UserError(f"{csv_path!r}: clip_id values must be integers") from None
+    return Annotations(clip_ids=clip_ids, paths=tuple(table["mp3_path"]),
+                       tag_names=tag_names,
+                       labels=values.to_numpy().astype(np.uint8))
+
+
+def merge_synonyms(annotations: Annotations) -> Annotations:
+    """ORs each synonym group into its first name; columns absent from the
+    file are ignored, a group with no column present adds nothing."""
+    columns = {name: annotations.labels[:, i] for i, name in enumerate(annotations.tag_names)}
+    merged_away = {s for group in SYNONYMS.values() for s in group}
+    out = {}
+    for name in annotations.tag_names:
+        if name in merged_away:
+            continue
+        out[name] = columns[name]
+    for head, group in SYNONYMS.items():
+        present = [columns[n] for n in (head, *group) if n in columns]
+        if present:
+            out[head] = np.bitwise_or.reduce(present, axis=0)
+    names = tuple(out)
+    labels = np.stack([out[n] for n in names], axis=1).astype(np.uint8)
+    return dataclasses.replace(annotations, tag_names=names, labels=labels)
+
+
+def top_tags(annotations: Annotations, k: int) -> Annotations:
+    """Keeps the `k` most frequent tags, ordered by descending frequency
+    (ties keep the file's column order)."""
+    available = len(annotations.tag_names)
+    if k > available:
+        raise UserError(f"--top-k {k} asks for more tags than the annotations have "
+                        f"({available}); use --top-k {available} or fewer")
+    counts = annotations.labels.sum(axis=0)
+    order = np.argsort(-counts, kind="stable")[:k]
+    return dataclasses.replace(
+        annotations, tag_names=tuple(annotations.tag_names[i] for i in order),
+        labels=annotations.labels[:, order])
+
+
+def directory_split(paths) -> dict:
+    """Split name -> row indices, by the first character of each path."""
+    folder_to_split = {c: s for s, chars in DIRECTORY_SPLIT.items() for c in chars}
+    rows = {s: [] for s in SPLITS}
+    for i, path in enumerate(paths):
+        split = folder_to_split.get(path[:1])
+        if split is not None:
+            rows[split].append(i)
+    return rows
+
+
+def load_split_lists(folder: str) -> dict:
+    """Split name -> list of relative .mp3 paths, from a folder of split lists.
+
+    Accepts the jongpillee lists (`train_list_pub.cP`, `valid_list_pub.cP`,
+    `test_list_pub.cP`: latin-1 pickles of paths ending in .npy) or plain
+    text files (`train.txt`, `valid.txt`/`val.txt`, `test.txt`, one path a
+    line). Paths are mapped to the audio files' `.mp3` names.
+    """
+    if not fileio.isdir(folder):
+        raise UserError(f"--split {folder!r}: expected 'directory' or a folder of "
+                        "split lists, and no such folder exists")
+    lists = {}
+    for split, names in SPLIT_LIST_FILES.items():
+        found = [n for n in names if fileio.exists(join_path(folder, n))]
+        if not found:
+            raise UserError(f"split folder {folder!r} has no list for {split!r}; "
+                            f"expected one of {', '.join(names)}")
+        lists[split] = [_as_mp3(p) for p in _read_list(join_path(folder, found[0]))]
+    return lists
+
+
+def _read_list(path: str) -> list:
+    if path.endswith(".cP"):
+        try:
+            items = pickle.loads(fileio.read_bytes(path), encoding="latin1")
+        except Exception as error:
+            raise UserError(f"cannot read split list {path!r} as a pickle: "
+                            f"{error}") from None
+        if not isinstance(items, (list, tuple)):
+            raise UserError(f"split list {path!r} holds a {type(items).__name__}, "
+                            "expected a list of paths")
+        return [str(p) for p in items]
+    return [line.strip() for line in fileio.read_text(path).splitlines() if line.strip()]
+
+
+def _as_mp3(path: str) -> str:
+    stem, dot, ext = path.rpartition(".")
+    return f"{stem}.mp3" if dot and ext in ("npy", "mp3", "wav") else path
+
+
+def plan_mtt(data_dir: str, split: str = "directory", merge: bool = False,
+             top_k: int = 50, seed: int = 0) -> DatasetPlan:
+    """Reads the annotations and decides what every split holds.
+
+    Clips with none of the top-k tags are dropped; train clips are shuffled
+    with `seed` so each shard mixes tracks (val and test keep file order).
+    """
+    annotations = read_annotations(data_dir)
+    if merge:
+        annotations = merge_synonyms(annotations)
+    annotations = top_tags(annotations, top_k)
+    if split == "directory":
+        rows = directory_split(annotations.paths)
+        outside = len(annotations.paths) - sum(len(r) for r in rows.values())
+    else:
+        rows, outside = _rows_from_lists(annotations, load_split_lists(split), split)
+    has_tag = annotations.labels.any(axis=1)
+    splits, no_tag = {}, 0
+    for name in SPLITS:
+        keep = [i for i in rows[name] if has_tag[i]]
+        no_tag += len(rows[name]) - len(keep)
+        if name == "train":
+            keep = list(np.random.default_rng(seed).permutation(keep))
+        splits[name] = tuple(
+            Clip(int(annotations.clip_ids[i]), annotations.paths[i],
+                 tuple(int(v) for v in annotations.labels[i])) for i in keep)
+    known = {path: "known broken MagnaTagATune MP3" for path in KNOWN_BROKEN.values()}
+    return DatasetPlan(
+        name="magnatagatune", audio_root=join_path(data_dir, AUDIO_DIR),
+        tag_names=annotations.tag_names, splits=splits, known_broken=known,
+        notes={"clips_in_annotations": len(annotations.paths),
+               "dropped_without_top_tags": no_tag,
+               "outside_split": outside})
+
+
+def _rows_from_lists(annotations: Annotations, lists: dict, folder: str):
+    row_of = {p: i for i, p in enumerate(annotations.paths)}
+    rows, seen = {}, set()
+    for split, paths in lists.items():
+        unknown = [p for p in paths if p not in row_of]
+        if unknown:
+            raise UserError(
+                f"split folder {folder!r}: {len(unknown)} {split} clip(s) are not in "
+                f"the annotations, e.g. {unknown[0]!r}; use split lists made for "
+                "this dataset")
+        rows[split] = [row_of[p] for p in paths]
+        seen.update(rows[split])
+    return rows, len(annotations.paths) - len(seen)
+
+
+def build_mtt(config) -> dict:
+    """Plans and writes MagnaTagATune records as `config` (a BuildConfig) says;
+    returns the dataset_info dict."""
+    from tagger.records.writer import build_records
+
+    plan = plan_mtt(config.data_dir, split=config.split, merge=config.merge_synonyms,
+                    top_k=config.top_k, seed=config.seed)
+    return build_records(plan, config)

@@ -1,0 +1,60 @@
+"""dataset_info.json: the one description of a built dataset every reader trusts."""
+
+from __future__ import annotations
+
+import json
+
+from tagger import fileio
+from tagger.config import join_path
+from tagger.datasets.plan import SPLITS
+from tagger.errors import UserError
+
+INFO_FILE = "dataset_info.json"
+
+
+def load_info(data_dir: str) -> dict:
+    """Reads `<data_dir>/dataset_info.json`; a missing file is a UserError."""
+    path = join_path(data_dir, INFO_FILE)
+    if not fileio.exists(path):
+        raise UserError(f"{path!r} not found; --data-dir must be a folder written by "
+                        "build_mtt.py (python build_mtt.py --out-dir DIR)")
+    try:
+        info = json.loads(fileio.read_text(path))
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path!r} is not valid JSON ({error}); rebuild the dataset") from None
+    missing = [k for k in ("tag_names", "splits", "segment_shape", "features",
+                           "sample_rate", "segment_length") if k not in info]
+    if missing:
+        raise UserError(f"{path!r} lacks {', '.join(missing)}; rebuild the dataset "
+                        "with this version of build_mtt.py")
+    return info
+
+
+def shard_paths(data_dir: str, info: dict, split: str) -> list:
+    if split not in info["splits"]:
+        raise UserError(f"split {split!r} is not in the dataset; "
+                        f"available: {', '.join(info['splits'])}")
+    return [join_path(data_dir, name) for name in info["splits"][split]["shards"]]
+
+
+def describe(info: dict, out_dir: str) -> str:
+    """A few human-readable lines: split sizes, shards, skipped clips."""
+    features = info["features"]
+    kind = features["kind"]
+    if kind == "raw":
+        kind = f"raw {features['dtype']}"
+    lines = [f"dataset {info['name']!r} in {out_dir}: {info['num_tags']} tags, "
+             f"{kind} segments of shape {tuple(info['segment_shape'])} "
+             f"at {info['sample_rate']} Hz"]
+    for split in SPLITS:
+        s = info["splits"][split]
+        lines.append(f"  {split:5s} {s['clips']:6d} clips {s['segments']:7d} segments "
+                     f"in {len(s['shards'])} shard(s)")
+    notes = info.get("notes", {})
+    if notes.get("dropped_without_top_tags"):
+        lines.append(f"  dropped {notes['dropped_without_top_tags']} clip(s) with none "
+                     f"of the top {info['num_tags']} tags")
+    skipped = info["skipped"]
+    lines.append(f"  skipped {len(skipped)} clip(s):")
+    lines += [f"    {s['path']}: {s['reason']}" for s in skipped]
+    return "\n".join(lines)

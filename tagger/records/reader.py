@@ -1,0 +1,153 @@
+"""tf.data pipelines over the shards described by dataset_info.json.
+
+Every element's features are float32: waveforms in [-1, 1] (int16 storage
+scaled) or log-mel frames. A "window" is `window_segments` consecutive
+segments of one clip joined in time: `(k * segment_length,)` for raw audio,
+`(k * frames, n_mels)` for log-mel; k = 1 is the sample-level CNN's input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from tagger.records.info import load_info, shard_paths
+from tagger.records.schema import make_parser
+
+AUTOTUNE = tf.data.AUTOTUNE
+DEFAULT_SHUFFLE_SEGMENTS = 1000
+
+
+def clip_dataset(data_dir: str, split: str, info: dict | None = None,
+                 shuffle_shards: bool = False, seed: int | None = None,
+                 num_read_threads: int | None = None) -> tf.data.Dataset:
+    """One element per clip: dict(clip_id, path, tags (num_tags,),
+    segments (num_segments, *segment_shape)). Without `shuffle_shards`
+    clips come in the written order."""
+    info = info or load_info(data_dir)
+    paths = shard_paths(data_dir, info, split)
+    parse = make_parser(info["num_tags"], tuple(info["segment_shape"]),
+                        info["features"]["dtype"])
+    if not shuffle_shards:
+        records = tf.data.TFRecordDataset(paths)
+        return records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
+    files = tf.data.Dataset.from_tensor_slices(paths).shuffle(len(paths), seed=seed)
+    cycle = min(len(paths), num_read_threads or 4)
+    records = files.interleave(tf.data.TFRecordDataset, cycle_length=cycle,
+                               num_parallel_calls=AUTOTUNE, deterministic=False)
+    return records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=False)
+
+
+def join_windows(segments: tf.Tensor, window_segments: int, offset=0) -> tf.Tensor:
+    """(n, *shape) -> (m, k * shape[0], *shape[1:]) non-overlapping windows of
+    k segments starting at `offset`; m = (n - offset) // k. A clip shorter
+    than one window is zero-padded to one window."""
+    k = window_segments
+    shape = tf.shape(segments)
+    n = shape[0]
+    missing = tf.maximum(k - n, 0)
+    padding = tf.concat([[[0, missing]], tf.zeros([tf.rank(segments) - 1, 2], tf.int32)], 0)
+    segments = tf.pad(segments, padding)
+    n = tf.maximum(n, k)
+    offset = tf.minimum(offset, n - k)
+    m = (n - offset) // k
+    windows = segments[offset:offset + m * k]
+    new_shape = tf.concat([[m, k * shape[1]], shape[2:]], 0)
+    return tf.reshape(windows, new_shape)
+
+
+def eval_window_starts(num_segments: int, window_segments: int) -> list:
+    """Window starts covering a whole clip: 0, k, 2k, ... and, when k does
+    not divide n, one last window ending at the clip's end."""
+    k, n = window_segments, max(num_segments, window_segments)
+    starts = list(range(0, n - k + 1, k))
+    if n % k:
+        starts.append(n - k)
+    return starts
+
+
+def train_dataset(data_dir: str, batch_size: int, split: str = "train",
+                  window_segments: int = 1, info: dict | None = None,
+                  shuffle_segments: int = DEFAULT_SHUFFLE_SEGMENTS,
+                  seed: int | None = None, repeat: bool = True,
+                  num_read_threads: int | None = None) -> tf.data.Dataset:
+    """(window, tags) batches for training: shards interleaved, every clip's
+    windows (random offset per pass) shuffled across clips, repeated."""
+    info = info or load_info(data_dir)
+    k = window_segments
+    clips = clip_dataset(data_dir, split, info, shuffle_shards=True, seed=seed,
+                         num_read_threads=num_read_threads)
+    generator = tf.random.Generator.from_seed(seed) if seed is not None else None
+
+    def windows(clip):
+        n = tf.shape(clip["segments"])[0]
+        spare = tf.maximum(n - (n // k) * k, 0) if k > 1 else 0
+        if k > 1:
+            rand = generator.uniform([], 0, 2**31 - 1, tf.int32) if generator \
+                else tf.random.uniform([], 0, 2**31 - 1, tf.int32)
+            offset = rand % (spare + 1)
+        else:
+            offset = 0
+        x = join_windows(clip["segments"], k, offset)
+        y = tf.repeat(clip["tags"][None], tf.shape(x)[0], axis=0)
+        return tf.data.Dataset.from_tensor_slices((x, y))
+
+    data = clips.flat_map(windows)
+    data = data.shuffle(max(1, shuffle_segments // k), seed=seed)
+    if repeat:
+        data = data.repeat()
+    return data.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+
+
+def train_windows_per_pass(info: dict, split: str = "train", window_segments: int = 1) -> int:
+    """Approximate number of training windows in one pass over `split`."""
+    s = info["splits"][split]
+    if window_segments == 1:
+        return s["segments"]
+    return max(s["clips"], s["segments"] // window_segments)
+
+
+def eval_windows(data_dir: str, split: str, window_segments: int, batch_size: int,
+                 info: dict | None = None) -> tf.data.Dataset:
+    """(window, clip_index) batches covering every clip of `split` (see
+    `eval_window_starts`); clip_index is the clip's position in the split."""
+    info = info or load_info(data_dir)
+    k = window_segments
+    clips = clip_dataset(data_dir, split, info)
+
+    def windows(index, clip):
+        x = _eval_windows_of_clip(clip["segments"], k)
+        ids = tf.fill([tf.shape(x)[0]], tf.cast(index, tf.int64))
+        return tf.data.Dataset.from_tensor_slices((x, ids))
+
+    return (clips.enumerate().flat_map(windows)
+            .batch(batch_size).prefetch(AUTOTUNE))
+
+
+def _eval_windows_of_clip(segments: tf.Tensor, k: int) -> tf.Tensor:
+    if k == 1:
+        return segments
+    aligned = join_windows(segments, k)
+    n = tf.shape(segments)[0]
+    last = join_windows(segments[tf.maximum(n - k, 0):], k)
+    return tf.cond(tf.logical_and(n > k, n % k > 0),
+                   lambda: tf.concat([aligned, last], 0), lambda: aligned)
+
+
+def clip_labels(data_dir: str, split: str, info: dict | None = None):
+    """(clip_ids (clips,), tags (clips, num_tags)) of `split`, in split order,
+    read without decoding the segments."""
+    info = info or load_info(data_dir)
+    from tagger.records.schema import feature_spec
+
+    spec = {k: v for k, v in feature_spec(info["num_tags"]).items()
+            if k in ("clip_id", "tags")}
+    records = tf.data.TFRecordDataset(shard_paths(data_dir, info, split))
+    parsed = records.map(lambda r: tf.io.parse_single_example(r, spec))
+    ids, tags = [], []
+    for example in parsed.batch(1024).as_numpy_iterator():
+        ids.append(example["clip_id"])
+        tags.append(example["tags"])
+    if not ids:
+        return np.zeros((0,), np.int64), np.zeros((0, info["num_tags"]), np.float32)
+    return np.concatenate(ids), np.concatenate(tags).astype(np.float32)

@@ -1,0 +1,285 @@
+"""Sharded, atomic, resumable, parallel TFRecord writing of a `DatasetPlan`.
+
+Layout of the output folder:
+  {split}-{index:04d}-of-{count:04d}.tfrecord   one example per clip
+  dataset_info.json                              written last
+  .build/fingerprint.json, .build/<shard>.json   resume state
+
+Each shard is written to `<shard>.tmp`, its manifest (clips written, clips
+skipped and why) is saved, then the shard is renamed into place: a shard
+file that exists is complete. A rerun keeps finished shards and writes the
+rest; the result is byte-identical to an uninterrupted build.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+import multiprocessing
+
+import numpy as np
+from tqdm import tqdm
+
+from tagger import fileio
+from tagger.config import BuildConfig, join_path, to_dict
+from tagger.datasets.plan import SPLITS, Clip, DatasetPlan
+from tagger.errors import UserError
+from tagger.records.clip_decoder import DecodedClip, DecodeTask, decode_clip
+from tagger.records.info import INFO_FILE
+
+BUILDER_VERSION = "1"
+STATE_DIR = ".build"
+FINGERPRINT_FILE = "fingerprint.json"
+IN_FLIGHT_PER_WORKER = 4
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    return f"{split}-{index:04d}-of-{count:04d}.tfrecord"
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardJob:
+    split: str
+    name: str
+    clips: tuple  # of Clip
+
+
+def plan_shards(plan: DatasetPlan, clips_per_shard: int) -> list:
+    """Cuts each split's clip list into shards of `clips_per_shard` clips."""
+    jobs = []
+    for split in SPLITS:
+        clips = plan.splits[split]
+        count = max(1, math.ceil(len(clips) / clips_per_shard))
+        for i in range(count):
+            chunk = clips[i * clips_per_shard:(i + 1) * clips_per_shard]
+            jobs.append(ShardJob(split, shard_name(split, i, count), tuple(chunk)))
+    return jobs
+
+
+def build_records(plan: DatasetPlan, config: BuildConfig) -> dict:
+    """Writes every split of `plan` as shards under `config.output_dir` and
+    returns the dataset_info dict (also saved as dataset_info.json)."""
+    if config.clips_per_shard < 1:
+        raise UserError(f"--num-audios-per-shard must be at least 1, got "
+                        f"{config.clips_per_shard}")
+    if not fileio.isdir(plan.audio_root):
+        raise UserError(f"audio folder {plan.audio_root!r} does not exist; the data "
+                        "dir must hold the mp3/ folder named by the annotations")
+    out_dir = config.output_dir
+    fingerprint = _fingerprint(plan, config)
+    _prepare_out_dir(out_dir, fingerprint, config.overwrite)
+    jobs = plan_shards(plan, config.clips_per_shard)
+    manifests = {job.name: _load_manifest(out_dir, job) for job in jobs}
+    pending = [job for job in jobs if manifests[job.name] is None]
+    if pending:
+        for job, manifest in _write_shards(pending, plan, config):
+            manifests[job.name] = manifest
+    info = _dataset_info(plan, config, jobs, manifests, fingerprint)
+    if sum(info["splits"][s]["clips"] for s in SPLITS) == 0:
+        _remove_outputs(out_dir)
+        example = info["skipped"][0] if info["skipped"] else None
+        detail = f", e.g. {example['path']}: {example['reason']}" if example else ""
+        raise UserError(f"no clip could be decoded ({len(info['skipped'])} skipped"
+                        f"{detail}); check the audio folder {plan.audio_root!r}")
+    fileio.write_atomic(join_path(out_dir, INFO_FILE),
+                        json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return info
+
+
+def _write_shards(jobs, plan: DatasetPlan, config: BuildConfig):
+    """Yields (job, manifest) for each job, in order, after its shard is in place."""
+    import tensorflow as tf
+
+    features = _feature_transform(config)
+    decode_dtype = config.features.dtype if config.features.kind == "raw" else "float32"
+    clips = [clip for job in jobs for clip in job.clips]
+    tasks = (_task(i, clip, plan, config, decode_dtype)
+             for i, clip in enumerate(clips) if clip.path not in plan.known_broken)
+    results = _ordered_map(decode_clip, tasks, config.workers)
+    progress = tqdm(total=len(clips), unit="clip", desc="build", disable=not config.progress)
+    out_dir = config.output_dir
+    with progress:
+        for job in jobs:
+            path = join_path(out_dir, job.name)
+            manifest = {"shard": job.name, "split": job.split, "clip_ids": [],
+                        "segments": 0, "skipped": []}
+            with tf.io.TFRecordWriter(f"{path}.tmp") as writer:
+                for clip in job.clips:
+                    if clip.path in plan.known_broken:
+                        decoded = DecodedClip(-1, None, plan.known_broken[clip.path])
+                    else:
+                        decoded = next(results)
+                    progress.update(1)
+                    if decoded.segments is None:
+                        manifest["skipped"].append({"clip_id": clip.clip_id, "path": clip.path,
+                                                    "reason": decoded.skip_reason})
+                        continue
+                    segments = features(decoded.segments)
+                    writer.write(_serialize(clip, segments))
+                    manifest["clip_ids"].append(clip.clip_id)
+                    manifest["segments"] += int(segments.shape[0])
+            fileio.write_atomic(_manifest_path(out_dir, job.name), json.dumps(manifest))
+            fileio.rename(f"{path}.tmp", path)
+            yield job, manifest
+
+
+def _task(index: int, clip: Clip, plan: DatasetPlan, config: BuildConfig, dtype: str):
+    return DecodeTask(index, join_path(plan.audio_root, clip.path), config.audio.sample_rate,
+                      config.audio.segment_length, dtype)
+
+
+def _serialize(clip: Clip, segments: np.ndarray) -> bytes:
+    from tagger.records.schema import serialize_example
+    return serialize_example(clip.clip_id, clip.path, np.asarray(clip.labels), segments)
+
+
+def _feature_transform(config: BuildConfig):
+    """Segments from the decoder -> what the records store."""
+    if config.features.kind == "raw":
+        return lambda segments: segments
+    from tagger.layers import LogMel
+
+    mel = config.features.logmel
+    layer = LogMel(sample_rate=config.audio.sample_rate, n_fft=mel.n_fft,
+                   hop_length=mel.hop_length, n_mels=mel.n_mels, f_min=mel.f_min,
+                   f_max=mel.f_max, top_db=mel.top_db)
+    return lambda segments: np.asarray(layer(segments), dtype=np.float32)
+
+
+def _ordered_map(fn, items, workers: int):
+    """Like map(fn, items), over `workers` spawned processes, results in
+    input order, with a bounded number of items in flight (memory stays flat
+    however many items there are)."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers) as pool:
+        items = iter(items)
+        in_flight = collections.deque(
+            pool.apply_async(fn, (item,))
+            for item in itertools.islice(items, workers * IN_FLIGHT_PER_WORKER))
+        while in_flight:
+            result = in_flight.popleft().get()
+            for item in itertools.islice(items, 1):
+                in_flight.append(pool.apply_async(fn, (item,)))
+            yield result
+
+
+def segment_shape(config: BuildConfig) -> list:
+    """Shape of one stored segment: (segment_length,) or (frames, n_mels)."""
+    if config.features.kind == "raw":
+        return [config.audio.segment_length]
+    mel = config.features.logmel
+    return [mel.frames(config.audio.segment_length), mel.n_mels]
+
+
+def _dataset_info(plan, config, jobs, manifests, fingerprint) -> dict:
+    splits, skipped = {}, []
+    for split in SPLITS:
+        split_jobs = [j for j in jobs if j.split == split]
+        split_manifests = [manifests[j.name] for j in split_jobs]
+        splits[split] = {
+            "clips": sum(len(m["clip_ids"]) for m in split_manifests),
+            "segments": sum(m["segments"] for m in split_manifests),
+            "shards": [j.name for j in split_jobs],
+        }
+        skipped += [{"split": split, **s} for m in split_manifests for s in m["skipped"]]
+    features = to_dict(config.features)
+    if config.features.kind == "raw":
+        features["logmel"] = None
+    else:
+        features["dtype"] = "float32"
+    return {
+        "name": plan.name,
+        "builder_version": BUILDER_VERSION,
+        "tag_names": list(plan.tag_names),
+        "num_tags": len(plan.tag_names),
+        "sample_rate": config.audio.sample_rate,
+        "segment_length": config.audio.segment_length,
+        "features": features,
+        "segment_shape": segment_shape(config),
+        "splits": splits,
+        "skipped": skipped,
+        "notes": dict(plan.notes),
+        "build": {"split": config.split, "merge_synonyms": config.merge_synonyms,
+                  "top_k": config.top_k, "seed": config.seed,
+                  "clips_per_shard": config.clips_per_shard},
+        "fingerprint": fingerprint,
+    }
+
+
+def _fingerprint(plan: DatasetPlan, config: BuildConfig) -> str:
+    """Hash of everything that decides the bytes of the shards."""
+    content = {
+        "builder_version": BUILDER_VERSION,
+        "audio": to_dict(config.audio),
+        "features": to_dict(config.features),
+        "clips_per_shard": config.clips_per_shard,
+        "tag_names": list(plan.tag_names),
+        "splits": {s: [[c.clip_id, c.path, list(c.labels)] for c in plan.splits[s]]
+                   for s in SPLITS},
+        "known_broken": sorted(plan.known_broken),
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def _prepare_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> None:
+    state = join_path(out_dir, STATE_DIR)
+    stamp = join_path(state, FINGERPRINT_FILE)
+    try:
+        previous = _previous_fingerprint(out_dir)
+        if previous is not None and previous != fingerprint:
+            if not overwrite:
+                raise UserError(
+                    f"{out_dir!r} holds a build made from other data or settings; "
+                    "pass --overwrite to replace it or choose another --out-dir")
+            _remove_outputs(out_dir)
+        fileio.makedirs(state)
+        for name in fileio.listdir(out_dir):
+            if name.endswith(".tmp"):
+                fileio.remove(join_path(out_dir, name))
+        fileio.write_atomic(stamp, json.dumps({"fingerprint": fingerprint}))
+    except UserError:
+        raise
+    except Exception as error:  # OSError locally, tf.errors.OpError elsewhere
+        raise UserError(f"cannot write to out dir {out_dir!r}: "
+                        f"{str(error).splitlines()[0]}") from None
+
+
+def _previous_fingerprint(out_dir: str):
+    for path in (join_path(out_dir, STATE_DIR, FINGERPRINT_FILE),
+                 join_path(out_dir, INFO_FILE)):
+        if fileio.exists(path):
+            return json.loads(fileio.read_text(path)).get("fingerprint")
+    return None
+
+
+def _manifest_path(out_dir: str, shard: str) -> str:
+    return join_path(out_dir, STATE_DIR, f"{shard}.json")
+
+
+def _load_manifest(out_dir: str, job: ShardJob):
+    """The manifest of a finished shard, or None if the shard must be written."""
+    shard = join_path(out_dir, job.name)
+    manifest = _manifest_path(out_dir, job.name)
+    if fileio.exists(shard) and fileio.exists(manifest):
+        return json.loads(fileio.read_text(manifest))
+    return None
+
+
+def _remove_outputs(out_dir: str) -> None:
+    """Removes what a build writes (shards, info, state); nothing else."""
+    if not fileio.isdir(out_dir):
+        return
+    for name in fileio.listdir(out_dir):
+        if name.endswith((".tfrecord", ".tfrecord.tmp")) or name == INFO_FILE:
+            fileio.remove(join_path(out_dir, name))
+    state = join_path(out_dir, STATE_DIR)
+    if fileio.isdir(state):
+        for name in fileio.listdir(state):
+            fileio.remove(join_path(state, name))
