@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from tagger.models.samplecnn import build_samplecnn
+
 MODELS = {
+    "samplecnn": build_samplecnn,
 }
 
 
