@@ -19,7 +19,7 @@ def quiet_tensorflow() -> None:
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         import tensorflow  # noqa: F401
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
     saved = os.dup(2)
     try:
@@ -29,6 +29,8 @@ def quiet_tensorflow() -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+    import absl.logging
+    absl.logging.set_verbosity(absl.logging.ERROR)
 
 
 def run(main, argv=None) -> int:

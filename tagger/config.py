@@ -130,3 +130,75 @@ def _field_class(cls, field):
     if dataclasses.is_dataclass(default):
         return type(default)
     return None
+
+
+SCHEDULES = ("staged", "won")
+OPTIMIZERS = ("sgd", "adam")
+MIXED_PRECISION = ("off", "float16", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One stage of training with a fresh optimizer.
+
+    The stage ends after `max_epochs` epochs, or earlier when `patience` is
+    set and validation loss has not improved for that many epochs.
+    """
+
+    index: int
+    optimizer: str  # "sgd" | "adam"
+    learning_rate: float
+    max_epochs: int
+    patience: int | None = None
+    weight_decay: float = 0.0  # the optimizer's decoupled weight decay
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything `train.py` needs; saved as config.json in the run folder."""
+
+    data_dir: str = "dataset/tfrecord"
+    train_dir: str = "runs"
+    run_name: str | None = None
+    model: str = "samplecnn"
+    model_args: dict = dataclasses.field(default_factory=dict)
+    window_segments: int | None = None  # None: the model family's default
+    batch_size: int = 23
+    schedule: str = "staged"
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    lr: float = 0.01
+    lr_decay: float = 0.2
+    num_lr_decays: int = 5
+    initial_stage: int = 0
+    patience: int = 2
+    max_epochs_per_stage: int = 100
+    switch_epochs: tuple = (80, 100, 120)  # won schedule: Adam -> SGD 1e-3 -> 1e-4 -> 1e-5
+    total_epochs: int = 200  # won schedule
+    steps_per_epoch: int | None = None
+    validation_steps: int | None = None
+    shuffle_segments: int = 1000
+    num_read_threads: int | None = None
+    strategy: str = "auto"
+    tpu: str | None = None
+    mixed_precision: str = "off"
+    jit_compile: bool = False
+    steps_per_execution: int = 1
+    resume: bool = False
+    seed: int = 0
+    evaluate_test: bool = True
+    progress: bool = True
+
+    def __post_init__(self):
+        for name, value, valid in (("schedule", self.schedule, SCHEDULES),
+                                   ("optimizer", self.optimizer, OPTIMIZERS),
+                                   ("mixed_precision", self.mixed_precision,
+                                    MIXED_PRECISION)):
+            if value not in valid:
+                raise ValueError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
+        for name in ("batch_size", "num_lr_decays", "max_epochs_per_stage",
+                     "total_epochs", "steps_per_execution"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.patience < 0 or self.initial_stage < 0:
+            raise ValueError("patience and initial_stage must not be negative")

@@ -20,12 +20,25 @@ DEFAULT_SHUFFLE_SEGMENTS = 1000
 
 def clip_dataset(data_dir: str, split: str, info: dict | None = None,
                  shuffle_shards: bool = False, seed: int | None = None,
-                 num_read_threads: int | None = None) -> tf.data.Dataset:
+                 num_read_threads: int | None = None,
+                 shard: tuple | None = None) -> tf.data.Dataset:
     """One element per clip: dict(clip_id, path, tags (num_tags,),
     segments (num_segments, *segment_shape)). Without `shuffle_shards`
-    clips come in the written order."""
+    clips come in the written order. `shard=(count, index)` keeps one
+    input pipeline's share: whole shard files when there are enough of
+    them, else every count-th clip."""
     info = info or load_info(data_dir)
     paths = shard_paths(data_dir, info, split)
+    clip_shard = None
+    if shard is not None:
+        count, index = shard
+        if len(paths) >= count:
+            paths = paths[index::count]
+        else:
+            clip_shard = shard
+    if clip_shard is not None:
+        return clip_dataset(data_dir, split, info, shuffle_shards, seed,
+                            num_read_threads).shard(*clip_shard)
     parse = make_parser(info["num_tags"], tuple(info["segment_shape"]),
                         info["features"]["dtype"])
     if not shuffle_shards:
@@ -70,24 +83,21 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
                   window_segments: int = 1, info: dict | None = None,
                   shuffle_segments: int = DEFAULT_SHUFFLE_SEGMENTS,
                   seed: int | None = None, repeat: bool = True,
-                  num_read_threads: int | None = None) -> tf.data.Dataset:
+                  num_read_threads: int | None = None,
+                  shard: tuple | None = None) -> tf.data.Dataset:
     """(window, tags) batches for training: shards interleaved, every clip's
     windows (random offset per pass) shuffled across clips, repeated."""
     info = info or load_info(data_dir)
     k = window_segments
     clips = clip_dataset(data_dir, split, info, shuffle_shards=True, seed=seed,
-                         num_read_threads=num_read_threads)
-    generator = tf.random.Generator.from_seed(seed) if seed is not None else None
+                         num_read_threads=num_read_threads, shard=shard)
 
     def windows(clip):
-        n = tf.shape(clip["segments"])[0]
-        spare = tf.maximum(n - (n // k) * k, 0) if k > 1 else 0
-        if k > 1:
-            rand = generator.uniform([], 0, 2**31 - 1, tf.int32) if generator \
-                else tf.random.uniform([], 0, 2**31 - 1, tf.int32)
-            offset = rand % (spare + 1)
-        else:
-            offset = 0
+        offset = 0
+        if k > 1:  # a random start so every segment lands in some window over passes
+            n = tf.shape(clip["segments"])[0]
+            spare = tf.maximum(n - (n // k) * k, 0)
+            offset = tf.random.uniform([], 0, 2**31 - 1, tf.int32, seed=seed) % (spare + 1)
         x = join_windows(clip["segments"], k, offset)
         y = tf.repeat(clip["tags"][None], tf.shape(x)[0], axis=0)
         return tf.data.Dataset.from_tensor_slices((x, y))
@@ -107,10 +117,11 @@ def train_windows_per_pass(info: dict, split: str = "train", window_segments: in
     return max(s["clips"], s["segments"] // window_segments)
 
 
-def eval_windows(data_dir: str, split: str, window_segments: int, batch_size: int,
-                 info: dict | None = None) -> tf.data.Dataset:
-    """(window, clip_index) batches covering every clip of `split` (see
-    `eval_window_starts`); clip_index is the clip's position in the split."""
+def eval_windows(data_dir: str, split: str, window_segments: int,
+                 batch_size: int | None = None, info: dict | None = None) -> tf.data.Dataset:
+    """(window, clip_index) pairs covering every clip of `split` (see
+    `eval_window_starts`), batched when `batch_size` is given; clip_index is
+    the clip's position in the split."""
     info = info or load_info(data_dir)
     k = window_segments
     clips = clip_dataset(data_dir, split, info)
@@ -120,8 +131,8 @@ def eval_windows(data_dir: str, split: str, window_segments: int, batch_size: in
         ids = tf.fill([tf.shape(x)[0]], tf.cast(index, tf.int64))
         return tf.data.Dataset.from_tensor_slices((x, ids))
 
-    return (clips.enumerate().flat_map(windows)
-            .batch(batch_size).prefetch(AUTOTUNE))
+    data = clips.enumerate().flat_map(windows)
+    return data if batch_size is None else data.batch(batch_size).prefetch(AUTOTUNE)
 
 
 def _eval_windows_of_clip(segments: tf.Tensor, k: int) -> tf.Tensor:

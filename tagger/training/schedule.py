@@ -1,0 +1,65 @@
+"""Learning-rate schedules as lists of stages (see `tagger.config.Stage`).
+
+staged (Kim 2018, resemul): stage k uses SGD (Nesterov, momentum 0.9) with
+lr * lr_decay^k; a stage ends when validation loss has not improved for
+`patience` epochs; the next stage reloads the best checkpoint so far and
+starts a fresh optimizer.
+
+won (Won 2019/2020): Adam 1e-4 until the first switch epoch, then SGD
+(Nesterov, momentum 0.9, weight decay 1e-4) at 1e-3, 1e-4 and 1e-5, the
+best checkpoint reloaded at each switch; stages have fixed lengths.
+"""
+
+from __future__ import annotations
+
+from tagger.config import Stage, TrainConfig
+
+WON_RATES = (("adam", 1e-4, 0.0), ("sgd", 1e-3, 1e-4), ("sgd", 1e-4, 1e-4),
+             ("sgd", 1e-5, 1e-4))
+
+
+def staged_schedule(lr: float, lr_decay: float, num_lr_decays: int, patience: int,
+                    max_epochs: int, optimizer: str = "sgd") -> list:
+    return [Stage(k, optimizer, lr * lr_decay ** k, max_epochs, patience)
+            for k in range(num_lr_decays)]
+
+
+def won_schedule(switch_epochs, total_epochs: int) -> list:
+    bounds = [0, *switch_epochs, total_epochs]
+    if sorted(bounds) != bounds or len(set(bounds)) != len(bounds):
+        raise ValueError(f"switch epochs {tuple(switch_epochs)} must increase and "
+                         f"lie inside (0, total epochs {total_epochs})")
+    if len(switch_epochs) != len(WON_RATES) - 1:
+        raise ValueError(f"the won schedule takes {len(WON_RATES) - 1} switch epochs, "
+                         f"got {len(switch_epochs)}")
+    return [Stage(i, name, lr, bounds[i + 1] - bounds[i], None, decay)
+            for i, (name, lr, decay) in enumerate(WON_RATES)]
+
+
+def schedule_for(config: TrainConfig) -> list:
+    """The stages `config` asks for, from its initial stage on."""
+    if config.schedule == "won":
+        stages = won_schedule(config.switch_epochs, config.total_epochs)
+    else:
+        stages = staged_schedule(config.lr, config.lr_decay, config.num_lr_decays,
+                                 config.patience, config.max_epochs_per_stage,
+                                 config.optimizer)
+    if config.initial_stage >= len(stages):
+        raise ValueError(f"initial stage {config.initial_stage} is past the last stage "
+                         f"({len(stages) - 1})")
+    return stages[config.initial_stage:]
+
+
+def make_optimizer(stage: Stage, momentum: float = 0.9, mixed_precision: str = "off"):
+    """A fresh Keras optimizer for `stage` (loss-scaled under float16)."""
+    import keras
+
+    decay = stage.weight_decay or None
+    if stage.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(stage.learning_rate, weight_decay=decay)
+    else:
+        optimizer = keras.optimizers.SGD(stage.learning_rate, momentum=momentum,
+                                         nesterov=True, weight_decay=decay)
+    if mixed_precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer

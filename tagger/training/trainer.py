@@ -1,0 +1,62 @@
+"""One custom training step that serves every tf.distribute strategy.
+
+`model.fit` fails under MultiWorkerMirroredStrategy with Keras 3 (keras-team/
+keras#20585), so training runs its own step everywhere: a `tf.function`
+calls `strategy.run` on a replica step (GradientTape, loss averaged over
+the GLOBAL batch, the Keras optimizer's `apply_gradients`, which sums
+gradients over replicas) and `strategy.reduce` sums the replicas' losses.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tagger.records import reader
+
+
+def distributed_train_data(strategy, data_dir: str, info: dict, global_batch: int,
+                           window_segments: int, shuffle_segments: int,
+                           seed: int | None, num_read_threads: int | None):
+    """A distributed, repeating dataset of (window, tags) per-replica batches;
+    each input pipeline (worker) reads its own share of the shards."""
+    def per_pipeline(context: tf.distribute.InputContext):
+        batch = context.get_per_replica_batch_size(global_batch)
+        shard = None
+        if context.num_input_pipelines > 1:
+            shard = (context.num_input_pipelines, context.input_pipeline_id)
+        return reader.train_dataset(
+            data_dir, batch, window_segments=window_segments, info=info,
+            shuffle_segments=shuffle_segments, seed=seed, shard=shard,
+            num_read_threads=num_read_threads)
+
+    return strategy.distribute_datasets_from_function(per_pipeline)
+
+
+def make_train_function(model: keras.Model, optimizer, strategy, global_batch: int,
+                        jit_compile: bool = False):
+    """Returns `train(iterator, steps) -> summed loss over the steps`."""
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            scores = tf.cast(model(x, training=True), tf.float32)
+            per_example = keras.losses.binary_crossentropy(y, scores)  # (batch,)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss
+
+    step = tf.function(replica_step, jit_compile=jit_compile or None)
+
+    @tf.function
+    def train(iterator, steps):
+        total = tf.constant(0.0)
+        for _ in tf.range(steps):
+            x, y = next(iterator)
+            per_replica = strategy.run(step, args=(x, y))
+            total += strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        return total
+
+    return train
