@@ -5,12 +5,13 @@
 
 from __future__ import annotations
 
-import argparse
 import os
+
+from tagger.cli import ArgumentParser
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default="dataset",
                    help="folder with annotations_final.csv and mp3/ (default: dataset)")
     p.add_argument("--out-dir", default=None,

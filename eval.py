@@ -5,11 +5,11 @@
 
 from __future__ import annotations
 
-import argparse
+from tagger.cli import ArgumentParser
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", help="a .keras or .hdf5 model written by train.py")
     p.add_argument("--data-dir", default="./dataset/tfrecord",
                    help="folder with dataset_info.json and shards")

@@ -3,6 +3,7 @@ user's mistake, no traceback."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -44,3 +45,10 @@ def run(main, argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; rerun the same command to continue", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump) and exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
