@@ -1,0 +1,246 @@
+"""build_mtt on the synthetic dataset: contents, skipping, splits, resume, gfile paths."""
+
+import hashlib
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from tagger.audio import INT16_SCALE, load_audio, segment
+from tagger.datasets import mtt
+from tagger.datasets.mtt import build_mtt
+from tagger.errors import UserError
+from tagger.records import reader
+from tests.conftest import CLIPS_PER_SHARD, build_config
+
+ROOT = pathlib.Path(__file__).parents[2]
+
+
+def read_csv(data_dir):
+    return pd.read_csv(os.path.join(data_dir, "annotations_final.csv"), sep="\t",
+                       dtype={"mp3_path": str})
+
+
+def expected_splits(data_dir, summary):
+    """Clip ids per split computed straight from the CSV."""
+    table = read_csv(data_dir)
+    tags = [c for c in table.columns if c not in ("clip_id", "mp3_path")]
+    counts = table[tags].sum()
+    top = sorted(tags, key=lambda t: (-counts[t], tags.index(t)))[:50]
+    broken = {b.mp3_path for b in summary.broken}
+    split_of = {c: s for s, chars in mtt.DIRECTORY_SPLIT.items() for c in chars}
+    out = {s: set() for s in split_of.values()}
+    for row in table.itertuples(index=False):
+        row = row._asdict()
+        if any(row[t] for t in top) and row["mp3_path"] not in broken:
+            out[split_of[row["mp3_path"][0]]].add(row["clip_id"])
+    return out, top, table
+
+
+def files_digest(folder):
+    digests = {}
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".tfrecord") or name == "dataset_info.json":
+            digests[name] = hashlib.sha256(pathlib.Path(folder, name).read_bytes()).hexdigest()
+    return digests
+
+
+def test_split_sizes_tags_and_segments(synthetic_mtt, raw_records):
+    data_dir, summary = synthetic_mtt
+    records, info = raw_records
+    expected, top, _ = expected_splits(data_dir, summary)
+    assert info["tag_names"] == top
+    for split, ids in expected.items():
+        got = {int(c["clip_id"]) for c in reader.clip_dataset(records, split).as_numpy_iterator()}
+        assert got == ids
+        assert info["splits"][split]["clips"] == len(ids)
+        assert info["splits"][split]["segments"] == 2 * len(ids)  # 6 s -> 2 segments
+        shards = info["splits"][split]["shards"]
+        count = max(1, -(-sum(1 for _ in [0] * 0) or 0))
+        assert all(os.path.exists(os.path.join(records, s)) for s in shards)
+        assert shards[0].startswith(f"{split}-0000-of-{len(shards):04d}")
+    assert info["sample_rate"] == 22050 and info["segment_length"] == 59049
+    assert info["segment_shape"] == [59049]
+    assert info["features"] == {"kind": "raw", "dtype": "int16", "logmel": None}
+
+
+def test_skipped_are_exactly_the_broken_files(synthetic_mtt, raw_records):
+    data_dir, summary = synthetic_mtt
+    _, info = raw_records
+    expected, _, table = expected_splits(data_dir, summary)
+    skipped = {s["path"]: s["reason"] for s in info["skipped"]}
+    # Broken files that carry none of the top tags are dropped before decoding.
+    tagged = set(table.mp3_path[table.clip_id.isin(
+        [b.clip_id for b in summary.broken])])
+    assert set(skipped) == {b.mp3_path for b in summary.broken} & tagged
+    for path in mtt.KNOWN_BROKEN.values():
+        if path in skipped:
+            assert skipped[path] == "known broken MagnaTagATune MP3"
+    assert all(reason for reason in skipped.values())
+
+
+def test_labels_and_audio_equal_the_sources(synthetic_mtt, raw_records):
+    data_dir, _ = synthetic_mtt
+    records, info = raw_records
+    table = read_csv(data_dir).set_index("clip_id")
+    clips = list(reader.clip_dataset(records, "test").as_numpy_iterator())
+    assert clips
+    for clip in clips:
+        row = table.loc[int(clip["clip_id"])]
+        assert clip["path"].decode() == row["mp3_path"]
+        np.testing.assert_array_equal(clip["tags"], row[info["tag_names"]].to_numpy(float))
+    for clip in clips[:3]:
+        audio = load_audio(os.path.join(data_dir, "mp3", clip["path"].decode()), 22050)
+        expected = np.clip(segment(audio, 59049), -1, 1)
+        assert clip["segments"].shape == expected.shape
+        np.testing.assert_allclose(clip["segments"], expected, atol=0.5 / INT16_SCALE + 1e-7)
+
+
+def test_train_clips_are_shuffled_by_seed(synthetic_mtt, raw_records):
+    data_dir, _ = synthetic_mtt
+    order0 = [c.clip_id for c in mtt.plan_mtt(data_dir, seed=0).splits["train"]]
+    order1 = [c.clip_id for c in mtt.plan_mtt(data_dir, seed=1).splits["train"]]
+    assert sorted(order0) == sorted(order1) and order0 != order1
+    ids, _ = reader.clip_labels(raw_records[0], "train")
+    assert [int(i) for i in ids] == [i for i in order0 if i in set(ids.tolist())]
+
+
+KILL_DRIVER = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {root!r})
+    from tagger.records import writer
+    from tagger.datasets.mtt import build_mtt
+    from tests.conftest import build_config
+    mode, count = sys.argv[3], int(sys.argv[4])
+    calls = [0]
+    if mode == "before_rename":  # shard and manifest written, not yet renamed
+        original = writer.fileio.rename
+        def rename(src, dst):
+            if dst.endswith(".tfrecord"):
+                calls[0] += 1
+                if calls[0] == count:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            original(src, dst)
+        writer.fileio.rename = rename
+    else:  # in the middle of writing a shard
+        original = writer._serialize
+        def serialize(*args):
+            calls[0] += 1
+            if calls[0] == count:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original(*args)
+        writer._serialize = serialize
+    build_mtt(build_config(sys.argv[1], sys.argv[2]))
+""")
+
+
+@pytest.mark.parametrize("mode,count", [("before_rename", 3), ("mid_shard", 10)])
+def test_resume_after_sigkill_is_byte_identical(synthetic_mtt, raw_records, tmp_path,
+                                                mode, count):
+    data_dir, _ = synthetic_mtt
+    out = tmp_path / "out"
+    driver = tmp_path / "driver.py"
+    driver.write_text(KILL_DRIVER.format(root=str(ROOT)))
+    killed = subprocess.run([sys.executable, str(driver), data_dir, str(out), mode,
+                             str(count)], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    done = [n for n in os.listdir(out) if n.endswith(".tfrecord")]
+    assert 0 < len(done) < len(files_digest(raw_records[0])) - 1
+    assert not (out / "dataset_info.json").exists()
+    assert any(n.endswith(".tmp") for n in os.listdir(out))
+    finished = {n: (out / n).stat().st_mtime_ns for n in done}
+    build_mtt(build_config(data_dir, out))
+    for name, mtime in finished.items():  # finished shards were kept, not rewritten
+        assert (out / name).stat().st_mtime_ns == mtime
+    assert files_digest(out) == files_digest(raw_records[0])
+    assert not any(n.endswith(".tmp") for n in os.listdir(out))
+
+
+def test_rerun_of_a_finished_build_writes_nothing(synthetic_mtt, raw_records, tmp_path):
+    data_dir, _ = synthetic_mtt
+    out = tmp_path / "again"
+    build_mtt(build_config(data_dir, out))
+    stamps = {n: (out / n).stat().st_mtime_ns for n in os.listdir(out) if n.endswith(".tfrecord")}
+    build_mtt(build_config(data_dir, out))
+    assert stamps == {n: (out / n).stat().st_mtime_ns for n in stamps}
+
+
+def test_other_settings_need_overwrite(synthetic_mtt, tmp_path):
+    data_dir, _ = synthetic_mtt
+    out = tmp_path / "out"
+    build_mtt(build_config(data_dir, out, top_k=10))
+    with pytest.raises(UserError, match="--overwrite"):
+        build_mtt(build_config(data_dir, out, top_k=12))
+    info = build_mtt(build_config(data_dir, out, top_k=12, overwrite=True))
+    assert info["num_tags"] == 12
+    assert json.loads((out / "dataset_info.json").read_text())["num_tags"] == 12
+
+
+def test_parallel_build_equals_serial(synthetic_mtt, raw_records, tmp_path):
+    data_dir, _ = synthetic_mtt
+    build_mtt(build_config(data_dir, tmp_path / "par", workers=2))
+    assert files_digest(tmp_path / "par") == files_digest(raw_records[0])
+
+
+def copy_to_gfile(local_dir, remote_dir):
+    for root, _, files in os.walk(local_dir):
+        rel = os.path.relpath(root, local_dir)
+        target = remote_dir if rel == "." else f"{remote_dir}/{rel}"
+        tf.io.gfile.makedirs(target)
+        for name in files:
+            tf.io.gfile.copy(os.path.join(root, name), f"{target}/{name}", overwrite=True)
+
+
+def test_build_and_read_through_ram_filesystem(synthetic_mtt, raw_records):
+    data_dir, _ = synthetic_mtt
+    copy_to_gfile(data_dir, "ram://mtt")
+    info = build_mtt(build_config("ram://mtt", "ram://mtt/records", workers=2))
+    local = raw_records[0]
+    for name in files_digest(local):
+        remote = tf.io.gfile.GFile(f"ram://mtt/records/{name}", "rb").read()
+        assert hashlib.sha256(remote).hexdigest() == files_digest(local)[name], name
+    batch = next(iter(reader.train_dataset("ram://mtt/records", 4, info=info)))
+    assert batch[0].shape == (4, 59049) and batch[1].shape == (4, 50)
+
+
+def test_log_mel_records_equal_the_log_mel_layer(synthetic_mtt, tmp_path):
+    from tagger.layers import LogMel
+
+    data_dir, _ = synthetic_mtt
+    raw = build_mtt(build_config(data_dir, tmp_path / "f32", dtype="float32") if False
+                    else build_config(data_dir, tmp_path / "f32",
+                                      features=_features("raw", dtype="float32")))
+    mel = build_mtt(build_config(data_dir, tmp_path / "mel", features=_features("logmel")))
+    assert mel["segment_shape"] == [1 + 59049 // 256, 40]
+    assert mel["features"]["logmel"]["n_mels"] == 40
+    assert mel["splits"] == raw["splits"]
+    layer = LogMel(n_fft=512, hop_length=256, n_mels=40)
+    pairs = zip(reader.clip_dataset(str(tmp_path / "f32"), "test").take(2),
+                reader.clip_dataset(str(tmp_path / "mel"), "test").take(2))
+    for a, b in pairs:
+        np.testing.assert_allclose(np.asarray(layer(a["segments"])), b["segments"], atol=1e-3)
+
+
+def _features(kind, dtype="int16"):
+    from tagger.config import FeatureConfig, LogMelConfig
+
+    return FeatureConfig(kind, dtype, LogMelConfig(n_mels=40, n_fft=512, hop_length=256))
+
+
+def test_merge_synonyms_changes_the_vocabulary(synthetic_mtt, tmp_path):
+    data_dir, _ = synthetic_mtt
+    plain = mtt.plan_mtt(data_dir).tag_names
+    merged = mtt.plan_mtt(data_dir, merge=True).tag_names
+    assert "woman" in plain and "woman" not in merged and "female" in merged
+    assert "classic" in plain and "classic" not in merged
+    info = build_mtt(build_config(data_dir, tmp_path / "m", merge_synonyms=True))
+    assert info["tag_names"] == list(merged)
+    assert info["build"]["merge_synonyms"] is True
