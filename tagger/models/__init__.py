@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from tagger.models.multiscale import build_multiscale
+
 MODELS = {
+    "multiscale": build_multiscale,
 }
 
 
