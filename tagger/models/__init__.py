@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from tagger.models.multiscale import build_multiscale
+from tagger.models.self_attention import build_self_attention
 
 MODELS = {
     "multiscale": build_multiscale,
+    "self_attention": build_self_attention,
 }
 
 
