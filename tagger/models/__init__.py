@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from tagger.models.multiscale import build_multiscale
 from tagger.models.self_attention import build_self_attention
+from tagger.models.transformer import build_transformer
 
 MODELS = {
     "multiscale": build_multiscale,
     "self_attention": build_self_attention,
+    "transformer": build_transformer,
 }
 
 
