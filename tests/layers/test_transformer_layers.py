@@ -75,7 +75,9 @@ def test_encoder_layer(norm_first):
     assert out.shape == (2, 6, 8) and weights.shape == (2, 2, 6, 6)
     names = {w.path.split("/")[-2] for w in layer.weights}
     assert {"attention", "attention_norm", "intermediate", "ffn_output", "ffn_norm"} <= names
-    # q, k, v and output kernels (+ biases where BERT has them), 2 norms, 2 dense
+    # q, k, v and output kernels + output bias (+ q, k, v biases where BERT
+    # has them), 2 layer norms, feed-forward 8 -> 16 -> 8
     d = 8
-    expected = 4 * d * d + d + (3 * d if not norm_first else 0) + 4 * d + (d * 16 + 16) + (16 * d + d)
+    qkv_bias = 0 if norm_first else 3 * d
+    expected = 4 * d * d + d + qkv_bias + 4 * d + (d * 16 + 16) + (16 * d + d)
     assert layer.count_params() == expected
