@@ -1,6 +1,21 @@
 """Registered custom layers (package "tagger"), one per file."""
 
+from tagger.layers.cls_token import ClsToken
+from tagger.layers.learned_positions import LearnedPositions
 from tagger.layers.log_mel import LogMel
+from tagger.layers.multi_head_self_attention import MultiHeadSelfAttention
+from tagger.layers.select_token import SelectToken
+from tagger.layers.sinusoidal_positions import SinusoidalPositions
 from tagger.layers.tagger_info import TaggerInfo
+from tagger.layers.transformer_encoder_layer import TransformerEncoderLayer
 
-__all__ = ["LogMel", "TaggerInfo"]
+__all__ = [
+    "ClsToken",
+    "LearnedPositions",
+    "LogMel",
+    "MultiHeadSelfAttention",
+    "SelectToken",
+    "SinusoidalPositions",
+    "TaggerInfo",
+    "TransformerEncoderLayer",
+]

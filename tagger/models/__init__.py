@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from tagger.models.multiscale import build_multiscale
 from tagger.models.samplecnn import build_samplecnn
+from tagger.models.self_attention import build_self_attention
+from tagger.models.transformer import build_transformer
 
 MODELS = {
     "samplecnn": build_samplecnn,
+    "multiscale": build_multiscale,
+    "self_attention": build_self_attention,
+    "transformer": build_transformer,
 }
 
 

@@ -1,0 +1,88 @@
+"""The input path shared by every log-mel model family.
+
+A model takes either raw waveforms or precomputed log-mel frames:
+
+- `input_kind="raw"`: input `waveform`, `(batch, samples)` float32 at
+  `sample_rate`, followed by a `LogMel` layer named `log_mel` that cuts the
+  window into 59049-sample segments (the records' unit) and transforms each
+  on its own;
+- `input_kind="logmel"`: input named `log_mel`, `(batch, frames, n_mels)`,
+  exactly what that `LogMel` layer produces (records written with
+  `--features logmel`).
+
+Everything after `log_mel` is the same graph with the same layer names, so
+`logmel_model.set_weights(raw_model.get_weights())` (the front end has no
+weights) or `load_weights` moves a trained model between the two kinds, and
+both give the same predictions for the same audio.
+
+The window is `segments` consecutive 59049-sample segments (each family
+picks its default), or `input_length` samples (a multiple of 59049), or,
+for log-mel input only, `num_frames` frames.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from tagger.config import LogMelConfig
+from tagger.layers import LogMel
+
+SEGMENT_LENGTH = 59049  # 3^10 samples, about 2.68 s at 22050 Hz
+INPUT_KINDS = ("raw", "logmel")
+EMBEDDING_LAYER = "embedding"  # every family's penultimate representation
+
+
+def make_log_mel(logmel: LogMelConfig, sample_rate: int = 22050) -> LogMel:
+    """The front end of a raw model (float32 under any dtype policy)."""
+    return LogMel(
+        sample_rate=sample_rate, n_fft=logmel.n_fft, hop_length=logmel.hop_length,
+        n_mels=logmel.n_mels, f_min=logmel.f_min, f_max=logmel.f_max,
+        top_db=logmel.top_db, segment_length=SEGMENT_LENGTH, dtype="float32",
+        name="log_mel")
+
+
+def window_samples(segments=None, input_length=None) -> int:
+    """Samples in a window of `segments` segments or of `input_length`."""
+    if input_length is not None:
+        if (isinstance(input_length, bool) or int(input_length) != input_length
+                or input_length <= 0 or input_length % SEGMENT_LENGTH):
+            raise ValueError(
+                f"input_length must be a positive multiple of the "
+                f"{SEGMENT_LENGTH}-sample segment (e.g. {2 * SEGMENT_LENGTH} for "
+                f"2 segments), got {input_length!r}; the records hold "
+                f"{SEGMENT_LENGTH}-sample segments, pass segments=k instead")
+        return int(input_length)
+    if (segments is None or isinstance(segments, bool) or int(segments) != segments
+            or segments <= 0):
+        raise ValueError(f"segments must be a positive integer, got {segments!r}")
+    return int(segments) * SEGMENT_LENGTH
+
+
+def spectrogram_input(input_kind: str, logmel: LogMelConfig, *, segments=None,
+                      input_length=None, num_frames=None, sample_rate=22050):
+    """Builds the model input and its log-mel features.
+
+    Returns `(inputs, features)`: the `keras.Input` and the tensor
+    `(batch, frames, n_mels)` that the rest of the model reads.
+    """
+    if input_kind not in INPUT_KINDS:
+        raise ValueError(
+            f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
+    if logmel.n_mels <= 0:
+        raise ValueError(f"n_mels must be positive, got {logmel.n_mels}")
+    if input_kind == "raw":
+        if num_frames is not None:
+            raise ValueError(
+                "num_frames applies to input_kind='logmel' only; for raw "
+                "input give segments or input_length (samples)")
+        samples = window_samples(segments, input_length)
+        inputs = keras.Input((samples,), name="waveform")
+        features = make_log_mel(logmel, sample_rate)(inputs)  # (batch, frames, mels)
+        return inputs, features
+    if num_frames is None:
+        samples = window_samples(segments, input_length)
+        num_frames = make_log_mel(logmel, sample_rate).frames_for(samples)
+    elif isinstance(num_frames, bool) or int(num_frames) != num_frames or num_frames <= 0:
+        raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
+    inputs = keras.Input((int(num_frames), logmel.n_mels), name="log_mel")
+    return inputs, inputs

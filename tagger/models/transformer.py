@@ -1,0 +1,160 @@
+"""Music Tagging Transformer (Won, Choi, Serra, ISMIR 2021).
+
+"Semi-supervised Music Tagging Transformer". Reference code:
+minzwon/semi-supervised-music-tagging-transformer (`src/models.py`,
+`src/modules.py`; teacher conv_ndim 128 / attention_ndim 256, compact
+student attention_ndim 64).
+
+Architecture, on a log-mel image `(mel, time)`:
+- `input_bn`: batch norm of the one-channel spectrogram.
+- three residual blocks `block1..3`: conv 3x3 -> BN -> ReLU -> conv 3x3 ->
+  BN, plus the shortcut (identity, or conv 3x3 + BN where the channels
+  change, i.e. in block 1), ReLU, max-pool (2,2), (2,2), (2,1) in (mel,
+  time): mel / 8, time / 4.
+- `to_sequence` + `frontend_projection`: per time step, the (channels x
+  mel/8) map flattened channel-major (as the original) and projected to
+  `attention_ndim`.
+- `cls_token` (learned), `positions` (learned, attention_max_len + 1
+  rows), `sequence_dropout`.
+- `encoder0..3`: pre-norm Transformer layers (layer norm epsilon 1e-5),
+  `attention_heads` heads of width attention_ndim / heads (32 for the
+  teacher, 8 for the student), query/key/value without bias, MLP 4x with
+  exact GELU, dropout after the attention projection, after the GELU and
+  after the MLP; no dropout on the attention probabilities.
+- `cls_select`, `embedding` (layer norm of the [CLS] output), `tags`
+  (dense sigmoid).
+
+Parameters at the original's input, 128 mel bins x 431 frames (10 s at
+22050 Hz, hop 512), trainable. Front end: input_bn 2; block 1: conv 1280 +
+BN 256 + conv 147584 + BN 256 + shortcut conv 1280 + BN 256 = 150,912;
+blocks 2 and 3: 2 x (147584 + 256) x 2 = 591,360; then with d =
+attention_ndim and 16 x 128 = 2048 flattened features per step:
+    projection 2048 d + d; [CLS] d; positions 513 d;
+    per layer: 2 layer norms 4d, qkv 3d^2, out d^2 + d,
+               MLP (4d^2 + 4d) + (4d^2 + d)      = 12 d^2 + 10 d;
+    head: layer norm 2d, tags 50 d + 50.
+Teacher d = 256: 742,274 + 524,544 + 256 + 131,328 + 4 x 788,992
+    + 13,362 = 4,567,732.
+Student d = 64: 742,274 + 131,136 + 64 + 32,832 + 4 x 49,792 + 3,378
+    = 1,108,852.
+(The counts do not depend on the number of frames; tests assert them.)
+
+Log-mel: the paper already works at 22050 Hz: n_fft 1024, hop 512, 128
+mel bins over 0-11025 Hz, 10*log10 of power with no top_db clamp
+(torchaudio's AmplitudeToDB defaults); these are the defaults here.
+
+Default window: 4 segments (236196 samples, 10.7 s, 464 frames, 116
+tokens + [CLS]), the nearest whole number of segments to the paper's 10 s
+training crops. Any window up to attention_max_len tokens (about 2048
+frames, 17 segments) fits the position table.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from tagger.config import LogMelConfig
+from tagger.layers import ClsToken, LearnedPositions, SelectToken, TransformerEncoderLayer
+from tagger.models.spectrogram_input import spectrogram_input
+
+LOGMEL = LogMelConfig(n_mels=128, n_fft=1024, hop_length=512, f_min=0.0,
+                      f_max=11025.0, top_db=None)
+SEGMENTS = 4
+SIZES = {"teacher": 256, "student": 64}  # attention_ndim
+
+# Residual blocks: max-pool (mel, time) after each; conv_ndim channels.
+BLOCKS = ((2, 2), (2, 2), (2, 1))
+BN = dict(epsilon=1e-5, momentum=0.9)  # PyTorch defaults
+LN_EPSILON = 1e-5
+
+
+def build_transformer(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
+                      input_length=None, num_frames=None, sample_rate=22050,
+                      logmel: LogMelConfig | None = None, size="teacher",
+                      conv_ndim=128, attention_ndim=None, attention_layers=4,
+                      attention_heads=8, attention_max_len=512,
+                      dropout=0.1) -> keras.Model:
+    """Builds the Music Tagging Transformer.
+
+    Args:
+      num_tags: outputs of the `tags` layer (sigmoid, float32).
+      input_kind: "raw" (waveform, `(batch, samples)`) or "logmel"
+        (`(batch, frames, n_mels)` as `LogMel` produces).
+      segments: window length in 59049-sample segments (default 4).
+      input_length: window in samples instead (a multiple of 59049).
+      num_frames: log-mel input only: window in frames instead.
+      sample_rate: of raw input.
+      logmel: `LogMelConfig`; default `LOGMEL` (the paper's).
+      size: "teacher" (attention_ndim 256) or "student" (64, the paper's
+        compact student); ignored when attention_ndim is given.
+      conv_ndim: channels of the residual front end (128).
+      attention_ndim: Transformer width; heads of width ndim / heads.
+      attention_layers, attention_heads: 4 and 8.
+      attention_max_len: longest token sequence without [CLS] (512).
+      dropout: 0.1, on the token sequence and inside the encoder.
+
+    The penultimate representation is `embedding` (the layer-normed [CLS]
+    output).
+    """
+    if attention_ndim is None:
+        if size not in SIZES:
+            raise ValueError(
+                f"size must be one of {tuple(SIZES)}, got {size!r}; or pass "
+                "attention_ndim")
+        attention_ndim = SIZES[size]
+    if attention_ndim % attention_heads:
+        raise ValueError(
+            f"attention_ndim ({attention_ndim}) must be a multiple of "
+            f"attention_heads ({attention_heads})")
+    logmel = logmel or LOGMEL
+    n_mels = logmel.n_mels
+    if n_mels < 8:
+        raise ValueError(
+            f"the residual front end halves the mel axis three times and needs "
+            f"at least 8 mel bins, got n_mels={n_mels}")
+    inputs, features = spectrogram_input(
+        input_kind, logmel, segments=segments, input_length=input_length,
+        num_frames=num_frames, sample_rate=sample_rate)
+    frames = features.shape[1]
+    tokens = frames // 4
+    if not 1 <= tokens <= attention_max_len:
+        raise ValueError(
+            f"{frames} frames give {tokens} tokens (frames / 4); need 1 to "
+            f"attention_max_len={attention_max_len}: use a window of 4 to "
+            f"{4 * attention_max_len + 3} frames or raise attention_max_len")
+
+    x = keras.layers.Permute((2, 1), name="transpose")(features)  # (batch, mel, time)
+    x = keras.layers.Reshape((n_mels, frames, 1), name="to_image")(x)
+    x = keras.layers.BatchNormalization(name="input_bn", **BN)(x)
+    for b, pool in enumerate(BLOCKS, start=1):
+        y = keras.layers.Conv2D(conv_ndim, 3, padding="same", name=f"block{b}_conv1")(x)
+        y = keras.layers.BatchNormalization(name=f"block{b}_bn1", **BN)(y)
+        y = keras.layers.ReLU(name=f"block{b}_relu1")(y)
+        y = keras.layers.Conv2D(conv_ndim, 3, padding="same", name=f"block{b}_conv2")(y)
+        y = keras.layers.BatchNormalization(name=f"block{b}_bn2", **BN)(y)
+        if x.shape[-1] != conv_ndim:
+            x = keras.layers.Conv2D(conv_ndim, 3, padding="same",
+                                    name=f"block{b}_shortcut_conv")(x)
+            x = keras.layers.BatchNormalization(name=f"block{b}_shortcut_bn", **BN)(x)
+        x = keras.layers.Add(name=f"block{b}_add")([x, y])
+        x = keras.layers.ReLU(name=f"block{b}_relu2")(x)
+        x = keras.layers.MaxPooling2D(pool, name=f"block{b}_pool")(x)
+    # (batch, mel / 8, time / 4, ch) -> (batch, time / 4, ch * mel / 8)
+    x = keras.layers.Permute((2, 3, 1), name="time_first")(x)
+    x = keras.layers.Reshape((tokens, conv_ndim * (n_mels // 8)), name="to_sequence")(x)
+    x = keras.layers.Dense(attention_ndim, name="frontend_projection")(x)
+
+    x = ClsToken(initializer=keras.initializers.RandomNormal(stddev=1.0),
+                 name="cls_token")(x)  # (batch, tokens + 1, ndim)
+    x = LearnedPositions(attention_max_len + 1, name="positions")(x)
+    x = keras.layers.Dropout(dropout, name="sequence_dropout")(x)
+    for i in range(attention_layers):
+        x, _ = TransformerEncoderLayer(
+            attention_heads, 4 * attention_ndim, norm_first=True, dropout=dropout,
+            attention_dropout=0.0, activation_dropout=dropout, activation="gelu",
+            layer_norm_epsilon=LN_EPSILON, use_qkv_bias=False, name=f"encoder{i}")(x)
+    x = SelectToken(0, name="cls_select")(x)
+    x = keras.layers.LayerNormalization(epsilon=LN_EPSILON, name="embedding")(x)
+    outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
+                                 name="tags")(x)
+    return keras.Model(inputs, outputs, name="transformer")

@@ -1,0 +1,63 @@
+"""Helpers shared by the model family tests."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from tagger.models.spectrogram_input import SEGMENT_LENGTH, make_log_mel
+
+
+def trainable_count(model):
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def waveforms(batch, segments, seed=0):
+    """Noise bursts with a sine: enough structure for distinct features."""
+    rng = np.random.default_rng(seed)
+    n = segments * SEGMENT_LENGTH
+    t = np.arange(n) / 22050.0
+    freqs = rng.uniform(200.0, 4000.0, size=(batch, 1))
+    x = 0.3 * np.sin(2 * np.pi * freqs * t) + 0.1 * rng.standard_normal((batch, n))
+    return x.astype("float32")
+
+
+def check_raw_logmel_parity(build, logmel, segments, **kwargs):
+    """Same weights: raw model on waveforms == logmel model on LogMel
+    features of the same waveforms."""
+    raw = build(num_tags=5, input_kind="raw", segments=segments, logmel=logmel, **kwargs)
+    x = waveforms(2, segments, seed=1)
+    features = np.asarray(make_log_mel(logmel)(x))
+    frames = raw.get_layer("log_mel").output.shape[1]
+    assert features.shape == (2, frames, logmel.n_mels)
+    spec = build(num_tags=5, input_kind="logmel", num_frames=frames, logmel=logmel,
+                 **kwargs)
+    assert spec.input.shape == (None, frames, logmel.n_mels)
+    assert ([l.name for l in raw.layers][2:] == [l.name for l in spec.layers][1:])
+    spec.set_weights(raw.get_weights())
+    np.testing.assert_allclose(spec.predict(features, verbose=0),
+                               raw.predict(x, verbose=0), atol=1e-5)
+
+
+def check_training_lowers_loss(model, x, y, steps=6, learning_rate=0.05):
+    """Several SGD steps on one fixed batch lower the loss."""
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate),
+                  loss="binary_crossentropy")
+    losses = [float(model.train_on_batch(x, y)) for _ in range(steps)]
+    assert all(np.isfinite(losses))
+    assert losses[-1] < losses[0], losses
+    return losses
+
+
+def check_mixed_precision(build, x, **kwargs):
+    """Under mixed_bfloat16 a tiny model builds and outputs float32."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build(**kwargs)
+        assert model.get_layer("embedding").compute_dtype == "bfloat16"
+        assert model.output.dtype == "float32"
+        y = model.predict(x, verbose=0)
+        assert y.dtype == np.float32 and np.all(np.isfinite(y))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

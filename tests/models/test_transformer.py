@@ -1,0 +1,111 @@
+import keras
+import numpy as np
+import pytest
+
+from tagger.config import LogMelConfig
+from tagger.models import MODELS, build_model
+from tagger.models.transformer import build_transformer
+from tests.checks import check_saved_model
+from tests.models.attention_checks import (check_attention_outputs, check_contributions,
+                                           check_natural_override)
+from tests.models.common import (check_mixed_precision, check_raw_logmel_parity,
+                                 check_training_lowers_loss, trainable_count, waveforms)
+
+TINY_LOGMEL = LogMelConfig(n_mels=16, n_fft=512, hop_length=1024)  # 58 frames / segment
+TINY = dict(conv_ndim=4, attention_ndim=16, attention_layers=2, attention_heads=2)
+
+
+def original_parameters(d, conv=128, n_mels=128, layers=4, max_len=512, tags=50):
+    """Trainable parameters of minzwon/semi-supervised-music-tagging-
+    transformer (`MusicTaggingTransformer(conv_ndim=128, attention_ndim=d)`):
+    weights + biases, batch/layer norms gamma + beta."""
+    conv3 = lambda cin, cout: 9 * cin * cout + cout  # noqa: E731
+    bn = lambda ch: 2 * ch  # noqa: E731
+    block1 = conv3(1, conv) + bn(conv) + conv3(conv, conv) + bn(conv) + conv3(1, conv) + bn(conv)
+    block = conv3(conv, conv) + bn(conv) + conv3(conv, conv) + bn(conv)
+    front = bn(1) + block1 + 2 * block + (n_mels // 8 * conv * d + d)
+    embeddings = (max_len + 1) * d + d  # positions, [CLS]
+    layer = (2 * d + 3 * d * d + d * d + d            # pre-norm, to_qkv (no bias), to_out
+             + 2 * d + (d * 4 * d + 4 * d) + (4 * d * d + d))  # pre-norm, MLP
+    head = 2 * d + d * tags + tags
+    return front + embeddings + layers * layer + head
+
+
+def test_trainable_parameters_equal_the_original():
+    assert original_parameters(256) == 4_567_732
+    assert original_parameters(64) == 1_108_852
+    for size, count in (("teacher", 4_567_732), ("student", 1_108_852)):
+        paper = build_transformer(input_kind="logmel", num_frames=431, size=size)
+        assert paper.input.shape == (None, 431, 128)
+        assert trainable_count(paper) == count, size
+    # attention_ndim=64 is the same student.
+    student = build_transformer(input_kind="logmel", num_frames=431, attention_ndim=64)
+    assert trainable_count(student) == 1_108_852
+    assert student.get_layer("encoder3").output[1].shape == (None, 8, 108, 108)
+
+
+def test_default_window():
+    model = build_transformer()
+    assert model.input.shape == (None, 4 * 59049)
+    assert model.get_layer("log_mel").output.shape == (None, 464, 128)
+    assert model.get_layer("encoder0").output[1].shape == (None, 8, 117, 117)
+    assert model.get_layer("embedding").output.shape == (None, 256)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    keras.utils.set_random_seed(0)
+    return build_transformer(num_tags=5, input_kind="logmel", num_frames=40,
+                             logmel=TINY_LOGMEL, dropout=0.0, **TINY)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 40, 16)).astype("float32")
+    y = (np.arange(20).reshape(4, 5) % 3 == 0).astype("float32")
+    return x, y
+
+
+def test_train_then_save_and_load(tiny, batch, tmp_path):
+    x, y = batch
+    assert tiny.predict(x, verbose=0).shape == (4, 5)
+    check_training_lowers_loss(tiny, x, y)
+    check_saved_model(tiny, x, tmp_path)
+
+
+def test_attention_and_contributions(tiny, batch):
+    x, _ = batch
+    outputs = check_attention_outputs(tiny, x, heads=2, layers=2)
+    assert outputs["encoder1_attention"].shape == (4, 2, 11, 11)  # 40 / 4 + [CLS]
+    check_natural_override(tiny, x, outputs)
+    check_contributions(tiny, x, norm_first=True)
+
+
+def test_raw_and_logmel_inputs_agree():
+    check_raw_logmel_parity(build_transformer, TINY_LOGMEL, segments=1, **TINY)
+
+
+def test_registry_and_mixed_precision():
+    assert {"multiscale", "self_attention", "transformer"} <= set(MODELS)
+    model = build_model("transformer", num_tags=3, input_kind="logmel", num_frames=8,
+                        logmel=TINY_LOGMEL, **TINY)
+    assert model.output.shape == (None, 3)
+    with pytest.raises(ValueError, match="valid models"):
+        build_model("transformers")
+    check_mixed_precision(build_transformer, waveforms(2, 1), num_tags=3, segments=1,
+                          logmel=TINY_LOGMEL, **TINY)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(input_kind="wave"), "input_kind"),
+    (dict(input_length=4 * 59049 - 1), "multiple of the 59049"),
+    (dict(input_kind="raw", num_frames=100), "num_frames"),
+    (dict(logmel=LogMelConfig(n_mels=4)), "8 mel bins"),
+    (dict(size="huge"), "size"),
+    (dict(input_kind="logmel", num_frames=2100), "attention_max_len"),
+    (dict(attention_ndim=60), "multiple of attention_heads"),
+])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_transformer(**kwargs)
