@@ -25,25 +25,43 @@ def parse_args(argv=None):
                       help="segments per input window (default: the family's)")
 
     model = p.add_argument_group("model")
-    model.add_argument("--model", default="samplecnn", help="model family (default: samplecnn)")
+    model.add_argument("--model", default="samplecnn",
+                       choices=["samplecnn", "multiscale", "self_attention", "transformer"],
+                       help="model family (default: samplecnn)")
     model.add_argument("--block", default="se", choices=["se", "rese", "res", "basic"],
-                       help="sample-level CNN block (default: se)")
+                       help="samplecnn: block type (default: se)")
     model.add_argument("--no-multi", action="store_true",
-                       help="disable multi-level feature aggregation")
+                       help="samplecnn: disable multi-level feature aggregation")
     model.add_argument("--alpha", type=int, default=16, metavar="A",
-                       help="amplifying ratio of SE blocks (default: 16)")
+                       help="samplecnn: amplifying ratio of SE blocks (default: 16)")
     model.add_argument("--width", type=float, default=1.0,
-                       help="channel width multiplier (default: 1.0 = the paper)")
-    model.add_argument("--dropout", type=float, default=0.5, metavar="DO",
-                       help="dropout rate of the head (default: 0.5)")
+                       help="samplecnn: channel width multiplier (default: 1.0 = the paper)")
+    model.add_argument("--dropout", type=float, default=None, metavar="DO",
+                       help="dropout before the output (default: the family's; "
+                            "samplecnn 0.5, multiscale 0.4)")
     model.add_argument("--weight-decay", type=float, default=0.0, metavar="WD",
-                       help="L2 weight decay on conv kernels (default: 0)")
+                       help="samplecnn: L2 weight decay on conv kernels (default: 0)")
+    model.add_argument("--conv-channels", type=int, default=None,
+                       help="self_attention: front-end channel unit c (default: 16)")
+    model.add_argument("--attention-channels", type=int, default=None,
+                       help="self_attention: encoder width (default: 512)")
+    model.add_argument("--attention-layers", type=int, default=None,
+                       help="self_attention / transformer: encoder layers (default: 2 / 4)")
+    model.add_argument("--attention-heads", type=int, default=None,
+                       help="self_attention / transformer: heads (default: 8)")
+    model.add_argument("--size", choices=["teacher", "student"], default=None,
+                       help="transformer: teacher (attention width 256) or student (64)")
+    model.add_argument("--conv-ndim", type=int, default=None,
+                       help="transformer: front-end channels (default: 128)")
+    model.add_argument("--attention-ndim", type=int, default=None,
+                       help="transformer: encoder width (overrides --size)")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=int, default=23, metavar="N",
                      help="global mini-batch size (default: 23)")
-    opt.add_argument("--schedule", choices=["staged", "won"], default="staged",
-                     help="staged SGD decay (Kim 2018) or Adam->SGD (Won 2019)")
+    opt.add_argument("--schedule", choices=["staged", "won"], default=None,
+                     help="staged SGD decay (Kim 2018; samplecnn's default) or "
+                          "Adam->SGD (Won 2019; the spectrogram families' default)")
     opt.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
                      help="optimizer of the staged schedule (default: sgd, Nesterov)")
     opt.add_argument("--momentum", type=float, default=0.9, metavar="M")
@@ -98,11 +116,10 @@ def config_from_args(args):
     from tagger.config import TrainConfig
     from tagger.errors import UserError
 
-    model_args = {}
-    if args.model == "samplecnn":
-        model_args = {"block": args.block, "multi": not args.no_multi,
-                      "alpha": args.alpha, "width": args.width,
-                      "dropout": args.dropout, "weight_decay": args.weight_decay}
+    from tagger.training.model_setup import family_defaults
+
+    model_args = model_args_from(args)
+    schedule = args.schedule or family_defaults(args.model).schedule
     try:
         switch = tuple(int(e) for e in args.switch_epochs.split(","))
     except ValueError:
@@ -112,7 +129,7 @@ def config_from_args(args):
         return TrainConfig(
             data_dir=args.data_dir, train_dir=args.train_dir, run_name=args.run_name,
             model=args.model, model_args=model_args, window_segments=args.window_segments,
-            batch_size=args.batch_size, schedule=args.schedule, optimizer=args.optimizer,
+            batch_size=args.batch_size, schedule=schedule, optimizer=args.optimizer,
             momentum=args.momentum, lr=args.lr, lr_decay=args.lr_decay,
             num_lr_decays=args.num_lr_decays, initial_stage=args.initial_stage,
             patience=args.patience, max_epochs_per_stage=args.max_epochs_per_stage,
@@ -125,6 +142,30 @@ def config_from_args(args):
             progress=not args.no_progress)
     except ValueError as error:
         raise UserError(str(error)) from None
+
+
+FAMILY_FLAGS = {
+    "samplecnn": ("dropout",),
+    "multiscale": ("dropout",),
+    "self_attention": ("conv_channels", "attention_channels", "attention_layers",
+                       "attention_heads"),
+    "transformer": ("size", "conv_ndim", "attention_ndim", "attention_layers",
+                    "attention_heads"),
+}
+
+
+def model_args_from(args) -> dict:
+    """The factory arguments the user set for the chosen family."""
+    model_args = {}
+    if args.model == "samplecnn":
+        model_args = {"block": args.block, "multi": not args.no_multi,
+                      "alpha": args.alpha, "width": args.width,
+                      "weight_decay": args.weight_decay}
+    for name in FAMILY_FLAGS[args.model]:
+        value = getattr(args, name)
+        if value is not None:
+            model_args[name] = value
+    return model_args
 
 
 def run(args):

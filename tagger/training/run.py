@@ -94,7 +94,10 @@ class Run:
         self.chief = strategies.is_chief(strategy)
         self.run_dir = join_path(config.train_dir, config.run_name or default_run_name(config))
         self.window = model_setup.window_segments(config, info)
-        self.stages = schedule_for(config)
+        try:
+            self.stages = schedule_for(config)
+        except ValueError as error:
+            raise UserError(str(error)) from None
         self.state = RunState()
         self.global_batch = config.batch_size
 
