@@ -54,6 +54,15 @@ def remove(path: str) -> None:
         _gfile().remove(path)
 
 
+def rmdir(path: str) -> None:
+    """Removes an empty folder."""
+    path = str(path)
+    if is_local(path):
+        os.rmdir(path)
+    else:
+        _gfile().remove(path)
+
+
 def rename(src: str, dst: str) -> None:
     """Atomic on local file systems; overwrites `dst`."""
     src, dst = str(src), str(dst)

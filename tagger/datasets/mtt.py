@@ -156,7 +156,7 @@ def top_tags(annotations: Annotations, k: int) -> Annotations:
     if k > available:
         raise UserError(f"--top-k {k} asks for more tags than the annotations have "
                         f"({available}); use --top-k {available} or fewer")
-    counts = annotations.labels.sum(axis=0)
+    counts = annotations.labels.sum(axis=0, dtype=np.int64)
     order = np.argsort(-counts, kind="stable")[:k]
     return dataclasses.replace(
         annotations, tag_names=tuple(annotations.tag_names[i] for i in order),

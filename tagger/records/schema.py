@@ -42,7 +42,7 @@ def serialize_example(clip_id: int, path: str, tags: np.ndarray,
         "dtype": raw(dtype.encode()),
         "segments": raw(data.tobytes()),
     }))
-    return example.SerializeToString()
+    return example.SerializeToString(deterministic=True)  # map keys sorted
 
 
 def feature_spec(num_tags: int) -> dict:

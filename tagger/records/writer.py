@@ -99,7 +99,9 @@ def _write_shards(jobs, plan: DatasetPlan, config: BuildConfig):
     clips = [clip for job in jobs for clip in job.clips]
     tasks = (_task(i, clip, plan, config, decode_dtype)
              for i, clip in enumerate(clips) if clip.path not in plan.known_broken)
-    results = _ordered_map(decode_clip, tasks, config.workers)
+    # ram:// lives in this process's memory: other processes cannot read it.
+    workers = 1 if plan.audio_root.startswith("ram://") else config.workers
+    results = _ordered_map(decode_clip, tasks, workers)
     progress = tqdm(total=len(clips), unit="clip", desc="build", disable=not config.progress)
     out_dir = config.output_dir
     with progress:

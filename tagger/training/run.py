@@ -68,8 +68,11 @@ def train(config: TrainConfig) -> dict:
     """
     config = _resumed_config(config)
     info = load_info(config.data_dir)
-    if info["splits"]["train"]["clips"] == 0:
-        raise UserError(f"the train split of {config.data_dir!r} holds no clips")
+    for split, role in (("train", "training"), ("val", "validation (early stopping and "
+                                               "the best checkpoint)")):
+        if info["splits"][split]["clips"] == 0:
+            raise UserError(f"the {split} split of {config.data_dir!r} holds no clips; "
+                            f"{role} needs some: build a larger dataset or other split")
     strategy = strategies.make_strategy(config.strategy, config.tpu)
     precision = config.mixed_precision
     if precision == "off" and strategies.is_tpu(strategy):
@@ -193,7 +196,7 @@ class Run:
                   disable=not (self.config.progress and self.chief), leave=False) as bar:
             while done < steps:
                 n = min(chunk, steps - done)
-                total += float(train_fn(iterator, tf.constant(n)))
+                total += float(train_fn(iterator, n))
                 done += n
                 bar.update(n)
         val = self._validate()
@@ -278,8 +281,14 @@ class Run:
         if optimizer is not None:
             objects["optimizer"] = optimizer
         path = join_path(self.run_dir, "checkpoints", name)
-        status = tf.train.Checkpoint(**objects).read(path)
-        status.assert_existing_objects_matched()
+        try:
+            status = tf.train.Checkpoint(**objects).read(path)
+            status.assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            raise UserError(
+                f"checkpoint {path!r} does not fit the model built for this dataset "
+                f"({str(error).splitlines()[0][:200]}); the run was trained with other "
+                "data or model settings: use a new --run-name") from None
 
     def _delete_checkpoints(self, names):
         directory = self._checkpoint_dir()
@@ -317,6 +326,10 @@ class Run:
                                 json.dumps(metrics, indent=2, default=float))
         self.state.done = True
         self._commit()
+        if not self.chief:  # scratch checkpoints of the other workers
+            scratch = self._checkpoint_dir()
+            self._delete_checkpoints({f.split(".")[0] for f in fileio.listdir(scratch)})
+            fileio.rmdir(scratch)
         return metrics
 
     def _log(self, message: str):

@@ -10,10 +10,12 @@ import tensorflow as tf
 from tagger.errors import UserError
 
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
+_MADE = {}
 
 
 def make_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.Strategy:
-    """Builds the strategy `name`.
+    """The strategy `name`, made once per process (strategies own devices and
+    collective keys: two live mirrored strategies would collide).
 
     auto: a TPU when one is reachable (a `tpu` name/address, or Colab's), else
     MirroredStrategy over every GPU, else the default strategy (CPU).
@@ -21,6 +23,12 @@ def make_strategy(name: str = "auto", tpu: str | None = None) -> tf.distribute.S
     """
     if name not in STRATEGIES:
         raise UserError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+    if (name, tpu) not in _MADE:
+        _MADE[name, tpu] = _make(name, tpu)
+    return _MADE[name, tpu]
+
+
+def _make(name: str, tpu: str | None) -> tf.distribute.Strategy:
     if name == "auto":
         resolver = _tpu_resolver(tpu, required=False)
         if resolver is not None:

@@ -35,7 +35,12 @@ def distributed_train_data(strategy, data_dir: str, info: dict, global_batch: in
 
 def make_train_function(model: keras.Model, optimizer, strategy, global_batch: int,
                         jit_compile: bool = False):
-    """Returns `train(iterator, steps) -> summed loss over the steps`."""
+    """Returns `train(iterator, steps) -> summed loss over the steps`.
+
+    `steps` is a Python int: the steps are unrolled in one graph (an in-graph
+    loop around `strategy.run` breaks the optimizer's cross-replica update
+    under MirroredStrategy); each distinct value traces once.
+    """
     def replica_step(x, y):
         with tf.GradientTape() as tape:
             scores = tf.cast(model(x, training=True), tf.float32)
@@ -48,12 +53,15 @@ def make_train_function(model: keras.Model, optimizer, strategy, global_batch: i
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return loss
 
-    step = tf.function(replica_step, jit_compile=jit_compile or None)
+    if not optimizer.built:  # slot variables must exist before tracing
+        with strategy.scope():
+            optimizer.build(model.trainable_variables)
+    step = tf.function(replica_step, jit_compile=True) if jit_compile else replica_step
 
-    @tf.function
+    @tf.function(autograph=False)  # plain Python loop; no tensor-dependent control flow
     def train(iterator, steps):
         total = tf.constant(0.0)
-        for _ in tf.range(steps):
+        for _ in range(steps):
             x, y = next(iterator)
             per_replica = strategy.run(step, args=(x, y))
             total += strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)

@@ -38,10 +38,9 @@ def expected_splits(data_dir, summary):
     broken = {b.mp3_path for b in summary.broken}
     split_of = {c: s for s, chars in mtt.DIRECTORY_SPLIT.items() for c in chars}
     out = {s: set() for s in split_of.values()}
-    for row in table.itertuples(index=False):
-        row = row._asdict()
-        if any(row[t] for t in top) and row["mp3_path"] not in broken:
-            out[split_of[row["mp3_path"][0]]].add(row["clip_id"])
+    keep = table[top].any(axis=1) & ~table.mp3_path.isin(broken)
+    for clip_id, path in zip(table.clip_id[keep], table.mp3_path[keep]):
+        out[split_of[path[0]]].add(int(clip_id))
     return out, top, table
 
 
@@ -64,7 +63,8 @@ def test_split_sizes_tags_and_segments(synthetic_mtt, raw_records):
         assert info["splits"][split]["clips"] == len(ids)
         assert info["splits"][split]["segments"] == 2 * len(ids)  # 6 s -> 2 segments
         shards = info["splits"][split]["shards"]
-        count = max(1, -(-sum(1 for _ in [0] * 0) or 0))
+        planned = len(mtt.plan_mtt(data_dir).splits[split])
+        assert len(shards) == max(1, -(-planned // CLIPS_PER_SHARD))
         assert all(os.path.exists(os.path.join(records, s)) for s in shards)
         assert shards[0].startswith(f"{split}-0000-of-{len(shards):04d}")
     assert info["sample_rate"] == 22050 and info["segment_length"] == 59049
@@ -215,9 +215,8 @@ def test_log_mel_records_equal_the_log_mel_layer(synthetic_mtt, tmp_path):
     from tagger.layers import LogMel
 
     data_dir, _ = synthetic_mtt
-    raw = build_mtt(build_config(data_dir, tmp_path / "f32", dtype="float32") if False
-                    else build_config(data_dir, tmp_path / "f32",
-                                      features=_features("raw", dtype="float32")))
+    raw = build_mtt(build_config(data_dir, tmp_path / "f32",
+                                 features=_features("raw", dtype="float32")))
     mel = build_mtt(build_config(data_dir, tmp_path / "mel", features=_features("logmel")))
     assert mel["segment_shape"] == [1 + 59049 // 256, 40]
     assert mel["features"]["logmel"]["n_mels"] == 40

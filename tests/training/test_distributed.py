@@ -1,0 +1,125 @@
+"""The custom training step under MirroredStrategy (two logical CPUs) and
+MultiWorkerMirroredStrategy (two worker processes on 127.0.0.1)."""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+
+ROOT = pathlib.Path(__file__).parents[2]
+
+MIRRORED = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, {root!r})
+    import numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    from tagger.training.strategy import make_strategy
+    from tagger.training.trainer import make_train_function
+
+    def model():
+        keras.utils.set_random_seed(1)
+        inputs = keras.Input((64,))
+        x = keras.layers.Reshape((64, 1))(inputs)
+        x = keras.layers.Conv1D(4, 3, strides=3, activation="relu")(x)
+        x = keras.layers.GlobalMaxPooling1D()(x)
+        return keras.Model(inputs, keras.layers.Dense(5, activation="sigmoid")(x))
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 64)).astype("float32")
+    y = (rng.random((8, 5)) < 0.4).astype("float32")
+    results = {{}}
+    for name, strategy in (("default", tf.distribute.get_strategy()),
+                           ("mirrored", make_strategy("mirrored"))):
+        with strategy.scope():
+            m = model()
+            opt = keras.optimizers.SGD(0.5, momentum=0.9, nesterov=True)
+        data = strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensors((x, y)).repeat())
+        step = make_train_function(m, opt, strategy, global_batch=8)
+        it = iter(data)
+        first = float(step(it, 1))
+        second = float(step(it, 1))
+        results[name] = {{"replicas": strategy.num_replicas_in_sync, "first": first,
+                         "second": second,
+                         "kernel": np.asarray(m.layers[-1].kernel).ravel().tolist()}}
+
+    # train() over two replicas: the batch must divide, and a run works.
+    from tagger.config import TrainConfig
+    from tagger.errors import UserError
+    from tagger.training.run import train
+    config = dict(data_dir=sys.argv[1], train_dir=sys.argv[2], model="samplecnn",
+                  model_args={{"block": "basic", "alpha": 2, "width": 0.0625}},
+                  num_lr_decays=1, max_epochs_per_stage=1, steps_per_epoch=2,
+                  strategy="mirrored", progress=False, evaluate_test=False)
+    try:
+        train(TrainConfig(batch_size=7, **config))
+        results["odd_batch"] = "accepted"
+    except UserError as error:
+        results["odd_batch"] = str(error)
+    metrics = train(TrainConfig(batch_size=8, **config))
+    results["run_loss"] = metrics["best_val_loss"]
+    print(json.dumps(results))
+""")
+
+
+def test_mirrored_step_equals_single_device(raw_records, tmp_path):
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED.format(root=str(ROOT)))
+    result = subprocess.run([sys.executable, str(script), raw_records[0], str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    single, mirrored = out["default"], out["mirrored"]
+    assert single["replicas"] == 1 and mirrored["replicas"] == 2
+    assert abs(single["first"] - mirrored["first"]) < 1e-5
+    assert abs(single["second"] - mirrored["second"]) < 1e-5
+    assert single["second"] < single["first"]
+    for a, b in zip(single["kernel"], mirrored["kernel"]):
+        assert abs(a - b) < 1e-5
+    assert "not divisible by the 2 replicas" in out["odd_batch"]
+    assert out["run_loss"] > 0
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multiworker_training_with_two_local_workers(raw_records, tmp_path):
+    records, _ = raw_records
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    command = [sys.executable, str(ROOT / "train.py"), "--data-dir", records,
+               "--train-dir", str(tmp_path), "--block", "basic", "--alpha", "2",
+               "--width", "0.0625", "--batch-size", "8", "--num-lr-decays", "1",
+               "--max-epochs-per-stage", "1", "--steps-per-epoch", "3",
+               "--strategy", "multiworker", "--no-progress"]
+    workers = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True))
+    outputs = [w.communicate(timeout=600) for w in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err[-3000:]
+    run_dir = tmp_path / "samplecnn-basic-multi"
+    history = pd.read_csv(run_dir / "history.csv")
+    assert list(history.epoch) == [1]
+    assert (run_dir / "model.keras").exists() and (run_dir / "metrics.json").exists()
+    assert "test ROC-AUC" in outputs[0][0]  # the chief reports
+    assert "epoch 1:" in outputs[0][0] and "epoch" not in outputs[1][0]  # one log
+    assert not (run_dir / ".worker-1").exists()  # the other worker's scratch is gone

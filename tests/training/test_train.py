@@ -1,0 +1,191 @@
+"""train.py and the run folder on the synthetic records: outputs, resume, flags, errors."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+import train as train_cli
+from tagger.config import TrainConfig
+from tagger.errors import UserError
+from tagger.evaluation.evaluate import evaluate
+from tagger.layers.tagger_info import read_info
+from tagger.training.run import train
+
+ROOT = pathlib.Path(__file__).parents[2]
+TINY = {"block": "rese", "multi": True, "alpha": 2, "width": 1 / 16}
+
+
+def tiny_config(records, train_dir, **overrides):
+    settings = dict(data_dir=records, train_dir=str(train_dir), model="samplecnn",
+                    model_args=dict(TINY), batch_size=8, num_lr_decays=2,
+                    max_epochs_per_stage=1, steps_per_epoch=3, strategy="default",
+                    progress=False)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def finished_run(raw_records, tmp_path_factory):
+    records, _ = raw_records
+    train_dir = tmp_path_factory.mktemp("runs")
+    metrics = train(tiny_config(records, train_dir, steps_per_execution=2))
+    return pathlib.Path(metrics["run_dir"]), metrics
+
+
+def test_run_folder_contents(finished_run, raw_records):
+    run_dir, metrics = finished_run
+    for name in ("config.json", "state.json", "history.csv", "model.keras", "model.hdf5",
+                 "metrics.json"):
+        assert (run_dir / name).exists(), name
+    assert list((run_dir / "logs").iterdir())  # TensorBoard events
+    history = pd.read_csv(run_dir / "history.csv")
+    assert list(history.epoch) == [1, 2]
+    assert list(history.stage) == [0, 1]
+    np.testing.assert_allclose(history.lr, [0.01, 0.002])
+    assert np.isfinite(history.val_loss).all()
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["model_args"]["block"] == "rese" and saved["schedule"] == "staged"
+    assert [s["stage"] for s in metrics["stages"]] == [0, 1]
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["done"] and state["epoch"] == 2
+    # Only the last epoch checkpoint and the best one remain.
+    names = {p.name.split(".")[0] for p in (run_dir / "checkpoints").iterdir()}
+    assert names == {state["last_checkpoint"], state["best_checkpoint"]}
+
+
+def test_saved_models_agree_and_describe_themselves(finished_run, raw_records):
+    run_dir, _ = finished_run
+    _, info = raw_records
+    a = keras.models.load_model(run_dir / "model.keras")
+    b = keras.models.load_model(run_dir / "model.hdf5")
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 59049)).astype("float32")
+    np.testing.assert_allclose(a.predict(x, verbose=0), b.predict(x, verbose=0), atol=1e-6)
+    meta = read_info(a)
+    assert meta["tag_names"] == info["tag_names"]
+    assert meta["window_segments"] == 1 and meta["input_kind"] == "raw"
+    assert meta == read_info(b)
+
+
+def test_test_metrics_equal_eval(finished_run, raw_records):
+    run_dir, metrics = finished_run
+    records, _ = raw_records
+    for name in ("model.keras", "model.hdf5"):
+        result = evaluate(str(run_dir / name), records, "test")
+        assert result.metrics.roc_auc == pytest.approx(metrics["test"]["roc_auc"], abs=1e-6)
+        assert result.metrics.pr_auc == pytest.approx(metrics["test"]["pr_auc"], abs=1e-6)
+
+
+def test_existing_run_needs_resume(finished_run, raw_records):
+    run_dir, _ = finished_run
+    with pytest.raises(UserError, match="--resume"):
+        train(tiny_config(raw_records[0], run_dir.parent))
+
+
+def test_initial_stage_continues_from_the_best_model(finished_run, raw_records):
+    run_dir, _ = finished_run
+    metrics = train(tiny_config(raw_records[0], run_dir.parent, initial_stage=1,
+                                evaluate_test=False))
+    history = pd.read_csv(run_dir / "history.csv")
+    assert list(history.stage) == [0, 1, 1]
+    assert metrics["epochs"] == 3
+
+
+def test_resume_after_sigkill_continues_the_same_stage(raw_records, tmp_path):
+    records, _ = raw_records
+    command = [sys.executable, str(ROOT / "train.py"), "--data-dir", records,
+               "--train-dir", str(tmp_path), "--block", "basic", "--alpha", "2",
+               "--width", "0.0625", "--batch-size", "8", "--num-lr-decays", "2",
+               "--max-epochs-per-stage", "3", "--patience", "9", "--steps-per-epoch", "2",
+               "--strategy", "default", "--no-test", "--no-progress"]
+    state_path = tmp_path / "samplecnn-basic-multi" / "state.json"
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if state_path.exists() and json.loads(state_path.read_text())["epoch"] >= 2:
+            break
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = json.loads(state_path.read_text())
+    assert 2 <= before["epoch"] < 6
+    rows_before = pd.read_csv(state_path.parent / "history.csv")
+    done = subprocess.run(command + ["--resume"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"resuming {state_path.parent} after epoch {before['epoch']}" in done.stdout
+    history = pd.read_csv(state_path.parent / "history.csv")
+    assert list(history.epoch) == [1, 2, 3, 4, 5, 6]
+    assert list(history.stage) == [0, 0, 0, 1, 1, 1]
+    np.testing.assert_allclose(history.lr, [0.01] * 3 + [0.002] * 3)
+    pd.testing.assert_frame_equal(history.iloc[:len(rows_before)], rows_before)
+    # Optimizer state came back: the stage-1 optimizer made 3 epochs x 2 steps.
+    state = json.loads(state_path.read_text())
+    model = keras.models.load_model(state_path.parent / "model.keras")
+    optimizer = keras.optimizers.SGD(0.002, momentum=0.9, nesterov=True)
+    optimizer.build(model.trainable_variables)
+    tf.train.Checkpoint(optimizer=optimizer).read(
+        str(state_path.parent / "checkpoints" / state["last_checkpoint"])).expect_partial()
+    assert int(optimizer.iterations) == 6
+
+
+def test_flags_become_the_config(tmp_path):
+    args = train_cli.parse_args(["--data-dir", "d", "--model", "transformer", "--size",
+                                 "student", "--attention-layers", "2",
+                                 "--switch-epochs", "5,6,7", "--total-epochs", "9",
+                                 "--mixed-precision", "bfloat16", "--jit-compile"])
+    config = train_cli.config_from_args(args)
+    assert config.model_args == {"size": "student", "attention_layers": 2}
+    assert config.schedule == "won" and tuple(config.switch_epochs) == (5, 6, 7)
+    assert config.mixed_precision == "bfloat16" and config.jit_compile
+    sample = train_cli.config_from_args(train_cli.parse_args(["--block", "rese",
+                                                              "--no-multi"]))
+    assert sample.schedule == "staged" and sample.batch_size == 23 and sample.lr == 0.01
+    assert sample.model_args == {"block": "rese", "multi": False, "alpha": 16,
+                                 "width": 1.0, "weight_decay": 0.0}
+
+
+@pytest.mark.parametrize("precision,jit", [("bfloat16", False), ("float16", False),
+                                           ("off", True)])
+def test_mixed_precision_and_xla(raw_records, tmp_path, precision, jit):
+    metrics = train(tiny_config(raw_records[0], tmp_path, mixed_precision=precision,
+                                jit_compile=jit, num_lr_decays=1, steps_per_epoch=2,
+                                validation_steps=1, evaluate_test=False))
+    assert np.isfinite(metrics["best_val_loss"])
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # restored
+
+
+def run_cli(script, *args):
+    result = subprocess.run([sys.executable, str(ROOT / script), *args],
+                            capture_output=True, text=True, cwd=ROOT)
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_bad_inputs_get_one_line(finished_run, synthetic_mtt, tmp_path):
+    run_dir, _ = finished_run
+    code, _, err = run_cli("train.py", "--data-dir", str(tmp_path), "--train-dir",
+                           str(tmp_path / "runs"))
+    assert code == 2 and "dataset_info.json" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run_cli("train.py", "--block", "inception")
+    assert code == 2 and "invalid choice" in err and len(err.strip().splitlines()) == 1
+    # A model and a dataset that do not fit: 12 tags instead of 50.
+    from tagger.datasets.mtt import build_mtt
+    from tests.conftest import build_config
+
+    twelve = tmp_path / "twelve"
+    build_mtt(build_config(synthetic_mtt[0], twelve, top_k=12))
+    code, _, err = run_cli("eval.py", str(run_dir / "model.keras"), "--data-dir", str(twelve))
+    assert code == 2 and "predicts 50 tags but the dataset has 12" in err
+    assert "Traceback" not in err
+    with pytest.raises(UserError, match="does not fit the model"):
+        train(tiny_config(str(twelve), run_dir.parent, initial_stage=1))
