@@ -1,0 +1,756 @@
+"""The embedded default dataset: synthetic music in the MagnaTagATune layout.
+
+    python -m tagger.datasets.synthetic OUT_DIR [--clips N] [--seconds S] [--seed K]
+
+writes, exactly like the real MagnaTagATune,
+
+    OUT_DIR/annotations_final.csv   tab-separated, every field double-quoted:
+                                    "clip_id", tag columns (0/1), "mp3_path"
+    OUT_DIR/mp3/{0..f}/<artist>-<album>-<nn>-<title>-<start>-<end>.mp3
+                                    16 kHz mono MP3, `seconds` long
+
+so every builder, reader and demo runs end to end without the 3 GB download.
+
+How clips are made. Each track draws a latent genre (techno, classical,
+rock, ambient, indian, opera, ...) with skewed probabilities; the genre picks
+instruments, voice, tempo, dynamics, key and mode (a `ClipAttributes`), and
+`render_clip` synthesises the audio from them. Tags are derived from the
+same attributes, the way annotators would apply them: an instrument, voice,
+tempo or loudness that is present is tagged with probability 0.85-0.97, and
+the synonyms of a group (female / woman / female vocal / female voice, ...)
+each favour some genres, so every tag has an audible signature and little
+label noise. The 50 real top-50 names come out as the 50 most frequent
+columns, in roughly the real order; the rarer real column names
+(`EXTRA_TAGS`) stay below all of them. A few percent of clips (nature
+sounds, and unlucky draws) carry no top-50 tag.
+
+Layout details follow the real data: clip ids spread over 2..58908 and
+increase with the row; one to five consecutive 29 s clips come from each
+track (`...-0-29.mp3`, `...-29-58.mp3`, ...); tracks spread evenly over
+the 16 folders, so the folder split (0-b train, c val, d-f test) gives about
+75/6/19 %. Six files are always broken (`SyntheticSummary.broken`): the three
+known broken MagnaTagATune files at their real paths and clip ids, one more
+empty file, one MP3 truncated to about a second, and one text file named
+.mp3. They count within `clips` and carry top-50 tags, so a builder has to
+skip them for their audio, not their tags.
+
+Deterministic: the same arguments give byte-identical files. Each track's
+attributes, each clip's tags and each clip's audio come from their own
+numpy Generator seeded by (seed, track, clip), so a clip does not depend on
+the order of generation; genre and folder follow a low-discrepancy sequence
+so that small datasets keep the intended proportions.
+
+This module does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+
+from tagger.datasets.synthetic_sounds import (ClipAttributes, SAMPLE_RATE,
+                                              render_clip)
+
+__all__ = [
+    "BrokenFile", "ClipAttributes", "ClipPlan", "EXTRA_TAGS", "KNOWN_BROKEN",
+    "MTT_TOP50", "SAMPLE_RATE", "SyntheticSummary", "TAG_NAMES", "generate",
+    "plan", "render_clip", "tag_probabilities",
+]
+
+# The real MagnaTagATune top-50, most frequent first.
+MTT_TOP50 = (
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic",
+    "rock", "fast", "piano", "ambient", "beat", "violin", "vocal", "synth",
+    "female", "indian", "opera", "male", "singing", "vocals", "no vocals",
+    "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal",
+    "pop", "soft", "sitar", "solo", "man", "classic", "choir", "voice",
+    "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello",
+    "no voice", "weird", "country", "metal", "female voice", "choral",
+)
+# Rarer real MagnaTagATune columns, many of them synonyms of top-50 names
+# (so a synonym merge changes the counts).
+EXTRA_TAGS = (
+    "bells", "birds", "chanting", "clapping", "drum", "electro", "electronica",
+    "female singer", "folk", "hard rock", "harpsicord", "heavy metal",
+    "instrumental", "male singer", "no singer", "operatic", "orchestra",
+    "spacey", "synthesizer", "violins", "water",
+)
+TAG_NAMES = tuple(sorted(MTT_TOP50 + EXTRA_TAGS))
+
+# The three MagnaTagATune files that do not decode, at their real ids.
+KNOWN_BROKEN = {
+    35644: "6/norine_braun-now_and_zen-08-gently-117-146.mp3",
+    55753: "8/jacob_heringman-josquin_des_prez_lute_settings-19-gintzler__pater_noster-204-233.mp3",
+    57881: "9/american_baroque-dances_and_suites_of_rameau_and_couperin-25-le_petit_rien_xiveme_ordre_couperin-88-117.mp3",
+}
+_KNOWN_TAGS = {
+    35644: ("female", "pop", "soft", "vocal", "woman"),
+    55753: ("classical", "guitar", "slow", "solo"),
+    57881: ("classic", "classical", "harpsichord", "strings"),
+}
+_KNOWN_KIND = {35644: "empty", 55753: "garbage", 57881: "empty"}
+_EXTRA_BROKEN = ((0.3, "empty"), (0.55, "truncated"), (0.8, "not_audio"))
+BROKEN_KINDS = ("empty", "garbage", "truncated", "not_audio")
+
+MIN_CLIPS = 10
+MAX_CLIPS = 25000
+MAX_CLIP_ID = 58908
+CSV_NAME = "annotations_final.csv"
+AUDIO_DIR = "mp3"
+_FOLDERS = "0123456789abcdef"
+
+
+@dataclasses.dataclass(frozen=True)
+class BrokenFile:
+    """A file of the dataset that a builder must skip; kind is one of
+    "empty" (0 bytes), "garbage" (random bytes), "truncated" (an MP3 cut to
+    about a second) or "not_audio" (text with an .mp3 name)."""
+
+    clip_id: int
+    mp3_path: str
+    kind: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipPlan:
+    """One row of the dataset: its id, path, tags and how it sounds.
+
+    attributes is None for the three known broken files (they have no
+    audio); genre and style name the latent genre and its sub-style.
+    """
+
+    clip_id: int
+    mp3_path: str
+    tags: tuple[str, ...]
+    attributes: ClipAttributes | None
+    genre: str
+    style: str
+    broken: str | None = None
+    track: int = -1
+    part: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticSummary:
+    """What `generate` wrote."""
+
+    csv_path: str
+    audio_root: str
+    num_clips: int
+    broken: tuple[BrokenFile, ...]
+    tag_names: tuple[str, ...]
+    seconds: float
+    sample_rate: int
+    seed: int
+
+
+# ------------------------------------------------------------------- genres
+
+# (genre, weight): the latent genre of a track. The weights make the tags
+# come out in the real top-50 order of frequency.
+_GENRES = (
+    ("techno", 165), ("classical", 150), ("rock", 100), ("ambient", 85),
+    ("indian", 78), ("opera", 72), ("new_age", 50), ("choral", 45),
+    ("pop", 45), ("dance", 45), ("metal", 40), ("country", 40),
+    ("weird", 40), ("folk", 35), ("nature", 25),
+)
+# Sub-styles with their weights; drawn with the low-discrepancy coordinate.
+_STYLES = {
+    "classical": (("piano_solo", 0.20), ("guitar_solo", 0.11), ("quartet", 0.19),
+                  ("orchestral", 0.15), ("violin_piano", 0.08), ("solo_other", 0.07),
+                  ("baroque", 0.20)),
+    "techno": (("melodic", 0.45), ("minimal", 0.30), ("breakbeat", 0.25)),
+    "indian": (("sitar", 0.65), ("vocal", 0.20), ("bansuri", 0.15)),
+    "opera": (("orchestral", 0.55), ("piano", 0.2), ("baroque", 0.25)),
+    "nature": (("birds", 0.35), ("water", 0.35), ("clapping", 0.30)),
+}
+_SOLO_STYLES = ("piano_solo", "guitar_solo", "solo_other")
+
+
+def _pick(rng, options):
+    """options: {value: probability}."""
+    values = list(options)
+    p = np.array([options[v] for v in values], float)
+    return values[int(rng.choice(len(values), p=p / p.sum()))]
+
+
+def _style(genre, u):
+    styles = _STYLES.get(genre)
+    if not styles:
+        return "main"
+    w = np.cumsum([s[1] for s in styles])
+    return styles[int(np.searchsorted(w / w[-1], u, side="right"))][0]
+
+
+def _attributes(genre, style, rng, u_voice=None):
+    """The ClipAttributes of a track of `genre` / `style`.
+
+    u_voice in [0, 1) picks the voice (by inverse CDF, so a low-discrepancy
+    sequence keeps the voices' proportions in every genre); None draws it.
+    """
+    maybe = lambda p: rng.random() < p
+
+    def vpick(options):
+        if u_voice is None:
+            return _pick(rng, options)
+        w = np.cumsum(list(options.values()))
+        return list(options)[int(np.searchsorted(w / w[-1], u_voice, side="right"))]
+
+    inst, voice, vstyle = [], None, "pop"
+    tempo, dyn, mode, render_genre = "mid", "normal", "major", genre
+    key = int(rng.integers(45, 57))
+    if genre == "classical":
+        mode = _pick(rng, {"major": 0.6, "minor": 0.4})
+        tempo = _pick(rng, {"slow": 0.15, "mid": 0.75, "fast": 0.1})
+        dyn = _pick(rng, {"quiet": 0.08, "soft": 0.06, "normal": 0.86})
+        if style == "piano_solo":
+            inst = ["piano"]
+        elif style == "guitar_solo":
+            inst = ["acoustic_guitar"]
+        elif style == "quartet":
+            inst = ["violin", "cello", "strings"]
+        elif style == "orchestral":
+            inst = ["violin", "strings"] + (["flute"] if maybe(0.4) else []) + (["harp"] if maybe(0.35) else [])
+        elif style == "violin_piano":
+            inst = ["violin", "piano"]
+        elif style == "solo_other":
+            inst = [_pick(rng, {"violin": 1, "cello": 1, "flute": 1, "harp": 1, "harpsichord": 2})]
+        else:  # baroque
+            inst = ["harpsichord", "strings", "cello" if maybe(0.5) else "flute"]
+            render_genre = "baroque"
+    elif genre == "opera":
+        voice, vstyle = vpick({"female": 0.55, "male": 0.45}), "opera"
+        tempo = _pick(rng, {"slow": 0.2, "mid": 0.8})
+        dyn = _pick(rng, {"normal": 0.9, "soft": 0.1})
+        mode = _pick(rng, {"major": 0.5, "minor": 0.5})
+        if style == "orchestral":
+            inst = ["strings"] + (["violin"] if maybe(0.3) else []) + (["harp"] if maybe(0.3) else []) \
+                + (["flute"] if maybe(0.2) else [])
+        elif style == "piano":
+            inst = ["piano"]
+        else:
+            inst = ["harpsichord", "strings"]
+    elif genre == "choral":
+        voice = "choir"
+        inst = _pick(rng, {(): 0.7, ("strings",): 0.2, ("piano",): 0.1})
+        tempo = _pick(rng, {"slow": 0.5, "mid": 0.5})
+        dyn = _pick(rng, {"quiet": 0.2, "soft": 0.15, "normal": 0.65})
+    elif genre == "techno":
+        mode, key = "minor", int(rng.integers(45, 53))
+        tempo = _pick(rng, {"fast": 0.2, "mid": 0.8})
+        inst = {"melodic": ["synth_lead", "drum_machine", "synth_bass", "synth_pad"],
+                "minimal": ["drum_machine", "synth_bass"],
+                "breakbeat": ["drum_machine", "synth_bass", "synth_pad"]}[style]
+        render_genre = "breakbeat" if style == "breakbeat" else "techno"
+    elif genre == "rock":
+        mode = _pick(rng, {"major": 0.5, "minor": 0.5})
+        inst = ["distorted_guitar", "bass", "drum_kit"] + (["electric_guitar"] if maybe(0.25) else [])
+        voice = vpick({"male": 0.12, None: 0.88})
+        tempo = _pick(rng, {"fast": 0.25, "mid": 0.7, "slow": 0.05})
+        dyn = _pick(rng, {"loud": 0.27, "normal": 0.73})
+    elif genre == "metal":
+        mode = "minor"
+        inst = ["distorted_guitar", "bass", "drum_kit"]
+        voice = vpick({"male": 0.15, None: 0.85})
+        tempo = _pick(rng, {"fast": 0.7, "mid": 0.3})
+        dyn = _pick(rng, {"loud": 0.95, "normal": 0.05})
+    elif genre == "pop":
+        inst = ["piano" if maybe(0.5) else "electric_guitar", "drum_kit", "bass"]
+        inst += ["synth_pad"] if maybe(0.3) else []
+        voice = vpick({"female": 0.5, "male": 0.25, None: 0.25})
+        tempo = _pick(rng, {"mid": 0.85, "fast": 0.15})
+    elif genre == "dance":
+        mode = _pick(rng, {"major": 0.5, "minor": 0.5})
+        lead = maybe(0.6)
+        inst = (["synth_lead"] if lead else []) + ["drum_machine", "synth_bass"]
+        inst += ["synth_pad"] if (not lead or maybe(0.5)) else []
+        voice = vpick({"female": 0.55, "male": 0.1, None: 0.35})
+        tempo = _pick(rng, {"fast": 0.2, "mid": 0.8})
+    elif genre == "country":
+        inst = ["acoustic_guitar", "bass"] + (["violin"] if maybe(0.5) else [])
+        voice = vpick({"male": 0.35, "female": 0.2, None: 0.45})
+        tempo = _pick(rng, {"mid": 0.8, "fast": 0.2})
+    elif genre == "folk":
+        inst = ["acoustic_guitar"] + (["piano"] if maybe(0.2) else [])
+        voice = vpick({"female": 0.3, "male": 0.3, None: 0.4})
+        tempo = _pick(rng, {"slow": 0.3, "mid": 0.7})
+        dyn = _pick(rng, {"soft": 0.3, "quiet": 0.15, "normal": 0.55})
+    elif genre == "indian":
+        mode, key = "raga", int(rng.integers(48, 53))
+        tempo = _pick(rng, {"slow": 0.2, "mid": 0.75, "fast": 0.05})
+        if style == "sitar":
+            inst = ["sitar", "tanpura"]
+        elif style == "vocal":
+            inst = ["tanpura"]
+            voice, vstyle = vpick({"male": 0.5, "female": 0.5}), "raga"
+        else:
+            inst = ["flute", "tanpura"]
+    elif genre == "ambient":
+        mode, tempo = "minor", "slow"
+        inst = ["synth_pad"]
+        for name, p in (("strings", 0.1), ("electric_guitar", 0.15), ("piano", 0.08), ("bells", 0.1)):
+            inst += [name] if maybe(p) else []
+        voice = vpick({"female": 0.05, None: 0.95})
+        dyn = _pick(rng, {"quiet": 0.2, "soft": 0.1, "normal": 0.7})
+    elif genre == "new_age":
+        mode, tempo = "pentatonic", "slow"
+        inst = [_pick(rng, {"harp": 0.45, "flute": 0.4, "piano": 0.15}), "synth_pad", "bells"]
+        voice = vpick({"female": 0.05, None: 0.95})
+        dyn = _pick(rng, {"soft": 0.25, "quiet": 0.22, "normal": 0.53})
+    elif genre == "weird":
+        mode = _pick(rng, {"major": 0.3, "minor": 0.7})
+        tempo = _pick(rng, {"slow": 0.2, "mid": 0.6, "fast": 0.2})
+        inst = ["fx"] + [_pick(rng, {"synth_pad": 0.3, "piano": 0.1, "drum_machine": 0.2, "fx": 0.4})]
+        inst = list(dict.fromkeys(inst))
+    elif genre == "nature":
+        inst = [style]
+    else:
+        raise ValueError(f"unknown genre {genre!r}")
+    lo, hi = {"slow": (58.0, 70.0), "mid": (96.0, 116.0), "fast": (150.0, 168.0)}[tempo]
+    return ClipAttributes(instruments=tuple(inst), voice=voice, voice_style=vstyle,
+                          tempo=tempo, dynamics=dyn, genre=render_genre, key=key,
+                          mode=mode, bpm=round(float(rng.uniform(lo, hi)), 2))
+
+
+def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, float]:
+    """The probability that an annotator applies each tag to a clip.
+
+    Tags come from audible attributes only; synonyms of one group favour
+    different genres (e.g. "woman" for pop, country and folk singers,
+    "female vocal" for pop and dance) so that each stays learnable.
+    """
+    inst = set(a.instruments)
+    v = a.voice
+    solo_voice = v in ("female", "male")
+    opera = a.voice_style == "opera"
+    instrumental = v is None
+    p: dict[str, float] = {}
+
+    def tag(name, prob):
+        p[name] = max(p.get(name, 0.0), prob)
+
+    # instruments
+    if inst & {"acoustic_guitar", "electric_guitar", "distorted_guitar"}:
+        tag("guitar", 0.95)
+    for name, prob in (("piano", 0.95), ("harpsichord", 0.95), ("harp", 0.93),
+                       ("violin", 0.93), ("cello", 0.93), ("strings", 0.93),
+                       ("flute", 0.95), ("sitar", 0.95)):
+        if name in inst:
+            tag(name, prob)
+    if "synth_lead" in inst:
+        tag("synth", 0.92)
+        tag("synthesizer", 0.02)
+    if "synth_pad" in inst:
+        tag("synthesizer", 0.01)
+    if "drum_kit" in inst:
+        tag("drums", 0.9 if genre in ("rock", "metal") else 0.35)
+        tag("drum", 0.02)
+    if "harpsichord" in inst:
+        tag("harpsicord", 0.06)
+    if "violin" in inst:
+        tag("violins", 0.04)
+    if "bells" in inst:
+        tag("bells", 0.08)
+    # genres
+    if genre == "classical":
+        tag("classical", 0.97)
+        tag("classic", {"orchestral": 0.8, "baroque": 0.7}.get(style, 0.05))
+        if style in _SOLO_STYLES:
+            tag("solo", 0.8)
+        if style == "orchestral":
+            tag("orchestra", 0.15)
+    elif genre == "opera":
+        tag("classical", 0.85)
+        tag("opera", 0.97)
+        tag("singing", 0.8)
+        tag("operatic", 0.06)
+    elif genre == "choral":
+        tag("classical", 0.5)
+    elif genre == "techno":
+        tag("techno", 0.97)
+        tag("electro", 0.025)
+        if style in ("melodic", "breakbeat"):
+            tag("electronic", 0.95)
+        if style in ("minimal", "breakbeat"):
+            tag("beat", 0.95)
+        if style == "breakbeat":
+            tag("beats", 0.95)
+        if style == "melodic":
+            tag("electronica", 0.03)
+    elif genre == "rock":
+        tag("rock", 0.97)
+        if a.dynamics == "loud":
+            tag("hard rock", 0.15)
+    elif genre == "metal":
+        tag("metal", 0.92)
+        tag("rock", 0.8)
+        tag("heavy metal", 0.12)
+    elif genre == "ambient":
+        tag("ambient", 0.95)
+        tag("spacey", 0.05)
+    elif genre == "new_age":
+        tag("new age", 0.92)
+        tag("ambient", 0.4)
+    elif genre == "pop":
+        tag("pop", 0.95)
+    elif genre == "dance":
+        tag("dance", 0.95)
+        tag("pop", 0.2)
+        tag("electronic", 0.6)
+        tag("beat", 0.4)
+        tag("electronica", 0.03)
+    elif genre == "indian":
+        tag("indian", 0.97)
+    elif genre == "country":
+        tag("country", 0.95)
+    elif genre == "weird":
+        tag("weird", 0.95)
+    elif genre == "folk":
+        tag("folk", 0.12)
+    elif genre == "nature":
+        tag(style, 0.5)
+    # tempo and dynamics
+    if a.tempo == "slow":
+        tag("slow", 0.7 if genre in ("ambient", "new_age") else 0.92)
+    elif a.tempo == "fast":
+        tag("fast", 0.88)
+    if a.dynamics == "loud":
+        tag("loud", 0.9)
+    elif a.dynamics == "quiet":
+        tag("quiet", 0.9)
+    elif a.dynamics == "soft":
+        tag("soft", 0.88)
+    # voices
+    if v == "female":
+        tag("female", 0.1 if opera else 0.95)
+        if genre in ("pop", "country", "folk", "rock", "ambient", "new_age", "indian"):
+            tag("woman", 0.85)
+        elif genre == "dance":
+            tag("woman", 0.3)
+        tag("female vocal", 0.8 if genre in ("pop", "dance") else 0.1 if not opera else 0.0)
+        if genre in ("folk", "ambient", "new_age", "indian"):
+            tag("female voice", 0.85)
+        elif opera:
+            tag("female voice", 0.4)
+        if not opera:
+            tag("female singer", 0.05)
+    if v == "male":
+        tag("male", 0.1 if opera else 0.95)
+        if genre in ("rock", "metal", "country", "folk"):
+            tag("man", 0.9)
+        elif opera:
+            tag("man", 0.1)
+        if genre in ("pop", "rock", "metal", "dance", "country"):
+            tag("male vocal", 0.85)
+        if genre in ("folk", "indian", "opera"):
+            tag("male voice", 0.8)
+        if not opera:
+            tag("male singer", 0.05)
+    if solo_voice and genre in ("pop", "dance", "rock", "metal", "indian"):
+        tag("vocal", 0.95)
+    if solo_voice and genre in ("country", "folk", "rock"):
+        tag("vocals", 0.9)
+    elif solo_voice and genre == "pop":
+        tag("vocals", 0.2)
+    if solo_voice and genre == "country":
+        tag("singing", 0.3)
+    if solo_voice and genre in ("ambient", "new_age", "indian"):
+        tag("voice", 0.6)
+    if v == "choir":
+        tag("choir", 0.97)
+        tag("choral", 0.8)
+        tag("voice", 0.8)
+        tag("vocal", 0.1)
+        tag("chanting", 0.08)
+    if genre == "indian" and v is not None:
+        tag("chanting", 0.08)
+    if instrumental and genre in ("indian", "folk"):
+        tag("no vocals", 0.87)
+    if instrumental and genre in ("metal", "pop", "dance"):
+        tag("no vocal", 0.9)
+    if instrumental and genre == "new_age":
+        tag("no voice", 0.8)
+    if instrumental and genre not in ("nature",):
+        tag("instrumental", 0.006)
+        tag("no singer", 0.005)
+    return p
+
+
+# --------------------------------------------------------------------- names
+
+_FIRST = ("anna", "ben", "clara", "david", "elena", "frank", "grace", "henry",
+          "iris", "jacob", "karen", "leo", "maria", "nils", "olga", "peter",
+          "rosa", "sam", "tara", "viktor", "wendy", "yusuf", "june", "omar",
+          "lucia", "ravi", "mei", "tomas", "ingrid", "pablo")
+_LAST = ("abbott", "bauer", "castillo", "dunn", "eriksen", "fischer", "garcia",
+         "hale", "ivanova", "jensen", "kowalski", "lind", "moreau", "novak",
+         "okafor", "price", "quinn", "rossi", "sato", "tanaka", "urban",
+         "vance", "weber", "young", "zeller", "shankar", "maddox", "holm")
+_WORDS = ("morning", "light", "quiet", "rooms", "river", "glass", "shadow",
+          "summer", "winter", "night", "city", "ocean", "dust", "gold", "echo",
+          "garden", "mirror", "north", "silver", "storm", "velvet", "paper",
+          "engine", "signal", "harbor", "lantern", "orbit", "prairie", "raga",
+          "sonata", "fugue", "suite", "prelude", "dance", "song", "lullaby",
+          "machine", "circuit", "fire", "stone", "wild", "blue", "last",
+          "first", "little", "long", "road", "home", "sky", "heart", "waves")
+_ENSEMBLES = ("quartet", "ensemble", "consort", "players", "orchestra",
+              "chamber_choir", "soloists", "trio")
+
+
+def _names(genre, rng):
+    word = lambda: _WORDS[int(rng.integers(len(_WORDS)))]
+    person = lambda: f"{_FIRST[int(rng.integers(len(_FIRST)))]}_{_LAST[int(rng.integers(len(_LAST)))]}"
+    form = rng.random()
+    if genre in ("classical", "opera", "choral") and form < 0.4:
+        artist = f"{_LAST[int(rng.integers(len(_LAST)))]}_{_ENSEMBLES[int(rng.integers(len(_ENSEMBLES)))]}"
+    elif form < 0.6:
+        artist = person()
+    elif form < 0.8:
+        artist = f"the_{word()}s"
+    else:
+        artist = f"{word()}_{word()}"
+    album = "_".join(word() for _ in range(int(rng.integers(1, 4))))
+    title = "_".join(word() for _ in range(int(rng.integers(1, 4))))
+    if rng.random() < 0.1:  # punctuation becomes a double underscore, as in MTT
+        title = f"{word()}__{title}"
+    return artist, album, int(rng.integers(1, 16)), title
+
+
+# ---------------------------------------------------------------------- plan
+
+# Low-discrepancy (Kronecker) sequence for the genre, folder, sub-style and
+# voice of track t: frac(offset + t * alpha) with badly approximable alphas
+# (golden ratio, sqrt 2, sqrt 3, sqrt 7), so even a small dataset has the
+# intended proportions of genres, folders, and styles and voices per genre.
+_ALPHA = np.array([(np.sqrt(5.0) - 1) / 2, np.sqrt(2.0) - 1, np.sqrt(3.0) - 1, np.sqrt(7.0) - 2])
+
+
+def _check_args(clips, seconds, seed):
+    if isinstance(clips, bool) or not isinstance(clips, (int, np.integer)):
+        raise ValueError(f"clips must be an integer, got {clips!r}")
+    if not MIN_CLIPS <= clips <= MAX_CLIPS:
+        raise ValueError(
+            f"clips must be between {MIN_CLIPS} and {MAX_CLIPS} (the dataset always "
+            f"holds {len(KNOWN_BROKEN) + len(_EXTRA_BROKEN)} broken files), got {clips}")
+    if not isinstance(seconds, (int, float, np.number)) or not 1.0 <= seconds <= 600.0:
+        raise ValueError(f"seconds must be between 1 and 600, got {seconds!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+
+
+def plan(clips: int = 400, seconds: float = 29.1, seed: int = 0) -> tuple[ClipPlan, ...]:
+    """Every row of the dataset, sorted by clip id, without rendering audio."""
+    _check_args(clips, seconds, seed)
+    seed = int(seed)
+    offsets = np.random.default_rng([seed, 0]).random(4)
+    weights = np.cumsum([w for _, w in _GENRES], dtype=float)
+    weights /= weights[-1]
+    n_plan = clips - len(KNOWN_BROKEN)
+    step = seconds + 0.1  # 29.1 s clips start at 0, 29, 58, 88, 117, ...
+
+    tracks = []  # (t, genre, style, attributes, folder, names, first, count, gaps, lead)
+    total, t = 0, 0
+    while total < n_plan:
+        rng = np.random.default_rng([seed, 1, t])
+        u = (offsets + (t + 1) * _ALPHA) % 1.0
+        genre = _GENRES[int(np.searchsorted(weights, u[0], side="right"))][0]
+        style = _style(genre, u[2])
+        attributes = _attributes(genre, style, rng, u[3])
+        count = int(min(1 + rng.binomial(2, 0.3), n_plan - total))
+        first = int(rng.integers(0, 4))
+        names = _names(genre, rng)
+        gaps = rng.integers(1, 4, size=count)  # id steps inside the track
+        lead = float(rng.uniform(0.3, 1.7))  # share of the id gap before it
+        tracks.append((t, genre, style, attributes, _FOLDERS[int(u[1] * 16)],
+                       names, first, count, gaps, lead))
+        total += count
+        t += 1
+
+    # Spread the ids over 2..MAX_CLIP_ID, skipping the known broken ids.
+    span = MAX_CLIP_ID - 2 - len(KNOWN_BROKEN)
+    inside = sum(int(tr[8][1:].sum()) for tr in tracks)
+    free = max(span - inside, 0)
+    leads = np.array([tr[9] for tr in tracks])
+    lead_gaps = np.floor(free * leads / leads.sum() * 0.98).astype(int)
+    known = sorted(KNOWN_BROKEN)
+
+    def real_id(v):
+        for k in known:
+            if v >= k:
+                v += 1
+        return v
+
+    rows, used_paths = [], set(KNOWN_BROKEN.values())
+    virtual = 1
+    for (t, genre, style, attributes, folder, names, first, count, gaps, _), lead_gap in zip(tracks, lead_gaps):
+        virtual += max(int(lead_gap), 1)
+        artist, album, number, title = names
+        for part in range(count):
+            if part:
+                virtual += int(gaps[part])
+            k = first + part
+            start = int(round(k * step))
+            path = f"{folder}/{artist}-{album}-{number:02d}-{title}-{start}-{start + int(seconds)}.mp3"
+            while path in used_paths:  # same names drawn twice: renumber
+                number += 1
+                path = f"{folder}/{artist}-{album}-{number:02d}-{title}-{start}-{start + int(seconds)}.mp3"
+            used_paths.add(path)
+            trng = np.random.default_rng([seed, 3, t, part])
+            probs = tag_probabilities(genre, style, attributes)
+            tags = tuple(sorted(name for name, pr in probs.items() if trng.random() < pr))
+            rows.append(ClipPlan(real_id(virtual), path, tags, attributes, genre, style,
+                                 None, t, part))
+
+    # Turn a few planned clips into broken files (they keep their tags).
+    top50 = set(MTT_TOP50)
+    taken = set()
+    for q, kind in _EXTRA_BROKEN:
+        j = int(q * len(rows))
+        for _ in range(len(rows)):
+            if j not in taken and top50 & set(rows[j].tags):
+                break
+            j = (j + 1) % len(rows)
+        else:
+            j = next(i for i in range(len(rows)) if i not in taken)
+            rows[j] = dataclasses.replace(rows[j], tags=tuple(sorted(set(rows[j].tags) | {"guitar"})))
+        taken.add(j)
+        rows[j] = dataclasses.replace(rows[j], broken=kind)
+    for clip_id, path in KNOWN_BROKEN.items():
+        rows.append(ClipPlan(clip_id, path, _KNOWN_TAGS[clip_id], None, "unknown",
+                             "unknown", _KNOWN_KIND[clip_id]))
+    rows.sort(key=lambda r: r.clip_id)
+    return tuple(rows)
+
+
+# ------------------------------------------------------------------ writing
+
+_NOT_AUDIO = (b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>\n"
+              b"<body><h1>Not Found</h1><p>The requested URL was not found on this "
+              b"server.</p></body></html>\n")
+
+
+def _encode(audio, path, sample_rate):
+    import soundfile as sf  # imported here: plan() and the CLI's checks need no audio stack
+
+    sf.write(path, audio, sample_rate, format="MP3", subtype="MPEG_LAYER_III")
+
+
+def _write_clip(row: ClipPlan, root: str, seconds: float, seed: int):
+    path = os.path.join(root, AUDIO_DIR, row.mp3_path)
+    if row.broken == "empty":
+        open(path, "wb").close()
+        return
+    if row.broken == "garbage":  # random bytes without 0xFF: no MP3 frame sync
+        data = np.random.default_rng([seed, 4, row.clip_id]).integers(0, 255, 4096, dtype=np.uint8)
+        with open(path, "wb") as f:
+            f.write(data.tobytes())
+        return
+    if row.broken == "not_audio":
+        with open(path, "wb") as f:
+            f.write(_NOT_AUDIO)
+        return
+    audio = render_clip(row.attributes, seconds, SAMPLE_RATE,
+                        np.random.default_rng([seed, 2, row.track, row.part]))
+    _encode(audio, path, SAMPLE_RATE)
+    if row.broken == "truncated":  # keep about one second of the stream
+        with open(path, "rb") as f:
+            data = f.read()
+        keep = int(len(data) * min(1.0, seconds / 3.0) / seconds)
+        with open(path, "wb") as f:
+            f.write(data[:keep])
+
+
+def _write_csv(rows, path: str, tag_names=TAG_NAMES):
+    """annotations_final.csv: tab-separated, every field double-quoted."""
+    lines = ["\t".join(f'"{c}"' for c in ("clip_id",) + tuple(tag_names) + ("mp3_path",))]
+    for r in rows:
+        tags = set(r.tags)
+        values = [str(r.clip_id)] + ["1" if t in tags else "0" for t in tag_names] + [r.mp3_path]
+        lines.append("\t".join(f'"{v}"' for v in values))
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,
+             progress: bool = True, overwrite: bool = False) -> SyntheticSummary:
+    """Write the synthetic dataset under out_dir and return what was written.
+
+    out_dir must not hold annotations_final.csv or mp3/ already, unless
+    overwrite=True (then those two are replaced). The CSV is written last,
+    so a directory with a CSV holds a complete dataset.
+    """
+    _check_args(clips, seconds, seed)
+    out_dir = os.fspath(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"OUT_DIR {out_dir!r} is an existing file; expected a directory "
+                         "(new or empty) to write the dataset into")
+    csv_path = os.path.join(out_dir, CSV_NAME)
+    audio_root = os.path.join(out_dir, AUDIO_DIR)
+    if os.path.lexists(csv_path) or os.path.lexists(audio_root):
+        if not overwrite:
+            raise ValueError(f"{out_dir!r} already holds a dataset ({CSV_NAME} or {AUDIO_DIR}/); "
+                             "choose another directory or pass overwrite=True (--overwrite)")
+        if os.path.lexists(csv_path):
+            os.remove(csv_path)
+        if os.path.isdir(audio_root) and not os.path.islink(audio_root):
+            shutil.rmtree(audio_root)
+        elif os.path.lexists(audio_root):
+            os.remove(audio_root)
+    rows = plan(clips, seconds, seed)
+    for folder in _FOLDERS:
+        os.makedirs(os.path.join(audio_root, folder), exist_ok=True)
+    from tqdm import tqdm
+
+    for row in tqdm(rows, desc="synthesising clips", unit="clip", disable=not progress):
+        _write_clip(row, out_dir, float(seconds), int(seed))
+    _write_csv(rows, csv_path)
+    broken = tuple(BrokenFile(r.clip_id, r.mp3_path, r.broken) for r in rows if r.broken)
+    return SyntheticSummary(csv_path=csv_path, audio_root=audio_root, num_clips=len(rows),
+                            broken=broken, tag_names=TAG_NAMES, seconds=float(seconds),
+                            sample_rate=SAMPLE_RATE, seed=int(seed))
+
+
+# ----------------------------------------------------------------------- CLI
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage block
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def main(argv=None) -> int:
+    parser = _Parser(
+        prog="python -m tagger.datasets.synthetic",
+        description="Write the synthetic MagnaTagATune-layout dataset "
+                    "(annotations_final.csv + mp3/0..f) into OUT_DIR.")
+    parser.add_argument("out_dir", metavar="OUT_DIR")
+    parser.add_argument("--clips", type=int, default=400, help="rows in the CSV (default 400)")
+    parser.add_argument("--seconds", type=float, default=29.1, help="clip length (default 29.1)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing annotations_final.csv and mp3/ in OUT_DIR")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        summary = generate(args.out_dir, args.clips, args.seconds, args.seed,
+                           progress=not args.quiet, overwrite=args.overwrite)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    broken = ", ".join(f"{b.clip_id} {b.kind}" for b in summary.broken)
+    print(f"wrote {summary.num_clips} clips x {summary.seconds:g} s, {len(summary.tag_names)} tags, "
+          f"to {summary.csv_path} and {summary.audio_root}/ in {time.perf_counter() - start:.1f} s; "
+          f"broken on purpose: {broken}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
