@@ -49,6 +49,68 @@ def load_audio(path: str, sample_rate: int, quiet: bool = False) -> np.ndarray:
     return resample(audio.mean(axis=1), file_rate, sample_rate)
 
 
+def stream_audio(path: str, sample_rate: int, block_seconds: float = 30.0):
+    """Yields a file's audio as consecutive mono float32 blocks at
+    `sample_rate`, about `block_seconds` each, never holding the whole file
+    (soundfile block reads + soxr's streaming resampler). Raises
+    AudioDecodeError for a missing or undecodable file."""
+    if not fileio.exists(path):
+        raise AudioDecodeError("file not found")
+    try:
+        handle = soundfile.SoundFile(path if fileio.is_local(path)
+                                     else io.BytesIO(fileio.read_bytes(path)))
+    except Exception as error:
+        raise AudioDecodeError(f"not decodable audio ({_first_line(error)})") from None
+    with handle:
+        stream = None
+        if handle.samplerate != sample_rate:
+            stream = soxr.ResampleStream(handle.samplerate, sample_rate, 1,
+                                         dtype="float32", quality="HQ")
+        frames = max(1, int(block_seconds * handle.samplerate))
+        try:
+            for block in handle.blocks(blocksize=frames, dtype="float32", always_2d=True):
+                mono = block.mean(axis=1)
+                out = stream.resample_chunk(mono) if stream else mono
+                if len(out):
+                    yield out
+        except AudioDecodeError:
+            raise
+        except Exception as error:
+            raise AudioDecodeError(f"not decodable audio ({_first_line(error)})") from None
+        if stream is not None:
+            tail = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+            if len(tail):
+                yield tail
+
+
+def audio_windows(path: str, sample_rate: int, window: int, hop: int | None = None,
+                  block_seconds: float = 30.0):
+    """Yields (start_sample, window) pairs, `window` samples each, every `hop`
+    samples (default: no overlap), streaming through the file. The last
+    partial window is dropped unless the file is shorter than one window,
+    in which case that one window is zero-padded."""
+    hop = hop or window
+    buffer = np.zeros(0, np.float32)
+    offset = 0  # sample index of buffer[0]
+    start = 0
+    total = 0
+    for block in stream_audio(path, sample_rate, block_seconds):
+        total += len(block)
+        buffer = np.concatenate([buffer, block])
+        while start + window <= offset + len(buffer):
+            begin = start - offset
+            yield start, buffer[begin:begin + window]
+            start += hop
+        drop = min(start - offset, len(buffer))
+        buffer, offset = buffer[drop:], offset + drop
+    if total == 0:
+        raise AudioDecodeError("no audio samples")
+    if total < window:
+        padded = np.zeros(window, np.float32)
+        padded[:total] = buffer[:total]  # nothing was yielded: the buffer is the file
+        yield 0, padded
+
+
 def resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
     """Resamples a mono waveform (samples,) with soxr's high-quality filter."""
     if source_rate == target_rate:

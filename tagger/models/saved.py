@@ -58,3 +58,32 @@ def window_segments_for(model, model_info: dict | None, dataset_info: dict) -> i
                         f"{segment}; use a dataset built with the model's features and "
                         "segment length")
     return input_shape[0] // segment[0]
+
+
+def raw_audio_input(model, info: dict | None):
+    """How to feed raw audio to a saved tagger.
+
+    Returns (sample_rate, window_samples, to_model_input): windows of
+    `window_samples` mono samples at `sample_rate`, shaped (batch, samples),
+    go through `to_model_input` (identity for waveform models; the model's
+    own `LogMel` front end for models trained on log-mel records).
+    """
+    input_shape = tuple(model.inputs[0].shape[1:])
+    sample_rate = (info or {}).get("sample_rate", 22050)
+    if len(input_shape) == 1:
+        return sample_rate, int(input_shape[0]), lambda windows: windows
+    if not info or not info.get("logmel"):
+        raise UserError("the model takes log-mel frames and does not say how they were "
+                        "computed; use a model saved by train.py")
+    from tagger.layers import LogMel
+
+    mel = info["logmel"]
+    segment = info["segment_length"]
+    layer = LogMel(sample_rate=sample_rate, n_fft=mel["n_fft"], hop_length=mel["hop_length"],
+                   n_mels=mel["n_mels"], f_min=mel["f_min"], f_max=mel["f_max"],
+                   top_db=mel["top_db"], segment_length=segment)
+    window = info["window_segments"] * segment
+    if layer.frames_for(window) != input_shape[0]:
+        raise UserError(f"the model takes {input_shape[0]} frames but its log-mel settings "
+                        f"give {layer.frames_for(window)} for {window} samples")
+    return sample_rate, window, lambda windows: layer(windows)
