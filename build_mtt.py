@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from tagger import cli
 from tagger.cli import ArgumentParser
 
 
@@ -49,10 +50,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    from tagger import cli
-    cli.quiet_tensorflow()
-    return cli.run(lambda _: build(args))
+    return cli.main(build, parse_args(argv))
 
 
 def build(args):

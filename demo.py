@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from tagger import cli
 from tagger.cli import ArgumentParser
 
 # Demo training settings per family: small models and Adam so a CPU learns the
@@ -49,10 +50,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    from tagger import cli
-    cli.quiet_tensorflow()
-    return cli.run(lambda _: run(args))
+    return cli.main(run, parse_args(argv))
 
 
 def run(args):

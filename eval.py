@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from tagger import cli
 from tagger.cli import ArgumentParser
 
 
@@ -22,10 +23,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    from tagger import cli
-    cli.quiet_tensorflow()
-    return cli.run(lambda _: run(args))
+    return cli.main(run, parse_args(argv))
 
 
 def run(args):

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from tagger import cli
 from tagger.cli import ArgumentParser
 
 
@@ -106,10 +107,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    from tagger import cli
-    cli.quiet_tensorflow()
-    return cli.run(lambda _: run(args))
+    return cli.main(run, parse_args(argv))
 
 
 def config_from_args(args):

@@ -34,11 +34,18 @@ def quiet_tensorflow() -> None:
     absl.logging.set_verbosity(absl.logging.ERROR)
 
 
-def run(main, argv=None) -> int:
-    """Calls `main(argv)`; turns UserError and Ctrl-C into one-line exits."""
+def main(action, args) -> int:
+    """The body of every CLI's main(): imports TensorFlow quietly, then
+    `action(args)` with a user's mistakes and Ctrl-C as one-line exits."""
+    quiet_tensorflow()
+    return run(action, args)
+
+
+def run(action, args=None) -> int:
+    """Calls `action(args)`; turns UserError and Ctrl-C into one-line exits."""
     prog = os.path.basename(sys.argv[0])
     try:
-        return main(argv) or 0
+        return action(args) or 0
     except UserError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
