@@ -159,7 +159,8 @@ def test_flags_become_the_config(tmp_path):
 def test_mixed_precision_and_xla(raw_records, tmp_path, precision, jit):
     metrics = train(tiny_config(raw_records[0], tmp_path, mixed_precision=precision,
                                 jit_compile=jit, num_lr_decays=1, steps_per_epoch=2,
-                                validation_steps=1, evaluate_test=False))
+                                validation_steps=1, evaluate_test=False,
+                                model_args=dict(TINY, block="basic")))
     assert np.isfinite(metrics["best_val_loss"])
     assert keras.mixed_precision.dtype_policy().name == "float32"  # restored
 
