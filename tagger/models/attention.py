@@ -66,7 +66,7 @@ def tag_contributions(model: keras.Model, x, batch_size: int = 32) -> np.ndarray
     the last layer attends only to time step t (token t + 1; [CLS]
     excluded). The layers below the last one run once."""
     x = np.asarray(x, dtype="float32")
-    if x.ndim == len(model.input.shape) - 1:
+    if x.ndim == len(model.inputs[0].shape) - 1:
         x = x[None]
     if x.shape[0] != 1:
         raise ValueError(f"tag_contributions takes one example, got a batch of {x.shape[0]}")
