@@ -38,6 +38,8 @@ import numpy as np
 
 from tagger.errors import UserError
 
+CHECK_RATE = 22050  # any rate: checking a file decodes (and resamples) its first second
+
 
 @dataclasses.dataclass(frozen=True)
 class AttentionMaps:
@@ -290,12 +292,11 @@ def write_attention_maps(model_path: str, audio=(), concat=(), out_dir: str = "a
         raise UserError("no audio given: pass one or more files, or --concat A B")
     if not tags and (not isinstance(top_k, int) or top_k < 1):
         raise UserError(f"--top-k must be a positive integer, got {top_k!r}")
+    for sources in inputs:  # before loading the model: a bad file fails at once
+        for path in sources:
+            check_audio(path, CHECK_RATE)
     model, model_info = load_tagger(model_path)
     mapper = make_attention_mapper(model, model_info, batch_size)
-    sample_rate = (model_info or {}).get("sample_rate", 22050)
-    for sources in inputs:
-        for path in sources:
-            check_audio(path, sample_rate)
     if tags:
         known = (model_info or {}).get("tag_names")
         unknown = [t for t in tags if known and t not in known]
