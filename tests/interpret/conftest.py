@@ -1,8 +1,9 @@
 """Artifacts for the interpretation tests, made once per session on the
-shared synthetic records: a tiny SE model trained for one step (through
-train(), so it is a real run folder with model.keras and model.hdf5), its
-excitation table, tiny attention models saved as train() saves them, and
-short audio files."""
+shared synthetic records: tiny models built for those records and saved as
+train() saves them (model.keras / model.hdf5 carrying their TaggerInfo;
+training is left to tests/training, these tests need the mechanics, and
+the slow localisation test trains its own), the SE model's excitation
+table, and short audio files."""
 
 from __future__ import annotations
 
@@ -23,28 +24,21 @@ TINY_TRANSFORMER = {"conv_ndim": 4, "attention_ndim": 16, "attention_heads": 2,
 
 
 @pytest.fixture(scope="session")
-def se_run(raw_records, tmp_path_factory):
-    """Run folder of a tiny SE+multi sample-level CNN (one training step)."""
-    from tagger.config import TrainConfig
-    from tagger.training.run import train
-
-    records, _ = raw_records
-    metrics = train(TrainConfig(
-        data_dir=records, train_dir=str(tmp_path_factory.mktemp("se_runs")),
-        model="samplecnn", model_args=dict(TINY_SE), batch_size=8, num_lr_decays=1,
-        max_epochs_per_stage=1, steps_per_epoch=1, validation_steps=1, strategy="default",
-        evaluate_test=False, progress=False))
-    return pathlib.Path(metrics["run_dir"])
+def se_dir(raw_records, tmp_path_factory):
+    """Folder with model.keras and model.hdf5 of a tiny untrained SE+multi
+    sample-level CNN, saved as train() saves its models."""
+    return saved_model("samplecnn", TINY_SE, raw_records[1], tmp_path_factory.mktemp("se"),
+                       formats=(".keras", ".hdf5")).parent
 
 
 @pytest.fixture(scope="session")
-def se_table(se_run, raw_records):
+def se_table(se_dir, raw_records):
     """The excitation table of the test split, from model.keras."""
     from tagger.interpret.excitations import extract_excitations
     from tagger.models.saved import load_tagger
 
     records, info = raw_records
-    model, model_info = load_tagger(str(se_run / "model.keras"))
+    model, model_info = load_tagger(str(se_dir / "model.keras"))
     return extract_excitations(model, records, "test", batch_size=4, info=info,
                                model_info=model_info)
 
@@ -58,9 +52,10 @@ def se_table_file(se_table, tmp_path_factory):
     return path
 
 
-def saved_model(family, model_args, info, folder, **config):
+def saved_model(family, model_args, info, folder, formats=(".keras",), **config):
     """Builds `family` for the records described by `info` and saves it as
-    train() does (model.keras with the TaggerInfo layer); returns the path."""
+    train() does (with the TaggerInfo layer) as model.keras (and the other
+    `formats`); returns the path of the first."""
     from tagger.config import TrainConfig
     from tagger.layers.tagger_info import attach_info
     from tagger.training import model_setup
@@ -74,9 +69,9 @@ def saved_model(family, model_args, info, folder, **config):
     model = model_setup.build(train_config, info, window)
     final = attach_info(model, model_setup.model_info(train_config, info, window))
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "model.keras"
-    final.save(path)
-    return path
+    for suffix in formats:
+        final.save(folder / f"model{suffix}")
+    return folder / f"model{formats[0]}"
 
 
 @pytest.fixture(scope="session")

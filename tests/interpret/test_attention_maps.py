@@ -170,7 +170,7 @@ def one_line_error(code, err, *fragments):
         assert fragment in err, err
 
 
-def test_cli_errors(self_attention_model, se_run, audio_files, tmp_path, capsys):
+def test_cli_errors(self_attention_model, se_dir, audio_files, tmp_path, capsys):
     model = self_attention_model
     good = audio_files["window"]
     code, _, err = run_cli(capsys, model, tmp_path / "missing.wav", "--out", tmp_path)
@@ -184,7 +184,7 @@ def test_cli_errors(self_attention_model, se_run, audio_files, tmp_path, capsys)
     soundfile.write(str(empty), np.zeros(0, np.float32), 22050)
     code, _, err = run_cli(capsys, model, empty, "--out", tmp_path)
     one_line_error(code, err, "empty.wav: no audio samples")
-    code, _, err = run_cli(capsys, se_run / "model.keras", good, "--out", tmp_path)
+    code, _, err = run_cli(capsys, se_dir / "model.keras", good, "--out", tmp_path)
     one_line_error(code, err, "has no attention layers", "samplecnn_se_multi",
                    "self_attention or transformer")
     code, _, err = run_cli(capsys, tmp_path / "nope.keras", good)

@@ -19,9 +19,9 @@ from tagger.records.reader import clip_dataset, clip_labels
 from tests.interpret.conftest import ROOT_DIR, is_png
 
 
-def test_table_rows_columns_and_values(se_table, raw_records, se_run):
+def test_table_rows_columns_and_values(se_table, raw_records, se_dir):
     records, info = raw_records
-    model = keras.models.load_model(se_run / "model.keras")
+    model = keras.models.load_model(se_dir / "model.keras")
     depths = num_blocks_for(59049)
     clip_ids, labels = clip_labels(records, "test", info)
     assert len(clip_ids) > 0
@@ -40,9 +40,9 @@ def test_table_rows_columns_and_values(se_table, raw_records, se_run):
     np.testing.assert_array_equal(tags, labels.astype(int))
 
 
-def test_clip_mean_equals_a_manual_per_segment_computation(se_table, se_run, raw_records):
+def test_clip_mean_equals_a_manual_per_segment_computation(se_table, se_dir, raw_records):
     records, info = raw_records
-    model = keras.models.load_model(se_run / "model.keras")
+    model = keras.models.load_model(se_dir / "model.keras")
     clip = next(iter(clip_dataset(records, "test", info).skip(1).take(1)))
     segments = clip["segments"].numpy()  # (segments, 59049)
     assert len(segments) == 2
@@ -55,11 +55,11 @@ def test_clip_mean_equals_a_manual_per_segment_computation(se_table, se_run, raw
                                    rtol=1e-5, atol=1e-6)
 
 
-def test_keras_and_hdf5_give_the_same_table(se_table, se_run, raw_records, tmp_path):
+def test_keras_and_hdf5_give_the_same_table(se_table, se_dir, raw_records, tmp_path):
     records, _ = raw_records
     out = tmp_path / "sub" / "from_hdf5.pkl"
     lines = list(ex.run_excitations(ex.ExcitationConfig(
-        model_path=str(se_run / "model.hdf5"), data_dir=records, out=str(out),
+        model_path=str(se_dir / "model.hdf5"), data_dir=records, out=str(out),
         batch_size=3, progress=False)))
     assert "9 SE blocks" in lines[0] and str(out) in lines[0]
     table = pd.read_pickle(out)
@@ -116,9 +116,9 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
-def test_cli_writes_table_and_plots(se_run, raw_records, tmp_path, capsys):
+def test_cli_writes_table_and_plots(se_dir, raw_records, tmp_path, capsys):
     records, _ = raw_records
-    code, out, err = run_cli(capsys, se_run / "model.keras", "--data-dir", records,
+    code, out, err = run_cli(capsys, se_dir / "model.keras", "--data-dir", records,
                              "--out", tmp_path / "ex.pkl", "--plots", tmp_path / "plots",
                              "--depths", "1,7", "--compare-tags", "classical,techno",
                              "--batch-size", "5", "--no-progress")
@@ -145,9 +145,9 @@ def test_model_without_se_blocks(res_model, raw_records, tmp_path, capsys):
     assert not (tmp_path / "x.pkl").exists()
 
 
-def test_user_errors(se_run, se_table, raw_records, tmp_path, capsys):
+def test_user_errors(se_dir, se_table, raw_records, tmp_path, capsys):
     records, info = raw_records
-    model = se_run / "model.keras"
+    model = se_dir / "model.keras"
     code, _, err = run_cli(capsys, tmp_path / "missing.keras", "--data-dir", records)
     one_line_error(code, err, "not found")
     code, _, err = run_cli(capsys, model, "--data-dir", tmp_path)
@@ -177,10 +177,10 @@ def test_user_errors(se_run, se_table, raw_records, tmp_path, capsys):
 
 
 @pytest.mark.slow  # a fresh interpreter: TensorFlow's start-up dominates
-def test_real_command_line(se_run, raw_records, tmp_path):
+def test_real_command_line(se_dir, raw_records, tmp_path):
     records, _ = raw_records
     result = subprocess.run(
-        [sys.executable, str(ROOT_DIR / "extract_excitations.py"), str(se_run / "model.hdf5"),
+        [sys.executable, str(ROOT_DIR / "extract_excitations.py"), str(se_dir / "model.hdf5"),
          "--data-dir", records, "--out", str(tmp_path / "ex.pkl"), "--plots",
          str(tmp_path / "plots"), "--no-progress"],
         capture_output=True, text=True, cwd=ROOT_DIR)

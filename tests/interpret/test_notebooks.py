@@ -40,6 +40,7 @@ def images(notebook) -> int:
     return sum("image/png" in output.get("data", {}) for output in outputs_of(notebook))
 
 
+@pytest.mark.slow  # a fresh kernel per notebook: its start-up dominates
 def test_excitation_analysis_notebook(se_table_file, tmp_path, monkeypatch):
     notebook = execute("excitation_analysis.ipynb", tmp_path, monkeypatch,
                        TAGGER_EXCITATIONS=se_table_file)
@@ -49,10 +50,11 @@ def test_excitation_analysis_notebook(se_table_file, tmp_path, monkeypatch):
     assert "9 SE blocks" in text
 
 
-def test_attention_maps_notebook(self_attention_model, audio_files, tmp_path, monkeypatch):
+@pytest.mark.slow  # a fresh kernel importing TensorFlow
+def test_attention_maps_notebook(transformer_model, audio_files, tmp_path, monkeypatch):
     audio = os.pathsep.join(str(audio_files[k]) for k in ("short", "window"))
     notebook = execute("attention_maps.ipynb", tmp_path, monkeypatch,
-                       TAGGER_ATTENTION_MODEL=self_attention_model, TAGGER_AUDIO=audio)
+                       TAGGER_ATTENTION_MODEL=transformer_model, TAGGER_AUDIO=audio)
     assert not [o for o in outputs_of(notebook) if o.output_type == "error"]
     assert images(notebook) == 5  # 2 heat maps, 2 contribution maps, 1 joined
 
