@@ -30,12 +30,14 @@ covers its frames [t * frames_per_step, (t + 1) * frames_per_step).
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
-import os
 import posixpath
 
 import numpy as np
 
+from tagger import fileio
+from tagger.config import join_path
 from tagger.errors import UserError
 
 CHECK_RATE = 22050  # any rate: checking a file decodes (and resamples) its first second
@@ -238,15 +240,18 @@ def choose_tags(maps: AttentionMaps, tags=None, top_k: int = 5) -> list[str]:
 def save_maps(maps: AttentionMaps, out_dir: str, tags) -> list[str]:
     """Writes `<name>_{spectrogram,attention,received,contributions}.npy`,
     `<name>_maps.json` (tags, scores, time layout) and the two figures
-    `<name>_attention.png`, `<name>_contributions.png`; returns the paths."""
+    `<name>_attention.png`, `<name>_contributions.png` (local or any
+    tf.io.gfile path); returns the paths."""
     from tagger.interpret.plots import plot_attention, plot_contributions, save_figure
 
-    os.makedirs(out_dir, exist_ok=True)
-    base = os.path.join(out_dir, _safe(maps.name))
+    fileio.makedirs(out_dir)
+    base = join_path(out_dir, _safe(maps.name))
     paths = []
     for key in ("spectrogram", "attention", "received", "contributions"):
         path = f"{base}_{key}.npy"
-        np.save(path, getattr(maps, key))
+        buffer = io.BytesIO()
+        np.save(buffer, getattr(maps, key))
+        fileio.write_atomic(path, buffer.getvalue())
         paths.append(path)
     meta = {
         "name": maps.name, "sources": list(maps.sources), "tag_names": list(maps.tag_names),
@@ -268,8 +273,7 @@ def save_maps(maps: AttentionMaps, out_dir: str, tags) -> list[str]:
         },
     }
     path = f"{base}_maps.json"
-    with open(path, "w") as f:
-        json.dump(meta, f, indent=2)
+    fileio.write_atomic(path, json.dumps(meta, indent=2))
     paths.append(path)
     for key, figure in (("attention", plot_attention(maps)),
                         ("contributions", plot_contributions(maps, tags))):

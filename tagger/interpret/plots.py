@@ -7,12 +7,15 @@ worker threads and in notebooks (display the returned Figure).
 
 from __future__ import annotations
 
-import os
+import io
+import posixpath
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from tagger import fileio
+from tagger.config import join_path
 from tagger.interpret import excitations as ex
 
 
@@ -23,12 +26,14 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save_figure(figure: Figure, path: str) -> str:
-    """Writes a PNG; returns the path."""
-    folder = os.path.dirname(path)
+    """Writes a PNG (local or any tf.io.gfile path, e.g. gs://); returns the path."""
+    folder = posixpath.dirname(str(path))
     if folder:
-        os.makedirs(folder, exist_ok=True)
-    figure.savefig(path, format="png", bbox_inches="tight")
-    return path
+        fileio.makedirs(folder)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    fileio.write_atomic(str(path), buffer.getvalue())
+    return str(path)
 
 
 # ------------------------------------------------------------- excitations
@@ -78,17 +83,16 @@ def write_excitation_plots(table, out_dir: str, depths=None, compare_tags=None) 
     depths = list(depths) if depths else ex.default_depths(table)
     ex.check_depths(table, depths)
     compare = list(compare_tags) if compare_tags else ex.default_compare_tags(table)
-    os.makedirs(out_dir, exist_ok=True)
     paths = []
     for depth in depths:
         paths.append(save_figure(plot_tag_excitations(table, depth),
-                                 os.path.join(out_dir, f"excitations_depth{depth}.png")))
+                                 join_path(out_dir, f"excitations_depth{depth}.png")))
     first = ex.depths_of(table)[0]
     if compare:
         paths.append(save_figure(plot_tag_excitations(table, first, compare),
-                                 os.path.join(out_dir, f"excitations_compare_depth{first}.png")))
+                                 join_path(out_dir, f"excitations_compare_depth{first}.png")))
     paths.append(save_figure(plot_tag_spread(table),
-                             os.path.join(out_dir, "excitation_spread.png")))
+                             join_path(out_dir, "excitation_spread.png")))
     return paths
 
 

@@ -13,7 +13,7 @@ import soundfile
 from tagger.audio import load_audio
 from tagger.errors import UserError
 from tagger.interpret import attention as cli
-from tagger.interpret.attention_maps import choose_tags, make_attention_mapper
+from tagger.interpret.attention_maps import choose_tags, make_attention_mapper, save_maps
 from tagger.models.attention import attention_model, tag_contributions
 from tagger.models.saved import load_tagger, raw_audio_input
 from tests.interpret.conftest import ROOT_DIR, SEGMENT, is_png, windows_of
@@ -116,6 +116,16 @@ def test_transformer_steps_cover_four_frames(transformer_model, audio_files):
     spread = maps.steps_as_frames(maps.attention_over_time())
     assert spread.shape == (232,)
     np.testing.assert_array_equal(spread[:4], maps.attention[0, 1])
+
+
+def test_maps_and_figures_go_to_any_gfile_path(window_maps):
+    import tensorflow as tf
+
+    paths = save_maps(window_maps, "ram://maps/out", ["piano"])
+    assert len(paths) == 7 and all(p.startswith("ram://maps/out/window_") for p in paths)
+    assert all(tf.io.gfile.exists(p) for p in paths)
+    with tf.io.gfile.GFile("ram://maps/out/window_contributions.npy", "rb") as f:
+        np.testing.assert_array_equal(np.load(f), window_maps.contributions)
 
 
 def test_choose_tags(window_maps):

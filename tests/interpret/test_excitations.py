@@ -98,6 +98,15 @@ def test_plots_are_png_files(se_table, tmp_path):
     assert all(is_png(p) for p in paths)
 
 
+def test_table_and_plots_go_to_any_gfile_path(se_table):
+    import tensorflow as tf
+
+    ex.save_table(se_table, "ram://excitations/table.pkl")
+    pd.testing.assert_frame_equal(ex.load_table("ram://excitations/table.pkl"), se_table)
+    paths = write_excitation_plots(se_table, "ram://excitations/plots", depths=[8])
+    assert all(tf.io.gfile.exists(p) for p in paths) and len(paths) == 3
+
+
 def test_se_layers_found_by_name_for_any_depth():
     model = build_samplecnn(num_tags=3, block="rese", alpha=2, width=1 / 16,
                             input_length=3 ** 5)
