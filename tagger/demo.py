@@ -121,15 +121,14 @@ def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: st
         yield (f"excitations: {out}, figures in {plots} ({time.time() - start:.0f} s; "
                "notebooks/excitation_analysis.ipynb reads them)")
     elif config.model in ("self_attention", "transformer"):
-        from tagger.interpret.attention_maps import write_attention_maps
-        from tagger.records.reader import clip_dataset
+        from tagger.interpret.attention_maps import split_audio_files, write_attention_maps
 
         out = join_path(config.work_dir, "attention_maps")
-        clip = next(iter(clip_dataset(records, "test").take(1)), None)
-        if clip is None:
+        found = split_audio_files(records, join_path(data_dir, "mp3"), "test", count=1)
+        if not found:
             yield "attention maps: skipped (the test split is empty)"
             return
-        audio = join_path(data_dir, "mp3", clip["path"].numpy().decode())
+        audio = found[0]
         start = time.time()
         for line in write_attention_maps(model_path, [audio], out_dir=out, top_k=5,
                                          progress=config.progress):

@@ -1,7 +1,10 @@
 """The demo's last step: excitations for SE/ReSE models, attention maps of a
 test clip for the attention families, a note for the others."""
 
+from pathlib import Path
+
 from tagger.demo import DemoConfig, interpret_model
+from tagger.interpret.attention_maps import split_audio_files
 from tests.interpret.conftest import TINY_SE, is_png
 
 
@@ -23,7 +26,9 @@ def test_demo_maps_a_test_clip_of_an_attention_model(self_attention_model, synth
     config = DemoConfig(work_dir=str(tmp_path), model="self_attention", progress=False)
     lines = list(interpret_model(config, str(self_attention_model.parent), synthetic_mtt[0],
                                  raw_records[0]))
-    assert "attention maps of" in lines[-1]
+    first_test_clip = split_audio_files(raw_records[0], f"{synthetic_mtt[0]}/mp3", "test")[0]
+    assert lines[-1].startswith(f"attention maps of {first_test_clip} in ")
+    assert (tmp_path / "attention_maps" / (Path(first_test_clip).stem + "_maps.json")).exists()
     figures = sorted((tmp_path / "attention_maps").glob("*.png"))
     assert len(figures) == 2 and all(is_png(p) for p in figures)
 
