@@ -1,4 +1,5 @@
-"""The demo pipeline: synthetic data -> records -> training -> evaluation.
+"""The demo pipeline: synthetic data -> records -> training -> evaluation ->
+interpretation (SE excitations, or attention maps of one test clip).
 
 Each step writes into `work_dir` and is skipped on a rerun when its output
 exists (the builder and the trainer resume their own partial work).
@@ -44,6 +45,7 @@ def run_demo(config: DemoConfig):
     yield f"model:   {join_path(run_dir, 'model.keras')} (and model.hdf5)"
     yield f"metrics: {join_path(run_dir, 'metrics.json')}"
     yield f"logs:    {join_path(run_dir, 'history.csv')}, TensorBoard in {join_path(run_dir, 'logs')}"
+    yield from interpret_model(config, run_dir, data_dir, records)
     yield f"demo finished in {time.time() - start:.0f} s"
 
 
@@ -95,3 +97,45 @@ def train_model(config: DemoConfig, records: str):
     metrics = train(train_config)
     yield f"trained in {time.time() - start:.0f} s"
     return metrics
+
+
+def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: str):
+    """SE/ReSE sample-level CNNs: the excitation table of the test split and
+    its figures; attention families: the attention and contribution maps of
+    the first test clip; other models: a note."""
+    model_path = join_path(run_dir, "model.keras")
+    block = config.model_args.get("block", "se")
+    if config.model == "samplecnn" and block in ("se", "rese"):
+        from tagger.interpret.excitations import ExcitationConfig, run_excitations
+
+        out = join_path(config.work_dir, "excitations.pkl")
+        plots = join_path(config.work_dir, "excitation_plots")
+        if fileio.exists(out) and fileio.exists(plots):
+            yield f"excitations: {out}, figures in {plots} (already there)"
+            return
+        start = time.time()
+        for line in run_excitations(ExcitationConfig(
+                model_path=model_path, data_dir=records, split="test", out=out,
+                plots_dir=plots, progress=config.progress)):
+            yield line
+        yield (f"excitations: {out}, figures in {plots} ({time.time() - start:.0f} s; "
+               "notebooks/excitation_analysis.ipynb reads them)")
+    elif config.model in ("self_attention", "transformer"):
+        from tagger.interpret.attention_maps import split_audio_files, write_attention_maps
+
+        out = join_path(config.work_dir, "attention_maps")
+        found = split_audio_files(records, join_path(data_dir, "mp3"), "test", count=1)
+        if not found:
+            yield "attention maps: skipped (the test split is empty)"
+            return
+        audio = found[0]
+        start = time.time()
+        for line in write_attention_maps(model_path, [audio], out_dir=out, top_k=5,
+                                         progress=config.progress):
+            yield f"attention maps: {line}"
+        yield (f"attention maps of {audio} in {out} ({time.time() - start:.0f} s; "
+               "notebooks/attention_maps.ipynb draws more)")
+    else:
+        what = f"samplecnn with {block} blocks" if config.model == "samplecnn" else config.model
+        yield (f"interpretation: skipped for {what} (excitations need SE or ReSE blocks, "
+               "attention maps a self_attention or transformer model)")

@@ -66,18 +66,34 @@ def tag_contributions(model: keras.Model, x, batch_size: int = 32) -> np.ndarray
     the last layer attends only to time step t (token t + 1; [CLS]
     excluded). The layers below the last one run once."""
     x = np.asarray(x, dtype="float32")
-    if x.ndim == len(model.input.shape) - 1:
+    if x.ndim == len(model.inputs[0].shape) - 1:
         x = x[None]
     if x.shape[0] != 1:
         raise ValueError(f"tag_contributions takes one example, got a batch of {x.shape[0]}")
     last = model.get_layer(encoder_names(model)[-1])
     trunk = keras.Model(model.inputs, last.input)
+    hidden = np.asarray(trunk.predict_on_batch(x))  # (1, T + 1, dim)
+    return contributions_from_hidden(contribution_tail(model), hidden, batch_size)
+
+
+def contribution_tail(model: keras.Model) -> keras.Model:
+    """A model `[hidden (batch, T + 1, dim), override (batch, T + 1)] -> tags`:
+    the last encoder layer with its attention forced to `override`, and the
+    layers after it. `hidden` is the last encoder layer's input. Build it
+    once to compute the contributions of many inputs."""
+    last = model.get_layer(encoder_names(model)[-1])
     hidden_in = keras.Input(last.input.shape[1:], name="hidden")
     override_in = keras.Input(_override_shape(last, last.input, False),
                               name="attention_override")
-    tail = keras.Model([hidden_in, override_in],
-                       _apply_tail(model, last, hidden_in, override_in))
-    hidden = np.asarray(trunk.predict_on_batch(x))  # (1, T + 1, dim)
+    return keras.Model([hidden_in, override_in],
+                       _apply_tail(model, last, hidden_in, override_in),
+                       name=f"{model.name}_contribution_tail")
+
+
+def contributions_from_hidden(tail: keras.Model, hidden, batch_size: int = 32) -> np.ndarray:
+    """`(T, num_tags)` contributions of one example from its last-encoder
+    input `hidden` `(1, T + 1, dim)`, with `tail` from `contribution_tail`."""
+    hidden = np.asarray(hidden, dtype="float32")
     length = hidden.shape[1]
     rows = []
     for start in range(1, length, batch_size):

@@ -1,0 +1,56 @@
+"""Attention heat maps and tag-wise contribution maps of an attention tagger.
+
+    python -m tagger.interpret.attention log/self_attention/model.keras song.mp3 --out maps
+"""
+
+from __future__ import annotations
+
+from tagger.cli import ArgumentParser
+
+
+def parse_args(argv=None):
+    p = ArgumentParser(prog="python -m tagger.interpret.attention",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("model", help="a .keras or .hdf5 self_attention or transformer model "
+                                 "written by train.py")
+    p.add_argument("audio", nargs="*", help="audio files (any format soundfile reads, any "
+                                            "length)")
+    p.add_argument("--out", default="attention_maps", metavar="DIR",
+                   help="where the PNGs and .npy arrays go (default: attention_maps)")
+    p.add_argument("--tags", type=_str_list, default=None, metavar="T1,T2,...",
+                   help="tags of the contribution map (default: each input's top-k tags)")
+    p.add_argument("--top-k", type=int, default=5, metavar="K",
+                   help="number of top tags shown when --tags is not given (default: 5)")
+    p.add_argument("--concat", nargs=2, action="append", default=[], metavar=("A", "B"),
+                   help="join two files end to end and map them as one input (repeatable)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="forced-attention steps per batch (default: 32)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    if not args.audio and not args.concat:
+        p.error("give at least one audio file or --concat A B")
+    return args
+
+
+def _str_list(text):
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from tagger import cli
+    cli.quiet_tensorflow()
+    return cli.run(lambda _: run(args))
+
+
+def run(args):
+    from tagger.interpret.attention_maps import write_attention_maps
+
+    for line in write_attention_maps(args.model, args.audio, args.concat, args.out,
+                                     args.tags, args.top_k, args.batch_size,
+                                     progress=not args.no_progress):
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
