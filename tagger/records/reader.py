@@ -44,11 +44,14 @@ def clip_dataset(data_dir: str, split: str, info: dict | None = None,
     if not shuffle_shards:
         records = tf.data.TFRecordDataset(paths)
         return records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
+    # With a seed the order is reproducible (deterministic interleave); without
+    # one, elements flow in whatever order the parallel readers finish.
+    ordered = seed is not None
     files = tf.data.Dataset.from_tensor_slices(paths).shuffle(len(paths), seed=seed)
     cycle = min(len(paths), num_read_threads or 4)
     records = files.interleave(tf.data.TFRecordDataset, cycle_length=cycle,
-                               num_parallel_calls=AUTOTUNE, deterministic=False)
-    return records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=False)
+                               num_parallel_calls=AUTOTUNE, deterministic=ordered)
+    return records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=ordered)
 
 
 def join_windows(segments: tf.Tensor, window_segments: int, offset=0) -> tf.Tensor:
