@@ -107,6 +107,7 @@ class Run:
     # -- set-up -------------------------------------------------------------
     def execute(self) -> dict:
         self._open_run_dir()
+        keras.utils.set_random_seed(self.config.seed)
         keras.mixed_precision.set_global_policy(
             {"off": "float32", "float16": "mixed_float16",
              "bfloat16": "mixed_bfloat16"}[self.precision])
