@@ -88,7 +88,9 @@ def audio_windows(path: str, sample_rate: int, window: int, hop: int | None = No
     """Yields (start_sample, window) pairs, `window` samples each, every `hop`
     samples (default: no overlap), streaming through the file. The last
     partial window is dropped unless the file is shorter than one window,
-    in which case that one window is zero-padded."""
+    in which case that one window is zero-padded. The generator returns
+    (`StopIteration.value`, passed on by `yield from`) the file's length in
+    samples at `sample_rate`."""
     hop = hop or window
     buffer = np.zeros(0, np.float32)
     offset = 0  # sample index of buffer[0]
@@ -109,6 +111,7 @@ def audio_windows(path: str, sample_rate: int, window: int, hop: int | None = No
         padded = np.zeros(window, np.float32)
         padded[:total] = buffer[:total]  # nothing was yielded: the buffer is the file
         yield 0, padded
+    return total
 
 
 def resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
