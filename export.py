@@ -16,10 +16,10 @@ from tagger.cli import ArgumentParser
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", help="a .keras or .hdf5 model written by train.py")
+    p.add_argument("model", metavar="MODEL", help="a .keras or .hdf5 model written by train.py")
     p.add_argument("--format", default="saved_model", choices=["saved_model", "tflite"],
                    help="saved_model (a folder) or tflite (a file); default saved_model")
-    p.add_argument("--out", default=None,
+    p.add_argument("--out", default=None, metavar="PATH",
                    help="output path (default: beside the model, <name>_saved_model "
                         "or <name>.tflite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")

@@ -16,25 +16,28 @@ from tagger.cli import ArgumentParser
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", help="a .keras or .hdf5 model written by train.py")
+    p.add_argument("model", metavar="MODEL", help="a .keras or .hdf5 model written by train.py")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="audio files and folders (folders: files with audio extensions)")
-    p.add_argument("--top-k", type=int, default=None,
+    p.add_argument("--top-k", type=int, default=None, metavar="K",
                    help="tags per file (default 5; with --threshold: no limit)")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=float, default=None, metavar="T",
                    help="list every tag scoring at least this (0..1)")
     p.add_argument("--format", default="table", choices=["table", "json", "csv"],
                    help="report format (default table)")
-    p.add_argument("--out", default=None, help="write the report here (default stdout)")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="write the report here (default stdout)")
     p.add_argument("--recursive", action="store_true", help="search folders recursively")
-    p.add_argument("--hop", type=float, default=None,
+    p.add_argument("--hop", type=float, default=None, metavar="SECONDS",
                    help="seconds between window starts (default: the window, no overlap)")
     p.add_argument("--taggram", default=None, metavar="DIR",
                    help="write each file's window x tag scores as .npy and .png here")
     p.add_argument("--embeddings", default=None, metavar="FILE",
                    help="write penultimate-layer embeddings to this .npz")
-    p.add_argument("--batch-size", type=int, default=32, help="windows per model call")
-    p.add_argument("--workers", type=int, default=2, help="decoder threads")
+    p.add_argument("--batch-size", type=int, default=32, metavar="N",
+                   help="windows per model call (default 32)")
+    p.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="decoder threads (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 

@@ -7,5 +7,8 @@
   a bounded queue; the model scores full batches drawn from it.
 - `outputs`, `taggram`, `embeddings`: what is written per file.
 - `run`: `tag(TagConfig)`, the library call behind tag.py.
-- `export`: SavedModel and TFLite export with a raw-waveform signature.
+- `export`: `export(ExportConfig)`, SavedModel and TFLite export with a
+  raw-waveform signature, behind export.py.
+- `config`: the frozen `TagConfig` and `ExportConfig`.
+- `native_stderr`: hides native libraries' messages on the terminal.
 """
