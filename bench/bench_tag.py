@@ -12,10 +12,12 @@ one process:
 - end to end: `tag_files` over the folder (decoder threads, bounded queue,
   batching across files), for each `--workers` value.
 
-Model-only and end-to-end runs alternate for `--rounds` rounds; each
-end-to-end run is compared with the mean of the model-only runs just before
-and after it, and the ratio printed is the median over rounds, so load from
-elsewhere on the machine affects both sides of a ratio alike.
+The folder is measured in chunks of `--chunk-files` files, `--rounds`
+times: per chunk the model-only time is taken just before and just after
+each end-to-end run (a few seconds apart), so load from elsewhere on the
+machine weighs on both sides of a pair alike. The ratio printed is the
+median over all pairs; the throughputs are medians over rounds of whole
+passes (sums of the chunks).
 
 Prints seconds of audio per second for both, their ratio (goal >= 0.85:
 decoding and batching hide behind the model) and the real-time factor.
@@ -42,8 +44,9 @@ def parse_args():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, nargs="+", default=[2],
                    help="decoder threads; several values are measured in turn")
-    p.add_argument("--rounds", type=int, default=3,
-                   help="interleaved repetitions (the median ratio is printed)")
+    p.add_argument("--rounds", type=int, default=3, help="passes over the folder")
+    p.add_argument("--chunk-files", type=int, default=10,
+                   help="files per paired measurement (see the module docstring)")
     return p.parse_args()
 
 
@@ -89,65 +92,72 @@ def main():
     predictor = Predictor(model, info)
     rate, window = predictor.sample_rate, predictor.window_samples
 
-    def decode_all():
+    def decode(paths):
         out = []
-        for path in files:
+        for path in paths:
             try:
                 out.extend(samples for _, samples in audio_windows(path, rate, window))
             except AudioDecodeError:
                 pass
         return np.stack(out)
 
+    chunks = [files[i:i + args.chunk_files] for i in range(0, len(files), args.chunk_files)]
     with native_stderr_silenced():  # mpg123's notes on the deliberately broken files
-        windows, decode_seconds = timed(decode_all)
-    audio = len(windows) * window / rate  # seconds of audio scored (tails dropped)
+        chunk_windows, decode_seconds = timed(lambda: [decode(c) for c in chunks])
+    count = sum(len(w) for w in chunk_windows)
+    audio = count * window / rate  # seconds of audio scored (tails dropped)
     print(f"{len(files)} files ({args.clips} clips of {args.seconds} s, the generator's "
-          f"broken ones included), {len(windows)} windows = {audio:.0f} s of audio; "
+          f"broken ones included), {count} windows = {audio:.0f} s of audio; "
           f"{model.count_params() / 1e6:.1f}M parameters, batch {args.batch_size}")
     print(f"decoding + resampling alone, one thread: {decode_seconds:.2f} s "
           f"({audio / decode_seconds:.0f} s of audio per s)")
 
-    predictor(windows[:args.batch_size])  # traces: a full batch and the last one
-    predictor(windows[:len(windows) % args.batch_size or args.batch_size])
+    for size in {args.batch_size, *(len(w) % args.batch_size for w in chunk_windows)} - {0}:
+        predictor(chunk_windows[0][:1].repeat(size, axis=0))  # every batch shape traced
     list(tag_files(predictor, files[:2], batch_size=args.batch_size, workers=1))
 
-    def end_to_end(workers):
+    def end_to_end(paths, expected, workers):
         with native_stderr_silenced():
             start = time.perf_counter()
-            results = list(tag_files(predictor, files, batch_size=args.batch_size,
+            results = list(tag_files(predictor, paths, batch_size=args.batch_size,
                                      workers=workers))
             wall = time.perf_counter() - start
-        tagged = sum(r.windows for r in results if r.ok)
-        assert tagged == len(windows), (tagged, len(windows))
+        assert sum(r.windows for r in results if r.ok) == expected
         return wall
 
-    # model, e2e, model, e2e, ..., model: each end-to-end run is paired with
-    # the mean of the model-only runs just before and after it.
-    model_runs = [model_only(predictor, windows, args.batch_size)]
-    runs = {workers: [] for workers in args.workers}
-    ratios = {workers: [] for workers in args.workers}
-    for _ in range(args.rounds):
-        for workers in args.workers:
-            wall = end_to_end(workers)
-            model_runs.append(model_only(predictor, windows, args.batch_size))
-            runs[workers].append(wall)
-            ratios[workers].append((model_runs[-2] + model_runs[-1]) / 2 / wall)
-    model_seconds = min(model_runs)
+    # Per chunk of files: model, e2e (workers 1), model, e2e (workers 2), ...,
+    # model; each end-to-end time is paired with the mean of the model-only
+    # times just before and after it, a few seconds apart.
+    model_total = np.zeros(args.rounds)
+    e2e_total = {w: np.zeros(args.rounds) for w in args.workers}
+    ratios = {w: [] for w in args.workers}
+    for r in range(args.rounds):
+        for paths, windows in zip(chunks, chunk_windows):
+            before = model_only(predictor, windows, args.batch_size)
+            for workers in args.workers:
+                wall = end_to_end(paths, len(windows), workers)
+                after = model_only(predictor, windows, args.batch_size)
+                ratios[workers].append((before + after) / 2 / wall)
+                model_total[r] += (before + after) / 2 / len(args.workers)
+                e2e_total[workers][r] += wall
+                before = after
 
     def listing(values):
-        return ", ".join(f"{v:.2f}" for v in values)
+        return ", ".join(f"{v:.1f}" for v in values)
 
-    print(f"model only:  {model_seconds:6.2f} s  {audio / model_seconds:7.1f} s of audio/s  "
-          f"({len(windows) / model_seconds:.1f} windows/s; best of {listing(model_runs)} s)")
-    for workers, times in runs.items():
-        wall = min(times)
-        print(f"end to end:  {wall:6.2f} s  {audio / wall:7.1f} s of audio/s  "
-              f"({workers} decoder thread{'s' if workers > 1 else ''}; real-time factor "
-              f"{audio / wall:.0f}x; best of {listing(times)} s)")
+    model_seconds = float(np.median(model_total))
+    print(f"model only:  {audio / model_seconds:7.1f} s of audio/s  "
+          f"({count / model_seconds:.1f} windows/s; {listing(model_total)} s per round)")
+    for workers, totals in e2e_total.items():
+        wall = float(np.median(totals))
+        print(f"end to end:  {audio / wall:7.1f} s of audio/s  real-time factor "
+              f"{audio / wall:.0f}x  ({workers} decoder thread{'s' if workers > 1 else ''}; "
+              f"{listing(totals)} s per round)")
     for workers, values in ratios.items():
+        q1, median, q3 = np.percentile(values, [25, 50, 75])
         print(ratio_line(f"end-to-end / model-only throughput, {workers} workers",
-                         float(np.median(values)), ">= 0.85")
-              + f"   median of {listing(values)}")
+                         float(median), ">= 0.85")
+              + f"   quartiles {q1:.2f}-{q3:.2f} over {len(values)} pairs")
 
 if __name__ == "__main__":
     main()
