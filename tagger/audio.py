@@ -68,7 +68,10 @@ def stream_audio(path: str, sample_rate: int, block_seconds: float = 30.0):
                                          dtype="float32", quality="HQ")
         frames = max(1, int(block_seconds * handle.samplerate))
         try:
-            for block in handle.blocks(blocksize=frames, dtype="float32", always_2d=True):
+            # read(), not blocks(): blocks() yields its whole buffer even when
+            # fewer frames were decoded than the header promised (a truncated
+            # MP3), i.e. uninitialised memory; read() returns what was decoded.
+            while len(block := handle.read(frames, dtype="float32", always_2d=True)):
                 mono = block.mean(axis=1)
                 out = stream.resample_chunk(mono) if stream else mono
                 if len(out):

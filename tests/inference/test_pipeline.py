@@ -166,3 +166,24 @@ def test_embedding_archive(tmp_path):
     np.testing.assert_array_equal(data["/abs/a.wav"], [2.0, 3.0])
     assert data["/abs/a.wav::windows"].shape == (3, 2)
     assert data["rel/b c.mp3"].dtype == np.float32
+
+
+def test_truncated_mp3_streams_only_what_decodes(tmp_path):
+    """The header of a cut MP3 promises the full length; the stream must hold
+    the decoded audio only (not a buffer's uninitialised rest)."""
+    from tagger.audio import load_audio, stream_audio
+
+    path = tmp_path / "cut.mp3"
+    t = np.arange(10 * 16000) / 16000
+    sf.write(str(path), 0.5 * np.sin(2 * np.pi * 440 * t), 16000, format="MP3",
+             subtype="MPEG_LAYER_III")
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 5])
+    assert sf.info(str(path)).frames == len(t)  # the header still says 10 s
+    reference = load_audio(str(path), RATE)
+    assert RATE < len(reference) < 3 * RATE  # about 2 of the 10 s
+    for _ in range(3):
+        streamed = np.concatenate(list(stream_audio(str(path), RATE)))
+        np.testing.assert_allclose(streamed, reference, atol=1e-6)
+    result = next(tag_files(FakePredictor(), [str(path)], batch_size=4, workers=1))
+    assert result.windows == len(reference) // WINDOW and result.samples == len(reference)
