@@ -78,12 +78,20 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     names = {}
     if config.taggram_dir:
         from tagger.inference.taggram import taggram_names, write_index, write_taggram
-        fileio.makedirs(config.taggram_dir)
+        try:
+            fileio.makedirs(config.taggram_dir)
+        except OSError as error:
+            raise UserError(f"cannot create --taggram {config.taggram_dir!r}: "
+                            f"{error.strerror or error}") from None
         names = taggram_names(found.files)
     writer = None
     if config.embeddings:
         from tagger.inference.embeddings import EmbeddingWriter
-        writer = EmbeddingWriter(config.embeddings)
+        try:
+            writer = EmbeddingWriter(config.embeddings)
+        except OSError as error:
+            raise UserError(f"cannot write --embeddings {config.embeddings!r}: "
+                            f"{error.strerror or error}") from None
 
     results = []
     try:
