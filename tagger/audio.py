@@ -68,7 +68,10 @@ def stream_audio(path: str, sample_rate: int, block_seconds: float = 30.0):
                                          dtype="float32", quality="HQ")
         frames = max(1, int(block_seconds * handle.samplerate))
         try:
-            for block in handle.blocks(blocksize=frames, dtype="float32", always_2d=True):
+            # read(), not blocks(): blocks() yields its whole buffer even when
+            # fewer frames were decoded than the header promised (a truncated
+            # MP3), i.e. uninitialised memory; read() returns what was decoded.
+            while len(block := handle.read(frames, dtype="float32", always_2d=True)):
                 mono = block.mean(axis=1)
                 out = stream.resample_chunk(mono) if stream else mono
                 if len(out):
@@ -88,7 +91,9 @@ def audio_windows(path: str, sample_rate: int, window: int, hop: int | None = No
     """Yields (start_sample, window) pairs, `window` samples each, every `hop`
     samples (default: no overlap), streaming through the file. The last
     partial window is dropped unless the file is shorter than one window,
-    in which case that one window is zero-padded."""
+    in which case that one window is zero-padded. The generator returns
+    (`StopIteration.value`, passed on by `yield from`) the file's length in
+    samples at `sample_rate`."""
     hop = hop or window
     buffer = np.zeros(0, np.float32)
     offset = 0  # sample index of buffer[0]
@@ -109,6 +114,7 @@ def audio_windows(path: str, sample_rate: int, window: int, hop: int | None = No
         padded = np.zeros(window, np.float32)
         padded[:total] = buffer[:total]  # nothing was yielded: the buffer is the file
         yield 0, padded
+    return total
 
 
 def resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:

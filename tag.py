@@ -1,0 +1,75 @@
+"""Tags your own audio files with a trained tagger.
+
+    python tag.py log/samplecnn-se-multi/model.keras song.mp3 music/ --top-k 5
+
+Every file is decoded (mp3, ogg, flac, wav, ... via libsndfile), mixed to
+mono, resampled to the model's rate and cut into windows of the model's
+input length; the clip's scores are the mean over its windows. Exit code
+0: every input tagged; 1: some inputs were skipped (one line each on
+stderr); 2: a usage error (bad flag, missing or unusable model, no audio).
+"""
+
+from __future__ import annotations
+
+from tagger.cli import ArgumentParser
+
+
+def parse_args(argv=None):
+    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", metavar="MODEL", help="a .keras or .hdf5 model written by train.py")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="audio files and folders (folders: files with audio extensions)")
+    p.add_argument("--top-k", type=int, default=None, metavar="K",
+                   help="tags per file (default 5; with --threshold: no limit)")
+    p.add_argument("--threshold", type=float, default=None, metavar="T",
+                   help="list every tag scoring at least this (0..1)")
+    p.add_argument("--format", default="table", choices=["table", "json", "csv"],
+                   help="report format (default table)")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="write the report here (default stdout)")
+    p.add_argument("--recursive", action="store_true", help="search folders recursively")
+    p.add_argument("--hop", type=float, default=None, metavar="SECONDS",
+                   help="seconds between window starts (default: the window, no overlap)")
+    p.add_argument("--taggram", default=None, metavar="DIR",
+                   help="write each file's window x tag scores as .npy and .png here")
+    p.add_argument("--embeddings", default=None, metavar="FILE",
+                   help="write penultimate-layer embeddings to this .npz")
+    p.add_argument("--batch-size", type=int, default=32, metavar="N",
+                   help="windows per model call (default 32)")
+    p.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="decoder threads (default 2)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from tagger import cli
+    cli.quiet_tensorflow()
+    return cli.run(lambda _: run(args))
+
+
+def run(args) -> int:
+    import sys
+
+    from tagger.inference.config import TagConfig
+    from tagger.inference.run import tag
+
+    config = TagConfig(
+        model=args.model, inputs=tuple(args.inputs), top_k=args.top_k,
+        threshold=args.threshold, format=args.format, out=args.out,
+        recursive=args.recursive, hop=args.hop, taggram_dir=args.taggram,
+        embeddings=args.embeddings, batch_size=args.batch_size, workers=args.workers,
+        progress=not args.no_progress)
+    summary = tag(config, quiet_decoders=True)
+    if not args.out:
+        sys.stdout.write(summary.report)
+        sys.stdout.flush()
+    if summary.failures:
+        print(f"{len(summary.failures)} of {len(summary.failures) + len(summary.results)} "
+              "inputs skipped", file=sys.stderr)
+    return summary.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,14 @@
+"""Tagging your own audio with a saved tagger, and exporting taggers for serving.
+
+- `inputs`: which files a list of files and folders names.
+- `predictor`: a saved model as one compiled call from raw windows to tag
+  scores (and embeddings).
+- `tagging`: the pipeline: decoder threads stream windows of many files into
+  a bounded queue; the model scores full batches drawn from it.
+- `outputs`, `taggram`, `embeddings`: what is written per file.
+- `run`: `tag(TagConfig)`, the library call behind tag.py.
+- `export`: `export(ExportConfig)`, SavedModel and TFLite export with a
+  raw-waveform signature, behind export.py.
+- `config`: the frozen `TagConfig` and `ExportConfig`.
+- `native_stderr`: hides native libraries' messages on the terminal.
+"""

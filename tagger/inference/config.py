@@ -1,0 +1,62 @@
+"""Frozen configurations of tag.py and export.py."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tagger.errors import UserError
+
+OUTPUT_FORMATS = ("table", "json", "csv")
+EXPORT_FORMATS = ("saved_model", "tflite")
+
+
+@dataclasses.dataclass(frozen=True)
+class TagConfig:
+    """What `tagger.inference.run.tag` does; see tag.py for every field."""
+
+    model: str
+    inputs: tuple
+    top_k: int | None = None  # None: 5, or every tag above `threshold`
+    threshold: float | None = None
+    format: str = "table"
+    out: str | None = None  # None: the report goes to the caller (stdout)
+    recursive: bool = False
+    hop: float | None = None  # seconds; None: the model's window (no overlap)
+    taggram_dir: str | None = None
+    embeddings: str | None = None
+    batch_size: int = 32
+    workers: int = 2
+    progress: bool = True
+
+    def __post_init__(self):
+        if not self.inputs:
+            raise UserError("no INPUT given; name audio files or folders to tag")
+        if self.format not in OUTPUT_FORMATS:
+            raise UserError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, "
+                            f"got {self.format!r}")
+        if self.top_k is not None and self.top_k < 1:
+            raise UserError(f"--top-k must be at least 1, got {self.top_k}")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise UserError(f"--threshold is a score in [0, 1], got {self.threshold}")
+        if self.hop is not None and not self.hop > 0:
+            raise UserError(f"--hop must be a positive number of seconds, got {self.hop}")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.workers < 1:
+            raise UserError(f"--workers must be at least 1, got {self.workers}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """What `tagger.inference.export.export` does; see export.py."""
+
+    model: str
+    format: str = "saved_model"
+    out: str | None = None  # None: beside the model, see export.default_out
+    overwrite: bool = False
+    verify: bool = True
+
+    def __post_init__(self):
+        if self.format not in EXPORT_FORMATS:
+            raise UserError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, "
+                            f"got {self.format!r}")

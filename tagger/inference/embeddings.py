@@ -1,0 +1,69 @@
+"""Embeddings written one file at a time into a .npz archive.
+
+Keys, for every tagged input path P (as listed in the report):
+
+    P             -> (dim,) float32, the mean over P's windows
+    P + "::windows" -> (windows, dim) float32, one vector per window
+
+    data = np.load("embeddings.npz")
+    data["music/song.mp3"], data["music/song.mp3::windows"]
+
+The archive is an ordinary `np.savez` zip, written entry by entry so a
+long run never holds all vectors in memory, under a temporary name that
+is renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+
+import numpy as np
+
+WINDOWS_SUFFIX = "::windows"
+
+
+class EmbeddingWriter:
+    """`add(path, per_window)` for each file, then `close()` (or use `with`)."""
+
+    def __init__(self, path: str):
+        self.path = str(path)
+        self._tmp = f"{self.path}.tmp"
+        self._zip = zipfile.ZipFile(self._tmp, "w", zipfile.ZIP_STORED, allowZip64=True)
+        self.count = 0
+
+    def add(self, key: str, per_window: np.ndarray) -> None:
+        per_window = np.asarray(per_window, np.float32)  # (windows, dim)
+        self._write(key, per_window.mean(axis=0))
+        self._write(key + WINDOWS_SUFFIX, per_window)
+        self.count += 1
+
+    def _write(self, key: str, array: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+        self._zip.writestr(key + ".npy", buffer.getvalue())
+
+    def close(self) -> None:
+        """Completes the archive and renames it into place."""
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+            os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Drops the partial archive; an existing file at `path` stays as it was."""
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+            if os.path.exists(self._tmp):
+                os.remove(self._tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is None:
+            self.close()
+        else:
+            self.abort()

@@ -1,0 +1,277 @@
+"""Exporting a saved tagger for serving: SavedModel and TFLite.
+
+Both take raw mono float32 audio at the model's sample rate, in windows of
+the model's input length (`window_samples`); a log-mel-input model gets
+its `LogMel` front end folded in (`raw_audio_input`), so every exported
+tagger takes the same kind of input.
+
+SavedModel (a folder), written with `keras.export.ExportArchive`:
+
+    signature        input                                 output
+    serving_default  waveform (batch, window_samples) f32  scores (batch, tags)
+    serve            same as serving_default
+    serve_window     waveform (window_samples,) f32        scores (tags,)
+    tags             -                                     tags (tags,) string
+    info             -                                     sample_rate, window_samples (int32)
+
+`assets/tags.txt` holds the tag names, one a line in the model's order;
+the `tags` signature reads them from that asset (a lookup table initialised
+from the file), so the names travel with the model. `assets.extra/
+tagger_info.json` is the model's info dict (tag names, sample rate, window,
+family, log-mel settings). Reloaded with `tf.saved_model.load(path)`, the
+endpoints are also callable attributes: `m.serve(x)["scores"]`,
+`m.tags()["tags"]`.
+
+TFLite (one file): the `serve` signature, `waveform (batch,
+window_samples)` -> `scores (batch, tags)` with a dynamic batch (resize the
+input, or use a signature runner). Built-in TFLite ops are tried first;
+select TensorFlow ops are enabled only if the converter needs them. The tag
+names go beside it, in `<out>.tags.txt`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from tagger.errors import UserError
+from tagger.inference.native_stderr import native_stderr_silenced
+
+TAGS_ASSET = "tags.txt"
+INFO_EXTRA = os.path.join("assets.extra", "tagger_info.json")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    path: str
+    format: str
+    tags_path: str  # the tag names file (inside or beside the export)
+    sample_rate: int
+    window_samples: int
+    tag_names: tuple
+    max_difference: float | None  # against the Keras model; None: not verified
+    select_tf_ops: bool = False  # TFLite only: needs the Flex delegate
+
+
+def default_out(model_path: str, fmt: str) -> str:
+    """`run/model.keras` -> `run/model_saved_model` or `run/model.tflite`."""
+    stem = os.path.splitext(str(model_path))[0]
+    return f"{stem}_saved_model" if fmt == "saved_model" else f"{stem}.tflite"
+
+
+def tflite_tags_path(out: str) -> str:
+    return f"{out}.tags.txt"
+
+
+def export(config, log=print) -> ExportResult:
+    """Loads `config.model` and writes it as `config.format` (ExportConfig)."""
+    from tagger.models.saved import load_tagger
+
+    out = config.out or default_out(config.model, config.format)
+    if os.path.exists(out) and not config.overwrite:
+        raise UserError(f"{out!r} exists; pass --overwrite to replace it or choose --out")
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise UserError(f"--out {out!r}: folder {parent!r} does not exist")
+    model, info = load_tagger(config.model)
+    serving = ServingModel(model, info)
+    if serving.warning:
+        log(f"warning: {serving.warning}")
+    if config.format == "saved_model":
+        write_saved_model(serving, out)
+        tags_path = os.path.join(out, "assets", TAGS_ASSET)
+        select = False
+    else:
+        select = write_tflite(serving, out)
+        tags_path = tflite_tags_path(out)
+        if select:
+            log("note: the TFLite model uses select TensorFlow ops; run it with the "
+                "Flex delegate (included in the tensorflow pip package)")
+    difference = None
+    if config.verify:
+        x = check_waveforms(serving.window_samples)
+        expected = serving.predict(x)
+        with native_stderr_silenced():
+            got = (saved_model_scores(out, x) if config.format == "saved_model"
+                   else tflite_scores(out, x))
+        difference = float(np.max(np.abs(got - expected)))
+    return ExportResult(out, config.format, tags_path, serving.sample_rate,
+                        serving.window_samples, tuple(serving.tag_names), difference,
+                        select)
+
+
+class ServingModel:
+    """A saved tagger as a Keras model from raw windows to scores.
+
+    `model`: `(batch, window_samples)` float32 at `sample_rate` ->
+    `(batch, tags)`; `tag_names` from the info layer (tag_0.. and a
+    `warning` for a model without them); `info`: what goes into
+    `assets.extra/tagger_info.json`.
+    """
+
+    def __init__(self, model, info: dict | None):
+        import keras
+
+        from tagger.inference.predictor import tag_names_of
+        from tagger.models.saved import raw_audio_input
+
+        self.sample_rate, self.window_samples, to_model_input = raw_audio_input(model, info)
+        self.tag_names, self.warning = tag_names_of(model, info)
+        bad = [name for name in self.tag_names if "\n" in name or "\r" in name]
+        if bad:
+            raise UserError(f"tag names must not contain line breaks: {bad[:3]}")
+        waveform = keras.Input((self.window_samples,), name="waveform")  # (batch, samples)
+        self.model = keras.Model(waveform, model(to_model_input(waveform)),
+                                 name=f"{model.name}_serving")
+        self.info = dict(info or {})
+        self.info.update(tag_names=list(self.tag_names), sample_rate=self.sample_rate,
+                         window_samples=self.window_samples,
+                         serving_input="waveform (batch, window_samples) float32, mono")
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model(x, training=False), np.float32)
+
+
+def write_saved_model(serving: ServingModel, out: str) -> None:
+    """Writes the SavedModel folder under a temporary name, then renames it."""
+    tmp = _temporary_beside(out)
+    try:
+        _write_saved_model(serving, tmp)
+        _replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_saved_model(serving: ServingModel, path: str, endpoints=("all",)) -> None:
+    import keras
+    import tensorflow as tf
+
+    model, window, names = serving.model, serving.window_samples, serving.tag_names
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serve", lambda waveform: {"scores": model(waveform, training=False)},
+        input_signature=[tf.TensorSpec((None, window), tf.float32, name="waveform")])
+    if endpoints != ("serve",):
+        archive.add_endpoint(
+            "serve_window",
+            lambda waveform: {"scores": model(waveform[None], training=False)[0]},
+            input_signature=[tf.TensorSpec((window,), tf.float32, name="waveform")])
+        with tempfile.TemporaryDirectory() as folder:
+            tags_file = os.path.join(folder, TAGS_ASSET)
+            with open(tags_file, "w", encoding="utf-8") as handle:
+                handle.write("".join(f"{name}\n" for name in names))
+            table = tf.lookup.StaticHashTable(  # line number -> line of tags.txt
+                tf.lookup.TextFileInitializer(
+                    tags_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+                    tf.string, tf.lookup.TextFileIndex.WHOLE_LINE),
+                default_value="")
+            archive.track(table)
+            count = len(names)
+            archive.add_endpoint(
+                "tags", lambda: {"tags": table.lookup(tf.range(count, dtype=tf.int64))},
+                input_signature=[])
+            rate = serving.sample_rate
+            archive.add_endpoint(
+                "info", lambda: {"sample_rate": tf.constant(rate, tf.int32),
+                                 "window_samples": tf.constant(window, tf.int32)},
+                input_signature=[])
+            archive.write_out(path, verbose=False)  # copies tags.txt into assets/
+        os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
+        with open(os.path.join(path, INFO_EXTRA), "w", encoding="utf-8") as handle:
+            json.dump(serving.info, handle, indent=2, ensure_ascii=False)
+    else:
+        archive.write_out(path, verbose=False)
+
+
+def write_tflite(serving: ServingModel, out: str) -> bool:
+    """Writes `out` and `<out>.tags.txt`; returns whether select TF ops were needed."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as folder:
+        saved = os.path.join(folder, "saved_model")
+        _write_saved_model(serving, saved, endpoints=("serve",))
+        select = False
+        try:
+            flat = _convert(tf, saved, select_tf_ops=False)
+        except Exception:  # the converter raises ConverterError and others
+            select = True
+            flat = _convert(tf, saved, select_tf_ops=True)
+    from tagger import fileio
+
+    fileio.write_atomic(out, flat)
+    fileio.write_atomic(tflite_tags_path(out),
+                        "".join(f"{name}\n" for name in serving.tag_names))
+    return select
+
+
+def _convert(tf, saved_model_dir: str, select_tf_ops: bool) -> bytes:
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
+                                                         signature_keys=["serve"])
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if select_tf_ops:
+        ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    converter.target_spec.supported_ops = ops
+    return converter.convert()
+
+
+# -- checking an export --------------------------------------------------------
+def check_waveforms(window_samples: int, batch: int = 2, seed: int = 0) -> np.ndarray:
+    """Tones in noise, (batch, window_samples) float32: a parity check input."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(window_samples) / 22050.0
+    freqs = rng.uniform(100.0, 3000.0, size=(batch, 1))
+    x = 0.4 * np.sin(2 * np.pi * freqs * t) + 0.05 * rng.standard_normal((batch, window_samples))
+    return x.astype(np.float32)
+
+
+def saved_model_scores(path: str, x: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(path)
+    return loaded.signatures["serving_default"](waveform=tf.constant(x))["scores"].numpy()
+
+
+def tflite_interpreter(path: str):
+    import warnings
+
+    import tensorflow as tf
+
+    with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
+        warnings.simplefilter("ignore")
+        return tf.lite.Interpreter(model_path=path)
+
+
+def tflite_scores(path: str, x: np.ndarray) -> np.ndarray:
+    runner = tflite_interpreter(path).get_signature_runner("serve")
+    return np.asarray(runner(waveform=x)["scores"])
+
+
+# -- files ---------------------------------------------------------------------
+def _temporary_beside(out: str) -> str:
+    """An empty folder beside `out`, with the permissions of a new folder."""
+    parent = os.path.dirname(os.path.abspath(out))
+    path = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o777 & ~umask)
+    return path
+
+
+def _replace(new: str, out: str) -> None:
+    """Moves the finished folder `new` to `out`, replacing what is there."""
+    if os.path.isdir(out):
+        old = _temporary_beside(out)
+        os.rmdir(old)
+        os.rename(out, old)
+        os.rename(new, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        if os.path.exists(out):
+            os.remove(out)
+        os.rename(new, out)

@@ -1,0 +1,104 @@
+"""The per-file tag report as a table, JSON or CSV.
+
+- json: a JSON array, one object per file in input order:
+  `{"path", "duration" (s), "sample_rate" (the file's own), "windows",
+  "padded", "tags" (sorted by score, descending), "scores" (same order)}`.
+- csv: a header `path,duration,windows,padded,<every tag in the model's
+  order>`, then one row per file with every tag's clip score.
+- table: per file a header line and the selected tags with scores; a file
+  shorter than one window is marked `*` and explained under the table.
+
+Clip scores are the mean of the window scores. Scores are written with 6
+decimals.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+
+FORMATS = ("table", "json", "csv")
+DEFAULT_TOP_K = 5
+PADDED_MARK = "*"
+
+
+def select_tags(scores: np.ndarray, tag_names, top_k: int | None = None,
+                threshold: float | None = None) -> list[tuple[str, float]]:
+    """(tag, score) pairs sorted by score, highest first (ties: model order).
+
+    With `threshold`: every tag scoring at least `threshold`, at most
+    `top_k` of them when `top_k` is given. Without: the `top_k` best
+    (default 5).
+    """
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    if threshold is not None:
+        order = [i for i in order if scores[i] >= threshold]
+        if top_k is not None:
+            order = order[:top_k]
+    else:
+        order = order[:DEFAULT_TOP_K if top_k is None else top_k]
+    return [(tag_names[i], float(scores[i])) for i in order]
+
+
+def _round(value: float) -> float:
+    return round(float(value), 6)
+
+
+def to_json(results, tag_names, top_k=None, threshold=None) -> str:
+    rows = []
+    for result in results:
+        selected = select_tags(result.clip_scores, tag_names, top_k, threshold)
+        rows.append({
+            "path": result.path,
+            "duration": round(result.duration, 3),
+            "sample_rate": result.file_sample_rate,
+            "windows": result.windows,
+            "padded": result.padded,
+            "tags": [tag for tag, _ in selected],
+            "scores": [_round(score) for _, score in selected],
+        })
+    return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+
+
+def to_csv(results, tag_names) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["path", "duration", "windows", "padded", *tag_names])
+    for result in results:
+        writer.writerow([result.path, f"{result.duration:.3f}", result.windows,
+                         int(result.padded),
+                         *(f"{score:.6f}" for score in result.clip_scores)])
+    return out.getvalue()
+
+
+def to_table(results, tag_names, top_k=None, threshold=None) -> str:
+    lines, padded = [], False
+    width = max([len(name) for name in tag_names] + [3])
+    for result in results:
+        mark = f" {PADDED_MARK}" if result.padded else ""
+        padded |= result.padded
+        windows = f"{result.windows} window{'s' if result.windows != 1 else ''}"
+        lines.append(f"{result.path}  ({result.duration:.1f} s, {windows}){mark}")
+        selected = select_tags(result.clip_scores, tag_names, top_k, threshold)
+        if not selected:
+            lines.append(f"  (no tag scores {threshold:g} or more)")
+        for tag, score in selected:
+            lines.append(f"  {tag:<{width}}  {score:.3f}")
+        lines.append("")
+    if padded:
+        lines.append(f"{PADDED_MARK} shorter than one model window: zero-padded to one "
+                     "window; scores are less reliable")
+    return "\n".join(lines).rstrip("\n") + "\n" if lines else ""
+
+
+def render(results, tag_names, fmt: str, top_k=None, threshold=None) -> str:
+    if fmt == "json":
+        return to_json(results, tag_names, top_k, threshold)
+    if fmt == "csv":
+        return to_csv(results, tag_names)
+    if fmt == "table":
+        return to_table(results, tag_names, top_k, threshold)
+    raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")

@@ -1,0 +1,83 @@
+"""A saved tagger as one compiled call: raw windows -> tag scores (+ embeddings)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tagger.errors import UserError
+
+# Penultimate layers by family (see the model modules' docstrings): the
+# spectrogram families name theirs `embedding`; the sample-level CNN's is
+# the head's ReLU (its dropout is the identity at inference).
+EMBEDDING_LAYERS = ("embedding", "head_relu")
+OUTPUT_LAYER = "tags"
+
+
+def embedding_layer_name(model) -> str:
+    """The name of the layer whose output is the model's embedding."""
+    names = {layer.name for layer in model.layers}
+    for name in EMBEDDING_LAYERS:
+        if name in names:
+            return name
+    raise UserError(
+        f"the model has no penultimate layer named {' or '.join(EMBEDDING_LAYERS)}; "
+        "--embeddings needs a model built by this project")
+
+
+def tag_names_of(model, info: dict | None) -> tuple[list[str], str | None]:
+    """(tag names, warning or None): the info layer's names, or tag_0..tag_{n-1}."""
+    count = int(model.outputs[0].shape[-1])
+    names = list((info or {}).get("tag_names") or [])
+    if len(names) == count:
+        return [str(name) for name in names], None
+    fallback = [f"tag_{i}" for i in range(count)]
+    if not names:
+        return fallback, (f"the model carries no tag names (not saved by train.py); "
+                          f"using tag_0..tag_{count - 1}")
+    return fallback, (f"the model names {len(names)} tags but predicts {count}; "
+                      f"using tag_0..tag_{count - 1}")
+
+
+class Predictor:
+    """Scores windows of raw mono audio with a saved tagger.
+
+    `predictor(windows)` takes `(batch, window_samples)` float32 at
+    `sample_rate` and returns `(scores (batch, tags), embeddings (batch, dim)
+    or None)`. Log-mel-input models get their `LogMel` front end in front
+    (`raw_audio_input`), so every model takes the same raw windows. The
+    call is one `tf.function` (traced once per batch shape; a last, smaller
+    batch adds a second trace), not `model.predict`, whose per-call set-up
+    would cost more than a small batch's inference.
+    """
+
+    def __init__(self, model, info: dict | None, embeddings: bool = False):
+        import keras
+        import tensorflow as tf
+
+        from tagger.models.saved import raw_audio_input
+
+        self.sample_rate, self.window_samples, to_model_input = raw_audio_input(model, info)
+        self.tag_names, self.warning = tag_names_of(model, info)
+        outputs = {"scores": model.outputs[0]}
+        self.embedding_layer = None
+        if embeddings:
+            self.embedding_layer = embedding_layer_name(model)
+            outputs["embeddings"] = model.get_layer(self.embedding_layer).output
+        core = keras.Model(model.inputs, outputs)
+        waveform = keras.Input((self.window_samples,), name="waveform")  # (batch, samples)
+        self.model = keras.Model(waveform, core(to_model_input(waveform)))
+        self.embedding_dim = (int(outputs["embeddings"].shape[-1]) if embeddings
+                              else None)
+        self._call = tf.function(lambda x: self.model(x, training=False),
+                                 reduce_retracing=True)
+
+    @property
+    def num_tags(self) -> int:
+        return len(self.tag_names)
+
+    def __call__(self, windows: np.ndarray):
+        outputs = self._call(np.asarray(windows, np.float32))
+        scores = np.asarray(outputs["scores"], np.float32)
+        embeddings = (np.asarray(outputs["embeddings"], np.float32)
+                      if self.embedding_layer else None)
+        return scores, embeddings

@@ -1,0 +1,246 @@
+"""The tagging pipeline: decoding overlaps inference, windows of many files
+share batches.
+
+    decoder threads (workers)                      caller's thread
+    file -> audio_windows -> ("window", ...) --\
+    file -> audio_windows -> ("window", ...) ----> bounded queue -> batch of
+    ...                        ("done", ...)  --/    `batch_size` windows ->
+                                                     predictor -> per-file
+                                                     scores -> FileResult
+
+Each decoder thread takes the next file, streams it through `audio_windows`
+(soundfile block reads + soxr streaming resampling, so an hour-long file
+never sits in memory) and puts its windows, then a "done" note with the
+file's length or its decode error, on one bounded queue. The caller's thread
+fills a batch from the queue and runs the model whenever the batch is full
+(and once more at the end), so batches mix the tails and heads of
+different files and all have the full size but the last. libsndfile (via
+cffi), soxr and TensorFlow's kernels release the GIL, so the decoders run
+while the model computes; the queue bound (a few batches) keeps memory
+flat when decoding is faster than the model, and the model only waits for
+audio when decoding is slower. Threads rather than processes: the windows
+need no pickling and the decoders share the caller's memory
+(bench/bench_tag.py measures what this leaves of the model's own speed).
+
+Results come in completion order, each file's windows in time order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+
+import numpy as np
+import soundfile
+
+from tagger.audio import AudioDecodeError, audio_windows
+
+_PUT_TIMEOUT = 0.1  # seconds between checks for the consumer's stop signal
+
+
+@dataclasses.dataclass
+class FileResult:
+    """One input file's outcome. `index` is its position in the input list.
+
+    On success: `windows` (count), `scores` (windows, tags) and `embeddings`
+    (windows, dim) or None (both dropped by `compact`), `clip_scores`
+    (tags,) the mean over windows, `samples` (length at the model's
+    `sample_rate`), `file_sample_rate` (the file's own), `window_samples`,
+    `hop_samples`; window w starts at sample `w * hop_samples`. A file
+    shorter than one window is `padded`: one zero-padded window. On
+    failure: `error` (one line) and nothing else.
+    """
+
+    index: int
+    path: str
+    error: str | None = None
+    windows: int = 0
+    samples: int = 0
+    sample_rate: int = 0
+    file_sample_rate: int | None = None
+    window_samples: int = 0
+    hop_samples: int = 0
+    scores: np.ndarray | None = None
+    clip_scores: np.ndarray | None = None
+    embeddings: np.ndarray | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def padded(self) -> bool:
+        return self.ok and self.samples < self.window_samples
+
+    @property
+    def duration(self) -> float:
+        """Seconds."""
+        return self.samples / self.sample_rate if self.sample_rate else 0.0
+
+    @property
+    def starts(self) -> np.ndarray:
+        """(windows,) first sample of each window at `sample_rate`."""
+        return np.arange(self.windows, dtype=np.int64) * self.hop_samples
+
+    def compact(self) -> "FileResult":
+        """The same result without the per-window arrays."""
+        return dataclasses.replace(self, scores=None, embeddings=None)
+
+
+def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int = 32,
+              workers: int = 2, queue_batches: int = 2):
+    """Yields a `FileResult` for every path in `files`, in completion order.
+
+    `predictor(windows) -> (scores, embeddings or None)` scores
+    `(batch, predictor.window_samples)` float32 windows at
+    `predictor.sample_rate`; `hop_samples` is the step between windows
+    (default: the window, no overlap). At most `queue_batches * batch_size`
+    decoded windows wait in the queue.
+    """
+    if batch_size < 1 or workers < 1:
+        raise ValueError(f"batch_size and workers must be >= 1, got {batch_size}, {workers}")
+    files = list(files)
+    window = predictor.window_samples
+    hop = hop_samples or window
+    workers = max(1, min(workers, len(files)))
+    items = queue.Queue(maxsize=max(queue_batches * batch_size, workers + 1))
+    stop = threading.Event()
+    next_file = iter(enumerate(files))
+    lock = threading.Lock()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=_PUT_TIMEOUT)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def decode():
+        try:
+            while not stop.is_set():
+                with lock:
+                    index, path = next(next_file, (None, None))
+                if index is None:
+                    return
+                count = 0
+                try:
+                    rate = _file_sample_rate(path)
+                    stream = audio_windows(path, predictor.sample_rate, window, hop)
+                    while True:
+                        try:
+                            _, samples = next(stream)
+                        except StopIteration as end:
+                            total = end.value
+                            break
+                        if not put(("window", index, count, samples)):
+                            return
+                        count += 1
+                    note = ("done", index, count, total, rate, None)
+                except AudioDecodeError as error:
+                    note = ("done", index, count, 0, None, _reason(error))
+                except Exception as error:  # a decoder bug must not hang the consumer
+                    note = ("done", index, count, 0, None,
+                            f"cannot decode ({type(error).__name__}: {error})")
+                if not put(note):
+                    return
+        finally:
+            put(("exit",))
+
+    threads = [threading.Thread(target=decode, name=f"tagger-decoder-{i}", daemon=True)
+               for i in range(workers)]
+    for thread in threads:
+        thread.start()
+
+    pending = {}  # index -> _Accumulator
+    batch = np.empty((batch_size, window), np.float32)
+    owners = []  # (file index) of each row of `batch`
+
+    def flush():
+        if not owners:
+            return
+        scores, embeddings = predictor(batch[:len(owners)])
+        for row, index in enumerate(owners):
+            entry = pending.get(index)
+            if entry is not None and entry.error is None:  # else: failed meanwhile
+                entry.scores.append(scores[row])
+                if embeddings is not None:
+                    entry.embeddings.append(embeddings[row])
+        owners.clear()
+
+    def finished():
+        done = [i for i, entry in pending.items() if entry.complete]
+        return [pending.pop(i).result(i, files[i], predictor, window, hop) for i in done]
+
+    exited = 0
+    try:
+        while exited < workers:
+            item = items.get()
+            kind = item[0]
+            if kind == "window":
+                _, index, _, samples = item
+                pending.setdefault(index, _Accumulator())
+                batch[len(owners)] = samples
+                owners.append(index)
+                if len(owners) == batch_size:
+                    flush()
+                    yield from finished()
+            elif kind == "done":
+                _, index, count, total, rate, error = item
+                entry = pending.setdefault(index, _Accumulator())
+                entry.expected, entry.samples, entry.rate, entry.error = (
+                    count, total, rate, error)
+                yield from finished()
+            else:
+                exited += 1
+        flush()
+        yield from finished()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=5)
+
+
+class _Accumulator:
+    def __init__(self):
+        self.scores, self.embeddings = [], []
+        self.expected = None  # windows, known once the decoder is done
+        self.samples, self.rate, self.error = 0, None, None
+
+    @property
+    def complete(self) -> bool:
+        return self.error is not None or (
+            self.expected is not None and len(self.scores) == self.expected)
+
+    def result(self, index, path, predictor, window, hop) -> FileResult:
+        if self.error is None and not self.scores:
+            self.error = "no audio samples"
+        if self.error is not None:
+            return FileResult(index=index, path=path, error=self.error)
+        scores = np.stack(self.scores).astype(np.float32, copy=False)  # (windows, tags)
+        return FileResult(
+            index=index, path=path, windows=len(scores), samples=self.samples,
+            sample_rate=predictor.sample_rate, file_sample_rate=self.rate,
+            window_samples=window, hop_samples=hop, scores=scores,
+            clip_scores=scores.mean(axis=0),
+            embeddings=(np.stack(self.embeddings).astype(np.float32, copy=False)
+                        if self.embeddings else None))
+
+
+def _reason(error: AudioDecodeError) -> str:
+    """The decoder's message, without libsndfile's misleading "does not
+    exist" for a file it merely cannot identify (and without the path,
+    which the caller prints anyway)."""
+    text = str(error)
+    if "does not exist or is not a regular file" in text or "Format not recognised" in text:
+        return "not decodable audio (unknown format or damaged file)"
+    return text
+
+
+def _file_sample_rate(path: str) -> int | None:
+    try:
+        return int(soundfile.info(path).samplerate)
+    except Exception:  # audio_windows reports the problem in its own words
+        return None

@@ -1,0 +1,103 @@
+"""Taggrams: a file's window x tag score matrix, as .npy and as a picture.
+
+Like musicnn's taggram: tags on the y axis (the model's order), time on the
+x axis (one column per window, at its start), colour = score in [0, 1];
+the file's top tags (by clip score) are drawn in bold red with a marker.
+
+Files are named after the input's path relative to the folder common to
+all inputs, with separators replaced by `__` and the extension kept:
+`rock/song.mp3` -> `rock__song.mp3.npy` and `rock__song.mp3.png`, so two
+`song.mp3` in different folders (or `song.mp3` beside `song.wav`) never
+collide; a name that still collides gets `-2`, `-3`, ... `index.csv` in
+the folder maps each name to its input path.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+
+import numpy as np
+
+from tagger import fileio
+from tagger.inference.outputs import DEFAULT_TOP_K
+
+
+def taggram_names(paths) -> dict[str, str]:
+    """Maps every path to a unique file stem (without .npy/.png)."""
+    paths = list(paths)
+    if not paths:
+        return {}
+    folders = [os.path.dirname(os.path.abspath(p)) for p in paths]
+    root = os.path.commonpath(folders)
+    names, used = {}, set()
+    for path in paths:
+        relative = os.path.relpath(os.path.abspath(path), root)
+        stem = relative.replace(os.sep, "__").replace("/", "__")
+        name, n = stem, 1
+        while name.lower() in used:  # case-insensitive file systems too
+            n += 1
+            name = f"{stem}-{n}"
+        used.add(name.lower())
+        names[path] = name
+    return names
+
+
+def write_index(folder: str, names: dict[str, str]) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["name", "path"])
+    for path, name in names.items():
+        writer.writerow([name, path])
+    fileio.write_atomic(os.path.join(folder, "index.csv"), out.getvalue().encode())
+
+
+def write_taggram(folder: str, name: str, result, tag_names, top_k: int | None = None
+                  ) -> tuple[str, str]:
+    """Writes `<name>.npy` ((windows, tags) float32) and `<name>.png`; returns
+    both paths."""
+    npy = os.path.join(folder, name + ".npy")
+    png = os.path.join(folder, name + ".png")
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(result.scores, np.float32))
+    fileio.write_atomic(npy, buffer.getvalue())
+    fileio.write_atomic(png, taggram_png(result, tag_names, top_k))
+    return npy, png
+
+
+def taggram_png(result, tag_names, top_k: int | None = None) -> bytes:
+    """The taggram picture as PNG bytes (matplotlib's Agg canvas, no pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    scores = np.asarray(result.scores, np.float32)  # (windows, tags)
+    windows, tags = scores.shape
+    hop = result.hop_samples / result.sample_rate
+    top = np.argsort(-result.clip_scores, kind="stable")[:top_k or DEFAULT_TOP_K]
+
+    figure = Figure(figsize=(min(20.0, max(7.0, 3.0 + 0.25 * windows)),
+                             max(3.0, 1.4 + 0.17 * tags)))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    image = axes.imshow(scores.T, aspect="auto", origin="upper", cmap="viridis",
+                        vmin=0.0, vmax=1.0, interpolation="nearest",
+                        extent=(0.0, windows * hop, tags - 0.5, -0.5))  # (tags, windows)
+    axes.set_yticks(range(tags))
+    axes.set_yticklabels(tag_names, fontsize=7)
+    for index in top:
+        label = axes.get_yticklabels()[index]
+        label.set_color("tab:red")
+        label.set_fontweight("bold")
+        axes.plot([0.0], [index], marker=">", color="tab:red", markersize=6,
+                  clip_on=False, transform=axes.get_yaxis_transform())
+    axes.set_xlabel("time (s)")
+    title = os.path.basename(result.path)
+    if result.padded:
+        title += " (shorter than one window, zero-padded)"
+    axes.set_title(title, fontsize=9)
+    figure.colorbar(image, ax=axes, label="score", fraction=0.03, pad=0.01)
+    figure.tight_layout()
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=100)
+    return out.getvalue()

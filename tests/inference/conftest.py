@@ -1,0 +1,143 @@
+"""Fixtures for tagging and export: tiny saved taggers and a folder of audio.
+
+The models are untrained (built, given a spread of output biases so the
+tags have distinct scores, wrapped with their info layer and saved) and
+tiny, so every test runs in seconds. The audio folder mixes formats, sample
+rates, channel counts and lengths:
+
+    music/a.wav        22050 Hz mono      7.0 s   2 windows of 59049
+    music/b.flac       44100 Hz stereo    6.5 s   2
+    music/c.ogg        16000 Hz mono      8.0 s   2 (Vorbis)
+    music/d.mp3        16000 Hz mono      9.0 s   3
+    music/long.flac    22050 Hz mono     60.0 s  22
+    music/short.wav    22050 Hz mono      0.5 s   1, zero-padded
+    music/broken.mp3   text, not audio
+    music/notes.txt    not an audio name: ignored
+    music/.hidden.wav  hidden: ignored
+    music/sub/a.wav    11025 Hz mono      3.0 s   1 (only with --recursive)
+    music/sub/e.aiff   22050 Hz mono      4.0 s   1 (only with --recursive)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+WINDOW = 59049
+RATE = 22050
+TAGS = ["guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock"]
+TOP_LEVEL = ["a.wav", "b.flac", "c.ogg", "d.mp3", "long.flac", "short.wav"]
+NESTED = ["sub/a.wav", "sub/e.aiff"]
+
+# name: (seconds, sample rate, channels, soundfile format, subtype, tone Hz)
+AUDIO = {
+    "a.wav": (7.0, 22050, 1, "WAV", "PCM_16", 220.0),
+    "b.flac": (6.5, 44100, 2, "FLAC", "PCM_16", 440.0),
+    "c.ogg": (8.0, 16000, 1, "OGG", "VORBIS", 880.0),
+    "d.mp3": (9.0, 16000, 1, "MP3", "MPEG_LAYER_III", 330.0),
+    "long.flac": (60.0, 22050, 1, "FLAC", "PCM_16", 1200.0),
+    "short.wav": (0.5, 22050, 1, "WAV", "FLOAT", 660.0),
+    ".hidden.wav": (1.0, 22050, 1, "WAV", "PCM_16", 100.0),
+    "sub/a.wav": (3.0, 11025, 1, "WAV", "PCM_16", 150.0),
+    "sub/e.aiff": (4.0, 22050, 1, "AIFF", "PCM_16", 2000.0),
+}
+
+
+def tone(seconds, rate, channels, freq, seed):
+    """A tone whose loudness and noise change over time, so windows differ."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * rate))) / rate
+    envelope = 0.5 + 0.4 * np.sin(2 * np.pi * 0.13 * t)
+    x = 0.4 * envelope * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(len(t))
+    x = x.astype(np.float32)
+    return np.stack([x, 0.5 * x], axis=1) if channels == 2 else x
+
+
+@pytest.fixture(scope="session")
+def music(tmp_path_factory):
+    """The folder described in the module docstring."""
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("tag") / "music"
+    (root / "sub").mkdir(parents=True)
+    for seed, (name, (seconds, rate, channels, fmt, subtype, freq)) in enumerate(AUDIO.items()):
+        sf.write(str(root / name), tone(seconds, rate, channels, freq, seed), rate,
+                 format=fmt, subtype=subtype)
+    (root / "broken.mp3").write_text("this is not audio\n" * 20)
+    (root / "notes.txt").write_text("liner notes\n")
+    return root
+
+
+def save_tagger(model, path, info):
+    from tagger.layers.tagger_info import attach_info
+
+    model = attach_info(model, info) if info is not None else model
+    model.save(str(path))
+    return str(path)
+
+
+def spread_biases(model, seed=0):
+    """Output biases from -1.5 to 1.5 in a shuffled order: distinct scores."""
+    layer = model.get_layer("tags")
+    kernel, bias = layer.get_weights()
+    order = np.random.default_rng(seed).permutation(len(bias))
+    layer.set_weights([kernel, np.linspace(-1.5, 1.5, len(bias))[order].astype(bias.dtype)])
+    return model
+
+
+def cnn_info():
+    return dict(tag_names=list(TAGS), sample_rate=RATE, segment_length=WINDOW,
+                window_segments=1, input_kind="raw", logmel=None, model="samplecnn",
+                model_args=dict(block="basic", width=1 / 16, alpha=2))
+
+
+@pytest.fixture(scope="session")
+def cnn(tmp_path_factory):
+    """(path, keras model) of a tiny sample-level CNN with tag names."""
+    import keras
+
+    from tagger.models import build_model
+
+    model = spread_biases(build_model("samplecnn", num_tags=len(TAGS), block="basic",
+                                      alpha=2, width=1 / 16, input_length=WINDOW))
+    path = save_tagger(model, tmp_path_factory.mktemp("models") / "cnn.keras", cnn_info())
+    return path, keras.models.load_model(path)
+
+
+LOGMEL = dict(n_mels=16, n_fft=512, hop_length=1024, f_min=0.0, f_max=8000.0, top_db=40.0)
+
+
+@pytest.fixture(scope="session")
+def spectrogram(tmp_path_factory):
+    """(path, keras model, LogMelConfig) of a tiny self-attention tagger that
+    takes log-mel frames (as if trained on --features logmel records)."""
+    import keras
+
+    from tagger.config import LogMelConfig
+    from tagger.models import build_model
+
+    logmel = LogMelConfig(**LOGMEL)
+    model = spread_biases(build_model(
+        "self_attention", num_tags=6, input_kind="logmel", segments=1, logmel=logmel,
+        conv_channels=2, attention_channels=16, attention_layers=1, attention_heads=2,
+        attention_dropout=0.0, fc_dropout=0.0), seed=1)
+    info = dict(tag_names=[f"mood {i}" for i in range(6)], sample_rate=RATE,
+                segment_length=WINDOW, window_segments=1, input_kind="logmel",
+                logmel=dataclasses.asdict(logmel), model="self_attention", model_args={})
+    path = save_tagger(model, tmp_path_factory.mktemp("models") / "attention.keras", info)
+    return path, keras.models.load_model(path), logmel
+
+
+def reference_windows(path, window=WINDOW, hop=None, rate=RATE):
+    """The windows tag.py should score, computed independently: the whole
+    file decoded at once, sliced; a file shorter than a window zero-padded."""
+    from tagger.audio import load_audio
+
+    x = load_audio(str(path), rate)
+    hop = hop or window
+    if len(x) < window:
+        return np.pad(x, (0, window - len(x)))[None], len(x)
+    count = (len(x) - window) // hop + 1
+    return np.stack([x[i * hop:i * hop + window] for i in range(count)]), len(x)

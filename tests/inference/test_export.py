@@ -1,0 +1,93 @@
+"""export.py: SavedModel and TFLite exports reload and score like the Keras model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import export as export_cli
+from tagger.inference.config import ExportConfig
+from tagger.inference.export import check_waveforms, export, tflite_interpreter
+from tests.inference.conftest import RATE, TAGS, WINDOW
+
+
+def keras_scores(kind, fixture, x):
+    """The saved Keras model's own scores for raw windows `x`."""
+    if kind == "cnn":
+        _, model = fixture
+        return model.predict(x, verbose=0)
+    from tagger.models.spectrogram_input import make_log_mel
+
+    _, model, logmel = fixture
+    return model.predict(np.asarray(make_log_mel(logmel)(x)), verbose=0)
+
+
+def tag_names(kind):
+    return TAGS if kind == "cnn" else [f"mood {i}" for i in range(6)]
+
+
+@pytest.fixture(params=["cnn", "spectrogram"])
+def tagger(request):
+    return request.param, request.getfixturevalue(request.param)
+
+
+def test_saved_model_signatures_scores_and_tags(tagger, tmp_path):
+    kind, fixture = tagger
+    out = tmp_path / "exported"
+    result = export(ExportConfig(model=fixture[0], format="saved_model", out=str(out),
+                                 verify=False))
+    assert result.path == str(out) and result.window_samples == WINDOW
+    x = check_waveforms(WINDOW, batch=3, seed=5)
+    expected = keras_scores(kind, fixture, x)
+
+    loaded = tf.saved_model.load(str(out))
+    assert set(loaded.signatures) == {"serving_default", "serve", "serve_window", "tags",
+                                      "info"}
+    batch = loaded.signatures["serving_default"](waveform=tf.constant(x))["scores"]
+    np.testing.assert_allclose(batch.numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(loaded.serve(x)["scores"].numpy(), expected, atol=1e-5)
+    one = loaded.signatures["serve_window"](waveform=tf.constant(x[1]))["scores"]
+    assert one.shape == (len(expected[1]),)
+    np.testing.assert_allclose(one.numpy(), expected[1], atol=1e-5)
+
+    names = [t.decode() for t in loaded.signatures["tags"]()["tags"].numpy()]
+    assert names == tag_names(kind)
+    assert (out / "assets" / "tags.txt").read_text().splitlines() == tag_names(kind)
+    info = loaded.signatures["info"]()
+    assert int(info["sample_rate"]) == RATE and int(info["window_samples"]) == WINDOW
+    extra = json.loads((out / "assets.extra" / "tagger_info.json").read_text())
+    assert extra["tag_names"] == tag_names(kind) and extra["window_samples"] == WINDOW
+    assert extra["input_kind"] == ("raw" if kind == "cnn" else "logmel")
+
+
+def test_tflite_scores_and_tags(tagger, tmp_path):
+    kind, fixture = tagger
+    out = tmp_path / "model.tflite"
+    result = export(ExportConfig(model=fixture[0], format="tflite", out=str(out)))
+    assert result.max_difference < 1e-5  # the export's own check
+    assert not result.select_tf_ops  # the STFT converts to built-in ops
+    x = check_waveforms(WINDOW, batch=3, seed=7)
+    runner = tflite_interpreter(str(out)).get_signature_runner("serve")
+    for batch in (x, x[:1]):  # the batch dimension is dynamic
+        np.testing.assert_allclose(runner(waveform=batch)["scores"],
+                                   keras_scores(kind, fixture, batch), atol=1e-5)
+    assert (tmp_path / "model.tflite.tags.txt").read_text().splitlines() == tag_names(kind)
+
+
+def test_cli_refuses_to_overwrite_and_reports_in_one_line(cnn, tmp_path, capsys):
+    path, _ = cnn
+    out = tmp_path / "model.tflite"
+    out.write_bytes(b"keep me")
+    assert export_cli.main([path, "--format", "tflite", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[0] and out.read_bytes() == b"keep me"
+    assert export_cli.main([str(tmp_path / "none.keras")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert export_cli.main([path, "--format", "saved_model", "--out", str(tmp_path / "sm"),
+                            "--no-verify"]) == 0
+    stdout = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'sm'} (saved_model)" in stdout and "59049 samples" in stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.tflite", "sm"]

@@ -1,0 +1,282 @@
+"""tag.py end to end, in-process (tag.main) and once as a real command."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import tag as tag_cli
+from tests.inference.conftest import (NESTED, RATE, TAGS, TOP_LEVEL, WINDOW,
+                                      reference_windows, save_tagger)
+
+ROOT = pathlib.Path(__file__).parents[2]
+
+
+def run_tag(capsys, *argv):
+    """(exit code, stdout, stderr lines) of tag.main(argv)."""
+    try:
+        code = tag_cli.main([str(a) for a in argv] + ["--no-progress"])
+    except SystemExit as exit:  # argparse's usage errors
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, [line for line in err.splitlines() if line.strip()]
+
+
+def expected_scores(model, path, hop=None):
+    windows, samples = reference_windows(path, hop=hop)
+    return model.predict(windows, verbose=0), samples
+
+
+@pytest.fixture(scope="module")
+def json_report(cnn, music, tmp_path_factory, capsys_module):
+    """The JSON report of the music folder (top level), top 3 tags."""
+    path, _ = cnn
+    out = tmp_path_factory.mktemp("report") / "tags.json"
+    code, stdout, err = capsys_module(path, music, "--format", "json", "--top-k", "3",
+                                      "--out", out)
+    return code, stdout, err, json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def capsys_module():
+    """Runs tag.main and captures its output (module-scoped fixtures cannot
+    use capsys)."""
+    import contextlib
+    import io
+
+    def call(*argv):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = tag_cli.main([str(a) for a in argv] + ["--no-progress"])
+        return code, out.getvalue(), [l for l in err.getvalue().splitlines() if l.strip()]
+
+    return call
+
+
+def test_json_lists_every_audio_file_once_and_skips_the_broken_one(json_report, music):
+    code, stdout, err, report = json_report
+    assert code == 1  # some input failed, the rest was tagged
+    assert stdout == ""  # --out given
+    assert [row["path"] for row in report] == [str(music / name) for name in TOP_LEVEL]
+    skipped = [line for line in err if line.startswith("skipped")]
+    assert len(skipped) == 1 and "broken.mp3" in skipped[0]
+    assert "not decodable audio" in skipped[0]
+    assert err[-1] == "1 of 7 inputs skipped"
+
+
+def test_json_windows_padding_rates_and_scores_equal_the_models(json_report, music, cnn):
+    _, model = cnn
+    _, _, _, report = json_report
+    rates = {"a.wav": 22050, "b.flac": 44100, "c.ogg": 16000, "d.mp3": 16000,
+             "long.flac": 22050, "short.wav": 22050}
+    for row in report:
+        name = os.path.basename(row["path"])
+        scores, samples = expected_scores(model, row["path"])
+        assert row["windows"] == len(scores) == max(1, samples // WINDOW), name
+        assert row["padded"] == (name == "short.wav")
+        assert row["duration"] == pytest.approx(samples / RATE, abs=1e-3)
+        assert row["sample_rate"] == rates[name]
+        clip = scores.mean(axis=0)
+        best = np.argsort(-clip)[:3]
+        assert row["tags"] == [TAGS[i] for i in best], name
+        np.testing.assert_allclose(row["scores"], clip[best], atol=1e-5)
+        assert row["scores"] == sorted(row["scores"], reverse=True)
+    by_name = {os.path.basename(r["path"]): r for r in report}
+    assert by_name["long.flac"]["windows"] == 22 and by_name["short.wav"]["windows"] == 1
+
+
+def test_csv_has_every_tag_in_model_order(cnn, music, tmp_path, capsys):
+    path, model = cnn
+    code, out, err = run_tag(capsys, path, music / "a.wav", music / "long.flac",
+                             "--format", "csv")
+    assert code == 0 and err == []
+    rows = list(csv.reader(out.splitlines()))
+    assert rows[0] == ["path", "duration", "windows", "padded", *TAGS]
+    assert [r[0] for r in rows[1:]] == [str(music / "a.wav"), str(music / "long.flac")]
+    for row in rows[1:]:
+        scores, samples = expected_scores(model, row[0])
+        assert int(row[2]) == len(scores) and row[3] == "0"
+        assert float(row[1]) == pytest.approx(samples / RATE, abs=1e-3)
+        np.testing.assert_allclose([float(v) for v in row[4:]], scores.mean(axis=0),
+                                   atol=2e-6)
+
+
+def test_threshold_lists_every_tag_above_it(cnn, music, capsys):
+    path, model = cnn
+    file = music / "c.ogg"
+    clip = expected_scores(model, file)[0].mean(axis=0)
+    threshold = float(np.sort(clip)[-4] - 1e-4)  # exactly four tags pass
+    code, out, _ = run_tag(capsys, path, file, "--format", "json",
+                           "--threshold", threshold)
+    row = json.loads(out)[0]
+    assert code == 0 and len(row["tags"]) == 4
+    assert row["tags"] == [TAGS[i] for i in np.argsort(-clip)[:4]]
+    assert min(row["scores"]) >= threshold
+    code, out, _ = run_tag(capsys, path, file, "--format", "json",
+                           "--threshold", threshold, "--top-k", "2")
+    assert json.loads(out)[0]["tags"] == row["tags"][:2]
+    code, out, _ = run_tag(capsys, path, file, "--threshold", "1.0")
+    assert code == 0 and "no tag scores 1 or more" in out
+
+
+def test_table_marks_padded_clips(cnn, music, capsys):
+    path, _ = cnn
+    code, out, err = run_tag(capsys, path, music / "short.wav", music / "a.wav")
+    assert code == 0 and err == []
+    lines = out.splitlines()
+    short = next(line for line in lines if "short.wav" in line)
+    full = next(line for line in lines if "a.wav" in line)
+    assert short.endswith("*") and "(0.5 s, 1 window)" in short
+    assert not full.endswith("*") and "2 windows" in full
+    assert lines[-1].startswith("* shorter than one model window")
+    assert sum(1 for line in lines if line.startswith("  ")) == 10  # 5 tags per file
+
+
+def test_recursive_and_hop_overlap(cnn, music, capsys):
+    path, model = cnn
+    code, out, _ = run_tag(capsys, path, music, "--format", "json", "--recursive",
+                           "--hop", "0.5")
+    assert code == 1
+    report = json.loads(out)
+    assert [r["path"] for r in report] == [str(music / n) for n in TOP_LEVEL + NESTED]
+    hop = int(round(0.5 * RATE))
+    for row in report:
+        scores, samples = expected_scores(model, row["path"], hop=hop)
+        expected = 1 if samples < WINDOW else (samples - WINDOW) // hop + 1
+        assert row["windows"] == expected == len(scores)
+        clip = scores.mean(axis=0)
+        np.testing.assert_allclose(row["scores"], np.sort(clip)[::-1][:5], atol=1e-5)
+    by_name = {os.path.relpath(r["path"], music): r["windows"] for r in report}
+    assert by_name["long.flac"] == (60 * RATE - WINDOW) // hop + 1 == 115
+    # Without --recursive the subfolder is not searched.
+    code, out, _ = run_tag(capsys, path, music / "sub", "--format", "json")
+    assert code == 0 and len(json.loads(out)) == 2
+
+
+def test_taggram_and_embeddings(cnn, music, tmp_path, capsys):
+    path, model = cnn
+    taggrams, npz = tmp_path / "taggrams", tmp_path / "emb.npz"
+    code, _, _ = run_tag(capsys, path, music, "--recursive", "--taggram", taggrams,
+                         "--embeddings", npz, "--batch-size", "5", "--workers", "3")
+    assert code == 1
+    names = sorted(p.name for p in taggrams.iterdir())
+    stems = ["a.wav", "b.flac", "c.ogg", "d.mp3", "long.flac", "short.wav",
+             "sub__a.wav", "sub__e.aiff"]  # the two a.wav do not collide
+    assert names == sorted([s + ".npy" for s in stems] + [s + ".png" for s in stems]
+                           + ["index.csv"])
+    index = dict(list(csv.reader((taggrams / "index.csv").read_text().splitlines()))[1:])
+    assert index["sub__a.wav"] == str(music / "sub" / "a.wav")
+    embed = keras.Model(model.inputs, model.get_layer("head_relu").output)
+    data = np.load(npz)
+    assert len(data.files) == 2 * len(stems)
+    for stem in stems:
+        file = index[stem]
+        windows, _ = reference_windows(file)
+        grid = np.load(taggrams / f"{stem}.npy")
+        assert grid.shape == (len(windows), len(TAGS)) and grid.dtype == np.float32
+        np.testing.assert_allclose(grid, model.predict(windows, verbose=0), atol=1e-5)
+        assert (taggrams / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        vectors = embed.predict(windows, verbose=0)
+        assert data[file + "::windows"].shape == vectors.shape == (len(windows), 64)
+        np.testing.assert_allclose(data[file + "::windows"], vectors, atol=1e-4)
+        np.testing.assert_allclose(data[file], vectors.mean(axis=0), atol=1e-4)
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_log_mel_input_model_gets_its_front_end(spectrogram, music, capsys):
+    path, model, logmel = spectrogram
+    from tagger.models.spectrogram_input import make_log_mel
+
+    code, out, _ = run_tag(capsys, path, music / "d.mp3", "--format", "json",
+                           "--top-k", "6")
+    row = json.loads(out)[0]
+    windows, _ = reference_windows(music / "d.mp3")
+    features = np.asarray(make_log_mel(logmel)(windows))  # (windows, frames, mels)
+    clip = model.predict(features, verbose=0).mean(axis=0)
+    assert code == 0 and row["windows"] == 3
+    assert row["tags"] == [f"mood {i}" for i in np.argsort(-clip)]
+    np.testing.assert_allclose(row["scores"], np.sort(clip)[::-1], atol=1e-5)
+
+
+def test_model_without_tag_names(cnn, music, tmp_path, capsys):
+    _, model = cnn
+    from tagger.layers.tagger_info import INFO_LAYER
+
+    bare = keras.Model(model.inputs, model.get_layer(INFO_LAYER).input)
+    path = save_tagger(bare, tmp_path / "bare.keras", None)
+    code, out, err = run_tag(capsys, path, music / "a.wav", "--format", "csv")
+    assert code == 0
+    assert err == ["warning: the model carries no tag names (not saved by train.py); "
+                   "using tag_0..tag_7"]
+    assert out.splitlines()[0].endswith(",".join(f"tag_{i}" for i in range(8)))
+
+
+def test_user_errors_are_one_line_with_exit_2(cnn, music, tmp_path, capsys):
+    path, _ = cnn
+    empty = tmp_path / "empty"
+    (empty / "deeper").mkdir(parents=True)
+    (tmp_path / "other.keras").write_text("not a model")
+    cases = [
+        ((tmp_path / "missing.keras", music), "model file"),
+        ((tmp_path / "other.keras", music), "cannot load"),
+        ((music / "a.wav", music), "not a saved Keras model"),
+        ((path, empty), "add --recursive"),
+        ((path, tmp_path / "nothing_here"), "no audio files found"),
+        ((path, music, "--top-k", "0"), "--top-k"),
+        ((path, music, "--hop", "0"), "--hop"),
+        ((path, music, "--format", "xml"), "--format"),
+        ((path, music, "--out", tmp_path / "no" / "dir" / "x.json"), "does not exist"),
+    ]
+    for argv, needle in cases:
+        code, out, err = run_tag(capsys, *argv)
+        assert code == 2, argv
+        assert len(err) == 1 and needle in err[0], (argv, err)
+        assert "Traceback" not in err[0]
+
+
+def test_outputs_are_replaced_whole(cnn, music, tmp_path, capsys):
+    path, _ = cnn
+    out = tmp_path / "report.csv"
+    out.write_text("previous report\n")
+    code, _, _ = run_tag(capsys, tmp_path / "missing.keras", music, "--out", out)
+    assert code == 2 and out.read_text() == "previous report\n"
+    code, _, _ = run_tag(capsys, path, music / "a.wav", "--out", out, "--format", "csv")
+    assert code == 0 and out.read_text().startswith("path,duration")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.csv"]
+
+
+def test_only_bad_inputs_exit_1_with_an_empty_report(cnn, music, tmp_path, capsys):
+    path, _ = cnn
+    code, out, err = run_tag(capsys, path, music / "broken.mp3", music / "notes.txt",
+                             tmp_path / "gone.wav", "--format", "json")
+    assert code == 1 and json.loads(out) == []
+    assert err[0] == f"skipped {tmp_path / 'gone.wav'}: not found"  # before any decoding
+    assert sorted(err[1:3]) == [  # then in the order the decoders finish
+        f"skipped {music / 'broken.mp3'}: not decodable audio (unknown format or "
+        "damaged file)",
+        f"skipped {music / 'notes.txt'}: not decodable audio (unknown format or "
+        "damaged file)"]
+    assert err[3:] == ["3 of 3 inputs skipped"]
+
+
+def test_command_line(cnn, music):
+    """One real process: exit code, stdout JSON, and exactly one stderr line per
+    skipped file (the MP3 decoder's own notes hidden)."""
+    path, _ = cnn
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tag.py"), path, str(music), "--format", "json",
+         "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert len(json.loads(done.stdout)) == len(TOP_LEVEL)
+    assert done.stderr.splitlines() == [
+        f"skipped {music / 'broken.mp3'}: not decodable audio (unknown format or "
+        "damaged file)", "1 of 7 inputs skipped"]
