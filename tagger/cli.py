@@ -50,8 +50,11 @@ def run(action, args=None) -> int:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; rerun the same command to continue", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of our output went away (e.g. `| head`)
+        sys.stderr.close()
+        return 0
 
 
 class ArgumentParser(argparse.ArgumentParser):
