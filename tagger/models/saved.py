@@ -49,6 +49,12 @@ def window_segments_for(model, model_info: dict | None, dataset_info: dict) -> i
             list(model_info["tag_names"]) != list(dataset_info["tag_names"]):
         raise UserError("the model's tag names differ from the dataset's (same count, "
                         "other tags or order); evaluate it on the dataset it was trained for")
+    features = dataset_info["features"]
+    if model_info and model_info.get("input_kind") == "logmel" == features["kind"] \
+            and model_info.get("logmel") != features.get("logmel"):
+        raise UserError(f"the model was trained on log-mel features {model_info['logmel']} "
+                        f"but the dataset holds {features['logmel']}; build the dataset "
+                        "with the model's log-mel settings")
     input_shape = tuple(model.inputs[0].shape[1:])
     segment = tuple(dataset_info["segment_shape"])
     if len(input_shape) != len(segment) or input_shape[1:] != segment[1:] \

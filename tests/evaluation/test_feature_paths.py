@@ -1,0 +1,72 @@
+"""Raw records with the in-graph front end and log-mel records from build_mtt
+give the same clip predictions for the same weights."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from tagger.config import FeatureConfig, LogMelConfig
+from tagger.datasets.mtt import build_mtt
+from tagger.errors import UserError
+from tagger.evaluation.predict import ClipPredictor
+from tagger.layers.tagger_info import attach_info
+from tagger.models import build_model
+from tagger.models.saved import window_segments_for
+from tests.conftest import build_config
+
+LOGMEL = LogMelConfig(n_mels=32, n_fft=512, hop_length=256, f_max=8000.0)
+TINY = dict(conv_ndim=8, attention_ndim=16, attention_heads=2, attention_layers=1)
+
+
+@pytest.fixture(scope="module")
+def float_records(synthetic_mtt, tmp_path_factory):
+    """Raw float32 records: the same decoded audio the log-mel build sees
+    (int16 storage would add quantisation noise to quiet passages)."""
+    out = tmp_path_factory.mktemp("float") / "records"
+    info = build_mtt(build_config(synthetic_mtt[0], out,
+                                  features=FeatureConfig("raw", "float32")))
+    return str(out), info
+
+
+@pytest.fixture(scope="module")
+def logmel_records(synthetic_mtt, tmp_path_factory):
+    out = tmp_path_factory.mktemp("logmel") / "records"
+    info = build_mtt(build_config(synthetic_mtt[0], out,
+                                  features=FeatureConfig("logmel", logmel=LOGMEL)))
+    return str(out), info
+
+
+def twin_models(num_tags, segments=2):
+    keras.utils.set_random_seed(3)
+    raw = build_model("transformer", num_tags=num_tags, input_kind="raw",
+                      segments=segments, logmel=LOGMEL, **TINY)
+    mel = build_model("transformer", num_tags=num_tags, input_kind="logmel",
+                      segments=segments, logmel=LOGMEL, **TINY)
+    mel.set_weights(raw.get_weights())
+    return raw, mel
+
+
+def test_raw_and_log_mel_records_predict_the_same(float_records, logmel_records):
+    raw_dir, raw_info = float_records
+    mel_dir, mel_info = logmel_records
+    raw_model, mel_model = twin_models(raw_info["num_tags"])
+    a = ClipPredictor(raw_model)(raw_dir, "test", 2, batch_size=4)
+    b = ClipPredictor(mel_model)(mel_dir, "test", 2, batch_size=4)
+    np.testing.assert_array_equal(a.clip_ids, b.clip_ids)
+    assert a.windows == b.windows > 0
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+
+
+def test_log_mel_settings_must_match(logmel_records):
+    _, info = logmel_records
+    _, mel_model = twin_models(info["num_tags"])
+    model_info = {"input_kind": "logmel", "logmel": dict(info["features"]["logmel"]),
+                  "tag_names": info["tag_names"]}
+    assert window_segments_for(mel_model, model_info, info) == 2
+    model_info["logmel"] = dataclasses.asdict(dataclasses.replace(LOGMEL, f_max=11025.0))
+    with pytest.raises(UserError, match="log-mel features"):
+        window_segments_for(mel_model, model_info, info)
+    attached = attach_info(mel_model, model_info)
+    assert attached.outputs[0].shape[-1] == info["num_tags"]
