@@ -212,6 +212,23 @@ def test_some_clips_have_no_top50_tag(plan400):
     assert all(r.broken is None for r in none)
 
 
+def test_tags_follow_the_attributes(plan400):
+    for r in plan400:
+        if r.attributes is None:
+            continue
+        possible = {t for t, p in synthetic.tag_probabilities(r.genre, r.style, r.attributes).items() if p > 0}
+        assert set(r.tags) <= possible, (r.genre, r.style, r.tags)
+        inst = set(r.attributes.instruments)
+        if "drums" in r.tags:
+            assert "drum_kit" in inst
+        if "piano" in r.tags:
+            assert "piano" in inst
+        if "female" in r.tags:
+            assert r.attributes.voice == "female"
+        if {"no vocals", "no vocal", "no voice"} & set(r.tags):
+            assert r.attributes.voice is None
+
+
 def test_plan_is_deterministic():
     assert plan(50, 29.1, 7) == plan(50, 29.1, 7)
     assert plan(50, 29.1, 7) != plan(50, 29.1, 8)
