@@ -61,6 +61,7 @@ import os
 import shutil
 import sys
 import time
+import typing
 
 import numpy as np
 
@@ -534,6 +535,19 @@ def _names(genre, rng):
 
 # ---------------------------------------------------------------------- plan
 
+class _Track(typing.NamedTuple):
+    index: int
+    genre: str
+    style: str
+    attributes: ClipAttributes
+    folder: str
+    names: tuple
+    first: int  # position of the first clip in the track (0 = 0-29 s)
+    count: int
+    gaps: np.ndarray
+    lead: float
+
+
 # Low-discrepancy (Kronecker) sequence for the genre, folder, sub-style and
 # voice of track t: frac(offset + t * alpha) with badly approximable alphas
 # (golden ratio, sqrt 2, sqrt 3, sqrt 7), so even a small dataset has the
@@ -564,7 +578,7 @@ def plan(clips: int = 400, seconds: float = 29.1, seed: int = 0) -> tuple[ClipPl
     n_plan = clips - len(KNOWN_BROKEN)
     step = seconds + 0.1  # 29.1 s clips start at 0, 29, 58, 88, 117, ...
 
-    tracks = []  # (t, genre, style, attributes, folder, names, first, count, gaps, lead)
+    tracks = []
     total, t = 0, 0
     while total < n_plan:
         rng = np.random.default_rng([seed, 1, t])
@@ -573,20 +587,20 @@ def plan(clips: int = 400, seconds: float = 29.1, seed: int = 0) -> tuple[ClipPl
         style = _style(genre, u[2])
         attributes = _attributes(genre, style, rng, u[3])
         count = int(min(1 + rng.binomial(2, 0.3), n_plan - total))
-        first = int(rng.integers(0, 4))
-        names = _names(genre, rng)
-        gaps = rng.integers(1, 4, size=count)  # id steps inside the track
-        lead = float(rng.uniform(0.3, 1.7))  # share of the id gap before it
-        tracks.append((t, genre, style, attributes, _FOLDERS[int(u[1] * 16)],
-                       names, first, count, gaps, lead))
+        tracks.append(_Track(
+            index=t, genre=genre, style=style, attributes=attributes,
+            folder=_FOLDERS[int(u[1] * 16)], names=_names(genre, rng),
+            first=int(rng.integers(0, 4)), count=count,
+            gaps=rng.integers(1, 4, size=count),  # id steps inside the track
+            lead=float(rng.uniform(0.3, 1.7))))  # share of the id gap before it
         total += count
         t += 1
 
     # Spread the ids over 2..MAX_CLIP_ID, skipping the known broken ids.
     span = MAX_CLIP_ID - 2 - len(KNOWN_BROKEN)
-    inside = sum(int(tr[8][1:].sum()) for tr in tracks)
+    inside = sum(int(tr.gaps[1:].sum()) for tr in tracks)
     free = max(span - inside, 0)
-    leads = np.array([tr[9] for tr in tracks])
+    leads = np.array([tr.lead for tr in tracks])
     lead_gaps = np.floor(free * leads / leads.sum() * 0.98).astype(int)
     lead_gaps[0] = 1  # the first clip id is 2, as in MagnaTagATune
     known = sorted(KNOWN_BROKEN)
@@ -599,24 +613,24 @@ def plan(clips: int = 400, seconds: float = 29.1, seed: int = 0) -> tuple[ClipPl
 
     rows, used_paths = [], set(KNOWN_BROKEN.values())
     virtual = 1
-    for (t, genre, style, attributes, folder, names, first, count, gaps, _), lead_gap in zip(tracks, lead_gaps):
+    for tr, lead_gap in zip(tracks, lead_gaps):
         virtual += max(int(lead_gap), 1)
-        artist, album, number, title = names
-        for part in range(count):
+        artist, album, number, title = tr.names
+        probs = tag_probabilities(tr.genre, tr.style, tr.attributes)
+        for part in range(tr.count):
             if part:
-                virtual += int(gaps[part])
-            k = first + part
-            start = int(round(k * step))
-            path = f"{folder}/{artist}-{album}-{number:02d}-{title}-{start}-{start + int(seconds)}.mp3"
-            while path in used_paths:  # same names drawn twice: renumber
-                number += 1
-                path = f"{folder}/{artist}-{album}-{number:02d}-{title}-{start}-{start + int(seconds)}.mp3"
+                virtual += int(tr.gaps[part])
+            start = int(round((tr.first + part) * step))
+            end = start + int(seconds)
+            path = f"{tr.folder}/{artist}-{album}-{number:02d}-{title}-{start}-{end}.mp3"
+            while path in used_paths:  # the same names drawn twice: renumber
+                number = number % 99 + 1
+                path = f"{tr.folder}/{artist}-{album}-{number:02d}-{title}-{start}-{end}.mp3"
             used_paths.add(path)
-            trng = np.random.default_rng([seed, 3, t, part])
-            probs = tag_probabilities(genre, style, attributes)
+            trng = np.random.default_rng([seed, 3, tr.index, part])
             tags = tuple(sorted(name for name, pr in probs.items() if trng.random() < pr))
-            rows.append(ClipPlan(real_id(virtual), path, tags, attributes, genre, style,
-                                 None, t, part))
+            rows.append(ClipPlan(real_id(virtual), path, tags, tr.attributes, tr.genre,
+                                 tr.style, None, tr.index, part))
 
     # Turn a few planned clips into broken files (they keep their tags).
     top50 = set(MTT_TOP50)
