@@ -716,7 +716,7 @@ def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"OUT_DIR {out_dir!r} is an existing file; expected a directory "
-                         "(new or empty) to write the dataset into")
+                         "to write the dataset into (it is created if missing)")
     csv_path = os.path.join(out_dir, CSV_NAME)
     audio_root = os.path.join(out_dir, AUDIO_DIR)
     if os.path.lexists(csv_path) or os.path.lexists(audio_root):
@@ -767,9 +767,14 @@ def main(argv=None) -> int:
     try:
         summary = generate(args.out_dir, args.clips, args.seconds, args.seed,
                            progress=not args.quiet, overwrite=args.overwrite)
-    except (ValueError, OSError) as e:
+    except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"error: cannot write the dataset to {args.out_dir!r}: {e.strerror or e}{where}",
+              file=sys.stderr)
+        return 1
     broken = ", ".join(f"{b.clip_id} {b.kind}" for b in summary.broken)
     print(f"wrote {summary.num_clips} clips x {summary.seconds:g} s, {len(summary.tag_names)} tags, "
           f"to {summary.csv_path} and {summary.audio_root}/ in {time.perf_counter() - start:.1f} s; "
