@@ -166,19 +166,19 @@ class SyntheticSummary:
 # (genre, weight): the latent genre of a track. The weights make the tags
 # come out in the real top-50 order of frequency.
 _GENRES = (
-    ("techno", 165), ("classical", 150), ("rock", 100), ("ambient", 85),
-    ("indian", 78), ("opera", 72), ("new_age", 50), ("choral", 45),
-    ("pop", 45), ("dance", 45), ("metal", 40), ("country", 40),
-    ("weird", 40), ("folk", 35), ("nature", 25),
+    ("techno", 160), ("classical", 150), ("rock", 92), ("ambient", 82),
+    ("indian", 85), ("opera", 78), ("new_age", 62), ("choral", 60),
+    ("pop", 58), ("dance", 58), ("metal", 52), ("country", 50),
+    ("weird", 50), ("folk", 38), ("nature", 25),
 )
 # Sub-styles with their weights; drawn with the low-discrepancy coordinate.
 _STYLES = {
-    "classical": (("piano_solo", 0.20), ("guitar_solo", 0.11), ("quartet", 0.19),
-                  ("orchestral", 0.15), ("violin_piano", 0.08), ("solo_other", 0.07),
-                  ("baroque", 0.20)),
-    "techno": (("melodic", 0.45), ("minimal", 0.30), ("breakbeat", 0.25)),
+    "classical": (("piano_solo", 0.20), ("guitar_solo", 0.12), ("quartet", 0.18),
+                  ("orchestral", 0.12), ("violin_piano", 0.04), ("solo_other", 0.09),
+                  ("baroque", 0.25)),
+    "techno": (("melodic", 0.42), ("minimal", 0.26), ("breakbeat", 0.32)),
     "indian": (("sitar", 0.65), ("vocal", 0.20), ("bansuri", 0.15)),
-    "opera": (("orchestral", 0.55), ("piano", 0.2), ("baroque", 0.25)),
+    "opera": (("orchestral", 0.5), ("piano", 0.2), ("baroque", 0.3)),
     "nature": (("birds", 0.35), ("water", 0.35), ("clapping", 0.30)),
 }
 _SOLO_STYLES = ("piano_solo", "guitar_solo", "solo_other")
@@ -219,7 +219,7 @@ def _attributes(genre, style, rng, u_voice=None):
     if genre == "classical":
         mode = _pick(rng, {"major": 0.6, "minor": 0.4})
         tempo = _pick(rng, {"slow": 0.1, "mid": 0.8, "fast": 0.1})
-        dyn = _pick(rng, {"quiet": 0.08, "soft": 0.06, "normal": 0.86})
+        dyn = _pick(rng, {"quiet": 0.08, "soft": 0.08, "normal": 0.84})
         if style == "piano_solo":
             inst = ["piano"]
         elif style == "guitar_solo":
@@ -227,13 +227,13 @@ def _attributes(genre, style, rng, u_voice=None):
         elif style == "quartet":
             inst = ["violin", "cello", "strings"]
         elif style == "orchestral":
-            inst = ["violin", "strings"] + (["flute"] if maybe(0.4) else []) + (["harp"] if maybe(0.35) else [])
+            inst = ["violin", "strings"] + (["flute"] if maybe(0.4) else []) + (["harp"] if maybe(0.5) else [])
         elif style == "violin_piano":
             inst = ["violin", "piano"]
         elif style == "solo_other":
             inst = [_pick(rng, {"violin": 1, "cello": 1, "flute": 1, "harp": 1, "harpsichord": 2})]
         else:  # baroque
-            inst = ["harpsichord", "strings", "cello" if maybe(0.5) else "flute"]
+            inst = ["harpsichord", "strings", "cello" if maybe(0.6) else "flute"]
             render_genre = "baroque"
     elif genre == "opera":
         voice, vstyle = vpick({"female": 0.55, "male": 0.45}), "opera"
@@ -241,7 +241,7 @@ def _attributes(genre, style, rng, u_voice=None):
         dyn = _pick(rng, {"normal": 0.9, "soft": 0.1})
         mode = _pick(rng, {"major": 0.5, "minor": 0.5})
         if style == "orchestral":
-            inst = ["strings"] + (["violin"] if maybe(0.3) else []) + (["harp"] if maybe(0.3) else []) \
+            inst = ["strings"] + (["violin"] if maybe(0.3) else []) + (["harp"] if maybe(0.4) else []) \
                 + (["flute"] if maybe(0.2) else [])
         elif style == "piano":
             inst = ["piano"]
@@ -262,29 +262,29 @@ def _attributes(genre, style, rng, u_voice=None):
     elif genre == "rock":
         mode = _pick(rng, {"major": 0.5, "minor": 0.5})
         inst = ["distorted_guitar", "bass", "drum_kit"] + (["electric_guitar"] if maybe(0.25) else [])
-        voice = vpick({"male": 0.12, None: 0.88})
+        voice = vpick({"male": 0.15, None: 0.85})
         tempo = _pick(rng, {"fast": 0.25, "mid": 0.7, "slow": 0.05})
         dyn = _pick(rng, {"loud": 0.27, "normal": 0.73})
     elif genre == "metal":
         mode = "minor"
         inst = ["distorted_guitar", "bass", "drum_kit"]
-        voice = vpick({"male": 0.15, None: 0.85})
+        voice = vpick({"male": 0.18, None: 0.82})
         tempo = _pick(rng, {"fast": 0.7, "mid": 0.3})
         dyn = _pick(rng, {"loud": 0.95, "normal": 0.05})
     elif genre == "pop":
-        inst = ["piano" if maybe(0.5) else "electric_guitar", "drum_kit", "bass"]
+        inst = ["piano" if maybe(0.6) else "electric_guitar", "drum_kit", "bass"]
         inst += ["synth_pad"] if maybe(0.3) else []
-        voice = vpick({"female": 0.5, "male": 0.25, None: 0.25})
+        voice = vpick({"female": 0.45, "male": 0.3, None: 0.25})
         tempo = _pick(rng, {"mid": 0.85, "fast": 0.15})
     elif genre == "dance":
         mode = _pick(rng, {"major": 0.5, "minor": 0.5})
         lead = maybe(0.6)
         inst = (["synth_lead"] if lead else []) + ["drum_machine", "synth_bass"]
         inst += ["synth_pad"] if (not lead or maybe(0.5)) else []
-        voice = vpick({"female": 0.55, "male": 0.1, None: 0.35})
+        voice = vpick({"female": 0.5, "male": 0.1, None: 0.4})
         tempo = _pick(rng, {"fast": 0.2, "mid": 0.8})
     elif genre == "country":
-        inst = ["acoustic_guitar", "bass"] + (["violin"] if maybe(0.5) else [])
+        inst = ["acoustic_guitar", "bass"] + (["violin"] if maybe(0.6) else [])
         voice = vpick({"male": 0.35, "female": 0.2, None: 0.45})
         tempo = _pick(rng, {"mid": 0.8, "fast": 0.2})
     elif genre == "folk":
@@ -307,13 +307,13 @@ def _attributes(genre, style, rng, u_voice=None):
         inst = ["synth_pad"]
         for name, p in (("strings", 0.1), ("electric_guitar", 0.15), ("piano", 0.08), ("bells", 0.1)):
             inst += [name] if maybe(p) else []
-        voice = vpick({"female": 0.05, None: 0.95})
-        dyn = _pick(rng, {"quiet": 0.2, "soft": 0.1, "normal": 0.7})
+        voice = vpick({"female": 0.08, None: 0.92})
+        dyn = _pick(rng, {"quiet": 0.2, "soft": 0.15, "normal": 0.65})
     elif genre == "new_age":
         mode, tempo = "pentatonic", "slow"
-        inst = [_pick(rng, {"harp": 0.45, "flute": 0.4, "piano": 0.15}), "synth_pad", "bells"]
-        voice = vpick({"female": 0.05, None: 0.95})
-        dyn = _pick(rng, {"soft": 0.25, "quiet": 0.22, "normal": 0.53})
+        inst = [_pick(rng, {"harp": 0.5, "flute": 0.35, "piano": 0.15}), "synth_pad", "bells"]
+        voice = vpick({"female": 0.08, None: 0.92})
+        dyn = _pick(rng, {"soft": 0.3, "quiet": 0.22, "normal": 0.48})
     elif genre == "weird":
         mode = _pick(rng, {"major": 0.3, "minor": 0.7})
         tempo = _pick(rng, {"slow": 0.2, "mid": 0.6, "fast": 0.2})
@@ -360,7 +360,7 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
     if "synth_pad" in inst:
         tag("synthesizer", 0.01)
     if "drum_kit" in inst:
-        tag("drums", 0.9 if genre in ("rock", "metal") else 0.35)
+        tag("drums", 0.85 if genre in ("rock", "metal") else 0.35)
         tag("drum", 0.02)
     if "harpsichord" in inst:
         tag("harpsicord", 0.06)
@@ -371,13 +371,15 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
     # genres
     if genre == "classical":
         tag("classical", 0.97)
-        tag("classic", {"orchestral": 0.8, "baroque": 0.7}.get(style, 0.05))
+        tag("classic", {"orchestral": 0.5, "baroque": 0.95}.get(style, 0.03))
         if style in _SOLO_STYLES:
-            tag("solo", 0.8)
+            tag("solo", 0.85)
         if style == "orchestral":
             tag("orchestra", 0.15)
     elif genre == "opera":
         tag("classical", 0.85)
+        if style == "baroque":
+            tag("classic", 0.5)
         tag("opera", 0.97)
         tag("singing", 0.8)
         tag("operatic", 0.06)
@@ -444,11 +446,11 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
             tag("woman", 0.85)
         elif genre == "dance":
             tag("woman", 0.3)
-        tag("female vocal", 0.8 if genre in ("pop", "dance") else 0.1 if not opera else 0.0)
+        tag("female vocal", 0.85 if genre in ("pop", "dance") else 0.1 if not opera else 0.0)
         if genre in ("folk", "ambient", "new_age", "indian"):
-            tag("female voice", 0.85)
+            tag("female voice", 0.9)
         elif opera:
-            tag("female voice", 0.4)
+            tag("female voice", 0.5)
         if not opera:
             tag("female singer", 0.05)
     if v == "male":
@@ -458,17 +460,17 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
         elif opera:
             tag("man", 0.1)
         if genre in ("pop", "rock", "metal", "dance", "country"):
-            tag("male vocal", 0.85)
+            tag("male vocal", 0.9)
         if genre in ("folk", "indian", "opera"):
-            tag("male voice", 0.8)
+            tag("male voice", 0.9)
         if not opera:
             tag("male singer", 0.05)
     if solo_voice and genre in ("pop", "dance", "rock", "metal", "indian"):
-        tag("vocal", 0.95)
+        tag("vocal", 0.85)
     if solo_voice and genre in ("country", "folk", "rock"):
         tag("vocals", 0.9)
     elif solo_voice and genre == "pop":
-        tag("vocals", 0.2)
+        tag("vocals", 0.35)
     if solo_voice and genre == "country":
         tag("singing", 0.3)
     if solo_voice and genre in ("ambient", "new_age", "indian"):
@@ -484,9 +486,9 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
     if instrumental and genre in ("indian", "folk"):
         tag("no vocals", 0.87)
     if instrumental and genre in ("metal", "pop", "dance"):
-        tag("no vocal", 0.9)
+        tag("no vocal", 0.75)
     if instrumental and genre == "new_age":
-        tag("no voice", 0.8)
+        tag("no voice", 0.9)
     if instrumental and genre not in ("nature",):
         tag("instrumental", 0.006)
         tag("no singer", 0.005)
@@ -586,7 +588,7 @@ def plan(clips: int = 400, seconds: float = 29.1, seed: int = 0) -> tuple[ClipPl
         genre = _GENRES[int(np.searchsorted(weights, u[0], side="right"))][0]
         style = _style(genre, u[2])
         attributes = _attributes(genre, style, rng, u[3])
-        count = int(min(1 + rng.binomial(2, 0.3), n_plan - total))
+        count = int(min(1 + rng.binomial(1, 0.35), n_plan - total))
         tracks.append(_Track(
             index=t, genre=genre, style=style, attributes=attributes,
             folder=_FOLDERS[int(u[1] * 16)], names=_names(genre, rng),

@@ -180,7 +180,8 @@ def test_top50_by_frequency(plan400):
     counts = collections.Counter(t for r in plan400 for t in r.tags)
     ranked = sorted(TAG_NAMES, key=lambda t: -counts[t])
     assert set(ranked[:50]) == set(MTT_TOP50)
-    assert ranked[0] == "guitar" and {"classical", "slow", "techno"} <= set(ranked[:5])
+    assert ranked[0] == "guitar" and {"classical", "slow"} <= set(ranked[:3])
+    assert "techno" in ranked[:8]
     assert max(counts[t] for t in EXTRA_TAGS) < min(counts[t] for t in MTT_TOP50)
     # roughly the real order: rank correlation with the real top-50 (the
     # bottom 30 tags hold 13-35 clips each at 400, so sampling shuffles them)
