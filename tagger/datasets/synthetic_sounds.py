@@ -677,10 +677,22 @@ class _Renderer:
             tl = self.times(lh_step)
             left = self.plucked_part(self.piano_note, tl, self.arpeggio(tl, 41, 62, (0, 2, 1, 2)),
                                      self.rng.uniform(0.4, 0.55, len(tl)), max(0.6, 4 * lh_step * self.beat))
-            return melody + left
-        tm = self.times(self.step)
-        return self.plucked_part(self.piano_note, tm, self.arpeggio(tm, 48, 74),
-                                 self.rng.uniform(0.5, 0.7, len(tm)), max(0.6, 4 * self.step * self.beat))
+            tb = self.times(4.0)  # a low octave root at each bar
+            bass = self.plucked_part(self.piano_note, tb, [self.root(t, 29) for t in tb],
+                                     np.full(len(tb), 0.6), 4 * self.beat)
+            return melody + left + bass
+        # accompaniment: a low root on each half bar under block chords
+        out = np.zeros(self.n)
+        step = max(self.step, 0.5)
+        hold = max(0.6, 2 * step * self.beat)
+        for t in self.times(step):
+            notes = self.chord_notes(t, 55, 72)[:4]
+            self.place(out, lambda i: self.piano_note(notes[i]), np.full(len(notes), t),
+                       np.full(len(notes), 0.45), hold)
+        tb = self.times(2.0)
+        out += self.plucked_part(self.piano_note, tb, [self.root(t, 33) for t in tb],
+                                 np.full(len(tb), 0.8), 2 * self.beat)
+        return out
 
     def part_harpsichord(self, role):
         step = min(self.step, 0.5)
@@ -1275,7 +1287,7 @@ class _Renderer:
 _PART_GAIN = {
     "drum_kit": 0.9, "drum_machine": 0.95, "bass": 0.6, "synth_bass": 0.75,
     "strings": 0.7, "synth_pad": 0.7, "tanpura": 0.55, "bells": 0.5,
-    "piano": 0.95, "cello": 0.9, "harp": 0.85, "flute": 0.85,
+    "piano": 1.1, "cello": 0.9, "harp": 0.85, "flute": 0.85,
     "distorted_guitar": 1.0, "fx": 1.0, "birds": 1.0, "water": 1.0, "clapping": 1.0,
 }
 
