@@ -57,7 +57,6 @@ The CLI also takes --overwrite (replace a dataset already in OUT_DIR) and
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import shutil
@@ -67,8 +66,10 @@ import typing
 
 import numpy as np
 
+from tagger.cli import ArgumentParser
 from tagger.datasets.synthetic_sounds import (ClipAttributes, SAMPLE_RATE,
                                               render_clip)
+from tagger.parallel import ordered_map
 
 __all__ = [
     "BrokenFile", "ClipAttributes", "ClipPlan", "EXTRA_TAGS", "KNOWN_BROKEN",
@@ -89,10 +90,11 @@ MTT_TOP50 = (
 # Rarer real MagnaTagATune columns, many of them synonyms of top-50 names
 # (so a synonym merge changes the counts).
 EXTRA_TAGS = (
-    "bells", "birds", "chanting", "clapping", "drum", "electro", "electronica",
-    "female singer", "folk", "hard rock", "harpsicord", "heavy metal",
-    "instrumental", "male singer", "no singer", "operatic", "orchestra",
-    "spacey", "synthesizer", "violins", "water",
+    "acoustic", "baroque", "bells", "birds", "celtic", "chanting", "clapping",
+    "drone", "drum", "electro", "electronica", "female singer", "folk",
+    "hard rock", "harpsicord", "heavy metal", "instrumental", "male singer",
+    "no singer", "operatic", "orchestra", "spacey", "synthesizer", "trance",
+    "violins", "water",
 )
 TAG_NAMES = tuple(sorted(MTT_TOP50 + EXTRA_TAGS))
 
@@ -370,6 +372,8 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
         tag("violins", 0.04)
     if "bells" in inst:
         tag("bells", 0.08)
+    if "acoustic_guitar" in inst:
+        tag("acoustic", 0.05)
     # genres
     if genre == "classical":
         tag("classical", 0.97)
@@ -378,6 +382,8 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
             tag("solo", 0.85)
         if style == "orchestral":
             tag("orchestra", 0.15)
+        if style == "baroque":
+            tag("baroque", 0.1)
     elif genre == "opera":
         tag("classical", 0.85)
         if style == "baroque":
@@ -398,6 +404,7 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
             tag("beats", 0.95)
         if style == "melodic":
             tag("electronica", 0.03)
+            tag("trance", 0.04)
     elif genre == "rock":
         tag("rock", 0.97)
         if a.dynamics == "loud":
@@ -422,12 +429,15 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
         tag("electronica", 0.03)
     elif genre == "indian":
         tag("indian", 0.97)
+        if "sitar" in inst:
+            tag("drone", 0.06)
     elif genre == "country":
         tag("country", 0.95)
     elif genre == "weird":
         tag("weird", 0.95)
     elif genre == "folk":
         tag("folk", 0.12)
+        tag("celtic", 0.05)
     elif genre == "nature":
         tag(style, 0.5)
     # tempo and dynamics
@@ -695,6 +705,10 @@ def _write_clip(row: ClipPlan, root: str, seconds: float, seed: int):
             f.write(data[:keep])
 
 
+def _write_clip_job(job):
+    _write_clip(*job)
+
+
 def _write_csv(rows, path: str, tag_names=TAG_NAMES):
     """annotations_final.csv: tab-separated, every field double-quoted."""
     lines = ["\t".join(f'"{c}"' for c in ("clip_id",) + tuple(tag_names) + ("mp3_path",))]
@@ -709,12 +723,14 @@ def _write_csv(rows, path: str, tag_names=TAG_NAMES):
 
 
 def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,
-             progress: bool = True, overwrite: bool = False) -> SyntheticSummary:
+             progress: bool = True, overwrite: bool = False,
+             workers: int = 1) -> SyntheticSummary:
     """Write the synthetic dataset under out_dir and return what was written.
 
     out_dir must not hold annotations_final.csv or mp3/ already, unless
     overwrite=True (then those two are replaced). The CSV is written last,
-    so a directory with a CSV holds a complete dataset.
+    so a directory with a CSV holds a complete dataset. `workers` processes
+    synthesise and encode clips in parallel; the files do not depend on it.
     """
     _check_args(clips, seconds, seed)
     out_dir = os.fspath(out_dir)
@@ -738,8 +754,11 @@ def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,
         os.makedirs(os.path.join(audio_root, folder), exist_ok=True)
     from tqdm import tqdm
 
-    for row in tqdm(rows, desc="synthesising clips", unit="clip", disable=not progress):
-        _write_clip(row, out_dir, float(seconds), int(seed))
+    jobs = ((row, out_dir, float(seconds), int(seed)) for row in rows)
+    written = ordered_map(_write_clip_job, jobs, workers)
+    for _ in tqdm(written, total=len(rows), desc="synthesising clips", unit="clip",
+                  disable=not progress):
+        pass
     _write_csv(rows, csv_path)
     broken = tuple(BrokenFile(r.clip_id, r.mp3_path, r.broken) for r in rows if r.broken)
     return SyntheticSummary(csv_path=csv_path, audio_root=audio_root, num_clips=len(rows),
@@ -749,13 +768,8 @@ def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,
 
 # ----------------------------------------------------------------------- CLI
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage block
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def main(argv=None) -> int:
-    parser = _Parser(
+    parser = ArgumentParser(
         prog="python -m tagger.datasets.synthetic",
         description="Write the synthetic MagnaTagATune-layout dataset "
                     "(annotations_final.csv + mp3/0..f) into OUT_DIR.")
@@ -765,12 +779,15 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing annotations_final.csv and mp3/ in OUT_DIR")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes synthesising clips (default: all cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
         summary = generate(args.out_dir, args.clips, args.seconds, args.seed,
-                           progress=not args.quiet, overwrite=args.overwrite)
+                           progress=not args.quiet, overwrite=args.overwrite,
+                           workers=args.workers)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

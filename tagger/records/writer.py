@@ -13,13 +13,10 @@ rest; the result is byte-identical to an uninterrupted build.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import hashlib
-import itertools
 import json
 import math
-import multiprocessing
 
 import numpy as np
 from tqdm import tqdm
@@ -28,13 +25,13 @@ from tagger import fileio
 from tagger.config import BuildConfig, join_path, to_dict
 from tagger.datasets.plan import SPLITS, Clip, DatasetPlan
 from tagger.errors import UserError
+from tagger.parallel import ordered_map
 from tagger.records.clip_decoder import DecodedClip, DecodeTask, decode_clip
 from tagger.records.info import INFO_FILE
 
 BUILDER_VERSION = "1"
 STATE_DIR = ".build"
 FINGERPRINT_FILE = "fingerprint.json"
-IN_FLIGHT_PER_WORKER = 4
 
 
 def shard_name(split: str, index: int, count: int) -> str:
@@ -101,7 +98,7 @@ def _write_shards(jobs, plan: DatasetPlan, config: BuildConfig):
              for i, clip in enumerate(clips) if clip.path not in plan.known_broken)
     # ram:// lives in this process's memory: other processes cannot read it.
     workers = 1 if plan.audio_root.startswith("ram://") else config.workers
-    results = _ordered_map(decode_clip, tasks, workers)
+    results = ordered_map(decode_clip, tasks, workers)
     progress = tqdm(total=len(clips), unit="clip", desc="build", disable=not config.progress)
     out_dir = config.output_dir
     with progress:
@@ -150,26 +147,6 @@ def _feature_transform(config: BuildConfig):
                    hop_length=mel.hop_length, n_mels=mel.n_mels, f_min=mel.f_min,
                    f_max=mel.f_max, top_db=mel.top_db)
     return lambda segments: np.asarray(layer(segments), dtype=np.float32)
-
-
-def _ordered_map(fn, items, workers: int):
-    """Like map(fn, items), over `workers` spawned processes, results in
-    input order, with a bounded number of items in flight (memory stays flat
-    however many items there are)."""
-    if workers <= 1:
-        yield from map(fn, items)
-        return
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers) as pool:
-        items = iter(items)
-        in_flight = collections.deque(
-            pool.apply_async(fn, (item,))
-            for item in itertools.islice(items, workers * IN_FLIGHT_PER_WORKER))
-        while in_flight:
-            result = in_flight.popleft().get()
-            for item in itertools.islice(items, 1):
-                in_flight.append(pool.apply_async(fn, (item,)))
-            yield result
 
 
 def segment_shape(config: BuildConfig) -> list:

@@ -1,0 +1,96 @@
+"""Training throughput and inference real-time factor of every family at paper size.
+
+For each model: training segments/s (59049-sample segments, one optimiser
+step per batch through the project's custom training step) and inference
+real-time factor (seconds of audio tagged per second), with and without XLA
+(`--jit-compile`), each also as a ratio to SE+multi without XLA measured in
+the same run.
+    python bench/bench_models.py [--steps 5] [--families samplecnn,transformer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from common import ratio_line  # noqa: F401  (puts the repository on sys.path)
+
+SEGMENT = 59049
+SAMPLE_RATE = 22050
+
+CASES = [
+    # (label, family, factory args, batch size)
+    ("SE+multi", "samplecnn", {"block": "se", "multi": True}, 23),
+    ("ReSE+multi", "samplecnn", {"block": "rese", "multi": True}, 23),
+    ("multi-scale CNN", "multiscale", {}, 16),
+    ("self-attention", "self_attention", {}, 16),
+    ("transformer (teacher)", "transformer", {"size": "teacher"}, 16),
+    ("transformer (student)", "transformer", {"size": "student"}, 16),
+]
+
+
+def measure(family, args, batch, steps, jit):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from tagger.models import build_model
+    from tagger.training.model_setup import family_defaults
+    from tagger.training.trainer import make_train_function
+
+    window = family_defaults(family).window_segments
+    kwargs = dict(args, num_tags=50)
+    if family == "samplecnn":
+        kwargs["input_length"] = SEGMENT
+    model = build_model(family, **kwargs)
+    strategy = tf.distribute.get_strategy()
+    optimizer = keras.optimizers.SGD(1e-3, momentum=0.9, nesterov=True)
+    step = make_train_function(model, optimizer, strategy, batch, jit_compile=jit)
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((batch, window * SEGMENT))).astype("float32")
+    y = (rng.random((batch, 50)) < 0.1).astype("float32")
+    iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
+    step(iterator, 1)  # trace and compile
+    start = time.perf_counter()
+    for _ in range(steps):
+        step(iterator, 1)
+    train_rate = steps * batch * window / (time.perf_counter() - start)
+    predict = tf.function(lambda v: model(v, training=False), jit_compile=jit or None)
+    predict(x)
+    start = time.perf_counter()
+    for _ in range(steps):
+        predict(x).numpy()
+    seconds_of_audio = steps * batch * window * SEGMENT / SAMPLE_RATE
+    realtime = seconds_of_audio / (time.perf_counter() - start)
+    return model.count_params(), train_rate, realtime
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=5, help="timed steps per measurement")
+    p.add_argument("--families", default=None,
+                   help="comma-separated families to measure (default: all)")
+    p.add_argument("--no-jit", action="store_true", help="skip the XLA measurements")
+    args = p.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    families = set(args.families.split(",")) if args.families else None
+    rows = []
+    for label, family, model_args, batch in CASES:
+        if families and family not in families:
+            continue
+        for jit in (False,) if args.no_jit else (False, True):
+            params, train_rate, realtime = measure(family, model_args, batch, args.steps, jit)
+            rows.append((label + (" +XLA" if jit else ""), params, batch, train_rate, realtime))
+            print(f"{rows[-1][0]:30s} {params / 1e6:6.2f}M params  batch {batch:3d}  "
+                  f"train {train_rate:7.1f} segments/s  inference {realtime:7.1f}x real time",
+                  flush=True)
+    base = rows[0]
+    print(f"\nratios to {base[0]} (same run):")
+    for label, _, _, train_rate, realtime in rows:
+        print(f"  {label:30s} train {train_rate / base[3]:6.2f}   inference "
+              f"{realtime / base[4]:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
