@@ -20,7 +20,7 @@ from tagger.cli import ArgumentParser
 DEMO_MODELS = {
     "samplecnn": dict(model_args={"block": "rese", "multi": True, "alpha": 16,
                                   "width": 0.125},
-                      batch_size=23, lr=0.003, epochs=4),
+                      batch_size=23, lr=0.003, epochs=5),
     "multiscale": dict(model_args={}, batch_size=8, lr=1e-3, epochs=6),
     "self_attention": dict(model_args={"conv_channels": 4, "attention_channels": 64,
                                        "attention_heads": 4},
@@ -42,6 +42,10 @@ def parse_args(argv=None):
                    help="training epochs (default: the family's demo setting)")
     p.add_argument("--width", type=float, default=None,
                    help="samplecnn channel width (default: 0.125)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="training batch size (default: the family's demo setting)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam learning rate (default: the family's demo setting)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="decoding processes for the build (default: all cores)")
     p.add_argument("--seed", type=int, default=0)
@@ -60,8 +64,9 @@ def run(args):
     model_args = dict(settings.pop("model_args"))
     if args.width is not None:
         model_args["width"] = args.width
-    if args.epochs is not None:
-        settings["epochs"] = args.epochs
+    for name in ("epochs", "batch_size", "lr"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
     config = DemoConfig(work_dir=args.work_dir, model=args.model, model_args=model_args,
                         clips=args.clips, seconds=args.seconds, workers=args.workers,
                         seed=args.seed, progress=not args.no_progress, **settings)

@@ -76,6 +76,8 @@ def parse_args(argv=None):
                      help="stage to start at, from the run's best model so far")
     opt.add_argument("--patience", type=int, default=2, metavar="N",
                      help="epochs without val-loss improvement that end a stage")
+    opt.add_argument("--monitor", choices=["val_loss", "val_roc_auc"], default="val_loss",
+                     help="what early stopping and the best model follow (default: val_loss)")
     opt.add_argument("--max-epochs-per-stage", type=int, default=100, metavar="N")
     opt.add_argument("--switch-epochs", default="80,100,120",
                      help="won schedule: epochs of the Adam->SGD 1e-3->1e-4->1e-5 switches")
@@ -130,7 +132,8 @@ def config_from_args(args):
             batch_size=args.batch_size, schedule=schedule, optimizer=args.optimizer,
             momentum=args.momentum, lr=args.lr, lr_decay=args.lr_decay,
             num_lr_decays=args.num_lr_decays, initial_stage=args.initial_stage,
-            patience=args.patience, max_epochs_per_stage=args.max_epochs_per_stage,
+            patience=args.patience, monitor=args.monitor,
+            max_epochs_per_stage=args.max_epochs_per_stage,
             switch_epochs=switch, total_epochs=args.total_epochs,
             steps_per_epoch=args.steps_per_epoch, validation_steps=args.validation_steps,
             shuffle_segments=args.shuffle_segments, num_read_threads=args.num_read_threads,

@@ -135,6 +135,7 @@ def _field_class(cls, field):
 SCHEDULES = ("staged", "won")
 OPTIMIZERS = ("sgd", "adam")
 MIXED_PRECISION = ("off", "float16", "bfloat16")
+MONITORS = ("val_loss", "val_roc_auc")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +173,7 @@ class TrainConfig:
     num_lr_decays: int = 5
     initial_stage: int = 0
     patience: int = 2
+    monitor: str = "val_loss"  # what early stopping and the best checkpoint follow
     max_epochs_per_stage: int = 100
     switch_epochs: tuple = (80, 100, 120)  # won schedule: Adam -> SGD 1e-3 -> 1e-4 -> 1e-5
     total_epochs: int = 200  # won schedule
@@ -193,7 +195,8 @@ class TrainConfig:
         for name, value, valid in (("schedule", self.schedule, SCHEDULES),
                                    ("optimizer", self.optimizer, OPTIMIZERS),
                                    ("mixed_precision", self.mixed_precision,
-                                    MIXED_PRECISION)):
+                                    MIXED_PRECISION),
+                                   ("monitor", self.monitor, MONITORS)):
             if value not in valid:
                 raise ValueError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
         for name in ("batch_size", "num_lr_decays", "max_epochs_per_stage",

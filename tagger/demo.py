@@ -57,7 +57,8 @@ def make_dataset(config: DemoConfig, data_dir: str):
         return
     start = time.time()
     summary = generate(data_dir, clips=config.clips, seconds=config.seconds,
-                       seed=config.seed, progress=config.progress, overwrite=True)
+                       seed=config.seed, progress=config.progress, overwrite=True,
+                       workers=config.workers)
     yield (f"synthetic dataset: {summary.num_clips} clips of {summary.seconds:g} s in "
            f"{data_dir} ({time.time() - start:.0f} s; {len(summary.broken)} files broken "
            "on purpose)")
@@ -83,7 +84,7 @@ def train_model(config: DemoConfig, records: str):
         model=config.model, model_args=dict(config.model_args),
         batch_size=config.batch_size, schedule="staged", optimizer="adam", lr=config.lr,
         lr_decay=0.2, num_lr_decays=1, max_epochs_per_stage=config.epochs,
-        patience=config.epochs, seed=config.seed, strategy="default",
+        patience=config.epochs, monitor="val_roc_auc", seed=config.seed, strategy="default",
         resume=True, progress=config.progress)
     run_dir = join_path(train_config.train_dir, default_run_name(train_config))
     metrics_path = join_path(run_dir, "metrics.json")

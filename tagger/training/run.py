@@ -50,7 +50,8 @@ class RunState:
     stage_epoch: int = 0  # epochs finished in this stage
     epoch: int = 0  # epochs finished in total
     wait: int = 0  # epochs without improvement in this stage
-    best_val_loss: float = math.inf
+    best_score: float = math.inf  # the monitored value, lower is better
+    best_epoch: int = 0
     best_checkpoint: str | None = None
     last_checkpoint: str | None = None
     stage_started: bool = False  # the stage's optimizer exists in last_checkpoint
@@ -135,10 +136,11 @@ class Run:
             self.state = RunState(**saved)
             if self.config.initial_stage > 0 and not self.config.resume:
                 # A fresh start of a later stage from the best model so far.
-                best, history, stages = (self.state.best_checkpoint, self.state.history,
-                                         self.state.stages)
-                self.state = RunState(best_checkpoint=best, history=history,
-                                      stages=stages, epoch=len(history))
+                old = self.state
+                self.state = RunState(best_checkpoint=old.best_checkpoint,
+                                      best_score=old.best_score, best_epoch=old.best_epoch,
+                                      history=old.history, stages=old.stages,
+                                      epoch=len(old.history))
         if self.chief:
             fileio.makedirs(join_path(self.run_dir, "checkpoints"))
             fileio.write_atomic(join_path(self.run_dir, "config.json"),
@@ -220,12 +222,14 @@ class Run:
         state.epoch += 1
         state.stage_epoch += 1
         state.stage_started = True
-        improved = row["val_loss"] < state.best_val_loss
+        score = monitored_score(row, self.config.monitor)
+        improved = score < state.best_score
         old = [state.last_checkpoint]
         state.last_checkpoint = self._save(f"epoch-{state.epoch:05d}", optimizer)
         if improved:
             old.append(state.best_checkpoint)
-            state.best_val_loss = row["val_loss"]
+            state.best_score = score
+            state.best_epoch = state.epoch
             state.best_checkpoint = self._save(f"best-{state.epoch:05d}")
             state.wait = 0
         else:
@@ -245,7 +249,8 @@ class Run:
 
     def _end_stage(self, stage):
         rows = [r for r in self.state.history if r["stage"] == stage.index]
-        best = min(rows, key=lambda r: r["val_loss"]) if rows else None
+        best = min(rows, key=lambda r: monitored_score(r, self.config.monitor)) \
+            if rows else None
         summary = {"stage": stage.index, "optimizer": stage.optimizer,
                    "lr": stage.learning_rate, "epochs": len(rows),
                    "best_val_loss": best["val_loss"] if best else None,
@@ -282,6 +287,7 @@ class Run:
         if optimizer is not None:
             objects["optimizer"] = optimizer
         path = join_path(self.run_dir, "checkpoints", name)
+        strategies.barrier(self.strategy)  # the chief has finished writing it
         try:
             status = tf.train.Checkpoint(**objects).read(path)
             status.assert_existing_objects_matched()
@@ -312,7 +318,10 @@ class Run:
             self._restore(self.state.best_checkpoint)
         final = attach_info(self.model, model_setup.model_info(
             self.config, self.info, self.window))
-        metrics = {"run_dir": self.run_dir, "best_val_loss": self.state.best_val_loss,
+        best_row = next((r for r in self.state.history
+                         if r["epoch"] == self.state.best_epoch), None)
+        metrics = {"run_dir": self.run_dir, "monitor": self.config.monitor,
+                   "best_epoch": self.state.best_epoch, "best": best_row,
                    "epochs": self.state.epoch, "stages": self.state.stages}
         if self.config.evaluate_test and self.info["splits"]["test"]["clips"]:
             test = self.predictor(self.config.data_dir, "test", self.window,
@@ -336,6 +345,13 @@ class Run:
     def _log(self, message: str):
         if self.chief:
             print(message, flush=True)
+
+
+def monitored_score(row: dict, monitor: str) -> float:
+    """The epoch's value of `monitor`, as a score where lower is better
+    (NaN, e.g. an undefined ROC-AUC, never counts as an improvement)."""
+    value = row["val_loss"] if monitor == "val_loss" else -row["val_roc_auc"]
+    return math.inf if math.isnan(value) else value
 
 
 def _resumed_config(config: TrainConfig) -> TrainConfig:

@@ -81,3 +81,12 @@ def is_chief(strategy) -> bool:
     if "chief" in config.get("cluster", {}):
         return task.get("type") == "chief"
     return task.get("type", "worker") == "worker" and task.get("index", 0) == 0
+
+
+def barrier(strategy) -> None:
+    """Waits until every worker of a multi-worker strategy gets here (a tiny
+    all-reduce); returns at once under any other strategy. Used before a
+    worker reads files the chief wrote."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        ones = strategy.run(lambda: tf.ones(()))
+        strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)

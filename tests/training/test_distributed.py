@@ -65,7 +65,7 @@ MIRRORED = textwrap.dedent("""
     except UserError as error:
         results["odd_batch"] = str(error)
     metrics = train(TrainConfig(batch_size=8, **config))
-    results["run_loss"] = metrics["best_val_loss"]
+    results["run_loss"] = metrics["best"]["val_loss"]
     print(json.dumps(results))
 """)
 

@@ -161,7 +161,7 @@ def test_mixed_precision_and_xla(raw_records, tmp_path, precision, jit):
                                 jit_compile=jit, num_lr_decays=1, steps_per_epoch=2,
                                 validation_steps=1, evaluate_test=False,
                                 model_args=dict(TINY, block="basic")))
-    assert np.isfinite(metrics["best_val_loss"])
+    assert np.isfinite(metrics["best"]["val_loss"])
     assert keras.mixed_precision.dtype_policy().name == "float32"  # restored
 
 
@@ -190,3 +190,21 @@ def test_bad_inputs_get_one_line(finished_run, synthetic_mtt, tmp_path):
     assert "Traceback" not in err
     with pytest.raises(UserError, match="does not fit the model"):
         train(tiny_config(str(twelve), run_dir.parent, initial_stage=1))
+
+
+def test_best_epoch_follows_the_monitor(finished_run):
+    run_dir, metrics = finished_run
+    history = pd.read_csv(run_dir / "history.csv")
+    assert metrics["monitor"] == "val_loss"
+    assert metrics["best_epoch"] == int(history.epoch[history.val_loss.idxmin()])
+    assert metrics["best"]["val_loss"] == pytest.approx(history.val_loss.min())
+
+
+def test_monitored_score():
+    from tagger.training.run import monitored_score
+
+    row = {"val_loss": 0.3, "val_roc_auc": 0.8}
+    assert monitored_score(row, "val_loss") == 0.3
+    assert monitored_score(row, "val_roc_auc") == -0.8
+    assert monitored_score({"val_loss": 0.3, "val_roc_auc": float("nan")},
+                           "val_roc_auc") == float("inf")
