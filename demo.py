@@ -20,13 +20,13 @@ from tagger.cli import ArgumentParser
 DEMO_MODELS = {
     "samplecnn": dict(model_args={"block": "rese", "multi": True, "alpha": 16,
                                   "width": 0.125},
-                      batch_size=23, lr=0.003, epochs=5),
-    "multiscale": dict(model_args={}, batch_size=8, lr=1e-3, epochs=6),
+                      batch_size=8, lr=0.003, epochs=4),
+    "multiscale": dict(model_args={"bn_momentum": 0.9}, batch_size=8, lr=1e-3, epochs=6),
     "self_attention": dict(model_args={"conv_channels": 4, "attention_channels": 64,
-                                       "attention_heads": 4},
-                           batch_size=16, lr=1e-3, epochs=6),
+                                       "attention_heads": 4, "attention_dropout": 0.1},
+                           batch_size=8, lr=1e-3, epochs=6),
     "transformer": dict(model_args={"size": "student", "conv_ndim": 32},
-                        batch_size=16, lr=1e-3, epochs=6),
+                        batch_size=8, lr=1e-3, epochs=6),
 }
 
 
@@ -42,6 +42,9 @@ def parse_args(argv=None):
                    help="training epochs (default: the family's demo setting)")
     p.add_argument("--width", type=float, default=None,
                    help="samplecnn channel width (default: 0.125)")
+    p.add_argument("--window-segments", type=int, default=None,
+                   help="59049-sample segments per training window (default: the "
+                        "family's; keep it within the clip length)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="training batch size (default: the family's demo setting)")
     p.add_argument("--lr", type=float, default=None,
@@ -69,6 +72,7 @@ def run(args):
             settings[name] = getattr(args, name)
     config = DemoConfig(work_dir=args.work_dir, model=args.model, model_args=model_args,
                         clips=args.clips, seconds=args.seconds, workers=args.workers,
+                        window_segments=args.window_segments,
                         seed=args.seed, progress=not args.no_progress, **settings)
     for line in run_demo(config):
         print(line, flush=True)

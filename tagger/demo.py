@@ -22,9 +22,10 @@ class DemoConfig:
     model_args: dict = dataclasses.field(default_factory=dict)
     clips: int = 400
     seconds: float = 29.1
-    batch_size: int = 23
+    batch_size: int = 8
     lr: float = 0.003
     epochs: int = 4
+    window_segments: int | None = None  # None: the family's
     workers: int = 1
     seed: int = 0
     progress: bool = True
@@ -82,6 +83,7 @@ def train_model(config: DemoConfig, records: str):
     train_config = TrainConfig(
         data_dir=records, train_dir=join_path(config.work_dir, "runs"),
         model=config.model, model_args=dict(config.model_args),
+        window_segments=config.window_segments,
         batch_size=config.batch_size, schedule="staged", optimizer="adam", lr=config.lr,
         lr_decay=0.2, num_lr_decays=1, max_epochs_per_stage=config.epochs,
         patience=config.epochs, monitor="val_roc_auc", seed=config.seed, strategy="default",
@@ -91,8 +93,8 @@ def train_model(config: DemoConfig, records: str):
     if fileio.exists(metrics_path):
         yield f"training: {run_dir} (already finished)"
         return json.loads(fileio.read_text(metrics_path))
-    defaults = family_defaults(config.model)
-    yield (f"training {config.model} {config.model_args} on {defaults.window_segments}-"
+    window = config.window_segments or family_defaults(config.model).window_segments
+    yield (f"training {config.model} {config.model_args} on {window}-"
            f"segment windows, Adam lr {config.lr:g}, {config.epochs} epochs")
     start = time.time()
     metrics = train(train_config)

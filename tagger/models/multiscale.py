@@ -82,7 +82,7 @@ BN_MOMENTUM = 0.99
 def build_multiscale(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
                      input_length=None, num_frames=None, sample_rate=22050,
                      logmel: LogMelConfig | None = None, dropout=0.4,
-                     normalize_input=True) -> keras.Model:
+                     normalize_input=True, bn_momentum=BN_MOMENTUM) -> keras.Model:
     """Builds the multi-scale CNN tagger.
 
     Args:
@@ -96,6 +96,9 @@ def build_multiscale(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
       logmel: `LogMelConfig`; default `LOGMEL` (see the module docstring).
       dropout: rate before the 500-unit dense layer (0.4, see above).
       normalize_input: per-mel standardisation layer `input_norm`.
+      bn_momentum: of the moving statistics of both batch norms (0.99, the
+        original's). Runs of a few hundred steps want 0.9: with 0.99 the
+        statistics used at inference still lag behind the training batches.
 
     The penultimate representation is the layer `embedding` (500 ReLU units).
     The window is fixed at build time (the dense layer reads the flattened
@@ -119,7 +122,7 @@ def build_multiscale(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
     x = keras.layers.Reshape((logmel.n_mels, frames, 1), name="to_image")(x)
     if normalize_input:
         x = keras.layers.BatchNormalization(
-            center=False, scale=False, epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
+            center=False, scale=False, epsilon=BN_EPSILON, momentum=bn_momentum,
             name="input_norm")(x)
 
     scale_input = x
@@ -144,7 +147,7 @@ def build_multiscale(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
     x = keras.layers.Permute((3, 1, 2), name="channels_first")(x)
     x = keras.layers.Flatten(name="flatten")(x)  # (batch, 70 * mel/16 * time/64)
     x = keras.layers.BatchNormalization(
-        epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name="flatten_bn")(x)
+        epsilon=BN_EPSILON, momentum=bn_momentum, name="flatten_bn")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     x = keras.layers.Dense(DENSE_UNITS, activation="relu", name="embedding")(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
