@@ -115,6 +115,7 @@ class Run:
         try:
             with self.strategy.scope():
                 self.model = model_setup.build(self.config, self.info, self.window)
+            self._write_config()
             self.predictor = ClipPredictor(self.model, self.strategy, self.config.jit_compile)
             if self.config.resume and self.state.last_checkpoint and not self.state.done:
                 self._log(f"resuming {self.run_dir} after epoch {self.state.epoch}")
@@ -143,6 +144,14 @@ class Run:
                                       epoch=len(old.history))
         if self.chief:
             fileio.makedirs(join_path(self.run_dir, "checkpoints"))
+
+    def _write_config(self):
+        """Records the run's config; a continued run first proves that its
+        checkpoint fits the model, so a refused one leaves the folder as it was."""
+        saved = self.state.last_checkpoint or self.state.best_checkpoint
+        if saved:
+            self._restore(saved)
+        if self.chief:
             fileio.write_atomic(join_path(self.run_dir, "config.json"),
                                 json.dumps(to_dict(self.config), indent=2, sort_keys=True))
 
