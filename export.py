@@ -11,6 +11,7 @@ for the signatures.
 
 from __future__ import annotations
 
+from tagger import cli
 from tagger.cli import ArgumentParser
 
 
@@ -29,10 +30,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    from tagger import cli
-    cli.quiet_tensorflow()
-    return cli.run(lambda _: run(args))
+    return cli.main(run, parse_args(argv))
 
 
 def run(args) -> int:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from tagger import cli
 from tagger.cli import ArgumentParser
 
 
@@ -19,9 +20,9 @@ def parse_args(argv=None):
                    help="pandas pickle to write (default: excitations.pkl)")
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="also write the excitation figures (PNG) into DIR")
-    p.add_argument("--depths", type=_int_list, default=None, metavar="D1,D2,...",
+    p.add_argument("--depths", type=cli.comma_ints, default=None, metavar="D1,D2,...",
                    help="depths to plot per tag (default: first, middle and last block)")
-    p.add_argument("--compare-tags", type=_str_list, default=None, metavar="T1,T2,...",
+    p.add_argument("--compare-tags", type=cli.comma_list, default=None, metavar="T1,T2,...",
                    help="tags compared at the first block (default: classical, metal or "
                         "rock, dance or techno; those present)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per batch (default: 32)")
@@ -29,24 +30,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _int_list(text):
-    import argparse
-
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
-
-
-def _str_list(text):
-    return tuple(v.strip() for v in text.split(",") if v.strip())
-
-
 def main(argv=None):
-    args = parse_args(argv)
-    from tagger import cli
-    cli.quiet_tensorflow()
-    return cli.run(lambda _: run(args))
+    return cli.main(run, parse_args(argv))
 
 
 def run(args):

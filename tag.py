@@ -11,6 +11,7 @@ stderr); 2: a usage error (bad flag, missing or unusable model, no audio).
 
 from __future__ import annotations
 
+from tagger import cli
 from tagger.cli import ArgumentParser
 
 
@@ -43,10 +44,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    from tagger import cli
-    cli.quiet_tensorflow()
-    return cli.run(lambda _: run(args))
+    return cli.main(run, parse_args(argv))
 
 
 def run(args) -> int:

@@ -62,3 +62,17 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def comma_list(text: str) -> tuple:
+    """argparse type: 'a, b,c' -> ('a', 'b', 'c')."""
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def comma_ints(text: str) -> tuple:
+    """argparse type: '0,4,8' -> (0, 4, 8)."""
+    try:
+        return tuple(int(v) for v in comma_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}") from None

@@ -63,3 +63,24 @@ def _as_arrays(outputs):
     if isinstance(outputs, (list, tuple)):
         return [np.asarray(o) for o in outputs]
     return [np.asarray(outputs)]
+
+
+def call_main(main, capsys, *argv):
+    """Runs a command-line `main(argv)` in-process; returns (exit code,
+    stdout, stderr), argparse's own exits included."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exit:
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code, err, *fragments):
+    """A user's mistake: exit code 2, one line on stderr holding every
+    fragment, no traceback."""
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from tagger import cli
 from tagger.cli import ArgumentParser
 
 
@@ -17,7 +18,7 @@ def parse_args(argv=None):
                                             "length)")
     p.add_argument("--out", default="attention_maps", metavar="DIR",
                    help="where the PNGs and .npy arrays go (default: attention_maps)")
-    p.add_argument("--tags", type=_str_list, default=None, metavar="T1,T2,...",
+    p.add_argument("--tags", type=cli.comma_list, default=None, metavar="T1,T2,...",
                    help="tags of the contribution map (default: each input's top-k tags)")
     p.add_argument("--top-k", type=int, default=5, metavar="K",
                    help="number of top tags shown when --tags is not given (default: 5)")
@@ -32,15 +33,8 @@ def parse_args(argv=None):
     return args
 
 
-def _str_list(text):
-    return tuple(v.strip() for v in text.split(",") if v.strip())
-
-
 def main(argv=None):
-    args = parse_args(argv)
-    from tagger import cli
-    cli.quiet_tensorflow()
-    return cli.run(lambda _: run(args))
+    return cli.main(run, parse_args(argv))
 
 
 def run(args):

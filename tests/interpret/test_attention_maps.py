@@ -16,6 +16,7 @@ from tagger.interpret import attention as cli
 from tagger.interpret.attention_maps import choose_tags, make_attention_mapper, save_maps
 from tagger.models.attention import attention_model, tag_contributions
 from tagger.models.saved import load_tagger, raw_audio_input
+from tests.checks import call_main, one_line_error
 from tests.interpret.conftest import ROOT_DIR, SEGMENT, is_png, windows_of
 
 
@@ -139,12 +140,7 @@ def test_choose_tags(window_maps):
 
 
 def run_cli(capsys, *argv):
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exit:  # argparse's own errors
-        code = exit.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return call_main(cli.main, capsys, *argv)
 
 
 def test_cli_writes_arrays_and_figures(self_attention_model, audio_files, tmp_path, capsys):
@@ -170,14 +166,6 @@ def test_cli_writes_arrays_and_figures(self_attention_model, audio_files, tmp_pa
     short = json.loads((out_dir / "short_maps.json").read_text())
     assert joined["audio_seconds"] == pytest.approx(2 * SEGMENT / 22050 + short["audio_seconds"])
     assert joined["windows"] == 2 and short["windows"] == 1
-
-
-def one_line_error(code, err, *fragments):
-    assert code == 2
-    assert len(err.strip().splitlines()) == 1, err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 def test_cli_errors(self_attention_model, se_dir, audio_files, tmp_path, capsys):

@@ -16,6 +16,7 @@ from tagger.interpret import excitations as ex
 from tagger.interpret.plots import write_excitation_plots
 from tagger.models.samplecnn import build_samplecnn, num_blocks_for
 from tagger.records.reader import clip_dataset, clip_labels
+from tests.checks import call_main, one_line_error
 from tests.interpret.conftest import ROOT_DIR, is_png
 
 
@@ -117,12 +118,7 @@ def test_se_layers_found_by_name_for_any_depth():
 
 
 def run_cli(capsys, *argv):
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exit:  # argparse's own errors
-        code = exit.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return call_main(cli.main, capsys, *argv)
 
 
 def test_cli_writes_table_and_plots(se_dir, raw_records, tmp_path, capsys):
@@ -136,14 +132,6 @@ def test_cli_writes_table_and_plots(se_dir, raw_records, tmp_path, capsys):
     pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
     assert pngs == ["excitation_spread.png", "excitations_compare_depth0.png",
                     "excitations_depth1.png", "excitations_depth7.png"]
-
-
-def one_line_error(code, err, *fragments):
-    assert code == 2
-    assert len(err.strip().splitlines()) == 1, err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 def test_model_without_se_blocks(res_model, raw_records, tmp_path, capsys):

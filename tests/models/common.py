@@ -61,3 +61,20 @@ def check_mixed_precision(build, x, **kwargs):
         assert y.dtype == np.float32 and np.all(np.isfinite(y))
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+def logmel_batch(frames, n_mels=16, tags=5, batch=4, seed=0):
+    """A fixed (x, y) batch for a log-mel-input model: x (batch, frames,
+    n_mels) standard normal, y a fixed 0/1 pattern (batch, tags)."""
+    x = np.random.default_rng(seed).standard_normal((batch, frames, n_mels))
+    y = (np.arange(batch * tags).reshape(batch, tags) % 3 == 0)
+    return x.astype("float32"), y.astype("float32")
+
+
+def check_trains_saves_and_loads(model, x, y, tmp_path):
+    """Output shape, one short training lowers the loss, .keras/.hdf5 round trips."""
+    from tests.checks import check_saved_model
+
+    assert model.predict(x, verbose=0).shape == y.shape
+    check_training_lowers_loss(model, x, y)
+    check_saved_model(model, x, tmp_path)

@@ -1,15 +1,14 @@
 import keras
-import numpy as np
 import pytest
 
 from tagger.config import LogMelConfig
 from tagger.models import MODELS, build_model
 from tagger.models.transformer import build_transformer
-from tests.checks import check_saved_model
 from tests.models.attention_checks import (check_attention_outputs, check_contributions,
                                            check_natural_override)
 from tests.models.common import (check_mixed_precision, check_raw_logmel_parity,
-                                 check_training_lowers_loss, trainable_count, waveforms)
+                                 check_trains_saves_and_loads, logmel_batch,
+                                 trainable_count, waveforms)
 
 TINY_LOGMEL = LogMelConfig(n_mels=16, n_fft=512, hop_length=1024)  # 58 frames / segment
 TINY = dict(conv_ndim=4, attention_ndim=16, attention_layers=2, attention_heads=2)
@@ -61,17 +60,11 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def batch():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((4, 40, 16)).astype("float32")
-    y = (np.arange(20).reshape(4, 5) % 3 == 0).astype("float32")
-    return x, y
+    return logmel_batch(40)
 
 
 def test_train_then_save_and_load(tiny, batch, tmp_path):
-    x, y = batch
-    assert tiny.predict(x, verbose=0).shape == (4, 5)
-    check_training_lowers_loss(tiny, x, y)
-    check_saved_model(tiny, x, tmp_path)
+    check_trains_saves_and_loads(tiny, *batch, tmp_path)
 
 
 def test_attention_and_contributions(tiny, batch):

@@ -9,6 +9,7 @@ import pathlib
 import pytest
 
 import build_mtt
+from tests.checks import one_line_error
 
 ROOT = pathlib.Path(__file__).parents[2]
 
@@ -17,13 +18,6 @@ def run_main(capsys, *argv):
     code = build_mtt.main(list(argv) + ["--no-progress", "--workers", "1"])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-def assert_one_line_error(code, err, text):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and text in lines[0], err
-    assert "Traceback" not in err
 
 
 def copy_dataset(synthetic_mtt, tmp_path):
@@ -45,13 +39,13 @@ def test_summary_names_splits_and_skipped_files(synthetic_mtt, tmp_path, capsys)
 
 def test_missing_data_dir(tmp_path, capsys):
     code, _, err = run_main(capsys, "--data-dir", str(tmp_path / "nope"))
-    assert_one_line_error(code, err, "does not exist")
+    one_line_error(code, err, "does not exist")
 
 
 def test_missing_annotations(tmp_path, capsys):
     (tmp_path / "mp3").mkdir()
     code, _, err = run_main(capsys, "--data-dir", str(tmp_path))
-    assert_one_line_error(code, err, "annotations_final.csv")
+    one_line_error(code, err, "annotations_final.csv")
     assert not (tmp_path / "tfrecord").exists()
 
 
@@ -60,7 +54,7 @@ def test_csv_without_mp3_path(synthetic_mtt, tmp_path, capsys):
     csv = data / "annotations_final.csv"
     csv.write_text(csv.read_text().replace('"mp3_path"', '"path"', 1))
     code, _, err = run_main(capsys, "--data-dir", str(data))
-    assert_one_line_error(code, err, "no column 'mp3_path'")
+    one_line_error(code, err, "no column 'mp3_path'")
     assert not (data / "tfrecord").exists()
 
 
@@ -71,7 +65,7 @@ def test_split_folder_with_unknown_clips(synthetic_mtt, tmp_path, capsys):
         (lists / name).write_text("0/not-a-clip-of-this-dataset.npy\n")
     code, _, err = run_main(capsys, "--data-dir", synthetic_mtt[0], "--out-dir",
                             str(tmp_path / "out"), "--split", str(lists))
-    assert_one_line_error(code, err, "not in the annotations")
+    one_line_error(code, err, "not in the annotations")
     assert not (tmp_path / "out").exists()
 
 
@@ -80,7 +74,7 @@ def test_out_dir_that_cannot_be_written(synthetic_mtt, tmp_path, capsys):
     blocker.write_text("a file, not a folder")
     code, _, err = run_main(capsys, "--data-dir", synthetic_mtt[0], "--out-dir",
                             str(blocker / "out"))
-    assert_one_line_error(code, err, "cannot write to out dir")
+    one_line_error(code, err, "cannot write to out dir")
     assert blocker.read_text() == "a file, not a folder"
 
 
@@ -90,7 +84,7 @@ def test_zero_decodable_clips(synthetic_mtt, tmp_path, capsys):
         path.write_bytes(b"not audio")
     out = tmp_path / "out"
     code, _, err = run_main(capsys, "--data-dir", str(data), "--out-dir", str(out))
-    assert_one_line_error(code, err, "no clip could be decoded")
+    one_line_error(code, err, "no clip could be decoded")
     left = [p.name for p in out.rglob("*") if p.is_file()]
     assert left == []  # no shard, no manifest, no dataset_info.json
 
