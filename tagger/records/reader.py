@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tagger.records.info import load_info, shard_paths
-from tagger.records.schema import make_parser
+from tagger.records.schema import make_parser, to_float
 
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_SEGMENTS = 1000
@@ -21,9 +21,10 @@ DEFAULT_SHUFFLE_SEGMENTS = 1000
 def clip_dataset(data_dir: str, split: str, info: dict | None = None,
                  shuffle_shards: bool = False, seed: int | None = None,
                  num_read_threads: int | None = None,
-                 shard: tuple | None = None) -> tf.data.Dataset:
+                 shard: tuple | None = None, as_stored: bool = False) -> tf.data.Dataset:
     """One element per clip: dict(clip_id, path, tags (num_tags,),
-    segments (num_segments, *segment_shape)). Without `shuffle_shards`
+    segments (num_segments, *segment_shape); float32, or the storage dtype
+    with `as_stored`). Without `shuffle_shards`
     clips come in the written order. `shard=(count, index)` keeps one
     input pipeline's share: whole shard files when there are enough of
     them, else every count-th clip."""
@@ -38,9 +39,9 @@ def clip_dataset(data_dir: str, split: str, info: dict | None = None,
             clip_shard = shard
     if clip_shard is not None:
         return clip_dataset(data_dir, split, info, shuffle_shards, seed,
-                            num_read_threads).shard(*clip_shard)
+                            num_read_threads, as_stored=as_stored).shard(*clip_shard)
     parse = make_parser(info["num_tags"], tuple(info["segment_shape"]),
-                        info["features"]["dtype"])
+                        info["features"]["dtype"], as_stored)
     if not shuffle_shards:
         records = tf.data.TFRecordDataset(paths)
         return records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -92,8 +93,10 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
     windows (random offset per pass) shuffled across clips, repeated."""
     info = info or load_info(data_dir)
     k = window_segments
+    # int16 records stay int16 through shuffling and batching (half the bytes
+    # to copy) and become float32 one batch at a time.
     clips = clip_dataset(data_dir, split, info, shuffle_shards=True, seed=seed,
-                         num_read_threads=num_read_threads, shard=shard)
+                         num_read_threads=num_read_threads, shard=shard, as_stored=True)
 
     def windows(clip):
         offset = 0
@@ -103,13 +106,19 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
             offset = tf.random.uniform([], 0, 2**31 - 1, tf.int32, seed=seed) % (spare + 1)
         x = join_windows(clip["segments"], k, offset)
         y = tf.repeat(clip["tags"][None], tf.shape(x)[0], axis=0)
-        return tf.data.Dataset.from_tensor_slices((x, y))
+        return x, y
 
-    data = clips.flat_map(windows)
+    if k == 1:  # nothing random per clip: windowing may run in parallel
+        data = clips.map(windows, num_parallel_calls=AUTOTUNE, deterministic=True)
+    else:  # one clip after another, so the random offsets follow the seed
+        data = clips.map(windows)
+    data = data.unbatch()
     data = data.shuffle(max(1, shuffle_segments // k), seed=seed)
     if repeat:
         data = data.repeat()
-    return data.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+    data = data.batch(batch_size, drop_remainder=True)
+    return data.map(lambda x, y: (to_float(x), y), num_parallel_calls=AUTOTUNE,
+                    deterministic=True).prefetch(AUTOTUNE)
 
 
 def train_windows_per_pass(info: dict, split: str = "train", window_segments: int = 1) -> int:

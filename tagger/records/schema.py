@@ -59,10 +59,11 @@ def feature_spec(num_tags: int) -> dict:
     }
 
 
-def make_parser(num_tags: int, segment_shape: tuple, dtype: str):
+def make_parser(num_tags: int, segment_shape: tuple, dtype: str, as_stored: bool = False):
     """Returns a tf function: serialized example -> dict with float32
     `segments` (num_segments, *segment_shape) (int16 scaled to [-1, 1]),
-    float32 `tags` (num_tags,), int64 `clip_id`, string `path`."""
+    float32 `tags` (num_tags,), int64 `clip_id`, string `path`. With
+    `as_stored`, segments keep their storage dtype (see `to_float`)."""
     import tensorflow as tf
 
     from tagger.audio import INT16_SCALE
@@ -75,7 +76,7 @@ def make_parser(num_tags: int, segment_shape: tuple, dtype: str):
         features = tf.io.parse_single_example(serialized, spec)
         segments = tf.io.decode_raw(features["segments"], storage, little_endian=True)
         segments = tf.reshape(segments, shape)  # (num_segments, *segment_shape)
-        if dtype == "int16":
+        if dtype == "int16" and not as_stored:
             segments = tf.cast(segments, tf.float32) / INT16_SCALE
         return {
             "clip_id": features["clip_id"],
@@ -85,3 +86,14 @@ def make_parser(num_tags: int, segment_shape: tuple, dtype: str):
         }
 
     return parse
+
+
+def to_float(segments):
+    """Stored segments (int16 or float32) as float32, int16 scaled to [-1, 1]."""
+    import tensorflow as tf
+
+    from tagger.audio import INT16_SCALE
+
+    if segments.dtype == tf.int16:
+        return tf.cast(segments, tf.float32) / INT16_SCALE
+    return segments
