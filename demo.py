@@ -61,7 +61,15 @@ def main(argv=None):
 
 
 def run(args):
-    from tagger.demo import DemoConfig, run_demo
+    from tagger.demo import run_demo
+
+    for line in run_demo(config_from_args(args)):
+        print(line, flush=True)
+
+
+def config_from_args(args):
+    """The DemoConfig: the family's demo settings, overridden by the flags given."""
+    from tagger.demo import DemoConfig
 
     settings = dict(DEMO_MODELS[args.model])
     model_args = dict(settings.pop("model_args"))
@@ -70,12 +78,10 @@ def run(args):
     for name in ("epochs", "batch_size", "lr"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
-    config = DemoConfig(work_dir=args.work_dir, model=args.model, model_args=model_args,
-                        clips=args.clips, seconds=args.seconds, workers=args.workers,
-                        window_segments=args.window_segments,
-                        seed=args.seed, progress=not args.no_progress, **settings)
-    for line in run_demo(config):
-        print(line, flush=True)
+    return DemoConfig(work_dir=args.work_dir, model=args.model, model_args=model_args,
+                      clips=args.clips, seconds=args.seconds, workers=args.workers,
+                      window_segments=args.window_segments, seed=args.seed,
+                      progress=not args.no_progress, **settings)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tagger import cli
 from tagger.cli import ArgumentParser
+from tagger.config import MONITORS
 
 
 def parse_args(argv=None):
@@ -76,7 +77,7 @@ def parse_args(argv=None):
                      help="stage to start at, from the run's best model so far")
     opt.add_argument("--patience", type=int, default=2, metavar="N",
                      help="epochs without val-loss improvement that end a stage")
-    opt.add_argument("--monitor", choices=["val_loss", "val_roc_auc"], default="val_loss",
+    opt.add_argument("--monitor", choices=MONITORS, default="val_loss",
                      help="what early stopping and the best model follow (default: val_loss)")
     opt.add_argument("--max-epochs-per-stage", type=int, default=100, metavar="N")
     opt.add_argument("--switch-epochs", default="80,100,120",

@@ -66,3 +66,17 @@ def _history(work_dir, model):
     with open(path) as f:
         return [{k: float(v) for k, v in row.items() if k.startswith("val_")}
                 for row in csv.DictReader(f)]
+
+
+def test_flags_override_the_family_settings():
+    default = demo.config_from_args(demo.parse_args([]))
+    assert (default.model, default.batch_size, default.lr, default.epochs) == \
+        ("samplecnn", 8, 0.003, 4)
+    assert default.model_args["width"] == 0.125 and default.window_segments is None
+    config = demo.config_from_args(demo.parse_args(
+        ["--model", "multiscale", "--batch-size", "4", "--lr", "0.01", "--epochs", "2",
+         "--window-segments", "3", "--clips", "50", "--seconds", "12", "--workers", "1"]))
+    assert (config.batch_size, config.lr, config.epochs, config.window_segments) == \
+        (4, 0.01, 2, 3)
+    assert (config.clips, config.seconds, config.workers) == (50, 12.0, 1)
+    assert config.model_args == {"bn_momentum": 0.9}

@@ -142,14 +142,17 @@ def test_flags_become_the_config(tmp_path):
     args = train_cli.parse_args(["--data-dir", "d", "--model", "transformer", "--size",
                                  "student", "--attention-layers", "2",
                                  "--switch-epochs", "5,6,7", "--total-epochs", "9",
-                                 "--mixed-precision", "bfloat16", "--jit-compile"])
+                                 "--mixed-precision", "bfloat16", "--jit-compile",
+                                 "--monitor", "val_roc_auc"])
     config = train_cli.config_from_args(args)
+    assert config.monitor == "val_roc_auc"
     assert config.model_args == {"size": "student", "attention_layers": 2}
     assert config.schedule == "won" and tuple(config.switch_epochs) == (5, 6, 7)
     assert config.mixed_precision == "bfloat16" and config.jit_compile
     sample = train_cli.config_from_args(train_cli.parse_args(["--block", "rese",
                                                               "--no-multi"]))
     assert sample.schedule == "staged" and sample.batch_size == 23 and sample.lr == 0.01
+    assert sample.monitor == "val_loss"
     assert sample.model_args == {"block": "rese", "multi": False, "alpha": 16,
                                  "width": 1.0, "weight_decay": 0.0}
 
