@@ -43,6 +43,9 @@ def parse_args(argv=None):
                    help="merge synonym tags before choosing the top k")
     p.add_argument("--top-k", type=int, default=50, help="number of tags (default: 50)")
     p.add_argument("--seed", type=int, default=0, help="shuffles the train shards (default: 0)")
+    p.add_argument("--unlabelled-fraction", type=float, default=0.0, metavar="F",
+                   help="move this share of the train clips, labels dropped, into an "
+                        "unlabelled 'student' split for noisy-student training (default: 0)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a build made with other settings in --out-dir")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -69,7 +72,8 @@ def build(args):
             features=FeatureConfig(args.features, args.dtype, logmel),
             clips_per_shard=args.num_audios_per_shard, workers=args.workers,
             split=args.split, merge_synonyms=args.merge_synonyms, top_k=args.top_k,
-            seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress)
+            seed=args.seed, unlabelled_fraction=args.unlabelled_fraction,
+            overwrite=args.overwrite, progress=not args.no_progress)
     except ValueError as error:
         raise UserError(str(error)) from None
     info = build_mtt(config)

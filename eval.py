@@ -14,7 +14,8 @@ def parse_args(argv=None):
     p.add_argument("model", help="a .keras or .hdf5 model written by train.py")
     p.add_argument("--data-dir", default="./dataset/tfrecord",
                    help="folder with dataset_info.json and shards")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--split", default="test",
+                   help="a labelled split of the dataset: train, val or test (default: test)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per batch")
     p.add_argument("--out-json", default=None, help="write the metrics as JSON here")
     p.add_argument("--per-tag-csv", default=None, help="write the per-tag table as CSV here")

@@ -14,8 +14,8 @@ def parse_args(argv=None):
     p.add_argument("model", help="a .keras or .hdf5 SE or ReSE model written by train.py")
     p.add_argument("--data-dir", default="./dataset/tfrecord",
                    help="folder with dataset_info.json and shards (default: ./dataset/tfrecord)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"],
-                   help="split to analyse (default: test)")
+    p.add_argument("--split", default="test",
+                   help="labelled split to analyse: train, val or test (default: test)")
     p.add_argument("--out", default="excitations.pkl",
                    help="pandas pickle to write (default: excitations.pkl)")
     p.add_argument("--plots", default=None, metavar="DIR",

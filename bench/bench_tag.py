@@ -52,14 +52,13 @@ def parse_args():
 
 def untrained_model(block: str, width: float):
     from tagger.datasets.synthetic import MTT_TOP50
-    from tagger.layers.tagger_info import attach_info
     from tagger.models import build_model
 
     model = build_model("samplecnn", num_tags=50, block=block, multi=True, width=width)
     info = dict(tag_names=list(MTT_TOP50), sample_rate=22050, segment_length=59049,
                 window_segments=1, input_kind="raw", logmel=None, model="samplecnn",
                 model_args=dict(block=block, multi=True, width=width))
-    return attach_info(model, info), info
+    return model, info
 
 
 def model_only(predictor, windows, batch_size: int) -> float:

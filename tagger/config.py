@@ -86,6 +86,7 @@ class BuildConfig:
     merge_synonyms: bool = False
     top_k: int = 50
     seed: int = 0
+    unlabelled_fraction: float = 0.0  # share of train moved to an unlabelled split
     overwrite: bool = False
     progress: bool = True
 

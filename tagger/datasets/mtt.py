@@ -15,7 +15,8 @@ import pandas as pd
 
 from tagger import fileio
 from tagger.config import join_path
-from tagger.datasets.plan import SPLITS, Clip, DatasetPlan
+from tagger.datasets.origin import read_origin
+from tagger.datasets.plan import SPLITS, STUDENT_SPLIT, Clip, DatasetPlan
 from tagger.errors import UserError
 
 ANNOTATIONS_FILE = "annotations_final.csv"
@@ -75,6 +76,8 @@ SPLIT_LIST_FILES = {
     "val": ("valid_list_pub.cP", "valid.txt", "val.txt"),
     "test": ("test_list_pub.cP", "test.txt"),
 }
+# An optional list of clips used without their labels (noisy-student training).
+UNLABELLED_LIST_FILES = ("student.txt", "unlabelled.txt")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +183,9 @@ def load_split_lists(folder: str) -> dict:
     Accepts the jongpillee lists (`train_list_pub.cP`, `valid_list_pub.cP`,
     `test_list_pub.cP`: latin-1 pickles of paths ending in .npy) or plain
     text files (`train.txt`, `valid.txt`/`val.txt`, `test.txt`, one path a
-    line). Paths are mapped to the audio files' `.mp3` names.
+    line). Paths are mapped to the audio files' `.mp3` names. An optional
+    `student.txt` (or `unlabelled.txt`) lists clips whose labels are not
+    used: they form the unlabelled `student` split.
     """
     if not fileio.isdir(folder):
         raise UserError(f"--split {folder!r}: expected 'directory' or a folder of "
@@ -192,6 +197,9 @@ def load_split_lists(folder: str) -> dict:
             raise UserError(f"split folder {folder!r} has no list for {split!r}; "
                             f"expected one of {', '.join(names)}")
         lists[split] = [_as_mp3(p) for p in _read_list(join_path(folder, found[0]))]
+    found = [n for n in UNLABELLED_LIST_FILES if fileio.exists(join_path(folder, n))]
+    if found:
+        lists[STUDENT_SPLIT] = [_as_mp3(p) for p in _read_list(join_path(folder, found[0]))]
     return lists
 
 
@@ -215,12 +223,17 @@ def _as_mp3(path: str) -> str:
 
 
 def plan_mtt(data_dir: str, split: str = "directory", merge: bool = False,
-             top_k: int = 50, seed: int = 0) -> DatasetPlan:
+             top_k: int = 50, seed: int = 0, unlabelled_fraction: float = 0.0) -> DatasetPlan:
     """Reads the annotations and decides what every split holds.
 
-    Clips with none of the top-k tags are dropped; train clips are shuffled
-    with `seed` so each shard mixes tracks (val and test keep file order).
+    Clips with none of the top-k tags are dropped from the labelled splits;
+    train clips are shuffled with `seed` so each shard mixes tracks (val and
+    test keep file order). `unlabelled_fraction` moves that share of the
+    train clips, labels dropped, into an unlabelled `student` split (a
+    split-list folder may name one instead, with `student.txt`).
     """
+    if not 0.0 <= unlabelled_fraction < 1.0:
+        raise UserError(f"--unlabelled-fraction must lie in [0, 1), got {unlabelled_fraction}")
     annotations = read_annotations(data_dir)
     if merge:
         annotations = merge_synonyms(annotations)
@@ -230,6 +243,9 @@ def plan_mtt(data_dir: str, split: str = "directory", merge: bool = False,
         outside = len(annotations.paths) - sum(len(r) for r in rows.values())
     else:
         rows, outside = _rows_from_lists(annotations, load_split_lists(split), split)
+        if STUDENT_SPLIT in rows and unlabelled_fraction:
+            raise UserError(f"split folder {split!r} lists its own unlabelled clips; "
+                            "drop --unlabelled-fraction or the student list")
     has_tag = annotations.labels.any(axis=1)
     splits, no_tag = {}, 0
     for name in SPLITS:
@@ -237,16 +253,25 @@ def plan_mtt(data_dir: str, split: str = "directory", merge: bool = False,
         no_tag += len(rows[name]) - len(keep)
         if name == "train":
             keep = list(np.random.default_rng(seed).permutation(keep))
-        splits[name] = tuple(
-            Clip(int(annotations.clip_ids[i]), annotations.paths[i],
-                 tuple(int(v) for v in annotations.labels[i])) for i in keep)
+        splits[name] = keep
+    if unlabelled_fraction:
+        cut = len(splits["train"]) - round(unlabelled_fraction * len(splits["train"]))
+        splits["train"], rows[STUDENT_SPLIT] = splits["train"][:cut], splits["train"][cut:]
+    if STUDENT_SPLIT in rows:
+        splits[STUDENT_SPLIT] = rows[STUDENT_SPLIT]
+    clips = {name: tuple(Clip(int(annotations.clip_ids[i]), annotations.paths[i],
+                              None if name == STUDENT_SPLIT else
+                              tuple(int(v) for v in annotations.labels[i]))
+                         for i in keep) for name, keep in splits.items()}
     known = {path: "known broken MagnaTagATune MP3" for path in KNOWN_BROKEN.values()}
     return DatasetPlan(
         name="magnatagatune", audio_root=join_path(data_dir, AUDIO_DIR),
-        tag_names=annotations.tag_names, splits=splits, known_broken=known,
+        tag_names=annotations.tag_names, splits=clips, known_broken=known,
         notes={"clips_in_annotations": len(annotations.paths),
                "dropped_without_top_tags": no_tag,
-               "outside_split": outside})
+               "outside_split": outside},
+        unlabelled=(STUDENT_SPLIT,) if STUDENT_SPLIT in clips else (),
+        origin=read_origin(data_dir, "magnatagatune"))
 
 
 def _rows_from_lists(annotations: Annotations, lists: dict, folder: str):
@@ -270,5 +295,6 @@ def build_mtt(config) -> dict:
     from tagger.records.writer import build_records
 
     plan = plan_mtt(config.data_dir, split=config.split, merge=config.merge_synonyms,
-                    top_k=config.top_k, seed=config.seed)
+                    top_k=config.top_k, seed=config.seed,
+                    unlabelled_fraction=config.unlabelled_fraction)
     return build_records(plan, config)

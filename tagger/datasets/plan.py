@@ -10,25 +10,33 @@ import dataclasses
 
 import numpy as np
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")  # the labelled splits every dataset has
+STUDENT_SPLIT = "student"  # the usual name of an unlabelled split
 
 
 @dataclasses.dataclass(frozen=True)
 class Clip:
-    """One clip to decode: `path` is relative to the audio root."""
+    """One clip to decode: `path` is relative to the audio root; `labels` is
+    None for a clip of an unlabelled split."""
 
     clip_id: int
     path: str
-    labels: tuple  # multi-hot over the plan's tag names
+    labels: tuple | None  # multi-hot over the plan's tag names
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetPlan:
     """The clips of every split, in the order they are written.
 
-    `known_broken` maps relative paths to the reason they are skipped without
-    decoding; `notes` holds counts reported in dataset_info.json (clips
-    dropped for having no tag, clips outside the split lists, ...).
+    `splits` maps split names to clips, in write order: train, val and test
+    always, and any further split (an unlabelled `student` split for
+    noisy-student training, say). `unlabelled` names the splits whose clips
+    carry no labels. `known_broken` maps relative paths to the reason they
+    are skipped without decoding; `notes` holds counts reported in
+    dataset_info.json (clips dropped for having no tag, clips outside the
+    split lists, ...); `origin` says where the data came from
+    ({"kind": "real", "dataset": "magnatagatune"} or {"kind": "synthetic",
+    "generator": ..., "seed": ...}).
     """
 
     name: str
@@ -37,9 +45,28 @@ class DatasetPlan:
     splits: dict  # split name -> tuple of Clip
     known_broken: dict = dataclasses.field(default_factory=dict)
     notes: dict = dataclasses.field(default_factory=dict)
+    unlabelled: tuple = ()
+    origin: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        missing = [s for s in SPLITS if s not in self.splits]
+        if missing:
+            raise ValueError(f"a dataset plan needs the splits {SPLITS}, missing {missing}")
+        unknown = [s for s in self.unlabelled if s not in self.splits]
+        if unknown:
+            raise ValueError(f"unlabelled splits {unknown} are not in the plan")
+        if any(s in SPLITS for s in self.unlabelled):
+            raise ValueError(f"the splits {SPLITS} are labelled; name an unlabelled "
+                             f"split otherwise (e.g. {STUDENT_SPLIT!r})")
+
+    def is_labelled(self, split: str) -> bool:
+        return split not in self.unlabelled
 
     def label_matrix(self, split: str) -> np.ndarray:
-        """(clips, tags) uint8 labels of `split`, in write order."""
+        """(clips, tags) uint8 labels of `split`, in write order (zeros for
+        an unlabelled split)."""
         clips = self.splits[split]
+        if not self.is_labelled(split):
+            return np.zeros((len(clips), len(self.tag_names)), np.uint8)
         return np.array([c.labels for c in clips], dtype=np.uint8).reshape(
             len(clips), len(self.tag_names))

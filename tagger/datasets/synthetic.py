@@ -8,6 +8,8 @@ writes, exactly like the real MagnaTagATune,
                                     "clip_id", tag columns (0/1), "mp3_path"
     OUT_DIR/mp3/{0..f}/<artist>-<album>-<nn>-<title>-<start>-<end>.mp3
                                     16 kHz mono MP3, `seconds` long
+    OUT_DIR/synthetic.json          marks the folder as synthetic (generator,
+                                    seed, clips, seconds); builders record it
 
 so every builder, reader and demo runs end to end without the 3 GB download.
 
@@ -67,6 +69,7 @@ import typing
 import numpy as np
 
 from tagger.cli import ArgumentParser
+from tagger.datasets.origin import ORIGIN_FILE, write_synthetic_marker
 from tagger.datasets.synthetic_sounds import (ClipAttributes, SAMPLE_RATE,
                                               render_clip)
 from tagger.parallel import ordered_map
@@ -743,8 +746,9 @@ def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,
         if not overwrite:
             raise ValueError(f"{out_dir!r} already holds a dataset ({CSV_NAME} or {AUDIO_DIR}/); "
                              "choose another directory or pass overwrite=True (--overwrite)")
-        if os.path.lexists(csv_path):
-            os.remove(csv_path)
+        for path in (csv_path, os.path.join(out_dir, ORIGIN_FILE)):
+            if os.path.lexists(path):
+                os.remove(path)
         if os.path.isdir(audio_root) and not os.path.islink(audio_root):
             shutil.rmtree(audio_root)
         elif os.path.lexists(audio_root):
@@ -759,6 +763,8 @@ def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,
     for _ in tqdm(written, total=len(rows), desc="synthesising clips", unit="clip",
                   disable=not progress):
         pass
+    write_synthetic_marker(out_dir, "tagger.datasets.synthetic", seed=int(seed), clips=len(rows),
+                           seconds=float(seconds))
     _write_csv(rows, csv_path)
     broken = tuple(BrokenFile(r.clip_id, r.mp3_path, r.broken) for r in rows if r.broken)
     return SyntheticSummary(csv_path=csv_path, audio_root=audio_root, num_clips=len(rows),

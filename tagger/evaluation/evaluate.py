@@ -7,7 +7,7 @@ import dataclasses
 from tagger.evaluation.metrics import TagMetrics, tag_metrics
 from tagger.evaluation.predict import ClipPredictions, ClipPredictor
 from tagger.evaluation.reference import reference_lines
-from tagger.records.info import load_info
+from tagger.records.info import load_info, require_labelled
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +29,7 @@ def evaluate(model_path: str, data_dir: str, split: str = "test", batch_size: in
     from tagger.models.saved import load_tagger, window_segments_for
 
     info = load_info(data_dir)
+    require_labelled(info, split)
     model, model_info = load_tagger(model_path)
     window = window_segments_for(model, model_info, info)
     predictions = ClipPredictor(model)(data_dir, split, window, batch_size, info,

@@ -92,7 +92,7 @@ def extract_excitations(model, data_dir: str, split: str = "test", batch_size: i
 
     from tagger.models.saved import window_segments_for
     from tagger.records import reader
-    from tagger.records.info import load_info
+    from tagger.records.info import load_info, require_labelled
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"--batch-size must be a positive integer, got {batch_size!r}")
@@ -104,6 +104,7 @@ def extract_excitations(model, data_dir: str, split: str = "test", batch_size: i
     if clash:
         raise UserError(f"the dataset has tags named {clash}, which the excitation table "
                         f"uses as column names {list(BASE_COLUMNS)}")
+    require_labelled(info, split)
     clip_ids, labels = reader.clip_labels(data_dir, split, info)
     channels = [int(out.shape[-1]) for out in extractor.outputs]
     sums = [np.zeros((len(clip_ids), c), np.float64) for c in channels]

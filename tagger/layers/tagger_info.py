@@ -1,4 +1,6 @@
-"""Metadata carried inside a saved tagger: tag names, audio settings, input kind."""
+"""The layer that carried a tagger's metadata inside the graph in files saved
+by earlier versions; kept so those files still load. New files carry the
+metadata beside the graph (`tagger.models.saved.save_tagger`)."""
 
 from __future__ import annotations
 
@@ -33,12 +35,17 @@ INFO_LAYER = "tagger_info"
 
 
 def attach_info(model: keras.Model, info: dict) -> keras.Model:
-    """A model computing the same scores, ending in a `TaggerInfo` layer."""
-    if INFO_LAYER in [layer.name for layer in model.layers]:
-        model = keras.Model(model.inputs, model.get_layer(INFO_LAYER).input,
-                            name=model.name)
-    scores = TaggerInfo(info, name=INFO_LAYER)(model.outputs[0])
+    """A model computing the same scores, ending in a `TaggerInfo` layer (the
+    layout of files saved by earlier versions)."""
+    scores = TaggerInfo(info, name=INFO_LAYER)(strip_info(model).outputs[0])
     return keras.Model(model.inputs, scores, name=model.name)
+
+
+def strip_info(model: keras.Model) -> keras.Model:
+    """The same model without a final `TaggerInfo` layer."""
+    if INFO_LAYER not in [layer.name for layer in model.layers]:
+        return model
+    return keras.Model(model.inputs, model.get_layer(INFO_LAYER).input, name=model.name)
 
 
 def read_info(model: keras.Model) -> dict | None:

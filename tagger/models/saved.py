@@ -1,22 +1,80 @@
-"""Loading a saved tagger and checking that it fits a dataset."""
+"""Saving and loading a tagger, and checking that it fits a dataset.
+
+A saved tagger is a plain Keras file (`.keras` or `.hdf5`) that also
+carries the model's info dict (tag names, sample rate, window, input kind,
+log-mel settings, family and factory arguments) outside the layer graph:
+the `.keras` zip holds it as `tagger_info.json`, the `.hdf5` file as the
+root attribute `tagger_info`. So `keras.models.load_model` reads the file
+with no class of ours in the graph (the sample-level CNN is built from
+Keras layers alone; the spectrogram families need `import tagger` for their
+registered layers), and `read_saved_info` reads the info without loading
+the model.
+"""
 
 from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
 
 from tagger import fileio
 from tagger.errors import UserError
 
 MODEL_SUFFIXES = (".keras", ".hdf5", ".h5")
+INFO_NAME = "tagger_info"  # .keras: INFO_NAME + ".json" in the zip; .hdf5: root attribute
+
+
+def save_tagger(model, info: dict, path: str) -> None:
+    """Writes `model` to `path` (.keras or .hdf5; local or any tf.io.gfile
+    path) with `info` embedded. The file appears complete or not at all."""
+    path = str(path)
+    if not path.endswith(MODEL_SUFFIXES):
+        raise ValueError(f"a tagger is saved as {' or '.join(MODEL_SUFFIXES)}, got {path!r}")
+    text = json.dumps(info, sort_keys=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        local = os.path.join(scratch, "model" + os.path.splitext(path)[1])
+        model.save(local)
+        if local.endswith(".keras"):
+            with zipfile.ZipFile(local, "a") as archive:
+                archive.writestr(INFO_NAME + ".json", text)
+        else:
+            import h5py
+
+            with h5py.File(local, "a") as handle:
+                handle.attrs[INFO_NAME] = text
+        with open(local, "rb") as f:
+            fileio.write_atomic(path, f.read())
+
+
+def read_saved_info(path: str) -> dict | None:
+    """The info dict embedded by `save_tagger`, or None for a file without one."""
+    path = str(path)
+    with fileio.open_file(path, "rb") as f:
+        if path.endswith(".keras"):
+            with zipfile.ZipFile(f) as archive:
+                if INFO_NAME + ".json" not in archive.namelist():
+                    return None
+                return json.loads(archive.read(INFO_NAME + ".json"))
+        import h5py
+
+        with h5py.File(f, "r") as handle:
+            text = handle.attrs.get(INFO_NAME)
+    if text is None:
+        return None
+    return json.loads(text.decode() if isinstance(text, bytes) else text)
 
 
 def load_tagger(path: str):
     """Loads a .keras/.hdf5 model; returns (model, info dict or None).
 
     Missing files, other formats and models that do not end in one score per
-    tag are UserErrors with one clear line.
+    tag are UserErrors with one clear line. Files saved before the info
+    moved out of the graph (a final `TaggerInfo` layer) load too.
     """
     import keras
 
-    from tagger.layers.tagger_info import read_info
+    from tagger.layers.tagger_info import read_info, strip_info
     import tagger.layers  # noqa: F401  registers the custom layers
 
     path = str(path)
@@ -34,7 +92,14 @@ def load_tagger(path: str):
     if len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
         raise UserError(f"{path!r} is not a tagger: expected one output of shape "
                         f"(batch, tags), got {[tuple(o.shape) for o in model.outputs]}")
-    return model, read_info(model)
+    try:
+        info = read_saved_info(path)
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise UserError(f"cannot read the tagger info of {path!r}: {error}") from None
+    legacy = read_info(model)
+    if legacy is not None:
+        model = strip_info(model)
+    return model, info if info is not None else legacy
 
 
 def window_segments_for(model, model_info: dict | None, dataset_info: dict) -> int:

@@ -6,7 +6,6 @@ import json
 
 from tagger import fileio
 from tagger.config import join_path
-from tagger.datasets.plan import SPLITS
 from tagger.errors import UserError
 
 INFO_FILE = "dataset_info.json"
@@ -37,19 +36,43 @@ def shard_paths(data_dir: str, info: dict, split: str) -> list:
     return [join_path(data_dir, name) for name in info["splits"][split]["shards"]]
 
 
+def is_labelled(info: dict, split: str) -> bool:
+    """False for a split stored without labels (e.g. an MSD `student` split);
+    datasets built before unlabelled splits existed are labelled throughout."""
+    return bool(info["splits"][split].get("labelled", True))
+
+
+def labelled_splits(info: dict) -> list:
+    return [s for s in info["splits"] if is_labelled(info, s)]
+
+
+def require_labelled(info: dict, split: str) -> None:
+    """A UserError unless `split` exists and has labels to evaluate against."""
+    if split not in info["splits"]:
+        raise UserError(f"split {split!r} is not in the dataset; "
+                        f"available: {', '.join(labelled_splits(info))}")
+    if not is_labelled(info, split):
+        raise UserError(f"split {split!r} holds no labels (unlabelled audio for "
+                        "noisy-student training); evaluate on a labelled split: "
+                        f"{', '.join(labelled_splits(info))}")
+
+
 def describe(info: dict, out_dir: str) -> str:
     """A few human-readable lines: split sizes, shards, skipped clips."""
     features = info["features"]
     kind = features["kind"]
     if kind == "raw":
         kind = f"raw {features['dtype']}"
+    from tagger.datasets.origin import describe_origin
+
     lines = [f"dataset {info['name']!r} in {out_dir}: {info['num_tags']} tags, "
              f"{kind} segments of shape {tuple(info['segment_shape'])} "
-             f"at {info['sample_rate']} Hz"]
-    for split in SPLITS:
-        s = info["splits"][split]
-        lines.append(f"  {split:5s} {s['clips']:6d} clips {s['segments']:7d} segments "
-                     f"in {len(s['shards'])} shard(s)")
+             f"at {info['sample_rate']} Hz",
+             f"  from {describe_origin(info.get('origin', {}))}"]
+    for split, s in info["splits"].items():
+        unlabelled = "" if is_labelled(info, split) else "  (unlabelled)"
+        lines.append(f"  {split:7s} {s['clips']:6d} clips {s['segments']:7d} segments "
+                     f"in {len(s['shards'])} shard(s){unlabelled}")
     notes = info.get("notes", {})
     if notes.get("dropped_without_top_tags"):
         lines.append(f"  dropped {notes['dropped_without_top_tags']} clip(s) with none "

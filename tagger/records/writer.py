@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from tagger import fileio
 from tagger.config import BuildConfig, join_path, to_dict
-from tagger.datasets.plan import SPLITS, Clip, DatasetPlan
+from tagger.datasets.plan import Clip, DatasetPlan
 from tagger.errors import UserError
 from tagger.parallel import ordered_map
 from tagger.records.clip_decoder import DecodedClip, DecodeTask, decode_clip
@@ -48,8 +48,7 @@ class ShardJob:
 def plan_shards(plan: DatasetPlan, clips_per_shard: int) -> list:
     """Cuts each split's clip list into shards of `clips_per_shard` clips."""
     jobs = []
-    for split in SPLITS:
-        clips = plan.splits[split]
+    for split, clips in plan.splits.items():
         count = max(1, math.ceil(len(clips) / clips_per_shard))
         for i in range(count):
             chunk = clips[i * clips_per_shard:(i + 1) * clips_per_shard]
@@ -76,7 +75,7 @@ def build_records(plan: DatasetPlan, config: BuildConfig) -> dict:
         for job, manifest in _write_shards(pending, plan, config):
             manifests[job.name] = manifest
     info = _dataset_info(plan, config, jobs, manifests, fingerprint)
-    if sum(info["splits"][s]["clips"] for s in SPLITS) == 0:
+    if sum(s["clips"] for s in info["splits"].values()) == 0:
         _remove_outputs(out_dir)
         example = info["skipped"][0] if info["skipped"] else None
         detail = f", e.g. {example['path']}: {example['reason']}" if example else ""
@@ -118,7 +117,7 @@ def _write_shards(jobs, plan: DatasetPlan, config: BuildConfig):
                                                     "reason": decoded.skip_reason})
                         continue
                     segments = features(decoded.segments)
-                    writer.write(_serialize(clip, segments))
+                    writer.write(_serialize(clip, segments, len(plan.tag_names)))
                     manifest["clip_ids"].append(clip.clip_id)
                     manifest["segments"] += int(segments.shape[0])
             fileio.write_atomic(_manifest_path(out_dir, job.name), json.dumps(manifest))
@@ -131,9 +130,11 @@ def _task(index: int, clip: Clip, plan: DatasetPlan, config: BuildConfig, dtype:
                       config.audio.segment_length, dtype)
 
 
-def _serialize(clip: Clip, segments: np.ndarray) -> bytes:
+def _serialize(clip: Clip, segments: np.ndarray, num_tags: int) -> bytes:
+    """One example; a clip without labels (unlabelled split) stores zeros."""
     from tagger.records.schema import serialize_example
-    return serialize_example(clip.clip_id, clip.path, np.asarray(clip.labels), segments)
+    labels = np.zeros(num_tags, np.int64) if clip.labels is None else np.asarray(clip.labels)
+    return serialize_example(clip.clip_id, clip.path, labels, segments)
 
 
 def _feature_transform(config: BuildConfig):
@@ -159,13 +160,14 @@ def segment_shape(config: BuildConfig) -> list:
 
 def _dataset_info(plan, config, jobs, manifests, fingerprint) -> dict:
     splits, skipped = {}, []
-    for split in SPLITS:
+    for split in plan.splits:
         split_jobs = [j for j in jobs if j.split == split]
         split_manifests = [manifests[j.name] for j in split_jobs]
         splits[split] = {
             "clips": sum(len(m["clip_ids"]) for m in split_manifests),
             "segments": sum(m["segments"] for m in split_manifests),
             "shards": [j.name for j in split_jobs],
+            "labelled": plan.is_labelled(split),
         }
         skipped += [{"split": split, **s} for m in split_manifests for s in m["skipped"]]
     features = to_dict(config.features)
@@ -175,6 +177,7 @@ def _dataset_info(plan, config, jobs, manifests, fingerprint) -> dict:
         features["dtype"] = "float32"
     return {
         "name": plan.name,
+        "origin": dict(plan.origin),
         "builder_version": BUILDER_VERSION,
         "tag_names": list(plan.tag_names),
         "num_tags": len(plan.tag_names),
@@ -187,6 +190,7 @@ def _dataset_info(plan, config, jobs, manifests, fingerprint) -> dict:
         "notes": dict(plan.notes),
         "build": {"split": config.split, "merge_synonyms": config.merge_synonyms,
                   "top_k": config.top_k, "seed": config.seed,
+                  "unlabelled_fraction": config.unlabelled_fraction,
                   "clips_per_shard": config.clips_per_shard},
         "fingerprint": fingerprint,
     }
@@ -200,10 +204,12 @@ def _fingerprint(plan: DatasetPlan, config: BuildConfig) -> str:
         "features": to_dict(config.features),
         "clips_per_shard": config.clips_per_shard,
         "tag_names": list(plan.tag_names),
-        "splits": {s: [[c.clip_id, c.path, list(c.labels)] for c in plan.splits[s]]
-                   for s in SPLITS},
+        "splits": {s: [[c.clip_id, c.path, None if c.labels is None else list(c.labels)]
+                       for c in clips] for s, clips in plan.splits.items()},
         "known_broken": sorted(plan.known_broken),
     }
+    if plan.unlabelled:
+        content["unlabelled"] = sorted(plan.unlabelled)
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 

@@ -31,7 +31,7 @@ from tagger.config import TrainConfig, from_dict, join_path, to_dict
 from tagger.errors import UserError
 from tagger.evaluation.metrics import tag_metrics
 from tagger.evaluation.predict import ClipPredictor
-from tagger.layers.tagger_info import attach_info
+from tagger.models.saved import save_tagger
 from tagger.records.info import load_info
 from tagger.records.reader import train_windows_per_pass
 from tagger.training import model_setup, strategy as strategies
@@ -325,8 +325,7 @@ class Run:
     def _finish(self) -> dict:
         if self.state.best_checkpoint:
             self._restore(self.state.best_checkpoint)
-        final = attach_info(self.model, model_setup.model_info(
-            self.config, self.info, self.window))
+        model_info = model_setup.model_info(self.config, self.info, self.window)
         best_row = next((r for r in self.state.history
                          if r["epoch"] == self.state.best_epoch), None)
         metrics = {"run_dir": self.run_dir, "monitor": self.config.monitor,
@@ -339,8 +338,8 @@ class Run:
             metrics["test"] = {"loss": test.window_loss, **result.as_dict()}
             self._log(f"test ROC-AUC {result.roc_auc:.4f}  PR-AUC {result.pr_auc:.4f}")
         if self.chief:
-            final.save(join_path(self.run_dir, "model.keras"))
-            final.save(join_path(self.run_dir, "model.hdf5"))
+            for name in ("model.keras", "model.hdf5"):
+                save_tagger(self.model, model_info, join_path(self.run_dir, name))
             fileio.write_atomic(join_path(self.run_dir, "metrics.json"),
                                 json.dumps(metrics, indent=2, default=float))
         self.state.done = True

@@ -11,7 +11,6 @@ from tagger.config import FeatureConfig, LogMelConfig
 from tagger.datasets.mtt import build_mtt
 from tagger.errors import UserError
 from tagger.evaluation.predict import ClipPredictor
-from tagger.layers.tagger_info import attach_info
 from tagger.models import build_model
 from tagger.models.saved import window_segments_for
 from tests.conftest import build_config
@@ -68,5 +67,3 @@ def test_log_mel_settings_must_match(logmel_records):
     model_info["logmel"] = dataclasses.asdict(dataclasses.replace(LOGMEL, f_max=11025.0))
     with pytest.raises(UserError, match="log-mel features"):
         window_segments_for(mel_model, model_info, info)
-    attached = attach_info(mel_model, model_info)
-    assert attached.outputs[0].shape[-1] == info["num_tags"]

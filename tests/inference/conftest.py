@@ -71,10 +71,12 @@ def music(tmp_path_factory):
 
 
 def save_tagger(model, path, info):
-    from tagger.layers.tagger_info import attach_info
+    from tagger.models.saved import save_tagger as save
 
-    model = attach_info(model, info) if info is not None else model
-    model.save(str(path))
+    if info is None:
+        model.save(str(path))
+    else:
+        save(model, info, str(path))
     return str(path)
 
 

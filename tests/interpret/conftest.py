@@ -1,6 +1,6 @@
 """Artifacts for the interpretation tests, made once per session on the
 shared synthetic records: tiny models built for those records and saved as
-train() saves them (model.keras / model.hdf5 carrying their TaggerInfo;
+train() saves them (model.keras / model.hdf5 carrying their info;
 training is left to tests/training, these tests need the mechanics, and
 the slow localisation test trains its own), the SE model's excitation
 table, and short audio files."""
@@ -53,10 +53,10 @@ def se_table_file(se_table, tmp_path_factory):
 
 def saved_model(family, model_args, info, folder, formats=(".keras",), **config):
     """Builds `family` for the records described by `info` and saves it as
-    train() does (with the TaggerInfo layer) as model.keras (and the other
-    `formats`); returns the path of the first."""
+    train() does (info embedded) as model.keras (and the other `formats`);
+    returns the path of the first."""
     from tagger.config import TrainConfig
-    from tagger.layers.tagger_info import attach_info
+    from tagger.models.saved import save_tagger
     from tagger.training import model_setup
 
     import keras
@@ -66,10 +66,10 @@ def saved_model(family, model_args, info, folder, formats=(".keras",), **config)
                                **config)
     window = model_setup.window_segments(train_config, info)
     model = model_setup.build(train_config, info, window)
-    final = attach_info(model, model_setup.model_info(train_config, info, window))
+    model_info = model_setup.model_info(train_config, info, window)
     folder.mkdir(parents=True, exist_ok=True)
     for suffix in formats:
-        final.save(folder / f"model{suffix}")
+        save_tagger(model, model_info, str(folder / f"model{suffix}"))
     return folder / f"model{formats[0]}"
 
 

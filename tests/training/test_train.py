@@ -18,7 +18,7 @@ import train as train_cli
 from tagger.config import TrainConfig
 from tagger.errors import UserError
 from tagger.evaluation.evaluate import evaluate
-from tagger.layers.tagger_info import read_info
+from tagger.models.saved import read_saved_info
 from tagger.training.run import train
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -70,10 +70,10 @@ def test_saved_models_agree_and_describe_themselves(finished_run, raw_records):
     b = keras.models.load_model(run_dir / "model.hdf5")
     x = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 59049)).astype("float32")
     np.testing.assert_allclose(a.predict(x, verbose=0), b.predict(x, verbose=0), atol=1e-6)
-    meta = read_info(a)
+    meta = read_saved_info(run_dir / "model.keras")
     assert meta["tag_names"] == info["tag_names"]
     assert meta["window_segments"] == 1 and meta["input_kind"] == "raw"
-    assert meta == read_info(b)
+    assert meta == read_saved_info(run_dir / "model.hdf5")
 
 
 def test_test_metrics_equal_eval(finished_run, raw_records):

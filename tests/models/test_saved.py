@@ -1,0 +1,99 @@
+"""Saved taggers: info embedded beside the graph, loading with plain Keras."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+
+from tagger.layers.tagger_info import attach_info
+from tagger.models import build_model
+from tagger.models.saved import load_tagger, read_saved_info, save_tagger
+
+INFO = {"tag_names": ["drums", "piano", "voice"], "sample_rate": 22050,
+        "segment_length": 59049, "window_segments": 1, "input_kind": "raw",
+        "logmel": None, "model": "samplecnn", "model_args": {"width": 0.0625}}
+
+
+@pytest.fixture(scope="module")
+def tiny_cnn():
+    return build_model("samplecnn", num_tags=3, block="se", width=0.0625)
+
+
+@pytest.fixture(scope="module")
+def tiny_transformer():
+    from tagger.config import LogMelConfig
+
+    return build_model("transformer", num_tags=3, segments=1, conv_ndim=4,
+                       attention_ndim=8, attention_layers=1, attention_heads=2,
+                       logmel=LogMelConfig(n_mels=16))
+
+
+def test_info_is_stored_beside_the_graph(tiny_cnn, tmp_path):
+    for name in ("model.keras", "model.hdf5"):
+        path = tmp_path / name
+        save_tagger(tiny_cnn, INFO, str(path))
+        assert read_saved_info(str(path)) == INFO
+        model, info = load_tagger(str(path))
+        assert info == INFO
+        assert "tagger_info" not in [layer.name for layer in model.layers]
+    with zipfile.ZipFile(tmp_path / "model.keras") as archive:
+        assert json.loads(archive.read("tagger_info.json")) == INFO
+    with h5py.File(tmp_path / "model.hdf5") as handle:
+        assert json.loads(handle.attrs["tagger_info"]) == INFO
+
+
+def test_a_plain_keras_file_has_no_info(tiny_cnn, tmp_path):
+    tiny_cnn.save(tmp_path / "plain.keras")
+    tiny_cnn.save(tmp_path / "plain.hdf5")
+    assert read_saved_info(str(tmp_path / "plain.keras")) is None
+    assert read_saved_info(str(tmp_path / "plain.hdf5")) is None
+    assert load_tagger(str(tmp_path / "plain.hdf5"))[1] is None
+
+
+def test_files_of_the_earlier_layout_still_load(tiny_cnn, tmp_path):
+    """Earlier versions kept the info in a final TaggerInfo layer."""
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 59049)).astype("float32")
+    path = tmp_path / "legacy.keras"
+    attach_info(tiny_cnn, INFO).save(path)
+    model, info = load_tagger(str(path))
+    assert info == INFO
+    assert model.layers[-1].name == "tags"
+    np.testing.assert_allclose(model.predict(x, verbose=0), tiny_cnn.predict(x, verbose=0),
+                               atol=1e-6)
+
+
+def _fresh_python(code: str) -> str:
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""}, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_fresh_processes_load_with_plain_keras(tiny_cnn, tiny_transformer, tmp_path):
+    """A sample-level CNN needs no import of ours; every family loads after
+    a plain `import tagger` (before or after keras)."""
+    cnn, transformer = tmp_path / "cnn.hdf5", tmp_path / "transformer.keras"
+    save_tagger(tiny_cnn, INFO, str(cnn))
+    save_tagger(tiny_transformer, {**INFO, "model": "transformer"}, str(transformer))
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, (1, 59049)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    out = _fresh_python(
+        "import sys, numpy as np, keras\n"
+        f"m = keras.models.load_model({str(cnn)!r})\n"
+        "assert not any(n == 'tagger' or n.startswith('tagger.') for n in sys.modules)\n"
+        f"print(m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0).tolist())\n")
+    np.testing.assert_allclose(json.loads(out), tiny_cnn.predict(x, verbose=0), atol=1e-6)
+    for order in ("import tagger, keras", "import keras, tagger"):
+        out = _fresh_python(
+            f"{order}\nimport numpy as np\n"
+            f"m = keras.models.load_model({str(transformer)!r})\n"
+            f"print(m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0).tolist())\n")
+        np.testing.assert_allclose(json.loads(out), tiny_transformer.predict(x, verbose=0),
+                                   atol=1e-5)
