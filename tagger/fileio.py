@@ -7,8 +7,11 @@ tf.io.gfile, imported on first use.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+
+from tagger.config import join_path
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -88,8 +91,96 @@ def read_text(path: str) -> str:
 
 
 def write_atomic(path: str, data: bytes | str) -> None:
-    """Writes to a temporary name beside `path`, then renames it into place."""
+    """Writes to a temporary name beside `path`, then renames it into place;
+    on failure (a full disk, say) the temporary file is removed and `path`
+    is left as it was."""
     tmp = f"{path}.tmp"
-    with open_file(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    rename(tmp, path)
+    try:
+        with open_file(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        rename(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        if exists(path):
+            remove(path)
+    except Exception:  # the original error is the one worth reporting
+        pass
+
+
+_ADVICE = {
+    errno.ENOSPC: "the disk is full: free some space there or choose another place",
+    errno.EDQUOT: "the disk quota is used up: free some space or choose another place",
+    errno.EROFS: "the file system is read-only: choose a writable place",
+    errno.EACCES: "permission denied: choose a place you may write to",
+    errno.EPERM: "permission denied: choose a place you may write to",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+    errno.EISDIR: "it is a folder: give a file name",
+    errno.ENAMETOOLONG: "the name is too long",
+}
+
+
+def describe_os_error(error: Exception) -> str:
+    """One line saying why a write failed and what to do about it."""
+    code = getattr(error, "errno", None)
+    if code in _ADVICE:
+        return _ADVICE[code]
+    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return text.splitlines()[0]
+
+
+def output_error(what: str, path: str, error: Exception):
+    """The UserError for a failed write of `what` (e.g. "--out-json") to `path`."""
+    from tagger.errors import UserError
+
+    return UserError(f"cannot write {what} {str(path)!r}: {describe_os_error(error)}")
+
+
+def write_output(path: str, data: bytes | str, what: str) -> None:
+    """`write_atomic` for a file the user named: any failure is one UserError
+    line naming `what` and the path, and nothing half-written stays behind."""
+    if isdir(path):
+        raise output_error(what, path, OSError(errno.EISDIR, "is a folder"))
+    parent = os.path.dirname(str(path).rstrip("/"))
+    try:
+        if parent:
+            _makedirs_under_files(parent)
+        write_atomic(path, data)
+    except OSError as error:
+        raise output_error(what, path, error) from None
+    except Exception as error:  # tf.errors.OpError for gs:// and other schemes
+        if type(error).__module__.startswith("tensorflow"):
+            raise output_error(what, path, error) from None
+        raise
+
+
+def _makedirs_under_files(path: str) -> None:
+    """makedirs, where a file in the way is ENOTDIR (not EEXIST)."""
+    try:
+        makedirs(path)
+    except FileExistsError:
+        raise OSError(errno.ENOTDIR, "not a directory", path) from None
+
+
+def prepare_output_dir(path: str, what: str) -> None:
+    """Creates folder `path` (with parents) and proves it can be written to;
+    a file in the way, a read-only place or a full disk is one UserError."""
+    if exists(path) and not isdir(path):
+        raise output_error(what, path, OSError(errno.ENOTDIR, "is a file"))
+    probe = join_path(str(path), f".write-test-{os.getpid()}")
+    try:
+        _makedirs_under_files(path)
+        with open_file(probe, "wb") as f:
+            f.write(b"")
+        remove(probe)
+    except OSError as error:
+        raise output_error(what, path, error) from None
+    except Exception as error:
+        if type(error).__module__.startswith("tensorflow"):
+            raise output_error(what, path, error) from None
+        raise
+
