@@ -2,8 +2,9 @@
 
 synthetic MagnaTagATune-layout dataset -> TFRecords -> train a small
 ReSE+multi sample-level CNN (or another family) -> evaluate on the test split.
-Every step is skipped when its output is already there, so a rerun (or a
-run after an interruption) continues where it stopped.
+A step is skipped when its output is already there and was made with the
+settings asked for, so a rerun (or a run after an interruption) continues
+where it stopped; a step whose settings changed is redone.
 
     python demo.py
 """
@@ -71,9 +72,13 @@ def config_from_args(args):
     """The DemoConfig: the family's demo settings, overridden by the flags given."""
     from tagger.demo import DemoConfig
 
+    from tagger.errors import UserError
+
     settings = dict(DEMO_MODELS[args.model])
     model_args = dict(settings.pop("model_args"))
     if args.width is not None:
+        if args.model != "samplecnn":
+            raise UserError(f"--width applies to the samplecnn model only, not {args.model}")
         model_args["width"] = args.width
     for name in ("epochs", "batch_size", "lr"):
         if getattr(args, name) is not None:

@@ -1,8 +1,11 @@
 """The demo pipeline: synthetic data -> records -> training -> evaluation ->
 interpretation (SE excitations, or attention maps of one test clip).
 
-Each step writes into `work_dir` and is skipped on a rerun when its output
-exists (the builder and the trainer resume their own partial work).
+Each step writes into `work_dir`. A rerun reuses a step's output only when
+it was made with the settings asked for now: every step records its
+settings (`.demo/<step>.json`; the dataset's own `synthetic.json`), and a
+step whose settings changed is redone, with the steps after it. The
+builder and the trainer resume their own partial work.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import json
 import time
 
 from tagger import fileio
-from tagger.config import BuildConfig, TrainConfig, join_path
+from tagger.config import BuildConfig, TrainConfig, join_path, to_dict
+
+STAMP_DIR = ".demo"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,11 +56,19 @@ def run_demo(config: DemoConfig):
 
 
 def make_dataset(config: DemoConfig, data_dir: str):
+    from tagger.datasets.origin import ORIGIN_FILE
     from tagger.datasets.synthetic import generate
 
-    if fileio.exists(join_path(data_dir, "annotations_final.csv")):
-        yield f"synthetic dataset: {data_dir} (already there)"
-        return
+    wanted = _dataset_settings(config)
+    marker = join_path(data_dir, ORIGIN_FILE)
+    made = None
+    if fileio.exists(join_path(data_dir, "annotations_final.csv")) and fileio.exists(marker):
+        made = json.loads(fileio.read_text(marker))
+        made = {key: made.get(key) for key in wanted}
+        if made == wanted:
+            yield f"synthetic dataset: {data_dir} (already there)"
+            return
+        yield f"synthetic dataset: {_changes(made, wanted)}: made anew"
     start = time.time()
     summary = generate(data_dir, clips=config.clips, seconds=config.seconds,
                        seed=config.seed, progress=config.progress, overwrite=True,
@@ -70,8 +83,11 @@ def build_records(config: DemoConfig, data_dir: str, records: str):
     from tagger.records.info import describe
 
     start = time.time()
+    # The build keeps finished shards only when they fit the dataset and
+    # settings (its own fingerprint); anything else is rebuilt.
     info = build_mtt(BuildConfig(data_dir=data_dir, out_dir=records, workers=config.workers,
-                                 seed=config.seed, progress=config.progress))
+                                 seed=config.seed, overwrite=True,
+                                 progress=config.progress))
     yield describe(info, records)
     yield f"records built in {time.time() - start:.0f} s"
 
@@ -90,9 +106,18 @@ def train_model(config: DemoConfig, records: str):
         resume=True, progress=config.progress)
     run_dir = join_path(train_config.train_dir, default_run_name(train_config))
     metrics_path = join_path(run_dir, "metrics.json")
-    if fileio.exists(metrics_path):
+    wanted = json.loads(json.dumps({  # as read back from the stamp: lists, not tuples
+        **to_dict(dataclasses.replace(train_config, progress=True)),
+        "dataset": _dataset_settings(config)}))
+    previous = _read_stamp(config, "training")
+    if previous == wanted and fileio.exists(metrics_path):
         yield f"training: {run_dir} (already finished)"
         return json.loads(fileio.read_text(metrics_path))
+    if previous != wanted and fileio.exists(run_dir):
+        reason = _changes(previous, wanted) if previous else "settings not recorded"
+        yield f"training: {reason}: {run_dir} is trained anew"
+        fileio.rmtree(run_dir)
+    _write_stamp(config, "training", wanted)
     window = config.window_segments or family_defaults(config.model).window_segments
     yield (f"training {config.model} {config.model_args} on {window}-"
            f"segment windows, Adam lr {config.lr:g}, {config.epochs} epochs")
@@ -113,7 +138,8 @@ def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: st
 
         out = join_path(config.work_dir, "excitations.pkl")
         plots = join_path(config.work_dir, "excitation_plots")
-        if fileio.exists(out) and fileio.exists(plots):
+        if _read_stamp(config, "excitations") == _read_stamp(config, "training") \
+                and fileio.exists(out) and fileio.exists(plots):
             yield f"excitations: {out}, figures in {plots} (already there)"
             return
         start = time.time()
@@ -121,6 +147,7 @@ def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: st
                 model_path=model_path, data_dir=records, split="test", out=out,
                 plots_dir=plots, progress=config.progress)):
             yield line
+        _write_stamp(config, "excitations", _read_stamp(config, "training"))
         yield (f"excitations: {out}, figures in {plots} ({time.time() - start:.0f} s; "
                "notebooks/excitation_analysis.ipynb reads them)")
     elif config.model in ("self_attention", "transformer"):
@@ -142,3 +169,45 @@ def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: st
         what = f"samplecnn with {block} blocks" if config.model == "samplecnn" else config.model
         yield (f"interpretation: skipped for {what} (excitations need SE or ReSE blocks, "
                "attention maps a self_attention or transformer model)")
+
+
+def _dataset_settings(config: DemoConfig) -> dict:
+    return {"clips": config.clips, "seconds": float(config.seconds), "seed": config.seed}
+
+
+def _stamp_path(config: DemoConfig, step: str) -> str:
+    return join_path(config.work_dir, STAMP_DIR, f"{step}.json")
+
+
+def _read_stamp(config: DemoConfig, step: str):
+    path = _stamp_path(config, step)
+    if not fileio.exists(path):
+        return None
+    try:
+        return json.loads(fileio.read_text(path))
+    except json.JSONDecodeError:
+        return None  # unreadable: as if never recorded, so the step is redone
+
+
+def _write_stamp(config: DemoConfig, step: str, settings: dict) -> None:
+    fileio.makedirs(join_path(config.work_dir, STAMP_DIR))
+    fileio.write_atomic(_stamp_path(config, step), json.dumps(settings, sort_keys=True))
+
+
+def _changes(old: dict, new: dict) -> str:
+    """'epochs 4 -> 5, lr 0.003 -> 0.001': the settings that differ."""
+    flat_old, flat_new = _flatten(old), _flatten(new)
+    keys = sorted(set(flat_old) | set(flat_new))
+    diffs = [f"{k} {flat_old.get(k)} -> {flat_new.get(k)}" for k in keys
+             if flat_old.get(k) != flat_new.get(k)]
+    return "settings changed (" + ", ".join(diffs) + ")"
+
+
+def _flatten(settings: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -66,6 +66,17 @@ def rmdir(path: str) -> None:
         _gfile().remove(path)
 
 
+def rmtree(path: str) -> None:
+    """Removes folder `path` and everything in it."""
+    path = str(path)
+    if is_local(path):
+        import shutil
+
+        shutil.rmtree(path)
+    else:
+        _gfile().rmtree(path)
+
+
 def rename(src: str, dst: str) -> None:
     """Atomic on local file systems; overwrites `dst`."""
     src, dst = str(src), str(dst)

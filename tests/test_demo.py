@@ -1,6 +1,6 @@
 """demo.py end to end on a smaller synthetic dataset: every model family
 learns the synthetic tags (test ROC-AUC well above chance), and a rerun
-finds every step done.
+reuses exactly the steps whose settings did not change.
 
 All families share one dataset and one set of records (the demo skips the
 steps whose outputs exist); each trains its own run folder.
@@ -53,11 +53,6 @@ def test_demo_learns_the_synthetic_tags(work_dir, model):
                                                  _history(work_dir, model))
     assert lines[-1].startswith("demo finished in ")
 
-    again, _ = run_demo(work_dir, model)
-    assert any(line.endswith("(already there)") for line in again if
-               line.startswith("synthetic dataset"))
-    assert any(line.endswith("(already finished)") for line in again)
-
 
 def _history(work_dir, model):
     import csv
@@ -80,3 +75,42 @@ def test_flags_override_the_family_settings():
         (4, 0.01, 2, 3)
     assert (config.clips, config.seconds, config.workers) == (50, 12.0, 1)
     assert config.model_args == {"bn_momentum": 0.9}
+
+
+@pytest.mark.slow
+def test_a_rerun_redoes_the_steps_whose_settings_changed(tmp_path):
+    """Reused steps must match the settings asked for; changed ones are redone."""
+    base = ["--clips", "48", "--seconds", "3", "--epochs", "1", "--width", "0.0625",
+            "--workers", "1"]
+
+    def run(*flags):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = demo.main(["--work-dir", str(tmp_path), "--no-progress", *base, *flags])
+        assert code == 0, out.getvalue()
+        return out.getvalue().splitlines()
+
+    def epochs():
+        metrics = tmp_path / "runs" / "samplecnn-rese-multi" / "metrics.json"
+        return json.loads(metrics.read_text())["epochs"]
+
+    run()
+    again = run()
+    assert any(line.endswith("(already there)") for line in again)
+    assert any(line.endswith("(already finished)") for line in again)
+    more = run("--epochs", "2")
+    assert any(line.startswith("synthetic dataset") and line.endswith("(already there)")
+               for line in more)
+    assert any(line.startswith("training: settings changed (max_epochs_per_stage 1 -> 2")
+               and line.endswith("is trained anew") for line in more), more
+    assert epochs() == 2
+    bigger = run("--epochs", "2", "--clips", "50")
+    assert "synthetic dataset: settings changed (clips 48 -> 50): made anew" in bigger
+    assert any("dataset.clips 48 -> 50" in line for line in bigger)
+    assert epochs() == 2
+
+
+def test_flags_that_do_not_apply_are_errors(capsys):
+    assert demo.main(["--model", "transformer", "--width", "0.5"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "--width applies to the samplecnn model only, not transformer")
