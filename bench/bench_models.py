@@ -1,10 +1,15 @@
-"""Training throughput and inference real-time factor of every family at paper size.
+"""Training throughput, inference real-time factor and FLOP utilisation of
+every family at paper size.
 
 For each model: training segments/s (59049-sample segments, one optimiser
 step per batch through the project's custom training step) and inference
 real-time factor (seconds of audio tagged per second), with and without XLA
 (`--jit-compile`), each also as a ratio to SE+multi without XLA measured in
-the same run.
+the same run. FLOPs per window are counted from the frozen inference graph
+(bench/flops.py; checked against a hand count for the sample-level CNN);
+model FLOP utilisation (MFU) is the achieved FLOP/s (a training step
+counted as three forward passes) divided by the FLOP/s of a large float32
+matrix product measured in the same run.
     python bench/bench_models.py [--steps 5] [--families samplecnn,transformer]
 """
 
@@ -15,6 +20,7 @@ import os
 import time
 
 from common import ratio_line  # noqa: F401  (puts the repository on sys.path)
+from flops import TRAIN_FORWARD_RATIO, graph_flops, matmul_flops_per_second, samplecnn_flops
 
 SEGMENT = 59049
 SAMPLE_RATE = 22050
@@ -63,7 +69,11 @@ def measure(family, args, batch, steps, jit):
         predict(x).numpy()
     seconds_of_audio = steps * batch * window * SEGMENT / SAMPLE_RATE
     realtime = seconds_of_audio / (time.perf_counter() - start)
-    return model.count_params(), train_rate, realtime
+    flops = graph_flops(model, (window * SEGMENT,))
+    if family == "samplecnn":
+        print(f"  FLOPs per segment: graph {flops / 1e9:.3f} G, hand count of convolutions "
+              f"and dense layers {samplecnn_flops(model) / 1e9:.3f} G")
+    return model.count_params(), train_rate, realtime, flops / window
 
 
 def main():
@@ -75,21 +85,36 @@ def main():
     args = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     families = set(args.families.split(",")) if args.families else None
-    rows = []
+    peak = matmul_flops_per_second()
+    print(f"float32 matrix product (2048 x 2048): {peak / 1e9:.1f} GFLOP/s, the peak below")
+    rows, best = [], {}
     for label, family, model_args, batch in CASES:
         if families and family not in families:
             continue
         for jit in (False,) if args.no_jit else (False, True):
-            params, train_rate, realtime = measure(family, model_args, batch, args.steps, jit)
+            params, train_rate, realtime, flops = measure(family, model_args, batch,
+                                                          args.steps, jit)
+            segments_per_s = realtime * SAMPLE_RATE / SEGMENT
+            infer_mfu = segments_per_s * flops / peak
+            train_mfu = train_rate * TRAIN_FORWARD_RATIO * flops / peak
             rows.append((label + (" +XLA" if jit else ""), params, batch, train_rate, realtime))
             print(f"{rows[-1][0]:30s} {params / 1e6:6.2f}M params  batch {batch:3d}  "
-                  f"train {train_rate:7.1f} segments/s  inference {realtime:7.1f}x real time",
-                  flush=True)
+                  f"train {train_rate:7.1f} segments/s  inference {realtime:7.1f}x real time  "
+                  f"{flops / 1e9:6.3f} GFLOP/segment  MFU inference {infer_mfu:.3f} "
+                  f"training {train_mfu:.3f}", flush=True)
+            if label.startswith(("SE+multi", "multi-scale", "self-attention",
+                                 "transformer (teacher)")):
+                previous = best.get(family, (0.0, 0.0))
+                best[family] = (max(previous[0], infer_mfu), max(previous[1], train_mfu))
     base = rows[0]
     print(f"\nratios to {base[0]} (same run):")
     for label, _, _, train_rate, realtime in rows:
         print(f"  {label:30s} train {train_rate / base[3]:6.2f}   inference "
               f"{realtime / base[4]:6.2f}")
+    print()
+    for family, (infer_mfu, train_mfu) in best.items():
+        print(f"ratio mfu_infer_{family} {infer_mfu:.3f}")
+        print(f"ratio mfu_train_{family} {train_mfu:.3f}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,69 @@
+"""Floating-point operations of a model, counted two ways.
+
+`graph_flops` freezes the model's inference graph for one input and sums
+TensorFlow's own per-op float counts (the v1 profiler's `float_operation`
+view: 2 per multiply-add in convolutions and matrix products, 1 per element
+in element-wise ops). `samplecnn_flops` counts the sample-level CNN's
+multiply-adds by hand from its layer table; the two agree to within the
+element-wise work (batch norm, ReLU, pooling, SE scaling), which the hand
+count leaves out. A training step costs about three forward passes (the
+forward pass, and the gradients with respect to activations and weights).
+"""
+
+from __future__ import annotations
+
+TRAIN_FORWARD_RATIO = 3.0
+
+
+def graph_flops(model, input_shape) -> float:
+    """FLOPs of one inference call of `model` on one input of `input_shape`
+    (without the batch axis)."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+
+    def forward(x):
+        return model(x, training=False)
+
+    spec = tf.TensorSpec([1, *input_shape], tf.float32)
+    frozen = convert_variables_to_constants_v2(
+        tf.function(forward, autograph=False).get_concrete_function(spec))
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return float(tf.compat.v1.profiler.profile(frozen.graph, options=options).total_float_ops)
+
+
+def samplecnn_flops(model) -> float:
+    """Multiply-add FLOPs (2 per multiply-add) of the convolutions and dense
+    layers of a sample-level CNN, from the shapes of its layers."""
+    import keras
+
+    total = 0.0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv1D):
+            length = layer.output.shape[1]
+            kernel = layer.kernel.shape  # (width, in, out)
+            total += 2.0 * length * kernel[0] * kernel[1] * kernel[2]
+        elif isinstance(layer, keras.layers.Dense):
+            kernel = layer.kernel.shape  # (in, out)
+            total += 2.0 * kernel[0] * kernel[1]
+    return total
+
+
+def matmul_flops_per_second(size: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a large float32 matrix product: the practical peak of the
+    machine, measured with the same TensorFlow build as the models."""
+    import time
+
+    import tensorflow as tf
+
+    a = tf.random.normal([size, size], seed=1)
+    b = tf.random.normal([size, size], seed=2)
+    product = tf.function(lambda x, y: tf.linalg.matmul(x, y))
+    product(a, b).numpy()  # warm up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        product(a, b).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * size ** 3 / best
