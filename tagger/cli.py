@@ -76,3 +76,45 @@ def comma_ints(text: str) -> tuple:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers, got {text!r}") from None
+
+
+def number_in_range(kind, low=None, high=None, *, low_open=False,
+                    allow_none=False):
+    """argparse type for a finite int/float within [low, high] (`low_open`:
+    low itself excluded); the message states the valid range. `allow_none`
+    accepts 'none' as None."""
+    import math
+
+    def describe() -> str:
+        if low is not None and high is not None:
+            return f"a number in {'(' if low_open else '['}{low}, {high}]"
+        if low is not None:
+            return f"a number {'>' if low_open else '>='} {low}"
+        return f"a number <= {high}"
+
+    def parse(text: str):
+        if allow_none and text.strip().lower() == "none":
+            return None
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, "
+                f"got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected {describe()}, got {text!r}")
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and value > high
+        if too_low or too_high:
+            raise argparse.ArgumentTypeError(f"expected {describe()}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+positive_int = number_in_range(int, 1)
+non_negative_int = number_in_range(int, 0)
+positive_float = number_in_range(float, 0, low_open=True)
+non_negative_float = number_in_range(float, 0)
+fraction = number_in_range(float, 0, 1)
