@@ -267,15 +267,20 @@ def _prepare_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> None:
                     "pass --overwrite to replace it or choose another --out-dir")
             _remove_outputs(out_dir)
         fileio.makedirs(state)
-        for name in fileio.listdir(out_dir):
-            if name.endswith(".tmp"):
-                fileio.remove(join_path(out_dir, name))
+        remove_temporary_files(out_dir)
         fileio.write_atomic(stamp, json.dumps({"fingerprint": fingerprint}))
     except UserError:
         raise
     except Exception as error:  # OSError locally, tf.errors.OpError elsewhere
         raise UserError(f"cannot write to out dir {out_dir!r}: "
                         f"{str(error).splitlines()[0]}") from None
+
+
+def remove_temporary_files(out_dir: str) -> None:
+    """Removes the temporary files of shards whose writing was cut short."""
+    for name in fileio.listdir(out_dir):
+        if name.endswith(".tmp"):
+            fileio.remove(join_path(out_dir, name))
 
 
 def _previous_fingerprint(out_dir: str):
