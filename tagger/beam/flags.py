@@ -64,7 +64,8 @@ def add_runner_flags(parser) -> None:
                             "region=europe-west1, direct_num_workers=2)")
     group.add_argument("--beam-pipeline-options", default=None, metavar="'--K=V ...'",
                        help="Beam pipeline options as one string of flags, as Beam's own "
-                            "command lines take them (e.g. \"--project=p --region=r\")")
+                            "command lines take them; give it with '=' "
+                            "(--beam-pipeline-options=\"--project=p --region=r\")")
 
 
 def beam_run(args) -> BeamRun | None:
