@@ -49,6 +49,19 @@ def test_direct_runner_is_byte_identical_to_the_local_build(synthetic_mtt, raw_r
     assert any(r.startswith("too short") for r in reasons.values())
 
 
+def test_log_mel_and_unlabelled_split_match_the_local_build(synthetic_mtt, tmp_path):
+    from tagger.config import FeatureConfig, LogMelConfig
+    from tagger.datasets.mtt import build_mtt
+
+    data_dir, _ = synthetic_mtt
+    settings = dict(features=FeatureConfig("logmel", "int16", LogMelConfig(
+        n_mels=16, n_fft=256, hop_length=256)), unlabelled_fraction=0.25)
+    local = build_mtt(build_config(data_dir, tmp_path / "local", **settings))
+    info = beam_build(data_dir, tmp_path / "beam", **settings)
+    assert info == local and info["splits"]["student"]["clips"] > 0
+    assert files_digest(tmp_path / "beam") == files_digest(tmp_path / "local")
+
+
 def test_cut_short_shard_keeps_a_temporary_name_and_a_rerun_finishes(
         synthetic_mtt, raw_records, tmp_path, monkeypatch):
     data_dir, _ = synthetic_mtt
