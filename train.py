@@ -22,7 +22,8 @@ def parse_args(argv=None):
     data.add_argument("--num-read-threads", type=int, default=8, metavar="N",
                       help="shards read in parallel (default: 8)")
     data.add_argument("--shuffle-segments", type=int, default=1000, metavar="N",
-                      help="shuffle buffer in segments (default: 1000)")
+                      help="segments shuffled together, one block of whole "
+                           "batches (default: 1000)")
     data.add_argument("--window-segments", type=int, default=None, metavar="K",
                       help="segments per input window (default: the family's)")
 
