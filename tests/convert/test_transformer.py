@@ -56,7 +56,6 @@ def one_segment_copy(model, info):
     return copy
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("size", ["teacher", "student"])
 def test_converted_scores_equal_the_original(checkpoints, size, tmp_path, capsys):
     path, original = checkpoints[size]
