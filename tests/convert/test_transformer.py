@@ -119,3 +119,27 @@ def test_bad_checkpoints_are_one_line_and_write_nothing(checkpoints, change, arg
                              *argv, "--out", out)
     one_line_error(code, err, *fragments)
     assert not out.exists() and list(tmp_path.iterdir()) == [bad]
+
+
+def test_files_of_another_kind_are_one_line(checkpoints, tmp_path, capsys):
+    import h5py
+
+    text = tmp_path / "notes.ckpt"
+    text.write_text("not weights\n")
+    hdf5 = tmp_path / "model.hdf5"
+    with h5py.File(hdf5, "w") as f:
+        f.create_dataset("x", data=np.zeros(2))
+    student, _ = checkpoints["student"]
+    out = tmp_path / "out.keras"
+    for source, kind, fragments in [
+            (text, "transformer", ["cannot read", "as PyTorch weights"]),
+            (hdf5, "transformer", ["cannot read", "as PyTorch weights"]),
+            (student, "self_attention", ["not the self-attention tagger's weights"]),
+            (student, "resemul", ["not an HDF5 file"])]:
+        code, _, err = call_main(convert_weights.main, capsys, source, "--from", kind,
+                                 "--out", out)
+        one_line_error(code, err, *fragments)
+        assert not out.exists()
+    code, _, err = call_main(convert_weights.main, capsys, student, "--from", "transformer",
+                             "--block", "se", "--out", out)
+    one_line_error(code, err, "--block applies to --from resemul only")
