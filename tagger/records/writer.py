@@ -185,10 +185,8 @@ def feature_transform(config: BuildConfig):
         return lambda segments: segments
     from tagger.layers import LogMel
 
-    mel = config.features.logmel
-    layer = LogMel(sample_rate=config.audio.sample_rate, n_fft=mel.n_fft,
-                   hop_length=mel.hop_length, n_mels=mel.n_mels, f_min=mel.f_min,
-                   f_max=mel.f_max, top_db=mel.top_db)
+    layer = LogMel(sample_rate=config.audio.sample_rate,
+                   **dataclasses.asdict(config.features.logmel))
     return lambda segments: np.asarray(layer(segments), dtype=np.float32)
 
 
