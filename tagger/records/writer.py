@@ -377,7 +377,8 @@ def _prepare_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> None:
 def remove_temporary_files(out_dir: str) -> None:
     """Removes the temporary files of shards whose writing was cut short."""
     for name in fileio.listdir(out_dir):
-        if name.endswith(".tmp") and SHARD_PATTERN.match(name.removesuffix(".tmp")):
+        if name.endswith(".tmp") and SHARD_PATTERN.match(
+                re.sub(r"(\.[0-9a-f]{32})?\.tmp$", "", name)):
             fileio.remove(join_path(out_dir, name))
 
 
