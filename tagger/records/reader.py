@@ -8,9 +8,12 @@ segments of one clip joined in time: `(k * segment_length,)` for raw audio,
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import tensorflow as tf
 
+from tagger.errors import UserError
 from tagger.records.info import load_info, shard_paths
 from tagger.records.schema import make_parser, to_float
 
@@ -168,9 +171,60 @@ def clip_labels(data_dir: str, split: str, info: dict | None = None):
     records = tf.data.TFRecordDataset(shard_paths(data_dir, info, split))
     parsed = records.map(lambda r: tf.io.parse_single_example(r, spec))
     ids, tags = [], []
-    for example in parsed.batch(1024).as_numpy_iterator():
-        ids.append(example["clip_id"])
-        tags.append(example["tags"])
+    with shard_errors(data_dir, split, info):
+        for example in parsed.batch(1024).as_numpy_iterator():
+            ids.append(example["clip_id"])
+            tags.append(example["tags"])
     if not ids:
         return np.zeros((0,), np.int64), np.zeros((0, info["num_tags"]), np.float32)
     return np.concatenate(ids), np.concatenate(tags).astype(np.float32)
+
+
+@contextlib.contextmanager
+def shard_errors(data_dir: str, split: str, info: dict | None = None):
+    """Reading `split` inside this block: a damaged (truncated, corrupted) or
+    missing shard becomes one UserError naming the shard and how to rebuild
+    it. tf.data's message does not say which file failed, so the split's
+    shards are checked one by one (only when reading has failed)."""
+    try:
+        yield
+    except (tf.errors.DataLossError, tf.errors.NotFoundError) as error:
+        raise damaged_shard_error(data_dir, split, info, error) from None
+
+
+def damaged_shard_error(data_dir: str, split: str, info: dict | None,
+                        error: Exception) -> UserError:
+    """The UserError for a failed read of `split`: names the first shard that
+    cannot be read to its end."""
+    info = info or load_info(data_dir)
+    for path in shard_paths(data_dir, info, split):
+        problem = shard_problem(path)
+        if problem:
+            return UserError(f"shard {path!r} of the {split} split {problem}; rebuild the "
+                             "dataset (delete that shard and rerun build_mtt.py with the "
+                             "same settings, or build anew with --overwrite)")
+    reason = _first_line(error)
+    return UserError(f"reading the {split} split of {data_dir!r} failed ({reason}); "
+                     "rebuild the dataset")
+
+
+def shard_problem(path: str) -> str | None:
+    """None for a TFRecord file whose every record reads back with a valid
+    checksum; else what is wrong with it ("is missing", "is damaged (...)")."""
+    if not tf.io.gfile.exists(path):
+        return "is missing"
+    try:
+        tf.data.TFRecordDataset(path).reduce(np.int64(0), lambda n, _: n + 1)
+    except (tf.errors.DataLossError, tf.errors.NotFoundError,
+            tf.errors.InvalidArgumentError) as error:
+        return f"is damaged ({_first_line(error)})"
+    return None
+
+
+def _first_line(error: Exception) -> str:
+    """A TensorFlow error's message without its op and function decorations."""
+    text = getattr(error, "message", None) or str(error)
+    text = text.split("[Op:")[0]
+    if text.startswith("{{function_node"):
+        text = text.split("}}", 1)[-1]
+    return (text.strip().splitlines() or [type(error).__name__])[0].rstrip("' ")
