@@ -6,7 +6,9 @@ Every file is decoded (mp3, ogg, flac, wav, ... via libsndfile), mixed to
 mono, resampled to the model's rate and cut into windows of the model's
 input length; the clip's scores are the mean over its windows. Exit code
 0: every input tagged; 1: some inputs were skipped (one line each on
-stderr); 2: a usage error (bad flag, missing or unusable model, no audio).
+stderr; paths that are not regular files, undecodable audio, audio with
+NaN or infinite samples); when every input is skipped, `--out` is not
+touched, so an earlier report survives; 2: a usage error (bad flag, missing or unusable model, no audio).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def main(argv=None):
 
 
 def run(args) -> int:
+    import os
     import sys
 
     from tagger.inference.config import TagConfig
@@ -64,8 +67,13 @@ def run(args) -> int:
         sys.stdout.write(summary.report)
         sys.stdout.flush()
     if summary.failures:
-        print(f"{len(summary.failures)} of {len(summary.failures) + len(summary.results)} "
-              "inputs skipped", file=sys.stderr)
+        line = (f"{len(summary.failures)} of {len(summary.failures) + len(summary.results)} "
+                "inputs skipped")
+        if args.out and not summary.out_written:
+            line += (f"; nothing was tagged, so {args.out} was left as it was"
+                     if os.path.exists(args.out) else
+                     f"; nothing was tagged, so {args.out} was not written")
+        print(line, file=sys.stderr)
     return summary.exit_code
 
 
