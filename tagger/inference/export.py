@@ -44,6 +44,10 @@ from tagger.inference.native_stderr import native_stderr_silenced
 
 TAGS_ASSET = "tags.txt"
 INFO_EXTRA = os.path.join("assets.extra", "tagger_info.json")
+# What a SavedModel export writes at the top of its folder: `--overwrite`
+# replaces a folder holding only these, and refuses one holding anything else.
+SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets",
+                                  "assets.extra"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,23 +76,25 @@ def export(config, log=print) -> ExportResult:
     """Loads `config.model` and writes it as `config.format` (ExportConfig)."""
     from tagger.models.saved import load_tagger
 
+    from tagger import fileio
+
     out = config.out or default_out(config.model, config.format)
-    if os.path.exists(out) and not config.overwrite:
-        raise UserError(f"{out!r} exists; pass --overwrite to replace it or choose --out")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise UserError(f"--out {out!r}: folder {parent!r} does not exist")
+    check_destination(out, config.format, config.overwrite)
     model, info = load_tagger(config.model)
+    fileio.prepare_output_dir(os.path.dirname(os.path.abspath(out)), "--out")
     serving = ServingModel(model, info)
     if serving.warning:
         log(f"warning: {serving.warning}")
-    if config.format == "saved_model":
-        write_saved_model(serving, out)
-        tags_path = os.path.join(out, "assets", TAGS_ASSET)
-        select = False
-    else:
-        select = write_tflite(serving, out)
-        tags_path = tflite_tags_path(out)
+    try:
+        if config.format == "saved_model":
+            write_saved_model(serving, out)
+            tags_path = os.path.join(out, "assets", TAGS_ASSET)
+            select = False
+        else:
+            select = write_tflite(serving, out)
+            tags_path = tflite_tags_path(out)
+    except OSError as error:  # a full disk, a folder made read-only meanwhile
+        raise fileio.output_error("--out", out, error) from None
         if select:
             log("note: the TFLite model uses select TensorFlow ops; run it with the "
                 "Flex delegate (included in the tensorflow pip package)")
@@ -103,6 +109,30 @@ def export(config, log=print) -> ExportResult:
     return ExportResult(out, config.format, tags_path, serving.sample_rate,
                         serving.window_samples, tuple(serving.tag_names), difference,
                         select)
+
+
+def check_destination(out: str, fmt: str, overwrite: bool) -> None:
+    """Refuses, in one line, an output that must not be replaced: anything
+    without `overwrite`; with it, a file where a SavedModel folder goes, a
+    folder where a TFLite file goes, or a folder holding files an export
+    does not write (they are the user's: never deleted)."""
+    if not os.path.lexists(out):
+        return
+    if not overwrite:
+        raise UserError(f"{out!r} exists; pass --overwrite to replace it or choose --out")
+    if fmt == "saved_model":
+        if not os.path.isdir(out):
+            raise UserError(f"--out {out!r} is a file, not a SavedModel folder; choose "
+                            "another --out (the file is left as it is)")
+        foreign = sorted(set(os.listdir(out)) - SAVED_MODEL_ENTRIES)
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+            raise UserError(f"--out {out!r} holds {len(foreign)} file(s) an export does not "
+                            f"write ({shown}); --overwrite replaces only a SavedModel "
+                            "folder: choose a new folder or move those files")
+    elif os.path.isdir(out):
+        raise UserError(f"--out {out!r} is a folder; a TFLite export is one file: "
+                        "give a file name")
 
 
 class ServingModel:
