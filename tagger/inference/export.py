@@ -24,7 +24,8 @@ endpoints are also callable attributes: `m.serve(x)["scores"]`,
 
 TFLite (one file): the `serve` signature, `waveform (batch,
 window_samples)` -> `scores (batch, tags)` with a dynamic batch (resize the
-input, or use a signature runner). Built-in TFLite ops are tried first;
+input, or use a signature runner); run it with LiteRT (`pip install
+ai-edge-litert`, `from ai_edge_litert.interpreter import Interpreter`). Built-in TFLite ops are tried first;
 select TensorFlow ops are enabled only if the converter needs them. The tag
 names go beside it, in `<out>.tags.txt`.
 """
@@ -104,7 +105,7 @@ def export(config, log=print) -> ExportResult:
         expected = serving.predict(x)
         with native_stderr_silenced():
             got = (saved_model_scores(out, x) if config.format == "saved_model"
-                   else tflite_scores(out, x))
+                   else tflite_scores(out, x, select))
         difference = float(np.max(np.abs(got - expected)))
     return ExportResult(out, config.format, tags_path, serving.sample_rate,
                         serving.window_samples, tuple(serving.tag_names), difference,
@@ -267,18 +268,29 @@ def saved_model_scores(path: str, x: np.ndarray) -> np.ndarray:
     return loaded.signatures["serving_default"](waveform=tf.constant(x))["scores"].numpy()
 
 
-def tflite_interpreter(path: str):
+def tflite_interpreter(path: str, select_tf_ops: bool = False, num_threads: int | None = None):
+    """A TFLite interpreter for `path`: LiteRT's (`ai_edge_litert`, the
+    maintained package) when it is installed, else TensorFlow's deprecated
+    `tf.lite.Interpreter`. A model that needs select TensorFlow ops (the
+    Flex delegate, shipped inside tensorflow) always gets TensorFlow's."""
+    if not select_tf_ops:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            pass
+        else:
+            return Interpreter(model_path=path, num_threads=num_threads)
     import warnings
 
     import tensorflow as tf
 
     with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
         warnings.simplefilter("ignore")
-        return tf.lite.Interpreter(model_path=path)
+        return tf.lite.Interpreter(model_path=path, num_threads=num_threads)
 
 
-def tflite_scores(path: str, x: np.ndarray) -> np.ndarray:
-    runner = tflite_interpreter(path).get_signature_runner("serve")
+def tflite_scores(path: str, x: np.ndarray, select_tf_ops: bool = False) -> np.ndarray:
+    runner = tflite_interpreter(path, select_tf_ops).get_signature_runner("serve")
     return np.asarray(runner(waveform=x)["scores"])
 
 

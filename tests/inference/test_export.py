@@ -70,7 +70,9 @@ def test_tflite_scores_and_tags(tagger, tmp_path):
     assert result.max_difference < 1e-5  # the export's own check
     assert not result.select_tf_ops  # the STFT converts to built-in ops
     x = check_waveforms(WINDOW, batch=3, seed=7)
-    runner = tflite_interpreter(str(out)).get_signature_runner("serve")
+    interpreter = tflite_interpreter(str(out))
+    assert type(interpreter).__module__.startswith("ai_edge_litert")  # LiteRT, not tf.lite
+    runner = interpreter.get_signature_runner("serve")
     for batch in (x, x[:1]):  # the batch dimension is dynamic
         np.testing.assert_allclose(runner(waveform=batch)["scores"],
                                    keras_scores(kind, fixture, batch), atol=1e-5)
