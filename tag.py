@@ -25,18 +25,20 @@ def parse_args(argv=None):
     p.add_argument("--top-k", type=int, default=None, metavar="K",
                    help="tags per file (default 5; with --threshold: no limit)")
     p.add_argument("--threshold", type=float, default=None, metavar="T",
-                   help="list every tag scoring at least this (0..1)")
+                   help="list every tag scoring at least this (0..1; default: none, "
+                        "the top K)")
     p.add_argument("--format", default="table", choices=["table", "json", "csv"],
                    help="report format (default table)")
-    p.add_argument("--out", default=None, metavar="FILE",
+    p.add_argument("--out", default=None, metavar="PATH",
                    help="write the report here (default stdout)")
     p.add_argument("--recursive", action="store_true", help="search folders recursively")
     p.add_argument("--hop", type=float, default=None, metavar="SECONDS",
                    help="seconds between window starts (default: the window, no overlap)")
-    p.add_argument("--taggram", default=None, metavar="DIR",
-                   help="write each file's window x tag scores as .npy and .png here")
-    p.add_argument("--embeddings", default=None, metavar="FILE",
-                   help="write penultimate-layer embeddings to this .npz")
+    p.add_argument("--taggram", default=None, metavar="PATH",
+                   help="write each file's window x tag scores as .npy and .png into "
+                        "this folder (default: none)")
+    p.add_argument("--embeddings", default=None, metavar="PATH",
+                   help="write penultimate-layer embeddings to this .npz (default: none)")
     p.add_argument("--batch-size", type=int, default=32, metavar="N",
                    help="windows per model call (default 32)")
     p.add_argument("--workers", type=int, default=2, metavar="N",

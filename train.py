@@ -52,11 +52,12 @@ def parse_args(argv=None):
     model.add_argument("--attention-heads", type=int, default=None,
                        help="self_attention / transformer: heads (default: 8)")
     model.add_argument("--size", choices=["teacher", "student"], default=None,
-                       help="transformer: teacher (attention width 256) or student (64)")
+                       help="transformer: teacher (attention width 256) or student (64) "
+                            "(default: teacher)")
     model.add_argument("--conv-ndim", type=int, default=None,
                        help="transformer: front-end channels (default: 128)")
     model.add_argument("--attention-ndim", type=int, default=None,
-                       help="transformer: encoder width (overrides --size)")
+                       help="transformer: encoder width (default: from --size)")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=int, default=23, metavar="N",
@@ -94,7 +95,9 @@ def parse_args(argv=None):
     system.add_argument("--strategy", default="auto",
                         choices=["auto", "default", "mirrored", "multiworker", "tpu"],
                         help="tf.distribute strategy (default: auto)")
-    system.add_argument("--tpu", default=None, help="TPU name or grpc:// address")
+    system.add_argument("--tpu", default=None,
+                        help="TPU name or grpc:// address (default: Colab's TPU when "
+                             "one is reachable)")
     system.add_argument("--mixed-precision", default="off",
                         choices=["off", "float16", "bfloat16"],
                         help="compute type (default: off; a TPU uses bfloat16)")
