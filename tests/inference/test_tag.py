@@ -385,3 +385,20 @@ def test_an_empty_result_never_replaces_an_earlier_report(cnn, music, tmp_path, 
     code, _, err = run_tag(capsys, path, music / "broken.mp3", "--out", tmp_path / "new.csv")
     assert code == 1 and err[-1].endswith("so " + str(tmp_path / "new.csv") + " was not written")
     assert not (tmp_path / "new.csv").exists()
+
+
+def test_taggram_of_a_padded_file_shades_the_padding(cnn, music):
+    from tagger.inference.predictor import Predictor
+    from tagger.inference.taggram import taggram_figure
+    from tagger.inference.tagging import tag_files
+    from tagger.models.saved import load_tagger
+
+    model, info = load_tagger(cnn[0])
+    files = [str(music / "short.wav"), str(music / "a.wav")]
+    short, full = sorted(tag_files(Predictor(model, info), files), key=lambda r: r.index)
+    axes = taggram_figure(short, TAGS).axes[0]
+    spans = [p.get_x() for p in axes.patches], [p.get_x() + p.get_width() for p in axes.patches]
+    assert spans == ([pytest.approx(0.5)], [pytest.approx(WINDOW / RATE)])  # 0.5 s of audio
+    assert axes.get_xlim() == pytest.approx((0.0, WINDOW / RATE))
+    assert "zero padding" in axes.get_title()
+    assert len(taggram_figure(full, TAGS).axes[0].patches) == 0  # nothing padded
