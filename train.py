@@ -124,7 +124,8 @@ def add_hardware_flags(p):
                         choices=["auto", "default", "mirrored", "multiworker", "tpu"],
                         help="tf.distribute strategy (default: auto)")
     system.add_argument("--tpu", default=None, metavar="NAME",
-                        help="TPU name or grpc:// address (--strategy auto or tpu)")
+                        help="TPU name or grpc:// address, with --strategy auto or tpu "
+                             "(default: Colab's TPU when one is reachable)")
     system.add_argument("--mixed-precision", default="off",
                         choices=["off", "float16", "bfloat16"],
                         help="compute type (default: off; a TPU uses bfloat16)")
