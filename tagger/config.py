@@ -35,7 +35,9 @@ class LogMelConfig:
     """Log-mel front end parameters (see `tagger.layers.LogMel`).
 
     `top_db` is a per-example clamp below the example's maximum; None keeps
-    the full dynamic range.
+    the full dynamic range. `mel_scale`, `mel_norm`, `power`,
+    `db_multiplier` and `amin` reproduce other toolkits' features (see
+    `LogMel`); the defaults are Keras's filter bank and 10*log10(power).
     """
 
     n_mels: int = 128
@@ -44,6 +46,11 @@ class LogMelConfig:
     f_min: float = 0.0
     f_max: float | None = None
     top_db: float | None = None
+    mel_scale: str = "keras"
+    mel_norm: str | None = None
+    power: float = 2.0
+    db_multiplier: float = 10.0
+    amin: float = 1e-10
 
     def frames(self, num_samples: int) -> int:
         """Frames produced for `num_samples` samples (centred STFT)."""
