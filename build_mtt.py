@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tagger import cli
 from tagger.cli import ArgumentParser
+from tagger.beam.flags import beam_run  # noqa: F401  (the runner the flags ask for)
 from tagger.records.build_flags import add_record_flags
 
 
