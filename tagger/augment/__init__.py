@@ -1,0 +1,5 @@
+"""In-graph audio augmentation (TensorFlow ops, seeded, one module per transform)."""
+
+from tagger.augment.chain import AudioAugmentation, AugmentConfig, augment, step_seed
+
+__all__ = ["AudioAugmentation", "AugmentConfig", "augment", "step_seed"]
