@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 
 from tagger.augment import delay, filters, gain, noise, pitch_shift, polarity, reverb
-from tagger.augment.common import split_seed
+from tagger.augment.common import ALG, split_seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,10 +71,16 @@ def augment(x, seed, sample_rate: int = 22050, config: AugmentConfig = AugmentCo
     return x
 
 
-def step_seed(seed: int, step):
-    """The augmentation seed of training step `step` (a tensor) of a run
-    seeded with `seed`: reproducible, and the same after a resume."""
-    return tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
+def step_seed(seed, step, stream: int = 0):
+    """The augmentation seed (2,) of training step `step` (a tensor, e.g. the
+    optimizer's iteration count) of a run seeded with `seed`, for this
+    replica: reproducible, the same after a resume, different on every
+    replica and for every `stream` (e.g. the schedule's stage)."""
+    base = tf.stack([tf.cast(seed, tf.int64), tf.cast(stream, tf.int64)])
+    base = tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int64), alg=ALG)
+    context = tf.distribute.get_replica_context()
+    replica = 0 if context is None else context.replica_id_in_sync_group
+    return tf.random.experimental.stateless_fold_in(base, tf.cast(replica, tf.int64), alg=ALG)
 
 
 @keras.saving.register_keras_serializable(package="tagger")
@@ -104,3 +110,18 @@ class AudioAugmentation(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "sample_rate": self.sample_rate, "seed": self.seed,
                 "probabilities": self.probabilities}
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """The chain as used by a training step: `(windows, step) -> windows`, seeded
+    per step and replica by `step_seed(seed, step, stream)`."""
+
+    sample_rate: int = 22050
+    seed: int = 0
+    stream: int = 0
+    config: AugmentConfig = AugmentConfig()
+
+    def __call__(self, x, step):
+        seed = step_seed(self.seed, step, self.stream)
+        return tf.cast(augment(x, seed, self.sample_rate, self.config), x.dtype)
