@@ -8,6 +8,7 @@ from __future__ import annotations
 from tagger import cli
 from tagger.cli import ArgumentParser
 from tagger.config import MONITORS
+from tagger.training import semi_supervised_cli
 
 
 def parse_args(argv=None):
@@ -106,6 +107,7 @@ def parse_args(argv=None):
     system.add_argument("--no-test", action="store_true",
                         help="skip the final test-split evaluation")
     system.add_argument("--no-progress", action="store_true", help="no progress bars")
+    semi_supervised_cli.add_flags(p)
     return p.parse_args(argv)
 
 
@@ -141,7 +143,8 @@ def config_from_args(args):
             strategy=args.strategy, tpu=args.tpu, mixed_precision=args.mixed_precision,
             jit_compile=args.jit_compile, steps_per_execution=args.steps_per_execution,
             resume=args.resume, seed=args.seed, evaluate_test=not args.no_test,
-            progress=not args.no_progress)
+            progress=not args.no_progress, augment=args.augment,
+            noisy_student=semi_supervised_cli.settings(args))
     except ValueError as error:
         raise UserError(str(error)) from None
 
@@ -171,9 +174,8 @@ def model_args_from(args) -> dict:
 
 
 def run(args):
-    from tagger.training.run import train
-
-    metrics = train(config_from_args(args))
+    config = config_from_args(args)
+    metrics = semi_supervised_cli.train_rounds(config, semi_supervised_cli.rounds(args))
     print(f"run folder: {metrics['run_dir']}")
 
 

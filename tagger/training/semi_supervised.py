@@ -209,10 +209,10 @@ class NoisyStudent:
 
     def train_function(self, model, optimizer, stage: int):
         c = self.config
-        augmentation = Augmentation(self.info["sample_rate"], c.seed, stage, AugmentConfig())
+        noise = Augmentation(self.info["sample_rate"], c.seed, stage, AugmentConfig())
         return make_noisy_student_function(
             model, self.teacher, optimizer, self.strategy, self.half, self.half,
-            augmentation, c.noisy_student.pseudo_label_weight, augment_labelled=c.augment,
+            noise, c.noisy_student.pseudo_label_weight, augment_labelled=c.augment,
             jit_compile=c.jit_compile)
 
 
@@ -221,3 +221,22 @@ def require_raw(info: dict, data_dir: str, purpose: str) -> None:
     if kind != "raw":
         raise UserError(f"{purpose} augments raw audio but {data_dir!r} holds {kind} "
                         "records; build the dataset with --features raw")
+
+
+def setup(config: TrainConfig, info: dict, strategy, window: int):
+    """Checks the run's augmentation and noisy-student settings against the
+    data and the strategy; returns a NoisyStudent, or None without a teacher."""
+    if config.augment:
+        require_raw(info, config.data_dir, "--augment")
+    if not config.noisy_student.teacher:
+        return None
+    require_raw(info, config.data_dir, "noisy-student training")
+    check_batch(config, strategy.num_replicas_in_sync)
+    return NoisyStudent(config, info, strategy, window)
+
+
+def augmentation(config: TrainConfig, info: dict, stage: int):
+    """The Augmentation of a supervised run's stage `stage` with `augment`, else None."""
+    if not config.augment:
+        return None
+    return Augmentation(info["sample_rate"], config.seed, stage, AugmentConfig())
