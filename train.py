@@ -9,6 +9,7 @@ from tagger import cli
 from tagger.cli import (ArgumentParser, non_negative_float, non_negative_int,
                         number_in_range, positive_float, positive_int)
 from tagger.config import MONITORS, SCHEDULES
+from tagger.training import semi_supervised_cli
 
 
 def parse_args(argv=None):
@@ -18,6 +19,7 @@ def parse_args(argv=None):
     add_model_flags(p)
     add_optimisation_flags(p)
     add_hardware_flags(p)
+    semi_supervised_cli.add_flags(p)
     return p.parse_args_given(argv)
 
 
@@ -232,7 +234,8 @@ def config_from_args(args):
             strategy=args.strategy, tpu=args.tpu, mixed_precision=args.mixed_precision,
             jit_compile=args.jit_compile, steps_per_execution=args.steps_per_execution,
             resume=args.resume, seed=args.seed, evaluate_test=not args.no_test,
-            progress=not args.no_progress)
+            progress=not args.no_progress, augment=args.augment,
+            noisy_student=semi_supervised_cli.settings(args))
     except ValueError as error:
         raise UserError(str(error)) from None
 
@@ -261,12 +264,12 @@ def given_fields(args) -> set | None:
 
 
 def run(args):
-    from tagger.training.run import resume_settings, train
+    from tagger.training.run import resume_settings
 
     config = config_from_args(args)
     if config.resume:
         config = resume_settings(config, given_fields(args))
-    metrics = train(config)
+    metrics = semi_supervised_cli.train_rounds(config, semi_supervised_cli.rounds(args))
     print(f"run folder: {metrics['run_dir']}")
 
 

@@ -224,6 +224,21 @@ class Stage:
 
 
 @dataclasses.dataclass(frozen=True)
+class NoisyStudentConfig:
+    """Noisy-student training (Won, Choi, Serra 2021); off while `teacher` is None."""
+
+    teacher: str | None = None  # a model saved by train.py (.keras or .hdf5)
+    unlabelled_split: str = "student"  # a split marked unlabelled in dataset_info.json
+    unlabelled_data_dir: str | None = None  # None: the labelled data_dir
+    pseudo_label_weight: float = 1.0  # w in BCE(labelled) + w * BCE(student, teacher)
+
+    def __post_init__(self):
+        if not (self.pseudo_label_weight >= 0 and math.isfinite(self.pseudo_label_weight)):
+            raise ValueError(f"pseudo_label_weight must be a finite number >= 0, got "
+                             f"{self.pseudo_label_weight}")
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything `train.py` needs; saved as config.json in the run folder."""
 
@@ -259,6 +274,8 @@ class TrainConfig:
     seed: int = 0
     evaluate_test: bool = True
     progress: bool = True
+    augment: bool = False  # the in-graph augmentation chain on the training windows
+    noisy_student: NoisyStudentConfig = NoisyStudentConfig()
 
     def __post_init__(self):
         for name, value, valid in (("schedule", self.schedule, SCHEDULES),

@@ -39,7 +39,7 @@ from tagger.models.saved import save_tagger
 from tagger.records.info import load_info
 from tagger.records import reader
 from tagger.records.reader import train_windows_per_pass
-from tagger.training import model_setup, strategy as strategies
+from tagger.training import model_setup, semi_supervised, strategy as strategies
 from tagger.training.schedule import make_optimizer, schedule_for
 from tagger.training.trainer import distributed_train_data, make_train_function
 
@@ -100,6 +100,7 @@ def train(config: TrainConfig) -> dict:
                         f"{replicas} replicas of the {type(strategy).__name__}; use a "
                         f"multiple of {replicas}")
     run = Run(config, info, strategy, precision)
+    run.noisy_student = semi_supervised.setup(config, info, strategy, run.window)
     return run.execute()
 
 
@@ -120,6 +121,7 @@ class Run:
             raise UserError(str(error)) from None
         self.state = RunState()
         self.global_batch = config.batch_size
+        self.noisy_student = None  # a semi_supervised.NoisyStudent, or None
 
     # -- set-up -------------------------------------------------------------
     def execute(self) -> dict:
@@ -232,8 +234,14 @@ class Run:
                       f" (up to {stage.max_epochs} epochs"
                       + (f", patience {stage.patience})" if stage.patience is not None
                          else ")"))
-            train_fn = make_train_function(self.model, optimizer, self.strategy,
-                                           self.global_batch, self.config.jit_compile)
+            if self.noisy_student:
+                train_fn = self.noisy_student.train_function(self.model, optimizer,
+                                                             stage.index)
+            else:
+                train_fn = make_train_function(
+                    self.model, optimizer, self.strategy, self.global_batch,
+                    self.config.jit_compile,
+                    semi_supervised.augmentation(self.config, self.info, stage.index))
             while not self._stage_over(stage):
                 row = self._train_epoch(train_fn, self._epoch_data(), steps, stage)
                 self._end_epoch(row, optimizer)
@@ -242,7 +250,10 @@ class Run:
     def _epoch_data(self):
         """An iterator over the batches of the coming epoch, shuffled with a seed
         made from the run's seed and the epoch alone (so a resumed run reads
-        what an uninterrupted one would)."""
+        what an uninterrupted one would); noisy-student runs get (labelled,
+        unlabelled) iterators."""
+        if self.noisy_student:
+            return self.noisy_student.iterators(epoch_seed(self.config.seed, self.state.epoch))
         data = distributed_train_data(
             self.strategy, self.config.data_dir, self.info, self.global_batch,
             self.window, self.config.shuffle_segments,
@@ -257,7 +268,8 @@ class Run:
 
     def _steps_per_epoch(self) -> int:
         windows = train_windows_per_pass(self.info, "train", self.window)
-        steps = max(1, windows // self.global_batch)
+        labelled = self.global_batch // 2 if self.noisy_student else self.global_batch
+        steps = max(1, windows // labelled)
         if self.config.steps_per_epoch:
             steps = min(steps, self.config.steps_per_epoch)
         return steps
@@ -584,6 +596,8 @@ def default_run_name(config: TrainConfig) -> str:
         parts.append(config.model_args.get("block", "se"))
         if config.model_args.get("multi", True):
             parts.append("multi")
+    if config.noisy_student.teacher:
+        parts.append("student")
     return "-".join(parts)
 
 
