@@ -175,3 +175,29 @@ def test_tags_file_overrides_and_torch_sources_say_how_to_install(tmp_path, caps
                              "--out", tmp_path / "t.keras")
     one_line_error(code, err, "needs PyTorch", "pip install -r requirements-torch.txt")
     assert not (tmp_path / "t.keras").exists()
+
+
+def test_tag_order_permutes_the_outputs_exactly(tmp_path, capsys):
+    """resemul's outputs run in ascending tag frequency; records built here run
+    in descending order: --tag-order dataset_info.json reorders the outputs."""
+    import json
+
+    model = random_model("se", 3)
+    path = tmp_path / "se.hdf5"
+    write_keras2_file(model, "se", path)
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"tag_names": list(MTT_TOP50)}))
+    out = tmp_path / "out.keras"
+    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "resemul",
+                             "--tag-order", tmp_path / "dataset_info.json", "--out", out)
+    assert code == 0, err
+    converted, info = load_tagger(str(out))
+    assert info["tag_names"] == list(MTT_TOP50)
+    x = waveforms()
+    # the same scores, permuted (a reordered matrix product may round the last bit)
+    np.testing.assert_allclose(np.asarray(converted(x)), np.asarray(model(x))[:, ::-1],
+                               rtol=0, atol=1e-6)
+    (tmp_path / "order.txt").write_text("\n".join(MTT_TOP50[:49] + ("jazz",)) + "\n")
+    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "resemul",
+                             "--tag-order", tmp_path / "order.txt", "--out", tmp_path / "o.keras")
+    one_line_error(code, err, "--tag-order", "missing ['choral']", "unknown ['jazz']")
+    assert not (tmp_path / "o.keras").exists()
