@@ -58,8 +58,8 @@ def convert(config: ConvertConfig):
         from tagger.convert import transformer
 
         model, info = transformer.convert(config.source, size=config.size)
-    tags = list(config.tags) if config.tags is not None else list(info.pop("default_tags"))
-    info.pop("default_tags", None)
+    default_tags = info.pop("default_tags")
+    tags = list(config.tags if config.tags is not None else default_tags)
     num_tags = model.outputs[0].shape[-1]
     if len(tags) != num_tags:
         raise UserError(f"the model has {num_tags} outputs but {len(tags)} tag names were "
