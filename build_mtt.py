@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from tagger import cli
+from tagger.beam.flags import add_runner_flags, beam_run
 from tagger.cli import ArgumentParser
 
 
@@ -35,8 +36,8 @@ def parse_args(argv=None):
                    help="samples per segment (default: 59049 = 3^10)")
     p.add_argument("--num-audios-per-shard", type=int, default=100,
                    help="clips per shard (default: 100)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                   help="decoding processes (default: all cores)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding processes of the local builder (default: all cores)")
     p.add_argument("--split", default="directory",
                    help="'directory' (0-b train, c val, d-f test) or a folder of split lists")
     p.add_argument("--merge-synonyms", action="store_true",
@@ -49,6 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--overwrite", action="store_true",
                    help="replace a build made with other settings in --out-dir")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_runner_flags(p)
     return p.parse_args(argv)
 
 
@@ -58,10 +60,14 @@ def main(argv=None):
 
 def build(args):
     from tagger.config import AudioConfig, BuildConfig, FeatureConfig, LogMelConfig
-    from tagger.datasets.mtt import build_mtt
+    from tagger.datasets.mtt import build_mtt, plan_from_config
     from tagger.errors import UserError
     from tagger.records.info import describe
 
+    run = beam_run(args)
+    if run is not None and args.workers is not None:
+        raise UserError("--workers sets the local builder's processes; with --runner "
+                        "the runner decides (e.g. --beam-option direct_num_workers=2)")
     try:
         logmel = LogMelConfig(n_mels=args.n_mels, n_fft=args.n_fft,
                               hop_length=args.hop_length, f_min=args.f_min,
@@ -70,13 +76,18 @@ def build(args):
             data_dir=args.data_dir, out_dir=args.out_dir,
             audio=AudioConfig(args.sample_rate, args.segment_length),
             features=FeatureConfig(args.features, args.dtype, logmel),
-            clips_per_shard=args.num_audios_per_shard, workers=args.workers,
+            clips_per_shard=args.num_audios_per_shard,
+            workers=args.workers if args.workers is not None else os.cpu_count() or 1,
             split=args.split, merge_synonyms=args.merge_synonyms, top_k=args.top_k,
             seed=args.seed, unlabelled_fraction=args.unlabelled_fraction,
             overwrite=args.overwrite, progress=not args.no_progress)
     except ValueError as error:
         raise UserError(str(error)) from None
-    info = build_mtt(config)
+    if run is None:
+        info = build_mtt(config)
+    else:
+        from tagger.beam.build import run_beam_build
+        info = run_beam_build(plan_from_config(config), config, run)
     print(describe(info, config.output_dir))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import itertools
 import math
 
 import numpy as np
@@ -59,22 +60,47 @@ def plan_shards(plan: DatasetPlan, clips_per_shard: int) -> list:
 def build_records(plan: DatasetPlan, config: BuildConfig) -> dict:
     """Writes every split of `plan` as shards under `config.output_dir` and
     returns the dataset_info dict (also saved as dataset_info.json)."""
+    build = prepare_build(plan, config)
+    if build.pending:
+        for job, manifest in _write_shards(build.pending, plan, config):
+            build.manifests[job.name] = manifest
+    return finish_build(plan, config, build)
+
+
+@dataclasses.dataclass
+class PreparedBuild:
+    """The shards of a build and what is already done (see `prepare_build`)."""
+    jobs: list  # every ShardJob, in write order
+    manifests: dict  # shard name -> manifest of a finished shard, or None
+    fingerprint: str
+
+    @property
+    def pending(self) -> list:
+        return [job for job in self.jobs if self.manifests[job.name] is None]
+
+
+def prepare_build(plan: DatasetPlan, config: BuildConfig) -> PreparedBuild:
+    """Checks the input, prepares the out dir (a build of other settings
+    needs `overwrite`; left-over temporary files go) and finds the shards
+    still to write. Every builder (local processes, Beam) starts here."""
     if config.clips_per_shard < 1:
         raise UserError(f"--num-audios-per-shard must be at least 1, got "
                         f"{config.clips_per_shard}")
     if not fileio.isdir(plan.audio_root):
         raise UserError(f"audio folder {plan.audio_root!r} does not exist; the data "
                         "dir must hold the mp3/ folder named by the annotations")
-    out_dir = config.output_dir
     fingerprint = _fingerprint(plan, config)
-    _prepare_out_dir(out_dir, fingerprint, config.overwrite)
+    _prepare_out_dir(config.output_dir, fingerprint, config.overwrite)
     jobs = plan_shards(plan, config.clips_per_shard)
-    manifests = {job.name: _load_manifest(out_dir, job) for job in jobs}
-    pending = [job for job in jobs if manifests[job.name] is None]
-    if pending:
-        for job, manifest in _write_shards(pending, plan, config):
-            manifests[job.name] = manifest
-    info = _dataset_info(plan, config, jobs, manifests, fingerprint)
+    manifests = {job.name: load_manifest(config.output_dir, job) for job in jobs}
+    return PreparedBuild(jobs, manifests, fingerprint)
+
+
+def finish_build(plan: DatasetPlan, config: BuildConfig, build: PreparedBuild) -> dict:
+    """Writes dataset_info.json from the manifests of every shard (all
+    written) and returns it; a build where no clip decoded is an error."""
+    out_dir = config.output_dir
+    info = _dataset_info(plan, config, build.jobs, build.manifests, build.fingerprint)
     if sum(s["clips"] for s in info["splits"].values()) == 0:
         _remove_outputs(out_dir)
         example = info["skipped"][0] if info["skipped"] else None
@@ -88,46 +114,62 @@ def build_records(plan: DatasetPlan, config: BuildConfig) -> dict:
 
 def _write_shards(jobs, plan: DatasetPlan, config: BuildConfig):
     """Yields (job, manifest) for each job, in order, after its shard is in place."""
-    import tensorflow as tf
-
-    features = _feature_transform(config)
-    decode_dtype = config.features.dtype if config.features.kind == "raw" else "float32"
+    features = feature_transform(config)
     clips = [clip for job in jobs for clip in job.clips]
-    tasks = (_task(i, clip, plan, config, decode_dtype)
-             for i, clip in enumerate(clips) if clip.path not in plan.known_broken)
     # ram:// lives in this process's memory: other processes cannot read it.
     workers = 1 if plan.audio_root.startswith("ram://") else config.workers
-    results = ordered_map(decode_clip, tasks, workers)
+    decoded = decode_clips(clips, plan.audio_root, plan.known_broken, config, workers)
     progress = tqdm(total=len(clips), unit="clip", desc="build", disable=not config.progress)
-    out_dir = config.output_dir
     with progress:
         for job in jobs:
-            path = join_path(out_dir, job.name)
-            manifest = {"shard": job.name, "split": job.split, "clip_ids": [],
-                        "segments": 0, "skipped": []}
-            with tf.io.TFRecordWriter(f"{path}.tmp") as writer:
-                for clip in job.clips:
-                    if clip.path in plan.known_broken:
-                        decoded = DecodedClip(-1, None, plan.known_broken[clip.path])
-                    else:
-                        decoded = next(results)
-                    progress.update(1)
-                    if decoded.segments is None:
-                        manifest["skipped"].append({"clip_id": clip.clip_id, "path": clip.path,
-                                                    "reason": decoded.skip_reason})
-                        continue
-                    segments = features(decoded.segments)
-                    writer.write(_serialize(clip, segments, len(plan.tag_names)))
-                    manifest["clip_ids"].append(clip.clip_id)
-                    manifest["segments"] += int(segments.shape[0])
-            fileio.write_atomic(_manifest_path(out_dir, job.name), json.dumps(manifest))
-            fileio.rename(f"{path}.tmp", path)
+            manifest = write_shard(job, itertools.islice(decoded, len(job.clips)),
+                                   config.output_dir, len(plan.tag_names), features,
+                                   on_clip=lambda: progress.update(1))
             yield job, manifest
 
 
-def _task(index: int, clip: Clip, plan: DatasetPlan, config: BuildConfig, dtype: str):
-    return DecodeTask(index, join_path(plan.audio_root, clip.path), config.audio.sample_rate,
-                      config.audio.segment_length, dtype)
+def decode_clips(clips, audio_root: str, known_broken: dict, config: BuildConfig,
+                 workers: int = 1):
+    """Yields a DecodedClip per clip, in order, decoded by `workers`
+    processes; a known-broken clip is not opened and comes with its reason."""
+    dtype = config.features.dtype if config.features.kind == "raw" else "float32"
+    tasks = (DecodeTask(i, join_path(audio_root, clip.path), config.audio.sample_rate,
+                        config.audio.segment_length, dtype)
+             for i, clip in enumerate(clips) if clip.path not in known_broken)
+    results = ordered_map(decode_clip, tasks, workers)
+    for clip in clips:
+        if clip.path in known_broken:
+            yield DecodedClip(-1, None, known_broken[clip.path])
+        else:
+            yield next(results)
+
+
+def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
+                temp_suffix: str = ".tmp", on_clip=None) -> dict:
+    """Writes `job`'s shard from `decoded` (a DecodedClip per clip of the
+    job, in order) and returns its manifest: the shard goes to a temporary
+    name, the manifest is saved, then the shard is renamed into place.
+    `features` maps decoded segments to what the records store."""
+    import tensorflow as tf
+
+    path = join_path(out_dir, job.name)
+    manifest = {"shard": job.name, "split": job.split, "clip_ids": [],
+                "segments": 0, "skipped": []}
+    with tf.io.TFRecordWriter(f"{path}{temp_suffix}") as writer:
+        for clip, result in zip(job.clips, decoded, strict=True):
+            if on_clip is not None:
+                on_clip()
+            if result.segments is None:
+                manifest["skipped"].append({"clip_id": clip.clip_id, "path": clip.path,
+                                            "reason": result.skip_reason})
+                continue
+            segments = features(result.segments)
+            writer.write(_serialize(clip, segments, num_tags))
+            manifest["clip_ids"].append(clip.clip_id)
+            manifest["segments"] += int(segments.shape[0])
+    fileio.write_atomic(_manifest_path(out_dir, job.name), json.dumps(manifest))
+    fileio.rename(f"{path}{temp_suffix}", path)
+    return manifest
 
 
 def _serialize(clip: Clip, segments: np.ndarray, num_tags: int) -> bytes:
@@ -137,7 +179,7 @@ def _serialize(clip: Clip, segments: np.ndarray, num_tags: int) -> bytes:
     return serialize_example(clip.clip_id, clip.path, labels, segments)
 
 
-def _feature_transform(config: BuildConfig):
+def feature_transform(config: BuildConfig):
     """Segments from the decoder -> what the records store."""
     if config.features.kind == "raw":
         return lambda segments: segments
@@ -223,15 +265,20 @@ def _prepare_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> None:
                     "pass --overwrite to replace it or choose another --out-dir")
             _remove_outputs(out_dir)
         fileio.makedirs(state)
-        for name in fileio.listdir(out_dir):
-            if name.endswith(".tmp"):
-                fileio.remove(join_path(out_dir, name))
+        remove_temporary_files(out_dir)
         fileio.write_atomic(stamp, json.dumps({"fingerprint": fingerprint}))
     except UserError:
         raise
     except Exception as error:  # OSError locally, tf.errors.OpError elsewhere
         raise UserError(f"cannot write to out dir {out_dir!r}: "
                         f"{str(error).splitlines()[0]}") from None
+
+
+def remove_temporary_files(out_dir: str) -> None:
+    """Removes the temporary files of shards whose writing was cut short."""
+    for name in fileio.listdir(out_dir):
+        if name.endswith(".tmp"):
+            fileio.remove(join_path(out_dir, name))
 
 
 def _previous_fingerprint(out_dir: str):
@@ -246,7 +293,7 @@ def _manifest_path(out_dir: str, shard: str) -> str:
     return join_path(out_dir, STATE_DIR, f"{shard}.json")
 
 
-def _load_manifest(out_dir: str, job: ShardJob):
+def load_manifest(out_dir: str, job: ShardJob):
     """The manifest of a finished shard, or None if the shard must be written."""
     shard = join_path(out_dir, job.name)
     manifest = _manifest_path(out_dir, job.name)
