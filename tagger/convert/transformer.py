@@ -127,7 +127,8 @@ def _front_end(tensors: dict, source: str) -> LogMelConfig:
                               f"bank {bank.shape} is not torchaudio's Hann/HTK front end")
     ours = mel_filter_bank(SAMPLE_RATE, n_fft, logmel.n_mels, logmel.f_min, logmel.f_max,
                            scale="htk", norm=None)
-    if not np.allclose(bank, ours, atol=1e-5):
+    # torchaudio computes the bank in float32: up to ~2e-5 from ours on peaks of 1
+    if np.abs(bank - ours).max() > 1e-4:
         raise ConversionError(
             f"{source}: the stored mel filter bank differs from the HTK bank over "
             f"0-11025 Hz at 22050 Hz (max difference {np.abs(bank - ours).max():.3g}); "
