@@ -10,7 +10,8 @@ as `teacher_network.*`, which is skipped. Parameter names (src/models.py,
 src/modules.py):
 
     spec.spectrogram.window, spec.mel_scale.fb   torchaudio MelSpectrogram
-        buffers: checked against our front end, not weights
+        buffers: checked against our front end, not weights (a file saved
+        without them gets the paper's settings, n_mels from frontend.fc)
     frontend.input_bn                            -> input_bn
     frontend.layer{1,2,3}.conv_1/bn_1/conv_2/bn_2 -> block{b}_conv1/bn1/conv2/bn2
     frontend.layer1.conv_3/bn_3                  -> block1_shortcut_conv/bn
@@ -115,8 +116,14 @@ def _front_end(tensors: dict, source: str) -> LogMelConfig:
     checkpoint stores (the Hann window and the mel filter bank)."""
     window = tensors.get("spec.spectrogram.window")
     bank = tensors.get("spec.mel_scale.fb")
+    if window is None and bank is None:  # saved without buffers: the paper's settings
+        fc = tensors.get("frontend.fc.weight")
+        conv = tensors.get("frontend.layer1.conv_1.weight")
+        if fc is None or conv is None or fc.shape[1] % conv.shape[0]:
+            return LOGMEL
+        return dataclasses.replace(LOGMEL, n_mels=8 * (fc.shape[1] // conv.shape[0]))
     if window is None or bank is None:
-        raise ConversionError(f"{source} lacks the MelSpectrogram buffers "
+        raise ConversionError(f"{source} holds only one of the MelSpectrogram buffers "
                               "'network.spec.spectrogram.window' / 'network.spec.mel_scale.fb'")
     n_fft = len(window)
     hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic

@@ -121,6 +121,21 @@ def test_bad_checkpoints_are_one_line_and_write_nothing(checkpoints, change, arg
     assert not out.exists() and list(tmp_path.iterdir()) == [bad]
 
 
+def test_a_checkpoint_without_front_end_buffers_gets_the_papers_settings(checkpoints,
+                                                                       tmp_path):
+    from tagger.convert import transformer
+
+    path, _ = checkpoints["student"]
+    state = torch.load(path, weights_only=True)
+    del state["network.spec.spectrogram.window"], state["network.spec.mel_scale.fb"]
+    torch.save(state, tmp_path / "student.ckpt")
+    model, info = transformer.convert(str(tmp_path / "student.ckpt"), size="student")
+    assert info["logmel"] == dataclasses.asdict(transformer.LOGMEL)
+    reference, _ = transformer.convert(str(path))
+    for a, b in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_files_of_another_kind_are_one_line(checkpoints, tmp_path, capsys):
     import h5py
 
