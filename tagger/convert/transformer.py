@@ -41,6 +41,7 @@ import numpy as np
 from tagger.config import LogMelConfig
 from tagger.convert import mapping
 from tagger.convert.mapping import ConversionError, WeightMap
+from tagger.datasets.msd.tags import CALS_TAGS  # src/msd_config.py order
 from tagger.layers.mel_filters import mel_filter_bank
 
 LOGMEL = LogMelConfig(n_mels=128, n_fft=1024, hop_length=512, f_min=0.0, f_max=11025.0,
@@ -52,17 +53,6 @@ HEADS = 8
 PREFIX = "network."
 TEACHER_PREFIX = "teacher_network."
 
-# MSDConfig.tag_names (src/msd_config.py): the CALS top-50, output order.
-CALS_TAGS = (
-    "rock", "pop", "indie", "alternative", "electronic", "hip-hop", "metal", "jazz",
-    "punk", "folk", "alternative rock", "indie rock", "dance", "hard rock", "00s",
-    "soul", "hardcore", "80s", "country", "classic rock", "punk rock", "blues",
-    "chillout", "experimental", "heavy metal", "death metal", "90s", "reggae",
-    "progressive rock", "ambient", "acoustic", "beautiful", "british", "rnb", "funk",
-    "metalcore", "mellow", "world", "guitar", "trance", "indie pop", "christian",
-    "house", "spanish", "latin", "psychedelic", "electro", "piano", "70s",
-    "progressive metal",
-)
 
 
 def convert(path: str, size: str | None = None, segments: int = 4):

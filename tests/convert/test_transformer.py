@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 import convert_weights  # noqa: E402
 from tagger.config import LogMelConfig  # noqa: E402
-from tagger.convert.transformer import CALS_TAGS  # noqa: E402
+from tagger.datasets.msd.tags import CALS_TAGS  # noqa: E402
 from tagger.models import build_model  # noqa: E402
 from tagger.models.saved import load_tagger  # noqa: E402
 from tests.checks import call_main, one_line_error  # noqa: E402
