@@ -18,7 +18,10 @@ from tagger.records.info import load_info, shard_paths
 from tagger.records.schema import make_parser, to_float
 
 AUTOTUNE = tf.data.AUTOTUNE
-DEFAULT_SHUFFLE_SEGMENTS = 1000
+# A shuffle block of 2000 segments mixes as much as the 1000-segment
+# per-window shuffle buffer the reader used before (distinct clips per
+# batch, measured by bench/bench_reader.py), at twice its memory.
+DEFAULT_SHUFFLE_SEGMENTS = 2000
 
 
 def clip_dataset(data_dir: str, split: str, info: dict | None = None,
