@@ -154,7 +154,8 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
         x, *tags = (tf.gather(t, indices) for t in block)
         return (to_float(x), *tags) if tags else to_float(x)
 
-    data = data.map(batch_indices).flat_map(batches)
+    # the next block is assembled while batches are gathered from this one
+    data = data.map(batch_indices).prefetch(1).flat_map(batches)
     return data.map(gather, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
 
 
