@@ -348,9 +348,10 @@ def _rows_from_lists(annotations: Annotations, lists: dict, folder: str):
 def build_mtt(config) -> dict:
     """Plans and writes MagnaTagATune records as `config` (a BuildConfig) says;
     returns the dataset_info dict."""
-    from tagger.records.writer import build_records
+    from tagger.records.writer import build_records, start_workers
 
-    plan = plan_mtt(config.data_dir, split=config.split, merge=config.merge_synonyms,
-                    top_k=config.top_k, seed=config.seed,
-                    unlabelled_fraction=config.unlabelled_fraction)
-    return build_records(plan, config)
+    with start_workers(config) as pool:  # they start while the annotations are read
+        plan = plan_mtt(config.data_dir, split=config.split, merge=config.merge_synonyms,
+                        top_k=config.top_k, seed=config.seed,
+                        unlabelled_fraction=config.unlabelled_fraction)
+        return build_records(plan, config, pool=pool)
