@@ -67,6 +67,15 @@ def build(data_dir: str, out_dir: str, workers: int):
                                  progress=False))
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def peak_rss_mb(data_dir: str, out_dir: str) -> float:
     """Peak resident memory of a 1-worker build in a fresh process."""
     code = ("import sys, resource, json; sys.path.insert(0, '.');"
@@ -99,11 +108,14 @@ def main():
              for c in clips if c.path not in plan.known_broken]
     build(data, os.path.join(work, "warmup"), 1)  # imports and first-call costs
     times = {"floor": [], "1": [], "2": []}
+    cpu = {"1": [], "2": []}
     for _ in range(args.repeats):
         kept, seconds = timed(floor, paths)
         times["floor"].append(seconds)
         for workers in (1, 2):
+            before = cpu_seconds()
             info, seconds = timed(build, data, os.path.join(work, f"out{workers}"), workers)
+            cpu[str(workers)].append(cpu_seconds() - before)
             times[str(workers)].append(seconds)
     clips = sum(s["clips"] for s in info["splits"].values())
     assert clips == kept, (clips, kept)
@@ -113,6 +125,9 @@ def main():
           f"{rate['floor']:.1f} clips/s, ours 1 worker {rate['1']:.1f} clips/s, "
           f"2 workers {rate['2']:.1f} clips/s; {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f}")
+    print(f"CPU seconds per build (this process and its workers, best of "
+          f"{args.repeats}): 1 worker {min(cpu['1']):.2f}, 2 workers {min(cpu['2']):.2f} "
+          "(the difference is what parallel decoding costs: start-up and transfer)")
     print(ratio_line("build throughput, 1 worker / decode+resample floor",
                      rate["1"] / rate["floor"], ">= 0.7"))
     print(ratio_line("scaling, 2 workers / 1 worker", rate["2"] / rate["1"], ">= 1.8"))

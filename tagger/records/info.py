@@ -77,6 +77,10 @@ def describe(info: dict, out_dir: str) -> str:
     if notes.get("dropped_without_top_tags"):
         lines.append(f"  dropped {notes['dropped_without_top_tags']} clip(s) with none "
                      f"of the top {info['num_tags']} tags")
+    cut = info.get("cut", [])
+    if cut:
+        lines.append(f"  cut {len(cut)} clip(s) longer than {info['max_seconds']:g} s "
+                     "(listed in dataset_info.json)")
     skipped = info["skipped"]
     lines.append(f"  skipped {len(skipped)} clip(s):")
     lines += [f"    {s['path']}: {s['reason']}" for s in skipped]

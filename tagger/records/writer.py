@@ -48,6 +48,7 @@ STATE_DIR = ".build"
 FINGERPRINT_FILE = "fingerprint.json"
 LOCK_FILE = "lock.json"
 SHARD_PATTERN = re.compile(r"^[A-Za-z0-9_]+-\d{4}-of-\d{4}\.tfrecord$")
+SHARD_TEMP_PATTERN = re.compile(r"^[A-Za-z0-9_]+-\d{4}-of-\d{4}\.tfrecord\S*\.tmp$")
 
 
 def shard_name(split: str, index: int, count: int) -> str:
@@ -395,15 +396,20 @@ def _prepare_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> None:
                                 "them or choose another --out-dir")
             _remove_outputs(out_dir)
         fileio.makedirs(state)
-        for name in fileio.listdir(out_dir):
-            if SHARD_PATTERN.match(name.removesuffix(".tmp")) and name.endswith(".tmp"):
-                fileio.remove(join_path(out_dir, name))
+        remove_temporary_files(out_dir)
         fileio.write_atomic(stamp, json.dumps({"fingerprint": fingerprint}))
     except UserError:
         raise
     except Exception as error:  # OSError locally, tf.errors.OpError elsewhere
         raise UserError(f"cannot write to out dir {out_dir!r}: "
                         f"{str(error).splitlines()[0]}") from None
+
+
+def remove_temporary_files(out_dir: str) -> None:
+    """Removes the temporary files of shards whose writing was cut short."""
+    for name in fileio.listdir(out_dir):
+        if SHARD_TEMP_PATTERN.match(name):
+            fileio.remove(join_path(out_dir, name))
 
 
 def _previous_fingerprint(out_dir: str):
@@ -449,7 +455,7 @@ def _remove_outputs(out_dir: str) -> None:
     if not fileio.isdir(out_dir):
         return
     for name in fileio.listdir(out_dir):
-        if SHARD_PATTERN.match(name.removesuffix(".tmp")) or name in (
+        if SHARD_PATTERN.match(name) or SHARD_TEMP_PATTERN.match(name) or name in (
                 INFO_FILE, f"{INFO_FILE}.tmp"):
             fileio.remove(join_path(out_dir, name))
     state = join_path(out_dir, STATE_DIR)

@@ -89,6 +89,8 @@ def test_long_clips_are_cut_and_listed(synthetic_mtt, raw_records, tmp_path):
     stored = json.loads((tmp_path / "out" / "dataset_info.json").read_text())
     assert stored["cut"] == info["cut"]
     assert raw_records[1]["cut"] == []
+    from tagger.records.info import describe
+    assert f"cut {clips} clip(s) longer than 3 s" in describe(info, str(tmp_path / "out"))
 
 
 def test_a_decoder_that_dies_skips_its_clip_and_the_build_finishes(
