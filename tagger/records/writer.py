@@ -374,9 +374,12 @@ def _fingerprint(plan: DatasetPlan, config: BuildConfig) -> str:
         "splits": {s: [[c.clip_id, c.path, None if c.labels is None else list(c.labels)]
                        for c in clips] for s, clips in plan.splits.items()},
         "known_broken": sorted(plan.known_broken),
-        "max_file_mb": config.max_file_mb,
-        "max_seconds": config.max_seconds,
     }
+    # The limits enter only when they differ from the defaults, so that a
+    # build made before they existed (with the same bytes) is still resumed.
+    for name in ("max_file_mb", "max_seconds"):
+        if getattr(config, name) != getattr(BuildConfig, name):
+            content[name] = getattr(config, name)
     if plan.unlabelled:
         content["unlabelled"] = sorted(plan.unlabelled)
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
