@@ -13,7 +13,6 @@ started and are simply sent again.
 from __future__ import annotations
 
 import collections
-import itertools
 import multiprocessing
 import multiprocessing.connection
 import signal

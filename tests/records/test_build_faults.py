@@ -16,7 +16,7 @@ import soundfile
 
 from tagger.datasets.mtt import build_mtt
 from tagger.errors import UserError
-from tagger.records import reader, writer
+from tagger.records import writer
 from tests.conftest import build_config
 from tests.records import dying_decoder
 from tests.records.test_build import files_digest
