@@ -51,7 +51,9 @@ class LogMelConfig:
     """Log-mel front end parameters (see `tagger.layers.LogMel`).
 
     `top_db` is a per-example clamp below the example's maximum; None keeps
-    the full dynamic range.
+    the full dynamic range. `mel_scale`, `mel_norm`, `power`,
+    `db_multiplier` and `amin` reproduce other toolkits' features (see
+    `LogMel`); the defaults are Keras's filter bank and 10*log10(power).
     """
 
     n_mels: int = 128
@@ -60,6 +62,11 @@ class LogMelConfig:
     f_min: float = 0.0
     f_max: float | None = None
     top_db: float | None = None
+    mel_scale: str = "keras"
+    mel_norm: str | None = None
+    power: float = 2.0
+    db_multiplier: float = 10.0
+    amin: float = 1e-10
 
     def __post_init__(self):
         for name in ("n_mels", "n_fft", "hop_length"):
@@ -217,6 +224,21 @@ class Stage:
 
 
 @dataclasses.dataclass(frozen=True)
+class NoisyStudentConfig:
+    """Noisy-student training (Won, Choi, Serra 2021); off while `teacher` is None."""
+
+    teacher: str | None = None  # a model saved by train.py (.keras or .hdf5)
+    unlabelled_split: str = "student"  # a split marked unlabelled in dataset_info.json
+    unlabelled_data_dir: str | None = None  # None: the labelled data_dir
+    pseudo_label_weight: float = 1.0  # w in BCE(labelled) + w * BCE(student, teacher)
+
+    def __post_init__(self):
+        if not (self.pseudo_label_weight >= 0 and math.isfinite(self.pseudo_label_weight)):
+            raise ValueError(f"pseudo_label_weight must be a finite number >= 0, got "
+                             f"{self.pseudo_label_weight}")
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything `train.py` needs; saved as config.json in the run folder."""
 
@@ -252,6 +274,8 @@ class TrainConfig:
     seed: int = 0
     evaluate_test: bool = True
     progress: bool = True
+    augment: bool = False  # the in-graph augmentation chain on the training windows
+    noisy_student: NoisyStudentConfig = NoisyStudentConfig()
 
     def __post_init__(self):
         for name, value, valid in (("schedule", self.schedule, SCHEDULES),

@@ -351,7 +351,11 @@ def build_mtt(config) -> dict:
     from tagger.records.writer import build_records, start_workers
 
     with start_workers(config) as pool:  # they start while the annotations are read
-        plan = plan_mtt(config.data_dir, split=config.split, merge=config.merge_synonyms,
-                        top_k=config.top_k, seed=config.seed,
-                        unlabelled_fraction=config.unlabelled_fraction)
-        return build_records(plan, config, pool=pool)
+        return build_records(plan_from_config(config), config, pool=pool)
+
+
+def plan_from_config(config) -> DatasetPlan:
+    """The plan of the MagnaTagATune build `config` (a BuildConfig) asks for."""
+    return plan_mtt(config.data_dir, split=config.split, merge=config.merge_synonyms,
+                    top_k=config.top_k, seed=config.seed,
+                    unlabelled_fraction=config.unlabelled_fraction)

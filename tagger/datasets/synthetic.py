@@ -60,7 +60,6 @@ The CLI also takes --overwrite (replace a dataset already in OUT_DIR) and
 from __future__ import annotations
 
 import argparse
-
 import dataclasses
 import os
 import shutil

@@ -69,7 +69,11 @@ def plan_shards(plan: DatasetPlan, clips_per_shard: int) -> list:
         count = max(1, math.ceil(len(clips) / clips_per_shard))
         for i in range(count):
             chunk = clips[i * clips_per_shard:(i + 1) * clips_per_shard]
-            jobs.append(ShardJob(split, shard_name(split, i, count), tuple(chunk)))
+            if isinstance(chunk, list):
+                chunk = tuple(chunk)
+            # a column-stored split (plan.ClipColumns) slices into a view:
+            # no Clip objects exist until a shard is written
+            jobs.append(ShardJob(split, shard_name(split, i, count), chunk))
     return jobs
 
 
@@ -158,7 +162,7 @@ def finish_build(plan: DatasetPlan, config: BuildConfig, build: PreparedBuild) -
 def _write_shards(jobs, plan: DatasetPlan, config: BuildConfig, pool=None):
     """Yields (job, manifest) for each job, in order, after its shard is in place."""
     features = feature_transform(config)
-    clips = [clip for job in jobs for clip in job.clips]
+    clips = _JobClips(jobs)
     # ram:// lives in this process's memory: other processes cannot read it.
     in_process = plan.audio_root.startswith("ram://")
     workers = 1 if in_process else config.workers
@@ -171,6 +175,19 @@ def _write_shards(jobs, plan: DatasetPlan, config: BuildConfig, pool=None):
                                    config.output_dir, len(plan.tag_names), features,
                                    on_clip=lambda: progress.update(1))
             yield job, manifest
+
+
+class _JobClips:
+    """The clips of `jobs` in order, iterable more than once, never all in a list."""
+
+    def __init__(self, jobs):
+        self.jobs = jobs
+
+    def __iter__(self):
+        return itertools.chain.from_iterable(job.clips for job in self.jobs)
+
+    def __len__(self):
+        return sum(len(job.clips) for job in self.jobs)
 
 
 def decode_clips(clips, audio_root: str, known_broken: dict, config: BuildConfig,
@@ -306,10 +323,8 @@ def feature_transform(config: BuildConfig):
         return lambda segments: segments
     from tagger.layers import LogMel
 
-    mel = config.features.logmel
-    layer = LogMel(sample_rate=config.audio.sample_rate, n_fft=mel.n_fft,
-                   hop_length=mel.hop_length, n_mels=mel.n_mels, f_min=mel.f_min,
-                   f_max=mel.f_max, top_db=mel.top_db)
+    layer = LogMel(sample_rate=config.audio.sample_rate,
+                   **dataclasses.asdict(config.features.logmel))
     return lambda segments: np.asarray(layer(segments), dtype=np.float32)
 
 
@@ -364,15 +379,21 @@ def _dataset_info(plan, config, jobs, manifests, fingerprint) -> dict:
 
 
 def _fingerprint(plan: DatasetPlan, config: BuildConfig) -> str:
-    """Hash of everything that decides the bytes of the shards."""
+    """Hash of everything that decides the bytes of the shards.
+
+    The hash is of `json.dumps(content, sort_keys=True)` where content
+    holds every clip as [clip_id, path, labels]; the clips are hashed one
+    at a time (the same bytes), so a million-clip plan needs no million-item
+    JSON document.
+    """
+    marker = "\x00splits\x00"
     content = {
         "builder_version": BUILDER_VERSION,
         "audio": to_dict(config.audio),
         "features": to_dict(config.features),
         "clips_per_shard": config.clips_per_shard,
         "tag_names": list(plan.tag_names),
-        "splits": {s: [[c.clip_id, c.path, None if c.labels is None else list(c.labels)]
-                       for c in clips] for s, clips in plan.splits.items()},
+        "splits": marker,
         "known_broken": sorted(plan.known_broken),
     }
     # The limits enter only when they differ from the defaults, so that a
@@ -382,7 +403,18 @@ def _fingerprint(plan: DatasetPlan, config: BuildConfig) -> str:
             content[name] = getattr(config, name)
     if plan.unlabelled:
         content["unlabelled"] = sorted(plan.unlabelled)
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    head, tail = json.dumps(content, sort_keys=True).split(json.dumps(marker))
+    digest = hashlib.sha256(head.encode())
+    digest.update(b"{")
+    for n, split in enumerate(sorted(plan.splits)):
+        digest.update(f"{', ' if n else ''}{json.dumps(split)}: [".encode())
+        for k, c in enumerate(plan.splits[split]):
+            labels = None if c.labels is None else [int(v) for v in c.labels]
+            digest.update(((", " if k else "") + json.dumps([c.clip_id, c.path, labels])).encode())
+        digest.update(b"]")
+    digest.update(b"}")
+    digest.update(tail.encode())
+    return digest.hexdigest()
 
 
 def _prepare_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> None:
@@ -411,7 +443,8 @@ def _prepare_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> None:
 def remove_temporary_files(out_dir: str) -> None:
     """Removes the temporary files of shards whose writing was cut short."""
     for name in fileio.listdir(out_dir):
-        if SHARD_TEMP_PATTERN.match(name):
+        if name.endswith(".tmp") and SHARD_PATTERN.match(
+                re.sub(r"(\.[0-9a-f]{32})?\.tmp$", "", name)):
             fileio.remove(join_path(out_dir, name))
 
 
