@@ -395,12 +395,9 @@ def _fingerprint(plan: DatasetPlan, config: BuildConfig) -> str:
         "tag_names": list(plan.tag_names),
         "splits": marker,
         "known_broken": sorted(plan.known_broken),
+        "max_file_mb": config.max_file_mb,
+        "max_seconds": config.max_seconds,
     }
-    # The limits enter only when they differ from the defaults, so that a
-    # build made before they existed (with the same bytes) is still resumed.
-    for name in ("max_file_mb", "max_seconds"):
-        if getattr(config, name) != getattr(BuildConfig, name):
-            content[name] = getattr(config, name)
     if plan.unlabelled:
         content["unlabelled"] = sorted(plan.unlabelled)
     head, tail = json.dumps(content, sort_keys=True).split(json.dumps(marker))
