@@ -106,7 +106,7 @@ def bootstrap_intervals(labels: np.ndarray, scores: np.ndarray, resamples: int =
     for start in range(0, resamples, 100):  # bounded memory: 100 resamples at a time
         size = min(100, resamples - start)
         weights = np.stack([np.bincount(rng.integers(0, clips, clips), minlength=clips)
-                            for _ in range(size)]).astype(np.float64)  # (size, clips)
+                            for _ in range(size)], axis=1).astype(np.int32)  # (clips, size)
         per_tag = [_weighted_aucs(labels[:, t], scores[:, t], weights) for t in tags]
         with np.errstate(invalid="ignore"):
             roc.append(np.nanmean(np.stack([r for r, _ in per_tag]), axis=0)
@@ -125,21 +125,25 @@ def bootstrap_intervals(labels: np.ndarray, scores: np.ndarray, resamples: int =
 
 
 def _weighted_aucs(y: np.ndarray, s: np.ndarray, weights: np.ndarray):
-    """ROC-AUC and average precision of one tag under each row of clip
-    `weights` (bootstrap counts), as sklearn computes them on the clips
-    repeated that many times; NaN where a row lacks either class."""
+    """ROC-AUC and average precision of one tag under each column of clip
+    `weights` `(clips, rows)` (bootstrap counts), as sklearn computes them on
+    the clips repeated that many times; NaN where a row lacks either class.
+    Counts stay integers (exact) until the per-threshold sums."""
     order = np.argsort(-s, kind="stable")  # descending score
-    s, y, w = s[order], y[order], weights[:, order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # groups of tied scores
-    pos = np.add.reduceat(w * y, starts, axis=1)  # (rows, groups)
-    neg = np.add.reduceat(w * ~y, starts, axis=1)
-    total_pos, total_neg = pos.sum(axis=1), neg.sum(axis=1)
+    s, y = s[order], y[order]
+    w = weights[order]  # (clips, rows)
+    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])  # last clip of each tie group
+    tp = np.cumsum(w * y[:, None], axis=0, dtype=np.int64)[ends].T  # (rows, groups)
+    fp = np.cumsum(w, axis=0, dtype=np.int64)[ends].T - tp
+    tp, fp = tp.astype(np.float64), fp.astype(np.float64)
+    pos = np.diff(tp, axis=1, prepend=0.0)  # weight of each group
+    neg = np.diff(fp, axis=1, prepend=0.0)
+    total_pos, total_neg = tp[:, -1], fp[:, -1]
     with np.errstate(invalid="ignore", divide="ignore"):
         # ROC-AUC: each positive beats the negatives below its score, half the ties.
-        below = total_neg[:, None] - np.cumsum(neg, axis=1)
-        roc = (pos * (below + 0.5 * neg)).sum(axis=1) / (total_pos * total_neg)
+        roc = (pos * (total_neg[:, None] - fp + 0.5 * neg)).sum(axis=1) / (
+            total_pos * total_neg)
         # Average precision: precision at each threshold times the recall gained.
-        tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
         precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1e-300), 0.0)
         ap = (precision * pos).sum(axis=1) / total_pos
     invalid = (total_pos == 0) | (total_neg == 0)
