@@ -97,8 +97,10 @@ def test_value_options_read_n_or_path():
     parser.add_argument("--out-dir", default="x")
     parser.add_argument("--mode", choices=["a", "b"], default="a")
     parser.add_argument("--label", metavar="TEXT", default="x")
+    parser.add_argument("--timeout", default="none")  # "out" inside a word: not a path
     usage = parser.format_help()
     for expected in ("--count N", "--size N", "--out-dir PATH", "--mode {a,b}",
-                     "--label TEXT"):
+                     "--label TEXT", "--timeout TIMEOUT"):
         assert expected in usage
-    assert "--count N       default: 3" in usage and "--out-dir PATH  default: x" in usage
+    assert " ".join(usage.split()).count("default: 3") == 2  # --count, --size
+    assert "--out-dir PATH default: x" in " ".join(usage.split())
