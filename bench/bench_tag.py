@@ -174,7 +174,8 @@ def measure(args, predictor, files, chunks, chunk_windows, audio, count):
 
     for size in {args.batch_size, *(len(w) % args.batch_size for w in chunk_windows)} - {0}:
         predictor(chunk_windows[0][:1].repeat(size, axis=0))  # every batch shape traced
-    list(tag_files(predictor, files[:2], batch_size=args.batch_size, workers=1))
+    with native_stderr_silenced():
+        list(tag_files(predictor, files[:2], batch_size=args.batch_size, workers=1))
     scores = {}
 
     def end_to_end(paths, expected, workers):

@@ -57,6 +57,7 @@ class TFLitePredictor:
                                              select_tf_ops=self.select_tf_ops,
                                              num_threads=self.threads)
             self._runner = interpreter.get_signature_runner("serve")
+            self._runner(waveform=np.zeros((1, self.window_samples), np.float32))  # delegate
         self._interpreter = interpreter  # the runner needs it alive
 
     @property
