@@ -2,7 +2,7 @@
 
     python bench/bench_tag.py [--clips 40] [--seconds 29.1] [--width 1.0]
                               [--batch-size 32] [--workers 2] [--model PATH]
-                              [--engines tflite keras tflite-fp16 tflite-dynamic]
+                              [--engines keras tflite tflite-fp16 tflite-dynamic]
 
 Makes (once) a folder of synthetic MagnaTagATune-layout MP3s and tags it
 with an untrained paper-size SE+multi sample-level CNN (or `--model`), in
@@ -55,7 +55,8 @@ def parse_args():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, nargs="+", default=[2],
                    help="decoder threads; several values are measured in turn")
-    p.add_argument("--engines", nargs="+", default=["tflite", "keras"],
+    p.add_argument("--engines", nargs="+",
+                   default=["keras", "tflite", "tflite-fp16", "tflite-dynamic"],
                    choices=["keras", "tflite", "tflite-fp16", "tflite-dynamic"],
                    help="what runs the model (tag.py --engine); the first one gives the "
                         "unsuffixed ratio lines")
