@@ -133,6 +133,19 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
 
+    def parse_args_given(self, argv=None):
+        """`parse_args`, plus `args.given`: the destinations of the flags the
+        command line actually set (defaults stay visible in --help, yet a
+        flag the user gave can be told from one left at its default)."""
+        args = self.parse_args(argv)
+        unset = object()
+        probe = argparse.Namespace(**{action.dest: unset for action in self._actions
+                                      if action.dest != argparse.SUPPRESS})
+        self.parse_args(argv, probe)  # argparse fills no default into a set attribute
+        args.given = frozenset(dest for dest, value in vars(probe).items()
+                               if value is not unset)
+        return args
+
 
 def comma_list(text: str) -> tuple:
     """argparse type: 'a, b,c' -> ('a', 'b', 'c')."""

@@ -789,8 +789,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes synthesising clips (default: all cores)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--quiet", dest="no_progress", action="store_true",
-                        help=argparse.SUPPRESS)  # the former spelling, still accepted
+    parser.add_argument("--quiet", action="store_true", dest="no_progress",
+                        help=argparse.SUPPRESS)  # the former spelling
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:

@@ -114,9 +114,14 @@ def window_segments_for(model, model_info: dict | None, dataset_info: dict) -> i
             list(model_info["tag_names"]) != list(dataset_info["tag_names"]):
         raise UserError("the model's tag names differ from the dataset's (same count, "
                         "other tags or order); evaluate it on the dataset it was trained for")
+    rate = (model_info or {}).get("sample_rate")
+    if rate and dataset_info.get("sample_rate") and rate != dataset_info["sample_rate"]:
+        raise UserError(f"the model takes audio at {rate} Hz but the dataset holds "
+                        f"{dataset_info['sample_rate']} Hz; build the dataset with "
+                        f"--sample-rate {rate}")
     features = dataset_info["features"]
     if model_info and model_info.get("input_kind") == "logmel" == features["kind"] \
-            and model_info.get("logmel") != features.get("logmel"):
+            and _logmel(model_info.get("logmel")) != _logmel(features.get("logmel")):
         raise UserError(f"the model was trained on log-mel features {model_info['logmel']} "
                         f"but the dataset holds {features['logmel']}; build the dataset "
                         "with the model's log-mel settings")
@@ -129,6 +134,14 @@ def window_segments_for(model, model_info: dict | None, dataset_info: dict) -> i
                         f"{segment}; use a dataset built with the model's features and "
                         "segment length")
     return input_shape[0] // segment[0]
+
+
+def _logmel(settings: dict | None):
+    """Log-mel settings as a LogMelConfig (files written before a field
+    existed get its default), None for none."""
+    from tagger.config import LogMelConfig
+
+    return None if settings is None else LogMelConfig(**settings)
 
 
 def raw_audio_input(model, info: dict | None):
@@ -148,11 +161,8 @@ def raw_audio_input(model, info: dict | None):
                         "computed; use a model saved by train.py")
     from tagger.layers import LogMel
 
-    mel = info["logmel"]
     segment = info["segment_length"]
-    layer = LogMel(sample_rate=sample_rate, n_fft=mel["n_fft"], hop_length=mel["hop_length"],
-                   n_mels=mel["n_mels"], f_min=mel["f_min"], f_max=mel["f_max"],
-                   top_db=mel["top_db"], segment_length=segment)
+    layer = LogMel(sample_rate=sample_rate, segment_length=segment, **info["logmel"])
     window = info["window_segments"] * segment
     if layer.frames_for(window) != input_shape[0]:
         raise UserError(f"the model takes {input_shape[0]} frames but its log-mel settings "
