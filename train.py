@@ -73,7 +73,7 @@ def add_model_flags(p):
     model.add_argument("--conv-ndim", type=positive_int, default=None, metavar="N",
                        help="transformer: front-end channels (default: 128)")
     model.add_argument("--attention-ndim", type=positive_int, default=None, metavar="N",
-                       help="transformer: encoder width (overrides --size)")
+                       help="transformer: encoder width (default: from --size)")
 
 
 def add_optimisation_flags(p):

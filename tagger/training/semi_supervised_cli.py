@@ -22,7 +22,8 @@ def add_flags(parser) -> None:
                             "chain (with --teacher: the labelled half too)")
     group.add_argument("--teacher", default=None, metavar="MODEL",
                        help="a model.keras/.hdf5 from train.py: train a student on half "
-                            "labelled, half unlabelled windows with its soft labels")
+                            "labelled, half unlabelled windows with its soft labels "
+                            "(default: none, supervised training)")
     group.add_argument("--unlabelled-split", default=None, metavar="SPLIT",
                        help="with --teacher: the unlabelled split (default: student)")
     group.add_argument("--unlabelled-data-dir", default=None, metavar="PATH",
