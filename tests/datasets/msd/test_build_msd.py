@@ -212,3 +212,18 @@ def test_split_file_ids_without_audio_are_counted_not_errors(synthetic_msd, tmp_
     np.save(cals / "test_binaries.npy", binaries[:, :10])
     with pytest.raises(UserError, match=r"has shape \(\d+, 10\); expected"):
         plan_msd(data_dir, MsdSettings("cals", str(cals)), progress=False)
+
+
+def test_cli_build_resumes_byte_identical(synthetic_msd, tmp_path, capsys):
+    data_dir, _ = synthetic_msd
+    out = tmp_path / "records"
+    argv = ["--data-dir", data_dir, "--split", "cals", f"{data_dir}/cals", "--out-dir",
+            str(out), "--num-audios-per-shard", "8", "--workers", "1", "--no-progress"]
+    assert build_msd.main(argv) == 0
+    assert "student" in capsys.readouterr().out
+    shards = sorted(p for p in os.listdir(out) if p.endswith(".tfrecord"))
+    before = {p: (out / p).read_bytes() for p in shards}
+    os.remove(out / shards[1])  # as if killed while writing it
+    os.remove(out / "dataset_info.json")
+    assert build_msd.main(argv) == 0
+    assert {p: (out / p).read_bytes() for p in shards} == before
