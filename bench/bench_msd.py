@@ -8,7 +8,10 @@ Prints, measured in one run:
 - planning seconds at 4N / at N (linear is 4)
 - with --audio: build_msd clips/s (1 worker) against the decode+resample
   floor on the same previews
-    python bench/bench_msd.py [--tracks 25000] [--audio-tracks 60] [--audio]
+- with --leak: a k-NN tagger's macro ROC-AUC on track-level random splits
+  (artists leak) against the artist-level split, same tracks
+    python bench/bench_msd.py [--tracks 25000] [--audio [--audio-tracks 60]]
+        [--leak [--leak-tracks 200]]
 """
 
 from __future__ import annotations
@@ -107,11 +110,26 @@ def audio_section(work: str, tracks: int) -> None:
                      floor_s / ours_s, ">= 0.7"))
 
 
+def leak_section(work: str, tracks: int) -> None:
+    from tagger.datasets.msd.leakage import leak_scores
+    from tagger.datasets.msd.plan import MsdSettings, plan_msd
+
+    data = metadata(os.path.join(work, f"leak{tracks}"), tracks, audio=True, seconds=2.0)
+    artist, leaky = leak_scores(plan_msd(data, MsdSettings(), progress=False))
+    print(f"k-NN tagger macro ROC-AUC: artist-level split {artist:.3f}, "
+          f"track-level random splits {leaky:.3f}")
+    print(ratio_line("ROC-AUC, artist-leaking / artist-level split", leaky / artist,
+                     ">= 1.1 (the leak CALS avoids)"))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tracks", type=int, default=25000, help="N (default: 25000)")
     p.add_argument("--audio", action="store_true", help="also measure clips/s on previews")
     p.add_argument("--audio-tracks", type=int, default=60)
+    p.add_argument("--leak", action="store_true",
+                   help="also score an artist-leaking split against the artist-level one")
+    p.add_argument("--leak-tracks", type=int, default=200)
     p.add_argument("--work-dir", default=None, help="keep data here (default: a temp dir)")
     args = p.parse_args()
     work = args.work_dir or tempfile.mkdtemp(prefix="bench_msd_")
@@ -132,6 +150,8 @@ def main():
     print(f"ratio msd_rss_4n_over_n {large['peak_mb'] / small['peak_mb']:.3f}")
     if args.audio:
         audio_section(work, args.audio_tracks)
+    if args.leak:
+        leak_section(work, args.leak_tracks)
 
 
 if __name__ == "__main__":
