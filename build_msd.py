@@ -19,30 +19,8 @@ from tagger import cli
 from tagger.cli import ArgumentParser
 from tagger.records.build_flags import add_record_flags
 
-# --max-seconds default for the 30 s previews. The flag exists once the
-# shared builder cuts overlong clips (a BuildConfig.max_seconds field); until
-# then no flag is offered rather than one that would do nothing.
+# The MSD's audio is 30 s previews: longer files are cut there.
 MAX_SECONDS = 30.0
-
-
-def _cuts_clips() -> bool:
-    import dataclasses
-
-    from tagger.config import BuildConfig
-
-    return "max_seconds" in {f.name for f in dataclasses.fields(BuildConfig)}
-
-
-def _add_max_seconds(p) -> None:
-    if not _cuts_clips():
-        return
-    if any("--max-seconds" in a.option_strings for a in p._actions):
-        p.set_defaults(max_seconds=MAX_SECONDS)  # shared flag, MSD default
-        return
-    from tagger.cli import positive_float
-
-    p.add_argument("--max-seconds", type=positive_float, default=MAX_SECONDS,
-                   help=f"cut longer clips here (default: {MAX_SECONDS:g}, the previews' length)")
 
 
 class _SplitAction(argparse.Action):
@@ -83,8 +61,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=None,
                    help="--split lastfm: seeds the artist-level split and the train "
                         "shuffle (default: 0)")
-    add_record_flags(p)
-    _add_max_seconds(p)
+    add_record_flags(p, max_seconds=MAX_SECONDS)
     return p.parse_args(argv)
 
 
@@ -125,12 +102,9 @@ def build(args):
     settings = settings_from_args(args)
     split = settings.source if settings.source_dir is None else \
         f"{settings.source}:{settings.source_dir}"
-    shared = record_settings(args)
-    if getattr(args, "max_seconds", None) is not None:
-        shared["max_seconds"] = args.max_seconds
     try:
         config = BuildConfig(data_dir=args.data_dir, split=split, top_k=settings.top_k,
-                             seed=settings.seed, **shared)
+                             seed=settings.seed, **record_settings(args))
     except ValueError as error:
         raise UserError(str(error)) from None
     info = write_plan(lambda: plan_msd(config.data_dir, settings, config.progress),

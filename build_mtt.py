@@ -6,25 +6,29 @@
 from __future__ import annotations
 
 from tagger import cli
-from tagger.cli import ArgumentParser
 from tagger.beam.flags import beam_run  # noqa: F401  (the runner the flags ask for)
+from tagger.cli import ArgumentParser, fraction, non_negative_int, positive_int
 from tagger.records.build_flags import add_record_flags
 
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default="dataset",
+    p.add_argument("--data-dir", default="dataset", metavar="PATH",
                    help="folder with annotations_final.csv and mp3/ (default: dataset)")
-    p.add_argument("--split", default="directory",
-                   help="'directory' (0-b train, c val, d-f test) or a folder of split lists")
+    p.add_argument("--split", default="directory", metavar="SPLIT",
+                   help="'directory' (0-b train, c val, d-f test) or a folder of split "
+                        "lists (default: directory)")
     p.add_argument("--merge-synonyms", action="store_true",
                    help="merge synonym tags before choosing the top k")
-    p.add_argument("--top-k", type=int, default=50, help="number of tags (default: 50)")
-    p.add_argument("--seed", type=int, default=0, help="shuffles the train shards (default: 0)")
-    p.add_argument("--unlabelled-fraction", type=float, default=0.0, metavar="F",
+    p.add_argument("--top-k", type=positive_int, default=50, metavar="N",
+                   help="number of tags, >= 1 (default: 50)")
+    p.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
+                   help="shuffles the train shards (default: 0)")
+    p.add_argument("--unlabelled-fraction", type=fraction, default=0.0, metavar="F",
                    help="move this share of the train clips, labels dropped, into an "
-                        "unlabelled 'student' split for noisy-student training (default: 0)")
-    add_record_flags(p)
+                        "unlabelled 'student' split for noisy-student training, "
+                        "in [0, 1) (default: 0)")
+    add_record_flags(p, max_seconds=60.0)
     return p.parse_args(argv)
 
 

@@ -30,6 +30,10 @@ def parse_args(argv=None):
                         "must hold (default: read from the file)")
     p.add_argument("--tags", metavar="FILE", default=None,
                    help="tag names, one per line in output order (default: the original's)")
+    p.add_argument("--tag-order", metavar="FILE", default=None,
+                   help="reorder the outputs to this order of the same names: a text file "
+                        "(one per line) or a dataset_info.json, e.g. to evaluate on records "
+                        "whose tags are in another order (default: the original's order)")
     p.add_argument("--out", required=True, metavar="PATH", help="the .keras or .hdf5 to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return p.parse_args(argv)
@@ -43,8 +47,9 @@ def run(args) -> int:
     from tagger.convert import ConvertConfig, convert_file, read_tag_file
 
     tags = read_tag_file(args.tags) if args.tags else None
+    order = read_tag_file(args.tag_order, "--tag-order") if args.tag_order else None
     config = ConvertConfig(source=args.source, kind=args.kind, out=args.out,
-                           block=args.block, size=args.size, tags=tags,
+                           block=args.block, size=args.size, tags=tags, tag_order=order,
                            overwrite=args.overwrite)
     info = convert_file(config)
     seconds = info["window_segments"] * info["segment_length"] / info["sample_rate"]

@@ -17,8 +17,8 @@ def parse_args(argv=None):
     p.add_argument("--split", default="test",
                    help="a labelled split of the dataset: train, val or test (default: test)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per batch")
-    p.add_argument("--out-json", default=None, help="write the metrics as JSON here")
-    p.add_argument("--per-tag-csv", default=None, help="write the per-tag table as CSV here")
+    p.add_argument("--out-json", default=None, help="write the metrics as JSON here (default: none)")
+    p.add_argument("--per-tag-csv", default=None, help="write the per-tag table as CSV here (default: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 

@@ -80,10 +80,14 @@ class _Worker:
         self.process.start()
         child.close()
         self.queue = collections.deque()  # sequence numbers sent, oldest first
+        self.finished = 0  # items it returned
 
     def send(self, seq, item):
-        self.conn.send((seq, item))
         self.queue.append(seq)
+        try:
+            self.conn.send((seq, item))
+        except OSError:  # it died: its sentinel says so, and the item is sent again
+            pass
 
     def stop(self, timeout: float = 2.0):
         try:
@@ -153,6 +157,7 @@ class _Pool:
             while worker.queue and worker.conn.poll():
                 seq, status, value = worker.conn.recv()
                 worker.queue.remove(seq)
+                worker.finished += 1
                 if status == "error":
                     raise value
                 done[seq] = value
@@ -164,6 +169,11 @@ class _Pool:
         worker.process.join()
         reason = describe_exit(worker.process.exitcode)
         worker.conn.close()
+        if worker.finished == 0 and worker.process.exitcode > 0:
+            # Not the item's fault: the worker could not start (it failed to
+            # import the function's module, say); every item would fail alike.
+            raise WorkerError(f"a worker process failed to start ({reason}); see the "
+                              "messages above")
         self.workers[self.workers.index(worker)] = _Worker(self.context, self.fn)
         if not worker.queue:
             return

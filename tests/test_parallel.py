@@ -84,3 +84,17 @@ def test_items_are_pulled_lazily():
     assert next(results) == 0
     assert len(pulled) <= 2 * 4 + 1  # two workers, a few items each in flight
     results.close()
+
+
+def test_worker_that_cannot_start_is_one_error(tmp_path, monkeypatch):
+    import sys
+
+    from tagger.parallel import WorkerError
+
+    main = tmp_path / "gone_main.py"  # spawn re-runs the parent's main script
+    main.write_text("")
+    monkeypatch.setattr(sys.modules["__main__"], "__file__", str(main), raising=False)
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
+    main.unlink()
+    with pytest.raises(WorkerError, match="failed to start"):
+        list(ordered_map(square, range(50), 2))

@@ -30,6 +30,7 @@ class ConvertConfig:
     block: str | None = None  # resemul only: checked against the file
     size: str | None = None  # transformer only: checked against the file
     tags: tuple | None = None  # overrides the original's tag names
+    tag_order: tuple | None = None  # reorders the outputs to these names
     overwrite: bool = False
 
 
@@ -57,12 +58,14 @@ def convert(config: ConvertConfig):
         from tagger.convert import transformer
 
         model, info = transformer.convert(config.source, size=config.size)
-    tags = list(config.tags) if config.tags is not None else list(info.pop("default_tags"))
-    info.pop("default_tags", None)
+    default_tags = info.pop("default_tags")
+    tags = list(config.tags if config.tags is not None else default_tags)
     num_tags = model.outputs[0].shape[-1]
     if len(tags) != num_tags:
         raise UserError(f"the model has {num_tags} outputs but {len(tags)} tag names were "
                         "given; give one name per output, in output order")
+    if config.tag_order is not None:
+        tags = reorder_outputs(model, tags, list(config.tag_order))
     from tagger.models.spectrogram_input import SEGMENT_LENGTH
 
     info = dict(info, tag_names=tags, segment_length=SEGMENT_LENGTH, input_kind="raw",
@@ -89,16 +92,43 @@ def convert_file(config: ConvertConfig) -> dict:
     return info
 
 
-def read_tag_file(path: str) -> tuple:
-    """One tag name per line (blank lines ignored)."""
+def reorder_outputs(model, tags: list, order: list) -> list:
+    """Permutes the columns of the output layer `tags` so that output i is
+    tag `order[i]` (the same scores, permuted); returns `order`."""
+    if sorted(order) != sorted(tags):
+        missing = sorted(set(tags) - set(order))
+        unknown = sorted(set(order) - set(tags))
+        raise UserError(
+            f"--tag-order must name each of the model's {len(tags)} tags once; "
+            f"missing {missing[:3]}, unknown {unknown[:3]}"
+            + (" (or a name repeated)" if not missing and not unknown else ""))
+    permutation = [tags.index(name) for name in order]
+    layer = model.get_layer("tags")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel[:, permutation], bias[permutation]])
+    return list(order)
+
+
+def read_tag_file(path: str, what: str = "--tags") -> tuple:
+    """One tag name per line (blank lines ignored), or the `tag_names` of a
+    `dataset_info.json`."""
     from tagger import fileio
 
     try:
         text = fileio.read_text(path)
     except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read --tags {path!r}: {fileio.describe_os_error(error)}") \
+        raise UserError(f"cannot read {what} {path!r}: {fileio.describe_os_error(error)}") \
             from None
-    tags = tuple(line.strip() for line in text.splitlines() if line.strip())
-    if len(set(tags)) != len(tags):
-        raise UserError(f"--tags {path!r} names a tag twice")
+    if path.endswith(".json"):
+        import json
+
+        try:
+            tags = tuple(json.loads(text)["tag_names"])
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"{what} {path!r} is JSON without a list 'tag_names'; give a "
+                            "dataset_info.json or a text file, one tag per line") from None
+    else:
+        tags = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if not tags or len(set(tags)) != len(tags):
+        raise UserError(f"{what} {path!r} names no tag or a tag twice")
     return tags

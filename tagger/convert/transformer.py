@@ -79,10 +79,10 @@ def convert(path: str, size: str | None = None, segments: int = 4):
     dim = int(tensors["cls_token"].shape[-1])
     found = next((name for name, d in SIZES.items() if d == dim), None)
     if size is not None and found != size:
+        advice = f"pass --size {found}" if found else "not a released size: leave out --size"
         raise ConversionError(
-            f"{source} holds a model of attention width {dim} "
-            f"({'the ' + found if found else 'not a released size'}), not the "
-            f"{size} ({SIZES[size]}); pass --size {found or 'matching the file'}")
+            f"{source} holds a model of attention width {dim}, not the {size} "
+            f"({SIZES[size]}); {advice}")
     conv_ndim = int(tensors["frontend.layer1.conv_1.weight"].shape[0]) \
         if "frontend.layer1.conv_1.weight" in tensors else 128
     layers = len({k.split(".")[2] for k in tensors if k.startswith("transformer.layers.")})

@@ -51,6 +51,12 @@ class ClipPredictor:
                  max_batches: int | None = None, progress: bool = False) -> ClipPredictions:
         """`max_batches` limits the work (clips never reached are left out)."""
         info = info or load_info(data_dir)
+        with reader.shard_errors(data_dir, split, info):
+            return self._predict(data_dir, split, window_segments, batch_size, info,
+                                 max_batches, progress)
+
+    def _predict(self, data_dir, split, window_segments, batch_size, info, max_batches,
+                 progress) -> ClipPredictions:
         data = _padded_windows(data_dir, split, window_segments, batch_size, info)
         if max_batches is not None:
             data = data.take(max_batches)

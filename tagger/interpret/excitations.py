@@ -117,8 +117,9 @@ def extract_excitations(model, data_dir: str, split: str = "test", batch_size: i
         return [tf.cast(e, tf.float32) for e in extractor(x, training=False)]
 
     data = reader.eval_windows(data_dir, split, window, batch_size, info)
-    with tqdm(total=len(clip_ids), desc=f"excitations {split}", unit="clip",
-              disable=not progress) as bar:
+    with reader.shard_errors(data_dir, split, info), \
+            tqdm(total=len(clip_ids), desc=f"excitations {split}", unit="clip",
+                 disable=not progress) as bar:
         for x, index in data:
             index = index.numpy()
             for total, ex in zip(sums, step(x)):

@@ -114,6 +114,11 @@ def window_segments_for(model, model_info: dict | None, dataset_info: dict) -> i
             list(model_info["tag_names"]) != list(dataset_info["tag_names"]):
         raise UserError("the model's tag names differ from the dataset's (same count, "
                         "other tags or order); evaluate it on the dataset it was trained for")
+    rate = (model_info or {}).get("sample_rate")
+    if rate and dataset_info.get("sample_rate") and rate != dataset_info["sample_rate"]:
+        raise UserError(f"the model takes audio at {rate} Hz but the dataset holds "
+                        f"{dataset_info['sample_rate']} Hz; build the dataset with "
+                        f"--sample-rate {rate}")
     features = dataset_info["features"]
     if model_info and model_info.get("input_kind") == "logmel" == features["kind"] \
             and _logmel(model_info.get("logmel")) != _logmel(features.get("logmel")):

@@ -8,10 +8,14 @@ Run folder `<train_dir>/<run_name>/`:
   logs/                TensorBoard scalars
   model.keras, model.hdf5, metrics.json   written when training ends
 
-Each epoch writes a new checkpoint and then rewrites state.json atomically;
-older checkpoints are deleted only after that, so a run killed at any
-moment (SIGKILL included) resumes with `resume=True` from its last epoch,
-same stage, learning rate and optimizer state.
+A new run writes state.json before its first checkpoint. Each epoch writes
+a new checkpoint and then rewrites state.json atomically; older checkpoints
+are deleted only after that, so a run killed at any moment (SIGKILL
+included) resumes with `resume=True` from its last epoch, same stage,
+learning rate and optimizer state. Epoch e reads the training data in an
+order fixed by (seed, e) alone, so a resumed run sees the batches an
+uninterrupted one would. A folder whose checkpoints have no readable
+state.json beside them is refused, never overwritten.
 """
 
 from __future__ import annotations
@@ -33,10 +37,21 @@ from tagger.evaluation.metrics import tag_metrics
 from tagger.evaluation.predict import ClipPredictor
 from tagger.models.saved import save_tagger
 from tagger.records.info import load_info
+from tagger.records import reader
 from tagger.records.reader import train_windows_per_pass
-from tagger.training import model_setup, strategy as strategies
+from tagger.training import model_setup, semi_supervised, strategy as strategies
 from tagger.training.schedule import make_optimizer, schedule_for
 from tagger.training.trainer import distributed_train_data, make_train_function
+
+# The settings a continued run shares with the run it continues; the others
+# (strategy, precision, XLA, progress, test evaluation) may change on resume.
+RUN_FIELDS = ("data_dir", "model", "model_args", "window_segments", "batch_size",
+              "schedule", "optimizer", "momentum", "lr", "lr_decay", "num_lr_decays",
+              "initial_stage", "patience", "monitor", "max_epochs_per_stage",
+              "switch_epochs", "total_epochs", "steps_per_epoch", "validation_steps",
+              "shuffle_segments", "num_read_threads", "seed")
+# Files whose presence shows that a run folder holds work worth keeping.
+RUN_OUTPUTS = ("history.csv", "metrics.json", "model.keras", "model.hdf5")
 
 HISTORY_FIELDS = ("epoch", "stage", "stage_epoch", "optimizer", "lr", "train_loss",
                   "val_loss", "val_roc_auc", "val_pr_auc", "seconds")
@@ -63,11 +78,12 @@ class RunState:
 def train(config: TrainConfig) -> dict:
     """Trains as `config` says; returns the run's final metrics dict.
 
-    With `resume`, the run folder's saved config is used (only the strategy,
-    TPU and progress settings come from `config`), so a resumed run cannot
-    silently change model or schedule.
+    With `resume`, the run folder's saved config must agree with `config` in
+    every `RUN_FIELDS` setting (a difference is a UserError naming it); the
+    other settings come from `config`. A finished run is not trained or
+    evaluated again: its saved metrics are returned.
     """
-    config = _resumed_config(config)
+    config = resume_settings(config)
     info = load_info(config.data_dir)
     for split, role in (("train", "training"), ("val", "validation (early stopping and "
                                                "the best checkpoint)")):
@@ -84,6 +100,7 @@ def train(config: TrainConfig) -> dict:
                         f"{replicas} replicas of the {type(strategy).__name__}; use a "
                         f"multiple of {replicas}")
     run = Run(config, info, strategy, precision)
+    run.noisy_student = semi_supervised.setup(config, info, strategy, run.window)
     return run.execute()
 
 
@@ -104,10 +121,13 @@ class Run:
             raise UserError(str(error)) from None
         self.state = RunState()
         self.global_batch = config.batch_size
+        self.noisy_student = None  # a semi_supervised.NoisyStudent, or None
 
     # -- set-up -------------------------------------------------------------
     def execute(self) -> dict:
         self._open_run_dir()
+        if self.config.resume and self.state.done:
+            return self._finished()
         keras.utils.set_random_seed(self.config.seed)
         keras.mixed_precision.set_global_policy(
             {"off": "float32", "float16": "mixed_float16",
@@ -116,9 +136,13 @@ class Run:
             with self.strategy.scope():
                 self.model = model_setup.build(self.config, self.info, self.window)
             self._write_config()
+            if not self.state.last_checkpoint and not self.state.best_checkpoint:
+                self._commit()  # a new run: state.json exists before any checkpoint
             self.predictor = ClipPredictor(self.model, self.strategy, self.config.jit_compile)
             if self.config.resume and self.state.last_checkpoint and not self.state.done:
                 self._log(f"resuming {self.run_dir} after epoch {self.state.epoch}")
+            elif self.config.resume and not self.state.history:
+                self._log(f"no run to resume in {self.run_dir}: starting it")
             self._summary_writer = (tf.summary.create_file_writer(
                 join_path(self.run_dir, "logs")) if self.chief else None)
             self._train_stages()
@@ -127,14 +151,17 @@ class Run:
             keras.mixed_precision.set_global_policy("float32")
 
     def _open_run_dir(self):
+        if self.chief:
+            fileio.prepare_output_dir(self.run_dir, "the run folder (--train-dir)")
         state_path = join_path(self.run_dir, "state.json")
         exists = fileio.exists(state_path)
+        if not exists:
+            self._refuse_stateless_run()
         if exists and not (self.config.resume or self.config.initial_stage > 0):
             raise UserError(f"run folder {self.run_dir!r} already holds a run; pass "
                             "--resume to continue it or --run-name for a new one")
         if exists:
-            saved = json.loads(fileio.read_text(state_path))
-            self.state = RunState(**saved)
+            self.state = read_state(state_path)
             if self.config.initial_stage > 0 and not self.config.resume:
                 # A fresh start of a later stage from the best model so far.
                 old = self.state
@@ -144,6 +171,39 @@ class Run:
                                       epoch=len(old.history))
         if self.chief:
             fileio.makedirs(join_path(self.run_dir, "checkpoints"))
+
+    def _refuse_stateless_run(self):
+        """A folder with checkpoints or results but no state.json cannot be
+        continued (where training stood is unknown) and must not be wiped."""
+        found = [name for name in RUN_OUTPUTS
+                 if fileio.exists(join_path(self.run_dir, name))]
+        checkpoints = join_path(self.run_dir, "checkpoints")
+        if fileio.isdir(checkpoints):
+            names = sorted({f.split(".")[0] for f in fileio.listdir(checkpoints)})
+            if names:
+                found.insert(0, f"checkpoints ({', '.join(names)})")
+        if found:
+            raise UserError(
+                f"run folder {self.run_dir!r} holds {', '.join(found)} but no state.json, "
+                "so where its training stood is unknown; it is left as it is: to start "
+                "anew, choose another --run-name or --train-dir (or remove the folder)")
+
+    def _finished(self) -> dict:
+        """The saved metrics of a finished run, which is not trained again."""
+        path = join_path(self.run_dir, "metrics.json")
+        try:
+            metrics = json.loads(fileio.read_text(path))
+        except (OSError, ValueError) as error:
+            raise UserError(f"run {self.run_dir!r} is finished but its {path!r} cannot be "
+                            f"read ({fileio.describe_os_error(error)}); start a new run "
+                            "with --run-name") from None
+        best = metrics.get("best") or {}
+        self._log(f"run {self.run_dir} is already finished: {self.state.epoch} epochs, "
+                  f"best epoch {self.state.best_epoch}"
+                  + (f" (val ROC-AUC {best['val_roc_auc']:.4f})" if "val_roc_auc" in best
+                     else "")
+                  + f"; its model is {join_path(self.run_dir, 'model.keras')}")
+        return {**metrics, "run_dir": self.run_dir}
 
     def _write_config(self):
         """Records the run's config; a continued run first proves that its
@@ -161,11 +221,6 @@ class Run:
 
     def _train_stages(self):
         steps = self._steps_per_epoch()
-        data = distributed_train_data(
-            self.strategy, self.config.data_dir, self.info, self.global_batch,
-            self.window, self.config.shuffle_segments, self.config.seed,
-            self.config.num_read_threads)
-        iterator = iter(data)
         while self.state.stage < len(self.stages) and not self.state.done:
             stage = self._stage()
             with self.strategy.scope():
@@ -179,12 +234,31 @@ class Run:
                       f" (up to {stage.max_epochs} epochs"
                       + (f", patience {stage.patience})" if stage.patience is not None
                          else ")"))
-            train_fn = make_train_function(self.model, optimizer, self.strategy,
-                                           self.global_batch, self.config.jit_compile)
+            if self.noisy_student:
+                train_fn = self.noisy_student.train_function(self.model, optimizer,
+                                                             stage.index)
+            else:
+                train_fn = make_train_function(
+                    self.model, optimizer, self.strategy, self.global_batch,
+                    self.config.jit_compile,
+                    semi_supervised.augmentation(self.config, self.info, stage.index))
             while not self._stage_over(stage):
-                row = self._train_epoch(train_fn, iterator, steps, stage)
+                row = self._train_epoch(train_fn, self._epoch_data(), steps, stage)
                 self._end_epoch(row, optimizer)
             self._end_stage(stage)
+
+    def _epoch_data(self):
+        """An iterator over the batches of the coming epoch, shuffled with a seed
+        made from the run's seed and the epoch alone (so a resumed run reads
+        what an uninterrupted one would); noisy-student runs get (labelled,
+        unlabelled) iterators."""
+        if self.noisy_student:
+            return self.noisy_student.iterators(epoch_seed(self.config.seed, self.state.epoch))
+        data = distributed_train_data(
+            self.strategy, self.config.data_dir, self.info, self.global_batch,
+            self.window, self.config.shuffle_segments,
+            epoch_seed(self.config.seed, self.state.epoch), self.config.num_read_threads)
+        return iter(data)
 
     def _stage_over(self, stage) -> bool:
         if self.state.stage_epoch >= stage.max_epochs:
@@ -194,7 +268,8 @@ class Run:
 
     def _steps_per_epoch(self) -> int:
         windows = train_windows_per_pass(self.info, "train", self.window)
-        steps = max(1, windows // self.global_batch)
+        labelled = self.global_batch // 2 if self.noisy_student else self.global_batch
+        steps = max(1, windows // labelled)
         if self.config.steps_per_epoch:
             steps = min(steps, self.config.steps_per_epoch)
         return steps
@@ -206,11 +281,12 @@ class Run:
         from tqdm import tqdm
         with tqdm(total=steps, desc=f"epoch {self.state.epoch + 1}", unit="step",
                   disable=not (self.config.progress and self.chief), leave=False) as bar:
-            while done < steps:
-                n = min(chunk, steps - done)
-                total += float(train_fn(iterator, n))
-                done += n
-                bar.update(n)
+            with reader.shard_errors(self.config.data_dir, "train", self.info):
+                while done < steps:
+                    n = min(chunk, steps - done)
+                    total += float(train_fn(iterator, n))
+                    done += n
+                    bar.update(n)
         val = self._validate()
         return {"epoch": self.state.epoch + 1, "stage": stage.index,
                 "stage_epoch": self.state.stage_epoch + 1, "optimizer": stage.optimizer,
@@ -283,24 +359,43 @@ class Run:
         task = self.strategy.cluster_resolver.task_id
         return join_path(self.run_dir, f".worker-{task}")
 
-    def _save(self, name: str, optimizer=None) -> str:
-        objects = {"model": self.model}
+    def _objects(self, optimizer=None) -> dict:
+        """What a checkpoint holds: the model, the random state of its dropout
+        layers (which tf.train.Checkpoint does not reach through the model)
+        and, for epoch checkpoints, the optimizer."""
+        objects = {"model": self.model,
+                   "rng": [v.value for v in self.model.non_trainable_variables
+                           if v.path.endswith("seed_generator_state")]}
         if optimizer is not None:
             objects["optimizer"] = optimizer
+        return objects
+
+    def _save(self, name: str, optimizer=None) -> str:
+        objects = self._objects(optimizer)
         path = join_path(self._checkpoint_dir(), name)
-        tf.train.Checkpoint(**objects).write(path)
+        try:
+            tf.train.Checkpoint(**objects).write(path)
+        except (OSError, tf.errors.OpError) as error:
+            self._delete_checkpoints([name])  # no partial checkpoint stays behind
+            raise fileio.output_error("checkpoint", path, error) from None
         return name
 
     def _restore(self, name: str, optimizer=None):
-        objects = {"model": self.model}
-        if optimizer is not None:
-            objects["optimizer"] = optimizer
+        objects = self._objects(optimizer)
         path = join_path(self.run_dir, "checkpoints", name)
         strategies.barrier(self.strategy)  # the chief has finished writing it
         try:
             status = tf.train.Checkpoint(**objects).read(path)
-            status.assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            # An epoch checkpoint also holds an optimizer that a model-only
+            # restore leaves unread, on purpose: no warning about it.
+            status.assert_existing_objects_matched().expect_partial()
+        except Exception as error:  # TensorFlow raises many types for a bad file
+            damage = checkpoint_damage(path)
+            if damage:
+                raise UserError(f"{damage}; the run cannot continue from it: start a new "
+                                "run with --run-name (or restore the file)") from None
+            if not isinstance(error, (AssertionError, ValueError, tf.errors.OpError)):
+                raise
             raise UserError(
                 f"checkpoint {path!r} does not fit the model built for this dataset "
                 f"({str(error).splitlines()[0][:200]}); the run was trained with other "
@@ -316,10 +411,17 @@ class Run:
     def _commit(self):
         if not self.chief:
             return
-        fileio.write_atomic(join_path(self.run_dir, "history.csv"), _history_csv(
-            self.state.history))
-        fileio.write_atomic(join_path(self.run_dir, "state.json"),
-                            json.dumps(dataclasses.asdict(self.state), indent=1))
+        self._write(join_path(self.run_dir, "history.csv"), _history_csv(self.state.history))
+        self._write(join_path(self.run_dir, "state.json"),
+                    json.dumps(dataclasses.asdict(self.state), indent=1))
+
+    @staticmethod
+    def _write(path: str, text: str):
+        """write_atomic with a failure (full disk, ...) as one UserError line."""
+        try:
+            fileio.write_atomic(path, text)
+        except (OSError, tf.errors.OpError) as error:
+            raise fileio.output_error("run file", path, error) from None
 
     # -- the end ------------------------------------------------------------
     def _finish(self) -> dict:
@@ -331,7 +433,7 @@ class Run:
         metrics = {"run_dir": self.run_dir, "monitor": self.config.monitor,
                    "best_epoch": self.state.best_epoch, "best": best_row,
                    "epochs": self.state.epoch, "stages": self.state.stages}
-        if self.config.evaluate_test and self.info["splits"]["test"]["clips"]:
+        if self.config.evaluate_test and self.info["splits"].get("test", {}).get("clips"):
             test = self.predictor(self.config.data_dir, "test", self.window,
                                   batch_size=self.global_batch, info=self.info)
             result = tag_metrics(test.labels, test.scores, self.info["tag_names"])
@@ -339,9 +441,13 @@ class Run:
             self._log(f"test ROC-AUC {result.roc_auc:.4f}  PR-AUC {result.pr_auc:.4f}")
         if self.chief:
             for name in ("model.keras", "model.hdf5"):
-                save_tagger(self.model, model_info, join_path(self.run_dir, name))
-            fileio.write_atomic(join_path(self.run_dir, "metrics.json"),
-                                json.dumps(metrics, indent=2, default=float))
+                path = join_path(self.run_dir, name)
+                try:
+                    save_tagger(self.model, model_info, path)
+                except (OSError, tf.errors.OpError) as error:
+                    raise fileio.output_error("model", path, error) from None
+            self._write(join_path(self.run_dir, "metrics.json"),
+                        json.dumps(metrics, indent=2, default=float))
         self.state.done = True
         self._commit()
         if not self.chief:  # scratch checkpoints of the other workers
@@ -362,18 +468,125 @@ def monitored_score(row: dict, monitor: str) -> float:
     return math.inf if math.isnan(value) else value
 
 
-def _resumed_config(config: TrainConfig) -> TrainConfig:
-    if not config.resume:
-        return config
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The input pipeline's seed for the epoch after `epoch` finished ones."""
+    return (int(seed) * 1_000_003 + int(epoch)) % (2**31 - 1)
+
+
+def read_state(path: str) -> RunState:
+    """state.json as a RunState; a damaged file is one UserError naming it."""
+    try:
+        saved = json.loads(fileio.read_text(path))
+        return RunState(**saved)
+    except (ValueError, TypeError, UnicodeDecodeError) as error:
+        raise UserError(f"{path!r} is damaged ({str(error).splitlines()[0]}); the run "
+                        "cannot continue without it: start a new run with --run-name "
+                        "or --train-dir") from None
+
+
+def checkpoint_damage(path: str) -> str | None:
+    """None when every tensor of checkpoint `path` reads back; else which of
+    its files is missing or damaged."""
+    index = f"{path}.index"
+    if not fileio.exists(index):
+        return f"checkpoint file {index!r} is missing"
+    try:
+        reader = tf.train.load_checkpoint(path)
+    except Exception as error:  # noqa: BLE001  any failure means damage here
+        return f"checkpoint file {index!r} is damaged ({str(error).splitlines()[0]})"
+    for name in reader.get_variable_to_shape_map():
+        try:
+            reader.get_tensor(name)
+        except Exception as error:  # noqa: BLE001
+            folder, base = path.rsplit("/", 1)
+            data = [f for f in fileio.listdir(folder) if f.startswith(base + ".data")]
+            where = join_path(folder, data[0]) if data else f"{path}.data-*"
+            return (f"checkpoint file {where!r} is damaged "
+                    f"({str(error).splitlines()[0] or type(error).__name__})")
+    return None
+
+
+def saved_config(config: TrainConfig) -> TrainConfig | None:
+    """The config.json of the run that `config` names, or None."""
     path = join_path(config.train_dir, config.run_name or default_run_name(config),
                      "config.json")
     if not fileio.exists(path):
+        return None
+    try:
+        return from_dict(TrainConfig, json.loads(fileio.read_text(path)))
+    except (ValueError, TypeError, UnicodeDecodeError) as error:
+        raise UserError(f"{path!r} is damaged ({str(error).splitlines()[0]}); start a new "
+                        "run with --run-name or --train-dir") from None
+
+
+def flag_name(field: str) -> str:
+    """The train.py flag of a TrainConfig field or model argument."""
+    return {"multi": "--no-multi"}.get(field, "--" + field.replace("_", "-"))
+
+
+def resume_settings(config: TrainConfig, given=None) -> TrainConfig:
+    """The config of a continued run: the saved run's `RUN_FIELDS` settings
+    with `config`'s other settings (hardware, reporting).
+
+    `given`: the fields (and model arguments) the user set explicitly; the
+    others are taken from the saved run. None (a library call): every field
+    of `config` counts. A given setting that differs from the saved run is a
+    UserError naming each flag and both values. Without `resume`, or with no
+    saved run, `config` is returned as it is.
+    """
+    if not config.resume:
         return config
-    saved = from_dict(TrainConfig, json.loads(fileio.read_text(path)))
-    return dataclasses.replace(saved, resume=True, strategy=config.strategy,
-                               tpu=config.tpu, progress=config.progress,
-                               train_dir=config.train_dir, run_name=config.run_name
-                               or saved.run_name)
+    saved = saved_config(config)
+    if saved is None:
+        return config
+    asked = json.loads(json.dumps(to_dict(config)))  # tuples as lists, as saved
+    before = json.loads(json.dumps(to_dict(saved)))
+    differences, merged = [], dict(before)
+    for field in RUN_FIELDS:
+        if field == "model_args":
+            continue
+        if given is None or field in given:
+            if _comparable(field, asked[field]) != _comparable(field, before[field]):
+                differences.append((flag_name(field), asked[field], before[field]))
+    for key in sorted(set(asked["model_args"]) | set(before["model_args"])):
+        if given is not None and key not in given:
+            continue
+        mine, theirs = asked["model_args"].get(key), before["model_args"].get(key)
+        if key == "multi":  # shown as the flag: --no-multi set or not
+            mine, theirs = ("set" if v is False else "not set" for v in (mine, theirs))
+        if mine != theirs:
+            differences.append((flag_name(key), mine, theirs))
+    if differences:
+        run_dir = join_path(config.train_dir, config.run_name or default_run_name(config))
+        listed = ", ".join(f"{flag} {_shown(mine)} (the run has {_shown(theirs)})"
+                           for flag, mine, theirs in differences)
+        raise UserError(f"--resume: {listed} differ from the run in {run_dir!r}; leave "
+                        "them out to continue it as it was, or start a new run with "
+                        "--run-name")
+    for field in dataclasses.fields(TrainConfig):
+        if field.name not in RUN_FIELDS:
+            merged[field.name] = asked[field.name]
+    merged["run_name"] = config.run_name or saved.run_name
+    merged["train_dir"] = config.train_dir
+    merged["resume"] = True
+    return from_dict(TrainConfig, merged)
+
+
+def _comparable(field: str, value):
+    """Local paths compare by their normal form (./a and a are the same)."""
+    if field == "data_dir" and isinstance(value, str) and fileio.is_local(value):
+        import os
+
+        return os.path.normpath(value)
+    return value
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "the default"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def default_run_name(config: TrainConfig) -> str:
@@ -383,6 +596,8 @@ def default_run_name(config: TrainConfig) -> str:
         parts.append(config.model_args.get("block", "se"))
         if config.model_args.get("multi", True):
             parts.append("multi")
+    if config.noisy_student.teacher:
+        parts.append("student")
     return "-".join(parts)
 
 

@@ -175,3 +175,63 @@ def test_tags_file_overrides_and_torch_sources_say_how_to_install(tmp_path, caps
                              "--out", tmp_path / "t.keras")
     one_line_error(code, err, "needs PyTorch", "pip install -r requirements-torch.txt")
     assert not (tmp_path / "t.keras").exists()
+
+
+def test_tag_order_permutes_the_outputs_exactly(tmp_path, capsys):
+    """resemul's outputs run in ascending tag frequency; records built here run
+    in descending order: --tag-order dataset_info.json reorders the outputs."""
+    import json
+
+    model = random_model("se", 3)
+    path = tmp_path / "se.hdf5"
+    write_keras2_file(model, "se", path)
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"tag_names": list(MTT_TOP50)}))
+    out = tmp_path / "out.keras"
+    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "resemul",
+                             "--tag-order", tmp_path / "dataset_info.json", "--out", out)
+    assert code == 0, err
+    converted, info = load_tagger(str(out))
+    assert info["tag_names"] == list(MTT_TOP50)
+    x = waveforms()
+    # the same scores, permuted (a reordered matrix product may round the last bit)
+    np.testing.assert_allclose(np.asarray(converted(x)), np.asarray(model(x))[:, ::-1],
+                               rtol=0, atol=1e-6)
+    (tmp_path / "order.txt").write_text("\n".join(MTT_TOP50[:49] + ("jazz",)) + "\n")
+    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "resemul",
+                             "--tag-order", tmp_path / "order.txt", "--out", tmp_path / "o.keras")
+    one_line_error(code, err, "--tag-order", "missing ['choral']", "unknown ['jazz']")
+    assert not (tmp_path / "o.keras").exists()
+
+
+def test_converted_model_evaluates_on_records_built_here(raw_records, tmp_path, capsys):
+    """eval.py refuses resemul's ascending tag order on records in descending
+    order; converted with --tag-order dataset_info.json it evaluates."""
+    import os
+
+    from tagger.errors import UserError
+    from tagger.evaluation.evaluate import evaluate
+
+    records, info = raw_records
+    path = tmp_path / "se.hdf5"
+    write_keras2_file(random_model("se", 4), "se", path)
+    # the synthetic set's own top-50 in ascending order, as resemul would have built it
+    ascending = tmp_path / "ascending.txt"
+    ascending.write_text("\n".join(reversed(info["tag_names"])) + "\n")
+    plain, ordered = tmp_path / "plain.keras", tmp_path / "ordered.keras"
+    for out, extra in ((plain, []), (ordered, ["--tag-order",
+                                               os.path.join(records, "dataset_info.json")])):
+        code, _, err = call_main(convert_weights.main, capsys, path, "--from", "resemul",
+                                 "--tags", ascending, *extra, "--out", out)
+        assert code == 0, err
+    with pytest.raises(UserError, match="other tags or order"):
+        evaluate(str(plain), records)
+    result = evaluate(str(ordered), records)
+    clips = info["splits"]["test"]["clips"]
+    assert result.predictions.scores.shape == (clips, 50) and clips > 0
+    assert set(result.metrics.per_tag["tag"]) <= set(info["tag_names"])
+    assert 0.0 <= result.metrics.roc_auc <= 1.0
+    from tagger.evaluation.predict import ClipPredictor
+
+    unordered = ClipPredictor(load_tagger(str(plain))[0])(records, "test", 1, 32, info)
+    np.testing.assert_allclose(result.predictions.scores, unordered.scores[:, ::-1],
+                               rtol=0, atol=1e-6)

@@ -1,0 +1,205 @@
+"""Continuing a run: same input order as an uninterrupted run, changed settings
+refused, finished runs left alone, damaged or state-less run folders refused."""
+
+import dataclasses
+import gc
+import json
+import logging
+import os
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import train as train_cli
+from tagger.errors import UserError
+from tagger.training.run import Run, train
+from tests.checks import call_main, one_line_error
+from tests.training.test_train import tiny_config
+
+RUN = "samplecnn-rese-multi"
+
+
+def three_epochs(records, train_dir, **overrides):
+    settings = dict(num_lr_decays=1, max_epochs_per_stage=3, patience=9,
+                    steps_per_epoch=3, evaluate_test=False)
+    settings.update(overrides)
+    return tiny_config(records, train_dir, **settings)
+
+
+def interrupted_after_first_epoch(config, monkeypatch):
+    """Trains `config` and stops it (as a kill would) once epoch 1 is committed."""
+    original = Run._end_epoch
+
+    def end_epoch(self, row, optimizer):
+        original(self, row, optimizer)
+        if self.state.epoch == 1:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Run, "_end_epoch", end_epoch)
+        with pytest.raises(KeyboardInterrupt):
+            train(config)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(raw_records, tmp_path_factory):
+    config = three_epochs(raw_records[0], tmp_path_factory.mktemp("whole"))
+    metrics = train(config)
+    return pathlib.Path(metrics["run_dir"]), config
+
+
+@pytest.mark.slow
+def test_a_resumed_run_repeats_an_uninterrupted_one(uninterrupted, raw_records, tmp_path,
+                                                    monkeypatch, caplog):
+    whole_dir, _ = uninterrupted
+    config = three_epochs(raw_records[0], tmp_path)
+    interrupted_after_first_epoch(config, monkeypatch)
+    run_dir = tmp_path / RUN
+    assert list(pd.read_csv(run_dir / "history.csv").epoch) == [1]
+    with caplog.at_level(logging.WARNING):
+        train(dataclasses.replace(config, resume=True))
+        gc.collect()  # TensorFlow warns about unread checkpoint values on deletion
+    assert not [r for r in caplog.records if "could not be found" in r.getMessage()]
+    resumed = pd.read_csv(run_dir / "history.csv").drop(columns="seconds")
+    whole = pd.read_csv(whole_dir / "history.csv").drop(columns="seconds")
+    assert list(resumed.epoch) == [1, 2, 3]
+    pd.testing.assert_frame_equal(resumed, whole, rtol=1e-5, atol=1e-6)
+
+
+def test_epoch_seeds_differ_per_epoch_and_run():
+    from tagger.training.run import epoch_seed
+
+    seeds = {epoch_seed(s, e) for s in range(3) for e in range(100)}
+    assert len(seeds) == 300 and all(0 <= s < 2**31 for s in seeds)
+
+
+def train_main(capsys, *argv):
+    return call_main(train_cli.main, capsys, *argv)
+
+
+def base_flags(records, train_dir):
+    return ["--data-dir", records, "--train-dir", train_dir, "--block", "rese",
+            "--alpha", "2", "--width", "0.0625", "--batch-size", "8",
+            "--num-lr-decays", "1", "--max-epochs-per-stage", "3", "--patience", "9",
+            "--steps-per-epoch", "3", "--strategy", "default", "--no-test",
+            "--no-progress"]
+
+
+def test_resume_refuses_changed_settings(uninterrupted, capsys):
+    run_dir, config = uninterrupted
+    flags = base_flags(config.data_dir, str(run_dir.parent))
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    code, _, err = train_main(capsys, *flags, "--resume", "--lr", "0.5", "--alpha", "4")
+    one_line_error(code, err, "--lr 0.5 (the run has 0.01)", "--alpha 4 (the run has 2)",
+                   "--run-name")
+    code, _, err = train_main(capsys, *flags, "--resume", "--no-multi", "--seed", "3",
+                              "--run-name", RUN)
+    one_line_error(code, err, "--no-multi set (the run has not set)",
+                   "--seed 3 (the run has 0)")
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+
+def test_a_finished_run_says_so(uninterrupted, capsys, monkeypatch):
+    run_dir, config = uninterrupted
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    evaluated = []
+    monkeypatch.setattr(Run, "_finish", lambda self: evaluated.append(1))
+    # Flags left out come from the run (its model size, its schedule).
+    code, out, err = train_main(capsys, "--train-dir", str(run_dir.parent), "--block",
+                                "rese", "--resume", "--strategy", "default")
+    assert code == 0, err
+    assert f"run {run_dir} is already finished: 3 epochs" in out
+    assert not evaluated
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+
+def copy_run(run_dir, target):
+    import shutil
+
+    shutil.copytree(run_dir, target / run_dir.name)
+    return target / run_dir.name
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_run_without_readable_state_is_refused_not_wiped(uninterrupted, tmp_path,
+                                                            capsys, damage):
+    run_dir, config = uninterrupted
+    copy = copy_run(run_dir, tmp_path)
+    state = copy / "state.json"
+    if damage == "missing":
+        state.unlink()
+    else:
+        state.write_bytes(state.read_bytes()[:40])
+    before = {p.relative_to(copy): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    flags = base_flags(config.data_dir, str(tmp_path))
+    for extra in ([], ["--resume"]):
+        code, _, err = train_main(capsys, *flags, *extra)
+        if damage == "missing":
+            one_line_error(code, err, f"{str(copy)!r} holds checkpoints (best-", "history.csv",
+                           "no state.json", "--run-name or --train-dir")
+        elif extra:
+            one_line_error(code, err, f"{str(state)!r} is damaged", "--run-name")
+        else:
+            one_line_error(code, err, "already holds a run", "--resume")
+    after = {p.relative_to(copy): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    assert after == before
+
+
+@pytest.mark.parametrize("part", ["index", "data"])
+def test_a_truncated_checkpoint_is_named(uninterrupted, tmp_path, capsys, part):
+    run_dir, config = uninterrupted
+    copy = copy_run(run_dir, tmp_path)
+    state = json.loads((copy / "state.json").read_text())
+    state["done"] = False  # as if killed before the end
+    (copy / "state.json").write_text(json.dumps(state))
+    name = state["last_checkpoint"]
+    target = next(p for p in (copy / "checkpoints").iterdir()
+                  if p.name.startswith(f"{name}.{part}"))
+    target.write_bytes(target.read_bytes()[:len(target.read_bytes()) // 2])
+    code, _, err = train_main(capsys, *base_flags(config.data_dir, str(tmp_path)),
+                              "--resume")
+    one_line_error(code, err, f"checkpoint file {str(target)!r} is damaged", "--run-name")
+
+
+def test_a_new_run_writes_its_state_before_any_checkpoint(raw_records, tmp_path,
+                                                          monkeypatch):
+    """So a run killed during its first epoch can be resumed, not refused."""
+    seen = {}
+
+    def first_epoch(self, *args):
+        seen["files"] = sorted(os.listdir(self.run_dir))
+        seen["checkpoints"] = os.listdir(os.path.join(self.run_dir, "checkpoints"))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Run, "_train_epoch", first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(three_epochs(raw_records[0], tmp_path))
+    assert "state.json" in seen["files"] and seen["checkpoints"] == []
+    state = json.loads((tmp_path / RUN / "state.json").read_text())
+    assert state["epoch"] == 0 and not state["done"]
+
+
+def test_disk_full_while_checkpointing(raw_records, tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+
+    def full(self, path, *args, **kwargs):
+        with open(f"{path}.index", "wb") as f:  # a partial file, as a full disk leaves
+            f.write(b"partial")
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+    monkeypatch.setattr(tf.train.Checkpoint, "write", full)
+    with pytest.raises(UserError, match="cannot write checkpoint .*No space left"):
+        train(three_epochs(raw_records[0], tmp_path))
+    assert os.listdir(tmp_path / RUN / "checkpoints") == []
+
+
+@pytest.mark.parametrize("layout", ["file", "parent_is_file"])
+def test_train_dir_that_cannot_hold_runs(raw_records, tmp_path, capsys, layout):
+    (tmp_path / "file").write_text("keep")
+    train_dir = tmp_path / "file" if layout == "file" else tmp_path / "file" / "runs"
+    code, _, err = train_main(capsys, *base_flags(raw_records[0], str(train_dir)))
+    one_line_error(code, err, "cannot write the run folder (--train-dir)",
+                   "a part of the path is a file")
+    assert (tmp_path / "file").read_text() == "keep"
