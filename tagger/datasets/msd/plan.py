@@ -72,7 +72,7 @@ def plan_msd(data_dir: str, settings: MsdSettings = MsdSettings(),
                         f"{' or '.join(layouts.LAYOUTS)}")
 
     with tqdm(desc="reading track_metadata.db", unit="track", disable=not progress) as bar:
-        songs = read_songs(data_dir, progress=bar.update)
+        songs = read_songs(data_dir, progress=bar)
     if settings.source == "lastfm":
         found = label_sources.from_lastfm(data_dir, songs, settings.top_k,
                                           settings.min_tag_value, settings.seed)
