@@ -98,7 +98,7 @@ def semi_supervised_config(args):
                         "teacher and students are fixed sample-level CNNs); leave them out")
     settings = {name: getattr(args, name) for name in ("clips", "seconds", "seeds")
                 if getattr(args, name) is not None}
-    return SemiSupervisedDemoConfig(work_dir=args.work_dir, workers=args.workers,
+    return SemiSupervisedDemoConfig(work_dir=args.work_dir, workers=args.workers, seed=args.seed,
                                     progress=not args.no_progress, **settings)
 
 

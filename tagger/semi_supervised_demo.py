@@ -33,12 +33,13 @@ class SemiSupervisedDemoConfig:
     work_dir: str = "demo_output"
     clips: int = 600
     seconds: float = 6.0
-    unlabelled_fraction: float = 0.9  # of the train split, labels dropped
+    unlabelled_fraction: float = 0.75  # of the train split, labels dropped
     seeds: int = 2
+    seed: int = 0  # the dataset's seed and the first training seed
     teacher_width: float = 0.125
     compact_width: float = 0.0625
-    teacher_epochs: int = 10
-    student_epochs: int = 10
+    teacher_epochs: int = 12
+    student_epochs: int = 12
     batch_size: int = 16  # the students: half labelled, half unlabelled
     lr: float = 0.003
     pseudo_label_weight: float = 1.0
@@ -60,15 +61,17 @@ def run_semi_supervised_demo(config: SemiSupervisedDemoConfig):
     records = join_path(config.work_dir, "semi_supervised", "tfrecord")
     runs = join_path(config.work_dir, "semi_supervised", "runs")
     yield from make_dataset(DemoConfig(work_dir=config.work_dir, clips=config.clips,
-                                       seconds=config.seconds, workers=config.workers,
-                                       progress=config.progress), data_dir)
+                                       seconds=config.seconds, seed=config.seed,
+                                       workers=config.workers, progress=config.progress),
+                            data_dir)
     info = build_mtt(BuildConfig(data_dir=data_dir, out_dir=records, workers=config.workers,
                                  unlabelled_fraction=config.unlabelled_fraction,
+                                 seed=config.seed,
                                  overwrite=True, progress=config.progress))
     yield describe(info, records)
     _start_anew_if_changed(config, runs)
     results = []
-    for seed in range(config.seeds):
+    for seed in range(config.seed, config.seed + config.seeds):
         teacher = yield from _train(config, records, runs, f"teacher-seed{seed}", seed,
                                     config.teacher_width, None)
         for name, width in (("compact", config.compact_width),
