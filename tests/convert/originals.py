@@ -39,11 +39,15 @@ def _mel_to_hz(m, scale):
     return torch.where(m >= 15.0, logarithmic, linear)
 
 
-def mel_fbanks(n_freqs, f_min, f_max, n_mels, sample_rate, scale="htk", norm=None):
-    """torchaudio.functional.melscale_fbanks / librosa.filters.mel: (n_freqs, n_mels)."""
-    all_freqs = torch.linspace(0, sample_rate // 2, n_freqs, dtype=torch.float64)
+def mel_fbanks(n_freqs, f_min, f_max, n_mels, sample_rate, scale="htk", norm=None,
+               dtype=torch.float32):
+    """torchaudio.functional.melscale_fbanks / librosa.filters.mel: (n_freqs, n_mels).
+    torchaudio computes in float32 (its bank differs from a float64 one by up
+    to about 2e-5, which the converter must accept); librosa in float64, cast
+    to float32 at the end."""
+    all_freqs = torch.linspace(0, sample_rate // 2, n_freqs, dtype=dtype)
     m_pts = torch.linspace(float(_hz_to_mel(f_min, scale)), float(_hz_to_mel(f_max, scale)),
-                           n_mels + 2, dtype=torch.float64)
+                           n_mels + 2, dtype=dtype)
     f_pts = _mel_to_hz(m_pts, scale)
     f_diff = f_pts[1:] - f_pts[:-1]
     slopes = f_pts.unsqueeze(0) - all_freqs.unsqueeze(1)
@@ -80,12 +84,12 @@ class MelSpectrogram(nn.Module):
     """torchaudio.transforms.MelSpectrogram's structure and state-dict keys."""
 
     def __init__(self, sample_rate=22050, n_fft=1024, f_min=0.0, f_max=None, n_mels=128,
-                 power=2.0, scale="htk", norm=None, hop=None):
+                 power=2.0, scale="htk", norm=None, hop=None, dtype=torch.float32):
         super().__init__()
         f_max = f_max if f_max is not None else sample_rate // 2
         self.spectrogram = _Spectrogram(n_fft, hop or n_fft // 2, power)
         self.mel_scale = _MelScale(mel_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels,
-                                              sample_rate, scale, norm))
+                                              sample_rate, scale, norm, dtype))
 
     def forward(self, x):
         return self.mel_scale(self.spectrogram(x))
@@ -101,7 +105,7 @@ def librosa_log_mel(x, sample_rate=16000):
     x, sr 16000, n_fft 512, hop 256, n_mels 96)) per clip: Slaney mel, Slaney
     norm, power 2; 20 log10(max(S, 1e-5)), clamped 80 dB below the peak."""
     mel = MelSpectrogram(sample_rate, 512, 0.0, sample_rate / 2, 96, 2.0, "slaney",
-                         "slaney", hop=256)(x)
+                         "slaney", hop=256, dtype=torch.float64)(x)
     db = 20.0 * torch.log10(torch.clamp(mel, min=1e-5))
     peak = db.amax(dim=(1, 2), keepdim=True)
     return torch.maximum(db, peak - 80.0)  # (b, 96, frames)

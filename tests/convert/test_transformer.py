@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 import convert_weights  # noqa: E402
 from tagger.config import LogMelConfig  # noqa: E402
-from tagger.convert.transformer import CALS_TAGS  # noqa: E402
+from tagger.datasets.msd.tags import CALS_TAGS  # noqa: E402
 from tagger.models import build_model  # noqa: E402
 from tagger.models.saved import load_tagger  # noqa: E402
 from tests.checks import call_main, one_line_error  # noqa: E402
@@ -119,6 +119,21 @@ def test_bad_checkpoints_are_one_line_and_write_nothing(checkpoints, change, arg
                              *argv, "--out", out)
     one_line_error(code, err, *fragments)
     assert not out.exists() and list(tmp_path.iterdir()) == [bad]
+
+
+def test_a_checkpoint_without_front_end_buffers_gets_the_papers_settings(checkpoints,
+                                                                       tmp_path):
+    from tagger.convert import transformer
+
+    path, _ = checkpoints["student"]
+    state = torch.load(path, weights_only=True)
+    del state["network.spec.spectrogram.window"], state["network.spec.mel_scale.fb"]
+    torch.save(state, tmp_path / "student.ckpt")
+    model, info = transformer.convert(str(tmp_path / "student.ckpt"), size="student")
+    assert info["logmel"] == dataclasses.asdict(transformer.LOGMEL)
+    reference, _ = transformer.convert(str(path))
+    for a, b in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_files_of_another_kind_are_one_line(checkpoints, tmp_path, capsys):
