@@ -36,7 +36,8 @@ def add_data_flags(p):
                       help="shards read in parallel; part of the run's input order "
                            "(default: 8)")
     data.add_argument("--shuffle-segments", type=positive_int, default=1000, metavar="N",
-                      help="shuffle buffer in segments (default: 1000)")
+                      help="segments shuffled together, one block of whole "
+                           "batches (default: 1000)")
     data.add_argument("--window-segments", type=positive_int, default=None, metavar="K",
                       help="segments per input window (default: the family's)")
 
