@@ -402,3 +402,21 @@ def test_taggram_of_a_padded_file_shades_the_padding(cnn, music):
     assert axes.get_xlim() == pytest.approx((0.0, WINDOW / RATE))
     assert "zero padding" in axes.get_title()
     assert len(taggram_figure(full, TAGS).axes[0].patches) == 0  # nothing padded
+
+
+def test_tflite_engines_score_like_keras(cnn, music, capsys):
+    path, _ = cnn
+
+    def scores(*flags):
+        code, out, err = run_tag(capsys, path, music / "a.wav", music / "short.wav",
+                                 "--format", "csv", *flags)
+        assert code == 0 and err == [], err
+        return np.array([row[4:] for row in csv.reader(out.splitlines()[1:])], np.float64)
+
+    keras_scores = scores()
+    np.testing.assert_allclose(scores("--engine", "tflite"), keras_scores, atol=1e-5)
+    dynamic = scores("--engine", "tflite-dynamic")  # int8 weights: close, not equal
+    assert np.abs(dynamic - keras_scores).max() < 0.05
+    code, _, err = run_tag(capsys, path, music / "a.wav", "--engine", "tflite",
+                           "--embeddings", "x.npz")
+    assert code == 2 and len(err) == 1 and "--embeddings needs --engine keras" in err[0]
