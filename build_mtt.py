@@ -5,50 +5,30 @@
 
 from __future__ import annotations
 
-import os
-
 from tagger import cli
-from tagger.cli import ArgumentParser
+from tagger.beam.flags import beam_run  # noqa: F401  (the runner the flags ask for)
+from tagger.cli import ArgumentParser, fraction, non_negative_int, positive_int
+from tagger.records.build_flags import add_record_flags
 
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default="dataset",
+    p.add_argument("--data-dir", default="dataset", metavar="PATH",
                    help="folder with annotations_final.csv and mp3/ (default: dataset)")
-    p.add_argument("--out-dir", default=None,
-                   help="where shards go (default: <data-dir>/tfrecord); any tf.io.gfile path")
-    p.add_argument("--features", choices=["raw", "logmel"], default="raw",
-                   help="store raw waveforms or log-mel frames (default: raw)")
-    p.add_argument("--dtype", choices=["int16", "float32"], default="int16",
-                   help="storage type of raw waveforms (default: int16)")
-    p.add_argument("--n-mels", type=int, default=128, help="log-mel bins (default: 128)")
-    p.add_argument("--n-fft", type=int, default=1024, help="log-mel FFT size (default: 1024)")
-    p.add_argument("--hop-length", type=int, default=512,
-                   help="log-mel hop in samples (default: 512)")
-    p.add_argument("--f-min", type=float, default=0.0, help="lowest mel frequency, Hz")
-    p.add_argument("--f-max", type=float, default=None,
-                   help="highest mel frequency, Hz (default: sample rate / 2)")
-    p.add_argument("--top-db", type=float, default=None,
-                   help="per-segment dynamic range clamp in dB (default: none)")
-    p.add_argument("--sample-rate", type=int, default=22050, help="Hz (default: 22050)")
-    p.add_argument("--segment-length", type=int, default=59049,
-                   help="samples per segment (default: 59049 = 3^10)")
-    p.add_argument("--num-audios-per-shard", type=int, default=100,
-                   help="clips per shard (default: 100)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                   help="decoding processes (default: all cores)")
-    p.add_argument("--split", default="directory",
-                   help="'directory' (0-b train, c val, d-f test) or a folder of split lists")
+    p.add_argument("--split", default="directory", metavar="SPLIT",
+                   help="'directory' (0-b train, c val, d-f test) or a folder of split "
+                        "lists (default: directory)")
     p.add_argument("--merge-synonyms", action="store_true",
                    help="merge synonym tags before choosing the top k")
-    p.add_argument("--top-k", type=int, default=50, help="number of tags (default: 50)")
-    p.add_argument("--seed", type=int, default=0, help="shuffles the train shards (default: 0)")
-    p.add_argument("--unlabelled-fraction", type=float, default=0.0, metavar="F",
+    p.add_argument("--top-k", type=positive_int, default=50, metavar="N",
+                   help="number of tags, >= 1 (default: 50)")
+    p.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
+                   help="shuffles the train shards (default: 0)")
+    p.add_argument("--unlabelled-fraction", type=fraction, default=0.0, metavar="F",
                    help="move this share of the train clips, labels dropped, into an "
-                        "unlabelled 'student' split for noisy-student training (default: 0)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a build made with other settings in --out-dir")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+                        "unlabelled 'student' split for noisy-student training, "
+                        "in [0, 1) (default: 0)")
+    add_record_flags(p, max_seconds=60.0)
     return p.parse_args(argv)
 
 
@@ -57,26 +37,20 @@ def main(argv=None):
 
 
 def build(args):
-    from tagger.config import AudioConfig, BuildConfig, FeatureConfig, LogMelConfig
-    from tagger.datasets.mtt import build_mtt
+    from tagger.config import BuildConfig
+    from tagger.datasets.mtt import plan_from_config
     from tagger.errors import UserError
+    from tagger.records.build_flags import record_settings, write_plan
     from tagger.records.info import describe
 
     try:
-        logmel = LogMelConfig(n_mels=args.n_mels, n_fft=args.n_fft,
-                              hop_length=args.hop_length, f_min=args.f_min,
-                              f_max=args.f_max, top_db=args.top_db)
         config = BuildConfig(
-            data_dir=args.data_dir, out_dir=args.out_dir,
-            audio=AudioConfig(args.sample_rate, args.segment_length),
-            features=FeatureConfig(args.features, args.dtype, logmel),
-            clips_per_shard=args.num_audios_per_shard, workers=args.workers,
-            split=args.split, merge_synonyms=args.merge_synonyms, top_k=args.top_k,
-            seed=args.seed, unlabelled_fraction=args.unlabelled_fraction,
-            overwrite=args.overwrite, progress=not args.no_progress)
+            data_dir=args.data_dir, split=args.split, merge_synonyms=args.merge_synonyms,
+            top_k=args.top_k, seed=args.seed, unlabelled_fraction=args.unlabelled_fraction,
+            **record_settings(args))
     except ValueError as error:
         raise UserError(str(error)) from None
-    info = build_mtt(config)
+    info = write_plan(lambda: plan_from_config(config), config, args)
     print(describe(info, config.output_dir))
 
 

@@ -27,9 +27,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
                    help="seed of the bootstrap resamples (default: 0)")
     p.add_argument("--out-json", default=None, metavar="PATH",
-                   help="write the metrics as JSON here")
+                   help="write the metrics as JSON here (default: none)")
     p.add_argument("--per-tag-csv", default=None, metavar="PATH",
-                   help="write the per-tag table as CSV here")
+                   help="write the per-tag table as CSV here (default: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 

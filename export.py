@@ -23,7 +23,9 @@ def parse_args(argv=None):
     p.add_argument("--out", default=None, metavar="PATH",
                    help="output path (default: beside the model, <name>_saved_model "
                         "or <name>.tflite)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier export at --out (a SavedModel folder holding "
+                        "other files is refused, never emptied)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip reloading the export and comparing its scores with Keras")
     return p.parse_args(argv)

@@ -18,8 +18,9 @@ def parse_args(argv=None):
                    help="labelled split to analyse: train, val or test (default: test)")
     p.add_argument("--out", default="excitations.pkl",
                    help="pandas pickle to write (default: excitations.pkl)")
-    p.add_argument("--plots", default=None, metavar="DIR",
-                   help="also write the excitation figures (PNG) into DIR")
+    p.add_argument("--plots", default=None, metavar="PATH",
+                   help="also write the excitation figures (PNG) into this folder "
+                        "(default: no figures)")
     p.add_argument("--depths", type=cli.comma_ints, default=None, metavar="D1,D2,...",
                    help="depths to plot per tag (default: first, middle and last block)")
     p.add_argument("--compare-tags", type=cli.comma_list, default=None, metavar="T1,T2,...",

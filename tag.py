@@ -6,7 +6,9 @@ Every file is decoded (mp3, ogg, flac, wav, ... via libsndfile), mixed to
 mono, resampled to the model's rate and cut into windows of the model's
 input length; the clip's scores are the mean over its windows. Exit code
 0: every input tagged; 1: some inputs were skipped (one line each on
-stderr); 2: a usage error (bad flag, missing or unusable model, no audio).
+stderr; paths that are not regular files, undecodable audio, audio with
+NaN or infinite samples); when every input is skipped, `--out` is not
+touched, so an earlier report survives; 2: a usage error (bad flag, missing or unusable model, no audio).
 """
 
 from __future__ import annotations
@@ -23,18 +25,20 @@ def parse_args(argv=None):
     p.add_argument("--top-k", type=int, default=None, metavar="K",
                    help="tags per file (default 5; with --threshold: no limit)")
     p.add_argument("--threshold", type=float, default=None, metavar="T",
-                   help="list every tag scoring at least this (0..1)")
+                   help="list every tag scoring at least this (0..1; default: none, "
+                        "the top K)")
     p.add_argument("--format", default="table", choices=["table", "json", "csv"],
                    help="report format (default table)")
-    p.add_argument("--out", default=None, metavar="FILE",
+    p.add_argument("--out", default=None, metavar="PATH",
                    help="write the report here (default stdout)")
     p.add_argument("--recursive", action="store_true", help="search folders recursively")
     p.add_argument("--hop", type=float, default=None, metavar="SECONDS",
                    help="seconds between window starts (default: the window, no overlap)")
-    p.add_argument("--taggram", default=None, metavar="DIR",
-                   help="write each file's window x tag scores as .npy and .png here")
-    p.add_argument("--embeddings", default=None, metavar="FILE",
-                   help="write penultimate-layer embeddings to this .npz")
+    p.add_argument("--taggram", default=None, metavar="PATH",
+                   help="write each file's window x tag scores as .npy and .png into "
+                        "this folder (default: none)")
+    p.add_argument("--embeddings", default=None, metavar="PATH",
+                   help="write penultimate-layer embeddings to this .npz (default: none)")
     p.add_argument("--batch-size", type=int, default=32, metavar="N",
                    help="windows per model call (default 32)")
     p.add_argument("--workers", type=int, default=2, metavar="N",
@@ -48,6 +52,7 @@ def main(argv=None):
 
 
 def run(args) -> int:
+    import os
     import sys
 
     from tagger.inference.config import TagConfig
@@ -64,8 +69,13 @@ def run(args) -> int:
         sys.stdout.write(summary.report)
         sys.stdout.flush()
     if summary.failures:
-        print(f"{len(summary.failures)} of {len(summary.failures) + len(summary.results)} "
-              "inputs skipped", file=sys.stderr)
+        line = (f"{len(summary.failures)} of {len(summary.failures) + len(summary.results)} "
+                "inputs skipped")
+        if args.out and not summary.out_written:
+            line += (f"; nothing was tagged, so {args.out} was left as it was"
+                     if os.path.exists(args.out) else
+                     f"; nothing was tagged, so {args.out} was not written")
+        print(line, file=sys.stderr)
     return summary.exit_code
 
 

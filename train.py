@@ -9,6 +9,7 @@ from tagger import cli
 from tagger.cli import (ArgumentParser, non_negative_float, non_negative_int,
                         number_in_range, positive_float, positive_int)
 from tagger.config import MONITORS, SCHEDULES
+from tagger.training import semi_supervised_cli
 
 
 def parse_args(argv=None):
@@ -18,6 +19,7 @@ def parse_args(argv=None):
     add_model_flags(p)
     add_optimisation_flags(p)
     add_hardware_flags(p)
+    semi_supervised_cli.add_flags(p)
     return p.parse_args_given(argv)
 
 
@@ -124,7 +126,8 @@ def add_hardware_flags(p):
                         choices=["auto", "default", "mirrored", "multiworker", "tpu"],
                         help="tf.distribute strategy (default: auto)")
     system.add_argument("--tpu", default=None, metavar="NAME",
-                        help="TPU name or grpc:// address (--strategy auto or tpu)")
+                        help="TPU name or grpc:// address, with --strategy auto or tpu "
+                             "(default: Colab's TPU when one is reachable)")
     system.add_argument("--mixed-precision", default="off",
                         choices=["off", "float16", "bfloat16"],
                         help="compute type (default: off; a TPU uses bfloat16)")
@@ -234,7 +237,8 @@ def config_from_args(args, check: bool = True):
             strategy=args.strategy, tpu=args.tpu, mixed_precision=args.mixed_precision,
             jit_compile=args.jit_compile, steps_per_execution=args.steps_per_execution,
             resume=args.resume, seed=args.seed, evaluate_test=not args.no_test,
-            progress=not args.no_progress)
+            progress=not args.no_progress, augment=args.augment,
+            noisy_student=semi_supervised_cli.settings(args))
     except ValueError as error:
         raise UserError(str(error)) from None
 
@@ -263,7 +267,7 @@ def given_fields(args) -> set | None:
 
 
 def run(args):
-    from tagger.training.run import resume_settings, saved_config, train
+    from tagger.training.run import resume_settings, saved_config
 
     config = config_from_args(args, check=not args.resume)
     if config.resume:
@@ -272,7 +276,7 @@ def run(args):
         check_applicable(args, saved.schedule if saved and not schedule_given
                          else config.schedule)
         config = resume_settings(config, given_fields(args))
-    metrics = train(config)
+    metrics = semi_supervised_cli.train_rounds(config, semi_supervised_cli.rounds(args))
     print(f"run folder: {metrics['run_dir']}")
 
 

@@ -4,7 +4,9 @@ Prints, measured in one run on the same files:
 - ours (1 worker, clips/s) / floor (soundfile decode + soxr resample only)
 - ours with 2 workers / ours with 1 worker
 - peak RSS of a build of 4N clips / peak RSS of a build of N clips
-    python bench/bench_build.py [--clips 100] [--seconds 29.1]
+With --beam instead: the Beam DirectRunner's clips/s beside the local
+builder's, same clips, same run (1 worker each, then 2 each).
+    python bench/bench_build.py [--clips 100] [--seconds 29.1] [--beam]
 """
 
 from __future__ import annotations
@@ -42,6 +44,41 @@ def build(data_dir: str, out_dir: str, workers: int):
                                  progress=False))
 
 
+def beam_build(data_dir: str, out_dir: str, workers: int):
+    from tagger.beam.build import run_beam_build
+    from tagger.beam.flags import BeamRun
+    from tagger.config import BuildConfig
+    from tagger.datasets.mtt import plan_from_config
+
+    config = BuildConfig(data_dir=data_dir, out_dir=out_dir, progress=False)
+    options = ("--direct_num_workers=1",) if workers == 1 else (
+        f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing")
+    return run_beam_build(plan_from_config(config), config, BeamRun("DirectRunner", options))
+
+
+def beam_section(data_dir: str, work: str, seconds: float) -> None:
+    """DirectRunner against the local builder on the same clips, same run."""
+    # the multi-processing DirectRunner's worker processes import tagger too
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    def fresh(name):  # an empty out dir: a finished build would be reused
+        return tempfile.mkdtemp(prefix=f"{name}_", dir=work)
+
+    build(data_dir, fresh("warmup"), 1)
+    beam_build(data_dir, fresh("warmup_beam"), 1)
+    rates = {}
+    for workers in (1, 2):
+        info, local_s = timed(build, data_dir, fresh(f"local{workers}"), workers)
+        _, beam_s = timed(beam_build, data_dir, fresh(f"beam{workers}"), workers)
+        clips = sum(s["clips"] for s in info["splits"].values())
+        rates[workers] = (clips / local_s, clips / beam_s)
+        print(f"{clips} clips of {seconds} s, {workers} worker(s): local "
+              f"{clips / local_s:.1f} clips/s, Beam DirectRunner {clips / beam_s:.1f} clips/s")
+    print(f"ratio beam_direct_over_local {rates[1][1] / rates[1][0]:.3f}")
+    print(f"ratio beam_direct_2w_over_local_2w {rates[2][1] / rates[2][0]:.3f}")
+
+
 def peak_rss_mb(data_dir: str, out_dir: str) -> float:
     """Peak resident memory of a 1-worker build in a fresh process."""
     code = ("import sys, resource, json; sys.path.insert(0, '.');"
@@ -58,12 +95,16 @@ def main():
     p.add_argument("--clips", type=int, default=100)
     p.add_argument("--seconds", type=float, default=29.1)
     p.add_argument("--work-dir", default=None, help="keep data here (default: a temp dir)")
+    p.add_argument("--beam", action="store_true",
+                   help="compare the Beam DirectRunner with the local builder instead")
     args = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from tagger.datasets.mtt import plan_mtt
 
     work = args.work_dir or tempfile.mkdtemp(prefix="bench_build_")
     small = synthetic_data(os.path.join(work, f"data{args.clips}"), args.clips, args.seconds)
+    if args.beam:
+        return beam_section(small, work, args.seconds)
     large = synthetic_data(os.path.join(work, f"data{4 * args.clips}"), 4 * args.clips,
                            args.seconds)
     plan = plan_mtt(small)

@@ -5,6 +5,13 @@ runs in worker processes that never need it. The custom Keras layers of the
 spectrogram families are registered as soon as Keras is imported, before or
 after this package, so `keras.models.load_model` reads every saved tagger
 after a plain `import tagger`.
+
+The Python API for the most common job (docs/python_api.md):
+
+    from tagger import top_tags
+    top_tags("model.keras", "song.mp3", k=5)  # [('guitar', 0.91), ...]
+
+`top_tags` and `clip_scores` import TensorFlow only when called.
 """
 
 import importlib.abc
@@ -12,6 +19,23 @@ import importlib.machinery
 import sys
 
 __version__ = "0.1.0"
+
+
+def top_tags(model, audio, k: int = 5, hop_seconds: float | None = None):
+    """The `k` best (tag, score) pairs of an audio file (or, for a list of
+    paths, one such list per file), from a tagger saved by train.py; see
+    tagger.inference.api."""
+    from tagger.inference.api import top_tags as top
+
+    return top(model, audio, k=k, hop_seconds=hop_seconds)
+
+
+def clip_scores(model, audio, hop_seconds: float | None = None):
+    """(tag names, every tag's clip score) of an audio file or a list of
+    them; see tagger.inference.api."""
+    from tagger.inference.api import clip_scores as scores
+
+    return scores(model, audio, hop_seconds=hop_seconds)
 
 
 def _register_layers() -> None:

@@ -7,9 +7,12 @@ with its high-quality filter. Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
+import math
 import os
 import re
+import stat
 
 import numpy as np
 import soundfile
@@ -24,42 +27,159 @@ class AudioDecodeError(Exception):
     """A file could not be decoded as audio; the message says why."""
 
 
-def load_audio(path: str, sample_rate: int, quiet: bool = False) -> np.ndarray:
+MAX_FILE_RATE = 768_000  # Hz; a header claiming more is not audio we can use
+READ_BLOCK_FRAMES = 1 << 20  # frames decoded at a time (memory stays bounded)
+
+
+def load_audio(path: str, sample_rate: int, quiet: bool = False,
+               max_bytes: int | None = None, max_seconds: float | None = None) -> np.ndarray:
     """Decodes `path` to a mono float32 waveform at `sample_rate`, shape (samples,).
 
     `quiet` silences the decoder library's own messages on stderr (it writes
     resync notes for damaged MP3s); use it in single-threaded workers only.
+    `max_bytes` and `max_seconds` bound what one file may cost (see `read_clip`).
     """
-    if not fileio.exists(path):
-        raise AudioDecodeError("file not found")
+    return read_clip(path, sample_rate, quiet, max_bytes, max_seconds)[0]
+
+
+def read_clip(path: str, sample_rate: int, quiet: bool = False,
+              max_bytes: int | None = None, max_seconds: float | None = None):
+    """(waveform, full_seconds): `path` decoded to mono float32 at
+    `sample_rate`. A file longer than `max_seconds` is cut there and
+    `full_seconds` gives its length (None when nothing was cut). Raises
+    AudioDecodeError for what is not a regular file (a FIFO, a device, a
+    folder, a symlink loop), a file above `max_bytes`, undecodable data and
+    NaN or infinite samples; memory stays bounded by the two limits."""
     try:
-        data = fileio.read_bytes(path)
-    except OSError as error:
-        raise AudioDecodeError(f"cannot read: {_first_line(error)}") from None
-    if not data:
-        raise AudioDecodeError("empty file (0 bytes)")
-    try:
+        if fileio.is_local(path):
+            fd = open_regular_file(path, max_bytes)
+            try:
+                with _silenced_stderr() if quiet else contextlib.nullcontext():
+                    return _decode(soundfile.SoundFile(fd, closefd=False), sample_rate,
+                                   max_seconds)
+            finally:
+                os.close(fd)
+        data = _read_remote(path, max_bytes)
         with _silenced_stderr() if quiet else contextlib.nullcontext():
-            audio, file_rate = soundfile.read(
-                io.BytesIO(data), dtype="float32", always_2d=True)
+            return _decode(soundfile.SoundFile(io.BytesIO(data)), sample_rate, max_seconds)
+    except AudioDecodeError:
+        raise
+    except MemoryError:
+        raise AudioDecodeError("not enough memory to decode it") from None
     except Exception as error:  # libsndfile reports every failure its own way
         raise AudioDecodeError(f"not decodable audio ({_first_line(error)})") from None
-    if audio.shape[0] == 0:
+
+
+def open_regular_file(path: str, max_bytes: int | None = None) -> int:
+    """Opens local `path` for reading and returns the descriptor, after
+    making sure (on the open file, so nothing can be swapped in between) it
+    is a regular, non-empty file of at most `max_bytes`; anything else is an
+    AudioDecodeError saying what it is. Never blocks on a FIFO or device."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise AudioDecodeError("file not found") from None
+    except OSError as error:
+        raise AudioDecodeError(_open_error(error)) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise AudioDecodeError(f"not a regular file ({_file_kind(info.st_mode)})")
+        if info.st_size == 0:
+            raise AudioDecodeError("empty file (0 bytes)")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise AudioDecodeError(
+                f"file of {info.st_size / 2**20:.1f} MB is above the limit of "
+                f"{max_bytes / 2**20:.3g} MB (--max-file-mb)")
+        os.set_blocking(fd, True)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_remote(path: str, max_bytes: int | None) -> bytes:
+    """The bytes of a gs://, ram://, ... file, within `max_bytes`."""
+    if not fileio.exists(path):
+        raise AudioDecodeError("file not found")
+    if fileio.isdir(path):
+        raise AudioDecodeError("not a regular file (a folder)")
+    with fileio.open_file(path, "rb") as f:
+        data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+    if not data:
+        raise AudioDecodeError("empty file (0 bytes)")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise AudioDecodeError(f"file is above the limit of {max_bytes / 2**20:.3g} MB "
+                               "(--max-file-mb)")
+    return data
+
+
+def _decode(handle, sample_rate: int, max_seconds: float | None):
+    """Reads an open SoundFile block by block (mono mix per block), at most
+    `max_seconds`; checks the samples; resamples. See `read_clip`."""
+    with handle:
+        rate, channels = handle.samplerate, handle.channels
+        if not 0 < rate <= MAX_FILE_RATE:
+            raise AudioDecodeError(f"sample rate {rate} Hz is out of range")
+        limit = None if max_seconds is None else max(1, int(max_seconds * rate))
+        if handle.seekable():  # as soundfile.read does: the MP3 decoder's first
+            handle.seek(0)     # samples differ by an ulp without it
+        blocks, total = [], 0
+        while limit is None or total < limit:
+            want = READ_BLOCK_FRAMES if limit is None else min(READ_BLOCK_FRAMES,
+                                                               limit - total)
+            block = handle.read(want, dtype="float32", always_2d=channels > 1)
+            if not len(block):
+                break
+            mono = block.mean(axis=1, dtype=np.float32) if channels > 1 else block
+            if not math.isfinite(float(mono.sum(dtype=np.float64))):
+                raise AudioDecodeError("the audio holds NaN or infinite samples")
+            blocks.append(mono)
+            total += len(mono)
+        full_seconds = None
+        if limit is not None and total >= limit and len(handle.read(1, dtype="float32")):
+            full_seconds = max(handle.frames, total + 1) / rate
+    if total == 0:
         raise AudioDecodeError("no audio samples")
-    return resample(audio.mean(axis=1), file_rate, sample_rate)
+    waveform = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    return resample(waveform, rate, sample_rate), full_seconds
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
+def _open_error(error: OSError) -> str:
+    if error.errno == errno.ELOOP:
+        return "symlink loop"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return "cannot read: permission denied"
+    if error.errno == errno.ENXIO:  # a socket, or a FIFO with no writer on some systems
+        return "not a regular file (a socket or special file)"
+    return f"cannot read: {error.strerror or error}"
 
 
 def stream_audio(path: str, sample_rate: int, block_seconds: float = 30.0):
     """Yields a file's audio as consecutive mono float32 blocks at
     `sample_rate`, about `block_seconds` each, never holding the whole file
     (soundfile block reads + soxr's streaming resampler). Raises
-    AudioDecodeError for a missing or undecodable file."""
-    if not fileio.exists(path):
-        raise AudioDecodeError("file not found")
+    AudioDecodeError for a missing or undecodable file, or one that is not a
+    regular file (a FIFO, a device, a folder, a symlink loop)."""
+    if fileio.is_local(path):
+        source = open_regular_file(path)
+    else:
+        source = io.BytesIO(_read_remote(path, None))
     try:
-        handle = soundfile.SoundFile(path if fileio.is_local(path)
-                                     else io.BytesIO(fileio.read_bytes(path)))
+        handle = soundfile.SoundFile(source, closefd=True) if isinstance(source, int) \
+            else soundfile.SoundFile(source)
     except Exception as error:
+        if isinstance(source, int):
+            os.close(source)
         raise AudioDecodeError(f"not decodable audio ({_first_line(error)})") from None
     with handle:
         stream = None
@@ -132,8 +252,12 @@ def segment(waveform: np.ndarray, segment_length: int) -> np.ndarray:
 
 
 def to_int16(waveform: np.ndarray) -> np.ndarray:
-    """float in [-1, 1] -> int16 (values outside are clipped)."""
-    return np.round(np.clip(waveform, -1.0, 1.0) * INT16_SCALE).astype(np.int16)
+    """float in [-1, 1] -> int16 (values outside are clipped); one scratch
+    buffer, no temporaries (equal to round(clip(x, -1, 1) * 32767))."""
+    scaled = np.multiply(waveform, np.float32(INT16_SCALE), dtype=np.float32)
+    np.clip(scaled, -INT16_SCALE, INT16_SCALE, out=scaled)
+    np.rint(scaled, out=scaled)
+    return scaled.astype(np.int16)
 
 
 def from_int16(pcm: np.ndarray) -> np.ndarray:
@@ -154,5 +278,5 @@ def _silenced_stderr():
 
 def _first_line(error: Exception) -> str:
     text = str(error).strip() or type(error).__name__
-    text = re.sub(r"Error opening <[^>]*>: ", "", text.splitlines()[0])
+    text = re.sub(r"Error opening (<[^>]*>|\d+|'[^']*'): ", "", text.splitlines()[0])
     return text.strip().rstrip(".")

@@ -57,8 +57,78 @@ def run(action, args=None) -> int:
         return 0
 
 
+def progress_wanted(no_progress: bool = False) -> bool:
+    """Whether to draw progress bars: not when asked for none, and not when
+    stderr is not a terminal (a log file or a pipe would collect every
+    redraw)."""
+    if no_progress:
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stderr
+        return False
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option that takes a value shows its default in --help, unless
+    its help already says what the default is (or it has none: then the
+    help says what happens without it)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (not action.option_strings or action.nargs == 0
+                or action.default in (None, argparse.SUPPRESS) or "default" in text.lower()):
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
+_PATH_WORDS = ("dir", "path", "out", "json", "csv", "file")
+
+
+def _conventional(names, kwargs) -> dict:
+    """An option's add_argument settings with the conventions filled in: a
+    help stating the default where none was written, metavar `N` for an
+    integer and `PATH` for a path-named option when none was given."""
+    kwargs = dict(kwargs)
+    option = bool(names) and names[0].startswith("-")
+    takes_value = kwargs.get("action") in (None, "store", "append")
+    if option and takes_value and "help" not in kwargs and kwargs.get("default") is not None:
+        kwargs["help"] = "default: %(default)s"
+    if (option and takes_value and "metavar" not in kwargs
+            and kwargs.get("choices") is None and names[0].startswith("--")):
+        kind = kwargs.get("type")
+        if kind is int or getattr(kind, "__name__", None) == "int":
+            kwargs["metavar"] = "N"
+        elif kind in (None, str) and any(word in names[0] for word in _PATH_WORDS):
+            kwargs["metavar"] = "PATH"
+    return kwargs
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with a one-line error (no usage dump) and exit code 2."""
+    """The parser of every CLI here: a one-line error (no usage dump) and
+    exit code 2; --help shows every default (HelpFormatter); options that
+    take a value without a stated metavar read `N` (integers) or `PATH`
+    (paths, by name); after parsing, `no_progress` is set when stderr is
+    not a terminal (`progress_wanted`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *names, **kwargs):
+        return super().add_argument(*names, **_conventional(names, kwargs))
+
+    def add_argument_group(self, *args, **kwargs):
+        group = super().add_argument_group(*args, **kwargs)
+        plain = group.add_argument
+        group.add_argument = lambda *names, **kw: plain(*names, **_conventional(names, kw))
+        return group
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, extras = super().parse_known_args(args, namespace)
+        if getattr(parsed, "no_progress", True) is False and not progress_wanted():
+            parsed.no_progress = True
+        return parsed, extras
 
     def error(self, message):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")

@@ -8,10 +8,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from typing import Any
 
 FEATURE_KINDS = ("raw", "logmel")
 RAW_DTYPES = ("int16", "float32")
+
+
+def _flag(name: str) -> str:
+    return f"{name} (--{name.replace('_', '-')})"
+
+
+def _check_int(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{_flag(name)} must be an integer >= {low}, got {value!r}")
+
+
+def _check_number(name: str, value, low: float, low_open: bool = False) -> None:
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+          and math.isfinite(value) and (value > low if low_open else value >= low))
+    if not ok:
+        raise ValueError(f"{_flag(name)} must be a finite number {'>' if low_open else '>='} "
+                         f"{low:g}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,11 +42,8 @@ class AudioConfig:
     segment_length: int = 59049
 
     def __post_init__(self):
-        if self.sample_rate <= 0:
-            raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
-        if self.segment_length <= 0:
-            raise ValueError(
-                f"segment_length must be positive, got {self.segment_length}")
+        _check_int("sample_rate", self.sample_rate, 1)
+        _check_int("segment_length", self.segment_length, 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +51,9 @@ class LogMelConfig:
     """Log-mel front end parameters (see `tagger.layers.LogMel`).
 
     `top_db` is a per-example clamp below the example's maximum; None keeps
-    the full dynamic range.
+    the full dynamic range. `mel_scale`, `mel_norm`, `power`,
+    `db_multiplier` and `amin` reproduce other toolkits' features (see
+    `LogMel`); the defaults are Keras's filter bank and 10*log10(power).
     """
 
     n_mels: int = 128
@@ -44,6 +62,23 @@ class LogMelConfig:
     f_min: float = 0.0
     f_max: float | None = None
     top_db: float | None = None
+    mel_scale: str = "keras"
+    mel_norm: str | None = None
+    power: float = 2.0
+    db_multiplier: float = 10.0
+    amin: float = 1e-10
+
+    def __post_init__(self):
+        for name in ("n_mels", "n_fft", "hop_length"):
+            _check_int(name, getattr(self, name), 1)
+        _check_number("f_min", self.f_min, 0.0)
+        if self.f_max is not None:
+            _check_number("f_max", self.f_max, 0.0, low_open=True)
+            if self.f_max <= self.f_min:
+                raise ValueError(f"f_max (--f-max) must be above f_min ({self.f_min} Hz), "
+                                 f"got {self.f_max}")
+        if self.top_db is not None:
+            _check_number("top_db", self.top_db, 0.0, low_open=True)
 
     def frames(self, num_samples: int) -> int:
         """Frames produced for `num_samples` samples (centred STFT)."""
@@ -89,6 +124,39 @@ class BuildConfig:
     unlabelled_fraction: float = 0.0  # share of train moved to an unlabelled split
     overwrite: bool = False
     progress: bool = True
+    max_file_mb: float = 64.0  # larger audio files are skipped with a reason
+    max_seconds: float = 60.0  # longer clips are cut here (and listed as cut)
+
+    def __post_init__(self):
+        for name in ("clips_per_shard", "workers", "top_k"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("seed", self.seed, 0)
+        _check_number("unlabelled_fraction", self.unlabelled_fraction, 0.0)
+        if self.unlabelled_fraction >= 1.0:
+            raise ValueError("unlabelled_fraction (--unlabelled-fraction) must lie in "
+                             f"[0, 1), got {self.unlabelled_fraction}")
+        _check_number("max_file_mb", self.max_file_mb, 0.0, low_open=True)
+        rate, length = self.audio.sample_rate, self.audio.segment_length
+        one_segment = length / rate
+        _check_number("max_seconds", self.max_seconds, one_segment)
+        if self.features.kind == "logmel":
+            mel, nyquist = self.features.logmel, rate / 2
+            if mel.f_max is not None and mel.f_max > nyquist:
+                raise ValueError(f"f_max (--f-max) must be at most the Nyquist frequency "
+                                 f"{nyquist:g} Hz (sample rate {rate} / 2), got {mel.f_max:g}")
+            if mel.f_min >= nyquist:
+                raise ValueError(f"f_min (--f-min) must be below the Nyquist frequency "
+                                 f"{nyquist:g} Hz, got {mel.f_min:g}")
+            if mel.n_fft > length:
+                raise ValueError(f"n_fft (--n-fft) must be at most the segment length "
+                                 f"{length}, got {mel.n_fft}")
+            if mel.hop_length > length:
+                raise ValueError(f"hop_length (--hop-length) must be at most the segment "
+                                 f"length {length}, got {mel.hop_length}")
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_file_mb * 2**20)
 
     @property
     def output_dir(self) -> str:
@@ -156,6 +224,21 @@ class Stage:
 
 
 @dataclasses.dataclass(frozen=True)
+class NoisyStudentConfig:
+    """Noisy-student training (Won, Choi, Serra 2021); off while `teacher` is None."""
+
+    teacher: str | None = None  # a model saved by train.py (.keras or .hdf5)
+    unlabelled_split: str = "student"  # a split marked unlabelled in dataset_info.json
+    unlabelled_data_dir: str | None = None  # None: the labelled data_dir
+    pseudo_label_weight: float = 1.0  # w in BCE(labelled) + w * BCE(student, teacher)
+
+    def __post_init__(self):
+        if not (self.pseudo_label_weight >= 0 and math.isfinite(self.pseudo_label_weight)):
+            raise ValueError(f"pseudo_label_weight must be a finite number >= 0, got "
+                             f"{self.pseudo_label_weight}")
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything `train.py` needs; saved as config.json in the run folder."""
 
@@ -191,6 +274,8 @@ class TrainConfig:
     seed: int = 0
     evaluate_test: bool = True
     progress: bool = True
+    augment: bool = False  # the in-graph augmentation chain on the training windows
+    noisy_student: NoisyStudentConfig = NoisyStudentConfig()
 
     def __post_init__(self):
         for name, value, valid in (("schedule", self.schedule, SCHEDULES),

@@ -111,11 +111,12 @@ def write_atomic(path: str, data: bytes | str) -> None:
             f.write(data.encode() if isinstance(data, str) else data)
         rename(tmp, path)
     except BaseException:
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise
 
 
-def _remove_quietly(path: str) -> None:
+def remove_quietly(path: str) -> None:
+    """Removes `path` if it exists; a failure to do so is ignored."""
     try:
         if exists(path):
             remove(path)

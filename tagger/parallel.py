@@ -1,32 +1,226 @@
-"""An ordered, memory-bounded parallel map over spawned worker processes."""
+"""An ordered, memory-bounded parallel map over spawned worker processes
+that survives a worker's death.
+
+`ordered_map` starts its workers once and feeds them items over one pipe
+each; results come back in input order. A worker that dies (SIGKILL, the
+kernel's out-of-memory killer) is noticed at once through its process
+sentinel: the item it was working on is tried once more in a fresh worker,
+and if that one dies too the item fails (`on_failure` turns it into a
+result, or `WorkerDied` names it). Items queued behind it were never
+started and are simply sent again.
+"""
 
 from __future__ import annotations
 
 import collections
 import itertools
 import multiprocessing
+import multiprocessing.connection
+import signal
+import traceback
 
-IN_FLIGHT_PER_WORKER = 4
+IN_FLIGHT_PER_WORKER = 4  # items sent but not yet yielded, per worker
+QUEUED_PER_WORKER = 2  # items sent to one worker at a time (one runs, one waits)
+ATTEMPTS = 2  # an item whose worker dies is tried this many times in all
 
 
-def ordered_map(fn, items, workers: int):
+class WorkerDied(RuntimeError):
+    """A worker process died on an item on every attempt; the message names it."""
+
+    def __init__(self, item, reason: str):
+        super().__init__(f"a worker process died on {item!r} ({reason})")
+        self.item = item
+        self.reason = reason
+
+
+class WorkerError(RuntimeError):
+    """`fn` raised in a worker; the message carries the worker's traceback."""
+
+
+def describe_exit(exitcode) -> str:
+    """'killed by SIGKILL (out of memory?)', 'exit code 3', ..."""
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (out of memory?)" if -exitcode == signal.SIGKILL else ""
+        return f"killed by {name}{hint}"
+    return f"exit code {exitcode}"
+
+
+def ordered_map(fn, items, workers: int, on_failure=None):
     """Like map(fn, items), over `workers` spawned processes, results in
     input order, with at most a few items per worker in flight (memory stays
     flat however many items there are). One worker runs in this process.
 
-    Spawned workers import `fn`'s module afresh: keep it free of TensorFlow.
+    A worker that dies on an item is replaced and the item retried once;
+    after that, `on_failure(item, reason)` gives the item's result, or
+    without it `WorkerDied` is raised. An exception raised by `fn` is
+    raised here (as WorkerError with the worker's traceback when the type
+    cannot travel). Spawned workers import `fn`'s module afresh: keep it
+    free of TensorFlow.
     """
     if workers <= 1:
         yield from map(fn, items)
         return
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers) as pool:
-        items = iter(items)
-        in_flight = collections.deque(
-            pool.apply_async(fn, (item,))
-            for item in itertools.islice(items, workers * IN_FLIGHT_PER_WORKER))
-        while in_flight:
-            result = in_flight.popleft().get()
-            for item in itertools.islice(items, 1):
-                in_flight.append(pool.apply_async(fn, (item,)))
-            yield result
+    pool = _Pool(fn, workers)
+    try:
+        yield from pool.map(iter(items), on_failure)
+    finally:
+        pool.close()
+
+
+class _Worker:
+    def __init__(self, context, fn):
+        self.conn, child = context.Pipe(duplex=True)
+        self.process = context.Process(target=_work, args=(child, fn), daemon=True)
+        self.process.start()
+        child.close()
+        self.queue = collections.deque()  # sequence numbers sent, oldest first
+        self.finished = 0  # items it returned
+
+    def send(self, seq, item):
+        self.queue.append(seq)
+        try:
+            self.conn.send((seq, item))
+        except OSError:  # it died: its sentinel says so, and the item is sent again
+            pass
+
+    def stop(self, timeout: float = 2.0):
+        try:
+            self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
+class _Pool:
+    def __init__(self, fn, workers: int):
+        self.fn = fn
+        self.context = multiprocessing.get_context("spawn")
+        self.workers = [_Worker(self.context, fn) for _ in range(workers)]
+
+    def close(self):
+        for worker in self.workers:
+            worker.stop()
+        self.workers = []
+
+    def map(self, items, on_failure):
+        limit = len(self.workers) * IN_FLIGHT_PER_WORKER
+        pending = {}  # seq -> item, sent and not finished
+        attempts = collections.Counter()
+        retry = collections.deque()  # seqs to send again, before new items
+        done = {}  # seq -> result, finished and not yet yielded
+        next_seq = next_out = 0
+        exhausted = False
+        while True:
+            # Feed idle workers: retries first, then new items, within the bound.
+            for worker in sorted(self.workers, key=lambda w: len(w.queue)):
+                while len(worker.queue) < QUEUED_PER_WORKER:
+                    if retry:
+                        seq = retry.popleft()
+                    elif not exhausted and next_seq - next_out < limit:
+                        item = next(items, _END)
+                        if item is _END:
+                            exhausted = True
+                            break
+                        seq, next_seq = next_seq, next_seq + 1
+                        pending[seq] = item
+                    else:
+                        break
+                    worker.send(seq, pending[seq])
+            while next_out in done:
+                result = done.pop(next_out)
+                next_out += 1
+                yield result
+            if exhausted and not pending and not done:
+                return
+            if not any(w.queue for w in self.workers):
+                continue
+            ready = multiprocessing.connection.wait(
+                [w.conn for w in self.workers if w.queue]
+                + [w.process.sentinel for w in self.workers if w.queue])
+            for worker in list(self.workers):
+                if worker.conn in ready or worker.process.sentinel in ready:
+                    self._collect(worker, pending, done, attempts, retry, on_failure)
+
+    def _collect(self, worker, pending, done, attempts, retry, on_failure):
+        """Reads every result `worker` has sent; replaces it if it died."""
+        try:
+            while worker.queue and worker.conn.poll():
+                seq, status, value = worker.conn.recv()
+                worker.queue.remove(seq)
+                worker.finished += 1
+                if status == "error":
+                    raise value
+                done[seq] = value
+                del pending[seq]
+            if worker.process.is_alive():
+                return
+        except (EOFError, OSError):
+            pass  # the worker is gone; what it sent was read above
+        worker.process.join()
+        reason = describe_exit(worker.process.exitcode)
+        worker.conn.close()
+        if worker.finished == 0 and worker.process.exitcode > 0:
+            # Not the item's fault: the worker could not start (it failed to
+            # import the function's module, say); every item would fail alike.
+            raise WorkerError(f"a worker process failed to start ({reason}); see the "
+                              "messages above")
+        self.workers[self.workers.index(worker)] = _Worker(self.context, self.fn)
+        if not worker.queue:
+            return
+        culprit, *unstarted = worker.queue
+        worker.queue.clear()
+        attempts[culprit] += 1
+        if attempts[culprit] >= ATTEMPTS:
+            item = pending.pop(culprit)
+            if on_failure is None:
+                raise WorkerDied(item, reason)
+            done[culprit] = on_failure(item, reason)
+        else:
+            retry.append(culprit)
+        retry.extend(unstarted)
+        # Keep retries in input order so results are not held back longer than needed.
+        ordered = sorted(retry)
+        retry.clear()
+        retry.extend(ordered)
+
+
+_END = object()
+
+
+def _work(conn, fn):
+    """A worker's loop: (seq, item) in, (seq, status, result) out; None stops it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        seq, item = message
+        try:
+            reply = (seq, "ok", fn(item))
+        except Exception as error:
+            reply = (seq, "error", _portable(error))
+        conn.send(reply)
+
+
+def _portable(error: Exception) -> Exception:
+    """`error` if it survives pickling, else a WorkerError with its traceback."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        return WorkerError("".join(traceback.format_exception(error)).strip())

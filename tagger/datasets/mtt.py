@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
@@ -102,10 +103,20 @@ def read_annotations(data_dir: str) -> Annotations:
         raise UserError(
             f"{csv_path!r} is missing; a MagnaTagATune data dir holds "
             f"{ANNOTATIONS_FILE} and the mp3/ folder")
+    if fileio.isdir(csv_path):
+        raise UserError(f"{csv_path!r} is a folder; expected the annotations file")
     try:
-        table = pd.read_csv(io.StringIO(fileio.read_text(csv_path)), sep="\t",
-                            dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        text = fileio.read_text(csv_path)
+    except UnicodeDecodeError:
+        raise UserError(f"{csv_path!r} is not a text file; expected the tab-separated "
+                        "MagnaTagATune annotations") from None
+    if not text.strip():
+        raise UserError(f"{csv_path!r} is empty ({len(text.encode())} bytes); expected a "
+                        "header (clip_id, tag columns, mp3_path) and one row per clip: "
+                        "download or copy the file again")
+    try:
+        table = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise UserError(f"{csv_path!r} is not a tab-separated annotations file: "
                         f"{str(error).splitlines()[0]}") from None
     missing = [c for c in ("clip_id", "mp3_path") if c not in table.columns]
@@ -117,6 +128,9 @@ def read_annotations(data_dir: str) -> Annotations:
     tag_names = tuple(c for c in table.columns if c not in ("clip_id", "mp3_path"))
     if not tag_names:
         raise UserError(f"{csv_path!r} has no tag columns")
+    if len(table) == 0:
+        raise UserError(f"{csv_path!r} has a header but no clips; expected one row per "
+                        "clip: download or copy the file again")
     values = table[list(tag_names)]
     bad = ~values.isin(["0", "1"])
     if bad.to_numpy().any():
@@ -128,9 +142,41 @@ def read_annotations(data_dir: str) -> Annotations:
         clip_ids = table["clip_id"].astype(np.int64).to_numpy()
     except ValueError:
         raise UserError(f"{csv_path!r}: clip_id values must be integers") from None
+    _check_unique(csv_path, "clip_id", clip_ids)
+    _check_unique(csv_path, "mp3_path", table["mp3_path"].to_numpy())
+    for clip_id, path in zip(clip_ids, table["mp3_path"]):
+        problem = unsafe_path_reason(path)
+        if problem:
+            raise UserError(f"{csv_path!r}: clip {clip_id} has mp3_path {path!r}, which "
+                            f"{problem}; paths must be relative and stay inside the "
+                            f"{AUDIO_DIR}/ folder")
     return Annotations(clip_ids=clip_ids, paths=tuple(table["mp3_path"]),
                        tag_names=tag_names,
                        labels=values.to_numpy().astype(np.uint8))
+
+
+def _check_unique(csv_path: str, column: str, values) -> None:
+    seen = {}
+    for row, value in enumerate(values):
+        if value in seen:
+            raise UserError(f"{csv_path!r}: {column} {value} appears twice (rows "
+                            f"{seen[value] + 2} and {row + 2}); each clip must appear once")
+        seen[value] = row
+
+
+def unsafe_path_reason(path: str) -> str | None:
+    """Why a relative audio path from an annotations file must not be
+    opened (it is empty, absolute, or climbs out of the audio folder), or
+    None when it is safe."""
+    if not path.strip():
+        return "is empty"
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path) or "://" in path:
+        return "is absolute"
+    if "\0" in path:
+        return "holds a NUL character"
+    if any(part == ".." for part in re.split(r"[/\\]", path)):
+        return "climbs out of the audio folder"
+    return None
 
 
 def merge_synonyms(annotations: Annotations) -> Annotations:
@@ -156,6 +202,8 @@ def top_tags(annotations: Annotations, k: int) -> Annotations:
     """Keeps the `k` most frequent tags, ordered by descending frequency
     (ties keep the file's column order)."""
     available = len(annotations.tag_names)
+    if k < 1:
+        raise UserError(f"--top-k must be at least 1, got {k}")
     if k > available:
         raise UserError(f"--top-k {k} asks for more tags than the annotations have "
                         f"({available}); use --top-k {available} or fewer")
@@ -247,6 +295,9 @@ def plan_mtt(data_dir: str, split: str = "directory", merge: bool = False,
             raise UserError(f"split folder {split!r} lists its own unlabelled clips; "
                             "drop --unlabelled-fraction or the student list")
     has_tag = annotations.labels.any(axis=1)
+    if not has_tag.any():
+        raise UserError(f"no clip of {join_path(data_dir, ANNOTATIONS_FILE)!r} has any of "
+                        f"the top {top_k} tags (every tag value is 0); check the file")
     splits, no_tag = {}, 0
     for name in SPLITS:
         keep = [i for i in rows[name] if has_tag[i]]
@@ -259,6 +310,11 @@ def plan_mtt(data_dir: str, split: str = "directory", merge: bool = False,
         splits["train"], rows[STUDENT_SPLIT] = splits["train"][:cut], splits["train"][cut:]
     if STUDENT_SPLIT in rows:
         splits[STUDENT_SPLIT] = rows[STUDENT_SPLIT]
+    if not any(len(keep) for keep in splits.values()):
+        raise UserError(
+            f"none of the {len(annotations.paths)} clips of the annotations is in a split "
+            f"and has one of the top {top_k} tags ({outside} outside the splits, {no_tag} "
+            "without those tags); check the paths and the split lists")
     clips = {name: tuple(Clip(int(annotations.clip_ids[i]), annotations.paths[i],
                               None if name == STUDENT_SPLIT else
                               tuple(int(v) for v in annotations.labels[i]))
@@ -294,7 +350,11 @@ def build_mtt(config) -> dict:
     returns the dataset_info dict."""
     from tagger.records.writer import build_records
 
-    plan = plan_mtt(config.data_dir, split=config.split, merge=config.merge_synonyms,
+    return build_records(plan_from_config(config), config)
+
+
+def plan_from_config(config) -> DatasetPlan:
+    """The plan of the MagnaTagATune build `config` (a BuildConfig) asks for."""
+    return plan_mtt(config.data_dir, split=config.split, merge=config.merge_synonyms,
                     top_k=config.top_k, seed=config.seed,
                     unlabelled_fraction=config.unlabelled_fraction)
-    return build_records(plan, config)

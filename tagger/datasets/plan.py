@@ -6,6 +6,7 @@ writer turns it into shards without knowing which dataset it came from.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 
 import numpy as np
@@ -22,6 +23,31 @@ class Clip:
     clip_id: int
     path: str
     labels: tuple | None  # multi-hot over the plan's tag names
+
+
+class ClipColumns(collections.abc.Sequence):
+    """A split's clips stored as columns, for datasets of a million clips:
+    `clip_ids` (int64), `paths` (bytes, relative to the audio root) and
+    `labels` ((clips, tags) uint8, or None for an unlabelled split). Items
+    are `Clip`s made on access; a slice is a view, not a copy."""
+
+    def __init__(self, clip_ids, paths, labels=None):
+        self.clip_ids = np.asarray(clip_ids, np.int64)
+        self.paths = np.asarray(paths, dtype=np.bytes_)
+        self.labels = None if labels is None else np.asarray(labels, np.uint8)
+        if len(self.paths) != len(self.clip_ids) or (
+                self.labels is not None and len(self.labels) != len(self.clip_ids)):
+            raise ValueError("clip_ids, paths and labels must have one row per clip")
+
+    def __len__(self):
+        return len(self.clip_ids)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return ClipColumns(self.clip_ids[index], self.paths[index],
+                               None if self.labels is None else self.labels[index])
+        labels = None if self.labels is None else tuple(int(v) for v in self.labels[index])
+        return Clip(int(self.clip_ids[index]), self.paths[index].decode(), labels)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +92,8 @@ class DatasetPlan:
         """(clips, tags) uint8 labels of `split`, in write order (zeros for
         an unlabelled split)."""
         clips = self.splits[split]
+        if isinstance(clips, ClipColumns) and clips.labels is not None:
+            return clips.labels
         if not self.is_labelled(split):
             return np.zeros((len(clips), len(self.tag_names)), np.uint8)
         return np.array([c.labels for c in clips], dtype=np.uint8).reshape(

@@ -54,11 +54,12 @@ Library use:
     tag_probabilities(genre, style, attributes) -> how tags are applied
 
 The CLI also takes --overwrite (replace a dataset already in OUT_DIR) and
---quiet (no progress bar). This module does not import TensorFlow.
+--no-progress (no progress bar). This module does not import TensorFlow.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import shutil
@@ -787,12 +788,14 @@ def main(argv=None) -> int:
                         help="replace an existing annotations_final.csv and mp3/ in OUT_DIR")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes synthesising clips (default: all cores)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", dest="no_progress",
+                        help=argparse.SUPPRESS)  # the former spelling
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
         summary = generate(args.out_dir, args.clips, args.seconds, args.seed,
-                           progress=not args.quiet, overwrite=args.overwrite,
+                           progress=not args.no_progress, overwrite=args.overwrite,
                            workers=args.workers)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -24,7 +24,8 @@ endpoints are also callable attributes: `m.serve(x)["scores"]`,
 
 TFLite (one file): the `serve` signature, `waveform (batch,
 window_samples)` -> `scores (batch, tags)` with a dynamic batch (resize the
-input, or use a signature runner). Built-in TFLite ops are tried first;
+input, or use a signature runner); run it with LiteRT (`pip install
+ai-edge-litert`, `from ai_edge_litert.interpreter import Interpreter`). Built-in TFLite ops are tried first;
 select TensorFlow ops are enabled only if the converter needs them. The tag
 names go beside it, in `<out>.tags.txt`.
 """
@@ -44,6 +45,10 @@ from tagger.inference.native_stderr import native_stderr_silenced
 
 TAGS_ASSET = "tags.txt"
 INFO_EXTRA = os.path.join("assets.extra", "tagger_info.json")
+# What a SavedModel export writes at the top of its folder: `--overwrite`
+# replaces a folder holding only these, and refuses one holding anything else.
+SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets",
+                                  "assets.extra"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,23 +77,25 @@ def export(config, log=print) -> ExportResult:
     """Loads `config.model` and writes it as `config.format` (ExportConfig)."""
     from tagger.models.saved import load_tagger
 
+    from tagger import fileio
+
     out = config.out or default_out(config.model, config.format)
-    if os.path.exists(out) and not config.overwrite:
-        raise UserError(f"{out!r} exists; pass --overwrite to replace it or choose --out")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise UserError(f"--out {out!r}: folder {parent!r} does not exist")
+    check_destination(out, config.format, config.overwrite)
     model, info = load_tagger(config.model)
+    fileio.prepare_output_dir(os.path.dirname(os.path.abspath(out)), "--out")
     serving = ServingModel(model, info)
     if serving.warning:
         log(f"warning: {serving.warning}")
-    if config.format == "saved_model":
-        write_saved_model(serving, out)
-        tags_path = os.path.join(out, "assets", TAGS_ASSET)
-        select = False
-    else:
-        select = write_tflite(serving, out)
-        tags_path = tflite_tags_path(out)
+    try:
+        if config.format == "saved_model":
+            write_saved_model(serving, out)
+            tags_path = os.path.join(out, "assets", TAGS_ASSET)
+            select = False
+        else:
+            select = write_tflite(serving, out)
+            tags_path = tflite_tags_path(out)
+    except OSError as error:  # a full disk, a folder made read-only meanwhile
+        raise fileio.output_error("--out", out, error) from None
         if select:
             log("note: the TFLite model uses select TensorFlow ops; run it with the "
                 "Flex delegate (included in the tensorflow pip package)")
@@ -98,11 +105,35 @@ def export(config, log=print) -> ExportResult:
         expected = serving.predict(x)
         with native_stderr_silenced():
             got = (saved_model_scores(out, x) if config.format == "saved_model"
-                   else tflite_scores(out, x))
+                   else tflite_scores(out, x, select))
         difference = float(np.max(np.abs(got - expected)))
     return ExportResult(out, config.format, tags_path, serving.sample_rate,
                         serving.window_samples, tuple(serving.tag_names), difference,
                         select)
+
+
+def check_destination(out: str, fmt: str, overwrite: bool) -> None:
+    """Refuses, in one line, an output that must not be replaced: anything
+    without `overwrite`; with it, a file where a SavedModel folder goes, a
+    folder where a TFLite file goes, or a folder holding files an export
+    does not write (they are the user's: never deleted)."""
+    if not os.path.lexists(out):
+        return
+    if not overwrite:
+        raise UserError(f"{out!r} exists; pass --overwrite to replace it or choose --out")
+    if fmt == "saved_model":
+        if not os.path.isdir(out):
+            raise UserError(f"--out {out!r} is a file, not a SavedModel folder; choose "
+                            "another --out (the file is left as it is)")
+        foreign = sorted(set(os.listdir(out)) - SAVED_MODEL_ENTRIES)
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+            raise UserError(f"--out {out!r} holds {len(foreign)} file(s) an export does not "
+                            f"write ({shown}); --overwrite replaces only a SavedModel "
+                            "folder: choose a new folder or move those files")
+    elif os.path.isdir(out):
+        raise UserError(f"--out {out!r} is a folder; a TFLite export is one file: "
+                        "give a file name")
 
 
 class ServingModel:
@@ -237,18 +268,29 @@ def saved_model_scores(path: str, x: np.ndarray) -> np.ndarray:
     return loaded.signatures["serving_default"](waveform=tf.constant(x))["scores"].numpy()
 
 
-def tflite_interpreter(path: str):
+def tflite_interpreter(path: str, select_tf_ops: bool = False, num_threads: int | None = None):
+    """A TFLite interpreter for `path`: LiteRT's (`ai_edge_litert`, the
+    maintained package) when it is installed, else TensorFlow's deprecated
+    `tf.lite.Interpreter`. A model that needs select TensorFlow ops (the
+    Flex delegate, shipped inside tensorflow) always gets TensorFlow's."""
+    if not select_tf_ops:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            pass
+        else:
+            return Interpreter(model_path=path, num_threads=num_threads)
     import warnings
 
     import tensorflow as tf
 
     with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
         warnings.simplefilter("ignore")
-        return tf.lite.Interpreter(model_path=path)
+        return tf.lite.Interpreter(model_path=path, num_threads=num_threads)
 
 
-def tflite_scores(path: str, x: np.ndarray) -> np.ndarray:
-    runner = tflite_interpreter(path).get_signature_runner("serve")
+def tflite_scores(path: str, x: np.ndarray, select_tf_ops: bool = False) -> np.ndarray:
+    runner = tflite_interpreter(path, select_tf_ops).get_signature_runner("serve")
     return np.asarray(runner(waveform=x)["scores"])
 
 

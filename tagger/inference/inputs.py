@@ -11,7 +11,9 @@ path); a file reached twice is listed once.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
+import stat
 
 # Extensions of the formats soundfile 0.13+ (libsndfile 1.2) decodes.
 AUDIO_EXTENSIONS = frozenset({
@@ -25,7 +27,8 @@ AUDIO_EXTENSIONS = frozenset({
 @dataclasses.dataclass(frozen=True)
 class AudioInputs:
     """`files`: audio files to tag, in order; `missing`: (path, reason) for
-    named inputs that do not exist; `subfolders_skipped`: folders not
+    inputs that cannot be read as files (not found, not a regular file);
+    `subfolders_skipped`: folders not
     searched because `recursive` was off."""
 
     files: tuple
@@ -35,6 +38,31 @@ class AudioInputs:
 
 def is_audio_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+
+
+def path_problem(path: str) -> str | None:
+    """Why `path` cannot be opened as an audio file, or None for a regular
+    file (links followed). Never opens the path, so a named pipe cannot
+    block and a device cannot stream forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if error.errno == errno.ENOENT:
+            return "a broken symbolic link" if os.path.islink(path) else "not found"
+        return f"cannot read ({error.strerror or error})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO), not a regular file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device, not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a regular file"
+    return "not a regular file"
 
 
 def find_audio(inputs, recursive: bool = False) -> AudioInputs:
@@ -47,45 +75,59 @@ def find_audio(inputs, recursive: bool = False) -> AudioInputs:
             seen.add(key)
             files.append(path)
 
+    visited = set()
     for given in inputs:
         given = str(given)
         if os.path.isdir(given):
-            found, subfolders = _list_folder(given, recursive, set())
+            found, problems, subfolders = _list_folder(given, recursive, visited)
             skipped += subfolders
+            missing.extend(problems)
             for path in found:
                 add(path)
-        elif os.path.isfile(given):
+            continue
+        problem = path_problem(given)
+        if problem is None:
             add(given)
-        elif os.path.exists(given):
-            missing.append((given, "not a regular file or folder"))
         else:
-            missing.append((given, "not found"))
+            missing.append((given, problem))
     return AudioInputs(tuple(files), tuple(missing), skipped)
 
 
 def _list_folder(folder: str, recursive: bool, visited: set):
-    """(audio files under `folder` in sorted order, subfolders not searched);
-    `visited` holds the real paths of folders seen (symlink loops)."""
-    found, skipped = [], 0
+    """(audio files under `folder` in sorted order, (path, reason) of
+    audio-named entries that are not regular files and of link loops,
+    subfolders not searched); `visited` holds the real paths of folders
+    seen (symlink loops, a folder named twice)."""
+    found, problems, skipped = [], [], 0
     real = os.path.realpath(folder)
     if real in visited:
-        return found, skipped
+        return found, problems, skipped
     visited.add(real)
     try:
         entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
     except OSError:
-        return found, skipped
+        return found, problems, skipped
     for entry in entries:
         if entry.name.startswith("."):
             continue
         path = os.path.join(folder, entry.name)
-        if entry.is_dir():
+        try:
+            is_dir = entry.is_dir()
+        except OSError:  # a symbolic link loop, an unreadable link target
+            problems.append((path, path_problem(path) or "cannot read"))
+            continue
+        if is_dir:
             if recursive:
-                sub, sub_skipped = _list_folder(path, recursive, visited)
+                sub, sub_problems, sub_skipped = _list_folder(path, recursive, visited)
                 found.extend(sub)
+                problems.extend(sub_problems)
                 skipped += sub_skipped
             else:
                 skipped += 1
-        elif entry.is_file() and is_audio_name(entry.name):
-            found.append(path)
-    return found, skipped
+        elif is_audio_name(entry.name):
+            problem = path_problem(path)
+            if problem is None:
+                found.append(path)
+            else:
+                problems.append((path, problem))
+    return found, problems, skipped

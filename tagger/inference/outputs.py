@@ -60,7 +60,8 @@ def to_json(results, tag_names, top_k=None, threshold=None) -> str:
             "tags": [tag for tag, _ in selected],
             "scores": [_round(score) for _, score in selected],
         })
-    return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+    # allow_nan=False: a bare NaN is not JSON; the pipeline never passes one on
+    return json.dumps(rows, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def to_csv(results, tag_names) -> str:

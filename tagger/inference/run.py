@@ -18,12 +18,15 @@ from tagger.inference.native_stderr import native_stderr_silenced
 class TagSummary:
     """`results`: tagged files in input order (without per-window arrays);
     `failures`: (path, reason) for every input that was skipped; `report`:
-    the table/JSON/CSV text (also written to `config.out` when given)."""
+    the table/JSON/CSV text, written to `config.out` when given and at least
+    one input was tagged (`out_written`): an empty result never replaces an
+    earlier report."""
 
     results: list
     failures: list
     report: str
     tag_names: list
+    out_written: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -123,13 +126,10 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     results.sort(key=lambda r: r.index)
     report = outputs.render(results, predictor.tag_names, config.format, config.top_k,
                             config.threshold)
-    if config.out:
-        try:
-            fileio.write_atomic(config.out, report)
-        except OSError as error:
-            raise UserError(f"cannot write --out {config.out!r}: {error.strerror or error}"
-                            ) from None
-    return TagSummary(results, failures, report, predictor.tag_names)
+    written = bool(config.out and results)
+    if written:
+        fileio.write_output(config.out, report, "--out")
+    return TagSummary(results, failures, report, predictor.tag_names, written)
 
 
 def _nothing_found(inputs, found) -> str:

@@ -22,7 +22,11 @@ audio when decoding is slower. Threads rather than processes: the windows
 need no pickling and the decoders share the caller's memory
 (bench/bench_tag.py measures what this leaves of the model's own speed).
 
-Results come in completion order, each file's windows in time order.
+Results come in completion order, each file's windows in time order. A
+path that is not a regular file is never opened (a named pipe would block a
+decoder forever); a file whose audio holds NaN or infinite samples, or whose
+scores come out non-finite, is a failed result with that reason, so no NaN
+reaches a report.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ import numpy as np
 import soundfile
 
 from tagger.audio import AudioDecodeError, audio_windows
+from tagger.inference.inputs import path_problem
+
+NOT_FINITE_AUDIO = "the audio holds NaN or infinite samples (a damaged file)"
+NOT_FINITE_SCORES = "the model gave NaN or infinite scores for this file"
 
 _PUT_TIMEOUT = 0.1  # seconds between checks for the consumer's stop signal
 
@@ -127,6 +135,9 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
                     return
                 count = 0
                 try:
+                    problem = path_problem(path)  # never open a pipe or a device
+                    if problem is not None:
+                        raise AudioDecodeError(problem)
                     rate = _file_sample_rate(path)
                     stream = audio_windows(path, predictor.sample_rate, window, hop)
                     while True:
@@ -135,6 +146,8 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
                         except StopIteration as end:
                             total = end.value
                             break
+                        if not np.isfinite(samples).all():
+                            raise AudioDecodeError(NOT_FINITE_AUDIO)
                         if not put(("window", index, count, samples)):
                             return
                         count += 1
@@ -220,6 +233,8 @@ class _Accumulator:
         if self.error is not None:
             return FileResult(index=index, path=path, error=self.error)
         scores = np.stack(self.scores).astype(np.float32, copy=False)  # (windows, tags)
+        if not np.isfinite(scores).all():
+            return FileResult(index=index, path=path, error=NOT_FINITE_SCORES)
         return FileResult(
             index=index, path=path, windows=len(scores), samples=self.samples,
             sample_rate=predictor.sample_rate, file_sample_rate=self.rate,

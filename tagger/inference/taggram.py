@@ -3,6 +3,9 @@
 Like musicnn's taggram: tags on the y axis (the model's order), time on the
 x axis (one column per window, at its start), colour = score in [0, 1];
 the file's top tags (by clip score) are drawn in bold red with a marker.
+A file shorter than one window is one zero-padded window: the padding
+(from the file's end to the window's) is shaded grey, as in the attention
+maps.
 
 Files are named after the input's path relative to the folder common to
 all inputs, with separators replaced by `__` and the extension kept:
@@ -67,7 +70,14 @@ def write_taggram(folder: str, name: str, result, tag_names, top_k: int | None =
 
 
 def taggram_png(result, tag_names, top_k: int | None = None) -> bytes:
-    """The taggram picture as PNG bytes (matplotlib's Agg canvas, no pyplot)."""
+    """The taggram picture as PNG bytes."""
+    out = io.BytesIO()
+    taggram_figure(result, tag_names, top_k).savefig(out, format="png", dpi=100)
+    return out.getvalue()
+
+
+def taggram_figure(result, tag_names, top_k: int | None = None):
+    """The taggram as a matplotlib Figure (Agg canvas, no pyplot)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -80,9 +90,15 @@ def taggram_png(result, tag_names, top_k: int | None = None) -> bytes:
                              max(3.0, 1.4 + 0.17 * tags)))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
+    end = windows * hop
+    if result.padded:  # one window, longer than the file: its zero padding is shaded
+        end = result.window_samples / result.sample_rate
     image = axes.imshow(scores.T, aspect="auto", origin="upper", cmap="viridis",
                         vmin=0.0, vmax=1.0, interpolation="nearest",
-                        extent=(0.0, windows * hop, tags - 0.5, -0.5))  # (tags, windows)
+                        extent=(0.0, end, tags - 0.5, -0.5))  # (tags, windows)
+    if result.padded:
+        axes.axvspan(result.duration, end, color="0.5", alpha=0.35, lw=0)  # as attention maps
+        axes.axvline(result.duration, color="white", lw=1.0, ls="--")
     axes.set_yticks(range(tags))
     axes.set_yticklabels(tag_names, fontsize=7)
     for index in top:
@@ -94,10 +110,9 @@ def taggram_png(result, tag_names, top_k: int | None = None) -> bytes:
     axes.set_xlabel("time (s)")
     title = os.path.basename(result.path)
     if result.padded:
-        title += " (shorter than one window, zero-padded)"
+        title += (f" ({result.duration:.1f} s, shorter than one window: "
+                  "the grey part is zero padding)")
     axes.set_title(title, fontsize=9)
     figure.colorbar(image, ax=axes, label="score", fraction=0.03, pad=0.01)
     figure.tight_layout()
-    out = io.BytesIO()
-    figure.savefig(out, format="png", dpi=100)
-    return out.getvalue()
+    return figure

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-_MIN_POWER = 1e-10
+from tagger.layers.mel_filters import MEL_NORMS, MEL_SCALES, mel_filter_bank
 
 
 @keras.saving.register_keras_serializable(package="tagger")
@@ -18,6 +18,17 @@ class LogMel(keras.layers.Layer):
     batch, which would make an example's features depend on its batch
     mates. Here `top_db` (None by default: no clamp) is applied per example.
 
+    Options for reproducing the features other toolkits compute (the
+    defaults are the settings above): `mel_scale` "keras" (Keras's filter
+    bank, triangles in the mel domain), "htk" (torchaudio's default) or
+    "slaney" (librosa's default), both with triangles in Hz; `mel_norm`
+    None or "slaney" (librosa's equal-area filters; "htk"/"slaney" scales
+    only); `power` 2 (power spectrum) or 1 (magnitude); the log is
+    `db_multiplier * log10(max(mel, amin))`: 10 and 1e-10 are
+    torchaudio's `AmplitudeToDB()` on a power mel, 20 and 1e-5 are
+    librosa's `amplitude_to_db` applied to a power mel (as the
+    self-attention tagger's release did). `top_db` is on that output scale.
+
     With `segment_length` set, the input is cut into consecutive segments
     of that many samples and each segment is transformed on its own, the
     frames concatenated in time. This is how `build_mtt.py --features
@@ -27,7 +38,8 @@ class LogMel(keras.layers.Layer):
 
     def __init__(self, sample_rate=22050, n_fft=1024, hop_length=512,
                  n_mels=128, f_min=0.0, f_max=None, top_db=None,
-                 segment_length=None, **kwargs):
+                 segment_length=None, mel_scale="keras", mel_norm=None,
+                 power=2.0, db_multiplier=10.0, amin=1e-10, **kwargs):
         super().__init__(**kwargs)
         self.sample_rate = int(sample_rate)
         self.n_fft = int(n_fft)
@@ -37,6 +49,24 @@ class LogMel(keras.layers.Layer):
         self.f_max = None if f_max is None else float(f_max)
         self.top_db = None if top_db is None else float(top_db)
         self.segment_length = None if segment_length is None else int(segment_length)
+        if mel_scale not in MEL_SCALES:
+            raise ValueError(f"mel_scale must be one of {MEL_SCALES}, got {mel_scale!r}")
+        if mel_norm not in MEL_NORMS or (mel_norm and mel_scale == "keras"):
+            raise ValueError(f"mel_norm must be None or 'slaney' (with mel_scale 'htk' or "
+                             f"'slaney'), got {mel_norm!r} with {mel_scale!r}")
+        if not (float(power) > 0 and float(db_multiplier) > 0 and float(amin) > 0):
+            raise ValueError(f"power, db_multiplier and amin must be positive, got "
+                             f"{power}, {db_multiplier}, {amin}")
+        self.mel_scale = mel_scale
+        self.mel_norm = mel_norm
+        self.power = float(power)
+        self.db_multiplier = float(db_multiplier)
+        self.amin = float(amin)
+        self.filter_bank = None
+        if mel_scale != "keras":
+            self.filter_bank = mel_filter_bank(
+                self.sample_rate, self.n_fft, self.n_mels, self.f_min, self.f_max,
+                scale=mel_scale, norm=mel_norm)  # (1 + n_fft // 2, n_mels)
         self.mel = keras.layers.MelSpectrogram(
             fft_length=self.n_fft,
             sequence_stride=self.hop_length,
@@ -46,6 +76,7 @@ class LogMel(keras.layers.Layer):
             min_freq=self.f_min,
             max_freq=self.f_max,
             power_to_db=False,
+            mag_exp=self.power,
             dtype="float32",
             name="mel",
         )
@@ -70,9 +101,8 @@ class LogMel(keras.layers.Layer):
             waveform = ops.reshape(
                 waveform[:, :segments * self.segment_length],
                 (-1, self.segment_length))  # (batch * segments, segment)
-        power = self.mel(waveform)  # (b, n_mels, frames)
-        log_mel = 10.0 * ops.log10(ops.maximum(power, _MIN_POWER))
-        log_mel = ops.transpose(log_mel, (0, 2, 1))  # (b, frames, n_mels)
+        log_mel = self.db_multiplier * ops.log10(
+            ops.maximum(self._mel(waveform), self.amin))  # (b, frames, n_mels)
         if self.top_db is not None:
             peak = ops.max(log_mel, axis=(1, 2), keepdims=True)
             log_mel = ops.maximum(log_mel, peak - self.top_db)
@@ -80,6 +110,17 @@ class LogMel(keras.layers.Layer):
             frames = log_mel.shape[1]
             log_mel = ops.reshape(log_mel, (batch, segments * frames, self.n_mels))
         return log_mel
+
+    def _mel(self, waveform):
+        """Mel energies `(b, frames, n_mels)` of `(b, samples)`."""
+        if self.filter_bank is None:
+            return ops.transpose(self.mel(waveform), (0, 2, 1))
+        real, imag = ops.stft(waveform, self.n_fft, self.hop_length, self.n_fft,
+                              window="hann", center=True)  # (b, frames, bins)
+        spectrum = ops.sqrt(ops.square(real) + ops.square(imag))
+        if self.power != 1.0:
+            spectrum = ops.power(spectrum, self.power)
+        return ops.matmul(spectrum, ops.convert_to_tensor(self.filter_bank))
 
     def compute_output_shape(self, input_shape):
         samples = input_shape[-1]
@@ -92,5 +133,7 @@ class LogMel(keras.layers.Layer):
             sample_rate=self.sample_rate, n_fft=self.n_fft,
             hop_length=self.hop_length, n_mels=self.n_mels, f_min=self.f_min,
             f_max=self.f_max, top_db=self.top_db,
-            segment_length=self.segment_length)
+            segment_length=self.segment_length, mel_scale=self.mel_scale,
+            mel_norm=self.mel_norm, power=self.power,
+            db_multiplier=self.db_multiplier, amin=self.amin)
         return config

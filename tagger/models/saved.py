@@ -144,13 +144,22 @@ def check_audio_settings(model_info: dict | None, dataset_info: dict) -> None:
     if kind and kind != features["kind"]:
         differences.append(f"{kind} input (the dataset holds {features['kind']} records)")
         rebuild.append(f"--features {kind}")
-    elif kind == "logmel" and model_info.get("logmel") != features.get("logmel"):
+    elif kind == "logmel" and _logmel(model_info.get("logmel")) != \
+            _logmel(features.get("logmel")):
         differences.append(f"log-mel features {model_info.get('logmel')} (the dataset "
                            f"has {features.get('logmel')})")
         rebuild.append("the model's log-mel flags")
     if differences:
         raise UserError(f"the model was trained with {'; '.join(differences)}; use a "
                         f"dataset built with its settings (build_mtt.py {', '.join(rebuild)})")
+
+
+def _logmel(settings: dict | None):
+    """Log-mel settings as a LogMelConfig (files written before a field
+    existed get its default), None for none."""
+    from tagger.config import LogMelConfig
+
+    return None if settings is None else LogMelConfig(**settings)
 
 
 def raw_audio_input(model, info: dict | None):
@@ -170,11 +179,8 @@ def raw_audio_input(model, info: dict | None):
                         "computed; use a model saved by train.py")
     from tagger.layers import LogMel
 
-    mel = info["logmel"]
     segment = info["segment_length"]
-    layer = LogMel(sample_rate=sample_rate, n_fft=mel["n_fft"], hop_length=mel["hop_length"],
-                   n_mels=mel["n_mels"], f_min=mel["f_min"], f_max=mel["f_max"],
-                   top_db=mel["top_db"], segment_length=segment)
+    layer = LogMel(sample_rate=sample_rate, segment_length=segment, **info["logmel"])
     window = info["window_segments"] * segment
     if layer.frames_for(window) != input_shape[0]:
         raise UserError(f"the model takes {input_shape[0]} frames but its log-mel settings "

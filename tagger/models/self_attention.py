@@ -47,6 +47,14 @@ peak: on our 10*log10(power) scale that is a 40 dB range, so `top_db=40`
 (per 59049-sample segment here, per clip there). The input batch norm
 absorbs the factor of 2.
 
+Released variant (`visualize/vismodel.py`, the code the published
+`ponswon.pth` loads into): conv_channels 8, and instead of the sinusoidal
+table a learned position table (BERT embeddings: 271 rows, added to the
+sequence, then layer norm with epsilon 1e-12 and dropout). Here
+`positions="learned"` with `max_positions=271` adds `positions`
+(`LearnedPositions`), `positions_norm` and `positions_dropout`; the
+paper's sinusoidal table stays the default.
+
 Default window: 2 segments (118098 samples, 5.36 s, 336 frames, 337
 tokens with [CLS]). The paper trains on 256 frames = 4.1 s: 1.53 segments;
 2 segments is the nearest whole number (1 would be 2.68 s, barely longer
@@ -62,7 +70,8 @@ from __future__ import annotations
 import keras
 
 from tagger.config import LogMelConfig
-from tagger.layers import ClsToken, SelectToken, SinusoidalPositions, TransformerEncoderLayer
+from tagger.layers import (ClsToken, LearnedPositions, SelectToken, SinusoidalPositions,
+                           TransformerEncoderLayer)
 from tagger.models.spectrogram_input import spectrogram_input
 
 LOGMEL = LogMelConfig(n_mels=96, n_fft=704, hop_length=352, f_min=0.0,
@@ -74,6 +83,7 @@ SEGMENTS = 2
 VERTICAL = ((9, 7, 1), (9, 3, 2), (9, 1, 4), (4, 7, 1), (4, 3, 2), (4, 1, 4))
 # Horizontal filters: (length in frames, channel multiplier).
 HORIZONTAL = ((165, 1), (129, 2), (65, 4), (33, 8))
+POSITIONS = ("sinusoidal", "learned")
 # PyTorch batch-norm defaults (eps 1e-5, momentum 0.1 = Keras 0.9).
 BN = dict(epsilon=1e-5, momentum=0.9)
 
@@ -83,7 +93,8 @@ def build_self_attention(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
                          logmel: LogMelConfig | None = None, conv_channels=16,
                          attention_channels=512, attention_layers=2,
                          attention_heads=8, attention_dropout=0.4,
-                         fc_dropout=0.5) -> keras.Model:
+                         fc_dropout=0.5, positions="sinusoidal",
+                         max_positions=271) -> keras.Model:
     """Builds the self-attention tagger (Pons front end + BERT encoder).
 
     Args:
@@ -103,9 +114,16 @@ def build_self_attention(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
         hidden states. 0.4: the value the original training used (the
         command line default; the model class's own default is 0.1).
       fc_dropout: before `tags` (0.5).
+      positions: "sinusoidal" (the paper's, fixed, zero at [CLS]) or
+        "learned" (the released checkpoint's: a trained table of
+        `max_positions` rows, then layer norm and dropout).
+      max_positions: rows of the learned table, [CLS] included (271 in the
+        release); the window must give at most max_positions - 1 frames.
 
     The penultimate representation is `embedding` (the BERT pooler output).
     """
+    if positions not in POSITIONS:
+        raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
     logmel = logmel or LOGMEL
     n_mels = logmel.n_mels
     if (4 * n_mels) // 10 < 1:
@@ -120,6 +138,10 @@ def build_self_attention(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
         input_kind, logmel, segments=segments, input_length=input_length,
         num_frames=num_frames, sample_rate=sample_rate)
     frames = features.shape[1]
+    if positions == "learned" and frames + 1 > max_positions:
+        raise ValueError(
+            f"{frames} frames and [CLS] need {frames + 1} positions but the learned "
+            f"table has max_positions={max_positions}; use a shorter window")
 
     x = keras.layers.Permute((2, 1), name="transpose")(features)  # (batch, mel, time)
     x = keras.layers.Reshape((n_mels, frames, 1), name="to_image")(x)
@@ -154,7 +176,12 @@ def build_self_attention(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
 
     x = ClsToken(initializer=keras.initializers.RandomUniform(0.0, 1.0, seed=0),
                  trainable=False, name="cls_token")(x)  # (batch, time + 1, channels)
-    x = SinusoidalPositions(zero_first=True, name="positions")(x)
+    if positions == "sinusoidal":
+        x = SinusoidalPositions(zero_first=True, name="positions")(x)
+    else:
+        x = LearnedPositions(max_positions, name="positions")(x)
+        x = keras.layers.LayerNormalization(epsilon=1e-12, name="positions_norm")(x)
+        x = keras.layers.Dropout(attention_dropout, name="positions_dropout")(x)
     for i in range(attention_layers):
         x, _ = TransformerEncoderLayer(
             attention_heads, 4 * attention_channels, norm_first=False,

@@ -22,6 +22,8 @@ for log-mel input only, `num_frames` frames.
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 
 from tagger.config import LogMelConfig
@@ -34,11 +36,8 @@ EMBEDDING_LAYER = "embedding"  # every family's penultimate representation
 
 def make_log_mel(logmel: LogMelConfig, sample_rate: int = 22050) -> LogMel:
     """The front end of a raw model (float32 under any dtype policy)."""
-    return LogMel(
-        sample_rate=sample_rate, n_fft=logmel.n_fft, hop_length=logmel.hop_length,
-        n_mels=logmel.n_mels, f_min=logmel.f_min, f_max=logmel.f_max,
-        top_db=logmel.top_db, segment_length=SEGMENT_LENGTH, dtype="float32",
-        name="log_mel")
+    return LogMel(sample_rate=sample_rate, segment_length=SEGMENT_LENGTH,
+                  dtype="float32", name="log_mel", **dataclasses.asdict(logmel))
 
 
 def window_samples(segments=None, input_length=None) -> int:

@@ -16,6 +16,8 @@ class DecodeTask:
     sample_rate: int
     segment_length: int
     dtype: str  # "int16" | "float32"
+    max_bytes: int | None = None  # larger files are skipped
+    max_seconds: float | None = None  # longer clips are cut here
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,13 +25,17 @@ class DecodedClip:
     index: int
     segments: np.ndarray | None  # (segments, segment_length) as dtype, or None
     skip_reason: str | None = None
+    full_seconds: float | None = None  # set when the clip was cut at max_seconds
 
 
 def decode_clip(task: DecodeTask) -> DecodedClip:
-    """Decode, mono, resample, cut; a clip shorter than one segment or an
-    undecodable file comes back with `skip_reason` set."""
+    """Decode, mono, resample, cut; a clip shorter than one segment, a file
+    that is not a regular file or is too large, an undecodable file or one
+    with NaN/Inf samples comes back with `skip_reason` set."""
     try:
-        waveform = audio.load_audio(task.audio_path, task.sample_rate, quiet=True)
+        waveform, full_seconds = audio.read_clip(
+            task.audio_path, task.sample_rate, quiet=True, max_bytes=task.max_bytes,
+            max_seconds=task.max_seconds)
     except audio.AudioDecodeError as error:
         return DecodedClip(task.index, None, str(error))
     segments = audio.segment(waveform, task.segment_length)
@@ -42,4 +48,10 @@ def decode_clip(task: DecodeTask) -> DecodedClip:
         segments = audio.to_int16(segments)
     else:
         segments = np.clip(segments, -1.0, 1.0).astype(np.float32)
-    return DecodedClip(task.index, segments)
+    return DecodedClip(task.index, segments, full_seconds=full_seconds)
+
+
+def worker_died(task: DecodeTask, reason: str) -> DecodedClip:
+    """The result for a clip whose decoding process died twice (see
+    `tagger.parallel.ordered_map`): skipped, with the reason."""
+    return DecodedClip(task.index, None, f"the decoding process died on it twice ({reason})")

@@ -24,13 +24,15 @@ DEFAULT_SHUFFLE_SEGMENTS = 1000
 def clip_dataset(data_dir: str, split: str, info: dict | None = None,
                  shuffle_shards: bool = False, seed: int | None = None,
                  num_read_threads: int | None = None,
-                 shard: tuple | None = None, as_stored: bool = False) -> tf.data.Dataset:
+                 shard: tuple | None = None, as_stored: bool = False,
+                 with_tags: bool = True) -> tf.data.Dataset:
     """One element per clip: dict(clip_id, path, tags (num_tags,),
     segments (num_segments, *segment_shape); float32, or the storage dtype
     with `as_stored`). Without `shuffle_shards`
     clips come in the written order. `shard=(count, index)` keeps one
     input pipeline's share: whole shard files when there are enough of
-    them, else every count-th clip."""
+    them, else every count-th clip. Without `with_tags` the elements have
+    no `tags` (not parsed: unlabelled audio)."""
     info = info or load_info(data_dir)
     paths = shard_paths(data_dir, info, split)
     clip_shard = None
@@ -41,10 +43,10 @@ def clip_dataset(data_dir: str, split: str, info: dict | None = None,
         else:
             clip_shard = shard
     if clip_shard is not None:
-        return clip_dataset(data_dir, split, info, shuffle_shards, seed,
-                            num_read_threads, as_stored=as_stored).shard(*clip_shard)
+        return clip_dataset(data_dir, split, info, shuffle_shards, seed, num_read_threads,
+                            as_stored=as_stored, with_tags=with_tags).shard(*clip_shard)
     parse = make_parser(info["num_tags"], tuple(info["segment_shape"]),
-                        info["features"]["dtype"], as_stored)
+                        info["features"]["dtype"], as_stored, with_tags)
     if not shuffle_shards:
         records = tf.data.TFRecordDataset(paths)
         return records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -91,15 +93,18 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
                   shuffle_segments: int = DEFAULT_SHUFFLE_SEGMENTS,
                   seed: int | None = None, repeat: bool = True,
                   num_read_threads: int | None = None,
-                  shard: tuple | None = None) -> tf.data.Dataset:
+                  shard: tuple | None = None, with_tags: bool = True) -> tf.data.Dataset:
     """(window, tags) batches for training: shards interleaved, every clip's
-    windows (random offset per pass) shuffled across clips, repeated."""
+    windows (random offset per pass) shuffled across clips, repeated.
+    Without `with_tags`: window batches alone, the tags never read (the
+    unlabelled half of noisy-student training)."""
     info = info or load_info(data_dir)
     k = window_segments
     # int16 records stay int16 through shuffling and batching (half the bytes
     # to copy) and become float32 one batch at a time.
     clips = clip_dataset(data_dir, split, info, shuffle_shards=True, seed=seed,
-                         num_read_threads=num_read_threads, shard=shard, as_stored=True)
+                         num_read_threads=num_read_threads, shard=shard, as_stored=True,
+                         with_tags=with_tags)
 
     def windows(clip):
         offset = 0
@@ -108,6 +113,8 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
             spare = tf.maximum(n - (n // k) * k, 0)
             offset = tf.random.uniform([], 0, 2**31 - 1, tf.int32, seed=seed) % (spare + 1)
         x = join_windows(clip["segments"], k, offset)
+        if not with_tags:
+            return x
         y = tf.repeat(clip["tags"][None], tf.shape(x)[0], axis=0)
         return x, y
 
@@ -120,7 +127,8 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
     if repeat:
         data = data.repeat()
     data = data.batch(batch_size, drop_remainder=True)
-    return data.map(lambda x, y: (to_float(x), y), num_parallel_calls=AUTOTUNE,
+    convert = (lambda x, y: (to_float(x), y)) if with_tags else to_float
+    return data.map(convert, num_parallel_calls=AUTOTUNE,
                     deterministic=True).prefetch(AUTOTUNE)
 
 

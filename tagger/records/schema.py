@@ -59,16 +59,20 @@ def feature_spec(num_tags: int) -> dict:
     }
 
 
-def make_parser(num_tags: int, segment_shape: tuple, dtype: str, as_stored: bool = False):
+def make_parser(num_tags: int, segment_shape: tuple, dtype: str, as_stored: bool = False,
+                with_tags: bool = True):
     """Returns a tf function: serialized example -> dict with float32
     `segments` (num_segments, *segment_shape) (int16 scaled to [-1, 1]),
     float32 `tags` (num_tags,), int64 `clip_id`, string `path`. With
-    `as_stored`, segments keep their storage dtype (see `to_float`)."""
+    `as_stored`, segments keep their storage dtype (see `to_float`); without
+    `with_tags` the tags are not parsed at all (unlabelled audio)."""
     import tensorflow as tf
 
     from tagger.audio import INT16_SCALE
 
     spec = feature_spec(num_tags)
+    if not with_tags:
+        del spec["tags"]
     storage = tf.int16 if dtype == "int16" else tf.float32
     shape = [-1, *segment_shape]
 
@@ -78,12 +82,11 @@ def make_parser(num_tags: int, segment_shape: tuple, dtype: str, as_stored: bool
         segments = tf.reshape(segments, shape)  # (num_segments, *segment_shape)
         if dtype == "int16" and not as_stored:
             segments = tf.cast(segments, tf.float32) / INT16_SCALE
-        return {
-            "clip_id": features["clip_id"],
-            "path": features["path"],
-            "tags": tf.cast(features["tags"], tf.float32),
-            "segments": segments,
-        }
+        parsed = {"clip_id": features["clip_id"], "path": features["path"],
+                  "segments": segments}
+        if with_tags:
+            parsed["tags"] = tf.cast(features["tags"], tf.float32)
+        return parsed
 
     return parse
 

@@ -4,19 +4,33 @@ Layout of the output folder:
   {split}-{index:04d}-of-{count:04d}.tfrecord   one example per clip
   dataset_info.json                              written last
   .build/fingerprint.json, .build/<shard>.json   resume state
+  .build/lock.json                               the running build (pid, host)
 
 Each shard is written to `<shard>.tmp`, its manifest (clips written, clips
 skipped and why) is saved, then the shard is renamed into place: a shard
 file that exists is complete. A rerun keeps finished shards and writes the
 rest; the result is byte-identical to an uninterrupted build.
+
+Only one build may write into a folder at a time (`build_lock`); a build
+never replaces files it did not write (a foreign dataset_info.json or
+shards) without `overwrite`, and `overwrite` removes only what a build
+writes. A failed write (a full disk) removes its partial file and says what
+to free; the rerun resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
+import itertools
 import math
+import os
+import re
+import socket
+import time
 
 import numpy as np
 from tqdm import tqdm
@@ -26,12 +40,14 @@ from tagger.config import BuildConfig, join_path, to_dict
 from tagger.datasets.plan import Clip, DatasetPlan
 from tagger.errors import UserError
 from tagger.parallel import ordered_map
-from tagger.records.clip_decoder import DecodedClip, DecodeTask, decode_clip
+from tagger.records.clip_decoder import DecodedClip, DecodeTask, decode_clip, worker_died
 from tagger.records.info import INFO_FILE
 
 BUILDER_VERSION = "1"
 STATE_DIR = ".build"
 FINGERPRINT_FILE = "fingerprint.json"
+LOCK_FILE = "lock.json"
+SHARD_PATTERN = re.compile(r"^[A-Za-z0-9_]+-\d{4}-of-\d{4}\.tfrecord$")
 
 
 def shard_name(split: str, index: int, count: int) -> str:
@@ -52,82 +68,217 @@ def plan_shards(plan: DatasetPlan, clips_per_shard: int) -> list:
         count = max(1, math.ceil(len(clips) / clips_per_shard))
         for i in range(count):
             chunk = clips[i * clips_per_shard:(i + 1) * clips_per_shard]
-            jobs.append(ShardJob(split, shard_name(split, i, count), tuple(chunk)))
+            if isinstance(chunk, list):
+                chunk = tuple(chunk)
+            # a column-stored split (plan.ClipColumns) slices into a view:
+            # no Clip objects exist until a shard is written
+            jobs.append(ShardJob(split, shard_name(split, i, count), chunk))
     return jobs
 
 
 def build_records(plan: DatasetPlan, config: BuildConfig) -> dict:
     """Writes every split of `plan` as shards under `config.output_dir` and
-    returns the dataset_info dict (also saved as dataset_info.json)."""
+    returns the dataset_info dict (also saved as dataset_info.json). A
+    build that fails leaves no folder behind that it created empty."""
+    check_input(plan, config)
+    created = _missing_folders(config.output_dir)
+    try:
+        with build_lock(config.output_dir):
+            build = prepare_build(plan, config)
+            if build.pending:
+                for job, manifest in _write_shards(build.pending, plan, config):
+                    build.manifests[job.name] = manifest
+            return finish_build(plan, config, build)
+    except BaseException:
+        _remove_empty_folders(config.output_dir, created)
+        raise
+
+
+@dataclasses.dataclass
+class PreparedBuild:
+    """The shards of a build and what is already done (see `prepare_build`)."""
+    jobs: list  # every ShardJob, in write order
+    manifests: dict  # shard name -> manifest of a finished shard, or None
+    fingerprint: str
+
+    @property
+    def pending(self) -> list:
+        return [job for job in self.jobs if self.manifests[job.name] is None]
+
+
+def prepare_build(plan: DatasetPlan, config: BuildConfig) -> PreparedBuild:
+    """Checks the input, prepares the out dir (a build of other settings
+    needs `overwrite`; left-over temporary files go) and finds the shards
+    still to write. Every builder (local processes, Beam) starts here."""
+    check_input(plan, config)
+    fingerprint = _fingerprint(plan, config)
+    _prepare_out_dir(config.output_dir, fingerprint, config.overwrite)
+    jobs = plan_shards(plan, config.clips_per_shard)
+    manifests = {job.name: load_manifest(config.output_dir, job) for job in jobs}
+    return PreparedBuild(jobs, manifests, fingerprint)
+
+
+def check_input(plan: DatasetPlan, config: BuildConfig) -> None:
+    """The checks made before anything is written."""
     if config.clips_per_shard < 1:
         raise UserError(f"--num-audios-per-shard must be at least 1, got "
                         f"{config.clips_per_shard}")
     if not fileio.isdir(plan.audio_root):
         raise UserError(f"audio folder {plan.audio_root!r} does not exist; the data "
                         "dir must hold the mp3/ folder named by the annotations")
+    if not any(plan.splits.values()):
+        raise UserError(f"the {plan.name} plan holds no clip in any split; nothing to build")
+
+
+def finish_build(plan: DatasetPlan, config: BuildConfig, build: PreparedBuild) -> dict:
+    """Writes dataset_info.json from the manifests of every shard (all
+    written) and returns it; a build where no clip decoded is an error."""
     out_dir = config.output_dir
-    fingerprint = _fingerprint(plan, config)
-    _prepare_out_dir(out_dir, fingerprint, config.overwrite)
-    jobs = plan_shards(plan, config.clips_per_shard)
-    manifests = {job.name: _load_manifest(out_dir, job) for job in jobs}
-    pending = [job for job in jobs if manifests[job.name] is None]
-    if pending:
-        for job, manifest in _write_shards(pending, plan, config):
-            manifests[job.name] = manifest
-    info = _dataset_info(plan, config, jobs, manifests, fingerprint)
+    info = _dataset_info(plan, config, build.jobs, build.manifests, build.fingerprint)
     if sum(s["clips"] for s in info["splits"].values()) == 0:
         _remove_outputs(out_dir)
         example = info["skipped"][0] if info["skipped"] else None
         detail = f", e.g. {example['path']}: {example['reason']}" if example else ""
         raise UserError(f"no clip could be decoded ({len(info['skipped'])} skipped"
                         f"{detail}); check the audio folder {plan.audio_root!r}")
-    fileio.write_atomic(join_path(out_dir, INFO_FILE),
-                        json.dumps(info, indent=2, sort_keys=True) + "\n")
+    try:
+        fileio.write_atomic(join_path(out_dir, INFO_FILE),
+                            json.dumps(info, indent=2, sort_keys=True) + "\n")
+    except Exception as error:
+        raise _write_error(join_path(out_dir, INFO_FILE), error, 1 << 20) from None
     return info
 
 
 def _write_shards(jobs, plan: DatasetPlan, config: BuildConfig):
     """Yields (job, manifest) for each job, in order, after its shard is in place."""
-    import tensorflow as tf
-
-    features = _feature_transform(config)
-    decode_dtype = config.features.dtype if config.features.kind == "raw" else "float32"
-    clips = [clip for job in jobs for clip in job.clips]
-    tasks = (_task(i, clip, plan, config, decode_dtype)
-             for i, clip in enumerate(clips) if clip.path not in plan.known_broken)
+    features = feature_transform(config)
+    clips = _JobClips(jobs)
     # ram:// lives in this process's memory: other processes cannot read it.
     workers = 1 if plan.audio_root.startswith("ram://") else config.workers
-    results = ordered_map(decode_clip, tasks, workers)
+    decoded = decode_clips(clips, plan.audio_root, plan.known_broken, config, workers)
     progress = tqdm(total=len(clips), unit="clip", desc="build", disable=not config.progress)
-    out_dir = config.output_dir
     with progress:
         for job in jobs:
-            path = join_path(out_dir, job.name)
-            manifest = {"shard": job.name, "split": job.split, "clip_ids": [],
-                        "segments": 0, "skipped": []}
-            with tf.io.TFRecordWriter(f"{path}.tmp") as writer:
-                for clip in job.clips:
-                    if clip.path in plan.known_broken:
-                        decoded = DecodedClip(-1, None, plan.known_broken[clip.path])
-                    else:
-                        decoded = next(results)
-                    progress.update(1)
-                    if decoded.segments is None:
-                        manifest["skipped"].append({"clip_id": clip.clip_id, "path": clip.path,
-                                                    "reason": decoded.skip_reason})
-                        continue
-                    segments = features(decoded.segments)
-                    writer.write(_serialize(clip, segments, len(plan.tag_names)))
-                    manifest["clip_ids"].append(clip.clip_id)
-                    manifest["segments"] += int(segments.shape[0])
-            fileio.write_atomic(_manifest_path(out_dir, job.name), json.dumps(manifest))
-            fileio.rename(f"{path}.tmp", path)
+            manifest = write_shard(job, itertools.islice(decoded, len(job.clips)),
+                                   config.output_dir, len(plan.tag_names), features,
+                                   on_clip=lambda: progress.update(1))
             yield job, manifest
 
 
-def _task(index: int, clip: Clip, plan: DatasetPlan, config: BuildConfig, dtype: str):
-    return DecodeTask(index, join_path(plan.audio_root, clip.path), config.audio.sample_rate,
-                      config.audio.segment_length, dtype)
+class _JobClips:
+    """The clips of `jobs` in order, iterable more than once, never all in a list."""
+
+    def __init__(self, jobs):
+        self.jobs = jobs
+
+    def __iter__(self):
+        return itertools.chain.from_iterable(job.clips for job in self.jobs)
+
+    def __len__(self):
+        return sum(len(job.clips) for job in self.jobs)
+
+
+def decode_clips(clips, audio_root: str, known_broken: dict, config: BuildConfig,
+                 workers: int = 1):
+    """Yields a DecodedClip per clip, in order, decoded by `workers`
+    processes; a known-broken clip is not opened and comes with its reason."""
+    dtype = config.features.dtype if config.features.kind == "raw" else "float32"
+    tasks = (DecodeTask(i, join_path(audio_root, clip.path), config.audio.sample_rate,
+                        config.audio.segment_length, dtype, config.max_bytes,
+                        config.max_seconds)
+             for i, clip in enumerate(clips) if clip.path not in known_broken)
+    results = ordered_map(decode_clip, tasks, workers, on_failure=worker_died)
+    for clip in clips:
+        if clip.path in known_broken:
+            yield DecodedClip(-1, None, known_broken[clip.path])
+        else:
+            yield next(results)
+
+
+def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
+                temp_suffix: str = ".tmp", on_clip=None) -> dict:
+    """Writes `job`'s shard from `decoded` (a DecodedClip per clip of the
+    job, in order) and returns its manifest: the shard goes to a temporary
+    name, the manifest is saved, then the shard is renamed into place.
+    `features` maps decoded segments to what the records store. A failed
+    write (a full disk) removes the partial shard and raises a UserError
+    saying what to free; the rerun resumes at this shard."""
+    path = join_path(out_dir, job.name)
+    temp = f"{path}{temp_suffix}"
+    manifest = {"shard": job.name, "split": job.split, "clip_ids": [],
+                "segments": 0, "skipped": [], "cut": []}
+    written = 0
+
+    def write_failed(error):
+        fileio.remove_quietly(temp)
+        per_clip = written / max(1, len(manifest["clip_ids"])) or 1 << 20
+        return _write_error(temp, error, per_clip * len(job.clips))
+
+    with contextlib.ExitStack() as stack:
+        try:
+            writer = stack.enter_context(_open_record_writer(temp))
+        except Exception as error:
+            raise (write_failed(error) if _is_write_error(error) else error) from None
+        for clip, result in zip(job.clips, decoded, strict=True):
+            if on_clip is not None:
+                on_clip()
+            if result.segments is None:
+                manifest["skipped"].append({"clip_id": clip.clip_id, "path": clip.path,
+                                            "reason": result.skip_reason})
+                continue
+            segments = features(result.segments)
+            record = _serialize(clip, segments, num_tags)
+            try:
+                writer.write(record)
+            except Exception as error:
+                if not _is_write_error(error):
+                    raise
+                stack.close()
+                raise write_failed(error) from None
+            written += len(record)
+            manifest["clip_ids"].append(clip.clip_id)
+            manifest["segments"] += int(segments.shape[0])
+            if result.full_seconds is not None:
+                manifest["cut"].append({"clip_id": clip.clip_id, "path": clip.path,
+                                        "seconds": round(result.full_seconds, 2)})
+        try:
+            stack.close()  # flushes the shard: a full disk may show only here
+        except Exception as error:
+            if not _is_write_error(error):
+                raise
+            raise write_failed(error) from None
+    try:
+        fileio.write_atomic(_manifest_path(out_dir, job.name), json.dumps(manifest))
+        fileio.rename(temp, path)
+    except Exception as error:
+        if not _is_write_error(error):
+            raise
+        raise write_failed(error) from None
+    return manifest
+
+
+def _open_record_writer(path: str):
+    """A TFRecord writer for `path` (a context manager with .write(bytes))."""
+    import tensorflow as tf
+
+    return tf.io.TFRecordWriter(path)
+
+
+def _is_write_error(error: Exception) -> bool:
+    return isinstance(error, OSError) or type(error).__module__.startswith("tensorflow")
+
+
+def _write_error(path: str, error: Exception, needed_bytes: float) -> UserError:
+    """One line for a failed write: what failed, why, what to free, how to go on."""
+    text = str(error)
+    if "No space left" in text and not isinstance(error, OSError):  # TensorFlow's wording
+        error = OSError(errno.ENOSPC, text)
+    reason = fileio.describe_os_error(error)
+    if getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        reason = (f"the disk is full: free at least {max(needed_bytes, 1 << 20) / 2**20:.0f} MB "
+                  "there (more for the shards still to come) or choose another --out-dir")
+    return UserError(f"cannot write {path!r}: {reason}; then run the same command again: "
+                     "finished shards are kept")
 
 
 def _serialize(clip: Clip, segments: np.ndarray, num_tags: int) -> bytes:
@@ -137,16 +288,14 @@ def _serialize(clip: Clip, segments: np.ndarray, num_tags: int) -> bytes:
     return serialize_example(clip.clip_id, clip.path, labels, segments)
 
 
-def _feature_transform(config: BuildConfig):
+def feature_transform(config: BuildConfig):
     """Segments from the decoder -> what the records store."""
     if config.features.kind == "raw":
         return lambda segments: segments
     from tagger.layers import LogMel
 
-    mel = config.features.logmel
-    layer = LogMel(sample_rate=config.audio.sample_rate, n_fft=mel.n_fft,
-                   hop_length=mel.hop_length, n_mels=mel.n_mels, f_min=mel.f_min,
-                   f_max=mel.f_max, top_db=mel.top_db)
+    layer = LogMel(sample_rate=config.audio.sample_rate,
+                   **dataclasses.asdict(config.features.logmel))
     return lambda segments: np.asarray(layer(segments), dtype=np.float32)
 
 
@@ -159,7 +308,7 @@ def segment_shape(config: BuildConfig) -> list:
 
 
 def _dataset_info(plan, config, jobs, manifests, fingerprint) -> dict:
-    splits, skipped = {}, []
+    splits, skipped, cut = {}, [], []
     for split in plan.splits:
         split_jobs = [j for j in jobs if j.split == split]
         split_manifests = [manifests[j.name] for j in split_jobs]
@@ -170,6 +319,7 @@ def _dataset_info(plan, config, jobs, manifests, fingerprint) -> dict:
             "labelled": plan.is_labelled(split),
         }
         skipped += [{"split": split, **s} for m in split_manifests for s in m["skipped"]]
+        cut += [{"split": split, **c} for m in split_manifests for c in m.get("cut", [])]
     features = to_dict(config.features)
     if config.features.kind == "raw":
         features["logmel"] = None
@@ -187,30 +337,52 @@ def _dataset_info(plan, config, jobs, manifests, fingerprint) -> dict:
         "segment_shape": segment_shape(config),
         "splits": splits,
         "skipped": skipped,
+        "cut": cut,
+        "max_seconds": config.max_seconds,
         "notes": dict(plan.notes),
         "build": {"split": config.split, "merge_synonyms": config.merge_synonyms,
                   "top_k": config.top_k, "seed": config.seed,
                   "unlabelled_fraction": config.unlabelled_fraction,
-                  "clips_per_shard": config.clips_per_shard},
+                  "clips_per_shard": config.clips_per_shard,
+                  "max_file_mb": config.max_file_mb, "max_seconds": config.max_seconds},
         "fingerprint": fingerprint,
     }
 
 
 def _fingerprint(plan: DatasetPlan, config: BuildConfig) -> str:
-    """Hash of everything that decides the bytes of the shards."""
+    """Hash of everything that decides the bytes of the shards.
+
+    The hash is of `json.dumps(content, sort_keys=True)` where content
+    holds every clip as [clip_id, path, labels]; the clips are hashed one
+    at a time (the same bytes), so a million-clip plan needs no million-item
+    JSON document.
+    """
+    marker = "\x00splits\x00"
     content = {
         "builder_version": BUILDER_VERSION,
         "audio": to_dict(config.audio),
         "features": to_dict(config.features),
         "clips_per_shard": config.clips_per_shard,
         "tag_names": list(plan.tag_names),
-        "splits": {s: [[c.clip_id, c.path, None if c.labels is None else list(c.labels)]
-                       for c in clips] for s, clips in plan.splits.items()},
+        "splits": marker,
         "known_broken": sorted(plan.known_broken),
+        "max_file_mb": config.max_file_mb,
+        "max_seconds": config.max_seconds,
     }
     if plan.unlabelled:
         content["unlabelled"] = sorted(plan.unlabelled)
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    head, tail = json.dumps(content, sort_keys=True).split(json.dumps(marker))
+    digest = hashlib.sha256(head.encode())
+    digest.update(b"{")
+    for n, split in enumerate(sorted(plan.splits)):
+        digest.update(f"{', ' if n else ''}{json.dumps(split)}: [".encode())
+        for k, c in enumerate(plan.splits[split]):
+            labels = None if c.labels is None else [int(v) for v in c.labels]
+            digest.update(((", " if k else "") + json.dumps([c.clip_id, c.path, labels])).encode())
+        digest.update(b"]")
+    digest.update(b"}")
+    digest.update(tail.encode())
+    return digest.hexdigest()
 
 
 def _prepare_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> None:
@@ -218,16 +390,16 @@ def _prepare_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> None:
     stamp = join_path(state, FINGERPRINT_FILE)
     try:
         previous = _previous_fingerprint(out_dir)
-        if previous is not None and previous != fingerprint:
+        foreign = _foreign_outputs(out_dir) if previous is None else []
+        if (previous is not None and previous != fingerprint) or foreign:
             if not overwrite:
-                raise UserError(
-                    f"{out_dir!r} holds a build made from other data or settings; "
-                    "pass --overwrite to replace it or choose another --out-dir")
+                what = (f"files this builder did not write ({', '.join(foreign[:3])})"
+                        if foreign else "a build made from other data or settings")
+                raise UserError(f"{out_dir!r} holds {what}; pass --overwrite to replace "
+                                "them or choose another --out-dir")
             _remove_outputs(out_dir)
         fileio.makedirs(state)
-        for name in fileio.listdir(out_dir):
-            if name.endswith(".tmp"):
-                fileio.remove(join_path(out_dir, name))
+        remove_temporary_files(out_dir)
         fileio.write_atomic(stamp, json.dumps({"fingerprint": fingerprint}))
     except UserError:
         raise
@@ -236,19 +408,43 @@ def _prepare_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> None:
                         f"{str(error).splitlines()[0]}") from None
 
 
+def remove_temporary_files(out_dir: str) -> None:
+    """Removes the temporary files of shards whose writing was cut short."""
+    for name in fileio.listdir(out_dir):
+        if name.endswith(".tmp") and SHARD_PATTERN.match(
+                re.sub(r"(\.[0-9a-f]{32})?\.tmp$", "", name)):
+            fileio.remove(join_path(out_dir, name))
+
+
 def _previous_fingerprint(out_dir: str):
+    """The fingerprint of the build in `out_dir` (from its resume state or
+    its dataset_info.json), or None where no build of ours is found."""
     for path in (join_path(out_dir, STATE_DIR, FINGERPRINT_FILE),
                  join_path(out_dir, INFO_FILE)):
         if fileio.exists(path):
-            return json.loads(fileio.read_text(path)).get("fingerprint")
+            try:
+                data = json.loads(fileio.read_text(path))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(data, dict) and isinstance(data.get("fingerprint"), str):
+                return data["fingerprint"]
     return None
+
+
+def _foreign_outputs(out_dir: str) -> list:
+    """Files in `out_dir` a build would write over (dataset_info.json,
+    shards) that no build of ours wrote."""
+    if not fileio.isdir(out_dir):
+        return []
+    return [name for name in fileio.listdir(out_dir)
+            if name == INFO_FILE or SHARD_PATTERN.match(name)]
 
 
 def _manifest_path(out_dir: str, shard: str) -> str:
     return join_path(out_dir, STATE_DIR, f"{shard}.json")
 
 
-def _load_manifest(out_dir: str, job: ShardJob):
+def load_manifest(out_dir: str, job: ShardJob):
     """The manifest of a finished shard, or None if the shard must be written."""
     shard = join_path(out_dir, job.name)
     manifest = _manifest_path(out_dir, job.name)
@@ -258,13 +454,125 @@ def _load_manifest(out_dir: str, job: ShardJob):
 
 
 def _remove_outputs(out_dir: str) -> None:
-    """Removes what a build writes (shards, info, state); nothing else."""
+    """Removes what a build writes (shards, info, resume state); nothing
+    else: other files in the folder (and the running build's lock) stay."""
     if not fileio.isdir(out_dir):
         return
     for name in fileio.listdir(out_dir):
-        if name.endswith((".tfrecord", ".tfrecord.tmp")) or name == INFO_FILE:
+        if SHARD_PATTERN.match(name.removesuffix(".tmp")) or name in (
+                INFO_FILE, f"{INFO_FILE}.tmp"):
             fileio.remove(join_path(out_dir, name))
     state = join_path(out_dir, STATE_DIR)
     if fileio.isdir(state):
         for name in fileio.listdir(state):
-            fileio.remove(join_path(state, name))
+            if name == FINGERPRINT_FILE or SHARD_PATTERN.match(
+                    name.removesuffix(".tmp").removesuffix(".json")):
+                fileio.remove(join_path(state, name))
+
+
+def _missing_folders(path: str) -> list:
+    """`path` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    path = path.rstrip("/")
+    while path and not fileio.exists(path):
+        missing.append(path)
+        parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        if parent == path or parent.endswith(":/") or parent.endswith(":"):
+            break
+        path = parent
+    return missing
+
+
+def _remove_empty_folders(out_dir: str, created: list) -> None:
+    """Removes the state folder and the folders in `created` where empty."""
+    for folder in [join_path(out_dir, STATE_DIR), *created]:
+        try:
+            if fileio.isdir(folder) and not fileio.listdir(folder):
+                fileio.rmdir(folder)
+        except Exception:  # leaving an empty folder is harmless
+            pass
+
+
+@contextlib.contextmanager
+def build_lock(out_dir: str):
+    """Holds `<out_dir>/.build/lock.json` (pid, host, start time) while a
+    build writes into `out_dir`; a second build refuses in one line. A lock
+    left by a dead process on this host is taken over."""
+    state = join_path(out_dir, STATE_DIR)
+    path = join_path(state, LOCK_FILE)
+    try:
+        fileio.makedirs(state)
+    except Exception as error:
+        raise UserError(f"cannot write to out dir {out_dir!r}: "
+                        f"{fileio.describe_os_error(error)}") from None
+    owner = {"pid": os.getpid(), "host": socket.gethostname(),
+             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    _take_lock(path, owner, out_dir)
+    try:
+        yield
+    finally:
+        try:
+            if _read_lock(path) == owner:
+                fileio.remove(path)
+        except Exception:
+            pass
+
+
+def _take_lock(path: str, owner: dict, out_dir: str) -> None:
+    data = json.dumps(owner).encode()
+    for _ in range(3):
+        if fileio.is_local(path):
+            # Written in full under a private name, then linked into place:
+            # the link fails if a lock exists, and a lock is never half-written.
+            private = f"{path}.{owner['pid']}.tmp"
+            try:
+                with open(private, "wb") as f:
+                    f.write(data)
+                os.link(private, path)
+                return
+            except FileExistsError:
+                pass
+            except OSError as error:
+                raise UserError(f"cannot write to out dir {out_dir!r}: "
+                                f"{fileio.describe_os_error(error)}") from None
+            finally:
+                fileio.remove_quietly(private)
+        elif not fileio.exists(path):  # no atomic create on every file system
+            fileio.write_atomic(path, data)
+            if _read_lock(path) == owner:
+                return
+        holder = _read_lock(path)
+        if holder is None or _is_stale(holder):
+            fileio.remove_quietly(path)
+            continue
+        raise UserError(
+            f"another build (pid {holder.get('pid')} on {holder.get('host')}, started "
+            f"{holder.get('started')}) is writing to {out_dir!r}; wait for it to finish "
+            f"or choose another --out-dir (if no such build runs, remove {path})")
+    raise UserError(f"cannot take the build lock {path}; remove it and try again")
+
+
+def _read_lock(path: str):
+    try:
+        holder = json.loads(fileio.read_text(path))
+    except FileNotFoundError:
+        return None
+    except Exception:  # a half-written lock: its writer died right away
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _is_stale(holder: dict) -> bool:
+    """True for a lock whose process is gone (only provable on this host)."""
+    pid = holder.get("pid")
+    if holder.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return not holder  # an unreadable lock is stale
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

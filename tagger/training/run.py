@@ -39,7 +39,7 @@ from tagger.models.saved import save_tagger
 from tagger.records.info import load_info
 from tagger.records import reader
 from tagger.records.reader import train_windows_per_pass
-from tagger.training import model_setup, strategy as strategies
+from tagger.training import model_setup, semi_supervised, strategy as strategies
 from tagger.training.schedule import make_optimizer, schedule_for
 from tagger.training.trainer import distributed_train_data, make_train_function
 
@@ -49,7 +49,9 @@ RUN_FIELDS = ("data_dir", "model", "model_args", "window_segments", "batch_size"
               "schedule", "optimizer", "momentum", "lr", "lr_decay", "num_lr_decays",
               "initial_stage", "patience", "monitor", "max_epochs_per_stage",
               "switch_epochs", "total_epochs", "steps_per_epoch", "validation_steps",
-              "shuffle_segments", "num_read_threads", "seed")
+              "shuffle_segments", "num_read_threads", "seed", "augment",
+              "noisy_student")
+NESTED_FIELDS = ("model_args", "noisy_student")  # compared key by key (one flag each)
 # Files whose presence shows that a run folder holds work worth keeping.
 RUN_OUTPUTS = ("history.csv", "metrics.json", "model.keras", "model.hdf5")
 
@@ -100,6 +102,7 @@ def train(config: TrainConfig) -> dict:
                         f"{replicas} replicas of the {type(strategy).__name__}; use a "
                         f"multiple of {replicas}")
     run = Run(config, info, strategy, precision)
+    run.noisy_student = semi_supervised.setup(config, info, strategy, run.window)
     return run.execute()
 
 
@@ -120,6 +123,7 @@ class Run:
             raise UserError(str(error)) from None
         self.state = RunState()
         self.global_batch = config.batch_size
+        self.noisy_student = None  # a semi_supervised.NoisyStudent, or None
 
     # -- set-up -------------------------------------------------------------
     def execute(self) -> dict:
@@ -232,8 +236,14 @@ class Run:
                       f" (up to {stage.max_epochs} epochs"
                       + (f", patience {stage.patience})" if stage.patience is not None
                          else ")"))
-            train_fn = make_train_function(self.model, optimizer, self.strategy,
-                                           self.global_batch, self.config.jit_compile)
+            if self.noisy_student:
+                train_fn = self.noisy_student.train_function(self.model, optimizer,
+                                                             stage.index)
+            else:
+                train_fn = make_train_function(
+                    self.model, optimizer, self.strategy, self.global_batch,
+                    self.config.jit_compile,
+                    semi_supervised.augmentation(self.config, self.info, stage.index))
             while not self._stage_over(stage):
                 row = self._train_epoch(train_fn, self._epoch_data(), steps, stage)
                 self._end_epoch(row, optimizer)
@@ -242,7 +252,10 @@ class Run:
     def _epoch_data(self):
         """An iterator over the batches of the coming epoch, shuffled with a seed
         made from the run's seed and the epoch alone (so a resumed run reads
-        what an uninterrupted one would)."""
+        what an uninterrupted one would); noisy-student runs get (labelled,
+        unlabelled) iterators."""
+        if self.noisy_student:
+            return self.noisy_student.iterators(epoch_seed(self.config.seed, self.state.epoch))
         data = distributed_train_data(
             self.strategy, self.config.data_dir, self.info, self.global_batch,
             self.window, self.config.shuffle_segments,
@@ -257,7 +270,8 @@ class Run:
 
     def _steps_per_epoch(self) -> int:
         windows = train_windows_per_pass(self.info, "train", self.window)
-        steps = max(1, windows // self.global_batch)
+        labelled = self.global_batch // 2 if self.noisy_student else self.global_batch
+        steps = max(1, windows // labelled)
         if self.config.steps_per_epoch:
             steps = min(steps, self.config.steps_per_epoch)
         return steps
@@ -531,19 +545,23 @@ def resume_settings(config: TrainConfig, given=None) -> TrainConfig:
     before = json.loads(json.dumps(to_dict(saved)))
     differences, merged = [], dict(before)
     for field in RUN_FIELDS:
-        if field == "model_args":
+        if field in NESTED_FIELDS:
             continue
         if given is None or field in given:
             if _comparable(field, asked[field]) != _comparable(field, before[field]):
                 differences.append((flag_name(field), asked[field], before[field]))
-    for key in sorted(set(asked["model_args"]) | set(before["model_args"])):
-        if given is not None and key not in given:
-            continue
-        mine, theirs = asked["model_args"].get(key), before["model_args"].get(key)
-        if key == "multi":  # shown as the flag: --no-multi set or not
-            mine, theirs = ("set" if v is False else "not set" for v in (mine, theirs))
-        if mine != theirs:
-            differences.append((flag_name(key), mine, theirs))
+    for field in NESTED_FIELDS:
+        mine_all, theirs_all = asked[field] or {}, before.get(field) or {}
+        merged[field] = dict(theirs_all)
+        for key in sorted(set(mine_all) | set(theirs_all)):
+            if given is not None and key not in given:
+                continue
+            merged[field][key] = mine_all.get(key)
+            mine, theirs = mine_all.get(key), theirs_all.get(key)
+            if key == "multi":  # shown as the flag: --no-multi set or not
+                mine, theirs = ("set" if v is False else "not set" for v in (mine, theirs))
+            if mine != theirs:
+                differences.append((flag_name(key), mine, theirs))
     if differences:
         run_dir = join_path(config.train_dir, config.run_name or default_run_name(config))
         listed = ", ".join(f"{flag} {_shown(mine)} (the run has {_shown(theirs)})"
@@ -584,6 +602,8 @@ def default_run_name(config: TrainConfig) -> str:
         parts.append(config.model_args.get("block", "se"))
         if config.model_args.get("multi", True):
             parts.append("multi")
+    if config.noisy_student.teacher:
+        parts.append("student")
     return "-".join(parts)
 
 

@@ -17,31 +17,38 @@ from tagger.records import reader
 
 def distributed_train_data(strategy, data_dir: str, info: dict, global_batch: int,
                            window_segments: int, shuffle_segments: int,
-                           seed: int | None, num_read_threads: int | None):
-    """A distributed, repeating dataset of (window, tags) per-replica batches;
-    each input pipeline (worker) reads its own share of the shards."""
+                           seed: int | None, num_read_threads: int | None,
+                           split: str = "train", with_tags: bool = True):
+    """A distributed, repeating dataset of (window, tags) per-replica batches
+    (windows alone without `with_tags`); each input pipeline (worker) reads
+    its own share of the shards."""
     def per_pipeline(context: tf.distribute.InputContext):
         batch = context.get_per_replica_batch_size(global_batch)
         shard = None
         if context.num_input_pipelines > 1:
             shard = (context.num_input_pipelines, context.input_pipeline_id)
         return reader.train_dataset(
-            data_dir, batch, window_segments=window_segments, info=info,
+            data_dir, batch, split=split, window_segments=window_segments, info=info,
             shuffle_segments=shuffle_segments, seed=seed, shard=shard,
-            num_read_threads=num_read_threads)
+            num_read_threads=num_read_threads, with_tags=with_tags)
 
     return strategy.distribute_datasets_from_function(per_pipeline)
 
 
 def make_train_function(model: keras.Model, optimizer, strategy, global_batch: int,
-                        jit_compile: bool = False):
+                        jit_compile: bool = False, augmentation=None):
     """Returns `train(iterator, steps) -> summed loss over the steps`.
+
+    `augmentation`, a `tagger.augment.Augmentation`, noises each
+    replica's windows in the step (in the graph) before the model sees them.
 
     `steps` is a Python int: the steps are unrolled in one graph (an in-graph
     loop around `strategy.run` breaks the optimizer's cross-replica update
     under MirroredStrategy); each distinct value traces once.
     """
     def replica_step(x, y):
+        if augmentation is not None:
+            x = augmentation(x, optimizer.iterations)
         with tf.GradientTape() as tape:
             scores = tf.cast(model(x, training=True), tf.float32)
             per_example = keras.losses.binary_crossentropy(y, scores)  # (batch,)

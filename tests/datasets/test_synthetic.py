@@ -348,7 +348,7 @@ def _cli(*args):
 
 
 def test_cli_writes_and_prints_one_line(tmp_path):
-    r = _cli(tmp_path / "d", "--clips", 10, "--seconds", 1, "--seed", 2, "--quiet")
+    r = _cli(tmp_path / "d", "--clips", 10, "--seconds", 1, "--seed", 2, "--no-progress")
     assert r.returncode == 0, r.stderr
     out = r.stdout.strip().splitlines()
     assert len(out) == 1 and "wrote 10 clips" in out[0] and "35644" in out[0]

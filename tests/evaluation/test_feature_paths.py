@@ -67,3 +67,14 @@ def test_log_mel_settings_must_match(logmel_records):
     model_info["logmel"] = dataclasses.asdict(dataclasses.replace(LOGMEL, f_max=11025.0))
     with pytest.raises(UserError, match="log-mel features"):
         window_segments_for(mel_model, model_info, info)
+
+
+def test_sample_rate_must_match(logmel_records):
+    _, info = logmel_records
+    _, mel_model = twin_models(info["num_tags"])
+    model_info = {"input_kind": "logmel", "logmel": dict(info["features"]["logmel"]),
+                  "tag_names": info["tag_names"], "sample_rate": info["sample_rate"]}
+    assert window_segments_for(mel_model, model_info, info) == 2
+    model_info["sample_rate"] = 16000  # e.g. the converted self-attention release
+    with pytest.raises(UserError, match=r"sample rate 16000 \(the dataset has 22050\)"):
+        window_segments_for(mel_model, model_info, info)

@@ -70,7 +70,9 @@ def test_tflite_scores_and_tags(tagger, tmp_path):
     assert result.max_difference < 1e-5  # the export's own check
     assert not result.select_tf_ops  # the STFT converts to built-in ops
     x = check_waveforms(WINDOW, batch=3, seed=7)
-    runner = tflite_interpreter(str(out)).get_signature_runner("serve")
+    interpreter = tflite_interpreter(str(out))
+    assert type(interpreter).__module__.startswith("ai_edge_litert")  # LiteRT, not tf.lite
+    runner = interpreter.get_signature_runner("serve")
     for batch in (x, x[:1]):  # the batch dimension is dynamic
         np.testing.assert_allclose(runner(waveform=batch)["scores"],
                                    keras_scores(kind, fixture, batch), atol=1e-5)
@@ -91,3 +93,53 @@ def test_cli_refuses_to_overwrite_and_reports_in_one_line(cnn, tmp_path, capsys)
     stdout = capsys.readouterr().out
     assert f"wrote {tmp_path / 'sm'} (saved_model)" in stdout and "59049 samples" in stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.tflite", "sm"]
+
+
+def export_lines(capsys, *argv):
+    code = export_cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, [line for line in captured.err.splitlines() if line.strip()]
+
+
+def test_overwrite_replaces_only_what_an_export_writes(cnn, tmp_path, capsys):
+    path, _ = cnn
+    out = tmp_path / "sm"
+    assert export_lines(capsys, path, "--out", out, "--no-verify")[0] == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert set(written) <= {"saved_model.pb", "fingerprint.pb", "variables", "assets",
+                            "assets.extra"} and "saved_model.pb" in written
+    # an earlier export alone: replaced
+    assert export_lines(capsys, path, "--out", out, "--overwrite", "--no-verify")[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == written
+    # a folder with the user's own files: refused, nothing deleted
+    (out / "notes.txt").write_text("mine")
+    code, err = export_lines(capsys, path, "--out", out, "--overwrite", "--no-verify")
+    assert code == 2 and len(err) == 1 and "notes.txt" in err[0], err
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == sorted(written + ["notes.txt"])
+    music = tmp_path / "music"
+    music.mkdir()
+    (music / "song.mp3").write_bytes(b"not really")
+    code, err = export_lines(capsys, path, "--out", music, "--overwrite", "--no-verify")
+    assert code == 2 and len(err) == 1 and "song.mp3" in err[0]
+    assert [p.name for p in music.iterdir()] == ["song.mp3"]
+
+
+def test_outputs_in_the_way_are_one_line(cnn, tmp_path, capsys):
+    path, _ = cnn
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep")
+    folder = tmp_path / "folder.tflite"
+    folder.mkdir()
+    cases = [
+        (("--out", a_file, "--overwrite"), "is a file, not a SavedModel folder"),
+        (("--format", "tflite", "--out", folder, "--overwrite"), "is a folder"),
+        (("--out", a_file / "sm"), "a part of the path is a file"),
+        (("--format", "tflite", "--out", a_file / "deeper" / "m.tflite"),
+         "a part of the path is a file"),
+    ]
+    for argv, needle in cases:
+        code, err = export_lines(capsys, path, *argv, "--no-verify")
+        assert code == 2 and len(err) == 1 and needle in err[0], (argv, err)
+    assert a_file.read_text() == "keep" and folder.is_dir() and not any(folder.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "folder.tflite"]

@@ -98,7 +98,7 @@ def test_bad_files_fail_alone(ramps, tmp_path):
     for path in order[1:2] + order[3:]:
         assert not results[path].ok and results[path].error, path
         assert results[path].scores is None
-    assert results[str(tmp_path / "gone.ogg")].error == "file not found"
+    assert results[str(tmp_path / "gone.ogg")].error == "not found"
 
 
 def test_closing_early_stops_the_decoders(ramps):

@@ -277,3 +277,128 @@ def test_command_line(cnn, music):
     assert done.stderr.splitlines() == [
         f"skipped {music / 'broken.mp3'}: not decodable audio (unknown format or "
         "damaged file)", "1 of 7 inputs skipped"]
+
+
+@pytest.fixture
+def odd_folder(music, tmp_path):
+    """A folder holding one good file and paths that must never be opened:
+    a named pipe, link loops (to a file name and to a folder), a broken link."""
+    import shutil
+
+    folder = tmp_path / "odd"
+    (folder / "deeper").mkdir(parents=True)
+    shutil.copy(music / "a.wav", folder / "good.wav")
+    os.mkfifo(folder / "pipe.wav")
+    os.symlink("loop_b.mp3", folder / "loop_a.mp3")
+    os.symlink("loop_a.mp3", folder / "loop_b.mp3")
+    os.symlink("..", folder / "deeper" / "up")  # a folder loop: walked once
+    os.symlink("nowhere.flac", folder / "gone.flac")
+    return folder
+
+
+def test_paths_that_are_not_regular_files_are_skipped_with_a_reason(
+        cnn, odd_folder, capsys):
+    import signal
+
+    path, _ = cnn
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("tag.py hung on a special file"))
+    signal.alarm(120)
+    try:
+        code, out, err = run_tag(capsys, path, odd_folder, odd_folder / "loop_a.mp3",
+                                 "/dev/zero", "--recursive", "--format", "json")
+    finally:
+        signal.alarm(0)
+    assert code == 1
+    assert [row["path"] for row in json.loads(out)] == [str(odd_folder / "good.wav")]
+    assert sorted(err[:-1]) == sorted([
+        f"skipped {odd_folder / 'gone.flac'}: a broken symbolic link",
+        f"skipped {odd_folder / 'loop_a.mp3'}: a symbolic link loop",
+        f"skipped {odd_folder / 'loop_b.mp3'}: a symbolic link loop",
+        f"skipped {odd_folder / 'pipe.wav'}: a named pipe (FIFO), not a regular file",
+        f"skipped {odd_folder / 'loop_a.mp3'}: a symbolic link loop",
+        "skipped /dev/zero: a device, not a regular file"])
+    assert err[-1] == "6 of 7 inputs skipped"
+
+
+def test_special_files_handed_to_the_pipeline_are_never_opened(cnn, odd_folder):
+    """The decoders check too (a library caller may pass any path)."""
+    from tagger.inference.predictor import Predictor
+    from tagger.inference.tagging import tag_files
+    from tagger.models.saved import load_tagger
+
+    import signal
+
+    model, info = load_tagger(cnn[0])
+    files = [str(odd_folder / "pipe.wav"), "/dev/zero", str(odd_folder / "good.wav")]
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("a decoder opened a pipe"))
+    signal.alarm(120)
+    try:
+        results = sorted(tag_files(Predictor(model, info), files), key=lambda r: r.index)
+    finally:
+        signal.alarm(0)
+    assert [r.error for r in results] == [
+        "a named pipe (FIFO), not a regular file", "a device, not a regular file", None]
+
+
+def test_nan_audio_is_skipped_and_json_stays_valid(cnn, music, tmp_path, capsys):
+    import soundfile as sf
+
+    path, _ = cnn
+    x = np.sin(np.arange(3 * RATE) / 10.0).astype(np.float32) * 0.3
+    x[RATE] = np.nan
+    sf.write(tmp_path / "nan.wav", x, RATE, subtype="FLOAT")
+    x[RATE] = np.inf
+    sf.write(tmp_path / "inf.wav", x, RATE, subtype="FLOAT")
+    out = tmp_path / "tags.json"
+    code, _, err = run_tag(capsys, path, tmp_path / "nan.wav", tmp_path / "inf.wav",
+                           music / "a.wav", "--format", "json", "--out", out)
+    assert code == 1
+    assert sorted(err[:2]) == [
+        f"skipped {tmp_path / name}: the audio holds NaN or infinite samples "
+        "(a damaged file)" for name in ("inf.wav", "nan.wav")]
+    report = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert [row["path"] for row in report] == [str(music / "a.wav")]
+
+
+def test_non_finite_scores_never_reach_a_report():
+    from tagger.inference import outputs
+    from tagger.inference.tagging import FileResult
+
+    result = FileResult(index=0, path="x.wav", windows=1, samples=10, sample_rate=10,
+                        window_samples=10, hop_samples=10,
+                        clip_scores=np.array([0.5, np.nan], np.float32))
+    with pytest.raises(ValueError):
+        outputs.to_json([result], ["a", "b"])
+
+
+def test_an_empty_result_never_replaces_an_earlier_report(cnn, music, tmp_path, capsys):
+    path, _ = cnn
+    out = tmp_path / "report.json"
+    out.write_text('[{"path": "earlier.mp3"}]\n')
+    code, stdout, err = run_tag(capsys, path, music / "broken.mp3", "--format", "json",
+                                "--out", out)
+    assert code == 1 and stdout == ""
+    assert err == [f"skipped {music / 'broken.mp3'}: not decodable audio (unknown format "
+                   "or damaged file)",
+                   f"1 of 1 inputs skipped; nothing was tagged, so {out} was left as it was"]
+    assert out.read_text() == '[{"path": "earlier.mp3"}]\n'
+    code, _, err = run_tag(capsys, path, music / "broken.mp3", "--out", tmp_path / "new.csv")
+    assert code == 1 and err[-1].endswith("so " + str(tmp_path / "new.csv") + " was not written")
+    assert not (tmp_path / "new.csv").exists()
+
+
+def test_taggram_of_a_padded_file_shades_the_padding(cnn, music):
+    from tagger.inference.predictor import Predictor
+    from tagger.inference.taggram import taggram_figure
+    from tagger.inference.tagging import tag_files
+    from tagger.models.saved import load_tagger
+
+    model, info = load_tagger(cnn[0])
+    files = [str(music / "short.wav"), str(music / "a.wav")]
+    short, full = sorted(tag_files(Predictor(model, info), files), key=lambda r: r.index)
+    axes = taggram_figure(short, TAGS).axes[0]
+    spans = [p.get_x() for p in axes.patches], [p.get_x() + p.get_width() for p in axes.patches]
+    assert spans == ([pytest.approx(0.5)], [pytest.approx(WINDOW / RATE)])  # 0.5 s of audio
+    assert axes.get_xlim() == pytest.approx((0.0, WINDOW / RATE))
+    assert "zero padding" in axes.get_title()
+    assert len(taggram_figure(full, TAGS).axes[0].patches) == 0  # nothing padded

@@ -186,3 +186,21 @@ def test_real_command_line(se_dir, raw_records, tmp_path):
     table = pd.read_pickle(tmp_path / "ex.pkl")
     assert table.depth.nunique() == 9
     assert len(list((tmp_path / "plots").glob("*.png"))) == 5
+
+
+def test_depth_figure_names_every_tag_as_a_heat_map_row(se_table):
+    from tagger.interpret.excitations import channel_order, present_tags, tag_excitations
+    from tagger.interpret.plots import plot_tag_excitation_map
+
+    tags = present_tags(se_table)
+    figure = plot_tag_excitation_map(se_table, 8)
+    left, right = figure.axes[:2]
+    for ax in (left, right):  # every tag readable by name, in the table's order
+        assert [label.get_text() for label in ax.get_yticklabels()] == tags
+    means = tag_excitations(se_table, 8).to_numpy()
+    means = means[:, channel_order(tag_excitations(se_table, 8))]
+    shown = left.get_images()[0].get_array()
+    np.testing.assert_allclose(shown, means, rtol=1e-6)  # (tags, channels)
+    np.testing.assert_allclose(right.get_images()[0].get_array(),
+                               means - means.mean(axis=0), atol=1e-6)
+    assert len(left.get_lines()) == 0  # no curves to tell apart

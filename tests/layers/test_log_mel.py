@@ -54,3 +54,64 @@ def test_segment_wise_equals_concatenated_segments():
 def test_standard_layer_checks(tmp_path):
     check_layer(lambda: LogMel(n_fft=256, hop_length=128, n_mels=8,
                                segment_length=1000), (2000,), tmp_path)
+
+
+def _numpy_log_mel(x, n_fft, hop, bank, power, multiplier, amin):
+    """Centred (reflect-padded) periodic-Hann STFT in numpy, then the bank."""
+    padded = np.pad(x, n_fft // 2, mode="reflect")
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    frames = np.stack([padded[i:i + n_fft] * window
+                       for i in range(0, len(padded) - n_fft + 1, hop)])
+    spectrum = np.abs(np.fft.rfft(frames, axis=-1)) ** power
+    return multiplier * np.log10(np.maximum(spectrum @ bank, amin))
+
+
+@pytest.mark.parametrize("scale,norm,power,multiplier,amin", [
+    ("htk", None, 2.0, 10.0, 1e-10),      # torchaudio MelSpectrogram + AmplitudeToDB
+    ("slaney", "slaney", 2.0, 20.0, 1e-5),  # librosa amplitude_to_db(melspectrogram)
+    ("htk", "slaney", 1.0, 20.0, 1e-5),
+])
+def test_other_toolkits_front_ends_match_a_numpy_stft(scale, norm, power, multiplier, amin):
+    from tagger.layers.mel_filters import mel_filter_bank
+
+    rng = np.random.default_rng(1)
+    x = (0.3 * rng.standard_normal(4000)).astype("float32")
+    layer = LogMel(sample_rate=16000, n_fft=512, hop_length=256, n_mels=24, f_max=8000.0,
+                   mel_scale=scale, mel_norm=norm, power=power,
+                   db_multiplier=multiplier, amin=amin)
+    bank = mel_filter_bank(16000, 512, 24, 0.0, 8000.0, scale=scale, norm=norm)
+    expected = _numpy_log_mel(x.astype(np.float64), 512, 256, bank, power, multiplier, amin)
+    got = np.asarray(layer(x[None]))[0]
+    assert got.shape == expected.shape == (1 + 4000 // 256, 24)
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+
+
+def test_mel_filter_banks_follow_their_scales():
+    from tagger.layers.mel_filters import hz_to_mel, mel_filter_bank, mel_to_hz
+
+    assert hz_to_mel(1000.0, "slaney") == pytest.approx(15.0)
+    assert hz_to_mel(700.0, "htk") == pytest.approx(2595 * np.log10(2))
+    for scale in ("htk", "slaney"):
+        f = np.array([0.0, 440.0, 999.0, 1000.0, 4000.0, 11025.0])
+        np.testing.assert_allclose(mel_to_hz(hz_to_mel(f, scale), scale), f, atol=1e-6)
+    bank = mel_filter_bank(22050, 2048, 40, 0.0, 11025.0, scale="htk")
+    assert bank.shape == (1025, 40) and bank.max() <= 1.0 and bank.min() == 0.0
+    corners = mel_to_hz(np.linspace(0, hz_to_mel(11025.0, "htk"), 42), "htk")
+    bins = np.linspace(0, 11025, 1025)
+    # each filter peaks at the bin nearest its centre corner frequency
+    np.testing.assert_array_equal(bank.argmax(axis=0),
+                                  np.abs(bins[:, None] - corners[1:-1]).argmin(axis=0))
+    area = mel_filter_bank(22050, 2048, 40, 0.0, 11025.0, "slaney", "slaney")
+    # equal-area filters: integral over Hz is 1 for filters wide against the bins
+    np.testing.assert_allclose(area[:, 10:].sum(axis=0) * (bins[1] - bins[0]), 1.0, rtol=0.02)
+
+
+def test_front_end_options_round_trip(tmp_path):
+    check_layer(lambda: LogMel(n_fft=256, hop_length=128, n_mels=8, segment_length=1000,
+                               mel_scale="slaney", mel_norm="slaney", power=1.0,
+                               db_multiplier=20.0, amin=1e-5, top_db=80.0),
+                (2000,), tmp_path)
+    with pytest.raises(ValueError, match="mel_norm"):
+        LogMel(mel_norm="slaney")
+    with pytest.raises(ValueError, match="mel_scale"):
+        LogMel(mel_scale="librosa")

@@ -43,6 +43,17 @@ def test_trainable_parameters_equal_the_original():
     assert paper.get_layer("encoder1").output[1].shape == (None, 8, 257, 257)
 
 
+def test_released_variant_has_the_learned_table():
+    """visualize/vismodel.py: conv_channels 8, BERT embeddings (a learned
+    table of 271 rows + layer norm) instead of the sinusoidal table."""
+    model = build_self_attention(input_kind="logmel", num_frames=256, conv_channels=8,
+                                 positions="learned", max_positions=271)
+    assert trainable_count(model) == original_parameters(c=8) + 271 * 512 + 2 * 512
+    assert model.get_layer("positions").embeddings.shape == (271, 512)
+    assert model.get_layer("positions_norm").epsilon == 1e-12
+    assert model.get_layer("frontend_concat").output.shape == (None, 256, 29 * 8)
+
+
 def test_default_window():
     model = build_self_attention()
     assert model.input.shape == (None, 2 * 59049)
@@ -93,6 +104,8 @@ def test_registry_and_mixed_precision():
     (dict(input_kind="raw", num_frames=100), "num_frames"),
     (dict(logmel=LogMelConfig(n_mels=2)), "3 mel bins"),
     (dict(attention_channels=100), "multiple of attention_heads"),
+    (dict(positions="rotary"), "positions must be"),
+    (dict(positions="learned", max_positions=300), "max_positions=300"),
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -15,7 +15,10 @@ ROOT = pathlib.Path(__file__).parents[2]
 
 
 def run_main(capsys, *argv):
-    code = build_mtt.main(list(argv) + ["--no-progress", "--workers", "1"])
+    try:
+        code = build_mtt.main(list(argv) + ["--no-progress", "--workers", "1"])
+    except SystemExit as exit_info:  # argparse rejected a flag
+        code = exit_info.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -85,8 +88,7 @@ def test_zero_decodable_clips(synthetic_mtt, tmp_path, capsys):
     out = tmp_path / "out"
     code, _, err = run_main(capsys, "--data-dir", str(data), "--out-dir", str(out))
     one_line_error(code, err, "no clip could be decoded")
-    left = [p.name for p in out.rglob("*") if p.is_file()]
-    assert left == []  # no shard, no manifest, no dataset_info.json
+    assert not out.exists()  # no shard, no manifest, no dataset_info.json, no folder
 
 
 def test_bad_flag_values(tmp_path, capsys):
@@ -103,3 +105,84 @@ def test_real_command_line_reports_missing_data(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().startswith("build_mtt.py: error: data dir")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def write_annotations(data, text):
+    (data / "mp3").mkdir(parents=True, exist_ok=True)
+    (data / "annotations_final.csv").write_text(text)
+    return data
+
+
+HEADER = '"clip_id"\t"guitar"\t"rock"\t"mp3_path"\n'
+
+
+@pytest.mark.parametrize("text,message", [
+    ("", "is empty (0 bytes)"),
+    ("\n\n", "is empty (2 bytes)"),
+    (HEADER, "has a header but no clips"),
+    (HEADER + '"2"\t"0"\t"0"\t"0/a.mp3"\n"3"\t"0"\t"0"\t"c/b.mp3"\n',
+     "no clip of"),
+    (HEADER + '"2"\t"1"\t"0"\t"0/a.mp3"\n"2"\t"0"\t"1"\t"c/b.mp3"\n',
+     "clip_id 2 appears twice (rows 2 and 3)"),
+    (HEADER + '"2"\t"1"\t"0"\t"0/a.mp3"\n"3"\t"0"\t"1"\t"0/a.mp3"\n',
+     "mp3_path 0/a.mp3 appears twice"),
+    (HEADER + '"2"\t"1"\t"0"\t"../../etc/passwd"\n', "climbs out of the audio folder"),
+    (HEADER + '"2"\t"1"\t"0"\t"0/../../x.mp3"\n', "clip 2 has mp3_path '0/../../x.mp3'"),
+    (HEADER + '"2"\t"1"\t"0"\t"/etc/passwd"\n', "is absolute"),
+])
+def test_bad_annotations_say_what_is_wrong_and_leave_nothing(tmp_path, capsys, text, message):
+    data = write_annotations(tmp_path / "data", text)
+    out = tmp_path / "out"
+    code, _, err = run_main(capsys, "--data-dir", str(data), "--out-dir", str(out),
+                            "--top-k", "2")
+    one_line_error(code, err, message)
+    assert "no clip could be decoded" not in err
+    assert not out.exists() and not (data / "tfrecord").exists()
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--top-k", "0"], "--top-k: expected a number >= 1, got '0'"),
+    (["--top-k", "-3"], "--top-k: expected a number >= 1"),
+    (["--workers", "0"], "--workers: expected a number in [1, 256]"),
+    (["--n-fft", "0", "--features", "logmel"], "--n-fft: expected a number in [2, 65536]"),
+    (["--hop-length", "0", "--features", "logmel"], "--hop-length: expected a number >= 1"),
+    (["--n-mels", "0", "--features", "logmel"], "--n-mels"),
+    (["--segment-length", "0"], "--segment-length: expected a number >= 1"),
+    (["--num-audios-per-shard", "-1"], "--num-audios-per-shard: expected a number >= 1"),
+    (["--sample-rate", "0"], "--sample-rate: expected a number in [1000, 384000]"),
+    (["--max-file-mb", "0"], "--max-file-mb: expected a number > 0"),
+    (["--max-seconds", "nan"], "--max-seconds: expected a number > 0"),
+    (["--max-seconds", "1"], "max_seconds (--max-seconds) must be a finite number >= 2.67"),
+    (["--unlabelled-fraction", "1"], "must lie in [0, 1)"),
+    (["--features", "logmel", "--sample-rate", "16000", "--f-max", "9000"],
+     "at most the Nyquist frequency 8000 Hz"),
+    (["--features", "logmel", "--n-fft", "100000"], "--n-fft: expected a number in"),
+    (["--features", "logmel", "--segment-length", "512"],
+     "n_fft (--n-fft) must be at most the segment length 512"),
+    (["--n-mels", "64"], "--n-mels applies to --features logmel only"),
+    (["--f-max", "8000"], "--f-max applies to --features logmel only"),
+    (["--features", "logmel", "--dtype", "float32"], "--dtype applies to --features raw only"),
+])
+def test_bad_numbers_and_flags_that_do_not_apply(tmp_path, capsys, flags, message):
+    code, _, err = run_main(capsys, "--data-dir", str(tmp_path / "nope"), *flags)
+    one_line_error(code, err, message)
+    assert not (tmp_path / "nope").exists()
+
+
+def test_config_checks_its_values():
+    from tagger.config import AudioConfig, BuildConfig, FeatureConfig, LogMelConfig
+
+    for bad in (dict(top_k=0), dict(workers=0), dict(clips_per_shard=0), dict(seed=-1),
+                dict(max_file_mb=0.0), dict(max_seconds=float("inf")),
+                dict(unlabelled_fraction=1.0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            BuildConfig(**bad)
+    for bad in (dict(n_fft=0), dict(hop_length=0), dict(n_mels=0), dict(f_min=-1.0),
+                dict(f_max=0.0), dict(top_db=float("nan"))):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            LogMelConfig(**bad)
+    with pytest.raises(ValueError, match="Nyquist"):
+        BuildConfig(audio=AudioConfig(16000, 59049),
+                    features=FeatureConfig("logmel", "float32", LogMelConfig(f_max=8001.0)))
+    BuildConfig(audio=AudioConfig(16000, 59049),  # f_max at Nyquist is fine
+                features=FeatureConfig("logmel", "float32", LogMelConfig(f_max=8000.0)))

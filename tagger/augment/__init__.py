@@ -1,0 +1,6 @@
+"""In-graph audio augmentation (TensorFlow ops, seeded, one module per transform)."""
+
+from tagger.augment.chain import (AudioAugmentation, AugmentConfig, Augmentation, augment,
+                                  step_seed)
+
+__all__ = ["AudioAugmentation", "AugmentConfig", "Augmentation", "augment", "step_seed"]

@@ -1,0 +1,209 @@
+"""Bookkeeping shared by the weight converters: every original tensor is
+used exactly once and every weight of our model is set, or one line says
+which are left over.
+
+A converter reads the original file into a flat dict `{name: array}`,
+builds our model, and moves tensors across with `WeightMap.take` (one
+original tensor, with its layout conversion) and `WeightMap.set_layer`
+(one layer's weights, by our variable names). Tensors the original file
+carries but no model needs (a teacher inside a student checkpoint, batch
+counters) are declared with `skip`. `finish` then fails on anything the
+file has that was not taken or skipped, anything taken that the file
+lacks, and any weight of ours that was not set.
+
+Layout conversions, PyTorch to Keras:
+- `conv_kernel`: Conv2d OIHW -> HWIO, Conv1d OIW -> WIO.
+- `dense_kernel`: Linear (out, in) -> (in, out).
+- `batch_norm`: weight/bias/running_mean/running_var -> gamma, beta,
+  moving_mean, moving_variance (the epsilon is the layer's: PyTorch's 1e-5
+  is set in our factories); `num_batches_tracked` is a counter, skipped.
+- `heads`: a Linear projection to `heads * head_dim` -> our `(dim, heads,
+  head_dim)` kernel and `(heads, head_dim)` bias; `heads_out` the output
+  projection -> `(heads, head_dim, dim)`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tagger.errors import UserError
+
+_SHOWN = 4  # names listed in one error line before "... and N more"
+
+
+class ConversionError(UserError):
+    """The original file does not fit the model it is said to hold."""
+
+
+def _names(names) -> str:
+    names = sorted(names)
+    shown = ", ".join(names[:_SHOWN])
+    more = len(names) - _SHOWN
+    return shown + (f" ... and {more} more" if more > 0 else "")
+
+
+class WeightMap:
+    """Moves the tensors of one original file into one Keras model."""
+
+    def __init__(self, tensors: dict, model, source: str):
+        self.tensors = {k: np.asarray(v) for k, v in tensors.items()}
+        self.model = model
+        self.source = source  # how errors name the file, e.g. "teacher.ckpt"
+        self.used: set[str] = set()
+        self.skipped: set[str] = set()
+        self.missing: list[str] = []
+        self.assigned: set[str] = set()
+
+    def has(self, name: str) -> bool:
+        return name in self.tensors
+
+    def take(self, name: str) -> np.ndarray | None:
+        """The original tensor `name`, marked used (None if the file lacks it:
+        reported by `finish`). Taking a tensor twice is a converter bug."""
+        if name in self.used:
+            raise RuntimeError(f"tensor {name!r} mapped twice")
+        if name not in self.tensors:
+            self.missing.append(name)
+            return None
+        self.used.add(name)
+        return self.tensors[name]
+
+    def skip(self, name: str) -> None:
+        """Declares a tensor of the file that no weight of ours needs."""
+        if name in self.tensors:
+            self.skipped.add(name)
+
+    def skip_prefix(self, prefix: str) -> int:
+        names = [n for n in self.tensors if n.startswith(prefix)]
+        self.skipped.update(names)
+        return len(names)
+
+    def set_layer(self, layer_name: str, **values) -> None:
+        """Sets weights of our layer `layer_name` by variable name (kernel,
+        bias, gamma, ...; nested layers as 'attention/query_kernel'). A None
+        value (a missing original tensor) is left for `finish` to report."""
+        layer = self.model.get_layer(layer_name)
+        variables = {v.path.split("/", 1)[1] if "/" in v.path else v.path: v
+                     for v in layer.weights}
+        for name, value in values.items():
+            variable = variables.get(name)
+            if variable is None:
+                raise RuntimeError(f"layer {layer_name!r} has no weight {name!r}; "
+                                   f"it has {sorted(variables)}")
+            if value is None:
+                continue
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ConversionError(
+                    f"{self.source}: the tensor for {layer_name}/{name} has shape "
+                    f"{tuple(value.shape)}, expected {tuple(variable.shape)}; the file "
+                    "holds another size or variant of the model")
+            variable.assign(value.astype(variable.dtype))
+            self.assigned.add(variable.path)
+
+    def finish(self) -> None:
+        """Fails with one line if anything is left over on either side."""
+        if self.missing:
+            raise ConversionError(
+                f"{self.source} lacks {len(self.missing)} tensor(s) the model needs: "
+                f"{_names(self.missing)}; is it the right file for this --from?")
+        extra = set(self.tensors) - self.used - self.skipped
+        if extra:
+            raise ConversionError(
+                f"{self.source} has {len(extra)} tensor(s) this model does not use: "
+                f"{_names(extra)}; is it the right file for this --from?")
+        unset = [v.path for v in self.model.weights if v.path not in self.assigned]
+        if unset:
+            raise RuntimeError(f"converter left weights unset: {_names(unset)}")
+
+
+def conv_kernel(weight):
+    """PyTorch Conv2d (out, in, h, w) -> (h, w, in, out); Conv1d (out, in,
+    w) -> (w, in, out)."""
+    if weight is None:
+        return None
+    if weight.ndim == 4:
+        return weight.transpose(2, 3, 1, 0)
+    if weight.ndim == 3:
+        return weight.transpose(2, 1, 0)
+    raise ConversionError(f"expected a convolution kernel of rank 3 or 4, got shape "
+                          f"{weight.shape}")
+
+
+def dense_kernel(weight):
+    """PyTorch Linear (out, in) -> Keras Dense (in, out)."""
+    return None if weight is None else weight.T
+
+
+def batch_norm(weights: WeightMap, layer_name: str, prefix: str) -> None:
+    """PyTorch BatchNorm{1,2}d `prefix.{weight,bias,running_mean,running_var}`
+    -> our BatchNormalization `layer_name`."""
+    weights.set_layer(layer_name, gamma=weights.take(f"{prefix}.weight"),
+                      beta=weights.take(f"{prefix}.bias"),
+                      moving_mean=weights.take(f"{prefix}.running_mean"),
+                      moving_variance=weights.take(f"{prefix}.running_var"))
+    weights.skip(f"{prefix}.num_batches_tracked")  # a step counter, not a weight
+
+
+def layer_norm(weights: WeightMap, layer_name: str, prefix: str) -> None:
+    """PyTorch LayerNorm `prefix.{weight,bias}` -> gamma, beta."""
+    weights.set_layer(layer_name, gamma=weights.take(f"{prefix}.weight"),
+                      beta=weights.take(f"{prefix}.bias"))
+
+
+def dense(weights: WeightMap, layer_name: str, prefix: str, bias=True) -> None:
+    """PyTorch Linear `prefix.{weight,bias}` -> Dense kernel, bias."""
+    values = {"kernel": dense_kernel(weights.take(f"{prefix}.weight"))}
+    if bias:
+        values["bias"] = weights.take(f"{prefix}.bias")
+    weights.set_layer(layer_name, **values)
+
+
+def conv(weights: WeightMap, layer_name: str, prefix: str) -> None:
+    """PyTorch Conv{1,2}d `prefix.{weight,bias}` -> Conv kernel, bias."""
+    weights.set_layer(layer_name, kernel=conv_kernel(weights.take(f"{prefix}.weight")),
+                      bias=weights.take(f"{prefix}.bias"))
+
+
+def heads(weight, num_heads: int):
+    """Linear (heads * head_dim, dim) -> our per-head kernel (dim, heads,
+    head_dim): output unit h * head_dim + j is head h, dimension j (the
+    '(h d)' split of both originals)."""
+    if weight is None:
+        return None
+    return weight.T.reshape(weight.shape[1], num_heads, -1)
+
+
+def heads_bias(bias, num_heads: int):
+    return None if bias is None else bias.reshape(num_heads, -1)
+
+
+def heads_out(weight, num_heads: int):
+    """Linear (dim, heads * head_dim) -> our output kernel (heads, head_dim, dim)."""
+    if weight is None:
+        return None
+    return weight.T.reshape(num_heads, -1, weight.shape[0])
+
+
+def read_torch_file(path: str) -> dict:
+    """The tensors of a PyTorch weights file as numpy arrays: a state dict,
+    or a checkpoint dict holding one under `state_dict`."""
+    try:
+        import torch
+    except ImportError:
+        raise UserError("reading PyTorch weights needs PyTorch (the CPU build is "
+                        "enough): pip install -r requirements-torch.txt") from None
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{path!r} not found") from None
+    except Exception as error:  # pickle, zip and torch errors for other files
+        first = (str(error).splitlines() or [type(error).__name__])[0]
+        raise ConversionError(f"cannot read {path!r} as PyTorch weights ({first[:120]}); "
+                              "give the .pth/.ckpt file as downloaded") from None
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, dict) or not loaded or not all(
+            isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise ConversionError(f"{path!r} holds no PyTorch state dict (a mapping of names "
+                              "to tensors); give the .pth/.ckpt file as downloaded")
+    return {str(k): v.detach().cpu().numpy() for k, v in loaded.items()}

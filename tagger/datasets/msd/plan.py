@@ -1,0 +1,122 @@
+"""The DatasetPlan of an MSD build: label source + audio layout -> clips per split.
+
+Clip ids are the tracks' ROWIDs in track_metadata.db's `songs` table (the
+records store int64 ids; `SELECT track_id FROM songs WHERE ROWID = ?` gives
+the MSD id back); paths are relative to the audio folder. Splits are stored
+as columns (`ClipColumns`), so a million tracks are a few numpy arrays.
+Tracks without audio and the known broken MSD ids are planned as known
+broken: the writer skips them and lists each with its reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+from tqdm import tqdm
+
+from tagger.datasets.msd import labels as label_sources
+from tagger.datasets.msd import layout as layouts
+from tagger.datasets.msd.sqlite import read_songs
+from tagger.datasets.msd.tags import KNOWN_BROKEN_IDS
+from tagger.datasets.origin import read_origin
+from tagger.datasets.plan import STUDENT_SPLIT, ClipColumns, DatasetPlan
+from tagger.errors import UserError
+
+AUDIO_DIR = "audio"
+KNOWN_BROKEN_REASON = "known broken or short MSD audio (skipped by sota-music-tagging-models)"
+
+
+@dataclasses.dataclass(frozen=True)
+class MsdSettings:
+    """What decides an MSD plan (beyond the data folder)."""
+
+    source: str = "lastfm"  # lastfm | cals | classic
+    source_dir: str | None = None  # the CALS or classic folder
+    audio_dir: str | None = None  # default: <data_dir>/audio
+    layout: str = "auto"  # auto | 7digital | msd
+    top_k: int = 50
+    min_tag_value: float = 50.0
+    seed: int = 0
+    check_audio: bool = True  # stat every file; tracks without one are skipped
+
+
+def plan_msd(data_dir: str, settings: MsdSettings = MsdSettings(),
+             progress: bool = True) -> DatasetPlan:
+    if settings.source not in label_sources.SOURCES:
+        raise UserError(f"unknown label source {settings.source!r}; expected one of "
+                        f"{', '.join(label_sources.SOURCES)}")
+    if (settings.source == "lastfm") == (settings.source_dir is not None):
+        raise UserError("--split lastfm takes no folder; --split cals and --split classic "
+                        "need the folder of their split files")
+    if settings.source_dir is not None and not os.path.isdir(settings.source_dir):
+        raise UserError(f"split folder {settings.source_dir!r} does not exist")
+    if not os.path.isdir(data_dir):
+        raise UserError(f"--data-dir {data_dir!r} does not exist; it must hold "
+                        "track_metadata.db (and lastfm_tags.db for --split lastfm)")
+    audio_root = settings.audio_dir or os.path.join(data_dir, AUDIO_DIR)
+    if settings.layout == "auto":
+        layout, ext = layouts.detect(audio_root)
+    elif settings.layout in layouts.LAYOUTS:
+        if not os.path.isdir(audio_root):
+            raise UserError(f"audio folder {audio_root!r} does not exist; pass --audio-dir")
+        layout, ext = settings.layout, "mp3" if settings.layout == "7digital" else None
+        if ext is None:
+            ext = layouts.detect(audio_root)[1]
+    else:
+        raise UserError(f"unknown layout {settings.layout!r}; expected auto or "
+                        f"{' or '.join(layouts.LAYOUTS)}")
+
+    with tqdm(desc="reading track_metadata.db", unit="track", disable=not progress) as bar:
+        songs = read_songs(data_dir, progress=bar.update)
+    if settings.source == "lastfm":
+        found = label_sources.from_lastfm(data_dir, songs, settings.top_k,
+                                          settings.min_tag_value, settings.seed)
+    elif settings.source == "cals":
+        found = label_sources.from_cals(settings.source_dir, songs)
+    else:
+        found = label_sources.from_classic(settings.source_dir, songs)
+
+    paths = layouts.relative_paths(layout, ext, songs.track_ids, songs.digital)
+    used = np.zeros(len(songs), bool)
+    for pos in found.positions.values():
+        used[pos] = True
+    no_path = used & (paths == b"")
+    paths[no_path] = [b"no-7digital-id/" + t for t in songs.track_ids[no_path]]
+    known_broken, absent_mask = {}, np.zeros(len(songs), bool)
+    broken_ids = np.isin(songs.track_ids, np.array(sorted(KNOWN_BROKEN_IDS), dtype="S18"))
+    for i in np.flatnonzero(used & broken_ids):
+        known_broken[paths[i].decode()] = KNOWN_BROKEN_REASON
+    if settings.check_audio:
+        todo = np.flatnonzero(used & ~broken_ids)
+        with tqdm(total=len(todo), desc="looking for audio files", unit="track",
+                  disable=not progress) as bar:
+            absent = layouts.missing(audio_root, paths[todo], progress=bar.update)
+        absent_mask[todo[absent]] = True
+        for i in todo[absent]:
+            path = paths[i].decode()
+            known_broken[path] = ("no 7digital id in track_metadata.db"
+                                  if path.startswith("no-7digital-id/") else "no audio file")
+    no_audio = {split: int(absent_mask[pos].sum()) for split, pos in found.positions.items()}
+
+    splits = {split: ClipColumns(songs.rowid[pos], paths[pos], found.labels[split])
+              for split, pos in found.positions.items()}
+    artists = {split: int(len(np.unique(songs.artist[pos])))
+               for split, pos in found.positions.items()}
+    notes = {"label_source": found.source, "layout": layout, "audio_extension": ext,
+             "tracks_in_metadata": len(songs), "tracks_without_audio": no_audio,
+             "artists": artists, "clip_id": "ROWID of the track in track_metadata.db songs",
+             **found.notes}
+    return DatasetPlan(
+        name="msd", audio_root=audio_root, tag_names=tuple(found.tag_names), splits=splits,
+        known_broken=known_broken, notes=notes,
+        unlabelled=tuple(s for s in splits if found.labels[s] is None and s == STUDENT_SPLIT),
+        origin=read_origin(data_dir, "msd"))
+
+
+def build_msd(config, settings: MsdSettings) -> dict:
+    """Plans and writes MSD records; returns the dataset_info dict."""
+    from tagger.records.writer import build_records
+
+    return build_records(plan_msd(config.data_dir, settings, config.progress), config)

@@ -1,0 +1,117 @@
+"""The flags every dataset builder shares (build_mtt.py, build_msd.py):
+features, audio, shards, workers, resume/overwrite, progress, Beam runner.
+
+    add_record_flags(parser)            adds them
+    record_settings(args) -> dict       BuildConfig fields they set
+    write_plan(plan_fn, config, args)   local processes or a Beam runner
+"""
+
+from __future__ import annotations
+
+import os
+
+from tagger.beam.flags import add_runner_flags, beam_run
+from tagger.cli import (non_negative_float, number_in_range, positive_float,
+                        positive_int)
+from tagger.errors import UserError
+
+
+LOGMEL_DEFAULTS = {"n_mels": 128, "n_fft": 1024, "hop_length": 512, "f_min": 0.0,
+                   "f_max": None, "top_db": None}
+RAW_DEFAULTS = {"dtype": "int16"}
+
+
+def add_record_flags(p, max_seconds: float) -> None:
+    """Adds the shared flags; `max_seconds` is the builder's default cut."""
+    p.add_argument("--out-dir", default=None, metavar="PATH",
+                   help="where shards go (default: <data-dir>/tfrecord); any tf.io.gfile path")
+    p.add_argument("--features", choices=["raw", "logmel"], default="raw",
+                   help="store raw waveforms or log-mel frames (default: raw)")
+    raw = p.add_argument_group("raw features only")
+    raw.add_argument("--dtype", choices=["int16", "float32"], default=None,
+                     help="storage type of raw waveforms (default: int16)")
+    mel = p.add_argument_group("log-mel features only")
+    mel.add_argument("--n-mels", type=number_in_range(int, 1, 1024), default=None,
+                     metavar="N", help="log-mel bins, 1..1024 (default: 128)")
+    mel.add_argument("--n-fft", type=number_in_range(int, 2, 65536), default=None,
+                     metavar="N", help="FFT size, 2..65536 and at most the segment "
+                                       "length (default: 1024)")
+    mel.add_argument("--hop-length", type=positive_int, default=None, metavar="N",
+                     help="hop in samples, >= 1 (default: 512)")
+    mel.add_argument("--f-min", type=non_negative_float, default=None, metavar="HZ",
+                     help="lowest mel frequency, >= 0 Hz (default: 0)")
+    mel.add_argument("--f-max", type=positive_float, default=None, metavar="HZ",
+                     help="highest mel frequency, at most sample rate / 2 "
+                          "(default: sample rate / 2)")
+    mel.add_argument("--top-db", type=positive_float, default=None, metavar="DB",
+                     help="per-segment dynamic range clamp in dB, > 0 (default: none)")
+    p.add_argument("--sample-rate", type=number_in_range(int, 1000, 384000), default=22050,
+                   metavar="HZ", help="Hz, 1000..384000 (default: 22050)")
+    p.add_argument("--segment-length", type=positive_int, default=59049, metavar="N",
+                   help="samples per segment (default: 59049 = 3^10)")
+    p.add_argument("--num-audios-per-shard", type=positive_int, default=100, metavar="N",
+                   help="clips per shard, >= 1 (default: 100)")
+    p.add_argument("--workers", type=number_in_range(int, 1, 256), default=None,
+                   metavar="N",
+                   help=f"decoding processes of the local builder, 1..256 (default: all "
+                        f"cores, {os.cpu_count() or 1} here)")
+    p.add_argument("--max-file-mb", type=positive_float, default=64.0, metavar="MB",
+                   help="skip audio files larger than this, with a reason (default: 64)")
+    p.add_argument("--max-seconds", type=positive_float, default=max_seconds, metavar="S",
+                   help="cut longer clips here; cut clips are listed in "
+                        f"dataset_info.json (default: {max_seconds:g})")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a build made with other settings (or shards and a "
+                        "dataset_info.json this builder did not write) in --out-dir; "
+                        "other files there are kept")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_runner_flags(p)
+
+
+def check_feature_flags(args) -> None:
+    """A flag of the other feature kind is an error, not silently dropped."""
+    other = RAW_DEFAULTS if args.features == "logmel" else LOGMEL_DEFAULTS
+    given = [f"--{name.replace('_', '-')}" for name in other
+             if getattr(args, name) is not None]
+    if given:
+        kind = "raw" if args.features == "logmel" else "logmel"
+        raise UserError(f"{', '.join(given)} applies to --features {kind} only, and "
+                        f"--features is {args.features}; drop it or choose --features {kind}")
+
+
+def record_settings(args) -> dict:
+    """The BuildConfig fields the shared flags set (audio, features, shards,
+    workers, limits, overwrite, progress)."""
+    from tagger.config import AudioConfig, FeatureConfig, LogMelConfig
+
+    check_feature_flags(args)
+    try:
+        logmel = LogMelConfig(**{name: default if getattr(args, name) is None
+                                 else getattr(args, name)
+                                 for name, default in LOGMEL_DEFAULTS.items()})
+        return dict(
+            out_dir=args.out_dir,
+            audio=AudioConfig(args.sample_rate, args.segment_length),
+            features=FeatureConfig(args.features, args.dtype or RAW_DEFAULTS["dtype"],
+                                   logmel),
+            clips_per_shard=args.num_audios_per_shard,
+            workers=args.workers if args.workers is not None else os.cpu_count() or 1,
+            max_file_mb=args.max_file_mb, max_seconds=args.max_seconds,
+            overwrite=args.overwrite, progress=not args.no_progress)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
+def write_plan(plan_fn, config, args) -> dict:
+    """Writes the records of `plan_fn()` (a DatasetPlan) as `config` says,
+    with local processes or the Beam runner the flags name; returns
+    dataset_info."""
+    run = beam_run(args)
+    if run is not None and args.workers is not None:
+        raise UserError("--workers sets the local builder's processes; with --runner "
+                        "the runner decides (e.g. --beam-option direct_num_workers=2)")
+    if run is None:
+        from tagger.records.writer import build_records
+        return build_records(plan_fn(), config)
+    from tagger.beam.build import run_beam_build
+    return run_beam_build(plan_fn(), config, run)

@@ -1,0 +1,237 @@
+"""resemul's Keras 2.0.5 .hdf5 files: a random model of ours written in that
+layout (model_weights group, layer_names / weight_names attributes, layers
+auto-named by class and creation order as resemul's model.py creates them)
+converts back into a model with exactly the same outputs."""
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+import convert_weights
+from tagger.datasets.synthetic import MTT_TOP50
+from tagger.models.samplecnn import build_samplecnn
+from tagger.models.saved import load_tagger
+from tests.checks import call_main, one_line_error
+
+WIDTH = 1 / 16  # stem 8 channels, blocks 8 .. 32
+
+
+def keras2_names(block):
+    """(our layer, Keras 2 layer) pairs in the order resemul's model.py creates
+    layers: stem conv + BN; per block (se) conv, BN, SE dense x 2 or (rese) the
+    shortcut conv + BN where channels change, conv, BN, conv, BN, SE dense x 2;
+    head dense, BN, output dense. Keras 2 numbers each class from 1."""
+    counters = {}
+
+    def name(cls):
+        counters[cls] = counters.get(cls, 0) + 1
+        return f"{cls}_{counters[cls]}"
+
+    pairs = [("stem_conv", name("conv1d")), ("stem_bn", name("batch_normalization"))]
+    channels = 128
+    for i, c in enumerate((128, 128, 256, 256, 256, 256, 256, 256, 512)):
+        if block == "se":
+            pairs += [(f"block{i}_conv", name("conv1d")),
+                      (f"block{i}_bn", name("batch_normalization"))]
+        else:
+            if c != channels:
+                pairs += [(f"block{i}_shortcut_conv", name("conv1d")),
+                          (f"block{i}_shortcut_bn", name("batch_normalization"))]
+            pairs += [(f"block{i}_conv1", name("conv1d")),
+                      (f"block{i}_bn1", name("batch_normalization")),
+                      (f"block{i}_conv2", name("conv1d")),
+                      (f"block{i}_bn2", name("batch_normalization"))]
+        pairs += [(f"block{i}_se_expand", name("dense")), (f"block{i}_se_excite", name("dense"))]
+        channels = c
+    return pairs + [("head_dense", name("dense")), ("head_bn", name("batch_normalization")),
+                    ("tags", name("dense"))]
+
+
+def write_keras2_file(model, block, path, rename=None, drop=None):
+    names = dict(keras2_names(block))
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = b"2.0.5"
+        group = f.create_group("model_weights")
+        layer_names = [b"input_1", b"reshape_1"]
+        group.create_group("input_1").attrs["weight_names"] = []
+        group.create_group("reshape_1").attrs["weight_names"] = []
+        for layer in model.layers:
+            if layer.name not in names:
+                continue
+            theirs = (rename or {}).get(names[layer.name], names[layer.name])
+            g = group.create_group(theirs)
+            weight_names = []
+            for variable in layer.weights:
+                short = variable.path.rsplit("/", 1)[-1]
+                if drop == f"{theirs}/{short}":
+                    continue
+                weight_names.append(f"{theirs}/{short}:0".encode())
+                g.create_dataset(f"{theirs}/{short}:0", data=np.asarray(variable))
+            g.attrs["weight_names"] = weight_names
+            layer_names.append(theirs.encode())
+        group.attrs["layer_names"] = layer_names
+
+
+def random_model(block, seed):
+    keras.utils.set_random_seed(seed)
+    model = build_samplecnn(block=block, width=WIDTH)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:  # batch-norm statistics that are not 0 / 1
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(0.1 * rng.standard_normal(layer.moving_mean.shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape))
+    return model
+
+
+def waveforms():
+    return np.random.default_rng(0).uniform(-0.5, 0.5, (2, 59049)).astype("float32")
+
+
+@pytest.mark.parametrize("block", ["se", "rese"])
+def test_round_trip_through_the_keras2_layout_is_exact(block, tmp_path, capsys):
+    model = random_model(block, seed={"se": 0, "rese": 1}[block])
+    path = tmp_path / f"{block}-multi-tfrmodel.hdf5"
+    write_keras2_file(model, block, path)
+    out = tmp_path / "converted.keras"
+    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "resemul",
+                             "--block", block, "--out", out)
+    assert code == 0, err
+    converted, info = load_tagger(str(out))
+    assert info["tag_names"] == list(reversed(MTT_TOP50))
+    assert info["model_args"] == dict(num_tags=50, block=block, multi=True, alpha=16,
+                                      width=WIDTH)
+    assert info["sample_rate"] == 22050 and info["logmel"] is None
+    x = waveforms()
+    expected = np.asarray(model(x, training=False))
+    assert expected.std() > 0.01
+    np.testing.assert_array_equal(np.asarray(converted(x, training=False)), expected)
+    for a, b in zip(model.get_weights(), converted.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_layer_numbers_need_not_start_at_one(tmp_path):
+    from tagger.convert import resemul
+
+    model = random_model("se", seed=2)
+    shifted = {}
+    for _, theirs in keras2_names("se"):
+        cls, n = theirs.rsplit("_", 1)
+        shifted[theirs] = f"{cls}_{int(n) + 20}"  # a process that built another model first
+    path = tmp_path / "se.hdf5"
+    write_keras2_file(model, "se", path, rename=shifted)
+    converted, _ = resemul.convert(str(path))
+    x = waveforms()
+    np.testing.assert_array_equal(np.asarray(converted(x)), np.asarray(model(x)))
+
+
+@pytest.mark.parametrize("case, argv, fragments", [
+    ("wrong_block", ["--block", "rese"], ["holds a se model", "--block se"]),
+    ("missing", [], ["lacks 1 tensor", "dense_20/bias"]),
+    ("not_hdf5", [], ["is not an HDF5 file"]),
+    ("not_keras", [], ["not a Keras model"]),
+    ("size_flag", ["--size", "teacher"], ["--size applies to --from transformer only"]),
+    ("tags", ["--tags", "TAGS"], ["50 outputs but 2 tag names"]),
+])
+def test_bad_inputs_are_one_line_and_write_nothing(case, argv, fragments, tmp_path, capsys):
+    path = tmp_path / "model.hdf5"
+    if case == "not_hdf5":
+        path.write_text("not a model\n")
+    elif case == "not_keras":
+        with h5py.File(path, "w") as f:
+            f.create_dataset("x", data=np.zeros(3))
+    else:
+        write_keras2_file(random_model("se", 0), "se", path,
+                          drop="dense_20/bias" if case == "missing" else None)
+    (tmp_path / "TAGS").write_text("rock\npop\n")
+    argv = [str(tmp_path / a) if a == "TAGS" else a for a in argv]
+    out = tmp_path / "out.keras"
+    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "resemul", *argv,
+                             "--out", out)
+    one_line_error(code, err, *fragments)
+    assert not out.exists()
+
+
+def test_tags_file_overrides_and_torch_sources_say_how_to_install(tmp_path, capsys,
+                                                                  monkeypatch):
+    import sys
+
+    path = tmp_path / "model.hdf5"
+    write_keras2_file(random_model("se", 0), "se", path)
+    tags = [f"tag {i}" for i in range(50)]
+    (tmp_path / "tags.txt").write_text("\n".join(tags) + "\n")
+    out = tmp_path / "out.keras"
+    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "resemul",
+                             "--tags", tmp_path / "tags.txt", "--out", out)
+    assert code == 0, err
+    assert load_tagger(str(out))[1]["tag_names"] == tags
+    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "resemul",
+                             "--out", out)
+    one_line_error(code, err, "exists", "--overwrite")
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
+    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "transformer",
+                             "--out", tmp_path / "t.keras")
+    one_line_error(code, err, "needs PyTorch", "pip install -r requirements-torch.txt")
+    assert not (tmp_path / "t.keras").exists()
+
+
+def test_tag_order_permutes_the_outputs_exactly(tmp_path, capsys):
+    """resemul's outputs run in ascending tag frequency; records built here run
+    in descending order: --tag-order dataset_info.json reorders the outputs."""
+    import json
+
+    model = random_model("se", 3)
+    path = tmp_path / "se.hdf5"
+    write_keras2_file(model, "se", path)
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"tag_names": list(MTT_TOP50)}))
+    out = tmp_path / "out.keras"
+    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "resemul",
+                             "--tag-order", tmp_path / "dataset_info.json", "--out", out)
+    assert code == 0, err
+    converted, info = load_tagger(str(out))
+    assert info["tag_names"] == list(MTT_TOP50)
+    x = waveforms()
+    # the same scores, permuted (a reordered matrix product may round the last bit)
+    np.testing.assert_allclose(np.asarray(converted(x)), np.asarray(model(x))[:, ::-1],
+                               rtol=0, atol=1e-6)
+    (tmp_path / "order.txt").write_text("\n".join(MTT_TOP50[:49] + ("jazz",)) + "\n")
+    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "resemul",
+                             "--tag-order", tmp_path / "order.txt", "--out", tmp_path / "o.keras")
+    one_line_error(code, err, "--tag-order", "missing ['choral']", "unknown ['jazz']")
+    assert not (tmp_path / "o.keras").exists()
+
+
+def test_converted_model_evaluates_on_records_built_here(raw_records, tmp_path, capsys):
+    """eval.py refuses resemul's ascending tag order on records in descending
+    order; converted with --tag-order dataset_info.json it evaluates."""
+    import os
+
+    from tagger.errors import UserError
+    from tagger.evaluation.evaluate import evaluate
+
+    records, info = raw_records
+    path = tmp_path / "se.hdf5"
+    write_keras2_file(random_model("se", 4), "se", path)
+    # the synthetic set's own top-50 in ascending order, as resemul would have built it
+    ascending = tmp_path / "ascending.txt"
+    ascending.write_text("\n".join(reversed(info["tag_names"])) + "\n")
+    plain, ordered = tmp_path / "plain.keras", tmp_path / "ordered.keras"
+    for out, extra in ((plain, []), (ordered, ["--tag-order",
+                                               os.path.join(records, "dataset_info.json")])):
+        code, _, err = call_main(convert_weights.main, capsys, path, "--from", "resemul",
+                                 "--tags", ascending, *extra, "--out", out)
+        assert code == 0, err
+    with pytest.raises(UserError, match="other tags or order"):
+        evaluate(str(plain), records)
+    result = evaluate(str(ordered), records)
+    clips = info["splits"]["test"]["clips"]
+    assert result.predictions.scores.shape == (clips, 50) and clips > 0
+    assert set(result.metrics.per_tag["tag"]) <= set(info["tag_names"])
+    assert 0.0 <= result.metrics.roc_auc <= 1.0
+    from tagger.evaluation.predict import ClipPredictor
+
+    unordered = ClipPredictor(load_tagger(str(plain))[0])(records, "test", 1, 32, info)
+    np.testing.assert_allclose(result.predictions.scores, unordered.scores[:, ::-1],
+                               rtol=0, atol=1e-6)

@@ -1,0 +1,53 @@
+"""The Python API: `from tagger import top_tags` in two lines."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tagger.errors import UserError
+from tests.inference.conftest import TAGS, reference_windows
+
+ROOT = pathlib.Path(__file__).parents[2]
+
+
+def test_import_tagger_stays_free_of_tensorflow():
+    code = ("import sys; from tagger import top_tags, clip_scores; "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_top_tags_of_one_file_and_of_a_list(cnn, music):
+    from tagger import clip_scores, top_tags
+
+    path, model = cnn
+    windows, _ = reference_windows(music / "d.mp3")
+    expected = model.predict(windows, verbose=0).mean(axis=0)  # (tags,)
+    best = np.argsort(-expected)[:3]
+    got = top_tags(path, music / "d.mp3", k=3)
+    assert [tag for tag, _ in got] == [TAGS[i] for i in best]
+    np.testing.assert_allclose([score for _, score in got], expected[best], atol=1e-5)
+    names, scores = clip_scores(path, str(music / "d.mp3"))
+    assert names == TAGS and scores.shape == (len(TAGS),)
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+    both = top_tags(path, [music / "d.mp3", music / "short.wav"], k=2)
+    assert len(both) == 2 and both[0] == got[:2] and len(both[1]) == 2
+
+
+def test_top_tags_errors_name_the_file(cnn, music, tmp_path):
+    from tagger import top_tags
+
+    path, _ = cnn
+    with pytest.raises(UserError, match="broken.mp3: not decodable audio"):
+        top_tags(path, music / "broken.mp3")
+    with pytest.raises(UserError, match="not found"):
+        top_tags(tmp_path / "none.keras", music / "a.wav")
+    with pytest.raises(UserError, match="k must be"):
+        top_tags(path, music / "a.wav", k=0)

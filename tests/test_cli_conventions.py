@@ -1,0 +1,104 @@
+"""Conventions shared by every command-line tool: --help shows every
+default, one spelling of --no-progress, progress bars only on a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import sys
+
+import pytest
+
+from tagger import cli
+
+# (module, how its parser is reached): every CLI of the project
+CLIS = ["build_mtt", "train", "eval", "tag", "export", "extract_excitations", "demo",
+        "tagger.datasets.synthetic", "tagger.interpret.attention"]
+
+
+class _Caught(Exception):
+    def __init__(self, parser):
+        self.parser = parser
+
+
+def parser_of(name, monkeypatch):
+    """The ArgumentParser the CLI builds, caught as it starts parsing."""
+    module = importlib.import_module(name)
+
+    def catch(self, args=None, namespace=None):
+        raise _Caught(self)
+
+    monkeypatch.setattr(cli.ArgumentParser, "parse_known_args", catch)
+    entry = getattr(module, "parse_args", None) or module.main
+    with pytest.raises(_Caught) as caught:
+        entry([])
+    monkeypatch.undo()
+    return caught.value.parser
+
+
+@pytest.mark.parametrize("name", CLIS)
+def test_help_shows_every_default(name, monkeypatch):
+    parser = parser_of(name, monkeypatch)
+    formatter = parser._get_formatter()
+    lacking = []
+    for action in parser._actions:
+        if not action.option_strings or action.help == argparse.SUPPRESS:
+            continue
+        if isinstance(action, argparse._HelpAction) or action.nargs == 0:
+            continue  # a flag: off unless given
+        text = formatter._expand_help(action) if action.help else ""
+        if "default" not in text.lower():
+            lacking.append(action.option_strings[0])
+    assert lacking == [], f"{name}: options whose --help states no default: {lacking}"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as done:
+        parser.parse_args(["--help"])
+    assert done.value.code == 0 and "default" in out.getvalue()
+    assert "--quiet" not in out.getvalue()  # one spelling: --no-progress
+
+
+@pytest.mark.parametrize("name", CLIS)
+def test_progress_flag_is_spelled_no_progress(name, monkeypatch):
+    parser = parser_of(name, monkeypatch)
+    flags = {s for action in parser._actions for s in action.option_strings}
+    progress = [s for s in flags if "progress" in s or s == "--quiet"]
+    if name != "export":  # export.py draws no progress bar
+        assert "--no-progress" in progress
+
+
+def test_synthetic_keeps_quiet_as_a_hidden_alias(monkeypatch):
+    parser = parser_of("tagger.datasets.synthetic", monkeypatch)
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert parser.parse_args(["out", "--quiet"]).no_progress is True
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    parser = cli.ArgumentParser()
+    parser.add_argument("--no-progress", action="store_true")
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a pipe or a log file
+    assert cli.progress_wanted() is False
+    assert parser.parse_args([]).no_progress is True
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert cli.progress_wanted() is True and cli.progress_wanted(no_progress=True) is False
+    assert parser.parse_args([]).no_progress is False
+    assert parser.parse_args(["--no-progress"]).no_progress is True
+
+
+def test_value_options_read_n_or_path():
+    parser = cli.ArgumentParser()
+    parser.add_argument("--count", type=int, default=3)
+    parser.add_argument("--size", type=cli.positive_int, default=3)
+    parser.add_argument("--out-dir", default="x")
+    parser.add_argument("--mode", choices=["a", "b"], default="a")
+    parser.add_argument("--label", metavar="TEXT", default="x")
+    usage = parser.format_help()
+    for expected in ("--count N", "--size N", "--out-dir PATH", "--mode {a,b}",
+                     "--label TEXT"):
+        assert expected in usage
+    assert "--count N       default: 3" in usage and "--out-dir PATH  default: x" in usage

@@ -1,0 +1,100 @@
+"""ordered_map: input order, bounded memory, and a worker that dies on an item."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from tagger.parallel import WorkerDied, ordered_map
+
+
+def square(x):
+    return x * x
+
+
+def die_on_three(x):
+    if x == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * x
+
+
+def die_once_on_three(item):
+    x, marker = item
+    if x == 3 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * x
+
+
+def slow_first(x):
+    if x == 0:
+        time.sleep(0.5)
+    return os.getpid()
+
+
+def fail_on_two(x):
+    if x == 2:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+def test_results_in_input_order_over_two_workers():
+    assert list(ordered_map(square, range(20), 2)) == [x * x for x in range(20)]
+
+
+def test_workers_are_started_once_and_reused():
+    pids = list(ordered_map(slow_first, range(12), 2))
+    assert len(set(pids)) == 2 and os.getpid() not in pids
+
+
+def test_dead_worker_is_retried_once_then_reported():
+    results = list(ordered_map(die_on_three, range(8), 2,
+                               on_failure=lambda item, reason: f"{item}: {reason}"))
+    assert results[:3] == [0, 1, 4] and results[4:] == [16, 25, 36, 49]
+    assert results[3] == "3: killed by SIGKILL (out of memory?)"
+
+
+def test_dead_worker_without_on_failure_names_the_item():
+    with pytest.raises(WorkerDied, match=r"died on 3 \(killed by SIGKILL"):
+        list(ordered_map(die_on_three, range(8), 2))
+
+
+def test_item_succeeds_in_a_fresh_worker(tmp_path):
+    marker = str(tmp_path / "died")
+    items = [(x, marker) for x in range(8)]
+    assert list(ordered_map(die_once_on_three, items, 2)) == [x * x for x in range(8)]
+    assert os.path.exists(marker)
+
+
+def test_exception_in_worker_is_raised_here():
+    with pytest.raises(ValueError, match="bad item 2"):
+        list(ordered_map(fail_on_two, range(5), 2))
+
+
+def test_items_are_pulled_lazily():
+    pulled = []
+
+    def items():
+        for x in range(1000):
+            pulled.append(x)
+            yield x
+
+    results = ordered_map(square, items(), 2)
+    assert next(results) == 0
+    assert len(pulled) <= 2 * 4 + 1  # two workers, a few items each in flight
+    results.close()
+
+
+def test_worker_that_cannot_start_is_one_error(tmp_path, monkeypatch):
+    import sys
+
+    from tagger.parallel import WorkerError
+
+    main = tmp_path / "gone_main.py"  # spawn re-runs the parent's main script
+    main.write_text("")
+    monkeypatch.setattr(sys.modules["__main__"], "__file__", str(main), raising=False)
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
+    main.unlink()
+    with pytest.raises(WorkerError, match="failed to start"):
+        list(ordered_map(square, range(50), 2))

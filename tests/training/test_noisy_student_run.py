@@ -1,0 +1,167 @@
+"""train.py with --teacher / --augment on synthetic records that hold an
+unlabelled `student` split: runs, different teacher and student windows,
+rounds, flag errors, resume after SIGKILL."""
+
+import json
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import train as train_cli
+from tagger.config import NoisyStudentConfig, TrainConfig
+from tagger.errors import UserError
+from tagger.training.run import train
+from tagger.training.semi_supervised_cli import train_rounds
+
+ROOT = pathlib.Path(__file__).parents[2]
+TINY = {"block": "basic", "multi": True, "alpha": 2, "width": 1 / 16}
+
+
+@pytest.fixture(scope="module")
+def student_records(synthetic_mtt, tmp_path_factory):
+    from tagger.datasets.mtt import build_mtt
+    from tests.conftest import build_config
+
+    out_dir = tmp_path_factory.mktemp("student") / "records"
+    info = build_mtt(build_config(synthetic_mtt[0], out_dir, unlabelled_fraction=0.5))
+    assert info["splits"]["student"]["labelled"] is False
+    return str(out_dir), info
+
+
+def config(records, train_dir, **overrides):
+    settings = dict(data_dir=records, train_dir=str(train_dir), model="samplecnn",
+                    model_args=dict(TINY), batch_size=4, num_lr_decays=1,
+                    max_epochs_per_stage=1, steps_per_epoch=2, validation_steps=1,
+                    strategy="default", progress=False, evaluate_test=False)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def teacher(student_records, tmp_path_factory):
+    """A tiny Music Tagging Transformer (its own log-mel front end) whose window
+    (2 segments) is longer than the samplecnn student's (1)."""
+    runs = tmp_path_factory.mktemp("teacher")
+    metrics = train(config(student_records[0], runs, model="transformer", window_segments=2,
+                           model_args={"conv_ndim": 4, "attention_ndim": 8,
+                                       "attention_layers": 1, "attention_heads": 2},
+                           schedule="staged", run_name="teacher"))
+    return str(pathlib.Path(metrics["run_dir"]) / "model.keras")
+
+
+def test_student_trains_with_a_longer_window_teacher(student_records, teacher, tmp_path):
+    metrics = train(config(student_records[0], tmp_path, augment=True,
+                           noisy_student=NoisyStudentConfig(teacher=teacher),
+                           steps_per_execution=2))
+    assert pathlib.Path(metrics["run_dir"]).name == "samplecnn-basic-multi-student"
+    assert np.isfinite(metrics["best"]["train_loss"]) and metrics["epochs"] == 1
+    saved = json.loads((pathlib.Path(metrics["run_dir"]) / "config.json").read_text())
+    assert saved["noisy_student"]["teacher"] == teacher and saved["augment"] is True
+
+
+@pytest.mark.slow
+def test_two_rounds_make_the_student_the_next_teacher(student_records, teacher, tmp_path):
+    base = config(student_records[0], tmp_path, run_name="ns",
+                  noisy_student=NoisyStudentConfig(teacher=teacher, pseudo_label_weight=0.5))
+    metrics = train_rounds(base, 2)
+    second = json.loads((tmp_path / "ns-round2" / "config.json").read_text())
+    assert second["noisy_student"]["teacher"] == str(tmp_path / "ns" / "model.keras")
+    assert second["noisy_student"]["pseudo_label_weight"] == 0.5
+    assert metrics["run_dir"] == str(tmp_path / "ns-round2")
+
+
+def test_supervised_augmentation_changes_what_the_model_sees(raw_records, tmp_path):
+    losses = {}
+    for augment in (False, True):
+        metrics = train(config(raw_records[0], tmp_path, augment=augment,
+                               run_name=f"augment-{augment}", batch_size=8))
+        losses[augment] = metrics["best"]["train_loss"]
+    assert np.isfinite(losses[True]) and abs(losses[True] - losses[False]) > 1e-4
+
+
+def test_bad_settings_are_refused_before_anything_is_written(student_records, teacher,
+                                                             raw_records, tmp_path):
+    records = student_records[0]
+    cases = [
+        (dict(batch_size=5), "split into a labelled and an unlabelled"),
+        (dict(noisy_student=NoisyStudentConfig(teacher=str(tmp_path / "none.keras"))),
+         "not found"),
+        (dict(noisy_student=NoisyStudentConfig(teacher=teacher, unlabelled_split="train")),
+         "is labelled"),
+        (dict(noisy_student=NoisyStudentConfig(teacher=teacher, unlabelled_split="extra")),
+         "unlabelled splits there: student"),
+        (dict(data_dir=raw_records[0]),
+         "unlabelled splits there: none"),
+    ]
+    for overrides, message in cases:
+        overrides.setdefault("noisy_student", NoisyStudentConfig(teacher=teacher))
+        with pytest.raises(UserError, match=message):
+            train(config(records, tmp_path / "runs", **overrides))
+    assert not (tmp_path / "runs").exists()
+
+
+def run_cli(*args):
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *args],
+                            capture_output=True, text=True, cwd=ROOT)
+    return result.returncode, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("flags", [["--pseudo-label-weight", "2"], ["--rounds", "2"],
+                                   ["--unlabelled-split", "student"],
+                                   ["--unlabelled-data-dir", "x"]])
+def test_noisy_student_flags_need_a_teacher(flags):
+    with pytest.raises(UserError, match=f"{flags[0]} only apply with --teacher"):
+        train_cli.config_from_args(train_cli.parse_args(flags))
+
+
+def test_flags_become_the_config():
+    args = train_cli.parse_args(["--teacher", "t.keras", "--pseudo-label-weight", "0.5",
+                                 "--unlabelled-data-dir", "u", "--augment"])
+    c = train_cli.config_from_args(args)
+    assert c.augment and c.noisy_student == NoisyStudentConfig(
+        teacher="t.keras", unlabelled_split="student", unlabelled_data_dir="u",
+        pseudo_label_weight=0.5)
+    assert train_cli.config_from_args(train_cli.parse_args([])).noisy_student.teacher is None
+
+
+def test_cli_errors_are_one_line(student_records):
+    code, _, err = run_cli("--data-dir", student_records[0], "--rounds", "2")
+    assert code == 2 and "--rounds only apply with --teacher" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run_cli("--teacher", "m.keras", "--pseudo-label-weight", "-1")
+    assert code == 2 and "expected a number >= 0" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_student_resumes_after_sigkill(student_records, teacher, tmp_path):
+    command = [sys.executable, str(ROOT / "train.py"), "--data-dir", student_records[0],
+               "--train-dir", str(tmp_path), "--block", "basic", "--alpha", "2",
+               "--width", "0.0625", "--batch-size", "4", "--num-lr-decays", "1",
+               "--max-epochs-per-stage", "4", "--patience", "9", "--steps-per-epoch", "2",
+               "--validation-steps", "1", "--strategy", "default", "--no-test",
+               "--no-progress", "--teacher", teacher, "--augment"]
+    state_path = tmp_path / "samplecnn-basic-multi-student" / "state.json"
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if state_path.exists() and json.loads(state_path.read_text())["epoch"] >= 2:
+            break
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = json.loads(state_path.read_text())
+    assert 2 <= before["epoch"] < 4
+    rows_before = pd.read_csv(state_path.parent / "history.csv")
+    done = subprocess.run(command + ["--resume"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"resuming {state_path.parent} after epoch {before['epoch']}" in done.stdout
+    history = pd.read_csv(state_path.parent / "history.csv")
+    assert list(history.epoch) == [1, 2, 3, 4]
+    pd.testing.assert_frame_equal(history.iloc[:len(rows_before)], rows_before)
