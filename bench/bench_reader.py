@@ -1,33 +1,47 @@
-"""Reader throughput: the training pipeline vs raw reading of the same shards.
+"""Reader throughput and shuffle quality: the training pipeline vs bare
+record reading + parsing of the same shards.
 
-Prints segments/s of `reader.train_dataset` (parse, scale int16, window,
-shuffle, batch) and the ratio to reading the shard files' records alone.
-    python bench/bench_reader.py --data-dir dataset/tfrecord
+Prints, measured in one run on the same shards (raw int16, window 1):
+- segments/s (wall) and CPU microseconds per segment of
+  bare:     TFRecordDataset + the records' parse (int16 -> float32), per clip
+  reader:   reader.train_dataset (parse, block shuffle, batch, float32)
+  elementwise: the same through a per-segment tf.data shuffle buffer
+            (unbatch -> shuffle -> batch), the way the reader used to work
+  each the median of --repeats runs, the three interleaved;
+- shuffle quality over one seeded pass: distinct clips per batch and per
+  10 consecutive batches, reader vs elementwise.
+    python bench/bench_reader.py [--data-dir dataset/tfrecord] [--passes 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
+import time
 
-from common import ratio_line, synthetic_data, timed
+from common import synthetic_data
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=None,
-                   help="built records (default: build 100 synthetic clips in a temp dir)")
+                   help="built raw int16 records (default: build 100 synthetic clips of "
+                        "29.1 s in a temp dir)")
     p.add_argument("--batch-size", type=int, default=23)
-    p.add_argument("--passes", type=int, default=3)
+    p.add_argument("--passes", type=int, default=10, help="passes over train per run")
+    p.add_argument("--repeats", type=int, default=5, help="runs per pipeline (median)")
     args = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np
     import tensorflow as tf
 
     from tagger.config import BuildConfig
     from tagger.datasets.mtt import build_mtt
     from tagger.records import reader
     from tagger.records.info import load_info, shard_paths
+    from tagger.records.schema import make_parser, to_float
 
     data_dir = args.data_dir
     if data_dir is None:
@@ -37,33 +51,79 @@ def main():
         build_mtt(BuildConfig(data_dir=source, out_dir=data_dir, workers=os.cpu_count(),
                               progress=False))
     info = load_info(data_dir)
-    segments = info["splits"]["train"]["segments"] * args.passes
-    steps = segments // args.batch_size
+    if info["features"] != {"kind": "raw", "dtype": "int16", "logmel": None}:
+        raise SystemExit("bench_reader needs raw int16 records")
+    batch = args.batch_size
+    per_pass = info["splits"]["train"]["segments"]
+    steps = per_pass * args.passes // batch
     paths = shard_paths(data_dir, info, "train")
+    parse = make_parser(info["num_tags"], tuple(info["segment_shape"]), "int16")
 
-    def raw_read():
-        count = 0
-        for _ in range(args.passes):
-            for record in tf.data.TFRecordDataset(paths, num_parallel_reads=4):
-                count += 1
-        return count
+    def bare():
+        records = tf.data.TFRecordDataset(paths).repeat(args.passes)
+        return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
 
-    def pipeline():
-        data = reader.train_dataset(data_dir, args.batch_size, info=info)
-        for _ in data.take(steps):
-            pass
+    def ours(seed=None, repeat=True):
+        return reader.train_dataset(data_dir, batch, info=info, seed=seed, repeat=repeat)
 
-    raw_read()  # warm the page cache
-    pipeline()
-    _, raw_s = timed(raw_read)
-    _, ours_s = timed(pipeline)
-    ours_rate = steps * args.batch_size / ours_s
-    raw_rate = segments / raw_s
-    print(f"{info['features']['kind']} {info['features']['dtype']}: pipeline "
-          f"{ours_rate:.0f} segments/s, raw record reading {raw_rate:.0f} segments/s")
-    print(ratio_line("reader segments/s / raw record reading", ours_rate / raw_rate,
-                     "as close to 1 as possible"))
-    print(ratio_line("reader segments/s / 3000", ours_rate / 3000, ">= 1"))
+    def elementwise(seed=None, repeat=True):
+        clips = reader.clip_dataset(data_dir, "train", info, shuffle_shards=True, seed=seed,
+                                    as_stored=True)
+        data = clips.map(lambda c: (c["segments"], tf.repeat(c["tags"][None], tf.shape(
+            c["segments"])[0], axis=0)), num_parallel_calls=tf.data.AUTOTUNE)
+        data = data.unbatch().shuffle(reader.DEFAULT_SHUFFLE_SEGMENTS, seed=seed)
+        data = (data.repeat() if repeat else data).batch(batch, drop_remainder=True)
+        return data.map(lambda x, y: (to_float(x), y), num_parallel_calls=tf.data.AUTOTUNE,
+                        deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+    def measure(name):
+        if name == "bare":
+            data, count = bare(), lambda e: int(e["segments"].shape[0])
+        else:
+            data = (ours() if name == "reader" else elementwise()).take(steps)
+            count = lambda e: int(e[0].shape[0])  # noqa: E731
+        wall, cpu = time.perf_counter(), time.process_time()
+        segments = sum(count(element) for element in data)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        return segments / wall, cpu / segments * 1e6
+
+    names = ("bare", "reader", "elementwise")
+    for name in names:  # warm up: page cache, tracing
+        measure(name)
+    runs = {name: [] for name in names}
+    for _ in range(args.repeats):
+        for name in names:
+            runs[name].append(measure(name))
+    rate = {n: statistics.median(r for r, _ in runs[n]) for n in names}
+    cpu = {n: statistics.median(c for _, c in runs[n]) for n in names}
+    print(f"{per_pass} train segments x {args.passes} passes, batch {batch}, "
+          f"{os.cpu_count()} cores, median of {args.repeats} runs:")
+    for name in names:
+        print(f"  {name:12s} {rate[name]:8.0f} segments/s  {cpu[name]:6.1f} CPU us/segment")
+
+    clip_of = {}
+    for clip in reader.clip_dataset(data_dir, "train", info).as_numpy_iterator():
+        for segment in clip["segments"]:
+            clip_of[segment[::97].tobytes()] = int(clip["clip_id"])
+
+    def quality(data):
+        batches = [[clip_of[x[::97].tobytes()] for x in xs] for xs, _ in
+                   data.as_numpy_iterator()]
+        per_batch = np.mean([len(set(b)) for b in batches])
+        per_10 = np.mean([len(set(sum(batches[i:i + 10], [])))
+                          for i in range(0, len(batches) - 9, 10)])
+        return per_batch, per_10
+
+    print(f"shuffle quality over one pass (batch {batch}, shuffle_segments "
+          f"{reader.DEFAULT_SHUFFLE_SEGMENTS}, {info['splits']['train']['clips']} clips): "
+          "distinct clips per batch / per 10 batches")
+    for name, make in (("reader", ours), ("elementwise", elementwise)):
+        per_batch, per_10 = quality(make(seed=0, repeat=False))
+        print(f"  {name:12s} {per_batch:6.2f} / {per_10:6.2f}")
+    print(f"  cpu reader / elementwise {cpu['reader'] / cpu['elementwise']:.3f}, "
+          f"bare / reader {cpu['bare'] / cpu['reader']:.3f} (CPU time per segment)")
+    print(f"ratio reader_bare {rate['reader'] / rate['bare']:.3f}")
+    print(f"ratio reader_segments_per_s {rate['reader']:.0f}")
 
 
 if __name__ == "__main__":

@@ -132,7 +132,7 @@ def _decode(handle, sample_rate: int, max_seconds: float | None):
             if not len(block):
                 break
             mono = block.mean(axis=1, dtype=np.float32) if channels > 1 else block
-            if not math.isfinite(float(mono.sum(dtype=np.float64))):
+            if len(mono) and not (math.isfinite(mono.min()) and math.isfinite(mono.max())):
                 raise AudioDecodeError("the audio holds NaN or infinite samples")
             blocks.append(mono)
             total += len(mono)
@@ -170,44 +170,47 @@ def stream_audio(path: str, sample_rate: int, block_seconds: float = 30.0):
     (soundfile block reads + soxr's streaming resampler). Raises
     AudioDecodeError for a missing or undecodable file, or one that is not a
     regular file (a FIFO, a device, a folder, a symlink loop)."""
-    # The descriptor stays ours (closefd=False): libsndfile closes a
-    # descriptor it was given when it fails to open it, and closing that
-    # number again could close a file another thread has just opened.
-    fd = open_regular_file(path) if fileio.is_local(path) else None
+    if not fileio.is_local(path):
+        yield from _stream(io.BytesIO(_read_remote(path, None)), sample_rate, block_seconds)
+        return
+    fd = open_regular_file(path)
     try:
+        yield from _stream(fd, sample_rate, block_seconds)
+    finally:
+        os.close(fd)
+
+
+def _stream(source, sample_rate: int, block_seconds: float):
+    try:
+        if isinstance(source, int):  # a descriptor: closed by the caller
+            handle = soundfile.SoundFile(source, closefd=False)
+        else:
+            handle = soundfile.SoundFile(source)
+    except Exception as error:
+        raise AudioDecodeError(f"not decodable audio ({_first_line(error)})") from None
+    with handle:
+        stream = None
+        if handle.samplerate != sample_rate:
+            stream = soxr.ResampleStream(handle.samplerate, sample_rate, 1,
+                                         dtype="float32", quality="HQ")
+        frames = max(1, int(block_seconds * handle.samplerate))
         try:
-            handle = (soundfile.SoundFile(fd, closefd=False) if fd is not None
-                      else soundfile.SoundFile(io.BytesIO(_read_remote(path, None))))
+            # read(), not blocks(): blocks() yields its whole buffer even when
+            # fewer frames were decoded than the header promised (a truncated
+            # MP3), i.e. uninitialised memory; read() returns what was decoded.
+            while len(block := handle.read(frames, dtype="float32", always_2d=True)):
+                mono = block.mean(axis=1)
+                out = stream.resample_chunk(mono) if stream else mono
+                if len(out):
+                    yield out
         except AudioDecodeError:
             raise
         except Exception as error:
             raise AudioDecodeError(f"not decodable audio ({_first_line(error)})") from None
-        with handle:
-            stream = None
-            if handle.samplerate != sample_rate:
-                stream = soxr.ResampleStream(handle.samplerate, sample_rate, 1,
-                                             dtype="float32", quality="HQ")
-            frames = max(1, int(block_seconds * handle.samplerate))
-            try:
-                # read(), not blocks(): blocks() yields its whole buffer even when
-                # fewer frames were decoded than the header promised (a truncated
-                # MP3), i.e. uninitialised memory; read() returns what was decoded.
-                while len(block := handle.read(frames, dtype="float32", always_2d=True)):
-                    mono = block.mean(axis=1)
-                    out = stream.resample_chunk(mono) if stream else mono
-                    if len(out):
-                        yield out
-            except AudioDecodeError:
-                raise
-            except Exception as error:
-                raise AudioDecodeError(f"not decodable audio ({_first_line(error)})") from None
-            if stream is not None:
-                tail = stream.resample_chunk(np.zeros(0, np.float32), last=True)
-                if len(tail):
-                    yield tail
-    finally:
-        if fd is not None:
-            os.close(fd)
+        if stream is not None:
+            tail = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+            if len(tail):
+                yield tail
 
 
 def audio_windows(path: str, sample_rate: int, window: int, hop: int | None = None,

@@ -97,39 +97,62 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
     """(window, tags) batches for training: shards interleaved, every clip's
     windows (random offset per pass) shuffled across clips, repeated.
     Without `with_tags`: window batches alone, the tags never read (the
-    unlabelled half of noisy-student training)."""
+    unlabelled half of noisy-student training).
+
+    The shuffle works on blocks of about `shuffle_segments` segments (a whole
+    number of batches): the clips' windows are gathered into a block, a
+    random permutation of the block is cut into batches and each batch is
+    gathered, as float32, straight from the block. Windows are copied once
+    into the block and once into their batch, and no per-window element
+    goes through tf.data (an element-wise shuffle buffer copies each window
+    twice more and pays tf.data's per-element cost per window); every window
+    of a block is equally likely in every batch of it. With `seed` the order
+    is reproducible."""
     info = info or load_info(data_dir)
     k = window_segments
-    # int16 records stay int16 through shuffling and batching (half the bytes
-    # to copy) and become float32 one batch at a time.
+    # int16 records stay int16 through shuffling and become float32 one
+    # batch at a time.
     clips = clip_dataset(data_dir, split, info, shuffle_shards=True, seed=seed,
                          num_read_threads=num_read_threads, shard=shard, as_stored=True,
                          with_tags=with_tags)
+    if repeat:
+        clips = clips.repeat()
 
     def windows(clip):
-        offset = 0
+        x = clip["segments"]  # window 1: the segments themselves, not copied
         if k > 1:  # a random start so every segment lands in some window over passes
-            n = tf.shape(clip["segments"])[0]
+            n = tf.shape(x)[0]
             spare = tf.maximum(n - (n // k) * k, 0)
             offset = tf.random.uniform([], 0, 2**31 - 1, tf.int32, seed=seed) % (spare + 1)
-        x = join_windows(clip["segments"], k, offset)
+            x = join_windows(x, k, offset)
         if not with_tags:
-            return x
-        y = tf.repeat(clip["tags"][None], tf.shape(x)[0], axis=0)
-        return x, y
+            return (x,)
+        return x, tf.repeat(clip["tags"][None], tf.shape(x)[0], axis=0)
 
     if k == 1:  # nothing random per clip: windowing may run in parallel
         data = clips.map(windows, num_parallel_calls=AUTOTUNE, deterministic=True)
     else:  # one clip after another, so the random offsets follow the seed
         data = clips.map(windows)
-    data = data.unbatch()
-    data = data.shuffle(max(1, shuffle_segments // k), seed=seed)
-    if repeat:
-        data = data.repeat()
-    data = data.batch(batch_size, drop_remainder=True)
-    convert = (lambda x, y: (to_float(x), y)) if with_tags else to_float
-    return data.map(convert, num_parallel_calls=AUTOTUNE,
-                    deterministic=True).prefetch(AUTOTUNE)
+    block = batch_size * max(1, round(shuffle_segments / k / batch_size))
+    data = data.rebatch(block)  # (block, *window), the last one of a pass may be shorter
+    data = tf.data.Dataset.zip(data, tf.data.Dataset.random(seed=seed))
+
+    def batch_indices(block, block_seed):
+        n = tf.shape(block[0])[0]
+        order = tf.random.experimental.stateless_shuffle(tf.range(n),
+                                                         seed=tf.stack([block_seed, 0]))
+        return block, tf.reshape(order[:n // batch_size * batch_size], [-1, batch_size])
+
+    def batches(block, indices):  # the block, once per batch of it (not copied)
+        blocks = tf.data.Dataset.from_tensors(block).repeat()
+        return tf.data.Dataset.zip(blocks, tf.data.Dataset.from_tensor_slices(indices))
+
+    def gather(block, indices):
+        x, *tags = (tf.gather(t, indices) for t in block)
+        return (to_float(x), *tags) if tags else to_float(x)
+
+    data = data.map(batch_indices).flat_map(batches)
+    return data.map(gather, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
 
 
 def train_windows_per_pass(info: dict, split: str = "train", window_segments: int = 1) -> int:
@@ -183,6 +206,13 @@ def clip_labels(data_dir: str, split: str, info: dict | None = None):
         for example in parsed.batch(1024).as_numpy_iterator():
             ids.append(example["clip_id"])
             tags.append(example["tags"])
+    expected = info["splits"][split]["clips"]
+    found = sum(len(i) for i in ids)
+    if found != expected:  # a shard cut at a record boundary reads as a clean file
+        raise UserError(f"the {split} split of {data_dir!r} holds {found} clips but its "
+                        f"dataset_info.json lists {expected}: a shard is incomplete or "
+                        "was replaced; rebuild the dataset (rerun build_mtt.py with "
+                        "--overwrite)")
     if not ids:
         return np.zeros((0,), np.int64), np.zeros((0, info["num_tags"]), np.float32)
     return np.concatenate(ids), np.concatenate(tags).astype(np.float32)

@@ -49,7 +49,8 @@ RUN_FIELDS = ("data_dir", "model", "model_args", "window_segments", "batch_size"
               "schedule", "optimizer", "momentum", "lr", "lr_decay", "num_lr_decays",
               "initial_stage", "patience", "monitor", "max_epochs_per_stage",
               "switch_epochs", "total_epochs", "steps_per_epoch", "validation_steps",
-              "shuffle_segments", "num_read_threads", "seed")
+              "shuffle_segments", "num_read_threads", "seed", "augment",
+              "noisy_student")
 # Files whose presence shows that a run folder holds work worth keeping.
 RUN_OUTPUTS = ("history.csv", "metrics.json", "model.keras", "model.hdf5")
 
@@ -543,7 +544,7 @@ def resume_settings(config: TrainConfig, given=None) -> TrainConfig:
     before = json.loads(json.dumps(to_dict(saved)))
     differences, merged = [], dict(before)
     for field in RUN_FIELDS:
-        if field == "model_args":
+        if field in ("model_args", "noisy_student"):
             continue
         if given is None or field in given:
             if _comparable(field, asked[field]) != _comparable(field, before[field]):
@@ -556,6 +557,11 @@ def resume_settings(config: TrainConfig, given=None) -> TrainConfig:
             mine, theirs = ("set" if v is False else "not set" for v in (mine, theirs))
         if mine != theirs:
             differences.append((flag_name(key), mine, theirs))
+    for key, theirs in before["noisy_student"].items():  # --teacher and its flags
+        if given is None or key in given:
+            mine = asked["noisy_student"][key]
+            if _comparable("data_dir", mine) != _comparable("data_dir", theirs):
+                differences.append((flag_name(key), mine, theirs))
     if differences:
         run_dir = join_path(config.train_dir, config.run_name or default_run_name(config))
         listed = ", ".join(f"{flag} {_shown(mine)} (the run has {_shown(theirs)})"

@@ -16,7 +16,7 @@ import pytest
 import train as train_cli
 from tagger.config import NoisyStudentConfig, TrainConfig
 from tagger.errors import UserError
-from tagger.training.run import train
+from tagger.training.run import resume_settings, train
 from tagger.training.semi_supervised_cli import train_rounds
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -143,25 +143,32 @@ def test_student_resumes_after_sigkill(student_records, teacher, tmp_path):
     command = [sys.executable, str(ROOT / "train.py"), "--data-dir", student_records[0],
                "--train-dir", str(tmp_path), "--block", "basic", "--alpha", "2",
                "--width", "0.0625", "--batch-size", "4", "--num-lr-decays", "1",
-               "--max-epochs-per-stage", "4", "--patience", "9", "--steps-per-epoch", "2",
+               "--max-epochs-per-stage", "3", "--patience", "9", "--steps-per-epoch", "2",
                "--validation-steps", "1", "--strategy", "default", "--no-test",
-               "--no-progress", "--teacher", teacher, "--augment"]
-    state_path = tmp_path / "samplecnn-basic-multi-student" / "state.json"
+               "--no-progress", "--run-name", "ns", "--teacher", teacher, "--augment"]
+    state_path = tmp_path / "ns" / "state.json"
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while time.time() < deadline:
-        if state_path.exists() and json.loads(state_path.read_text())["epoch"] >= 2:
+        if state_path.exists() and json.loads(state_path.read_text())["epoch"] == 2:
             break
         assert process.poll() is None, process.stderr.read().decode()
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
     before = json.loads(state_path.read_text())
-    assert 2 <= before["epoch"] < 4
+    assert before["epoch"] == 2
     rows_before = pd.read_csv(state_path.parent / "history.csv")
-    done = subprocess.run(command + ["--resume"], capture_output=True, text=True)
+    # a resume takes the teacher and its settings from the run; other values are refused
+    args = train_cli.parse_args(command[2:] + ["--resume", "--pseudo-label-weight", "0.5"])
+    with pytest.raises(UserError, match=r"--pseudo-label-weight 0.5 \(the run has 1.0\)"):
+        resume_settings(train_cli.config_from_args(args), train_cli.given_fields(args))
+    plain = command[:command.index("--teacher")]
+    done = subprocess.run(plain + ["--resume"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert f"resuming {state_path.parent} after epoch {before['epoch']}" in done.stdout
     history = pd.read_csv(state_path.parent / "history.csv")
-    assert list(history.epoch) == [1, 2, 3, 4]
+    assert list(history.epoch) == [1, 2, 3]
     pd.testing.assert_frame_equal(history.iloc[:len(rows_before)], rows_before)
+    saved = json.loads((state_path.parent / "config.json").read_text())
+    assert saved["noisy_student"]["teacher"] == teacher and saved["augment"] is True
