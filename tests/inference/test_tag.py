@@ -404,6 +404,7 @@ def test_taggram_of_a_padded_file_shades_the_padding(cnn, music):
     assert len(taggram_figure(full, TAGS).axes[0].patches) == 0  # nothing padded
 
 
+@pytest.mark.slow  # two TFLite conversions: about 20 s
 def test_tflite_engines_score_like_keras(cnn, music, capsys):
     path, _ = cnn
 
