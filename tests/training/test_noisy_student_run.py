@@ -172,3 +172,18 @@ def test_student_resumes_after_sigkill(student_records, teacher, tmp_path):
     pd.testing.assert_frame_equal(history.iloc[:len(rows_before)], rows_before)
     saved = json.loads((state_path.parent / "config.json").read_text())
     assert saved["noisy_student"]["teacher"] == teacher and saved["augment"] is True
+
+
+def test_augmentation_needs_raw_records(synthetic_mtt, tmp_path):
+    from tagger.config import FeatureConfig
+    from tagger.datasets.mtt import build_mtt
+    from tagger.models.transformer import LOGMEL
+    from tests.conftest import build_config
+
+    records = tmp_path / "logmel"
+    build_mtt(build_config(synthetic_mtt[0], records,
+                           features=FeatureConfig("logmel", logmel=LOGMEL)))
+    with pytest.raises(UserError, match="--augment augments raw audio but .* holds logmel"):
+        train(config(str(records), tmp_path / "runs", model="transformer", augment=True,
+                     model_args={"conv_ndim": 4, "attention_ndim": 8}, schedule="staged"))
+    assert not (tmp_path / "runs").exists()
