@@ -187,3 +187,11 @@ def test_augmentation_needs_raw_records(synthetic_mtt, tmp_path):
         train(config(str(records), tmp_path / "runs", model="transformer", augment=True,
                      model_args={"conv_ndim": 4, "attention_ndim": 8}, schedule="staged"))
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_mixed_precision_student(student_records, teacher, tmp_path):
+    # (the XLA-compiled step is checked on small models in test_semi_supervised.py)
+    metrics = train(config(student_records[0], tmp_path, mixed_precision="bfloat16",
+                           noisy_student=NoisyStudentConfig(teacher=teacher)))
+    assert np.isfinite(metrics["best"]["train_loss"])
