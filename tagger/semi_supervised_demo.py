@@ -39,7 +39,7 @@ class SemiSupervisedDemoConfig:
     teacher_width: float = 0.125
     compact_width: float = 0.0625
     teacher_epochs: int = 12
-    student_epochs: int = 12
+    student_epochs: int = 30
     batch_size: int = 16  # the students: half labelled, half unlabelled
     lr: float = 0.003
     pseudo_label_weight: float = 1.0

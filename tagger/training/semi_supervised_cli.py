@@ -71,14 +71,13 @@ def train_rounds(config, rounds: int = 1) -> dict:
     name = config.run_name or default_run_name(config)
     metrics = None
     for r in range(1, rounds + 1):
-        run_name = name if r == 1 else f"{name}-round{r}"
-        current = dataclasses.replace(config, run_name=run_name)
+        current = dataclasses.replace(config, run_name=name if r == 1 else f"{name}-round{r}")
         if r > 1:
             teacher = join_path(metrics["run_dir"], "model.keras")
             current = dataclasses.replace(current, noisy_student=dataclasses.replace(
                 config.noisy_student, teacher=teacher))
         if rounds > 1:
-            print(f"round {r} of {rounds}: teacher "
-                  f"{current.noisy_student.teacher}", flush=True)
-        metrics = train(current)
+            print(f"round {r} of {rounds}: teacher {current.noisy_student.teacher}",
+                  flush=True)
+        metrics = train(current)  # with resume, a finished round returns its metrics
     return metrics

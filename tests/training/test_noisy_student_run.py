@@ -172,3 +172,54 @@ def test_student_resumes_after_sigkill(student_records, teacher, tmp_path):
     pd.testing.assert_frame_equal(history.iloc[:len(rows_before)], rows_before)
     saved = json.loads((state_path.parent / "config.json").read_text())
     assert saved["noisy_student"]["teacher"] == teacher and saved["augment"] is True
+
+
+def test_augmentation_needs_raw_records(synthetic_mtt, tmp_path):
+    from tagger.config import FeatureConfig
+    from tagger.datasets.mtt import build_mtt
+    from tagger.models.transformer import LOGMEL
+    from tests.conftest import build_config
+
+    records = tmp_path / "logmel"
+    build_mtt(build_config(synthetic_mtt[0], records,
+                           features=FeatureConfig("logmel", logmel=LOGMEL)))
+    with pytest.raises(UserError, match="--augment augments raw audio but .* holds logmel"):
+        train(config(str(records), tmp_path / "runs", model="transformer", augment=True,
+                     model_args={"conv_ndim": 4, "attention_ndim": 8}, schedule="staged"))
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_mixed_precision_student(student_records, teacher, tmp_path):
+    # (the XLA-compiled step is checked on small models in test_semi_supervised.py)
+    metrics = train(config(student_records[0], tmp_path, mixed_precision="bfloat16",
+                           noisy_student=NoisyStudentConfig(teacher=teacher)))
+    assert np.isfinite(metrics["best"]["train_loss"])
+
+
+@pytest.mark.slow
+def test_multiworker_student_with_two_local_workers(student_records, teacher, tmp_path):
+    import os
+
+    from tests.training.test_distributed import free_ports
+
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
+    command = [sys.executable, str(ROOT / "train.py"), "--data-dir", student_records[0],
+               "--train-dir", str(tmp_path), "--block", "basic", "--alpha", "2",
+               "--width", "0.0625", "--batch-size", "8", "--num-lr-decays", "1",
+               "--max-epochs-per-stage", "1", "--steps-per-epoch", "2",
+               "--validation-steps", "1", "--strategy", "multiworker", "--no-test",
+               "--no-progress", "--teacher", teacher]
+    workers = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True))
+    outputs = [w.communicate(timeout=600) for w in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err[-3000:]
+    run_dir = tmp_path / "samplecnn-basic-multi-student"
+    assert list(pd.read_csv(run_dir / "history.csv").epoch) == [1]
+    assert (run_dir / "model.keras").exists()
+    assert "epoch 1:" in outputs[0][0] and "epoch" not in outputs[1][0]
