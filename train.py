@@ -35,9 +35,9 @@ def add_data_flags(p):
     data.add_argument("--num-read-threads", type=positive_int, default=8, metavar="N",
                       help="shards read in parallel; part of the run's input order "
                            "(default: 8)")
-    data.add_argument("--shuffle-segments", type=positive_int, default=1000, metavar="N",
+    data.add_argument("--shuffle-segments", type=positive_int, default=2000, metavar="N",
                       help="segments shuffled together, one block of whole "
-                           "batches (default: 1000)")
+                           "batches (default: 2000)")
     data.add_argument("--window-segments", type=positive_int, default=None, metavar="K",
                       help="segments per input window (default: the family's)")
 

@@ -263,7 +263,7 @@ class TrainConfig:
     total_epochs: int = 200  # won schedule
     steps_per_epoch: int | None = None
     validation_steps: int | None = None
-    shuffle_segments: int = 1000
+    shuffle_segments: int = 2000
     num_read_threads: int | None = None
     strategy: str = "auto"
     tpu: str | None = None

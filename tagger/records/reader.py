@@ -18,7 +18,10 @@ from tagger.records.info import load_info, shard_paths
 from tagger.records.schema import make_parser, to_float
 
 AUTOTUNE = tf.data.AUTOTUNE
-DEFAULT_SHUFFLE_SEGMENTS = 1000
+# A shuffle block of 2000 segments mixes as much as the 1000-segment
+# per-window shuffle buffer the reader used before (distinct clips per
+# batch, measured by bench/bench_reader.py), at twice its memory.
+DEFAULT_SHUFFLE_SEGMENTS = 2000
 
 
 def clip_dataset(data_dir: str, split: str, info: dict | None = None,
@@ -151,7 +154,8 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
         x, *tags = (tf.gather(t, indices) for t in block)
         return (to_float(x), *tags) if tags else to_float(x)
 
-    data = data.map(batch_indices).flat_map(batches)
+    # the next block is assembled while batches are gathered from this one
+    data = data.map(batch_indices).prefetch(1).flat_map(batches)
     return data.map(gather, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
 
 
