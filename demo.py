@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from tagger import cli
-from tagger.cli import ArgumentParser
+from tagger.cli import ArgumentParser, positive_int
 
 # Demo training settings per family: small models and Adam so a CPU learns the
 # synthetic tags in minutes. The paper settings stay train.py's defaults.
@@ -37,8 +37,10 @@ def parse_args(argv=None):
                    help="where the dataset, records and runs go (default: demo_output)")
     p.add_argument("--model", default="samplecnn", choices=sorted(DEMO_MODELS),
                    help="model family to train (default: samplecnn, ReSE+multi)")
-    p.add_argument("--clips", type=int, default=400, help="synthetic clips (default: 400)")
-    p.add_argument("--seconds", type=float, default=29.1, help="clip length (default: 29.1)")
+    p.add_argument("--clips", type=int, default=None,
+                   help="synthetic clips (default: 400; 600 with --semi-supervised)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="clip length (default: 29.1; 6 with --semi-supervised)")
     p.add_argument("--epochs", type=int, default=None,
                    help="training epochs (default: the family's demo setting)")
     p.add_argument("--width", type=float, default=None,
@@ -54,6 +56,13 @@ def parse_args(argv=None):
                    help="decoding processes for the build (default: all cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    semi = p.add_argument_group("noisy-student demonstration")
+    semi.add_argument("--semi-supervised", action="store_true",
+                      help="instead: teacher vs noisy students (compact and equal size) "
+                           "on a small labelled and a large unlabelled split")
+    semi.add_argument("--seeds", type=positive_int, default=None,
+                      help="with --semi-supervised: seeds, one teacher and two students "
+                           "each (default: 2)")
     return p.parse_args(argv)
 
 
@@ -62,10 +71,35 @@ def main(argv=None):
 
 
 def run(args):
-    from tagger.demo import run_demo
+    if args.semi_supervised:
+        from tagger.semi_supervised_demo import run_semi_supervised_demo
 
-    for line in run_demo(config_from_args(args)):
+        lines = run_semi_supervised_demo(semi_supervised_config(args))
+    else:
+        from tagger.demo import run_demo
+
+        lines = run_demo(config_from_args(args))
+    for line in lines:
         print(line, flush=True)
+
+
+def semi_supervised_config(args):
+    """The SemiSupervisedDemoConfig; flags of the single-model demo are errors."""
+    from tagger.errors import UserError
+    from tagger.semi_supervised_demo import SemiSupervisedDemoConfig
+
+    wrong = [f"--{name.replace('_', '-')}" for name in
+             ("epochs", "width", "window_segments", "batch_size", "lr")
+             if getattr(args, name) is not None]
+    if args.model != "samplecnn":
+        wrong.insert(0, "--model")
+    if wrong:
+        raise UserError(f"{', '.join(wrong)} do(es) not apply with --semi-supervised (its "
+                        "teacher and students are fixed sample-level CNNs); leave them out")
+    settings = {name: getattr(args, name) for name in ("clips", "seconds", "seeds")
+                if getattr(args, name) is not None}
+    return SemiSupervisedDemoConfig(work_dir=args.work_dir, workers=args.workers, seed=args.seed,
+                                    progress=not args.no_progress, **settings)
 
 
 def config_from_args(args):
@@ -80,11 +114,15 @@ def config_from_args(args):
         if args.model != "samplecnn":
             raise UserError(f"--width applies to the samplecnn model only, not {args.model}")
         model_args["width"] = args.width
+    if args.seeds is not None:
+        raise UserError("--seeds applies with --semi-supervised only; leave it out")
     for name in ("epochs", "batch_size", "lr"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
     return DemoConfig(work_dir=args.work_dir, model=args.model, model_args=model_args,
-                      clips=args.clips, seconds=args.seconds, workers=args.workers,
+                      clips=400 if args.clips is None else args.clips,
+                      seconds=29.1 if args.seconds is None else args.seconds,
+                      workers=args.workers,
                       window_segments=args.window_segments, seed=args.seed,
                       progress=not args.no_progress, **settings)
 

@@ -26,7 +26,8 @@ def parse_args(argv=None):
     p.add_argument("--compare-tags", type=cli.comma_list, default=None, metavar="T1,T2,...",
                    help="tags compared at the first block (default: classical, metal or "
                         "rock, dance or techno; those present)")
-    p.add_argument("--batch-size", type=int, default=32, help="windows per batch (default: 32)")
+    p.add_argument("--batch-size", type=cli.positive_int, default=32, metavar="N",
+                   help="windows per batch (default: 32)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 

@@ -43,6 +43,12 @@ def parse_args(argv=None):
                    help="windows per model call (default 32)")
     p.add_argument("--workers", type=int, default=2, metavar="N",
                    help="decoder threads (default 2)")
+    p.add_argument("--engine", default="keras",
+                   choices=["keras", "tflite", "tflite-fp16", "tflite-dynamic"],
+                   help="what runs the model: Keras (TensorFlow), or the model converted "
+                        "to TFLite and run by LiteRT with XNNPACK on every core: float32, "
+                        "float16 weights, or int8 weights (dynamic-range quantisation); "
+                        "the conversion takes a few seconds at the start")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -63,7 +69,7 @@ def run(args) -> int:
         threshold=args.threshold, format=args.format, out=args.out,
         recursive=args.recursive, hop=args.hop, taggram_dir=args.taggram,
         embeddings=args.embeddings, batch_size=args.batch_size, workers=args.workers,
-        progress=not args.no_progress)
+        progress=not args.no_progress, engine=args.engine)
     summary = tag(config, quiet_decoders=True)
     if not args.out:
         sys.stdout.write(summary.report)

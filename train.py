@@ -74,7 +74,7 @@ def add_model_flags(p):
     model.add_argument("--conv-ndim", type=positive_int, default=None, metavar="N",
                        help="transformer: front-end channels (default: 128)")
     model.add_argument("--attention-ndim", type=positive_int, default=None, metavar="N",
-                       help="transformer: encoder width (overrides --size)")
+                       help="transformer: encoder width (default: from --size)")
 
 
 def add_optimisation_flags(p):
@@ -206,7 +206,9 @@ def check_applicable(args, schedule: str) -> None:
                         "out or use --strategy tpu")
 
 
-def config_from_args(args):
+def config_from_args(args, check: bool = True):
+    """The TrainConfig of the flags; `check`: refuse flags that do not apply
+    (a resumed run checks them against its saved schedule instead)."""
     from tagger.config import TrainConfig
     from tagger.errors import UserError
 
@@ -214,7 +216,8 @@ def config_from_args(args):
 
     model_args = model_args_from(args)
     schedule = args.schedule or family_defaults(args.model).schedule
-    check_applicable(args, schedule)
+    if check:
+        check_applicable(args, schedule)
     try:
         switch = tuple(int(e) for e in args.switch_epochs.split(","))
     except ValueError:
@@ -265,10 +268,14 @@ def given_fields(args) -> set | None:
 
 
 def run(args):
-    from tagger.training.run import resume_settings
+    from tagger.training.run import resume_settings, saved_config
 
-    config = config_from_args(args)
+    config = config_from_args(args, check=not args.resume)
     if config.resume:
+        saved = saved_config(config)
+        schedule_given = "schedule" in (given(args) or ())
+        check_applicable(args, saved.schedule if saved and not schedule_given
+                         else config.schedule)
         config = resume_settings(config, given_fields(args))
     metrics = semi_supervised_cli.train_rounds(config, semi_supervised_cli.rounds(args))
     print(f"run folder: {metrics['run_dir']}")

@@ -2,6 +2,7 @@
 
     python bench/bench_tag.py [--clips 40] [--seconds 29.1] [--width 1.0]
                               [--batch-size 32] [--workers 2] [--model PATH]
+                              [--engines keras tflite tflite-fp16 tflite-dynamic]
 
 Makes (once) a folder of synthetic MagnaTagATune-layout MP3s and tags it
 with an untrained paper-size SE+multi sample-level CNN (or `--model`), in
@@ -19,13 +20,23 @@ machine weighs on both sides of a pair alike. The ratio printed is the
 median over all pairs; the throughputs are medians over rounds of whole
 passes (sums of the chunks).
 
-Prints seconds of audio per second for both, their ratio (goal >= 0.85:
-decoding and batching hide behind the model) and the real-time factor.
+Each of `--engines` (tag.py --engine: Keras, or TFLite on LiteRT with
+XNNPACK, float32 / float16 weights / int8 dynamic-range weights) is
+measured in turn. Prints seconds of audio per second for both, their ratio
+(goal >= 0.85: decoding and batching hide behind the model), the real-time
+factor, and for TFLite engines how far their clip scores move from the
+float Keras model's (largest absolute difference, top-5 agreement). Ratio
+lines: `ratio tag_realtime VALUE` (end-to-end real-time factor, first
+engine, first --workers value; goal >= 100 on 2 cores), `ratio
+tag_e2e_model VALUE` (end to end / model only), and the same with an
+`_<engine>` suffix for every engine. The machine may be shared: the load
+average is printed with the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 
@@ -44,6 +55,11 @@ def parse_args():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, nargs="+", default=[2],
                    help="decoder threads; several values are measured in turn")
+    p.add_argument("--engines", nargs="+",
+                   default=["keras", "tflite", "tflite-fp16", "tflite-dynamic"],
+                   choices=["keras", "tflite", "tflite-fp16", "tflite-dynamic"],
+                   help="what runs the model (tag.py --engine); the first one gives the "
+                        "unsuffixed ratio lines")
     p.add_argument("--rounds", type=int, default=3, help="passes over the folder")
     p.add_argument("--chunk-files", type=int, default=10,
                    help="files per paired measurement (see the module docstring)")
@@ -79,6 +95,7 @@ def main():
     from tagger.inference.native_stderr import native_stderr_silenced
     from tagger.inference.predictor import Predictor
     from tagger.inference.tagging import tag_files
+    from tagger.inference.tflite_predictor import TFLitePredictor, available_cores
     from tagger.models.saved import load_tagger
 
     work = args.work_dir or tempfile.mkdtemp(prefix="bench_tag_")
@@ -88,8 +105,8 @@ def main():
         model, info = load_tagger(args.model)
     else:
         model, info = untrained_model(args.block, args.width)
-    predictor = Predictor(model, info)
-    rate, window = predictor.sample_rate, predictor.window_samples
+    keras_predictor = Predictor(model, info)
+    rate, window = keras_predictor.sample_rate, keras_predictor.window_samples
 
     def decode(paths):
         out = []
@@ -107,13 +124,60 @@ def main():
     audio = count * window / rate  # seconds of audio scored (tails dropped)
     print(f"{len(files)} files ({args.clips} clips of {args.seconds} s, the generator's "
           f"broken ones included), {count} windows = {audio:.0f} s of audio; "
-          f"{model.count_params() / 1e6:.1f}M parameters, batch {args.batch_size}")
+          f"{model.count_params() / 1e6:.1f}M parameters, batch {args.batch_size}; "
+          f"{available_cores()} cores usable, load average {os.getloadavg()[0]:.1f} "
+          "(other processes share the machine)")
     print(f"decoding + resampling alone, one thread: {decode_seconds:.2f} s "
           f"({audio / decode_seconds:.0f} s of audio per s)")
 
+    reference = None  # the Keras engine's clip scores, path -> (tags,)
+    for number, engine in enumerate(args.engines):
+        if engine == "keras":
+            predictor, convert_seconds = keras_predictor, 0.0
+        else:
+            predictor, convert_seconds = timed(TFLitePredictor, model, info, engine)
+        scores, lines = measure(args, predictor, files, chunks, chunk_windows, audio, count)
+        print(f"-- engine {engine}" + (f" (converted in {convert_seconds:.1f} s, "
+                                       f"{predictor.threads} threads)" if convert_seconds
+                                       else ""))
+        for line in lines["text"]:
+            print(line)
+        if reference is None:
+            if engine == "keras":
+                reference = scores
+            else:
+                with native_stderr_silenced():
+                    reference = {r.path: r.clip_scores for r in tag_files(
+                        keras_predictor, files, batch_size=args.batch_size) if r.ok}
+        if engine != "keras":
+            paths = sorted(reference)
+            a = np.stack([scores[p] for p in paths])
+            b = np.stack([reference[p] for p in paths])
+            top_a = np.argsort(-a, axis=1)[:, :5]
+            top_b = np.argsort(-b, axis=1)[:, :5]
+            agreement = np.mean([len(set(x) & set(y)) / 5 for x, y in zip(top_a, top_b)])
+            print(f"scores against the float Keras model: max abs difference "
+                  f"{np.abs(a - b).max():.2e}, top-5 agreement {agreement:.3f} "
+                  f"over {len(paths)} files")
+        suffix = f"_{engine.replace('-', '_')}"
+        for name in ([""] if number == 0 else []) + [suffix]:
+            print(f"ratio tag_realtime{name} {lines['realtime']:.1f}")
+            print(f"ratio tag_e2e_model{name} {lines['e2e_model']:.3f}")
+
+
+def measure(args, predictor, files, chunks, chunk_windows, audio, count):
+    """Times the model alone and end to end on `predictor`; returns the last
+    round's clip scores (path -> (tags,)) and the report."""
+    import numpy as np
+
+    from tagger.inference.native_stderr import native_stderr_silenced
+    from tagger.inference.tagging import tag_files
+
     for size in {args.batch_size, *(len(w) % args.batch_size for w in chunk_windows)} - {0}:
         predictor(chunk_windows[0][:1].repeat(size, axis=0))  # every batch shape traced
-    list(tag_files(predictor, files[:2], batch_size=args.batch_size, workers=1))
+    with native_stderr_silenced():
+        list(tag_files(predictor, files[:2], batch_size=args.batch_size, workers=1))
+    scores = {}
 
     def end_to_end(paths, expected, workers):
         with native_stderr_silenced():
@@ -122,6 +186,7 @@ def main():
                                      workers=workers))
             wall = time.perf_counter() - start
         assert sum(r.windows for r in results if r.ok) == expected
+        scores.update((r.path, r.clip_scores) for r in results if r.ok)
         return wall
 
     # Per chunk of files: model, e2e (workers 1), model, e2e (workers 2), ...,
@@ -144,19 +209,24 @@ def main():
     def listing(values):
         return ", ".join(f"{v:.1f}" for v in values)
 
+    text = []
     model_seconds = float(np.median(model_total))
-    print(f"model only:  {audio / model_seconds:7.1f} s of audio/s  "
-          f"({count / model_seconds:.1f} windows/s; {listing(model_total)} s per round)")
+    text.append(f"model only:  {audio / model_seconds:7.1f} s of audio/s  "
+                f"({count / model_seconds:.1f} windows/s; {listing(model_total)} s per round)")
     for workers, totals in e2e_total.items():
         wall = float(np.median(totals))
-        print(f"end to end:  {audio / wall:7.1f} s of audio/s  real-time factor "
-              f"{audio / wall:.0f}x  ({workers} decoder thread{'s' if workers > 1 else ''}; "
-              f"{listing(totals)} s per round)")
+        text.append(f"end to end:  {audio / wall:7.1f} s of audio/s  real-time factor "
+                    f"{audio / wall:.0f}x  ({workers} decoder thread"
+                    f"{'s' if workers > 1 else ''}; {listing(totals)} s per round)")
     for workers, values in ratios.items():
         q1, median, q3 = np.percentile(values, [25, 50, 75])
-        print(ratio_line(f"end-to-end / model-only throughput, {workers} workers",
-                         float(median), ">= 0.85")
-              + f"   quartiles {q1:.2f}-{q3:.2f} over {len(values)} pairs")
+        text.append(ratio_line(f"end-to-end / model-only throughput, {workers} workers",
+                               float(median), ">= 0.85")
+                    + f"   quartiles {q1:.2f}-{q3:.2f} over {len(values)} pairs")
+    first = args.workers[0]
+    return scores, dict(text=text, realtime=audio / float(np.median(e2e_total[first])),
+                        e2e_model=float(np.median(ratios[first])))
+
 
 if __name__ == "__main__":
     main()

@@ -132,7 +132,7 @@ def _decode(handle, sample_rate: int, max_seconds: float | None):
             if not len(block):
                 break
             mono = block.mean(axis=1, dtype=np.float32) if channels > 1 else block
-            if not math.isfinite(float(mono.sum(dtype=np.float64))):
+            if len(mono) and not (math.isfinite(mono.min()) and math.isfinite(mono.max())):
                 raise AudioDecodeError("the audio holds NaN or infinite samples")
             blocks.append(mono)
             total += len(mono)
@@ -170,16 +170,23 @@ def stream_audio(path: str, sample_rate: int, block_seconds: float = 30.0):
     (soundfile block reads + soxr's streaming resampler). Raises
     AudioDecodeError for a missing or undecodable file, or one that is not a
     regular file (a FIFO, a device, a folder, a symlink loop)."""
-    if fileio.is_local(path):
-        source = open_regular_file(path)
-    else:
-        source = io.BytesIO(_read_remote(path, None))
+    if not fileio.is_local(path):
+        yield from _stream(io.BytesIO(_read_remote(path, None)), sample_rate, block_seconds)
+        return
+    fd = open_regular_file(path)
     try:
-        handle = soundfile.SoundFile(source, closefd=True) if isinstance(source, int) \
-            else soundfile.SoundFile(source)
+        yield from _stream(fd, sample_rate, block_seconds)
+    finally:
+        os.close(fd)
+
+
+def _stream(source, sample_rate: int, block_seconds: float):
+    try:
+        if isinstance(source, int):  # a descriptor: closed by the caller
+            handle = soundfile.SoundFile(source, closefd=False)
+        else:
+            handle = soundfile.SoundFile(source)
     except Exception as error:
-        if isinstance(source, int):
-            os.close(source)
         raise AudioDecodeError(f"not decodable audio ({_first_line(error)})") from None
     with handle:
         stream = None

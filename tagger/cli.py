@@ -99,7 +99,7 @@ def _conventional(names, kwargs) -> dict:
         kind = kwargs.get("type")
         if kind is int or getattr(kind, "__name__", None) == "int":
             kwargs["metavar"] = "N"
-        elif kind in (None, str) and any(word in names[0] for word in _PATH_WORDS):
+        elif kind in (None, str) and set(names[0][2:].split("-")) & set(_PATH_WORDS):
             kwargs["metavar"] = "PATH"
     return kwargs
 

@@ -196,3 +196,27 @@ def prepare_output_dir(path: str, what: str) -> None:
             raise output_error(what, path, error) from None
         raise
 
+
+
+def check_output_file(path: str, what: str) -> None:
+    """Before long work whose result goes to file `path`: a UserError now if
+    the file could not be written then (a folder in its place, a file among
+    its parents, a folder that refuses writes). Creates nothing; paths with
+    a scheme are left to `write_output`."""
+    path = str(path)
+    if not is_local(path):
+        return
+    if os.path.isdir(path):
+        raise output_error(what, path, OSError(errno.EISDIR, "is a folder"))
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise output_error(what, path, OSError(errno.ENOTDIR, "not a directory"))
+    probe = os.path.join(folder, f".write-test-{os.getpid()}")
+    try:
+        with open(probe, "wb"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise output_error(what, path, error) from None

@@ -13,7 +13,6 @@ started and are simply sent again.
 from __future__ import annotations
 
 import collections
-import itertools
 import multiprocessing
 import multiprocessing.connection
 import signal
@@ -51,7 +50,7 @@ def describe_exit(exitcode) -> str:
     return f"exit code {exitcode}"
 
 
-def ordered_map(fn, items, workers: int, on_failure=None):
+def ordered_map(fn, items, workers: int, on_failure=None, pool=None):
     """Like map(fn, items), over `workers` spawned processes, results in
     input order, with at most a few items per worker in flight (memory stays
     flat however many items there are). One worker runs in this process.
@@ -61,12 +60,16 @@ def ordered_map(fn, items, workers: int, on_failure=None):
     without it `WorkerDied` is raised. An exception raised by `fn` is
     raised here (as WorkerError with the worker's traceback when the type
     cannot travel). Spawned workers import `fn`'s module afresh: keep it
-    free of TensorFlow.
+    free of TensorFlow. `pool`, a WorkerPool of `fn` started earlier (so
+    that its start-up overlaps other work), is used instead of starting one.
     """
+    if pool is not None:
+        yield from pool.map(iter(items), on_failure)
+        return
     if workers <= 1:
         yield from map(fn, items)
         return
-    pool = _Pool(fn, workers)
+    pool = WorkerPool(fn, workers)
     try:
         yield from pool.map(iter(items), on_failure)
     finally:
@@ -101,7 +104,10 @@ class _Worker:
         self.conn.close()
 
 
-class _Pool:
+class WorkerPool:
+    """`workers` spawned processes running `fn`, started at once and reused
+    by every `map` (see `ordered_map`); a context manager that stops them."""
+
     def __init__(self, fn, workers: int):
         self.fn = fn
         self.context = multiprocessing.get_context("spawn")
@@ -112,7 +118,14 @@ class _Pool:
             worker.stop()
         self.workers = []
 
-    def map(self, items, on_failure):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def map(self, items, on_failure=None):
+        """Yields fn(item) for each item, in order (see `ordered_map`)."""
         limit = len(self.workers) * IN_FLIGHT_PER_WORKER
         pending = {}  # seq -> item, sent and not finished
         attempts = collections.Counter()

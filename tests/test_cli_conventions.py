@@ -14,8 +14,9 @@ import pytest
 from tagger import cli
 
 # (module, how its parser is reached): every CLI of the project
-CLIS = ["build_mtt", "train", "eval", "tag", "export", "extract_excitations", "demo",
-        "tagger.datasets.synthetic", "tagger.interpret.attention"]
+CLIS = ["build_mtt", "build_msd", "train", "eval", "tag", "export", "extract_excitations",
+        "demo", "convert_weights", "tagger.datasets.synthetic", "tagger.datasets.synthetic_msd",
+        "tagger.interpret.attention"]
 
 
 class _Caught(Exception):
@@ -46,8 +47,8 @@ def test_help_shows_every_default(name, monkeypatch):
     for action in parser._actions:
         if not action.option_strings or action.help == argparse.SUPPRESS:
             continue
-        if isinstance(action, argparse._HelpAction) or action.nargs == 0:
-            continue  # a flag: off unless given
+        if isinstance(action, argparse._HelpAction) or action.nargs == 0 or action.required:
+            continue  # a flag (off unless given) or a required option (no default)
         text = formatter._expand_help(action) if action.help else ""
         if "default" not in text.lower():
             lacking.append(action.option_strings[0])
@@ -64,7 +65,7 @@ def test_progress_flag_is_spelled_no_progress(name, monkeypatch):
     parser = parser_of(name, monkeypatch)
     flags = {s for action in parser._actions for s in action.option_strings}
     progress = [s for s in flags if "progress" in s or s == "--quiet"]
-    if name != "export":  # export.py draws no progress bar
+    if name not in ("export", "convert_weights"):  # no progress bar to turn off
         assert "--no-progress" in progress
 
 
@@ -97,8 +98,10 @@ def test_value_options_read_n_or_path():
     parser.add_argument("--out-dir", default="x")
     parser.add_argument("--mode", choices=["a", "b"], default="a")
     parser.add_argument("--label", metavar="TEXT", default="x")
+    parser.add_argument("--timeout", default="none")  # "out" inside a word: not a path
     usage = parser.format_help()
     for expected in ("--count N", "--size N", "--out-dir PATH", "--mode {a,b}",
-                     "--label TEXT"):
+                     "--label TEXT", "--timeout TIMEOUT"):
         assert expected in usage
-    assert "--count N       default: 3" in usage and "--out-dir PATH  default: x" in usage
+    assert " ".join(usage.split()).count("default: 3") == 2  # --count, --size
+    assert "--out-dir PATH default: x" in " ".join(usage.split())

@@ -65,7 +65,8 @@ def add_runner_flags(parser) -> None:
     group.add_argument("--beam-pipeline-options", default=None, metavar="'--K=V ...'",
                        help="Beam pipeline options as one string of flags, as Beam's own "
                             "command lines take them; give it with '=' "
-                            "(--beam-pipeline-options=\"--project=p --region=r\")")
+                            "(--beam-pipeline-options=\"--project=p --region=r\"; "
+                            "default: none)")
 
 
 def beam_run(args) -> BeamRun | None:

@@ -36,7 +36,7 @@ class WriteShardFn(beam.DoFn):
         out_dir = self.config.output_dir
         if writer.load_manifest(out_dir, job) is None:
             decoded = writer.decode_clips(job.clips, self.audio_root, known_broken,
-                                          self.config)
+                                          self.config, num_tags=self.num_tags)
             writer.write_shard(job, decoded, out_dir, self.num_tags, self.features,
                                temp_suffix=f".{uuid.uuid4().hex}.tmp")
         yield job.name

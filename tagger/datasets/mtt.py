@@ -348,9 +348,10 @@ def _rows_from_lists(annotations: Annotations, lists: dict, folder: str):
 def build_mtt(config) -> dict:
     """Plans and writes MagnaTagATune records as `config` (a BuildConfig) says;
     returns the dataset_info dict."""
-    from tagger.records.writer import build_records
+    from tagger.records.writer import build_records, start_workers
 
-    return build_records(plan_from_config(config), config)
+    with start_workers(config) as pool:  # they start while the annotations are read
+        return build_records(plan_from_config(config), config, pool=pool)
 
 
 def plan_from_config(config) -> DatasetPlan:

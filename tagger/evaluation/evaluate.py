@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from tagger.evaluation.metrics import TagMetrics, tag_metrics
+from tagger.evaluation.metrics import (DEFAULT_BOOTSTRAP, FEW_CLIPS, TagMetrics,
+                                      bootstrap_intervals, tag_metrics)
 from tagger.evaluation.predict import ClipPredictions, ClipPredictor
 from tagger.evaluation.reference import reference_lines
 from tagger.records.info import load_info, require_labelled
@@ -16,16 +17,23 @@ class Evaluation:
     split: str
     metrics: TagMetrics
     predictions: ClipPredictions
+    origin: dict = dataclasses.field(default_factory=dict)  # dataset_info's "origin"
 
     def as_dict(self) -> dict:
+        from tagger.datasets.origin import describe_origin
+
         return {"model": self.model_path, "split": self.split,
+                "dataset_origin": describe_origin(self.origin),
                 "clips": int(len(self.predictions.clip_ids)),
                 "windows": self.predictions.windows,
                 "loss": self.predictions.window_loss, **self.metrics.as_dict()}
 
 
 def evaluate(model_path: str, data_dir: str, split: str = "test", batch_size: int = 32,
-             progress: bool = False) -> Evaluation:
+             progress: bool = False, bootstrap: int = DEFAULT_BOOTSTRAP,
+             seed: int = 0) -> Evaluation:
+    """Clip-level metrics of the model at `model_path` on `split`, with
+    `bootstrap` resamples (0: none) for 95% confidence intervals."""
     from tagger.models.saved import load_tagger, window_segments_for
 
     info = load_info(data_dir)
@@ -35,20 +43,58 @@ def evaluate(model_path: str, data_dir: str, split: str = "test", batch_size: in
     predictions = ClipPredictor(model)(data_dir, split, window, batch_size, info,
                                        progress=progress)
     metrics = tag_metrics(predictions.labels, predictions.scores, info["tag_names"])
-    return Evaluation(model_path, split, metrics, predictions)
+    if bootstrap > 0 and len(metrics.per_tag):
+        metrics = dataclasses.replace(metrics, intervals=bootstrap_intervals(
+            predictions.labels, predictions.scores, bootstrap, seed))
+    return Evaluation(model_path, split, metrics, predictions, info.get("origin") or {})
 
 
 def report_lines(result: Evaluation) -> list:
     m = result.metrics
+    ci = m.intervals
     lines = [f"{result.split}: {len(result.predictions.clip_ids)} clips, "
              f"{result.predictions.windows} windows",
-             f"macro ROC-AUC {m.roc_auc:.4f}   macro PR-AUC {m.pr_auc:.4f}   "
+             f"macro ROC-AUC {m.roc_auc:.4f}{_interval(ci, 'roc_auc')}   "
+             f"macro PR-AUC {m.pr_auc:.4f}{_interval(ci, 'pr_auc')}   "
              f"over {len(m.per_tag)} tags"]
+    if ci:
+        lines.append(f"  [{ci['level']:.0%} bootstrap confidence intervals over clips: "
+                     f"{ci['resamples']} resamples, seed {ci['seed']}]")
     if m.excluded:
         lines.append(f"excluded (no positive or no negative clip): {', '.join(m.excluded)}")
     lines.append("per tag (sorted by ROC-AUC):")
     lines += [f"  {row.tag:20s} ROC {row.roc_auc:.4f}  PR {row.pr_auc:.4f}  "
-              f"({row.positives} positives)" for row in m.per_tag.itertuples()]
-    lines.append("published MagnaTagATune results, for context (ROC-AUC, PR-AUC):")
-    lines += reference_lines()
+              f"({row.positives} positives, {row.negatives} negatives)"
+              + ("  * few clips" if row.few_clips else "")
+              for row in m.per_tag.itertuples()]
+    few = int(m.per_tag.few_clips.sum())
+    if few:
+        lines.append(f"  * {few} tag(s) with fewer than {FEW_CLIPS} positive or negative "
+                     "clips in this split: their AUCs say little")
+    lines += published_lines(result.origin)
     return lines
+
+
+def _interval(ci, key) -> str:
+    if not ci:
+        return ""
+    low, high = ci[key]
+    return f" [{low:.4f}, {high:.4f}]"
+
+
+def published_lines(origin: dict) -> list:
+    """Published MagnaTagATune figures, only where they can be compared, and
+    said so: never beside results on synthetic data."""
+    from tagger.datasets.origin import describe_origin
+
+    kind = origin.get("kind")
+    if kind == "synthetic":
+        return [f"(the dataset is {describe_origin(origin)}: these figures are not "
+                "comparable with published MagnaTagATune results, which are not shown)"]
+    if kind == "real" and origin.get("dataset") != "magnatagatune":
+        return []
+    heading = ("published MagnaTagATune results (ROC-AUC, PR-AUC; comparable only on "
+               "the same split and tags):" if kind == "real" else
+               "published MagnaTagATune results (ROC-AUC, PR-AUC); this dataset does not "
+               "record its origin: they compare only if it is real MagnaTagATune data:")
+    return [heading, *reference_lines()]

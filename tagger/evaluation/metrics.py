@@ -2,7 +2,12 @@
 
 Macro averages run over the tags that have both positive and negative clips
 in the split; the others are excluded and named, since ROC-AUC is undefined
-for them.
+for them. Tags with fewer than `FEW_CLIPS` positive (or negative) clips are
+flagged: their AUCs rest on too few clips to mean much.
+
+`bootstrap_intervals` gives confidence intervals of the macro averages by
+resampling clips with replacement (vectorised; equal to running sklearn on
+every resample, as the tests check).
 """
 
 from __future__ import annotations
@@ -13,18 +18,34 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+FEW_CLIPS = 5  # tags with fewer positive or negative clips are flagged
+DEFAULT_BOOTSTRAP = 1000  # resamples for the confidence intervals
+
 
 @dataclasses.dataclass(frozen=True)
 class TagMetrics:
     roc_auc: float  # macro over `evaluated` tags
     pr_auc: float
-    per_tag: pd.DataFrame  # tag, roc_auc, pr_auc, positives; sorted by roc_auc
+    # tag, roc_auc, pr_auc, positives, negatives, few_clips; sorted by roc_auc
+    per_tag: pd.DataFrame
     excluded: tuple  # tags without positives or without negatives
+    intervals: dict | None = None  # from `bootstrap_intervals`, when computed
 
     def as_dict(self) -> dict:
+        few = self.per_tag.tag[self.per_tag.few_clips].tolist()
         return {"roc_auc": self.roc_auc, "pr_auc": self.pr_auc,
+                "roc_auc_ci": _interval(self.intervals, "roc_auc"),
+                "pr_auc_ci": _interval(self.intervals, "pr_auc"),
+                "bootstrap": ({k: v for k, v in self.intervals.items()
+                               if k not in ("roc_auc", "pr_auc")}
+                              if self.intervals else None),
                 "evaluated_tags": len(self.per_tag), "excluded_tags": list(self.excluded),
+                "few_clip_tags": few, "few_clips_threshold": FEW_CLIPS,
                 "per_tag": self.per_tag.to_dict(orient="records")}
+
+
+def _interval(intervals, key):
+    return list(intervals[key]) if intervals else None
 
 
 def tag_metrics(labels: np.ndarray, scores: np.ndarray, tag_names) -> TagMetrics:
@@ -43,8 +64,11 @@ def tag_metrics(labels: np.ndarray, scores: np.ndarray, tag_names) -> TagMetrics
         rows.append({"tag": tag_names[i],
                      "roc_auc": roc_auc_score(labels[:, i], scores[:, i]),
                      "pr_auc": average_precision_score(labels[:, i], scores[:, i]),
-                     "positives": int(positives[i])})
-    per_tag = pd.DataFrame(rows, columns=["tag", "roc_auc", "pr_auc", "positives"])
+                     "positives": int(positives[i]),
+                     "negatives": int(labels.shape[0] - positives[i])})
+    per_tag = pd.DataFrame(rows, columns=["tag", "roc_auc", "pr_auc", "positives",
+                                          "negatives"])
+    per_tag["few_clips"] = (per_tag.positives < FEW_CLIPS) | (per_tag.negatives < FEW_CLIPS)
     per_tag = per_tag.sort_values("roc_auc", ascending=False, kind="stable")
     per_tag = per_tag.reset_index(drop=True)
     excluded = tuple(tag_names[i] for i in np.flatnonzero(~usable))
@@ -59,3 +83,70 @@ def binary_crossentropy(labels: np.ndarray, scores: np.ndarray, eps: float = 1e-
     p = np.clip(np.asarray(scores, np.float64), eps, 1 - eps)
     y = np.asarray(labels, np.float64)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def bootstrap_intervals(labels: np.ndarray, scores: np.ndarray, resamples: int = 1000,
+                        seed: int = 0, level: float = 0.95) -> dict:
+    """Percentile bootstrap intervals of macro ROC-AUC and PR-AUC over clips.
+
+    Resample b draws `clips` clip indices with replacement
+    (`numpy.random.default_rng(seed).integers(0, clips, clips)`, one call per
+    resample, in order); its macro averages run over the tags evaluated on
+    the whole split, leaving out (NaN-mean) a tag that has no positive or no
+    negative clip in that resample. Returns {"roc_auc": (low, high),
+    "pr_auc": (low, high), "level", "resamples", "seed"}.
+    """
+    labels = np.asarray(labels) > 0.5
+    scores = np.asarray(scores, np.float64)
+    clips = labels.shape[0]
+    positives = labels.sum(axis=0)
+    tags = np.flatnonzero((positives > 0) & (positives < clips))
+    rng = np.random.default_rng(seed)
+    roc, pr = [], []
+    for start in range(0, resamples, 100):  # bounded memory: 100 resamples at a time
+        size = min(100, resamples - start)
+        weights = np.stack([np.bincount(rng.integers(0, clips, clips), minlength=clips)
+                            for _ in range(size)], axis=1).astype(np.int32)  # (clips, size)
+        per_tag = [_weighted_aucs(labels[:, t], scores[:, t], weights) for t in tags]
+        with np.errstate(invalid="ignore"):
+            roc.append(np.nanmean(np.stack([r for r, _ in per_tag]), axis=0)
+                       if per_tag else np.full(size, np.nan))
+            pr.append(np.nanmean(np.stack([p for _, p in per_tag]), axis=0)
+                      if per_tag else np.full(size, np.nan))
+    tail = 100 * (1 - level) / 2
+    result = {"level": level, "resamples": resamples, "seed": seed}
+    for name, values in (("roc_auc", roc), ("pr_auc", pr)):
+        values = np.concatenate(values) if values else np.zeros(0)
+        values = values[np.isfinite(values)]
+        result[name] = ((float(np.percentile(values, tail)),
+                         float(np.percentile(values, 100 - tail)))
+                        if len(values) else (float("nan"), float("nan")))
+    return result
+
+
+def _weighted_aucs(y: np.ndarray, s: np.ndarray, weights: np.ndarray):
+    """ROC-AUC and average precision of one tag under each column of clip
+    `weights` `(clips, rows)` (bootstrap counts), as sklearn computes them on
+    the clips repeated that many times; NaN where a row lacks either class.
+    Counts stay integers (exact) until the per-threshold sums."""
+    order = np.argsort(-s, kind="stable")  # descending score
+    s, y = s[order], y[order]
+    w = weights[order]  # (clips, rows)
+    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])  # last clip of each tie group
+    tp = np.cumsum(w * y[:, None], axis=0, dtype=np.int64)[ends].T  # (rows, groups)
+    fp = np.cumsum(w, axis=0, dtype=np.int64)[ends].T - tp
+    tp, fp = tp.astype(np.float64), fp.astype(np.float64)
+    pos = np.diff(tp, axis=1, prepend=0.0)  # weight of each group
+    neg = np.diff(fp, axis=1, prepend=0.0)
+    total_pos, total_neg = tp[:, -1], fp[:, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # ROC-AUC: each positive beats the negatives below its score, half the ties.
+        roc = (pos * (total_neg[:, None] - fp + 0.5 * neg)).sum(axis=1) / (
+            total_pos * total_neg)
+        # Average precision: precision at each threshold times the recall gained.
+        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1e-300), 0.0)
+        ap = (precision * pos).sum(axis=1) / total_pos
+    invalid = (total_pos == 0) | (total_neg == 0)
+    roc[invalid] = np.nan
+    ap[invalid] = np.nan
+    return roc, ap

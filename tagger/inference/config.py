@@ -7,6 +7,7 @@ import dataclasses
 from tagger.errors import UserError
 
 OUTPUT_FORMATS = ("table", "json", "csv")
+ENGINES = ("keras", "tflite", "tflite-fp16", "tflite-dynamic")  # see tflite_predictor
 EXPORT_FORMATS = ("saved_model", "tflite")
 
 
@@ -27,6 +28,7 @@ class TagConfig:
     batch_size: int = 32
     workers: int = 2
     progress: bool = True
+    engine: str = "keras"
 
     def __post_init__(self):
         if not self.inputs:
@@ -44,6 +46,12 @@ class TagConfig:
             raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.workers < 1:
             raise UserError(f"--workers must be at least 1, got {self.workers}")
+        if self.engine not in ENGINES:
+            raise UserError(f"--engine must be one of {', '.join(ENGINES)}, "
+                            f"got {self.engine!r}")
+        if self.embeddings and self.engine != "keras":
+            raise UserError(f"--embeddings needs --engine keras (the {self.engine} engine "
+                            "returns tag scores only)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -222,17 +222,7 @@ def _write_saved_model(serving: ServingModel, path: str, endpoints=("all",)) -> 
 
 def write_tflite(serving: ServingModel, out: str) -> bool:
     """Writes `out` and `<out>.tags.txt`; returns whether select TF ops were needed."""
-    import tensorflow as tf
-
-    with tempfile.TemporaryDirectory() as folder:
-        saved = os.path.join(folder, "saved_model")
-        _write_saved_model(serving, saved, endpoints=("serve",))
-        select = False
-        try:
-            flat = _convert(tf, saved, select_tf_ops=False)
-        except Exception:  # the converter raises ConverterError and others
-            select = True
-            flat = _convert(tf, saved, select_tf_ops=True)
+    flat, select = tflite_bytes(serving)
     from tagger import fileio
 
     fileio.write_atomic(out, flat)
@@ -241,13 +231,41 @@ def write_tflite(serving: ServingModel, out: str) -> bool:
     return select
 
 
-def _convert(tf, saved_model_dir: str, select_tf_ops: bool) -> bytes:
+# TFLite weight quantisation: None keeps float32; "fp16" stores the weights
+# as float16 (computed in float32 on CPU); "dynamic" stores them as int8 and
+# quantises activations on the fly (dynamic-range quantisation).
+TFLITE_QUANTISATIONS = (None, "fp16", "dynamic")
+
+
+def tflite_bytes(serving: ServingModel, quantisation: str | None = None) -> tuple[bytes, bool]:
+    """The `serve` signature of `serving` as a TFLite flatbuffer, and whether
+    select TF ops were needed (built-in ops are tried first)."""
+    import tensorflow as tf
+
+    if quantisation not in TFLITE_QUANTISATIONS:
+        raise ValueError(f"quantisation must be one of {TFLITE_QUANTISATIONS}, "
+                         f"got {quantisation!r}")
+    with tempfile.TemporaryDirectory() as folder:
+        saved = os.path.join(folder, "saved_model")
+        _write_saved_model(serving, saved, endpoints=("serve",))
+        try:
+            return _convert(tf, saved, False, quantisation), False
+        except Exception:  # the converter raises ConverterError and others
+            return _convert(tf, saved, True, quantisation), True
+
+
+def _convert(tf, saved_model_dir: str, select_tf_ops: bool,
+             quantisation: str | None = None) -> bytes:
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
                                                          signature_keys=["serve"])
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if select_tf_ops:
         ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
     converter.target_spec.supported_ops = ops
+    if quantisation is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantisation == "fp16":
+            converter.target_spec.supported_types = [tf.float16]
     return converter.convert()
 
 
@@ -268,8 +286,10 @@ def saved_model_scores(path: str, x: np.ndarray) -> np.ndarray:
     return loaded.signatures["serving_default"](waveform=tf.constant(x))["scores"].numpy()
 
 
-def tflite_interpreter(path: str, select_tf_ops: bool = False, num_threads: int | None = None):
-    """A TFLite interpreter for `path`: LiteRT's (`ai_edge_litert`, the
+def tflite_interpreter(path: str | None = None, select_tf_ops: bool = False,
+                       num_threads: int | None = None, content: bytes | None = None):
+    """A TFLite interpreter for the file `path` (or the flatbuffer
+    `content`): LiteRT's (`ai_edge_litert`, the
     maintained package) when it is installed, else TensorFlow's deprecated
     `tf.lite.Interpreter`. A model that needs select TensorFlow ops (the
     Flex delegate, shipped inside tensorflow) always gets TensorFlow's."""
@@ -279,14 +299,16 @@ def tflite_interpreter(path: str, select_tf_ops: bool = False, num_threads: int 
         except ImportError:
             pass
         else:
-            return Interpreter(model_path=path, num_threads=num_threads)
+            return Interpreter(model_path=path, model_content=content,
+                               num_threads=num_threads)
     import warnings
 
     import tensorflow as tf
 
     with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
         warnings.simplefilter("ignore")
-        return tf.lite.Interpreter(model_path=path, num_threads=num_threads)
+        return tf.lite.Interpreter(model_path=path, model_content=content,
+                                   num_threads=num_threads)
 
 
 def tflite_scores(path: str, x: np.ndarray, select_tf_ops: bool = False) -> np.ndarray:

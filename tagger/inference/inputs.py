@@ -11,7 +11,6 @@ path); a file reached twice is listed once.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import os
 import stat
 
@@ -42,27 +41,20 @@ def is_audio_name(name: str) -> bool:
 
 def path_problem(path: str) -> str | None:
     """Why `path` cannot be opened as an audio file, or None for a regular
-    file (links followed). Never opens the path, so a named pipe cannot
-    block and a device cannot stream forever."""
+    file (links followed), in the decoder's words (tagger.audio). Never
+    opens the path, so a named pipe cannot block and a device cannot stream
+    forever."""
+    from tagger.audio import _file_kind, _open_error
+
     try:
         mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "broken symlink" if os.path.islink(path) else "not found"
     except OSError as error:
-        if error.errno == errno.ELOOP:
-            return "a symbolic link loop"
-        if error.errno == errno.ENOENT:
-            return "a broken symbolic link" if os.path.islink(path) else "not found"
-        return f"cannot read ({error.strerror or error})"
+        return _open_error(error)
     if stat.S_ISREG(mode):
         return None
-    if stat.S_ISDIR(mode):
-        return "a folder, not a file"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO), not a regular file"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device, not a regular file"
-    if stat.S_ISSOCK(mode):
-        return "a socket, not a regular file"
-    return "not a regular file"
+    return f"not a regular file ({_file_kind(mode)})"
 
 
 def find_audio(inputs, recursive: bool = False) -> AudioInputs:

@@ -61,7 +61,12 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     from tagger.models.saved import load_tagger
 
     model, info = load_tagger(config.model)
-    predictor = Predictor(model, info, embeddings=config.embeddings is not None)
+    if config.engine == "keras":
+        predictor = Predictor(model, info, embeddings=config.embeddings is not None)
+    else:
+        from tagger.inference.tflite_predictor import TFLitePredictor
+
+        predictor = TFLitePredictor(model, info, config.engine)
     hop = None
     if config.hop is not None:
         hop = int(round(config.hop * predictor.sample_rate))

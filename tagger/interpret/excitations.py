@@ -234,12 +234,9 @@ def save_table(table: pd.DataFrame, path: str) -> None:
     """Pickles the table (atomically; local or gs:// paths)."""
     from tagger import fileio
 
-    parent = posixpath.dirname(str(path))
-    if parent:
-        fileio.makedirs(parent)
     buffer = io.BytesIO()
     pickle.dump(table, buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    fileio.write_atomic(path, buffer.getvalue())
+    fileio.write_output(path, buffer.getvalue(), "--out")
 
 
 def load_table(path: str) -> pd.DataFrame:
@@ -265,6 +262,12 @@ def run_excitations(config: ExcitationConfig):
     info = load_info(config.data_dir)
     model, model_info = load_tagger(config.model_path)
     blocks = len(excite_layer_names(model, model_info))  # fail before reading any data
+    from tagger import fileio
+
+    fileio.check_output_file(config.out, "--out")  # before the long part, too
+    if config.plots_dir:
+        fileio.check_output_file(posixpath.join(str(config.plots_dir), "excitations.png"),
+                                 "--plots")
     if config.plots_dir:  # check the plot choices before the long part
         wrong = [d for d in config.depths or () if not 0 <= d < blocks]
         if wrong:

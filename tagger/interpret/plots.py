@@ -145,13 +145,14 @@ def write_excitation_plots(table, out_dir: str, depths=None, compare_tags=None) 
 def plot_attention(maps):
     """The log-mel spectrogram with, aligned under it, the last layer's
     [CLS] attention and the attention each step receives (summed over the
-    heads), one colour per step."""
+    heads), one colour per step; each row's range is printed beside it."""
     rows = [("[CLS] attention", maps.attention_over_time()),
             ("received\n(mean over queries)", maps.received_over_time())]
     figure = new_figure(14, 5)
     axes = _spectrogram_with_rows(figure, maps, len(rows), row_height=0.7)
-    for ax, (label, values) in zip(axes[1:], rows):
-        _heat_row(ax, maps, values, label, cmap="Reds")
+    for ax, (label, values) in zip(axes[1:], rows):  # each row's own scale, printed beside it
+        _heat_row(ax, maps, values, label, cmap="Reds",
+                  note=f"{np.nanmin(values):.3g}..{np.nanmax(values):.3g}")
     cls = maps.attention[:, 0].mean()
     axes[0].set_title(f"{maps.name}: last-layer attention, summed over {maps.heads} heads "
                       f"([CLS] attends to itself {cls:.2f} on average)")
@@ -168,7 +169,7 @@ def plot_contributions(maps, tags):
     for ax, tag in zip(axes[1:], tags):
         values = maps.contributions[:, maps.tag_index(tag)]
         _heat_row(ax, maps, values, f"{tag}", cmap="Reds",
-                  note=f"{values.min():.2f}..{values.max():.2f}")
+                  note=f"{values.min():.3g}..{values.max():.3g}")
     axes[0].set_title(f"{maps.name}: tag-wise contribution (attention forced to one step)")
     return figure
 

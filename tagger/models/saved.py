@@ -114,17 +114,7 @@ def window_segments_for(model, model_info: dict | None, dataset_info: dict) -> i
             list(model_info["tag_names"]) != list(dataset_info["tag_names"]):
         raise UserError("the model's tag names differ from the dataset's (same count, "
                         "other tags or order); evaluate it on the dataset it was trained for")
-    rate = (model_info or {}).get("sample_rate")
-    if rate and dataset_info.get("sample_rate") and rate != dataset_info["sample_rate"]:
-        raise UserError(f"the model takes audio at {rate} Hz but the dataset holds "
-                        f"{dataset_info['sample_rate']} Hz; build the dataset with "
-                        f"--sample-rate {rate}")
-    features = dataset_info["features"]
-    if model_info and model_info.get("input_kind") == "logmel" == features["kind"] \
-            and _logmel(model_info.get("logmel")) != _logmel(features.get("logmel")):
-        raise UserError(f"the model was trained on log-mel features {model_info['logmel']} "
-                        f"but the dataset holds {features['logmel']}; build the dataset "
-                        "with the model's log-mel settings")
+    check_audio_settings(model_info, dataset_info)
     input_shape = tuple(model.inputs[0].shape[1:])
     segment = tuple(dataset_info["segment_shape"])
     if len(input_shape) != len(segment) or input_shape[1:] != segment[1:] \
@@ -142,6 +132,34 @@ def _logmel(settings: dict | None):
     from tagger.config import LogMelConfig
 
     return None if settings is None else LogMelConfig(**settings)
+
+
+def check_audio_settings(model_info: dict | None, dataset_info: dict) -> None:
+    """A UserError naming every audio setting (sample rate, segment length,
+    feature kind, log-mel parameters) in which a saved model and a dataset
+    differ; models saved without info are not checked."""
+    if not model_info:
+        return
+    features = dataset_info["features"]
+    differences, rebuild = [], []
+    for key, label, flag in (("sample_rate", "sample rate", "--sample-rate"),
+                             ("segment_length", "segment length", "--segment-length")):
+        if model_info.get(key) is not None and model_info[key] != dataset_info.get(key):
+            differences.append(f"{label} {model_info[key]} (the dataset has "
+                               f"{dataset_info.get(key)})")
+            rebuild.append(f"{flag} {model_info[key]}")
+    kind = model_info.get("input_kind")
+    if kind and kind != features["kind"]:
+        differences.append(f"{kind} input (the dataset holds {features['kind']} records)")
+        rebuild.append(f"--features {kind}")
+    elif kind == "logmel" and _logmel(model_info.get("logmel")) != \
+            _logmel(features.get("logmel")):
+        differences.append(f"log-mel features {model_info.get('logmel')} (the dataset "
+                           f"has {features.get('logmel')})")
+        rebuild.append("the model's log-mel flags")
+    if differences:
+        raise UserError(f"the model was trained with {'; '.join(differences)}; use a "
+                        f"dataset built with its settings (build_mtt.py {', '.join(rebuild)})")
 
 
 def raw_audio_input(model, info: dict | None):

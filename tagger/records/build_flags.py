@@ -111,7 +111,8 @@ def write_plan(plan_fn, config, args) -> dict:
         raise UserError("--workers sets the local builder's processes; with --runner "
                         "the runner decides (e.g. --beam-option direct_num_workers=2)")
     if run is None:
-        from tagger.records.writer import build_records
-        return build_records(plan_fn(), config)
+        from tagger.records.writer import build_records, start_workers
+        with start_workers(config) as pool:  # they start while the plan is made
+            return build_records(plan_fn(), config, pool=pool)
     from tagger.beam.build import run_beam_build
     return run_beam_build(plan_fn(), config, run)

@@ -1,4 +1,5 @@
-"""Decoding one clip into segments; runs in worker processes (no TensorFlow)."""
+"""Decoding one clip into segments (and, for raw features, its serialized
+example); runs in worker processes (no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ class DecodeTask:
     dtype: str  # "int16" | "float32"
     max_bytes: int | None = None  # larger files are skipped
     max_seconds: float | None = None  # longer clips are cut here
+    # Set to serialize the example here (raw features): the clip's id, its
+    # path relative to the audio root and its multi-hot labels.
+    clip_id: int | None = None
+    clip_path: str | None = None
+    labels: tuple | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,12 +32,20 @@ class DecodedClip:
     segments: np.ndarray | None  # (segments, segment_length) as dtype, or None
     skip_reason: str | None = None
     full_seconds: float | None = None  # set when the clip was cut at max_seconds
+    example: bytes | None = None  # the serialized example, when the task asked for it
+    num_segments: int = 0
+
+    @property
+    def skipped(self) -> bool:
+        return self.skip_reason is not None
 
 
 def decode_clip(task: DecodeTask) -> DecodedClip:
-    """Decode, mono, resample, cut; a clip shorter than one segment, a file
-    that is not a regular file or is too large, an undecodable file or one
-    with NaN/Inf samples comes back with `skip_reason` set."""
+    """Decode, mono, resample, cut, convert to the storage dtype and, when
+    the task names its clip, serialize the example (then `segments` is not
+    kept). A clip shorter than one segment, a file that is not a regular
+    file or is too large, an undecodable file or one with NaN/Inf samples
+    comes back with `skip_reason` set."""
     try:
         waveform, full_seconds = audio.read_clip(
             task.audio_path, task.sample_rate, quiet=True, max_bytes=task.max_bytes,
@@ -48,7 +62,15 @@ def decode_clip(task: DecodeTask) -> DecodedClip:
         segments = audio.to_int16(segments)
     else:
         segments = np.clip(segments, -1.0, 1.0).astype(np.float32)
-    return DecodedClip(task.index, segments, full_seconds=full_seconds)
+    if task.clip_id is None:
+        return DecodedClip(task.index, segments, full_seconds=full_seconds,
+                           num_segments=len(segments))
+    from tagger.records.schema import serialize_example
+
+    example = serialize_example(task.clip_id, task.clip_path, np.asarray(task.labels),
+                                segments)
+    return DecodedClip(task.index, None, full_seconds=full_seconds, example=example,
+                       num_segments=len(segments))
 
 
 def worker_died(task: DecodeTask, reason: str) -> DecodedClip:

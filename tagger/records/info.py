@@ -9,6 +9,7 @@ from tagger.config import join_path
 from tagger.errors import UserError
 
 INFO_FILE = "dataset_info.json"
+SKIPPED_SHOWN = 20  # skipped clips listed by `describe`; all are in the file
 
 
 def load_info(data_dir: str) -> dict:
@@ -77,7 +78,18 @@ def describe(info: dict, out_dir: str) -> str:
     if notes.get("dropped_without_top_tags"):
         lines.append(f"  dropped {notes['dropped_without_top_tags']} clip(s) with none "
                      f"of the top {info['num_tags']} tags")
+    cut = info.get("cut", [])
+    if cut:
+        lines.append(f"  cut {len(cut)} clip(s) longer than {info['max_seconds']:g} s "
+                     "(listed in dataset_info.json)")
+    missing = notes.get("tracks_without_audio") or {}
+    if sum(missing.values()):
+        per_split = ", ".join(f"{n} {s}" for s, n in missing.items() if n)
+        lines.append(f"  left out {sum(missing.values())} track(s) without audio ({per_split}; "
+                     "see notes in dataset_info.json)")
     skipped = info["skipped"]
     lines.append(f"  skipped {len(skipped)} clip(s):")
-    lines += [f"    {s['path']}: {s['reason']}" for s in skipped]
+    lines += [f"    {s['path']}: {s['reason']}" for s in skipped[:SKIPPED_SHOWN]]
+    if len(skipped) > SKIPPED_SHOWN:
+        lines.append(f"    ... and {len(skipped) - SKIPPED_SHOWN} more, listed in {INFO_FILE}")
     return "\n".join(lines)

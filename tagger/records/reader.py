@@ -210,6 +210,13 @@ def clip_labels(data_dir: str, split: str, info: dict | None = None):
         for example in parsed.batch(1024).as_numpy_iterator():
             ids.append(example["clip_id"])
             tags.append(example["tags"])
+    expected = info["splits"][split]["clips"]
+    found = sum(len(i) for i in ids)
+    if found != expected:  # a shard cut at a record boundary reads as a clean file
+        raise UserError(f"the {split} split of {data_dir!r} holds {found} clips but its "
+                        f"dataset_info.json lists {expected}: a shard is incomplete or "
+                        "was replaced; rebuild the dataset (rerun build_mtt.py with "
+                        "--overwrite)")
     if not ids:
         return np.zeros((0,), np.int64), np.zeros((0, info["num_tags"]), np.float32)
     return np.concatenate(ids), np.concatenate(tags).astype(np.float32)

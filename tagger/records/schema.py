@@ -19,30 +19,69 @@ STORAGE_DTYPES = {"int16": np.int16, "float32": np.float32}
 
 def serialize_example(clip_id: int, path: str, tags: np.ndarray,
                       segments: np.ndarray) -> bytes:
-    """Encodes one clip as a serialized tf.train.Example."""
-    import tensorflow as tf
-
+    """Encodes one clip as a serialized tf.train.Example, without TensorFlow
+    (worker processes call it): the bytes equal TensorFlow's deterministic
+    serialization (map keys sorted), and the segments are copied once."""
     dtype = segments.dtype.name
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"segments must be int16 or float32, got {dtype}")
     data = np.ascontiguousarray(segments, dtype=segments.dtype.newbyteorder("<"))
+    payload = memoryview(data).cast("B") if data.size else b""
+    features = {  # name -> (prefix, payload, suffix) of the Feature message
+        "clip_id": _int64_feature([int(clip_id)]),
+        "dtype": _bytes_feature(dtype.encode()),
+        "num_segments": _int64_feature([segments.shape[0]]),
+        "path": _bytes_feature(path.encode("utf-8")),
+        "segment_shape": _int64_feature(segments.shape[1:]),
+        "segments": None,
+        "tags": _int64_feature(np.asarray(tags, dtype=np.int64).ravel()),
+    }
+    # Feature{bytes_list: BytesList{value: [payload]}}, length-prefixed by hand
+    inner = _tag(1, 2) + _varint(len(payload))
+    bytes_list = _tag(1, 2) + _varint(len(inner) + len(payload)) + inner
+    parts, size = [], 0
+    for name in sorted(features):  # map entries in key order, as TensorFlow writes them
+        key = name.encode()
+        if name == "segments":
+            feature_size = len(bytes_list) + len(payload)
+            head = _tag(1, 2) + _varint(len(key)) + key + _tag(2, 2) + _varint(feature_size)
+            entry_size = len(head) + feature_size
+            chunk = [_tag(1, 2) + _varint(entry_size) + head + bytes_list, payload]
+        else:
+            feature = features[name]
+            entry = _tag(1, 2) + _varint(len(key)) + key + _tag(2, 2) + _varint(
+                len(feature)) + feature
+            chunk = [_tag(1, 2) + _varint(len(entry)) + entry]
+        parts += chunk
+        size += sum(len(c) for c in chunk)
+    return b"".join([_tag(1, 2) + _varint(size), *parts])  # Example{features: ...}
 
-    def ints(values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
 
-    def raw(value: bytes):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # int64 as its two's complement, as protobuf does
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | 0x80 if value else low)
+        if not value:
+            return bytes(out)
 
-    example = tf.train.Example(features=tf.train.Features(feature={
-        "clip_id": ints([int(clip_id)]),
-        "path": raw(path.encode("utf-8")),
-        "tags": ints(np.asarray(tags, dtype=np.int64)),
-        "num_segments": ints([segments.shape[0]]),
-        "segment_shape": ints(segments.shape[1:]),
-        "dtype": raw(dtype.encode()),
-        "segments": raw(data.tobytes()),
-    }))
-    return example.SerializeToString(deterministic=True)  # map keys sorted
+
+def _tag(field: int, wire_type: int) -> bytes:
+    return _varint(field << 3 | wire_type)
+
+
+def _int64_feature(values) -> bytes:
+    """Feature{int64_list: Int64List{value: values (packed)}}."""
+    packed = b"".join(_varint(int(v)) for v in values)
+    int64_list = _tag(1, 2) + _varint(len(packed)) + packed if packed else b""
+    return _tag(3, 2) + _varint(len(int64_list)) + int64_list
+
+
+def _bytes_feature(value: bytes) -> bytes:
+    """Feature{bytes_list: BytesList{value: [value]}}."""
+    bytes_list = _tag(1, 2) + _varint(len(value)) + value
+    return _tag(1, 2) + _varint(len(bytes_list)) + bytes_list
 
 
 def feature_spec(num_tags: int) -> dict:

@@ -39,7 +39,7 @@ from tagger import fileio
 from tagger.config import BuildConfig, join_path, to_dict
 from tagger.datasets.plan import Clip, DatasetPlan
 from tagger.errors import UserError
-from tagger.parallel import ordered_map
+from tagger.parallel import WorkerPool, ordered_map
 from tagger.records.clip_decoder import DecodedClip, DecodeTask, decode_clip, worker_died
 from tagger.records.info import INFO_FILE
 
@@ -48,6 +48,7 @@ STATE_DIR = ".build"
 FINGERPRINT_FILE = "fingerprint.json"
 LOCK_FILE = "lock.json"
 SHARD_PATTERN = re.compile(r"^[A-Za-z0-9_]+-\d{4}-of-\d{4}\.tfrecord$")
+SHARD_TEMP_PATTERN = re.compile(r"^[A-Za-z0-9_]+-\d{4}-of-\d{4}\.tfrecord\S*\.tmp$")
 
 
 def shard_name(split: str, index: int, count: int) -> str:
@@ -76,7 +77,16 @@ def plan_shards(plan: DatasetPlan, clips_per_shard: int) -> list:
     return jobs
 
 
-def build_records(plan: DatasetPlan, config: BuildConfig) -> dict:
+def start_workers(config: BuildConfig):
+    """The decoding processes of a build, started now so that their start-up
+    overlaps reading the annotations (a context manager; None where the
+    build decodes in this process: one worker, or ram:// data)."""
+    if config.workers <= 1 or config.data_dir.startswith("ram://"):
+        return contextlib.nullcontext()
+    return WorkerPool(decode_clip, config.workers)
+
+
+def build_records(plan: DatasetPlan, config: BuildConfig, pool=None) -> dict:
     """Writes every split of `plan` as shards under `config.output_dir` and
     returns the dataset_info dict (also saved as dataset_info.json). A
     build that fails leaves no folder behind that it created empty."""
@@ -86,7 +96,7 @@ def build_records(plan: DatasetPlan, config: BuildConfig) -> dict:
         with build_lock(config.output_dir):
             build = prepare_build(plan, config)
             if build.pending:
-                for job, manifest in _write_shards(build.pending, plan, config):
+                for job, manifest in _write_shards(build.pending, plan, config, pool):
                     build.manifests[job.name] = manifest
             return finish_build(plan, config, build)
     except BaseException:
@@ -149,13 +159,15 @@ def finish_build(plan: DatasetPlan, config: BuildConfig, build: PreparedBuild) -
     return info
 
 
-def _write_shards(jobs, plan: DatasetPlan, config: BuildConfig):
+def _write_shards(jobs, plan: DatasetPlan, config: BuildConfig, pool=None):
     """Yields (job, manifest) for each job, in order, after its shard is in place."""
     features = feature_transform(config)
     clips = _JobClips(jobs)
     # ram:// lives in this process's memory: other processes cannot read it.
-    workers = 1 if plan.audio_root.startswith("ram://") else config.workers
-    decoded = decode_clips(clips, plan.audio_root, plan.known_broken, config, workers)
+    in_process = plan.audio_root.startswith("ram://")
+    workers = 1 if in_process else config.workers
+    decoded = decode_clips(clips, plan.audio_root, plan.known_broken, config, workers,
+                           num_tags=len(plan.tag_names), pool=None if in_process else pool)
     progress = tqdm(total=len(clips), unit="clip", desc="build", disable=not config.progress)
     with progress:
         for job in jobs:
@@ -179,15 +191,29 @@ class _JobClips:
 
 
 def decode_clips(clips, audio_root: str, known_broken: dict, config: BuildConfig,
-                 workers: int = 1):
+                 workers: int = 1, num_tags: int | None = None, pool=None):
     """Yields a DecodedClip per clip, in order, decoded by `workers`
-    processes; a known-broken clip is not opened and comes with its reason."""
-    dtype = config.features.dtype if config.features.kind == "raw" else "float32"
-    tasks = (DecodeTask(i, join_path(audio_root, clip.path), config.audio.sample_rate,
-                        config.audio.segment_length, dtype, config.max_bytes,
-                        config.max_seconds)
-             for i, clip in enumerate(clips) if clip.path not in known_broken)
-    results = ordered_map(decode_clip, tasks, workers, on_failure=worker_died)
+    processes; a known-broken clip is not opened and comes with its reason.
+    Raw features are serialized by the workers too (the example comes back
+    ready to write); log-mel segments are computed here, in TensorFlow."""
+    raw = config.features.kind == "raw"
+    dtype = config.features.dtype if raw else "float32"
+    if num_tags is None:
+        labelled = next((c.labels for c in clips if c.labels is not None), None)
+        num_tags = None if labelled is None else len(labelled)
+    raw = raw and num_tags is not None  # else the caller serializes
+
+    def task(index, clip):
+        labels = None
+        if raw:
+            labels = (0,) * num_tags if clip.labels is None else tuple(clip.labels)
+        return DecodeTask(index, join_path(audio_root, clip.path), config.audio.sample_rate,
+                          config.audio.segment_length, dtype, config.max_bytes,
+                          config.max_seconds, clip.clip_id if raw else None,
+                          clip.path if raw else None, labels)
+
+    tasks = (task(i, clip) for i, clip in enumerate(clips) if clip.path not in known_broken)
+    results = ordered_map(decode_clip, tasks, workers, on_failure=worker_died, pool=pool)
     for clip in clips:
         if clip.path in known_broken:
             yield DecodedClip(-1, None, known_broken[clip.path])
@@ -222,12 +248,15 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
         for clip, result in zip(job.clips, decoded, strict=True):
             if on_clip is not None:
                 on_clip()
-            if result.segments is None:
+            if result.skipped:
                 manifest["skipped"].append({"clip_id": clip.clip_id, "path": clip.path,
                                             "reason": result.skip_reason})
                 continue
-            segments = features(result.segments)
-            record = _serialize(clip, segments, num_tags)
+            if result.example is not None:  # raw features: serialized by the worker
+                record, num_segments = result.example, result.num_segments
+            else:
+                segments = features(result.segments)
+                record, num_segments = _serialize(clip, segments, num_tags), len(segments)
             try:
                 writer.write(record)
             except Exception as error:
@@ -237,7 +266,7 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
                 raise write_failed(error) from None
             written += len(record)
             manifest["clip_ids"].append(clip.clip_id)
-            manifest["segments"] += int(segments.shape[0])
+            manifest["segments"] += int(num_segments)
             if result.full_seconds is not None:
                 manifest["cut"].append({"clip_id": clip.clip_id, "path": clip.path,
                                         "seconds": round(result.full_seconds, 2)})
@@ -459,7 +488,7 @@ def _remove_outputs(out_dir: str) -> None:
     if not fileio.isdir(out_dir):
         return
     for name in fileio.listdir(out_dir):
-        if SHARD_PATTERN.match(name.removesuffix(".tmp")) or name in (
+        if SHARD_PATTERN.match(name) or SHARD_TEMP_PATTERN.match(name) or name in (
                 INFO_FILE, f"{INFO_FILE}.tmp"):
             fileio.remove(join_path(out_dir, name))
     state = join_path(out_dir, STATE_DIR)

@@ -49,7 +49,9 @@ RUN_FIELDS = ("data_dir", "model", "model_args", "window_segments", "batch_size"
               "schedule", "optimizer", "momentum", "lr", "lr_decay", "num_lr_decays",
               "initial_stage", "patience", "monitor", "max_epochs_per_stage",
               "switch_epochs", "total_epochs", "steps_per_epoch", "validation_steps",
-              "shuffle_segments", "num_read_threads", "seed")
+              "shuffle_segments", "num_read_threads", "seed", "augment",
+              "noisy_student")
+NESTED_FIELDS = ("model_args", "noisy_student")  # compared key by key (one flag each)
 # Files whose presence shows that a run folder holds work worth keeping.
 RUN_OUTPUTS = ("history.csv", "metrics.json", "model.keras", "model.hdf5")
 
@@ -543,19 +545,25 @@ def resume_settings(config: TrainConfig, given=None) -> TrainConfig:
     before = json.loads(json.dumps(to_dict(saved)))
     differences, merged = [], dict(before)
     for field in RUN_FIELDS:
-        if field == "model_args":
+        if field in NESTED_FIELDS:
             continue
         if given is None or field in given:
             if _comparable(field, asked[field]) != _comparable(field, before[field]):
                 differences.append((flag_name(field), asked[field], before[field]))
-    for key in sorted(set(asked["model_args"]) | set(before["model_args"])):
-        if given is not None and key not in given:
-            continue
-        mine, theirs = asked["model_args"].get(key), before["model_args"].get(key)
-        if key == "multi":  # shown as the flag: --no-multi set or not
-            mine, theirs = ("set" if v is False else "not set" for v in (mine, theirs))
-        if mine != theirs:
-            differences.append((flag_name(key), mine, theirs))
+    for field in NESTED_FIELDS:
+        mine_all, theirs_all = asked[field] or {}, before.get(field) or {}
+        merged[field] = dict(theirs_all)
+        for key in sorted(set(mine_all) | set(theirs_all)):
+            if given is not None and key not in given:
+                continue
+            merged[field][key] = mine_all.get(key)
+            mine, theirs = mine_all.get(key), theirs_all.get(key)
+            if field == "noisy_student":  # the teacher and unlabelled folders are paths
+                mine, theirs = _comparable("data_dir", mine), _comparable("data_dir", theirs)
+            if key == "multi":  # shown as the flag: --no-multi set or not
+                mine, theirs = ("set" if v is False else "not set" for v in (mine, theirs))
+            if mine != theirs:
+                differences.append((flag_name(key), mine, theirs))
     if differences:
         run_dir = join_path(config.train_dir, config.run_name or default_run_name(config))
         listed = ", ".join(f"{flag} {_shown(mine)} (the run has {_shown(theirs)})"

@@ -5,7 +5,6 @@ imports so that `train.py --help` stays fast)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 
 from tagger.cli import non_negative_float, positive_int
 from tagger.errors import UserError
@@ -22,7 +21,8 @@ def add_flags(parser) -> None:
                             "chain (with --teacher: the labelled half too)")
     group.add_argument("--teacher", default=None, metavar="MODEL",
                        help="a model.keras/.hdf5 from train.py: train a student on half "
-                            "labelled, half unlabelled windows with its soft labels")
+                            "labelled, half unlabelled windows with its soft labels "
+                            "(default: none, supervised training)")
     group.add_argument("--unlabelled-split", default=None, metavar="SPLIT",
                        help="with --teacher: the unlabelled split (default: student)")
     group.add_argument("--unlabelled-data-dir", default=None, metavar="PATH",
@@ -60,9 +60,9 @@ def rounds(args) -> int:
 def train_rounds(config, rounds: int = 1) -> dict:
     """Trains `rounds` noisy-student rounds: round 1 with the configured
     teacher in the run folder `run_name`, round r > 1 in `run_name-round<r>`
-    with round r - 1's model.keras as its teacher. With `resume`, finished
-    rounds are skipped. Returns the last round's metrics."""
-    from tagger import fileio
+    with round r - 1's model.keras as its teacher. With `resume`, each round
+    resumes as any run does (a finished one says so and is not trained
+    again). Returns the last round's metrics."""
     from tagger.config import join_path
     from tagger.training.run import default_run_name, train
 
@@ -71,21 +71,13 @@ def train_rounds(config, rounds: int = 1) -> dict:
     name = config.run_name or default_run_name(config)
     metrics = None
     for r in range(1, rounds + 1):
-        run_name = name if r == 1 else f"{name}-round{r}"
-        current = dataclasses.replace(config, run_name=run_name)
+        current = dataclasses.replace(config, run_name=name if r == 1 else f"{name}-round{r}")
         if r > 1:
             teacher = join_path(metrics["run_dir"], "model.keras")
             current = dataclasses.replace(current, noisy_student=dataclasses.replace(
                 config.noisy_student, teacher=teacher))
-        done = join_path(config.train_dir, run_name, "metrics.json")
-        state = join_path(config.train_dir, run_name, "state.json")
-        if config.resume and fileio.exists(done) and fileio.exists(state) \
-                and json.loads(fileio.read_text(state)).get("done"):
-            metrics = json.loads(fileio.read_text(done))
-            print(f"round {r}: finished before ({metrics['run_dir']})", flush=True)
-            continue
         if rounds > 1:
-            print(f"round {r} of {rounds}: teacher "
-                  f"{current.noisy_student.teacher}", flush=True)
-        metrics = train(current)
+            print(f"round {r} of {rounds}: teacher {current.noisy_student.teacher}",
+                  flush=True)
+        metrics = train(current)  # with resume, a finished round returns its metrics
     return metrics

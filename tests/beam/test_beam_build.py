@@ -66,15 +66,15 @@ def test_cut_short_shard_keeps_a_temporary_name_and_a_rerun_finishes(
         synthetic_mtt, raw_records, tmp_path, monkeypatch):
     data_dir, _ = synthetic_mtt
     out = tmp_path / "beam"
-    serialize, calls = writer._serialize, []
+    decode, calls = writer.decode_clip, []
 
-    def failing(*args):
+    def failing(task):  # the per-clip step (decode and serialize) of one clip fails
         calls.append(1)
         if len(calls) == 7:  # inside the second shard
             raise OSError("worker lost")
-        return serialize(*args)
+        return decode(task)
 
-    monkeypatch.setattr(writer, "_serialize", failing)
+    monkeypatch.setattr(writer, "decode_clip", failing)
     with pytest.raises(Exception, match="worker lost"):
         beam_build(data_dir, out)
     names = os.listdir(out)
@@ -84,7 +84,7 @@ def test_cut_short_shard_keeps_a_temporary_name_and_a_rerun_finishes(
     local = files_digest(raw_records[0])
     for name, digest in files_digest(out).items():  # only complete shards have their name
         assert digest == local[name], name
-    monkeypatch.setattr(writer, "_serialize", serialize)
+    monkeypatch.setattr(writer, "decode_clip", decode)
     stamps = {n: (out / n).stat().st_mtime_ns for n in shards}
     beam_build(data_dir, out)
     assert files_digest(out) == local

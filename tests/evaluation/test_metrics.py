@@ -47,3 +47,53 @@ def test_binary_crossentropy_matches_formula():
     p = np.array([[0.9, 0.2], [0.3, 0.6]])
     expected = -np.mean([np.log(0.9), np.log(0.8), np.log(0.7), np.log(0.6)])
     assert binary_crossentropy(y, p) == pytest.approx(expected)
+
+
+def _direct_bootstrap(labels, scores, resamples, seed):
+    """The textbook bootstrap: sklearn on every resample of the clips."""
+    rng = np.random.default_rng(seed)
+    clips = len(labels)
+    keep = [t for t in range(labels.shape[1]) if 0 < labels[:, t].sum() < clips]
+    rocs, prs = [], []
+    for _ in range(resamples):
+        idx = rng.integers(0, clips, clips)
+        y, s = labels[idx], scores[idx]
+        usable = [t for t in keep if 0 < y[:, t].sum() < clips]
+        rocs.append(np.mean([roc_auc_score(y[:, t], s[:, t]) for t in usable]))
+        prs.append(np.mean([average_precision_score(y[:, t], s[:, t]) for t in usable]))
+    return rocs, prs
+
+
+def test_bootstrap_intervals_equal_a_direct_sklearn_bootstrap():
+    from tagger.evaluation.metrics import bootstrap_intervals
+
+    labels, scores = _random_case(seed=3, clips=40, tags=6)
+    scores = np.round(scores, 1)  # many tied scores
+    labels[:, 5] = 0
+    labels[:3, 5] = 1  # a rare tag: missing from some resamples
+    rocs, prs = _direct_bootstrap(labels, scores, 150, seed=7)
+    got = bootstrap_intervals(labels, scores, resamples=150, seed=7)
+    assert got["roc_auc"] == pytest.approx(tuple(np.percentile(rocs, [2.5, 97.5])),
+                                           abs=1e-12)
+    assert got["pr_auc"] == pytest.approx(tuple(np.percentile(prs, [2.5, 97.5])), abs=1e-12)
+    assert got["resamples"] == 150 and got["seed"] == 7 and got["level"] == 0.95
+    full = tag_metrics(labels, scores, [f"t{i}" for i in range(6)])
+    assert got["roc_auc"][0] < full.roc_auc < got["roc_auc"][1]
+    again = bootstrap_intervals(labels, scores, resamples=150, seed=8)
+    assert again["roc_auc"] != got["roc_auc"]  # the seed matters
+
+
+def test_tags_with_few_clips_are_flagged():
+    labels, scores = _random_case(seed=2, clips=30, tags=3)
+    labels[:, 0] = 0
+    labels[:4, 0] = 1  # 4 positives
+    labels[:, 1] = 1
+    labels[:3, 1] = 0  # 3 negatives
+    labels[:, 2] = 0
+    labels[:10, 2] = 1
+    result = tag_metrics(labels, scores, ["rare", "common", "fine"])
+    flags = dict(zip(result.per_tag.tag, result.per_tag.few_clips))
+    assert flags == {"rare": True, "common": True, "fine": False}
+    assert dict(zip(result.per_tag.tag, result.per_tag.negatives))["common"] == 3
+    assert result.as_dict()["few_clip_tags"] == sorted(["rare", "common"],
+                                                       key=list(result.per_tag.tag).index)

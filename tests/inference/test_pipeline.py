@@ -187,3 +187,20 @@ def test_truncated_mp3_streams_only_what_decodes(tmp_path):
         np.testing.assert_allclose(streamed, reference, atol=1e-6)
     result = next(tag_files(FakePredictor(), [str(path)], batch_size=4, workers=1))
     assert result.windows == len(reference) // WINDOW and result.samples == len(reference)
+
+
+def test_undecodable_file_is_reported_and_its_descriptor_closed_once(tmp_path):
+    """libsndfile closes a descriptor it fails to open; closing it again
+    would report EBADF (or close another thread's file)."""
+    from tagger.audio import AudioDecodeError, audio_windows
+
+    bad = tmp_path / "bad.mp3"
+    bad.write_text("this is not audio\n" * 20)
+    keep = os.open(tmp_path / "bad.mp3", os.O_RDONLY)
+    try:
+        for _ in range(3):
+            with pytest.raises(AudioDecodeError, match="not decodable audio"):
+                list(audio_windows(str(bad), 22050, 1000))
+        os.fstat(keep)  # still open
+    finally:
+        os.close(keep)

@@ -311,12 +311,12 @@ def test_paths_that_are_not_regular_files_are_skipped_with_a_reason(
     assert code == 1
     assert [row["path"] for row in json.loads(out)] == [str(odd_folder / "good.wav")]
     assert sorted(err[:-1]) == sorted([
-        f"skipped {odd_folder / 'gone.flac'}: a broken symbolic link",
-        f"skipped {odd_folder / 'loop_a.mp3'}: a symbolic link loop",
-        f"skipped {odd_folder / 'loop_b.mp3'}: a symbolic link loop",
-        f"skipped {odd_folder / 'pipe.wav'}: a named pipe (FIFO), not a regular file",
-        f"skipped {odd_folder / 'loop_a.mp3'}: a symbolic link loop",
-        "skipped /dev/zero: a device, not a regular file"])
+        f"skipped {odd_folder / 'gone.flac'}: broken symlink",
+        f"skipped {odd_folder / 'loop_a.mp3'}: symlink loop",
+        f"skipped {odd_folder / 'loop_b.mp3'}: symlink loop",
+        f"skipped {odd_folder / 'pipe.wav'}: not a regular file (a FIFO)",
+        f"skipped {odd_folder / 'loop_a.mp3'}: symlink loop",
+        "skipped /dev/zero: not a regular file (a character device)"])
     assert err[-1] == "6 of 7 inputs skipped"
 
 
@@ -337,7 +337,7 @@ def test_special_files_handed_to_the_pipeline_are_never_opened(cnn, odd_folder):
     finally:
         signal.alarm(0)
     assert [r.error for r in results] == [
-        "a named pipe (FIFO), not a regular file", "a device, not a regular file", None]
+        "not a regular file (a FIFO)", "not a regular file (a character device)", None]
 
 
 def test_nan_audio_is_skipped_and_json_stays_valid(cnn, music, tmp_path, capsys):
@@ -402,3 +402,22 @@ def test_taggram_of_a_padded_file_shades_the_padding(cnn, music):
     assert axes.get_xlim() == pytest.approx((0.0, WINDOW / RATE))
     assert "zero padding" in axes.get_title()
     assert len(taggram_figure(full, TAGS).axes[0].patches) == 0  # nothing padded
+
+
+@pytest.mark.slow  # two TFLite conversions: about 20 s
+def test_tflite_engines_score_like_keras(cnn, music, capsys):
+    path, _ = cnn
+
+    def scores(*flags):
+        code, out, err = run_tag(capsys, path, music / "a.wav", music / "short.wav",
+                                 "--format", "csv", *flags)
+        assert code == 0 and err == [], err
+        return np.array([row[4:] for row in csv.reader(out.splitlines()[1:])], np.float64)
+
+    keras_scores = scores()
+    np.testing.assert_allclose(scores("--engine", "tflite"), keras_scores, atol=1e-5)
+    dynamic = scores("--engine", "tflite-dynamic")  # int8 weights: close, not equal
+    assert np.abs(dynamic - keras_scores).max() < 0.05
+    code, _, err = run_tag(capsys, path, music / "a.wav", "--engine", "tflite",
+                           "--embeddings", "x.npz")
+    assert code == 2 and len(err) == 1 and "--embeddings needs --engine keras" in err[0]

@@ -206,3 +206,12 @@ def test_real_command_line(self_attention_model, audio_files, tmp_path):
     meta = json.loads((tmp_path / "long_maps.json").read_text())
     assert len(meta["shown_tags"]) == 3
     assert is_png(tmp_path / "long_contributions.png")
+
+
+def test_attention_rows_print_their_scale(window_maps):
+    from tagger.interpret.plots import plot_attention
+
+    figure = plot_attention(window_maps)
+    values = window_maps.attention_over_time()
+    notes = [text.get_text() for text in figure.axes[1].texts]
+    assert notes == [f"{np.nanmin(values):.3g}..{np.nanmax(values):.3g}"]

@@ -130,14 +130,14 @@ KILL_DRIVER = textwrap.dedent("""
                     os.kill(os.getpid(), signal.SIGKILL)
             original(src, dst)
         writer.fileio.rename = rename
-    else:  # in the middle of writing a shard
-        original = writer._serialize
-        def serialize(*args):
+    else:  # in the middle of writing a shard (one worker decodes in this process)
+        original = writer.decode_clip
+        def decode(task):
             calls[0] += 1
             if calls[0] == count:
                 os.kill(os.getpid(), signal.SIGKILL)
-            return original(*args)
-        writer._serialize = serialize
+            return original(task)
+        writer.decode_clip = decode
     build_mtt(build_config(sys.argv[1], sys.argv[2]))
 """)
 

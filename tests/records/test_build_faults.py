@@ -16,7 +16,7 @@ import soundfile
 
 from tagger.datasets.mtt import build_mtt
 from tagger.errors import UserError
-from tagger.records import reader, writer
+from tagger.records import writer
 from tests.conftest import build_config
 from tests.records import dying_decoder
 from tests.records.test_build import files_digest
@@ -89,6 +89,8 @@ def test_long_clips_are_cut_and_listed(synthetic_mtt, raw_records, tmp_path):
     stored = json.loads((tmp_path / "out" / "dataset_info.json").read_text())
     assert stored["cut"] == info["cut"]
     assert raw_records[1]["cut"] == []
+    from tagger.records.info import describe
+    assert f"cut {clips} clip(s) longer than 3 s" in describe(info, str(tmp_path / "out"))
 
 
 def test_a_decoder_that_dies_skips_its_clip_and_the_build_finishes(
@@ -211,3 +213,24 @@ def test_full_disk_removes_the_partial_shard_and_the_rerun_resumes(
     monkeypatch.setattr(writer, "_open_record_writer", original)
     build_mtt(build_config(data_dir, out))
     assert files_digest(out) == files_digest(raw_records[0])
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_tensorflow_full_disk_error_reads_as_a_full_disk(synthetic_mtt, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    data_dir, _ = synthetic_mtt
+    original = writer._open_record_writer
+    calls = []
+
+    def open_writer(path):  # the third shard goes to a device that is always full
+        calls.append(path)
+        if len(calls) < 3:
+            return original(path)
+        open(path, "wb").close()
+        return tf.io.TFRecordWriter("/dev/full")
+
+    monkeypatch.setattr(writer, "_open_record_writer", open_writer)
+    with pytest.raises(UserError, match="the disk is full: free at least"):
+        build_mtt(build_config(data_dir, tmp_path / "out"))
+    assert not any(n.endswith(".tmp") for n in os.listdir(tmp_path / "out"))

@@ -35,3 +35,32 @@ def test_round_trip(dtype, shape):
 def test_rejects_other_dtypes():
     with pytest.raises(ValueError, match="int16 or float32"):
         serialize_example(1, "x", np.zeros(2), np.zeros((1, 3), np.float64))
+
+
+def tensorflow_example(clip_id, path, tags, segments):
+    """The example as TensorFlow's own protobuf classes serialize it."""
+    def ints(values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+    def raw(value):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    return tf.train.Example(features=tf.train.Features(feature={
+        "clip_id": ints([clip_id]), "path": raw(path.encode()),
+        "tags": ints(np.asarray(tags, np.int64)), "num_segments": ints([segments.shape[0]]),
+        "segment_shape": ints(segments.shape[1:]), "dtype": raw(segments.dtype.name.encode()),
+        "segments": raw(segments.tobytes()),
+    })).SerializeToString(deterministic=True)
+
+
+@pytest.mark.parametrize("clip_id,path,tags,shape,dtype", [
+    (42, "a/b.mp3", [0, 1, 1, 0], (3, 59), "int16"),
+    (2**40 + 7, "ü/ß é.mp3", [1] * 50, (10, 59049), "int16"),
+    (-5, "", [0] * 200, (2, 129, 128), "float32"),
+    (0, "x" * 300, [1, 0], (0, 16), "float32"),
+])
+def test_bytes_equal_tensorflow_serialization(clip_id, path, tags, shape, dtype):
+    rng = np.random.default_rng(1)
+    segments = (rng.standard_normal(shape) * 1000).astype(dtype)
+    assert serialize_example(clip_id, path, np.array(tags), segments) == \
+        tensorflow_example(clip_id, path, tags, segments)

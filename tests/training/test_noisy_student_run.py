@@ -16,7 +16,7 @@ import pytest
 import train as train_cli
 from tagger.config import NoisyStudentConfig, TrainConfig
 from tagger.errors import UserError
-from tagger.training.run import train
+from tagger.training.run import resume_settings, train
 from tagger.training.semi_supervised_cli import train_rounds
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -143,25 +143,83 @@ def test_student_resumes_after_sigkill(student_records, teacher, tmp_path):
     command = [sys.executable, str(ROOT / "train.py"), "--data-dir", student_records[0],
                "--train-dir", str(tmp_path), "--block", "basic", "--alpha", "2",
                "--width", "0.0625", "--batch-size", "4", "--num-lr-decays", "1",
-               "--max-epochs-per-stage", "4", "--patience", "9", "--steps-per-epoch", "2",
+               "--max-epochs-per-stage", "3", "--patience", "9", "--steps-per-epoch", "2",
                "--validation-steps", "1", "--strategy", "default", "--no-test",
-               "--no-progress", "--teacher", teacher, "--augment"]
-    state_path = tmp_path / "samplecnn-basic-multi-student" / "state.json"
+               "--no-progress", "--run-name", "ns", "--teacher", teacher, "--augment"]
+    state_path = tmp_path / "ns" / "state.json"
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while time.time() < deadline:
-        if state_path.exists() and json.loads(state_path.read_text())["epoch"] >= 2:
+        if state_path.exists() and json.loads(state_path.read_text())["epoch"] == 2:
             break
         assert process.poll() is None, process.stderr.read().decode()
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
     before = json.loads(state_path.read_text())
-    assert 2 <= before["epoch"] < 4
+    assert before["epoch"] == 2
     rows_before = pd.read_csv(state_path.parent / "history.csv")
-    done = subprocess.run(command + ["--resume"], capture_output=True, text=True)
+    # a resume takes the teacher and its settings from the run; other values are refused
+    args = train_cli.parse_args(command[2:] + ["--resume", "--pseudo-label-weight", "0.5"])
+    with pytest.raises(UserError, match=r"--pseudo-label-weight 0.5 \(the run has 1.0\)"):
+        resume_settings(train_cli.config_from_args(args), train_cli.given_fields(args))
+    plain = command[:command.index("--teacher")]
+    done = subprocess.run(plain + ["--resume"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert f"resuming {state_path.parent} after epoch {before['epoch']}" in done.stdout
     history = pd.read_csv(state_path.parent / "history.csv")
-    assert list(history.epoch) == [1, 2, 3, 4]
+    assert list(history.epoch) == [1, 2, 3]
     pd.testing.assert_frame_equal(history.iloc[:len(rows_before)], rows_before)
+    saved = json.loads((state_path.parent / "config.json").read_text())
+    assert saved["noisy_student"]["teacher"] == teacher and saved["augment"] is True
+
+
+def test_augmentation_needs_raw_records(synthetic_mtt, tmp_path):
+    from tagger.config import FeatureConfig
+    from tagger.datasets.mtt import build_mtt
+    from tagger.models.transformer import LOGMEL
+    from tests.conftest import build_config
+
+    records = tmp_path / "logmel"
+    build_mtt(build_config(synthetic_mtt[0], records,
+                           features=FeatureConfig("logmel", logmel=LOGMEL)))
+    with pytest.raises(UserError, match="--augment augments raw audio but .* holds logmel"):
+        train(config(str(records), tmp_path / "runs", model="transformer", augment=True,
+                     model_args={"conv_ndim": 4, "attention_ndim": 8}, schedule="staged"))
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_mixed_precision_student(student_records, teacher, tmp_path):
+    # (the XLA-compiled step is checked on small models in test_semi_supervised.py)
+    metrics = train(config(student_records[0], tmp_path, mixed_precision="bfloat16",
+                           noisy_student=NoisyStudentConfig(teacher=teacher)))
+    assert np.isfinite(metrics["best"]["train_loss"])
+
+
+@pytest.mark.slow
+def test_multiworker_student_with_two_local_workers(student_records, teacher, tmp_path):
+    import os
+
+    from tests.training.test_distributed import free_ports
+
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
+    command = [sys.executable, str(ROOT / "train.py"), "--data-dir", student_records[0],
+               "--train-dir", str(tmp_path), "--block", "basic", "--alpha", "2",
+               "--width", "0.0625", "--batch-size", "8", "--num-lr-decays", "1",
+               "--max-epochs-per-stage", "1", "--steps-per-epoch", "2",
+               "--validation-steps", "1", "--strategy", "multiworker", "--no-test",
+               "--no-progress", "--teacher", teacher]
+    workers = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True))
+    outputs = [w.communicate(timeout=600) for w in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err[-3000:]
+    run_dir = tmp_path / "samplecnn-basic-multi-student"
+    assert list(pd.read_csv(run_dir / "history.csv").epoch) == [1]
+    assert (run_dir / "model.keras").exists()
+    assert "epoch 1:" in outputs[0][0] and "epoch" not in outputs[1][0]

@@ -101,6 +101,15 @@ def test_resume_refuses_changed_settings(uninterrupted, capsys):
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
 
 
+def test_resume_checks_flags_against_the_saved_schedule(uninterrupted, capsys):
+    run_dir, config = uninterrupted  # a staged run
+    flags = ["--train-dir", str(run_dir.parent), "--block", "rese", "--resume"]
+    code, _, err = train_main(capsys, *flags, "--total-epochs", "9")
+    one_line_error(code, err, "--total-epochs only applies to the won schedule")
+    code, _, err = train_main(capsys, *flags, "--schedule", "won")
+    one_line_error(code, err, "--schedule won (the run has staged)")
+
+
 def test_a_finished_run_says_so(uninterrupted, capsys, monkeypatch):
     run_dir, config = uninterrupted
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}

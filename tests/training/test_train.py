@@ -123,6 +123,7 @@ def test_resume_after_sigkill_continues_the_same_stage(raw_records, tmp_path):
     done = subprocess.run(command + ["--resume"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert f"resuming {state_path.parent} after epoch {before['epoch']}" in done.stdout
+    assert "could not be found" not in done.stderr  # restored quietly
     history = pd.read_csv(state_path.parent / "history.csv")
     assert list(history.epoch) == [1, 2, 3, 4, 5, 6]
     assert list(history.stage) == [0, 0, 0, 1, 1, 1]

@@ -4,8 +4,10 @@ Clip ids are the tracks' ROWIDs in track_metadata.db's `songs` table (the
 records store int64 ids; `SELECT track_id FROM songs WHERE ROWID = ?` gives
 the MSD id back); paths are relative to the audio folder. Splits are stored
 as columns (`ClipColumns`), so a million tracks are a few numpy arrays.
-Tracks without audio and the known broken MSD ids are planned as known
-broken: the writer skips them and lists each with its reason.
+The known broken MSD ids are planned as known broken: the writer skips
+them and lists each with its reason. Tracks without an audio file (or
+without a 7digital id) are left out of the plan, counted per split in the
+notes, the first few named with their reason.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tagger.errors import UserError
 
 AUDIO_DIR = "audio"
 KNOWN_BROKEN_REASON = "known broken or short MSD audio (skipped by sota-music-tagging-models)"
+MISSING_EXAMPLES = 20  # tracks without audio named in the notes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +72,7 @@ def plan_msd(data_dir: str, settings: MsdSettings = MsdSettings(),
                         f"{' or '.join(layouts.LAYOUTS)}")
 
     with tqdm(desc="reading track_metadata.db", unit="track", disable=not progress) as bar:
-        songs = read_songs(data_dir, progress=bar.update)
+        songs = read_songs(data_dir, progress=bar)
     if settings.source == "lastfm":
         found = label_sources.from_lastfm(data_dir, songs, settings.top_k,
                                           settings.min_tag_value, settings.seed)
@@ -84,30 +87,34 @@ def plan_msd(data_dir: str, settings: MsdSettings = MsdSettings(),
         used[pos] = True
     no_path = used & (paths == b"")
     paths[no_path] = [b"no-7digital-id/" + t for t in songs.track_ids[no_path]]
-    known_broken, absent_mask = {}, np.zeros(len(songs), bool)
+    known_broken, absent_mask = {}, no_path.copy()
     broken_ids = np.isin(songs.track_ids, np.array(sorted(KNOWN_BROKEN_IDS), dtype="S18"))
     for i in np.flatnonzero(used & broken_ids):
         known_broken[paths[i].decode()] = KNOWN_BROKEN_REASON
     if settings.check_audio:
-        todo = np.flatnonzero(used & ~broken_ids)
+        todo = np.flatnonzero(used & ~broken_ids & ~no_path)
         with tqdm(total=len(todo), desc="looking for audio files", unit="track",
                   disable=not progress) as bar:
             absent = layouts.missing(audio_root, paths[todo], progress=bar.update)
         absent_mask[todo[absent]] = True
-        for i in todo[absent]:
-            path = paths[i].decode()
-            known_broken[path] = ("no 7digital id in track_metadata.db"
-                                  if path.startswith("no-7digital-id/") else "no audio file")
-    no_audio = {split: int(absent_mask[pos].sum()) for split, pos in found.positions.items()}
-
-    splits = {split: ClipColumns(songs.rowid[pos], paths[pos], found.labels[split])
-              for split, pos in found.positions.items()}
-    artists = {split: int(len(np.unique(songs.artist[pos])))
-               for split, pos in found.positions.items()}
+    # Tracks without audio leave the plan: counted per split, a few named.
+    no_audio, examples, splits, artists = {}, [], {}, {}
+    for split, pos in found.positions.items():
+        gone = absent_mask[pos]
+        no_audio[split] = int(gone.sum())
+        for i in pos[gone][:max(0, MISSING_EXAMPLES - len(examples))]:
+            reason = ("no 7digital id in track_metadata.db" if no_path[i]
+                      else f"no audio file {paths[i].decode()}")
+            examples.append(f"{songs.track_ids[i].decode()}: {reason}")
+        keep = pos[~gone]
+        labels = found.labels[split]
+        splits[split] = ClipColumns(songs.rowid[keep], paths[keep],
+                                    None if labels is None else labels[~gone])
+        artists[split] = int(len(np.unique(songs.artist[keep])))
     notes = {"label_source": found.source, "layout": layout, "audio_extension": ext,
              "tracks_in_metadata": len(songs), "tracks_without_audio": no_audio,
-             "artists": artists, "clip_id": "ROWID of the track in track_metadata.db songs",
-             **found.notes}
+             "tracks_without_audio_examples": examples, "artists": artists,
+             "clip_id": "ROWID of the track in track_metadata.db songs", **found.notes}
     return DatasetPlan(
         name="msd", audio_root=audio_root, tag_names=tuple(found.tag_names), splits=splits,
         known_broken=known_broken, notes=notes,

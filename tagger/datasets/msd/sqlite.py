@@ -92,10 +92,14 @@ class Songs:
 
 
 def read_songs(data_dir: str, progress=None) -> Songs:
-    """Streams the `songs` table into columns. `progress(n)` is called per block."""
+    """Streams the `songs` table into columns. `progress` (a tqdm bar) gets
+    its total, then an update per block."""
     con = connect(data_dir, METADATA_DB)
     try:
         total = con.execute("SELECT COUNT(*) FROM songs").fetchone()[0]
+        if progress is not None:
+            progress.total = total
+            progress.refresh()
         rowid = np.empty(total, np.int64)
         track_ids = np.empty(total, ID_DTYPE)
         artists = np.empty(total, ID_DTYPE)
@@ -111,7 +115,7 @@ def read_songs(data_dir: str, progress=None) -> Songs:
             digital[n:n + k] = [-1 if v is None or v == "" else int(v) for v in d]
             n += k
             if progress is not None:
-                progress(k)
+                progress.update(k)
     finally:
         con.close()
     if n == 0:

@@ -1,0 +1,70 @@
+"""A saved tagger converted to TFLite and run by LiteRT: the `--engine
+tflite*` choices of tag.py.
+
+The model (with its log-mel front end, for spectrogram families) is
+converted in memory to the same `serve` signature export.py writes
+(`waveform (batch, window_samples)` -> `scores (batch, tags)`), optionally
+with quantised weights, and run by LiteRT's interpreter with XNNPACK (its
+default CPU delegate for float models) on every core. Same call as
+`Predictor`, without embeddings.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+ENGINES = {"keras": None, "tflite": None, "tflite-fp16": "fp16", "tflite-dynamic": "dynamic"}
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class TFLitePredictor:
+    """`predictor(windows)` -> `(scores (batch, tags), None)` on LiteRT.
+
+    `engine`: "tflite" (float32), "tflite-fp16" (float16 weights) or
+    "tflite-dynamic" (int8 weights, dynamic-range quantisation);
+    `threads`: interpreter threads (default: every core this process may
+    use). `select_tf_ops` tells whether the model needed TensorFlow ops
+    (then TensorFlow's interpreter runs it, with the Flex delegate).
+    """
+
+    embedding_layer = None
+    embedding_dim = None
+
+    def __init__(self, model, info: dict | None, engine: str = "tflite",
+                 threads: int | None = None):
+        from tagger.inference.export import ServingModel, tflite_bytes, tflite_interpreter
+        from tagger.inference.native_stderr import native_stderr_silenced
+
+        if engine not in ENGINES or engine == "keras":
+            raise ValueError(f"engine must be one of {[e for e in ENGINES if e != 'keras']}, "
+                             f"got {engine!r}")
+        serving = ServingModel(model, info)
+        self.engine = engine
+        self.sample_rate, self.window_samples = serving.sample_rate, serving.window_samples
+        self.tag_names, self.warning = list(serving.tag_names), serving.warning
+        self.content, self.select_tf_ops = tflite_bytes(serving, ENGINES[engine])
+        self.threads = threads or available_cores()
+        with native_stderr_silenced():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate"
+            interpreter = tflite_interpreter(content=self.content,
+                                             select_tf_ops=self.select_tf_ops,
+                                             num_threads=self.threads)
+            self._runner = interpreter.get_signature_runner("serve")
+            self._runner(waveform=np.zeros((1, self.window_samples), np.float32))  # delegate
+        self._interpreter = interpreter  # the runner needs it alive
+
+    @property
+    def num_tags(self) -> int:
+        return len(self.tag_names)
+
+    def __call__(self, windows: np.ndarray):
+        x = np.ascontiguousarray(windows, np.float32)  # (batch, window_samples)
+        scores = self._runner(waveform=x)["scores"]
+        return np.array(scores, np.float32), None

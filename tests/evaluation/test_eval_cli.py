@@ -1,0 +1,246 @@
+"""eval.py and extract_excitations.py: honest reports, settings that must match,
+damaged shards and unwritable outputs as one line."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import eval as eval_cli
+import extract_excitations as excitations_cli
+from tagger.config import TrainConfig
+from tagger.errors import UserError
+from tests.checks import call_main, one_line_error
+
+
+@pytest.fixture(scope="module")
+def tiny_model(raw_records, tmp_path_factory):
+    """An untrained tiny SE sample-level CNN saved as train.py saves it."""
+    import keras
+
+    from tagger.models.saved import save_tagger
+    from tagger.training import model_setup
+
+    records, info = raw_records
+    config = TrainConfig(data_dir=records, model="samplecnn",
+                         model_args={"block": "se", "multi": True, "alpha": 2,
+                                     "width": 1 / 16})
+    keras.utils.set_random_seed(0)
+    model = model_setup.build(config, info, 1)
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    save_tagger(model, model_setup.model_info(config, info, 1), str(path))
+    return str(path)
+
+
+def copy_records(records, target, change_info=None):
+    """A copy of the records folder, its dataset_info.json edited by `change_info`."""
+    shutil.copytree(records, target)
+    path = os.path.join(target, "dataset_info.json")
+    with open(path) as f:
+        info = json.load(f)
+    if change_info:
+        change_info(info)
+    with open(path, "w") as f:
+        json.dump(info, f)
+    return str(target), info
+
+
+def run_eval(capsys, *argv):
+    return call_main(eval_cli.main, capsys, *argv, "--no-progress")
+
+
+def test_report_has_intervals_and_no_published_figures_on_synthetic_data(
+        tiny_model, raw_records, tmp_path, capsys):
+    records, info = raw_records
+    assert info["origin"]["kind"] == "synthetic"
+    out_json, out_csv = tmp_path / "r" / "m.json", tmp_path / "r" / "t.csv"
+    code, out, err = run_eval(capsys, tiny_model, "--data-dir", records, "--bootstrap", "200",
+                              "--seed", "4", "--out-json", out_json, "--per-tag-csv", out_csv)
+    assert code == 0, err
+    assert "not comparable with published MagnaTagATune results" in out
+    assert "0.9111" not in out and "Sample-level CNN" not in out
+    assert "[95% bootstrap confidence intervals over clips: 200 resamples, seed 4]" in out
+    report = json.loads(out_json.read_text())
+    low, high = report["roc_auc_ci"]
+    assert low <= report["roc_auc"] <= high and low < high
+    assert report["bootstrap"] == {"level": 0.95, "resamples": 200, "seed": 4}
+    assert report["dataset_origin"].startswith("synthetic data")
+    table = pd.read_csv(out_csv)
+    assert list(table.columns) == ["tag", "roc_auc", "pr_auc", "positives", "negatives",
+                                   "few_clips"]
+    few = table[(table.positives < 5) | (table.negatives < 5)]
+    assert len(few) and few.few_clips.all() and not table.few_clips[~table.index.isin(
+        few.index)].any()
+    assert sorted(report["few_clip_tags"]) == sorted(few.tag)
+    assert f"fewer than 5 positive or negative clips" in out
+    code, out, err = run_eval(capsys, tiny_model, "--data-dir", records, "--bootstrap", "0",
+                              "--out-json", out_json)
+    assert code == 0, err
+    assert json.loads(out_json.read_text())["roc_auc_ci"] is None
+    assert "confidence" not in out
+
+
+def test_published_figures_only_with_what_they_compare_to():
+    from tagger.evaluation.evaluate import published_lines
+
+    assert "not comparable" in published_lines({"kind": "synthetic", "generator": "g"})[0]
+    real = published_lines({"kind": "real", "dataset": "magnatagatune"})
+    assert "comparable only on the same split" in real[0] and "0.9111" in " ".join(real)
+    assert "does not record its origin" in published_lines({})[0]
+    assert published_lines({"kind": "real", "dataset": "msd"}) == []
+
+
+@pytest.mark.parametrize("change, fragments", [
+    (lambda i: i.update(sample_rate=16000), ["sample rate 22050 (the dataset has 16000)",
+                                             "--sample-rate 22050"]),
+    (lambda i: i.update(segment_length=19683), ["segment length 59049 (the dataset has "
+                                                "19683)"]),
+    (lambda i: i["features"].update(kind="logmel"),
+     ["raw input (the dataset holds logmel records)", "--features raw"]),
+])
+def test_model_and_dataset_audio_settings_must_match(tiny_model, raw_records, tmp_path,
+                                                     capsys, change, fragments):
+    records, _ = copy_records(raw_records[0], tmp_path / "copy", change)
+    code, _, err = run_eval(capsys, tiny_model, "--data-dir", records)
+    one_line_error(code, err, "the model was trained with", *fragments)
+
+
+def test_an_unlabelled_split_is_refused(tiny_model, raw_records, tmp_path, capsys):
+    records, _ = copy_records(raw_records[0], tmp_path / "copy",
+                              lambda i: i["splits"]["test"].update(labelled=False))
+    code, _, err = run_eval(capsys, tiny_model, "--data-dir", records)
+    one_line_error(code, err, "split 'test' holds no labels")
+
+
+@pytest.mark.parametrize("cut", ["truncated", "corrupted", "missing"])
+def test_a_damaged_test_shard_is_named(tiny_model, raw_records, tmp_path, capsys, cut):
+    records, info = copy_records(raw_records[0], tmp_path / "copy")
+    shard = os.path.join(records, info["splits"]["test"]["shards"][-1])
+    data = open(shard, "rb").read()
+    if cut == "missing":
+        os.remove(shard)
+    elif cut == "truncated":
+        open(shard, "wb").write(data[:len(data) - 1000])
+    else:
+        damaged = bytearray(data)
+        damaged[len(data) // 2] ^= 0xFF
+        open(shard, "wb").write(bytes(damaged))
+    problem = "is missing" if cut == "missing" else "is damaged"
+    code, _, err = run_eval(capsys, tiny_model, "--data-dir", records)
+    one_line_error(code, err, f"shard {shard!r} of the test split {problem}",
+                   "rerun build_mtt.py")
+    code, _, err = call_main(excitations_cli.main, capsys, tiny_model, "--data-dir", records,
+                             "--out", tmp_path / "ex.pkl", "--no-progress")
+    one_line_error(code, err, f"shard {shard!r} of the test split {problem}")
+    assert not (tmp_path / "ex.pkl").exists()
+
+
+@pytest.mark.slow
+def test_a_damaged_train_shard_stops_training_with_its_name(raw_records, tmp_path):
+    from tagger.training.run import train
+    from tests.training.test_train import tiny_config
+
+    records, info = copy_records(raw_records[0], tmp_path / "copy")
+    shard = os.path.join(records, info["splits"]["train"]["shards"][0])
+    data = open(shard, "rb").read()
+    open(shard, "wb").write(data[:len(data) - 1000])
+    with pytest.raises(UserError, match=f"shard '{shard}' of the train split is damaged"):
+        train(tiny_config(records, tmp_path / "runs", num_lr_decays=1, steps_per_epoch=50,
+                          evaluate_test=False))
+
+
+def test_a_shard_cut_between_records_is_caught_by_the_clip_count(tiny_model, raw_records,
+                                                                 tmp_path, capsys):
+    from tagger.records.reader import clip_labels
+
+    records, info = copy_records(raw_records[0], tmp_path / "copy")
+    shard = os.path.join(records, info["splits"]["test"]["shards"][0])
+    import tensorflow as tf
+
+    records_in_shard = [r.numpy() for r in tf.data.TFRecordDataset(shard)]
+    assert len(records_in_shard) > 1
+    data = open(shard, "rb").read()
+    open(shard, "wb").write(data[:len(records_in_shard[0]) + 16])  # the first record
+    lost = len(records_in_shard) - 1  # all but the first, whole record
+    expected = info["splits"]["test"]["clips"]
+    with pytest.raises(UserError, match=f"holds {expected - lost} clips but its "
+                                        f"dataset_info.json lists {expected}"):
+        clip_labels(records, "test", info)
+
+
+@pytest.mark.parametrize("flag", ["--out-json", "--per-tag-csv"])
+@pytest.mark.parametrize("layout, reason", [
+    ("folder", "it is a folder"),
+    ("parent_is_file", "a part of the path is a file"),
+    ("read_only", "permission denied"),
+])
+def test_unwritable_outputs_are_refused_before_evaluating(tiny_model, raw_records, tmp_path,
+                                                          capsys, monkeypatch, flag,
+                                                          layout, reason):
+    (tmp_path / "file").write_text("keep")
+    (tmp_path / "folder").mkdir()
+    path = {"folder": tmp_path / "folder", "parent_is_file": tmp_path / "file" / "r.json",
+            "read_only": "/sys/report.json"}[layout]
+    if layout == "read_only" and os.access("/sys", os.W_OK) and \
+            not _refuses_writes("/sys"):
+        pytest.skip("/sys accepts writes here")
+    import tagger.evaluation.evaluate as evaluate_module
+
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda *a, **k: pytest.fail("evaluated"))
+    code, _, err = run_eval(capsys, tiny_model, "--data-dir", raw_records[0], flag, path)
+    one_line_error(code, err, f"cannot write {flag} '{path}': {reason}")
+    assert (tmp_path / "file").read_text() == "keep"
+
+
+def _refuses_writes(folder):
+    try:
+        with open(os.path.join(folder, ".probe"), "wb"):
+            pass
+    except OSError:
+        return True
+    os.remove(os.path.join(folder, ".probe"))
+    return False
+
+
+def test_a_full_disk_at_the_end_leaves_no_partial_report(tiny_model, raw_records, tmp_path,
+                                                        capsys, monkeypatch):
+    import errno
+
+    from tagger import fileio
+
+    real_open = fileio.open_file
+
+    def open_file(path, mode="r"):
+        if str(path).endswith(".tmp"):
+            handle = real_open(path, mode)
+            handle.write(b"{")
+            handle.close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(path, mode)
+
+    monkeypatch.setattr(fileio, "open_file", open_file)
+    out = tmp_path / "m.json"
+    code, _, err = run_eval(capsys, tiny_model, "--data-dir", raw_records[0], "--bootstrap",
+                            "0", "--out-json", out)
+    one_line_error(code, err, f"cannot write --out-json '{out}': the disk is full")
+    assert os.listdir(tmp_path) == []
+
+
+def test_batch_size_must_be_positive(capsys):
+    for main in (eval_cli.main, excitations_cli.main):
+        code, _, err = call_main(main, capsys, "model.keras", "--batch-size", "0")
+        one_line_error(code, err, "argument --batch-size: expected a number >= 1, got '0'")
+
+
+@pytest.mark.parametrize("flag", ["--out", "--plots"])
+def test_excitation_outputs_that_cannot_be_written(tiny_model, raw_records, tmp_path, capsys,
+                                                   flag):
+    (tmp_path / "file").write_text("keep")
+    path = tmp_path / "file" / "sub"
+    code, _, err = call_main(excitations_cli.main, capsys, tiny_model, "--data-dir",
+                             raw_records[0], flag, path, "--no-progress")
+    one_line_error(code, err, f"cannot write {flag}", "a part of the path is a file")
+    assert (tmp_path / "file").read_text() == "keep"
