@@ -1,64 +1,9 @@
 """Evaluates a trained tagger: clip-level macro ROC-AUC and PR-AUC.
 
-    python eval.py log/samplecnn-se-multi/model.keras --data-dir dataset/tfrecord
+The command lives in tagger/commands/eval.py; `python eval.py --help` lists its flags.
 """
 
-from __future__ import annotations
-
-from tagger import cli
-from tagger.cli import ArgumentParser, non_negative_int, positive_int
-
-
-def parse_args(argv=None):
-    from tagger.evaluation.metrics import DEFAULT_BOOTSTRAP
-
-    p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", metavar="MODEL",
-                   help="a .keras or .hdf5 model written by train.py")
-    p.add_argument("--data-dir", default="./dataset/tfrecord", metavar="PATH",
-                   help="folder with dataset_info.json and shards (default: ./dataset/tfrecord)")
-    p.add_argument("--split", default="test",
-                   help="a labelled split of the dataset: train, val or test (default: test)")
-    p.add_argument("--batch-size", type=positive_int, default=32, metavar="N",
-                   help="windows per batch (default: 32)")
-    p.add_argument("--bootstrap", type=non_negative_int, default=DEFAULT_BOOTSTRAP,
-                   metavar="N", help="resamples of the clips for 95%% confidence intervals "
-                   f"of the macro AUCs; 0: none (default: {DEFAULT_BOOTSTRAP})")
-    p.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
-                   help="seed of the bootstrap resamples (default: 0)")
-    p.add_argument("--out-json", default=None, metavar="PATH",
-                   help="write the metrics as JSON here (default: none)")
-    p.add_argument("--per-tag-csv", default=None, metavar="PATH",
-                   help="write the per-tag table as CSV here (default: none)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
-
-
-def main(argv=None):
-    return cli.main(run, parse_args(argv))
-
-
-def run(args):
-    import json
-
-    from tagger import fileio
-    from tagger.evaluation.evaluate import evaluate, report_lines
-
-    outputs = [(args.out_json, "--out-json"), (args.per_tag_csv, "--per-tag-csv")]
-    for path, what in outputs:  # before the long part
-        if path:
-            fileio.check_output_file(path, what)
-    result = evaluate(args.model, args.data_dir, args.split, args.batch_size,
-                      progress=not args.no_progress, bootstrap=args.bootstrap,
-                      seed=args.seed)
-    print("\n".join(report_lines(result)))
-    if args.out_json:
-        fileio.write_output(args.out_json, json.dumps(result.as_dict(), indent=2) + "\n",
-                            "--out-json")
-    if args.per_tag_csv:
-        fileio.write_output(args.per_tag_csv, result.metrics.per_tag.to_csv(index=False),
-                            "--per-tag-csv")
-
+from tagger.commands.eval import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

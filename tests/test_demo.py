@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-import demo
+from tagger.commands import demo
 
 # 400 clips as in the real demo, but 10.8 s (four segments) each: as many
 # training segments as 160 full-length clips, and a test split of 66 clips

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-import demo
+from tagger.commands import demo
 from tagger.semi_supervised_demo import (SemiSupervisedDemoConfig, macro_aucs,
                                          paired_bootstrap, run_semi_supervised_demo)
 

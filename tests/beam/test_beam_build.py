@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
-import build_mtt  # noqa: E402
+from tagger.commands import build_mtt  # noqa: E402
 from tagger.beam.build import run_beam_build  # noqa: E402
 from tagger.beam.flags import BeamRun  # noqa: E402
 from tagger.datasets.mtt import plan_from_config  # noqa: E402

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-import convert_weights
+from tagger.commands import convert_weights  # noqa: E402
 from tagger.datasets.synthetic import MTT_TOP50
 from tagger.models.samplecnn import build_samplecnn
 from tagger.models.saved import load_tagger

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import convert_weights  # noqa: E402
+from tagger.commands import convert_weights  # noqa: E402
 from tagger.convert.self_attention import LOGMEL, cls_vector  # noqa: E402
 from tagger.datasets.synthetic import MTT_TOP50  # noqa: E402
 from tagger.models.saved import load_tagger  # noqa: E402

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import convert_weights  # noqa: E402
+from tagger.commands import convert_weights  # noqa: E402
 from tagger.config import LogMelConfig  # noqa: E402
 from tagger.datasets.msd.tags import CALS_TAGS  # noqa: E402
 from tagger.models import build_model  # noqa: E402

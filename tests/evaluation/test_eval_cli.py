@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import eval as eval_cli
-import extract_excitations as excitations_cli
+from tagger.commands import eval as eval_cli
+from tagger.commands import extract_excitations as excitations_cli
 from tagger.config import TrainConfig
 from tagger.errors import UserError
 from tests.checks import call_main, one_line_error

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import export as export_cli
+from tagger.commands import export as export_cli
 from tagger.inference.config import ExportConfig
 from tagger.inference.export import check_waveforms, export, tflite_interpreter
 from tests.inference.conftest import RATE, TAGS, WINDOW

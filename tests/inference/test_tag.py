@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-import tag as tag_cli
+from tagger.commands import tag as tag_cli
 from tests.inference.conftest import (NESTED, RATE, TAGS, TOP_LEVEL, WINDOW,
                                       reference_windows, save_tagger)
 

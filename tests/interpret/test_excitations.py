@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import extract_excitations as cli
+from tagger.commands import extract_excitations as cli
 from tagger.errors import UserError
 from tagger.interpret import excitations as ex
 from tagger.interpret.plots import write_excitation_plots

@@ -8,7 +8,7 @@ import pathlib
 
 import pytest
 
-import build_mtt
+from tagger.commands import build_mtt  # noqa: E402
 from tests.checks import one_line_error
 
 ROOT = pathlib.Path(__file__).parents[2]

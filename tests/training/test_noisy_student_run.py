@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import train as train_cli
+from tagger.commands import train as train_cli
 from tagger.config import NoisyStudentConfig, TrainConfig
 from tagger.errors import UserError
 from tagger.training.run import resume_settings, train

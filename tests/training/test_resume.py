@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import train as train_cli
+from tagger.commands import train as train_cli
 from tagger.errors import UserError
 from tagger.training.run import Run, train
 from tests.checks import call_main, one_line_error

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-import train as train_cli
+from tagger.commands import train as train_cli
 from tagger.config import TrainConfig
 from tagger.errors import UserError
 from tagger.evaluation.evaluate import evaluate

@@ -2,7 +2,7 @@
 
 import pytest
 
-import train as train_cli
+from tagger.commands import train as train_cli
 from tests.checks import call_main, one_line_error
 
 

@@ -10,7 +10,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-import build_msd
+from tagger.commands import build_msd
 from tagger.datasets.msd.plan import KNOWN_BROKEN_REASON, MsdSettings, plan_msd
 from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS
 from tagger.datasets.pickle2 import load_py2

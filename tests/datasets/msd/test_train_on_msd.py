@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-import eval as eval_cli
-import train as train_cli
+from tagger.commands import eval as eval_cli
+from tagger.commands import train as train_cli
 
 COMMON = ["--batch-size", "8", "--steps-per-epoch", "2", "--strategy", "default",
           "--no-progress", "--seed", "0"]

@@ -1,0 +1,116 @@
+"""Turns the Million Song Dataset (or the synthetic MSD) into sharded TFRecords.
+
+    python build_msd.py --data-dir msd --split lastfm
+    python build_msd.py --data-dir msd --split cals msd/cals
+    python build_msd.py --data-dir msd --split classic msd/classic
+
+--data-dir holds track_metadata.db (and lastfm_tags.db for --split lastfm);
+the audio lies under --audio-dir (default <data-dir>/audio) in the 7digital
+layout (8/9/8947470.clip.mp3) or by MSD id (A/B/C/TRABC....wav). The records
+are those of build_mtt.py; an unlabelled `student` split is stored without
+labels. See docs/msd.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tagger import cli
+from tagger.cli import ArgumentParser
+from tagger.records.build_flags import add_record_flags
+
+# The MSD's audio is 30 s previews: longer files are cut there.
+MAX_SECONDS = 30.0
+
+
+class _SplitAction(argparse.Action):
+    """--split lastfm | --split cals DIR | --split classic DIR"""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        source, *rest = values
+        if source not in ("lastfm", "cals", "classic"):
+            parser.error(f"--split: expected lastfm, cals DIR or classic DIR, got {source!r}")
+        if source == "lastfm" and rest:
+            parser.error("--split lastfm takes no folder (its split is made from "
+                         "lastfm_tags.db)")
+        if source != "lastfm" and len(rest) != 1:
+            parser.error(f"--split {source} needs the folder of its split files, "
+                         f"e.g. --split {source} msd/{source}")
+        setattr(namespace, "split", (source, rest[0] if rest else None))
+
+
+def parse_args(argv=None):
+    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default="msd",
+                   help="folder with track_metadata.db and lastfm_tags.db (default: msd)")
+    p.add_argument("--split", nargs="+", action=_SplitAction, default=("lastfm", None),
+                   metavar="SOURCE [DIR]",
+                   help="label source: 'lastfm' (top-k Last.fm tags, our artist-level "
+                        "split), 'cals DIR' (CALS .npy files) or 'classic DIR' (the "
+                        "classic pickles) (default: lastfm)")
+    p.add_argument("--audio-dir", default=None,
+                   help="root of the audio files (default: <data-dir>/audio)")
+    p.add_argument("--layout", choices=["auto", "7digital", "msd"], default="auto",
+                   help="audio layout: 7digital ({d0}/{d1}/{d}.clip.mp3), msd "
+                        "({tid[2]}/{tid[3]}/{tid[4]}/{tid}.ext) or auto (default: auto)")
+    p.add_argument("--top-k", type=int, default=None,
+                   help="--split lastfm: number of tags (default: 50)")
+    p.add_argument("--min-tag-value", type=float, default=None,
+                   help="--split lastfm: a tag counts when its val (0-100) is above this "
+                        "(default: 50)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="--split lastfm: seeds the artist-level split and the train "
+                        "shuffle (default: 0)")
+    add_record_flags(p, max_seconds=MAX_SECONDS)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    return cli.main(build, parse_args(argv))
+
+
+def settings_from_args(args):
+    from tagger.datasets.msd.plan import MsdSettings
+    from tagger.errors import UserError
+
+    source, folder = args.split
+    lastfm_only = [f for f, v in (("--top-k", args.top_k), ("--min-tag-value",
+                   args.min_tag_value), ("--seed", args.seed)) if v is not None]
+    if source != "lastfm" and lastfm_only:
+        raise UserError(f"{', '.join(lastfm_only)} applies to --split lastfm only; "
+                        f"the {source} split files fix the tags and the split")
+    top_k = 50 if args.top_k is None else args.top_k
+    min_value = 50.0 if args.min_tag_value is None else args.min_tag_value
+    seed = 0 if args.seed is None else args.seed
+    if top_k < 1:
+        raise UserError(f"--top-k must be at least 1, got {top_k}")
+    if not 0 <= min_value < 100:
+        raise UserError(f"--min-tag-value must lie in [0, 100), got {min_value}")
+    if seed < 0:
+        raise UserError(f"--seed must be non-negative, got {seed}")
+    return MsdSettings(source=source, source_dir=folder, audio_dir=args.audio_dir,
+                       layout=args.layout, top_k=top_k, min_tag_value=min_value, seed=seed)
+
+
+def build(args):
+    from tagger.config import BuildConfig
+    from tagger.datasets.msd.plan import plan_msd
+    from tagger.errors import UserError
+    from tagger.records.build_flags import record_settings, write_plan
+    from tagger.records.info import describe
+
+    settings = settings_from_args(args)
+    split = settings.source if settings.source_dir is None else \
+        f"{settings.source}:{settings.source_dir}"
+    try:
+        config = BuildConfig(data_dir=args.data_dir, split=split, top_k=settings.top_k,
+                             seed=settings.seed, **record_settings(args))
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    info = write_plan(lambda: plan_msd(config.data_dir, settings, config.progress),
+                      config, args)
+    print(describe(info, config.output_dir))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""Turns MagnaTagATune (or the synthetic dataset in its layout) into sharded TFRecords.
+
+    python build_mtt.py --data-dir dataset --features raw
+"""
+
+from __future__ import annotations
+
+from tagger import cli
+from tagger.beam.flags import beam_run  # noqa: F401  (the runner the flags ask for)
+from tagger.cli import ArgumentParser, fraction, non_negative_int, positive_int
+from tagger.records.build_flags import add_record_flags
+
+
+def parse_args(argv=None):
+    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default="dataset", metavar="PATH",
+                   help="folder with annotations_final.csv and mp3/ (default: dataset)")
+    p.add_argument("--split", default="directory", metavar="SPLIT",
+                   help="'directory' (0-b train, c val, d-f test) or a folder of split "
+                        "lists (default: directory)")
+    p.add_argument("--merge-synonyms", action="store_true",
+                   help="merge synonym tags before choosing the top k")
+    p.add_argument("--top-k", type=positive_int, default=50, metavar="N",
+                   help="number of tags, >= 1 (default: 50)")
+    p.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
+                   help="shuffles the train shards (default: 0)")
+    p.add_argument("--unlabelled-fraction", type=fraction, default=0.0, metavar="F",
+                   help="move this share of the train clips, labels dropped, into an "
+                        "unlabelled 'student' split for noisy-student training, "
+                        "in [0, 1) (default: 0)")
+    add_record_flags(p, max_seconds=60.0)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    return cli.main(build, parse_args(argv))
+
+
+def build(args):
+    from tagger.config import BuildConfig
+    from tagger.datasets.mtt import plan_from_config
+    from tagger.errors import UserError
+    from tagger.records.build_flags import record_settings, write_plan
+    from tagger.records.info import describe
+
+    try:
+        config = BuildConfig(
+            data_dir=args.data_dir, split=args.split, merge_synonyms=args.merge_synonyms,
+            top_k=args.top_k, seed=args.seed, unlabelled_fraction=args.unlabelled_fraction,
+            **record_settings(args))
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    info = write_plan(lambda: plan_from_config(config), config, args)
+    print(describe(info, config.output_dir))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""The whole pipeline on the embedded synthetic dataset, offline, on a laptop.
+
+synthetic MagnaTagATune-layout dataset -> TFRecords -> train a small
+ReSE+multi sample-level CNN (or another family) -> evaluate on the test split.
+A step is skipped when its output is already there and was made with the
+settings asked for, so a rerun (or a run after an interruption) continues
+where it stopped; a step whose settings changed is redone.
+
+    python demo.py
+"""
+
+from __future__ import annotations
+
+import os
+
+from tagger import cli
+from tagger.cli import ArgumentParser, positive_int
+
+# Demo training settings per family: small models and Adam so a CPU learns the
+# synthetic tags in minutes. The paper settings stay train.py's defaults.
+DEMO_MODELS = {
+    "samplecnn": dict(model_args={"block": "rese", "multi": True, "alpha": 16,
+                                  "width": 0.125},
+                      batch_size=8, lr=0.003, epochs=4),
+    "multiscale": dict(model_args={"bn_momentum": 0.9}, batch_size=8, lr=1e-3, epochs=6),
+    "self_attention": dict(model_args={"conv_channels": 4, "attention_channels": 64,
+                                       "attention_heads": 4, "attention_dropout": 0.1},
+                           batch_size=8, lr=1e-3, epochs=6),
+    "transformer": dict(model_args={"size": "student", "conv_ndim": 32},
+                        batch_size=8, lr=1e-3, epochs=6),
+}
+
+
+def parse_args(argv=None):
+    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work-dir", default="demo_output",
+                   help="where the dataset, records and runs go (default: demo_output)")
+    p.add_argument("--model", default="samplecnn", choices=sorted(DEMO_MODELS),
+                   help="model family to train (default: samplecnn, ReSE+multi)")
+    p.add_argument("--clips", type=int, default=None,
+                   help="synthetic clips (default: 400; 600 with --semi-supervised)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="clip length (default: 29.1; 6 with --semi-supervised)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: the family's demo setting)")
+    p.add_argument("--width", type=float, default=None,
+                   help="samplecnn channel width (default: 0.125)")
+    p.add_argument("--window-segments", type=int, default=None,
+                   help="59049-sample segments per training window (default: the "
+                        "family's; keep it within the clip length)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="training batch size (default: the family's demo setting)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam learning rate (default: the family's demo setting)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="decoding processes for the build (default: all cores)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    semi = p.add_argument_group("noisy-student demonstration")
+    semi.add_argument("--semi-supervised", action="store_true",
+                      help="instead: teacher vs noisy students (compact and equal size) "
+                           "on a small labelled and a large unlabelled split")
+    semi.add_argument("--seeds", type=positive_int, default=None,
+                      help="with --semi-supervised: seeds, one teacher and two students "
+                           "each (default: 2)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    return cli.main(run, parse_args(argv))
+
+
+def run(args):
+    if args.semi_supervised:
+        from tagger.semi_supervised_demo import run_semi_supervised_demo
+
+        lines = run_semi_supervised_demo(semi_supervised_config(args))
+    else:
+        from tagger.demo import run_demo
+
+        lines = run_demo(config_from_args(args))
+    for line in lines:
+        print(line, flush=True)
+
+
+def semi_supervised_config(args):
+    """The SemiSupervisedDemoConfig; flags of the single-model demo are errors."""
+    from tagger.errors import UserError
+    from tagger.semi_supervised_demo import SemiSupervisedDemoConfig
+
+    wrong = [f"--{name.replace('_', '-')}" for name in
+             ("epochs", "width", "window_segments", "batch_size", "lr")
+             if getattr(args, name) is not None]
+    if args.model != "samplecnn":
+        wrong.insert(0, "--model")
+    if wrong:
+        raise UserError(f"{', '.join(wrong)} do(es) not apply with --semi-supervised (its "
+                        "teacher and students are fixed sample-level CNNs); leave them out")
+    settings = {name: getattr(args, name) for name in ("clips", "seconds", "seeds")
+                if getattr(args, name) is not None}
+    return SemiSupervisedDemoConfig(work_dir=args.work_dir, workers=args.workers, seed=args.seed,
+                                    progress=not args.no_progress, **settings)
+
+
+def config_from_args(args):
+    """The DemoConfig: the family's demo settings, overridden by the flags given."""
+    from tagger.demo import DemoConfig
+
+    from tagger.errors import UserError
+
+    settings = dict(DEMO_MODELS[args.model])
+    model_args = dict(settings.pop("model_args"))
+    if args.width is not None:
+        if args.model != "samplecnn":
+            raise UserError(f"--width applies to the samplecnn model only, not {args.model}")
+        model_args["width"] = args.width
+    if args.seeds is not None:
+        raise UserError("--seeds applies with --semi-supervised only; leave it out")
+    for name in ("epochs", "batch_size", "lr"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    return DemoConfig(work_dir=args.work_dir, model=args.model, model_args=model_args,
+                      clips=400 if args.clips is None else args.clips,
+                      seconds=29.1 if args.seconds is None else args.seconds,
+                      workers=args.workers,
+                      window_segments=args.window_segments, seed=args.seed,
+                      progress=not args.no_progress, **settings)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""Exports a trained tagger for serving: a SavedModel folder or a TFLite file.
+
+    python export.py log/samplecnn-se-multi/model.keras --format saved_model
+    python export.py log/samplecnn-se-multi/model.keras --format tflite
+
+The export takes raw mono float32 audio at the model's sample rate, in
+windows of the model's input length, and returns tag scores; log-mel-input
+models get their log-mel front end folded in. See tagger/inference/export.py
+for the signatures.
+"""
+
+from __future__ import annotations
+
+from tagger import cli
+from tagger.cli import ArgumentParser
+
+
+def parse_args(argv=None):
+    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", metavar="MODEL", help="a .keras or .hdf5 model written by train.py")
+    p.add_argument("--format", default="saved_model", choices=["saved_model", "tflite"],
+                   help="saved_model (a folder) or tflite (a file); default saved_model")
+    p.add_argument("--out", default=None, metavar="PATH",
+                   help="output path (default: beside the model, <name>_saved_model "
+                        "or <name>.tflite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier export at --out (a SavedModel folder holding "
+                        "other files is refused, never emptied)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip reloading the export and comparing its scores with Keras")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    return cli.main(run, parse_args(argv))
+
+
+def run(args) -> int:
+    import sys
+
+    from tagger.inference.config import ExportConfig
+    from tagger.inference.export import export
+
+    config = ExportConfig(model=args.model, format=args.format, out=args.out,
+                          overwrite=args.overwrite, verify=not args.no_verify)
+    result = export(config, log=lambda line: print(line, file=sys.stderr))
+    seconds = result.window_samples / result.sample_rate
+    print(f"wrote {result.path} ({result.format}): mono float32 waveform at "
+          f"{result.sample_rate} Hz, windows of {result.window_samples} samples "
+          f"({seconds:.2f} s) -> {len(result.tag_names)} tag scores")
+    print(f"tag names: {result.tags_path}")
+    if result.max_difference is not None:
+        print(f"verified: largest score difference from the Keras model "
+              f"{result.max_difference:.2g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

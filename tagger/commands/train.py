@@ -1,0 +1,285 @@
+"""Trains a music tagger on records written by build_mtt.py.
+
+    python train.py --data-dir dataset/tfrecord --block rese
+"""
+
+from __future__ import annotations
+
+from tagger import cli
+from tagger.cli import (ArgumentParser, non_negative_float, non_negative_int,
+                        number_in_range, positive_float, positive_int)
+from tagger.config import MONITORS, SCHEDULES
+from tagger.training import semi_supervised_cli
+
+
+def parse_args(argv=None):
+    """The parsed flags; `args.given` holds those the command line set."""
+    p = ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_flags(p)
+    add_model_flags(p)
+    add_optimisation_flags(p)
+    add_hardware_flags(p)
+    semi_supervised_cli.add_flags(p)
+    return p.parse_args_given(argv)
+
+
+def add_data_flags(p):
+    data = p.add_argument_group("data and run folder")
+    data.add_argument("--data-dir", default="./dataset/tfrecord", metavar="PATH",
+                      help="folder with dataset_info.json and shards "
+                           "(default: ./dataset/tfrecord)")
+    data.add_argument("--train-dir", default="./log", metavar="PATH",
+                      help="where run folders go (default: ./log)")
+    data.add_argument("--run-name", default=None, metavar="NAME",
+                      help="run folder name (default: from the model, e.g. samplecnn-se-multi)")
+    data.add_argument("--num-read-threads", type=positive_int, default=8, metavar="N",
+                      help="shards read in parallel; part of the run's input order "
+                           "(default: 8)")
+    data.add_argument("--shuffle-segments", type=positive_int, default=2000, metavar="N",
+                      help="segments shuffled together, one block of whole "
+                           "batches (default: 2000)")
+    data.add_argument("--window-segments", type=positive_int, default=None, metavar="K",
+                      help="segments per input window (default: the family's)")
+
+
+def add_model_flags(p):
+    model = p.add_argument_group("model")
+    model.add_argument("--model", default="samplecnn",
+                       choices=["samplecnn", "multiscale", "self_attention", "transformer"],
+                       help="model family (default: samplecnn)")
+    model.add_argument("--block", default="se", choices=["se", "rese", "res", "basic"],
+                       help="samplecnn: block type (default: se)")
+    model.add_argument("--no-multi", action="store_true",
+                       help="samplecnn: disable multi-level feature aggregation")
+    model.add_argument("--alpha", type=positive_int, default=16, metavar="A",
+                       help="samplecnn: amplifying ratio of SE blocks (default: 16)")
+    model.add_argument("--width", type=positive_float, default=1.0, metavar="W",
+                       help="samplecnn: channel width multiplier (default: 1.0 = the paper)")
+    model.add_argument("--dropout", type=number_in_range(float, 0, 1), default=None,
+                       metavar="DO", help="samplecnn / multiscale: dropout before the "
+                       "output, in [0, 1) (default: samplecnn 0.5, multiscale 0.4)")
+    model.add_argument("--weight-decay", type=non_negative_float, default=0.0, metavar="WD",
+                       help="samplecnn: L2 weight decay on conv kernels (default: 0)")
+    model.add_argument("--conv-channels", type=positive_int, default=None, metavar="N",
+                       help="self_attention: front-end channel unit c (default: 16)")
+    model.add_argument("--attention-channels", type=positive_int, default=None, metavar="N",
+                       help="self_attention: encoder width (default: 512)")
+    model.add_argument("--attention-layers", type=positive_int, default=None, metavar="N",
+                       help="self_attention / transformer: encoder layers (default: 2 / 4)")
+    model.add_argument("--attention-heads", type=positive_int, default=None, metavar="N",
+                       help="self_attention / transformer: heads (default: 8)")
+    model.add_argument("--size", choices=["teacher", "student"], default=None,
+                       help="transformer: teacher (attention width 256) or student (64) "
+                            "(default: teacher)")
+    model.add_argument("--conv-ndim", type=positive_int, default=None, metavar="N",
+                       help="transformer: front-end channels (default: 128)")
+    model.add_argument("--attention-ndim", type=positive_int, default=None, metavar="N",
+                       help="transformer: encoder width (default: from --size)")
+
+
+def add_optimisation_flags(p):
+    opt = p.add_argument_group(
+        "optimisation", "The staged schedule takes --optimizer, --lr, --lr-decay, "
+        "--num-lr-decays, --patience and --max-epochs-per-stage; the won schedule has "
+        "fixed rates and takes --switch-epochs and --total-epochs. A flag of the other "
+        "schedule is an error.")
+    opt.add_argument("--batch-size", type=positive_int, default=23, metavar="N",
+                     help="global mini-batch size (default: 23)")
+    opt.add_argument("--schedule", choices=SCHEDULES, default=None,
+                     help="staged SGD decay (Kim 2018; samplecnn's default) or "
+                          "Adam->SGD (Won 2019; the spectrogram families' default)")
+    opt.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                     help="staged: optimizer of every stage (default: sgd, Nesterov)")
+    opt.add_argument("--momentum", type=number_in_range(float, 0, 1), default=0.9,
+                     metavar="M", help="momentum of the SGD stages (default: 0.9)")
+    opt.add_argument("--lr", type=positive_float, default=0.01, metavar="LR",
+                     help="staged: learning rate of stage 0 (default: 0.01)")
+    opt.add_argument("--lr-decay", type=number_in_range(float, 0, 1, low_open=True),
+                     default=0.2, metavar="DC",
+                     help="staged: learning rate factor per stage (default: 0.2)")
+    opt.add_argument("--num-lr-decays", type=positive_int, default=5, metavar="N",
+                     help="staged: number of stages (default: 5)")
+    opt.add_argument("--initial-stage", type=non_negative_int, default=0, metavar="N",
+                     help="stage to start at, from the run's best model so far (default: 0)")
+    opt.add_argument("--patience", type=non_negative_int, default=2, metavar="N",
+                     help="staged: epochs without improvement of the --monitor value "
+                          "that end a stage (default: 2)")
+    opt.add_argument("--monitor", choices=MONITORS, default="val_loss",
+                     help="what early stopping and the best model follow (default: val_loss)")
+    opt.add_argument("--max-epochs-per-stage", type=positive_int, default=100, metavar="N",
+                     help="staged: epoch limit of one stage (default: 100)")
+    opt.add_argument("--switch-epochs", default="80,100,120", metavar="E1,E2,E3",
+                     help="won: epochs of the Adam->SGD 1e-3->1e-4->1e-5 switches "
+                          "(default: 80,100,120)")
+    opt.add_argument("--total-epochs", type=positive_int, default=200, metavar="N",
+                     help="won: total epochs (default: 200)")
+    opt.add_argument("--steps-per-epoch", type=positive_int, default=None, metavar="N",
+                     help="cap on training steps per epoch (default: one pass)")
+    opt.add_argument("--validation-steps", type=positive_int, default=None, metavar="N",
+                     help="cap on validation batches (default: the whole split)")
+    opt.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
+                     help="seed of the weights and of each epoch's input order (default: 0)")
+
+
+def add_hardware_flags(p):
+    system = p.add_argument_group("hardware")
+    system.add_argument("--strategy", default="auto",
+                        choices=["auto", "default", "mirrored", "multiworker", "tpu"],
+                        help="tf.distribute strategy (default: auto)")
+    system.add_argument("--tpu", default=None, metavar="NAME",
+                        help="TPU name or grpc:// address, with --strategy auto or tpu "
+                             "(default: Colab's TPU when one is reachable)")
+    system.add_argument("--mixed-precision", default="off",
+                        choices=["off", "float16", "bfloat16"],
+                        help="compute type (default: off; a TPU uses bfloat16)")
+    system.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
+    system.add_argument("--steps-per-execution", type=positive_int, default=1, metavar="N",
+                        help="training steps per tf.function call (TPUs like 50+; default: 1)")
+    system.add_argument("--resume", action="store_true",
+                        help="continue the run in --train-dir/--run-name; flags left out "
+                             "come from the run, flags given must match it")
+    system.add_argument("--no-test", action="store_true",
+                        help="skip the final test-split evaluation")
+    system.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def main(argv=None):
+    return cli.main(run, parse_args(argv))
+
+
+# Flags that only one schedule, family or setting reads: giving one where
+# it does not apply is an error, never silently ignored.
+SCHEDULE_FLAGS = {
+    "staged": ("optimizer", "lr", "lr_decay", "num_lr_decays", "patience",
+               "max_epochs_per_stage"),
+    "won": ("switch_epochs", "total_epochs"),
+}
+SAMPLECNN_FLAGS = ("block", "no_multi", "alpha", "width", "weight_decay")
+FAMILY_FLAGS = {
+    "samplecnn": ("dropout",),
+    "multiscale": ("dropout",),
+    "self_attention": ("conv_channels", "attention_channels", "attention_layers",
+                       "attention_heads"),
+    "transformer": ("size", "conv_ndim", "attention_ndim", "attention_layers",
+                    "attention_heads"),
+}
+# Destinations whose TrainConfig field has another name.
+CONFIG_FIELDS = {"no_multi": "multi", "no_test": "evaluate_test",
+                 "no_progress": "progress"}
+
+
+def flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def given(args) -> frozenset | None:
+    """The flags the user set; None when unknown (`args` did not come from
+    `parse_args`, e.g. a hand-made Namespace)."""
+    return getattr(args, "given", None)
+
+
+def check_applicable(args, schedule: str) -> None:
+    """A UserError for any flag given that the chosen schedule, model family
+    or strategy would not read."""
+    from tagger.errors import UserError
+
+    chosen = given(args) or frozenset()
+    for name, flags in SCHEDULE_FLAGS.items():
+        wrong = [flag(d) for d in flags if d in chosen and name != schedule]
+        if wrong:
+            raise UserError(f"{', '.join(wrong)} only appl{'ies' if len(wrong) == 1 else 'y'}"
+                            f" to the {name} schedule, but this run uses the {schedule} "
+                            f"schedule; leave {'it' if len(wrong) == 1 else 'them'} out or "
+                            f"pass --schedule {name}")
+    if "momentum" in chosen and schedule == "staged" and args.optimizer == "adam":
+        raise UserError("--momentum only applies to SGD, but the staged schedule runs "
+                        "--optimizer adam; leave it out or use --optimizer sgd")
+    family_flags = dict(FAMILY_FLAGS)
+    family_flags["samplecnn"] += SAMPLECNN_FLAGS
+    for dest in sorted({d for flags in family_flags.values() for d in flags}):
+        if dest in chosen and dest not in family_flags[args.model]:
+            owners = [m for m, flags in family_flags.items() if dest in flags]
+            raise UserError(f"{flag(dest)} does not apply to --model {args.model} (it is "
+                            f"for {' and '.join(owners)}); leave it out")
+    if "tpu" in chosen and args.strategy not in ("auto", "tpu"):
+        raise UserError(f"--tpu does not apply to --strategy {args.strategy}; leave it "
+                        "out or use --strategy tpu")
+
+
+def config_from_args(args, check: bool = True):
+    """The TrainConfig of the flags; `check`: refuse flags that do not apply
+    (a resumed run checks them against its saved schedule instead)."""
+    from tagger.config import TrainConfig
+    from tagger.errors import UserError
+
+    from tagger.training.model_setup import family_defaults
+
+    model_args = model_args_from(args)
+    schedule = args.schedule or family_defaults(args.model).schedule
+    if check:
+        check_applicable(args, schedule)
+    try:
+        switch = tuple(int(e) for e in args.switch_epochs.split(","))
+    except ValueError:
+        raise UserError(f"--switch-epochs takes comma-separated integers, got "
+                        f"{args.switch_epochs!r}") from None
+    try:
+        return TrainConfig(
+            data_dir=args.data_dir, train_dir=args.train_dir, run_name=args.run_name,
+            model=args.model, model_args=model_args, window_segments=args.window_segments,
+            batch_size=args.batch_size, schedule=schedule, optimizer=args.optimizer,
+            momentum=args.momentum, lr=args.lr, lr_decay=args.lr_decay,
+            num_lr_decays=args.num_lr_decays, initial_stage=args.initial_stage,
+            patience=args.patience, monitor=args.monitor,
+            max_epochs_per_stage=args.max_epochs_per_stage,
+            switch_epochs=switch, total_epochs=args.total_epochs,
+            steps_per_epoch=args.steps_per_epoch, validation_steps=args.validation_steps,
+            shuffle_segments=args.shuffle_segments, num_read_threads=args.num_read_threads,
+            strategy=args.strategy, tpu=args.tpu, mixed_precision=args.mixed_precision,
+            jit_compile=args.jit_compile, steps_per_execution=args.steps_per_execution,
+            resume=args.resume, seed=args.seed, evaluate_test=not args.no_test,
+            progress=not args.no_progress, augment=args.augment,
+            noisy_student=semi_supervised_cli.settings(args))
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
+def model_args_from(args) -> dict:
+    """The factory arguments the user set for the chosen family."""
+    model_args = {}
+    if args.model == "samplecnn":
+        model_args = {"block": args.block, "multi": not args.no_multi,
+                      "alpha": args.alpha, "width": args.width,
+                      "weight_decay": args.weight_decay}
+    for name in FAMILY_FLAGS[args.model]:
+        value = getattr(args, name)
+        if value is not None:
+            model_args[name] = value
+    return model_args
+
+
+def given_fields(args) -> set | None:
+    """The TrainConfig fields and model arguments the user set (None:
+    unknown, all count); with --resume, the others come from the saved run."""
+    chosen = given(args)
+    if chosen is None:
+        return None
+    return {CONFIG_FIELDS.get(dest, dest) for dest in chosen}
+
+
+def run(args):
+    from tagger.training.run import resume_settings, saved_config
+
+    config = config_from_args(args, check=not args.resume)
+    if config.resume:
+        saved = saved_config(config)
+        schedule_given = "schedule" in (given(args) or ())
+        check_applicable(args, saved.schedule if saved and not schedule_given
+                         else config.schedule)
+        config = resume_settings(config, given_fields(args))
+    metrics = semi_supervised_cli.train_rounds(config, semi_supervised_cli.rounds(args))
+    print(f"run folder: {metrics['run_dir']}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""The project installs with pip: console commands for every CLI, the
+scripts beside the package delegate to the same code."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tomllib
+import venv
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def console_scripts() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+def test_every_console_script_is_a_main_function():
+    scripts = console_scripts()
+    assert len(scripts) == 12
+    for name, target in scripts.items():
+        module_name, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module_name), function)), name
+
+
+def test_every_top_level_script_runs_its_command_module():
+    modules = {target.split(":")[0] for target in console_scripts().values()}
+    scripts = sorted(p for p in ROOT.glob("*.py") if p.name != "setup.py")
+    assert [p.stem for p in scripts] == sorted(
+        m.rsplit(".", 1)[-1] for m in modules if m.startswith("tagger.commands."))
+    for script in scripts:
+        imports = [node for node in ast.parse(script.read_text()).body
+                   if isinstance(node, ast.ImportFrom)]
+        assert [(i.module, [a.name for a in i.names]) for i in imports] == [
+            (f"tagger.commands.{script.stem}", ["main"])]
+
+
+def test_requirements_are_the_dependencies():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    dynamic = project["tool"]["setuptools"]["dynamic"]
+    assert dynamic["dependencies"] == {"file": ["requirements.txt"]}
+    manifest = (ROOT / "MANIFEST.in").read_text().split()
+    for extra in dynamic["optional-dependencies"].values():
+        assert extra["file"][0] in manifest  # an sdist carries the files it reads
+
+
+@pytest.mark.slow
+def test_pip_install_gives_working_commands(tmp_path):
+    """`pip install .` into a fresh environment (dependencies taken from the
+    one running the tests), then the commands run from another folder."""
+    source = tmp_path / "source"  # built here, so the checkout gains no build/ folder
+    shutil.copytree(ROOT / "tagger", source / "tagger",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE",
+                 "requirements.txt", "requirements-torch.txt", "requirements-beam.txt"):
+        shutil.copy(ROOT / name, source / name)
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, system_site_packages=True, with_pip=False)
+    python = env_dir / "bin" / "python"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
+         "--no-deps", "--no-build-isolation", "--no-cache-dir", str(source)],
+        capture_output=True, text=True, cwd=tmp_path)
+    assert install.returncode == 0, install.stderr
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for command in ("tagger-train", "tagger-build-msd", "tagger-tag"):
+        done = subprocess.run([str(env_dir / "bin" / command), "--help"],
+                              capture_output=True, text=True, cwd=tmp_path, env=clean)
+        assert done.returncode == 0 and f"usage: {command}" in done.stdout, done.stderr
+    where = subprocess.run([str(python), "-c", "import tagger; print(tagger.__file__)"],
+                           capture_output=True, text=True, cwd=tmp_path, env=clean)
+    assert str(env_dir) in where.stdout
