@@ -175,14 +175,15 @@ class _Catalogue:
         for i, kind in zip(picks, ("known_broken", "empty", "short", "missing",
                                    "known_broken", "no_7digital_id")):
             if kind == "known_broken":
-                self.track_ids[i] = known[int(rng.integers(len(known)))]
+                pick = known[int(rng.integers(len(known)))]
+                while pick in self.defects:  # two different known ids
+                    pick = known[int(rng.integers(len(known)))]
+                self.track_ids[i] = pick
             elif kind == "short":
                 self.seconds[i] = 1.0
             elif kind == "no_7digital_id":
                 self.digital_ids[i] = -1
             self.defects[str(self.track_ids[i])] = kind
-        if len(set(self.track_ids.tolist())) != tracks:  # a known id drawn twice
-            raise ValueError("internal: duplicate track ids; try another seed")
         # Tags of every track: val > 50 for applied tags, a few weak values.
         self.tag_rows = [_track_tags(self, t, seed) for t in range(tracks)]
 

@@ -11,7 +11,7 @@ import pytest
 
 from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS, KNOWN_BROKEN_IDS
 from tagger.datasets.pickle2 import load_py2
-from tagger.datasets.synthetic_msd import generate, main
+from tagger.datasets.synthetic_msd import _Catalogue, generate, main
 
 
 def _digest(folder):
@@ -84,6 +84,23 @@ def test_byte_identical_per_seed(tmp_path):
     generate(str(tmp_path / "c"), tracks=40, seed=4, metadata_only=True, progress=False)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
     assert a.tracks == 40 and not os.path.exists(tmp_path / "a" / "audio")
+
+
+def test_audio_is_byte_identical_for_any_worker_count(tmp_path):
+    one = generate(str(tmp_path / "one"), tracks=40, seed=1, seconds=2.0, workers=1,
+                   progress=False)
+    generate(str(tmp_path / "two"), tracks=40, seed=1, seconds=2.0, workers=2, progress=False)
+    assert os.listdir(tmp_path / "one" / "audio")
+    assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
+    assert one.tracks == 40
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_every_seed_gives_unique_ids_and_two_known_broken_tracks(seed):
+    catalogue = _Catalogue(40, seed, 30.0)
+    assert len(set(catalogue.track_ids.tolist())) == 40
+    broken = [t for t, kind in catalogue.defects.items() if kind == "known_broken"]
+    assert len(broken) == 2 and set(broken) <= KNOWN_BROKEN_IDS
 
 
 def test_cli_errors(tmp_path, capsys):
