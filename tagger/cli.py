@@ -161,19 +161,20 @@ def comma_ints(text: str) -> tuple:
             f"expected comma-separated integers, got {text!r}") from None
 
 
-def number_in_range(kind, low=None, high=None, *, low_open=False,
+def number_in_range(kind, low=None, high=None, *, low_open=False, high_open=False,
                     allow_none=False):
-    """argparse type for a finite int/float within [low, high] (`low_open`:
-    low itself excluded); the message states the valid range. `allow_none`
-    accepts 'none' as None."""
+    """argparse type for a finite int/float within [low, high] (`low_open`,
+    `high_open`: that end itself excluded); the message states the valid
+    range. `allow_none` accepts 'none' as None."""
     import math
 
     def describe() -> str:
         if low is not None and high is not None:
-            return f"a number in {'(' if low_open else '['}{low}, {high}]"
+            return (f"a number in {'(' if low_open else '['}{low}, "
+                    f"{high}{')' if high_open else ']'}")
         if low is not None:
             return f"a number {'>' if low_open else '>='} {low}"
-        return f"a number <= {high}"
+        return f"a number {'<' if high_open else '<='} {high}"
 
     def parse(text: str):
         if allow_none and text.strip().lower() == "none":
@@ -187,7 +188,7 @@ def number_in_range(kind, low=None, high=None, *, low_open=False,
         if isinstance(value, float) and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected {describe()}, got {text!r}")
         too_low = low is not None and (value <= low if low_open else value < low)
-        too_high = high is not None and value > high
+        too_high = high is not None and (value >= high if high_open else value > high)
         if too_low or too_high:
             raise argparse.ArgumentTypeError(f"expected {describe()}, got {text!r}")
         return value

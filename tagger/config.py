@@ -33,6 +33,17 @@ def _check_number(name: str, value, low: float, low_open: bool = False) -> None:
                          f"{low:g}, got {value!r}")
 
 
+def _check_fraction(name: str, value, interval: str, low_open: bool = False,
+                    high_open: bool = False) -> None:
+    """`value` must be a finite number in `interval`, which is [0, 1] with
+    the ends that `low_open`/`high_open` exclude."""
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+          and math.isfinite(value) and (value > 0 if low_open else value >= 0)
+          and (value < 1 if high_open else value <= 1))
+    if not ok:
+        raise ValueError(f"{_flag(name)} must be a number in {interval}, got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class AudioConfig:
     """How audio is decoded and cut: mono, `sample_rate` Hz, segments of
@@ -286,8 +297,14 @@ class TrainConfig:
             if value not in valid:
                 raise ValueError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
         for name in ("batch_size", "num_lr_decays", "max_epochs_per_stage",
-                     "total_epochs", "steps_per_execution"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.patience < 0 or self.initial_stage < 0:
-            raise ValueError("patience and initial_stage must not be negative")
+                     "total_epochs", "steps_per_execution", "shuffle_segments"):
+            _check_int(name, getattr(self, name), 1)
+        for name in ("window_segments", "steps_per_epoch", "validation_steps",
+                     "num_read_threads"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 1)
+        for name in ("patience", "initial_stage", "seed"):
+            _check_int(name, getattr(self, name), 0)
+        _check_number("lr", self.lr, 0.0, low_open=True)
+        _check_fraction("lr_decay", self.lr_decay, "(0, 1]", low_open=True)
+        _check_fraction("momentum", self.momentum, "[0, 1)", high_open=True)

@@ -90,7 +90,8 @@ def add_optimisation_flags(p):
                           "Adam->SGD (Won 2019; the spectrogram families' default)")
     opt.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
                      help="staged: optimizer of every stage (default: sgd, Nesterov)")
-    opt.add_argument("--momentum", type=number_in_range(float, 0, 1), default=0.9,
+    opt.add_argument("--momentum", type=number_in_range(float, 0, 1, high_open=True),
+                     default=0.9,
                      metavar="M", help="momentum of the SGD stages (default: 0.9)")
     opt.add_argument("--lr", type=positive_float, default=0.01, metavar="LR",
                      help="staged: learning rate of stage 0 (default: 0.01)")

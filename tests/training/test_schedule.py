@@ -45,3 +45,24 @@ def test_config_rejects_bad_values():
         TrainConfig(schedule="cosine")
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)
+
+
+@pytest.mark.parametrize("field, value, valid", [
+    ("lr", float("nan"), "> 0"), ("lr", float("inf"), "> 0"), ("lr", -0.01, "> 0"),
+    ("lr", 0.0, "> 0"),
+    ("lr_decay", 0.0, r"\(0, 1\]"), ("lr_decay", 1.5, r"\(0, 1\]"),
+    ("lr_decay", float("nan"), r"\(0, 1\]"),
+    ("momentum", 1.0, r"\[0, 1\)"), ("momentum", -0.1, r"\[0, 1\)"),
+    ("momentum", float("nan"), r"\[0, 1\)"),
+    ("patience", -1, ">= 0"), ("seed", -1, ">= 0"), ("steps_per_epoch", 0, ">= 1"),
+    ("window_segments", 0, ">= 1"), ("shuffle_segments", 0, ">= 1"),
+])
+def test_config_states_the_valid_range_of_a_bad_number(field, value, valid):
+    with pytest.raises(ValueError, match=rf"{field} \(--{field.replace('_', '-')}\) must be "
+                                         rf".*{valid}, got {value!r}"):
+        TrainConfig(**{field: value})
+
+
+def test_config_accepts_the_ends_of_its_ranges():
+    config = TrainConfig(lr=1e-9, lr_decay=1.0, momentum=0.0, patience=0, seed=0)
+    assert (config.lr_decay, config.momentum) == (1.0, 0.0)
