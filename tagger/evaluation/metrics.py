@@ -7,7 +7,8 @@ flagged: their AUCs rest on too few clips to mean much.
 
 `bootstrap_intervals` gives confidence intervals of the macro averages by
 resampling clips with replacement (vectorised; equal to running sklearn on
-every resample, as the tests check).
+every resample, as the tests check); `paired_bootstrap_gain` gives the
+interval of one model's gain over another on the same resampled clips.
 """
 
 from __future__ import annotations
@@ -96,32 +97,65 @@ def bootstrap_intervals(labels: np.ndarray, scores: np.ndarray, resamples: int =
     negative clip in that resample. Returns {"roc_auc": (low, high),
     "pr_auc": (low, high), "level", "resamples", "seed"}.
     """
+    (roc, pr), = bootstrap_macro_aucs(labels, [scores], resamples, seed)
+    return {"level": level, "resamples": resamples, "seed": seed,
+            "roc_auc": _percentile_interval(roc, level),
+            "pr_auc": _percentile_interval(pr, level)}
+
+
+def paired_bootstrap_gain(labels: np.ndarray, baseline_scores: np.ndarray,
+                          scores: np.ndarray, resamples: int = 1000, seed: int = 0,
+                          level: float = 0.95) -> dict:
+    """Percentile bootstrap intervals of the gain in macro ROC-AUC and PR-AUC
+    of `scores` over `baseline_scores` (two models on the same clips): both
+    are scored on the same resampled clips, which are those that
+    `bootstrap_intervals` draws with this `seed`, and the interval is that
+    of the per-resample differences. Returns {"roc_auc": (low, high),
+    "pr_auc": (low, high), "level", "resamples", "seed"}."""
+    (roc_a, pr_a), (roc_b, pr_b) = bootstrap_macro_aucs(
+        labels, [baseline_scores, scores], resamples, seed)
+    return {"level": level, "resamples": resamples, "seed": seed,
+            "roc_auc": _percentile_interval(roc_b - roc_a, level),
+            "pr_auc": _percentile_interval(pr_b - pr_a, level)}
+
+
+def bootstrap_macro_aucs(labels: np.ndarray, scores_list, resamples: int = 1000,
+                         seed: int = 0) -> list:
+    """Macro ROC-AUC and PR-AUC on each of `resamples` bootstrap resamples of
+    the clips (drawn as `bootstrap_intervals` says), for every score matrix
+    `(clips, tags)` of `scores_list` on the same resamples. Returns one
+    (roc_auc, pr_auc) pair of arrays (resamples,) per score matrix; NaN
+    where a resample has no tag with both classes."""
     labels = np.asarray(labels) > 0.5
-    scores = np.asarray(scores, np.float64)
+    scores_list = [np.asarray(scores, np.float64) for scores in scores_list]
     clips = labels.shape[0]
     positives = labels.sum(axis=0)
     tags = np.flatnonzero((positives > 0) & (positives < clips))
     rng = np.random.default_rng(seed)
-    roc, pr = [], []
+    roc = [[] for _ in scores_list]
+    pr = [[] for _ in scores_list]
     for start in range(0, resamples, 100):  # bounded memory: 100 resamples at a time
         size = min(100, resamples - start)
         weights = np.stack([np.bincount(rng.integers(0, clips, clips), minlength=clips)
                             for _ in range(size)], axis=1).astype(np.int32)  # (clips, size)
-        per_tag = [_weighted_aucs(labels[:, t], scores[:, t], weights) for t in tags]
-        with np.errstate(invalid="ignore"):
-            roc.append(np.nanmean(np.stack([r for r, _ in per_tag]), axis=0)
-                       if per_tag else np.full(size, np.nan))
-            pr.append(np.nanmean(np.stack([p for _, p in per_tag]), axis=0)
-                      if per_tag else np.full(size, np.nan))
+        for k, scores in enumerate(scores_list):
+            per_tag = [_weighted_aucs(labels[:, t], scores[:, t], weights) for t in tags]
+            with np.errstate(invalid="ignore"):
+                roc[k].append(np.nanmean(np.stack([r for r, _ in per_tag]), axis=0)
+                              if per_tag else np.full(size, np.nan))
+                pr[k].append(np.nanmean(np.stack([p for _, p in per_tag]), axis=0)
+                             if per_tag else np.full(size, np.nan))
+    return [(np.concatenate(r) if r else np.zeros(0), np.concatenate(p) if p else np.zeros(0))
+            for r, p in zip(roc, pr)]
+
+
+def _percentile_interval(values: np.ndarray, level: float) -> tuple:
+    """The central `level` percentile interval of the finite `values`."""
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return (float("nan"), float("nan"))
     tail = 100 * (1 - level) / 2
-    result = {"level": level, "resamples": resamples, "seed": seed}
-    for name, values in (("roc_auc", roc), ("pr_auc", pr)):
-        values = np.concatenate(values) if values else np.zeros(0)
-        values = values[np.isfinite(values)]
-        result[name] = ((float(np.percentile(values, tail)),
-                         float(np.percentile(values, 100 - tail)))
-                        if len(values) else (float("nan"), float("nan")))
-    return result
+    return (float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)))
 
 
 def _weighted_aucs(y: np.ndarray, s: np.ndarray, weights: np.ndarray):

@@ -83,6 +83,32 @@ def test_bootstrap_intervals_equal_a_direct_sklearn_bootstrap():
     assert again["roc_auc"] != got["roc_auc"]  # the seed matters
 
 
+def test_paired_gain_equals_a_direct_sklearn_bootstrap_of_the_differences():
+    """The gain's interval: both models on the same resampled clips (those of
+    bootstrap_intervals with the same seed), percentiles of the differences."""
+    from tagger.evaluation.metrics import bootstrap_macro_aucs, paired_bootstrap_gain
+
+    labels, weak = _random_case(seed=4, clips=50, tags=5)
+    rng = np.random.default_rng(5)
+    strong = np.clip(labels * 0.8 + rng.random(labels.shape) * 0.5, 0, 1)
+    weak = np.round(weak, 1)  # ties
+    labels[:, 4] = 0
+    labels[:3, 4] = 1  # a rare tag: missing from some resamples
+    roc_w, pr_w = _direct_bootstrap(labels, weak, 120, seed=2)
+    roc_s, pr_s = _direct_bootstrap(labels, strong, 120, seed=2)
+    got = paired_bootstrap_gain(labels, weak, strong, resamples=120, seed=2)
+    for key, s, w in (("roc_auc", roc_s, roc_w), ("pr_auc", pr_s, pr_w)):
+        expected = np.percentile(np.subtract(s, w), [2.5, 97.5])
+        assert got[key] == pytest.approx(tuple(expected), abs=1e-12)
+    assert got["roc_auc"][0] > 0  # the stronger model's gain lies beyond the interval
+    assert (got["resamples"], got["seed"], got["level"]) == (120, 2, 0.95)
+    # the same resamples as bootstrap_intervals: each model's own draws are its
+    (alone_roc, _), = bootstrap_macro_aucs(labels, [weak], 120, seed=2)
+    np.testing.assert_allclose(alone_roc, roc_w, atol=1e-12)
+    same = paired_bootstrap_gain(labels, weak, weak, resamples=50)
+    assert same["roc_auc"] == (0.0, 0.0) and same["pr_auc"] == (0.0, 0.0)
+
+
 def test_tags_with_few_clips_are_flagged():
     labels, scores = _random_case(seed=2, clips=30, tags=3)
     labels[:, 0] = 0
