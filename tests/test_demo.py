@@ -135,3 +135,29 @@ def test_flags_that_do_not_apply_are_errors(capsys):
     assert demo.main(["--model", "transformer", "--width", "0.5"]) == 2
     assert capsys.readouterr().err.strip().endswith(
         "--width applies to the samplecnn model only, not transformer")
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--workers", "0"], "argument --workers: expected a number >= 1, got '0'"),
+    (["--clips", "5"], "argument --clips: expected a number in [10, 25000], got '5'"),
+    (["--clips", "many"], "argument --clips: expected an integer, got 'many'"),
+    (["--seconds", "1"], "argument --seconds: expected a number in [3.0, 600.0], got '1'"),
+    (["--seconds", "nan"], "argument --seconds: expected a number in [3.0, 600.0]"),
+    (["--epochs", "0"], "argument --epochs: expected a number >= 1, got '0'"),
+    (["--lr", "nan"], "argument --lr: expected a number > 0, got 'nan'"),
+    (["--lr", "-0.001"], "argument --lr: expected a number > 0, got '-0.001'"),
+    (["--batch-size", "0"], "argument --batch-size: expected a number >= 1, got '0'"),
+    (["--width", "0"], "argument --width: expected a number > 0, got '0'"),
+    (["--width", "inf"], "argument --width: expected a number > 0, got 'inf'"),
+    (["--window-segments", "-1"], "argument --window-segments: expected a number >= 1"),
+    (["--seed", "-1"], "argument --seed: expected a number >= 0, got '-1'"),
+    (["--semi-supervised", "--seeds", "0"], "argument --seeds: expected a number >= 1"),
+])
+def test_numbers_out_of_range_are_refused_up_front(capsys, argv, fragment):
+    """Parsing alone refuses them (nothing runs): one line, exit 2, the valid range."""
+    with pytest.raises(SystemExit) as exit_:
+        demo.parse_args(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert len(err.strip().splitlines()) == 1 and fragment in err, err
+    assert "Traceback" not in err

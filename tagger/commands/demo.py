@@ -14,7 +14,13 @@ from __future__ import annotations
 import os
 
 from tagger import cli
-from tagger.cli import ArgumentParser, positive_int
+from tagger.cli import (ArgumentParser, non_negative_int, number_in_range, positive_float,
+                        positive_int)
+from tagger.datasets.synthetic import MAX_CLIPS, MIN_CLIPS
+
+# Clips of at least one 2.68 s segment with a margin (the build skips a clip
+# that holds no whole segment), at most the synthetic dataset's 600 s.
+MIN_SECONDS, MAX_SECONDS = 3.0, 600.0
 
 # Demo training settings per family: small models and Adam so a CPU learns the
 # synthetic tags in minutes. The paper settings stay train.py's defaults.
@@ -37,24 +43,26 @@ def parse_args(argv=None):
                    help="where the dataset, records and runs go (default: demo_output)")
     p.add_argument("--model", default="samplecnn", choices=sorted(DEMO_MODELS),
                    help="model family to train (default: samplecnn, ReSE+multi)")
-    p.add_argument("--clips", type=int, default=None,
+    p.add_argument("--clips", type=number_in_range(int, MIN_CLIPS, MAX_CLIPS), default=None,
+                   metavar="N",
                    help="synthetic clips (default: 400; 600 with --semi-supervised)")
-    p.add_argument("--seconds", type=float, default=None,
+    p.add_argument("--seconds", type=number_in_range(float, MIN_SECONDS, MAX_SECONDS),
+                   default=None, metavar="S",
                    help="clip length (default: 29.1; 6 with --semi-supervised)")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=positive_int, default=None, metavar="N",
                    help="training epochs (default: the family's demo setting)")
-    p.add_argument("--width", type=float, default=None,
+    p.add_argument("--width", type=positive_float, default=None, metavar="W",
                    help="samplecnn channel width (default: 0.125)")
-    p.add_argument("--window-segments", type=int, default=None,
+    p.add_argument("--window-segments", type=positive_int, default=None, metavar="K",
                    help="59049-sample segments per training window (default: the "
                         "family's; keep it within the clip length)")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help="training batch size (default: the family's demo setting)")
-    p.add_argument("--lr", type=float, default=None,
+    p.add_argument("--lr", type=positive_float, default=None, metavar="LR",
                    help="Adam learning rate (default: the family's demo setting)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, metavar="N",
                    help="decoding processes for the build (default: all cores)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0, metavar="N")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     semi = p.add_argument_group("noisy-student demonstration")
     semi.add_argument("--semi-supervised", action="store_true",
