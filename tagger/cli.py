@@ -34,6 +34,21 @@ def quiet_tensorflow() -> None:
     absl.logging.set_verbosity(absl.logging.ERROR)
 
 
+def program_name() -> str:
+    """The command as the user ran it: `python -m tagger.datasets.synthetic`
+    for a module of this package run with -m, otherwise the name of the
+    script (`tagger-synthetic`, a console script; `train.py`)."""
+    script = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if not script:
+        return "tagger"
+    package = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.abspath(script)
+    if path.startswith(package + os.sep) and path.endswith(".py"):
+        module = os.path.relpath(path[:-3], os.path.dirname(package)).replace(os.sep, ".")
+        return f"python -m {module.removesuffix('.__main__')}"
+    return os.path.basename(script)
+
+
 def main(action, args) -> int:
     """The body of every CLI's main(): imports TensorFlow quietly, then
     `action(args)` with a user's mistakes and Ctrl-C as one-line exits."""
@@ -43,7 +58,7 @@ def main(action, args) -> int:
 
 def run(action, args=None) -> int:
     """Calls `action(args)`; turns UserError and Ctrl-C into one-line exits."""
-    prog = os.path.basename(sys.argv[0])
+    prog = program_name()
     try:
         return action(args) or 0
     except UserError as error:
@@ -105,13 +120,15 @@ def _conventional(names, kwargs) -> dict:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """The parser of every CLI here: a one-line error (no usage dump) and
-    exit code 2; --help shows every default (HelpFormatter); options that
+    """The parser of every CLI here: named as the user ran it
+    (`program_name`); a one-line error (no usage dump) and exit code 2; --help shows every default (HelpFormatter); options that
     take a value without a stated metavar read `N` (integers) or `PATH`
     (paths, by name); after parsing, `no_progress` is set when stderr is
     not a terminal (`progress_wanted`)."""
 
     def __init__(self, *args, **kwargs):
+        if not args:
+            kwargs.setdefault("prog", program_name())
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 

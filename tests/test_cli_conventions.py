@@ -106,3 +106,40 @@ def test_value_options_read_n_or_path():
         assert expected in usage
     assert " ".join(usage.split()).count("default: 3") == 2  # --count, --size
     assert "--out-dir PATH default: x" in " ".join(usage.split())
+
+
+# (module, its console script in pyproject.toml): modules users also run with -m
+SCRIPTS = [("tagger.datasets.synthetic", "tagger-synthetic"),
+           ("tagger.datasets.synthetic_msd", "tagger-synthetic-msd"),
+           ("tagger.interpret.attention", "tagger-attention")]
+
+
+@pytest.mark.parametrize("name, script", SCRIPTS)
+def test_usage_names_the_command_as_it_was_run(name, script, monkeypatch):
+    module = importlib.import_module(name)
+    monkeypatch.setattr(sys, "argv", [f"/opt/venv/bin/{script}"])
+    assert parser_of(name, monkeypatch).prog == script
+    monkeypatch.setattr(sys, "argv", [module.__file__])  # what `python -m` sets
+    assert parser_of(name, monkeypatch).prog == f"python -m {name}"
+    monkeypatch.setattr(sys, "argv", ["/work/train.py"])
+    assert cli.program_name() == "train.py"
+
+
+def test_usage_of_a_real_module_run_and_console_script(tmp_path):
+    import os
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    module = subprocess.run([sys.executable, "-m", "tagger.datasets.synthetic", "--help"],
+                            cwd=root, capture_output=True, text=True, timeout=60)
+    assert module.stdout.startswith("usage: python -m tagger.datasets.synthetic "), module
+    # a console script as pip writes it: a file named after the command
+    script = tmp_path / "tagger-synthetic"
+    script.write_text("import sys\nfrom tagger.datasets.synthetic import main\n"
+                      "if __name__ == '__main__':\n    sys.exit(main())\n")
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "out"), "--workers", "0"],
+                         cwd=root, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": root})
+    assert run.returncode == 2 and run.stderr.startswith(
+        "tagger-synthetic: error: argument --workers: expected a number >= 1"), run.stderr
+    assert not (tmp_path / "out").exists()

@@ -69,7 +69,7 @@ import typing
 
 import numpy as np
 
-from tagger.cli import ArgumentParser
+from tagger.cli import ArgumentParser, non_negative_int, number_in_range, positive_int
 from tagger.datasets.origin import ORIGIN_FILE, write_synthetic_marker
 from tagger.datasets.synthetic_sounds import (ClipAttributes, SAMPLE_RATE,
                                               render_clip)
@@ -119,6 +119,8 @@ BROKEN_KINDS = ("empty", "garbage", "truncated", "not_audio")
 
 MIN_CLIPS = 10
 MAX_CLIPS = 25000
+MIN_SECONDS = 1.0
+MAX_SECONDS = 600.0
 MAX_CLIP_ID = 58908
 CSV_NAME = "annotations_final.csv"
 AUDIO_DIR = "mp3"
@@ -580,8 +582,10 @@ def _check_args(clips, seconds, seed):
         raise ValueError(
             f"clips must be between {MIN_CLIPS} and {MAX_CLIPS} (the dataset always "
             f"holds {len(KNOWN_BROKEN) + len(_EXTRA_BROKEN)} broken files), got {clips}")
-    if not isinstance(seconds, (int, float, np.number)) or not 1.0 <= seconds <= 600.0:
-        raise ValueError(f"seconds must be between 1 and 600, got {seconds!r}")
+    if (isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.number))
+            or not MIN_SECONDS <= seconds <= MAX_SECONDS):
+        raise ValueError(f"seconds must be between {MIN_SECONDS:g} and {MAX_SECONDS:g}, "
+                         f"got {seconds!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
 
@@ -737,6 +741,8 @@ def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,
     synthesise and encode clips in parallel; the files do not depend on it.
     """
     _check_args(clips, seconds, seed)
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"OUT_DIR {out_dir!r} is an existing file; expected a directory "
@@ -777,16 +783,19 @@ def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,
 
 def main(argv=None) -> int:
     parser = ArgumentParser(
-        prog="python -m tagger.datasets.synthetic",
         description="Write the synthetic MagnaTagATune-layout dataset "
                     "(annotations_final.csv + mp3/0..f) into OUT_DIR.")
     parser.add_argument("out_dir", metavar="OUT_DIR")
-    parser.add_argument("--clips", type=int, default=400, help="rows in the CSV (default 400)")
-    parser.add_argument("--seconds", type=float, default=29.1, help="clip length (default 29.1)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--clips", type=number_in_range(int, MIN_CLIPS, MAX_CLIPS), default=400,
+                        help=f"rows in the CSV, {MIN_CLIPS}-{MAX_CLIPS} (default 400)")
+    parser.add_argument("--seconds", type=number_in_range(float, MIN_SECONDS, MAX_SECONDS),
+                        default=29.1, metavar="S",
+                        help=f"clip length, {MIN_SECONDS:g}-{MAX_SECONDS:g} s (default 29.1)")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="random seed (default 0)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing annotations_final.csv and mp3/ in OUT_DIR")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                         help="processes synthesising clips (default: all cores)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--quiet", action="store_true", dest="no_progress",
@@ -798,11 +807,11 @@ def main(argv=None) -> int:
                            progress=not args.no_progress, overwrite=args.overwrite,
                            workers=args.workers)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
         where = f" ({e.filename})" if e.filename else ""
-        print(f"error: cannot write the dataset to {args.out_dir!r}: {e.strerror or e}{where}",
+        print(f"{parser.prog}: error: cannot write the dataset to {args.out_dir!r}: {e.strerror or e}{where}",
               file=sys.stderr)
         return 1
     broken = ", ".join(f"{b.clip_id} {b.kind}" for b in summary.broken)

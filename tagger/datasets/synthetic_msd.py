@@ -425,6 +425,8 @@ def generate(out_dir, tracks: int = 300, seed: int = 0, seconds: float = 30.0,
         raise ValueError(f"seconds must lie in [1, 120], got {seconds!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"OUT {out_dir!r} is a file; name a folder (created if missing)")
@@ -468,7 +470,6 @@ def generate(out_dir, tracks: int = 300, seed: int = 0, seconds: float = 30.0,
 
 def main(argv=None) -> int:
     parser = ArgumentParser(
-        prog="python -m tagger.datasets.synthetic_msd",
         description="Write a synthetic Million Song Dataset (SQLite metadata and Last.fm "
                     "tags, 7digital-layout MP3 previews, CALS and classic split files) "
                     "into OUT.")

@@ -10,8 +10,7 @@ from tagger.cli import ArgumentParser
 
 
 def parse_args(argv=None):
-    p = ArgumentParser(prog="python -m tagger.interpret.attention",
-                       description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", help="a .keras or .hdf5 self_attention or transformer model "
                                  "written by train.py")
     p.add_argument("audio", nargs="*", help="audio files (any format soundfile reads, any "

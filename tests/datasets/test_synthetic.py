@@ -162,7 +162,8 @@ def test_existing_dataset_needs_overwrite(dataset, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs", [dict(clips=0), dict(clips=9), dict(seconds=0.0),
-                                    dict(seed=-1), dict(clips=2.5)])
+                                    dict(seconds=float("nan")), dict(seed=-1), dict(clips=2.5),
+                                    dict(workers=0), dict(workers=-2)])
 def test_bad_arguments(kwargs, tmp_path):
     with pytest.raises(ValueError):
         generate(tmp_path / "x", **{"clips": 20, **kwargs})
@@ -371,3 +372,18 @@ def test_cli_bad_input_is_one_line(case, tmp_path):
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and "error:" in lines[0], r.stderr
     assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--workers", "0"], "argument --workers: expected a number >= 1, got '0'"),
+    (["--clips", "5"], "argument --clips: expected a number in [10, 25000], got '5'"),
+    (["--seconds", "nan"], "argument --seconds: expected a number in [1.0, 600.0], got 'nan'"),
+    (["--seconds", "601"], "argument --seconds: expected a number in [1.0, 600.0]"),
+    (["--seed", "-1"], "argument --seed: expected a number >= 0, got '-1'"),
+])
+def test_cli_numbers_are_checked_up_front(argv, fragment, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        synthetic.main([str(tmp_path / "out"), *argv, "--no-progress"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
+    assert not (tmp_path / "out").exists()

@@ -111,3 +111,11 @@ def test_cli_errors(tmp_path, capsys):
     generate(str(tmp_path / "y"), tracks=40, metadata_only=True, progress=False)
     assert main([str(tmp_path / "y"), "--tracks", "40", "--metadata-only", "--no-progress"]) == 2
     assert "already holds a dataset" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", [0, -1])
+def test_workers_below_one_are_refused(tmp_path, workers):
+    with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+        generate(str(tmp_path / "x"), tracks=40, workers=workers, metadata_only=True,
+                 progress=False)
+    assert not (tmp_path / "x").exists()
