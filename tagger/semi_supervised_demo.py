@@ -8,7 +8,10 @@ soft labels on the unlabelled clips: a compact one (half the channel width)
 and one of the teacher's size. All are evaluated on the same test split:
 macro ROC-AUC and PR-AUC with percentile-bootstrap 95% intervals over test
 clips, and the paired bootstrap interval of each student's gain over its
-teacher (the same resampled clips for both models).
+teacher. Each model's intervals are eval.py's own (`evaluate` with
+`resamples` resamples, seed 0: `eval.py --bootstrap N` prints the same); the
+gain's interval comes from the same resampled clips
+(tagger.evaluation.metrics.paired_bootstrap_gain).
 
 Everything goes under `<work_dir>/`; a rerun with the same settings reuses
 the finished runs, other settings start the runs anew.
@@ -20,12 +23,12 @@ import dataclasses
 import json
 import time
 
-import numpy as np
-
 from tagger import fileio
 from tagger.config import BuildConfig, NoisyStudentConfig, TrainConfig, join_path, to_dict
 
 STAMP = "semi_supervised.json"
+BOOTSTRAP_SEED = 0  # eval.py's default --seed: its intervals are eval.py's
+STUDENTS = {"compact": "compact student", "equal": "equal-size student"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +46,7 @@ class SemiSupervisedDemoConfig:
     batch_size: int = 16  # the students: half labelled, half unlabelled
     lr: float = 0.003
     pseudo_label_weight: float = 1.0
-    resamples: int = 1000
+    resamples: int = 1000  # bootstrap resamples (eval.py's default)
     students: tuple = ("compact", "equal")  # which students to train per seed
     steps_per_epoch: int | None = None  # None: one pass over the labelled clips
     workers: int = 1
@@ -70,17 +73,19 @@ def run_semi_supervised_demo(config: SemiSupervisedDemoConfig):
                                  overwrite=True, progress=config.progress))
     yield describe(info, records)
     _start_anew_if_changed(config, runs)
-    results = []
+    results = []  # per seed: (seed, teacher run, {student: run})
     for seed in range(config.seed, config.seed + config.seeds):
         teacher = yield from _train(config, records, runs, f"teacher-seed{seed}", seed,
                                     config.teacher_width, None)
+        students = {}
         for name, width in (("compact", config.compact_width),
                             ("equal", config.teacher_width)):
             if name not in config.students:
                 continue
-            student = yield from _train(config, records, runs, f"student-{name}-seed{seed}",
-                                        seed, width, teacher)
-            results.append((seed, name, teacher, student))
+            students[name] = yield from _train(config, records, runs,
+                                               f"student-{name}-seed{seed}", seed, width,
+                                               teacher)
+        results.append((seed, teacher, students))
     yield from _report(config, records, results)
     yield f"semi-supervised demo finished in {time.time() - start:.0f} s"
 
@@ -121,104 +126,108 @@ def _start_anew_if_changed(config, runs):
 
 
 def _report(config, records, results):
+    """Evaluates every model on the test split (eval.py's intervals) and each
+    student's paired gain over its teacher; writes results.json; yields the
+    table and the verdict."""
     from tagger.evaluation.evaluate import evaluate
+    from tagger.evaluation.metrics import paired_bootstrap_gain
 
-    predictions = {}
+    evaluations = {}
 
-    def predict(run_dir):
-        if run_dir not in predictions:
-            result = evaluate(join_path(run_dir, "model.keras"), records, "test")
-            predictions[run_dir] = (result.predictions.labels, result.predictions.scores)
-        return predictions[run_dir]
+    def evaluation(run_dir):
+        if run_dir not in evaluations:
+            evaluations[run_dir] = evaluate(join_path(run_dir, "model.keras"), records,
+                                            "test", bootstrap=config.resamples,
+                                            seed=BOOTSTRAP_SEED)
+        return evaluations[run_dir]
 
-    rows = []
-    for seed, name, teacher, student in results:
-        labels, teacher_scores = predict(teacher)
-        _, student_scores = predict(student)
-        stats = paired_bootstrap(labels, teacher_scores, student_scores,
-                                 config.resamples, seed)
-        rows.append({"seed": seed, "student": name, "teacher_run": teacher,
-                     "student_run": student, **stats})
+    models, gains = [], []
+    for seed, teacher_run, students in results:
+        teacher = evaluation(teacher_run)
+        models.append(_model_row(seed, "teacher", teacher_run, teacher))
+        for name, student_run in students.items():
+            student = evaluation(student_run)
+            models.append(_model_row(seed, STUDENTS[name], student_run, student))
+            ci = paired_bootstrap_gain(teacher.predictions.labels, teacher.predictions.scores,
+                                       student.predictions.scores, config.resamples,
+                                       BOOTSTRAP_SEED)
+            row = {"seed": seed, "student": name, "teacher_run": teacher_run,
+                   "student_run": student_run}
+            for metric in ("roc_auc", "pr_auc"):
+                point = getattr(student.metrics, metric) - getattr(teacher.metrics, metric)
+                row[metric] = [point, *ci[metric]]
+            gains.append(row)
+    clips = (len(evaluation(results[0][1]).predictions.clip_ids) if results else 0)
+    summary = {"test_clips": clips, "bootstrap": {"level": 0.95, "resamples": config.resamples,
+                                                  "seed": BOOTSTRAP_SEED},
+               "models": models, "gains": gains}
     out = join_path(config.work_dir, "semi_supervised", "results.json")
-    fileio.write_atomic(out, json.dumps(rows, indent=1))
-    clips = len(predict(results[0][2])[0]) if results else 0
-    yield (f"test split: {clips} clips; 95% percentile-bootstrap intervals over clips "
-           f"({config.resamples} resamples); gain = student - teacher on the same resamples")
-    yield (f"{'seed':>4} {'student':8} {'metric':7} {'teacher':>22} {'student':>22} "
-           f"{'gain':>24}")
-    for r in rows:
-        for metric in ("roc_auc", "pr_auc"):
-            t, s, g = r["teacher"][metric], r["student_model"][metric], r["gain"][metric]
-            yield (f"{r['seed']:>4} {r['student']:8} {metric:7} {_ci(t):>22} {_ci(s):>22} "
-                   f"{_ci(g, signed=True):>24}" + ("  *" if g[1] > 0 else ""))
-    yield "* the gain's interval lies above 0: the student beats its teacher beyond the interval"
+    fileio.write_atomic(out, json.dumps(summary, indent=1))
+    yield from table_lines(summary)
     yield f"results: {out}"
+
+
+def _model_row(seed, model, run_dir, result) -> dict:
+    m = result.metrics
+    return {"seed": seed, "model": model, "run": run_dir,
+            "roc_auc": [m.roc_auc, *m.intervals["roc_auc"]],
+            "pr_auc": [m.pr_auc, *m.intervals["pr_auc"]]}
+
+
+def table_lines(summary: dict) -> list:
+    """The final report of `summary` (results.json's content): every model's
+    macro ROC-AUC and PR-AUC with their intervals, each student's paired gain
+    over its teacher, and the verdict."""
+    b = summary["bootstrap"]
+    level = f"{b['level']:.0%}"
+    lines = [f"test split: {summary['test_clips']} clips; [{level} percentile-bootstrap "
+             f"intervals over clips, {b['resamples']} resamples, seed {b['seed']}, as eval.py "
+             "computes them]",
+             f"{'seed':>4}  {'model':20} {'ROC-AUC [' + level + ' CI]':>23}  "
+             f"{'PR-AUC [' + level + ' CI]':>23}"]
+    for r in summary["models"]:
+        lines.append(f"{r['seed']:>4}  {r['model']:20} {_ci(r['roc_auc']):>23}  "
+                     f"{_ci(r['pr_auc']):>23}")
+    lines += ["gain = student - teacher, paired: both models on the same resampled clips",
+              f"{'seed':>4}  {'student':20} {'ROC-AUC gain [' + level + ' CI]':>26}  "
+              f"{'PR-AUC gain [' + level + ' CI]':>26}"]
+    for g in summary["gains"]:
+        lines.append(f"{g['seed']:>4}  {STUDENTS[g['student']]:20} "
+                     f"{_ci(g['roc_auc'], signed=True):>26}  "
+                     f"{_ci(g['pr_auc'], signed=True):>26}"
+                     + ("  *" if beats(g) else ""))
+    lines.append(f"* the ROC-AUC gain's {level} interval lies above 0: the student beats "
+                 "its teacher beyond the interval")
+    lines.append(verdict(summary["gains"]))
+    return lines
+
+
+def beats(gain: dict, metric: str = "roc_auc") -> bool:
+    """Whether the gain's interval lies above 0."""
+    return gain[metric][1] > 0
+
+
+def verdict(gains: list) -> str:
+    """One line: for each student, in how many seeds it beats its teacher
+    beyond the interval, on ROC-AUC and on PR-AUC."""
+    if not gains:
+        return "verdict: no student was trained"
+    parts = []
+    for name, label in STUDENTS.items():
+        rows = [g for g in gains if g["student"] == name]
+        if not rows:
+            continue
+        n = len(rows)
+        roc, pr = (sum(beats(g, m) for g in rows) for m in ("roc_auc", "pr_auc"))
+        claim = ("beats its teacher beyond the interval" if roc == n else
+                 "beats its teacher beyond the interval in some seeds only" if roc else
+                 "does not beat its teacher beyond the interval")
+        parts.append(f"the {label} {claim} (gain's interval above 0 in {roc} of {n} "
+                     f"seed(s) on ROC-AUC, {pr} of {n} on PR-AUC)")
+    return "verdict: " + "; ".join(parts)
 
 
 def _ci(value, signed=False):
     point, low, high = value
     f = "{:+.4f}" if signed else "{:.4f}"
     return f"{f.format(point)} [{f.format(low)}, {f.format(high)}]"
-
-
-def paired_bootstrap(labels, teacher_scores, student_scores, resamples: int = 1000,
-                     seed: int = 0, level: float = 0.95) -> dict:
-    """Point values (sklearn, the whole split) and percentile-bootstrap
-    intervals of macro ROC-AUC and PR-AUC for the teacher, the student and
-    the student's gain, with the same resampled clips for both models; a
-    tag with no positive or no negative clip in a resample is left out of
-    that resample's macro average. Returns {"teacher" | "student_model" |
-    "gain": {metric: (point, low, high)}}."""
-    from tagger.evaluation.metrics import tag_metrics
-
-    labels = np.asarray(labels) > 0.5
-    clips, tags = labels.shape
-    names = [str(i) for i in range(tags)]
-    point = {}
-    for key, scores in (("teacher", teacher_scores), ("student_model", student_scores)):
-        m = tag_metrics(labels.astype(np.float32), np.asarray(scores), names)
-        point[key] = {"roc_auc": m.roc_auc, "pr_auc": m.pr_auc}
-    point["gain"] = {k: point["student_model"][k] - point["teacher"][k] for k in point["teacher"]}
-    rng = np.random.default_rng(seed)
-    draws = {key: {"roc_auc": [], "pr_auc": []} for key in point}
-    for _ in range(resamples):
-        index = rng.integers(0, clips, clips)
-        y = labels[index]
-        values = {}
-        for key, scores in (("teacher", teacher_scores), ("student_model", student_scores)):
-            values[key] = macro_aucs(y, np.asarray(scores, np.float64)[index])
-            for metric in ("roc_auc", "pr_auc"):
-                draws[key][metric].append(values[key][metric])
-        for metric in ("roc_auc", "pr_auc"):
-            draws["gain"][metric].append(values["student_model"][metric]
-                                         - values["teacher"][metric])
-    tail = 100 * (1 - level) / 2
-    result = {}
-    for key in point:
-        result[key] = {}
-        for metric in ("roc_auc", "pr_auc"):
-            values = np.asarray(draws[key][metric])
-            low, high = np.percentile(values[np.isfinite(values)], [tail, 100 - tail])
-            result[key][metric] = (float(point[key][metric]), float(low), float(high))
-    return result
-
-
-def macro_aucs(labels: np.ndarray, scores: np.ndarray) -> dict:
-    """Macro ROC-AUC (Mann-Whitney, ties averaged) and average precision (as
-    sklearn's for distinct scores) over the tags with positives and negatives;
-    labels bool (clips, tags), scores (clips, tags)."""
-    from scipy.stats import rankdata
-
-    positives = labels.sum(0)
-    keep = (positives > 0) & (positives < labels.shape[0])
-    if not keep.any():
-        return {"roc_auc": float("nan"), "pr_auc": float("nan")}
-    y, s, p = labels[:, keep], scores[:, keep], positives[keep].astype(np.float64)
-    n = y.shape[0] - p
-    ranks = rankdata(s, axis=0)
-    roc = ((ranks * y).sum(0) - p * (p + 1) / 2) / (p * n)
-    order = np.argsort(-s, axis=0, kind="stable")
-    hits = np.take_along_axis(y, order, axis=0)
-    precision = np.cumsum(hits, axis=0) / np.arange(1, y.shape[0] + 1)[:, None]
-    ap = (precision * hits).sum(0) / p
-    return {"roc_auc": float(roc.mean()), "pr_auc": float(ap.mean())}

@@ -36,6 +36,8 @@ DEMO_MODELS = {
                         batch_size=8, lr=1e-3, epochs=6),
 }
 
+SEMI_SUPERVISED_FLAGS = ("seeds", "teacher_epochs", "student_epochs")
+
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
@@ -70,7 +72,13 @@ def parse_args(argv=None):
                            "on a small labelled and a large unlabelled split")
     semi.add_argument("--seeds", type=positive_int, default=None,
                       help="with --semi-supervised: seeds, one teacher and two students "
-                           "each (default: 2)")
+                           "each, seeded --seed, --seed + 1, ... (default: 2)")
+    semi.add_argument("--teacher-epochs", type=positive_int, default=None, metavar="N",
+                      help="with --semi-supervised: the teacher's training epochs "
+                           "(default: 12)")
+    semi.add_argument("--student-epochs", type=positive_int, default=None, metavar="N",
+                      help="with --semi-supervised: each student's training epochs; an "
+                           "epoch is one pass over the labelled clips (default: 30)")
     return p.parse_args(argv)
 
 
@@ -102,10 +110,13 @@ def semi_supervised_config(args):
     if args.model != "samplecnn":
         wrong.insert(0, "--model")
     if wrong:
+        hint = (" (its epochs: --teacher-epochs, --student-epochs)" if "--epochs" in wrong
+                else "")
         raise UserError(f"{', '.join(wrong)} do(es) not apply with --semi-supervised (its "
-                        "teacher and students are fixed sample-level CNNs); leave them out")
-    settings = {name: getattr(args, name) for name in ("clips", "seconds", "seeds")
-                if getattr(args, name) is not None}
+                        "teacher and students are fixed sample-level CNNs); leave them out"
+                        + hint)
+    settings = {name: getattr(args, name) for name in SEMI_SUPERVISED_FLAGS + (
+        "clips", "seconds") if getattr(args, name) is not None}
     return SemiSupervisedDemoConfig(work_dir=args.work_dir, workers=args.workers, seed=args.seed,
                                     progress=not args.no_progress, **settings)
 
@@ -122,8 +133,11 @@ def config_from_args(args):
         if args.model != "samplecnn":
             raise UserError(f"--width applies to the samplecnn model only, not {args.model}")
         model_args["width"] = args.width
-    if args.seeds is not None:
-        raise UserError("--seeds applies with --semi-supervised only; leave it out")
+    semi = [f"--{name.replace('_', '-')}" for name in SEMI_SUPERVISED_FLAGS
+            if getattr(args, name) is not None]
+    if semi:
+        raise UserError(f"{', '.join(semi)} appl{'ies' if len(semi) == 1 else 'y'} with "
+                        "--semi-supervised only; leave them out or add --semi-supervised")
     for name in ("epochs", "batch_size", "lr"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
