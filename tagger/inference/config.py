@@ -7,7 +7,8 @@ import dataclasses
 from tagger.errors import UserError
 
 OUTPUT_FORMATS = ("table", "json", "csv")
-ENGINES = ("keras", "tflite", "tflite-fp16", "tflite-dynamic")  # see tflite_predictor
+# keras and xla: predictor.Predictor (xla: compiled with XLA); tflite*: tflite_predictor
+ENGINES = ("keras", "xla", "tflite", "tflite-fp16", "tflite-dynamic")
 EXPORT_FORMATS = ("saved_model", "tflite")
 
 
@@ -49,8 +50,8 @@ class TagConfig:
         if self.engine not in ENGINES:
             raise UserError(f"--engine must be one of {', '.join(ENGINES)}, "
                             f"got {self.engine!r}")
-        if self.embeddings and self.engine != "keras":
-            raise UserError(f"--embeddings needs --engine keras (the {self.engine} engine "
+        if self.embeddings and self.engine not in ("keras", "xla"):
+            raise UserError(f"--embeddings needs --engine keras or xla (the {self.engine} engine "
                             "returns tag scores only)")
 
 

@@ -61,8 +61,9 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     from tagger.models.saved import load_tagger
 
     model, info = load_tagger(config.model)
-    if config.engine == "keras":
-        predictor = Predictor(model, info, embeddings=config.embeddings is not None)
+    if config.engine in ("keras", "xla"):
+        predictor = Predictor(model, info, embeddings=config.embeddings is not None,
+                              jit_compile=config.engine == "xla")
     else:
         from tagger.inference.tflite_predictor import TFLitePredictor
 

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-ENGINES = {"keras": None, "tflite": None, "tflite-fp16": "fp16", "tflite-dynamic": "dynamic"}
+ENGINES = {"tflite": None, "tflite-fp16": "fp16", "tflite-dynamic": "dynamic"}
 
 
 def available_cores() -> int:
@@ -43,8 +43,8 @@ class TFLitePredictor:
         from tagger.inference.export import ServingModel, tflite_bytes, tflite_interpreter
         from tagger.inference.native_stderr import native_stderr_silenced
 
-        if engine not in ENGINES or engine == "keras":
-            raise ValueError(f"engine must be one of {[e for e in ENGINES if e != 'keras']}, "
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {list(ENGINES)}, "
                              f"got {engine!r}")
         serving = ServingModel(model, info)
         self.engine = engine

@@ -420,4 +420,27 @@ def test_tflite_engines_score_like_keras(cnn, music, capsys):
     assert np.abs(dynamic - keras_scores).max() < 0.05
     code, _, err = run_tag(capsys, path, music / "a.wav", "--engine", "tflite",
                            "--embeddings", "x.npz")
-    assert code == 2 and len(err) == 1 and "--embeddings needs --engine keras" in err[0]
+    assert code == 2 and len(err) == 1 and "--embeddings needs --engine keras or xla" in err[0]
+
+
+def test_xla_engine_scores_like_keras_and_reuses_one_compiled_batch(cnn, music, capsys):
+    path, model = cnn
+
+    def scores(*flags):
+        code, out, err = run_tag(capsys, path, music / "a.wav", music / "short.wav",
+                                 "--format", "csv", "--batch-size", "3", *flags)
+        assert code == 0 and err == [], err
+        return np.array([row[4:] for row in csv.reader(out.splitlines()[1:])], np.float64)
+
+    from tagger.inference.predictor import Predictor
+    from tagger.models.saved import load_tagger
+
+    np.testing.assert_allclose(scores("--engine", "xla"), scores(), atol=1e-5)
+    predictor = Predictor(*load_tagger(path), embeddings=True, jit_compile=True)
+    windows = np.random.default_rng(0).standard_normal((5, WINDOW)).astype(np.float32)
+    full, embeddings = predictor(windows)
+    part, part_embeddings = predictor(windows[:2])  # padded to the 5 rows compiled
+    assert part.shape == (2, len(TAGS)) and part_embeddings.shape[0] == 2
+    np.testing.assert_allclose(part, full[:2], atol=1e-6)
+    np.testing.assert_allclose(full, model.predict(windows, verbose=0), atol=1e-5)
+    assert predictor._call.experimental_get_tracing_count() == 1
