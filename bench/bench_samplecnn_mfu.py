@@ -7,8 +7,11 @@ the FLOP/s of a large float32 matrix product measured in the same run:
   - XLA (`jit_compile`) against TensorFlow's oneDNN kernels;
   - the same network without its batch-norm layers: the most that folding
     batch norm into the convolutions could give;
-  - the time share of each layer kind (stem, block convolutions, the rest),
-    from timing truncated models, to show where the time goes.
+  - the time share of the stem, each block and the head, each timed on its
+    own (a model from the part's input tensors to its output), with oneDNN
+    and with XLA, to show where the time goes.
+The ratio line `mfu_infer_samplecnn` is bench_models.py's (batch 23, the
+paper's); this script prints the best row as text.
     python bench/bench_samplecnn_mfu.py [--batches 1,8,23,64] [--steps 5]
 """
 
@@ -60,37 +63,48 @@ def build(without_batch_norm: bool):
 
 
 def segments_per_second(model, batch: int, jit: bool, steps: int) -> float:
-    import numpy as np
-    import tensorflow as tf
-
-    x = (0.1 * np.random.default_rng(0).standard_normal((batch, SEGMENT))).astype("float32")
-    predict = tf.function(lambda v: model(v, training=False), jit_compile=jit or None)
-    predict(x).numpy()
-    best = float("inf")
-    for _ in range(steps):
-        start = time.perf_counter()
-        predict(x).numpy()
-        best = min(best, time.perf_counter() - start)
-    return batch / best
+    return rate_of(model, batch, jit, steps, [(SEGMENT,)])
 
 
-def layer_time_shares(model, batch: int, steps: int) -> list[tuple[str, float]]:
-    """Seconds per segment up to the end of the stem and of each block
-    (truncated models), as increments: where the inference time goes."""
+def layer_time_shares(model, batch: int, steps: int, jit: bool) -> list[tuple[str, float]]:
+    """(part, seconds per segment) for the stem, each block and the head,
+    each timed on its own as a model from its input tensors to its output:
+    where the inference time goes."""
     import keras
+    import numpy as np
 
     ends = ["stem_relu"] + [layer.name for layer in model.layers
                             if layer.name.endswith("_se_scale")]
-    previous, shares = 0.0, []
-    for name in ends:
-        truncated = keras.Model(model.input, model.get_layer(name).output)
-        seconds = 1.0 / segments_per_second(truncated, batch, False, steps)
-        shares.append((name.removesuffix("_se_scale").removesuffix("_relu"),
-                        seconds - previous))
-        previous = seconds
-    total = 1.0 / segments_per_second(model, batch, False, steps)
-    shares.append(("head (global pooling, dense layers)", total - previous))
+    feeds = [model.input] + [model.get_layer(name).output for name in ends]
+    multi = [model.get_layer(name).output for name in ends[-3:]]  # the aggregated blocks
+    parts = [("stem", [model.input], feeds[1])]
+    parts += [(name.removesuffix("_se_scale"), [feeds[i]], feeds[i + 1])
+              for i, name in enumerate(ends[1:], start=1)]
+    parts.append(("head (global pooling, dense layers)", multi, model.output))
+    shares = []
+    for label, inputs, output in parts:
+        part = keras.Model(inputs, output)
+        shapes = [tuple(t.shape[1:]) for t in inputs]
+        shares.append((label, 1.0 / rate_of(part, batch, jit, steps, shapes)))
     return shares
+
+
+def rate_of(model, batch: int, jit: bool, steps: int, shapes) -> float:
+    """Inputs per second of `model` on random inputs of `shapes` (best call)."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    xs = [(0.1 * rng.standard_normal((batch, *shape))).astype("float32") for shape in shapes]
+    predict = tf.function(lambda *v: model(list(v) if len(v) > 1 else v[0], training=False),
+                          jit_compile=jit or None)
+    predict(*xs)
+    best = float("inf")
+    for _ in range(steps):
+        start = time.perf_counter()
+        np.asarray(predict(*xs))
+        best = min(best, time.perf_counter() - start)
+    return batch / best
 
 
 def main():
@@ -126,13 +140,17 @@ def main():
           f"{later / 1e9:.1f} after; MFU above uses the first")
     best *= peak / max(peak, later)
     batch = max(batches)
-    shares = layer_time_shares(models["with batch norm"], batch, args.steps)
-    total = sum(seconds for _, seconds in shares)
-    print(f"\nwhere the time goes (batch {batch}, oneDNN):")
-    for name, seconds in shares:
-        print(f"  {name:40s} {100 * seconds / total:5.1f}%")
-    print()
-    print(f"ratio mfu_infer_samplecnn {best:.3f}")
+    print(f"\nwhere the time goes (batch {batch}; each part timed on its own):")
+    shares = {jit: layer_time_shares(models["with batch norm"], batch, args.steps, jit)
+              for jit in (False, True)}
+    totals = {jit: sum(seconds for _, seconds in rows) for jit, rows in shares.items()}
+    print(f"  {'part':40s} {'oneDNN':>8s} {'XLA':>8s}")
+    for (name, plain), (_, fused) in zip(shares[False], shares[True]):
+        print(f"  {name:40s} {100 * plain / totals[False]:7.1f}% {100 * fused / totals[True]:7.1f}%")
+    print(f"  {'sum of the parts, ms per segment':40s} {1e3 * totals[False]:8.2f} "
+          f"{1e3 * totals[True]:8.2f}")
+    print(f"\nbest inference MFU of the rows above: {best:.3f} "
+          "(bench_models.py prints the ratio line mfu_infer_samplecnn at batch 23)")
 
 
 if __name__ == "__main__":
