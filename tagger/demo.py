@@ -14,7 +14,7 @@ import dataclasses
 import json
 import time
 
-from tagger import fileio
+from tagger import fileio, strict_json
 from tagger.config import BuildConfig, TrainConfig, join_path, to_dict
 
 STAMP_DIR = ".demo"
@@ -46,8 +46,9 @@ def run_demo(config: DemoConfig):
     metrics = yield from train_model(config, records)
     run_dir = metrics["run_dir"]
     test = metrics.get("test", {})
-    yield (f"test split: macro ROC-AUC {test.get('roc_auc', float('nan')):.4f}, "
-           f"PR-AUC {test.get('pr_auc', float('nan')):.4f}")
+    # metrics.json holds null for an undefined (NaN) metric
+    yield (f"test split: macro ROC-AUC {strict_json.number(test.get('roc_auc')):.4f}, "
+           f"PR-AUC {strict_json.number(test.get('pr_auc')):.4f}")
     yield f"model:   {join_path(run_dir, 'model.keras')} (and model.hdf5)"
     yield f"metrics: {join_path(run_dir, 'metrics.json')}"
     yield f"logs:    {join_path(run_dir, 'history.csv')}, TensorBoard in {join_path(run_dir, 'logs')}"

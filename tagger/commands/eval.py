@@ -27,7 +27,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
                    help="seed of the bootstrap resamples (default: 0)")
     p.add_argument("--out-json", default=None, metavar="PATH",
-                   help="write the metrics as JSON here (default: none)")
+                   help="write the metrics as JSON here; an undefined value (no tag "
+                        "with both classes) is null (default: none)")
     p.add_argument("--per-tag-csv", default=None, metavar="PATH",
                    help="write the per-tag table as CSV here (default: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -39,9 +40,7 @@ def main(argv=None):
 
 
 def run(args):
-    import json
-
-    from tagger import fileio
+    from tagger import fileio, strict_json
     from tagger.evaluation.evaluate import evaluate, report_lines
 
     outputs = [(args.out_json, "--out-json"), (args.per_tag_csv, "--per-tag-csv")]
@@ -53,8 +52,8 @@ def run(args):
                       seed=args.seed)
     print("\n".join(report_lines(result)))
     if args.out_json:
-        fileio.write_output(args.out_json, json.dumps(result.as_dict(), indent=2) + "\n",
-                            "--out-json")
+        fileio.write_output(args.out_json,
+                            strict_json.dumps(result.as_dict(), indent=2) + "\n", "--out-json")
     if args.per_tag_csv:
         fileio.write_output(args.per_tag_csv, result.metrics.per_tag.to_csv(index=False),
                             "--per-tag-csv")

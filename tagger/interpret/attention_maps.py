@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import posixpath
 
 import numpy as np
 
-from tagger import fileio
+from tagger import fileio, strict_json
 from tagger.config import join_path
 from tagger.errors import UserError
 
@@ -289,7 +288,7 @@ def save_maps(maps: AttentionMaps, out_dir: str, tags) -> list[str]:
         },
     }
     path = f"{base}_maps.json"
-    fileio.write_atomic(path, json.dumps(meta, indent=2))
+    fileio.write_atomic(path, strict_json.dumps(meta, indent=2))  # a NaN score: null
     paths.append(path)
     for key, figure in (("attention", plot_attention(maps)),
                         ("contributions", plot_contributions(maps, tags))):

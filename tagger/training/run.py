@@ -30,7 +30,7 @@ import time
 import keras
 import tensorflow as tf
 
-from tagger import fileio
+from tagger import fileio, strict_json
 from tagger.config import TrainConfig, from_dict, join_path, to_dict
 from tagger.errors import UserError
 from tagger.evaluation.metrics import tag_metrics
@@ -202,8 +202,8 @@ class Run:
         best = metrics.get("best") or {}
         self._log(f"run {self.run_dir} is already finished: {self.state.epoch} epochs, "
                   f"best epoch {self.state.best_epoch}"
-                  + (f" (val ROC-AUC {best['val_roc_auc']:.4f})" if "val_roc_auc" in best
-                     else "")
+                  + (f" (val ROC-AUC {best['val_roc_auc']:.4f})"
+                     if best.get("val_roc_auc") is not None else "")
                   + f"; its model is {join_path(self.run_dir, 'model.keras')}")
         return {**metrics, "run_dir": self.run_dir}
 
@@ -215,7 +215,8 @@ class Run:
             self._restore(saved)
         if self.chief:
             fileio.write_atomic(join_path(self.run_dir, "config.json"),
-                                json.dumps(to_dict(self.config), indent=2, sort_keys=True))
+                                strict_json.dumps(to_dict(self.config), indent=2,
+                                                  sort_keys=True))
 
     # -- training -----------------------------------------------------------
     def _stage(self):
@@ -414,8 +415,7 @@ class Run:
         if not self.chief:
             return
         self._write(join_path(self.run_dir, "history.csv"), _history_csv(self.state.history))
-        self._write(join_path(self.run_dir, "state.json"),
-                    json.dumps(dataclasses.asdict(self.state), indent=1))
+        self._write(join_path(self.run_dir, "state.json"), _commit_text(self.state))
 
     @staticmethod
     def _write(path: str, text: str):
@@ -449,7 +449,7 @@ class Run:
                 except (OSError, tf.errors.OpError) as error:
                     raise fileio.output_error("model", path, error) from None
             self._write(join_path(self.run_dir, "metrics.json"),
-                        json.dumps(metrics, indent=2, default=float))
+                        strict_json.dumps(metrics, indent=2, default=float))
         self.state.done = True
         self._commit()
         if not self.chief:  # scratch checkpoints of the other workers
@@ -476,11 +476,17 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def read_state(path: str) -> RunState:
-    """state.json as a RunState; a damaged file is one UserError naming it."""
+    """state.json as a RunState; a damaged file is one UserError naming it.
+    Non-finite numbers, written as null, read back as they were (a best
+    score not yet set as Infinity, an undefined metric as NaN); older files
+    that hold a bare Infinity or NaN read as well."""
     try:
         saved = json.loads(fileio.read_text(path))
+        if "best_score" in saved:
+            saved["best_score"] = strict_json.number(saved["best_score"], math.inf)
+        saved["history"] = [_history_row(row) for row in saved.get("history", [])]
         return RunState(**saved)
-    except (ValueError, TypeError, UnicodeDecodeError) as error:
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as error:
         raise UserError(f"{path!r} is damaged ({str(error).splitlines()[0]}); the run "
                         "cannot continue without it: start a new run with --run-name "
                         "or --train-dir") from None
@@ -607,6 +613,18 @@ def default_run_name(config: TrainConfig) -> str:
     if config.noisy_student.teacher:
         parts.append("student")
     return "-".join(parts)
+
+
+def _commit_text(state: RunState) -> str:
+    """state.json's text: strict JSON, non-finite numbers as null (see `read_state`)."""
+    return strict_json.dumps(dataclasses.asdict(state), indent=1)
+
+
+def _history_row(row: dict) -> dict:
+    """A history row as read from state.json: a number written as null
+    (NaN, e.g. an undefined validation ROC-AUC) is NaN again."""
+    return {key: (math.nan if value is None and key != "optimizer" else value)
+            for key, value in row.items()}
 
 
 def _history_csv(rows) -> str:

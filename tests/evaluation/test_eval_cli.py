@@ -83,6 +83,38 @@ def test_report_has_intervals_and_no_published_figures_on_synthetic_data(
     assert "confidence" not in out
 
 
+def _strict_json(text):
+    """json.loads that refuses the bare NaN/Infinity strict parsers refuse."""
+    def refuse(constant):
+        raise ValueError(f"invalid JSON constant {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_undefined_metrics_are_written_as_null(tiny_model, raw_records, tmp_path, capsys):
+    """A test split of one clip: no tag has both classes, so the macro AUCs
+    are undefined (NaN); the report stays valid JSON."""
+    import tensorflow as tf
+
+    def one_clip(info):
+        info["splits"]["test"].update(clips=1, shards=info["splits"]["test"]["shards"][:1])
+
+    records, info = copy_records(raw_records[0], tmp_path / "copy", one_clip)
+    shard = os.path.join(records, info["splits"]["test"]["shards"][0])
+    first = next(iter(tf.data.TFRecordDataset(shard))).numpy()
+    with tf.io.TFRecordWriter(shard) as writer:
+        writer.write(first)
+    out_json = tmp_path / "m.json"
+    code, out, err = run_eval(capsys, tiny_model, "--data-dir", records, "--bootstrap", "20",
+                              "--out-json", out_json)
+    assert code == 0, err
+    text = out_json.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    report = _strict_json(text)
+    assert report["clips"] == 1 and report["evaluated_tags"] == 0
+    assert report["roc_auc"] is None and report["pr_auc"] is None
+    assert report["roc_auc_ci"] is None  # no interval of an undefined macro AUC
+
+
 def test_published_figures_only_with_what_they_compare_to():
     from tagger.evaluation.evaluate import published_lines
 

@@ -5,6 +5,7 @@ import dataclasses
 import gc
 import json
 import logging
+import math
 import os
 import pathlib
 
@@ -14,7 +15,7 @@ import pytest
 
 from tagger.commands import train as train_cli
 from tagger.errors import UserError
-from tagger.training.run import Run, train
+from tagger.training.run import Run, read_state, train
 from tests.checks import call_main, one_line_error
 from tests.training.test_train import tiny_config
 
@@ -186,8 +187,56 @@ def test_a_new_run_writes_its_state_before_any_checkpoint(raw_records, tmp_path,
     with pytest.raises(KeyboardInterrupt):
         train(three_epochs(raw_records[0], tmp_path))
     assert "state.json" in seen["files"] and seen["checkpoints"] == []
-    state = json.loads((tmp_path / RUN / "state.json").read_text())
+    state = strict_json_loads((tmp_path / RUN / "state.json").read_text())
     assert state["epoch"] == 0 and not state["done"]
+    # no best score yet: written as null (not the invalid bare Infinity), read as inf
+    assert state["best_score"] is None
+    assert read_state(str(tmp_path / RUN / "state.json")).best_score == math.inf
+
+
+def strict_json_loads(text):
+    """json.loads that refuses the bare NaN/Infinity strict parsers refuse."""
+    def refuse(constant):
+        raise ValueError(f"invalid JSON constant {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_run_files_are_strict_json(uninterrupted):
+    run_dir, _ = uninterrupted
+    for name in ("state.json", "metrics.json", "config.json"):
+        strict_json_loads((run_dir / name).read_text())
+
+
+def _row(epoch, roc_auc):
+    return {"epoch": epoch, "stage": 0, "stage_epoch": epoch, "optimizer": "sgd",
+            "lr": 0.01, "train_loss": 0.7, "val_loss": 0.69, "val_roc_auc": roc_auc,
+            "val_pr_auc": 0.1, "seconds": 1.0}
+
+
+def test_state_with_undefined_numbers_reads_back_as_written(tmp_path):
+    """NaN (an undefined validation ROC-AUC) and an unset best score are
+    written as null and read back as NaN and inf; an older state.json that
+    holds a bare Infinity or NaN reads as it always did."""
+    import dataclasses as dc
+
+    from tagger.training.run import RunState, _commit_text
+
+    state = RunState(epoch=1, history=[_row(1, math.nan)])
+    path = tmp_path / "state.json"
+    path.write_text(_commit_text(state))
+    strict_json_loads(path.read_text())
+    back = read_state(str(path))
+    assert back.best_score == math.inf and math.isnan(back.history[0]["val_roc_auc"])
+    assert dc.replace(back, history=[]) == dc.replace(state, history=[])
+    assert {k: v for k, v in back.history[0].items() if k != "val_roc_auc"} == \
+        {k: v for k, v in _row(1, 0).items() if k != "val_roc_auc"}
+    old = tmp_path / "old.json"
+    old.write_text('{"epoch": 2, "best_score": Infinity, "history": ['
+                   + json.dumps(_row(1, math.nan)) + "]}")
+    assert "NaN" in old.read_text()
+    back = read_state(str(old))
+    assert back.epoch == 2 and back.best_score == math.inf
+    assert math.isnan(back.history[0]["val_roc_auc"])
 
 
 def test_disk_full_while_checkpointing(raw_records, tmp_path, monkeypatch, capsys):
