@@ -71,7 +71,6 @@ def layer_time_shares(model, batch: int, steps: int, jit: bool) -> list[tuple[st
     each timed on its own as a model from its input tensors to its output:
     where the inference time goes."""
     import keras
-    import numpy as np
 
     ends = ["stem_relu"] + [layer.name for layer in model.layers
                             if layer.name.endswith("_se_scale")]
