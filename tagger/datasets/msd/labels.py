@@ -16,10 +16,12 @@ and a (tracks, tags) uint8 label matrix (None for the student split).
 from __future__ import annotations
 
 import dataclasses
-import os
+import io
 
 import numpy as np
 
+from tagger import fileio
+from tagger.config import join_path
 from tagger.datasets.msd.pickles import read_id_list, read_tag_vectors
 from tagger.datasets.msd.sqlite import Songs, read_lastfm
 from tagger.datasets.msd.split import artist_split
@@ -46,8 +48,8 @@ class Labels:
 
 
 def from_lastfm(data_dir: str, songs: Songs, top_k: int = 50, min_value: float = 50.0,
-                seed: int = 0, exclude=DEFAULT_EXCLUDED_TAGS) -> Labels:
-    tag_names, labels = read_lastfm(data_dir, songs, top_k, min_value, exclude)
+                seed: int = 0, exclude=DEFAULT_EXCLUDED_TAGS, progress: bool = False) -> Labels:
+    tag_names, labels = read_lastfm(data_dir, songs, top_k, min_value, exclude, progress)
     tagged = labels.any(axis=1)
     positions = np.flatnonzero(tagged)
     if len(positions) < 3:
@@ -73,12 +75,12 @@ def from_lastfm(data_dir: str, songs: Songs, top_k: int = 50, min_value: float =
 
 
 def _load_npy(path: str, what: str):
-    if not os.path.isfile(path):
+    if not fileio.exists(path) or fileio.isdir(path):
         raise UserError(f"{path!r} not found; a CALS folder holds {{train,valid,test}}_ids.npy "
                         "and _binaries.npy (minzwon/semi-supervised-music-tagging-transformer, "
                         "data/splits)")
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(io.BytesIO(fileio.read_bytes(path)), allow_pickle=False)
     except (ValueError, OSError) as error:
         raise UserError(f"{path!r} is not a readable .npy file ({error}); expected {what}") \
             from None
@@ -104,8 +106,8 @@ def _locate(songs: Songs, ids, split: str, notes: dict) -> tuple:
 def from_cals(folder: str, songs: Songs) -> Labels:
     positions, labels, notes = {}, {}, {}
     for name, stem in CALS_SPLITS.items():
-        ids_path = os.path.join(folder, f"{stem}_ids.npy")
-        bin_path = os.path.join(folder, f"{stem}_binaries.npy")
+        ids_path = join_path(folder, f"{stem}_ids.npy")
+        bin_path = join_path(folder, f"{stem}_binaries.npy")
         ids = _ids(_load_npy(ids_path, "MSD track ids"), ids_path)
         binaries = _load_npy(bin_path, f"a ({len(ids)}, {len(CALS_TAGS)}) label matrix")
         if binaries.shape != (len(ids), len(CALS_TAGS)):
@@ -115,8 +117,8 @@ def from_cals(folder: str, songs: Songs) -> Labels:
         pos, found = _locate(songs, ids, name, notes)
         positions[name] = pos
         labels[name] = (np.asarray(binaries)[found] > 0).astype(np.uint8)
-    student_path = os.path.join(folder, "student_ids.npy")
-    if os.path.isfile(student_path):
+    student_path = join_path(folder, "student_ids.npy")
+    if fileio.exists(student_path):
         ids = _ids(_load_npy(student_path, "MSD track ids"), student_path)
         positions[STUDENT_SPLIT], _ = _locate(songs, ids, STUDENT_SPLIT, notes)
         labels[STUDENT_SPLIT] = None
@@ -124,14 +126,15 @@ def from_cals(folder: str, songs: Songs) -> Labels:
 
 
 def from_classic(folder: str, songs: Songs) -> Labels:
-    train_valid = read_id_list(os.path.join(folder, "filtered_list_train.cP"))
-    test = read_id_list(os.path.join(folder, "filtered_list_test.cP"))
-    vectors = read_tag_vectors(os.path.join(folder, "msd_id_to_tag_vector.cP"))
-    tag_list = os.path.join(folder, "50tagList.txt")
+    train_valid = read_id_list(join_path(folder, "filtered_list_train.cP"))
+    test = read_id_list(join_path(folder, "filtered_list_test.cP"))
+    vectors = read_tag_vectors(join_path(folder, "msd_id_to_tag_vector.cP"))
+    tag_list = join_path(folder, "50tagList.txt")
     tag_names = CLASSIC_TAGS
-    if os.path.isfile(tag_list):
-        with open(tag_list, encoding="utf-8") as f:
-            tag_names = tuple(line.strip() for line in f if line.strip())
+    if fileio.exists(tag_list):
+        tag_names = tuple(line.strip() for line in
+                          fileio.read_bytes(tag_list).decode("utf-8").splitlines()
+                          if line.strip())
     # The first 201,680 of the 213,454 ids are train, the rest valid; a
     # list of another length is cut in the same proportion.
     cut = round(len(train_valid) * CLASSIC_TRAIN_COUNT / CLASSIC_TRAIN_VALID)

@@ -5,6 +5,11 @@
             ids to 7digital ids).
   msd:      {tid[2]}/{tid[3]}/{tid[4]}/{tid}.{ext}, tid = the MSD track id
             (the layout of the CALS code, e.g. 22,050 Hz WAV files).
+
+The audio root may be local or any tf.io.gfile path (gs://, ...). Local
+roots use the standard library (one stat per track); a remote root is
+listed once instead (a recursive listing is a few thousand requests for a
+million objects on gs://, a stat per track would be a million).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import os
 
 import numpy as np
 
+from tagger import fileio
+from tagger.config import join_path
 from tagger.errors import UserError
 
 LAYOUTS = ("7digital", "msd")
@@ -23,24 +30,41 @@ BLOCK = 65536
 def detect(audio_root: str) -> tuple:
     """(layout, extension) of the audio under `audio_root`, from its first
     level of folders (digits: 7digital; letters: MSD ids) and the first file."""
-    if not os.path.isdir(audio_root):
-        raise UserError(f"audio folder {audio_root!r} does not exist; pass --audio-dir")
-    top = sorted(n for n in os.listdir(audio_root)
-                 if len(n) == 1 and os.path.isdir(os.path.join(audio_root, n)))
+    check_root(audio_root)
+    top = [n for n in fileio.listdir(audio_root)
+           if len(n) == 1 and fileio.isdir(join_path(audio_root, n))]
     if top and all(n.isdigit() for n in top):
         return "7digital", "mp3"
     if top and all(n.isalpha() and n.isupper() for n in top):
-        for root, dirs, files in os.walk(audio_root):
-            dirs.sort()
-            for name in sorted(files):
-                stem, _, ext = name.rpartition(".")
-                if stem.startswith("TR") and ext.lower() in AUDIO_EXTENSIONS:
-                    return "msd", ext
+        ext = _first_msd_extension(audio_root, top, depth=1)
+        if ext is not None:
+            return "msd", ext
         raise UserError(f"{audio_root!r} has MSD-id folders but no TR....<ext> audio file; "
                         "expected A/B/C/TRABC....wav")
     raise UserError(f"cannot tell the audio layout of {audio_root!r}: expected one-digit "
                     "folders (7digital: 8/9/8947470.clip.mp3) or one-letter folders "
                     "(MSD ids: A/B/C/TRABC....wav); pass --layout")
+
+
+def check_root(audio_root: str) -> None:
+    if not fileio.isdir(audio_root):
+        raise UserError(f"audio folder {audio_root!r} does not exist; pass --audio-dir")
+
+
+def _first_msd_extension(folder: str, names, depth: int):
+    """The extension of the first TR....<ext> file, depth first in name
+    order through the one-letter folders (A/B/C/), or None."""
+    for name in names:
+        stem, _, ext = name.rpartition(".")
+        if depth > 1 and stem.startswith("TR") and ext.lower() in AUDIO_EXTENSIONS:
+            return ext
+    for name in names:
+        sub = join_path(folder, name)
+        if len(name) == 1 and depth <= 3 and fileio.isdir(sub):
+            ext = _first_msd_extension(sub, fileio.listdir(sub), depth + 1)
+            if ext is not None:
+                return ext
+    return None
 
 
 def relative_paths(layout: str, ext: str, track_ids: np.ndarray,
@@ -63,16 +87,36 @@ def relative_paths(layout: str, ext: str, track_ids: np.ndarray,
 
 def missing(audio_root: str, paths: np.ndarray, progress=None) -> np.ndarray:
     """Boolean mask of tracks whose file does not exist (or that have no
-    path); stats each file once, so a million tracks take a while."""
+    path). A local root: each file is stat-ed once, so a million tracks take
+    a while. Any other root: its files are listed once (`progress` gets the
+    files found as they come)."""
+    if not fileio.is_local(audio_root):
+        return _missing_remote(audio_root, paths, progress)
     out = np.zeros(len(paths), bool)
-    local = "://" not in audio_root
     for i, path in enumerate(paths):
         if not path:
             out[i] = True
-        elif local:
+        else:
             out[i] = not os.path.isfile(os.path.join(audio_root, path.decode()))
         if progress is not None and (i + 1) % 4096 == 0:
             progress(4096)
     if progress is not None:
         progress(len(paths) % 4096)
     return out
+
+
+def _missing_remote(audio_root: str, paths: np.ndarray, progress=None) -> np.ndarray:
+    import tensorflow as tf
+
+    root = audio_root.rstrip("/")
+    depth = max((p.count(b"/") for p in paths[:BLOCK] if p), default=0)
+    found = []
+    # One listing of the files at the layout's depth (d0/d1/file or A/B/C/file).
+    for name in tf.io.gfile.glob(join_path(root, *["*"] * (depth + 1))):
+        found.append(name[len(root) + 1:].encode())
+        if progress is not None and len(found) % 4096 == 0:
+            progress(4096)
+    if progress is not None:
+        progress(len(found) % 4096)
+    present = np.array(sorted(found), dtype=paths.dtype if len(paths) else "S40")
+    return (paths == b"") | ~np.isin(paths, present)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pickle
 
+from tagger import fileio
 from tagger.datasets.pickle2 import load_py2
 from tagger.errors import UserError
 
@@ -23,11 +24,10 @@ _SOURCE = "jongpillee/music_dataset_split, MSD_split"
 def _load(path: str):
     name = os.path.basename(path)
     what = _WHAT.get(name, "a Python 2 pickle")
-    if not os.path.isfile(path):
+    if not fileio.exists(path) or fileio.isdir(path):
         raise UserError(f"{path!r} not found; a classic split folder holds "
                         f"{', '.join(_WHAT)} ({_SOURCE})")
-    with open(path, "rb") as f:
-        data = f.read()
+    data = fileio.read_bytes(path)
     try:
         return load_py2(data)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,

@@ -8,16 +8,22 @@ The known broken MSD ids are planned as known broken: the writer skips
 them and lists each with its reason. Tracks without an audio file (or
 without a 7digital id) are left out of the plan, counted per split in the
 notes, the first few named with their reason.
+
+Every folder may be local or any tf.io.gfile path (gs://, ...): the audio
+is read where it lies, split files are read through tf.io.gfile, and a
+remote SQLite file is first copied to a local temporary file (SQLite
+reads local files only; see sqlite.connect).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 from tqdm import tqdm
 
+from tagger import fileio
+from tagger.config import join_path
 from tagger.datasets.msd import labels as label_sources
 from tagger.datasets.msd import layout as layouts
 from tagger.datasets.msd.sqlite import read_songs
@@ -53,17 +59,16 @@ def plan_msd(data_dir: str, settings: MsdSettings = MsdSettings(),
     if (settings.source == "lastfm") == (settings.source_dir is not None):
         raise UserError("--split lastfm takes no folder; --split cals and --split classic "
                         "need the folder of their split files")
-    if settings.source_dir is not None and not os.path.isdir(settings.source_dir):
+    if settings.source_dir is not None and not fileio.isdir(settings.source_dir):
         raise UserError(f"split folder {settings.source_dir!r} does not exist")
-    if not os.path.isdir(data_dir):
+    if not fileio.isdir(data_dir):
         raise UserError(f"--data-dir {data_dir!r} does not exist; it must hold "
                         "track_metadata.db (and lastfm_tags.db for --split lastfm)")
-    audio_root = settings.audio_dir or os.path.join(data_dir, AUDIO_DIR)
+    audio_root = settings.audio_dir or join_path(data_dir, AUDIO_DIR)
     if settings.layout == "auto":
         layout, ext = layouts.detect(audio_root)
     elif settings.layout in layouts.LAYOUTS:
-        if not os.path.isdir(audio_root):
-            raise UserError(f"audio folder {audio_root!r} does not exist; pass --audio-dir")
+        layouts.check_root(audio_root)
         layout, ext = settings.layout, "mp3" if settings.layout == "7digital" else None
         if ext is None:
             ext = layouts.detect(audio_root)[1]
@@ -75,7 +80,8 @@ def plan_msd(data_dir: str, settings: MsdSettings = MsdSettings(),
         songs = read_songs(data_dir, progress=bar)
     if settings.source == "lastfm":
         found = label_sources.from_lastfm(data_dir, songs, settings.top_k,
-                                          settings.min_tag_value, settings.seed)
+                                          settings.min_tag_value, settings.seed,
+                                          progress=progress)
     elif settings.source == "cals":
         found = label_sources.from_cals(settings.source_dir, songs)
     else:
@@ -93,7 +99,9 @@ def plan_msd(data_dir: str, settings: MsdSettings = MsdSettings(),
         known_broken[paths[i].decode()] = KNOWN_BROKEN_REASON
     if settings.check_audio:
         todo = np.flatnonzero(used & ~broken_ids & ~no_path)
-        with tqdm(total=len(todo), desc="looking for audio files", unit="track",
+        local = fileio.is_local(audio_root)
+        with tqdm(total=len(todo) if local else None, unit="track" if local else "file",
+                  desc="looking for audio files" if local else f"listing {audio_root}",
                   disable=not progress) as bar:
             absent = layouts.missing(audio_root, paths[todo], progress=bar.update)
         absent_mask[todo[absent]] = True

@@ -7,6 +7,11 @@ track_metadata.db, table `songs`: track_id (TEXT, primary key), artist_id,
 track_7digitalid, ... (tbertinmahieux/MSongsDB, create_track_metadata_db.py).
 lastfm_tags.db: tids(tid), tags(tag), tid_tag(tid, tag, val) with tid and
 tag the ROWIDs of the other two tables and val in 0..100.
+
+SQLite reads local files only: a file under a gs:// (or other tf.io.gfile)
+--data-dir is copied to a local temporary file first (in $TMPDIR; about
+0.7 GB for track_metadata.db, 0.6 GB for lastfm_tags.db), with a progress
+bar, and removed when its connection closes.
 """
 
 from __future__ import annotations
@@ -14,14 +19,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import sqlite3
+import tempfile
 
 import numpy as np
+from tqdm import tqdm
 
+from tagger import fileio
+from tagger.config import join_path
 from tagger.errors import UserError
 
 METADATA_DB = "track_metadata.db"
 TAGS_DB = "lastfm_tags.db"
 BLOCK = 65536  # rows fetched at a time
+COPY_BLOCK = 16 << 20  # bytes copied at a time from a remote file
 ID_DTYPE = "S18"  # MSD ids are 18 ASCII characters
 
 _SCHEMAS = {
@@ -34,25 +44,81 @@ _SOURCES = {
 }
 
 
-def connect(data_dir: str, name: str) -> sqlite3.Connection:
-    """A read-only connection to `data_dir/name`, its tables and columns
-    checked; a missing or foreign file is a one-line UserError."""
-    path = os.path.join(data_dir, name)
-    if not os.path.isfile(path):
-        raise UserError(f"{path!r} not found; put {_SOURCES[name]} in --data-dir")
+class _LocalCopy(sqlite3.Connection):
+    """A connection to a temporary local copy, removed when it closes."""
+
+    copy_path = None
+
+    def close(self):
+        super().close()
+        if self.copy_path is not None:
+            try:
+                os.remove(self.copy_path)
+            except FileNotFoundError:
+                pass
+            self.copy_path = None
+
+
+def local_copy(path: str, progress: bool = True) -> str:
+    """Copies the tf.io.gfile file `path` to a new local temporary file;
+    returns its name. A failure (no space in $TMPDIR, say) is a UserError."""
+    import tensorflow as tf
+
+    fd, local = tempfile.mkstemp(suffix="-" + path.rstrip("/").rsplit("/", 1)[-1])
     try:
-        con = sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True)
+        size = tf.io.gfile.stat(path).length
+        with fileio.open_file(path, "rb") as src, os.fdopen(fd, "wb") as dst, \
+                tqdm(total=size, unit="B", unit_scale=True, desc=f"copying {path}",
+                     disable=not progress) as bar:
+            while True:
+                block = src.read(COPY_BLOCK)
+                if not block:
+                    break
+                dst.write(block)
+                bar.update(len(block))
+    except BaseException as error:
+        os.remove(local)
+        if isinstance(error, OSError):
+            raise UserError(f"cannot copy {path!r} to the local file {local!r} (SQLite reads "
+                            f"local files only): {fileio.describe_os_error(error)}; set TMPDIR "
+                            "to a folder with room, or pass a local --data-dir") from None
+        raise
+    return local
+
+
+def connect(data_dir: str, name: str, progress: bool = False) -> sqlite3.Connection:
+    """A read-only connection to `data_dir/name`, its tables and columns
+    checked; a missing or foreign file is a one-line UserError. A file that
+    is not local is copied to a local temporary file first."""
+    path = join_path(data_dir, name)
+    if not fileio.exists(path) or fileio.isdir(path):
+        raise UserError(f"{path!r} not found; put {_SOURCES[name]} in --data-dir")
+    local = path if fileio.is_local(path) else local_copy(path, progress)
+    try:
+        con = sqlite3.connect(f"file:{os.path.abspath(local)}?mode=ro", uri=True,
+                              factory=_LocalCopy)
+    except sqlite3.DatabaseError as error:
+        if local != path:
+            os.remove(local)
+        raise UserError(f"{path!r} is not a readable SQLite file ({error}); "
+                        f"expected {_SOURCES[name]}") from None
+    if local != path:
+        con.copy_path = local
+    try:
         for table, columns in _SCHEMAS[name].items():
             found = [row[1] for row in con.execute(f"PRAGMA table_info({table})")]
             missing = [c for c in columns if c not in found]
             if not found or missing:
                 what = f"no table {table!r}" if not found else \
                     f"table {table!r} lacks column(s) {', '.join(missing)}"
-                con.close()
                 raise UserError(f"{path!r} has {what}; expected {_SOURCES[name]}")
     except sqlite3.DatabaseError as error:
+        con.close()
         raise UserError(f"{path!r} is not a readable SQLite file ({error}); "
                         f"expected {_SOURCES[name]}") from None
+    except UserError:
+        con.close()
+        raise
     return con
 
 
@@ -94,7 +160,8 @@ class Songs:
 def read_songs(data_dir: str, progress=None) -> Songs:
     """Streams the `songs` table into columns. `progress` (a tqdm bar) gets
     its total, then an update per block."""
-    con = connect(data_dir, METADATA_DB)
+    con = connect(data_dir, METADATA_DB,
+                  progress=progress is not None and not getattr(progress, "disable", False))
     try:
         total = con.execute("SELECT COUNT(*) FROM songs").fetchone()[0]
         if progress is not None:
@@ -119,39 +186,50 @@ def read_songs(data_dir: str, progress=None) -> Songs:
     finally:
         con.close()
     if n == 0:
-        raise UserError(f"the songs table of {os.path.join(data_dir, METADATA_DB)!r} is "
+        raise UserError(f"the songs table of {join_path(data_dir, METADATA_DB)!r} is "
                         "empty; expected one row per MSD track")
     order = np.argsort(track_ids[:n], kind="stable")
     track_ids = track_ids[order]
     if np.any(track_ids[1:] == track_ids[:-1]):
-        raise UserError(f"{os.path.join(data_dir, METADATA_DB)!r} lists a track id twice; "
+        raise UserError(f"{join_path(data_dir, METADATA_DB)!r} lists a track id twice; "
                         "expected the MSD's track_metadata.db")
     artist_ids, artist = np.unique(artists[order], return_inverse=True)
     return Songs(rowid[order], track_ids, artist.astype(np.int32), artist_ids, digital[order])
 
 
 def read_lastfm(data_dir: str, songs: Songs, top_k: int, min_value: float,
-                exclude=()) -> tuple:
+                exclude=(), progress: bool = False) -> tuple:
     """(tag_names, labels): the `top_k` tags applied to most tracks with
     val > min_value (ties by tag name; `exclude` names skipped, case
-    ignored; fewer if fewer tags pass) and a (len(songs), tags) uint8 matrix, 1 where the track has
-    the tag with val > min_value."""
-    con = connect(data_dir, TAGS_DB)
+    ignored; fewer if fewer tags pass) and a (len(songs), tags) uint8
+    matrix, 1 where the track has the tag with val > min_value. With
+    `progress`, the tag count shows its elapsed time and the label stream a
+    bar with an ETA (its length is the sum of the chosen tags' counts)."""
+    con = connect(data_dir, TAGS_DB, progress=progress)
     excluded = {e.lower() for e in exclude}
     try:
-        counts = con.execute(
-            "SELECT tags.tag, tid_tag.tag, COUNT(*) AS n FROM tid_tag "
-            "JOIN tags ON tags.ROWID = tid_tag.tag WHERE tid_tag.val > ? "
-            "GROUP BY tid_tag.tag ORDER BY n DESC, tags.tag ASC", (min_value,))
-        chosen = []
-        for name, rowid, _ in counts:
-            if name is not None and str(name).lower() not in excluded:
-                chosen.append((str(name), int(rowid)))
-                if len(chosen) == top_k:
-                    break
-        counts.close()
+        with tqdm(desc="counting tags in lastfm_tags.db", bar_format="{desc}: {elapsed}",
+                  disable=not progress) as bar:
+            def tick():  # one GROUP BY over tid_tag: no fraction to show, but a clock
+                bar.update(1)
+                return 0
+
+            con.set_progress_handler(tick, 1 << 16)
+            counts = con.execute(
+                "SELECT tags.tag, tid_tag.tag, COUNT(*) AS n FROM tid_tag "
+                "JOIN tags ON tags.ROWID = tid_tag.tag WHERE tid_tag.val > ? "
+                "GROUP BY tid_tag.tag ORDER BY n DESC, tags.tag ASC", (min_value,))
+            chosen, rows_to_read = [], 0
+            for name, rowid, n in counts:
+                if name is not None and str(name).lower() not in excluded:
+                    chosen.append((str(name), int(rowid)))
+                    rows_to_read += n
+                    if len(chosen) == top_k:
+                        break
+            counts.close()
+            con.set_progress_handler(None, 0)
         if not chosen:
-            raise UserError(f"{os.path.join(data_dir, TAGS_DB)!r} has no tag with a value "
+            raise UserError(f"{join_path(data_dir, TAGS_DB)!r} has no tag with a value "
                             f"above {min_value:g}; lower --min-tag-value")
         column = {rowid: i for i, (_, rowid) in enumerate(chosen)}
         labels = np.zeros((len(songs), len(chosen)), np.uint8)
@@ -160,14 +238,17 @@ def read_lastfm(data_dir: str, songs: Songs, top_k: int, min_value: float,
             f"SELECT tids.tid, tid_tag.tag FROM tid_tag JOIN tids ON tids.ROWID = tid_tag.tid "
             f"WHERE tid_tag.val > ? AND tid_tag.tag IN ({marks})",
             (min_value, *column))
-        for rows in _blocks(cursor):
-            tids, tags = zip(*rows)
-            pos = songs.find([str(t).encode() for t in tids])
-            cols = np.array([column[t] for t in tags], np.int64)
-            known = pos >= 0
-            labels[pos[known], cols[known]] = 1
+        with tqdm(total=rows_to_read, desc="reading the top-k tags of lastfm_tags.db",
+                  unit="tag", disable=not progress) as bar:
+            for rows in _blocks(cursor):
+                tids, tags = zip(*rows)
+                pos = songs.find([str(t).encode() for t in tids])
+                cols = np.array([column[t] for t in tags], np.int64)
+                known = pos >= 0
+                labels[pos[known], cols[known]] = 1
+                bar.update(len(rows))
     except sqlite3.DatabaseError as error:
-        raise UserError(f"cannot read {os.path.join(data_dir, TAGS_DB)!r} ({error}); "
+        raise UserError(f"cannot read {join_path(data_dir, TAGS_DB)!r} ({error}); "
                         f"expected {_SOURCES[TAGS_DB]}") from None
     finally:
         con.close()
