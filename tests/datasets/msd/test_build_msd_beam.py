@@ -1,6 +1,7 @@
 """The MSD build under the Beam DirectRunner: byte-identical to the local build."""
 
 import hashlib
+import json
 import pathlib
 
 import pytest
@@ -27,3 +28,34 @@ def test_direct_runner_equals_the_local_msd_build(msd_builds, synthetic_msd, tmp
     assert info == local_info and info["splits"]["student"]["clips"] > 0
     local = digests(records_dir)
     assert len(local) > 3 and digests(tmp_path / "beam") == local
+
+
+def test_cli_direct_runner_equals_the_local_cli_build(msd_builds, synthetic_msd, tmp_path,
+                                                      capsys):
+    from tagger.commands import build_msd
+
+    data_dir, _ = synthetic_msd
+    argv = ["--data-dir", data_dir, "--split", "cals", f"{data_dir}/cals",
+            "--num-audios-per-shard", "8", "--no-progress"]
+    assert build_msd.main([*argv, "--out-dir", str(tmp_path / "local"), "--workers", "1"]) == 0
+    assert build_msd.main([*argv, "--out-dir", str(tmp_path / "beam"), "--runner", "direct",
+                           "--beam-option", "direct_num_workers=1"]) == 0
+    assert "student" in capsys.readouterr().out
+    local = digests(tmp_path / "local")
+    assert "dataset_info.json" in local and digests(tmp_path / "beam") == local
+    # the shards are those of the library build too (dataset_info.json also
+    # records the --split folder the CLI was given)
+    shards = {name: digest for name, digest in digests(msd_builds["cals"][0]).items()
+              if name.endswith(".tfrecord")}
+    assert shards.items() <= local.items()
+
+
+def test_local_msd_build_imports_nothing_of_beam(synthetic_msd, tmp_path):
+    from tests.beam.test_beam_build import beam_modules_after
+
+    data_dir, _ = synthetic_msd
+    out = tmp_path / "o"
+    assert beam_modules_after("build_msd", [
+        "--data-dir", data_dir, "--split", "cals", f"{data_dir}/cals", "--out-dir", out,
+        "--workers", "1", "--no-progress", "--num-audios-per-shard", "8"]) == []
+    assert json.loads((out / "dataset_info.json").read_text())["splits"]["student"]["clips"]
