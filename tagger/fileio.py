@@ -178,11 +178,14 @@ def _makedirs_under_files(path: str) -> None:
         raise OSError(errno.ENOTDIR, "not a directory", path) from None
 
 
-def prepare_output_dir(path: str, what: str) -> None:
+def prepare_output_dir(path: str, what: str, named: str | None = None) -> None:
     """Creates folder `path` (with parents) and proves it can be written to;
-    a file in the way, a read-only place or a full disk is one UserError."""
+    a file in the way, a read-only place or a full disk is one UserError
+    naming `named` (default: `path`; e.g. the file the user gave, which is
+    to go into this folder)."""
+    named = path if named is None else named
     if exists(path) and not isdir(path):
-        raise output_error(what, path, OSError(errno.ENOTDIR, "is a file"))
+        raise output_error(what, named, OSError(errno.ENOTDIR, "is a file"))
     probe = join_path(str(path), f".write-test-{os.getpid()}")
     try:
         _makedirs_under_files(path)
@@ -190,10 +193,10 @@ def prepare_output_dir(path: str, what: str) -> None:
             f.write(b"")
         remove(probe)
     except OSError as error:
-        raise output_error(what, path, error) from None
+        raise output_error(what, named, error) from None
     except Exception as error:
         if type(error).__module__.startswith("tensorflow"):
-            raise output_error(what, path, error) from None
+            raise output_error(what, named, error) from None
         raise
 
 

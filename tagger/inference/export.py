@@ -82,7 +82,7 @@ def export(config, log=print) -> ExportResult:
     out = config.out or default_out(config.model, config.format)
     check_destination(out, config.format, config.overwrite)
     model, info = load_tagger(config.model)
-    fileio.prepare_output_dir(os.path.dirname(os.path.abspath(out)), "--out")
+    fileio.prepare_output_dir(os.path.dirname(os.path.abspath(out)), "--out", named=out)
     serving = ServingModel(model, info)
     if serving.warning:
         log(f"warning: {serving.warning}")
@@ -96,9 +96,9 @@ def export(config, log=print) -> ExportResult:
             tags_path = tflite_tags_path(out)
     except OSError as error:  # a full disk, a folder made read-only meanwhile
         raise fileio.output_error("--out", out, error) from None
-        if select:
-            log("note: the TFLite model uses select TensorFlow ops; run it with the "
-                "Flex delegate (included in the tensorflow pip package)")
+    if select:
+        log("note: the TFLite model uses select TensorFlow ops; run it with the "
+            "Flex delegate (included in the tensorflow pip package)")
     difference = None
     if config.verify:
         x = check_waveforms(serving.window_samples)

@@ -143,3 +143,17 @@ def test_outputs_in_the_way_are_one_line(cnn, tmp_path, capsys):
         assert code == 2 and len(err) == 1 and needle in err[0], (argv, err)
     assert a_file.read_text() == "keep" and folder.is_dir() and not any(folder.iterdir())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "folder.tflite"]
+
+
+@pytest.mark.parametrize("fmt, name", [("saved_model", "sm"), ("tflite", "m.tflite")])
+def test_a_read_only_out_is_one_line(cnn, capsys, fmt, name):
+    import os
+
+    from tests.checks import read_only_path
+
+    path, _ = cnn
+    out = read_only_path(name)
+    code, err = export_lines(capsys, path, "--format", fmt, "--out", out, "--no-verify")
+    assert code == 2 and len(err) == 1 and f"'{out}'" in err[0], err
+    assert "permission denied" in err[0], err
+    assert not os.path.exists(out)

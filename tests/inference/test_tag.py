@@ -444,3 +444,15 @@ def test_xla_engine_scores_like_keras_and_reuses_one_compiled_batch(cnn, music, 
     np.testing.assert_allclose(part, full[:2], atol=1e-6)
     np.testing.assert_allclose(full, model.predict(windows, verbose=0), atol=1e-5)
     assert predictor._call.experimental_get_tracing_count() == 1
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_a_read_only_out_is_one_line(cnn, music, capsys, fmt):
+    from tests.checks import read_only_path
+
+    path, _ = cnn
+    out = read_only_path(f"tags.{fmt}")
+    code, stdout, err = run_tag(capsys, path, music / "a.wav", "--format", fmt, "--out", out)
+    assert code == 2 and len(err) == 1 and f"'{out}'" in err[0], err
+    assert "permission denied" in err[0] and "Traceback" not in err[0], err
+    assert stdout == "" and not os.path.exists(out)

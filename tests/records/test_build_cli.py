@@ -1,6 +1,7 @@
 """build_mtt.py's command line: a summary on success; one line and exit 2 for bad input."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -186,3 +187,12 @@ def test_config_checks_its_values():
                     features=FeatureConfig("logmel", "float32", LogMelConfig(f_max=8001.0)))
     BuildConfig(audio=AudioConfig(16000, 59049),  # f_max at Nyquist is fine
                 features=FeatureConfig("logmel", "float32", LogMelConfig(f_max=8000.0)))
+
+
+def test_a_read_only_out_dir_is_one_line(synthetic_mtt, capsys):
+    from tests.checks import read_only_path
+
+    out = read_only_path("records")
+    code, _, err = run_main(capsys, "--data-dir", synthetic_mtt[0], "--out-dir", out)
+    one_line_error(code, err, f"cannot write to out dir '{out}': permission denied")
+    assert not os.path.exists(out)

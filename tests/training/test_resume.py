@@ -261,3 +261,14 @@ def test_train_dir_that_cannot_hold_runs(raw_records, tmp_path, capsys, layout):
     one_line_error(code, err, "cannot write the run folder (--train-dir)",
                    "a part of the path is a file")
     assert (tmp_path / "file").read_text() == "keep"
+
+
+def test_a_read_only_train_dir_is_one_line(raw_records, capsys, monkeypatch):
+    from tests.checks import read_only_path
+
+    train_dir = read_only_path("runs")
+    monkeypatch.setattr(Run, "_train_stages", lambda self: pytest.fail("trained"))
+    code, _, err = train_main(capsys, *base_flags(raw_records[0], train_dir))
+    one_line_error(code, err, f"cannot write the run folder (--train-dir) '{train_dir}/",
+                   "permission denied")
+    assert not os.path.exists(train_dir)
