@@ -97,3 +97,32 @@ def test_fresh_processes_load_with_plain_keras(tiny_cnn, tiny_transformer, tmp_p
             f"print(m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0).tolist())\n")
         np.testing.assert_allclose(json.loads(out), tiny_transformer.predict(x, verbose=0),
                                    atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family, settings", [
+    ("multiscale", {}),
+    ("self_attention", dict(conv_channels=2, attention_channels=16, attention_layers=1,
+                            attention_heads=2)),
+])
+def test_fresh_process_loads_the_other_families(family, settings, tmp_path):
+    """Multi-scale CNN and self-attention tagger (raw input: their LogMel front
+    end included) load after a plain `import tagger` in a fresh process, from
+    .keras and .hdf5 alike, and predict as the model that was saved."""
+    from tagger.config import LogMelConfig
+
+    model = build_model(family, num_tags=3, segments=1, logmel=LogMelConfig(n_mels=16),
+                        **settings)
+    paths = [tmp_path / f"{family}.keras", tmp_path / f"{family}.hdf5"]
+    for path in paths:
+        save_tagger(model, {**INFO, "model": family, "model_args": settings}, str(path))
+    x = np.random.default_rng(1).uniform(-0.5, 0.5, (1, 59049)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    out = _fresh_python(
+        "import tagger, keras, json\nimport numpy as np\n"
+        f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
+        f"print(json.dumps([keras.models.load_model(p).predict(x, verbose=0).tolist() "
+        f"for p in {[str(p) for p in paths]!r}]))\n")
+    expected = model.predict(x, verbose=0)
+    for got in json.loads(out):
+        np.testing.assert_allclose(got, expected, atol=1e-5)
