@@ -1,6 +1,7 @@
 """train.py with --teacher / --augment on synthetic records that hold an
-unlabelled `student` split: runs, different teacher and student windows,
-rounds, flag errors, resume after SIGKILL."""
+unlabelled `student` split: runs, what each step receives, different teacher
+and student windows, distillation into a compact transformer, rounds, flag
+errors, resume after SIGKILL."""
 
 import json
 import pathlib
@@ -12,6 +13,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
 from tagger.commands import train as train_cli
 from tagger.config import NoisyStudentConfig, TrainConfig
@@ -63,6 +65,111 @@ def test_student_trains_with_a_longer_window_teacher(student_records, teacher, t
     assert np.isfinite(metrics["best"]["train_loss"]) and metrics["epochs"] == 1
     saved = json.loads((pathlib.Path(metrics["run_dir"]) / "config.json").read_text())
     assert saved["noisy_student"]["teacher"] == teacher and saved["augment"] is True
+
+
+def split_audio(records, info, split) -> list:
+    """The float32 audio of every clip of `split`, as the training reader converts it."""
+    from tagger.records import reader
+
+    clips = reader.clip_dataset(records, split, info, with_tags=False)
+    return [clip["segments"].numpy().ravel().tobytes() for clip in clips]
+
+
+def is_cut_from(window, clips) -> bool:
+    """Whether `window` is a contiguous stretch of samples of one of `clips`."""
+    data = np.ascontiguousarray(window, np.float32).tobytes()
+    for clip in clips:
+        at = clip.find(data)
+        while at != -1 and at % 4:
+            at = clip.find(data, at + 1)
+        if at != -1:
+            return True
+    return False
+
+
+@pytest.mark.slow
+def test_each_step_gets_half_labelled_half_unlabelled_windows(student_records, teacher,
+                                                              tmp_path, monkeypatch):
+    """The real run: the step's labelled half comes from the labelled train
+    split and its unlabelled half from the student split, batch / 2 each (seen
+    where the step hands them to the augmentation, before any noise)."""
+    from tagger.training import semi_supervised
+
+    records, info = student_records
+    received = []  # (augmentation stream: 2 * step (+1 unlabelled), windows)
+
+    class Recording:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __call__(self, x, step):
+            def record(x, step):
+                received.append((int(step), x.copy()))
+                return x
+
+            seen = tf.numpy_function(record, [x, tf.cast(step, tf.int64)], tf.float32,
+                                     stateful=True)
+            return tf.ensure_shape(seen, x.shape)
+
+    monkeypatch.setattr(semi_supervised, "Augmentation", Recording)
+    metrics = train(config(records, tmp_path, batch_size=8, augment=True,
+                           noisy_student=NoisyStudentConfig(teacher=teacher)))
+    assert metrics["epochs"] == 1
+    # 2 steps, each with its two halves (in either order within the step)
+    assert sorted(stream for stream, _ in received) == [0, 1, 2, 3]
+    segment = info["segment_length"]
+    labelled_audio = split_audio(records, info, "train")
+    unlabelled_audio = split_audio(records, info, "student")
+    for stream, windows in received:
+        assert windows.shape == (4, segment)  # half of the batch of 8, the student's window
+        labelled = stream % 2 == 0
+        for window in windows:
+            assert is_cut_from(window, labelled_audio) == labelled
+            assert is_cut_from(window, unlabelled_audio) != labelled
+
+
+@pytest.mark.slow
+def test_distillation_into_a_compact_transformer_keeps_the_teacher_frozen(
+        student_records, tmp_path, monkeypatch):
+    """--model transformer --size student from a (tiny) teacher-size transformer:
+    the teacher's weights are the saved ones, byte for byte, after the steps."""
+    from tagger.models.saved import load_tagger
+    from tagger.training import semi_supervised
+
+    records = student_records[0]
+    tiny = ["--conv-ndim", "4", "--attention-layers", "1", "--attention-heads", "2",
+            "--window-segments", "1", "--schedule", "staged", "--optimizer", "adam",
+            "--lr", "0.001", "--num-lr-decays", "1", "--max-epochs-per-stage", "1",
+            "--batch-size", "4", "--steps-per-epoch", "2", "--validation-steps", "1",
+            "--strategy", "default", "--no-test", "--no-progress",
+            "--data-dir", records, "--train-dir", str(tmp_path), "--model", "transformer"]
+    assert train_cli.main([*tiny, "--size", "teacher", "--run-name", "teacher",
+                           "--steps-per-epoch", "1"]) == 0
+    teacher_path = str(tmp_path / "teacher" / "model.keras")
+    saved_file = pathlib.Path(teacher_path).read_bytes()
+    loaded = []
+
+    def spy(*args, **kwargs):
+        loaded.append(load_teacher(*args, **kwargs))
+        return loaded[-1]
+
+    load_teacher = semi_supervised.load_teacher
+    monkeypatch.setattr(semi_supervised, "load_teacher", spy)
+    assert train_cli.main([*tiny, "--size", "student", "--run-name", "student",
+                           "--teacher", teacher_path]) == 0
+    teacher_model = loaded[0].model
+    assert not teacher_model.trainable
+    reference, _ = load_tagger(teacher_path)
+    assert [w.tobytes() for w in teacher_model.get_weights()] == [
+        w.tobytes() for w in reference.get_weights()]
+    assert pathlib.Path(teacher_path).read_bytes() == saved_file
+    student_model, _ = load_tagger(str(tmp_path / "student" / "model.keras"))
+    assert student_model.count_params() < teacher_model.count_params()
+    saved = json.loads((tmp_path / "student" / "config.json").read_text())
+    assert saved["model_args"]["size"] == "student"
+    assert saved["noisy_student"]["teacher"] == teacher_path
+    history = pd.read_csv(tmp_path / "student" / "history.csv")
+    assert list(history.epoch) == [1] and np.isfinite(history.train_loss[0])
 
 
 @pytest.mark.slow
