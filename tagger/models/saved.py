@@ -13,6 +13,7 @@ the model.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -126,6 +127,10 @@ def window_segments_for(model, model_info: dict | None, dataset_info: dict) -> i
     return input_shape[0] // segment[0]
 
 
+# LogMelConfig fields that build_mtt.py sets with a flag of the same name
+_LOGMEL_BUILD_FLAGS = ("n_mels", "n_fft", "hop_length", "f_min", "f_max", "top_db")
+
+
 def _logmel(settings: dict | None):
     """Log-mel settings as a LogMelConfig (files written before a field
     existed get its default), None for none."""
@@ -152,11 +157,23 @@ def check_audio_settings(model_info: dict | None, dataset_info: dict) -> None:
     if kind and kind != features["kind"]:
         differences.append(f"{kind} input (the dataset holds {features['kind']} records)")
         rebuild.append(f"--features {kind}")
-    elif kind == "logmel" and _logmel(model_info.get("logmel")) != \
-            _logmel(features.get("logmel")):
-        differences.append(f"log-mel features {model_info.get('logmel')} (the dataset "
-                           f"has {features.get('logmel')})")
-        rebuild.append("the model's log-mel flags")
+    elif kind == "logmel":
+        ours, theirs = _logmel(model_info.get("logmel")), _logmel(features.get("logmel"))
+        if ours is None or theirs is None:
+            if ours != theirs:
+                differences.append(f"log-mel features {model_info.get('logmel')} (the "
+                                   f"dataset has {features.get('logmel')})")
+                rebuild.append("the model's log-mel flags")
+        else:
+            for field in dataclasses.fields(ours):
+                mine, other = getattr(ours, field.name), getattr(theirs, field.name)
+                if mine != other:
+                    differences.append(f"log-mel features with {field.name} {mine!r} (the "
+                                       f"dataset has {other!r})")
+                    flag = f"--{field.name.replace('_', '-')}"
+                    rebuild.append(f"its log-mel {field.name}"
+                                   if field.name not in _LOGMEL_BUILD_FLAGS
+                                   else f"no {flag}" if mine is None else f"{flag} {mine:g}")
     if differences:
         raise UserError(f"the model was trained with {'; '.join(differences)}; use a "
                         f"dataset built with its settings (build_mtt.py {', '.join(rebuild)})")

@@ -140,6 +140,55 @@ def test_model_and_dataset_audio_settings_must_match(tiny_model, raw_records, tm
     one_line_error(code, err, "the model was trained with", *fragments)
 
 
+MEL = dict(n_mels=32, n_fft=512, hop_length=512, f_max=8000.0)
+
+
+@pytest.fixture(scope="module")
+def logmel_records(synthetic_mtt, tmp_path_factory):
+    """Log-mel records (32 bins, hop 512) of the synthetic dataset."""
+    from tagger.config import FeatureConfig, LogMelConfig
+    from tagger.datasets.mtt import build_mtt
+    from tests.conftest import build_config
+
+    out = tmp_path_factory.mktemp("logmel") / "records"
+    info = build_mtt(build_config(synthetic_mtt[0], out,
+                                  features=FeatureConfig("logmel", logmel=LogMelConfig(**MEL))))
+    return str(out), info
+
+
+@pytest.mark.parametrize("change, fragments", [
+    (dict(n_mels=64), ["log-mel features with n_mels 64 (the dataset has 32)", "--n-mels 64"]),
+    (dict(hop_length=256), ["log-mel features with hop_length 256 (the dataset has 512)",
+                            "--hop-length 256"]),
+    (dict(f_max=11025.0), ["log-mel features with f_max 11025.0 (the dataset has 8000.0)",
+                           "--f-max 11025"]),  # same input shape: only the check sees it
+    (None, []),
+])
+def test_model_and_dataset_log_mel_settings_must_match(logmel_records, tmp_path, capsys,
+                                                       change, fragments):
+    import dataclasses
+
+    from tagger.config import LogMelConfig
+    from tagger.models import build_model
+    from tagger.models.saved import save_tagger
+
+    records, info = logmel_records
+    mel = LogMelConfig(**{**MEL, **(change or {})})
+    model = build_model("transformer", num_tags=info["num_tags"], input_kind="logmel",
+                        segments=1, logmel=mel, conv_ndim=8, attention_ndim=16,
+                        attention_heads=2, attention_layers=1)
+    path = str(tmp_path / "mel.keras")
+    save_tagger(model, {"tag_names": info["tag_names"], "sample_rate": 22050,
+                        "segment_length": 59049, "window_segments": 1,
+                        "input_kind": "logmel", "logmel": dataclasses.asdict(mel),
+                        "model": "transformer", "model_args": {}}, path)
+    code, out, err = run_eval(capsys, path, "--data-dir", records, "--bootstrap", "0")
+    if change is None:  # the same settings evaluate
+        assert code == 0 and "macro ROC-AUC" in out, err
+        return
+    one_line_error(code, err, "the model was trained with", *fragments)
+
+
 def test_an_unlabelled_split_is_refused(tiny_model, raw_records, tmp_path, capsys):
     records, _ = copy_records(raw_records[0], tmp_path / "copy",
                               lambda i: i["splits"]["test"].update(labelled=False))
