@@ -175,9 +175,9 @@ def main():
           f"1 worker {min(cpu['1']):.2f}, with 2 workers {min(cpu['2']):.2f} (the "
           "difference is what parallel decoding costs: start-up and transfer)")
     print(ratio_line("CPU time, floor / build with 1 worker",
-                     min(cpu["floor"]) / min(cpu["1"]), ">= 0.7"))
+                     min(cpu["floor"]) / min(cpu["1"]), ">= 0.85"))
     print(ratio_line("build throughput, 1 worker / decode+resample floor",
-                     rate["1"] / rate["floor"], ">= 0.7"))
+                     rate["1"] / rate["floor"], ">= 0.85"))
     print(ratio_line("scaling, 2 workers / 1 worker", rate["2"] / rate["1"], ">= 1.8"))
     if args.memory:
         large = synthetic_data(os.path.join(work, f"data{4 * args.clips}"), 4 * args.clips,
