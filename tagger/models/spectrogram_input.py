@@ -18,6 +18,17 @@ both give the same predictions for the same audio.
 The window is `segments` consecutive 59049-sample segments (each family
 picks its default), or `input_length` samples (a multiple of 59049), or,
 for log-mel input only, `num_frames` frames.
+
+`stft_over` says over what the STFT runs. "segment" (the default, what
+every model trained here uses): each 59049-sample segment on its own, as
+the records hold them, `segments * (1 + 59049 // hop)` frames.
+"window": one centred STFT over the whole window, `1 + samples // hop`
+frames, as an original that took its whole input crop through one
+spectrogram computed it (the converted Music Tagging Transformer). The two
+agree on the first segment; after it the frames differ (59049 samples are
+not a whole number of hops, so the frame grids part, and the per-segment
+frames pad at each boundary). A "window" model does not fit log-mel
+records (`--features logmel` stores per-segment frames), only raw ones.
 """
 
 from __future__ import annotations
@@ -31,12 +42,19 @@ from tagger.layers import LogMel
 
 SEGMENT_LENGTH = 59049  # 3^10 samples, about 2.68 s at 22050 Hz
 INPUT_KINDS = ("raw", "logmel")
+STFT_OVER = ("segment", "window")
 EMBEDDING_LAYER = "embedding"  # every family's penultimate representation
 
 
-def make_log_mel(logmel: LogMelConfig, sample_rate: int = 22050) -> LogMel:
-    """The front end of a raw model (float32 under any dtype policy)."""
-    return LogMel(sample_rate=sample_rate, segment_length=SEGMENT_LENGTH,
+def make_log_mel(logmel: LogMelConfig, sample_rate: int = 22050,
+                 stft_over: str = "segment") -> LogMel:
+    """The front end of a raw model (float32 under any dtype policy): one
+    STFT per 59049-sample segment, or over the whole input for
+    `stft_over="window"`."""
+    if stft_over not in STFT_OVER:
+        raise ValueError(f"stft_over must be one of {STFT_OVER}, got {stft_over!r}")
+    segment_length = SEGMENT_LENGTH if stft_over == "segment" else None
+    return LogMel(sample_rate=sample_rate, segment_length=segment_length,
                   dtype="float32", name="log_mel", **dataclasses.asdict(logmel))
 
 
@@ -58,8 +76,10 @@ def window_samples(segments=None, input_length=None) -> int:
 
 
 def spectrogram_input(input_kind: str, logmel: LogMelConfig, *, segments=None,
-                      input_length=None, num_frames=None, sample_rate=22050):
-    """Builds the model input and its log-mel features.
+                      input_length=None, num_frames=None, sample_rate=22050,
+                      stft_over="segment"):
+    """Builds the model input and its log-mel features (`stft_over`: see
+    the module docstring).
 
     Returns `(inputs, features)`: the `keras.Input` and the tensor
     `(batch, frames, n_mels)` that the rest of the model reads.
@@ -67,6 +87,8 @@ def spectrogram_input(input_kind: str, logmel: LogMelConfig, *, segments=None,
     if input_kind not in INPUT_KINDS:
         raise ValueError(
             f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
+    if stft_over not in STFT_OVER:
+        raise ValueError(f"stft_over must be one of {STFT_OVER}, got {stft_over!r}")
     if logmel.n_mels <= 0:
         raise ValueError(f"n_mels must be positive, got {logmel.n_mels}")
     if input_kind == "raw":
@@ -76,11 +98,11 @@ def spectrogram_input(input_kind: str, logmel: LogMelConfig, *, segments=None,
                 "input give segments or input_length (samples)")
         samples = window_samples(segments, input_length)
         inputs = keras.Input((samples,), name="waveform")
-        features = make_log_mel(logmel, sample_rate)(inputs)  # (batch, frames, mels)
+        features = make_log_mel(logmel, sample_rate, stft_over)(inputs)  # (batch, frames, mels)
         return inputs, features
     if num_frames is None:
         samples = window_samples(segments, input_length)
-        num_frames = make_log_mel(logmel, sample_rate).frames_for(samples)
+        num_frames = make_log_mel(logmel, sample_rate, stft_over).frames_for(samples)
     elif isinstance(num_frames, bool) or int(num_frames) != num_frames or num_frames <= 0:
         raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
     inputs = keras.Input((int(num_frames), logmel.n_mels), name="log_mel")

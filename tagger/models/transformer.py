@@ -47,6 +47,12 @@ Default window: 4 segments (236196 samples, 10.7 s, 464 frames, 116
 tokens + [CLS]), the nearest whole number of segments to the paper's 10 s
 training crops. Any window up to attention_max_len tokens (about 2048
 frames, 17 segments) fits the position table.
+
+STFT: per 59049-sample segment by default (`stft_over="segment"`, as the
+records hold log-mel frames: 4 x 116 = 464 frames). The original computed
+one STFT over its whole input crop; `stft_over="window"` does that (462
+frames for 4 segments, 115 tokens), and the converted checkpoints use it
+(`tagger.convert.transformer`).
 """
 
 from __future__ import annotations
@@ -73,7 +79,7 @@ def build_transformer(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
                       logmel: LogMelConfig | None = None, size="teacher",
                       conv_ndim=128, attention_ndim=None, attention_layers=4,
                       attention_heads=8, attention_max_len=512,
-                      dropout=0.1) -> keras.Model:
+                      dropout=0.1, stft_over="segment") -> keras.Model:
     """Builds the Music Tagging Transformer.
 
     Args:
@@ -92,6 +98,8 @@ def build_transformer(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
       attention_layers, attention_heads: 4 and 8.
       attention_max_len: longest token sequence without [CLS] (512).
       dropout: 0.1, on the token sequence and inside the encoder.
+      stft_over: "segment" (one STFT per 59049-sample segment, as the
+        records) or "window" (one over the whole window, as the original).
 
     The penultimate representation is `embedding` (the layer-normed [CLS]
     output).
@@ -114,7 +122,7 @@ def build_transformer(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
             f"at least 8 mel bins, got n_mels={n_mels}")
     inputs, features = spectrogram_input(
         input_kind, logmel, segments=segments, input_length=input_length,
-        num_frames=num_frames, sample_rate=sample_rate)
+        num_frames=num_frames, sample_rate=sample_rate, stft_over=stft_over)
     frames = features.shape[1]
     tokens = frames // 4
     if not 1 <= tokens <= attention_max_len:

@@ -51,6 +51,39 @@ def test_default_window():
     assert model.get_layer("embedding").output.shape == (None, 256)
 
 
+def test_stft_over_the_whole_window():
+    """`stft_over="window"`: one STFT over the 4 segments (as the original
+    computes it), equal to LogMel without segments. In the first segment
+    the frames equal the per-segment default's; later ones sit elsewhere in
+    time (59049 samples are not a whole number of hops). The log-mel-input
+    twin takes the window's frame count."""
+    import dataclasses
+
+    import numpy as np
+
+    from tagger.layers import LogMel
+
+    window = build_transformer(num_tags=3, stft_over="window", logmel=TINY_LOGMEL, **TINY)
+    segment = build_transformer(num_tags=3, logmel=TINY_LOGMEL, **TINY)
+    frames = 1 + 4 * 59049 // TINY_LOGMEL.hop_length  # 231, against 4 x 58
+    assert window.get_layer("log_mel").output.shape == (None, frames, TINY_LOGMEL.n_mels)
+    assert segment.get_layer("log_mel").output.shape == (None, 232, TINY_LOGMEL.n_mels)
+    assert window.get_layer("log_mel").segment_length is None
+    x = waveforms(1, 4)
+    ours = np.asarray(window.get_layer("log_mel")(x))
+    whole = LogMel(sample_rate=22050, **dataclasses.asdict(TINY_LOGMEL))
+    np.testing.assert_allclose(ours, np.asarray(whole(x)), atol=1e-4)
+    per_segment = np.asarray(segment.get_layer("log_mel")(x))
+    np.testing.assert_allclose(ours[:, :57], per_segment[:, :57], atol=1e-3)
+    assert np.abs(ours[:, 60:] - per_segment[:, 60:frames]).max() > 0.1
+    twin = build_transformer(num_tags=3, input_kind="logmel", stft_over="window",
+                             logmel=TINY_LOGMEL, **TINY)
+    assert twin.input.shape == (None, frames, TINY_LOGMEL.n_mels)
+    twin.set_weights(window.get_weights())
+    np.testing.assert_allclose(twin.predict(ours, verbose=0), window.predict(x, verbose=0),
+                               atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def tiny():
     keras.utils.set_random_seed(0)
@@ -98,6 +131,7 @@ def test_registry_and_mixed_precision():
     (dict(size="huge"), "size"),
     (dict(input_kind="logmel", num_frames=2100), "attention_max_len"),
     (dict(attention_ndim=60), "multiple of attention_heads"),
+    (dict(stft_over="clip"), "stft_over"),
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
