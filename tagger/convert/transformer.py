@@ -28,7 +28,14 @@ src/modules.py):
 
 Front end: torchaudio's MelSpectrogram (22050 Hz, n_fft 1024, hop 512,
 HTK mel scale without normalisation over 0-11025 Hz, power 2) and
-AmplitudeToDB() (10 log10, floor 1e-10, no top_db): `LOGMEL` below.
+AmplitudeToDB() (10 log10, floor 1e-10, no top_db): `LOGMEL` below,
+computed as the original did, one centred STFT over the whole input
+(`stft_over="window"`; the models trained here take one per 59049-sample
+segment). The original trained on 220500-sample crops (10 s, 431 frames)
+and averaged 8 such crops per song at test time; ours takes 4 segments
+(236196 samples, 10.7 s, 462 frames, 115 tokens), the whole-segment window
+nearest to 10 s, so that eval.py can run it on raw records (whole
+segments). The learned position table holds 513 rows, enough for both.
 Tags: the CALS top-50 in `src/msd_config.py` order.
 """
 
@@ -86,7 +93,7 @@ def convert(path: str, size: str | None = None, segments: int = 4):
     logmel = _front_end(tensors, source)
     args = dict(num_tags=num_tags, segments=segments, conv_ndim=conv_ndim,
                 attention_ndim=dim, attention_layers=layers, attention_heads=HEADS,
-                attention_max_len=max_len)
+                attention_max_len=max_len, stft_over="window")
     model = build_transformer(logmel=logmel, sample_rate=SAMPLE_RATE, **args)
 
     weights = WeightMap(state, model, source)

@@ -48,6 +48,9 @@ def test_converted_scores_equal_the_original(released, tmp_path, capsys):
     model, info = load_tagger(str(out))
     assert info["tag_names"] == list(MTT_TOP50)
     assert info["sample_rate"] == 16000 and info["window_segments"] == 1
+    # the whole window is one segment: the original's one STFT over it, 231 frames
+    assert model.input.shape == (None, SEGMENT)
+    assert model.get_layer("log_mel").output.shape == (None, 231, 96)
     assert info["model_args"]["conv_channels"] == 8
     assert info["model_args"]["positions"] == "learned"
     assert info["logmel"] == dataclasses.asdict(LOGMEL)
