@@ -6,7 +6,8 @@
 
 The result loads in tag.py, eval.py, export.py and the interpretation tools
 like a model trained here. Reading .pth/.ckpt files needs PyTorch (CPU build:
-pip install -r requirements-torch.txt). See docs/pretrained.md.
+pip install -r requirements-torch.txt --index-url
+https://download.pytorch.org/whl/cpu). See docs/pretrained.md.
 """
 
 from __future__ import annotations

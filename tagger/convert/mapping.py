@@ -190,8 +190,10 @@ def read_torch_file(path: str) -> dict:
     try:
         import torch
     except ImportError:
-        raise UserError("reading PyTorch weights needs PyTorch (the CPU build is "
-                        "enough): pip install -r requirements-torch.txt") from None
+        raise UserError("reading PyTorch weights needs PyTorch; install the CPU build "
+                        "(PyPI's default on Linux is the multi-GB CUDA one): pip install "
+                        "-r requirements-torch.txt --index-url "
+                        "https://download.pytorch.org/whl/cpu") from None
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -173,7 +173,9 @@ def test_tags_file_overrides_and_torch_sources_say_how_to_install(tmp_path, caps
     monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
     code, _, err = call_main(convert_weights.main, capsys, path, "--from", "transformer",
                              "--out", tmp_path / "t.keras")
-    one_line_error(code, err, "needs PyTorch", "pip install -r requirements-torch.txt")
+    one_line_error(code, err, "needs PyTorch", "CPU build",
+                   "pip install -r requirements-torch.txt --index-url "
+                   "https://download.pytorch.org/whl/cpu")
     assert not (tmp_path / "t.keras").exists()
 
 
