@@ -102,3 +102,17 @@ def read_only_path(name: str) -> str:
         return os.path.join("/sys", name)
     os.remove(probe)
     pytest.skip("/sys accepts new files here")
+
+
+def run_json_script(path, source: str, *args, timeout: int = 300) -> dict:
+    """Writes `source` to `path`, runs it with this Python in a fresh
+    process (with `args`) and returns the JSON object it printed last."""
+    import json
+    import subprocess
+    import sys
+
+    path.write_text(source)
+    result = subprocess.run([sys.executable, str(path), *map(str, args)],
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -4,10 +4,7 @@ run seed and replica."""
 
 from __future__ import annotations
 
-import json
 import pathlib
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -16,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tagger.augment import Augmentation, step_seed
+from tests.checks import run_json_script
 
 ROOT = pathlib.Path(__file__).parents[2]
 SR = 22050
@@ -104,12 +102,7 @@ REPLICAS = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_every_replica_gets_its_own_seed(tmp_path):
-    script = tmp_path / "replicas.py"
-    script.write_text(REPLICAS.format(root=str(ROOT)))
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_json_script(tmp_path / "replicas.py", REPLICAS.format(root=str(ROOT)))
     five, six = out["steps"]["5"], out["steps"]["6"]
     assert five["seeds"][0] != five["seeds"][1]  # the two replicas of one step
     assert not np.allclose(five["noisy"][0], five["noisy"][1])

@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -75,7 +74,7 @@ def test_report_has_intervals_and_no_published_figures_on_synthetic_data(
     assert len(few) and few.few_clips.all() and not table.few_clips[~table.index.isin(
         few.index)].any()
     assert sorted(report["few_clip_tags"]) == sorted(few.tag)
-    assert f"fewer than 5 positive or negative clips" in out
+    assert "fewer than 5 positive or negative clips" in out
     code, out, err = run_eval(capsys, tiny_model, "--data-dir", records, "--bootstrap", "0",
                               "--out-json", out_json)
     assert code == 0, err

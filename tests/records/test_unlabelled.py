@@ -3,7 +3,6 @@
 import json
 import os
 
-import numpy as np
 import pytest
 
 from tagger.datasets.mtt import build_mtt, plan_mtt

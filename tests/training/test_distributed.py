@@ -11,6 +11,8 @@ import textwrap
 
 import pandas as pd
 
+from tests.checks import run_json_script
+
 ROOT = pathlib.Path(__file__).parents[2]
 
 MIRRORED = textwrap.dedent("""
@@ -71,12 +73,8 @@ MIRRORED = textwrap.dedent("""
 
 
 def test_mirrored_step_equals_single_device(raw_records, tmp_path):
-    script = tmp_path / "mirrored.py"
-    script.write_text(MIRRORED.format(root=str(ROOT)))
-    result = subprocess.run([sys.executable, str(script), raw_records[0], str(tmp_path)],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_json_script(tmp_path / "mirrored.py", MIRRORED.format(root=str(ROOT)),
+                          raw_records[0], tmp_path, timeout=600)
     single, mirrored = out["default"], out["mirrored"]
     assert single["replicas"] == 1 and mirrored["replicas"] == 2
     assert abs(single["first"] - mirrored["first"]) < 1e-5

@@ -9,7 +9,6 @@ import math
 import os
 import pathlib
 
-import numpy as np
 import pandas as pd
 import pytest
 

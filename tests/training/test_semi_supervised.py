@@ -7,8 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -18,6 +16,7 @@ import tensorflow as tf
 
 from tagger.augment import AugmentConfig, Augmentation
 from tagger.training.semi_supervised import Teacher, centre_crop, make_noisy_student_function
+from tests.checks import run_json_script
 
 ROOT = pathlib.Path(__file__).parents[2]
 TAGS = 5
@@ -210,12 +209,7 @@ MIRRORED = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_mirrored_run_equals_single_device(tmp_path):
-    script = tmp_path / "mirrored.py"
-    script.write_text(MIRRORED.format(root=str(ROOT)))
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_json_script(tmp_path / "mirrored.py", MIRRORED.format(root=str(ROOT)))
     single, mirrored = out["default"], out["mirrored"]
     assert (single["replicas"], mirrored["replicas"]) == (1, 2)
     assert single["frozen"] and mirrored["frozen"]

@@ -1,7 +1,6 @@
 """train.py and the run folder on the synthetic records: outputs, resume, flags, errors."""
 
 import json
-import os
 import pathlib
 import signal
 import subprocess
