@@ -46,8 +46,9 @@ def parse_args(argv=None):
                    help="decoder threads (default 2)")
     p.add_argument("--engine", default="keras", choices=ENGINES,
                    help="what runs the model: Keras (TensorFlow); Keras compiled with "
-                        "XLA (xla: 2-3x faster for sample-level CNNs on a CPU, a few "
-                        "seconds of compiling at the start); or the model converted "
+                        "XLA (xla; a few seconds of compiling at the start; "
+                        "bench/bench_tag.py tells whether it pays on your machine); "
+                        "or the model converted "
                         "to TFLite and run by LiteRT with XNNPACK on every core: float32, "
                         "float16 weights, or int8 weights (dynamic-range quantisation); "
                         "the conversion takes a few seconds at the start (default: keras)")

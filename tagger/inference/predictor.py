@@ -50,11 +50,12 @@ class Predictor:
     would cost more than a small batch's inference.
 
     `jit_compile=True` (tag.py `--engine xla`) compiles the call with XLA,
-    which fuses each convolution with its batch norm and activation: on a
-    2-core CPU the paper-size SE+multi CNN scores 2-3x more windows per
-    second than with TensorFlow's oneDNN kernels (bench/bench_samplecnn_mfu.py).
-    Every batch is then padded to the largest size seen, so a last, smaller
-    batch reuses the compiled program instead of compiling another.
+    which fuses each convolution with its batch norm and activation. On an
+    idle 2-core CPU the paper-size SE+multi CNN runs as fast as with
+    TensorFlow's oneDNN kernels (bench/bench_tag.py); with other work on the
+    machine XLA held its speed better (bench/bench_samplecnn_mfu.py). Every
+    batch is then padded to the largest size seen, so a last, smaller batch
+    reuses the compiled program instead of compiling another.
     """
 
     def __init__(self, model, info: dict | None, embeddings: bool = False,
