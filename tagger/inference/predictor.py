@@ -51,9 +51,8 @@ class Predictor:
 
     `jit_compile=True` (tag.py `--engine xla`) compiles the call with XLA,
     which fuses each convolution with its batch norm and activation. On an
-    idle 2-core CPU the paper-size SE+multi CNN runs as fast as with
-    TensorFlow's oneDNN kernels (bench/bench_tag.py); with other work on the
-    machine XLA held its speed better (bench/bench_samplecnn_mfu.py). Every
+    idle 2-core CPU the paper-size SE+multi CNN runs about as fast as with
+    TensorFlow's oneDNN kernels (bench/bench_tag.py measures both). Every
     batch is then padded to the largest size seen, so a last, smaller batch
     reuses the compiled program instead of compiling another.
     """
