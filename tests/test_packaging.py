@@ -10,10 +10,11 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import tomllib
 import venv
 
 import pytest
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
