@@ -418,6 +418,8 @@ def test_tflite_engines_score_like_keras(cnn, music, capsys):
     np.testing.assert_allclose(scores("--engine", "tflite"), keras_scores, atol=1e-5)
     dynamic = scores("--engine", "tflite-dynamic")  # int8 weights: close, not equal
     assert np.abs(dynamic - keras_scores).max() < 0.05
+    half = scores("--engine", "tflite-fp16")  # float16 weights: closer still
+    assert np.abs(half - keras_scores).max() < 0.01
     code, _, err = run_tag(capsys, path, music / "a.wav", "--engine", "tflite",
                            "--embeddings", "x.npz")
     assert code == 2 and len(err) == 1 and "--embeddings needs --engine keras or xla" in err[0]
