@@ -135,7 +135,7 @@ def main():
     # of the two is the fairer denominator (an MFU above 1 means the load
     # changed between the measurements; rerun on an idle machine).
     later = matmul_flops_per_second()
-    print(f"float32 matrix product (2048 x 2048): {peak / 1e9:.1f} GFLOP/s before, "
+    print(f"float32 matrix products (1024 and 2048 square): {peak / 1e9:.1f} GFLOP/s before, "
           f"{later / 1e9:.1f} after; MFU above uses the first")
     best *= peak / max(peak, later)
     batch = max(batches)

@@ -8,6 +8,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tagger.cli import use_pooling_cpu_allocator  # noqa: E402
+
+use_pooling_cpu_allocator()  # as every command does, before TensorFlow's first tensor
+
 
 def timed(fn, *args, **kwargs):
     """(result, seconds) of one call."""

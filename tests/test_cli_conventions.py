@@ -143,3 +143,21 @@ def test_usage_of_a_real_module_run_and_console_script(tmp_path):
     assert run.returncode == 2 and run.stderr.startswith(
         "tagger-synthetic: error: argument --workers: expected a number >= 1"), run.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("setting, expected", [(None, "true"), ("false", "false")])
+def test_commands_pool_tensorflow_host_memory_unless_told_not_to(setting, expected):
+    """Every command runs TensorFlow with its pooling CPU allocator (set
+    before TensorFlow's first tensor); an explicit setting is kept."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    if setting is not None:
+        env["TF_CPU_ALLOCATOR_USE_BFC"] = setting
+    code = ("import os, sys\n"
+            "from tagger import cli\n"
+            "cli.main(lambda args: print(os.environ['TF_CPU_ALLOCATOR_USE_BFC']), None)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == expected
