@@ -11,9 +11,11 @@ import os
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# TensorFlow's memory as the commands set it up (tagger.cli), here and in
-# the processes tests start
-os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+# TensorFlow's memory as the commands set it up, here and in the processes
+# tests start (tagger.cli imports no TensorFlow)
+from tagger.cli import use_pooling_cpu_allocator  # noqa: E402
+
+use_pooling_cpu_allocator()
 
 SYNTHETIC_CLIPS = 40
 SYNTHETIC_SECONDS = 6.0
