@@ -132,8 +132,8 @@ def main():
                 print(f"batch {batch:3d} {'XLA   ' if jit else 'oneDNN'} {label:20s} "
                       f"{rate:7.1f} segments/s  MFU {mfu:.3f}", flush=True)
     # The peak again after the models ran: on a shared machine the larger
-    # of the two is the fairer denominator (an MFU above 1 means the load
-    # changed between the measurements; rerun on an idle machine).
+    # of the two is the fairer denominator (an MFU near or above 1 means the
+    # convolutions run as fast as TensorFlow's matrix product here).
     later = matmul_flops_per_second()
     print(f"float32 matrix products (1024 and 2048 square): {peak / 1e9:.1f} GFLOP/s before, "
           f"{later / 1e9:.1f} after; MFU above uses the first")
