@@ -64,8 +64,12 @@ def program_name() -> str:
 
 
 def main(action, args) -> int:
-    """The body of every CLI's main(): imports TensorFlow quietly, then
-    `action(args)` with a user's mistakes and Ctrl-C as one-line exits."""
+    """The body of every CLI's main(): keeps freed host memory for reuse
+    (`tagger.host_memory`), imports TensorFlow quietly, then `action(args)`
+    with a user's mistakes and Ctrl-C as one-line exits."""
+    from tagger.host_memory import keep_freed_heap
+
+    keep_freed_heap()
     quiet_tensorflow()
     return run(action, args)
 

@@ -104,13 +104,25 @@ class _Worker:
         self.conn.close()
 
 
+def worker_context(fn):
+    """Where workers come from: a fork server where the platform has one (a
+    clean process that imports `fn`'s module once, so each worker starts in
+    milliseconds instead of importing it again), else plain spawning. Either
+    way a worker never inherits this process's threads (TensorFlow's)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", fn.__module__])  # once the server starts
+    return context
+
+
 class WorkerPool:
     """`workers` spawned processes running `fn`, started at once and reused
     by every `map` (see `ordered_map`); a context manager that stops them."""
 
     def __init__(self, fn, workers: int):
         self.fn = fn
-        self.context = multiprocessing.get_context("spawn")
+        self.context = worker_context(fn)
         self.workers = [_Worker(self.context, fn) for _ in range(workers)]
 
     def close(self):
@@ -212,7 +224,10 @@ _END = object()
 
 def _work(conn, fn):
     """A worker's loop: (seq, item) in, (seq, status, result) out; None stops it."""
+    from tagger.host_memory import keep_freed_heap
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    keep_freed_heap()  # items are clips: megabytes allocated and freed each
     while True:
         try:
             message = conn.recv()

@@ -1,0 +1,45 @@
+"""Keeping freed host memory in the process for reuse (glibc malloc).
+
+A build or a tagging run allocates and frees arrays of a few megabytes per
+clip (decoded audio, resampled audio, int16 segments, serialized records).
+With glibc's default settings some of them come from fresh pages every time
+(blocks past its sliding mmap threshold, and heap tops it trims back to the
+system), and the page faults cost more than the work done on the pages: in
+a one-worker build they were most of the time spent beyond decoding and
+resampling (bench/bench_build.py).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+# mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+MMAP_THRESHOLD = 32 << 20  # glibc's largest: blocks below this come from the heap
+TRIM_THRESHOLD = 512 << 20  # free heap top kept before any is given back
+
+# A user who tunes malloc through the environment keeps their settings.
+_USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_",
+                  "GLIBC_TUNABLES")
+
+
+def keep_freed_heap() -> bool:
+    """Makes glibc malloc serve blocks under 32 MB from its heap and keep up
+    to 512 MB of freed heap for reuse instead of returning it to the
+    system. Returns whether the setting was made: not where the C library
+    is not glibc, nor where the environment already sets malloc's
+    thresholds. The cost: the process keeps up to that much freed memory
+    until it exits."""
+    if any(name in os.environ for name in _USER_SETTINGS):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt)
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
