@@ -8,8 +8,10 @@ Prints, measured in one run on the same shards (raw int16, window 1):
   elementwise: the same through a per-segment tf.data shuffle buffer
             (unbatch -> shuffle -> batch) of 1000 segments, the way the
             reader used to work
-  each the best of --repeats runs (the three interleaved: on a machine
-  shared with other work the best run is the least disturbed);
+  each in its steady state (one pass's worth read before timing
+  --passes passes' worth, as a training run reads one pipeline for hours),
+  the best of --repeats runs (the three interleaved: on a machine shared
+  with other work the best run is the least disturbed);
 - shuffle quality over a pass's worth of seeded batches: distinct clips per
   batch and per 10 consecutive batches, reader vs elementwise.
     python bench/bench_reader.py [--data-dir dataset/tfrecord] [--passes 10]
@@ -58,12 +60,11 @@ def main():
         raise SystemExit("bench_reader needs raw int16 records")
     batch = args.batch_size
     per_pass = info["splits"]["train"]["segments"]
-    steps = per_pass * args.passes // batch
     paths = shard_paths(data_dir, info, "train")
     parse = make_parser(info["num_tags"], tuple(info["segment_shape"]), "int16")
 
     def bare():
-        records = tf.data.TFRecordDataset(paths).repeat(args.passes)
+        records = tf.data.TFRecordDataset(paths).repeat()
         return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
 
     def ours(seed=None, repeat=True):
@@ -80,13 +81,25 @@ def main():
                         deterministic=True).prefetch(tf.data.AUTOTUNE)
 
     def measure(name):
+        """Steady state, as in training: one pass's worth is read first (the
+        pipeline's start-up and its first shuffle block), then --passes
+        passes' worth is timed."""
         if name == "bare":
             data, count = bare(), lambda e: int(e["segments"].shape[0])
         else:
-            data = (ours() if name == "reader" else elementwise()).take(steps)
+            data = ours() if name == "reader" else elementwise()
             count = lambda e: int(e[0].shape[0])  # noqa: E731
+        elements = iter(data)
+
+        def read(segments):
+            done = 0
+            while done < segments:
+                done += count(next(elements))
+            return done
+
+        read(per_pass)
         wall, cpu = time.perf_counter(), time.process_time()
-        segments = sum(count(element) for element in data)
+        segments = read(per_pass * args.passes)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         return segments / wall, cpu / segments * 1e6
 
