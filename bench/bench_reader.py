@@ -8,6 +8,8 @@ Prints, measured in one run on the same shards (raw int16, window 1):
   elementwise: the same through a per-segment tf.data shuffle buffer
             (unbatch -> shuffle -> batch) of 1000 segments, the way the
             reader used to work
+  bare int16, reader int16: the same two with the windows left int16, as
+            train.py reads them (its step converts them on its device)
   each in its steady state (one pass's worth read before timing
   --passes passes' worth, as a training run reads one pipeline for hours),
   the best of --repeats runs (the three interleaved: on a machine shared
@@ -61,14 +63,15 @@ def main():
     batch = args.batch_size
     per_pass = info["splits"]["train"]["segments"]
     paths = shard_paths(data_dir, info, "train")
-    parse = make_parser(info["num_tags"], tuple(info["segment_shape"]), "int16")
-
-    def bare():
+    def bare(as_stored=False):
+        parse = make_parser(info["num_tags"], tuple(info["segment_shape"]), "int16",
+                            as_stored=as_stored)
         records = tf.data.TFRecordDataset(paths).repeat()
         return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
 
-    def ours(seed=None, repeat=True):
-        return reader.train_dataset(data_dir, batch, info=info, seed=seed, repeat=repeat)
+    def ours(seed=None, repeat=True, as_stored=False):
+        return reader.train_dataset(data_dir, batch, info=info, seed=seed, repeat=repeat,
+                                    as_stored=as_stored)
 
     def elementwise(seed=None, repeat=True):
         clips = reader.clip_dataset(data_dir, "train", info, shuffle_shards=True, seed=seed,
@@ -84,10 +87,12 @@ def main():
         """Steady state, as in training: one pass's worth is read first (the
         pipeline's start-up and its first shuffle block), then --passes
         passes' worth is timed."""
-        if name == "bare":
-            data, count = bare(), lambda e: int(e["segments"].shape[0])
+        if name.startswith("bare"):
+            data = bare(as_stored=name == "bare int16")
+            count = lambda e: int(e["segments"].shape[0])  # noqa: E731
         else:
-            data = ours() if name == "reader" else elementwise()
+            data = {"reader": ours, "elementwise": elementwise,
+                    "reader int16": lambda: ours(as_stored=True)}[name]()
             count = lambda e: int(e[0].shape[0])  # noqa: E731
         elements = iter(data)
 
@@ -103,7 +108,7 @@ def main():
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         return segments / wall, cpu / segments * 1e6
 
-    names = ("bare", "reader", "elementwise")
+    names = ("bare", "reader", "elementwise", "bare int16", "reader int16")
     for name in names:  # warm up: page cache, tracing
         measure(name)
     runs = {name: [] for name in names}
@@ -115,7 +120,7 @@ def main():
     print(f"{per_pass} train segments x {args.passes} passes, batch {batch}, "
           f"{os.cpu_count()} cores, best of {args.repeats} runs:")
     for name in names:
-        print(f"  {name:12s} {rate[name]:8.0f} segments/s  {cpu[name]:6.1f} CPU us/segment")
+        print(f"  {name:13s} {rate[name]:8.0f} segments/s  {cpu[name]:6.1f} CPU us/segment")
 
     clip_of = {}
     for clip in reader.clip_dataset(data_dir, "train", info).as_numpy_iterator():
@@ -136,11 +141,14 @@ def main():
           "distinct clips per batch / per 10 batches")
     for name, make in (("reader", ours), ("elementwise", elementwise)):
         per_batch, per_10 = quality(make(seed=0))
-        print(f"  {name:12s} {per_batch:6.2f} / {per_10:6.2f}")
+        print(f"  {name:13s} {per_batch:6.2f} / {per_10:6.2f}")
     print(f"  cpu reader / elementwise {cpu['reader'] / cpu['elementwise']:.3f}, "
           f"bare / reader {cpu['bare'] / cpu['reader']:.3f} (CPU time per segment)")
     print(f"ratio reader_bare {rate['reader'] / rate['bare']:.3f}")
     print(f"ratio reader_segments_per_s {rate['reader']:.0f}")
+    # what train.py reads: int16 windows, converted in the training step
+    print(f"ratio reader_bare_int16 {rate['reader int16'] / rate['bare int16']:.3f}")
+    print(f"ratio reader_segments_per_s_int16 {rate['reader int16']:.0f}")
 
 
 if __name__ == "__main__":

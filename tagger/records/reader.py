@@ -96,11 +96,15 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
                   shuffle_segments: int = DEFAULT_SHUFFLE_SEGMENTS,
                   seed: int | None = None, repeat: bool = True,
                   num_read_threads: int | None = None,
-                  shard: tuple | None = None, with_tags: bool = True) -> tf.data.Dataset:
+                  shard: tuple | None = None, with_tags: bool = True,
+                  as_stored: bool = False) -> tf.data.Dataset:
     """(window, tags) batches for training: shards interleaved, every clip's
     windows (random offset per pass) shuffled across clips, repeated.
     Without `with_tags`: window batches alone, the tags never read (the
-    unlabelled half of noisy-student training).
+    unlabelled half of noisy-student training). With `as_stored` the
+    windows keep their storage dtype (int16 records: int16, half the bytes
+    of float32 on their way to an accelerator) and the consumer converts
+    them with `schema.to_float`, as the training step does.
 
     The shuffle works on blocks of about `shuffle_segments` segments (a whole
     number of batches): the clips' windows are gathered into a block, a
@@ -152,7 +156,8 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
 
     def gather(block, indices):
         x, *tags = (tf.gather(t, indices) for t in block)
-        return (to_float(x), *tags) if tags else to_float(x)
+        x = x if as_stored else to_float(x)
+        return (x, *tags) if tags else x
 
     # the next block is assembled while batches are gathered from this one
     data = data.map(batch_indices).prefetch(1).flat_map(batches)

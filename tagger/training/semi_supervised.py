@@ -35,6 +35,7 @@ from tagger.augment import Augmentation, AugmentConfig
 from tagger.config import TrainConfig
 from tagger.errors import UserError
 from tagger.records.info import is_labelled, load_info
+from tagger.records.schema import to_float
 from tagger.training.trainer import distributed_train_data
 
 
@@ -105,6 +106,7 @@ def make_noisy_student_function(student: keras.Model, teacher: Teacher, optimize
     weight = float(pseudo_label_weight)
 
     def replica_step(x_l, y_l, x_u):
+        x_l, x_u = to_float(x_l), to_float(x_u)  # int16 as read (distributed_train_data)
         step = optimizer.iterations
         targets = teacher(x_u)  # (batch_u, tags), clean audio, inference mode
         noisy_u = augmentation(centre_crop(x_u, student_samples), step * 2 + 1)

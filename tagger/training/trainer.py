@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from tagger.records import reader
+from tagger.records.schema import to_float
 
 
 def distributed_train_data(strategy, data_dir: str, info: dict, global_batch: int,
@@ -21,7 +22,10 @@ def distributed_train_data(strategy, data_dir: str, info: dict, global_batch: in
                            split: str = "train", with_tags: bool = True):
     """A distributed, repeating dataset of (window, tags) per-replica batches
     (windows alone without `with_tags`); each input pipeline (worker) reads
-    its own share of the shards."""
+    its own share of the shards. Windows come in their storage dtype (int16
+    for raw int16 records): the step converts them on its device
+    (`schema.to_float`), which halves the bytes each batch carries to an
+    accelerator and takes the conversion off the input pipeline."""
     def per_pipeline(context: tf.distribute.InputContext):
         batch = context.get_per_replica_batch_size(global_batch)
         shard = None
@@ -30,14 +34,16 @@ def distributed_train_data(strategy, data_dir: str, info: dict, global_batch: in
         return reader.train_dataset(
             data_dir, batch, split=split, window_segments=window_segments, info=info,
             shuffle_segments=shuffle_segments, seed=seed, shard=shard,
-            num_read_threads=num_read_threads, with_tags=with_tags)
+            num_read_threads=num_read_threads, with_tags=with_tags, as_stored=True)
 
     return strategy.distribute_datasets_from_function(per_pipeline)
 
 
 def make_train_function(model: keras.Model, optimizer, strategy, global_batch: int,
                         jit_compile: bool = False, augmentation=None):
-    """Returns `train(iterator, steps) -> summed loss over the steps`.
+    """Returns `train(iterator, steps) -> summed loss over the steps`; the
+    iterator's windows may be in their storage dtype (int16 is scaled to
+    [-1, 1] in the step).
 
     `augmentation`, a `tagger.augment.Augmentation`, noises each
     replica's windows in the step (in the graph) before the model sees them.
@@ -47,6 +53,7 @@ def make_train_function(model: keras.Model, optimizer, strategy, global_batch: i
     under MirroredStrategy); each distinct value traces once.
     """
     def replica_step(x, y):
+        x = to_float(x)
         if augmentation is not None:
             x = augmentation(x, optimizer.iterations)
         with tf.GradientTape() as tape:

@@ -73,3 +73,21 @@ def test_windows_of_two_segments_and_repeat(raw_records):
     counts = collections.Counter(x.tobytes() for xs, _ in
                                  endless.take(3 * len(batches)).as_numpy_iterator() for x in xs)
     assert sum(counts.values()) == 9 * len(batches) and max(counts.values()) >= 2
+
+
+@pytest.mark.parametrize("with_tags", [True, False])
+def test_as_stored_gives_the_int16_windows_the_float_ones_come_from(raw_records, with_tags):
+    from tagger.audio import INT16_SCALE
+
+    records_dir, info = raw_records
+    assert info["features"]["dtype"] == "int16"
+    floats = one_pass(records_dir, info, 4, seed=5, with_tags=with_tags)
+    stored = one_pass(records_dir, info, 4, seed=5, with_tags=with_tags, as_stored=True)
+    assert len(stored) == len(floats) == info["splits"]["train"]["segments"] // 4
+    for as_float, as_int in zip(floats, stored, strict=True):
+        x_float, x_int = (as_float[0], as_int[0]) if with_tags else (as_float, as_int)
+        assert x_int.dtype == np.int16 and x_int.shape == (4, 59049)
+        assert np.abs(x_int).max() > 1000  # real audio, not zeros
+        np.testing.assert_array_equal(x_float, x_int.astype(np.float32) / np.float32(INT16_SCALE))
+        if with_tags:
+            np.testing.assert_array_equal(as_float[1], as_int[1])

@@ -68,19 +68,23 @@ def test_student_trains_with_a_longer_window_teacher(student_records, teacher, t
 
 
 def split_audio(records, info, split) -> list:
-    """The float32 audio of every clip of `split`, as the training reader converts it."""
+    """The int16 audio of every clip of `split`, as stored."""
     from tagger.records import reader
 
-    clips = reader.clip_dataset(records, split, info, with_tags=False)
+    clips = reader.clip_dataset(records, split, info, with_tags=False, as_stored=True)
     return [clip["segments"].numpy().ravel().tobytes() for clip in clips]
 
 
 def is_cut_from(window, clips) -> bool:
-    """Whether `window` is a contiguous stretch of samples of one of `clips`."""
-    data = np.ascontiguousarray(window, np.float32).tobytes()
+    """Whether `window` (float32, as the step converted it from int16: within
+    an ulp of stored / 32767, whichever way the graph divides) is a
+    contiguous stretch of samples of one of `clips`."""
+    from tagger.audio import INT16_SCALE
+
+    data = np.round(np.asarray(window, np.float64) * INT16_SCALE).astype(np.int16).tobytes()
     for clip in clips:
         at = clip.find(data)
-        while at != -1 and at % 4:
+        while at != -1 and at % 2:
             at = clip.find(data, at + 1)
         if at != -1:
             return True
