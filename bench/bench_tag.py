@@ -22,7 +22,8 @@ passes (sums of the chunks).
 
 Each of `--engines` (tag.py --engine: Keras, Keras compiled with XLA, or
 TFLite on LiteRT with XNNPACK, float32 / float16 weights / int8
-dynamic-range weights) is measured in turn. Prints seconds of audio per second for both, their ratio
+dynamic-range weights / int8 weights and activations calibrated on the
+folder's windows) is measured in turn. Prints seconds of audio per second for both, their ratio
 (goal >= 0.9: decoding and batching hide behind the model), the real-time
 factor, and for the other engines how far their clip scores move from the
 float Keras model's (largest absolute difference, top-5 agreement). Ratio
@@ -95,7 +96,8 @@ def main():
     from tagger.inference.native_stderr import native_stderr_silenced
     from tagger.inference.predictor import Predictor
     from tagger.inference.tagging import tag_files
-    from tagger.inference.tflite_predictor import TFLitePredictor, available_cores
+    from tagger.inference.tflite_predictor import (TFLitePredictor, available_cores,
+                                                   calibration_windows)
     from tagger.models.saved import load_tagger
 
     work = args.work_dir or tempfile.mkdtemp(prefix="bench_tag_")
@@ -137,7 +139,12 @@ def main():
         elif engine == "xla":
             predictor, convert_seconds = Predictor(model, info, jit_compile=True), 0.0
         else:
-            predictor, convert_seconds = timed(TFLitePredictor, model, info, engine)
+            calibration = None
+            if engine == "tflite-int8":  # as tag.py does: windows of the files it tags
+                with native_stderr_silenced():
+                    calibration = calibration_windows(files, rate, window)
+            predictor, convert_seconds = timed(TFLitePredictor, model, info, engine,
+                                               calibration=calibration)
         scores, lines = measure(args, predictor, files, chunks, chunk_windows, audio, count)
         print(f"-- engine {engine}" + (f" (converted in {convert_seconds:.1f} s, "
                                        f"{predictor.threads} threads)" if convert_seconds

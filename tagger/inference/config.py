@@ -8,7 +8,7 @@ from tagger.errors import UserError
 
 OUTPUT_FORMATS = ("table", "json", "csv")
 # keras and xla: predictor.Predictor (xla: compiled with XLA); tflite*: tflite_predictor
-ENGINES = ("keras", "xla", "tflite", "tflite-fp16", "tflite-dynamic")
+ENGINES = ("keras", "xla", "tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8")
 EXPORT_FORMATS = ("saved_model", "tflite")
 
 

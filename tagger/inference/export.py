@@ -231,31 +231,43 @@ def write_tflite(serving: ServingModel, out: str) -> bool:
     return select
 
 
-# TFLite weight quantisation: None keeps float32; "fp16" stores the weights
-# as float16 (computed in float32 on CPU); "dynamic" stores them as int8 and
-# quantises activations on the fly (dynamic-range quantisation).
-TFLITE_QUANTISATIONS = (None, "fp16", "dynamic")
+# TFLite quantisation: None keeps float32; "fp16" stores the weights as
+# float16 (computed in float32 on CPU); "dynamic" stores them as int8 and
+# quantises activations on the fly (dynamic-range quantisation); "int8"
+# quantises weights and activations with ranges measured on calibration
+# windows (full integer quantisation; ops without an int8 kernel stay float,
+# the waveform in and the scores out stay float32).
+TFLITE_QUANTISATIONS = (None, "fp16", "dynamic", "int8")
 
 
-def tflite_bytes(serving: ServingModel, quantisation: str | None = None) -> tuple[bytes, bool]:
+def tflite_bytes(serving: ServingModel, quantisation: str | None = None,
+                 calibration: np.ndarray | None = None) -> tuple[bytes, bool]:
     """The `serve` signature of `serving` as a TFLite flatbuffer, and whether
-    select TF ops were needed (built-in ops are tried first)."""
+    select TF ops were needed (built-in ops are tried first). "int8" needs
+    `calibration`, float32 windows (n, window_samples) of the audio the
+    model will see."""
     import tensorflow as tf
 
     if quantisation not in TFLITE_QUANTISATIONS:
         raise ValueError(f"quantisation must be one of {TFLITE_QUANTISATIONS}, "
                          f"got {quantisation!r}")
+    if (quantisation == "int8") != (calibration is not None):
+        raise ValueError("calibration windows go with int8 quantisation, and only with it")
+    if calibration is not None and (calibration.ndim != 2 or len(calibration) == 0
+                                    or calibration.shape[1] != serving.window_samples):
+        raise ValueError(f"calibration must be (n >= 1, {serving.window_samples}) windows, "
+                         f"got shape {calibration.shape}")
     with tempfile.TemporaryDirectory() as folder:
         saved = os.path.join(folder, "saved_model")
         _write_saved_model(serving, saved, endpoints=("serve",))
         try:
-            return _convert(tf, saved, False, quantisation), False
+            return _convert(tf, saved, False, quantisation, calibration), False
         except Exception:  # the converter raises ConverterError and others
-            return _convert(tf, saved, True, quantisation), True
+            return _convert(tf, saved, True, quantisation, calibration), True
 
 
 def _convert(tf, saved_model_dir: str, select_tf_ops: bool,
-             quantisation: str | None = None) -> bytes:
+             quantisation: str | None = None, calibration: np.ndarray | None = None) -> bytes:
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
                                                          signature_keys=["serve"])
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -266,7 +278,16 @@ def _convert(tf, saved_model_dir: str, select_tf_ops: bool,
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantisation == "fp16":
             converter.target_spec.supported_types = [tf.float16]
-    return converter.convert()
+    if calibration is None:
+        return converter.convert()
+    import warnings
+
+    windows = np.asarray(calibration, np.float32)
+    converter.representative_dataset = lambda: (
+        {"waveform": windows[i:i + 1]} for i in range(len(windows)))
+    with warnings.catch_warnings():  # the calibrator's tf.lite.Interpreter deprecation notice
+        warnings.simplefilter("ignore")
+        return converter.convert()
 
 
 # -- checking an export --------------------------------------------------------

@@ -48,6 +48,25 @@ def tag(config: TagConfig, log=None, quiet_decoders: bool = False) -> TagSummary
         return _tag(config, log)
 
 
+def _tflite_predictor(model, info, engine: str, files):
+    """The TFLite engine; "tflite-int8" is calibrated on windows of `files`."""
+    from tagger.inference.tflite_predictor import (INT8_WAVEFORM_ONLY, TFLitePredictor,
+                                                   calibration_windows)
+    from tagger.models.saved import raw_audio_input
+
+    calibration = None
+    if engine == "tflite-int8":
+        if len(model.inputs[0].shape) != 2:  # (batch, samples): a waveform model
+            raise UserError(INT8_WAVEFORM_ONLY)
+        sample_rate, window, _ = raw_audio_input(model, info)  # as the model is served
+        calibration = calibration_windows(files, sample_rate, window)
+        if len(calibration) == 0:
+            raise UserError("--engine tflite-int8 measures its ranges on the audio it tags, "
+                            "and none of the inputs could be decoded; check the files or "
+                            "use --engine tflite")
+    return TFLitePredictor(model, info, engine, calibration=calibration)
+
+
 def _tag(config: TagConfig, log=None) -> TagSummary:
     from tqdm import tqdm
 
@@ -65,9 +84,7 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         predictor = Predictor(model, info, embeddings=config.embeddings is not None,
                               jit_compile=config.engine == "xla")
     else:
-        from tagger.inference.tflite_predictor import TFLitePredictor
-
-        predictor = TFLitePredictor(model, info, config.engine)
+        predictor = _tflite_predictor(model, info, config.engine, found.files)
     hop = None
     if config.hop is not None:
         hop = int(round(config.hop * predictor.sample_rate))

@@ -4,9 +4,10 @@ tflite*` choices of tag.py.
 The model (with its log-mel front end, for spectrogram families) is
 converted in memory to the same `serve` signature export.py writes
 (`waveform (batch, window_samples)` -> `scores (batch, tags)`), optionally
-with quantised weights, and run by LiteRT's interpreter with XNNPACK (its
-default CPU delegate for float models) on every core. Same call as
-`Predictor`, without embeddings.
+with quantised weights (and, for "tflite-int8", activations quantised with
+ranges measured on windows of the audio to be tagged), and run by LiteRT's
+interpreter with XNNPACK on every core. Same call as `Predictor`, without
+embeddings.
 """
 
 from __future__ import annotations
@@ -15,7 +16,40 @@ import os
 
 import numpy as np
 
-ENGINES = {"tflite": None, "tflite-fp16": "fp16", "tflite-dynamic": "dynamic"}
+ENGINES = {"tflite": None, "tflite-fp16": "fp16", "tflite-dynamic": "dynamic",
+           "tflite-int8": "int8"}
+CALIBRATION_WINDOWS = 32  # windows the int8 engine measures its ranges on
+INT8_WAVEFORM_ONLY = (
+    "--engine tflite-int8 is for models that read the waveform (the sample-level CNN): "
+    "with int8 log-mel frames and attention, scores move by up to 0.16; use --engine "
+    "tflite or tflite-dynamic for this model")
+
+
+def calibration_windows(paths, sample_rate: int, window: int,
+                        limit: int = CALIBRATION_WINDOWS) -> np.ndarray:
+    """Up to `limit` windows (n, window) float32 for int8 calibration, drawn
+    from the files in order, `ceil(limit / len(paths))` per file at most,
+    spread over each file (a seeded reservoir sample, so a rerun draws the
+    same ones). Files that cannot be decoded are passed over."""
+    from tagger.audio import AudioDecodeError, audio_windows
+
+    per_file = max(1, -(-limit // max(1, len(paths))))
+    rng = np.random.default_rng(0)
+    chosen = []
+    for path in paths:
+        reservoir = []
+        try:
+            for seen, (_, samples) in enumerate(audio_windows(path, sample_rate, window)):
+                if seen < per_file:
+                    reservoir.append(samples)
+                elif (slot := rng.integers(0, seen + 1)) < per_file:
+                    reservoir[slot] = samples
+        except AudioDecodeError:
+            continue
+        chosen.extend(reservoir[:limit - len(chosen)])
+        if len(chosen) >= limit:
+            break
+    return np.stack(chosen).astype(np.float32) if chosen else np.zeros((0, window), np.float32)
 
 
 def available_cores() -> int:
@@ -28,8 +62,10 @@ def available_cores() -> int:
 class TFLitePredictor:
     """`predictor(windows)` -> `(scores (batch, tags), None)` on LiteRT.
 
-    `engine`: "tflite" (float32), "tflite-fp16" (float16 weights) or
-    "tflite-dynamic" (int8 weights, dynamic-range quantisation);
+    `engine`: "tflite" (float32), "tflite-fp16" (float16 weights),
+    "tflite-dynamic" (int8 weights, dynamic-range quantisation) or
+    "tflite-int8" (int8 weights and activations; needs `calibration`, float32
+    windows (n, window_samples), e.g. from `calibration_windows`);
     `threads`: interpreter threads (default: every core this process may
     use). `select_tf_ops` tells whether the model needed TensorFlow ops
     (then TensorFlow's interpreter runs it, with the Flex delegate).
@@ -39,18 +75,22 @@ class TFLitePredictor:
     embedding_dim = None
 
     def __init__(self, model, info: dict | None, engine: str = "tflite",
-                 threads: int | None = None):
+                 threads: int | None = None, calibration: np.ndarray | None = None):
         from tagger.inference.export import ServingModel, tflite_bytes, tflite_interpreter
         from tagger.inference.native_stderr import native_stderr_silenced
 
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {list(ENGINES)}, "
                              f"got {engine!r}")
+        if engine == "tflite-int8" and len(model.inputs[0].shape) != 2:
+            raise ValueError(INT8_WAVEFORM_ONLY)
         serving = ServingModel(model, info)
         self.engine = engine
         self.sample_rate, self.window_samples = serving.sample_rate, serving.window_samples
         self.tag_names, self.warning = list(serving.tag_names), serving.warning
-        self.content, self.select_tf_ops = tflite_bytes(serving, ENGINES[engine])
+        with native_stderr_silenced():  # the int8 calibrator's "fully_quantize: 0, ..."
+            self.content, self.select_tf_ops = tflite_bytes(serving, ENGINES[engine],
+                                                            calibration)
         self.threads = threads or available_cores()
         with native_stderr_silenced():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate"
             interpreter = tflite_interpreter(content=self.content,

@@ -79,6 +79,43 @@ def test_tflite_scores_and_tags(tagger, tmp_path):
     assert (tmp_path / "model.tflite.tags.txt").read_text().splitlines() == tag_names(kind)
 
 
+def test_int8_engine_quantises_activations_and_scores_near_keras(cnn):
+    """Full integer quantisation, calibrated on windows like the ones it
+    scores: int8 kernels in the graph, float32 in and out, scores within 0.05
+    of Keras."""
+    from tagger.inference.tflite_predictor import TFLitePredictor
+    from tagger.models.saved import load_tagger
+
+    model, info = load_tagger(cnn[0])
+    calibration = check_waveforms(WINDOW, batch=8, seed=3)
+    int8 = TFLitePredictor(model, info, "tflite-int8", calibration=calibration)
+    interpreter = tflite_interpreter(content=int8.content)
+    ops = interpreter._get_ops_details()
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    convolutions = [op for op in ops if op["op_name"] == "CONV_2D"]
+    assert convolutions  # the layers that carry the FLOPs, with int8 weights
+    assert all(tensors[op["inputs"][1]]["dtype"] == np.int8 for op in convolutions)
+    assert {op["op_name"] for op in ops} >= {"QUANTIZE", "DEQUANTIZE"}
+    x = check_waveforms(WINDOW, batch=3, seed=9)
+    scores, _ = int8(x)
+    assert scores.dtype == np.float32 and scores.shape == (3, len(TAGS))
+    assert np.abs(scores - keras_scores("cnn", cnn, x)).max() < 0.05
+    with pytest.raises(ValueError, match="calibration windows go with int8"):
+        TFLitePredictor(model, info, "tflite-int8")
+    with pytest.raises(ValueError, match="calibration must be"):
+        TFLitePredictor(model, info, "tflite-int8", calibration=calibration[:, :100])
+
+
+def test_int8_engine_is_refused_for_log_mel_models(spectrogram):
+    from tagger.inference.tflite_predictor import TFLitePredictor
+    from tagger.models.saved import load_tagger
+
+    model, info = load_tagger(spectrogram[0])
+    with pytest.raises(ValueError, match="for models that read the waveform"):
+        TFLitePredictor(model, info, "tflite-int8",
+                        calibration=check_waveforms(WINDOW, batch=2, seed=3))
+
+
 def test_cli_refuses_to_overwrite_and_reports_in_one_line(cnn, tmp_path, capsys):
     path, _ = cnn
     out = tmp_path / "model.tflite"

@@ -404,7 +404,7 @@ def test_taggram_of_a_padded_file_shades_the_padding(cnn, music):
     assert len(taggram_figure(full, TAGS).axes[0].patches) == 0  # nothing padded
 
 
-@pytest.mark.slow  # two TFLite conversions: about 20 s
+@pytest.mark.slow  # four TFLite conversions: about 30 s
 def test_tflite_engines_score_like_keras(cnn, music, capsys):
     path, _ = cnn
 
@@ -420,9 +420,21 @@ def test_tflite_engines_score_like_keras(cnn, music, capsys):
     assert np.abs(dynamic - keras_scores).max() < 0.05
     half = scores("--engine", "tflite-fp16")  # float16 weights: closer still
     assert np.abs(half - keras_scores).max() < 0.01
+    full = scores("--engine", "tflite-int8")  # int8 activations too, ranges from the files
+    assert np.abs(full - keras_scores).max() < 0.05
+    assert not np.array_equal(full, dynamic)
     code, _, err = run_tag(capsys, path, music / "a.wav", "--engine", "tflite",
                            "--embeddings", "x.npz")
     assert code == 2 and len(err) == 1 and "--embeddings needs --engine keras or xla" in err[0]
+
+
+def test_int8_engine_refusals_are_one_line(cnn, spectrogram, music, capsys):
+    code, out, err = run_tag(capsys, spectrogram[0], music / "a.wav", "--engine", "tflite-int8")
+    assert code == 2 and out == "" and len(err) == 1
+    assert "tflite-int8 is for models that read the waveform" in err[0]
+    code, out, err = run_tag(capsys, cnn[0], music / "broken.mp3", "--engine", "tflite-int8")
+    assert code == 2 and out == "" and len(err) == 1
+    assert "none of the inputs could be decoded" in err[0]
 
 
 def test_xla_engine_scores_like_keras_and_reuses_one_compiled_batch(cnn, music, capsys):
@@ -458,3 +470,24 @@ def test_a_read_only_out_is_one_line(cnn, music, capsys, fmt):
     assert code == 2 and len(err) == 1 and f"'{out}'" in err[0], err
     assert "permission denied" in err[0] and "Traceback" not in err[0], err
     assert stdout == "" and not os.path.exists(out)
+
+
+def test_calibration_windows_spread_over_files_and_within_each(music):
+    from tagger.audio import audio_windows
+    from tagger.inference.tflite_predictor import calibration_windows
+
+    files = [str(music / name) for name in ("broken.mp3", "a.wav", "long.flac", "d.mp3")]
+    windows = calibration_windows(files, RATE, WINDOW, limit=8)
+    # the broken file passed over; at most ceil(8 / 4) = 2 from each: a.wav's 2, then 2
+    # of long.flac's 22, then 2 of d.mp3's 3
+    assert windows.shape == (6, WINDOW) and windows.dtype == np.float32
+    whole = {name: np.stack([w for _, w in audio_windows(str(music / name), RATE, WINDOW)])
+             for name in ("a.wav", "long.flac", "d.mp3")}
+    np.testing.assert_array_equal(windows[:2], whole["a.wav"])
+    picked = [int(np.argmin(np.abs(whole["long.flac"] - w).max(axis=1))) for w in windows[2:4]]
+    assert all(np.array_equal(whole["long.flac"][i], w) for i, w in zip(picked, windows[2:4]))
+    assert max(picked) > 1  # spread over the file, not its first two windows
+    np.testing.assert_array_equal(calibration_windows(files, RATE, WINDOW, limit=8), windows)
+    one = calibration_windows([str(music / "long.flac")], RATE, WINDOW, limit=5)
+    assert one.shape == (5, WINDOW)
+    assert calibration_windows([str(music / "broken.mp3")], RATE, WINDOW).shape == (0, WINDOW)
