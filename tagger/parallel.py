@@ -1,5 +1,5 @@
-"""An ordered, memory-bounded parallel map over spawned worker processes
-that survives a worker's death.
+"""An ordered, memory-bounded parallel map over worker processes (forked
+from a clean fork server, or spawned) that survives a worker's death.
 
 `ordered_map` starts its workers once and feeds them items over one pipe
 each; results come back in input order. A worker that dies (SIGKILL, the
@@ -51,7 +51,7 @@ def describe_exit(exitcode) -> str:
 
 
 def ordered_map(fn, items, workers: int, on_failure=None, pool=None):
-    """Like map(fn, items), over `workers` spawned processes, results in
+    """Like map(fn, items), over `workers` worker processes, results in
     input order, with at most a few items per worker in flight (memory stays
     flat however many items there are). One worker runs in this process.
 
@@ -59,8 +59,8 @@ def ordered_map(fn, items, workers: int, on_failure=None, pool=None):
     after that, `on_failure(item, reason)` gives the item's result, or
     without it `WorkerDied` is raised. An exception raised by `fn` is
     raised here (as WorkerError with the worker's traceback when the type
-    cannot travel). Spawned workers import `fn`'s module afresh: keep it
-    free of TensorFlow. `pool`, a WorkerPool of `fn` started earlier (so
+    cannot travel). Workers import `fn`'s module afresh, not from this
+    process (see `worker_context`): keep it free of TensorFlow. `pool`, a WorkerPool of `fn` started earlier (so
     that its start-up overlaps other work), is used instead of starting one.
     """
     if pool is not None:
@@ -117,7 +117,7 @@ def worker_context(fn):
 
 
 class WorkerPool:
-    """`workers` spawned processes running `fn`, started at once and reused
+    """`workers` worker processes running `fn`, started at once and reused
     by every `map` (see `ordered_map`); a context manager that stops them."""
 
     def __init__(self, fn, workers: int):
