@@ -150,7 +150,8 @@ def main():
     plan = plan_mtt(data)
     paths = [join_path(plan.audio_root, c.path) for clips in plan.splits.values()
              for c in clips if c.path not in plan.known_broken]
-    build(data, os.path.join(work, "warmup"), 1)  # imports and first-call costs
+    for workers in (1, 2):  # imports, first-call costs, the workers' fork server
+        build(data, os.path.join(work, f"warmup{workers}"), workers)
     times = {"floor": [], "1": [], "2": []}
     cpu = {"floor": [], "1": [], "2": []}
     for _ in range(args.repeats):
