@@ -48,7 +48,9 @@ def faults_in_fresh_process(keep: bool, env=None) -> tuple[bool, int]:
 
 
 def glibc() -> bool:
-    return os.confstr("CS_GNU_LIBC_VERSION") is not None if hasattr(os, "confstr") else False
+    if "CS_GNU_LIBC_VERSION" not in getattr(os, "confstr_names", {}):
+        return False
+    return os.confstr("CS_GNU_LIBC_VERSION") is not None
 
 
 @pytest.mark.skipif(not glibc(), reason="the setting is glibc malloc's")
