@@ -116,3 +116,14 @@ def run_json_script(path, source: str, *args, timeout: int = 300) -> dict:
                             capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def tiny_conv_tagger(samples: int = 64, tags: int = 5, seed: int = 1):
+    """A seeded 4-filter 1-D CNN tagger, (batch, samples) -> (batch, tags)
+    sigmoid scores: small enough to compare training steps exactly."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((samples,))
+    x = keras.layers.Reshape((samples, 1))(inputs)
+    x = keras.layers.Conv1D(4, 3, strides=3, activation="relu")(x)
+    x = keras.layers.GlobalMaxPooling1D()(x)
+    return keras.Model(inputs, keras.layers.Dense(tags, activation="sigmoid")(x))

@@ -50,14 +50,16 @@ def tag(config: TagConfig, log=None, quiet_decoders: bool = False) -> TagSummary
 
 def _tflite_predictor(model, info, engine: str, files):
     """The TFLite engine; "tflite-int8" is calibrated on windows of `files`."""
-    from tagger.inference.tflite_predictor import (INT8_WAVEFORM_ONLY, TFLitePredictor,
-                                                   calibration_windows)
+    from tagger.inference.tflite_predictor import (TFLitePredictor, calibration_windows,
+                                                   check_int8_model)
     from tagger.models.saved import raw_audio_input
 
     calibration = None
     if engine == "tflite-int8":
-        if len(model.inputs[0].shape) != 2:  # (batch, samples): a waveform model
-            raise UserError(INT8_WAVEFORM_ONLY)
+        try:
+            check_int8_model(model)  # before decoding anything to calibrate on
+        except ValueError as error:
+            raise UserError(str(error)) from None
         sample_rate, window, _ = raw_audio_input(model, info)  # as the model is served
         calibration = calibration_windows(files, sample_rate, window)
         if len(calibration) == 0:

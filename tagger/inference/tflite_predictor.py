@@ -25,6 +25,13 @@ INT8_WAVEFORM_ONLY = (
     "tflite or tflite-dynamic for this model")
 
 
+def check_int8_model(model) -> None:
+    """Raises ValueError(INT8_WAVEFORM_ONLY) unless `model` reads
+    waveforms, (batch, samples): the models the int8 engine serves."""
+    if len(model.inputs[0].shape) != 2:
+        raise ValueError(INT8_WAVEFORM_ONLY)
+
+
 def calibration_windows(paths, sample_rate: int, window: int,
                         limit: int = CALIBRATION_WINDOWS) -> np.ndarray:
     """Up to `limit` windows (n, window) float32 for int8 calibration, drawn
@@ -82,8 +89,8 @@ class TFLitePredictor:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {list(ENGINES)}, "
                              f"got {engine!r}")
-        if engine == "tflite-int8" and len(model.inputs[0].shape) != 2:
-            raise ValueError(INT8_WAVEFORM_ONLY)
+        if engine == "tflite-int8":
+            check_int8_model(model)
         serving = ServingModel(model, info)
         self.engine = engine
         self.sample_rate, self.window_samples = serving.sample_rate, serving.window_samples

@@ -25,14 +25,7 @@ MIRRORED = textwrap.dedent("""
     import keras
     from tagger.training.strategy import make_strategy
     from tagger.training.trainer import make_train_function
-
-    def model():
-        keras.utils.set_random_seed(1)
-        inputs = keras.Input((64,))
-        x = keras.layers.Reshape((64, 1))(inputs)
-        x = keras.layers.Conv1D(4, 3, strides=3, activation="relu")(x)
-        x = keras.layers.GlobalMaxPooling1D()(x)
-        return keras.Model(inputs, keras.layers.Dense(5, activation="sigmoid")(x))
+    from tests.checks import tiny_conv_tagger as model
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 64)).astype("float32")

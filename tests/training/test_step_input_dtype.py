@@ -7,20 +7,12 @@ import tensorflow as tf
 
 from tagger.audio import INT16_SCALE
 from tagger.training.trainer import make_train_function
-
-
-def tiny_model():
-    keras.utils.set_random_seed(1)
-    inputs = keras.Input((64,))
-    x = keras.layers.Reshape((64, 1))(inputs)
-    x = keras.layers.Conv1D(4, 3, strides=3, activation="relu")(x)
-    x = keras.layers.GlobalMaxPooling1D()(x)
-    return keras.Model(inputs, keras.layers.Dense(5, activation="sigmoid")(x))
+from tests.checks import tiny_conv_tagger
 
 
 def two_steps(windows, tags):
     strategy = tf.distribute.get_strategy()
-    model = tiny_model()
+    model = tiny_conv_tagger()
     optimizer = keras.optimizers.SGD(0.5, momentum=0.9)
     data = strategy.experimental_distribute_dataset(
         tf.data.Dataset.from_tensors((windows, tags)).repeat())
