@@ -8,19 +8,36 @@ sentinel: the item it was working on is tried once more in a fresh worker,
 and if that one dies too the item fails (`on_failure` turns it into a
 result, or `WorkerDied` names it). Items queued behind it were never
 started and are simply sent again.
+
+Results travel through memory shared with each worker (a memfd, on Linux):
+the worker pickles a result straight into one of its slots and sends only
+where it lies, so a megabyte-sized result is copied twice (into the slot,
+out of it) rather than pickled, pushed through a socket and read back in
+pieces. Where there is no memfd, or a result does not fit its slot, it
+goes through the pipe.
 """
 
 from __future__ import annotations
 
 import collections
+import mmap
 import multiprocessing
 import multiprocessing.connection
+import os
+import pickle
 import signal
 import traceback
+from multiprocessing import reduction
 
 IN_FLIGHT_PER_WORKER = 4  # items sent but not yet yielded, per worker
 QUEUED_PER_WORKER = 2  # items sent to one worker at a time (one runs, one waits)
 ATTEMPTS = 2  # an item whose worker dies is tried this many times in all
+# Result slots shared with each worker: pages are only taken as results
+# fill them. A worker's n-th result goes to slot n % QUEUED_PER_WORKER: a
+# worker is sent its n-th item only once fewer than QUEUED_PER_WORKER of
+# its items are uncollected, so result n - QUEUED_PER_WORKER has been read
+# out of that slot before result n is written there.
+SLOT_BYTES = 64 << 20
 
 
 class WorkerDied(RuntimeError):
@@ -79,11 +96,40 @@ def ordered_map(fn, items, workers: int, on_failure=None, pool=None):
 class _Worker:
     def __init__(self, context, fn):
         self.conn, child = context.Pipe(duplex=True)
-        self.process = context.Process(target=_work, args=(child, fn), daemon=True)
+        shared = _shared_slots()
+        slot_bytes = SLOT_BYTES if shared else 0
+        self.process = context.Process(target=_work, args=(child, fn, slot_bytes),
+                                       daemon=True)
         self.process.start()
         child.close()
+        self.slots = None  # a memoryview of the shared slots, or None
+        if shared:
+            fd, self.memory = shared
+            try:
+                reduction.send_handle(self.conn, fd, self.process.pid)
+            except OSError:  # it died at once: its sentinel says so
+                pass
+            finally:
+                os.close(fd)
+            self.slots = memoryview(self.memory)
         self.queue = collections.deque()  # sequence numbers sent, oldest first
         self.finished = 0  # items it returned
+
+    def receive(self):
+        """The next (seq, status, value) the worker sent."""
+        seq, status, value = self.conn.recv()
+        if status == "slot":  # value: (offset, length) of (status, value) pickled
+            offset, length = value
+            with self.slots[offset:offset + length] as pickled:
+                status, value = pickle.loads(pickled)
+        return seq, status, value
+
+    def release(self):
+        """Unmaps the shared slots (the worker has stopped or died)."""
+        if self.slots is not None:
+            self.slots.release()
+            self.memory.close()
+            self.slots = None
 
     def send(self, seq, item):
         self.queue.append(seq)
@@ -102,6 +148,25 @@ class _Worker:
             self.process.kill()
             self.process.join()
         self.conn.close()
+        self.release()
+
+
+def _shared_slots():
+    """(fd, mmap) of QUEUED_PER_WORKER result slots in a fresh memfd, or
+    None where the platform has none (then results go through the pipe)."""
+    if not hasattr(os, "memfd_create"):
+        return None
+    size = QUEUED_PER_WORKER * SLOT_BYTES
+    try:
+        fd = os.memfd_create("tagger-results", os.MFD_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        os.ftruncate(fd, size)
+        return fd, mmap.mmap(fd, size)
+    except OSError:
+        os.close(fd)
+        return None
 
 
 def worker_context(fn):
@@ -180,7 +245,7 @@ class WorkerPool:
         """Reads every result `worker` has sent; replaces it if it died."""
         try:
             while worker.queue and worker.conn.poll():
-                seq, status, value = worker.conn.recv()
+                seq, status, value = worker.receive()
                 worker.queue.remove(seq)
                 worker.finished += 1
                 if status == "error":
@@ -194,6 +259,7 @@ class WorkerPool:
         worker.process.join()
         reason = describe_exit(worker.process.exitcode)
         worker.conn.close()
+        worker.release()
         if worker.finished == 0 and worker.process.exitcode > 0:
             # Not the item's fault: the worker could not start (it failed to
             # import the function's module, say); every item would fail alike.
@@ -222,12 +288,21 @@ class WorkerPool:
 _END = object()
 
 
-def _work(conn, fn):
-    """A worker's loop: (seq, item) in, (seq, status, result) out; None stops it."""
+def _work(conn, fn, slot_bytes):
+    """A worker's loop: (seq, item) in, (seq, status, result) out; None stops
+    it. With `slot_bytes`, the shared slots' memfd comes first, and results
+    are pickled into them (see `_Worker.receive`)."""
     from tagger.host_memory import keep_freed_heap
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     keep_freed_heap()  # items are clips: megabytes allocated and freed each
+    slots = []  # one mapping per slot: a result cannot spill into the next
+    if slot_bytes:
+        fd = reduction.recv_handle(conn)
+        slots = [mmap.mmap(fd, slot_bytes, offset=i * slot_bytes)
+                 for i in range(QUEUED_PER_WORKER)]
+        os.close(fd)
+    sent = 0
     while True:
         try:
             message = conn.recv()
@@ -240,7 +315,24 @@ def _work(conn, fn):
             reply = (seq, "ok", fn(item))
         except Exception as error:
             reply = (seq, "error", _portable(error))
+        if slots and reply[1] == "ok":
+            index = sent % QUEUED_PER_WORKER
+            reply = _into_slot(reply, slots[index], index * slot_bytes)
         conn.send(reply)
+        sent += 1
+
+
+def _into_slot(reply, slot, offset: int):
+    """Pickles reply's (status, value) into `slot` (a mapping of the shared
+    memory at `offset`) and returns the message that says where; `reply`
+    itself if it does not fit."""
+    seq, status, value = reply
+    slot.seek(0)
+    try:
+        reduction.ForkingPickler(slot, pickle.HIGHEST_PROTOCOL).dump((status, value))
+    except ValueError:  # past the end of the slot: sent through the pipe instead
+        return reply
+    return seq, "slot", (offset, slot.tell())
 
 
 def _portable(error: Exception) -> Exception:

@@ -98,3 +98,54 @@ def test_worker_that_cannot_start_is_one_error(tmp_path, monkeypatch):
     main.unlink()
     with pytest.raises(WorkerError, match="failed to start"):
         list(ordered_map(square, range(50), 2))
+
+
+def clip_sized(x):
+    """A result the size of a serialized clip, its bytes set by the item."""
+    return bytes([x % 251]) * (1_300_000 + x)
+
+
+@pytest.fixture
+def loads_in_parent(monkeypatch):
+    """Sizes of the results this process unpickles from shared slots."""
+    import pickle
+
+    calls, loads = [], pickle.loads
+
+    def counting(data):
+        calls.append(len(data))
+        return loads(data)
+
+    monkeypatch.setattr(pickle, "loads", counting)
+    return calls
+
+
+def test_large_results_come_through_shared_slots(loads_in_parent):
+    results = ordered_map(clip_sized, range(24), 2)
+    for x, result in enumerate(results):
+        time.sleep(0.01)  # a slow consumer: workers run ahead as far as they may
+        assert result == clip_sized(x)
+    assert len(loads_in_parent) == 24 and min(loads_in_parent) > 1_300_000
+
+
+def test_result_larger_than_a_slot_comes_through_the_pipe(loads_in_parent, monkeypatch):
+    import tagger.parallel
+
+    monkeypatch.setattr(tagger.parallel, "SLOT_BYTES", 1 << 20)  # < 1.3 MB
+    assert list(ordered_map(clip_sized, range(6), 2)) == [clip_sized(x) for x in range(6)]
+    assert loads_in_parent == []
+
+
+def test_results_come_through_the_pipe_without_shared_memory(loads_in_parent, monkeypatch):
+    import tagger.parallel
+
+    monkeypatch.setattr(tagger.parallel, "_shared_slots", lambda: None)
+    assert list(ordered_map(clip_sized, range(6), 2)) == [clip_sized(x) for x in range(6)]
+    assert loads_in_parent == []
+
+
+def test_dead_worker_with_shared_slots_is_replaced(tmp_path, loads_in_parent):
+    marker = str(tmp_path / "died")
+    items = [(x, marker) for x in range(8)]
+    assert list(ordered_map(die_once_on_three, items, 2)) == [x * x for x in range(8)]
+    assert len(loads_in_parent) == 8  # the replacement's slots carried its results
