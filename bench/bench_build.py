@@ -4,12 +4,16 @@ Measured in one run on the same synthetic clips (29.1 s MP3s, 16 kHz):
 - floor: plain soundfile decode + mono mix + soxr resample to 22050 Hz of
   every clip, one process, nothing else (no segmenting, no int16, no
   serialization, no writing)
+- the floor split over 2 processes (half the clips each, the processes
+  started beforehand): what 2 processes can gain on this machine at all
 - ours with 1 worker and with 2 workers: a complete build_mtt of the clips
 Each is timed `--repeats` times, interleaved, and the best time is kept (the
 machine may be shared). Prints the clip count and then
 
     ratio builder_floor VALUE   (ours, 1 worker, clips/s) / (floor, clips/s)
     ratio builder_2w VALUE      (ours, 2 workers, clips/s) / (ours, 1 worker)
+    ratio floor_2p VALUE        (floor in 2 processes) / (floor in 1)
+    ratio builder_2w_of_floor_2p VALUE   builder_2w / floor_2p
 
 and with --memory the peak RSS of a 1-worker build of 4N clips over that of
 N clips (should stay near 1: memory is flat in the number of clips).
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -152,18 +157,29 @@ def main():
              for c in clips if c.path not in plan.known_broken]
     for workers in (1, 2):  # imports, first-call costs, the workers' fork server
         build(data, os.path.join(work, f"warmup{workers}"), workers)
-    times = {"floor": [], "1": [], "2": []}
-    cpu = {"floor": [], "1": [], "2": []}
+    halves = [paths[0::2], paths[1::2]]
+    from tagger.host_memory import keep_freed_heap
+
+    # the floor's processes keep freed heap memory too, as the build's workers do
+    floor_pool = multiprocessing.get_context("forkserver").Pool(2, keep_freed_heap)
+    floor_pool.map(floor, [half[:2] for half in halves])  # started and imported
+    times = {"floor": [], "floor2": [], "1": [], "2": []}
+    cpu = {"floor": [], "floor2": [], "1": [], "2": []}
     for _ in range(args.repeats):
         before = cpu_seconds()
         kept, seconds = timed(floor, paths)
         cpu["floor"].append(cpu_seconds() - before)
         times["floor"].append(seconds)
+        before = cpu_seconds()
+        _, seconds = timed(floor_pool.map, floor, halves)
+        cpu["floor2"].append(cpu_seconds() - before)
+        times["floor2"].append(seconds)
         for workers in (1, 2):
             before = cpu_seconds()
             info, seconds = timed(build, data, os.path.join(work, f"out{workers}"), workers)
             cpu[str(workers)].append(cpu_seconds() - before)
             times[str(workers)].append(seconds)
+    floor_pool.close()
     clips = sum(s["clips"] for s in info["splits"].values())
     assert clips == kept, (clips, kept)
     best = {k: min(v) for k, v in times.items()}
@@ -173,14 +189,17 @@ def main():
           f"2 workers {rate['2']:.1f} clips/s; {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f}")
     print(f"CPU seconds (the whole machine's, best of {args.repeats}; steadier "
-          f"than wall time on a shared machine): floor {min(cpu['floor']):.2f}, build with "
-          f"1 worker {min(cpu['1']):.2f}, with 2 workers {min(cpu['2']):.2f} (the "
-          "difference is what parallel decoding costs: start-up and transfer)")
+          f"than wall time on a shared machine): floor {min(cpu['floor']):.2f}, in 2 "
+          f"processes {min(cpu['floor2']):.2f}; build with 1 worker {min(cpu['1']):.2f}, "
+          f"with 2 workers {min(cpu['2']):.2f} (where 2 processes cost more CPU than "
+          "1 on the floor too, the machine's cores slow each other down)")
     print(ratio_line("CPU time, floor / build with 1 worker",
                      min(cpu["floor"]) / min(cpu["1"]), ">= 0.85"))
     print(ratio_line("build throughput, 1 worker / decode+resample floor",
                      rate["1"] / rate["floor"], ">= 0.85"))
     print(ratio_line("scaling, 2 workers / 1 worker", rate["2"] / rate["1"], ">= 1.8"))
+    print(ratio_line("the floor's own scaling, 2 processes / 1", rate["floor2"] / rate["floor"],
+                     "what this machine allows"))
     if args.memory:
         large = synthetic_data(os.path.join(work, f"data{4 * args.clips}"), 4 * args.clips,
                                args.seconds)
@@ -192,6 +211,9 @@ def main():
                          rss_large / rss_small, "<= 1.1"))
     print(f"ratio builder_floor {rate['1'] / rate['floor']:.3f}")
     print(f"ratio builder_2w {rate['2'] / rate['1']:.3f}")
+    print(f"ratio floor_2p {rate['floor2'] / rate['floor']:.3f}")
+    print(f"ratio builder_2w_of_floor_2p "
+          f"{(rate['2'] / rate['1']) / (rate['floor2'] / rate['floor']):.3f}")
 
 
 if __name__ == "__main__":
