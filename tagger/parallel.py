@@ -98,17 +98,23 @@ class _Worker:
         self.conn, child = context.Pipe(duplex=True)
         shared = _shared_slots()
         slot_bytes = SLOT_BYTES if shared else 0
-        self.process = context.Process(target=_work, args=(child, fn, slot_bytes),
-                                       daemon=True)
-        self.process.start()
+        try:
+            self.process = context.Process(target=_work, args=(child, fn, slot_bytes),
+                                           daemon=True)
+            self.process.start()
+        except BaseException:
+            if shared:
+                os.close(shared[0])
+                shared[1].close()
+            raise
         child.close()
         self.slots = None  # a memoryview of the shared slots, or None
         if shared:
             fd, self.memory = shared
             try:
                 reduction.send_handle(self.conn, fd, self.process.pid)
-            except OSError:  # it died at once: its sentinel says so
-                pass
+            except OSError:  # it cannot work without them: it dies, and is replaced
+                self.process.kill()
             finally:
                 os.close(fd)
             self.slots = memoryview(self.memory)
@@ -331,6 +337,8 @@ def _into_slot(reply, slot, offset: int):
     try:
         reduction.ForkingPickler(slot, pickle.HIGHEST_PROTOCOL).dump((status, value))
     except ValueError:  # past the end of the slot: sent through the pipe instead
+        if hasattr(mmap, "MADV_REMOVE"):  # and the slot's pages are given back
+            slot.madvise(mmap.MADV_REMOVE)
         return reply
     return seq, "slot", (offset, slot.tell())
 

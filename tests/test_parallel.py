@@ -120,6 +120,11 @@ def loads_in_parent(monkeypatch):
     return calls
 
 
+needs_memfd = pytest.mark.skipif(not hasattr(os, "memfd_create"),
+                                 reason="results go through the pipe without memfd")
+
+
+@needs_memfd
 def test_large_results_come_through_shared_slots(loads_in_parent):
     results = ordered_map(clip_sized, range(24), 2)
     for x, result in enumerate(results):
@@ -144,8 +149,29 @@ def test_results_come_through_the_pipe_without_shared_memory(loads_in_parent, mo
     assert loads_in_parent == []
 
 
+@needs_memfd
 def test_dead_worker_with_shared_slots_is_replaced(tmp_path, loads_in_parent):
     marker = str(tmp_path / "died")
     items = [(x, marker) for x in range(8)]
     assert list(ordered_map(die_once_on_three, items, 2)) == [x * x for x in range(8)]
     assert len(loads_in_parent) == 8  # the replacement's slots carried its results
+
+
+@needs_memfd
+def test_worker_that_cannot_be_given_its_slots_is_replaced(monkeypatch):
+    import errno
+    from multiprocessing import reduction
+
+    import tagger.parallel
+
+    handed, send_handle = [], reduction.send_handle
+
+    def fails_first(conn, fd, pid):
+        handed.append(pid)
+        if len(handed) == 1:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return send_handle(conn, fd, pid)
+
+    monkeypatch.setattr(tagger.parallel.reduction, "send_handle", fails_first)
+    assert list(ordered_map(square, range(8), 2)) == [x * x for x in range(8)]
+    assert len(handed) == 3  # two workers, and one in place of the first
