@@ -2,6 +2,8 @@
 
     python export.py log/samplecnn-se-multi/model.keras --format saved_model
     python export.py log/samplecnn-se-multi/model.keras --format tflite
+    python export.py log/samplecnn-se-multi/model.keras --format tflite \
+        --quantization int8 --calibration-audio music/
 
 The export takes raw mono float32 audio at the model's sample rate, in
 windows of the model's input length, and returns tag scores; log-mel-input
@@ -26,6 +28,15 @@ def parse_args(argv=None):
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier export at --out (a SavedModel folder holding "
                         "other files is refused, never emptied)")
+    p.add_argument("--quantization", default=None, choices=["fp16", "dynamic", "int8"],
+                   help="TFLite only: fp16 (float16 weights), dynamic (int8 weights, "
+                        "activations quantised on the fly) or int8 (int8 weights and "
+                        "activations, sample-level CNNs only; needs --calibration-audio); "
+                        "default float32")
+    p.add_argument("--calibration-audio", nargs="+", default=(), metavar="PATH",
+                   help="with --quantization int8: audio files or folders (searched "
+                        "recursively) like what the model will tag; up to 32 windows "
+                        "spread over them measure each layer's range")
     p.add_argument("--no-verify", action="store_true",
                    help="skip reloading the export and comparing its scores with Keras")
     return p.parse_args(argv)
@@ -42,10 +53,13 @@ def run(args) -> int:
     from tagger.inference.export import export
 
     config = ExportConfig(model=args.model, format=args.format, out=args.out,
-                          overwrite=args.overwrite, verify=not args.no_verify)
+                          overwrite=args.overwrite, verify=not args.no_verify,
+                          quantization=args.quantization,
+                          calibration_audio=tuple(args.calibration_audio))
     result = export(config, log=lambda line: print(line, file=sys.stderr))
     seconds = result.window_samples / result.sample_rate
-    print(f"wrote {result.path} ({result.format}): mono float32 waveform at "
+    kind = result.format + (f", {result.quantization}" if result.quantization else "")
+    print(f"wrote {result.path} ({kind}): mono float32 waveform at "
           f"{result.sample_rate} Hz, windows of {result.window_samples} samples "
           f"({seconds:.2f} s) -> {len(result.tag_names)} tag scores")
     print(f"tag names: {result.tags_path}")

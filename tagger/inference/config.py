@@ -10,6 +10,7 @@ OUTPUT_FORMATS = ("table", "json", "csv")
 # keras and xla: predictor.Predictor (xla: compiled with XLA); tflite*: tflite_predictor
 ENGINES = ("keras", "xla", "tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8")
 EXPORT_FORMATS = ("saved_model", "tflite")
+EXPORT_QUANTIZATIONS = ("fp16", "dynamic", "int8")  # TFLite only; see export.tflite_bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,8 +65,24 @@ class ExportConfig:
     out: str | None = None  # None: beside the model, see export.default_out
     overwrite: bool = False
     verify: bool = True
+    quantization: str | None = None  # None: float32
+    calibration_audio: tuple = ()  # files or folders (searched recursively), int8 only
 
     def __post_init__(self):
         if self.format not in EXPORT_FORMATS:
             raise UserError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, "
                             f"got {self.format!r}")
+        if self.quantization is not None:
+            if self.quantization not in EXPORT_QUANTIZATIONS:
+                raise UserError(f"--quantization must be one of "
+                                f"{', '.join(EXPORT_QUANTIZATIONS)}, got {self.quantization!r}")
+            if self.format != "tflite":
+                raise UserError("--quantization applies to --format tflite only; a "
+                                "SavedModel keeps the float32 weights")
+        if self.quantization == "int8" and not self.calibration_audio:
+            raise UserError("--quantization int8 measures each layer's range on real audio: "
+                            "add --calibration-audio with files or folders like the audio "
+                            "the model will tag")
+        if self.calibration_audio and self.quantization != "int8":
+            raise UserError("--calibration-audio goes with --quantization int8 only; leave "
+                            "it out or add --quantization int8")

@@ -61,6 +61,7 @@ class ExportResult:
     tag_names: tuple
     max_difference: float | None  # against the Keras model; None: not verified
     select_tf_ops: bool = False  # TFLite only: needs the Flex delegate
+    quantization: str | None = None  # TFLite only: fp16, dynamic or int8
 
 
 def default_out(model_path: str, fmt: str) -> str:
@@ -86,13 +87,16 @@ def export(config, log=print) -> ExportResult:
     serving = ServingModel(model, info)
     if serving.warning:
         log(f"warning: {serving.warning}")
+    calibration = None
+    if config.quantization == "int8":
+        calibration = _calibration(model, serving, config.calibration_audio)
     try:
         if config.format == "saved_model":
             write_saved_model(serving, out)
             tags_path = os.path.join(out, "assets", TAGS_ASSET)
             select = False
         else:
-            select = write_tflite(serving, out)
+            select = write_tflite(serving, out, config.quantization, calibration)
             tags_path = tflite_tags_path(out)
     except OSError as error:  # a full disk, a folder made read-only meanwhile
         raise fileio.output_error("--out", out, error) from None
@@ -109,7 +113,31 @@ def export(config, log=print) -> ExportResult:
         difference = float(np.max(np.abs(got - expected)))
     return ExportResult(out, config.format, tags_path, serving.sample_rate,
                         serving.window_samples, tuple(serving.tag_names), difference,
-                        select)
+                        select, config.quantization)
+
+
+def _calibration(model, serving: ServingModel, inputs) -> np.ndarray:
+    """Calibration windows (n, window_samples) for int8 from the audio named
+    by `inputs` (tflite_predictor.calibration_windows); UserError for a model
+    int8 does not serve or for inputs without decodable audio."""
+    from tagger.inference.inputs import find_audio
+    from tagger.inference.tflite_predictor import calibration_windows, check_int8_model
+
+    try:
+        check_int8_model(model)
+    except ValueError:
+        raise UserError("--quantization int8 is for models that read the waveform (the "
+                        "sample-level CNN): with int8 log-mel frames and attention, scores "
+                        "move by up to 0.16; use --quantization dynamic or fp16 for this "
+                        "model") from None
+    found = find_audio(inputs, recursive=True)
+    with native_stderr_silenced():
+        windows = calibration_windows(found.files, serving.sample_rate, serving.window_samples)
+    if len(windows) == 0:
+        named = ", ".join(repr(str(p)) for p in inputs[:3]) + (" ..." if len(inputs) > 3 else "")
+        raise UserError(f"--calibration-audio {named}: no decodable audio found "
+                        f"({len(found.files)} file(s) tried); name audio files or folders")
+    return windows
 
 
 def check_destination(out: str, fmt: str, overwrite: bool) -> None:
@@ -220,9 +248,12 @@ def _write_saved_model(serving: ServingModel, path: str, endpoints=("all",)) -> 
         archive.write_out(path, verbose=False)
 
 
-def write_tflite(serving: ServingModel, out: str) -> bool:
-    """Writes `out` and `<out>.tags.txt`; returns whether select TF ops were needed."""
-    flat, select = tflite_bytes(serving)
+def write_tflite(serving: ServingModel, out: str, quantisation: str | None = None,
+                 calibration: np.ndarray | None = None) -> bool:
+    """Writes `out` and `<out>.tags.txt` (see `tflite_bytes` for
+    `quantisation` and `calibration`); returns whether select TF ops were
+    needed."""
+    flat, select = tflite_bytes(serving, quantisation, calibration)
     from tagger import fileio
 
     fileio.write_atomic(out, flat)

@@ -194,3 +194,67 @@ def test_a_read_only_out_is_one_line(cnn, capsys, fmt, name):
     assert code == 2 and len(err) == 1 and f"'{out}'" in err[0], err
     assert "permission denied" in err[0], err
     assert not os.path.exists(out)
+
+
+def test_cli_int8_export_is_calibrated_on_the_named_audio(cnn, music, tmp_path, capsys):
+    """--quantization int8: int8 convolution weights, float32 in and out,
+    scores near Keras; the calibration audio is found in the folder (the
+    broken file and the notes passed over)."""
+    out = tmp_path / "int8.tflite"
+    code, err = export_lines(capsys, cnn[0], "--format", "tflite", "--out", out,
+                             "--quantization", "int8", "--calibration-audio", music)
+    assert code == 0 and err == []
+    interpreter = tflite_interpreter(str(out))
+    ops = interpreter._get_ops_details()
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    convolutions = [op for op in ops if op["op_name"] == "CONV_2D"]
+    assert convolutions and all(tensors[op["inputs"][1]]["dtype"] == np.int8
+                                for op in convolutions)
+    from tagger.inference.inputs import find_audio
+    from tagger.inference.tflite_predictor import calibration_windows
+
+    # scored on windows of the audio it was calibrated on
+    x = calibration_windows(find_audio([music]).files, RATE, WINDOW)[:4]
+    assert len(x) == 4
+    scores = interpreter.get_signature_runner("serve")(waveform=x)["scores"]
+    assert scores.dtype == np.float32
+    assert np.abs(scores - keras_scores("cnn", cnn, x)).max() < 0.05
+    assert (tmp_path / "int8.tflite.tags.txt").read_text().splitlines() == tag_names("cnn")
+
+
+@pytest.mark.parametrize("quantization, stored", [("fp16", np.float16), ("dynamic", np.int8)])
+def test_quantized_exports_store_smaller_weights_and_score_near_keras(cnn, tmp_path,
+                                                                      quantization, stored):
+    result = export(ExportConfig(model=cnn[0], format="tflite", out=str(tmp_path / "q.tflite"),
+                                 quantization=quantization))
+    assert result.quantization == quantization
+    interpreter = tflite_interpreter(str(tmp_path / "q.tflite"))
+    assert stored in {t["dtype"] for t in interpreter.get_tensor_details()}
+    assert result.max_difference < 0.05  # the export's own check against Keras
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--quantization", "int8"], "add --calibration-audio"),
+    (["--calibration-audio", "x.wav"], "goes with --quantization int8 only"),
+    (["--format", "saved_model", "--quantization", "fp16"], "--format tflite only"),
+])
+def test_quantization_flags_that_do_not_fit_are_one_line(cnn, tmp_path, capsys, argv, fragment):
+    if "--format" not in argv:
+        argv = ["--format", "tflite", *argv]
+    code, err = export_lines(capsys, cnn[0], "--out", tmp_path / "m", *argv)
+    assert code == 2 and len(err) == 1 and fragment in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_int8_export_refuses_log_mel_models_and_audio_free_folders(cnn, spectrogram, tmp_path,
+                                                                  capsys):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("no audio here\n")
+    out = tmp_path / "m.tflite"
+    code, err = export_lines(capsys, spectrogram[0], "--format", "tflite", "--out", out,
+                             "--quantization", "int8", "--calibration-audio", tmp_path / "notes")
+    assert code == 2 and len(err) == 1 and "use --quantization dynamic or fp16" in err[0]
+    code, err = export_lines(capsys, cnn[0], "--format", "tflite", "--out", out,
+                             "--quantization", "int8", "--calibration-audio", tmp_path / "notes")
+    assert code == 2 and len(err) == 1 and "no decodable audio found" in err[0]
+    assert not out.exists()
