@@ -135,8 +135,13 @@ def _calibration(model, serving: ServingModel, inputs) -> np.ndarray:
         windows = calibration_windows(found.files, serving.sample_rate, serving.window_samples)
     if len(windows) == 0:
         named = ", ".join(repr(str(p)) for p in inputs[:3]) + (" ..." if len(inputs) > 3 else "")
-        raise UserError(f"--calibration-audio {named}: no decodable audio found "
-                        f"({len(found.files)} file(s) tried); name audio files or folders")
+        why = f"{len(found.files)} file(s) tried, none decoded" if found.files else \
+            "no audio files there"
+        if found.missing:
+            path, reason = found.missing[0]
+            why += f"; {path!r}: {reason}"
+        raise UserError(f"--calibration-audio {named}: no decodable audio found ({why}); "
+                        "name audio files or folders")
     return windows
 
 
@@ -253,7 +258,8 @@ def write_tflite(serving: ServingModel, out: str, quantisation: str | None = Non
     """Writes `out` and `<out>.tags.txt` (see `tflite_bytes` for
     `quantisation` and `calibration`); returns whether select TF ops were
     needed."""
-    flat, select = tflite_bytes(serving, quantisation, calibration)
+    with native_stderr_silenced():  # the int8 calibrator's "fully_quantize: 0, ..."
+        flat, select = tflite_bytes(serving, quantisation, calibration)
     from tagger import fileio
 
     fileio.write_atomic(out, flat)

@@ -196,12 +196,12 @@ def test_a_read_only_out_is_one_line(cnn, capsys, fmt, name):
     assert not os.path.exists(out)
 
 
-def test_cli_int8_export_is_calibrated_on_the_named_audio(cnn, music, tmp_path, capsys):
+def test_cli_int8_export_is_calibrated_on_the_named_audio(cnn, music, tmp_path, capfd):
     """--quantization int8: int8 convolution weights, float32 in and out,
     scores near Keras; the calibration audio is found in the folder (the
-    broken file and the notes passed over)."""
+    broken file and the notes passed over), and nothing native is printed."""
     out = tmp_path / "int8.tflite"
-    code, err = export_lines(capsys, cnn[0], "--format", "tflite", "--out", out,
+    code, err = export_lines(capfd, cnn[0], "--format", "tflite", "--out", out,
                              "--quantization", "int8", "--calibration-audio", music)
     assert code == 0 and err == []
     interpreter = tflite_interpreter(str(out))
