@@ -118,21 +118,19 @@ def export(config, log=print) -> ExportResult:
 
 def _calibration(model, serving: ServingModel, inputs) -> np.ndarray:
     """Calibration windows (n, window_samples) for int8 from the audio named
-    by `inputs` (tflite_predictor.calibration_windows); UserError for a model
+    by `inputs` (tflite_predictor.int8_calibration); UserError for a model
     int8 does not serve or for inputs without decodable audio."""
     from tagger.inference.inputs import find_audio
-    from tagger.inference.tflite_predictor import calibration_windows, check_int8_model
+    from tagger.inference.tflite_predictor import int8_calibration, int8_waveform_only
 
-    try:
-        check_int8_model(model)
-    except ValueError:
-        raise UserError("--quantization int8 is for models that read the waveform (the "
-                        "sample-level CNN): with int8 log-mel frames and attention, scores "
-                        "move by up to 0.16; use --quantization dynamic or fp16 for this "
-                        "model") from None
     found = find_audio(inputs, recursive=True)
-    with native_stderr_silenced():
-        windows = calibration_windows(found.files, serving.sample_rate, serving.window_samples)
+    refusal = int8_waveform_only("--quantization int8", "--quantization dynamic or fp16")
+    try:
+        with native_stderr_silenced():
+            windows = int8_calibration(model, found.files, serving.sample_rate,
+                                       serving.window_samples, refusal)
+    except ValueError as error:
+        raise UserError(str(error)) from None
     if len(windows) == 0:
         named = ", ".join(repr(str(p)) for p in inputs[:3]) + (" ..." if len(inputs) > 3 else "")
         why = f"{len(found.files)} file(s) tried, none decoded" if found.files else \

@@ -50,18 +50,16 @@ def tag(config: TagConfig, log=None, quiet_decoders: bool = False) -> TagSummary
 
 def _tflite_predictor(model, info, engine: str, files):
     """The TFLite engine; "tflite-int8" is calibrated on windows of `files`."""
-    from tagger.inference.tflite_predictor import (TFLitePredictor, calibration_windows,
-                                                   check_int8_model)
+    from tagger.inference.tflite_predictor import TFLitePredictor, int8_calibration
     from tagger.models.saved import raw_audio_input
 
     calibration = None
     if engine == "tflite-int8":
+        sample_rate, window, _ = raw_audio_input(model, info)  # as the model is served
         try:
-            check_int8_model(model)  # before decoding anything to calibrate on
+            calibration = int8_calibration(model, files, sample_rate, window)
         except ValueError as error:
             raise UserError(str(error)) from None
-        sample_rate, window, _ = raw_audio_input(model, info)  # as the model is served
-        calibration = calibration_windows(files, sample_rate, window)
         if len(calibration) == 0:
             raise UserError("--engine tflite-int8 measures its ranges on the audio it tags, "
                             "and none of the inputs could be decoded; check the files or "

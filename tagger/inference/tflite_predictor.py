@@ -19,17 +19,34 @@ import numpy as np
 ENGINES = {"tflite": None, "tflite-fp16": "fp16", "tflite-dynamic": "dynamic",
            "tflite-int8": "int8"}
 CALIBRATION_WINDOWS = 32  # windows the int8 engine measures its ranges on
-INT8_WAVEFORM_ONLY = (
-    "--engine tflite-int8 is for models that read the waveform (the sample-level CNN): "
-    "with int8 log-mel frames and attention, scores move by up to 0.16; use --engine "
-    "tflite or tflite-dynamic for this model")
 
 
-def check_int8_model(model) -> None:
-    """Raises ValueError(INT8_WAVEFORM_ONLY) unless `model` reads
-    waveforms, (batch, samples): the models the int8 engine serves."""
+def int8_waveform_only(option: str, instead: str) -> str:
+    """Why `option` (int8 activations) refuses a model that is not a
+    waveform model, and `instead`, the options to use."""
+    return (f"{option} is for models that read the waveform (the sample-level CNN): with "
+            "int8 log-mel frames and attention, scores move by up to 0.16; use "
+            f"{instead} for this model")
+
+
+INT8_WAVEFORM_ONLY = int8_waveform_only("--engine tflite-int8",
+                                        "--engine tflite or tflite-dynamic")
+
+
+def check_int8_model(model, refusal: str = INT8_WAVEFORM_ONLY) -> None:
+    """Raises ValueError(refusal) unless `model` reads waveforms, (batch,
+    samples): the models int8 activations serve."""
     if len(model.inputs[0].shape) != 2:
-        raise ValueError(INT8_WAVEFORM_ONLY)
+        raise ValueError(refusal)
+
+
+def int8_calibration(model, paths, sample_rate: int, window: int,
+                     refusal: str = INT8_WAVEFORM_ONLY) -> np.ndarray:
+    """`calibration_windows` of `paths` for `model`, after `check_int8_model`
+    (so a model int8 does not serve is refused before anything is decoded);
+    (0, window) when no file decodes: the caller says what to do."""
+    check_int8_model(model, refusal)
+    return calibration_windows(paths, sample_rate, window)
 
 
 def calibration_windows(paths, sample_rate: int, window: int,
