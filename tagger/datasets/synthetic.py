@@ -71,8 +71,7 @@ import numpy as np
 
 from tagger.cli import ArgumentParser, non_negative_int, number_in_range, positive_int
 from tagger.datasets.origin import ORIGIN_FILE, write_synthetic_marker
-from tagger.datasets.synthetic_sounds import (ClipAttributes, SAMPLE_RATE,
-                                              render_clip)
+from tagger.datasets.sounds import ClipAttributes, SAMPLE_RATE, render_clip
 from tagger.parallel import ordered_map
 
 __all__ = [

@@ -65,7 +65,7 @@ from tagger.datasets import synthetic as mtt_synthetic
 from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS, KNOWN_BROKEN_IDS
 from tagger.datasets.origin import ORIGIN_FILE, write_synthetic_marker
 from tagger.datasets.pickle2 import dump_py2
-from tagger.datasets.synthetic_sounds import render_clip
+from tagger.datasets.sounds import render_clip
 from tagger.parallel import ordered_map
 
 SAMPLE_RATE = 22050

@@ -98,7 +98,7 @@ def res_model(raw_records, tmp_path_factory):
 def write_audio(path, samples, sample_rate=SAMPLE_RATE, seed=0, subtype=None):
     """A WAV (or any soundfile format by suffix) of `samples` samples of
     rendered synthetic music; returns the path."""
-    from tagger.datasets.synthetic_sounds import ClipAttributes, render_clip
+    from tagger.datasets.sounds import ClipAttributes, render_clip
 
     audio = render_clip(ClipAttributes(instruments=("piano", "drum_kit")),
                         samples / sample_rate + 0.01, sample_rate, rng=seed)[:samples]

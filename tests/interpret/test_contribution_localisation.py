@@ -19,7 +19,7 @@ import soundfile
 
 from tagger.config import BuildConfig, TrainConfig
 from tagger.datasets.mtt import build_mtt
-from tagger.datasets.synthetic_sounds import ClipAttributes, render_clip
+from tagger.datasets.sounds import ClipAttributes, render_clip
 from tagger.interpret import attention as cli
 from tagger.training.run import train
 from tests.interpret.conftest import SAMPLE_RATE, SEGMENT
