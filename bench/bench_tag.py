@@ -87,13 +87,13 @@ def model_only(predictor, windows, batch_size: int) -> float:
 
 def main():
     args = parse_args()
-    from tagger import cli
-    cli.quiet_tensorflow()
+    from tagger import runtime
+    runtime.quiet_tensorflow()
     import numpy as np
 
     from tagger.audio import AudioDecodeError, audio_windows
     from tagger.inference.inputs import find_audio
-    from tagger.inference.native_stderr import native_stderr_silenced
+    from tagger.runtime import native_stderr_silenced
     from tagger.inference.predictor import Predictor
     from tagger.inference.tagging import tag_files
     from tagger.inference.tflite_predictor import (TFLitePredictor, available_cores,
@@ -179,8 +179,8 @@ def measure(args, predictor, files, chunks, chunk_windows, audio, count):
     round's clip scores (path -> (tags,)) and the report."""
     import numpy as np
 
-    from tagger.inference.native_stderr import native_stderr_silenced
     from tagger.inference.tagging import tag_files
+    from tagger.runtime import native_stderr_silenced
 
     for size in {args.batch_size, *(len(w) % args.batch_size for w in chunk_windows)} - {0}:
         predictor(chunk_windows[0][:1].repeat(size, axis=0))  # every batch shape traced

@@ -6,7 +6,6 @@ with its high-quality filter. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import io
 import math
@@ -19,6 +18,7 @@ import soundfile
 import soxr
 
 from tagger import fileio
+from tagger.runtime import native_stderr_silenced
 
 INT16_SCALE = 32767.0
 
@@ -54,13 +54,13 @@ def read_clip(path: str, sample_rate: int, quiet: bool = False,
         if fileio.is_local(path):
             fd = open_regular_file(path, max_bytes)
             try:
-                with _silenced_stderr() if quiet else contextlib.nullcontext():
+                with native_stderr_silenced(quiet, keep_python_stderr=False):
                     return _decode(soundfile.SoundFile(fd, closefd=False), sample_rate,
                                    max_seconds)
             finally:
                 os.close(fd)
         data = _read_remote(path, max_bytes)
-        with _silenced_stderr() if quiet else contextlib.nullcontext():
+        with native_stderr_silenced(quiet, keep_python_stderr=False):
             return _decode(soundfile.SoundFile(io.BytesIO(data)), sample_rate, max_seconds)
     except AudioDecodeError:
         raise
@@ -269,18 +269,6 @@ def to_int16(waveform: np.ndarray) -> np.ndarray:
 
 def from_int16(pcm: np.ndarray) -> np.ndarray:
     return pcm.astype(np.float32) / INT16_SCALE
-
-
-@contextlib.contextmanager
-def _silenced_stderr():
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _first_line(error: Exception) -> str:

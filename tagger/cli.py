@@ -1,5 +1,6 @@
-"""Shared command-line plumbing: one clear line and a non-zero exit for a
-user's mistake, no traceback."""
+"""Shared command-line plumbing of tagger/commands/: the argument parser and
+its flag types, and one clear line and a non-zero exit for a user's
+mistake, no traceback. The process set-up lives in tagger.runtime."""
 
 from __future__ import annotations
 
@@ -13,43 +14,8 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
-def use_pooling_cpu_allocator() -> None:
-    """Makes TensorFlow keep the host memory it frees for reuse (its BFC
-    allocator) instead of handing every large tensor back to the system:
-    fresh pages for each batch of 59049-sample windows and each layer's
-    output cost page faults that, on a 2-core CPU, made the training reader
-    and the sample-level CNN about 1.5x slower (bench/bench_reader.py,
-    bench/bench_models.py). Takes effect only before TensorFlow's first
-    tensor; TF_CPU_ALLOCATOR_USE_BFC=false in the environment keeps the
-    system allocator."""
-    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
-
-
-def quiet_tensorflow() -> None:
-    """Imports TensorFlow with its C++ start-up chatter hidden (it logs to
-    stderr before its log level applies) unless TF_CPP_MIN_LOG_LEVEL=0 asks
-    for every message; with the pooling CPU allocator (see
-    `use_pooling_cpu_allocator`)."""
-    use_pooling_cpu_allocator()
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
-        import tensorflow  # noqa: F401
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-    import absl.logging
-    absl.logging.set_verbosity(absl.logging.ERROR)
-
-
 def program_name() -> str:
-    """The command as the user ran it: `python -m tagger.datasets.synthetic`
+    """The command as the user ran it: `python -m tagger.commands.synthetic`
     for a module of this package run with -m, otherwise the name of the
     script (`tagger-synthetic`, a console script; `train.py`)."""
     script = sys.argv[0] if sys.argv and sys.argv[0] else ""
@@ -64,13 +30,13 @@ def program_name() -> str:
 
 
 def main(action, args) -> int:
-    """The body of every CLI's main(): keeps freed host memory for reuse
-    (`tagger.host_memory`), imports TensorFlow quietly, then `action(args)`
-    with a user's mistakes and Ctrl-C as one-line exits."""
-    from tagger.host_memory import keep_freed_heap
+    """The body of every CLI's main(): sets the process up
+    (`tagger.runtime.prepare_command_process`: freed host memory kept for
+    reuse, TensorFlow imported quietly), then `action(args)` with a user's
+    mistakes and Ctrl-C as one-line exits."""
+    from tagger.runtime import prepare_command_process
 
-    keep_freed_heap()
-    quiet_tensorflow()
+    prepare_command_process()
     return run(action, args)
 
 

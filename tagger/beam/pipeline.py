@@ -26,7 +26,7 @@ class WriteShardFn(beam.DoFn):
         self.features = None
 
     def setup(self):
-        from tagger.cli import quiet_tensorflow
+        from tagger.runtime import quiet_tensorflow
 
         quiet_tensorflow()
         self.features = writer.feature_transform(self.config)

@@ -10,5 +10,4 @@
 - `export`: `export(ExportConfig)`, SavedModel and TFLite export with a
   raw-waveform signature, behind export.py.
 - `config`: the frozen `TagConfig` and `ExportConfig`.
-- `native_stderr`: hides native libraries' messages on the terminal.
 """

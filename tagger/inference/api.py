@@ -36,7 +36,7 @@ def _predictor(model):
     if key not in _LOADED:
         _LOADED.clear()
         if "tensorflow" not in sys.modules:
-            from tagger.cli import quiet_tensorflow
+            from tagger.runtime import quiet_tensorflow
 
             quiet_tensorflow()  # TensorFlow's start-up chatter, not the user's concern
         _LOADED[key] = Predictor(*load_tagger(path))

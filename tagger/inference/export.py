@@ -41,7 +41,7 @@ import tempfile
 import numpy as np
 
 from tagger.errors import UserError
-from tagger.inference.native_stderr import native_stderr_silenced
+from tagger.runtime import native_stderr_silenced
 
 TAGS_ASSET = "tags.txt"
 INFO_EXTRA = os.path.join("assets.extra", "tagger_info.json")

@@ -11,7 +11,7 @@ from tagger.errors import UserError
 from tagger.inference import outputs
 from tagger.inference.config import TagConfig
 from tagger.inference.inputs import find_audio
-from tagger.inference.native_stderr import native_stderr_silenced
+from tagger.runtime import native_stderr_silenced
 
 
 @dataclasses.dataclass

@@ -101,7 +101,7 @@ class TFLitePredictor:
     def __init__(self, model, info: dict | None, engine: str = "tflite",
                  threads: int | None = None, calibration: np.ndarray | None = None):
         from tagger.inference.export import ServingModel, tflite_bytes, tflite_interpreter
-        from tagger.inference.native_stderr import native_stderr_silenced
+        from tagger.runtime import native_stderr_silenced
 
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {list(ENGINES)}, "

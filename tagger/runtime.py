@@ -1,0 +1,99 @@
+"""The process's runtime set-up, in one place: TensorFlow's pooling host
+allocator, TensorFlow imported without its start-up chatter, freed heap
+kept for reuse, and native libraries' stderr messages hidden.
+
+Imports no TensorFlow until `quiet_tensorflow` is called; every command
+(tagger.cli.main), the public API, the Beam workers, the tests and the
+benchmarks set their process up with these functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+
+
+def use_pooling_cpu_allocator() -> None:
+    """Makes TensorFlow keep the host memory it frees for reuse (its BFC
+    allocator) instead of handing every large tensor back to the system:
+    fresh pages for each batch of 59049-sample windows and each layer's
+    output cost page faults that, on a 2-core CPU, made the training reader
+    and the sample-level CNN about 1.5x slower (bench/bench_reader.py,
+    bench/bench_models.py). Takes effect only before TensorFlow's first
+    tensor; TF_CPU_ALLOCATOR_USE_BFC=false in the environment keeps the
+    system allocator."""
+    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+
+
+def quiet_tensorflow() -> None:
+    """Imports TensorFlow with its C++ start-up chatter hidden (it logs to
+    stderr before its log level applies) unless TF_CPP_MIN_LOG_LEVEL=0 asks
+    for every message; with the pooling CPU allocator (see
+    `use_pooling_cpu_allocator`)."""
+    use_pooling_cpu_allocator()
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        import tensorflow  # noqa: F401
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    import absl.logging
+    absl.logging.set_verbosity(absl.logging.ERROR)
+
+
+def prepare_command_process() -> None:
+    """What every command does before its work: keeps freed host memory for
+    reuse (`tagger.host_memory`) and imports TensorFlow quietly."""
+    from tagger.host_memory import keep_freed_heap
+
+    keep_freed_heap()
+    quiet_tensorflow()
+
+
+@contextlib.contextmanager
+def native_stderr_silenced(enabled: bool = True, keep_python_stderr: bool = True):
+    """Points file descriptor 2 at /dev/null for native libraries while
+    Python's `sys.stderr` keeps writing where it wrote before
+    (`keep_python_stderr=False`: file descriptor 2 only, `sys.stderr` left
+    alone, as a decoding worker process wants it).
+
+    libmpg123 (inside libsndfile) prints resync notes for a damaged MP3 and
+    TFLite announces its delegates, straight to file descriptor 2; a CLI that
+    promises one line per problem hides them. Swaps process-wide state: use
+    it around work of one thread at a time."""
+    if not enabled:
+        yield
+        return
+    try:
+        python_uses_fd2 = keep_python_stderr and sys.stderr.fileno() == 2
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        python_uses_fd2 = False  # captured or replaced: not affected by fd 2
+    if keep_python_stderr:
+        sys.stderr.flush()
+    saved = os.dup(2)
+    original = sys.stderr
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        if python_uses_fd2:
+            sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(saved), "wb", buffering=0),
+                                          encoding=original.encoding,
+                                          errors="backslashreplace", line_buffering=True,
+                                          write_through=True)
+        yield
+    finally:
+        if python_uses_fd2:
+            sys.stderr.flush()
+            sys.stderr.close()
+            sys.stderr = original
+        os.dup2(saved, 2)
+        os.close(saved)
