@@ -14,9 +14,9 @@ import logging
 from tagger import fileio
 from tagger.beam.flags import BeamRun
 from tagger.config import BuildConfig, join_path
-from tagger.datasets.plan import DatasetPlan
 from tagger.errors import UserError
 from tagger.records import writer
+from tagger.records.plan import DatasetPlan
 
 JOBS_FILE = "beam-jobs.jsonl"
 

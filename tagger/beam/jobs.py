@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tagger.datasets.plan import Clip
+from tagger.records.plan import Clip
 from tagger.records.writer import ShardJob
 
 

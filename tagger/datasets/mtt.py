@@ -17,7 +17,7 @@ import pandas as pd
 from tagger import fileio
 from tagger.config import join_path
 from tagger.datasets.origin import read_origin
-from tagger.datasets.plan import SPLITS, STUDENT_SPLIT, Clip, DatasetPlan
+from tagger.records.plan import SPLITS, STUDENT_SPLIT, Clip, DatasetPlan
 from tagger.errors import UserError
 
 ANNOTATIONS_FILE = "annotations_final.csv"

@@ -39,17 +39,3 @@ def read_origin(data_dir: str, dataset: str) -> dict:
         raise UserError(f"{path!r} does not describe a synthetic dataset; regenerate "
                         "the dataset or remove the file")
     return {**marker, "layout": dataset}
-
-
-def is_synthetic(info: dict) -> bool:
-    """True for a dataset_info dict built from synthetic data."""
-    return info.get("origin", {}).get("kind") == "synthetic"
-
-
-def describe_origin(origin: dict) -> str:
-    if origin.get("kind") == "synthetic":
-        seed = f", seed {origin['seed']}" if "seed" in origin else ""
-        return f"synthetic data from {origin.get('generator', '?')}{seed}"
-    if origin.get("kind") == "real":
-        return f"real {origin.get('dataset', '?')} data"
-    return "data of unrecorded origin"

@@ -20,7 +20,7 @@ class Evaluation:
     origin: dict = dataclasses.field(default_factory=dict)  # dataset_info's "origin"
 
     def as_dict(self) -> dict:
-        from tagger.datasets.origin import describe_origin
+        from tagger.records.info import describe_origin
 
         return {"model": self.model_path, "split": self.split,
                 "dataset_origin": describe_origin(self.origin),
@@ -85,7 +85,7 @@ def _interval(ci, key) -> str:
 def published_lines(origin: dict) -> list:
     """Published MagnaTagATune figures, only where they can be compared, and
     said so: never beside results on synthetic data."""
-    from tagger.datasets.origin import describe_origin
+    from tagger.records.info import describe_origin
 
     kind = origin.get("kind")
     if kind == "synthetic":

@@ -64,8 +64,6 @@ def describe(info: dict, out_dir: str) -> str:
     kind = features["kind"]
     if kind == "raw":
         kind = f"raw {features['dtype']}"
-    from tagger.datasets.origin import describe_origin
-
     lines = [f"dataset {info['name']!r} in {out_dir}: {info['num_tags']} tags, "
              f"{kind} segments of shape {tuple(info['segment_shape'])} "
              f"at {info['sample_rate']} Hz",
@@ -93,3 +91,18 @@ def describe(info: dict, out_dir: str) -> str:
     if len(skipped) > SKIPPED_SHOWN:
         lines.append(f"    ... and {len(skipped) - SKIPPED_SHOWN} more, listed in {INFO_FILE}")
     return "\n".join(lines)
+
+
+def is_synthetic(info: dict) -> bool:
+    """True for a dataset_info dict built from synthetic data."""
+    return info.get("origin", {}).get("kind") == "synthetic"
+
+
+def describe_origin(origin: dict) -> str:
+    """Where a dataset_info's `origin` says the data came from, in words."""
+    if origin.get("kind") == "synthetic":
+        seed = f", seed {origin['seed']}" if "seed" in origin else ""
+        return f"synthetic data from {origin.get('generator', '?')}{seed}"
+    if origin.get("kind") == "real":
+        return f"real {origin.get('dataset', '?')} data"
+    return "data of unrecorded origin"

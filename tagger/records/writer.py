@@ -37,11 +37,11 @@ from tqdm import tqdm
 
 from tagger import fileio
 from tagger.config import BuildConfig, join_path, to_dict
-from tagger.datasets.plan import Clip, DatasetPlan
 from tagger.errors import UserError
 from tagger.parallel import WorkerPool, ordered_map
 from tagger.records.clip_decoder import DecodedClip, DecodeTask, decode_clip, worker_died
 from tagger.records.info import INFO_FILE
+from tagger.records.plan import Clip, DatasetPlan
 
 BUILDER_VERSION = "1"
 STATE_DIR = ".build"

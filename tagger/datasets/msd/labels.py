@@ -26,8 +26,8 @@ from tagger.datasets.msd.pickles import read_id_list, read_tag_vectors
 from tagger.datasets.msd.sqlite import Songs, read_lastfm
 from tagger.datasets.msd.split import artist_split
 from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS, CLASSIC_TRAIN_COUNT
-from tagger.datasets.plan import STUDENT_SPLIT
 from tagger.errors import UserError
+from tagger.records.plan import STUDENT_SPLIT
 
 SOURCES = ("lastfm", "cals", "classic")
 CALS_SPLITS = {"train": "train", "val": "valid", "test": "test"}

@@ -29,8 +29,8 @@ from tagger.datasets.msd import layout as layouts
 from tagger.datasets.msd.sqlite import read_songs
 from tagger.datasets.msd.tags import KNOWN_BROKEN_IDS
 from tagger.datasets.origin import read_origin
-from tagger.datasets.plan import STUDENT_SPLIT, ClipColumns, DatasetPlan
 from tagger.errors import UserError
+from tagger.records.plan import STUDENT_SPLIT, ClipColumns, DatasetPlan
 
 AUDIO_DIR = "audio"
 KNOWN_BROKEN_REASON = "known broken or short MSD audio (skipped by sota-music-tagging-models)"

@@ -1,7 +1,9 @@
 """What a dataset builder writes: the clips of each split and their labels.
 
-Dataset readers (MagnaTagATune, MSD, ...) produce a `DatasetPlan`; the record
-writer turns it into shards without knowing which dataset it came from.
+Dataset readers (tagger.datasets: MagnaTagATune, MSD, ...) produce a
+`DatasetPlan`; the record writer (local or Beam) turns it into shards
+without knowing which dataset it came from. The record format owns this
+contract, so it sits here, below the datasets.
 """
 
 from __future__ import annotations
