@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import pickle
 import re
 
 import numpy as np
 import pandas as pd
 
-from tagger import fileio
+from tagger import fileio, safe_pickle
 from tagger.config import join_path
 from tagger.datasets.origin import read_origin
 from tagger.records.plan import SPLITS, STUDENT_SPLIT, Clip, DatasetPlan
@@ -253,11 +252,7 @@ def load_split_lists(folder: str) -> dict:
 
 def _read_list(path: str) -> list:
     if path.endswith(".cP"):
-        try:
-            items = pickle.loads(fileio.read_bytes(path), encoding="latin1")
-        except Exception as error:
-            raise UserError(f"cannot read split list {path!r} as a pickle: "
-                            f"{error}") from None
+        items = safe_pickle.load_file(path, "a split list (a list of paths)")
         if not isinstance(items, (list, tuple)):
             raise UserError(f"split list {path!r} holds a {type(items).__name__}, "
                             "expected a list of paths")

@@ -4,8 +4,9 @@ The MSD split files (`filtered_list_*.cP`, `msd_id_to_tag_vector.cP`,
 `MSD_id_to_7D_id.pkl`, ...) were written by Python 2's cPickle: strings are
 byte strings (SHORT_BINSTRING / BINSTRING opcodes) and numpy arrays refer to
 `numpy.core.multiarray._reconstruct`. `dump_py2` writes such files (for the
-synthetic MSD); `load_py2` reads them with an Unpickler that resolves only
-the few numpy names a tag-vector pickle needs, so a pickle cannot run code.
+synthetic MSD); `load_py2` reads them with tagger.safe_pickle's Unpickler,
+which resolves only the few numpy names a tag-vector pickle needs, so a
+pickle cannot run code.
 """
 
 from __future__ import annotations
@@ -14,12 +15,8 @@ import io
 import pickle
 import struct
 
-# Globals a Python 2 pickle of lists, dicts and numpy arrays may name.
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-}
+from tagger import safe_pickle
+
 # numpy 2 moved numpy.core to numpy._core; Python 2 pickles use the old name.
 _PY2_MODULE = {"numpy._core.multiarray": "numpy.core.multiarray",
                "numpy._core.numeric": "numpy.core.numeric"}
@@ -59,21 +56,8 @@ def dump_py2(obj) -> bytes:
     return buffer.getvalue()
 
 
-class _SafeUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if (module, name) not in _ALLOWED:
-            raise pickle.UnpicklingError(f"it names {module}.{name}, which a list of "
-                                         "ids or tag vectors never needs")
-        import importlib
-
-        module = {"numpy.core.multiarray": "numpy._core.multiarray"}.get(module, module)
-        try:
-            return getattr(importlib.import_module(module), name)
-        except ImportError:  # numpy 1.x
-            return getattr(importlib.import_module(module.replace("._core", ".core")), name)
-
-
 def load_py2(data: bytes):
-    """Unpickles a Python 2 pickle; byte strings come back as str (latin-1,
-    as numpy requires for arrays). Any other class raises UnpicklingError."""
-    return _SafeUnpickler(io.BytesIO(data), encoding="latin1").load()
+    """Unpickles a Python 2 pickle of lists, dicts and numpy arrays; byte
+    strings come back as str (latin-1, as numpy requires for arrays). Any
+    other global raises UnpicklingError (see tagger.safe_pickle)."""
+    return safe_pickle.loads(data, safe_pickle.NUMPY)

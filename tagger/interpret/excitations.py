@@ -240,13 +240,18 @@ def save_table(table: pd.DataFrame, path: str) -> None:
 
 
 def load_table(path: str) -> pd.DataFrame:
-    """Reads a table written by `save_table` (or any DataFrame pickle)."""
-    from tagger import fileio
+    """Reads a table written by `save_table`: a pickle that names anything
+    but a DataFrame of numbers and arrays is refused (tagger.safe_pickle)."""
+    from tagger import fileio, safe_pickle
 
     if not fileio.exists(path):
         raise UserError(f"excitation table {path!r} not found; write one with "
                         "python extract_excitations.py MODEL --out PATH")
-    table = pd.read_pickle(io.BytesIO(fileio.read_bytes(path)))
+    table = safe_pickle.load_file(path, "an excitation table (a pandas DataFrame)",
+                                  safe_pickle.DATAFRAME)
+    if not isinstance(table, pd.DataFrame):
+        raise UserError(f"{path!r} holds a {type(table).__name__}, not an excitation "
+                        "table (a pandas DataFrame)")
     missing = [c for c in BASE_COLUMNS if c not in table.columns]
     if missing:
         raise UserError(f"{path!r} is not an excitation table: it lacks {missing}")

@@ -1,4 +1,4 @@
-"""The classic split's Python 2 pickles, read safely (see tagger.datasets.pickle2).
+"""The classic split's Python 2 pickles, read safely (see tagger.safe_pickle).
 
 A pickle is loaded whole (that is how pickles work); the id lists hold
 about 240,000 ids, so this stays well under a gigabyte.
@@ -7,10 +7,8 @@ about 240,000 ids, so this stays well under a gigabyte.
 from __future__ import annotations
 
 import os
-import pickle
 
-from tagger import fileio
-from tagger.datasets.pickle2 import load_py2
+from tagger import fileio, safe_pickle
 from tagger.errors import UserError
 
 _WHAT = {
@@ -27,13 +25,7 @@ def _load(path: str):
     if not fileio.exists(path) or fileio.isdir(path):
         raise UserError(f"{path!r} not found; a classic split folder holds "
                         f"{', '.join(_WHAT)} ({_SOURCE})")
-    data = fileio.read_bytes(path)
-    try:
-        return load_py2(data)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, UnicodeDecodeError) as error:
-        raise UserError(f"{path!r} is not a readable pickle ({str(error) or type(error).__name__}); "
-                        f"expected {what} ({_SOURCE})") from None
+    return safe_pickle.load_file(path, f"{what} ({_SOURCE})", safe_pickle.NUMPY)
 
 
 def _text(value) -> str:
