@@ -86,7 +86,7 @@ def cpu_seconds() -> float:
 
 def beam_build(data_dir: str, out_dir: str, workers: int):
     from tagger.beam.build import run_beam_build
-    from tagger.beam.flags import BeamRun
+    from tagger.beam.build import BeamRun
     from tagger.config import BuildConfig
     from tagger.datasets.mtt import plan_from_config
 

@@ -9,16 +9,24 @@ the result is byte-identical to the local build.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from tagger import fileio
-from tagger.beam.flags import BeamRun
 from tagger.config import BuildConfig, join_path
 from tagger.errors import UserError
 from tagger.records import writer
 from tagger.records.plan import DatasetPlan
 
 JOBS_FILE = "beam-jobs.jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamRun:
+    """Which Beam runner builds the dataset and the pipeline options it
+    gets, as Beam command-line flags (`--key=value`, `--flag`)."""
+    runner: str
+    options: tuple = ()
 
 
 def run_beam_build(plan: DatasetPlan, config: BuildConfig, run: BeamRun) -> dict:

@@ -17,7 +17,7 @@ import argparse
 
 from tagger import cli
 from tagger.cli import ArgumentParser
-from tagger.records.build_flags import add_record_flags
+from tagger.commands.build_flags import add_record_flags
 
 # The MSD's audio is 30 s previews: longer files are cut there.
 MAX_SECONDS = 30.0
@@ -93,10 +93,10 @@ def settings_from_args(args):
 
 
 def build(args):
+    from tagger.commands.build_flags import record_settings, write_plan
     from tagger.config import BuildConfig
     from tagger.datasets.msd.plan import plan_msd
     from tagger.errors import UserError
-    from tagger.records.build_flags import record_settings, write_plan
     from tagger.records.info import describe
 
     settings = settings_from_args(args)

@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 from tagger import cli
-from tagger.beam.flags import beam_run  # noqa: F401  (the runner the flags ask for)
 from tagger.cli import ArgumentParser, fraction, non_negative_int, positive_int
-from tagger.records.build_flags import add_record_flags
+from tagger.commands.beam_flags import beam_run  # noqa: F401  (the runner the flags ask for)
+from tagger.commands.build_flags import add_record_flags
 
 
 def parse_args(argv=None):
@@ -37,10 +37,10 @@ def main(argv=None):
 
 
 def build(args):
+    from tagger.commands.build_flags import record_settings, write_plan
     from tagger.config import BuildConfig
     from tagger.datasets.mtt import plan_from_config
     from tagger.errors import UserError
-    from tagger.records.build_flags import record_settings, write_plan
     from tagger.records.info import describe
 
     try:

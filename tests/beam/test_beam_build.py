@@ -14,7 +14,7 @@ pytest.importorskip("apache_beam")
 
 from tagger.commands import build_mtt  # noqa: E402
 from tagger.beam.build import run_beam_build  # noqa: E402
-from tagger.beam.flags import BeamRun  # noqa: E402
+from tagger.beam.build import BeamRun  # noqa: E402
 from tagger.datasets.mtt import plan_from_config  # noqa: E402
 from tagger.errors import UserError  # noqa: E402
 from tagger.records import writer  # noqa: E402

@@ -19,7 +19,7 @@ def digests(folder):
 
 def test_direct_runner_equals_the_local_msd_build(msd_builds, synthetic_msd, tmp_path):
     from tagger.beam.build import run_beam_build
-    from tagger.beam.flags import BeamRun
+    from tagger.beam.build import BeamRun
 
     data_dir, _ = synthetic_msd
     records_dir, local_info, plan = msd_builds["cals"]  # with an unlabelled student split

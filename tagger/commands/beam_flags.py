@@ -1,12 +1,13 @@
 """The `--runner` / `--beam-option` / `--beam-pipeline-options` flags every
-dataset-building CLI shares. Plain argparse: nothing of Beam is imported."""
+dataset-building command shares, read back as a `tagger.beam.build.BeamRun`.
+Plain argparse: nothing of Beam is imported."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 
+from tagger.beam.build import BeamRun
 from tagger.errors import UserError
 
 # Short runner names -> Beam's runner class names; any name ending in
@@ -19,14 +20,6 @@ RUNNERS = {
     "portable": "PortableRunner",
     "prism": "PrismRunner",
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class BeamRun:
-    """Which Beam runner builds the dataset and the pipeline options it
-    gets, as Beam command-line flags (`--key=value`, `--flag`)."""
-    runner: str
-    options: tuple = ()
 
 
 def runner_name(text: str) -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 
-from tagger.beam.flags import add_runner_flags, beam_run
 from tagger.cli import (non_negative_float, number_in_range, positive_float,
                         positive_int)
+from tagger.commands.beam_flags import add_runner_flags, beam_run
 from tagger.errors import UserError
 
 
