@@ -8,8 +8,8 @@ from __future__ import annotations
 from tagger import cli
 from tagger.cli import (ArgumentParser, non_negative_float, non_negative_int,
                         number_in_range, positive_float, positive_int)
+from tagger.commands import semi_supervised_flags
 from tagger.config import MONITORS, SCHEDULES
-from tagger.training import semi_supervised_cli
 
 
 def parse_args(argv=None):
@@ -19,7 +19,7 @@ def parse_args(argv=None):
     add_model_flags(p)
     add_optimisation_flags(p)
     add_hardware_flags(p)
-    semi_supervised_cli.add_flags(p)
+    semi_supervised_flags.add_flags(p)
     return p.parse_args_given(argv)
 
 
@@ -240,7 +240,7 @@ def config_from_args(args, check: bool = True):
             jit_compile=args.jit_compile, steps_per_execution=args.steps_per_execution,
             resume=args.resume, seed=args.seed, evaluate_test=not args.no_test,
             progress=not args.no_progress, augment=args.augment,
-            noisy_student=semi_supervised_cli.settings(args))
+            noisy_student=semi_supervised_flags.settings(args))
     except ValueError as error:
         raise UserError(str(error)) from None
 
@@ -269,6 +269,7 @@ def given_fields(args) -> set | None:
 
 
 def run(args):
+    from tagger.training.rounds import train_rounds
     from tagger.training.run import resume_settings, saved_config
 
     config = config_from_args(args, check=not args.resume)
@@ -278,7 +279,8 @@ def run(args):
         check_applicable(args, saved.schedule if saved and not schedule_given
                          else config.schedule)
         config = resume_settings(config, given_fields(args))
-    metrics = semi_supervised_cli.train_rounds(config, semi_supervised_cli.rounds(args))
+    metrics = train_rounds(config, semi_supervised_flags.rounds(args),
+                           log=lambda line: print(line, flush=True))
     print(f"run folder: {metrics['run_dir']}")
 
 

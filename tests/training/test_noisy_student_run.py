@@ -19,7 +19,7 @@ from tagger.commands import train as train_cli
 from tagger.config import NoisyStudentConfig, TrainConfig
 from tagger.errors import UserError
 from tagger.training.run import resume_settings, train
-from tagger.training.semi_supervised_cli import train_rounds
+from tagger.training.rounds import train_rounds
 
 ROOT = pathlib.Path(__file__).parents[2]
 TINY = {"block": "basic", "multi": True, "alpha": 2, "width": 1 / 16}

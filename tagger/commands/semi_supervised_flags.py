@@ -1,10 +1,8 @@
-"""train.py's augmentation and noisy-student flags, and the loop over rounds
-in which each student becomes the next teacher (kept free of TensorFlow
-imports so that `train.py --help` stays fast)."""
+"""The train command's augmentation and noisy-student flags, read back as a
+NoisyStudentConfig and a number of rounds (tagger.training.rounds trains
+them). Free of TensorFlow imports so that `--help` stays fast."""
 
 from __future__ import annotations
-
-import dataclasses
 
 from tagger.cli import non_negative_float, positive_int
 from tagger.errors import UserError
@@ -54,30 +52,5 @@ def settings(args):
 
 
 def rounds(args) -> int:
+    """The number of teacher -> student rounds the flags ask for."""
     return args.rounds or 1
-
-
-def train_rounds(config, rounds: int = 1) -> dict:
-    """Trains `rounds` noisy-student rounds: round 1 with the configured
-    teacher in the run folder `run_name`, round r > 1 in `run_name-round<r>`
-    with round r - 1's model.keras as its teacher. With `resume`, each round
-    resumes as any run does (a finished one says so and is not trained
-    again). Returns the last round's metrics."""
-    from tagger.config import join_path
-    from tagger.training.run import default_run_name, train
-
-    if rounds > 1 and not config.noisy_student.teacher:
-        raise UserError("--rounds applies to noisy-student training; name a --teacher")
-    name = config.run_name or default_run_name(config)
-    metrics = None
-    for r in range(1, rounds + 1):
-        current = dataclasses.replace(config, run_name=name if r == 1 else f"{name}-round{r}")
-        if r > 1:
-            teacher = join_path(metrics["run_dir"], "model.keras")
-            current = dataclasses.replace(current, noisy_student=dataclasses.replace(
-                config.noisy_student, teacher=teacher))
-        if rounds > 1:
-            print(f"round {r} of {rounds}: teacher {current.noisy_student.teacher}",
-                  flush=True)
-        metrics = train(current)  # with resume, a finished round returns its metrics
-    return metrics
