@@ -101,11 +101,73 @@ def read_text(path: str) -> str:
         return f.read()
 
 
+def temporary_path(path: str) -> str:
+    """A fresh name beside `path` to write it under before renaming it into
+    place: `.NAME.<12 hex>.tmp` in the same folder (so the rename stays on
+    one file system), never a name the user may have, like `NAME.tmp`."""
+    import secrets
+
+    head, sep, name = str(path).rpartition("/")
+    return f"{head}{sep}.{name}.{secrets.token_hex(6)}.tmp"
+
+
+_TEMPORARY = re.compile(r"^\.(.+)\.[0-9a-f]{12}\.tmp$")
+
+
+def temporary_of(name: str) -> str | None:
+    """The file name that `name` (a file name, no folder) is a temporary of,
+    as `temporary_path` makes them, or None."""
+    match = _TEMPORARY.match(name)
+    return match.group(1) if match else None
+
+
+def not_a_file(path: str) -> str | None:
+    """What `path` is when it exists and is not a regular file ("a folder",
+    "a FIFO (named pipe)", "a device", "a socket"), which writing must not
+    replace; None when it is a file or does not exist."""
+    path = str(path)
+    if not is_local(path):
+        return "a folder" if isdir(path) else None
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # absent, or a part of the path is missing: the write says why
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+
+
+def not_a_file_error(path: str) -> OSError | None:
+    """The OSError to report when `path` is not a regular file (`not_a_file`),
+    or None when it may be written."""
+    kind = not_a_file(path)
+    if kind is None:
+        return None
+    if kind == "a folder":
+        return OSError(errno.EISDIR, "is a folder")
+    return OSError(None, f"it is {kind}, not a regular file, and writing would replace it; "
+                         "give a file's name")
+
+
 def write_atomic(path: str, data: bytes | str) -> None:
-    """Writes to a temporary name beside `path`, then renames it into place;
-    on failure (a full disk, say) the temporary file is removed and `path`
-    is left as it was."""
-    tmp = f"{path}.tmp"
+    """Writes to a temporary name beside `path` (`temporary_path`), then
+    renames it into place; on failure (a full disk, say) the temporary file
+    is removed and `path` is left as it was. A `path` that is a folder, a
+    FIFO or a device is never replaced: that is a UserError naming it."""
+    refused = not_a_file_error(path)
+    if refused:
+        from tagger.errors import UserError
+
+        raise UserError(f"cannot write {str(path)!r}: {describe_os_error(refused)}")
+    tmp = temporary_path(path)
     try:
         with open_file(tmp, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
@@ -155,8 +217,9 @@ def output_error(what: str, path: str, error: Exception):
 def write_output(path: str, data: bytes | str, what: str) -> None:
     """`write_atomic` for a file the user named: any failure is one UserError
     line naming `what` and the path, and nothing half-written stays behind."""
-    if isdir(path):
-        raise output_error(what, path, OSError(errno.EISDIR, "is a folder"))
+    refused = not_a_file_error(path)
+    if refused:
+        raise output_error(what, path, refused)
     parent = os.path.dirname(str(path).rstrip("/"))
     try:
         if parent:
@@ -209,8 +272,9 @@ def check_output_file(path: str, what: str) -> None:
     path = str(path)
     if not is_local(path):
         return
-    if os.path.isdir(path):
-        raise output_error(what, path, OSError(errno.EISDIR, "is a folder"))
+    refused = not_a_file_error(path)
+    if refused:
+        raise output_error(what, path, refused)
     folder = os.path.dirname(os.path.abspath(path))
     while not os.path.lexists(folder):
         folder = os.path.dirname(folder)

@@ -72,3 +72,91 @@ def test_gfile_paths(tmp_path):
     fileio.write_output("ram://reports/r.txt", "hello", "--out")
     assert fileio.read_text("ram://reports/r.txt") == "hello"
     fileio.prepare_output_dir("ram://runs/a", "--train-dir")
+    fileio.write_output("ram://reports/r.txt", "again", "--out")
+    assert fileio.listdir("ram://reports") == ["r.txt"]  # no temporary left
+
+
+def test_a_users_tmp_file_beside_the_output_survives(tmp_path):
+    (tmp_path / "out.json.tmp").write_text("mine")
+    fileio.write_output(str(tmp_path / "out.json"), "first", "--out")
+    fileio.write_atomic(str(tmp_path / "out.json"), "second")
+    assert (tmp_path / "out.json.tmp").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["out.json", "out.json.tmp"]
+
+
+def test_temporary_names_are_unique_hidden_and_in_the_same_folder():
+    first, second = (fileio.temporary_path("gs://bucket/runs/out.json") for _ in range(2))
+    assert first != second and first.startswith("gs://bucket/runs/.out.json.")
+    assert fileio.temporary_of(first.rsplit("/", 1)[1]) == "out.json"
+    assert fileio.temporary_of("out.json.tmp") is None
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_is_never_replaced(tmp_path):
+    import stat
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError) as error:
+        fileio.write_output(str(fifo), "x", "--out")
+    assert str(error.value) == (f"cannot write --out '{fifo}': it is a FIFO (named pipe), "
+                                "not a regular file, and writing would replace it; "
+                                "give a file's name")
+    with pytest.raises(UserError, match=f"cannot write '{fifo}': it is a FIFO"):
+        fileio.write_atomic(str(fifo), "x")
+    with pytest.raises(UserError, match=f"cannot write --out '{fifo}': it is a FIFO"):
+        fileio.check_output_file(str(fifo), "--out")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert os.listdir(tmp_path) == ["out.fifo"]
+
+
+def test_a_device_is_never_replaced(tmp_path):
+    import stat
+
+    device = tmp_path / "null"  # never the system's /dev/null: a broken build would replace it
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except (OSError, AttributeError):
+        pytest.skip("cannot make a device node here (needs root)")
+    with pytest.raises(UserError, match=f"cannot write --out '{device}': it is a device"):
+        fileio.write_output(str(device), "x", "--out")
+    assert stat.S_ISCHR(os.stat(device).st_mode) and os.listdir(tmp_path) == ["null"]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "out.json"
+    path.write_text("old")
+    (tmp_path / "out.json.tmp").write_text("mine")
+
+    def fail(src, dst):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(fileio, "rename", fail)
+    with pytest.raises(OSError):
+        fileio.write_atomic(str(path), "new")
+    assert path.read_text() == "old" and (tmp_path / "out.json.tmp").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["out.json", "out.json.tmp"]
+
+
+def test_embedding_archive_keeps_a_users_tmp_file_and_refuses_a_fifo(tmp_path):
+    from tagger.inference.embeddings import EmbeddingWriter
+
+    (tmp_path / "e.npz.tmp").write_text("mine")
+    with EmbeddingWriter(str(tmp_path / "e.npz")) as writer:
+        writer.add("a.wav", [[1.0, 2.0]])
+    assert (tmp_path / "e.npz.tmp").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["e.npz", "e.npz.tmp"]
+    os.mkfifo(tmp_path / "e.fifo")
+    with pytest.raises(OSError, match="it is a FIFO"):
+        EmbeddingWriter(str(tmp_path / "e.fifo"))
+    assert sorted(os.listdir(tmp_path)) == ["e.fifo", "e.npz", "e.npz.tmp"]
+
+
+def test_a_rebuild_removes_its_own_temporaries_only(tmp_path):
+    from tagger.records import writer
+
+    own = fileio.temporary_path(str(tmp_path / writer.INFO_FILE))
+    open(own, "w").close()
+    (tmp_path / "notes.json.tmp").write_text("mine")
+    writer._remove_outputs(str(tmp_path))
+    assert os.listdir(tmp_path) == ["notes.json.tmp"]

@@ -21,6 +21,8 @@ import zipfile
 
 import numpy as np
 
+from tagger import fileio
+
 WINDOWS_SUFFIX = "::windows"
 
 
@@ -29,7 +31,10 @@ class EmbeddingWriter:
 
     def __init__(self, path: str):
         self.path = str(path)
-        self._tmp = f"{self.path}.tmp"
+        refused = fileio.not_a_file_error(self.path)  # a FIFO or device stays what it is
+        if refused:
+            raise refused
+        self._tmp = fileio.temporary_path(self.path)
         self._zip = zipfile.ZipFile(self._tmp, "w", zipfile.ZIP_STORED, allowZip64=True)
         self.count = 0
 

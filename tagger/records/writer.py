@@ -488,14 +488,15 @@ def _remove_outputs(out_dir: str) -> None:
     if not fileio.isdir(out_dir):
         return
     for name in fileio.listdir(out_dir):
-        if SHARD_PATTERN.match(name) or SHARD_TEMP_PATTERN.match(name) or name in (
-                INFO_FILE, f"{INFO_FILE}.tmp"):
+        if SHARD_PATTERN.match(name) or SHARD_TEMP_PATTERN.match(name) or INFO_FILE in (
+                name, fileio.temporary_of(name), name.removesuffix(".tmp")):
             fileio.remove(join_path(out_dir, name))
     state = join_path(out_dir, STATE_DIR)
     if fileio.isdir(state):
         for name in fileio.listdir(state):
-            if name == FINGERPRINT_FILE or SHARD_PATTERN.match(
-                    name.removesuffix(".tmp").removesuffix(".json")):
+            name_written = fileio.temporary_of(name) or name.removesuffix(".tmp")
+            if FINGERPRINT_FILE == name_written or SHARD_PATTERN.match(
+                    name_written.removesuffix(".json")):
                 fileio.remove(join_path(state, name))
 
 
