@@ -25,31 +25,20 @@ from flops import TRAIN_FORWARD_RATIO, graph_flops, matmul_flops_per_second, sam
 SEGMENT = 59049
 SAMPLE_RATE = 22050
 
-CASES = [
-    # (label, family, factory args, batch size)
-    ("SE+multi", "samplecnn", {"block": "se", "multi": True}, 23),
-    ("ReSE+multi", "samplecnn", {"block": "rese", "multi": True}, 23),
-    ("multi-scale CNN", "multiscale", {}, 16),
-    ("self-attention", "self_attention", {}, 16),
-    ("transformer (teacher)", "transformer", {"size": "teacher"}, 16),
-    ("transformer (student)", "transformer", {"size": "student"}, 16),
-]
-
-
 def measure(family, args, batch, steps, jit):
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from tagger.models import build_model
-    from tagger.training.model_setup import family_defaults
+    from tagger.models import family as family_spec
     from tagger.training.trainer import make_train_function
 
-    window = family_defaults(family).window_segments
+    spec = family_spec(family)
+    window = spec.window_segments
     kwargs = dict(args, num_tags=50)
-    if family == "samplecnn":
-        kwargs["input_length"] = SEGMENT
-    model = build_model(family, **kwargs)
+    if spec.raw_waveform:
+        kwargs["input_length"] = window * SEGMENT
+    model = spec.build(**kwargs)
     strategy = tf.distribute.get_strategy()
     optimizer = keras.optimizers.SGD(1e-3, momentum=0.9, nesterov=True)
     step = make_train_function(model, optimizer, strategy, batch, jit_compile=jit)
@@ -89,7 +78,11 @@ def main():
     print(f"float32 matrix products (1024 and 2048 square): {peak / 1e9:.1f} GFLOP/s, "
           "the peak below (measured again at the end; the higher counts)", flush=True)
     rows, best = [], {}
-    for label, family, model_args, batch in CASES:
+    from tagger.models import FAMILIES
+
+    cases = [(case.label, name, case.model_args, case.batch_size)
+             for name, spec in FAMILIES.items() for case in spec.bench]
+    for label, family, model_args, batch in cases:
         if families and family not in families:
             continue
         for jit in (False,) if args.no_jit else (False, True):
@@ -103,8 +96,7 @@ def main():
                   f"train {train_rate:7.1f} segments/s  inference {realtime:7.1f}x real time  "
                   f"{flops / 1e9:6.3f} GFLOP/segment  MFU inference {infer_mfu:.3f} "
                   f"training {train_mfu:.3f}", flush=True)
-            if label.startswith(("SE+multi", "multi-scale", "self-attention",
-                                 "transformer (teacher)")):
+            if label == FAMILIES[family].bench[0].label:  # each family's first case
                 previous = best.get(family, (0.0, 0.0))
                 best[family] = (max(previous[0], infer_mfu), max(previous[1], train_mfu))
     again = matmul_flops_per_second()

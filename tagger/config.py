@@ -254,7 +254,7 @@ class TrainConfig:
     """Everything `train.py` needs; saved as config.json in the run folder."""
 
     data_dir: str = "dataset/tfrecord"
-    train_dir: str = "runs"
+    train_dir: str = "log"
     run_name: str | None = None
     model: str = "samplecnn"
     model_args: dict = dataclasses.field(default_factory=dict)
@@ -275,7 +275,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     validation_steps: int | None = None
     shuffle_segments: int = 2000
-    num_read_threads: int | None = None
+    num_read_threads: int = 8  # shards read in parallel; part of the input order
     strategy: str = "auto"
     tpu: str | None = None
     mixed_precision: str = "off"

@@ -94,7 +94,7 @@ def build_records(config: DemoConfig, data_dir: str, records: str):
 
 
 def train_model(config: DemoConfig, records: str):
-    from tagger.training.model_setup import family_defaults
+    from tagger.training.model_setup import family_spec
     from tagger.training.run import default_run_name, train
 
     train_config = TrainConfig(
@@ -119,7 +119,7 @@ def train_model(config: DemoConfig, records: str):
         yield f"training: {reason}: {run_dir} is trained anew"
         fileio.rmtree(run_dir)
     _write_stamp(config, "training", wanted)
-    window = config.window_segments or family_defaults(config.model).window_segments
+    window = config.window_segments or family_spec(config.model).window_segments
     yield (f"training {config.model} {config.model_args} on {window}-"
            f"segment windows, Adam lr {config.lr:g}, {config.epochs} epochs")
     start = time.time()

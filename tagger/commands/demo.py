@@ -17,24 +17,11 @@ from tagger import cli
 from tagger.cli import (ArgumentParser, non_negative_int, number_in_range, positive_float,
                         positive_int)
 from tagger.datasets.synthetic import MAX_CLIPS, MIN_CLIPS
+from tagger.models import FAMILY_NAMES
 
 # Clips of at least one 2.68 s segment with a margin (the build skips a clip
 # that holds no whole segment), at most the synthetic dataset's 600 s.
 MIN_SECONDS, MAX_SECONDS = 3.0, 600.0
-
-# Demo training settings per family: small models and Adam so a CPU learns the
-# synthetic tags in minutes. The paper settings stay train.py's defaults.
-DEMO_MODELS = {
-    "samplecnn": dict(model_args={"block": "rese", "multi": True, "alpha": 16,
-                                  "width": 0.125},
-                      batch_size=8, lr=0.003, epochs=4),
-    "multiscale": dict(model_args={"bn_momentum": 0.9}, batch_size=8, lr=1e-3, epochs=6),
-    "self_attention": dict(model_args={"conv_channels": 4, "attention_channels": 64,
-                                       "attention_heads": 4, "attention_dropout": 0.1},
-                           batch_size=8, lr=1e-3, epochs=6),
-    "transformer": dict(model_args={"size": "student", "conv_ndim": 32},
-                        batch_size=8, lr=1e-3, epochs=6),
-}
 
 SEMI_SUPERVISED_FLAGS = ("seeds", "teacher_epochs", "student_epochs")
 
@@ -43,7 +30,7 @@ def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work-dir", default="demo_output",
                    help="where the dataset, records and runs go (default: demo_output)")
-    p.add_argument("--model", default="samplecnn", choices=sorted(DEMO_MODELS),
+    p.add_argument("--model", default="samplecnn", choices=FAMILY_NAMES,
                    help="model family to train (default: samplecnn, ReSE+multi)")
     p.add_argument("--clips", type=number_in_range(int, MIN_CLIPS, MAX_CLIPS), default=None,
                    metavar="N",
@@ -127,10 +114,17 @@ def config_from_args(args):
 
     from tagger.errors import UserError
 
-    settings = dict(DEMO_MODELS[args.model])
-    model_args = dict(settings.pop("model_args"))
+    from tagger.models import family
+
+    # Each family's demo setting (FamilySpec.demo): a small model and Adam, so
+    # a CPU learns the synthetic tags in minutes; the paper settings stay
+    # train.py's defaults.
+    spec = family(args.model)
+    settings = {"batch_size": spec.demo.batch_size, "lr": spec.demo.lr,
+                "epochs": spec.demo.epochs}
+    model_args = dict(spec.demo.model_args)
     if args.width is not None:
-        if args.model != "samplecnn":
+        if "width" not in spec.flag_dests:
             raise UserError(f"--width applies to the samplecnn model only, not {args.model}")
         model_args["width"] = args.width
     semi = [f"--{name.replace('_', '-')}" for name in SEMI_SUPERVISED_FLAGS

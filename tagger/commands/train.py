@@ -9,7 +9,10 @@ from tagger import cli
 from tagger.cli import (ArgumentParser, non_negative_float, non_negative_int,
                         number_in_range, positive_float, positive_int)
 from tagger.commands import semi_supervised_flags
-from tagger.config import MONITORS, SCHEDULES
+from tagger.config import MONITORS, SCHEDULES, TrainConfig
+from tagger.models import FAMILY_NAMES
+
+DEFAULTS = TrainConfig()  # every flag's default is its TrainConfig field's
 
 
 def parse_args(argv=None):
@@ -25,28 +28,27 @@ def parse_args(argv=None):
 
 def add_data_flags(p):
     data = p.add_argument_group("data and run folder")
-    data.add_argument("--data-dir", default="./dataset/tfrecord", metavar="PATH",
-                      help="folder with dataset_info.json and shards "
-                           "(default: ./dataset/tfrecord)")
-    data.add_argument("--train-dir", default="./log", metavar="PATH",
-                      help="where run folders go (default: ./log)")
+    data.add_argument("--data-dir", default=DEFAULTS.data_dir, metavar="PATH",
+                      help="folder with dataset_info.json and shards")
+    data.add_argument("--train-dir", default=DEFAULTS.train_dir, metavar="PATH",
+                      help="where run folders go")
     data.add_argument("--run-name", default=None, metavar="NAME",
                       help="run folder name (default: from the model, e.g. samplecnn-se-multi)")
-    data.add_argument("--num-read-threads", type=positive_int, default=8, metavar="N",
-                      help="shards read in parallel; part of the run's input order "
-                           "(default: 8)")
-    data.add_argument("--shuffle-segments", type=positive_int, default=2000, metavar="N",
+    data.add_argument("--num-read-threads", type=positive_int,
+                      default=DEFAULTS.num_read_threads, metavar="N",
+                      help="shards read in parallel; part of the run's input order")
+    data.add_argument("--shuffle-segments", type=positive_int,
+                      default=DEFAULTS.shuffle_segments, metavar="N",
                       help="segments shuffled together, one block of whole "
-                           "batches (default: 2000)")
+                           "batches")
     data.add_argument("--window-segments", type=positive_int, default=None, metavar="K",
                       help="segments per input window (default: the family's)")
 
 
 def add_model_flags(p):
     model = p.add_argument_group("model")
-    model.add_argument("--model", default="samplecnn",
-                       choices=["samplecnn", "multiscale", "self_attention", "transformer"],
-                       help="model family (default: samplecnn)")
+    model.add_argument("--model", default=DEFAULTS.model, choices=FAMILY_NAMES,
+                       help="model family")
     model.add_argument("--block", default="se", choices=["se", "rese", "res", "basic"],
                        help="samplecnn: block type (default: se)")
     model.add_argument("--no-multi", action="store_true",
@@ -83,59 +85,66 @@ def add_optimisation_flags(p):
         "--num-lr-decays, --patience and --max-epochs-per-stage; the won schedule has "
         "fixed rates and takes --switch-epochs and --total-epochs. A flag of the other "
         "schedule is an error.")
-    opt.add_argument("--batch-size", type=positive_int, default=23, metavar="N",
-                     help="global mini-batch size (default: 23)")
+    opt.add_argument("--batch-size", type=positive_int, default=DEFAULTS.batch_size,
+                     metavar="N",
+                     help="global mini-batch size")
     opt.add_argument("--schedule", choices=SCHEDULES, default=None,
                      help="staged SGD decay (Kim 2018; samplecnn's default) or "
                           "Adam->SGD (Won 2019; the spectrogram families' default)")
-    opt.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
-                     help="staged: optimizer of every stage (default: sgd, Nesterov)")
+    opt.add_argument("--optimizer", choices=["sgd", "adam"], default=DEFAULTS.optimizer,
+                     help="staged: optimizer of every stage (SGD is Nesterov's)")
     opt.add_argument("--momentum", type=number_in_range(float, 0, 1, high_open=True),
-                     default=0.9,
-                     metavar="M", help="momentum of the SGD stages (default: 0.9)")
-    opt.add_argument("--lr", type=positive_float, default=0.01, metavar="LR",
-                     help="staged: learning rate of stage 0 (default: 0.01)")
+                     default=DEFAULTS.momentum,
+                     metavar="M", help="momentum of the SGD stages")
+    opt.add_argument("--lr", type=positive_float, default=DEFAULTS.lr, metavar="LR",
+                     help="staged: learning rate of stage 0")
     opt.add_argument("--lr-decay", type=number_in_range(float, 0, 1, low_open=True),
-                     default=0.2, metavar="DC",
-                     help="staged: learning rate factor per stage (default: 0.2)")
-    opt.add_argument("--num-lr-decays", type=positive_int, default=5, metavar="N",
-                     help="staged: number of stages (default: 5)")
-    opt.add_argument("--initial-stage", type=non_negative_int, default=0, metavar="N",
-                     help="stage to start at, from the run's best model so far (default: 0)")
-    opt.add_argument("--patience", type=non_negative_int, default=2, metavar="N",
+                     default=DEFAULTS.lr_decay, metavar="DC",
+                     help="staged: learning rate factor per stage")
+    opt.add_argument("--num-lr-decays", type=positive_int, default=DEFAULTS.num_lr_decays,
+                     metavar="N",
+                     help="staged: number of stages")
+    opt.add_argument("--initial-stage", type=non_negative_int,
+                     default=DEFAULTS.initial_stage, metavar="N",
+                     help="stage to start at, from the run's best model so far")
+    opt.add_argument("--patience", type=non_negative_int, default=DEFAULTS.patience,
+                     metavar="N",
                      help="staged: epochs without improvement of the --monitor value "
-                          "that end a stage (default: 2)")
-    opt.add_argument("--monitor", choices=MONITORS, default="val_loss",
-                     help="what early stopping and the best model follow (default: val_loss)")
-    opt.add_argument("--max-epochs-per-stage", type=positive_int, default=100, metavar="N",
-                     help="staged: epoch limit of one stage (default: 100)")
-    opt.add_argument("--switch-epochs", default="80,100,120", metavar="E1,E2,E3",
-                     help="won: epochs of the Adam->SGD 1e-3->1e-4->1e-5 switches "
-                          "(default: 80,100,120)")
-    opt.add_argument("--total-epochs", type=positive_int, default=200, metavar="N",
-                     help="won: total epochs (default: 200)")
+                          "that end a stage")
+    opt.add_argument("--monitor", choices=MONITORS, default=DEFAULTS.monitor,
+                     help="what early stopping and the best model follow")
+    opt.add_argument("--max-epochs-per-stage", type=positive_int,
+                     default=DEFAULTS.max_epochs_per_stage, metavar="N",
+                     help="staged: epoch limit of one stage")
+    opt.add_argument("--switch-epochs", default=",".join(map(str, DEFAULTS.switch_epochs)),
+                     metavar="E1,E2,E3",
+                     help="won: epochs of the Adam->SGD 1e-3->1e-4->1e-5 switches")
+    opt.add_argument("--total-epochs", type=positive_int, default=DEFAULTS.total_epochs,
+                     metavar="N",
+                     help="won: total epochs")
     opt.add_argument("--steps-per-epoch", type=positive_int, default=None, metavar="N",
                      help="cap on training steps per epoch (default: one pass)")
     opt.add_argument("--validation-steps", type=positive_int, default=None, metavar="N",
                      help="cap on validation batches (default: the whole split)")
-    opt.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
-                     help="seed of the weights and of each epoch's input order (default: 0)")
+    opt.add_argument("--seed", type=non_negative_int, default=DEFAULTS.seed, metavar="N",
+                     help="seed of the weights and of each epoch's input order")
 
 
 def add_hardware_flags(p):
     system = p.add_argument_group("hardware")
-    system.add_argument("--strategy", default="auto",
+    system.add_argument("--strategy", default=DEFAULTS.strategy,
                         choices=["auto", "default", "mirrored", "multiworker", "tpu"],
-                        help="tf.distribute strategy (default: auto)")
+                        help="tf.distribute strategy")
     system.add_argument("--tpu", default=None, metavar="NAME",
                         help="TPU name or grpc:// address, with --strategy auto or tpu "
                              "(default: Colab's TPU when one is reachable)")
-    system.add_argument("--mixed-precision", default="off",
+    system.add_argument("--mixed-precision", default=DEFAULTS.mixed_precision,
                         choices=["off", "float16", "bfloat16"],
-                        help="compute type (default: off; a TPU uses bfloat16)")
+                        help="compute type (a TPU uses bfloat16)")
     system.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
-    system.add_argument("--steps-per-execution", type=positive_int, default=1, metavar="N",
-                        help="training steps per tf.function call (TPUs like 50+; default: 1)")
+    system.add_argument("--steps-per-execution", type=positive_int,
+                        default=DEFAULTS.steps_per_execution, metavar="N",
+                        help="training steps per tf.function call (TPUs like 50+)")
     system.add_argument("--resume", action="store_true",
                         help="continue the run in --train-dir/--run-name; flags left out "
                              "come from the run, flags given must match it")
@@ -154,15 +163,6 @@ SCHEDULE_FLAGS = {
     "staged": ("optimizer", "lr", "lr_decay", "num_lr_decays", "patience",
                "max_epochs_per_stage"),
     "won": ("switch_epochs", "total_epochs"),
-}
-SAMPLECNN_FLAGS = ("block", "no_multi", "alpha", "width", "weight_decay")
-FAMILY_FLAGS = {
-    "samplecnn": ("dropout",),
-    "multiscale": ("dropout",),
-    "self_attention": ("conv_channels", "attention_channels", "attention_layers",
-                       "attention_heads"),
-    "transformer": ("size", "conv_ndim", "attention_ndim", "attention_layers",
-                    "attention_heads"),
 }
 # Destinations whose TrainConfig field has another name.
 CONFIG_FIELDS = {"no_multi": "multi", "no_test": "evaluate_test",
@@ -195,8 +195,9 @@ def check_applicable(args, schedule: str) -> None:
     if "momentum" in chosen and schedule == "staged" and args.optimizer == "adam":
         raise UserError("--momentum only applies to SGD, but the staged schedule runs "
                         "--optimizer adam; leave it out or use --optimizer sgd")
-    family_flags = dict(FAMILY_FLAGS)
-    family_flags["samplecnn"] += SAMPLECNN_FLAGS
+    from tagger.models import FAMILIES
+
+    family_flags = {name: spec.flag_dests for name, spec in FAMILIES.items()}
     for dest in sorted({d for flags in family_flags.values() for d in flags}):
         if dest in chosen and dest not in family_flags[args.model]:
             owners = [m for m, flags in family_flags.items() if dest in flags]
@@ -213,10 +214,10 @@ def config_from_args(args, check: bool = True):
     from tagger.config import TrainConfig
     from tagger.errors import UserError
 
-    from tagger.training.model_setup import family_defaults
+    from tagger.training.model_setup import family_spec
 
-    model_args = model_args_from(args)
-    schedule = args.schedule or family_defaults(args.model).schedule
+    model_args = family_spec(args.model).model_args(args)
+    schedule = args.schedule or family_spec(args.model).schedule
     if check:
         check_applicable(args, schedule)
     try:
@@ -243,20 +244,6 @@ def config_from_args(args, check: bool = True):
             noisy_student=semi_supervised_flags.settings(args))
     except ValueError as error:
         raise UserError(str(error)) from None
-
-
-def model_args_from(args) -> dict:
-    """The factory arguments the user set for the chosen family."""
-    model_args = {}
-    if args.model == "samplecnn":
-        model_args = {"block": args.block, "multi": not args.no_multi,
-                      "alpha": args.alpha, "width": args.width,
-                      "weight_decay": args.weight_decay}
-    for name in FAMILY_FLAGS[args.model]:
-        value = getattr(args, name)
-        if value is not None:
-            model_args[name] = value
-    return model_args
 
 
 def given_fields(args) -> set | None:

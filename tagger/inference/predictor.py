@@ -6,21 +6,26 @@ import numpy as np
 
 from tagger.errors import UserError
 
-# Penultimate layers by family (see the model modules' docstrings): the
-# spectrogram families name theirs `embedding`; the sample-level CNN's is
-# the head's ReLU (its dropout is the identity at inference).
-EMBEDDING_LAYERS = ("embedding", "head_relu")
 OUTPUT_LAYER = "tags"
 
 
-def embedding_layer_name(model) -> str:
-    """The name of the layer whose output is the model's embedding."""
+def embedding_layer_name(model, info: dict | None = None) -> str:
+    """The name of the layer whose output is the model's embedding: its
+    family's (`FamilySpec.embedding_layer`, the family named in `info`), or
+    for a model without one, the one embedding layer of any family that it has."""
+    from tagger.models import FAMILIES, FAMILY_NAMES
+
     names = {layer.name for layer in model.layers}
-    for name in EMBEDDING_LAYERS:
-        if name in names:
-            return name
+    model_family = (info or {}).get("model")
+    if model_family in FAMILY_NAMES:
+        candidates = [FAMILIES[model_family].embedding_layer]
+    else:
+        candidates = sorted({spec.embedding_layer for spec in FAMILIES.values()})
+    found = [name for name in candidates if name in names]
+    if len(found) == 1:
+        return found[0]
     raise UserError(
-        f"the model has no penultimate layer named {' or '.join(EMBEDDING_LAYERS)}; "
+        f"the model has no penultimate layer named {' or '.join(candidates)}; "
         "--embeddings needs a model built by this project")
 
 
@@ -70,7 +75,7 @@ class Predictor:
         outputs = {"scores": model.outputs[0]}
         self.embedding_layer = None
         if embeddings:
-            self.embedding_layer = embedding_layer_name(model)
+            self.embedding_layer = embedding_layer_name(model, info)
             outputs["embeddings"] = model.get_layer(self.embedding_layer).output
         core = keras.Model(model.inputs, outputs)
         waveform = keras.Input((self.window_samples,), name="waveform")  # (batch, samples)

@@ -153,10 +153,13 @@ def make_attention_mapper(model, model_info: dict | None, batch_size: int = 32):
     try:
         names = encoder_names(model)
     except ValueError:
+        from tagger.models import FAMILIES
+
         family = (model_info or {}).get("model") or "unknown family"
+        takers = [name for name, spec in FAMILIES.items() if "attention" in spec.analyses]
         raise UserError(f"model {model.name!r} ({family}) has no attention layers "
-                        "(encoder0, encoder1, ...); attention maps need a self_attention "
-                        "or transformer model") from None
+                        "(encoder0, encoder1, ...); attention maps need a "
+                        f"{' or '.join(takers)} model") from None
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"--batch-size must be a positive integer, got {batch_size!r}")
     sample_rate, window, to_model_input = raw_audio_input(model, model_info)

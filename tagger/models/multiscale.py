@@ -58,7 +58,8 @@ from __future__ import annotations
 import keras
 
 from tagger.config import LogMelConfig
-from tagger.models.spectrogram_input import spectrogram_input
+from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
+from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
 
 # The paper's features (11025 Hz, n_fft 2048, hop 512) in 22050 Hz samples.
 LOGMEL = LogMelConfig(n_mels=128, n_fft=4096, hop_length=1024, f_min=0.0,
@@ -149,7 +150,18 @@ def build_multiscale(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
     x = keras.layers.BatchNormalization(
         epsilon=BN_EPSILON, momentum=bn_momentum, name="flatten_bn")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-    x = keras.layers.Dense(DENSE_UNITS, activation="relu", name="embedding")(x)
+    x = keras.layers.Dense(DENSE_UNITS, activation="relu", name=EMBEDDING_LAYER)(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)
     return keras.Model(inputs, outputs, name="multiscale")
+
+
+FAMILY = FamilySpec(
+    name="multiscale", build=build_multiscale, paper="Dabral et al. 2018",
+    window_segments=SEGMENTS, logmel=LOGMEL, schedule="won",
+    flags=(ModelFlag("dropout"),),
+    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
+    demo=Preset({"bn_momentum": 0.9}, batch_size=8, lr=1e-3, epochs=6),
+    tiny={"dropout": 0.0},
+    bench=(BenchCase("multi-scale CNN", {}, 16),),
+)

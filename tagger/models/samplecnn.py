@@ -48,6 +48,8 @@ import numbers
 
 import keras
 
+from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
+
 # One row per block, input side first: (channels, kernel, pool).
 # Kim 2018 / resemul: 128 channels, doubled before the third and ninth block.
 BLOCKS = (
@@ -251,3 +253,18 @@ def _scaled(name, channels, factor):
             f"{name}={factor!r} leaves {channels} channels with {units} units; "
             f"use {name} >= {1 / channels:g}")
     return units
+
+
+FAMILY = FamilySpec(
+    name="samplecnn", build=build_samplecnn, paper="Kim, Lee, Nam 2018",
+    window_segments=1, logmel=None, schedule="staged",
+    flags=(ModelFlag("block"), ModelFlag("no_multi", "multi", negate=True),
+           ModelFlag("alpha"), ModelFlag("width"), ModelFlag("weight_decay"),
+           ModelFlag("dropout")),
+    embedding_layer="head_relu", int8=True, analyses=("excitations",),
+    demo=Preset({"block": "rese", "multi": True, "alpha": 16, "width": 0.125},
+                batch_size=8, lr=0.003, epochs=4),
+    tiny={"block": "rese", "multi": True, "alpha": 2, "width": 1 / 16},
+    bench=(BenchCase("SE+multi", {"block": "se", "multi": True}, 23),
+           BenchCase("ReSE+multi", {"block": "rese", "multi": True}, 23)),
+)

@@ -72,7 +72,8 @@ import keras
 from tagger.config import LogMelConfig
 from tagger.layers import (ClsToken, LearnedPositions, SelectToken, SinusoidalPositions,
                            TransformerEncoderLayer)
-from tagger.models.spectrogram_input import spectrogram_input
+from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
+from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
 
 LOGMEL = LogMelConfig(n_mels=96, n_fft=704, hop_length=352, f_min=0.0,
                       f_max=8000.0, top_db=40.0)
@@ -189,8 +190,22 @@ def build_self_attention(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
             activation_dropout=0.0, activation="gelu", layer_norm_epsilon=1e-12,
             use_qkv_bias=True, name=f"encoder{i}")(x)
     x = SelectToken(0, name="cls_select")(x)
-    x = keras.layers.Dense(attention_channels, activation="tanh", name="embedding")(x)
+    x = keras.layers.Dense(attention_channels, activation="tanh", name=EMBEDDING_LAYER)(x)
     x = keras.layers.Dropout(fc_dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)
     return keras.Model(inputs, outputs, name="self_attention")
+
+
+FAMILY = FamilySpec(
+    name="self_attention", build=build_self_attention, paper="Won, Chun, Serra 2019",
+    window_segments=SEGMENTS, logmel=LOGMEL, schedule="won",
+    flags=(ModelFlag("conv_channels"), ModelFlag("attention_channels"),
+           ModelFlag("attention_layers"), ModelFlag("attention_heads")),
+    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=("attention",),
+    demo=Preset({"conv_channels": 4, "attention_channels": 64, "attention_heads": 4,
+                 "attention_dropout": 0.1}, batch_size=8, lr=1e-3, epochs=6),
+    tiny={"conv_channels": 2, "attention_channels": 16, "attention_layers": 2,
+          "attention_heads": 2},
+    bench=(BenchCase("self-attention", {}, 16),),
+)

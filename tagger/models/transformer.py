@@ -61,7 +61,8 @@ import keras
 
 from tagger.config import LogMelConfig
 from tagger.layers import ClsToken, LearnedPositions, SelectToken, TransformerEncoderLayer
-from tagger.models.spectrogram_input import spectrogram_input
+from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
+from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
 
 LOGMEL = LogMelConfig(n_mels=128, n_fft=1024, hop_length=512, f_min=0.0,
                       f_max=11025.0, top_db=None)
@@ -162,7 +163,21 @@ def build_transformer(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
             attention_dropout=0.0, activation_dropout=dropout, activation="gelu",
             layer_norm_epsilon=LN_EPSILON, use_qkv_bias=False, name=f"encoder{i}")(x)
     x = SelectToken(0, name="cls_select")(x)
-    x = keras.layers.LayerNormalization(epsilon=LN_EPSILON, name="embedding")(x)
+    x = keras.layers.LayerNormalization(epsilon=LN_EPSILON, name=EMBEDDING_LAYER)(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)
     return keras.Model(inputs, outputs, name="transformer")
+
+
+FAMILY = FamilySpec(
+    name="transformer", build=build_transformer, paper="Won, Choi, Serra 2021",
+    window_segments=SEGMENTS, logmel=LOGMEL, schedule="won",
+    flags=(ModelFlag("size"), ModelFlag("conv_ndim"), ModelFlag("attention_ndim"),
+           ModelFlag("attention_layers"), ModelFlag("attention_heads")),
+    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=("attention",),
+    demo=Preset({"size": "student", "conv_ndim": 32}, batch_size=8, lr=1e-3, epochs=6),
+    tiny={"conv_ndim": 4, "attention_ndim": 16, "attention_layers": 2,
+          "attention_heads": 2},
+    bench=(BenchCase("transformer (teacher)", {"size": "teacher"}, 16),
+           BenchCase("transformer (student)", {"size": "student"}, 16)),
+)

@@ -6,34 +6,20 @@ import dataclasses
 
 from tagger.config import LogMelConfig, TrainConfig
 from tagger.errors import UserError
-from tagger.models import MODELS, build_model
+from tagger.models import build_model, family
+from tagger.models.family_spec import FamilySpec
 
 
-@dataclasses.dataclass(frozen=True)
-class FamilyDefaults:
-    window_segments: int  # 59049-sample segments joined into one input window
-    schedule: str  # "staged" (Kim 2018) or "won" (Won 2019)
-    logmel: LogMelConfig | None  # the in-graph front end of raw input; None: raw model
-
-
-def family_defaults(model: str) -> FamilyDefaults:
-    from tagger.models import multiscale, self_attention, transformer
-
-    table = {
-        "samplecnn": FamilyDefaults(1, "staged", None),
-        "multiscale": FamilyDefaults(multiscale.SEGMENTS, "won", multiscale.LOGMEL),
-        "self_attention": FamilyDefaults(self_attention.SEGMENTS, "won",
-                                         self_attention.LOGMEL),
-        "transformer": FamilyDefaults(transformer.SEGMENTS, "won", transformer.LOGMEL),
-    }
-    if model not in table:
-        raise UserError(f"unknown model {model!r}; valid models: "
-                        f"{', '.join(sorted(MODELS))}")
-    return table[model]
+def family_spec(model: str) -> FamilySpec:
+    """The registry's spec of `model`, or a UserError listing the valid names."""
+    try:
+        return family(model)
+    except ValueError as error:
+        raise UserError(str(error)) from None
 
 
 def window_segments(config: TrainConfig, info: dict) -> int:
-    k = config.window_segments or family_defaults(config.model).window_segments
+    k = config.window_segments or family_spec(config.model).window_segments
     if k < 1:
         raise UserError(f"--window-segments must be at least 1, got {k}")
     return k
@@ -41,11 +27,11 @@ def window_segments(config: TrainConfig, info: dict) -> int:
 
 def model_arguments(config: TrainConfig, info: dict, window: int) -> dict:
     """Keyword arguments for the family's factory; the input comes from the data."""
-    defaults = family_defaults(config.model)
+    spec = family_spec(config.model)
     kind = info["features"]["kind"]
     args = dict(config.model_args)
     args["num_tags"] = info["num_tags"]
-    if defaults.logmel is None:  # a raw-waveform model
+    if spec.raw_waveform:
         if kind != "raw":
             raise UserError(f"model {config.model!r} reads raw waveforms but "
                             f"{config.data_dir!r} holds {kind} records; build the "
@@ -74,10 +60,10 @@ def build(config: TrainConfig, info: dict, window: int):
 def model_info(config: TrainConfig, info: dict, window: int) -> dict:
     """What a saved model needs to know about its input and its tags."""
     features = info["features"]
-    defaults = family_defaults(config.model)
+    spec = family_spec(config.model)
     logmel = features.get("logmel")
-    if features["kind"] == "raw" and defaults.logmel is not None:
-        logmel = dataclasses.asdict(defaults.logmel)  # the in-graph front end's
+    if features["kind"] == "raw" and not spec.raw_waveform:
+        logmel = dataclasses.asdict(spec.logmel)  # the in-graph front end's
     return {
         "model": config.model,
         "model_args": dict(config.model_args),

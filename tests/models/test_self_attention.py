@@ -2,7 +2,7 @@ import keras
 import pytest
 
 from tagger.config import LogMelConfig
-from tagger.models import build_model
+from tagger.models import build_model, family
 from tagger.models.self_attention import build_self_attention
 from tests.models.attention_checks import (check_attention_outputs, check_contributions,
                                            check_natural_override)
@@ -12,8 +12,7 @@ from tests.models.common import (check_mixed_precision, check_raw_logmel_parity,
 
 # 16 mel bins, 58 frames per segment: tiny front end and encoder.
 TINY_LOGMEL = LogMelConfig(n_mels=16, n_fft=512, hop_length=1024, top_db=40.0)
-TINY = dict(conv_channels=2, attention_channels=16, attention_layers=2,
-            attention_heads=2)
+TINY = family("self_attention").tiny
 
 
 def original_parameters(n_mels=96, c=16, d=512, layers=2, tags=50):

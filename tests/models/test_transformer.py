@@ -2,7 +2,7 @@ import keras
 import pytest
 
 from tagger.config import LogMelConfig
-from tagger.models import MODELS, build_model
+from tagger.models import MODELS, build_model, family
 from tagger.models.transformer import build_transformer
 from tests.models.attention_checks import (check_attention_outputs, check_contributions,
                                            check_natural_override)
@@ -11,7 +11,7 @@ from tests.models.common import (check_mixed_precision, check_raw_logmel_parity,
                                  trainable_count, waveforms)
 
 TINY_LOGMEL = LogMelConfig(n_mels=16, n_fft=512, hop_length=1024)  # 58 frames / segment
-TINY = dict(conv_ndim=4, attention_ndim=16, attention_layers=2, attention_heads=2)
+TINY = family("transformer").tiny
 
 
 def original_parameters(d, conv=128, n_mels=128, layers=4, max_len=512, tags=50):

@@ -18,11 +18,12 @@ import tensorflow as tf
 from tagger.commands import train as train_cli
 from tagger.config import NoisyStudentConfig, TrainConfig
 from tagger.errors import UserError
+from tagger.models import family
 from tagger.training.run import resume_settings, train
 from tagger.training.rounds import train_rounds
 
 ROOT = pathlib.Path(__file__).parents[2]
-TINY = {"block": "basic", "multi": True, "alpha": 2, "width": 1 / 16}
+TINY = dict(family("samplecnn").tiny, block="basic")
 
 
 @pytest.fixture(scope="module")

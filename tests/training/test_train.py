@@ -17,11 +17,12 @@ from tagger.commands import train as train_cli
 from tagger.config import TrainConfig
 from tagger.errors import UserError
 from tagger.evaluation.evaluate import evaluate
+from tagger.models import family
 from tagger.models.saved import read_saved_info
 from tagger.training.run import train
 
 ROOT = pathlib.Path(__file__).parents[2]
-TINY = {"block": "rese", "multi": True, "alpha": 2, "width": 1 / 16}
+TINY = family("samplecnn").tiny
 
 
 def tiny_config(records, train_dir, **overrides):
