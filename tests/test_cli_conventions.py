@@ -17,7 +17,7 @@ from tagger import cli
 CLIS = [f"tagger.commands.{name}" for name in (
     "build_mtt", "build_msd", "train", "eval", "tag", "export", "extract_excitations",
     "demo", "convert_weights")] + [
-    "tagger.datasets.synthetic", "tagger.datasets.synthetic_msd", "tagger.interpret.attention"]
+    "tagger.commands.synthetic", "tagger.commands.synthetic_msd", "tagger.commands.attention"]
 
 
 class _Caught(Exception):
@@ -71,7 +71,7 @@ def test_progress_flag_is_spelled_no_progress(name, monkeypatch):
 
 
 def test_synthetic_keeps_quiet_as_a_hidden_alias(monkeypatch):
-    parser = parser_of("tagger.datasets.synthetic", monkeypatch)
+    parser = parser_of("tagger.commands.synthetic", monkeypatch)
     with contextlib.redirect_stderr(io.StringIO()):
         assert parser.parse_args(["out", "--quiet"]).no_progress is True
 
@@ -109,9 +109,9 @@ def test_value_options_read_n_or_path():
 
 
 # (module, its console script in pyproject.toml): modules users also run with -m
-SCRIPTS = [("tagger.datasets.synthetic", "tagger-synthetic"),
-           ("tagger.datasets.synthetic_msd", "tagger-synthetic-msd"),
-           ("tagger.interpret.attention", "tagger-attention")]
+SCRIPTS = [("tagger.commands.synthetic", "tagger-synthetic"),
+           ("tagger.commands.synthetic_msd", "tagger-synthetic-msd"),
+           ("tagger.commands.attention", "tagger-attention")]
 
 
 @pytest.mark.parametrize("name, script", SCRIPTS)
@@ -130,12 +130,12 @@ def test_usage_of_a_real_module_run_and_console_script(tmp_path):
     import subprocess
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    module = subprocess.run([sys.executable, "-m", "tagger.datasets.synthetic", "--help"],
+    module = subprocess.run([sys.executable, "-m", "tagger.commands.synthetic", "--help"],
                             cwd=root, capture_output=True, text=True, timeout=60)
-    assert module.stdout.startswith("usage: python -m tagger.datasets.synthetic "), module
+    assert module.stdout.startswith("usage: python -m tagger.commands.synthetic "), module
     # a console script as pip writes it: a file named after the command
     script = tmp_path / "tagger-synthetic"
-    script.write_text("import sys\nfrom tagger.datasets.synthetic import main\n"
+    script.write_text("import sys\nfrom tagger.commands.synthetic import main\n"
                       "if __name__ == '__main__':\n    sys.exit(main())\n")
     run = subprocess.run([sys.executable, str(script), str(tmp_path / "out"), "--workers", "0"],
                          cwd=root, capture_output=True, text=True, timeout=60,

@@ -31,11 +31,18 @@ def test_every_console_script_is_a_main_function():
         assert callable(getattr(importlib.import_module(module_name), function)), name
 
 
+# commands with a console script but no script beside the package: they run
+# as `python -m tagger.commands.<name>`
+RUN_WITH_M = {"tagger.commands.synthetic", "tagger.commands.synthetic_msd",
+              "tagger.commands.attention"}
+
+
 def test_every_top_level_script_runs_its_command_module():
     modules = {target.split(":")[0] for target in console_scripts().values()}
     scripts = sorted(p for p in ROOT.glob("*.py") if p.name != "setup.py")
     assert [p.stem for p in scripts] == sorted(
-        m.rsplit(".", 1)[-1] for m in modules if m.startswith("tagger.commands."))
+        m.rsplit(".", 1)[-1] for m in modules
+        if m.startswith("tagger.commands.") and m not in RUN_WITH_M)
     for script in scripts:
         imports = [node for node in ast.parse(script.read_text()).body
                    if isinstance(node, ast.ImportFrom)]

@@ -96,7 +96,7 @@ def read_annotations(data_dir: str) -> Annotations:
         raise UserError(
             f"data dir {data_dir!r} does not exist; point --data-dir at a "
             "MagnaTagATune folder, or make the synthetic one with "
-            f"`python -m tagger.datasets.synthetic {data_dir}`")
+            f"`python -m tagger.commands.synthetic {data_dir}`")
     csv_path = join_path(data_dir, ANNOTATIONS_FILE)
     if not fileio.exists(csv_path):
         raise UserError(

@@ -1,6 +1,6 @@
 """A synthetic Million Song Dataset in the real file layouts.
 
-    python -m tagger.datasets.synthetic_msd OUT [--tracks N] [--seed S]
+    python -m tagger.commands.synthetic_msd OUT [--tracks N] [--seed S]
         [--seconds S] [--workers N] [--metadata-only] [--no-progress]
 
 writes, consistent with each other,
@@ -55,12 +55,9 @@ import dataclasses
 import os
 import shutil
 import sqlite3
-import sys
-import time
 
 import numpy as np
 
-from tagger.cli import ArgumentParser, non_negative_int, number_in_range, positive_int
 from tagger.datasets import synthetic as mtt_synthetic
 from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS, KNOWN_BROKEN_IDS
 from tagger.datasets.origin import ORIGIN_FILE, write_synthetic_marker
@@ -466,46 +463,3 @@ def generate(out_dir, tracks: int = 300, seed: int = 0, seconds: float = 30.0,
     labelled = sum(any(v > 50 for _, v in rows) for rows in cat.tag_rows)
     return Summary(out_dir, tracks, cat.artists, labelled, dict(cat.defects), cals, classic,
                    seed, float(seconds))
-
-
-def main(argv=None) -> int:
-    parser = ArgumentParser(
-        description="Write a synthetic Million Song Dataset (SQLite metadata and Last.fm "
-                    "tags, 7digital-layout MP3 previews, CALS and classic split files) "
-                    "into OUT.")
-    parser.add_argument("out_dir", metavar="OUT")
-    parser.add_argument("--tracks", type=number_in_range(int, MIN_TRACKS), default=300,
-                        help="tracks in the dataset (default: 300)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--seconds", type=number_in_range(float, 1, 120), default=30.0,
-                        help="preview length in seconds, 1-120 (default: 30)")
-    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
-                        help="processes synthesising previews (default: all cores)")
-    parser.add_argument("--metadata-only", action="store_true",
-                        help="write the databases and split files, no audio")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a synthetic MSD already in OUT")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    try:
-        s = generate(args.out_dir, args.tracks, args.seed, args.seconds, args.workers,
-                     progress=not args.no_progress, metadata_only=args.metadata_only,
-                     overwrite=args.overwrite)
-    except ValueError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        where = f" ({error.filename})" if error.filename else ""
-        print(f"{parser.prog}: error: cannot write to {args.out_dir!r}: "
-              f"{error.strerror or error}{where}", file=sys.stderr)
-        return 1
-    defects = ", ".join(f"{tid} {kind}" for tid, kind in sorted(s.defects.items()))
-    print(f"wrote {s.tracks} tracks by {s.artists} artists ({s.labelled_tracks} with a tag "
-          f"above 50) to {s.out_dir} in {time.perf_counter() - start:.1f} s; CALS {s.cals_sizes}, "
-          f"classic {s.classic_sizes}; defects on purpose: {defects}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

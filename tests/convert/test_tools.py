@@ -15,8 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tagger.commands import convert_weights, export, tag  # noqa: E402
-from tagger.interpret import attention  # noqa: E402
+from tagger.commands import attention, convert_weights, export, tag  # noqa: E402
 from tests.checks import call_main  # noqa: E402
 from tests.convert import originals  # noqa: E402
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from tagger.commands import synthetic as synthetic_cli
 from tagger.datasets import synthetic
 from tagger.datasets.synthetic import (EXTRA_TAGS, KNOWN_BROKEN, MTT_TOP50,
                                        TAG_NAMES, ClipAttributes, generate,
@@ -344,7 +345,7 @@ def test_every_planned_attribute_renders():
 # --------------------------------------------------------------------- CLI
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "tagger.datasets.synthetic", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "tagger.commands.synthetic", *map(str, args)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
@@ -383,7 +384,7 @@ def test_cli_bad_input_is_one_line(case, tmp_path):
 ])
 def test_cli_numbers_are_checked_up_front(argv, fragment, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
-        synthetic.main([str(tmp_path / "out"), *argv, "--no-progress"])
+        synthetic_cli.main([str(tmp_path / "out"), *argv, "--no-progress"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
     assert not (tmp_path / "out").exists()

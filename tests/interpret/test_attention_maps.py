@@ -1,5 +1,5 @@
 """Attention heat maps and tag-wise contribution maps (tagger.interpret.attention_maps
-and `python -m tagger.interpret.attention`) on tiny attention taggers."""
+and `python -m tagger.commands.attention`) on tiny attention taggers."""
 
 import json
 import subprocess
@@ -11,8 +11,8 @@ import pytest
 import soundfile
 
 from tagger.audio import load_audio
+from tagger.commands import attention as cli
 from tagger.errors import UserError
-from tagger.interpret import attention as cli
 from tagger.interpret.attention_maps import choose_tags, make_attention_mapper, save_maps
 from tagger.models.attention import attention_model, tag_contributions
 from tagger.models.saved import load_tagger, raw_audio_input
@@ -198,7 +198,7 @@ def test_cli_errors(self_attention_model, se_dir, audio_files, tmp_path, capsys)
 @pytest.mark.slow  # a fresh interpreter: TensorFlow's start-up dominates
 def test_real_command_line(self_attention_model, audio_files, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "tagger.interpret.attention", str(self_attention_model),
+        [sys.executable, "-m", "tagger.commands.attention", str(self_attention_model),
          str(audio_files["long"]), "--out", str(tmp_path), "--top-k", "3", "--no-progress"],
         capture_output=True, text=True, cwd=ROOT_DIR)
     assert result.returncode == 0, result.stderr

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import soundfile
 
+from tagger.commands import attention as cli
 from tagger.config import BuildConfig, TrainConfig
 from tagger.datasets.mtt import build_mtt
 from tagger.datasets.sounds import ClipAttributes, render_clip
-from tagger.interpret import attention as cli
 from tagger.training.run import train
 from tests.interpret.conftest import SAMPLE_RATE, SEGMENT
 

@@ -11,7 +11,8 @@ import pytest
 
 from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS, KNOWN_BROKEN_IDS
 from tagger.datasets.pickle2 import load_py2
-from tagger.datasets.synthetic_msd import _Catalogue, generate, main
+from tagger.commands.synthetic_msd import main
+from tagger.datasets.synthetic_msd import _Catalogue, generate
 
 
 def _digest(folder):

@@ -1,6 +1,6 @@
 """Attention heat maps and tag-wise contribution maps of an attention tagger.
 
-    python -m tagger.interpret.attention log/self_attention/model.keras song.mp3 --out maps
+    python -m tagger.commands.attention log/self_attention/model.keras song.mp3 --out maps
 """
 
 from __future__ import annotations
