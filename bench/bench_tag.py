@@ -93,12 +93,12 @@ def main():
 
     from tagger.audio import AudioDecodeError, audio_windows
     from tagger.inference.inputs import find_audio
-    from tagger.runtime import native_stderr_silenced
     from tagger.inference.predictor import Predictor
+    from tagger.inference.quantize import calibration_windows
     from tagger.inference.tagging import tag_files
-    from tagger.inference.tflite_predictor import (TFLitePredictor, available_cores,
-                                                   calibration_windows)
+    from tagger.inference.tflite_predictor import TFLitePredictor, available_cores
     from tagger.models.saved import load_tagger
+    from tagger.runtime import native_stderr_silenced
 
     work = args.work_dir or tempfile.mkdtemp(prefix="bench_tag_")
     synthetic_data(work, args.clips, args.seconds)

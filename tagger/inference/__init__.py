@@ -9,5 +9,7 @@
 - `run`: `tag(TagConfig)`, the library call behind tag.py.
 - `export`: `export(ExportConfig)`, SavedModel and TFLite export with a
   raw-waveform signature, behind export.py.
+- `tflite_predictor`: a saved tagger converted to TFLite and run by LiteRT
+  (tag.py --engine tflite*); `quantize`: the int8 calibration both share.
 - `config`: the frozen `TagConfig` and `ExportConfig`.
 """

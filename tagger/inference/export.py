@@ -118,10 +118,10 @@ def export(config, log=print) -> ExportResult:
 
 def _calibration(model, serving: ServingModel, inputs) -> np.ndarray:
     """Calibration windows (n, window_samples) for int8 from the audio named
-    by `inputs` (tflite_predictor.int8_calibration); UserError for a model
+    by `inputs` (quantize.int8_calibration); UserError for a model
     int8 does not serve or for inputs without decodable audio."""
     from tagger.inference.inputs import find_audio
-    from tagger.inference.tflite_predictor import int8_calibration, int8_waveform_only
+    from tagger.inference.quantize import int8_calibration, int8_waveform_only
 
     found = find_audio(inputs, recursive=True)
     refusal = int8_waveform_only("--quantization int8", "--quantization dynamic or fp16")

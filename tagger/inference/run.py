@@ -50,7 +50,8 @@ def tag(config: TagConfig, log=None, quiet_decoders: bool = False) -> TagSummary
 
 def _tflite_predictor(model, info, engine: str, files):
     """The TFLite engine; "tflite-int8" is calibrated on windows of `files`."""
-    from tagger.inference.tflite_predictor import TFLitePredictor, int8_calibration
+    from tagger.inference.quantize import int8_calibration
+    from tagger.inference.tflite_predictor import TFLitePredictor
     from tagger.models.saved import raw_audio_input
 
     calibration = None

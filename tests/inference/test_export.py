@@ -211,7 +211,7 @@ def test_cli_int8_export_is_calibrated_on_the_named_audio(cnn, music, tmp_path, 
     assert convolutions and all(tensors[op["inputs"][1]]["dtype"] == np.int8
                                 for op in convolutions)
     from tagger.inference.inputs import find_audio
-    from tagger.inference.tflite_predictor import calibration_windows
+    from tagger.inference.quantize import calibration_windows
 
     # scored on windows of the audio it was calibrated on
     x = calibration_windows(find_audio([music]).files, RATE, WINDOW)[:4]

@@ -474,7 +474,7 @@ def test_a_read_only_out_is_one_line(cnn, music, capsys, fmt):
 
 def test_calibration_windows_spread_over_files_and_within_each(music):
     from tagger.audio import audio_windows
-    from tagger.inference.tflite_predictor import calibration_windows
+    from tagger.inference.quantize import calibration_windows
 
     files = [str(music / name) for name in ("broken.mp3", "a.wav", "long.flac", "d.mp3")]
     windows = calibration_windows(files, RATE, WINDOW, limit=8)
