@@ -135,7 +135,7 @@ def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: st
     model_path = join_path(run_dir, "model.keras")
     block = config.model_args.get("block", "se")
     if config.model == "samplecnn" and block in ("se", "rese"):
-        from tagger.interpret.excitations import ExcitationConfig, run_excitations
+        from tagger.interpret.excitation_run import ExcitationConfig, run_excitations
 
         out = join_path(config.work_dir, "excitations.pkl")
         plots = join_path(config.work_dir, "excitation_plots")

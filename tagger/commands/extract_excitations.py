@@ -37,7 +37,7 @@ def main(argv=None):
 
 
 def run(args):
-    from tagger.interpret.excitations import ExcitationConfig, run_excitations
+    from tagger.interpret.excitation_run import ExcitationConfig, run_excitations
 
     config = ExcitationConfig(
         model_path=args.model, data_dir=args.data_dir, split=args.split, out=args.out,

@@ -20,10 +20,8 @@ standard deviation across tags: how tag-specific a depth is).
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import pickle
-import posixpath
 import re
 
 import numpy as np
@@ -36,23 +34,6 @@ BASE_COLUMNS = ("clip_id", "depth", "ex")
 # The paper compares classical, metal and dance at the first block; each
 # group falls back to a neighbour genre when its first choice is missing.
 COMPARE_GROUPS = (("classical",), ("metal", "rock"), ("dance", "techno"))
-
-
-@dataclasses.dataclass(frozen=True)
-class ExcitationConfig:
-    """What `extract_excitations.py` does: read `model_path`, run it over
-    `split` of `data_dir`, save the table to `out` and, when `plots_dir` is
-    set, the figures there (`depths`, `compare_tags`: None for defaults)."""
-
-    model_path: str
-    data_dir: str = "./dataset/tfrecord"
-    split: str = "test"
-    out: str = "excitations.pkl"
-    plots_dir: str | None = None
-    depths: tuple | None = None
-    compare_tags: tuple | None = None
-    batch_size: int = 32
-    progress: bool = True
 
 
 def excite_layer_names(model, model_info: dict | None = None) -> list[str]:
@@ -256,48 +237,6 @@ def load_table(path: str) -> pd.DataFrame:
     if missing:
         raise UserError(f"{path!r} is not an excitation table: it lacks {missing}")
     return table
-
-
-def run_excitations(config: ExcitationConfig):
-    """Loads the model, extracts the table, saves it (and the plots);
-    yields report lines."""
-    from tagger.models.saved import load_tagger
-    from tagger.records.info import load_info
-
-    info = load_info(config.data_dir)
-    model, model_info = load_tagger(config.model_path)
-    blocks = len(excite_layer_names(model, model_info))  # fail before reading any data
-    from tagger import fileio
-
-    fileio.check_output_file(config.out, "--out")  # before the long part, too
-    if config.plots_dir:
-        fileio.check_output_file(posixpath.join(str(config.plots_dir), "excitations.png"),
-                                 "--plots")
-    if config.plots_dir:  # check the plot choices before the long part
-        wrong = [d for d in config.depths or () if not 0 <= d < blocks]
-        if wrong:
-            raise UserError(f"depth(s) {wrong} out of range; the model has SE blocks at "
-                            f"depths 0..{blocks - 1}")
-        unknown = [t for t in config.compare_tags or () if t not in info["tag_names"]]
-        if unknown:
-            raise UserError(f"unknown tag(s) {unknown}; the dataset's tags are: "
-                            f"{', '.join(info['tag_names'])}")
-    table = extract_excitations(model, config.data_dir, config.split, config.batch_size,
-                                info=info, model_info=model_info, progress=config.progress)
-    save_table(table, config.out)
-    clips = table["clip_id"].nunique()
-    yield (f"excitations of {blocks} SE blocks for {clips} {config.split} clips "
-           f"({len(table)} rows) saved to {config.out}")
-    if config.plots_dir:
-        from tagger.interpret.plots import write_excitation_plots
-
-        depths = list(config.depths) if config.depths else default_depths(table)
-        compare = list(config.compare_tags) if config.compare_tags else \
-            default_compare_tags(table)
-        if config.compare_tags:
-            check_tags(table, compare)
-        paths = write_excitation_plots(table, config.plots_dir, depths, compare)
-        yield f"plots: {', '.join(paths)}"
 
 
 def _describe(model, model_info) -> str:

@@ -13,6 +13,7 @@ import pytest
 from tagger.commands import extract_excitations as cli
 from tagger.errors import UserError
 from tagger.interpret import excitations as ex
+from tagger.interpret.excitation_run import ExcitationConfig, run_excitations
 from tagger.interpret.plots import write_excitation_plots
 from tagger.models.samplecnn import build_samplecnn, num_blocks_for
 from tagger.records.reader import clip_dataset, clip_labels
@@ -59,7 +60,7 @@ def test_clip_mean_equals_a_manual_per_segment_computation(se_table, se_dir, raw
 def test_keras_and_hdf5_give_the_same_table(se_table, se_dir, raw_records, tmp_path):
     records, _ = raw_records
     out = tmp_path / "sub" / "from_hdf5.pkl"
-    lines = list(ex.run_excitations(ex.ExcitationConfig(
+    lines = list(run_excitations(ExcitationConfig(
         model_path=str(se_dir / "model.hdf5"), data_dir=records, out=str(out),
         batch_size=3, progress=False)))
     assert "9 SE blocks" in lines[0] and str(out) in lines[0]

@@ -1,0 +1,72 @@
+"""`run_excitations(ExcitationConfig)`, the library call behind
+extract_excitations.py: load the model, extract the SE excitation table
+(tagger.interpret.excitations), save it and draw its figures
+(tagger.interpret.plots)."""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+
+from tagger.errors import UserError
+from tagger.interpret.excitations import (check_tags, default_compare_tags, default_depths,
+                                          excite_layer_names, extract_excitations,
+                                          save_table)
+from tagger.interpret.plots import write_excitation_plots
+
+
+@dataclasses.dataclass(frozen=True)
+class ExcitationConfig:
+    """What `extract_excitations.py` does: read `model_path`, run it over
+    `split` of `data_dir`, save the table to `out` and, when `plots_dir` is
+    set, the figures there (`depths`, `compare_tags`: None for defaults)."""
+
+    model_path: str
+    data_dir: str = "./dataset/tfrecord"
+    split: str = "test"
+    out: str = "excitations.pkl"
+    plots_dir: str | None = None
+    depths: tuple | None = None
+    compare_tags: tuple | None = None
+    batch_size: int = 32
+    progress: bool = True
+
+
+def run_excitations(config: ExcitationConfig):
+    """Loads the model, extracts the table, saves it (and the plots);
+    yields report lines."""
+    from tagger.models.saved import load_tagger
+    from tagger.records.info import load_info
+
+    info = load_info(config.data_dir)
+    model, model_info = load_tagger(config.model_path)
+    blocks = len(excite_layer_names(model, model_info))  # fail before reading any data
+    from tagger import fileio
+
+    fileio.check_output_file(config.out, "--out")  # before the long part, too
+    if config.plots_dir:
+        fileio.check_output_file(posixpath.join(str(config.plots_dir), "excitations.png"),
+                                 "--plots")
+    if config.plots_dir:  # check the plot choices before the long part
+        wrong = [d for d in config.depths or () if not 0 <= d < blocks]
+        if wrong:
+            raise UserError(f"depth(s) {wrong} out of range; the model has SE blocks at "
+                            f"depths 0..{blocks - 1}")
+        unknown = [t for t in config.compare_tags or () if t not in info["tag_names"]]
+        if unknown:
+            raise UserError(f"unknown tag(s) {unknown}; the dataset's tags are: "
+                            f"{', '.join(info['tag_names'])}")
+    table = extract_excitations(model, config.data_dir, config.split, config.batch_size,
+                                info=info, model_info=model_info, progress=config.progress)
+    save_table(table, config.out)
+    clips = table["clip_id"].nunique()
+    yield (f"excitations of {blocks} SE blocks for {clips} {config.split} clips "
+           f"({len(table)} rows) saved to {config.out}")
+    if config.plots_dir:
+        depths = list(config.depths) if config.depths else default_depths(table)
+        compare = list(config.compare_tags) if config.compare_tags else \
+            default_compare_tags(table)
+        if config.compare_tags:
+            check_tags(table, compare)
+        paths = write_excitation_plots(table, config.plots_dir, depths, compare)
+        yield f"plots: {', '.join(paths)}"
