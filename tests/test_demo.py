@@ -140,7 +140,8 @@ def test_a_rerun_redoes_the_steps_whose_settings_changed(tmp_path):
 def test_flags_that_do_not_apply_are_errors(capsys):
     assert demo.main(["--model", "transformer", "--width", "0.5"]) == 2
     assert capsys.readouterr().err.strip().endswith(
-        "--width applies to the samplecnn model only, not transformer")
+        "--width applies to --model samplecnn only (this demo trains --model transformer); "
+        "leave it out")
 
 
 @pytest.mark.parametrize("argv, fragment", [

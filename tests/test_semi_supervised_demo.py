@@ -48,7 +48,7 @@ def test_verdict_counts_the_seeds_beyond_the_interval():
 
 def test_flags_of_the_other_demo_are_refused(capsys):
     assert demo.main(["--semi-supervised", "--width", "0.5"]) == 2
-    assert "--width do(es) not apply with --semi-supervised" in capsys.readouterr().err
+    assert "--width applies without --semi-supervised only" in capsys.readouterr().err
     assert demo.main(["--semi-supervised", "--epochs", "3"]) == 2
     assert "--teacher-epochs, --student-epochs" in capsys.readouterr().err
     assert demo.main(["--seeds", "3"]) == 2

@@ -13,7 +13,7 @@ import os
 from tagger.cli import (non_negative_float, number_in_range, positive_float,
                         positive_int)
 from tagger.commands.beam_flags import add_runner_flags, beam_run
-from tagger.errors import UserError
+from tagger.errors import UserError, flags_do_not_apply
 
 
 LOGMEL_DEFAULTS = {"n_mels": 128, "n_fft": 1024, "hop_length": 512, "f_min": 0.0,
@@ -75,8 +75,9 @@ def check_feature_flags(args) -> None:
              if getattr(args, name) is not None]
     if given:
         kind = "raw" if args.features == "logmel" else "logmel"
-        raise UserError(f"{', '.join(given)} applies to --features {kind} only, and "
-                        f"--features is {args.features}; drop it or choose --features {kind}")
+        raise flags_do_not_apply(given, f"to --features {kind}",
+                                 f"this build uses --features {args.features}",
+                                 f"choose --features {kind}")
 
 
 def record_settings(args) -> dict:

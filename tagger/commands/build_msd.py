@@ -71,14 +71,14 @@ def main(argv=None):
 
 def settings_from_args(args):
     from tagger.datasets.msd.plan import MsdSettings
-    from tagger.errors import UserError
+    from tagger.errors import UserError, flags_do_not_apply
 
     source, folder = args.split
     lastfm_only = [f for f, v in (("--top-k", args.top_k), ("--min-tag-value",
                    args.min_tag_value), ("--seed", args.seed)) if v is not None]
     if source != "lastfm" and lastfm_only:
-        raise UserError(f"{', '.join(lastfm_only)} applies to --split lastfm only; "
-                        f"the {source} split files fix the tags and the split")
+        raise flags_do_not_apply(lastfm_only, "to --split lastfm",
+                                 f"the {source} split files fix the tags and the split")
     top_k = 50 if args.top_k is None else args.top_k
     min_value = 50.0 if args.min_tag_value is None else args.min_tag_value
     seed = 0 if args.seed is None else args.seed

@@ -88,7 +88,7 @@ def run(args):
 
 def semi_supervised_config(args):
     """The SemiSupervisedDemoConfig; flags of the single-model demo are errors."""
-    from tagger.errors import UserError
+    from tagger.errors import flags_do_not_apply
     from tagger.semi_supervised_demo import SemiSupervisedDemoConfig
 
     wrong = [f"--{name.replace('_', '-')}" for name in
@@ -97,11 +97,10 @@ def semi_supervised_config(args):
     if args.model != "samplecnn":
         wrong.insert(0, "--model")
     if wrong:
-        hint = (" (its epochs: --teacher-epochs, --student-epochs)" if "--epochs" in wrong
-                else "")
-        raise UserError(f"{', '.join(wrong)} do(es) not apply with --semi-supervised (its "
-                        "teacher and students are fixed sample-level CNNs); leave them out"
-                        + hint)
+        raise flags_do_not_apply(wrong, "without --semi-supervised", "its teacher and "
+                                 "students are fixed sample-level CNNs",
+                                 "use --teacher-epochs, --student-epochs"
+                                 if "--epochs" in wrong else "")
     settings = {name: getattr(args, name) for name in SEMI_SUPERVISED_FLAGS + (
         "clips", "seconds") if getattr(args, name) is not None}
     return SemiSupervisedDemoConfig(work_dir=args.work_dir, workers=args.workers, seed=args.seed,
@@ -112,7 +111,7 @@ def config_from_args(args):
     """The DemoConfig: the family's demo settings, overridden by the flags given."""
     from tagger.demo import DemoConfig
 
-    from tagger.errors import UserError
+    from tagger.errors import flags_do_not_apply
 
     from tagger.models import family
 
@@ -125,13 +124,14 @@ def config_from_args(args):
     model_args = dict(spec.demo.model_args)
     if args.width is not None:
         if "width" not in spec.flag_dests:
-            raise UserError(f"--width applies to the samplecnn model only, not {args.model}")
+            raise flags_do_not_apply(["--width"], "to --model samplecnn",
+                                     f"this demo trains --model {args.model}")
         model_args["width"] = args.width
     semi = [f"--{name.replace('_', '-')}" for name in SEMI_SUPERVISED_FLAGS
             if getattr(args, name) is not None]
     if semi:
-        raise UserError(f"{', '.join(semi)} appl{'ies' if len(semi) == 1 else 'y'} with "
-                        "--semi-supervised only; leave them out or add --semi-supervised")
+        raise flags_do_not_apply(semi, "with --semi-supervised",
+                                 instead="add --semi-supervised")
     for name in ("epochs", "batch_size", "lr"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)

@@ -5,7 +5,7 @@ them). Free of TensorFlow imports so that `--help` stays fast."""
 from __future__ import annotations
 
 from tagger.cli import non_negative_float, positive_int
-from tagger.errors import UserError
+from tagger.errors import flags_do_not_apply
 
 DEFAULTS = {"unlabelled_split": "student", "unlabelled_data_dir": None,
             "pseudo_label_weight": 1.0, "rounds": 1}
@@ -42,9 +42,9 @@ def settings(args):
     given = [name for name in DEFAULTS if getattr(args, name) is not None]
     if args.teacher is None:
         if given:
-            flags = ", ".join("--" + name.replace("_", "-") for name in given)
-            raise UserError(f"{flags} only apply with --teacher MODEL (noisy-student "
-                            "training); drop them or name a teacher")
+            raise flags_do_not_apply(["--" + name.replace("_", "-") for name in given],
+                                     "with --teacher MODEL (noisy-student training)",
+                                     instead="name a teacher")
         return NoisyStudentConfig()
     values = {name: getattr(args, name) if getattr(args, name) is not None else default
               for name, default in DEFAULTS.items() if name != "rounds"}

@@ -182,30 +182,29 @@ def given(args) -> frozenset | None:
 def check_applicable(args, schedule: str) -> None:
     """A UserError for any flag given that the chosen schedule, model family
     or strategy would not read."""
-    from tagger.errors import UserError
+    from tagger.errors import flags_do_not_apply
+    from tagger.models import FAMILIES
 
     chosen = given(args) or frozenset()
     for name, flags in SCHEDULE_FLAGS.items():
         wrong = [flag(d) for d in flags if d in chosen and name != schedule]
         if wrong:
-            raise UserError(f"{', '.join(wrong)} only appl{'ies' if len(wrong) == 1 else 'y'}"
-                            f" to the {name} schedule, but this run uses the {schedule} "
-                            f"schedule; leave {'it' if len(wrong) == 1 else 'them'} out or "
-                            f"pass --schedule {name}")
+            raise flags_do_not_apply(wrong, f"to the {name} schedule",
+                                     f"this run uses the {schedule} schedule",
+                                     f"pass --schedule {name}")
     if "momentum" in chosen and schedule == "staged" and args.optimizer == "adam":
-        raise UserError("--momentum only applies to SGD, but the staged schedule runs "
-                        "--optimizer adam; leave it out or use --optimizer sgd")
-    from tagger.models import FAMILIES
-
+        raise flags_do_not_apply(["--momentum"], "to SGD", "the staged schedule runs "
+                                 "--optimizer adam", "use --optimizer sgd")
     family_flags = {name: spec.flag_dests for name, spec in FAMILIES.items()}
     for dest in sorted({d for flags in family_flags.values() for d in flags}):
         if dest in chosen and dest not in family_flags[args.model]:
             owners = [m for m, flags in family_flags.items() if dest in flags]
-            raise UserError(f"{flag(dest)} does not apply to --model {args.model} (it is "
-                            f"for {' and '.join(owners)}); leave it out")
+            raise flags_do_not_apply([flag(dest)], f"to --model {' and '.join(owners)}",
+                                     f"this run uses --model {args.model}")
     if "tpu" in chosen and args.strategy not in ("auto", "tpu"):
-        raise UserError(f"--tpu does not apply to --strategy {args.strategy}; leave it "
-                        "out or use --strategy tpu")
+        raise flags_do_not_apply(["--tpu"], "to --strategy auto and tpu",
+                                 f"this run uses --strategy {args.strategy}",
+                                 "use --strategy tpu")
 
 
 def config_from_args(args, check: bool = True):

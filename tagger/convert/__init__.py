@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from tagger.errors import UserError
+from tagger.errors import UserError, flags_do_not_apply
 
 SOURCES = ("resemul", "self_attention", "transformer")
 BLOCKS = ("se", "rese")
@@ -40,9 +40,9 @@ def convert(config: ConvertConfig):
     if config.kind not in SOURCES:
         raise UserError(f"unknown source {config.kind!r}; valid: {', '.join(SOURCES)}")
     if config.block is not None and config.kind != "resemul":
-        raise UserError("--block applies to --from resemul only")
+        raise flags_do_not_apply(["--block"], "to --from resemul")
     if config.size is not None and config.kind != "transformer":
-        raise UserError("--size applies to --from transformer only")
+        raise flags_do_not_apply(["--size"], "to --from transformer")
     if not os.path.isfile(config.source):
         raise UserError(f"{config.source!r} not found (or not a file); give the "
                         "downloaded original weights file")

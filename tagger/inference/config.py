@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tagger.errors import UserError
+from tagger.errors import UserError, flags_do_not_apply
 
 OUTPUT_FORMATS = ("table", "json", "csv")
 # keras and xla: predictor.Predictor (xla: compiled with XLA); tflite*: tflite_predictor
@@ -77,8 +77,8 @@ class ExportConfig:
                 raise UserError(f"--quantization must be one of "
                                 f"{', '.join(EXPORT_QUANTIZATIONS)}, got {self.quantization!r}")
             if self.format != "tflite":
-                raise UserError("--quantization applies to --format tflite only; a "
-                                "SavedModel keeps the float32 weights")
+                raise flags_do_not_apply(["--quantization"], "to --format tflite",
+                                         "a SavedModel keeps the float32 weights")
         if self.quantization == "int8" and not self.calibration_audio:
             raise UserError("--quantization int8 measures each layer's range on real audio: "
                             "add --calibration-audio with files or folders like the audio "

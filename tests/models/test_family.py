@@ -54,7 +54,8 @@ def test_model_args_take_the_flags_given_for_the_family():
         "dropout": 0.3}
     args = train_cli.parse_args(["--model", "transformer", "--size", "student"])
     assert family("transformer").model_args(args) == {"size": "student"}
-    with pytest.raises(UserError, match="--block does not apply to --model transformer"):
+    with pytest.raises(UserError, match="--block applies to --model samplecnn only "
+                                             r"\(this run uses --model transformer\)"):
         train_cli.config_from_args(train_cli.parse_args(
             ["--model", "transformer", "--block", "rese"]))
 

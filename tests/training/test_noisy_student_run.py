@@ -228,7 +228,7 @@ def run_cli(*args):
                                    ["--unlabelled-split", "student"],
                                    ["--unlabelled-data-dir", "x"]])
 def test_noisy_student_flags_need_a_teacher(flags):
-    with pytest.raises(UserError, match=f"{flags[0]} only apply with --teacher"):
+    with pytest.raises(UserError, match=f"{flags[0]}.* with --teacher"):
         train_cli.config_from_args(train_cli.parse_args(flags))
 
 
@@ -244,7 +244,7 @@ def test_flags_become_the_config():
 
 def test_cli_errors_are_one_line(student_records):
     code, _, err = run_cli("--data-dir", student_records[0], "--rounds", "2")
-    assert code == 2 and "--rounds only apply with --teacher" in err
+    assert code == 2 and "--rounds applies with --teacher" in err
     assert len(err.strip().splitlines()) == 1
     code, _, err = run_cli("--teacher", "m.keras", "--pseudo-label-weight", "-1")
     assert code == 2 and "expected a number >= 0" in err and "Traceback" not in err

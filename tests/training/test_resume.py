@@ -105,7 +105,7 @@ def test_resume_checks_flags_against_the_saved_schedule(uninterrupted, capsys):
     run_dir, config = uninterrupted  # a staged run
     flags = ["--train-dir", str(run_dir.parent), "--block", "rese", "--resume"]
     code, _, err = train_main(capsys, *flags, "--total-epochs", "9")
-    one_line_error(code, err, "--total-epochs only applies to the won schedule")
+    one_line_error(code, err, "--total-epochs applies to the won schedule only")
     code, _, err = train_main(capsys, *flags, "--schedule", "won")
     one_line_error(code, err, "--schedule won (the run has staged)")
 
