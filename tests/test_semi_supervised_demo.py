@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tagger.commands import demo
-from tagger.semi_supervised_demo import (SemiSupervisedDemoConfig, run_semi_supervised_demo,
+from tagger.demos.semi_supervised import (SemiSupervisedDemoConfig, run_semi_supervised_demo,
                                          table_lines, verdict)
 
 

@@ -75,11 +75,11 @@ def main(argv=None):
 
 def run(args):
     if args.semi_supervised:
-        from tagger.semi_supervised_demo import run_semi_supervised_demo
+        from tagger.demos.semi_supervised import run_semi_supervised_demo
 
         lines = run_semi_supervised_demo(semi_supervised_config(args))
     else:
-        from tagger.demo import run_demo
+        from tagger.demos.pipeline import run_demo
 
         lines = run_demo(config_from_args(args))
     for line in lines:
@@ -89,7 +89,7 @@ def run(args):
 def semi_supervised_config(args):
     """The SemiSupervisedDemoConfig; flags of the single-model demo are errors."""
     from tagger.errors import flags_do_not_apply
-    from tagger.semi_supervised_demo import SemiSupervisedDemoConfig
+    from tagger.demos.semi_supervised import SemiSupervisedDemoConfig
 
     wrong = [f"--{name.replace('_', '-')}" for name in
              ("epochs", "width", "window_segments", "batch_size", "lr")
@@ -109,7 +109,7 @@ def semi_supervised_config(args):
 
 def config_from_args(args):
     """The DemoConfig: the family's demo settings, overridden by the flags given."""
-    from tagger.demo import DemoConfig
+    from tagger.demos.pipeline import DemoConfig
 
     from tagger.errors import flags_do_not_apply
 

@@ -3,7 +3,7 @@ test clip for the attention families, a note for the others."""
 
 from pathlib import Path
 
-from tagger.demo import DemoConfig, interpret_model
+from tagger.demos.pipeline import DemoConfig, interpret_model
 from tagger.interpret.attention_maps import split_audio_files
 from tests.interpret.conftest import TINY_SE, is_png
 

@@ -56,7 +56,7 @@ class SemiSupervisedDemoConfig:
 def run_semi_supervised_demo(config: SemiSupervisedDemoConfig):
     """Runs the demonstration; yields report lines; the last lines are the table."""
     from tagger.datasets.mtt import build_mtt
-    from tagger.demo import DemoConfig, make_dataset
+    from tagger.demos.pipeline import DemoConfig, make_dataset
     from tagger.records.info import describe
 
     start = time.time()
