@@ -127,7 +127,7 @@ def _calibration(model, serving: ServingModel, inputs) -> np.ndarray:
     refusal = int8_waveform_only("--quantization int8", "--quantization dynamic or fp16")
     try:
         with native_stderr_silenced():
-            windows = int8_calibration(model, found.files, serving.sample_rate,
+            windows = int8_calibration(model, serving.info, found.files, serving.sample_rate,
                                        serving.window_samples, refusal)
     except ValueError as error:
         raise UserError(str(error)) from None

@@ -22,19 +22,30 @@ INT8_WAVEFORM_ONLY = int8_waveform_only("--engine tflite-int8",
                                         "--engine tflite or tflite-dynamic")
 
 
-def check_int8_model(model, refusal: str = INT8_WAVEFORM_ONLY) -> None:
-    """Raises ValueError(refusal) unless `model` reads waveforms, (batch,
-    samples): the models int8 activations serve."""
-    if len(model.inputs[0].shape) != 2:
+def check_int8_model(model, info: dict | None,
+                     refusal: str = INT8_WAVEFORM_ONLY) -> None:
+    """Raises ValueError(refusal) unless int8 activations serve `model`: its
+    family's `FamilySpec.int8` when `info` names the family; otherwise a
+    model that reads waveforms, (batch, samples), with no log-mel front end
+    inside (a spectrogram family given raw audio computes one)."""
+    from tagger.models import FAMILY_NAMES, family
+
+    name = (info or {}).get("model")
+    if name in FAMILY_NAMES:
+        serves = family(name).int8
+    else:
+        serves = (len(model.inputs[0].shape) == 2
+                  and not any(layer.name == "log_mel" for layer in model.layers))
+    if not serves:
         raise ValueError(refusal)
 
 
-def int8_calibration(model, paths, sample_rate: int, window: int,
+def int8_calibration(model, info: dict | None, paths, sample_rate: int, window: int,
                      refusal: str = INT8_WAVEFORM_ONLY) -> np.ndarray:
     """`calibration_windows` of `paths` for `model`, after `check_int8_model`
     (so a model int8 does not serve is refused before anything is decoded);
     (0, window) when no file decodes: the caller says what to do."""
-    check_int8_model(model, refusal)
+    check_int8_model(model, info, refusal)
     return calibration_windows(paths, sample_rate, window)
 
 

@@ -58,7 +58,7 @@ def _tflite_predictor(model, info, engine: str, files):
     if engine == "tflite-int8":
         sample_rate, window, _ = raw_audio_input(model, info)  # as the model is served
         try:
-            calibration = int8_calibration(model, files, sample_rate, window)
+            calibration = int8_calibration(model, info, files, sample_rate, window)
         except ValueError as error:
             raise UserError(str(error)) from None
         if len(calibration) == 0:

@@ -51,7 +51,7 @@ class TFLitePredictor:
             raise ValueError(f"engine must be one of {list(ENGINES)}, "
                              f"got {engine!r}")
         if engine == "tflite-int8":
-            check_int8_model(model)
+            check_int8_model(model, info)
         serving = ServingModel(model, info)
         self.engine = engine
         self.sample_rate, self.window_samples = serving.sample_rate, serving.window_samples

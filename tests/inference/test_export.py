@@ -116,6 +116,25 @@ def test_int8_engine_is_refused_for_log_mel_models(spectrogram):
                         calibration=check_waveforms(WINDOW, batch=2, seed=3))
 
 
+def test_int8_is_refused_for_spectrogram_families_that_take_raw_audio(cnn):
+    """A raw-input spectrogram model reads (batch, samples) like the CNN,
+    but computes log-mel frames inside: its family (or, without info, its
+    log_mel layer) refuses int8 activations."""
+    from tagger.config import LogMelConfig
+    from tagger.inference.quantize import check_int8_model
+    from tagger.models import build_model, family
+    from tagger.models.saved import load_tagger
+
+    spec = family("self_attention")
+    model = build_model("self_attention", num_tags=3, segments=1, **spec.tiny,
+                        logmel=LogMelConfig(n_mels=16, n_fft=512, hop_length=1024))
+    assert len(model.inputs[0].shape) == 2  # raw audio in
+    for info in ({"model": "self_attention"}, None):
+        with pytest.raises(ValueError, match="for models that read the waveform"):
+            check_int8_model(model, info)
+    check_int8_model(*load_tagger(cnn[0]))  # the sample-level CNN is served
+
+
 def test_cli_refuses_to_overwrite_and_reports_in_one_line(cnn, tmp_path, capsys):
     path, _ = cnn
     out = tmp_path / "model.tflite"
