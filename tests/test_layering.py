@@ -1,0 +1,171 @@
+"""The package's layering (docs/architecture.md): every import under tagger/
+points down the layer order, and no modules import each other in a circle.
+
+Reads the source with ast (no module is imported, so no TensorFlow), every
+import statement included: top-level ones and those inside functions.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tagger"
+
+# Bottom to top; the same order as docs/architecture.md. A unit is a
+# subpackage (tagger/<name>/), a top-level module (tagger/<name>.py) or
+# `tagger` itself (tagger/__init__.py, the public API). A unit imports only
+# units of lower layers; units of one layer do not import each other,
+# except in the foundation and the commands (whose modules share tagger/cli.py).
+LAYERS = (
+    ("foundation", ("errors", "config", "strict_json", "fileio", "safe_pickle",
+                    "host_memory", "runtime", "audio", "parallel")),
+    ("building blocks", ("layers", "augment")),
+    ("models", ("models",)),
+    ("records", ("records",)),
+    ("data sources and engines", ("datasets", "beam")),
+    ("uses of a model", ("evaluation", "inference", "interpret", "convert")),
+    ("training", ("training",)),
+    ("demos", ("demos",)),
+    ("commands", ("commands", "cli", "tagger")),
+)
+PEERS_MAY_IMPORT = {"foundation", "commands"}  # layers whose units use one another
+LAYER_OF = {unit: index for index, (_, units) in enumerate(LAYERS) for unit in units}
+
+
+def module_files() -> dict[str, pathlib.Path]:
+    """Dotted module name -> file, for every module under tagger/."""
+    modules = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules[".".join(parts)] = path
+    return modules
+
+
+MODULES = module_files()
+
+
+def _known(name: str) -> str:
+    """The module `name` refers to: itself, or the package holding it."""
+    while name not in MODULES and "." in name:
+        name = name.rpartition(".")[0]
+    return name
+
+
+def imports_of(module: str, path: pathlib.Path) -> list[tuple[str, int]]:
+    """(imported tagger module, line) for every import statement of the
+    file, at any depth (module level, functions, classes, branches)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(_known(alias.name), node.lineno) for alias in node.names
+                      if alias.name.split(".")[0] == "tagger"]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            if source.split(".")[0] != "tagger":
+                continue
+            for alias in node.names:  # `from tagger import fileio` names a module
+                full = f"{source}.{alias.name}"
+                found.append((full if full in MODULES else _known(source), node.lineno))
+    return found
+
+
+def unit_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "tagger"
+
+
+IMPORTS = {module: imports_of(module, path) for module, path in MODULES.items()}
+
+
+def test_every_unit_has_a_layer():
+    units = {unit_of(module) for module in MODULES}
+    missing = sorted(units - set(LAYER_OF))
+    assert not missing, (f"{missing} belong to no layer: add them to LAYERS here and to "
+                         "docs/architecture.md")
+
+
+def layering_violations(imports) -> list[str]:
+    wrong = []
+    for module, targets in imports.items():
+        source = unit_of(module)
+        for target, line in targets:
+            unit = unit_of(target)
+            if unit == source or unit not in LAYER_OF or source not in LAYER_OF:
+                continue
+            low, high = LAYER_OF[unit], LAYER_OF[source]
+            if low < high or (low == high and LAYERS[low][0] in PEERS_MAY_IMPORT):
+                continue
+            wrong.append(f"{MODULES[module].relative_to(PACKAGE.parent)}:{line} imports "
+                         f"{target} ({LAYERS[low][0]} layer) from the {LAYERS[high][0]} "
+                         "layer")
+    return wrong
+
+
+def test_imports_point_down_the_layers():
+    wrong = layering_violations(IMPORTS)
+    assert not wrong, "imports against the layer order:\n" + "\n".join(wrong)
+
+
+def import_circles(imports) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    graph = {m: sorted({t for t, _ in targets if t != m}) for m, targets in imports.items()}
+    index, low, stack, on_stack, circles = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in graph.get(node, ()):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return circles
+
+
+def test_no_modules_import_each_other_in_a_circle():
+    """Every import counts, those inside functions too."""
+    circles = import_circles(IMPORTS)
+    assert not circles, "modules importing each other: " + "; ".join(
+        " <-> ".join(circle) for circle in circles)
+
+
+@pytest.mark.parametrize("importer, imported, message", [
+    ("tagger.records.writer", "tagger.datasets.mtt", "imports tagger.datasets.mtt"),
+    ("tagger.models.samplecnn", "tagger.cli", "imports tagger.cli"),
+    ("tagger.inference.api", "tagger.interpret.plots", "(uses of a model layer) from the "
+                                                      "uses of a model layer"),
+])
+def test_an_upward_import_is_caught(importer, imported, message):
+    imports = {**IMPORTS, importer: [*IMPORTS[importer], (imported, 1)]}
+    assert any(message in line for line in layering_violations(imports))
+
+
+def test_a_circle_is_caught():
+    imports = {**IMPORTS, "tagger.config": [("tagger.fileio", 1)]}  # fileio uses config
+    assert ["tagger.config", "tagger.fileio"] in import_circles(imports)
