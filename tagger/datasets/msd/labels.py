@@ -86,6 +86,20 @@ def _load_npy(path: str, what: str):
             from None
 
 
+_NUMBERS = "biuf"  # numpy kinds a label may have: bool, int, uint, float
+
+
+def _kind(array: np.ndarray) -> str:
+    """What an array of non-numbers holds, for a message: "text (e.g. '1')"."""
+    what = {"U": "text", "S": "byte strings", "O": "Python objects"}.get(
+        array.dtype.kind, f"{array.dtype} values")
+    if not array.size:
+        return what
+    first = array.flat[0]
+    first = first.item() if isinstance(first, np.generic) else first
+    return f"{what} (e.g. {repr(first)[:40]})"
+
+
 def _ids(array, path: str) -> np.ndarray:
     if array.ndim != 1 or array.dtype.kind not in "US":
         raise UserError(f"{path!r} holds a {array.dtype} array of shape {array.shape}; "
@@ -110,6 +124,10 @@ def from_cals(folder: str, songs: Songs) -> Labels:
         bin_path = join_path(folder, f"{stem}_binaries.npy")
         ids = _ids(_load_npy(ids_path, "MSD track ids"), ids_path)
         binaries = _load_npy(bin_path, f"a ({len(ids)}, {len(CALS_TAGS)}) label matrix")
+        if binaries.dtype.kind not in _NUMBERS:
+            raise UserError(f"{bin_path!r} holds {_kind(binaries)}, a {binaries.dtype} array; "
+                            f"expected a ({len(ids)}, {len(CALS_TAGS)}) matrix of 0/1 numbers "
+                            "(uint8)")
         if binaries.shape != (len(ids), len(CALS_TAGS)):
             raise UserError(f"{bin_path!r} has shape {binaries.shape}; expected "
                             f"({len(ids)}, {len(CALS_TAGS)}): one row per id of "
@@ -149,6 +167,10 @@ def from_classic(folder: str, songs: Songs) -> Labels:
         matrix = np.zeros((len(ids), len(tag_names)), np.uint8)
         for row, track in enumerate(ids):
             vector = np.asarray(vectors[track]).reshape(-1)
+            if vector.dtype.kind not in _NUMBERS:
+                raise UserError(f"the tag vector of {track} in msd_id_to_tag_vector.cP holds "
+                                f"{_kind(vector)}; expected "
+                                f"{len(tag_names)} numbers (0 or 1)")
             if vector.shape != (len(tag_names),):
                 raise UserError(f"the tag vector of {track} has {vector.size} values; "
                                 f"expected {len(tag_names)}, one per line of 50tagList.txt")

@@ -119,6 +119,7 @@ def plan_msd(data_dir: str, settings: MsdSettings = MsdSettings(),
         splits[split] = ClipColumns(songs.rowid[keep], paths[keep],
                                     None if labels is None else labels[~gone])
         artists[split] = int(len(np.unique(songs.artist[keep])))
+    _refuse_empty_splits(found.source, splits, artists, no_audio)
     notes = {"label_source": found.source, "layout": layout, "audio_extension": ext,
              "tracks_in_metadata": len(songs), "tracks_without_audio": no_audio,
              "tracks_without_audio_examples": examples, "artists": artists,
@@ -128,6 +129,26 @@ def plan_msd(data_dir: str, settings: MsdSettings = MsdSettings(),
         known_broken=known_broken, notes=notes,
         unlabelled=tuple(s for s in splits if found.labels[s] is None and s == STUDENT_SPLIT),
         origin=read_origin(data_dir, "msd"))
+
+
+def _refuse_empty_splits(source: str, splits: dict, artists: dict, no_audio: dict) -> None:
+    """A UserError naming the counts when train, val or test has no track."""
+    labelled = ("train", "val", "test")
+    empty = [s for s in labelled if not len(splits.get(s, ()))]
+    if not empty:
+        return
+    counts = ", ".join(f"{s} {len(splits.get(s, ()))}" + (
+        f" (+{no_audio[s]} without audio)" if no_audio.get(s) else "") for s in labelled)
+    if source == "lastfm":
+        tagged = sum(artists.get(s, 0) for s in labelled)
+        advice = ("an artist-level split gives all of an artist's tracks to one split, so "
+                  f"it needs three or more tagged artists with audio (found {tagged}): use "
+                  "more data or lower --min-tag-value")
+    else:
+        advice = (f"the {source} split files list no {' or '.join(empty)} track that is in "
+                  "track_metadata.db with audio; use split files made for this data")
+    raise UserError(f"the {source} split leaves {' and '.join(empty)} empty (tracks: "
+                    f"{counts}); {advice}")
 
 
 def build_msd(config, settings: MsdSettings) -> dict:

@@ -38,6 +38,22 @@ _SCHEMAS = {
     METADATA_DB: {"songs": ("track_id", "artist_id", "track_7digitalid")},
     TAGS_DB: {"tids": ("tid",), "tags": ("tag",), "tid_tag": ("tid", "tag", "val")},
 }
+# The SQLite storage classes (typeof) each column may hold: SQLite keeps
+# what was inserted whatever the declared type, and compares text with
+# numbers as text ('7' > 50), so a column of the wrong type gives wrong
+# results, not errors. '' stands for the empty text (no 7digital id).
+_TYPES = {
+    METADATA_DB: {"songs": {"track_id": ("text",), "artist_id": ("text",),
+                            "track_7digitalid": ("integer", "null", "")}},
+    TAGS_DB: {"tid_tag": {"tid": ("integer",), "tag": ("integer",),
+                          "val": ("integer", "real", "null")}},
+}
+_EXPECTED_TYPE = {("songs", "track_id"): "text (MSD track ids)",
+                  ("songs", "artist_id"): "text (MSD artist ids)",
+                  ("songs", "track_7digitalid"): "integers (7digital ids) or nothing",
+                  ("tid_tag", "tid"): "integers (ROWIDs of tids)",
+                  ("tid_tag", "tag"): "integers (ROWIDs of tags)",
+                  ("tid_tag", "val"): "numbers from 0 to 100"}
 _SOURCES = {
     METADATA_DB: "the MSD's AdditionalFiles/track_metadata.db",
     TAGS_DB: "the Last.fm dataset's lastfm_tags.db (millionsongdataset.com/lastfm)",
@@ -112,6 +128,7 @@ def connect(data_dir: str, name: str, progress: bool = False) -> sqlite3.Connect
                 what = f"no table {table!r}" if not found else \
                     f"table {table!r} lacks column(s) {', '.join(missing)}"
                 raise UserError(f"{path!r} has {what}; expected {_SOURCES[name]}")
+        _check_types(con, path, name)
     except sqlite3.DatabaseError as error:
         con.close()
         raise UserError(f"{path!r} is not a readable SQLite file ({error}); "
@@ -120,6 +137,32 @@ def connect(data_dir: str, name: str, progress: bool = False) -> sqlite3.Connect
         con.close()
         raise
     return con
+
+
+def _check_types(con, path: str, name: str) -> None:
+    """A UserError naming the database, table, column and the type found
+    when a column holds values of another type (one scan of each table)."""
+    for table, columns in _TYPES[name].items():
+        tests = []
+        for column, allowed in columns.items():
+            types = ", ".join(f"'{t}'" for t in allowed if t)
+            test = f"typeof({column}) NOT IN ({types})"
+            if "" in allowed:  # the empty text is allowed too
+                test = f"({test} AND NOT (typeof({column}) = 'text' AND {column} = ''))"
+            tests.append(test)
+        cases = " ".join(f"WHEN {t} THEN {i}" for i, t in enumerate(tests))
+        row = con.execute(f"SELECT CASE {cases} END AS bad, {', '.join(columns)} FROM {table} "
+                          f"WHERE {' OR '.join(tests)} LIMIT 1").fetchone()
+        if row is None:
+            continue
+        column = list(columns)[row[0]]
+        value = row[1 + row[0]]
+        found = {str: "text", bytes: "a blob", float: "a real number", int: "an integer",
+                 type(None): "nothing (NULL)"}[type(value)]
+        example = "" if value is None else f" (e.g. {repr(value)[:40]})"
+        raise UserError(f"{path!r}: column {column!r} of table {table!r} holds {found}"
+                        f"{example}; expected {_EXPECTED_TYPE[(table, column)]}, as in "
+                        f"{_SOURCES[name]}")
 
 
 def _blocks(cursor):
