@@ -55,11 +55,16 @@ class RefusedGlobal(pickle.UnpicklingError):
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, allowed: frozenset, encoding: str):
+    def __init__(self, file, allowed: frozenset, encoding: str, substitutes=None,
+                 persistent_load=None):
         super().__init__(file, encoding=encoding)
         self._allowed = allowed
+        self._substitutes = substitutes or {}
+        self._persistent = persistent_load
 
     def find_class(self, module, name):
+        if (module, name) in self._substitutes:
+            return self._substitutes[(module, name)]
         if (module, name) not in self._allowed:
             raise RefusedGlobal(module, name)
         module = _NUMPY_CORE.get(module, module)
@@ -68,12 +73,27 @@ class _RestrictedUnpickler(pickle.Unpickler):
         except ImportError:  # numpy 1.x
             return getattr(importlib.import_module(module.replace("._core", ".core")), name)
 
+    def persistent_load(self, pid):
+        if self._persistent is None:
+            raise pickle.UnpicklingError("the pickle refers to objects outside it")
+        return self._persistent(pid)
+
 
 def loads(data: bytes, allowed: frozenset = LISTS, encoding: str = "latin1"):
     """Unpickles `data`, resolving only the (module, name) pairs in `allowed`;
     any other raises RefusedGlobal before it is called. Python 2 byte
     strings come back as str (latin-1, as numpy requires for arrays)."""
     return _RestrictedUnpickler(io.BytesIO(data), allowed, encoding).load()
+
+
+def load_stream(file, allowed: frozenset = LISTS, encoding: str = "latin1",
+                substitutes: dict | None = None, persistent_load=None):
+    """One pickle read from the open binary `file` (which is left at its
+    end), as `loads`; `substitutes` maps (module, name) to an object of
+    ours that stands in for that global (a file format's own classes,
+    rebuilt without their package), and `persistent_load(pid)` resolves the
+    pickle's references to data outside it (PyTorch's storages)."""
+    return _RestrictedUnpickler(file, allowed, encoding, substitutes, persistent_load).load()
 
 
 # What a malformed pickle raises while it is read.

@@ -5,9 +5,8 @@
     python convert_weights.py teacher.ckpt --from transformer --size teacher --out teacher.keras
 
 The result loads in tag.py, eval.py, export.py and the interpretation tools
-like a model trained here. Reading .pth/.ckpt files needs PyTorch (CPU build:
-pip install -r requirements-torch.txt --index-url
-https://download.pytorch.org/whl/cpu). See docs/pretrained.md.
+like a model trained here. Reading .pth/.ckpt files needs no PyTorch
+(tagger.convert.torch_checkpoint). See docs/pretrained.md.
 """
 
 from __future__ import annotations

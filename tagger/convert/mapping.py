@@ -186,26 +186,9 @@ def heads_out(weight, num_heads: int):
 
 def read_torch_file(path: str) -> dict:
     """The tensors of a PyTorch weights file as numpy arrays: a state dict,
-    or a checkpoint dict holding one under `state_dict`."""
-    try:
-        import torch
-    except ImportError:
-        raise UserError("reading PyTorch weights needs PyTorch; install the CPU build "
-                        "(PyPI's default on Linux is the multi-GB CUDA one): pip install "
-                        "-r requirements-torch.txt --index-url "
-                        "https://download.pytorch.org/whl/cpu") from None
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserError(f"{path!r} not found") from None
-    except Exception as error:  # pickle, zip and torch errors for other files
-        first = (str(error).splitlines() or [type(error).__name__])[0]
-        raise ConversionError(f"cannot read {path!r} as PyTorch weights ({first[:120]}); "
-                              "give the .pth/.ckpt file as downloaded") from None
-    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, dict) or not loaded or not all(
-            isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise ConversionError(f"{path!r} holds no PyTorch state dict (a mapping of names "
-                              "to tensors); give the .pth/.ckpt file as downloaded")
-    return {str(k): v.detach().cpu().numpy() for k, v in loaded.items()}
+    or a checkpoint dict holding one under `state_dict`. Read without
+    PyTorch (`torch_checkpoint`): the pickle may name only tensors,
+    containers, numbers and strings; nothing in it is run."""
+    from tagger.convert import torch_checkpoint
+
+    return torch_checkpoint.read_state_dict(path)
