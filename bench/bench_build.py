@@ -67,11 +67,12 @@ def floor(paths) -> int:
 
 def build(data_dir: str, out_dir: str, workers: int):
     from tagger.config import BuildConfig
-    from tagger.datasets.mtt import build_mtt
+    from tagger.datasets.build import build as build_source
+    from tagger.datasets.mtt import SOURCE, MttSettings
 
     shutil.rmtree(out_dir, ignore_errors=True)
-    return build_mtt(BuildConfig(data_dir=data_dir, out_dir=out_dir, workers=workers,
-                                 progress=False))
+    return build_source(SOURCE, MttSettings(), BuildConfig(
+        data_dir=data_dir, out_dir=out_dir, workers=workers, progress=False))
 
 
 def cpu_seconds() -> float:
@@ -85,15 +86,15 @@ def cpu_seconds() -> float:
 
 
 def beam_build(data_dir: str, out_dir: str, workers: int):
-    from tagger.beam.build import run_beam_build
     from tagger.beam.build import BeamRun
     from tagger.config import BuildConfig
-    from tagger.datasets.mtt import plan_from_config
+    from tagger.datasets.build import build as build_source
+    from tagger.datasets.mtt import SOURCE, MttSettings
 
     config = BuildConfig(data_dir=data_dir, out_dir=out_dir, progress=False)
     options = ("--direct_num_workers=1",) if workers == 1 else (
         f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing")
-    return run_beam_build(plan_from_config(config), config, BeamRun("DirectRunner", options))
+    return build_source(SOURCE, MttSettings(), config, BeamRun("DirectRunner", options))
 
 
 def beam_section(data_dir: str, work: str, seconds: float) -> None:

@@ -84,10 +84,11 @@ def build_peak(data_dir: str, out_dir: str) -> dict:
     `data_dir` (--split lastfm, 10 clips per shard) in a fresh process."""
     code = ("import sys, json, time; sys.path.insert(0, '.');"
             "from bench_msd import peak_mb; from tagger.config import BuildConfig;"
-            "from tagger.datasets.msd.plan import MsdSettings, build_msd;"
+            "from tagger.datasets.build import build;"
+            "from tagger.datasets.msd.plan import SOURCE, MsdSettings;"
             "base = peak_mb(); t = time.perf_counter();"
-            "info = build_msd(BuildConfig(data_dir=sys.argv[1], out_dir=sys.argv[2], "
-            "workers=1, clips_per_shard=10, progress=False), MsdSettings());"
+            "info = build(SOURCE, MsdSettings(), BuildConfig(data_dir=sys.argv[1], "
+            "out_dir=sys.argv[2], workers=1, clips_per_shard=10, progress=False));"
             "print(json.dumps({'seconds': time.perf_counter() - t, 'base_mb': base, "
             "'peak_mb': peak_mb(), 'clips': sum(s['clips'] for s in info['splits'].values()),"
             " 'shards': sum(len(s['shards']) for s in info['splits'].values())}))")
@@ -140,7 +141,8 @@ def build_section(work: str, n: int, seconds: float) -> None:
 def audio_section(work: str, tracks: int) -> None:
     from tagger.audio import AudioDecodeError, load_audio
     from tagger.config import BuildConfig
-    from tagger.datasets.msd.plan import MsdSettings, build_msd, plan_msd
+    from tagger.datasets.build import build as build_source
+    from tagger.datasets.msd.plan import SOURCE, MsdSettings, plan_msd
 
     data = metadata(os.path.join(work, f"audio{tracks}"), tracks, audio=True)
     plan = plan_msd(data, MsdSettings(), progress=False)
@@ -159,8 +161,8 @@ def audio_section(work: str, tracks: int) -> None:
         return decoded
 
     def build(out):
-        return build_msd(BuildConfig(data_dir=data, out_dir=os.path.join(work, out),
-                                     workers=1, progress=False), MsdSettings())
+        return build_source(SOURCE, MsdSettings(), BuildConfig(
+            data_dir=data, out_dir=os.path.join(work, out), workers=1, progress=False))
 
     build("warmup")
     decoded, floor_s = timed(floor)

@@ -45,7 +45,8 @@ def main():
     import tensorflow as tf
 
     from tagger.config import BuildConfig
-    from tagger.datasets.mtt import build_mtt
+    from tagger.datasets.build import build
+    from tagger.datasets.mtt import SOURCE, MttSettings
     from tagger.records import reader
     from tagger.records.info import load_info, shard_paths
     from tagger.records.schema import make_parser, to_float
@@ -55,8 +56,8 @@ def main():
         work = tempfile.mkdtemp(prefix="bench_reader_")
         source = synthetic_data(os.path.join(work, "data"), 100, 29.1)
         data_dir = os.path.join(work, "records")
-        build_mtt(BuildConfig(data_dir=source, out_dir=data_dir, workers=os.cpu_count(),
-                              progress=False))
+        build(SOURCE, MttSettings(), BuildConfig(
+            data_dir=source, out_dir=data_dir, workers=os.cpu_count(), progress=False))
     info = load_info(data_dir)
     if info["features"] != {"kind": "raw", "dtype": "int16", "logmel": None}:
         raise SystemExit("bench_reader needs raw int16 records")

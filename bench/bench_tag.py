@@ -68,7 +68,7 @@ def parse_args():
 
 
 def untrained_model(block: str, width: float):
-    from tagger.datasets.synthetic import MTT_TOP50
+    from tagger.datasets.mtt import MTT_TOP50
     from tagger.models import build_model
 
     model = build_model("samplecnn", num_tags=50, block=block, multi=True, width=width)

@@ -120,7 +120,10 @@ class FeatureConfig:
 
 @dataclasses.dataclass(frozen=True)
 class BuildConfig:
-    """Everything `build_mtt.py` needs to turn a dataset into TFRecords."""
+    """How any dataset source's records are written (build_mtt.py,
+    build_msd.py): where, which audio and features, shards, workers, limits.
+    What a source reads and how it splits lives in its own settings
+    (tagger.datasets.source)."""
 
     data_dir: str = "dataset"
     out_dir: str | None = None  # default: <data_dir>/tfrecord
@@ -128,24 +131,14 @@ class BuildConfig:
     features: FeatureConfig = FeatureConfig()
     clips_per_shard: int = 100
     workers: int = 1
-    split: str = "directory"  # "directory" or a folder of split lists
-    merge_synonyms: bool = False
-    top_k: int = 50
-    seed: int = 0
-    unlabelled_fraction: float = 0.0  # share of train moved to an unlabelled split
     overwrite: bool = False
     progress: bool = True
     max_file_mb: float = 64.0  # larger audio files are skipped with a reason
     max_seconds: float = 60.0  # longer clips are cut here (and listed as cut)
 
     def __post_init__(self):
-        for name in ("clips_per_shard", "workers", "top_k"):
+        for name in ("clips_per_shard", "workers"):
             _check_int(name, getattr(self, name), 1)
-        _check_int("seed", self.seed, 0)
-        _check_number("unlabelled_fraction", self.unlabelled_fraction, 0.0)
-        if self.unlabelled_fraction >= 1.0:
-            raise ValueError("unlabelled_fraction (--unlabelled-fraction) must lie in "
-                             f"[0, 1), got {self.unlabelled_fraction}")
         _check_number("max_file_mb", self.max_file_mb, 0.0, low_open=True)
         rate, length = self.audio.sample_rate, self.audio.segment_length
         one_segment = length / rate

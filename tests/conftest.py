@@ -44,12 +44,31 @@ def build_config(data_dir, out_dir, **overrides):
     return BuildConfig(**settings)
 
 
+MTT_SETTINGS = ("split", "merge_synonyms", "top_k", "seed", "unlabelled_fraction")
+
+
+def mtt_settings(overrides: dict):
+    """The MttSettings of the MttSettings fields in `overrides` (removed from it)."""
+    from tagger.datasets.mtt import MttSettings
+
+    return MttSettings(**{k: overrides.pop(k) for k in MTT_SETTINGS if k in overrides})
+
+
+def build_mtt(data_dir, out_dir, runner=None, **overrides):
+    """MagnaTagATune records of `data_dir` in `out_dir`, written by `runner`
+    (default: local processes): the MttSettings fields among `overrides`
+    set the plan, the others the BuildConfig."""
+    from tagger.datasets.build import build
+    from tagger.datasets.mtt import SOURCE
+
+    settings = mtt_settings(overrides)
+    return build(SOURCE, settings, build_config(data_dir, out_dir, **overrides), runner)
+
+
 @pytest.fixture(scope="session")
 def raw_records(synthetic_mtt, tmp_path_factory):
     """(records_dir, dataset_info) of the synthetic dataset as raw int16 records."""
-    from tagger.datasets.mtt import build_mtt
-
     data_dir, _ = synthetic_mtt
     out_dir = tmp_path_factory.mktemp("records") / "raw"
-    info = build_mtt(build_config(data_dir, out_dir))
+    info = build_mtt(data_dir, out_dir)
     return str(out_dir), info

@@ -28,6 +28,10 @@ class BeamRun:
     runner: str
     options: tuple = ()
 
+    def write(self, make_plan, config: BuildConfig) -> dict:
+        """The runner interface of `tagger.records.writer.LocalRun`."""
+        return run_beam_build(make_plan(), config, self)
+
 
 def run_beam_build(plan: DatasetPlan, config: BuildConfig, run: BeamRun) -> dict:
     """Writes `plan` under `config.output_dir` with the Beam runner `run`

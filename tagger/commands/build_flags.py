@@ -3,7 +3,8 @@ features, audio, shards, workers, resume/overwrite, progress, Beam runner.
 
     add_record_flags(parser)            adds them
     record_settings(args) -> dict       BuildConfig fields they set
-    write_plan(plan_fn, config, args)   local processes or a Beam runner
+    build_source(source, settings, config, args)
+                                        local processes or a Beam runner
 """
 
 from __future__ import annotations
@@ -103,17 +104,14 @@ def record_settings(args) -> dict:
         raise UserError(str(error)) from None
 
 
-def write_plan(plan_fn, config, args) -> dict:
-    """Writes the records of `plan_fn()` (a DatasetPlan) as `config` says,
-    with local processes or the Beam runner the flags name; returns
-    dataset_info."""
+def build_source(source, settings, config, args) -> dict:
+    """Writes `source`'s records (tagger.datasets.build) with local processes
+    or the Beam runner the flags name; returns dataset_info."""
+    from tagger.datasets.build import build
+
     run = beam_run(args)
     if run is not None and args.workers is not None:
-        raise UserError("--workers sets the local builder's processes; with --runner "
-                        "the runner decides (e.g. --beam-option direct_num_workers=2)")
-    if run is None:
-        from tagger.records.writer import build_records, start_workers
-        with start_workers(config) as pool:  # they start while the plan is made
-            return build_records(plan_fn(), config, pool=pool)
-    from tagger.beam.build import run_beam_build
-    return run_beam_build(plan_fn(), config, run)
+        raise flags_do_not_apply(["--workers"], "to the local builder",
+                                 "with --runner the runner decides",
+                                 "set --beam-option direct_num_workers=2 or the like")
+    return build(source, settings, config, run)

@@ -79,36 +79,28 @@ def settings_from_args(args):
     if source != "lastfm" and lastfm_only:
         raise flags_do_not_apply(lastfm_only, "to --split lastfm",
                                  f"the {source} split files fix the tags and the split")
-    top_k = 50 if args.top_k is None else args.top_k
-    min_value = 50.0 if args.min_tag_value is None else args.min_tag_value
-    seed = 0 if args.seed is None else args.seed
-    if top_k < 1:
-        raise UserError(f"--top-k must be at least 1, got {top_k}")
-    if not 0 <= min_value < 100:
-        raise UserError(f"--min-tag-value must lie in [0, 100), got {min_value}")
-    if seed < 0:
-        raise UserError(f"--seed must be non-negative, got {seed}")
-    return MsdSettings(source=source, source_dir=folder, audio_dir=args.audio_dir,
-                       layout=args.layout, top_k=top_k, min_tag_value=min_value, seed=seed)
+    given = {name: value for name, value in (("top_k", args.top_k),
+             ("min_tag_value", args.min_tag_value), ("seed", args.seed)) if value is not None}
+    try:
+        return MsdSettings(source=source, source_dir=folder, audio_dir=args.audio_dir,
+                           layout=args.layout, **given)
+    except ValueError as error:
+        raise UserError(str(error)) from None
 
 
 def build(args):
-    from tagger.commands.build_flags import record_settings, write_plan
+    from tagger.commands.build_flags import build_source, record_settings
     from tagger.config import BuildConfig
-    from tagger.datasets.msd.plan import plan_msd
+    from tagger.datasets.msd.plan import SOURCE
     from tagger.errors import UserError
     from tagger.records.info import describe
 
     settings = settings_from_args(args)
-    split = settings.source if settings.source_dir is None else \
-        f"{settings.source}:{settings.source_dir}"
     try:
-        config = BuildConfig(data_dir=args.data_dir, split=split, top_k=settings.top_k,
-                             seed=settings.seed, **record_settings(args))
+        config = BuildConfig(data_dir=args.data_dir, **record_settings(args))
     except ValueError as error:
         raise UserError(str(error)) from None
-    info = write_plan(lambda: plan_msd(config.data_dir, settings, config.progress),
-                      config, args)
+    info = build_source(SOURCE, settings, config, args)
     print(describe(info, config.output_dir))
 
 

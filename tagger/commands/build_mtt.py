@@ -37,20 +37,20 @@ def main(argv=None):
 
 
 def build(args):
-    from tagger.commands.build_flags import record_settings, write_plan
+    from tagger.commands.build_flags import build_source, record_settings
     from tagger.config import BuildConfig
-    from tagger.datasets.mtt import plan_from_config
+    from tagger.datasets.mtt import SOURCE, MttSettings
     from tagger.errors import UserError
     from tagger.records.info import describe
 
     try:
-        config = BuildConfig(
-            data_dir=args.data_dir, split=args.split, merge_synonyms=args.merge_synonyms,
-            top_k=args.top_k, seed=args.seed, unlabelled_fraction=args.unlabelled_fraction,
-            **record_settings(args))
+        settings = MttSettings(split=args.split, merge_synonyms=args.merge_synonyms,
+                               top_k=args.top_k, seed=args.seed,
+                               unlabelled_fraction=args.unlabelled_fraction)
+        config = BuildConfig(data_dir=args.data_dir, **record_settings(args))
     except ValueError as error:
         raise UserError(str(error)) from None
-    info = write_plan(lambda: plan_from_config(config), config, args)
+    info = build_source(SOURCE, settings, config, args)
     print(describe(info, config.output_dir))
 
 

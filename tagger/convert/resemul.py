@@ -39,7 +39,7 @@ _WEIGHTS = {"conv1d": ("kernel", "bias"),
 
 
 def default_tags():
-    from tagger.datasets.synthetic import MTT_TOP50
+    from tagger.datasets.mtt import MTT_TOP50
 
     return tuple(reversed(MTT_TOP50))
 

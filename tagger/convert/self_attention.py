@@ -66,7 +66,7 @@ def cls_vector(channels: int) -> np.ndarray:
 
 
 def default_tags():
-    from tagger.datasets.synthetic import MTT_TOP50
+    from tagger.datasets.mtt import MTT_TOP50
 
     return MTT_TOP50
 

@@ -1,4 +1,6 @@
-"""MagnaTagATune: annotations, top-k tags, synonym merge, splits, broken clips.
+"""MagnaTagATune as a dataset source (`SOURCE`): annotations, top-k tags,
+synonym merge, splits, broken clips, and the dataset's facts (its top-50
+tags, the three broken MP3s).
 
 Input layout: `annotations_final.csv` (tab-separated, quoted; clip_id, tag
 columns of 0/1, mp3_path) and `mp3/0 .. mp3/f/*.mp3`.
@@ -11,16 +13,27 @@ import io
 import re
 
 import numpy as np
-import pandas as pd
 
 from tagger import fileio, safe_pickle
 from tagger.config import join_path
 from tagger.datasets.origin import read_origin
-from tagger.records.plan import SPLITS, STUDENT_SPLIT, Clip, DatasetPlan
+from tagger.datasets.source import DatasetSource
 from tagger.errors import UserError
+from tagger.records.plan import SPLITS, STUDENT_SPLIT, Clip, DatasetPlan
 
 ANNOTATIONS_FILE = "annotations_final.csv"
 AUDIO_DIR = "mp3"
+
+# The real MagnaTagATune top-50, most frequent first.
+MTT_TOP50 = (
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic",
+    "rock", "fast", "piano", "ambient", "beat", "violin", "vocal", "synth",
+    "female", "indian", "opera", "male", "singing", "vocals", "no vocals",
+    "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal",
+    "pop", "soft", "sitar", "solo", "man", "classic", "choir", "voice",
+    "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello",
+    "no voice", "weird", "country", "metal", "female voice", "choral",
+)
 
 # The three MP3s of MagnaTagATune that are known to be broken (Won 2020's
 # "clean" split removes them): clip id -> path.
@@ -113,6 +126,8 @@ def read_annotations(data_dir: str) -> Annotations:
         raise UserError(f"{csv_path!r} is empty ({len(text.encode())} bytes); expected a "
                         "header (clip_id, tag columns, mp3_path) and one row per clip: "
                         "download or copy the file again")
+    import pandas as pd
+
     try:
         table = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
@@ -265,20 +280,44 @@ def _as_mp3(path: str) -> str:
     return f"{stem}.mp3" if dot and ext in ("npy", "mp3", "wav") else path
 
 
-def plan_mtt(data_dir: str, split: str = "directory", merge: bool = False,
-             top_k: int = 50, seed: int = 0, unlabelled_fraction: float = 0.0) -> DatasetPlan:
+@dataclasses.dataclass(frozen=True)
+class MttSettings:
+    """What decides a MagnaTagATune plan (beyond the data folder): `split`
+    ("directory": 0-b train, c val, d-f test; or a folder of split lists),
+    `merge_synonyms` before choosing the `top_k` tags, the `seed` of the
+    train order, and `unlabelled_fraction`, the share of train clips moved,
+    labels dropped, into an unlabelled `student` split."""
+
+    split: str = "directory"
+    merge_synonyms: bool = False
+    top_k: int = 50
+    seed: int = 0
+    unlabelled_fraction: float = 0.0
+
+    def __post_init__(self):
+        if not isinstance(self.top_k, int) or self.top_k < 1:
+            raise ValueError(f"top_k (--top-k) must be an integer >= 1, got {self.top_k!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed (--seed) must be an integer >= 0, got {self.seed!r}")
+        if not 0.0 <= self.unlabelled_fraction < 1.0:
+            raise ValueError("unlabelled_fraction (--unlabelled-fraction) must lie in "
+                             f"[0, 1), got {self.unlabelled_fraction}")
+
+
+def plan_mtt(data_dir: str, settings: MttSettings = MttSettings(),
+             progress: bool = True) -> DatasetPlan:
     """Reads the annotations and decides what every split holds.
 
     Clips with none of the top-k tags are dropped from the labelled splits;
-    train clips are shuffled with `seed` so each shard mixes tracks (val and
-    test keep file order). `unlabelled_fraction` moves that share of the
-    train clips, labels dropped, into an unlabelled `student` split (a
-    split-list folder may name one instead, with `student.txt`).
+    train clips are shuffled with the seed so each shard mixes tracks (val
+    and test keep file order). A split-list folder may name an unlabelled
+    split itself, with `student.txt`. (`progress` is unused: reading the
+    annotations takes a second.)
     """
-    if not 0.0 <= unlabelled_fraction < 1.0:
-        raise UserError(f"--unlabelled-fraction must lie in [0, 1), got {unlabelled_fraction}")
+    split, top_k, seed = settings.split, settings.top_k, settings.seed
+    unlabelled_fraction = settings.unlabelled_fraction
     annotations = read_annotations(data_dir)
-    if merge:
+    if settings.merge_synonyms:
         annotations = merge_synonyms(annotations)
     annotations = top_tags(annotations, top_k)
     if split == "directory":
@@ -322,7 +361,8 @@ def plan_mtt(data_dir: str, split: str = "directory", merge: bool = False,
                "dropped_without_top_tags": no_tag,
                "outside_split": outside},
         unlabelled=(STUDENT_SPLIT,) if STUDENT_SPLIT in clips else (),
-        origin=read_origin(data_dir, "magnatagatune"))
+        origin=read_origin(data_dir, "magnatagatune"),
+        settings=SOURCE.describe_settings(settings))
 
 
 def _rows_from_lists(annotations: Annotations, lists: dict, folder: str):
@@ -340,17 +380,12 @@ def _rows_from_lists(annotations: Annotations, lists: dict, folder: str):
     return rows, len(annotations.paths) - len(seen)
 
 
-def build_mtt(config) -> dict:
-    """Plans and writes MagnaTagATune records as `config` (a BuildConfig) says;
-    returns the dataset_info dict."""
-    from tagger.records.writer import build_records, start_workers
-
-    with start_workers(config) as pool:  # they start while the annotations are read
-        return build_records(plan_from_config(config), config, pool=pool)
-
-
-def plan_from_config(config) -> DatasetPlan:
-    """The plan of the MagnaTagATune build `config` (a BuildConfig) asks for."""
-    return plan_mtt(config.data_dir, split=config.split, merge=config.merge_synonyms,
-                    top_k=config.top_k, seed=config.seed,
-                    unlabelled_fraction=config.unlabelled_fraction)
+SOURCE = DatasetSource(
+    name="mtt", version="1.0", settings_type=MttSettings, plan=plan_mtt,
+    manual_download=(
+        "MagnaTagATune is published by its authors at "
+        "https://mirg.city.ac.uk/codeapps/the-magnatagatune-dataset: download "
+        "annotations_final.csv and mp3.zip.001-003, join and unpack them "
+        "(cat mp3.zip.* > mp3.zip && unzip mp3.zip -d DATA_DIR/mp3) and put the CSV "
+        "beside mp3/; or make the synthetic dataset in its layout with "
+        "python -m tagger.commands.synthetic DATA_DIR"))

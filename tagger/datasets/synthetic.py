@@ -67,26 +67,17 @@ import typing
 
 import numpy as np
 
+from tagger.datasets.mtt import ANNOTATIONS_FILE, AUDIO_DIR, KNOWN_BROKEN, MTT_TOP50
 from tagger.datasets.origin import ORIGIN_FILE, write_synthetic_marker
 from tagger.datasets.sounds import ClipAttributes, SAMPLE_RATE, render_clip
 from tagger.parallel import ordered_map
 
 __all__ = [
-    "BrokenFile", "ClipAttributes", "ClipPlan", "EXTRA_TAGS", "KNOWN_BROKEN",
-    "MTT_TOP50", "SAMPLE_RATE", "SyntheticSummary", "TAG_NAMES", "generate",
+    "BrokenFile", "ClipAttributes", "ClipPlan", "EXTRA_TAGS", "SAMPLE_RATE",
+    "SyntheticSummary", "TAG_NAMES", "generate",
     "plan", "render_clip", "tag_probabilities",
 ]
 
-# The real MagnaTagATune top-50, most frequent first.
-MTT_TOP50 = (
-    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic",
-    "rock", "fast", "piano", "ambient", "beat", "violin", "vocal", "synth",
-    "female", "indian", "opera", "male", "singing", "vocals", "no vocals",
-    "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal",
-    "pop", "soft", "sitar", "solo", "man", "classic", "choir", "voice",
-    "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello",
-    "no voice", "weird", "country", "metal", "female voice", "choral",
-)
 # Rarer real MagnaTagATune columns, many of them synonyms of top-50 names
 # (so a synonym merge changes the counts).
 EXTRA_TAGS = (
@@ -98,12 +89,6 @@ EXTRA_TAGS = (
 )
 TAG_NAMES = tuple(sorted(MTT_TOP50 + EXTRA_TAGS))
 
-# The three MagnaTagATune files that do not decode, at their real ids.
-KNOWN_BROKEN = {
-    35644: "6/norine_braun-now_and_zen-08-gently-117-146.mp3",
-    55753: "8/jacob_heringman-josquin_des_prez_lute_settings-19-gintzler__pater_noster-204-233.mp3",
-    57881: "9/american_baroque-dances_and_suites_of_rameau_and_couperin-25-le_petit_rien_xiveme_ordre_couperin-88-117.mp3",
-}
 _KNOWN_TAGS = {
     35644: ("female", "pop", "soft", "vocal", "woman"),
     55753: ("classical", "guitar", "slow", "solo"),
@@ -118,8 +103,7 @@ MAX_CLIPS = 25000
 MIN_SECONDS = 1.0
 MAX_SECONDS = 600.0
 MAX_CLIP_ID = 58908
-CSV_NAME = "annotations_final.csv"
-AUDIO_DIR = "mp3"
+CSV_NAME = ANNOTATIONS_FILE
 _FOLDERS = "0123456789abcdef"
 
 

@@ -80,15 +80,16 @@ def make_dataset(config: DemoConfig, data_dir: str):
 
 
 def build_records(config: DemoConfig, data_dir: str, records: str):
-    from tagger.datasets.mtt import build_mtt
+    from tagger.datasets.build import build
+    from tagger.datasets.mtt import SOURCE, MttSettings
     from tagger.records.info import describe
 
     start = time.time()
     # The build keeps finished shards only when they fit the dataset and
     # settings (its own fingerprint); anything else is rebuilt.
-    info = build_mtt(BuildConfig(data_dir=data_dir, out_dir=records, workers=config.workers,
-                                 seed=config.seed, overwrite=True,
-                                 progress=config.progress))
+    info = build(SOURCE, MttSettings(seed=config.seed),
+                 BuildConfig(data_dir=data_dir, out_dir=records, workers=config.workers,
+                             overwrite=True, progress=config.progress))
     yield describe(info, records)
     yield f"records built in {time.time() - start:.0f} s"
 

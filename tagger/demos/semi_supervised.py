@@ -55,7 +55,8 @@ class SemiSupervisedDemoConfig:
 
 def run_semi_supervised_demo(config: SemiSupervisedDemoConfig):
     """Runs the demonstration; yields report lines; the last lines are the table."""
-    from tagger.datasets.mtt import build_mtt
+    from tagger.datasets.build import build
+    from tagger.datasets.mtt import SOURCE, MttSettings
     from tagger.demos.pipeline import DemoConfig, make_dataset
     from tagger.records.info import describe
 
@@ -67,10 +68,10 @@ def run_semi_supervised_demo(config: SemiSupervisedDemoConfig):
                                        seconds=config.seconds, seed=config.seed,
                                        workers=config.workers, progress=config.progress),
                             data_dir)
-    info = build_mtt(BuildConfig(data_dir=data_dir, out_dir=records, workers=config.workers,
-                                 unlabelled_fraction=config.unlabelled_fraction,
-                                 seed=config.seed,
-                                 overwrite=True, progress=config.progress))
+    info = build(SOURCE, MttSettings(seed=config.seed,
+                                     unlabelled_fraction=config.unlabelled_fraction),
+                 BuildConfig(data_dir=data_dir, out_dir=records, workers=config.workers,
+                             overwrite=True, progress=config.progress))
     yield describe(info, records)
     _start_anew_if_changed(config, runs)
     results = []  # per seed: (seed, teacher run, {student: run})

@@ -64,7 +64,8 @@ class DatasetPlan:
     dataset_info.json (clips dropped for having no tag, clips outside the
     split lists, ...); `origin` says where the data came from
     ({"kind": "real", "dataset": "magnatagatune"} or {"kind": "synthetic",
-    "generator": ..., "seed": ...}).
+    "generator": ..., "seed": ...}); `settings`: the source's settings that
+    made the plan, recorded in dataset_info.json.
     """
 
     name: str
@@ -75,6 +76,7 @@ class DatasetPlan:
     notes: dict = dataclasses.field(default_factory=dict)
     unlabelled: tuple = ()
     origin: dict = dataclasses.field(default_factory=dict)
+    settings: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         missing = [s for s in SPLITS if s not in self.splits]

@@ -86,6 +86,16 @@ def start_workers(config: BuildConfig):
     return WorkerPool(decode_clip, config.workers)
 
 
+@dataclasses.dataclass(frozen=True)
+class LocalRun:
+    """Writes a plan with this machine's processes (`config.workers`), started
+    while the plan is made; `tagger.beam.build.BeamRun` is the other runner."""
+
+    def write(self, make_plan, config: BuildConfig) -> dict:
+        with start_workers(config) as pool:
+            return build_records(make_plan(), config, pool=pool)
+
+
 def build_records(plan: DatasetPlan, config: BuildConfig, pool=None) -> dict:
     """Writes every split of `plan` as shards under `config.output_dir` and
     returns the dataset_info dict (also saved as dataset_info.json). A
@@ -369,10 +379,7 @@ def _dataset_info(plan, config, jobs, manifests, fingerprint) -> dict:
         "cut": cut,
         "max_seconds": config.max_seconds,
         "notes": dict(plan.notes),
-        "build": {"split": config.split, "merge_synonyms": config.merge_synonyms,
-                  "top_k": config.top_k, "seed": config.seed,
-                  "unlabelled_fraction": config.unlabelled_fraction,
-                  "clips_per_shard": config.clips_per_shard,
+        "build": {**plan.settings, "clips_per_shard": config.clips_per_shard,
                   "max_file_mb": config.max_file_mb, "max_seconds": config.max_seconds},
         "fingerprint": fingerprint,
     }

@@ -12,13 +12,12 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
-from tagger.commands import build_mtt  # noqa: E402
-from tagger.beam.build import run_beam_build  # noqa: E402
+from tagger.commands import build_mtt as build_mtt_command  # noqa: E402
 from tagger.beam.build import BeamRun  # noqa: E402
-from tagger.datasets.mtt import plan_from_config  # noqa: E402
+from tagger.datasets.mtt import plan_mtt  # noqa: E402
 from tagger.errors import UserError  # noqa: E402
 from tagger.records import writer  # noqa: E402
-from tests.conftest import build_config  # noqa: E402
+from tests.conftest import build_config, build_mtt  # noqa: E402
 from tests.records.test_build import files_digest  # noqa: E402
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -26,8 +25,7 @@ DIRECT = BeamRun("DirectRunner")
 
 
 def beam_build(data_dir, out_dir, run=DIRECT, **overrides):
-    config = build_config(data_dir, out_dir, **overrides)
-    return run_beam_build(plan_from_config(config), config, run)
+    return build_mtt(data_dir, out_dir, runner=run, **overrides)
 
 
 def test_direct_runner_is_byte_identical_to_the_local_build(synthetic_mtt, raw_records,
@@ -51,12 +49,11 @@ def test_direct_runner_is_byte_identical_to_the_local_build(synthetic_mtt, raw_r
 
 def test_log_mel_and_unlabelled_split_match_the_local_build(synthetic_mtt, tmp_path):
     from tagger.config import FeatureConfig, LogMelConfig
-    from tagger.datasets.mtt import build_mtt
 
     data_dir, _ = synthetic_mtt
     settings = dict(features=FeatureConfig("logmel", "int16", LogMelConfig(
         n_mels=16, n_fft=256, hop_length=256)), unlabelled_fraction=0.25)
-    local = build_mtt(build_config(data_dir, tmp_path / "local", **settings))
+    local = build_mtt(data_dir, tmp_path / "local", **settings)
     info = beam_build(data_dir, tmp_path / "beam", **settings)
     assert info == local and info["splits"]["student"]["clips"] > 0
     assert files_digest(tmp_path / "beam") == files_digest(tmp_path / "local")
@@ -98,7 +95,7 @@ def test_retried_job_does_not_rewrite_its_shard(synthetic_mtt, raw_records, tmp_
 
     data_dir, _ = synthetic_mtt
     config = build_config(data_dir, tmp_path / "out")
-    plan = plan_from_config(config)
+    plan = plan_mtt(config.data_dir)
     build = writer.prepare_build(plan, config)
     job = build.jobs[0]
     fn = WriteShardFn(config, plan.audio_root, len(plan.tag_names))
@@ -115,10 +112,10 @@ def test_retried_job_does_not_rewrite_its_shard(synthetic_mtt, raw_records, tmp_
 def test_options_reach_the_pipeline_and_unknown_ones_are_errors():
     from tagger.beam.build import pipeline_options
 
-    args = build_mtt.parse_args(["--runner", "direct", "--beam-option", "direct_num_workers=2",
+    args = build_mtt_command.parse_args(["--runner", "direct", "--beam-option", "direct_num_workers=2",
                                  "--beam-option", "save_main_session",
                                  "--beam-pipeline-options", "--job_name=mtt --region r1"])
-    run = build_mtt.beam_run(args)
+    run = build_mtt_command.beam_run(args)
     assert run == BeamRun("DirectRunner", ("--direct_num_workers=2", "--save_main_session",
                                            "--job_name=mtt", "--region", "r1"))
     options = pipeline_options(run).get_all_options()
@@ -133,7 +130,7 @@ def test_options_reach_the_pipeline_and_unknown_ones_are_errors():
     (["--runner", "hadoop"], "expected one of direct, dataflow"),
     (["--beam-option", "project=p"], "apply only with --runner"),
     (["--beam-pipeline-options=--project=p"], "apply only with --runner"),
-    (["--runner", "direct", "--workers", "2"], "--workers sets the local builder"),
+    (["--runner", "direct", "--workers", "2"], "--workers applies to the local builder only"),
     (["--runner", "direct", "--beam-option", "=x"], "expected KEY=VALUE"),
     (["--runner", "direct", "--beam-pipeline-options", "project=p"], "flags like --key"),
     (["--runner", "direct", "--beam-option", "runner=FlinkRunner"], "with --runner, not"),
@@ -141,7 +138,7 @@ def test_options_reach_the_pipeline_and_unknown_ones_are_errors():
 ])
 def test_bad_beam_flags_are_one_line_errors(synthetic_mtt, tmp_path, capsys, argv, message):
     try:
-        code = build_mtt.main(["--data-dir", synthetic_mtt[0], "--out-dir",
+        code = build_mtt_command.main(["--data-dir", synthetic_mtt[0], "--out-dir",
                                str(tmp_path / "o"), "--no-progress"] + argv)
     except SystemExit as exit_:  # argparse's own errors
         code = exit_.code
@@ -151,7 +148,7 @@ def test_bad_beam_flags_are_one_line_errors(synthetic_mtt, tmp_path, capsys, arg
 
 
 def test_cli_builds_with_the_direct_runner(synthetic_mtt, raw_records, tmp_path, capsys):
-    code = build_mtt.main(["--data-dir", synthetic_mtt[0], "--out-dir", str(tmp_path / "o"),
+    code = build_mtt_command.main(["--data-dir", synthetic_mtt[0], "--out-dir", str(tmp_path / "o"),
                            "--num-audios-per-shard", "4", "--no-progress",
                            "--runner", "direct", "--beam-option", "direct_num_workers=1"])
     assert code == 0 and "train" in capsys.readouterr().out

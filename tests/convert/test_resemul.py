@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tagger.commands import convert_weights  # noqa: E402
-from tagger.datasets.synthetic import MTT_TOP50
+from tagger.datasets.mtt import MTT_TOP50
 from tagger.models.samplecnn import build_samplecnn
 from tagger.models.saved import load_tagger
 from tests.checks import call_main, one_line_error

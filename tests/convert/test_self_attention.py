@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from tagger.commands import convert_weights  # noqa: E402
 from tagger.convert.self_attention import LOGMEL, cls_vector  # noqa: E402
-from tagger.datasets.synthetic import MTT_TOP50  # noqa: E402
+from tagger.datasets.mtt import MTT_TOP50  # noqa: E402
 from tagger.models.saved import load_tagger  # noqa: E402
 from tests.checks import call_main, one_line_error  # noqa: E402
 from tests.convert import originals  # noqa: E402

@@ -74,7 +74,7 @@ def test_synonym_table_matches_the_design():
 
 
 def test_plan_drops_clips_without_tags_and_splits_by_folder(small_csv):
-    plan = mtt.plan_mtt(str(small_csv), top_k=2)  # guitar, rock
+    plan = mtt.plan_mtt(str(small_csv), mtt.MttSettings(top_k=2))  # guitar, rock
     assert [c.clip_id for c in plan.splits["val"]] == [5]
     assert [c.clip_id for c in plan.splits["test"]] == [11]  # clip 9 has neither tag
     assert [c.clip_id for c in plan.splits["train"]] == [2]  # clip 12 has no tag
@@ -102,7 +102,8 @@ def test_reference_split_lists_parse_to_mp3_paths():
 @needs_reference
 def test_split_lists_naming_unknown_clips_are_rejected(small_csv):
     with pytest.raises(UserError, match="not in the annotations"):
-        mtt.plan_mtt(str(small_csv), split=str(REFERENCE_SPLIT), top_k=2)
+        mtt.plan_mtt(str(small_csv),
+                     mtt.MttSettings(split=str(REFERENCE_SPLIT), top_k=2))
 
 
 def test_text_split_lists(small_csv, tmp_path):
@@ -111,7 +112,7 @@ def test_text_split_lists(small_csv, tmp_path):
     (folder / "train.txt").write_text("0/a-b-01-c-0-29.npy\nf/a-b-04-c-0-29.npy\n")
     (folder / "valid.txt").write_text("c/a-b-02-c-0-29.mp3\n")
     (folder / "test.txt").write_text("")
-    plan = mtt.plan_mtt(str(small_csv), split=str(folder), top_k=2)
+    plan = mtt.plan_mtt(str(small_csv), mtt.MttSettings(split=str(folder), top_k=2))
     assert sorted(c.clip_id for c in plan.splits["train"]) == [2, 11]
     assert [c.clip_id for c in plan.splits["val"]] == [5]
     assert plan.splits["test"] == ()
@@ -144,5 +145,5 @@ def test_missing_folder_and_file(tmp_path):
 
 
 def test_labels_matrix_of_a_plan(small_csv):
-    plan = mtt.plan_mtt(str(small_csv), top_k=2)
+    plan = mtt.plan_mtt(str(small_csv), mtt.MttSettings(top_k=2))
     np.testing.assert_array_equal(plan.label_matrix("val"), [[1, 1]])

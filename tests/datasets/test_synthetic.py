@@ -15,8 +15,8 @@ import soundfile as sf
 
 from tagger.commands import synthetic as synthetic_cli
 from tagger.datasets import synthetic
-from tagger.datasets.synthetic import (EXTRA_TAGS, KNOWN_BROKEN, MTT_TOP50,
-                                       TAG_NAMES, ClipAttributes, generate,
+from tagger.datasets.mtt import KNOWN_BROKEN, MTT_TOP50
+from tagger.datasets.synthetic import (EXTRA_TAGS, TAG_NAMES, ClipAttributes, generate,
                                        plan, render_clip)
 
 CLIPS = 14

@@ -146,12 +146,11 @@ MEL = dict(n_mels=32, n_fft=512, hop_length=512, f_max=8000.0)
 def logmel_records(synthetic_mtt, tmp_path_factory):
     """Log-mel records (32 bins, hop 512) of the synthetic dataset."""
     from tagger.config import FeatureConfig, LogMelConfig
-    from tagger.datasets.mtt import build_mtt
-    from tests.conftest import build_config
+    from tests.conftest import build_mtt
 
     out = tmp_path_factory.mktemp("logmel") / "records"
-    info = build_mtt(build_config(synthetic_mtt[0], out,
-                                  features=FeatureConfig("logmel", logmel=LogMelConfig(**MEL))))
+    info = build_mtt(synthetic_mtt[0], out,
+                                  features=FeatureConfig("logmel", logmel=LogMelConfig(**MEL)))
     return str(out), info
 
 

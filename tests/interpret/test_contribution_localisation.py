@@ -18,10 +18,10 @@ import pytest
 import soundfile
 
 from tagger.commands import attention as cli
-from tagger.config import BuildConfig, TrainConfig
-from tagger.datasets.mtt import build_mtt
+from tagger.config import TrainConfig
 from tagger.datasets.sounds import ClipAttributes, render_clip
 from tagger.training.run import train
+from tests.conftest import build_mtt
 from tests.interpret.conftest import SAMPLE_RATE, SEGMENT
 
 SOUNDS = {"drums": "drum_kit", "piano": "piano", "guitar": "distorted_guitar",
@@ -61,8 +61,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("instruments")
     write_dataset(root)
     records = str(root / "tfrecord")
-    info = build_mtt(BuildConfig(data_dir=str(root), out_dir=records, workers=1,
-                                 top_k=len(SOUNDS), progress=False))
+    info = build_mtt(root, records, top_k=len(SOUNDS), clips_per_shard=100)
     assert info["splits"]["train"]["clips"] == 128
     metrics = train(TrainConfig(
         data_dir=records, train_dir=str(root / "runs"), model="transformer",

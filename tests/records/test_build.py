@@ -16,10 +16,9 @@ import tensorflow as tf
 
 from tagger.audio import INT16_SCALE, load_audio, segment
 from tagger.datasets import mtt
-from tagger.datasets.mtt import build_mtt
 from tagger.errors import UserError
 from tagger.records import reader
-from tests.conftest import CLIPS_PER_SHARD, build_config
+from tests.conftest import build_mtt, CLIPS_PER_SHARD
 
 ROOT = pathlib.Path(__file__).parents[2]
 
@@ -106,8 +105,8 @@ def test_labels_and_audio_equal_the_sources(synthetic_mtt, raw_records):
 
 def test_train_clips_are_shuffled_by_seed(synthetic_mtt, raw_records):
     data_dir, _ = synthetic_mtt
-    order0 = [c.clip_id for c in mtt.plan_mtt(data_dir, seed=0).splits["train"]]
-    order1 = [c.clip_id for c in mtt.plan_mtt(data_dir, seed=1).splits["train"]]
+    order0, order1 = ([c.clip_id for c in mtt.plan_mtt(
+        data_dir, mtt.MttSettings(seed=seed)).splits["train"]] for seed in (0, 1))
     assert sorted(order0) == sorted(order1) and order0 != order1
     ids, _ = reader.clip_labels(raw_records[0], "train")
     assert [int(i) for i in ids] == [i for i in order0 if i in set(ids.tolist())]
@@ -117,8 +116,7 @@ KILL_DRIVER = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {root!r})
     from tagger.records import writer
-    from tagger.datasets.mtt import build_mtt
-    from tests.conftest import build_config
+    from tests.conftest import build_mtt
     mode, count = sys.argv[3], int(sys.argv[4])
     calls = [0]
     if mode == "before_rename":  # shard and manifest written, not yet renamed
@@ -138,7 +136,7 @@ KILL_DRIVER = textwrap.dedent("""
                 os.kill(os.getpid(), signal.SIGKILL)
             return original(task)
         writer.decode_clip = decode
-    build_mtt(build_config(sys.argv[1], sys.argv[2]))
+    build_mtt(sys.argv[1], sys.argv[2])
 """)
 
 
@@ -157,7 +155,7 @@ def test_resume_after_sigkill_is_byte_identical(synthetic_mtt, raw_records, tmp_
     assert not (out / "dataset_info.json").exists()
     assert any(n.endswith(".tmp") for n in os.listdir(out))
     finished = {n: (out / n).stat().st_mtime_ns for n in done}
-    build_mtt(build_config(data_dir, out))
+    build_mtt(data_dir, out)
     for name, mtime in finished.items():  # finished shards were kept, not rewritten
         assert (out / name).stat().st_mtime_ns == mtime
     assert files_digest(out) == files_digest(raw_records[0])
@@ -167,26 +165,26 @@ def test_resume_after_sigkill_is_byte_identical(synthetic_mtt, raw_records, tmp_
 def test_rerun_of_a_finished_build_writes_nothing(synthetic_mtt, raw_records, tmp_path):
     data_dir, _ = synthetic_mtt
     out = tmp_path / "again"
-    build_mtt(build_config(data_dir, out))
+    build_mtt(data_dir, out)
     stamps = {n: (out / n).stat().st_mtime_ns for n in os.listdir(out) if n.endswith(".tfrecord")}
-    build_mtt(build_config(data_dir, out))
+    build_mtt(data_dir, out)
     assert stamps == {n: (out / n).stat().st_mtime_ns for n in stamps}
 
 
 def test_other_settings_need_overwrite(synthetic_mtt, tmp_path):
     data_dir, _ = synthetic_mtt
     out = tmp_path / "out"
-    build_mtt(build_config(data_dir, out, top_k=10))
+    build_mtt(data_dir, out, top_k=10)
     with pytest.raises(UserError, match="--overwrite"):
-        build_mtt(build_config(data_dir, out, top_k=12))
-    info = build_mtt(build_config(data_dir, out, top_k=12, overwrite=True))
+        build_mtt(data_dir, out, top_k=12)
+    info = build_mtt(data_dir, out, top_k=12, overwrite=True)
     assert info["num_tags"] == 12
     assert json.loads((out / "dataset_info.json").read_text())["num_tags"] == 12
 
 
 def test_parallel_build_equals_serial(synthetic_mtt, raw_records, tmp_path):
     data_dir, _ = synthetic_mtt
-    build_mtt(build_config(data_dir, tmp_path / "par", workers=2))
+    build_mtt(data_dir, tmp_path / "par", workers=2)
     assert files_digest(tmp_path / "par") == files_digest(raw_records[0])
 
 
@@ -202,7 +200,7 @@ def copy_to_gfile(local_dir, remote_dir):
 def test_build_and_read_through_ram_filesystem(synthetic_mtt, raw_records):
     data_dir, _ = synthetic_mtt
     copy_to_gfile(data_dir, "ram://mtt")
-    info = build_mtt(build_config("ram://mtt", "ram://mtt/records", workers=2))
+    info = build_mtt("ram://mtt", "ram://mtt/records", workers=2)
     local = raw_records[0]
     for name in files_digest(local):
         remote = tf.io.gfile.GFile(f"ram://mtt/records/{name}", "rb").read()
@@ -215,9 +213,9 @@ def test_log_mel_records_equal_the_log_mel_layer(synthetic_mtt, tmp_path):
     from tagger.layers import LogMel
 
     data_dir, _ = synthetic_mtt
-    raw = build_mtt(build_config(data_dir, tmp_path / "f32",
-                                 features=_features("raw", dtype="float32")))
-    mel = build_mtt(build_config(data_dir, tmp_path / "mel", features=_features("logmel")))
+    raw = build_mtt(data_dir, tmp_path / "f32",
+                                 features=_features("raw", dtype="float32"))
+    mel = build_mtt(data_dir, tmp_path / "mel", features=_features("logmel"))
     assert mel["segment_shape"] == [1 + 59049 // 256, 40]
     assert mel["features"]["logmel"]["n_mels"] == 40
     assert mel["splits"] == raw["splits"]
@@ -237,9 +235,9 @@ def _features(kind, dtype="int16"):
 def test_merge_synonyms_changes_the_vocabulary(synthetic_mtt, tmp_path):
     data_dir, _ = synthetic_mtt
     plain = mtt.plan_mtt(data_dir).tag_names
-    merged = mtt.plan_mtt(data_dir, merge=True).tag_names
+    merged = mtt.plan_mtt(data_dir, mtt.MttSettings(merge_synonyms=True)).tag_names
     assert "woman" in plain and "woman" not in merged and "female" in merged
     assert "classic" in plain and "classic" not in merged
-    info = build_mtt(build_config(data_dir, tmp_path / "m", merge_synonyms=True))
+    info = build_mtt(data_dir, tmp_path / "m", merge_synonyms=True)
     assert info["tag_names"] == list(merged)
     assert info["build"]["merge_synonyms"] is True

@@ -173,11 +173,19 @@ def test_bad_numbers_and_flags_that_do_not_apply(tmp_path, capsys, flags, messag
 def test_config_checks_its_values():
     from tagger.config import AudioConfig, BuildConfig, FeatureConfig, LogMelConfig
 
-    for bad in (dict(top_k=0), dict(workers=0), dict(clips_per_shard=0), dict(seed=-1),
-                dict(max_file_mb=0.0), dict(max_seconds=float("inf")),
-                dict(unlabelled_fraction=1.0)):
+    from tagger.datasets.msd.plan import MsdSettings
+    from tagger.datasets.mtt import MttSettings
+
+    for bad in (dict(workers=0), dict(clips_per_shard=0), dict(max_file_mb=0.0),
+                dict(max_seconds=float("inf"))):
         with pytest.raises(ValueError, match=next(iter(bad))):
             BuildConfig(**bad)
+    for bad in (dict(top_k=0), dict(seed=-1), dict(unlabelled_fraction=1.0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            MttSettings(**bad)
+    for bad in (dict(top_k=0), dict(seed=-1), dict(min_tag_value=100.0)):
+        with pytest.raises(ValueError, match=next(iter(bad)).replace("_", "-")):
+            MsdSettings(**bad)
     for bad in (dict(n_fft=0), dict(hop_length=0), dict(n_mels=0), dict(f_min=-1.0),
                 dict(f_max=0.0), dict(top_db=float("nan"))):
         with pytest.raises(ValueError, match=next(iter(bad))):

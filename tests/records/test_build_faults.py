@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from tagger.datasets.mtt import build_mtt
 from tagger.errors import UserError
 from tagger.records import writer
-from tests.conftest import build_config
+from tests.conftest import build_mtt
 from tests.records import dying_decoder
 from tests.records.test_build import files_digest
 
@@ -66,7 +65,7 @@ def test_special_and_oversized_files_are_skipped_with_reasons(data_copy, raw_rec
     data = np.sin(2 * np.pi * 220 * t).astype(np.float32)
     data[1000] = np.nan
     soundfile.write(str(nan), data, 16000, format="WAV", subtype="FLOAT")
-    info = build_mtt(build_config(data_copy, tmp_path / "out", max_file_mb=1.0))
+    info = build_mtt(data_copy, tmp_path / "out", max_file_mb=1.0)
     reasons = skip_reasons(info)
     assert reasons[paths[0]] == "not a regular file (a FIFO)"
     assert reasons[paths[1]] == "not a regular file (a folder)"
@@ -80,7 +79,7 @@ def test_special_and_oversized_files_are_skipped_with_reasons(data_copy, raw_rec
 
 def test_long_clips_are_cut_and_listed(synthetic_mtt, raw_records, tmp_path):
     data_dir, _ = synthetic_mtt
-    info = build_mtt(build_config(data_dir, tmp_path / "out", max_seconds=3.0))
+    info = build_mtt(data_dir, tmp_path / "out", max_seconds=3.0)
     clips = sum(s["clips"] for s in info["splits"].values())
     assert clips == sum(s["clips"] for s in raw_records[1]["splits"].values())
     assert sum(s["segments"] for s in info["splits"].values()) == clips  # one 2.68 s segment
@@ -100,7 +99,7 @@ def test_a_decoder_that_dies_skips_its_clip_and_the_build_finishes(
                if dying_decoder.MARK in p and p not in skip_reasons(raw_records[1])]
     assert victims
     monkeypatch.setattr(writer, "decode_clip", dying_decoder.decode_or_die)
-    info = build_mtt(build_config(data_dir, tmp_path / "out", workers=2))
+    info = build_mtt(data_dir, tmp_path / "out", workers=2)
     reasons = skip_reasons(info)
     for path in victims:
         assert reasons[path] == ("the decoding process died on it twice "
@@ -118,14 +117,14 @@ def test_second_build_into_the_same_folder_refuses(synthetic_mtt, tmp_path):
         lock = {"pid": sleeper.pid, "host": socket.gethostname(), "started": "earlier"}
         (out / ".build" / "lock.json").write_text(json.dumps(lock))
         with pytest.raises(UserError, match=rf"another build \(pid {sleeper.pid} on "):
-            build_mtt(build_config(data_dir, out))
+            build_mtt(data_dir, out)
         assert sorted(os.listdir(out)) == [".build"]
         assert os.listdir(out / ".build") == ["lock.json"]
     finally:
         sleeper.kill()
         sleeper.wait()
     # the holder is gone: its lock is stale and is taken over
-    info = build_mtt(build_config(data_dir, out))
+    info = build_mtt(data_dir, out)
     assert info["splits"]["train"]["clips"] > 0
     assert not (out / ".build" / "lock.json").exists()
 
@@ -137,10 +136,10 @@ def test_foreign_files_are_not_replaced_without_overwrite(synthetic_mtt, raw_rec
     (out / "dataset_info.json").write_text('{"mine": true}\n')
     (out / "notes.txt").write_text("keep me")
     with pytest.raises(UserError, match=r"files this builder did not write \(dataset_info"):
-        build_mtt(build_config(data_dir, out))
+        build_mtt(data_dir, out)
     assert sorted(os.listdir(out)) == ["dataset_info.json", "notes.txt"]
     assert (out / "dataset_info.json").read_text() == '{"mine": true}\n'
-    info = build_mtt(build_config(data_dir, out, overwrite=True))
+    info = build_mtt(data_dir, out, overwrite=True)
     assert json.loads((out / "dataset_info.json").read_text()) == info
     assert (out / "notes.txt").read_text() == "keep me"
 
@@ -151,18 +150,18 @@ def test_foreign_shard_is_not_replaced_without_overwrite(synthetic_mtt, tmp_path
     out.mkdir()
     (out / "train-0000-of-0009.tfrecord").write_bytes(b"someone else's")
     with pytest.raises(UserError, match="train-0000-of-0009.tfrecord"):
-        build_mtt(build_config(data_dir, out))
+        build_mtt(data_dir, out)
     assert (out / "train-0000-of-0009.tfrecord").read_bytes() == b"someone else's"
 
 
 def test_overwrite_keeps_files_the_builder_did_not_write(synthetic_mtt, tmp_path):
     data_dir, _ = synthetic_mtt
     out = tmp_path / "out"
-    build_mtt(build_config(data_dir, out, top_k=10))
+    build_mtt(data_dir, out, top_k=10)
     (out / "README.txt").write_text("mine")
     (out / "mine.tfrecord").write_bytes(b"mine")
     (out / ".build" / "notes").write_text("mine")
-    build_mtt(build_config(data_dir, out, top_k=12, overwrite=True))
+    build_mtt(data_dir, out, top_k=12, overwrite=True)
     assert (out / "README.txt").read_text() == "mine"
     assert (out / "mine.tfrecord").read_bytes() == b"mine"
     assert (out / ".build" / "notes").read_text() == "mine"
@@ -202,7 +201,7 @@ def test_full_disk_removes_the_partial_shard_and_the_rerun_resumes(
 
     monkeypatch.setattr(writer, "_open_record_writer", open_writer)
     with pytest.raises(UserError) as error:
-        build_mtt(build_config(data_dir, out))
+        build_mtt(data_dir, out)
     message = str(error.value)
     assert "the disk is full: free at least" in message and "MB" in message
     assert "run the same command again" in message and "\n" not in message
@@ -211,7 +210,7 @@ def test_full_disk_removes_the_partial_shard_and_the_rerun_resumes(
     assert len([n for n in names if n.endswith(".tfrecord")]) == 2
     assert "dataset_info.json" not in names
     monkeypatch.setattr(writer, "_open_record_writer", original)
-    build_mtt(build_config(data_dir, out))
+    build_mtt(data_dir, out)
     assert files_digest(out) == files_digest(raw_records[0])
 
 
@@ -232,5 +231,5 @@ def test_tensorflow_full_disk_error_reads_as_a_full_disk(synthetic_mtt, tmp_path
 
     monkeypatch.setattr(writer, "_open_record_writer", open_writer)
     with pytest.raises(UserError, match="the disk is full: free at least"):
-        build_mtt(build_config(data_dir, tmp_path / "out"))
+        build_mtt(data_dir, tmp_path / "out")
     assert not any(n.endswith(".tmp") for n in os.listdir(tmp_path / "out"))

@@ -5,18 +5,18 @@ import os
 
 import pytest
 
-from tagger.datasets.mtt import build_mtt, plan_mtt
+from tagger.datasets.mtt import MttSettings, plan_mtt
 from tagger.errors import UserError
 from tagger.records import reader
 from tagger.records.info import describe, is_labelled, require_labelled
-from tests.conftest import build_config
+from tests.conftest import build_mtt
 
 
 @pytest.fixture(scope="module")
 def student_records(synthetic_mtt, tmp_path_factory):
     data_dir, _ = synthetic_mtt
     out_dir = tmp_path_factory.mktemp("student") / "records"
-    info = build_mtt(build_config(data_dir, out_dir, unlabelled_fraction=0.5))
+    info = build_mtt(data_dir, out_dir, unlabelled_fraction=0.5)
     return str(out_dir), info
 
 
@@ -25,7 +25,7 @@ def test_a_share_of_train_becomes_an_unlabelled_split(synthetic_mtt, raw_records
     data_dir, _ = synthetic_mtt
     _, full = raw_records
     out_dir, info = student_records
-    plan = plan_mtt(data_dir, unlabelled_fraction=0.5)
+    plan = plan_mtt(data_dir, MttSettings(unlabelled_fraction=0.5))
     assert plan.unlabelled == ("student",)
     train = {c.clip_id for c in plan.splits["train"]}
     student = {c.clip_id for c in plan.splits["student"]}
@@ -63,10 +63,10 @@ def test_a_split_folder_may_name_unlabelled_clips(synthetic_mtt, tmp_path):
     (folder / "valid.txt").write_text("\n".join(paths["val"]))
     (folder / "test.txt").write_text("\n".join(paths["test"]))
     (folder / "student.txt").write_text("\n".join(paths["train"][6:]))
-    listed = plan_mtt(data_dir, split=str(folder))
+    listed = plan_mtt(data_dir, MttSettings(split=str(folder)))
     assert [c.path for c in listed.splits["student"]] == paths["train"][6:]
     assert listed.unlabelled == ("student",)
     with pytest.raises(UserError, match="lists its own unlabelled clips"):
-        plan_mtt(data_dir, split=str(folder), unlabelled_fraction=0.5)
-    with pytest.raises(UserError, match=r"must lie in \[0, 1\)"):
-        plan_mtt(data_dir, unlabelled_fraction=1.0)
+        plan_mtt(data_dir, MttSettings(split=str(folder), unlabelled_fraction=0.5))
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\)"):
+        MttSettings(unlabelled_fraction=1.0)

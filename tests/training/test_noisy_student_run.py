@@ -28,11 +28,10 @@ TINY = dict(family("samplecnn").tiny, block="basic")
 
 @pytest.fixture(scope="module")
 def student_records(synthetic_mtt, tmp_path_factory):
-    from tagger.datasets.mtt import build_mtt
-    from tests.conftest import build_config
+    from tests.conftest import build_mtt
 
     out_dir = tmp_path_factory.mktemp("student") / "records"
-    info = build_mtt(build_config(synthetic_mtt[0], out_dir, unlabelled_fraction=0.5))
+    info = build_mtt(synthetic_mtt[0], out_dir, unlabelled_fraction=0.5)
     assert info["splits"]["student"]["labelled"] is False
     return str(out_dir), info
 
@@ -288,13 +287,12 @@ def test_student_resumes_after_sigkill(student_records, teacher, tmp_path):
 
 def test_augmentation_needs_raw_records(synthetic_mtt, tmp_path):
     from tagger.config import FeatureConfig
-    from tagger.datasets.mtt import build_mtt
     from tagger.models.transformer import LOGMEL
-    from tests.conftest import build_config
+    from tests.conftest import build_mtt
 
     records = tmp_path / "logmel"
-    build_mtt(build_config(synthetic_mtt[0], records,
-                           features=FeatureConfig("logmel", logmel=LOGMEL)))
+    build_mtt(synthetic_mtt[0], records,
+                           features=FeatureConfig("logmel", logmel=LOGMEL))
     with pytest.raises(UserError, match="--augment augments raw audio but .* holds logmel"):
         train(config(str(records), tmp_path / "runs", model="transformer", augment=True,
                      model_args={"conv_ndim": 4, "attention_ndim": 8}, schedule="staged"))

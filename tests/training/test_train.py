@@ -184,11 +184,10 @@ def test_bad_inputs_get_one_line(finished_run, synthetic_mtt, tmp_path):
     code, _, err = run_cli("train.py", "--block", "inception")
     assert code == 2 and "invalid choice" in err and len(err.strip().splitlines()) == 1
     # A model and a dataset that do not fit: 12 tags instead of 50.
-    from tagger.datasets.mtt import build_mtt
-    from tests.conftest import build_config
+    from tests.conftest import build_mtt
 
     twelve = tmp_path / "twelve"
-    build_mtt(build_config(synthetic_mtt[0], twelve, top_k=12))
+    build_mtt(synthetic_mtt[0], twelve, top_k=12)
     code, _, err = run_cli("eval.py", str(run_dir / "model.keras"), "--data-dir", str(twelve))
     assert code == 2 and "predicts 50 tags but the dataset has 12" in err
     assert "Traceback" not in err

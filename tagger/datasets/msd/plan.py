@@ -1,4 +1,5 @@
-"""The DatasetPlan of an MSD build: label source + audio layout -> clips per split.
+"""The Million Song Dataset as a dataset source (`SOURCE`): label source +
+audio layout -> the DatasetPlan's clips per split.
 
 Clip ids are the tracks' ROWIDs in track_metadata.db's `songs` table (the
 records store int64 ids; `SELECT track_id FROM songs WHERE ROWID = ?` gives
@@ -29,6 +30,7 @@ from tagger.datasets.msd import layout as layouts
 from tagger.datasets.msd.sqlite import read_songs
 from tagger.datasets.msd.tags import KNOWN_BROKEN_IDS
 from tagger.datasets.origin import read_origin
+from tagger.datasets.source import DatasetSource
 from tagger.errors import UserError
 from tagger.records.plan import STUDENT_SPLIT, ClipColumns, DatasetPlan
 
@@ -49,6 +51,14 @@ class MsdSettings:
     min_tag_value: float = 50.0
     seed: int = 0
     check_audio: bool = True  # stat every file; tracks without one are skipped
+
+    def __post_init__(self):
+        if not isinstance(self.top_k, int) or self.top_k < 1:
+            raise ValueError(f"--top-k must be at least 1, got {self.top_k}")
+        if not 0 <= self.min_tag_value < 100:
+            raise ValueError(f"--min-tag-value must lie in [0, 100), got {self.min_tag_value}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"--seed must be non-negative, got {self.seed}")
 
 
 def plan_msd(data_dir: str, settings: MsdSettings = MsdSettings(),
@@ -128,7 +138,7 @@ def plan_msd(data_dir: str, settings: MsdSettings = MsdSettings(),
         name="msd", audio_root=audio_root, tag_names=tuple(found.tag_names), splits=splits,
         known_broken=known_broken, notes=notes,
         unlabelled=tuple(s for s in splits if found.labels[s] is None and s == STUDENT_SPLIT),
-        origin=read_origin(data_dir, "msd"))
+        origin=read_origin(data_dir, "msd"), settings=SOURCE.describe_settings(settings))
 
 
 def _refuse_empty_splits(source: str, splits: dict, artists: dict, no_audio: dict) -> None:
@@ -151,8 +161,12 @@ def _refuse_empty_splits(source: str, splits: dict, artists: dict, no_audio: dic
                     f"{counts}); {advice}")
 
 
-def build_msd(config, settings: MsdSettings) -> dict:
-    """Plans and writes MSD records; returns the dataset_info dict."""
-    from tagger.records.writer import build_records
-
-    return build_records(plan_msd(config.data_dir, settings, config.progress), config)
+SOURCE = DatasetSource(
+    name="msd", version="1.0", settings_type=MsdSettings, plan=plan_msd,
+    located=("source_dir", "audio_dir"),
+    manual_download=(
+        "The Million Song Dataset's metadata (track_metadata.db, lastfm_tags.db), "
+        "split files and 30 s previews are not downloadable from one place: "
+        "docs/msd.md lists each file, where it is published and where it goes; "
+        "python -m tagger.commands.synthetic_msd DATA_DIR makes a synthetic MSD in "
+        "the same layout"))

@@ -29,10 +29,19 @@ def msd_config(data_dir, out_dir, **overrides):
     return BuildConfig(**settings)
 
 
+def build_msd(data_dir, out_dir, settings, runner=None, **overrides):
+    """MSD records of `data_dir` planned with `settings` (MsdSettings),
+    written to `out_dir` by `runner` (default: local processes)."""
+    from tagger.datasets.build import build
+    from tagger.datasets.msd.plan import SOURCE
+
+    return build(SOURCE, settings, msd_config(data_dir, out_dir, **overrides), runner)
+
+
 @pytest.fixture(scope="session")
 def msd_builds(synthetic_msd, tmp_path_factory):
     """{source: (records_dir, dataset_info, plan)} for lastfm, cals and classic."""
-    from tagger.datasets.msd.plan import MsdSettings, build_msd, plan_msd
+    from tagger.datasets.msd.plan import MsdSettings, plan_msd
 
     data_dir, _ = synthetic_msd
     builds = {}
@@ -40,6 +49,6 @@ def msd_builds(synthetic_msd, tmp_path_factory):
         folder = None if source == "lastfm" else f"{data_dir}/{source}"
         settings = MsdSettings(source=source, source_dir=folder)
         out_dir = tmp_path_factory.mktemp("msd_records") / source
-        info = build_msd(msd_config(data_dir, out_dir, split=source), settings)
+        info = build_msd(data_dir, out_dir, settings)
         builds[source] = (str(out_dir), info, plan_msd(data_dir, settings, progress=False))
     return builds

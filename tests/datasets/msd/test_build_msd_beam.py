@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
-from tests.datasets.msd.conftest import msd_config  # noqa: E402
+from tests.datasets.msd.conftest import build_msd  # noqa: E402
 
 
 def digests(folder):
@@ -18,13 +18,13 @@ def digests(folder):
 
 
 def test_direct_runner_equals_the_local_msd_build(msd_builds, synthetic_msd, tmp_path):
-    from tagger.beam.build import run_beam_build
     from tagger.beam.build import BeamRun
+    from tagger.datasets.msd.plan import MsdSettings
 
     data_dir, _ = synthetic_msd
     records_dir, local_info, plan = msd_builds["cals"]  # with an unlabelled student split
-    config = msd_config(data_dir, tmp_path / "beam", split="cals")
-    info = run_beam_build(plan, config, BeamRun("DirectRunner"))
+    info = build_msd(data_dir, tmp_path / "beam", MsdSettings("cals", f"{data_dir}/cals"),
+                     runner=BeamRun("DirectRunner"))
     assert info == local_info and info["splits"]["student"]["clips"] > 0
     local = digests(records_dir)
     assert len(local) > 3 and digests(tmp_path / "beam") == local

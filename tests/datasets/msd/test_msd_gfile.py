@@ -13,9 +13,9 @@ import pytest
 import tensorflow as tf
 
 from tagger.datasets.msd import layout
-from tagger.datasets.msd.plan import MsdSettings, build_msd, plan_msd
+from tagger.datasets.msd.plan import MsdSettings, plan_msd
 from tagger.errors import UserError
-from tests.datasets.msd.conftest import msd_config
+from tests.datasets.msd.conftest import build_msd
 from tests.records.test_build import copy_to_gfile
 
 REMOTE = "ram://msd_gfile"
@@ -60,8 +60,7 @@ def test_remote_plan_equals_the_local_plan(synthetic_msd, remote_msd, source, tm
 def test_remote_build_writes_the_local_bytes(msd_builds, remote_msd):
     records_dir, local_info, _ = msd_builds["cals"]
     out = f"{remote_msd}/records"
-    info = build_msd(msd_config(remote_msd, out, split="cals"),
-                     MsdSettings("cals", f"{remote_msd}/cals"))
+    info = build_msd(remote_msd, out, MsdSettings("cals", f"{remote_msd}/cals"))
     assert info == local_info
     names = sorted(n for n in os.listdir(records_dir)
                    if n.endswith(".tfrecord") or n == "dataset_info.json")

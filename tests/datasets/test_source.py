@@ -1,0 +1,48 @@
+"""The dataset-source interface: each source names its settings, plans from
+them, records them in dataset_info.json, and `build` takes any source."""
+
+import dataclasses
+
+import pytest
+
+from tagger.datasets.build import build
+from tagger.datasets.msd.plan import MsdSettings
+from tagger.datasets.mtt import MttSettings
+from tagger.datasets.source import SOURCES, DatasetSource, source
+from tests.conftest import build_config
+
+
+def test_every_source_is_complete():
+    for name in SOURCES:
+        spec = source(name)
+        assert isinstance(spec, DatasetSource) and spec.name == name
+        assert dataclasses.is_dataclass(spec.settings_type)
+        spec.settings_type()  # the defaults are valid settings
+        assert "python -m tagger.commands.synthetic" in spec.manual_download
+        assert set(spec.located) <= {f.name for f in dataclasses.fields(spec.settings_type)}
+    with pytest.raises(ValueError, match="valid: mtt, msd"):
+        source("jamendo")
+
+
+def test_settings_check_their_values_and_record_what_the_data_is():
+    with pytest.raises(ValueError, match="top_k"):
+        MttSettings(top_k=0)
+    with pytest.raises(ValueError, match="--min-tag-value"):
+        MsdSettings(min_tag_value=-1.0)
+    recorded = source("msd").describe_settings(MsdSettings("cals", "/data/msd/cals"))
+    assert recorded["source"] == "cals" and "source_dir" not in recorded
+    assert source("mtt").describe_settings(MttSettings(top_k=7))["top_k"] == 7
+
+
+def test_build_records_the_plan_settings_and_refuses_another_sources(synthetic_mtt, tmp_path):
+    data_dir, _ = synthetic_mtt
+    config = build_config(data_dir, tmp_path / "out")
+    with pytest.raises(TypeError, match="the mtt source takes MttSettings, got MsdSettings"):
+        build(source("mtt"), MsdSettings(), config)
+    info = build(source("mtt"), MttSettings(top_k=12, seed=3), config)
+    assert info["num_tags"] == 12
+    assert info["build"] == {"split": "directory", "merge_synonyms": False, "top_k": 12,
+                             "seed": 3, "unlabelled_fraction": 0.0,
+                             "clips_per_shard": config.clips_per_shard,
+                             "max_file_mb": config.max_file_mb,
+                             "max_seconds": config.max_seconds}
