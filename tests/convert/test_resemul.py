@@ -153,8 +153,8 @@ def test_bad_inputs_are_one_line_and_write_nothing(case, argv, fragments, tmp_pa
     assert not out.exists()
 
 
-def test_tags_file_overrides_and_torch_sources_say_how_to_install(tmp_path, capsys,
-                                                                  monkeypatch):
+def test_tags_file_overrides_and_torch_sources_read_without_torch(tmp_path, capsys,
+                                                                 monkeypatch):
     import sys
 
     path = tmp_path / "model.hdf5"
@@ -173,9 +173,7 @@ def test_tags_file_overrides_and_torch_sources_say_how_to_install(tmp_path, caps
     monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
     code, _, err = call_main(convert_weights.main, capsys, path, "--from", "transformer",
                              "--out", tmp_path / "t.keras")
-    one_line_error(code, err, "needs PyTorch", "CPU build",
-                   "pip install -r requirements-torch.txt --index-url "
-                   "https://download.pytorch.org/whl/cpu")
+    one_line_error(code, err, "cannot read", "as PyTorch weights")  # read without torch
     assert not (tmp_path / "t.keras").exists()
 
 
