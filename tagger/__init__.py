@@ -10,8 +10,11 @@ The Python API for the most common job (docs/python_api.md):
 
     from tagger import top_tags
     top_tags("model.keras", "song.mp3", k=5)  # [('guitar', 0.91), ...]
+    top_tags("song.mp3", model="msd-transformer")  # a published tagger, by name
 
 `top_tags` and `clip_scores` import TensorFlow only when called.
+`load_pretrained(NAME)` gives a published tagger (downloaded and converted
+on first use; tagger.pretrained).
 """
 
 import importlib.abc
@@ -21,21 +24,55 @@ import sys
 __version__ = "0.1.0"
 
 
-def top_tags(model, audio, k: int = 5, hop_seconds: float | None = None):
+def _model_and_audio(args, model, audio, function: str):
+    """`(model, audio)` of `f(model, audio)` or `f(audio, model=...)`; a
+    registry name becomes its converted model's path."""
+    if len(args) == 2 and model is None and audio is None:
+        model, audio = args
+    elif len(args) == 1 and (model is None) != (audio is None):
+        model, audio = (model, args[0]) if audio is None else (args[0], audio)
+    elif args or model is None or audio is None:
+        raise TypeError(f"{function}() takes (model, audio) or (audio, model=...)")
+    if isinstance(model, str):
+        from tagger.pretrained import resolve_model
+
+        model = resolve_model(model)
+    return model, audio
+
+
+def top_tags(*args, model=None, audio=None, k: int = 5, hop_seconds: float | None = None):
     """The `k` best (tag, score) pairs of an audio file (or, for a list of
-    paths, one such list per file), from a tagger saved by train.py; see
-    tagger.inference.api."""
+    paths, one such list per file): `top_tags(model, audio)` with a tagger
+    saved by train.py, or `top_tags(audio, model=NAME)` with a published
+    one by name (`load_pretrained`); see tagger.inference.api."""
     from tagger.inference.api import top_tags as top
 
+    if 2 < len(args) <= 4:  # (model, audio, k[, hop_seconds]) positionally
+        k, hop_seconds = (args[2], args[3] if len(args) == 4 else hop_seconds)
+        args = args[:2]
+    model, audio = _model_and_audio(args, model, audio, "top_tags")
     return top(model, audio, k=k, hop_seconds=hop_seconds)
 
 
-def clip_scores(model, audio, hop_seconds: float | None = None):
+def clip_scores(*args, model=None, audio=None, hop_seconds: float | None = None):
     """(tag names, every tag's clip score) of an audio file or a list of
-    them; see tagger.inference.api."""
+    them, as `top_tags` takes them; see tagger.inference.api."""
     from tagger.inference.api import clip_scores as scores
 
+    if len(args) == 3:  # (model, audio, hop_seconds) positionally
+        hop_seconds, args = args[2], args[:2]
+    model, audio = _model_and_audio(args, model, audio, "clip_scores")
     return scores(model, audio, hop_seconds=hop_seconds)
+
+
+def load_pretrained(name: str, weights: str | None = None):
+    """(Keras model, tagger info) of a published tagger by registry name
+    (`tagger-pretrained list`), downloaded and converted into the cache on
+    first use; a model path works too. `weights`: the original file, if
+    downloaded by hand."""
+    from tagger.pretrained import load_pretrained as load
+
+    return load(name, weights=weights)
 
 
 def _register_layers() -> None:

@@ -27,6 +27,7 @@ LAYERS = (
     ("records", ("records",)),
     ("data sources and engines", ("datasets", "beam")),
     ("uses of a model", ("evaluation", "inference", "interpret", "convert")),
+    ("pretrained", ("pretrained",)),
     ("training", ("training",)),
     ("demos", ("demos",)),
     ("commands", ("commands", "cli", "tagger")),
@@ -81,6 +82,8 @@ def imports_of(module: str, path: pathlib.Path) -> list[tuple[str, int]]:
 
 def unit_of(module: str) -> str:
     parts = module.split(".")
+    if parts[-1] == "__main__":  # `python -m tagger.<package>`: a program entry point
+        return "commands"
     return parts[1] if len(parts) > 1 else "tagger"
 
 

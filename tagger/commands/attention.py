@@ -12,7 +12,8 @@ from tagger.cli import ArgumentParser
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", help="a .keras or .hdf5 self_attention or transformer model "
-                                 "written by train.py")
+                                 "written by train.py, or a pretrained name "
+                                 "(mtat-self-attention, msd-transformer, ...)")
     p.add_argument("audio", nargs="*", help="audio files (any format soundfile reads, any "
                                             "length)")
     p.add_argument("--out", default="attention_maps", metavar="DIR",
@@ -37,6 +38,10 @@ def main(argv=None):
 
 
 def run(args):
+    from tagger.pretrained import resolve_model
+
+    args.model = resolve_model(args.model, progress=not getattr(args, "no_progress", False))
+
     from tagger.interpret.attention_maps import write_attention_maps
 
     for line in write_attention_maps(args.model, args.audio, args.concat, args.out,

@@ -14,7 +14,8 @@ def parse_args(argv=None):
 
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", metavar="MODEL",
-                   help="a .keras or .hdf5 model written by train.py")
+                   help="a .keras or .hdf5 model written by train.py, or a "
+                        "pretrained name (tagger-pretrained list)")
     p.add_argument("--data-dir", default="./dataset/tfrecord", metavar="PATH",
                    help="folder with dataset_info.json and shards (default: ./dataset/tfrecord)")
     p.add_argument("--split", default="test",
@@ -40,6 +41,10 @@ def main(argv=None):
 
 
 def run(args):
+    from tagger.pretrained import resolve_model
+
+    args.model = resolve_model(args.model, progress=not getattr(args, "no_progress", False))
+
     from tagger import fileio, strict_json
     from tagger.evaluation.evaluate import evaluate, report_lines
 

@@ -19,7 +19,8 @@ from tagger.cli import ArgumentParser
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", metavar="MODEL", help="a .keras or .hdf5 model written by train.py")
+    p.add_argument("model", metavar="MODEL", help="a .keras or .hdf5 model written by train.py, "
+                   "or a pretrained name (tagger-pretrained list)")
     p.add_argument("--format", default="saved_model", choices=["saved_model", "tflite"],
                    help="saved_model (a folder) or tflite (a file); default saved_model")
     p.add_argument("--out", default=None, metavar="PATH",
@@ -47,6 +48,10 @@ def main(argv=None):
 
 
 def run(args) -> int:
+    from tagger.pretrained import resolve_model
+
+    args.model = resolve_model(args.model, progress=not getattr(args, "no_progress", False))
+
     import sys
 
     from tagger.inference.config import ExportConfig

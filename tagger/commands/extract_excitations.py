@@ -11,7 +11,8 @@ from tagger.cli import ArgumentParser
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", help="a .keras or .hdf5 SE or ReSE model written by train.py")
+    p.add_argument("model", help="a .keras or .hdf5 SE or ReSE model written by train.py, "
+                                 "or mtat-samplecnn-se / mtat-samplecnn-rese")
     p.add_argument("--data-dir", default="./dataset/tfrecord",
                    help="folder with dataset_info.json and shards (default: ./dataset/tfrecord)")
     p.add_argument("--split", default="test",
@@ -37,6 +38,10 @@ def main(argv=None):
 
 
 def run(args):
+    from tagger.pretrained import resolve_model
+
+    args.model = resolve_model(args.model, progress=not getattr(args, "no_progress", False))
+
     from tagger.interpret.excitation_run import ExcitationConfig, run_excitations
 
     config = ExcitationConfig(

@@ -20,7 +20,8 @@ from tagger.inference.config import ENGINES
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", metavar="MODEL", help="a .keras or .hdf5 model written by train.py")
+    p.add_argument("model", metavar="MODEL", help="a .keras or .hdf5 model written by train.py, "
+                   "or a pretrained name (tagger-pretrained list)")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="audio files and folders (folders: files with audio extensions)")
     p.add_argument("--top-k", type=int, default=None, metavar="K",
@@ -61,6 +62,10 @@ def main(argv=None):
 
 
 def run(args) -> int:
+    from tagger.pretrained import resolve_model
+
+    args.model = resolve_model(args.model, progress=not getattr(args, "no_progress", False))
+
     import os
     import sys
 

@@ -20,6 +20,9 @@ from tagger.errors import UserError, flags_do_not_apply
 SOURCES = ("resemul", "self_attention", "transformer")
 BLOCKS = ("se", "rese")
 SIZES = ("teacher", "student")
+# Raised whenever a converter's output changes: converted models cached by
+# tagger.pretrained under an older version are converted again.
+VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,126 @@
+"""The published taggers our converters read, by stable name.
+
+Each entry says where the original file is, what it is (dataset, split,
+tags, input), how it converts (`tagger.convert` source and options) and
+which figures its release or paper states (cited, not copied). The licence
+is as the release states it: the two MagnaTagATune repositories
+(tae-jun/resemul, minzwon/self-attention-music-tagging) carry no licence
+file and their READMEs name none; minzwon/semi-supervised-music-tagging-
+transformer's README states MIT (Copyright (c) 2021 ByteDance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tagger.errors import UserError
+
+SEGMENT = 59049  # samples in one window segment, every family
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretrained:
+    name: str  # stable: the registry key users type
+    title: str  # one line: what it is
+    urls: tuple  # the original download URL(s), first tried first
+    file_name: str  # the original file's name (also under TAGGER_WEIGHTS_URL)
+    licence: str  # as the release states it
+    release: str  # the repository that published it
+    dataset: str
+    split: str
+    sample_rate: int
+    window_samples: int
+    converter: str  # tagger.convert source: resemul, self_attention, transformer
+    options: tuple = ()  # (flag, value) pairs for the converter: block, size
+    figures: str = ""  # the published figures, with their source
+    approx_mb: float = 0.0  # the original file's size, estimated (see docs/pretrained.md)
+
+    def tags(self) -> tuple:
+        """The tag names in output order, as the converter writes them."""
+        if self.converter == "resemul":
+            from tagger.convert.resemul import default_tags
+        elif self.converter == "self_attention":
+            from tagger.convert.self_attention import default_tags
+        else:
+            from tagger.datasets.msd.tags import CALS_TAGS
+
+            return tuple(CALS_TAGS)
+        return tuple(default_tags())
+
+    @property
+    def window_seconds(self) -> float:
+        return self.window_samples / self.sample_rate
+
+
+_RESEMUL = dict(
+    licence="none stated (tae-jun/resemul has no licence file)",
+    release="github.com/tae-jun/resemul", dataset="MagnaTagATune top-50",
+    split="folders 0-b train, c val, d-f test (15250 / 1529 / 4332)",
+    sample_rate=22050, window_samples=SEGMENT, converter="resemul")
+_TRANSFORMER = dict(
+    licence="MIT (release README; Copyright (c) 2021 ByteDance)",
+    release="github.com/minzwon/semi-supervised-music-tagging-transformer",
+    dataset="Million Song Dataset, Last.fm top-50",
+    split="CALS (artist-level): 163504 train / 34730 valid / 34913 test",
+    sample_rate=22050, window_samples=4 * SEGMENT, converter="transformer",
+    figures="MSD CALS test ROC-AUC / PR-AUC: the release README's table image "
+            "'Performance using the CALS split' and Won, Choi, Serra, ISMIR 2021 "
+            "(not copied: published as an image)")
+_TRANSFORMER_URL = ("https://github.com/minzwon/semi-supervised-music-tagging-transformer"
+                    "/raw/master/data/")
+
+MODELS = {entry.name: entry for entry in (
+    Pretrained(
+        name="mtat-samplecnn-se", title="sample-level CNN, SE blocks, multi-level "
+        "(Kim, Lee, Nam 2018)",
+        urls=("https://www.dropbox.com/s/r8qlxbol2p4ods5/se-multi-auc_0.9111-tfrmodel.hdf5"
+              "?dl=1",),
+        file_name="se-multi-auc_0.9111-tfrmodel.hdf5", options=(("block", "se"),),
+        figures="MTT test ROC-AUC 0.9111 (the file's name; Kim, Lee, Nam, ICASSP 2018: "
+                "SE+multi)", approx_mb=99, **_RESEMUL),
+    Pretrained(
+        name="mtat-samplecnn-rese", title="sample-level CNN, ReSE blocks, multi-level "
+        "(Kim, Lee, Nam 2018)",
+        urls=("https://www.dropbox.com/s/fr3y1o3hyha0n2m/rese-multi-auc_0.9113-tfrmodel.hdf5"
+              "?dl=1",),
+        file_name="rese-multi-auc_0.9113-tfrmodel.hdf5", options=(("block", "rese"),),
+        figures="MTT test ROC-AUC 0.9113 (the file's name; Kim, Lee, Nam, ICASSP 2018: "
+                "ReSE+multi)", approx_mb=109, **_RESEMUL),
+    Pretrained(
+        name="mtat-self-attention", title="self-attention tagger (Won, Chun, Serra 2019), "
+        "the released visualisation variant",
+        urls=("https://github.com/minzwon/self-attention-music-tagging/raw/master/models/"
+              "ponswon.pth",),
+        file_name="ponswon.pth",
+        licence="none stated (minzwon/self-attention-music-tagging has no licence file)",
+        release="github.com/minzwon/self-attention-music-tagging",
+        dataset="MagnaTagATune top-50",
+        split="the release's preprocessing/mtat/split.py: folders 0-b train, c valid, "
+              "d-f test",
+        sample_rate=16000, window_samples=SEGMENT, converter="self_attention",
+        figures="the release states none; Won et al. 2020's comparison of "
+                "taggers, self-attention: MTT ROC-AUC 0.9077, PR-AUC 0.4445", approx_mb=28),
+    Pretrained(
+        name="msd-transformer", title="Music Tagging Transformer, teacher "
+        "(Won, Choi, Serra 2021)",
+        urls=(_TRANSFORMER_URL + "teacher.ckpt",), file_name="teacher.ckpt",
+        options=(("size", "teacher"),), approx_mb=19, **_TRANSFORMER),
+    Pretrained(
+        name="msd-transformer-student", title="Music Tagging Transformer, compact "
+        "distilled student (Won, Choi, Serra 2021)",
+        urls=(_TRANSFORMER_URL + "compact_student.ckpt",), file_name="compact_student.ckpt",
+        options=(("size", "student"),), approx_mb=23, **_TRANSFORMER),
+)}
+
+
+def names() -> tuple:
+    return tuple(MODELS)
+
+
+def get(name: str) -> Pretrained:
+    """The entry `name`; UserError listing the names for an unknown one."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise UserError(f"no pretrained model {name!r}; the names are: "
+                        f"{', '.join(MODELS)} (tagger-pretrained list)") from None
