@@ -14,6 +14,33 @@ from tagger.host_memory import keep_freed_heap  # noqa: E402
 use_pooling_cpu_allocator()  # as every command does, before TensorFlow's first tensor
 keep_freed_heap()  # as every command and worker process does
 
+# The SIMD features a CPU's float32, int8 and bfloat16 kernels depend on, in
+# /proc/cpuinfo's names.
+SIMD_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                 "amx_tile", "amx_int8", "amx_bf16")
+
+
+def machine_line(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """'CPU: <model>, <n> cores; SIMD: avx2 avx512f ...' (the features of
+    SIMD_FEATURES this CPU has), so figures from machines of different kinds
+    can be read side by side."""
+    model, flags = "unknown CPU", set()
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model == "unknown CPU":
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    simd = " ".join(name for name in SIMD_FEATURES if name in flags) or "none found"
+    return f"CPU: {model}, {os.cpu_count()} cores; SIMD: {simd}"
+
+
+print(machine_line(), flush=True)  # every bench's output starts with the machine
+
 
 def timed(fn, *args, **kwargs):
     """(result, seconds) of one call."""
