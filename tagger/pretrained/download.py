@@ -36,7 +36,7 @@ def _total(response, offset: int) -> int | None:
     return offset + int(length) if length and length.isdigit() else None
 
 
-def _transfer(url: str, part: str, bar_factory) -> tuple[int, int | None]:
+def _transfer(url: str, part: str, bar_factory, on_start) -> tuple[int, int | None]:
     """One request, appending to `part` from its current size; returns
     (bytes now in part, the whole file's size if the server said)."""
     offset = os.path.getsize(part) if os.path.exists(part) else 0
@@ -55,6 +55,7 @@ def _transfer(url: str, part: str, bar_factory) -> tuple[int, int | None]:
         if offset and status != 206:  # Range ignored (or file://): start again
             offset = 0
         total = _total(response, offset)
+        on_start(total, offset)
         mode = "ab" if offset else "wb"
         with open(part, mode) as out, bar_factory(total, offset) as bar:
             while True:
@@ -77,9 +78,11 @@ class _NoBar:
         pass
 
 
-def fetch(url: str, dest: str, progress: bool = False, what: str = "") -> str:
+def fetch(url: str, dest: str, progress: bool = False, what: str = "", on_start=None) -> str:
     """Downloads `url` to `dest` (resuming `dest + '.part'`); returns dest.
-    DownloadFailed (one line) when no complete file could be had."""
+    `on_start(total bytes or None, bytes already there)` is called when the
+    server first answers. DownloadFailed (one line) when no complete file
+    could be had."""
     part = dest + ".part"
     os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
 
@@ -91,10 +94,17 @@ def fetch(url: str, dest: str, progress: bool = False, what: str = "") -> str:
         return tqdm(total=total, initial=initial, unit="B", unit_scale=True,
                     unit_divisor=1024, desc=what or os.path.basename(dest), leave=False)
 
+    started = []
+
+    def start(total, offset):
+        if not started and on_start is not None:
+            on_start(total, offset)
+        started.append(total)
+
     failure = ""
     for _ in range(ATTEMPTS):
         try:
-            size, total = _transfer(url, part, bar_factory)
+            size, total = _transfer(url, part, bar_factory, start)
         except urllib.error.HTTPError as error:
             raise DownloadFailed(_cannot(url, f"HTTP {error.code} {error.reason}", dest)) \
                 from None

@@ -136,9 +136,13 @@ def _checked_original(entry: Pretrained, weights: str | None, progress: bool, lo
     elif not os.path.isfile(path):
         failures = []
         for url in source_urls(entry):
-            log(f"downloading {entry.name}: {url} (about {entry.approx_mb:.0f} MB) -> {path}")
+            def started(total, offset, url=url):
+                size = f"{total / 1e6:.1f} MB" if total else f"about {entry.approx_mb:.0f} MB"
+                again = f", resuming at {offset / 1e6:.1f} MB" if offset else ""
+                log(f"downloading {entry.name}: {url} ({size}{again}) -> {path}")
             try:
-                download.fetch(url, path, progress=progress, what=entry.file_name)
+                download.fetch(url, path, progress=progress, what=entry.file_name,
+                               on_start=started)
                 break
             except download.DownloadFailed as error:
                 failures.append(error)
