@@ -99,7 +99,8 @@ def info_lines(name: str) -> str:
         ("name", entry.name), ("model", entry.title), ("release", entry.release),
         ("licence", entry.licence), ("file", entry.file_name),
         ("url", " ".join(pretrained.store.source_urls(entry))),
-        ("size", f"about {entry.approx_mb:.0f} MB (estimated from its parameters)"),
+        ("size", f"about {entry.approx_mb:.0f} MB (its float32 weights, from the parameter "
+                 "count; the release's file size is not stated)"),
         ("dataset", entry.dataset), ("split", entry.split),
         ("input", f"mono, {entry.sample_rate} Hz, windows of {entry.window_samples} samples "
                   f"({entry.window_seconds:.2f} s)"),

@@ -33,7 +33,7 @@ class Pretrained:
     converter: str  # tagger.convert source: resemul, self_attention, transformer
     options: tuple = ()  # (flag, value) pairs for the converter: block, size
     figures: str = ""  # the published figures, with their source
-    approx_mb: float = 0.0  # the original file's size, estimated (see docs/pretrained.md)
+    approx_mb: float = 0.0  # MB of float32 weights (parameters x 4): the least the file holds
 
     def tags(self) -> tuple:
         """The tag names in output order, as the converter writes them."""

@@ -3,7 +3,6 @@ exactly what `torch.load` returns for every release's layout (zip and the
 legacy format), and a pickle that tries to run a command is refused in one
 line with nothing run."""
 
-import io
 import os
 import pickle
 import subprocess
