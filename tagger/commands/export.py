@@ -40,6 +40,10 @@ def parse_args(argv=None):
                         "spread over them measure each layer's range")
     p.add_argument("--no-verify", action="store_true",
                    help="skip reloading the export and comparing its scores with Keras")
+    p.add_argument("--max-score-difference", type=float, default=None, metavar="D",
+                   help="the largest score difference from the Keras model the check may "
+                        "find before the export is refused and nothing is written; default "
+                        "0.001 for float32, 0.02 fp16, 0.05 dynamic, 0.08 int8")
     return p.parse_args(argv)
 
 
@@ -60,7 +64,8 @@ def run(args) -> int:
     config = ExportConfig(model=args.model, format=args.format, out=args.out,
                           overwrite=args.overwrite, verify=not args.no_verify,
                           quantization=args.quantization,
-                          calibration_audio=tuple(args.calibration_audio))
+                          calibration_audio=tuple(args.calibration_audio),
+                          max_score_difference=args.max_score_difference)
     result = export(config, log=lambda line: print(line, file=sys.stderr))
     seconds = result.window_samples / result.sample_rate
     kind = result.format + (f", {result.quantization}" if result.quantization else "")
@@ -70,7 +75,7 @@ def run(args) -> int:
     print(f"tag names: {result.tags_path}")
     if result.max_difference is not None:
         print(f"verified: largest score difference from the Keras model "
-              f"{result.max_difference:.2g}")
+              f"{result.max_difference:.2g} (bound {result.bound:g})")
     return 0
 
 

@@ -67,8 +67,15 @@ class ExportConfig:
     verify: bool = True
     quantization: str | None = None  # None: float32
     calibration_audio: tuple = ()  # files or folders (searched recursively), int8 only
+    max_score_difference: float | None = None  # None: export.MAX_SCORE_DIFFERENCE's bound
 
     def __post_init__(self):
+        if self.max_score_difference is not None and not self.max_score_difference > 0:
+            raise UserError(f"--max-score-difference must be above 0, "
+                            f"got {self.max_score_difference}")
+        if self.max_score_difference is not None and not self.verify:
+            raise flags_do_not_apply(["--max-score-difference"], "to a verified export",
+                                     "--no-verify skips the check", "drop --no-verify")
         if self.format not in EXPORT_FORMATS:
             raise UserError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, "
                             f"got {self.format!r}")

@@ -62,6 +62,7 @@ class ExportResult:
     max_difference: float | None  # against the Keras model; None: not verified
     select_tf_ops: bool = False  # TFLite only: needs the Flex delegate
     quantization: str | None = None  # TFLite only: fp16, dynamic or int8
+    bound: float | None = None  # the largest max_difference accepted (when verified)
 
 
 def default_out(model_path: str, fmt: str) -> str:
@@ -90,30 +91,68 @@ def export(config, log=print) -> ExportResult:
     calibration = None
     if config.quantization == "int8":
         calibration = _calibration(model, serving, config.calibration_audio)
+    bound = max_score_difference(config)
+    # Written under a temporary name (a folder) or held in memory (a TFLite
+    # file), verified, and only then put at `out`: a failed conversion or
+    # verification leaves nothing behind.
+    tmp = _temporary_beside(out) if config.format == "saved_model" else None
     try:
         if config.format == "saved_model":
-            write_saved_model(serving, out)
+            _write_saved_model(serving, tmp)
             tags_path = os.path.join(out, "assets", TAGS_ASSET)
-            select = False
+            select, flat = False, None
         else:
-            select = write_tflite(serving, out, config.quantization, calibration)
+            with native_stderr_silenced():  # the int8 calibrator's "fully_quantize: 0, ..."
+                flat, select = tflite_bytes(serving, config.quantization, calibration)
             tags_path = tflite_tags_path(out)
+        difference = None
+        if config.verify:
+            x = check_waveforms(serving.window_samples)
+            expected = serving.predict(x)
+            with native_stderr_silenced():
+                got = (saved_model_scores(tmp, x) if config.format == "saved_model"
+                       else tflite_scores(None, x, select, content=flat))
+            difference = float(np.max(np.abs(got - expected)))
+            if not difference <= bound:  # NaN fails too
+                kind = config.quantization or "float32"
+                raise UserError(
+                    f"verification failed: the {kind} export's scores differ from the Keras "
+                    f"model's by up to {difference:.2g}, above the bound {bound:g} "
+                    f"(--max-score-difference); nothing was written. "
+                    + ("Calibrate on audio like what the model will tag, or "
+                       if kind == "int8" else "")
+                    + "raise the bound if this difference is acceptable")
+        if config.format == "saved_model":
+            _replace(tmp, out)
+        else:
+            fileio.write_atomic(out, flat)
+            fileio.write_atomic(tags_path, "".join(f"{name}\n" for name in serving.tag_names))
     except OSError as error:  # a full disk, a folder made read-only meanwhile
         raise fileio.output_error("--out", out, error) from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     if select:
         log("note: the TFLite model uses select TensorFlow ops; run it with the "
             "Flex delegate (included in the tensorflow pip package)")
-    difference = None
-    if config.verify:
-        x = check_waveforms(serving.window_samples)
-        expected = serving.predict(x)
-        with native_stderr_silenced():
-            got = (saved_model_scores(out, x) if config.format == "saved_model"
-                   else tflite_scores(out, x, select))
-        difference = float(np.max(np.abs(got - expected)))
     return ExportResult(out, config.format, tags_path, serving.sample_rate,
                         serving.window_samples, tuple(serving.tag_names), difference,
-                        select, config.quantization)
+                        select, config.quantization, bound if config.verify else None)
+
+
+# The largest score difference from the Keras model an export may show on
+# the check waveforms before it is refused (export.py --max-score-difference
+# raises it): float32 exports match to rounding; fp16 weights, dynamic and
+# int8 quantisation move scores by a few hundredths when they work, and by
+# tenths when int8 ranges were measured on audio unlike the check input.
+MAX_SCORE_DIFFERENCE = {None: 1e-3, "fp16": 0.02, "dynamic": 0.05, "int8": 0.08}
+
+
+def max_score_difference(config) -> float:
+    """`config.max_score_difference`, or the default bound for its quantisation."""
+    if config.max_score_difference is not None:
+        return float(config.max_score_difference)
+    return MAX_SCORE_DIFFERENCE[config.quantization]
 
 
 def _calibration(model, serving: ServingModel, inputs) -> np.ndarray:
@@ -199,16 +238,6 @@ class ServingModel:
         return np.asarray(self.model(x, training=False), np.float32)
 
 
-def write_saved_model(serving: ServingModel, out: str) -> None:
-    """Writes the SavedModel folder under a temporary name, then renames it."""
-    tmp = _temporary_beside(out)
-    try:
-        _write_saved_model(serving, tmp)
-        _replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _write_saved_model(serving: ServingModel, path: str, endpoints=("all",)) -> None:
     import keras
     import tensorflow as tf
@@ -249,21 +278,6 @@ def _write_saved_model(serving: ServingModel, path: str, endpoints=("all",)) -> 
             json.dump(serving.info, handle, indent=2, ensure_ascii=False)
     else:
         archive.write_out(path, verbose=False)
-
-
-def write_tflite(serving: ServingModel, out: str, quantisation: str | None = None,
-                 calibration: np.ndarray | None = None) -> bool:
-    """Writes `out` and `<out>.tags.txt` (see `tflite_bytes` for
-    `quantisation` and `calibration`); returns whether select TF ops were
-    needed."""
-    with native_stderr_silenced():  # the int8 calibrator's "fully_quantize: 0, ..."
-        flat, select = tflite_bytes(serving, quantisation, calibration)
-    from tagger import fileio
-
-    fileio.write_atomic(out, flat)
-    fileio.write_atomic(tflite_tags_path(out),
-                        "".join(f"{name}\n" for name in serving.tag_names))
-    return select
 
 
 # TFLite quantisation: None keeps float32; "fp16" stores the weights as
@@ -367,8 +381,11 @@ def tflite_interpreter(path: str | None = None, select_tf_ops: bool = False,
                                    num_threads=num_threads)
 
 
-def tflite_scores(path: str, x: np.ndarray, select_tf_ops: bool = False) -> np.ndarray:
-    runner = tflite_interpreter(path, select_tf_ops).get_signature_runner("serve")
+def tflite_scores(path: str | None, x: np.ndarray, select_tf_ops: bool = False,
+                  content: bytes | None = None) -> np.ndarray:
+    """Scores of `x` from the TFLite file `path` (or the flatbuffer `content`)."""
+    runner = tflite_interpreter(path, select_tf_ops,
+                                content=content).get_signature_runner("serve")
     return np.asarray(runner(waveform=x)["scores"])
 
 

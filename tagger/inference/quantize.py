@@ -49,28 +49,64 @@ def int8_calibration(model, info: dict | None, paths, sample_rate: int, window: 
     return calibration_windows(paths, sample_rate, window)
 
 
+# Calibration audio that cannot set ranges is refused: a set whose loudest
+# sample is below this (-80 dBFS) is silence, and one in which no file fills
+# a single window measures the ranges on zero padding.
+SILENCE_PEAK = 1e-4
+
+
 def calibration_windows(paths, sample_rate: int, window: int,
                         limit: int = CALIBRATION_WINDOWS) -> np.ndarray:
     """Up to `limit` windows (n, window) float32 for int8 calibration, drawn
     from the files in order, `ceil(limit / len(paths))` per file at most,
     spread over each file (a seeded reservoir sample, so a rerun draws the
-    same ones). Files that cannot be decoded are passed over."""
+    same ones). Files that cannot be decoded are passed over; (0, window)
+    when none decodes. ValueError (one line) for audio that cannot set
+    ranges: a file holding NaN or Inf samples, windows that are all silence
+    (peak below SILENCE_PEAK), or files all shorter than one window."""
     from tagger.audio import AudioDecodeError, audio_windows
 
     per_file = max(1, -(-limit // max(1, len(paths))))
     rng = np.random.default_rng(0)
     chosen = []
+    full = False  # some file fills a whole window
     for path in paths:
-        reservoir = []
+        reservoir, length = [], []
         try:
-            for seen, (_, samples) in enumerate(audio_windows(path, sample_rate, window)):
+            for seen, (_, samples) in enumerate(_counted(audio_windows(path, sample_rate,
+                                                                        window), length)):
+                if not np.all(np.isfinite(samples)):
+                    raise ValueError(f"calibration audio {str(path)!r} holds NaN or Inf "
+                                     "samples; int8 ranges cannot be measured on them: "
+                                     "remove the file or name other audio")
                 if seen < per_file:
                     reservoir.append(samples)
                 elif (slot := rng.integers(0, seen + 1)) < per_file:
                     reservoir[slot] = samples
         except AudioDecodeError:
             continue
+        full = full or (length and length[0] >= window)
         chosen.extend(reservoir[:limit - len(chosen)])
         if len(chosen) >= limit:
             break
-    return np.stack(chosen).astype(np.float32) if chosen else np.zeros((0, window), np.float32)
+    if not chosen:
+        return np.zeros((0, window), np.float32)
+    stacked = np.stack(chosen).astype(np.float32)
+    seconds = window / sample_rate
+    if not full:
+        raise ValueError(f"calibration audio is too short: every file is shorter than one "
+                         f"window ({window} samples, {seconds:.2f} s), so int8 ranges would be "
+                         "measured on zero padding; name longer audio like what the model "
+                         "will tag")
+    peak = float(np.max(np.abs(stacked)))
+    if peak < SILENCE_PEAK:
+        raise ValueError(f"calibration audio is silent (loudest sample {peak:.1g}, below "
+                         f"{SILENCE_PEAK:g}): int8 ranges cannot be measured on silence; "
+                         "name audio like what the model will tag")
+    return stacked
+
+
+def _counted(windows, length: list):
+    """Yields what `windows` (audio_windows) yields, then appends the file's
+    length in samples (its return value) to `length`."""
+    length.append((yield from windows))

@@ -277,3 +277,43 @@ def test_int8_export_refuses_log_mel_models_and_audio_free_folders(cnn, spectrog
                              "--quantization", "int8", "--calibration-audio", tmp_path / "notes")
     assert code == 2 and len(err) == 1 and "no decodable audio found" in err[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kind, fragment", [
+    ("nan", "holds NaN or Inf samples"), ("inf", "holds NaN or Inf samples"),
+    ("silent", "calibration audio is silent"), ("short", "calibration audio is too short"),
+])
+def test_int8_export_refuses_calibration_audio_that_cannot_set_ranges(cnn, tmp_path, capsys,
+                                                                      kind, fragment):
+    """NaN/Inf, silent or too-short calibration audio is one line, and
+    nothing is written (before: a traceback from the delegate, or a
+    'verified' export at 0.3)."""
+    import soundfile as sf
+
+    samples = 0.3 * np.sin(np.arange(3 * WINDOW) / 7.0)
+    if kind in ("nan", "inf"):
+        samples[WINDOW + 5] = np.nan if kind == "nan" else np.inf
+    elif kind == "silent":
+        samples[:] = 0.0
+    else:
+        samples = samples[:RATE // 100]  # 0.01 s
+    (tmp_path / "cal").mkdir()
+    sf.write(str(tmp_path / "cal" / "x.wav"), samples.astype(np.float32), RATE,
+             subtype="FLOAT")
+    out = tmp_path / "m.tflite"
+    code, err = export_lines(capsys, cnn[0], "--format", "tflite", "--out", out,
+                             "--quantization", "int8", "--calibration-audio", tmp_path / "cal")
+    assert code == 2 and len(err) == 1 and fragment in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cal"]
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "saved_model"])
+def test_an_export_above_the_score_bound_fails_and_writes_nothing(cnn, tmp_path, capsys, fmt):
+    out = tmp_path / "m"
+    extra = ["--quantization", "dynamic"] if fmt == "tflite" else []
+    code, err = export_lines(capsys, cnn[0], "--format", fmt, "--out", out, *extra,
+                             "--max-score-difference", "1e-12")
+    assert code == 2 and len(err) == 1 and "above the bound 1e-12" in err[0], err
+    assert "nothing was written" in err[0] and list(tmp_path.iterdir()) == []
+    code, _ = export_lines(capsys, cnn[0], "--format", fmt, "--out", out, *extra)
+    assert code == 0 and out.exists()
