@@ -44,12 +44,15 @@ def main(argv=None) -> int:
         return 2
     except OSError as e:
         where = f" ({e.filename})" if e.filename else ""
-        print(f"{parser.prog}: error: cannot write the dataset to {args.out_dir!r}: {e.strerror or e}{where}",
+        print(f"{parser.prog}: error: cannot write the dataset to {args.out_dir!r}: "
+              f"{e.strerror or e}{where}",
               file=sys.stderr)
         return 1
     broken = ", ".join(f"{b.clip_id} {b.kind}" for b in summary.broken)
-    print(f"wrote {summary.num_clips} clips x {summary.seconds:g} s, {len(summary.tag_names)} tags, "
-          f"to {summary.csv_path} and {summary.audio_root}/ in {time.perf_counter() - start:.1f} s; "
+    print(f"wrote {summary.num_clips} clips x {summary.seconds:g} s, "
+          f"{len(summary.tag_names)} tags, "
+          f"to {summary.csv_path} and {summary.audio_root}/ "
+          f"in {time.perf_counter() - start:.1f} s; "
           f"broken on purpose: {broken}")
     return 0
 

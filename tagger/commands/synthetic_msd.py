@@ -23,7 +23,8 @@ def main(argv=None) -> int:
     parser.add_argument("out_dir", metavar="OUT")
     parser.add_argument("--tracks", type=number_in_range(int, MIN_TRACKS), default=300,
                         help="tracks in the dataset (default: 300)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="random seed (default: 0)")
     parser.add_argument("--seconds", type=number_in_range(float, 1, 120), default=30.0,
                         help="preview length in seconds, 1-120 (default: 30)")
     parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,

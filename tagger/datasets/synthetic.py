@@ -69,7 +69,7 @@ import numpy as np
 
 from tagger.datasets.mtt import ANNOTATIONS_FILE, AUDIO_DIR, KNOWN_BROKEN, MTT_TOP50
 from tagger.datasets.origin import ORIGIN_FILE, write_synthetic_marker
-from tagger.datasets.sounds import ClipAttributes, SAMPLE_RATE, render_clip
+from tagger.datasets.sounds import SAMPLE_RATE, ClipAttributes, render_clip
 from tagger.parallel import ordered_map
 
 __all__ = [
@@ -217,7 +217,8 @@ def _attributes(genre, style, rng, u_voice=None):
         elif style == "quartet":
             inst = ["violin", "cello", "strings"]
         elif style == "orchestral":
-            inst = ["violin", "strings"] + (["flute"] if maybe(0.4) else []) + (["harp"] if maybe(0.5) else [])
+            inst = (["violin", "strings"] + (["flute"] if maybe(0.4) else [])
+                    + (["harp"] if maybe(0.5) else []))
         elif style == "violin_piano":
             inst = ["violin", "piano"]
         elif style == "solo_other":
@@ -231,8 +232,8 @@ def _attributes(genre, style, rng, u_voice=None):
         dyn = _pick(rng, {"normal": 0.9, "soft": 0.1})
         mode = _pick(rng, {"major": 0.5, "minor": 0.5})
         if style == "orchestral":
-            inst = ["strings"] + (["violin"] if maybe(0.3) else []) + (["harp"] if maybe(0.4) else []) \
-                + (["flute"] if maybe(0.2) else [])
+            inst = (["strings"] + (["violin"] if maybe(0.3) else [])
+                    + (["harp"] if maybe(0.4) else []) + (["flute"] if maybe(0.2) else []))
         elif style == "piano":
             inst = ["piano"]
         else:
@@ -251,7 +252,8 @@ def _attributes(genre, style, rng, u_voice=None):
         render_genre = "breakbeat" if style == "breakbeat" else "techno"
     elif genre == "rock":
         mode = _pick(rng, {"major": 0.5, "minor": 0.5})
-        inst = ["distorted_guitar", "bass", "drum_kit"] + (["electric_guitar"] if maybe(0.25) else [])
+        inst = (["distorted_guitar", "bass", "drum_kit"]
+                + (["electric_guitar"] if maybe(0.25) else []))
         voice = vpick({"male": 0.15, None: 0.85})
         tempo = _pick(rng, {"fast": 0.25, "mid": 0.7, "slow": 0.05})
         dyn = _pick(rng, {"loud": 0.27, "normal": 0.73})
@@ -295,7 +297,8 @@ def _attributes(genre, style, rng, u_voice=None):
     elif genre == "ambient":
         mode, tempo = "minor", "slow"
         inst = ["synth_pad"]
-        for name, p in (("strings", 0.1), ("electric_guitar", 0.15), ("piano", 0.08), ("bells", 0.1)):
+        for name, p in (("strings", 0.1), ("electric_guitar", 0.15), ("piano", 0.08),
+                        ("bells", 0.1)):
             inst += [name] if maybe(p) else []
         voice = vpick({"female": 0.08, None: 0.92})
         dyn = _pick(rng, {"quiet": 0.2, "soft": 0.15, "normal": 0.65})
@@ -307,7 +310,8 @@ def _attributes(genre, style, rng, u_voice=None):
     elif genre == "weird":
         mode = _pick(rng, {"major": 0.3, "minor": 0.7})
         tempo = _pick(rng, {"slow": 0.2, "mid": 0.6, "fast": 0.2})
-        inst = ["fx"] + [_pick(rng, {"synth_pad": 0.3, "piano": 0.1, "drum_machine": 0.2, "fx": 0.4})]
+        inst = ["fx"] + [_pick(rng, {"synth_pad": 0.3, "piano": 0.1, "drum_machine": 0.2,
+                                     "fx": 0.4})]
         inst = list(dict.fromkeys(inst))
     elif genre == "nature":
         inst = [style]
@@ -516,10 +520,12 @@ _ENSEMBLES = ("quartet", "ensemble", "consort", "players", "orchestra",
 
 def _names(genre, rng):
     word = lambda: _WORDS[int(rng.integers(len(_WORDS)))]
-    person = lambda: f"{_FIRST[int(rng.integers(len(_FIRST)))]}_{_LAST[int(rng.integers(len(_LAST)))]}"
+    person = lambda: (f"{_FIRST[int(rng.integers(len(_FIRST)))]}_"
+                      f"{_LAST[int(rng.integers(len(_LAST)))]}")
     form = rng.random()
     if genre in ("classical", "opera", "choral") and form < 0.4:
-        artist = f"{_LAST[int(rng.integers(len(_LAST)))]}_{_ENSEMBLES[int(rng.integers(len(_ENSEMBLES)))]}"
+        artist = (f"{_LAST[int(rng.integers(len(_LAST)))]}_"
+                  f"{_ENSEMBLES[int(rng.integers(len(_ENSEMBLES)))]}")
     elif form < 0.6:
         artist = person()
     elif form < 0.8:
@@ -645,7 +651,8 @@ def plan(clips: int = 400, seconds: float = 29.1, seed: int = 0) -> tuple[ClipPl
             j = (j + 1) % len(rows)
         else:
             j = next(i for i in range(len(rows)) if i not in taken)
-            rows[j] = dataclasses.replace(rows[j], tags=tuple(sorted(set(rows[j].tags) | {"guitar"})))
+            rows[j] = dataclasses.replace(
+                rows[j], tags=tuple(sorted(set(rows[j].tags) | {"guitar"})))
         taken.add(j)
         rows[j] = dataclasses.replace(rows[j], broken=kind)
     for clip_id, path in KNOWN_BROKEN.items():

@@ -416,7 +416,8 @@ def generate(out_dir, tracks: int = 300, seed: int = 0, seconds: float = 30.0,
              overwrite: bool = False) -> Summary:
     """Writes the synthetic MSD under `out_dir` (see the module docstring).
     `metadata_only` writes the databases and split files without audio."""
-    if isinstance(tracks, bool) or not isinstance(tracks, (int, np.integer)) or tracks < MIN_TRACKS:
+    if (isinstance(tracks, bool) or not isinstance(tracks, (int, np.integer))
+            or tracks < MIN_TRACKS):
         raise ValueError(f"tracks must be an integer >= {MIN_TRACKS}, got {tracks!r}")
     if not 1.0 <= float(seconds) <= 120.0:
         raise ValueError(f"seconds must lie in [1, 120], got {seconds!r}")

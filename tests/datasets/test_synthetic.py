@@ -16,8 +16,14 @@ import soundfile as sf
 from tagger.commands import synthetic as synthetic_cli
 from tagger.datasets import synthetic
 from tagger.datasets.mtt import KNOWN_BROKEN, MTT_TOP50
-from tagger.datasets.synthetic import (EXTRA_TAGS, TAG_NAMES, ClipAttributes, generate,
-                                       plan, render_clip)
+from tagger.datasets.synthetic import (
+    EXTRA_TAGS,
+    TAG_NAMES,
+    ClipAttributes,
+    generate,
+    plan,
+    render_clip,
+)
 
 CLIPS = 14
 SECONDS = 3.0
@@ -188,7 +194,8 @@ def test_top50_by_frequency(plan400):
     # roughly the real order: rank correlation with the real top-50 (the
     # bottom 30 tags hold 13-35 clips each at 400, so sampling shuffles them)
     assert _rank_correlation(counts) > 0.7
-    assert _rank_correlation(collections.Counter(t for r in plan(4000, 29.1, 0) for t in r.tags)) > 0.9
+    assert _rank_correlation(
+        collections.Counter(t for r in plan(4000, 29.1, 0) for t in r.tags)) > 0.9
 
 
 def _rank_correlation(counts):
@@ -219,7 +226,8 @@ def test_tags_follow_the_attributes(plan400):
     for r in plan400:
         if r.attributes is None:
             continue
-        possible = {t for t, p in synthetic.tag_probabilities(r.genre, r.style, r.attributes).items() if p > 0}
+        probs = synthetic.tag_probabilities(r.genre, r.style, r.attributes)
+        possible = {t for t, p in probs.items() if p > 0}
         assert set(r.tags) <= possible, (r.genre, r.style, r.tags)
         inst = set(r.attributes.instruments)
         if "drums" in r.tags:
@@ -312,7 +320,8 @@ def test_fast_has_more_onsets_than_slow():
 def test_dynamics_set_the_level():
     rms = {}
     for dyn in ("loud", "normal", "soft", "quiet"):
-        x = render_clip(ClipAttributes(instruments=("strings", "piano"), dynamics=dyn), 3.0, SR, rng=5)
+        x = render_clip(ClipAttributes(instruments=("strings", "piano"), dynamics=dyn), 3.0, SR,
+                        rng=5)
         assert np.max(np.abs(x)) <= 0.9  # headroom, no clipping
         rms[dyn] = float(np.sqrt(np.mean(x ** 2)))
     assert rms["loud"] > 1.5 * rms["normal"] > 1.5 * 1.5 * rms["soft"]

@@ -20,9 +20,16 @@ Modules, each building on the ones above it:
   sets the dynamics.
 """
 
-from tagger.datasets.sounds.attributes import (DYNAMICS, GENRES, INSTRUMENTS, MODES,
-                                               TEMPOS, VOICE_STYLES, VOICES,
-                                               ClipAttributes)
+from tagger.datasets.sounds.attributes import (
+    DYNAMICS,
+    GENRES,
+    INSTRUMENTS,
+    MODES,
+    TEMPOS,
+    VOICE_STYLES,
+    VOICES,
+    ClipAttributes,
+)
 from tagger.datasets.sounds.mixer import SAMPLE_RATE, render_clip
 
 __all__ = [

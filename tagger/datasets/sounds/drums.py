@@ -34,7 +34,8 @@ class DrumParts(NoteSynth):
         elif name == "snare":
             x = 0.9 * noise(0.3, 1200.0, 7000.0, 0.1) / 0.3
             tt = np.arange(len(x)) / sr
-            x += (0.6 * np.sin(2 * np.pi * 185 * tt) + 0.3 * np.sin(2 * np.pi * 330 * tt)) * np.exp(-tt / 0.05)
+            x += ((0.6 * np.sin(2 * np.pi * 185 * tt) + 0.3 * np.sin(2 * np.pi * 330 * tt))
+                  * np.exp(-tt / 0.05))
         elif name == "hat":
             x = noise(0.08, 4000.0, 7000.0, 0.025) * 2.0
         elif name == "open_hat":
@@ -58,7 +59,8 @@ class DrumParts(NoteSynth):
             x = base * env * 1.5
         elif name in ("hat808", "open808"):
             tt = np.arange(int((0.06 if name == "hat808" else 0.3) * sr)) / sr
-            x = sum(np.sign(np.sin(2 * np.pi * f * tt)) for f in (205.3, 304.4, 369.6, 522.7, 540.0, 800.0))
+            x = sum(np.sign(np.sin(2 * np.pi * f * tt))
+                    for f in (205.3, 304.4, 369.6, 522.7, 540.0, 800.0))
             x = _filter(x, _fir_bandpass(3500.0, 7000.0, sr, 31))
             x = x * np.exp(-tt / (0.015 if name == "hat808" else 0.12)) * 0.6
         elif name == "blip":
@@ -89,7 +91,8 @@ class DrumParts(NoteSynth):
         g, tempo = self.a.genre, self.a.tempo
         e8 = range(0, 16, 2)
         if g == "metal":  # double kick in 16ths when fast, 8ths otherwise
-            pattern = {"kick": (range(16) if tempo == "fast" else e8, 0.8), "snare": ((4, 12), 1.0),
+            pattern = {"kick": (range(16) if tempo == "fast" else e8, 0.8),
+                       "snare": ((4, 12), 1.0),
                        "ride": (e8, 0.5), "crash": ((0,), 0.7)}
         elif g == "pop":
             pattern = {"kick": ((0, 6, 8), 1.0), "snare": ((4, 12), 0.9),
@@ -114,7 +117,8 @@ class DrumParts(NoteSynth):
                        "clap": ((7, 15), 0.25)}
         elif g == "weird":
             steps = np.flatnonzero(self.rng.random(16) < 0.3)
-            pattern = {"kick909": (steps, 0.9), "blip": (np.flatnonzero(self.rng.random(16) < 0.3), 0.8)}
+            pattern = {"kick909": (steps, 0.9),
+                       "blip": (np.flatnonzero(self.rng.random(16) < 0.3), 0.8)}
         else:  # four on the floor; closed hats in 16ths when fast
             pattern = {"kick909": ((0, 4, 8, 12), 1.0), "open808": ((2, 6, 10, 14), 0.6),
                        "hat808": (range(16) if self.a.tempo == "fast" else (0, 4, 8, 12), 0.35),

@@ -92,7 +92,8 @@ class Renderer(PluckedParts, SustainedParts, VoiceParts, DrumParts, TextureParts
             parts.append((_PART_GAIN.get(name, 0.7) * (1.25 if role == "lead" else 1.0), x))
         if a.voice is not None:
             gain = 1.3 if a.voice == "choir" else (
-                2.0 if {"drum_kit", "drum_machine", "distorted_guitar"} & set(a.instruments) else 1.6)
+                2.0 if {"drum_kit", "drum_machine", "distorted_guitar"} & set(a.instruments)
+                else 1.6)
             parts.append((gain, self.part_voice()))
         mix = np.zeros(self.n)
         for gain, x in parts:
@@ -124,7 +125,8 @@ class Renderer(PluckedParts, SustainedParts, VoiceParts, DrumParts, TextureParts
             over = np.abs(y) > knee
             if np.any(over):
                 room = _PEAK - knee
-                y[over] = np.sign(y[over]) * (knee + room * np.tanh((np.abs(y[over]) - knee) / room))
+                y[over] = np.sign(y[over]) * (
+                    knee + room * np.tanh((np.abs(y[over]) - knee) / room))
         # Band-limit below the MP3 encoder's own low-pass (about 7 kHz at
         # 16 kHz): content it would cut makes the decoded peaks overshoot.
         y = _filter(y, _fir_lowpass(_BAND_LIMIT * sr, sr, 63))

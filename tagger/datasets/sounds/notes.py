@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from tagger.datasets.sounds.dsp import (_CONTROL_HOP, _CYCLE, _add, _box_smooth,
-                                        _filter, _fir_bandpass, _hz, _osc, _phase,
-                                        _ramp, _table)
+from tagger.datasets.sounds.dsp import (
+    _CONTROL_HOP,
+    _CYCLE,
+    _add,
+    _box_smooth,
+    _filter,
+    _fir_bandpass,
+    _hz,
+    _osc,
+    _phase,
+    _ramp,
+    _table,
+)
 from tagger.datasets.sounds.score import Score
 
 

@@ -11,9 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from tagger.datasets.sounds.dsp import (_add, _filter, _fir_bandpass, _harmonics, _hz,
-                                        _lowpass_gain, _osc, _peak, _phase, _ramp,
-                                        _table)
+from tagger.datasets.sounds.dsp import (
+    _add,
+    _filter,
+    _fir_bandpass,
+    _harmonics,
+    _hz,
+    _lowpass_gain,
+    _osc,
+    _peak,
+    _phase,
+    _ramp,
+    _table,
+)
 from tagger.datasets.sounds.notes import NoteSynth
 
 
@@ -39,11 +49,13 @@ class PluckedParts(NoteSynth):
         if role == "lead":
             tm = self.humanise(self.times(self.step), 4)
             melody = self.plucked_part(self.piano_note, tm, self.melody(tm, 62, 86),
-                                       self.rng.uniform(0.7, 1.0, len(tm)), max(0.5, 4 * self.step * self.beat))
+                                       self.rng.uniform(0.7, 1.0, len(tm)),
+                                       max(0.5, 4 * self.step * self.beat))
             lh_step = max(self.step, 0.5)
             tl = self.times(lh_step)
             left = self.plucked_part(self.piano_note, tl, self.arpeggio(tl, 41, 62, (0, 2, 1, 2)),
-                                     self.rng.uniform(0.4, 0.55, len(tl)), max(0.6, 4 * lh_step * self.beat))
+                                     self.rng.uniform(0.4, 0.55, len(tl)),
+                                     max(0.6, 4 * lh_step * self.beat))
             tb = self.times(4.0)  # a low octave root at each bar
             bass = self.plucked_part(self.piano_note, tb, [self.root(t, 29) for t in tb],
                                      np.full(len(tb), 0.6), 4 * self.beat)
@@ -85,10 +97,12 @@ class PluckedParts(NoteSynth):
             melody = self.plucked_part(self.harpsichord_note, tm, self.melody(tm, 62, 86),
                                        np.full(len(tm), 0.9))
             tl = self.times(max(step, 0.5))
-            left = self.plucked_part(self.harpsichord_note, tl, self.arpeggio(tl, 43, 62, (0, 2, 1, 2)),
+            left = self.plucked_part(self.harpsichord_note, tl,
+                                     self.arpeggio(tl, 43, 62, (0, 2, 1, 2)),
                                      np.full(len(tl), 0.6))
             return melody + left
-        return self.plucked_part(self.harpsichord_note, tm, self.arpeggio(tm, 50, 76, (0, 1, 2, 3, 2, 1)),
+        return self.plucked_part(self.harpsichord_note, tm,
+                                 self.arpeggio(tm, 50, 76, (0, 1, 2, 3, 2, 1)),
                                  np.full(len(tm), 0.8))
 
     def harp_note(self, m):
@@ -170,12 +184,14 @@ class PluckedParts(NoteSynth):
             key = ("strum", tuple(notes), length)
             if key not in self.cache:  # each chord shape is strummed once, then reused
                 chord = np.zeros(int((length + 0.1) * self.sr))
-                self.place(chord, lambda i: note(notes[i]), offsets, np.full(len(notes), 0.4), length)
+                self.place(chord, lambda i: note(notes[i]), offsets, np.full(len(notes), 0.4),
+                           length)
                 self.cache[key] = chord
             _add(out, self.cache[key], round(t * self.sr), 0.9 if j % 2 == 0 else 0.55)
         if role == "lead":
             tl = self.times(max(self.step, 0.5))
-            out += 0.8 * self.plucked_part(note, tl, self.melody(tl, 64, 83), np.full(len(tl), 1.0))
+            out += 0.8 * self.plucked_part(note, tl, self.melody(tl, 64, 83),
+                                           np.full(len(tl), 1.0))
         return out
 
     def part_electric_guitar(self, role):
@@ -256,7 +272,8 @@ class PluckedParts(NoteSynth):
             return self.cache[("synth_bass", m)]
         f, sr = _hz(m), self.sr
         k = _harmonics(f, sr, 6000)
-        bright = k ** -1.0 * (1.0 + 2.5 * _peak(k * f, 900.0, 500.0)) * _lowpass_gain(k * f, 1400.0, 3)
+        bright = (k ** -1.0 * (1.0 + 2.5 * _peak(k * f, 900.0, 500.0))
+                  * _lowpass_gain(k * f, 1400.0, 3))
         dark = k ** -1.0 * _lowpass_gain(k * f, 260.0, 3)
         return self.pluck(("synth_bass", m), f, bright, dark, 0.5, 0.07, 0.6,
                           attack=0.003)
@@ -325,7 +342,8 @@ class PluckedParts(NoteSynth):
             _add(out, self.sitar_note(int(midis[i]), int(slides[i])), round(t * self.sr),
                  rng.uniform(0.8, 1.0))
         # chikari: the high drone strings struck between melody notes
-        tc = self.times(0.5 if self.a.tempo != "fast" else 0.25, 0.25 if self.a.tempo != "fast" else 0.125)
+        tc = self.times(0.5 if self.a.tempo != "fast" else 0.25,
+                        0.25 if self.a.tempo != "fast" else 0.125)
         hi = self.a.key + 24
         for t in tc:
             _add(out, self.sitar_note(hi, 0), round(t * self.sr), 0.25)
@@ -372,9 +390,11 @@ class PluckedParts(NoteSynth):
                 nn = int(3.0 * sr)
                 tt = np.arange(nn) / sr
                 w = np.zeros(nn)
-                for ratio, g, tau in ((1.0, 1.0, 1.8), (2.76, 0.5, 0.9), (5.4, 0.3, 0.45), (8.93, 0.15, 0.25)):
+                for ratio, g, tau in ((1.0, 1.0, 1.8), (2.76, 0.5, 0.9), (5.4, 0.3, 0.45),
+                                      (8.93, 0.15, 0.25)):
                     if ratio * f < 0.45 * sr:
-                        w += g * np.sin(2 * np.pi * ratio * f * tt + rng.uniform(0, 6.3)) * np.exp(-tt / tau)
+                        w += (g * np.sin(2 * np.pi * ratio * f * tt + rng.uniform(0, 6.3))
+                              * np.exp(-tt / tau))
                 w[: int(0.002 * sr)] *= _ramp(int(0.002 * sr))
                 w[-int(0.05 * sr):] *= np.linspace(1, 0, int(0.05 * sr))
                 self.cache[key] = w

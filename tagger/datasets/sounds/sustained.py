@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from tagger.datasets.sounds.dsp import (_filter, _fir_bandpass, _harmonics, _hz,
-                                        _lowpass_gain, _peak, _rms, _table)
+from tagger.datasets.sounds.dsp import (
+    _filter,
+    _fir_bandpass,
+    _harmonics,
+    _hz,
+    _lowpass_gain,
+    _peak,
+    _rms,
+    _table,
+)
 from tagger.datasets.sounds.notes import NoteSynth
 
 
@@ -23,12 +31,15 @@ class SustainedParts(NoteSynth):
         k = _harmonics(f, self.sr, 7000)
         kf = k * f
         if timbre == "cello":
-            body = 0.4 + _peak(kf, 220, 120) + 0.8 * _peak(kf, 600, 300) + 0.6 * _peak(kf, 1500, 700)
+            body = (0.4 + _peak(kf, 220, 120) + 0.8 * _peak(kf, 600, 300)
+                    + 0.6 * _peak(kf, 1500, 700))
             body *= 1.0 - 0.9 * _lowpass_gain(kf, 65.0, 3)
             return _table(k ** -1.1 * body * _lowpass_gain(kf, 3500.0, 2))
         if timbre == "ensemble":
-            return _table(k ** -1.25 * (0.5 + 0.8 * _peak(kf, 500, 400)) * _lowpass_gain(kf, 3000.0, 2))
-        body = 0.3 + 0.9 * _peak(kf, 290, 90) + 0.6 * _peak(kf, 450, 150) + 1.2 * _peak(kf, 2800, 1200)
+            return _table(k ** -1.25 * (0.5 + 0.8 * _peak(kf, 500, 400))
+                          * _lowpass_gain(kf, 3000.0, 2))
+        body = (0.3 + 0.9 * _peak(kf, 290, 90) + 0.6 * _peak(kf, 450, 150)
+                + 1.2 * _peak(kf, 2800, 1200))
         body *= 1.0 - 0.95 * _lowpass_gain(kf, 190.0, 3)
         return _table(k ** -0.9 * body * _lowpass_gain(kf, 5500.0, 2))
 
@@ -90,7 +101,8 @@ class SustainedParts(NoteSynth):
                      for t, m in zip(tm, self.melody(tm, 72, 88))]
         x = self.line(notes, self.flute_table, vib_rate=5.0, vib_depth=0.15, attack=0.05,
                       release=0.05, glide=0.02 if self.a.genre == "indian" else 0.0)
-        breath = _filter(self.rng.standard_normal(self.n), _fir_bandpass(1500.0, 6000.0, self.sr, 31))
+        breath = _filter(self.rng.standard_normal(self.n),
+                         _fir_bandpass(1500.0, 6000.0, self.sr, 31))
         env = np.abs(x) > 0
         return x + 0.12 * env * breath * _rms(x) / max(_rms(breath), 1e-9)
 
@@ -103,7 +115,8 @@ class SustainedParts(NoteSynth):
         return _table(k ** -1.0 * _lowpass_gain(k * f, cutoff, 2))
 
     def part_synth_pad(self, role):
-        timbre = {"ambient": "dark", "new_age": "bright", "dance": "bright"}.get(self.a.genre, "mid")
+        timbre = {"ambient": "dark", "new_age": "bright",
+                  "dance": "bright"}.get(self.a.genre, "mid")
         step = 4.0 if self.a.tempo != "fast" else 2.0
         voices = [[(t, d, m, g, timbre) for t, d, m, g, _ in notes]
                   for notes in self.sustained(48, 74, 3, step)]

@@ -6,8 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from tagger.datasets.sounds.dsp import (_add, _filter, _fir_bandpass, _fir_lowpass,
-                                        _lowpass_gain, _ramp, _rms)
+from tagger.datasets.sounds.dsp import (
+    _add,
+    _filter,
+    _fir_bandpass,
+    _fir_lowpass,
+    _lowpass_gain,
+    _ramp,
+    _rms,
+)
 from tagger.datasets.sounds.notes import NoteSynth
 
 
@@ -31,7 +38,8 @@ class TextureParts(NoteSynth):
                 x = np.sign(np.sin(2 * np.pi * np.cumsum(freq) / sr)) * 0.5
             elif kind == 1:  # ring modulation of two inharmonic tones
                 f1, f2 = rng.uniform(200, 1500, 2)
-                x = np.sin(2 * np.pi * f1 * tt) * np.sin(2 * np.pi * f2 * tt + 3 * np.sin(2 * np.pi * 7 * tt))
+                x = np.sin(2 * np.pi * f1 * tt) * np.sin(
+                    2 * np.pi * f2 * tt + 3 * np.sin(2 * np.pi * 7 * tt))
             elif kind == 2:  # sample-and-hold (crushed) noise
                 hold = int(rng.integers(8, 60))
                 x = np.repeat(rng.uniform(-1, 1, nn // hold + 1), hold)[:nn]
@@ -53,7 +61,8 @@ class TextureParts(NoteSynth):
             for j in range(int(rng.integers(3, 9))):
                 dur = rng.uniform(0.04, 0.12)
                 tt = np.arange(int(dur * sr)) / sr
-                freq = f0 * (1 + rng.uniform(-0.3, 0.3) * tt / dur) * (1 + 0.05 * np.sin(2 * np.pi * 60 * tt))
+                freq = (f0 * (1 + rng.uniform(-0.3, 0.3) * tt / dur)
+                        * (1 + 0.05 * np.sin(2 * np.pi * 60 * tt)))
                 x = np.sin(2 * np.pi * np.cumsum(freq) / sr) * np.sin(np.pi * tt / dur) ** 2
                 _add(out, x, round((t + j * rng.uniform(0.08, 0.13)) * sr), rng.uniform(0.4, 1.0))
             t += rng.uniform(0.4, 1.5)
@@ -82,7 +91,9 @@ class TextureParts(NoteSynth):
         times = np.sort(rng.uniform(0, self.seconds, int(self.seconds * 30)))
         nn = int(0.03 * sr)
         for j in range(6):
-            burst = _filter(rng.standard_normal(nn + 30), _fir_bandpass(700.0 + 150 * j, 3200.0, sr, 31))[:nn]
+            burst = _filter(rng.standard_normal(nn + 30),
+                            _fir_bandpass(700.0 + 150 * j, 3200.0, sr, 31))[:nn]
             self.cache[("clap", j)] = burst * np.exp(-np.arange(nn) / (0.006 * sr))
-        self.place(out, lambda i: self.cache[("clap", i % 6)], times, rng.uniform(0.3, 1.0, len(times)))
+        self.place(out, lambda i: self.cache[("clap", i % 6)], times,
+                   rng.uniform(0.3, 1.0, len(times)))
         return out

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tagger.datasets.sounds.dsp import (_filter, _fir_bandpass, _harmonics, _hz, _peak,
-                                        _rms, _table)
+from tagger.datasets.sounds.dsp import _filter, _fir_bandpass, _harmonics, _hz, _peak, _rms, _table
 from tagger.datasets.sounds.notes import NoteSynth
 
 _FORMANTS = {  # (centre Hz, bandwidth Hz) of F1..F3, adult male
@@ -74,7 +73,8 @@ class VoiceParts(NoteSynth):
         breath = _filter(rng.standard_normal(self.n), _fir_bandpass(1200.0, 5000.0, sr, 31))
         x = x + 0.05 * breath * env * _rms(x) / max(_rms(breath), 1e-9)
         if a.voice_style == "pop":  # consonants at some syllable onsets
-            burst = _filter(rng.standard_normal(int(0.05 * sr) + 30), _fir_bandpass(3500.0, 7500.0, sr, 31))
+            burst = _filter(rng.standard_normal(int(0.05 * sr) + 30),
+                            _fir_bandpass(3500.0, 7500.0, sr, 31))
             burst = burst[:int(0.05 * sr)] * np.exp(-np.arange(int(0.05 * sr)) / (0.012 * sr))
             onsets = [t for t, *_ in notes if rng.random() < 0.4]
             cons = np.zeros(self.n)
@@ -87,7 +87,8 @@ class VoiceParts(NoteSynth):
         rng = self.rng
         step = {"slow": 4.0, "mid": 2.0, "fast": 1.0}[self.a.tempo]
         out = np.zeros(self.n)
-        for lo, hi, sex in ((67, 79, "female"), (60, 72, "female"), (52, 64, "male"), (43, 55, "male")):
+        for lo, hi, sex in ((67, 79, "female"), (60, 72, "female"), (52, 64, "male"),
+                            (43, 55, "male")):
             notes = []
             for t in self.times(step):
                 chord = self.chord_notes(t, lo, hi)
