@@ -17,7 +17,8 @@ from tagger import cli
 CLIS = [f"tagger.commands.{name}" for name in (
     "build_mtt", "build_msd", "train", "eval", "tag", "export", "extract_excitations",
     "demo", "convert_weights")] + [
-    "tagger.commands.synthetic", "tagger.commands.synthetic_msd", "tagger.commands.attention"]
+    "tagger.commands.synthetic", "tagger.commands.synthetic_msd", "tagger.commands.attention",
+    "tagger.commands.pretrained"]
 
 
 class _Caught(Exception):

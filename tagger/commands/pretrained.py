@@ -32,7 +32,8 @@ def parse_args(argv=None):
                    help="a name from `list` (every action but list)")
     p.add_argument("--weights", default=None, metavar="FILE",
                    help="download/path: the original file, downloaded by hand (no network "
-                        "needed); its sha256 is recorded, or checked against the record")
+                        "needed); its sha256 is recorded, or checked against the record "
+                        "(default: none, the file is downloaded)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     if args.action == "list" and args.name is not None:

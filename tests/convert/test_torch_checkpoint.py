@@ -141,6 +141,9 @@ def _torch_state_dicts():
         "compact_student.ckpt": compact,
         "ponswon.pth": {f"module.{k}": v for k, v in released.items()},
         "kinds.pth": extra,
+        # a module's own state_dict(): an OrderedDict carrying `_metadata`
+        "module.pth": torch.nn.Sequential(torch.nn.Linear(3, 2),
+                                          torch.nn.BatchNorm1d(2)).state_dict(),
     }
 
 
