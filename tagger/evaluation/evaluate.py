@@ -59,9 +59,11 @@ def report_lines(result: Evaluation) -> list:
              f"over {len(m.per_tag)} tags"]
     if ci:
         lines.append(f"  [{ci['level']:.0%} bootstrap confidence intervals over clips: "
-                     f"{ci['resamples']} resamples, seed {ci['seed']}]")
+                     f"{ci['resamples']} resamples, seed {ci['seed']}] each over the same "
+                     f"{len(m.per_tag)} tags as the estimate")
     if m.excluded:
-        lines.append(f"excluded (no positive or no negative clip): {', '.join(m.excluded)}")
+        lines.append(f"excluded from the averages and intervals (no positive or no negative "
+                     f"clip in {result.split}): {', '.join(m.excluded)}")
     lines.append("per tag (sorted by ROC-AUC):")
     lines += [f"  {row.tag:20s} ROC {row.roc_auc:.4f}  PR {row.pr_auc:.4f}  "
               f"({row.positives} positives, {row.negatives} negatives)"

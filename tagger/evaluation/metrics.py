@@ -6,8 +6,11 @@ for them. Tags with fewer than `FEW_CLIPS` positive (or negative) clips are
 flagged: their AUCs rest on too few clips to mean much.
 
 `bootstrap_intervals` gives confidence intervals of the macro averages by
-resampling clips with replacement (vectorised; equal to running sklearn on
-every resample, as the tests check); `paired_bootstrap_gain` gives the
+resampling clips with replacement over the same tags as the point estimate
+(a resample that draws no positive, or no negative, clip of one of them gets
+one added: dropping the tag instead would move the interval away from the
+estimate); vectorised, equal to running sklearn on every resample, as the
+tests check; `paired_bootstrap_gain` gives the
 interval of one model's gain over another on the same resampled clips.
 """
 
@@ -92,9 +95,13 @@ def bootstrap_intervals(labels: np.ndarray, scores: np.ndarray, resamples: int =
 
     Resample b draws `clips` clip indices with replacement
     (`numpy.random.default_rng(seed).integers(0, clips, clips)`, one call per
-    resample, in order); its macro averages run over the tags evaluated on
-    the whole split, leaving out (NaN-mean) a tag that has no positive or no
-    negative clip in that resample. Returns {"roc_auc": (low, high),
+    resample, in order); its macro averages run over exactly the tags the
+    point estimate averages (those with both classes in the whole split;
+    the others are excluded once, up front, and named by `tag_metrics`).
+    Where a resample holds no positive (or no negative) clip of one of these
+    tags, one of the tag's positive (negative) clips is added, drawn from
+    `numpy.random.default_rng([seed, 1]).choice`, resample by resample and
+    tag by tag in order, positives first. Returns {"roc_auc": (low, high),
     "pr_auc": (low, high), "level", "resamples", "seed"}.
     """
     (roc, pr), = bootstrap_macro_aucs(labels, [scores], resamples, seed)
@@ -132,12 +139,14 @@ def bootstrap_macro_aucs(labels: np.ndarray, scores_list, resamples: int = 1000,
     positives = labels.sum(axis=0)
     tags = np.flatnonzero((positives > 0) & (positives < clips))
     rng = np.random.default_rng(seed)
+    repair = np.random.default_rng([seed, 1])
     roc = [[] for _ in scores_list]
     pr = [[] for _ in scores_list]
     for start in range(0, resamples, 100):  # bounded memory: 100 resamples at a time
         size = min(100, resamples - start)
         weights = np.stack([np.bincount(rng.integers(0, clips, clips), minlength=clips)
                             for _ in range(size)], axis=1).astype(np.int32)  # (clips, size)
+        _keep_both_classes(weights, labels, tags, repair)
         for k, scores in enumerate(scores_list):
             per_tag = [_weighted_aucs(labels[:, t], scores[:, t], weights) for t in tags]
             with np.errstate(invalid="ignore"):
@@ -147,6 +156,23 @@ def bootstrap_macro_aucs(labels: np.ndarray, scores_list, resamples: int = 1000,
                              if per_tag else np.full(size, np.nan))
     return [(np.concatenate(r) if r else np.zeros(0), np.concatenate(p) if p else np.zeros(0))
             for r, p in zip(roc, pr)]
+
+
+def _keep_both_classes(weights: np.ndarray, labels: np.ndarray, tags, rng) -> None:
+    """Adds, in place, one positive (negative) clip of a tag in `tags` to
+    each column of `weights` (clips, resamples) that draws none of them."""
+    y = labels[:, tags].astype(np.int64)  # (clips, tags)
+    positives = y.T @ weights  # (tags, resamples)
+    negatives = weights.sum(axis=0) - positives
+    members = {}
+    for j in np.flatnonzero(((positives == 0) | (negatives == 0)).any(axis=0)):
+        column = weights[:, j]
+        for t in tags:
+            for cls in (True, False):
+                if (t, cls) not in members:
+                    members[t, cls] = np.flatnonzero(labels[:, t] == cls)
+                if not column[members[t, cls]].any():
+                    column[rng.choice(members[t, cls])] += 1
 
 
 def _percentile_interval(values: np.ndarray, level: float) -> tuple:
