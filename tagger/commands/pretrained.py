@@ -126,6 +126,9 @@ def run(args) -> int:
         print(info_lines(args.name))
     else:
         entry = pretrained.get(args.name)
+        if args.weights is None and pretrained.store.up_to_date(entry):
+            print(pretrained.model_path(entry))  # converted before: no TensorFlow needed
+            return 0
         from tagger.runtime import prepare_command_process
 
         prepare_command_process()  # quiet TensorFlow before a conversion imports it

@@ -160,7 +160,9 @@ def _checked_original(entry: Pretrained, weights: str | None, progress: bool, lo
     return path, digest, record.get("url", url)
 
 
-def _up_to_date(entry: Pretrained) -> bool:
+def up_to_date(entry: Pretrained) -> bool:
+    """Whether the converted model is there, of this converter version and
+    made from the recorded original."""
     from tagger.convert import VERSION
 
     info = _read_json(model_path(entry)[:-len(".keras")] + ".json")
@@ -180,10 +182,10 @@ def ensure(name: str, weights: str | None = None, progress: bool | None = None,
     entry = get(name)
     progress = _progress_default() if progress is None else progress
     with _locked(entry):
-        if weights is None and _up_to_date(entry):
+        if weights is None and up_to_date(entry):
             return model_path(entry)
         source, digest, url = _checked_original(entry, weights, progress, log)
-        if _up_to_date(entry):  # --weights FILE: the same file as converted before
+        if up_to_date(entry):  # --weights FILE: the same file as converted before
             return model_path(entry)
         out = model_path(entry)
         os.makedirs(os.path.dirname(out), exist_ok=True)
