@@ -133,7 +133,8 @@ def _checked_original(entry: Pretrained, weights: str | None, progress: bool, lo
         if os.path.abspath(weights) != os.path.abspath(path):
             download.copy_local(weights, path)
         url = f"file://{os.path.abspath(weights)}"
-    elif not os.path.isfile(path):
+    downloaded = weights is None and not os.path.isfile(path)
+    if downloaded:
         failures = []
         for url in source_urls(entry):
             def started(total, offset, url=url):
@@ -153,6 +154,12 @@ def _checked_original(entry: Pretrained, weights: str | None, progress: bool, lo
         record = {"name": entry.name, "file": entry.file_name, "url": url, "sha256": digest,
                   "bytes": os.path.getsize(path)}
         _write_json(record_path, record)
+    elif record.get("sha256") != digest and downloaded:
+        os.remove(path)  # the record stays; the next run downloads again
+        raise UserError(f"{url} sent a file with sha256 {digest[:12]}..., not the "
+                        f"{str(record.get('sha256'))[:12]}... recorded at the first download; "
+                        "it was removed and nothing was replaced (a changed release or mirror: "
+                        f"delete {record_path} to accept it)")
     elif record.get("sha256") != digest:
         raise UserError(f"{path} has changed since it was downloaded (sha256 {digest[:12]}..., "
                         f"recorded {str(record.get('sha256'))[:12]}...); nothing was replaced: "

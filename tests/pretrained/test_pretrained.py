@@ -197,13 +197,14 @@ def test_a_changed_file_is_refused_and_its_checksum_kept(server, se_bytes, home,
     assert not os.path.exists(path)
     assert (home / "originals" / (SE_FILE + ".json")).read_text() == record
 
-    # a mirror serving other bytes: refused the same way after the download
+    # a mirror serving other bytes: refused after the download, which is removed
     original.unlink()
     server.files[SE_FILE] = se_bytes + b"\0"
     code, _, err = call_main(pretrained_cmd.main, capsys, "path", "mtat-samplecnn-se")
-    assert code == 2 and "has changed" in err.strip().splitlines()[-1]
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "not the" in last and "nothing was replaced" in last
     assert (home / "originals" / (SE_FILE + ".json")).read_text() == record
-    assert not os.path.exists(path)
+    assert not os.path.exists(path) and not original.exists()
 
     # --weights FILE: another file is refused; the right one converts, offline
     wrong = tmp_path / "wrong.hdf5"
