@@ -36,7 +36,7 @@ class _SplitAction(argparse.Action):
         if source != "lastfm" and len(rest) != 1:
             parser.error(f"--split {source} needs the folder of its split files, "
                          f"e.g. --split {source} msd/{source}")
-        setattr(namespace, "split", (source, rest[0] if rest else None))
+        namespace.split = (source, rest[0] if rest else None)
 
 
 def parse_args(argv=None):

@@ -39,8 +39,10 @@ MTT_TOP50 = (
 # "clean" split removes them): clip id -> path.
 KNOWN_BROKEN = {
     35644: "6/norine_braun-now_and_zen-08-gently-117-146.mp3",
-    55753: "8/jacob_heringman-josquin_des_prez_lute_settings-19-gintzler__pater_noster-204-233.mp3",
-    57881: "9/american_baroque-dances_and_suites_of_rameau_and_couperin-25-le_petit_rien_xiveme_ordre_couperin-88-117.mp3",
+    55753: ("8/jacob_heringman-josquin_des_prez_lute_settings-19-gintzler__pater_noster-"
+            "204-233.mp3"),
+    57881: ("9/american_baroque-dances_and_suites_of_rameau_and_couperin-25-"
+            "le_petit_rien_xiveme_ordre_couperin-88-117.mp3"),
 }
 
 # Synonym groups (keunwoochoi/magnatagatune-list, used by the multi-scale

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 SOURCES = {"mtt": "tagger.datasets.mtt", "msd": "tagger.datasets.msd.plan"}
 

@@ -23,8 +23,8 @@ import numpy as np
 from tagger import fileio
 from tagger.config import join_path
 from tagger.datasets.msd.pickles import read_id_list, read_tag_vectors
-from tagger.datasets.msd.sqlite import Songs, read_lastfm
 from tagger.datasets.msd.split import artist_split
+from tagger.datasets.msd.sqlite import Songs, read_lastfm
 from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS, CLASSIC_TRAIN_COUNT
 from tagger.errors import UserError
 from tagger.records.plan import STUDENT_SPLIT

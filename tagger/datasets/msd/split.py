@@ -35,7 +35,8 @@ def artist_split(artist: np.ndarray, labels: np.ndarray, seed: int = 0,
     placed = np.empty(len(artists), np.int8)
     for a in order:
         carried = counts[a] > 0
-        need = ((tag_target[:, carried] - tag_have[:, carried]) / tag_target[:, carried]).sum(axis=1)
+        need = ((tag_target[:, carried] - tag_have[:, carried])
+                / tag_target[:, carried]).sum(axis=1)
         need = need + (size_target - size_have) / size_target
         s = int(np.argmax(need))
         placed[a] = s
