@@ -24,13 +24,10 @@ import contextlib
 import dataclasses
 import errno
 import hashlib
-import json
 import itertools
+import json
 import math
-import os
 import re
-import socket
-import time
 
 import numpy as np
 from tqdm import tqdm
@@ -38,6 +35,7 @@ from tqdm import tqdm
 from tagger import fileio
 from tagger.config import BuildConfig, join_path, to_dict
 from tagger.errors import UserError
+from tagger.folder_lock import folder_lock
 from tagger.parallel import WorkerPool, ordered_map
 from tagger.records.clip_decoder import DecodedClip, DecodeTask, decode_clip, worker_died
 from tagger.records.info import INFO_FILE
@@ -531,85 +529,11 @@ def _remove_empty_folders(out_dir: str, created: list) -> None:
 
 
 @contextlib.contextmanager
-def build_lock(out_dir: str):
+def build_lock(out_dir: str, log=None):
     """Holds `<out_dir>/.build/lock.json` (pid, host, start time) while a
-    build writes into `out_dir`; a second build refuses in one line. A lock
-    left by a dead process on this host is taken over."""
-    state = join_path(out_dir, STATE_DIR)
-    path = join_path(state, LOCK_FILE)
-    try:
-        fileio.makedirs(state)
-    except Exception as error:
-        raise UserError(f"cannot write to out dir {out_dir!r}: "
-                        f"{fileio.describe_os_error(error)}") from None
-    owner = {"pid": os.getpid(), "host": socket.gethostname(),
-             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    _take_lock(path, owner, out_dir)
-    try:
+    build writes into `out_dir` (`tagger.folder_lock`): a second build
+    refuses in one line naming the owner; a lock left by a dead process on
+    this host is taken over, with a line to `log` (default stderr)."""
+    with folder_lock(join_path(out_dir, STATE_DIR, LOCK_FILE), out_dir, "build",
+                     "choose another --out-dir", log):
         yield
-    finally:
-        try:
-            if _read_lock(path) == owner:
-                fileio.remove(path)
-        except Exception:
-            pass
-
-
-def _take_lock(path: str, owner: dict, out_dir: str) -> None:
-    data = json.dumps(owner).encode()
-    for _ in range(3):
-        if fileio.is_local(path):
-            # Written in full under a private name, then linked into place:
-            # the link fails if a lock exists, and a lock is never half-written.
-            private = f"{path}.{owner['pid']}.tmp"
-            try:
-                with open(private, "wb") as f:
-                    f.write(data)
-                os.link(private, path)
-                return
-            except FileExistsError:
-                pass
-            except OSError as error:
-                raise UserError(f"cannot write to out dir {out_dir!r}: "
-                                f"{fileio.describe_os_error(error)}") from None
-            finally:
-                fileio.remove_quietly(private)
-        elif not fileio.exists(path):  # no atomic create on every file system
-            fileio.write_atomic(path, data)
-            if _read_lock(path) == owner:
-                return
-        holder = _read_lock(path)
-        if holder is None or _is_stale(holder):
-            fileio.remove_quietly(path)
-            continue
-        raise UserError(
-            f"another build (pid {holder.get('pid')} on {holder.get('host')}, started "
-            f"{holder.get('started')}) is writing to {out_dir!r}; wait for it to finish "
-            f"or choose another --out-dir (if no such build runs, remove {path})")
-    raise UserError(f"cannot take the build lock {path}; remove it and try again")
-
-
-def _read_lock(path: str):
-    try:
-        holder = json.loads(fileio.read_text(path))
-    except FileNotFoundError:
-        return None
-    except Exception:  # a half-written lock: its writer died right away
-        return {}
-    return holder if isinstance(holder, dict) else {}
-
-
-def _is_stale(holder: dict) -> bool:
-    """True for a lock whose process is gone (only provable on this host)."""
-    pid = holder.get("pid")
-    if holder.get("host") != socket.gethostname() or not isinstance(pid, int):
-        return not holder  # an unreadable lock is stale
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False

@@ -7,6 +7,7 @@ Run folder `<train_dir>/<run_name>/`:
   checkpoints/         epoch-NNNNN (model + optimizer) and best-NNNNN (model)
   logs/                TensorBoard scalars
   model.keras, model.hdf5, metrics.json   written when training ends
+  .lock.json           the running process (pid, host, start time), while it runs
 
 A new run writes state.json before its first checkpoint. Each epoch writes
 a new checkpoint and then rewrites state.json atomically; older checkpoints
@@ -35,6 +36,7 @@ from tagger.config import TrainConfig, from_dict, join_path, to_dict
 from tagger.errors import UserError
 from tagger.evaluation.metrics import tag_metrics
 from tagger.evaluation.predict import ClipPredictor
+from tagger.folder_lock import folder_lock
 from tagger.models.saved import save_tagger
 from tagger.records.info import load_info
 from tagger.records import reader
@@ -53,6 +55,7 @@ RUN_FIELDS = ("data_dir", "model", "model_args", "window_segments", "batch_size"
               "noisy_student")
 NESTED_FIELDS = ("model_args", "noisy_student")  # compared key by key (one flag each)
 # Files whose presence shows that a run folder holds work worth keeping.
+LOCK_FILE = ".lock.json"  # held while a run writes (tagger.folder_lock)
 RUN_OUTPUTS = ("history.csv", "metrics.json", "model.keras", "model.hdf5")
 
 HISTORY_FIELDS = ("epoch", "stage", "stage_epoch", "optimizer", "lr", "train_loss",
@@ -127,6 +130,17 @@ class Run:
 
     # -- set-up -------------------------------------------------------------
     def execute(self) -> dict:
+        """Trains, holding the run folder's lock (`tagger.folder_lock`,
+        `<run>/.lock.json`) so that a second run with the same --run-name
+        refuses, naming the owner, instead of writing into the same folder."""
+        if not self.chief:
+            return self._execute()
+        fileio.prepare_output_dir(self.run_dir, "the run folder (--train-dir)")
+        with folder_lock(join_path(self.run_dir, LOCK_FILE), self.run_dir, "training run",
+                         "give this one another --run-name"):
+            return self._execute()
+
+    def _execute(self) -> dict:
         self._open_run_dir()
         if self.config.resume and self.state.done:
             return self._finished()
@@ -153,8 +167,6 @@ class Run:
             keras.mixed_precision.set_global_policy("float32")
 
     def _open_run_dir(self):
-        if self.chief:
-            fileio.prepare_output_dir(self.run_dir, "the run folder (--train-dir)")
         state_path = join_path(self.run_dir, "state.json")
         exists = fileio.exists(state_path)
         if not exists:

@@ -1,0 +1,88 @@
+"""tagger.folder_lock: one writer per folder (the builders and training runs
+hold it); a second refuses naming the owner, a dead owner's lock is taken
+over with a line saying so."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tagger.errors import UserError
+from tagger.folder_lock import folder_lock, read_lock
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_held_lock_refuses_a_second_writer_naming_the_owner(tmp_path):
+    lock = tmp_path / "out" / ".lock.json"
+    with folder_lock(str(lock), str(tmp_path / "out"), "training run", "choose another x"):
+        owner = read_lock(str(lock))
+        assert owner["pid"] == os.getpid() and owner["host"] == socket.gethostname()
+        with pytest.raises(UserError, match=rf"another training run \(pid {os.getpid()} on "
+                                            r".*\) is writing to .*choose another x"):
+            with folder_lock(str(lock), str(tmp_path / "out"), "training run",
+                             "choose another x"):
+                pass
+    assert not lock.exists()
+
+
+def test_a_dead_owners_lock_is_taken_over_with_a_line(tmp_path):
+    lock = tmp_path / ".lock.json"
+    pid = dead_pid()
+    lock.write_text(json.dumps({"pid": pid, "host": socket.gethostname(),
+                                "started": "earlier"}))
+    lines = []
+    with folder_lock(str(lock), str(tmp_path), "build", "x", log=lines.append):
+        assert read_lock(str(lock))["pid"] == os.getpid()
+    assert lines == [f"note: taking over the lock of a build that no longer runs "
+                     f"(pid {pid} on {socket.gethostname()}, started earlier): {lock}"]
+
+
+def test_the_builders_say_when_they_take_a_stale_lock_over(tmp_path, capsys):
+    from tagger.records.writer import build_lock
+
+    (tmp_path / ".build").mkdir()
+    pid = dead_pid()
+    (tmp_path / ".build" / "lock.json").write_text(json.dumps(
+        {"pid": pid, "host": socket.gethostname(), "started": "earlier"}))
+    with build_lock(str(tmp_path)):
+        pass
+    err = capsys.readouterr().err
+    assert f"taking over the lock of a build that no longer runs (pid {pid}" in err
+
+
+@pytest.mark.slow
+def test_two_processes_never_hold_one_lock_at_once(tmp_path):
+    """Eight processes race for one lock: each holds it alone (the file
+    records a holder count that never exceeds one)."""
+    script = (
+        "import sys, time, pathlib\n"
+        "from tagger.errors import UserError\n"
+        "from tagger.folder_lock import folder_lock\n"
+        "out = pathlib.Path(sys.argv[1])\n"
+        "for _ in range(200):\n"
+        "    try:\n"
+        "        with folder_lock(str(out / '.lock.json'), str(out), 'run', 'x'):\n"
+        "            with open(out / 'inside', 'a') as f: f.write('+')\n"
+        "            n = (out / 'inside').read_text().count('+') - "
+        "(out / 'inside').read_text().count('-')\n"
+        "            assert n == 1, n\n"
+        "            time.sleep(0.01)\n"
+        "            with open(out / 'inside', 'a') as f: f.write('-')\n"
+        "        print('held'); break\n"
+        "    except UserError:\n"
+        "        time.sleep(0.005)\n")
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(8)]
+    results = [run.communicate(timeout=120) for run in runs]
+    assert all(run.returncode == 0 for run in runs), results
+    assert sum(out.count("held") for out, _ in results) == 8
