@@ -58,8 +58,12 @@ def add_model_flags(p):
     model.add_argument("--width", type=positive_float, default=1.0, metavar="W",
                        help="samplecnn: channel width multiplier (default: 1.0 = the paper)")
     model.add_argument("--dropout", type=number_in_range(float, 0, 1), default=None,
-                       metavar="DO", help="samplecnn / multiscale: dropout before the "
-                       "output, in [0, 1) (default: samplecnn 0.5, multiscale 0.4)")
+                       metavar="DO", help="samplecnn / multiscale / short_cnn / short_res "
+                       "/ fcn: dropout before the output, in [0, 1) (default: multiscale "
+                       "0.4, the others 0.5)")
+    model.add_argument("--n-channels", type=positive_int, default=None, metavar="N",
+                       help="short_cnn / short_res / fcn: channel unit of the blocks "
+                            "(default: 128 / 128 / 64, the papers')")
     model.add_argument("--weight-decay", type=non_negative_float, default=0.0, metavar="WD",
                        help="samplecnn: L2 weight decay on conv kernels (default: 0)")
     model.add_argument("--conv-channels", type=positive_int, default=None, metavar="N",

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import importlib
 
-FAMILY_NAMES = ("samplecnn", "multiscale", "self_attention", "transformer")
+FAMILY_NAMES = ("samplecnn", "multiscale", "self_attention", "transformer",
+                "short_cnn", "short_res", "fcn")
 
 
 def family(name: str):

@@ -9,7 +9,7 @@ the benches and the tests read it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 from tagger.config import LogMelConfig
 
@@ -67,6 +67,12 @@ class FamilySpec:
     `--engine tflite-int8`, export.py `--quantization int8`); `analyses`:
     which of ANALYSES apply (excitations need SE blocks); `demo`: demo.py's
     setting; `tiny`: the smallest factory arguments the tests build.
+    `segment_length`: samples per record segment that a spectrogram
+    family's window counts in (59049 but for a paper that read another
+    unit: FCN's 29 s at 16 kHz); train.py refuses records of another
+    length. `sample_rate`: the rate of the paper's front end and window
+    (None: the paper's is the datasets' 22050 Hz); records built at it
+    (`build_mtt.py --sample-rate`) reproduce the paper's input.
     """
 
     name: str
@@ -82,6 +88,8 @@ class FamilySpec:
     demo: Preset
     tiny: dict
     bench: tuple[BenchCase, ...]
+    segment_length: int = 59049
+    sample_rate: int | None = None
 
     @property
     def raw_waveform(self) -> bool:

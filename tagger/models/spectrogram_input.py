@@ -17,7 +17,10 @@ both give the same predictions for the same audio.
 
 The window is `segments` consecutive 59049-sample segments (each family
 picks its default), or `input_length` samples (a multiple of 59049), or,
-for log-mel input only, `num_frames` frames.
+for log-mel input only, `num_frames` frames. A family whose paper reads
+another unit (FCN: 29 s at 16 kHz, 464000 samples) passes `segment_length`:
+the records then hold segments of that length (`build_mtt.py
+--segment-length`), and everything above counts in them.
 
 `stft_over` says over what the STFT runs. "segment" (the default, what
 every model trained here uses): each 59049-sample segment on its own, as
@@ -47,39 +50,41 @@ EMBEDDING_LAYER = "embedding"  # every family's penultimate representation
 
 
 def make_log_mel(logmel: LogMelConfig, sample_rate: int = 22050,
-                 stft_over: str = "segment") -> LogMel:
+                 stft_over: str = "segment",
+                 segment_length: int = SEGMENT_LENGTH) -> LogMel:
     """The front end of a raw model (float32 under any dtype policy): one
-    STFT per 59049-sample segment, or over the whole input for
+    STFT per `segment_length`-sample segment, or over the whole input for
     `stft_over="window"`."""
     if stft_over not in STFT_OVER:
         raise ValueError(f"stft_over must be one of {STFT_OVER}, got {stft_over!r}")
-    segment_length = SEGMENT_LENGTH if stft_over == "segment" else None
+    segment_length = segment_length if stft_over == "segment" else None
     return LogMel(sample_rate=sample_rate, segment_length=segment_length,
                   dtype="float32", name="log_mel", **dataclasses.asdict(logmel))
 
 
-def window_samples(segments=None, input_length=None) -> int:
+def window_samples(segments=None, input_length=None,
+                   segment_length: int = SEGMENT_LENGTH) -> int:
     """Samples in a window of `segments` segments or of `input_length`."""
     if input_length is not None:
         if (isinstance(input_length, bool) or int(input_length) != input_length
-                or input_length <= 0 or input_length % SEGMENT_LENGTH):
+                or input_length <= 0 or input_length % segment_length):
             raise ValueError(
                 f"input_length must be a positive multiple of the "
-                f"{SEGMENT_LENGTH}-sample segment (e.g. {2 * SEGMENT_LENGTH} for "
+                f"{segment_length}-sample segment (e.g. {2 * segment_length} for "
                 f"2 segments), got {input_length!r}; the records hold "
-                f"{SEGMENT_LENGTH}-sample segments, pass segments=k instead")
+                f"{segment_length}-sample segments, pass segments=k instead")
         return int(input_length)
     if (segments is None or isinstance(segments, bool) or int(segments) != segments
             or segments <= 0):
         raise ValueError(f"segments must be a positive integer, got {segments!r}")
-    return int(segments) * SEGMENT_LENGTH
+    return int(segments) * segment_length
 
 
 def spectrogram_input(input_kind: str, logmel: LogMelConfig, *, segments=None,
                       input_length=None, num_frames=None, sample_rate=22050,
-                      stft_over="segment"):
-    """Builds the model input and its log-mel features (`stft_over`: see
-    the module docstring).
+                      stft_over="segment", segment_length=SEGMENT_LENGTH):
+    """Builds the model input and its log-mel features (`stft_over`,
+    `segment_length`: see the module docstring).
 
     Returns `(inputs, features)`: the `keras.Input` and the tensor
     `(batch, frames, n_mels)` that the rest of the model reads.
@@ -96,13 +101,15 @@ def spectrogram_input(input_kind: str, logmel: LogMelConfig, *, segments=None,
             raise ValueError(
                 "num_frames applies to input_kind='logmel' only; for raw "
                 "input give segments or input_length (samples)")
-        samples = window_samples(segments, input_length)
+        samples = window_samples(segments, input_length, segment_length)
         inputs = keras.Input((samples,), name="waveform")
-        features = make_log_mel(logmel, sample_rate, stft_over)(inputs)  # (batch, frames, mels)
+        features = make_log_mel(logmel, sample_rate, stft_over,
+                                segment_length)(inputs)  # (batch, frames, mels)
         return inputs, features
     if num_frames is None:
-        samples = window_samples(segments, input_length)
-        num_frames = make_log_mel(logmel, sample_rate, stft_over).frames_for(samples)
+        samples = window_samples(segments, input_length, segment_length)
+        num_frames = make_log_mel(logmel, sample_rate, stft_over,
+                                  segment_length).frames_for(samples)
     elif isinstance(num_frames, bool) or int(num_frames) != num_frames or num_frames <= 0:
         raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
     inputs = keras.Input((int(num_frames), logmel.n_mels), name="log_mel")

@@ -38,12 +38,11 @@ def model_arguments(config: TrainConfig, info: dict, window: int) -> dict:
                             "dataset with --features raw")
         args["input_length"] = window * info["segment_length"]
         return args
-    from tagger.models.spectrogram_input import SEGMENT_LENGTH
-
-    if info["segment_length"] != SEGMENT_LENGTH:
-        raise UserError(f"model {config.model!r} reads {SEGMENT_LENGTH}-sample segments "
-                        f"but the dataset has {info['segment_length']}; rebuild it with "
-                        f"--segment-length {SEGMENT_LENGTH}")
+    if info["segment_length"] != spec.segment_length:
+        rate = f" --sample-rate {spec.sample_rate}" if spec.sample_rate else ""
+        raise UserError(f"model {config.model!r} reads {spec.segment_length}-sample "
+                        f"segments but the dataset has {info['segment_length']}; rebuild "
+                        f"it with --segment-length {spec.segment_length}{rate}")
     args.update(input_kind=kind, segments=window, sample_rate=info["sample_rate"])
     if kind == "logmel":
         args["logmel"] = LogMelConfig(**info["features"]["logmel"])

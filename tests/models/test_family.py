@@ -26,8 +26,9 @@ def test_registry_lists_every_family_once_by_its_module_name():
 
 
 def test_unknown_family_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="valid models: multiscale, samplecnn, "
-                                         "self_attention, transformer"):
+    with pytest.raises(ValueError, match="valid models: fcn, multiscale, samplecnn, "
+                                         "self_attention, short_cnn, short_res, "
+                                         "transformer"):
         family("resnet")
     with pytest.raises(UserError, match="unknown model 'resnet'"):
         family_spec("resnet")
