@@ -287,3 +287,87 @@ def check_output_file(path: str, what: str) -> None:
         os.remove(probe)
     except OSError as error:
         raise output_error(what, path, error) from None
+
+
+# -- outputs never destroy inputs ---------------------------------------------
+
+
+def _real(path: str) -> str:
+    return os.path.realpath(os.path.abspath(str(path)))
+
+
+def input_clash(path: str, inputs=(), walked=()) -> str | None:
+    """The input that writing `path` would destroy or feed back, or None.
+
+    `inputs`: files and folders the command reads; the output may not be one
+    of them (compared by resolved real path, so a link or `./x` is caught).
+    `walked`: (folder, recursive, reads) for folders the command searches,
+    where `reads(name) -> bool` tells whether the search takes a file of
+    that name: an output it would take, written inside the folder, is
+    refused too (the next run would read its own output as an input)."""
+    path = str(path)
+    if not is_local(path):
+        return None
+    real = _real(path)
+    for given in inputs:
+        if given is not None and is_local(str(given)) and _real(given) == real:
+            return str(given)
+    for folder, recursive, reads in walked:
+        if not is_local(str(folder)) or not reads(os.path.basename(real)):
+            continue
+        top = _real(folder)
+        parent = os.path.dirname(real)
+        if parent == top or (recursive and parent.startswith(top.rstrip(os.sep) + os.sep)):
+            return str(folder)
+    return None
+
+
+def check_destination(path: str, what: str, *, kind: str, recognise=None,
+                      overwrite: bool = False, inputs=(), walked=()) -> None:
+    """The one check before a command writes a file the user named
+    (`what`, e.g. "--out"), so that outputs never destroy inputs:
+
+    - `path` is one of `inputs`, or a file the search of a `walked` folder
+      would read (`input_clash`): refused, always;
+    - `path` exists, is not empty and is not this command's own earlier
+      output (`recognise(path) -> bool` reads its format and header;
+      `kind` names it, e.g. "a tag.py report"): refused without
+      `overwrite`;
+    - a folder, FIFO or device in its place, or a place that cannot be
+      written: refused (`check_output_file`).
+
+    Writing itself stays atomic (`write_output`, `write_atomic`). Paths with
+    a scheme get the last check only."""
+    from tagger.errors import UserError
+
+    path = str(path)
+    clash = input_clash(path, inputs, walked)
+    if clash is not None:
+        same = _real(clash) == _real(path)
+        raise UserError(
+            f"{what} {path!r} is " + (f"the input {clash!r}" if same else
+                                      f"inside the input folder {clash!r}, whose search "
+                                      "would read it as an input")
+            + "; writing it would destroy or feed back an input: choose another path")
+    check_output_file(path, what)
+    if overwrite or not is_local(path) or not os.path.isfile(path):
+        return
+    if os.path.getsize(path) == 0:
+        return
+    try:
+        ours = bool(recognise(path)) if recognise is not None else False
+    except Exception:  # unreadable or not in our format: not ours
+        ours = False
+    if not ours:
+        raise UserError(f"{what} {path!r} exists and is not {kind}; pass --overwrite to "
+                        "replace it, or choose another path (the file is left as it is)")
+
+
+def head_bytes(path: str, count: int = 4096) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(count)
+
+
+def first_line(path: str) -> str:
+    """The first line of a file read as UTF-8 (without its end)."""
+    return head_bytes(path).decode("utf-8", "replace").split("\n", 1)[0].rstrip("\r")

@@ -32,8 +32,31 @@ def parse_args(argv=None):
                         "with both classes) is null (default: none)")
     p.add_argument("--per-tag-csv", default=None, metavar="PATH",
                    help="write the per-tag table as CSV here (default: none)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out-json or --per-tag-csv that eval.py did "
+                        "not write (default: refuse)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
+
+
+def _dataset_file(name: str) -> bool:
+    """Whether eval.py reads a file of this name in --data-dir."""
+    return name == "dataset_info.json" or name.endswith(".tfrecord")
+
+
+def _is_json_report(path: str) -> bool:
+    """An eval.py --out-json report: a JSON object naming model and split."""
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    return isinstance(data, dict) and {"model", "split", "clips"} <= set(data)
+
+
+def _is_per_tag(path: str) -> bool:
+    from tagger import fileio
+
+    return fileio.first_line(path).startswith("tag,roc_auc,pr_auc")
 
 
 def main(argv=None):
@@ -48,10 +71,14 @@ def run(args):
     from tagger import fileio, strict_json
     from tagger.evaluation.evaluate import evaluate, report_lines
 
-    outputs = [(args.out_json, "--out-json"), (args.per_tag_csv, "--per-tag-csv")]
-    for path, what in outputs:  # before the long part
+    outputs = [(args.out_json, "--out-json", "an eval.py JSON report", _is_json_report),
+               (args.per_tag_csv, "--per-tag-csv", "an eval.py per-tag table", _is_per_tag)]
+    for path, what, kind, recognise in outputs:  # before the long part
         if path:
-            fileio.check_output_file(path, what)
+            fileio.check_destination(path, what, kind=kind, recognise=recognise,
+                                     overwrite=args.overwrite,
+                                     inputs=[args.model, args.data_dir],
+                                     walked=[(args.data_dir, False, _dataset_file)])
     result = evaluate(args.model, args.data_dir, args.split, args.batch_size,
                       progress=not args.no_progress, bootstrap=args.bootstrap,
                       seed=args.seed)

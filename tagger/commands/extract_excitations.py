@@ -19,6 +19,9 @@ def parse_args(argv=None):
                    help="labelled split to analyse: train, val or test (default: test)")
     p.add_argument("--out", default="excitations.pkl",
                    help="pandas pickle to write (default: excitations.pkl)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out that is not an excitation table "
+                        "(default: refuse)")
     p.add_argument("--plots", default=None, metavar="PATH",
                    help="also write the excitation figures (PNG) into this folder "
                         "(default: no figures)")
@@ -47,7 +50,7 @@ def run(args):
     config = ExcitationConfig(
         model_path=args.model, data_dir=args.data_dir, split=args.split, out=args.out,
         plots_dir=args.plots, depths=args.depths, compare_tags=args.compare_tags,
-        batch_size=args.batch_size, progress=not args.no_progress)
+        batch_size=args.batch_size, progress=not args.no_progress, overwrite=args.overwrite)
     for line in run_excitations(config):
         print(line, flush=True)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from tagger import cli
 from tagger.cli import ArgumentParser
-from tagger.inference.config import ENGINES
+from tagger.inference.config import EMBEDDINGS_IN_DB, ENGINES
 
 
 def parse_args(argv=None):
@@ -39,20 +39,49 @@ def parse_args(argv=None):
     p.add_argument("--taggram", default=None, metavar="PATH",
                    help="write each file's window x tag scores as .npy and .png into "
                         "this folder (default: none)")
-    p.add_argument("--embeddings", default=None, metavar="PATH",
-                   help="write penultimate-layer embeddings to this .npz (default: none)")
+    p.add_argument("--embeddings", default=None, metavar="PATH", nargs="?",
+                   const=EMBEDDINGS_IN_DB,
+                   help="write penultimate-layer embeddings to this .npz; with --db and "
+                        "no PATH, store them in the database (default: none)")
     p.add_argument("--batch-size", type=int, default=32, metavar="N",
                    help="windows per model call (default 32)")
     p.add_argument("--workers", type=int, default=2, metavar="N",
                    help="decoder threads (default 2)")
     p.add_argument("--engine", default="keras", choices=ENGINES,
-                   help="what runs the model: Keras (TensorFlow); Keras compiled with "
-                        "XLA (xla; a few seconds of compiling at the start; "
-                        "bench/bench_tag.py tells whether it pays on your machine); "
-                        "or the model converted "
-                        "to TFLite and run by LiteRT with XNNPACK on every core: float32, "
-                        "float16 weights, or int8 weights (dynamic-range quantisation); "
-                        "the conversion takes a few seconds at the start (default: keras)")
+                   help="what runs the model: keras: Keras on TensorFlow (default); xla: "
+                        "Keras compiled with XLA (a few seconds of compiling at the start; "
+                        "bench/bench_tag.py tells whether it pays on your machine); the "
+                        "model converted to TFLite (a few seconds at the start) and run "
+                        "with XNNPACK on every core by LiteRT (ai-edge-litert, or "
+                        "TensorFlow's own interpreter when it is not installed: a line "
+                        "says so): tflite: float32; tflite-fp16: float16 weights; "
+                        "tflite-dynamic: int8 weights (dynamic-range quantisation); "
+                        "tflite-int8: int8 weights and activations, ranges measured on up "
+                        "to 32 windows of the inputs (sample-level CNNs on raw audio only). "
+                        "The tflite engines give no --embeddings")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out, --embeddings, --db or taggram index "
+                        "that tag.py did not write (default: refuse; an input is never "
+                        "replaced)")
+    p.add_argument("--db", default=None, metavar="PATH",
+                   help="stream the results into this SQLite database as they come (one "
+                        "row per file); a rerun skips files tagged already by the same "
+                        "model (same path, size and time); read it with tagger-library "
+                        "and tagger-similar (default: none)")
+    p.add_argument("--rescan", action="store_true",
+                   help="with --db: tag every file again, even those up to date there")
+    p.add_argument("--write-tags", action="store_true",
+                   help="write the selected tags (--top-k, --threshold) into each audio "
+                        "file's own metadata (ID3 TXXX:tagger for MP3 and WAV, Vorbis "
+                        "comments for FLAC/Ogg/Opus, MP4 freeform atoms for M4A); the "
+                        "audio data is never touched")
+    p.add_argument("--write-scores", action="store_true",
+                   help="with --write-tags: also write the tags' scores")
+    p.add_argument("--genre", action="store_true",
+                   help="with --write-tags: also set the genre (TCON, GENRE, \u00a9gen) to "
+                        "the top tag")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with --write-tags: print what would change and change nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -77,13 +106,25 @@ def run(args) -> int:
         threshold=args.threshold, format=args.format, out=args.out,
         recursive=args.recursive, hop=args.hop, taggram_dir=args.taggram,
         embeddings=args.embeddings, batch_size=args.batch_size, workers=args.workers,
-        progress=not args.no_progress, engine=args.engine)
+        progress=not args.no_progress, engine=args.engine, overwrite=args.overwrite,
+        db=args.db, rescan=args.rescan, write_tags=args.write_tags,
+        write_scores=args.write_scores, genre=args.genre, dry_run=args.dry_run)
     summary = tag(config, quiet_decoders=True)
-    if not args.out:
+    if not args.out and not args.db:
         sys.stdout.write(summary.report)
         sys.stdout.flush()
+    for line in summary.tag_lines:
+        print(line, file=sys.stderr)
+    if summary.out_written:
+        print(f"wrote {args.out}: {args.format} report of {summary.tagged} file"
+              f"{'s' if summary.tagged != 1 else ''}", file=sys.stderr)
+    if args.db:
+        print(f"{args.db}: {summary.db_written} file{'s' if summary.db_written != 1 else ''} "
+              f"tagged and stored, {summary.db_skipped} up to date and skipped"
+              + ("" if args.rescan or not summary.db_skipped else " (--rescan redoes them)"),
+              file=sys.stderr)
     if summary.failures:
-        line = (f"{len(summary.failures)} of {len(summary.failures) + len(summary.results)} "
+        line = (f"{len(summary.failures)} of {len(summary.failures) + summary.tagged} "
                 "inputs skipped")
         if args.out and not summary.out_written:
             line += (f"; nothing was tagged, so {args.out} was left as it was"

@@ -9,6 +9,7 @@ from tagger.errors import UserError, flags_do_not_apply
 OUTPUT_FORMATS = ("table", "json", "csv")
 # keras and xla: predictor.Predictor (xla: compiled with XLA); tflite*: tflite_predictor
 ENGINES = ("keras", "xla", "tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8")
+EMBEDDINGS_IN_DB = ""  # tag.py --embeddings with no PATH: into the --db database
 EXPORT_FORMATS = ("saved_model", "tflite")
 EXPORT_QUANTIZATIONS = ("fp16", "dynamic", "int8")  # TFLite only; see export.tflite_bytes
 
@@ -31,6 +32,13 @@ class TagConfig:
     workers: int = 2
     progress: bool = True
     engine: str = "keras"
+    overwrite: bool = False  # replace an existing output that tag.py did not write
+    db: str | None = None  # results database (inference/results_db.py)
+    rescan: bool = False  # with db: tag files that are up to date there too
+    write_tags: bool = False  # write the selected tags into each file (file_tags.py)
+    write_scores: bool = False  # with write_tags: their scores too
+    genre: bool = False  # with write_tags: the top tag as the genre as well
+    dry_run: bool = False  # with write_tags: say what would change, change nothing
 
     def __post_init__(self):
         if not self.inputs:
@@ -51,7 +59,18 @@ class TagConfig:
         if self.engine not in ENGINES:
             raise UserError(f"--engine must be one of {', '.join(ENGINES)}, "
                             f"got {self.engine!r}")
-        if self.embeddings and self.engine not in ("keras", "xla"):
+        if self.embeddings == EMBEDDINGS_IN_DB and not self.db:
+            raise UserError("--embeddings without a PATH stores them in the --db database; "
+                            "give --embeddings PATH or add --db PATH")
+        if self.rescan and not self.db:
+            raise flags_do_not_apply(["--rescan"], "with --db", "it redoes files up to date "
+                                     "in the database")
+        extra = [flag for flag, on in (("--write-scores", self.write_scores),
+                                       ("--genre", self.genre), ("--dry-run", self.dry_run))
+                 if on]
+        if extra and not self.write_tags:
+            raise flags_do_not_apply(extra, "with --write-tags", "they say what it writes")
+        if self.embeddings is not None and self.engine not in ("keras", "xla"):
             raise UserError(f"--embeddings needs --engine keras or xla (the {self.engine} engine "
                             "returns tag scores only)")
 

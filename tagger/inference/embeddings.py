@@ -26,6 +26,19 @@ from tagger import fileio
 WINDOWS_SUFFIX = "::windows"
 
 
+def is_embeddings_file(path: str) -> bool:
+    """Whether `path` is an archive `EmbeddingWriter` wrote (a zip of .npy
+    entries in pairs KEY and KEY::windows), so `--embeddings` may replace it."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if not all(name.endswith(".npy") for name in names):
+        return False
+    keys = {name[:-4] for name in names}
+    return all(key.endswith(WINDOWS_SUFFIX) or key + WINDOWS_SUFFIX in keys for key in keys)
+
+
 class EmbeddingWriter:
     """`add(path, per_window)` for each file, then `close()` (or use `with`)."""
 

@@ -82,7 +82,7 @@ def export(config, log=print) -> ExportResult:
     from tagger import fileio
 
     out = config.out or default_out(config.model, config.format)
-    check_destination(out, config.format, config.overwrite)
+    check_destination(out, config.format, config.overwrite, config.model)
     model, info = load_tagger(config.model)
     fileio.prepare_output_dir(os.path.dirname(os.path.abspath(out)), "--out", named=out)
     serving = ServingModel(model, info)
@@ -182,11 +182,18 @@ def _calibration(model, serving: ServingModel, inputs) -> np.ndarray:
     return windows
 
 
-def check_destination(out: str, fmt: str, overwrite: bool) -> None:
+def check_destination(out: str, fmt: str, overwrite: bool, model: str | None = None) -> None:
     """Refuses, in one line, an output that must not be replaced: anything
     without `overwrite`; with it, a file where a SavedModel folder goes, a
     folder where a TFLite file goes, or a folder holding files an export
-    does not write (they are the user's: never deleted)."""
+    does not write (they are the user's: never deleted), or that is not an
+    export (a TFLite file without the TFL3 mark, a SavedModel folder without
+    assets/tags.txt); and, always, the model itself."""
+    from tagger import fileio
+
+    if model is not None and fileio.input_clash(out, [model]) is not None:
+        raise UserError(f"--out {out!r} is the model being exported; writing it would "
+                        "destroy it: choose another --out")
     if not os.path.lexists(out):
         return
     if not overwrite:
@@ -201,9 +208,16 @@ def check_destination(out: str, fmt: str, overwrite: bool) -> None:
             raise UserError(f"--out {out!r} holds {len(foreign)} file(s) an export does not "
                             f"write ({shown}); --overwrite replaces only a SavedModel "
                             "folder: choose a new folder or move those files")
+        if os.listdir(out) and not os.path.isfile(os.path.join(out, "assets", TAGS_ASSET)):
+            raise UserError(f"--out {out!r} is not a SavedModel export.py wrote (no assets/"
+                            f"{TAGS_ASSET}); --overwrite replaces only those: choose a new "
+                            "folder")
     elif os.path.isdir(out):
         raise UserError(f"--out {out!r} is a folder; a TFLite export is one file: "
                         "give a file name")
+    elif os.path.getsize(out) and fileio.head_bytes(out, 8)[4:8] != b"TFL3":
+        raise UserError(f"--out {out!r} is not a TFLite model (no TFL3 mark); --overwrite "
+                        "replaces only an earlier export: choose another --out")
 
 
 class ServingModel:

@@ -58,47 +58,55 @@ def path_problem(path: str) -> str | None:
 
 
 def find_audio(inputs, recursive: bool = False) -> AudioInputs:
-    files, missing, seen = [], [], set()
-    skipped = 0
-
-    def add(path):
-        key = os.path.realpath(path)
-        if key not in seen:
-            seen.add(key)
+    files, missing, counts = [], [], {}
+    for path, problem in iter_audio(inputs, recursive, counts):
+        if problem is None:
             files.append(path)
+        else:
+            missing.append((path, problem))
+    return AudioInputs(tuple(files), tuple(missing), counts["subfolders_skipped"])
 
-    visited = set()
+
+def iter_audio(inputs, recursive: bool = False, counts: dict | None = None):
+    """Yields `(path, None)` for every audio file and `(path, reason)` for
+    every input that cannot be read as a file, in `find_audio`'s order,
+    walking lazily: one folder's entries are listed (and sorted) when the
+    walk reaches that folder, so the first file comes at once however
+    large the library. When the walk ends, `counts["subfolders_skipped"]`
+    holds the folders not searched because `recursive` was off."""
+    counts = {} if counts is None else counts
+    counts["subfolders_skipped"] = 0
+    seen, visited = set(), set()
     for given in inputs:
         given = str(given)
         if os.path.isdir(given):
-            found, problems, subfolders = _list_folder(given, recursive, visited)
-            skipped += subfolders
-            missing.extend(problems)
-            for path in found:
-                add(path)
-            continue
-        problem = path_problem(given)
-        if problem is None:
-            add(given)
+            walk = _walk_folder(given, recursive, visited, counts)
         else:
-            missing.append((given, problem))
-    return AudioInputs(tuple(files), tuple(missing), skipped)
+            walk = iter([(given, path_problem(given))])
+        for path, problem in walk:
+            if problem is not None:
+                yield path, problem
+                continue
+            key = os.path.realpath(path)
+            if key not in seen:  # a file reached twice is listed once
+                seen.add(key)
+                yield path, None
 
 
-def _list_folder(folder: str, recursive: bool, visited: set):
-    """(audio files under `folder` in sorted order, (path, reason) of
-    audio-named entries that are not regular files and of link loops,
-    subfolders not searched); `visited` holds the real paths of folders
-    seen (symlink loops, a folder named twice)."""
-    found, problems, skipped = [], [], 0
+def _walk_folder(folder: str, recursive: bool, visited: set, counts: dict):
+    """Yields (path, None) for the audio files under `folder` in sorted
+    order and (path, reason) for audio-named entries that are not regular
+    files and for link loops; `visited` holds the real paths of folders
+    seen (symlink loops, a folder named twice); `counts` counts the
+    subfolders not searched."""
     real = os.path.realpath(folder)
     if real in visited:
-        return found, problems, skipped
+        return
     visited.add(real)
     try:
         entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
     except OSError:
-        return found, problems, skipped
+        return
     for entry in entries:
         if entry.name.startswith("."):
             continue
@@ -106,20 +114,12 @@ def _list_folder(folder: str, recursive: bool, visited: set):
         try:
             is_dir = entry.is_dir()
         except OSError:  # a symbolic link loop, an unreadable link target
-            problems.append((path, path_problem(path) or "cannot read"))
+            yield path, path_problem(path) or "cannot read"
             continue
         if is_dir:
             if recursive:
-                sub, sub_problems, sub_skipped = _list_folder(path, recursive, visited)
-                found.extend(sub)
-                problems.extend(sub_problems)
-                skipped += sub_skipped
+                yield from _walk_folder(path, recursive, visited, counts)
             else:
-                skipped += 1
+                counts["subfolders_skipped"] += 1
         elif is_audio_name(entry.name):
-            problem = path_problem(path)
-            if problem is None:
-                found.append(path)
-            else:
-                problems.append((path, problem))
-    return found, problems, skipped
+            yield path, path_problem(path)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import numpy as np
 
@@ -93,6 +94,23 @@ def to_table(results, tag_names, top_k=None, threshold=None) -> str:
         lines.append(f"{PADDED_MARK} shorter than one model window: zero-padded to one "
                      "window; scores are less reliable")
     return "\n".join(lines).rstrip("\n") + "\n" if lines else ""
+
+
+_TABLE_HEADER = re.compile(r"^.+  \(\d+\.\d s, \d+ windows?\)( \*)?$")
+_JSON_START = re.compile(r'^\[\s*(\]|\{\s*"path":)')
+CSV_HEADER = "path,duration,windows,padded"
+
+
+def is_report(path: str) -> bool:
+    """Whether the file at `path` is a report tag.py wrote, in any format
+    (its first bytes: a JSON array of objects starting with "path", the CSV
+    header, or a table's first file line), so `--out` may replace it."""
+    from tagger import fileio
+
+    head = fileio.head_bytes(path).decode("utf-8", "replace")
+    line = head.split("\n", 1)[0]
+    return bool(_JSON_START.match(head) or line.startswith(CSV_HEADER + ",")
+                or _TABLE_HEADER.match(line))
 
 
 def render(results, tag_names, fmt: str, top_k=None, threshold=None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sqlite3
 import sys
 
 from tagger import fileio
@@ -27,6 +28,10 @@ class TagSummary:
     report: str
     tag_names: list
     out_written: bool = False
+    tagged: int = 0  # files tagged in this run (with --db and no --out, none is kept)
+    db_written: int = 0  # rows written into --db
+    db_skipped: int = 0  # files up to date in --db, not tagged again
+    tag_lines: list = dataclasses.field(default_factory=list)  # --write-tags' summary
 
     @property
     def exit_code(self) -> int:
@@ -71,7 +76,12 @@ def _tflite_predictor(model, info, engine: str, files):
 def _tag(config: TagConfig, log=None) -> TagSummary:
     from tqdm import tqdm
 
-    found = find_audio(config.inputs, config.recursive)
+    lazy = config.db is not None and not config.taggram_dir
+    if lazy:  # a library: walk it as it is tagged, list nothing up front
+        found, files = _first_audio(config), None
+    else:
+        found = find_audio(config.inputs, config.recursive)
+        files = found.files
     if not found.files:
         raise UserError(_nothing_found(config.inputs, found))
     _check_destinations(config)
@@ -85,7 +95,8 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         predictor = Predictor(model, info, embeddings=config.embeddings is not None,
                               jit_compile=config.engine == "xla")
     else:
-        predictor = _tflite_predictor(model, info, config.engine, found.files)
+        calibration_files = files if files is not None else _audio_files(config, 64)
+        predictor = _tflite_predictor(model, info, config.engine, calibration_files)
     hop = None
     if config.hop is not None:
         hop = int(round(config.hop * predictor.sample_rate))
@@ -93,14 +104,35 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
             raise UserError(f"--hop {config.hop} s is less than one sample at "
                             f"{predictor.sample_rate} Hz")
 
-    bar = tqdm(total=len(found.files), unit="file", desc="tagging", file=sys.stderr,
-               disable=not config.progress, dynamic_ncols=True)
+    bar = tqdm(total=None if files is None else len(files), unit="file", desc="tagging",
+               file=sys.stderr, disable=not config.progress, dynamic_ncols=True)
     say = log or (lambda line: bar.write(line, file=sys.stderr))
     if predictor.warning:
         say(f"warning: {predictor.warning}")
-    failures = list(found.missing)
-    for path, reason in found.missing:
+    failures = []
+
+    def skipped(path, reason):
+        failures.append((path, reason))
         say(f"skipped {path}: {reason}")
+
+    database = None
+    if config.db is not None:
+        from tagger.inference.results_db import ResultsWriter
+
+        if config.overwrite:
+            _replace_foreign_db(config.db)
+        try:
+            database = ResultsWriter(config.db, config.model, predictor.tag_names,
+                                     predictor.sample_rate, predictor.window_samples,
+                                     embeddings=config.embeddings is not None,
+                                     rescan=config.rescan)
+        except sqlite3.Error as error:
+            raise UserError(f"cannot write --db {config.db!r}: {error}") from None
+    if files is None:
+        files = _library_files(config, database, skipped)
+    else:
+        for path, reason in found.missing:
+            skipped(path, reason)
 
     names = {}
     if config.taggram_dir:
@@ -111,6 +143,8 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
             raise UserError(f"cannot create --taggram {config.taggram_dir!r}: "
                             f"{error.strerror or error}") from None
         names = taggram_names(found.files)
+        if database is not None:  # listed up front for the names: skip here
+            files = [p for p in files if not database.is_current(p)]
     writer = None
     if config.embeddings:
         from tagger.inference.embeddings import EmbeddingWriter
@@ -119,28 +153,44 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         except OSError as error:
             raise UserError(f"cannot write --embeddings {config.embeddings!r}: "
                             f"{error.strerror or error}") from None
+    tag_writer = None
+    if config.write_tags:
+        from tagger.inference.file_tags import TagWriter
 
-    results = []
+        tag_writer = TagWriter(predictor.tag_names, model_name=_model_name(config.model),
+                               top_k=config.top_k, threshold=config.threshold,
+                               scores=config.write_scores, genre=config.genre,
+                               dry_run=config.dry_run, log=say)
+
+    keep = config.out is not None or config.db is None  # the report needs them
+    results, tagged = [], 0
     try:
-        for result in tag_files(predictor, found.files, hop_samples=hop,
+        for result in tag_files(predictor, files, hop_samples=hop,
                                 batch_size=config.batch_size, workers=config.workers):
             bar.update(1)
             if not result.ok:
-                failures.append((result.path, result.error))
-                say(f"skipped {result.path}: {result.error}")
+                skipped(result.path, result.error)
                 continue
+            tagged += 1
             if config.taggram_dir:
                 write_taggram(config.taggram_dir, names[result.path], result,
                               predictor.tag_names, config.top_k)
             if writer is not None:
                 writer.add(result.path, result.embeddings)
-            results.append(result.compact())
+            if tag_writer is not None:  # before the row: it records the file as changed
+                tag_writer.write(result.path, result.clip_scores)
+            if database is not None:
+                database.add(result)
+            if keep:
+                results.append(result.compact())
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
     finally:
         bar.close()
+        if database is not None:
+            database.close()
     if writer is not None:
         writer.close()
     if config.taggram_dir and results:
@@ -148,19 +198,96 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
                                          sorted(results, key=lambda r: r.index)})
 
     results.sort(key=lambda r: r.index)
-    report = outputs.render(results, predictor.tag_names, config.format, config.top_k,
-                            config.threshold)
+    report = ""
+    if keep:
+        report = outputs.render(results, predictor.tag_names, config.format, config.top_k,
+                                config.threshold)
     written = bool(config.out and results)
     if written:
         fileio.write_output(config.out, report, "--out")
-    return TagSummary(results, failures, report, predictor.tag_names, written)
+    summary = TagSummary(results, failures, report, predictor.tag_names, written,
+                         tagged=tagged)
+    if database is not None:
+        summary.db_written, summary.db_skipped = database.written, database.skipped
+    if tag_writer is not None:
+        summary.tag_lines = tag_writer.summary()
+    return summary
+
+
+def _model_name(path: str) -> str:
+    return os.path.basename(str(path).rstrip("/"))
+
+
+def _first_audio(config: TagConfig):
+    """An AudioInputs holding at most the first audio file of the walk (and
+    every problem met before it), to tell "no audio" apart at once."""
+    from tagger.inference.inputs import AudioInputs, iter_audio
+
+    missing, counts = [], {}
+    for path, problem in iter_audio(config.inputs, config.recursive, counts):
+        if problem is None:
+            return AudioInputs((path,), tuple(missing), 0)
+        missing.append((path, problem))
+    return AudioInputs((), tuple(missing), counts.get("subfolders_skipped", 0))
+
+
+def _audio_files(config: TagConfig, limit: int) -> list:
+    from itertools import islice
+
+    from tagger.inference.inputs import iter_audio
+
+    walk = (path for path, problem in iter_audio(config.inputs, config.recursive)
+            if problem is None)
+    return list(islice(walk, limit))
+
+
+def _library_files(config: TagConfig, database, skipped):
+    """The walk of `config.inputs`, lazily, without the files that are up
+    to date in `database`; problems go to `skipped(path, reason)`."""
+    from tagger.inference.inputs import iter_audio
+
+    for path, problem in iter_audio(config.inputs, config.recursive):
+        if problem is not None:
+            skipped(path, problem)
+            continue
+        try:
+            current = database is not None and database.is_current(path)
+        except sqlite3.Error:  # the row cannot be read: tag the file again
+            current = False
+        if not current:
+            yield path
+
+
+def _replace_foreign_db(path: str) -> None:
+    """--overwrite: a file at --db that is not a results database is
+    replaced, atomically, by an empty one."""
+    from tagger.inference.results_db import connect, is_results_db
+
+    if not os.path.isfile(path) or os.path.getsize(path) == 0 or is_results_db(path):
+        return
+    tmp = fileio.temporary_path(path)
+    try:
+        connect(tmp).close()
+        for suffix in ("-wal", "-shm"):
+            fileio.remove_quietly(tmp + suffix)
+        os.replace(tmp, path)
+    except BaseException:
+        fileio.remove_quietly(tmp)
+        raise
 
 
 def _nothing_found(inputs, found) -> str:
+    absent = [path for path, reason in found.missing if reason == "not found"]
+    if absent and len(absent) == len(inputs):
+        named = ", ".join(repr(str(p)) for p in absent[:3]) + (" ..." if len(absent) > 3 else "")
+        return (f"no audio files found: {named} do{'es' if len(absent) == 1 else ''} not "
+                "exist; check the path")
     named = ", ".join(repr(str(p)) for p in inputs[:3]) + (" ..." if len(inputs) > 3 else "")
     message = f"no audio files found in {named}"
-    if found.missing:
-        message += f" ({len(found.missing)} not found)"
+    if absent:
+        message += f" ({', '.join(repr(str(p)) for p in absent[:3])} not found)"
+    elif found.missing:
+        message += f" ({len(found.missing)} not readable)"
     if found.subfolders_skipped:
         message += (f"; {found.subfolders_skipped} subfolder(s) were not searched, "
                     "add --recursive")
@@ -168,8 +295,20 @@ def _nothing_found(inputs, found) -> str:
 
 
 def _check_destinations(config: TagConfig) -> None:
-    """Fails before any work when an output cannot be written."""
-    for flag, path in (("--out", config.out), ("--embeddings", config.embeddings)):
+    """Fails before any work when an output cannot be written, or would
+    destroy an input or a file tag.py did not write (fileio.check_destination)."""
+    from tagger.inference.embeddings import is_embeddings_file
+    from tagger.inference.inputs import is_audio_name
+    from tagger.inference.results_db import is_results_db
+
+    inputs = [*config.inputs, config.model]
+    walked = [(p, config.recursive, is_audio_name) for p in config.inputs if os.path.isdir(p)]
+    named = {}
+    for flag, path, kind, recognise in (
+            ("--out", config.out, "a tag.py report", outputs.is_report),
+            ("--embeddings", config.embeddings or None, "an embeddings archive tag.py wrote",
+             is_embeddings_file),
+            ("--db", config.db, "a results database tag.py wrote", is_results_db)):
         if path is None:
             continue
         if os.path.isdir(path):
@@ -177,7 +316,22 @@ def _check_destinations(config: TagConfig) -> None:
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):
             raise UserError(f"{flag} {path!r}: folder {parent!r} does not exist")
-    if config.taggram_dir and os.path.exists(config.taggram_dir) \
-            and not os.path.isdir(config.taggram_dir):
-        raise UserError(f"--taggram {config.taggram_dir!r} exists and is not a folder")
+        real = os.path.realpath(path)
+        if real in named:
+            raise UserError(f"{flag} and {named[real]} name the same file {path!r}; give "
+                            "each output its own path")
+        named[real] = flag
+        fileio.check_destination(path, flag, kind=kind, recognise=recognise,
+                                 overwrite=config.overwrite, inputs=inputs, walked=walked)
+    if config.taggram_dir:
+        if os.path.exists(config.taggram_dir) and not os.path.isdir(config.taggram_dir):
+            raise UserError(f"--taggram {config.taggram_dir!r} exists and is not a folder")
+        clash = fileio.input_clash(config.taggram_dir, inputs)
+        if clash is not None:
+            raise UserError(f"--taggram {config.taggram_dir!r} is the input {clash!r}; "
+                            "choose another folder for the taggrams")
+        from tagger.inference.taggram import is_index
 
+        index = os.path.join(config.taggram_dir, "index.csv")
+        fileio.check_destination(index, "--taggram", kind="a taggram index tag.py wrote",
+                                 recognise=is_index, overwrite=config.overwrite)

@@ -104,18 +104,22 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
     `(batch, predictor.window_samples)` float32 windows at
     `predictor.sample_rate`; `hop_samples` is the step between windows
     (default: the window, no overlap). At most `queue_batches * batch_size`
-    decoded windows wait in the queue.
+    decoded windows wait in the queue. `files` may be any iterable (a lazy
+    walk of a library): the decoder threads draw from it one path at a
+    time, and nothing of a file is kept once its result is yielded.
     """
     if batch_size < 1 or workers < 1:
         raise ValueError(f"batch_size and workers must be >= 1, got {batch_size}, {workers}")
-    files = list(files)
     window = predictor.window_samples
     hop = hop_samples or window
-    workers = max(1, min(workers, len(files)))
+    if hasattr(files, "__len__"):
+        workers = min(workers, len(files))
+    workers = max(1, workers)
     items = queue.Queue(maxsize=max(queue_batches * batch_size, workers + 1))
     stop = threading.Event()
     next_file = iter(enumerate(files))
     lock = threading.Lock()
+    paths = {}  # index -> path of the files being decoded or scored
 
     def put(item) -> bool:
         while not stop.is_set():
@@ -131,6 +135,8 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
             while not stop.is_set():
                 with lock:
                     index, path = next(next_file, (None, None))
+                    if index is not None:
+                        paths[index] = path
                 if index is None:
                     return
                 count = 0
@@ -185,7 +191,7 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
 
     def finished():
         done = [i for i, entry in pending.items() if entry.complete]
-        return [pending.pop(i).result(i, files[i], predictor, window, hop) for i in done]
+        return [pending.pop(i).result(i, paths.pop(i), predictor, window, hop) for i in done]
 
     exited = 0
     try:

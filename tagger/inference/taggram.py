@@ -47,6 +47,11 @@ def taggram_names(paths) -> dict[str, str]:
     return names
 
 
+def is_index(path: str) -> bool:
+    """Whether `path` is an index.csv `write_index` wrote (its header)."""
+    return fileio.first_line(path) == "name,path"
+
+
 def write_index(folder: str, names: dict[str, str]) -> None:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

@@ -27,6 +27,12 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def interpreter_name(interpreter) -> str:
+    """"LiteRT" for ai_edge_litert's interpreter, else "TensorFlow"."""
+    return "LiteRT" if type(interpreter).__module__.startswith("ai_edge_litert") \
+        else "TensorFlow"
+
+
 class TFLitePredictor:
     """`predictor(windows)` -> `(scores (batch, tags), None)` on LiteRT.
 
@@ -67,6 +73,12 @@ class TFLitePredictor:
             self._runner = interpreter.get_signature_runner("serve")
             self._runner(waveform=np.zeros((1, self.window_samples), np.float32))  # delegate
         self._interpreter = interpreter  # the runner needs it alive
+        self.interpreter = interpreter_name(interpreter)
+        if self.interpreter != "LiteRT":
+            why = ("the model needs select TensorFlow ops" if self.select_tf_ops else
+                   "ai-edge-litert is not installed (pip install ai-edge-litert)")
+            note = f"the {engine} engine runs on TensorFlow's TFLite interpreter: {why}"
+            self.warning = f"{self.warning}; {note}" if self.warning else note
 
     @property
     def num_tags(self) -> int:

@@ -30,6 +30,16 @@ class ExcitationConfig:
     compare_tags: tuple | None = None
     batch_size: int = 32
     progress: bool = True
+    overwrite: bool = False  # replace an existing `out` that is not an excitation table
+
+
+def is_excitation_table(path: str) -> bool:
+    """Whether `path` looks like a table `save_table` wrote: a pickle (its
+    protocol mark) of a pandas DataFrame (the class named in its first bytes)."""
+    from tagger import fileio
+
+    head = fileio.head_bytes(path, 1 << 16)
+    return head[:1] == b"\x80" and b"pandas" in head and b"DataFrame" in head
 
 
 def run_excitations(config: ExcitationConfig):
@@ -43,7 +53,9 @@ def run_excitations(config: ExcitationConfig):
     blocks = len(excite_layer_names(model, model_info))  # fail before reading any data
     from tagger import fileio
 
-    fileio.check_output_file(config.out, "--out")  # before the long part, too
+    fileio.check_destination(config.out, "--out", kind="an excitation table",
+                             recognise=is_excitation_table, overwrite=config.overwrite,
+                             inputs=[config.model_path, config.data_dir])  # before the long part
     if config.plots_dir:
         fileio.check_output_file(posixpath.join(str(config.plots_dir), "excitations.png"),
                                  "--plots")

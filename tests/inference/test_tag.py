@@ -242,9 +242,10 @@ def test_user_errors_are_one_line_with_exit_2(cnn, music, tmp_path, capsys):
 def test_outputs_are_replaced_whole(cnn, music, tmp_path, capsys):
     path, _ = cnn
     out = tmp_path / "report.csv"
-    out.write_text("previous report\n")
+    earlier = "path,duration,windows,padded,guitar\nold.wav,1.000,1,0,0.5\n"  # tag.py's own
+    out.write_text(earlier)
     code, _, _ = run_tag(capsys, tmp_path / "missing.keras", music, "--out", out)
-    assert code == 2 and out.read_text() == "previous report\n"
+    assert code == 2 and out.read_text() == earlier
     code, _, _ = run_tag(capsys, path, music / "a.wav", "--out", out, "--format", "csv")
     assert code == 0 and out.read_text().startswith("path,duration")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.csv"]

@@ -1,0 +1,249 @@
+"""The results database of `tag.py --db`: one SQLite file for a music library.
+
+Tables (SQLite through the standard library's sqlite3, WAL journal):
+
+    models(fingerprint TEXT PRIMARY KEY, path TEXT, tag_names TEXT (JSON),
+           sample_rate INTEGER, window_samples INTEGER, embedding_dim INTEGER,
+           added REAL)
+    files(path TEXT, model TEXT -> models.fingerprint, size INTEGER,
+          mtime_ns INTEGER, duration REAL, sample_rate INTEGER (the file's own),
+          windows INTEGER, padded INTEGER, scores BLOB, embedding BLOB,
+          tagged REAL, PRIMARY KEY (path, model))
+
+`path` is the file's absolute path; `scores` are the clip scores as
+little-endian float32 bytes in the model's tag order (`models.tag_names`);
+`embedding` the mean penultimate-layer vector (float32 bytes) or NULL when
+`--embeddings` was not asked. A model's fingerprint is the SHA-256 of its
+file's bytes (of every file's relative name and bytes for a folder), so
+one database can hold the results of several models, and a retrained model
+under the same name is a new model.
+
+A file is up to date when a row for (its path, the model) has its size and
+modification time: a rerun skips it. Rows are written as results come in
+and committed in small transactions (every `COMMIT_SECONDS` or
+`COMMIT_ROWS` rows), so a run that is killed loses at most the files tagged
+since the last commit. The file is recognised as ours by its
+`application_id` (`APPLICATION_ID`) and `user_version` (`SCHEMA_VERSION`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+
+import numpy as np
+
+APPLICATION_ID = 0x54414752  # "TAGR"
+SCHEMA_VERSION = 1
+COMMIT_SECONDS = 0.5
+COMMIT_ROWS = 64
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS models (
+    fingerprint TEXT PRIMARY KEY, path TEXT NOT NULL, tag_names TEXT NOT NULL,
+    sample_rate INTEGER, window_samples INTEGER, embedding_dim INTEGER, added REAL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT NOT NULL, model TEXT NOT NULL REFERENCES models(fingerprint),
+    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, duration REAL, sample_rate INTEGER,
+    windows INTEGER, padded INTEGER, scores BLOB NOT NULL, embedding BLOB, tagged REAL,
+    PRIMARY KEY (path, model));
+"""
+
+
+def is_results_db(path: str) -> bool:
+    """Whether `path` is a database this module wrote (its SQLite header and
+    application_id), so `--db` may open it."""
+    with open(path, "rb") as f:
+        head = f.read(100)
+    return (head.startswith(SQLITE_HEADER) and len(head) >= 72
+            and int.from_bytes(head[68:72], "big") == APPLICATION_ID)
+
+
+def model_fingerprint(path: str) -> str:
+    """SHA-256 (hex) of the model file's bytes; of a folder's files (their
+    relative names and bytes, in sorted order)."""
+    digest = hashlib.sha256()
+    path = str(path)
+    if os.path.isdir(path):
+        for root, dirs, names in os.walk(path):
+            dirs.sort()
+            for name in sorted(names):
+                full = os.path.join(root, name)
+                digest.update(os.path.relpath(full, path).encode() + b"\0")
+                _hash_file(digest, full)
+    else:
+        _hash_file(digest, path)
+    return digest.hexdigest()
+
+
+def _hash_file(digest, path: str) -> None:
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+
+
+def file_key(path: str) -> tuple[str, int, int]:
+    """(absolute path, size, mtime in ns) of the file at `path`."""
+    info = os.stat(path)
+    return os.path.abspath(path), info.st_size, info.st_mtime_ns
+
+
+def connect(path: str, check_same_thread: bool = True) -> sqlite3.Connection:
+    """Opens (creating if absent) the database at `path` with our schema."""
+    con = sqlite3.connect(str(path), timeout=30, check_same_thread=check_same_thread)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    version = con.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0:
+        with con:
+            con.executescript(_SCHEMA)
+            con.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    elif version != SCHEMA_VERSION:
+        from tagger.errors import UserError
+
+        con.close()
+        raise UserError(f"{path!r} is a results database of schema version {version}; this "
+                        f"version of tagger reads version {SCHEMA_VERSION}")
+    return con
+
+
+def open_existing(path: str) -> sqlite3.Connection:
+    """Opens a database for reading; UserError if absent or not ours."""
+    from tagger.errors import UserError
+
+    if not os.path.isfile(path):
+        raise UserError(f"--db {path!r} not found; write one with tag.py MODEL FOLDER --db "
+                        f"{path}")
+    try:
+        ours = is_results_db(path)
+    except OSError as error:
+        raise UserError(f"cannot read --db {path!r}: {error.strerror or error}") from None
+    if not ours:
+        raise UserError(f"--db {path!r} is not a results database written by tag.py --db")
+    return connect(path)
+
+
+class ResultsWriter:
+    """Writes one model's rows into the database at `path`.
+
+    `is_current(path)`: whether the file is tagged already (same size and
+    mtime; with `embeddings`, with an embedding stored), safe to call from
+    the decoder threads (its own connection, under the caller's lock);
+    `add(result)` writes a row; `close()` commits. Counts: `written`."""
+
+    def __init__(self, path: str, model_path: str, tag_names, sample_rate: int,
+                 window_samples: int, embeddings: bool, rescan: bool = False):
+        self.path = str(path)
+        self.fingerprint = model_fingerprint(model_path)
+        self.embeddings = embeddings
+        self.rescan = rescan
+        self._con = connect(self.path)
+        with self._con:
+            self._con.execute(
+                "INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                (self.fingerprint, os.path.abspath(str(model_path)),
+                 json.dumps(list(tag_names)), int(sample_rate), int(window_samples),
+                 time.time()))
+        self._reader = None
+        self._pending = 0
+        self._last_commit = time.monotonic()
+        self.written = 0
+        self.skipped = 0
+
+    def is_current(self, path: str) -> bool:
+        if self.rescan:
+            return False
+        try:
+            key, size, mtime = file_key(path)
+        except OSError:
+            return False
+        if self._reader is None:
+            self._reader = connect(self.path, check_same_thread=False)
+        row = self._reader.execute(
+            "SELECT size, mtime_ns, embedding IS NOT NULL FROM files "
+            "WHERE path = ? AND model = ?", (key, self.fingerprint)).fetchone()
+        current = (row is not None and row[0] == size and row[1] == mtime
+                   and (row[2] or not self.embeddings))
+        self.skipped += current
+        return bool(current)
+
+    def add(self, result) -> None:
+        """A FileResult of tagging.tag_files (with its embeddings when asked)."""
+        try:
+            key, size, mtime = file_key(result.path)
+        except OSError:  # removed meanwhile: nothing to record
+            return
+        embedding = None
+        if result.embeddings is not None:
+            vector = np.asarray(result.embeddings, np.float32).mean(axis=0)
+            embedding = vector.astype("<f4").tobytes()
+            if self.written == 0:
+                self._con.execute("UPDATE models SET embedding_dim = ? WHERE fingerprint = ?",
+                                  (int(vector.shape[0]), self.fingerprint))
+        self._con.execute(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, self.fingerprint, size, mtime, float(result.duration),
+             result.file_sample_rate, int(result.windows), int(result.padded),
+             np.asarray(result.clip_scores, "<f4").tobytes(), embedding, time.time()))
+        self.written += 1
+        self._pending += 1
+        now = time.monotonic()
+        if self._pending >= COMMIT_ROWS or now - self._last_commit >= COMMIT_SECONDS:
+            self.commit()
+
+    def commit(self) -> None:
+        self._con.commit()
+        self._pending = 0
+        self._last_commit = time.monotonic()
+
+    def close(self) -> None:
+        if self._con is not None:
+            self.commit()
+            self._con.close()
+            self._con = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+def models(con: sqlite3.Connection) -> list[dict]:
+    """Every model in the database with its row count, newest first."""
+    rows = con.execute(
+        "SELECT m.fingerprint, m.path, m.tag_names, m.embedding_dim, m.sample_rate, "
+        "m.window_samples, (SELECT COUNT(*) FROM files f WHERE f.model = m.fingerprint) "
+        "FROM models m ORDER BY m.added DESC").fetchall()
+    return [dict(fingerprint=r[0], path=r[1], tag_names=json.loads(r[2]), embedding_dim=r[3],
+                 sample_rate=r[4], window_samples=r[5], files=r[6]) for r in rows]
+
+
+def choose_model(con: sqlite3.Connection, db_path: str, wanted: str | None = None) -> dict:
+    """The model whose rows to read: `wanted` (a fingerprint prefix or the
+    model's path), or the only model holding rows; UserError otherwise."""
+    from tagger.errors import UserError
+
+    found = [m for m in models(con) if m["files"]]
+    if wanted:
+        matches = [m for m in found if m["fingerprint"].startswith(wanted)
+                   or os.path.abspath(wanted) == m["path"]]
+        if len(matches) != 1:
+            listed = "; ".join(f"{m['fingerprint'][:12]} {m['path']}" for m in found)
+            raise UserError(f"--model {wanted!r} matches {len(matches)} of the models in "
+                            f"{db_path!r} ({listed or 'none'}); give a fingerprint prefix")
+        return matches[0]
+    if not found:
+        raise UserError(f"{db_path!r} holds no tagged files yet")
+    if len(found) > 1:
+        listed = "; ".join(f"{m['fingerprint'][:12]} {m['path']} ({m['files']} files)"
+                           for m in found)
+        raise UserError(f"{db_path!r} holds the results of {len(found)} models: {listed}; "
+                        "choose one with --model FINGERPRINT")
+    return found[0]
+
+
+def scores_of(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, "<f4").astype(np.float32)
