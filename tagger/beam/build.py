@@ -63,8 +63,7 @@ def pipeline_options(run: BeamRun):
         from apache_beam.options.pipeline_options import PipelineOptions
 
         options = PipelineOptions(list(run.options), runner=run.runner)
-        known = options.get_all_options()
-        every = options.get_all_options(retain_unknown_options=True)
+        known, every = _parsed_options(options)
     except ImportError:
         raise UserError("--runner needs Apache Beam: pip install -r "
                         "requirements-beam.txt") from None
@@ -76,6 +75,25 @@ def pipeline_options(run: BeamRun):
                         "against the runner's pipeline options (e.g. --project, --region, "
                         "--temp_location, --direct_num_workers)")
     return options
+
+
+def _parsed_options(options):
+    """The known and all options of `options`; an option Beam's argparse
+    refuses (`direct_num_workers=bad`) is one UserError with argparse's own
+    line, not Beam's whole usage text."""
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(printed), contextlib.redirect_stdout(printed):
+            return (options.get_all_options(),
+                    options.get_all_options(retain_unknown_options=True))
+    except SystemExit:
+        lines = [line for line in printed.getvalue().splitlines() if "error:" in line]
+        why = lines[-1].split("error:", 1)[1].strip() if lines else "refused by Beam"
+        raise UserError(f"Beam pipeline option: {why}; fix --beam-option or "
+                        "--beam-pipeline-options") from None
 
 
 def _run_pipeline(jobs, plan: DatasetPlan, config: BuildConfig, options) -> None:
