@@ -90,8 +90,13 @@ def test_front_end_is_torchaudios():
     theirs = originals.amplitude_to_db(spectrogram(torch.from_numpy(x)))
     ours = np.asarray(layer(x)).transpose(0, 2, 1)
     assert ours.shape == tuple(theirs.shape) == (2, 128, 462)  # one STFT over the window
-    # dB of float32 powers: compare where the energy is well above the float32 floor
-    assert np.abs(ours - theirs.numpy()).max() < 2e-3
+    # dB of float32 powers: compare where the energy is well above the float32
+    # floor, within 80 dB of each example's peak (the quietest bins, ~95 dB
+    # down, differ by a few 1e-3 dB with the CPU's FFT kernels)
+    theirs = theirs.numpy()
+    audible = theirs > theirs.max(axis=(1, 2), keepdims=True) - 80.0
+    assert audible.mean() > 0.999
+    assert np.abs(ours - theirs)[audible].max() < 2e-3
 
 
 @pytest.mark.parametrize("change, argv, fragments", [
