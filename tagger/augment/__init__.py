@@ -1,6 +1,5 @@
 """In-graph audio augmentation (TensorFlow ops, seeded, one module per transform)."""
 
-from tagger.augment.chain import (AudioAugmentation, AugmentConfig, Augmentation, augment,
-                                  step_seed)
+from tagger.augment.chain import AudioAugmentation, Augmentation, AugmentConfig, augment, step_seed
 
 __all__ = ["AudioAugmentation", "AugmentConfig", "Augmentation", "augment", "step_seed"]

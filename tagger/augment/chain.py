@@ -47,7 +47,7 @@ class AugmentConfig:
                                  f"got {value}")
 
     @classmethod
-    def none(cls) -> "AugmentConfig":
+    def none(cls) -> AugmentConfig:
         return cls(**{f.name: 0.0 for f in dataclasses.fields(cls)})
 
 

@@ -75,8 +75,8 @@ def load_tagger(path: str):
     """
     import keras
 
-    from tagger.layers.tagger_info import read_info, strip_info
     import tagger.layers  # noqa: F401  registers the custom layers
+    from tagger.layers.tagger_info import read_info, strip_info
 
     path = str(path)
     if not fileio.exists(path):

@@ -70,8 +70,13 @@ from __future__ import annotations
 import keras
 
 from tagger.config import LogMelConfig
-from tagger.layers import (ClsToken, LearnedPositions, SelectToken, SinusoidalPositions,
-                           TransformerEncoderLayer)
+from tagger.layers import (
+    ClsToken,
+    LearnedPositions,
+    SelectToken,
+    SinusoidalPositions,
+    TransformerEncoderLayer,
+)
 from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
 

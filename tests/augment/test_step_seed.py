@@ -92,7 +92,8 @@ REPLICAS = textwrap.dedent("""
     out = {{}}
     for step in (5, 6):
         seeds, noisy = strategy.run(replica_step, args=(tf.constant(step, tf.int64),))
-        out[step] = {{"seeds": [s.numpy().tolist() for s in strategy.experimental_local_results(seeds)],
+        out[step] = {{"seeds": [s.numpy().tolist()
+                                for s in strategy.experimental_local_results(seeds)],
                       "noisy": [n.numpy().ravel()[:2000].tolist()
                                 for n in strategy.experimental_local_results(noisy)]}}
     single = step_seed(3, 5, 1).numpy().tolist()

@@ -3,8 +3,14 @@ import math
 import numpy as np
 import pytest
 
-from tagger.layers import (ClsToken, LearnedPositions, MultiHeadSelfAttention, SelectToken,
-                           SinusoidalPositions, TransformerEncoderLayer)
+from tagger.layers import (
+    ClsToken,
+    LearnedPositions,
+    MultiHeadSelfAttention,
+    SelectToken,
+    SinusoidalPositions,
+    TransformerEncoderLayer,
+)
 from tests.checks import check_layer
 
 

@@ -2,10 +2,10 @@
 
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
-import pathlib
 
 import pytest
 
@@ -172,7 +172,6 @@ def test_bad_numbers_and_flags_that_do_not_apply(tmp_path, capsys, flags, messag
 
 def test_config_checks_its_values():
     from tagger.config import AudioConfig, BuildConfig, FeatureConfig, LogMelConfig
-
     from tagger.datasets.msd.plan import MsdSettings
     from tagger.datasets.mtt import MttSettings
 
