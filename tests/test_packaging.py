@@ -25,7 +25,7 @@ def console_scripts() -> dict:
 
 def test_every_console_script_is_a_main_function():
     scripts = console_scripts()
-    assert len(scripts) == 13
+    assert len(scripts) == 14
     for name, target in scripts.items():
         module_name, function = target.split(":")
         assert callable(getattr(importlib.import_module(module_name), function)), name
@@ -34,7 +34,8 @@ def test_every_console_script_is_a_main_function():
 # commands with a console script but no script beside the package: they run
 # as `python -m tagger.commands.<name>`
 RUN_WITH_M = {"tagger.commands.synthetic", "tagger.commands.synthetic_msd",
-              "tagger.commands.attention", "tagger.commands.pretrained"}
+              "tagger.commands.attention", "tagger.commands.pretrained",
+              "tagger.commands.library"}
 
 
 def test_every_top_level_script_runs_its_command_module():

@@ -59,8 +59,17 @@ def is_results_db(path: str) -> bool:
     application_id), so `--db` may open it."""
     with open(path, "rb") as f:
         head = f.read(100)
-    return (head.startswith(SQLITE_HEADER) and len(head) >= 72
-            and int.from_bytes(head[68:72], "big") == APPLICATION_ID)
+    if not head.startswith(SQLITE_HEADER):
+        return False
+    if len(head) >= 72 and int.from_bytes(head[68:72], "big") == APPLICATION_ID:
+        return True
+    # the header may still be in the write-ahead log (a run killed before a
+    # checkpoint): ask SQLite, which reads through it
+    con = sqlite3.connect(str(path), timeout=30)
+    try:
+        return con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    finally:
+        con.close()
 
 
 def model_fingerprint(path: str) -> str:

@@ -1,0 +1,169 @@
+"""`tagger-library export`: the rows of a results database (tag.py --db) as
+CSV, JSON lines or Parquet, with the tags chosen at export time.
+
+Every format has, per file: `path`, `size`, `mtime` (seconds), `duration`
+(s), `sample_rate` (the file's own), `windows`, `padded`, `model` (the
+model's fingerprint), `tags` (the selected tags, highest score first) and
+`scores` (their scores, same order); with `all_scores`, every tag's score
+as well (CSV and Parquet: one column per tag, named `score:TAG`; JSON lines:
+an object `all_scores`). CSV joins `tags` and `scores` with `;`. Rows come
+in path order and are streamed: the export holds one batch of rows at a
+time. The file is written under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+
+from tagger import fileio
+from tagger.errors import UserError
+from tagger.inference import results_db
+from tagger.inference.outputs import select_tags
+
+FORMATS = ("csv", "jsonl", "parquet")
+COLUMNS = ["path", "size", "mtime", "duration", "sample_rate", "windows", "padded", "model",
+           "tags", "scores"]
+PARQUET_MARK = b"tagger.library"  # key of the Parquet file's metadata
+_BATCH = 1024
+
+
+def iter_rows(con, model: dict, top_k=None, threshold=None, all_scores=False):
+    """Yields one dict per file of `model` (see the module docstring)."""
+    names = model["tag_names"]
+    cursor = con.execute(
+        "SELECT path, size, mtime_ns, duration, sample_rate, windows, padded, scores "
+        "FROM files WHERE model = ? ORDER BY path", (model["fingerprint"],))
+    for path, size, mtime, duration, rate, windows, padded, blob in cursor:
+        scores = results_db.scores_of(blob)
+        chosen = select_tags(scores, names, top_k, threshold)
+        row = dict(path=path, size=size, mtime=mtime / 1e9, duration=round(duration, 3),
+                   sample_rate=rate, windows=windows, padded=bool(padded),
+                   model=model["fingerprint"], tags=[t for t, _ in chosen],
+                   scores=[round(s, 6) for _, s in chosen])
+        if all_scores:
+            row["all_scores"] = {n: round(float(s), 6) for n, s in zip(names, scores)}
+        yield row
+
+
+def is_export(path: str) -> bool:
+    """Whether `path` is a file `export` wrote, in any format (its header)."""
+    head = fileio.head_bytes(path)
+    if head.startswith(b"PAR1"):
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - (1 << 16)))
+            return PARQUET_MARK in f.read()
+    line = head.decode("utf-8", "replace").split("\n", 1)[0]
+    if line.startswith(",".join(COLUMNS)):
+        return True
+    try:
+        first = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(first, dict) and {"path", "model", "tags"} <= set(first)
+
+
+def export(db: str, fmt: str, out: str | None, top_k=None, threshold=None, model=None,
+           all_scores=False, overwrite=False, stdout=None) -> tuple[int, str]:
+    """Writes the rows of `db` to `out` (None: `stdout`, CSV and JSON lines
+    only); returns (rows, model fingerprint)."""
+    if fmt not in FORMATS:
+        raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise UserError("--format parquet needs pyarrow, which is not installed: pip "
+                            "install pyarrow (it comes with pip install 'tagger[beam]'), or "
+                            "use --format csv or jsonl") from None
+        if out is None:
+            raise UserError("--format parquet writes a file: add --out PATH")
+    if out is not None:
+        fileio.check_destination(out, "--out", kind="an export tagger-library wrote",
+                                 recognise=is_export, overwrite=overwrite, inputs=[db])
+    con = results_db.open_existing(db)
+    try:
+        chosen = results_db.choose_model(con, db, model)
+        rows = iter_rows(con, chosen, top_k, threshold, all_scores)
+        if out is None:
+            count = _write_text(rows, fmt, chosen["tag_names"], all_scores, stdout)
+        else:
+            tmp = fileio.temporary_path(out)
+            try:
+                if fmt == "parquet":
+                    count = _write_parquet(rows, tmp, chosen["tag_names"], all_scores)
+                else:
+                    with open(tmp, "w", encoding="utf-8", newline="") as f:
+                        count = _write_text(rows, fmt, chosen["tag_names"], all_scores, f)
+                os.replace(tmp, out)
+            except OSError as error:
+                raise fileio.output_error("--out", out, error) from None
+            finally:
+                fileio.remove_quietly(tmp)
+    finally:
+        con.close()
+    return count, chosen["fingerprint"]
+
+
+def _write_text(rows, fmt, names, all_scores, f) -> int:
+    count = 0
+    if fmt == "csv":
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(COLUMNS + ([f"score:{n}" for n in names] if all_scores else []))
+        for row in rows:
+            values = [row[c] for c in COLUMNS[:-2]]
+            values[6] = int(values[6])
+            values += [";".join(row["tags"]), ";".join(f"{s:.6f}" for s in row["scores"])]
+            if all_scores:
+                values += [f"{row['all_scores'][n]:.6f}" for n in names]
+            writer.writerow(values)
+            count += 1
+    else:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+            count += 1
+    return count
+
+
+def _write_parquet(rows, path, names, all_scores) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fields = [("path", pa.string()), ("size", pa.int64()), ("mtime", pa.float64()),
+              ("duration", pa.float64()), ("sample_rate", pa.int64()),
+              ("windows", pa.int64()), ("padded", pa.bool_()), ("model", pa.string()),
+              ("tags", pa.list_(pa.string())), ("scores", pa.list_(pa.float32()))]
+    if all_scores:
+        fields += [(f"score:{n}", pa.float32()) for n in names]
+    schema = pa.schema(fields, metadata={PARQUET_MARK: json.dumps({"tags": list(names)})})
+    count = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        batch = []
+        for row in rows:
+            if all_scores:
+                row.update({f"score:{n}": v for n, v in row.pop("all_scores").items()})
+            batch.append(row)
+            if len(batch) == _BATCH:
+                writer.write_table(pa.Table.from_pylist(batch, schema))
+                count, batch = count + len(batch), []
+        if batch or not count:
+            writer.write_table(pa.Table.from_pylist(batch, schema))
+            count += len(batch)
+    return count
+
+
+def embeddings(con, model: dict):
+    """(paths, (n, dim) float32 embeddings) of the files of `model` that
+    have one stored."""
+    paths, vectors = [], []
+    for path, blob in con.execute(
+            "SELECT path, embedding FROM files WHERE model = ? AND embedding IS NOT NULL "
+            "ORDER BY path", (model["fingerprint"],)):
+        paths.append(path)
+        vectors.append(np.frombuffer(blob, "<f4"))
+    dim = model.get("embedding_dim") or 0
+    return paths, (np.stack(vectors).astype(np.float32) if vectors
+                   else np.zeros((0, dim), np.float32))

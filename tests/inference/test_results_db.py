@@ -1,0 +1,212 @@
+"""tag.py --db: results streamed into SQLite, reruns that skip what is done,
+a SIGKILLed run that resumes, and tagger-library export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tagger.commands import library as library_cli
+from tagger.commands import tag as tag_cli
+from tagger.inference import results_db
+from tests.inference.conftest import TAGS, TOP_LEVEL, tone
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_tag(capsys, *argv):
+    code = tag_cli.main([str(a) for a in argv] + ["--no-progress"])
+    out, err = capsys.readouterr()
+    return code, out, [line for line in err.splitlines() if line.strip()]
+
+
+def rows(db):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT path, size, mtime_ns, duration, windows, padded, scores, "
+                           "embedding, model FROM files ORDER BY path").fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def tagged_db(cnn, music, tmp_path_factory):
+    """The music folder (top level) tagged into a database, with embeddings."""
+    import contextlib
+
+    db = tmp_path_factory.mktemp("db") / "library.sqlite"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()) as out:
+        code = tag_cli.main([cnn[0], str(music), "--db", str(db), "--embeddings",
+                             "--no-progress"])
+    return db, code, out.getvalue(), err.getvalue().splitlines()
+
+
+def test_one_row_per_file_with_the_models_scores(tagged_db, cnn, music):
+    from tests.inference.conftest import reference_windows
+
+    db, code, out, err = tagged_db
+    assert code == 1 and out == ""  # broken.mp3 is skipped; nothing per file on stdout
+    assert f"{db}: 6 files tagged and stored, 0 up to date and skipped" in err
+    got = rows(db)
+    assert [r[0] for r in got] == sorted(os.path.abspath(music / n) for n in TOP_LEVEL)
+    fingerprint = results_db.model_fingerprint(cnn[0])
+    _, model = cnn
+    for path, size, mtime, duration, windows, padded, scores, embedding, fp in got:
+        stat = os.stat(path)
+        assert (size, mtime, fp) == (stat.st_size, stat.st_mtime_ns, fingerprint)
+        windows_, samples = reference_windows(path)
+        assert windows == len(windows_) and padded == (samples < windows_.shape[1])
+        expected = model.predict(windows_, verbose=0).mean(axis=0)
+        np.testing.assert_allclose(results_db.scores_of(scores), expected, atol=1e-5)
+        assert len(np.frombuffer(embedding, "<f4")) > 0
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert con.execute("PRAGMA application_id").fetchone() == (results_db.APPLICATION_ID,)
+    con.close()
+
+
+def test_a_rerun_skips_what_is_up_to_date_and_rescan_redoes_it(cnn, music, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    for name in ("a.wav", "short.wav", "c.ogg"):
+        shutil.copy(music / name, folder / name)
+    db = tmp_path / "lib.sqlite"
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db)
+    assert code == 0 and err[-1] == f"{db}: 3 files tagged and stored, 0 up to date and skipped"
+    first = {r[0]: r for r in rows(db)}
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db)
+    assert err[-1] == (f"{db}: 0 files tagged and stored, 3 up to date and skipped "
+                       "(--rescan redoes them)")
+    os.utime(folder / "a.wav", ns=(1, 1))  # a changed file is tagged again
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db)
+    assert err[-1].startswith(f"{db}: 1 file tagged and stored, 2 up to date")
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db, "--embeddings")  # need vectors
+    assert err[-1].startswith(f"{db}: 3 files tagged and stored, 0 up to date")
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db, "--rescan")
+    assert err[-1] == f"{db}: 3 files tagged and stored, 0 up to date and skipped"
+    second = {r[0]: r for r in rows(db)}
+    assert first.keys() == second.keys()
+    for path in first:
+        np.testing.assert_array_equal(first[path][6], second[path][6])
+
+
+def test_flags_that_need_db_or_write_tags(cnn, music, capsys):
+    for argv, needle in (((music / "a.wav", "--rescan"), "--rescan applies with --db"),
+                         ((music / "a.wav", "--embeddings"), "--embeddings without a PATH"),
+                         ((music / "a.wav", "--dry-run"), "--dry-run applies with --write-tags")):
+        code, _, err = run_tag(capsys, cnn[0], *argv)
+        assert code == 2 and len(err) == 1 and needle in err[0], err
+
+
+def export(capsys, *argv):
+    code = library_cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_export_csv_jsonl_with_tags_chosen_at_export(tagged_db, capsys, tmp_path):
+    db = tagged_db[0]
+    code, out, _ = export(capsys, "export", "--db", db, "--format", "csv", "--top-k", "2")
+    table = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(table) == 6
+    stored = {r[0]: results_db.scores_of(r[6]) for r in rows(db)}
+    for row in table:
+        scores = stored[row["path"]]
+        best = [TAGS[i] for i in np.argsort(-scores, kind="stable")[:2]]
+        assert row["tags"].split(";") == best
+    code, out, _ = export(capsys, "export", "--db", db, "--format", "jsonl", "--threshold",
+                          "0.5", "--all-scores")
+    lines = [json.loads(line) for line in out.splitlines()]
+    for line in lines:
+        assert all(s >= 0.5 for s in line["scores"])
+        assert set(line["all_scores"]) == set(TAGS)
+        assert line["tags"] == [t for t in sorted(TAGS, key=lambda t: -line["all_scores"][t])
+                                if line["all_scores"][t] >= 0.5]
+    out_path = tmp_path / "tags.csv"
+    code, _, err = export(capsys, "export", "--db", db, "--out", out_path)
+    assert code == 0 and err.startswith(f"wrote {out_path}: 6 files of model ")
+    code, _, _ = export(capsys, "export", "--db", db, "--out", out_path)  # ours: replaced
+    assert code == 0
+    code, _, err = export(capsys, "export", "--db", db, "--out", db)
+    assert code == 2 and "is the input" in err
+    code, _, err = export(capsys, "info", "--db", db)
+    assert code == 0
+
+
+def test_export_parquet_or_one_line_without_pyarrow(tagged_db, capsys, tmp_path, monkeypatch):
+    db = tagged_db[0]
+    out = tmp_path / "tags.parquet"
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        pq = None
+    if pq is not None:
+        code, _, _ = export(capsys, "export", "--db", db, "--format", "parquet", "--out", out,
+                            "--top-k", "3", "--all-scores")
+        table = pq.read_table(out).to_pylist()
+        assert code == 0 and len(table) == 6 and all(len(r["tags"]) == 3 for r in table)
+        assert f"score:{TAGS[0]}" in table[0]
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    code, _, err = export(capsys, "export", "--db", db, "--format", "parquet", "--out",
+                          tmp_path / "x.parquet")
+    assert code == 2 and "pip install pyarrow" in err and len(err.splitlines()) == 1
+
+
+def test_not_a_database_is_one_line(tmp_path, capsys):
+    (tmp_path / "x.sqlite").write_text("hello")
+    code, _, err = export(capsys, "export", "--db", tmp_path / "x.sqlite")
+    assert code == 2 and "not a results database" in err
+    code, _, err = export(capsys, "export", "--db", tmp_path / "none.sqlite")
+    assert code == 2 and "not found" in err
+
+
+@pytest.mark.slow
+def test_a_sigkilled_run_resumes_and_tags_each_file_once(cnn, tmp_path):
+    import soundfile as sf
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    count = 120
+    for i in range(count):
+        sf.write(str(folder / f"{i:04d}.wav"), tone(0.3, 22050, 1, 200 + 5 * i, i), 22050)
+    db = tmp_path / "lib.sqlite"
+    argv = [sys.executable, os.path.join(ROOT, "tag.py"), cnn[0], str(folder), "--db", str(db),
+            "--no-progress", "--batch-size", "1", "--workers", "1"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            con = sqlite3.connect(db, timeout=1)
+            done = con.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+            con.close()
+        except sqlite3.Error:
+            done = 0
+        if done >= 10:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, process.stderr.read().decode()[-2000:]
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    kept = len(rows(db))
+    assert 10 <= kept < count
+    finished = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    tagged = count - kept
+    assert (f"{db}: {tagged} files tagged and stored, {kept} up to date and skipped"
+            in finished.stderr)
+    got = rows(db)
+    assert len(got) == count and len({r[0] for r in got}) == count
