@@ -105,7 +105,8 @@ def _conventional(names, kwargs) -> dict:
 
 class ArgumentParser(argparse.ArgumentParser):
     """The parser of every CLI here: named as the user ran it
-    (`program_name`); a one-line error (no usage dump) and exit code 2; --help shows every default (HelpFormatter); options that
+    (`program_name`); a one-line error (no usage dump) and exit code 2;
+    --help shows every default (HelpFormatter); options that
     take a value without a stated metavar read `N` (integers) or `PATH`
     (paths, by name); after parsing, `no_progress` is set when stderr is
     not a terminal (`progress_wanted`)."""

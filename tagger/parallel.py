@@ -77,8 +77,9 @@ def ordered_map(fn, items, workers: int, on_failure=None, pool=None):
     without it `WorkerDied` is raised. An exception raised by `fn` is
     raised here (as WorkerError with the worker's traceback when the type
     cannot travel). Workers import `fn`'s module afresh, not from this
-    process (see `worker_context`): keep it free of TensorFlow. `pool`, a WorkerPool of `fn` started earlier (so
-    that its start-up overlaps other work), is used instead of starting one.
+    process (see `worker_context`): keep it free of TensorFlow. `pool`, a
+    WorkerPool of `fn` started earlier (so that its start-up overlaps other
+    work), is used instead of starting one.
     """
     if pool is not None:
         yield from pool.map(iter(items), on_failure)
