@@ -24,6 +24,16 @@ import sys
 __version__ = "0.1.0"
 
 
+def _quiet_tensorflow() -> None:
+    """Imports TensorFlow with its start-up lines hidden (tagger.runtime)
+    before anything in the API path (a pretrained name's conversion, the
+    model's loading) imports it loudly; nothing once it is imported."""
+    if "tensorflow" not in sys.modules:
+        from tagger.runtime import quiet_tensorflow
+
+        quiet_tensorflow()
+
+
 def _model_and_audio(args, model, audio, function: str):
     """`(model, audio)` of `f(model, audio)` or `f(audio, model=...)`; a
     registry name becomes its converted model's path."""
@@ -33,6 +43,7 @@ def _model_and_audio(args, model, audio, function: str):
         model, audio = (model, args[0]) if audio is None else (args[0], audio)
     elif args or model is None or audio is None:
         raise TypeError(f"{function}() takes (model, audio) or (audio, model=...)")
+    _quiet_tensorflow()
     if isinstance(model, str):
         from tagger.pretrained import resolve_model
 
@@ -70,6 +81,7 @@ def load_pretrained(name: str, weights: str | None = None):
     (`tagger-pretrained list`), downloaded and converted into the cache on
     first use; a model path works too. `weights`: the original file, if
     downloaded by hand."""
+    _quiet_tensorflow()
     from tagger.pretrained import load_pretrained as load
 
     return load(name, weights=weights)

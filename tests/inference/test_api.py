@@ -51,3 +51,17 @@ def test_top_tags_errors_name_the_file(cnn, music, tmp_path):
         top_tags(tmp_path / "none.keras", music / "a.wav")
     with pytest.raises(UserError, match="k must be"):
         top_tags(path, music / "a.wav", k=0)
+
+
+@pytest.mark.slow
+def test_the_api_hides_tensorflows_start_up_lines(cnn, music):
+    """A fresh process calling the API prints none of TensorFlow's start-up
+    lines (absl's 'WARNING: All log messages before absl::InitializeLog()',
+    oneDNN, CUDA), whichever entry point imports TensorFlow first."""
+    for call in (f"load_pretrained({cnn[0]!r})",
+                 f"top_tags({str(music / 'a.wav')!r}, model={cnn[0]!r}, k=2)"):
+        code = f"from tagger import load_pretrained, top_tags; {call}; print('ok')"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=ROOT, timeout=120)
+        assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+        assert done.stderr == "", (call, done.stderr)
