@@ -1,6 +1,7 @@
 """Converts an original release's published weights into a tagger of ours.
 
-The command lives in tagger/commands/convert_weights.py; `python convert_weights.py --help` lists its flags.
+The command lives in tagger/commands/convert_weights.py; `python
+convert_weights.py --help` lists its flags.
 """
 
 from tagger.commands.convert_weights import main

@@ -1,6 +1,7 @@
 """Extracts the SE excitations of a sample-level CNN for every clip of a split.
 
-The command lives in tagger/commands/extract_excitations.py; `python extract_excitations.py --help` lists its flags.
+The command lives in tagger/commands/extract_excitations.py; `python
+extract_excitations.py --help` lists its flags.
 """
 
 from tagger.commands.extract_excitations import main

@@ -145,7 +145,8 @@ def main():
     totals = {jit: sum(seconds for _, seconds in rows) for jit, rows in shares.items()}
     print(f"  {'part':40s} {'oneDNN':>8s} {'XLA':>8s}")
     for (name, plain), (_, fused) in zip(shares[False], shares[True]):
-        print(f"  {name:40s} {100 * plain / totals[False]:7.1f}% {100 * fused / totals[True]:7.1f}%")
+        print(f"  {name:40s} {100 * plain / totals[False]:7.1f}% "
+              f"{100 * fused / totals[True]:7.1f}%")
     print(f"  {'sum of the parts, ms per segment':40s} {1e3 * totals[False]:8.2f} "
           f"{1e3 * totals[True]:8.2f}")
     print(f"\nbest inference MFU of the rows above: {best:.3f} "

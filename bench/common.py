@@ -8,8 +8,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tagger.runtime import use_pooling_cpu_allocator  # noqa: E402
 from tagger.host_memory import keep_freed_heap  # noqa: E402
+from tagger.runtime import use_pooling_cpu_allocator  # noqa: E402
 
 use_pooling_cpu_allocator()  # as every command does, before TensorFlow's first tensor
 keep_freed_heap()  # as every command and worker process does

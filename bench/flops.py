@@ -19,8 +19,7 @@ def graph_flops(model, input_shape) -> float:
     """FLOPs of one inference call of `model` on one input of `input_shape`
     (without the batch axis)."""
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     def forward(x):
         return model(x, training=False)

@@ -46,7 +46,8 @@ def join_audio(paths, out_path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model", metavar="MODEL", help="a .keras or .hdf5 model written by train.py")
+    parser.add_argument("model", metavar="MODEL",
+                        help="a .keras or .hdf5 model written by train.py")
     parser.add_argument("audio", metavar="AUDIO", nargs="+", help="audio files, joined in order")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "images", "taggram.png"),
                         help="the PNG to write (default: docs/images/taggram.png)")
