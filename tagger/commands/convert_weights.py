@@ -3,6 +3,8 @@
     python convert_weights.py se-multi-auc_0.9111-tfrmodel.hdf5 --from resemul --out se-multi.keras
     python convert_weights.py ponswon.pth --from self_attention --out ponswon.keras
     python convert_weights.py teacher.ckpt --from transformer --size teacher --out teacher.keras
+    python convert_weights.py best_model.pth --from sota --model short_res --dataset mtat \
+        --out mtat-short-res.keras
 
 The result loads in tag.py, eval.py, export.py and the interpretation tools
 like a model trained here. Reading .pth/.ckpt files needs no PyTorch
@@ -17,6 +19,7 @@ from tagger.cli import ArgumentParser
 
 def parse_args(argv=None):
     from tagger.convert import BLOCKS, SIZES, SOURCES
+    from tagger.convert.sota import DATASETS, MODELS
 
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("source", metavar="SOURCE", help="the downloaded original weights file")
@@ -28,6 +31,12 @@ def parse_args(argv=None):
     p.add_argument("--size", choices=SIZES, default=None,
                    help="transformer only: teacher (width 256) or student (64) the file "
                         "must hold (default: read from the file)")
+    p.add_argument("--model", choices=MODELS, default=None,
+                   help="sota only: the model SOURCE holds (models/<dataset>/<model>/; "
+                        "the release's 'short' is short_cnn)")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="sota only: the dataset SOURCE was trained on, which names its "
+                        "outputs (models/<dataset>/)")
     p.add_argument("--tags", metavar="FILE", default=None,
                    help="tag names, one per line in output order (default: the original's)")
     p.add_argument("--tag-order", metavar="FILE", default=None,
@@ -49,7 +58,8 @@ def run(args) -> int:
     tags = read_tag_file(args.tags) if args.tags else None
     order = read_tag_file(args.tag_order, "--tag-order") if args.tag_order else None
     config = ConvertConfig(source=args.source, kind=args.kind, out=args.out,
-                           block=args.block, size=args.size, tags=tags, tag_order=order,
+                           block=args.block, size=args.size, model=args.model,
+                           dataset=args.dataset, tags=tags, tag_order=order,
                            overwrite=args.overwrite)
     info = convert_file(config)
     seconds = info["window_segments"] * info["segment_length"] / info["sample_rate"]

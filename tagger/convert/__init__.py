@@ -8,6 +8,8 @@ the interpretation tools load like any trained one. Sources:
 - "resemul": Keras 2.0.5 .hdf5 (SE+multi, ReSE+multi) -> samplecnn
 - "self_attention": ponswon.pth -> self_attention (released variant)
 - "transformer": teacher.ckpt / compact_student.ckpt -> transformer
+- "sota": Won et al. 2020's best_model.pth (--model short_cnn, short_res
+  or fcn; --dataset mtat, msd or jamendo for the tags) -> that family
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 
 from tagger.errors import UserError, flags_do_not_apply
 
-SOURCES = ("resemul", "self_attention", "transformer")
+SOURCES = ("resemul", "self_attention", "transformer", "sota")
 BLOCKS = ("se", "rese")
 SIZES = ("teacher", "student")
 # Raised whenever a converter's output changes: converted models cached by
@@ -32,6 +34,8 @@ class ConvertConfig:
     out: str  # .keras or .hdf5
     block: str | None = None  # resemul only: checked against the file
     size: str | None = None  # transformer only: checked against the file
+    model: str | None = None  # sota only: short_cnn, short_res, fcn (checked)
+    dataset: str | None = None  # sota only: mtat, msd, jamendo (the tags)
     tags: tuple | None = None  # overrides the original's tag names
     tag_order: tuple | None = None  # reorders the outputs to these names
     overwrite: bool = False
@@ -46,6 +50,18 @@ def convert(config: ConvertConfig):
         raise flags_do_not_apply(["--block"], "to --from resemul")
     if config.size is not None and config.kind != "transformer":
         raise flags_do_not_apply(["--size"], "to --from transformer")
+    wrong = [flag for flag, value in (("--model", config.model), ("--dataset", config.dataset))
+             if value is not None]
+    if wrong and config.kind != "sota":
+        raise flags_do_not_apply(wrong, "to --from sota")
+    if config.kind == "sota":
+        from tagger.convert import sota
+
+        for flag, value, valid in (("--model", config.model, sota.MODELS),
+                                   ("--dataset", config.dataset, sota.DATASETS)):
+            if value not in valid:
+                raise UserError(f"--from sota needs {flag}, one of {', '.join(valid)}; "
+                                f"got {value!r}")
     if not os.path.isfile(config.source):
         raise UserError(f"{config.source!r} not found (or not a file); give the "
                         "downloaded original weights file")
@@ -57,6 +73,8 @@ def convert(config: ConvertConfig):
         from tagger.convert import self_attention
 
         model, info = self_attention.convert(config.source)
+    elif config.kind == "sota":
+        model, info = sota.convert(config.source, config.model, config.dataset)
     else:
         from tagger.convert import transformer
 
@@ -71,7 +89,8 @@ def convert(config: ConvertConfig):
         tags = reorder_outputs(model, tags, list(config.tag_order))
     from tagger.models.spectrogram_input import SEGMENT_LENGTH
 
-    info = dict(info, tag_names=tags, segment_length=SEGMENT_LENGTH, input_kind="raw",
+    segment_length = info.pop("segment_length", SEGMENT_LENGTH)
+    info = dict(info, tag_names=tags, segment_length=segment_length, input_kind="raw",
                 converted_from={"source": config.kind,
                                 "file": os.path.basename(config.source)})
     return model, info

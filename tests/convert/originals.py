@@ -8,6 +8,9 @@ that our converted models compute the same tag scores.
 - `ReleasedSelfAttention`: minzwon/self-attention-music-tagging,
   visualize/vismodel.py `MTSA` (conv_channels 8, BERT embeddings with a
   learned table), fed librosa-style features (`librosa_log_mel`).
+- `ShortChunkCNN`, `ShortChunkCNNRes`, `FCN`: minzwon/sota-music-tagging-
+  models (training/model.py, training/modules.py Conv_2d / Res_2d), front
+  end as torchaudio's MelSpectrogram (16 kHz, n_fft 512) + AmplitudeToDB.
 
 Only imported by test modules that have already skipped when torch is missing.
 """
@@ -383,6 +386,118 @@ class ReleasedSelfAttention(nn.Module):
         cls = self.vec_cls.unsqueeze(0).expand(out.shape[0], 1, -1)
         out = self.back_end(torch.cat([cls, out], dim=1))
         return torch.sigmoid(self.classifier(out))
+
+
+# ---------------------------------------------- Won et al. 2020 (sota-music-tagging-models)
+class Conv2dBlock(nn.Module):
+    """modules.py Conv_2d: conv (padding shape // 2) -> BN -> ReLU -> max-pool."""
+
+    def __init__(self, input_channels, output_channels, shape=3, stride=1, pooling=2):
+        super().__init__()
+        self.conv = nn.Conv2d(input_channels, output_channels, shape, stride=stride,
+                              padding=shape // 2)
+        self.bn = nn.BatchNorm2d(output_channels)
+        self.relu = nn.ReLU()
+        self.mp = nn.MaxPool2d(pooling)
+
+    def forward(self, x):
+        return self.mp(self.relu(self.bn(self.conv(x))))
+
+
+class Res2dBlock(nn.Module):
+    """modules.py Res_2d: two 3x3 convs, the first strided, plus a strided
+    conv + BN shortcut where the stride or the channels change."""
+
+    def __init__(self, input_channels, output_channels, shape=3, stride=2):
+        super().__init__()
+        self.conv_1 = nn.Conv2d(input_channels, output_channels, shape, stride=stride,
+                                padding=shape // 2)
+        self.bn_1 = nn.BatchNorm2d(output_channels)
+        self.conv_2 = nn.Conv2d(output_channels, output_channels, shape, padding=shape // 2)
+        self.bn_2 = nn.BatchNorm2d(output_channels)
+        self.diff = stride != 1 or input_channels != output_channels
+        if self.diff:
+            self.conv_3 = nn.Conv2d(input_channels, output_channels, shape, stride=stride,
+                                    padding=shape // 2)
+            self.bn_3 = nn.BatchNorm2d(output_channels)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        out = self.bn_2(self.conv_2(self.relu(self.bn_1(self.conv_1(x)))))
+        if self.diff:
+            x = self.bn_3(self.conv_3(x))
+        return self.relu(x + out)
+
+
+class _SotaSpectrogram(nn.Module):
+    """The three models' `spec` (torchaudio MelSpectrogram at 16 kHz, n_fft
+    512, 0-8000 Hz), AmplitudeToDB, unsqueeze and `spec_bn`."""
+
+    def __init__(self, n_mels):
+        super().__init__()
+        self.spec = MelSpectrogram(16000, 512, 0.0, 8000.0, n_mels, power=2.0)
+        self.spec_bn = nn.BatchNorm2d(1)
+
+    def image(self, x):  # (b, samples) -> (b, 1, mel, time)
+        return self.spec_bn(amplitude_to_db(self.spec(x)).unsqueeze(1))
+
+
+class ShortChunkCNN(_SotaSpectrogram):
+    """model.py ShortChunkCNN (block "conv") and, with `res=True`,
+    ShortChunkCNN_Res: seven blocks of n_channels x (1, 1, 2, 2, 2, 2, 4),
+    max over the frames left, dense1 -> bn -> ReLU -> dropout -> dense2."""
+
+    def __init__(self, n_channels=128, n_mels=128, n_class=50, res=False):
+        super().__init__(n_mels)
+        units = (1, 1, 2, 2, 2, 2, 4)
+        previous = 1
+        for i, unit in enumerate(units, start=1):
+            block = Res2dBlock(previous, unit * n_channels, stride=2) if res else \
+                Conv2dBlock(previous, unit * n_channels, pooling=2)
+            setattr(self, f"layer{i}", block)
+            previous = unit * n_channels
+        self.dense1 = nn.Linear(previous, previous)
+        self.bn = nn.BatchNorm1d(previous)
+        self.dense2 = nn.Linear(previous, n_class)
+        self.dropout = nn.Dropout(0.5)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        x = self.image(x)
+        for i in range(1, 8):
+            x = getattr(self, f"layer{i}")(x)
+        x = x.squeeze(2)  # (b, C, time): one mel bin left
+        if x.size(-1) != 1:
+            x = nn.MaxPool1d(x.size(-1))(x)
+        x = x.squeeze(2)
+        x = self.dropout(self.relu(self.bn(self.dense1(x))))
+        return torch.sigmoid(self.dense2(x))
+
+
+def ShortChunkCNNRes(n_channels=128, n_mels=128, n_class=50):  # noqa: N802
+    return ShortChunkCNN(n_channels, n_mels, n_class, res=True)
+
+
+class FCN(_SotaSpectrogram):
+    """model.py FCN: five Conv_2d of n_channels x (1, 2, 2, 2, 1) with
+    poolings (2,4), (2,4), (2,4), (3,5), (4,4); flatten -> dropout -> dense."""
+
+    def __init__(self, n_channels=64, n_mels=96, n_class=50):
+        super().__init__(n_mels)
+        previous = 1
+        for i, (unit, pool) in enumerate(((1, (2, 4)), (2, (2, 4)), (2, (2, 4)),
+                                          (2, (3, 5)), (1, (4, 4))), start=1):
+            setattr(self, f"layer{i}", Conv2dBlock(previous, unit * n_channels, pooling=pool))
+            previous = unit * n_channels
+        self.dense = nn.Linear(previous, n_class)
+        self.dropout = nn.Dropout(0.5)
+
+    def forward(self, x):
+        x = self.image(x)
+        for i in range(1, 6):
+            x = getattr(self, f"layer{i}")(x)
+        x = x.view(x.size(0), -1)
+        return torch.sigmoid(self.dense(self.dropout(x)))
 
 
 # ------------------------------------------------------------------------ helpers

@@ -1,0 +1,166 @@
+"""Won et al. 2020's best_model.pth (minzwon/sota-music-tagging-models):
+randomly initialised originals (PyTorch, written from training/model.py and
+modules.py, narrow channels) saved in the release's key layout convert into
+our short_cnn / short_res / fcn, which give the same tag scores on the same
+audio at the original's input lengths (59049 and 464000 samples, 16 kHz)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tagger.commands import convert_weights  # noqa: E402
+from tagger.convert import sota  # noqa: E402
+from tagger.datasets.msd.tags import CLASSIC_TAGS  # noqa: E402
+from tagger.datasets.mtt import MTT_TOP50  # noqa: E402
+from tagger.models.saved import load_tagger  # noqa: E402
+from tests.checks import call_main, one_line_error  # noqa: E402
+from tests.convert import originals  # noqa: E402
+
+CHANNELS = 8  # narrow originals: the structure and key layout of the released ones
+INPUT = {"short_cnn": 59049, "short_res": 59049, "fcn": 29 * 16000}
+ORIGINAL = {"short_cnn": originals.ShortChunkCNN, "short_res": originals.ShortChunkCNNRes,
+            "fcn": originals.FCN}
+
+
+def audio(samples, batch=2, seed=0):
+    """Gliding tones plus noise at 16 kHz."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(samples) / 16000.0
+    start = rng.uniform(100, 2000, (batch, 1))
+    phase = 2 * np.pi * (start * t + 0.5 * 200.0 * t ** 2)
+    return (0.3 * np.sin(phase)
+            + 0.05 * rng.standard_normal((batch, samples))).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """{model: (best_model.pth, torch module)}, state dicts as torch.save
+    wrote them for the release."""
+    folder = tmp_path_factory.mktemp("sota")
+    found = {}
+    for seed, (name, original) in enumerate(ORIGINAL.items()):
+        torch.manual_seed(seed)
+        module = originals.randomise(original(n_channels=CHANNELS),
+                                     torch.from_numpy(audio(INPUT[name], 4, seed=1)), seed)
+        path = folder / name / "best_model.pth"
+        path.parent.mkdir()
+        torch.save(module.state_dict(), path)
+        found[name] = (path, module)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(ORIGINAL))
+def test_converted_scores_equal_the_original(checkpoints, name, tmp_path, capsys):
+    path, original = checkpoints[name]
+    out = tmp_path / f"{name}.keras"
+    code, stdout, err = call_main(convert_weights.main, capsys, path, "--from", "sota",
+                                  "--model", name, "--dataset", "mtat", "--out", out)
+    assert code == 0, err
+    assert "at 16000 Hz" in stdout
+    model, info = load_tagger(str(out))
+    assert info["tag_names"] == list(MTT_TOP50)
+    assert info["sample_rate"] == 16000 and info["window_segments"] == 1
+    assert info["segment_length"] == INPUT[name]
+    assert info["logmel"]["mel_scale"] == "htk" and info["logmel"]["top_db"] is None
+    assert info["model_args"] == {"num_tags": 50, "n_channels": CHANNELS}
+    assert model.input.shape == (None, INPUT[name])
+    x = audio(INPUT[name])
+    with torch.no_grad():
+        expected = original(torch.from_numpy(x)).numpy()
+    got = np.asarray(model(x, training=False))
+    assert expected.shape == got.shape == (2, 50)
+    assert 0.02 < expected.std() and 0.05 < expected.mean() < 0.95  # not saturated
+    assert np.abs(got - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize("name, n_mels", [("short_res", 128), ("fcn", 96)])
+def test_front_end_is_torchaudios(name, n_mels):
+    """Our LogMel with the families' settings equals torchaudio's
+    MelSpectrogram + AmplitudeToDB (as written in originals.py)."""
+    from tagger.layers import LogMel
+    from tagger.models import family
+
+    logmel = family(name).logmel
+    assert logmel.n_mels == n_mels
+    x = audio(59049)
+    layer = LogMel(sample_rate=16000, **dataclasses.asdict(logmel))
+    spectrogram = originals.MelSpectrogram(16000, 512, 0.0, 8000.0, n_mels,
+                                           dtype=torch.float64)
+    theirs = originals.amplitude_to_db(spectrogram(torch.from_numpy(x))).numpy()
+    ours = np.asarray(layer(x)).transpose(0, 2, 1)
+    assert ours.shape == theirs.shape == (2, n_mels, 231)
+    audible = theirs > theirs.max(axis=(1, 2), keepdims=True) - 80.0
+    # 128 HTK bands over 257 bins: the lowest band holds no bin (torchaudio
+    # warns of an all-zero filter); both give the floor, -100 dB, there
+    empty = theirs == -100.0
+    assert empty.any() == (n_mels == 128) and np.all(ours[empty] == -100.0)
+    assert (audible | empty).mean() > 0.999
+    assert np.abs(ours - theirs)[audible].max() < 2e-3
+
+
+def test_tags_per_dataset_and_an_empty_filter_bank(checkpoints, tmp_path):
+    """Old torchaudio saved `spec.mel_scale.fb` empty until first use: the
+    paper's bank is taken. --dataset names the outputs."""
+    path, _ = checkpoints["short_cnn"]
+    state = torch.load(path, weights_only=True)
+    state["spec.mel_scale.fb"] = torch.tensor([])
+    torch.save(state, tmp_path / "best_model.pth")
+    model, info = sota.convert(str(tmp_path / "best_model.pth"), "short_cnn", "msd")
+    assert info["default_tags"] == tuple(CLASSIC_TAGS) and "Hip-Hop" in CLASSIC_TAGS
+    reference, _ = sota.convert(str(path), "short_cnn", "jamendo")
+    for a, b in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    jamendo = sota.default_tags("jamendo")
+    assert len(set(jamendo)) == 50 and list(jamendo) == sorted(jamendo)
+    assert jamendo[:2] == ("genre---alternative", "genre---ambient")
+    assert jamendo[-1] == "mood/theme---relaxing"
+
+
+@pytest.mark.parametrize("change, argv, fragments", [
+    ("none", ["--model", "short_cnn"], ["holds the short_res model", "--model short_res"]),
+    ("missing", [], ["lacks 1 tensor", "layer3.bn_2.running_var"]),
+    ("extra", [], ["does not use", "extra.weight"]),
+    ("shape", [], ["tags/bias", "shape (49,)", "expected (50,)"]),
+    ("bank", [], ["mel filter bank differs"]),
+    ("window", [], ["not the periodic Hann window"]),
+])
+def test_bad_files_are_one_line_and_write_nothing(checkpoints, change, argv, fragments,
+                                                  tmp_path, capsys):
+    path, _ = checkpoints["short_res"]
+    state = torch.load(path, weights_only=True)
+    if change == "missing":
+        del state["layer3.bn_2.running_var"]
+    elif change == "extra":
+        state["extra.weight"] = torch.zeros(3)
+    elif change == "shape":
+        state["dense2.bias"] = torch.zeros(49)
+    elif change == "bank":
+        state["spec.mel_scale.fb"] = state["spec.mel_scale.fb"] * 1.1
+    elif change == "window":
+        state["spec.spectrogram.window"] = torch.ones(512)
+    bad = tmp_path / "bad.pth"
+    torch.save(state, bad)
+    out = tmp_path / "model.keras"
+    code, _, err = call_main(convert_weights.main, capsys, bad, "--from", "sota",
+                             *(argv or ["--model", "short_res"]), "--dataset", "mtat",
+                             "--out", out)
+    one_line_error(code, err, *fragments)
+    assert not out.exists() and list(tmp_path.iterdir()) == [bad]
+
+
+def test_flags_are_checked(checkpoints, tmp_path, capsys):
+    path, _ = checkpoints["fcn"]
+    out = tmp_path / "out.keras"
+    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "sota",
+                             "--model", "fcn", "--out", out)
+    one_line_error(code, err, "--from sota needs --dataset", "mtat, msd, jamendo")
+    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "transformer",
+                             "--dataset", "mtat", "--out", out)
+    one_line_error(code, err, "--dataset", "--from sota")
+    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "self_attention",
+                             "--out", out)
+    one_line_error(code, err, "not the self-attention tagger's weights")
+    assert not out.exists()
