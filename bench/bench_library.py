@@ -119,7 +119,7 @@ def main():
     if not os.path.exists(model):
         make_model(model, args.block, args.width)
     figures = {}
-    for name, count in (("small", small), ("large", large)):
+    for name, _count in (("small", small), ("large", large)):
         db = os.path.join(work, f"{name}.sqlite")
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(db + suffix):
