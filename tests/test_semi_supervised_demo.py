@@ -78,11 +78,28 @@ def test_help_documents_the_seeds_and_epochs_flags(capsys):
         assert default in entry
 
 
+def test_the_semi_supervised_demo_keeps_its_own_dataset(synthetic_mtt, tmp_path):
+    """demo.py's <work_dir>/dataset (400 clips of 29.1 s) is not remade as
+    600 clips of 6 s (which left demo.py's records not matching the audio)."""
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset" / "mine.txt").write_text("demo.py's dataset\n")
+    own = tmp_path / "semi_supervised" / "dataset"
+    shutil.copytree(synthetic_mtt[0], own)
+    run = run_semi_supervised_demo(SemiSupervisedDemoConfig(
+        work_dir=str(tmp_path), clips=synthetic_mtt[1].num_clips,
+        seconds=synthetic_mtt[1].seconds, progress=False))
+    first = next(run)
+    run.close()
+    assert first == f"synthetic dataset: {own} (already there)"
+    assert [p.name for p in (tmp_path / "dataset").iterdir()] == ["mine.txt"]
+
+
 @pytest.mark.slow
 def test_tiny_demo_end_to_end(synthetic_mtt, tmp_path):
     from tests.conftest import SYNTHETIC_CLIPS, SYNTHETIC_SECONDS
 
-    shutil.copytree(synthetic_mtt[0], tmp_path / "dataset")  # reused: same settings
+    # reused: same settings; its own folder, apart from demo.py's <work_dir>/dataset
+    shutil.copytree(synthetic_mtt[0], tmp_path / "semi_supervised" / "dataset")
     config = SemiSupervisedDemoConfig(
         work_dir=str(tmp_path), clips=SYNTHETIC_CLIPS, seconds=SYNTHETIC_SECONDS, seeds=1,
         students=("compact",),
@@ -90,6 +107,7 @@ def test_tiny_demo_end_to_end(synthetic_mtt, tmp_path):
         steps_per_epoch=2, resamples=20, progress=False)
     lines = list(run_semi_supervised_demo(config))
     assert any("(already there)" in line for line in lines)
+    assert not (tmp_path / "dataset").exists()
     summary = json.loads((tmp_path / "semi_supervised" / "results.json").read_text())
     assert [(r["seed"], r["model"]) for r in summary["models"]] == [
         (0, "teacher"), (0, "compact student")]

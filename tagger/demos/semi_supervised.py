@@ -61,7 +61,10 @@ def run_semi_supervised_demo(config: SemiSupervisedDemoConfig):
     from tagger.records.info import describe
 
     start = time.time()
-    data_dir = join_path(config.work_dir, "dataset")
+    # Its own dataset (600 clips of 6 s), apart from demo.py's (400 of 29.1 s)
+    # in <work_dir>/dataset: sharing one made each demo remake it for the other
+    # and left the other's records not matching the audio.
+    data_dir = join_path(config.work_dir, "semi_supervised", "dataset")
     records = join_path(config.work_dir, "semi_supervised", "tfrecord")
     runs = join_path(config.work_dir, "semi_supervised", "runs")
     yield from make_dataset(DemoConfig(work_dir=config.work_dir, clips=config.clips,
