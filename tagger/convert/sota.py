@@ -44,7 +44,6 @@ import numpy as np
 
 from tagger.convert import mapping
 from tagger.convert.mapping import ConversionError, WeightMap
-from tagger.layers.mel_filters import mel_filter_bank
 
 MODELS = ("short_cnn", "short_res", "fcn")
 DATASETS = ("mtat", "msd", "jamendo")
@@ -154,6 +153,8 @@ def _front_end(state: dict, source: str, logmel):
     if bank.ndim != 2 or bank.shape[0] != 1 + logmel.n_fft // 2:
         raise ConversionError(f"{source}: the stored mel filter bank {bank.shape} is not "
                               f"one of {1 + logmel.n_fft // 2} STFT bins")
+    from tagger.layers.mel_filters import mel_filter_bank  # Keras: not for the tag lists
+
     logmel = dataclasses.replace(logmel, n_mels=int(bank.shape[1]))
     ours = mel_filter_bank(SAMPLE_RATE, logmel.n_fft, logmel.n_mels, logmel.f_min,
                            logmel.f_max, scale="htk", norm=None)

@@ -30,8 +30,8 @@ class Pretrained:
     split: str
     sample_rate: int
     window_samples: int
-    converter: str  # tagger.convert source: resemul, self_attention, transformer
-    options: tuple = ()  # (flag, value) pairs for the converter: block, size
+    converter: str  # tagger.convert source: resemul, self_attention, transformer, sota
+    options: tuple = ()  # (flag, value) pairs for the converter: block, size, model, dataset
     figures: str = ""  # the published figures, with their source
     approx_mb: float = 0.0  # MB of float32 weights (parameters x 4): the least the file holds
 
@@ -41,6 +41,10 @@ class Pretrained:
             from tagger.convert.resemul import default_tags
         elif self.converter == "self_attention":
             from tagger.convert.self_attention import default_tags
+        elif self.converter == "sota":
+            from tagger.convert.sota import default_tags
+
+            return tuple(default_tags(dict(self.options)["dataset"]))
         else:
             from tagger.datasets.msd.tags import CALS_TAGS
 
@@ -68,6 +72,48 @@ _TRANSFORMER = dict(
             "(not copied: published as an image)")
 _TRANSFORMER_URL = ("https://github.com/minzwon/semi-supervised-music-tagging-transformer"
                     "/raw/master/data/")
+# Won et al. 2020: models/<dataset>/<model>/best_model.pth (Git LFS objects: GitHub's
+# raw link redirects to the media host, the second URL). Every file has the same
+# name, so `file_name` keeps the folders: the cache and a mirror hold
+# <dataset>/<model>/best_model.pth.
+_SOTA_REPO = "minzwon/sota-music-tagging-models"
+_SOTA_DATASETS = {
+    "mtat": ("MagnaTagATune top-50", "the release's split/mtat train/valid/test.npy (the "
+             "sample-level CNN papers' split; clips of 29.1 s or more with a top-50 tag)"),
+    "msd": ("Million Song Dataset, Last.fm top-50 (50tagList.txt)",
+            "the release's split/msd: filtered_list_train.cP (first 201680 train, the "
+            "other 11774 valid), filtered_list_test.cP (28435 test); clips of 29.1 s or more"),
+    "jamendo": ("MTG-Jamendo top-50 (genre, instrument, mood/theme)",
+                "the release's split/mtg-jamendo autotagging_top50tags-train/validation/"
+                "test.tsv"),
+}
+# our family: (name part, title, the release's folder, window samples, MB of weights)
+_SOTA_MODELS = {
+    "short_res": ("short-res", "Short-chunk ResNet", "short_res", SEGMENT, 48),
+    "short_cnn": ("short-cnn", "Short-chunk CNN", "short", SEGMENT, 15),
+    "fcn": ("fcn", "FCN (Choi, Fazekas, Sandler 2016)", "fcn", 29 * 16000, 1.8),
+}
+
+
+def _sota(dataset: str, model: str) -> Pretrained:
+    part, title, folder, window, mb = _SOTA_MODELS[model]
+    what, split = _SOTA_DATASETS[dataset]
+    path = f"models/{dataset}/{folder}/best_model.pth"
+    paper = "Won, Ferraro, Bogdanov, Serra, SMC 2020, Table 2"
+    figures = f"{paper} (ROC-AUC / PR-AUC; not copied)"
+    if (dataset, model) == ("mtat", "short_res"):
+        figures = f"MTT ROC-AUC 0.9129, PR-AUC 0.4614 ({paper})"
+    return Pretrained(
+        name=f"{dataset}-{part}", title=f"{title}, as Won et al. 2020 trained it",
+        urls=(f"https://github.com/{_SOTA_REPO}/raw/master/{path}",
+              f"https://media.githubusercontent.com/media/{_SOTA_REPO}/master/{path}"),
+        file_name=f"{dataset}/{folder}/best_model.pth",
+        licence="MIT (LICENSE: Copyright (c) 2020 Music Technology Group, Universitat "
+                "Pompeu Fabra)",
+        release=f"github.com/{_SOTA_REPO}", dataset=what, split=split, sample_rate=16000,
+        window_samples=window, converter="sota",
+        options=(("model", model), ("dataset", dataset)), figures=figures, approx_mb=mb)
+
 
 MODELS = {entry.name: entry for entry in (
     Pretrained(
@@ -110,6 +156,7 @@ MODELS = {entry.name: entry for entry in (
         "distilled student (Won, Choi, Serra 2021)",
         urls=(_TRANSFORMER_URL + "compact_student.ckpt",), file_name="compact_student.ckpt",
         options=(("size", "student"),), approx_mb=23, **_TRANSFORMER),
+    *(_sota(dataset, model) for dataset in _SOTA_DATASETS for model in _SOTA_MODELS),
 )}
 
 

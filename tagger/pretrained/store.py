@@ -201,7 +201,8 @@ def ensure(name: str, weights: str | None = None, progress: bool | None = None,
         options = dict(entry.options)
         convert_file(ConvertConfig(source=source, kind=entry.converter, out=scratch,
                                    block=options.get("block"), size=options.get("size"),
-                                   overwrite=True))
+                                   model=options.get("model"),
+                                   dataset=options.get("dataset"), overwrite=True))
         os.replace(scratch, out)
         _write_json(out[:-len(".keras")] + ".json", {
             "name": entry.name, "source_url": url, "source_file": entry.file_name,
