@@ -25,7 +25,7 @@ def console_scripts() -> dict:
 
 def test_every_console_script_is_a_main_function():
     scripts = console_scripts()
-    assert len(scripts) == 14
+    assert len(scripts) == 15
     for name, target in scripts.items():
         module_name, function = target.split(":")
         assert callable(getattr(importlib.import_module(module_name), function)), name
@@ -35,7 +35,7 @@ def test_every_console_script_is_a_main_function():
 # as `python -m tagger.commands.<name>`
 RUN_WITH_M = {"tagger.commands.synthetic", "tagger.commands.synthetic_msd",
               "tagger.commands.attention", "tagger.commands.pretrained",
-              "tagger.commands.library"}
+              "tagger.commands.library", "tagger.commands.similar"}
 
 
 def test_every_top_level_script_runs_its_command_module():

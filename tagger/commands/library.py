@@ -1,5 +1,6 @@
-"""Reads the results database that `tag.py MODEL FOLDER --db library.sqlite`
-writes.
+"""Reads a results database: its models, and its rows as CSV, JSON lines or Parquet.
+
+The database is what `tag.py MODEL FOLDER --db library.sqlite` writes.
 
     tagger-library info --db library.sqlite
     tagger-library export --db library.sqlite --format csv --out tags.csv --top-k 3

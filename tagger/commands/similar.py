@@ -1,0 +1,61 @@
+"""More like this: the library files nearest to a query file or to tags.
+
+    tag.py MODEL ~/Music --recursive --db library.sqlite --embeddings
+    tagger-similar ~/Music/song.mp3 --db library.sqlite -k 10
+    tagger-similar --tags "piano,slow" --db library.sqlite
+
+A query file is compared by the cosine similarity of its embedding (the
+mean penultimate-layer vector) with every file's in the database; a file
+not in the database is tagged on the fly with the database's model. With
+--tags, files are ranked by the mean of those tags' scores. The search is
+exact. See docs/commands/similar.md.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from tagger import cli
+from tagger.cli import ArgumentParser
+
+
+def parse_args(argv=None):
+    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("query", nargs="?", default=None, metavar="QUERY",
+                   help="an audio file (in the database or not)")
+    p.add_argument("--db", required=True, metavar="PATH",
+                   help="the database tag.py --db wrote (with --embeddings for a file query)")
+    p.add_argument("--tags", type=cli.comma_list, default=None, metavar="T1,T2,...",
+                   help="rank by the mean score of these tags instead of a query file")
+    p.add_argument("-k", type=cli.positive_int, default=10, metavar="K",
+                   help="how many files to list (default 10)")
+    p.add_argument("--model", default=None, metavar="FINGERPRINT",
+                   help="the model whose results to use when the database holds several")
+    args = p.parse_args(argv)
+    if (args.query is None) == (args.tags is None):
+        p.error("give a QUERY file or --tags, one of the two")
+    return args
+
+
+def main(argv=None):
+    return cli.run(run, parse_args(argv))
+
+
+def run(args) -> int:
+    from tagger.inference import similar
+
+    if args.tags is not None:
+        found = similar.by_tags(args.db, list(args.tags), args.k, args.model)
+        what = "mean score"
+    else:
+        found = similar.by_file(args.db, args.query, args.k, args.model,
+                                log=lambda line: print(line, file=sys.stderr))
+        what = "cosine"
+    print(f"rank  {what:>10}  path")
+    for rank, (path, score) in enumerate(found, 1):
+        print(f"{rank:4d}  {score:10.4f}  {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""tagger-similar: exact "more like this" over a results database."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import sqlite3
+
+import numpy as np
+import pytest
+
+from tagger.commands import similar as similar_cli
+from tagger.commands import tag as tag_cli
+from tagger.inference import results_db, similar
+from tests.inference.conftest import TAGS, TOP_LEVEL
+
+
+@pytest.fixture(scope="module")
+def library(cnn, music, tmp_path_factory):
+    """The music folder (top level) tagged with embeddings into a database."""
+    db = tmp_path_factory.mktemp("similar") / "library.sqlite"
+    with contextlib.redirect_stderr(io.StringIO()):
+        tag_cli.main([cnn[0], str(music), "--db", str(db), "--embeddings", "--no-progress"])
+    return db
+
+
+def stored(db, column):
+    con = sqlite3.connect(db)
+    rows = con.execute(f"SELECT path, {column} FROM files ORDER BY path").fetchall()
+    con.close()
+    return {path: np.frombuffer(blob, "<f4") for path, blob in rows}
+
+
+def run(capsys, *argv):
+    try:
+        code = similar_cli.main([str(a) for a in argv])
+    except SystemExit as exit:  # argparse's usage errors
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_file_in_the_library_ranks_the_rest_by_cosine(library, music, capsys):
+    vectors = stored(library, "embedding")
+    query = os.path.abspath(music / "a.wav")
+    q = vectors[query] / np.linalg.norm(vectors[query])
+    expected = sorted(((float(v @ q / np.linalg.norm(v)), p) for p, v in vectors.items()
+                       if p != query), reverse=True)[:3]
+    got = similar.by_file(str(library), str(music / "a.wav"), k=3)
+    assert [p for p, _ in got] == [p for _, p in expected]
+    np.testing.assert_allclose([s for _, s in got], [s for s, _ in expected], atol=1e-5)
+    code, out, _ = run(capsys, music / "a.wav", "--db", library, "-k", "2")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 3 and lines[1].endswith(expected[0][1])
+
+
+def test_a_file_not_in_the_library_is_tagged_on_the_fly(library, music, tmp_path, capsys):
+    copy = tmp_path / "copy.wav"
+    shutil.copy(music / "a.wav", copy)
+    code, out, err = run(capsys, copy, "--db", library, "-k", "1")
+    assert code == 0 and "is not in the database" in err
+    path, score = out.splitlines()[1].split()[2], float(out.splitlines()[1].split()[1])
+    assert path == os.path.abspath(music / "a.wav") and score > 0.9999
+
+
+def test_a_tag_query_ranks_by_the_mean_of_those_scores(library, capsys):
+    scores = stored(library, "scores")
+    columns = [TAGS.index("guitar"), TAGS.index("rock")]
+    expected = sorted(scores, key=lambda p: -scores[p][columns].mean())
+    got = similar.by_tags(str(library), ["guitar", "rock"], k=len(TOP_LEVEL))
+    assert [p for p, _ in got] == expected
+    code, _, err = run(capsys, "--tags", "guitar,banjo", "--db", library)
+    assert code == 2 and "unknown tag(s) ['banjo']" in err and len(err.splitlines()) == 1
+    code, _, err = run(capsys, "--db", library)
+    assert code == 2 and "QUERY file or --tags" in err
+
+
+def test_no_embeddings_is_one_line(cnn, music, tmp_path, capsys):
+    db = tmp_path / "plain.sqlite"
+    with contextlib.redirect_stderr(io.StringIO()):
+        tag_cli.main([cnn[0], str(music / "a.wav"), "--db", str(db), "--no-progress"])
+    code, _, err = run(capsys, music / "a.wav", "--db", db)
+    assert code == 2 and "--embeddings" in err and len(err.splitlines()) == 1
+    assert results_db.is_results_db(str(db))
