@@ -7,16 +7,25 @@
    same values;
 3. one training step of that model on a fixed batch runs and changes the
    weights.
+
+This is also the tests' one helpers module: tests import plain helpers from
+here (or from tests/presets.py for the tiny settings, tests/models/common.py
+for the model families), never from another test file or a conftest.py.
 """
 
 from __future__ import annotations
 
+import pathlib  # no TensorFlow here: scripts the tests start import this too
+
 import numpy as np
-import keras
+
+ROOT = pathlib.Path(__file__).parents[1]  # the repository
 
 
 def check_layer(make_layer, input_shape, tmp_path, atol=1e-5, seed=0):
     """Runs the standard checks on a layer; returns the test model."""
+    import keras
+
     layer = make_layer()
     clone = type(layer).from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
@@ -35,6 +44,8 @@ def check_layer(make_layer, input_shape, tmp_path, atol=1e-5, seed=0):
 
 def check_saved_model(model, x, tmp_path, atol=1e-5):
     """Saves `model` as .keras and .hdf5, reloads both, compares outputs."""
+    import keras
+
     expected = _as_arrays(model.predict(x, verbose=0))
     for suffix in ("keras", "hdf5"):
         path = tmp_path / f"{model.name}_check.{suffix}"
@@ -49,6 +60,8 @@ def check_saved_model(model, x, tmp_path, atol=1e-5):
 def check_training_step(model, x, y):
     """One optimiser step on a fixed batch must change the weights and give
     a finite loss."""
+    import keras
+
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy")
     before = [w.copy() for w in model.get_weights()]
     loss = model.train_on_batch(x, y)
@@ -121,9 +134,195 @@ def run_json_script(path, source: str, *args, timeout: int = 300) -> dict:
 def tiny_conv_tagger(samples: int = 64, tags: int = 5, seed: int = 1):
     """A seeded 4-filter 1-D CNN tagger, (batch, samples) -> (batch, tags)
     sigmoid scores: small enough to compare training steps exactly."""
+    import keras
+
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((samples,))
     x = keras.layers.Reshape((samples, 1))(inputs)
     x = keras.layers.Conv1D(4, 3, strides=3, activation="relu")(x)
     x = keras.layers.GlobalMaxPooling1D()(x)
     return keras.Model(inputs, keras.layers.Dense(tags, activation="sigmoid")(x))
+
+
+def built_once(tmp_path_factory, name: str, make):
+    """The value of `make(folder)` for a session artifact built once per test
+    run, however many pytest-xdist workers ask (as the pytest-xdist docs
+    describe): the first worker builds it into a folder under the base
+    temporary folder the workers share, holding a file lock, and records the
+    value; the others wait on the lock and read it back. Without xdist it is
+    built in a folder of this session's own. The value must pickle (it is
+    read back equal); what it names must only be read by the tests."""
+    import os
+    import pickle
+    import shutil
+
+    from filelock import FileLock
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return make(tmp_path_factory.mktemp(name))
+    shared = tmp_path_factory.getbasetemp().parent / "built_once"
+    shared.mkdir(exist_ok=True)
+    folder, value_file = shared / name, shared / f"{name}.pickle"
+    with FileLock(str(shared / f"{name}.lock")):
+        if value_file.is_file():
+            return pickle.loads(value_file.read_bytes())
+        if folder.exists():  # a worker's build that failed half way
+            shutil.rmtree(folder)
+        folder.mkdir()
+        value = make(folder)
+        value_file.write_bytes(pickle.dumps(value))
+        return value
+
+
+def build_config(data_dir, out_dir, **overrides):
+    """The BuildConfig the tests build records with: one worker, shards of
+    `presets.CLIPS_PER_SHARD` clips, no progress bar; `overrides` change it."""
+    from tagger.config import BuildConfig
+    from tests.presets import CLIPS_PER_SHARD
+
+    settings = dict(data_dir=str(data_dir), out_dir=str(out_dir), workers=1,
+                    clips_per_shard=CLIPS_PER_SHARD, progress=False)
+    settings.update(overrides)
+    return BuildConfig(**settings)
+
+
+MTT_SETTINGS = ("split", "merge_synonyms", "top_k", "seed", "unlabelled_fraction")
+
+
+def mtt_settings(overrides: dict):
+    """The MttSettings of the MttSettings fields in `overrides` (removed from it)."""
+    from tagger.datasets.mtt import MttSettings
+
+    return MttSettings(**{k: overrides.pop(k) for k in MTT_SETTINGS if k in overrides})
+
+
+def build_mtt(data_dir, out_dir, runner=None, **overrides):
+    """MagnaTagATune records of `data_dir` in `out_dir`, written by `runner`
+    (default: local processes): the MttSettings fields among `overrides`
+    set the plan, the others the BuildConfig."""
+    from tagger.datasets.build import build
+    from tagger.datasets.mtt import SOURCE
+
+    settings = mtt_settings(overrides)
+    return build(SOURCE, settings, build_config(data_dir, out_dir, **overrides), runner)
+
+
+def msd_config(data_dir, out_dir, **overrides):
+    """The BuildConfig the MSD tests build with: one worker, shards of
+    `presets.MSD_CLIPS_PER_SHARD` clips, no progress bar."""
+    from tagger.config import BuildConfig
+    from tests.presets import MSD_CLIPS_PER_SHARD
+
+    settings = dict(data_dir=str(data_dir), out_dir=str(out_dir), workers=1,
+                    clips_per_shard=MSD_CLIPS_PER_SHARD, progress=False)
+    settings.update(overrides)
+    return BuildConfig(**settings)
+
+
+def build_msd(data_dir, out_dir, settings, runner=None, **overrides):
+    """MSD records of `data_dir` planned with `settings` (MsdSettings),
+    written to `out_dir` by `runner` (default: local processes)."""
+    from tagger.datasets.build import build
+    from tagger.datasets.msd.plan import SOURCE
+
+    return build(SOURCE, settings, msd_config(data_dir, out_dir, **overrides), runner)
+
+
+def saved_model(family, model_args, info, folder, formats=(".keras",), **config):
+    """Builds `family` for the records described by `info` and saves it as
+    train() does (info embedded) as model.keras (and the other `formats`);
+    returns the path of the first."""
+    from tagger.config import TrainConfig
+    from tagger.models.saved import save_tagger
+    from tagger.training import model_setup
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    train_config = TrainConfig(data_dir="unused", model=family, model_args=dict(model_args),
+                               **config)
+    window = model_setup.window_segments(train_config, info)
+    model = model_setup.build(train_config, info, window)
+    model_info = model_setup.model_info(train_config, info, window)
+    folder.mkdir(parents=True, exist_ok=True)
+    for suffix in formats:
+        save_tagger(model, model_info, str(folder / f"model{suffix}"))
+    return folder / f"model{formats[0]}"
+
+
+def write_audio(path, samples, sample_rate=22050, seed=0, subtype=None):
+    """A WAV (or any soundfile format by suffix) of `samples` samples of
+    rendered synthetic music; returns the path."""
+    import soundfile
+
+    from tagger.datasets.sounds import ClipAttributes, render_clip
+
+    audio = render_clip(ClipAttributes(instruments=("piano", "drum_kit")),
+                        samples / sample_rate + 0.01, sample_rate, rng=seed)[:samples]
+    soundfile.write(str(path), audio, sample_rate, subtype=subtype)
+    return pathlib.Path(path)
+
+
+def is_png(path) -> bool:
+    data = pathlib.Path(path).read_bytes()
+    return len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def windows_of(samples: int, window: int) -> int:
+    return max(1, -(-samples // window))
+
+
+def files_digest(folder):
+    """{name: sha256} of the shards and dataset_info.json in `folder`."""
+    import hashlib
+    import os
+
+    digests = {}
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".tfrecord") or name == "dataset_info.json":
+            digests[name] = hashlib.sha256(pathlib.Path(folder, name).read_bytes()).hexdigest()
+    return digests
+
+
+def copy_to_gfile(local_dir, remote_dir):
+    """Copies the folder `local_dir` to `remote_dir` through tf.io.gfile."""
+    import os
+
+    import tensorflow as tf
+
+    for root, _, files in os.walk(local_dir):
+        rel = os.path.relpath(root, local_dir)
+        target = remote_dir if rel == "." else f"{remote_dir}/{rel}"
+        tf.io.gfile.makedirs(target)
+        for name in files:
+            tf.io.gfile.copy(os.path.join(root, name), f"{target}/{name}", overwrite=True)
+
+
+def free_ports(count):
+    """`count` local TCP ports free a moment ago."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def beam_modules_after(script: str, argv) -> list:
+    """The apache_beam modules a fresh Python holds after `script`.main(argv)
+    (a build CLI beside the package) has returned 0."""
+    import json
+    import subprocess
+    import sys
+
+    code = (f"import sys, {script}; "
+            f"code = {script}.main(sys.argv[1:]); "
+            "assert code == 0, code; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'apache_beam'))")
+    out = subprocess.run([sys.executable, "-c", code, *map(str, argv)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"'))

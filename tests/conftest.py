@@ -1,7 +1,11 @@
-"""Shared fixtures: a small synthetic MagnaTagATune-layout dataset and its records.
+"""Shared fixtures: a small synthetic MagnaTagATune-layout dataset, its
+records (raw int16, with an unlabelled `student` split, log-mel) and a tiny
+saved model for them.
 
-The dataset is made once per test session: 40 clips of 6 s (two 59049-sample
-segments each at 22050 Hz), with the synthetic generator's broken files.
+Each is built once per test run, however many pytest-xdist workers run
+(`tests.checks.built_once`): the synthetic dataset is 40 clips of 6 s (two
+59049-sample segments each at 22050 Hz, `tests/presets.py`), with the
+synthetic generator's broken files. Tests only read what these name.
 """
 
 from __future__ import annotations
@@ -19,56 +23,69 @@ from tagger.host_memory import keep_freed_heap  # noqa: E402
 use_pooling_cpu_allocator()
 keep_freed_heap()
 
-SYNTHETIC_CLIPS = 40
-SYNTHETIC_SECONDS = 6.0
-CLIPS_PER_SHARD = 4
-
 
 @pytest.fixture(scope="session")
 def synthetic_mtt(tmp_path_factory):
     """(data_dir, SyntheticSummary) of a small synthetic dataset."""
-    from tagger.datasets.synthetic import generate
+    from tests.checks import built_once
 
-    folder = tmp_path_factory.mktemp("synthetic") / "mtt"
-    summary = generate(str(folder), clips=SYNTHETIC_CLIPS, seconds=SYNTHETIC_SECONDS,
-                       seed=0, progress=False)
-    return str(folder), summary
+    def make(folder):
+        from tagger.datasets.synthetic import generate
+        from tests.presets import SYNTHETIC_CLIPS, SYNTHETIC_SECONDS
 
+        summary = generate(str(folder / "mtt"), clips=SYNTHETIC_CLIPS,
+                           seconds=SYNTHETIC_SECONDS, seed=0, progress=False)
+        return str(folder / "mtt"), summary
 
-def build_config(data_dir, out_dir, **overrides):
-    from tagger.config import BuildConfig
-
-    settings = dict(data_dir=str(data_dir), out_dir=str(out_dir), workers=1,
-                    clips_per_shard=CLIPS_PER_SHARD, progress=False)
-    settings.update(overrides)
-    return BuildConfig(**settings)
+    return built_once(tmp_path_factory, "synthetic", make)
 
 
-MTT_SETTINGS = ("split", "merge_synonyms", "top_k", "seed", "unlabelled_fraction")
+def _records(tmp_path_factory, synthetic_mtt, name, **overrides):
+    """(records_dir, dataset_info) of the synthetic dataset built with
+    `overrides`, once per test run."""
+    from tests.checks import build_mtt, built_once
 
+    def make(folder):
+        info = build_mtt(synthetic_mtt[0], folder / "records", **overrides)
+        return str(folder / "records"), info
 
-def mtt_settings(overrides: dict):
-    """The MttSettings of the MttSettings fields in `overrides` (removed from it)."""
-    from tagger.datasets.mtt import MttSettings
-
-    return MttSettings(**{k: overrides.pop(k) for k in MTT_SETTINGS if k in overrides})
-
-
-def build_mtt(data_dir, out_dir, runner=None, **overrides):
-    """MagnaTagATune records of `data_dir` in `out_dir`, written by `runner`
-    (default: local processes): the MttSettings fields among `overrides`
-    set the plan, the others the BuildConfig."""
-    from tagger.datasets.build import build
-    from tagger.datasets.mtt import SOURCE
-
-    settings = mtt_settings(overrides)
-    return build(SOURCE, settings, build_config(data_dir, out_dir, **overrides), runner)
+    return built_once(tmp_path_factory, name, make)
 
 
 @pytest.fixture(scope="session")
 def raw_records(synthetic_mtt, tmp_path_factory):
     """(records_dir, dataset_info) of the synthetic dataset as raw int16 records."""
-    data_dir, _ = synthetic_mtt
-    out_dir = tmp_path_factory.mktemp("records") / "raw"
-    info = build_mtt(data_dir, out_dir)
-    return str(out_dir), info
+    return _records(tmp_path_factory, synthetic_mtt, "raw_records")
+
+
+@pytest.fixture(scope="session")
+def student_records(synthetic_mtt, tmp_path_factory):
+    """(records_dir, dataset_info) of raw records whose train split gives half
+    its clips to an unlabelled `student` split."""
+    records = _records(tmp_path_factory, synthetic_mtt, "student_records",
+                       unlabelled_fraction=0.5)
+    assert records[1]["splits"]["student"]["labelled"] is False
+    return records
+
+
+@pytest.fixture(scope="session")
+def logmel_records(synthetic_mtt, tmp_path_factory):
+    """(records_dir, dataset_info) of log-mel records of the synthetic
+    dataset (`presets.RECORDS_LOGMEL`: 32 bins, hop 256, f_max 8000)."""
+    from tagger.config import FeatureConfig
+    from tests.presets import RECORDS_LOGMEL
+
+    return _records(tmp_path_factory, synthetic_mtt, "logmel_records",
+                    features=FeatureConfig("logmel", logmel=RECORDS_LOGMEL))
+
+
+@pytest.fixture(scope="session")
+def tiny_se_dir(raw_records, tmp_path_factory):
+    """Folder with model.keras and model.hdf5 of a tiny untrained SE+multi
+    sample-level CNN (`presets.TINY_SE`, seed 0) for the raw records, saved
+    as train() saves its models."""
+    from tests.checks import built_once, saved_model
+    from tests.presets import TINY_SE
+
+    return built_once(tmp_path_factory, "tiny_se", lambda folder: saved_model(
+        "samplecnn", TINY_SE, raw_records[1], folder, formats=(".keras", ".hdf5")).parent)

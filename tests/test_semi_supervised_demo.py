@@ -96,7 +96,7 @@ def test_the_semi_supervised_demo_keeps_its_own_dataset(synthetic_mtt, tmp_path)
 
 @pytest.mark.slow
 def test_tiny_demo_end_to_end(synthetic_mtt, tmp_path):
-    from tests.conftest import SYNTHETIC_CLIPS, SYNTHETIC_SECONDS
+    from tests.presets import SYNTHETIC_CLIPS, SYNTHETIC_SECONDS
 
     # reused: same settings; its own folder, apart from demo.py's <work_dir>/dataset
     shutil.copytree(synthetic_mtt[0], tmp_path / "semi_supervised" / "dataset")

@@ -4,9 +4,6 @@ name; the flags; no Beam import without --runner."""
 
 import json
 import os
-import subprocess
-import sys
-import pathlib
 
 import pytest
 
@@ -17,10 +14,8 @@ from tagger.beam.build import BeamRun  # noqa: E402
 from tagger.datasets.mtt import plan_mtt  # noqa: E402
 from tagger.errors import UserError  # noqa: E402
 from tagger.records import writer  # noqa: E402
-from tests.conftest import build_config, build_mtt  # noqa: E402
-from tests.records.test_build import files_digest  # noqa: E402
+from tests.checks import beam_modules_after, build_config, build_mtt, files_digest  # noqa: E402
 
-ROOT = pathlib.Path(__file__).parents[2]
 DIRECT = BeamRun("DirectRunner")
 
 
@@ -155,19 +150,6 @@ def test_cli_builds_with_the_direct_runner(synthetic_mtt, raw_records, tmp_path,
                            "--runner", "direct", "--beam-option", "direct_num_workers=1"])
     assert code == 0 and "train" in capsys.readouterr().out
     assert files_digest(tmp_path / "o") == files_digest(raw_records[0])
-
-
-def beam_modules_after(script: str, argv) -> list:
-    """The apache_beam modules a fresh Python holds after `script`.main(argv)
-    (a build CLI beside the package) has returned 0."""
-    code = (f"import sys, {script}; "
-            f"code = {script}.main(sys.argv[1:]); "
-            "assert code == 0, code; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'apache_beam'))")
-    out = subprocess.run([sys.executable, "-c", code, *map(str, argv)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"'))
 
 
 def test_local_build_imports_nothing_of_beam(synthetic_mtt, tmp_path):

@@ -9,7 +9,7 @@ from tagger.datasets.build import build
 from tagger.datasets.msd.plan import MsdSettings
 from tagger.datasets.mtt import MttSettings
 from tagger.datasets.source import SOURCES, DatasetSource, source
-from tests.conftest import build_config
+from tests.checks import build_config
 
 
 def test_every_source_is_complete():

@@ -10,28 +10,14 @@ import pytest
 
 from tagger.commands import eval as eval_cli
 from tagger.commands import extract_excitations as excitations_cli
-from tagger.config import TrainConfig
 from tagger.errors import UserError
 from tests.checks import call_main, one_line_error
 
 
 @pytest.fixture(scope="module")
-def tiny_model(raw_records, tmp_path_factory):
+def tiny_model(tiny_se_dir):
     """An untrained tiny SE sample-level CNN saved as train.py saves it."""
-    import keras
-
-    from tagger.models.saved import save_tagger
-    from tagger.training import model_setup
-
-    records, info = raw_records
-    config = TrainConfig(data_dir=records, model="samplecnn",
-                         model_args={"block": "se", "multi": True, "alpha": 2,
-                                     "width": 1 / 16})
-    keras.utils.set_random_seed(0)
-    model = model_setup.build(config, info, 1)
-    path = tmp_path_factory.mktemp("model") / "model.keras"
-    save_tagger(model, model_setup.model_info(config, info, 1), str(path))
-    return str(path)
+    return str(tiny_se_dir / "model.keras")
 
 
 def copy_records(records, target, change_info=None):
@@ -139,39 +125,26 @@ def test_model_and_dataset_audio_settings_must_match(tiny_model, raw_records, tm
     one_line_error(code, err, "the model was trained with", *fragments)
 
 
-MEL = dict(n_mels=32, n_fft=512, hop_length=512, f_max=8000.0)
-
-
-@pytest.fixture(scope="module")
-def logmel_records(synthetic_mtt, tmp_path_factory):
-    """Log-mel records (32 bins, hop 512) of the synthetic dataset."""
-    from tagger.config import FeatureConfig, LogMelConfig
-    from tests.conftest import build_mtt
-
-    out = tmp_path_factory.mktemp("logmel") / "records"
-    info = build_mtt(synthetic_mtt[0], out,
-                                  features=FeatureConfig("logmel", logmel=LogMelConfig(**MEL)))
-    return str(out), info
-
-
 @pytest.mark.parametrize("change, fragments", [
     (dict(n_mels=64), ["log-mel features with n_mels 64 (the dataset has 32)", "--n-mels 64"]),
-    (dict(hop_length=256), ["log-mel features with hop_length 256 (the dataset has 512)",
-                            "--hop-length 256"]),
+    (dict(hop_length=512), ["log-mel features with hop_length 512 (the dataset has 256)",
+                            "--hop-length 512"]),
     (dict(f_max=11025.0), ["log-mel features with f_max 11025.0 (the dataset has 8000.0)",
                            "--f-max 11025"]),  # same input shape: only the check sees it
     (None, []),
 ])
 def test_model_and_dataset_log_mel_settings_must_match(logmel_records, tmp_path, capsys,
                                                        change, fragments):
+    """On the shared log-mel records (`presets.RECORDS_LOGMEL`: 32 bins, hop
+    256, f_max 8000)."""
     import dataclasses
 
-    from tagger.config import LogMelConfig
     from tagger.models import build_model
     from tagger.models.saved import save_tagger
+    from tests.presets import RECORDS_LOGMEL
 
     records, info = logmel_records
-    mel = LogMelConfig(**{**MEL, **(change or {})})
+    mel = dataclasses.replace(RECORDS_LOGMEL, **(change or {}))
     model = build_model("transformer", num_tags=info["num_tags"], input_kind="logmel",
                         segments=1, logmel=mel, conv_ndim=8, attention_ndim=16,
                         attention_heads=2, attention_layers=1)
@@ -220,15 +193,15 @@ def test_a_damaged_test_shard_is_named(tiny_model, raw_records, tmp_path, capsys
 @pytest.mark.slow
 def test_a_damaged_train_shard_stops_training_with_its_name(raw_records, tmp_path):
     from tagger.training.run import train
-    from tests.training.test_train import tiny_config
+    from tests.presets import tiny_train_config
 
     records, info = copy_records(raw_records[0], tmp_path / "copy")
     shard = os.path.join(records, info["splits"]["train"]["shards"][0])
     data = open(shard, "rb").read()
     open(shard, "wb").write(data[:len(data) - 1000])
     with pytest.raises(UserError, match=f"shard '{shard}' of the train split is damaged"):
-        train(tiny_config(records, tmp_path / "runs", num_lr_decays=1, steps_per_epoch=50,
-                          evaluate_test=False))
+        train(tiny_train_config(records, tmp_path / "runs", num_lr_decays=1,
+                                steps_per_epoch=50, evaluate_test=False))
 
 
 def test_a_shard_cut_between_records_is_caught_by_the_clip_count(tiny_model, raw_records,

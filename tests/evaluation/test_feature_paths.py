@@ -7,14 +7,14 @@ import keras
 import numpy as np
 import pytest
 
-from tagger.config import FeatureConfig, LogMelConfig
+from tagger.config import FeatureConfig
 from tagger.errors import UserError
 from tagger.evaluation.predict import ClipPredictor
 from tagger.models import build_model
 from tagger.models.saved import window_segments_for
-from tests.conftest import build_mtt
+from tests.checks import build_mtt
+from tests.presets import RECORDS_LOGMEL as LOGMEL  # the log-mel records' settings
 
-LOGMEL = LogMelConfig(n_mels=32, n_fft=512, hop_length=256, f_max=8000.0)
 TINY = dict(conv_ndim=8, attention_ndim=16, attention_heads=2, attention_layers=1)
 
 
@@ -23,16 +23,7 @@ def float_records(synthetic_mtt, tmp_path_factory):
     """Raw float32 records: the same decoded audio the log-mel build sees
     (int16 storage would add quantisation noise to quiet passages)."""
     out = tmp_path_factory.mktemp("float") / "records"
-    info = build_mtt(synthetic_mtt[0], out,
-                                  features=FeatureConfig("raw", "float32"))
-    return str(out), info
-
-
-@pytest.fixture(scope="module")
-def logmel_records(synthetic_mtt, tmp_path_factory):
-    out = tmp_path_factory.mktemp("logmel") / "records"
-    info = build_mtt(synthetic_mtt[0], out,
-                                  features=FeatureConfig("logmel", logmel=LOGMEL))
+    info = build_mtt(synthetic_mtt[0], out, features=FeatureConfig("raw", "float32"))
     return str(out), info
 
 

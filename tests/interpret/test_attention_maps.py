@@ -16,8 +16,9 @@ from tagger.errors import UserError
 from tagger.interpret.attention_maps import choose_tags, make_attention_mapper, save_maps
 from tagger.models.attention import attention_model, tag_contributions
 from tagger.models.saved import load_tagger, raw_audio_input
-from tests.checks import call_main, one_line_error
-from tests.interpret.conftest import ROOT_DIR, SEGMENT, is_png, windows_of
+from tests.checks import ROOT as ROOT_DIR
+from tests.checks import call_main, is_png, one_line_error, windows_of
+from tests.presets import SEGMENT
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ from tagger.commands import attention as cli
 from tagger.config import TrainConfig
 from tagger.datasets.sounds import ClipAttributes, render_clip
 from tagger.training.run import train
-from tests.conftest import build_mtt
-from tests.interpret.conftest import SAMPLE_RATE, SEGMENT
+from tests.checks import build_mtt
+from tests.presets import SAMPLE_RATE, SEGMENT
 
 SOUNDS = {"drums": "drum_kit", "piano": "piano", "guitar": "distorted_guitar",
           "violin": "violin", "synth": "synth_pad", "flute": "flute", "bass": "bass"}

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from tagger.demos.pipeline import DemoConfig, interpret_model
 from tagger.interpret.attention_maps import split_audio_files
-from tests.interpret.conftest import TINY_SE, is_png
+from tests.checks import is_png
+from tests.presets import TINY_SE
 
 
 def test_demo_writes_excitations_and_figures(se_dir, raw_records, tmp_path):

@@ -17,8 +17,8 @@ from tagger.interpret.excitation_run import ExcitationConfig, run_excitations
 from tagger.interpret.plots import write_excitation_plots
 from tagger.models.samplecnn import build_samplecnn, num_blocks_for
 from tagger.records.reader import clip_dataset, clip_labels
-from tests.checks import call_main, one_line_error
-from tests.interpret.conftest import ROOT_DIR, is_png
+from tests.checks import ROOT as ROOT_DIR
+from tests.checks import call_main, is_png, one_line_error
 
 
 def test_table_rows_columns_and_values(se_table, raw_records, se_dir):

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.interpret.conftest import ROOT_DIR
+from tests.checks import ROOT as ROOT_DIR
 
 NOTEBOOKS = ROOT_DIR / "notebooks"
 

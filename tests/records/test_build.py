@@ -18,7 +18,8 @@ from tagger.audio import INT16_SCALE, load_audio, segment
 from tagger.datasets import mtt
 from tagger.errors import UserError
 from tagger.records import reader
-from tests.conftest import build_mtt, CLIPS_PER_SHARD
+from tests.checks import build_mtt, copy_to_gfile, files_digest
+from tests.presets import CLIPS_PER_SHARD
 
 ROOT = pathlib.Path(__file__).parents[2]
 
@@ -41,14 +42,6 @@ def expected_splits(data_dir, summary):
     for clip_id, path in zip(table.clip_id[keep], table.mp3_path[keep]):
         out[split_of[path[0]]].add(int(clip_id))
     return out, top, table
-
-
-def files_digest(folder):
-    digests = {}
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".tfrecord") or name == "dataset_info.json":
-            digests[name] = hashlib.sha256(pathlib.Path(folder, name).read_bytes()).hexdigest()
-    return digests
 
 
 def test_split_sizes_tags_and_segments(synthetic_mtt, raw_records):
@@ -116,7 +109,7 @@ KILL_DRIVER = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {root!r})
     from tagger.records import writer
-    from tests.conftest import build_mtt
+    from tests.checks import build_mtt
     mode, count = sys.argv[3], int(sys.argv[4])
     calls = [0]
     if mode == "before_rename":  # shard and manifest written, not yet renamed
@@ -186,15 +179,6 @@ def test_parallel_build_equals_serial(synthetic_mtt, raw_records, tmp_path):
     data_dir, _ = synthetic_mtt
     build_mtt(data_dir, tmp_path / "par", workers=2)
     assert files_digest(tmp_path / "par") == files_digest(raw_records[0])
-
-
-def copy_to_gfile(local_dir, remote_dir):
-    for root, _, files in os.walk(local_dir):
-        rel = os.path.relpath(root, local_dir)
-        target = remote_dir if rel == "." else f"{remote_dir}/{rel}"
-        tf.io.gfile.makedirs(target)
-        for name in files:
-            tf.io.gfile.copy(os.path.join(root, name), f"{target}/{name}", overwrite=True)
 
 
 def test_build_and_read_through_ram_filesystem(synthetic_mtt, raw_records):

@@ -16,9 +16,8 @@ import soundfile
 
 from tagger.errors import UserError
 from tagger.records import writer
-from tests.conftest import build_mtt
+from tests.checks import build_mtt, files_digest
 from tests.records import dying_decoder
-from tests.records.test_build import files_digest
 
 
 @pytest.fixture(autouse=True)

@@ -9,15 +9,6 @@ from tagger.datasets.mtt import MttSettings, plan_mtt
 from tagger.errors import UserError
 from tagger.records import reader
 from tagger.records.info import describe, is_labelled, require_labelled
-from tests.conftest import build_mtt
-
-
-@pytest.fixture(scope="module")
-def student_records(synthetic_mtt, tmp_path_factory):
-    data_dir, _ = synthetic_mtt
-    out_dir = tmp_path_factory.mktemp("student") / "records"
-    info = build_mtt(data_dir, out_dir, unlabelled_fraction=0.5)
-    return str(out_dir), info
 
 
 def test_a_share_of_train_becomes_an_unlabelled_split(synthetic_mtt, raw_records,

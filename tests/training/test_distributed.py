@@ -4,14 +4,13 @@ MultiWorkerMirroredStrategy (two worker processes on 127.0.0.1)."""
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import textwrap
 
 import pandas as pd
 
-from tests.checks import run_json_script
+from tests.checks import free_ports, run_json_script
 
 ROOT = pathlib.Path(__file__).parents[2]
 
@@ -77,16 +76,6 @@ def test_mirrored_step_equals_single_device(raw_records, tmp_path):
         assert abs(a - b) < 1e-5
     assert "not divisible by the 2 replicas" in out["odd_batch"]
     assert out["run_loss"] > 0
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def test_multiworker_training_with_two_local_workers(raw_records, tmp_path):

@@ -26,16 +26,6 @@ ROOT = pathlib.Path(__file__).parents[2]
 TINY = dict(family("samplecnn").tiny, block="basic")
 
 
-@pytest.fixture(scope="module")
-def student_records(synthetic_mtt, tmp_path_factory):
-    from tests.conftest import build_mtt
-
-    out_dir = tmp_path_factory.mktemp("student") / "records"
-    info = build_mtt(synthetic_mtt[0], out_dir, unlabelled_fraction=0.5)
-    assert info["splits"]["student"]["labelled"] is False
-    return str(out_dir), info
-
-
 def config(records, train_dir, **overrides):
     settings = dict(data_dir=records, train_dir=str(train_dir), model="samplecnn",
                     model_args=dict(TINY), batch_size=4, num_lr_decays=1,
@@ -285,16 +275,9 @@ def test_student_resumes_after_sigkill(student_records, teacher, tmp_path):
     assert saved["noisy_student"]["teacher"] == teacher and saved["augment"] is True
 
 
-def test_augmentation_needs_raw_records(synthetic_mtt, tmp_path):
-    from tagger.config import FeatureConfig
-    from tagger.models.transformer import LOGMEL
-    from tests.conftest import build_mtt
-
-    records = tmp_path / "logmel"
-    build_mtt(synthetic_mtt[0], records,
-                           features=FeatureConfig("logmel", logmel=LOGMEL))
+def test_augmentation_needs_raw_records(logmel_records, tmp_path):
     with pytest.raises(UserError, match="--augment augments raw audio but .* holds logmel"):
-        train(config(str(records), tmp_path / "runs", model="transformer", augment=True,
+        train(config(logmel_records[0], tmp_path / "runs", model="transformer", augment=True,
                      model_args={"conv_ndim": 4, "attention_ndim": 8}, schedule="staged"))
     assert not (tmp_path / "runs").exists()
 
@@ -311,7 +294,7 @@ def test_mixed_precision_student(student_records, teacher, tmp_path):
 def test_multiworker_student_with_two_local_workers(student_records, teacher, tmp_path):
     import os
 
-    from tests.training.test_distributed import free_ports
+    from tests.checks import free_ports
 
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     command = [sys.executable, str(ROOT / "train.py"), "--data-dir", student_records[0],

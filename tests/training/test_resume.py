@@ -16,7 +16,7 @@ from tagger.commands import train as train_cli
 from tagger.errors import UserError
 from tagger.training.run import Run, read_state, train
 from tests.checks import call_main, one_line_error
-from tests.training.test_train import tiny_config
+from tests.presets import tiny_train_config
 
 RUN = "samplecnn-rese-multi"
 
@@ -25,7 +25,7 @@ def three_epochs(records, train_dir, **overrides):
     settings = dict(num_lr_decays=1, max_epochs_per_stage=3, patience=9,
                     steps_per_epoch=3, evaluate_test=False)
     settings.update(overrides)
-    return tiny_config(records, train_dir, **settings)
+    return tiny_train_config(records, train_dir, **settings)
 
 
 def interrupted_after_first_epoch(config, monkeypatch):

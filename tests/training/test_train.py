@@ -14,31 +14,22 @@ import pytest
 import tensorflow as tf
 
 from tagger.commands import train as train_cli
-from tagger.config import TrainConfig
 from tagger.errors import UserError
 from tagger.evaluation.evaluate import evaluate
 from tagger.models import family
 from tagger.models.saved import read_saved_info
 from tagger.training.run import train
+from tests.presets import tiny_train_config
 
 ROOT = pathlib.Path(__file__).parents[2]
 TINY = family("samplecnn").tiny
-
-
-def tiny_config(records, train_dir, **overrides):
-    settings = dict(data_dir=records, train_dir=str(train_dir), model="samplecnn",
-                    model_args=dict(TINY), batch_size=8, num_lr_decays=2,
-                    max_epochs_per_stage=1, steps_per_epoch=3, strategy="default",
-                    progress=False)
-    settings.update(overrides)
-    return TrainConfig(**settings)
 
 
 @pytest.fixture(scope="module")
 def finished_run(raw_records, tmp_path_factory):
     records, _ = raw_records
     train_dir = tmp_path_factory.mktemp("runs")
-    metrics = train(tiny_config(records, train_dir, steps_per_execution=2))
+    metrics = train(tiny_train_config(records, train_dir, steps_per_execution=2))
     return pathlib.Path(metrics["run_dir"]), metrics
 
 
@@ -88,13 +79,13 @@ def test_test_metrics_equal_eval(finished_run, raw_records):
 def test_existing_run_needs_resume(finished_run, raw_records):
     run_dir, _ = finished_run
     with pytest.raises(UserError, match="--resume"):
-        train(tiny_config(raw_records[0], run_dir.parent))
+        train(tiny_train_config(raw_records[0], run_dir.parent))
 
 
 def test_initial_stage_continues_from_the_best_model(finished_run, raw_records):
     run_dir, _ = finished_run
-    metrics = train(tiny_config(raw_records[0], run_dir.parent, initial_stage=1,
-                                evaluate_test=False))
+    metrics = train(tiny_train_config(raw_records[0], run_dir.parent, initial_stage=1,
+                                      evaluate_test=False))
     history = pd.read_csv(run_dir / "history.csv")
     assert list(history.stage) == [0, 1, 1]
     assert metrics["epochs"] == 3
@@ -161,10 +152,10 @@ def test_flags_become_the_config(tmp_path):
 @pytest.mark.parametrize("precision,jit", [("bfloat16", False), ("float16", False),
                                            ("off", True)])
 def test_mixed_precision_and_xla(raw_records, tmp_path, precision, jit):
-    metrics = train(tiny_config(raw_records[0], tmp_path, mixed_precision=precision,
-                                jit_compile=jit, num_lr_decays=1, steps_per_epoch=2,
-                                validation_steps=1, evaluate_test=False,
-                                model_args=dict(TINY, block="basic")))
+    metrics = train(tiny_train_config(raw_records[0], tmp_path, mixed_precision=precision,
+                                      jit_compile=jit, num_lr_decays=1, steps_per_epoch=2,
+                                      validation_steps=1, evaluate_test=False,
+                                      model_args=dict(TINY, block="basic")))
     assert np.isfinite(metrics["best"]["val_loss"])
     assert keras.mixed_precision.dtype_policy().name == "float32"  # restored
 
@@ -184,7 +175,7 @@ def test_bad_inputs_get_one_line(finished_run, synthetic_mtt, tmp_path):
     code, _, err = run_cli("train.py", "--block", "inception")
     assert code == 2 and "invalid choice" in err and len(err.strip().splitlines()) == 1
     # A model and a dataset that do not fit: 12 tags instead of 50.
-    from tests.conftest import build_mtt
+    from tests.checks import build_mtt
 
     twelve = tmp_path / "twelve"
     build_mtt(synthetic_mtt[0], twelve, top_k=12)
@@ -193,7 +184,7 @@ def test_bad_inputs_get_one_line(finished_run, synthetic_mtt, tmp_path):
     assert "Traceback" not in err
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
     with pytest.raises(UserError, match="does not fit the model"):
-        train(tiny_config(str(twelve), run_dir.parent, initial_stage=1))
+        train(tiny_train_config(str(twelve), run_dir.parent, initial_stage=1))
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
 
 

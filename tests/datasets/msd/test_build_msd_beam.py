@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
-from tests.datasets.msd.conftest import build_msd  # noqa: E402
+from tests.checks import beam_modules_after, build_msd  # noqa: E402
 
 
 def digests(folder):
@@ -51,8 +51,6 @@ def test_cli_direct_runner_equals_the_local_cli_build(msd_builds, synthetic_msd,
 
 
 def test_local_msd_build_imports_nothing_of_beam(synthetic_msd, tmp_path):
-    from tests.beam.test_beam_build import beam_modules_after
-
     data_dir, _ = synthetic_msd
     out = tmp_path / "o"
     assert beam_modules_after("build_msd", [

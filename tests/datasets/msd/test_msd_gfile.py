@@ -15,8 +15,7 @@ import tensorflow as tf
 from tagger.datasets.msd import layout
 from tagger.datasets.msd.plan import MsdSettings, plan_msd
 from tagger.errors import UserError
-from tests.datasets.msd.conftest import build_msd
-from tests.records.test_build import copy_to_gfile
+from tests.checks import build_msd, copy_to_gfile
 
 REMOTE = "ram://msd_gfile"
 

@@ -1,0 +1,51 @@
+"""The tiny settings tests share: small enough that a test runs in seconds.
+
+The model families' tiny arguments live in the registry
+(`tagger.models.family(name).tiny`); here are the rest: the synthetic
+datasets the session fixtures make, tiny log-mel front ends, tiny models'
+arguments and a tiny training run.
+"""
+
+from __future__ import annotations
+
+from tagger.config import LogMelConfig, TrainConfig
+from tagger.models import family
+
+# The shared synthetic MagnaTagATune (tests/conftest.py): 40 clips of 6 s
+# (two 59049-sample segments each at 22050 Hz), 4 clips a shard.
+SYNTHETIC_CLIPS = 40
+SYNTHETIC_SECONDS = 6.0
+CLIPS_PER_SHARD = 4
+
+# The shared synthetic MSD (tests/datasets/msd/conftest.py): 60 tracks of 4 s
+# (one 59049-sample segment each).
+MSD_TRACKS = 60
+MSD_SECONDS = 4.0
+MSD_CLIPS_PER_SHARD = 8
+
+# The records' audio: 59049-sample segments at 22050 Hz.
+SAMPLE_RATE = 22050
+SEGMENT = 59049
+
+# A log-mel front end for tiny spectrogram models: 58 frames a segment.
+TINY_LOGMEL = LogMelConfig(n_mels=16, n_fft=512, hop_length=1024)
+# The shared log-mel records (tests/conftest.py `logmel_records`).
+RECORDS_LOGMEL = LogMelConfig(n_mels=32, n_fft=512, hop_length=256, f_max=8000.0)
+
+# Tiny models' arguments for the records' 59049-sample segments.
+TINY_SE = {"block": "se", "multi": True, "alpha": 2, "width": 1 / 16}
+TINY_SAMPLECNN = family("samplecnn").tiny
+TINY_SELF_ATTENTION = {"conv_channels": 2, "attention_channels": 16, "attention_heads": 2,
+                       "attention_layers": 2}
+TINY_TRANSFORMER = {"conv_ndim": 4, "attention_ndim": 16, "attention_heads": 2,
+                    "attention_layers": 2}
+
+
+def tiny_train_config(records, train_dir, **overrides) -> TrainConfig:
+    """Two stages of one three-step epoch of the tiny sample-level CNN, batch 8."""
+    settings = dict(data_dir=records, train_dir=str(train_dir), model="samplecnn",
+                    model_args=dict(TINY_SAMPLECNN), batch_size=8, num_lr_decays=2,
+                    max_epochs_per_stage=1, steps_per_epoch=3, strategy="default",
+                    progress=False)
+    settings.update(overrides)
+    return TrainConfig(**settings)
