@@ -64,11 +64,19 @@ def test_help_shows_every_default(name, monkeypatch):
 
 @pytest.mark.parametrize("name", CLIS)
 def test_progress_flag_is_spelled_no_progress(name, monkeypatch):
+    """A CLI with a progress bar shows one switch for it, --no-progress, that
+    sets `no_progress`; no other spelling is shown (synthetic keeps --quiet
+    hidden); a CLI without a bar has none."""
     parser = parser_of(name, monkeypatch)
-    flags = {s for action in parser._actions for s in action.option_strings}
-    progress = [s for s in flags if "progress" in s or s == "--quiet"]
-    if name.rsplit(".", 1)[-1] not in ("export", "convert_weights"):  # no bar to turn off
-        assert "--no-progress" in progress
+    actions = [a for a in parser._actions
+               if any("progress" in s or s == "--quiet" for s in a.option_strings)]
+    shown = sorted(s for a in actions if a.help != argparse.SUPPRESS for s in a.option_strings)
+    hidden = sorted(s for a in actions if a.help == argparse.SUPPRESS for s in a.option_strings)
+    has_bar = name.rsplit(".", 1)[-1] not in ("export", "convert_weights")
+    assert shown == (["--no-progress"] if has_bar else [])
+    assert hidden == (["--quiet"] if name == "tagger.commands.synthetic" else [])
+    assert all(isinstance(a, argparse._StoreTrueAction) and a.dest == "no_progress"
+               for a in actions)
 
 
 def test_synthetic_keeps_quiet_as_a_hidden_alias(monkeypatch):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -283,11 +284,36 @@ def test_augmentation_needs_raw_records(logmel_records, tmp_path):
 
 
 @pytest.mark.slow
-def test_mixed_precision_student(student_records, teacher, tmp_path):
-    # (the XLA-compiled step is checked on small models in test_semi_supervised.py)
+def test_mixed_precision_student(student_records, teacher, tmp_path, monkeypatch):
+    """One noisy-student step under mixed_bfloat16: the student computes in
+    bfloat16 with float32 variables and scores, and the step's loss (labelled
+    and pseudo-labelled terms) is finite; float32 is back afterwards. (The
+    XLA-compiled step is checked on small models in test_semi_supervised.py.)"""
+    from tagger.training.semi_supervised import NoisyStudent
+
+    seen, make = {}, NoisyStudent.train_function
+
+    def recording(self, model, optimizer, stage):
+        train_fn = make(self, model, optimizer, stage)
+        seen.update(policy=keras.mixed_precision.dtype_policy().name, model=model)
+
+        def recorded(iterators, steps):
+            loss = train_fn(iterators, steps)
+            seen.setdefault("losses", []).append(float(loss))
+            return loss
+        return recorded
+
+    monkeypatch.setattr(NoisyStudent, "train_function", recording)
     metrics = train(config(student_records[0], tmp_path, mixed_precision="bfloat16",
-                           noisy_student=NoisyStudentConfig(teacher=teacher)))
-    assert np.isfinite(metrics["best"]["train_loss"])
+                           steps_per_epoch=1, noisy_student=NoisyStudentConfig(teacher=teacher)))
+    assert np.isfinite(metrics["best"]["train_loss"]) and metrics["epochs"] == 1
+    model = seen["model"]
+    assert seen["policy"] == model.dtype_policy.name == "mixed_bfloat16"
+    assert model.get_layer("stem_conv").output.dtype == "bfloat16"  # the activations
+    assert {w.dtype for w in model.weights} == {"float32"} and model.output.dtype == "float32"
+    assert len(seen["losses"]) == 1 and np.isfinite(seen["losses"][0])
+    assert metrics["best"]["train_loss"] == pytest.approx(seen["losses"][0])
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # restored
 
 
 @pytest.mark.slow

@@ -149,14 +149,52 @@ def test_flags_become_the_config(tmp_path):
                                  "width": 1.0, "weight_decay": 0.0}
 
 
-@pytest.mark.parametrize("precision,jit", [("bfloat16", False), ("float16", False),
-                                           ("off", True)])
-def test_mixed_precision_and_xla(raw_records, tmp_path, precision, jit):
+def xla_compiled(graph) -> bool:
+    """Whether `graph` calls a function that XLA must compile (a
+    tf.function(jit_compile=True) called from it)."""
+    nodes = graph.as_graph_def().node
+    return any(n.attr["_XlaMustCompile"].b for n in nodes if "_XlaMustCompile" in n.attr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision, policy, compute, jit", [
+    ("bfloat16", "mixed_bfloat16", "bfloat16", False),
+    ("float16", "mixed_float16", "float16", False),
+    ("off", "float32", "float32", True)])
+def test_mixed_precision_and_xla(raw_records, tmp_path, monkeypatch, precision, policy,
+                                 compute, jit):
+    """One training step of train() under each setting: the model computes in
+    the dtype asked for, its variables and scores stay float32, float16 scales
+    the loss, the step is XLA-compiled when asked and only then, the loss is
+    finite and the float32 policy is back afterwards."""
+    from tagger.training import run as run_module
+
+    seen, make = {}, run_module.make_train_function
+
+    def recording(model, optimizer, *args):
+        train_fn = make(model, optimizer, *args)
+        seen.update(policy=keras.mixed_precision.dtype_policy().name, model=model,
+                    optimizer=optimizer)
+
+        def recorded(iterator, steps):
+            seen["graph"] = train_fn.get_concrete_function(iterator, steps).graph
+            return train_fn(iterator, steps)
+        return recorded
+
+    monkeypatch.setattr(run_module, "make_train_function", recording)
     metrics = train(tiny_train_config(raw_records[0], tmp_path, mixed_precision=precision,
-                                      jit_compile=jit, num_lr_decays=1, steps_per_epoch=2,
+                                      jit_compile=jit, num_lr_decays=1, steps_per_epoch=1,
                                       validation_steps=1, evaluate_test=False,
                                       model_args=dict(TINY, block="basic")))
-    assert np.isfinite(metrics["best"]["val_loss"])
+    assert metrics["epochs"] == 1 and np.isfinite(metrics["best"]["val_loss"])
+    model = seen["model"]
+    assert seen["policy"] == policy and model.dtype_policy.name == policy
+    assert model.get_layer("stem_conv").output.dtype == compute  # the activations
+    assert model.get_layer("head_relu").output.dtype == compute
+    assert {w.dtype for w in model.weights} == {"float32"} and model.output.dtype == "float32"
+    assert isinstance(seen["optimizer"], keras.optimizers.LossScaleOptimizer) == (
+        precision == "float16")
+    assert xla_compiled(seen["graph"]) is jit
     assert keras.mixed_precision.dtype_policy().name == "float32"  # restored
 
 
