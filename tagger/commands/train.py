@@ -89,6 +89,12 @@ def add_optimisation_flags(p):
         "--num-lr-decays, --patience and --max-epochs-per-stage; the won schedule has "
         "fixed rates and takes --switch-epochs and --total-epochs. A flag of the other "
         "schedule is an error.")
+    opt.add_argument("--quick", action="store_true",
+                     help="a small model and few epochs, to try a family in minutes on a "
+                          "CPU: the family's demo setting, as demo.py trains it (its model "
+                          "arguments and batch size; one Adam stage at its learning rate "
+                          "for its epochs; with --schedule won, that many --total-epochs); "
+                          "a flag given beside --quick overrides it")
     opt.add_argument("--batch-size", type=positive_int, default=DEFAULTS.batch_size,
                      metavar="N",
                      help="global mini-batch size")
@@ -219,15 +225,29 @@ def config_from_args(args, check: bool = True):
 
     from tagger.training.model_setup import family_spec
 
-    model_args = family_spec(args.model).model_args(args)
-    schedule = args.schedule or family_spec(args.model).schedule
+    spec = family_spec(args.model)
+    model_args = spec.model_args(args)
+    quick = getattr(args, "quick", False)
+    # --quick trains as demo.py does: one Adam stage (unless --schedule is given)
+    schedule = args.schedule or ("staged" if quick else spec.schedule)
     if check:
         check_applicable(args, schedule)
+    if quick:
+        model_args = quick_setting(args, spec, schedule, model_args)
     try:
         switch = tuple(int(e) for e in args.switch_epochs.split(","))
     except ValueError:
         raise UserError(f"--switch-epochs takes comma-separated integers, got "
                         f"{args.switch_epochs!r}") from None
+    if (schedule == "won" and "switch_epochs" not in (given(args) or ())
+            and args.total_epochs != DEFAULTS.total_epochs):
+        from tagger.training.schedule import scaled_switch_epochs
+
+        try:  # the paper's switches (80, 100, 120 of 200) scaled to --total-epochs
+            switch = scaled_switch_epochs(args.total_epochs, DEFAULTS.switch_epochs,
+                                          DEFAULTS.total_epochs)
+        except ValueError as error:
+            raise UserError(str(error)) from None
     try:
         return TrainConfig(
             data_dir=args.data_dir, train_dir=args.train_dir, run_name=args.run_name,
@@ -247,6 +267,32 @@ def config_from_args(args, check: bool = True):
             noisy_student=semi_supervised_flags.settings(args))
     except ValueError as error:
         raise UserError(str(error)) from None
+
+
+def quick_setting(args, spec, schedule: str, model_args: dict) -> dict:
+    """--quick: sets on `args` the family's demo preset (`spec.demo`, what
+    demo.py trains) where no flag was given: batch size; staged (--quick's
+    schedule unless --schedule is given): one Adam stage at the preset's lr,
+    its epochs the stage's limit and patience; won: its epochs as
+    --total-epochs (the switch epochs scale with them). Returns `model_args`
+    with the preset's model arguments in place of those no flag set."""
+    chosen = given(args) or frozenset()
+    preset = spec.demo
+    dests = {f.keyword: f.dest for f in spec.flags}
+    merged = dict(model_args)
+    for key, value in preset.model_args.items():
+        if dests.get(key) not in chosen:
+            merged[key] = value
+    settings = {"batch_size": preset.batch_size}
+    if schedule == "staged":
+        settings.update(optimizer="adam", lr=preset.lr, num_lr_decays=1,
+                        max_epochs_per_stage=preset.epochs, patience=preset.epochs)
+    else:
+        settings.update(total_epochs=preset.epochs)
+    for dest, value in settings.items():
+        if dest not in chosen:
+            setattr(args, dest, value)
+    return merged
 
 
 def given_fields(args) -> set | None:
@@ -269,6 +315,18 @@ def run(args):
         check_applicable(args, saved.schedule if saved and not schedule_given
                          else config.schedule)
         config = resume_settings(config, given_fields(args))
+    if getattr(args, "quick", False):
+        print(f"--quick: {config.model} {config.model_args}, batch {config.batch_size}, "
+              + (f"Adam lr {config.lr:g}, up to {config.max_epochs_per_stage} epochs"
+                 if config.schedule == "staged" else
+                 f"won schedule, {config.total_epochs} epochs")
+              + " (the family's demo setting; flags given beside --quick override it)",
+              flush=True)
+    if (config.schedule == "won" and "switch_epochs" not in (given(args) or ())
+            and config.total_epochs != DEFAULTS.total_epochs):
+        print(f"won schedule: switch epochs {','.join(map(str, config.switch_epochs))} of "
+              f"{config.total_epochs} (the paper's 80,100,120 of 200, scaled; "
+              "--switch-epochs sets them)", flush=True)
     metrics = train_rounds(config, semi_supervised_flags.rounds(args),
                            log=lambda line: print(line, flush=True))
     print(f"run folder: {metrics['run_dir']}")

@@ -236,6 +236,7 @@ class Run:
 
     def _train_stages(self):
         steps = self._steps_per_epoch()
+        self._log(self._size_line(steps))
         while self.state.stage < len(self.stages) and not self.state.done:
             stage = self._stage()
             with self.strategy.scope():
@@ -280,6 +281,24 @@ class Run:
             return True
         return stage.patience is not None and self.state.wait >= stage.patience \
             and self.state.stage_epoch > 0
+
+    def _size_line(self, steps: int) -> str:
+        """The expected size of the run, said at its start: steps per epoch
+        (training windows of one pass, from dataset_info, over the batch),
+        epochs and total steps."""
+        windows = train_windows_per_pass(self.info, "train", self.window)
+        labelled = self.global_batch // 2 if self.noisy_student else self.global_batch
+        epochs = sum(stage.max_epochs for stage in self.stages)
+        line = (f"run size: {windows} training windows of {self.window} segment(s) per "
+                f"pass / batch {labelled} = {steps} steps per epoch"
+                + (" (--steps-per-epoch)" if steps < max(1, windows // labelled) else ""))
+        if self.config.schedule == "won":
+            return (line + f"; {epochs} epochs in {len(self.stages)} stage(s) = "
+                    f"{epochs * steps} steps")
+        stage = self.stages[0]
+        return (line + f"; up to {stage.max_epochs} epochs per stage x {len(self.stages)} "
+                f"stage(s) (a stage ends after {stage.patience} epochs without improvement)"
+                f" = up to {epochs * steps} steps")
 
     def _steps_per_epoch(self) -> int:
         windows = train_windows_per_pass(self.info, "train", self.window)

@@ -36,6 +36,28 @@ def won_schedule(switch_epochs, total_epochs: int) -> list:
             for i, (name, lr, decay) in enumerate(WON_RATES)]
 
 
+def scaled_switch_epochs(total_epochs: int, switch_epochs=(80, 100, 120),
+                         of_total: int = 200) -> tuple:
+    """`switch_epochs` (planned for `of_total` epochs: the paper's 80, 100,
+    120 of 200) scaled to `total_epochs`, rounded and then moved apart just
+    enough that every one of the won schedule's stages keeps at least one
+    epoch: (80, 100, 120) -> 10 epochs: (4, 5, 6); 4 epochs: (1, 2, 3).
+    ValueError (one line) below one epoch per stage."""
+    stages = len(WON_RATES)
+    if total_epochs < stages:
+        raise ValueError(
+            f"--total-epochs {total_epochs} is too few for the won schedule's {stages} "
+            "stages (Adam 1e-4, then SGD 1e-3, 1e-4, 1e-5; one epoch each at least): give "
+            f"--total-epochs {stages} or more, or --schedule staged for fewer epochs")
+    scaled = [round(e * total_epochs / of_total) for e in switch_epochs]
+    for i in range(len(scaled)):  # at least one epoch in every stage before
+        scaled[i] = max(scaled[i], (scaled[i - 1] if i else 0) + 1)
+    for i in reversed(range(len(scaled))):  # and in every stage after
+        scaled[i] = min(scaled[i], (scaled[i + 1] if i + 1 < len(scaled)
+                                    else total_epochs) - 1)
+    return tuple(scaled)
+
+
 def schedule_for(config: TrainConfig) -> list:
     """The stages `config` asks for, from its initial stage on."""
     if config.schedule == "won":
