@@ -1,15 +1,15 @@
 """Training throughput, inference real-time factor and FLOP utilisation of
 every family at paper size.
 
-For each model: training segments/s (59049-sample segments, one optimiser
-step per batch through the project's custom training step) and inference
-real-time factor (seconds of audio tagged per second), with and without XLA
-(`--jit-compile`), each also as a ratio to SE+multi without XLA measured in
-the same run. FLOPs per window are counted from the frozen inference graph
-(bench/flops.py; checked against a hand count for the sample-level CNN);
-model FLOP utilisation (MFU) is the achieved FLOP/s (a training step
-counted as three forward passes) divided by the FLOP/s of a large float32
-matrix product measured in the same run.
+For each model: training segments/s (the family's segments: 59049 samples,
+FCN's 464000; one optimiser step per batch through the project's custom
+training step) and inference real-time factor (seconds of audio tagged per
+second), with and without XLA (`--jit-compile`), each also as a ratio to
+SE+multi without XLA measured in the same run. FLOPs per window are counted
+from the frozen inference graph (bench/flops.py; checked against a hand
+count for the sample-level CNN); model FLOP utilisation (MFU) is the
+achieved FLOP/s (a training step counted as three forward passes) divided
+by the FLOP/s of a large float32 matrix product measured in the same run.
     python bench/bench_models.py [--steps 5] [--families samplecnn,transformer]
 """
 
@@ -22,7 +22,6 @@ import time
 from common import ratio_line  # noqa: F401  (puts the repository on sys.path)
 from flops import TRAIN_FORWARD_RATIO, graph_flops, matmul_flops_per_second, samplecnn_flops
 
-SEGMENT = 59049
 SAMPLE_RATE = 22050
 
 def measure(family, args, batch, steps, jit):
@@ -35,15 +34,16 @@ def measure(family, args, batch, steps, jit):
 
     spec = family_spec(family)
     window = spec.window_segments
+    segment, rate = spec.segment_length, spec.sample_rate or SAMPLE_RATE  # FCN: 29 s, 16 kHz
     kwargs = dict(args, num_tags=50)
     if spec.raw_waveform:
-        kwargs["input_length"] = window * SEGMENT
+        kwargs["input_length"] = window * segment
     model = spec.build(**kwargs)
     strategy = tf.distribute.get_strategy()
     optimizer = keras.optimizers.SGD(1e-3, momentum=0.9, nesterov=True)
     step = make_train_function(model, optimizer, strategy, batch, jit_compile=jit)
     rng = np.random.default_rng(0)
-    x = (0.1 * rng.standard_normal((batch, window * SEGMENT))).astype("float32")
+    x = (0.1 * rng.standard_normal((batch, window * segment))).astype("float32")
     y = (rng.random((batch, 50)) < 0.1).astype("float32")
     iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
     step(iterator, 1)  # trace and compile
@@ -56,13 +56,13 @@ def measure(family, args, batch, steps, jit):
     start = time.perf_counter()
     for _ in range(steps):
         predict(x).numpy()
-    seconds_of_audio = steps * batch * window * SEGMENT / SAMPLE_RATE
+    seconds_of_audio = steps * batch * window * segment / rate
     realtime = seconds_of_audio / (time.perf_counter() - start)
-    flops = graph_flops(model, (window * SEGMENT,))
+    flops = graph_flops(model, (window * segment,))
     if family == "samplecnn":
         print(f"  FLOPs per segment: graph {flops / 1e9:.3f} G, hand count of convolutions "
               f"and dense layers {samplecnn_flops(model) / 1e9:.3f} G")
-    return model.count_params(), train_rate, realtime, flops / window
+    return model.count_params(), train_rate, realtime, flops / window, segment / rate
 
 
 def main():
@@ -86,9 +86,9 @@ def main():
         if families and family not in families:
             continue
         for jit in (False,) if args.no_jit else (False, True):
-            params, train_rate, realtime, flops = measure(family, model_args, batch,
-                                                          args.steps, jit)
-            segments_per_s = realtime * SAMPLE_RATE / SEGMENT
+            params, train_rate, realtime, flops, seconds = measure(family, model_args, batch,
+                                                                   args.steps, jit)
+            segments_per_s = realtime / seconds
             infer_mfu = segments_per_s * flops / peak
             train_mfu = train_rate * TRAIN_FORWARD_RATIO * flops / peak
             rows.append((label + (" +XLA" if jit else ""), params, batch, train_rate, realtime))
