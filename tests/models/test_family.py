@@ -79,10 +79,9 @@ def test_tiny_preset_builds_and_has_its_embedding_layer(name):
     if spec.raw_waveform:
         model = build_model(name, num_tags=3, input_length=729, **spec.tiny)
     else:
-        from tagger.config import LogMelConfig
+        from tests.presets import TINY_LOGMEL
 
-        model = build_model(name, num_tags=3, segments=2, **spec.tiny,
-                            logmel=LogMelConfig(n_mels=16, n_fft=512, hop_length=1024))
+        model = build_model(name, num_tags=3, segments=2, **spec.tiny, logmel=TINY_LOGMEL)
     layer = embedding_layer_name(model, {"model": name})
     assert layer == spec.embedding_layer
     assert embedding_layer_name(model) == layer  # found without the info too

@@ -8,9 +8,9 @@ from tagger.models.multiscale import build_multiscale
 from tests.checks import check_saved_model
 from tests.models.common import (check_mixed_precision, check_raw_logmel_parity,
                                  check_training_lowers_loss, trainable_count, waveforms)
+from tests.presets import TINY_LOGMEL as TINY  # 16 mel bins, 58 frames a segment
 
-# 16 mel bins, 58 frames per segment: 2 segments = 116 frames (>= 64).
-TINY = LogMelConfig(n_mels=16, n_fft=512, hop_length=1024)
+# 2 segments = 116 frames (>= 64).
 
 # The original (many-facedgod/Music-Tagger, Theano; amalad/Multi-Scale-Music-
 # Tagger, PyTorch) on 128 mel bins x 628 frames, weights + biases:

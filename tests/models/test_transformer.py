@@ -9,8 +9,8 @@ from tests.models.attention_checks import (check_attention_outputs, check_contri
 from tests.models.common import (check_mixed_precision, check_raw_logmel_parity,
                                  check_trains_saves_and_loads, logmel_batch,
                                  trainable_count, waveforms)
+from tests.presets import TINY_LOGMEL  # 16 mel bins, 58 frames a segment
 
-TINY_LOGMEL = LogMelConfig(n_mels=16, n_fft=512, hop_length=1024)  # 58 frames / segment
 TINY = family("transformer").tiny
 
 
