@@ -5,8 +5,6 @@ import collections
 import hashlib
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -24,11 +22,11 @@ from tagger.datasets.synthetic import (
     plan,
     render_clip,
 )
+from tests.checks import call_main
 
 CLIPS = 14
 SECONDS = 3.0
 SR = synthetic.SAMPLE_RATE
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAME = re.compile(r"^[0-9a-f]/[a-z0-9_]+-[a-z0-9_]+-\d\d-[a-z0-9_]+-\d+-\d+\.mp3$")
 
 
@@ -353,21 +351,23 @@ def test_every_planned_attribute_renders():
 
 # --------------------------------------------------------------------- CLI
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "tagger.commands.synthetic", *map(str, args)],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+def _cli(capsys, *args):
+    """The synthetic command run in-process (its run as `python -m` is
+    tests/test_cli_conventions.py's): (exit code, stdout, stderr)."""
+    return call_main(synthetic_cli.main, capsys, *args)
 
 
-def test_cli_writes_and_prints_one_line(tmp_path):
-    r = _cli(tmp_path / "d", "--clips", 10, "--seconds", 1, "--seed", 2, "--no-progress")
-    assert r.returncode == 0, r.stderr
-    out = r.stdout.strip().splitlines()
+def test_cli_writes_and_prints_one_line(tmp_path, capsys):
+    code, stdout, stderr = _cli(capsys, tmp_path / "d", "--clips", 10, "--seconds", 1,
+                                "--seed", 2, "--no-progress")
+    assert code == 0, stderr
+    out = stdout.strip().splitlines()
     assert len(out) == 1 and "wrote 10 clips" in out[0] and "35644" in out[0]
     assert len(pd.read_csv(tmp_path / "d" / "annotations_final.csv", sep="\t")) == 10
 
 
 @pytest.mark.parametrize("case", ["clips0", "file", "notint", "seconds", "existing"])
-def test_cli_bad_input_is_one_line(case, tmp_path):
+def test_cli_bad_input_is_one_line(case, tmp_path, capsys):
     target = tmp_path / "out"
     args = {"clips0": [target, "--clips", 0],
             "file": [tmp_path / "f.txt", "--clips", 10],
@@ -377,11 +377,11 @@ def test_cli_bad_input_is_one_line(case, tmp_path):
     (tmp_path / "f.txt").write_text("not a directory")
     (tmp_path / "ds").mkdir()
     (tmp_path / "ds" / "annotations_final.csv").write_text("")
-    r = _cli(*args)
-    assert r.returncode != 0
-    lines = [x for x in r.stderr.splitlines() if x.strip()]
-    assert len(lines) == 1 and "error:" in lines[0], r.stderr
-    assert "Traceback" not in r.stderr and r.stdout == ""
+    code, stdout, stderr = _cli(capsys, *args)
+    assert code != 0
+    lines = [x for x in stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "error:" in lines[0], stderr
+    assert "Traceback" not in stderr and stdout == ""
 
 
 @pytest.mark.parametrize("argv, fragment", [

@@ -22,6 +22,7 @@ from tagger.errors import UserError
 from tagger.models import family
 from tagger.training.run import resume_settings, train
 from tagger.training.rounds import train_rounds
+from tests.checks import call_main
 
 ROOT = pathlib.Path(__file__).parents[2]
 TINY = dict(family("samplecnn").tiny, block="basic")
@@ -208,10 +209,8 @@ def test_bad_settings_are_refused_before_anything_is_written(student_records, te
     assert not (tmp_path / "runs").exists()
 
 
-def run_cli(*args):
-    result = subprocess.run([sys.executable, str(ROOT / "train.py"), *args],
-                            capture_output=True, text=True, cwd=ROOT)
-    return result.returncode, result.stdout, result.stderr
+def run_cli(capsys, *args):
+    return call_main(train_cli.main, capsys, *args)
 
 
 @pytest.mark.parametrize("flags", [["--pseudo-label-weight", "2"], ["--rounds", "2"],
@@ -232,11 +231,11 @@ def test_flags_become_the_config():
     assert train_cli.config_from_args(train_cli.parse_args([])).noisy_student.teacher is None
 
 
-def test_cli_errors_are_one_line(student_records):
-    code, _, err = run_cli("--data-dir", student_records[0], "--rounds", "2")
+def test_cli_errors_are_one_line(student_records, capsys):
+    code, _, err = run_cli(capsys, "--data-dir", student_records[0], "--rounds", "2")
     assert code == 2 and "--rounds applies with --teacher" in err
     assert len(err.strip().splitlines()) == 1
-    code, _, err = run_cli("--teacher", "m.keras", "--pseudo-label-weight", "-1")
+    code, _, err = run_cli(capsys, "--teacher", "m.keras", "--pseudo-label-weight", "-1")
     assert code == 2 and "expected a number >= 0" in err and "Traceback" not in err
 
 

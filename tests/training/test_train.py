@@ -19,6 +19,7 @@ from tagger.evaluation.evaluate import evaluate
 from tagger.models import family
 from tagger.models.saved import read_saved_info
 from tagger.training.run import train
+from tests.checks import call_main
 from tests.presets import tiny_train_config
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -198,26 +199,23 @@ def test_mixed_precision_and_xla(raw_records, tmp_path, monkeypatch, precision, 
     assert keras.mixed_precision.dtype_policy().name == "float32"  # restored
 
 
-def run_cli(script, *args):
-    result = subprocess.run([sys.executable, str(ROOT / script), *args],
-                            capture_output=True, text=True, cwd=ROOT)
-    return result.returncode, result.stdout, result.stderr
+def test_bad_inputs_get_one_line(finished_run, synthetic_mtt, tmp_path, capsys):
+    from tagger.commands import eval as eval_cli
 
-
-def test_bad_inputs_get_one_line(finished_run, synthetic_mtt, tmp_path):
     run_dir, _ = finished_run
-    code, _, err = run_cli("train.py", "--data-dir", str(tmp_path), "--train-dir",
-                           str(tmp_path / "runs"))
+    code, _, err = call_main(train_cli.main, capsys, "--data-dir", str(tmp_path),
+                             "--train-dir", str(tmp_path / "runs"))
     assert code == 2 and "dataset_info.json" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
-    code, _, err = run_cli("train.py", "--block", "inception")
+    code, _, err = call_main(train_cli.main, capsys, "--block", "inception")
     assert code == 2 and "invalid choice" in err and len(err.strip().splitlines()) == 1
     # A model and a dataset that do not fit: 12 tags instead of 50.
     from tests.checks import build_mtt
 
     twelve = tmp_path / "twelve"
     build_mtt(synthetic_mtt[0], twelve, top_k=12)
-    code, _, err = run_cli("eval.py", str(run_dir / "model.keras"), "--data-dir", str(twelve))
+    code, _, err = call_main(eval_cli.main, capsys, str(run_dir / "model.keras"),
+                             "--data-dir", str(twelve))
     assert code == 2 and "predicts 50 tags but the dataset has 12" in err
     assert "Traceback" not in err
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
