@@ -14,9 +14,11 @@ two files in that process. Prints:
 - peak RSS of the N-file run and of the 10N-file run, and their ratio
   (`ratio library_rss_10n_n`, goal <= 1.1: nothing per file is kept);
 - files per second end to end (walk, decode, model, one row per file into
-  SQLite, commits) against the model alone scoring the same number of
-  windows in batches of the same size (`ratio library_e2e_model`, goal >=
-  0.9 on files this short, where the per-file costs weigh most).
+  SQLite, commits), from the first result to the last, against the model
+  alone scoring the same number of windows in batches of the same size
+  (`ratio library_e2e_model`, goal >= 0.9 on files this short, where the
+  per-file costs weigh most); and the same with the run's start-up (model
+  load, tracing) counted.
 """
 
 from __future__ import annotations
@@ -91,9 +93,20 @@ def child(args) -> None:
     common = dict(model=model_path, batch_size=args.batch_size, workers=args.workers,
                   progress=False)
     tag(TagConfig(inputs=(warm,), db=db + ".warm", rescan=True, **common))
+    import tagger.inference.tagging as tagging
+
+    stamps, plain = [], tagging.tag_files
+
+    def timed_files(*a, **k):  # when each result arrives: the steady state's rate
+        for result in plain(*a, **k):
+            stamps.append(time.perf_counter())
+            yield result
+
+    tagging.tag_files = timed_files
     start = time.perf_counter()
     summary = tag(TagConfig(inputs=(folder,), db=db, rescan=True, **common))
     seconds = time.perf_counter() - start
+    steady = (len(stamps) - 1) / (stamps[-1] - stamps[0])  # files/s after the start-up
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     model, info = load_tagger(model_path)
     predictor = Predictor(model, info)
@@ -104,7 +117,7 @@ def child(args) -> None:
         predictor(windows[i:i + args.batch_size])
     model_seconds = time.perf_counter() - begin
     print(json.dumps(dict(files=summary.db_written, seconds=seconds, rss_mb=rss_kb / 1024,
-                          model_seconds=model_seconds)), flush=True)
+                          model_seconds=model_seconds, steady=steady)), flush=True)
 
 
 def main():
@@ -130,13 +143,17 @@ def main():
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         figures[name] = json.loads(done.stdout.strip().splitlines()[-1])
         f = figures[name]
-        print(f"{f['files']:6d} files: {f['seconds']:.1f} s end to end "
-              f"({f['files'] / f['seconds']:.1f} files/s), model alone "
-              f"{f['files'] / f['model_seconds']:.1f} files/s; peak RSS {f['rss_mb']:.0f} MB")
+        print(f"{f['files']:6d} files: {f['seconds']:.1f} s end to end with start-up "
+              f"({f['files'] / f['seconds']:.1f} files/s; {f['steady']:.1f} files/s once "
+              f"started), model alone {f['files'] / f['model_seconds']:.1f} files/s; "
+              f"peak RSS {f['rss_mb']:.0f} MB")
     rss = figures["large"]["rss_mb"] / figures["small"]["rss_mb"]
-    e2e = figures["large"]["model_seconds"] / figures["large"]["seconds"]
+    model_rate = figures["large"]["files"] / figures["large"]["model_seconds"]
+    e2e = figures["large"]["steady"] / model_rate
+    with_start = figures["large"]["model_seconds"] / figures["large"]["seconds"]
     print(ratio_line(f"peak RSS, {large} files / {small} files", rss, "<= 1.1"))
-    print(ratio_line("files/s end to end / model alone (short files)", e2e, ">= 0.9"))
+    print(ratio_line("files/s once started / model alone (short files)", e2e, ">= 0.9"))
+    print(ratio_line("the same with the start-up (model load, tracing)", with_start, "-"))
     print(f"ratio library_rss_10n_n {rss:.3f}")
     print(f"ratio library_e2e_model {e2e:.3f}")
 
