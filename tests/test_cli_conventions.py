@@ -134,6 +134,7 @@ def test_usage_names_the_command_as_it_was_run(name, script, monkeypatch):
     assert cli.program_name() == "train.py"
 
 
+@pytest.mark.slow
 def test_usage_of_a_real_module_run_and_console_script(tmp_path):
     import os
     import subprocess
@@ -154,6 +155,7 @@ def test_usage_of_a_real_module_run_and_console_script(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("setting, expected", [(None, "true"), ("false", "false")])
 def test_commands_pool_tensorflow_host_memory_unless_told_not_to(setting, expected):
     """Every command runs TensorFlow with its pooling CPU allocator (set

@@ -33,6 +33,7 @@ def test_a_held_lock_refuses_a_second_writer_naming_the_owner(tmp_path):
     assert not lock.exists()
 
 
+@pytest.mark.slow
 def test_a_dead_owners_lock_is_taken_over_with_a_line(tmp_path):
     lock = tmp_path / ".lock.json"
     pid = dead_pid()
@@ -45,6 +46,7 @@ def test_a_dead_owners_lock_is_taken_over_with_a_line(tmp_path):
                      f"(pid {pid} on {socket.gethostname()}, started earlier): {lock}"]
 
 
+@pytest.mark.slow
 def test_the_builders_say_when_they_take_a_stale_lock_over(tmp_path, capsys):
     from tagger.records.writer import build_lock
 

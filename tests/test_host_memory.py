@@ -53,6 +53,7 @@ def glibc() -> bool:
     return os.confstr("CS_GNU_LIBC_VERSION") is not None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not glibc(), reason="the setting is glibc malloc's")
 def test_kept_heap_serves_every_clip_from_pages_already_mapped():
     _, default_faults = faults_in_fresh_process(keep=False)
@@ -62,6 +63,7 @@ def test_kept_heap_serves_every_clip_from_pages_already_mapped():
     assert kept_faults < 50
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not glibc(), reason="the setting is glibc malloc's")
 def test_malloc_settings_from_the_environment_are_kept():
     kept, faults = faults_in_fresh_process(keep=True, env={"MALLOC_TRIM_THRESHOLD_": "131072"})

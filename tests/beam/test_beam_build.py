@@ -152,6 +152,7 @@ def test_cli_builds_with_the_direct_runner(synthetic_mtt, raw_records, tmp_path,
     assert files_digest(tmp_path / "o") == files_digest(raw_records[0])
 
 
+@pytest.mark.slow
 def test_local_build_imports_nothing_of_beam(synthetic_mtt, tmp_path):
     assert beam_modules_after("build_mtt", ["--data-dir", synthetic_mtt[0], "--out-dir",
                                             tmp_path / "o", "--workers", "1",

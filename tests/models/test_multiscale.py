@@ -43,6 +43,7 @@ def test_trainable_parameters_equal_the_original():
     assert trainable_count(default) == ORIGINAL
 
 
+@pytest.mark.slow
 def test_train_then_save_and_load(tmp_path):
     keras.utils.set_random_seed(0)
     model = build_multiscale(num_tags=5, segments=2, logmel=TINY, dropout=0.0)

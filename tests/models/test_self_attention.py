@@ -73,6 +73,7 @@ def batch():
     return logmel_batch(24)
 
 
+@pytest.mark.slow
 def test_train_then_save_and_load(tiny, batch, tmp_path):
     check_trains_saves_and_loads(tiny, *batch, tmp_path)
 

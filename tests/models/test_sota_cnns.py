@@ -60,6 +60,7 @@ def test_shapes_at_the_papers_inputs():
     assert fcn.get_layer("embedding").output.shape == (None, 64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("build", [build_short_cnn, build_short_res, build_fcn])
 def test_tiny_trains_saves_and_loads(build, tmp_path):
     keras.utils.set_random_seed(0)

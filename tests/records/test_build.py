@@ -133,6 +133,7 @@ KILL_DRIVER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode,count", [("before_rename", 3), ("mid_shard", 10)])
 def test_resume_after_sigkill_is_byte_identical(synthetic_mtt, raw_records, tmp_path,
                                                 mode, count):

@@ -100,6 +100,7 @@ def test_bad_flag_values(tmp_path, capsys):
     assert exit_info.value.code == 2
 
 
+@pytest.mark.slow
 def test_real_command_line_reports_missing_data(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "build_mtt.py"), "--data-dir",
                              str(tmp_path / "nope")], capture_output=True, text=True)

@@ -107,6 +107,7 @@ def test_a_decoder_that_dies_skips_its_clip_and_the_build_finishes(
     assert clips == sum(s["clips"] for s in raw_records[1]["splits"].values()) - len(victims)
 
 
+@pytest.mark.slow
 def test_second_build_into_the_same_folder_refuses(synthetic_mtt, tmp_path):
     data_dir, _ = synthetic_mtt
     out = tmp_path / "out"

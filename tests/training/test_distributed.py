@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pandas as pd
+import pytest
 
 from tests.checks import free_ports, run_json_script
 
@@ -64,6 +65,7 @@ MIRRORED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_mirrored_step_equals_single_device(raw_records, tmp_path):
     out = run_json_script(tmp_path / "mirrored.py", MIRRORED.format(root=str(ROOT)),
                           raw_records[0], tmp_path, timeout=600)
@@ -78,6 +80,7 @@ def test_mirrored_step_equals_single_device(raw_records, tmp_path):
     assert out["run_loss"] > 0
 
 
+@pytest.mark.slow
 def test_multiworker_training_with_two_local_workers(raw_records, tmp_path):
     records, _ = raw_records
     ports = free_ports(2)

@@ -49,6 +49,7 @@ def teacher(student_records, tmp_path_factory):
     return str(pathlib.Path(metrics["run_dir"]) / "model.keras")
 
 
+@pytest.mark.slow
 def test_student_trains_with_a_longer_window_teacher(student_records, teacher, tmp_path):
     metrics = train(config(student_records[0], tmp_path, augment=True,
                            noisy_student=NoisyStudentConfig(teacher=teacher),
@@ -179,6 +180,7 @@ def test_two_rounds_make_the_student_the_next_teacher(student_records, teacher, 
     assert metrics["run_dir"] == str(tmp_path / "ns-round2")
 
 
+@pytest.mark.slow
 def test_supervised_augmentation_changes_what_the_model_sees(raw_records, tmp_path):
     losses = {}
     for augment in (False, True):
@@ -188,6 +190,7 @@ def test_supervised_augmentation_changes_what_the_model_sees(raw_records, tmp_pa
     assert np.isfinite(losses[True]) and abs(losses[True] - losses[False]) > 1e-4
 
 
+@pytest.mark.slow
 def test_bad_settings_are_refused_before_anything_is_written(student_records, teacher,
                                                              raw_records, tmp_path):
     records = student_records[0]

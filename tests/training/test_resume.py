@@ -87,6 +87,7 @@ def base_flags(records, train_dir):
             "--no-progress"]
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_settings(uninterrupted, capsys):
     run_dir, config = uninterrupted
     flags = base_flags(config.data_dir, str(run_dir.parent))
@@ -101,6 +102,7 @@ def test_resume_refuses_changed_settings(uninterrupted, capsys):
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
 
 
+@pytest.mark.slow
 def test_resume_checks_flags_against_the_saved_schedule(uninterrupted, capsys):
     run_dir, config = uninterrupted  # a staged run
     flags = ["--train-dir", str(run_dir.parent), "--block", "rese", "--resume"]
@@ -110,6 +112,7 @@ def test_resume_checks_flags_against_the_saved_schedule(uninterrupted, capsys):
     one_line_error(code, err, "--schedule won (the run has staged)")
 
 
+@pytest.mark.slow
 def test_a_finished_run_says_so(uninterrupted, capsys, monkeypatch):
     run_dir, config = uninterrupted
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
@@ -131,6 +134,7 @@ def copy_run(run_dir, target):
     return target / run_dir.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["missing", "truncated"])
 def test_a_run_without_readable_state_is_refused_not_wiped(uninterrupted, tmp_path,
                                                             capsys, damage):
@@ -156,6 +160,7 @@ def test_a_run_without_readable_state_is_refused_not_wiped(uninterrupted, tmp_pa
     assert after == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("part", ["index", "data"])
 def test_a_truncated_checkpoint_is_named(uninterrupted, tmp_path, capsys, part):
     run_dir, config = uninterrupted
@@ -200,6 +205,7 @@ def strict_json_loads(text):
     return json.loads(text, parse_constant=refuse)
 
 
+@pytest.mark.slow
 def test_run_files_are_strict_json(uninterrupted):
     run_dir, _ = uninterrupted
     for name in ("state.json", "metrics.json", "config.json"):
@@ -238,6 +244,7 @@ def test_state_with_undefined_numbers_reads_back_as_written(tmp_path):
     assert math.isnan(back.history[0]["val_roc_auc"])
 
 
+@pytest.mark.slow
 def test_disk_full_while_checkpointing(raw_records, tmp_path, monkeypatch, capsys):
     import tensorflow as tf
 

@@ -34,6 +34,7 @@ def finished_run(raw_records, tmp_path_factory):
     return pathlib.Path(metrics["run_dir"]), metrics
 
 
+@pytest.mark.slow
 def test_run_folder_contents(finished_run, raw_records):
     run_dir, metrics = finished_run
     for name in ("config.json", "state.json", "history.csv", "model.keras", "model.hdf5",
@@ -55,6 +56,7 @@ def test_run_folder_contents(finished_run, raw_records):
     assert names == {state["last_checkpoint"], state["best_checkpoint"]}
 
 
+@pytest.mark.slow
 def test_saved_models_agree_and_describe_themselves(finished_run, raw_records):
     run_dir, _ = finished_run
     _, info = raw_records
@@ -68,6 +70,7 @@ def test_saved_models_agree_and_describe_themselves(finished_run, raw_records):
     assert meta == read_saved_info(run_dir / "model.hdf5")
 
 
+@pytest.mark.slow
 def test_test_metrics_equal_eval(finished_run, raw_records):
     run_dir, metrics = finished_run
     records, _ = raw_records
@@ -77,12 +80,14 @@ def test_test_metrics_equal_eval(finished_run, raw_records):
         assert result.metrics.pr_auc == pytest.approx(metrics["test"]["pr_auc"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_existing_run_needs_resume(finished_run, raw_records):
     run_dir, _ = finished_run
     with pytest.raises(UserError, match="--resume"):
         train(tiny_train_config(raw_records[0], run_dir.parent))
 
 
+@pytest.mark.slow
 def test_initial_stage_continues_from_the_best_model(finished_run, raw_records):
     run_dir, _ = finished_run
     metrics = train(tiny_train_config(raw_records[0], run_dir.parent, initial_stage=1,
@@ -92,6 +97,7 @@ def test_initial_stage_continues_from_the_best_model(finished_run, raw_records):
     assert metrics["epochs"] == 3
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_continues_the_same_stage(raw_records, tmp_path):
     records, _ = raw_records
     command = [sys.executable, str(ROOT / "train.py"), "--data-dir", records,
@@ -199,6 +205,7 @@ def test_mixed_precision_and_xla(raw_records, tmp_path, monkeypatch, precision, 
     assert keras.mixed_precision.dtype_policy().name == "float32"  # restored
 
 
+@pytest.mark.slow
 def test_bad_inputs_get_one_line(finished_run, synthetic_mtt, tmp_path, capsys):
     from tagger.commands import eval as eval_cli
 
@@ -224,6 +231,7 @@ def test_bad_inputs_get_one_line(finished_run, synthetic_mtt, tmp_path, capsys):
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
 
 
+@pytest.mark.slow
 def test_best_epoch_follows_the_monitor(finished_run):
     run_dir, metrics = finished_run
     history = pd.read_csv(run_dir / "history.csv")

@@ -50,6 +50,7 @@ def test_cli_direct_runner_equals_the_local_cli_build(msd_builds, synthetic_msd,
     assert shards.items() <= local.items()
 
 
+@pytest.mark.slow
 def test_local_msd_build_imports_nothing_of_beam(synthetic_msd, tmp_path):
     data_dir, _ = synthetic_msd
     out = tmp_path / "o"
