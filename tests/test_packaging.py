@@ -68,7 +68,8 @@ def test_pip_install_gives_working_commands(tmp_path):
     shutil.copytree(ROOT / "tagger", source / "tagger",
                     ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE",
-                 "requirements.txt", "requirements-torch.txt", "requirements-beam.txt"):
+                 "requirements.txt", "requirements-torch.txt", "requirements-beam.txt",
+                 "requirements-faiss.txt"):
         shutil.copy(ROOT / name, source / name)
     env_dir = tmp_path / "venv"
     venv.create(env_dir, system_site_packages=True, with_pip=False)

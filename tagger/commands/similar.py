@@ -29,6 +29,10 @@ def parse_args(argv=None):
                    help="rank by the mean score of these tags instead of a query file")
     p.add_argument("-k", type=cli.positive_int, default=10, metavar="K",
                    help="how many files to list (default 10)")
+    p.add_argument("--index", default="auto", choices=["auto", "exact", "faiss"],
+                   help="exact: every embedding compared in NumPy; faiss: an approximate "
+                        "HNSW index kept beside the database (pip install faiss-cpu); auto: "
+                        "faiss from 100,000 files on when installed, else exact (default)")
     p.add_argument("--model", default=None, metavar="FINGERPRINT",
                    help="the model whose results to use when the database holds several")
     args = p.parse_args(argv)
@@ -49,7 +53,8 @@ def run(args) -> int:
         what = "mean score"
     else:
         found = similar.by_file(args.db, args.query, args.k, args.model,
-                                log=lambda line: print(line, file=sys.stderr))
+                                log=lambda line: print(line, file=sys.stderr),
+                                index=args.index)
         what = "cosine"
     print(f"rank  {what:>10}  path")
     for rank, (path, score) in enumerate(found, 1):

@@ -24,6 +24,13 @@ from tagger.errors import UserError
 from tagger.inference import results_db
 
 CHUNK = 4096
+# From this many embeddings on, `index="auto"` searches an approximate FAISS
+# index (when faiss is installed): bench/bench_similar.py measures its
+# recall@10 against the exact search and the time per query of both.
+APPROXIMATE_FROM = 100_000
+INDEXES = ("auto", "exact", "faiss")
+HNSW_NEIGHBOURS = 32  # links per vector in the HNSW graph
+HNSW_EF_SEARCH = 128  # candidates visited per query: recall against speed
 
 
 def _top(rows, score_of, k: int, skip: str | None = None) -> list[tuple[str, float]]:
@@ -78,8 +85,12 @@ def by_tags(db: str, tags, k: int = 10, model: str | None = None) -> list[tuple[
 
 
 def by_file(db: str, query: str, k: int = 10, model: str | None = None,
-            log=None) -> list[tuple[str, float]]:
-    """The `k` files whose embeddings are nearest to `query`'s (cosine)."""
+            log=None, index: str = "auto") -> list[tuple[str, float]]:
+    """The `k` files whose embeddings are nearest to `query`'s (cosine):
+    exact, or from a FAISS HNSW index (`index`: "exact", "faiss", or "auto":
+    FAISS from `APPROXIMATE_FROM` embeddings on, when installed)."""
+    if index not in INDEXES:
+        raise UserError(f"--index must be one of {', '.join(INDEXES)}, got {index!r}")
     con = results_db.open_existing(db)
     try:
         chosen = results_db.choose_model(con, db, model)
@@ -95,6 +106,8 @@ def by_file(db: str, query: str, k: int = 10, model: str | None = None,
             vector = embed(chosen, query)
         vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
         dim = len(vector)
+        if _use_faiss(con, chosen, index):
+            return _search_index(db, con, chosen, vector, k, os.path.abspath(query), log)
 
         def score_of(blobs):
             matrix = np.frombuffer(b"".join(blobs), "<f4").reshape(len(blobs), dim)
@@ -145,3 +158,114 @@ def embed(model: dict, query: str) -> np.ndarray:
     if not result.ok:
         raise UserError(f"query {query!r}: {result.error}")
     return np.asarray(result.embeddings, np.float32).mean(axis=0)
+
+
+# -- the approximate index -------------------------------------------------------
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise UserError("--index faiss needs faiss, which is not installed: pip install "
+                        "faiss-cpu (or pip install 'tagger[faiss]'); or use --index exact"
+                        ) from None
+    return faiss
+
+
+def _use_faiss(con, model: dict, index: str) -> bool:
+    if index == "exact":
+        return False
+    if index == "faiss":
+        _faiss()
+        return True
+    count = con.execute("SELECT COUNT(*) FROM files WHERE model = ? AND embedding IS NOT "
+                        "NULL", (model["fingerprint"],)).fetchone()[0]
+    if count < APPROXIMATE_FROM:
+        return False
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def build_index(vectors: np.ndarray, ids: np.ndarray):
+    """A FAISS HNSW index (inner product) of the unit-length `vectors`
+    (n, dim) float32, labelled with `ids` (n,) int64."""
+    faiss = _faiss()
+    graph = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efSearch = HNSW_EF_SEARCH
+    index = faiss.IndexIDMap(graph)
+    if len(vectors):
+        index.add_with_ids(np.ascontiguousarray(vectors, np.float32),
+                           np.asarray(ids, np.int64))
+    return index
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    return (matrix / norms).astype(np.float32)
+
+
+def index_path(db: str, model: dict) -> str:
+    """Where the index of `model`'s embeddings in `db` is kept: beside it."""
+    return f"{db}.{model['fingerprint'][:12]}.faiss"
+
+
+def _state(con, model: dict) -> str:
+    """What the index was built from: changes whenever a row is added or
+    replaced (a replaced row gets a new rowid)."""
+    count, top, tagged = con.execute(
+        "SELECT COUNT(*), MAX(rowid), MAX(tagged) FROM files WHERE model = ? AND "
+        "embedding IS NOT NULL", (model["fingerprint"],)).fetchone()
+    return f"{count}:{top}:{tagged}"
+
+
+def load_index(db: str, con, model: dict, log=None):
+    """The index of `model`'s embeddings, built (and saved beside `db`)
+    when absent or older than the database's rows."""
+    import json
+
+    from tagger import fileio
+
+    faiss = _faiss()
+    path, state = index_path(db, model), _state(con, model)
+    meta = path + ".json"
+    try:
+        with open(meta) as f:
+            if json.load(f).get("state") == state:
+                return faiss.read_index(path)
+    except (OSError, ValueError, RuntimeError):
+        pass
+    if log:
+        log(f"building the FAISS index of {db} (once; it is kept in {path})")
+    ids, vectors = [], []
+    for rowid, blob in con.execute("SELECT rowid, embedding FROM files WHERE model = ? AND "
+                                   "embedding IS NOT NULL", (model["fingerprint"],)):
+        ids.append(rowid)
+        vectors.append(np.frombuffer(blob, "<f4"))
+    dim = model["embedding_dim"]
+    matrix = np.stack(vectors) if vectors else np.zeros((0, dim), np.float32)
+    index = build_index(unit_rows(matrix), np.asarray(ids, np.int64))
+    tmp = fileio.temporary_path(path)
+    try:
+        faiss.write_index(index, tmp)
+        os.replace(tmp, path)
+        fileio.write_atomic(meta, json.dumps({"state": state}))
+    except (OSError, RuntimeError):  # a read-only place: searched, not kept
+        fileio.remove_quietly(tmp)
+    return index
+
+
+def _search_index(db, con, model, vector, k, skip, log):
+    index = load_index(db, con, model, log)
+    scores, ids = index.search(vector[None].astype(np.float32), k + 1)
+    found = []
+    for score, rowid in zip(scores[0], ids[0]):
+        if rowid < 0:
+            continue
+        row = con.execute("SELECT path FROM files WHERE rowid = ?", (int(rowid),)).fetchone()
+        if row is not None and row[0] != skip:
+            found.append((row[0], float(score)))
+    return found[:k]

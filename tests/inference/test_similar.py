@@ -84,3 +84,33 @@ def test_no_embeddings_is_one_line(cnn, music, tmp_path, capsys):
     code, _, err = run(capsys, music / "a.wav", "--db", db)
     assert code == 2 and "--embeddings" in err and len(err.splitlines()) == 1
     assert results_db.is_results_db(str(db))
+
+
+def test_the_faiss_index_agrees_with_the_exact_search_and_follows_the_db(library, music,
+                                                                          tmp_path, capsys):
+    pytest.importorskip("faiss")
+    db = tmp_path / "copy.sqlite"
+    shutil.copy(library, db)
+    exact = similar.by_file(str(db), str(music / "a.wav"), k=4, index="exact")
+    lines = []
+    approx = similar.by_file(str(db), str(music / "a.wav"), k=4, index="faiss",
+                             log=lines.append)
+    assert [p for p, _ in approx] == [p for p, _ in exact] and len(lines) == 1
+    np.testing.assert_allclose([s for _, s in approx], [s for _, s in exact], atol=1e-5)
+    similar.by_file(str(db), str(music / "a.wav"), k=4, index="faiss", log=lines.append)
+    assert len(lines) == 1  # the index kept beside the database is reused
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("DELETE FROM files WHERE path = ?", (exact[0][0],))
+    con.close()
+    again = similar.by_file(str(db), str(music / "a.wav"), k=4, index="faiss",
+                            log=lines.append)
+    assert len(lines) == 2 and exact[0][0] not in [p for p, _ in again]  # rebuilt
+
+
+def test_faiss_missing_is_one_line(library, music, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    code, _, err = run(capsys, music / "a.wav", "--db", library, "--index", "faiss")
+    assert code == 2 and "pip install faiss-cpu" in err and len(err.splitlines()) == 1
