@@ -158,27 +158,40 @@ def export_lines(capsys, *argv):
 
 
 def test_overwrite_replaces_only_what_an_export_writes(cnn, tmp_path, capsys):
+    """The destination is checked before any export, so the refusals run on
+    a folder laid out as an earlier export; one real export then replaces it
+    and writes only what the check lets --overwrite replace."""
+    from tagger.inference.export import check_destination
+
     path, _ = cnn
     out = tmp_path / "sm"
-    assert export_lines(capsys, path, "--out", out, "--no-verify")[0] == 0
-    written = sorted(p.name for p in out.iterdir())
-    assert set(written) <= {"saved_model.pb", "fingerprint.pb", "variables", "assets",
-                            "assets.extra"} and "saved_model.pb" in written
-    # an earlier export alone: replaced
-    assert export_lines(capsys, path, "--out", out, "--overwrite", "--no-verify")[0] == 0
-    assert sorted(p.name for p in out.iterdir()) == written
+    (out / "variables").mkdir(parents=True)
+    (out / "assets").mkdir()
+    (out / "saved_model.pb").write_bytes(b"an earlier export")
+    (out / "assets" / "tags.txt").write_text("guitar\n")
+    earlier = sorted(p.name for p in out.iterdir())
     # a folder with the user's own files: refused, nothing deleted
     (out / "notes.txt").write_text("mine")
     code, err = export_lines(capsys, path, "--out", out, "--overwrite", "--no-verify")
     assert code == 2 and len(err) == 1 and "notes.txt" in err[0], err
     assert (out / "notes.txt").read_text() == "mine"
-    assert sorted(p.name for p in out.iterdir()) == sorted(written + ["notes.txt"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(earlier + ["notes.txt"])
+    assert (out / "saved_model.pb").read_bytes() == b"an earlier export"
     music = tmp_path / "music"
     music.mkdir()
     (music / "song.mp3").write_bytes(b"not really")
     code, err = export_lines(capsys, path, "--out", music, "--overwrite", "--no-verify")
     assert code == 2 and len(err) == 1 and "song.mp3" in err[0]
     assert [p.name for p in music.iterdir()] == ["song.mp3"]
+    # an earlier export alone: replaced
+    (out / "notes.txt").unlink()
+    assert export_lines(capsys, path, "--out", out, "--overwrite", "--no-verify")[0] == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert set(written) <= {"saved_model.pb", "fingerprint.pb", "variables", "assets",
+                            "assets.extra"} and "saved_model.pb" in written
+    assert (out / "saved_model.pb").read_bytes() != b"an earlier export"
+    assert (out / "assets" / "tags.txt").read_text().splitlines() == TAGS
+    check_destination(str(out), "saved_model", True, path)  # a real export is replaceable
 
 
 def test_outputs_in_the_way_are_one_line(cnn, tmp_path, capsys):
