@@ -43,11 +43,12 @@ def beam_option(text: str) -> str:
     return f"--{key}={value}" if sep else f"--{key}"
 
 
-def add_runner_flags(parser) -> None:
-    """Adds the Beam flags to a build CLI's parser."""
+def add_runner_flags(parser, description: str | None = None) -> None:
+    """Adds the Beam flags to a build CLI's parser (or to tag.py's, with its
+    own `description` of the group)."""
     group = parser.add_argument_group(
-        "Apache Beam", "build with a Beam pipeline instead of local processes "
-        "(needs requirements-beam.txt; see docs/beam.md)")
+        "Apache Beam", description or "build with a Beam pipeline instead of local "
+        "processes (needs requirements-beam.txt; see docs/beam.md)")
     group.add_argument("--runner", type=runner_name, default=None,
                        help=f"Beam runner: {', '.join(RUNNERS)} or a runner class name "
                             "(default: none, the local multi-process builder)")

@@ -83,6 +83,11 @@ def parse_args(argv=None):
     p.add_argument("--dry-run", action="store_true",
                    help="with --write-tags: print what would change and change nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from tagger.commands.beam_flags import add_runner_flags
+
+    add_runner_flags(p, "tag on an Apache Beam pipeline with RunInference instead of this "
+                        "process: --out PATH (.jsonl, or .parquet) is required (needs "
+                        "requirements-beam.txt; see docs/commands/tag.md)")
     return p.parse_args(argv)
 
 
@@ -109,6 +114,23 @@ def run(args) -> int:
         progress=not args.no_progress, engine=args.engine, overwrite=args.overwrite,
         db=args.db, rescan=args.rescan, write_tags=args.write_tags,
         write_scores=args.write_scores, genre=args.genre, dry_run=args.dry_run)
+    from tagger.commands.beam_flags import beam_run
+
+    beam = beam_run(args)
+    if beam is not None:
+        from tagger.errors import flags_do_not_apply
+        from tagger.inference.beam_tagging import tag_with_beam
+
+        local = [flag for flag, on in (("--db", args.db), ("--taggram", args.taggram),
+                                       ("--embeddings", args.embeddings is not None),
+                                       ("--write-tags", args.write_tags),
+                                       ("--format", args.format != "table"))
+                 if on]
+        if local:
+            raise flags_do_not_apply(local, "without --runner",
+                                     "the Beam pipeline writes JSON lines or Parquet to --out")
+        tag_with_beam(config, beam, log=lambda line: print(line, file=sys.stderr))
+        return 0
     summary = tag(config, quiet_decoders=True)
     if not args.out and not args.db:
         sys.stdout.write(summary.report)

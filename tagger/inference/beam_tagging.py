@@ -1,0 +1,230 @@
+"""tag.py --runner: tagging as an Apache Beam pipeline with RunInference, for
+libraries too large for one machine (Dataflow, Flink, Spark; DirectRunner
+here).
+
+    paths -> Reshuffle -> decode: (path, window index, window) ... and
+                                  (path, samples, file rate, windows)
+          -> RunInference(KeyedModelHandler(TaggerModelHandler))
+                 batches of up to `batch_size` windows, formed by Beam
+          -> per path: scores in window order, mean = the clip scores
+          -> one JSON line (or Parquet row) per file
+
+The model handler is ours (`TaggerModelHandler`): it loads the saved tagger
+with `load_tagger` and scores raw windows with the same `Predictor` as
+tag.py (log-mel front ends in the graph), so every family runs, and the
+scores equal the local tag.py's. Beam's own TensorFlow handler
+(`apache_beam.ml.inference.tensorflow_inference`) imports tensorflow_hub,
+which needs the legacy tf-keras this project does not use. Windows are
+cut as tag.py cuts them (audio.audio_windows). Paths may be local or any
+tf.io.gfile scheme (gs://...): a remote file is copied to a worker's
+temporary file to be decoded.
+
+Output rows: `path`, `duration` (s), `sample_rate` (the file's own),
+`windows`, `padded`, `tags` and `scores` (the top K, or those at least
+`threshold`), and `tag_scores`: every tag's clip score in the model's tag
+order. A file that cannot be decoded gets a row with `error` instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from tagger import fileio
+from tagger.errors import UserError
+
+
+def _handler_base():
+    from apache_beam.ml.inference.base import ModelHandler
+
+    return ModelHandler
+
+
+def make_handler(model_path: str, batch_size: int):
+    """A RunInference model handler of `(window,) float32` elements that
+    yields PredictionResult(window, scores (tags,))."""
+    from apache_beam.ml.inference.base import PredictionResult
+
+    class TaggerModelHandler(_handler_base()):
+        def __init__(self):
+            super().__init__(min_batch_size=1, max_batch_size=batch_size)
+            self._path = model_path
+
+        def load_model(self):
+            from tagger.inference.predictor import Predictor
+            from tagger.models.saved import load_tagger
+
+            model, info = load_tagger(self._path)
+            return Predictor(model, info)
+
+        def run_inference(self, batch, model, inference_args=None):
+            scores, _ = model(np.stack(batch).astype(np.float32))
+            return [PredictionResult(x, s) for x, s in zip(batch, scores)]
+
+        def get_num_bytes(self, batch):
+            return sum(x.nbytes for x in batch)
+
+    return TaggerModelHandler()
+
+
+def list_inputs(inputs, recursive: bool) -> list[str]:
+    """The audio files `inputs` name: local paths as tag.py finds them,
+    other schemes through tf.io.gfile (a folder: its audio-named files)."""
+    from tagger.inference.inputs import find_audio, is_audio_name
+
+    local = [p for p in inputs if fileio.is_local(str(p))]
+    files = list(find_audio(local, recursive).files) if local else []
+    for given in (str(p) for p in inputs if not fileio.is_local(str(p))):
+        import tensorflow as tf
+
+        if not tf.io.gfile.isdir(given):
+            files.extend(sorted(tf.io.gfile.glob(given)))
+            continue
+        for folder, subfolders, names in tf.io.gfile.walk(given):
+            files.extend(f"{folder.rstrip('/')}/{n}" for n in sorted(names)
+                         if is_audio_name(n) and not n.startswith("."))
+            if not recursive:
+                break
+    return files
+
+
+def _decode(path: str, sample_rate: int, window: int, hop: int):
+    """Yields ("window", (path, index), samples) and then one ("file", path,
+    (samples, file rate, windows, error))."""
+    import soundfile
+
+    from tagger.audio import AudioDecodeError, audio_windows
+
+    local, tmp = path, None
+    try:
+        if not fileio.is_local(path):
+            import tempfile
+
+            with tempfile.NamedTemporaryFile(suffix=os.path.splitext(path)[1],
+                                             delete=False) as f:
+                f.write(fileio.read_bytes(path))
+                tmp = local = f.name
+        rate = int(soundfile.info(local).samplerate)
+        stream, count = audio_windows(local, sample_rate, window, hop), 0
+        while True:
+            try:
+                _, samples = next(stream)
+            except StopIteration as end:
+                total = end.value
+                break
+            if not np.isfinite(samples).all():
+                raise AudioDecodeError("the audio holds NaN or infinite samples")
+            yield "window", (path, count), np.asarray(samples, np.float32)
+            count += 1
+        yield "file", path, (int(total), rate, count, None)
+    except Exception as error:  # one row saying why, never a failed pipeline
+        yield "file", path, (0, None, 0, str(error).splitlines()[0] if str(error)
+                             else type(error).__name__)
+    finally:
+        if tmp:
+            os.remove(tmp)
+
+
+def _row(path, grouped, tag_names, sample_rate, window, top_k, threshold):
+    from tagger.inference.outputs import select_tags
+
+    windows = sorted(grouped["scores"])  # [(index, scores)]
+    (samples, rate, count, error), = grouped["file"]
+    if error is None and len(windows) != count:
+        error = "not every window was scored"
+    if error is not None or not windows:
+        return {"path": path, "error": error or "no audio samples"}
+    clip = np.stack([s for _, s in windows]).astype(np.float32).mean(axis=0)
+    chosen = select_tags(clip, tag_names, top_k, threshold)
+    return {"path": path, "duration": round(samples / sample_rate, 3), "sample_rate": rate,
+            "windows": count, "padded": samples < window,
+            "tags": [t for t, _ in chosen], "scores": [round(s, 6) for _, s in chosen],
+            "tag_scores": [float(s) for s in clip]}
+
+
+def is_beam_output(path: str) -> bool:
+    """Whether `path` is a file `tag_with_beam` wrote (its first row)."""
+    head = fileio.head_bytes(path)
+    if head.startswith(b"PAR1"):
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - (1 << 16)))
+            return b"tag_scores" in f.read()
+    try:
+        first = json.loads(head.decode("utf-8", "replace").split("\n", 1)[0])
+    except ValueError:
+        return False
+    return isinstance(first, dict) and "path" in first and (
+        "tag_scores" in first or set(first) == {"path", "error"})
+
+
+def tag_with_beam(config, run, log=print) -> int:
+    """Runs tag.py's `config` (a TagConfig with `out`) as a Beam pipeline on
+    `run` (tagger.beam.build.BeamRun); returns the number of files listed.
+    `out` ending in .parquet: Parquet (pyarrow); else JSON lines."""
+    from tagger.beam.build import pipeline_options
+    from tagger.inference.predictor import tag_names_of
+    from tagger.models.saved import load_tagger, raw_audio_input
+
+    if not config.out:
+        raise UserError("--runner writes its results to a file: add --out PATH (.jsonl, or "
+                        ".parquet for Parquet)")
+    fileio.check_destination(str(config.out), "--out", kind="a tag.py --runner output",
+                             recognise=is_beam_output, overwrite=config.overwrite,
+                             inputs=[*config.inputs, config.model])
+    options = pipeline_options(run)
+    model, info = load_tagger(config.model)
+    sample_rate, window, _ = raw_audio_input(model, info)
+    tag_names, _ = tag_names_of(model, info)
+    hop = int(round(config.hop * sample_rate)) if config.hop else window
+    files = list_inputs(config.inputs, config.recursive)
+    if not files:
+        raise UserError(f"no audio files found in {', '.join(map(str, config.inputs[:3]))}")
+    parquet = str(config.out).endswith(".parquet")
+
+    import apache_beam as beam
+    from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+
+    handler = KeyedModelHandler(make_handler(config.model, config.batch_size))
+    tmp_prefix = fileio.temporary_path(str(config.out))
+    with beam.Pipeline(options=options) as pipeline:
+        decoded = (pipeline
+                   | "paths" >> beam.Create(files)
+                   | "spread" >> beam.Reshuffle()
+                   | "decode" >> beam.FlatMap(
+                       lambda p: _decode(p, sample_rate, window, hop)))
+        windows = (decoded | "windows" >> beam.Filter(lambda e: e[0] == "window")
+                   | "keyed" >> beam.Map(lambda e: (e[1], e[2])))
+        notes = (decoded | "files" >> beam.Filter(lambda e: e[0] == "file")
+                 | "by path" >> beam.Map(lambda e: (e[1], e[2])))
+        scores = (windows
+                  | "model" >> RunInference(handler)
+                  | "per file" >> beam.Map(
+                      lambda kv: (kv[0][0], (kv[0][1], np.asarray(kv[1].inference)))))
+        rows = ({"scores": scores, "file": notes}
+                | "join" >> beam.CoGroupByKey()
+                | "row" >> beam.MapTuple(
+                    lambda path, grouped: _row(path, grouped, tag_names, sample_rate, window,
+                                               config.top_k, config.threshold)))
+        if parquet:
+            import pyarrow as pa
+
+            schema = pa.schema([
+                ("path", pa.string()), ("duration", pa.float64()),
+                ("sample_rate", pa.int64()), ("windows", pa.int64()),
+                ("padded", pa.bool_()), ("tags", pa.list_(pa.string())),
+                ("scores", pa.list_(pa.float64())), ("tag_scores", pa.list_(pa.float64())),
+                ("error", pa.string())])
+            _ = (rows | "fill" >> beam.Map(lambda r: {n: r.get(n) for n in schema.names})
+                 | "write" >> beam.io.WriteToParquet(
+                    tmp_prefix, schema, num_shards=1, shard_name_template=""))
+        else:
+            _ = (rows | "json" >> beam.Map(
+                    lambda r: json.dumps(r, ensure_ascii=False, allow_nan=False))
+                 | "write" >> beam.io.WriteToText(tmp_prefix, num_shards=1,
+                                                  shard_name_template=""))
+    fileio.rename(tmp_prefix, str(config.out))
+    log(f"wrote {config.out}: {len(files)} files tagged on Beam's "
+        f"{run.runner}")
+    return len(files)
