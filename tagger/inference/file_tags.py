@@ -193,6 +193,17 @@ class TagWriter:
             self.log(f"would write into {path}: {detail}")
         return outcome
 
+    def would_change(self, path: str, clip_scores) -> bool:
+        """Whether `write` would change the file (a supported format whose
+        fields differ from those `clip_scores` give)."""
+        fields = tag_fields(clip_scores, self.tag_names, self.model_name, self.top_k,
+                            self.threshold, self.scores, self.genre)
+        kind, audio = _open(str(path))
+        if kind is None:
+            return False
+        before = current_fields(kind, audio)
+        return any(before.get(k) != v for k, v in fields.items())
+
     def summary(self) -> list[str]:
         c = self.counts
         if self.dry_run:

@@ -165,21 +165,28 @@ class ResultsWriter:
         self.skipped = 0
 
     def is_current(self, path: str) -> bool:
+        return self.current_scores(path) is not None
+
+    def current_scores(self, path: str) -> np.ndarray | None:
+        """The stored clip scores of the file at `path` when it is up to date
+        (counted in `skipped`), else None."""
         if self.rescan:
-            return False
+            return None
         try:
             key, size, mtime = file_key(path)
         except OSError:
-            return False
+            return None
         if self._reader is None:
             self._reader = connect(self.path, check_same_thread=False)
         row = self._reader.execute(
-            "SELECT size, mtime_ns, embedding IS NOT NULL FROM files "
+            "SELECT size, mtime_ns, embedding IS NOT NULL, scores FROM files "
             "WHERE path = ? AND model = ?", (key, self.fingerprint)).fetchone()
         current = (row is not None and row[0] == size and row[1] == mtime
                    and (row[2] or not self.embeddings))
-        self.skipped += current
-        return bool(current)
+        if not current:
+            return None
+        self.skipped += 1
+        return scores_of(row[3])
 
     def add(self, result) -> None:
         """A FileResult of tagging.tag_files (with its embeddings when asked)."""

@@ -128,8 +128,16 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
                                      rescan=config.rescan)
         except sqlite3.Error as error:
             raise UserError(f"cannot write --db {config.db!r}: {error}") from None
+    tag_writer = None
+    if config.write_tags:
+        from tagger.inference.file_tags import TagWriter
+
+        tag_writer = TagWriter(predictor.tag_names, model_name=_model_name(config.model),
+                               top_k=config.top_k, threshold=config.threshold,
+                               scores=config.write_scores, genre=config.genre,
+                               dry_run=config.dry_run, log=say)
     if files is None:
-        files = _library_files(config, database, skipped)
+        files = _library_files(config, database, skipped, tag_writer)
     else:
         for path, reason in found.missing:
             skipped(path, reason)
@@ -153,14 +161,6 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         except OSError as error:
             raise UserError(f"cannot write --embeddings {config.embeddings!r}: "
                             f"{error.strerror or error}") from None
-    tag_writer = None
-    if config.write_tags:
-        from tagger.inference.file_tags import TagWriter
-
-        tag_writer = TagWriter(predictor.tag_names, model_name=_model_name(config.model),
-                               top_k=config.top_k, threshold=config.threshold,
-                               scores=config.write_scores, genre=config.genre,
-                               dry_run=config.dry_run, log=say)
 
     keep = config.out is not None or config.db is None  # the report needs them
     results, tagged = [], 0
@@ -241,9 +241,12 @@ def _audio_files(config: TagConfig, limit: int) -> list:
     return list(islice(walk, limit))
 
 
-def _library_files(config: TagConfig, database, skipped):
+def _library_files(config: TagConfig, database, skipped, tag_writer=None):
     """The walk of `config.inputs`, lazily, without the files that are up
-    to date in `database`; problems go to `skipped(path, reason)`."""
+    to date in `database` (unless `tag_writer` would change their tags: a
+    file tagged by an earlier run without --write-tags is tagged again, so
+    its tags are written and its row follows the changed file); problems
+    go to `skipped(path, reason)`."""
     from tagger.inference.inputs import iter_audio
 
     for path, problem in iter_audio(config.inputs, config.recursive):
@@ -251,10 +254,17 @@ def _library_files(config: TagConfig, database, skipped):
             skipped(path, problem)
             continue
         try:
-            current = database is not None and database.is_current(path)
+            stored = database.current_scores(path) if database is not None else None
         except sqlite3.Error:  # the row cannot be read: tag the file again
-            current = False
-        if not current:
+            stored = None
+        if (stored is not None and tag_writer is not None
+                and tag_writer.would_change(path, stored)):
+            if config.dry_run:  # the stored scores say what would change
+                tag_writer.write(path, stored)
+            else:
+                database.skipped -= 1
+                stored = None
+        if stored is None:
             yield path
 
 

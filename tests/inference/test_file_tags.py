@@ -11,7 +11,7 @@ import pytest
 
 from tagger.commands import tag as tag_cli
 from tagger.inference import file_tags
-from tests.inference.conftest import tone
+from tests.checks import tone
 
 pytest.importorskip("mutagen")
 
@@ -172,3 +172,17 @@ def test_a_failure_mid_write_leaves_the_old_file(library, monkeypatch):
         file_tags.write_fields(str(path), {"tagger": "guitar", "tagger_model": "m"})
     assert path.read_bytes() == before
     assert sorted(p.name for p in library.iterdir()) == sorted(FORMATS)
+
+
+def test_a_library_tagged_before_gets_its_tags_from_a_later_run(cnn, library, tmp_path,
+                                                                capsys):
+    db = tmp_path / "lib.sqlite"
+    code, _, err = run_tag(capsys, cnn[0], library, "--db", db)
+    assert err[-1].startswith(f"{db}: 5 files tagged")
+    code, _, err = run_tag(capsys, cnn[0], library, "--db", db, "--write-tags", "--dry-run")
+    assert sum(line.startswith("would write into ") for line in err) == 5
+    code, _, err = run_tag(capsys, cnn[0], library, "--db", db, "--write-tags")
+    assert "tags written into 5 file(s)" in " ".join(err)
+    assert err[-1].startswith(f"{db}: 5 files tagged and stored, 0 up to date")
+    code, _, err = run_tag(capsys, cnn[0], library, "--db", db, "--write-tags")
+    assert err[-1].startswith(f"{db}: 0 files tagged and stored, 5 up to date")
