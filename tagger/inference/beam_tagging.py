@@ -82,7 +82,7 @@ def list_inputs(inputs, recursive: bool) -> list[str]:
         if not tf.io.gfile.isdir(given):
             files.extend(sorted(tf.io.gfile.glob(given)))
             continue
-        for folder, subfolders, names in tf.io.gfile.walk(given):
+        for folder, _, names in tf.io.gfile.walk(given):
             files.extend(f"{folder.rstrip('/')}/{n}" for n in sorted(names)
                          if is_audio_name(n) and not n.startswith("."))
             if not recursive:

@@ -1,11 +1,12 @@
 """Tags written into the audio files' own metadata (tag.py --write-tags), with
 mutagen, where music players and library managers read them.
 
-| format | where | our fields |
-| --- | --- | --- |
-| MP3, WAV | ID3v2 (WAV: its `id3 ` chunk) | `TXXX:tagger`, `TXXX:tagger_scores`, `TXXX:tagger_model`; `TCON` with genre |
-| FLAC, Ogg Vorbis, Ogg Opus | Vorbis comments | `TAGGER`, `TAGGER_SCORES`, `TAGGER_MODEL`; `GENRE` with genre |
-| M4A/MP4 | freeform atoms | `----:org.tagger:tagger`, `...:tagger_scores`, `...:tagger_model`; `\u00a9gen` |
+- MP3 and WAV: ID3v2 (in WAV, its `id3 ` chunk): `TXXX:tagger`,
+  `TXXX:tagger_scores`, `TXXX:tagger_model`; `TCON` with the genre.
+- FLAC, Ogg Vorbis, Ogg Opus: Vorbis comments `TAGGER`, `TAGGER_SCORES`,
+  `TAGGER_MODEL`; `GENRE`.
+- M4A/MP4: freeform atoms `----:org.tagger:tagger`, `...:tagger_scores`,
+  `...:tagger_model`; `\u00a9gen`.
 
 `tagger` holds the selected tags joined by "; " (highest score first),
 `tagger_scores` their scores in the same order (with `scores`),

@@ -19,7 +19,9 @@ import pytest
 from tagger.commands import library as library_cli
 from tagger.commands import tag as tag_cli
 from tagger.inference import results_db
-from tests.inference.conftest import TAGS, TOP_LEVEL, tone
+from tests.checks import tone
+from tests.presets import MUSIC_TOP_LEVEL as TOP_LEVEL
+from tests.presets import TAGGER_TAGS as TAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -53,7 +55,7 @@ def tagged_db(cnn, music, tmp_path_factory):
 
 
 def test_one_row_per_file_with_the_models_scores(tagged_db, cnn, music):
-    from tests.inference.conftest import reference_windows
+    from tests.checks import reference_windows
 
     db, code, out, err = tagged_db
     assert code == 1 and out == ""  # broken.mp3 is skipped; nothing per file on stdout
@@ -62,7 +64,7 @@ def test_one_row_per_file_with_the_models_scores(tagged_db, cnn, music):
     assert [r[0] for r in got] == sorted(os.path.abspath(music / n) for n in TOP_LEVEL)
     fingerprint = results_db.model_fingerprint(cnn[0])
     _, model = cnn
-    for path, size, mtime, duration, windows, padded, scores, embedding, fp in got:
+    for path, size, mtime, _, windows, padded, scores, embedding, fp in got:
         stat = os.stat(path)
         assert (size, mtime, fp) == (stat.st_size, stat.st_mtime_ns, fingerprint)
         windows_, samples = reference_windows(path)
