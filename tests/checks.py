@@ -326,3 +326,118 @@ def beam_modules_after(script: str, argv) -> list:
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+
+def tone(seconds, rate, channels, freq, seed):
+    """A tone whose loudness and noise change over time, so windows differ."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * rate))) / rate
+    envelope = 0.5 + 0.4 * np.sin(2 * np.pi * 0.13 * t)
+    x = 0.4 * envelope * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(len(t))
+    x = x.astype(np.float32)
+    return np.stack([x, 0.5 * x], axis=1) if channels == 2 else x
+
+
+def save_tagger(model, path, info):
+    from tagger.models.saved import save_tagger as save
+
+    if info is None:
+        model.save(str(path))
+    else:
+        save(model, info, str(path))
+    return str(path)
+
+
+def reference_windows(path, window=59049, hop=None, rate=22050):
+    """The windows tag.py should score, computed independently: the whole
+    file decoded at once, sliced; a file shorter than a window zero-padded."""
+    from tagger.audio import load_audio
+
+    x = load_audio(str(path), rate)
+    hop = hop or window
+    if len(x) < window:
+        return np.pad(x, (0, window - len(x)))[None], len(x)
+    count = (len(x) - window) // hop + 1
+    return np.stack([x[i * hop:i * hop + window] for i in range(count)]), len(x)
+
+
+# resemul's Keras 2.0.5 files (tests/convert/test_resemul.py, tests/pretrained)
+RESEMUL_WIDTH = 1 / 16  # stem 8 channels, blocks 8 .. 32
+
+
+def keras2_names(block):
+    """(our layer, Keras 2 layer) pairs in the order resemul's model.py creates
+    layers: stem conv + BN; per block (se) conv, BN, SE dense x 2 or (rese) the
+    shortcut conv + BN where channels change, conv, BN, conv, BN, SE dense x 2;
+    head dense, BN, output dense. Keras 2 numbers each class from 1."""
+    counters = {}
+
+    def name(cls):
+        counters[cls] = counters.get(cls, 0) + 1
+        return f"{cls}_{counters[cls]}"
+
+    pairs = [("stem_conv", name("conv1d")), ("stem_bn", name("batch_normalization"))]
+    channels = 128
+    for i, c in enumerate((128, 128, 256, 256, 256, 256, 256, 256, 512)):
+        if block == "se":
+            pairs += [(f"block{i}_conv", name("conv1d")),
+                      (f"block{i}_bn", name("batch_normalization"))]
+        else:
+            if c != channels:
+                pairs += [(f"block{i}_shortcut_conv", name("conv1d")),
+                          (f"block{i}_shortcut_bn", name("batch_normalization"))]
+            pairs += [(f"block{i}_conv1", name("conv1d")),
+                      (f"block{i}_bn1", name("batch_normalization")),
+                      (f"block{i}_conv2", name("conv1d")),
+                      (f"block{i}_bn2", name("batch_normalization"))]
+        pairs += [(f"block{i}_se_expand", name("dense")), (f"block{i}_se_excite", name("dense"))]
+        channels = c
+    return pairs + [("head_dense", name("dense")), ("head_bn", name("batch_normalization")),
+                    ("tags", name("dense"))]
+
+
+def write_keras2_file(model, block, path, rename=None, drop=None):
+    """`model`'s weights in resemul's Keras 2.0.5 .hdf5 layout (layers renamed
+    by `rename`, the weight `drop` left out)."""
+    import h5py
+
+    names = dict(keras2_names(block))
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = b"2.0.5"
+        group = f.create_group("model_weights")
+        layer_names = [b"input_1", b"reshape_1"]
+        group.create_group("input_1").attrs["weight_names"] = []
+        group.create_group("reshape_1").attrs["weight_names"] = []
+        for layer in model.layers:
+            if layer.name not in names:
+                continue
+            theirs = (rename or {}).get(names[layer.name], names[layer.name])
+            g = group.create_group(theirs)
+            weight_names = []
+            for variable in layer.weights:
+                short = variable.path.rsplit("/", 1)[-1]
+                if drop == f"{theirs}/{short}":
+                    continue
+                weight_names.append(f"{theirs}/{short}:0".encode())
+                g.create_dataset(f"{theirs}/{short}:0", data=np.asarray(variable))
+            g.attrs["weight_names"] = weight_names
+            layer_names.append(theirs.encode())
+        group.attrs["layer_names"] = layer_names
+
+
+def random_resemul_model(block, seed):
+    """A tiny (RESEMUL_WIDTH) sample-level CNN with random weights and batch-norm
+    statistics that are not 0 / 1."""
+    import keras
+
+    from tagger.models.samplecnn import build_samplecnn
+
+    keras.utils.set_random_seed(seed)
+    model = build_samplecnn(block=block, width=RESEMUL_WIDTH)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:  # batch-norm statistics that are not 0 / 1
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(0.1 * rng.standard_normal(layer.moving_mean.shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape))
+    return model

@@ -49,3 +49,23 @@ def tiny_train_config(records, train_dir, **overrides) -> TrainConfig:
                     progress=False)
     settings.update(overrides)
     return TrainConfig(**settings)
+
+
+# The tagging tests' tiny taggers and their folder of audio
+# (tests/inference/conftest.py: `music`, `cnn`, `spectrogram`).
+TAGGER_TAGS = ["guitar", "classical", "slow", "techno", "strings", "drums", "electronic",
+               "rock"]
+MUSIC_TOP_LEVEL = ["a.wav", "b.flac", "c.ogg", "d.mp3", "long.flac", "short.wav"]
+MUSIC_NESTED = ["sub/a.wav", "sub/e.aiff"]
+# name: (seconds, sample rate, channels, soundfile format, subtype, tone Hz)
+MUSIC_AUDIO = {
+    "a.wav": (7.0, 22050, 1, "WAV", "PCM_16", 220.0),
+    "b.flac": (6.5, 44100, 2, "FLAC", "PCM_16", 440.0),
+    "c.ogg": (8.0, 16000, 1, "OGG", "VORBIS", 880.0),
+    "d.mp3": (9.0, 16000, 1, "MP3", "MPEG_LAYER_III", 330.0),
+    "long.flac": (60.0, 22050, 1, "FLAC", "PCM_16", 1200.0),
+    "short.wav": (0.5, 22050, 1, "WAV", "FLOAT", 660.0),
+    ".hidden.wav": (1.0, 22050, 1, "WAV", "PCM_16", 100.0),
+    "sub/a.wav": (3.0, 11025, 1, "WAV", "PCM_16", 150.0),
+    "sub/e.aiff": (4.0, 22050, 1, "AIFF", "PCM_16", 2000.0),
+}

@@ -4,85 +4,15 @@ auto-named by class and creation order as resemul's model.py creates them)
 converts back into a model with exactly the same outputs."""
 
 import h5py
-import keras
 import numpy as np
 import pytest
 
 from tagger.commands import convert_weights  # noqa: E402
 from tagger.datasets.mtt import MTT_TOP50
-from tagger.models.samplecnn import build_samplecnn
 from tagger.models.saved import load_tagger
 from tests.checks import call_main, one_line_error
-
-WIDTH = 1 / 16  # stem 8 channels, blocks 8 .. 32
-
-
-def keras2_names(block):
-    """(our layer, Keras 2 layer) pairs in the order resemul's model.py creates
-    layers: stem conv + BN; per block (se) conv, BN, SE dense x 2 or (rese) the
-    shortcut conv + BN where channels change, conv, BN, conv, BN, SE dense x 2;
-    head dense, BN, output dense. Keras 2 numbers each class from 1."""
-    counters = {}
-
-    def name(cls):
-        counters[cls] = counters.get(cls, 0) + 1
-        return f"{cls}_{counters[cls]}"
-
-    pairs = [("stem_conv", name("conv1d")), ("stem_bn", name("batch_normalization"))]
-    channels = 128
-    for i, c in enumerate((128, 128, 256, 256, 256, 256, 256, 256, 512)):
-        if block == "se":
-            pairs += [(f"block{i}_conv", name("conv1d")),
-                      (f"block{i}_bn", name("batch_normalization"))]
-        else:
-            if c != channels:
-                pairs += [(f"block{i}_shortcut_conv", name("conv1d")),
-                          (f"block{i}_shortcut_bn", name("batch_normalization"))]
-            pairs += [(f"block{i}_conv1", name("conv1d")),
-                      (f"block{i}_bn1", name("batch_normalization")),
-                      (f"block{i}_conv2", name("conv1d")),
-                      (f"block{i}_bn2", name("batch_normalization"))]
-        pairs += [(f"block{i}_se_expand", name("dense")), (f"block{i}_se_excite", name("dense"))]
-        channels = c
-    return pairs + [("head_dense", name("dense")), ("head_bn", name("batch_normalization")),
-                    ("tags", name("dense"))]
-
-
-def write_keras2_file(model, block, path, rename=None, drop=None):
-    names = dict(keras2_names(block))
-    with h5py.File(path, "w") as f:
-        f.attrs["keras_version"] = b"2.0.5"
-        group = f.create_group("model_weights")
-        layer_names = [b"input_1", b"reshape_1"]
-        group.create_group("input_1").attrs["weight_names"] = []
-        group.create_group("reshape_1").attrs["weight_names"] = []
-        for layer in model.layers:
-            if layer.name not in names:
-                continue
-            theirs = (rename or {}).get(names[layer.name], names[layer.name])
-            g = group.create_group(theirs)
-            weight_names = []
-            for variable in layer.weights:
-                short = variable.path.rsplit("/", 1)[-1]
-                if drop == f"{theirs}/{short}":
-                    continue
-                weight_names.append(f"{theirs}/{short}:0".encode())
-                g.create_dataset(f"{theirs}/{short}:0", data=np.asarray(variable))
-            g.attrs["weight_names"] = weight_names
-            layer_names.append(theirs.encode())
-        group.attrs["layer_names"] = layer_names
-
-
-def random_model(block, seed):
-    keras.utils.set_random_seed(seed)
-    model = build_samplecnn(block=block, width=WIDTH)
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:  # batch-norm statistics that are not 0 / 1
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.moving_mean.assign(0.1 * rng.standard_normal(layer.moving_mean.shape))
-            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape))
-    return model
+from tests.checks import RESEMUL_WIDTH as WIDTH
+from tests.checks import keras2_names, random_resemul_model as random_model, write_keras2_file
 
 
 def waveforms():

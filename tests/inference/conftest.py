@@ -25,34 +25,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-WINDOW = 59049
-RATE = 22050
-TAGS = ["guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock"]
-TOP_LEVEL = ["a.wav", "b.flac", "c.ogg", "d.mp3", "long.flac", "short.wav"]
-NESTED = ["sub/a.wav", "sub/e.aiff"]
-
-# name: (seconds, sample rate, channels, soundfile format, subtype, tone Hz)
-AUDIO = {
-    "a.wav": (7.0, 22050, 1, "WAV", "PCM_16", 220.0),
-    "b.flac": (6.5, 44100, 2, "FLAC", "PCM_16", 440.0),
-    "c.ogg": (8.0, 16000, 1, "OGG", "VORBIS", 880.0),
-    "d.mp3": (9.0, 16000, 1, "MP3", "MPEG_LAYER_III", 330.0),
-    "long.flac": (60.0, 22050, 1, "FLAC", "PCM_16", 1200.0),
-    "short.wav": (0.5, 22050, 1, "WAV", "FLOAT", 660.0),
-    ".hidden.wav": (1.0, 22050, 1, "WAV", "PCM_16", 100.0),
-    "sub/a.wav": (3.0, 11025, 1, "WAV", "PCM_16", 150.0),
-    "sub/e.aiff": (4.0, 22050, 1, "AIFF", "PCM_16", 2000.0),
-}
-
-
-def tone(seconds, rate, channels, freq, seed):
-    """A tone whose loudness and noise change over time, so windows differ."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(round(seconds * rate))) / rate
-    envelope = 0.5 + 0.4 * np.sin(2 * np.pi * 0.13 * t)
-    x = 0.4 * envelope * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(len(t))
-    x = x.astype(np.float32)
-    return np.stack([x, 0.5 * x], axis=1) if channels == 2 else x
+from tests.checks import save_tagger, tone
+from tests.presets import MUSIC_AUDIO as AUDIO
+from tests.presets import SAMPLE_RATE as RATE
+from tests.presets import SEGMENT as WINDOW
+from tests.presets import TAGGER_TAGS as TAGS
 
 
 @pytest.fixture(scope="session")
@@ -68,16 +45,6 @@ def music(tmp_path_factory):
     (root / "broken.mp3").write_text("this is not audio\n" * 20)
     (root / "notes.txt").write_text("liner notes\n")
     return root
-
-
-def save_tagger(model, path, info):
-    from tagger.models.saved import save_tagger as save
-
-    if info is None:
-        model.save(str(path))
-    else:
-        save(model, info, str(path))
-    return str(path)
 
 
 def spread_biases(model, seed=0):
@@ -130,16 +97,3 @@ def spectrogram(tmp_path_factory):
                 logmel=dataclasses.asdict(logmel), model="self_attention", model_args={})
     path = save_tagger(model, tmp_path_factory.mktemp("models") / "attention.keras", info)
     return path, keras.models.load_model(path), logmel
-
-
-def reference_windows(path, window=WINDOW, hop=None, rate=RATE):
-    """The windows tag.py should score, computed independently: the whole
-    file decoded at once, sliced; a file shorter than a window zero-padded."""
-    from tagger.audio import load_audio
-
-    x = load_audio(str(path), rate)
-    hop = hop or window
-    if len(x) < window:
-        return np.pad(x, (0, window - len(x)))[None], len(x)
-    count = (len(x) - window) // hop + 1
-    return np.stack([x[i * hop:i * hop + window] for i in range(count)]), len(x)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tagger.errors import UserError
-from tests.inference.conftest import TAGS, reference_windows
+from tests.checks import reference_windows
+from tests.presets import TAGGER_TAGS as TAGS
 
 ROOT = pathlib.Path(__file__).parents[2]
 

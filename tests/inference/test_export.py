@@ -11,7 +11,9 @@ import tensorflow as tf
 from tagger.commands import export as export_cli
 from tagger.inference.config import ExportConfig
 from tagger.inference.export import check_waveforms, export, tflite_interpreter
-from tests.inference.conftest import RATE, TAGS, WINDOW
+from tests.presets import SAMPLE_RATE as RATE
+from tests.presets import SEGMENT as WINDOW
+from tests.presets import TAGGER_TAGS as TAGS
 
 
 def keras_scores(kind, fixture, x):

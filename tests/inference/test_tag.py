@@ -14,8 +14,12 @@ import numpy as np
 import pytest
 
 from tagger.commands import tag as tag_cli
-from tests.inference.conftest import (NESTED, RATE, TAGS, TOP_LEVEL, WINDOW,
-                                      reference_windows, save_tagger)
+from tests.checks import reference_windows, save_tagger
+from tests.presets import MUSIC_NESTED as NESTED
+from tests.presets import MUSIC_TOP_LEVEL as TOP_LEVEL
+from tests.presets import SAMPLE_RATE as RATE
+from tests.presets import SEGMENT as WINDOW
+from tests.presets import TAGGER_TAGS as TAGS
 
 ROOT = pathlib.Path(__file__).parents[2]
 
