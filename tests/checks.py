@@ -232,11 +232,11 @@ def saved_model(family, model_args, info, folder, formats=(".keras",), **config)
     """Builds `family` for the records described by `info` and saves it as
     train() does (info embedded) as model.keras (and the other `formats`);
     returns the path of the first."""
+    import keras
+
     from tagger.config import TrainConfig
     from tagger.models.saved import save_tagger
     from tagger.training import model_setup
-
-    import keras
 
     keras.utils.set_random_seed(0)
     train_config = TrainConfig(data_dir="unused", model=family, model_args=dict(model_args),

@@ -10,9 +10,9 @@ import pytest
 from tagger.commands import convert_weights  # noqa: E402
 from tagger.datasets.mtt import MTT_TOP50
 from tagger.models.saved import load_tagger
-from tests.checks import call_main, one_line_error
 from tests.checks import RESEMUL_WIDTH as WIDTH
-from tests.checks import keras2_names, random_resemul_model as random_model, write_keras2_file
+from tests.checks import call_main, keras2_names, one_line_error, write_keras2_file
+from tests.checks import random_resemul_model as random_model
 
 
 def waveforms():

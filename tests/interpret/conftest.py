@@ -1,9 +1,10 @@
 """Artifacts for the interpretation tests, made once per session on the
 shared synthetic records: tiny models built for those records and saved as
-train() saves them (the SE model is tests/conftest.py's `tiny_se_dir`) (model.keras / model.hdf5 carrying their info;
-training is left to tests/training, these tests need the mechanics, and
-the slow localisation test trains its own), the SE model's excitation
-table, and short audio files."""
+train() saves them (model.keras / model.hdf5 carrying their info; the SE
+model is tests/conftest.py's `tiny_se_dir`; training is left to
+tests/training, these tests need the mechanics, and the slow localisation
+test trains its own), the SE model's excitation table, and short audio
+files."""
 
 from __future__ import annotations
 

@@ -97,7 +97,8 @@ def home(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def se_bytes(tmp_path_factory):
     """A tiny SE+multi model in resemul's Keras 2.0.5 .hdf5 layout."""
-    from tests.checks import random_resemul_model as random_model, write_keras2_file
+    from tests.checks import random_resemul_model as random_model
+    from tests.checks import write_keras2_file
 
     path = tmp_path_factory.mktemp("resemul") / SE_FILE
     write_keras2_file(random_model("se", 0), "se", path)

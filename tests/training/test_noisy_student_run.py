@@ -20,8 +20,8 @@ from tagger.commands import train as train_cli
 from tagger.config import NoisyStudentConfig, TrainConfig
 from tagger.errors import UserError
 from tagger.models import family
-from tagger.training.run import resume_settings, train
 from tagger.training.rounds import train_rounds
+from tagger.training.run import resume_settings, train
 from tests.checks import call_main
 
 ROOT = pathlib.Path(__file__).parents[2]
