@@ -33,10 +33,11 @@ def parse_args(argv=None):
                         "must hold (default: read from the file)")
     p.add_argument("--model", choices=MODELS, default=None,
                    help="sota only: the model SOURCE holds (models/<dataset>/<model>/; "
-                        "the release's 'short' is short_cnn)")
+                        "the release's 'short' is short_cnn) (default: read from SOURCE's "
+                        "tensors)")
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="sota only: the dataset SOURCE was trained on, which names its "
-                        "outputs (models/<dataset>/)")
+                        "outputs (models/<dataset>/); no default: required with --from sota")
     p.add_argument("--tags", metavar="FILE", default=None,
                    help="tag names, one per line in output order (default: the original's)")
     p.add_argument("--tag-order", metavar="FILE", default=None,
