@@ -84,6 +84,7 @@ def test_other_globals_and_broken_files_are_one_line(tmp_path):
         torch_checkpoint.read_state_dict(tmp_path / "nostate.ckpt")
 
 
+@pytest.mark.slow
 def test_a_hand_written_zip_checkpoint_reads_without_torch(tmp_path):
     """A float32 tensor (2, 3) at storage offset 1 with transposed strides and
     Lightning-style hyper-parameters, in the opcodes torch.save writes,

@@ -16,6 +16,7 @@ from tests.presets import TAGGER_TAGS as TAGS
 ROOT = pathlib.Path(__file__).parents[2]
 
 
+@pytest.mark.slow
 def test_import_tagger_stays_free_of_tensorflow():
     code = ("import sys; from tagger import top_tags, clip_scores; "
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")

@@ -269,6 +269,7 @@ def test_only_bad_inputs_exit_1_with_an_empty_report(cnn, music, tmp_path, capsy
     assert err[3:] == ["3 of 3 inputs skipped"]
 
 
+@pytest.mark.slow
 def test_command_line(cnn, music):
     """One real process: exit code, stdout JSON, and exactly one stderr line per
     skipped file (the MP3 decoder's own notes hidden)."""

@@ -283,6 +283,7 @@ def test_cache_home_order(monkeypatch, tmp_path):
     assert pretrained.cache_home() == str(tmp_path / "user" / ".cache" / "tagger")
 
 
+@pytest.mark.slow
 def test_list_and_info_without_tensorflow(home):
     script = ("import sys\nfrom tagger.commands.pretrained import main\n"
               "code = main(['list'])\n"
