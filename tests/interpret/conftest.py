@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.checks import saved_model
+from tests.checks import built_once, saved_model
 from tests.presets import SEGMENT, TINY_SELF_ATTENTION, TINY_TRANSFORMER
 
 
@@ -45,23 +45,23 @@ def se_table_file(se_table, tmp_path_factory):
 @pytest.fixture(scope="session")
 def self_attention_model(raw_records, tmp_path_factory):
     """A tiny untrained self-attention tagger (2-segment window, 336 steps)."""
-    return saved_model("self_attention", TINY_SELF_ATTENTION, raw_records[1],
-                       tmp_path_factory.mktemp("self_attention"))
+    return built_once(tmp_path_factory, "self_attention", lambda folder: saved_model(
+        "self_attention", TINY_SELF_ATTENTION, raw_records[1], folder))
 
 
 @pytest.fixture(scope="session")
 def transformer_model(raw_records, tmp_path_factory):
     """A tiny untrained Music Tagging Transformer (1-segment window, 29 steps
     of 4 frames)."""
-    return saved_model("transformer", TINY_TRANSFORMER, raw_records[1],
-                       tmp_path_factory.mktemp("transformer"), window_segments=1)
+    return built_once(tmp_path_factory, "transformer", lambda folder: saved_model(
+        "transformer", TINY_TRANSFORMER, raw_records[1], folder, window_segments=1))
 
 
 @pytest.fixture(scope="session")
 def res_model(raw_records, tmp_path_factory):
     """A sample-level CNN without SE blocks (block type res)."""
-    return saved_model("samplecnn", {"block": "res", "alpha": 2, "width": 1 / 16},
-                       raw_records[1], tmp_path_factory.mktemp("res"))
+    return built_once(tmp_path_factory, "res", lambda folder: saved_model(
+        "samplecnn", {"block": "res", "alpha": 2, "width": 1 / 16}, raw_records[1], folder))
 
 
 @pytest.fixture(scope="session")
@@ -71,12 +71,11 @@ def audio_files(tmp_path_factory):
     'long' 7 s OGG at 44.1 kHz (two windows, the second padded)."""
     from tests.checks import write_audio
 
-    folder = tmp_path_factory.mktemp("audio")
     window = 2 * SEGMENT
-    return {
+    return built_once(tmp_path_factory, "audio", lambda folder: {
         "window": write_audio(folder / "window.wav", window, seed=1),
         "double": write_audio(folder / "double.wav", 2 * window, seed=2),
         "short": write_audio(folder / "short.flac", 3 * 16000, 16000, seed=3),
         "long": write_audio(folder / "long.ogg", 7 * 44100, 44100, seed=4),
-    }
+    })
 
