@@ -1,4 +1,6 @@
-"""Fixtures for tagging and export: tiny saved taggers and a folder of audio.
+"""Fixtures for tagging and export: tiny saved taggers and a folder of audio,
+each built once for all pytest-xdist processes (`tests.checks.built_once`;
+every process loads the models from the shared files).
 
 The models are untrained (built, given a spread of output biases so the
 tags have distinct scores, wrapped with their info layer and saved) and
@@ -25,7 +27,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tests.checks import save_tagger, tone
+from tests.checks import built_once, save_tagger, tone
 from tests.presets import MUSIC_AUDIO as AUDIO
 from tests.presets import SAMPLE_RATE as RATE
 from tests.presets import SEGMENT as WINDOW
@@ -37,14 +39,18 @@ def music(tmp_path_factory):
     """The folder described in the module docstring."""
     import soundfile as sf
 
-    root = tmp_path_factory.mktemp("tag") / "music"
-    (root / "sub").mkdir(parents=True)
-    for seed, (name, (seconds, rate, channels, fmt, subtype, freq)) in enumerate(AUDIO.items()):
-        sf.write(str(root / name), tone(seconds, rate, channels, freq, seed), rate,
-                 format=fmt, subtype=subtype)
-    (root / "broken.mp3").write_text("this is not audio\n" * 20)
-    (root / "notes.txt").write_text("liner notes\n")
-    return root
+    def make(folder):
+        root = folder / "music"
+        (root / "sub").mkdir(parents=True)
+        for seed, (name, (seconds, rate, channels, fmt, subtype, freq)) in enumerate(
+                AUDIO.items()):
+            sf.write(str(root / name), tone(seconds, rate, channels, freq, seed), rate,
+                     format=fmt, subtype=subtype)
+        (root / "broken.mp3").write_text("this is not audio\n" * 20)
+        (root / "notes.txt").write_text("liner notes\n")
+        return root
+
+    return built_once(tmp_path_factory, "tag_music", make)
 
 
 def spread_biases(model, seed=0):
@@ -69,9 +75,12 @@ def cnn(tmp_path_factory):
 
     from tagger.models import build_model
 
-    model = spread_biases(build_model("samplecnn", num_tags=len(TAGS), block="basic",
-                                      alpha=2, width=1 / 16, input_length=WINDOW))
-    path = save_tagger(model, tmp_path_factory.mktemp("models") / "cnn.keras", cnn_info())
+    def make(folder):
+        model = spread_biases(build_model("samplecnn", num_tags=len(TAGS), block="basic",
+                                          alpha=2, width=1 / 16, input_length=WINDOW))
+        return save_tagger(model, folder / "cnn.keras", cnn_info())
+
+    path = built_once(tmp_path_factory, "tag_cnn", make)
     return path, keras.models.load_model(path)
 
 
@@ -88,12 +97,16 @@ def spectrogram(tmp_path_factory):
     from tagger.models import build_model
 
     logmel = LogMelConfig(**LOGMEL)
-    model = spread_biases(build_model(
-        "self_attention", num_tags=6, input_kind="logmel", segments=1, logmel=logmel,
-        conv_channels=2, attention_channels=16, attention_layers=1, attention_heads=2,
-        attention_dropout=0.0, fc_dropout=0.0), seed=1)
-    info = dict(tag_names=[f"mood {i}" for i in range(6)], sample_rate=RATE,
-                segment_length=WINDOW, window_segments=1, input_kind="logmel",
-                logmel=dataclasses.asdict(logmel), model="self_attention", model_args={})
-    path = save_tagger(model, tmp_path_factory.mktemp("models") / "attention.keras", info)
+
+    def make(folder):
+        model = spread_biases(build_model(
+            "self_attention", num_tags=6, input_kind="logmel", segments=1, logmel=logmel,
+            conv_channels=2, attention_channels=16, attention_layers=1, attention_heads=2,
+            attention_dropout=0.0, fc_dropout=0.0), seed=1)
+        info = dict(tag_names=[f"mood {i}" for i in range(6)], sample_rate=RATE,
+                    segment_length=WINDOW, window_segments=1, input_kind="logmel",
+                    logmel=dataclasses.asdict(logmel), model="self_attention", model_args={})
+        return save_tagger(model, folder / "attention.keras", info)
+
+    path = built_once(tmp_path_factory, "tag_spectrogram", make)
     return path, keras.models.load_model(path), logmel
