@@ -26,20 +26,22 @@ from tagger.errors import UserError
 
 
 @contextlib.contextmanager
-def folder_lock(path: str, folder: str, what: str, instead: str, log=None):
+def folder_lock(path: str, folder: str, what: str, instead: str, log=None,
+                label: str = "folder"):
     """Holds the lock file `path` for writing into `folder` while the block
-    runs. `what` names the writer ("build", "training run") and `instead`
-    the way out for a second one ("choose another --out-dir"). `log(line)`
-    receives the line saying a stale lock was taken over."""
+    runs. `what` names the writer ("build", "training run"), `label` the
+    folder in messages ("out dir", "run folder") and `instead` the way out
+    for a second writer ("choose another --out-dir"). `log(line)` receives
+    the line saying a stale lock was taken over."""
     try:
         fileio.makedirs(os.path.dirname(path) or ".")
     except Exception as error:
-        raise UserError(f"cannot write to {folder!r}: "
+        raise UserError(f"cannot write to {label} {folder!r}: "
                         f"{fileio.describe_os_error(error)}") from None
     owner = {"pid": os.getpid(), "host": socket.gethostname(),
              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _take(path, owner, folder, what, instead,
-          log or (lambda line: print(line, file=sys.stderr, flush=True)))
+          log or (lambda line: print(line, file=sys.stderr, flush=True)), label)
     try:
         yield
     finally:
@@ -50,7 +52,8 @@ def folder_lock(path: str, folder: str, what: str, instead: str, log=None):
             pass
 
 
-def _take(path: str, owner: dict, folder: str, what: str, instead: str, log) -> None:
+def _take(path: str, owner: dict, folder: str, what: str, instead: str, log,
+          label: str) -> None:
     data = json.dumps(owner).encode()
     for _ in range(3):
         if fileio.is_local(path):
@@ -63,7 +66,7 @@ def _take(path: str, owner: dict, folder: str, what: str, instead: str, log) -> 
             except FileExistsError:
                 pass
             except OSError as error:
-                raise UserError(f"cannot write to {folder!r}: "
+                raise UserError(f"cannot write to {label} {folder!r}: "
                                 f"{fileio.describe_os_error(error)}") from None
             finally:
                 fileio.remove_quietly(private)

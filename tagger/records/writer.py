@@ -535,5 +535,5 @@ def build_lock(out_dir: str, log=None):
     refuses in one line naming the owner; a lock left by a dead process on
     this host is taken over, with a line to `log` (default stderr)."""
     with folder_lock(join_path(out_dir, STATE_DIR, LOCK_FILE), out_dir, "build",
-                     "choose another --out-dir", log):
+                     "choose another --out-dir", log, label="out dir"):
         yield

@@ -137,7 +137,7 @@ class Run:
             return self._execute()
         fileio.prepare_output_dir(self.run_dir, "the run folder (--train-dir)")
         with folder_lock(join_path(self.run_dir, LOCK_FILE), self.run_dir, "training run",
-                         "give this one another --run-name"):
+                         "give this one another --run-name", label="run folder"):
             return self._execute()
 
     def _execute(self) -> dict:
