@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import os
 
-from tagger.cli import (non_negative_float, number_in_range, positive_float,
-                        positive_int)
+from tagger.cli import non_negative_float, number_in_range, positive_float, positive_int
 from tagger.commands.beam_flags import add_runner_flags, beam_run
 from tagger.errors import UserError, flags_do_not_apply
-
 
 LOGMEL_DEFAULTS = {"n_mels": 128, "n_fft": 1024, "hop_length": 512, "f_min": 0.0,
                    "f_max": None, "top_db": None}

@@ -14,8 +14,13 @@ from __future__ import annotations
 import os
 
 from tagger import cli
-from tagger.cli import (ArgumentParser, non_negative_int, number_in_range, positive_float,
-                        positive_int)
+from tagger.cli import (
+    ArgumentParser,
+    non_negative_int,
+    number_in_range,
+    positive_float,
+    positive_int,
+)
 from tagger.datasets.synthetic import MAX_CLIPS, MIN_CLIPS
 from tagger.models import FAMILY_NAMES
 
@@ -88,8 +93,8 @@ def run(args):
 
 def semi_supervised_config(args):
     """The SemiSupervisedDemoConfig; flags of the single-model demo are errors."""
-    from tagger.errors import flags_do_not_apply
     from tagger.demos.semi_supervised import SemiSupervisedDemoConfig
+    from tagger.errors import flags_do_not_apply
 
     wrong = [f"--{name.replace('_', '-')}" for name in
              ("epochs", "width", "window_segments", "batch_size", "lr")
@@ -110,9 +115,7 @@ def semi_supervised_config(args):
 def config_from_args(args):
     """The DemoConfig: the family's demo settings, overridden by the flags given."""
     from tagger.demos.pipeline import DemoConfig
-
     from tagger.errors import flags_do_not_apply
-
     from tagger.models import family
 
     # Each family's demo setting (FamilySpec.demo): a small model and Adam, so

@@ -8,7 +8,8 @@ input length; the clip's scores are the mean over its windows. Exit code
 0: every input tagged; 1: some inputs were skipped (one line each on
 stderr; paths that are not regular files, undecodable audio, audio with
 NaN or infinite samples); when every input is skipped, `--out` is not
-touched, so an earlier report survives; 2: a usage error (bad flag, missing or unusable model, no audio).
+touched, so an earlier report survives; 2: a usage error (bad flag, missing or
+unusable model, no audio).
 """
 
 from __future__ import annotations

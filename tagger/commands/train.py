@@ -6,8 +6,14 @@
 from __future__ import annotations
 
 from tagger import cli
-from tagger.cli import (ArgumentParser, non_negative_float, non_negative_int,
-                        number_in_range, positive_float, positive_int)
+from tagger.cli import (
+    ArgumentParser,
+    non_negative_float,
+    non_negative_int,
+    number_in_range,
+    positive_float,
+    positive_int,
+)
 from tagger.commands import semi_supervised_flags
 from tagger.config import MONITORS, SCHEDULES, TrainConfig
 from tagger.models import FAMILY_NAMES
@@ -222,7 +228,6 @@ def config_from_args(args, check: bool = True):
     (a resumed run checks them against its saved schedule instead)."""
     from tagger.config import TrainConfig
     from tagger.errors import UserError
-
     from tagger.training.model_setup import family_spec
 
     spec = family_spec(args.model)

@@ -51,7 +51,8 @@ def run_demo(config: DemoConfig):
            f"PR-AUC {strict_json.number(test.get('pr_auc')):.4f}")
     yield f"model:   {join_path(run_dir, 'model.keras')} (and model.hdf5)"
     yield f"metrics: {join_path(run_dir, 'metrics.json')}"
-    yield f"logs:    {join_path(run_dir, 'history.csv')}, TensorBoard in {join_path(run_dir, 'logs')}"
+    yield (f"logs:    {join_path(run_dir, 'history.csv')}, TensorBoard in "
+           f"{join_path(run_dir, 'logs')}")
     yield from interpret_model(config, run_dir, data_dir, records)
     yield f"demo finished in {time.time() - start:.0f} s"
 

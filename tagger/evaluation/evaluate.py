@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from tagger.evaluation.metrics import (DEFAULT_BOOTSTRAP, FEW_CLIPS, TagMetrics,
-                                      bootstrap_intervals, tag_metrics)
+from tagger.evaluation.metrics import (
+    DEFAULT_BOOTSTRAP,
+    FEW_CLIPS,
+    TagMetrics,
+    bootstrap_intervals,
+    tag_metrics,
+)
 from tagger.evaluation.predict import ClipPredictions, ClipPredictor
 from tagger.evaluation.reference import reference_lines
 from tagger.records.info import load_info, require_labelled

@@ -25,7 +25,8 @@ endpoints are also callable attributes: `m.serve(x)["scores"]`,
 TFLite (one file): the `serve` signature, `waveform (batch,
 window_samples)` -> `scores (batch, tags)` with a dynamic batch (resize the
 input, or use a signature runner); run it with LiteRT (`pip install
-ai-edge-litert`, `from ai_edge_litert.interpreter import Interpreter`). Built-in TFLite ops are tried first;
+ai-edge-litert`, `from ai_edge_litert.interpreter import Interpreter`). Built-in
+TFLite ops are tried first;
 select TensorFlow ops are enabled only if the converter needs them. The tag
 names go beside it, in `<out>.tags.txt`.
 """
@@ -77,9 +78,8 @@ def tflite_tags_path(out: str) -> str:
 
 def export(config, log=print) -> ExportResult:
     """Loads `config.model` and writes it as `config.format` (ExportConfig)."""
-    from tagger.models.saved import load_tagger
-
     from tagger import fileio
+    from tagger.models.saved import load_tagger
 
     out = config.out or default_out(config.model, config.format)
     check_destination(out, config.format, config.overwrite, config.model)

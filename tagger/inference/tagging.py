@@ -91,7 +91,7 @@ class FileResult:
         """(windows,) first sample of each window at `sample_rate`."""
         return np.arange(self.windows, dtype=np.int64) * self.hop_samples
 
-    def compact(self) -> "FileResult":
+    def compact(self) -> FileResult:
         """The same result without the per-window arrays."""
         return dataclasses.replace(self, scores=None, embeddings=None)
 

@@ -146,8 +146,7 @@ def make_attention_mapper(model, model_info: dict | None, batch_size: int = 32):
     import keras
 
     from tagger.layers import LogMel
-    from tagger.models.attention import contribution_tail, contributions_from_hidden, \
-        encoder_names
+    from tagger.models.attention import contribution_tail, contributions_from_hidden, encoder_names
     from tagger.models.saved import raw_audio_input
 
     try:

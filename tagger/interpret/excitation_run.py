@@ -9,9 +9,14 @@ import dataclasses
 import posixpath
 
 from tagger.errors import UserError
-from tagger.interpret.excitations import (check_tags, default_compare_tags, default_depths,
-                                          excite_layer_names, extract_excitations,
-                                          save_table)
+from tagger.interpret.excitations import (
+    check_tags,
+    default_compare_tags,
+    default_depths,
+    excite_layer_names,
+    extract_excitations,
+    save_table,
+)
 from tagger.interpret.plots import write_excitation_plots
 
 

@@ -9,8 +9,14 @@ Importing this package imports no TensorFlow.
 """
 
 from tagger.pretrained.registry import MODELS, Pretrained, get, names
-from tagger.pretrained.store import (cache_home, ensure, load_pretrained, model_path,
-                                     original_path, resolve_model)
+from tagger.pretrained.store import (
+                                     cache_home,
+                                     ensure,
+                                     load_pretrained,
+                                     model_path,
+                                     original_path,
+                                     resolve_model,
+)
 
 __all__ = ["MODELS", "Pretrained", "get", "names", "cache_home", "ensure", "load_pretrained",
            "model_path", "original_path", "resolve_model"]

@@ -38,10 +38,11 @@ from tagger.evaluation.metrics import tag_metrics
 from tagger.evaluation.predict import ClipPredictor
 from tagger.folder_lock import folder_lock
 from tagger.models.saved import save_tagger
-from tagger.records.info import load_info
 from tagger.records import reader
+from tagger.records.info import load_info
 from tagger.records.reader import train_windows_per_pass
-from tagger.training import model_setup, semi_supervised, strategy as strategies
+from tagger.training import model_setup, semi_supervised
+from tagger.training import strategy as strategies
 from tagger.training.schedule import make_optimizer, schedule_for
 from tagger.training.trainer import distributed_train_data, make_train_function
 
