@@ -17,8 +17,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # TensorFlow's memory as the commands set it up, here and in the processes
 # tests start (tagger.runtime imports no TensorFlow until asked)
-from tagger.runtime import use_pooling_cpu_allocator  # noqa: E402
 from tagger.host_memory import keep_freed_heap  # noqa: E402
+from tagger.runtime import use_pooling_cpu_allocator  # noqa: E402
 
 use_pooling_cpu_allocator()
 keep_freed_heap()

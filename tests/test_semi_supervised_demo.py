@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 
 from tagger.commands import demo
-from tagger.demos.semi_supervised import (SemiSupervisedDemoConfig, run_semi_supervised_demo,
-                                         table_lines, verdict)
+from tagger.demos.semi_supervised import (
+    SemiSupervisedDemoConfig,
+    run_semi_supervised_demo,
+    table_lines,
+    verdict,
+)
 
 
 def _gain(seed, student, roc_low, pr_low=-0.01):

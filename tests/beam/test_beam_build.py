@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
-from tagger.commands import build_mtt as build_mtt_command  # noqa: E402
 from tagger.beam.build import BeamRun  # noqa: E402
+from tagger.commands import build_mtt as build_mtt_command  # noqa: E402
 from tagger.datasets.mtt import plan_mtt  # noqa: E402
 from tagger.errors import UserError  # noqa: E402
 from tagger.records import writer  # noqa: E402
@@ -107,9 +107,10 @@ def test_retried_job_does_not_rewrite_its_shard(synthetic_mtt, raw_records, tmp_
 def test_options_reach_the_pipeline_and_unknown_ones_are_errors():
     from tagger.beam.build import pipeline_options
 
-    args = build_mtt_command.parse_args(["--runner", "direct", "--beam-option", "direct_num_workers=2",
-                                 "--beam-option", "save_main_session",
-                                 "--beam-pipeline-options", "--job_name=mtt --region r1"])
+    args = build_mtt_command.parse_args([
+        "--runner", "direct", "--beam-option", "direct_num_workers=2",
+        "--beam-option", "save_main_session",
+        "--beam-pipeline-options", "--job_name=mtt --region r1"])
     run = build_mtt_command.beam_run(args)
     assert run == BeamRun("DirectRunner", ("--direct_num_workers=2", "--save_main_session",
                                            "--job_name=mtt", "--region", "r1"))
@@ -145,9 +146,10 @@ def test_bad_beam_flags_are_one_line_errors(synthetic_mtt, tmp_path, capsys, arg
 
 
 def test_cli_builds_with_the_direct_runner(synthetic_mtt, raw_records, tmp_path, capsys):
-    code = build_mtt_command.main(["--data-dir", synthetic_mtt[0], "--out-dir", str(tmp_path / "o"),
-                           "--num-audios-per-shard", "4", "--no-progress",
-                           "--runner", "direct", "--beam-option", "direct_num_workers=1"])
+    code = build_mtt_command.main([
+        "--data-dir", synthetic_mtt[0], "--out-dir", str(tmp_path / "o"),
+        "--num-audios-per-shard", "4", "--no-progress",
+        "--runner", "direct", "--beam-option", "direct_num_workers=1"])
     assert code == 0 and "train" in capsys.readouterr().out
     assert files_digest(tmp_path / "o") == files_digest(raw_records[0])
 

@@ -13,8 +13,8 @@ import soundfile as sf
 from tagger.inference.embeddings import EmbeddingWriter
 from tagger.inference.inputs import find_audio
 from tagger.inference.outputs import select_tags
-from tagger.inference.taggram import taggram_names
 from tagger.inference.tagging import tag_files
+from tagger.inference.taggram import taggram_names
 
 RATE = 1000
 WINDOW = 100

@@ -60,7 +60,7 @@ def capsys_module():
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = tag_cli.main([str(a) for a in argv] + ["--no-progress"])
-        return code, out.getvalue(), [l for l in err.getvalue().splitlines() if l.strip()]
+        return code, out.getvalue(), [line for line in err.getvalue().splitlines() if line.strip()]
 
     return call
 
@@ -328,11 +328,11 @@ def test_paths_that_are_not_regular_files_are_skipped_with_a_reason(
 
 def test_special_files_handed_to_the_pipeline_are_never_opened(cnn, odd_folder):
     """The decoders check too (a library caller may pass any path)."""
+    import signal
+
     from tagger.inference.predictor import Predictor
     from tagger.inference.tagging import tag_files
     from tagger.models.saved import load_tagger
-
-    import signal
 
     model, info = load_tagger(cnn[0])
     files = [str(odd_folder / "pipe.wav"), "/dev/zero", str(odd_folder / "good.wav")]
@@ -395,8 +395,8 @@ def test_an_empty_result_never_replaces_an_earlier_report(cnn, music, tmp_path, 
 
 def test_taggram_of_a_padded_file_shades_the_padding(cnn, music):
     from tagger.inference.predictor import Predictor
-    from tagger.inference.taggram import taggram_figure
     from tagger.inference.tagging import tag_files
+    from tagger.inference.taggram import taggram_figure
     from tagger.models.saved import load_tagger
 
     model, info = load_tagger(cnn[0])

@@ -7,8 +7,12 @@ import math
 import keras
 import numpy as np
 
-from tagger.models.attention import (attention_model, encoder_names, override_model,
-                                     tag_contributions)
+from tagger.models.attention import (
+    attention_model,
+    encoder_names,
+    override_model,
+    tag_contributions,
+)
 
 _erf = np.vectorize(math.erf)
 

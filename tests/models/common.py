@@ -33,7 +33,8 @@ def check_raw_logmel_parity(build, logmel, segments, **kwargs):
     spec = build(num_tags=5, input_kind="logmel", num_frames=frames, logmel=logmel,
                  **kwargs)
     assert spec.input.shape == (None, frames, logmel.n_mels)
-    assert ([l.name for l in raw.layers][2:] == [l.name for l in spec.layers][1:])
+    assert ([layer.name for layer in raw.layers][2:]
+            == [layer.name for layer in spec.layers][1:])
     spec.set_weights(raw.get_weights())
     np.testing.assert_allclose(spec.predict(features, verbose=0),
                                raw.predict(x, verbose=0), atol=1e-5)

@@ -6,8 +6,13 @@ from tagger.config import LogMelConfig
 from tagger.models import build_model
 from tagger.models.multiscale import build_multiscale
 from tests.checks import check_saved_model
-from tests.models.common import (check_mixed_precision, check_raw_logmel_parity,
-                                 check_training_lowers_loss, trainable_count, waveforms)
+from tests.models.common import (
+    check_mixed_precision,
+    check_raw_logmel_parity,
+    check_training_lowers_loss,
+    trainable_count,
+    waveforms,
+)
 from tests.presets import TINY_LOGMEL as TINY  # 16 mel bins, 58 frames a segment
 
 # 2 segments = 116 frames (>= 64).

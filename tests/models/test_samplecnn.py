@@ -5,9 +5,9 @@ parameters and read layer shapes; everything that runs uses width 1/16 and
 729 samples (5 blocks).
 """
 
+import keras
 import numpy as np
 import pytest
-import keras
 
 from tagger.models import MODELS, build_model
 from tagger.models.samplecnn import build_samplecnn, num_blocks_for, valid_input_lengths

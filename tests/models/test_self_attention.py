@@ -4,11 +4,19 @@ import pytest
 from tagger.config import LogMelConfig
 from tagger.models import build_model, family
 from tagger.models.self_attention import build_self_attention
-from tests.models.attention_checks import (check_attention_outputs, check_contributions,
-                                           check_natural_override)
-from tests.models.common import (check_mixed_precision, check_raw_logmel_parity,
-                                 check_trains_saves_and_loads, logmel_batch,
-                                 trainable_count, waveforms)
+from tests.models.attention_checks import (
+    check_attention_outputs,
+    check_contributions,
+    check_natural_override,
+)
+from tests.models.common import (
+    check_mixed_precision,
+    check_raw_logmel_parity,
+    check_trains_saves_and_loads,
+    logmel_batch,
+    trainable_count,
+    waveforms,
+)
 
 # 16 mel bins, 58 frames per segment: tiny front end and encoder.
 TINY_LOGMEL = LogMelConfig(n_mels=16, n_fft=512, hop_length=1024, top_db=40.0)

@@ -4,11 +4,19 @@ import pytest
 from tagger.config import LogMelConfig
 from tagger.models import MODELS, build_model, family
 from tagger.models.transformer import build_transformer
-from tests.models.attention_checks import (check_attention_outputs, check_contributions,
-                                           check_natural_override)
-from tests.models.common import (check_mixed_precision, check_raw_logmel_parity,
-                                 check_trains_saves_and_loads, logmel_batch,
-                                 trainable_count, waveforms)
+from tests.models.attention_checks import (
+    check_attention_outputs,
+    check_contributions,
+    check_natural_override,
+)
+from tests.models.common import (
+    check_mixed_precision,
+    check_raw_logmel_parity,
+    check_trains_saves_and_loads,
+    logmel_batch,
+    trainable_count,
+    waveforms,
+)
 from tests.presets import TINY_LOGMEL  # 16 mel bins, 58 frames a segment
 
 TINY = family("transformer").tiny

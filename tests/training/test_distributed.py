@@ -97,7 +97,7 @@ def test_multiworker_training_with_two_local_workers(raw_records, tmp_path):
         workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True))
     outputs = [w.communicate(timeout=600) for w in workers]
-    for worker, (out, err) in zip(workers, outputs):
+    for worker, (_out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
     run_dir = tmp_path / "samplecnn-basic-multi"
     history = pd.read_csv(run_dir / "history.csv")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tagger.augment import AugmentConfig, Augmentation
+from tagger.augment import Augmentation, AugmentConfig
 from tagger.training.semi_supervised import Teacher, centre_crop, make_noisy_student_function
 from tests.checks import run_json_script
 

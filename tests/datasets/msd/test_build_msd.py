@@ -135,7 +135,7 @@ def test_layouts_resolve_by_msd_id(synthetic_msd, tmp_path):
     root = tmp_path / "by_id"
     tid_of, _ = _songs(data_dir)
     moved = 0
-    for split, clips in plan7.splits.items():
+    for clips in plan7.splits.values():
         for clip in clips:
             src = os.path.join(plan7.audio_root, clip.path)
             if not os.path.isfile(src) or clip.path in plan7.known_broken:

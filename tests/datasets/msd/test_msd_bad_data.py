@@ -43,7 +43,8 @@ def test_tag_values_stored_as_text_are_refused(synthetic_msd, tmp_path, capsys):
     con = sqlite3.connect(data_dir / "lastfm_tags.db")
     con.executescript("ALTER TABLE tid_tag RENAME TO old; "
                       "CREATE TABLE tid_tag (tid INT, tag INT, val TEXT); "
-                      "INSERT INTO tid_tag SELECT tid, tag, CAST(CAST(val AS INT) AS TEXT) FROM old; "
+                      "INSERT INTO tid_tag SELECT tid, tag, "
+                      "CAST(CAST(val AS INT) AS TEXT) FROM old; "
                       "DROP TABLE old;")
     con.commit()
     con.close()

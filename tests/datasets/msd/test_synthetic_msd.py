@@ -9,9 +9,9 @@ import sqlite3
 import numpy as np
 import pytest
 
+from tagger.commands.synthetic_msd import main
 from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS, KNOWN_BROKEN_IDS
 from tagger.datasets.pickle2 import load_py2
-from tagger.commands.synthetic_msd import main
 from tagger.datasets.synthetic_msd import _Catalogue, generate
 
 
