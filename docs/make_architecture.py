@@ -38,7 +38,7 @@ def draw(path: str = OUT) -> str:
 
     edges = unit_edges()
     width, row = 12.0, 1.25
-    figure, ax = plt.subplots(figsize=(11, 0.95 * len(LAYERS) + 1.2), dpi=130)
+    figure, ax = plt.subplots(figsize=(12.5, 0.95 * len(LAYERS) + 1.2), dpi=130)
     where = {}
     for level, (name, units) in enumerate(LAYERS):
         y = level * row
