@@ -13,11 +13,14 @@ import os
 
 from tagger.cli import non_negative_float, number_in_range, positive_float, positive_int
 from tagger.commands.beam_flags import add_runner_flags, beam_run
+from tagger.config import AudioConfig, BuildConfig, FeatureConfig, LogMelConfig
 from tagger.errors import UserError, flags_do_not_apply
 
-LOGMEL_DEFAULTS = {"n_mels": 128, "n_fft": 1024, "hop_length": 512, "f_min": 0.0,
-                   "f_max": None, "top_db": None}
-RAW_DEFAULTS = {"dtype": "int16"}
+# Every flag's default is its config dataclass field's (tagger.config).
+_LOGMEL, _AUDIO, _WRITE = LogMelConfig(), AudioConfig(), BuildConfig()
+LOGMEL_DEFAULTS = {name: getattr(_LOGMEL, name)
+                   for name in ("n_mels", "n_fft", "hop_length", "f_min", "f_max", "top_db")}
+RAW_DEFAULTS = {"dtype": FeatureConfig().dtype}
 
 
 def add_record_flags(p, max_seconds: float) -> None:
@@ -44,18 +47,18 @@ def add_record_flags(p, max_seconds: float) -> None:
                           "(default: sample rate / 2)")
     mel.add_argument("--top-db", type=positive_float, default=None, metavar="DB",
                      help="per-segment dynamic range clamp in dB, > 0 (default: none)")
-    p.add_argument("--sample-rate", type=number_in_range(int, 1000, 384000), default=22050,
-                   metavar="HZ", help="Hz, 1000..384000 (default: 22050)")
-    p.add_argument("--segment-length", type=positive_int, default=59049, metavar="N",
-                   help="samples per segment (default: 59049 = 3^10)")
-    p.add_argument("--num-audios-per-shard", type=positive_int, default=100, metavar="N",
-                   help="clips per shard, >= 1 (default: 100)")
+    p.add_argument("--sample-rate", type=number_in_range(int, 1000, 384000),
+                   default=_AUDIO.sample_rate, metavar="HZ", help="Hz, 1000..384000")
+    p.add_argument("--segment-length", type=positive_int, default=_AUDIO.segment_length,
+                   metavar="N", help="samples per segment (59049 = 3^10)")
+    p.add_argument("--num-audios-per-shard", type=positive_int,
+                   default=_WRITE.clips_per_shard, metavar="N", help="clips per shard, >= 1")
     p.add_argument("--workers", type=number_in_range(int, 1, 256), default=None,
                    metavar="N",
                    help=f"decoding processes of the local builder, 1..256 (default: all "
                         f"cores, {os.cpu_count() or 1} here)")
-    p.add_argument("--max-file-mb", type=positive_float, default=64.0, metavar="MB",
-                   help="skip audio files larger than this, with a reason (default: 64)")
+    p.add_argument("--max-file-mb", type=positive_float, default=_WRITE.max_file_mb,
+                   metavar="MB", help="skip audio files larger than this, with a reason")
     p.add_argument("--max-seconds", type=positive_float, default=max_seconds, metavar="S",
                    help="cut longer clips here; cut clips are listed in "
                         f"dataset_info.json (default: {max_seconds:g})")
@@ -82,7 +85,6 @@ def check_feature_flags(args) -> None:
 def record_settings(args) -> dict:
     """The BuildConfig fields the shared flags set (audio, features, shards,
     workers, limits, overwrite, progress)."""
-    from tagger.config import AudioConfig, FeatureConfig, LogMelConfig
 
     check_feature_flags(args)
     try:

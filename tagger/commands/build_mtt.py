@@ -9,25 +9,30 @@ from tagger import cli
 from tagger.cli import ArgumentParser, fraction, non_negative_int, positive_int
 from tagger.commands.beam_flags import beam_run  # noqa: F401  (the runner the flags ask for)
 from tagger.commands.build_flags import add_record_flags
+from tagger.config import BuildConfig
+from tagger.datasets.mtt import MttSettings
+
+DEFAULTS = MttSettings()  # every source flag's default is its MttSettings field's
 
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default="dataset", metavar="PATH",
-                   help="folder with annotations_final.csv and mp3/ (default: dataset)")
-    p.add_argument("--split", default="directory", metavar="SPLIT",
+    p.add_argument("--data-dir", default=BuildConfig.data_dir, metavar="PATH",
+                   help="folder with annotations_final.csv and mp3/")
+    p.add_argument("--split", default=DEFAULTS.split, metavar="SPLIT",
                    help="'directory' (0-b train, c val, d-f test) or a folder of split "
-                        "lists (default: directory)")
+                        "lists")
     p.add_argument("--merge-synonyms", action="store_true",
                    help="merge synonym tags before choosing the top k")
-    p.add_argument("--top-k", type=positive_int, default=50, metavar="N",
-                   help="number of tags, >= 1 (default: 50)")
-    p.add_argument("--seed", type=non_negative_int, default=0, metavar="N",
-                   help="shuffles the train shards (default: 0)")
-    p.add_argument("--unlabelled-fraction", type=fraction, default=0.0, metavar="F",
+    p.add_argument("--top-k", type=positive_int, default=DEFAULTS.top_k, metavar="N",
+                   help="number of tags, >= 1")
+    p.add_argument("--seed", type=non_negative_int, default=DEFAULTS.seed, metavar="N",
+                   help="shuffles the train shards")
+    p.add_argument("--unlabelled-fraction", type=fraction,
+                   default=DEFAULTS.unlabelled_fraction, metavar="F",
                    help="move this share of the train clips, labels dropped, into an "
                         "unlabelled 'student' split for noisy-student training, "
-                        "in [0, 1) (default: 0)")
+                        "in [0, 1)")
     add_record_flags(p, max_seconds=60.0)
     return p.parse_args(argv)
 
@@ -38,8 +43,7 @@ def main(argv=None):
 
 def build(args):
     from tagger.commands.build_flags import build_source, record_settings
-    from tagger.config import BuildConfig
-    from tagger.datasets.mtt import SOURCE, MttSettings
+    from tagger.datasets.mtt import SOURCE
     from tagger.errors import UserError
     from tagger.records.info import describe
 
