@@ -59,6 +59,7 @@ import numbers
 import keras
 
 from tagger.config import LogMelConfig
+from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
 
 LOGMEL = LogMelConfig(n_mels=128, n_fft=512, hop_length=256, f_min=0.0, f_max=8000.0,
@@ -154,3 +155,19 @@ def check_dropout(dropout):
     if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) \
             or not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+
+
+def short_chunk_family(name: str, build, label: str) -> FamilySpec:
+    """The FamilySpec of a short-chunk model: both read one 59049-sample
+    chunk at 16 kHz through the same front end and take the same flags and
+    presets; only the block (and so the factory) differs."""
+    return FamilySpec(
+        name=name, build=build, paper="Won, Ferraro, Bogdanov, Serra 2020",
+        window_segments=SEGMENTS, logmel=LOGMEL, schedule="won",
+        flags=(ModelFlag("n_channels"), ModelFlag("dropout")),
+        embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
+        demo=Preset({"n_channels": 16}, batch_size=8, lr=1e-3, epochs=6),
+        tiny={"n_channels": 4},
+        bench=(BenchCase(label, {}, 16),),
+        sample_rate=SAMPLE_RATE,
+    )

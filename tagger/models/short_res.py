@@ -10,16 +10,14 @@ from __future__ import annotations
 import keras
 
 from tagger.config import LogMelConfig
-from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
 from tagger.models.short_chunk import (
     DROPOUT,
-    LOGMEL,
     N_CHANNELS,
     SAMPLE_RATE,
     SEGMENTS,
     build_short_chunk,
+    short_chunk_family,
 )
-from tagger.models.spectrogram_input import EMBEDDING_LAYER
 
 
 def build_short_res(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_length=None,
@@ -34,13 +32,4 @@ def build_short_res(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_l
         logmel=logmel, n_channels=n_channels, dropout=dropout, name="short_res")
 
 
-FAMILY = FamilySpec(
-    name="short_res", build=build_short_res, paper="Won, Ferraro, Bogdanov, Serra 2020",
-    window_segments=SEGMENTS, logmel=LOGMEL, schedule="won",
-    flags=(ModelFlag("n_channels"), ModelFlag("dropout")),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
-    demo=Preset({"n_channels": 16}, batch_size=8, lr=1e-3, epochs=6),
-    tiny={"n_channels": 4},
-    bench=(BenchCase("Short-chunk ResNet", {}, 16),),
-    sample_rate=SAMPLE_RATE,
-)
+FAMILY = short_chunk_family("short_res", build_short_res, "Short-chunk ResNet")
