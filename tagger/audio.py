@@ -27,6 +27,13 @@ class AudioDecodeError(Exception):
     """A file could not be decoded as audio; the message says why."""
 
 
+class NonFiniteAudioError(AudioDecodeError):
+    """The decoded audio holds NaN or infinite samples (a damaged file)."""
+
+    def __init__(self, message: str = "the audio holds NaN or infinite samples"):
+        super().__init__(message)
+
+
 MAX_FILE_RATE = 768_000  # Hz; a header claiming more is not audio we can use
 READ_BLOCK_FRAMES = 1 << 20  # frames decoded at a time (memory stays bounded)
 
@@ -132,8 +139,8 @@ def _decode(handle, sample_rate: int, max_seconds: float | None):
             if not len(block):
                 break
             mono = block.mean(axis=1, dtype=np.float32) if channels > 1 else block
-            if len(mono) and not (math.isfinite(mono.min()) and math.isfinite(mono.max())):
-                raise AudioDecodeError("the audio holds NaN or infinite samples")
+            if not _finite(mono):
+                raise NonFiniteAudioError()
             blocks.append(mono)
             total += len(mono)
         full_seconds = None
@@ -169,7 +176,8 @@ def stream_audio(path: str, sample_rate: int, block_seconds: float = 30.0):
     `sample_rate`, about `block_seconds` each, never holding the whole file
     (soundfile block reads + soxr's streaming resampler). Raises
     AudioDecodeError for a missing or undecodable file, or one that is not a
-    regular file (a FIFO, a device, a folder, a symlink loop)."""
+    regular file (a FIFO, a device, a folder, a symlink loop), and
+    NonFiniteAudioError for NaN or infinite samples."""
     if not fileio.is_local(path):
         yield from _stream(io.BytesIO(_read_remote(path, None)), sample_rate, block_seconds)
         return
@@ -200,6 +208,8 @@ def _stream(source, sample_rate: int, block_seconds: float):
             # MP3), i.e. uninitialised memory; read() returns what was decoded.
             while len(block := handle.read(frames, dtype="float32", always_2d=True)):
                 mono = block.mean(axis=1)
+                if not _finite(mono):
+                    raise NonFiniteAudioError()
                 out = stream.resample_chunk(mono) if stream else mono
                 if len(out):
                     yield out
@@ -242,6 +252,12 @@ def audio_windows(path: str, sample_rate: int, window: int, hop: int | None = No
         padded[:total] = buffer[:total]  # nothing was yielded: the buffer is the file
         yield 0, padded
     return total
+
+
+def _finite(samples: np.ndarray) -> bool:
+    """No NaN or infinity among `samples` (min and max: no boolean temporary)."""
+    return not len(samples) or (math.isfinite(samples.min())
+                                and math.isfinite(samples.max()))
 
 
 def resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:

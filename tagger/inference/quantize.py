@@ -64,7 +64,7 @@ def calibration_windows(paths, sample_rate: int, window: int,
     when none decodes. ValueError (one line) for audio that cannot set
     ranges: a file holding NaN or Inf samples, windows that are all silence
     (peak below SILENCE_PEAK), or files all shorter than one window."""
-    from tagger.audio import AudioDecodeError, audio_windows
+    from tagger.audio import AudioDecodeError, NonFiniteAudioError, audio_windows
 
     per_file = max(1, -(-limit // max(1, len(paths))))
     rng = np.random.default_rng(0)
@@ -75,14 +75,14 @@ def calibration_windows(paths, sample_rate: int, window: int,
         try:
             for seen, (_, samples) in enumerate(_counted(audio_windows(path, sample_rate,
                                                                         window), length)):
-                if not np.all(np.isfinite(samples)):
-                    raise ValueError(f"calibration audio {str(path)!r} holds NaN or Inf "
-                                     "samples; int8 ranges cannot be measured on them: "
-                                     "remove the file or name other audio")
                 if seen < per_file:
                     reservoir.append(samples)
                 elif (slot := rng.integers(0, seen + 1)) < per_file:
                     reservoir[slot] = samples
+        except NonFiniteAudioError:
+            raise ValueError(f"calibration audio {str(path)!r} holds NaN or Inf samples; "
+                             "int8 ranges cannot be measured on them: remove the file or "
+                             "name other audio") from None
         except AudioDecodeError:
             continue
         full = full or (length and length[0] >= window)

@@ -41,7 +41,6 @@ import soundfile
 from tagger.audio import AudioDecodeError, audio_windows
 from tagger.inference.inputs import path_problem
 
-NOT_FINITE_AUDIO = "the audio holds NaN or infinite samples (a damaged file)"
 NOT_FINITE_SCORES = "the model gave NaN or infinite scores for this file"
 
 _PUT_TIMEOUT = 0.1  # seconds between checks for the consumer's stop signal
@@ -152,8 +151,6 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
                         except StopIteration as end:
                             total = end.value
                             break
-                        if not np.isfinite(samples).all():
-                            raise AudioDecodeError(NOT_FINITE_AUDIO)
                         if not put(("window", index, count, samples)):
                             return
                         count += 1
