@@ -1,29 +1,19 @@
 """Won et al. 2020's published weights (minzwon/sota-music-tagging-models,
-"Evaluation of CNN-based automatic music tagging models", SMC 2020) ->
-our `short_cnn`, `short_res` and `fcn` models.
+"Evaluation of CNN-based automatic music tagging models", SMC 2020) -> the
+matching family of ours.
 
-Source: `models/<dataset>/<model>/best_model.pth` for dataset mtat, msd or
-jamendo and model short, short_res or fcn: PyTorch state dicts of the
-`ShortChunkCNN`, `ShortChunkCNN_Res` and `FCN` modules of
-`training/model.py` (blocks from `training/modules.py`). Keys may carry
-DataParallel's `module.` prefix. Parameter names:
+Source: `models/<dataset>/<folder>/best_model.pth` for dataset mtat, msd
+or jamendo: PyTorch state dicts of the modules of `training/model.py`
+(blocks from `training/modules.py`). Keys may carry DataParallel's
+`module.` prefix. Each model is one `ZooModel`, defined with its tensor
+map in a module `tagger.convert.sota_<name>` listed in `_MODULES`.
 
-    spec.spectrogram.window, spec.mel_scale.fb   torchaudio MelSpectrogram
-        buffers: checked against our front end, not weights (old torchaudio
-        saved the filter bank empty until first use; either is accepted)
-    spec_bn                                      -> input_bn
-    ShortChunkCNN, FCN: layer{i}.conv / .bn      -> block{i}_conv / _bn
-    ShortChunkCNN_Res: layer{i}.conv_1 / bn_1 / conv_2 / bn_2
-                                                 -> block{i}_conv1 / bn1 / conv2 / bn2
-                       layer{i}.conv_3 / bn_3    -> block{i}_shortcut_conv / _bn
-    short chunk: dense1 / bn / dense2            -> head_dense / head_bn / tags
-    FCN: dense                                   -> tags
-
-Front end: torchaudio's MelSpectrogram (16 kHz, n_fft 512, hop 256, HTK
-mel scale without norm over 0-8000 Hz, power 2; 128 bins for the short
-chunk models, 96 for FCN) and AmplitudeToDB() (10 log10, floor 1e-10, no
-top_db): the families' `LOGMEL`. Inputs as `training/main.py` crops them:
-59049 samples (short chunk), 29 * 16000 = 464000 (FCN).
+Spectrogram front ends are torchaudio's MelSpectrogram (16 kHz, n_fft
+512, hop 256, HTK mel scale without norm over 0-8000 Hz, power 2) and
+AmplitudeToDB() (10 log10, floor 1e-10, no top_db): the families'
+`LOGMEL`. Their buffers `spec.spectrogram.window` and `spec.mel_scale.fb`
+are checked against our front end, not taken as weights (old torchaudio
+saved the filter bank empty until first use; either is accepted).
 
 Tags, in output order (the files say nothing of them; `--dataset` picks):
 - mtat: `split/mtat/tags.npy` (a NumPy file; the columns of `binary.npy`):
@@ -39,17 +29,17 @@ Tags, in output order (the files say nothing of them; `--dataset` picks):
 from __future__ import annotations
 
 import dataclasses
+import importlib
+from collections.abc import Callable
 
 import numpy as np
 
 from tagger.convert import mapping
 from tagger.convert.mapping import ConversionError, WeightMap
 
-MODELS = ("short_cnn", "short_res", "fcn")
 DATASETS = ("mtat", "msd", "jamendo")
-ORIGINAL_NAMES = {"short_cnn": "short", "short_res": "short_res", "fcn": "fcn"}  # folders
 SAMPLE_RATE = 16000
-SHORT_BLOCKS, FCN_BLOCKS = 7, 5
+MEL_BUFFERS = ("spec.spectrogram.window", "spec.mel_scale.fb")
 
 # training/data_loader/jamendo_loader.py TAGS, sorted as LabelBinarizer's classes_.
 JAMENDO_TAGS = tuple(sorted((
@@ -69,6 +59,60 @@ JAMENDO_TAGS = tuple(sorted((
     "genre---jazz", "genre---funk", "mood/theme---relaxing")))
 
 
+@dataclasses.dataclass(frozen=True)
+class ZooModel:
+    """One of the release's models and how its state dict maps onto ours.
+
+    `holds(state)`: the keys are this model's (checked in `_MODULES`
+    order, so a model whose keys are a subset of another's comes later);
+    `args(state)`: our factory's arguments read from tensor shapes;
+    `map(weights, args)`: every tensor moved with `mapping` helpers;
+    `front_end(state, source, spec)`: factory keywords of the front end
+    checked against the file's buffers, and the buffer keys it checked
+    (default: the torchaudio mel front end, `mel_front_end`).
+    """
+
+    family: str  # ours, `--model`
+    folder: str  # models/<dataset>/<folder>/best_model.pth
+    part: str  # pretrained names: <dataset>-<part>
+    title: str
+    window: int  # input samples at 16 kHz, as training/main.py crops them
+    approx_mb: float  # float32 weights of the paper-size model
+    holds: Callable[[dict], bool]
+    args: Callable[[dict], dict]
+    map: Callable[[WeightMap, dict], None]
+    front_end: Callable | None = None
+
+
+_MODULES = ("sota_short_chunk",)
+
+
+def zoo() -> tuple:
+    """Every ZooModel, in detection order."""
+    found = []
+    for name in _MODULES:
+        found.extend(importlib.import_module(f"tagger.convert.{name}").ZOO)
+    return tuple(found)
+
+
+def zoo_model(family: str) -> ZooModel:
+    for entry in zoo():
+        if entry.family == family:
+            return entry
+    raise ValueError(f"no --from sota model {family!r}; valid: {', '.join(models())}")
+
+
+def models() -> tuple:
+    """Our family names the release's weights convert into (`--model`)."""
+    return tuple(entry.family for entry in zoo())
+
+
+def __getattr__(attribute: str):
+    if attribute == "MODELS":
+        return models()
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
+
+
 def default_tags(dataset: str) -> tuple:
     """The output order of the release's models trained on `dataset`."""
     if dataset == "mtat":
@@ -85,20 +129,16 @@ def default_tags(dataset: str) -> tuple:
 
 
 def family_of(state: dict) -> str | None:
-    """Which of MODELS the state dict holds, by its keys (None: none)."""
-    if "layer1.conv_1.weight" in state and "dense2.weight" in state:
-        return "short_res"
-    if "layer7.conv.weight" in state and "dense2.weight" in state:
-        return "short_cnn"
-    if "layer5.conv.weight" in state and "dense.weight" in state \
-            and "layer6.conv.weight" not in state:
-        return "fcn"
+    """Which of our families the state dict holds, by its keys (None: none)."""
+    for entry in zoo():
+        if entry.holds(state):
+            return entry.family
     return None
 
 
 def convert(path: str, model: str, dataset: str):
-    """Returns (model, info) for `best_model.pth` of `model` (one of MODELS)
-    trained on `dataset` (one of DATASETS) at `path`."""
+    """Returns (model, info) for `best_model.pth` of `model` (one of
+    `models()`) trained on `dataset` (one of DATASETS) at `path`."""
     source = path.rsplit("/", 1)[-1]
     state = mapping.read_torch_file(path)
     if state and all(k.startswith("module.") for k in state):  # saved from DataParallel
@@ -106,40 +146,47 @@ def convert(path: str, model: str, dataset: str):
     found = family_of(state)
     if found is None:
         raise ConversionError(
-            f"{source} is none of the release's short_cnn / short_res / fcn weights (no "
-            "'layer1.conv.weight' with 'dense2.weight' or 'dense.weight'); --from sota "
-            "takes models/<dataset>/<model>/best_model.pth of minzwon/sota-music-tagging-"
-            "models")
+            f"{source} holds none of the release's models ({', '.join(models())}) by its "
+            "tensor names; --from sota takes models/<dataset>/<model>/best_model.pth of "
+            "minzwon/sota-music-tagging-models")
     if found != model:
         raise ConversionError(f"{source} holds the {found} model "
-                              f"(models/*/{ORIGINAL_NAMES[found]}/), not {model}; pass "
+                              f"(models/*/{zoo_model(found).folder}/), not {model}; pass "
                               f"--model {found}")
-    first = "layer1.conv_1.weight" if model == "short_res" else "layer1.conv.weight"
-    head = "dense.weight" if model == "fcn" else "dense2.weight"
-    if state[first].ndim != 4 or state[head].ndim != 2:
-        raise ConversionError(f"{source}: '{first}' or '{head}' is not a convolution / "
-                              "dense weight")
-    args = dict(num_tags=int(state[head].shape[0]), n_channels=int(state[first].shape[0]))
+    entry = zoo_model(model)
+    args = entry.args(state)
     from tagger.models import family
 
     spec = family(model)
-    logmel = _front_end(state, source, spec.logmel)
-    ours = spec.build(sample_rate=SAMPLE_RATE, logmel=logmel, **args)
+    front_end = entry.front_end or mel_front_end
+    keywords, checked = front_end(state, source, spec)
+    ours = spec.build(sample_rate=SAMPLE_RATE, **keywords, **args)
     weights = WeightMap(state, ours, source)
-    weights.skip("spec.spectrogram.window")  # checked by _front_end
-    weights.skip("spec.mel_scale.fb")
-    _map(weights, model)
+    for key in checked:
+        weights.skip(key)
+    entry.map(weights, args)
     weights.finish()
+    logmel = keywords.get("logmel")
     info = dict(model=model, model_args=args, sample_rate=SAMPLE_RATE,
                 window_segments=spec.window_segments, segment_length=spec.segment_length,
-                logmel=dataclasses.asdict(logmel), dataset=dataset,
-                default_tags=default_tags(dataset))
+                logmel=None if logmel is None else dataclasses.asdict(logmel),
+                dataset=dataset, default_tags=default_tags(dataset))
     return ours, info
 
 
-def _front_end(state: dict, source: str, logmel):
-    """The family's log-mel settings, checked against the torchaudio buffers
-    the file stores (the Hann window; the mel filter bank unless empty)."""
+def shape(state: dict, key: str, ndim: int, source: str = "the file") -> tuple:
+    """The shape of tensor `key`, which must have `ndim` dimensions."""
+    tensor = state.get(key)
+    if tensor is None or tensor.ndim != ndim:
+        raise ConversionError(f"{source}: '{key}' is not a tensor of {ndim} dimensions")
+    return tuple(int(n) for n in tensor.shape)
+
+
+def mel_front_end(state: dict, source: str, spec):
+    """({'logmel': the family's log-mel settings}, MEL_BUFFERS), checked
+    against the torchaudio buffers the file stores (the Hann window; the
+    mel filter bank unless empty, whose width sets the mel bins)."""
+    logmel = spec.logmel
     window = state.get("spec.spectrogram.window")
     bank = state.get("spec.mel_scale.fb")
     if window is not None:
@@ -149,7 +196,7 @@ def _front_end(state: dict, source: str, logmel):
             raise ConversionError(f"{source}: the stored STFT window {window.shape} is not "
                                   f"the periodic Hann window of {n_fft} samples")
     if bank is None or bank.size == 0:  # saved before first use: the paper's bank
-        return logmel
+        return {"logmel": logmel}, MEL_BUFFERS
     if bank.ndim != 2 or bank.shape[0] != 1 + logmel.n_fft // 2:
         raise ConversionError(f"{source}: the stored mel filter bank {bank.shape} is not "
                               f"one of {1 + logmel.n_fft // 2} STFT bins")
@@ -165,25 +212,4 @@ def _front_end(state: dict, source: str, logmel):
             f"{source}: the stored mel filter bank differs from the HTK bank over "
             f"0-8000 Hz at 16 kHz (max difference {difference:.3g}); the file was "
             "trained with other spectrogram settings")
-    return logmel
-
-
-def _map(weights: WeightMap, model: str) -> None:
-    mapping.batch_norm(weights, "input_bn", "spec_bn")
-    if model == "short_res":
-        for i in range(1, SHORT_BLOCKS + 1):
-            for theirs, ours in (("conv_1", "conv1"), ("conv_2", "conv2"),
-                                 ("conv_3", "shortcut_conv")):
-                mapping.conv(weights, f"block{i}_{ours}", f"layer{i}.{theirs}")
-            for theirs, ours in (("bn_1", "bn1"), ("bn_2", "bn2"), ("bn_3", "shortcut_bn")):
-                mapping.batch_norm(weights, f"block{i}_{ours}", f"layer{i}.{theirs}")
-    else:
-        for i in range(1, (FCN_BLOCKS if model == "fcn" else SHORT_BLOCKS) + 1):
-            mapping.conv(weights, f"block{i}_conv", f"layer{i}.conv")
-            mapping.batch_norm(weights, f"block{i}_bn", f"layer{i}.bn")
-    if model == "fcn":
-        mapping.dense(weights, "tags", "dense")
-    else:
-        mapping.dense(weights, "head_dense", "dense1")
-        mapping.batch_norm(weights, "head_bn", "bn")
-        mapping.dense(weights, "tags", "dense2")
+    return {"logmel": logmel}, MEL_BUFFERS

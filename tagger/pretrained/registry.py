@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from tagger.convert.sota import zoo as sota_zoo
 from tagger.errors import UserError
 
 SEGMENT = 59049  # samples in one window segment, every family
@@ -87,21 +88,14 @@ _SOTA_DATASETS = {
                 "the release's split/mtg-jamendo autotagging_top50tags-train/validation/"
                 "test.tsv"),
 }
-# our family: (name part, title, the release's folder, window samples, MB of weights)
-_SOTA_MODELS = {
-    "short_res": ("short-res", "Short-chunk ResNet", "short_res", SEGMENT, 48),
-    "short_cnn": ("short-cnn", "Short-chunk CNN", "short", SEGMENT, 15),
-    "fcn": ("fcn", "FCN (Choi, Fazekas, Sandler 2016)", "fcn", 29 * 16000, 1.8),
-}
-
-
-def _sota(dataset: str, model: str) -> Pretrained:
-    part, title, folder, window, mb = _SOTA_MODELS[model]
+def _sota(dataset: str, model) -> Pretrained:
+    """The entry of `model` (a `tagger.convert.sota.ZooModel`) trained on `dataset`."""
+    part, title, folder, window = model.part, model.title, model.folder, model.window
     what, split = _SOTA_DATASETS[dataset]
     path = f"models/{dataset}/{folder}/best_model.pth"
     paper = "Won, Ferraro, Bogdanov, Serra, SMC 2020, Table 2"
     figures = f"{paper} (ROC-AUC / PR-AUC; not copied)"
-    if (dataset, model) == ("mtat", "short_res"):
+    if (dataset, model.family) == ("mtat", "short_res"):
         figures = f"MTT ROC-AUC 0.9129, PR-AUC 0.4614 ({paper})"
     return Pretrained(
         name=f"{dataset}-{part}", title=f"{title}, as Won et al. 2020 trained it",
@@ -112,7 +106,8 @@ def _sota(dataset: str, model: str) -> Pretrained:
                 "Pompeu Fabra)",
         release=f"github.com/{_SOTA_REPO}", dataset=what, split=split, sample_rate=16000,
         window_samples=window, converter="sota",
-        options=(("model", model), ("dataset", dataset)), figures=figures, approx_mb=mb)
+        options=(("model", model.family), ("dataset", dataset)), figures=figures,
+        approx_mb=model.approx_mb)
 
 
 MODELS = {entry.name: entry for entry in (
@@ -156,7 +151,7 @@ MODELS = {entry.name: entry for entry in (
         "distilled student (Won, Choi, Serra 2021)",
         urls=(_TRANSFORMER_URL + "compact_student.ckpt",), file_name="compact_student.ckpt",
         options=(("size", "student"),), approx_mb=23, **_TRANSFORMER),
-    *(_sota(dataset, model) for dataset in _SOTA_DATASETS for model in _SOTA_MODELS),
+    *(_sota(dataset, model) for dataset in _SOTA_DATASETS for model in sota_zoo()),
 )}
 
 
