@@ -1,12 +1,12 @@
-"""demo.py end to end on a smaller synthetic dataset: the convolutional and
-self-attention families learn the synthetic tags (test ROC-AUC well above
-chance), the Transformer's demo writes everything it promises (that it
-learns is shown by tests/interpret/test_contribution_localisation.py, which
-trains one), and a rerun reuses exactly the steps whose settings did not
-change.
+"""demo.py end to end on a smaller synthetic dataset: the convolutional
+families (the Short-chunk ResNet on its own 16 kHz records) learn the
+synthetic tags (test ROC-AUC well above chance), the Transformer's demo
+writes everything it promises (that it learns is shown by
+tests/interpret/test_contribution_localisation.py, which trains one), and a
+rerun reuses exactly the steps whose settings did not change.
 
-All families share one dataset and one set of records (the demo skips the
-steps whose outputs exist); each trains its own run folder.
+All families share one dataset and the 22050 Hz ones one set of records
+(the demo skips the steps whose outputs exist); each trains its own run folder.
 """
 
 import contextlib
@@ -21,7 +21,7 @@ from tagger.commands import demo
 # training segments as 160 full-length clips, and a test split of 66 clips
 # whose macro ROC-AUC is far steadier than that of 30.
 DATASET = ["--clips", "400", "--seconds", "10.8"]
-EPOCHS = {"samplecnn": 3, "multiscale": 4}
+EPOCHS = {"samplecnn": 3, "multiscale": 4, "short_res": 3}
 # The multi-scale CNN's 10-segment window would be 60% padding on these clips.
 OPTIONS = {"multiscale": ["--window-segments", "4"]}
 RUN_NAMES = {"samplecnn": "samplecnn-rese-multi"}
@@ -135,6 +135,27 @@ def test_a_rerun_redoes_the_steps_whose_settings_changed(tmp_path):
     assert "synthetic dataset: settings changed (clips 48 -> 50): made anew" in bigger
     assert any("dataset.clips 48 -> 50" in line for line in bigger)
     assert epochs() == 2
+
+
+def test_each_family_reads_records_at_its_paper_rate_and_segment():
+    """The demo builds each family's records at its own input: a 16 kHz folder
+    for Won et al. 2020's models (FCN's 29 s segments apart), so switching
+    --model never mixes records of different rates."""
+    from tagger.demos.pipeline import family_audio, records_folder, segment_seconds
+
+    assert records_folder("samplecnn") == records_folder("transformer") == "tfrecord"
+    assert records_folder("short_res") == "tfrecord-16000hz-59049"
+    assert records_folder("fcn") == "tfrecord-16000hz-464000"
+    assert (family_audio("fcn").sample_rate, segment_seconds("fcn")) == (16000, 29.0)
+    assert demo.config_from_args(demo.parse_args(["--model", "fcn"])).seconds == 29.1
+
+
+def test_clips_shorter_than_the_familys_segment_are_refused(capsys):
+    assert demo.main(["--model", "fcn", "--seconds", "10", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--seconds 10 holds no whole 29 s segment of --model fcn (its "
+                        "records' unit); give --seconds 29.1 or more"), err
+    assert len(err.splitlines()) == 1
 
 
 def test_flags_that_do_not_apply_are_errors(capsys):

@@ -25,8 +25,10 @@ from tagger.datasets.synthetic import MAX_CLIPS, MIN_CLIPS
 from tagger.models import FAMILY_NAMES
 
 # Clips of at least one 2.68 s segment with a margin (the build skips a clip
-# that holds no whole segment), at most the synthetic dataset's 600 s.
+# that holds no whole segment), at most the synthetic dataset's 600 s; a
+# family with longer segments (FCN: 29 s) needs its segment plus the margin.
 MIN_SECONDS, MAX_SECONDS = 3.0, 600.0
+SEGMENT_MARGIN = 0.1
 
 SEMI_SUPERVISED_FLAGS = ("seeds", "teacher_epochs", "student_epochs")
 
@@ -48,8 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--width", type=positive_float, default=None, metavar="W",
                    help="samplecnn channel width (default: 0.125)")
     p.add_argument("--window-segments", type=positive_int, default=None, metavar="K",
-                   help="59049-sample segments per training window (default: the "
-                        "family's; keep it within the clip length)")
+                   help="record segments (59049 samples; FCN: 29 s) per training "
+                        "window (default: the family's; keep it within the clip length)")
     p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help="training batch size (default: the family's demo setting)")
     p.add_argument("--lr", type=positive_float, default=None, metavar="LR",
@@ -114,8 +116,8 @@ def semi_supervised_config(args):
 
 def config_from_args(args):
     """The DemoConfig: the family's demo settings, overridden by the flags given."""
-    from tagger.demos.pipeline import DemoConfig
-    from tagger.errors import flags_do_not_apply
+    from tagger.demos.pipeline import DemoConfig, segment_seconds
+    from tagger.errors import UserError, flags_do_not_apply
     from tagger.models import family
 
     # Each family's demo setting (FamilySpec.demo): a small model and Adam, so
@@ -138,9 +140,15 @@ def config_from_args(args):
     for name in ("epochs", "batch_size", "lr"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
+    seconds = 29.1 if args.seconds is None else args.seconds
+    segment = segment_seconds(args.model)
+    if seconds < segment + SEGMENT_MARGIN:
+        raise UserError(f"--seconds {seconds:g} holds no whole {segment:g} s segment of "
+                        f"--model {args.model} (its records' unit); give --seconds "
+                        f"{segment + SEGMENT_MARGIN:g} or more")
     return DemoConfig(work_dir=args.work_dir, model=args.model, model_args=model_args,
                       clips=400 if args.clips is None else args.clips,
-                      seconds=29.1 if args.seconds is None else args.seconds,
+                      seconds=seconds,
                       workers=args.workers,
                       window_segments=args.window_segments, seed=args.seed,
                       progress=not args.no_progress, **settings)

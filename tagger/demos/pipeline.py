@@ -15,7 +15,7 @@ import json
 import time
 
 from tagger import fileio, strict_json
-from tagger.config import BuildConfig, TrainConfig, join_path, to_dict
+from tagger.config import AudioConfig, BuildConfig, TrainConfig, join_path, to_dict
 
 STAMP_DIR = ".demo"
 
@@ -40,7 +40,7 @@ def run_demo(config: DemoConfig):
     """Runs every step; yields report lines as it goes."""
     start = time.time()
     data_dir = join_path(config.work_dir, "dataset")
-    records = join_path(data_dir, "tfrecord")
+    records = join_path(data_dir, records_folder(config.model))
     yield from make_dataset(config, data_dir)
     yield from build_records(config, data_dir, records)
     metrics = yield from train_model(config, records)
@@ -80,6 +80,32 @@ def make_dataset(config: DemoConfig, data_dir: str):
            "on purpose)")
 
 
+def family_audio(model: str) -> AudioConfig:
+    """The records a family reads: its paper's sample rate (22050 Hz, the
+    datasets', where it names none) and segment length."""
+    from tagger.models import family
+
+    spec = family(model)
+    return AudioConfig(sample_rate=spec.sample_rate or AudioConfig.sample_rate,
+                       segment_length=spec.segment_length)
+
+
+def records_folder(model: str) -> str:
+    """`tfrecord` for the default audio settings, else a folder named after
+    them (`tfrecord-16000hz-464000`), so families of different inputs keep
+    their records side by side."""
+    audio = family_audio(model)
+    if audio == AudioConfig():
+        return "tfrecord"
+    return f"tfrecord-{audio.sample_rate}hz-{audio.segment_length}"
+
+
+def segment_seconds(model: str) -> float:
+    """Seconds of audio in one record segment of `model`'s records."""
+    audio = family_audio(model)
+    return audio.segment_length / audio.sample_rate
+
+
 def build_records(config: DemoConfig, data_dir: str, records: str):
     from tagger.datasets.build import build
     from tagger.datasets.mtt import SOURCE, MttSettings
@@ -90,7 +116,8 @@ def build_records(config: DemoConfig, data_dir: str, records: str):
     # settings (its own fingerprint); anything else is rebuilt.
     info = build(SOURCE, MttSettings(seed=config.seed),
                  BuildConfig(data_dir=data_dir, out_dir=records, workers=config.workers,
-                             overwrite=True, progress=config.progress))
+                             audio=family_audio(config.model), overwrite=True,
+                             progress=config.progress))
     yield describe(info, records)
     yield f"records built in {time.time() - start:.0f} s"
 
@@ -134,9 +161,12 @@ def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: st
     """SE/ReSE sample-level CNNs: the excitation table of the test split and
     its figures; attention families: the attention and contribution maps of
     the first test clip; other models: a note."""
+    from tagger.models import family
+
     model_path = join_path(run_dir, "model.keras")
     block = config.model_args.get("block", "se")
-    if config.model == "samplecnn" and block in ("se", "rese"):
+    analyses = family(config.model).analyses
+    if "excitations" in analyses and block in ("se", "rese"):
         from tagger.interpret.excitation_run import ExcitationConfig, run_excitations
 
         out = join_path(config.work_dir, "excitations.pkl")
@@ -153,7 +183,7 @@ def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: st
         _write_stamp(config, "excitations", _read_stamp(config, "training"))
         yield (f"excitations: {out}, figures in {plots} ({time.time() - start:.0f} s; "
                "notebooks/excitation_analysis.ipynb reads them)")
-    elif config.model in ("self_attention", "transformer"):
+    elif "attention" in analyses:
         from tagger.interpret.attention_maps import split_audio_files, write_attention_maps
 
         out = join_path(config.work_dir, "attention_maps")
@@ -171,7 +201,7 @@ def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: st
     else:
         what = f"samplecnn with {block} blocks" if config.model == "samplecnn" else config.model
         yield (f"interpretation: skipped for {what} (excitations need SE or ReSE blocks, "
-               "attention maps a self_attention or transformer model)")
+               "attention maps an attention model)")
 
 
 def _dataset_settings(config: DemoConfig) -> dict:

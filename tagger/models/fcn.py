@@ -108,7 +108,7 @@ FAMILY = FamilySpec(
     window_segments=SEGMENTS, logmel=LOGMEL, schedule="won",
     flags=(ModelFlag("n_channels"), ModelFlag("dropout")),
     embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
-    demo=Preset({"n_channels": 16}, batch_size=8, lr=1e-3, epochs=6),
+    demo=Preset({"n_channels": 16}, batch_size=8, lr=3e-3, epochs=12),
     tiny={"n_channels": 4},
     bench=(BenchCase("FCN", {}, 16),),
     segment_length=SEGMENT_LENGTH, sample_rate=SAMPLE_RATE,
