@@ -338,6 +338,17 @@ def tone(seconds, rate, channels, freq, seed):
     return np.stack([x, 0.5 * x], axis=1) if channels == 2 else x
 
 
+def gliding_tones(samples, batch=2, seed=0, rate=16000):
+    """(batch, samples) float32: a tone gliding up 200 Hz/s from a random
+    start per row, plus noise; a batch for converted taggers' golden tests."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(samples) / rate
+    start = rng.uniform(100, 2000, (batch, 1))
+    phase = 2 * np.pi * (start * t + 0.5 * 200.0 * t ** 2)
+    return (0.3 * np.sin(phase)
+            + 0.05 * rng.standard_normal((batch, samples))).astype("float32")
+
+
 def save_tagger(model, path, info):
     from tagger.models.saved import save_tagger as save
 

@@ -20,6 +20,8 @@ Layout conversions, PyTorch to Keras:
 - `heads`: a Linear projection to `heads * head_dim` -> our `(dim, heads,
   head_dim)` kernel and `(heads, head_dim)` bias; `heads_out` the output
   projection -> `(heads, head_dim, dim)`.
+- `gru`: one layer of a PyTorch GRU (gates r, z, n) -> Keras GRU with
+  `reset_after` (gates z, r, h; the same equations).
 """
 
 from __future__ import annotations
@@ -162,6 +164,34 @@ def conv(weights: WeightMap, layer_name: str, prefix: str) -> None:
     """PyTorch Conv{1,2}d `prefix.{weight,bias}` -> Conv kernel, bias."""
     weights.set_layer(layer_name, kernel=conv_kernel(weights.take(f"{prefix}.weight")),
                       bias=weights.take(f"{prefix}.bias"))
+
+
+def gru(weights: WeightMap, layer_name: str, prefix: str, index: int = 0) -> None:
+    """Layer `index` of PyTorch GRU `prefix` (weight_ih_l{index} (3u, in),
+    weight_hh (3u, u), bias_ih, bias_hh (3u,); gate rows r, z, n) -> our
+    GRU `layer_name` (reset_after): kernel (in, 3u), recurrent_kernel (u,
+    3u), bias (2, 3u) = input and recurrent bias, gate columns z, r, h."""
+    def gates(name):  # rows r, z, n -> z, r, n
+        tensor = weights.take(f"{prefix}.{name}_l{index}")
+        if tensor is None:
+            return None
+        if tensor.ndim == 0 or tensor.shape[0] % 3:
+            raise ConversionError(f"{weights.source}: '{prefix}.{name}_l{index}' has shape "
+                                  f"{tensor.shape}, not three gates")
+        r, z, n = np.split(tensor, 3)
+        return np.concatenate([z, r, n])
+
+    kernel, recurrent = gates("weight_ih"), gates("weight_hh")
+    bias_ih, bias_hh = gates("bias_ih"), gates("bias_hh")
+    bias = None
+    if bias_ih is not None and bias_hh is not None:
+        if bias_ih.shape != bias_hh.shape:
+            raise ConversionError(f"{weights.source}: '{prefix}' layer {index}'s biases have "
+                                  f"shapes {bias_ih.shape} and {bias_hh.shape}")
+        bias = np.stack([bias_ih, bias_hh])
+    weights.set_layer(layer_name, **{"gru_cell/kernel": dense_kernel(kernel),
+                                     "gru_cell/recurrent_kernel": dense_kernel(recurrent),
+                                     "gru_cell/bias": bias})
 
 
 def heads(weight, num_heads: int):

@@ -84,7 +84,7 @@ class ZooModel:
     front_end: Callable | None = None
 
 
-_MODULES = ("sota_short_chunk",)
+_MODULES = ("sota_short_chunk", "sota_musicnn", "sota_crnn")
 
 
 def zoo() -> tuple:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 
 FAMILY_NAMES = ("samplecnn", "multiscale", "self_attention", "transformer",
-                "short_cnn", "short_res", "fcn")
+                "short_cnn", "short_res", "fcn", "musicnn", "crnn")
 
 
 def family(name: str):

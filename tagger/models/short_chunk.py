@@ -100,14 +100,20 @@ def build_short_chunk(block: str, num_tags=50, *, input_kind="raw", segments=SEG
             x = res_block(x, i, channels)
     # (batch, 1, 1, C) at the paper's input for "conv", (batch, 1, 2, C) for "res"
     x = keras.layers.GlobalMaxPooling2D(name="global_max")(x)  # (batch, C)
-    width = BLOCKS[-1] * n_channels
+    outputs = dense_head(x, BLOCKS[-1] * n_channels, num_tags, dropout)
+    return keras.Model(inputs, outputs, name=name or f"short_chunk_{block}")
+
+
+def dense_head(x, width, num_tags, dropout):
+    """The originals' dense1 -> bn -> ReLU -> dropout -> dense2 -> sigmoid
+    (short chunk, Musicnn): (batch, features) -> `embedding` (batch,
+    width) -> `tags` (batch, num_tags), float32."""
     x = keras.layers.Dense(width, name="head_dense")(x)
     x = keras.layers.BatchNormalization(name="head_bn", **BN)(x)
-    x = keras.layers.ReLU(name=EMBEDDING_LAYER)(x)  # (batch, C): the embedding
+    x = keras.layers.ReLU(name=EMBEDDING_LAYER)(x)  # (batch, width): the embedding
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
-                                 name="tags")(x)  # (batch, num_tags)
-    return keras.Model(inputs, outputs, name=name or f"short_chunk_{block}")
+    return keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
+                              name="tags")(x)  # (batch, num_tags)
 
 
 def spectrogram_image(features):
