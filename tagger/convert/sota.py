@@ -17,7 +17,10 @@ saved the filter bank empty until first use; either is accepted).
 
 Tags, in output order (the files say nothing of them; `--dataset` picks):
 - mtat: `split/mtat/tags.npy` (a NumPy file; the columns of `binary.npy`):
-  the MagnaTagATune top-50 by descending frequency, our `MTT_TOP50`.
+  the MagnaTagATune top-50 by descending frequency, our `MTT_TOP50` (the
+  same 50 names in the same order as the list loaded from this file and
+  printed in Spijkervet/CLMR issue #2, whose MagnaTagATune loader
+  downloads it).
 - msd: `split/msd/50tagList.txt` (the columns of `msd_id_to_tag_vector.cP`):
   our `CLASSIC_TAGS`, with its capitalisation.
 - jamendo: `training/data_loader/jamendo_loader.py`'s `TAGS`, which
