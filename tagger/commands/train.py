@@ -65,12 +65,13 @@ def add_model_flags(p):
                        help="samplecnn: channel width multiplier (default: 1.0 = the paper)")
     model.add_argument("--dropout", type=number_in_range(float, 0, 1), default=None,
                        metavar="DO", help="samplecnn / multiscale / short_cnn / short_res "
-                       "/ fcn / musicnn / crnn: dropout before the output, in [0, 1) "
-                       "(default: multiscale 0.4, the others 0.5)")
+                       "/ fcn / musicnn / crnn / sample_level(_se) / cnnsa: dropout before "
+                       "the output, in [0, 1) (default: multiscale 0.4, the others 0.5)")
     model.add_argument("--n-channels", type=positive_int, default=None, metavar="N",
-                       help="short_cnn / short_res / fcn / crnn: channel unit of the "
-                            "blocks; musicnn: back-end channels (default: 128 / 128 / 64 "
-                            "/ 64; musicnn 64, the MagnaTagATune size)")
+                       help="short_cnn / short_res / fcn / crnn / sample_level(_se) / "
+                            "cnnsa: channel unit of the blocks; musicnn: back-end channels "
+                            "(default: 128 / 128 / 64 / 64 / 128 / 128; musicnn 64, the "
+                            "MagnaTagATune size)")
     model.add_argument("--weight-decay", type=non_negative_float, default=0.0, metavar="WD",
                        help="samplecnn: L2 weight decay on conv kernels (default: 0)")
     model.add_argument("--conv-channels", type=positive_int, default=None, metavar="N",
@@ -78,9 +79,10 @@ def add_model_flags(p):
     model.add_argument("--attention-channels", type=positive_int, default=None, metavar="N",
                        help="self_attention: encoder width (default: 512)")
     model.add_argument("--attention-layers", type=positive_int, default=None, metavar="N",
-                       help="self_attention / transformer: encoder layers (default: 2 / 4)")
+                       help="self_attention / transformer / cnnsa: encoder layers "
+                            "(default: 2 / 4 / 2)")
     model.add_argument("--attention-heads", type=positive_int, default=None, metavar="N",
-                       help="self_attention / transformer: heads (default: 8)")
+                       help="self_attention / transformer / cnnsa: heads (default: 8)")
     model.add_argument("--size", choices=["teacher", "student"], default=None,
                        help="transformer: teacher (attention width 256) or student (64) "
                             "(default: teacher)")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib
 
 FAMILY_NAMES = ("samplecnn", "multiscale", "self_attention", "transformer",
-                "short_cnn", "short_res", "fcn", "musicnn", "crnn")
+                "short_cnn", "short_res", "fcn", "musicnn", "crnn", "sample_level",
+                "sample_level_se", "cnnsa")
 
 
 def family(name: str):

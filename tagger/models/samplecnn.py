@@ -166,7 +166,7 @@ def build_samplecnn(num_tags=50, block="se", multi=True, alpha=16, dropout=0.5,
         if block in ("basic", "se"):
             x = _basic_block(x, i, channels, kernel, pool, regularizer)
             if use_se:
-                x = _se_scale(x, i, channels, alpha)
+                x = se_scale(x, i, channels, alpha)
         else:
             x = _residual_block(x, i, channels, kernel, pool, regularizer,
                                 alpha if use_se else None)
@@ -206,7 +206,7 @@ def _basic_block(x, i, channels, kernel, pool, regularizer):
     return keras.layers.MaxPooling1D(pool, name=f"block{i}_pool")(x)
 
 
-def _se_scale(x, i, channels, alpha):
+def se_scale(x, i, channels, alpha):
     """Multiplies `x` (batch, T, C) by its SE excitation (batch, C)."""
     s = keras.layers.GlobalAveragePooling1D(name=f"block{i}_se_squeeze")(x)  # (batch, C)
     s = keras.layers.Dense(round(channels * alpha), activation="relu",
@@ -232,7 +232,7 @@ def _residual_block(x, i, channels, kernel, pool, regularizer, alpha):
     x = _conv(x, f"block{i}_conv2", channels, kernel, regularizer)
     x = keras.layers.BatchNormalization(name=f"block{i}_bn2")(x)
     if alpha is not None:
-        x = _se_scale(x, i, channels, alpha)
+        x = se_scale(x, i, channels, alpha)
     x = keras.layers.Add(name=f"block{i}_add")([shortcut, x])
     x = keras.layers.ReLU(name=f"block{i}_relu")(x)
     return keras.layers.MaxPooling1D(pool, name=f"block{i}_pool")(x)
