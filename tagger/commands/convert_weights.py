@@ -33,7 +33,8 @@ def parse_args(argv=None):
                         "must hold (default: read from the file)")
     p.add_argument("--model", choices=MODELS, default=None,
                    help="sota only: the model SOURCE holds (models/<dataset>/<model>/; "
-                        "the release's 'short' is short_cnn) (default: read from SOURCE's "
+                        "the release's 'short' is short_cnn, 'sample' sample_level, 'se' "
+                        "sample_level_se, 'attention' cnnsa) (default: read from SOURCE's "
                         "tensors)")
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="sota only: the dataset SOURCE was trained on, which names its "

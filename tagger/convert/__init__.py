@@ -8,8 +8,9 @@ the interpretation tools load like any trained one. Sources:
 - "resemul": Keras 2.0.5 .hdf5 (SE+multi, ReSE+multi) -> samplecnn
 - "self_attention": ponswon.pth -> self_attention (released variant)
 - "transformer": teacher.ckpt / compact_student.ckpt -> transformer
-- "sota": Won et al. 2020's best_model.pth (--model short_cnn, short_res
-  or fcn; --dataset mtat, msd or jamendo for the tags) -> that family
+- "sota": Won et al. 2020's best_model.pth (--model the family it holds,
+  one of `sota.models()`; --dataset mtat, msd or jamendo for the tags) ->
+  that family
 """
 
 from __future__ import annotations

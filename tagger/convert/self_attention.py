@@ -126,26 +126,32 @@ def _map(weights: WeightMap, layers: int) -> None:
         "back_end.embedding.position_embeddings.weight"))
     mapping.layer_norm(weights, "positions_norm", "back_end.embedding.LayerNorm")
     for i in range(layers):
-        m = f"back_end.encoder.layer.{i}"
-        values = {}
-        for part in ("query", "key", "value"):
-            values[f"attention/{part}_kernel"] = mapping.heads(
-                weights.take(f"{m}.attention.self.{part}.weight"), HEADS)
-            values[f"attention/{part}_bias"] = mapping.heads_bias(
-                weights.take(f"{m}.attention.self.{part}.bias"), HEADS)
-        values["attention/output_kernel"] = mapping.heads_out(
-            weights.take(f"{m}.attention.output.dense.weight"), HEADS)
-        values["attention/output_bias"] = weights.take(f"{m}.attention.output.dense.bias")
-        values["attention_norm/gamma"] = weights.take(f"{m}.attention.output.LayerNorm.weight")
-        values["attention_norm/beta"] = weights.take(f"{m}.attention.output.LayerNorm.bias")
-        values["intermediate/kernel"] = mapping.dense_kernel(
-            weights.take(f"{m}.intermediate.dense.weight"))
-        values["intermediate/bias"] = weights.take(f"{m}.intermediate.dense.bias")
-        values["ffn_output/kernel"] = mapping.dense_kernel(
-            weights.take(f"{m}.output.dense.weight"))
-        values["ffn_output/bias"] = weights.take(f"{m}.output.dense.bias")
-        values["ffn_norm/gamma"] = weights.take(f"{m}.output.LayerNorm.weight")
-        values["ffn_norm/beta"] = weights.take(f"{m}.output.LayerNorm.bias")
-        weights.set_layer(f"encoder{i}", **values)
+        bert_layer(weights, f"encoder{i}", f"back_end.encoder.layer.{i}", HEADS)
     mapping.dense(weights, "embedding", "back_end.pooler.dense")
     mapping.dense(weights, "tags", "classifier")
+
+
+def bert_layer(weights: WeightMap, layer_name: str, prefix: str, num_heads: int) -> None:
+    """One BERT layer of pytorch-pretrained-BERT's key layout (`prefix`.attention.
+    self.{query,key,value}, .attention.output.dense / .LayerNorm, .intermediate.
+    dense, .output.dense / .LayerNorm) -> our TransformerEncoderLayer `layer_name`."""
+    values = {}
+    for part in ("query", "key", "value"):
+        values[f"attention/{part}_kernel"] = mapping.heads(
+            weights.take(f"{prefix}.attention.self.{part}.weight"), num_heads)
+        values[f"attention/{part}_bias"] = mapping.heads_bias(
+            weights.take(f"{prefix}.attention.self.{part}.bias"), num_heads)
+    values["attention/output_kernel"] = mapping.heads_out(
+        weights.take(f"{prefix}.attention.output.dense.weight"), num_heads)
+    values["attention/output_bias"] = weights.take(f"{prefix}.attention.output.dense.bias")
+    values["attention_norm/gamma"] = weights.take(f"{prefix}.attention.output.LayerNorm.weight")
+    values["attention_norm/beta"] = weights.take(f"{prefix}.attention.output.LayerNorm.bias")
+    values["intermediate/kernel"] = mapping.dense_kernel(
+        weights.take(f"{prefix}.intermediate.dense.weight"))
+    values["intermediate/bias"] = weights.take(f"{prefix}.intermediate.dense.bias")
+    values["ffn_output/kernel"] = mapping.dense_kernel(
+        weights.take(f"{prefix}.output.dense.weight"))
+    values["ffn_output/bias"] = weights.take(f"{prefix}.output.dense.bias")
+    values["ffn_norm/gamma"] = weights.take(f"{prefix}.output.LayerNorm.weight")
+    values["ffn_norm/beta"] = weights.take(f"{prefix}.output.LayerNorm.bias")
+    weights.set_layer(layer_name, **values)

@@ -45,14 +45,20 @@ def _map_plain(blocks: int):
 
 
 def _map_res(weights, args) -> None:
+    map_res_blocks(weights)
+    _short_chunk_head(weights)
+
+
+def map_res_blocks(weights, blocks: int = SHORT_BLOCKS) -> None:
+    """spec_bn and the Res_2d blocks layer1..`blocks` (always strided, so
+    each has its conv_3 / bn_3 shortcut) -> input_bn and block{i}_*."""
     mapping.batch_norm(weights, "input_bn", "spec_bn")
-    for i in range(1, SHORT_BLOCKS + 1):
+    for i in range(1, blocks + 1):
         for theirs, ours in (("conv_1", "conv1"), ("conv_2", "conv2"),
                              ("conv_3", "shortcut_conv")):
             mapping.conv(weights, f"block{i}_{ours}", f"layer{i}.{theirs}")
         for theirs, ours in (("bn_1", "bn1"), ("bn_2", "bn2"), ("bn_3", "shortcut_bn")):
             mapping.batch_norm(weights, f"block{i}_{ours}", f"layer{i}.{theirs}")
-    _short_chunk_head(weights)
 
 
 def _short_chunk_head(weights) -> None:
