@@ -13,7 +13,9 @@ Spectrogram front ends are torchaudio's MelSpectrogram (16 kHz, n_fft
 AmplitudeToDB() (10 log10, floor 1e-10, no top_db): the families'
 `LOGMEL`. Their buffers `spec.spectrogram.window` and `spec.mel_scale.fb`
 are checked against our front end, not taken as weights (old torchaudio
-saved the filter bank empty until first use; either is accepted).
+saved the filter bank empty until first use; either is accepted). The
+sample-level models read raw waveforms: no front end (their factories
+take no sample rate).
 
 Tags, in output order (the files say nothing of them; `--dataset` picks):
 - mtat: `split/mtat/tags.npy` (a NumPy file; the columns of `binary.npy`):
@@ -85,9 +87,17 @@ class ZooModel:
     args: Callable[[dict], dict]
     map: Callable[[WeightMap, dict], None]
     front_end: Callable | None = None
+    msd_mb: float | None = None  # where the MSD model is larger (Musicnn)
+
+    def weights_mb(self, dataset: str) -> float:
+        """MB of float32 weights of the model trained on `dataset`."""
+        return self.msd_mb if dataset == "msd" and self.msd_mb else self.approx_mb
 
 
-_MODULES = ("sota_short_chunk", "sota_musicnn", "sota_crnn")
+# SampleCNNSE holds the keys short_res is detected by (layer1.conv_1, dense2):
+# sota_sample_level comes first.
+_MODULES = ("sota_sample_level", "sota_cnnsa", "sota_short_chunk", "sota_musicnn",
+            "sota_crnn")
 
 
 def zoo() -> tuple:
@@ -163,7 +173,8 @@ def convert(path: str, model: str, dataset: str):
     spec = family(model)
     front_end = entry.front_end or mel_front_end
     keywords, checked = front_end(state, source, spec)
-    ours = spec.build(sample_rate=SAMPLE_RATE, **keywords, **args)
+    rate = {} if spec.raw_waveform else {"sample_rate": SAMPLE_RATE}  # raw: no front end
+    ours = spec.build(**rate, **keywords, **args)
     weights = WeightMap(state, ours, source)
     for key in checked:
         weights.skip(key)

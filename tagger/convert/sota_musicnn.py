@@ -50,7 +50,7 @@ ZOO = (
     ZooModel(
         family="musicnn", folder="musicnn", part="musicnn",
         title="Musicnn (Pons et al. 2018)", window=3 * 16000,
-        approx_mb=3.1,  # 784,300 parameters (mtat, jamendo); the msd size: 7,972,000
+        approx_mb=3.1, msd_mb=32,  # 784,300 parameters (mtat, jamendo); msd 7,972,000
         holds=lambda s: "layers.0.conv.weight" in s and "dense2.weight" in s,
         args=_args, map=_map),
 )

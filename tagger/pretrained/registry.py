@@ -107,7 +107,7 @@ def _sota(dataset: str, model) -> Pretrained:
         release=f"github.com/{_SOTA_REPO}", dataset=what, split=split, sample_rate=16000,
         window_samples=window, converter="sota",
         options=(("model", model.family), ("dataset", dataset)), figures=figures,
-        approx_mb=model.approx_mb)
+        approx_mb=model.weights_mb(dataset))
 
 
 MODELS = {entry.name: entry for entry in (

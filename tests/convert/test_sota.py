@@ -185,6 +185,9 @@ def test_registry_entries_convert_by_name_from_a_mirror(checkpoints, tmp_path, m
                              "master/models/mtat/short_res/best_model.pth")
     assert "0.9129" in entry.figures and entry.window_samples == 59049
     assert pretrained.get("msd-fcn").window_samples == 464000
+    # Musicnn's MSD model is the larger one (backend 512, dense 500)
+    assert (pretrained.get("mtat-musicnn").approx_mb, pretrained.get("msd-musicnn").approx_mb) \
+        == (3.1, 32)
     model, info = pretrained.load_pretrained("mtat-short-res", progress=False)
     assert info["tag_names"] == list(MTT_TOP50) and info["sample_rate"] == 16000
     _, info = pretrained.load_pretrained("jamendo-short-res", progress=False)
