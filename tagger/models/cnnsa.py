@@ -146,7 +146,7 @@ FAMILY = FamilySpec(
     flags=(ModelFlag("n_channels"), ModelFlag("attention_layers"),
            ModelFlag("attention_heads"), ModelFlag("dropout")),
     embedding_layer=EMBEDDING_LAYER, int8=False, analyses=("attention",),
-    demo=Preset({"n_channels": 16, "attention_heads": 4}, batch_size=8, lr=1e-3, epochs=6),
+    demo=Preset({"n_channels": 16, "attention_heads": 4}, batch_size=8, lr=3e-3, epochs=12),
     tiny={"n_channels": 2, "attention_heads": 2},
     bench=(BenchCase("CNNSA", {}, 16),),
     segment_length=SEGMENT_LENGTH, sample_rate=SAMPLE_RATE,
