@@ -18,7 +18,7 @@ CLIS = [f"tagger.commands.{name}" for name in (
     "build_mtt", "build_msd", "train", "eval", "tag", "export", "extract_excitations",
     "demo", "convert_weights")] + [
     "tagger.commands.synthetic", "tagger.commands.synthetic_msd", "tagger.commands.attention",
-    "tagger.commands.pretrained"]
+    "tagger.commands.pretrained", "tagger.commands.serve"]
 
 
 class _Caught(Exception):

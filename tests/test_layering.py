@@ -30,7 +30,7 @@ LAYERS = (
     ("pretrained", ("pretrained",)),
     ("training", ("training",)),
     ("demos", ("demos",)),
-    ("commands", ("commands", "cli", "tagger")),
+    ("commands", ("commands", "serve", "cli", "tagger")),
 )
 PEERS_MAY_IMPORT = {"foundation", "commands"}  # layers whose units use one another
 LAYER_OF = {unit: index for index, (_, units) in enumerate(LAYERS) for unit in units}

@@ -25,7 +25,7 @@ def console_scripts() -> dict:
 
 def test_every_console_script_is_a_main_function():
     scripts = console_scripts()
-    assert len(scripts) == 15
+    assert len(scripts) == 16
     for name, target in scripts.items():
         module_name, function = target.split(":")
         assert callable(getattr(importlib.import_module(module_name), function)), name
@@ -35,7 +35,8 @@ def test_every_console_script_is_a_main_function():
 # as `python -m tagger.commands.<name>`
 RUN_WITH_M = {"tagger.commands.synthetic", "tagger.commands.synthetic_msd",
               "tagger.commands.attention", "tagger.commands.pretrained",
-              "tagger.commands.library", "tagger.commands.similar"}
+              "tagger.commands.library", "tagger.commands.similar",
+              "tagger.commands.serve"}  # also `python -m tagger.serve`
 
 
 def test_every_top_level_script_runs_its_command_module():
@@ -69,7 +70,7 @@ def test_pip_install_gives_working_commands(tmp_path):
                     ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE",
                  "requirements.txt", "requirements-torch.txt", "requirements-beam.txt",
-                 "requirements-faiss.txt"):
+                 "requirements-faiss.txt", "requirements-serve.txt"):
         shutil.copy(ROOT / name, source / name)
     env_dir = tmp_path / "venv"
     venv.create(env_dir, system_site_packages=True, with_pip=False)
@@ -87,3 +88,8 @@ def test_pip_install_gives_working_commands(tmp_path):
     where = subprocess.run([str(python), "-c", "import tagger; print(tagger.__file__)"],
                            capture_output=True, text=True, cwd=tmp_path, env=clean)
     assert str(env_dir) in where.stdout
+    page = subprocess.run(  # tagger-serve's page files are package data
+        [str(python), "-c", "from tagger.serve.app import page_file; "
+                            "print(len(page_file('page.js')), len(page_file('index.html')))"],
+        capture_output=True, text=True, cwd=tmp_path, env=clean)
+    assert page.returncode == 0 and min(map(int, page.stdout.split())) > 500, page.stderr

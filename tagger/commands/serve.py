@@ -1,0 +1,78 @@
+"""Serves taggers over HTTP: a JSON API and a web page to drop songs on.
+
+    tagger-serve demo_output/runs/samplecnn-rese-multi/model.keras
+    python -m tagger.serve msd-transformer --model mtat-self-attention --port 8080
+
+Then open http://127.0.0.1:8000/ (the page), POST audio to /v1/tag, or read
+the API at /docs. Binds to 127.0.0.1 (this machine) unless --host says
+otherwise; see docs/commands/serve.md for a reverse proxy and a public host.
+Needs the serve extra: pip install -r requirements-serve.txt.
+"""
+
+from __future__ import annotations
+
+from tagger import cli
+from tagger.cli import ArgumentParser, number_in_range, positive_float, positive_int
+
+port_number = number_in_range(int, 0, 65535)
+non_negative_float = number_in_range(float, 0)
+
+
+def parse_args(argv=None):
+    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", nargs="?", default=None, metavar="MODEL",
+                   help="a .keras or .hdf5 model written by train.py, a pretrained name "
+                        "(tagger-pretrained list), or NAME=PATH; the default model of "
+                        "the API")
+    p.add_argument("--model", dest="more_models", action="append", default=None,
+                   metavar="MODEL",
+                   help="another model to serve, chosen with /v1/tag?model=NAME "
+                        "(repeatable; default: none)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; "
+                        "0.0.0.0: every interface)")
+    p.add_argument("--port", type=port_number, default=8000,
+                   help="TCP port (default 8000; 0: any free port, printed)")
+    p.add_argument("--max-upload-mb", type=positive_float, default=50.0, metavar="MB",
+                   help="largest upload, checked while it arrives (default 50)")
+    p.add_argument("--max-seconds", type=positive_float, default=900.0, metavar="S",
+                   help="longest audio decoded (default 900: 15 minutes)")
+    p.add_argument("--max-batch", type=positive_int, default=32,
+                   help="windows per model call, from one or many requests (default 32)")
+    p.add_argument("--max-wait-ms", type=non_negative_float, default=5.0, metavar="MS",
+                   help="how long a window waits for others to fill its batch (default 5)")
+    p.add_argument("--max-queue", type=positive_int, default=32,
+                   help="requests in progress at once (uploading, decoding or scored); "
+                        "more get 503 with Retry-After (default 32)")
+    p.add_argument("--workers", type=positive_int, default=2,
+                   help="decoder threads (default 2)")
+    p.add_argument("--root-path", default="", metavar="PATH",
+                   help="the URL prefix a reverse proxy serves this under, e.g. /tagger "
+                        "(default: none)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar while a pretrained model downloads")
+    args = p.parse_args(argv)
+    if args.model is None and not args.more_models:
+        p.error("give a MODEL: a model file or a pretrained name")
+    return args
+
+
+def main(argv=None):
+    return cli.main(run, parse_args(argv))
+
+
+def run(args) -> int:
+    from tagger.serve.config import ServeConfig
+    from tagger.serve.server import serve
+
+    models = ([args.model] if args.model else []) + list(args.more_models or [])
+    config = ServeConfig(
+        models=tuple(models), host=args.host, port=args.port,
+        max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
+        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+        workers=args.workers, root_path=args.root_path, progress=not args.no_progress)
+    return serve(config)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""`ServeConfig`: what `tagger-serve` serves, where, and within which limits."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tagger.errors import UserError
+
+DEFAULT_HOST = "127.0.0.1"  # this machine only: see docs/commands/serve.md for a public host
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeConfig:
+    """The settings of `tagger.serve.server.serve`; see tagger-serve --help.
+
+    `models`: what to serve, each a model file, a pretrained name, or
+    NAME=PATH to choose the name clients use; the first is the default.
+    Memory stays bounded by the limits: at most `max_queue` requests are
+    admitted at once (each one's upload on disk, at most `max_upload_mb`),
+    decoded audio waits for the model in at most `pending_windows` windows
+    per model (plus the `workers` files being decoded), and no file longer
+    than `max_seconds` is decoded past that point.
+    """
+
+    models: tuple
+    host: str = DEFAULT_HOST
+    port: int = 8000  # 0: any free port (the address is printed)
+    max_upload_mb: float = 50.0
+    max_seconds: float = 900.0
+    max_batch: int = 32
+    max_wait_ms: float = 5.0
+    max_queue: int = 32
+    workers: int = 2
+    root_path: str = ""  # the path prefix a reverse proxy serves the app under
+    progress: bool = True  # a pretrained model's first download
+
+    def __post_init__(self):
+        if not self.models:
+            raise UserError("no model given; name a model file or a pretrained name "
+                            "(tagger-pretrained list)")
+        if not 0 <= self.port <= 65535:
+            raise UserError(f"--port must be in 0..65535 (0: any free port), got {self.port}")
+        for flag, value in (("--max-upload-mb", self.max_upload_mb),
+                            ("--max-seconds", self.max_seconds)):
+            if not value > 0:
+                raise UserError(f"{flag} must be above 0, got {value}")
+        if self.max_wait_ms < 0:
+            raise UserError(f"--max-wait-ms must be 0 or more, got {self.max_wait_ms}")
+        for flag, value in (("--max-batch", self.max_batch), ("--max-queue", self.max_queue),
+                            ("--workers", self.workers)):
+            if value < 1:
+                raise UserError(f"{flag} must be at least 1, got {value}")
+        if self.root_path and (not self.root_path.startswith("/")
+                               or self.root_path.endswith("/")):
+            raise UserError(f"--root-path is a URL path such as /tagger (a leading slash, no "
+                            f"trailing one), got {self.root_path!r}")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)
+
+    @property
+    def pending_windows(self) -> int:
+        """Decoded windows that may wait for one model's batcher: four full
+        batches, enough to keep the model busy between two decodes."""
+        return 4 * self.max_batch
+
+    @property
+    def public(self) -> bool:
+        """Whether the address is reachable from other machines."""
+        return self.host not in LOCAL_HOSTS

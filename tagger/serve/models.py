@@ -1,0 +1,221 @@
+"""The models a server holds: each loaded once, with its predictor, batcher
+and fingerprint, and the decoding of an upload into its windows.
+
+A model is named on the command line as a file (served under its file
+name's stem, or its folder's name for train.py's `model.keras`), a
+pretrained name (served under that name), or NAME=PATH. Its fingerprint is
+the results database's (`tagger.inference.results_db.model_fingerprint`:
+the SHA-256 of the file), so a client can tell two versions of a model
+apart and match results with a `tag.py --db` database.
+
+An upload is decoded as tag.py decodes a file (`tagger.audio.audio_windows`:
+mixed to mono, resampled to the model's rate, cut into non-overlapping
+windows of the model's input, the last partial window dropped, a file
+shorter than one window zero-padded to one), its windows scored by the
+model's `Batcher` with other requests', and the clip scores are the mean
+over its windows (`tagger.inference.tagging.FileResult`, as in tag.py's
+reports).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+import numpy as np
+
+from tagger.errors import UserError
+from tagger.serve.problems import Problem
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+WARM_UP_BATCHES = (1, 3)  # and max_batch: the shapes traced before the first request
+
+
+@dataclasses.dataclass
+class ServedModel:
+    name: str
+    path: str
+    fingerprint: str
+    info: dict
+    predictor: object  # tagger.inference.predictor.Predictor
+    batcher: object  # tagger.serve.batching.Batcher
+    attention: object = None  # tagger.interpret.attention_maps mapper, for attention models
+
+    @property
+    def tag_names(self) -> list:
+        return list(self.predictor.tag_names)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.predictor.sample_rate)
+
+    @property
+    def window_samples(self) -> int:
+        return int(self.predictor.window_samples)
+
+    @property
+    def has_embeddings(self) -> bool:
+        return self.predictor.embedding_layer is not None
+
+    def describe(self) -> dict:
+        """The model as `GET /v1/models` lists it (no server paths)."""
+        return {
+            "name": self.name, "fingerprint": self.fingerprint,
+            "family": (self.info or {}).get("model"), "file": os.path.basename(self.path),
+            "tags": self.tag_names, "sample_rate": self.sample_rate,
+            "window_seconds": round(self.window_samples / self.sample_rate, 6),
+            "embedding_dim": self.predictor.embedding_dim,
+            "attention": self.attention is not None,
+        }
+
+    def decode(self, path: str, max_seconds: float):
+        """(windows (n, window_samples) float32, samples at the model's rate,
+        the file's own sample rate) of the audio file at `path`. Problems:
+        422 for what is not decodable audio, 413 above `max_seconds`."""
+        import soundfile
+
+        from tagger.audio import AudioDecodeError, audio_windows
+
+        window = self.window_samples
+        limit = int(max_seconds * self.sample_rate)
+        too_long = Problem(413, f"the audio is longer than the limit of {max_seconds:g} s "
+                                "(--max-seconds); send a shorter excerpt")
+        windows = []
+        try:
+            stream = audio_windows(path, self.sample_rate, window)
+            while True:
+                try:
+                    start, samples = next(stream)
+                except StopIteration as end:
+                    total = end.value
+                    break
+                if start and start + window > limit:  # stop decoding past the limit
+                    raise too_long
+                windows.append(samples)
+            file_rate = int(soundfile.info(path).samplerate)
+        except AudioDecodeError as error:
+            raise Problem(422, undecodable(error)) from None
+        if total > limit:
+            raise too_long
+        return np.stack(windows), int(total), file_rate
+
+    def submit(self, path: str, max_seconds: float):
+        """Decodes the file and queues its windows on the batcher (blocking
+        while the batcher's backlog is full); returns (future of (scores,
+        embeddings), samples, file rate, windows). Runs on a decoder thread."""
+        windows, samples, file_rate = self.decode(path, max_seconds)
+        return self.batcher.submit(windows), samples, file_rate, len(windows)
+
+    def result(self, name: str, scores, embeddings, samples: int, file_rate: int):
+        """The `FileResult` of an upload's scored windows (422 for scores
+        that are not finite)."""
+        from tagger.inference.tagging import NOT_FINITE_SCORES, FileResult
+
+        if not np.isfinite(scores).all():
+            raise Problem(422, NOT_FINITE_SCORES)
+        return FileResult(
+            index=0, path=name, windows=len(scores), samples=samples,
+            sample_rate=self.sample_rate, file_sample_rate=file_rate,
+            window_samples=self.window_samples, hop_samples=self.window_samples,
+            scores=scores, clip_scores=scores.mean(axis=0), embeddings=embeddings)
+
+    def attention_map(self, path: str) -> dict:
+        """The last encoder layer's [CLS] attention over time, summed over
+        the heads (`tagger.interpret.attention_maps`), for the page."""
+        maps = self.attention([path])
+        values = maps.attention_over_time()  # (windows * steps,)
+        return {
+            "step_seconds": maps.window_seconds / maps.steps_per_window,
+            "audio_seconds": maps.audio_seconds,
+            "values": [round(float(v), 6) for v in values],
+        }
+
+
+def undecodable(error) -> str:
+    text = str(error)
+    if "does not exist or is not a regular file" in text or "Format not recognised" in text:
+        text = "unknown format or damaged file"
+    return (f"the upload is not audio this server can decode ({text}); send an MP3, OGG, "
+            "FLAC or WAV file")
+
+
+def name_and_source(spec: str) -> tuple[str, str]:
+    """(the name clients use, what to resolve) of a --model argument."""
+    from tagger.pretrained import MODELS
+
+    text = str(spec)
+    head, sep, tail = text.partition("=")
+    if sep and NAME.match(head) and tail:
+        return head, tail
+    if text in MODELS:
+        return text, text
+    base = os.path.basename(text.rstrip("/"))
+    stem = base.rsplit(".", 1)[0] if "." in base[1:] else base
+    if stem == "model":  # train.py's runs: <run folder>/model.keras
+        stem = os.path.basename(os.path.dirname(os.path.abspath(text))) or stem
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip("._-")[:64] or "model"
+    return name, text
+
+
+def load_model(spec: str, max_batch: int, max_wait: float, max_pending: int,
+               progress: bool = True, log=print) -> ServedModel:
+    """Loads one model (downloading and converting a pretrained name on
+    first use), builds its predictor and batcher and runs a batch of each
+    warm-up size through it. UserError for a model that cannot be used."""
+    from tagger.inference.predictor import Predictor
+    from tagger.inference.results_db import model_fingerprint
+    from tagger.models.saved import load_tagger
+    from tagger.pretrained import resolve_model
+    from tagger.serve.batching import Batcher
+
+    name, source = name_and_source(spec)
+    path = resolve_model(source, progress=progress)
+    model, info = load_tagger(path)
+    try:
+        predictor = Predictor(model, info, embeddings=True)
+    except UserError:  # a model without a known embedding layer: scores only
+        predictor = Predictor(model, info)
+    if predictor.warning:
+        log(f"warning: {name}: {predictor.warning}")
+    attention = None
+    if "attention" in _analyses(info):
+        from tagger.interpret.attention_maps import make_attention_mapper
+
+        attention = make_attention_mapper(model, info)
+    for size in (max_batch, *WARM_UP_BATCHES):
+        predictor(np.zeros((size, predictor.window_samples), np.float32))
+    batcher = Batcher(predictor, max_batch=max_batch, max_wait=max_wait,
+                      max_pending=max_pending, name=name)
+    return ServedModel(name=name, path=path, fingerprint=model_fingerprint(path),
+                       info=info or {}, predictor=predictor, batcher=batcher,
+                       attention=attention)
+
+
+def _analyses(info: dict | None) -> tuple:
+    from tagger.models import FAMILIES
+
+    family = (info or {}).get("model")
+    return FAMILIES[family].analyses if family in FAMILIES else ()
+
+
+def load_models(config, log=print) -> list[ServedModel]:
+    """Every model of a ServeConfig, in order; two with one name are a
+    UserError."""
+    names = set()
+    for spec in config.models:  # before loading any
+        name, _ = name_and_source(spec)
+        if name in names:
+            raise UserError(f"two models are named {name!r}; name them apart with "
+                            "--model NAME=PATH")
+        names.add(name)
+    loaded = []
+    try:
+        for spec in config.models:
+            loaded.append(load_model(spec, config.max_batch, config.max_wait_ms / 1000,
+                                     config.pending_windows, config.progress, log))
+    except BaseException:
+        for model in loaded:
+            model.batcher.close()
+        raise
+    return loaded

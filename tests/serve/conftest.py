@@ -1,0 +1,54 @@
+"""Fixtures of the serving tests, built once for both xdist processes
+(`tests.checks.built_once`): two tiny untrained taggers saved as train()
+saves them (a sample-level CNN, and a Music Tagging Transformer for the
+attention map) and a few audio files rendered by the synthetic generator.
+
+    song.wav      22050 Hz mono   8.0 s   2 windows of 59049
+    song.mp3      16000 Hz mono   6.0 s   2
+    short.flac    44100 Hz mono   1.5 s   1, zero-padded
+    long.wav       8000 Hz mono  25.0 s   above the tests' --max-seconds of 20
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.checks import built_once, saved_model, write_audio
+from tests.presets import SAMPLE_RATE, SEGMENT, TAGGER_TAGS
+
+# what saved_model reads of a dataset's info: raw 59049-sample segments at 22050 Hz
+RAW_INFO = {"features": {"kind": "raw"}, "num_tags": len(TAGGER_TAGS), "segment_length": SEGMENT,
+            "sample_rate": SAMPLE_RATE, "tag_names": list(TAGGER_TAGS)}
+
+
+@pytest.fixture(scope="session")
+def serve_models(tmp_path_factory):
+    """{"cnn": path, "transformer": path} of the tiny untrained taggers."""
+    from tagger.models import family
+
+    def make(folder):
+        return {
+            "cnn": str(saved_model("samplecnn", family("samplecnn").tiny, RAW_INFO,
+                                   folder / "cnn")),
+            "transformer": str(saved_model("transformer", family("transformer").tiny,
+                                           RAW_INFO, folder / "transformer",
+                                           window_segments=1)),
+        }
+
+    return built_once(tmp_path_factory, "serve_models", make)
+
+
+@pytest.fixture(scope="session")
+def serve_audio(tmp_path_factory):
+    """name -> path of the files in the module docstring."""
+    def make(folder):
+        return {
+            "song.wav": str(write_audio(folder / "song.wav", 8 * 22050, 22050, seed=1)),
+            "song.mp3": str(write_audio(folder / "song.mp3", 6 * 16000, 16000, seed=2)),
+            "short.flac": str(write_audio(folder / "short.flac", int(1.5 * 44100), 44100,
+                                          seed=3)),
+            "long.wav": str(write_audio(folder / "long.wav", 25 * 8000, 8000, seed=4,
+                                        subtype="PCM_16")),
+        }
+
+    return built_once(tmp_path_factory, "serve_audio", make)

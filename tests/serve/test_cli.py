@@ -1,0 +1,109 @@
+"""tagger-serve's command line: bad flags, models and addresses are one line
+and exit 2 before anything is served; model names; and the web framework
+stays inside tagger/serve (the other commands never import it)."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import socket
+import sys
+
+import pytest
+
+from tagger.commands.serve import main
+from tests.checks import call_main, one_line_error
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "tagger"
+WEB = {"fastapi", "starlette", "uvicorn", "python_multipart", "multipart", "pydantic"}
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    ([], ["give a MODEL"]),
+    (["m.keras", "--port", "70000"], ["--port", "expected a number in [0, 65535]"]),
+    (["m.keras", "--max-batch", "0"], ["--max-batch", "expected a number >= 1"]),
+    (["m.keras", "--max-queue", "-2"], ["--max-queue"]),
+    (["m.keras", "--max-upload-mb", "0"], ["--max-upload-mb", "> 0"]),
+    (["m.keras", "--max-seconds", "nan"], ["--max-seconds"]),
+    (["m.keras", "--max-wait-ms", "-1"], ["--max-wait-ms", ">= 0"]),
+    (["m.keras", "--workers", "x"], ["--workers", "expected an integer"]),
+])
+def test_bad_flags_are_one_line(capsys, argv, fragments):
+    one_line_error(*call_main(main, capsys, *argv)[::2], *fragments)
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["missing.keras", "--port", "0"], ["model file 'missing.keras' not found"]),
+    (["no-such-pretrained-name", "--port", "0"], ["neither a model file nor a pretrained"]),
+    (["m.keras", "--root-path", "tagger/"], ["--root-path", "/tagger"]),
+    (["m.keras", "--host", "no-such-host.invalid", "--port", "0"],
+     ["--host 'no-such-host.invalid' is not an address"]),
+])
+def test_bad_models_and_addresses_are_one_line(capsys, argv, fragments):
+    one_line_error(*call_main(main, capsys, *argv)[::2], *fragments)
+
+
+def test_a_port_in_use_is_one_line_before_loading(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code, _, err = call_main(main, capsys, "missing.keras", "--port", port)
+    one_line_error(code, err, f"cannot listen on 127.0.0.1:{port}", "choose another --port")
+
+
+def test_two_models_of_one_name_are_refused(capsys, serve_models):
+    code, _, err = call_main(main, capsys, serve_models["cnn"], "--model", serve_models["cnn"],
+                             "--port", "0")
+    one_line_error(code, err, "two models are named 'cnn'", "--model NAME=PATH")
+
+
+def test_without_the_extra_it_says_what_to_install(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if not installed
+    code, _, err = call_main(main, capsys, "m.keras")
+    one_line_error(code, err, "needs uvicorn", "pip install -r requirements-serve.txt")
+
+
+def test_model_names(tmp_path):
+    from tagger.serve.models import name_and_source
+
+    run = tmp_path / "runs" / "samplecnn-rese-multi"
+    assert name_and_source(str(run / "model.keras")) == ("samplecnn-rese-multi",
+                                                         str(run / "model.keras"))
+    assert name_and_source("exports/my tagger.hdf5") == ("my_tagger", "exports/my tagger.hdf5")
+    assert name_and_source("msd-transformer") == ("msd-transformer", "msd-transformer")
+    assert name_and_source("fast=log/a=b/model.keras") == ("fast", "log/a=b/model.keras")
+
+
+def test_config_checks_what_the_library_is_given():
+    from tagger.errors import UserError
+    from tagger.serve.config import ServeConfig
+
+    with pytest.raises(UserError, match="no model given"):
+        ServeConfig(models=())
+    with pytest.raises(UserError, match="--max-queue must be at least 1"):
+        ServeConfig(models=("m",), max_queue=0)
+    config = ServeConfig(models=("m",), max_upload_mb=2, max_batch=8)
+    assert (config.max_upload_bytes, config.pending_windows, config.public) == (2 << 20, 32,
+                                                                                 False)
+    assert ServeConfig(models=("m",), host="0.0.0.0").public
+
+
+def web_imports_outside_serve():
+    """(file, module) for every import of the web stack outside tagger/serve/."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "serve" in path.relative_to(PACKAGE).parts[:1]:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [(path.name, n) for n in names if n.split(".")[0] in WEB]
+    return found
+
+
+def test_only_tagger_serve_imports_the_web_framework():
+    assert web_imports_outside_serve() == []
+    serve_files = [p for p in (PACKAGE / "serve").glob("*.py")
+                   if "fastapi" in p.read_text()]
+    assert serve_files  # the check looks where the framework is
