@@ -207,7 +207,9 @@ def _stream(source, sample_rate: int, block_seconds: float):
             # fewer frames were decoded than the header promised (a truncated
             # MP3), i.e. uninitialised memory; read() returns what was decoded.
             while len(block := handle.read(frames, dtype="float32", always_2d=True)):
-                mono = block.mean(axis=1)
+                # one channel: the column itself (a mean of one is the same
+                # float, without a pass over the block)
+                mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1)
                 if not _finite(mono):
                     raise NonFiniteAudioError()
                 out = stream.resample_chunk(mono) if stream else mono
