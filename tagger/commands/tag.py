@@ -19,6 +19,19 @@ from tagger.cli import ArgumentParser
 from tagger.inference.config import EMBEDDINGS_IN_DB, ENGINES
 
 
+def workers_count(text: str):
+    """--workers: "auto" (None) or a number of decoder threads >= 1."""
+    import argparse
+
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return cli.positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number >= 1, "
+                                         f"got {text!r}") from None
+
+
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", metavar="MODEL", help="a .keras or .hdf5 model written by train.py, "
@@ -46,8 +59,10 @@ def parse_args(argv=None):
                         "no PATH, store them in the database (default: none)")
     p.add_argument("--batch-size", type=int, default=32, metavar="N",
                    help="windows per model call (default 32)")
-    p.add_argument("--workers", type=int, default=2, metavar="N",
-                   help="decoder threads (default 2)")
+    p.add_argument("--workers", type=workers_count, default=None, metavar="N",
+                   help="decoder threads, or auto (default): 2, and more (up to the "
+                        "cores) when the model outpaces them, sized from the rates "
+                        "measured while tagging")
     p.add_argument("--engine", default="keras", choices=ENGINES,
                    help="what runs the model: keras: Keras on TensorFlow (default); xla: "
                         "Keras compiled with XLA (a few seconds of compiling at the start; "

@@ -29,7 +29,7 @@ class TagConfig:
     taggram_dir: str | None = None
     embeddings: str | None = None
     batch_size: int = 32
-    workers: int = 2
+    workers: int | None = None  # decoder threads; None: sized from the measured rates
     progress: bool = True
     engine: str = "keras"
     overwrite: bool = False  # replace an existing output that tag.py did not write
@@ -54,7 +54,7 @@ class TagConfig:
             raise UserError(f"--hop must be a positive number of seconds, got {self.hop}")
         if self.batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.workers < 1:
+        if self.workers is not None and self.workers < 1:
             raise UserError(f"--workers must be at least 1, got {self.workers}")
         if self.engine not in ENGINES:
             raise UserError(f"--engine must be one of {', '.join(ENGINES)}, "

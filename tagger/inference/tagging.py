@@ -21,6 +21,8 @@ flat when decoding is faster than the model, and the model only waits for
 audio when decoding is slower. Threads rather than processes: the windows
 need no pickling and the decoders share the caller's memory
 (bench/bench_tag.py measures what this leaves of the model's own speed).
+How many threads: `workers`, or by default as many as keep up with the
+model, sized from the rates measured while it runs (`decoder_pool`).
 
 Results come in completion order, each file's windows in time order. A
 path that is not a regular file is never opened (a named pipe would block a
@@ -34,11 +36,13 @@ from __future__ import annotations
 import dataclasses
 import queue
 import threading
+import time
 
 import numpy as np
 import soundfile
 
 from tagger.audio import AudioDecodeError, audio_windows
+from tagger.inference.decoder_pool import AUTO_START, CHECK_SECONDS, DecoderRates, decoder_threads
 from tagger.inference.inputs import path_problem
 
 NOT_FINITE_SCORES = "the model gave NaN or infinite scores for this file"
@@ -96,7 +100,8 @@ class FileResult:
 
 
 def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int = 32,
-              workers: int = 2, queue_batches: int = 2):
+              workers: int | None = None, queue_batches: int = 2,
+              rates: DecoderRates | None = None):
     """Yields a `FileResult` for every path in `files`, in completion order.
 
     `predictor(windows) -> (scores, embeddings or None)` scores
@@ -106,16 +111,29 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
     decoded windows wait in the queue. `files` may be any iterable (a lazy
     walk of a library): the decoder threads draw from it one path at a
     time, and nothing of a file is kept once its result is yielded.
+
+    `workers` decoder threads, or None: `AUTO_START`, then more (up to the
+    cores this process may use) when the measured rates say the model
+    outpaces them (`decoder_pool.decoder_threads`). `rates`, a
+    `DecoderRates`, receives the measurements (and the thread count).
     """
-    if batch_size < 1 or workers < 1:
+    from tagger.inference.tflite_predictor import available_cores
+
+    if batch_size < 1 or (workers is not None and workers < 1):
         raise ValueError(f"batch_size and workers must be >= 1, got {batch_size}, {workers}")
     window = predictor.window_samples
     hop = hop_samples or window
-    if hasattr(files, "__len__"):
-        workers = min(workers, len(files))
-    workers = max(1, workers)
-    items = queue.Queue(maxsize=max(queue_batches * batch_size, workers + 1))
+    auto = workers is None
+    limit = len(files) if hasattr(files, "__len__") else None  # threads beyond: idle
+    cores = available_cores() if auto else 0
+    start = AUTO_START if auto else workers
+    if limit is not None:
+        start = min(start, limit)
+    start = max(1, start)
+    rates = rates if rates is not None else DecoderRates()
+    items = queue.Queue(maxsize=max(queue_batches * batch_size, max(start, cores) + 1))
     stop = threading.Event()
+    drained = threading.Event()  # every file handed to a decoder
     next_file = iter(enumerate(files))
     lock = threading.Lock()
     paths = {}  # index -> path of the files being decoded or scored
@@ -137,8 +155,10 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
                     if index is not None:
                         paths[index] = path
                 if index is None:
+                    drained.set()
                     return
                 count = 0
+                began = time.perf_counter()  # decoding since, not counting blocked puts
                 try:
                     problem = path_problem(path)  # never open a pipe or a device
                     if problem is not None:
@@ -151,8 +171,10 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
                         except StopIteration as end:
                             total = end.value
                             break
+                        rates.decoded(1, time.perf_counter() - began)
                         if not put(("window", index, count, samples)):
                             return
+                        began = time.perf_counter()
                         count += 1
                     note = ("done", index, count, total, rate, None)
                 except AudioDecodeError as error:
@@ -160,24 +182,51 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
                 except Exception as error:  # a decoder bug must not hang the consumer
                     note = ("done", index, count, 0, None,
                             f"cannot decode ({type(error).__name__}: {error})")
+                rates.decoded(0, time.perf_counter() - began)  # the file's tail, or failure
                 if not put(note):
                     return
         finally:
             put(("exit",))
 
-    threads = [threading.Thread(target=decode, name=f"tagger-decoder-{i}", daemon=True)
-               for i in range(workers)]
-    for thread in threads:
-        thread.start()
+    threads = []
+
+    def add_decoders(count):
+        for _ in range(count):
+            thread = threading.Thread(target=decode, name=f"tagger-decoder-{len(threads)}",
+                                      daemon=True)
+            threads.append(thread)
+            rates.threads = len(threads)
+            thread.start()
+
+    checked = [time.perf_counter()]  # the last sizing decision
+
+    def resize():
+        """Starts the decoders the measured rates ask for (auto only)."""
+        now = time.perf_counter()
+        if not auto or drained.is_set() or now - checked[0] < CHECK_SECONDS:
+            return
+        checked[0] = now
+        target = decoder_threads(rates.model_rate, rates.decode_rate, cores)
+        if limit is not None:
+            target = min(target, limit)
+        add_decoders(max(0, target - len(threads)))
+
+    add_decoders(start)
 
     pending = {}  # index -> _Accumulator
     batch = np.empty((batch_size, window), np.float32)
     owners = []  # (file index) of each row of `batch`
 
+    calls = [0]  # predictor calls; the first (tracing, compiling) is not timed
+
     def flush():
         if not owners:
             return
+        began = time.perf_counter()
         scores, embeddings = predictor(batch[:len(owners)])
+        if calls[0]:
+            rates.model(len(owners), time.perf_counter() - began)
+        calls[0] += 1
         for row, index in enumerate(owners):
             entry = pending.get(index)
             if entry is not None and entry.error is None:  # else: failed meanwhile
@@ -192,7 +241,7 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
 
     exited = 0
     try:
-        while exited < workers:
+        while exited < len(threads):
             item = items.get()
             kind = item[0]
             if kind == "window":
@@ -202,6 +251,7 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
                 owners.append(index)
                 if len(owners) == batch_size:
                     flush()
+                    resize()
                     yield from finished()
             elif kind == "done":
                 _, index, count, total, rate, error = item
