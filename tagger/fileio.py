@@ -101,6 +101,19 @@ def read_text(path: str) -> str:
         return f.read()
 
 
+def cache_home() -> str:
+    """Where tagger keeps what it downloads or converts once (the pretrained
+    taggers, tag.py's int8 models): $TAGGER_HOME, else
+    $XDG_CACHE_HOME/tagger, else ~/.cache/tagger."""
+    home = os.environ.get("TAGGER_HOME")
+    if home:
+        return os.path.abspath(os.path.expanduser(home))
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"),
+                                                                ".cache")
+    return os.path.join(base, "tagger")
+
+
 def temporary_path(path: str) -> str:
     """A fresh name beside `path` to write it under before renaming it into
     place: `.NAME.<12 hex>.tmp` in the same folder (so the rename stays on

@@ -24,6 +24,16 @@ use_pooling_cpu_allocator()
 keep_freed_heap()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_home(tmp_path_factory):
+    """TAGGER_HOME in a folder of the session's, for this process and those
+    it starts: nothing a test converts or downloads (tag.py's int8 models,
+    pretrained taggers) lands in the user's cache or is read from it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TAGGER_HOME", str(tmp_path_factory.mktemp("tagger_home")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def synthetic_mtt(tmp_path_factory):
     """(data_dir, SyntheticSummary) of a small synthetic dataset."""

@@ -53,24 +53,39 @@ def tag(config: TagConfig, log=None, quiet_decoders: bool = False) -> TagSummary
         return _tag(config, log)
 
 
-def _tflite_predictor(model, info, engine: str, files):
-    """The TFLite engine; "tflite-int8" is calibrated on windows of `files`."""
+def _tflite_predictor(model, info, engine: str, files, model_path: str):
+    """(predictor, note) of the TFLite engine; "tflite-int8" is calibrated on
+    windows of `files`, its conversion kept in the cache for the next run on
+    the same model and windows (`int8_cache`); `note`: a line for the log,
+    or ''."""
     from tagger.inference.quantize import int8_calibration
     from tagger.inference.tflite_predictor import TFLitePredictor
     from tagger.models.saved import raw_audio_input
 
-    calibration = None
-    if engine == "tflite-int8":
-        sample_rate, window, _ = raw_audio_input(model, info)  # as the model is served
-        try:
-            calibration = int8_calibration(model, info, files, sample_rate, window)
-        except ValueError as error:
-            raise UserError(str(error)) from None
-        if len(calibration) == 0:
-            raise UserError("--engine tflite-int8 measures its ranges on the audio it tags, "
-                            "and none of the inputs could be decoded; check the files or "
-                            "use --engine tflite")
-    return TFLitePredictor(model, info, engine, calibration=calibration)
+    if engine != "tflite-int8":
+        return TFLitePredictor(model, info, engine), ""
+    sample_rate, window, _ = raw_audio_input(model, info)  # as the model is served
+    try:
+        calibration = int8_calibration(model, info, files, sample_rate, window)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    if len(calibration) == 0:
+        raise UserError("--engine tflite-int8 measures its ranges on the audio it tags, "
+                        "and none of the inputs could be decoded; check the files or "
+                        "use --engine tflite")
+    from tagger.inference.export import ServingModel, tflite_bytes
+    from tagger.inference.int8_cache import cached_int8, entry_fields
+    from tagger.runtime import native_stderr_silenced
+
+    def convert():
+        with native_stderr_silenced():  # the int8 calibrator's "fully_quantize: 0, ..."
+            return tflite_bytes(ServingModel(model, info), "int8", calibration)
+
+    if not fileio.is_local(model_path):  # no fingerprint without reading it: not cached
+        return TFLitePredictor(model, info, engine, converted=convert()), ""
+    fields = entry_fields(model_path, sample_rate, window, calibration)
+    content, select_tf_ops, note = cached_int8(fields, convert)
+    return TFLitePredictor(model, info, engine, converted=(content, select_tf_ops)), note
 
 
 def _tag(config: TagConfig, log=None) -> TagSummary:
@@ -91,12 +106,14 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     from tagger.models.saved import load_tagger
 
     model, info = load_tagger(config.model)
+    engine_note = ""
     if config.engine in ("keras", "xla"):
         predictor = Predictor(model, info, embeddings=config.embeddings is not None,
                               jit_compile=config.engine == "xla")
     else:
         calibration_files = files if files is not None else _audio_files(config, 64)
-        predictor = _tflite_predictor(model, info, config.engine, calibration_files)
+        predictor, engine_note = _tflite_predictor(model, info, config.engine,
+                                                   calibration_files, config.model)
     hop = None
     if config.hop is not None:
         hop = int(round(config.hop * predictor.sample_rate))
@@ -109,6 +126,8 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     say = log or (lambda line: bar.write(line, file=sys.stderr))
     if predictor.warning:
         say(f"warning: {predictor.warning}")
+    if engine_note:
+        say(engine_note)
     failures = []
 
     def skipped(path, reason):

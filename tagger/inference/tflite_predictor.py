@@ -43,13 +43,16 @@ class TFLitePredictor:
     `threads`: interpreter threads (default: every core this process may
     use). `select_tf_ops` tells whether the model needed TensorFlow ops
     (then TensorFlow's interpreter runs it, with the Flex delegate).
+    `converted`: (flatbuffer, select_tf_ops) of this engine's conversion
+    made earlier (`int8_cache`), used instead of converting again.
     """
 
     embedding_layer = None
     embedding_dim = None
 
     def __init__(self, model, info: dict | None, engine: str = "tflite",
-                 threads: int | None = None, calibration: np.ndarray | None = None):
+                 threads: int | None = None, calibration: np.ndarray | None = None,
+                 converted: tuple[bytes, bool] | None = None):
         from tagger.inference.export import ServingModel, tflite_bytes, tflite_interpreter
         from tagger.runtime import native_stderr_silenced
 
@@ -62,9 +65,10 @@ class TFLitePredictor:
         self.engine = engine
         self.sample_rate, self.window_samples = serving.sample_rate, serving.window_samples
         self.tag_names, self.warning = list(serving.tag_names), serving.warning
-        with native_stderr_silenced():  # the int8 calibrator's "fully_quantize: 0, ..."
-            self.content, self.select_tf_ops = tflite_bytes(serving, ENGINES[engine],
-                                                            calibration)
+        if converted is None:
+            with native_stderr_silenced():  # the int8 calibrator's "fully_quantize: 0, ..."
+                converted = tflite_bytes(serving, ENGINES[engine], calibration)
+        self.content, self.select_tf_ops = converted
         self.threads = threads or available_cores()
         with native_stderr_silenced():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate"
             interpreter = tflite_interpreter(content=self.content,

@@ -7,6 +7,7 @@ the converted models, and the one resolver every command calls.
         models/<name>.keras              the converted tagger
         models/<name>.json               source URL, the source file's sha256, converter version
         locks/<name>.lock                held while one process downloads and converts
+        tflite-int8/                     tag.py's calibrated int8 models (inference/int8_cache.py)
 
 The source file's sha256 is recorded when it first arrives and checked on
 every later conversion: a file that changed is refused in one line and
@@ -23,21 +24,11 @@ import os
 import sys
 
 from tagger.errors import UserError
+from tagger.fileio import cache_home
 from tagger.pretrained import download
 from tagger.pretrained.registry import MODELS, Pretrained, get
 
 _MODEL_SUFFIXES = (".keras", ".hdf5", ".h5")
-
-
-def cache_home() -> str:
-    """TAGGER_HOME, else $XDG_CACHE_HOME/tagger, else ~/.cache/tagger."""
-    home = os.environ.get("TAGGER_HOME")
-    if home:
-        return os.path.abspath(os.path.expanduser(home))
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"),
-                                                                ".cache")
-    return os.path.join(base, "tagger")
 
 
 def original_path(entry: Pretrained) -> str:
