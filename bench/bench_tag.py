@@ -1,7 +1,7 @@
 """tag.py's pipeline against the model alone: does decoding hide behind inference?
 
     python bench/bench_tag.py [--clips 40] [--seconds 29.1] [--width 1.0]
-                              [--batch-size 32] [--workers 2] [--model PATH]
+                              [--batch-size 32] [--workers auto] [--model PATH]
                               [--engines keras xla tflite tflite-fp16 tflite-dynamic]
 
 Makes (once) a folder of synthetic MagnaTagATune-layout MP3s and tags it
@@ -11,7 +11,11 @@ one process:
 - model only: the same windows, decoded beforehand, scored in batches of
   the same size by the same compiled predictor;
 - end to end: `tag_files` over the folder (decoder threads, bounded queue,
-  batching across files), for each `--workers` value.
+  batching across files), for each `--workers` value (auto: sized from
+  the measured rates, as tag.py does by default);
+- decoding alone: `tag_files` with a predictor that returns at once, on as
+  many decoder threads as the first `--workers` value used end to end, so
+  decoding, queue and batching are timed without the model.
 
 The folder is measured in chunks of `--chunk-files` files, `--rounds`
 times: per chunk the model-only time is taken just before and just after
@@ -29,9 +33,14 @@ factor, and for the other engines how far their clip scores move from the
 float Keras model's (largest absolute difference, top-5 agreement). Ratio
 lines: `ratio tag_realtime VALUE` (end-to-end real-time factor, first
 engine, first --workers value; goal >= 100 on 2 cores), `ratio
-tag_e2e_model VALUE` (end to end / model only), and the same with an
-`_<engine>` suffix for every engine. The machine may be shared: the load
-average is printed with the figures.
+tag_e2e_model VALUE` (end to end / model only), `ratio
+tag_decode_of_model VALUE` (decoding alone / model only, both in seconds
+of audio per second: below 1 the decoders cannot keep up), and the same
+with an `_<engine>` suffix for every engine. Beside them, the ceiling of
+end to end / model only when the model and decoding share every core
+(`decoder_pool`: 1 / (1 + model rate / (cores x one thread's decode
+rate))). The machine may be shared: the load average is printed with the
+figures.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ import time
 
 from common import ratio_line, synthetic_data, timed
 
+from tagger.commands.tag import workers_count
 from tagger.inference.config import ENGINES
 
 
@@ -56,8 +66,10 @@ def parse_args():
     p.add_argument("--block", default="se")
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, nargs="+", default=[2],
-                   help="decoder threads; several values are measured in turn")
+    p.add_argument("--workers", type=workers_count, nargs="+", default=[None],
+                   metavar="N|auto",
+                   help="decoder threads (auto: as tag.py sizes them; the default); "
+                        "several values are measured in turn")
     p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES,
                    help="what runs the model (tag.py --engine); the first one gives the "
                         "unsuffixed ratio lines")
@@ -76,6 +88,19 @@ def untrained_model(block: str, width: float):
                 window_segments=1, input_kind="raw", logmel=None, model="samplecnn",
                 model_args=dict(block=block, multi=True, width=width))
     return model, info
+
+
+class InstantPredictor:
+    """Scores nothing, at once: `tag_files` with it times decoding alone."""
+
+    def __init__(self, predictor):
+        import numpy as np
+
+        self.sample_rate, self.window_samples = predictor.sample_rate, predictor.window_samples
+        self.scores = np.full((1, 1), 0.5, np.float32)
+
+    def __call__(self, windows):
+        return self.scores.repeat(len(windows), axis=0), None
 
 
 def model_only(predictor, windows, batch_size: int) -> float:
@@ -145,7 +170,8 @@ def main():
                     calibration = calibration_windows(files, rate, window)
             predictor, convert_seconds = timed(TFLitePredictor, model, info, engine,
                                                calibration=calibration)
-        scores, lines = measure(args, predictor, files, chunks, chunk_windows, audio, count)
+        scores, lines = measure(args, predictor, files, chunks, chunk_windows, audio, count,
+                                audio / decode_seconds)
         print(f"-- engine {engine}" + (f" (converted in {convert_seconds:.1f} s, "
                                        f"{predictor.threads} threads)" if convert_seconds
                                        else ""))
@@ -172,14 +198,18 @@ def main():
         for name in ([""] if number == 0 else []) + [suffix]:
             print(f"ratio tag_realtime{name} {lines['realtime']:.1f}")
             print(f"ratio tag_e2e_model{name} {lines['e2e_model']:.3f}")
+            print(f"ratio tag_decode_of_model{name} {lines['decode_model']:.3f}")
 
 
-def measure(args, predictor, files, chunks, chunk_windows, audio, count):
-    """Times the model alone and end to end on `predictor`; returns the last
-    round's clip scores (path -> (tags,)) and the report."""
+def measure(args, predictor, files, chunks, chunk_windows, audio, count, one_thread):
+    """Times the model alone, end to end and decoding alone on `predictor`
+    (`one_thread`: seconds of audio per second one decoder thread gives);
+    returns the last round's clip scores (path -> (tags,)) and the report."""
     import numpy as np
 
+    from tagger.inference.decoder_pool import DecoderRates
     from tagger.inference.tagging import tag_files
+    from tagger.inference.tflite_predictor import available_cores
     from tagger.runtime import native_stderr_silenced
 
     for size in {args.batch_size, *(len(w) % args.batch_size for w in chunk_windows)} - {0}:
@@ -187,55 +217,83 @@ def measure(args, predictor, files, chunks, chunk_windows, audio, count):
     with native_stderr_silenced():
         list(tag_files(predictor, files[:2], batch_size=args.batch_size, workers=1))
     scores = {}
+    instant = InstantPredictor(predictor)
 
-    def end_to_end(paths, expected, workers):
+    def end_to_end(paths, expected, workers, scorer=predictor):
+        """(seconds, decoder threads used) of `tag_files` over `paths`."""
+        rates = DecoderRates()
         with native_stderr_silenced():
             start = time.perf_counter()
-            results = list(tag_files(predictor, paths, batch_size=args.batch_size,
-                                     workers=workers))
+            results = list(tag_files(scorer, paths, batch_size=args.batch_size,
+                                     workers=workers, rates=rates))
             wall = time.perf_counter() - start
         assert sum(r.windows for r in results if r.ok) == expected
-        scores.update((r.path, r.clip_scores) for r in results if r.ok)
-        return wall
+        if scorer is predictor:
+            scores.update((r.path, r.clip_scores) for r in results if r.ok)
+        return wall, rates.threads
 
     # Per chunk of files: model, e2e (workers 1), model, e2e (workers 2), ...,
     # model; each end-to-end time is paired with the mean of the model-only
-    # times just before and after it, a few seconds apart.
+    # times just before and after it, a few seconds apart. Then decoding
+    # alone, on the threads the first end-to-end run of the chunk used.
     model_total = np.zeros(args.rounds)
     e2e_total = {w: np.zeros(args.rounds) for w in args.workers}
+    decode_total = np.zeros(args.rounds)
     ratios = {w: [] for w in args.workers}
+    used = {w: [] for w in args.workers}  # decoder threads of each run
     for r in range(args.rounds):
         for paths, windows in zip(chunks, chunk_windows):
             before = model_only(predictor, windows, args.batch_size)
             for workers in args.workers:
-                wall = end_to_end(paths, len(windows), workers)
+                wall, threads = end_to_end(paths, len(windows), workers)
+                used[workers].append(threads)
                 after = model_only(predictor, windows, args.batch_size)
                 ratios[workers].append((before + after) / 2 / wall)
                 model_total[r] += (before + after) / 2 / len(args.workers)
                 e2e_total[workers][r] += wall
                 before = after
+            decode_total[r] += end_to_end(paths, len(windows), used[args.workers[0]][-1],
+                                          scorer=instant)[0]
 
     def listing(values):
         return ", ".join(f"{v:.1f}" for v in values)
 
+    def named(workers):
+        return "auto" if workers is None else str(workers)
+
+    def threads_of(workers):
+        low, high = min(used[workers]), max(used[workers])
+        return f"{low}" if low == high else f"{low}-{high}"
+
     text = []
     model_seconds = float(np.median(model_total))
-    text.append(f"model only:  {audio / model_seconds:7.1f} s of audio/s  "
+    model_rate = audio / model_seconds
+    text.append(f"model only:  {model_rate:7.1f} s of audio/s  "
                 f"({count / model_seconds:.1f} windows/s; {listing(model_total)} s per round)")
+    first = args.workers[0]
+    decode_rate = audio / float(np.median(decode_total))
+    text.append(f"decoding:    {decode_rate:7.1f} s of audio/s  (without the model, "
+                f"{threads_of(first)} decoder thread(s) as --workers {named(first)} used; "
+                f"{listing(decode_total)} s per round)")
     for workers, totals in e2e_total.items():
         wall = float(np.median(totals))
         text.append(f"end to end:  {audio / wall:7.1f} s of audio/s  real-time factor "
-                    f"{audio / wall:.0f}x  ({workers} decoder thread"
-                    f"{'s' if workers > 1 else ''}; {listing(totals)} s per round)")
+                    f"{audio / wall:.0f}x  (--workers {named(workers)}: "
+                    f"{threads_of(workers)} decoder thread(s); {listing(totals)} s per round)")
+    cores = available_cores()
+    ceiling = 1.0 / (1.0 + model_rate / (cores * one_thread))
+    text.append(f"ceiling of end to end / model only when the model and decoding share "
+                f"all {cores} cores: {ceiling:.3f} (1 / (1 + {model_rate:.0f} / ({cores} x "
+                f"{one_thread:.0f})))")
     for workers, values in ratios.items():
         q1, median, q3 = np.percentile(values, [25, 50, 75])
-        text.append(ratio_line(f"end-to-end / model-only throughput, {workers} workers",
-                               float(median), ">= 0.9")
+        text.append(ratio_line(f"end-to-end / model-only throughput, --workers "
+                               f"{named(workers)}", float(median), ">= 0.9")
                     + f"   quartiles {q1:.2f}-{q3:.2f} over {len(values)} pairs")
-    first = args.workers[0]
+    text.append(ratio_line("decoding alone / model only", decode_rate / model_rate, "> 1"))
     return scores, dict(text=text, realtime=audio / float(np.median(e2e_total[first])),
-                        e2e_model=float(np.median(ratios[first])))
-
+                        e2e_model=float(np.median(ratios[first])),
+                        decode_model=decode_rate / model_rate)
 
 if __name__ == "__main__":
     main()
