@@ -108,11 +108,17 @@ class Models(BaseModel):
     models: list[ModelInfo]
 
 
+class Batching(BaseModel):
+    calls: int = Field(description="model calls so far")
+    windows: int = Field(description="windows scored so far, over all calls")
+
+
 class Health(BaseModel):
     status: str
     models: list[str]
     in_progress: int = Field(description="requests admitted and not yet answered")
     max_queue: int
+    batching: dict[str, Batching] = Field(description="per model")
 
 
 class ErrorBody(BaseModel):
@@ -237,7 +243,9 @@ def create_app(models, config) -> FastAPI:
     @app.get("/healthz", response_model=Health, summary="Liveness and load")
     async def healthz():
         return {"status": "ok", "models": list(served), "in_progress": admission.count,
-                "max_queue": admission.limit}
+                "max_queue": admission.limit,
+                "batching": {name: {"calls": m.batcher.batches, "windows": m.batcher.windows}
+                             for name, m in served.items()}}
 
     @app.get(f"/{API_VERSION}/models", response_model=Models, summary="The models served")
     async def list_models():

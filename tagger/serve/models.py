@@ -29,7 +29,9 @@ from tagger.errors import UserError
 from tagger.serve.problems import Problem
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-WARM_UP_BATCHES = (1, 3)  # and max_batch: the shapes traced before the first request
+# with max_batch, the batch sizes run before the first request: the second
+# size makes the predictor's tf.function trace for any batch size
+WARM_UP_BATCHES = (1,)
 
 
 @dataclasses.dataclass

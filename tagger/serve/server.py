@@ -3,7 +3,7 @@
 Binds the address first (a port in use is a one-line error before any
 model is loaded), loads the models, then runs the application under
 uvicorn until Ctrl-C or SIGTERM, which finish the requests in progress
-(for up to `GRACEFUL_SECONDS`) before the process ends.
+(for up to `GRACEFUL_SECONDS`) before the command ends with exit code 0.
 """
 
 from __future__ import annotations
@@ -81,10 +81,27 @@ def serve(config, log=None) -> int:
             say(f"listening on {config.host}, reachable from other machines: put it behind "
                 "a reverse proxy with TLS (docs/commands/serve.md)")
         say(f"serving on {url} (API: {url}docs; Ctrl-C stops)")
-        server = uvicorn.Server(uvicorn.Config(
+        server = _graceful_server(uvicorn.Config(
             app, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SECONDS,
             root_path=config.root_path, server_header=False, lifespan="on"))
         server.run(sockets=[sock])
     finally:
         sock.close()
+    say("stopped")
     return 0
+
+
+def _graceful_server(config):
+    """uvicorn's server, except that Ctrl-C or SIGTERM, once the requests in
+    progress are answered, ends the command with exit code 0 (a server's
+    normal end) instead of being raised again once uvicorn has stopped."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            super().handle_exit(sig, frame)
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()
+
+    return Server(config)

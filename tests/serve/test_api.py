@@ -82,8 +82,10 @@ def expected(serve_models, serve_audio):
 def test_healthz_and_models(client, serve_models):
     from tagger.inference.results_db import model_fingerprint
 
-    assert client.get("/healthz").json() == {"status": "ok", "models": ["cnn", "mtt"],
-                                             "in_progress": 0, "max_queue": 3}
+    health = client.get("/healthz").json()
+    assert health == {"status": "ok", "models": ["cnn", "mtt"], "in_progress": 0,
+                      "max_queue": 3, "batching": health["batching"]}
+    assert set(health["batching"]) == {"cnn", "mtt"}
     listed = client.get("/v1/models").json()
     assert listed["default"] == "cnn"
     cnn, mtt = listed["models"]
@@ -128,9 +130,12 @@ def test_the_page_and_its_files(client):
 
 
 def test_raw_body_gives_tag_pys_scores(client, expected, serve_audio):
+    before = client.get("/healthz").json()["batching"]["cnn"]
     response = post_raw(client, read("song.wav", serve_audio),
                         query="?k=3&taggram=1&embeddings=1")
     assert response.status_code == 200, response.text
+    after = client.get("/healthz").json()["batching"]["cnn"]
+    assert (after["calls"] - before["calls"], after["windows"] - before["windows"]) == (1, 2)
     body = response.json()
     expected = expected["song.wav"]
     assert (body["model"], body["file"], body["tags"]) == ("cnn", "upload", TAGS)
@@ -328,3 +333,15 @@ def test_a_client_gone_mid_upload_leaves_nothing(app, serve_audio):
     assert os.listdir(app.state.uploads) == []  # the partial upload is gone
     assert app.state.admission.count == 0  # and its place in the queue
     assert os.stat(app.state.uploads).st_mode & 0o777 == 0o700  # the private folder
+
+
+def test_behind_a_proxy_prefix(app):
+    """--root-path /tagger: the API answers with the prefix kept or stripped by
+    the proxy, and the OpenAPI page finds its description under the prefix."""
+    from fastapi.testclient import TestClient
+
+    client = TestClient(app, root_path="/tagger")  # no lifespan: the module's client owns it
+    for path in ("/tagger/v1/models", "/v1/models"):
+        assert client.get(path).json()["default"] == "cnn"
+    assert "/tagger/openapi.json" in client.get("/tagger/docs").text
+    assert client.get("/tagger/openapi.json").json()["servers"] == [{"url": "/tagger"}]

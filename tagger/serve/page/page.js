@@ -112,6 +112,11 @@ function show(file, result) {
   $("title").textContent = `${result.file} · ${clock(result.duration)} · ${windows}` +
     (result.padded ? " (shorter than one window: zero-padded)" : "");
   $("result").hidden = false;
+  const tail = result.duration - result.windows * result.window_seconds;
+  $("note").textContent = result.padded
+    ? "Grey: the zero padding after the audio's end."
+    : tail > 0.05 ? `Grey: the last ${tail.toFixed(1)} s, shorter than a window, is not scored.`
+      : "";
   const best = result.top[0];
   say(`Tagged by ${result.model}: ${result.top.slice(0, 3).map(
     (t) => `${t.tag} ${t.score.toFixed(2)}`).join(", ")}.`);
