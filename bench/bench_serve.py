@@ -8,9 +8,10 @@ Makes (once) synthetic MagnaTagATune-layout MP3 clips of `--clip-seconds`
 and saves an untrained paper-size SE+multi sample-level CNN (or serves
 `--model`), then:
 
-1. tag.py's pipeline on the clips in this process (`tag_files`: decoder
-   threads, batches of `--max-batch` across files), clips per second,
-   measured before and after the server runs (the mean of the two);
+1. tag.py's pipeline on the clips in this process (`tag_files` with tag.py's
+   decoder threads, batches of `--max-batch` across files), clips per second
+   over `--baseline-seconds`, measured before and after the server runs
+   (the mean of the two);
 2. `python -m tagger.serve` on 127.0.0.1 (a free port), `--clients`
    concurrent clients (threads, one keep-alive connection each) posting
    the clips as raw bodies for `--seconds`: throughput, p50/p99 latency,
@@ -70,6 +71,8 @@ def parse_args(argv=None):
     p.add_argument("--overload-seconds", type=float, default=10.0)
     p.add_argument("--max-requests", type=int, default=100_000,
                    help="stop a phase after this many requests in all")
+    p.add_argument("--baseline-seconds", type=float, default=15.0,
+                   help="how long tag.py's pipeline is measured, before and after")
     return p.parse_args(argv)
 
 
@@ -280,14 +283,20 @@ def describe(load: Load, bound: int) -> str:
 # -- tag.py's pipeline ---------------------------------------------------------------
 
 
-def tag_py_rate(predictor, files, batch_size: int, rounds: int = 2) -> float:
-    """Clips per second through tag_files (tag.py's pipeline: 2 decoder
-    threads, batches across files), over `rounds` passes of `files`."""
+def tag_py_rate(predictor, files, batch_size: int, seconds: float = 15.0,
+                max_passes: int = 50) -> float:
+    """Clips per second through tag_files as tag.py runs it (its default
+    decoder threads, batches across files): passes of 4 x `files` in one
+    call each, until `seconds` have passed (at least one, at most
+    `max_passes`)."""
     from tagger.inference.tagging import tag_files
 
-    paths = list(files) * rounds
-    start = time.perf_counter()
-    done = sum(r.ok for r in tag_files(predictor, paths, batch_size=batch_size, workers=2))
+    paths = list(files) * 4
+    start, done = time.perf_counter(), 0
+    for _ in range(max_passes):
+        done += sum(r.ok for r in tag_files(predictor, paths, batch_size=batch_size))
+        if time.perf_counter() - start >= seconds:
+            break
     return done / (time.perf_counter() - start)
 
 
@@ -353,7 +362,7 @@ def main(argv=None):
     for size in {args.max_batch, *(range(1, 4))}:  # every batch shape traced
         predictor(predictor_input(predictor, size))
     with native_stderr_silenced():
-        before = tag_py_rate(predictor, files, args.max_batch)
+        before = tag_py_rate(predictor, files, args.max_batch, args.baseline_seconds)
     print(f"tag.py's pipeline before: {before:.2f} clips/s")
 
     server = Server([model_path], "--max-queue", args.max_queue, "--max-batch",
@@ -379,7 +388,7 @@ def main(argv=None):
         code = server.stop()
     print(f"server peak RSS: {peak:.0f} MB; stopped with SIGINT, exit code {code}")
     with native_stderr_silenced():
-        after = tag_py_rate(predictor, files, args.max_batch)
+        after = tag_py_rate(predictor, files, args.max_batch, args.baseline_seconds)
     baseline = (before + after) / 2
     print(f"tag.py's pipeline after: {after:.2f} clips/s; mean {baseline:.2f} clips/s")
     ratio = below.per_second / baseline

@@ -58,7 +58,15 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    return cli.main(run, parse_args(argv))
+    args = parse_args(argv)
+    # without the serve extra, one line at once, before TensorFlow is imported
+    return cli.run(_check_installed, args) or cli.main(run, args)
+
+
+def _check_installed(args) -> None:
+    from tagger.serve.server import check_installed
+
+    check_installed()
 
 
 def run(args) -> int:
