@@ -15,7 +15,8 @@ AmplitudeToDB() (10 log10, floor 1e-10, no top_db): the families'
 are checked against our front end, not taken as weights (old torchaudio
 saved the filter bank empty until first use; either is accepted). The
 sample-level models read raw waveforms: no front end (their factories
-take no sample rate).
+take no sample rate). The Harmonic CNN's harmonic STFT stores one buffer,
+its window, checked by `sota_hcnn` with `check_hann_window`.
 
 Tags, in output order (the files say nothing of them; `--dataset` picks):
 - mtat: `split/mtat/tags.npy` (a NumPy file; the columns of `binary.npy`):
@@ -97,7 +98,7 @@ class ZooModel:
 # SampleCNNSE holds the keys short_res is detected by (layer1.conv_1, dense2):
 # sota_sample_level comes first.
 _MODULES = ("sota_sample_level", "sota_cnnsa", "sota_short_chunk", "sota_musicnn",
-            "sota_crnn")
+            "sota_crnn", "sota_hcnn")
 
 
 def zoo() -> tuple:
@@ -196,19 +197,24 @@ def shape(state: dict, key: str, ndim: int, source: str = "the file") -> tuple:
     return tuple(int(n) for n in tensor.shape)
 
 
+def check_hann_window(window, n_fft: int, source: str) -> None:
+    """A ConversionError unless the stored STFT `window` (None: not stored)
+    is the periodic Hann window of `n_fft` samples (torch.hann_window's)."""
+    if window is None:
+        return
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic
+    if window.shape != (n_fft,) or not np.allclose(window, hann, atol=1e-6):
+        raise ConversionError(f"{source}: the stored STFT window {window.shape} is not "
+                              f"the periodic Hann window of {n_fft} samples")
+
+
 def mel_front_end(state: dict, source: str, spec):
     """({'logmel': the family's log-mel settings}, MEL_BUFFERS), checked
     against the torchaudio buffers the file stores (the Hann window; the
     mel filter bank unless empty, whose width sets the mel bins)."""
     logmel = spec.logmel
-    window = state.get("spec.spectrogram.window")
+    check_hann_window(state.get("spec.spectrogram.window"), logmel.n_fft, source)
     bank = state.get("spec.mel_scale.fb")
-    if window is not None:
-        n_fft = logmel.n_fft
-        hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic
-        if window.shape != (n_fft,) or not np.allclose(window, hann, atol=1e-6):
-            raise ConversionError(f"{source}: the stored STFT window {window.shape} is not "
-                                  f"the periodic Hann window of {n_fft} samples")
     if bank is None or bank.size == 0:  # saved before first use: the paper's bank
         return {"logmel": logmel}, MEL_BUFFERS
     if bank.ndim != 2 or bank.shape[0] != 1 + logmel.n_fft // 2:

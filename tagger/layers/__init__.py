@@ -1,6 +1,7 @@
 """Registered custom layers (package "tagger"), one per file."""
 
 from tagger.layers.cls_token import ClsToken
+from tagger.layers.harmonic_stft import HarmonicSTFT
 from tagger.layers.learned_positions import LearnedPositions
 from tagger.layers.log_mel import LogMel
 from tagger.layers.multi_head_self_attention import MultiHeadSelfAttention
@@ -11,6 +12,7 @@ from tagger.layers.transformer_encoder_layer import TransformerEncoderLayer
 
 __all__ = [
     "ClsToken",
+    "HarmonicSTFT",
     "LearnedPositions",
     "LogMel",
     "MultiHeadSelfAttention",
