@@ -10,7 +10,8 @@
     GET  /docs, /openapi.json   the API's OpenAPI description (FastAPI's)
 
 Every error is `{"error": "<one line>"}` with its status: 400 a malformed
-request or an option the model lacks, 404 an unknown model or path, 413 an
+request or an option the model lacks, 404 an unknown model or path, 408 an
+upload that stalls, 413 an
 upload above --max-upload-mb (refused while it arrives) or audio above
 --max-seconds, 415 a body that is not audio, 422 audio that cannot be
 decoded (or a bad query parameter), 503 with Retry-After when --max-queue
@@ -128,6 +129,7 @@ class ErrorBody(BaseModel):
 ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in (
     (400, "malformed request, empty upload, or an option the model lacks"),
     (404, "no model of that name"),
+    (408, "the upload stalled (nothing arrived for 30 s)"),
     (413, "the upload is above --max-upload-mb, or the audio above --max-seconds"),
     (415, "the body is neither audio nor multipart/form-data"),
     (422, "not decodable audio, or a bad query parameter"),

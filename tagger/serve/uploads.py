@@ -19,6 +19,7 @@ client gone) leaves nothing behind.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import shutil
@@ -30,6 +31,7 @@ RAW_TYPES = ("application/octet-stream",)  # and every audio/*
 MULTIPART = "multipart/form-data"
 FILE_FIELD = "file"
 MULTIPART_SLACK = 1 << 20  # bytes of multipart framing and small fields allowed on top
+IDLE_SECONDS = 30.0  # an upload that sends nothing for this long is refused (408)
 HOW_TO_SEND = ("send the file as multipart/form-data (the field 'file') or as the raw body "
                "with Content-Type audio/... or application/octet-stream")
 
@@ -96,8 +98,10 @@ async def receive(stream, folder: str, kind: str, content_type: str,
     """Reads the body chunks of `stream` (an async iterator of bytes, e.g.
     starlette's `request.stream()`) into a new file in `folder`. Problems:
     400 for an empty file, a multipart body without one file part or
-    malformed; 413 above `max_bytes`. Whatever `stream` raises (the client
-    gone) passes through; the partial file is removed in every failure."""
+    malformed; 408 when the body stalls; 413 above `max_bytes`. Whatever
+    `stream` raises (the client gone) passes through; the partial file is
+    removed in every failure."""
+    stream = _until_idle(stream)
     fd, path = tempfile.mkstemp(dir=folder, suffix=".upload")
     try:
         with os.fdopen(fd, "wb") as out:
@@ -114,6 +118,22 @@ async def receive(stream, folder: str, kind: str, content_type: str,
         except FileNotFoundError:
             pass
         raise
+
+
+async def _until_idle(stream):
+    """The chunks of `stream`; a 408 Problem when none comes for
+    IDLE_SECONDS (a stalled or deliberately slow client holds its place in
+    the queue no longer than that)."""
+    chunks = stream.__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), IDLE_SECONDS)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            raise Problem(408, f"the upload stalled: nothing arrived for {IDLE_SECONDS:g} s; "
+                               "send it again") from None
+        yield chunk
 
 
 async def _raw(stream, out, max_bytes: int) -> int:

@@ -279,10 +279,10 @@ def test_a_full_queue_is_503_with_retry_after(app, client, serve_audio):
 # -- how the body is read: the ASGI app called directly -------------------------
 
 
-def call(app, headers, chunks, disconnect=False):
-    """POST /v1/tag with `chunks` as the body, one receive() each (then a
-    disconnect if `disconnect`); returns (status, JSON body or None, chunks
-    the app read)."""
+def call(app, headers, chunks, disconnect=False, stall=False):
+    """POST /v1/tag with `chunks` as the body, one receive() each, then a
+    disconnect if `disconnect`, or nothing more ever if `stall`; returns
+    (status, JSON body or None, chunks the app read)."""
     read_count, sent = [0], []
     queue = list(chunks)
 
@@ -291,7 +291,7 @@ def call(app, headers, chunks, disconnect=False):
             read_count[0] += 1
             chunk = queue.pop(0)
             return {"type": "http.request", "body": chunk,
-                    "more_body": bool(queue) or disconnect}
+                    "more_body": bool(queue) or disconnect or stall}
         if disconnect:
             return {"type": "http.disconnect"}
         await asyncio.sleep(3600)  # a client that sends nothing more
@@ -317,6 +317,16 @@ def test_too_large_is_refused_while_it_arrives(app):
     assert status == 413 and "--max-upload-mb" in body["error"]
     assert read_count == int(LIMIT_MB * 2**20 // len(chunk)) + 1  # stopped at the limit
     assert os.listdir(app.state.uploads) == []
+
+
+def test_a_stalled_upload_is_408(app, monkeypatch):
+    from tagger.serve import uploads
+
+    monkeypatch.setattr(uploads, "IDLE_SECONDS", 0.3)
+    status, body, read_count = call(app, {"content-type": "audio/wav"}, [b"RIFF" * 100],
+                                    stall=True)
+    assert (status, read_count) == (408, 1) and "stalled" in body["error"]
+    assert os.listdir(app.state.uploads) == [] and app.state.admission.count == 0
 
 
 def test_a_declared_size_above_the_limit_is_refused_unread(app):
