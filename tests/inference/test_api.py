@@ -41,7 +41,11 @@ def test_top_tags_of_one_file_and_of_a_list(cnn, music):
     assert names == TAGS and scores.shape == (len(TAGS),)
     np.testing.assert_allclose(scores, expected, atol=1e-5)
     both = top_tags(path, [music / "d.mp3", music / "short.wav"], k=2)
-    assert len(both) == 2 and both[0] == got[:2] and len(both[1]) == 2
+    assert len(both) == 2 and len(both[1]) == 2
+    # the same tags; the scores to an ulp (d.mp3's windows share a batch with
+    # short.wav's, in the order the decoder threads deliver them)
+    assert [tag for tag, _ in both[0]] == [tag for tag, _ in got[:2]]
+    np.testing.assert_allclose([s for _, s in both[0]], [s for _, s in got[:2]], rtol=1e-6)
 
 
 def test_top_tags_errors_name_the_file(cnn, music, tmp_path):
