@@ -10,16 +10,20 @@ result, or `WorkerDied` names it). Items queued behind it were never
 started and are simply sent again.
 
 Results travel through memory shared with each worker (a memfd, on Linux):
-the worker pickles a result straight into one of its slots and sends only
-where it lies, so a megabyte-sized result is copied twice (into the slot,
-out of it) rather than pickled, pushed through a socket and read back in
-pieces. Where there is no memfd, or a result does not fit its slot, it
-goes through the pipe.
+the worker pickles a result straight into the slot it was sent with the
+item and sends only where it lies, so a megabyte-sized result is copied
+twice (into the slot, out of it) rather than pickled, pushed through a
+socket and read back in pieces. Byte strings a worker wraps in `Chunks`
+are copied once: into the slot, where the receiving side reads them in
+place until it asks for the next result. Where there is no memfd, or a
+result does not fit its slot, it goes through the pipe.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
+import io
 import mmap
 import multiprocessing
 import multiprocessing.connection
@@ -33,10 +37,10 @@ IN_FLIGHT_PER_WORKER = 4  # items sent but not yet yielded, per worker
 QUEUED_PER_WORKER = 2  # items sent to one worker at a time (one runs, one waits)
 ATTEMPTS = 2  # an item whose worker dies is tried this many times in all
 # Result slots shared with each worker: pages are only taken as results
-# fill them. A worker's n-th result goes to slot n % QUEUED_PER_WORKER: a
-# worker is sent its n-th item only once fewer than QUEUED_PER_WORKER of
-# its items are uncollected, so result n - QUEUED_PER_WORKER has been read
-# out of that slot before result n is written there.
+# fill them. Each item is sent with a free slot of its worker for its
+# result; the slot is free again once the result is read out of it, or,
+# for a result holding `Chunks`, once the consumer asks for the next result.
+SLOTS_PER_WORKER = IN_FLIGHT_PER_WORKER
 SLOT_BYTES = 64 << 20
 
 
@@ -51,6 +55,31 @@ class WorkerDied(RuntimeError):
 
 class WorkerError(RuntimeError):
     """`fn` raised in a worker; the message carries the worker's traceback."""
+
+
+class Chunks:
+    """Byte strings inside a worker's result that are not to be copied on
+    the way (a record to write, say). Through the shared slots they arrive
+    as read-only memoryviews of the worker's slot, valid until the consumer
+    asks `map` for the next result: keep them no longer (copy what must
+    outlive that). Elsewhere (one worker in this process, or through the
+    pipe) they arrive as given, or as bytes."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts):
+        self.parts = tuple(parts)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(memoryview(part).nbytes for part in self.parts)
+
+    def __reduce__(self):  # through the pipe: copied into bytes
+        return Chunks, (tuple(bytes(part) for part in self.parts),)
+
+
+def _chunks(*parts) -> Chunks:
+    return Chunks(parts)
 
 
 def describe_exit(exitcode) -> str:
@@ -121,35 +150,52 @@ class _Worker:
             self.slots = memoryview(self.memory)
         self.queue = collections.deque()  # sequence numbers sent, oldest first
         self.finished = 0  # items it returned
+        self.free = collections.deque(range(SLOTS_PER_WORKER))  # slots for results
+        self.slot_of = {}  # seq -> the slot its result goes to
 
     def receive(self):
-        """The next (seq, status, value) the worker sent."""
+        """The next (seq, status, value, held) the worker sent; `held`: the
+        value holds memoryviews of its slot (`Chunks`)."""
         seq, status, value = self.conn.recv()
-        if status == "slot":  # value: (offset, length) of (status, value) pickled
-            offset, length = value
-            with self.slots[offset:offset + length] as pickled:
-                status, value = pickle.loads(pickled)
-        return seq, status, value
+        if status != "slot":
+            return seq, status, value, False
+        # value: where (status, value) lies pickled, then its Chunks' parts
+        offset, length, sizes = value
+        parts, start = [], offset + length
+        for size in sizes:
+            parts.append(self.slots[start:start + size])
+            start += size
+        with self.slots[offset:offset + length] as pickled:
+            status, value = pickle.loads(pickled, buffers=parts)
+        return seq, status, value, bool(sizes)
 
     def release(self):
-        """Unmaps the shared slots (the worker has stopped or died)."""
+        """Unmaps the shared slots (the worker has stopped or died); where a
+        consumer still holds Chunks of them, once it lets them go."""
         if self.slots is not None:
             self.slots.release()
-            self.memory.close()
+            try:
+                self.memory.close()
+            except BufferError:  # memoryviews of it are still held
+                pass
             self.slots = None
 
     def send(self, seq, item):
         self.queue.append(seq)
+        slot = self.slot_of[seq] = self.free.popleft()
         try:
-            self.conn.send((seq, item))
+            self.conn.send((seq, item, slot))
         except OSError:  # it died: its sentinel says so, and the item is sent again
             pass
 
-    def stop(self, timeout: float = 2.0):
+    def ask_to_stop(self):
         try:
             self.conn.send(None)
         except (OSError, ValueError):
             pass
+
+    def stop(self, timeout: float = 2.0):
+        self.ask_to_stop()
         self.process.join(timeout)
         if self.process.is_alive():
             self.process.kill()
@@ -159,11 +205,11 @@ class _Worker:
 
 
 def _shared_slots():
-    """(fd, mmap) of QUEUED_PER_WORKER result slots in a fresh memfd, or
+    """(fd, mmap) of SLOTS_PER_WORKER result slots in a fresh memfd, or
     None where the platform has none (then results go through the pipe)."""
     if not hasattr(os, "memfd_create"):
         return None
-    size = QUEUED_PER_WORKER * SLOT_BYTES
+    size = SLOTS_PER_WORKER * SLOT_BYTES
     try:
         fd = os.memfd_create("tagger-results", os.MFD_CLOEXEC)
     except OSError:
@@ -198,6 +244,8 @@ class WorkerPool:
         self.workers = [_Worker(self.context, fn) for _ in range(workers)]
 
     def close(self):
+        for worker in self.workers:  # all at once: they exit side by side
+            worker.ask_to_stop()
         for worker in self.workers:
             worker.stop()
         self.workers = []
@@ -215,46 +263,59 @@ class WorkerPool:
         attempts = collections.Counter()
         retry = collections.deque()  # seqs to send again, before new items
         done = {}  # seq -> result, finished and not yet yielded
+        holding = {}  # seq -> (worker, slot) of a result that holds its slot
         next_seq = next_out = 0
         exhausted = False
-        while True:
-            # Feed idle workers: retries first, then new items, within the bound.
-            for worker in sorted(self.workers, key=lambda w: len(w.queue)):
-                while len(worker.queue) < QUEUED_PER_WORKER:
-                    if retry:
-                        seq = retry.popleft()
-                    elif not exhausted and next_seq - next_out < limit:
-                        item = next(items, _END)
-                        if item is _END:
-                            exhausted = True
+        try:
+            while True:
+                # Feed idle workers: retries first, then new items, within the bound.
+                for worker in sorted(self.workers, key=lambda w: len(w.queue)):
+                    while len(worker.queue) < QUEUED_PER_WORKER and worker.free:
+                        if retry:
+                            seq = retry.popleft()
+                        elif not exhausted and next_seq - next_out < limit:
+                            item = next(items, _END)
+                            if item is _END:
+                                exhausted = True
+                                break
+                            seq, next_seq = next_seq, next_seq + 1
+                            pending[seq] = item
+                        else:
                             break
-                        seq, next_seq = next_seq, next_seq + 1
-                        pending[seq] = item
-                    else:
-                        break
-                    worker.send(seq, pending[seq])
-            while next_out in done:
-                result = done.pop(next_out)
-                next_out += 1
-                yield result
-            if exhausted and not pending and not done:
-                return
-            if not any(w.queue for w in self.workers):
-                continue
-            ready = multiprocessing.connection.wait(
-                [w.conn for w in self.workers if w.queue]
-                + [w.process.sentinel for w in self.workers if w.queue])
-            for worker in list(self.workers):
-                if worker.conn in ready or worker.process.sentinel in ready:
-                    self._collect(worker, pending, done, attempts, retry, on_failure)
+                        worker.send(seq, pending[seq])
+                while next_out in done:
+                    seq, next_out = next_out, next_out + 1
+                    yield done.pop(seq)
+                    if seq in holding:  # the consumer is done with it: its slot is free
+                        worker, slot = holding.pop(seq)
+                        worker.free.append(slot)
+                if exhausted and not pending and not done:
+                    return
+                if not any(w.queue for w in self.workers):
+                    continue
+                ready = multiprocessing.connection.wait(
+                    [w.conn for w in self.workers if w.queue]
+                    + [w.process.sentinel for w in self.workers if w.queue])
+                for worker in list(self.workers):
+                    if worker.conn in ready or worker.process.sentinel in ready:
+                        self._collect(worker, pending, done, holding, attempts, retry,
+                                      on_failure)
+        finally:  # the slots of results not yielded, or of the consumer's last one
+            for worker, slot in holding.values():
+                worker.free.append(slot)
 
-    def _collect(self, worker, pending, done, attempts, retry, on_failure):
+    def _collect(self, worker, pending, done, holding, attempts, retry, on_failure):
         """Reads every result `worker` has sent; replaces it if it died."""
         try:
             while worker.queue and worker.conn.poll():
-                seq, status, value = worker.receive()
+                seq, status, value, held = worker.receive()
                 worker.queue.remove(seq)
                 worker.finished += 1
+                slot = worker.slot_of.pop(seq)
+                if held:
+                    holding[seq] = (worker, slot)
+                else:
+                    worker.free.append(slot)
                 if status == "error":
                     raise value
                 done[seq] = value
@@ -307,9 +368,8 @@ def _work(conn, fn, slot_bytes):
     if slot_bytes:
         fd = reduction.recv_handle(conn)
         slots = [mmap.mmap(fd, slot_bytes, offset=i * slot_bytes)
-                 for i in range(QUEUED_PER_WORKER)]
+                 for i in range(SLOTS_PER_WORKER)]
         os.close(fd)
-    sent = 0
     while True:
         try:
             message = conn.recv()
@@ -317,31 +377,65 @@ def _work(conn, fn, slot_bytes):
             return
         if message is None:
             return
-        seq, item = message
+        seq, item, slot = message
         try:
             reply = (seq, "ok", fn(item))
         except Exception as error:
             reply = (seq, "error", _portable(error))
         if slots and reply[1] == "ok":
-            index = sent % QUEUED_PER_WORKER
-            reply = _into_slot(reply, slots[index], index * slot_bytes)
+            reply = _into_slot(reply, slots[slot], slot * slot_bytes)
         conn.send(reply)
-        sent += 1
+
+
+class _SlotPickler(pickle.Pickler):
+    """Pickles into a slot; the parts of `Chunks` go out of band (`parts`)."""
+
+    def __init__(self, file):
+        parts = self.parts = []  # the PickleBuffers of Chunks' parts, in pickling order
+        # Other buffers (numpy arrays') are pickled in band. (The callback
+        # must not refer to the pickler: a cycle through buffers still
+        # exported would be left to the garbage collector, which crashes
+        # on it.)
+        super().__init__(file, pickle.HIGHEST_PROTOCOL,
+                         buffer_callback=lambda buffer: all(buffer is not p for p in parts))
+        self.dispatch_table = _forking_reducers()  # as multiprocessing pickles
+
+    def reducer_override(self, obj):
+        if type(obj) is not Chunks:
+            return NotImplemented
+        buffers = [pickle.PickleBuffer(part) for part in obj.parts]
+        self.parts += buffers
+        return _chunks, tuple(buffers)
+
+
+@functools.cache
+def _forking_reducers() -> dict:
+    return reduction.ForkingPickler(io.BytesIO()).dispatch_table
 
 
 def _into_slot(reply, slot, offset: int):
     """Pickles reply's (status, value) into `slot` (a mapping of the shared
-    memory at `offset`) and returns the message that says where; `reply`
-    itself if it does not fit."""
+    memory at `offset`), its Chunks' parts after it, and returns the
+    message that says where; `reply` itself if it does not fit."""
     seq, status, value = reply
     slot.seek(0)
+    pickler = _SlotPickler(slot)
     try:
-        reduction.ForkingPickler(slot, pickle.HIGHEST_PROTOCOL).dump((status, value))
+        pickler.dump((status, value))
+        length = slot.tell()
+        sizes = []
+        for part in pickler.parts:
+            with part.raw() as raw:
+                slot.write(raw)
+                sizes.append(raw.nbytes)
     except ValueError:  # past the end of the slot: sent through the pipe instead
         if hasattr(mmap, "MADV_REMOVE"):  # and the slot's pages are given back
             slot.madvise(mmap.MADV_REMOVE)
         return reply
-    return seq, "slot", (offset, slot.tell())
+    finally:
+        for part in pickler.parts:
+            part.release()
+    return seq, "slot", (offset, length, sizes)
 
 
 def _portable(error: Exception) -> Exception:

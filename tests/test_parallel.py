@@ -4,9 +4,10 @@ import os
 import signal
 import time
 
+import numpy as np
 import pytest
 
-from tagger.parallel import WorkerDied, ordered_map
+from tagger.parallel import Chunks, WorkerDied, ordered_map
 
 
 def square(x):
@@ -112,9 +113,9 @@ def loads_in_parent(monkeypatch):
 
     calls, loads = [], pickle.loads
 
-    def counting(data):
+    def counting(data, **options):
         calls.append(len(data))
-        return loads(data)
+        return loads(data, **options)
 
     monkeypatch.setattr(pickle, "loads", counting)
     return calls
@@ -175,3 +176,40 @@ def test_worker_that_cannot_be_given_its_slots_is_replaced(monkeypatch):
     monkeypatch.setattr(tagger.parallel.reduction, "send_handle", fails_first)
     assert list(ordered_map(square, range(8), 2)) == [x * x for x in range(8)]
     assert len(handed) == 3  # two workers, and one in place of the first
+
+
+def chunked(x):
+    """(pid, Chunks) of a record-like result: small head, large body, small tail."""
+    import gc
+
+    gc.collect()  # what a worker left for the collector is collected now, not by chance
+    body = np.full(300_000 + x, x, np.int32)
+    return os.getpid(), Chunks([bytes([x]) * 10, memoryview(body).cast("B"), b"end"])
+
+
+def expected_parts(x):
+    return [bytes([x]) * 10, np.full(300_000 + x, x, np.int32).tobytes(), b"end"]
+
+
+@needs_memfd
+def test_chunks_are_read_in_the_shared_slot_until_the_next_result():
+    import mmap
+
+    pids = []
+    for x, (pid, chunks) in enumerate(ordered_map(chunked, range(40), 2)):
+        assert all(isinstance(part, memoryview) and isinstance(part.obj, mmap.mmap)
+                   for part in chunks.parts)  # not copied out of the slot
+        time.sleep(0.005)  # the workers run ahead into their other slots meanwhile
+        assert [bytes(part) for part in chunks.parts] == expected_parts(x)
+        pids.append(pid)
+    assert len(set(pids)) == 2  # no worker died on the way
+
+
+def test_chunks_through_the_pipe_or_in_this_process(monkeypatch):
+    import tagger.parallel
+
+    monkeypatch.setattr(tagger.parallel, "_shared_slots", lambda: None)
+    for workers in (1, 2):
+        results = list(ordered_map(chunked, range(4), workers))
+        assert [[bytes(p) for p in chunks.parts] for _, chunks in results] == [
+            expected_parts(x) for x in range(4)]

@@ -1,5 +1,6 @@
-"""Decoding one clip into segments (and, for raw features, its serialized
-example); runs in worker processes (no TensorFlow)."""
+"""Decoding one clip into segments (and, for raw features, its framed
+TFRecord record, ready to append to a shard); runs in worker processes (no
+TensorFlow)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import dataclasses
 import numpy as np
 
 from tagger import audio
+from tagger.parallel import Chunks
+from tagger.records.schema import example_parts
+from tagger.records.tfrecord import frame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,7 +23,7 @@ class DecodeTask:
     dtype: str  # "int16" | "float32"
     max_bytes: int | None = None  # larger files are skipped
     max_seconds: float | None = None  # longer clips are cut here
-    # Set to serialize the example here (raw features): the clip's id, its
+    # Set to make the clip's record here (raw features): the clip's id, its
     # path relative to the audio root and its multi-hot labels.
     clip_id: int | None = None
     clip_path: str | None = None
@@ -32,7 +36,9 @@ class DecodedClip:
     segments: np.ndarray | None  # (segments, segment_length) as dtype, or None
     skip_reason: str | None = None
     full_seconds: float | None = None  # set when the clip was cut at max_seconds
-    example: bytes | None = None  # the serialized example, when the task asked for it
+    # the example serialized and framed as a TFRecord record (its bytes in
+    # order), when the task asked for it
+    record: Chunks | None = None
     num_segments: int = 0
 
     @property
@@ -42,10 +48,11 @@ class DecodedClip:
 
 def decode_clip(task: DecodeTask) -> DecodedClip:
     """Decode, mono, resample, cut, convert to the storage dtype and, when
-    the task names its clip, serialize the example (then `segments` is not
-    kept). A clip shorter than one segment, a file that is not a regular
-    file or is too large, an undecodable file or one with NaN/Inf samples
-    comes back with `skip_reason` set."""
+    the task names its clip, serialize and frame its record (then `segments`
+    is not kept: the record's parts view the converted array, uncopied). A
+    clip shorter than one segment, a file that is not a regular file or is
+    too large, an undecodable file or one with NaN/Inf samples comes back
+    with `skip_reason` set."""
     try:
         waveform, full_seconds = audio.read_clip(
             task.audio_path, task.sample_rate, quiet=True, max_bytes=task.max_bytes,
@@ -65,11 +72,9 @@ def decode_clip(task: DecodeTask) -> DecodedClip:
     if task.clip_id is None:
         return DecodedClip(task.index, segments, full_seconds=full_seconds,
                            num_segments=len(segments))
-    from tagger.records.schema import serialize_example
-
-    example = serialize_example(task.clip_id, task.clip_path, np.asarray(task.labels),
-                                segments)
-    return DecodedClip(task.index, None, full_seconds=full_seconds, example=example,
+    record = Chunks(frame(example_parts(task.clip_id, task.clip_path,
+                                        np.asarray(task.labels), segments)))
+    return DecodedClip(task.index, None, full_seconds=full_seconds, record=record,
                        num_segments=len(segments))
 
 

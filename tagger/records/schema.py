@@ -22,6 +22,13 @@ def serialize_example(clip_id: int, path: str, tags: np.ndarray,
     """Encodes one clip as a serialized tf.train.Example, without TensorFlow
     (worker processes call it): the bytes equal TensorFlow's deterministic
     serialization (map keys sorted), and the segments are copied once."""
+    return b"".join(example_parts(clip_id, path, tags, segments))
+
+
+def example_parts(clip_id: int, path: str, tags: np.ndarray, segments: np.ndarray) -> tuple:
+    """`serialize_example`'s bytes in three parts, (head, segments, tail):
+    the segments' bytes are a memoryview of `segments` (little-endian and
+    contiguous: else of a copy), never copied."""
     dtype = segments.dtype.name
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"segments must be int16 or float32, got {dtype}")
@@ -39,22 +46,24 @@ def serialize_example(clip_id: int, path: str, tags: np.ndarray,
     # Feature{bytes_list: BytesList{value: [payload]}}, length-prefixed by hand
     inner = _tag(1, 2) + _varint(len(payload))
     bytes_list = _tag(1, 2) + _varint(len(inner) + len(payload)) + inner
-    parts, size = [], 0
+    before, after = [], []  # the map's bytes before and after the segments' bytes
+    entries = before
     for name in sorted(features):  # map entries in key order, as TensorFlow writes them
         key = name.encode()
         if name == "segments":
             feature_size = len(bytes_list) + len(payload)
-            head = _tag(1, 2) + _varint(len(key)) + key + _tag(2, 2) + _varint(feature_size)
-            entry_size = len(head) + feature_size
-            chunk = [_tag(1, 2) + _varint(entry_size) + head + bytes_list, payload]
+            prefix = _tag(1, 2) + _varint(len(key)) + key + _tag(2, 2) + _varint(feature_size)
+            entry_size = len(prefix) + feature_size
+            before.append(_tag(1, 2) + _varint(entry_size) + prefix + bytes_list)
+            entries = after
         else:
             feature = features[name]
             entry = _tag(1, 2) + _varint(len(key)) + key + _tag(2, 2) + _varint(
                 len(feature)) + feature
-            chunk = [_tag(1, 2) + _varint(len(entry)) + entry]
-        parts += chunk
-        size += sum(len(c) for c in chunk)
-    return b"".join([_tag(1, 2) + _varint(size), *parts])  # Example{features: ...}
+            entries.append(_tag(1, 2) + _varint(len(entry)) + entry)
+    size = sum(map(len, before)) + len(payload) + sum(map(len, after))
+    head = b"".join([_tag(1, 2) + _varint(size), *before])  # Example{features: ...}
+    return head, payload, b"".join(after)
 
 
 def _varint(value: int) -> bytes:

@@ -11,6 +11,11 @@ skipped and why) is saved, then the shard is renamed into place: a shard
 file that exists is complete. A rerun keeps finished shards and writes the
 rest; the result is byte-identical to an uninterrupted build.
 
+The shards are TFRecord files, byte for byte as tf.io.TFRecordWriter writes
+them (`tagger.records.tfrecord`). Raw records come serialized and framed
+from the decoding workers, through memory shared with them; this process
+only appends them, in order.
+
 Only one build may write into a folder at a time (`build_lock`); a build
 never replaces files it did not write (a foreign dataset_info.json or
 shards) without `overwrite`, and `overwrite` removes only what a build
@@ -202,8 +207,9 @@ def decode_clips(clips, audio_root: str, known_broken: dict, config: BuildConfig
                  workers: int = 1, num_tags: int | None = None, pool=None):
     """Yields a DecodedClip per clip, in order, decoded by `workers`
     processes; a known-broken clip is not opened and comes with its reason.
-    Raw features are serialized by the workers too (the example comes back
-    ready to write); log-mel segments are computed here, in TensorFlow."""
+    Raw features are serialized and framed by the workers too (the record
+    comes back ready to append, valid until the next clip is asked for);
+    log-mel segments are computed here, in TensorFlow."""
     raw = config.features.kind == "raw"
     dtype = config.features.dtype if raw else "float32"
     if num_tags is None:
@@ -260,19 +266,20 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
                 manifest["skipped"].append({"clip_id": clip.clip_id, "path": clip.path,
                                             "reason": result.skip_reason})
                 continue
-            if result.example is not None:  # raw features: serialized by the worker
-                record, num_segments = result.example, result.num_segments
+            if result.record is not None:  # raw features: framed by the worker
+                record, num_segments = result.record.parts, result.num_segments
             else:
                 segments = features(result.segments)
-                record, num_segments = _serialize(clip, segments, num_tags), len(segments)
+                record, num_segments = _record(clip, segments, num_tags), len(segments)
             try:
-                writer.write(record)
+                for part in record:
+                    writer.write(part)
             except Exception as error:
                 if not _is_write_error(error):
                     raise
                 stack.close()
                 raise write_failed(error) from None
-            written += len(record)
+            written += sum(memoryview(part).nbytes for part in record)
             manifest["clip_ids"].append(clip.clip_id)
             manifest["segments"] += int(num_segments)
             if result.full_seconds is not None:
@@ -295,10 +302,11 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
 
 
 def _open_record_writer(path: str):
-    """A TFRecord writer for `path` (a context manager with .write(bytes))."""
-    import tensorflow as tf
+    """A new TFRecord file at `path` to append framed records to (a context
+    manager with .write(bytes-like))."""
+    from tagger.records.tfrecord import open_record_file
 
-    return tf.io.TFRecordWriter(path)
+    return open_record_file(path)
 
 
 def _is_write_error(error: Exception) -> bool:
@@ -318,11 +326,14 @@ def _write_error(path: str, error: Exception, needed_bytes: float) -> UserError:
                      "finished shards are kept")
 
 
-def _serialize(clip: Clip, segments: np.ndarray, num_tags: int) -> bytes:
-    """One example; a clip without labels (unlabelled split) stores zeros."""
-    from tagger.records.schema import serialize_example
+def _record(clip: Clip, segments: np.ndarray, num_tags: int) -> tuple:
+    """One example, framed (its parts in order); a clip without labels
+    (unlabelled split) stores zeros."""
+    from tagger.records.schema import example_parts
+    from tagger.records.tfrecord import frame
+
     labels = np.zeros(num_tags, np.int64) if clip.labels is None else np.asarray(clip.labels)
-    return serialize_example(clip.clip_id, clip.path, labels, segments)
+    return frame(example_parts(clip.clip_id, clip.path, labels, segments))
 
 
 def feature_transform(config: BuildConfig):

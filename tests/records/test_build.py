@@ -110,7 +110,7 @@ KILL_DRIVER = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     from tagger.records import writer
     from tests.checks import build_mtt
-    mode, count = sys.argv[3], int(sys.argv[4])
+    mode, count, workers = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     calls = [0]
     if mode == "before_rename":  # shard and manifest written, not yet renamed
         original = writer.fileio.rename
@@ -121,6 +121,23 @@ KILL_DRIVER = textwrap.dedent("""
                     os.kill(os.getpid(), signal.SIGKILL)
             original(src, dst)
         writer.fileio.rename = rename
+    elif mode == "mid_record":  # half way through appending a record to a shard
+        original = writer._open_record_writer
+        class Dying:
+            def __init__(self, path):
+                self.file = original(path)
+            def write(self, part):
+                calls[0] += 1
+                if calls[0] == count:
+                    self.file.write(part[:len(part) // 2])
+                    self.file.flush()
+                    os.kill(os.getpid(), signal.SIGKILL)
+                self.file.write(part)
+            def __enter__(self):
+                return self
+            def __exit__(self, *exc):
+                self.file.close()
+        writer._open_record_writer = Dying
     else:  # in the middle of writing a shard (one worker decodes in this process)
         original = writer.decode_clip
         def decode(task):
@@ -129,20 +146,24 @@ KILL_DRIVER = textwrap.dedent("""
                 os.kill(os.getpid(), signal.SIGKILL)
             return original(task)
         writer.decode_clip = decode
-    build_mtt(sys.argv[1], sys.argv[2])
+    if __name__ == "__main__":  # not where the workers' fork server imports it
+        build_mtt(sys.argv[1], sys.argv[2], workers=workers)
 """)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode,count", [("before_rename", 3), ("mid_shard", 10)])
+@pytest.mark.parametrize("mode,count,workers", [
+    ("before_rename", 3, 1), ("mid_shard", 10, 1),
+    ("mid_record", 29, 2),  # the 10th record's payload: workers frame, this process appends
+])
 def test_resume_after_sigkill_is_byte_identical(synthetic_mtt, raw_records, tmp_path,
-                                                mode, count):
+                                                mode, count, workers):
     data_dir, _ = synthetic_mtt
     out = tmp_path / "out"
     driver = tmp_path / "driver.py"
     driver.write_text(KILL_DRIVER.format(root=str(ROOT)))
     killed = subprocess.run([sys.executable, str(driver), data_dir, str(out), mode,
-                             str(count)], capture_output=True, text=True)
+                             str(count), str(workers)], capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     done = [n for n in os.listdir(out) if n.endswith(".tfrecord")]
     assert 0 < len(done) < len(files_digest(raw_records[0])) - 1

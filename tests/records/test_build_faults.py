@@ -216,18 +216,18 @@ def test_full_disk_removes_the_partial_shard_and_the_rerun_resumes(
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_tensorflow_full_disk_error_reads_as_a_full_disk(synthetic_mtt, tmp_path, monkeypatch):
-    import tensorflow as tf
+    from tagger.records.tfrecord import open_record_file
 
     data_dir, _ = synthetic_mtt
     original = writer._open_record_writer
     calls = []
 
-    def open_writer(path):  # the third shard goes to a device that is always full
-        calls.append(path)
+    def open_writer(path):  # the third shard goes to a device that is always full,
+        calls.append(path)  # written through tf.io.gfile as a gs:// shard would be
         if len(calls) < 3:
             return original(path)
         open(path, "wb").close()
-        return tf.io.TFRecordWriter("/dev/full")
+        return open_record_file("file:///dev/full")
 
     monkeypatch.setattr(writer, "_open_record_writer", open_writer)
     with pytest.raises(UserError, match="the disk is full: free at least"):
