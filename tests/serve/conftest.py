@@ -11,6 +11,8 @@ attention map) and a few audio files rendered by the synthetic generator.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.checks import built_once, saved_model, write_audio
@@ -23,19 +25,26 @@ RAW_INFO = {"features": {"kind": "raw"}, "num_tags": len(TAGGER_TAGS), "segment_
 
 @pytest.fixture(scope="session")
 def serve_models(tmp_path_factory):
-    """{"cnn": path, "transformer": path} of the tiny untrained taggers."""
+    """{"cnn": path, "transformer": path} of the tiny untrained taggers; each
+    built once, the two xdist processes starting on different ones so they
+    are built side by side."""
     from tagger.models import family
 
-    def make(folder):
-        return {
-            "cnn": str(saved_model("samplecnn", family("samplecnn").tiny, RAW_INFO,
-                                   folder / "cnn")),
-            "transformer": str(saved_model("transformer", family("transformer").tiny,
-                                           RAW_INFO, folder / "transformer",
-                                           window_segments=1)),
-        }
-
-    return built_once(tmp_path_factory, "serve_models", make)
+    makers = {
+        # in folders named after them: the server names train.py's model.keras by its folder
+        "cnn": lambda folder: str(saved_model("samplecnn", family("samplecnn").tiny,
+                                              RAW_INFO, folder / "cnn")),
+        "transformer": lambda folder: str(saved_model("transformer",
+                                                      family("transformer").tiny, RAW_INFO,
+                                                      folder / "transformer",
+                                                      window_segments=1)),
+    }
+    order = list(makers)
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
+        order.reverse()
+    built = {name: built_once(tmp_path_factory, f"serve_{name}", makers[name])
+             for name in order}
+    return {name: built[name] for name in makers}
 
 
 @pytest.fixture(scope="session")

@@ -211,11 +211,11 @@ def test_load_below_and_above_the_queue_bound(server, bench, files):
     requests share model calls."""
     running, _ = server
     bodies = [open(files[name], "rb").read() for name in ("song.mp3", "song.wav")]
-    below = bench.run_clients(running.url, bodies, MAX_QUEUE, 3.0, max_requests=400)
+    below = bench.run_clients(running.url, bodies, MAX_QUEUE, 2.0, max_requests=400)
     assert below.errors == [] and set(below.statuses) == {200} and below.ok >= MAX_QUEUE
     assert 0 < below.latency(50) <= below.latency(99) < 30
     before = health(running.url)["batching"]["cnn"]
-    above = bench.run_clients(running.url, bodies, 3 * MAX_QUEUE, 3.0, max_requests=600)
+    above = bench.run_clients(running.url, bodies, 3 * MAX_QUEUE, 2.0, max_requests=600)
     after = health(running.url)["batching"]["cnn"]
     assert above.errors == [] and set(above.statuses) == {200, 503}, above.statuses
     assert above.ok > 0 and above.refused > 0
