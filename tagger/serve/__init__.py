@@ -11,7 +11,8 @@
 - `models.py`: `ServedModel`, one loaded tagger: its predictor, batcher,
   fingerprint, and the decoding of an upload into the model's windows;
 - `app.py`: the FastAPI application (`create_app`): the versioned JSON API,
-  the page, the health check and the errors as JSON;
+  the page, the health check and the errors as JSON (`problems.Problem`: a
+  status and one line);
 - `server.py`: `serve(config)`: binds, loads the models and runs uvicorn;
 - `page/`: the page itself (HTML, CSS, JavaScript; no build step, nothing
   from elsewhere).

@@ -32,6 +32,14 @@ def test_bad_flags_are_one_line(capsys, argv, fragments):
     one_line_error(*call_main(main, capsys, *argv)[::2], *fragments)
 
 
+@pytest.fixture
+def serve_extra():
+    """The web stack, which tagger-serve checks before anything else."""
+    for name in ("fastapi", "uvicorn", "python_multipart"):
+        pytest.importorskip(name)
+
+
+@pytest.mark.usefixtures("serve_extra")
 @pytest.mark.parametrize("argv, fragments", [
     (["missing.keras", "--port", "0"], ["model file 'missing.keras' not found"]),
     (["no-such-pretrained-name", "--port", "0"], ["neither a model file nor a pretrained"]),
@@ -43,6 +51,7 @@ def test_bad_models_and_addresses_are_one_line(capsys, argv, fragments):
     one_line_error(*call_main(main, capsys, *argv)[::2], *fragments)
 
 
+@pytest.mark.usefixtures("serve_extra")
 def test_a_port_in_use_is_one_line_before_loading(capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -52,6 +61,7 @@ def test_a_port_in_use_is_one_line_before_loading(capsys):
     one_line_error(code, err, f"cannot listen on 127.0.0.1:{port}", "choose another --port")
 
 
+@pytest.mark.usefixtures("serve_extra")
 def test_two_models_of_one_name_are_refused(capsys, serve_models):
     code, _, err = call_main(main, capsys, serve_models["cnn"], "--model", serve_models["cnn"],
                              "--port", "0")
