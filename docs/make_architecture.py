@@ -37,8 +37,8 @@ def draw(path: str = OUT) -> str:
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
     edges = unit_edges()
-    width, row = 12.0, 1.25
-    figure, ax = plt.subplots(figsize=(12.5, 0.95 * len(LAYERS) + 1.2), dpi=130)
+    width, row = 13.2, 1.25
+    figure, ax = plt.subplots(figsize=(13.7, 0.95 * len(LAYERS) + 1.2), dpi=130)
     where = {}
     for level, (name, units) in enumerate(LAYERS):
         y = level * row

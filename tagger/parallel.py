@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import functools
 import io
+import json
 import mmap
 import multiprocessing
 import multiprocessing.connection
@@ -31,7 +32,7 @@ import os
 import pickle
 import signal
 import traceback
-from multiprocessing import reduction
+from multiprocessing import reduction, spawn
 
 IN_FLIGHT_PER_WORKER = 4  # items sent but not yet yielded, per worker
 QUEUED_PER_WORKER = 2  # items sent to one worker at a time (one runs, one waits)
@@ -42,6 +43,9 @@ ATTEMPTS = 2  # an item whose worker dies is tried this many times in all
 # for a result holding `Chunks`, once the consumer asks for the next result.
 SLOTS_PER_WORKER = IN_FLIGHT_PER_WORKER
 SLOT_BYTES = 64 << 20
+# The environment variable that tells the fork server where the main module
+# is (tagger.fork_server).
+FORK_SERVER_MAIN = "TAGGER_FORK_SERVER_MAIN"
 
 
 class WorkerDied(RuntimeError):
@@ -224,14 +228,27 @@ def _shared_slots():
 
 def worker_context(fn):
     """Where workers come from: a fork server where the platform has one (a
-    clean process that imports `fn`'s module once, so each worker starts in
-    milliseconds instead of importing it again), else plain spawning. Either
-    way a worker never inherits this process's threads (TensorFlow's)."""
+    clean process that imports `fn`'s module and this program's main module
+    once, so each worker starts in milliseconds instead of importing them
+    again), else plain spawning. Either way a worker never inherits this
+    process's threads (TensorFlow's)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
+    main = describe_main()  # for the server to load (tagger.fork_server)
+    if os.environ.get(FORK_SERVER_MAIN) != main:
+        os.environ[FORK_SERVER_MAIN] = main
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", fn.__module__])  # once the server starts
+    context.set_forkserver_preload(["tagger.fork_server", fn.__module__])  # once it starts
     return context
+
+
+def describe_main() -> str:
+    """Where this process's fork server finds the main module (JSON): this
+    process, the module search path and the main module's name or path, as
+    multiprocessing tells a worker."""
+    data = spawn.get_preparation_data("fork server")
+    keys = ("sys_path", "init_main_from_name", "init_main_from_path")
+    return json.dumps({"parent": os.getpid(), **{key: data[key] for key in keys if key in data}})
 
 
 class WorkerPool:

@@ -21,7 +21,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tagger"
 # except in the foundation and the commands (whose modules share tagger/cli.py).
 LAYERS = (
     ("foundation", ("errors", "config", "strict_json", "fileio", "safe_pickle",
-                    "folder_lock", "host_memory", "runtime", "audio", "parallel")),
+                    "folder_lock", "host_memory", "runtime", "audio", "parallel",
+                    "fork_server")),
     ("building blocks", ("layers", "augment")),
     ("models", ("models",)),
     ("records", ("records",)),

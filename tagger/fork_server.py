@@ -1,0 +1,55 @@
+"""Loads the program's main module into the workers' fork server, once.
+
+A worker forked from multiprocessing's fork server runs the parent's main
+module again before it can take an item, unless the server has loaded it:
+for a command, 50-90 ms of imports per worker per build. Naming `__main__`
+in the server's preload list is meant to load it there, but before Python
+3.14 the server is never told where the main module is (CPython issue
+gh-98552), so nothing is loaded. `tagger.parallel.worker_context` names
+this module first in the preload list instead, and passes what the server
+needs in an environment variable; the server imports this module, which
+loads the main module as a worker would. What cannot be loaded there is
+left to the workers, as before.
+
+Only the fork server imports this module, and it acts only on a variable
+set by its parent.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from multiprocessing import process, spawn
+
+from tagger.parallel import FORK_SERVER_MAIN
+
+
+def _load_main(text: str | None) -> None:
+    """Loads the main module described by `text` (see
+    `tagger.parallel.describe_main`) where this process is the fork server
+    of the process that wrote it."""
+    if not text:
+        return
+    data = json.loads(text)
+    if data.get("parent") != os.getppid():
+        return
+    sys.path[:] = data.get("sys_path", sys.path)
+    # As a worker does: loading the main module must not start processes.
+    process.current_process()._inheriting = True
+    try:
+        name = data.get("init_main_from_name")
+        if name is not None:
+            # Its imports are loaded; a worker runs its body again, which is quick.
+            if name != "__main__" and not name.endswith(".__main__"):
+                importlib.import_module(name)
+        elif data.get("init_main_from_path"):
+            spawn.import_main_path(data["init_main_from_path"])  # a worker finds it loaded
+    except (Exception, SystemExit):  # the workers load it themselves
+        pass
+    finally:
+        del process.current_process()._inheriting
+
+
+_load_main(os.environ.get(FORK_SERVER_MAIN))
