@@ -4,8 +4,8 @@ A worker forked from multiprocessing's fork server runs the parent's main
 module again before it can take an item, unless the server has loaded it:
 for a command, 50-90 ms of imports per worker per build. Naming `__main__`
 in the server's preload list is meant to load it there, but before Python
-3.14 the server is never told where the main module is (CPython issue
-gh-98552), so nothing is loaded. `tagger.parallel.worker_context` names
+3.13.8 and 3.14.1 the server is never told where the main module is
+(CPython issues gh-98552, gh-126631), so nothing is loaded. `tagger.parallel.worker_context` names
 this module first in the preload list instead, and passes what the server
 needs in an environment variable; the server imports this module, which
 loads the main module as a worker would. What cannot be loaded there is
@@ -36,6 +36,7 @@ def _load_main(text: str | None) -> None:
     if data.get("parent") != os.getppid():
         return
     sys.path[:] = data.get("sys_path", sys.path)
+    sys.argv[:] = data.get("sys_argv", sys.argv)
     # As a worker does: loading the main module must not start processes.
     process.current_process()._inheriting = True
     try:

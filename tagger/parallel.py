@@ -244,10 +244,10 @@ def worker_context(fn):
 
 def describe_main() -> str:
     """Where this process's fork server finds the main module (JSON): this
-    process, the module search path and the main module's name or path, as
-    multiprocessing tells a worker."""
+    process, the module search path, the arguments and the main module's
+    name or path, as multiprocessing tells a worker."""
     data = spawn.get_preparation_data("fork server")
-    keys = ("sys_path", "init_main_from_name", "init_main_from_path")
+    keys = ("sys_path", "sys_argv", "init_main_from_name", "init_main_from_path")
     return json.dumps({"parent": os.getpid(), **{key: data[key] for key in keys if key in data}})
 
 
