@@ -205,11 +205,16 @@ def test_chunks_are_read_in_the_shared_slot_until_the_next_result():
     assert len(set(pids)) == 2  # no worker died on the way
 
 
-def test_chunks_through_the_pipe_or_in_this_process(monkeypatch):
+@pytest.mark.parametrize("how", ["no shared memory", "slots too small"])
+def test_chunks_through_the_pipe_or_in_this_process(monkeypatch, how):
     import tagger.parallel
 
-    monkeypatch.setattr(tagger.parallel, "_shared_slots", lambda: None)
+    if how == "no shared memory":
+        monkeypatch.setattr(tagger.parallel, "_shared_slots", lambda: None)
+    else:  # the parts do not fit after the pickled result
+        monkeypatch.setattr(tagger.parallel, "SLOT_BYTES", 1 << 20)
     for workers in (1, 2):
         results = list(ordered_map(chunked, range(4), workers))
         assert [[bytes(p) for p in chunks.parts] for _, chunks in results] == [
             expected_parts(x) for x in range(4)]
+        assert workers == 1 or all(isinstance(p, bytes) for _, c in results for p in c.parts)
