@@ -74,10 +74,6 @@ class Chunks:
     def __init__(self, parts):
         self.parts = tuple(parts)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(memoryview(part).nbytes for part in self.parts)
-
     def __reduce__(self):  # through the pipe: copied into bytes
         return Chunks, (tuple(bytes(part) for part in self.parts),)
 
