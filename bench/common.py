@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import time
@@ -39,7 +40,10 @@ def machine_line(cpuinfo: str = "/proc/cpuinfo") -> str:
     return f"CPU: {model}, {os.cpu_count()} cores; SIMD: {simd}"
 
 
-print(machine_line(), flush=True)  # every bench's output starts with the machine
+# Every bench's output starts with the machine, once: not again where a
+# worker process or the workers' fork server loads the bench's module.
+if not getattr(multiprocessing.current_process(), "_inheriting", False):
+    print(machine_line(), flush=True)
 
 
 def timed(fn, *args, **kwargs):
