@@ -523,3 +523,78 @@ def randomise(model, calibrate_with, seed=0):
         model(calibrate_with)
         model.eval()
     return model
+
+
+def saved_originals(folder, constructors, input_length):
+    """{name: (best_model.pth, module)}: each of `constructors` (name ->
+    callable giving a fresh original) randomised with its position as the
+    seed, calibrated on gliding tones of `input_length` samples (an int, or
+    name -> int) and saved as folder/name/best_model.pth, the release's
+    layout (torch.save of the state dict)."""
+    from tests.checks import gliding_tones
+
+    found = {}
+    for seed, (name, constructor) in enumerate(constructors.items()):
+        length = input_length[name] if isinstance(input_length, dict) else input_length
+        torch.manual_seed(seed)
+        module = randomise(constructor(), torch.from_numpy(gliding_tones(length, 4, seed=1)),
+                           seed)
+        path = folder / name / "best_model.pth"
+        path.parent.mkdir()
+        torch.save(module.state_dict(), path)
+        found[name] = (path, module)
+    return found
+
+
+def convert_sota(path, family, tmp_path, capsys, dataset="mtat"):
+    """(model, info, stdout) of `convert_weights --from sota` on `path`,
+    which must succeed, read back from the .keras it wrote."""
+    from tagger.commands import convert_weights
+    from tagger.models.saved import load_tagger
+    from tests.checks import call_main
+
+    out = tmp_path / f"{family}.keras"
+    code, stdout, err = call_main(convert_weights.main, capsys, path, "--from", "sota",
+                                  "--model", family, "--dataset", dataset, "--out", out)
+    assert code == 0, err
+    model, info = load_tagger(str(out))
+    return model, info, stdout
+
+
+def assert_same_scores(model, original, input_length):
+    """Our model and the original give the same (2, 50) tag scores, within
+    1e-4, on gliding tones of `input_length` samples, where the original's
+    are not saturated."""
+    from tests.checks import gliding_tones
+
+    x = gliding_tones(input_length)
+    with torch.no_grad():
+        expected = original(torch.from_numpy(x)).numpy()
+    got = np.asarray(model(x, training=False))
+    assert expected.shape == got.shape == (2, 50)
+    assert 0.02 < expected.std() and 0.05 < expected.mean() < 0.95  # not saturated
+    assert np.abs(got - expected).max() < 1e-4
+
+
+def reference_counts(module):
+    """(parameters, batch-norm running statistics) of `module`, the two
+    counts ../shared/reference/sota_zoo.md gives per release."""
+    norms = (nn.BatchNorm1d, nn.BatchNorm2d)
+    statistics = sum(m.running_mean.numel() + m.running_var.numel()
+                     for m in module.modules() if isinstance(m, norms))
+    return sum(p.numel() for p in module.parameters()), statistics
+
+
+def assert_refused(state, argv, fragments, tmp_path, capsys):
+    """`state` saved as bad.pth and converted with `argv` (after --from sota)
+    fails with one line holding every fragment and writes nothing."""
+    from tagger.commands import convert_weights
+    from tests.checks import call_main, one_line_error
+
+    bad = tmp_path / "bad.pth"
+    torch.save(state, bad)
+    out = tmp_path / "model.keras"
+    code, _, err = call_main(convert_weights.main, capsys, bad, "--from", "sota", *argv,
+                             "--out", out)
+    one_line_error(code, err, *fragments)
+    assert list(tmp_path.iterdir()) == [bad]

@@ -5,6 +5,7 @@ our short_cnn / short_res / fcn, which give the same tag scores on the same
 audio at the original's input lengths (59049 and 464000 samples, 16 kHz)."""
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -15,8 +16,7 @@ from tagger.commands import convert_weights  # noqa: E402
 from tagger.convert import sota  # noqa: E402
 from tagger.datasets.msd.tags import CLASSIC_TAGS  # noqa: E402
 from tagger.datasets.mtt import MTT_TOP50  # noqa: E402
-from tagger.models.saved import load_tagger  # noqa: E402
-from tests.checks import call_main, one_line_error  # noqa: E402
+from tests.checks import call_main, gliding_tones, one_line_error  # noqa: E402
 from tests.convert import originals  # noqa: E402
 
 CHANNELS = 8  # narrow originals: the structure and key layout of the released ones
@@ -25,55 +25,28 @@ ORIGINAL = {"short_cnn": originals.ShortChunkCNN, "short_res": originals.ShortCh
             "fcn": originals.FCN}
 
 
-def audio(samples, batch=2, seed=0):
-    """Gliding tones plus noise at 16 kHz."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(samples) / 16000.0
-    start = rng.uniform(100, 2000, (batch, 1))
-    phase = 2 * np.pi * (start * t + 0.5 * 200.0 * t ** 2)
-    return (0.3 * np.sin(phase)
-            + 0.05 * rng.standard_normal((batch, samples))).astype("float32")
-
-
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """{model: (best_model.pth, torch module)}, state dicts as torch.save
     wrote them for the release."""
-    folder = tmp_path_factory.mktemp("sota")
-    found = {}
-    for seed, (name, original) in enumerate(ORIGINAL.items()):
-        torch.manual_seed(seed)
-        module = originals.randomise(original(n_channels=CHANNELS),
-                                     torch.from_numpy(audio(INPUT[name], 4, seed=1)), seed)
-        path = folder / name / "best_model.pth"
-        path.parent.mkdir()
-        torch.save(module.state_dict(), path)
-        found[name] = (path, module)
-    return found
+    return originals.saved_originals(
+        tmp_path_factory.mktemp("sota"),
+        {name: functools.partial(original, n_channels=CHANNELS)
+         for name, original in ORIGINAL.items()}, INPUT)
 
 
 @pytest.mark.parametrize("name", sorted(ORIGINAL))
 def test_converted_scores_equal_the_original(checkpoints, name, tmp_path, capsys):
     path, original = checkpoints[name]
-    out = tmp_path / f"{name}.keras"
-    code, stdout, err = call_main(convert_weights.main, capsys, path, "--from", "sota",
-                                  "--model", name, "--dataset", "mtat", "--out", out)
-    assert code == 0, err
+    model, info, stdout = originals.convert_sota(path, name, tmp_path, capsys)
     assert "at 16000 Hz" in stdout
-    model, info = load_tagger(str(out))
     assert info["tag_names"] == list(MTT_TOP50)
     assert info["sample_rate"] == 16000 and info["window_segments"] == 1
     assert info["segment_length"] == INPUT[name]
     assert info["logmel"]["mel_scale"] == "htk" and info["logmel"]["top_db"] is None
     assert info["model_args"] == {"num_tags": 50, "n_channels": CHANNELS}
     assert model.input.shape == (None, INPUT[name])
-    x = audio(INPUT[name])
-    with torch.no_grad():
-        expected = original(torch.from_numpy(x)).numpy()
-    got = np.asarray(model(x, training=False))
-    assert expected.shape == got.shape == (2, 50)
-    assert 0.02 < expected.std() and 0.05 < expected.mean() < 0.95  # not saturated
-    assert np.abs(got - expected).max() < 1e-4
+    originals.assert_same_scores(model, original, INPUT[name])
 
 
 @pytest.mark.parametrize("name, n_mels", [("short_res", 128), ("fcn", 96)])
@@ -85,7 +58,7 @@ def test_front_end_is_torchaudios(name, n_mels):
 
     logmel = family(name).logmel
     assert logmel.n_mels == n_mels
-    x = audio(59049)
+    x = gliding_tones(59049)
     layer = LogMel(sample_rate=16000, **dataclasses.asdict(logmel))
     spectrogram = originals.MelSpectrogram(16000, 512, 0.0, 8000.0, n_mels,
                                            dtype=torch.float64)
@@ -141,14 +114,8 @@ def test_bad_files_are_one_line_and_write_nothing(checkpoints, change, argv, fra
         state["spec.mel_scale.fb"] = state["spec.mel_scale.fb"] * 1.1
     elif change == "window":
         state["spec.spectrogram.window"] = torch.ones(512)
-    bad = tmp_path / "bad.pth"
-    torch.save(state, bad)
-    out = tmp_path / "model.keras"
-    code, _, err = call_main(convert_weights.main, capsys, bad, "--from", "sota",
-                             *(argv or ["--model", "short_res"]), "--dataset", "mtat",
-                             "--out", out)
-    one_line_error(code, err, *fragments)
-    assert not out.exists() and list(tmp_path.iterdir()) == [bad]
+    originals.assert_refused(state, [*(argv or ["--model", "short_res"]), "--dataset", "mtat"],
+                             fragments, tmp_path, capsys)
 
 
 def test_flags_are_checked(checkpoints, tmp_path, capsys):

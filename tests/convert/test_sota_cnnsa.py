@@ -9,11 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tagger.commands import convert_weights  # noqa: E402
 from tagger.convert import sota  # noqa: E402
 from tagger.datasets.mtt import MTT_TOP50  # noqa: E402
-from tagger.models.saved import load_tagger  # noqa: E402
-from tests.checks import call_main, gliding_tones, one_line_error  # noqa: E402
 from tests.convert import originals  # noqa: E402
 from tests.convert.originals_cnnsa import CNNSA  # noqa: E402
 
@@ -24,22 +21,15 @@ CHANNELS = 8  # narrow original (the release: 128): an encoder 16 wide, 8 heads 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """(best_model.pth, torch module) as torch.save wrote it."""
-    torch.manual_seed(0)
-    module = originals.randomise(CNNSA(n_channels=CHANNELS),
-                                 torch.from_numpy(gliding_tones(INPUT, 4, seed=1)), 0)
-    path = tmp_path_factory.mktemp("sota_cnnsa") / "best_model.pth"
-    torch.save(module.state_dict(), path)
-    return path, module
+    return originals.saved_originals(tmp_path_factory.mktemp("sota_cnnsa"),
+                                     {"cnnsa": lambda: CNNSA(n_channels=CHANNELS)},
+                                     INPUT)["cnnsa"]
 
 
 def test_converted_scores_equal_the_original(checkpoint, tmp_path, capsys):
     path, original = checkpoint
-    out = tmp_path / "cnnsa.keras"
-    code, stdout, err = call_main(convert_weights.main, capsys, path, "--from", "sota",
-                                  "--model", "cnnsa", "--dataset", "mtat", "--out", out)
-    assert code == 0, err
+    model, info, stdout = originals.convert_sota(path, "cnnsa", tmp_path, capsys)
     assert "windows of 15.00 s at 16000 Hz" in stdout
-    model, info = load_tagger(str(out))
     assert info["tag_names"] == list(MTT_TOP50)
     assert info["sample_rate"] == 16000 and info["window_segments"] == 1
     assert info["segment_length"] == INPUT
@@ -49,13 +39,7 @@ def test_converted_scores_equal_the_original(checkpoint, tmp_path, capsys):
     assert model.input.shape == (None, INPUT)
     np.testing.assert_array_equal(model.get_layer("cls_token").token.numpy(),
                                   original.vec_cls[0].numpy())
-    x = gliding_tones(INPUT)
-    with torch.no_grad():
-        expected = original(torch.from_numpy(x)).numpy()
-    got = np.asarray(model(x, training=False))
-    assert expected.shape == got.shape == (2, 50)
-    assert 0.02 < expected.std() and 0.05 < expected.mean() < 0.95  # not saturated
-    assert np.abs(got - expected).max() < 1e-4
+    originals.assert_same_scores(model, original, INPUT)
 
 
 def test_the_original_has_the_reference_counts():
@@ -63,10 +47,7 @@ def test_the_original_has_the_reference_counts():
     release's size, has the measured counts (the [CLS] vector is neither a
     parameter nor a buffer)."""
     module = CNNSA()
-    norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)
-    statistics = sum(m.running_mean.numel() + m.running_var.numel()
-                     for m in module.modules() if isinstance(m, norms))
-    assert (sum(p.numel() for p in module.parameters()), statistics) == (10_521_652, 9_218)
+    assert originals.reference_counts(module) == (10_521_652, 9_218)
     assert "vec_cls" not in module.state_dict()
 
 
@@ -82,14 +63,8 @@ def test_detected_by_its_keys(checkpoint):
 ])
 def test_bad_files_are_one_line_and_write_nothing(checkpoint, change, model, fragments,
                                                   tmp_path, capsys):
-    path, _ = checkpoint
-    state = torch.load(path, weights_only=True)
+    state = torch.load(checkpoint[0], weights_only=True)
     if change == "missing":
         del state["encoder.layer.1.output.LayerNorm.bias"]
-    bad = tmp_path / "bad.pth"
-    torch.save(state, bad)
-    out = tmp_path / "model.keras"
-    code, _, err = call_main(convert_weights.main, capsys, bad, "--from", "sota",
-                             "--model", model, "--dataset", "mtat", "--out", out)
-    one_line_error(code, err, *fragments)
-    assert list(tmp_path.iterdir()) == [bad]
+    originals.assert_refused(state, ["--model", model, "--dataset", "mtat"], fragments,
+                             tmp_path, capsys)

@@ -10,10 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tagger.commands import convert_weights  # noqa: E402
 from tagger.datasets.mtt import MTT_TOP50  # noqa: E402
-from tagger.models.saved import load_tagger  # noqa: E402
-from tests.checks import call_main, gliding_tones, one_line_error  # noqa: E402
+from tests.checks import gliding_tones  # noqa: E402
 from tests.convert import originals  # noqa: E402
 from tests.convert.originals_hcnn import HarmonicCNN  # noqa: E402
 
@@ -24,15 +22,10 @@ Q = 1.37  # the bandwidth parameter, moved away from its initial 1.0
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    """(best_model.pth, torch module, converted .keras) of one original."""
-    folder = tmp_path_factory.mktemp("sota_hcnn")
-    torch.manual_seed(0)
-    module = originals.randomise(HarmonicCNN(n_channels=CHANNELS, bw_q=Q),
-                                 torch.from_numpy(gliding_tones(INPUT, 4, seed=1)))
-    path = folder / "hcnn" / "best_model.pth"
-    path.parent.mkdir()
-    torch.save(module.state_dict(), path)
-    return path, module
+    """(best_model.pth, torch module) as torch.save wrote it."""
+    return originals.saved_originals(
+        tmp_path_factory.mktemp("sota_hcnn"),
+        {"hcnn": lambda: HarmonicCNN(n_channels=CHANNELS, bw_q=Q)}, INPUT)["hcnn"]
 
 
 def test_the_file_holds_the_originals_buffers(checkpoint):
@@ -44,12 +37,8 @@ def test_the_file_holds_the_originals_buffers(checkpoint):
 
 def test_converted_scores_equal_the_original(checkpoint, tmp_path, capsys):
     path, original = checkpoint
-    out = tmp_path / "hcnn.keras"
-    code, stdout, err = call_main(convert_weights.main, capsys, path, "--from", "sota",
-                                  "--model", "hcnn", "--dataset", "mtat", "--out", out)
-    assert code == 0, err
+    model, info, stdout = originals.convert_sota(path, "hcnn", tmp_path, capsys)
     assert "windows of 5.00 s at 16000 Hz" in stdout
-    model, info = load_tagger(str(out))
     assert info["tag_names"] == list(MTT_TOP50)
     assert info["sample_rate"] == 16000 and info["window_segments"] == 1
     assert info["segment_length"] == INPUT and info["logmel"] is None
@@ -59,24 +48,17 @@ def test_converted_scores_equal_the_original(checkpoint, tmp_path, capsys):
     x = gliding_tones(INPUT)
     with torch.no_grad():
         bands = original.hstft(torch.from_numpy(x)).numpy()  # (b, harmonic, f0, time)
-        expected = original(torch.from_numpy(x)).numpy()
     front = keras.Model(model.input, model.get_layer("harmonic_stft").output)
     ours = np.asarray(front(x)).transpose(0, 3, 1, 2)
     assert ours.shape == bands.shape == (2, 6, 128, 313)
     assert np.abs(ours - bands).max() < 5e-3  # dB (measured 8e-4: two float32 STFTs)
-    got = np.asarray(model(x, training=False))
-    assert expected.shape == got.shape == (2, 50)
-    assert 0.02 < expected.std() and 0.05 < expected.mean() < 0.95  # not saturated
-    assert np.abs(got - expected).max() < 1e-4
+    originals.assert_same_scores(model, original, INPUT)
 
 
 def test_the_original_has_the_reference_counts():
     """../shared/reference/sota_zoo.md: the original written here, at the
     release's 128 channels, has the measured counts (Q included)."""
-    module = HarmonicCNN()
-    statistics = sum(m.running_mean.numel() + m.running_var.numel() for m in module.modules()
-                     if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)))
-    assert (sum(p.numel() for p in module.parameters()), statistics) == (3_631_551, 4_876)
+    assert originals.reference_counts(HarmonicCNN()) == (3_631_551, 4_876)
 
 
 @pytest.mark.parametrize("change, model, fragments", [
@@ -94,10 +76,5 @@ def test_bad_files_are_one_line_and_write_nothing(checkpoint, change, model, fra
         del state["hstft.bw_Q"]
     elif change == "shape":
         state["layer3.conv_1.weight"] = torch.zeros(8, 8, 5, 5)
-    bad = tmp_path / "bad.pth"
-    torch.save(state, bad)
-    out = tmp_path / "model.keras"
-    code, _, err = call_main(convert_weights.main, capsys, bad, "--from", "sota",
-                             "--model", model, "--dataset", "mtat", "--out", out)
-    one_line_error(code, err, *fragments)
-    assert list(tmp_path.iterdir()) == [bad]
+    originals.assert_refused(state, ["--model", model, "--dataset", "mtat"], fragments,
+                             tmp_path, capsys)

@@ -4,17 +4,15 @@ narrowed) in the release's key layout convert into our musicnn at both of
 the release's sizes (backend 64 / dense 200: mtat, jamendo; 512 / 500:
 msd) and give the same tag scores on the same 48000 samples at 16 kHz."""
 
-import numpy as np
+import functools
+
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from tagger.commands import convert_weights  # noqa: E402
 from tagger.convert import sota  # noqa: E402
 from tagger.datasets.msd.tags import CLASSIC_TAGS  # noqa: E402
 from tagger.datasets.mtt import MTT_TOP50  # noqa: E402
-from tagger.models.saved import load_tagger  # noqa: E402
-from tests.checks import call_main, gliding_tones, one_line_error  # noqa: E402
 from tests.convert import originals  # noqa: E402
 from tests.convert.originals_musicnn import Musicnn  # noqa: E402
 
@@ -26,37 +24,16 @@ SIZES = {"mtat": (64, 200), "msd": (512, 500)}  # backend channels, dense units
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """{dataset: (best_model.pth, torch module)} as torch.save wrote them."""
-    folder = tmp_path_factory.mktemp("sota_musicnn")
-    found = {}
-    for seed, dataset in enumerate(SIZES):
-        torch.manual_seed(seed)
-        module = originals.randomise(Musicnn(dataset=dataset, **NARROW),
-                                     torch.from_numpy(gliding_tones(INPUT, 4, seed=1)), seed)
-        path = folder / dataset / "best_model.pth"
-        path.parent.mkdir()
-        torch.save(module.state_dict(), path)
-        found[dataset] = (path, module)
-    return found
-
-
-def check_scores(model, original):
-    x = gliding_tones(INPUT)
-    with torch.no_grad():
-        expected = original(torch.from_numpy(x)).numpy()
-    got = np.asarray(model(x, training=False))
-    assert expected.shape == got.shape == (2, 50)
-    assert 0.02 < expected.std() and 0.05 < expected.mean() < 0.95  # not saturated
-    assert np.abs(got - expected).max() < 1e-4
+    return originals.saved_originals(
+        tmp_path_factory.mktemp("sota_musicnn"),
+        {dataset: functools.partial(Musicnn, dataset=dataset, **NARROW) for dataset in SIZES},
+        INPUT)
 
 
 def test_mtat_size_converts_with_the_same_scores(checkpoints, tmp_path, capsys):
     path, original = checkpoints["mtat"]
-    out = tmp_path / "musicnn.keras"
-    code, stdout, err = call_main(convert_weights.main, capsys, path, "--from", "sota",
-                                  "--model", "musicnn", "--dataset", "mtat", "--out", out)
-    assert code == 0, err
+    model, info, stdout = originals.convert_sota(path, "musicnn", tmp_path, capsys)
     assert "at 16000 Hz" in stdout
-    model, info = load_tagger(str(out))
     assert info["tag_names"] == list(MTT_TOP50)
     assert info["sample_rate"] == 16000 and info["window_segments"] == 1
     assert info["segment_length"] == INPUT and info["logmel"]["n_mels"] == 96
@@ -64,7 +41,7 @@ def test_mtat_size_converts_with_the_same_scores(checkpoints, tmp_path, capsys):
                                   "temporal_filters": 4, "backend_channels": 64,
                                   "dense_units": 200}
     assert model.input.shape == (None, INPUT)
-    check_scores(model, original)
+    originals.assert_same_scores(model, original, INPUT)
 
 
 def test_msd_size_converts_with_the_same_scores(checkpoints):
@@ -73,7 +50,7 @@ def test_msd_size_converts_with_the_same_scores(checkpoints):
     assert info["model_args"]["backend_channels"] == 512
     assert info["model_args"]["dense_units"] == 500
     assert info["default_tags"] == tuple(CLASSIC_TAGS)
-    check_scores(model, original)
+    originals.assert_same_scores(model, original, INPUT)
 
 
 @pytest.mark.parametrize("dataset, counts", [("mtat", (784_300, 1_908)),
@@ -81,11 +58,7 @@ def test_msd_size_converts_with_the_same_scores(checkpoints):
 def test_the_original_has_the_reference_counts(dataset, counts):
     """../shared/reference/sota_zoo.md: the original written here, at the
     release's filters, has the measured counts."""
-    module = Musicnn(dataset=dataset)
-    norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)
-    statistics = sum(m.running_mean.numel() + m.running_var.numel()
-                     for m in module.modules() if isinstance(m, norms))
-    assert (sum(p.numel() for p in module.parameters()), statistics) == counts
+    assert originals.reference_counts(Musicnn(dataset=dataset)) == counts
 
 
 @pytest.mark.parametrize("change, model, fragments", [
@@ -95,16 +68,10 @@ def test_the_original_has_the_reference_counts(dataset, counts):
 ])
 def test_bad_files_are_one_line_and_write_nothing(checkpoints, change, model, fragments,
                                                   tmp_path, capsys):
-    path, _ = checkpoints["mtat"]
-    state = torch.load(path, weights_only=True)
+    state = torch.load(checkpoints["mtat"][0], weights_only=True)
     if change == "missing":
         del state["layers.3.bn.running_var"]
     elif change == "shape":
         state["layer2.conv.weight"] = torch.zeros(64, 64, 5)
-    bad = tmp_path / "bad.pth"
-    torch.save(state, bad)
-    out = tmp_path / "model.keras"
-    code, _, err = call_main(convert_weights.main, capsys, bad, "--from", "sota",
-                             "--model", model, "--dataset", "mtat", "--out", out)
-    one_line_error(code, err, *fragments)
-    assert list(tmp_path.iterdir()) == [bad]
+    originals.assert_refused(state, ["--model", model, "--dataset", "mtat"], fragments,
+                             tmp_path, capsys)

@@ -68,8 +68,12 @@ def logmel_batch(frames, n_mels=16, tags=5, batch=4, seed=0):
     """A fixed (x, y) batch for a log-mel-input model: x (batch, frames,
     n_mels) standard normal, y a fixed 0/1 pattern (batch, tags)."""
     x = np.random.default_rng(seed).standard_normal((batch, frames, n_mels))
-    y = (np.arange(batch * tags).reshape(batch, tags) % 3 == 0)
-    return x.astype("float32"), y.astype("float32")
+    return x.astype("float32"), fixed_labels(batch, tags)
+
+
+def fixed_labels(batch=4, tags=5):
+    """(batch, tags) float32 0/1: every third entry set."""
+    return (np.arange(batch * tags).reshape(batch, tags) % 3 == 0).astype("float32")
 
 
 def check_trains_saves_and_loads(model, x, y, tmp_path):
@@ -79,3 +83,34 @@ def check_trains_saves_and_loads(model, x, y, tmp_path):
     assert model.predict(x, verbose=0).shape == y.shape
     check_training_lowers_loss(model, x, y)
     check_saved_model(model, x, tmp_path)
+
+
+def check_tiny_waveform_tagger(model, segments, tmp_path):
+    """A tiny waveform-input tagger with 5 tags, on four fixed windows of
+    `segments` segments: one step changes the weights, then as
+    `check_trains_saves_and_loads`."""
+    from tests.checks import check_training_step
+
+    x, y = waveforms(4, segments), fixed_labels()
+    check_training_step(model, x, y)
+    check_trains_saves_and_loads(model, x, y, tmp_path)
+
+
+def check_train_reads_16_khz_records(family, segment_length):
+    """train.py takes `family` on raw records of its own segment length at
+    16 kHz (one segment a window), and names the build flags it needs for
+    records of another length."""
+    import pytest
+
+    from tagger.config import TrainConfig
+    from tagger.errors import UserError
+    from tagger.training import model_setup
+
+    info = {"num_tags": 50, "segment_length": segment_length, "sample_rate": 16000,
+            "features": {"kind": "raw"}, "tag_names": [f"t{i}" for i in range(50)]}
+    assert model_setup.model_arguments(TrainConfig(model=family), info, 1) == {
+        "num_tags": 50, "input_kind": "raw", "segments": 1, "sample_rate": 16000}
+    with pytest.raises(UserError, match=f"--segment-length {segment_length} "
+                                        "--sample-rate 16000"):
+        model_setup.model_arguments(TrainConfig(model=family),
+                                    dict(info, segment_length=59049), 1)

@@ -10,7 +10,6 @@ import pytest
 from tagger.config import LogMelConfig
 from tagger.models import family
 from tagger.models.cnnsa import build_cnnsa
-from tests.checks import check_saved_model, check_training_step
 from tests.models.attention_checks import (
     check_attention_outputs,
     check_contributions,
@@ -19,7 +18,8 @@ from tests.models.attention_checks import (
 from tests.models.common import (
     check_mixed_precision,
     check_raw_logmel_parity,
-    check_training_lowers_loss,
+    check_tiny_waveform_tagger,
+    check_train_reads_16_khz_records,
     logmel_batch,
     trainable_count,
     waveforms,
@@ -86,12 +86,7 @@ def test_tiny_trains_saves_and_loads(tmp_path):
     keras.utils.set_random_seed(0)
     model = build_cnnsa(num_tags=5, segments=2, segment_length=59049, sample_rate=22050,
                         hidden_dropout=0.0, attention_dropout=0.0, dropout=0.0, **TINY)
-    x = waveforms(4, 2)
-    y = (np.arange(20).reshape(4, 5) % 3 == 0).astype("float32")
-    assert model.predict(x, verbose=0).shape == (4, 5)
-    check_training_step(model, x, y)
-    check_training_lowers_loss(model, x, y)
-    check_saved_model(model, x, tmp_path)
+    check_tiny_waveform_tagger(model, 2, tmp_path)
 
 
 def test_raw_and_logmel_inputs_agree():
@@ -118,14 +113,4 @@ def test_bad_arguments(kwargs, message):
 
 
 def test_train_reads_records_of_15_s_at_16_khz():
-    from tagger.config import TrainConfig
-    from tagger.errors import UserError
-    from tagger.training import model_setup
-
-    info = {"num_tags": 50, "segment_length": 240000, "sample_rate": 16000,
-            "features": {"kind": "raw"}, "tag_names": [f"t{i}" for i in range(50)]}
-    assert model_setup.model_arguments(TrainConfig(model="cnnsa"), info, 1) == {
-        "num_tags": 50, "input_kind": "raw", "segments": 1, "sample_rate": 16000}
-    with pytest.raises(UserError, match="--segment-length 240000 --sample-rate 16000"):
-        model_setup.model_arguments(TrainConfig(model="cnnsa"),
-                                    dict(info, segment_length=59049), 1)
+    check_train_reads_16_khz_records("cnnsa", 240000)

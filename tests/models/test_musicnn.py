@@ -8,11 +8,11 @@ import pytest
 
 from tagger.config import LogMelConfig
 from tagger.models.musicnn import build_musicnn
-from tests.checks import check_saved_model, check_training_step
 from tests.models.common import (
     check_mixed_precision,
     check_raw_logmel_parity,
-    check_training_lowers_loss,
+    check_tiny_waveform_tagger,
+    check_train_reads_16_khz_records,
     trainable_count,
     waveforms,
 )
@@ -74,12 +74,7 @@ def test_backend_residuals_and_pooling():
 def test_tiny_trains_saves_and_loads(tmp_path):
     keras.utils.set_random_seed(0)
     model = build_musicnn(num_tags=5, segments=2, dropout=0.0, **TINY)
-    x = waveforms(4, 2)
-    y = (np.arange(20).reshape(4, 5) % 3 == 0).astype("float32")
-    assert model.predict(x, verbose=0).shape == (4, 5)
-    check_training_step(model, x, y)
-    check_training_lowers_loss(model, x, y)
-    check_saved_model(model, x, tmp_path)
+    check_tiny_waveform_tagger(model, 2, tmp_path)
 
 
 def test_raw_and_logmel_inputs_agree():
@@ -104,14 +99,4 @@ def test_bad_arguments(kwargs, message):
 
 
 def test_train_reads_records_of_3_s_at_16_khz():
-    from tagger.config import TrainConfig
-    from tagger.errors import UserError
-    from tagger.training import model_setup
-
-    info = {"num_tags": 50, "segment_length": 48000, "sample_rate": 16000,
-            "features": {"kind": "raw"}, "tag_names": [f"t{i}" for i in range(50)]}
-    assert model_setup.model_arguments(TrainConfig(model="musicnn"), info, 1) == {
-        "num_tags": 50, "input_kind": "raw", "segments": 1, "sample_rate": 16000}
-    with pytest.raises(UserError, match="--segment-length 48000 --sample-rate 16000"):
-        model_setup.model_arguments(TrainConfig(model="musicnn"),
-                                    dict(info, segment_length=59049), 1)
+    check_train_reads_16_khz_records("musicnn", 48000)
