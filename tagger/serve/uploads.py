@@ -9,9 +9,10 @@ Two ways to send a file to `POST /v1/tag`:
   with a file name): what a browser's form sends, `curl -F file=@song.mp3`.
 
 The body is streamed into a fresh file (mode 0600) in the server's folder
-(made by `private_folder`, mode 0700) while its size is counted, so a body
-above the limit is refused as soon as it passes it (413; at once when its
-Content-Length says so), not after it was read. The file is named by the
+(made by `private_folder`, mode 0700, named after the server's process)
+while its size is counted, so a body above the limit is refused as soon as
+it passes it (413; at once when its Content-Length says so), not after it
+was read. The file is named by the
 server, never by the client; the caller removes it when done
 (`Upload.remove`), and a body that fails half way (too large, malformed, the
 client gone) leaves nothing behind.
@@ -22,13 +23,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import shutil
+import socket
 import tempfile
 
+from tagger.folder_lock import is_stale
 from tagger.serve.problems import Problem
 
 RAW_TYPES = ("application/octet-stream",)  # and every audio/*
 MULTIPART = "multipart/form-data"
+FOLDER_PREFIX = "tagger-serve-"  # then the server's pid
 FILE_FIELD = "file"
 MULTIPART_SLACK = 1 << 20  # bytes of multipart framing and small fields allowed on top
 IDLE_SECONDS = 30.0  # an upload that sends nothing for this long is refused (408)
@@ -49,10 +54,39 @@ class Upload:
             pass
 
 
-def private_folder() -> str:
+def private_folder(parent: str | None = None) -> str:
     """A new folder only this user can enter (tempfile.mkdtemp: mode 0700)
-    for the uploads in flight; `remove_folder` at shutdown."""
-    return tempfile.mkdtemp(prefix="tagger-serve-")
+    for the uploads in flight, `tagger-serve-<pid>-*` under `parent` (the
+    temporary folder); `remove_folder` at shutdown. The folders of this
+    user's servers that died without removing theirs (SIGKILL, a crash) go
+    first."""
+    parent = parent or tempfile.gettempdir()
+    remove_abandoned_folders(parent)
+    return tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-", dir=parent)
+
+
+def remove_abandoned_folders(parent: str) -> list:
+    """Removes the `tagger-serve-<pid>-*` folders under `parent` that
+    belong to this user and whose server process is gone; returns their
+    paths. A folder whose process still runs (or whose pid was taken by
+    another process since) is left alone."""
+    removed = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = re.fullmatch(rf"{FOLDER_PREFIX}(\d+)-\w+", entry.name)
+        try:
+            if (match is None or not entry.is_dir(follow_symlinks=False)
+                    or entry.stat(follow_symlinks=False).st_uid != os.getuid()):
+                continue
+        except OSError:
+            continue
+        if is_stale({"pid": int(match[1]), "host": socket.gethostname()}):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+    return removed
 
 
 def remove_folder(folder: str) -> None:
