@@ -7,7 +7,8 @@
                            ?attention=1 (attention models)
     GET  /v1/models        the models served, the first the default
     GET  /healthz          liveness and the requests in progress
-    GET  /docs, /openapi.json   the API's OpenAPI description (FastAPI's)
+    GET  /docs, /openapi.json   the API's OpenAPI description (FastAPI's; /docs-assets/
+                                holds Swagger UI's files)
 
 Every error is `{"error": "<one line>"}` with its status: 400 a malformed
 request or an option the model lacks, 404 an unknown model or path, 408 an
@@ -35,6 +36,7 @@ from importlib import resources
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -43,6 +45,7 @@ from tagger.serve import uploads
 from tagger.serve.problems import Problem
 
 API_VERSION = "v1"
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's script, style and icon
 PAGE_ASSETS = {"page.js": "text/javascript; charset=utf-8",
                "page.css": "text/css; charset=utf-8"}
 # The page runs only what this server sends: no inline script, nothing from elsewhere.
@@ -190,8 +193,11 @@ def create_app(models, config) -> FastAPI:
             mapper.shutdown(wait=False, cancel_futures=True)
             uploads.remove_folder(folder)
 
-    app = FastAPI(
+    # /docs: FastAPI's Swagger UI with its script and style served from here
+    # (fastapi-offline bundles them), so it works without the internet
+    app = FastAPIOffline(
         title="tagger", version=API_VERSION, lifespan=lifespan, redoc_url=None,
+        static_url=DOCS_ASSETS,
         description="Music auto-tagging over HTTP: POST audio to /v1/tag. Errors are "
                     "`{\"error\": message}`. See docs/commands/serve.md.")
     app.state.uploads = folder

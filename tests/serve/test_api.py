@@ -106,7 +106,13 @@ def test_openapi_describes_the_api(client):
     assert {"413", "415", "422", "503"} <= set(tag["responses"])
     assert {p["name"] for p in tag["parameters"]} == {"model", "k", "taggram", "embeddings",
                                                       "attention"}
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn." not in docs.text  # nothing from the internet
+    for asset, kind in (("swagger-ui-bundle.js", "javascript"), ("swagger-ui.css", "css")):
+        assert f"/docs-assets/{asset}" in docs.text
+        served = client.get(f"/docs-assets/{asset}")
+        assert served.status_code == 200 and kind in served.headers["content-type"]
+        assert len(served.content) > 100_000
 
 
 def test_the_page_and_its_files(client):

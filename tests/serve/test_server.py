@@ -202,6 +202,16 @@ def test_the_page_in_chromium(server, browser, files, tmp_path):
     assert browser.execute_script(CANVAS_COLOURS, "attention") > 5
 
 
+def test_the_api_docs_render_in_chromium_without_the_internet(server, browser):
+    """Swagger UI at /docs draws the API from this server's files alone (the
+    tests' machines reach no CDN)."""
+    running, _ = server
+    browser.get(running.url + "docs")
+    paths = until(lambda: [e.text for e in browser.find_elements(
+        "css selector", ".opblock-summary-path")], "Swagger UI to list the API")
+    assert {"/v1/tag", "/v1/models", "/healthz"} <= set(paths)
+
+
 # -- load, a client gone, the stop ---------------------------------------------------
 
 
