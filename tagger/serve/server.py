@@ -21,6 +21,7 @@ def check_installed() -> None:
     """The web stack is the `serve` extra; without it, one line saying so."""
     try:
         import fastapi  # noqa: F401
+        import fastapi_offline  # noqa: F401
         import python_multipart  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as error:

@@ -68,10 +68,11 @@ def test_two_models_of_one_name_are_refused(capsys, serve_models):
     one_line_error(code, err, "two models are named 'cnn'", "--model NAME=PATH")
 
 
-def test_without_the_extra_it_says_what_to_install(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if not installed
+@pytest.mark.parametrize("module", ["uvicorn", "fastapi_offline"])
+def test_without_the_extra_it_says_what_to_install(capsys, monkeypatch, module):
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
     code, _, err = call_main(main, capsys, "m.keras")
-    one_line_error(code, err, "needs uvicorn", "pip install -r requirements-serve.txt")
+    one_line_error(code, err, f"needs {module}", "pip install -r requirements-serve.txt")
 
 
 def test_model_names(tmp_path):
