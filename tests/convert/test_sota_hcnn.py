@@ -52,7 +52,7 @@ def test_converted_scores_equal_the_original(checkpoint, tmp_path, capsys):
     ours = np.asarray(front(x)).transpose(0, 3, 1, 2)
     assert ours.shape == bands.shape == (2, 6, 128, 313)
     assert np.abs(ours - bands).max() < 5e-3  # dB (measured 8e-4: two float32 STFTs)
-    originals.assert_same_scores(model, original, INPUT)
+    originals.assert_same_scores(model, original, x)
 
 
 def test_the_original_has_the_reference_counts():
