@@ -103,6 +103,15 @@ def load_tagger(path: str):
     return model, info if info is not None else legacy
 
 
+def synthetic_note(info: dict | None) -> str | None:
+    """One line for wherever a model's tags are shown when it was trained
+    on synthetic sounds (its info's dataset `origin`), else None."""
+    if ((info or {}).get("origin") or {}).get("kind") != "synthetic":
+        return None
+    return ("this model was trained on the synthetic dataset: its tags describe synthetic "
+            "sounds, not real music (tagger-pretrained list names taggers of real music)")
+
+
 def window_segments_for(model, model_info: dict | None, dataset_info: dict) -> int:
     """The number of segments per window for which `model` fits the dataset;
     a mismatch in tags or input shape is a UserError saying which."""

@@ -72,4 +72,5 @@ def model_info(config: TrainConfig, info: dict, window: int) -> dict:
         "window_segments": window,
         "input_kind": features["kind"],
         "logmel": logmel,
+        "origin": dict(info.get("origin") or {}),  # what the training data was
     }

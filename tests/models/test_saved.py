@@ -126,3 +126,18 @@ def test_fresh_process_loads_the_other_families(family, settings, tmp_path):
     expected = model.predict(x, verbose=0)
     for got in json.loads(out):
         np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_a_model_of_synthetic_records_says_so(tiny_se_dir, raw_records):
+    """train()'s info carries the records' origin; the note follows it."""
+    from tagger.models.saved import synthetic_note
+
+    info = read_saved_info(str(tiny_se_dir / "model.keras"))
+    assert info["origin"] == raw_records[1]["origin"]
+    assert info["origin"]["kind"] == "synthetic"
+    note = synthetic_note(info)
+    assert note.startswith("this model was trained on the synthetic dataset")
+    assert "\n" not in note
+    real = dict(info, origin={"kind": "real", "dataset": "MagnaTagATune"})
+    assert synthetic_note(real) is None
+    assert synthetic_note(INFO) is None and synthetic_note(None) is None
