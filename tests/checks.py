@@ -311,6 +311,45 @@ def free_ports(count):
     return ports
 
 
+def watch_sockets(sockets, seconds: float, tick=None) -> dict:
+    """socket -> (the bytes its server sent, the monotonic time the server
+    ended it, or inf): waits on all the client sockets at once until each
+    has ended or `seconds` pass, calling `tick()` (a client's next move)
+    every 0.1 s. A reset counts as the end."""
+    import selectors
+    import time
+
+    selector = selectors.DefaultSelector()
+    for sock in sockets:
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+    got = {sock: b"" for sock in sockets}
+    ended = {}
+    deadline = time.monotonic() + seconds
+    while len(ended) < len(sockets) and time.monotonic() < deadline:
+        if tick is not None:
+            tick()
+        for key, _ in selector.select(0.1):
+            try:
+                chunk = key.fileobj.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            got[key.fileobj] += chunk
+            if not chunk:
+                ended[key.fileobj] = time.monotonic()
+                selector.unregister(key.fileobj)
+    selector.close()
+    return {sock: (got[sock], ended.get(sock, float("inf"))) for sock in sockets}
+
+
+def http_status_and_error(data: bytes) -> tuple[int, str]:
+    """(status, the JSON body's "error") of a raw HTTP response."""
+    import json
+
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(body)["error"]
+
+
 def beam_modules_after(script: str, argv) -> list:
     """The apache_beam modules a fresh Python holds after `script`.main(argv)
     (a build CLI beside the package) has returned 0."""

@@ -46,6 +46,13 @@ def parse_args(argv=None):
                         "more get 503 with Retry-After (default 32)")
     p.add_argument("--workers", type=positive_int, default=2,
                    help="decoder threads (default 2)")
+    p.add_argument("--head-timeout", type=positive_float, default=10.0, metavar="S",
+                   help="seconds for a request's head to arrive whole, from the connection's "
+                        "start or the previous answer; then 408 and the connection is "
+                        "closed (default 10)")
+    p.add_argument("--max-connections", type=positive_int, default=256, metavar="N",
+                   help="open connections at once; beyond, a new one gets 503 and is "
+                        "closed (default 256; at least --max-queue)")
     p.add_argument("--root-path", default="", metavar="PATH",
                    help="the URL prefix a reverse proxy serves this under, e.g. /tagger "
                         "(default: none)")
@@ -78,7 +85,9 @@ def run(args) -> int:
         models=tuple(models), host=args.host, port=args.port,
         max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-        workers=args.workers, root_path=args.root_path, progress=not args.no_progress)
+        workers=args.workers, head_timeout=args.head_timeout,
+        max_connections=args.max_connections, root_path=args.root_path,
+        progress=not args.no_progress)
     return serve(config)
 
 

@@ -13,6 +13,10 @@
 - `app.py`: the FastAPI application (`create_app`): the versioned JSON API,
   the page, the health check and the errors as JSON (`problems.Problem`: a
   status and one line);
+- `connections.py`: the bounds uvicorn's HTTP/1.1 protocol lacks: a
+  deadline for each request head, a cap on open connections, and a
+  lingering close so a client that sends its whole body first reads a
+  refusal;
 - `server.py`: `serve(config)`: binds, loads the models and runs uvicorn;
 - `page/`: the page itself (HTML, CSS, JavaScript; no build step, nothing
   from elsewhere).

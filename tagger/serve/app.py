@@ -6,7 +6,7 @@
                            ?taggram=1 (per-window scores), ?embeddings=1,
                            ?attention=1 (attention models)
     GET  /v1/models        the models served, the first the default
-    GET  /healthz          liveness and the requests in progress
+    GET  /healthz          liveness, the requests in progress and the open connections
     GET  /docs, /openapi.json   the API's OpenAPI description (FastAPI's; /docs-assets/
                                 holds Swagger UI's files)
 
@@ -17,6 +17,11 @@ upload above --max-upload-mb (refused while it arrives) or audio above
 --max-seconds, 415 a body that is not audio, 422 audio that cannot be
 decoded (or a bad query parameter), 503 with Retry-After when --max-queue
 requests are in progress already.
+
+A response sent before the request's body was read whole (a refusal)
+says `Connection: close` (`connections.CloseBeforeBody`); the server then
+reads and drops the rest of the body before it closes, so the client reads
+the answer.
 
 Work stays off the event loop: uploads are streamed to the private folder
 (`uploads.py`), decoding runs on `workers` decoder threads, the model on
@@ -42,6 +47,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from tagger.serve import uploads
+from tagger.serve.connections import CloseBeforeBody
 from tagger.serve.problems import Problem
 
 API_VERSION = "v1"
@@ -122,6 +128,9 @@ class Health(BaseModel):
     models: list[str]
     in_progress: int = Field(description="requests admitted and not yet answered")
     max_queue: int
+    connections: int | None = Field(description="HTTP connections open (null where no "
+                                                "server counts them, e.g. a test client)")
+    max_connections: int
     batching: dict[str, Batching] = Field(description="per model")
 
 
@@ -200,9 +209,11 @@ def create_app(models, config) -> FastAPI:
         static_url=DOCS_ASSETS,
         description="Music auto-tagging over HTTP: POST audio to /v1/tag. Errors are "
                     "`{\"error\": message}`. See docs/commands/serve.md.")
+    app.add_middleware(CloseBeforeBody)
     app.state.uploads = folder
     app.state.admission = admission
     app.state.models = served
+    app.state.connections = None  # the server's open connections (a set), where it counts them
 
     @app.exception_handler(Problem)
     async def problem(request, error: Problem):
@@ -250,8 +261,11 @@ def create_app(models, config) -> FastAPI:
 
     @app.get("/healthz", response_model=Health, summary="Liveness and load")
     async def healthz():
+        connections = app.state.connections
         return {"status": "ok", "models": list(served), "in_progress": admission.count,
                 "max_queue": admission.limit,
+                "connections": None if connections is None else len(connections),
+                "max_connections": config.max_connections,
                 "batching": {name: {"calls": m.batcher.batches, "windows": m.batcher.windows}
                              for name, m in served.items()}}
 

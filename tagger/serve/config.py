@@ -20,7 +20,9 @@ class ServeConfig:
     admitted at once (each one's upload on disk, at most `max_upload_mb`),
     decoded audio waits for the model in at most `pending_windows` windows
     per model (plus the `workers` files being decoded), and no file longer
-    than `max_seconds` is decoded past that point.
+    than `max_seconds` is decoded past that point. Connections are bounded
+    too: at most `max_connections` are open, and each request head must
+    arrive within `head_timeout` seconds (`connections.py`).
     """
 
     models: tuple
@@ -32,6 +34,8 @@ class ServeConfig:
     max_wait_ms: float = 5.0
     max_queue: int = 32
     workers: int = 2
+    head_timeout: float = 10.0  # seconds for a request head to arrive whole
+    max_connections: int = 256  # open connections; beyond, a new one is refused (503)
     root_path: str = ""  # the path prefix a reverse proxy serves the app under
     progress: bool = True  # a pretrained model's first download
 
@@ -42,7 +46,8 @@ class ServeConfig:
         if not 0 <= self.port <= 65535:
             raise UserError(f"--port must be in 0..65535 (0: any free port), got {self.port}")
         for flag, value in (("--max-upload-mb", self.max_upload_mb),
-                            ("--max-seconds", self.max_seconds)):
+                            ("--max-seconds", self.max_seconds),
+                            ("--head-timeout", self.head_timeout)):
             if not value > 0:
                 raise UserError(f"{flag} must be above 0, got {value}")
         if self.max_wait_ms < 0:
@@ -51,6 +56,10 @@ class ServeConfig:
                             ("--workers", self.workers)):
             if value < 1:
                 raise UserError(f"{flag} must be at least 1, got {value}")
+        if self.max_connections < self.max_queue:
+            raise UserError(f"--max-connections ({self.max_connections}) must be at least "
+                            f"--max-queue ({self.max_queue}): every request in progress "
+                            "holds a connection")
         if self.root_path and (not self.root_path.startswith("/")
                                or self.root_path.endswith("/")):
             raise UserError(f"--root-path is a URL path such as /tagger (a leading slash, no "
@@ -59,6 +68,12 @@ class ServeConfig:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 2**20)
+
+    @property
+    def linger_bytes(self) -> int:
+        """Bytes of a refused body read and dropped before its connection
+        closes (so the client reads the refusal): four uploads' worth."""
+        return 4 * self.max_upload_bytes
 
     @property
     def pending_windows(self) -> int:

@@ -4,6 +4,9 @@ Binds the address first (a port in use is a one-line error before any
 model is loaded), loads the models, then runs the application under
 uvicorn until Ctrl-C or SIGTERM, which finish the requests in progress
 (for up to `GRACEFUL_SECONDS`) before the command ends with exit code 0.
+uvicorn speaks HTTP/1.1 through its h11 protocol with the bounds of
+`connections.py` (a deadline for each request head, a cap on connections,
+a lingering close); websockets are off (the API has none).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ def serve(config, log=None) -> int:
     import uvicorn
 
     from tagger.serve.app import create_app
+    from tagger.serve.connections import bounded_protocol
     from tagger.serve.models import load_models
 
     sock = bind(config.host, config.port)
@@ -82,9 +86,13 @@ def serve(config, log=None) -> int:
             say(f"listening on {config.host}, reachable from other machines: put it behind "
                 "a reverse proxy with TLS (docs/commands/serve.md)")
         say(f"serving on {url} (API: {url}docs; Ctrl-C stops)")
+        protocol = bounded_protocol(config.head_timeout, config.max_connections,
+                                    config.linger_bytes)
         server = _graceful_server(uvicorn.Config(
             app, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SECONDS,
-            root_path=config.root_path, server_header=False, lifespan="on"))
+            root_path=config.root_path, server_header=False, lifespan="on",
+            http=protocol, ws="none"))
+        app.state.connections = server.server_state.connections  # for /healthz
         server.run(sockets=[sock])
     finally:
         sock.close()

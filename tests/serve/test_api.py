@@ -83,8 +83,10 @@ def test_healthz_and_models(client, serve_models):
     from tagger.inference.results_db import model_fingerprint
 
     health = client.get("/healthz").json()
+    # no server counts connections in the test client
     assert health == {"status": "ok", "models": ["cnn", "mtt"], "in_progress": 0,
-                      "max_queue": 3, "batching": health["batching"]}
+                      "max_queue": 3, "connections": None, "max_connections": 256,
+                      "batching": health["batching"]}
     assert set(health["batching"]) == {"cnn", "mtt"}
     listed = client.get("/v1/models").json()
     assert listed["default"] == "cnn"
@@ -140,6 +142,7 @@ def test_raw_body_gives_tag_pys_scores(client, expected, serve_audio):
     response = post_raw(client, read("song.wav", serve_audio),
                         query="?k=3&taggram=1&embeddings=1")
     assert response.status_code == 200, response.text
+    assert "connection" not in response.headers  # the body was read whole: kept alive
     after = client.get("/healthz").json()["batching"]["cnn"]
     assert (after["calls"] - before["calls"], after["windows"] - before["windows"]) == (1, 2)
     body = response.json()
@@ -246,7 +249,11 @@ def test_multipart_without_one_file_is_400(client, serve_audio):
 
 def test_too_large_is_413(client):
     big = b"\0" * int(LIMIT_MB * 2**20 + 1)
-    error_of(post_raw(client, big), 413, "larger than the limit of 0.5 MB", "--max-upload-mb")
+    response = post_raw(client, big)
+    error_of(response, 413, "larger than the limit of 0.5 MB", "--max-upload-mb")
+    # refused before its body was read: the connection ends (the server reads
+    # and drops the rest first, tagger.serve.connections)
+    assert response.headers["connection"] == "close"
     error_of(client.post("/v1/tag", files={"file": ("big.wav", big, "audio/wav")}), 413,
              "--max-upload-mb")
 

@@ -27,6 +27,8 @@ WEB = {"fastapi", "starlette", "uvicorn", "python_multipart", "multipart", "pyda
     (["m.keras", "--max-seconds", "nan"], ["--max-seconds"]),
     (["m.keras", "--max-wait-ms", "-1"], ["--max-wait-ms", ">= 0"]),
     (["m.keras", "--workers", "x"], ["--workers", "expected an integer"]),
+    (["m.keras", "--head-timeout", "0"], ["--head-timeout", "> 0"]),
+    (["m.keras", "--max-connections", "0"], ["--max-connections", "expected a number >= 1"]),
 ])
 def test_bad_flags_are_one_line(capsys, argv, fragments):
     one_line_error(*call_main(main, capsys, *argv)[::2], *fragments)
@@ -44,6 +46,8 @@ def serve_extra():
     (["missing.keras", "--port", "0"], ["model file 'missing.keras' not found"]),
     (["no-such-pretrained-name", "--port", "0"], ["neither a model file nor a pretrained"]),
     (["m.keras", "--root-path", "tagger/"], ["--root-path", "/tagger"]),
+    (["m.keras", "--max-connections", "8"],
+     ["--max-connections (8) must be at least --max-queue (32)"]),
     (["m.keras", "--host", "no-such-host.invalid", "--port", "0"],
      ["--host 'no-such-host.invalid' is not an address"]),
 ])

@@ -1,6 +1,8 @@
 """tagger-serve as a process on 127.0.0.1 (a free port): the page in a real
-headless Chromium, a small version of bench/bench_serve.py's load test, a
-client that leaves mid-upload, and a clean stop on SIGINT.
+headless Chromium, a small version of bench/bench_serve.py's load test,
+clients that send half a request head and stall, an upload above the limit
+sent whole by urllib, a client that leaves mid-upload, and a clean stop on
+SIGINT.
 
 The browser is the system's Chromium and chromedriver (.ci/run installs
 them with apt-get); the page test is skipped, saying so, only where they
@@ -17,6 +19,7 @@ import shutil
 import socket
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -25,13 +28,23 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 pytest.importorskip("python_multipart")
 
-from tests.checks import ROOT, is_png, write_audio  # noqa: E402
+from tests.checks import (  # noqa: E402
+    ROOT,
+    http_status_and_error,
+    is_png,
+    watch_sockets,
+    write_audio,
+)
 
 pytestmark = pytest.mark.slow  # starts a server process (and a browser)
 
 BENCH = ROOT / "bench"
 MAX_QUEUE = 4
+MAX_CONNECTIONS = 48
+HEAD_TIMEOUT = 4.0  # seconds
+MAX_UPLOAD_MB = 8
 WAIT = 60  # seconds: the longest any loop here waits for the server or the page
+HALF_HEAD = b"POST /v1/tag HTTP/1.1\r\nHost: test\r\nContent-Type: audio/mp"
 
 
 def bench_serve():
@@ -68,6 +81,8 @@ def server(bench, serve_models, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server_tmp")
     running = bench.Server([serve_models["cnn"], "--model", f"mtt={serve_models['transformer']}"],
                            "--max-queue", MAX_QUEUE, "--max-batch", 8,
+                           "--max-connections", MAX_CONNECTIONS, "--head-timeout", HEAD_TIMEOUT,
+                           "--max-upload-mb", MAX_UPLOAD_MB,
                            env={"TMPDIR": str(tmp)}, timeout=240)
     yield running, tmp
     code = running.stop()
@@ -86,6 +101,11 @@ def api_top(url, path, model="cnn"):
                                          headers={"Content-Type": "audio/mpeg"})
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())
+
+
+def address_of(url) -> tuple[str, int]:
+    host, port = url.split("//")[1].rstrip("/").rsplit(":", 1)
+    return host, int(port)
 
 
 # -- the page -----------------------------------------------------------------------
@@ -239,10 +259,9 @@ def test_load_below_and_above_the_queue_bound(server, bench, files):
 
 def test_a_client_gone_mid_upload_costs_nothing(server):
     running, tmp = server
-    host, port = running.url.split("//")[1].rstrip("/").rsplit(":", 1)
     (folder,) = tmp.glob("tagger-serve-*")
     assert folder.stat().st_mode & 0o777 == 0o700
-    with socket.create_connection((host, int(port)), timeout=30) as client:
+    with socket.create_connection(address_of(running.url), timeout=30) as client:
         client.sendall(b"POST /v1/tag HTTP/1.1\r\nHost: test\r\nContent-Type: audio/mpeg\r\n"
                        b"Content-Length: 5000000\r\n\r\n" + b"\0" * 200_000)
         until(lambda: health(running.url)["in_progress"] == 1, "the upload to be admitted")
@@ -250,3 +269,68 @@ def test_a_client_gone_mid_upload_costs_nothing(server):
               "the partial upload on disk")
     until(lambda: health(running.url)["in_progress"] == 0, "its place in the queue freed")
     until(lambda: not os.listdir(folder), "the partial upload removed")
+
+
+# -- connections: stalled heads, the cap, a refusal read whole ---------------------
+
+
+def test_half_heads_are_closed_in_time_and_connections_are_capped(server, files):
+    """Clients that send half a request head and stall (slowloris) are
+    closed --head-timeout after they connect, with a 408; while they hold
+    their connections a whole request is answered; beyond --max-connections
+    a connection is refused with a 503."""
+    running, _ = server
+    address = address_of(running.url)
+    until(lambda: health(running.url)["connections"] == 1, "the other connections to close")
+    held = []
+    started = time.monotonic()
+    for _ in range(MAX_CONNECTIONS - 2):
+        client = socket.create_connection(address, timeout=30)
+        client.sendall(HALF_HEAD)
+        held.append(client)
+    state = health(running.url)  # its own connection is the last but one place
+    assert (state["connections"], state["max_connections"]) == (MAX_CONNECTIONS - 1,
+                                                                 MAX_CONNECTIONS)
+    assert api_top(running.url, files["song.wav"])["windows"] == 2  # answered meanwhile
+    silent = [socket.create_connection(address, timeout=30) for _ in range(2)]  # full now
+    with socket.create_connection(address, timeout=30) as refused:
+        data, ended = watch_sockets([refused], 10)[refused]
+    status, error = http_status_and_error(data)
+    assert status == 503 and f"{MAX_CONNECTIONS} connections open" in error
+    assert ended - started < HEAD_TIMEOUT  # refused at once, while the others were held
+    with pytest.raises(urllib.error.HTTPError) as busy:  # an ordinary client, too
+        health(running.url)
+    assert busy.value.code == 503 and "--max-connections" in json.loads(busy.value.read())[
+        "error"]
+
+    seen = watch_sockets(held + silent, HEAD_TIMEOUT + 10)
+    for client in held + silent:
+        client.close()
+        data, ended = seen[client]
+        assert HEAD_TIMEOUT - 0.1 <= ended - started <= HEAD_TIMEOUT + 3
+        if client in silent:
+            assert data == b""  # nothing came: closed without a word
+        else:
+            status, error = http_status_and_error(data)
+            assert status == 408 and f"within {HEAD_TIMEOUT:g} s (--head-timeout)" in error
+    until(lambda: health(running.url)["connections"] == 1, "the places freed")
+    assert api_top(running.url, files["song.mp3"])["windows"] == 2
+
+
+def test_an_upload_above_the_limit_sent_whole_gets_its_413(server):
+    """urllib sends the whole body before it reads the answer: it reads the
+    413 and its JSON (the server reads and drops the rest of the body),
+    whether the refusal came from the Content-Length or while the body
+    arrived (chunked)."""
+    running, _ = server
+    body = b"\0" * (3 * MAX_UPLOAD_MB << 20)
+    chunks = [body[i:i + (1 << 20)] for i in range(0, len(body), 1 << 20)]
+    for data in (body, iter(chunks), body):
+        request = urllib.request.Request(running.url + "v1/tag", data=data,
+                                         headers={"Content-Type": "audio/mpeg"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=60)
+        assert refused.value.code == 413
+        assert f"limit of {MAX_UPLOAD_MB} MB (--max-upload-mb)" in json.loads(
+            refused.value.read())["error"]
+    until(lambda: health(running.url)["in_progress"] == 0, "the queue empty")

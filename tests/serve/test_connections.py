@@ -1,0 +1,236 @@
+"""The connection bounds of `tagger.serve.connections` on a real uvicorn
+server on 127.0.0.1 (in a thread, serving a small ASGI app; no model): the
+head deadline, the cap on connections, and the lingering close that lets
+a client that sends its whole body first read a refusal."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.checks import http_status_and_error, watch_sockets
+
+pytest.importorskip("uvicorn")
+pytest.importorskip("h11")
+
+HEAD = 1.0  # seconds: the tests' --head-timeout
+HALF_HEAD = b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Ty"
+SLACK = 1.0  # seconds a bound may be late on a busy machine
+
+
+async def app(scope, receive, send):
+    """/refuse answers 413 before it reads the body; any other path reads
+    the whole body and answers its length."""
+    size = 0
+    if scope["path"] != "/refuse":
+        while True:
+            message = await receive()
+            size += len(message.get("body", b""))
+            if message["type"] == "http.disconnect" or not message.get("more_body"):
+                break
+    status, body = (413, {"error": "too large"}) if scope["path"] == "/refuse" else (
+        200, {"bytes": size})
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
+
+
+@contextlib.contextmanager
+def serving(max_connections=16, linger_bytes=8 << 20):
+    """((host, port), its open connections: a set) of a uvicorn server with
+    the bounded protocol, stopped at the end."""
+    import uvicorn
+
+    from tagger.serve.connections import CloseBeforeBody, bounded_protocol
+    from tagger.serve.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    config = uvicorn.Config(CloseBeforeBody(app), http=bounded_protocol(
+        HEAD, max_connections, linger_bytes), ws="none", lifespan="off", log_level="error")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        until(lambda: server.started, "the server to start")
+        yield sock.getsockname()[:2], server.server_state.connections
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+    assert not thread.is_alive()
+
+
+def until(check, what, seconds=20.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+def read_until_closed(sock, seconds=HEAD + 5) -> tuple[bytes, float]:
+    """(everything the server sent, when it closed: monotonic seconds)."""
+    sock.settimeout(seconds)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data, time.monotonic()
+
+
+def post(address, path, body, headers=None) -> tuple[int, dict]:
+    """urllib's POST (the whole body first, then the answer)."""
+    request = urllib.request.Request(f"http://{address[0]}:{address[1]}{path}", data=body,
+                                     headers={"Content-Type": "audio/wav", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_request_head_must_arrive_within_the_deadline():
+    with serving() as (address, _):
+        started = time.monotonic()
+        silent = socket.create_connection(address)
+        half = socket.create_connection(address)
+        half.sendall(HALF_HEAD)
+        # a client that trickles its head, a byte every 0.1 s, gets no more time
+        trickle = socket.create_connection(address)
+        # a whole request meanwhile is answered at once
+        assert post(address, "/echo", b"x" * 1000) == (200, {"bytes": 1000})
+        sent = []
+
+        def next_byte():
+            if len(sent) < len(HALF_HEAD):
+                with contextlib.suppress(OSError):
+                    trickle.send(HALF_HEAD[len(sent):len(sent) + 1])
+                    sent.append(1)
+
+        seen = watch_sockets([silent, half, trickle], HEAD + 5, tick=next_byte)
+        for client in (silent, half, trickle):
+            client.close()
+            data, closed = seen[client]
+            assert HEAD - 0.05 <= closed - started <= HEAD + SLACK
+            if client is silent:  # nothing came: closed without a word
+                assert data == b""
+            else:
+                status, error = http_status_and_error(data)
+                assert status == 408 and "--head-timeout" in error, data
+        assert 5 <= len(sent) < len(HALF_HEAD)
+
+        # on a kept-alive connection, the next head has the same deadline
+        with socket.create_connection(address) as client:
+            client.sendall(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\nabc")
+            client.settimeout(5)
+            first = b""
+            while not first.endswith(b"}"):
+                first += client.recv(65536)
+            answered = time.monotonic()
+            assert first.startswith(b"HTTP/1.1 200") and first.endswith(b'{"bytes": 3}')
+            client.sendall(HALF_HEAD)
+            data, closed = read_until_closed(client)
+        assert http_status_and_error(data)[0] == 408
+        assert HEAD - 0.05 <= closed - answered <= HEAD + SLACK
+
+
+def test_connections_beyond_the_limit_are_refused():
+    with serving(max_connections=4) as (address, _):
+        held = [socket.create_connection(address) for _ in range(4)]
+        for client in held:
+            client.sendall(HALF_HEAD)
+        with socket.create_connection(address) as fifth:
+            data, _ = read_until_closed(fifth, seconds=5)
+        status, error = http_status_and_error(data)
+        assert status == 503 and "--max-connections" in error
+        assert b"retry-after: 1" in data.lower()
+        held.pop().close()  # one place free again: a request is answered
+        assert until(lambda: _answered(address), "a freed place")
+        for client in held:
+            client.close()
+
+
+def _answered(address) -> bool:
+    try:
+        return post(address, "/echo", b"abc") == (200, {"bytes": 3})
+    except OSError:  # refused while the closed connection was still counted
+        return False
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_refused_body_sent_whole_gets_its_answer(chunked):
+    """urllib sends the whole body before it reads: without the lingering
+    close it sees "connection reset" instead of the 413."""
+    body = b"\0" * (6 << 20)
+    data = iter([body[i:i + 65536] for i in range(0, len(body), 65536)]) if chunked else body
+    with serving() as (address, _):
+        for _ in range(3):
+            assert post(address, "/refuse", data) == (413, {"error": "too large"})
+            data = iter([body[i:i + 65536] for i in range(0, len(body), 65536)]) \
+                if chunked else body
+
+
+def test_a_keep_alive_client_is_told_the_connection_ends():
+    with serving() as (address, _):
+        client = http.client.HTTPConnection(*address, timeout=30)
+        client.request("POST", "/refuse", body=b"\0" * (1 << 20))
+        response = client.getresponse()
+        assert response.status == 413 and response.getheader("connection") == "close"
+        assert json.loads(response.read()) == {"error": "too large"}
+        client.close()
+        client = http.client.HTTPConnection(*address, timeout=30)
+        client.request("POST", "/echo", body=b"abc")  # a body read whole: kept alive
+        response = client.getresponse()
+        assert response.status == 200 and response.getheader("connection") is None
+        assert json.loads(response.read()) == {"bytes": 3}
+        client.close()
+
+
+def test_the_lingering_close_is_bounded(monkeypatch):
+    from tagger.serve import connections
+
+    monkeypatch.setattr(connections, "LINGER_IDLE_SECONDS", 0.5)
+    monkeypatch.setattr(connections, "LINGER_SECONDS", 1.5)
+    with serving(linger_bytes=1 << 20) as (address, open_connections):
+        # more than the bound: the client is cut off, as before
+        with pytest.raises(OSError):
+            post(address, "/refuse", b"\0" * (64 << 20))
+        until(lambda: not open_connections, "the connection closed")
+        head = b"POST /refuse HTTP/1.1\r\nHost: test\r\nContent-Length: 1000000\r\n\r\n"
+        # a body that stalls: the answer and the end of it (FIN) at once, the
+        # connection closed after the idle bound
+        with socket.create_connection(address) as client:
+            client.sendall(head + b"\0" * 1000)
+            started = time.monotonic()
+            data, ended = read_until_closed(client)
+            until(lambda: not open_connections, "the connection closed")
+            closed = time.monotonic()
+        assert http_status_and_error(data)[0] == 413 and ended - started < 0.5
+        assert 0.5 - 0.05 <= closed - started <= 0.5 + SLACK
+        # a body that dribbles: closed after the total bound
+        with socket.create_connection(address) as client:
+            client.sendall(head)
+            started = time.monotonic()
+            until(lambda: open_connections, "the connection accepted")
+            sent = 0
+            while open_connections and time.monotonic() - started < 1.5 + SLACK:
+                client.sendall(b"\0" * 100)
+                sent += 1
+                time.sleep(0.1)
+            closed = time.monotonic()
+        assert not open_connections and sent > 10
+        assert 1.5 - 0.05 <= closed - started <= 1.5 + SLACK
