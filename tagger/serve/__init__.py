@@ -18,8 +18,8 @@
   lingering close so a client that sends its whole body first reads a
   refusal;
 - `server.py`: `serve(config)`: binds, loads the models and runs uvicorn;
-- `page/`: the page itself (HTML, CSS, JavaScript; no build step, nothing
-  from elsewhere).
+- `page/`: the page itself (HTML, CSS, JavaScript, its icon; no build step,
+  nothing from elsewhere).
 
 The web framework (FastAPI, uvicorn, python-multipart) is the `serve`
 extra (requirements-serve.txt); only this package imports it. See

@@ -53,7 +53,8 @@ from tagger.serve.problems import Problem
 API_VERSION = "v1"
 DOCS_ASSETS = "/docs-assets"  # Swagger UI's script, style and icon
 PAGE_ASSETS = {"page.js": "text/javascript; charset=utf-8",
-               "page.css": "text/css; charset=utf-8"}
+               "page.css": "text/css; charset=utf-8",
+               "favicon.svg": "image/svg+xml"}
 # The page runs only what this server sends: no inline script, nothing from elsewhere.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -92,6 +93,8 @@ class TagResult(BaseModel):
                                      "partial one dropped)")
     window_seconds: float
     padded: bool = Field(description="shorter than one window: zero-padded to one")
+    note: str | None = Field(description="a caveat to show beside the tags (a model trained "
+                                         "on the synthetic dataset says so), or null")
     top: list[TopTag] = Field(description="the k best tags, best first")
     tags: list[str] = Field(description="every tag, in the model's order")
     scores: list[float] = Field(description="every tag's clip score (the mean over windows)")
@@ -111,6 +114,7 @@ class ModelInfo(BaseModel):
     window_seconds: float
     embedding_dim: int | None
     attention: bool
+    note: str | None = Field(description="a caveat to show beside the model's tags, or null")
 
 
 class Models(BaseModel):
@@ -348,7 +352,7 @@ def _tag_body(chosen, done: dict, k: int, taggram: bool, embeddings: bool) -> di
         "duration": round(result.duration, 3), "sample_rate": result.file_sample_rate,
         "windows": result.windows,
         "window_seconds": round(result.window_samples / result.sample_rate, 6),
-        "padded": result.padded,
+        "padded": result.padded, "note": chosen.note,
         "top": [{"tag": tag, "score": _score(score)} for tag, score in top],
         "tags": names, "scores": [_score(s) for s in result.clip_scores],
     }

@@ -60,6 +60,14 @@ class ServedModel:
     def has_embeddings(self) -> bool:
         return self.predictor.embedding_layer is not None
 
+    @property
+    def note(self) -> str | None:
+        """The line to show beside this model's tags (a model trained on the
+        synthetic dataset says so), or None."""
+        from tagger.models.saved import synthetic_note
+
+        return synthetic_note(self.info)
+
     def describe(self) -> dict:
         """The model as `GET /v1/models` lists it (no server paths)."""
         return {
@@ -68,7 +76,7 @@ class ServedModel:
             "tags": self.tag_names, "sample_rate": self.sample_rate,
             "window_seconds": round(self.window_samples / self.sample_rate, 6),
             "embedding_dim": self.predictor.embedding_dim,
-            "attention": self.attention is not None,
+            "attention": self.attention is not None, "note": self.note,
         }
 
     def decode(self, path: str, max_seconds: float):

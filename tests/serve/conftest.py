@@ -1,7 +1,9 @@
 """Fixtures of the serving tests, built once for both xdist processes
 (`tests.checks.built_once`): two tiny untrained taggers saved as train()
-saves them (a sample-level CNN, and a Music Tagging Transformer for the
-attention map) and a few audio files rendered by the synthetic generator.
+saves them (a sample-level CNN whose info says it was trained on the
+synthetic dataset, as the demo's model is, and a Music Tagging Transformer
+of real data for the attention map) and a few audio files rendered by the
+synthetic generator.
 
     song.wav      22050 Hz mono   8.0 s   2 windows of 59049
     song.mp3      16000 Hz mono   6.0 s   2
@@ -21,6 +23,10 @@ from tests.presets import SAMPLE_RATE, SEGMENT, TAGGER_TAGS
 # what saved_model reads of a dataset's info: raw 59049-sample segments at 22050 Hz
 RAW_INFO = {"features": {"kind": "raw"}, "num_tags": len(TAGGER_TAGS), "segment_length": SEGMENT,
             "sample_rate": SAMPLE_RATE, "tag_names": list(TAGGER_TAGS)}
+# where each model's records came from (dataset_info's "origin", kept in the model's info)
+SYNTHETIC = {"kind": "synthetic", "generator": "tagger.datasets.synthetic", "seed": 0,
+             "layout": "magnatagatune"}
+REAL = {"kind": "real", "dataset": "magnatagatune"}
 
 
 @pytest.fixture(scope="session")
@@ -33,9 +39,11 @@ def serve_models(tmp_path_factory):
     makers = {
         # in folders named after them: the server names train.py's model.keras by its folder
         "cnn": lambda folder: str(saved_model("samplecnn", family("samplecnn").tiny,
-                                              RAW_INFO, folder / "cnn")),
+                                              {**RAW_INFO, "origin": SYNTHETIC},
+                                              folder / "cnn")),
         "transformer": lambda folder: str(saved_model("transformer",
-                                                      family("transformer").tiny, RAW_INFO,
+                                                      family("transformer").tiny,
+                                                      {**RAW_INFO, "origin": REAL},
                                                       folder / "transformer",
                                                       window_segments=1)),
     }

@@ -79,6 +79,12 @@ def expected(serve_models, serve_audio):
 # -- what is served -----------------------------------------------------------
 
 
+def synthetic_note_of(path):
+    from tagger.models.saved import read_saved_info, synthetic_note
+
+    return synthetic_note(read_saved_info(path))
+
+
 def test_healthz_and_models(client, serve_models):
     from tagger.inference.results_db import model_fingerprint
 
@@ -97,6 +103,10 @@ def test_healthz_and_models(client, serve_models):
     assert cnn["window_seconds"] == pytest.approx(59049 / 22050)
     assert cnn["embedding_dim"] > 0 and mtt["family"] == "transformer"
     assert "path" not in cnn and cnn["file"] == "model.keras"  # no server paths
+    # the cnn's records were synthetic: its note says so; the transformer's were real
+    assert cnn["note"] == synthetic_note_of(serve_models["cnn"])
+    assert cnn["note"].startswith("this model was trained on the synthetic dataset")
+    assert mtt["note"] is None
 
 
 def test_openapi_describes_the_api(client):
@@ -121,13 +131,16 @@ def test_the_page_and_its_files(client):
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    for name, kind in (("page.js", "javascript"), ("page.css", "css")):
+    for name, kind, size in (("page.js", "javascript", 1000), ("page.css", "css", 1000),
+                             ("favicon.svg", "image/svg+xml", 200)):
         assert f'"page/{name}"' in page.text  # relative: works under a proxy's prefix
         asset = client.get(f"/page/{name}")
         assert asset.status_code == 200 and kind in asset.headers["content-type"]
-        assert len(asset.content) > 1000
+        assert len(asset.content) > size
+    assert client.get("/page/favicon.svg").text.lstrip().startswith("<svg")
     script = client.get("/page/page.js").text
-    for text in (page.text, script, client.get("/page/page.css").text):  # nothing from elsewhere
+    for text in (page.text, script, client.get("/page/page.css").text,
+                 client.get("/page/favicon.svg").text):  # nothing from elsewhere
         assert set(re.findall(r"https?://[^\s\"'`)]+", text)) <= {"http://www.w3.org/2000/svg"}
     assert re.findall(r"fetch\(`?\"?([^`\"?$]+)", script) == ["v1/models", "v1/tag"]
     error_of(client.get("/page/../app.py"), 404)
@@ -137,7 +150,7 @@ def test_the_page_and_its_files(client):
 # -- tagging ------------------------------------------------------------------
 
 
-def test_raw_body_gives_tag_pys_scores(client, expected, serve_audio):
+def test_raw_body_gives_tag_pys_scores(client, expected, serve_audio, serve_models):
     before = client.get("/healthz").json()["batching"]["cnn"]
     response = post_raw(client, read("song.wav", serve_audio),
                         query="?k=3&taggram=1&embeddings=1")
@@ -150,6 +163,7 @@ def test_raw_body_gives_tag_pys_scores(client, expected, serve_audio):
     assert (body["model"], body["file"], body["tags"]) == ("cnn", "upload", TAGS)
     assert (body["windows"], body["padded"], body["sample_rate"]) == (2, False, 22050)
     assert body["duration"] == pytest.approx(8.0, abs=1e-3)
+    assert body["note"] == synthetic_note_of(serve_models["cnn"]) is not None
     np.testing.assert_allclose(body["scores"], expected.clip_scores, atol=1e-5)
     best = np.argsort(-expected.clip_scores, kind="stable")[:3]
     assert [t["tag"] for t in body["top"]] == [TAGS[i] for i in best]
@@ -182,6 +196,7 @@ def test_attention_map_of_an_attention_model(client, serve_audio):
     body = post_raw(client, read("song.wav", serve_audio),
                     query="?model=mtt&attention=1&taggram=1").json()
     assert body["model"] == "mtt" and len(body["taggram"]["scores"]) == 2
+    assert body["note"] is None  # a model of real data
     attention = body["attention"]
     # the tiny transformer: 29 steps of 4 log-mel frames per 59049-sample window;
     # three windows (the last partial one zero-padded) cover the 8 s file

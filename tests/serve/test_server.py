@@ -123,6 +123,7 @@ def chromium():
                                     reason="selenium is not installed (requirements-dev.txt)")
     options = webdriver.ChromeOptions()
     options.binary_location = browser
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # every response
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                  "--window-size=1400,1000", "--force-device-scale-factor=1",
                  "--autoplay-policy=no-user-gesture-required"):
@@ -169,21 +170,45 @@ return seen.size;
 """
 
 
+def responses(browser, url) -> list[tuple[str, int]]:
+    """(path, status) of each response the browser got from the server at
+    `url` since the last call (Chromium's performance log)."""
+    seen = []
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.responseReceived":
+            response = message["params"]["response"]
+            if response["url"].startswith(url):
+                path = "/" + response["url"][len(url):].split("?")[0]
+                seen.append((path, response["status"]))
+    return seen
+
+
+def bar_labels(browser) -> list[str]:
+    return [e.text for e in browser.find_elements("css selector", "#bars text:not(.score)")]
+
+
 def test_the_page_in_chromium(server, browser, files, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import Select
 
     running, _ = server
+    responses(browser, running.url)  # from here on
     browser.get(running.url)
     until(lambda: len(browser.find_elements("css selector", "#model option")) == 2,
           "the model list")
 
     # a 3-minute song: bars in the API's order, a drawn taggram, a tooltip, the playhead
     assert upload(browser, files["three minutes"]) == "done"
-    expected = [t["tag"] for t in api_top(running.url, files["three minutes"])["top"]]
+    answer = api_top(running.url, files["three minutes"])
+    expected = [t["tag"] for t in answer["top"]]
     bars = browser.find_elements("css selector", "#bars rect.bar")
-    labels = [e.text for e in browser.find_elements("css selector", "#bars text:not(.score)")]
+    labels = bar_labels(browser)
     assert labels == expected and len(bars) == len(expected) == 8
+    # the model was trained on synthetic sounds: the page says so beside the tags
+    note = browser.find_element("id", "model-note")
+    assert answer["note"].startswith("this model was trained on the synthetic dataset")
+    assert note.is_displayed() and note.text == answer["note"]
     assert all(float(bar.get_attribute("width")) > 0 for bar in bars)
     assert browser.execute_script(CANVAS_COLOURS, "taggram") > 50
     assert "three minutes.mp3 · 3:00 · 67 windows" in browser.find_element("id", "title").text
@@ -209,27 +234,49 @@ def test_the_page_in_chromium(server, browser, files, tmp_path):
     assert "zero-padded" in browser.find_element("id", "title").text
     assert browser.execute_script(CANVAS_COLOURS, "taggram") > 10
 
-    # a file that is not audio: the server's message, and no stale result
-    assert upload(browser, files["not audio"]) == "error"
-    status = browser.find_element("id", "status").text
-    assert "not audio this server can decode" in status, status
-    assert not browser.find_element("id", "result").is_displayed()
+    title, labels = browser.find_element("id", "title").text, bar_labels(browser)
 
-    # an attention model: its attention map is drawn under the taggram
+    # a file that is not audio: the server's message, naming the file; the
+    # previous result stays on the page, as it was
+    assert upload(browser, files["not audio"]) == "error"
+    status = browser.find_element("id", "status")
+    assert status.text.startswith("notes.mp3: the upload is not audio this server can "
+                                  "decode"), status.text
+    assert "the result shown is still that of two seconds.wav" in status.text
+    assert "error" in status.get_attribute("class")
+    assert browser.find_element("id", "result").is_displayed()
+    assert browser.find_element("id", "title").text == title and bar_labels(browser) == labels
+    assert browser.execute_script(CANVAS_COLOURS, "taggram") > 10
+
+    # an attention model: its attention map is drawn under the taggram; it
+    # was trained on real data: no note
     Select(browser.find_element("id", "model")).select_by_value("mtt")
     assert upload(browser, files["song.wav"]) == "done"
     assert browser.find_element("id", "attention").is_displayed()
     assert browser.execute_script(CANVAS_COLOURS, "attention") > 5
+    assert not browser.find_element("id", "model-note").is_displayed()
+
+    # every request of the page was answered, the icon too; the one refusal
+    # is the file that is not audio
+    seen = responses(browser, running.url)
+    assert [r for r in seen if r[1] == 404] == [], seen
+    assert {"/", "/page/page.js", "/page/page.css", "/page/favicon.svg", "/v1/models",
+            "/v1/tag"} <= {path for path, _ in seen}, seen
+    assert [r for r in seen if r[1] >= 400] == [("/v1/tag", 422)], seen
 
 
 def test_the_api_docs_render_in_chromium_without_the_internet(server, browser):
     """Swagger UI at /docs draws the API from this server's files alone (the
     tests' machines reach no CDN)."""
     running, _ = server
+    responses(browser, running.url)  # from here on
     browser.get(running.url + "docs")
     paths = until(lambda: [e.text for e in browser.find_elements(
         "css selector", ".opblock-summary-path")], "Swagger UI to list the API")
     assert {"/v1/tag", "/v1/models", "/healthz"} <= set(paths)
+    seen = responses(browser, running.url)
+    assert {"/docs", "/openapi.json"} <= {path for path, _ in seen}, seen
+    assert [r for r in seen if r[1] >= 400] == [], seen
 
 
 # -- load, a client gone, the stop ---------------------------------------------------

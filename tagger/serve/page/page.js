@@ -1,8 +1,11 @@
 // The tagger page: drop or choose a file, POST it to v1/tag, draw the top
 // tags as bars, the taggram as a heat map (time on x, tags on y) with a
 // playhead that follows the audio player, and for attention models the
-// attention over time. Plain JavaScript, no libraries; URLs are relative so
-// the page works under a reverse proxy's path prefix.
+// attention over time, and the model's note (a model trained on synthetic
+// sounds says so) beside the tags. A file that fails keeps the previous
+// result on the page, with the server's message above it. Plain JavaScript,
+// no libraries; URLs are relative so the page works under a reverse proxy's
+// path prefix.
 "use strict";
 
 const TOP_BARS = 10;
@@ -75,7 +78,6 @@ async function tagFile(file) {
   if (!file) return;
   const model = chosenModel();
   setState("busy");
-  $("result").hidden = true;
   say(`Tagging ${file.name} (${(file.size / 1048576).toFixed(1)} MB)…`);
   const params = new URLSearchParams({ k: String(TOP_BARS), taggram: "1" });
   if (model) {
@@ -90,16 +92,21 @@ async function tagFile(file) {
     response = await fetch(`v1/tag?${params}`, { method: "POST", body: form });
     body = await response.json().catch(() => null);
   } catch (error) {
-    setState("error");
-    say(`The server could not be reached (${error.message}).`, true);
+    fail(file, `the server could not be reached (${error.message}).`);
     return;
   }
   if (!response.ok) {
-    setState("error");
-    say(body && body.error ? body.error : `The server answered HTTP ${response.status}.`, true);
+    fail(file, body && body.error ? body.error : `the server answered HTTP ${response.status}.`);
     return;
   }
   show(file, body);
+}
+
+// a failed file: its message; the previous result, if any, stays as it was
+function fail(file, message) {
+  const kept = state.result ? ` (the result shown is still that of ${state.result.file})` : "";
+  say(`${file.name}: ${message}${kept}`, true);
+  setState("error");
 }
 
 function show(file, result) {
@@ -112,6 +119,8 @@ function show(file, result) {
   $("title").textContent = `${result.file} · ${clock(result.duration)} · ${windows}` +
     (result.padded ? " (shorter than one window: zero-padded)" : "");
   $("result").hidden = false;
+  $("model-note").textContent = result.note || "";
+  $("model-note").hidden = !result.note;
   const tail = result.duration - result.windows * result.window_seconds;
   $("note").textContent = result.padded
     ? "Grey: the zero padding after the audio's end."
