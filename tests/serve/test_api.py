@@ -192,7 +192,27 @@ def test_a_clip_shorter_than_a_window_is_padded(client, serve_audio):
     assert body["duration"] == pytest.approx(1.5, abs=1e-3)
 
 
-def test_attention_map_of_an_attention_model(client, serve_audio):
+def last_layer_attention(model_path, audio_path):
+    """`(windows, heads, T + 1, T + 1)` the last encoder layer's attention
+    scores for the file cut into windows, the last partial one zero-padded:
+    computed here from the model's own layers, not by tagger's attention maps."""
+    import keras
+
+    from tagger.audio import load_audio
+    from tagger.models.attention import encoder_names
+    from tagger.models.saved import load_tagger, raw_audio_input
+
+    model, info = load_tagger(model_path)
+    rate, window, to_model_input = raw_audio_input(model, info)
+    audio = load_audio(audio_path, rate)
+    count = -(-len(audio) // window)
+    windows = np.pad(audio, (0, count * window - len(audio))).reshape(count, window)
+    last = model.get_layer(encoder_names(model)[-1])
+    probe = keras.Model(model.inputs, last.output[1])
+    return np.asarray(probe.predict_on_batch(np.asarray(to_model_input(windows))), np.float64)
+
+
+def test_attention_map_of_an_attention_model(client, serve_audio, serve_models):
     body = post_raw(client, read("song.wav", serve_audio),
                     query="?model=mtt&attention=1&taggram=1").json()
     assert body["model"] == "mtt" and len(body["taggram"]["scores"]) == 2
@@ -203,7 +223,18 @@ def test_attention_map_of_an_attention_model(client, serve_audio):
     assert len(attention["values"]) == 3 * 29
     assert attention["step_seconds"] == pytest.approx(59049 / 22050 / 29)
     assert attention["audio_seconds"] == pytest.approx(8.0, abs=1e-3)
-    assert min(attention["values"]) >= 0 and max(attention["values"]) > 0
+    # the [CLS] query's attention to each step, summed over the heads, as the
+    # model's last layer gives it for the same audio
+    scores = last_layer_attention(serve_models["transformer"], serve_audio["song.wav"])
+    heads = scores.shape[1]
+    assert scores.shape == (3, heads, 30, 30) and heads > 1
+    expected = scores[:, :, 0, 1:].sum(axis=1)  # (windows, steps)
+    values = np.reshape(attention["values"], (3, 29))
+    np.testing.assert_allclose(values, expected, atol=2e-5)
+    # each head's row is a softmax: the steps get all but what [CLS] keeps for itself
+    np.testing.assert_allclose(values.sum(axis=1) + scores[:, :, 0, 0].sum(axis=1), heads,
+                               atol=1e-4)
+    assert (values > 0).all() and values.sum(axis=1).max() < heads
 
 
 def test_k_is_capped_at_the_number_of_tags(client, serve_audio):
