@@ -22,7 +22,9 @@ temporary file to be decoded.
 Output rows: `path`, `duration` (s), `sample_rate` (the file's own),
 `windows`, `padded`, `tags` and `scores` (the top K, or those at least
 `threshold`), and `tag_scores`: every tag's clip score in the model's tag
-order. A file that cannot be decoded gets a row with `error` instead.
+order. A file that cannot be decoded gets a row with `error` instead. A
+path that is not valid UTF-8 is written with its undecodable bytes as
+`\\xNN` (`fileio.path_text`).
 """
 
 from __future__ import annotations
@@ -93,9 +95,7 @@ def list_inputs(inputs, recursive: bool) -> list[str]:
 def _decode(path: str, sample_rate: int, window: int, hop: int):
     """Yields ("window", (path, index), samples) and then one ("file", path,
     (samples, file rate, windows, error))."""
-    import soundfile
-
-    from tagger.audio import audio_windows
+    from tagger.audio import audio_windows, file_sample_rate
 
     local, tmp = path, None
     try:
@@ -106,7 +106,7 @@ def _decode(path: str, sample_rate: int, window: int, hop: int):
                                              delete=False) as f:
                 f.write(fileio.read_bytes(path))
                 tmp = local = f.name
-        rate = int(soundfile.info(local).samplerate)
+        rate = file_sample_rate(local)
         stream, count = audio_windows(local, sample_rate, window, hop), 0
         while True:
             try:
@@ -133,11 +133,11 @@ def _row(path, grouped, tag_names, sample_rate, window, top_k, threshold):
     if error is None and len(windows) != count:
         error = "not every window was scored"
     if error is not None or not windows:
-        return {"path": path, "error": error or "no audio samples"}
+        return {"path": fileio.path_text(path), "error": error or "no audio samples"}
     clip = np.stack([s for _, s in windows]).astype(np.float32).mean(axis=0)
     chosen = select_tags(clip, tag_names, top_k, threshold)
-    return {"path": path, "duration": round(samples / sample_rate, 3), "sample_rate": rate,
-            "windows": count, "padded": samples < window,
+    return {"path": fileio.path_text(path), "duration": round(samples / sample_rate, 3),
+            "sample_rate": rate, "windows": count, "padded": samples < window,
             "tags": [t for t, _ in chosen], "scores": [round(s, 6) for _, s in chosen],
             "tag_scores": [float(s) for s in clip]}
 

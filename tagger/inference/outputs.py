@@ -9,7 +9,8 @@
   shorter than one window is marked `*` and explained under the table.
 
 Clip scores are the mean of the window scores. Scores are written with 6
-decimals.
+decimals. A path that is not valid UTF-8 is written with its undecodable
+bytes as `\\xNN` (`fileio.path_text`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import json
 import re
 
 import numpy as np
+
+from tagger.fileio import path_text
 
 FORMATS = ("table", "json", "csv")
 DEFAULT_TOP_K = 5
@@ -53,7 +56,7 @@ def to_json(results, tag_names, top_k=None, threshold=None) -> str:
     for result in results:
         selected = select_tags(result.clip_scores, tag_names, top_k, threshold)
         rows.append({
-            "path": result.path,
+            "path": path_text(result.path),
             "duration": round(result.duration, 3),
             "sample_rate": result.file_sample_rate,
             "windows": result.windows,
@@ -70,7 +73,7 @@ def to_csv(results, tag_names) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["path", "duration", "windows", "padded", *tag_names])
     for result in results:
-        writer.writerow([result.path, f"{result.duration:.3f}", result.windows,
+        writer.writerow([path_text(result.path), f"{result.duration:.3f}", result.windows,
                          int(result.padded),
                          *(f"{score:.6f}" for score in result.clip_scores)])
     return out.getvalue()
@@ -83,7 +86,7 @@ def to_table(results, tag_names, top_k=None, threshold=None) -> str:
         mark = f" {PADDED_MARK}" if result.padded else ""
         padded |= result.padded
         windows = f"{result.windows} window{'s' if result.windows != 1 else ''}"
-        lines.append(f"{result.path}  ({result.duration:.1f} s, {windows}){mark}")
+        lines.append(f"{path_text(result.path)}  ({result.duration:.1f} s, {windows}){mark}")
         selected = select_tags(result.clip_scores, tag_names, top_k, threshold)
         if not selected:
             lines.append(f"  (no tag scores {threshold:g} or more)")

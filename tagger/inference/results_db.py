@@ -10,7 +10,9 @@ Tables (SQLite through the standard library's sqlite3, WAL journal):
           windows INTEGER, padded INTEGER, scores BLOB, embedding BLOB,
           tagged REAL, PRIMARY KEY (path, model))
 
-`path` is the file's absolute path; `scores` are the clip scores as
+`path` is the file's absolute path: TEXT, or, for a name that is not
+valid UTF-8, a BLOB of its bytes (`os.fsencode`), so every name is kept
+exactly (`path_key`, `path_of_key`); `scores` are the clip scores as
 little-endian float32 bytes in the model's tag order (`models.tag_names`);
 `embedding` the mean penultimate-layer vector (float32 bytes) or NULL when
 `--embeddings` was not asked. A model's fingerprint is the SHA-256 of its
@@ -95,10 +97,27 @@ def _hash_file(digest, path: str) -> None:
             digest.update(block)
 
 
-def file_key(path: str) -> tuple[str, int, int]:
-    """(absolute path, size, mtime in ns) of the file at `path`."""
+def path_key(path: str) -> str | bytes:
+    """How the database holds `path`: the text itself when it is valid
+    UTF-8, else its bytes (`os.fsencode`), stored as a BLOB: SQLite's text
+    is UTF-8, and a name is never changed to fit."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def path_of_key(value: str | bytes) -> str:
+    """The path a `path` column holds, as the file system's functions take
+    it (the inverse of `path_key`)."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def file_key(path: str) -> tuple[str | bytes, int, int]:
+    """(`path_key` of the absolute path, size, mtime in ns) of the file at `path`."""
     info = os.stat(path)
-    return os.path.abspath(path), info.st_size, info.st_mtime_ns
+    return path_key(os.path.abspath(path)), info.st_size, info.st_mtime_ns
 
 
 def connect(path: str, check_same_thread: bool = True) -> sqlite3.Connection:

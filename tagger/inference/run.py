@@ -132,7 +132,7 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
 
     def skipped(path, reason):
         failures.append((path, reason))
-        say(f"skipped {path}: {reason}")
+        say(f"skipped {fileio.path_text(path)}: {reason}")
 
     database = None
     if config.db is not None:
@@ -265,7 +265,9 @@ def _library_files(config: TagConfig, database, skipped, tag_writer=None):
     to date in `database` (unless `tag_writer` would change their tags: a
     file tagged by an earlier run without --write-tags is tagged again, so
     its tags are written and its row follows the changed file); problems
-    go to `skipped(path, reason)`."""
+    go to `skipped(path, reason)`, and so does anything that goes wrong
+    while one file is checked: that file is skipped with the reason, the
+    walk goes on."""
     from tagger.inference.inputs import iter_audio
 
     for path, problem in iter_audio(config.inputs, config.recursive):
@@ -273,18 +275,30 @@ def _library_files(config: TagConfig, database, skipped, tag_writer=None):
             skipped(path, problem)
             continue
         try:
-            stored = database.current_scores(path) if database is not None else None
-        except sqlite3.Error:  # the row cannot be read: tag the file again
-            stored = None
-        if (stored is not None and tag_writer is not None
-                and tag_writer.would_change(path, stored)):
-            if config.dry_run:  # the stored scores say what would change
-                tag_writer.write(path, stored)
-            else:
-                database.skipped -= 1
-                stored = None
-        if stored is None:
+            wanted = _to_tag(path, config, database, tag_writer)
+        except Exception as error:  # this file's problem, not the run's
+            skipped(path, f"cannot check whether it is up to date ({type(error).__name__}: "
+                          f"{error})")
+            continue
+        if wanted:
             yield path
+
+
+def _to_tag(path: str, config: TagConfig, database, tag_writer) -> bool:
+    """Whether the file at `path` is to be tagged: not up to date in
+    `database`, or up to date but lacking the tags `tag_writer` writes."""
+    try:
+        stored = database.current_scores(path) if database is not None else None
+    except sqlite3.Error:  # the row cannot be read: tag the file again
+        stored = None
+    if (stored is not None and tag_writer is not None
+            and tag_writer.would_change(path, stored)):
+        if config.dry_run:  # the stored scores say what would change
+            tag_writer.write(path, stored)
+        else:
+            database.skipped -= 1
+            stored = None
+    return stored is None
 
 
 def _replace_foreign_db(path: str) -> None:

@@ -12,7 +12,9 @@ all inputs, with separators replaced by `__` and the extension kept:
 `rock/song.mp3` -> `rock__song.mp3.npy` and `rock__song.mp3.png`, so two
 `song.mp3` in different folders (or `song.mp3` beside `song.wav`) never
 collide; a name that still collides gets `-2`, `-3`, ... `index.csv` in
-the folder maps each name to its input path.
+the folder maps each name to its input path. Names, the index and the
+picture's title are text: a path that is not valid UTF-8 has its
+undecodable bytes written as `\\xNN` (`fileio.path_text`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def taggram_names(paths) -> dict[str, str]:
     root = os.path.commonpath(folders)
     names, used = {}, set()
     for path in paths:
-        relative = os.path.relpath(os.path.abspath(path), root)
+        relative = fileio.path_text(os.path.relpath(os.path.abspath(path), root))
         stem = relative.replace(os.sep, "__").replace("/", "__")
         name, n = stem, 1
         while name.lower() in used:  # case-insensitive file systems too
@@ -57,7 +59,7 @@ def write_index(folder: str, names: dict[str, str]) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["name", "path"])
     for path, name in names.items():
-        writer.writerow([name, path])
+        writer.writerow([name, fileio.path_text(path)])
     fileio.write_atomic(os.path.join(folder, "index.csv"), out.getvalue().encode())
 
 
@@ -113,7 +115,7 @@ def taggram_figure(result, tag_names, top_k: int | None = None):
         axes.plot([0.0], [index], marker=">", color="tab:red", markersize=6,
                   clip_on=False, transform=axes.get_yaxis_transform())
     axes.set_xlabel("time (s)")
-    title = os.path.basename(result.path)
+    title = fileio.path_text(os.path.basename(result.path))
     if result.padded:
         title += (f" ({result.duration:.1f} s, shorter than one window: "
                   "the grey part is zero padding)")
