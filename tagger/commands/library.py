@@ -59,15 +59,12 @@ def main(argv=None):
 
 
 def run(args) -> int:
-    from tagger.inference import results_db
     from tagger.inference.library_export import export
+    from tagger.inference.results_reader import ResultsReader
 
     if args.action == "info":
-        con = results_db.open_existing(args.db)
-        try:
-            found = results_db.models(con)
-        finally:
-            con.close()
+        with ResultsReader(args.db) as reader:
+            found = reader.models()
         for model in found:
             dim = model["embedding_dim"]
             print(f"{model['fingerprint'][:12]}  {model['files']} files  "

@@ -46,6 +46,7 @@ def main(argv=None):
 
 
 def run(args) -> int:
+    from tagger.fileio import path_text
     from tagger.inference import similar
 
     if args.tags is not None:
@@ -58,7 +59,7 @@ def run(args) -> int:
         what = "cosine"
     print(f"rank  {what:>10}  path")
     for rank, (path, score) in enumerate(found, 1):
-        print(f"{rank:4d}  {score:10.4f}  {path}")
+        print(f"{rank:4d}  {score:10.4f}  {path_text(path)}")
     return 0
 
 

@@ -8,7 +8,10 @@ model's fingerprint), `tags` (the selected tags, highest score first) and
 as well (CSV and Parquet: one column per tag, named `score:TAG`; JSON lines:
 an object `all_scores`). CSV joins `tags` and `scores` with `;`. Rows come
 in path order and are streamed: the export holds one batch of rows at a
-time. The file is written under a temporary name and renamed into place.
+time. The file is written under a temporary name and renamed into place
+(a damaged database or row met on the way is one UserError, and nothing is
+left at `out`). A path that is not valid UTF-8 is written with its
+undecodable bytes as `\\xNN` (`fileio.path_text`).
 """
 
 from __future__ import annotations
@@ -17,12 +20,11 @@ import csv
 import json
 import os
 
-import numpy as np
-
 from tagger import fileio
 from tagger.errors import UserError
-from tagger.inference import results_db
+from tagger.fileio import path_text
 from tagger.inference.outputs import select_tags
+from tagger.inference.results_reader import ResultsReader
 
 FORMATS = ("csv", "jsonl", "parquet")
 COLUMNS = ["path", "size", "mtime", "duration", "sample_rate", "windows", "padded", "model",
@@ -31,19 +33,18 @@ PARQUET_MARK = b"tagger.library"  # key of the Parquet file's metadata
 _BATCH = 1024
 
 
-def iter_rows(con, model: dict, top_k=None, threshold=None, all_scores=False):
-    """Yields one dict per file of `model` (see the module docstring)."""
+def iter_rows(reader, model: dict, top_k=None, threshold=None, all_scores=False):
+    """Yields one dict per file of `model` (see the module docstring), read
+    by `reader` (a ResultsReader)."""
     names = model["tag_names"]
-    cursor = con.execute(
-        "SELECT path, size, mtime_ns, duration, sample_rate, windows, padded, scores "
-        "FROM files WHERE model = ? ORDER BY path", (model["fingerprint"],))
-    for path, size, mtime, duration, rate, windows, padded, blob in cursor:
-        scores = results_db.scores_of(blob)
+    for stored in reader.scored(model):
+        scores = stored["scores"]
         chosen = select_tags(scores, names, top_k, threshold)
-        row = dict(path=path, size=size, mtime=mtime / 1e9, duration=round(duration, 3),
-                   sample_rate=rate, windows=windows, padded=bool(padded),
-                   model=model["fingerprint"], tags=[t for t, _ in chosen],
-                   scores=[round(s, 6) for _, s in chosen])
+        row = dict(path=path_text(stored["path"]), size=stored["size"],
+                   mtime=stored["mtime_ns"] / 1e9, duration=round(stored["duration"], 3),
+                   sample_rate=stored["sample_rate"], windows=stored["windows"],
+                   padded=bool(stored["padded"]), model=model["fingerprint"],
+                   tags=[t for t, _ in chosen], scores=[round(s, 6) for _, s in chosen])
         if all_scores:
             row["all_scores"] = {n: round(float(s), 6) for n, s in zip(names, scores)}
         yield row
@@ -84,10 +85,9 @@ def export(db: str, fmt: str, out: str | None, top_k=None, threshold=None, model
     if out is not None:
         fileio.check_destination(out, "--out", kind="an export tagger-library wrote",
                                  recognise=is_export, overwrite=overwrite, inputs=[db])
-    con = results_db.open_existing(db)
-    try:
-        chosen = results_db.choose_model(con, db, model)
-        rows = iter_rows(con, chosen, top_k, threshold, all_scores)
+    with ResultsReader(db) as reader:
+        chosen = reader.choose_model(model)
+        rows = iter_rows(reader, chosen, top_k, threshold, all_scores)
         if out is None:
             count = _write_text(rows, fmt, chosen["tag_names"], all_scores, stdout)
         else:
@@ -103,8 +103,6 @@ def export(db: str, fmt: str, out: str | None, top_k=None, threshold=None, model
                 raise fileio.output_error("--out", out, error) from None
             finally:
                 fileio.remove_quietly(tmp)
-    finally:
-        con.close()
     return count, chosen["fingerprint"]
 
 
@@ -153,17 +151,3 @@ def _write_parquet(rows, path, names, all_scores) -> int:
             writer.write_table(pa.Table.from_pylist(batch, schema))
             count += len(batch)
     return count
-
-
-def embeddings(con, model: dict):
-    """(paths, (n, dim) float32 embeddings) of the files of `model` that
-    have one stored."""
-    paths, vectors = [], []
-    for path, blob in con.execute(
-            "SELECT path, embedding FROM files WHERE model = ? AND embedding IS NOT NULL "
-            "ORDER BY path", (model["fingerprint"],)):
-        paths.append(path)
-        vectors.append(np.frombuffer(blob, "<f4"))
-    dim = model.get("embedding_dim") or 0
-    return paths, (np.stack(vectors).astype(np.float32) if vectors
-                   else np.zeros((0, dim), np.float32))

@@ -67,9 +67,11 @@ def is_results_db(path: str) -> bool:
         return True
     # the header may still be in the write-ahead log (a run killed before a
     # checkpoint): ask SQLite, which reads through it
-    con = sqlite3.connect(str(path), timeout=30)
+    con = open_read_only(path)
     try:
         return con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    except sqlite3.DatabaseError:  # damaged beyond reading its header
+        return False
     finally:
         con.close()
 
@@ -140,20 +142,24 @@ def connect(path: str, check_same_thread: bool = True) -> sqlite3.Connection:
     return con
 
 
-def open_existing(path: str) -> sqlite3.Connection:
-    """Opens a database for reading; UserError if absent or not ours."""
-    from tagger.errors import UserError
+def open_read_only(path: str) -> sqlite3.Connection:
+    """A connection that cannot write the database at `path` (`mode=ro`).
+    In a folder this process cannot write (a read-only share, a read-only
+    file system), where SQLite cannot create the WAL's index file beside
+    the database, it is opened as immutable: nothing can be writing it
+    there. Raises sqlite3.Error when SQLite cannot read it."""
+    from urllib.parse import quote
 
-    if not os.path.isfile(path):
-        raise UserError(f"--db {path!r} not found; write one with tag.py MODEL FOLDER --db "
-                        f"{path}")
+    uri = "file:" + quote(os.fsencode(os.path.abspath(str(path)))) + "?mode=ro"
+    con = sqlite3.connect(uri, uri=True, timeout=30)
     try:
-        ours = is_results_db(path)
-    except OSError as error:
-        raise UserError(f"cannot read --db {path!r}: {error.strerror or error}") from None
-    if not ours:
-        raise UserError(f"--db {path!r} is not a results database written by tag.py --db")
-    return connect(path)
+        con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opens the WAL index
+        return con
+    except sqlite3.OperationalError:
+        con.close()
+        if os.access(os.path.dirname(os.path.abspath(str(path))), os.W_OK):
+            raise
+    return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=30)
 
 
 class ResultsWriter:
@@ -168,6 +174,7 @@ class ResultsWriter:
                  window_samples: int, embeddings: bool, rescan: bool = False):
         self.path = str(path)
         self.fingerprint = model_fingerprint(model_path)
+        self.tag_count = len(tag_names)
         self.embeddings = embeddings
         self.rescan = rescan
         self._con = connect(self.path)
@@ -201,7 +208,9 @@ class ResultsWriter:
             "SELECT size, mtime_ns, embedding IS NOT NULL, scores FROM files "
             "WHERE path = ? AND model = ?", (key, self.fingerprint)).fetchone()
         current = (row is not None and row[0] == size and row[1] == mtime
-                   and (row[2] or not self.embeddings))
+                   and (row[2] or not self.embeddings)
+                   and isinstance(row[3], bytes)
+                   and len(row[3]) == 4 * self.tag_count)  # a damaged row: tagged again
         if not current:
             return None
         self.skipped += 1
@@ -244,40 +253,6 @@ class ResultsWriter:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
-
-
-def models(con: sqlite3.Connection) -> list[dict]:
-    """Every model in the database with its row count, newest first."""
-    rows = con.execute(
-        "SELECT m.fingerprint, m.path, m.tag_names, m.embedding_dim, m.sample_rate, "
-        "m.window_samples, (SELECT COUNT(*) FROM files f WHERE f.model = m.fingerprint) "
-        "FROM models m ORDER BY m.added DESC").fetchall()
-    return [dict(fingerprint=r[0], path=r[1], tag_names=json.loads(r[2]), embedding_dim=r[3],
-                 sample_rate=r[4], window_samples=r[5], files=r[6]) for r in rows]
-
-
-def choose_model(con: sqlite3.Connection, db_path: str, wanted: str | None = None) -> dict:
-    """The model whose rows to read: `wanted` (a fingerprint prefix or the
-    model's path), or the only model holding rows; UserError otherwise."""
-    from tagger.errors import UserError
-
-    found = [m for m in models(con) if m["files"]]
-    if wanted:
-        matches = [m for m in found if m["fingerprint"].startswith(wanted)
-                   or os.path.abspath(wanted) == m["path"]]
-        if len(matches) != 1:
-            listed = "; ".join(f"{m['fingerprint'][:12]} {m['path']}" for m in found)
-            raise UserError(f"--model {wanted!r} matches {len(matches)} of the models in "
-                            f"{db_path!r} ({listed or 'none'}); give a fingerprint prefix")
-        return matches[0]
-    if not found:
-        raise UserError(f"{db_path!r} holds no tagged files yet")
-    if len(found) > 1:
-        listed = "; ".join(f"{m['fingerprint'][:12]} {m['path']} ({m['files']} files)"
-                           for m in found)
-        raise UserError(f"{db_path!r} holds the results of {len(found)} models: {listed}; "
-                        "choose one with --model FINGERPRINT")
-    return found[0]
 
 
 def scores_of(blob: bytes) -> np.ndarray:

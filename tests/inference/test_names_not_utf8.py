@@ -15,6 +15,8 @@ import sqlite3
 import numpy as np
 import pytest
 
+from tagger.commands import library as library_cli
+from tagger.commands import similar as similar_cli
 from tagger.commands import tag as tag_cli
 from tagger.fileio import path_text
 from tagger.inference import results_db
@@ -84,6 +86,12 @@ def test_db_embeddings_and_tags_in_the_files(cnn, folder, tmp_path, capsys):
     code, _, err = run_tag(capsys, cnn[0], root, "--db", db)  # the row is found again
     assert code == 1 and f"{db}: 0 files tagged and stored, 3 up to date and skipped " \
                           "(--rescan redoes them)" in err
+    assert library_cli.main(["export", "--db", str(db), "--format", "jsonl"]) == 0
+    rows = {row["path"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert set(rows) == {f"{root}/{n}" for n in ("a.wav", "short.wav", SHOWN)}
+    assert rows[f"{root}/{SHOWN}"]["tags"] == rows[f"{root}/a.wav"]["tags"]
+    assert similar_cli.main(["--tags", "guitar", "--db", str(db)]) == 0
+    assert f"{root}/{SHOWN}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("fmt", ["table", "json", "csv"])
