@@ -9,6 +9,9 @@ Tables (SQLite through the standard library's sqlite3, WAL journal):
           mtime_ns INTEGER, duration REAL, sample_rate INTEGER (the file's own),
           windows INTEGER, padded INTEGER, scores BLOB, embedding BLOB,
           tagged REAL, PRIMARY KEY (path, model))
+    failures(path TEXT, model TEXT -> models.fingerprint, size INTEGER,
+             mtime_ns INTEGER, ctime_ns INTEGER, error TEXT, tried REAL,
+             PRIMARY KEY (path, model))
 
 `path` is the file's absolute path: TEXT, or, for a name that is not
 valid UTF-8, a BLOB of its bytes (`os.fsencode`), so every name is kept
@@ -20,8 +23,18 @@ file's bytes (of every file's relative name and bytes for a folder), so
 one database can hold the results of several models, and a retrained model
 under the same name is a new model.
 
+A file that could not be tagged (not decodable, damaged, NaN audio or
+scores, ...) has a row in `failures` instead, with the reason (`error`,
+one line as tag.py printed it); the `files` table holds scored files only,
+so no reader of scores meets a failure. A file has a row in one table or
+neither. (`failures` came after the first release: a database written
+before it gets it when tag.py next writes there, and a reader treats its
+absence as no failures.)
+
 A file is up to date when a row for (its path, the model) has its size and
-modification time: a rerun skips it. Rows are written as results come in
+modification time (a failure: its size, modification and change times, so
+a file whose permissions were fixed is tried again): a rerun skips it.
+Rows are written as results come in
 and committed in small transactions (every `COMMIT_SECONDS` or
 `COMMIT_ROWS` rows), so a run that is killed loses at most the files tagged
 since the last commit. The file is recognised as ours by its
@@ -53,6 +66,12 @@ CREATE TABLE IF NOT EXISTS files (
     size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, duration REAL, sample_rate INTEGER,
     windows INTEGER, padded INTEGER, scores BLOB NOT NULL, embedding BLOB, tagged REAL,
     PRIMARY KEY (path, model));
+"""
+_FAILURES = """
+CREATE TABLE IF NOT EXISTS failures (
+    path TEXT NOT NULL, model TEXT NOT NULL REFERENCES models(fingerprint),
+    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    error TEXT NOT NULL, tried REAL, PRIMARY KEY (path, model));
 """
 
 
@@ -130,7 +149,7 @@ def connect(path: str, check_same_thread: bool = True) -> sqlite3.Connection:
     version = con.execute("PRAGMA user_version").fetchone()[0]
     if version == 0:
         with con:
-            con.executescript(_SCHEMA)
+            con.executescript(_SCHEMA + _FAILURES)
             con.execute(f"PRAGMA application_id={APPLICATION_ID}")
             con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     elif version != SCHEMA_VERSION:
@@ -139,7 +158,14 @@ def connect(path: str, check_same_thread: bool = True) -> sqlite3.Connection:
         con.close()
         raise UserError(f"{path!r} is a results database of schema version {version}; this "
                         f"version of tagger reads version {SCHEMA_VERSION}")
+    elif not has_failures_table(con):  # written before the table came
+        con.executescript(_FAILURES)
     return con
+
+
+def has_failures_table(con: sqlite3.Connection) -> bool:
+    return con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                       "'failures'").fetchone() is not None
 
 
 def open_read_only(path: str) -> sqlite3.Connection:
@@ -166,9 +192,12 @@ class ResultsWriter:
     """Writes one model's rows into the database at `path`.
 
     `is_current(path)`: whether the file is tagged already (same size and
-    mtime; with `embeddings`, with an embedding stored), safe to call from
-    the decoder threads (its own connection, under the caller's lock);
-    `add(result)` writes a row; `close()` commits. Counts: `written`."""
+    mtime; with `embeddings`, with an embedding stored) or failed before
+    and has not changed since, safe to call from the decoder threads (its
+    own connection, under the caller's lock); `add(result)` writes a
+    tagged file's row, `add_failure(result)` a failed one's; `close()`
+    commits. Counts: `written`, `failed` (rows written), `skipped` (up to
+    date), `failures_skipped` (failed before, unchanged)."""
 
     def __init__(self, path: str, model_path: str, tag_names, sample_rate: int,
                  window_samples: int, embeddings: bool, rescan: bool = False):
@@ -188,10 +217,34 @@ class ResultsWriter:
         self._pending = 0
         self._last_commit = time.monotonic()
         self.written = 0
+        self.failed = 0
         self.skipped = 0
+        self.failures_skipped = 0
 
     def is_current(self, path: str) -> bool:
-        return self.current_scores(path) is not None
+        return self.current_scores(path) is not None or self.failed_before(path) is not None
+
+    def _query(self, sql: str, params) -> tuple | None:
+        if self._reader is None:
+            self._reader = connect(self.path, check_same_thread=False)
+        return self._reader.execute(sql, params).fetchone()
+
+    def failed_before(self, path: str) -> str | None:
+        """The reason stored for the file at `path` when it could not be
+        tagged and has not changed since (counted in `failures_skipped`),
+        else None."""
+        if self.rescan:
+            return None
+        try:
+            key, size, mtime, ctime = _failure_key(path)
+        except OSError:
+            return None
+        row = self._query("SELECT size, mtime_ns, ctime_ns, error FROM failures WHERE "
+                          "path = ? AND model = ?", (key, self.fingerprint))
+        if row is None or (row[0], row[1], row[2]) != (size, mtime, ctime):
+            return None
+        self.failures_skipped += 1
+        return row[3]
 
     def current_scores(self, path: str) -> np.ndarray | None:
         """The stored clip scores of the file at `path` when it is up to date
@@ -202,11 +255,8 @@ class ResultsWriter:
             key, size, mtime = file_key(path)
         except OSError:
             return None
-        if self._reader is None:
-            self._reader = connect(self.path, check_same_thread=False)
-        row = self._reader.execute(
-            "SELECT size, mtime_ns, embedding IS NOT NULL, scores FROM files "
-            "WHERE path = ? AND model = ?", (key, self.fingerprint)).fetchone()
+        row = self._query("SELECT size, mtime_ns, embedding IS NOT NULL, scores FROM files "
+                          "WHERE path = ? AND model = ?", (key, self.fingerprint))
         current = (row is not None and row[0] == size and row[1] == mtime
                    and (row[2] or not self.embeddings)
                    and isinstance(row[3], bytes)
@@ -234,7 +284,28 @@ class ResultsWriter:
             (key, self.fingerprint, size, mtime, float(result.duration),
              result.file_sample_rate, int(result.windows), int(result.padded),
              np.asarray(result.clip_scores, "<f4").tobytes(), embedding, time.time()))
+        self._con.execute("DELETE FROM failures WHERE path = ? AND model = ?",
+                          (key, self.fingerprint))
         self.written += 1
+        self._wrote()
+
+    def add_failure(self, result) -> None:
+        """A failed FileResult of tagging.tag_files: its row in `failures`,
+        with the reason; a row of earlier scores of the file goes (they were
+        of the file before it changed)."""
+        try:
+            key, size, mtime, ctime = _failure_key(result.path)
+        except OSError:  # gone, or never there: nothing to record
+            return
+        self._con.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (key, self.fingerprint, size, mtime, ctime, str(result.error),
+                           time.time()))
+        self._con.execute("DELETE FROM files WHERE path = ? AND model = ?",
+                          (key, self.fingerprint))
+        self.failed += 1
+        self._wrote()
+
+    def _wrote(self) -> None:
         self._pending += 1
         now = time.monotonic()
         if self._pending >= COMMIT_ROWS or now - self._last_commit >= COMMIT_SECONDS:
@@ -253,6 +324,12 @@ class ResultsWriter:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+
+def _failure_key(path: str) -> tuple[str | bytes, int, int, int]:
+    """(`path_key` of the absolute path, size, mtime and ctime in ns)."""
+    info = os.stat(path)
+    return path_key(os.path.abspath(path)), info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 def scores_of(blob: bytes) -> np.ndarray:

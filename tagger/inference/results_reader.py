@@ -11,6 +11,9 @@ tagger-library and tagger-similar.
   size), naming the row's path as well.
 - Paths come back as the file system's functions take them
   (`results_db.path_of_key`: a name stored as bytes is decoded losslessly).
+- The files that could not be tagged (the `failures` table) are read only
+  by `failures`; every reader of scores or embeddings reads `files`, which
+  holds scored files only.
 
     with ResultsReader("library.sqlite") as reader:
         model = reader.choose_model()
@@ -95,13 +98,23 @@ class ResultsReader:
 
     # -- models --------------------------------------------------------------
 
+    def has_failures(self) -> bool:
+        """Whether the database has the `failures` table (one written before
+        it came has none)."""
+        return self.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                        "'failures'") is not None
+
     def models(self) -> list[dict]:
-        """Every model in the database with its row count (`files`), newest first."""
+        """Every model in the database with its counts of tagged files
+        (`files`) and of files that could not be tagged (`failures`), newest
+        first."""
+        failures = ("(SELECT COUNT(*) FROM failures x WHERE x.model = m.fingerprint)"
+                    if self.has_failures() else "0")
         found = []
         for r in self.rows(
                 "SELECT m.fingerprint, m.path, m.tag_names, m.embedding_dim, m.sample_rate, "
                 "m.window_samples, (SELECT COUNT(*) FROM files f WHERE f.model = "
-                "m.fingerprint) FROM models m ORDER BY m.added DESC"):
+                f"m.fingerprint), {failures} FROM models m ORDER BY m.added DESC"):
             try:
                 names = json.loads(r[2])
             except ValueError:
@@ -110,14 +123,15 @@ class ResultsReader:
                                 "the library into a new database with tag.py --db") from None
             found.append(dict(fingerprint=r[0], path=r[1], tag_names=names,
                               embedding_dim=r[3], sample_rate=r[4], window_samples=r[5],
-                              files=r[6]))
+                              files=r[6], failures=r[7]))
         return found
 
-    def choose_model(self, wanted: str | None = None) -> dict:
+    def choose_model(self, wanted: str | None = None, failures: bool = False) -> dict:
         """The model whose rows to read: `wanted` (a fingerprint prefix or
-        the model's path), or the only model holding rows; UserError
-        otherwise."""
-        found = [m for m in self.models() if m["files"]]
+        the model's path), or the only model holding rows (tagged files;
+        with `failures`, tagged or failed ones); UserError otherwise."""
+        known = self.models()
+        found = [m for m in known if m["files"] or (failures and m["failures"])]
         if wanted:
             matches = [m for m in found if m["fingerprint"].startswith(wanted)
                        or os.path.abspath(wanted) == m["path"]]
@@ -127,7 +141,10 @@ class ResultsReader:
                                 f"{self.path!r} ({listed or 'none'}); give a fingerprint prefix")
             return matches[0]
         if not found:
-            raise UserError(f"{self.path!r} holds no tagged files yet")
+            failed = sum(m["failures"] for m in known)
+            raise UserError(f"{self.path!r} holds no tagged files yet" + (
+                f" ({failed} file{'s' if failed != 1 else ''} could not be tagged: "
+                f"tagger-library failures --db {self.path} lists them)" if failed else ""))
         if len(found) > 1:
             listed = "; ".join(f"{m['fingerprint'][:12]} {m['path']} ({m['files']} files)"
                                for m in found)
@@ -161,6 +178,18 @@ class ResultsReader:
             yield dict(path=results_db.path_of_key(path), size=size, mtime_ns=mtime,
                        duration=duration, sample_rate=rate, windows=windows, padded=padded,
                        scores=self.vector(blob, count, path, "scores"))
+
+    def failures(self, model: dict):
+        """Yields a dict per file of `model` that could not be tagged, in
+        path order: `path`, `size`, `mtime_ns`, `error` (the reason, as
+        tag.py gave it), `tried` (seconds since the epoch)."""
+        if not self.has_failures():
+            return
+        for path, size, mtime, error, tried in self.rows(
+                "SELECT path, size, mtime_ns, error, tried FROM failures WHERE model = ? "
+                "ORDER BY path", (model["fingerprint"],)):
+            yield dict(path=results_db.path_of_key(path), size=size, mtime_ns=mtime,
+                       error=error, tried=tried)
 
     def scores_of_files(self, model: dict):
         """Yields (path, (tags,) float32 scores) of every file of `model`, in path order."""

@@ -30,7 +30,9 @@ class TagSummary:
     out_written: bool = False
     tagged: int = 0  # files tagged in this run (with --db and no --out, none is kept)
     db_written: int = 0  # rows written into --db
+    db_failed: int = 0  # files that could not be tagged, stored in --db with the reason
     db_skipped: int = 0  # files up to date in --db, not tagged again
+    db_failures_skipped: int = 0  # failed in an earlier run, unchanged: not tried again
     tag_lines: list = dataclasses.field(default_factory=list)  # --write-tags' summary
 
     @property
@@ -189,6 +191,8 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
             bar.update(1)
             if not result.ok:
                 skipped(result.path, result.error)
+                if database is not None:  # so that a rerun need not try it again
+                    database.add_failure(result)
                 continue
             tagged += 1
             if config.taggram_dir:
@@ -228,6 +232,8 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
                          tagged=tagged)
     if database is not None:
         summary.db_written, summary.db_skipped = database.written, database.skipped
+        summary.db_failed = database.failed
+        summary.db_failures_skipped = database.failures_skipped
     if tag_writer is not None:
         summary.tag_lines = tag_writer.summary()
     return summary
@@ -286,9 +292,13 @@ def _library_files(config: TagConfig, database, skipped, tag_writer=None):
 
 def _to_tag(path: str, config: TagConfig, database, tag_writer) -> bool:
     """Whether the file at `path` is to be tagged: not up to date in
-    `database`, or up to date but lacking the tags `tag_writer` writes."""
+    `database` (neither tagged nor failed since it last changed), or up to
+    date but lacking the tags `tag_writer` writes."""
     try:
         stored = database.current_scores(path) if database is not None else None
+        if (stored is None and database is not None
+                and database.failed_before(path) is not None):
+            return False  # it failed, and has not changed since
     except sqlite3.Error:  # the row cannot be read: tag the file again
         stored = None
     if (stored is not None and tag_writer is not None

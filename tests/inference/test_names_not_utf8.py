@@ -83,9 +83,13 @@ def test_db_embeddings_and_tags_in_the_files(cnn, folder, tmp_path, capsys):
     np.testing.assert_allclose(data[f"{root}/{SHOWN}"], data[f"{root}/a.wav"], atol=1e-5)
     tags = [str(WAVE(path).tags["TXXX:tagger"].text[0]) for path in (bad, root / "a.wav")]
     assert tags[0] == tags[1] and len(tags[0].split("; ")) == 5
-    code, _, err = run_tag(capsys, cnn[0], root, "--db", db)  # the row is found again
-    assert code == 1 and f"{db}: 0 files tagged and stored, 3 up to date and skipped " \
+    code, _, err = run_tag(capsys, cnn[0], root, "--db", db)  # the rows are found again
+    assert code == 0 and f"{db}: 0 files tagged and stored, 3 up to date and skipped " \
                           "(--rescan redoes them)" in err
+    assert err[-1].startswith(f"{db}: 1 file that could not be tagged before, unchanged")
+    assert library_cli.main(["failures", "--db", str(db), "--format", "jsonl"]) == 0
+    failed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["path"] for row in failed] == [f"{root}/broken\\xe9.mp3"]
     assert library_cli.main(["export", "--db", str(db), "--format", "jsonl"]) == 0
     rows = {row["path"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
     assert set(rows) == {f"{root}/{n}" for n in ("a.wav", "short.wav", SHOWN)}
