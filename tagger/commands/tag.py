@@ -151,9 +151,12 @@ def run(args) -> int:
         tag_with_beam(config, beam, log=lambda line: print(line, file=sys.stderr))
         return 0
     summary = tag(config, quiet_decoders=True)
-    if not args.out and not args.db:
+    shown = not args.out and not args.db  # the report, on stdout
+    if shown:
         sys.stdout.write(summary.report)
         sys.stdout.flush()
+    if summary.note and summary.tagged and not (shown and args.format != "csv"):
+        print(f"note: {summary.note}", file=sys.stderr)  # no report on stdout carries it
     for line in summary.tag_lines:
         print(line, file=sys.stderr)
     if summary.out_written:

@@ -2,11 +2,15 @@
 
 - json: a JSON array, one object per file in input order:
   `{"path", "duration" (s), "sample_rate" (the file's own), "windows",
-  "padded", "tags" (sorted by score, descending), "scores" (same order)}`.
+  "padded", "tags" (sorted by score, descending), "scores" (same order)}`,
+  and `"note"` when the model gives one (`models.saved.synthetic_note`: a
+  model trained on the synthetic dataset).
 - csv: a header `path,duration,windows,padded,<every tag in the model's
   order>`, then one row per file with every tag's clip score.
 - table: per file a header line and the selected tags with scores; a file
-  shorter than one window is marked `*` and explained under the table.
+  shorter than one window is marked `*` and explained under the table; the
+  model's note, if any, is the last line (`note: ...`).
+- csv holds data only: no note.
 
 Clip scores are the mean of the window scores. Scores are written with 6
 decimals. A path that is not valid UTF-8 is written with its undecodable
@@ -51,7 +55,7 @@ def _round(value: float) -> float:
     return round(float(value), 6)
 
 
-def to_json(results, tag_names, top_k=None, threshold=None) -> str:
+def to_json(results, tag_names, top_k=None, threshold=None, note=None) -> str:
     rows = []
     for result in results:
         selected = select_tags(result.clip_scores, tag_names, top_k, threshold)
@@ -63,6 +67,7 @@ def to_json(results, tag_names, top_k=None, threshold=None) -> str:
             "padded": result.padded,
             "tags": [tag for tag, _ in selected],
             "scores": [_round(score) for _, score in selected],
+            **({"note": note} if note else {}),
         })
     # allow_nan=False: a bare NaN is not JSON; the pipeline never passes one on
     return json.dumps(rows, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -79,7 +84,7 @@ def to_csv(results, tag_names) -> str:
     return out.getvalue()
 
 
-def to_table(results, tag_names, top_k=None, threshold=None) -> str:
+def to_table(results, tag_names, top_k=None, threshold=None, note=None) -> str:
     lines, padded = [], False
     width = max([len(name) for name in tag_names] + [3])
     for result in results:
@@ -96,6 +101,8 @@ def to_table(results, tag_names, top_k=None, threshold=None) -> str:
     if padded:
         lines.append(f"{PADDED_MARK} shorter than one model window: zero-padded to one "
                      "window; scores are less reliable")
+    if note and lines:
+        lines.append(f"note: {note}")
     return "\n".join(lines).rstrip("\n") + "\n" if lines else ""
 
 
@@ -116,11 +123,13 @@ def is_report(path: str) -> bool:
                 or _TABLE_HEADER.match(line))
 
 
-def render(results, tag_names, fmt: str, top_k=None, threshold=None) -> str:
+def render(results, tag_names, fmt: str, top_k=None, threshold=None, note=None) -> str:
+    """The report in `fmt`; `note`: a line about the model for the table
+    and JSON (`models.saved.synthetic_note`), or None."""
     if fmt == "json":
-        return to_json(results, tag_names, top_k, threshold)
+        return to_json(results, tag_names, top_k, threshold, note)
     if fmt == "csv":
         return to_csv(results, tag_names)
     if fmt == "table":
-        return to_table(results, tag_names, top_k, threshold)
+        return to_table(results, tag_names, top_k, threshold, note)
     raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")

@@ -34,6 +34,7 @@ class TagSummary:
     db_skipped: int = 0  # files up to date in --db, not tagged again
     db_failures_skipped: int = 0  # failed in an earlier run, unchanged: not tried again
     tag_lines: list = dataclasses.field(default_factory=list)  # --write-tags' summary
+    note: str | None = None  # a line to show beside the model's tags (synthetic_note)
 
     @property
     def exit_code(self) -> int:
@@ -105,9 +106,10 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
 
     from tagger.inference.predictor import Predictor
     from tagger.inference.tagging import tag_files
-    from tagger.models.saved import load_tagger
+    from tagger.models.saved import load_tagger, synthetic_note
 
     model, info = load_tagger(config.model)
+    note = synthetic_note(info)
     engine_note = ""
     if config.engine in ("keras", "xla"):
         predictor = Predictor(model, info, embeddings=config.embeddings is not None,
@@ -197,7 +199,7 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
             tagged += 1
             if config.taggram_dir:
                 write_taggram(config.taggram_dir, names[result.path], result,
-                              predictor.tag_names, config.top_k)
+                              predictor.tag_names, config.top_k, note=note)
             if writer is not None:
                 writer.add(result.path, result.embeddings)
             if tag_writer is not None:  # before the row: it records the file as changed
@@ -224,12 +226,12 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     report = ""
     if keep:
         report = outputs.render(results, predictor.tag_names, config.format, config.top_k,
-                                config.threshold)
+                                config.threshold, note)
     written = bool(config.out and results)
     if written:
         fileio.write_output(config.out, report, "--out")
     summary = TagSummary(results, failures, report, predictor.tag_names, written,
-                         tagged=tagged)
+                         tagged=tagged, note=note)
     if database is not None:
         summary.db_written, summary.db_skipped = database.written, database.skipped
         summary.db_failed = database.failed

@@ -3,6 +3,8 @@
 Like musicnn's taggram: tags on the y axis (the model's order), time on the
 x axis (one column per window, at its start), colour = score in [0, 1];
 the file's top tags (by clip score) are drawn in bold red with a marker.
+A model trained on the synthetic dataset says so under the title
+(`models.saved.synthetic_note`).
 A file shorter than one window is one zero-padded window: the padding
 (from the file's end to the window's) is shaded grey, as in the attention
 maps.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import textwrap
 
 import numpy as np
 
@@ -63,28 +66,29 @@ def write_index(folder: str, names: dict[str, str]) -> None:
     fileio.write_atomic(os.path.join(folder, "index.csv"), out.getvalue().encode())
 
 
-def write_taggram(folder: str, name: str, result, tag_names, top_k: int | None = None
-                  ) -> tuple[str, str]:
+def write_taggram(folder: str, name: str, result, tag_names, top_k: int | None = None,
+                  note: str | None = None) -> tuple[str, str]:
     """Writes `<name>.npy` ((windows, tags) float32) and `<name>.png`; returns
-    both paths."""
+    both paths. `note`: a line about the model for the picture, or None."""
     npy = os.path.join(folder, name + ".npy")
     png = os.path.join(folder, name + ".png")
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(result.scores, np.float32))
     fileio.write_atomic(npy, buffer.getvalue())
-    fileio.write_atomic(png, taggram_png(result, tag_names, top_k))
+    fileio.write_atomic(png, taggram_png(result, tag_names, top_k, note))
     return npy, png
 
 
-def taggram_png(result, tag_names, top_k: int | None = None) -> bytes:
+def taggram_png(result, tag_names, top_k: int | None = None, note: str | None = None) -> bytes:
     """The taggram picture as PNG bytes."""
     out = io.BytesIO()
-    taggram_figure(result, tag_names, top_k).savefig(out, format="png", dpi=100)
+    taggram_figure(result, tag_names, top_k, note).savefig(out, format="png", dpi=100)
     return out.getvalue()
 
 
-def taggram_figure(result, tag_names, top_k: int | None = None):
-    """The taggram as a matplotlib Figure (Agg canvas, no pyplot)."""
+def taggram_figure(result, tag_names, top_k: int | None = None, note: str | None = None):
+    """The taggram as a matplotlib Figure (Agg canvas, no pyplot); `note`,
+    a line about the model, goes under the title."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -93,8 +97,8 @@ def taggram_figure(result, tag_names, top_k: int | None = None):
     hop = result.hop_samples / result.sample_rate
     top = np.argsort(-result.clip_scores, kind="stable")[:top_k or DEFAULT_TOP_K]
 
-    figure = Figure(figsize=(min(20.0, max(7.0, 3.0 + 0.25 * windows)),
-                             max(3.0, 1.4 + 0.17 * tags)))
+    width = min(20.0, max(7.0, 3.0 + 0.25 * windows))  # inches
+    figure = Figure(figsize=(width, max(3.0, 1.4 + 0.17 * tags)))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     end = windows * hop
@@ -119,6 +123,8 @@ def taggram_figure(result, tag_names, top_k: int | None = None):
     if result.padded:
         title += (f" ({result.duration:.1f} s, shorter than one window: "
                   "the grey part is zero padding)")
+    if note:  # wrapped to the picture's width (about 13 characters an inch at 9 pt)
+        title += "\n" + textwrap.fill(f"note: {note}", width=int(13 * width))
     axes.set_title(title, fontsize=9)
     figure.colorbar(image, ax=axes, label="score", fraction=0.03, pad=0.01)
     figure.tight_layout()
