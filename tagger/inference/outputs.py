@@ -33,9 +33,10 @@ DEFAULT_TOP_K = 5
 PADDED_MARK = "*"
 
 
-def select_tags(scores: np.ndarray, tag_names, top_k: int | None = None,
-                threshold: float | None = None) -> list[tuple[str, float]]:
-    """(tag, score) pairs sorted by score, highest first (ties: model order).
+def selected_indices(scores: np.ndarray, top_k: int | None = None,
+                     threshold: float | None = None) -> list[int]:
+    """The indices of the tags a report lists, by score, highest first
+    (ties: model order).
 
     With `threshold`: every tag scoring at least `threshold`, at most
     `top_k` of them when `top_k` is given. Without: the `top_k` best
@@ -48,7 +49,13 @@ def select_tags(scores: np.ndarray, tag_names, top_k: int | None = None,
             order = order[:top_k]
     else:
         order = order[:DEFAULT_TOP_K if top_k is None else top_k]
-    return [(tag_names[i], float(scores[i])) for i in order]
+    return [int(i) for i in order]
+
+
+def select_tags(scores: np.ndarray, tag_names, top_k: int | None = None,
+                threshold: float | None = None) -> list[tuple[str, float]]:
+    """(tag, score) pairs of the `selected_indices`, highest score first."""
+    return [(tag_names[i], float(scores[i])) for i in selected_indices(scores, top_k, threshold)]
 
 
 def _round(value: float) -> float:

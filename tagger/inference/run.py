@@ -199,7 +199,8 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
             tagged += 1
             if config.taggram_dir:
                 write_taggram(config.taggram_dir, names[result.path], result,
-                              predictor.tag_names, config.top_k, note=note)
+                              predictor.tag_names, config.top_k,
+                              threshold=config.threshold, note=note)
             if writer is not None:
                 writer.add(result.path, result.embeddings)
             if tag_writer is not None:  # before the row: it records the file as changed

@@ -2,7 +2,9 @@
 
 Like musicnn's taggram: tags on the y axis (the model's order), time on the
 x axis (one column per window, at its start), colour = score in [0, 1];
-the file's top tags (by clip score) are drawn in bold red with a marker.
+the tags the report lists for the file (its top tags by clip score, as
+`--top-k` and `--threshold` select them: `outputs.selected_indices`) are
+drawn in bold red with a marker.
 A model trained on the synthetic dataset says so under the title
 (`models.saved.synthetic_note`).
 A file shorter than one window is one zero-padded window: the padding
@@ -29,7 +31,7 @@ import textwrap
 import numpy as np
 
 from tagger import fileio
-from tagger.inference.outputs import DEFAULT_TOP_K
+from tagger.inference.outputs import selected_indices
 
 
 def taggram_names(paths) -> dict[str, str]:
@@ -66,36 +68,43 @@ def write_index(folder: str, names: dict[str, str]) -> None:
     fileio.write_atomic(os.path.join(folder, "index.csv"), out.getvalue().encode())
 
 
-def write_taggram(folder: str, name: str, result, tag_names, top_k: int | None = None,
-                  note: str | None = None) -> tuple[str, str]:
+def write_taggram(folder: str, name: str, result, tag_names, top_k: int | None = None, *,
+                  threshold: float | None = None, note: str | None = None
+                  ) -> tuple[str, str]:
     """Writes `<name>.npy` ((windows, tags) float32) and `<name>.png`; returns
-    both paths. `note`: a line about the model for the picture, or None."""
+    both paths. `top_k`, `threshold`: which tags to highlight, as the report
+    selects them; `note`: a line about the model for the picture, or None."""
     npy = os.path.join(folder, name + ".npy")
     png = os.path.join(folder, name + ".png")
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(result.scores, np.float32))
     fileio.write_atomic(npy, buffer.getvalue())
-    fileio.write_atomic(png, taggram_png(result, tag_names, top_k, note))
+    fileio.write_atomic(png, taggram_png(result, tag_names, top_k, threshold=threshold,
+                                         note=note))
     return npy, png
 
 
-def taggram_png(result, tag_names, top_k: int | None = None, note: str | None = None) -> bytes:
+def taggram_png(result, tag_names, top_k: int | None = None, *,
+                threshold: float | None = None, note: str | None = None) -> bytes:
     """The taggram picture as PNG bytes."""
     out = io.BytesIO()
-    taggram_figure(result, tag_names, top_k, note).savefig(out, format="png", dpi=100)
+    figure = taggram_figure(result, tag_names, top_k, threshold=threshold, note=note)
+    figure.savefig(out, format="png", dpi=100)
     return out.getvalue()
 
 
-def taggram_figure(result, tag_names, top_k: int | None = None, note: str | None = None):
-    """The taggram as a matplotlib Figure (Agg canvas, no pyplot); `note`,
-    a line about the model, goes under the title."""
+def taggram_figure(result, tag_names, top_k: int | None = None, *,
+                   threshold: float | None = None, note: str | None = None):
+    """The taggram as a matplotlib Figure (Agg canvas, no pyplot); the tags
+    `top_k` and `threshold` select (as in the report) are highlighted;
+    `note`, a line about the model, goes under the title."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     scores = np.asarray(result.scores, np.float32)  # (windows, tags)
     windows, tags = scores.shape
     hop = result.hop_samples / result.sample_rate
-    top = np.argsort(-result.clip_scores, kind="stable")[:top_k or DEFAULT_TOP_K]
+    top = selected_indices(result.clip_scores, top_k, threshold)
 
     width = min(20.0, max(7.0, 3.0 + 0.25 * windows))  # inches
     figure = Figure(figsize=(width, max(3.0, 1.4 + 0.17 * tags)))
