@@ -69,7 +69,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    return cli.run(run, parse_args(argv))
+    return cli.main(run, parse_args(argv), tensorflow=False)  # SQLite only
 
 
 def run(args) -> int:
