@@ -162,9 +162,9 @@ class ResultsReader:
             held = f"{len(blob)} bytes" if isinstance(blob, bytes) else f"a {type(blob).__name__}"
             raise UserError(
                 f"{self.path!r}: the row of {path_text(results_db.path_of_key(path))} is "
-                f"damaged (its {what} hold {held}, where {size} float32 values take "
-                f"{4 * size}); tag.py --db {self.path} with the same model tags that file "
-                "again")
+                f"damaged (its {what} {'hold' if what == 'scores' else 'holds'} {held}, where "
+                f"{size} float32 values take {4 * size}); tag.py --db {self.path} with the "
+                "same model tags that file again")
         return np.frombuffer(blob, "<f4").astype(np.float32, copy=False)
 
     def scored(self, model: dict):
@@ -191,24 +191,33 @@ class ResultsReader:
             yield dict(path=results_db.path_of_key(path), size=size, mtime_ns=mtime,
                        error=error, tried=tried)
 
-    def scores_of_files(self, model: dict):
-        """Yields (path, (tags,) float32 scores) of every file of `model`, in path order."""
-        count = len(model["tag_names"])
-        for path, blob in self.rows("SELECT path, scores FROM files WHERE model = ? "
-                                    "ORDER BY path", (model["fingerprint"],)):
-            yield results_db.path_of_key(path), self.vector(blob, count, path, "scores")
-
-    def embeddings(self, model: dict, with_rowids: bool = False):
-        """Yields (path, (dim,) float32 embedding) of every file of `model`
-        that has one stored, in path order; with `with_rowids`, (rowid,
-        embedding) in rowid order instead."""
-        dim = model["embedding_dim"] or 0
+    def matrices(self, model: dict, what: str, chunk: int = 4096, with_rowids: bool = False):
+        """Yields (keys, (n, size) float32) chunks of up to `chunk` rows of
+        `model`'s files, in path order: `what` is "scores" (size: the tags)
+        or "embedding" (size: the embedding's; rows without one are left
+        out). `keys`: the paths, or with `with_rowids` the rowids (in rowid
+        order). Every blob's length is checked before the chunk is read as
+        one array."""
+        if what not in ("scores", "embedding"):
+            raise ValueError(f"what must be scores or embedding, got {what!r}")
+        size = len(model["tag_names"]) if what == "scores" else (model["embedding_dim"] or 0)
         key = "rowid" if with_rowids else "path"
-        for first, path, blob in self.rows(
-                f"SELECT {key}, path, embedding FROM files WHERE model = ? AND embedding IS "
-                f"NOT NULL ORDER BY {key}", (model["fingerprint"],)):
-            vector = self.vector(blob, dim, path, "embedding")
-            yield (first if with_rowids else results_db.path_of_key(first)), vector
+        extra = ", path" if with_rowids else ""  # to name a damaged row
+        try:
+            cursor = self._con.execute(
+                f"SELECT {key}, {what}{extra} FROM files WHERE model = ? AND {what} IS NOT "
+                f"NULL ORDER BY {key}", (model["fingerprint"],))
+            while block := cursor.fetchmany(chunk):
+                columns = list(zip(*block))
+                keys, blobs = list(columns[0]), columns[1]
+                if set(map(type, blobs)) != {bytes} or set(map(len, blobs)) != {4 * size}:
+                    for blob, path in zip(blobs, columns[2 if with_rowids else 0]):
+                        self.vector(blob, size, path, what)  # raises, naming the row
+                if not with_rowids and set(map(type, keys)) != {str}:
+                    keys = [results_db.path_of_key(path) for path in keys]
+                yield keys, np.frombuffer(b"".join(blobs), "<f4").reshape(len(blobs), size)
+        except sqlite3.Error as error:
+            raise self._damaged(error) from None
 
     def stored_embedding(self, model: dict, path: str) -> np.ndarray | None:
         """The embedding stored for the file at `path` when its row is up to

@@ -35,17 +35,13 @@ HNSW_NEIGHBOURS = 32  # links per vector in the HNSW graph
 HNSW_EF_SEARCH = 128  # candidates visited per query: recall against speed
 
 
-def _top(rows, score_of, k: int, skip: str | None = None) -> list[tuple[str, float]]:
-    """The `k` best (path, score) of `rows` (an iterable of (path, vector)),
-    scored a chunk at a time by `score_of((n, dim) matrix) -> (n,) scores`."""
+def _top(chunks, score_of, k: int, skip: str | None = None) -> list[tuple[str, float]]:
+    """The `k` best (path, score) of `chunks` ((paths, (n, dim) matrix), as
+    `ResultsReader.matrices` yields them), scored by `score_of(matrix) ->
+    (n,) scores`."""
     best: list[tuple[float, str]] = []  # a min-heap of the k best
-    chunk = []
-
-    def flush():
-        if not chunk:
-            return
-        scores = score_of(np.stack([vector for _, vector in chunk]))
-        for (path, _), score in zip(chunk, scores):
+    for paths, matrix in chunks:
+        for path, score in zip(paths, score_of(matrix)):
             if path == skip:
                 continue
             item = (float(score), path)
@@ -53,13 +49,6 @@ def _top(rows, score_of, k: int, skip: str | None = None) -> list[tuple[str, flo
                 heapq.heappush(best, item)
             elif item > best[0]:
                 heapq.heapreplace(best, item)
-        chunk.clear()
-
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == CHUNK:
-            flush()
-    flush()
     return [(path, score) for score, path in sorted(best, key=lambda i: (-i[0], i[1]))]
 
 
@@ -73,7 +62,7 @@ def by_tags(db: str, tags, k: int = 10, model: str | None = None) -> list[tuple[
             raise UserError(f"unknown tag(s) {unknown}; the model's tags are: "
                             f"{', '.join(names)}")
         columns = [names.index(t) for t in tags]
-        return _top(reader.scores_of_files(chosen),
+        return _top(reader.matrices(chosen, "scores", CHUNK),
                     lambda scores: scores[:, columns].mean(axis=1), k)
 
 
@@ -104,7 +93,8 @@ def by_file(db: str, query: str, k: int = 10, model: str | None = None,
             norms = np.maximum(np.linalg.norm(matrix, axis=1), 1e-12)
             return matrix @ vector / norms
 
-        return _top(reader.embeddings(chosen), score_of, k, skip=os.path.abspath(query))
+        return _top(reader.matrices(chosen, "embedding", CHUNK), score_of, k,
+                    skip=os.path.abspath(query))
 
 
 def embed(model: dict, query: str) -> np.ndarray:
@@ -204,12 +194,12 @@ def load_index(db: str, reader, model: dict, log=None):
         pass
     if log:
         log(f"building the FAISS index of {db} (once; it is kept in {path})")
-    ids, vectors = [], []
-    for rowid, vector in reader.embeddings(model, with_rowids=True):
-        ids.append(rowid)
-        vectors.append(vector)
+    ids, blocks = [], []
+    for rowids, block in reader.matrices(model, "embedding", CHUNK, with_rowids=True):
+        ids.extend(rowids)
+        blocks.append(block)
     dim = model["embedding_dim"]
-    matrix = np.stack(vectors) if vectors else np.zeros((0, dim), np.float32)
+    matrix = np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float32)
     index = build_index(unit_rows(matrix), np.asarray(ids, np.int64))
     tmp = fileio.temporary_path(path)
     try:
