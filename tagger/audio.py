@@ -171,6 +171,13 @@ def _open_error(error: OSError) -> str:
     return f"cannot read: {error.strerror or error}"
 
 
+def file_sample_rate(path: str) -> int:
+    """The sample rate in the header of the local audio file at `path`. The
+    name goes to libsndfile as bytes (`os.fsencode`), so a name that is not
+    valid UTF-8 opens too. Raises what soundfile raises."""
+    return int(soundfile.info(os.fsencode(path)).samplerate)
+
+
 def stream_audio(path: str, sample_rate: int, block_seconds: float = 30.0):
     """Yields a file's audio as consecutive mono float32 blocks at
     `sample_rate`, about `block_seconds` each, never holding the whole file

@@ -29,14 +29,16 @@ def program_name() -> str:
     return os.path.basename(script)
 
 
-def main(action, args) -> int:
+def main(action, args, tensorflow: bool = True) -> int:
     """The body of every CLI's main(): sets the process up
     (`tagger.runtime.prepare_command_process`: freed host memory kept for
-    reuse, TensorFlow imported quietly), then `action(args)` with a user's
-    mistakes and Ctrl-C as one-line exits."""
+    reuse, TensorFlow imported quietly; `tensorflow=False` for a command
+    that may not need it, which then imports it with `quiet_tensorflow`
+    when it does), then `action(args)` with a user's mistakes and Ctrl-C as
+    one-line exits."""
     from tagger.runtime import prepare_command_process
 
-    prepare_command_process()
+    prepare_command_process(tensorflow=tensorflow)
     return run(action, args)
 
 

@@ -20,6 +20,26 @@ def is_local(path: str) -> bool:
     return not _SCHEME.match(str(path))
 
 
+def path_text(path) -> str:
+    """`path` as text that any UTF-8 output can hold (a report, a CSV, a
+    JSON string, a zip entry's name, a line on a terminal): unchanged when
+    it is valid UTF-8; a name whose bytes are not (a file named on a system
+    with another encoding, as `os.fsencode` gives them back) has each byte
+    that does not decode written as `\\xNN`: `bad\\xff.wav`."""
+    path = os.fspath(path)
+    if isinstance(path, bytes):
+        return path.decode("utf-8", "backslashreplace")
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        pass
+    try:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no byte stands for
+        return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _gfile():
     import tensorflow as tf
     return tf.io.gfile

@@ -18,7 +18,20 @@ CLIS = [f"tagger.commands.{name}" for name in (
     "build_mtt", "build_msd", "train", "eval", "tag", "export", "extract_excitations",
     "demo", "convert_weights")] + [
     "tagger.commands.synthetic", "tagger.commands.synthetic_msd", "tagger.commands.attention",
-    "tagger.commands.pretrained", "tagger.commands.serve"]
+    "tagger.commands.pretrained", "tagger.commands.serve", "tagger.commands.library",
+    "tagger.commands.similar"]
+# the commands that draw no progress bar
+NO_BAR = ("export", "convert_weights", "library", "similar")
+
+
+def test_every_console_script_is_checked():
+    """A command added to pyproject.toml is one these tests cover."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    import pathlib
+
+    root = pathlib.Path(__file__).parents[1]
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    assert sorted({target.split(":")[0] for target in scripts.values()}) == sorted(CLIS)
 
 
 class _Caught(Exception):
@@ -72,11 +85,44 @@ def test_progress_flag_is_spelled_no_progress(name, monkeypatch):
                if any("progress" in s or s == "--quiet" for s in a.option_strings)]
     shown = sorted(s for a in actions if a.help != argparse.SUPPRESS for s in a.option_strings)
     hidden = sorted(s for a in actions if a.help == argparse.SUPPRESS for s in a.option_strings)
-    has_bar = name.rsplit(".", 1)[-1] not in ("export", "convert_weights")
+    has_bar = name.rsplit(".", 1)[-1] not in NO_BAR
     assert shown == (["--no-progress"] if has_bar else [])
     assert hidden == (["--quiet"] if name == "tagger.commands.synthetic" else [])
     assert all(isinstance(a, argparse._StoreTrueAction) and a.dest == "no_progress"
                for a in actions)
+
+
+@pytest.mark.parametrize("name, argv", [
+    ("tagger.commands.library", ["info", "--db", "/nonexistent/library.sqlite"]),
+    ("tagger.commands.similar", ["--tags", "rock", "--db", "/nonexistent/library.sqlite"])])
+def test_database_commands_set_their_process_up_as_every_command(name, argv, monkeypatch,
+                                                                 capsys):
+    """tagger-library and tagger-similar go through cli.main's process
+    set-up (freed heap kept, TensorFlow's pooling allocator); they ask it
+    not to import TensorFlow, which they need only to tag a query file."""
+    from tagger import runtime
+
+    calls = []
+    monkeypatch.setattr(runtime, "prepare_command_process",
+                        lambda **kwargs: calls.append(kwargs))
+    code = importlib.import_module(name).main(argv)
+    assert calls == [{"tensorflow": False}]
+    assert code == cli.EXIT_USER_ERROR and "not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # starts a process
+def test_the_set_up_without_tensorflow_imports_none_and_pools_its_memory():
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    code = ("import os, sys\n"
+            "from tagger.runtime import prepare_command_process\n"
+            "prepare_command_process(tensorflow=False)\n"
+            "print('tensorflow' in sys.modules, os.environ['TF_CPU_ALLOCATOR_USE_BFC'])\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["False", "true"]
 
 
 def test_synthetic_keeps_quiet_as_a_hidden_alias(monkeypatch):

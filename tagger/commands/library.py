@@ -1,4 +1,5 @@
-"""Reads a results database: its models, and its rows as CSV, JSON lines or Parquet.
+"""Reads a results database: its models, its rows as CSV, JSON lines or
+Parquet, and the files that could not be tagged.
 
 The database is what `tag.py MODEL FOLDER --db library.sqlite` writes.
 
@@ -6,11 +7,15 @@ The database is what `tag.py MODEL FOLDER --db library.sqlite` writes.
     tagger-library export --db library.sqlite --format csv --out tags.csv --top-k 3
     tagger-library export --db library.sqlite --format jsonl --threshold 0.5
     tagger-library export --db library.sqlite --format parquet --out tags.parquet
+    tagger-library failures --db library.sqlite
 
-info: the models in the database and how many files each has tagged.
-export: one row per file (path, size, mtime, duration, sample rate, windows,
-padded, model fingerprint, the chosen tags and their scores); --top-k and
---threshold choose the tags now, from the stored scores of every tag.
+info: the models in the database, how many files each has tagged and how
+many could not be tagged. export: one row per tagged file (path, size,
+mtime, duration, sample rate, windows, padded, model fingerprint, the chosen
+tags and their scores); --top-k and --threshold choose the tags now, from
+the stored scores of every tag; the files that could not be tagged are not
+rows of it, a line on stderr counts them. failures: one row per file that
+could not be tagged (path, size, mtime, model fingerprint, the reason).
 Parquet needs pyarrow (it comes with the beam extra). See
 docs/commands/library.md.
 """
@@ -22,7 +27,11 @@ import sys
 from tagger import cli
 from tagger.cli import ArgumentParser
 
-ACTIONS = ("info", "export")
+ACTIONS = ("info", "export", "failures")
+# the flags each action reads, beside --db
+APPLIES = {"info": {"model"},
+           "export": {"format", "out", "top_k", "threshold", "all_scores", "model", "overwrite"},
+           "failures": {"format", "out", "model", "overwrite"}}
 
 
 def parse_args(argv=None):
@@ -30,7 +39,8 @@ def parse_args(argv=None):
 
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("action", choices=ACTIONS,
-                   help="info: the models and their file counts; export: the rows")
+                   help="info: the models and their file counts; export: the tagged files; "
+                        "failures: the files that could not be tagged")
     p.add_argument("--db", required=True, metavar="PATH",
                    help="the database tag.py --db wrote")
     p.add_argument("--format", default="csv", choices=FORMATS,
@@ -44,42 +54,50 @@ def parse_args(argv=None):
     p.add_argument("--all-scores", action="store_true",
                    help="also every tag's score (CSV and Parquet: a score:TAG column each)")
     p.add_argument("--model", default=None, metavar="FINGERPRINT",
-                   help="the model whose results to export, by fingerprint prefix or path, "
-                        "when the database holds several (see info)")
+                   help="the model whose results to read, by fingerprint prefix or path, "
+                        "when the database holds several (see info; default: the only one)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out that tagger-library did not write")
-    args = p.parse_args(argv)
-    if args.action == "info" and (args.out or args.top_k or args.threshold is not None):
-        p.error("--out, --top-k and --threshold apply to export only")
+    args = p.parse_args_given(argv)
+    wrong = sorted(args.given - APPLIES[args.action] - {"action", "db"})
+    if wrong:
+        flags = ", ".join("--" + dest.replace("_", "-") for dest in wrong)
+        readers = [a for a in ACTIONS if set(wrong) <= APPLIES[a]]
+        p.error(f"{flags} do{'es' if len(wrong) == 1 else ''} not apply to {args.action}"
+                + (f" (only to {' and '.join(readers)})" if readers else ""))
     return args
 
 
 def main(argv=None):
-    return cli.run(run, parse_args(argv))
+    return cli.main(run, parse_args(argv), tensorflow=False)  # SQLite only
 
 
 def run(args) -> int:
-    from tagger.inference import results_db
     from tagger.inference.library_export import export
+    from tagger.inference.results_reader import ResultsReader
 
     if args.action == "info":
-        con = results_db.open_existing(args.db)
-        try:
-            found = results_db.models(con)
-        finally:
-            con.close()
+        with ResultsReader(args.db) as reader:
+            found = reader.models()
         for model in found:
             dim = model["embedding_dim"]
             print(f"{model['fingerprint'][:12]}  {model['files']} files  "
-                  f"{len(model['tag_names'])} tags  "
+                  f"{model['failures']} failed  {len(model['tag_names'])} tags  "
                   f"{'embeddings ' + str(dim) if dim else 'no embeddings'}  {model['path']}")
         return 0
-    count, fingerprint = export(args.db, args.format, args.out, args.top_k, args.threshold,
-                                args.model, args.all_scores, args.overwrite,
-                                stdout=sys.stdout)
+    failures = args.action == "failures"
+    done = export(args.db, args.format, args.out, args.top_k, args.threshold, args.model,
+                  args.all_scores, args.overwrite, stdout=sys.stdout, failures=failures)
+    what = "failed file" if failures else "file"
     if args.out:
-        print(f"wrote {args.out}: {count} file{'s' if count != 1 else ''} of model "
-              f"{fingerprint[:12]} as {args.format}", file=sys.stderr)
+        print(f"wrote {args.out}: {done.rows} {what}{'s' if done.rows != 1 else ''} of model "
+              f"{done.fingerprint[:12]} as {args.format}", file=sys.stderr)
+    if done.failures and not failures:
+        many = done.failures != 1
+        print(f"{done.failures} file{'s' if many else ''} of model {done.fingerprint[:12]} "
+              f"could not be tagged and {'are' if many else 'is'} not in the export: "
+              f"tagger-library failures --db {args.db} lists {'them' if many else 'it'}",
+              file=sys.stderr)
     return 0
 
 

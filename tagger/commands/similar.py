@@ -26,7 +26,8 @@ def parse_args(argv=None):
     p.add_argument("--db", required=True, metavar="PATH",
                    help="the database tag.py --db wrote (with --embeddings for a file query)")
     p.add_argument("--tags", type=cli.comma_list, default=None, metavar="T1,T2,...",
-                   help="rank by the mean score of these tags instead of a query file")
+                   help="rank by the mean score of these tags instead of a query file "
+                        "(default: none, give QUERY)")
     p.add_argument("-k", type=cli.positive_int, default=10, metavar="K",
                    help="how many files to list (default 10)")
     p.add_argument("--index", default="auto", choices=["auto", "exact", "faiss"],
@@ -34,7 +35,8 @@ def parse_args(argv=None):
                         "HNSW index kept beside the database (pip install faiss-cpu); auto: "
                         "faiss from 100,000 files on when installed, else exact (default)")
     p.add_argument("--model", default=None, metavar="FINGERPRINT",
-                   help="the model whose results to use when the database holds several")
+                   help="the model whose results to use when the database holds several "
+                        "(default: the only one)")
     args = p.parse_args(argv)
     if (args.query is None) == (args.tags is None):
         p.error("give a QUERY file or --tags, one of the two")
@@ -42,10 +44,12 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    return cli.run(run, parse_args(argv))
+    # TensorFlow only to tag a query file that is not in the database (similar.embed)
+    return cli.main(run, parse_args(argv), tensorflow=False)
 
 
 def run(args) -> int:
+    from tagger.fileio import path_text
     from tagger.inference import similar
 
     if args.tags is not None:
@@ -58,7 +62,7 @@ def run(args) -> int:
         what = "cosine"
     print(f"rank  {what:>10}  path")
     for rank, (path, score) in enumerate(found, 1):
-        print(f"{rank:4d}  {score:10.4f}  {path}")
+        print(f"{rank:4d}  {score:10.4f}  {path_text(path)}")
     return 0
 
 

@@ -5,7 +5,9 @@
 Every file is decoded (mp3, ogg, flac, wav, ... via libsndfile), mixed to
 mono, resampled to the model's rate and cut into windows of the model's
 input length; the clip's scores are the mean over its windows. Exit code
-0: every input tagged; 1: some inputs were skipped (one line each on
+0: every input tagged (with --db: every input this run tried; files that
+failed in an earlier run and have not changed are not tried again, and one
+line counts them); 1: some inputs were skipped (one line each on
 stderr; paths that are not regular files, undecodable audio, audio with
 NaN or infinite samples); when every input is skipped, `--out` is not
 touched, so an earlier report survives; 2: a usage error (bad flag, missing or
@@ -149,9 +151,12 @@ def run(args) -> int:
         tag_with_beam(config, beam, log=lambda line: print(line, file=sys.stderr))
         return 0
     summary = tag(config, quiet_decoders=True)
-    if not args.out and not args.db:
+    shown = not args.out and not args.db  # the report, on stdout
+    if shown:
         sys.stdout.write(summary.report)
         sys.stdout.flush()
+    if summary.note and summary.tagged and not (shown and args.format != "csv"):
+        print(f"note: {summary.note}", file=sys.stderr)  # no report on stdout carries it
     for line in summary.tag_lines:
         print(line, file=sys.stderr)
     if summary.out_written:
@@ -162,6 +167,15 @@ def run(args) -> int:
               f"tagged and stored, {summary.db_skipped} up to date and skipped"
               + ("" if args.rescan or not summary.db_skipped else " (--rescan redoes them)"),
               file=sys.stderr)
+        failed, unchanged = summary.db_failed, summary.db_failures_skipped
+        if failed:
+            print(f"{args.db}: {failed} file{'s' if failed != 1 else ''} that could not be "
+                  f"tagged stored with the reason (tagger-library failures --db {args.db} "
+                  "lists them; a rerun tries a file again once it changes)", file=sys.stderr)
+        if unchanged:
+            print(f"{args.db}: {unchanged} file{'s' if unchanged != 1 else ''} that could not "
+                  "be tagged before, unchanged since, not tried again (--rescan tries them; "
+                  "tagger-library failures lists them)", file=sys.stderr)
     if summary.failures:
         line = (f"{len(summary.failures)} of {len(summary.failures) + summary.tagged} "
                 "inputs skipped")

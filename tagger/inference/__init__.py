@@ -13,7 +13,8 @@
   (tag.py --engine tflite*); `quantize`: the int8 calibration both share.
 - `config`: the frozen `TagConfig` and `ExportConfig`.
 - `results_db`: the SQLite results database of tag.py --db (resumable, one
-  row per file); `library_export`: its rows as CSV, JSON lines or Parquet
+  row per file); `results_reader`: the one reader of it (read-only, damage
+  as one line); `library_export`: its rows as CSV, JSON lines or Parquet
   (tagger-library); `similar`: "more like this" over it (tagger-similar,
   exact or with a FAISS index).
 - `file_tags`: tags written into the audio files' own metadata (mutagen).

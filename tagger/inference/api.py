@@ -9,16 +9,27 @@ resampled to the model's rate, cut into the model's windows; a clip's
 scores are the mean over its windows; a file shorter than one window is
 zero-padded) and keeps the last loaded model, so calling it in a loop does
 not reload the file. `clip_scores` gives every tag's score.
+
+A model trained on the synthetic dataset knows synthetic sounds, not music:
+loading one issues a `SyntheticModelWarning` (once per model file, at the
+caller's line), whose message is `models.saved.synthetic_note`'s.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 from tagger.errors import UserError
 
 _LOADED = {}  # (real path, mtime, size) -> Predictor; only the last model is kept
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tagger/
+
+
+class SyntheticModelWarning(UserWarning):
+    """The model's tags describe synthetic sounds: it was trained on the
+    synthetic dataset."""
 
 
 def _predictor(model):
@@ -39,8 +50,24 @@ def _predictor(model):
             from tagger.runtime import quiet_tensorflow
 
             quiet_tensorflow()  # TensorFlow's start-up chatter, not the user's concern
-        _LOADED[key] = Predictor(*load_tagger(path))
+        from tagger.models.saved import synthetic_note
+
+        model, info = load_tagger(path)
+        note = synthetic_note(info)
+        if note:
+            warnings.warn(f"{path}: {note}", SyntheticModelWarning,
+                          stacklevel=_caller_level())
+        _LOADED[key] = Predictor(model, info)
     return _LOADED[key]
+
+
+def _caller_level() -> int:
+    """The `stacklevel` of the first frame outside this package, so that a
+    warning names the user's line (the API's depth varies by entry point)."""
+    frame, level = sys._getframe(2), 2  # the function that warns is level 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def clip_scores(model, audio, hop_seconds: float | None = None):

@@ -23,6 +23,9 @@ Output rows: `path`, `duration` (s), `sample_rate` (the file's own),
 `windows`, `padded`, `tags` and `scores` (the top K, or those at least
 `threshold`), and `tag_scores`: every tag's clip score in the model's tag
 order. A file that cannot be decoded gets a row with `error` instead.
+Paths travel through the pipeline as bytes (`os.fsencode`: Beam's coders
+take text as UTF-8 only), so a name that is not valid UTF-8 is decoded too;
+its row has the undecodable bytes written as `\\xNN` (`fileio.path_text`).
 """
 
 from __future__ import annotations
@@ -90,13 +93,12 @@ def list_inputs(inputs, recursive: bool) -> list[str]:
     return files
 
 
-def _decode(path: str, sample_rate: int, window: int, hop: int):
-    """Yields ("window", (path, index), samples) and then one ("file", path,
-    (samples, file rate, windows, error))."""
-    import soundfile
+def _decode(key: bytes, sample_rate: int, window: int, hop: int):
+    """Yields ("window", (key, index), samples) and then one ("file", key,
+    (samples, file rate, windows, error)); `key` is the path's bytes."""
+    from tagger.audio import audio_windows, file_sample_rate
 
-    from tagger.audio import audio_windows
-
+    path = os.fsdecode(key)
     local, tmp = path, None
     try:
         if not fileio.is_local(path):
@@ -106,7 +108,7 @@ def _decode(path: str, sample_rate: int, window: int, hop: int):
                                              delete=False) as f:
                 f.write(fileio.read_bytes(path))
                 tmp = local = f.name
-        rate = int(soundfile.info(local).samplerate)
+        rate = file_sample_rate(local)
         stream, count = audio_windows(local, sample_rate, window, hop), 0
         while True:
             try:
@@ -114,12 +116,12 @@ def _decode(path: str, sample_rate: int, window: int, hop: int):
             except StopIteration as end:
                 total = end.value
                 break
-            yield "window", (path, count), np.asarray(samples, np.float32)
+            yield "window", (key, count), np.asarray(samples, np.float32)
             count += 1
-        yield "file", path, (int(total), rate, count, None)
+        yield "file", key, (int(total), rate, count, None)
     except Exception as error:  # one row saying why, never a failed pipeline
-        yield "file", path, (0, None, 0, str(error).splitlines()[0] if str(error)
-                             else type(error).__name__)
+        yield "file", key, (0, None, 0, str(error).splitlines()[0] if str(error)
+                            else type(error).__name__)
     finally:
         if tmp:
             os.remove(tmp)
@@ -133,11 +135,11 @@ def _row(path, grouped, tag_names, sample_rate, window, top_k, threshold):
     if error is None and len(windows) != count:
         error = "not every window was scored"
     if error is not None or not windows:
-        return {"path": path, "error": error or "no audio samples"}
+        return {"path": fileio.path_text(path), "error": error or "no audio samples"}
     clip = np.stack([s for _, s in windows]).astype(np.float32).mean(axis=0)
     chosen = select_tags(clip, tag_names, top_k, threshold)
-    return {"path": path, "duration": round(samples / sample_rate, 3), "sample_rate": rate,
-            "windows": count, "padded": samples < window,
+    return {"path": fileio.path_text(path), "duration": round(samples / sample_rate, 3),
+            "sample_rate": rate, "windows": count, "padded": samples < window,
             "tags": [t for t, _ in chosen], "scores": [round(s, 6) for _, s in chosen],
             "tag_scores": [float(s) for s in clip]}
 
@@ -188,7 +190,7 @@ def tag_with_beam(config, run, log=print) -> int:
     tmp_prefix = fileio.temporary_path(str(config.out))
     with beam.Pipeline(options=options) as pipeline:
         decoded = (pipeline
-                   | "paths" >> beam.Create(files)
+                   | "paths" >> beam.Create([os.fsencode(p) for p in files])
                    | "spread" >> beam.Reshuffle()
                    | "decode" >> beam.FlatMap(
                        lambda p: _decode(p, sample_rate, window, hop)))

@@ -1,6 +1,7 @@
 """Embeddings written one file at a time into a .npz archive.
 
-Keys, for every tagged input path P (as listed in the report):
+Keys, for every tagged input path P (as listed in the report: a name that
+is not valid UTF-8 with its undecodable bytes as `\\xNN`, `fileio.path_text`):
 
     P             -> (dim,) float32, the mean over P's windows
     P + "::windows" -> (windows, dim) float32, one vector per window
@@ -52,6 +53,7 @@ class EmbeddingWriter:
         self.count = 0
 
     def add(self, key: str, per_window: np.ndarray) -> None:
+        key = fileio.path_text(key)  # an entry's name is UTF-8 text
         per_window = np.asarray(per_window, np.float32)  # (windows, dim)
         self._write(key, per_window.mean(axis=0))
         self._write(key + WINDOWS_SUFFIX, per_window)

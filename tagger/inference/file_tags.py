@@ -189,9 +189,9 @@ class TagWriter:
         outcome, detail = write_fields(path, fields, self.dry_run)
         self.counts[outcome] += 1
         if outcome == "skipped":
-            self.log(f"tags not written into {path}: {detail}")
+            self.log(f"tags not written into {fileio.path_text(path)}: {detail}")
         elif outcome == "would write":
-            self.log(f"would write into {path}: {detail}")
+            self.log(f"would write into {fileio.path_text(path)}: {detail}")
         return outcome
 
     def would_change(self, path: str, clip_scores) -> bool:

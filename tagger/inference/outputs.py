@@ -2,14 +2,19 @@
 
 - json: a JSON array, one object per file in input order:
   `{"path", "duration" (s), "sample_rate" (the file's own), "windows",
-  "padded", "tags" (sorted by score, descending), "scores" (same order)}`.
+  "padded", "tags" (sorted by score, descending), "scores" (same order)}`,
+  and `"note"` when the model gives one (`models.saved.synthetic_note`: a
+  model trained on the synthetic dataset).
 - csv: a header `path,duration,windows,padded,<every tag in the model's
   order>`, then one row per file with every tag's clip score.
 - table: per file a header line and the selected tags with scores; a file
-  shorter than one window is marked `*` and explained under the table.
+  shorter than one window is marked `*` and explained under the table; the
+  model's note, if any, is the last line (`note: ...`).
+- csv holds data only: no note.
 
 Clip scores are the mean of the window scores. Scores are written with 6
-decimals.
+decimals. A path that is not valid UTF-8 is written with its undecodable
+bytes as `\\xNN` (`fileio.path_text`).
 """
 
 from __future__ import annotations
@@ -21,14 +26,17 @@ import re
 
 import numpy as np
 
+from tagger.fileio import path_text
+
 FORMATS = ("table", "json", "csv")
 DEFAULT_TOP_K = 5
 PADDED_MARK = "*"
 
 
-def select_tags(scores: np.ndarray, tag_names, top_k: int | None = None,
-                threshold: float | None = None) -> list[tuple[str, float]]:
-    """(tag, score) pairs sorted by score, highest first (ties: model order).
+def selected_indices(scores: np.ndarray, top_k: int | None = None,
+                     threshold: float | None = None) -> list[int]:
+    """The indices of the tags a report lists, by score, highest first
+    (ties: model order).
 
     With `threshold`: every tag scoring at least `threshold`, at most
     `top_k` of them when `top_k` is given. Without: the `top_k` best
@@ -41,25 +49,32 @@ def select_tags(scores: np.ndarray, tag_names, top_k: int | None = None,
             order = order[:top_k]
     else:
         order = order[:DEFAULT_TOP_K if top_k is None else top_k]
-    return [(tag_names[i], float(scores[i])) for i in order]
+    return [int(i) for i in order]
+
+
+def select_tags(scores: np.ndarray, tag_names, top_k: int | None = None,
+                threshold: float | None = None) -> list[tuple[str, float]]:
+    """(tag, score) pairs of the `selected_indices`, highest score first."""
+    return [(tag_names[i], float(scores[i])) for i in selected_indices(scores, top_k, threshold)]
 
 
 def _round(value: float) -> float:
     return round(float(value), 6)
 
 
-def to_json(results, tag_names, top_k=None, threshold=None) -> str:
+def to_json(results, tag_names, top_k=None, threshold=None, note=None) -> str:
     rows = []
     for result in results:
         selected = select_tags(result.clip_scores, tag_names, top_k, threshold)
         rows.append({
-            "path": result.path,
+            "path": path_text(result.path),
             "duration": round(result.duration, 3),
             "sample_rate": result.file_sample_rate,
             "windows": result.windows,
             "padded": result.padded,
             "tags": [tag for tag, _ in selected],
             "scores": [_round(score) for _, score in selected],
+            **({"note": note} if note else {}),
         })
     # allow_nan=False: a bare NaN is not JSON; the pipeline never passes one on
     return json.dumps(rows, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -70,20 +85,20 @@ def to_csv(results, tag_names) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["path", "duration", "windows", "padded", *tag_names])
     for result in results:
-        writer.writerow([result.path, f"{result.duration:.3f}", result.windows,
+        writer.writerow([path_text(result.path), f"{result.duration:.3f}", result.windows,
                          int(result.padded),
                          *(f"{score:.6f}" for score in result.clip_scores)])
     return out.getvalue()
 
 
-def to_table(results, tag_names, top_k=None, threshold=None) -> str:
+def to_table(results, tag_names, top_k=None, threshold=None, note=None) -> str:
     lines, padded = [], False
     width = max([len(name) for name in tag_names] + [3])
     for result in results:
         mark = f" {PADDED_MARK}" if result.padded else ""
         padded |= result.padded
         windows = f"{result.windows} window{'s' if result.windows != 1 else ''}"
-        lines.append(f"{result.path}  ({result.duration:.1f} s, {windows}){mark}")
+        lines.append(f"{path_text(result.path)}  ({result.duration:.1f} s, {windows}){mark}")
         selected = select_tags(result.clip_scores, tag_names, top_k, threshold)
         if not selected:
             lines.append(f"  (no tag scores {threshold:g} or more)")
@@ -93,6 +108,8 @@ def to_table(results, tag_names, top_k=None, threshold=None) -> str:
     if padded:
         lines.append(f"{PADDED_MARK} shorter than one model window: zero-padded to one "
                      "window; scores are less reliable")
+    if note and lines:
+        lines.append(f"note: {note}")
     return "\n".join(lines).rstrip("\n") + "\n" if lines else ""
 
 
@@ -113,11 +130,13 @@ def is_report(path: str) -> bool:
                 or _TABLE_HEADER.match(line))
 
 
-def render(results, tag_names, fmt: str, top_k=None, threshold=None) -> str:
+def render(results, tag_names, fmt: str, top_k=None, threshold=None, note=None) -> str:
+    """The report in `fmt`; `note`: a line about the model for the table
+    and JSON (`models.saved.synthetic_note`), or None."""
     if fmt == "json":
-        return to_json(results, tag_names, top_k, threshold)
+        return to_json(results, tag_names, top_k, threshold, note)
     if fmt == "csv":
         return to_csv(results, tag_names)
     if fmt == "table":
-        return to_table(results, tag_names, top_k, threshold)
+        return to_table(results, tag_names, top_k, threshold, note)
     raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")

@@ -9,8 +9,13 @@ Tables (SQLite through the standard library's sqlite3, WAL journal):
           mtime_ns INTEGER, duration REAL, sample_rate INTEGER (the file's own),
           windows INTEGER, padded INTEGER, scores BLOB, embedding BLOB,
           tagged REAL, PRIMARY KEY (path, model))
+    failures(path TEXT, model TEXT -> models.fingerprint, size INTEGER,
+             mtime_ns INTEGER, ctime_ns INTEGER, error TEXT, tried REAL,
+             PRIMARY KEY (path, model))
 
-`path` is the file's absolute path; `scores` are the clip scores as
+`path` is the file's absolute path: TEXT, or, for a name that is not
+valid UTF-8, a BLOB of its bytes (`os.fsencode`), so every name is kept
+exactly (`path_key`, `path_of_key`); `scores` are the clip scores as
 little-endian float32 bytes in the model's tag order (`models.tag_names`);
 `embedding` the mean penultimate-layer vector (float32 bytes) or NULL when
 `--embeddings` was not asked. A model's fingerprint is the SHA-256 of its
@@ -18,8 +23,18 @@ file's bytes (of every file's relative name and bytes for a folder), so
 one database can hold the results of several models, and a retrained model
 under the same name is a new model.
 
+A file that could not be tagged (not decodable, damaged, NaN audio or
+scores, ...) has a row in `failures` instead, with the reason (`error`,
+one line as tag.py printed it); the `files` table holds scored files only,
+so no reader of scores meets a failure. A file has a row in one table or
+neither. (`failures` came after the first release: a database written
+before it gets it when tag.py next writes there, and a reader treats its
+absence as no failures.)
+
 A file is up to date when a row for (its path, the model) has its size and
-modification time: a rerun skips it. Rows are written as results come in
+modification time (a failure: its size, modification and change times, so
+a file whose permissions were fixed is tried again): a rerun skips it.
+Rows are written as results come in
 and committed in small transactions (every `COMMIT_SECONDS` or
 `COMMIT_ROWS` rows), so a run that is killed loses at most the files tagged
 since the last commit. The file is recognised as ours by its
@@ -52,6 +67,12 @@ CREATE TABLE IF NOT EXISTS files (
     windows INTEGER, padded INTEGER, scores BLOB NOT NULL, embedding BLOB, tagged REAL,
     PRIMARY KEY (path, model));
 """
+_FAILURES = """
+CREATE TABLE IF NOT EXISTS failures (
+    path TEXT NOT NULL, model TEXT NOT NULL REFERENCES models(fingerprint),
+    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    error TEXT NOT NULL, tried REAL, PRIMARY KEY (path, model));
+"""
 
 
 def is_results_db(path: str) -> bool:
@@ -65,9 +86,11 @@ def is_results_db(path: str) -> bool:
         return True
     # the header may still be in the write-ahead log (a run killed before a
     # checkpoint): ask SQLite, which reads through it
-    con = sqlite3.connect(str(path), timeout=30)
+    con = open_read_only(path)
     try:
         return con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    except sqlite3.DatabaseError:  # damaged beyond reading its header
+        return False
     finally:
         con.close()
 
@@ -95,10 +118,27 @@ def _hash_file(digest, path: str) -> None:
             digest.update(block)
 
 
-def file_key(path: str) -> tuple[str, int, int]:
-    """(absolute path, size, mtime in ns) of the file at `path`."""
+def path_key(path: str) -> str | bytes:
+    """How the database holds `path`: the text itself when it is valid
+    UTF-8, else its bytes (`os.fsencode`), stored as a BLOB: SQLite's text
+    is UTF-8, and a name is never changed to fit."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def path_of_key(value: str | bytes) -> str:
+    """The path a `path` column holds, as the file system's functions take
+    it (the inverse of `path_key`)."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def file_key(path: str) -> tuple[str | bytes, int, int]:
+    """(`path_key` of the absolute path, size, mtime in ns) of the file at `path`."""
     info = os.stat(path)
-    return os.path.abspath(path), info.st_size, info.st_mtime_ns
+    return path_key(os.path.abspath(path)), info.st_size, info.st_mtime_ns
 
 
 def connect(path: str, check_same_thread: bool = True) -> sqlite3.Connection:
@@ -109,7 +149,7 @@ def connect(path: str, check_same_thread: bool = True) -> sqlite3.Connection:
     version = con.execute("PRAGMA user_version").fetchone()[0]
     if version == 0:
         with con:
-            con.executescript(_SCHEMA)
+            con.executescript(_SCHEMA + _FAILURES)
             con.execute(f"PRAGMA application_id={APPLICATION_ID}")
             con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     elif version != SCHEMA_VERSION:
@@ -118,37 +158,52 @@ def connect(path: str, check_same_thread: bool = True) -> sqlite3.Connection:
         con.close()
         raise UserError(f"{path!r} is a results database of schema version {version}; this "
                         f"version of tagger reads version {SCHEMA_VERSION}")
+    elif not has_failures_table(con):  # written before the table came
+        con.executescript(_FAILURES)
     return con
 
 
-def open_existing(path: str) -> sqlite3.Connection:
-    """Opens a database for reading; UserError if absent or not ours."""
-    from tagger.errors import UserError
+def has_failures_table(con: sqlite3.Connection) -> bool:
+    return con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                       "'failures'").fetchone() is not None
 
-    if not os.path.isfile(path):
-        raise UserError(f"--db {path!r} not found; write one with tag.py MODEL FOLDER --db "
-                        f"{path}")
+
+def open_read_only(path: str) -> sqlite3.Connection:
+    """A connection that cannot write the database at `path` (`mode=ro`).
+    In a folder this process cannot write (a read-only share, a read-only
+    file system), where SQLite cannot create the WAL's index file beside
+    the database, it is opened as immutable: nothing can be writing it
+    there. Raises sqlite3.Error when SQLite cannot read it."""
+    from urllib.parse import quote
+
+    uri = "file:" + quote(os.fsencode(os.path.abspath(str(path)))) + "?mode=ro"
+    con = sqlite3.connect(uri, uri=True, timeout=30)
     try:
-        ours = is_results_db(path)
-    except OSError as error:
-        raise UserError(f"cannot read --db {path!r}: {error.strerror or error}") from None
-    if not ours:
-        raise UserError(f"--db {path!r} is not a results database written by tag.py --db")
-    return connect(path)
+        con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opens the WAL index
+        return con
+    except sqlite3.OperationalError:
+        con.close()
+        if os.access(os.path.dirname(os.path.abspath(str(path))), os.W_OK):
+            raise
+    return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=30)
 
 
 class ResultsWriter:
     """Writes one model's rows into the database at `path`.
 
     `is_current(path)`: whether the file is tagged already (same size and
-    mtime; with `embeddings`, with an embedding stored), safe to call from
-    the decoder threads (its own connection, under the caller's lock);
-    `add(result)` writes a row; `close()` commits. Counts: `written`."""
+    mtime; with `embeddings`, with an embedding stored) or failed before
+    and has not changed since, safe to call from the decoder threads (its
+    own connection, under the caller's lock); `add(result)` writes a
+    tagged file's row, `add_failure(result)` a failed one's; `close()`
+    commits. Counts: `written`, `failed` (rows written), `skipped` (up to
+    date), `failures_skipped` (failed before, unchanged)."""
 
     def __init__(self, path: str, model_path: str, tag_names, sample_rate: int,
                  window_samples: int, embeddings: bool, rescan: bool = False):
         self.path = str(path)
         self.fingerprint = model_fingerprint(model_path)
+        self.tag_count = len(tag_names)
         self.embeddings = embeddings
         self.rescan = rescan
         self._con = connect(self.path)
@@ -162,10 +217,34 @@ class ResultsWriter:
         self._pending = 0
         self._last_commit = time.monotonic()
         self.written = 0
+        self.failed = 0
         self.skipped = 0
+        self.failures_skipped = 0
 
     def is_current(self, path: str) -> bool:
-        return self.current_scores(path) is not None
+        return self.current_scores(path) is not None or self.failed_before(path) is not None
+
+    def _query(self, sql: str, params) -> tuple | None:
+        if self._reader is None:
+            self._reader = connect(self.path, check_same_thread=False)
+        return self._reader.execute(sql, params).fetchone()
+
+    def failed_before(self, path: str) -> str | None:
+        """The reason stored for the file at `path` when it could not be
+        tagged and has not changed since (counted in `failures_skipped`),
+        else None."""
+        if self.rescan:
+            return None
+        try:
+            key, size, mtime, ctime = _failure_key(path)
+        except OSError:
+            return None
+        row = self._query("SELECT size, mtime_ns, ctime_ns, error FROM failures WHERE "
+                          "path = ? AND model = ?", (key, self.fingerprint))
+        if row is None or (row[0], row[1], row[2]) != (size, mtime, ctime):
+            return None
+        self.failures_skipped += 1
+        return row[3]
 
     def current_scores(self, path: str) -> np.ndarray | None:
         """The stored clip scores of the file at `path` when it is up to date
@@ -176,13 +255,12 @@ class ResultsWriter:
             key, size, mtime = file_key(path)
         except OSError:
             return None
-        if self._reader is None:
-            self._reader = connect(self.path, check_same_thread=False)
-        row = self._reader.execute(
-            "SELECT size, mtime_ns, embedding IS NOT NULL, scores FROM files "
-            "WHERE path = ? AND model = ?", (key, self.fingerprint)).fetchone()
+        row = self._query("SELECT size, mtime_ns, embedding IS NOT NULL, scores FROM files "
+                          "WHERE path = ? AND model = ?", (key, self.fingerprint))
         current = (row is not None and row[0] == size and row[1] == mtime
-                   and (row[2] or not self.embeddings))
+                   and (row[2] or not self.embeddings)
+                   and isinstance(row[3], bytes)
+                   and len(row[3]) == 4 * self.tag_count)  # a damaged row: tagged again
         if not current:
             return None
         self.skipped += 1
@@ -206,7 +284,28 @@ class ResultsWriter:
             (key, self.fingerprint, size, mtime, float(result.duration),
              result.file_sample_rate, int(result.windows), int(result.padded),
              np.asarray(result.clip_scores, "<f4").tobytes(), embedding, time.time()))
+        self._con.execute("DELETE FROM failures WHERE path = ? AND model = ?",
+                          (key, self.fingerprint))
         self.written += 1
+        self._wrote()
+
+    def add_failure(self, result) -> None:
+        """A failed FileResult of tagging.tag_files: its row in `failures`,
+        with the reason; a row of earlier scores of the file goes (they were
+        of the file before it changed)."""
+        try:
+            key, size, mtime, ctime = _failure_key(result.path)
+        except OSError:  # gone, or never there: nothing to record
+            return
+        self._con.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (key, self.fingerprint, size, mtime, ctime, str(result.error),
+                           time.time()))
+        self._con.execute("DELETE FROM files WHERE path = ? AND model = ?",
+                          (key, self.fingerprint))
+        self.failed += 1
+        self._wrote()
+
+    def _wrote(self) -> None:
         self._pending += 1
         now = time.monotonic()
         if self._pending >= COMMIT_ROWS or now - self._last_commit >= COMMIT_SECONDS:
@@ -227,38 +326,10 @@ class ResultsWriter:
             self._reader = None
 
 
-def models(con: sqlite3.Connection) -> list[dict]:
-    """Every model in the database with its row count, newest first."""
-    rows = con.execute(
-        "SELECT m.fingerprint, m.path, m.tag_names, m.embedding_dim, m.sample_rate, "
-        "m.window_samples, (SELECT COUNT(*) FROM files f WHERE f.model = m.fingerprint) "
-        "FROM models m ORDER BY m.added DESC").fetchall()
-    return [dict(fingerprint=r[0], path=r[1], tag_names=json.loads(r[2]), embedding_dim=r[3],
-                 sample_rate=r[4], window_samples=r[5], files=r[6]) for r in rows]
-
-
-def choose_model(con: sqlite3.Connection, db_path: str, wanted: str | None = None) -> dict:
-    """The model whose rows to read: `wanted` (a fingerprint prefix or the
-    model's path), or the only model holding rows; UserError otherwise."""
-    from tagger.errors import UserError
-
-    found = [m for m in models(con) if m["files"]]
-    if wanted:
-        matches = [m for m in found if m["fingerprint"].startswith(wanted)
-                   or os.path.abspath(wanted) == m["path"]]
-        if len(matches) != 1:
-            listed = "; ".join(f"{m['fingerprint'][:12]} {m['path']}" for m in found)
-            raise UserError(f"--model {wanted!r} matches {len(matches)} of the models in "
-                            f"{db_path!r} ({listed or 'none'}); give a fingerprint prefix")
-        return matches[0]
-    if not found:
-        raise UserError(f"{db_path!r} holds no tagged files yet")
-    if len(found) > 1:
-        listed = "; ".join(f"{m['fingerprint'][:12]} {m['path']} ({m['files']} files)"
-                           for m in found)
-        raise UserError(f"{db_path!r} holds the results of {len(found)} models: {listed}; "
-                        "choose one with --model FINGERPRINT")
-    return found[0]
+def _failure_key(path: str) -> tuple[str | bytes, int, int, int]:
+    """(`path_key` of the absolute path, size, mtime and ctime in ns)."""
+    info = os.stat(path)
+    return path_key(os.path.abspath(path)), info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 def scores_of(blob: bytes) -> np.ndarray:

@@ -30,8 +30,11 @@ class TagSummary:
     out_written: bool = False
     tagged: int = 0  # files tagged in this run (with --db and no --out, none is kept)
     db_written: int = 0  # rows written into --db
+    db_failed: int = 0  # files that could not be tagged, stored in --db with the reason
     db_skipped: int = 0  # files up to date in --db, not tagged again
+    db_failures_skipped: int = 0  # failed in an earlier run, unchanged: not tried again
     tag_lines: list = dataclasses.field(default_factory=list)  # --write-tags' summary
+    note: str | None = None  # a line to show beside the model's tags (synthetic_note)
 
     @property
     def exit_code(self) -> int:
@@ -103,9 +106,10 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
 
     from tagger.inference.predictor import Predictor
     from tagger.inference.tagging import tag_files
-    from tagger.models.saved import load_tagger
+    from tagger.models.saved import load_tagger, synthetic_note
 
     model, info = load_tagger(config.model)
+    note = synthetic_note(info)
     engine_note = ""
     if config.engine in ("keras", "xla"):
         predictor = Predictor(model, info, embeddings=config.embeddings is not None,
@@ -132,7 +136,7 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
 
     def skipped(path, reason):
         failures.append((path, reason))
-        say(f"skipped {path}: {reason}")
+        say(f"skipped {fileio.path_text(path)}: {reason}")
 
     database = None
     if config.db is not None:
@@ -189,11 +193,14 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
             bar.update(1)
             if not result.ok:
                 skipped(result.path, result.error)
+                if database is not None:  # so that a rerun need not try it again
+                    database.add_failure(result)
                 continue
             tagged += 1
             if config.taggram_dir:
                 write_taggram(config.taggram_dir, names[result.path], result,
-                              predictor.tag_names, config.top_k)
+                              predictor.tag_names, config.top_k,
+                              threshold=config.threshold, note=note)
             if writer is not None:
                 writer.add(result.path, result.embeddings)
             if tag_writer is not None:  # before the row: it records the file as changed
@@ -220,14 +227,16 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     report = ""
     if keep:
         report = outputs.render(results, predictor.tag_names, config.format, config.top_k,
-                                config.threshold)
+                                config.threshold, note)
     written = bool(config.out and results)
     if written:
         fileio.write_output(config.out, report, "--out")
     summary = TagSummary(results, failures, report, predictor.tag_names, written,
-                         tagged=tagged)
+                         tagged=tagged, note=note)
     if database is not None:
         summary.db_written, summary.db_skipped = database.written, database.skipped
+        summary.db_failed = database.failed
+        summary.db_failures_skipped = database.failures_skipped
     if tag_writer is not None:
         summary.tag_lines = tag_writer.summary()
     return summary
@@ -265,7 +274,9 @@ def _library_files(config: TagConfig, database, skipped, tag_writer=None):
     to date in `database` (unless `tag_writer` would change their tags: a
     file tagged by an earlier run without --write-tags is tagged again, so
     its tags are written and its row follows the changed file); problems
-    go to `skipped(path, reason)`."""
+    go to `skipped(path, reason)`, and so does anything that goes wrong
+    while one file is checked: that file is skipped with the reason, the
+    walk goes on."""
     from tagger.inference.inputs import iter_audio
 
     for path, problem in iter_audio(config.inputs, config.recursive):
@@ -273,18 +284,34 @@ def _library_files(config: TagConfig, database, skipped, tag_writer=None):
             skipped(path, problem)
             continue
         try:
-            stored = database.current_scores(path) if database is not None else None
-        except sqlite3.Error:  # the row cannot be read: tag the file again
-            stored = None
-        if (stored is not None and tag_writer is not None
-                and tag_writer.would_change(path, stored)):
-            if config.dry_run:  # the stored scores say what would change
-                tag_writer.write(path, stored)
-            else:
-                database.skipped -= 1
-                stored = None
-        if stored is None:
+            wanted = _to_tag(path, config, database, tag_writer)
+        except Exception as error:  # this file's problem, not the run's
+            skipped(path, f"cannot check whether it is up to date ({type(error).__name__}: "
+                          f"{error})")
+            continue
+        if wanted:
             yield path
+
+
+def _to_tag(path: str, config: TagConfig, database, tag_writer) -> bool:
+    """Whether the file at `path` is to be tagged: not up to date in
+    `database` (neither tagged nor failed since it last changed), or up to
+    date but lacking the tags `tag_writer` writes."""
+    try:
+        stored = database.current_scores(path) if database is not None else None
+        if (stored is None and database is not None
+                and database.failed_before(path) is not None):
+            return False  # it failed, and has not changed since
+    except sqlite3.Error:  # the row cannot be read: tag the file again
+        stored = None
+    if (stored is not None and tag_writer is not None
+            and tag_writer.would_change(path, stored)):
+        if config.dry_run:  # the stored scores say what would change
+            tag_writer.write(path, stored)
+        else:
+            database.skipped -= 1
+            stored = None
+    return stored is None
 
 
 def _replace_foreign_db(path: str) -> None:

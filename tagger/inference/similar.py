@@ -21,7 +21,9 @@ import os
 import numpy as np
 
 from tagger.errors import UserError
+from tagger.fileio import path_text
 from tagger.inference import results_db
+from tagger.inference.results_reader import ResultsReader
 
 CHUNK = 4096
 # From this many embeddings on, `index="auto"` searches an approximate FAISS
@@ -33,17 +35,13 @@ HNSW_NEIGHBOURS = 32  # links per vector in the HNSW graph
 HNSW_EF_SEARCH = 128  # candidates visited per query: recall against speed
 
 
-def _top(rows, score_of, k: int, skip: str | None = None) -> list[tuple[str, float]]:
-    """The `k` best (path, score) of `rows` (an iterable of (path, blob)),
-    scored a chunk at a time by `score_of(list of blobs) -> (n,) scores`."""
+def _top(chunks, score_of, k: int, skip: str | None = None) -> list[tuple[str, float]]:
+    """The `k` best (path, score) of `chunks` ((paths, (n, dim) matrix), as
+    `ResultsReader.matrices` yields them), scored by `score_of(matrix) ->
+    (n,) scores`."""
     best: list[tuple[float, str]] = []  # a min-heap of the k best
-    chunk = []
-
-    def flush():
-        if not chunk:
-            return
-        scores = score_of([blob for _, blob in chunk])
-        for (path, _), score in zip(chunk, scores):
+    for paths, matrix in chunks:
+        for path, score in zip(paths, score_of(matrix)):
             if path == skip:
                 continue
             item = (float(score), path)
@@ -51,37 +49,21 @@ def _top(rows, score_of, k: int, skip: str | None = None) -> list[tuple[str, flo
                 heapq.heappush(best, item)
             elif item > best[0]:
                 heapq.heapreplace(best, item)
-        chunk.clear()
-
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == CHUNK:
-            flush()
-    flush()
     return [(path, score) for score, path in sorted(best, key=lambda i: (-i[0], i[1]))]
 
 
 def by_tags(db: str, tags, k: int = 10, model: str | None = None) -> list[tuple[str, float]]:
     """The `k` files whose mean score over `tags` is highest."""
-    con = results_db.open_existing(db)
-    try:
-        chosen = results_db.choose_model(con, db, model)
+    with ResultsReader(db) as reader:
+        chosen = reader.choose_model(model)
         names = chosen["tag_names"]
         unknown = [t for t in tags if t not in names]
         if unknown or not tags:
             raise UserError(f"unknown tag(s) {unknown}; the model's tags are: "
                             f"{', '.join(names)}")
         columns = [names.index(t) for t in tags]
-
-        def score_of(blobs):
-            scores = np.frombuffer(b"".join(blobs), "<f4").reshape(len(blobs), len(names))
-            return scores[:, columns].mean(axis=1)
-
-        rows = con.execute("SELECT path, scores FROM files WHERE model = ? ORDER BY path",
-                           (chosen["fingerprint"],))
-        return _top(rows, score_of, k)
-    finally:
-        con.close()
+        return _top(reader.matrices(chosen, "scores", CHUNK),
+                    lambda scores: scores[:, columns].mean(axis=1), k)
 
 
 def by_file(db: str, query: str, k: int = 10, model: str | None = None,
@@ -91,45 +73,28 @@ def by_file(db: str, query: str, k: int = 10, model: str | None = None,
     FAISS from `APPROXIMATE_FROM` embeddings on, when installed)."""
     if index not in INDEXES:
         raise UserError(f"--index must be one of {', '.join(INDEXES)}, got {index!r}")
-    con = results_db.open_existing(db)
-    try:
-        chosen = results_db.choose_model(con, db, model)
+    with ResultsReader(db) as reader:
+        chosen = reader.choose_model(model)
         if not chosen["embedding_dim"]:
             raise UserError(f"{db!r} holds no embeddings for model "
                             f"{chosen['fingerprint'][:12]}; tag the library with them: "
                             f"tag.py MODEL FOLDER --db {db} --embeddings")
-        vector = _stored(con, chosen, query)
+        vector = reader.stored_embedding(chosen, query)
         if vector is None:
             if log:
-                log(f"{query} is not in the database (or changed): tagging it with "
-                    f"{chosen['path']}")
+                log(f"{path_text(query)} is not in the database (or changed): tagging it "
+                    f"with {chosen['path']}")
             vector = embed(chosen, query)
         vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
-        dim = len(vector)
-        if _use_faiss(con, chosen, index):
-            return _search_index(db, con, chosen, vector, k, os.path.abspath(query), log)
+        if _use_faiss(reader, chosen, index):
+            return _search_index(db, reader, chosen, vector, k, os.path.abspath(query), log)
 
-        def score_of(blobs):
-            matrix = np.frombuffer(b"".join(blobs), "<f4").reshape(len(blobs), dim)
+        def score_of(matrix):
             norms = np.maximum(np.linalg.norm(matrix, axis=1), 1e-12)
             return matrix @ vector / norms
 
-        rows = con.execute("SELECT path, embedding FROM files WHERE model = ? AND "
-                           "embedding IS NOT NULL ORDER BY path", (chosen["fingerprint"],))
-        return _top(rows, score_of, k, skip=os.path.abspath(query))
-    finally:
-        con.close()
-
-
-def _stored(con, model: dict, query: str):
-    if not os.path.isfile(query):
-        return None
-    key, size, mtime = results_db.file_key(query)
-    row = con.execute("SELECT size, mtime_ns, embedding FROM files WHERE path = ? AND "
-                      "model = ?", (key, model["fingerprint"])).fetchone()
-    if row is None or row[2] is None or (row[0], row[1]) != (size, mtime):
-        return None
-    return np.frombuffer(row[2], "<f4").astype(np.float32)
+        return _top(reader.matrices(chosen, "embedding", CHUNK), score_of, k,
+                    skip=os.path.abspath(query))
 
 
 def embed(model: dict, query: str) -> np.ndarray:
@@ -173,15 +138,13 @@ def _faiss():
     return faiss
 
 
-def _use_faiss(con, model: dict, index: str) -> bool:
+def _use_faiss(reader, model: dict, index: str) -> bool:
     if index == "exact":
         return False
     if index == "faiss":
         _faiss()
         return True
-    count = con.execute("SELECT COUNT(*) FROM files WHERE model = ? AND embedding IS NOT "
-                        "NULL", (model["fingerprint"],)).fetchone()[0]
-    if count < APPROXIMATE_FROM:
+    if reader.embedding_count(model) < APPROXIMATE_FROM:
         return False
     try:
         import faiss  # noqa: F401
@@ -213,16 +176,7 @@ def index_path(db: str, model: dict) -> str:
     return f"{db}.{model['fingerprint'][:12]}.faiss"
 
 
-def _state(con, model: dict) -> str:
-    """What the index was built from: changes whenever a row is added or
-    replaced (a replaced row gets a new rowid)."""
-    count, top, tagged = con.execute(
-        "SELECT COUNT(*), MAX(rowid), MAX(tagged) FROM files WHERE model = ? AND "
-        "embedding IS NOT NULL", (model["fingerprint"],)).fetchone()
-    return f"{count}:{top}:{tagged}"
-
-
-def load_index(db: str, con, model: dict, log=None):
+def load_index(db: str, reader, model: dict, log=None):
     """The index of `model`'s embeddings, built (and saved beside `db`)
     when absent or older than the database's rows."""
     import json
@@ -230,7 +184,7 @@ def load_index(db: str, con, model: dict, log=None):
     from tagger import fileio
 
     faiss = _faiss()
-    path, state = index_path(db, model), _state(con, model)
+    path, state = index_path(db, model), reader.embeddings_state(model)
     meta = path + ".json"
     try:
         with open(meta) as f:
@@ -240,13 +194,12 @@ def load_index(db: str, con, model: dict, log=None):
         pass
     if log:
         log(f"building the FAISS index of {db} (once; it is kept in {path})")
-    ids, vectors = [], []
-    for rowid, blob in con.execute("SELECT rowid, embedding FROM files WHERE model = ? AND "
-                                   "embedding IS NOT NULL", (model["fingerprint"],)):
-        ids.append(rowid)
-        vectors.append(np.frombuffer(blob, "<f4"))
+    ids, blocks = [], []
+    for rowids, block in reader.matrices(model, "embedding", CHUNK, with_rowids=True):
+        ids.extend(rowids)
+        blocks.append(block)
     dim = model["embedding_dim"]
-    matrix = np.stack(vectors) if vectors else np.zeros((0, dim), np.float32)
+    matrix = np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float32)
     index = build_index(unit_rows(matrix), np.asarray(ids, np.int64))
     tmp = fileio.temporary_path(path)
     try:
@@ -258,14 +211,14 @@ def load_index(db: str, con, model: dict, log=None):
     return index
 
 
-def _search_index(db, con, model, vector, k, skip, log):
-    index = load_index(db, con, model, log)
+def _search_index(db, reader, model, vector, k, skip, log):
+    index = load_index(db, reader, model, log)
     scores, ids = index.search(vector[None].astype(np.float32), k + 1)
     found = []
     for score, rowid in zip(scores[0], ids[0]):
         if rowid < 0:
             continue
-        row = con.execute("SELECT path FROM files WHERE rowid = ?", (int(rowid),)).fetchone()
-        if row is not None and row[0] != skip:
-            found.append((row[0], float(score)))
+        path = reader.path_of_rowid(int(rowid))
+        if path is not None and path != skip:
+            found.append((path, float(score)))
     return found[:k]

@@ -28,7 +28,11 @@ Results come in completion order, each file's windows in time order. A
 path that is not a regular file is never opened (a named pipe would block a
 decoder forever); a file whose audio holds NaN or infinite samples, or whose
 scores come out non-finite, is a failed result with that reason, so no NaN
-reaches a report.
+reaches a report. Whatever goes wrong while a decoder thread handles a file
+(an unexpected exception included) is that file's failure, with the reason;
+anything that fails outside one file's work (the iterable of files raising,
+say) is raised again in the caller's thread, so a dead decoder can never
+end a run early as if every file had been seen.
 """
 
 from __future__ import annotations
@@ -39,9 +43,9 @@ import threading
 import time
 
 import numpy as np
-import soundfile
 
-from tagger.audio import AudioDecodeError, audio_windows
+from tagger.audio import AudioDecodeError, audio_windows, file_sample_rate
+from tagger.fileio import path_text
 from tagger.inference.decoder_pool import AUTO_START, CHECK_SECONDS, DecoderRates, decoder_threads
 from tagger.inference.inputs import path_problem
 
@@ -147,9 +151,42 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
                 continue
         return False
 
+    def decode_file(index, path):
+        """The file's windows onto the queue; returns its "done" note, or
+        None when the consumer has stopped."""
+        count = 0
+        began = time.perf_counter()  # decoding since, not counting blocked puts
+        try:
+            problem = path_problem(path)  # never open a pipe or a device
+            if problem is not None:
+                raise AudioDecodeError(problem)
+            rate = _file_sample_rate(path)
+            stream = audio_windows(path, predictor.sample_rate, window, hop)
+            while True:
+                try:
+                    _, samples = next(stream)
+                except StopIteration as end:
+                    total = end.value
+                    break
+                rates.decoded(1, time.perf_counter() - began)
+                if not put(("window", index, count, samples)):
+                    return None
+                began = time.perf_counter()
+                count += 1
+            note = ("done", index, count, total, rate, None)
+        except AudioDecodeError as error:
+            note = ("done", index, count, 0, None, _reason(error))
+        except Exception as error:  # a decoder bug: this file's failure, never a hang
+            note = ("done", index, count, 0, None,
+                    f"cannot decode ({type(error).__name__}: {error})")
+        rates.decoded(0, time.perf_counter() - began)  # the file's tail, or failure
+        return note
+
     def decode():
+        path = None  # the file this thread holds
         try:
             while not stop.is_set():
+                path = None
                 with lock:
                     index, path = next(next_file, (None, None))
                     if index is not None:
@@ -157,34 +194,11 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
                 if index is None:
                     drained.set()
                     return
-                count = 0
-                began = time.perf_counter()  # decoding since, not counting blocked puts
-                try:
-                    problem = path_problem(path)  # never open a pipe or a device
-                    if problem is not None:
-                        raise AudioDecodeError(problem)
-                    rate = _file_sample_rate(path)
-                    stream = audio_windows(path, predictor.sample_rate, window, hop)
-                    while True:
-                        try:
-                            _, samples = next(stream)
-                        except StopIteration as end:
-                            total = end.value
-                            break
-                        rates.decoded(1, time.perf_counter() - began)
-                        if not put(("window", index, count, samples)):
-                            return
-                        began = time.perf_counter()
-                        count += 1
-                    note = ("done", index, count, total, rate, None)
-                except AudioDecodeError as error:
-                    note = ("done", index, count, 0, None, _reason(error))
-                except Exception as error:  # a decoder bug must not hang the consumer
-                    note = ("done", index, count, 0, None,
-                            f"cannot decode ({type(error).__name__}: {error})")
-                rates.decoded(0, time.perf_counter() - began)  # the file's tail, or failure
-                if not put(note):
+                note = decode_file(index, path)
+                if note is None or not put(note):
                     return
+        except BaseException as error:  # the caller's thread raises it: never silent
+            put(("raise", path, error))
         finally:
             put(("exit",))
 
@@ -259,6 +273,8 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
                 entry.expected, entry.samples, entry.rate, entry.error = (
                     count, total, rate, error)
                 yield from finished()
+            elif kind == "raise":
+                raise _decoder_failure(*item[1:])
             else:
                 exited += 1
         flush()
@@ -297,6 +313,20 @@ class _Accumulator:
                         if self.embeddings else None))
 
 
+def _decoder_failure(path: str | None, error: BaseException) -> BaseException:
+    """What the caller's thread raises when a decoder thread failed outside
+    one file's work: a UserError as it is (one line for the user), anything
+    else as a RuntimeError naming the file the thread held, if any."""
+    from tagger.errors import UserError
+
+    if isinstance(error, UserError):
+        return error
+    where = f"on {path_text(path)}" if path is not None else "taking the next file to tag"
+    failure = RuntimeError(f"a decoder thread failed {where}: {type(error).__name__}: {error}")
+    failure.__cause__ = error
+    return failure
+
+
 def _reason(error: AudioDecodeError) -> str:
     """The decoder's message, without libsndfile's misleading "does not
     exist" for a file it merely cannot identify (and without the path,
@@ -309,6 +339,6 @@ def _reason(error: AudioDecodeError) -> str:
 
 def _file_sample_rate(path: str) -> int | None:
     try:
-        return int(soundfile.info(path).samplerate)
+        return file_sample_rate(path)
     except Exception:  # audio_windows reports the problem in its own words
         return None

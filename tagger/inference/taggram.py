@@ -2,7 +2,11 @@
 
 Like musicnn's taggram: tags on the y axis (the model's order), time on the
 x axis (one column per window, at its start), colour = score in [0, 1];
-the file's top tags (by clip score) are drawn in bold red with a marker.
+the tags the report lists for the file (its top tags by clip score, as
+`--top-k` and `--threshold` select them: `outputs.selected_indices`) are
+drawn in bold red with a marker.
+A model trained on the synthetic dataset says so under the title
+(`models.saved.synthetic_note`).
 A file shorter than one window is one zero-padded window: the padding
 (from the file's end to the window's) is shaded grey, as in the attention
 maps.
@@ -12,7 +16,9 @@ all inputs, with separators replaced by `__` and the extension kept:
 `rock/song.mp3` -> `rock__song.mp3.npy` and `rock__song.mp3.png`, so two
 `song.mp3` in different folders (or `song.mp3` beside `song.wav`) never
 collide; a name that still collides gets `-2`, `-3`, ... `index.csv` in
-the folder maps each name to its input path.
+the folder maps each name to its input path. Names, the index and the
+picture's title are text: a path that is not valid UTF-8 has its
+undecodable bytes written as `\\xNN` (`fileio.path_text`).
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ from __future__ import annotations
 import csv
 import io
 import os
+import textwrap
 
 import numpy as np
 
 from tagger import fileio
-from tagger.inference.outputs import DEFAULT_TOP_K
+from tagger.inference.outputs import selected_indices
 
 
 def taggram_names(paths) -> dict[str, str]:
@@ -36,7 +43,7 @@ def taggram_names(paths) -> dict[str, str]:
     root = os.path.commonpath(folders)
     names, used = {}, set()
     for path in paths:
-        relative = os.path.relpath(os.path.abspath(path), root)
+        relative = fileio.path_text(os.path.relpath(os.path.abspath(path), root))
         stem = relative.replace(os.sep, "__").replace("/", "__")
         name, n = stem, 1
         while name.lower() in used:  # case-insensitive file systems too
@@ -57,42 +64,50 @@ def write_index(folder: str, names: dict[str, str]) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["name", "path"])
     for path, name in names.items():
-        writer.writerow([name, path])
+        writer.writerow([name, fileio.path_text(path)])
     fileio.write_atomic(os.path.join(folder, "index.csv"), out.getvalue().encode())
 
 
-def write_taggram(folder: str, name: str, result, tag_names, top_k: int | None = None
+def write_taggram(folder: str, name: str, result, tag_names, top_k: int | None = None, *,
+                  threshold: float | None = None, note: str | None = None
                   ) -> tuple[str, str]:
     """Writes `<name>.npy` ((windows, tags) float32) and `<name>.png`; returns
-    both paths."""
+    both paths. `top_k`, `threshold`: which tags to highlight, as the report
+    selects them; `note`: a line about the model for the picture, or None."""
     npy = os.path.join(folder, name + ".npy")
     png = os.path.join(folder, name + ".png")
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(result.scores, np.float32))
     fileio.write_atomic(npy, buffer.getvalue())
-    fileio.write_atomic(png, taggram_png(result, tag_names, top_k))
+    fileio.write_atomic(png, taggram_png(result, tag_names, top_k, threshold=threshold,
+                                         note=note))
     return npy, png
 
 
-def taggram_png(result, tag_names, top_k: int | None = None) -> bytes:
+def taggram_png(result, tag_names, top_k: int | None = None, *,
+                threshold: float | None = None, note: str | None = None) -> bytes:
     """The taggram picture as PNG bytes."""
     out = io.BytesIO()
-    taggram_figure(result, tag_names, top_k).savefig(out, format="png", dpi=100)
+    figure = taggram_figure(result, tag_names, top_k, threshold=threshold, note=note)
+    figure.savefig(out, format="png", dpi=100)
     return out.getvalue()
 
 
-def taggram_figure(result, tag_names, top_k: int | None = None):
-    """The taggram as a matplotlib Figure (Agg canvas, no pyplot)."""
+def taggram_figure(result, tag_names, top_k: int | None = None, *,
+                   threshold: float | None = None, note: str | None = None):
+    """The taggram as a matplotlib Figure (Agg canvas, no pyplot); the tags
+    `top_k` and `threshold` select (as in the report) are highlighted;
+    `note`, a line about the model, goes under the title."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     scores = np.asarray(result.scores, np.float32)  # (windows, tags)
     windows, tags = scores.shape
     hop = result.hop_samples / result.sample_rate
-    top = np.argsort(-result.clip_scores, kind="stable")[:top_k or DEFAULT_TOP_K]
+    top = selected_indices(result.clip_scores, top_k, threshold)
 
-    figure = Figure(figsize=(min(20.0, max(7.0, 3.0 + 0.25 * windows)),
-                             max(3.0, 1.4 + 0.17 * tags)))
+    width = min(20.0, max(7.0, 3.0 + 0.25 * windows))  # inches
+    figure = Figure(figsize=(width, max(3.0, 1.4 + 0.17 * tags)))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     end = windows * hop
@@ -113,10 +128,12 @@ def taggram_figure(result, tag_names, top_k: int | None = None):
         axes.plot([0.0], [index], marker=">", color="tab:red", markersize=6,
                   clip_on=False, transform=axes.get_yaxis_transform())
     axes.set_xlabel("time (s)")
-    title = os.path.basename(result.path)
+    title = fileio.path_text(os.path.basename(result.path))
     if result.padded:
         title += (f" ({result.duration:.1f} s, shorter than one window: "
                   "the grey part is zero padding)")
+    if note:  # wrapped to the picture's width (about 13 characters an inch at 9 pt)
+        title += "\n" + textwrap.fill(f"note: {note}", width=int(13 * width))
     axes.set_title(title, fontsize=9)
     figure.colorbar(image, ax=axes, label="score", fraction=0.03, pad=0.01)
     figure.tight_layout()

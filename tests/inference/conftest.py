@@ -84,6 +84,21 @@ def cnn(tmp_path_factory):
     return path, keras.models.load_model(path)
 
 
+@pytest.fixture(scope="session")
+def synthetic_cnn(tmp_path_factory):
+    """The path of `cnn`'s model saved with the info of one trained on the
+    synthetic dataset (its records' origin), as train.py saves it."""
+    from tagger.models import build_model
+
+    def make(folder):
+        model = spread_biases(build_model("samplecnn", num_tags=len(TAGS), block="basic",
+                                          alpha=2, width=1 / 16, input_length=WINDOW))
+        info = dict(cnn_info(), origin={"kind": "synthetic", "dataset": "magnatagatune"})
+        return save_tagger(model, folder / "synthetic.keras", info)
+
+    return built_once(tmp_path_factory, "tag_synthetic_cnn", make)
+
+
 LOGMEL = dict(n_mels=16, n_fft=512, hop_length=1024, f_min=0.0, f_max=8000.0, top_db=40.0)
 
 

@@ -46,3 +46,22 @@ def test_direct_runner_scores_equal_the_local_ones(cnn, music, tmp_path, capsys)
     assert code == 2 and "--db applies without --runner" in err[0]
     code, _, err = run_tag(capsys, cnn[0], music / "a.wav", "--runner", "direct")
     assert code == 2 and "add --out PATH" in err[0]
+
+
+@pytest.mark.slow
+def test_a_name_that_is_not_utf8_is_tagged_on_beam(cnn, music, tmp_path, capsys):
+    import os
+    import shutil
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    shutil.copy(music / "a.wav", root / "a.wav")
+    shutil.copy(music / "a.wav", os.fsdecode(os.path.join(os.fsencode(str(root)),
+                                                           b"bad\xff.wav")))
+    out = tmp_path / "tags.jsonl"
+    code, _, err = run_tag(capsys, cnn[0], root, "--runner", "direct", "--out", out)
+    assert code == 0, err
+    rows = {r["path"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert set(rows) == {f"{root}/a.wav", f"{root}/bad\\xff.wav"}
+    np.testing.assert_allclose(rows[f"{root}/bad\\xff.wav"]["tag_scores"],
+                               rows[f"{root}/a.wav"]["tag_scores"], atol=1e-6)

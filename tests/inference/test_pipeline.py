@@ -111,6 +111,70 @@ def test_closing_early_stops_the_decoders(ramps):
     assert threading.active_count() == before
 
 
+def test_a_file_named_in_bytes_that_are_not_utf8_is_tagged(ramps, tmp_path):
+    """A name as a foreign system wrote it (os.fsdecode keeps its bytes as
+    surrogates) is decoded like any other, its own sample rate read."""
+    files, lengths = ramps
+    bad = os.fsdecode(os.fsencode(str(tmp_path)) + b"/bad\xff\xfe.wav")
+    os.link(files[0], bad)
+    results = {r.path: r for r in tag_files(FakePredictor(), [bad, files[1]], workers=2)}
+    assert results[bad].ok and results[bad].file_sample_rate == RATE
+    assert results[bad].samples == lengths["a.wav"]
+    np.testing.assert_allclose(results[bad].scores[:, 0],
+                               np.arange(results[bad].windows) * WINDOW / 10000.0, atol=1e-6)
+
+
+def test_an_unexpected_error_on_one_file_is_that_files_failure(ramps, monkeypatch):
+    from tagger.inference import tagging
+
+    files, _ = ramps
+    real = tagging.audio_windows
+
+    def flaky(path, *args):
+        if path == files[1]:
+            raise KeyError("a decoder bug")
+        return real(path, *args)
+
+    monkeypatch.setattr(tagging, "audio_windows", flaky)
+    results = {r.path: r for r in tag_files(FakePredictor(), files, workers=2)}
+    assert results[files[1]].error == "cannot decode (KeyError: 'a decoder bug')"
+    assert sorted(p for p, r in results.items() if r.ok) == sorted([files[0], *files[2:]])
+
+
+def test_a_failing_list_of_files_ends_the_run_instead_of_cutting_it_short(ramps):
+    """The iterable of files raising in a decoder thread (a library walk
+    that meets a bug) is raised in the caller's thread: never a run that
+    ends early, quietly, as if every file had been seen."""
+    files, _ = ramps
+
+    def walk():
+        yield from files[:2]
+        raise UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed")
+
+    seen = []
+    with pytest.raises(RuntimeError, match="a decoder thread failed taking the next file "
+                                           "to tag: UnicodeEncodeError") as raised:
+        for result in tag_files(FakePredictor(), walk(), workers=2):
+            seen.append(result.path)
+    assert isinstance(raised.value.__cause__, UnicodeEncodeError)
+    assert set(seen) <= set(files[:2])
+
+
+def test_a_decoder_failing_outside_a_files_work_names_the_file(ramps):
+    from tagger.inference.decoder_pool import DecoderRates
+
+    files, _ = ramps
+
+    class Broken(DecoderRates):
+        def decoded(self, windows, seconds):
+            if windows == 0:  # after a file's last window, outside its own try
+                raise MemoryError("no room")
+            super().decoded(windows, seconds)
+
+    with pytest.raises(RuntimeError, match=f"failed on {files[0]}: MemoryError: no room"):
+        list(tag_files(FakePredictor(), files[:1], workers=1, rates=Broken()))
+
+
 def test_find_audio(tmp_path):
     (tmp_path / "x" / "deep").mkdir(parents=True)
     for name in ["b.mp3", "a.FLAC", "x/c.ogg", "x/deep/d.wav", ".hidden.wav", "cover.jpg",

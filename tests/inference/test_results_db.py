@@ -105,6 +105,107 @@ def test_a_rerun_skips_what_is_up_to_date_and_rescan_redoes_it(cnn, music, tmp_p
         np.testing.assert_array_equal(first[path][6], second[path][6])
 
 
+def failure_rows(db):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT path, size, mtime_ns, ctime_ns, error FROM failures "
+                           "ORDER BY path").fetchall()
+    finally:
+        con.close()
+
+
+def test_a_file_that_cannot_be_tagged_is_stored_and_tried_again_once_it_changes(
+        cnn, music, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    for name in ("a.wav", "short.wav", "broken.mp3"):
+        shutil.copy(music / name, folder / name)
+    broken, db = folder / "broken.mp3", tmp_path / "lib.sqlite"
+    reason = "not decodable audio (unknown format or damaged file)"
+    stored_line = (f"{db}: 1 file that could not be tagged stored with the reason "
+                   f"(tagger-library failures --db {db} lists them; a rerun tries a file "
+                   "again once it changes)")
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db)
+    assert code == 1 and f"skipped {broken}: {reason}" in err and stored_line in err
+    info = os.stat(broken)
+    assert failure_rows(db) == [(str(broken), info.st_size, info.st_mtime_ns,
+                                 info.st_ctime_ns, reason)]
+    assert [r[0] for r in rows(db)] == [str(folder / "a.wav"), str(folder / "short.wav")]
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db)  # not decoded again
+    assert code == 0 and not [line for line in err if line.startswith("skipped")]
+    assert err[-2:] == [f"{db}: 0 files tagged and stored, 2 up to date and skipped "
+                        "(--rescan redoes them)",
+                        f"{db}: 1 file that could not be tagged before, unchanged since, "
+                        "not tried again (--rescan tries them; tagger-library failures lists "
+                        "them)"]
+    broken.chmod(0o600)  # its change time moves (permissions fixed, say): tried again
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db)
+    assert code == 1 and f"skipped {broken}: {reason}" in err
+    assert failure_rows(db)[0][3] == os.stat(broken).st_ctime_ns
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db, "--rescan")  # all tried
+    assert code == 1 and f"skipped {broken}: {reason}" in err
+    shutil.copy(music / "d.mp3", broken)  # mended: its row of scores replaces the failure
+    (folder / "a.wav").write_text("damaged since\n" * 40)  # and the other way round
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db)
+    assert code == 1 and f"skipped {folder / 'a.wav'}: {reason}" in err
+    assert [r[0] for r in failure_rows(db)] == [str(folder / "a.wav")]
+    assert [r[0] for r in rows(db)] == [str(broken), str(folder / "short.wav")]
+
+
+def test_library_lists_the_failures_and_export_says_they_are_not_in_it(tagged_db, music,
+                                                                       capsys, tmp_path):
+    db = tagged_db[0]
+    fingerprint = rows(db)[0][8]
+    code, out, err = export(capsys, "failures", "--db", db)
+    assert code == 0 and err == ""
+    assert list(csv.reader(io.StringIO(out))) == [
+        ["path", "size", "mtime", "model", "error"],
+        [str(music / "broken.mp3"), str(os.path.getsize(music / "broken.mp3")),
+         str(os.stat(music / "broken.mp3").st_mtime_ns / 1e9), fingerprint,
+         "not decodable audio (unknown format or damaged file)"]]
+    code, out, err = export(capsys, "export", "--db", db)
+    assert code == 0 and len(out.splitlines()) == 1 + len(TOP_LEVEL)
+    assert "broken.mp3" not in out
+    assert err == (f"1 file of model {fingerprint[:12]} could not be tagged and is not in the "
+                   f"export: tagger-library failures --db {db} lists it\n")
+    code, out, _ = export(capsys, "info", "--db", db)
+    assert code == 0 and out.startswith(f"{fingerprint[:12]}  6 files  1 failed  8 tags")
+    listing = tmp_path / "failed.jsonl"
+    for _ in range(2):  # the second replaces the first: recognised as ours
+        code, _, err = export(capsys, "failures", "--db", db, "--format", "jsonl", "--out",
+                              listing)
+        assert code == 0 and err == f"wrote {listing}: 1 failed file of model " \
+                                    f"{fingerprint[:12]} as jsonl\n"
+    assert json.loads(listing.read_text())["error"].startswith("not decodable audio")
+    for argv, needle in ((("failures", "--top-k", "3"), "--top-k does not apply to failures "
+                                                        "(only to export)"),
+                         (("info", "--out", tmp_path / "x"), "--out does not apply to info"),
+                         (("info", "--format", "csv"), "--format does not apply to info")):
+        with pytest.raises(SystemExit) as done:
+            library_cli.main([str(a) for a in argv] + ["--db", str(db)])
+        err = capsys.readouterr().err
+        assert done.value.code == 2 and needle in err and len(err.splitlines()) == 1
+
+
+def test_a_database_from_before_the_failures_table(tagged_db, cnn, music, tmp_path, capsys):
+    import shutil
+
+    db = tmp_path / "old.sqlite"
+    shutil.copy(tagged_db[0], db)
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("DROP TABLE failures")
+    con.close()
+    code, out, _ = export(capsys, "info", "--db", db)
+    assert code == 0 and "  6 files  0 failed  " in out
+    code, out, _ = export(capsys, "failures", "--db", db)
+    assert code == 0 and out == "path,size,mtime,model,error\n"
+    code, _, err = run_tag(capsys, cnn[0], music, "--db", db)  # the table comes
+    assert code == 1 and [r[0] for r in failure_rows(db)] == [str(music / "broken.mp3")]
+
+
 def test_flags_that_need_db_or_write_tags(cnn, music, capsys):
     for argv, needle in (((music / "a.wav", "--rescan"), "--rescan applies with --db"),
                          ((music / "a.wav", "--embeddings"), "--embeddings without a PATH"),

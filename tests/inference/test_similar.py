@@ -78,6 +78,21 @@ def test_a_tag_query_ranks_by_the_mean_of_those_scores(library, capsys):
     assert code == 2 and "QUERY file or --tags" in err
 
 
+def test_files_that_could_not_be_tagged_are_never_listed(library, music, capsys):
+    """The library's broken.mp3 has a failure row; no search meets it."""
+    con = sqlite3.connect(library)
+    failed = [path for path, in con.execute("SELECT path FROM failures")]
+    con.close()
+    assert failed == [os.path.abspath(music / "broken.mp3")]
+    every = len(TOP_LEVEL) + 5
+    by_tags = similar.by_tags(str(library), ["guitar"], k=every)
+    by_file = similar.by_file(str(library), str(music / "a.wav"), k=every, index="exact")
+    assert sorted(p for p, _ in by_tags) == sorted(stored(library, "scores"))
+    assert len(by_file) == len(TOP_LEVEL) - 1 and failed[0] not in dict(by_file)
+    code, out, err = run(capsys, music / "broken.mp3", "--db", library)  # as a query
+    assert code == 2 and "broken.mp3': not decodable audio" in err and len(err.splitlines()) == 2
+
+
 def test_no_embeddings_is_one_line(cnn, music, tmp_path, capsys):
     db = tmp_path / "plain.sqlite"
     with contextlib.redirect_stderr(io.StringIO()):

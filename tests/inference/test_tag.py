@@ -410,6 +410,47 @@ def test_taggram_of_a_padded_file_shades_the_padding(cnn, music):
     assert len(taggram_figure(full, TAGS).axes[0].patches) == 0  # nothing padded
 
 
+def highlighted(figure) -> list[str]:
+    """The tags a taggram picture highlights: red tick labels, one marker each."""
+    axes = figure.axes[0]
+    red = [label.get_text() for label in axes.get_yticklabels()
+           if label.get_color() == "tab:red" and label.get_fontweight() == "bold"]
+    markers = [line for line in axes.lines if line.get_marker() == ">"]
+    assert len(markers) == len(red)
+    return red
+
+
+@pytest.mark.parametrize("selection", [("--threshold", "0.55"), ("--top-k", "2"),
+                                       ("--threshold", "0.99")])
+def test_taggram_highlights_the_tags_the_report_lists(cnn, music, tmp_path, capsys,
+                                                      monkeypatch, selection):
+    from tagger.inference import taggram
+
+    drawn = {}
+    real = taggram.taggram_figure
+
+    def seen(result, *args, **kwargs):
+        figure = real(result, *args, **kwargs)
+        drawn[result.path] = highlighted(figure)
+        return figure
+
+    monkeypatch.setattr(taggram, "taggram_figure", seen)
+    files = [music / n for n in ("a.wav", "c.ogg", "long.flac")]
+    code, out, _ = run_tag(capsys, cnn[0], *files, *selection, "--format", "json",
+                           "--taggram", tmp_path / "taggrams")
+    listed = {row["path"]: row["tags"] for row in json.loads(out)}
+    assert code == 0 and set(drawn) == set(listed) == {str(f) for f in files}
+    for path, tags in listed.items():
+        assert sorted(drawn[path]) == sorted(tags), path
+    counts = sorted(len(tags) for tags in listed.values())
+    if selection[0] == "--top-k":
+        assert counts == [2, 2, 2]
+    elif selection[1] == "0.99":
+        assert counts == [0, 0, 0]
+    else:
+        assert 0 < counts[0] < 5 and counts[-1] < len(TAGS)  # not the top five
+
+
 @pytest.mark.slow  # four TFLite conversions: about 30 s
 def test_tflite_engines_score_like_keras(cnn, music, capsys):
     path, _ = cnn

@@ -1,0 +1,132 @@
+"""tag.py on a folder holding a file whose name is not valid UTF-8 (written
+on a system with another encoding): the file is tagged like the others,
+the database keeps its name's bytes exactly, and every text output shows
+the name with its undecodable bytes as \\xNN."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import sqlite3
+
+import numpy as np
+import pytest
+
+from tagger.commands import library as library_cli
+from tagger.commands import similar as similar_cli
+from tagger.commands import tag as tag_cli
+from tagger.fileio import path_text
+from tagger.inference import results_db
+
+NAME = b"bad\xff\xfe.wav"
+SHOWN = "bad\\xff\\xfe.wav"  # as text: the two bytes that do not decode, escaped
+
+
+def run_tag(capsys, *argv):
+    code = tag_cli.main([str(a) for a in argv] + ["--no-progress"])
+    out, err = capsys.readouterr()
+    return code, out, [line for line in err.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def folder(music, tmp_path):
+    """(folder, the odd name's path): a.wav, short.wav and NAME, a copy of
+    a.wav (so its scores must equal a.wav's)."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    for name in ("a.wav", "short.wav"):
+        shutil.copy(music / name, root / name)
+    bad = os.fsdecode(os.path.join(os.fsencode(str(root)), NAME))
+    shutil.copy(music / "a.wav", bad)
+    return root, bad
+
+
+def test_path_text_escapes_only_what_does_not_decode():
+    assert path_text(os.fsdecode(b"/m/" + NAME)) == "/m/" + SHOWN
+    assert path_text("/m/caf\u00e9.flac") == "/m/caf\u00e9.flac"
+    assert path_text(b"/m/" + NAME) == "/m/" + SHOWN
+    assert results_db.path_key(os.fsdecode(NAME)) == NAME
+    assert results_db.path_key("caf\u00e9") == "caf\u00e9"
+    assert results_db.path_of_key(NAME) == os.fsdecode(NAME)
+
+
+def test_db_embeddings_and_tags_in_the_files(cnn, folder, tmp_path, capsys):
+    """The walk of --db (where a decoder thread used to die on the name and
+    the run end early with status 0): every file tagged and stored, the
+    name's bytes kept; a broken file with such a name is one line."""
+    from mutagen.wave import WAVE
+
+    root, bad = folder
+    broken = os.fsdecode(os.path.join(os.fsencode(str(root)), b"broken\xe9.mp3"))
+    with open(broken, "w") as f:
+        f.write("not audio\n" * 20)
+    db, npz = tmp_path / "lib.sqlite", tmp_path / "e.npz"
+    code, _, err = run_tag(capsys, cnn[0], root, "--db", db, "--embeddings", npz,
+                           "--write-tags")
+    assert code == 1, err
+    assert f"skipped {root}/broken\\xe9.mp3: not decodable audio (unknown format or " \
+           "damaged file)" in err
+    assert f"{db}: 3 files tagged and stored, 0 up to date and skipped" in err
+    con = sqlite3.connect(db)
+    stored = {path: results_db.scores_of(blob)
+              for path, blob in con.execute("SELECT path, scores FROM files")}
+    con.close()
+    key = os.path.join(os.fsencode(str(root)), NAME)
+    assert set(stored) == {str(root / "a.wav"), str(root / "short.wav"), key}
+    np.testing.assert_allclose(stored[key], stored[str(root / "a.wav")], atol=1e-6)
+    data = np.load(npz)
+    assert sorted(data.files) == sorted(f"{root}/{n}{s}" for n in ("a.wav", "short.wav", SHOWN)
+                                        for s in ("", "::windows"))
+    np.testing.assert_allclose(data[f"{root}/{SHOWN}"], data[f"{root}/a.wav"], atol=1e-5)
+    tags = [str(WAVE(path).tags["TXXX:tagger"].text[0]) for path in (bad, root / "a.wav")]
+    assert tags[0] == tags[1] and len(tags[0].split("; ")) == 5
+    code, _, err = run_tag(capsys, cnn[0], root, "--db", db)  # the rows are found again
+    assert code == 0 and f"{db}: 0 files tagged and stored, 3 up to date and skipped " \
+                          "(--rescan redoes them)" in err
+    assert err[-1].startswith(f"{db}: 1 file that could not be tagged before, unchanged")
+    assert library_cli.main(["failures", "--db", str(db), "--format", "jsonl"]) == 0
+    failed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["path"] for row in failed] == [f"{root}/broken\\xe9.mp3"]
+    assert library_cli.main(["export", "--db", str(db), "--format", "jsonl"]) == 0
+    rows = {row["path"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert set(rows) == {f"{root}/{n}" for n in ("a.wav", "short.wav", SHOWN)}
+    assert rows[f"{root}/{SHOWN}"]["tags"] == rows[f"{root}/a.wav"]["tags"]
+    assert similar_cli.main(["--tags", "guitar", "--db", str(db)]) == 0
+    assert f"{root}/{SHOWN}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_reports_show_the_name_with_its_bytes_escaped(cnn, folder, tmp_path, capsys, fmt):
+    root, _ = folder
+    out = tmp_path / f"report.{fmt}"
+    code, _, err = run_tag(capsys, cnn[0], root, "--format", fmt, "--out", out)
+    assert code == 0 and err == [f"wrote {out}: {fmt} report of 3 files"]
+    text = out.read_bytes().decode("utf-8")  # valid UTF-8 throughout
+    if fmt == "json":
+        rows = {row["path"]: row for row in json.loads(text)}
+        assert rows[f"{root}/{SHOWN}"]["tags"] == rows[f"{root}/a.wav"]["tags"]
+    elif fmt == "csv":
+        rows = {row[0]: row[1:] for row in csv.reader(io.StringIO(text))}
+        assert rows[f"{root}/{SHOWN}"] == rows[f"{root}/a.wav"]
+    else:
+        blocks = {block.splitlines()[0]: block.splitlines()[1:]
+                  for block in text.strip().split("\n\n")}
+        assert blocks[f"{root}/{SHOWN}  (7.0 s, 2 windows)"] == \
+            blocks[f"{root}/a.wav  (7.0 s, 2 windows)"]
+
+
+def test_taggrams_and_their_index_name_it_in_text(cnn, folder, tmp_path, capsys):
+    root, _ = folder
+    taggrams = tmp_path / "taggrams"
+    code, _, _ = run_tag(capsys, cnn[0], root, "--taggram", taggrams)
+    assert code == 0
+    assert sorted(os.listdir(taggrams)) == sorted(
+        ["index.csv"] + [f"{n}.{x}" for n in ("a.wav", "short.wav", SHOWN)
+                         for x in ("npy", "png")])
+    index = dict(list(csv.reader(io.StringIO((taggrams / "index.csv").read_text())))[1:])
+    assert index[SHOWN] == f"{root}/{SHOWN}"
+    np.testing.assert_allclose(np.load(taggrams / f"{SHOWN}.npy"),
+                               np.load(taggrams / "a.wav.npy"), atol=1e-6)
