@@ -23,6 +23,7 @@ import json
 import os
 import sys
 
+from tagger import fileio
 from tagger.errors import UserError
 from tagger.fileio import cache_home
 from tagger.pretrained import download
@@ -78,8 +79,7 @@ def _locked(entry: Pretrained):
     """An exclusive lock on one entry (fcntl.flock; released when the
     process ends however it ends): one process downloads and converts,
     the others wait and then find the result."""
-    folder = os.path.join(cache_home(), "locks")
-    os.makedirs(folder, exist_ok=True)
+    folder = fileio.cache_folder("locks")
     with open(os.path.join(folder, entry.name + ".lock"), "a+") as handle:
         try:
             import fcntl
@@ -109,6 +109,7 @@ def _checked_original(entry: Pretrained, weights: str | None, progress: bool, lo
     the cache if there, else downloaded; its sha256 recorded at first
     arrival and checked against the record after."""
     path = original_path(entry)
+    fileio.cache_folder("originals", os.path.dirname(entry.file_name))
     record_path = path + ".json"
     record = _read_json(record_path)
     url = (record or {}).get("url") or source_urls(entry)[0]
@@ -179,6 +180,8 @@ def ensure(name: str, weights: str | None = None, progress: bool | None = None,
 
     entry = get(name)
     progress = _progress_default() if progress is None else progress
+    if weights is None and up_to_date(entry):  # a read-only cache serves what it holds
+        return model_path(entry)
     with _locked(entry):
         if weights is None and up_to_date(entry):
             return model_path(entry)
@@ -186,7 +189,7 @@ def ensure(name: str, weights: str | None = None, progress: bool | None = None,
         if up_to_date(entry):  # --weights FILE: the same file as converted before
             return model_path(entry)
         out = model_path(entry)
-        os.makedirs(os.path.dirname(out), exist_ok=True)
+        fileio.cache_folder("models")
         scratch = out[:-len(".keras")] + ".converting.keras"
         log(f"converting {entry.file_name} ({entry.converter}) -> {out}")
         options = dict(entry.options)

@@ -24,7 +24,7 @@ from tagger.commands import pretrained as pretrained_cmd
 from tagger.commands import tag as tag_cmd
 from tagger.errors import UserError
 from tagger.pretrained import download
-from tests.checks import call_main, one_line_error
+from tests.checks import call_main, one_line_error, read_only_path
 
 SE_FILE = "se-multi-auc_0.9111-tfrmodel.hdf5"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -270,6 +270,43 @@ def test_a_path_wins_and_unknown_names_are_one_line(tmp_path, monkeypatch, capsy
         pretrained.resolve_model("msd-transfomer")
     code, _, err = call_main(pretrained_cmd.main, capsys, "info", "nope")
     one_line_error(code, err, "no pretrained model 'nope'", "mtat-samplecnn-se")
+
+
+@pytest.mark.parametrize("kind", ["a file", "read-only"])
+def test_a_cache_that_cannot_be_written_is_one_line_naming_the_folder(kind, server, tmp_path,
+                                                                     monkeypatch, capsys):
+    if kind == "a file":
+        home = tmp_path / "home-file"
+        home.write_text("a file where the cache folder should be")
+        reason = f"{home} is a file, not a folder"
+    else:
+        home = read_only_path("tagger-home")  # skips where /sys accepts new files
+        reason = "permission denied"
+    monkeypatch.setenv("TAGGER_HOME", str(home))
+    folder = os.path.join(str(home), "locks")
+    code, _, err = call_main(pretrained_cmd.main, capsys, "path", "mtat-samplecnn-se")
+    one_line_error(code, err, f"cannot write to the cache folder {folder} ({reason})",
+                   "set TAGGER_HOME to a folder you may write to")
+    code, _, err = call_main(tag_cmd.main, capsys, "mtat-samplecnn-se", song(tmp_path / "s.wav"))
+    one_line_error(code, err, f"cache folder {folder}", "set TAGGER_HOME")
+    assert server.gets(SE_FILE) == []  # refused before any download
+    code, out, err = call_main(pretrained_cmd.main, capsys, "info", "mtat-samplecnn-se")
+    assert code == 0 and "(not yet converted)" in out  # reading needs no writable cache
+
+
+def test_a_cache_that_holds_the_model_serves_it_without_writing(server, home, tmp_path,
+                                                                 capsys):
+    path = pretrained.ensure("mtat-samplecnn-se", progress=False)
+    for folder in ("locks", "originals"):  # nothing may be made or written there now
+        for child in sorted((home / folder).rglob("*"), reverse=True):
+            child.rmdir() if child.is_dir() else child.unlink()
+        (home / folder).rmdir()
+        (home / folder).write_text("a file in the way")
+    server.stop()
+    assert pretrained.resolve_model("mtat-samplecnn-se", progress=False) == path
+    code, out, err = call_main(tag_cmd.main, capsys, "mtat-samplecnn-se",
+                               song(tmp_path / "s.wav"), "--top-k", "2")
+    assert code == 0 and "s.wav" in out, err
 
 
 def test_cache_home_order(monkeypatch, tmp_path):
