@@ -73,11 +73,24 @@ _TRANSFORMER = dict(
             "(not copied: published as an image)")
 _TRANSFORMER_URL = ("https://github.com/minzwon/semi-supervised-music-tagging-transformer"
                     "/raw/master/data/")
-# Won et al. 2020: models/<dataset>/<model>/best_model.pth (Git LFS objects: GitHub's
-# raw link redirects to the media host, the second URL). Every file has the same
-# name, so `file_name` keeps the folders: the cache and a mirror hold
-# <dataset>/<model>/best_model.pth.
+# Won et al. 2020's release: every best_model.pth under models/ at its last
+# commit (the merge of 2021-08-25), plain git files (the repository has no
+# .gitattributes: GitHub's raw link serves the bytes). One commit renamed
+# msd's and jamendo's `short` folders `short_res` and added the stray
+# models/best_model.pth, whose dataset and model the release does not state.
+# Every file has the same name, so `file_name` keeps the folders: the cache and
+# a mirror hold <dataset>/<model>/best_model.pth.
 _SOTA_REPO = "minzwon/sota-music-tagging-models"
+SOTA_RELEASE_FILES = (
+    "models/best_model.pth",
+    *(f"models/mtat/{folder}/best_model.pth" for folder in (
+        "attention", "crnn", "fcn", "hcnn", "musicnn", "sample", "se")),
+    *(f"models/msd/{folder}/best_model.pth" for folder in (
+        "attention", "crnn", "fcn", "hcnn", "musicnn", "musicnn600", "sample", "se",
+        "short_res")),
+    *(f"models/jamendo/{folder}/best_model.pth" for folder in (
+        "attention", "crnn", "fcn", "hcnn", "musicnn", "sample", "se", "short_res")),
+)
 _SOTA_DATASETS = {
     "mtat": ("MagnaTagATune top-50", "the release's split/mtat train/valid/test.npy (the "
              "sample-level CNN papers' split; clips of 29.1 s or more with a top-50 tag)"),
@@ -88,26 +101,38 @@ _SOTA_DATASETS = {
                 "the release's split/mtg-jamendo autotagging_top50tags-train/validation/"
                 "test.tsv"),
 }
+
+
 def _sota(dataset: str, model) -> Pretrained:
     """The entry of `model` (a `tagger.convert.sota.ZooModel`) trained on `dataset`."""
     part, title, folder, window = model.part, model.title, model.folder, model.window
     what, split = _SOTA_DATASETS[dataset]
     path = f"models/{dataset}/{folder}/best_model.pth"
     paper = "Won, Ferraro, Bogdanov, Serra, SMC 2020, Table 2"
-    figures = f"{paper} (ROC-AUC / PR-AUC; not copied)"
-    if (dataset, model.family) == ("mtat", "short_res"):
-        figures = f"MTT ROC-AUC 0.9129, PR-AUC 0.4614 ({paper})"
     return Pretrained(
         name=f"{dataset}-{part}", title=f"{title}, as Won et al. 2020 trained it",
-        urls=(f"https://github.com/{_SOTA_REPO}/raw/master/{path}",
-              f"https://media.githubusercontent.com/media/{_SOTA_REPO}/master/{path}"),
+        urls=(f"https://github.com/{_SOTA_REPO}/raw/master/{path}",),
         file_name=f"{dataset}/{folder}/best_model.pth",
         licence="MIT (LICENSE: Copyright (c) 2020 Music Technology Group, Universitat "
                 "Pompeu Fabra)",
         release=f"github.com/{_SOTA_REPO}", dataset=what, split=split, sample_rate=16000,
         window_samples=window, converter="sota",
-        options=(("model", model.family), ("dataset", dataset)), figures=figures,
-        approx_mb=model.weights_mb(dataset))
+        options=(("model", model.family), ("dataset", dataset)),
+        figures=f"{paper} (ROC-AUC / PR-AUC; not copied)", approx_mb=model.weights_mb(dataset))
+
+
+def _sota_entries() -> tuple:
+    """One entry per release file our converter reads: models/<dataset>/<folder>/
+    for a ZooModel's folder. Not listed: the stray models/best_model.pth
+    (no dataset or model stated) and msd's musicnn600 (a model type that
+    training/main.py's --model_type does not name)."""
+    by_folder = {model.folder: model for model in sota_zoo()}
+    entries = []
+    for path in SOTA_RELEASE_FILES:
+        parts = path.split("/")
+        if len(parts) == 4 and parts[2] in by_folder:
+            entries.append(_sota(parts[1], by_folder[parts[2]]))
+    return tuple(entries)
 
 
 MODELS = {entry.name: entry for entry in (
@@ -151,7 +176,7 @@ MODELS = {entry.name: entry for entry in (
         "distilled student (Won, Choi, Serra 2021)",
         urls=(_TRANSFORMER_URL + "compact_student.ckpt",), file_name="compact_student.ckpt",
         options=(("size", "student"),), approx_mb=23, **_TRANSFORMER),
-    *(_sota(dataset, model) for dataset in _SOTA_DATASETS for model in sota_zoo()),
+    *_sota_entries(),
 )}
 
 
