@@ -1,12 +1,14 @@
 """The published taggers our converters read, by stable name.
 
 Each entry says where the original file is, what it is (dataset, split,
-tags, input), how it converts (`tagger.convert` source and options) and
-which figures its release or paper states (cited, not copied). The licence
-is as the release states it: the two MagnaTagATune repositories
-(tae-jun/resemul, minzwon/self-attention-music-tagging) carry no licence
-file and their READMEs name none; minzwon/semi-supervised-music-tagging-
-transformer's README states MIT (Copyright (c) 2021 ByteDance).
+tags, input), how it converts (`tagger.convert` source and options),
+which figures its release or paper states (cited, not copied) and, where
+known, the file's size and sha256 (`checksum`: a file that differs is
+refused). The licence is as the release states it: the two MagnaTagATune
+repositories (tae-jun/resemul, minzwon/self-attention-music-tagging)
+carry no licence file and their READMEs name none; minzwon/semi-
+supervised-music-tagging-transformer's README states MIT (Copyright (c)
+2021 ByteDance).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import dataclasses
 
 from tagger.convert.sota import zoo as sota_zoo
 from tagger.errors import UserError
+from tagger.pretrained.checksum import Checksum
 
 SEGMENT = 59049  # samples in one window segment, every family
 
@@ -35,6 +38,9 @@ class Pretrained:
     options: tuple = ()  # (flag, value) pairs for the converter: block, size, model, dataset
     figures: str = ""  # the published figures, with their source
     approx_mb: float = 0.0  # MB of float32 weights (parameters x 4): the least the file holds
+    # the original file's size and sha256 where known: a file that differs is
+    # refused; None: the first file that converts is recorded and trusted
+    checksum: Checksum | None = None
 
     def tags(self) -> tuple:
         """The tag names in output order, as the converter writes them."""
