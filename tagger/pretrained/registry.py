@@ -97,6 +97,27 @@ SOTA_RELEASE_FILES = (
     *(f"models/jamendo/{folder}/best_model.pth" for folder in (
         "attention", "crnn", "fcn", "hcnn", "musicnn", "sample", "se", "short_res")),
 )
+# Size and sha256 of the release files known here (as a TFDS checksums file
+# pins a dataset's downloads): read from the files themselves, two
+# independent copies of the repository agreeing on every blob.
+SOTA_CHECKSUMS = {
+    "models/mtat/fcn/best_model.pth": Checksum(
+        1902811, "e89d751202d38c3ae69855782bc27010f87051958dbec64f5aa762364dbac271"),
+    "models/mtat/crnn/best_model.pth": Checksum(
+        1687630, "cd22fc70cafd06f8f2bfc7dd795abccb1f4b50d5b09094c39ad100baf87475a3"),
+    "models/mtat/musicnn/best_model.pth": Checksum(
+        3257172, "690ace3bb5d49d90dd38fe3ec05a1185350b3bc3742bd7ee941f56b649b2c893"),
+    "models/msd/fcn/best_model.pth": Checksum(
+        1902815, "6012aa7eecf864a8081faedca56af054521e8dfb9c5c98659a3dd5d3e1e66f21"),
+    "models/msd/crnn/best_model.pth": Checksum(
+        1687711, "ebb99855ed0c83f38845db9cfb383dd6fc70938bc58701dcb66e18af9ee7fbea"),
+    "models/jamendo/fcn/best_model.pth": Checksum(
+        1902815, "7bce08a66dbc70d096b0a330f44b4cacd9aa25519b83489fbb98f2164a194e2b"),
+    "models/jamendo/crnn/best_model.pth": Checksum(
+        1687626, "0a558989c0793f488cb677d188464c91f47c007f7c70473230e55537ca598215"),
+    "models/jamendo/musicnn/best_model.pth": Checksum(
+        3257168, "66280f4859376377c47f64313c7ac889a3201fdb06a01bf6e94ac6e619081bb5"),
+}
 _SOTA_DATASETS = {
     "mtat": ("MagnaTagATune top-50", "the release's split/mtat train/valid/test.npy (the "
              "sample-level CNN papers' split; clips of 29.1 s or more with a top-50 tag)"),
@@ -124,7 +145,8 @@ def _sota(dataset: str, model) -> Pretrained:
         release=f"github.com/{_SOTA_REPO}", dataset=what, split=split, sample_rate=16000,
         window_samples=window, converter="sota",
         options=(("model", model.family), ("dataset", dataset)),
-        figures=f"{paper} (ROC-AUC / PR-AUC; not copied)", approx_mb=model.weights_mb(dataset))
+        figures=f"{paper} (ROC-AUC / PR-AUC; not copied)", approx_mb=model.weights_mb(dataset),
+        checksum=SOTA_CHECKSUMS.get(path))
 
 
 def _sota_entries() -> tuple:
