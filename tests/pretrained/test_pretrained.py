@@ -157,10 +157,22 @@ def test_download_convert_and_tag_end_to_end(server, se_bytes, home, tmp_path, c
     assert len(server.gets(SE_FILE)) == 1
 
     import tagger
+    from tagger.convert import ConvertConfig, convert_file
 
-    by_name = tagger.top_tags(str(audio), model="mtat-samplecnn-se", k=3)
-    by_path = tagger.top_tags(str(model), str(audio), k=3)
-    assert by_name == by_path and len(by_name) == 3
+    # the cached model against one converted here from the served bytes
+    served = tmp_path / SE_FILE
+    served.write_bytes(se_bytes)
+    by_hand = tmp_path / "by-hand.keras"
+    convert_file(ConvertConfig(source=str(served), kind="resemul", out=str(by_hand),
+                               block="se"))
+    names, by_name = tagger.clip_scores(str(audio), model="mtat-samplecnn-se")
+    hand_names, by_path = tagger.clip_scores(str(by_hand), str(audio))
+    assert list(names) == list(hand_names) == list(pretrained.get("mtat-samplecnn-se").tags())
+    by_name, by_path = np.asarray(by_name), np.asarray(by_path)
+    assert by_name.shape == (50,) and by_name.std() > 0  # a real, varied score vector
+    np.testing.assert_allclose(by_name, by_path, rtol=0, atol=1e-6)
+    top = tagger.top_tags(str(audio), model="mtat-samplecnn-se", k=3)
+    assert [tag for tag, _ in top] == [names[i] for i in np.argsort(-by_path)[:3]]
     loaded, tagger_info = tagger.load_pretrained("mtat-samplecnn-se")
     assert tagger_info["tag_names"] == list(pretrained.get("mtat-samplecnn-se").tags())
     code, out, _ = call_main(pretrained_cmd.main, capsys, "path", "mtat-samplecnn-se")
