@@ -12,6 +12,7 @@ import os
 import re
 
 from tagger.config import join_path
+from tagger.errors import UserError
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -124,7 +125,8 @@ def read_text(path: str) -> str:
 def cache_home() -> str:
     """Where tagger keeps what it downloads or converts once (the pretrained
     taggers, tag.py's int8 models): $TAGGER_HOME, else
-    $XDG_CACHE_HOME/tagger, else ~/.cache/tagger."""
+    $XDG_CACHE_HOME/tagger, else ~/.cache/tagger. Its folders are made
+    and written through `cache_folder`."""
     home = os.environ.get("TAGGER_HOME")
     if home:
         return os.path.abspath(os.path.expanduser(home))
@@ -132,6 +134,35 @@ def cache_home() -> str:
     base = xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"),
                                                                 ".cache")
     return os.path.join(base, "tagger")
+
+
+CACHE_ADVICE = "set TAGGER_HOME to a folder you may write to"
+
+
+class CacheFolderError(UserError):
+    """A folder of the cache cannot be made or written: `folder`, `reason`."""
+
+    def __init__(self, folder: str, reason: str):
+        self.folder, self.reason = folder, reason
+        super().__init__(f"cannot write to the cache folder {folder} ({reason}); "
+                         f"{CACHE_ADVICE}")
+
+
+def cache_folder(*parts: str) -> str:
+    """The folder `parts` of `cache_home()`, made if needed and proved
+    writable; CacheFolderError (one line naming the folder and TAGGER_HOME)
+    when it cannot be: a read-only place, a file where a folder should be."""
+    folder = os.path.join(cache_home(), *parts)
+    try:
+        _make_writable_folder(folder)
+    except OSError as error:
+        blocker = folder
+        while blocker != os.path.dirname(blocker) and not os.path.lexists(blocker):
+            blocker = os.path.dirname(blocker)
+        reason = (f"{blocker} is a file, not a folder" if not os.path.isdir(blocker)
+                  else os_error_reason(error))
+        raise CacheFolderError(folder, reason) from None
+    return folder
 
 
 def temporary_path(path: str) -> str:
@@ -197,8 +228,6 @@ def write_atomic(path: str, data: bytes | str) -> None:
     FIFO or a device is never replaced: that is a UserError naming it."""
     refused = not_a_file_error(path)
     if refused:
-        from tagger.errors import UserError
-
         raise UserError(f"cannot write {str(path)!r}: {describe_os_error(refused)}")
     tmp = temporary_path(path)
     try:
@@ -219,31 +248,37 @@ def remove_quietly(path: str) -> None:
         pass
 
 
-_ADVICE = {
-    errno.ENOSPC: "the disk is full: free some space there or choose another place",
-    errno.EDQUOT: "the disk quota is used up: free some space or choose another place",
-    errno.EROFS: "the file system is read-only: choose a writable place",
-    errno.EACCES: "permission denied: choose a place you may write to",
-    errno.EPERM: "permission denied: choose a place you may write to",
-    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
-    errno.EISDIR: "it is a folder: give a file name",
-    errno.ENAMETOOLONG: "the name is too long",
+_ADVICE = {  # errno: (why, what to do)
+    errno.ENOSPC: ("the disk is full", "free some space there or choose another place"),
+    errno.EDQUOT: ("the disk quota is used up", "free some space or choose another place"),
+    errno.EROFS: ("the file system is read-only", "choose a writable place"),
+    errno.EACCES: ("permission denied", "choose a place you may write to"),
+    errno.EPERM: ("permission denied", "choose a place you may write to"),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "choose another path"),
+    errno.EISDIR: ("it is a folder", "give a file name"),
+    errno.ENAMETOOLONG: ("the name is too long", ""),
 }
+
+
+def os_error_reason(error: Exception) -> str:
+    """Why a write failed, in a few words, without advice."""
+    code = getattr(error, "errno", None)
+    if code in _ADVICE:
+        return _ADVICE[code][0]
+    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return text.splitlines()[0]
 
 
 def describe_os_error(error: Exception) -> str:
     """One line saying why a write failed and what to do about it."""
     code = getattr(error, "errno", None)
-    if code in _ADVICE:
-        return _ADVICE[code]
-    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
-    return text.splitlines()[0]
+    if code in _ADVICE and _ADVICE[code][1]:
+        return ": ".join(_ADVICE[code])
+    return os_error_reason(error)
 
 
 def output_error(what: str, path: str, error: Exception):
     """The UserError for a failed write of `what` (e.g. "--out-json") to `path`."""
-    from tagger.errors import UserError
-
     return UserError(f"cannot write {what} {str(path)!r}: {describe_os_error(error)}")
 
 
@@ -274,20 +309,29 @@ def _makedirs_under_files(path: str) -> None:
         raise OSError(errno.ENOTDIR, "not a directory", path) from None
 
 
+def _make_writable_folder(path: str) -> None:
+    """Creates folder `path` (with parents) and proves it can be written to
+    by writing and removing a probe file (its own, so that threads do not
+    meet); OSError when it cannot be."""
+    if exists(path) and not isdir(path):
+        raise OSError(errno.ENOTDIR, "is a file")
+    import secrets
+
+    probe = join_path(str(path), f".write-test-{os.getpid()}-{secrets.token_hex(4)}")
+    _makedirs_under_files(path)
+    with open_file(probe, "wb") as f:
+        f.write(b"")
+    remove(probe)
+
+
 def prepare_output_dir(path: str, what: str, named: str | None = None) -> None:
     """Creates folder `path` (with parents) and proves it can be written to;
     a file in the way, a read-only place or a full disk is one UserError
     naming `named` (default: `path`; e.g. the file the user gave, which is
     to go into this folder)."""
     named = path if named is None else named
-    if exists(path) and not isdir(path):
-        raise output_error(what, named, OSError(errno.ENOTDIR, "is a file"))
-    probe = join_path(str(path), f".write-test-{os.getpid()}")
     try:
-        _makedirs_under_files(path)
-        with open_file(probe, "wb") as f:
-            f.write(b"")
-        remove(probe)
+        _make_writable_folder(path)
     except OSError as error:
         raise output_error(what, named, error) from None
     except Exception as error:
@@ -371,8 +415,6 @@ def check_destination(path: str, what: str, *, kind: str, recognise=None,
 
     Writing itself stays atomic (`write_output`, `write_atomic`). Paths with
     a scheme get the last check only."""
-    from tagger.errors import UserError
-
     path = str(path)
     clash = input_clash(path, inputs, walked)
     if clash is not None:

@@ -22,6 +22,16 @@ import numpy as np
 ROOT = pathlib.Path(__file__).parents[1]  # the repository
 
 
+def reference_dir() -> pathlib.Path:
+    """The shared reference data (split lists, real release weights):
+    TAGGER_REFERENCE_DIR, else shared/reference beside the checkout. Tests
+    that read it skip, saying where they looked, when it is absent."""
+    import os
+
+    return pathlib.Path(os.environ.get("TAGGER_REFERENCE_DIR",
+                                       ROOT.parent / "shared" / "reference"))
+
+
 def check_layer(make_layer, input_shape, tmp_path, atol=1e-5, seed=0):
     """Runs the standard checks on a layer; returns the test model."""
     import keras

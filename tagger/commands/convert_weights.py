@@ -3,8 +3,8 @@
     python convert_weights.py se-multi-auc_0.9111-tfrmodel.hdf5 --from resemul --out se-multi.keras
     python convert_weights.py ponswon.pth --from self_attention --out ponswon.keras
     python convert_weights.py teacher.ckpt --from transformer --size teacher --out teacher.keras
-    python convert_weights.py best_model.pth --from sota --model short_res --dataset mtat \
-        --out mtat-short-res.keras
+    python convert_weights.py best_model.pth --from sota --model short_res --dataset msd \
+        --out msd-short-res.keras
 
 The result loads in tag.py, eval.py, export.py and the interpretation tools
 like a model trained here. Reading .pth/.ckpt files needs no PyTorch

@@ -32,8 +32,9 @@ def parse_args(argv=None):
                    help="a name from `list` (every action but list)")
     p.add_argument("--weights", default=None, metavar="FILE",
                    help="download/path: the original file, downloaded by hand (no network "
-                        "needed); its sha256 is recorded, or checked against the record "
-                        "(default: none, the file is downloaded)")
+                        "needed); checked against the size and sha256 pinned or recorded "
+                        "for NAME, else recorded once it converts (default: none, the file "
+                        "is downloaded)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     if args.action == "list" and args.name is not None:
@@ -66,6 +67,8 @@ def _state(entry) -> str:
         return "converted"
     if os.path.isfile(pretrained.original_path(entry)):
         return "downloaded"
+    if entry.checksum is not None:
+        return f"{entry.checksum.size / 1e6:.1f} MB"
     return f"~{entry.approx_mb:.0f} MB"
 
 
@@ -100,8 +103,7 @@ def info_lines(name: str) -> str:
         ("name", entry.name), ("model", entry.title), ("release", entry.release),
         ("licence", entry.licence), ("file", entry.file_name),
         ("url", " ".join(pretrained.store.source_urls(entry))),
-        ("size", f"about {entry.approx_mb:.0f} MB (its float32 weights, from the parameter "
-                 "count; the release's file size is not stated)"),
+        *_size_and_checksum(entry),
         ("dataset", entry.dataset), ("split", entry.split),
         ("input", f"mono, {entry.sample_rate} Hz, windows of {entry.window_samples} samples "
                   f"({entry.window_seconds:.2f} s)"),
@@ -115,6 +117,29 @@ def info_lines(name: str) -> str:
     ]
     width = max(len(k) for k, _ in fields)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in fields)
+
+
+def _size_and_checksum(entry) -> list:
+    """The info lines `size` and `checksum`: pinned in the registry, or
+    trusted at the first download and recorded once it converted."""
+    from tagger import pretrained
+    from tagger.pretrained import checksum
+
+    pin = entry.checksum
+    if pin is not None:
+        return [("size", f"{pin.size / 1e6:.1f} MB ({pin.size:,} bytes)"),
+                ("checksum", f"pinned: sha256 {pin.sha256}; a file of another size or "
+                             "sha256 is refused")]
+    size = ("size", f"about {entry.approx_mb:.0f} MB (its float32 weights, from the parameter "
+                    "count; the file's size is not known here)")
+    record = checksum.read_record(pretrained.original_path(entry))
+    if record is None:
+        return [size, ("checksum", "none known: the first download is trusted; its size and "
+                                   "sha256 are recorded once it converts, and later files are "
+                                   "checked against them")]
+    return [size, ("checksum", f"none known: recorded when the first file converted, "
+                               f"{record['bytes']:,} bytes, sha256 {record['sha256']} (from "
+                               f"{record.get('url')}); later files are checked against it")]
 
 
 def run(args) -> int:

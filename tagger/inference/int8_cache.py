@@ -28,7 +28,8 @@ foreign file) is converted again and the entry rewritten, never trusted.
 Both files are written atomically (`fileio.write_atomic`), the flatbuffer
 first, so a run killed between the two leaves a record that does not match:
 the next run converts again. A cache that cannot be written leaves tagging
-as it was, with a warning.
+as it was, with a warning (naming the folder, and TAGGER_HOME where the
+folder itself cannot be made or written: `fileio.cache_folder`).
 """
 
 from __future__ import annotations
@@ -84,12 +85,15 @@ def cached_int8(fields: dict, convert) -> tuple[bytes, bool, str]:
     note = (f"the cached int8 model {path} did not match its record; calibrated and "
             "converted again" if damaged else "")
     try:
-        fileio.makedirs(os.path.dirname(path))
+        fileio.cache_folder(FOLDER)
         fileio.write_atomic(path, content)
         fileio.write_atomic(_record_path(path), json.dumps(
             {**fields, "select_tf_ops": bool(select_tf_ops),
              "tflite_sha256": hashlib.sha256(content).hexdigest()}, indent=1) + "\n")
-    except Exception as error:  # OSError, or a UserError for a folder in the way
+    except fileio.CacheFolderError as error:  # a read-only place, a file in the way
+        note = (f"warning: the int8 model was not cached in {error.folder} ({error.reason}; "
+                f"{fileio.CACHE_ADVICE}); the next run converts it again")
+    except Exception as error:  # OSError (a full disk), or a UserError for a folder in the way
         note = (f"warning: the int8 model was not cached in {os.path.dirname(path)} "
                 f"({fileio.describe_os_error(error)}); the next run converts it again")
     return content, select_tf_ops, note

@@ -1,6 +1,8 @@
 """Published taggers by name: the registry (`registry.py`), the download
-(`download.py`) and the cache of original and converted files with the one
-resolver every command calls (`store.py`). See docs/pretrained.md.
+(`download.py`), the check of a file against its pinned or recorded size
+and sha256 (`checksum.py`) and the cache of original and converted files
+with the one resolver every command calls (`store.py`). See
+docs/pretrained.md.
 
     from tagger.pretrained import resolve_model
     resolve_model("msd-transformer")  # ~/.cache/tagger/models/msd-transformer.keras

@@ -3,29 +3,37 @@ the converted models, and the one resolver every command calls.
 
     $TAGGER_HOME, else $XDG_CACHE_HOME/tagger, else ~/.cache/tagger
         originals/<file name>            the release's file, as downloaded
-        originals/<file name>.json       its URL and sha256, recorded at first download
+        originals/<file name>.json       its URL, size and sha256, recorded once it converted
         models/<name>.keras              the converted tagger
         models/<name>.json               source URL, the source file's sha256, converter version
         locks/<name>.lock                held while one process downloads and converts
         tflite-int8/                     tag.py's calibrated int8 models (inference/int8_cache.py)
 
-The source file's sha256 is recorded when it first arrives and checked on
-every later conversion: a file that changed is refused in one line and
-nothing is replaced. A converted model whose info matches the record and
-the converter's version is used as it is: the second use is offline.
+Every original file is checked against its reference (`reference`,
+`checksum.py`): the size and sha256 the registry pins, else those recorded
+when a file of this entry first converted; with neither, the first file is
+trusted, and recorded only once it has converted. A file that differs is
+refused in one line: a download or a cached file that differs from a pin is
+removed, and nothing of it stays; a cached file that differs from its
+record is kept, and the line names the file to delete. A file with no
+reference that fails to convert is removed and nothing is recorded, so the
+next run downloads it again. A converted model whose info matches the
+reference and the converter's version is used as it is: the second use is
+offline.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sys
 
+from tagger import fileio
 from tagger.errors import UserError
 from tagger.fileio import cache_home
-from tagger.pretrained import download
+from tagger.pretrained import checksum, download
+from tagger.pretrained.checksum import Checksum
 from tagger.pretrained.registry import MODELS, Pretrained, get
 
 _MODEL_SUFFIXES = (".keras", ".hdf5", ".h5")
@@ -39,6 +47,10 @@ def model_path(entry: Pretrained) -> str:
     return os.path.join(cache_home(), "models", entry.name + ".keras")
 
 
+def _info_path(entry: Pretrained) -> str:
+    return model_path(entry)[:-len(".keras")] + ".json"
+
+
 def source_urls(entry: Pretrained) -> tuple:
     """TAGGER_WEIGHTS_URL/<file name> when set (a mirror, or a file://
     folder), else the release's own URLs."""
@@ -48,12 +60,13 @@ def source_urls(entry: Pretrained) -> tuple:
     return entry.urls
 
 
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def reference(entry: Pretrained) -> tuple[Checksum | None, str]:
+    """(the Checksum the original file must have, "pinned" or "recorded"),
+    or (None, "") where the first file that converts is to be trusted."""
+    if entry.checksum is not None:
+        return entry.checksum, "pinned"
+    found = checksum.recorded(original_path(entry))
+    return (found, "recorded") if found is not None else (None, "")
 
 
 def _read_json(path: str) -> dict | None:
@@ -65,21 +78,12 @@ def _read_json(path: str) -> dict | None:
         return None
 
 
-def _write_json(path: str, value: dict) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as file:
-        json.dump(value, file, indent=2)
-        file.write("\n")
-    os.replace(path + ".tmp", path)
-
-
 @contextlib.contextmanager
 def _locked(entry: Pretrained):
     """An exclusive lock on one entry (fcntl.flock; released when the
     process ends however it ends): one process downloads and converts,
     the others wait and then find the result."""
-    folder = os.path.join(cache_home(), "locks")
-    os.makedirs(folder, exist_ok=True)
+    folder = fileio.cache_folder("locks")
     with open(os.path.join(folder, entry.name + ".lock"), "a+") as handle:
         try:
             import fcntl
@@ -104,70 +108,104 @@ def _progress_default() -> bool:
         return False
 
 
-def _checked_original(entry: Pretrained, weights: str | None, progress: bool, log) -> tuple:
-    """(path, sha256, url) of the original file: from `weights` if given,
-    the cache if there, else downloaded; its sha256 recorded at first
-    arrival and checked against the record after."""
-    path = original_path(entry)
-    record_path = path + ".json"
-    record = _read_json(record_path)
-    url = (record or {}).get("url") or source_urls(entry)[0]
-    if weights is not None:
-        given = sha256_of(weights) if os.path.isfile(weights) else None
-        if given is None:
-            raise UserError(f"--weights {weights!r} not found (or not a file); give the "
-                            f"downloaded {entry.file_name}")
-        if record and record.get("sha256") != given:
-            raise UserError(f"--weights {weights!r} is not the {entry.file_name} recorded for "
-                            f"{entry.name} (sha256 {given[:12]}..., recorded "
-                            f"{record['sha256'][:12]}...); nothing was replaced")
-        if os.path.abspath(weights) != os.path.abspath(path):
-            download.copy_local(weights, path)
-        url = f"file://{os.path.abspath(weights)}"
-    downloaded = weights is None and not os.path.isfile(path)
-    if downloaded:
-        failures = []
-        for url in source_urls(entry):
-            def started(total, offset, url=url):
-                size = f"{total / 1e6:.1f} MB" if total else f"about {entry.approx_mb:.0f} MB"
-                again = f", resuming at {offset / 1e6:.1f} MB" if offset else ""
-                log(f"downloading {entry.name}: {url} ({size}{again}) -> {path}")
-            try:
-                download.fetch(url, path, progress=progress, what=entry.file_name,
-                               on_start=started)
-                break
-            except download.DownloadFailed as error:
-                failures.append(error)
-        else:
-            raise failures[-1]
-    digest = sha256_of(path)
-    if record is None:
-        record = {"name": entry.name, "file": entry.file_name, "url": url, "sha256": digest,
-                  "bytes": os.path.getsize(path)}
-        _write_json(record_path, record)
-    elif record.get("sha256") != digest and downloaded:
-        os.remove(path)  # the record stays; the next run downloads again
-        raise UserError(f"{url} sent a file with sha256 {digest[:12]}..., not the "
-                        f"{str(record.get('sha256'))[:12]}... recorded at the first download; "
-                        "it was removed and nothing was replaced (a changed release or mirror: "
-                        f"delete {record_path} to accept it)")
-    elif record.get("sha256") != digest:
-        raise UserError(f"{path} has changed since it was downloaded (sha256 {digest[:12]}..., "
-                        f"recorded {str(record.get('sha256'))[:12]}...); nothing was replaced: "
-                        f"delete it to download it again from {record.get('url') or url}")
-    return path, digest, record.get("url", url)
+def _checked(entry: Pretrained, path: str, came_from: str, url: str) -> Checksum:
+    """The Checksum of the original at `path`, which came from `url`:
+    `came_from` "given" (--weights: read only), "cached" or "download".
+    Against a reference it must match: a download that does not is
+    removed, and a cached file that does not match a pin; a cached file
+    that does not match its record is kept, and the line names it."""
+    expected, kind = reference(entry)
+    if expected is None:
+        return Checksum.of(path)
+    differs, found = checksum.mismatch(path, expected)
+    if not differs:
+        return found
+    record = checksum.record_path(original_path(entry))
+    if came_from == "download" or (came_from == "cached" and kind == "pinned"):
+        checksum.remove(path, keep_record=True)
+    given = f"--weights {path!r} is not the"
+    if kind == "pinned":
+        raise UserError({
+            "given": f"{given} release's {entry.file_name} for {entry.name}",
+            "cached": f"{path} is not the release's {entry.file_name}",
+            "download": f"{url} sent a file that is not the release's {entry.file_name}",
+        }[came_from] + f" ({differs}; pinned in the registry); " + {
+            "given": "nothing was replaced",
+            "cached": "it was removed from the cache: run again to download it",
+            "download": "it was removed and nothing of it stays in the cache (a damaged or "
+                        "changed release or mirror; TAGGER_WEIGHTS_URL names a mirror)",
+        }[came_from])
+    raise UserError({
+        "given": f"{given} {entry.file_name} recorded for {entry.name} ({differs}); nothing "
+                 f"was replaced: to convert it instead, delete {record}",
+        "cached": f"{path} has changed since it converted ({differs}); nothing was replaced: "
+                  f"delete {path} to download it again from {url}",
+        "download": f"{url} sent a file that is not the {entry.file_name} recorded when it "
+                    f"first converted ({differs}); it was removed and nothing was replaced (a "
+                    f"changed release or mirror: delete {record} to accept it)",
+    }[came_from])
 
 
-def up_to_date(entry: Pretrained) -> bool:
+def _download(entry: Pretrained, path: str, progress: bool, log) -> str:
+    """Downloads the original to `path` from the first URL that answers;
+    returns that URL."""
+    failures = []
+    for url in source_urls(entry):
+        def started(total, offset, url=url):
+            size = f"{total / 1e6:.1f} MB" if total else f"about {entry.approx_mb:.0f} MB"
+            again = f", resuming at {offset / 1e6:.1f} MB" if offset else ""
+            log(f"downloading {entry.name}: {url} ({size}{again}) -> {path}")
+        try:
+            download.fetch(url, path, progress=progress, what=entry.file_name,
+                           on_start=started)
+            return url
+        except download.DownloadFailed as error:
+            failures.append(error)
+    raise failures[-1]
+
+
+def up_to_date(entry: Pretrained, found: Checksum | None = None) -> bool:
     """Whether the converted model is there, of this converter version and
-    made from the recorded original."""
+    made from the original the entry's reference (or `found`) describes."""
     from tagger.convert import VERSION
 
-    info = _read_json(model_path(entry)[:-len(".keras")] + ".json")
-    record = _read_json(original_path(entry) + ".json")
+    info = _read_json(_info_path(entry))
+    expected = found if found is not None else reference(entry)[0]
     return bool(info and os.path.isfile(model_path(entry))
                 and info.get("converter_version") == VERSION
-                and (record is None or info.get("source_sha256") == record.get("sha256")))
+                and (expected is None or info.get("source_sha256") == expected.sha256))
+
+
+def _convert(entry: Pretrained, source: str, vouched: bool, log) -> str:
+    """Converts `source` to a scratch file beside the model and returns its
+    path. A `source` no reference vouched for that fails to convert is
+    removed from the cache with its partial download, and nothing is
+    recorded (a file given by hand is only read)."""
+    from tagger.convert import ConvertConfig, convert_file
+
+    out = model_path(entry)
+    fileio.cache_folder("models")
+    scratch = out[:-len(".keras")] + ".converting.keras"
+    log(f"converting {entry.file_name} ({entry.converter}) -> {out}")
+    options = dict(entry.options)
+    try:
+        convert_file(ConvertConfig(source=source, kind=entry.converter, out=scratch,
+                                   block=options.get("block"), size=options.get("size"),
+                                   model=options.get("model"),
+                                   dataset=options.get("dataset"), overwrite=True))
+    except BaseException as error:
+        fileio.remove_quietly(scratch)
+        if vouched or not isinstance(error, Exception):
+            raise
+        cached = os.path.abspath(source) == os.path.abspath(original_path(entry))
+        if cached:
+            checksum.remove(source, keep_record=False)
+        if not isinstance(error, UserError):
+            raise
+        gone = (f"{source} was removed from the cache and nothing was recorded: run again "
+                "to download it again" if cached else "nothing was copied into the cache")
+        raise UserError(f"{error}; {gone}") from None
+    return scratch
 
 
 def ensure(name: str, weights: str | None = None, progress: bool | None = None,
@@ -175,30 +213,43 @@ def ensure(name: str, weights: str | None = None, progress: bool | None = None,
     """The converted model of registry entry `name`, downloaded and
     converted on first use (or from `weights`, the original file given by
     hand); returns its path. UserError (one line) for any failure."""
-    from tagger.convert import VERSION, ConvertConfig, convert_file
+    from tagger.convert import VERSION
 
     entry = get(name)
     progress = _progress_default() if progress is None else progress
+    if weights is None and up_to_date(entry):  # a read-only cache serves what it holds
+        return model_path(entry)
     with _locked(entry):
         if weights is None and up_to_date(entry):
             return model_path(entry)
-        source, digest, url = _checked_original(entry, weights, progress, log)
-        if up_to_date(entry):  # --weights FILE: the same file as converted before
-            return model_path(entry)
+        original = original_path(entry)
+        fileio.cache_folder("originals", os.path.dirname(entry.file_name))
+        vouched = reference(entry)[0] is not None
+        if weights is not None:
+            if not os.path.isfile(weights):
+                raise UserError(f"--weights {weights!r} not found (or not a file); give the "
+                                f"downloaded {entry.file_name}")
+            source, came_from, url = weights, "given", f"file://{os.path.abspath(weights)}"
+        elif os.path.isfile(original):
+            source, came_from = original, "cached"
+            url = (checksum.read_record(original) or {}).get("url") or source_urls(entry)[0]
+        else:
+            source, came_from = original, "download"
+            url = _download(entry, original, progress, log)
+        found = _checked(entry, source, came_from, url)
         out = model_path(entry)
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        scratch = out[:-len(".keras")] + ".converting.keras"
-        log(f"converting {entry.file_name} ({entry.converter}) -> {out}")
-        options = dict(entry.options)
-        convert_file(ConvertConfig(source=source, kind=entry.converter, out=scratch,
-                                   block=options.get("block"), size=options.get("size"),
-                                   model=options.get("model"),
-                                   dataset=options.get("dataset"), overwrite=True))
-        os.replace(scratch, out)
-        _write_json(out[:-len(".keras")] + ".json", {
-            "name": entry.name, "source_url": url, "source_file": entry.file_name,
-            "source_sha256": digest, "converter": entry.converter,
-            "converter_options": options, "converter_version": VERSION})
+        scratch = None if up_to_date(entry, found) else _convert(entry, source, vouched, log)
+        if os.path.abspath(source) != os.path.abspath(original):
+            download.copy_local(source, original)
+        checksum.write_record(original, found, url, VERSION, name=entry.name,
+                              file=entry.file_name)
+        if scratch is not None:
+            os.replace(scratch, out)
+            fileio.write_atomic(_info_path(entry), json.dumps({
+                "name": entry.name, "source_url": url, "source_file": entry.file_name,
+                "source_sha256": found.sha256, "converter": entry.converter,
+                "converter_options": dict(entry.options), "converter_version": VERSION},
+                indent=2) + "\n")
         return out
 
 

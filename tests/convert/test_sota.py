@@ -142,24 +142,24 @@ def test_registry_entries_convert_by_name_from_a_mirror(checkpoints, tmp_path, m
 
     path, _ = checkpoints["short_res"]
     mirror = tmp_path / "mirror"
-    for dataset in ("mtat", "jamendo"):
+    for dataset in ("msd", "jamendo"):
         (mirror / dataset / "short_res").mkdir(parents=True)
         shutil.copy(path, mirror / dataset / "short_res" / "best_model.pth")
     monkeypatch.setenv("TAGGER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TAGGER_WEIGHTS_URL", f"file://{mirror}")
-    entry = pretrained.get("mtat-short-res")
-    assert entry.urls[0] == ("https://github.com/minzwon/sota-music-tagging-models/raw/"
-                             "master/models/mtat/short_res/best_model.pth")
-    assert "0.9129" in entry.figures and entry.window_samples == 59049
+    entry = pretrained.get("msd-short-res")
+    assert entry.urls == ("https://github.com/minzwon/sota-music-tagging-models/raw/"
+                          "master/models/msd/short_res/best_model.pth",)
+    assert "Table 2" in entry.figures and entry.window_samples == 59049
     assert pretrained.get("msd-fcn").window_samples == 464000
     # Musicnn's MSD model is the larger one (backend 512, dense 500)
     assert (pretrained.get("mtat-musicnn").approx_mb, pretrained.get("msd-musicnn").approx_mb) \
         == (3.1, 32)
-    model, info = pretrained.load_pretrained("mtat-short-res", progress=False)
-    assert info["tag_names"] == list(MTT_TOP50) and info["sample_rate"] == 16000
+    model, info = pretrained.load_pretrained("msd-short-res", progress=False)
+    assert info["tag_names"] == list(CLASSIC_TAGS) and info["sample_rate"] == 16000
     _, info = pretrained.load_pretrained("jamendo-short-res", progress=False)
     assert info["tag_names"] == list(sota.default_tags("jamendo"))
     assert list(pretrained.get("jamendo-short-res").tags()) == info["tag_names"]
     originals_dir = tmp_path / "home" / "originals"
-    assert (originals_dir / "mtat" / "short_res" / "best_model.pth").is_file()
+    assert (originals_dir / "msd" / "short_res" / "best_model.pth").is_file()
     assert (originals_dir / "jamendo" / "short_res" / "best_model.pth").is_file()

@@ -1,15 +1,11 @@
-import os
-import pathlib
-
 import numpy as np
 import pytest
 
 from tagger.datasets import mtt
 from tagger.errors import UserError
+from tests.checks import reference_dir
 
-REFERENCE_DIR = pathlib.Path(os.environ.get(
-    "TAGGER_REFERENCE_DIR", pathlib.Path(__file__).parents[3] / "shared" / "reference"))
-REFERENCE_SPLIT = REFERENCE_DIR / "mtat_split"
+REFERENCE_SPLIT = reference_dir() / "mtat_split"
 needs_reference = pytest.mark.skipif(
     not REFERENCE_SPLIT.is_dir(),
     reason=f"reference split lists not found at {REFERENCE_SPLIT} (set TAGGER_REFERENCE_DIR)")

@@ -13,7 +13,7 @@ import pytest
 
 from tagger.inference import int8_cache
 from tagger.inference.int8_cache import cached_int8, entry_fields, entry_path
-from tests.checks import call_main
+from tests.checks import call_main, read_only_path
 
 
 @pytest.fixture
@@ -119,14 +119,22 @@ def test_select_tf_ops_is_kept(home):
     assert cached_int8(FIELDS, convert)[:2] == (convert.content, True)
 
 
-def test_a_cache_that_cannot_be_written_leaves_tagging_as_it_was(tmp_path, monkeypatch):
-    (tmp_path / "home").write_text("a file where the cache folder should be")
-    monkeypatch.setenv("TAGGER_HOME", str(tmp_path / "home"))
+@pytest.mark.parametrize("kind", ["a file", "read-only"])
+def test_a_cache_that_cannot_be_written_leaves_tagging_as_it_was(kind, tmp_path, monkeypatch):
+    if kind == "a file":
+        home = str(tmp_path / "home")
+        (tmp_path / "home").write_text("a file where the cache folder should be")
+        reason = f"{home} is a file, not a folder"
+    else:
+        home = read_only_path("tagger-home")  # skips where /sys accepts new files
+        reason = "permission denied"
+    monkeypatch.setenv("TAGGER_HOME", home)
     convert = Converter()
     content, _, note = cached_int8(FIELDS, convert)
-    assert content == convert.content
-    assert note.startswith("warning: the int8 model was not cached in ")
-    assert note.endswith("the next run converts it again")
+    assert content == convert.content and convert.calls == 1
+    folder = os.path.join(home, int8_cache.FOLDER)
+    assert note == (f"warning: the int8 model was not cached in {folder} ({reason}; set "
+                    "TAGGER_HOME to a folder you may write to); the next run converts it again")
 
 
 def test_entry_fields_follow_the_model_and_the_windows(cnn, spectrogram, home):

@@ -24,7 +24,7 @@ from tagger.commands import pretrained as pretrained_cmd
 from tagger.commands import tag as tag_cmd
 from tagger.errors import UserError
 from tagger.pretrained import download
-from tests.checks import call_main, one_line_error
+from tests.checks import call_main, one_line_error, read_only_path
 
 SE_FILE = "se-multi-auc_0.9111-tfrmodel.hdf5"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -113,6 +113,12 @@ def server(se_bytes, monkeypatch):
     served.stop()
 
 
+def info_field(out: str, key: str) -> str:
+    """The value of `key` in `tagger-pretrained info`'s output."""
+    [line] = [line for line in out.splitlines() if line.split(" ", 1)[0] == key]
+    return line[len(key):].strip()
+
+
 def closed_port_url() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -151,10 +157,22 @@ def test_download_convert_and_tag_end_to_end(server, se_bytes, home, tmp_path, c
     assert len(server.gets(SE_FILE)) == 1
 
     import tagger
+    from tagger.convert import ConvertConfig, convert_file
 
-    by_name = tagger.top_tags(str(audio), model="mtat-samplecnn-se", k=3)
-    by_path = tagger.top_tags(str(model), str(audio), k=3)
-    assert by_name == by_path and len(by_name) == 3
+    # the cached model against one converted here from the served bytes
+    served = tmp_path / SE_FILE
+    served.write_bytes(se_bytes)
+    by_hand = tmp_path / "by-hand.keras"
+    convert_file(ConvertConfig(source=str(served), kind="resemul", out=str(by_hand),
+                               block="se"))
+    names, by_name = tagger.clip_scores(str(audio), model="mtat-samplecnn-se")
+    hand_names, by_path = tagger.clip_scores(str(by_hand), str(audio))
+    assert list(names) == list(hand_names) == list(pretrained.get("mtat-samplecnn-se").tags())
+    by_name, by_path = np.asarray(by_name), np.asarray(by_path)
+    assert by_name.shape == (50,) and by_name.std() > 0  # a real, varied score vector
+    np.testing.assert_allclose(by_name, by_path, rtol=0, atol=1e-6)
+    top = tagger.top_tags(str(audio), model="mtat-samplecnn-se", k=3)
+    assert [tag for tag, _ in top] == [names[i] for i in np.argsort(-by_path)[:3]]
     loaded, tagger_info = tagger.load_pretrained("mtat-samplecnn-se")
     assert tagger_info["tag_names"] == list(pretrained.get("mtat-samplecnn-se").tags())
     code, out, _ = call_main(pretrained_cmd.main, capsys, "path", "mtat-samplecnn-se")
@@ -194,8 +212,9 @@ def test_a_changed_file_is_refused_and_its_checksum_kept(server, se_bytes, home,
     capsys.readouterr()
     original.write_bytes(se_bytes[:-1] + bytes([se_bytes[-1] ^ 1]))
     code, _, err = call_main(pretrained_cmd.main, capsys, "path", "mtat-samplecnn-se")
-    one_line_error(code, err, str(original), "has changed", "nothing was replaced")
-    assert not os.path.exists(path)
+    one_line_error(code, err, str(original), "has changed", "nothing was replaced",
+                   f"delete {original} to download it again")
+    assert not os.path.exists(path) and original.exists()
     assert (home / "originals" / (SE_FILE + ".json")).read_text() == record
 
     # a mirror serving other bytes: refused after the download, which is removed
@@ -204,6 +223,7 @@ def test_a_changed_file_is_refused_and_its_checksum_kept(server, se_bytes, home,
     code, _, err = call_main(pretrained_cmd.main, capsys, "path", "mtat-samplecnn-se")
     last = err.strip().splitlines()[-1]
     assert code == 2 and "not the" in last and "nothing was replaced" in last
+    assert f"delete {home / 'originals' / (SE_FILE + '.json')} to accept it" in last
     assert (home / "originals" / (SE_FILE + ".json")).read_text() == record
     assert not os.path.exists(path) and not original.exists()
 
@@ -212,7 +232,9 @@ def test_a_changed_file_is_refused_and_its_checksum_kept(server, se_bytes, home,
     wrong.write_bytes(se_bytes + b"\0")
     code, _, err = call_main(pretrained_cmd.main, capsys, "download", "mtat-samplecnn-se",
                              "--weights", wrong)
-    one_line_error(code, err, "is not the", "recorded", "nothing was replaced")
+    one_line_error(code, err, "is not the", "recorded", "nothing was replaced",
+                   f"delete {home / 'originals' / (SE_FILE + '.json')}")
+    assert not original.exists()
     right = tmp_path / "right.hdf5"
     right.write_bytes(se_bytes)
     server.stop()
@@ -221,6 +243,103 @@ def test_a_changed_file_is_refused_and_its_checksum_kept(server, se_bytes, home,
     assert code == 0, err
     assert out.strip() == path and os.path.isfile(path)
     assert original.read_bytes() == se_bytes
+
+
+def test_a_file_that_does_not_convert_is_removed_and_never_recorded(server, se_bytes, home,
+                                                                    tmp_path, capsys):
+    from tagger.convert import VERSION
+
+    original = home / "originals" / SE_FILE
+    record = home / "originals" / (SE_FILE + ".json")
+    server.files[SE_FILE] = se_bytes[:len(se_bytes) // 2]  # a mirror's truncated copy
+    code, _, err = call_main(pretrained_cmd.main, capsys, "path", "mtat-samplecnn-se")
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in err
+    assert "is not an HDF5 file" in last and f"{original} was removed from the cache" in last
+    assert "nothing was recorded" in last
+    assert os.listdir(home / "originals") == [] and os.listdir(home / "models") == []
+
+    # a file given by hand that does not convert: nothing is copied, it stays where it was
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(bytes(range(256)) * 20)
+    code, _, err = call_main(pretrained_cmd.main, capsys, "download", "mtat-samplecnn-se",
+                             "--weights", garbage)
+    assert code == 2 and "is not an HDF5 file" in err and "nothing was copied" in err
+    assert garbage.read_bytes() == bytes(range(256)) * 20
+    assert os.listdir(home / "originals") == []
+
+    # a cache written before records waited for a conversion: the truncated file
+    # and its download-time record go, and the next run downloads again
+    truncated = se_bytes[:len(se_bytes) // 2]
+    original.write_bytes(truncated)
+    record.write_text(json.dumps({"sha256": hashlib.sha256(truncated).hexdigest(),
+                                  "bytes": len(truncated), "url": server.url}))
+    code, _, err = call_main(pretrained_cmd.main, capsys, "path", "mtat-samplecnn-se")
+    assert code == 2 and f"{original} was removed from the cache" in err
+    assert not original.exists() and not record.exists()
+    code, out, _ = call_main(pretrained_cmd.main, capsys, "info", "mtat-samplecnn-se")
+    assert info_field(out, "checksum").startswith("none known: the first download is trusted")
+
+    server.files[SE_FILE] = se_bytes  # the mirror repaired: the next run converts
+    code, out, err = call_main(pretrained_cmd.main, capsys, "path", "mtat-samplecnn-se")
+    assert code == 0, err
+    assert original.read_bytes() == se_bytes
+    written = json.loads(record.read_text())
+    assert (written["bytes"], written["sha256"]) == (len(se_bytes),
+                                                     hashlib.sha256(se_bytes).hexdigest())
+    assert written["converter_version"] == VERSION
+    code, out, _ = call_main(pretrained_cmd.main, capsys, "info", "mtat-samplecnn-se")
+    assert info_field(out, "checksum").startswith(
+        f"none known: recorded when the first file converted, {len(se_bytes):,} bytes, "
+        f"sha256 {written['sha256']} (from {server.url}/{SE_FILE})")
+
+
+def test_a_pinned_file_that_differs_is_refused_and_nothing_stays(server, se_bytes, home,
+                                                                  tmp_path, monkeypatch,
+                                                                  capsys):
+    """The registry's size and sha256 decide, from the first download on."""
+    import dataclasses
+
+    from tagger.pretrained import registry
+    from tagger.pretrained.checksum import Checksum
+
+    pin = Checksum(len(se_bytes), hashlib.sha256(se_bytes).hexdigest())
+    entry = dataclasses.replace(registry.MODELS["mtat-samplecnn-se"], checksum=pin)
+    monkeypatch.setitem(registry.MODELS, entry.name, entry)
+    code, out, _ = call_main(pretrained_cmd.main, capsys, "info", entry.name)
+    assert info_field(out, "checksum").startswith(f"pinned: sha256 {pin.sha256}; ")
+    assert info_field(out, "size").endswith(f" MB ({len(se_bytes):,} bytes)")
+
+    flipped = se_bytes[:-1] + bytes([se_bytes[-1] ^ 1])
+    for served, differs in ((se_bytes + b"\0", f"{len(se_bytes) + 1:,} bytes, not "
+                                                f"{len(se_bytes):,}"),
+                            (flipped, f"sha256 {hashlib.sha256(flipped).hexdigest()[:12]}..., "
+                                      f"not {pin.sha256[:12]}...")):
+        server.files[SE_FILE] = served
+        code, _, err = call_main(pretrained_cmd.main, capsys, "path", entry.name)
+        last = err.strip().splitlines()[-1]
+        assert code == 2 and "Traceback" not in err
+        assert "sent a file that is not the release's" in last and differs in last
+        assert "nothing of it stays in the cache" in last
+        assert os.listdir(home / "originals") == []
+        assert not (home / "models").exists()
+
+    wrong = tmp_path / "wrong.hdf5"
+    wrong.write_bytes(flipped)
+    code, _, err = call_main(pretrained_cmd.main, capsys, "download", entry.name,
+                             "--weights", wrong)
+    one_line_error(code, err, "is not the release's", "nothing was replaced")
+    assert os.listdir(home / "originals") == []
+
+    server.files[SE_FILE] = se_bytes
+    assert pretrained.ensure(entry.name, progress=False, log=lambda line: None) == str(
+        home / "models" / "mtat-samplecnn-se.keras")
+    (home / "models" / "mtat-samplecnn-se.keras").unlink()  # converts again, from the cache
+    (home / "originals" / SE_FILE).write_bytes(flipped)
+    code, _, err = call_main(pretrained_cmd.main, capsys, "path", entry.name)
+    one_line_error(code, err, f"{home / 'originals' / SE_FILE} is not the release's",
+                   "removed from the cache")
+    assert not (home / "originals" / SE_FILE).exists()
 
 
 def test_no_network_is_one_line_naming_the_url_and_the_path(se_bytes, home, tmp_path,
@@ -270,6 +389,43 @@ def test_a_path_wins_and_unknown_names_are_one_line(tmp_path, monkeypatch, capsy
         pretrained.resolve_model("msd-transfomer")
     code, _, err = call_main(pretrained_cmd.main, capsys, "info", "nope")
     one_line_error(code, err, "no pretrained model 'nope'", "mtat-samplecnn-se")
+
+
+@pytest.mark.parametrize("kind", ["a file", "read-only"])
+def test_a_cache_that_cannot_be_written_is_one_line_naming_the_folder(kind, server, tmp_path,
+                                                                     monkeypatch, capsys):
+    if kind == "a file":
+        home = tmp_path / "home-file"
+        home.write_text("a file where the cache folder should be")
+        reason = f"{home} is a file, not a folder"
+    else:
+        home = read_only_path("tagger-home")  # skips where /sys accepts new files
+        reason = "permission denied"
+    monkeypatch.setenv("TAGGER_HOME", str(home))
+    folder = os.path.join(str(home), "locks")
+    code, _, err = call_main(pretrained_cmd.main, capsys, "path", "mtat-samplecnn-se")
+    one_line_error(code, err, f"cannot write to the cache folder {folder} ({reason})",
+                   "set TAGGER_HOME to a folder you may write to")
+    code, _, err = call_main(tag_cmd.main, capsys, "mtat-samplecnn-se", song(tmp_path / "s.wav"))
+    one_line_error(code, err, f"cache folder {folder}", "set TAGGER_HOME")
+    assert server.gets(SE_FILE) == []  # refused before any download
+    code, out, err = call_main(pretrained_cmd.main, capsys, "info", "mtat-samplecnn-se")
+    assert code == 0 and "(not yet converted)" in out  # reading needs no writable cache
+
+
+def test_a_cache_that_holds_the_model_serves_it_without_writing(server, home, tmp_path,
+                                                                 capsys):
+    path = pretrained.ensure("mtat-samplecnn-se", progress=False)
+    for folder in ("locks", "originals"):  # nothing may be made or written there now
+        for child in sorted((home / folder).rglob("*"), reverse=True):
+            child.rmdir() if child.is_dir() else child.unlink()
+        (home / folder).rmdir()
+        (home / folder).write_text("a file in the way")
+    server.stop()
+    assert pretrained.resolve_model("mtat-samplecnn-se", progress=False) == path
+    code, out, err = call_main(tag_cmd.main, capsys, "mtat-samplecnn-se",
+                               song(tmp_path / "s.wav"), "--top-k", "2")
+    assert code == 0 and "s.wav" in out, err
 
 
 def test_cache_home_order(monkeypatch, tmp_path):
