@@ -93,9 +93,7 @@ def list_inputs(inputs, recursive: bool) -> list[str]:
 def _decode(path: str, sample_rate: int, window: int, hop: int):
     """Yields ("window", (path, index), samples) and then one ("file", path,
     (samples, file rate, windows, error))."""
-    import soundfile
-
-    from tagger.audio import audio_windows
+    from tagger.audio import audio_windows, file_info
 
     local, tmp = path, None
     try:
@@ -106,7 +104,7 @@ def _decode(path: str, sample_rate: int, window: int, hop: int):
                                              delete=False) as f:
                 f.write(fileio.read_bytes(path))
                 tmp = local = f.name
-        rate = int(soundfile.info(local).samplerate)
+        rate = int(file_info(local).sample_rate)
         stream, count = audio_windows(local, sample_rate, window, hop), 0
         while True:
             try:
