@@ -150,11 +150,9 @@ def name_and_source(spec: str) -> tuple[str, str]:
         return head, tail
     if text in MODELS:
         return text, text
-    base = os.path.basename(text.rstrip("/"))
-    stem = base.rsplit(".", 1)[0] if "." in base[1:] else base
-    if stem == "model":  # train.py's runs: <run folder>/model.keras
-        stem = os.path.basename(os.path.dirname(os.path.abspath(text))) or stem
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip("._-")[:64] or "model"
+    from tagger.models.saved import model_file_name
+
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", model_file_name(text)).lstrip("._-")[:64] or "model"
     return name, text
 
 
