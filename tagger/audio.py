@@ -1,7 +1,18 @@
 """Audio decoding, mono mix-down, resampling and segmentation.
 
-soundfile (libsndfile 1.2: MP3, OGG, FLAC, WAV, ...) decodes; soxr resamples
-with its high-quality filter. Nothing here imports TensorFlow.
+Two decoders, tried in this order on every path (the builders' whole-file
+`read_clip`, the streaming `stream_audio` / `audio_windows` of tag.py and
+the server, `file_info`):
+
+1. libsndfile (soundfile; 1.2: MP3, Ogg Vorbis/Opus, FLAC, WAV, AIFF, ...):
+   fast, and what every record built so far was decoded with;
+2. FFmpeg (PyAV, whose wheels carry FFmpeg's own codecs: M4A/MP4 with AAC
+   or ALAC, raw AAC, WMA, Matroska/WebM, APE, WavPack, AC-3, ...), for a
+   file libsndfile cannot open.
+
+Either gives float32 blocks (frames, channels) at the file's own rate; the
+mono mix (the channel mean in float32) and soxr's high-quality resampling
+that follow are the same code for both. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ import math
 import os
 import re
 import stat
+import typing
 
 import numpy as np
 import soundfile
@@ -58,17 +70,15 @@ def read_clip(path: str, sample_rate: int, quiet: bool = False,
     folder, a symlink loop), a file above `max_bytes`, undecodable data and
     NaN or infinite samples; memory stays bounded by the two limits."""
     try:
-        if fileio.is_local(path):
-            fd = open_regular_file(path, max_bytes)
-            try:
-                with native_stderr_silenced(quiet, keep_python_stderr=False):
-                    return _decode(soundfile.SoundFile(fd, closefd=False), sample_rate,
-                                   max_seconds)
-            finally:
+        fd = open_regular_file(path, max_bytes) if fileio.is_local(path) else None
+        try:
+            data = _read_remote(path, max_bytes) if fd is None else None
+            with native_stderr_silenced(quiet, keep_python_stderr=False):
+                return _decode(open_source(data if fd is None else fd), sample_rate,
+                               max_seconds)
+        finally:
+            if fd is not None:
                 os.close(fd)
-        data = _read_remote(path, max_bytes)
-        with native_stderr_silenced(quiet, keep_python_stderr=False):
-            return _decode(soundfile.SoundFile(io.BytesIO(data)), sample_rate, max_seconds)
     except AudioDecodeError:
         raise
     except MemoryError:
@@ -121,35 +131,216 @@ def _read_remote(path: str, max_bytes: int | None) -> bytes:
     return data
 
 
-def _decode(handle, sample_rate: int, max_seconds: float | None):
-    """Reads an open SoundFile block by block (mono mix per block), at most
+def _decode(source, sample_rate: int, max_seconds: float | None):
+    """Reads an open source block by block (mono mix per block), at most
     `max_seconds`; checks the samples; resamples. See `read_clip`."""
-    with handle:
-        rate, channels = handle.samplerate, handle.channels
+    with source:
+        rate = source.samplerate
         if not 0 < rate <= MAX_FILE_RATE:
             raise AudioDecodeError(f"sample rate {rate} Hz is out of range")
         limit = None if max_seconds is None else max(1, int(max_seconds * rate))
-        if handle.seekable():  # as soundfile.read does: the MP3 decoder's first
-            handle.seek(0)     # samples differ by an ulp without it
+        source.rewind()
         blocks, total = [], 0
         while limit is None or total < limit:
             want = READ_BLOCK_FRAMES if limit is None else min(READ_BLOCK_FRAMES,
                                                                limit - total)
-            block = handle.read(want, dtype="float32", always_2d=channels > 1)
+            block = source.read(want)
             if not len(block):
                 break
-            mono = block.mean(axis=1, dtype=np.float32) if channels > 1 else block
+            mono = mono_mix(block)
             if not _finite(mono):
                 raise NonFiniteAudioError()
             blocks.append(mono)
             total += len(mono)
         full_seconds = None
-        if limit is not None and total >= limit and len(handle.read(1, dtype="float32")):
-            full_seconds = max(handle.frames, total + 1) / rate
+        if limit is not None and total >= limit and len(source.read(1)):
+            full_seconds = max(source.frames or 0, total + 1) / rate
     if total == 0:
         raise AudioDecodeError("no audio samples")
     waveform = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
     return resample(waveform, rate, sample_rate), full_seconds
+
+
+def mono_mix(block: np.ndarray) -> np.ndarray:
+    """(frames, channels) float32 -> (frames,) float32: the channel mean
+    (one channel: the column itself, without a pass over the block)."""
+    if block.shape[1] == 1:
+        return block[:, 0]
+    return block.mean(axis=1, dtype=np.float32)
+
+
+class AudioInfo(typing.NamedTuple):
+    """What `file_info` reads from a file's header (and, for FFmpeg, its
+    first frame): `frames` is None where the length is not known."""
+
+    sample_rate: int
+    channels: int
+    frames: int | None
+    decoder: str  # "libsndfile" | "FFmpeg"
+
+
+def file_info(path: str) -> AudioInfo:
+    """The sample rate, channels, length and decoder of the audio file at
+    `path`, opened as `read_clip` opens it (libsndfile, else FFmpeg);
+    AudioDecodeError when it cannot be opened."""
+    try:
+        fd = open_regular_file(path) if fileio.is_local(path) else None
+        try:
+            with open_source(_read_remote(path, None) if fd is None else fd) as source:
+                return AudioInfo(source.samplerate, source.channels, source.frames,
+                                 source.decoder)
+        finally:
+            if fd is not None:
+                os.close(fd)
+    except AudioDecodeError:
+        raise
+    except Exception as error:
+        raise AudioDecodeError(f"not decodable audio ({_first_line(error)})") from None
+
+
+def open_source(source):
+    """An open decoder on `source` (a descriptor, left open, or the file's
+    bytes): libsndfile's, else FFmpeg's where libsndfile cannot open it.
+    Its `read(frames)` gives (frames, channels) float32 at the file's rate,
+    fewer at the end, none after; `samplerate`, `channels`, `frames` (None:
+    unknown) and `decoder` describe it. A file neither opens is one
+    AudioDecodeError with libsndfile's reason; one FFmpeg opens and cannot
+    decode, with FFmpeg's."""
+    try:
+        if isinstance(source, int):
+            return _Libsndfile(soundfile.SoundFile(source, closefd=False))
+        return _Libsndfile(soundfile.SoundFile(io.BytesIO(source)))
+    except Exception as error:  # libsndfile reports every failure its own way
+        refused = error
+    if isinstance(source, int):
+        os.lseek(source, 0, os.SEEK_SET)
+        fileobj = open(source, "rb", closefd=False)  # closed by the source
+    else:
+        fileobj = io.BytesIO(source)
+    try:
+        return _FFmpeg(fileobj, refused)
+    except BaseException:
+        fileobj.close()
+        raise
+
+
+class _Libsndfile:
+    """libsndfile's decoding of an open SoundFile (see `open_source`)."""
+
+    decoder = "libsndfile"
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.samplerate, self.channels = handle.samplerate, handle.channels
+        self.frames = handle.frames
+
+    def rewind(self):
+        """As soundfile.read does: the MP3 decoder's first samples differ by
+        an ulp without it."""
+        if self.handle.seekable():
+            self.handle.seek(0)
+
+    def read(self, frames: int) -> np.ndarray:
+        # read(), not blocks(): blocks() yields its whole buffer even when
+        # fewer frames were decoded than the header promised (a truncated
+        # MP3), i.e. uninitialised memory; read() returns what was decoded.
+        return self.handle.read(frames, dtype="float32", always_2d=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+class _FFmpeg:
+    """FFmpeg's decoding (PyAV) of the first audio stream in `fileobj`, for
+    what libsndfile could not open (`refused`: its error). Frames come out
+    as interleaved float32 at the rate and channel layout of the first
+    decoded frame (FFmpeg's own converter keeps a stream that changes them
+    midway at those; no rate conversion otherwise), one packet at a time:
+    memory stays flat however long the file. A damaged packet is skipped,
+    as mpg123 resyncs past a damaged MP3 frame. One decoding thread, as
+    libsndfile has: the builders run one decoder per core."""
+
+    decoder = "FFmpeg"
+
+    def __init__(self, fileobj, refused: Exception):
+        try:
+            import av
+        except ImportError:
+            raise AudioDecodeError(
+                f"not decodable audio ({_first_line(refused)}; formats libsndfile lacks "
+                "are read with PyAV, which is not installed: pip install av)") from None
+        self._av, self._fileobj = av, fileobj
+        try:
+            self.container = av.open(fileobj, mode="r")
+        except Exception:  # neither decoder knows it: libsndfile's reason, as before
+            raise AudioDecodeError(f"not decodable audio ({_first_line(refused)})") from None
+        try:
+            streams = self.container.streams.audio
+            if not streams:
+                raise AudioDecodeError("not decodable audio (no audio stream)")
+            stream = streams[0]
+            stream.codec_context.thread_count = 1
+            self._decoded = self._frames(stream)
+            first = next(self._decoded, None)
+            if first is None:
+                raise AudioDecodeError("no audio samples")
+            self.samplerate, self.channels = first.sample_rate, first.layout.nb_channels
+            self._converter = av.AudioResampler(format="flt", layout=first.layout,
+                                                rate=first.sample_rate)
+            self._pending = self._converted(first)
+            self._held = sum(len(block) for block in self._pending)
+            self.frames = self._length(stream)
+        except BaseException:
+            self.container.close()
+            raise
+
+    def _frames(self, stream):
+        for packet in self.container.demux(stream):
+            try:
+                yield from stream.decode(packet)
+            except self._av.error.InvalidDataError:
+                continue
+
+    def _converted(self, frame) -> list:
+        """(frames, channels) float32 arrays of `frame` (None: the converter's
+        last frames)."""
+        return [out.to_ndarray().reshape(-1, self.channels)
+                for out in self._converter.resample(frame)]
+
+    def _length(self, stream) -> int | None:
+        if stream.duration and stream.time_base:
+            return int(round(stream.duration * stream.time_base * self.samplerate))
+        if self.container.duration:
+            return int(round(self.container.duration * self.samplerate / self._av.time_base))
+        return None
+
+    def rewind(self):  # decoding starts at the first frame already
+        pass
+
+    def read(self, frames: int) -> np.ndarray:
+        while self._held < frames and self._decoded is not None:
+            frame = next(self._decoded, None)
+            if frame is None:
+                self._decoded = None
+            for block in self._converted(frame):
+                self._pending.append(block)
+                self._held += len(block)
+        if not self._pending:
+            return np.zeros((0, self.channels), np.float32)
+        joined = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
+        out, rest = joined[:frames], joined[frames:]
+        self._pending, self._held = ([rest] if len(rest) else []), len(rest)
+        return out
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.container.close()
+        self._fileobj.close()
 
 
 def _file_kind(mode: int) -> str:
@@ -171,22 +362,15 @@ def _open_error(error: OSError) -> str:
     return f"cannot read: {error.strerror or error}"
 
 
-def file_sample_rate(path: str) -> int:
-    """The sample rate in the header of the local audio file at `path`. The
-    name goes to libsndfile as bytes (`os.fsencode`), so a name that is not
-    valid UTF-8 opens too. Raises what soundfile raises."""
-    return int(soundfile.info(os.fsencode(path)).samplerate)
-
-
 def stream_audio(path: str, sample_rate: int, block_seconds: float = 30.0):
     """Yields a file's audio as consecutive mono float32 blocks at
     `sample_rate`, about `block_seconds` each, never holding the whole file
-    (soundfile block reads + soxr's streaming resampler). Raises
-    AudioDecodeError for a missing or undecodable file, or one that is not a
-    regular file (a FIFO, a device, a folder, a symlink loop), and
-    NonFiniteAudioError for NaN or infinite samples."""
+    (block reads of either decoder, see `open_source`, + soxr's streaming
+    resampler). Raises AudioDecodeError for a missing or undecodable file,
+    or one that is not a regular file (a FIFO, a device, a folder, a symlink
+    loop), and NonFiniteAudioError for NaN or infinite samples."""
     if not fileio.is_local(path):
-        yield from _stream(io.BytesIO(_read_remote(path, None)), sample_rate, block_seconds)
+        yield from _stream(_read_remote(path, None), sample_rate, block_seconds)
         return
     fd = open_regular_file(path)
     try:
@@ -195,28 +379,22 @@ def stream_audio(path: str, sample_rate: int, block_seconds: float = 30.0):
         os.close(fd)
 
 
-def _stream(source, sample_rate: int, block_seconds: float):
+def _stream(data_or_fd, sample_rate: int, block_seconds: float):
     try:
-        if isinstance(source, int):  # a descriptor: closed by the caller
-            handle = soundfile.SoundFile(source, closefd=False)
-        else:
-            handle = soundfile.SoundFile(source)
+        source = open_source(data_or_fd)
+    except AudioDecodeError:
+        raise
     except Exception as error:
         raise AudioDecodeError(f"not decodable audio ({_first_line(error)})") from None
-    with handle:
+    with source:
         stream = None
-        if handle.samplerate != sample_rate:
-            stream = soxr.ResampleStream(handle.samplerate, sample_rate, 1,
+        if source.samplerate != sample_rate:
+            stream = soxr.ResampleStream(source.samplerate, sample_rate, 1,
                                          dtype="float32", quality="HQ")
-        frames = max(1, int(block_seconds * handle.samplerate))
+        frames = max(1, int(block_seconds * source.samplerate))
         try:
-            # read(), not blocks(): blocks() yields its whole buffer even when
-            # fewer frames were decoded than the header promised (a truncated
-            # MP3), i.e. uninitialised memory; read() returns what was decoded.
-            while len(block := handle.read(frames, dtype="float32", always_2d=True)):
-                # one channel: the column itself (a mean of one is the same
-                # float, without a pass over the block)
-                mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1)
+            while len(block := source.read(frames)):
+                mono = mono_mix(block)
                 if not _finite(mono):
                     raise NonFiniteAudioError()
                 out = stream.resample_chunk(mono) if stream else mono
@@ -298,5 +476,7 @@ def from_int16(pcm: np.ndarray) -> np.ndarray:
 
 def _first_line(error: Exception) -> str:
     text = str(error).strip() or type(error).__name__
+    if type(error).__module__.startswith("av.") and getattr(error, "strerror", None):
+        text = error.strerror  # PyAV's str() adds an errno and the file's name
     text = re.sub(r"Error opening (<[^>]*>|\d+|'[^']*'): ", "", text.splitlines()[0])
     return text.strip().rstrip(".")

@@ -167,22 +167,56 @@ def cache_folder(*parts: str) -> str:
 
 def temporary_path(path: str) -> str:
     """A fresh name beside `path` to write it under before renaming it into
-    place: `.NAME.<12 hex>.tmp` in the same folder (so the rename stays on
-    one file system), never a name the user may have, like `NAME.tmp`."""
+    place: `.NAME.tagger-<pid>-<host>-<8 hex>.tmp` in the same folder (so the
+    rename stays on one file system), never a name the user may have, like
+    `NAME.tmp`. The writer's pid and a digest of its host's name make it
+    recognisable as ours, so a later run can tell when its writer is gone
+    and remove it (`temporary_writer`, `folder_lock.remove_stale_temporaries`).
+    A NAME too long for the file system's 255 bytes is shortened."""
     import secrets
 
     head, sep, name = str(path).rpartition("/")
-    return f"{head}{sep}.{name}.{secrets.token_hex(6)}.tmp"
+    suffix = f".tagger-{os.getpid()}-{host_digest()}-{secrets.token_hex(4)}.tmp"
+    room = 255 - 1 - len(suffix)
+    if len(name.encode()) > room:
+        name = name.encode()[:room].decode(errors="ignore")
+    return f"{head}{sep}.{name}{suffix}"
 
 
-_TEMPORARY = re.compile(r"^\.(.+)\.[0-9a-f]{12}\.tmp$")
+def host_digest(host: str | None = None) -> str:
+    """8 hex digits standing for `host` (default: this host's name)."""
+    import hashlib
+    import socket
+
+    host = socket.gethostname() if host is None else host
+    return hashlib.sha256(host.encode()).hexdigest()[:8]
+
+
+_TEMPORARY = re.compile(r"^\.(.+)\.tagger-(\d+)-([0-9a-f]{8})-[0-9a-f]{8}\.tmp$")
+_OLD_TEMPORARY = re.compile(r"^\.(.+)\.[0-9a-f]{12}\.tmp$")  # before the writer was named
 
 
 def temporary_of(name: str) -> str | None:
     """The file name that `name` (a file name, no folder) is a temporary of,
-    as `temporary_path` makes them, or None."""
-    match = _TEMPORARY.match(name)
+    as `temporary_path` makes them (or made them before they named their
+    writer), or None."""
+    match = _TEMPORARY.match(name) or _OLD_TEMPORARY.match(name)
     return match.group(1) if match else None
+
+
+def temporary_writer(name: str) -> dict | None:
+    """{"pid", "host"} of the process that made the temporary file `name`
+    (`temporary_path`), as a lock names its owner (`folder_lock.is_stale`
+    reads it): "host" is this host's name when the digest is this host's,
+    else the digest. None for any other name."""
+    match = _TEMPORARY.match(name)
+    if match is None:
+        return None
+    import socket
+
+    digest = match.group(3)
+    return {"pid": int(match.group(2)),
+            "host": socket.gethostname() if digest == host_digest() else digest}
 
 
 def not_a_file(path: str) -> str | None:

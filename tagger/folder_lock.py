@@ -10,6 +10,10 @@ writer refuses in one line naming the owner; a lock whose process is gone
 line saying so (`log`, default stderr). The lock is created atomically on a
 local file system (written under a private name, then hard-linked into
 place: the link fails if a lock exists, and a lock is never half-written).
+
+The same test of a writer that is gone clears what a killed writer left in
+a folder: `remove_stale_temporaries` removes the temporary files
+(`fileio.temporary_path`) whose writer no longer runs on this host.
 """
 
 from __future__ import annotations
@@ -122,3 +126,32 @@ def is_stale(holder: dict) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def remove_stale_temporaries(folder: str) -> list[str]:
+    """Removes, from local `folder`, the temporary files this project's
+    writers make (`fileio.temporary_path`: the name says which process on
+    which host wrote it) whose writer is gone (`is_stale`: provable only on
+    this host); returns the names removed. Nothing else is touched: not a
+    name of another form (a user's `NAME.tmp`, a temporary of an older
+    version, which names no writer), not one whose writer runs or ran on
+    another host, not a link or a folder of such a name."""
+    import stat
+
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        writer = fileio.temporary_writer(name)
+        if writer is None or not is_stale(writer):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                os.remove(path)
+                removed.append(name)
+        except OSError:  # gone meanwhile, or not ours to remove: left as it is
+            pass
+    return sorted(removed)

@@ -273,6 +273,27 @@ def write_audio(path, samples, sample_rate=22050, seed=0, subtype=None):
     return pathlib.Path(path)
 
 
+def write_m4a(path, audio, sample_rate):
+    """An M4A file of `audio` ((samples,) or (samples, channels) float32 in
+    [-1, 1]) encoded as AAC with FFmpeg's encoder (PyAV): a format
+    libsndfile cannot read; returns the path."""
+    import av
+
+    audio = np.asarray(audio, np.float32)
+    planar = audio[None] if audio.ndim == 1 else audio.T  # (channels, samples)
+    layout = "mono" if len(planar) == 1 else "stereo"
+    with av.open(str(path), "w", format="ipod") as container:
+        stream = container.add_stream("aac", rate=sample_rate, layout=layout)
+        for start in range(0, planar.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(planar[:, start:start + 1024]), format="fltp",
+                layout=layout)
+            frame.sample_rate = sample_rate
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return pathlib.Path(path)
+
+
 def is_png(path) -> bool:
     data = pathlib.Path(path).read_bytes()
     return len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n"

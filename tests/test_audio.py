@@ -1,5 +1,7 @@
 """read_clip: what is not a regular file, too large, too long or not finite
-is refused with a reason (never a hang); longer clips are cut."""
+is refused with a reason (never a hang); longer clips are cut. What
+libsndfile cannot open (M4A/AAC) is decoded by FFmpeg, whole or streamed,
+with the same mono mix and resampling; what neither opens is one failure."""
 
 import os
 import signal
@@ -105,3 +107,117 @@ def test_to_int16_equals_round_of_clip():
     x[:4] = [1.0, -1.0, 0.5 / 32767, -0.5 / 32767]
     expected = np.round(np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)
     np.testing.assert_array_equal(audio.to_int16(x), expected)
+
+
+# -- the second decoder: FFmpeg (PyAV) for what libsndfile cannot open --------
+
+
+def stereo_tone(seconds, rate=44100):
+    t = np.arange(int(seconds * rate)) / rate
+    x = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    return np.stack([x, 0.5 * x], axis=1)  # mono mix: 0.75 x
+
+
+def test_m4a_is_decoded_by_ffmpeg_alike_whole_and_streamed(tmp_path):
+    from tests.checks import write_m4a
+
+    path = str(write_m4a(tmp_path / "a.m4a", stereo_tone(2.0), 44100))
+    with pytest.raises(soundfile.LibsndfileError):
+        soundfile.info(path)  # libsndfile cannot read it
+    info = audio.file_info(path)
+    assert (info.decoder, info.sample_rate, info.channels) == ("FFmpeg", 44100, 2)
+    whole, cut = read_clip(path, 22050)
+    assert cut is None
+    # 2 s plus the AAC encoder's priming and last-frame padding (up to 1024
+    # samples each at 44.1 kHz, half as many at 22.05 kHz)
+    assert 2 * 22050 <= len(whole) <= 2 * 22050 + 1024 + 1
+    streamed = np.concatenate(list(audio.stream_audio(path, 22050, block_seconds=0.3)))
+    np.testing.assert_array_equal(streamed, whole)
+    spectrum = np.abs(np.fft.rfft(whole))
+    assert np.argmax(spectrum) * 22050 / len(whole) == pytest.approx(440, abs=1)
+    expected = 0.75 * 0.5 * np.sin(2 * np.pi * 440 * np.arange(len(whole)) / 22050)
+    lag = max(range(0, 1100), key=lambda k: np.dot(whole[k:k + 11025], expected[:11025]))
+    kept = whole[lag:lag + 40000]
+    assert np.corrcoef(kept, expected[:len(kept)])[0, 1] > 0.999
+    short, seconds = read_clip(path, 22050, max_seconds=1.0)
+    assert len(short) == 22050 and seconds == pytest.approx(2.0, abs=0.1)
+
+
+def test_streaming_an_m4a_holds_one_block_not_the_file(tmp_path):
+    import tracemalloc
+
+    from tests.checks import write_m4a
+
+    path = str(write_m4a(tmp_path / "long.m4a", stereo_tone(30.0), 44100))
+    tracemalloc.start()
+    try:
+        blocks = [len(b) for b in audio.stream_audio(path, 22050, block_seconds=0.5)]
+        streaming = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        whole = read_clip(path, 22050)[0]
+        at_once = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sum(blocks) == len(whole) and len(blocks) >= 60
+    assert max(blocks) <= 0.5 * 22050 + 1024  # a block, and at most a frame more
+    # the whole decode holds 30 s of stereo float32 (10.6 MB) at once; the stream, a block
+    assert at_once > 10e6 and streaming < 1.5e6, (streaming, at_once)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "FLOAT"])
+def test_either_decoder_gives_the_same_samples(tmp_path, monkeypatch, subtype):
+    """Mono mix and soxr resampling are the same code after either decoder:
+    a WAV through FFmpeg gives libsndfile's samples, bit for bit."""
+    path = str(tmp_path / "a.wav")
+    soundfile.write(path, stereo_tone(1.5), 44100, subtype=subtype)
+    by_libsndfile = (read_clip(path, 22050)[0],
+                     np.concatenate(list(audio.stream_audio(path, 22050))))
+    assert audio.file_info(path).decoder == "libsndfile"
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Format not recognised")
+
+    monkeypatch.setattr(audio.soundfile, "SoundFile", refuse)
+    assert audio.file_info(path).decoder == "FFmpeg"
+    np.testing.assert_array_equal(read_clip(path, 22050)[0], by_libsndfile[0])
+    np.testing.assert_array_equal(np.concatenate(list(audio.stream_audio(path, 22050))),
+                                  by_libsndfile[1])
+
+
+def test_a_file_neither_decoder_reads_is_one_clear_failure(tmp_path):
+    import av
+
+    (tmp_path / "notes.mp3").write_text("liner notes, not audio\n" * 40)
+    (tmp_path / "noise.m4a").write_bytes(bytes(range(1, 255)) * 400)
+    video = tmp_path / "video.mp4"  # a format FFmpeg knows, without an audio stream
+    with av.open(str(video), "w") as container:
+        stream = container.add_stream("mpeg4", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    for name in ("notes.mp3", "noise.m4a", "video.mp4"):
+        path = str(tmp_path / name)
+        messages = {reason(path)}
+        for decode in (audio.file_info, lambda p: list(audio.stream_audio(p, RATE))):
+            with pytest.raises(AudioDecodeError) as error:
+                decode(path)
+            messages.add(str(error.value))
+        assert len(messages) == 1, messages  # the same one line on every path
+        message = messages.pop()
+        assert message.startswith("not decodable audio (") and "\n" not in message
+        if name == "video.mp4":
+            assert message == "not decodable audio (no audio stream)"
+        else:  # neither decoder knows it: libsndfile's reason, as before FFmpeg came
+            assert "Errno" not in message and "FFmpeg" not in message
+
+
+def test_without_pyav_a_format_libsndfile_lacks_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    from tests.checks import write_m4a
+
+    path = write_m4a(tmp_path / "a.m4a", stereo_tone(0.5), 44100)
+    monkeypatch.setitem(sys.modules, "av", None)  # import av raises ImportError
+    assert reason(path).endswith("formats libsndfile lacks are read with PyAV, which is not "
+                                 "installed: pip install av)")

@@ -89,6 +89,24 @@ def test_temporary_names_are_unique_hidden_and_in_the_same_folder():
     assert first != second and first.startswith("gs://bucket/runs/.out.json.")
     assert fileio.temporary_of(first.rsplit("/", 1)[1]) == "out.json"
     assert fileio.temporary_of("out.json.tmp") is None
+    assert fileio.temporary_of(".out.json.0123456789ab.tmp") == "out.json"  # an older form
+
+
+def test_temporary_names_say_their_writer_and_fit_the_file_system(tmp_path):
+    import socket
+
+    name = os.path.basename(fileio.temporary_path(str(tmp_path / "song.flac")))
+    assert fileio.temporary_writer(name) == {"pid": os.getpid(), "host": socket.gethostname()}
+    elsewhere = f".song.flac.tagger-12-{fileio.host_digest('elsewhere')}-0123abcd.tmp"
+    assert fileio.temporary_writer(elsewhere) == {"pid": 12,
+                                                  "host": fileio.host_digest("elsewhere")}
+    assert fileio.temporary_writer(".song.flac.0123456789ab.tmp") is None  # names no writer
+    long = "\u00e9" * 120 + ".flac"  # 245 bytes: too long with the suffix
+    tmp = fileio.temporary_path(str(tmp_path / long))
+    assert len(os.path.basename(tmp).encode()) <= 255
+    with open(tmp, "wb"):  # the file system takes it
+        pass
+    assert long.startswith(fileio.temporary_of(os.path.basename(tmp)))
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")

@@ -88,3 +88,27 @@ def test_two_processes_never_hold_one_lock_at_once(tmp_path):
     results = [run.communicate(timeout=120) for run in runs]
     assert all(run.returncode == 0 for run in runs), results
     assert sum(out.count("held") for out, _ in results) == 8
+
+
+def test_only_temporaries_whose_writer_is_gone_are_removed(tmp_path):
+    from tagger import fileio
+    from tagger.folder_lock import remove_stale_temporaries
+
+    here, gone = fileio.host_digest(), dead_pid()
+    stale = f".a.flac.tagger-{gone}-{here}-0123abcd.tmp"
+    kept = [
+        os.path.basename(fileio.temporary_path(str(tmp_path / "b.flac"))),  # this process
+        f".c.flac.tagger-{gone}-{fileio.host_digest('elsewhere')}-0123abcd.tmp",  # another host
+        ".d.flac.0123456789ab.tmp",  # an older form, naming no writer
+        "e.flac.tmp", f"f.flac.tagger-{gone}-{here}-0123abcd.tmp",  # not hidden: a user's
+    ]
+    for name in [stale, *kept]:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "target").write_bytes(b"the user's")
+    link = f".g.flac.tagger-{gone}-{here}-0123abcd.tmp"
+    os.symlink(tmp_path / "target", tmp_path / link)  # a link of that name: not ours
+    folder = f".h.flac.tagger-{gone}-{here}-0123abcd.tmp"
+    (tmp_path / folder).mkdir()
+    assert remove_stale_temporaries(str(tmp_path)) == [stale]
+    assert sorted(os.listdir(tmp_path)) == sorted([*kept, "target", link, folder])
+    assert remove_stale_temporaries(str(tmp_path / "missing")) == []

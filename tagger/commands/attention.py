@@ -14,7 +14,7 @@ def parse_args(argv=None):
     p.add_argument("model", help="a .keras or .hdf5 self_attention or transformer model "
                                  "written by train.py, or a pretrained name "
                                  "(mtat-self-attention, msd-transformer, ...)")
-    p.add_argument("audio", nargs="*", help="audio files (any format soundfile reads, any "
+    p.add_argument("audio", nargs="*", help="audio files (any format tag.py reads, any "
                                             "length)")
     p.add_argument("--out", default="attention_maps", metavar="DIR",
                    help="where the PNGs and .npy arrays go (default: attention_maps)")

@@ -98,7 +98,8 @@ def parse_args(argv=None):
                    help="with --write-tags: also write the tags' scores")
     p.add_argument("--genre", action="store_true",
                    help="with --write-tags: also set the genre (TCON, GENRE, \u00a9gen) to "
-                        "the top tag")
+                        "the highest-scoring selected tag that is a genre of the model's tag "
+                        "set (MagnaTagATune, MSD Last.fm, MTG-Jamendo); none: left as it is")
     p.add_argument("--dry-run", action="store_true",
                    help="with --write-tags: print what would change and change nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -117,7 +118,8 @@ def main(argv=None):
 def run(args) -> int:
     from tagger.pretrained import resolve_model
 
-    args.model = resolve_model(args.model, progress=not getattr(args, "no_progress", False))
+    given = args.model
+    args.model = resolve_model(given, progress=not getattr(args, "no_progress", False))
 
     import os
     import sys
@@ -126,7 +128,8 @@ def run(args) -> int:
     from tagger.inference.run import tag
 
     config = TagConfig(
-        model=args.model, inputs=tuple(args.inputs), top_k=args.top_k,
+        model=args.model, model_name=given if args.model != given else None,
+        inputs=tuple(args.inputs), top_k=args.top_k,
         threshold=args.threshold, format=args.format, out=args.out,
         recursive=args.recursive, hop=args.hop, taggram_dir=args.taggram,
         embeddings=args.embeddings, batch_size=args.batch_size, workers=args.workers,

@@ -96,7 +96,7 @@ def list_inputs(inputs, recursive: bool) -> list[str]:
 def _decode(key: bytes, sample_rate: int, window: int, hop: int):
     """Yields ("window", (key, index), samples) and then one ("file", key,
     (samples, file rate, windows, error)); `key` is the path's bytes."""
-    from tagger.audio import audio_windows, file_sample_rate
+    from tagger.audio import audio_windows, file_info
 
     path = os.fsdecode(key)
     local, tmp = path, None
@@ -108,7 +108,7 @@ def _decode(key: bytes, sample_rate: int, window: int, hop: int):
                                              delete=False) as f:
                 f.write(fileio.read_bytes(path))
                 tmp = local = f.name
-        rate = file_sample_rate(local)
+        rate = int(file_info(local).sample_rate)
         stream, count = audio_windows(local, sample_rate, window, hop), 0
         while True:
             try:

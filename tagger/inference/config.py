@@ -37,8 +37,11 @@ class TagConfig:
     rescan: bool = False  # with db: tag files that are up to date there too
     write_tags: bool = False  # write the selected tags into each file (file_tags.py)
     write_scores: bool = False  # with write_tags: their scores too
-    genre: bool = False  # with write_tags: the top tag as the genre as well
+    genre: bool = False  # with write_tags: the top selected genre tag as the genre as well
     dry_run: bool = False  # with write_tags: say what would change, change nothing
+    # what --write-tags records as the model's name: the pretrained name the
+    # model was given by; None: `family/name` of the model file
+    model_name: str | None = None
 
     def __post_init__(self):
         if not self.inputs:

@@ -155,7 +155,8 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     if config.write_tags:
         from tagger.inference.file_tags import TagWriter
 
-        tag_writer = TagWriter(predictor.tag_names, model_name=_model_name(config.model),
+        tag_writer = TagWriter(predictor.tag_names,
+                               model=_model_label(config, info, database),
                                top_k=config.top_k, threshold=config.threshold,
                                scores=config.write_scores, genre=config.genre,
                                dry_run=config.dry_run, log=say)
@@ -242,8 +243,26 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     return summary
 
 
-def _model_name(path: str) -> str:
-    return os.path.basename(str(path).rstrip("/"))
+def _model_label(config: TagConfig, info: dict | None, database=None) -> str:
+    """What --write-tags records as the model (`file_tags.model_label`): its
+    pretrained name, or `family/name` of its file, and its fingerprint (the
+    results database's; none for a model that is not a local file)."""
+    from tagger.inference.file_tags import model_label
+    from tagger.inference.results_db import model_fingerprint
+    from tagger.models.saved import model_file_name
+
+    name = config.model_name
+    if not name:
+        family = (info or {}).get("model")
+        name = model_file_name(config.model)
+        name = f"{family}/{name}" if family else name
+    if database is not None:
+        fingerprint = database.fingerprint
+    elif fileio.is_local(config.model):
+        fingerprint = model_fingerprint(config.model)
+    else:
+        fingerprint = None
+    return model_label(name, fingerprint)
 
 
 def _first_audio(config: TagConfig):

@@ -9,8 +9,9 @@ share batches.
                                                      scores -> FileResult
 
 Each decoder thread takes the next file, streams it through `audio_windows`
-(soundfile block reads + soxr streaming resampling, so an hour-long file
-never sits in memory) and puts its windows, then a "done" note with the
+(block reads of libsndfile, or of FFmpeg where libsndfile cannot open the
+file, + soxr streaming resampling, so an hour-long file never sits in
+memory) and puts its windows, then a "done" note with the
 file's length or its decode error, on one bounded queue. The caller's thread
 fills a batch from the queue and runs the model whenever the batch is full
 (and once more at the end), so batches mix the tails and heads of
@@ -44,7 +45,7 @@ import time
 
 import numpy as np
 
-from tagger.audio import AudioDecodeError, audio_windows, file_sample_rate
+from tagger.audio import AudioDecodeError, audio_windows, file_info
 from tagger.fileio import path_text
 from tagger.inference.decoder_pool import AUTO_START, CHECK_SECONDS, DecoderRates, decoder_threads
 from tagger.inference.inputs import path_problem
@@ -339,6 +340,6 @@ def _reason(error: AudioDecodeError) -> str:
 
 def _file_sample_rate(path: str) -> int | None:
     try:
-        return file_sample_rate(path)
+        return int(file_info(path).sample_rate)
     except Exception:  # audio_windows reports the problem in its own words
         return None

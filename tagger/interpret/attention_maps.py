@@ -13,7 +13,7 @@ transformer families:
   (`tagger.models.attention`); one row per tag shows where in time the
   model finds evidence for it.
 
-Audio of any length and any format soundfile reads is decoded and
+Audio of any length and any format `tagger.audio` reads is decoded and
 resampled to the model's rate (`tagger.audio.stream_audio`) and cut into
 non-overlapping windows of the model's input length. The last partial
 window is zero-padded, so the maps cover the whole file (dropping it
@@ -357,13 +357,15 @@ def _padded_windows(sources, sample_rate, window, counter: dict):
 
 def _estimated_windows(sources, sample_rate, window) -> int | None:
     """Windows the sources will give, from the files' headers (for progress)."""
-    import soundfile
+    from tagger.audio import file_info
 
     try:
-        infos = [soundfile.info(path) for path in sources]
-    except Exception:  # a header soundfile cannot read: no estimate
+        infos = [file_info(path) for path in sources]
+    except Exception:  # a file that cannot be opened: no estimate
         return None
-    samples = sum(i.frames * sample_rate / i.samplerate for i in infos)
+    if any(i.frames is None for i in infos):
+        return None
+    samples = sum(i.frames * sample_rate / i.sample_rate for i in infos)
     return max(1, -(-int(round(samples)) // window))
 
 

@@ -103,6 +103,17 @@ def load_tagger(path: str):
     return model, info if info is not None else legacy
 
 
+def model_file_name(path: str) -> str:
+    """The name a model file goes by: its file name's stem, or its folder's
+    name for train.py's `<run folder>/model.keras`."""
+    text = str(path)
+    base = os.path.basename(text.rstrip("/"))
+    stem = base.rsplit(".", 1)[0] if "." in base[1:] else base
+    if stem == "model":  # train.py's runs: <run folder>/model.keras
+        stem = os.path.basename(os.path.dirname(os.path.abspath(text))) or stem
+    return stem
+
+
 def synthetic_note(info: dict | None) -> str | None:
     """One line for wherever a model's tags are shown when it was trained
     on synthetic sounds (its info's dataset `origin`), else None."""

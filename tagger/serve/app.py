@@ -289,7 +289,7 @@ def create_app(models, config) -> FastAPI:
                                                              "(attention models)")):
         """The audio goes in the body: multipart/form-data with one file (the
         field `file`), or the raw file with Content-Type audio/... or
-        application/octet-stream. MP3, OGG, FLAC, WAV, ... are decoded, mixed
+        application/octet-stream. MP3, M4A, OGG, FLAC, WAV, ... are decoded, mixed
         to mono and resampled to the model's rate, as tag.py does."""
         chosen = model_named(model)
         if embeddings and not chosen.has_embeddings:

@@ -83,9 +83,7 @@ class ServedModel:
         """(windows (n, window_samples) float32, samples at the model's rate,
         the file's own sample rate) of the audio file at `path`. Problems:
         422 for what is not decodable audio, 413 above `max_seconds`."""
-        import soundfile
-
-        from tagger.audio import AudioDecodeError, audio_windows
+        from tagger.audio import AudioDecodeError, audio_windows, file_info
 
         window = self.window_samples
         limit = int(max_seconds * self.sample_rate)
@@ -103,7 +101,7 @@ class ServedModel:
                 if start and start + window > limit:  # stop decoding past the limit
                     raise too_long
                 windows.append(samples)
-            file_rate = int(soundfile.info(path).samplerate)
+            file_rate = int(file_info(path).sample_rate)
         except AudioDecodeError as error:
             raise Problem(422, undecodable(error)) from None
         if total > limit:
@@ -147,7 +145,7 @@ def undecodable(error) -> str:
     if "does not exist or is not a regular file" in text or "Format not recognised" in text:
         text = "unknown format or damaged file"
     return (f"the upload is not audio this server can decode ({text}); send an MP3, OGG, "
-            "FLAC or WAV file")
+            "FLAC, WAV or M4A file")
 
 
 def name_and_source(spec: str) -> tuple[str, str]:
@@ -160,11 +158,9 @@ def name_and_source(spec: str) -> tuple[str, str]:
         return head, tail
     if text in MODELS:
         return text, text
-    base = os.path.basename(text.rstrip("/"))
-    stem = base.rsplit(".", 1)[0] if "." in base[1:] else base
-    if stem == "model":  # train.py's runs: <run folder>/model.keras
-        stem = os.path.basename(os.path.dirname(os.path.abspath(text))) or stem
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip("._-")[:64] or "model"
+    from tagger.models.saved import model_file_name
+
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", model_file_name(text)).lstrip("._-")[:64] or "model"
     return name, text
 
 

@@ -203,6 +203,54 @@ def test_parallel_build_equals_serial(synthetic_mtt, raw_records, tmp_path):
     assert files_digest(tmp_path / "par") == files_digest(raw_records[0])
 
 
+def test_clips_libsndfile_cannot_read_are_decoded_by_ffmpeg(synthetic_mtt, raw_records,
+                                                            tmp_path):
+    """Two test clips as M4A (AAC), which libsndfile cannot read: the build's
+    worker processes decode them with FFmpeg, mixed, resampled and cut as
+    any clip; every other record is the one libsndfile gave; the broken
+    files (a text file neither decoder reads among them) are skipped alike."""
+    import shutil
+
+    from tagger.audio import file_info
+    from tests.checks import write_m4a
+
+    data_dir, _ = synthetic_mtt
+    records, info = raw_records
+    copy = tmp_path / "mtt"
+    shutil.copytree(data_dir, copy)
+    before = {int(c["clip_id"]): c for c in reader.clip_dataset(records, "test")
+              .as_numpy_iterator()}
+    table = read_csv(copy).set_index("clip_id")
+    csv = (copy / "annotations_final.csv").read_text()
+    converted = {}
+    for clip_id in sorted(before)[:2]:
+        mp3 = table.at[clip_id, "mp3_path"]
+        m4a = mp3.removesuffix(".mp3") + ".m4a"
+        rate = file_info(str(copy / "mp3" / mp3)).sample_rate
+        write_m4a(copy / "mp3" / m4a, load_audio(str(copy / "mp3" / mp3), rate), rate)
+        os.remove(copy / "mp3" / mp3)
+        assert csv.count(mp3) == 1
+        csv = csv.replace(mp3, m4a)
+        converted[clip_id] = m4a
+    (copy / "annotations_final.csv").write_text(csv)
+
+    built = build_mtt(copy, tmp_path / "records", workers=2)
+    assert built["splits"] == info["splits"] and built["skipped"] == info["skipped"]
+    after = {int(c["clip_id"]): c for c in reader.clip_dataset(str(tmp_path / "records"),
+                                                               "test").as_numpy_iterator()}
+    assert sorted(after) == sorted(before)
+    for clip_id, clip in after.items():
+        if clip_id not in converted:
+            np.testing.assert_array_equal(clip["segments"], before[clip_id]["segments"])
+            continue
+        m4a = str(copy / "mp3" / converted[clip_id])
+        assert file_info(m4a).decoder == "FFmpeg"
+        assert clip["path"].decode() == converted[clip_id]
+        expected = np.clip(segment(load_audio(m4a, 22050), 59049), -1, 1)
+        assert clip["segments"].shape == expected.shape == (2, 59049)
+        np.testing.assert_allclose(clip["segments"], expected, atol=0.5 / INT16_SCALE + 1e-7)
+
+
 def test_build_and_read_through_ram_filesystem(synthetic_mtt, raw_records):
     data_dir, _ = synthetic_mtt
     copy_to_gfile(data_dir, "ram://mtt")

@@ -186,6 +186,29 @@ def test_multipart_upload_of_an_mp3_names_the_file(client, expected, serve_audio
     assert "taggram" not in body and "embedding" not in body
 
 
+def test_an_m4a_upload_is_decoded_with_ffmpeg_as_tag_py_decodes_it(client, serve_models,
+                                                                   serve_audio, tmp_path):
+    import soundfile
+
+    from tagger.inference.predictor import Predictor
+    from tagger.inference.tagging import tag_files
+    from tagger.models.saved import load_tagger
+    from tests.checks import write_m4a
+
+    samples, rate = soundfile.read(serve_audio["song.wav"], dtype="float32")
+    path = write_m4a(tmp_path / "song.m4a", samples, rate)  # AAC: not libsndfile's
+    response = client.post("/v1/tag", files={"file": ("song.m4a", path.read_bytes(),
+                                                      "audio/mp4")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    [result] = tag_files(Predictor(*load_tagger(serve_models["cnn"])), [str(path)])
+    assert result.ok
+    # 8 s and the AAC encoder's priming and padding: a third full window
+    assert (body["file"], body["windows"], body["sample_rate"]) == ("song.m4a", 3, 22050)
+    assert (result.windows, result.file_sample_rate) == (3, 22050)
+    np.testing.assert_allclose(body["scores"], result.clip_scores, atol=1e-5)
+
+
 def test_a_clip_shorter_than_a_window_is_padded(client, serve_audio):
     body = post_raw(client, read("short.flac", serve_audio), "audio/flac").json()
     assert (body["windows"], body["padded"], body["sample_rate"]) == (1, True, 44100)
