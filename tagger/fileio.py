@@ -178,8 +178,8 @@ def temporary_path(path: str) -> str:
     head, sep, name = str(path).rpartition("/")
     suffix = f".tagger-{os.getpid()}-{host_digest()}-{secrets.token_hex(4)}.tmp"
     room = 255 - 1 - len(suffix)
-    if len(name.encode()) > room:
-        name = name.encode()[:room].decode(errors="ignore")
+    if len(os.fsencode(name)) > room:  # a name that is not UTF-8 stays its bytes
+        name = os.fsdecode(os.fsencode(name)[:room])
     return f"{head}{sep}.{name}{suffix}"
 
 
