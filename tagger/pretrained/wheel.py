@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -79,22 +80,28 @@ def pinned_problem(path: str, file_name: str, size: int, sha256: str) -> str | N
 
 
 def _pip_reason(output: str) -> str:
-    """pip's own reason, one line: its last ERROR line, else its last line."""
+    """pip's own reason in one line: where it looked, and why the index did
+    not answer when it says so, else its last ERROR line."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
+    where = next((line.split(":", 1)[1].strip() for line in lines
+                  if line.startswith("Looking in indexes:")), "")
+    refused = re.search(r"Failed to establish a new connection: ([^'\"]+)", output)
     errors = [line for line in lines if line.startswith("ERROR:")]
-    reason = (errors or lines or ["no output"])[-1]
-    return reason.removeprefix("ERROR: ")[:200]
+    reason = (f"the index did not answer: {refused.group(1).strip()}" if refused else
+              (errors or lines or ["no output"])[-1].removeprefix("ERROR: "))
+    return (f"from {where[:120]}: " if where else "") + reason[:200]
 
 
-def fetch(wheel: Wheel, dest: str, log=None) -> str:
+def fetch(wheel: Wheel, dest: str, log=None, progress: bool = False) -> str:
     """Downloads the pinned wheel with pip to `dest` (checked, then renamed
     into place); returns dest. UserError (one line) for every failure,
-    with nothing left beside `dest`."""
+    with nothing left beside `dest`. `log` gets a line when the wheel is
+    in place (and, with `progress`, one before pip starts)."""
     folder = os.path.dirname(dest) or "."
     os.makedirs(folder, exist_ok=True)
-    if log is not None:
-        log(f"fetching {wheel.requirement} from the package index with pip "
-            f"({wheel.size / 1e6:.1f} MB) -> {dest}")
+    what = f"{wheel.requirement} from the package index with pip ({wheel.size / 1e6:.1f} MB)"
+    if log is not None and progress:
+        log(f"fetching {what} -> {dest}")
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
                "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
                "--dest"]
@@ -127,6 +134,8 @@ def fetch(wheel: Wheel, dest: str, log=None) -> str:
             raise UserError(f"the {wheel.file_name} pip fetched from the index {problem}; "
                             "nothing was kept (check the index or mirror pip uses)")
         os.replace(part, dest)
+        if log is not None:
+            log(f"fetched {what} -> {dest}")
         return dest
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
