@@ -243,6 +243,9 @@ MODELS = {entry.name: entry for entry in (
     *_MUSICNN_ENTRIES,
 )}
 ALIASES = {alias: entry.name for entry in MODELS.values() for alias in entry.aliases}
+# The tagger for real music where none is named (top_tags, tagger-serve): it
+# comes from the package index, so it works wherever pip install does.
+DEFAULT_MODEL = "MTT_musicnn"
 
 
 def names() -> tuple:

@@ -3,6 +3,7 @@ reference; run in a process of its own (the package's `extractor` module
 turns TensorFlow's eager execution off for the whole process):
 
     python tests/convert/musicnn_reference.py WHEEL OUT.npz MODEL[,MODEL...] FILE...
+        [--shipped]
 
 It unpacks the package from the wheel into a scratch folder and imports its
 `extractor` (graph: `models.py` under `tf.compat.v1.layers`, which needs
@@ -22,7 +23,9 @@ are infinite) and `agree/<i>` (the largest difference from the mended
 features where the package's are finite); for every model
 `<MODEL>/<i>/taggram` and the features `extractor` returns
 (`<MODEL>/<i>/penultimate`, `max_pool`, `mean_pool` for Musicnn, `pool5`
-for VGG). A test helper, not part of the project.
+for VGG). With --shipped, also `<MODEL>/<i>/shipped`: the taggram of the
+package as shipped (its overflow kept, its infinities in the graph). A
+test helper, not part of the project.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ FEATURES = {"musicnn": ("penultimate", "max_pool", "mean_pool"), "vgg": ("pool5"
 
 
 def main(argv) -> int:
+    shipped = "--shipped" in argv
+    argv = [a for a in argv if a != "--shipped"]
     wheel, out, models, files = argv[0], argv[1], argv[2].split(","), argv[3:]
     scratch = tempfile.mkdtemp(prefix="musicnn-reference-")
     try:
@@ -48,7 +53,7 @@ def main(argv) -> int:
             archive.extractall(scratch, [name for name in archive.namelist()
                                          if name.startswith("musicnn/")])
         sys.path.insert(0, scratch)
-        results = run(models, files)
+        results = run(models, files, shipped)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     import numpy as np
@@ -57,7 +62,7 @@ def main(argv) -> int:
     return 0
 
 
-def run(models, files) -> dict:
+def run(models, files, with_shipped=False) -> dict:
     import librosa
     import numpy as np
     from musicnn import configuration, extractor  # the package's own code
@@ -95,6 +100,12 @@ def run(models, files) -> dict:
             for name in FEATURES["vgg" if "vgg" in model else "musicnn"]:
                 value = np.asarray(features[name], np.float32)
                 results[f"{model}/{i}/{name}"] = value.reshape(len(taggram), -1)
+            if with_shipped:
+                extractor.batch_data = shipped
+                taggram, _ = extractor.extractor(path, model=model, input_length=3,
+                                                 extract_features=False)
+                results[f"{model}/{i}/shipped"] = np.asarray(taggram, np.float32)
+                extractor.batch_data = mended_batch_data
     return results
 
 

@@ -217,3 +217,17 @@ def test_a_file_that_is_not_a_wheel_is_one_line(tmp_path):
         convert_file(ConvertConfig(source=str(tmp_path), kind="musicnn", model="MTT_vgg",
                                    out=str(tmp_path / "x.keras")))
     assert not (tmp_path / "x.keras").exists()
+
+
+def test_top_tags_without_a_model_is_mtt_musicnn(converted, real_music):
+    """The default tagger for real music hears the rock excerpt as rock or
+    guitar and the ambient one as ambient (Nexuiz's "ninesix", Warzone
+    2100's menu music)."""
+    import tagger
+
+    default = tagger.top_tags(real_music[0], k=3)
+    assert default == tagger.top_tags(real_music[0], model="MTT_musicnn", k=3)
+    assert default == tagger.top_tags(converted["MTT_musicnn"][0], real_music[0], k=3)
+    assert default[0][0] in ("rock", "guitar"), default
+    names, scores = tagger.clip_scores(audio=real_music[1])
+    assert names[int(np.argmax(scores))] == "ambient"
