@@ -231,3 +231,63 @@ def test_top_tags_without_a_model_is_mtt_musicnn(converted, real_music):
     assert default[0][0] in ("rock", "guitar"), default
     names, scores = tagger.clip_scores(audio=real_music[1])
     assert names[int(np.argmax(scores))] == "ambient"
+
+
+# The excerpts' tags as this test labels their clips (tests.checks.DEBIAN_MUSIC order).
+EXCERPT_TAGS = (("rock", "guitar"), ("ambient", "slow"), ("electronic", "drums"))
+
+
+def _mtt_layout(folder, excerpts, clip_seconds=5.0):
+    """An annotations_final.csv and mp3/ of 5 s clips of the excerpts (2 a
+    file in folder 0: train, 1 in c: val, 3 in d: test), labelled with
+    EXCERPT_TAGS, the CSV's columns the MagnaTagATune top-50 reversed."""
+    import soundfile
+
+    from tagger.datasets.mtt import MTT_TOP50
+
+    columns = list(reversed(MTT_TOP50))
+    lines = ["\t".join(f'"{c}"' for c in ["clip_id", *columns, "mp3_path"])]
+    clip_id = 0
+    for excerpt, tags in zip(excerpts, EXCERPT_TAGS):
+        audio, rate = soundfile.read(excerpt, dtype="float32")
+        size = int(clip_seconds * rate)
+        for k, letter in enumerate("00cddd"):
+            path = f"{letter}/excerpt{clip_id}.mp3"
+            (folder / "mp3" / letter).mkdir(parents=True, exist_ok=True)
+            soundfile.write(folder / "mp3" / path, audio[k * size:(k + 1) * size], rate)
+            values = [str(clip_id), *["1" if c in tags else "0" for c in columns], path]
+            lines.append("\t".join(f'"{v}"' for v in values))
+            clip_id += 1
+    (folder / "annotations_final.csv").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.slow  # builds records and evaluates a paper-size model
+def test_eval_on_records_built_at_its_settings(converted, real_music, tmp_path, capsys):
+    """eval.py takes MTT_musicnn on MagnaTagATune-layout records built with
+    build_mtt.py --sample-rate 16000 --segment-length 48128 (here of clips
+    of the recordings, the CSV's tags in another order: matched by name),
+    hears the rock clips as rock and the ambient ones as ambient; records at
+    other settings are refused naming the flags."""
+    from tagger.commands import build_mtt
+    from tagger.commands import eval as eval_cmd
+
+    _mtt_layout(tmp_path / "mtt", real_music)
+    records = tmp_path / "records"
+    code, _, err = call_main(build_mtt.main, capsys, "--data-dir", tmp_path / "mtt",
+                             "--out-dir", records, "--sample-rate", 16000,
+                             "--segment-length", 48128, "--workers", 1, "--no-progress")
+    assert code == 0, err
+    code, out, err = call_main(eval_cmd.main, capsys, "MTT_musicnn", "--data-dir", records,
+                               "--bootstrap", 0, "--no-progress")
+    assert code == 0, err
+    assert "test: 9 clips, 9 windows; the model's tags are the dataset's in another order" in out
+    rows = {line.split()[0]: float(line.split()[2]) for line in out.splitlines()
+            if line.startswith("  ") and " ROC " in line}
+    assert rows["rock"] == 1.0 and rows["ambient"] == 1.0, out
+    other = tmp_path / "records22"
+    code, _, err = call_main(build_mtt.main, capsys, "--data-dir", tmp_path / "mtt",
+                             "--out-dir", other, "--workers", 1, "--no-progress")
+    assert code == 0, err
+    code, _, err = call_main(eval_cmd.main, capsys, "MTT_vgg", "--data-dir", other)
+    one_line_error(code, err, "sample rate 16000 (the dataset has 22050)",
+                   "build_mtt.py --sample-rate 16000, --segment-length 48128")
