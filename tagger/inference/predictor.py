@@ -29,6 +29,22 @@ def embedding_layer_name(model, info: dict | None = None) -> str:
         "--embeddings needs a model built by this project")
 
 
+def chosen_layer(model, name: str) -> str:
+    """`name`, a layer of `model` whose output is one vector per window
+    (batch, dim); a UserError naming such layers otherwise."""
+    def per_window_vector(layer) -> bool:
+        try:
+            return len(layer.output.shape) == 2 and layer.name != OUTPUT_LAYER
+        except (AttributeError, ValueError):  # several outputs or uses
+            return False
+
+    vectors = [layer.name for layer in model.layers if per_window_vector(layer)]
+    if name not in vectors:
+        raise UserError(f"--embedding-layer {name!r} is not a layer of this model with one "
+                        f"vector per window; it has {', '.join(vectors[-6:]) or 'none'}")
+    return name
+
+
 def tag_names_of(model, info: dict | None) -> tuple[list[str], str | None]:
     """(tag names, warning or None): the info layer's names, or tag_0..tag_{n-1}."""
     count = int(model.outputs[0].shape[-1])
@@ -66,7 +82,7 @@ class Predictor:
     """
 
     def __init__(self, model, info: dict | None, embeddings: bool = False,
-                 jit_compile: bool = False):
+                 jit_compile: bool = False, embedding_layer: str | None = None):
         import keras
         import tensorflow as tf
 
@@ -78,7 +94,8 @@ class Predictor:
         outputs = {"scores": model.outputs[0]}
         self.embedding_layer = None
         if embeddings:
-            self.embedding_layer = embedding_layer_name(model, info)
+            self.embedding_layer = (chosen_layer(model, embedding_layer) if embedding_layer
+                                    else embedding_layer_name(model, info))
             outputs["embeddings"] = model.get_layer(self.embedding_layer).output
         core = keras.Model(model.inputs, outputs)
         waveform = keras.Input((self.window_samples,), name="waveform")  # (batch, samples)

@@ -87,9 +87,10 @@ def test_every_variable_of_the_four_checkpoints_is_used(musicnn_wheel, converted
 def test_taggrams_equal_the_packages_own_graph(converted, reference, real_music, tmp_path,
                                                capsys):
     """tag.py's taggram, window by window, within 1e-3 of the package's for
-    all four models on recorded music; the penultimate embedding too (the
-    package's extractor returns the first window's for every window, so
-    that one is compared)."""
+    all four models on recorded music; the embeddings too: VGG's pool5,
+    Musicnn's pooled features (--embedding-layer pooled) and penultimate
+    layer (the package's extractor returns the first window's for every
+    window, so that one is compared)."""
     worst = {}
     for name in NAMES:
         folder = tmp_path / name
@@ -107,6 +108,18 @@ def test_taggrams_equal_the_packages_own_graph(converted, reference, real_music,
             rows = slice(0, 1) if key == "penultimate" else slice(None)
             np.testing.assert_allclose(vectors[rows], reference[f"{name}/{i}/{key}"][rows],
                                        atol=1e-3)
+        if "musicnn" in name:  # its pooled features: max and mean, interleaved per channel
+            code, _, err = call_main(tag_cmd.main, capsys, name, *real_music, "--embeddings",
+                                     tmp_path / f"{name}-pooled.npz", "--embedding-layer",
+                                     "pooled", "--no-progress")
+            assert code == 0, err
+            pooled = np.load(tmp_path / f"{name}-pooled.npz")
+            for i, path in enumerate(real_music):
+                vectors = pooled[path + "::windows"]  # (windows, 2 x 753)
+                for column, key in enumerate(("max_pool", "mean_pool")):
+                    np.testing.assert_allclose(vectors[:, column::2],  # values up to ~30
+                                               reference[f"{name}/{i}/{key}"], rtol=1e-3,
+                                               atol=1e-3)
     print("largest taggram differences:", worst)
     assert max(worst.values()) <= TOLERANCE, worst
 

@@ -69,3 +69,33 @@ def test_tagging_gives_the_whole_files_frames(tiny_pons, tmp_path):
     np.testing.assert_allclose(frames, whole[:3 * 187], atol=2e-3)
     result = results[str(tmp_path / "short.wav")]
     assert result.windows == 1 and result.padded and result.samples == 47615
+
+
+def test_embedding_layer_picks_any_per_window_vector(tiny_pons, tmp_path, capsys):
+    """tag.py --embedding-layer: the pooled features of the package's
+    Musicnn (or any layer with one vector per window) into the .npz; one
+    line for a layer without one, and where it does not apply."""
+    from tagger.commands import tag as tag_cmd
+    from tagger.models.saved import save_tagger
+    from tests.checks import call_main, one_line_error
+
+    model, info = tiny_pons
+    path = tmp_path / "pons.keras"
+    save_tagger(model, info, str(path))
+    audio = tmp_path / "a.wav"
+    soundfile.write(audio, np.random.default_rng(1).uniform(-0.3, 0.3, 60000), 16000)
+    code, _, err = call_main(tag_cmd.main, capsys, path, audio, "--embeddings",
+                             tmp_path / "e.npz", "--embedding-layer", "max_pool",
+                             "--no-progress")
+    assert code == 0, err
+    channels = model.get_layer("midend_concat").output.shape[-1]
+    assert np.load(tmp_path / "e.npz")[str(audio) + "::windows"].shape == (1, channels)
+    code, _, err = call_main(tag_cmd.main, capsys, path, audio, "--embeddings",
+                             tmp_path / "f.npz", "--embedding-layer", "front_end")
+    one_line_error(code, err, "--embedding-layer 'front_end' is not a layer of this model "
+                              "with one vector per window", "embedding")
+    for extra in (["--db", tmp_path / "lib.db", "--embeddings"], []):
+        code, _, err = call_main(tag_cmd.main, capsys, path, audio, *extra,
+                                 "--embedding-layer", "pooled")
+        one_line_error(code, err, "--embedding-layer applies with --embeddings PATH and no "
+                                  "--db only")
