@@ -68,6 +68,8 @@ class ExportResult:
     select_tf_ops: bool = False  # TFLite only: needs the Flex delegate
     quantization: str | None = None  # TFLite only: fp16, dynamic or int8
     bound: float | None = None  # the largest max_difference accepted (when verified)
+    hop_samples: int | None = None  # a file's windows start this far apart (None: the window)
+    edge_padding: int = 0  # in the file padded by this many samples at each edge (reflected)
 
 
 def default_out(model_path: str, fmt: str) -> str:
@@ -141,7 +143,8 @@ def export(config, log=print) -> ExportResult:
             "Flex delegate (included in the tensorflow pip package)")
     return ExportResult(out, config.format, tags_path, serving.sample_rate,
                         serving.window_samples, tuple(serving.tag_names), difference,
-                        select, config.quantization, bound if config.verify else None)
+                        select, config.quantization, bound if config.verify else None,
+                        serving.hop_samples, serving.edge_padding)
 
 
 # The largest score difference from the Keras model an export may show on

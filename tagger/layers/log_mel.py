@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import ops
 
@@ -181,13 +183,18 @@ def round_to_float16(x):
     """Non-negative float32 `x` rounded to the nearest float16 value (ties
     to even, as numpy's `astype(float16)`), kept in float32 and saturated at
     float16's largest value (65504) instead of overflowing to infinity.
-    Integer arithmetic on the float32 bits (normal float16 numbers keep 10
-    of float32's 23 mantissa bits) and a fixed step of 2^-24 below 2^-14
-    (float16's subnormals): no float16 kernel is needed."""
+    Plain arithmetic, so every engine runs it (no float16 kernel, no
+    bitwise op TFLite lacks): a normal float16 number 2^e <= x < 2^(e+1)
+    keeps 10 bits after its leading one, a step of 2^(e - 10); below 2^-14
+    (float16's subnormals) the step is 2^-24. Dividing and multiplying by
+    powers of two is exact, and `round` rounds halves to even."""
     x = ops.minimum(ops.cast(x, "float32"), FLOAT16_MAX)
-    bits = ops.view(x, "int32")
-    odd = ops.bitwise_and(ops.right_shift(bits, 13), 1)  # ties go to the even neighbour
-    bits = ops.bitwise_and(bits + 0x0FFF + odd, -0x2000)  # clear the 13 dropped bits
-    normal = ops.view(bits, "float32")
-    subnormal = ops.round(x * 2.0 ** 24) * 2.0 ** -24
-    return ops.where(x < 2.0 ** -14, subnormal, normal)
+    tiny = x < 2.0 ** -14
+    normal = ops.where(tiny, 1.0, x)
+    exponent = ops.floor(ops.log(normal) / math.log(2.0))
+    power = ops.power(2.0, exponent)  # mend log's rounding at the edges of an octave
+    exponent = ops.where(normal >= 2.0 * power, exponent + 1.0,
+                         ops.where(normal < power, exponent - 1.0, exponent))
+    step = ops.power(2.0, exponent - 10.0)
+    rounded = ops.round(normal / step) * step
+    return ops.where(tiny, ops.round(x * 2.0 ** 24) * 2.0 ** -24, rounded)

@@ -99,3 +99,26 @@ def test_embedding_layer_picks_any_per_window_vector(tiny_pons, tmp_path, capsys
                                  "--embedding-layer", "pooled")
         one_line_error(code, err, "--embedding-layer applies with --embeddings PATH and no "
                                   "--db only")
+
+
+def test_exports_say_their_grid_and_run_on_builtin_tflite_ops(tiny_pons, tmp_path):
+    """The SavedModel's `info` signature gives the hop and the edge padding;
+    the TFLite export (float16 rounding in plain arithmetic) needs no select
+    TensorFlow op and verifies against the Keras model."""
+    import tensorflow as tf
+
+    from tagger.inference.config import ExportConfig
+    from tagger.inference.export import export
+    from tagger.models.saved import save_tagger
+
+    model, info = tiny_pons
+    path = tmp_path / "pons.keras"
+    save_tagger(model, info, str(path))
+    saved = export(ExportConfig(model=str(path), out=str(tmp_path / "saved")))
+    assert (saved.hop_samples, saved.edge_padding) == (47872, 256)
+    grid = {k: int(v) for k, v in tf.saved_model.load(str(tmp_path / "saved")).info().items()}
+    assert grid == {"sample_rate": 16000, "window_samples": 48128, "hop_samples": 47872,
+                    "edge_padding": 256}
+    lite = export(ExportConfig(model=str(path), format="tflite",
+                               out=str(tmp_path / "pons.tflite")))
+    assert not lite.select_tf_ops and lite.max_difference < 1e-4

@@ -176,9 +176,12 @@ def test_float16_rounding_equals_numpys_and_saturates():
     halves = rng.uniform(1e-3, 6e4, 20000).astype(np.float16)
     above = np.nextafter(halves, np.float16(np.inf))
     ties = ((halves.astype(np.float64) + above) / 2).astype(np.float32)
+    octaves = np.float32(2.0) ** np.arange(-14, 16, dtype=np.float32)  # and their neighbours
     x = np.concatenate([rng.uniform(0, 1e-4, 20000), 10 ** rng.uniform(-12, 4.8, 50000),
-                        ties, [0.0, 2.0 ** -14, 2.0 ** -24, 2.0 ** -25, 3 * 2.0 ** -25,
-                               65504.0]]).astype(np.float32)
+                        ties, octaves, np.nextafter(octaves, np.float32(0)),
+                        np.nextafter(octaves, np.float32(np.inf)),
+                        [0.0, 2.0 ** -24, 2.0 ** -25, 3 * 2.0 ** -25, 65504.0]]).astype(
+        np.float32)
     np.testing.assert_array_equal(np.asarray(round_to_float16(x)),
                                   x.astype(np.float16).astype(np.float32))
     assert float(np.asarray(round_to_float16(np.float32(1e6)))) == 65504.0
