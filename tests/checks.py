@@ -516,6 +516,8 @@ def debian_music(folder, packages_dir=None):
         soundfile.write(out, samples, rate, subtype="FLOAT")
         excerpts.append(str(out))
     shutil.rmtree(unpacked, ignore_errors=True)
+    if not packages_dir:  # fetched for this run: only the excerpts are kept
+        shutil.rmtree(source, ignore_errors=True)
     return excerpts, None
 
 
