@@ -196,3 +196,21 @@ def test_names_aliases_and_list(capsys):
     assert "ROC-AUC 0.8802, PR-AUC 0.2891" in out and "sha256 f38a4890" in out
     assert "tags       50: rock, pop, alternative" in out and "Mellow" in out
     assert_not_installed()
+
+
+def test_a_file_mirror_replaces_pip(musicnn_wheel, home, tmp_path, monkeypatch):
+    """TAGGER_WEIGHTS_URL=file://FOLDER holding the wheel: no pip (which
+    here could fetch nothing), the same checks."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    shutil.copyfile(musicnn_wheel, mirror / WHEEL)
+    monkeypatch.setenv("TAGGER_WEIGHTS_URL", f"file://{mirror}")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    path = pretrained.ensure("MTT_vgg", progress=False, log=lambda line: None)
+    assert os.path.isfile(path) and (home / "originals" / WHEEL).is_file()
+    (mirror / WHEEL).write_bytes(b"not the wheel")
+    for done in (home / "originals" / WHEEL, path, path[:-len(".keras")] + ".json"):
+        os.remove(done)
+    with pytest.raises(pretrained.store.UserError, match="not the 29292476 of"):
+        pretrained.ensure("MTT_vgg", progress=False, log=lambda line: None)
+    assert left_in_cache(home) == ["models", "originals", f"originals/{WHEEL}.json"]
