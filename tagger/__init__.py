@@ -9,8 +9,9 @@ after a plain `import tagger`.
 The Python API for the most common job (docs/python_api.md):
 
     from tagger import top_tags
-    top_tags("model.keras", "song.mp3", k=5)  # [('guitar', 0.91), ...]
-    top_tags("song.mp3", model="msd-transformer")  # a published tagger, by name
+    top_tags("song.mp3")  # the musicnn package's MTT_musicnn, from the package index
+    top_tags("song.mp3", model="msd-transformer")  # another published tagger, by name
+    top_tags("model.keras", "song.mp3", k=5)  # a tagger trained here
 
 `top_tags` and `clip_scores` import TensorFlow only when called.
 `load_pretrained(NAME)` gives a published tagger (downloaded and converted
@@ -35,14 +36,21 @@ def _quiet_tensorflow() -> None:
 
 
 def _model_and_audio(args, model, audio, function: str):
-    """`(model, audio)` of `f(model, audio)` or `f(audio, model=...)`; a
+    """`(model, audio)` of `f(model, audio)`, `f(audio, model=...)` or
+    `f(audio)` (the default tagger for real music, `DEFAULT_MODEL`); a
     registry name becomes its converted model's path."""
+    from tagger.pretrained.registry import DEFAULT_MODEL
+
     if len(args) == 2 and model is None and audio is None:
         model, audio = args
+    elif len(args) == 1 and model is None and audio is None:
+        model, audio = DEFAULT_MODEL, args[0]
     elif len(args) == 1 and (model is None) != (audio is None):
         model, audio = (model, args[0]) if audio is None else (args[0], audio)
+    elif not args and model is None and audio is not None:
+        model = DEFAULT_MODEL
     elif args or model is None or audio is None:
-        raise TypeError(f"{function}() takes (model, audio) or (audio, model=...)")
+        raise TypeError(f"{function}() takes (model, audio), (audio, model=...) or (audio)")
     _quiet_tensorflow()
     if isinstance(model, str):
         from tagger.pretrained import resolve_model
@@ -53,9 +61,11 @@ def _model_and_audio(args, model, audio, function: str):
 
 def top_tags(*args, model=None, audio=None, k: int = 5, hop_seconds: float | None = None):
     """The `k` best (tag, score) pairs of an audio file (or, for a list of
-    paths, one such list per file): `top_tags(model, audio)` with a tagger
-    saved by train.py, or `top_tags(audio, model=NAME)` with a published
-    one by name (`load_pretrained`); see tagger.inference.api."""
+    paths, one such list per file): `top_tags(audio)` with the default
+    tagger for real music (MTT_musicnn, the musicnn package's, fetched
+    from the package index on first use), `top_tags(audio, model=NAME)`
+    with a published one by name (`load_pretrained`), or `top_tags(model,
+    audio)` with a tagger saved by train.py; see tagger.inference.api."""
     from tagger.inference.api import top_tags as top
 
     if 2 < len(args) <= 4:  # (model, audio, k[, hop_seconds]) positionally

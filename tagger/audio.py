@@ -411,32 +411,65 @@ def _stream(data_or_fd, sample_rate: int, block_seconds: float):
 
 
 def audio_windows(path: str, sample_rate: int, window: int, hop: int | None = None,
-                  block_seconds: float = 30.0):
+                  block_seconds: float = 30.0, edge_padding: int = 0):
     """Yields (start_sample, window) pairs, `window` samples each, every `hop`
     samples (default: no overlap), streaming through the file. The last
     partial window is dropped unless the file is shorter than one window,
     in which case that one window is zero-padded. The generator returns
     (`StopIteration.value`, passed on by `yield from`) the file's length in
-    samples at `sample_rate`."""
+    samples at `sample_rate`.
+
+    `edge_padding` pads the file by that many samples at each edge first,
+    reflected as a centred STFT pads (numpy's "reflect": x[p], ..., x[1]
+    before, x[-2], ..., x[-p - 1] after), and the windows are cut from the
+    padded signal: window k holds its samples from `k * hop` on, i.e. the
+    file's from `k * hop - edge_padding` (`start_sample` is `k * hop`). An
+    uncentred STFT over each window then gives the frames of one centred
+    STFT over the whole file (`tagger.models.saved.window_grid`)."""
     hop = hop or window
+    pad = int(edge_padding)
     buffer = np.zeros(0, np.float32)
-    offset = 0  # sample index of buffer[0]
+    offset = 0  # index of buffer[0] in the padded signal
     start = 0
     total = 0
-    for block in stream_audio(path, sample_rate, block_seconds):
-        total += len(block)
-        buffer = np.concatenate([buffer, block])
+    head = None if pad else np.zeros(0, np.float32)  # the file's start, until pad + 1 came
+    tail = np.zeros(0, np.float32)  # the file's last pad + 1 samples
+
+    def cut(buffer, offset, start):
+        windows = []
         while start + window <= offset + len(buffer):
             begin = start - offset
-            yield start, buffer[begin:begin + window]
+            windows.append((start, buffer[begin:begin + window]))
             start += hop
+        return windows, start
+
+    for block in stream_audio(path, sample_rate, block_seconds):
+        total += len(block)
+        if pad:
+            tail = np.concatenate([tail, block])[-(pad + 1):]
+            if head is None:  # the reflection needs the first pad + 1 samples
+                buffer = np.concatenate([buffer, block])
+                if len(buffer) <= pad:
+                    continue
+                head, block, buffer = buffer, np.concatenate([buffer[pad:0:-1], buffer]), \
+                    np.zeros(0, np.float32)
+        buffer = np.concatenate([buffer, block])
+        windows, start = cut(buffer, offset, start)
+        yield from windows
         drop = min(start - offset, len(buffer))
         buffer, offset = buffer[drop:], offset + drop
     if total == 0:
         raise AudioDecodeError("no audio samples")
-    if total < window:
+    if pad:
+        if head is None:  # the whole file is shorter than pad + 1 samples
+            buffer = np.pad(buffer, pad, mode="reflect").astype(np.float32)
+        else:
+            buffer = np.concatenate([buffer, tail[-2::-1][:pad]])
+        windows, start = cut(buffer, offset, start)
+        yield from windows
+    if total + 2 * pad < window:
         padded = np.zeros(window, np.float32)
-        padded[:total] = buffer[:total]  # nothing was yielded: the buffer is the file
+        padded[:total + 2 * pad] = buffer  # nothing was yielded: the buffer is all of it
         yield 0, padded
     return total
 

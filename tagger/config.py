@@ -13,6 +13,7 @@ import numbers
 from typing import Any
 
 FEATURE_KINDS = ("raw", "logmel")
+COMPRESSIONS = ("db", "logc")  # LogMel: db_multiplier * log10(max(x, amin)); log10(1 + log_c x)
 RAW_DTYPES = ("int16", "float32")
 
 
@@ -63,8 +64,9 @@ class LogMelConfig:
 
     `top_db` is a per-example clamp below the example's maximum; None keeps
     the full dynamic range. `mel_scale`, `mel_norm`, `power`,
-    `db_multiplier` and `amin` reproduce other toolkits' features (see
-    `LogMel`); the defaults are Keras's filter bank and 10*log10(power).
+    `db_multiplier`, `amin`, `compression`, `log_c`, `mel_float16` and
+    `center` reproduce other toolkits' features (see `LogMel`); the
+    defaults are Keras's filter bank, 10*log10(power) and a centred STFT.
     """
 
     n_mels: int = 128
@@ -78,10 +80,21 @@ class LogMelConfig:
     power: float = 2.0
     db_multiplier: float = 10.0
     amin: float = 1e-10
+    compression: str = "db"
+    log_c: float = 10000.0
+    mel_float16: bool = False
+    center: bool = True
 
     def __post_init__(self):
         for name in ("n_mels", "n_fft", "hop_length"):
             _check_int(name, getattr(self, name), 1)
+        if self.compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got "
+                             f"{self.compression!r}")
+        _check_number("log_c", self.log_c, 0.0, low_open=True)
+        for name in ("mel_float16", "center"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         _check_number("f_min", self.f_min, 0.0)
         if self.f_max is not None:
             _check_number("f_max", self.f_max, 0.0, low_open=True)
@@ -92,8 +105,18 @@ class LogMelConfig:
             _check_number("top_db", self.top_db, 0.0, low_open=True)
 
     def frames(self, num_samples: int) -> int:
-        """Frames produced for `num_samples` samples (centred STFT)."""
-        return 1 + num_samples // self.hop_length
+        """Frames produced for `num_samples` samples: `1 + samples // hop`
+        centred, `1 + (samples - n_fft) // hop` not (0 below one FFT)."""
+        return stft_frames(num_samples, self.n_fft, self.hop_length, self.center)
+
+
+def stft_frames(num_samples: int, n_fft: int, hop_length: int, center: bool = True) -> int:
+    """Frames of an STFT over `num_samples` samples: centred (padded by
+    n_fft // 2 on each side) `1 + samples // hop`, else `1 + (samples -
+    n_fft) // hop`, none when the samples do not fill one FFT."""
+    if center:
+        return 1 + num_samples // hop_length
+    return 0 if num_samples < n_fft else 1 + (num_samples - n_fft) // hop_length
 
 
 @dataclasses.dataclass(frozen=True)

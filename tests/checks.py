@@ -522,3 +522,85 @@ def random_resemul_model(block, seed):
             layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape))
             layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape))
     return model
+
+
+# Freely licensed recorded music from Debian's game soundtracks (GPL-2+), for
+# the pretrained taggers' golden tests: (package, file in it, excerpt start s).
+# A file inside a zip in the package is named "ZIP!MEMBER".
+DEBIAN_MUSIC = (
+    ("nexuiz-music", "usr/share/games/nexuiz/data/music.pk3!sound/cdtracks/ninesix.ogg", 60.0),
+    ("warzone2100-music", "usr/share/games/warzone2100/music/menu.opus", 60.0),
+    ("asc-music", "usr/share/games/asc/music/frontiers.mp3", 60.0),
+)
+EXCERPT_SECONDS = 30.0
+
+
+def debian_music(folder, packages_dir=None):
+    """(excerpt paths, None) of `DEBIAN_MUSIC`: 30 s excerpts (WAV float,
+    the files' own rate and channels) cut into `folder` from the Debian
+    packages in `packages_dir` (.deb files, e.g. as .ci/run fetched them),
+    else fetched with `apt-get download` into `folder`; or (None, why) when
+    they cannot be had."""
+    import os
+    import shutil
+    import subprocess
+    import zipfile
+
+    import soundfile
+
+    folder = pathlib.Path(folder)
+    packages = sorted({package for package, _, _ in DEBIAN_MUSIC})
+    source = pathlib.Path(packages_dir) if packages_dir else folder / "debs"
+    source.mkdir(parents=True, exist_ok=True)
+    missing = [p for p in packages if not list(source.glob(f"{p}_*.deb"))]
+    if missing:
+        if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
+            return None, "no apt-get and dpkg-deb here to fetch Debian's game soundtracks"
+        try:
+            done = subprocess.run(["apt-get", "download", *missing], cwd=source,
+                                  capture_output=True, text=True, timeout=900)
+        except subprocess.TimeoutExpired:
+            return None, "apt-get download of the game soundtracks took over 15 minutes"
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            return None, f"apt-get download {' '.join(missing)} failed: {last}"
+    unpacked = folder / "unpacked"
+    excerpts = []
+    for i, (package, name, start) in enumerate(DEBIAN_MUSIC):
+        deb = sorted(source.glob(f"{package}_*.deb"))[-1]
+        target = unpacked / package
+        if not target.is_dir():
+            target.mkdir(parents=True)
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True,
+                           capture_output=True, timeout=600)
+        path, _, member = name.partition("!")
+        if member:
+            with zipfile.ZipFile(target / path) as archive:
+                path = archive.extract(member, target / (path + ".unzipped"))
+        with soundfile.SoundFile(os.path.join(target, path)) as audio:
+            audio.seek(int(start * audio.samplerate))
+            samples = audio.read(int(EXCERPT_SECONDS * audio.samplerate), dtype="float32",
+                                 always_2d=True)
+            rate = audio.samplerate
+        out = folder / f"{i}-{package}.wav"
+        soundfile.write(out, samples, rate, subtype="FLOAT")
+        excerpts.append(str(out))
+    shutil.rmtree(unpacked, ignore_errors=True)
+    if not packages_dir:  # fetched for this run: only the excerpts are kept
+        shutil.rmtree(source, ignore_errors=True)
+    return excerpts, None
+
+
+def musicnn_wheel(folder):
+    """(path, None) of musicnn's wheel fetched as a user's first use does
+    (pip download with this machine's pip configuration, checked against the
+    pinned sha256), or (None, why) where the package index cannot be reached."""
+    from tagger.errors import UserError
+    from tagger.pretrained.registry import MUSICNN_WHEEL
+    from tagger.pretrained.wheel import fetch
+
+    dest = pathlib.Path(folder) / MUSICNN_WHEEL.file_name
+    try:
+        return str(fetch(MUSICNN_WHEEL, str(dest))), None
+    except UserError as error:
+        return None, str(error)

@@ -99,3 +99,31 @@ def tiny_se_dir(raw_records, tmp_path_factory):
 
     return built_once(tmp_path_factory, "tiny_se", lambda folder: saved_model(
         "samplecnn", TINY_SE, raw_records[1], folder, formats=(".keras", ".hdf5")).parent)
+
+
+@pytest.fixture(scope="session")
+def musicnn_wheel(tmp_path_factory):
+    """The musicnn package's wheel, fetched once per test run with pip as a
+    user's first use fetches it (tests.checks.musicnn_wheel); skips with
+    pip's reason where the package index cannot be reached."""
+    from tests.checks import built_once, musicnn_wheel
+
+    path, why = built_once(tmp_path_factory, "musicnn_wheel", musicnn_wheel)
+    if path is None:
+        pytest.skip(f"the musicnn wheel could not be fetched: {why}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_music(tmp_path_factory):
+    """30 s excerpts of recorded music from Debian's game soundtracks
+    (tests.checks.DEBIAN_MUSIC), cut once per test run from the packages in
+    $TAGGER_TEST_MUSIC (.ci/run fetches them there) or fetched with apt-get
+    download; skips saying why where neither works."""
+    from tests.checks import built_once, debian_music
+
+    paths, why = built_once(tmp_path_factory, "real_music", lambda folder: debian_music(
+        folder, os.environ.get("TAGGER_TEST_MUSIC")))
+    if paths is None:
+        pytest.skip(f"no recorded music for this test: {why}")
+    return paths

@@ -221,3 +221,36 @@ def test_without_pyav_a_format_libsndfile_lacks_says_what_to_install(tmp_path, m
     monkeypatch.setitem(sys.modules, "av", None)  # import av raises ImportError
     assert reason(path).endswith("formats libsndfile lacks are read with PyAV, which is not "
                                  "installed: pip install av)")
+
+
+@pytest.mark.parametrize("length", [1, 3, 60, 61, 700, 1059, 1060, 1759, 1760, 5000])
+def test_windows_of_a_file_padded_at_its_edges(tmp_path, length):
+    """edge_padding: the windows are those of the file reflected at both
+    edges as numpy's pad does (a centred STFT's padding), whatever the
+    file's length and however its blocks arrive; a file whose padded length
+    is below one window is one zero-padded window; the return value is the
+    file's own length."""
+    x = np.random.default_rng(length).uniform(-0.5, 0.5, length).astype(np.float32)
+    path = tmp_path / "x.wav"
+    soundfile.write(path, x, 1000, subtype="FLOAT")
+    window, hop, edge = 1000, 700, 30
+    padded = np.pad(x, edge, mode="reflect")
+    expected = [(k * hop, padded[k * hop:k * hop + window])
+                for k in range(0, max(0, (len(padded) - window) // hop + 1))]
+    if not expected:
+        one = np.zeros(window, np.float32)
+        one[:len(padded)] = padded
+        expected = [(0, one)]
+    for block_seconds in (0.01, 0.05, 30.0):  # 10-sample blocks: the head arrives in parts
+        stream = audio.audio_windows(str(path), 1000, window, hop, block_seconds=block_seconds,
+                                     edge_padding=edge)
+        got = []
+        while True:
+            try:
+                got.append(next(stream))
+            except StopIteration as end:
+                assert end.value == length
+                break
+        assert [start for start, _ in got] == [start for start, _ in expected]
+        for (_, ours), (_, theirs) in zip(got, expected):
+            np.testing.assert_array_equal(ours, theirs)

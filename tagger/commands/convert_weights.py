@@ -5,6 +5,8 @@
     python convert_weights.py teacher.ckpt --from transformer --size teacher --out teacher.keras
     python convert_weights.py best_model.pth --from sota --model short_res --dataset msd \
         --out msd-short-res.keras
+    python convert_weights.py musicnn-0.1.0-py3-none-any.whl --from musicnn \
+        --model MTT_musicnn --out mtt-musicnn.keras
 
 The result loads in tag.py, eval.py, export.py and the interpretation tools
 like a model trained here. Reading .pth/.ckpt files needs no PyTorch
@@ -19,10 +21,13 @@ from tagger.cli import ArgumentParser
 
 def parse_args(argv=None):
     from tagger.convert import BLOCKS, SIZES, SOURCES
+    from tagger.convert.musicnn_package import MODELS as MUSICNN_MODELS
     from tagger.convert.sota import DATASETS, MODELS
 
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("source", metavar="SOURCE", help="the downloaded original weights file")
+    p.add_argument("source", metavar="SOURCE",
+                   help="the downloaded original weights file (--from musicnn: the wheel "
+                        "musicnn-0.1.0-py3-none-any.whl, or the installed package's folder)")
     p.add_argument("--from", dest="kind", required=True, choices=SOURCES,
                    help="which release SOURCE comes from")
     p.add_argument("--block", choices=BLOCKS, default=None,
@@ -31,11 +36,12 @@ def parse_args(argv=None):
     p.add_argument("--size", choices=SIZES, default=None,
                    help="transformer only: teacher (width 256) or student (64) the file "
                         "must hold (default: read from the file)")
-    p.add_argument("--model", choices=MODELS, default=None,
-                   help="sota only: the model SOURCE holds (models/<dataset>/<model>/; "
+    p.add_argument("--model", choices=MODELS + tuple(MUSICNN_MODELS), default=None,
+                   help="sota: the model SOURCE holds (models/<dataset>/<model>/; "
                         "the release's 'short' is short_cnn, 'sample' sample_level, 'se' "
                         "sample_level_se, 'attention' cnnsa) (default: read from SOURCE's "
-                        "tensors)")
+                        "tensors); musicnn: which of the package's four models, "
+                        f"{', '.join(MUSICNN_MODELS)} (required)")
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="sota only: the dataset SOURCE was trained on, which names its "
                         "outputs (models/<dataset>/); no default: required with --from sota")

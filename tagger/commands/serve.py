@@ -1,5 +1,6 @@
 """Serves taggers over HTTP: a JSON API and a web page to drop songs on.
 
+    tagger-serve                                  # MTT_musicnn, the default for real music
     tagger-serve demo_output/runs/samplecnn-rese-multi/model.keras
     python -m tagger.serve msd-transformer --model mtat-self-attention --port 8080
 
@@ -23,7 +24,8 @@ def parse_args(argv=None):
     p.add_argument("model", nargs="?", default=None, metavar="MODEL",
                    help="a .keras or .hdf5 model written by train.py, a pretrained name "
                         "(tagger-pretrained list), or NAME=PATH; the default model of "
-                        "the API")
+                        "the API (default: MTT_musicnn, the musicnn package's tagger for "
+                        "real music, fetched from the package index on first use)")
     p.add_argument("--model", dest="more_models", action="append", default=None,
                    metavar="MODEL",
                    help="another model to serve, chosen with /v1/tag?model=NAME "
@@ -60,7 +62,9 @@ def parse_args(argv=None):
                    help="no progress bar while a pretrained model downloads")
     args = p.parse_args(argv)
     if args.model is None and not args.more_models:
-        p.error("give a MODEL: a model file or a pretrained name")
+        from tagger.pretrained.registry import DEFAULT_MODEL
+
+        args.model = DEFAULT_MODEL
     return args
 
 

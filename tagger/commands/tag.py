@@ -59,6 +59,11 @@ def parse_args(argv=None):
                    const=EMBEDDINGS_IN_DB,
                    help="write penultimate-layer embeddings to this .npz; with --db and "
                         "no PATH, store them in the database (default: none)")
+    p.add_argument("--embedding-layer", default=None, metavar="LAYER",
+                   help="with --embeddings PATH: write this layer's output instead of the "
+                        "penultimate layer's, any layer giving one vector per window (the "
+                        "musicnn package's models: max_pool, mean_pool, pooled: its "
+                        "pooled features) (default: the family's penultimate layer)")
     p.add_argument("--batch-size", type=int, default=32, metavar="N",
                    help="windows per model call (default 32)")
     p.add_argument("--workers", type=workers_count, default=None, metavar="N",
@@ -132,7 +137,8 @@ def run(args) -> int:
         inputs=tuple(args.inputs), top_k=args.top_k,
         threshold=args.threshold, format=args.format, out=args.out,
         recursive=args.recursive, hop=args.hop, taggram_dir=args.taggram,
-        embeddings=args.embeddings, batch_size=args.batch_size, workers=args.workers,
+        embeddings=args.embeddings, embedding_layer=args.embedding_layer,
+        batch_size=args.batch_size, workers=args.workers,
         progress=not args.no_progress, engine=args.engine, overwrite=args.overwrite,
         db=args.db, rescan=args.rescan, write_tags=args.write_tags,
         write_scores=args.write_scores, genre=args.genre, dry_run=args.dry_run)
@@ -145,6 +151,7 @@ def run(args) -> int:
 
         local = [flag for flag, on in (("--db", args.db), ("--taggram", args.taggram),
                                        ("--embeddings", args.embeddings is not None),
+                                       ("--embedding-layer", args.embedding_layer),
                                        ("--write-tags", args.write_tags),
                                        ("--format", args.format != "table"))
                  if on]

@@ -65,14 +65,16 @@ def add_model_flags(p):
                        help="samplecnn: channel width multiplier (default: 1.0 = the paper)")
     model.add_argument("--dropout", type=number_in_range(float, 0, 1), default=None,
                        metavar="DO", help="samplecnn / multiscale / short_cnn / short_res "
-                       "/ fcn / musicnn / crnn / sample_level(_se) / cnnsa / hcnn: dropout "
-                       "before the output, in [0, 1) (default: multiscale 0.4, the others "
-                       "0.5)")
+                       "/ fcn / musicnn / crnn / sample_level(_se) / cnnsa / hcnn / "
+                       "pons_musicnn / pons_vgg: dropout before the output, in [0, 1) "
+                       "(default: multiscale 0.4, the others 0.5)")
     model.add_argument("--n-channels", type=positive_int, default=None, metavar="N",
                        help="short_cnn / short_res / fcn / crnn / sample_level(_se) / "
                             "cnnsa / hcnn: channel unit of the blocks; musicnn: back-end "
-                            "channels (default: 128 / 128 / 64 / 64 / 128 / 128 / 128; "
-                            "musicnn 64, the MagnaTagATune size)")
+                            "channels; pons_musicnn: mid-end channels; pons_vgg: filters "
+                            "(default: 128 / 128 / 64 / 64 / 128 / 128 / 128; "
+                            "musicnn 64, the MagnaTagATune size; pons_musicnn 64; "
+                            "pons_vgg 128)")
     model.add_argument("--weight-decay", type=non_negative_float, default=0.0, metavar="WD",
                        help="samplecnn: L2 weight decay on conv kernels (default: 0)")
     model.add_argument("--conv-channels", type=positive_int, default=None, metavar="N",

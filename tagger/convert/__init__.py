@@ -11,6 +11,9 @@ the interpretation tools load like any trained one. Sources:
 - "sota": Won et al. 2020's best_model.pth (--model the family it holds,
   one of `sota.models()`; --dataset mtat, msd or jamendo for the tags) ->
   that family
+- "musicnn": the musicnn package's wheel or installed folder (--model one
+  of its names: MTT_musicnn, MSD_musicnn, MTT_vgg, MSD_vgg) -> pons_musicnn
+  or pons_vgg (`musicnn_package`)
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import os
 
 from tagger.errors import UserError, flags_do_not_apply
 
-SOURCES = ("resemul", "self_attention", "transformer", "sota")
+SOURCES = ("resemul", "self_attention", "transformer", "sota", "musicnn")
 BLOCKS = ("se", "rese")
 SIZES = ("teacher", "student")
 # Raised whenever a converter's output changes: converted models cached by
@@ -35,7 +38,7 @@ class ConvertConfig:
     out: str  # .keras or .hdf5
     block: str | None = None  # resemul only: checked against the file
     size: str | None = None  # transformer only: checked against the file
-    model: str | None = None  # sota only: short_cnn, short_res, fcn (checked)
+    model: str | None = None  # sota: short_cnn, ... (checked); musicnn: MTT_musicnn, ...
     dataset: str | None = None  # sota only: mtat, msd, jamendo (the tags)
     tags: tuple | None = None  # overrides the original's tag names
     tag_order: tuple | None = None  # reorders the outputs to these names
@@ -51,10 +54,16 @@ def convert(config: ConvertConfig):
         raise flags_do_not_apply(["--block"], "to --from resemul")
     if config.size is not None and config.kind != "transformer":
         raise flags_do_not_apply(["--size"], "to --from transformer")
-    wrong = [flag for flag, value in (("--model", config.model), ("--dataset", config.dataset))
-             if value is not None]
-    if wrong and config.kind != "sota":
-        raise flags_do_not_apply(wrong, "to --from sota")
+    if config.dataset is not None and config.kind != "sota":
+        raise flags_do_not_apply(["--dataset"], "to --from sota")
+    if config.model is not None and config.kind not in ("sota", "musicnn"):
+        raise flags_do_not_apply(["--model"], "to --from sota and --from musicnn")
+    if config.kind == "musicnn":
+        from tagger.convert import musicnn_package
+
+        if config.model not in musicnn_package.MODELS:
+            raise UserError(f"--from musicnn needs --model, one of "
+                            f"{', '.join(musicnn_package.MODELS)}; got {config.model!r}")
     if config.kind == "sota":
         from tagger.convert import sota
 
@@ -63,7 +72,8 @@ def convert(config: ConvertConfig):
             if value not in valid:
                 raise UserError(f"--from sota needs {flag}, one of {', '.join(valid)}; "
                                 f"got {value!r}")
-    if not os.path.isfile(config.source):
+    folder_ok = config.kind == "musicnn" and os.path.isdir(config.source)
+    if not (os.path.isfile(config.source) or folder_ok):
         raise UserError(f"{config.source!r} not found (or not a file); give the "
                         "downloaded original weights file")
     if config.kind == "resemul":
@@ -76,6 +86,8 @@ def convert(config: ConvertConfig):
         model, info = self_attention.convert(config.source)
     elif config.kind == "sota":
         model, info = sota.convert(config.source, config.model, config.dataset)
+    elif config.kind == "musicnn":
+        model, info = musicnn_package.convert(config.source, config.model)
     else:
         from tagger.convert import transformer
 

@@ -23,6 +23,7 @@ class Evaluation:
     metrics: TagMetrics
     predictions: ClipPredictions
     origin: dict = dataclasses.field(default_factory=dict)  # dataset_info's "origin"
+    reordered: bool = False  # the model's tags are the dataset's in another order
 
     def as_dict(self) -> dict:
         from tagger.records.info import describe_origin
@@ -39,26 +40,30 @@ def evaluate(model_path: str, data_dir: str, split: str = "test", batch_size: in
              seed: int = 0) -> Evaluation:
     """Clip-level metrics of the model at `model_path` on `split`, with
     `bootstrap` resamples (0: none) for 95% confidence intervals."""
-    from tagger.models.saved import load_tagger, window_segments_for
+    from tagger.models.saved import load_tagger, tag_order, window_segments_for
 
     info = load_info(data_dir)
     require_labelled(info, split)
     model, model_info = load_tagger(model_path)
-    window = window_segments_for(model, model_info, info)
+    window = window_segments_for(model, model_info, info, reorder=True)
+    columns = tag_order(model_info, info, reorder=True)
     predictions = ClipPredictor(model)(data_dir, split, window, batch_size, info,
-                                       progress=progress)
+                                       progress=progress, columns=columns)
     metrics = tag_metrics(predictions.labels, predictions.scores, info["tag_names"])
     if bootstrap > 0 and len(metrics.per_tag):
         metrics = dataclasses.replace(metrics, intervals=bootstrap_intervals(
             predictions.labels, predictions.scores, bootstrap, seed))
-    return Evaluation(model_path, split, metrics, predictions, info.get("origin") or {})
+    return Evaluation(model_path, split, metrics, predictions, info.get("origin") or {},
+                      reordered=columns is not None)
 
 
 def report_lines(result: Evaluation) -> list:
     m = result.metrics
     ci = m.intervals
     lines = [f"{result.split}: {len(result.predictions.clip_ids)} clips, "
-             f"{result.predictions.windows} windows",
+             f"{result.predictions.windows} windows"
+             + ("; the model's tags are the dataset's in another order, matched by name"
+                if result.reordered else ""),
              f"macro ROC-AUC {m.roc_auc:.4f}{_interval(ci, 'roc_auc')}   "
              f"macro PR-AUC {m.pr_auc:.4f}{_interval(ci, 'pr_auc')}   "
              f"over {len(m.per_tag)} tags"]

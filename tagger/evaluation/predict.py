@@ -48,15 +48,18 @@ class ClipPredictor:
 
     def __call__(self, data_dir: str, split: str, window_segments: int,
                  batch_size: int = 32, info: dict | None = None,
-                 max_batches: int | None = None, progress: bool = False) -> ClipPredictions:
-        """`max_batches` limits the work (clips never reached are left out)."""
+                 max_batches: int | None = None, progress: bool = False,
+                 columns: list | None = None) -> ClipPredictions:
+        """`max_batches` limits the work (clips never reached are left out);
+        `columns`: the model's output for each of the dataset's tags, when
+        they come in another order (`tagger.models.saved.tag_order`)."""
         info = info or load_info(data_dir)
         with reader.shard_errors(data_dir, split, info):
             return self._predict(data_dir, split, window_segments, batch_size, info,
-                                 max_batches, progress)
+                                 max_batches, progress, columns)
 
     def _predict(self, data_dir, split, window_segments, batch_size, info, max_batches,
-                 progress) -> ClipPredictions:
+                 progress, columns=None) -> ClipPredictions:
         data = _padded_windows(data_dir, split, window_segments, batch_size, info)
         if max_batches is not None:
             data = data.take(max_batches)
@@ -70,6 +73,8 @@ class ClipPredictor:
         for x, index in batches:
             scores, index = self._predict_batch(x, index)
             scores, index = np.asarray(scores, np.float64), np.asarray(index)
+            if columns is not None:
+                scores = scores[:, columns]  # (batch, the dataset's tags)
             keep = index >= 0
             scores, index = scores[keep], index[keep]
             np.add.at(sums, index, scores)

@@ -93,7 +93,7 @@ def list_inputs(inputs, recursive: bool) -> list[str]:
     return files
 
 
-def _decode(key: bytes, sample_rate: int, window: int, hop: int):
+def _decode(key: bytes, sample_rate: int, window: int, hop: int, edge: int = 0):
     """Yields ("window", (key, index), samples) and then one ("file", key,
     (samples, file rate, windows, error)); `key` is the path's bytes."""
     from tagger.audio import audio_windows, file_info
@@ -109,7 +109,7 @@ def _decode(key: bytes, sample_rate: int, window: int, hop: int):
                 f.write(fileio.read_bytes(path))
                 tmp = local = f.name
         rate = int(file_info(local).sample_rate)
-        stream, count = audio_windows(local, sample_rate, window, hop), 0
+        stream, count = audio_windows(local, sample_rate, window, hop, edge_padding=edge), 0
         while True:
             try:
                 _, samples = next(stream)
@@ -165,7 +165,7 @@ def tag_with_beam(config, run, log=print) -> int:
     `out` ending in .parquet: Parquet (pyarrow); else JSON lines."""
     from tagger.beam.build import pipeline_options
     from tagger.inference.predictor import tag_names_of
-    from tagger.models.saved import load_tagger, raw_audio_input
+    from tagger.models.saved import load_tagger, raw_audio_input, window_grid
 
     if not config.out:
         raise UserError("--runner writes its results to a file: add --out PATH (.jsonl, or "
@@ -177,7 +177,8 @@ def tag_with_beam(config, run, log=print) -> int:
     model, info = load_tagger(config.model)
     sample_rate, window, _ = raw_audio_input(model, info)
     tag_names, _ = tag_names_of(model, info)
-    hop = int(round(config.hop * sample_rate)) if config.hop else window
+    grid_hop, edge = window_grid(model, info, window)
+    hop = int(round(config.hop * sample_rate)) if config.hop else grid_hop
     files = list_inputs(config.inputs, config.recursive)
     if not files:
         raise UserError(f"no audio files found in {', '.join(map(str, config.inputs[:3]))}")
@@ -193,7 +194,7 @@ def tag_with_beam(config, run, log=print) -> int:
                    | "paths" >> beam.Create([os.fsencode(p) for p in files])
                    | "spread" >> beam.Reshuffle()
                    | "decode" >> beam.FlatMap(
-                       lambda p: _decode(p, sample_rate, window, hop)))
+                       lambda p: _decode(p, sample_rate, window, hop, edge)))
         windows = (decoded | "windows" >> beam.Filter(lambda e: e[0] == "window")
                    | "keyed" >> beam.Map(lambda e: (e[1], e[2])))
         notes = (decoded | "files" >> beam.Filter(lambda e: e[0] == "file")
@@ -205,7 +206,8 @@ def tag_with_beam(config, run, log=print) -> int:
         rows = ({"scores": scores, "file": notes}
                 | "join" >> beam.CoGroupByKey()
                 | "row" >> beam.MapTuple(
-                    lambda path, grouped: _row(path, grouped, tag_names, sample_rate, window,
+                    lambda path, grouped: _row(path, grouped, tag_names, sample_rate,
+                                               window - 2 * edge,  # the file's part of one
                                                config.top_k, config.threshold)))
         if parquet:
             import pyarrow as pa

@@ -28,6 +28,7 @@ class TagConfig:
     hop: float | None = None  # seconds; None: the model's window (no overlap)
     taggram_dir: str | None = None
     embeddings: str | None = None
+    embedding_layer: str | None = None  # None: the family's penultimate layer
     batch_size: int = 32
     workers: int | None = None  # decoder threads; None: sized from the measured rates
     progress: bool = True
@@ -73,6 +74,11 @@ class TagConfig:
                  if on]
         if extra and not self.write_tags:
             raise flags_do_not_apply(extra, "with --write-tags", "they say what it writes")
+        if self.embedding_layer is not None and (self.embeddings in (None, EMBEDDINGS_IN_DB)
+                                                 or self.db):
+            raise flags_do_not_apply(
+                ["--embedding-layer"], "with --embeddings PATH and no --db",
+                "a --db database holds the penultimate embeddings tagger-similar compares")
         if self.embeddings is not None and self.engine not in ("keras", "xla"):
             raise UserError(f"--embeddings needs --engine keras or xla (the {self.engine} engine "
                             "returns tag scores only)")

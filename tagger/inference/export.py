@@ -3,7 +3,10 @@
 Both take raw mono float32 audio at the model's sample rate, in windows of
 the model's input length (`window_samples`); a log-mel-input model gets
 its `LogMel` front end folded in (`raw_audio_input`), so every exported
-tagger takes the same kind of input.
+tagger takes the same kind of input. A file's windows start every
+`hop_samples` samples of the file padded by `edge_padding` samples
+(reflected) at each edge: for most models the window and 0, for the
+musicnn package's 47872 and 256 (`tagger.models.saved.window_grid`).
 
 SavedModel (a folder), written with `keras.export.ExportArchive`:
 
@@ -12,7 +15,8 @@ SavedModel (a folder), written with `keras.export.ExportArchive`:
     serve            same as serving_default
     serve_window     waveform (window_samples,) f32        scores (tags,)
     tags             -                                     tags (tags,) string
-    info             -                                     sample_rate, window_samples (int32)
+    info             -                                     sample_rate, window_samples,
+                                                           hop_samples, edge_padding (int32)
 
 `assets/tags.txt` holds the tag names, one a line in the model's order;
 the `tags` signature reads them from that asset (a lookup table initialised
@@ -64,6 +68,8 @@ class ExportResult:
     select_tf_ops: bool = False  # TFLite only: needs the Flex delegate
     quantization: str | None = None  # TFLite only: fp16, dynamic or int8
     bound: float | None = None  # the largest max_difference accepted (when verified)
+    hop_samples: int | None = None  # a file's windows start this far apart (None: the window)
+    edge_padding: int = 0  # in the file padded by this many samples at each edge (reflected)
 
 
 def default_out(model_path: str, fmt: str) -> str:
@@ -137,7 +143,8 @@ def export(config, log=print) -> ExportResult:
             "Flex delegate (included in the tensorflow pip package)")
     return ExportResult(out, config.format, tags_path, serving.sample_rate,
                         serving.window_samples, tuple(serving.tag_names), difference,
-                        select, config.quantization, bound if config.verify else None)
+                        select, config.quantization, bound if config.verify else None,
+                        serving.hop_samples, serving.edge_padding)
 
 
 # The largest score difference from the Keras model an export may show on
@@ -233,9 +240,10 @@ class ServingModel:
         import keras
 
         from tagger.inference.predictor import tag_names_of
-        from tagger.models.saved import raw_audio_input
+        from tagger.models.saved import raw_audio_input, window_grid
 
         self.sample_rate, self.window_samples, to_model_input = raw_audio_input(model, info)
+        self.hop_samples, self.edge_padding = window_grid(model, info, self.window_samples)
         self.tag_names, self.warning = tag_names_of(model, info)
         bad = [name for name in self.tag_names if "\n" in name or "\r" in name]
         if bad:
@@ -245,7 +253,8 @@ class ServingModel:
                                  name=f"{model.name}_serving")
         self.info = dict(info or {})
         self.info.update(tag_names=list(self.tag_names), sample_rate=self.sample_rate,
-                         window_samples=self.window_samples,
+                         window_samples=self.window_samples, hop_samples=self.hop_samples,
+                         edge_padding=self.edge_padding,
                          serving_input="waveform (batch, window_samples) float32, mono")
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -281,10 +290,12 @@ def _write_saved_model(serving: ServingModel, path: str, endpoints=("all",)) -> 
             archive.add_endpoint(
                 "tags", lambda: {"tags": table.lookup(tf.range(count, dtype=tf.int64))},
                 input_signature=[])
-            rate = serving.sample_rate
+            rate, hop, edge = serving.sample_rate, serving.hop_samples, serving.edge_padding
             archive.add_endpoint(
                 "info", lambda: {"sample_rate": tf.constant(rate, tf.int32),
-                                 "window_samples": tf.constant(window, tf.int32)},
+                                 "window_samples": tf.constant(window, tf.int32),
+                                 "hop_samples": tf.constant(hop, tf.int32),
+                                 "edge_padding": tf.constant(edge, tf.int32)},
                 input_signature=[])
             archive.write_out(path, verbose=False)  # copies tags.txt into assets/
         os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)

@@ -29,6 +29,22 @@ def embedding_layer_name(model, info: dict | None = None) -> str:
         "--embeddings needs a model built by this project")
 
 
+def chosen_layer(model, name: str) -> str:
+    """`name`, a layer of `model` whose output is one vector per window
+    (batch, dim); a UserError naming such layers otherwise."""
+    def per_window_vector(layer) -> bool:
+        try:
+            return len(layer.output.shape) == 2 and layer.name != OUTPUT_LAYER
+        except (AttributeError, ValueError):  # several outputs or uses
+            return False
+
+    vectors = [layer.name for layer in model.layers if per_window_vector(layer)]
+    if name not in vectors:
+        raise UserError(f"--embedding-layer {name!r} is not a layer of this model with one "
+                        f"vector per window; it has {', '.join(vectors[-6:]) or 'none'}")
+    return name
+
+
 def tag_names_of(model, info: dict | None) -> tuple[list[str], str | None]:
     """(tag names, warning or None): the info layer's names, or tag_0..tag_{n-1}."""
     count = int(model.outputs[0].shape[-1])
@@ -48,7 +64,9 @@ class Predictor:
 
     `predictor(windows)` takes `(batch, window_samples)` float32 at
     `sample_rate` and returns `(scores (batch, tags), embeddings (batch, dim)
-    or None)`. Log-mel-input models get their `LogMel` front end in front
+    or None)`. A file's windows step by `hop_samples` through it, padded
+    by `edge_padding` samples at its edges (`saved.window_grid`).
+    Log-mel-input models get their `LogMel` front end in front
     (`raw_audio_input`), so every model takes the same raw windows. The
     call is one `tf.function` (traced once per batch shape; a last, smaller
     batch adds a second trace), not `model.predict`, whose per-call set-up
@@ -64,18 +82,20 @@ class Predictor:
     """
 
     def __init__(self, model, info: dict | None, embeddings: bool = False,
-                 jit_compile: bool = False):
+                 jit_compile: bool = False, embedding_layer: str | None = None):
         import keras
         import tensorflow as tf
 
-        from tagger.models.saved import raw_audio_input
+        from tagger.models.saved import raw_audio_input, window_grid
 
         self.sample_rate, self.window_samples, to_model_input = raw_audio_input(model, info)
+        self.hop_samples, self.edge_padding = window_grid(model, info, self.window_samples)
         self.tag_names, self.warning = tag_names_of(model, info)
         outputs = {"scores": model.outputs[0]}
         self.embedding_layer = None
         if embeddings:
-            self.embedding_layer = embedding_layer_name(model, info)
+            self.embedding_layer = (chosen_layer(model, embedding_layer) if embedding_layer
+                                    else embedding_layer_name(model, info))
             outputs["embeddings"] = model.get_layer(self.embedding_layer).output
         core = keras.Model(model.inputs, outputs)
         waveform = keras.Input((self.window_samples,), name="waveform")  # (batch, samples)

@@ -113,6 +113,7 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     engine_note = ""
     if config.engine in ("keras", "xla"):
         predictor = Predictor(model, info, embeddings=config.embeddings is not None,
+                              embedding_layer=config.embedding_layer,
                               jit_compile=config.engine == "xla")
     else:
         calibration_files = files if files is not None else _audio_files(config, 64)

@@ -63,9 +63,10 @@ class FileResult:
     (windows, dim) or None (both dropped by `compact`), `clip_scores`
     (tags,) the mean over windows, `samples` (length at the model's
     `sample_rate`), `file_sample_rate` (the file's own), `window_samples`,
-    `hop_samples`; window w starts at sample `w * hop_samples`. A file
-    shorter than one window is `padded`: one zero-padded window. On
-    failure: `error` (one line) and nothing else.
+    `hop_samples`, `edge_padding`; window w starts at sample `w *
+    hop_samples` of the file padded by `edge_padding` samples at each edge
+    (`audio_windows`). A file shorter than one window is `padded`: one
+    zero-padded window. On failure: `error` (one line) and nothing else.
     """
 
     index: int
@@ -77,6 +78,7 @@ class FileResult:
     file_sample_rate: int | None = None
     window_samples: int = 0
     hop_samples: int = 0
+    edge_padding: int = 0
     scores: np.ndarray | None = None
     clip_scores: np.ndarray | None = None
     embeddings: np.ndarray | None = None
@@ -87,7 +89,7 @@ class FileResult:
 
     @property
     def padded(self) -> bool:
-        return self.ok and self.samples < self.window_samples
+        return self.ok and self.samples + 2 * self.edge_padding < self.window_samples
 
     @property
     def duration(self) -> float:
@@ -112,7 +114,9 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
     `predictor(windows) -> (scores, embeddings or None)` scores
     `(batch, predictor.window_samples)` float32 windows at
     `predictor.sample_rate`; `hop_samples` is the step between windows
-    (default: the window, no overlap). At most `queue_batches * batch_size`
+    (default: the predictor's `hop_samples`, else the window: no overlap),
+    taken through each file padded by the predictor's `edge_padding` (0 if
+    it has none). At most `queue_batches * batch_size`
     decoded windows wait in the queue. `files` may be any iterable (a lazy
     walk of a library): the decoder threads draw from it one path at a
     time, and nothing of a file is kept once its result is yielded.
@@ -127,7 +131,8 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
     if batch_size < 1 or (workers is not None and workers < 1):
         raise ValueError(f"batch_size and workers must be >= 1, got {batch_size}, {workers}")
     window = predictor.window_samples
-    hop = hop_samples or window
+    hop = hop_samples or getattr(predictor, "hop_samples", None) or window
+    edge = int(getattr(predictor, "edge_padding", 0) or 0)
     auto = workers is None
     limit = len(files) if hasattr(files, "__len__") else None  # threads beyond: idle
     cores = available_cores() if auto else 0
@@ -162,7 +167,8 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
             if problem is not None:
                 raise AudioDecodeError(problem)
             rate = _file_sample_rate(path)
-            stream = audio_windows(path, predictor.sample_rate, window, hop)
+            stream = audio_windows(path, predictor.sample_rate, window, hop,
+                                   edge_padding=edge)
             while True:
                 try:
                     _, samples = next(stream)
@@ -252,7 +258,8 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
 
     def finished():
         done = [i for i, entry in pending.items() if entry.complete]
-        return [pending.pop(i).result(i, paths.pop(i), predictor, window, hop) for i in done]
+        return [pending.pop(i).result(i, paths.pop(i), predictor, window, hop, edge)
+                for i in done]
 
     exited = 0
     try:
@@ -297,7 +304,7 @@ class _Accumulator:
         return self.error is not None or (
             self.expected is not None and len(self.scores) == self.expected)
 
-    def result(self, index, path, predictor, window, hop) -> FileResult:
+    def result(self, index, path, predictor, window, hop, edge=0) -> FileResult:
         if self.error is None and not self.scores:
             self.error = "no audio samples"
         if self.error is not None:
@@ -308,7 +315,7 @@ class _Accumulator:
         return FileResult(
             index=index, path=path, windows=len(scores), samples=self.samples,
             sample_rate=predictor.sample_rate, file_sample_rate=self.rate,
-            window_samples=window, hop_samples=hop, scores=scores,
+            window_samples=window, hop_samples=hop, edge_padding=edge, scores=scores,
             clip_scores=scores.mean(axis=0),
             embeddings=(np.stack(self.embeddings).astype(np.float32, copy=False)
                         if self.embeddings else None))

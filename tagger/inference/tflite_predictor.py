@@ -64,6 +64,7 @@ class TFLitePredictor:
         serving = ServingModel(model, info)
         self.engine = engine
         self.sample_rate, self.window_samples = serving.sample_rate, serving.window_samples
+        self.hop_samples, self.edge_padding = serving.hop_samples, serving.edge_padding
         self.tag_names, self.warning = list(serving.tag_names), serving.warning
         if converted is None:
             with native_stderr_silenced():  # the int8 calibrator's "fully_quantize: 0, ..."

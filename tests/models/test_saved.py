@@ -141,3 +141,22 @@ def test_a_model_of_synthetic_records_says_so(tiny_se_dir, raw_records):
     real = dict(info, origin={"kind": "real", "dataset": "MagnaTagATune"})
     assert synthetic_note(real) is None
     assert synthetic_note(INFO) is None and synthetic_note(None) is None
+
+
+def test_tag_order_matches_by_name_or_says_how_the_tags_differ():
+    from tagger.errors import UserError
+    from tagger.models.saved import tag_order
+
+    model = {"tag_names": ["rock", "jazz", "pop"], "sample_rate": 16000,
+             "segment_length": 48128, "input_kind": "raw"}
+    assert tag_order(model, {"tag_names": ["rock", "jazz", "pop"]}) is None
+    assert tag_order(model, {"tag_names": ["pop", "rock", "jazz"]}, reorder=True) == [2, 0, 1]
+    with pytest.raises(UserError, match=r"in order only \(output 0 is 'rock', the dataset's "
+                                        r"tag 0 'pop'\).*--tag-order"):
+        tag_order(model, {"tag_names": ["pop", "rock", "jazz"]})
+    synthetic = {"tag_names": ["rock", "harp", "flute"], "origin": {"kind": "synthetic"}}
+    with pytest.raises(UserError, match=r"2 of its 3 are not among the dataset's tags "
+                                        r"\('jazz', 'pop'\) \(these are records of the "
+                                        r"synthetic dataset.*build_mtt.py --sample-rate "
+                                        r"16000 --segment-length 48128$"):
+        tag_order(model, synthetic, reorder=True)

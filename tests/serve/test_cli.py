@@ -18,8 +18,14 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "tagger"
 WEB = {"fastapi", "starlette", "uvicorn", "python_multipart", "multipart", "pydantic"}
 
 
+def test_without_a_model_it_serves_the_default_tagger_for_real_music():
+    from tagger.commands.serve import parse_args
+
+    assert parse_args([]).model == "MTT_musicnn"
+    assert parse_args(["--model", "b.keras"]).model is None  # only what is named
+
+
 @pytest.mark.parametrize("argv, fragments", [
-    ([], ["give a MODEL"]),
     (["m.keras", "--port", "70000"], ["--port", "expected a number in [0, 65535]"]),
     (["m.keras", "--max-batch", "0"], ["--max-batch", "expected a number >= 1"]),
     (["m.keras", "--max-queue", "-2"], ["--max-queue"]),
