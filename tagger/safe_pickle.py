@@ -25,7 +25,8 @@ NUMPY: frozenset = frozenset({
     ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
 })
 # What `pickle.dumps(DataFrame)` names, by pandas version (classes moved to
-# the `pandas` namespace in pandas 3; string columns became Arrow-backed).
+# the `pandas` namespace in pandas 3; string columns became a string dtype,
+# Arrow-backed where pyarrow is installed, a NumPy-backed StringArray where not).
 DATAFRAME: frozenset = NUMPY | frozenset({
     ("builtins", "slice"),
     ("pandas", "DataFrame"), ("pandas.core.frame", "DataFrame"),
@@ -40,6 +41,8 @@ DATAFRAME: frozenset = NUMPY | frozenset({
     ("pandas.core.arrays.string_arrow", "ArrowStringArray"),
     ("pyarrow.lib", "_restore_array"), ("pyarrow.lib", "type_for_alias"),
     ("pyarrow.lib", "py_buffer"),
+    ("pandas.arrays", "StringArray"), ("pandas.core.arrays.string_", "StringArray"),
+    ("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked"),
 })
 # numpy 2 moved numpy.core to numpy._core; Python 2 pickles use the old name.
 _NUMPY_CORE = {"numpy.core.multiarray": "numpy._core.multiarray",

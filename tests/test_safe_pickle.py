@@ -73,11 +73,19 @@ def test_excitation_table_that_runs_a_command_is_refused(tmp_path):
     assert not marker.exists()
 
 
-def test_a_real_excitation_table_still_loads(tmp_path):
-    table = pd.DataFrame({"clip_id": np.arange(3, dtype=np.int64), "depth": [0, 1, 0],
-                          "ex": [np.ones(4, np.float32), np.zeros(2, np.float32),
-                                 np.full(4, 0.5, np.float32)],
-                          "rock": np.array([1, 0, 1], np.int8)})
+@pytest.mark.parametrize("string_storage", ["python", "pyarrow"])
+def test_a_real_excitation_table_still_loads(tmp_path, string_storage):
+    """Text columns pickle as a NumPy-backed StringArray without pyarrow and
+    as an Arrow array with it: both load."""
+    if string_storage == "pyarrow":
+        pytest.importorskip("pyarrow", reason="the Arrow-backed string column needs pyarrow")
+    with pd.option_context("mode.string_storage", string_storage):
+        table = pd.DataFrame({"clip_id": np.arange(3, dtype=np.int64), "depth": [0, 1, 0],
+                              "path": ["a.mp3", "b.mp3", "c.mp3"],
+                              "ex": [np.ones(4, np.float32), np.zeros(2, np.float32),
+                                     np.full(4, 0.5, np.float32)],
+                              "rock": np.array([1, 0, 1], np.int8)})
+    assert table["path"].array.dtype.storage == string_storage
     excitations.save_table(table, str(tmp_path / "t.pkl"))
     pd.testing.assert_frame_equal(excitations.load_table(str(tmp_path / "t.pkl")), table)
 
