@@ -126,3 +126,30 @@ if "keras" in sys.modules:
     _register_layers()
 elif not any(isinstance(f, _RegisterLayersAfterKeras) for f in sys.meta_path):
     sys.meta_path.insert(0, _RegisterLayersAfterKeras())
+
+
+def _refuse_a_module_run_as_a_command() -> None:
+    """`python -m tagger.<module>` for a module that is not a command would
+    run its definitions and exit 0 having done nothing: one line naming the
+    command instead (the package is imported, with `sys.argv[0] == "-m"`,
+    while Python looks the module up)."""
+    argv = list(getattr(sys, "orig_argv", ()))
+    if sys.argv[:1] != ["-m"] or "-m" not in argv[:-1]:
+        return
+    module = argv[argv.index("-m") + 1]
+    if (module.startswith("tagger.commands.") or module in ("tagger.serve", "tagger.pretrained")
+            or not (module == "tagger" or module.startswith("tagger."))):
+        return
+    import os
+
+    commands = os.path.join(os.path.dirname(__file__), "commands")
+    name = module.rsplit(".", 1)[-1]
+    if os.path.isfile(os.path.join(commands, f"{name}.py")):
+        where = f"run python -m tagger.commands.{name}"
+    else:
+        where = "the commands are listed in README.md (python -m tagger.commands.NAME)"
+    sys.stderr.write(f"{module} is not a command: {where}\n")
+    sys.exit(2)
+
+
+_refuse_a_module_run_as_a_command()

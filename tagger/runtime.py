@@ -31,7 +31,10 @@ def quiet_tensorflow() -> None:
     """Imports TensorFlow with its C++ start-up chatter hidden (it logs to
     stderr before its log level applies) unless TF_CPP_MIN_LOG_LEVEL=0 asks
     for every message; with the pooling CPU allocator (see
-    `use_pooling_cpu_allocator`)."""
+    `use_pooling_cpu_allocator`). The platforms are looked up while stderr is
+    hidden too: on a machine without a GPU, CUDA's "failed call to cuInit"
+    is an error-level line that TF_CPP_MIN_LOG_LEVEL=2 would still print at
+    the first operation."""
     use_pooling_cpu_allocator()
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         import tensorflow  # noqa: F401
@@ -42,7 +45,9 @@ def quiet_tensorflow() -> None:
     try:
         with open(os.devnull, "wb") as devnull:
             os.dup2(devnull.fileno(), 2)
-        import tensorflow  # noqa: F401
+        import tensorflow
+
+        tensorflow.config.list_physical_devices()
     finally:
         os.dup2(saved, 2)
         os.close(saved)

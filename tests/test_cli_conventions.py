@@ -202,6 +202,25 @@ def test_usage_of_a_real_module_run_and_console_script(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("module, expected", [
+    ("tagger.datasets.synthetic", "run python -m tagger.commands.synthetic"),
+    ("tagger.records.writer",
+     "the commands are listed in README.md (python -m tagger.commands.NAME)")])
+def test_a_library_module_run_as_a_command_names_the_command(module, expected, tmp_path):
+    """`python -m` on a module that is not a command exits 2 with one line,
+    having done nothing, instead of exiting 0 silently."""
+    import os
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-m", module, str(tmp_path / "out")], cwd=root,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == f"{module} is not a command: {expected}\n"
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("setting, expected", [(None, "true"), ("false", "false")])
 def test_commands_pool_tensorflow_host_memory_unless_told_not_to(setting, expected):
     """Every command runs TensorFlow with its pooling CPU allocator (set

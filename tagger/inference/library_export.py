@@ -104,9 +104,9 @@ def export(db: str, fmt: str, out: str | None, top_k=None, threshold=None, model
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise UserError("--format parquet needs pyarrow, which is not installed: pip "
-                            "install pyarrow (it comes with pip install 'tagger[beam]'), or "
-                            "use --format csv or jsonl") from None
+            raise UserError("--format parquet needs pyarrow (in requirements.txt), which is "
+                            "not installed: pip install -r requirements.txt, or use --format "
+                            "csv or jsonl") from None
         if out is None:
             raise UserError("--format parquet writes a file: add --out PATH")
     if out is not None:
