@@ -151,9 +151,11 @@ def test_chain_is_deterministic_per_seed_and_varies_with_it():
     b = augment(x, tf.constant([1, 2]), SR).numpy()
     c = augment(x, tf.constant([1, 3]), SR).numpy()
     np.testing.assert_array_equal(a, b)
-    assert np.abs(a - c).max() > 0.1
+    assert np.abs(a - c).mean() > 0.1  # another seed moves every sample (0.38 on average)
+    # XLA computes the same chain up to round-off (1.3e-3 at most here),
+    # two orders of magnitude below what another seed changes
     compiled = tf.function(lambda x, s: augment(x, s, SR), jit_compile=True)
-    np.testing.assert_allclose(compiled(x, tf.constant([1, 2])).numpy(), a, atol=0.15)
+    np.testing.assert_allclose(compiled(x, tf.constant([1, 2])).numpy(), a, atol=1e-2)
 
 
 def test_chain_with_all_probabilities_zero_is_the_identity():
