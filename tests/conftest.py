@@ -10,7 +10,10 @@ synthetic generator's broken files. Tests only read what these name.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing.process
 import os
+import subprocess
 
 import pytest
 
@@ -22,6 +25,61 @@ from tagger.runtime import use_pooling_cpu_allocator  # noqa: E402
 
 use_pooling_cpu_allocator()
 keep_freed_heap()
+
+
+@contextlib.contextmanager
+def _process_starts():
+    """Records (and lets through) every process started while it is open:
+    a subprocess, or a multiprocessing worker (pools included)."""
+    started = []
+    execute_child = subprocess.Popen._execute_child
+    start = multiprocessing.process.BaseProcess.start
+
+    def recorded_execute_child(popen, args, *rest, **kwargs):
+        started.append(f"subprocess {args!r:.80}")
+        return execute_child(popen, args, *rest, **kwargs)
+
+    def recorded_start(process):
+        started.append(f"multiprocessing {process.name}")
+        return start(process)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "_execute_child", recorded_execute_child)
+        patch.setattr(multiprocessing.process.BaseProcess, "start", recorded_start)
+        yield started
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """The `slow` marker means what it says: a test that starts a process
+    and is not marked slow fails, naming the process."""
+    if item.get_closest_marker("slow") is not None:
+        return (yield)
+    with _process_starts() as started:
+        result = yield
+    if started:
+        pytest.fail(f"this test starts a process ({started[0]}): mark it @pytest.mark.slow",
+                    pytrace=False)
+    return result
+
+
+def _record_skipped(report) -> None:
+    """With TAGGER_SKIPPED_LIST=PATH, the node id of every skipped test or
+    module is appended to PATH, a line each (.ci/run runs them again once
+    the optional extras are installed)."""
+    path = os.environ.get("TAGGER_SKIPPED_LIST")
+    if path and report.skipped:
+        with open(path, "a", encoding="utf-8") as listing:
+            listing.write(report.nodeid + "\n")
+
+
+def pytest_collectreport(report):
+    _record_skipped(report)
+
+
+def pytest_runtest_logreport(report):
+    if report.when != "teardown":
+        _record_skipped(report)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -130,10 +130,10 @@ def test_an_unexpected_error_on_one_file_is_that_files_failure(ramps, monkeypatc
     files, _ = ramps
     real = tagging.audio_windows
 
-    def flaky(path, *args):
+    def flaky(path, *args, **kwargs):
         if path == files[1]:
             raise KeyError("a decoder bug")
-        return real(path, *args)
+        return real(path, *args, **kwargs)
 
     monkeypatch.setattr(tagging, "audio_windows", flaky)
     results = {r.path: r for r in tag_files(FakePredictor(), files, workers=2)}
