@@ -12,7 +12,6 @@ resampling (bench/bench_build.py).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 # mallopt parameters (malloc.h)
@@ -36,9 +35,8 @@ def keep_freed_heap() -> bool:
     until it exits."""
     if any(name in os.environ for name in _USER_SETTINGS):
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+    try:  # the process's own symbols: no `ldconfig -p` run by find_library
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt)
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(

@@ -90,6 +90,7 @@ def test_two_processes_never_hold_one_lock_at_once(tmp_path):
     assert sum(out.count("held") for out, _ in results) == 8
 
 
+@pytest.mark.slow
 def test_only_temporaries_whose_writer_is_gone_are_removed(tmp_path):
     from tagger import fileio
     from tagger.folder_lock import remove_stale_temporaries

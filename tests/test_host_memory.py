@@ -71,6 +71,7 @@ def test_malloc_settings_from_the_environment_are_kept():
     assert faults > 1000
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not glibc(), reason="the setting is glibc malloc's")
 def test_worker_processes_keep_freed_heap():
     assert all(faults < 50 for faults in ordered_map(clip_sized_page_faults, range(2), 2))

@@ -40,15 +40,18 @@ def fail_on_two(x):
     return x
 
 
+@pytest.mark.slow
 def test_results_in_input_order_over_two_workers():
     assert list(ordered_map(square, range(20), 2)) == [x * x for x in range(20)]
 
 
+@pytest.mark.slow
 def test_workers_are_started_once_and_reused():
     pids = list(ordered_map(slow_first, range(12), 2))
     assert len(set(pids)) == 2 and os.getpid() not in pids
 
 
+@pytest.mark.slow
 def test_dead_worker_is_retried_once_then_reported():
     results = list(ordered_map(die_on_three, range(8), 2,
                                on_failure=lambda item, reason: f"{item}: {reason}"))
@@ -56,11 +59,13 @@ def test_dead_worker_is_retried_once_then_reported():
     assert results[3] == "3: killed by SIGKILL (out of memory?)"
 
 
+@pytest.mark.slow
 def test_dead_worker_without_on_failure_names_the_item():
     with pytest.raises(WorkerDied, match=r"died on 3 \(killed by SIGKILL"):
         list(ordered_map(die_on_three, range(8), 2))
 
 
+@pytest.mark.slow
 def test_item_succeeds_in_a_fresh_worker(tmp_path):
     marker = str(tmp_path / "died")
     items = [(x, marker) for x in range(8)]
@@ -68,11 +73,13 @@ def test_item_succeeds_in_a_fresh_worker(tmp_path):
     assert os.path.exists(marker)
 
 
+@pytest.mark.slow
 def test_exception_in_worker_is_raised_here():
     with pytest.raises(ValueError, match="bad item 2"):
         list(ordered_map(fail_on_two, range(5), 2))
 
 
+@pytest.mark.slow
 def test_items_are_pulled_lazily():
     pulled = []
 
@@ -87,6 +94,7 @@ def test_items_are_pulled_lazily():
     results.close()
 
 
+@pytest.mark.slow
 def test_worker_that_cannot_start_is_one_error(tmp_path, monkeypatch):
     import sys
 
@@ -125,6 +133,7 @@ needs_memfd = pytest.mark.skipif(not hasattr(os, "memfd_create"),
                                  reason="results go through the pipe without memfd")
 
 
+@pytest.mark.slow
 @needs_memfd
 def test_large_results_come_through_shared_slots(loads_in_parent):
     results = ordered_map(clip_sized, range(24), 2)
@@ -134,6 +143,7 @@ def test_large_results_come_through_shared_slots(loads_in_parent):
     assert len(loads_in_parent) == 24 and min(loads_in_parent) > 1_300_000
 
 
+@pytest.mark.slow
 def test_result_larger_than_a_slot_comes_through_the_pipe(loads_in_parent, monkeypatch):
     import tagger.parallel
 
@@ -142,6 +152,7 @@ def test_result_larger_than_a_slot_comes_through_the_pipe(loads_in_parent, monke
     assert loads_in_parent == []
 
 
+@pytest.mark.slow
 def test_results_come_through_the_pipe_without_shared_memory(loads_in_parent, monkeypatch):
     import tagger.parallel
 
@@ -150,6 +161,7 @@ def test_results_come_through_the_pipe_without_shared_memory(loads_in_parent, mo
     assert loads_in_parent == []
 
 
+@pytest.mark.slow
 @needs_memfd
 def test_dead_worker_with_shared_slots_is_replaced(tmp_path, loads_in_parent):
     marker = str(tmp_path / "died")
@@ -158,6 +170,7 @@ def test_dead_worker_with_shared_slots_is_replaced(tmp_path, loads_in_parent):
     assert len(loads_in_parent) == 8  # the replacement's slots carried its results
 
 
+@pytest.mark.slow
 @needs_memfd
 def test_worker_that_cannot_be_given_its_slots_is_replaced(monkeypatch):
     import errno
@@ -191,6 +204,7 @@ def expected_parts(x):
     return [bytes([x]) * 10, np.full(300_000 + x, x, np.int32).tobytes(), b"end"]
 
 
+@pytest.mark.slow
 @needs_memfd
 def test_chunks_are_read_in_the_shared_slot_until_the_next_result():
     import mmap
@@ -205,6 +219,7 @@ def test_chunks_are_read_in_the_shared_slot_until_the_next_result():
     assert len(set(pids)) == 2  # no worker died on the way
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["no shared memory", "slots too small"])
 def test_chunks_through_the_pipe_or_in_this_process(monkeypatch, how):
     import tagger.parallel

@@ -34,6 +34,7 @@ def _refused(error, path):
     assert "system" in message  # the global it names (posix.system or os.system)
 
 
+@pytest.mark.slow
 def test_build_mtt_split_list_that_runs_a_command_is_refused(tmp_path, capsys):
     from tagger.commands import build_mtt
 

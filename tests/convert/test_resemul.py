@@ -133,6 +133,7 @@ def test_tag_order_permutes_the_outputs_exactly(tmp_path, capsys):
     assert not (tmp_path / "o.keras").exists()
 
 
+@pytest.mark.slow
 def test_converted_model_evaluates_on_records_built_here(raw_records, tmp_path, capsys):
     """eval.py refuses resemul's ascending tag order on records in descending
     order; converted with --tag-order dataset_info.json it evaluates."""

@@ -357,6 +357,7 @@ def _cli(capsys, *args):
     return call_main(synthetic_cli.main, capsys, *args)
 
 
+@pytest.mark.slow
 def test_cli_writes_and_prints_one_line(tmp_path, capsys):
     code, stdout, stderr = _cli(capsys, tmp_path / "d", "--clips", 10, "--seconds", 1,
                                 "--seed", 2, "--no-progress")

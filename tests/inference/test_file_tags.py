@@ -326,6 +326,7 @@ file_tags.write_fields(sys.argv[1], {{"tagger": "guitar", "tagger_model": "m"}})
 """
 
 
+@pytest.mark.slow
 def test_the_copy_a_killed_run_left_is_removed_by_the_next(cnn, library, capsys):
     path = library / "b.flac"
     before = path.read_bytes()

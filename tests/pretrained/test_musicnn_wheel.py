@@ -130,6 +130,7 @@ def test_an_unreachable_index_says_what_to_fetch_and_where(home, monkeypatch, ca
     assert left_in_cache(home) == ["originals"]
 
 
+@pytest.mark.slow
 def test_weights_by_hand_are_checked_against_the_pinned_wheel(musicnn_wheel, home, tmp_path,
                                                                capsys):
     with open(musicnn_wheel, "rb") as handle:
@@ -160,6 +161,7 @@ def test_weights_by_hand_are_checked_against_the_pinned_wheel(musicnn_wheel, hom
     assert_not_installed()
 
 
+@pytest.mark.slow
 def test_an_installed_package_is_read_in_place_when_its_files_match(musicnn_wheel, home,
                                                                      tmp_path, monkeypatch):
     """A musicnn 0.1.0 on sys.path (its dist-info and files, as pip installs
@@ -198,6 +200,7 @@ def test_names_aliases_and_list(capsys):
     assert_not_installed()
 
 
+@pytest.mark.slow
 def test_a_file_mirror_replaces_pip(musicnn_wheel, home, tmp_path, monkeypatch):
     """TAGGER_WEIGHTS_URL=file://FOLDER holding the wheel: no pip (which
     here could fetch nothing), the same checks."""

@@ -197,12 +197,14 @@ def test_other_settings_need_overwrite(synthetic_mtt, tmp_path):
     assert json.loads((out / "dataset_info.json").read_text())["num_tags"] == 12
 
 
+@pytest.mark.slow
 def test_parallel_build_equals_serial(synthetic_mtt, raw_records, tmp_path):
     data_dir, _ = synthetic_mtt
     build_mtt(data_dir, tmp_path / "par", workers=2)
     assert files_digest(tmp_path / "par") == files_digest(raw_records[0])
 
 
+@pytest.mark.slow
 def test_clips_libsndfile_cannot_read_are_decoded_by_ffmpeg(synthetic_mtt, raw_records,
                                                             tmp_path):
     """Two test clips as M4A (AAC), which libsndfile cannot read: the build's

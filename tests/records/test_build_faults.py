@@ -91,6 +91,7 @@ def test_long_clips_are_cut_and_listed(synthetic_mtt, raw_records, tmp_path):
     assert f"cut {clips} clip(s) longer than 3 s" in describe(info, str(tmp_path / "out"))
 
 
+@pytest.mark.slow
 def test_a_decoder_that_dies_skips_its_clip_and_the_build_finishes(
         synthetic_mtt, raw_records, tmp_path, monkeypatch):
     data_dir, _ = synthetic_mtt

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tagger.serve import uploads
 
 
@@ -15,6 +17,7 @@ def a_pid_that_is_gone() -> int:
     return int(done.stdout)
 
 
+@pytest.mark.slow
 def test_a_new_folder_removes_those_of_servers_that_are_gone(tmp_path):
     gone = a_pid_that_is_gone()
     dead = tmp_path / f"tagger-serve-{gone}-k1ll3d"

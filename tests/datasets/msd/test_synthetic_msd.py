@@ -87,6 +87,7 @@ def test_byte_identical_per_seed(tmp_path):
     assert a.tracks == 40 and not os.path.exists(tmp_path / "a" / "audio")
 
 
+@pytest.mark.slow
 def test_audio_is_byte_identical_for_any_worker_count(tmp_path):
     one = generate(str(tmp_path / "one"), tracks=40, seed=1, seconds=2.0, workers=1,
                    progress=False)
