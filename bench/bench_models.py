@@ -14,16 +14,16 @@ run. Every figure is printed as soon as it is measured, so a stopped run
 still reports what it measured.
 
 By default the project's own four families (sample-level CNN, multi-scale
-CNN, self-attention, Music Tagging Transformer): about 6 minutes and 5 GB
-on 2 cores; `--zoo` adds the converted zoo's families (Won et al. 2020's
+CNN, self-attention, Music Tagging Transformer), each measurement in a
+process of its own (a model's training memory is given back when it ends;
+the bench prints the largest so far); `--zoo` adds the converted zoo's families (Won et al. 2020's
 and the musicnn package's), `--families` names any.
-    python bench/bench_models.py [--steps 5] [--zoo | --families samplecnn,transformer]
+    python bench/bench_models.py [--steps 3] [--zoo | --families samplecnn,transformer]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 from common import ratio_line  # noqa: F401  (puts the repository on sys.path)
@@ -73,9 +73,40 @@ def measure(family, args, batch, steps, jit):
     return model.count_params(), train_rate, realtime, flops / window, segment / rate
 
 
+def measure_in_a_process(family, index, steps, jit):
+    """`measure` of the family's bench case `index` in a process of its own
+    (the memory of one model's training is given back when it exits):
+    its figures and the process's peak resident memory in bytes."""
+    import json
+    import resource
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, __file__, "--one", family, str(index), str(steps),
+                           "1" if jit else "0"], stdout=subprocess.PIPE, text=True, check=True)
+    lines = done.stdout.splitlines()
+    for line in lines[:-1]:
+        if not line.startswith("CPU: "):  # the machine, printed once by this process
+            print(line, flush=True)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return json.loads(lines[-1]), peak
+
+
+def measure_one(family, index, steps, jit):
+    """The body of `--one`: one measurement, its figures as a JSON line."""
+    import json
+
+    from tagger.models import FAMILIES
+    from tagger.runtime import quiet_tensorflow
+
+    quiet_tensorflow()
+    case = FAMILIES[family].bench[index]
+    print(json.dumps(measure(family, case.model_args, case.batch_size, steps, jit)))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=5, help="timed steps per measurement")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--families", default=None,
                        help="comma-separated families to measure (default: "
@@ -83,8 +114,11 @@ def main():
     which.add_argument("--zoo", action="store_true",
                        help="every family, the converted zoo's included")
     p.add_argument("--no-jit", action="store_true", help="skip the XLA measurements")
+    p.add_argument("--one", nargs=4, help=argparse.SUPPRESS)  # FAMILY INDEX STEPS JIT
     args = p.parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if args.one:
+        family, index, steps, jit = args.one
+        return measure_one(family, int(index), int(steps), jit == "1")
     from tagger.models import FAMILIES, FAMILY_NAMES
 
     if args.zoo:
@@ -99,11 +133,10 @@ def main():
           "the peak the MFU figures are measured against", flush=True)
     base = None
     for family in families:
-        for case in FAMILIES[family].bench:
+        for index, case in enumerate(FAMILIES[family].bench):
             for jit in (False,) if args.no_jit else (False, True):
-                params, train_rate, realtime, flops, seconds = measure(
-                    family, case.model_args, case.batch_size, args.steps, jit)
-                release_models()
+                (params, train_rate, realtime, flops, seconds), memory = measure_in_a_process(
+                    family, index, args.steps, jit)
                 infer_mfu = realtime / seconds * flops / peak
                 train_mfu = train_rate * TRAIN_FORWARD_RATIO * flops / peak
                 label = case.label + (" +XLA" if jit else "")
@@ -112,26 +145,16 @@ def main():
                       f"train {train_rate:7.1f} segments/s  inference {realtime:7.1f}x real "
                       f"time  {flops / 1e9:6.3f} GFLOP/segment  MFU inference {infer_mfu:.3f} "
                       f"training {train_mfu:.3f}  (to {base[0]}: train "
-                      f"{train_rate / base[1]:.2f}, inference {realtime / base[2]:.2f})",
+                      f"{train_rate / base[1]:.2f}, inference {realtime / base[2]:.2f}); "
+                      f"peak memory of the measurements so far {memory / 2**30:.1f} GB",
                       flush=True)
-                if case is FAMILIES[family].bench[0]:
+                if index == 0:
                     print(f"ratio mfu_infer_{family}{'_xla' if jit else ''} {infer_mfu:.3f}")
                     print(f"ratio mfu_train_{family}{'_xla' if jit else ''} {train_mfu:.3f}",
                           flush=True)
     again = matmul_flops_per_second()
     print(f"matrix products at the end: {again / 1e9:.1f} GFLOP/s (MFU above x "
           f"{peak / again:.3f} against this peak)")
-
-
-def release_models():
-    """Frees the measured model's graphs and compiled functions: without it
-    the process grew past 17 GB over the zoo's 20 measurements."""
-    import gc
-
-    import keras
-
-    keras.backend.clear_session()
-    gc.collect()
 
 
 if __name__ == "__main__":

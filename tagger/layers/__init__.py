@@ -5,6 +5,7 @@ from tagger.layers.harmonic_stft import HarmonicSTFT
 from tagger.layers.learned_positions import LearnedPositions
 from tagger.layers.log_mel import LogMel
 from tagger.layers.multi_head_self_attention import MultiHeadSelfAttention
+from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.layers.select_token import SelectToken
 from tagger.layers.sinusoidal_positions import SinusoidalPositions
 from tagger.layers.tagger_info import TaggerInfo
@@ -16,6 +17,7 @@ __all__ = [
     "LearnedPositions",
     "LogMel",
     "MultiHeadSelfAttention",
+    "PhiloxDropout",
     "SelectToken",
     "SinusoidalPositions",
     "TaggerInfo",

@@ -7,6 +7,8 @@ import math
 import keras
 from keras import ops
 
+from tagger.layers.philox_dropout import PhiloxDropout
+
 
 @keras.saving.register_keras_serializable(package="tagger")
 class MultiHeadSelfAttention(keras.layers.Layer):
@@ -37,7 +39,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.use_qkv_bias = bool(use_qkv_bias)
         self.dropout = float(dropout)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.probs_dropout = keras.layers.Dropout(self.dropout, name="probs_dropout")
+        self.probs_dropout = PhiloxDropout(self.dropout, name="probs_dropout")
 
     def build(self, input_shape):
         dim = input_shape[-1]

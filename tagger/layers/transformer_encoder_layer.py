@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from tagger.layers.multi_head_self_attention import MultiHeadSelfAttention
+from tagger.layers.philox_dropout import PhiloxDropout
 
 
 @keras.saving.register_keras_serializable(package="tagger")
@@ -50,14 +51,14 @@ class TransformerEncoderLayer(keras.layers.Layer):
             dropout=self.attention_dropout, name="attention")
         self.attention_norm = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, name="attention_norm")
-        self.attention_output_dropout = keras.layers.Dropout(
+        self.attention_output_dropout = PhiloxDropout(
             self.dropout, name="attention_output_dropout")
         self.intermediate = keras.layers.Dense(
             self.intermediate_dim, activation=keras.activations.get(activation),
             name="intermediate")
-        self.intermediate_dropout = keras.layers.Dropout(
+        self.intermediate_dropout = PhiloxDropout(
             self.activation_dropout, name="intermediate_dropout")
-        self.ffn_output_dropout = keras.layers.Dropout(
+        self.ffn_output_dropout = PhiloxDropout(
             self.dropout, name="ffn_output_dropout")
         self.ffn_norm = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, name="ffn_norm")

@@ -45,6 +45,7 @@ import keras
 
 from tagger.config import LogMelConfig
 from tagger.layers import ClsToken, SelectToken, TransformerEncoderLayer
+from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
 from tagger.models.short_chunk import (
     LOGMEL,
@@ -134,7 +135,7 @@ def build_cnnsa(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_lengt
             layer_norm_epsilon=1e-12, use_qkv_bias=True, name=f"encoder{i}")(x)
     x = SelectToken(0, name="cls_select")(x)  # (batch, width)
     x = keras.layers.Dense(width, activation="tanh", name=EMBEDDING_LAYER)(x)
-    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    x = PhiloxDropout(dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)  # (batch, num_tags)
     return keras.Model(inputs, outputs, name="cnnsa")

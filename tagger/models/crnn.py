@@ -36,6 +36,7 @@ from __future__ import annotations
 import keras
 
 from tagger.config import LogMelConfig
+from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
 from tagger.models.fcn import LOGMEL
 from tagger.models.short_chunk import (
@@ -100,7 +101,7 @@ def build_crnn(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_length
     x = keras.layers.Reshape(x.shape[2:], name="to_sequence")(x)  # (batch, T, C)
     x = keras.layers.GRU(rnn_units, return_sequences=True, name="gru1")(x)
     x = keras.layers.GRU(rnn_units, name=EMBEDDING_LAYER)(x)  # (batch, rnn_units): last step
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    x = PhiloxDropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)  # (batch, num_tags)
     return keras.Model(inputs, outputs, name="crnn")

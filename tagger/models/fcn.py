@@ -35,6 +35,7 @@ from __future__ import annotations
 import keras
 
 from tagger.config import LogMelConfig
+from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
 from tagger.models.short_chunk import (
     SAMPLE_RATE,
@@ -97,7 +98,7 @@ def build_fcn(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_length=
         x = conv_block(x, i, units * n_channels, pool)
     # (batch, 1, 1, C) at the paper's input
     x = keras.layers.GlobalMaxPooling2D(name=EMBEDDING_LAYER)(x)  # (batch, C)
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    x = PhiloxDropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)  # (batch, num_tags)
     return keras.Model(inputs, outputs, name="fcn")

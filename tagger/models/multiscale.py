@@ -58,6 +58,7 @@ from __future__ import annotations
 import keras
 
 from tagger.config import LogMelConfig
+from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
 
@@ -149,7 +150,7 @@ def build_multiscale(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
     x = keras.layers.Flatten(name="flatten")(x)  # (batch, 70 * mel/16 * time/64)
     x = keras.layers.BatchNormalization(
         epsilon=BN_EPSILON, momentum=bn_momentum, name="flatten_bn")(x)
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    x = PhiloxDropout(dropout, name="dropout")(x)
     x = keras.layers.Dense(DENSE_UNITS, activation="relu", name=EMBEDDING_LAYER)(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)

@@ -59,6 +59,7 @@ from __future__ import annotations
 import keras
 
 from tagger.config import LogMelConfig
+from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
 from tagger.models.short_chunk import check_dropout, check_positive_int
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
@@ -134,10 +135,10 @@ def build_pons_musicnn(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
     x = keras.layers.Concatenate(name="midend_concat")(outputs)  # (batch, time, 753)
     x = interleaved_pooling(x)  # (batch, 2 * 753)
     x = keras.layers.BatchNormalization(name="pooled_bn")(x)
-    x = keras.layers.Dropout(dropout, name="pooled_dropout")(x)
+    x = PhiloxDropout(dropout, name="pooled_dropout")(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
     x = keras.layers.BatchNormalization(name=EMBEDDING_LAYER)(x)  # (batch, dense_units)
-    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    x = PhiloxDropout(dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)
     return keras.Model(inputs, outputs, name="pons_musicnn")

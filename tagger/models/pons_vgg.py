@@ -28,6 +28,7 @@ from __future__ import annotations
 import keras
 
 from tagger.config import LogMelConfig
+from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
 from tagger.models.pons_musicnn import (
     LOGMEL,
@@ -71,9 +72,9 @@ def build_pons_vgg(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_le
         pool = tuple(min(p, size) for p, size in zip(pool, x.shape[1:3]))
         x = keras.layers.MaxPooling2D(pool, strides, name=f"pool{i}")(x)
         if i < len(POOLS):
-            x = keras.layers.Dropout(CONV_DROPOUT, name=f"pool{i}_dropout")(x)
+            x = PhiloxDropout(CONV_DROPOUT, name=f"pool{i}_dropout")(x)
     x = keras.layers.Flatten(name=EMBEDDING_LAYER)(x)  # (batch, time' * mel' * filters)
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    x = PhiloxDropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)
     return keras.Model(inputs, outputs, name="pons_vgg")

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import keras
 
+from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
 from tagger.models.samplecnn import se_scale
 from tagger.models.short_chunk import (
@@ -121,7 +122,7 @@ def sample_level_model(block: str, num_tags=50, *, input_length=INPUT_LENGTH,
     width = LAYERS[-1][0] * n_channels
     if block == "conv":
         x = keras.layers.GlobalMaxPooling1D(name=EMBEDDING_LAYER)(x)  # (batch, 512)
-        x = keras.layers.Dropout(dropout, name="dropout")(x)
+        x = PhiloxDropout(dropout, name="dropout")(x)
         outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                      name="tags")(x)
     else:

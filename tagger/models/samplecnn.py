@@ -48,6 +48,7 @@ import numbers
 
 import keras
 
+from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
 
 # One row per block, input side first: (channels, kernel, pool).
@@ -185,7 +186,7 @@ def build_samplecnn(num_tags=50, block="se", multi=True, alpha=16, dropout=0.5,
     x = keras.layers.Dense(features, name="head_dense")(x)
     x = keras.layers.BatchNormalization(name="head_bn")(x)
     x = keras.layers.ReLU(name="head_relu")(x)  # the embedding
-    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    x = PhiloxDropout(dropout, name="head_dropout")(x)
     tags = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                               name="tags")(x)  # (batch, num_tags)
     name = f"samplecnn_{block}" + ("_multi" if multi else "")
@@ -228,7 +229,7 @@ def _residual_block(x, i, channels, kernel, pool, regularizer, alpha):
     x = _conv(x, f"block{i}_conv1", channels, kernel, regularizer)
     x = keras.layers.BatchNormalization(name=f"block{i}_bn1")(x)
     x = keras.layers.ReLU(name=f"block{i}_relu1")(x)
-    x = keras.layers.Dropout(RESIDUAL_DROPOUT, name=f"block{i}_dropout")(x)
+    x = PhiloxDropout(RESIDUAL_DROPOUT, name=f"block{i}_dropout")(x)
     x = _conv(x, f"block{i}_conv2", channels, kernel, regularizer)
     x = keras.layers.BatchNormalization(name=f"block{i}_bn2")(x)
     if alpha is not None:

@@ -77,6 +77,7 @@ from tagger.layers import (
     SinusoidalPositions,
     TransformerEncoderLayer,
 )
+from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
 
@@ -187,7 +188,7 @@ def build_self_attention(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
     else:
         x = LearnedPositions(max_positions, name="positions")(x)
         x = keras.layers.LayerNormalization(epsilon=1e-12, name="positions_norm")(x)
-        x = keras.layers.Dropout(attention_dropout, name="positions_dropout")(x)
+        x = PhiloxDropout(attention_dropout, name="positions_dropout")(x)
     for i in range(attention_layers):
         x, _ = TransformerEncoderLayer(
             attention_heads, 4 * attention_channels, norm_first=False,
@@ -196,7 +197,7 @@ def build_self_attention(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
             use_qkv_bias=True, name=f"encoder{i}")(x)
     x = SelectToken(0, name="cls_select")(x)
     x = keras.layers.Dense(attention_channels, activation="tanh", name=EMBEDDING_LAYER)(x)
-    x = keras.layers.Dropout(fc_dropout, name="head_dropout")(x)
+    x = PhiloxDropout(fc_dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)
     return keras.Model(inputs, outputs, name="self_attention")

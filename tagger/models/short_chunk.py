@@ -59,6 +59,7 @@ import numbers
 import keras
 
 from tagger.config import LogMelConfig
+from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
 
@@ -111,7 +112,7 @@ def dense_head(x, width, num_tags, dropout):
     x = keras.layers.Dense(width, name="head_dense")(x)
     x = keras.layers.BatchNormalization(name="head_bn", **BN)(x)
     x = keras.layers.ReLU(name=EMBEDDING_LAYER)(x)  # (batch, width): the embedding
-    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    x = PhiloxDropout(dropout, name="head_dropout")(x)
     return keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                               name="tags")(x)  # (batch, num_tags)
 

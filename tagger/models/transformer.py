@@ -61,6 +61,7 @@ import keras
 
 from tagger.config import LogMelConfig
 from tagger.layers import ClsToken, LearnedPositions, SelectToken, TransformerEncoderLayer
+from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
 
@@ -156,7 +157,7 @@ def build_transformer(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
     x = ClsToken(initializer=keras.initializers.RandomNormal(stddev=1.0),
                  name="cls_token")(x)  # (batch, tokens + 1, ndim)
     x = LearnedPositions(attention_max_len + 1, name="positions")(x)
-    x = keras.layers.Dropout(dropout, name="sequence_dropout")(x)
+    x = PhiloxDropout(dropout, name="sequence_dropout")(x)
     for i in range(attention_layers):
         x, _ = TransformerEncoderLayer(
             attention_heads, 4 * attention_ndim, norm_first=True, dropout=dropout,
