@@ -96,10 +96,11 @@ def measure_one(family, index, steps, jit):
     """The body of `--one`: one measurement, its figures as a JSON line."""
     import json
 
-    from tagger.models import FAMILIES
     from tagger.runtime import quiet_tensorflow
 
-    quiet_tensorflow()
+    quiet_tensorflow()  # before the registry imports Keras
+    from tagger.models import FAMILIES
+
     case = FAMILIES[family].bench[index]
     print(json.dumps(measure(family, case.model_args, case.batch_size, steps, jit)))
 
