@@ -178,8 +178,14 @@ def temporary_path(path: str) -> str:
     head, sep, name = str(path).rpartition("/")
     suffix = f".tagger-{os.getpid()}-{host_digest()}-{secrets.token_hex(4)}.tmp"
     room = 255 - 1 - len(suffix)
-    if len(os.fsencode(name)) > room:  # a name that is not UTF-8 stays its bytes
-        name = os.fsdecode(os.fsencode(name)[:room])
+    encoded = os.fsencode(name)  # a name that is not UTF-8 is measured as its bytes
+    if len(encoded) > room:
+        cut = encoded[:room]
+        while cut and (cut[-1] & 0xC0) == 0x80:  # never inside a UTF-8 character
+            cut = cut[:-1]
+        if cut and cut[-1] >= 0xC0:  # the lead byte of the character cut off
+            cut = cut[:-1]
+        name = os.fsdecode(cut)
     return f"{head}{sep}.{name}{suffix}"
 
 

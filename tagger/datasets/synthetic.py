@@ -67,6 +67,7 @@ import typing
 
 import numpy as np
 
+from tagger import fileio
 from tagger.datasets.mtt import ANNOTATIONS_FILE, AUDIO_DIR, KNOWN_BROKEN, MTT_TOP50
 from tagger.datasets.origin import ORIGIN_FILE, write_synthetic_marker
 from tagger.datasets.sounds import SAMPLE_RATE, ClipAttributes, render_clip
@@ -711,10 +712,7 @@ def _write_csv(rows, path: str, tag_names=TAG_NAMES):
         tags = set(r.tags)
         values = [str(r.clip_id)] + ["1" if t in tags else "0" for t in tag_names] + [r.mp3_path]
         lines.append("\t".join(f'"{v}"' for v in values))
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    fileio.write_atomic(path, "\n".join(lines) + "\n")
 
 
 def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,

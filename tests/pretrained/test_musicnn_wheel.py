@@ -102,7 +102,7 @@ def test_a_bad_wheel_from_the_index_is_one_line_and_nothing_stays(musicnn_wheel,
     links.mkdir()
     if kind == "substituted":
         _substituted(musicnn_wheel, links / WHEEL)
-        fragments = ["not the pinned f38a4890c648", "nothing was kept"]
+        fragments = ["not the pinned one", "not f38a4890c648", "nothing was kept"]
     else:
         with open(musicnn_wheel, "rb") as handle:
             (links / WHEEL).write_bytes(handle.read()[:MUSICNN_WHEEL.checksum.size // 2])
@@ -139,14 +139,15 @@ def test_weights_by_hand_are_checked_against_the_pinned_wheel(musicnn_wheel, hom
     truncated.write_bytes(data[:-100])
     code, _, err = call_main(pretrained_cmd.main, capsys, "download", "mtat-pons-vgg",
                              "--weights", truncated)
-    one_line_error(code, err, f"has {len(data) - 100} bytes, not the {len(data)}",
+    one_line_error(code, err, f"({len(data) - 100:,} bytes, not {len(data):,}; pinned",
                    "nothing was replaced")
     other = _substituted(musicnn_wheel, tmp_path / "other.whl")
     other.write_bytes(other.read_bytes()[:len(data)].ljust(len(data), b"\0"))  # same size
     code, _, err = call_main(pretrained_cmd.main, capsys, "download", "mtat-pons-vgg",
                              "--weights", other)
-    one_line_error(code, err, "not the pinned", "another file under its name")
-    assert left_in_cache(home) == []
+    one_line_error(code, err, "not f38a4890c648...; pinned in the registry",
+                   "nothing was replaced")
+    assert left_in_cache(home) == ["originals"]  # an empty folder: nothing of either file
 
     # a wheel damaged in the cache after it came: removed, one line, the next run fetches
     code, out, err = call_main(pretrained_cmd.main, capsys, "download", "mtat-pons-vgg",
@@ -156,7 +157,8 @@ def test_weights_by_hand_are_checked_against_the_pinned_wheel(musicnn_wheel, hom
     cached.write_bytes(data[:1000])
     os.remove(out.strip())  # the next use converts again, reading the wheel first
     code, _, err = call_main(pretrained_cmd.main, capsys, "path", "mtat-pons-vgg")
-    one_line_error(code, err, "the file in the cache", "it was removed", "run again")
+    one_line_error(code, err, f"{cached} is not the release's", "it was removed from the cache",
+                   "run again")
     assert not cached.exists()
     assert_not_installed()
 
@@ -174,7 +176,8 @@ def test_an_installed_package_is_read_in_place_when_its_files_match(musicnn_whee
     importlib.invalidate_caches()
     monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip can fetch nothing
     path = pretrained.ensure("MSD_vgg", progress=False, log=lambda line: None)
-    assert os.path.isfile(path) and not (home / "originals").exists()
+    assert os.path.isfile(path) and left_in_cache(home) == [  # no copy of the wheel
+        "models", "models/msd-pons-vgg.json", "models/msd-pons-vgg.keras", "originals"]
     assert "musicnn" not in sys.modules  # found by its metadata, never imported
 
     os.remove(path)
@@ -214,6 +217,6 @@ def test_a_file_mirror_replaces_pip(musicnn_wheel, home, tmp_path, monkeypatch):
     (mirror / WHEEL).write_bytes(b"not the wheel")
     for done in (home / "originals" / WHEEL, path, path[:-len(".keras")] + ".json"):
         os.remove(done)
-    with pytest.raises(pretrained.store.UserError, match="not the 29292476 of"):
+    with pytest.raises(pretrained.store.UserError, match="13 bytes, not 29,292,476; pinned"):
         pretrained.ensure("MTT_vgg", progress=False, log=lambda line: None)
     assert left_in_cache(home) == ["models", "originals", f"originals/{WHEEL}.json"]
