@@ -132,20 +132,22 @@ def _refuse_a_module_run_as_a_command() -> None:
     """`python -m tagger.<module>` for a module that is not a command would
     run its definitions and exit 0 having done nothing: one line naming the
     command instead (the package is imported, with `sys.argv[0] == "-m"`,
-    while Python looks the module up)."""
+    while Python looks the module up). The commands are the modules of
+    tagger.commands and the packages with a `__main__.py`."""
     argv = list(getattr(sys, "orig_argv", ()))
     if sys.argv[:1] != ["-m"] or "-m" not in argv[:-1]:
         return
     module = argv[argv.index("-m") + 1]
-    if (module.startswith("tagger.commands.") or module in ("tagger.serve", "tagger.pretrained")
-            or not (module == "tagger" or module.startswith("tagger."))):
+    parts = module.split(".")
+    if parts[0] != "tagger" or parts[1:2] == ["commands"]:
         return
     import os
 
-    commands = os.path.join(os.path.dirname(__file__), "commands")
-    name = module.rsplit(".", 1)[-1]
-    if os.path.isfile(os.path.join(commands, f"{name}.py")):
-        where = f"run python -m tagger.commands.{name}"
+    here = os.path.dirname(__file__)
+    if os.path.isfile(os.path.join(here, *parts[1:], "__main__.py")):
+        return
+    if os.path.isfile(os.path.join(here, "commands", f"{parts[-1]}.py")):
+        where = f"run python -m tagger.commands.{parts[-1]}"
     else:
         where = "the commands are listed in README.md (python -m tagger.commands.NAME)"
     sys.stderr.write(f"{module} is not a command: {where}\n")

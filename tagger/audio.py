@@ -410,6 +410,19 @@ def _stream(data_or_fd, sample_rate: int, block_seconds: float):
                 yield tail
 
 
+class WindowStream:
+    """`audio_windows(...)` for a `for` loop: iterates its (start, window)
+    pairs; `total`, the file's length in samples that the generator returns,
+    is set once they have all been read (None before)."""
+
+    def __init__(self, windows):
+        self._windows = windows
+        self.total = None
+
+    def __iter__(self):
+        self.total = yield from self._windows
+
+
 def audio_windows(path: str, sample_rate: int, window: int, hop: int | None = None,
                   block_seconds: float = 30.0, edge_padding: int = 0):
     """Yields (start_sample, window) pairs, `window` samples each, every `hop`

@@ -178,14 +178,14 @@ def temporary_path(path: str) -> str:
     head, sep, name = str(path).rpartition("/")
     suffix = f".tagger-{os.getpid()}-{host_digest()}-{secrets.token_hex(4)}.tmp"
     room = 255 - 1 - len(suffix)
-    encoded = os.fsencode(name)  # a name that is not UTF-8 is measured as its bytes
+    encoded = os.fsencode(name)  # measured as its bytes
     if len(encoded) > room:
-        cut = encoded[:room]
-        while cut and (cut[-1] & 0xC0) == 0x80:  # never inside a UTF-8 character
-            cut = cut[:-1]
-        if cut and cut[-1] >= 0xC0:  # the lead byte of the character cut off
-            cut = cut[:-1]
-        name = os.fsdecode(cut)
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:  # a name that is not UTF-8 stays its bytes
+            name = os.fsdecode(encoded[:room])
+        else:  # a UTF-8 name loses whole characters only
+            name = encoded[:room].decode("utf-8", "ignore")
     return f"{head}{sep}.{name}{suffix}"
 
 

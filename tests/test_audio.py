@@ -242,15 +242,11 @@ def test_windows_of_a_file_padded_at_its_edges(tmp_path, length):
         one[:len(padded)] = padded
         expected = [(0, one)]
     for block_seconds in (0.01, 0.05, 30.0):  # 10-sample blocks: the head arrives in parts
-        stream = audio.audio_windows(str(path), 1000, window, hop, block_seconds=block_seconds,
-                                     edge_padding=edge)
-        got = []
-        while True:
-            try:
-                got.append(next(stream))
-            except StopIteration as end:
-                assert end.value == length
-                break
+        stream = audio.WindowStream(audio.audio_windows(
+            str(path), 1000, window, hop, block_seconds=block_seconds, edge_padding=edge))
+        assert stream.total is None
+        got = list(stream)
+        assert stream.total == length  # what the generator returns
         assert [start for start, _ in got] == [start for start, _ in expected]
         for (_, ours), (_, theirs) in zip(got, expected):
             np.testing.assert_array_equal(ours, theirs)

@@ -96,7 +96,7 @@ def list_inputs(inputs, recursive: bool) -> list[str]:
 def _decode(key: bytes, sample_rate: int, window: int, hop: int, edge: int = 0):
     """Yields ("window", (key, index), samples) and then one ("file", key,
     (samples, file rate, windows, error)); `key` is the path's bytes."""
-    from tagger.audio import audio_windows, file_info
+    from tagger.audio import WindowStream, audio_windows, file_info
 
     path = os.fsdecode(key)
     local, tmp = path, None
@@ -109,16 +109,12 @@ def _decode(key: bytes, sample_rate: int, window: int, hop: int, edge: int = 0):
                 f.write(fileio.read_bytes(path))
                 tmp = local = f.name
         rate = int(file_info(local).sample_rate)
-        stream, count = audio_windows(local, sample_rate, window, hop, edge_padding=edge), 0
-        while True:
-            try:
-                _, samples = next(stream)
-            except StopIteration as end:
-                total = end.value
-                break
+        stream = WindowStream(audio_windows(local, sample_rate, window, hop, edge_padding=edge))
+        count = 0
+        for _, samples in stream:
             yield "window", (key, count), np.asarray(samples, np.float32)
             count += 1
-        yield "file", key, (int(total), rate, count, None)
+        yield "file", key, (int(stream.total), rate, count, None)
     except Exception as error:  # one row saying why, never a failed pipeline
         yield "file", key, (0, None, 0, str(error).splitlines()[0] if str(error)
                             else type(error).__name__)

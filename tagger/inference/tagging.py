@@ -45,7 +45,7 @@ import time
 
 import numpy as np
 
-from tagger.audio import AudioDecodeError, audio_windows, file_info
+from tagger.audio import AudioDecodeError, WindowStream, audio_windows, file_info
 from tagger.fileio import path_text
 from tagger.inference.decoder_pool import AUTO_START, CHECK_SECONDS, DecoderRates, decoder_threads
 from tagger.inference.inputs import path_problem
@@ -167,20 +167,15 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
             if problem is not None:
                 raise AudioDecodeError(problem)
             rate = _file_sample_rate(path)
-            stream = audio_windows(path, predictor.sample_rate, window, hop,
-                                   edge_padding=edge)
-            while True:
-                try:
-                    _, samples = next(stream)
-                except StopIteration as end:
-                    total = end.value
-                    break
+            stream = WindowStream(audio_windows(path, predictor.sample_rate, window, hop,
+                                                edge_padding=edge))
+            for _, samples in stream:
                 rates.decoded(1, time.perf_counter() - began)
                 if not put(("window", index, count, samples)):
                     return None
                 began = time.perf_counter()
                 count += 1
-            note = ("done", index, count, total, rate, None)
+            note = ("done", index, count, stream.total, rate, None)
         except AudioDecodeError as error:
             note = ("done", index, count, 0, None, _reason(error))
         except Exception as error:  # a decoder bug: this file's failure, never a hang

@@ -42,6 +42,8 @@ Layer names (j numbers the branches in the original's order, `layers.0..4`):
 
 from __future__ import annotations
 
+import math
+
 import keras
 
 from tagger.config import LogMelConfig
@@ -66,6 +68,17 @@ BACKEND_LAYERS, BACKEND_KERNEL = 3, 7
 TIMBRAL_FILTERS, TEMPORAL_FILTERS = 204, 51
 BACKEND_CHANNELS, DENSE_UNITS = 64, 200  # MagnaTagATune, MTG-Jamendo; MSD: 512, 500
 DROPOUT = 0.5
+
+
+def timbral_heights(fractions, n_mels: int) -> list[int]:
+    """Heights in mel bins of musicnn's timbral filters, each a fraction of
+    the bins (Pons et al. 2018); a ValueError when one spans no bin."""
+    heights = [int(fraction * n_mels) for fraction in fractions]
+    if min(heights) < 1:
+        raise ValueError(f"musicnn's timbral filters span {min(fractions)} of the mel bins: "
+                         f"it needs at least {math.ceil(1 / min(fractions))} bins, got "
+                         f"n_mels {n_mels}")
+    return heights
 
 
 def build_musicnn(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_length=None,
@@ -100,10 +113,7 @@ def build_musicnn(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_len
         check_positive_int(name, value)
     check_dropout(dropout)
     logmel = logmel or LOGMEL
-    heights = [int(fraction * logmel.n_mels) for fraction in TIMBRAL_HEIGHTS]
-    if min(heights) < 1:
-        raise ValueError(f"musicnn's timbral filters span 0.4 of the mel bins: it needs "
-                         f"at least 3 bins, got n_mels {logmel.n_mels}")
+    heights = timbral_heights(TIMBRAL_HEIGHTS, logmel.n_mels)
     inputs, features = spectrogram_input(
         input_kind, logmel, segments=segments, input_length=input_length,
         num_frames=num_frames, sample_rate=sample_rate, segment_length=segment_length)

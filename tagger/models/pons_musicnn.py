@@ -61,6 +61,7 @@ import keras
 from tagger.config import LogMelConfig
 from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
+from tagger.models.musicnn import timbral_heights
 from tagger.models.short_chunk import check_dropout, check_positive_int
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
 
@@ -110,10 +111,7 @@ def build_pons_musicnn(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
         check_positive_int(name, value)
     check_dropout(dropout)
     logmel = logmel or LOGMEL
-    heights = [int(fraction * logmel.n_mels) for fraction in TIMBRAL_HEIGHTS]
-    if min(heights) < 1:
-        raise ValueError(f"musicnn's timbral filters span 0.4 of the mel bins: it needs "
-                         f"at least 3 bins, got n_mels {logmel.n_mels}")
+    heights = timbral_heights(TIMBRAL_HEIGHTS, logmel.n_mels)
     inputs, features = spectrogram_input(
         input_kind, logmel, segments=segments, input_length=input_length,
         num_frames=num_frames, sample_rate=sample_rate, segment_length=segment_length)

@@ -84,7 +84,7 @@ class ServedModel:
         """(windows (n, window_samples) float32, samples at the model's rate,
         the file's own sample rate) of the audio file at `path`. Problems:
         422 for what is not decodable audio, 413 above `max_seconds`."""
-        from tagger.audio import AudioDecodeError, audio_windows, file_info
+        from tagger.audio import AudioDecodeError, WindowStream, audio_windows, file_info
 
         window = self.window_samples
         hop, edge = self.predictor.hop_samples, self.predictor.edge_padding
@@ -93,22 +93,18 @@ class ServedModel:
                                 "(--max-seconds); send a shorter excerpt")
         windows = []
         try:
-            stream = audio_windows(path, self.sample_rate, window, hop, edge_padding=edge)
-            while True:
-                try:
-                    start, samples = next(stream)
-                except StopIteration as end:
-                    total = end.value
-                    break
+            stream = WindowStream(audio_windows(path, self.sample_rate, window, hop,
+                                                edge_padding=edge))
+            for start, samples in stream:
                 if start and start + window > limit + 2 * edge:  # stop past the limit
                     raise too_long
                 windows.append(samples)
             file_rate = int(file_info(path).sample_rate)
         except AudioDecodeError as error:
             raise Problem(422, undecodable(error)) from None
-        if total > limit:
+        if stream.total > limit:
             raise too_long
-        return np.stack(windows), int(total), file_rate
+        return np.stack(windows), int(stream.total), file_rate
 
     def submit(self, path: str, max_seconds: float):
         """Decodes the file and queues its windows on the batcher (blocking
