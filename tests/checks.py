@@ -604,3 +604,17 @@ def musicnn_wheel(folder):
         return str(fetch(MUSICNN_WHEEL, str(dest))), None
     except UserError as error:
         return None, str(error)
+
+
+def until(check, what: str, seconds: float = 20.0, interval: float = 0.02):
+    """Polls `check()` until it is truthy (returns its value) or `seconds`
+    pass (an AssertionError naming `what`)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")

@@ -32,13 +32,17 @@ def run_tag(capsys, *argv):
     return code, out, [line for line in err.splitlines() if line.strip()]
 
 
-def rows(db):
+def query(db, sql):
     con = sqlite3.connect(db)
     try:
-        return con.execute("SELECT path, size, mtime_ns, duration, windows, padded, scores, "
-                           "embedding, model FROM files ORDER BY path").fetchall()
+        return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+def rows(db):
+    return query(db, "SELECT path, size, mtime_ns, duration, windows, padded, scores, "
+                     "embedding, model FROM files ORDER BY path")
 
 
 @pytest.fixture(scope="module")
@@ -106,12 +110,7 @@ def test_a_rerun_skips_what_is_up_to_date_and_rescan_redoes_it(cnn, music, tmp_p
 
 
 def failure_rows(db):
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT path, size, mtime_ns, ctime_ns, error FROM failures "
-                           "ORDER BY path").fetchall()
-    finally:
-        con.close()
+    return query(db, "SELECT path, size, mtime_ns, ctime_ns, error FROM failures ORDER BY path")
 
 
 def test_a_file_that_cannot_be_tagged_is_stored_and_tried_again_once_it_changes(

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from tests.checks import http_status_and_error, watch_sockets
+from tests.checks import http_status_and_error, until, watch_sockets
 
 pytest.importorskip("uvicorn")
 pytest.importorskip("h11")
@@ -68,16 +68,6 @@ def serving(max_connections=16, linger_bytes=8 << 20):
         thread.join(30)
         sock.close()
     assert not thread.is_alive()
-
-
-def until(check, what, seconds=20.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 def read_until_closed(sock, seconds=HEAD + 5) -> tuple[bytes, float]:

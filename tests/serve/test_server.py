@@ -28,6 +28,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 pytest.importorskip("python_multipart")
 
+from tests import checks  # noqa: E402
 from tests.checks import (  # noqa: E402
     ROOT,
     http_status_and_error,
@@ -140,14 +141,8 @@ def browser():
 
 
 def until(check, what, seconds=WAIT):
-    """Polls `check()` until it is truthy (its value) or `seconds` pass."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+    """`tests.checks.until` with this file's wait."""
+    return checks.until(check, what, seconds, interval=0.1)
 
 
 def upload(browser, path) -> str:
