@@ -142,12 +142,13 @@ class ArgumentParser(argparse.ArgumentParser):
         command line actually set (defaults stay visible in --help, yet a
         flag the user gave can be told from one left at its default)."""
         args = self.parse_args(argv)
-        unset = object()
-        probe = argparse.Namespace(**{action.dest: unset for action in self._actions
-                                      if action.dest != argparse.SUPPRESS})
+        # a list for a flag given several times: argparse appends to a copy
+        unset = {action.dest: [] if isinstance(action, argparse._AppendAction) else object()
+                 for action in self._actions if action.dest != argparse.SUPPRESS}
+        probe = argparse.Namespace(**unset)
         self.parse_args(argv, probe)  # argparse fills no default into a set attribute
         args.given = frozenset(dest for dest, value in vars(probe).items()
-                               if value is not unset)
+                               if value is not unset[dest])
         return args
 
 
