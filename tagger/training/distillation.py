@@ -83,15 +83,16 @@ def _segment_lookup(targets):
 
 
 def setup(config: TrainConfig, info: dict, log=print) -> Distillation | None:
-    """A Distillation for a run with teachers (None without); its targets
-    for train and val are scored now if they were not stored before."""
+    """A Distillation for a run with teachers (None without); the targets
+    of the splits it reads are scored now where they were not stored before."""
     if not config.distillation.teachers:
         return None
     if config.noisy_student.teacher:
         raise UserError("distillation and noisy-student training do not combine: the "
                         "records without labels give no labelled half")
     distillation = Distillation(config, info, log)
-    for split in ("train", "val"):
+    test = config.evaluate_test and info["splits"].get("test", {}).get("clips")
+    for split in ("train", "val", "test") if test else ("train", "val"):
         distillation.targets.split(split)
     return distillation
 
