@@ -146,9 +146,9 @@ class TeacherEvaluation:
 
         p = self.predictions
         lines = [f"{self.split}: {len(p.clip_ids)} clips, {p.windows} windows; the student "
-                 f"against {', '.join(self.teachers)} on {p.scores.shape[1]} tags"
-                 + (f" ({self.dropped})" if self.dropped else ""),
-                 f"BCE of the student's windows on the teachers' scores {p.window_loss:.4f}",
+                 f"against {', '.join(self.teachers)} on {p.scores.shape[1]} tags",
+                 f"BCE of the student's windows on the teacher clip scores "
+                 f"{p.window_loss:.4f}",
                  *agreement_lines(self.agreement)]
         if self.labelled is not None:
             m = self.labelled
