@@ -175,7 +175,7 @@ class _HelpFormatter(cli.HelpFormatter):
                              subsequent_indent=indent, break_on_hyphens=False)
 
 
-_OURS = ("flag", "low", "high", "only_with", "why_not")  # setting() keys argparse lacks
+_OURS = ("flag", "low", "high", "only_with")  # setting() keys argparse lacks
 
 
 def settings_flags(source) -> list:
@@ -191,15 +191,13 @@ def source_settings(source, args):
     is an error."""
     flags = settings_flags(source)
     flag_of = {field.name: flag for field, flag, _ in flags}
-    off = [(flag, options) for field, flag, options in flags
-           if "only_with" in options and getattr(args, field.name) is not None
-           and getattr(args, options["only_with"][0]) != options["only_with"][1]]
+    off = [(flag, setting["only_with"]) for field, flag, setting in flags
+           if "only_with" in setting and getattr(args, field.name) is not None
+           and getattr(args, setting["only_with"][0]) != setting["only_with"][1]]
     if off:
-        name, value = off[0][1]["only_with"]
-        raise flags_do_not_apply([flag for flag, options in off
-                                  if options["only_with"] == (name, value)],
-                                 f"to {flag_of[name]} {value}",
-                                 off[0][1]["why_not"].format(**vars(args)))
+        name, value, why = off[0][1]
+        raise flags_do_not_apply([flag for flag, _ in off], f"to {flag_of[name]} {value}",
+                                 why.format(**vars(args)))
     fields = dataclasses.fields(source.settings_type)
     values = {f.name: getattr(args, f.name, None) for f in fields}
     try:

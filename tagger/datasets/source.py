@@ -26,10 +26,11 @@ def setting(default, help: str, **flag):
     command: `--name-with-dashes` (or `flag="--other"`) with `default` and
     `help`. The flag's type is the default's (a bool is a switch), checked
     against `low`/`high` when given; `metavar`, `choices`, `nargs` and
-    `action` go to argparse as they are. `only_with=(field, value)`: the
-    flag applies only when that setting has that value (it is None unless
-    given: let `help` state its default), `why_not` (a format string over
-    the flags' values) says why, in the error."""
+    `action` go to argparse as they are. `only_with=(field, value, why)`:
+    the flag applies only when that setting has that value (it is None
+    unless given: let `help` state its default); `why`, a format string
+    over the flags' values, says why in the error. (One such condition per
+    source.)"""
     return dataclasses.field(default=default, metadata={"flag": dict(help=help, **flag)})
 
 

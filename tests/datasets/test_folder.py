@@ -12,7 +12,7 @@ from tagger.commands import build_folder
 from tagger.datasets.folder import FolderSettings, plan_folder
 from tagger.errors import UserError
 from tagger.records.reader import clip_dataset
-from tests.checks import call_main, files_digest, one_line_error, tone
+from tests.checks import call_main, copy_to_gfile, files_digest, one_line_error, tone
 
 RATE = 8000
 ALBUMS = ("jazz/blue", "jazz/kind", "rock/ok", "rock/vs")
@@ -59,6 +59,12 @@ def test_split_by_file_uses_every_audio_file_once(music):
     assert files_of(other, "train") != files_of(plan, "train")
     assert plan.settings == {"val_fraction": 0.1, "test_fraction": 0.1, "split_by": "file",
                              "seed": 0}
+
+
+def test_a_gfile_folder_plans_the_same_clips(music):
+    copy_to_gfile(music, "ram://folder-source/music")
+    remote = plan_folder("ram://folder-source/music", progress=False)
+    assert remote.splits == plan_folder(str(music), progress=False).splits
 
 
 def test_split_by_folder_keeps_each_album_in_one_split(music):
@@ -159,9 +165,13 @@ def test_bad_folders_and_flags_are_one_line(music, tmp_path, capsys):
     (empty / "sub").mkdir(parents=True)
     (empty / "sub" / "notes.txt").write_text("not audio")
     (empty / ".hidden.wav").write_bytes(b"RIFF")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.mp3").write_bytes(b"not audio")
     out = tmp_path / "records"
     for argv, message in [
             ([empty], "holds no audio file"),
+            ([broken], "no clip could be decoded (1 skipped, e.g. a.mp3: not decodable"),
             ([tmp_path / "nope"], "does not exist; name a folder of audio files"),
             ([empty / "sub" / "notes.txt"], "is not a folder"),
             ([music, "--val-fraction", "0.5", "--test-fraction", "0.5"],

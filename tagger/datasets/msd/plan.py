@@ -57,8 +57,8 @@ class SplitAction(argparse.Action):
         namespace.source, namespace.source_dir = source, rest[0] if rest else None
 
 
-_LASTFM_ONLY = dict(only_with=("source", "lastfm"),
-                    why_not="the {source} split files fix the tags and the split")
+_LASTFM_ONLY = dict(only_with=("source", "lastfm",
+                               "the {source} split files fix the tags and the split"))
 
 
 @dataclasses.dataclass(frozen=True)
