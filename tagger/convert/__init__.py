@@ -3,22 +3,12 @@
 `convert_file(config)` reads one original file, builds the matching model
 of ours, moves every tensor across (see `mapping`) and saves a tagger
 (`tagger.models.saved.save_tagger`) that tag.py, eval.py, export.py and
-the interpretation tools load like any trained one. The kinds, each a
-`Converter` (`converter.py`) defined in its own module:
+the interpretation tools load like any trained one.
 
-- "resemul": Keras 2.0.5 .hdf5 (SE+multi, ReSE+multi) -> samplecnn
-- "self_attention": ponswon.pth -> self_attention (released variant)
-- "transformer": teacher.ckpt / compact_student.ckpt -> transformer
-- "zoo": the best_model.pth files of Won et al. 2020's model zoo
-  (--model the family it holds, one of `zoo.models()`; --dataset mtat,
-  msd or jamendo for the tags) -> that family
-- "musicnn": the musicnn package's wheel or installed folder (--model one
-  of its names: MTT_musicnn, MSD_musicnn, MTT_vgg, MSD_vgg) -> pons_musicnn
-  or pons_vgg (`musicnn_package`)
-
-`CONVERTERS` maps each name to its Converter: a new kind is its module
-plus its line here (or `CONVERTERS[converter.name] = converter`), and
-convert_weights.py's `--from` and flags, `convert` and the pretrained
+`CONVERTERS` maps each kind's name (`--from`) to its `Converter`
+(`converter.py`), defined in the kind's own module: a new kind is its
+module plus its line below (or `CONVERTERS[converter.name] = converter`),
+and convert_weights.py's `--from` and flags, `convert` and the pretrained
 registry take it from there.
 """
 
@@ -31,11 +21,11 @@ from tagger.convert import musicnn_package, resemul, self_attention, transformer
 from tagger.errors import UserError, flags_do_not_apply
 
 CONVERTERS = {converter.name: converter for converter in (
-    resemul.CONVERTER,
-    self_attention.CONVERTER,
-    transformer.CONVERTER,
-    zoo.CONVERTER,
-    musicnn_package.CONVERTER,
+    resemul.CONVERTER,  # Keras 2.0.5 .hdf5 (SE+multi, ReSE+multi) -> samplecnn
+    self_attention.CONVERTER,  # ponswon.pth -> self_attention (released variant)
+    transformer.CONVERTER,  # teacher.ckpt / compact_student.ckpt -> transformer
+    zoo.CONVERTER,  # Won et al. 2020's model zoo: a best_model.pth -> the family it holds
+    musicnn_package.CONVERTER,  # the musicnn package's wheel or folder -> pons_musicnn/_vgg
 )}
 # Raised whenever a converter's output changes: converted models cached by
 # tagger.pretrained under an older version are converted again.

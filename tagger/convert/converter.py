@@ -1,11 +1,5 @@
-"""One kind of original release and how it converts: `Converter`, defined
-in the kind's own module and registered in `tagger.convert.CONVERTERS`.
-
-`convert_weights.py --from NAME` and a pretrained registry entry's
-`converter` name it; its `options` are the flags (`--block`, `--model`,
-...) and the registry entries' options it reads, checked by
-`tagger.convert.convert` before `convert` runs.
-"""
+"""One kind of original release and how it converts, defined in the kind's
+own module and registered in `tagger.convert.CONVERTERS`."""
 
 from __future__ import annotations
 
@@ -27,10 +21,10 @@ class Option:
 class Converter:
     """`convert(path, **options) -> (model, info)`: the original at `path`
     (a file, or also a folder where `reads_folder`) as a model of ours and
-    its info (model, model_args, sample_rate, ...); only the options given
-    are passed. `default_tags(options)`: the output order's tag names for
-    those options (a dict), the names the converted model carries unless
-    others are given."""
+    its info (model, model_args, sample_rate, window_segments, logmel,
+    default_tags, ...); only the options given are passed.
+    `default_tags(options)`: those tag names, in output order, without
+    converting (a pretrained entry's tags; `options` a dict)."""
 
     name: str  # --from NAME
     convert: Callable

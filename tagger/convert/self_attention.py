@@ -77,9 +77,7 @@ def convert(path: str):
     from tagger.models.self_attention import build_self_attention
 
     source = path.rsplit("/", 1)[-1]
-    state = mapping.read_torch_file(path)
-    if state and all(k.startswith("module.") for k in state):  # saved from DataParallel
-        state = {k[len("module."):]: v for k, v in state.items()}
+    state = mapping.read_torch_file(path)  # DataParallel's prefix removed
     if "front_end.conv1x1.weight" not in state or "classifier.weight" not in state:
         raise ConversionError(
             f"{source} is not the self-attention tagger's weights (no "

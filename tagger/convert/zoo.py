@@ -150,9 +150,7 @@ def convert(path: str, model: str, dataset: str):
     """Returns (model, info) for `best_model.pth` of `model` (one of
     `models()`) trained on `dataset` (one of DATASETS) at `path`."""
     source = path.rsplit("/", 1)[-1]
-    state = mapping.read_torch_file(path)
-    if state and all(k.startswith("module.") for k in state):  # saved from DataParallel
-        state = {k[len("module."):]: v for k, v in state.items()}
+    state = mapping.read_torch_file(path)  # DataParallel's prefix removed
     found = family_of(state)
     if found is None:
         raise ConversionError(

@@ -17,23 +17,6 @@ TOY = Converter("toy", lambda path, colour: None,
                 options=(Option("colour", ("red", "blue"), required=True, help="the colour"),))
 
 
-def test_the_five_kinds_and_their_options():
-    assert list(convert.CONVERTERS) == ["resemul", "self_attention", "transformer", "zoo",
-                                        "musicnn"]
-    assert {name: [(o.name, o.values, o.required) for o in kind.options]
-            for name, kind in convert.CONVERTERS.items()
-            if name != "zoo"} == {
-        "resemul": [("block", ("se", "rese"), False)],
-        "self_attention": [],
-        "transformer": [("size", ("teacher", "student"), False)],
-        "musicnn": [("model", ("MTT_musicnn", "MSD_musicnn", "MTT_vgg", "MSD_vgg"), True)]}
-    zoo = convert.CONVERTERS["zoo"]
-    assert [(o.name, o.required) for o in zoo.options] == [("model", True), ("dataset", True)]
-    assert zoo.option("dataset").values == ("mtat", "msd", "jamendo")
-    assert len(zoo.option("model").values) == 9 and "short_res" in zoo.option("model").values
-    assert convert_weights.option_names() == ("block", "size", "model", "dataset")
-
-
 def test_a_registered_kind_is_a_flag_checked_like_the_others(monkeypatch, tmp_path):
     monkeypatch.setitem(convert.CONVERTERS, TOY.name, TOY)
     original = tmp_path / "toy.bin"
