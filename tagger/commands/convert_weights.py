@@ -34,7 +34,7 @@ def parse_args(argv=None):
         values = tuple(dict.fromkeys(v for _, option in takers for v in option.values))
         p.add_argument(f"--{name}", choices=values, default=None, help="; ".join(
             f"{kind}{' only' if len(takers) == 1 else ''}: {option.help}"
-            + (" (required)" if option.required else "") for kind, option in takers))
+            + (" (required: no default)" if option.required else "") for kind, option in takers))
     p.add_argument("--tags", metavar="FILE", default=None,
                    help="tag names, one per line in output order (default: the original's)")
     p.add_argument("--tag-order", metavar="FILE", default=None,
