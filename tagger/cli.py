@@ -142,13 +142,18 @@ class ArgumentParser(argparse.ArgumentParser):
         command line actually set (defaults stay visible in --help, yet a
         flag the user gave can be told from one left at its default)."""
         args = self.parse_args(argv)
-        # a list for a flag given several times: argparse appends to a copy
-        unset = {action.dest: [] if isinstance(action, argparse._AppendAction) else object()
-                 for action in self._actions if action.dest != argparse.SUPPRESS}
-        probe = argparse.Namespace(**unset)
+        unset = object()
+        # flags that add to their value (append, count) start from None
+        adding = (argparse._AppendAction, argparse._AppendConstAction, argparse._CountAction,
+                  argparse._ExtendAction)
+        probe = argparse.Namespace(**{
+            action.dest: None if isinstance(action, adding) else unset
+            for action in self._actions if action.dest != argparse.SUPPRESS})
         self.parse_args(argv, probe)  # argparse fills no default into a set attribute
-        args.given = frozenset(dest for dest, value in vars(probe).items()
-                               if value is not unset[dest])
+        args.given = frozenset(
+            action.dest for action in self._actions if action.dest != argparse.SUPPRESS
+            and getattr(probe, action.dest) is not (
+                None if isinstance(action, adding) else unset))
         return args
 
 
