@@ -42,8 +42,9 @@ def add_flags(parser) -> None:
 
 
 def distils(args) -> bool:
-    """Whether --teacher asks for distillation: the --data-dir records' train
-    split holds no labels (unreadable records: no, and training says why)."""
+    """Whether --teacher asks for distillation: the --data-dir records name no
+    tags (build_folder.py without --labels) or their train split holds no
+    labels (unreadable records: no, and training says why)."""
     from tagger.records.info import is_labelled, load_info
 
     if not getattr(args, "teacher", None):
@@ -52,7 +53,8 @@ def distils(args) -> bool:
         info = load_info(args.data_dir)
     except UserError:
         return False
-    return "train" in info["splits"] and not is_labelled(info, "train")
+    return not info["tag_names"] or ("train" in info["splits"]
+                                     and not is_labelled(info, "train"))
 
 
 def settings(args):

@@ -340,3 +340,40 @@ def test_agreement_on_arrays():
     np.testing.assert_array_equal(top_k_overlap(teacher, teacher, 5), np.ones(30))
     low, high = result.metrics.intervals["roc_auc"]
     assert low <= result.metrics.roc_auc <= high
+
+
+@pytest.fixture(scope="module")
+def folder_records(tmp_path_factory):
+    """Records of build_folder.py without --labels: 12 WAVs of 3 s at 22050
+    Hz (one 59049-sample segment each), no tags."""
+    import soundfile
+
+    from tagger.commands import build_folder
+    from tests.checks import tone
+
+    root = tmp_path_factory.mktemp("folder")
+    for i in range(12):
+        (root / "music" / f"album{i % 3}").mkdir(parents=True, exist_ok=True)
+        soundfile.write(str(root / "music" / f"album{i % 3}" / f"{i:02d}.wav"),
+                        tone(3.0, 22050, 1, 200 + 50 * i, seed=i), 22050)
+    assert build_folder.main([str(root / "music"), "--out-dir", str(root / "records"),
+                              "--workers", "1", "--no-progress"]) == 0
+    info = json.loads((root / "records" / "dataset_info.json").read_text())
+    assert info["tag_names"] == []
+    return str(root / "records"), info
+
+
+def test_folder_records_without_labels_are_distilled(folder_records, setting):
+    records, info = folder_records
+    a = setting[3]
+    config = train_cli.config_from_args(train_cli.parse_args(
+        ["--data-dir", records, "--teacher", a]))
+    assert config.distillation.teachers == (a,) and config.noisy_student.teacher is None
+    distil = distillation.Distillation(config, info, log=print)
+    assert distil.info["tag_names"] == TAGS_A and distil.info["num_tags"] == len(TAGS_A)
+    train = distil.targets.split("train")
+    assert np.stack(train.per_clip()).shape == (info["splits"]["train"]["clips"], 1,
+                                                len(TAGS_A))
+    ids, targets = distil.clip_targets("val")
+    assert targets.shape == (info["splits"]["val"]["clips"], len(TAGS_A))
+    np.testing.assert_allclose(targets, distil.targets.split("val").values, atol=1e-6)
