@@ -1,8 +1,9 @@
 """The train command's augmentation, noisy-student and distillation flags,
 read back as a NoisyStudentConfig, a DistillationConfig and a number of
-rounds (tagger.training.rounds trains them). `--teacher` distils when the
-records' train split holds no labels, and trains a noisy student on
-labelled records. Free of TensorFlow imports so that `--help` stays fast."""
+rounds (tagger.training.rounds trains them). `--teacher` distils on
+records without labels (no tag names, or an unlabelled train split) and
+trains a noisy student on labelled records. Free of TensorFlow imports so
+that `--help` stays fast."""
 
 from __future__ import annotations
 
