@@ -53,7 +53,7 @@ import time
 from common import ratio_line, synthetic_data, timed
 
 from tagger.commands.tag import workers_count
-from tagger.inference.config import ENGINES
+from tagger.inference.engine.registry import ENGINES
 
 
 def parse_args():
@@ -117,11 +117,12 @@ def main():
     import numpy as np
 
     from tagger.audio import AudioDecodeError, audio_windows
+    from tagger.inference.common import available_cores
+    from tagger.inference.engine.keras import KerasPredictor
+    from tagger.inference.engine.tagging import tag_files
+    from tagger.inference.engine.tflite import TFLitePredictor
+    from tagger.inference.export.quantize import calibration_windows
     from tagger.inference.inputs import find_audio
-    from tagger.inference.predictor import Predictor
-    from tagger.inference.quantize import calibration_windows
-    from tagger.inference.tagging import tag_files
-    from tagger.inference.tflite_predictor import TFLitePredictor, available_cores
     from tagger.models.saved import load_tagger
     from tagger.runtime import native_stderr_silenced
 
@@ -132,7 +133,7 @@ def main():
         model, info = load_tagger(args.model)
     else:
         model, info = untrained_model(args.block, args.width)
-    keras_predictor = Predictor(model, info)
+    keras_predictor = KerasPredictor(model, info)
     rate, window = keras_predictor.sample_rate, keras_predictor.window_samples
 
     def decode(paths):
@@ -162,7 +163,7 @@ def main():
         if engine == "keras":
             predictor, convert_seconds = keras_predictor, 0.0
         elif engine == "xla":
-            predictor, convert_seconds = Predictor(model, info, jit_compile=True), 0.0
+            predictor, convert_seconds = KerasPredictor(model, info, jit_compile=True), 0.0
         else:
             calibration = None
             if engine == "tflite-int8":  # as tag.py does: windows of the files it tags
@@ -207,9 +208,9 @@ def measure(args, predictor, files, chunks, chunk_windows, audio, count, one_thr
     returns the last round's clip scores (path -> (tags,)) and the report."""
     import numpy as np
 
-    from tagger.inference.decoder_pool import DecoderRates
-    from tagger.inference.tagging import tag_files
-    from tagger.inference.tflite_predictor import available_cores
+    from tagger.inference.common import available_cores
+    from tagger.inference.engine.decoder_pool import DecoderRates
+    from tagger.inference.engine.tagging import tag_files
     from tagger.runtime import native_stderr_silenced
 
     for size in {args.batch_size, *(len(w) % args.batch_size for w in chunk_windows)} - {0}:

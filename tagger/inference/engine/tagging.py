@@ -47,7 +47,12 @@ import numpy as np
 
 from tagger.audio import AudioDecodeError, WindowStream, audio_windows, file_info
 from tagger.fileio import path_text
-from tagger.inference.decoder_pool import AUTO_START, CHECK_SECONDS, DecoderRates, decoder_threads
+from tagger.inference.engine.decoder_pool import (
+    AUTO_START,
+    CHECK_SECONDS,
+    DecoderRates,
+    decoder_threads,
+)
 from tagger.inference.inputs import path_problem
 
 NOT_FINITE_SCORES = "the model gave NaN or infinite scores for this file"
@@ -126,7 +131,7 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
     outpaces them (`decoder_pool.decoder_threads`). `rates`, a
     `DecoderRates`, receives the measurements (and the thread count).
     """
-    from tagger.inference.tflite_predictor import available_cores
+    from tagger.inference.common import available_cores
 
     if batch_size < 1 or (workers is not None and workers < 1):
         raise ValueError(f"batch_size and workers must be >= 1, got {batch_size}, {workers}")

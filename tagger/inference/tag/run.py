@@ -9,9 +9,10 @@ import sys
 
 from tagger import fileio
 from tagger.errors import UserError
-from tagger.inference import outputs
-from tagger.inference.config import TagConfig
 from tagger.inference.inputs import find_audio
+from tagger.inference.outputs import is_report, render
+from tagger.inference.tag import sinks
+from tagger.inference.tag.config import TagConfig
 from tagger.runtime import native_stderr_silenced
 
 
@@ -56,41 +57,6 @@ def tag(config: TagConfig, log=None, quiet_decoders: bool = False) -> TagSummary
         return _tag(config, log)
 
 
-def _tflite_predictor(model, info, engine: str, files, model_path: str):
-    """(predictor, note) of the TFLite engine; "tflite-int8" is calibrated on
-    windows of `files`, its conversion kept in the cache for the next run on
-    the same model and windows (`int8_cache`); `note`: a line for the log,
-    or ''."""
-    from tagger.inference.quantize import int8_calibration
-    from tagger.inference.tflite_predictor import TFLitePredictor
-    from tagger.models.saved import raw_audio_input
-
-    if engine != "tflite-int8":
-        return TFLitePredictor(model, info, engine), ""
-    sample_rate, window, _ = raw_audio_input(model, info)  # as the model is served
-    try:
-        calibration = int8_calibration(model, info, files, sample_rate, window)
-    except ValueError as error:
-        raise UserError(str(error)) from None
-    if len(calibration) == 0:
-        raise UserError("--engine tflite-int8 measures its ranges on the audio it tags, "
-                        "and none of the inputs could be decoded; check the files or "
-                        "use --engine tflite")
-    from tagger.inference.export import ServingModel, tflite_bytes
-    from tagger.inference.int8_cache import cached_int8, entry_fields
-    from tagger.runtime import native_stderr_silenced
-
-    def convert():
-        with native_stderr_silenced():  # the int8 calibrator's "fully_quantize: 0, ..."
-            return tflite_bytes(ServingModel(model, info), "int8", calibration)
-
-    if not fileio.is_local(model_path):  # no fingerprint without reading it: not cached
-        return TFLitePredictor(model, info, engine, converted=convert()), ""
-    fields = entry_fields(model_path, sample_rate, window, calibration)
-    content, select_tf_ops, note = cached_int8(fields, convert)
-    return TFLitePredictor(model, info, engine, converted=(content, select_tf_ops)), note
-
-
 def _tag(config: TagConfig, log=None) -> TagSummary:
     from tqdm import tqdm
 
@@ -104,21 +70,16 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         raise UserError(_nothing_found(config.inputs, found))
     _check_destinations(config)
 
-    from tagger.inference.predictor import Predictor
-    from tagger.inference.tagging import tag_files
+    from tagger.inference.engine.registry import EngineOptions, make_predictor
+    from tagger.inference.engine.tagging import tag_files
     from tagger.models.saved import load_tagger, synthetic_note
 
     model, info = load_tagger(config.model)
     note = synthetic_note(info)
-    engine_note = ""
-    if config.engine in ("keras", "xla"):
-        predictor = Predictor(model, info, embeddings=config.embeddings is not None,
-                              embedding_layer=config.embedding_layer,
-                              jit_compile=config.engine == "xla")
-    else:
-        calibration_files = files if files is not None else _audio_files(config, 64)
-        predictor, engine_note = _tflite_predictor(model, info, config.engine,
-                                                   calibration_files, config.model)
+    predictor = make_predictor(config.engine, model, info, EngineOptions(
+        embeddings=config.embeddings is not None, embedding_layer=config.embedding_layer,
+        model_path=config.model,
+        calibration_audio=lambda: files if files is not None else _audio_files(config, 64)))
     hop = None
     if config.hop is not None:
         hop = int(round(config.hop * predictor.sample_rate))
@@ -131,30 +92,18 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     say = log or (lambda line: bar.write(line, file=sys.stderr))
     if predictor.warning:
         say(f"warning: {predictor.warning}")
-    if engine_note:
-        say(engine_note)
+    if predictor.note:
+        say(predictor.note)
     failures = []
 
     def skipped(path, reason):
         failures.append((path, reason))
         say(f"skipped {fileio.path_text(path)}: {reason}")
 
-    database = None
-    if config.db is not None:
-        from tagger.inference.results_db import ResultsWriter
-
-        if config.overwrite:
-            _replace_foreign_db(config.db)
-        try:
-            database = ResultsWriter(config.db, config.model, predictor.tag_names,
-                                     predictor.sample_rate, predictor.window_samples,
-                                     embeddings=config.embeddings is not None,
-                                     rescan=config.rescan)
-        except sqlite3.Error as error:
-            raise UserError(f"cannot write --db {config.db!r}: {error}") from None
+    database = _database(config, predictor) if config.db is not None else None
     tag_writer = None
     if config.write_tags:
-        from tagger.inference.file_tags import TagWriter
+        from tagger.inference.library.file_tags import TagWriter
 
         tag_writer = TagWriter(predictor.tag_names,
                                model=_model_label(config, info, database),
@@ -167,73 +116,51 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         for path, reason in found.missing:
             skipped(path, reason)
 
-    names = {}
+    keep = config.out is not None or config.db is None  # the report needs them
+    report = sinks.Report() if keep else None
+    taggrams = embeddings = None
     if config.taggram_dir:
-        from tagger.inference.taggram import taggram_names, write_index, write_taggram
-        try:
-            fileio.makedirs(config.taggram_dir)
-        except OSError as error:
-            raise UserError(f"cannot create --taggram {config.taggram_dir!r}: "
-                            f"{error.strerror or error}") from None
-        names = taggram_names(found.files)
+        taggrams = _taggrams(config, found.files, predictor, note, report)
         if database is not None:  # listed up front for the names: skip here
             files = [p for p in files if not database.is_current(p)]
-    writer = None
     if config.embeddings:
-        from tagger.inference.embeddings import EmbeddingWriter
-        try:
-            writer = EmbeddingWriter(config.embeddings)
-        except OSError as error:
-            raise UserError(f"cannot write --embeddings {config.embeddings!r}: "
-                            f"{error.strerror or error}") from None
+        embeddings = sinks.Embeddings(_embedding_writer(config))
+    outputs = [sink for sink in (
+        taggrams, embeddings, sinks.FileTags(tag_writer) if tag_writer is not None else None,
+        sinks.Database(database) if database is not None else None, report)
+        if sink is not None]
 
-    keep = config.out is not None or config.db is None  # the report needs them
-    results, tagged = [], 0
+    tagged = 0
     try:
         for result in tag_files(predictor, files, hop_samples=hop,
                                 batch_size=config.batch_size, workers=config.workers):
             bar.update(1)
             if not result.ok:
                 skipped(result.path, result.error)
-                if database is not None:  # so that a rerun need not try it again
-                    database.add_failure(result)
+                for sink in outputs:
+                    sink.add_failure(result)
                 continue
             tagged += 1
-            if config.taggram_dir:
-                write_taggram(config.taggram_dir, names[result.path], result,
-                              predictor.tag_names, config.top_k,
-                              threshold=config.threshold, note=note)
-            if writer is not None:
-                writer.add(result.path, result.embeddings)
-            if tag_writer is not None:  # before the row: it records the file as changed
-                tag_writer.write(result.path, result.clip_scores)
-            if database is not None:
-                database.add(result)
-            if keep:
-                results.append(result.compact())
+            for sink in outputs:
+                sink.add(result)
     except BaseException:
-        if writer is not None:
-            writer.abort()
+        for sink in reversed(outputs):
+            sink.abort()
         raise
     finally:
         bar.close()
-        if database is not None:
-            database.close()
-    if writer is not None:
-        writer.close()
-    if config.taggram_dir and results:
-        write_index(config.taggram_dir, {r.path: names[r.path] for r in
-                                         sorted(results, key=lambda r: r.index)})
+    for sink in reversed(outputs):
+        sink.close()
 
-    results.sort(key=lambda r: r.index)
-    report = ""
+    results = sorted(report.results, key=lambda r: r.index) if report else []
+    text = ""
     if keep:
-        report = outputs.render(results, predictor.tag_names, config.format, config.top_k,
-                                config.threshold, note)
+        text = render(results, predictor.tag_names, config.format, config.top_k,
+                      config.threshold, note)
     written = bool(config.out and results)
     if written:
-        fileio.write_output(config.out, report, "--out")
-    summary = TagSummary(results, failures, report, predictor.tag_names, written,
+        fileio.write_output(config.out, text, "--out")
+    summary = TagSummary(results, failures, text, predictor.tag_names, written,
                          tagged=tagged, note=note)
     if database is not None:
         summary.db_written, summary.db_skipped = database.written, database.skipped
@@ -244,12 +171,49 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     return summary
 
 
+def _database(config: TagConfig, predictor):
+    """The ResultsWriter of --db (replacing a file that is not a results
+    database with --overwrite)."""
+    from tagger.inference.library.results_db import ResultsWriter
+
+    if config.overwrite:
+        _replace_foreign_db(config.db)
+    try:
+        return ResultsWriter(config.db, config.model, predictor.tag_names,
+                             predictor.sample_rate, predictor.window_samples,
+                             embeddings=config.embeddings is not None, rescan=config.rescan)
+    except sqlite3.Error as error:
+        raise UserError(f"cannot write --db {config.db!r}: {error}") from None
+
+
+def _taggrams(config: TagConfig, paths, predictor, note, report) -> sinks.Taggrams:
+    from tagger.inference.tag.taggram import taggram_names
+
+    try:
+        fileio.makedirs(config.taggram_dir)
+    except OSError as error:
+        raise UserError(f"cannot create --taggram {config.taggram_dir!r}: "
+                        f"{error.strerror or error}") from None
+    return sinks.Taggrams(config.taggram_dir, taggram_names(paths), predictor.tag_names,
+                          config.top_k, config.threshold, note, report)
+
+
+def _embedding_writer(config: TagConfig):
+    from tagger.inference.library.embeddings import EmbeddingWriter
+
+    try:
+        return EmbeddingWriter(config.embeddings)
+    except OSError as error:
+        raise UserError(f"cannot write --embeddings {config.embeddings!r}: "
+                        f"{error.strerror or error}") from None
+
+
 def _model_label(config: TagConfig, info: dict | None, database=None) -> str:
     """What --write-tags records as the model (`file_tags.model_label`): its
     pretrained name, or `family/name` of its file, and its fingerprint (the
     results database's; none for a model that is not a local file)."""
-    from tagger.inference.file_tags import model_label
-    from tagger.inference.results_db import model_fingerprint
+    from tagger.inference.common import model_fingerprint
+    from tagger.inference.library.file_tags import model_label
     from tagger.models.saved import model_file_name
 
     name = config.model_name
@@ -337,7 +301,7 @@ def _to_tag(path: str, config: TagConfig, database, tag_writer) -> bool:
 def _replace_foreign_db(path: str) -> None:
     """--overwrite: a file at --db that is not a results database is
     replaced, atomically, by an empty one."""
-    from tagger.inference.results_db import connect, is_results_db
+    from tagger.inference.library.results_db import connect, is_results_db
 
     if not os.path.isfile(path) or os.path.getsize(path) == 0 or is_results_db(path):
         return
@@ -373,15 +337,15 @@ def _nothing_found(inputs, found) -> str:
 def _check_destinations(config: TagConfig) -> None:
     """Fails before any work when an output cannot be written, or would
     destroy an input or a file tag.py did not write (fileio.check_destination)."""
-    from tagger.inference.embeddings import is_embeddings_file
     from tagger.inference.inputs import is_audio_name
-    from tagger.inference.results_db import is_results_db
+    from tagger.inference.library.embeddings import is_embeddings_file
+    from tagger.inference.library.results_db import is_results_db
 
     inputs = [*config.inputs, config.model]
     walked = [(p, config.recursive, is_audio_name) for p in config.inputs if os.path.isdir(p)]
     named = {}
     for flag, path, kind, recognise in (
-            ("--out", config.out, "a tag.py report", outputs.is_report),
+            ("--out", config.out, "a tag.py report", is_report),
             ("--embeddings", config.embeddings or None, "an embeddings archive tag.py wrote",
              is_embeddings_file),
             ("--db", config.db, "a results database tag.py wrote", is_results_db)):
@@ -406,7 +370,7 @@ def _check_destinations(config: TagConfig) -> None:
         if clash is not None:
             raise UserError(f"--taggram {config.taggram_dir!r} is the input {clash!r}; "
                             "choose another folder for the taggrams")
-        from tagger.inference.taggram import is_index
+        from tagger.inference.tag.taggram import is_index
 
         index = os.path.join(config.taggram_dir, "index.csv")
         fileio.check_destination(index, "--taggram", kind="a taggram index tag.py wrote",
