@@ -118,10 +118,8 @@ def main():
 
     from tagger.audio import AudioDecodeError, audio_windows
     from tagger.inference.common import available_cores
-    from tagger.inference.engine.keras import KerasPredictor
+    from tagger.inference.engine.registry import EngineOptions, make_predictor
     from tagger.inference.engine.tagging import tag_files
-    from tagger.inference.engine.tflite import TFLitePredictor
-    from tagger.inference.export.quantize import calibration_windows
     from tagger.inference.inputs import find_audio
     from tagger.models.saved import load_tagger
     from tagger.runtime import native_stderr_silenced
@@ -133,7 +131,7 @@ def main():
         model, info = load_tagger(args.model)
     else:
         model, info = untrained_model(args.block, args.width)
-    keras_predictor = KerasPredictor(model, info)
+    keras_predictor = make_predictor("keras", model, info)
     rate, window = keras_predictor.sample_rate, keras_predictor.window_samples
 
     def decode(paths):
@@ -160,22 +158,16 @@ def main():
 
     reference = None  # the Keras engine's clip scores, path -> (tags,)
     for number, engine in enumerate(args.engines):
-        if engine == "keras":
-            predictor, convert_seconds = keras_predictor, 0.0
-        elif engine == "xla":
-            predictor, convert_seconds = KerasPredictor(model, info, jit_compile=True), 0.0
-        else:
-            calibration = None
-            if engine == "tflite-int8":  # as tag.py does: windows of the files it tags
-                with native_stderr_silenced():
-                    calibration = calibration_windows(files, rate, window)
-            predictor, convert_seconds = timed(TFLitePredictor, model, info, engine,
-                                               calibration=calibration)
+        predictor, convert_seconds = keras_predictor, 0.0
+        if engine != "keras":  # tflite-int8 calibrates on the files, as tag.py does
+            with native_stderr_silenced():
+                predictor, convert_seconds = timed(make_predictor, engine, model, info,
+                                                   EngineOptions(calibration_audio=lambda: files))
         scores, lines = measure(args, predictor, files, chunks, chunk_windows, audio, count,
                                 audio / decode_seconds)
         print(f"-- engine {engine}" + (f" (converted in {convert_seconds:.1f} s, "
-                                       f"{predictor.threads} threads)" if convert_seconds
-                                       else ""))
+                                       f"{predictor.threads} threads)"
+                                       if hasattr(predictor, "threads") else ""))
         for line in lines["text"]:
             print(line)
         if reference is None:

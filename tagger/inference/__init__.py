@@ -16,5 +16,6 @@ Four subsystems over shared helpers, each importing only those below it
    embeddings archive and tags written into the audio files; `api`: the
    Python API (`top_tags`); `beam_tagging`: tag.py --runner on Apache Beam.
 5. `tag`: `tag(TagConfig)`, the library call behind tag.py: the engine's
-   results into its outputs (`tag.sinks`).
+   results into its outputs (the report, taggrams, embeddings, tags in
+   the files, the results database).
 """

@@ -160,10 +160,10 @@ def test_cached_engine_equals_an_uncached_conversion_and_tag_says_so(cnn, music,
     """Two real conversions: the first run's (cached), and one without the
     cache; the second run and tag.py read the cache."""
     from tagger.commands import tag as tag_cli
+    from tagger.inference.engine.registry import EngineOptions, make_predictor
     from tagger.inference.engine.tflite import TFLitePredictor
     from tagger.inference.export import formats as export
     from tagger.inference.export.quantize import calibration_windows
-    from tagger.inference.engine.registry import EngineOptions, make_predictor
     from tagger.models.saved import load_tagger
 
     path = cnn[0]

@@ -48,12 +48,8 @@ def chosen_layer(model, name: str) -> str:
 
 
 class KerasPredictor(Predictor):
-    """Scores windows of raw mono audio with a saved tagger.
+    """A `Predictor` (engine/predictor.py) of a saved tagger: Keras on TensorFlow.
 
-    `predictor(windows)` takes `(batch, window_samples)` float32 at
-    `sample_rate` and returns `(scores (batch, tags), embeddings (batch, dim)
-    or None)`. A file's windows step by `hop_samples` through it, padded
-    by `edge_padding` samples at its edges (`saved.window_grid`).
     Log-mel-input models get their `LogMel` front end in front
     (`raw_audio_input`), so every model takes the same raw windows. The
     call is one `tf.function` (traced once per batch shape; a last, smaller

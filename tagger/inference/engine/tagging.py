@@ -42,6 +42,7 @@ import dataclasses
 import queue
 import threading
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -135,36 +136,31 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
                             rates).results()
 
 
-# what the decoder threads put on the queue
+# what the decoder threads put on the queue: a window of file `index`; the
+# file's end (its windows, length at the model's rate, own sample rate) or
+# failure; a failure outside one file's work, and a thread's end
 
 
-@dataclasses.dataclass
-class _Window:
-    index: int  # the file's
+class _Window(NamedTuple):
+    index: int
     samples: np.ndarray  # (window_samples,)
 
 
-@dataclasses.dataclass
-class _Done:
-    """The file's windows are all on the queue, or it failed with `error`."""
-
+class _Done(NamedTuple):
     index: int
     windows: int
-    samples: int  # the file's length at the model's rate
-    rate: int | None  # the file's own sample rate
+    samples: int
+    rate: int | None
     error: str | None
 
 
-@dataclasses.dataclass
-class _Raised:
-    """A decoder thread failed outside one file's work, holding `path`."""
-
+class _Raised(NamedTuple):
     path: str | None
     error: BaseException
 
 
-class _Exited:
-    """A decoder thread has ended."""
+class _Exited(NamedTuple):
+    pass
 
 
 class _TaggingLoop:

@@ -6,12 +6,12 @@ import dataclasses
 import os
 import sqlite3
 import sys
+from collections.abc import Callable
 
 from tagger import fileio
 from tagger.errors import UserError
 from tagger.inference.inputs import find_audio
 from tagger.inference.outputs import is_report, render
-from tagger.inference.tag import sinks
 from tagger.inference.tag.config import TagConfig
 from tagger.runtime import native_stderr_silenced
 
@@ -41,6 +41,22 @@ class TagSummary:
     def exit_code(self) -> int:
         """0 when every input was tagged, 1 when some were skipped."""
         return 1 if self.failures else 0
+
+
+def _nothing(*_):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class _Output:
+    """One output of a run: `add(result)` for each tagged file, `failed(result)`
+    for each file that could not be tagged, then `close()` when the run ends
+    or `abort()` when it is interrupted (in the opposite order of the outputs)."""
+
+    add: Callable
+    failed: Callable = _nothing
+    close: Callable = _nothing
+    abort: Callable = _nothing
 
 
 def tag(config: TagConfig, log=None, quiet_decoders: bool = False) -> TagSummary:
@@ -116,19 +132,24 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         for path, reason in found.missing:
             skipped(path, reason)
 
-    keep = config.out is not None or config.db is None  # the report needs them
-    report = sinks.Report() if keep else None
-    taggrams = embeddings = None
+    kept = []  # the report's results: none with --db and no --out
+    outputs = []  # in the order each result reaches them
     if config.taggram_dir:
-        taggrams = _taggrams(config, found.files, predictor, note, report)
+        outputs.append(_taggrams(config, found.files, predictor, note, kept))
         if database is not None:  # listed up front for the names: skip here
             files = [p for p in files if not database.is_current(p)]
     if config.embeddings:
-        embeddings = sinks.Embeddings(_embedding_writer(config))
-    outputs = [sink for sink in (
-        taggrams, embeddings, sinks.FileTags(tag_writer) if tag_writer is not None else None,
-        sinks.Database(database) if database is not None else None, report)
-        if sink is not None]
+        writer = _embedding_writer(config)
+        outputs.append(_Output(lambda r: writer.add(r.path, r.embeddings), close=writer.close,
+                               abort=writer.abort))
+    if tag_writer is not None:  # before the row: it records the file as changed
+        outputs.append(_Output(lambda r: tag_writer.write(r.path, r.clip_scores)))
+    if database is not None:  # a failure too, so that a rerun need not try it again
+        outputs.append(_Output(database.add, database.add_failure, database.close,
+                               database.close))
+    keep = config.out is not None or config.db is None  # the report needs them
+    if keep:
+        outputs.append(_Output(lambda r: kept.append(r.compact())))
 
     tagged = 0
     try:
@@ -137,22 +158,22 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
             bar.update(1)
             if not result.ok:
                 skipped(result.path, result.error)
-                for sink in outputs:
-                    sink.add_failure(result)
+                for output in outputs:
+                    output.failed(result)
                 continue
             tagged += 1
-            for sink in outputs:
-                sink.add(result)
+            for output in outputs:
+                output.add(result)
     except BaseException:
-        for sink in reversed(outputs):
-            sink.abort()
+        for output in reversed(outputs):
+            output.abort()
         raise
     finally:
         bar.close()
-    for sink in reversed(outputs):
-        sink.close()
+    for output in reversed(outputs):
+        output.close()
 
-    results = sorted(report.results, key=lambda r: r.index) if report else []
+    results = sorted(kept, key=lambda r: r.index)
     text = ""
     if keep:
         text = render(results, predictor.tag_names, config.format, config.top_k,
@@ -186,16 +207,25 @@ def _database(config: TagConfig, predictor):
         raise UserError(f"cannot write --db {config.db!r}: {error}") from None
 
 
-def _taggrams(config: TagConfig, paths, predictor, note, report) -> sinks.Taggrams:
-    from tagger.inference.tag.taggram import taggram_names
+def _taggrams(config: TagConfig, paths, predictor, note, kept: list) -> _Output:
+    """Each file's taggram in --taggram; the index of the `kept` results."""
+    from tagger.inference.tag.taggram import taggram_names, write_index, write_taggram
 
     try:
         fileio.makedirs(config.taggram_dir)
     except OSError as error:
         raise UserError(f"cannot create --taggram {config.taggram_dir!r}: "
                         f"{error.strerror or error}") from None
-    return sinks.Taggrams(config.taggram_dir, taggram_names(paths), predictor.tag_names,
-                          config.top_k, config.threshold, note, report)
+    folder, names = config.taggram_dir, taggram_names(paths)
+
+    def index():
+        if kept:
+            write_index(folder, {r.path: names[r.path]
+                                 for r in sorted(kept, key=lambda r: r.index)})
+
+    return _Output(lambda r: write_taggram(folder, names[r.path], r, predictor.tag_names,
+                                           config.top_k, threshold=config.threshold, note=note),
+                   close=index)
 
 
 def _embedding_writer(config: TagConfig):
