@@ -12,8 +12,8 @@ here).
 The model handler is ours (`TaggerModelHandler`): it loads the saved tagger
 with `load_tagger` and scores raw windows with the predictor of tag.py's
 `--engine` (the engine registry; log-mel front ends in the graph), so
-every family runs, and the scores equal the local tag.py's. Beam's own TensorFlow handler
-(`apache_beam.ml.inference.tensorflow_inference`) imports tensorflow_hub,
+every family runs, and the scores equal the local tag.py's. Beam's own
+TensorFlow handler (`apache_beam.ml.inference.tensorflow_inference`) imports tensorflow_hub,
 which needs the legacy tf-keras this project does not use. Windows are
 cut as tag.py cuts them (audio.audio_windows). Paths may be local or any
 tf.io.gfile scheme (gs://...): a remote file is copied to a worker's
