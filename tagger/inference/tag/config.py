@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from tagger.errors import UserError, flags_do_not_apply
-from tagger.inference.engine.registry import ENGINES
+from tagger.inference.engine.registry import ENGINES, engine_named
 
 OUTPUT_FORMATS = ("table", "json", "csv")
 EMBEDDINGS_IN_DB = ""  # tag.py --embeddings with no PATH: into the --db database
@@ -57,9 +57,7 @@ class TagConfig:
             raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.workers is not None and self.workers < 1:
             raise UserError(f"--workers must be at least 1, got {self.workers}")
-        if self.engine not in ENGINES:
-            raise UserError(f"--engine must be one of {', '.join(ENGINES)}, "
-                            f"got {self.engine!r}")
+        engine = engine_named(self.engine)  # a UserError listing them for another
         if self.embeddings == EMBEDDINGS_IN_DB and not self.db:
             raise UserError("--embeddings without a PATH stores them in the --db database; "
                             "give --embeddings PATH or add --db PATH")
@@ -76,7 +74,7 @@ class TagConfig:
             raise flags_do_not_apply(
                 ["--embedding-layer"], "with --embeddings PATH and no --db",
                 "a --db database holds the penultimate embeddings tagger-similar compares")
-        if self.embeddings is not None and not ENGINES[self.engine].embeddings:
+        if self.embeddings is not None and not engine.embeddings:
             embedders = " or ".join(name for name, e in ENGINES.items() if e.embeddings)
             raise UserError(f"--embeddings needs --engine {embedders} (the {self.engine} "
                             "engine returns tag scores only)")
