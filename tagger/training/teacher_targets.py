@@ -5,15 +5,16 @@ A teacher scores each clip at its own sample rate and window, as tag.py
 scores a file: the clip's audio (its segments joined, at the records'
 rate) is resampled to the teacher's rate (`audio.resample`, the builders'
 soxr) and cut into the teacher's windows (`audio.audio_windows`, with the
-hop and edge padding of `models.saved.window_grid`), which
-`inference.predictor.Predictor` scores. A segment's target is the mean of
-the scores of the teacher windows that overlap it, each weighted by the
-overlap's duration; a segment that no window reaches (past the last whole
-window) takes the nearest window's scores.
+hop and edge padding of `models.saved.window_grid`), which the keras
+engine's predictor scores (`inference.engine.registry.make_predictor`). A
+segment's target is the mean of the scores of the teacher windows that
+overlap it, each weighted by the overlap's duration; a segment that no
+window reaches (past the last whole window) takes the nearest window's
+scores.
 
 Stored in `<records>/teacher_targets/<fingerprint>/`, the fingerprint the
 first 16 hex digits of the teacher file's SHA-256
-(`inference.results_db.model_fingerprint`): `teacher.json` (the teacher,
+(`inference.common.model_fingerprint`): `teacher.json` (the teacher,
 its tags, rate and window, and the records it scored) and one
 `<shard>.npz` per shard of records (clip_id, num_segments and targets:
 the segments of all the shard's clips in order x tags, float32), each
@@ -100,7 +101,7 @@ class Teacher:
     the model itself is loaded only when something is to be scored."""
 
     def __init__(self, name: str, progress: bool = True, log=print):
-        from tagger.inference.results_db import model_fingerprint
+        from tagger.inference.common import model_fingerprint
         from tagger.models.saved import read_saved_info
         from tagger.pretrained import resolve_model
 
@@ -130,15 +131,15 @@ class Teacher:
     @property
     def predictor(self):
         if self._predictor is None:
-            from tagger.inference.predictor import Predictor
+            from tagger.inference.engine.registry import make_predictor
             from tagger.models.saved import load_tagger
 
             model, info = load_tagger(self.path)
-            self._predictor = Predictor(model, info)
+            self._predictor = make_predictor("keras", model, info)
             if self._predictor.tag_names != self.tag_names:
                 raise UserError(f"teacher {self.name!r} names {len(self.tag_names)} tags "
-                                f"but predicts {self._predictor.num_tags}; its tags cannot "
-                                "be mapped")
+                                f"but predicts {len(self._predictor.tag_names)}; its tags "
+                                "cannot be mapped")
         return self._predictor
 
     def describe(self) -> dict:

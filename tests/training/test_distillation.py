@@ -20,7 +20,7 @@ from tagger.commands import train as train_cli
 from tagger.config import DistillationConfig
 from tagger.errors import UserError
 from tagger.evaluation.agreement import agreement, top_k_overlap
-from tagger.inference.results_db import model_fingerprint
+from tagger.inference.common import model_fingerprint
 from tagger.models.saved import save_tagger
 from tagger.records import reader
 from tagger.training import distillation
