@@ -35,7 +35,7 @@ import os
 
 import numpy as np
 
-from tagger import fileio
+from tagger import destination, fileio
 from tagger.errors import UserError
 
 
@@ -166,9 +166,9 @@ def tag_with_beam(config, run, log=print) -> int:
     if not config.out:
         raise UserError("--runner writes its results to a file: add --out PATH (.jsonl, or "
                         ".parquet for Parquet)")
-    fileio.check_destination(str(config.out), "--out", kind="a tag.py --runner output",
-                             recognise=is_beam_output, overwrite=config.overwrite,
-                             inputs=[*config.inputs, config.model])
+    destination.check_destination(str(config.out), "--out", kind="a tag.py --runner output",
+                                  recognise=is_beam_output, overwrite=config.overwrite,
+                                  inputs=[*config.inputs, config.model])
     options = pipeline_options(run)
     model, info = load_tagger(config.model)
     sample_rate, window, _ = raw_audio_input(model, info)

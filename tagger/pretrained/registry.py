@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from tagger.cache import Checksum
 from tagger.convert.musicnn_package import ISC_NOTICE
 from tagger.convert.sota import zoo as sota_zoo
 from tagger.errors import UserError
-from tagger.pretrained.checksum import Checksum
 from tagger.pretrained.wheel import Wheel
 
 SEGMENT = 59049  # samples in one window segment, every family

@@ -32,11 +32,10 @@ import json
 import os
 import sys
 
-from tagger import fileio
+from tagger import cache, fileio
+from tagger.cache import Checksum, cache_home
 from tagger.errors import UserError
-from tagger.fileio import cache_home
 from tagger.pretrained import checksum, download, wheel
-from tagger.pretrained.checksum import Checksum
 from tagger.pretrained.registry import MODELS, Pretrained, get, lookup
 
 _MODEL_SUFFIXES = (".keras", ".hdf5", ".h5")
@@ -86,7 +85,7 @@ def _locked(entry: Pretrained):
     """An exclusive lock on one entry (fcntl.flock; released when the
     process ends however it ends): one process downloads and converts,
     the others wait and then find the result."""
-    folder = fileio.cache_folder("locks")
+    folder = cache.cache_folder("locks")
     with open(os.path.join(folder, entry.name + ".lock"), "a+") as handle:
         try:
             import fcntl
@@ -120,7 +119,7 @@ def _checked(entry: Pretrained, path: str, came_from: str, url: str) -> Checksum
     expected, kind = reference(entry)
     if expected is None:
         return Checksum.of(path)
-    differs, found = checksum.mismatch(path, expected)
+    differs, found = cache.mismatch(path, expected)
     if not differs:
         return found
     record = checksum.record_path(original_path(entry))
@@ -196,7 +195,7 @@ def _convert(entry: Pretrained, source: str, vouched: bool, log) -> str:
     from tagger.convert import ConvertConfig, convert_file
 
     out = model_path(entry)
-    fileio.cache_folder("models")
+    cache.cache_folder("models")
     scratch = out[:-len(".keras")] + ".converting.keras"
     log(f"converting {entry.file_name} ({entry.converter}) -> {out}")
     options = dict(entry.options)
@@ -235,7 +234,7 @@ def ensure(name: str, weights: str | None = None, progress: bool | None = None,
         if weights is None and up_to_date(entry):
             return model_path(entry)
         original = original_path(entry)
-        fileio.cache_folder("originals", os.path.dirname(entry.file_name))
+        cache.cache_folder("originals", os.path.dirname(entry.file_name))
         vouched = reference(entry)[0] is not None
         if weights is not None:
             if not os.path.isfile(weights):
