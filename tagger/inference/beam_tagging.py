@@ -184,8 +184,8 @@ def tag_with_beam(config, run, log=print) -> int:
     from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
     handler = KeyedModelHandler(make_handler(config.model, config.batch_size))
-    tmp_prefix = fileio.temporary_path(str(config.out))
-    with beam.Pipeline(options=options) as pipeline:
+    with (fileio.replacing(str(config.out)) as tmp_prefix,  # the whole file, or none
+          beam.Pipeline(options=options) as pipeline):
         decoded = (pipeline
                    | "paths" >> beam.Create([os.fsencode(p) for p in files])
                    | "spread" >> beam.Reshuffle()
@@ -222,7 +222,6 @@ def tag_with_beam(config, run, log=print) -> int:
                     lambda r: json.dumps(r, ensure_ascii=False, allow_nan=False))
                  | "write" >> beam.io.WriteToText(tmp_prefix, num_shards=1,
                                                   shard_name_template=""))
-    fileio.rename(tmp_prefix, str(config.out))
     log(f"wrote {config.out}: {len(files)} files tagged on Beam's "
         f"{run.runner}")
     return len(files)

@@ -126,18 +126,15 @@ def export(db: str, fmt: str, out: str | None, top_k=None, threshold=None, model
         if out is None:
             count = _write_text(rows, fmt, header, values, stdout)
         else:
-            tmp = fileio.temporary_path(out)
             try:
-                if fmt == "parquet":
-                    count = _write_parquet(rows, tmp, fields(), names)
-                else:
-                    with open(tmp, "w", encoding="utf-8", newline="") as f:
-                        count = _write_text(rows, fmt, header, values, f)
-                os.replace(tmp, out)
+                with fileio.replacing(out) as tmp:
+                    if fmt == "parquet":
+                        count = _write_parquet(rows, tmp, fields(), names)
+                    else:
+                        with open(tmp, "w", encoding="utf-8", newline="") as f:
+                            count = _write_text(rows, fmt, header, values, f)
             except OSError as error:
                 raise destination.output_error("--out", out, error) from None
-            finally:
-                fileio.remove_quietly(tmp)
     return Exported(count, chosen["fingerprint"], chosen["failures"])
 
 

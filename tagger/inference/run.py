@@ -341,15 +341,10 @@ def _replace_foreign_db(path: str) -> None:
 
     if not os.path.isfile(path) or os.path.getsize(path) == 0 or is_results_db(path):
         return
-    tmp = fileio.temporary_path(path)
-    try:
+    with fileio.replacing(path) as tmp:
         connect(tmp).close()
         for suffix in ("-wal", "-shm"):
             fileio.remove_quietly(tmp + suffix)
-        os.replace(tmp, path)
-    except BaseException:
-        fileio.remove_quietly(tmp)
-        raise
 
 
 def _nothing_found(inputs, found) -> str:
