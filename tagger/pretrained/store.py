@@ -188,12 +188,9 @@ def _convert(entry: Pretrained, source: str, vouched: bool, log) -> str:
     cache.cache_folder("models")
     scratch = out[:-len(".keras")] + ".converting.keras"
     log(f"converting {entry.file_name} ({entry.converter}) -> {out}")
-    options = dict(entry.options)
     try:
         convert_file(ConvertConfig(source=source, kind=entry.converter, out=scratch,
-                                   block=options.get("block"), size=options.get("size"),
-                                   model=options.get("model"),
-                                   dataset=options.get("dataset"), overwrite=True))
+                                   options=entry.options, overwrite=True))
     except BaseException as error:
         fileio.remove_quietly(scratch)
         if vouched or not isinstance(error, Exception):

@@ -371,7 +371,7 @@ def test_the_model_is_recorded_by_name_and_fingerprint(cnn, library, capsys, mon
 
 
 def test_only_a_genre_tag_is_written_as_the_genre():
-    from tagger.convert.sota import JAMENDO_TAGS
+    from tagger.convert.zoo import JAMENDO_TAGS
     from tagger.datasets.genres import genres_of
 
     genres = genres_of(TAGGER_TAGS)  # MagnaTagATune names

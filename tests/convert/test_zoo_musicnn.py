@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tagger.convert import sota  # noqa: E402
+from tagger.convert import zoo  # noqa: E402
 from tagger.datasets.msd.tags import CLASSIC_TAGS  # noqa: E402
 from tagger.datasets.mtt import MTT_TOP50  # noqa: E402
 from tests.convert import originals  # noqa: E402
@@ -25,14 +25,14 @@ SIZES = {"mtat": (64, 200), "msd": (512, 500)}  # backend channels, dense units
 def checkpoints(tmp_path_factory):
     """{dataset: (best_model.pth, torch module)} as torch.save wrote them."""
     return originals.saved_originals(
-        tmp_path_factory.mktemp("sota_musicnn"),
+        tmp_path_factory.mktemp("zoo_musicnn"),
         {dataset: functools.partial(Musicnn, dataset=dataset, **NARROW) for dataset in SIZES},
         INPUT)
 
 
 def test_mtat_size_converts_with_the_same_scores(checkpoints, tmp_path, capsys):
     path, original = checkpoints["mtat"]
-    model, info, stdout = originals.convert_sota(path, "musicnn", tmp_path, capsys)
+    model, info, stdout = originals.convert_zoo(path, "musicnn", tmp_path, capsys)
     assert "at 16000 Hz" in stdout
     assert info["tag_names"] == list(MTT_TOP50)
     assert info["sample_rate"] == 16000 and info["window_segments"] == 1
@@ -46,7 +46,7 @@ def test_mtat_size_converts_with_the_same_scores(checkpoints, tmp_path, capsys):
 
 def test_msd_size_converts_with_the_same_scores(checkpoints):
     path, original = checkpoints["msd"]
-    model, info = sota.convert(str(path), "musicnn", "msd")
+    model, info = zoo.convert(str(path), "musicnn", "msd")
     assert info["model_args"]["backend_channels"] == 512
     assert info["model_args"]["dense_units"] == 500
     assert info["default_tags"] == tuple(CLASSIC_TAGS)

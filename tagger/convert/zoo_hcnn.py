@@ -13,7 +13,7 @@ Parameter names:
 Buffers: HarmonicSTFT keeps its centre frequencies, bin frequencies and
 zero as plain attributes, not in the state dict; the one it stores is its
 torchaudio Spectrogram's `hstft.spec.window`, checked to be the periodic
-Hann window of 512 samples (`sota.check_hann_window`). The harmonics
+Hann window of 512 samples (`zoo.check_hann_window`). The harmonics
 (layer1's input channels) are read from the shapes; the fundamentals per
 semitone are not in the file: the paper's 2. Input as `training/main.py`
 crops it: 80000 samples at 16 kHz.
@@ -22,7 +22,7 @@ crops it: 80000 samples at 16 kHz.
 from __future__ import annotations
 
 from tagger.convert import mapping
-from tagger.convert.sota import ZooModel, check_hann_window, shape
+from tagger.convert.zoo import ZooModel, check_hann_window, shape
 
 WINDOW = "hstft.spec.window"
 N_FFT = 512

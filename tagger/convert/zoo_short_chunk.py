@@ -19,7 +19,7 @@ Inputs as `training/main.py` crops them: 59049 samples (short chunk),
 from __future__ import annotations
 
 from tagger.convert import mapping
-from tagger.convert.sota import ZooModel, shape
+from tagger.convert.zoo import ZooModel, shape
 
 SHORT_BLOCKS, FCN_BLOCKS = 7, 5
 SHORT_CHUNK = 59049

@@ -23,7 +23,7 @@ ORIGINAL = {"sample_level": SampleCNN, "sample_level_se": SampleCNNSE}
 def checkpoints(tmp_path_factory):
     """{family: (best_model.pth, torch module)} as torch.save wrote them."""
     return originals.saved_originals(
-        tmp_path_factory.mktemp("sota_sample_level"),
+        tmp_path_factory.mktemp("zoo_sample_level"),
         {name: functools.partial(original, n_channels=CHANNELS)
          for name, original in ORIGINAL.items()}, INPUT)
 
@@ -31,7 +31,7 @@ def checkpoints(tmp_path_factory):
 @pytest.mark.parametrize("name", sorted(ORIGINAL))
 def test_converted_scores_equal_the_original(checkpoints, name, tmp_path, capsys):
     path, original = checkpoints[name]
-    model, info, stdout = originals.convert_sota(path, name, tmp_path, capsys)
+    model, info, stdout = originals.convert_zoo(path, name, tmp_path, capsys)
     assert "windows of 3.69 s at 16000 Hz" in stdout
     assert info["tag_names"] == list(MTT_TOP50)
     assert info["sample_rate"] == 16000 and info["window_segments"] == 1

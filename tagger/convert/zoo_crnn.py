@@ -14,7 +14,7 @@ Input as `training/main.py` crops it: 29 * 16000 = 464000 samples.
 from __future__ import annotations
 
 from tagger.convert import mapping
-from tagger.convert.sota import ZooModel, shape
+from tagger.convert.zoo import ZooModel, shape
 
 BLOCKS = 4
 GRU_LAYERS = ("gru1", "embedding")  # ours, for the original's layer5 l0, l1

@@ -1,12 +1,13 @@
-"""Won et al. 2020's published weights (minzwon/sota-music-tagging-models,
-"Evaluation of CNN-based automatic music tagging models", SMC 2020) -> the
-matching family of ours.
+"""The model zoo: the nine taggers whose trained weights Won et al. 2020
+published (minzwon/sota-music-tagging-models, "Evaluation of CNN-based
+automatic music tagging models", SMC 2020) -> the matching family of ours
+(`--from zoo`).
 
 Source: `models/<dataset>/<folder>/best_model.pth` for dataset mtat, msd
 or jamendo: PyTorch state dicts of the modules of `training/model.py`
 (blocks from `training/modules.py`). Keys may carry DataParallel's
 `module.` prefix. Each model is one `ZooModel`, defined with its tensor
-map in a module `tagger.convert.sota_<name>` listed in `_MODULES`.
+map in a module `tagger.convert.zoo_<name>` listed in `_MODULES`.
 
 Spectrogram front ends are torchaudio's MelSpectrogram (16 kHz, n_fft
 512, hop 256, HTK mel scale without norm over 0-8000 Hz, power 2) and
@@ -16,7 +17,7 @@ are checked against our front end, not taken as weights (old torchaudio
 saved the filter bank empty until first use; either is accepted). The
 sample-level models read raw waveforms: no front end (their factories
 take no sample rate). The Harmonic CNN's harmonic STFT stores one buffer,
-its window, checked by `sota_hcnn` with `check_hann_window`.
+its window, checked by `zoo_hcnn` with `check_hann_window`.
 
 Tags, in output order (the files say nothing of them; `--dataset` picks):
 - mtat: `split/mtat/tags.npy` (a NumPy file; the columns of `binary.npy`):
@@ -41,6 +42,7 @@ from collections.abc import Callable
 import numpy as np
 
 from tagger.convert import mapping
+from tagger.convert.converter import Converter, Option
 from tagger.convert.mapping import ConversionError, WeightMap
 
 DATASETS = ("mtat", "msd", "jamendo")
@@ -96,12 +98,12 @@ class ZooModel:
 
 
 # SampleCNNSE holds the keys short_res is detected by (layer1.conv_1, dense2):
-# sota_sample_level comes first.
-_MODULES = ("sota_sample_level", "sota_cnnsa", "sota_short_chunk", "sota_musicnn",
-            "sota_crnn", "sota_hcnn")
+# zoo_sample_level comes first.
+_MODULES = ("zoo_sample_level", "zoo_cnnsa", "zoo_short_chunk", "zoo_musicnn", "zoo_crnn",
+            "zoo_hcnn")
 
 
-def zoo() -> tuple:
+def zoo_models() -> tuple:
     """Every ZooModel, in detection order."""
     found = []
     for name in _MODULES:
@@ -110,21 +112,15 @@ def zoo() -> tuple:
 
 
 def zoo_model(family: str) -> ZooModel:
-    for entry in zoo():
+    for entry in zoo_models():
         if entry.family == family:
             return entry
-    raise ValueError(f"no --from sota model {family!r}; valid: {', '.join(models())}")
+    raise ValueError(f"no --from zoo model {family!r}; valid: {', '.join(models())}")
 
 
 def models() -> tuple:
     """Our family names the release's weights convert into (`--model`)."""
-    return tuple(entry.family for entry in zoo())
-
-
-def __getattr__(attribute: str):
-    if attribute == "MODELS":
-        return models()
-    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
+    return tuple(entry.family for entry in zoo_models())
 
 
 def default_tags(dataset: str) -> tuple:
@@ -144,7 +140,7 @@ def default_tags(dataset: str) -> tuple:
 
 def family_of(state: dict) -> str | None:
     """Which of our families the state dict holds, by its keys (None: none)."""
-    for entry in zoo():
+    for entry in zoo_models():
         if entry.holds(state):
             return entry.family
     return None
@@ -154,14 +150,12 @@ def convert(path: str, model: str, dataset: str):
     """Returns (model, info) for `best_model.pth` of `model` (one of
     `models()`) trained on `dataset` (one of DATASETS) at `path`."""
     source = path.rsplit("/", 1)[-1]
-    state = mapping.read_torch_file(path)
-    if state and all(k.startswith("module.") for k in state):  # saved from DataParallel
-        state = {k[len("module."):]: v for k, v in state.items()}
+    state = mapping.read_torch_file(path)  # DataParallel's prefix removed
     found = family_of(state)
     if found is None:
         raise ConversionError(
             f"{source} holds none of the release's models ({', '.join(models())}) by its "
-            "tensor names; --from sota takes models/<dataset>/<model>/best_model.pth of "
+            "tensor names; --from zoo takes models/<dataset>/<model>/best_model.pth of "
             "minzwon/sota-music-tagging-models")
     if found != model:
         raise ConversionError(f"{source} holds the {found} model "
@@ -233,3 +227,15 @@ def mel_front_end(state: dict, source: str, spec):
             f"0-8000 Hz at 16 kHz (max difference {difference:.3g}); the file was "
             "trained with other spectrogram settings")
     return {"logmel": logmel}, MEL_BUFFERS
+
+
+# last: the zoo_* modules import this one
+CONVERTER = Converter(
+    "zoo", convert, lambda options: default_tags(options["dataset"]),
+    options=(Option("model", models(), required=True,
+                    help="the model SOURCE holds (models/<dataset>/<model>/; the release's "
+                         "'short' is short_cnn, 'sample' sample_level, 'se' sample_level_se, "
+                         "'attention' cnnsa)"),
+             Option("dataset", DATASETS, required=True,
+                    help="the dataset SOURCE was trained on, which names its outputs "
+                         "(models/<dataset>/)")))

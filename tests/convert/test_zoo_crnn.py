@@ -18,13 +18,13 @@ NARROW = dict(n_channels=8, rnn_units=16)  # the release: 64, 32
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """(best_model.pth, torch module) as torch.save wrote it."""
-    return originals.saved_originals(tmp_path_factory.mktemp("sota_crnn"),
+    return originals.saved_originals(tmp_path_factory.mktemp("zoo_crnn"),
                                      {"crnn": lambda: CRNN(**NARROW)}, INPUT)["crnn"]
 
 
 def test_converted_scores_equal_the_original(checkpoint, tmp_path, capsys):
     path, original = checkpoint
-    model, info, stdout = originals.convert_sota(path, "crnn", tmp_path, capsys)
+    model, info, stdout = originals.convert_zoo(path, "crnn", tmp_path, capsys)
     assert "at 16000 Hz" in stdout
     assert info["tag_names"] == list(MTT_TOP50)
     assert info["sample_rate"] == 16000 and info["window_segments"] == 1

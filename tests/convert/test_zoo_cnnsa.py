@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tagger.convert import sota  # noqa: E402
+from tagger.convert import zoo  # noqa: E402
 from tagger.datasets.mtt import MTT_TOP50  # noqa: E402
 from tests.convert import originals  # noqa: E402
 from tests.convert.originals_cnnsa import CNNSA  # noqa: E402
@@ -21,14 +21,14 @@ CHANNELS = 8  # narrow original (the release: 128): an encoder 16 wide, 8 heads 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """(best_model.pth, torch module) as torch.save wrote it."""
-    return originals.saved_originals(tmp_path_factory.mktemp("sota_cnnsa"),
+    return originals.saved_originals(tmp_path_factory.mktemp("zoo_cnnsa"),
                                      {"cnnsa": lambda: CNNSA(n_channels=CHANNELS)},
                                      INPUT)["cnnsa"]
 
 
 def test_converted_scores_equal_the_original(checkpoint, tmp_path, capsys):
     path, original = checkpoint
-    model, info, stdout = originals.convert_sota(path, "cnnsa", tmp_path, capsys)
+    model, info, stdout = originals.convert_zoo(path, "cnnsa", tmp_path, capsys)
     assert "windows of 15.00 s at 16000 Hz" in stdout
     assert info["tag_names"] == list(MTT_TOP50)
     assert info["sample_rate"] == 16000 and info["window_segments"] == 1
@@ -54,7 +54,7 @@ def test_the_original_has_the_reference_counts():
 def test_detected_by_its_keys(checkpoint):
     path, _ = checkpoint
     state = torch.load(path, weights_only=True)
-    assert sota.family_of({k: v.numpy() for k, v in state.items()}) == "cnnsa"
+    assert zoo.family_of({k: v.numpy() for k, v in state.items()}) == "cnnsa"
 
 
 @pytest.mark.parametrize("change, model, fragments", [

@@ -20,7 +20,7 @@ Raw waveforms: no front end, no buffers beside the batch norms'. Input as
 from __future__ import annotations
 
 from tagger.convert import mapping
-from tagger.convert.sota import ZooModel, shape
+from tagger.convert.zoo import ZooModel, shape
 
 LAYERS = 11
 INPUT_LENGTH = 59049

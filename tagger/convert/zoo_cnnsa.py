@@ -5,7 +5,7 @@
 Parameter names:
 
     spec_bn, layer{i}.conv_1 ... bn_3 (i = 1..7)   -> as short_res's
-                                                    (`sota_short_chunk.map_res_blocks`)
+                                                    (`zoo_short_chunk.map_res_blocks`)
     encoder.layer.{j}.attention / intermediate / output (j = 0, 1)
                                                  -> encoder{j} (`self_attention.bert_layer`)
     pooler.dense                                 -> embedding (dense + tanh)
@@ -15,7 +15,7 @@ The [CLS] vector is not in the file: the original draws it with
 `np.random.seed(0); np.random.random((1, 256))` and never trains it
 (`self_attention.cls_vector`). The heads are not in the file either: the
 original's BertConfig has 8. The spectrogram front end is checked as the
-other mel models' (`sota.mel_front_end`). Input as `training/main.py`
+other mel models' (`zoo.mel_front_end`). Input as `training/main.py`
 crops it: 15 * 16000 = 240000 samples.
 """
 
@@ -24,8 +24,8 @@ from __future__ import annotations
 from tagger.convert import mapping
 from tagger.convert.mapping import ConversionError
 from tagger.convert.self_attention import bert_layer, cls_vector
-from tagger.convert.sota import ZooModel, shape
-from tagger.convert.sota_short_chunk import map_res_blocks
+from tagger.convert.zoo import ZooModel, shape
+from tagger.convert.zoo_short_chunk import map_res_blocks
 
 HEADS = 8  # BertConfig(num_attention_heads=8)
 BLOCKS = 7

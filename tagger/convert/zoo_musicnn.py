@@ -18,7 +18,7 @@ the tensor shapes. Input as `training/main.py` crops it: 3 * 16000 =
 from __future__ import annotations
 
 from tagger.convert import mapping
-from tagger.convert.sota import ZooModel, shape
+from tagger.convert.zoo import ZooModel, shape
 
 TIMBRAL, TEMPORAL, BACKEND = 2, 3, 3
 

@@ -24,7 +24,7 @@ Q = 1.37  # the bandwidth parameter, moved away from its initial 1.0
 def checkpoint(tmp_path_factory):
     """(best_model.pth, torch module) as torch.save wrote it."""
     return originals.saved_originals(
-        tmp_path_factory.mktemp("sota_hcnn"),
+        tmp_path_factory.mktemp("zoo_hcnn"),
         {"hcnn": lambda: HarmonicCNN(n_channels=CHANNELS, bw_q=Q)}, INPUT)["hcnn"]
 
 
@@ -37,7 +37,7 @@ def test_the_file_holds_the_originals_buffers(checkpoint):
 
 def test_converted_scores_equal_the_original(checkpoint, tmp_path, capsys):
     path, original = checkpoint
-    model, info, stdout = originals.convert_sota(path, "hcnn", tmp_path, capsys)
+    model, info, stdout = originals.convert_zoo(path, "hcnn", tmp_path, capsys)
     assert "windows of 5.00 s at 16000 Hz" in stdout
     assert info["tag_names"] == list(MTT_TOP50)
     assert info["sample_rate"] == 16000 and info["window_segments"] == 1

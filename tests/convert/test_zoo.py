@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tagger.commands import convert_weights  # noqa: E402
-from tagger.convert import sota  # noqa: E402
+from tagger.convert import zoo  # noqa: E402
 from tagger.datasets.msd.tags import CLASSIC_TAGS  # noqa: E402
 from tagger.datasets.mtt import MTT_TOP50  # noqa: E402
 from tests.checks import call_main, gliding_tones, one_line_error  # noqa: E402
@@ -30,7 +30,7 @@ def checkpoints(tmp_path_factory):
     """{model: (best_model.pth, torch module)}, state dicts as torch.save
     wrote them for the release."""
     return originals.saved_originals(
-        tmp_path_factory.mktemp("sota"),
+        tmp_path_factory.mktemp("zoo"),
         {name: functools.partial(original, n_channels=CHANNELS)
          for name, original in ORIGINAL.items()}, INPUT)
 
@@ -38,7 +38,7 @@ def checkpoints(tmp_path_factory):
 @pytest.mark.parametrize("name", sorted(ORIGINAL))
 def test_converted_scores_equal_the_original(checkpoints, name, tmp_path, capsys):
     path, original = checkpoints[name]
-    model, info, stdout = originals.convert_sota(path, name, tmp_path, capsys)
+    model, info, stdout = originals.convert_zoo(path, name, tmp_path, capsys)
     assert "at 16000 Hz" in stdout
     assert info["tag_names"] == list(MTT_TOP50)
     assert info["sample_rate"] == 16000 and info["window_segments"] == 1
@@ -81,12 +81,12 @@ def test_tags_per_dataset_and_an_empty_filter_bank(checkpoints, tmp_path):
     state = torch.load(path, weights_only=True)
     state["spec.mel_scale.fb"] = torch.tensor([])
     torch.save(state, tmp_path / "best_model.pth")
-    model, info = sota.convert(str(tmp_path / "best_model.pth"), "short_cnn", "msd")
+    model, info = zoo.convert(str(tmp_path / "best_model.pth"), "short_cnn", "msd")
     assert info["default_tags"] == tuple(CLASSIC_TAGS) and "Hip-Hop" in CLASSIC_TAGS
-    reference, _ = sota.convert(str(path), "short_cnn", "jamendo")
+    reference, _ = zoo.convert(str(path), "short_cnn", "jamendo")
     for a, b in zip(model.get_weights(), reference.get_weights()):
         np.testing.assert_array_equal(a, b)
-    jamendo = sota.default_tags("jamendo")
+    jamendo = zoo.default_tags("jamendo")
     assert len(set(jamendo)) == 50 and list(jamendo) == sorted(jamendo)
     assert jamendo[:2] == ("genre---alternative", "genre---ambient")
     assert jamendo[-1] == "mood/theme---relaxing"
@@ -121,12 +121,12 @@ def test_bad_files_are_one_line_and_write_nothing(checkpoints, change, argv, fra
 def test_flags_are_checked(checkpoints, tmp_path, capsys):
     path, _ = checkpoints["fcn"]
     out = tmp_path / "out.keras"
-    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "sota",
+    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "zoo",
                              "--model", "fcn", "--out", out)
-    one_line_error(code, err, "--from sota needs --dataset", "mtat, msd, jamendo")
+    one_line_error(code, err, "--from zoo needs --dataset", "mtat, msd, jamendo")
     code, _, err = call_main(convert_weights.main, capsys, path, "--from", "transformer",
                              "--dataset", "mtat", "--out", out)
-    one_line_error(code, err, "--dataset", "--from sota")
+    one_line_error(code, err, "--dataset", "--from zoo")
     code, _, err = call_main(convert_weights.main, capsys, path, "--from", "self_attention",
                              "--out", out)
     one_line_error(code, err, "not the self-attention tagger's weights")
@@ -158,7 +158,7 @@ def test_registry_entries_convert_by_name_from_a_mirror(checkpoints, tmp_path, m
     model, info = pretrained.load_pretrained("msd-short-res", progress=False)
     assert info["tag_names"] == list(CLASSIC_TAGS) and info["sample_rate"] == 16000
     _, info = pretrained.load_pretrained("jamendo-short-res", progress=False)
-    assert info["tag_names"] == list(sota.default_tags("jamendo"))
+    assert info["tag_names"] == list(zoo.default_tags("jamendo"))
     assert list(pretrained.get("jamendo-short-res").tags()) == info["tag_names"]
     originals_dir = tmp_path / "home" / "originals"
     assert (originals_dir / "msd" / "short_res" / "best_model.pth").is_file()
