@@ -15,8 +15,8 @@ from tagger import cli
 
 # (module, how its parser is reached): every CLI of the project
 CLIS = [f"tagger.commands.{name}" for name in (
-    "build_mtt", "build_msd", "train", "eval", "tag", "export", "extract_excitations",
-    "demo", "convert_weights")] + [
+    "build_mtt", "build_msd", "build_folder", "train", "eval", "tag", "export",
+    "extract_excitations", "demo", "convert_weights")] + [
     "tagger.commands.synthetic", "tagger.commands.synthetic_msd", "tagger.commands.attention",
     "tagger.commands.pretrained", "tagger.commands.serve", "tagger.commands.library",
     "tagger.commands.similar"]
