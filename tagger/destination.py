@@ -22,7 +22,7 @@ def output_error(what: str, path: str, error: Exception):
 
 
 def write_output(path: str, data: bytes | str, what: str) -> None:
-    """`write_atomic` for a file the user named: any failure is one UserError
+    """`fileio.write_atomic` for a file the user named: any failure is one UserError
     line naming `what` and the path, and nothing half-written stays behind."""
     refused = fileio.not_a_file_error(path)
     if refused:
@@ -128,7 +128,7 @@ def check_destination(path: str, what: str, *, kind: str, recognise=None,
     - a folder, FIFO or device in its place, or a place that cannot be
       written: refused (`check_output_file`).
 
-    Writing itself stays atomic (`write_output`, `write_atomic`). Paths with
+    Writing itself stays atomic (`write_output`, `fileio.write_atomic`). Paths with
     a scheme get the last check only."""
     path = str(path)
     clash = input_clash(path, inputs, walked)
