@@ -8,7 +8,7 @@ the converted models, and the one resolver every command calls.
         models/<name>.json               source URL, the source file's sha256, converter version
         locks/<name>.lock                held while one process downloads and converts
                                          (tagger.folder_lock); the others wait
-        tflite-int8/                     tag.py's calibrated int8 models (inference/int8_cache.py)
+        tflite-int8/                     tag.py's calibrated int8 models (export/int8_cache.py)
 
 Every original file is checked against its reference (`reference`,
 `checksum.py`): the size and sha256 the registry pins, else those recorded

@@ -166,8 +166,8 @@ def _calibration(model, serving: ServingModel, inputs) -> np.ndarray:
     """Calibration windows (n, window_samples) for int8 from the audio named
     by `inputs` (quantize.int8_calibration); UserError for a model
     int8 does not serve or for inputs without decodable audio."""
+    from tagger.inference.export.quantize import int8_calibration, int8_waveform_only
     from tagger.inference.inputs import find_audio
-    from tagger.inference.quantize import int8_calibration, int8_waveform_only
 
     found = find_audio(inputs, recursive=True)
     refusal = int8_waveform_only("--quantization int8", "--quantization dynamic or fp16")
@@ -239,7 +239,7 @@ class ServingModel:
     def __init__(self, model, info: dict | None):
         import keras
 
-        from tagger.inference.predictor import tag_names_of
+        from tagger.inference.common import tag_names_of
         from tagger.models.saved import raw_audio_input, window_grid
 
         self.sample_rate, self.window_samples, to_model_input = raw_audio_input(model, info)

@@ -30,8 +30,8 @@ import os
 from tagger import destination, fileio
 from tagger.errors import UserError
 from tagger.fileio import path_text
+from tagger.inference.library.results_reader import ResultsReader
 from tagger.inference.outputs import select_tags
-from tagger.inference.results_reader import ResultsReader
 
 FORMATS = ("csv", "jsonl", "parquet")
 COLUMNS = ["path", "size", "mtime", "duration", "sample_rate", "windows", "padded", "model",

@@ -2,16 +2,16 @@
 share batches.
 
     decoder threads (workers)                      caller's thread
-    file -> audio_windows -> ("window", ...) --\
-    file -> audio_windows -> ("window", ...) ----> bounded queue -> batch of
-    ...                        ("done", ...)  --/    `batch_size` windows ->
+    file -> audio_windows -> _Window ...     --\
+    file -> audio_windows -> _Window ...     ----> bounded queue -> batch of
+    ...                      _Done           --/    `batch_size` windows ->
                                                      predictor -> per-file
                                                      scores -> FileResult
 
 Each decoder thread takes the next file, streams it through `audio_windows`
 (block reads of libsndfile, or of FFmpeg where libsndfile cannot open the
 file, + soxr streaming resampling, so an hour-long file never sits in
-memory) and puts its windows, then a "done" note with the
+memory) and puts its windows, then a `_Done` note with the
 file's length or its decode error, on one bounded queue. The caller's thread
 fills a batch from the queue and runs the model whenever the batch is full
 (and once more at the end), so batches mix the tails and heads of
@@ -42,12 +42,18 @@ import dataclasses
 import queue
 import threading
 import time
+from typing import NamedTuple
 
 import numpy as np
 
 from tagger.audio import AudioDecodeError, WindowStream, audio_windows, file_info
 from tagger.fileio import path_text
-from tagger.inference.decoder_pool import AUTO_START, CHECK_SECONDS, DecoderRates, decoder_threads
+from tagger.inference.engine.decoder_pool import (
+    AUTO_START,
+    CHECK_SECONDS,
+    DecoderRates,
+    decoder_threads,
+)
 from tagger.inference.inputs import path_problem
 
 NOT_FINITE_SCORES = "the model gave NaN or infinite scores for this file"
@@ -126,166 +132,204 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
     outpaces them (`decoder_pool.decoder_threads`). `rates`, a
     `DecoderRates`, receives the measurements (and the thread count).
     """
-    from tagger.inference.tflite_predictor import available_cores
+    yield from _TaggingLoop(predictor, files, hop_samples, batch_size, workers, queue_batches,
+                            rates).results()
 
-    if batch_size < 1 or (workers is not None and workers < 1):
-        raise ValueError(f"batch_size and workers must be >= 1, got {batch_size}, {workers}")
-    window = predictor.window_samples
-    hop = hop_samples or getattr(predictor, "hop_samples", None) or window
-    edge = int(getattr(predictor, "edge_padding", 0) or 0)
-    auto = workers is None
-    limit = len(files) if hasattr(files, "__len__") else None  # threads beyond: idle
-    cores = available_cores() if auto else 0
-    start = AUTO_START if auto else workers
-    if limit is not None:
-        start = min(start, limit)
-    start = max(1, start)
-    rates = rates if rates is not None else DecoderRates()
-    items = queue.Queue(maxsize=max(queue_batches * batch_size, max(start, cores) + 1))
-    stop = threading.Event()
-    drained = threading.Event()  # every file handed to a decoder
-    next_file = iter(enumerate(files))
-    lock = threading.Lock()
-    paths = {}  # index -> path of the files being decoded or scored
 
-    def put(item) -> bool:
-        while not stop.is_set():
+# what the decoder threads put on the queue: a window of file `index`; the
+# file's end (its windows, length at the model's rate, own sample rate) or
+# failure; a failure outside one file's work, and a thread's end
+
+
+class _Window(NamedTuple):
+    index: int
+    samples: np.ndarray  # (window_samples,)
+
+
+class _Done(NamedTuple):
+    index: int
+    windows: int
+    samples: int
+    rate: int | None
+    error: str | None
+
+
+class _Raised(NamedTuple):
+    path: str | None
+    error: BaseException
+
+
+class _Exited(NamedTuple):
+    pass
+
+
+class _TaggingLoop:
+    """`tag_files`' state: the decoder threads, the queue they fill and the
+    batch the caller's thread fills from it."""
+
+    def __init__(self, predictor, files, hop_samples, batch_size, workers, queue_batches,
+                 rates):
+        from tagger.inference.common import available_cores
+
+        if batch_size < 1 or (workers is not None and workers < 1):
+            raise ValueError(f"batch_size and workers must be >= 1, got {batch_size}, "
+                             f"{workers}")
+        self.predictor = predictor
+        self.window = predictor.window_samples
+        self.hop = hop_samples or getattr(predictor, "hop_samples", None) or self.window
+        self.edge = int(getattr(predictor, "edge_padding", 0) or 0)
+        self.auto = workers is None
+        self.limit = len(files) if hasattr(files, "__len__") else None  # threads beyond: idle
+        self.cores = available_cores() if self.auto else 0
+        start = AUTO_START if self.auto else workers
+        if self.limit is not None:
+            start = min(start, self.limit)
+        self.start = max(1, start)
+        self.rates = rates if rates is not None else DecoderRates()
+        self.items = queue.Queue(maxsize=max(queue_batches * batch_size,
+                                             max(self.start, self.cores) + 1))
+        self.stop = threading.Event()
+        self.drained = threading.Event()  # every file handed to a decoder
+        self.next_file = iter(enumerate(files))
+        self.lock = threading.Lock()
+        self.paths = {}  # index -> path of the files being decoded or scored
+        self.threads = []
+        self.checked = time.perf_counter()  # the last sizing decision
+        self.pending = {}  # index -> _Accumulator
+        self.batch = np.empty((batch_size, self.window), np.float32)
+        self.owners = []  # (file index) of each row of `batch`
+        self.calls = 0  # predictor calls; the first (tracing, compiling) is not timed
+
+    def results(self):
+        self._add_decoders(self.start)
+        exited = 0
+        try:
+            while exited < len(self.threads):
+                item = self.items.get()
+                if isinstance(item, _Window):
+                    self.pending.setdefault(item.index, _Accumulator())
+                    self.batch[len(self.owners)] = item.samples
+                    self.owners.append(item.index)
+                    if len(self.owners) == len(self.batch):
+                        self._flush()
+                        self._resize()
+                        yield from self._finished()
+                elif isinstance(item, _Done):
+                    entry = self.pending.setdefault(item.index, _Accumulator())
+                    entry.expected, entry.samples, entry.rate, entry.error = (
+                        item.windows, item.samples, item.rate, item.error)
+                    yield from self._finished()
+                elif isinstance(item, _Raised):
+                    raise _decoder_failure(item.path, item.error)
+                else:
+                    exited += 1
+            self._flush()
+            yield from self._finished()
+        finally:
+            self.stop.set()
+            for thread in self.threads:
+                thread.join(timeout=5)
+
+    # -- the decoder threads
+
+    def _put(self, item) -> bool:
+        while not self.stop.is_set():
             try:
-                items.put(item, timeout=_PUT_TIMEOUT)
+                self.items.put(item, timeout=_PUT_TIMEOUT)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def decode_file(index, path):
-        """The file's windows onto the queue; returns its "done" note, or
-        None when the consumer has stopped."""
-        count = 0
+    def _decode_file(self, index, path) -> _Done | None:
+        """The file's windows onto the queue; returns its `_Done`, or None
+        when the consumer has stopped."""
+        rates, count = self.rates, 0
         began = time.perf_counter()  # decoding since, not counting blocked puts
         try:
             problem = path_problem(path)  # never open a pipe or a device
             if problem is not None:
                 raise AudioDecodeError(problem)
             rate = _file_sample_rate(path)
-            stream = WindowStream(audio_windows(path, predictor.sample_rate, window, hop,
-                                                edge_padding=edge))
+            stream = WindowStream(audio_windows(path, self.predictor.sample_rate, self.window,
+                                                self.hop, edge_padding=self.edge))
             for _, samples in stream:
                 rates.decoded(1, time.perf_counter() - began)
-                if not put(("window", index, count, samples)):
+                if not self._put(_Window(index, samples)):
                     return None
                 began = time.perf_counter()
                 count += 1
-            note = ("done", index, count, stream.total, rate, None)
+            done = _Done(index, count, stream.total, rate, None)
         except AudioDecodeError as error:
-            note = ("done", index, count, 0, None, _reason(error))
+            done = _Done(index, count, 0, None, _reason(error))
         except Exception as error:  # a decoder bug: this file's failure, never a hang
-            note = ("done", index, count, 0, None,
-                    f"cannot decode ({type(error).__name__}: {error})")
+            done = _Done(index, count, 0, None,
+                         f"cannot decode ({type(error).__name__}: {error})")
         rates.decoded(0, time.perf_counter() - began)  # the file's tail, or failure
-        return note
+        return done
 
-    def decode():
+    def _decode(self):
         path = None  # the file this thread holds
         try:
-            while not stop.is_set():
+            while not self.stop.is_set():
                 path = None
-                with lock:
-                    index, path = next(next_file, (None, None))
+                with self.lock:
+                    index, path = next(self.next_file, (None, None))
                     if index is not None:
-                        paths[index] = path
+                        self.paths[index] = path
                 if index is None:
-                    drained.set()
+                    self.drained.set()
                     return
-                note = decode_file(index, path)
-                if note is None or not put(note):
+                done = self._decode_file(index, path)
+                if done is None or not self._put(done):
                     return
         except BaseException as error:  # the caller's thread raises it: never silent
-            put(("raise", path, error))
+            self._put(_Raised(path, error))
         finally:
-            put(("exit",))
+            self._put(_Exited())
 
-    threads = []
-
-    def add_decoders(count):
+    def _add_decoders(self, count):
         for _ in range(count):
-            thread = threading.Thread(target=decode, name=f"tagger-decoder-{len(threads)}",
-                                      daemon=True)
-            threads.append(thread)
-            rates.threads = len(threads)
+            thread = threading.Thread(target=self._decode,
+                                      name=f"tagger-decoder-{len(self.threads)}", daemon=True)
+            self.threads.append(thread)
+            self.rates.threads = len(self.threads)
             thread.start()
 
-    checked = [time.perf_counter()]  # the last sizing decision
-
-    def resize():
+    def _resize(self):
         """Starts the decoders the measured rates ask for (auto only)."""
         now = time.perf_counter()
-        if not auto or drained.is_set() or now - checked[0] < CHECK_SECONDS:
+        if not self.auto or self.drained.is_set() or now - self.checked < CHECK_SECONDS:
             return
-        checked[0] = now
-        target = decoder_threads(rates.model_rate, rates.decode_rate, cores)
-        if limit is not None:
-            target = min(target, limit)
-        add_decoders(max(0, target - len(threads)))
+        self.checked = now
+        target = decoder_threads(self.rates.model_rate, self.rates.decode_rate, self.cores)
+        if self.limit is not None:
+            target = min(target, self.limit)
+        self._add_decoders(max(0, target - len(self.threads)))
 
-    add_decoders(start)
+    # -- the caller's thread
 
-    pending = {}  # index -> _Accumulator
-    batch = np.empty((batch_size, window), np.float32)
-    owners = []  # (file index) of each row of `batch`
-
-    calls = [0]  # predictor calls; the first (tracing, compiling) is not timed
-
-    def flush():
-        if not owners:
+    def _flush(self):
+        if not self.owners:
             return
         began = time.perf_counter()
-        scores, embeddings = predictor(batch[:len(owners)])
-        if calls[0]:
-            rates.model(len(owners), time.perf_counter() - began)
-        calls[0] += 1
-        for row, index in enumerate(owners):
-            entry = pending.get(index)
+        scores, embeddings = self.predictor(self.batch[:len(self.owners)])
+        if self.calls:
+            self.rates.model(len(self.owners), time.perf_counter() - began)
+        self.calls += 1
+        for row, index in enumerate(self.owners):
+            entry = self.pending.get(index)
             if entry is not None and entry.error is None:  # else: failed meanwhile
                 entry.scores.append(scores[row])
                 if embeddings is not None:
                     entry.embeddings.append(embeddings[row])
-        owners.clear()
+        self.owners.clear()
 
-    def finished():
-        done = [i for i, entry in pending.items() if entry.complete]
-        return [pending.pop(i).result(i, paths.pop(i), predictor, window, hop, edge)
+    def _finished(self):
+        done = [i for i, entry in self.pending.items() if entry.complete]
+        return [self.pending.pop(i).result(i, self.paths.pop(i), self.predictor, self.window,
+                                           self.hop, self.edge)
                 for i in done]
-
-    exited = 0
-    try:
-        while exited < len(threads):
-            item = items.get()
-            kind = item[0]
-            if kind == "window":
-                _, index, _, samples = item
-                pending.setdefault(index, _Accumulator())
-                batch[len(owners)] = samples
-                owners.append(index)
-                if len(owners) == batch_size:
-                    flush()
-                    resize()
-                    yield from finished()
-            elif kind == "done":
-                _, index, count, total, rate, error = item
-                entry = pending.setdefault(index, _Accumulator())
-                entry.expected, entry.samples, entry.rate, entry.error = (
-                    count, total, rate, error)
-                yield from finished()
-            elif kind == "raise":
-                raise _decoder_failure(*item[1:])
-            else:
-                exited += 1
-        flush()
-        yield from finished()
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=5)
 
 
 class _Accumulator:

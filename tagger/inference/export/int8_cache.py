@@ -12,7 +12,7 @@ size and SHA-256, as the pretrained store records its files) holds
 everything the conversion depends on:
 
 - the model: its fingerprint, the SHA-256 of the model file's bytes
-  (`results_db.model_fingerprint`, as the results database keys models),
+  (`common.model_fingerprint`, as the results database keys models),
   so a retrained model under the same name is another entry;
 - the audio settings it is served at: sample rate and window;
 - the calibration windows themselves: their count and the SHA-256 of their
@@ -55,7 +55,7 @@ def entry_fields(model_path: str, sample_rate: int, window: int,
     (n, window) float32 windows (see the module docstring)."""
     import tensorflow as tf
 
-    from tagger.inference.results_db import model_fingerprint
+    from tagger.inference.common import model_fingerprint
 
     windows = np.ascontiguousarray(calibration, "<f4")  # (n, window)
     return {"cache_version": CACHE_VERSION, "engine": "tflite-int8",

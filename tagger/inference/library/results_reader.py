@@ -30,7 +30,7 @@ import numpy as np
 
 from tagger.errors import UserError
 from tagger.fileio import path_text
-from tagger.inference import results_db
+from tagger.inference.library import results_db
 
 
 class ResultsReader:

@@ -6,12 +6,13 @@ import dataclasses
 import os
 import sqlite3
 import sys
+from collections.abc import Callable
 
 from tagger import destination, fileio
 from tagger.errors import UserError
-from tagger.inference import outputs
-from tagger.inference.config import TagConfig
 from tagger.inference.inputs import find_audio
+from tagger.inference.outputs import is_report, render
+from tagger.inference.tag.config import TagConfig
 from tagger.runtime import native_stderr_silenced
 
 
@@ -42,6 +43,22 @@ class TagSummary:
         return 1 if self.failures else 0
 
 
+def _nothing(*_):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class _Output:
+    """One output of a run: `add(result)` for each tagged file, `failed(result)`
+    for each file that could not be tagged, then `close()` when the run ends
+    or `abort()` when it is interrupted (in the opposite order of the outputs)."""
+
+    add: Callable
+    failed: Callable = _nothing
+    close: Callable = _nothing
+    abort: Callable = _nothing
+
+
 def tag(config: TagConfig, log=None, quiet_decoders: bool = False) -> TagSummary:
     """Tags every audio file that `config.inputs` names.
 
@@ -54,41 +71,6 @@ def tag(config: TagConfig, log=None, quiet_decoders: bool = False) -> TagSummary
     """
     with native_stderr_silenced(quiet_decoders):
         return _tag(config, log)
-
-
-def _tflite_predictor(model, info, engine: str, files, model_path: str):
-    """(predictor, note) of the TFLite engine; "tflite-int8" is calibrated on
-    windows of `files`, its conversion kept in the cache for the next run on
-    the same model and windows (`int8_cache`); `note`: a line for the log,
-    or ''."""
-    from tagger.inference.quantize import int8_calibration
-    from tagger.inference.tflite_predictor import TFLitePredictor
-    from tagger.models.saved import raw_audio_input
-
-    if engine != "tflite-int8":
-        return TFLitePredictor(model, info, engine), ""
-    sample_rate, window, _ = raw_audio_input(model, info)  # as the model is served
-    try:
-        calibration = int8_calibration(model, info, files, sample_rate, window)
-    except ValueError as error:
-        raise UserError(str(error)) from None
-    if len(calibration) == 0:
-        raise UserError("--engine tflite-int8 measures its ranges on the audio it tags, "
-                        "and none of the inputs could be decoded; check the files or "
-                        "use --engine tflite")
-    from tagger.inference.export import ServingModel, tflite_bytes
-    from tagger.inference.int8_cache import cached_int8, entry_fields
-    from tagger.runtime import native_stderr_silenced
-
-    def convert():
-        with native_stderr_silenced():  # the int8 calibrator's "fully_quantize: 0, ..."
-            return tflite_bytes(ServingModel(model, info), "int8", calibration)
-
-    if not fileio.is_local(model_path):  # no fingerprint without reading it: not cached
-        return TFLitePredictor(model, info, engine, converted=convert()), ""
-    fields = entry_fields(model_path, sample_rate, window, calibration)
-    content, select_tf_ops, note = cached_int8(fields, convert)
-    return TFLitePredictor(model, info, engine, converted=(content, select_tf_ops)), note
 
 
 def _tag(config: TagConfig, log=None) -> TagSummary:
@@ -104,21 +86,16 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         raise UserError(_nothing_found(config.inputs, found))
     _check_destinations(config)
 
-    from tagger.inference.predictor import Predictor
-    from tagger.inference.tagging import tag_files
+    from tagger.inference.engine.registry import EngineOptions, make_predictor
+    from tagger.inference.engine.tagging import tag_files
     from tagger.models.saved import load_tagger, synthetic_note
 
     model, info = load_tagger(config.model)
     note = synthetic_note(info)
-    engine_note = ""
-    if config.engine in ("keras", "xla"):
-        predictor = Predictor(model, info, embeddings=config.embeddings is not None,
-                              embedding_layer=config.embedding_layer,
-                              jit_compile=config.engine == "xla")
-    else:
-        calibration_files = files if files is not None else _audio_files(config, 64)
-        predictor, engine_note = _tflite_predictor(model, info, config.engine,
-                                                   calibration_files, config.model)
+    predictor = make_predictor(config.engine, model, info, EngineOptions(
+        embeddings=config.embeddings is not None, embedding_layer=config.embedding_layer,
+        model_path=config.model,
+        calibration_audio=lambda: files if files is not None else _audio_files(config, 64)))
     hop = None
     if config.hop is not None:
         hop = int(round(config.hop * predictor.sample_rate))
@@ -131,30 +108,18 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     say = log or (lambda line: bar.write(line, file=sys.stderr))
     if predictor.warning:
         say(f"warning: {predictor.warning}")
-    if engine_note:
-        say(engine_note)
+    if predictor.note:
+        say(predictor.note)
     failures = []
 
     def skipped(path, reason):
         failures.append((path, reason))
         say(f"skipped {fileio.path_text(path)}: {reason}")
 
-    database = None
-    if config.db is not None:
-        from tagger.inference.results_db import ResultsWriter
-
-        if config.overwrite:
-            _replace_foreign_db(config.db)
-        try:
-            database = ResultsWriter(config.db, config.model, predictor.tag_names,
-                                     predictor.sample_rate, predictor.window_samples,
-                                     embeddings=config.embeddings is not None,
-                                     rescan=config.rescan)
-        except sqlite3.Error as error:
-            raise UserError(f"cannot write --db {config.db!r}: {error}") from None
+    database = _database(config, predictor) if config.db is not None else None
     tag_writer = None
     if config.write_tags:
-        from tagger.inference.file_tags import TagWriter
+        from tagger.inference.library.file_tags import TagWriter
 
         tag_writer = TagWriter(predictor.tag_names,
                                model=_model_label(config, info, database),
@@ -167,73 +132,56 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         for path, reason in found.missing:
             skipped(path, reason)
 
-    names = {}
+    kept = []  # the report's results: none with --db and no --out
+    outputs = []  # in the order each result reaches them
     if config.taggram_dir:
-        from tagger.inference.taggram import taggram_names, write_index, write_taggram
-        try:
-            fileio.makedirs(config.taggram_dir)
-        except OSError as error:
-            raise UserError(f"cannot create --taggram {config.taggram_dir!r}: "
-                            f"{error.strerror or error}") from None
-        names = taggram_names(found.files)
+        outputs.append(_taggrams(config, found.files, predictor, note, kept))
         if database is not None:  # listed up front for the names: skip here
             files = [p for p in files if not database.is_current(p)]
-    writer = None
     if config.embeddings:
-        from tagger.inference.embeddings import EmbeddingWriter
-        try:
-            writer = EmbeddingWriter(config.embeddings)
-        except OSError as error:
-            raise UserError(f"cannot write --embeddings {config.embeddings!r}: "
-                            f"{error.strerror or error}") from None
-
+        writer = _embedding_writer(config)
+        outputs.append(_Output(lambda r: writer.add(r.path, r.embeddings), close=writer.close,
+                               abort=writer.abort))
+    if tag_writer is not None:  # before the row: it records the file as changed
+        outputs.append(_Output(lambda r: tag_writer.write(r.path, r.clip_scores)))
+    if database is not None:  # a failure too, so that a rerun need not try it again
+        outputs.append(_Output(database.add, database.add_failure, database.close,
+                               database.close))
     keep = config.out is not None or config.db is None  # the report needs them
-    results, tagged = [], 0
+    if keep:
+        outputs.append(_Output(lambda r: kept.append(r.compact())))
+
+    tagged = 0
     try:
         for result in tag_files(predictor, files, hop_samples=hop,
                                 batch_size=config.batch_size, workers=config.workers):
             bar.update(1)
             if not result.ok:
                 skipped(result.path, result.error)
-                if database is not None:  # so that a rerun need not try it again
-                    database.add_failure(result)
+                for output in outputs:
+                    output.failed(result)
                 continue
             tagged += 1
-            if config.taggram_dir:
-                write_taggram(config.taggram_dir, names[result.path], result,
-                              predictor.tag_names, config.top_k,
-                              threshold=config.threshold, note=note)
-            if writer is not None:
-                writer.add(result.path, result.embeddings)
-            if tag_writer is not None:  # before the row: it records the file as changed
-                tag_writer.write(result.path, result.clip_scores)
-            if database is not None:
-                database.add(result)
-            if keep:
-                results.append(result.compact())
+            for output in outputs:
+                output.add(result)
     except BaseException:
-        if writer is not None:
-            writer.abort()
+        for output in reversed(outputs):
+            output.abort()
         raise
     finally:
         bar.close()
-        if database is not None:
-            database.close()
-    if writer is not None:
-        writer.close()
-    if config.taggram_dir and results:
-        write_index(config.taggram_dir, {r.path: names[r.path] for r in
-                                         sorted(results, key=lambda r: r.index)})
+    for output in reversed(outputs):
+        output.close()
 
-    results.sort(key=lambda r: r.index)
-    report = ""
+    results = sorted(kept, key=lambda r: r.index)
+    text = ""
     if keep:
-        report = outputs.render(results, predictor.tag_names, config.format, config.top_k,
-                                config.threshold, note)
+        text = render(results, predictor.tag_names, config.format, config.top_k,
+                      config.threshold, note)
     written = bool(config.out and results)
     if written:
-        destination.write_output(config.out, report, "--out")
-    summary = TagSummary(results, failures, report, predictor.tag_names, written,
+        destination.write_output(config.out, text, "--out")
+    summary = TagSummary(results, failures, text, predictor.tag_names, written,
                          tagged=tagged, note=note)
     if database is not None:
         summary.db_written, summary.db_skipped = database.written, database.skipped
@@ -244,12 +192,58 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     return summary
 
 
+def _database(config: TagConfig, predictor):
+    """The ResultsWriter of --db (replacing a file that is not a results
+    database with --overwrite)."""
+    from tagger.inference.library.results_db import ResultsWriter
+
+    if config.overwrite:
+        _replace_foreign_db(config.db)
+    try:
+        return ResultsWriter(config.db, config.model, predictor.tag_names,
+                             predictor.sample_rate, predictor.window_samples,
+                             embeddings=config.embeddings is not None, rescan=config.rescan)
+    except sqlite3.Error as error:
+        raise UserError(f"cannot write --db {config.db!r}: {error}") from None
+
+
+def _taggrams(config: TagConfig, paths, predictor, note, kept: list) -> _Output:
+    """Each file's taggram in --taggram; the index of the `kept` results."""
+    from tagger.inference.tag.taggram import taggram_names, write_index, write_taggram
+
+    try:
+        fileio.makedirs(config.taggram_dir)
+    except OSError as error:
+        raise UserError(f"cannot create --taggram {config.taggram_dir!r}: "
+                        f"{error.strerror or error}") from None
+    folder, names = config.taggram_dir, taggram_names(paths)
+
+    def index():
+        if kept:
+            write_index(folder, {r.path: names[r.path]
+                                 for r in sorted(kept, key=lambda r: r.index)})
+
+    return _Output(lambda r: write_taggram(folder, names[r.path], r, predictor.tag_names,
+                                           config.top_k, threshold=config.threshold, note=note),
+                   close=index)
+
+
+def _embedding_writer(config: TagConfig):
+    from tagger.inference.library.embeddings import EmbeddingWriter
+
+    try:
+        return EmbeddingWriter(config.embeddings)
+    except OSError as error:
+        raise UserError(f"cannot write --embeddings {config.embeddings!r}: "
+                        f"{error.strerror or error}") from None
+
+
 def _model_label(config: TagConfig, info: dict | None, database=None) -> str:
     """What --write-tags records as the model (`file_tags.model_label`): its
     pretrained name, or `family/name` of its file, and its fingerprint (the
     results database's; none for a model that is not a local file)."""
-    from tagger.inference.file_tags import model_label
-    from tagger.inference.results_db import model_fingerprint
+    from tagger.inference.common import model_fingerprint
+    from tagger.inference.library.file_tags import model_label
     from tagger.models.saved import model_file_name
 
     name = config.model_name
@@ -337,7 +331,7 @@ def _to_tag(path: str, config: TagConfig, database, tag_writer) -> bool:
 def _replace_foreign_db(path: str) -> None:
     """--overwrite: a file at --db that is not a results database is
     replaced, atomically, by an empty one."""
-    from tagger.inference.results_db import connect, is_results_db
+    from tagger.inference.library.results_db import connect, is_results_db
 
     if not os.path.isfile(path) or os.path.getsize(path) == 0 or is_results_db(path):
         return
@@ -368,15 +362,15 @@ def _nothing_found(inputs, found) -> str:
 def _check_destinations(config: TagConfig) -> None:
     """Fails before any work when an output cannot be written, or would
     destroy an input or a file tag.py did not write (destination.check_destination)."""
-    from tagger.inference.embeddings import is_embeddings_file
     from tagger.inference.inputs import is_audio_name
-    from tagger.inference.results_db import is_results_db
+    from tagger.inference.library.embeddings import is_embeddings_file
+    from tagger.inference.library.results_db import is_results_db
 
     inputs = [*config.inputs, config.model]
     walked = [(p, config.recursive, is_audio_name) for p in config.inputs if os.path.isdir(p)]
     named = {}
     for flag, path, kind, recognise in (
-            ("--out", config.out, "a tag.py report", outputs.is_report),
+            ("--out", config.out, "a tag.py report", is_report),
             ("--embeddings", config.embeddings or None, "an embeddings archive tag.py wrote",
              is_embeddings_file),
             ("--db", config.db, "a results database tag.py wrote", is_results_db)):
@@ -401,7 +395,7 @@ def _check_destinations(config: TagConfig) -> None:
         if clash is not None:
             raise UserError(f"--taggram {config.taggram_dir!r} is the input {clash!r}; "
                             "choose another folder for the taggrams")
-        from tagger.inference.taggram import is_index
+        from tagger.inference.tag.taggram import is_index
 
         index = os.path.join(config.taggram_dir, "index.csv")
         destination.check_destination(index, "--taggram", kind="a taggram index tag.py wrote",

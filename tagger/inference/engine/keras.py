@@ -1,10 +1,12 @@
-"""A saved tagger as one compiled call: raw windows -> tag scores (+ embeddings)."""
+"""The keras and xla engines: a saved tagger as one compiled call, raw
+windows -> tag scores (+ embeddings)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from tagger.errors import UserError
+from tagger.inference.engine.predictor import Predictor
 
 OUTPUT_LAYER = "tags"
 
@@ -45,27 +47,9 @@ def chosen_layer(model, name: str) -> str:
     return name
 
 
-def tag_names_of(model, info: dict | None) -> tuple[list[str], str | None]:
-    """(tag names, warning or None): the info layer's names, or tag_0..tag_{n-1}."""
-    count = int(model.outputs[0].shape[-1])
-    names = list((info or {}).get("tag_names") or [])
-    if len(names) == count:
-        return [str(name) for name in names], None
-    fallback = [f"tag_{i}" for i in range(count)]
-    if not names:
-        return fallback, (f"the model carries no tag names (not saved by train.py); "
-                          f"using tag_0..tag_{count - 1}")
-    return fallback, (f"the model names {len(names)} tags but predicts {count}; "
-                      f"using tag_0..tag_{count - 1}")
+class KerasPredictor(Predictor):
+    """A `Predictor` (engine/predictor.py) of a saved tagger: Keras on TensorFlow.
 
-
-class Predictor:
-    """Scores windows of raw mono audio with a saved tagger.
-
-    `predictor(windows)` takes `(batch, window_samples)` float32 at
-    `sample_rate` and returns `(scores (batch, tags), embeddings (batch, dim)
-    or None)`. A file's windows step by `hop_samples` through it, padded
-    by `edge_padding` samples at its edges (`saved.window_grid`).
     Log-mel-input models get their `LogMel` front end in front
     (`raw_audio_input`), so every model takes the same raw windows. The
     call is one `tf.function` (traced once per batch shape; a last, smaller
@@ -86,6 +70,7 @@ class Predictor:
         import keras
         import tensorflow as tf
 
+        from tagger.inference.common import tag_names_of
         from tagger.models.saved import raw_audio_input, window_grid
 
         self.sample_rate, self.window_samples, to_model_input = raw_audio_input(model, info)
@@ -107,10 +92,6 @@ class Predictor:
         self._call = tf.function(lambda x: self.model(x, training=False),
                                  reduce_retracing=True, jit_compile=self.jit_compile or None)
 
-    @property
-    def num_tags(self) -> int:
-        return len(self.tag_names)
-
     def __call__(self, windows: np.ndarray):
         windows = np.asarray(windows, np.float32)  # (batch, window_samples)
         count = len(windows)
@@ -124,3 +105,9 @@ class Predictor:
         embeddings = (np.asarray(outputs["embeddings"], np.float32)[:count]
                       if self.embedding_layer else None)
         return scores, embeddings
+
+
+def make_predictor(model, info: dict | None, options, jit_compile: bool = False):
+    """The factory of the keras engine (`jit_compile`: the xla engine)."""
+    return KerasPredictor(model, info, embeddings=options.embeddings,
+                          embedding_layer=options.embedding_layer, jit_compile=jit_compile)

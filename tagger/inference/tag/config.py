@@ -1,22 +1,19 @@
-"""Frozen configurations of tag.py and export.py."""
+"""The frozen configuration of tag.py."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from tagger.errors import UserError, flags_do_not_apply
+from tagger.inference.engine.registry import ENGINES, engine_named
 
 OUTPUT_FORMATS = ("table", "json", "csv")
-# keras and xla: predictor.Predictor (xla: compiled with XLA); tflite*: tflite_predictor
-ENGINES = ("keras", "xla", "tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8")
 EMBEDDINGS_IN_DB = ""  # tag.py --embeddings with no PATH: into the --db database
-EXPORT_FORMATS = ("saved_model", "tflite")
-EXPORT_QUANTIZATIONS = ("fp16", "dynamic", "int8")  # TFLite only; see export.tflite_bytes
 
 
 @dataclasses.dataclass(frozen=True)
 class TagConfig:
-    """What `tagger.inference.run.tag` does; see tag.py for every field."""
+    """What `tagger.inference.tag.run.tag` does; see tag.py for every field."""
 
     model: str
     inputs: tuple
@@ -34,7 +31,7 @@ class TagConfig:
     progress: bool = True
     engine: str = "keras"
     overwrite: bool = False  # replace an existing output that tag.py did not write
-    db: str | None = None  # results database (inference/results_db.py)
+    db: str | None = None  # results database (inference/library/results_db.py)
     rescan: bool = False  # with db: tag files that are up to date there too
     write_tags: bool = False  # write the selected tags into each file (file_tags.py)
     write_scores: bool = False  # with write_tags: their scores too
@@ -60,9 +57,7 @@ class TagConfig:
             raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.workers is not None and self.workers < 1:
             raise UserError(f"--workers must be at least 1, got {self.workers}")
-        if self.engine not in ENGINES:
-            raise UserError(f"--engine must be one of {', '.join(ENGINES)}, "
-                            f"got {self.engine!r}")
+        engine = engine_named(self.engine)  # a UserError listing them for another
         if self.embeddings == EMBEDDINGS_IN_DB and not self.db:
             raise UserError("--embeddings without a PATH stores them in the --db database; "
                             "give --embeddings PATH or add --db PATH")
@@ -79,45 +74,7 @@ class TagConfig:
             raise flags_do_not_apply(
                 ["--embedding-layer"], "with --embeddings PATH and no --db",
                 "a --db database holds the penultimate embeddings tagger-similar compares")
-        if self.embeddings is not None and self.engine not in ("keras", "xla"):
-            raise UserError(f"--embeddings needs --engine keras or xla (the {self.engine} engine "
-                            "returns tag scores only)")
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportConfig:
-    """What `tagger.inference.export.export` does; see export.py."""
-
-    model: str
-    format: str = "saved_model"
-    out: str | None = None  # None: beside the model, see export.default_out
-    overwrite: bool = False
-    verify: bool = True
-    quantization: str | None = None  # None: float32
-    calibration_audio: tuple = ()  # files or folders (searched recursively), int8 only
-    max_score_difference: float | None = None  # None: export.MAX_SCORE_DIFFERENCE's bound
-
-    def __post_init__(self):
-        if self.max_score_difference is not None and not self.max_score_difference > 0:
-            raise UserError(f"--max-score-difference must be above 0, "
-                            f"got {self.max_score_difference}")
-        if self.max_score_difference is not None and not self.verify:
-            raise flags_do_not_apply(["--max-score-difference"], "to a verified export",
-                                     "--no-verify skips the check", "drop --no-verify")
-        if self.format not in EXPORT_FORMATS:
-            raise UserError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, "
-                            f"got {self.format!r}")
-        if self.quantization is not None:
-            if self.quantization not in EXPORT_QUANTIZATIONS:
-                raise UserError(f"--quantization must be one of "
-                                f"{', '.join(EXPORT_QUANTIZATIONS)}, got {self.quantization!r}")
-            if self.format != "tflite":
-                raise flags_do_not_apply(["--quantization"], "to --format tflite",
-                                         "a SavedModel keeps the float32 weights")
-        if self.quantization == "int8" and not self.calibration_audio:
-            raise UserError("--quantization int8 measures each layer's range on real audio: "
-                            "add --calibration-audio with files or folders like the audio "
-                            "the model will tag")
-        if self.calibration_audio and self.quantization != "int8":
-            raise UserError("--calibration-audio goes with --quantization int8 only; leave "
-                            "it out or add --quantization int8")
+        if self.embeddings is not None and not engine.embeddings:
+            embedders = " or ".join(name for name, e in ENGINES.items() if e.embeddings)
+            raise UserError(f"--embeddings needs --engine {embedders} (the {self.engine} "
+                            "engine returns tag scores only)")

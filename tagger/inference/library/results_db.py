@@ -43,13 +43,14 @@ since the last commit. The file is recognised as ours by its
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
 import time
 
 import numpy as np
+
+from tagger.inference.common import model_fingerprint
 
 APPLICATION_ID = 0x54414752  # "TAGR"
 SCHEMA_VERSION = 1
@@ -93,29 +94,6 @@ def is_results_db(path: str) -> bool:
         return False
     finally:
         con.close()
-
-
-def model_fingerprint(path: str) -> str:
-    """SHA-256 (hex) of the model file's bytes; of a folder's files (their
-    relative names and bytes, in sorted order)."""
-    digest = hashlib.sha256()
-    path = str(path)
-    if os.path.isdir(path):
-        for root, dirs, names in os.walk(path):
-            dirs.sort()
-            for name in sorted(names):
-                full = os.path.join(root, name)
-                digest.update(os.path.relpath(full, path).encode() + b"\0")
-                _hash_file(digest, full)
-    else:
-        _hash_file(digest, path)
-    return digest.hexdigest()
-
-
-def _hash_file(digest, path: str) -> None:
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
 
 
 def path_key(path: str) -> str | bytes:

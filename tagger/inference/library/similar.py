@@ -22,8 +22,8 @@ import numpy as np
 
 from tagger.errors import UserError
 from tagger.fileio import path_text
-from tagger.inference import results_db
-from tagger.inference.results_reader import ResultsReader
+from tagger.inference.common import model_fingerprint
+from tagger.inference.library.results_reader import ResultsReader
 
 CHUNK = 4096
 # From this many embeddings on, `index="auto"` searches an approximate FAISS
@@ -106,19 +106,19 @@ def embed(model: dict, query: str) -> np.ndarray:
     if problem is not None:
         raise UserError(f"query {query!r}: {problem}")
     path = model["path"]
-    if not os.path.exists(path) or results_db.model_fingerprint(path) != model["fingerprint"]:
+    if not os.path.exists(path) or model_fingerprint(path) != model["fingerprint"]:
         raise UserError(f"the database's model {path!r} is gone or changed since it tagged "
                         "the library, so the query cannot be compared: tag the query into "
                         "the database with that model, or retag the library")
     from tagger.runtime import quiet_tensorflow
 
     quiet_tensorflow()
-    from tagger.inference.predictor import Predictor
-    from tagger.inference.tagging import tag_files
+    from tagger.inference.engine.registry import EngineOptions, make_predictor
+    from tagger.inference.engine.tagging import tag_files
     from tagger.models.saved import load_tagger
 
     keras_model, info = load_tagger(path)
-    predictor = Predictor(keras_model, info, embeddings=True)
+    predictor = make_predictor("keras", keras_model, info, EngineOptions(embeddings=True))
     (result,) = list(tag_files(predictor, [query], workers=1))
     if not result.ok:
         raise UserError(f"query {query!r}: {result.error}")

@@ -6,25 +6,22 @@ converted in memory to the same `serve` signature export.py writes
 (`waveform (batch, window_samples)` -> `scores (batch, tags)`), optionally
 with quantised weights (and, for "tflite-int8", activations quantised with
 ranges measured on windows of the audio to be tagged), and run by LiteRT's
-interpreter with XNNPACK on every core. Same call as `Predictor`, without
-embeddings.
+interpreter with XNNPACK on every core. A `Predictor` (engine/predictor.py)
+without embeddings.
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from tagger.inference.quantize import check_int8_model
+from tagger import fileio
+from tagger.errors import UserError
+from tagger.inference.common import available_cores
+from tagger.inference.engine.predictor import Predictor
+from tagger.inference.export.quantize import check_int8_model
 
 ENGINES = {"tflite": None, "tflite-fp16": "fp16", "tflite-dynamic": "dynamic",
            "tflite-int8": "int8"}
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def interpreter_name(interpreter) -> str:
@@ -33,7 +30,7 @@ def interpreter_name(interpreter) -> str:
         else "TensorFlow"
 
 
-class TFLitePredictor:
+class TFLitePredictor(Predictor):
     """`predictor(windows)` -> `(scores (batch, tags), None)` on LiteRT.
 
     `engine`: "tflite" (float32), "tflite-fp16" (float16 weights),
@@ -47,13 +44,10 @@ class TFLitePredictor:
     made earlier (`int8_cache`), used instead of converting again.
     """
 
-    embedding_layer = None
-    embedding_dim = None
-
     def __init__(self, model, info: dict | None, engine: str = "tflite",
                  threads: int | None = None, calibration: np.ndarray | None = None,
                  converted: tuple[bytes, bool] | None = None):
-        from tagger.inference.export import ServingModel, tflite_bytes, tflite_interpreter
+        from tagger.inference.export.formats import ServingModel, tflite_bytes, tflite_interpreter
         from tagger.runtime import native_stderr_silenced
 
         if engine not in ENGINES:
@@ -85,11 +79,46 @@ class TFLitePredictor:
             note = f"the {engine} engine runs on TensorFlow's TFLite interpreter: {why}"
             self.warning = f"{self.warning}; {note}" if self.warning else note
 
-    @property
-    def num_tags(self) -> int:
-        return len(self.tag_names)
-
     def __call__(self, windows: np.ndarray):
         x = np.ascontiguousarray(windows, np.float32)  # (batch, window_samples)
         scores = self._runner(waveform=x)["scores"]
         return np.array(scores, np.float32), None
+
+
+def make_predictor(model, info: dict | None, options, engine: str = "tflite"):
+    """The factory of the `engine` (a key of ENGINES). "tflite-int8" is
+    calibrated on windows of `options.calibration_audio()`, its conversion
+    kept in the cache for the next run on the same model and windows
+    (`int8_cache`; the predictor's `note` says which), when
+    `options.model_path` is a local file."""
+    from tagger.inference.export.quantize import int8_calibration
+    from tagger.models.saved import raw_audio_input
+
+    if engine != "tflite-int8":
+        return TFLitePredictor(model, info, engine)
+    sample_rate, window, _ = raw_audio_input(model, info)  # as the model is served
+    try:
+        calibration = int8_calibration(model, info, options.calibration_audio(), sample_rate,
+                                       window)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    if len(calibration) == 0:
+        raise UserError("--engine tflite-int8 measures its ranges on the audio it tags, "
+                        "and none of the inputs could be decoded; check the files or "
+                        "use --engine tflite")
+    from tagger.inference.export.formats import ServingModel, tflite_bytes
+    from tagger.inference.export.int8_cache import cached_int8, entry_fields
+    from tagger.runtime import native_stderr_silenced
+
+    def convert():
+        with native_stderr_silenced():  # the int8 calibrator's "fully_quantize: 0, ..."
+            return tflite_bytes(ServingModel(model, info), "int8", calibration)
+
+    path = options.model_path
+    if path is None or not fileio.is_local(path):  # no fingerprint without reading it
+        return TFLitePredictor(model, info, engine, converted=convert())
+    fields = entry_fields(path, sample_rate, window, calibration)
+    content, select_tf_ops, note = cached_int8(fields, convert)
+    predictor = TFLitePredictor(model, info, engine, converted=(content, select_tf_ops))
+    predictor.note = note
+    return predictor

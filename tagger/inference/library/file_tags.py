@@ -52,7 +52,7 @@ SEPARATOR = "; "
 def model_label(name: str, fingerprint: str | None) -> str:
     """What `tagger_model` holds: the model's name (a pretrained name, or
     `family/name` of a model file) and the SHA-256 of its file, the results
-    database's fingerprint (`results_db.model_fingerprint`), so files tagged
+    database's fingerprint (`common.model_fingerprint`), so files tagged
     by two versions of a model tell them apart."""
     return name if fingerprint is None else f"{name} sha256:{fingerprint}"
 
