@@ -35,7 +35,7 @@ import json
 
 import numpy as np
 
-from tagger import fileio
+from tagger import destination, fileio
 from tagger.config import join_path
 from tagger.errors import UserError
 
@@ -208,7 +208,7 @@ def split_targets(teacher: Teacher, data_dir: str, info: dict, split: str,
         try:
             fileio.write_atomic(paths[i], buffer.getvalue())
         except OSError as error:
-            raise fileio.output_error("the teacher's targets", paths[i], error) from None
+            raise destination.output_error("the teacher's targets", paths[i], error) from None
     log(f"teacher {teacher.name} ({teacher.key}): {split} targets of {len(shards)} "
         f"shard(s), {len(missing)} computed, {len(shards) - len(missing)} reused, in {folder}")
     targets = concatenate([_read(path) for path in paths], len(teacher.tag_names))
@@ -242,7 +242,7 @@ def _start_entry(folder: str, teacher: Teacher, info: dict) -> None:
         fileio.write_atomic(path, json.dumps({**teacher.describe(),
                                               "records": records_key(info)}, indent=1))
     except OSError as error:
-        raise fileio.output_error("the teacher's targets", path, error) from None
+        raise destination.output_error("the teacher's targets", path, error) from None
 
 
 def _score_shard(teacher: Teacher, data_dir: str, info: dict, split: str,
