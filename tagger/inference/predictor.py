@@ -5,18 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from tagger.errors import UserError
+from tagger.models.tagger_metadata import TaggerMetadata
 
 OUTPUT_LAYER = "tags"
 
 
-def embedding_layer_name(model, info: dict | None = None) -> str:
+def embedding_layer_name(model, info: TaggerMetadata | None = None) -> str:
     """The name of the layer whose output is the model's embedding: its
     family's (`FamilySpec.embedding_layer`, the family named in `info`), or
     for a model without one, the one embedding layer of any family that it has."""
     from tagger.models import FAMILIES, FAMILY_NAMES
 
     names = {layer.name for layer in model.layers}
-    model_family = (info or {}).get("model")
+    model_family = info.model if info else None
     if model_family in FAMILY_NAMES:
         candidates = [FAMILIES[model_family].embedding_layer]
     else:
@@ -45,10 +46,10 @@ def chosen_layer(model, name: str) -> str:
     return name
 
 
-def tag_names_of(model, info: dict | None) -> tuple[list[str], str | None]:
+def tag_names_of(model, info: TaggerMetadata | None) -> tuple[list[str], str | None]:
     """(tag names, warning or None): the info layer's names, or tag_0..tag_{n-1}."""
     count = int(model.outputs[0].shape[-1])
-    names = list((info or {}).get("tag_names") or [])
+    names = list(info.tag_names) if info else []
     if len(names) == count:
         return [str(name) for name in names], None
     fallback = [f"tag_{i}" for i in range(count)]
@@ -81,7 +82,7 @@ class Predictor:
     reuses the compiled program instead of compiling another.
     """
 
-    def __init__(self, model, info: dict | None, embeddings: bool = False,
+    def __init__(self, model, info: TaggerMetadata | None, embeddings: bool = False,
                  jit_compile: bool = False, embedding_layer: str | None = None):
         import keras
         import tensorflow as tf

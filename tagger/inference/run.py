@@ -12,6 +12,7 @@ from tagger.errors import UserError
 from tagger.inference import outputs
 from tagger.inference.config import TagConfig
 from tagger.inference.inputs import find_audio
+from tagger.models.tagger_metadata import TaggerMetadata
 from tagger.runtime import native_stderr_silenced
 
 
@@ -244,7 +245,7 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     return summary
 
 
-def _model_label(config: TagConfig, info: dict | None, database=None) -> str:
+def _model_label(config: TagConfig, info: TaggerMetadata | None, database=None) -> str:
     """What --write-tags records as the model (`file_tags.model_label`): its
     pretrained name, or `family/name` of its file, and its fingerprint (the
     results database's; none for a model that is not a local file)."""
@@ -254,7 +255,7 @@ def _model_label(config: TagConfig, info: dict | None, database=None) -> str:
 
     name = config.model_name
     if not name:
-        family = (info or {}).get("model")
+        family = info.model if info else None
         name = model_file_name(config.model)
         name = f"{family}/{name}" if family else name
     if database is not None:

@@ -17,6 +17,7 @@ import os
 import numpy as np
 
 from tagger.inference.quantize import check_int8_model
+from tagger.models.tagger_metadata import TaggerMetadata
 
 ENGINES = {"tflite": None, "tflite-fp16": "fp16", "tflite-dynamic": "dynamic",
            "tflite-int8": "int8"}
@@ -50,7 +51,7 @@ class TFLitePredictor:
     embedding_layer = None
     embedding_dim = None
 
-    def __init__(self, model, info: dict | None, engine: str = "tflite",
+    def __init__(self, model, info: TaggerMetadata | None, engine: str = "tflite",
                  threads: int | None = None, calibration: np.ndarray | None = None,
                  converted: tuple[bytes, bool] | None = None):
         from tagger.inference.export import ServingModel, tflite_bytes, tflite_interpreter
