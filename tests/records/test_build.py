@@ -275,7 +275,7 @@ def test_log_mel_records_equal_the_log_mel_layer(synthetic_mtt, tmp_path):
     assert list(mel.segment_shape) == [1 + 59049 // 256, 40]
     assert mel.features["logmel"]["n_mels"] == 40
     assert mel.splits == raw.splits
-    layer = LogMel(n_fft=512, hop_length=256, n_mels=40)
+    layer = LogMel(sample_rate=22050, n_fft=512, hop_length=256, n_mels=40)
     pairs = zip(reader.clip_dataset(str(tmp_path / "f32"), "test").take(2),
                 reader.clip_dataset(str(tmp_path / "mel"), "test").take(2))
     for a, b in pairs:
