@@ -49,7 +49,7 @@ STFT_OVER = ("segment", "window")
 EMBEDDING_LAYER = "embedding"  # every family's penultimate representation
 
 
-def make_log_mel(logmel: LogMelConfig, sample_rate: int = 22050,
+def make_log_mel(logmel: LogMelConfig, sample_rate: int,
                  stft_over: str = "segment",
                  segment_length: int = SEGMENT_LENGTH) -> LogMel:
     """The front end of a raw model (float32 under any dtype policy): one
@@ -81,7 +81,7 @@ def window_samples(segments=None, input_length=None,
 
 
 def spectrogram_input(input_kind: str, logmel: LogMelConfig, *, segments=None,
-                      input_length=None, num_frames=None, sample_rate=22050,
+                      input_length=None, num_frames=None, sample_rate,
                       stft_over="segment", segment_length=SEGMENT_LENGTH):
     """Builds the model input and its log-mel features (`stft_over`,
     `segment_length`: see the module docstring).

@@ -25,7 +25,7 @@ def keras_scores(kind, fixture, x):
     from tagger.models.spectrogram_input import make_log_mel
 
     _, model, logmel = fixture
-    return model.predict(np.asarray(make_log_mel(logmel)(x)), verbose=0)
+    return model.predict(np.asarray(make_log_mel(logmel, RATE)(x)), verbose=0)
 
 
 def tag_names(kind):
