@@ -75,7 +75,7 @@ def convert(config: ConvertConfig):
                         "given; give one name per output, in output order")
     if config.tag_order is not None:
         tags = reorder_outputs(model, tags, list(config.tag_order))
-    from tagger.models.spectrogram_input import SEGMENT_LENGTH
+    from tagger.config import SEGMENT_LENGTH
     from tagger.models.tagger_metadata import TaggerMetadata
 
     info.setdefault("segment_length", SEGMENT_LENGTH)

@@ -246,7 +246,7 @@ def _describe(model, model_info) -> str:
     family = model_info.model if model_info else None
     args = model_info.model_args if model_info else {}
     names = {layer.name for layer in model.layers}
-    if family not in (None, "samplecnn"):
+    if family is not None and not _has_blocks(family):
         return f"family {family}"
     if "block" in args:
         return f"block type {args['block']}"
@@ -255,3 +255,10 @@ def _describe(model, model_info) -> str:
     if "block0_conv" in names:
         return "block type basic"
     return f"family {family or 'unknown'}"
+
+
+def _has_blocks(model: str) -> bool:
+    """Whether family `model` comes in block types (samplecnn's `--block`)."""
+    from tagger.models import FAMILY_NAMES, family
+
+    return model in FAMILY_NAMES and family(model).block({}) is not None
