@@ -86,7 +86,7 @@ def convert(config: ConvertConfig):
 
 def convert_file(config: ConvertConfig):
     """Converts and saves; nothing is written unless the conversion succeeds."""
-    from tagger import fileio
+    from tagger import destination, fileio
     from tagger.models.saved import MODEL_SUFFIXES, save_tagger
 
     if not config.out.endswith(MODEL_SUFFIXES):
@@ -98,7 +98,7 @@ def convert_file(config: ConvertConfig):
     try:
         save_tagger(model, info, config.out)
     except OSError as error:
-        raise fileio.output_error("--out", config.out, error) from None
+        raise destination.output_error("--out", config.out, error) from None
     return info
 
 

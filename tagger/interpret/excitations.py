@@ -215,11 +215,11 @@ def check_tags(table: pd.DataFrame, tags) -> None:
 
 def save_table(table: pd.DataFrame, path: str) -> None:
     """Pickles the table (atomically; local or gs:// paths)."""
-    from tagger import fileio
+    from tagger import destination
 
     buffer = io.BytesIO()
     pickle.dump(table, buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    fileio.write_output(path, buffer.getvalue(), "--out")
+    destination.write_output(path, buffer.getvalue(), "--out")
 
 
 def load_table(path: str) -> pd.DataFrame:

@@ -31,7 +31,7 @@ import time
 import keras
 import tensorflow as tf
 
-from tagger import fileio, strict_json
+from tagger import destination, fileio, strict_json
 from tagger.config import TrainConfig, from_dict, join_path, to_dict
 from tagger.errors import UserError
 from tagger.evaluation.metrics import tag_metrics
@@ -136,7 +136,7 @@ class Run:
         refuses, naming the owner, instead of writing into the same folder."""
         if not self.chief:
             return self._execute()
-        fileio.prepare_output_dir(self.run_dir, "the run folder (--train-dir)")
+        destination.prepare_output_dir(self.run_dir, "the run folder (--train-dir)")
         with folder_lock(join_path(self.run_dir, LOCK_FILE), self.run_dir, "training run",
                          "give this one another --run-name", label="run folder"):
             return self._execute()
@@ -412,7 +412,7 @@ class Run:
             tf.train.Checkpoint(**objects).write(path)
         except (OSError, tf.errors.OpError) as error:
             self._delete_checkpoints([name])  # no partial checkpoint stays behind
-            raise fileio.output_error("checkpoint", path, error) from None
+            raise destination.output_error("checkpoint", path, error) from None
         return name
 
     def _restore(self, name: str, optimizer=None):
@@ -455,7 +455,7 @@ class Run:
         try:
             fileio.write_atomic(path, text)
         except (OSError, tf.errors.OpError) as error:
-            raise fileio.output_error("run file", path, error) from None
+            raise destination.output_error("run file", path, error) from None
 
     # -- the end ------------------------------------------------------------
     def _finish(self) -> dict:
@@ -479,7 +479,7 @@ class Run:
                 try:
                     save_tagger(self.model, model_info, path)
                 except (OSError, tf.errors.OpError) as error:
-                    raise fileio.output_error("model", path, error) from None
+                    raise destination.output_error("model", path, error) from None
             self._write(join_path(self.run_dir, "metrics.json"),
                         strict_json.dumps(metrics, indent=2, default=float))
         self.state.done = True
