@@ -1,10 +1,10 @@
 """tagger: music auto-tagging with Keras 3 and TensorFlow.
 
 Importing the package is light (no TensorFlow): the audio and dataset code
-runs in worker processes that never need it. The custom Keras layers of the
-spectrogram families are registered as soon as Keras is imported, before or
-after this package, so `keras.models.load_model` reads every saved tagger
-after a plain `import tagger`.
+runs in worker processes that never need it. A saved tagger is loaded with
+`tagger.models.saved.load_tagger` (model and info), or with
+`keras.models.load_model` after `import tagger.layers`, which registers
+the custom layers of the spectrogram families.
 
 The Python API for the most common job (docs/python_api.md):
 
@@ -18,8 +18,6 @@ The Python API for the most common job (docs/python_api.md):
 on first use; tagger.pretrained).
 """
 
-import importlib.abc
-import importlib.machinery
 import sys
 
 __version__ = "0.1.0"
@@ -95,37 +93,6 @@ def load_pretrained(name: str, weights: str | None = None):
     from tagger.pretrained import load_pretrained as load
 
     return load(name, weights=weights)
-
-
-def _register_layers() -> None:
-    import tagger.layers  # noqa: F401  (registration happens at import)
-
-
-class _RegisterLayersAfterKeras(importlib.abc.MetaPathFinder):
-    """Runs `_register_layers` right after the `keras` package finishes importing."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "keras":
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.loader is None:
-            return spec
-        exec_module = spec.loader.exec_module
-
-        def exec_then_register(module):
-            if self in sys.meta_path:
-                sys.meta_path.remove(self)
-            exec_module(module)
-            _register_layers()
-
-        spec.loader.exec_module = exec_then_register
-        return spec
-
-
-if "keras" in sys.modules:
-    _register_layers()
-elif not any(isinstance(f, _RegisterLayersAfterKeras) for f in sys.meta_path):
-    sys.meta_path.insert(0, _RegisterLayersAfterKeras())
 
 
 def _refuse_a_module_run_as_a_command() -> None:
