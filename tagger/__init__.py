@@ -43,8 +43,9 @@ def _model_path(function: str, audio, model):
     if model is not None and isinstance(audio, (str, os.PathLike)):
         first = os.fspath(audio)
         if first.endswith(MODEL_SUFFIXES) or lookup(first) is not None:
+            audio = os.fspath(model) if isinstance(model, os.PathLike) else model
             raise TypeError(f"{function}() takes the audio first and the model by keyword: "
-                            f"write {function}({os.fspath(model)!r}, model={first!r})")
+                            f"write {function}({audio!r}, model={first!r})")
     _quiet_tensorflow()
     from tagger.pretrained import resolve_model
 
