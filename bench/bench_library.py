@@ -82,9 +82,9 @@ def child(args) -> None:
     runtime.quiet_tensorflow()
     import numpy as np
 
-    from tagger.inference.config import TagConfig
-    from tagger.inference.predictor import Predictor
-    from tagger.inference.run import tag
+    from tagger.inference.engine.keras import KerasPredictor
+    from tagger.inference.tag.config import TagConfig
+    from tagger.inference.tag.run import tag
     from tagger.models.saved import load_tagger
 
     model_path, folder, db = args.child
@@ -93,7 +93,7 @@ def child(args) -> None:
     common = dict(model=model_path, batch_size=args.batch_size, workers=args.workers,
                   progress=False)
     tag(TagConfig(inputs=(warm,), db=db + ".warm", rescan=True, **common))
-    import tagger.inference.tagging as tagging
+    import tagger.inference.engine.tagging as tagging
 
     stamps, plain = [], tagging.tag_files
 
@@ -109,7 +109,7 @@ def child(args) -> None:
     steady = (len(stamps) - 1) / (stamps[-1] - stamps[0])  # files/s after the start-up
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     model, info = load_tagger(model_path)
-    predictor = Predictor(model, info)
+    predictor = KerasPredictor(model, info)
     windows = np.zeros((summary.db_written, predictor.window_samples), np.float32)
     predictor(windows[:args.batch_size])  # compiled
     begin = time.perf_counter()

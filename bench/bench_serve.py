@@ -295,7 +295,7 @@ def tag_py_rate(predictor, files, batch_size: int, seconds: float = 15.0,
     decoder threads, batches across files): passes of 4 x `files` in one
     call each, until `seconds` have passed (at least one, at most
     `max_passes`)."""
-    from tagger.inference.tagging import tag_files
+    from tagger.inference.engine.tagging import tag_files
 
     paths = list(files) * 4
     start, done = time.perf_counter(), 0
@@ -343,7 +343,7 @@ def main(argv=None):
     from tagger import runtime
 
     runtime.quiet_tensorflow()
-    from tagger.inference.predictor import Predictor
+    from tagger.inference.engine.keras import KerasPredictor
     from tagger.models.saved import load_tagger
     from tagger.runtime import native_stderr_silenced
 
@@ -354,7 +354,7 @@ def main(argv=None):
         os.path.join(work, f"samplecnn_{args.block}_{args.width:g}.keras"), args.block,
         args.width)
     model, info = load_tagger(model_path)
-    predictor = Predictor(model, info)
+    predictor = KerasPredictor(model, info)
     files = usable_clips(clips_dir, predictor.sample_rate, predictor.window_samples)
     bodies = []
     for path in files:

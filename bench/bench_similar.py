@@ -5,7 +5,7 @@
 Makes `--files` unit-length embeddings in clusters (like a library's: songs
 of an album or a style lie close together; `--clusters` centres with noise
 around each), builds the FAISS HNSW index tagger-similar uses
-(tagger.inference.similar.build_index, the same settings), and answers
+(tagger.inference.library.similar.build_index, the same settings), and answers
 `--queries` queries (held-out points drawn like the rest) both ways.
 Prints the index's build time, the time per query of each (the exact search
 as tagger-similar does it: every vector scored with NumPy) and the recall@10
@@ -21,7 +21,7 @@ import time
 import numpy as np
 from common import ratio_line
 
-from tagger.inference.similar import build_index, unit_rows
+from tagger.inference.library.similar import build_index, unit_rows
 
 
 def parse_args():

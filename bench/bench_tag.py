@@ -53,7 +53,7 @@ import time
 from common import ratio_line, synthetic_data, timed
 
 from tagger.commands.tag import workers_count
-from tagger.inference.config import ENGINES
+from tagger.inference.engine.registry import ENGINES
 
 
 def parse_args():
@@ -117,11 +117,10 @@ def main():
     import numpy as np
 
     from tagger.audio import AudioDecodeError, audio_windows
+    from tagger.inference.common import available_cores
+    from tagger.inference.engine.registry import EngineOptions, make_predictor
+    from tagger.inference.engine.tagging import tag_files
     from tagger.inference.inputs import find_audio
-    from tagger.inference.predictor import Predictor
-    from tagger.inference.quantize import calibration_windows
-    from tagger.inference.tagging import tag_files
-    from tagger.inference.tflite_predictor import TFLitePredictor, available_cores
     from tagger.models.saved import load_tagger
     from tagger.runtime import native_stderr_silenced
 
@@ -132,7 +131,7 @@ def main():
         model, info = load_tagger(args.model)
     else:
         model, info = untrained_model(args.block, args.width)
-    keras_predictor = Predictor(model, info)
+    keras_predictor = make_predictor("keras", model, info)
     rate, window = keras_predictor.sample_rate, keras_predictor.window_samples
 
     def decode(paths):
@@ -159,22 +158,16 @@ def main():
 
     reference = None  # the Keras engine's clip scores, path -> (tags,)
     for number, engine in enumerate(args.engines):
-        if engine == "keras":
-            predictor, convert_seconds = keras_predictor, 0.0
-        elif engine == "xla":
-            predictor, convert_seconds = Predictor(model, info, jit_compile=True), 0.0
-        else:
-            calibration = None
-            if engine == "tflite-int8":  # as tag.py does: windows of the files it tags
-                with native_stderr_silenced():
-                    calibration = calibration_windows(files, rate, window)
-            predictor, convert_seconds = timed(TFLitePredictor, model, info, engine,
-                                               calibration=calibration)
+        predictor, convert_seconds = keras_predictor, 0.0
+        if engine != "keras":  # tflite-int8 calibrates on the files, as tag.py does
+            with native_stderr_silenced():
+                predictor, convert_seconds = timed(make_predictor, engine, model, info,
+                                                   EngineOptions(calibration_audio=lambda: files))
         scores, lines = measure(args, predictor, files, chunks, chunk_windows, audio, count,
                                 audio / decode_seconds)
         print(f"-- engine {engine}" + (f" (converted in {convert_seconds:.1f} s, "
-                                       f"{predictor.threads} threads)" if convert_seconds
-                                       else ""))
+                                       f"{predictor.threads} threads)"
+                                       if hasattr(predictor, "threads") else ""))
         for line in lines["text"]:
             print(line)
         if reference is None:
@@ -207,9 +200,9 @@ def measure(args, predictor, files, chunks, chunk_windows, audio, count, one_thr
     returns the last round's clip scores (path -> (tags,)) and the report."""
     import numpy as np
 
-    from tagger.inference.decoder_pool import DecoderRates
-    from tagger.inference.tagging import tag_files
-    from tagger.inference.tflite_predictor import available_cores
+    from tagger.inference.common import available_cores
+    from tagger.inference.engine.decoder_pool import DecoderRates
+    from tagger.inference.engine.tagging import tag_files
     from tagger.runtime import native_stderr_silenced
 
     for size in {args.batch_size, *(len(w) % args.batch_size for w in chunk_windows)} - {0}:

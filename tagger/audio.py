@@ -46,6 +46,26 @@ class NonFiniteAudioError(AudioDecodeError):
         super().__init__(message)
 
 
+# Extensions of the formats soundfile 0.13+ (libsndfile 1.2) decodes, and of
+# those it lacks that FFmpeg (PyAV) decodes (below).
+LIBSNDFILE_EXTENSIONS = frozenset({
+    ".wav", ".wave", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aif", ".aiff",
+    ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64", ".sd2", ".voc", ".paf",
+    ".svx", ".nist", ".sph", ".ircam", ".sf", ".mat", ".pvf", ".xi", ".htk",
+    ".sds", ".avr", ".mpc", ".wve",
+})
+FFMPEG_EXTENSIONS = frozenset({
+    ".m4a", ".m4b", ".mp4", ".aac", ".wma", ".mka", ".webm", ".ape", ".wv", ".ac3",
+    ".mp2", ".tta",
+})
+AUDIO_EXTENSIONS = LIBSNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
+
+
+def is_audio_name(name: str) -> bool:
+    """Whether a file name has the extension of a format decoded here."""
+    return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+
+
 MAX_FILE_RATE = 768_000  # Hz; a header claiming more is not audio we can use
 READ_BLOCK_FRAMES = 1 << 20  # frames decoded at a time (memory stays bounded)
 

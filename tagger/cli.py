@@ -143,11 +143,17 @@ class ArgumentParser(argparse.ArgumentParser):
         flag the user gave can be told from one left at its default)."""
         args = self.parse_args(argv)
         unset = object()
-        probe = argparse.Namespace(**{action.dest: unset for action in self._actions
-                                      if action.dest != argparse.SUPPRESS})
+        # flags that add to their value (append, count) start from None
+        adding = (argparse._AppendAction, argparse._AppendConstAction, argparse._CountAction,
+                  argparse._ExtendAction)
+        probe = argparse.Namespace(**{
+            action.dest: None if isinstance(action, adding) else unset
+            for action in self._actions if action.dest != argparse.SUPPRESS})
         self.parse_args(argv, probe)  # argparse fills no default into a set attribute
-        args.given = frozenset(dest for dest, value in vars(probe).items()
-                               if value is not unset)
+        args.given = frozenset(
+            action.dest for action in self._actions if action.dest != argparse.SUPPRESS
+            and getattr(probe, action.dest) is not (
+                None if isinstance(action, adding) else unset))
         return args
 
 

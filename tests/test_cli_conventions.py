@@ -15,8 +15,8 @@ from tagger import cli
 
 # (module, how its parser is reached): every CLI of the project
 CLIS = [f"tagger.commands.{name}" for name in (
-    "build_mtt", "build_msd", "train", "eval", "tag", "export", "extract_excitations",
-    "demo", "convert_weights")] + [
+    "build_mtt", "build_msd", "build_folder", "train", "eval", "tag", "export",
+    "extract_excitations", "demo", "convert_weights")] + [
     "tagger.commands.synthetic", "tagger.commands.synthetic_msd", "tagger.commands.attention",
     "tagger.commands.pretrained", "tagger.commands.serve", "tagger.commands.library",
     "tagger.commands.similar"]
@@ -237,3 +237,14 @@ def test_commands_pool_tensorflow_host_memory_unless_told_not_to(setting, expect
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == expected
+
+
+def test_given_flags_include_those_that_add_to_their_value():
+    parser = cli.ArgumentParser(prog="x")
+    parser.add_argument("--option", action="append", default=[])
+    parser.add_argument("--verbose", action="count", default=0)
+    parser.add_argument("--level", type=int, default=3)
+    args = parser.parse_args_given(["--option", "a=1", "--option", "b=2", "--verbose"])
+    assert args.option == ["a=1", "b=2"] and args.verbose == 1 and args.level == 3
+    assert args.given == {"option", "verbose"}
+    assert parser.parse_args_given([]).given == frozenset()

@@ -159,7 +159,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
 
 
 def test_embedding_archive_keeps_a_users_tmp_file_and_refuses_a_fifo(tmp_path):
-    from tagger.inference.embeddings import EmbeddingWriter
+    from tagger.inference.library.embeddings import EmbeddingWriter
 
     (tmp_path / "e.npz.tmp").write_text("mine")
     with EmbeddingWriter(str(tmp_path / "e.npz")) as writer:

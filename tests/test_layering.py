@@ -34,7 +34,23 @@ LAYERS = (
     ("commands", ("commands", "serve", "cli", "tagger")),
 )
 PEERS_MAY_IMPORT = {"foundation", "commands"}  # layers whose units use one another
-LAYER_OF = {unit: index for index, (_, units) in enumerate(LAYERS) for unit in units}
+# Inside `inference`, the same rule over its parts (tagger/inference/<name>),
+# bottom to top: helpers shared by all, export, the tagging engines, the
+# subsystems that tag with an engine, and tag.py's run.
+INFERENCE_LAYERS = (
+    ("shared helpers", ("inputs", "outputs", "common")),
+    ("export", ("export",)),
+    ("engine", ("engine",)),
+    ("tagging subsystems", ("library", "api", "beam_tagging")),
+    ("tag run", ("tag",)),
+)
+
+
+def layer_index(layers) -> dict[str, int]:
+    return {unit: index for index, (_, units) in enumerate(layers) for unit in units}
+
+
+LAYER_OF = layer_index(LAYERS)
 
 
 def module_files() -> dict[str, pathlib.Path]:
@@ -98,19 +114,26 @@ def test_every_unit_has_a_layer():
                          "docs/architecture.md")
 
 
-def layering_violations(imports) -> list[str]:
-    wrong = []
+def inference_part(module: str) -> str | None:
+    """The part of `inference` (its subpackage or module) holding `module`."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[1] == "inference" else None
+
+
+def layering_violations(imports, layers=LAYERS, unit=unit_of,
+                        peers=PEERS_MAY_IMPORT) -> list[str]:
+    layer_of, wrong = layer_index(layers), []
     for module, targets in imports.items():
-        source = unit_of(module)
+        source = unit(module)
         for target, line in targets:
-            unit = unit_of(target)
-            if unit == source or unit not in LAYER_OF or source not in LAYER_OF:
+            imported = unit(target)
+            if imported == source or imported not in layer_of or source not in layer_of:
                 continue
-            low, high = LAYER_OF[unit], LAYER_OF[source]
-            if low < high or (low == high and LAYERS[low][0] in PEERS_MAY_IMPORT):
+            low, high = layer_of[imported], layer_of[source]
+            if low < high or (low == high and layers[low][0] in peers):
                 continue
             wrong.append(f"{MODULES[module].relative_to(PACKAGE.parent)}:{line} imports "
-                         f"{target} ({LAYERS[low][0]} layer) from the {LAYERS[high][0]} "
+                         f"{target} ({layers[low][0]} layer) from the {layers[high][0]} "
                          "layer")
     return wrong
 
@@ -118,6 +141,22 @@ def layering_violations(imports) -> list[str]:
 def test_imports_point_down_the_layers():
     wrong = layering_violations(IMPORTS)
     assert not wrong, "imports against the layer order:\n" + "\n".join(wrong)
+
+
+def inference_violations(imports) -> list[str]:
+    return layering_violations(imports, INFERENCE_LAYERS, inference_part, peers=())
+
+
+def test_every_part_of_inference_has_a_layer():
+    parts = {inference_part(module) for module in MODULES} - {None}
+    missing = sorted(parts - set(layer_index(INFERENCE_LAYERS)))
+    assert not missing, (f"{missing} belong to no layer of inference: add them to "
+                         "INFERENCE_LAYERS here and to docs/architecture.md")
+
+
+def test_the_parts_of_inference_import_down_their_layers():
+    wrong = inference_violations(IMPORTS)
+    assert not wrong, "imports against the order inside inference:\n" + "\n".join(wrong)
 
 
 def import_circles(imports) -> list[list[str]]:
@@ -168,6 +207,17 @@ def test_no_modules_import_each_other_in_a_circle():
 def test_an_upward_import_is_caught(importer, imported, message):
     imports = {**IMPORTS, importer: [*IMPORTS[importer], (imported, 1)]}
     assert any(message in line for line in layering_violations(imports))
+
+
+@pytest.mark.parametrize("importer, imported, message", [
+    ("tagger.inference.engine.tagging", "tagger.inference.library.results_db",
+     "(tagging subsystems layer) from the engine layer"),
+    ("tagger.inference.library.similar", "tagger.inference.beam_tagging",
+     "(tagging subsystems layer) from the tagging subsystems layer"),
+])
+def test_an_import_against_the_order_inside_inference_is_caught(importer, imported, message):
+    imports = {**IMPORTS, importer: [*IMPORTS[importer], (imported, 1)]}
+    assert any(message in line for line in inference_violations(imports))
 
 
 def test_a_circle_is_caught():

@@ -25,7 +25,7 @@ def console_scripts() -> dict:
 
 def test_every_console_script_is_a_main_function():
     scripts = console_scripts()
-    assert len(scripts) == 16
+    assert len(scripts) == 17
     for name, target in scripts.items():
         module_name, function = target.split(":")
         assert callable(getattr(importlib.import_module(module_name), function)), name

@@ -1,7 +1,12 @@
-"""The flags every dataset builder shares (build_mtt.py, build_msd.py):
+"""The build command of any dataset source (build_mtt.py, build_msd.py,
+build_folder.py: each a `main` naming its source in
+`tagger.datasets.source.SOURCES`): the source's data dir and settings flags
+(declared on its settings dataclass) and the flags every builder shares:
 features, audio, shards, workers, resume/overwrite, progress, Beam runner.
 
-    add_record_flags(parser)            adds them
+    main(name, argv)                    parses and builds, one-line errors
+    parse_args(name, argv)              the source's parser, parsed
+    add_record_flags(parser)            adds the shared flags
     record_settings(args) -> dict       BuildConfig fields they set
     build_source(source, settings, config, args)
                                         local processes or a Beam runner
@@ -9,11 +14,15 @@ features, audio, shards, workers, resume/overwrite, progress, Beam runner.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import textwrap
 
+from tagger import cli
 from tagger.cli import non_negative_float, number_in_range, positive_float, positive_int
 from tagger.commands.beam_flags import add_runner_flags, beam_run
 from tagger.config import AudioConfig, BuildConfig, FeatureConfig, LogMelConfig
+from tagger.datasets.source import source as named_source
 from tagger.errors import UserError, flags_do_not_apply
 
 # Every flag's default is its config dataclass field's (tagger.config).
@@ -23,10 +32,11 @@ LOGMEL_DEFAULTS = {name: getattr(_LOGMEL, name)
 RAW_DEFAULTS = {"dtype": FeatureConfig().dtype}
 
 
-def add_record_flags(p, max_seconds: float) -> None:
-    """Adds the shared flags; `max_seconds` is the builder's default cut."""
+def add_record_flags(p, max_seconds: float, data_dir: str = "<data-dir>") -> None:
+    """Adds the shared flags; `max_seconds` is the builder's default cut,
+    `data_dir` how --help names the data dir."""
     p.add_argument("--out-dir", default=None, metavar="PATH",
-                   help="where shards go (default: <data-dir>/tfrecord); any tf.io.gfile path")
+                   help=f"where shards go (default: {data_dir}/tfrecord); any tf.io.gfile path")
     p.add_argument("--features", choices=["raw", "logmel"], default="raw",
                    help="store raw waveforms or log-mel frames (default: raw)")
     raw = p.add_argument_group("raw features only")
@@ -115,3 +125,95 @@ def build_source(source, settings, config, args) -> dict:
                                  "with --runner the runner decides",
                                  "set --beam-option direct_num_workers=2 or the like")
     return build(source, settings, config, run)
+
+
+def main(name: str, argv=None) -> int:
+    """The build command of the source `name`."""
+    return cli.main(build, parse_args(name, argv))
+
+
+def parse_args(name: str, argv=None):
+    """The flags of the source `name`'s build command, parsed;
+    `args.dataset_source` is the source."""
+    source = named_source(name)
+    p = cli.ArgumentParser(description=f"Turns {source.title} into sharded TFRecords.",
+                           epilog=source.manual_download, formatter_class=_HelpFormatter)
+    named = "<data-dir>"
+    if source.data_dir_default is None:
+        p.add_argument("data_dir", metavar="FOLDER", help=source.data_dir_help)
+        named = "FOLDER"
+    else:
+        p.add_argument("--data-dir", default=source.data_dir_default, metavar="PATH",
+                       help=source.data_dir_help)
+    for field, flag, setting in settings_flags(source):
+        options = {k: v for k, v in setting.items() if k not in _OURS}
+        if field.default is False:  # a switch
+            p.add_argument(flag, dest=field.name, action="store_true", **options)
+            continue
+        typed = not isinstance(field.default, (str, type(None)))  # else argparse's str
+        if typed and not {"action", "choices"} & set(options):
+            options["type"] = type(field.default)
+            if "low" in setting or "high" in setting:
+                options["type"] = number_in_range(options["type"], setting.get("low"),
+                                                  setting.get("high"))
+        # a flag that applies only with some value of another setting is None
+        # unless given (its help states its default)
+        default = None if "only_with" in setting else field.default
+        p.add_argument(flag, dest=field.name, default=default, **options)
+    add_record_flags(p, source.max_seconds, named)
+    args = p.parse_args(argv)
+    args.dataset_source = source
+    return args
+
+
+class _HelpFormatter(cli.HelpFormatter):
+    """cli.HelpFormatter, with text wrapped at spaces only (an address in
+    the instructions stays whole)."""
+
+    def _fill_text(self, text, width, indent):
+        return textwrap.fill(" ".join(text.split()), width, initial_indent=indent,
+                             subsequent_indent=indent, break_on_hyphens=False)
+
+
+_OURS = ("flag", "low", "high", "only_with")  # setting() keys argparse lacks
+
+
+def settings_flags(source) -> list:
+    """(field, flag, setting options) of each settings field with a flag."""
+    return [(f, f.metadata["flag"].get("flag", "--" + f.name.replace("_", "-")),
+             f.metadata["flag"]) for f in dataclasses.fields(source.settings_type)
+            if "flag" in f.metadata]
+
+
+def source_settings(source, args):
+    """The source's settings dataclass from the flags (and what their actions
+    set; None: the field's default); a flag given where it does not apply
+    is an error."""
+    flags = settings_flags(source)
+    flag_of = {field.name: flag for field, flag, _ in flags}
+    off = [(flag, setting["only_with"]) for field, flag, setting in flags
+           if "only_with" in setting and getattr(args, field.name) is not None
+           and getattr(args, setting["only_with"][0]) != setting["only_with"][1]]
+    if off:
+        name, value, why = off[0][1]
+        raise flags_do_not_apply([flag for flag, _ in off], f"to {flag_of[name]} {value}",
+                                 why.format(**vars(args)))
+    fields = dataclasses.fields(source.settings_type)
+    values = {f.name: getattr(args, f.name, None) for f in fields}
+    try:
+        return source.settings_type(**{k: v for k, v in values.items() if v is not None})
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
+def build(args):
+    from tagger.records.info import describe
+
+    source = args.dataset_source
+    settings = source_settings(source, args)
+    try:
+        config = BuildConfig(data_dir=args.data_dir, **record_settings(args))
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    info = build_source(source, settings, config, args)
+    print(describe(info, config.output_dir))

@@ -3,7 +3,7 @@
     python convert_weights.py se-multi-auc_0.9111-tfrmodel.hdf5 --from resemul --out se-multi.keras
     python convert_weights.py ponswon.pth --from self_attention --out ponswon.keras
     python convert_weights.py teacher.ckpt --from transformer --size teacher --out teacher.keras
-    python convert_weights.py best_model.pth --from sota --model short_res --dataset msd \
+    python convert_weights.py best_model.pth --from zoo --model short_res --dataset msd \
         --out msd-short-res.keras
     python convert_weights.py musicnn-0.1.0-py3-none-any.whl --from musicnn \
         --model MTT_musicnn --out mtt-musicnn.keras
@@ -20,31 +20,21 @@ from tagger.cli import ArgumentParser
 
 
 def parse_args(argv=None):
-    from tagger.convert import BLOCKS, SIZES, SOURCES
-    from tagger.convert.musicnn_package import MODELS as MUSICNN_MODELS
-    from tagger.convert.sota import DATASETS, MODELS
+    from tagger.convert import CONVERTERS
 
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("source", metavar="SOURCE",
                    help="the downloaded original weights file (--from musicnn: the wheel "
                         "musicnn-0.1.0-py3-none-any.whl, or the installed package's folder)")
-    p.add_argument("--from", dest="kind", required=True, choices=SOURCES,
+    p.add_argument("--from", dest="kind", required=True, choices=tuple(CONVERTERS),
                    help="which release SOURCE comes from")
-    p.add_argument("--block", choices=BLOCKS, default=None,
-                   help="resemul only: the block type the file must hold (default: read "
-                        "from the file)")
-    p.add_argument("--size", choices=SIZES, default=None,
-                   help="transformer only: teacher (width 256) or student (64) the file "
-                        "must hold (default: read from the file)")
-    p.add_argument("--model", choices=MODELS + tuple(MUSICNN_MODELS), default=None,
-                   help="sota: the model SOURCE holds (models/<dataset>/<model>/; "
-                        "the release's 'short' is short_cnn, 'sample' sample_level, 'se' "
-                        "sample_level_se, 'attention' cnnsa) (default: read from SOURCE's "
-                        "tensors); musicnn: which of the package's four models, "
-                        f"{', '.join(MUSICNN_MODELS)} (required)")
-    p.add_argument("--dataset", choices=DATASETS, default=None,
-                   help="sota only: the dataset SOURCE was trained on, which names its "
-                        "outputs (models/<dataset>/); no default: required with --from sota")
+    for name in option_names():
+        takers = [(kind.name, kind.option(name)) for kind in CONVERTERS.values()
+                  if kind.option(name) is not None]
+        values = tuple(dict.fromkeys(v for _, option in takers for v in option.values))
+        p.add_argument(f"--{name}", choices=values, default=None, help="; ".join(
+            f"{kind}{' only' if len(takers) == 1 else ''}: {option.help}"
+            + (" (required: no default)" if option.required else "") for kind, option in takers))
     p.add_argument("--tags", metavar="FILE", default=None,
                    help="tag names, one per line in output order (default: the original's)")
     p.add_argument("--tag-order", metavar="FILE", default=None,
@@ -56,6 +46,14 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def option_names() -> tuple:
+    """Every converter's option names, each once, in registry order."""
+    from tagger.convert import CONVERTERS
+
+    return tuple(dict.fromkeys(option.name for kind in CONVERTERS.values()
+                               for option in kind.options))
+
+
 def main(argv=None):
     return cli.main(run, parse_args(argv))
 
@@ -65,10 +63,9 @@ def run(args) -> int:
 
     tags = read_tag_file(args.tags) if args.tags else None
     order = read_tag_file(args.tag_order, "--tag-order") if args.tag_order else None
-    config = ConvertConfig(source=args.source, kind=args.kind, out=args.out,
-                           block=args.block, size=args.size, model=args.model,
-                           dataset=args.dataset, tags=tags, tag_order=order,
-                           overwrite=args.overwrite)
+    options = tuple((name, getattr(args, name)) for name in option_names())
+    config = ConvertConfig(source=args.source, kind=args.kind, out=args.out, options=options,
+                           tags=tags, tag_order=order, overwrite=args.overwrite)
     info = convert_file(config)
     seconds = info["window_segments"] * info["segment_length"] / info["sample_rate"]
     print(f"wrote {args.out}: {info['model']} {info['model_args']}, "

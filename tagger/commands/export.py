@@ -7,7 +7,7 @@
 
 The export takes raw mono float32 audio at the model's sample rate, in
 windows of the model's input length, and returns tag scores; log-mel-input
-models get their log-mel front end folded in. See tagger/inference/export.py
+models get their log-mel front end folded in. See tagger/inference/export/formats.py
 for the signatures.
 """
 
@@ -58,8 +58,8 @@ def run(args) -> int:
 
     import sys
 
-    from tagger.inference.config import ExportConfig
-    from tagger.inference.export import export
+    from tagger.inference.export.config import ExportConfig
+    from tagger.inference.export.formats import export
 
     config = ExportConfig(model=args.model, format=args.format, out=args.out,
                           overwrite=args.overwrite, verify=not args.no_verify,

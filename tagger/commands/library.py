@@ -35,7 +35,7 @@ APPLIES = {"info": {"model"},
 
 
 def parse_args(argv=None):
-    from tagger.inference.library_export import FORMATS
+    from tagger.inference.library.library_export import FORMATS
 
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("action", choices=ACTIONS,
@@ -73,8 +73,8 @@ def main(argv=None):
 
 
 def run(args) -> int:
-    from tagger.inference.library_export import export
-    from tagger.inference.results_reader import ResultsReader
+    from tagger.inference.library.library_export import export
+    from tagger.inference.library.results_reader import ResultsReader
 
     if args.action == "info":
         with ResultsReader(args.db) as reader:

@@ -60,6 +60,11 @@ def parse_args(argv=None):
                         "(default: none)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar while a pretrained model downloads")
+    from tagger.inference.engine.registry import ENGINES
+
+    p.add_argument("--engine", default="keras", choices=ENGINES,
+                   help="what runs the models, as tag.py --engine (default keras); an "
+                        "engine without embeddings serves tag scores only")
     args = p.parse_args(argv)
     if args.model is None and not args.more_models:
         from tagger.pretrained.registry import DEFAULT_MODEL
@@ -91,7 +96,7 @@ def run(args) -> int:
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
         workers=args.workers, head_timeout=args.head_timeout,
         max_connections=args.max_connections, root_path=args.root_path,
-        progress=not args.no_progress)
+        progress=not args.no_progress, engine=args.engine)
     return serve(config)
 
 

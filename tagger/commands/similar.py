@@ -50,7 +50,7 @@ def main(argv=None):
 
 def run(args) -> int:
     from tagger.fileio import path_text
-    from tagger.inference import similar
+    from tagger.inference.library import similar
 
     if args.tags is not None:
         found = similar.by_tags(args.db, list(args.tags), args.k, args.model)

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from tagger import cli
 from tagger.cli import ArgumentParser
-from tagger.inference.config import EMBEDDINGS_IN_DB, ENGINES
+from tagger.inference.engine.registry import ENGINES
+from tagger.inference.tag.config import EMBEDDINGS_IN_DB
 
 
 def workers_count(text: str):
@@ -129,8 +130,8 @@ def run(args) -> int:
     import os
     import sys
 
-    from tagger.inference.config import TagConfig
-    from tagger.inference.run import tag
+    from tagger.inference.tag.config import TagConfig
+    from tagger.inference.tag.run import tag
 
     config = TagConfig(
         model=args.model, model_name=given if args.model != given else None,

@@ -3,17 +3,13 @@
 `convert_file(config)` reads one original file, builds the matching model
 of ours, moves every tensor across (see `mapping`) and saves a tagger
 (`tagger.models.saved.save_tagger`) that tag.py, eval.py, export.py and
-the interpretation tools load like any trained one. Sources:
+the interpretation tools load like any trained one.
 
-- "resemul": Keras 2.0.5 .hdf5 (SE+multi, ReSE+multi) -> samplecnn
-- "self_attention": ponswon.pth -> self_attention (released variant)
-- "transformer": teacher.ckpt / compact_student.ckpt -> transformer
-- "sota": Won et al. 2020's best_model.pth (--model the family it holds,
-  one of `sota.models()`; --dataset mtat, msd or jamendo for the tags) ->
-  that family
-- "musicnn": the musicnn package's wheel or installed folder (--model one
-  of its names: MTT_musicnn, MSD_musicnn, MTT_vgg, MSD_vgg) -> pons_musicnn
-  or pons_vgg (`musicnn_package`)
+`CONVERTERS` maps each kind's name (`--from`) to its `Converter`
+(`converter.py`), defined in the kind's own module: a new kind is its
+module plus its line below (or `CONVERTERS[converter.name] = converter`),
+and convert_weights.py's `--from` and flags, `convert` and the pretrained
+registry take it from there.
 """
 
 from __future__ import annotations
@@ -21,11 +17,16 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from tagger.convert import musicnn_package, resemul, self_attention, transformer, zoo
 from tagger.errors import UserError, flags_do_not_apply
 
-SOURCES = ("resemul", "self_attention", "transformer", "sota", "musicnn")
-BLOCKS = ("se", "rese")
-SIZES = ("teacher", "student")
+CONVERTERS = {converter.name: converter for converter in (
+    resemul.CONVERTER,  # Keras 2.0.5 .hdf5 (SE+multi, ReSE+multi) -> samplecnn
+    self_attention.CONVERTER,  # ponswon.pth -> self_attention (released variant)
+    transformer.CONVERTER,  # teacher.ckpt / compact_student.ckpt -> transformer
+    zoo.CONVERTER,  # Won et al. 2020's model zoo: a best_model.pth -> the family it holds
+    musicnn_package.CONVERTER,  # the musicnn package's wheel or folder -> pons_musicnn/_vgg
+)}
 # Raised whenever a converter's output changes: converted models cached by
 # tagger.pretrained under an older version are converted again.
 VERSION = 1
@@ -34,12 +35,9 @@ VERSION = 1
 @dataclasses.dataclass(frozen=True)
 class ConvertConfig:
     source: str  # the original file
-    kind: str  # one of SOURCES
+    kind: str  # a name in CONVERTERS
     out: str  # .keras or .hdf5
-    block: str | None = None  # resemul only: checked against the file
-    size: str | None = None  # transformer only: checked against the file
-    model: str | None = None  # sota: short_cnn, ... (checked); musicnn: MTT_musicnn, ...
-    dataset: str | None = None  # sota only: mtat, msd, jamendo (the tags)
+    options: tuple = ()  # (name, value) pairs of the converter's options; None: not given
     tags: tuple | None = None  # overrides the original's tag names
     tag_order: tuple | None = None  # reorders the outputs to these names
     overwrite: bool = False
@@ -48,50 +46,27 @@ class ConvertConfig:
 def convert(config: ConvertConfig):
     """Returns (model, info) for the original file; raises UserError (one
     line) for a file that does not fit."""
-    if config.kind not in SOURCES:
-        raise UserError(f"unknown source {config.kind!r}; valid: {', '.join(SOURCES)}")
-    if config.block is not None and config.kind != "resemul":
-        raise flags_do_not_apply(["--block"], "to --from resemul")
-    if config.size is not None and config.kind != "transformer":
-        raise flags_do_not_apply(["--size"], "to --from transformer")
-    if config.dataset is not None and config.kind != "sota":
-        raise flags_do_not_apply(["--dataset"], "to --from sota")
-    if config.model is not None and config.kind not in ("sota", "musicnn"):
-        raise flags_do_not_apply(["--model"], "to --from sota and --from musicnn")
-    if config.kind == "musicnn":
-        from tagger.convert import musicnn_package
-
-        if config.model not in musicnn_package.MODELS:
-            raise UserError(f"--from musicnn needs --model, one of "
-                            f"{', '.join(musicnn_package.MODELS)}; got {config.model!r}")
-    if config.kind == "sota":
-        from tagger.convert import sota
-
-        for flag, value, valid in (("--model", config.model, sota.MODELS),
-                                   ("--dataset", config.dataset, sota.DATASETS)):
-            if value not in valid:
-                raise UserError(f"--from sota needs {flag}, one of {', '.join(valid)}; "
-                                f"got {value!r}")
-    folder_ok = config.kind == "musicnn" and os.path.isdir(config.source)
+    kind = CONVERTERS.get(config.kind)
+    if kind is None:
+        raise UserError(f"unknown source {config.kind!r}; valid: {', '.join(CONVERTERS)}")
+    options = {name: value for name, value in config.options if value is not None}
+    for name in options:
+        if kind.option(name) is None:
+            takers = [f"--from {other.name}" for other in CONVERTERS.values()
+                      if other.option(name) is not None]
+            if not takers:
+                raise UserError(f"--{name} is an option of no converter; leave it out")
+            raise flags_do_not_apply([f"--{name}"], f"to {' and '.join(takers)}")
+    for option in kind.options:
+        value = options.get(option.name)
+        if (option.required or value is not None) and value not in option.values:
+            raise UserError(f"--from {kind.name} needs --{option.name}, one of "
+                            f"{', '.join(option.values)}; got {value!r}")
+    folder_ok = kind.reads_folder and os.path.isdir(config.source)
     if not (os.path.isfile(config.source) or folder_ok):
         raise UserError(f"{config.source!r} not found (or not a file); give the "
                         "downloaded original weights file")
-    if config.kind == "resemul":
-        from tagger.convert import resemul
-
-        model, info = resemul.convert(config.source, block=config.block)
-    elif config.kind == "self_attention":
-        from tagger.convert import self_attention
-
-        model, info = self_attention.convert(config.source)
-    elif config.kind == "sota":
-        model, info = sota.convert(config.source, config.model, config.dataset)
-    elif config.kind == "musicnn":
-        model, info = musicnn_package.convert(config.source, config.model)
-    else:
-        from tagger.convert import transformer
-
-        model, info = transformer.convert(config.source, size=config.size)
+    model, info = kind.convert(config.source, **options)
     default_tags = info.pop("default_tags")
     tags = list(config.tags if config.tags is not None else default_tags)
     num_tags = model.outputs[0].shape[-1]

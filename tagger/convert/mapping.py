@@ -218,7 +218,11 @@ def read_torch_file(path: str) -> dict:
     """The tensors of a PyTorch weights file as numpy arrays: a state dict,
     or a checkpoint dict holding one under `state_dict`. Read without
     PyTorch (`torch_checkpoint`): the pickle may name only tensors,
-    containers, numbers and strings; nothing in it is run."""
+    containers, numbers and strings; nothing in it is run. The `module.`
+    prefix of a model saved from DataParallel is removed."""
     from tagger.convert import torch_checkpoint
 
-    return torch_checkpoint.read_state_dict(path)
+    state = torch_checkpoint.read_state_dict(path)
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state

@@ -48,6 +48,7 @@ import zlib
 
 import numpy as np
 
+from tagger.convert.converter import Converter, Option
 from tagger.convert.mapping import ConversionError, WeightMap
 
 # the package's model names -> (our family, dataset of its tags)
@@ -259,9 +260,6 @@ def _map_vgg(weights: WeightMap) -> None:
 def convert(path: str, model: str):
     """Returns (model, info) for the package's checkpoint `model` (one of
     MODELS) in the wheel or package folder at `path`."""
-    if model not in MODELS:
-        raise ConversionError(f"--from musicnn needs --model, one of {', '.join(MODELS)}; "
-                              f"got {model!r}")
     source = os.path.basename(path.rstrip("/")) or path
     family, dataset = MODELS[model]
     variables, config = read_checkpoint(path, model)
@@ -286,3 +284,10 @@ def convert(path: str, model: str):
                 logmel=dataclasses.asdict(spec.logmel), dataset=dataset,
                 default_tags=default_tags(dataset), licence=ISC_NOTICE)
     return ours, info
+
+
+CONVERTER = Converter(
+    "musicnn", convert, lambda options: default_tags(MODELS[options["model"]][1]),
+    options=(Option("model", tuple(MODELS), required=True,
+                    help=f"which of the package's four models, {', '.join(MODELS)}"),),
+    reads_folder=True)

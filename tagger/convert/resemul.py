@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 
+from tagger.convert.converter import Converter, Option
 from tagger.convert.mapping import ConversionError, WeightMap
 
 BLOCK_CHANNELS = (128, 128, 256, 256, 256, 256, 256, 256, 512)  # width 1.0
@@ -154,3 +155,9 @@ def convert(path: str, block: str | None = None):
     info = dict(model="samplecnn", model_args=args, sample_rate=22050, window_segments=1,
                 logmel=None, default_tags=default_tags())
     return model, info
+
+
+CONVERTER = Converter(
+    "resemul", convert, lambda options: tuple(default_tags()),
+    options=(Option("block", ("se", "rese"), help="the block type the file must hold "
+                    "(default: read from the file)"),))

@@ -48,6 +48,7 @@ import numpy as np
 
 from tagger.config import LogMelConfig
 from tagger.convert import mapping
+from tagger.convert.converter import Converter
 from tagger.convert.mapping import ConversionError, WeightMap
 
 LOGMEL = LogMelConfig(n_mels=96, n_fft=512, hop_length=256, f_min=0.0, f_max=8000.0,
@@ -76,9 +77,7 @@ def convert(path: str):
     from tagger.models.self_attention import build_self_attention
 
     source = path.rsplit("/", 1)[-1]
-    state = mapping.read_torch_file(path)
-    if state and all(k.startswith("module.") for k in state):  # saved from DataParallel
-        state = {k[len("module."):]: v for k, v in state.items()}
+    state = mapping.read_torch_file(path)  # DataParallel's prefix removed
     if "front_end.conv1x1.weight" not in state or "classifier.weight" not in state:
         raise ConversionError(
             f"{source} is not the self-attention tagger's weights (no "
@@ -155,3 +154,6 @@ def bert_layer(weights: WeightMap, layer_name: str, prefix: str, num_heads: int)
     values["ffn_norm/gamma"] = weights.take(f"{prefix}.output.LayerNorm.weight")
     values["ffn_norm/beta"] = weights.take(f"{prefix}.output.LayerNorm.bias")
     weights.set_layer(layer_name, **values)
+
+
+CONVERTER = Converter("self_attention", convert, lambda options: tuple(default_tags()))

@@ -47,9 +47,9 @@ import numpy as np
 
 from tagger.config import LogMelConfig
 from tagger.convert import mapping
+from tagger.convert.converter import Converter, Option
 from tagger.convert.mapping import ConversionError, WeightMap
 from tagger.datasets.msd.tags import CALS_TAGS  # src/msd_config.py order
-from tagger.layers.mel_filters import mel_filter_bank
 
 LOGMEL = LogMelConfig(n_mels=128, n_fft=1024, hop_length=512, f_min=0.0, f_max=11025.0,
                       top_db=None, mel_scale="htk", mel_norm=None, power=2.0,
@@ -129,6 +129,8 @@ def _front_end(tensors: dict, source: str) -> LogMelConfig:
     if bank.shape[0] != 1 + n_fft // 2 or not np.allclose(window, hann, atol=1e-6):
         raise ConversionError(f"{source}: the stored STFT window ({n_fft}) or mel filter "
                               f"bank {bank.shape} is not torchaudio's Hann/HTK front end")
+    from tagger.layers.mel_filters import mel_filter_bank  # Keras: not for the tag lists
+
     ours = mel_filter_bank(SAMPLE_RATE, n_fft, logmel.n_mels, logmel.f_min, logmel.f_max,
                            scale="htk", norm=None)
     # torchaudio computes the bank in float32: up to ~2e-5 from ours on peaks of 1
@@ -187,3 +189,9 @@ def _layer(weights: WeightMap, name: str, m: str) -> None:
            "intermediate/bias": weights.take(f"{m}.1.fn.fn.net.0.bias"),
            "ffn_output/kernel": mapping.dense_kernel(weights.take(f"{m}.1.fn.fn.net.3.weight")),
            "ffn_output/bias": weights.take(f"{m}.1.fn.fn.net.3.bias")})
+
+
+CONVERTER = Converter(
+    "transformer", convert, lambda options: tuple(CALS_TAGS),
+    options=(Option("size", tuple(SIZES), help="teacher (width 256) or student (64) the "
+                    "file must hold (default: read from the file)"),))

@@ -17,7 +17,7 @@ import numpy as np
 from tagger import fileio, safe_pickle
 from tagger.config import join_path
 from tagger.datasets.origin import read_origin
-from tagger.datasets.source import DatasetSource
+from tagger.datasets.source import DatasetSource, setting
 from tagger.errors import UserError
 from tagger.records.plan import SPLITS, STUDENT_SPLIT, Clip, DatasetPlan
 
@@ -290,11 +290,15 @@ class MttSettings:
     train order, and `unlabelled_fraction`, the share of train clips moved,
     labels dropped, into an unlabelled `student` split."""
 
-    split: str = "directory"
-    merge_synonyms: bool = False
-    top_k: int = 50
-    seed: int = 0
-    unlabelled_fraction: float = 0.0
+    split: str = setting("directory", "'directory' (0-b train, c val, d-f test) or a "
+                         "folder of split lists", metavar="SPLIT")
+    merge_synonyms: bool = setting(False, "merge synonym tags before choosing the top k")
+    top_k: int = setting(50, "number of tags, >= 1", low=1)
+    seed: int = setting(0, "shuffles the train shards", low=0)
+    unlabelled_fraction: float = setting(
+        0.0, "move this share of the train clips, labels dropped, into an unlabelled "
+             "'student' split for noisy-student training, in [0, 1)", low=0, high=1,
+        metavar="F")
 
     def __post_init__(self):
         if not isinstance(self.top_k, int) or self.top_k < 1:
@@ -384,6 +388,8 @@ def _rows_from_lists(annotations: Annotations, lists: dict, folder: str):
 
 SOURCE = DatasetSource(
     name="mtt", version="1.0", settings_type=MttSettings, plan=plan_mtt,
+    title="MagnaTagATune (or the synthetic dataset in its layout)",
+    data_dir_help="folder with annotations_final.csv and mp3/",
     manual_download=(
         "MagnaTagATune is published by its authors at "
         "https://mirg.city.ac.uk/codeapps/the-magnatagatune-dataset: download "

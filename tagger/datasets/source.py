@@ -1,11 +1,14 @@
 """What a dataset source is, in the shape of a TFDS builder: a name, a
-version, a settings dataclass (validated in its `__post_init__`), the
+version, a settings dataclass (validated in its `__post_init__`, its fields
+declared with `setting` as the flags of the source's build command), the
 manual-download instructions, and `plan(data_dir, settings, progress)` ->
-`DatasetPlan`. MagnaTagATune (tagger.datasets.mtt) and the Million Song
-Dataset (tagger.datasets.msd) are the two sources; a third dataset is one
-more module that defines a `DatasetSource` and one line in `SOURCES`.
+`DatasetPlan`. MagnaTagATune (tagger.datasets.mtt), the Million Song
+Dataset (tagger.datasets.msd) and a folder of audio (tagger.datasets.folder)
+are the sources; another dataset is one more module that defines a
+`DatasetSource` and one line in `SOURCES` (and a console script).
 
-`tagger.datasets.build.build` writes any source's plan as records.
+`tagger.datasets.build.build` writes any source's plan as records;
+`tagger.commands.build_flags` makes any source's build command.
 """
 
 from __future__ import annotations
@@ -14,7 +17,21 @@ import dataclasses
 import importlib
 from collections.abc import Callable
 
-SOURCES = {"mtt": "tagger.datasets.mtt", "msd": "tagger.datasets.msd.plan"}
+SOURCES = {"mtt": "tagger.datasets.mtt", "msd": "tagger.datasets.msd.plan",
+           "folder": "tagger.datasets.folder"}
+
+
+def setting(default, help: str, **flag):
+    """A field of a settings dataclass that is also a flag of the build
+    command: `--name-with-dashes` (or `flag="--other"`) with `default` and
+    `help`. The flag's type is the default's (a bool is a switch), checked
+    against `low`/`high` when given; `metavar`, `choices`, `nargs` and
+    `action` go to argparse as they are. `only_with=(field, value, why)`:
+    the flag applies only when that setting has that value (it is None
+    unless given: let `help` state its default); `why`, a format string
+    over the flags' values, says why in the error. (One such condition per
+    source.)"""
+    return dataclasses.field(default=default, metadata={"flag": dict(help=help, **flag)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,13 +42,20 @@ class DatasetSource:
     changes when the same files and settings would give another plan;
     `located`: settings that say where the data lies, not what it is, left
     out of dataset_info.json so that a copy of the data elsewhere (gs://, a
-    second disk) builds the same bytes."""
+    second disk) builds the same bytes. For the build command: `title`
+    (what it turns into records), `data_dir_help` and `data_dir_default`
+    (None: the data dir is a required argument, FOLDER) and `max_seconds`,
+    the default cut of long files."""
 
     name: str
     version: str
     settings_type: type
     plan: Callable
     manual_download: str
+    title: str
+    data_dir_help: str
+    data_dir_default: str | None = "dataset"
+    max_seconds: float = 60.0
     located: tuple = ()
 
     def describe_settings(self, settings) -> dict:
@@ -41,7 +65,7 @@ class DatasetSource:
 
 
 def source(name: str) -> DatasetSource:
-    """The source `name` (mtt, msd); a ValueError listing the valid names."""
+    """The source `name` (mtt, msd, folder); a ValueError listing the valid names."""
     if name not in SOURCES:
         raise ValueError(f"unknown dataset source {name!r}; valid: {', '.join(SOURCES)}")
     return importlib.import_module(SOURCES[name]).SOURCE

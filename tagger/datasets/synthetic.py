@@ -97,7 +97,6 @@ _KNOWN_TAGS = {
 }
 _KNOWN_KIND = {35644: "empty", 55753: "garbage", 57881: "empty"}
 _EXTRA_BROKEN = ((0.3, "empty"), (0.55, "truncated"), (0.8, "not_audio"))
-BROKEN_KINDS = ("empty", "garbage", "truncated", "not_audio")
 
 MIN_CLIPS = 10
 MAX_CLIPS = 25000

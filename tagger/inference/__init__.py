@@ -1,22 +1,21 @@
-"""Tagging your own audio with a saved tagger, and exporting taggers for serving.
+"""Tagging your own audio with a saved tagger, and what is built on it.
 
-- `inputs`: which files a list of files and folders names.
-- `predictor`: a saved model as one compiled call from raw windows to tag
-  scores (and embeddings).
-- `tagging`: the pipeline: decoder threads stream windows of many files into
-  a bounded queue; the model scores full batches drawn from it.
-- `outputs`, `taggram`, `embeddings`: what is written per file.
-- `run`: `tag(TagConfig)`, the library call behind tag.py.
-- `export`: `export(ExportConfig)`, SavedModel and TFLite export with a
-  raw-waveform signature, behind export.py.
-- `tflite_predictor`: a saved tagger converted to TFLite and run by LiteRT
-  (tag.py --engine tflite*); `quantize`: the int8 calibration both share.
-- `config`: the frozen `TagConfig` and `ExportConfig`.
-- `results_db`: the SQLite results database of tag.py --db (resumable, one
-  row per file); `results_reader`: the one reader of it (read-only, damage
-  as one line); `library_export`: its rows as CSV, JSON lines or Parquet
-  (tagger-library); `similar`: "more like this" over it (tagger-similar,
-  exact or with a FAISS index).
-- `file_tags`: tags written into the audio files' own metadata (mutagen).
-- `beam_tagging`: tag.py --runner, tagging as a Beam RunInference pipeline.
+Four subsystems over shared helpers, each importing only those below it
+(tests/test_layering.py holds the order):
+
+1. shared: `inputs` (which files a list of files and folders names),
+   `outputs` (the selected tags and tag.py's reports), `common` (the cores
+   this process may use, a model's fingerprint, a model's tag names).
+2. `export`: SavedModel and TFLite export with a raw-waveform signature
+   (export.py), the int8 calibration and its cache.
+3. `engine`: the tagging engines: the one predictor protocol, the engines
+   by name (`engine.registry`: keras, xla, tflite*), and the tagging loop
+   (decoder threads feeding full batches to a predictor).
+4. `library`: the results database of tag.py --db and its one reader,
+   its exports (tagger-library), "more like this" (tagger-similar), the
+   embeddings archive and tags written into the audio files; `api`: the
+   Python API (`top_tags`); `beam_tagging`: tag.py --runner on Apache Beam.
+5. `tag`: `tag(TagConfig)`, the library call behind tag.py: the engine's
+   results into its outputs (the report, taggrams, embeddings, tags in
+   the files, the results database).
 """

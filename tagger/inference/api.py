@@ -23,7 +23,7 @@ import warnings
 
 from tagger.errors import UserError
 
-_LOADED = {}  # (real path, mtime, size) -> Predictor; only the last model is kept
+_LOADED = {}  # (real path, mtime, size) -> predictor; only the last model is kept
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tagger/
 
 
@@ -33,9 +33,9 @@ class SyntheticModelWarning(UserWarning):
 
 
 def _predictor(model):
-    """A Predictor for a saved model's path; reloaded only when the path or
+    """The keras engine's predictor for a saved model's path; reloaded only when the path or
     the file changes."""
-    from tagger.inference.predictor import Predictor
+    from tagger.inference.engine.registry import make_predictor
     from tagger.models.saved import load_tagger
 
     path = os.fspath(model)
@@ -57,7 +57,7 @@ def _predictor(model):
         if note:
             warnings.warn(f"{path}: {note}", SyntheticModelWarning,
                           stacklevel=_caller_level())
-        _LOADED[key] = Predictor(model, info)
+        _LOADED[key] = make_predictor("keras", model, info)
     return _LOADED[key]
 
 
@@ -81,7 +81,7 @@ def clip_scores(audio, model, hop_seconds: float | None = None):
     it and saying why. `hop_seconds`: step between windows (default: the
     window, no overlap).
     """
-    from tagger.inference.tagging import tag_files
+    from tagger.inference.engine.tagging import tag_files
 
     single = isinstance(audio, (str, os.PathLike))
     paths = [os.fspath(audio)] if single else [os.fspath(p) for p in audio]

@@ -10,10 +10,10 @@ here).
           -> one JSON line (or Parquet row) per file
 
 The model handler is ours (`TaggerModelHandler`): it loads the saved tagger
-with `load_tagger` and scores raw windows with the same `Predictor` as
-tag.py (log-mel front ends in the graph), so every family runs, and the
-scores equal the local tag.py's. Beam's own TensorFlow handler
-(`apache_beam.ml.inference.tensorflow_inference`) imports tensorflow_hub,
+with `load_tagger` and scores raw windows with the predictor of tag.py's
+`--engine` (the engine registry; log-mel front ends in the graph), so
+every family runs, and the scores equal the local tag.py's. Beam's own
+TensorFlow handler (`apache_beam.ml.inference.tensorflow_inference`) imports tensorflow_hub,
 which needs the legacy tf-keras this project does not use. Windows are
 cut as tag.py cuts them (audio.audio_windows). Paths may be local or any
 tf.io.gfile scheme (gs://...): a remote file is copied to a worker's
@@ -45,9 +45,11 @@ def _handler_base():
     return ModelHandler
 
 
-def make_handler(model_path: str, batch_size: int):
+def make_handler(model_path: str, batch_size: int, engine: str = "keras",
+                 calibration: tuple = ()):
     """A RunInference model handler of `(window,) float32` elements that
-    yields PredictionResult(window, scores (tags,))."""
+    yields PredictionResult(window, scores (tags,)), scored by `engine`
+    (calibrated, if it asks, on the local audio files `calibration`)."""
     from apache_beam.ml.inference.base import PredictionResult
 
     class TaggerModelHandler(_handler_base()):
@@ -56,11 +58,12 @@ def make_handler(model_path: str, batch_size: int):
             self._path = model_path
 
         def load_model(self):
-            from tagger.inference.predictor import Predictor
+            from tagger.inference.engine.registry import EngineOptions, make_predictor
             from tagger.models.saved import load_tagger
 
             model, info = load_tagger(self._path)
-            return Predictor(model, info)
+            return make_predictor(engine, model, info, EngineOptions(
+                model_path=self._path, calibration_audio=lambda: list(calibration)))
 
         def run_inference(self, batch, model, inference_args=None):
             scores, _ = model(np.stack(batch).astype(np.float32))
@@ -160,7 +163,7 @@ def tag_with_beam(config, run, log=print) -> int:
     `run` (tagger.beam.build.BeamRun); returns the number of files listed.
     `out` ending in .parquet: Parquet (pyarrow); else JSON lines."""
     from tagger.beam.build import pipeline_options
-    from tagger.inference.predictor import tag_names_of
+    from tagger.inference.common import tag_names_of
     from tagger.models.saved import load_tagger, raw_audio_input, window_grid
 
     if not config.out:
@@ -183,7 +186,9 @@ def tag_with_beam(config, run, log=print) -> int:
     import apache_beam as beam
     from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-    handler = KeyedModelHandler(make_handler(config.model, config.batch_size))
+    calibration = tuple(p for p in files if fileio.is_local(p))[:64]
+    handler = KeyedModelHandler(make_handler(config.model, config.batch_size, config.engine,
+                                             calibration))
     tmp_prefix = fileio.temporary_path(str(config.out))
     with beam.Pipeline(options=options) as pipeline:
         decoded = (pipeline

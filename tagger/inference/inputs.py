@@ -2,9 +2,9 @@
 
 A file named directly is always tried (whatever its extension: the decoder
 decides); a folder contributes the files whose extension is an audio format
-libsndfile or FFmpeg reads (`AUDIO_EXTENSIONS`), sorted by name, descending
-into subfolders only with `recursive`. Hidden files and folders (".name")
-are skipped. Paths keep the form the user gave (`music/a.mp3`, not an absolute
+libsndfile or FFmpeg reads (`tagger.audio.is_audio_name`), sorted by name,
+descending into subfolders only with `recursive`. Hidden files and folders
+(".name") are skipped. Paths keep the form the user gave (`music/a.mp3`, not an absolute
 path); a file reached twice is listed once.
 """
 
@@ -14,19 +14,7 @@ import dataclasses
 import os
 import stat
 
-# Extensions of the formats soundfile 0.13+ (libsndfile 1.2) decodes, and of
-# those it lacks that FFmpeg (PyAV) decodes (`tagger.audio`).
-LIBSNDFILE_EXTENSIONS = frozenset({
-    ".wav", ".wave", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aif", ".aiff",
-    ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64", ".sd2", ".voc", ".paf",
-    ".svx", ".nist", ".sph", ".ircam", ".sf", ".mat", ".pvf", ".xi", ".htk",
-    ".sds", ".avr", ".mpc", ".wve",
-})
-FFMPEG_EXTENSIONS = frozenset({
-    ".m4a", ".m4b", ".mp4", ".aac", ".wma", ".mka", ".webm", ".ape", ".wv", ".ac3",
-    ".mp2", ".tta",
-})
-AUDIO_EXTENSIONS = LIBSNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
+from tagger.audio import is_audio_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,10 +27,6 @@ class AudioInputs:
     files: tuple
     missing: tuple
     subfolders_skipped: int
-
-
-def is_audio_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
 
 
 def path_problem(path: str) -> str | None:

@@ -1,8 +1,9 @@
 """The published taggers our converters read, by stable name.
 
 Each entry says where the original file is, what it is (dataset, split,
-tags, input), how it converts (`tagger.convert` source and options),
-which figures its release or paper states (cited, not copied) and, where
+tags, input), how it converts (a `tagger.convert.CONVERTERS` name and
+its options), which figures its release or paper states (the numbers
+kept in `tagger.evaluation.reference`, the rest cited) and, where
 known, the file's size and sha256 (`checksum`: a file that differs is
 refused). The licence is as the release states it: the two MagnaTagATune
 repositories (tae-jun/resemul, minzwon/self-attention-music-tagging)
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from tagger.convert import CONVERTERS
 from tagger.convert.musicnn_package import ISC_NOTICE
-from tagger.convert.sota import zoo as sota_zoo
+from tagger.convert.zoo import zoo_models
 from tagger.errors import UserError
+from tagger.evaluation.reference import MUSICNN_PACKAGE, PUBLISHED, auc_text
 from tagger.pretrained.checksum import Checksum
 from tagger.pretrained.wheel import Wheel
 
@@ -42,8 +45,8 @@ class Pretrained:
     split: str
     sample_rate: int
     window_samples: int
-    converter: str  # tagger.convert source: resemul, self_attention, transformer, sota
-    options: tuple = ()  # (flag, value) pairs for the converter: block, size, model, dataset
+    converter: str  # a name in tagger.convert.CONVERTERS
+    options: tuple = ()  # (name, value) pairs of the converter's options (its flags)
     figures: str = ""  # the published figures, with their source
     approx_mb: float = 0.0  # MB of float32 weights (parameters x 4): the least the file holds
     # the original file's size and sha256 where known: a file that differs is
@@ -55,23 +58,7 @@ class Pretrained:
 
     def tags(self) -> tuple:
         """The tag names in output order, as the converter writes them."""
-        if self.converter == "musicnn":
-            from tagger.convert.musicnn_package import MODELS, default_tags
-
-            return default_tags(MODELS[dict(self.options)["model"]][1])
-        if self.converter == "resemul":
-            from tagger.convert.resemul import default_tags
-        elif self.converter == "self_attention":
-            from tagger.convert.self_attention import default_tags
-        elif self.converter == "sota":
-            from tagger.convert.sota import default_tags
-
-            return tuple(default_tags(dict(self.options)["dataset"]))
-        else:
-            from tagger.datasets.msd.tags import CALS_TAGS
-
-            return tuple(CALS_TAGS)
-        return tuple(default_tags())
+        return tuple(CONVERTERS[self.converter].default_tags(dict(self.options)))
 
     @property
     def window_seconds(self) -> float:
@@ -101,8 +88,8 @@ _TRANSFORMER_URL = ("https://github.com/minzwon/semi-supervised-music-tagging-tr
 # models/best_model.pth, whose dataset and model the release does not state.
 # Every file has the same name, so `file_name` keeps the folders: the cache and
 # a mirror hold <dataset>/<model>/best_model.pth.
-_SOTA_REPO = "minzwon/sota-music-tagging-models"
-SOTA_RELEASE_FILES = (
+_ZOO_REPO = "minzwon/sota-music-tagging-models"
+ZOO_RELEASE_FILES = (
     "models/best_model.pth",
     *(f"models/mtat/{folder}/best_model.pth" for folder in (
         "attention", "crnn", "fcn", "hcnn", "musicnn", "sample", "se")),
@@ -115,7 +102,7 @@ SOTA_RELEASE_FILES = (
 # Size and sha256 of the release files known here (as a TFDS checksums file
 # pins a dataset's downloads): read from the files themselves, two
 # independent copies of the repository agreeing on every blob.
-SOTA_CHECKSUMS = {
+ZOO_CHECKSUMS = {
     "models/mtat/fcn/best_model.pth": Checksum(
         1902811, "e89d751202d38c3ae69855782bc27010f87051958dbec64f5aa762364dbac271"),
     "models/mtat/crnn/best_model.pth": Checksum(
@@ -133,7 +120,7 @@ SOTA_CHECKSUMS = {
     "models/jamendo/musicnn/best_model.pth": Checksum(
         3257168, "66280f4859376377c47f64313c7ac889a3201fdb06a01bf6e94ac6e619081bb5"),
 }
-_SOTA_DATASETS = {
+_ZOO_DATASETS = {
     "mtat": ("MagnaTagATune top-50", "the release's split/mtat train/valid/test.npy (the "
              "sample-level CNN papers' split; clips of 29.1 s or more with a top-50 tag)"),
     "msd": ("Million Song Dataset, Last.fm top-50 (50tagList.txt)",
@@ -145,36 +132,36 @@ _SOTA_DATASETS = {
 }
 
 
-def _sota(dataset: str, model) -> Pretrained:
-    """The entry of `model` (a `tagger.convert.sota.ZooModel`) trained on `dataset`."""
+def _zoo(dataset: str, model) -> Pretrained:
+    """The entry of `model` (a `tagger.convert.zoo.ZooModel`) trained on `dataset`."""
     part, title, folder, window = model.part, model.title, model.folder, model.window
-    what, split = _SOTA_DATASETS[dataset]
+    what, split = _ZOO_DATASETS[dataset]
     path = f"models/{dataset}/{folder}/best_model.pth"
     paper = "Won, Ferraro, Bogdanov, Serra, SMC 2020, Table 2"
     return Pretrained(
         name=f"{dataset}-{part}", title=f"{title}, as Won et al. 2020 trained it",
-        urls=(f"https://github.com/{_SOTA_REPO}/raw/master/{path}",),
+        urls=(f"https://github.com/{_ZOO_REPO}/raw/master/{path}",),
         file_name=f"{dataset}/{folder}/best_model.pth",
         licence="MIT (LICENSE: Copyright (c) 2020 Music Technology Group, Universitat "
                 "Pompeu Fabra)",
-        release=f"github.com/{_SOTA_REPO}", dataset=what, split=split, sample_rate=16000,
-        window_samples=window, converter="sota",
+        release=f"github.com/{_ZOO_REPO}", dataset=what, split=split, sample_rate=16000,
+        window_samples=window, converter="zoo",
         options=(("model", model.family), ("dataset", dataset)),
         figures=f"{paper} (ROC-AUC / PR-AUC; not copied)", approx_mb=model.weights_mb(dataset),
-        checksum=SOTA_CHECKSUMS.get(path))
+        checksum=ZOO_CHECKSUMS.get(path))
 
 
-def _sota_entries() -> tuple:
+def _zoo_entries() -> tuple:
     """One entry per release file our converter reads: models/<dataset>/<folder>/
     for a ZooModel's folder. Not listed: the stray models/best_model.pth
     (no dataset or model stated) and msd's musicnn600 (a model type that
     training/main.py's --model_type does not name)."""
-    by_folder = {model.folder: model for model in sota_zoo()}
+    by_folder = {model.folder: model for model in zoo_models()}
     entries = []
-    for path in SOTA_RELEASE_FILES:
+    for path in ZOO_RELEASE_FILES:
         parts = path.split("/")
         if len(parts) == 4 and parts[2] in by_folder:
-            entries.append(_sota(parts[1], by_folder[parts[2]]))
+            entries.append(_zoo(parts[1], by_folder[parts[2]]))
     return tuple(entries)
 
 
@@ -227,24 +214,24 @@ _MUSICNN_ENTRIES = (
                title="Musicnn as the musicnn package builds it (Pons et al. 2018), "
                      "MagnaTagATune",
                options=(("model", "MTT_musicnn"),),
-               figures=f"MTT test ROC-AUC 0.9067, PR-AUC 0.3831 ({_RESULT})",
+               figures=f"MTT test {auc_text(*MUSICNN_PACKAGE['MTT_musicnn'])} ({_RESULT})",
                **_MUSICNN_MTT, **_MUSICNN),
     Pretrained(name="msd-pons-musicnn", aliases=("MSD_musicnn",),
                title="Musicnn as the musicnn package builds it (Pons et al. 2018), Million "
                      "Song Dataset",
                options=(("model", "MSD_musicnn"),),
-               figures=f"ROC-AUC 0.8802, PR-AUC 0.2891 ({_MSD_RESULT})",
+               figures=f"{auc_text(*MUSICNN_PACKAGE['MSD_musicnn'])} ({_MSD_RESULT})",
                **_MUSICNN_MSD, **_MUSICNN),
     Pretrained(name="mtat-pons-vgg", aliases=("MTT_vgg",),
                title="the musicnn package's VGG-like baseline, MagnaTagATune",
                options=(("model", "MTT_vgg"),),
-               figures=f"MTT test ROC-AUC 0.9030, PR-AUC 0.3823 ({_RESULT}: 'AUC' twice, in "
-                       "that order)",
+               figures=f"MTT test {auc_text(*MUSICNN_PACKAGE['MTT_vgg'])} ({_RESULT}: 'AUC' "
+                       "twice, in that order)",
                **_MUSICNN_MTT, **_MUSICNN),
     Pretrained(name="msd-pons-vgg", aliases=("MSD_vgg",),
                title="the musicnn package's VGG-like baseline, Million Song Dataset",
                options=(("model", "MSD_vgg"),),
-               figures=f"ROC-AUC 0.8768, PR-AUC 0.2819 ({_MSD_RESULT})",
+               figures=f"{auc_text(*MUSICNN_PACKAGE['MSD_vgg'])} ({_MSD_RESULT})",
                **_MUSICNN_MSD, **_MUSICNN),
 )
 
@@ -255,7 +242,8 @@ MODELS = {entry.name: entry for entry in (
         urls=("https://www.dropbox.com/s/r8qlxbol2p4ods5/se-multi-auc_0.9111-tfrmodel.hdf5"
               "?dl=1",),
         file_name="se-multi-auc_0.9111-tfrmodel.hdf5", options=(("block", "se"),),
-        figures="MTT test ROC-AUC 0.9111 (the file's name; Kim, Lee, Nam, ICASSP 2018: "
+        figures=f"MTT test {auc_text(*PUBLISHED['Sample-level CNN, SE + multi-level'])} "
+                "(the file's name; Kim, Lee, Nam, ICASSP 2018: "
                 "SE+multi)", approx_mb=99, **_RESEMUL),
     Pretrained(
         name="mtat-samplecnn-rese", title="sample-level CNN, ReSE blocks, multi-level "
@@ -263,7 +251,8 @@ MODELS = {entry.name: entry for entry in (
         urls=("https://www.dropbox.com/s/fr3y1o3hyha0n2m/rese-multi-auc_0.9113-tfrmodel.hdf5"
               "?dl=1",),
         file_name="rese-multi-auc_0.9113-tfrmodel.hdf5", options=(("block", "rese"),),
-        figures="MTT test ROC-AUC 0.9113 (the file's name; Kim, Lee, Nam, ICASSP 2018: "
+        figures=f"MTT test {auc_text(*PUBLISHED['Sample-level CNN, ReSE + multi-level'])} "
+                "(the file's name; Kim, Lee, Nam, ICASSP 2018: "
                 "ReSE+multi)", approx_mb=109, **_RESEMUL),
     Pretrained(
         name="mtat-self-attention", title="self-attention tagger (Won, Chun, Serra 2019), "
@@ -277,8 +266,9 @@ MODELS = {entry.name: entry for entry in (
         split="the release's preprocessing/mtat/split.py: folders 0-b train, c valid, "
               "d-f test",
         sample_rate=16000, window_samples=SEGMENT, converter="self_attention",
-        figures="the release states none; Won et al. 2020's comparison of "
-                "taggers, self-attention: MTT ROC-AUC 0.9077, PR-AUC 0.4445", approx_mb=28),
+        figures="the release states none; Won et al. 2020's comparison of taggers, "
+                f"self-attention: MTT {auc_text(*PUBLISHED['Self-attention tagger (Won 2020)'])}",
+        approx_mb=28),
     Pretrained(
         name="msd-transformer", title="Music Tagging Transformer, teacher "
         "(Won, Choi, Serra 2021)",
@@ -289,7 +279,7 @@ MODELS = {entry.name: entry for entry in (
         "distilled student (Won, Choi, Serra 2021)",
         urls=(_TRANSFORMER_URL + "compact_student.ckpt",), file_name="compact_student.ckpt",
         options=(("size", "student"),), approx_mb=23, **_TRANSFORMER),
-    *_sota_entries(),
+    *_zoo_entries(),
     *_MUSICNN_ENTRIES,
 )}
 ALIASES = {alias: entry.name for entry in MODELS.values() for alias in entry.aliases}

@@ -7,7 +7,7 @@ the converted models, and the one resolver every command calls.
         models/<name>.keras              the converted tagger
         models/<name>.json               source URL, the source file's sha256, converter version
         locks/<name>.lock                held while one process downloads and converts
-        tflite-int8/                     tag.py's calibrated int8 models (inference/int8_cache.py)
+        tflite-int8/                     tag.py's calibrated int8 models (export/int8_cache.py)
 
 Every original file is checked against its reference (`reference`,
 `checksum.py`): the size and sha256 the registry pins, else those recorded
@@ -199,12 +199,9 @@ def _convert(entry: Pretrained, source: str, vouched: bool, log) -> str:
     fileio.cache_folder("models")
     scratch = out[:-len(".keras")] + ".converting.keras"
     log(f"converting {entry.file_name} ({entry.converter}) -> {out}")
-    options = dict(entry.options)
     try:
         convert_file(ConvertConfig(source=source, kind=entry.converter, out=scratch,
-                                   block=options.get("block"), size=options.get("size"),
-                                   model=options.get("model"),
-                                   dataset=options.get("dataset"), overwrite=True))
+                                   options=entry.options, overwrite=True))
     except BaseException as error:
         fileio.remove_quietly(scratch)
         if vouched or not isinstance(error, Exception):

@@ -6,7 +6,7 @@
     request C: windows (40, W) - submit --/   to `max_batch` windows -> predictor
                                              -> each request's rows -> its Future
 
-As in tag.py's pipeline (`tagger.inference.tagging`), one thread owns the
+As in tag.py's pipeline (`tagger.inference.engine.tagging`), one thread owns the
 predictor and fills each batch with the windows waiting, whoever sent them:
 a request's windows may span several batches and a batch may hold the tail
 of one request and the head of the next, so under load every call has the

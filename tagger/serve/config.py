@@ -38,6 +38,7 @@ class ServeConfig:
     max_connections: int = 256  # open connections; beyond, a new one is refused (503)
     root_path: str = ""  # the path prefix a reverse proxy serves the app under
     progress: bool = True  # a pretrained model's first download
+    engine: str = "keras"  # what runs the models: a name of the engine registry
 
     def __post_init__(self):
         if not self.models:

@@ -4,7 +4,7 @@ and fingerprint, and the decoding of an upload into its windows.
 A model is named on the command line as a file (served under its file
 name's stem, or its folder's name for train.py's `model.keras`), a
 pretrained name (served under that name), or NAME=PATH. Its fingerprint is
-the results database's (`tagger.inference.results_db.model_fingerprint`:
+the results database's (`tagger.inference.common.model_fingerprint`:
 the SHA-256 of the file), so a client can tell two versions of a model
 apart and match results with a `tag.py --db` database.
 
@@ -14,7 +14,7 @@ windows (`tagger.models.saved.window_grid`: for most, side by side), the
 last partial window dropped, a file shorter than one window zero-padded
 to one), its windows scored by the
 model's `Batcher` with other requests', and the clip scores are the mean
-over its windows (`tagger.inference.tagging.FileResult`, as in tag.py's
+over its windows (`tagger.inference.engine.tagging.FileResult`, as in tag.py's
 reports).
 """
 
@@ -41,7 +41,7 @@ class ServedModel:
     path: str
     fingerprint: str
     info: dict
-    predictor: object  # tagger.inference.predictor.Predictor
+    predictor: object  # tagger.inference.engine.predictor.Predictor
     batcher: object  # tagger.serve.batching.Batcher
     attention: object = None  # tagger.interpret.attention_maps mapper, for attention models
 
@@ -56,6 +56,10 @@ class ServedModel:
     @property
     def window_samples(self) -> int:
         return int(self.predictor.window_samples)
+
+    @property
+    def hop_samples(self) -> int:
+        return int(self.predictor.hop_samples or self.window_samples)
 
     @property
     def has_embeddings(self) -> bool:
@@ -87,7 +91,7 @@ class ServedModel:
         from tagger.audio import AudioDecodeError, WindowStream, audio_windows, file_info
 
         window = self.window_samples
-        hop, edge = self.predictor.hop_samples, self.predictor.edge_padding
+        hop, edge = self.hop_samples, self.predictor.edge_padding
         limit = int(max_seconds * self.sample_rate)
         too_long = Problem(413, f"the audio is longer than the limit of {max_seconds:g} s "
                                 "(--max-seconds); send a shorter excerpt")
@@ -116,14 +120,14 @@ class ServedModel:
     def result(self, name: str, scores, embeddings, samples: int, file_rate: int):
         """The `FileResult` of an upload's scored windows (422 for scores
         that are not finite)."""
-        from tagger.inference.tagging import NOT_FINITE_SCORES, FileResult
+        from tagger.inference.engine.tagging import NOT_FINITE_SCORES, FileResult
 
         if not np.isfinite(scores).all():
             raise Problem(422, NOT_FINITE_SCORES)
         return FileResult(
             index=0, path=name, windows=len(scores), samples=samples,
             sample_rate=self.sample_rate, file_sample_rate=file_rate,
-            window_samples=self.window_samples, hop_samples=self.predictor.hop_samples,
+            window_samples=self.window_samples, hop_samples=self.hop_samples,
             edge_padding=self.predictor.edge_padding, scores=scores,
             clip_scores=scores.mean(axis=0), embeddings=embeddings)
 
@@ -164,12 +168,13 @@ def name_and_source(spec: str) -> tuple[str, str]:
 
 
 def load_model(spec: str, max_batch: int, max_wait: float, max_pending: int,
-               progress: bool = True, log=print) -> ServedModel:
+               progress: bool = True, log=print, engine: str = "keras") -> ServedModel:
     """Loads one model (downloading and converting a pretrained name on
-    first use), builds its predictor and batcher and runs a batch of each
-    warm-up size through it. UserError for a model that cannot be used."""
-    from tagger.inference.predictor import Predictor
-    from tagger.inference.results_db import model_fingerprint
+    first use), builds its predictor with `engine` (a name of the engine
+    registry) and its batcher and runs a batch of each warm-up size through
+    it. UserError for a model that cannot be used."""
+    from tagger.inference.common import model_fingerprint
+    from tagger.inference.engine.registry import EngineOptions, make_predictor
     from tagger.models.saved import load_tagger
     from tagger.pretrained import resolve_model
     from tagger.serve.batching import Batcher
@@ -178,9 +183,10 @@ def load_model(spec: str, max_batch: int, max_wait: float, max_pending: int,
     path = resolve_model(source, progress=progress)
     model, info = load_tagger(path)
     try:
-        predictor = Predictor(model, info, embeddings=True)
+        predictor = make_predictor(engine, model, info,
+                                   EngineOptions(embeddings=True, model_path=path))
     except UserError:  # a model without a known embedding layer: scores only
-        predictor = Predictor(model, info)
+        predictor = make_predictor(engine, model, info, EngineOptions(model_path=path))
     if predictor.warning:
         log(f"warning: {name}: {predictor.warning}")
     attention = None
@@ -218,7 +224,8 @@ def load_models(config, log=print) -> list[ServedModel]:
     try:
         for spec in config.models:
             loaded.append(load_model(spec, config.max_batch, config.max_wait_ms / 1000,
-                                     config.pending_windows, config.progress, log))
+                                     config.pending_windows, config.progress, log,
+                                     config.engine))
     except BaseException:
         for model in loaded:
             model.batcher.close()

@@ -10,7 +10,9 @@ import pytest
 pytest.importorskip("apache_beam")
 
 from tagger.beam.build import BeamRun  # noqa: E402
+from tagger.commands import build_flags  # noqa: E402
 from tagger.commands import build_mtt as build_mtt_command  # noqa: E402
+from tagger.commands.beam_flags import beam_run  # noqa: E402
 from tagger.datasets.mtt import plan_mtt  # noqa: E402
 from tagger.errors import UserError  # noqa: E402
 from tagger.records import writer  # noqa: E402
@@ -107,11 +109,11 @@ def test_retried_job_does_not_rewrite_its_shard(synthetic_mtt, raw_records, tmp_
 def test_options_reach_the_pipeline_and_unknown_ones_are_errors():
     from tagger.beam.build import pipeline_options
 
-    args = build_mtt_command.parse_args([
+    args = build_flags.parse_args("mtt", [
         "--runner", "direct", "--beam-option", "direct_num_workers=2",
         "--beam-option", "save_main_session",
         "--beam-pipeline-options", "--job_name=mtt --region r1"])
-    run = build_mtt_command.beam_run(args)
+    run = beam_run(args)
     assert run == BeamRun("DirectRunner", ("--direct_num_workers=2", "--save_main_session",
                                            "--job_name=mtt", "--region", "r1"))
     options = pipeline_options(run).get_all_options()

@@ -546,15 +546,15 @@ def saved_originals(folder, constructors, input_length):
     return found
 
 
-def convert_sota(path, family, tmp_path, capsys, dataset="mtat"):
-    """(model, info, stdout) of `convert_weights --from sota` on `path`,
+def convert_zoo(path, family, tmp_path, capsys, dataset="mtat"):
+    """(model, info, stdout) of `convert_weights --from zoo` on `path`,
     which must succeed, read back from the .keras it wrote."""
     from tagger.commands import convert_weights
     from tagger.models.saved import load_tagger
     from tests.checks import call_main
 
     out = tmp_path / f"{family}.keras"
-    code, stdout, err = call_main(convert_weights.main, capsys, path, "--from", "sota",
+    code, stdout, err = call_main(convert_weights.main, capsys, path, "--from", "zoo",
                                   "--model", family, "--dataset", dataset, "--out", out)
     assert code == 0, err
     model, info = load_tagger(str(out))
@@ -586,7 +586,7 @@ def reference_counts(module):
 
 
 def assert_refused(state, argv, fragments, tmp_path, capsys):
-    """`state` saved as bad.pth and converted with `argv` (after --from sota)
+    """`state` saved as bad.pth and converted with `argv` (after --from zoo)
     fails with one line holding every fragment and writes nothing."""
     from tagger.commands import convert_weights
     from tests.checks import call_main, one_line_error
@@ -594,7 +594,7 @@ def assert_refused(state, argv, fragments, tmp_path, capsys):
     bad = tmp_path / "bad.pth"
     torch.save(state, bad)
     out = tmp_path / "model.keras"
-    code, _, err = call_main(convert_weights.main, capsys, bad, "--from", "sota", *argv,
+    code, _, err = call_main(convert_weights.main, capsys, bad, "--from", "zoo", *argv,
                              "--out", out)
     one_line_error(code, err, *fragments)
     assert list(tmp_path.iterdir()) == [bad]

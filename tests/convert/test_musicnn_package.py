@@ -152,7 +152,7 @@ def test_convert_weights_takes_the_wheel_and_refuses_a_wrong_model(musicnn_wheel
     code, _, err = call_main(convert_weights.main, capsys, musicnn_wheel, "--from", "musicnn",
                              "--model", "MTT_musicnn", "--dataset", "mtat", "--out",
                              tmp_path / "none.keras")
-    one_line_error(code, err, "--dataset applies to --from sota only")
+    one_line_error(code, err, "--dataset applies to --from zoo only")
     assert not (tmp_path / "none.keras").exists()
 
 
@@ -224,11 +224,11 @@ def test_a_file_that_is_not_a_wheel_is_one_line(tmp_path):
     bad = tmp_path / "musicnn-0.1.0-py3-none-any.whl"
     bad.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(UserError, match="not a readable wheel"):
-        convert_file(ConvertConfig(source=str(bad), kind="musicnn", model="MTT_vgg",
-                                   out=str(tmp_path / "x.keras")))
+        convert_file(ConvertConfig(source=str(bad), kind="musicnn",
+                                   options=(("model", "MTT_vgg"),), out=str(tmp_path / "x.keras")))
     with pytest.raises(UserError, match="without the musicnn package"):
-        convert_file(ConvertConfig(source=str(tmp_path), kind="musicnn", model="MTT_vgg",
-                                   out=str(tmp_path / "x.keras")))
+        convert_file(ConvertConfig(source=str(tmp_path), kind="musicnn",
+                                   options=(("model", "MTT_vgg"),), out=str(tmp_path / "x.keras")))
     assert not (tmp_path / "x.keras").exists()
 
 

@@ -3,7 +3,7 @@ what is written for them, and how a model's tags name their tag set."""
 
 from __future__ import annotations
 
-from tagger.convert.sota import JAMENDO_TAGS
+from tagger.convert.zoo import JAMENDO_TAGS
 from tagger.datasets import genres
 from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS
 from tagger.datasets.mtt import MTT_TOP50, SYNONYMS

@@ -2,26 +2,58 @@
 them, records them in dataset_info.json, and `build` takes any source."""
 
 import dataclasses
+import importlib
+import pathlib
 
 import pytest
 
 from tagger.datasets.build import build
+from tagger.datasets.folder import FolderSettings
 from tagger.datasets.msd.plan import MsdSettings
 from tagger.datasets.mtt import MttSettings
 from tagger.datasets.source import SOURCES, DatasetSource, source
 from tests.checks import build_config
 
+ROOT = pathlib.Path(__file__).parents[2]
 
-def test_every_source_is_complete():
+
+def test_every_source_is_complete_and_has_a_build_command(capsys):
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     for name in SOURCES:
         spec = source(name)
         assert isinstance(spec, DatasetSource) and spec.name == name
         assert dataclasses.is_dataclass(spec.settings_type)
         spec.settings_type()  # the defaults are valid settings
-        assert "python -m tagger.commands.synthetic" in spec.manual_download
         assert set(spec.located) <= {f.name for f in dataclasses.fields(spec.settings_type)}
-    with pytest.raises(ValueError, match="valid: mtt, msd"):
+        # its command: tagger-build-<name>, the instructions under --help
+        assert scripts[f"tagger-build-{name}"] == f"tagger.commands.build_{name}:main"
+        command = importlib.import_module(f"tagger.commands.build_{name}")
+        with pytest.raises(SystemExit):
+            command.main(["--help"])
+        shown = " ".join(capsys.readouterr().out.split())
+        assert f"Turns {spec.title} into sharded TFRecords." in shown
+        assert " ".join(spec.manual_download.split()) in shown
+    for name in ("mtt", "msd"):  # the synthetic sets in their layouts
+        assert "python -m tagger.commands.synthetic" in source(name).manual_download
+    with pytest.raises(ValueError, match="valid: mtt, msd, folder"):
         source("jamendo")
+
+
+def test_settings_are_the_build_commands_flags():
+    from tagger.commands.build_flags import parse_args, source_settings
+
+    args = parse_args("mtt", ["--top-k", "7", "--merge-synonyms", "--unlabelled-fraction",
+                              "0.25"])
+    assert source_settings(source("mtt"), args) == MttSettings(
+        top_k=7, merge_synonyms=True, unlabelled_fraction=0.25)
+    args = parse_args("msd", ["--split", "cals", "/data/cals", "--layout", "msd"])
+    assert source_settings(source("msd"), args) == MsdSettings(
+        "cals", "/data/cals", layout="msd")
+    args = parse_args("folder", ["music", "--split-by", "folder", "--val-fraction", "0.2"])
+    assert args.data_dir == "music"
+    assert source_settings(source("folder"), args) == FolderSettings(
+        val_fraction=0.2, split_by="folder")
 
 
 def test_settings_check_their_values_and_record_what_the_data_is():

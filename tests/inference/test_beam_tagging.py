@@ -23,8 +23,8 @@ def run_tag(capsys, *argv):
 
 @pytest.mark.slow
 def test_direct_runner_scores_equal_the_local_ones(cnn, music, tmp_path, capsys):
-    from tagger.inference.config import TagConfig
-    from tagger.inference.run import tag
+    from tagger.inference.tag.config import TagConfig
+    from tagger.inference.tag.run import tag
 
     inputs = [music / n for n in NAMES]
     out = tmp_path / "tags.jsonl"

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tagger.inference import tagging
-from tagger.inference.decoder_pool import DecoderRates, decoder_threads
-from tagger.inference.tagging import tag_files
+from tagger.inference.engine import tagging
+from tagger.inference.engine.decoder_pool import DecoderRates, decoder_threads
+from tagger.inference.engine.tagging import tag_files
 from tests.checks import call_main, one_line_error
 
 RATE = 1000
@@ -100,7 +100,7 @@ def slow_decoding(monkeypatch):
 
     monkeypatch.setattr(tagging, "audio_windows", slow)
     monkeypatch.setattr(tagging, "CHECK_SECONDS", 0.0)
-    monkeypatch.setattr("tagger.inference.tflite_predictor.available_cores", lambda: 4)
+    monkeypatch.setattr("tagger.inference.common.available_cores", lambda: 4)
 
 
 def by_index(results):
@@ -119,7 +119,7 @@ def test_auto_pool_grows_when_the_model_outpaces_decoding(files, slow_decoding):
 
 def test_auto_pool_stays_at_two_when_decoding_keeps_up(files, monkeypatch):
     monkeypatch.setattr(tagging, "CHECK_SECONDS", 0.0)
-    monkeypatch.setattr("tagger.inference.tflite_predictor.available_cores", lambda: 4)
+    monkeypatch.setattr("tagger.inference.common.available_cores", lambda: 4)
     rates = DecoderRates()
     results = list(tag_files(SlowPredictor(), files, batch_size=2, rates=rates))
     assert rates.threads == 2 and len(results) == 8 and all(r.ok for r in results)

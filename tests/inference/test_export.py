@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 from tagger.commands import export as export_cli
-from tagger.inference.config import ExportConfig
-from tagger.inference.export import check_waveforms, export, tflite_interpreter
+from tagger.inference.export.config import ExportConfig
+from tagger.inference.export.formats import check_waveforms, export, tflite_interpreter
 from tests.presets import SAMPLE_RATE as RATE
 from tests.presets import SEGMENT as WINDOW
 from tests.presets import TAGGER_TAGS as TAGS
@@ -85,7 +85,7 @@ def test_int8_engine_quantises_activations_and_scores_near_keras(cnn):
     """Full integer quantisation, calibrated on windows like the ones it
     scores: int8 kernels in the graph, float32 in and out, scores within 0.05
     of Keras."""
-    from tagger.inference.tflite_predictor import TFLitePredictor
+    from tagger.inference.engine.tflite import TFLitePredictor
     from tagger.models.saved import load_tagger
 
     model, info = load_tagger(cnn[0])
@@ -109,7 +109,7 @@ def test_int8_engine_quantises_activations_and_scores_near_keras(cnn):
 
 
 def test_int8_engine_is_refused_for_log_mel_models(spectrogram):
-    from tagger.inference.tflite_predictor import TFLitePredictor
+    from tagger.inference.engine.tflite import TFLitePredictor
     from tagger.models.saved import load_tagger
 
     model, info = load_tagger(spectrogram[0])
@@ -123,7 +123,7 @@ def test_int8_is_refused_for_spectrogram_families_that_take_raw_audio(cnn):
     but computes log-mel frames inside: its family (or, without info, its
     log_mel layer) refuses int8 activations."""
     from tagger.config import LogMelConfig
-    from tagger.inference.quantize import check_int8_model
+    from tagger.inference.export.quantize import check_int8_model
     from tagger.models import build_model, family
     from tagger.models.saved import load_tagger
 
@@ -163,7 +163,7 @@ def test_overwrite_replaces_only_what_an_export_writes(cnn, tmp_path, capsys):
     """The destination is checked before any export, so the refusals run on
     a folder laid out as an earlier export; one real export then replaces it
     and writes only what the check lets --overwrite replace."""
-    from tagger.inference.export import check_destination
+    from tagger.inference.export.formats import check_destination
 
     path, _ = cnn
     out = tmp_path / "sm"
@@ -244,8 +244,8 @@ def test_cli_int8_export_is_calibrated_on_the_named_audio(cnn, music, tmp_path, 
     convolutions = [op for op in ops if op["op_name"] == "CONV_2D"]
     assert convolutions and all(tensors[op["inputs"][1]]["dtype"] == np.int8
                                 for op in convolutions)
+    from tagger.inference.export.quantize import calibration_windows
     from tagger.inference.inputs import find_audio
-    from tagger.inference.quantize import calibration_windows
 
     # scored on windows of the audio it was calibrated on
     x = calibration_windows(find_audio([music]).files, RATE, WINDOW)[:4]
@@ -330,7 +330,7 @@ def test_an_export_above_the_score_bound_fails_and_writes_nothing(cnn, tmp_path,
     if fmt == "saved_model":
         # A float32 SavedModel may give the Keras scores bit for bit (no bound
         # is then exceeded): its verification reads scores moved by 1e-6.
-        from tagger.inference import export as export_module
+        from tagger.inference.export import formats as export_module
 
         real = export_module.saved_model_scores
         monkeypatch.setattr(export_module, "saved_model_scores",

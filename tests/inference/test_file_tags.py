@@ -18,8 +18,8 @@ import pytest
 from tagger import fileio
 from tagger.audio import file_info, load_audio
 from tagger.commands import tag as tag_cli
-from tagger.inference import file_tags
-from tagger.inference.results_db import model_fingerprint
+from tagger.inference.common import model_fingerprint
+from tagger.inference.library import file_tags
 from tests.checks import tone, write_m4a
 from tests.presets import TAGGER_TAGS
 
@@ -320,7 +320,7 @@ def test_a_file_whose_owner_a_copy_cannot_keep_is_skipped(cnn, library, capsys,
 KILLED_WRITER = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
-from tagger.inference import file_tags
+from tagger.inference.library import file_tags
 file_tags._save = lambda kind, audio: os.kill(os.getpid(), signal.SIGKILL)
 file_tags.write_fields(sys.argv[1], {{"tagger": "guitar", "tagger_model": "m"}})
 """
@@ -371,7 +371,7 @@ def test_the_model_is_recorded_by_name_and_fingerprint(cnn, library, capsys, mon
 
 
 def test_only_a_genre_tag_is_written_as_the_genre():
-    from tagger.convert.sota import JAMENDO_TAGS
+    from tagger.convert.zoo import JAMENDO_TAGS
     from tagger.datasets.genres import genres_of
 
     genres = genres_of(TAGGER_TAGS)  # MagnaTagATune names

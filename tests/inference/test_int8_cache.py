@@ -11,8 +11,8 @@ import os
 import numpy as np
 import pytest
 
-from tagger.inference import int8_cache
-from tagger.inference.int8_cache import cached_int8, entry_fields, entry_path
+from tagger.inference.export import int8_cache
+from tagger.inference.export.int8_cache import cached_int8, entry_fields, entry_path
 from tests.checks import call_main, read_only_path
 
 
@@ -138,7 +138,7 @@ def test_a_cache_that_cannot_be_written_leaves_tagging_as_it_was(kind, tmp_path,
 
 
 def test_entry_fields_follow_the_model_and_the_windows(cnn, spectrogram, home):
-    from tagger.inference.results_db import model_fingerprint
+    from tagger.inference.common import model_fingerprint
 
     windows = np.random.default_rng(0).standard_normal((4, 100)).astype(np.float32)
     fields = entry_fields(cnn[0], 22050, 100, windows)
@@ -160,10 +160,10 @@ def test_cached_engine_equals_an_uncached_conversion_and_tag_says_so(cnn, music,
     """Two real conversions: the first run's (cached), and one without the
     cache; the second run and tag.py read the cache."""
     from tagger.commands import tag as tag_cli
-    from tagger.inference import export
-    from tagger.inference.quantize import calibration_windows
-    from tagger.inference.run import _tflite_predictor
-    from tagger.inference.tflite_predictor import TFLitePredictor
+    from tagger.inference.engine.registry import EngineOptions, make_predictor
+    from tagger.inference.engine.tflite import TFLitePredictor
+    from tagger.inference.export import formats as export
+    from tagger.inference.export.quantize import calibration_windows
     from tagger.models.saved import load_tagger
 
     path = cnn[0]
@@ -176,9 +176,14 @@ def test_cached_engine_equals_an_uncached_conversion_and_tag_says_so(cnn, music,
     monkeypatch.setattr(export, "tflite_bytes",
                         lambda *a, **k: conversions.append(a[1]) or real(*a, **k))
 
-    first, note = _tflite_predictor(model, info, "tflite-int8", files, path)
+    def int8_predictor():
+        made = make_predictor("tflite-int8", model, info,
+                              EngineOptions(model_path=path, calibration_audio=lambda: files))
+        return made, made.note
+
+    first, note = int8_predictor()
     assert conversions == ["int8"] and note == "" and os.path.isfile(cached)
-    second, note = _tflite_predictor(model, info, "tflite-int8", files, path)
+    second, note = int8_predictor()
     assert conversions == ["int8"]  # read back, not converted
     assert note == f"int8 calibration read from the cache ({cached})"
     uncached = TFLitePredictor(model, info, "tflite-int8", calibration=calibration)

@@ -19,7 +19,7 @@ from tagger.commands import library as library_cli
 from tagger.commands import similar as similar_cli
 from tagger.commands import tag as tag_cli
 from tagger.fileio import path_text
-from tagger.inference import results_db
+from tagger.inference.library import results_db
 
 NAME = b"bad\xff\xfe.wav"
 SHOWN = "bad\\xff\\xfe.wav"  # as text: the two bytes that do not decode, escaped

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tagger.inference.embeddings import EmbeddingWriter
+from tagger.inference.engine.tagging import tag_files
 from tagger.inference.inputs import find_audio
+from tagger.inference.library.embeddings import EmbeddingWriter
 from tagger.inference.outputs import select_tags
-from tagger.inference.tagging import tag_files
-from tagger.inference.taggram import taggram_names
+from tagger.inference.tag.taggram import taggram_names
 
 RATE = 1000
 WINDOW = 100
@@ -125,7 +125,7 @@ def test_a_file_named_in_bytes_that_are_not_utf8_is_tagged(ramps, tmp_path):
 
 
 def test_an_unexpected_error_on_one_file_is_that_files_failure(ramps, monkeypatch):
-    from tagger.inference import tagging
+    from tagger.inference.engine import tagging
 
     files, _ = ramps
     real = tagging.audio_windows
@@ -161,7 +161,7 @@ def test_a_failing_list_of_files_ends_the_run_instead_of_cutting_it_short(ramps)
 
 
 def test_a_decoder_failing_outside_a_files_work_names_the_file(ramps):
-    from tagger.inference.decoder_pool import DecoderRates
+    from tagger.inference.engine.decoder_pool import DecoderRates
 
     files, _ = ramps
 

@@ -18,7 +18,7 @@ import pytest
 from tagger.commands import library as library_cli
 from tagger.commands import similar as similar_cli
 from tagger.commands import tag as tag_cli
-from tagger.inference import results_db
+from tagger.inference.library import results_db
 from tests.checks import one_line_error
 from tests.presets import MUSIC_TOP_LEVEL as TOP_LEVEL
 from tests.presets import TAGGER_TAGS as TAGS

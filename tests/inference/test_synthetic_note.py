@@ -65,7 +65,7 @@ def test_csv_rows_hold_data_only_and_stderr_says_it(synthetic_cnn, music, note, 
 
 def test_taggram_title_carries_the_note(synthetic_cnn, music, note, tmp_path, capsys,
                                         monkeypatch):
-    from tagger.inference import taggram
+    from tagger.inference.tag import taggram
 
     titles = []
     real = taggram.taggram_figure

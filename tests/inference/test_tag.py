@@ -330,8 +330,8 @@ def test_special_files_handed_to_the_pipeline_are_never_opened(cnn, odd_folder):
     """The decoders check too (a library caller may pass any path)."""
     import signal
 
-    from tagger.inference.predictor import Predictor
-    from tagger.inference.tagging import tag_files
+    from tagger.inference.engine.keras import KerasPredictor
+    from tagger.inference.engine.tagging import tag_files
     from tagger.models.saved import load_tagger
 
     model, info = load_tagger(cnn[0])
@@ -339,7 +339,7 @@ def test_special_files_handed_to_the_pipeline_are_never_opened(cnn, odd_folder):
     signal.signal(signal.SIGALRM, lambda *_: pytest.fail("a decoder opened a pipe"))
     signal.alarm(120)
     try:
-        results = sorted(tag_files(Predictor(model, info), files), key=lambda r: r.index)
+        results = sorted(tag_files(KerasPredictor(model, info), files), key=lambda r: r.index)
     finally:
         signal.alarm(0)
     assert [r.error for r in results] == [
@@ -368,7 +368,7 @@ def test_nan_audio_is_skipped_and_json_stays_valid(cnn, music, tmp_path, capsys)
 
 def test_non_finite_scores_never_reach_a_report():
     from tagger.inference import outputs
-    from tagger.inference.tagging import FileResult
+    from tagger.inference.engine.tagging import FileResult
 
     result = FileResult(index=0, path="x.wav", windows=1, samples=10, sample_rate=10,
                         window_samples=10, hop_samples=10,
@@ -394,14 +394,14 @@ def test_an_empty_result_never_replaces_an_earlier_report(cnn, music, tmp_path, 
 
 
 def test_taggram_of_a_padded_file_shades_the_padding(cnn, music):
-    from tagger.inference.predictor import Predictor
-    from tagger.inference.tagging import tag_files
-    from tagger.inference.taggram import taggram_figure
+    from tagger.inference.engine.keras import KerasPredictor
+    from tagger.inference.engine.tagging import tag_files
+    from tagger.inference.tag.taggram import taggram_figure
     from tagger.models.saved import load_tagger
 
     model, info = load_tagger(cnn[0])
     files = [str(music / "short.wav"), str(music / "a.wav")]
-    short, full = sorted(tag_files(Predictor(model, info), files), key=lambda r: r.index)
+    short, full = sorted(tag_files(KerasPredictor(model, info), files), key=lambda r: r.index)
     axes = taggram_figure(short, TAGS).axes[0]
     spans = [p.get_x() for p in axes.patches], [p.get_x() + p.get_width() for p in axes.patches]
     assert spans == ([pytest.approx(0.5)], [pytest.approx(WINDOW / RATE)])  # 0.5 s of audio
@@ -423,7 +423,7 @@ def highlighted(figure) -> list[str]:
 @pytest.mark.parametrize("selection", ["threshold", "top-k", "threshold above all"])
 def test_taggram_highlights_the_tags_the_report_lists(cnn, music, tmp_path, capsys,
                                                       monkeypatch, selection):
-    from tagger.inference import taggram
+    from tagger.inference.tag import taggram
 
     files = [music / n for n in ("a.wav", "c.ogg", "long.flac")]
     code, out, _ = run_tag(capsys, cnn[0], *files, "--format", "json", "--top-k", "3")
@@ -496,11 +496,11 @@ def test_xla_engine_scores_like_keras_and_reuses_one_compiled_batch(cnn, music, 
         assert code == 0 and err == [], err
         return np.array([row[4:] for row in csv.reader(out.splitlines()[1:])], np.float64)
 
-    from tagger.inference.predictor import Predictor
+    from tagger.inference.engine.keras import KerasPredictor
     from tagger.models.saved import load_tagger
 
     np.testing.assert_allclose(scores("--engine", "xla"), scores(), atol=1e-5)
-    predictor = Predictor(*load_tagger(path), embeddings=True, jit_compile=True)
+    predictor = KerasPredictor(*load_tagger(path), embeddings=True, jit_compile=True)
     windows = np.random.default_rng(0).standard_normal((5, WINDOW)).astype(np.float32)
     full, embeddings = predictor(windows)
     part, part_embeddings = predictor(windows[:2])  # padded to the 5 rows compiled
@@ -524,7 +524,7 @@ def test_a_read_only_out_is_one_line(cnn, music, capsys, fmt):
 
 def test_calibration_windows_spread_over_files_and_within_each(music):
     from tagger.audio import audio_windows
-    from tagger.inference.quantize import calibration_windows
+    from tagger.inference.export.quantize import calibration_windows
 
     files = [str(music / name) for name in ("broken.mp3", "a.wav", "long.flac", "d.mp3")]
     windows = calibration_windows(files, RATE, WINDOW, limit=8)

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from tagger.inference.config import ENGINES
+from tagger.inference.engine.registry import ENGINES
 
 
 def test_without_litert_a_warning_names_tensorflows_interpreter(cnn, monkeypatch):
-    from tagger.inference.tflite_predictor import TFLitePredictor
+    from tagger.inference.engine.tflite import TFLitePredictor
     from tagger.models.saved import load_tagger
 
     model, info = load_tagger(cnn[0])

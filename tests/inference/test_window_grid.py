@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from tagger.inference.predictor import Predictor
-from tagger.inference.tagging import tag_files
+from tagger.inference.engine.keras import KerasPredictor
+from tagger.inference.engine.tagging import tag_files
 from tagger.layers import LogMel
 from tagger.models.pons_musicnn import LOGMEL
 from tagger.models.saved import load_tagger, window_grid
@@ -38,7 +38,7 @@ def test_the_grid_of_each_kind_of_model(tiny_pons):
     centred = dict(info, logmel=dict(info["logmel"], center=True))
     assert window_grid(model, centred, 48128) == (48128, 0)
     assert window_grid(model, None, 48128) == (187 * 256, 256)  # from its log_mel layer
-    predictor = Predictor(model, info)
+    predictor = KerasPredictor(model, info)
     assert (predictor.hop_samples, predictor.edge_padding) == (47872, 256)
 
 
@@ -52,7 +52,7 @@ def test_tagging_gives_the_whole_files_frames(tiny_pons, tmp_path):
     short = (0.3 * rng.standard_normal(47615)).astype(np.float32)  # 186 frames
     for name, x in (("long.wav", long), ("short.wav", short)):
         soundfile.write(tmp_path / name, x, 16000, subtype="FLOAT")
-    predictor = Predictor(model, info)
+    predictor = KerasPredictor(model, info)
     results = {r.path: r for r in tag_files(predictor, [str(tmp_path / "long.wav"),
                                                        str(tmp_path / "short.wav")])}
     result = results[str(tmp_path / "long.wav")]
@@ -107,8 +107,8 @@ def test_exports_say_their_grid_and_run_on_builtin_tflite_ops(tiny_pons, tmp_pat
     TensorFlow op and verifies against the Keras model."""
     import tensorflow as tf
 
-    from tagger.inference.config import ExportConfig
-    from tagger.inference.export import export
+    from tagger.inference.export.config import ExportConfig
+    from tagger.inference.export.formats import export
     from tagger.models.saved import save_tagger
 
     model, info = tiny_pons

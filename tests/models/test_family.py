@@ -9,7 +9,7 @@ import pytest
 from tagger.commands import demo as demo_cli
 from tagger.commands import train as train_cli
 from tagger.errors import UserError
-from tagger.inference.predictor import embedding_layer_name
+from tagger.inference.engine.keras import embedding_layer_name
 from tagger.models import FAMILIES, FAMILY_NAMES, MODELS, build_model, family
 from tagger.models.family_spec import ANALYSES
 from tagger.training.model_setup import family_spec

@@ -164,7 +164,7 @@ def test_download_convert_and_tag_end_to_end(server, se_bytes, home, tmp_path, c
     served.write_bytes(se_bytes)
     by_hand = tmp_path / "by-hand.keras"
     convert_file(ConvertConfig(source=str(served), kind="resemul", out=str(by_hand),
-                               block="se"))
+                               options=(("block", "se"),)))
     names, by_name = tagger.clip_scores(str(audio), model="mtat-samplecnn-se")
     hand_names, by_path = tagger.clip_scores(str(audio), model=str(by_hand))
     assert list(names) == list(hand_names) == list(pretrained.get("mtat-samplecnn-se").tags())

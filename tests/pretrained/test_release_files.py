@@ -15,7 +15,7 @@ import pytest
 
 from tagger import pretrained
 from tagger.pretrained.checksum import Checksum
-from tagger.pretrained.registry import SOTA_CHECKSUMS
+from tagger.pretrained.registry import ZOO_CHECKSUMS
 from tests.checks import call_main, one_line_error, reference_dir
 
 WEIGHTS = reference_dir() / "sota_weights"
@@ -62,7 +62,7 @@ def test_a_release_file_downloads_pinned_converts_and_tags_music(name, home, tmp
     from tagger.convert import VERSION
 
     entry = pretrained.get(name)
-    pin = SOTA_CHECKSUMS["models/" + entry.file_name]
+    pin = ZOO_CHECKSUMS["models/" + entry.file_name]
     assert entry.checksum == pin == Checksum.of(str(WEIGHTS / entry.file_name))
     monkeypatch.setenv("TAGGER_WEIGHTS_URL", f"file://{WEIGHTS}")
     path = pretrained.ensure(name, progress=False, log=lambda line: None)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tagger.commands import build_mtt  # noqa: E402
+from tagger.commands import build_flags, build_mtt  # noqa: E402
 from tests.checks import one_line_error
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -96,7 +96,7 @@ def test_bad_flag_values(tmp_path, capsys):
     code, _, err = run_main(capsys, "--num-audios-per-shard", "0", "--data-dir", str(tmp_path))
     assert code == 2 and "Traceback" not in err
     with pytest.raises(SystemExit) as exit_info:
-        build_mtt.parse_args(["--features", "mfcc"])
+        build_flags.parse_args("mtt", ["--features", "mfcc"])
     assert exit_info.value.code == 2
 
 

@@ -63,13 +63,13 @@ def error_of(response, status, *fragments):
 
 @pytest.fixture(scope="module")
 def expected(serve_models, serve_audio):
-    """name -> the cnn's FileResult as tag.py computes it (tagger.inference.tagging)."""
-    from tagger.inference.predictor import Predictor
-    from tagger.inference.tagging import tag_files
+    """name -> the cnn's FileResult as tag.py computes it (tagger.inference.engine.tagging)."""
+    from tagger.inference.engine.keras import KerasPredictor
+    from tagger.inference.engine.tagging import tag_files
     from tagger.models.saved import load_tagger
 
     names = ["song.wav", "song.mp3"]
-    results = tag_files(Predictor(*load_tagger(serve_models["cnn"])),
+    results = tag_files(KerasPredictor(*load_tagger(serve_models["cnn"])),
                         [serve_audio[n] for n in names])
     by_index = {r.index: r for r in results}
     assert all(r.ok for r in by_index.values())
@@ -86,7 +86,7 @@ def synthetic_note_of(path):
 
 
 def test_healthz_and_models(client, serve_models):
-    from tagger.inference.results_db import model_fingerprint
+    from tagger.inference.common import model_fingerprint
 
     health = client.get("/healthz").json()
     # no server counts connections in the test client
@@ -190,8 +190,8 @@ def test_an_m4a_upload_is_decoded_with_ffmpeg_as_tag_py_decodes_it(client, serve
                                                                    serve_audio, tmp_path):
     import soundfile
 
-    from tagger.inference.predictor import Predictor
-    from tagger.inference.tagging import tag_files
+    from tagger.inference.engine.keras import KerasPredictor
+    from tagger.inference.engine.tagging import tag_files
     from tagger.models.saved import load_tagger
     from tests.checks import write_m4a
 
@@ -201,7 +201,7 @@ def test_an_m4a_upload_is_decoded_with_ffmpeg_as_tag_py_decodes_it(client, serve
                                                       "audio/mp4")})
     assert response.status_code == 200, response.text
     body = response.json()
-    [result] = tag_files(Predictor(*load_tagger(serve_models["cnn"])), [str(path)])
+    [result] = tag_files(KerasPredictor(*load_tagger(serve_models["cnn"])), [str(path)])
     assert result.ok
     # 8 s and the AAC encoder's priming and padding: a third full window
     assert (body["file"], body["windows"], body["sample_rate"]) == ("song.m4a", 3, 22050)

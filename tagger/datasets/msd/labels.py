@@ -29,7 +29,7 @@ from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS, CLASSIC_TRAIN_COUN
 from tagger.errors import UserError
 from tagger.records.plan import STUDENT_SPLIT
 
-SOURCES = ("lastfm", "cals", "classic")
+LABEL_SOURCES = ("lastfm", "cals", "classic")
 CALS_SPLITS = {"train": "train", "val": "valid", "test": "test"}
 CLASSIC_TRAIN_VALID = 213454  # ids in the real filtered_list_train.cP
 # Last.fm tags that say nothing about the audio; the classic top-50 leaves

@@ -18,6 +18,7 @@ reads local files only; see sqlite.connect).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import numpy as np
@@ -30,7 +31,7 @@ from tagger.datasets.msd import layout as layouts
 from tagger.datasets.msd.sqlite import read_songs
 from tagger.datasets.msd.tags import KNOWN_BROKEN_IDS
 from tagger.datasets.origin import read_origin
-from tagger.datasets.source import DatasetSource
+from tagger.datasets.source import DatasetSource, setting
 from tagger.errors import UserError
 from tagger.records.plan import STUDENT_SPLIT, ClipColumns, DatasetPlan
 
@@ -39,17 +40,48 @@ KNOWN_BROKEN_REASON = "known broken or short MSD audio (skipped by sota-music-ta
 MISSING_EXAMPLES = 20  # tracks without audio named in the notes
 
 
+class SplitAction(argparse.Action):
+    """--split lastfm | --split cals DIR | --split classic DIR: sets the
+    settings `source` and `source_dir`."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        source, *rest = values
+        if source not in ("lastfm", "cals", "classic"):
+            parser.error(f"--split: expected lastfm, cals DIR or classic DIR, got {source!r}")
+        if source == "lastfm" and rest:
+            parser.error("--split lastfm takes no folder (its split is made from "
+                         "lastfm_tags.db)")
+        if source != "lastfm" and len(rest) != 1:
+            parser.error(f"--split {source} needs the folder of its split files, "
+                         f"e.g. --split {source} msd/{source}")
+        namespace.source, namespace.source_dir = source, rest[0] if rest else None
+
+
+_LASTFM_ONLY = dict(only_with=("source", "lastfm",
+                               "the {source} split files fix the tags and the split"))
+
+
 @dataclasses.dataclass(frozen=True)
 class MsdSettings:
     """What decides an MSD plan (beyond the data folder)."""
 
-    source: str = "lastfm"  # lastfm | cals | classic
+    source: str = setting(  # lastfm | cals | classic; --split sets source_dir too
+        "lastfm", "label source: 'lastfm' (top-k Last.fm tags, our artist-level split), "
+                  "'cals DIR' (CALS .npy files) or 'classic DIR' (the classic pickles) "
+                  "(default: lastfm)", flag="--split", nargs="+", action=SplitAction,
+        metavar="SOURCE [DIR]")
     source_dir: str | None = None  # the CALS or classic folder
-    audio_dir: str | None = None  # default: <data_dir>/audio
-    layout: str = "auto"  # auto | 7digital | msd
-    top_k: int = 50
-    min_tag_value: float = 50.0
-    seed: int = 0
+    audio_dir: str | None = setting(None, "root of the audio files (default: <data-dir>/audio)")
+    layout: str = setting(
+        "auto", "audio layout: 7digital ({d0}/{d1}/{d}.clip.mp3), msd "
+                "({tid[2]}/{tid[3]}/{tid[4]}/{tid}.ext) or auto (default: auto)",
+        choices=["auto", *layouts.LAYOUTS])
+    top_k: int = setting(50, "--split lastfm: number of tags (default: 50)", **_LASTFM_ONLY)
+    min_tag_value: float = setting(
+        50.0, "--split lastfm: a tag counts when its val (0-100) is above this (default: 50)",
+        **_LASTFM_ONLY)
+    seed: int = setting(0, "--split lastfm: seeds the artist-level split and the train "
+                           "shuffle (default: 0)", **_LASTFM_ONLY)
     check_audio: bool = True  # stat every file; tracks without one are skipped
 
     def __post_init__(self):
@@ -63,9 +95,9 @@ class MsdSettings:
 
 def plan_msd(data_dir: str, settings: MsdSettings = MsdSettings(),
              progress: bool = True) -> DatasetPlan:
-    if settings.source not in label_sources.SOURCES:
+    if settings.source not in label_sources.LABEL_SOURCES:
         raise UserError(f"unknown label source {settings.source!r}; expected one of "
-                        f"{', '.join(label_sources.SOURCES)}")
+                        f"{', '.join(label_sources.LABEL_SOURCES)}")
     if (settings.source == "lastfm") == (settings.source_dir is not None):
         raise UserError("--split lastfm takes no folder; --split cals and --split classic "
                         "need the folder of their split files")
@@ -164,6 +196,9 @@ def _refuse_empty_splits(source: str, splits: dict, artists: dict, no_audio: dic
 SOURCE = DatasetSource(
     name="msd", version="1.0", settings_type=MsdSettings, plan=plan_msd,
     located=("source_dir", "audio_dir"),
+    title="the Million Song Dataset (or the synthetic MSD)",
+    data_dir_help="folder with track_metadata.db and lastfm_tags.db", data_dir_default="msd",
+    max_seconds=30.0,  # the MSD's audio is 30 s previews: longer files are cut there
     manual_download=(
         "The Million Song Dataset's metadata (track_metadata.db, lastfm_tags.db), "
         "split files and 30 s previews are not downloadable from one place: "

@@ -54,7 +54,7 @@ _EXPECTED_TYPE = {("songs", "track_id"): "text (MSD track ids)",
                   ("tid_tag", "tid"): "integers (ROWIDs of tids)",
                   ("tid_tag", "tag"): "integers (ROWIDs of tags)",
                   ("tid_tag", "val"): "numbers from 0 to 100"}
-_SOURCES = {
+_WHERE_FROM = {
     METADATA_DB: "the MSD's AdditionalFiles/track_metadata.db",
     TAGS_DB: "the Last.fm dataset's lastfm_tags.db (millionsongdataset.com/lastfm)",
 }
@@ -108,7 +108,7 @@ def connect(data_dir: str, name: str, progress: bool = False) -> sqlite3.Connect
     is not local is copied to a local temporary file first."""
     path = join_path(data_dir, name)
     if not fileio.exists(path) or fileio.isdir(path):
-        raise UserError(f"{path!r} not found; put {_SOURCES[name]} in --data-dir")
+        raise UserError(f"{path!r} not found; put {_WHERE_FROM[name]} in --data-dir")
     local = path if fileio.is_local(path) else local_copy(path, progress)
     try:
         con = sqlite3.connect(f"file:{os.path.abspath(local)}?mode=ro", uri=True,
@@ -117,7 +117,7 @@ def connect(data_dir: str, name: str, progress: bool = False) -> sqlite3.Connect
         if local != path:
             os.remove(local)
         raise UserError(f"{path!r} is not a readable SQLite file ({error}); "
-                        f"expected {_SOURCES[name]}") from None
+                        f"expected {_WHERE_FROM[name]}") from None
     if local != path:
         con.copy_path = local
     try:
@@ -127,12 +127,12 @@ def connect(data_dir: str, name: str, progress: bool = False) -> sqlite3.Connect
             if not found or missing:
                 what = f"no table {table!r}" if not found else \
                     f"table {table!r} lacks column(s) {', '.join(missing)}"
-                raise UserError(f"{path!r} has {what}; expected {_SOURCES[name]}")
+                raise UserError(f"{path!r} has {what}; expected {_WHERE_FROM[name]}")
         _check_types(con, path, name)
     except sqlite3.DatabaseError as error:
         con.close()
         raise UserError(f"{path!r} is not a readable SQLite file ({error}); "
-                        f"expected {_SOURCES[name]}") from None
+                        f"expected {_WHERE_FROM[name]}") from None
     except UserError:
         con.close()
         raise
@@ -162,7 +162,7 @@ def _check_types(con, path: str, name: str) -> None:
         example = "" if value is None else f" (e.g. {repr(value)[:40]})"
         raise UserError(f"{path!r}: column {column!r} of table {table!r} holds {found}"
                         f"{example}; expected {_EXPECTED_TYPE[(table, column)]}, as in "
-                        f"{_SOURCES[name]}")
+                        f"{_WHERE_FROM[name]}")
 
 
 def _blocks(cursor):
@@ -292,7 +292,7 @@ def read_lastfm(data_dir: str, songs: Songs, top_k: int, min_value: float,
                 bar.update(len(rows))
     except sqlite3.DatabaseError as error:
         raise UserError(f"cannot read {join_path(data_dir, TAGS_DB)!r} ({error}); "
-                        f"expected {_SOURCES[TAGS_DB]}") from None
+                        f"expected {_WHERE_FROM[TAGS_DB]}") from None
     finally:
         con.close()
     return tuple(name for name, _ in chosen), labels

@@ -56,8 +56,6 @@ KNOWN_BROKEN_IDS = frozenset((
     "TRCGBRK128F146A901",
 ))
 
-# Threshold of the classic labels: a Last.fm tag counts when val > 50 (0-100).
-MIN_TAG_VALUE = 50.0
 # Sizes of the classic split: the first 201,680 ids of filtered_list_train.cP
 # are train, the rest valid.
 CLASSIC_TRAIN_COUNT = 201680

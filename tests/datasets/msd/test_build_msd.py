@@ -10,7 +10,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from tagger.commands import build_msd
+from tagger.commands import build_flags, build_msd
 from tagger.datasets.msd.plan import KNOWN_BROKEN_REASON, MsdSettings, plan_msd
 from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS
 from tagger.datasets.pickle2 import load_py2
@@ -192,7 +192,7 @@ def test_bad_inputs_get_one_line(synthetic_msd, tmp_path, capsys):
         capsys, ["--data-dir", data_dir, "--split", "cals", f"{data_dir}/cals", "--top-k", "5",
                  *out])
     with pytest.raises(SystemExit):
-        build_msd.parse_args(["--split", "cals"])
+        build_flags.parse_args("msd", ["--split", "cals"])
     assert "needs the folder" in capsys.readouterr().err
 
 

@@ -1,0 +1,199 @@
+"""A folder of audio files as a dataset source (`SOURCE`): every file under
+the folder whose extension is a format the decoder reads
+(`tagger.audio.is_audio_name`; hidden files and folders left out), in
+sorted order, split into train/val/test with a seed, by file or by the
+folder a file sits in (an album stays in one split).
+
+Without labels the records carry no tags (`tag_names` is empty) and every
+file is split: audio for a teacher to label. With `labels`, a CSV
+
+    path,tags
+    rock/album1/01.mp3,rock;guitar
+    jazz/02.flac,jazz
+
+(paths relative to the folder, tags separated by ';', a file with none
+allowed), the listed files are split with their tags, ordered by
+descending count (ties by name), and the files it does not list form the
+unlabelled `student` split. Clip ids are the files' positions in the
+sorted listing. The folder may be any tf.io.gfile path.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+from collections import Counter
+
+import numpy as np
+
+from tagger import fileio
+from tagger.audio import is_audio_name
+from tagger.datasets.mtt import unsafe_path_reason
+from tagger.datasets.origin import read_origin
+from tagger.datasets.source import DatasetSource, setting
+from tagger.errors import UserError
+from tagger.records.plan import SPLITS, STUDENT_SPLIT, Clip, DatasetPlan
+
+LABELS_HEADER = ["path", "tags"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderSettings:
+    """How a folder of audio is split (beyond the folder): `val_fraction`
+    and `test_fraction` of the files (train gets the rest), `split_by`
+    file or folder, the `seed` of the split and of the train order, and an
+    optional `labels` CSV."""
+
+    val_fraction: float = setting(0.1, "share of the files in the val split, in [0, 1)",
+                                  low=0, high=1, metavar="F")
+    test_fraction: float = setting(0.1, "share of the files in the test split, in [0, 1)",
+                                   low=0, high=1, metavar="F")
+    split_by: str = setting("file", "'file': each file drawn on its own; 'folder': all "
+                                    "files of a folder in one split (an album stays "
+                                    "together)", choices=["file", "folder"])
+    seed: int = setting(0, "seeds the split and the order of the train clips", low=0)
+    labels: str | None = setting(None, "CSV with a header path,tags and one row per "
+                                       "labelled file (tags separated by ';'); files it "
+                                       "does not list form the unlabelled student split "
+                                       "(default: none, no tags)", metavar="CSV")
+
+    def __post_init__(self):
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} (--{name.replace('_', '-')}) must lie in [0, 1), "
+                                 f"got {value}")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("--val-fraction and --test-fraction must leave a share for "
+                             f"train (sum below 1), got {self.val_fraction} + "
+                             f"{self.test_fraction}")
+        if self.split_by not in ("file", "folder"):
+            raise ValueError(f"split_by (--split-by) must be file or folder, got "
+                             f"{self.split_by!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed (--seed) must be an integer >= 0, got {self.seed!r}")
+
+
+def audio_files(folder: str) -> list:
+    """The audio files under `folder`, relative to it ('/'-separated), sorted."""
+    if not fileio.isdir(folder):
+        what = "is not a folder" if fileio.exists(folder) else "does not exist"
+        raise UserError(f"{folder!r} {what}; name a folder of audio files")
+    if fileio.is_local(folder):
+        walk = os.walk(folder)
+    else:
+        import tensorflow as tf
+
+        walk = tf.io.gfile.walk(folder)
+    found = []
+    for parent, folders, files in walk:
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        below = parent[len(folder):].strip("/").replace(os.sep, "/")
+        found += [f"{below}/{name}" if below else name for name in files
+                  if not name.startswith(".") and is_audio_name(name)]
+    if not found:
+        raise UserError(f"folder {folder!r} holds no audio file (no file with an audio "
+                        "extension such as .mp3, .flac, .wav, .ogg or .m4a); name a folder "
+                        "of music")
+    return sorted(found)
+
+
+def read_labels(path: str, files: list) -> tuple:
+    """(tag names, {relative path: multi-hot tuple}) from the labels CSV."""
+    if not fileio.exists(path) or fileio.isdir(path):
+        raise UserError(f"--labels {path!r} is not a file; expected a CSV with a header "
+                        "path,tags")
+    try:
+        rows = list(csv.reader(io.StringIO(fileio.read_text(path))))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"--labels {path!r} is not a CSV text file ({error})") from None
+    if not rows or [c.strip() for c in rows[0]] != LABELS_HEADER:
+        raise UserError(f"--labels {path!r}: expected the header path,tags, got "
+                        f"{','.join(rows[0]) if rows else 'an empty file'!r}")
+    known, tags = set(files), {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != 2:
+            raise UserError(f"--labels {path!r} line {line}: expected 2 columns "
+                            f"(path,tags), got {len(row)}")
+        name = row[0].strip()
+        problem = unsafe_path_reason(name)
+        if problem is None and name not in known:
+            problem = "is not an audio file of the folder"
+        if problem:
+            raise UserError(f"--labels {path!r} line {line}: path {name!r} {problem}; paths "
+                            "are relative to the folder, e.g. album/01.mp3")
+        if name in tags:
+            raise UserError(f"--labels {path!r} line {line}: {name!r} is listed twice")
+        tags[name] = {t.strip() for t in row[1].split(";") if t.strip()}
+    if not tags:
+        raise UserError(f"--labels {path!r} lists no file; expected one row per labelled "
+                        "file after the header path,tags")
+    counts = Counter(t for names in tags.values() for t in names)
+    names = tuple(sorted(counts, key=lambda t: (-counts[t], t)))
+    return names, {p: tuple(int(t in given) for t in names) for p, given in tags.items()}
+
+
+def split_rows(paths: list, settings: FolderSettings) -> dict:
+    """Split name -> indices into `paths`: groups (each file, or each
+    folder's files) are shuffled with the seed and given to train, val and
+    test by where their middle falls among the files; train is shuffled,
+    val and test keep path order."""
+    rng = np.random.default_rng(settings.seed)
+    groups = {}
+    for i, path in enumerate(paths):
+        key = path.rpartition("/")[0] if settings.split_by == "folder" else path
+        groups.setdefault(key, []).append(i)
+    groups = list(groups.values())
+    total = len(paths)
+    test = round(settings.test_fraction * total)
+    bounds = (total - round(settings.val_fraction * total) - test, total - test)
+    rows, done = {name: [] for name in SPLITS}, 0
+    for g in rng.permutation(len(groups)):
+        middle = done + len(groups[g]) / 2
+        name = "train" if middle < bounds[0] else "val" if middle < bounds[1] else "test"
+        rows[name] += groups[g]
+        done += len(groups[g])
+    return {name: list(rng.permutation(sorted(rows[name]))) if name == "train"
+            else sorted(rows[name]) for name in SPLITS}
+
+
+def plan_folder(data_dir: str, settings: FolderSettings = FolderSettings(),
+                progress: bool = True) -> DatasetPlan:
+    """Lists the folder's audio and splits it. (`progress` is unused: listing
+    takes seconds.)"""
+    paths = audio_files(data_dir)
+    tag_names, labels = (), {}
+    if settings.labels is not None:
+        tag_names, labels = read_labels(settings.labels, paths)
+    labelled = [p for p in paths if not labels or p in labels]
+    position = {p: i for i, p in enumerate(paths)}
+    rows = split_rows(labelled, settings)
+    splits = {name: tuple(Clip(position[labelled[i]], labelled[i],
+                               labels.get(labelled[i], ())) for i in index)
+              for name, index in rows.items()}
+    unlisted = [p for p in paths if labels and p not in labels]
+    if unlisted:
+        splits[STUDENT_SPLIT] = tuple(Clip(position[p], p, None) for p in unlisted)
+    folders = len({p.rpartition("/")[0] for p in labelled})
+    return DatasetPlan(
+        name="folder", audio_root=data_dir, tag_names=tag_names, splits=splits,
+        notes={"audio_files": len(paths), "folders": folders, "split_by": settings.split_by,
+               "unlabelled_files": len(unlisted)},
+        unlabelled=(STUDENT_SPLIT,) if unlisted else (),
+        origin=read_origin(data_dir, "audio folder"),
+        settings=SOURCE.describe_settings(settings))
+
+
+SOURCE = DatasetSource(
+    name="folder", version="1.0", settings_type=FolderSettings, plan=plan_folder,
+    located=("labels",), title="a folder of audio files", data_dir_default=None,
+    data_dir_help="the folder of audio files (searched with its subfolders)",
+    max_seconds=600.0,
+    manual_download=(
+        "Any folder of music: every file with an audio extension under it is a clip "
+        "(MP3, FLAC, WAV, Ogg, M4A and the other formats libsndfile or FFmpeg decode); "
+        "see docs/commands/build_folder.md for the labels CSV"))

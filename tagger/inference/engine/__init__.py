@@ -1,0 +1,4 @@
+"""The tagging engines: the predictor protocol (`predictor`), the engines by
+name (`registry`), keras and xla (`keras`), TFLite on LiteRT (`tflite`),
+and the tagging loop (`tagging`, with its decoder threads sized by
+`decoder_pool`)."""

@@ -1,0 +1,345 @@
+"""Tags written into the audio files' own metadata (tag.py --write-tags), with
+mutagen, where music players and library managers read them.
+
+- MP3 and WAV: ID3v2 (in WAV, its `id3 ` chunk): `TXXX:tagger`,
+  `TXXX:tagger_scores`, `TXXX:tagger_model`; `TCON` with the genre.
+- FLAC, Ogg Vorbis, Ogg Opus: Vorbis comments `TAGGER`, `TAGGER_SCORES`,
+  `TAGGER_MODEL`; `GENRE`.
+- M4A/MP4: freeform atoms `----:org.tagger:tagger`, `...:tagger_scores`,
+  `...:tagger_model`; `\u00a9gen`.
+
+`tagger` holds the selected tags joined by "; " (highest score first),
+`tagger_scores` their scores in the same order (with `scores`),
+`tagger_model` the model's name and fingerprint (`model_label`). The genre
+(when asked) is the highest-scoring selected tag that is a genre of the
+model's tag set (`tagger.datasets.genres`), and is left alone when none
+is. Only these fields are set: every other tag in the file is kept, and a
+rerun replaces our fields, never adds a second copy.
+
+The audio data is never touched: mutagen rewrites only the tag region
+(the ID3 block at the start of an MP3, the metadata blocks of a FLAC, the
+comment packets of an Ogg stream, the `id3 ` chunk of a WAV, the `moov`
+atom of an MP4). Each file is written by copying it to a temporary name in
+its folder (`fileio.temporary_path`), tagging the copy and renaming it over
+the file (os.replace): a run killed at any moment leaves the old file or
+the new one, and the next run removes the copy a killed run left
+(`folder_lock.remove_stale_temporaries`). The copy keeps the file's owner,
+group, permission bits, access and modification times and extended
+attributes; a file whose owner, group or attributes the copy cannot keep
+(another user's, tagged by someone who is not root) is skipped with a
+reason. A symbolic link is followed: the file it points to is tagged and
+the link stays a link. A file with other hard links is skipped (the copy
+would part it from them), as are a read-only file (or folder) and a format
+without a tag writer here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+
+from tagger import fileio, folder_lock
+from tagger.inference.outputs import select_tags
+
+FIELD = "tagger"
+SCORES_FIELD = "tagger_scores"
+MODEL_FIELD = "tagger_model"
+MP4_PREFIX = "----:org.tagger:"
+SEPARATOR = "; "
+
+
+def model_label(name: str, fingerprint: str | None) -> str:
+    """What `tagger_model` holds: the model's name (a pretrained name, or
+    `family/name` of a model file) and the SHA-256 of its file, the results
+    database's fingerprint (`common.model_fingerprint`), so files tagged
+    by two versions of a model tell them apart."""
+    return name if fingerprint is None else f"{name} sha256:{fingerprint}"
+
+
+def tag_fields(scores, tag_names, model: str, top_k=None, threshold=None,
+               with_scores: bool = False, genres: dict | None = None) -> dict:
+    """Our fields for one file: {"tagger", "tagger_model"[, "tagger_scores"]
+    [, "genre"]} as strings. `genres` ({tag: genre}, `genres_of`): the
+    highest-scoring selected tag among them is the genre; none, no genre."""
+    chosen = select_tags(scores, tag_names, top_k, threshold)
+    fields = {FIELD: SEPARATOR.join(tag for tag, _ in chosen), MODEL_FIELD: model}
+    if with_scores:
+        fields[SCORES_FIELD] = SEPARATOR.join(f"{score:.3f}" for _, score in chosen)
+    genre = next((genres[tag] for tag, _ in chosen if tag in (genres or {})), None)
+    if genre is not None:
+        fields["genre"] = genre
+    return fields
+
+
+def _open(path: str):
+    """(kind, mutagen file) for a format we write, else (None, reason)."""
+    import mutagen
+    from mutagen.flac import FLAC
+    from mutagen.mp3 import MP3
+    from mutagen.mp4 import MP4
+    from mutagen.oggopus import OggOpus
+    from mutagen.oggvorbis import OggVorbis
+    from mutagen.wave import WAVE
+
+    try:
+        audio = mutagen.File(path)
+    except Exception as error:  # mutagen.MutagenError and damaged headers
+        return None, f"cannot read its tags ({type(error).__name__})"
+    kinds = ((MP3, "id3"), (WAVE, "id3"), (FLAC, "vorbis"), (OggVorbis, "vorbis"),
+             (OggOpus, "vorbis"), (MP4, "mp4"))
+    for cls, kind in kinds:
+        if isinstance(audio, cls):
+            return kind, audio
+    name = type(audio).__name__ if audio is not None else "an unknown format"
+    return None, f"writing tags into {name} files is not supported (MP3, WAV, FLAC, Ogg " \
+                 "Vorbis/Opus and M4A are)"
+
+
+def current_fields(kind: str, audio) -> dict:
+    """Our fields as they are in the file now (absent ones left out)."""
+    tags, found = audio.tags, {}
+    if tags is None:
+        return found
+    for field in (FIELD, SCORES_FIELD, MODEL_FIELD, "genre"):
+        if kind == "id3":
+            frame = tags.get("TCON" if field == "genre" else f"TXXX:{field}")
+            value = str(frame.text[0]) if frame is not None and frame.text else None
+        elif kind == "vorbis":
+            values = tags.get(field.upper())
+            value = values[0] if values else None
+        else:
+            values = tags.get("\u00a9gen" if field == "genre" else MP4_PREFIX + field)
+            value = None if not values else (values[0] if field == "genre"
+                                              else bytes(values[0]).decode("utf-8"))
+        if value is not None:
+            found[field] = value
+    return found
+
+
+def _set(kind: str, audio, fields: dict) -> None:
+    if audio.tags is None:
+        audio.add_tags()
+    tags = audio.tags
+    for field, value in fields.items():
+        if kind == "id3":
+            from mutagen.id3 import TCON, TXXX
+
+            if field == "genre":
+                tags.setall("TCON", [TCON(encoding=3, text=[value])])
+            else:
+                tags.setall(f"TXXX:{field}", [TXXX(encoding=3, desc=field, text=[value])])
+        elif kind == "vorbis":
+            tags[field.upper()] = [value]
+        else:
+            from mutagen.mp4 import MP4FreeForm
+
+            if field == "genre":
+                tags["\u00a9gen"] = [value]
+            else:
+                tags[MP4_PREFIX + field] = [MP4FreeForm(value.encode("utf-8"))]
+
+
+def _save(kind: str, audio) -> None:
+    if kind == "id3":
+        version = audio.tags.version[1] if audio.tags.version[1] in (3, 4) else 4
+        audio.save(v2_version=version)
+    else:
+        audio.save()
+
+
+def write_fields(path: str, fields: dict, dry_run: bool = False) -> tuple[str, str]:
+    """Writes `fields` into the file at `path` (a link: the file it points
+    to): ("written" | "unchanged" | "would write" | "skipped", detail).
+    Atomic: a tagged copy with the file's owner, mode, times and extended
+    attributes replaces the file."""
+    target = os.path.realpath(str(path))  # a link stays; what it points to is tagged
+    try:
+        info = os.stat(target)  # before reading it: its access time is kept too
+    except OSError as error:
+        return "skipped", fileio.describe_os_error(error)
+    kind, audio = _open(target)
+    if kind is None:
+        return "skipped", audio
+    before = current_fields(kind, audio)
+    changes = {k: v for k, v in fields.items() if before.get(k) != v}
+    if not changes:
+        return "unchanged", ""
+    detail = ", ".join(f"{k}={v!r}" + (f" (was {before[k]!r})" if k in before else "")
+                       for k, v in changes.items())
+    if dry_run:
+        return "would write", detail
+    refused = _cannot_replace(target, info)
+    if refused:
+        return "skipped", refused
+    refused = _replace_with_tagged_copy(target, fields, info)
+    if refused:
+        return "skipped", refused
+    return "written", detail
+
+
+def _cannot_replace(path: str, info: os.stat_result) -> str | None:
+    """Why the file at `path` (no link; `info`: its stat) may not be
+    replaced by a copy, or None."""
+    writable = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+    if not info.st_mode & writable or not os.access(path, os.W_OK):
+        return "the file is read-only"
+    if info.st_nlink > 1:
+        return (f"the file has {info.st_nlink - 1} other hard link(s), which a tagged copy "
+                "replacing it would leave untagged")
+    if not os.access(os.path.dirname(path), os.W_OK):
+        return "its folder is read-only (a tagged copy is written there first)"
+    return None
+
+
+def _replace_with_tagged_copy(path: str, fields: dict, info: os.stat_result) -> str | None:
+    """Tags a copy of `path` (`info`: its stat) beside it and renames it over
+    `path`; None when done, else why not (and `path` is as it was)."""
+    tmp = fileio.temporary_path(path)
+    try:
+        shutil.copy2(path, tmp)  # bytes, permission bits, times, extended attributes
+        refused = _keep_owner(tmp, info)
+        if refused:
+            fileio.remove_quietly(tmp)
+            return refused
+        kind, copy = _open(tmp)
+        _set(kind, copy, fields)
+        _save(kind, copy)
+        os.utime(tmp, ns=(info.st_atime_ns, info.st_mtime_ns))
+        refused = _differs(path, tmp, info)
+        if refused:
+            fileio.remove_quietly(tmp)
+            return refused
+        os.replace(tmp, path)
+    except OSError as error:
+        fileio.remove_quietly(tmp)
+        return fileio.describe_os_error(error)
+    except BaseException:
+        fileio.remove_quietly(tmp)
+        raise
+    return None
+
+
+def _keep_owner(tmp: str, info: os.stat_result) -> str | None:
+    """Gives the copy `tmp` the owner and group of `info`, then its mode
+    again (a change of owner clears the set-id bits); None, or why not."""
+    try:
+        os.chown(tmp, info.st_uid, info.st_gid)
+    except PermissionError:
+        return (f"it belongs to uid {info.st_uid}, gid {info.st_gid}, which a tagged copy "
+                "made by this user cannot keep; tag it as its owner (or as root)")
+    os.chmod(tmp, stat.S_IMODE(info.st_mode))
+    return None
+
+
+def _differs(path: str, tmp: str, info: os.stat_result) -> str | None:
+    """Whether the tagged copy `tmp` lost something of `path` (`info`): its
+    owner, group, mode or extended attributes; None when it kept them."""
+    copied = os.stat(tmp)
+    if (copied.st_uid, copied.st_gid, copied.st_mode) != (info.st_uid, info.st_gid,
+                                                           info.st_mode):
+        return "a tagged copy cannot keep its owner, group and permissions here"
+    lost = sorted(set(_xattrs(path).items()) - set(_xattrs(tmp).items()))
+    if lost:
+        return (f"a tagged copy cannot keep its extended attribute(s) "
+                f"{', '.join(name for name, _ in lost)}")
+    return None
+
+
+def _xattrs(path: str) -> dict:
+    """{name: value} of the extended attributes of `path` this process can
+    read ({} where the platform or file system has none)."""
+    if not hasattr(os, "listxattr"):
+        return {}
+    try:
+        names = os.listxattr(path)
+    except OSError:
+        return {}
+    values = {}
+    for name in names:
+        try:
+            values[name] = os.getxattr(path, name)
+        except OSError:
+            pass
+    return values
+
+
+class TagWriter:
+    """`write(path, clip_scores)` per tagged file; `summary()` lines.
+
+    `model`: what `tagger_model` records (`model_label`). With `genre`, the
+    model's tags must hold genres of a known tag set (`genres_of`)."""
+
+    def __init__(self, tag_names, model: str, top_k=None, threshold=None,
+                 scores: bool = False, genre: bool = False, dry_run: bool = False, log=print):
+        try:
+            import mutagen  # noqa: F401
+        except ImportError:
+            from tagger.errors import UserError
+
+            raise UserError("--write-tags needs mutagen, which is not installed: pip install "
+                            "mutagen") from None
+        self.tag_names, self.model = list(tag_names), model
+        self.top_k, self.threshold = top_k, threshold
+        self.scores, self.dry_run, self.log = scores, dry_run, log
+        self.genres = None
+        if genre:
+            from tagger.datasets.genres import TAG_SETS, genres_of, tag_set_of
+
+            self.genres = genres_of(self.tag_names)
+            if not self.genres:
+                from tagger.errors import UserError
+
+                known = tag_set_of(self.tag_names)
+                raise UserError(
+                    "--genre writes a genre only from the model's genre tags, and "
+                    + (f"its {known} tags hold none" if known else
+                       "this model's tags are of no tag set with a genre list "
+                       f"({', '.join([*TAG_SETS, 'MTG-Jamendo'])})")
+                    + "; leave out --genre")
+        self.counts = {"written": 0, "unchanged": 0, "would write": 0, "skipped": 0}
+        self._swept = set()  # folders cleared of temporaries killed runs left
+
+    def _fields(self, clip_scores) -> dict:
+        return tag_fields(clip_scores, self.tag_names, self.model, self.top_k,
+                          self.threshold, self.scores, self.genres)
+
+    def write(self, path: str, clip_scores) -> str:
+        if not self.dry_run:
+            self._sweep(os.path.dirname(os.path.realpath(str(path))))
+        outcome, detail = write_fields(path, self._fields(clip_scores), self.dry_run)
+        self.counts[outcome] += 1
+        if outcome == "skipped":
+            self.log(f"tags not written into {fileio.path_text(path)}: {detail}")
+        elif outcome == "would write":
+            self.log(f"would write into {fileio.path_text(path)}: {detail}")
+        return outcome
+
+    def _sweep(self, folder: str) -> None:
+        """Once per folder: removes the tagged copies a killed run left there."""
+        if folder in self._swept:
+            return
+        self._swept.add(folder)
+        removed = folder_lock.remove_stale_temporaries(folder)
+        if removed:
+            self.log(f"removed {len(removed)} temporary file(s) that an interrupted run "
+                     f"left in {folder}: {', '.join(removed)}")
+
+    def would_change(self, path: str, clip_scores) -> bool:
+        """Whether `write` would change the file (a supported format whose
+        fields differ from those `clip_scores` give)."""
+        fields = self._fields(clip_scores)
+        kind, audio = _open(os.path.realpath(str(path)))
+        if kind is None:
+            return False
+        before = current_fields(kind, audio)
+        return any(before.get(k) != v for k, v in fields.items())
+
+    def summary(self) -> list[str]:
+        c = self.counts
+        if self.dry_run:
+            return [f"--dry-run: tags would change in {c['would write']} file(s), "
+                    f"{c['unchanged']} already hold them, {c['skipped']} cannot take them; "
+                    "nothing was changed"]
+        return [f"tags written into {c['written']} file(s); {c['unchanged']} already held "
+                f"them; {c['skipped']} skipped"]

@@ -1,0 +1,314 @@
+"""The results database of `tag.py --db`: one SQLite file for a music library.
+
+Tables (SQLite through the standard library's sqlite3, WAL journal):
+
+    models(fingerprint TEXT PRIMARY KEY, path TEXT, tag_names TEXT (JSON),
+           sample_rate INTEGER, window_samples INTEGER, embedding_dim INTEGER,
+           added REAL)
+    files(path TEXT, model TEXT -> models.fingerprint, size INTEGER,
+          mtime_ns INTEGER, duration REAL, sample_rate INTEGER (the file's own),
+          windows INTEGER, padded INTEGER, scores BLOB, embedding BLOB,
+          tagged REAL, PRIMARY KEY (path, model))
+    failures(path TEXT, model TEXT -> models.fingerprint, size INTEGER,
+             mtime_ns INTEGER, ctime_ns INTEGER, error TEXT, tried REAL,
+             PRIMARY KEY (path, model))
+
+`path` is the file's absolute path: TEXT, or, for a name that is not
+valid UTF-8, a BLOB of its bytes (`os.fsencode`), so every name is kept
+exactly (`path_key`, `path_of_key`); `scores` are the clip scores as
+little-endian float32 bytes in the model's tag order (`models.tag_names`);
+`embedding` the mean penultimate-layer vector (float32 bytes) or NULL when
+`--embeddings` was not asked. A model's fingerprint is the SHA-256 of its
+file's bytes (of every file's relative name and bytes for a folder), so
+one database can hold the results of several models, and a retrained model
+under the same name is a new model.
+
+A file that could not be tagged (not decodable, damaged, NaN audio or
+scores, ...) has a row in `failures` instead, with the reason (`error`,
+one line as tag.py printed it); the `files` table holds scored files only,
+so no reader of scores meets a failure. A file has a row in one table or
+neither. (`failures` came after the first release: a database written
+before it gets it when tag.py next writes there, and a reader treats its
+absence as no failures.)
+
+A file is up to date when a row for (its path, the model) has its size and
+modification time (a failure: its size, modification and change times, so
+a file whose permissions were fixed is tried again): a rerun skips it.
+Rows are written as results come in
+and committed in small transactions (every `COMMIT_SECONDS` or
+`COMMIT_ROWS` rows), so a run that is killed loses at most the files tagged
+since the last commit. The file is recognised as ours by its
+`application_id` (`APPLICATION_ID`) and `user_version` (`SCHEMA_VERSION`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+
+import numpy as np
+
+from tagger.inference.common import model_fingerprint
+
+APPLICATION_ID = 0x54414752  # "TAGR"
+SCHEMA_VERSION = 1
+COMMIT_SECONDS = 0.5
+COMMIT_ROWS = 64
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS models (
+    fingerprint TEXT PRIMARY KEY, path TEXT NOT NULL, tag_names TEXT NOT NULL,
+    sample_rate INTEGER, window_samples INTEGER, embedding_dim INTEGER, added REAL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT NOT NULL, model TEXT NOT NULL REFERENCES models(fingerprint),
+    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, duration REAL, sample_rate INTEGER,
+    windows INTEGER, padded INTEGER, scores BLOB NOT NULL, embedding BLOB, tagged REAL,
+    PRIMARY KEY (path, model));
+"""
+_FAILURES = """
+CREATE TABLE IF NOT EXISTS failures (
+    path TEXT NOT NULL, model TEXT NOT NULL REFERENCES models(fingerprint),
+    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    error TEXT NOT NULL, tried REAL, PRIMARY KEY (path, model));
+"""
+
+
+def is_results_db(path: str) -> bool:
+    """Whether `path` is a database this module wrote (its SQLite header and
+    application_id), so `--db` may open it."""
+    with open(path, "rb") as f:
+        head = f.read(100)
+    if not head.startswith(SQLITE_HEADER):
+        return False
+    if len(head) >= 72 and int.from_bytes(head[68:72], "big") == APPLICATION_ID:
+        return True
+    # the header may still be in the write-ahead log (a run killed before a
+    # checkpoint): ask SQLite, which reads through it
+    con = open_read_only(path)
+    try:
+        return con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    except sqlite3.DatabaseError:  # damaged beyond reading its header
+        return False
+    finally:
+        con.close()
+
+
+def path_key(path: str) -> str | bytes:
+    """How the database holds `path`: the text itself when it is valid
+    UTF-8, else its bytes (`os.fsencode`), stored as a BLOB: SQLite's text
+    is UTF-8, and a name is never changed to fit."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def path_of_key(value: str | bytes) -> str:
+    """The path a `path` column holds, as the file system's functions take
+    it (the inverse of `path_key`)."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def file_key(path: str) -> tuple[str | bytes, int, int]:
+    """(`path_key` of the absolute path, size, mtime in ns) of the file at `path`."""
+    info = os.stat(path)
+    return path_key(os.path.abspath(path)), info.st_size, info.st_mtime_ns
+
+
+def connect(path: str, check_same_thread: bool = True) -> sqlite3.Connection:
+    """Opens (creating if absent) the database at `path` with our schema."""
+    con = sqlite3.connect(str(path), timeout=30, check_same_thread=check_same_thread)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    version = con.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0:
+        with con:
+            con.executescript(_SCHEMA + _FAILURES)
+            con.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    elif version != SCHEMA_VERSION:
+        from tagger.errors import UserError
+
+        con.close()
+        raise UserError(f"{path!r} is a results database of schema version {version}; this "
+                        f"version of tagger reads version {SCHEMA_VERSION}")
+    elif not has_failures_table(con):  # written before the table came
+        con.executescript(_FAILURES)
+    return con
+
+
+def has_failures_table(con: sqlite3.Connection) -> bool:
+    return con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                       "'failures'").fetchone() is not None
+
+
+def open_read_only(path: str) -> sqlite3.Connection:
+    """A connection that cannot write the database at `path` (`mode=ro`).
+    In a folder this process cannot write (a read-only share, a read-only
+    file system), where SQLite cannot create the WAL's index file beside
+    the database, it is opened as immutable: nothing can be writing it
+    there. Raises sqlite3.Error when SQLite cannot read it."""
+    from urllib.parse import quote
+
+    uri = "file:" + quote(os.fsencode(os.path.abspath(str(path)))) + "?mode=ro"
+    con = sqlite3.connect(uri, uri=True, timeout=30)
+    try:
+        con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opens the WAL index
+        return con
+    except sqlite3.OperationalError:
+        con.close()
+        if os.access(os.path.dirname(os.path.abspath(str(path))), os.W_OK):
+            raise
+    return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=30)
+
+
+class ResultsWriter:
+    """Writes one model's rows into the database at `path`.
+
+    `is_current(path)`: whether the file is tagged already (same size and
+    mtime; with `embeddings`, with an embedding stored) or failed before
+    and has not changed since, safe to call from the decoder threads (its
+    own connection, under the caller's lock); `add(result)` writes a
+    tagged file's row, `add_failure(result)` a failed one's; `close()`
+    commits. Counts: `written`, `failed` (rows written), `skipped` (up to
+    date), `failures_skipped` (failed before, unchanged)."""
+
+    def __init__(self, path: str, model_path: str, tag_names, sample_rate: int,
+                 window_samples: int, embeddings: bool, rescan: bool = False):
+        self.path = str(path)
+        self.fingerprint = model_fingerprint(model_path)
+        self.tag_count = len(tag_names)
+        self.embeddings = embeddings
+        self.rescan = rescan
+        self._con = connect(self.path)
+        with self._con:
+            self._con.execute(
+                "INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                (self.fingerprint, os.path.abspath(str(model_path)),
+                 json.dumps(list(tag_names)), int(sample_rate), int(window_samples),
+                 time.time()))
+        self._reader = None
+        self._pending = 0
+        self._last_commit = time.monotonic()
+        self.written = 0
+        self.failed = 0
+        self.skipped = 0
+        self.failures_skipped = 0
+
+    def is_current(self, path: str) -> bool:
+        return self.current_scores(path) is not None or self.failed_before(path) is not None
+
+    def _query(self, sql: str, params) -> tuple | None:
+        if self._reader is None:
+            self._reader = connect(self.path, check_same_thread=False)
+        return self._reader.execute(sql, params).fetchone()
+
+    def failed_before(self, path: str) -> str | None:
+        """The reason stored for the file at `path` when it could not be
+        tagged and has not changed since (counted in `failures_skipped`),
+        else None."""
+        if self.rescan:
+            return None
+        try:
+            key, size, mtime, ctime = _failure_key(path)
+        except OSError:
+            return None
+        row = self._query("SELECT size, mtime_ns, ctime_ns, error FROM failures WHERE "
+                          "path = ? AND model = ?", (key, self.fingerprint))
+        if row is None or (row[0], row[1], row[2]) != (size, mtime, ctime):
+            return None
+        self.failures_skipped += 1
+        return row[3]
+
+    def current_scores(self, path: str) -> np.ndarray | None:
+        """The stored clip scores of the file at `path` when it is up to date
+        (counted in `skipped`), else None."""
+        if self.rescan:
+            return None
+        try:
+            key, size, mtime = file_key(path)
+        except OSError:
+            return None
+        row = self._query("SELECT size, mtime_ns, embedding IS NOT NULL, scores FROM files "
+                          "WHERE path = ? AND model = ?", (key, self.fingerprint))
+        current = (row is not None and row[0] == size and row[1] == mtime
+                   and (row[2] or not self.embeddings)
+                   and isinstance(row[3], bytes)
+                   and len(row[3]) == 4 * self.tag_count)  # a damaged row: tagged again
+        if not current:
+            return None
+        self.skipped += 1
+        return scores_of(row[3])
+
+    def add(self, result) -> None:
+        """A FileResult of tagging.tag_files (with its embeddings when asked)."""
+        try:
+            key, size, mtime = file_key(result.path)
+        except OSError:  # removed meanwhile: nothing to record
+            return
+        embedding = None
+        if result.embeddings is not None:
+            vector = np.asarray(result.embeddings, np.float32).mean(axis=0)
+            embedding = vector.astype("<f4").tobytes()
+            if self.written == 0:
+                self._con.execute("UPDATE models SET embedding_dim = ? WHERE fingerprint = ?",
+                                  (int(vector.shape[0]), self.fingerprint))
+        self._con.execute(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, self.fingerprint, size, mtime, float(result.duration),
+             result.file_sample_rate, int(result.windows), int(result.padded),
+             np.asarray(result.clip_scores, "<f4").tobytes(), embedding, time.time()))
+        self._con.execute("DELETE FROM failures WHERE path = ? AND model = ?",
+                          (key, self.fingerprint))
+        self.written += 1
+        self._wrote()
+
+    def add_failure(self, result) -> None:
+        """A failed FileResult of tagging.tag_files: its row in `failures`,
+        with the reason; a row of earlier scores of the file goes (they were
+        of the file before it changed)."""
+        try:
+            key, size, mtime, ctime = _failure_key(result.path)
+        except OSError:  # gone, or never there: nothing to record
+            return
+        self._con.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (key, self.fingerprint, size, mtime, ctime, str(result.error),
+                           time.time()))
+        self._con.execute("DELETE FROM files WHERE path = ? AND model = ?",
+                          (key, self.fingerprint))
+        self.failed += 1
+        self._wrote()
+
+    def _wrote(self) -> None:
+        self._pending += 1
+        now = time.monotonic()
+        if self._pending >= COMMIT_ROWS or now - self._last_commit >= COMMIT_SECONDS:
+            self.commit()
+
+    def commit(self) -> None:
+        self._con.commit()
+        self._pending = 0
+        self._last_commit = time.monotonic()
+
+    def close(self) -> None:
+        if self._con is not None:
+            self.commit()
+            self._con.close()
+            self._con = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+def _failure_key(path: str) -> tuple[str | bytes, int, int, int]:
+    """(`path_key` of the absolute path, size, mtime and ctime in ns)."""
+    info = os.stat(path)
+    return path_key(os.path.abspath(path)), info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
+def scores_of(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, "<f4").astype(np.float32)

@@ -1,0 +1,200 @@
+"""build_folder.py on a folder of synthetic WAVs (rock/ and jazz/, two
+albums each): splits by file and by folder, records read back, resume,
+labels from a CSV, Beam, and one-line errors."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tagger.commands import build_folder
+from tagger.datasets.folder import FolderSettings, plan_folder
+from tagger.errors import UserError
+from tagger.records.reader import clip_dataset
+from tests.checks import call_main, copy_to_gfile, files_digest, one_line_error, tone
+
+RATE = 8000
+ALBUMS = ("jazz/blue", "jazz/kind", "rock/ok", "rock/vs")
+FLAGS = ["--sample-rate", str(RATE), "--segment-length", str(RATE), "--workers", "1",
+         "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def music(tmp_path_factory):
+    """12 WAVs of 3 s (three per album), plus what is not audio: a text
+    file, a hidden file and a hidden folder."""
+    import soundfile
+
+    root = tmp_path_factory.mktemp("music")
+    for a, album in enumerate(ALBUMS):
+        (root / album).mkdir(parents=True)
+        for t in range(3):
+            soundfile.write(str(root / album / f"{t:02d}.wav"),
+                            tone(3.0, RATE, 1, 200 + 100 * a + 30 * t, seed=a * 3 + t), RATE)
+    (root / "rock" / "notes.txt").write_text("not audio")
+    (root / ".hidden.wav").write_bytes(b"")
+    (root / ".cache").mkdir()
+    (root / ".cache" / "x.wav").write_bytes(b"")
+    return root
+
+
+def files_of(plan, split):
+    return [clip.path for clip in plan.splits[split]]
+
+
+def test_split_by_file_uses_every_audio_file_once(music):
+    plan = plan_folder(str(music), progress=False)
+    every = sorted(f"{album}/{t:02d}.wav" for album in ALBUMS for t in range(3))
+    assert [len(plan.splits[s]) for s in ("train", "val", "test")] == [10, 1, 1]
+    assert sorted(sum((files_of(plan, s) for s in plan.splits), [])) == every
+    assert plan.tag_names == () and plan.unlabelled == () and set(plan.splits) == {
+        "train", "val", "test"}
+    for clips in plan.splits.values():  # ids: positions in the sorted listing
+        assert all(c.clip_id == every.index(c.path) and c.labels == () for c in clips)
+    assert files_of(plan, "train") != sorted(files_of(plan, "train"))  # shuffled
+    again = plan_folder(str(music), FolderSettings(seed=0), progress=False)
+    assert files_of(again, "train") == files_of(plan, "train")
+    other = plan_folder(str(music), FolderSettings(seed=1), progress=False)
+    assert files_of(other, "train") != files_of(plan, "train")
+    assert plan.settings == {"val_fraction": 0.1, "test_fraction": 0.1, "split_by": "file",
+                             "seed": 0}
+
+
+def test_a_gfile_folder_plans_the_same_clips(music):
+    copy_to_gfile(music, "ram://folder-source/music")
+    remote = plan_folder("ram://folder-source/music", progress=False)
+    assert remote.splits == plan_folder(str(music), progress=False).splits
+
+
+def test_split_by_folder_keeps_each_album_in_one_split(music):
+    settings = FolderSettings(val_fraction=0.25, test_fraction=0.25, split_by="folder")
+    plan = plan_folder(str(music), settings, progress=False)
+    albums = {s: {p.rpartition("/")[0] for p in files_of(plan, s)} for s in plan.splits}
+    assert [len(plan.splits[s]) for s in ("train", "val", "test")] == [6, 3, 3]
+    assert [len(albums[s]) for s in ("train", "val", "test")] == [2, 1, 1]
+    assert set().union(*albums.values()) == set(ALBUMS)
+    by_file = plan_folder(str(music), FolderSettings(val_fraction=0.25, test_fraction=0.25),
+                          progress=False)
+    assert [len(by_file.splits[s]) for s in ("train", "val", "test")] == [6, 3, 3]
+    assert any(len({p.rpartition("/")[0] for p in files_of(by_file, s)}) > 1
+               for s in ("val", "test"))
+
+
+def test_cli_writes_records_the_reader_reads(music, tmp_path, capsys):
+    out = tmp_path / "records"
+    code, printed, err = call_main(build_folder.main, capsys, music, "--out-dir", out, *FLAGS)
+    assert code == 0, err
+    assert f"dataset 'folder' in {out}: 0 tags" in printed
+    info = json.loads((out / "dataset_info.json").read_text())
+    assert info["tag_names"] == [] and info["num_tags"] == 0 and info["skipped"] == []
+    assert {s: v["clips"] for s, v in info["splits"].items()} == {
+        "train": 10, "val": 1, "test": 1}
+    assert info["origin"] == {"kind": "real", "dataset": "audio folder"}
+    assert info["notes"]["audio_files"] == 12 and info["notes"]["folders"] == 4
+    plan = plan_folder(str(music), progress=False)
+    for split in ("train", "val", "test"):
+        clips = list(clip_dataset(str(out), split, info).as_numpy_iterator())
+        assert [c["path"].decode() for c in clips] == files_of(plan, split)
+        for clip in clips:
+            assert clip["segments"].shape == (3, RATE) and clip["tags"].shape == (0,)
+            assert 0.05 < np.abs(clip["segments"]).max() <= 1.0
+
+
+def test_an_interrupted_build_resumes_without_redoing_shards(music, tmp_path, capsys):
+    out = tmp_path / "records"
+    argv = [music, "--out-dir", out, "--num-audios-per-shard", "3", *FLAGS]
+    assert call_main(build_folder.main, capsys, *argv)[0] == 0
+    before = files_digest(out)
+    shards = sorted(n for n in before if n.endswith(".tfrecord"))
+    assert len(shards) == 6  # train 4, val 1, test 1
+    stamps = {n: os.stat(out / n).st_mtime_ns for n in shards}
+    os.remove(out / shards[1])  # as if killed while writing it
+    os.remove(out / "dataset_info.json")
+    assert call_main(build_folder.main, capsys, *argv)[0] == 0
+    assert files_digest(out) == before
+    assert {n: os.stat(out / n).st_mtime_ns for n in shards if n != shards[1]} == {
+        n: t for n, t in stamps.items() if n != shards[1]}
+
+
+def test_labels_from_a_csv_and_the_unlisted_files_unlabelled(music, tmp_path, capsys):
+    labels = tmp_path / "tags.csv"
+    rows = [f"rock/ok/{t:02d}.wav,rock;guitar" for t in range(3)] + [
+        f"jazz/blue/{t:02d}.wav,jazz" for t in range(2)] + ["jazz/blue/02.wav,"]
+    labels.write_text("path,tags\n" + "\n".join(rows) + "\n")
+    plan = plan_folder(str(music), FolderSettings(labels=str(labels)), progress=False)
+    assert plan.tag_names == ("guitar", "rock", "jazz")  # by count, ties by name
+    assert plan.unlabelled == ("student",) and len(plan.splits["student"]) == 6
+    labelled = {c.path: c.labels for s in ("train", "val", "test") for c in plan.splits[s]}
+    assert labelled == {**{f"rock/ok/{t:02d}.wav": (1, 1, 0) for t in range(3)},
+                        **{f"jazz/blue/{t:02d}.wav": (0, 0, 1) for t in range(2)},
+                        "jazz/blue/02.wav": (0, 0, 0)}
+    assert "labels" not in plan.settings  # where the CSV lies is not what the data is
+    out = tmp_path / "records"
+    code, printed, err = call_main(build_folder.main, capsys, music, "--out-dir", out,
+                                   "--labels", labels, *FLAGS)
+    assert code == 0, err
+    assert "student 6 clips 18 segments in 1 shard(s) (unlabelled)" in " ".join(printed.split())
+    info = json.loads((out / "dataset_info.json").read_text())
+    tags = {c["path"].decode(): tuple(c["tags"].astype(int)) for s in ("train", "val", "test")
+            for c in clip_dataset(str(out), s, info).as_numpy_iterator()}
+    assert tags == labelled
+
+
+@pytest.mark.parametrize("text,message", [
+    ("file,tags\nrock/ok/00.wav,rock\n", "expected the header path,tags"),
+    ("path,tags\n", "lists no file"),
+    ("path,tags\nrock/ok/09.wav,rock\n", "line 2: path 'rock/ok/09.wav' is not an audio file"),
+    ("path,tags\n../x.wav,rock\n", "climbs out of the audio folder"),
+    ("path,tags\nrock/ok/00.wav,rock\nrock/ok/00.wav,jazz\n", "line 3: 'rock/ok/00.wav' is "
+                                                               "listed twice"),
+    ("path,tags\nrock/ok/00.wav,rock,loud\n", "expected 2 columns"),
+])
+def test_bad_labels_are_one_line(music, tmp_path, capsys, text, message):
+    labels = tmp_path / "tags.csv"
+    labels.write_text(text)
+    out = tmp_path / "records"
+    code, _, err = call_main(build_folder.main, capsys, music, "--out-dir", out,
+                             "--labels", labels, *FLAGS)
+    one_line_error(code, err, message)
+    assert not out.exists()
+
+
+def test_bad_folders_and_flags_are_one_line(music, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "sub" / "notes.txt").write_text("not audio")
+    (empty / ".hidden.wav").write_bytes(b"RIFF")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.mp3").write_bytes(b"not audio")
+    out = tmp_path / "records"
+    for argv, message in [
+            ([empty], "holds no audio file"),
+            ([broken], "no clip could be decoded (1 skipped, e.g. a.mp3: not decodable"),
+            ([tmp_path / "nope"], "does not exist; name a folder of audio files"),
+            ([empty / "sub" / "notes.txt"], "is not a folder"),
+            ([music, "--val-fraction", "0.5", "--test-fraction", "0.5"],
+             "must leave a share for train"),
+            ([music, "--test-fraction", "1"], "test_fraction (--test-fraction) must lie in"),
+            ([music, "--val-fraction", "-0.1"], "--val-fraction: expected a number in [0, 1]"),
+            ([music, "--split-by", "album"], "--split-by: invalid choice: 'album'"),
+            ([], "the following arguments are required: FOLDER")]:
+        code, _, err = call_main(build_folder.main, capsys, *argv, "--out-dir", out, *FLAGS)
+        one_line_error(code, err, message)
+        assert not out.exists()
+    with pytest.raises(UserError, match="holds no audio file"):
+        plan_folder(str(empty))
+
+
+def test_the_direct_runner_writes_the_local_build(music, tmp_path, capsys):
+    pytest.importorskip("apache_beam")
+    local, beam = tmp_path / "local", tmp_path / "beam"
+    argv = [music, "--split-by", "folder", "--num-audios-per-shard", "4",
+            "--sample-rate", str(RATE), "--segment-length", str(RATE), "--no-progress"]
+    assert call_main(build_folder.main, capsys, *argv, "--out-dir", local,
+                     "--workers", "1")[0] == 0
+    code, _, err = call_main(build_folder.main, capsys, *argv, "--out-dir", beam,
+                             "--runner", "direct", "--beam-option", "direct_num_workers=1")
+    assert code == 0, err
+    assert files_digest(beam) == files_digest(local)

@@ -1,0 +1,50 @@
+"""A tagging engine registered by name is a choice of tag.py's --engine and
+runs there like the built-in ones; tagger-serve offers it too."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tagger.inference.engine.predictor import Predictor
+from tagger.inference.engine.registry import ENGINES, Engine, register_engine
+from tests.checks import call_main
+
+
+class ConstantPredictor(Predictor):
+    """Two tags scoring 0.25 and 0.75 on every window of 1000 samples at 8 kHz."""
+
+    sample_rate, window_samples, tag_names = 8000, 1000, ["low", "high"]
+
+    def __call__(self, windows):
+        return np.tile(np.float32([0.25, 0.75]), (len(windows), 1)), None
+
+
+@pytest.fixture
+def constant_engine():
+    made = []
+    register_engine(Engine("constant", lambda model, info, options:
+                           made.append(options) or ConstantPredictor()))
+    yield made
+    del ENGINES["constant"]
+
+
+def test_a_registered_engine_tags_through_tag_py(constant_engine, cnn, music, capsys):
+    from tagger.commands import tag as tag_cli
+
+    code, out, err = call_main(tag_cli.main, capsys, cnn[0], music / "a.wav", "--engine",
+                               "constant", "--format", "csv", "--no-progress")
+    assert code == 0 and err == ""
+    header, row = out.splitlines()
+    assert header == "path,duration,windows,padded,low,high"
+    assert row.split(",")[1:] == ["7.000", "56", "0", "0.250000", "0.750000"]
+    assert [options.model_path for options in constant_engine] == [str(cnn[0])]
+    code, _, err = call_main(tag_cli.main, capsys, cnn[0], music / "a.wav", "--engine",
+                             "constant", "--embeddings", "e.npz")
+    assert code == 2 and "--embeddings needs --engine keras or xla" in err
+
+
+def test_a_registered_engine_is_a_choice_of_tagger_serve(constant_engine):
+    from tagger.commands import serve
+
+    assert serve.parse_args(["model.keras", "--engine", "constant"]).engine == "constant"
