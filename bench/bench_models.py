@@ -1,8 +1,8 @@
 """Training throughput, inference real-time factor and FLOP utilisation of
 the model families at paper size.
 
-For each model: training segments/s (the family's segments: 59049 samples,
-FCN's 464000; one optimiser step per batch through the project's custom
+For each model: training segments/s (the family's record segments: 2.68 s,
+FCN's 29 s; one optimiser step per batch through the project's custom
 training step) and inference real-time factor (seconds of audio tagged per
 second), with and without XLA (`--jit-compile`), each also as a ratio to
 the first row (SE+multi without XLA) measured in the same run. FLOPs per
@@ -29,10 +29,9 @@ import time
 from common import ratio_line  # noqa: F401  (puts the repository on sys.path)
 from flops import TRAIN_FORWARD_RATIO, graph_flops, matmul_flops_per_second, samplecnn_flops
 
-SAMPLE_RATE = 22050
 OWN_FAMILIES = ("samplecnn", "multiscale", "self_attention", "transformer")
 
-def measure(family, args, batch, steps, jit):
+def measure(family, case, steps, jit):
     import keras
     import numpy as np
     import tensorflow as tf
@@ -41,9 +40,9 @@ def measure(family, args, batch, steps, jit):
     from tagger.training.trainer import make_train_function
 
     spec = family_spec(family)
-    window = spec.window_segments
-    segment, rate = spec.segment_length, spec.sample_rate or SAMPLE_RATE  # FCN: 29 s, 16 kHz
-    kwargs = dict(args, num_tags=50)
+    batch, pre = case.batch_size, spec.preprocessor
+    window, segment, rate = pre.segments, pre.segment_length, pre.sample_rate  # FCN: 29 s, 16 kHz
+    kwargs = dict(case.model_args, num_tags=50)
     if spec.raw_waveform:
         kwargs["input_length"] = window * segment
     model = spec.build(**kwargs)
@@ -67,7 +66,7 @@ def measure(family, args, batch, steps, jit):
     seconds_of_audio = steps * batch * window * segment / rate
     realtime = seconds_of_audio / (time.perf_counter() - start)
     flops = graph_flops(model, (window * segment,))
-    if family == "samplecnn":
+    if case.hand_flops:
         print(f"  FLOPs per segment: graph {flops / 1e9:.3f} G, hand count of convolutions "
               f"and dense layers {samplecnn_flops(model) / 1e9:.3f} G")
     return model.count_params(), train_rate, realtime, flops / window, segment / rate
@@ -101,8 +100,7 @@ def measure_one(family, index, steps, jit):
     quiet_tensorflow()  # before the registry imports Keras
     from tagger.models import FAMILIES
 
-    case = FAMILIES[family].bench[index]
-    print(json.dumps(measure(family, case.model_args, case.batch_size, steps, jit)))
+    print(json.dumps(measure(family, FAMILIES[family].bench[index], steps, jit)))
 
 
 def main():

@@ -51,7 +51,8 @@ def draw(path: str = OUT) -> str:
             x = step * (i + 0.5)
             where[unit] = (x, y)
             label = {"tagger": "tagger/__init__\n(public API)"}.get(unit, unit)
-            ax.text(x, y, label, ha="center", va="center", fontsize=9.5, zorder=3,
+            ax.text(x, y, label, ha="center", va="center", zorder=3,
+                    fontsize=9.5 if len(units) <= 11 else 8.5,  # a crowded row: smaller
                     bbox=dict(boxstyle="round,pad=0.3", facecolor="white",
                               edgecolor="#4a6fa5", linewidth=1.2))
     foundation = set(LAYERS[0][1])

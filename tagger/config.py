@@ -45,13 +45,16 @@ def _check_fraction(name: str, value, interval: str, low_open: bool = False,
         raise ValueError(f"{_flag(name)} must be a number in {interval}, got {value!r}")
 
 
+SEGMENT_LENGTH = 59049  # 3^10 samples, about 2.68 s at 22050 Hz: the records' unit
+
+
 @dataclasses.dataclass(frozen=True)
 class AudioConfig:
     """How audio is decoded and cut: mono, `sample_rate` Hz, segments of
-    `segment_length` samples (3^10 = 59049, about 2.68 s at 22050 Hz)."""
+    `segment_length` samples (`SEGMENT_LENGTH`, about 2.68 s at 22050 Hz)."""
 
     sample_rate: int = 22050
-    segment_length: int = 59049
+    segment_length: int = SEGMENT_LENGTH
 
     def __post_init__(self):
         _check_int("sample_rate", self.sample_rate, 1)
@@ -228,7 +231,7 @@ def _field_class(cls, field):
     return None
 
 
-SCHEDULES = ("staged", "won")
+SCHEDULES = ("staged", "adam_then_sgd")
 OPTIMIZERS = ("sgd", "adam")
 MIXED_PRECISION = ("off", "float16", "bfloat16")
 MONITORS = ("val_loss", "val_roc_auc")
@@ -286,8 +289,8 @@ class TrainConfig:
     patience: int = 2
     monitor: str = "val_loss"  # what early stopping and the best checkpoint follow
     max_epochs_per_stage: int = 100
-    switch_epochs: tuple = (80, 100, 120)  # won schedule: Adam -> SGD 1e-3 -> 1e-4 -> 1e-5
-    total_epochs: int = 200  # won schedule
+    switch_epochs: tuple = (80, 100, 120)  # adam_then_sgd: Adam -> SGD 1e-3 -> 1e-4 -> 1e-5
+    total_epochs: int = 200  # adam_then_sgd
     steps_per_epoch: int | None = None
     validation_steps: int | None = None
     shuffle_segments: int = 2000

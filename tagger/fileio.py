@@ -2,11 +2,16 @@
 
 Local paths use the standard library (cheap, no TensorFlow import, fine in
 worker processes); paths with a scheme (gs://, ram://, ...) go through
-tf.io.gfile, imported on first use.
+tf.io.gfile, imported on first use. Every file is written whole or not at
+all through `replacing` (a temporary name beside it, then a rename), and a
+failed access is described in one line (`describe_os_error`). What a command
+checks before writing a file the user named is `tagger.destination`; the
+cache folder is `tagger.cache`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -122,49 +127,6 @@ def read_text(path: str) -> str:
         return f.read()
 
 
-def cache_home() -> str:
-    """Where tagger keeps what it downloads or converts once (the pretrained
-    taggers, tag.py's int8 models): $TAGGER_HOME, else
-    $XDG_CACHE_HOME/tagger, else ~/.cache/tagger. Its folders are made
-    and written through `cache_folder`."""
-    home = os.environ.get("TAGGER_HOME")
-    if home:
-        return os.path.abspath(os.path.expanduser(home))
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"),
-                                                                ".cache")
-    return os.path.join(base, "tagger")
-
-
-CACHE_ADVICE = "set TAGGER_HOME to a folder you may write to"
-
-
-class CacheFolderError(UserError):
-    """A folder of the cache cannot be made or written: `folder`, `reason`."""
-
-    def __init__(self, folder: str, reason: str):
-        self.folder, self.reason = folder, reason
-        super().__init__(f"cannot write to the cache folder {folder} ({reason}); "
-                         f"{CACHE_ADVICE}")
-
-
-def cache_folder(*parts: str) -> str:
-    """The folder `parts` of `cache_home()`, made if needed and proved
-    writable; CacheFolderError (one line naming the folder and TAGGER_HOME)
-    when it cannot be: a read-only place, a file where a folder should be."""
-    folder = os.path.join(cache_home(), *parts)
-    try:
-        _make_writable_folder(folder)
-    except OSError as error:
-        blocker = folder
-        while blocker != os.path.dirname(blocker) and not os.path.lexists(blocker):
-            blocker = os.path.dirname(blocker)
-        reason = (f"{blocker} is a file, not a folder" if not os.path.isdir(blocker)
-                  else os_error_reason(error))
-        raise CacheFolderError(folder, reason) from None
-    return folder
-
-
 def temporary_path(path: str) -> str:
     """A fresh name beside `path` to write it under before renaming it into
     place: `.NAME.tagger-<pid>-<host>-<8 hex>.tmp` in the same folder (so the
@@ -261,22 +223,41 @@ def not_a_file_error(path: str) -> OSError | None:
                          "give a file's name")
 
 
-def write_atomic(path: str, data: bytes | str) -> None:
-    """Writes to a temporary name beside `path` (`temporary_path`), then
-    renames it into place; on failure (a full disk, say) the temporary file
-    is removed and `path` is left as it was. A `path` that is a folder, a
-    FIFO or a device is never replaced: that is a UserError naming it."""
-    refused = not_a_file_error(path)
-    if refused:
-        raise UserError(f"cannot write {str(path)!r}: {describe_os_error(refused)}")
+@contextlib.contextmanager
+def replacing(path: str, mode: str | None = None):
+    """Writes `path` whole or not at all: yields a fresh temporary name
+    beside it (`temporary_path`), or with `mode` ("wb", "w") that file
+    opened, and renames the temporary over `path` when the block ends. When
+    the block fails (a full disk, say) the temporary is removed and `path`
+    is left as it was.
+
+        with fileio.replacing(path) as tmp:
+            sqlite3.connect(tmp).close()
+        with fileio.replacing(path, "wb") as f:
+            np.save(f, array)
+    """
     tmp = temporary_path(path)
     try:
-        with open_file(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+        if mode is None:
+            yield tmp
+        else:
+            with open_file(tmp, mode) as f:
+                yield f
         rename(tmp, path)
     except BaseException:
         remove_quietly(tmp)
         raise
+
+
+def write_atomic(path: str, data: bytes | str) -> None:
+    """Writes `data` to `path` through `replacing`. A `path` that is a
+    folder, a FIFO or a device is never replaced: that is a UserError
+    naming it."""
+    refused = not_a_file_error(path)
+    if refused:
+        raise UserError(f"cannot write {str(path)!r}: {describe_os_error(refused)}")
+    with replacing(path, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
 
 
 def remove_quietly(path: str) -> None:
@@ -317,31 +298,7 @@ def describe_os_error(error: Exception) -> str:
     return os_error_reason(error)
 
 
-def output_error(what: str, path: str, error: Exception):
-    """The UserError for a failed write of `what` (e.g. "--out-json") to `path`."""
-    return UserError(f"cannot write {what} {str(path)!r}: {describe_os_error(error)}")
-
-
-def write_output(path: str, data: bytes | str, what: str) -> None:
-    """`write_atomic` for a file the user named: any failure is one UserError
-    line naming `what` and the path, and nothing half-written stays behind."""
-    refused = not_a_file_error(path)
-    if refused:
-        raise output_error(what, path, refused)
-    parent = os.path.dirname(str(path).rstrip("/"))
-    try:
-        if parent:
-            _makedirs_under_files(parent)
-        write_atomic(path, data)
-    except OSError as error:
-        raise output_error(what, path, error) from None
-    except Exception as error:  # tf.errors.OpError for gs:// and other schemes
-        if type(error).__module__.startswith("tensorflow"):
-            raise output_error(what, path, error) from None
-        raise
-
-
-def _makedirs_under_files(path: str) -> None:
+def make_folder(path: str) -> None:
     """makedirs, where a file in the way is ENOTDIR (not EEXIST)."""
     try:
         makedirs(path)
@@ -349,7 +306,7 @@ def _makedirs_under_files(path: str) -> None:
         raise OSError(errno.ENOTDIR, "not a directory", path) from None
 
 
-def _make_writable_folder(path: str) -> None:
+def make_writable_folder(path: str) -> None:
     """Creates folder `path` (with parents) and proves it can be written to
     by writing and removing a probe file (its own, so that threads do not
     meet); OSError when it cannot be."""
@@ -358,124 +315,10 @@ def _make_writable_folder(path: str) -> None:
     import secrets
 
     probe = join_path(str(path), f".write-test-{os.getpid()}-{secrets.token_hex(4)}")
-    _makedirs_under_files(path)
+    make_folder(path)
     with open_file(probe, "wb") as f:
         f.write(b"")
     remove(probe)
-
-
-def prepare_output_dir(path: str, what: str, named: str | None = None) -> None:
-    """Creates folder `path` (with parents) and proves it can be written to;
-    a file in the way, a read-only place or a full disk is one UserError
-    naming `named` (default: `path`; e.g. the file the user gave, which is
-    to go into this folder)."""
-    named = path if named is None else named
-    try:
-        _make_writable_folder(path)
-    except OSError as error:
-        raise output_error(what, named, error) from None
-    except Exception as error:
-        if type(error).__module__.startswith("tensorflow"):
-            raise output_error(what, named, error) from None
-        raise
-
-
-
-def check_output_file(path: str, what: str) -> None:
-    """Before long work whose result goes to file `path`: a UserError now if
-    the file could not be written then (a folder in its place, a file among
-    its parents, a folder that refuses writes). Creates nothing; paths with
-    a scheme are left to `write_output`."""
-    path = str(path)
-    if not is_local(path):
-        return
-    refused = not_a_file_error(path)
-    if refused:
-        raise output_error(what, path, refused)
-    folder = os.path.dirname(os.path.abspath(path))
-    while not os.path.lexists(folder):
-        folder = os.path.dirname(folder)
-    if not os.path.isdir(folder):
-        raise output_error(what, path, OSError(errno.ENOTDIR, "not a directory"))
-    probe = os.path.join(folder, f".write-test-{os.getpid()}")
-    try:
-        with open(probe, "wb"):
-            pass
-        os.remove(probe)
-    except OSError as error:
-        raise output_error(what, path, error) from None
-
-
-# -- outputs never destroy inputs ---------------------------------------------
-
-
-def _real(path: str) -> str:
-    return os.path.realpath(os.path.abspath(str(path)))
-
-
-def input_clash(path: str, inputs=(), walked=()) -> str | None:
-    """The input that writing `path` would destroy or feed back, or None.
-
-    `inputs`: files and folders the command reads; the output may not be one
-    of them (compared by resolved real path, so a link or `./x` is caught).
-    `walked`: (folder, recursive, reads) for folders the command searches,
-    where `reads(name) -> bool` tells whether the search takes a file of
-    that name: an output it would take, written inside the folder, is
-    refused too (the next run would read its own output as an input)."""
-    path = str(path)
-    if not is_local(path):
-        return None
-    real = _real(path)
-    for given in inputs:
-        if given is not None and is_local(str(given)) and _real(given) == real:
-            return str(given)
-    for folder, recursive, reads in walked:
-        if not is_local(str(folder)) or not reads(os.path.basename(real)):
-            continue
-        top = _real(folder)
-        parent = os.path.dirname(real)
-        if parent == top or (recursive and parent.startswith(top.rstrip(os.sep) + os.sep)):
-            return str(folder)
-    return None
-
-
-def check_destination(path: str, what: str, *, kind: str, recognise=None,
-                      overwrite: bool = False, inputs=(), walked=()) -> None:
-    """The one check before a command writes a file the user named
-    (`what`, e.g. "--out"), so that outputs never destroy inputs:
-
-    - `path` is one of `inputs`, or a file the search of a `walked` folder
-      would read (`input_clash`): refused, always;
-    - `path` exists, is not empty and is not this command's own earlier
-      output (`recognise(path) -> bool` reads its format and header;
-      `kind` names it, e.g. "a tag.py report"): refused without
-      `overwrite`;
-    - a folder, FIFO or device in its place, or a place that cannot be
-      written: refused (`check_output_file`).
-
-    Writing itself stays atomic (`write_output`, `write_atomic`). Paths with
-    a scheme get the last check only."""
-    path = str(path)
-    clash = input_clash(path, inputs, walked)
-    if clash is not None:
-        same = _real(clash) == _real(path)
-        raise UserError(
-            f"{what} {path!r} is " + (f"the input {clash!r}" if same else
-                                      f"inside the input folder {clash!r}, whose search "
-                                      "would read it as an input")
-            + "; writing it would destroy or feed back an input: choose another path")
-    check_output_file(path, what)
-    if overwrite or not is_local(path) or not os.path.isfile(path):
-        return
-    if os.path.getsize(path) == 0:
-        return
-    try:
-        ours = bool(recognise(path)) if recognise is not None else False
-    except Exception:  # unreadable or not in our format: not ours
-        ours = False
-    if not ours:
-        raise UserError(f"{what} {path!r} exists and is not {kind}; pass --overwrite to "
-                        "replace it, or choose another path (the file is left as it is)")
 
 
 def head_bytes(path: str, count: int = 4096) -> bytes:

@@ -5,11 +5,13 @@
 
 The builders (`records.writer.build_lock`, `<out-dir>/.build/lock.json`) and
 training runs (`<run dir>/.lock.json`) hold one while they write. A second
-writer refuses in one line naming the owner; a lock whose process is gone
-(provable only on this host) or that cannot be read is taken over with one
-line saying so (`log`, default stderr). The lock is created atomically on a
-local file system (written under a private name, then hard-linked into
-place: the link fails if a lock exists, and a lock is never half-written).
+writer refuses in one line naming the owner; with `wait` (the pretrained
+store's entries, the tests' shared fixtures) it waits for the owner to
+finish instead. A lock whose process is gone (provable only on this host)
+or that cannot be read is taken over with one line saying so (`log`,
+default stderr). The lock is created atomically on a local file system
+(written under a private name, then hard-linked into place: the link fails
+if a lock exists, and a lock is never half-written).
 
 The same test of a writer that is gone clears what a killed writer left in
 a folder: `remove_stale_temporaries` removes the temporary files
@@ -30,13 +32,14 @@ from tagger.errors import UserError
 
 
 @contextlib.contextmanager
-def folder_lock(path: str, folder: str, what: str, instead: str, log=None,
-                label: str = "folder"):
+def folder_lock(path: str, folder: str, what: str, instead: str = "", log=None,
+                label: str = "folder", wait: bool = False):
     """Holds the lock file `path` for writing into `folder` while the block
     runs. `what` names the writer ("build", "training run"), `label` the
     folder in messages ("out dir", "run folder") and `instead` the way out
-    for a second writer ("choose another --out-dir"). `log(line)` receives
-    the line saying a stale lock was taken over."""
+    for a second writer ("choose another --out-dir"), who refuses; with
+    `wait` it waits until the lock is free. `log(line)` receives the line
+    saying a stale lock was taken over, or that a writer waits."""
     try:
         fileio.makedirs(os.path.dirname(path) or ".")
     except Exception as error:
@@ -45,7 +48,7 @@ def folder_lock(path: str, folder: str, what: str, instead: str, log=None,
     owner = {"pid": os.getpid(), "host": socket.gethostname(),
              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _take(path, owner, folder, what, instead,
-          log or (lambda line: print(line, file=sys.stderr, flush=True)), label)
+          log or (lambda line: print(line, file=sys.stderr, flush=True)), label, wait)
     try:
         yield
     finally:
@@ -57,11 +60,12 @@ def folder_lock(path: str, folder: str, what: str, instead: str, log=None,
 
 
 def _take(path: str, owner: dict, folder: str, what: str, instead: str, log,
-          label: str) -> None:
+          label: str, wait: bool) -> None:
     data = json.dumps(owner).encode()
-    for _ in range(3):
+    tries, waiting = 0, None
+    while tries < 3:
         if fileio.is_local(path):
-            private = f"{path}.{owner['pid']}.tmp"
+            private = fileio.temporary_path(path)
             try:
                 with open(private, "wb") as f:
                     f.write(data)
@@ -80,15 +84,23 @@ def _take(path: str, owner: dict, folder: str, what: str, instead: str, log,
                 return
         holder = read_lock(path)
         if holder is None:  # removed meanwhile: try again
+            tries += 0 if wait else 1
             continue
         if is_stale(holder):
             fileio.remove_quietly(path)
             log(f"note: taking over the lock of a {what} that no longer runs "
                 f"({describe_owner(holder)}): {path}")
+            tries += 1
             continue
-        raise UserError(
-            f"another {what} ({describe_owner(holder)}) is writing to {folder!r}; wait for "
-            f"it to finish or {instead} (if no such {what} runs, remove {path})")
+        if not wait:
+            raise UserError(
+                f"another {what} ({describe_owner(holder)}) is writing to {folder!r}; wait "
+                f"for it to finish or {instead} (if no such {what} runs, remove {path})")
+        if waiting != holder:
+            waiting = holder
+            log(f"waiting for the {what} of {describe_owner(holder)} to finish (if no "
+                f"such {what} runs, remove {path})")
+        time.sleep(0.1)
     raise UserError(f"cannot take the lock {path}; remove it and try again")
 
 

@@ -158,29 +158,31 @@ def built_once(tmp_path_factory, name: str, make):
     """The value of `make(folder)` for a session artifact built once per test
     run, however many pytest-xdist workers ask (as the pytest-xdist docs
     describe): the first worker builds it into a folder under the base
-    temporary folder the workers share, holding a file lock, and records the
-    value; the others wait on the lock and read it back. Without xdist it is
+    temporary folder the workers share, holding a lock (`folder_lock`, waited
+    for), and records the value; the others wait on the lock and read it back. Without xdist it is
     built in a folder of this session's own. The value must pickle (it is
     read back equal); what it names must only be read by the tests."""
     import os
     import pickle
     import shutil
 
-    from filelock import FileLock
+    from tagger import fileio
+    from tagger.folder_lock import folder_lock
 
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return make(tmp_path_factory.mktemp(name))
     shared = tmp_path_factory.getbasetemp().parent / "built_once"
     shared.mkdir(exist_ok=True)
     folder, value_file = shared / name, shared / f"{name}.pickle"
-    with FileLock(str(shared / f"{name}.lock")):
+    with folder_lock(str(shared / f"{name}.lock"), str(shared), f"build of {name}",
+                     wait=True):
         if value_file.is_file():
             return pickle.loads(value_file.read_bytes())
         if folder.exists():  # a worker's build that failed half way
             shutil.rmtree(folder)
         folder.mkdir()
         value = make(folder)
-        value_file.write_bytes(pickle.dumps(value))
+        fileio.write_atomic(str(value_file), pickle.dumps(value))
         return value
 
 

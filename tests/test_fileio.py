@@ -5,14 +5,14 @@ import os
 
 import pytest
 
-from tagger import fileio
+from tagger import destination, fileio
 from tagger.errors import UserError
 
 
 def test_write_output_creates_parents_and_replaces_atomically(tmp_path):
     path = tmp_path / "a" / "b" / "report.json"
-    fileio.write_output(str(path), "first", "--out")
-    fileio.write_output(str(path), b"second", "--out")
+    destination.write_output(str(path), "first", "--out")
+    destination.write_output(str(path), b"second", "--out")
     assert path.read_bytes() == b"second"
     assert sorted(os.listdir(path.parent)) == ["report.json"]
 
@@ -27,7 +27,7 @@ def test_write_output_refuses_impossible_paths(tmp_path, layout, reason):
     path = {"folder": tmp_path / "folder",
             "parent_is_file": tmp_path / "file" / "report.json"}[layout]
     with pytest.raises(UserError, match=f"cannot write --out-json '{path}': {reason}"):
-        fileio.write_output(str(path), "x", "--out-json")
+        destination.write_output(str(path), "x", "--out-json")
     assert (tmp_path / "file").read_text() == "keep me"
 
 
@@ -53,32 +53,64 @@ def test_a_full_disk_leaves_the_old_file_and_no_partial_one(tmp_path, monkeypatc
     monkeypatch.setattr(fileio, "open_file",
                         lambda p, mode="r": FullDisk(real_open(p, mode)))
     with pytest.raises(UserError, match="the disk is full: free some space"):
-        fileio.write_output(str(path), "new contents", "--out-json")
+        destination.write_output(str(path), "new contents", "--out-json")
     assert path.read_text() == "old"
     assert sorted(os.listdir(tmp_path)) == ["metrics.json"]
 
 
 def test_prepare_output_dir(tmp_path):
-    fileio.prepare_output_dir(str(tmp_path / "new" / "dir"), "--train-dir")
+    destination.prepare_output_dir(str(tmp_path / "new" / "dir"), "--train-dir")
     assert os.listdir(tmp_path / "new" / "dir") == []
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match="--train-dir .*file"):
-        fileio.prepare_output_dir(str(tmp_path / "file"), "--train-dir")
+        destination.prepare_output_dir(str(tmp_path / "file"), "--train-dir")
     with pytest.raises(UserError, match="a part of the path is a file"):
-        fileio.prepare_output_dir(str(tmp_path / "file" / "sub"), "--train-dir")
+        destination.prepare_output_dir(str(tmp_path / "file" / "sub"), "--train-dir")
 
 
 def test_gfile_paths(tmp_path):
-    fileio.write_output("ram://reports/r.txt", "hello", "--out")
+    destination.write_output("ram://reports/r.txt", "hello", "--out")
     assert fileio.read_text("ram://reports/r.txt") == "hello"
-    fileio.prepare_output_dir("ram://runs/a", "--train-dir")
-    fileio.write_output("ram://reports/r.txt", "again", "--out")
+    destination.prepare_output_dir("ram://runs/a", "--train-dir")
+    destination.write_output("ram://reports/r.txt", "again", "--out")
     assert fileio.listdir("ram://reports") == ["r.txt"]  # no temporary left
+
+
+def test_replacing_yields_a_name_beside_the_file_and_renames_it_over(tmp_path):
+    path = tmp_path / "index.faiss"
+    path.write_text("old")
+    with fileio.replacing(str(path)) as tmp:
+        assert os.path.dirname(tmp) == str(tmp_path)
+        assert fileio.temporary_of(os.path.basename(tmp)) == "index.faiss"
+        with open(tmp, "w") as f:
+            f.write("new")
+        assert path.read_text() == "old"  # not in place until the block ends
+    assert path.read_text() == "new" and os.listdir(tmp_path) == ["index.faiss"]
+
+
+def test_replacing_a_failed_block_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "tags.db"
+    path.write_text("old")
+    with pytest.raises(RuntimeError, match="half way"):
+        with fileio.replacing(str(path), "w") as f:
+            f.write("partial")
+            raise RuntimeError("half way")
+    with pytest.raises(ValueError, match="never made"):
+        with fileio.replacing(str(path)):  # the temporary was never made
+            raise ValueError("never made")
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["tags.db"]
+
+
+def test_replacing_a_gfile_path():
+    with fileio.replacing("ram://replacing/out.bin", "wb") as f:
+        f.write(b"\x00\x01")
+    assert fileio.read_bytes("ram://replacing/out.bin") == b"\x00\x01"
+    assert fileio.listdir("ram://replacing") == ["out.bin"]  # no temporary left
 
 
 def test_a_users_tmp_file_beside_the_output_survives(tmp_path):
     (tmp_path / "out.json.tmp").write_text("mine")
-    fileio.write_output(str(tmp_path / "out.json"), "first", "--out")
+    destination.write_output(str(tmp_path / "out.json"), "first", "--out")
     fileio.write_atomic(str(tmp_path / "out.json"), "second")
     assert (tmp_path / "out.json.tmp").read_text() == "mine"
     assert sorted(os.listdir(tmp_path)) == ["out.json", "out.json.tmp"]
@@ -118,14 +150,14 @@ def test_a_fifo_is_never_replaced(tmp_path):
     fifo = tmp_path / "out.fifo"
     os.mkfifo(fifo)
     with pytest.raises(UserError) as error:
-        fileio.write_output(str(fifo), "x", "--out")
+        destination.write_output(str(fifo), "x", "--out")
     assert str(error.value) == (f"cannot write --out '{fifo}': it is a FIFO (named pipe), "
                                 "not a regular file, and writing would replace it; "
                                 "give a file's name")
     with pytest.raises(UserError, match=f"cannot write '{fifo}': it is a FIFO"):
         fileio.write_atomic(str(fifo), "x")
     with pytest.raises(UserError, match=f"cannot write --out '{fifo}': it is a FIFO"):
-        fileio.check_output_file(str(fifo), "--out")
+        destination.check_output_file(str(fifo), "--out")
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert os.listdir(tmp_path) == ["out.fifo"]
 
@@ -139,7 +171,7 @@ def test_a_device_is_never_replaced(tmp_path):
     except (OSError, AttributeError):
         pytest.skip("cannot make a device node here (needs root)")
     with pytest.raises(UserError, match=f"cannot write --out '{device}': it is a device"):
-        fileio.write_output(str(device), "x", "--out")
+        destination.write_output(str(device), "x", "--out")
     assert stat.S_ISCHR(os.stat(device).st_mode) and os.listdir(tmp_path) == ["null"]
 
 

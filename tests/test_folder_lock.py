@@ -33,6 +33,35 @@ def test_a_held_lock_refuses_a_second_writer_naming_the_owner(tmp_path):
     assert not lock.exists()
 
 
+def test_a_waiting_writer_takes_the_lock_once_it_is_free(tmp_path):
+    """The pretrained store's entries: a second writer (here a thread of
+    this process) waits, with one line naming the owner, instead of
+    refusing; it holds the lock when the first has let it go."""
+    import threading
+
+    from tests.checks import until
+
+    lock = tmp_path / "locks" / "entry.lock"
+    lines, order = [], []
+
+    def second():
+        with folder_lock(str(lock), str(tmp_path), "download", log=lines.append, wait=True):
+            order.append(("second", read_lock(str(lock))["pid"]))
+
+    with folder_lock(str(lock), str(tmp_path), "download", wait=True):
+        owner = read_lock(str(lock))
+        thread = threading.Thread(target=second)
+        thread.start()
+        until(lambda: lines, "the second writer to wait")
+        order.append(("first", owner["pid"]))
+    thread.join(20)
+    assert order == [("first", os.getpid()), ("second", os.getpid())]
+    assert lines == [f"waiting for the download of pid {os.getpid()} on "
+                     f"{socket.gethostname()}, started {owner['started']} to finish (if no "
+                     f"such download runs, remove {lock})"]
+    assert not lock.exists() and os.listdir(lock.parent) == []
+
+
 @pytest.mark.slow
 def test_a_dead_owners_lock_is_taken_over_with_a_line(tmp_path):
     lock = tmp_path / ".lock.json"

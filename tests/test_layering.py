@@ -20,9 +20,9 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tagger"
 # units of lower layers; units of one layer do not import each other,
 # except in the foundation and the commands (whose modules share tagger/cli.py).
 LAYERS = (
-    ("foundation", ("errors", "config", "strict_json", "fileio", "safe_pickle",
-                    "folder_lock", "host_memory", "runtime", "audio", "parallel",
-                    "fork_server")),
+    ("foundation", ("errors", "config", "strict_json", "fileio", "destination", "cache",
+                    "safe_pickle", "folder_lock", "host_memory", "runtime", "audio",
+                    "parallel", "fork_server")),
     ("building blocks", ("layers", "augment")),
     ("models", ("models",)),
     ("records", ("records",)),

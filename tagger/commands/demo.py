@@ -22,7 +22,7 @@ from tagger.cli import (
     positive_int,
 )
 from tagger.datasets.synthetic import MAX_CLIPS, MIN_CLIPS
-from tagger.models import FAMILY_NAMES
+from tagger.demos.pipeline import DemoConfig
 
 # Clips of at least one 2.68 s segment with a margin (the build skips a clip
 # that holds no whole segment), at most the synthetic dataset's 600 s; a
@@ -34,11 +34,13 @@ SEMI_SUPERVISED_FLAGS = ("seeds", "teacher_epochs", "student_epochs")
 
 
 def parse_args(argv=None):
+    from tagger.models import FAMILY_NAMES
+
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work-dir", default="demo_output",
                    help="where the dataset, records and runs go (default: demo_output)")
-    p.add_argument("--model", default="samplecnn", choices=FAMILY_NAMES,
-                   help="model family to train (default: samplecnn, ReSE+multi)")
+    p.add_argument("--model", default=DemoConfig.model, choices=FAMILY_NAMES,
+                   help="model family to train, in its demo setting (default: %(default)s)")
     p.add_argument("--clips", type=number_in_range(int, MIN_CLIPS, MAX_CLIPS), default=None,
                    metavar="N",
                    help="synthetic clips (default: 400; 600 with --semi-supervised)")
@@ -50,7 +52,7 @@ def parse_args(argv=None):
     p.add_argument("--width", type=positive_float, default=None, metavar="W",
                    help="samplecnn channel width (default: 0.125)")
     p.add_argument("--window-segments", type=positive_int, default=None, metavar="K",
-                   help="record segments (59049 samples; FCN: 29 s) per training "
+                   help="record segments (2.68 s; FCN's: 29 s) per training "
                         "window (default: the family's; keep it within the clip length)")
     p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help="training batch size (default: the family's demo setting)")
@@ -101,7 +103,7 @@ def semi_supervised_config(args):
     wrong = [f"--{name.replace('_', '-')}" for name in
              ("epochs", "width", "window_segments", "batch_size", "lr")
              if getattr(args, name) is not None]
-    if args.model != "samplecnn":
+    if args.model != DemoConfig.model:
         wrong.insert(0, "--model")
     if wrong:
         raise flags_do_not_apply(wrong, "without --semi-supervised", "its teacher and "
@@ -116,9 +118,9 @@ def semi_supervised_config(args):
 
 def config_from_args(args):
     """The DemoConfig: the family's demo settings, overridden by the flags given."""
-    from tagger.demos.pipeline import DemoConfig, segment_seconds
+    from tagger.demos.pipeline import segment_seconds
     from tagger.errors import UserError, flags_do_not_apply
-    from tagger.models import family
+    from tagger.models import FAMILIES, family
 
     # Each family's demo setting (FamilySpec.demo): a small model and Adam, so
     # a CPU learns the synthetic tags in minutes; the paper settings stay
@@ -129,7 +131,8 @@ def config_from_args(args):
     model_args = dict(spec.demo.model_args)
     if args.width is not None:
         if "width" not in spec.flag_dests:
-            raise flags_do_not_apply(["--width"], "to --model samplecnn",
+            owners = [name for name, other in FAMILIES.items() if "width" in other.flag_dests]
+            raise flags_do_not_apply(["--width"], f"to --model {' and '.join(owners)}",
                                      f"this demo trains --model {args.model}")
         model_args["width"] = args.width
     semi = [f"--{name.replace('_', '-')}" for name in SEMI_SUPERVISED_FLAGS

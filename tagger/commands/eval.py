@@ -68,27 +68,27 @@ def run(args):
 
     args.model = resolve_model(args.model, progress=not getattr(args, "no_progress", False))
 
-    from tagger import fileio, strict_json
+    from tagger import destination, strict_json
     from tagger.evaluation.evaluate import evaluate, report_lines
 
     outputs = [(args.out_json, "--out-json", "an eval.py JSON report", _is_json_report),
                (args.per_tag_csv, "--per-tag-csv", "an eval.py per-tag table", _is_per_tag)]
     for path, what, kind, recognise in outputs:  # before the long part
         if path:
-            fileio.check_destination(path, what, kind=kind, recognise=recognise,
-                                     overwrite=args.overwrite,
-                                     inputs=[args.model, args.data_dir],
-                                     walked=[(args.data_dir, False, _dataset_file)])
+            destination.check_destination(path, what, kind=kind, recognise=recognise,
+                                          overwrite=args.overwrite,
+                                          inputs=[args.model, args.data_dir],
+                                          walked=[(args.data_dir, False, _dataset_file)])
     result = evaluate(args.model, args.data_dir, args.split, args.batch_size,
                       progress=not args.no_progress, bootstrap=args.bootstrap,
                       seed=args.seed)
     print("\n".join(report_lines(result)))
     if args.out_json:
-        fileio.write_output(args.out_json,
-                            strict_json.dumps(result.as_dict(), indent=2) + "\n", "--out-json")
+        destination.write_output(args.out_json, strict_json.dumps(result.as_dict(), indent=2)
+                                 + "\n", "--out-json")
     if args.per_tag_csv:
-        fileio.write_output(args.per_tag_csv, result.metrics.per_tag.to_csv(index=False),
-                            "--per-tag-csv")
+        destination.write_output(args.per_tag_csv, result.metrics.per_tag.to_csv(index=False),
+                                 "--per-tag-csv")
 
 
 if __name__ == "__main__":

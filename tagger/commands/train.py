@@ -16,7 +16,6 @@ from tagger.cli import (
 )
 from tagger.commands import semi_supervised_flags
 from tagger.config import MONITORS, SCHEDULES, TrainConfig
-from tagger.models import FAMILY_NAMES
 
 DEFAULTS = TrainConfig()  # every flag's default is its TrainConfig field's
 
@@ -52,67 +51,107 @@ def add_data_flags(p):
 
 
 def add_model_flags(p):
-    model = p.add_argument_group("model")
+    """--model and the flags of every family, as the specs declare them
+    (`tagger.models.family_spec.ModelFlag`); a flag several families take
+    is one option whose help names each and its defaults."""
+    from tagger.models import FAMILIES, FAMILY_NAMES
+
+    families = "; ".join(f"{spec.name} ({describe_input(spec)})" for spec in FAMILIES.values())
+    model = p.add_argument_group("model", f"Model families: {families}.")
     model.add_argument("--model", default=DEFAULTS.model, choices=FAMILY_NAMES,
-                       help="model family")
-    model.add_argument("--block", default="se", choices=["se", "rese", "res", "basic"],
-                       help="samplecnn: block type (default: se)")
-    model.add_argument("--no-multi", action="store_true",
-                       help="samplecnn: disable multi-level feature aggregation")
-    model.add_argument("--alpha", type=positive_int, default=16, metavar="A",
-                       help="samplecnn: amplifying ratio of SE blocks (default: 16)")
-    model.add_argument("--width", type=positive_float, default=1.0, metavar="W",
-                       help="samplecnn: channel width multiplier (default: 1.0 = the paper)")
-    model.add_argument("--dropout", type=number_in_range(float, 0, 1), default=None,
-                       metavar="DO", help="samplecnn / multiscale / short_cnn / short_res "
-                       "/ fcn / musicnn / crnn / sample_level(_se) / cnnsa / hcnn / "
-                       "pons_musicnn / pons_vgg: dropout before the output, in [0, 1) "
-                       "(default: multiscale 0.4, the others 0.5)")
-    model.add_argument("--n-channels", type=positive_int, default=None, metavar="N",
-                       help="short_cnn / short_res / fcn / crnn / sample_level(_se) / "
-                            "cnnsa / hcnn: channel unit of the blocks; musicnn: back-end "
-                            "channels; pons_musicnn: mid-end channels; pons_vgg: filters "
-                            "(default: 128 / 128 / 64 / 64 / 128 / 128 / 128; "
-                            "musicnn 64, the MagnaTagATune size; pons_musicnn 64; "
-                            "pons_vgg 128)")
-    model.add_argument("--weight-decay", type=non_negative_float, default=0.0, metavar="WD",
-                       help="samplecnn: L2 weight decay on conv kernels (default: 0)")
-    model.add_argument("--conv-channels", type=positive_int, default=None, metavar="N",
-                       help="self_attention: front-end channel unit c (default: 16)")
-    model.add_argument("--attention-channels", type=positive_int, default=None, metavar="N",
-                       help="self_attention: encoder width (default: 512)")
-    model.add_argument("--attention-layers", type=positive_int, default=None, metavar="N",
-                       help="self_attention / transformer / cnnsa: encoder layers "
-                            "(default: 2 / 4 / 2)")
-    model.add_argument("--attention-heads", type=positive_int, default=None, metavar="N",
-                       help="self_attention / transformer / cnnsa: heads (default: 8)")
-    model.add_argument("--size", choices=["teacher", "student"], default=None,
-                       help="transformer: teacher (attention width 256) or student (64) "
-                            "(default: teacher)")
-    model.add_argument("--conv-ndim", type=positive_int, default=None, metavar="N",
-                       help="transformer: front-end channels (default: 128)")
-    model.add_argument("--attention-ndim", type=positive_int, default=None, metavar="N",
-                       help="transformer: encoder width (default: from --size)")
+                       help="model family, one of those above")
+    for dest, owners in family_flags().items():
+        first = owners[0][1]
+        if len({declaration(declared) for _, declared in owners}) > 1:
+            raise ValueError(f"the families declare {flag(dest)} differently")
+        if first.type == "switch":
+            kwargs = {"action": "store_true"}
+        else:
+            kwargs = {"type": FLAG_TYPES.get(first.type), "default": first.default,
+                      "choices": first.choices}
+            if first.metavar:
+                kwargs["metavar"] = first.metavar
+        model.add_argument(flag(dest), help=flag_help(owners), **kwargs)
+
+
+# The argparse type of each kind of flag value (ModelFlag.type; "choice" and
+# "switch" need none).
+FLAG_TYPES = {"positive_int": positive_int, "positive_float": positive_float,
+              "non_negative_float": non_negative_float,
+              "fraction": number_in_range(float, 0, 1)}
+
+
+def declaration(declared) -> tuple:
+    """What the families that share a flag declare alike."""
+    return declared.type, declared.default, declared.choices, declared.metavar
+
+
+def family_flags() -> dict:
+    """Every family's flags: dest -> [(spec, flag)], in order of first use."""
+    from tagger.models import FAMILIES
+
+    flags = {}
+    for spec in FAMILIES.values():
+        for declared in spec.flags:
+            flags.setdefault(declared.dest, []).append((spec, declared))
+    return flags
+
+
+def flag_help(owners) -> str:
+    """'fcn / crnn: channel unit; musicnn: back-end channels (default: fcn /
+    crnn 64, the others 128)': each family's help, and its defaults."""
+    helps = {}
+    for spec, declared in owners:
+        helps.setdefault(declared.help, []).append(spec.name)
+    text = "; ".join(f"{' / '.join(names)}: {words}" for words, names in helps.items())
+    if owners[0][1].type == "switch" or "default" in text:
+        return text
+    defaults = {spec.name: spec.default(declared.keyword) for spec, declared in owners}
+    return f"{text} (default: {grouped(defaults)})"
+
+
+def grouped(values: dict) -> str:
+    """Families' values in few words: '0.5', or 'multiscale 0.4, the others 0.5'."""
+    groups = {}
+    for name, value in values.items():
+        groups.setdefault(value, []).append(name)
+    if len(groups) == 1:
+        return str(next(iter(groups)))
+    common = max(groups, key=lambda value: len(groups[value]))
+    return ", ".join([f"{' / '.join(names)} {value}" for value, names in groups.items()
+                      if value != common] + [f"the others {common}"])
+
+
+def describe_input(spec) -> str:
+    """'10 x 59049 samples at 22050 Hz, 128-bin log-mel': a family's input."""
+    pre = spec.preprocessor
+    kind = "raw waveform" if pre.raw_waveform else f"{pre.logmel.n_mels}-bin log-mel"
+    return f"{pre.segments} x {pre.segment_length} samples at {pre.sample_rate} Hz, {kind}"
 
 
 def add_optimisation_flags(p):
     opt = p.add_argument_group(
         "optimisation", "The staged schedule takes --optimizer, --lr, --lr-decay, "
-        "--num-lr-decays, --patience and --max-epochs-per-stage; the won schedule has "
-        "fixed rates and takes --switch-epochs and --total-epochs. A flag of the other "
-        "schedule is an error.")
+        "--num-lr-decays, --patience and --max-epochs-per-stage; the adam_then_sgd "
+        "schedule has fixed rates and takes --switch-epochs and --total-epochs. A flag of "
+        "the other schedule is an error.")
     opt.add_argument("--quick", action="store_true",
                      help="a small model and few epochs, to try a family in minutes on a "
                           "CPU: the family's demo setting, as demo.py trains it (its model "
                           "arguments and batch size; one Adam stage at its learning rate "
-                          "for its epochs; with --schedule won, that many --total-epochs); "
-                          "a flag given beside --quick overrides it")
+                          "for its epochs; with --schedule adam_then_sgd, that many "
+                          "--total-epochs); a flag given beside --quick overrides it")
     opt.add_argument("--batch-size", type=positive_int, default=DEFAULTS.batch_size,
                      metavar="N",
                      help="global mini-batch size")
+    from tagger.models import FAMILIES
+
+    schedules = grouped({spec.name: spec.schedule for spec in FAMILIES.values()})
     opt.add_argument("--schedule", choices=SCHEDULES, default=None,
-                     help="staged SGD decay (Kim 2018; samplecnn's default) or "
-                          "Adam->SGD (Won 2019; the spectrogram families' default)")
+                     help="staged: SGD stages of decaying rate, each until the --monitor "
+                          "value stops improving (Kim 2018); adam_then_sgd: Adam, then SGD "
+                          "at 1e-3, 1e-4, 1e-5 from fixed epochs (Won et al. 2019) "
+                          f"(default: {schedules})")
     opt.add_argument("--optimizer", choices=["sgd", "adam"], default=DEFAULTS.optimizer,
                      help="staged: optimizer of every stage (SGD is Nesterov's)")
     opt.add_argument("--momentum", type=number_in_range(float, 0, 1, high_open=True),
@@ -140,10 +179,10 @@ def add_optimisation_flags(p):
                      help="staged: epoch limit of one stage")
     opt.add_argument("--switch-epochs", default=",".join(map(str, DEFAULTS.switch_epochs)),
                      metavar="E1,E2,E3",
-                     help="won: epochs of the Adam->SGD 1e-3->1e-4->1e-5 switches")
+                     help="adam_then_sgd: epochs of the Adam->SGD 1e-3->1e-4->1e-5 switches")
     opt.add_argument("--total-epochs", type=positive_int, default=DEFAULTS.total_epochs,
                      metavar="N",
-                     help="won: total epochs")
+                     help="adam_then_sgd: total epochs")
     opt.add_argument("--steps-per-epoch", type=positive_int, default=None, metavar="N",
                      help="cap on training steps per epoch (default: one pass)")
     opt.add_argument("--validation-steps", type=positive_int, default=None, metavar="N",
@@ -176,6 +215,9 @@ def add_hardware_flags(p):
 
 
 def main(argv=None):
+    from tagger.runtime import prepare_command_process
+
+    prepare_command_process()  # before the parser: the family specs it reads import Keras
     return cli.main(run, parse_args(argv))
 
 
@@ -184,11 +226,10 @@ def main(argv=None):
 SCHEDULE_FLAGS = {
     "staged": ("optimizer", "lr", "lr_decay", "num_lr_decays", "patience",
                "max_epochs_per_stage"),
-    "won": ("switch_epochs", "total_epochs"),
+    "adam_then_sgd": ("switch_epochs", "total_epochs"),
 }
 # Destinations whose TrainConfig field has another name.
-CONFIG_FIELDS = {"no_multi": "multi", "no_test": "evaluate_test",
-                 "no_progress": "progress"}
+CONFIG_FIELDS = {"no_test": "evaluate_test", "no_progress": "progress"}
 
 
 def flag(dest: str) -> str:
@@ -205,7 +246,6 @@ def check_applicable(args, schedule: str) -> None:
     """A UserError for any flag given that the chosen schedule, model family
     or strategy would not read."""
     from tagger.errors import flags_do_not_apply
-    from tagger.models import FAMILIES
 
     chosen = given(args) or frozenset()
     for name, flags in SCHEDULE_FLAGS.items():
@@ -217,11 +257,10 @@ def check_applicable(args, schedule: str) -> None:
     if "momentum" in chosen and schedule == "staged" and args.optimizer == "adam":
         raise flags_do_not_apply(["--momentum"], "to SGD", "the staged schedule runs "
                                  "--optimizer adam", "use --optimizer sgd")
-    family_flags = {name: spec.flag_dests for name, spec in FAMILIES.items()}
-    for dest in sorted({d for flags in family_flags.values() for d in flags}):
-        if dest in chosen and dest not in family_flags[args.model]:
-            owners = [m for m, flags in family_flags.items() if dest in flags]
-            raise flags_do_not_apply([flag(dest)], f"to --model {' and '.join(owners)}",
+    for dest, owners in sorted(family_flags().items()):
+        names = [spec.name for spec, _ in owners]
+        if dest in chosen and args.model not in names:
+            raise flags_do_not_apply([flag(dest)], f"to --model {' and '.join(names)}",
                                      f"this run uses --model {args.model}")
     if "tpu" in chosen and args.strategy not in ("auto", "tpu"):
         raise flags_do_not_apply(["--tpu"], "to --strategy auto and tpu",
@@ -250,7 +289,7 @@ def config_from_args(args, check: bool = True):
     except ValueError:
         raise UserError(f"--switch-epochs takes comma-separated integers, got "
                         f"{args.switch_epochs!r}") from None
-    if (schedule == "won" and "switch_epochs" not in (given(args) or ())
+    if (schedule == "adam_then_sgd" and "switch_epochs" not in (given(args) or ())
             and args.total_epochs != DEFAULTS.total_epochs):
         from tagger.training.schedule import scaled_switch_epochs
 
@@ -284,7 +323,7 @@ def quick_setting(args, spec, schedule: str, model_args: dict) -> dict:
     """--quick: sets on `args` the family's demo preset (`spec.demo`, what
     demo.py trains) where no flag was given: batch size; staged (--quick's
     schedule unless --schedule is given): one Adam stage at the preset's lr,
-    its epochs the stage's limit and patience; won: its epochs as
+    its epochs the stage's limit and patience; adam_then_sgd: its epochs as
     --total-epochs (the switch epochs scale with them). Returns `model_args`
     with the preset's model arguments in place of those no flag set."""
     chosen = given(args) or frozenset()
@@ -309,10 +348,13 @@ def quick_setting(args, spec, schedule: str, model_args: dict) -> dict:
 def given_fields(args) -> set | None:
     """The TrainConfig fields and model arguments the user set (None:
     unknown, all count); with --resume, the others come from the saved run."""
+    from tagger.training.model_setup import family_spec
+
     chosen = given(args)
     if chosen is None:
         return None
-    return {CONFIG_FIELDS.get(dest, dest) for dest in chosen}
+    arguments = {f.dest: f.keyword for f in family_spec(args.model).flags}
+    return {CONFIG_FIELDS.get(dest, arguments.get(dest, dest)) for dest in chosen}
 
 
 def run(args):
@@ -330,14 +372,14 @@ def run(args):
         print(f"--quick: {config.model} {config.model_args}, batch {config.batch_size}, "
               + (f"Adam lr {config.lr:g}, up to {config.max_epochs_per_stage} epochs"
                  if config.schedule == "staged" else
-                 f"won schedule, {config.total_epochs} epochs")
+                 f"adam_then_sgd schedule, {config.total_epochs} epochs")
               + " (the family's demo setting; flags given beside --quick override it)",
               flush=True)
-    if (config.schedule == "won" and "switch_epochs" not in (given(args) or ())
+    if (config.schedule == "adam_then_sgd" and "switch_epochs" not in (given(args) or ())
             and config.total_epochs != DEFAULTS.total_epochs):
-        print(f"won schedule: switch epochs {','.join(map(str, config.switch_epochs))} of "
-              f"{config.total_epochs} (the paper's 80,100,120 of 200, scaled; "
-              "--switch-epochs sets them)", flush=True)
+        switches = ",".join(map(str, config.switch_epochs))
+        print(f"adam_then_sgd schedule: switch epochs {switches} of {config.total_epochs} "
+              "(the paper's 80,100,120 of 200, scaled; --switch-epochs sets them)", flush=True)
     metrics = train_rounds(config, semi_supervised_flags.rounds(args),
                            log=lambda line: print(line, flush=True))
     print(f"run folder: {metrics['run_dir']}")

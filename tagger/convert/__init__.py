@@ -75,7 +75,7 @@ def convert(config: ConvertConfig):
                         "given; give one name per output, in output order")
     if config.tag_order is not None:
         tags = reorder_outputs(model, tags, list(config.tag_order))
-    from tagger.models.spectrogram_input import SEGMENT_LENGTH
+    from tagger.config import SEGMENT_LENGTH
 
     segment_length = info.pop("segment_length", SEGMENT_LENGTH)
     info = dict(info, tag_names=tags, segment_length=segment_length, input_kind="raw",
@@ -86,7 +86,7 @@ def convert(config: ConvertConfig):
 
 def convert_file(config: ConvertConfig) -> dict:
     """Converts and saves; nothing is written unless the conversion succeeds."""
-    from tagger import fileio
+    from tagger import destination, fileio
     from tagger.models.saved import MODEL_SUFFIXES, save_tagger
 
     if not config.out.endswith(MODEL_SUFFIXES):
@@ -98,7 +98,7 @@ def convert_file(config: ConvertConfig) -> dict:
     try:
         save_tagger(model, info, config.out)
     except OSError as error:
-        raise fileio.output_error("--out", config.out, error) from None
+        raise destination.output_error("--out", config.out, error) from None
     return info
 
 

@@ -19,11 +19,12 @@ Raw waveforms: no front end, no buffers beside the batch norms'. Input as
 
 from __future__ import annotations
 
+from tagger.config import SEGMENT_LENGTH
 from tagger.convert import mapping
 from tagger.convert.zoo import ZooModel, shape
 
 LAYERS = 11
-INPUT_LENGTH = 59049
+INPUT_LENGTH = SEGMENT_LENGTH
 
 
 def _args(first: str, head: str):

@@ -18,11 +18,12 @@ Inputs as `training/main.py` crops them: 59049 samples (short chunk),
 
 from __future__ import annotations
 
+from tagger.config import SEGMENT_LENGTH
 from tagger.convert import mapping
 from tagger.convert.zoo import ZooModel, shape
 
 SHORT_BLOCKS, FCN_BLOCKS = 7, 5
-SHORT_CHUNK = 59049
+SHORT_CHUNK = SEGMENT_LENGTH
 
 
 def _args(first: str, head: str):

@@ -58,6 +58,7 @@ import sqlite3
 
 import numpy as np
 
+from tagger import fileio
 from tagger.datasets import synthetic as mtt_synthetic
 from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS, KNOWN_BROKEN_IDS
 from tagger.datasets.origin import ORIGIN_FILE, write_synthetic_marker
@@ -263,19 +264,16 @@ def _write_preview(job):
 
 
 def _write_db(path: str, statements, rows_by_table) -> None:
-    tmp = path + ".tmp"
-    if os.path.exists(tmp):
-        os.remove(tmp)
-    con = sqlite3.connect(tmp)
-    try:
-        for sql in statements:
-            con.execute(sql)
-        for insert, rows in rows_by_table:
-            con.executemany(insert, rows)
-        con.commit()
-    finally:
-        con.close()
-    os.replace(tmp, path)
+    with fileio.replacing(path) as tmp:
+        con = sqlite3.connect(tmp)
+        try:
+            for sql in statements:
+                con.execute(sql)
+            for insert, rows in rows_by_table:
+                con.executemany(insert, rows)
+            con.commit()
+        finally:
+            con.close()
 
 
 def _write_metadata_db(cat: _Catalogue, path: str, seed: int) -> None:
@@ -345,15 +343,8 @@ def _binaries(cat: _Catalogue, tracks, vocabulary) -> np.ndarray:
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:
-    with open(path + ".tmp", "wb") as f:
+    with fileio.replacing(path, "wb") as f:
         np.save(f, array, allow_pickle=False)
-    os.replace(path + ".tmp", path)
-
-
-def _save_bytes(path: str, data: bytes) -> None:
-    with open(path + ".tmp", "wb") as f:
-        f.write(data)
-    os.replace(path + ".tmp", path)
 
 
 def _write_cals(cat: _Catalogue, folder: str, seed: int) -> dict:
@@ -397,17 +388,18 @@ def _write_classic(cat: _Catalogue, folder: str, seed: int) -> dict:
     train_valid = order[n_test:].tolist()
     n_train = round(len(train_valid) * CLASSIC_TRAIN_SHARE)
     ids = lambda ts: [str(cat.track_ids[t]).encode() for t in ts]
-    _save_bytes(os.path.join(folder, "filtered_list_train.cP"), dump_py2(ids(train_valid)))
-    _save_bytes(os.path.join(folder, "filtered_list_test.cP"), dump_py2(ids(test)))
+    fileio.write_atomic(os.path.join(folder, "filtered_list_train.cP"),
+                        dump_py2(ids(train_valid)))
+    fileio.write_atomic(os.path.join(folder, "filtered_list_test.cP"), dump_py2(ids(test)))
     vectors = {str(cat.track_ids[t]).encode(): labels[t].astype(np.int64).reshape(50, 1)
                for t in sorted(train_valid + test, key=lambda t: cat.track_ids[t])}
-    _save_bytes(os.path.join(folder, "msd_id_to_tag_vector.cP"), dump_py2(vectors))
+    fileio.write_atomic(os.path.join(folder, "msd_id_to_tag_vector.cP"), dump_py2(vectors))
     has_7d = [t for t in every if cat.digital_ids[t] > 0]
-    _save_bytes(os.path.join(folder, "MSD_id_to_7D_id.pkl"), dump_py2(
+    fileio.write_atomic(os.path.join(folder, "MSD_id_to_7D_id.pkl"), dump_py2(
         {str(cat.track_ids[t]).encode(): int(cat.digital_ids[t]) for t in has_7d}))
-    _save_bytes(os.path.join(folder, "7D_id_to_path.pkl"), dump_py2(
+    fileio.write_atomic(os.path.join(folder, "7D_id_to_path.pkl"), dump_py2(
         {int(cat.digital_ids[t]): _preview_path(cat.digital_ids[t]).encode() for t in has_7d}))
-    _save_bytes(os.path.join(folder, "50tagList.txt"), ("\n".join(CLASSIC_TAGS) + "\n").encode())
+    fileio.write_atomic(os.path.join(folder, "50tagList.txt"), "\n".join(CLASSIC_TAGS) + "\n")
     return {"train": n_train, "valid": len(train_valid) - n_train, "test": len(test)}
 
 

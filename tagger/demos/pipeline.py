@@ -164,9 +164,9 @@ def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: st
     from tagger.models import family
 
     model_path = join_path(run_dir, "model.keras")
-    block = config.model_args.get("block", "se")
-    analyses = family(config.model).analyses
-    if "excitations" in analyses and block in ("se", "rese"):
+    spec = family(config.model)
+    analyses = spec.analyses_for(config.model_args)
+    if "excitations" in analyses:
         from tagger.interpret.excitation_run import ExcitationConfig, run_excitations
 
         out = join_path(config.work_dir, "excitations.pkl")
@@ -199,7 +199,8 @@ def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: st
         yield (f"attention maps of {audio} in {out} ({time.time() - start:.0f} s; "
                "notebooks/attention_maps.ipynb draws more)")
     else:
-        what = f"samplecnn with {block} blocks" if config.model == "samplecnn" else config.model
+        block = spec.block(config.model_args)
+        what = f"{config.model} with {block} blocks" if block else config.model
         yield (f"interpretation: skipped for {what} (excitations need SE or ReSE blocks, "
                "attention maps an attention model)")
 

@@ -35,7 +35,7 @@ import os
 
 import numpy as np
 
-from tagger import fileio
+from tagger import destination, fileio
 from tagger.errors import UserError
 
 
@@ -169,9 +169,9 @@ def tag_with_beam(config, run, log=print) -> int:
     if not config.out:
         raise UserError("--runner writes its results to a file: add --out PATH (.jsonl, or "
                         ".parquet for Parquet)")
-    fileio.check_destination(str(config.out), "--out", kind="a tag.py --runner output",
-                             recognise=is_beam_output, overwrite=config.overwrite,
-                             inputs=[*config.inputs, config.model])
+    destination.check_destination(str(config.out), "--out", kind="a tag.py --runner output",
+                                  recognise=is_beam_output, overwrite=config.overwrite,
+                                  inputs=[*config.inputs, config.model])
     options = pipeline_options(run)
     model, info = load_tagger(config.model)
     sample_rate, window, _ = raw_audio_input(model, info)
@@ -189,8 +189,8 @@ def tag_with_beam(config, run, log=print) -> int:
     calibration = tuple(p for p in files if fileio.is_local(p))[:64]
     handler = KeyedModelHandler(make_handler(config.model, config.batch_size, config.engine,
                                              calibration))
-    tmp_prefix = fileio.temporary_path(str(config.out))
-    with beam.Pipeline(options=options) as pipeline:
+    with (fileio.replacing(str(config.out)) as tmp_prefix,  # the whole file, or none
+          beam.Pipeline(options=options) as pipeline):
         decoded = (pipeline
                    | "paths" >> beam.Create([os.fsencode(p) for p in files])
                    | "spread" >> beam.Reshuffle()
@@ -227,7 +227,6 @@ def tag_with_beam(config, run, log=print) -> int:
                     lambda r: json.dumps(r, ensure_ascii=False, allow_nan=False))
                  | "write" >> beam.io.WriteToText(tmp_prefix, num_shards=1,
                                                   shard_name_template=""))
-    fileio.rename(tmp_prefix, str(config.out))
     log(f"wrote {config.out}: {len(files)} files tagged on Beam's "
         f"{run.runner}")
     return len(files)

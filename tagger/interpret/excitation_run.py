@@ -56,14 +56,14 @@ def run_excitations(config: ExcitationConfig):
     info = load_info(config.data_dir)
     model, model_info = load_tagger(config.model_path)
     blocks = len(excite_layer_names(model, model_info))  # fail before reading any data
-    from tagger import fileio
+    from tagger import destination
 
-    fileio.check_destination(config.out, "--out", kind="an excitation table",
-                             recognise=is_excitation_table, overwrite=config.overwrite,
-                             inputs=[config.model_path, config.data_dir])  # before the long part
+    destination.check_destination(  # before the long part
+        config.out, "--out", kind="an excitation table", recognise=is_excitation_table,
+        overwrite=config.overwrite, inputs=[config.model_path, config.data_dir])
     if config.plots_dir:
-        fileio.check_output_file(posixpath.join(str(config.plots_dir), "excitations.png"),
-                                 "--plots")
+        destination.check_output_file(posixpath.join(str(config.plots_dir), "excitations.png"),
+                                      "--plots")
     if config.plots_dir:  # check the plot choices before the long part
         wrong = [d for d in config.depths or () if not 0 <= d < blocks]
         if wrong:

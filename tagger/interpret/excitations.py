@@ -213,11 +213,11 @@ def check_tags(table: pd.DataFrame, tags) -> None:
 
 def save_table(table: pd.DataFrame, path: str) -> None:
     """Pickles the table (atomically; local or gs:// paths)."""
-    from tagger import fileio
+    from tagger import destination
 
     buffer = io.BytesIO()
     pickle.dump(table, buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    fileio.write_output(path, buffer.getvalue(), "--out")
+    destination.write_output(path, buffer.getvalue(), "--out")
 
 
 def load_table(path: str) -> pd.DataFrame:
@@ -244,7 +244,7 @@ def _describe(model, model_info) -> str:
     info = model_info or {}
     args = info.get("model_args") or {}
     names = {layer.name for layer in model.layers}
-    if info.get("model") not in (None, "samplecnn"):
+    if info.get("model") is not None and not _has_blocks(info["model"]):
         return f"family {info['model']}"
     if "block" in args:
         return f"block type {args['block']}"
@@ -253,3 +253,10 @@ def _describe(model, model_info) -> str:
     if "block0_conv" in names:
         return "block type basic"
     return f"family {info.get('model', 'unknown')}"
+
+
+def _has_blocks(model: str) -> bool:
+    """Whether family `model` comes in block types (samplecnn's `--block`)."""
+    from tagger.models import FAMILY_NAMES, family
+
+    return model in FAMILY_NAMES and family(model).block({}) is not None

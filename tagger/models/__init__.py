@@ -1,27 +1,46 @@
 """Model registry: every family is one `FamilySpec` (tagger.models.family_spec),
-defined as `FAMILY` in the module of this package that has its name, beside
-its factory `build_<family>(num_tags, ...) -> keras.Model`. Adding a family
-is one module plus its name below.
+defined as `FAMILY` in a module beside its factory `build_<family>(num_tags,
+...) -> keras.Model`. The families of this package are the modules named in
+`FAMILY_NAMES`; `register_family(name, module)` adds one from any module
+(a plug-in, a test's toy family) without editing this file.
 
 Importing the registry is light: `FAMILY_NAMES` needs no Keras, and a
 family's module (and Keras) is imported when its spec is first asked for.
+Read `FAMILY_NAMES` when you need it (not bound at import), as
+registration replaces it.
 """
 
 from __future__ import annotations
 
 import importlib
 
-FAMILY_NAMES = ("samplecnn", "multiscale", "self_attention", "transformer",
-                "short_cnn", "short_res", "fcn", "musicnn", "crnn", "sample_level",
-                "sample_level_se", "cnnsa", "hcnn", "pons_musicnn", "pons_vgg")
+MODULES = {name: f"{__name__}.{name}" for name in (
+    "samplecnn", "multiscale", "self_attention", "transformer", "short_cnn", "short_res",
+    "fcn", "musicnn", "crnn", "sample_level", "sample_level_se", "cnnsa", "hcnn",
+    "pons_musicnn", "pons_vgg")}
+FAMILY_NAMES = tuple(MODULES)
+
+
+def register_family(name: str, module: str) -> None:
+    """Registers family `name`, the `FAMILY` spec of the importable module
+    `module` (e.g. "my_package.toy"); train.py, demo.py and the rest then
+    offer it. A ValueError for a name taken or a spec of another name."""
+    global FAMILY_NAMES
+    if name in MODULES:
+        raise ValueError(f"model family {name!r} is registered already")
+    spec = importlib.import_module(module).FAMILY
+    if spec.name != name:
+        raise ValueError(f"{module}.FAMILY is named {spec.name!r}, not {name!r}")
+    MODULES[name] = module
+    FAMILY_NAMES = tuple(MODULES)
 
 
 def family(name: str):
     """The `FamilySpec` of family `name`; a ValueError listing the valid names."""
-    if name not in FAMILY_NAMES:
+    if name not in MODULES:
         raise ValueError(
-            f"unknown model {name!r}; valid models: {', '.join(sorted(FAMILY_NAMES))}")
-    return importlib.import_module(f"{__name__}.{name}").FAMILY
+            f"unknown model {name!r}; valid models: {', '.join(sorted(MODULES))}")
+    return importlib.import_module(MODULES[name]).FAMILY
 
 
 def build_model(name: str, **kwargs):
@@ -32,7 +51,7 @@ def build_model(name: str, **kwargs):
 def __getattr__(attribute: str):
     """`FAMILIES` (name -> spec) and `MODELS` (name -> factory), built on first use."""
     if attribute == "FAMILIES":
-        return {name: family(name) for name in FAMILY_NAMES}
+        return {name: family(name) for name in MODULES}
     if attribute == "MODELS":
-        return {name: family(name).build for name in FAMILY_NAMES}
+        return {name: family(name).build for name in MODULES}
     raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")

@@ -43,10 +43,17 @@ from __future__ import annotations
 
 import keras
 
-from tagger.config import LogMelConfig
 from tagger.layers import ClsToken, SelectToken, TransformerEncoderLayer
 from tagger.layers.philox_dropout import PhiloxDropout
-from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
+from tagger.models.family_spec import (
+    ATTENTION_HEADS_FLAG,
+    ATTENTION_LAYERS_FLAG,
+    DROPOUT_FLAG,
+    N_CHANNELS_FLAG,
+    BenchCase,
+    FamilySpec,
+    Preset,
+)
 from tagger.models.short_chunk import (
     LOGMEL,
     SAMPLE_RATE,
@@ -55,10 +62,10 @@ from tagger.models.short_chunk import (
     res_block,
     spectrogram_image,
 )
-from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
+from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
-SEGMENT_LENGTH = 15 * SAMPLE_RATE  # 240000 samples, 15 s: one record segment
-SEGMENTS = 1
+# one record segment of 15 s at 16 kHz (240000 samples), the paper's input
+PREPROCESSOR = Preprocessor(LOGMEL, segment_length=15 * SAMPLE_RATE, sample_rate=SAMPLE_RATE)
 N_CHANNELS = 128
 # One row per block, input side first: (channels in units of n_channels,
 # stride (mel, time)).
@@ -75,26 +82,16 @@ ATTENTION_LAYERS, ATTENTION_HEADS = 2, 8
 HIDDEN_DROPOUT, ATTENTION_DROPOUT, DROPOUT = 0.4, 0.5, 0.5
 
 
-def build_cnnsa(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_length=None,
-                num_frames=None, sample_rate=SAMPLE_RATE, logmel: LogMelConfig | None = None,
-                segment_length=SEGMENT_LENGTH, n_channels=N_CHANNELS,
-                attention_layers=ATTENTION_LAYERS, attention_heads=ATTENTION_HEADS,
-                hidden_dropout=HIDDEN_DROPOUT, attention_dropout=ATTENTION_DROPOUT,
-                dropout=DROPOUT) -> keras.Model:
+def build_cnnsa(num_tags=50, *, n_channels=N_CHANNELS, attention_layers=ATTENTION_LAYERS,
+                attention_heads=ATTENTION_HEADS, hidden_dropout=HIDDEN_DROPOUT,
+                attention_dropout=ATTENTION_DROPOUT, dropout=DROPOUT,
+                **input_args) -> keras.Model:
     """Builds CNNSA.
 
     Args:
       num_tags: outputs of the `tags` layer (sigmoid, float32).
-      input_kind: "raw" (waveform, `(batch, samples)`) or "logmel"
-        (`(batch, frames, n_mels)` as `LogMel` produces).
-      segments: window in `segment_length`-sample segments (default 1);
-        input_length: in samples instead (a multiple of segment_length);
-        num_frames: log-mel input only, in frames instead.
-      sample_rate: of raw input (16000, the paper's).
-      logmel: `LogMelConfig`; default `short_chunk.LOGMEL` (the paper's,
-        128 bins; at most 128).
-      segment_length: samples per record segment, 240000 (15 s at 16 kHz,
-        the paper's input).
+      input_args: the window and front end, as `PREPROCESSOR` (a
+        `Preprocessor`) takes them; left out, the paper's.
       n_channels: channel unit of the blocks (1, 1, 2, 2, 2, 2, 2 of it;
         128: the paper); the encoder is 2 x n_channels wide.
       attention_layers, attention_heads: 2 and 8; the heads must divide
@@ -103,7 +100,7 @@ def build_cnnsa(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_lengt
         states (0.4) and on the attention probabilities (0.5).
       dropout: before the output layer (0.5).
     """
-    for name, value in (("num_tags", num_tags), ("segment_length", segment_length),
+    for name, value in (("num_tags", num_tags),
                         ("n_channels", n_channels), ("attention_layers", attention_layers),
                         ("attention_heads", attention_heads)):
         check_positive_int(name, value)
@@ -113,14 +110,11 @@ def build_cnnsa(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_lengt
     if width % attention_heads:
         raise ValueError(f"the encoder width 2 x n_channels = {width} must be a multiple "
                          f"of attention_heads ({attention_heads})")
-    logmel = logmel or LOGMEL
-    halvings = len(BLOCKS)
-    if logmel.n_mels > 2 ** halvings:
+    inputs, features = PREPROCESSOR(**input_args)
+    halvings, n_mels = len(BLOCKS), features.shape[2]
+    if n_mels > 2 ** halvings:
         raise ValueError(f"cnnsa halves the mel axis {halvings} times and reads the one bin "
-                         f"left: n_mels must be at most {2 ** halvings}, got {logmel.n_mels}")
-    inputs, features = spectrogram_input(
-        input_kind, logmel, segments=segments, input_length=input_length,
-        num_frames=num_frames, sample_rate=sample_rate, segment_length=segment_length)
+                         f"left: n_mels must be at most {2 ** halvings}, got {n_mels}")
     x = spectrogram_image(features)  # (batch, mel, time, 1)
     for i, (units, stride) in enumerate(BLOCKS, start=1):
         x = res_block(x, i, units * n_channels, stride)
@@ -143,12 +137,10 @@ def build_cnnsa(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_lengt
 
 FAMILY = FamilySpec(
     name="cnnsa", build=build_cnnsa, paper="Won, Chun, Serra 2019 (Won et al. 2020)",
-    window_segments=SEGMENTS, logmel=LOGMEL, schedule="won",
-    flags=(ModelFlag("n_channels"), ModelFlag("attention_layers"),
-           ModelFlag("attention_heads"), ModelFlag("dropout")),
+    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    flags=(N_CHANNELS_FLAG, ATTENTION_LAYERS_FLAG, ATTENTION_HEADS_FLAG, DROPOUT_FLAG),
     embedding_layer=EMBEDDING_LAYER, int8=False, analyses=("attention",),
     demo=Preset({"n_channels": 16, "attention_heads": 4}, batch_size=8, lr=3e-3, epochs=12),
     tiny={"n_channels": 2, "attention_heads": 2},
     bench=(BenchCase("CNNSA", {}, 16),),
-    segment_length=SEGMENT_LENGTH, sample_rate=SAMPLE_RATE,
 )

@@ -7,8 +7,10 @@ Reference code: minzwon/sota-music-tagging-models, `training/model.py`
 (CRNN) and `training/modules.py` (Conv_2d); input length from
 `training/main.py` (29 * 16000 = 464000 samples).
 
-- front end: FCN's (`tagger.models.fcn.LOGMEL`, 96 HTK bins, 16 kHz,
-  n_fft 512, hop 256) and `input_bn`: 464000 samples give 1813 frames.
+- front end: torchaudio's MelSpectrogram and AmplitudeToDB as in FCN
+  (`LOGMEL`: 96 HTK bins over 0-8000 Hz, 16 kHz, n_fft 512, hop 256, power
+  2, 10 log10(max(x, 1e-10)), no top_db) and `input_bn`: 464000 samples
+  give 1813 frames.
 - four blocks (the short-chunk CNN's conv block: conv 3x3 'same' -> BN ->
   ReLU -> max-pool), channels `n_channels` x (1, 2, 2, 2) = 64, 128, 128,
   128 and poolings (mel, time) (2, 2), (3, 3), (4, 4), (4, 4): 96 x 1813
@@ -37,8 +39,7 @@ import keras
 
 from tagger.config import LogMelConfig
 from tagger.layers.philox_dropout import PhiloxDropout
-from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
-from tagger.models.fcn import LOGMEL
+from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
 from tagger.models.short_chunk import (
     SAMPLE_RATE,
     check_dropout,
@@ -46,10 +47,13 @@ from tagger.models.short_chunk import (
     conv_block,
     spectrogram_image,
 )
-from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
+from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
-SEGMENT_LENGTH = 29 * SAMPLE_RATE  # 464000 samples, 29 s: one record segment
-SEGMENTS = 1
+LOGMEL = LogMelConfig(n_mels=96, n_fft=512, hop_length=256, f_min=0.0, f_max=8000.0,
+                      top_db=None, mel_scale="htk", power=2.0, db_multiplier=10.0,
+                      amin=1e-10)
+# one record segment of 29 s at 16 kHz (464000 samples), the paper's input
+PREPROCESSOR = Preprocessor(LOGMEL, segment_length=29 * SAMPLE_RATE, sample_rate=SAMPLE_RATE)
 N_CHANNELS = 64
 RNN_UNITS = 32
 DROPOUT = 0.5
@@ -63,36 +67,24 @@ BLOCKS = (
 )
 
 
-def build_crnn(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_length=None,
-               num_frames=None, sample_rate=SAMPLE_RATE, logmel: LogMelConfig | None = None,
-               segment_length=SEGMENT_LENGTH, n_channels=N_CHANNELS, rnn_units=RNN_UNITS,
-               dropout=DROPOUT) -> keras.Model:
+def build_crnn(num_tags=50, *, n_channels=N_CHANNELS, rnn_units=RNN_UNITS, dropout=DROPOUT,
+               **input_args) -> keras.Model:
     """Builds the CRNN.
 
     Args:
       num_tags: outputs of the `tags` layer (sigmoid, float32).
-      input_kind: "raw" (waveform, `(batch, samples)`) or "logmel"
-        (`(batch, frames, n_mels)` as `LogMel` produces).
-      segments: window in `segment_length`-sample segments (default 1);
-        input_length: in samples instead (a multiple of segment_length);
-        num_frames: log-mel input only, in frames instead.
-      sample_rate: of raw input (16000, the paper's).
-      logmel: `LogMelConfig`; default `fcn.LOGMEL` (the paper's, 96 bins).
-      segment_length: samples per record segment, 464000 (29 s at 16 kHz,
-        the paper's input).
+      input_args: the window and front end, as `PREPROCESSOR` (a
+        `Preprocessor`) takes them; left out, the paper's.
       n_channels: channel unit; blocks have 1, 2, 2, 2 of it (64: the
         paper).
       rnn_units: width of both GRU layers (32: the paper).
       dropout: before the output layer (0.5).
     """
-    for name, value in (("num_tags", num_tags), ("segment_length", segment_length),
-                        ("n_channels", n_channels), ("rnn_units", rnn_units)):
+    for name, value in (("num_tags", num_tags), ("n_channels", n_channels),
+                        ("rnn_units", rnn_units)):
         check_positive_int(name, value)
     check_dropout(dropout)
-    logmel = logmel or LOGMEL
-    inputs, features = spectrogram_input(
-        input_kind, logmel, segments=segments, input_length=input_length,
-        num_frames=num_frames, sample_rate=sample_rate, segment_length=segment_length)
+    inputs, features = PREPROCESSOR(**input_args)
     x = spectrogram_image(features)  # (batch, mel, time, 1)
     for i, (units, pool) in enumerate(BLOCKS, start=1):
         x = conv_block(x, i, units * n_channels, pool)
@@ -109,11 +101,10 @@ def build_crnn(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_length
 
 FAMILY = FamilySpec(
     name="crnn", build=build_crnn, paper="Choi, Fazekas, Sandler, Cho 2017 (Won et al. 2020)",
-    window_segments=SEGMENTS, logmel=LOGMEL, schedule="won",
-    flags=(ModelFlag("n_channels"), ModelFlag("dropout")),
+    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
     embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
     demo=Preset({"n_channels": 16}, batch_size=8, lr=1e-3, epochs=6),
     tiny={"n_channels": 4, "rnn_units": 4},
     bench=(BenchCase("CRNN", {}, 16),),
-    segment_length=SEGMENT_LENGTH, sample_rate=SAMPLE_RATE,
 )

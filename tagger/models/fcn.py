@@ -36,7 +36,7 @@ import keras
 
 from tagger.config import LogMelConfig
 from tagger.layers.philox_dropout import PhiloxDropout
-from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
+from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
 from tagger.models.short_chunk import (
     SAMPLE_RATE,
     check_dropout,
@@ -44,13 +44,13 @@ from tagger.models.short_chunk import (
     conv_block,
     spectrogram_image,
 )
-from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
+from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 LOGMEL = LogMelConfig(n_mels=96, n_fft=512, hop_length=256, f_min=0.0, f_max=8000.0,
                       top_db=None, mel_scale="htk", power=2.0, db_multiplier=10.0,
                       amin=1e-10)
-SEGMENT_LENGTH = 29 * SAMPLE_RATE  # 464000 samples, 29 s: one record segment
-SEGMENTS = 1
+# one record segment of 29 s at 16 kHz (464000 samples), the paper's input
+PREPROCESSOR = Preprocessor(LOGMEL, segment_length=29 * SAMPLE_RATE, sample_rate=SAMPLE_RATE)
 N_CHANNELS = 64
 DROPOUT = 0.5
 # One row per block, input side first: (channels in units of n_channels,
@@ -64,35 +64,22 @@ BLOCKS = (
 )
 
 
-def build_fcn(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_length=None,
-              num_frames=None, sample_rate=SAMPLE_RATE, logmel: LogMelConfig | None = None,
-              segment_length=SEGMENT_LENGTH, n_channels=N_CHANNELS,
-              dropout=DROPOUT) -> keras.Model:
+def build_fcn(num_tags=50, *, n_channels=N_CHANNELS, dropout=DROPOUT,
+              **input_args) -> keras.Model:
     """Builds the FCN.
 
     Args:
       num_tags: outputs of the `tags` layer (sigmoid, float32).
-      input_kind: "raw" (waveform, `(batch, samples)`) or "logmel"
-        (`(batch, frames, n_mels)` as `LogMel` produces).
-      segments: window in `segment_length`-sample segments (default 1);
-        input_length: in samples instead (a multiple of segment_length);
-        num_frames: log-mel input only, in frames instead.
-      sample_rate: of raw input (16000, the paper's).
-      logmel: `LogMelConfig`; default `LOGMEL` (the paper's).
-      segment_length: samples per record segment, 464000 (29 s at 16 kHz,
-        the paper's input); the front end transforms each on its own.
+      input_args: the window and front end, as `PREPROCESSOR` (a
+        `Preprocessor`) takes them; left out, the paper's.
       n_channels: channel unit; blocks have 1, 2, 2, 2, 1 of it (64: the
         paper).
       dropout: before the output layer (0.5).
     """
     check_positive_int("n_channels", n_channels)
     check_positive_int("num_tags", num_tags)
-    check_positive_int("segment_length", segment_length)
     check_dropout(dropout)
-    logmel = logmel or LOGMEL
-    inputs, features = spectrogram_input(
-        input_kind, logmel, segments=segments, input_length=input_length,
-        num_frames=num_frames, sample_rate=sample_rate, segment_length=segment_length)
+    inputs, features = PREPROCESSOR(**input_args)
     x = spectrogram_image(features)  # (batch, mel, time, 1)
     for i, (units, pool) in enumerate(BLOCKS, start=1):
         x = conv_block(x, i, units * n_channels, pool)
@@ -106,11 +93,10 @@ def build_fcn(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_length=
 
 FAMILY = FamilySpec(
     name="fcn", build=build_fcn, paper="Choi, Fazekas, Sandler 2016 (Won et al. 2020)",
-    window_segments=SEGMENTS, logmel=LOGMEL, schedule="won",
-    flags=(ModelFlag("n_channels"), ModelFlag("dropout")),
+    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
     embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
     demo=Preset({"n_channels": 16}, batch_size=8, lr=3e-3, epochs=12),
     tiny={"n_channels": 4},
     bench=(BenchCase("FCN", {}, 16),),
-    segment_length=SEGMENT_LENGTH, sample_rate=SAMPLE_RATE,
 )

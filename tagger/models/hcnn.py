@@ -39,7 +39,7 @@ from __future__ import annotations
 import keras
 
 from tagger.layers import HarmonicSTFT
-from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
+from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
 from tagger.models.short_chunk import (
     BN,
     SAMPLE_RATE,
@@ -48,9 +48,11 @@ from tagger.models.short_chunk import (
     conv_block,
     dense_head,
 )
-from tagger.models.spectrogram_input import EMBEDDING_LAYER
+from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 INPUT_LENGTH = 80000  # training/main.py: 'hcnn', 5 s
+# raw 16 kHz waveforms, one record segment of 5 s
+PREPROCESSOR = Preprocessor(segment_length=INPUT_LENGTH, sample_rate=SAMPLE_RATE)
 N_FFT = 512
 N_HARMONIC = 6
 SEMITONE_SCALE = 2
@@ -90,7 +92,7 @@ def build_hcnn(num_tags=50, *, input_length=INPUT_LENGTH, sample_rate=SAMPLE_RAT
                         ("n_harmonic", n_harmonic), ("semitone_scale", semitone_scale)):
         check_positive_int(name, value)
     check_dropout(dropout)
-    waveform = keras.Input((int(input_length),), name="waveform")
+    waveform = PREPROCESSOR.waveform(input_length)
     x = HarmonicSTFT(sample_rate, N_FFT, n_harmonic=n_harmonic, semitone_scale=semitone_scale,
                      learn_bandwidth=learn_bandwidth, dtype="float32",
                      name="harmonic_stft")(waveform)  # (batch, 128, 313, 6)
@@ -121,11 +123,10 @@ def res_pool_block(x, i, channels, pool):
 
 FAMILY = FamilySpec(
     name="hcnn", build=build_hcnn, paper="Won, Chun, Nieto, Serra 2020 (Won et al. 2020)",
-    window_segments=1, logmel=None, schedule="won",
-    flags=(ModelFlag("n_channels"), ModelFlag("dropout")),
+    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
     embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
     demo=Preset({"n_channels": 16}, batch_size=8, lr=1e-3, epochs=6),
     tiny={"n_channels": 4},
     bench=(BenchCase("Harmonic CNN", {}, 16),),
-    segment_length=INPUT_LENGTH, sample_rate=SAMPLE_RATE,
 )

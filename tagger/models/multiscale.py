@@ -59,13 +59,13 @@ import keras
 
 from tagger.config import LogMelConfig
 from tagger.layers.philox_dropout import PhiloxDropout
-from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
-from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
+from tagger.models.family_spec import DROPOUT_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 # The paper's features (11025 Hz, n_fft 2048, hop 512) in 22050 Hz samples.
 LOGMEL = LogMelConfig(n_mels=128, n_fft=4096, hop_length=1024, f_min=0.0,
                       f_max=5512.5, top_db=None)
-SEGMENTS = 10
+PREPROCESSOR = Preprocessor(LOGMEL, segments=10)
 
 # Per scale, its convolutions: (filters, kernel (mel, time), max-pool (mel, time)).
 SCALES = (
@@ -81,21 +81,14 @@ BN_EPSILON = 1e-3  # the original's batch norm settings (= Keras defaults)
 BN_MOMENTUM = 0.99
 
 
-def build_multiscale(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
-                     input_length=None, num_frames=None, sample_rate=22050,
-                     logmel: LogMelConfig | None = None, dropout=0.4,
-                     normalize_input=True, bn_momentum=BN_MOMENTUM) -> keras.Model:
+def build_multiscale(num_tags=50, *, dropout=0.4, normalize_input=True,
+                     bn_momentum=BN_MOMENTUM, **input_args) -> keras.Model:
     """Builds the multi-scale CNN tagger.
 
     Args:
       num_tags: outputs of the `tags` layer (sigmoid, float32).
-      input_kind: "raw" (waveform, `(batch, samples)`) or "logmel"
-        (`(batch, frames, n_mels)` as `LogMel` produces).
-      segments: window length in 59049-sample segments (default 10).
-      input_length: window in samples instead (a multiple of 59049).
-      num_frames: log-mel input only: window in frames instead.
-      sample_rate: of raw input.
-      logmel: `LogMelConfig`; default `LOGMEL` (see the module docstring).
+      input_args: the window and front end, as `PREPROCESSOR` (a
+        `Preprocessor`) takes them; left out, the paper's.
       dropout: rate before the 500-unit dense layer (0.4, see above).
       normalize_input: per-mel standardisation layer `input_norm`.
       bn_momentum: of the moving statistics of both batch norms (0.99, the
@@ -106,22 +99,19 @@ def build_multiscale(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
     The window is fixed at build time (the dense layer reads the flattened
     feature map): at least 64 frames and 16 mel bins.
     """
-    logmel = logmel or LOGMEL
-    if logmel.n_mels < 16:
+    inputs, features = PREPROCESSOR(**input_args)
+    frames, n_mels = features.shape[1], features.shape[2]
+    if n_mels < 16:
         raise ValueError(
             f"the multi-scale CNN halves the mel axis four times and needs at "
-            f"least 16 mel bins, got n_mels={logmel.n_mels}")
-    inputs, features = spectrogram_input(
-        input_kind, logmel, segments=segments, input_length=input_length,
-        num_frames=num_frames, sample_rate=sample_rate)
-    frames = features.shape[1]
+            f"least 16 mel bins, got n_mels={n_mels}")
     if frames < 64:
         raise ValueError(
             f"the multi-scale CNN pools time by 64 in all and needs at least 64 "
             f"frames, got {frames}; use a longer window")
 
     x = keras.layers.Permute((2, 1), name="transpose")(features)  # (batch, mel, time)
-    x = keras.layers.Reshape((logmel.n_mels, frames, 1), name="to_image")(x)
+    x = keras.layers.Reshape((n_mels, frames, 1), name="to_image")(x)
     if normalize_input:
         x = keras.layers.BatchNormalization(
             center=False, scale=False, epsilon=BN_EPSILON, momentum=bn_momentum,
@@ -159,8 +149,7 @@ def build_multiscale(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
 
 FAMILY = FamilySpec(
     name="multiscale", build=build_multiscale, paper="Dabral et al. 2018",
-    window_segments=SEGMENTS, logmel=LOGMEL, schedule="won",
-    flags=(ModelFlag("dropout"),),
+    preprocessor=PREPROCESSOR, schedule="adam_then_sgd", flags=(DROPOUT_FLAG,),
     embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
     demo=Preset({"bn_momentum": 0.9}, batch_size=8, lr=1e-3, epochs=6),
     tiny={"dropout": 0.0},

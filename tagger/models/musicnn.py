@@ -42,12 +42,12 @@ Layer names (j numbers the branches in the original's order, `layers.0..4`):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
 
-from tagger.config import LogMelConfig
-from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
+from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
 from tagger.models.fcn import LOGMEL
 from tagger.models.short_chunk import (
     BN,
@@ -57,10 +57,10 @@ from tagger.models.short_chunk import (
     dense_head,
     spectrogram_image,
 )
-from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
+from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
-SEGMENT_LENGTH = 3 * SAMPLE_RATE  # 48000 samples, 3 s: one record segment
-SEGMENTS = 1
+# one record segment of 3 s at 16 kHz (48000 samples), the paper's input
+PREPROCESSOR = Preprocessor(LOGMEL, segment_length=3 * SAMPLE_RATE, sample_rate=SAMPLE_RATE)
 TIMBRAL_HEIGHTS = (0.7, 0.4)  # of the mel bins
 TIMBRAL_WIDTH = 7  # frames
 TEMPORAL_LENGTHS = (129, 65, 33)  # frames
@@ -81,42 +81,28 @@ def timbral_heights(fractions, n_mels: int) -> list[int]:
     return heights
 
 
-def build_musicnn(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_length=None,
-                  num_frames=None, sample_rate=SAMPLE_RATE,
-                  logmel: LogMelConfig | None = None, segment_length=SEGMENT_LENGTH,
-                  timbral_filters=TIMBRAL_FILTERS, temporal_filters=TEMPORAL_FILTERS,
-                  backend_channels=BACKEND_CHANNELS, dense_units=DENSE_UNITS,
-                  dropout=DROPOUT) -> keras.Model:
+def build_musicnn(num_tags=50, *, timbral_filters=TIMBRAL_FILTERS,
+                  temporal_filters=TEMPORAL_FILTERS, backend_channels=BACKEND_CHANNELS,
+                  dense_units=DENSE_UNITS, dropout=DROPOUT, **input_args) -> keras.Model:
     """Builds Musicnn.
 
     Args:
       num_tags: outputs of the `tags` layer (sigmoid, float32).
-      input_kind: "raw" (waveform, `(batch, samples)`) or "logmel"
-        (`(batch, frames, n_mels)` as `LogMel` produces).
-      segments: window in `segment_length`-sample segments (default 1);
-        input_length: in samples instead (a multiple of segment_length);
-        num_frames: log-mel input only, in frames instead.
-      sample_rate: of raw input (16000, the paper's).
-      logmel: `LogMelConfig`; default `fcn.LOGMEL` (the paper's, 96 bins).
-      segment_length: samples per record segment, 48000 (3 s at 16 kHz,
-        the paper's input).
+      input_args: the window and front end, as `PREPROCESSOR` (a
+        `Preprocessor`) takes them; left out, the paper's.
       timbral_filters, temporal_filters: filters per timbral (204) and
         temporal (51) branch.
       backend_channels, dense_units: 64 and 200 (MagnaTagATune, Jamendo)
         or 512 and 500 (MSD).
       dropout: before the output layer (0.5).
     """
-    for name, value in (("num_tags", num_tags), ("segment_length", segment_length),
-                        ("timbral_filters", timbral_filters),
+    for name, value in (("num_tags", num_tags), ("timbral_filters", timbral_filters),
                         ("temporal_filters", temporal_filters),
                         ("backend_channels", backend_channels), ("dense_units", dense_units)):
         check_positive_int(name, value)
     check_dropout(dropout)
-    logmel = logmel or LOGMEL
-    heights = timbral_heights(TIMBRAL_HEIGHTS, logmel.n_mels)
-    inputs, features = spectrogram_input(
-        input_kind, logmel, segments=segments, input_length=input_length,
-        num_frames=num_frames, sample_rate=sample_rate, segment_length=segment_length)
+    inputs, features = PREPROCESSOR(**input_args)
+    heights = timbral_heights(TIMBRAL_HEIGHTS, features.shape[2])
     image = spectrogram_image(features)  # (batch, mel, time, 1)
     branches = [timbral_branch(image, j, timbral_filters, height)
                 for j, height in enumerate(heights, start=1)]
@@ -168,8 +154,9 @@ def temporal_branches(image, filters):
 
 FAMILY = FamilySpec(
     name="musicnn", build=build_musicnn, paper="Pons et al. 2018 (Won et al. 2020)",
-    window_segments=SEGMENTS, logmel=LOGMEL, schedule="won",
-    flags=(ModelFlag("n_channels", "backend_channels"), ModelFlag("dropout")),
+    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    flags=(dataclasses.replace(N_CHANNELS_FLAG, argument="backend_channels",
+                               help="back-end channels"), DROPOUT_FLAG),
     embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
     demo=Preset({"timbral_filters": 32, "temporal_filters": 8, "backend_channels": 32,
                  "dense_units": 64}, batch_size=8, lr=1e-3, epochs=6),
@@ -178,5 +165,4 @@ FAMILY = FamilySpec(
     bench=(BenchCase("Musicnn", {}, 16),
            BenchCase("Musicnn (MSD size)", {"backend_channels": 512, "dense_units": 500},
                      16)),
-    segment_length=SEGMENT_LENGTH, sample_rate=SAMPLE_RATE,
 )

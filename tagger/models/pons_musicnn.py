@@ -56,14 +56,16 @@ Layer names:
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 
 from tagger.config import LogMelConfig
 from tagger.layers.philox_dropout import PhiloxDropout
-from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
+from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
 from tagger.models.musicnn import timbral_heights
 from tagger.models.short_chunk import check_dropout, check_positive_int
-from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
+from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 SAMPLE_RATE = 16000
 FRAMES = 187  # 3 s: librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1
@@ -71,7 +73,7 @@ LOGMEL = LogMelConfig(n_mels=96, n_fft=512, hop_length=256, f_min=0.0, f_max=800
                       mel_scale="slaney", mel_norm="slaney", power=2.0,
                       compression="logc", log_c=10000.0, mel_float16=True, center=False)
 SEGMENT_LENGTH = (FRAMES - 1) * LOGMEL.hop_length + LOGMEL.n_fft  # 48128 samples
-SEGMENTS = 1
+PREPROCESSOR = Preprocessor(LOGMEL, segment_length=SEGMENT_LENGTH, sample_rate=SAMPLE_RATE)
 TIMBRAL_HEIGHTS = (0.4, 0.7)  # of the mel bins, in the package's order
 TIMBRAL_WIDTH = 7  # frames
 TEMPORAL_LENGTHS = (128, 64, 32)  # frames
@@ -81,40 +83,28 @@ MIDEND_CHANNELS, DENSE_UNITS = 64, 200
 DROPOUT = 0.5
 
 
-def build_pons_musicnn(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
-                       input_length=None, num_frames=None, sample_rate=SAMPLE_RATE,
-                       logmel: LogMelConfig | None = None, segment_length=SEGMENT_LENGTH,
-                       timbral_filters=TIMBRAL_FILTERS, temporal_filters=TEMPORAL_FILTERS,
-                       midend_channels=MIDEND_CHANNELS, dense_units=DENSE_UNITS,
-                       dropout=DROPOUT) -> keras.Model:
+def build_pons_musicnn(num_tags=50, *, timbral_filters=TIMBRAL_FILTERS,
+                       temporal_filters=TEMPORAL_FILTERS, midend_channels=MIDEND_CHANNELS,
+                       dense_units=DENSE_UNITS, dropout=DROPOUT, **input_args) -> keras.Model:
     """Builds the musicnn package's Musicnn.
 
     Args:
       num_tags: outputs of the `tags` layer (sigmoid, float32).
-      input_kind: "raw" (waveform, `(batch, samples)`) or "logmel"
-        (`(batch, frames, n_mels)` as `LogMel` produces).
-      segments: window in `segment_length`-sample segments (default 1);
-        input_length: in samples instead; num_frames: log-mel input only.
-      sample_rate: of raw input (16000, the package's).
-      logmel: `LogMelConfig`; default `LOGMEL` (the package's features).
-      segment_length: samples per record segment, 48128 (187 frames).
+      input_args: the window and front end, as `PREPROCESSOR` (a
+        `Preprocessor`) takes them; left out, the paper's.
       timbral_filters, temporal_filters: filters per timbral (204) and
         temporal (51) convolution.
       midend_channels, dense_units: 64 and 200 (the package's two musicnn
         checkpoints; its big MSD model: 512 and 500).
       dropout: before `head_dense` and before `tags` (0.5).
     """
-    for name, value in (("num_tags", num_tags), ("segment_length", segment_length),
-                        ("timbral_filters", timbral_filters),
+    for name, value in (("num_tags", num_tags), ("timbral_filters", timbral_filters),
                         ("temporal_filters", temporal_filters),
                         ("midend_channels", midend_channels), ("dense_units", dense_units)):
         check_positive_int(name, value)
     check_dropout(dropout)
-    logmel = logmel or LOGMEL
-    heights = timbral_heights(TIMBRAL_HEIGHTS, logmel.n_mels)
-    inputs, features = spectrogram_input(
-        input_kind, logmel, segments=segments, input_length=input_length,
-        num_frames=num_frames, sample_rate=sample_rate, segment_length=segment_length)
+    inputs, features = PREPROCESSOR(**input_args)
+    heights = timbral_heights(TIMBRAL_HEIGHTS, features.shape[2])
     image = time_mel_image(features)  # (batch, time, mel, 1)
     branches = [timbral_block(image, j, timbral_filters, height)
                 for j, height in enumerate(heights, start=1)]
@@ -194,13 +184,13 @@ def interleaved_pooling(x):
 FAMILY = FamilySpec(
     name="pons_musicnn", build=build_pons_musicnn,
     paper="Pons et al. 2018 (the musicnn package, Pons and Serra 2019)",
-    window_segments=SEGMENTS, logmel=LOGMEL, schedule="won",
-    flags=(ModelFlag("n_channels", "midend_channels"), ModelFlag("dropout")),
+    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    flags=(dataclasses.replace(N_CHANNELS_FLAG, argument="midend_channels",
+                               help="mid-end channels"), DROPOUT_FLAG),
     embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
     demo=Preset({"timbral_filters": 32, "temporal_filters": 8, "midend_channels": 32,
                  "dense_units": 64}, batch_size=8, lr=1e-3, epochs=6),
     tiny={"timbral_filters": 4, "temporal_filters": 2, "midend_channels": 4,
           "dense_units": 8},
     bench=(BenchCase("Musicnn (the musicnn package's)", {}, 16),),
-    segment_length=SEGMENT_LENGTH, sample_rate=SAMPLE_RATE,
 )

@@ -25,20 +25,15 @@ input_bn, conv{i}, conv{i}_bn, pool{i} (i = 1..5), pool{i}_dropout (i =
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 
-from tagger.config import LogMelConfig
 from tagger.layers.philox_dropout import PhiloxDropout
-from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
-from tagger.models.pons_musicnn import (
-    LOGMEL,
-    SAMPLE_RATE,
-    SEGMENT_LENGTH,
-    SEGMENTS,
-    time_mel_image,
-)
+from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.pons_musicnn import PREPROCESSOR, time_mel_image
 from tagger.models.short_chunk import check_dropout, check_positive_int
-from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
+from tagger.models.spectrogram_input import EMBEDDING_LAYER
 
 FILTERS = 128
 # (pool size, strides) per block, in (time, mel)
@@ -47,23 +42,18 @@ POOLS = (((4, 1), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)),
 CONV_DROPOUT, DROPOUT = 0.25, 0.5
 
 
-def build_pons_vgg(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_length=None,
-                   num_frames=None, sample_rate=SAMPLE_RATE,
-                   logmel: LogMelConfig | None = None, segment_length=SEGMENT_LENGTH,
-                   filters=FILTERS, dropout=DROPOUT) -> keras.Model:
+def build_pons_vgg(num_tags=50, *, filters=FILTERS, dropout=DROPOUT,
+                   **input_args) -> keras.Model:
     """Builds the musicnn package's VGG-like tagger.
 
     Args as `build_pons_musicnn`; `filters`: channels of every convolution
     (128, the package's); `dropout`: before `tags` (0.5; 0.25 between the
     blocks, fixed).
     """
-    for name, value in (("num_tags", num_tags), ("segment_length", segment_length),
-                        ("filters", filters)):
+    for name, value in (("num_tags", num_tags), ("filters", filters)):
         check_positive_int(name, value)
     check_dropout(dropout)
-    inputs, features = spectrogram_input(
-        input_kind, logmel or LOGMEL, segments=segments, input_length=input_length,
-        num_frames=num_frames, sample_rate=sample_rate, segment_length=segment_length)
+    inputs, features = PREPROCESSOR(**input_args)  # the package's Musicnn's input
     x = time_mel_image(features)  # (batch, time, mel, 1)
     for i, (pool, strides) in enumerate(POOLS, start=1):
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
@@ -83,11 +73,11 @@ def build_pons_vgg(num_tags=50, *, input_kind="raw", segments=SEGMENTS, input_le
 FAMILY = FamilySpec(
     name="pons_vgg", build=build_pons_vgg,
     paper="Pons and Serra 2019 (the musicnn package's VGG-like baseline)",
-    window_segments=SEGMENTS, logmel=LOGMEL, schedule="won",
-    flags=(ModelFlag("n_channels", "filters"), ModelFlag("dropout")),
+    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    flags=(dataclasses.replace(N_CHANNELS_FLAG, argument="filters", help="filters"),
+           DROPOUT_FLAG),
     embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
     demo=Preset({"filters": 32}, batch_size=8, lr=1e-3, epochs=6),
     tiny={"filters": 4},
     bench=(BenchCase("VGG (the musicnn package's)", {}, 16),),
-    segment_length=SEGMENT_LENGTH, sample_rate=SAMPLE_RATE,
 )

@@ -53,8 +53,9 @@ from __future__ import annotations
 
 import keras
 
+from tagger.config import SEGMENT_LENGTH
 from tagger.layers.philox_dropout import PhiloxDropout
-from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
+from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
 from tagger.models.samplecnn import se_scale
 from tagger.models.short_chunk import (
     BN,
@@ -63,9 +64,10 @@ from tagger.models.short_chunk import (
     check_positive_int,
     dense_head,
 )
-from tagger.models.spectrogram_input import EMBEDDING_LAYER
+from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
-INPUT_LENGTH = 59049  # training/main.py: 'sample' and 'se'
+# raw 16 kHz waveforms, one segment (training/main.py: 'sample' and 'se')
+PREPROCESSOR = Preprocessor(sample_rate=SAMPLE_RATE)
 N_CHANNELS = 128
 DROPOUT = 0.5
 SE_RATIO = 1  # the original's SE: Linear(C, C) -> ReLU -> Linear(C, C) -> sigmoid
@@ -87,7 +89,7 @@ LAYERS = (
 )
 
 
-def build_sample_level(num_tags=50, *, input_length=INPUT_LENGTH, n_channels=N_CHANNELS,
+def build_sample_level(num_tags=50, *, input_length=SEGMENT_LENGTH, n_channels=N_CHANNELS,
                        dropout=DROPOUT) -> keras.Model:
     """Builds the sample-level CNN (the original's SampleCNN).
 
@@ -103,7 +105,7 @@ def build_sample_level(num_tags=50, *, input_length=INPUT_LENGTH, n_channels=N_C
                               n_channels=n_channels, dropout=dropout, name="sample_level")
 
 
-def sample_level_model(block: str, num_tags=50, *, input_length=INPUT_LENGTH,
+def sample_level_model(block: str, num_tags=50, *, input_length=SEGMENT_LENGTH,
                        n_channels=N_CHANNELS, dropout=DROPOUT, name=None) -> keras.Model:
     """SampleCNN (`block="conv"`) or SampleCNNSE ("res_se"); see the module
     docstring and `build_sample_level` for the arguments."""
@@ -113,7 +115,7 @@ def sample_level_model(block: str, num_tags=50, *, input_length=INPUT_LENGTH,
     check_positive_int("input_length", input_length)
     check_positive_int("n_channels", n_channels)
     check_dropout(dropout)
-    waveform = keras.Input((int(input_length),), name="waveform")
+    waveform = PREPROCESSOR.waveform(input_length)
     x = keras.layers.Reshape((int(input_length), 1), name="to_channels")(waveform)
     for i, (units, kernel, stride, pool) in enumerate(LAYERS, start=1):
         make = conv_block if block == "conv" else res_se_block
@@ -182,13 +184,12 @@ def sample_level_family(name: str, build, paper: str, label: str,
     window of raw 16 kHz audio and take the same flags and presets."""
     return FamilySpec(
         name=name, build=build, paper=f"{paper} (Won et al. 2020)",
-        window_segments=1, logmel=None, schedule="won",
-        flags=(ModelFlag("n_channels"), ModelFlag("dropout")),
+        preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+        flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
         embedding_layer=EMBEDDING_LAYER, int8=False, analyses=analyses,
         demo=Preset({"n_channels": 16}, batch_size=8, lr=1e-3, epochs=6),
         tiny={"n_channels": 4},
         bench=(BenchCase(label, {}, 16),),
-        sample_rate=SAMPLE_RATE,
     )
 
 

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import keras
 
+from tagger.config import SEGMENT_LENGTH
 from tagger.models.sample_level import (
     DROPOUT,
-    INPUT_LENGTH,
     N_CHANNELS,
     sample_level_family,
     sample_level_model,
 )
 
 
-def build_sample_level_se(num_tags=50, *, input_length=INPUT_LENGTH, n_channels=N_CHANNELS,
+def build_sample_level_se(num_tags=50, *, input_length=SEGMENT_LENGTH, n_channels=N_CHANNELS,
                           dropout=DROPOUT) -> keras.Model:
     """Builds the sample-level CNN with ResSE blocks (the original's
     SampleCNNSE); the arguments are `build_sample_level`'s."""

@@ -48,8 +48,10 @@ import numbers
 
 import keras
 
+from tagger.config import SEGMENT_LENGTH
 from tagger.layers.philox_dropout import PhiloxDropout
-from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
+from tagger.models.family_spec import DROPOUT_FLAG, BenchCase, FamilySpec, ModelFlag, Preset
+from tagger.models.spectrogram_input import Preprocessor
 
 # One row per block, input side first: (channels, kernel, pool).
 # Kim 2018 / resemul: 128 channels, doubled before the third and ninth block.
@@ -67,7 +69,7 @@ BLOCKS = (
 STEM_CHANNELS = 128
 STEM_STRIDE = 3
 BLOCK_TYPES = ("basic", "se", "res", "rese")
-PAPER_INPUT_LENGTH = 59049  # 3^10
+PREPROCESSOR = Preprocessor()  # raw 22050 Hz waveforms, one 3^10-sample segment
 MIN_BLOCKS = 3  # multi-level aggregation reads the last three blocks
 RESIDUAL_DROPOUT = 0.2
 
@@ -99,12 +101,12 @@ def num_blocks_for(input_length: int) -> int:
         raise ValueError(
             f"input_length must be one of {sorted(lengths)} (3^(n+1) samples for "
             f"n = {MIN_BLOCKS}..{len(BLOCKS)} blocks; the paper uses "
-            f"{PAPER_INPUT_LENGTH}), got {input_length!r}")
+            f"{SEGMENT_LENGTH}), got {input_length!r}")
     return lengths[int(input_length)]
 
 
 def build_samplecnn(num_tags=50, block="se", multi=True, alpha=16, dropout=0.5,
-                    weight_decay=0.0, input_length=PAPER_INPUT_LENGTH,
+                    weight_decay=0.0, input_length=SEGMENT_LENGTH,
                     width=1.0) -> keras.Model:
     """Sample-level CNN (Kim, Lee, Nam 2018): `(batch, input_length)` float32
     waveform in [-1, 1] -> `(batch, num_tags)` sigmoid probabilities.
@@ -153,7 +155,7 @@ def build_samplecnn(num_tags=50, block="se", multi=True, alpha=16, dropout=0.5,
             _scaled("alpha", channels, alpha)
     regularizer = keras.regularizers.L2(weight_decay) if weight_decay > 0 else None
 
-    waveform = keras.Input((input_length,), dtype="float32", name="waveform")
+    waveform = PREPROCESSOR.waveform(input_length)
     x = keras.layers.Reshape((input_length, 1), name="stem_reshape")(waveform)
     x = keras.layers.Conv1D(
         stem_channels, 3, strides=STEM_STRIDE, padding="valid",
@@ -258,14 +260,22 @@ def _scaled(name, channels, factor):
 
 FAMILY = FamilySpec(
     name="samplecnn", build=build_samplecnn, paper="Kim, Lee, Nam 2018",
-    window_segments=1, logmel=None, schedule="staged",
-    flags=(ModelFlag("block"), ModelFlag("no_multi", "multi", negate=True),
-           ModelFlag("alpha"), ModelFlag("width"), ModelFlag("weight_decay"),
-           ModelFlag("dropout")),
+    preprocessor=PREPROCESSOR, schedule="staged",
+    flags=(ModelFlag("block", "choice", "block type", default="se",
+                     choices=("se", "rese", "res", "basic")),
+           ModelFlag("no_multi", "switch", "disable multi-level feature aggregation",
+                     argument="multi"),
+           ModelFlag("alpha", help="amplifying ratio of SE blocks", default=16, metavar="A"),
+           ModelFlag("width", "positive_float", "channel width multiplier (1.0: the paper)",
+                     default=1.0, metavar="W"),
+           ModelFlag("weight_decay", "non_negative_float", "L2 weight decay on conv kernels",
+                     default=0.0, metavar="WD"),
+           DROPOUT_FLAG),
     embedding_layer="head_relu", int8=True, analyses=("excitations",),
+    se_blocks=("se", "rese"), run_name_args=("block", "multi"),
     demo=Preset({"block": "rese", "multi": True, "alpha": 16, "width": 0.125},
                 batch_size=8, lr=0.003, epochs=4),
     tiny={"block": "rese", "multi": True, "alpha": 2, "width": 1 / 16},
-    bench=(BenchCase("SE+multi", {"block": "se", "multi": True}, 23),
-           BenchCase("ReSE+multi", {"block": "rese", "multi": True}, 23)),
+    bench=(BenchCase("SE+multi", {"block": "se", "multi": True}, 23, hand_flops=True),
+           BenchCase("ReSE+multi", {"block": "rese", "multi": True}, 23, hand_flops=True)),
 )

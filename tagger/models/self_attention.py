@@ -78,12 +78,19 @@ from tagger.layers import (
     TransformerEncoderLayer,
 )
 from tagger.layers.philox_dropout import PhiloxDropout
-from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
-from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
+from tagger.models.family_spec import (
+    ATTENTION_HEADS_FLAG,
+    ATTENTION_LAYERS_FLAG,
+    BenchCase,
+    FamilySpec,
+    ModelFlag,
+    Preset,
+)
+from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 LOGMEL = LogMelConfig(n_mels=96, n_fft=704, hop_length=352, f_min=0.0,
                       f_max=8000.0, top_db=40.0)
-SEGMENTS = 2
+PREPROCESSOR = Preprocessor(LOGMEL, segments=2)
 
 # Vertical filters: (height as tenths of the mel bins, width in frames,
 # channel multiplier of conv_channels).
@@ -95,24 +102,17 @@ POSITIONS = ("sinusoidal", "learned")
 BN = dict(epsilon=1e-5, momentum=0.9)
 
 
-def build_self_attention(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
-                         input_length=None, num_frames=None, sample_rate=22050,
-                         logmel: LogMelConfig | None = None, conv_channels=16,
+def build_self_attention(num_tags=50, *, conv_channels=16,
                          attention_channels=512, attention_layers=2,
                          attention_heads=8, attention_dropout=0.4,
                          fc_dropout=0.5, positions="sinusoidal",
-                         max_positions=271) -> keras.Model:
+                         max_positions=271, **input_args) -> keras.Model:
     """Builds the self-attention tagger (Pons front end + BERT encoder).
 
     Args:
       num_tags: outputs of the `tags` layer (sigmoid, float32).
-      input_kind: "raw" (waveform, `(batch, samples)`) or "logmel"
-        (`(batch, frames, n_mels)` as `LogMel` produces).
-      segments: window length in 59049-sample segments (default 2).
-      input_length: window in samples instead (a multiple of 59049).
-      num_frames: log-mel input only: window in frames instead.
-      sample_rate: of raw input.
-      logmel: `LogMelConfig`; default `LOGMEL` (see the module docstring).
+      input_args: the window and front end, as `PREPROCESSOR` (a
+        `Preprocessor`) takes them; left out, the paper's.
       conv_channels: c; the front end gives 29c channels (16 in the paper's
         training scripts).
       attention_channels: encoder width (512); must divide by the heads.
@@ -131,20 +131,16 @@ def build_self_attention(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
     """
     if positions not in POSITIONS:
         raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
-    logmel = logmel or LOGMEL
-    n_mels = logmel.n_mels
-    if (4 * n_mels) // 10 < 1:
-        raise ValueError(
-            f"the vertical filters span 90% and 40% of the mel bins; need at "
-            f"least 3 mel bins, got n_mels={n_mels}")
     if attention_channels % attention_heads:
         raise ValueError(
             f"attention_channels ({attention_channels}) must be a multiple of "
             f"attention_heads ({attention_heads})")
-    inputs, features = spectrogram_input(
-        input_kind, logmel, segments=segments, input_length=input_length,
-        num_frames=num_frames, sample_rate=sample_rate)
-    frames = features.shape[1]
+    inputs, features = PREPROCESSOR(**input_args)
+    frames, n_mels = features.shape[1], features.shape[2]
+    if (4 * n_mels) // 10 < 1:
+        raise ValueError(
+            f"the vertical filters span 90% and 40% of the mel bins; need at "
+            f"least 3 mel bins, got n_mels={n_mels}")
     if positions == "learned" and frames + 1 > max_positions:
         raise ValueError(
             f"{frames} frames and [CLS] need {frames + 1} positions but the learned "
@@ -205,9 +201,10 @@ def build_self_attention(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
 
 FAMILY = FamilySpec(
     name="self_attention", build=build_self_attention, paper="Won, Chun, Serra 2019",
-    window_segments=SEGMENTS, logmel=LOGMEL, schedule="won",
-    flags=(ModelFlag("conv_channels"), ModelFlag("attention_channels"),
-           ModelFlag("attention_layers"), ModelFlag("attention_heads")),
+    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    flags=(ModelFlag("conv_channels", help="front-end channel unit c", metavar="N"),
+           ModelFlag("attention_channels", help="encoder width", metavar="N"),
+           ATTENTION_LAYERS_FLAG, ATTENTION_HEADS_FLAG),
     embedding_layer=EMBEDDING_LAYER, int8=False, analyses=("attention",),
     demo=Preset({"conv_channels": 4, "attention_channels": 64, "attention_heads": 4,
                  "attention_dropout": 0.1}, batch_size=8, lr=1e-3, epochs=6),

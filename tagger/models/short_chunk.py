@@ -60,14 +60,15 @@ import keras
 
 from tagger.config import LogMelConfig
 from tagger.layers.philox_dropout import PhiloxDropout
-from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
-from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
+from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 LOGMEL = LogMelConfig(n_mels=128, n_fft=512, hop_length=256, f_min=0.0, f_max=8000.0,
                       top_db=None, mel_scale="htk", power=2.0, db_multiplier=10.0,
                       amin=1e-10)
 SAMPLE_RATE = 16000
-SEGMENTS = 1  # one 59049-sample chunk, as training/main.py crops
+# one 59049-sample chunk at 16 kHz, as training/main.py crops
+PREPROCESSOR = Preprocessor(LOGMEL, sample_rate=SAMPLE_RATE)
 N_CHANNELS = 128
 # One row per block, input side first: channels in units of n_channels.
 BLOCKS = (1, 1, 2, 2, 2, 2, 4)
@@ -77,10 +78,8 @@ DROPOUT = 0.5
 BN = dict(epsilon=1e-5, momentum=0.9)  # PyTorch's defaults
 
 
-def build_short_chunk(block: str, num_tags=50, *, input_kind="raw", segments=SEGMENTS,
-                      input_length=None, num_frames=None, sample_rate=SAMPLE_RATE,
-                      logmel: LogMelConfig | None = None, n_channels=N_CHANNELS,
-                      dropout=DROPOUT, name=None) -> keras.Model:
+def build_short_chunk(block: str, num_tags=50, *, n_channels=N_CHANNELS, dropout=DROPOUT,
+                      name=None, **input_args) -> keras.Model:
     """The Short-chunk CNN (`block="conv"`) or Short-chunk ResNet ("res");
     see the module docstring and `build_short_cnn` for the arguments."""
     if block not in BLOCK_TYPES:
@@ -88,10 +87,7 @@ def build_short_chunk(block: str, num_tags=50, *, input_kind="raw", segments=SEG
     check_positive_int("n_channels", n_channels)
     check_positive_int("num_tags", num_tags)
     check_dropout(dropout)
-    logmel = logmel or LOGMEL
-    inputs, features = spectrogram_input(
-        input_kind, logmel, segments=segments, input_length=input_length,
-        num_frames=num_frames, sample_rate=sample_rate)
+    inputs, features = PREPROCESSOR(**input_args)
     x = spectrogram_image(features)  # (batch, mel, time, 1)
     for i, units in enumerate(BLOCKS, start=1):
         channels = units * n_channels
@@ -170,11 +166,10 @@ def short_chunk_family(name: str, build, label: str) -> FamilySpec:
     presets; only the block (and so the factory) differs."""
     return FamilySpec(
         name=name, build=build, paper="Won, Ferraro, Bogdanov, Serra 2020",
-        window_segments=SEGMENTS, logmel=LOGMEL, schedule="won",
-        flags=(ModelFlag("n_channels"), ModelFlag("dropout")),
+        preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+        flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
         embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
         demo=Preset({"n_channels": 16}, batch_size=8, lr=1e-3, epochs=6),
         tiny={"n_channels": 4},
         bench=(BenchCase(label, {}, 16),),
-        sample_rate=SAMPLE_RATE,
     )

@@ -1,11 +1,13 @@
-"""The input path shared by every log-mel model family.
+"""The input side of every model family, apart from its backbone: a
+`Preprocessor` per family (as keras-hub pairs one with each backbone) holds
+its window, sample rate and front end and builds the model's input.
 
-A model takes either raw waveforms or precomputed log-mel frames:
+A raw-waveform family (`logmel=None`) reads `waveform`, `(batch, samples)`.
+A log-mel family takes either raw waveforms or precomputed log-mel frames:
 
 - `input_kind="raw"`: input `waveform`, `(batch, samples)` float32 at
   `sample_rate`, followed by a `LogMel` layer named `log_mel` that cuts the
-  window into 59049-sample segments (the records' unit) and transforms each
-  on its own;
+  window into segments (the records' unit) and transforms each on its own;
 - `input_kind="logmel"`: input named `log_mel`, `(batch, frames, n_mels)`,
   exactly what that `LogMel` layer produces (records written with
   `--features logmel`).
@@ -15,35 +17,34 @@ Everything after `log_mel` is the same graph with the same layer names, so
 weights) or `load_weights` moves a trained model between the two kinds, and
 both give the same predictions for the same audio.
 
-The window is `segments` consecutive 59049-sample segments (each family
-picks its default), or `input_length` samples (a multiple of 59049), or,
-for log-mel input only, `num_frames` frames. A family whose paper reads
-another unit (FCN: 29 s at 16 kHz, 464000 samples) passes `segment_length`:
-the records then hold segments of that length (`build_mtt.py
---segment-length`), and everything above counts in them.
+The window is `segments` consecutive segments of `segment_length` samples
+(`SEGMENT_LENGTH`, 59049, unless the paper read another unit: FCN's 29 s at
+16 kHz; the records then hold segments of that length, `build_mtt.py
+--segment-length`), or `input_length` samples (a multiple of the segment),
+or, for log-mel input only, `num_frames` frames.
 
 `stft_over` says over what the STFT runs. "segment" (the default, what
-every model trained here uses): each 59049-sample segment on its own, as
-the records hold them, `segments * (1 + 59049 // hop)` frames.
-"window": one centred STFT over the whole window, `1 + samples // hop`
-frames, as an original that took its whole input crop through one
-spectrogram computed it (the converted Music Tagging Transformer). The two
-agree on the first segment; after it the frames differ (59049 samples are
-not a whole number of hops, so the frame grids part, and the per-segment
-frames pad at each boundary). A "window" model does not fit log-mel
-records (`--features logmel` stores per-segment frames), only raw ones.
+every model trained here uses): each segment on its own, as the records
+hold them, `segments * (1 + segment_length // hop)` frames. "window": one
+centred STFT over the whole window, `1 + samples // hop` frames, as an
+original that took its whole input crop through one spectrogram computed
+it (the converted Music Tagging Transformer). The two agree on the first
+segment; after it the frames differ (59049 samples are not a whole number
+of hops, so the frame grids part, and the per-segment frames pad at each
+boundary). A "window" model does not fit log-mel records (`--features
+logmel` stores per-segment frames), only raw ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 import keras
 
-from tagger.config import LogMelConfig
+from tagger.config import SEGMENT_LENGTH, AudioConfig, LogMelConfig
 from tagger.layers import LogMel
 
-SEGMENT_LENGTH = 59049  # 3^10 samples, about 2.68 s at 22050 Hz
 INPUT_KINDS = ("raw", "logmel")
 STFT_OVER = ("segment", "window")
 EMBEDDING_LAYER = "embedding"  # every family's penultimate representation
@@ -80,37 +81,61 @@ def window_samples(segments=None, input_length=None,
     return int(segments) * segment_length
 
 
-def spectrogram_input(input_kind: str, logmel: LogMelConfig, *, segments=None,
-                      input_length=None, num_frames=None, sample_rate=22050,
-                      stft_over="segment", segment_length=SEGMENT_LENGTH):
-    """Builds the model input and its log-mel features (`stft_over`,
-    `segment_length`: see the module docstring).
+@dataclasses.dataclass(frozen=True)
+class Preprocessor:
+    """A family's input: `logmel` its front end (None: the backbone reads
+    the raw waveform), `segments` its default window in record segments of
+    `segment_length` samples, `sample_rate` the rate of its paper's input
+    (the datasets' 22050 Hz unless the paper read another)."""
 
-    Returns `(inputs, features)`: the `keras.Input` and the tensor
-    `(batch, frames, n_mels)` that the rest of the model reads.
-    """
-    if input_kind not in INPUT_KINDS:
-        raise ValueError(
-            f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
-    if stft_over not in STFT_OVER:
-        raise ValueError(f"stft_over must be one of {STFT_OVER}, got {stft_over!r}")
-    if logmel.n_mels <= 0:
-        raise ValueError(f"n_mels must be positive, got {logmel.n_mels}")
-    if input_kind == "raw":
-        if num_frames is not None:
+    logmel: LogMelConfig | None = None
+    segments: int = 1
+    segment_length: int = SEGMENT_LENGTH
+    sample_rate: int = AudioConfig.sample_rate
+
+    @property
+    def raw_waveform(self) -> bool:
+        return self.logmel is None
+
+    def waveform(self, input_length=None):
+        """The raw-waveform input `(batch, input_length)` float32, named
+        `waveform` (default: the family's window)."""
+        samples = input_length or self.segments * self.segment_length
+        return keras.Input((int(samples),), dtype="float32", name="waveform")
+
+    def __call__(self, input_kind="raw", *, segments=None, input_length=None,
+                 num_frames=None, sample_rate=None, logmel: LogMelConfig | None = None,
+                 segment_length=None, stft_over="segment"):
+        """A log-mel family's `(inputs, features)`: the `keras.Input` and the
+        tensor `(batch, frames, n_mels)` the backbone reads (the arguments:
+        see the module docstring; left out, the family's)."""
+        logmel, sample_rate = logmel or self.logmel, sample_rate or self.sample_rate
+        segments = self.segments if segments is None else segments
+        segment_length = self.segment_length if segment_length is None else segment_length
+        if input_kind not in INPUT_KINDS:
             raise ValueError(
-                "num_frames applies to input_kind='logmel' only; for raw "
-                "input give segments or input_length (samples)")
-        samples = window_samples(segments, input_length, segment_length)
-        inputs = keras.Input((samples,), name="waveform")
-        features = make_log_mel(logmel, sample_rate, stft_over,
-                                segment_length)(inputs)  # (batch, frames, mels)
-        return inputs, features
-    if num_frames is None:
-        samples = window_samples(segments, input_length, segment_length)
-        num_frames = make_log_mel(logmel, sample_rate, stft_over,
-                                  segment_length).frames_for(samples)
-    elif isinstance(num_frames, bool) or int(num_frames) != num_frames or num_frames <= 0:
-        raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
-    inputs = keras.Input((int(num_frames), logmel.n_mels), name="log_mel")
-    return inputs, inputs
+                f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
+        if stft_over not in STFT_OVER:
+            raise ValueError(f"stft_over must be one of {STFT_OVER}, got {stft_over!r}")
+        if isinstance(segment_length, bool) or not isinstance(segment_length, numbers.Integral) \
+                or segment_length <= 0:
+            raise ValueError(
+                f"segment_length must be a positive integer, got {segment_length!r}")
+        if logmel.n_mels <= 0:
+            raise ValueError(f"n_mels must be positive, got {logmel.n_mels}")
+        if input_kind == "raw":
+            if num_frames is not None:
+                raise ValueError(
+                    "num_frames applies to input_kind='logmel' only; for raw "
+                    "input give segments or input_length (samples)")
+            inputs = self.waveform(window_samples(segments, input_length, segment_length))
+            return inputs, make_log_mel(logmel, sample_rate, stft_over,
+                                        segment_length)(inputs)  # (batch, frames, mels)
+        if num_frames is None:
+            samples = window_samples(segments, input_length, segment_length)
+            num_frames = make_log_mel(logmel, sample_rate, stft_over,
+                                      segment_length).frames_for(samples)
+        elif isinstance(num_frames, bool) or int(num_frames) != num_frames or num_frames <= 0:
+            raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
+        inputs = keras.Input((int(num_frames), logmel.n_mels), name="log_mel")
+        return inputs, inputs

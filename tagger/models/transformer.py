@@ -62,12 +62,19 @@ import keras
 from tagger.config import LogMelConfig
 from tagger.layers import ClsToken, LearnedPositions, SelectToken, TransformerEncoderLayer
 from tagger.layers.philox_dropout import PhiloxDropout
-from tagger.models.family_spec import BenchCase, FamilySpec, ModelFlag, Preset
-from tagger.models.spectrogram_input import EMBEDDING_LAYER, spectrogram_input
+from tagger.models.family_spec import (
+    ATTENTION_HEADS_FLAG,
+    ATTENTION_LAYERS_FLAG,
+    BenchCase,
+    FamilySpec,
+    ModelFlag,
+    Preset,
+)
+from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 LOGMEL = LogMelConfig(n_mels=128, n_fft=1024, hop_length=512, f_min=0.0,
                       f_max=11025.0, top_db=None)
-SEGMENTS = 4
+PREPROCESSOR = Preprocessor(LOGMEL, segments=4)
 SIZES = {"teacher": 256, "student": 64}  # attention_ndim
 
 # Residual blocks: max-pool (mel, time) after each; conv_ndim channels.
@@ -76,23 +83,15 @@ BN = dict(epsilon=1e-5, momentum=0.9)  # PyTorch defaults
 LN_EPSILON = 1e-5
 
 
-def build_transformer(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
-                      input_length=None, num_frames=None, sample_rate=22050,
-                      logmel: LogMelConfig | None = None, size="teacher",
-                      conv_ndim=128, attention_ndim=None, attention_layers=4,
-                      attention_heads=8, attention_max_len=512,
-                      dropout=0.1, stft_over="segment") -> keras.Model:
+def build_transformer(num_tags=50, *, size="teacher", conv_ndim=128, attention_ndim=None,
+                      attention_layers=4, attention_heads=8, attention_max_len=512,
+                      dropout=0.1, **input_args) -> keras.Model:
     """Builds the Music Tagging Transformer.
 
     Args:
       num_tags: outputs of the `tags` layer (sigmoid, float32).
-      input_kind: "raw" (waveform, `(batch, samples)`) or "logmel"
-        (`(batch, frames, n_mels)` as `LogMel` produces).
-      segments: window length in 59049-sample segments (default 4).
-      input_length: window in samples instead (a multiple of 59049).
-      num_frames: log-mel input only: window in frames instead.
-      sample_rate: of raw input.
-      logmel: `LogMelConfig`; default `LOGMEL` (the paper's).
+      input_args: the window and front end, as `PREPROCESSOR` (a
+        `Preprocessor`) takes them; left out, the paper's.
       size: "teacher" (attention_ndim 256) or "student" (64, the paper's
         compact student); ignored when attention_ndim is given.
       conv_ndim: channels of the residual front end (128).
@@ -100,8 +99,6 @@ def build_transformer(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
       attention_layers, attention_heads: 4 and 8.
       attention_max_len: longest token sequence without [CLS] (512).
       dropout: 0.1, on the token sequence and inside the encoder.
-      stft_over: "segment" (one STFT per 59049-sample segment, as the
-        records) or "window" (one over the whole window, as the original).
 
     The penultimate representation is `embedding` (the layer-normed [CLS]
     output).
@@ -116,16 +113,12 @@ def build_transformer(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
         raise ValueError(
             f"attention_ndim ({attention_ndim}) must be a multiple of "
             f"attention_heads ({attention_heads})")
-    logmel = logmel or LOGMEL
-    n_mels = logmel.n_mels
+    inputs, features = PREPROCESSOR(**input_args)
+    frames, n_mels = features.shape[1], features.shape[2]
     if n_mels < 8:
         raise ValueError(
             f"the residual front end halves the mel axis three times and needs "
             f"at least 8 mel bins, got n_mels={n_mels}")
-    inputs, features = spectrogram_input(
-        input_kind, logmel, segments=segments, input_length=input_length,
-        num_frames=num_frames, sample_rate=sample_rate, stft_over=stft_over)
-    frames = features.shape[1]
     tokens = frames // 4
     if not 1 <= tokens <= attention_max_len:
         raise ValueError(
@@ -172,9 +165,13 @@ def build_transformer(num_tags=50, *, input_kind="raw", segments=SEGMENTS,
 
 FAMILY = FamilySpec(
     name="transformer", build=build_transformer, paper="Won, Choi, Serra 2021",
-    window_segments=SEGMENTS, logmel=LOGMEL, schedule="won",
-    flags=(ModelFlag("size"), ModelFlag("conv_ndim"), ModelFlag("attention_ndim"),
-           ModelFlag("attention_layers"), ModelFlag("attention_heads")),
+    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    flags=(ModelFlag("size", "choice", "teacher (attention width 256) or student (64)",
+                     choices=tuple(SIZES)),
+           ModelFlag("conv_ndim", help="front-end channels", metavar="N"),
+           ModelFlag("attention_ndim", help="encoder width (default: from --size)",
+                     metavar="N"),
+           ATTENTION_LAYERS_FLAG, ATTENTION_HEADS_FLAG),
     embedding_layer=EMBEDDING_LAYER, int8=False, analyses=("attention",),
     demo=Preset({"size": "student", "conv_ndim": 32}, batch_size=8, lr=1e-3, epochs=6),
     tiny={"conv_ndim": 4, "attention_ndim": 16, "attention_layers": 2,

@@ -16,6 +16,7 @@ import shutil
 import urllib.error
 import urllib.request
 
+from tagger import fileio
 from tagger.errors import UserError
 
 CHUNK = 1 << 16
@@ -134,12 +135,11 @@ def _cannot(url: str, reason: str, dest: str) -> str:
 
 def copy_local(source: str, dest: str) -> str:
     """A file the user gave (`--weights FILE`), copied into place atomically."""
-    part = dest + ".part"
     os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
     try:
-        shutil.copyfile(source, part)
+        with fileio.replacing(dest) as part:
+            shutil.copyfile(source, part)
     except OSError as error:
         raise UserError(f"cannot copy --weights {source!r} to {dest}: "
                         f"{error.strerror or error}") from None
-    os.replace(part, dest)
     return dest

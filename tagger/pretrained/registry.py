@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import dataclasses
 
+from tagger.cache import Checksum
+from tagger.config import SEGMENT_LENGTH
 from tagger.convert import CONVERTERS
 from tagger.convert.musicnn_package import ISC_NOTICE
 from tagger.convert.zoo import zoo_models
 from tagger.errors import UserError
 from tagger.evaluation.reference import MUSICNN_PACKAGE, PUBLISHED, auc_text
-from tagger.pretrained.checksum import Checksum
 from tagger.pretrained.wheel import Wheel
 
-SEGMENT = 59049  # samples in one window segment, every family
+SEGMENT = SEGMENT_LENGTH  # samples in one window segment, every family
 
 
 @dataclasses.dataclass(frozen=True)

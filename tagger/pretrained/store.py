@@ -7,6 +7,7 @@ the converted models, and the one resolver every command calls.
         models/<name>.keras              the converted tagger
         models/<name>.json               source URL, the source file's sha256, converter version
         locks/<name>.lock                held while one process downloads and converts
+                                         (tagger.folder_lock); the others wait
         tflite-int8/                     tag.py's calibrated int8 models (export/int8_cache.py)
 
 Every original file is checked against its reference (`reference`,
@@ -27,16 +28,15 @@ offline.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 
-from tagger import fileio
+from tagger import cache, fileio
+from tagger.cache import Checksum, cache_home
 from tagger.errors import UserError
-from tagger.fileio import cache_home
+from tagger.folder_lock import folder_lock
 from tagger.pretrained import checksum, download, wheel
-from tagger.pretrained.checksum import Checksum
 from tagger.pretrained.registry import MODELS, Pretrained, get, lookup
 
 _MODEL_SUFFIXES = (".keras", ".hdf5", ".h5")
@@ -81,23 +81,12 @@ def _read_json(path: str) -> dict | None:
         return None
 
 
-@contextlib.contextmanager
-def _locked(entry: Pretrained):
-    """An exclusive lock on one entry (fcntl.flock; released when the
-    process ends however it ends): one process downloads and converts,
-    the others wait and then find the result."""
-    folder = fileio.cache_folder("locks")
-    with open(os.path.join(folder, entry.name + ".lock"), "a+") as handle:
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock, each process works alone
-            yield
-            return
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+def _locked(entry: Pretrained, log):
+    """The lock on one entry (`folder_lock`, waited for): one process
+    downloads and converts, the others wait and then find the result."""
+    folder = cache.cache_folder("locks")
+    return folder_lock(os.path.join(folder, entry.name + ".lock"), folder,
+                       f"download and conversion of {entry.name}", log=log, wait=True)
 
 
 def _log(line: str) -> None:
@@ -120,7 +109,7 @@ def _checked(entry: Pretrained, path: str, came_from: str, url: str) -> Checksum
     expected, kind = reference(entry)
     if expected is None:
         return Checksum.of(path)
-    differs, found = checksum.mismatch(path, expected)
+    differs, found = cache.mismatch(path, expected)
     if not differs:
         return found
     record = checksum.record_path(original_path(entry))
@@ -196,7 +185,7 @@ def _convert(entry: Pretrained, source: str, vouched: bool, log) -> str:
     from tagger.convert import ConvertConfig, convert_file
 
     out = model_path(entry)
-    fileio.cache_folder("models")
+    cache.cache_folder("models")
     scratch = out[:-len(".keras")] + ".converting.keras"
     log(f"converting {entry.file_name} ({entry.converter}) -> {out}")
     try:
@@ -228,11 +217,11 @@ def ensure(name: str, weights: str | None = None, progress: bool | None = None,
     progress = _progress_default() if progress is None else progress
     if weights is None and up_to_date(entry):  # a read-only cache serves what it holds
         return model_path(entry)
-    with _locked(entry):
+    with _locked(entry, log):
         if weights is None and up_to_date(entry):
             return model_path(entry)
         original = original_path(entry)
-        fileio.cache_folder("originals", os.path.dirname(entry.file_name))
+        cache.cache_folder("originals", os.path.dirname(entry.file_name))
         vouched = reference(entry)[0] is not None
         if weights is not None:
             if not os.path.isfile(weights):

@@ -27,8 +27,8 @@ import subprocess
 import sys
 import tempfile
 
+from tagger.cache import Checksum, mismatch
 from tagger.errors import UserError
-from tagger.pretrained.checksum import Checksum, mismatch
 
 PIP_TIMEOUT_S = 1800  # pip's own timeouts and retries end a dead connection well before
 

@@ -31,7 +31,7 @@ import time
 import keras
 import tensorflow as tf
 
-from tagger import fileio, strict_json
+from tagger import destination, fileio, strict_json
 from tagger.config import TrainConfig, from_dict, join_path, to_dict
 from tagger.errors import UserError
 from tagger.evaluation.metrics import tag_metrics
@@ -136,7 +136,7 @@ class Run:
         refuses, naming the owner, instead of writing into the same folder."""
         if not self.chief:
             return self._execute()
-        fileio.prepare_output_dir(self.run_dir, "the run folder (--train-dir)")
+        destination.prepare_output_dir(self.run_dir, "the run folder (--train-dir)")
         with folder_lock(join_path(self.run_dir, LOCK_FILE), self.run_dir, "training run",
                          "give this one another --run-name", label="run folder"):
             return self._execute()
@@ -293,7 +293,7 @@ class Run:
         line = (f"run size: {windows} training windows of {self.window} segment(s) per "
                 f"pass / batch {labelled} = {steps} steps per epoch"
                 + (" (--steps-per-epoch)" if steps < max(1, windows // labelled) else ""))
-        if self.config.schedule == "won":
+        if self.config.schedule == "adam_then_sgd":
             return (line + f"; {epochs} epochs in {len(self.stages)} stage(s) = "
                     f"{epochs * steps} steps")
         stage = self.stages[0]
@@ -412,7 +412,7 @@ class Run:
             tf.train.Checkpoint(**objects).write(path)
         except (OSError, tf.errors.OpError) as error:
             self._delete_checkpoints([name])  # no partial checkpoint stays behind
-            raise fileio.output_error("checkpoint", path, error) from None
+            raise destination.output_error("checkpoint", path, error) from None
         return name
 
     def _restore(self, name: str, optimizer=None):
@@ -455,7 +455,7 @@ class Run:
         try:
             fileio.write_atomic(path, text)
         except (OSError, tf.errors.OpError) as error:
-            raise fileio.output_error("run file", path, error) from None
+            raise destination.output_error("run file", path, error) from None
 
     # -- the end ------------------------------------------------------------
     def _finish(self) -> dict:
@@ -479,7 +479,7 @@ class Run:
                 try:
                     save_tagger(self.model, model_info, path)
                 except (OSError, tf.errors.OpError) as error:
-                    raise fileio.output_error("model", path, error) from None
+                    raise destination.output_error("model", path, error) from None
             self._write(join_path(self.run_dir, "metrics.json"),
                         strict_json.dumps(metrics, indent=2, default=float))
         self.state.done = True
@@ -553,15 +553,24 @@ def saved_config(config: TrainConfig) -> TrainConfig | None:
     if not fileio.exists(path):
         return None
     try:
-        return from_dict(TrainConfig, json.loads(fileio.read_text(path)))
+        saved = json.loads(fileio.read_text(path))
+        if isinstance(saved, dict) and saved.get("schedule") == "won":
+            saved["schedule"] = "adam_then_sgd"  # the schedule's former name
+        return from_dict(TrainConfig, saved)
     except (ValueError, TypeError, UnicodeDecodeError) as error:
         raise UserError(f"{path!r} is damaged ({str(error).splitlines()[0]}); start a new "
                         "run with --run-name or --train-dir") from None
 
 
 def flag_name(field: str) -> str:
-    """The train.py flag of a TrainConfig field or model argument."""
-    return {"multi": "--no-multi"}.get(field, "--" + field.replace("_", "-"))
+    """The train.py flag of a TrainConfig field."""
+    return "--" + field.replace("_", "-")
+
+
+def _model_flag(model: str, argument: str):
+    """The train.py flag of family `model` that sets factory `argument`, or None."""
+    return next((f for f in model_setup.family_spec(model).flags if f.keyword == argument),
+                None)
 
 
 def resume_settings(config: TrainConfig, given=None) -> TrainConfig:
@@ -598,10 +607,12 @@ def resume_settings(config: TrainConfig, given=None) -> TrainConfig:
             mine, theirs = mine_all.get(key), theirs_all.get(key)
             if field == "noisy_student":  # the teacher and unlabelled folders are paths
                 mine, theirs = _comparable("data_dir", mine), _comparable("data_dir", theirs)
-            if key == "multi":  # shown as the flag: --no-multi set or not
+            model_flag = _model_flag(config.model, key) if field == "model_args" else None
+            if model_flag is not None and model_flag.type == "switch":  # shown as set or not
                 mine, theirs = ("set" if v is False else "not set" for v in (mine, theirs))
             if mine != theirs:
-                differences.append((flag_name(key), mine, theirs))
+                differences.append((flag_name(model_flag.dest if model_flag else key),
+                                    mine, theirs))
     if differences:
         run_dir = join_path(config.train_dir, config.run_name or default_run_name(config))
         listed = ", ".join(f"{flag} {_shown(mine)} (the run has {_shown(theirs)})"
@@ -636,12 +647,9 @@ def _shown(value) -> str:
 
 
 def default_run_name(config: TrainConfig) -> str:
-    """`<model>[-<block>][-multi]`, stable so a rerun with --resume finds it."""
-    parts = [config.model]
-    if config.model == "samplecnn":
-        parts.append(config.model_args.get("block", "se"))
-        if config.model_args.get("multi", True):
-            parts.append("multi")
+    """The family's run name (`FamilySpec.run_name`: samplecnn-se-multi),
+    stable so a rerun with --resume finds it; `-student` for a student."""
+    parts = [model_setup.family_spec(config.model).run_name(config.model_args)]
     if config.noisy_student.teacher:
         parts.append("student")
     return "-".join(parts)

@@ -5,17 +5,18 @@ lr * lr_decay^k; a stage ends when validation loss has not improved for
 `patience` epochs; the next stage reloads the best checkpoint so far and
 starts a fresh optimizer.
 
-won (Won 2019/2020): Adam 1e-4 until the first switch epoch, then SGD
-(Nesterov, momentum 0.9, weight decay 1e-4) at 1e-3, 1e-4 and 1e-5, the
-best checkpoint reloaded at each switch; stages have fixed lengths.
+adam_then_sgd (Won et al. 2019, 2020): Adam 1e-4 until the first switch
+epoch, then SGD (Nesterov, momentum 0.9, weight decay 1e-4) at 1e-3, 1e-4
+and 1e-5, the best checkpoint reloaded at each switch; stages have fixed
+lengths.
 """
 
 from __future__ import annotations
 
 from tagger.config import Stage, TrainConfig
 
-WON_RATES = (("adam", 1e-4, 0.0), ("sgd", 1e-3, 1e-4), ("sgd", 1e-4, 1e-4),
-             ("sgd", 1e-5, 1e-4))
+ADAM_THEN_SGD_RATES = (("adam", 1e-4, 0.0), ("sgd", 1e-3, 1e-4), ("sgd", 1e-4, 1e-4),
+                       ("sgd", 1e-5, 1e-4))
 
 
 def staged_schedule(lr: float, lr_decay: float, num_lr_decays: int, patience: int,
@@ -24,29 +25,29 @@ def staged_schedule(lr: float, lr_decay: float, num_lr_decays: int, patience: in
             for k in range(num_lr_decays)]
 
 
-def won_schedule(switch_epochs, total_epochs: int) -> list:
+def adam_then_sgd_schedule(switch_epochs, total_epochs: int) -> list:
     bounds = [0, *switch_epochs, total_epochs]
     if sorted(bounds) != bounds or len(set(bounds)) != len(bounds):
         raise ValueError(f"switch epochs {tuple(switch_epochs)} must increase and "
                          f"lie inside (0, total epochs {total_epochs})")
-    if len(switch_epochs) != len(WON_RATES) - 1:
-        raise ValueError(f"the won schedule takes {len(WON_RATES) - 1} switch epochs, "
-                         f"got {len(switch_epochs)}")
+    if len(switch_epochs) != len(ADAM_THEN_SGD_RATES) - 1:
+        raise ValueError(f"the adam_then_sgd schedule takes {len(ADAM_THEN_SGD_RATES) - 1} "
+                         f"switch epochs, got {len(switch_epochs)}")
     return [Stage(i, name, lr, bounds[i + 1] - bounds[i], None, decay)
-            for i, (name, lr, decay) in enumerate(WON_RATES)]
+            for i, (name, lr, decay) in enumerate(ADAM_THEN_SGD_RATES)]
 
 
 def scaled_switch_epochs(total_epochs: int, switch_epochs=(80, 100, 120),
                          of_total: int = 200) -> tuple:
     """`switch_epochs` (planned for `of_total` epochs: the paper's 80, 100,
     120 of 200) scaled to `total_epochs`, rounded and then moved apart just
-    enough that every one of the won schedule's stages keeps at least one
+    enough that every one of the adam_then_sgd schedule's stages keeps at least one
     epoch: (80, 100, 120) -> 10 epochs: (4, 5, 6); 4 epochs: (1, 2, 3).
     ValueError (one line) below one epoch per stage."""
-    stages = len(WON_RATES)
+    stages = len(ADAM_THEN_SGD_RATES)
     if total_epochs < stages:
         raise ValueError(
-            f"--total-epochs {total_epochs} is too few for the won schedule's {stages} "
+            f"--total-epochs {total_epochs} is too few for the adam_then_sgd schedule's {stages} "
             "stages (Adam 1e-4, then SGD 1e-3, 1e-4, 1e-5; one epoch each at least): give "
             f"--total-epochs {stages} or more, or --schedule staged for fewer epochs")
     scaled = [round(e * total_epochs / of_total) for e in switch_epochs]
@@ -60,8 +61,8 @@ def scaled_switch_epochs(total_epochs: int, switch_epochs=(80, 100, 120),
 
 def schedule_for(config: TrainConfig) -> list:
     """The stages `config` asks for, from its initial stage on."""
-    if config.schedule == "won":
-        stages = won_schedule(config.switch_epochs, config.total_epochs)
+    if config.schedule == "adam_then_sgd":
+        stages = adam_then_sgd_schedule(config.switch_epochs, config.total_epochs)
     else:
         stages = staged_schedule(config.lr, config.lr_decay, config.num_lr_decays,
                                  config.patience, config.max_epochs_per_stage,

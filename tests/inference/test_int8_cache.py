@@ -113,6 +113,22 @@ def test_a_damaged_entry_is_converted_again_never_trusted(home, damage):
     assert convert.calls == 2  # the entry was rewritten whole
 
 
+def test_the_record_is_the_caches_size_and_sha256_record(home):
+    """The same record the pretrained store keeps for its originals
+    (`tagger.cache.write_record`): the fields, the flatbuffer's size and
+    sha256."""
+    import hashlib
+
+    from tagger import cache
+
+    convert = Converter()
+    cached_int8(FIELDS, convert)
+    record = os.path.splitext(entry_path(FIELDS))[0] + ".json"
+    assert cache.read_record(record) == {
+        **FIELDS, "select_tf_ops": False, "bytes": len(convert.content),
+        "sha256": hashlib.sha256(convert.content).hexdigest()}
+
+
 def test_select_tf_ops_is_kept(home):
     convert = Converter(select_tf_ops=True)
     cached_int8(FIELDS, convert)

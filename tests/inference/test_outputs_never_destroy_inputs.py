@@ -1,5 +1,5 @@
 """Outputs never destroy inputs: every file a command writes where the user
-says is checked by one mechanism (fileio.check_destination) before any work."""
+says is checked by one mechanism (destination.check_destination) before any work."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from tagger import fileio
+from tagger import destination
 from tagger.commands import tag as tag_cli
 from tagger.errors import UserError
 
@@ -114,22 +114,22 @@ def test_check_destination_rules(tmp_path):
     mine = tmp_path / "mine.txt"
     mine.write_text("ours\n")
     ours = lambda path: open(path).read() == "ours\n"  # noqa: E731
-    fileio.check_destination(str(mine), "--out", kind="ours", recognise=ours)
+    destination.check_destination(str(mine), "--out", kind="ours", recognise=ours)
     other = tmp_path / "other.txt"
     other.write_text("theirs\n")
     with pytest.raises(UserError, match="is not ours; pass --overwrite"):
-        fileio.check_destination(str(other), "--out", kind="ours", recognise=ours)
-    fileio.check_destination(str(other), "--out", kind="ours", recognise=ours, overwrite=True)
+        destination.check_destination(str(other), "--out", kind="ours", recognise=ours)
+    destination.check_destination(str(other), "--out", kind="ours", recognise=ours, overwrite=True)
     (tmp_path / "empty").write_text("")
-    fileio.check_destination(str(tmp_path / "empty"), "--out", kind="ours", recognise=ours)
+    destination.check_destination(str(tmp_path / "empty"), "--out", kind="ours", recognise=ours)
     with pytest.raises(UserError, match="is the input"):
-        fileio.check_destination(str(other), "--out", kind="ours", overwrite=True,
-                                 inputs=[str(tmp_path / ".." / tmp_path.name / "other.txt")])
+        destination.check_destination(str(other), "--out", kind="ours", overwrite=True,
+                                      inputs=[str(tmp_path / ".." / tmp_path.name / "other.txt")])
     deep = tmp_path / "a" / "b.wav"
     walked = [(str(tmp_path), False, lambda name: name.endswith(".wav"))]
-    assert fileio.input_clash(str(deep), (), walked) is None  # not searched without recursion
-    assert fileio.input_clash(str(tmp_path / "b.wav"), (), walked) == str(tmp_path)
-    assert fileio.input_clash(str(tmp_path / "b.json"), (), walked) is None
+    assert destination.input_clash(str(deep), (), walked) is None  # not searched without recursion
+    assert destination.input_clash(str(tmp_path / "b.wav"), (), walked) == str(tmp_path)
+    assert destination.input_clash(str(tmp_path / "b.json"), (), walked) is None
 
 
 def test_eval_reports_are_checked_before_evaluating(cnn, tmp_path, capsys):

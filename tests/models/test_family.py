@@ -8,6 +8,7 @@ import pytest
 
 from tagger.commands import demo as demo_cli
 from tagger.commands import train as train_cli
+from tagger.config import SCHEDULES
 from tagger.errors import UserError
 from tagger.inference.engine.keras import embedding_layer_name
 from tagger.models import FAMILIES, FAMILY_NAMES, MODELS, build_model, family
@@ -21,7 +22,7 @@ def test_registry_lists_every_family_once_by_its_module_name():
         assert spec.name == name
         assert spec.build.__name__ == f"build_{name}"
         assert MODELS[name] is spec.build
-        assert spec.schedule in ("staged", "won")
+        assert spec.schedule in SCHEDULES
         assert set(spec.analyses) <= set(ANALYSES)
 
 
@@ -85,3 +86,88 @@ def test_tiny_preset_builds_and_has_its_embedding_layer(name):
     assert embedding_layer_name(model) == layer  # found without the info too
     x = np.zeros((1,) + tuple(model.input.shape[1:]), np.float32)
     assert model(x).shape == (1, 3)
+
+
+def test_train_builds_its_model_flags_from_the_specs():
+    """One option per flag, declared alike by every family that takes it; its
+    help names each family, what the flag is to it and its defaults (the
+    flag's or the factory's), and the group lists every family's input."""
+    flags = train_cli.family_flags()
+    for dest, owners in flags.items():
+        assert len({train_cli.declaration(declared) for _, declared in owners}) == 1, dest
+    assert [spec.name for spec, _ in flags["alpha"]] == ["samplecnn"]
+    p = train_cli.ArgumentParser()
+    train_cli.add_model_flags(p)
+    helps = {action.dest: " ".join(action.help.split()) for action in p._actions}
+    assert helps["dropout"].endswith(
+        "dropout before the output, in [0, 1) (default: multiscale 0.4, the others 0.5)")
+    assert helps["n_channels"] == (
+        "short_cnn / short_res / fcn / crnn / sample_level / sample_level_se / cnnsa / "
+        "hcnn: channel unit of the blocks; musicnn: back-end channels; pons_musicnn: "
+        "mid-end channels; pons_vgg: filters (default: fcn / musicnn / crnn / pons_musicnn "
+        "64, the others 128)")
+    assert helps["block"] == "samplecnn: block type (default: se)"
+    assert helps["attention_ndim"] == "transformer: encoder width (default: from --size)"
+    description = " ".join(p._action_groups[-1].description.split())
+    for name in FAMILY_NAMES:
+        assert f"{name} (" in description, name
+    assert "fcn (1 x 464000 samples at 16000 Hz, 96-bin log-mel)" in description
+    assert "samplecnn (1 x 59049 samples at 22050 Hz, raw waveform)" in description
+
+
+def test_a_family_registers_from_its_own_module(tmp_path, monkeypatch):
+    """register_family adds a family without editing the registry: train.py
+    offers it, with its flags; names are unique and match the spec."""
+    import sys
+
+    from tagger import models
+
+    (tmp_path / "toy_family.py").write_text(
+        "import dataclasses\n"
+        "from tagger.models import family\n"
+        "from tagger.models.family_spec import ModelFlag\n"
+        "FAMILY = dataclasses.replace(\n"
+        "    family('short_cnn'), name='toy',\n"
+        "    flags=(ModelFlag('toy_depth', help='toy layers', metavar='N'),))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(models, "MODULES", dict(models.MODULES))
+    monkeypatch.setattr(models, "FAMILY_NAMES", models.FAMILY_NAMES)
+    monkeypatch.delitem(sys.modules, "toy_family", raising=False)
+    models.register_family("toy", "toy_family")
+    assert models.FAMILY_NAMES[-1] == "toy" and family("toy").name == "toy"
+    assert models.FAMILIES["toy"].build is family("short_cnn").build
+    args = train_cli.parse_args(["--model", "toy", "--toy-depth", "3"])
+    assert family("toy").model_args(args) == {"toy_depth": 3}
+    with pytest.raises(ValueError, match="'toy' is registered already"):
+        models.register_family("toy", "toy_family")
+    with pytest.raises(ValueError, match="toy_family.FAMILY is named 'toy', not 'other'"):
+        models.register_family("other", "toy_family")
+
+
+def test_run_names_and_analyses_follow_the_configuration():
+    samplecnn = family("samplecnn")
+    assert samplecnn.run_name({}) == "samplecnn-se-multi"
+    assert samplecnn.run_name({"block": "rese", "multi": False}) == "samplecnn-rese"
+    assert family("transformer").run_name({"size": "student"}) == "transformer"
+    assert samplecnn.block({}) == "se" and family("fcn").block({}) is None
+    assert samplecnn.analyses_for({"block": "rese"}) == ("excitations",)
+    assert samplecnn.analyses_for({"block": "basic"}) == ()
+    assert family("sample_level_se").analyses_for({}) == ("excitations",)
+    assert family("cnnsa").analyses_for({}) == ("attention",)
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_the_default_input_is_the_preprocessors_window(name):
+    """Every factory builds its input through its family's preprocessor: left
+    out, the window is the spec's segments of the spec's segment length."""
+    from tagger.config import SEGMENT_LENGTH
+
+    spec = family(name)
+    assert spec.preprocessor.segments == spec.window_segments >= 1
+    model = build_model(name, num_tags=3, **spec.tiny)
+    samples = spec.window_segments * spec.segment_length
+    assert model.input.shape == (None, samples)
+    assert model.get_layer("waveform").name == "waveform"
+    if not spec.raw_waveform:
+        assert model.get_layer("log_mel").sample_rate == spec.preprocessor.sample_rate
+    assert spec.segment_length == SEGMENT_LENGTH or spec.sample_rate == 16000

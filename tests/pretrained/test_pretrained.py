@@ -300,8 +300,8 @@ def test_a_pinned_file_that_differs_is_refused_and_nothing_stays(server, se_byte
     """The registry's size and sha256 decide, from the first download on."""
     import dataclasses
 
+    from tagger.cache import Checksum
     from tagger.pretrained import registry
-    from tagger.pretrained.checksum import Checksum
 
     pin = Checksum(len(se_bytes), hashlib.sha256(se_bytes).hexdigest())
     entry = dataclasses.replace(registry.MODELS["mtat-samplecnn-se"], checksum=pin)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tagger import pretrained
-from tagger.pretrained.checksum import Checksum
+from tagger.cache import Checksum
 from tagger.pretrained.registry import ZOO_CHECKSUMS
 from tests.checks import call_main, one_line_error, reference_dir
 

@@ -1,4 +1,4 @@
-"""train.py --quick (the family's demo preset), small won totals, and the
+"""train.py --quick (the family's demo preset), small adam_then_sgd totals, and the
 run size said at the start."""
 
 import pytest
@@ -26,23 +26,24 @@ def test_quick_is_the_familys_demo_preset_and_flags_beside_it_override_it():
     assert (config.schedule, config.optimizer, config.lr, config.max_epochs_per_stage) == (
         "staged", "adam", transformer.lr, transformer.epochs)
     assert config.model_args["size"] == "student" and config.batch_size == 8
-    config = quick_config("--model", "transformer", "--schedule", "won")
-    assert config.schedule == "won" and config.total_epochs == transformer.epochs
+    config = quick_config("--model", "transformer", "--schedule", "adam_then_sgd")
+    assert config.schedule == "adam_then_sgd" and config.total_epochs == transformer.epochs
     assert tuple(config.switch_epochs) == (2, 3, 4)  # 80,100,120 of 200 scaled to 6
 
 
 @pytest.mark.parametrize("total, switches", [(4, (1, 2, 3)), (10, (4, 5, 6)),
                                              (200, (80, 100, 120))])
-def test_small_won_totals_scale_the_switch_epochs(total, switches):
+def test_small_adam_then_sgd_totals_scale_the_switch_epochs(total, switches):
     config = train_cli.config_from_args(train_cli.parse_args(
         ["--model", "transformer", "--total-epochs", str(total)]))
     assert tuple(config.switch_epochs) == switches
 
 
-def test_too_few_won_epochs_are_one_line_saying_what_works(capsys):
+def test_too_few_adam_then_sgd_epochs_are_one_line_saying_what_works(capsys):
     code, _, err = call_main(train_cli.main, capsys, "--model", "transformer",
                              "--total-epochs", "1")
-    one_line_error(code, err, "--total-epochs 1 is too few for the won schedule's 4 stages",
+    one_line_error(code, err,
+                   "--total-epochs 1 is too few for the adam_then_sgd schedule's 4 stages",
                    "--total-epochs 4 or more", "--schedule staged")
 
 

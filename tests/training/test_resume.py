@@ -107,9 +107,9 @@ def test_resume_checks_flags_against_the_saved_schedule(uninterrupted, capsys):
     run_dir, config = uninterrupted  # a staged run
     flags = ["--train-dir", str(run_dir.parent), "--block", "rese", "--resume"]
     code, _, err = train_main(capsys, *flags, "--total-epochs", "9")
-    one_line_error(code, err, "--total-epochs applies to the won schedule only")
-    code, _, err = train_main(capsys, *flags, "--schedule", "won")
-    one_line_error(code, err, "--schedule won (the run has staged)")
+    one_line_error(code, err, "--total-epochs applies to the adam_then_sgd schedule only")
+    code, _, err = train_main(capsys, *flags, "--schedule", "adam_then_sgd")
+    one_line_error(code, err, "--schedule adam_then_sgd (the run has staged)")
 
 
 @pytest.mark.slow
@@ -243,6 +243,19 @@ def test_state_with_undefined_numbers_reads_back_as_written(tmp_path):
     assert back.epoch == 2 and back.best_score == math.inf
     assert math.isnan(back.history[0]["val_roc_auc"])
 
+
+
+def test_a_run_saved_under_the_schedules_former_name_reads_as_adam_then_sgd(tmp_path):
+    """A config.json from before the rename (schedule "won") still resumes."""
+    from tagger.config import TrainConfig, to_dict
+    from tagger.training.run import saved_config
+
+    config = TrainConfig(train_dir=str(tmp_path), run_name="old", model="fcn",
+                         schedule="adam_then_sgd", switch_epochs=(1, 2, 3), total_epochs=4)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text(
+        json.dumps(dict(json.loads(json.dumps(to_dict(config))), schedule="won")))
+    assert saved_config(config) == dataclasses.replace(config, switch_epochs=[1, 2, 3])
 
 @pytest.mark.slow
 def test_disk_full_while_checkpointing(raw_records, tmp_path, monkeypatch, capsys):

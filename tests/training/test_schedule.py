@@ -1,7 +1,12 @@
 import pytest
 
 from tagger.config import TrainConfig
-from tagger.training.schedule import make_optimizer, schedule_for, staged_schedule, won_schedule
+from tagger.training.schedule import (
+    adam_then_sgd_schedule,
+    make_optimizer,
+    schedule_for,
+    staged_schedule,
+)
 
 
 def test_staged_schedule_is_kim_2018():
@@ -19,24 +24,24 @@ def test_initial_stage_skips_earlier_stages():
         schedule_for(TrainConfig(initial_stage=5))
 
 
-def test_won_schedule():
-    stages = won_schedule((80, 100, 120), 200)
+def test_adam_then_sgd_schedule():
+    stages = adam_then_sgd_schedule((80, 100, 120), 200)
     assert [(s.optimizer, s.learning_rate, s.max_epochs) for s in stages] == [
         ("adam", 1e-4, 80), ("sgd", 1e-3, 20), ("sgd", 1e-4, 20), ("sgd", 1e-5, 80)]
     assert all(s.patience is None for s in stages)
     with pytest.raises(ValueError, match="must increase"):
-        won_schedule((80, 70, 120), 200)
+        adam_then_sgd_schedule((80, 70, 120), 200)
     with pytest.raises(ValueError, match="takes 3 switch epochs"):
-        won_schedule((80, 100), 200)
+        adam_then_sgd_schedule((80, 100), 200)
 
 
 def test_optimizers():
     sgd = make_optimizer(staged_schedule(0.01, 0.2, 2, 2, 10)[1], momentum=0.9)
     assert sgd.nesterov and sgd.momentum == 0.9
     assert float(sgd.learning_rate) == pytest.approx(0.002)
-    adam = make_optimizer(won_schedule((1, 2, 3), 4)[0])
+    adam = make_optimizer(adam_then_sgd_schedule((1, 2, 3), 4)[0])
     assert type(adam).__name__ == "Adam"
-    scaled = make_optimizer(won_schedule((1, 2, 3), 4)[1], mixed_precision="float16")
+    scaled = make_optimizer(adam_then_sgd_schedule((1, 2, 3), 4)[1], mixed_precision="float16")
     assert type(scaled).__name__ == "LossScaleOptimizer"
 
 

@@ -146,7 +146,7 @@ def test_flags_become_the_config(tmp_path):
     config = train_cli.config_from_args(args)
     assert config.monitor == "val_roc_auc"
     assert config.model_args == {"size": "student", "attention_layers": 2}
-    assert config.schedule == "won" and tuple(config.switch_epochs) == (5, 6, 7)
+    assert config.schedule == "adam_then_sgd" and tuple(config.switch_epochs) == (5, 6, 7)
     assert config.mixed_precision == "bfloat16" and config.jit_compile
     sample = train_cli.config_from_args(train_cli.parse_args(["--block", "rese",
                                                               "--no-multi"]))

@@ -31,17 +31,18 @@ def test_numbers_out_of_range_are_refused(capsys, argv, fragment):
 
 @pytest.mark.parametrize("argv, fragment", [
     (["--model", "transformer", "--lr", "0.1"],
-     "--lr applies to the staged schedule only (this run uses the won schedule)"),
-    (["--schedule", "won", "--patience", "3", "--max-epochs-per-stage", "4"],
+     "--lr applies to the staged schedule only (this run uses the adam_then_sgd schedule)"),
+    (["--schedule", "adam_then_sgd", "--patience", "3", "--max-epochs-per-stage", "4"],
      "--patience, --max-epochs-per-stage apply to the staged schedule only"),
-    (["--schedule", "won", "--optimizer", "adam"],
+    (["--schedule", "adam_then_sgd", "--optimizer", "adam"],
      "--optimizer applies to the staged schedule only"),
-    (["--schedule", "won", "--lr-decay", "0.5"], "--lr-decay applies to the staged"),
-    (["--schedule", "won", "--num-lr-decays", "2"], "--num-lr-decays applies to the staged"),
+    (["--schedule", "adam_then_sgd", "--lr-decay", "0.5"], "--lr-decay applies to the staged"),
+    (["--schedule", "adam_then_sgd", "--num-lr-decays", "2"],
+     "--num-lr-decays applies to the staged"),
     (["--switch-epochs", "1,2,3"],
-     "--switch-epochs applies to the won schedule only (this run uses the staged"),
+     "--switch-epochs applies to the adam_then_sgd schedule only (this run uses the staged"),
     (["--model", "samplecnn", "--total-epochs", "10"],
-     "--total-epochs applies to the won schedule only"),
+     "--total-epochs applies to the adam_then_sgd schedule only"),
     (["--optimizer", "adam", "--momentum", "0.5"], "--momentum applies to SGD only"),
     (["--model", "multiscale", "--block", "rese"],
      "--block applies to --model samplecnn only (this run uses --model multiscale)"),
@@ -58,9 +59,9 @@ def test_flags_that_do_not_apply_are_errors(capsys, argv, fragment):
 
 def test_flags_that_apply_are_taken():
     config = train_cli.config_from_args(train_cli.parse_args(
-        ["--schedule", "won", "--momentum", "0.8", "--switch-epochs", "2,3,4",
+        ["--schedule", "adam_then_sgd", "--momentum", "0.8", "--switch-epochs", "2,3,4",
          "--total-epochs", "6", "--model", "multiscale", "--dropout", "0.3"]))
-    assert config.schedule == "won" and config.momentum == 0.8
+    assert config.schedule == "adam_then_sgd" and config.momentum == 0.8
     assert tuple(config.switch_epochs) == (2, 3, 4) and config.total_epochs == 6
     assert config.model_args == {"dropout": 0.3}
     config = train_cli.config_from_args(train_cli.parse_args(

@@ -84,13 +84,13 @@ def tflite_tags_path(out: str) -> str:
 
 def export(config, log=print) -> ExportResult:
     """Loads `config.model` and writes it as `config.format` (ExportConfig)."""
-    from tagger import fileio
+    from tagger import destination, fileio
     from tagger.models.saved import load_tagger
 
     out = config.out or default_out(config.model, config.format)
     check_destination(out, config.format, config.overwrite, config.model)
     model, info = load_tagger(config.model)
-    fileio.prepare_output_dir(os.path.dirname(os.path.abspath(out)), "--out", named=out)
+    destination.prepare_output_dir(os.path.dirname(os.path.abspath(out)), "--out", named=out)
     serving = ServingModel(model, info)
     if serving.warning:
         log(f"warning: {serving.warning}")
@@ -134,7 +134,7 @@ def export(config, log=print) -> ExportResult:
             fileio.write_atomic(out, flat)
             fileio.write_atomic(tags_path, "".join(f"{name}\n" for name in serving.tag_names))
     except OSError as error:  # a full disk, a folder made read-only meanwhile
-        raise fileio.output_error("--out", out, error) from None
+        raise destination.output_error("--out", out, error) from None
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -196,9 +196,9 @@ def check_destination(out: str, fmt: str, overwrite: bool, model: str | None = N
     does not write (they are the user's: never deleted), or that is not an
     export (a TFLite file without the TFL3 mark, a SavedModel folder without
     assets/tags.txt); and, always, the model itself."""
-    from tagger import fileio
+    from tagger import destination, fileio
 
-    if model is not None and fileio.input_clash(out, [model]) is not None:
+    if model is not None and destination.input_clash(out, [model]) is not None:
         raise UserError(f"--out {out!r} is the model being exported; writing it would "
                         "destroy it: choose another --out")
     if not os.path.lexists(out):

@@ -4,9 +4,11 @@ rerun on the same model and audio does not calibrate and convert again.
     <cache home>/tflite-int8/<key>.tflite   the calibrated int8 flatbuffer
     <cache home>/tflite-int8/<key>.json     what it was made from, and its SHA-256
 
-The cache home is `fileio.cache_home()` (TAGGER_HOME, XDG_CACHE_HOME,
+The cache home is `cache.cache_home()` (TAGGER_HOME, XDG_CACHE_HOME,
 ~/.cache/tagger), where the pretrained taggers are kept too. An entry's
-record (`entry_fields`) holds everything the conversion depends on:
+record (`entry_fields`, kept by `cache.write_record` with the flatbuffer's
+size and SHA-256, as the pretrained store records its files) holds
+everything the conversion depends on:
 
 - the model: its fingerprint, the SHA-256 of the model file's bytes
   (`common.model_fingerprint`, as the results database keys models),
@@ -20,15 +22,15 @@ record (`entry_fields`) holds everything the conversion depends on:
 - the converter: TensorFlow's version, and `CACHE_VERSION` (the conversion
   settings of `export.tflite_bytes`: raise it when they change).
 
-The file name is the SHA-256 of the record. An entry is used only when its
-record holds exactly the fields asked for and the flatbuffer's SHA-256 is
-the one recorded; anything else (a missing half, a damaged, truncated or
-foreign file) is converted again and the entry rewritten, never trusted.
-Both files are written atomically (`fileio.write_atomic`), the flatbuffer
-first, so a run killed between the two leaves a record that does not match:
-the next run converts again. A cache that cannot be written leaves tagging
-as it was, with a warning (naming the folder, and TAGGER_HOME where the
-folder itself cannot be made or written: `fileio.cache_folder`).
+The file name is the SHA-256 of the fields. An entry is used only when its
+record holds exactly the fields asked for and the flatbuffer's size and
+SHA-256 are the ones recorded; anything else (a missing half, a damaged,
+truncated or foreign file) is converted again and the entry rewritten,
+never trusted. Both files are written atomically, the flatbuffer first, so
+a run killed between the two leaves a record that does not match: the next
+run converts again. A cache that cannot be written leaves tagging as it
+was, with a warning (naming the folder, and TAGGER_HOME where the folder
+itself cannot be made or written: `cache.cache_folder`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import os
 
 import numpy as np
 
-from tagger import fileio
+from tagger import cache, fileio
 
 CACHE_VERSION = 1
 FOLDER = "tflite-int8"
@@ -66,7 +68,7 @@ def entry_fields(model_path: str, sample_rate: int, window: int,
 def entry_path(fields: dict) -> str:
     """The flatbuffer's path for `fields`; its record is beside it (.json)."""
     key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-    return os.path.join(fileio.cache_home(), FOLDER, key + ".tflite")
+    return os.path.join(cache.cache_home(), FOLDER, key + ".tflite")
 
 
 def cached_int8(fields: dict, convert) -> tuple[bytes, bool, str]:
@@ -84,14 +86,13 @@ def cached_int8(fields: dict, convert) -> tuple[bytes, bool, str]:
     note = (f"the cached int8 model {path} did not match its record; calibrated and "
             "converted again" if damaged else "")
     try:
-        fileio.cache_folder(FOLDER)
+        cache.cache_folder(FOLDER)
         fileio.write_atomic(path, content)
-        fileio.write_atomic(_record_path(path), json.dumps(
-            {**fields, "select_tf_ops": bool(select_tf_ops),
-             "tflite_sha256": hashlib.sha256(content).hexdigest()}, indent=1) + "\n")
-    except fileio.CacheFolderError as error:  # a read-only place, a file in the way
+        cache.write_record(_record_path(path), cache.Checksum.of_bytes(content), **fields,
+                           select_tf_ops=bool(select_tf_ops))
+    except cache.CacheFolderError as error:  # a read-only place, a file in the way
         note = (f"warning: the int8 model was not cached in {error.folder} ({error.reason}; "
-                f"{fileio.CACHE_ADVICE}); the next run converts it again")
+                f"{cache.CACHE_ADVICE}); the next run converts it again")
     except Exception as error:  # OSError (a full disk), or a UserError for a folder in the way
         note = (f"warning: the int8 model was not cached in {os.path.dirname(path)} "
                 f"({fileio.describe_os_error(error)}); the next run converts it again")
@@ -104,18 +105,16 @@ def _record_path(path: str) -> str:
 
 def _read(path: str, fields: dict):
     """(content, select_tf_ops) of a sound entry for `fields`, else None."""
+    record = cache.read_record(_record_path(path))
     try:
-        with open(_record_path(path), encoding="utf-8") as f:
-            record = json.load(f)
-        with open(path, "rb") as f:
-            content = f.read()
-    except (OSError, ValueError):
+        content = fileio.read_bytes(path)
+    except OSError:
         return None
-    if not isinstance(record, dict):
+    if record is None:
         return None
+    found = cache.Checksum(record.pop("bytes"), record.pop("sha256"))
     select_tf_ops = record.pop("select_tf_ops", None)
-    digest = record.pop("tflite_sha256", None)
     if (record != fields or not isinstance(select_tf_ops, bool)
-            or digest != hashlib.sha256(content).hexdigest()):
+            or found != cache.Checksum.of_bytes(content)):
         return None
     return content, select_tf_ops

@@ -17,7 +17,6 @@ is renamed into place when complete.
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 
 import numpy as np
@@ -69,15 +68,14 @@ class EmbeddingWriter:
         if self._zip is not None:
             self._zip.close()
             self._zip = None
-            os.replace(self._tmp, self.path)
+            fileio.rename(self._tmp, self.path)
 
     def abort(self) -> None:
         """Drops the partial archive; an existing file at `path` stays as it was."""
         if self._zip is not None:
             self._zip.close()
             self._zip = None
-            if os.path.exists(self._tmp):
-                os.remove(self._tmp)
+            fileio.remove_quietly(self._tmp)
 
     def __enter__(self):
         return self

@@ -20,8 +20,8 @@ The audio data is never touched: mutagen rewrites only the tag region
 (the ID3 block at the start of an MP3, the metadata blocks of a FLAC, the
 comment packets of an Ogg stream, the `id3 ` chunk of a WAV, the `moov`
 atom of an MP4). Each file is written by copying it to a temporary name in
-its folder (`fileio.temporary_path`), tagging the copy and renaming it over
-the file (os.replace): a run killed at any moment leaves the old file or
+its folder, tagging the copy and renaming it over the file
+(`fileio.replacing`): a run killed at any moment leaves the old file or
 the new one, and the next run removes the copy a killed run left
 (`folder_lock.remove_stale_temporaries`). The copy keeps the file's owner,
 group, permission bits, access and modification times and extended
@@ -195,29 +195,27 @@ def _cannot_replace(path: str, info: os.stat_result) -> str | None:
 def _replace_with_tagged_copy(path: str, fields: dict, info: os.stat_result) -> str | None:
     """Tags a copy of `path` (`info`: its stat) beside it and renames it over
     `path`; None when done, else why not (and `path` is as it was)."""
-    tmp = fileio.temporary_path(path)
     try:
-        shutil.copy2(path, tmp)  # bytes, permission bits, times, extended attributes
-        refused = _keep_owner(tmp, info)
-        if refused:
-            fileio.remove_quietly(tmp)
-            return refused
-        kind, copy = _open(tmp)
-        _set(kind, copy, fields)
-        _save(kind, copy)
-        os.utime(tmp, ns=(info.st_atime_ns, info.st_mtime_ns))
-        refused = _differs(path, tmp, info)
-        if refused:
-            fileio.remove_quietly(tmp)
-            return refused
-        os.replace(tmp, path)
+        with fileio.replacing(path) as tmp:
+            shutil.copy2(path, tmp)  # bytes, permission bits, times, extended attributes
+            refused = _keep_owner(tmp, info)
+            if refused is None:
+                kind, copy = _open(tmp)
+                _set(kind, copy, fields)
+                _save(kind, copy)
+                os.utime(tmp, ns=(info.st_atime_ns, info.st_mtime_ns))
+                refused = _differs(path, tmp, info)
+            if refused:
+                raise _Refused(refused)  # the copy is removed, the file left as it was
+    except _Refused as refused:
+        return str(refused)
     except OSError as error:
-        fileio.remove_quietly(tmp)
         return fileio.describe_os_error(error)
-    except BaseException:
-        fileio.remove_quietly(tmp)
-        raise
     return None
+
+
+class _Refused(Exception):
+    """Why a tagged copy may not replace its file."""
 
 
 def _keep_owner(tmp: str, info: os.stat_result) -> str | None:

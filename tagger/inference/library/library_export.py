@@ -27,7 +27,7 @@ import dataclasses
 import json
 import os
 
-from tagger import fileio
+from tagger import destination, fileio
 from tagger.errors import UserError
 from tagger.fileio import path_text
 from tagger.inference.library.results_reader import ResultsReader
@@ -110,8 +110,8 @@ def export(db: str, fmt: str, out: str | None, top_k=None, threshold=None, model
         if out is None:
             raise UserError("--format parquet writes a file: add --out PATH")
     if out is not None:
-        fileio.check_destination(out, "--out", kind="an export tagger-library wrote",
-                                 recognise=is_export, overwrite=overwrite, inputs=[db])
+        destination.check_destination(out, "--out", kind="an export tagger-library wrote",
+                                      recognise=is_export, overwrite=overwrite, inputs=[db])
     with ResultsReader(db) as reader:
         chosen = reader.choose_model(model, failures=failures)
         names = chosen["tag_names"]
@@ -126,18 +126,15 @@ def export(db: str, fmt: str, out: str | None, top_k=None, threshold=None, model
         if out is None:
             count = _write_text(rows, fmt, header, values, stdout)
         else:
-            tmp = fileio.temporary_path(out)
             try:
-                if fmt == "parquet":
-                    count = _write_parquet(rows, tmp, fields(), names)
-                else:
-                    with open(tmp, "w", encoding="utf-8", newline="") as f:
-                        count = _write_text(rows, fmt, header, values, f)
-                os.replace(tmp, out)
+                with fileio.replacing(out) as tmp:
+                    if fmt == "parquet":
+                        count = _write_parquet(rows, tmp, fields(), names)
+                    else:
+                        with open(tmp, "w", encoding="utf-8", newline="") as f:
+                            count = _write_text(rows, fmt, header, values, f)
             except OSError as error:
-                raise fileio.output_error("--out", out, error) from None
-            finally:
-                fileio.remove_quietly(tmp)
+                raise destination.output_error("--out", out, error) from None
     return Exported(count, chosen["fingerprint"], chosen["failures"])
 
 

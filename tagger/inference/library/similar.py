@@ -201,13 +201,12 @@ def load_index(db: str, reader, model: dict, log=None):
     dim = model["embedding_dim"]
     matrix = np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float32)
     index = build_index(unit_rows(matrix), np.asarray(ids, np.int64))
-    tmp = fileio.temporary_path(path)
     try:
-        faiss.write_index(index, tmp)
-        os.replace(tmp, path)
+        with fileio.replacing(path) as tmp:
+            faiss.write_index(index, tmp)
         fileio.write_atomic(meta, json.dumps({"state": state}))
     except (OSError, RuntimeError):  # a read-only place: searched, not kept
-        fileio.remove_quietly(tmp)
+        pass
     return index
 
 

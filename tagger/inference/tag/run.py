@@ -8,7 +8,7 @@ import sqlite3
 import sys
 from collections.abc import Callable
 
-from tagger import fileio
+from tagger import destination, fileio
 from tagger.errors import UserError
 from tagger.inference.inputs import find_audio
 from tagger.inference.outputs import is_report, render
@@ -180,7 +180,7 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
                       config.threshold, note)
     written = bool(config.out and results)
     if written:
-        fileio.write_output(config.out, text, "--out")
+        destination.write_output(config.out, text, "--out")
     summary = TagSummary(results, failures, text, predictor.tag_names, written,
                          tagged=tagged, note=note)
     if database is not None:
@@ -335,15 +335,10 @@ def _replace_foreign_db(path: str) -> None:
 
     if not os.path.isfile(path) or os.path.getsize(path) == 0 or is_results_db(path):
         return
-    tmp = fileio.temporary_path(path)
-    try:
+    with fileio.replacing(path) as tmp:
         connect(tmp).close()
         for suffix in ("-wal", "-shm"):
             fileio.remove_quietly(tmp + suffix)
-        os.replace(tmp, path)
-    except BaseException:
-        fileio.remove_quietly(tmp)
-        raise
 
 
 def _nothing_found(inputs, found) -> str:
@@ -366,7 +361,7 @@ def _nothing_found(inputs, found) -> str:
 
 def _check_destinations(config: TagConfig) -> None:
     """Fails before any work when an output cannot be written, or would
-    destroy an input or a file tag.py did not write (fileio.check_destination)."""
+    destroy an input or a file tag.py did not write (destination.check_destination)."""
     from tagger.inference.inputs import is_audio_name
     from tagger.inference.library.embeddings import is_embeddings_file
     from tagger.inference.library.results_db import is_results_db
@@ -391,17 +386,17 @@ def _check_destinations(config: TagConfig) -> None:
             raise UserError(f"{flag} and {named[real]} name the same file {path!r}; give "
                             "each output its own path")
         named[real] = flag
-        fileio.check_destination(path, flag, kind=kind, recognise=recognise,
-                                 overwrite=config.overwrite, inputs=inputs, walked=walked)
+        destination.check_destination(path, flag, kind=kind, recognise=recognise,
+                                      overwrite=config.overwrite, inputs=inputs, walked=walked)
     if config.taggram_dir:
         if os.path.exists(config.taggram_dir) and not os.path.isdir(config.taggram_dir):
             raise UserError(f"--taggram {config.taggram_dir!r} exists and is not a folder")
-        clash = fileio.input_clash(config.taggram_dir, inputs)
+        clash = destination.input_clash(config.taggram_dir, inputs)
         if clash is not None:
             raise UserError(f"--taggram {config.taggram_dir!r} is the input {clash!r}; "
                             "choose another folder for the taggrams")
         from tagger.inference.tag.taggram import is_index
 
         index = os.path.join(config.taggram_dir, "index.csv")
-        fileio.check_destination(index, "--taggram", kind="a taggram index tag.py wrote",
-                                 recognise=is_index, overwrite=config.overwrite)
+        destination.check_destination(index, "--taggram", kind="a taggram index tag.py wrote",
+                                      recognise=is_index, overwrite=config.overwrite)

@@ -1,0 +1,122 @@
+"""The cache: where tagger keeps what it downloads or converts once (the
+pretrained taggers, tag.py's int8 models), and the record that vouches for
+each file kept there.
+
+A record is JSON beside its file, written after the file is complete: the
+file's size ("bytes") and sha256 with what it was made from (`write_record`,
+`read_record`). A file is used only when it matches its record (`Checksum`,
+`mismatch`); one that does not is made again, never trusted.
+
+Importing this module imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+from tagger import fileio
+from tagger.errors import UserError
+
+
+def cache_home() -> str:
+    """Where tagger keeps what it downloads or converts once (the pretrained
+    taggers, tag.py's int8 models): $TAGGER_HOME, else
+    $XDG_CACHE_HOME/tagger, else ~/.cache/tagger. Its folders are made
+    and written through `cache_folder`."""
+    home = os.environ.get("TAGGER_HOME")
+    if home:
+        return os.path.abspath(os.path.expanduser(home))
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"),
+                                                                ".cache")
+    return os.path.join(base, "tagger")
+
+
+CACHE_ADVICE = "set TAGGER_HOME to a folder you may write to"
+
+
+class CacheFolderError(UserError):
+    """A folder of the cache cannot be made or written: `folder`, `reason`."""
+
+    def __init__(self, folder: str, reason: str):
+        self.folder, self.reason = folder, reason
+        super().__init__(f"cannot write to the cache folder {folder} ({reason}); "
+                         f"{CACHE_ADVICE}")
+
+
+def cache_folder(*parts: str) -> str:
+    """The folder `parts` of `cache_home()`, made if needed and proved
+    writable; CacheFolderError (one line naming the folder and TAGGER_HOME)
+    when it cannot be: a read-only place, a file where a folder should be."""
+    folder = os.path.join(cache_home(), *parts)
+    try:
+        fileio.make_writable_folder(folder)
+    except OSError as error:
+        blocker = folder
+        while blocker != os.path.dirname(blocker) and not os.path.lexists(blocker):
+            blocker = os.path.dirname(blocker)
+        reason = (f"{blocker} is a file, not a folder" if not os.path.isdir(blocker)
+                  else fileio.os_error_reason(error))
+        raise CacheFolderError(folder, reason) from None
+    return folder
+
+
+@dataclasses.dataclass(frozen=True)
+class Checksum:
+    """A file's size in bytes and the 64 hex digits of its sha256."""
+
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, path: str) -> Checksum:
+        digest = hashlib.sha256()
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+        return cls(os.path.getsize(path), digest.hexdigest())
+
+    @classmethod
+    def of_bytes(cls, data: bytes) -> Checksum:
+        return cls(len(data), hashlib.sha256(data).hexdigest())
+
+    def __str__(self) -> str:
+        return f"{self.size:,} bytes, sha256 {self.sha256[:12]}..."
+
+
+def mismatch(path: str, expected: Checksum) -> tuple[str, Checksum | None]:
+    """('', the file's Checksum) when `path` is the file `expected`
+    describes, else (what differs, in words, and None when the size
+    already differed and the file was not hashed)."""
+    size = os.path.getsize(path)
+    if size != expected.size:
+        return f"{size:,} bytes, not {expected.size:,}", None
+    found = Checksum.of(path)
+    if found.sha256 != expected.sha256:
+        return f"sha256 {found.sha256[:12]}..., not {expected.sha256[:12]}...", found
+    return "", found
+
+
+def write_record(record: str, found: Checksum, **fields) -> None:
+    """Writes the record `record` (JSON, atomically) of a file whose
+    Checksum is `found`: `fields` with its "bytes" and "sha256". Write it
+    after the file: a record vouches only for a file that is complete."""
+    fileio.write_atomic(record, json.dumps(
+        {**fields, "bytes": found.size, "sha256": found.sha256}, indent=2) + "\n")
+
+
+def read_record(record: str) -> dict | None:
+    """The record `write_record` wrote, as a dict; None when there is none,
+    it cannot be read, or it holds no integer "bytes" and text "sha256"."""
+    try:
+        with open(record, encoding="utf-8") as file:
+            value = json.load(file)
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(value, dict) and isinstance(value.get("bytes"), int)
+            and isinstance(value.get("sha256"), str)):
+        return None
+    return value
