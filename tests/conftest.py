@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing.process
 import os
+import platform
 import subprocess
 
 import pytest
@@ -25,6 +26,9 @@ from tagger.runtime import use_pooling_cpu_allocator  # noqa: E402
 
 use_pooling_cpu_allocator()
 keep_freed_heap()
+# the processor's name, which TensorFlow's first import asks for, is read with
+# `uname -p` once per process: read here, so that the import starts no process
+platform.processor()
 
 
 @contextlib.contextmanager

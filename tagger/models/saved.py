@@ -6,10 +6,9 @@ kind, log-mel settings, family and factory arguments) outside the layer
 graph, as JSON:
 the `.keras` zip holds it as `tagger_info.json`, the `.hdf5` file as the
 root attribute `tagger_info`. So `keras.models.load_model` reads the file
-with no class of ours in the graph (the sample-level CNN is built from
-Keras layers alone; the spectrogram families need `import tagger` for their
-registered layers), and `read_saved_info` reads the metadata without
-loading the model.
+after `import tagger.layers`, which registers the custom layers of every
+family (`load_tagger` imports it), and `read_saved_info` reads the
+metadata without loading the model.
 """
 
 from __future__ import annotations

@@ -240,7 +240,7 @@ def test_top_tags_without_a_model_is_mtt_musicnn(converted, real_music):
 
     default = tagger.top_tags(real_music[0], k=3)
     assert default == tagger.top_tags(real_music[0], model="MTT_musicnn", k=3)
-    assert default == tagger.top_tags(converted["MTT_musicnn"][0], real_music[0], k=3)
+    assert default == tagger.top_tags(real_music[0], model=converted["MTT_musicnn"][0], k=3)
     assert default[0][0] in ("rock", "guitar"), default
     names, scores = tagger.clip_scores(audio=real_music[1])
     assert names[int(np.argmax(scores))] == "ambient"

@@ -1,4 +1,5 @@
-"""Saved taggers: info embedded beside the graph, loading with plain Keras."""
+"""Saved taggers: info embedded beside the graph, loading with plain Keras
+after `import tagger.layers`."""
 
 from __future__ import annotations
 
@@ -102,8 +103,8 @@ def _fresh_python(code: str) -> str:
 
 
 @pytest.mark.slow
-def test_fresh_processes_load_after_a_plain_import(tiny_cnn, tiny_transformer, tmp_path):
-    """Every family loads after a plain `import tagger` (before or after
+def test_fresh_processes_load_after_importing_the_layers(tiny_cnn, tiny_transformer, tmp_path):
+    """Every family loads after `import tagger.layers` (before or after
     keras): its registered layers (the sample-level CNN's PhiloxDropout,
     the transformer's) need no custom_objects."""
     cnn, transformer = tmp_path / "cnn.hdf5", tmp_path / "transformer.keras"
@@ -112,8 +113,8 @@ def test_fresh_processes_load_after_a_plain_import(tiny_cnn, tiny_transformer, t
                 str(transformer))
     x = np.random.default_rng(0).uniform(-0.5, 0.5, (1, 59049)).astype("float32")
     np.save(tmp_path / "x.npy", x)
-    for order, path, model, atol in (("import keras, tagger", cnn, tiny_cnn, 1e-6),
-                                     ("import tagger, keras", transformer, tiny_transformer,
+    for order, path, model, atol in (("import keras, tagger.layers", cnn, tiny_cnn, 1e-6),
+                                     ("import tagger.layers, keras", transformer, tiny_transformer,
                                       1e-5)):
         out = _fresh_python(
             f"{order}\nimport numpy as np\n"
@@ -130,7 +131,7 @@ def test_fresh_processes_load_after_a_plain_import(tiny_cnn, tiny_transformer, t
 ])
 def test_fresh_process_loads_the_other_families(family, settings, tmp_path):
     """Multi-scale CNN and self-attention tagger (raw input: their LogMel front
-    end included) load after a plain `import tagger` in a fresh process, from
+    end included) load after `import tagger.layers` in a fresh process, from
     .keras and .hdf5 alike, and predict as the model that was saved."""
     from tagger.config import LogMelConfig
 
@@ -143,7 +144,7 @@ def test_fresh_process_loads_the_other_families(family, settings, tmp_path):
     x = np.random.default_rng(1).uniform(-0.5, 0.5, (1, 59049)).astype("float32")
     np.save(tmp_path / "x.npy", x)
     out = _fresh_python(
-        "import tagger, keras, json\nimport numpy as np\n"
+        "import tagger.layers, keras, json\nimport numpy as np\n"
         f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
         f"print(json.dumps([keras.models.load_model(p).predict(x, verbose=0).tolist() "
         f"for p in {[str(p) for p in paths]!r}]))\n")

@@ -166,7 +166,7 @@ def test_download_convert_and_tag_end_to_end(server, se_bytes, home, tmp_path, c
     convert_file(ConvertConfig(source=str(served), kind="resemul", out=str(by_hand),
                                options=(("block", "se"),)))
     names, by_name = tagger.clip_scores(str(audio), model="mtat-samplecnn-se")
-    hand_names, by_path = tagger.clip_scores(str(by_hand), str(audio))
+    hand_names, by_path = tagger.clip_scores(str(audio), model=str(by_hand))
     assert list(names) == list(hand_names) == list(pretrained.get("mtat-samplecnn-se").tags())
     by_name, by_path = np.asarray(by_name), np.asarray(by_path)
     assert by_name.shape == (50,) and by_name.std() > 0  # a real, varied score vector

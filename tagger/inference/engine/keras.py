@@ -58,10 +58,8 @@ class KerasPredictor(Predictor):
     would cost more than a small batch's inference.
 
     `jit_compile=True` (tag.py `--engine xla`) compiles the call with XLA,
-    which fuses each convolution with its batch norm and activation. On a
-    2-core CPU the paper-size SE+multi CNN ran at 0.8-1.4x the speed of
-    TensorFlow's oneDNN kernels, depending on the batch and the run
-    (bench/bench_tag.py, bench/bench_models.py). Every
+    which fuses each convolution with its batch norm and activation
+    (whether it pays: docs/performance.md, "Tagging"). Every
     batch is then padded to the largest size seen, so a last, smaller batch
     reuses the compiled program instead of compiling another.
     """
