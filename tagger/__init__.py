@@ -72,7 +72,7 @@ def clip_scores(audio, model=None, hop_seconds: float | None = None):
 
 
 def load_pretrained(name: str, weights: str | None = None):
-    """(Keras model, tagger info) of a published tagger by registry name
+    """(Keras model, TaggerMetadata) of a published tagger by registry name
     (`tagger-pretrained list`), downloaded and converted into the cache on
     first use; a model path works too. `weights`: the original file, if
     downloaded by hand."""

@@ -66,9 +66,9 @@ def test_every_variable_of_the_four_checkpoints_is_used(musicnn_wheel, converted
                    if not k.endswith(("/Adam", "/Adam_1")) and "_power" not in k}
         assert sum(v.size for v in weights.values()) == model.count_params(), name
         assert len(weights) == len(model.weights), name
-        assert info["model"] == ("pons_vgg" if "vgg" in name else "pons_musicnn")
-        assert info["tag_names"][0] == ("guitar" if name.startswith("MTT") else "rock")
-        assert "Pompeu Fabra" in info["licence"] and info["segment_length"] == 48128
+        assert info.model == ("pons_vgg" if "vgg" in name else "pons_musicnn")
+        assert info.tag_names[0] == ("guitar" if name.startswith("MTT") else "rock")
+        assert "Pompeu Fabra" in info.licence and info.segment_length == 48128
         tags = model.get_layer("tags")
         if "vgg" in name:
             np.testing.assert_array_equal(model.get_layer("conv5").kernel, weights["5CNN/kernel"])
