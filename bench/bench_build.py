@@ -112,7 +112,7 @@ def beam_section(data_dir: str, work: str, seconds: float) -> None:
     for workers in (1, 2):
         info, local_s = timed(build, data_dir, fresh(f"local{workers}"), workers)
         _, beam_s = timed(beam_build, data_dir, fresh(f"beam{workers}"), workers)
-        clips = sum(s["clips"] for s in info["splits"].values())
+        clips = sum(s["clips"] for s in info.splits.values())
         rates[workers] = (clips / local_s, clips / beam_s)
         print(f"{clips} clips of {seconds} s, {workers} worker(s): local "
               f"{clips / local_s:.1f} clips/s, Beam DirectRunner {clips / beam_s:.1f} clips/s")
@@ -181,7 +181,7 @@ def main():
             cpu[str(workers)].append(cpu_seconds() - before)
             times[str(workers)].append(seconds)
     floor_pool.close()
-    clips = sum(s["clips"] for s in info["splits"].values())
+    clips = sum(s["clips"] for s in info.splits.values())
     assert clips == kept, (clips, kept)
     best = {k: min(v) for k, v in times.items()}
     rate = {k: clips / v for k, v in best.items()}

@@ -68,9 +68,10 @@ def make_model(path: str, block: str, width: float) -> None:
     from tagger.datasets.mtt import MTT_TOP50
     from tagger.models import build_model
     from tagger.models.saved import save_tagger
+    from tagger.models.tagger_metadata import TaggerMetadata
 
     model = build_model("samplecnn", num_tags=50, block=block, multi=True, width=width)
-    info = dict(tag_names=list(MTT_TOP50), sample_rate=22050, segment_length=59049,
+    info = TaggerMetadata(tag_names=MTT_TOP50, sample_rate=22050, segment_length=59049,
                 window_segments=1, input_kind="raw", logmel=None, model="samplecnn",
                 model_args=dict(block=block, multi=True, width=width))
     save_tagger(model, info, path)

@@ -90,8 +90,8 @@ def build_peak(data_dir: str, out_dir: str) -> dict:
             "info = build(SOURCE, MsdSettings(), BuildConfig(data_dir=sys.argv[1], "
             "out_dir=sys.argv[2], workers=1, clips_per_shard=10, progress=False));"
             "print(json.dumps({'seconds': time.perf_counter() - t, 'base_mb': base, "
-            "'peak_mb': peak_mb(), 'clips': sum(s['clips'] for s in info['splits'].values()),"
-            " 'shards': sum(len(s['shards']) for s in info['splits'].values())}))")
+            "'peak_mb': peak_mb(), 'clips': sum(s['clips'] for s in info.splits.values()),"
+            " 'shards': sum(len(s['shards']) for s in info.splits.values())}))")
     done = subprocess.run([sys.executable, "-c", code, data_dir, out_dir], check=True,
                           capture_output=True, text=True, cwd=os.path.dirname(__file__),
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -167,7 +167,7 @@ def audio_section(work: str, tracks: int) -> None:
     build("warmup")
     decoded, floor_s = timed(floor)
     info, ours_s = timed(build, "out1")
-    clips = sum(s["clips"] for s in info["splits"].values())
+    clips = sum(s["clips"] for s in info.splits.values())
     assert clips == decoded, (clips, decoded)
     print(f"{clips} previews: floor {clips / floor_s:.1f} clips/s, build_msd 1 worker "
           f"{clips / ours_s:.1f} clips/s")

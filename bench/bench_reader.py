@@ -59,13 +59,13 @@ def main():
         build(SOURCE, MttSettings(), BuildConfig(
             data_dir=source, out_dir=data_dir, workers=os.cpu_count(), progress=False))
     info = load_info(data_dir)
-    if info["features"] != {"kind": "raw", "dtype": "int16", "logmel": None}:
+    if info.features != {"kind": "raw", "dtype": "int16", "logmel": None}:
         raise SystemExit("bench_reader needs raw int16 records")
     batch = args.batch_size
-    per_pass = info["splits"]["train"]["segments"]
+    per_pass = info.splits["train"]["segments"]
     paths = shard_paths(data_dir, info, "train")
     def bare(as_stored=False):
-        parse = make_parser(info["num_tags"], tuple(info["segment_shape"]), "int16",
+        parse = make_parser(info.num_tags, tuple(info.segment_shape), "int16",
                             as_stored=as_stored)
         records = tf.data.TFRecordDataset(paths).repeat()
         return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
@@ -138,7 +138,7 @@ def main():
 
     print(f"shuffle quality over {per_pass // batch} batches of {batch} (reader blocks of "
           f"{reader.DEFAULT_SHUFFLE_SEGMENTS} segments, elementwise buffer of "
-          f"{ELEMENTWISE_BUFFER}; {info['splits']['train']['clips']} clips): "
+          f"{ELEMENTWISE_BUFFER}; {info.splits['train']['clips']} clips): "
           "distinct clips per batch / per 10 batches")
     for name, make in (("reader", ours), ("elementwise", elementwise)):
         per_batch, per_10 = quality(make(seed=0))

@@ -1,6 +1,6 @@
 """Measures the figures and times the docs quote, and prints them.
 
-    python bench/measure_docs_figures.py                  # everything (about an hour on 2 cores)
+    python bench/measure_docs_figures.py                  # everything
     python bench/measure_docs_figures.py demo synthetic_msd
     python bench/measure_docs_figures.py semi_supervised --seeds 1
 

@@ -1,25 +1,24 @@
 """tagger: music auto-tagging with Keras 3 and TensorFlow.
 
 Importing the package is light (no TensorFlow): the audio and dataset code
-runs in worker processes that never need it. The custom Keras layers of the
-spectrogram families are registered as soon as Keras is imported, before or
-after this package, so `keras.models.load_model` reads every saved tagger
-after a plain `import tagger`.
+runs in worker processes that never need it. A saved tagger is loaded with
+`tagger.models.saved.load_tagger` (model and info), or with
+`keras.models.load_model` after `import tagger.layers`, which registers
+the custom layers the families use.
 
 The Python API for the most common job (docs/python_api.md):
 
     from tagger import top_tags
     top_tags("song.mp3")  # the musicnn package's MTT_musicnn, from the package index
     top_tags("song.mp3", model="msd-transformer")  # another published tagger, by name
-    top_tags("model.keras", "song.mp3", k=5)  # a tagger trained here
+    top_tags("song.mp3", model="model.keras", k=5)  # a tagger trained here
 
 `top_tags` and `clip_scores` import TensorFlow only when called.
 `load_pretrained(NAME)` gives a published tagger (downloaded and converted
 on first use; tagger.pretrained).
 """
 
-import importlib.abc
-import importlib.machinery
+import os
 import sys
 
 __version__ = "0.1.0"
@@ -35,59 +34,45 @@ def _quiet_tensorflow() -> None:
         quiet_tensorflow()
 
 
-def _model_and_audio(args, model, audio, function: str):
-    """`(model, audio)` of `f(model, audio)`, `f(audio, model=...)` or
-    `f(audio)` (the default tagger for real music, `DEFAULT_MODEL`); a
-    registry name becomes its converted model's path."""
-    from tagger.pretrained.registry import DEFAULT_MODEL
+def _model_path(function: str, audio, model):
+    """The path of `model` (a saved tagger's path or a registry name;
+    None: `DEFAULT_MODEL`). TypeError for the order `f(model, audio)`."""
+    from tagger.models.saved import MODEL_SUFFIXES
+    from tagger.pretrained.registry import DEFAULT_MODEL, lookup
 
-    if len(args) == 2 and model is None and audio is None:
-        model, audio = args
-    elif len(args) == 1 and model is None and audio is None:
-        model, audio = DEFAULT_MODEL, args[0]
-    elif len(args) == 1 and (model is None) != (audio is None):
-        model, audio = (model, args[0]) if audio is None else (args[0], audio)
-    elif not args and model is None and audio is not None:
-        model = DEFAULT_MODEL
-    elif args or model is None or audio is None:
-        raise TypeError(f"{function}() takes (model, audio), (audio, model=...) or (audio)")
+    if model is not None and isinstance(audio, (str, os.PathLike)):
+        first = os.fspath(audio)
+        if first.endswith(MODEL_SUFFIXES) or lookup(first) is not None:
+            audio = os.fspath(model) if isinstance(model, os.PathLike) else model
+            raise TypeError(f"{function}() takes the audio first and the model by keyword: "
+                            f"write {function}({audio!r}, model={first!r})")
     _quiet_tensorflow()
-    if isinstance(model, str):
-        from tagger.pretrained import resolve_model
+    from tagger.pretrained import resolve_model
 
-        model = resolve_model(model)
-    return model, audio
+    return resolve_model(DEFAULT_MODEL if model is None else model)
 
 
-def top_tags(*args, model=None, audio=None, k: int = 5, hop_seconds: float | None = None):
+def top_tags(audio, model=None, k: int = 5, hop_seconds: float | None = None):
     """The `k` best (tag, score) pairs of an audio file (or, for a list of
-    paths, one such list per file): `top_tags(audio)` with the default
-    tagger for real music (MTT_musicnn, the musicnn package's, fetched
-    from the package index on first use), `top_tags(audio, model=NAME)`
-    with a published one by name (`load_pretrained`), or `top_tags(model,
-    audio)` with a tagger saved by train.py; see tagger.inference.api."""
+    paths, one such list per file). `model`: a published tagger's name
+    (`load_pretrained`) or the path of a tagger saved by train.py; by
+    default the tagger for real music (MTT_musicnn, the musicnn package's,
+    fetched from the package index on first use). See tagger.inference.api."""
     from tagger.inference.api import top_tags as top
 
-    if 2 < len(args) <= 4:  # (model, audio, k[, hop_seconds]) positionally
-        k, hop_seconds = (args[2], args[3] if len(args) == 4 else hop_seconds)
-        args = args[:2]
-    model, audio = _model_and_audio(args, model, audio, "top_tags")
-    return top(model, audio, k=k, hop_seconds=hop_seconds)
+    return top(audio, _model_path("top_tags", audio, model), k=k, hop_seconds=hop_seconds)
 
 
-def clip_scores(*args, model=None, audio=None, hop_seconds: float | None = None):
+def clip_scores(audio, model=None, hop_seconds: float | None = None):
     """(tag names, every tag's clip score) of an audio file or a list of
-    them, as `top_tags` takes them; see tagger.inference.api."""
+    them, with `model` as `top_tags` takes it; see tagger.inference.api."""
     from tagger.inference.api import clip_scores as scores
 
-    if len(args) == 3:  # (model, audio, hop_seconds) positionally
-        hop_seconds, args = args[2], args[:2]
-    model, audio = _model_and_audio(args, model, audio, "clip_scores")
-    return scores(model, audio, hop_seconds=hop_seconds)
+    return scores(audio, _model_path("clip_scores", audio, model), hop_seconds=hop_seconds)
 
 
 def load_pretrained(name: str, weights: str | None = None):
-    """(Keras model, tagger info) of a published tagger by registry name
+    """(Keras model, TaggerMetadata) of a published tagger by registry name
     (`tagger-pretrained list`), downloaded and converted into the cache on
     first use; a model path works too. `weights`: the original file, if
     downloaded by hand."""
@@ -95,37 +80,6 @@ def load_pretrained(name: str, weights: str | None = None):
     from tagger.pretrained import load_pretrained as load
 
     return load(name, weights=weights)
-
-
-def _register_layers() -> None:
-    import tagger.layers  # noqa: F401  (registration happens at import)
-
-
-class _RegisterLayersAfterKeras(importlib.abc.MetaPathFinder):
-    """Runs `_register_layers` right after the `keras` package finishes importing."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "keras":
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.loader is None:
-            return spec
-        exec_module = spec.loader.exec_module
-
-        def exec_then_register(module):
-            if self in sys.meta_path:
-                sys.meta_path.remove(self)
-            exec_module(module)
-            _register_layers()
-
-        spec.loader.exec_module = exec_then_register
-        return spec
-
-
-if "keras" in sys.modules:
-    _register_layers()
-elif not any(isinstance(f, _RegisterLayersAfterKeras) for f in sys.meta_path):
-    sys.meta_path.insert(0, _RegisterLayersAfterKeras())
 
 
 def _refuse_a_module_run_as_a_command() -> None:
@@ -141,8 +95,6 @@ def _refuse_a_module_run_as_a_command() -> None:
     parts = module.split(".")
     if parts[0] != "tagger" or parts[1:2] == ["commands"]:
         return
-    import os
-
     here = os.path.dirname(__file__)
     if os.path.isfile(os.path.join(here, *parts[1:], "__main__.py")):
         return

@@ -1,8 +1,8 @@
 """Loads the program's main module into the workers' fork server, once.
 
 A worker forked from multiprocessing's fork server runs the parent's main
-module again before it can take an item, unless the server has loaded it:
-for a command, 50-90 ms of imports per worker per build. Naming `__main__`
+module again before it can take an item, unless the server has loaded it
+(its imports, for every worker of a build). Naming `__main__`
 in the server's preload list is meant to load it there, but before Python
 3.13.8 and 3.14.1 the server is never told where the main module is
 (CPython issues gh-98552, gh-126631), so nothing is loaded. `tagger.parallel.worker_context` names

@@ -19,9 +19,9 @@ def use_pooling_cpu_allocator() -> None:
     """Makes TensorFlow keep the host memory it frees for reuse (its BFC
     allocator) instead of handing every large tensor back to the system:
     fresh pages for each batch of 59049-sample windows and each layer's
-    output cost page faults that, on a 2-core CPU, made the training reader
-    and the sample-level CNN about 1.5x slower (bench/bench_reader.py,
-    bench/bench_models.py). Takes effect only before TensorFlow's first
+    output cost page faults that slow the training reader and the
+    sample-level CNN down (docs/performance.md, "TensorFlow's host
+    memory"). Takes effect only before TensorFlow's first
     tensor; TF_CPU_ALLOCATOR_USE_BFC=false in the environment keeps the
     system allocator."""
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
@@ -61,7 +61,7 @@ def prepare_command_process(tensorflow: bool = True) -> None:
     that may run without TensorFlow (reading a results database) passes
     `tensorflow=False`: the pooling allocator is still set for a later
     import, which must be `quiet_tensorflow` too, and the start costs no
-    TensorFlow import (about 7 s and 0.75 GB on 2 cores)."""
+    TensorFlow import."""
     from tagger.host_memory import keep_freed_heap
 
     keep_freed_heap()

@@ -422,12 +422,15 @@ def gliding_tones(samples, batch=2, seed=0, rate=16000):
 
 
 def save_tagger(model, path, info):
+    """Saves `model` at `path` with `info` (the fields of its TaggerMetadata),
+    or as a plain Keras file for None."""
     from tagger.models.saved import save_tagger as save
+    from tagger.models.tagger_metadata import TaggerMetadata
 
     if info is None:
         model.save(str(path))
     else:
-        save(model, info, str(path))
+        save(model, TaggerMetadata(**info), str(path))
     return str(path)
 
 
@@ -620,3 +623,17 @@ def until(check, what: str, seconds: float = 20.0, interval: float = 0.02):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+def records_info(tag_names, sample_rate: int, segment_length: int, origin=None):
+    """The DatasetInfo of raw records of `tag_names` in segments of
+    `segment_length` samples at `sample_rate` (what a model is built and
+    saved for; no split written)."""
+    from tagger.records.info import DatasetInfo
+
+    return DatasetInfo(
+        name="test", origin=dict(origin or {}), builder_version="1", tag_names=tag_names,
+        num_tags=len(tag_names), sample_rate=sample_rate, segment_length=segment_length,
+        features={"kind": "raw", "dtype": "int16", "logmel": None},
+        segment_shape=(segment_length,), splits={}, skipped=[], cut=[], max_seconds=None,
+        notes={}, build={}, fingerprint="")

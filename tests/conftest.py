@@ -136,7 +136,7 @@ def student_records(synthetic_mtt, tmp_path_factory):
     its clips to an unlabelled `student` split."""
     records = _records(tmp_path_factory, synthetic_mtt, "student_records",
                        unlabelled_fraction=0.5)
-    assert records[1]["splits"]["student"]["labelled"] is False
+    assert records[1].splits["student"]["labelled"] is False
     return records
 
 

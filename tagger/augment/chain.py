@@ -51,7 +51,7 @@ class AugmentConfig:
         return cls(**{f.name: 0.0 for f in dataclasses.fields(cls)})
 
 
-def augment(x, seed, sample_rate: int = 22050, config: AugmentConfig = AugmentConfig()):
+def augment(x, seed, sample_rate: int, config: AugmentConfig = AugmentConfig()):
     """Waveforms (batch, samples) -> the augmented batch, float32; `seed` (2,)
     int tensor. Transforms with probability 0 are left out of the graph."""
     x = tf.cast(x, tf.float32)
@@ -89,7 +89,7 @@ class AudioAugmentation(keras.layers.Layer):
     called with training=True (a fresh seed per call from a SeedGenerator
     seeded with `seed`), the identity otherwise."""
 
-    def __init__(self, sample_rate: int = 22050, seed: int | None = None,
+    def __init__(self, sample_rate: int, seed: int | None = None,
                  probabilities: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         self.sample_rate = sample_rate
@@ -117,7 +117,7 @@ class Augmentation:
     """The chain as used by a training step: `(windows, step) -> windows`, seeded
     per step and replica by `step_seed(seed, step, stream)`."""
 
-    sample_rate: int = 22050
+    sample_rate: int  # the records'
     seed: int = 0
     stream: int = 0
     config: AugmentConfig = AugmentConfig()

@@ -23,7 +23,7 @@ def delay_by(x, offsets, volume: float = VOLUME):
     return (x + volume * delayed) / 2.0
 
 
-def delay(x, seed, sample_rate: int = 22050, p: float = PROBABILITY, delays_ms=DELAYS_MS):
+def delay(x, seed, sample_rate: int, p: float = PROBABILITY, delays_ms=DELAYS_MS):
     x = tf.convert_to_tensor(x, tf.float32)
     batch = tf.shape(x)[0]
     seeds = split_seed(seed, 2)

@@ -44,7 +44,7 @@ def pass_filter(x, cutoff_hz, high, sample_rate: int, taps: int = TAPS):
     return fft_convolve(x, kernels, delay=(taps - 1) // 2)
 
 
-def high_low_pass(x, seed, sample_rate: int = 22050, p: float = PROBABILITY,
+def high_low_pass(x, seed, sample_rate: int, p: float = PROBABILITY,
                   high_hz=HIGH_PASS_HZ, low_hz=LOW_PASS_HZ):
     x = tf.convert_to_tensor(x, tf.float32)
     batch = tf.shape(x)[0]

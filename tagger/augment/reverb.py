@@ -50,7 +50,7 @@ def add_reverb(x, reverberance, damping, room, seed, sample_rate: int):
     return y * rms(x) / rms(y)
 
 
-def reverb(x, seed, sample_rate: int = 22050, p: float = PROBABILITY):
+def reverb(x, seed, sample_rate: int, p: float = PROBABILITY):
     x = tf.convert_to_tensor(x, tf.float32)
     batch = tf.shape(x)[0]
     seeds = split_seed(seed, 5)

@@ -16,6 +16,7 @@ from tagger import fileio
 from tagger.config import BuildConfig, join_path
 from tagger.errors import UserError
 from tagger.records import writer
+from tagger.records.info import DatasetInfo
 from tagger.records.plan import DatasetPlan
 
 JOBS_FILE = "beam-jobs.jsonl"
@@ -28,14 +29,14 @@ class BeamRun:
     runner: str
     options: tuple = ()
 
-    def write(self, make_plan, config: BuildConfig) -> dict:
+    def write(self, make_plan, config: BuildConfig) -> DatasetInfo:
         """The runner interface of `tagger.records.writer.LocalRun`."""
         return run_beam_build(make_plan(), config, self)
 
 
-def run_beam_build(plan: DatasetPlan, config: BuildConfig, run: BeamRun) -> dict:
+def run_beam_build(plan: DatasetPlan, config: BuildConfig, run: BeamRun) -> DatasetInfo:
     """Writes `plan` under `config.output_dir` with the Beam runner `run`
-    names; returns the dataset_info dict (also saved as dataset_info.json)."""
+    names; returns its DatasetInfo (also saved as dataset_info.json)."""
     out_dir = config.output_dir
     if out_dir.startswith("ram://") or plan.audio_root.startswith("ram://"):
         raise UserError("a Beam build needs data and out dirs its workers can reach "

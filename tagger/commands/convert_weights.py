@@ -67,10 +67,10 @@ def run(args) -> int:
     config = ConvertConfig(source=args.source, kind=args.kind, out=args.out, options=options,
                            tags=tags, tag_order=order, overwrite=args.overwrite)
     info = convert_file(config)
-    seconds = info["window_segments"] * info["segment_length"] / info["sample_rate"]
-    print(f"wrote {args.out}: {info['model']} {info['model_args']}, "
-          f"{len(info['tag_names'])} tags, windows of {seconds:.2f} s at "
-          f"{info['sample_rate']} Hz")
+    seconds = info.window_segments * info.segment_length / info.sample_rate
+    print(f"wrote {args.out}: {info.model} {info.model_args}, "
+          f"{len(info.tag_names)} tags, windows of {seconds:.2f} s at "
+          f"{info.sample_rate} Hz")
     return 0
 
 

@@ -54,7 +54,7 @@ def distils(args) -> bool:
         info = load_info(args.data_dir)
     except UserError:
         return False
-    return not info["tag_names"] or ("train" in info["splits"]
+    return not info.tag_names or ("train" in info.splits
                                      and not is_labelled(info, "train"))
 
 

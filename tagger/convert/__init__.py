@@ -44,8 +44,8 @@ class ConvertConfig:
 
 
 def convert(config: ConvertConfig):
-    """Returns (model, info) for the original file; raises UserError (one
-    line) for a file that does not fit."""
+    """Returns (model, TaggerMetadata) for the original file; raises
+    UserError (one line) for a file that does not fit."""
     kind = CONVERTERS.get(config.kind)
     if kind is None:
         raise UserError(f"unknown source {config.kind!r}; valid: {', '.join(CONVERTERS)}")
@@ -76,15 +76,15 @@ def convert(config: ConvertConfig):
     if config.tag_order is not None:
         tags = reorder_outputs(model, tags, list(config.tag_order))
     from tagger.config import SEGMENT_LENGTH
+    from tagger.models.tagger_metadata import TaggerMetadata
 
-    segment_length = info.pop("segment_length", SEGMENT_LENGTH)
-    info = dict(info, tag_names=tags, segment_length=segment_length, input_kind="raw",
-                converted_from={"source": config.kind,
-                                "file": os.path.basename(config.source)})
-    return model, info
+    info.setdefault("segment_length", SEGMENT_LENGTH)
+    return model, TaggerMetadata(**info, tag_names=tags, input_kind="raw",
+                                 converted_from={"source": config.kind,
+                                                 "file": os.path.basename(config.source)})
 
 
-def convert_file(config: ConvertConfig) -> dict:
+def convert_file(config: ConvertConfig):
     """Converts and saves; nothing is written unless the conversion succeeds."""
     from tagger import destination, fileio
     from tagger.models.saved import MODEL_SUFFIXES, save_tagger

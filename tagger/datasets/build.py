@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from tagger.config import BuildConfig
 from tagger.datasets.source import DatasetSource
+from tagger.records.info import DatasetInfo
 
 
-def build(source: DatasetSource, settings, config: BuildConfig, runner=None) -> dict:
+def build(source: DatasetSource, settings, config: BuildConfig, runner=None) -> DatasetInfo:
     """Plans `source` in `config.data_dir` with `settings` (its settings
     dataclass) and writes the records as `config` says, with `runner`:
     `tagger.records.writer.LocalRun()` (the default: this machine's
     processes, started while the plan is made) or a `tagger.beam.build.BeamRun`.
-    Returns the dataset_info dict (also saved as dataset_info.json)."""
+    Returns its DatasetInfo (also saved as dataset_info.json)."""
     if not isinstance(settings, source.settings_type):
         raise TypeError(f"the {source.name} source takes {source.settings_type.__name__}, "
                         f"got {type(settings).__name__}")

@@ -49,11 +49,11 @@ def evaluate(model_path: str, data_dir: str, split: str = "test", batch_size: in
     columns = tag_order(model_info, info, reorder=True)
     predictions = ClipPredictor(model)(data_dir, split, window, batch_size, info,
                                        progress=progress, columns=columns)
-    metrics = tag_metrics(predictions.labels, predictions.scores, info["tag_names"])
+    metrics = tag_metrics(predictions.labels, predictions.scores, info.tag_names)
     if bootstrap > 0 and len(metrics.per_tag):
         metrics = dataclasses.replace(metrics, intervals=bootstrap_intervals(
             predictions.labels, predictions.scores, bootstrap, seed))
-    return Evaluation(model_path, split, metrics, predictions, info.get("origin") or {},
+    return Evaluation(model_path, split, metrics, predictions, info.origin,
                       reordered=columns is not None)
 
 

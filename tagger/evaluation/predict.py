@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from tagger.evaluation.metrics import binary_crossentropy
 from tagger.records import reader
-from tagger.records.info import load_info
+from tagger.records.info import DatasetInfo, load_info
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,9 +22,9 @@ class ClipPredictions:
     windows: int
 
 
-def window_shape(info: dict, window_segments: int) -> tuple:
+def window_shape(info: DatasetInfo, window_segments: int) -> tuple:
     """Shape of one window of k segments: (k * L,) or (k * frames, n_mels)."""
-    shape = list(info["segment_shape"])
+    shape = list(info.segment_shape)
     shape[0] *= window_segments
     return tuple(shape)
 
@@ -47,7 +47,7 @@ class ClipPredictor:
                                                jit_compile)
 
     def __call__(self, data_dir: str, split: str, window_segments: int,
-                 batch_size: int = 32, info: dict | None = None,
+                 batch_size: int = 32, info: DatasetInfo | None = None,
                  max_batches: int | None = None, progress: bool = False,
                  columns: list | None = None, labels: tuple | None = None) -> ClipPredictions:
         """`max_batches` limits the work (clips never reached are left out);

@@ -1,7 +1,7 @@
 """The Python API for the most common job: the top tags of audio files.
 
     from tagger import top_tags
-    top_tags("log/samplecnn-se-multi/model.keras", "song.mp3", k=5)
+    top_tags("song.mp3", model="log/samplecnn-se-multi/model.keras", k=5)
     # [('guitar', 0.91), ('classical', 0.84), ...]
 
 `top_tags` runs the same pipeline as tag.py (decoded, mixed to mono,
@@ -70,11 +70,12 @@ def _caller_level() -> int:
     return level
 
 
-def clip_scores(model, audio, hop_seconds: float | None = None):
+def clip_scores(audio, model, hop_seconds: float | None = None):
     """Every tag's clip score for each audio file.
 
-    `model`: path of a .keras/.hdf5 tagger saved by train.py. `audio`: one
-    path, or a list of paths. Returns `(tag_names, scores)`: `scores` is a
+    `audio`: one path, or a list of paths. `model`: path of a .keras/.hdf5
+    tagger saved by train.py (`tagger.clip_scores` also takes a published
+    tagger's name). Returns `(tag_names, scores)`: `scores` is a
     `(tags,)` float32 array for one path, a list of them for a list (in
     the given order). A file that cannot be tagged raises UserError naming
     it and saying why. `hop_seconds`: step between windows (default: the
@@ -101,7 +102,7 @@ def clip_scores(model, audio, hop_seconds: float | None = None):
     return list(predictor.tag_names), scores[0] if single else scores
 
 
-def top_tags(model, audio, k: int = 5, hop_seconds: float | None = None):
+def top_tags(audio, model, k: int = 5, hop_seconds: float | None = None):
     """The `k` best tags of an audio file, best first, as (tag, score) pairs;
     for a list of paths, a list of such lists in the given order. See
     `clip_scores` for the arguments and errors."""
@@ -109,7 +110,7 @@ def top_tags(model, audio, k: int = 5, hop_seconds: float | None = None):
 
     if not (isinstance(k, int) and k >= 1):
         raise UserError(f"k must be a whole number of tags >= 1, got {k!r}")
-    names, scores = clip_scores(model, audio, hop_seconds)
+    names, scores = clip_scores(audio, model, hop_seconds)
     if isinstance(audio, (str, os.PathLike)):
         return select_tags(scores, names, top_k=k)
     return [select_tags(s, names, top_k=k) for s in scores]

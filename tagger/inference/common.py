@@ -37,10 +37,11 @@ def _hash_file(digest, path: str) -> None:
             digest.update(block)
 
 
-def tag_names_of(model, info: dict | None) -> tuple[list[str], str | None]:
-    """(tag names, warning or None): the info layer's names, or tag_0..tag_{n-1}."""
+def tag_names_of(model, info) -> tuple[list[str], str | None]:
+    """(tag names, warning or None): the names of `info` (the model's
+    TaggerMetadata, or None), or tag_0..tag_{n-1}."""
     count = int(model.outputs[0].shape[-1])
-    names = list((info or {}).get("tag_names") or [])
+    names = list(info.tag_names) if info else []
     if len(names) == count:
         return [str(name) for name in names], None
     fallback = [f"tag_{i}" for i in range(count)]

@@ -38,6 +38,7 @@ import numpy as np
 from tagger import fileio, strict_json
 from tagger.config import join_path
 from tagger.errors import UserError
+from tagger.models.tagger_metadata import TaggerMetadata
 
 CHECK_RATE = 22050  # any rate: checking a file decodes (and resamples) its first second
 
@@ -137,7 +138,7 @@ class AttentionMaps:
         return spread.reshape(-1, *values.shape[1:])
 
 
-def make_attention_mapper(model, model_info: dict | None, batch_size: int = 32):
+def make_attention_mapper(model, model_info: TaggerMetadata | None, batch_size: int = 32):
     """Builds the sub-models once; returns `maps(sources, name=None,
     progress=False) -> AttentionMaps` for lists of audio paths (several
     paths are joined end to end).
@@ -154,7 +155,7 @@ def make_attention_mapper(model, model_info: dict | None, batch_size: int = 32):
     except ValueError:
         from tagger.models import FAMILIES
 
-        family = (model_info or {}).get("model") or "unknown family"
+        family = model_info.model if model_info else "unknown family"
         takers = [name for name, spec in FAMILIES.items() if "attention" in spec.analyses]
         raise UserError(f"model {model.name!r} ({family}) has no attention layers "
                         "(encoder0, encoder1, ...); attention maps need a "
@@ -170,8 +171,8 @@ def make_attention_mapper(model, model_info: dict | None, batch_size: int = 32):
         outputs["spectrogram"] = front.output  # (batch, frames, mels)
     probe = keras.Model(model.inputs, outputs, name=f"{model.name}_probe")
     tail = contribution_tail(model)
-    tag_names = tuple((model_info or {}).get("tag_names")
-                      or [f"tag{i}" for i in range(model.output.shape[-1])])
+    tag_names = ((model_info.tag_names if model_info else ())
+                 or tuple(f"tag{i}" for i in range(model.output.shape[-1])))
     heads = int(last.output[1].shape[1])
     tokens = int(last.input.shape[1]) - 1
 
@@ -319,7 +320,7 @@ def write_attention_maps(model_path: str, audio=(), concat=(), out_dir: str = "a
     model, model_info = load_tagger(model_path)
     mapper = make_attention_mapper(model, model_info, batch_size)
     if tags:
-        known = (model_info or {}).get("tag_names")
+        known = model_info.tag_names if model_info else None
         unknown = [t for t in tags if known and t not in known]
         if unknown:
             raise UserError(f"unknown tag(s) {unknown}; the model's tags are: "

@@ -69,10 +69,10 @@ def run_excitations(config: ExcitationConfig):
         if wrong:
             raise UserError(f"depth(s) {wrong} out of range; the model has SE blocks at "
                             f"depths 0..{blocks - 1}")
-        unknown = [t for t in config.compare_tags or () if t not in info["tag_names"]]
+        unknown = [t for t in config.compare_tags or () if t not in info.tag_names]
         if unknown:
             raise UserError(f"unknown tag(s) {unknown}; the dataset's tags are: "
-                            f"{', '.join(info['tag_names'])}")
+                            f"{', '.join(info.tag_names)}")
     table = extract_excitations(model, config.data_dir, config.split, config.batch_size,
                                 info=info, model_info=model_info, progress=config.progress)
     save_table(table, config.out)

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from tagger.errors import UserError
+from tagger.models.tagger_metadata import TaggerMetadata
+from tagger.records.info import DatasetInfo
 
 EXCITE_LAYER = re.compile(r"^block(\d+)_se_excite$")
 BASE_COLUMNS = ("clip_id", "depth", "ex")
@@ -36,7 +38,7 @@ BASE_COLUMNS = ("clip_id", "depth", "ex")
 COMPARE_GROUPS = (("classical",), ("metal", "rock"), ("dance", "techno"))
 
 
-def excite_layer_names(model, model_info: dict | None = None) -> list[str]:
+def excite_layer_names(model, model_info: TaggerMetadata | None = None) -> list[str]:
     """Names of the SE excitation layers, depth 0 (input side) first.
 
     A model without any is a UserError naming what the model is."""
@@ -49,7 +51,7 @@ def excite_layer_names(model, model_info: dict | None = None) -> list[str]:
     return [name for _, name in found]
 
 
-def excitation_model(model, model_info: dict | None = None):
+def excitation_model(model, model_info: TaggerMetadata | None = None):
     """A model with `model`'s input whose outputs are every SE block's
     excitation `(batch, C_i)`, depth order: one pass gives them all."""
     import keras
@@ -60,7 +62,7 @@ def excitation_model(model, model_info: dict | None = None):
 
 
 def extract_excitations(model, data_dir: str, split: str = "test", batch_size: int = 32,
-                        info: dict | None = None, model_info: dict | None = None,
+                        info: DatasetInfo | None = None, model_info: TaggerMetadata | None = None,
                         progress: bool = False) -> pd.DataFrame:
     """The excitation table of `split` (see the module docstring).
 
@@ -80,7 +82,7 @@ def extract_excitations(model, data_dir: str, split: str = "test", batch_size: i
     info = info or load_info(data_dir)
     extractor = excitation_model(model, model_info)
     window = window_segments_for(model, model_info, info)
-    tag_names = list(info["tag_names"])
+    tag_names = list(info.tag_names)
     clash = sorted(set(tag_names) & set(BASE_COLUMNS))
     if clash:
         raise UserError(f"the dataset has tags named {clash}, which the excitation table "
@@ -241,18 +243,18 @@ def load_table(path: str) -> pd.DataFrame:
 
 def _describe(model, model_info) -> str:
     """What a model is, for the no-SE error: its block type or family."""
-    info = model_info or {}
-    args = info.get("model_args") or {}
+    family = model_info.model if model_info else None
+    args = model_info.model_args if model_info else {}
     names = {layer.name for layer in model.layers}
-    if info.get("model") is not None and not _has_blocks(info["model"]):
-        return f"family {info['model']}"
+    if family is not None and not _has_blocks(family):
+        return f"family {family}"
     if "block" in args:
         return f"block type {args['block']}"
     if "block0_conv1" in names:
         return "block type res"
     if "block0_conv" in names:
         return "block type basic"
-    return f"family {info.get('model', 'unknown')}"
+    return f"family {family or 'unknown'}"
 
 
 def _has_blocks(model: str) -> bool:

@@ -8,7 +8,6 @@ from tagger.layers.multi_head_self_attention import MultiHeadSelfAttention
 from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.layers.select_token import SelectToken
 from tagger.layers.sinusoidal_positions import SinusoidalPositions
-from tagger.layers.tagger_info import TaggerInfo
 from tagger.layers.transformer_encoder_layer import TransformerEncoderLayer
 
 __all__ = [
@@ -20,6 +19,5 @@ __all__ = [
     "PhiloxDropout",
     "SelectToken",
     "SinusoidalPositions",
-    "TaggerInfo",
     "TransformerEncoderLayer",
 ]

@@ -51,7 +51,7 @@ class LogMel(keras.layers.Layer):
     same model fed raw waveforms see identical features.
     """
 
-    def __init__(self, sample_rate=22050, n_fft=1024, hop_length=512,
+    def __init__(self, sample_rate, n_fft=1024, hop_length=512,
                  n_mels=128, f_min=0.0, f_max=None, top_db=None,
                  segment_length=None, mel_scale="keras", mel_norm=None,
                  power=2.0, db_multiplier=10.0, amin=1e-10, compression="db",

@@ -2,10 +2,10 @@
 
 keras.layers.Dropout draws its mask with `tf.nn.experimental.stateless_dropout`,
 whose generator is left to the platform ("auto_select"). Under XLA on a CPU
-that choice lowers to code that made a training step of the ReSE+multi
-sample-level CNN (dropout inside each of its nine residual blocks) 5.5x
+that choice lowers to slow code: a training step of the ReSE+multi
+sample-level CNN (dropout inside each of its nine residual blocks) ran far
 slower than without XLA, while the same step with its mask drawn by Philox
-compiles to vectorised code and runs 1.1x faster than without XLA
+compiles to vectorised code and runs at least as fast as without XLA
 (docs/performance.md). Otherwise this is keras.layers.Dropout: the same
 rate, scaling by 1 / (1 - rate), seed generator and `noise_shape`.
 """

@@ -1,14 +1,14 @@
 """Saving and loading a tagger, and checking that it fits a dataset.
 
 A saved tagger is a plain Keras file (`.keras` or `.hdf5`) that also
-carries the model's info dict (tag names, sample rate, window, input kind,
-log-mel settings, family and factory arguments) outside the layer graph:
+carries the model's `TaggerMetadata` (tag names, sample rate, window, input
+kind, log-mel settings, family and factory arguments) outside the layer
+graph, as JSON:
 the `.keras` zip holds it as `tagger_info.json`, the `.hdf5` file as the
 root attribute `tagger_info`. So `keras.models.load_model` reads the file
-with no class of ours in the graph (the sample-level CNN is built from
-Keras layers alone; the spectrogram families need `import tagger` for their
-registered layers), and `read_saved_info` reads the info without loading
-the model.
+after `import tagger.layers`, which registers the custom layers of every
+family (`load_tagger` imports it), and `read_saved_info` reads the
+metadata without loading the model.
 """
 
 from __future__ import annotations
@@ -21,18 +21,19 @@ import zipfile
 
 from tagger import fileio
 from tagger.errors import UserError
+from tagger.models.tagger_metadata import TaggerMetadata
 
 MODEL_SUFFIXES = (".keras", ".hdf5", ".h5")
 INFO_NAME = "tagger_info"  # .keras: INFO_NAME + ".json" in the zip; .hdf5: root attribute
 
 
-def save_tagger(model, info: dict, path: str) -> None:
+def save_tagger(model, info: TaggerMetadata, path: str) -> None:
     """Writes `model` to `path` (.keras or .hdf5; local or any tf.io.gfile
     path) with `info` embedded. The file appears complete or not at all."""
     path = str(path)
     if not path.endswith(MODEL_SUFFIXES):
         raise ValueError(f"a tagger is saved as {' or '.join(MODEL_SUFFIXES)}, got {path!r}")
-    text = json.dumps(info, sort_keys=True)
+    text = json.dumps(info.to_json(), sort_keys=True)
     with tempfile.TemporaryDirectory() as scratch:
         local = os.path.join(scratch, "model" + os.path.splitext(path)[1])
         model.save(local)
@@ -48,35 +49,35 @@ def save_tagger(model, info: dict, path: str) -> None:
             fileio.write_atomic(path, f.read())
 
 
-def read_saved_info(path: str) -> dict | None:
-    """The info dict embedded by `save_tagger`, or None for a file without one."""
+def read_saved_info(path: str) -> TaggerMetadata | None:
+    """The metadata embedded by `save_tagger`, or None for a file without
+    any; metadata lacking a field is a UserError naming the file and field."""
     path = str(path)
     with fileio.open_file(path, "rb") as f:
         if path.endswith(".keras"):
             with zipfile.ZipFile(f) as archive:
                 if INFO_NAME + ".json" not in archive.namelist():
                     return None
-                return json.loads(archive.read(INFO_NAME + ".json"))
-        import h5py
+                text = archive.read(INFO_NAME + ".json")
+        else:
+            import h5py
 
-        with h5py.File(f, "r") as handle:
-            text = handle.attrs.get(INFO_NAME)
+            with h5py.File(f, "r") as handle:
+                text = handle.attrs.get(INFO_NAME)
     if text is None:
         return None
-    return json.loads(text.decode() if isinstance(text, bytes) else text)
+    return TaggerMetadata.from_json(json.loads(text), path)
 
 
 def load_tagger(path: str):
-    """Loads a .keras/.hdf5 model; returns (model, info dict or None).
+    """Loads a .keras/.hdf5 model; returns (model, TaggerMetadata or None).
 
     Missing files, other formats and models that do not end in one score per
-    tag are UserErrors with one clear line. Files saved before the info
-    moved out of the graph (a final `TaggerInfo` layer) load too.
+    tag are UserErrors with one clear line.
     """
     import keras
 
     import tagger.layers  # noqa: F401  registers the custom layers
-    from tagger.layers.tagger_info import read_info, strip_info
 
     path = str(path)
     if not fileio.exists(path):
@@ -97,10 +98,7 @@ def load_tagger(path: str):
         info = read_saved_info(path)
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise UserError(f"cannot read the tagger info of {path!r}: {error}") from None
-    legacy = read_info(model)
-    if legacy is not None:
-        model = strip_info(model)
-    return model, info if info is not None else legacy
+    return model, info
 
 
 def model_file_name(path: str) -> str:
@@ -114,47 +112,47 @@ def model_file_name(path: str) -> str:
     return stem
 
 
-def synthetic_note(info: dict | None) -> str | None:
+def synthetic_note(info: TaggerMetadata | None) -> str | None:
     """One line for wherever a model's tags are shown when it was trained
     on synthetic sounds (its info's dataset `origin`), else None."""
-    if ((info or {}).get("origin") or {}).get("kind") != "synthetic":
+    if info is None or (info.origin or {}).get("kind") != "synthetic":
         return None
     return ("this model was trained on the synthetic dataset: its tags describe synthetic "
             "sounds, not real music (tagger-pretrained list names taggers of real music)")
 
 
-def window_segments_for(model, model_info: dict | None, dataset_info: dict,
+def window_segments_for(model, model_info: TaggerMetadata | None, dataset_info,
                         reorder: bool = False) -> int:
     """The number of segments per window for which `model` fits the dataset;
     a mismatch in tags or input shape is a UserError saying which (with
     `reorder`, the dataset's tags in another order are not one:
     `tag_order`)."""
     num_tags = model.outputs[0].shape[-1]
-    if num_tags != dataset_info["num_tags"]:
+    if num_tags != dataset_info.num_tags:
         raise UserError(f"the model predicts {num_tags} tags but the dataset has "
-                        f"{dataset_info['num_tags']}; evaluate it on the dataset it was "
+                        f"{dataset_info.num_tags}; evaluate it on the dataset it was "
                         "trained for")
     tag_order(model_info, dataset_info, reorder)
     check_audio_settings(model_info, dataset_info)
     input_shape = tuple(model.inputs[0].shape[1:])
-    segment = tuple(dataset_info["segment_shape"])
+    segment = tuple(dataset_info.segment_shape)
     if len(input_shape) != len(segment) or input_shape[1:] != segment[1:] \
             or input_shape[0] is None or input_shape[0] % segment[0]:
         raise UserError(f"the model takes inputs of shape {input_shape} but the dataset "
-                        f"holds {dataset_info['features']['kind']} segments of shape "
+                        f"holds {dataset_info.features['kind']} segments of shape "
                         f"{segment}; use a dataset built with the model's features and "
                         "segment length")
     return input_shape[0] // segment[0]
 
 
-def tag_order(model_info: dict | None, dataset_info: dict,
+def tag_order(model_info: TaggerMetadata | None, dataset_info,
               reorder: bool = False) -> list | None:
     """None when the model's tags are the dataset's in its order (or the
     model names none). With `reorder`, for the same tags in another order,
     the model's output index of each of the dataset's tags. Otherwise a
     UserError saying how they differ and what to do."""
-    ours = [str(t) for t in (model_info or {}).get("tag_names") or []]
-    theirs = [str(t) for t in dataset_info["tag_names"]]
+    ours = list(model_info.tag_names) if model_info else []
+    theirs = [str(t) for t in dataset_info.tag_names]
     if not ours or ours == theirs:
         return None
     if sorted(ours) == sorted(theirs):
@@ -168,7 +166,7 @@ def tag_order(model_info: dict | None, dataset_info: dict,
     foreign = [tag for tag in ours if tag not in theirs]
     shown = ", ".join(repr(tag) for tag in foreign[:4]) + (" ..." if len(foreign) > 4 else "")
     synthetic = ""
-    if (dataset_info.get("origin") or {}).get("kind") == "synthetic":
+    if dataset_info.origin.get("kind") == "synthetic":
         synthetic = " (these are records of the synthetic dataset, whose tags are its own)"
     raise UserError(f"the model's tag names differ from the dataset's: {len(foreign)} of its "
                     f"{len(ours)} are not among the dataset's tags ({shown}){synthetic}; "
@@ -176,15 +174,17 @@ def tag_order(model_info: dict | None, dataset_info: dict,
                     f"{_build_hint(model_info)}")
 
 
-def _build_hint(model_info: dict | None) -> str:
+def _build_hint(model_info: TaggerMetadata | None) -> str:
     """The build_mtt.py flags that make records a model reads, as a hint."""
     from tagger.config import AudioConfig
 
-    info, default = model_info or {}, AudioConfig()
-    flags = [f"--{name.replace('_', '-')} {info[name]}"
+    if model_info is None:
+        return ""
+    default = AudioConfig()
+    flags = [f"--{name.replace('_', '-')} {getattr(model_info, name)}"
              for name in ("sample_rate", "segment_length")
-             if info.get(name) not in (None, getattr(default, name))]
-    if info.get("input_kind") == "logmel":
+             if getattr(model_info, name) != getattr(default, name)]
+    if model_info.input_kind == "logmel":
         flags.append("--features logmel")
     return f", built with build_mtt.py {' '.join(flags)}" if flags else ""
 
@@ -201,29 +201,29 @@ def _logmel(settings: dict | None):
     return None if settings is None else LogMelConfig(**settings)
 
 
-def check_audio_settings(model_info: dict | None, dataset_info: dict) -> None:
+def check_audio_settings(model_info: TaggerMetadata | None, dataset_info) -> None:
     """A UserError naming every audio setting (sample rate, segment length,
     feature kind, log-mel parameters) in which a saved model and a dataset
     differ; models saved without info are not checked."""
     if not model_info:
         return
-    features = dataset_info["features"]
+    features = dataset_info.features
     differences, rebuild = [], []
     for key, label, flag in (("sample_rate", "sample rate", "--sample-rate"),
                              ("segment_length", "segment length", "--segment-length")):
-        if model_info.get(key) is not None and model_info[key] != dataset_info.get(key):
-            differences.append(f"{label} {model_info[key]} (the dataset has "
-                               f"{dataset_info.get(key)})")
-            rebuild.append(f"{flag} {model_info[key]}")
-    kind = model_info.get("input_kind")
-    if kind and kind != features["kind"]:
+        if getattr(model_info, key) != getattr(dataset_info, key):
+            differences.append(f"{label} {getattr(model_info, key)} (the dataset has "
+                               f"{getattr(dataset_info, key)})")
+            rebuild.append(f"{flag} {getattr(model_info, key)}")
+    kind = model_info.input_kind
+    if kind != features["kind"]:
         differences.append(f"{kind} input (the dataset holds {features['kind']} records)")
         rebuild.append(f"--features {kind}")
     elif kind == "logmel":
-        ours, theirs = _logmel(model_info.get("logmel")), _logmel(features.get("logmel"))
+        ours, theirs = _logmel(model_info.logmel), _logmel(features.get("logmel"))
         if ours is None or theirs is None:
             if ours != theirs:
-                differences.append(f"log-mel features {model_info.get('logmel')} (the "
+                differences.append(f"log-mel features {model_info.logmel} (the "
                                    f"dataset has {features.get('logmel')})")
                 rebuild.append("the model's log-mel flags")
         else:
@@ -241,7 +241,7 @@ def check_audio_settings(model_info: dict | None, dataset_info: dict) -> None:
                         f"dataset built with its settings (build_mtt.py {', '.join(rebuild)})")
 
 
-def raw_audio_input(model, info: dict | None):
+def raw_audio_input(model, info: TaggerMetadata | None):
     """How to feed raw audio to a saved tagger.
 
     Returns (sample_rate, window_samples, to_model_input): windows of
@@ -249,25 +249,28 @@ def raw_audio_input(model, info: dict | None):
     go through `to_model_input` (identity for waveform models; the model's
     own `LogMel` front end for models trained on log-mel records).
     """
+    from tagger.config import AudioConfig
+
     input_shape = tuple(model.inputs[0].shape[1:])
-    sample_rate = (info or {}).get("sample_rate", 22050)
+    # a plain Keras file says nothing: it reads records built with the defaults
+    sample_rate = info.sample_rate if info is not None else AudioConfig().sample_rate
     if len(input_shape) == 1:
         return sample_rate, int(input_shape[0]), lambda windows: windows
-    if not info or not info.get("logmel"):
+    if info is None or not info.logmel:
         raise UserError("the model takes log-mel frames and does not say how they were "
                         "computed; use a model saved by train.py")
     from tagger.layers import LogMel
 
-    segment = info["segment_length"]
-    layer = LogMel(sample_rate=sample_rate, segment_length=segment, **info["logmel"])
-    window = info["window_segments"] * segment
+    segment = info.segment_length
+    layer = LogMel(sample_rate=sample_rate, segment_length=segment, **info.logmel)
+    window = info.window_segments * segment
     if layer.frames_for(window) != input_shape[0]:
         raise UserError(f"the model takes {input_shape[0]} frames but its log-mel settings "
                         f"give {layer.frames_for(window)} for {window} samples")
     return sample_rate, window, lambda windows: layer(windows)
 
 
-def window_grid(model, info: dict | None, window_samples: int) -> tuple[int, int]:
+def window_grid(model, info: TaggerMetadata | None, window_samples: int) -> tuple[int, int]:
     """(hop_samples, edge_padding): how consecutive windows of a file are
     cut for `model`, whose windows hold `window_samples` samples.
 
@@ -282,8 +285,7 @@ def window_grid(model, info: dict | None, window_samples: int) -> tuple[int, int
     logmel = _front_end_settings(model, info)
     if logmel is None or logmel.get("center", True):
         return window_samples, 0
-    segment = (info or {}).get("segment_length")
-    if segment is not None and (info or {}).get("window_segments", 1) * segment != segment:
+    if info is not None and info.window_segments != 1:
         return window_samples, 0  # one STFT per segment: no whole-file grid
     from tagger.config import stft_frames
 
@@ -292,11 +294,11 @@ def window_grid(model, info: dict | None, window_samples: int) -> tuple[int, int
     return frames * hop, n_fft // 2
 
 
-def _front_end_settings(model, info: dict | None) -> dict | None:
+def _front_end_settings(model, info: TaggerMetadata | None) -> dict | None:
     """The log-mel settings of a model's front end: its info's, else its
     `log_mel` layer's (None for a waveform model without one)."""
-    if info and info.get("logmel"):
-        return dict(info["logmel"])
+    if info is not None and info.logmel:
+        return dict(info.logmel)
     try:
         return model.get_layer("log_mel").get_config()
     except ValueError:

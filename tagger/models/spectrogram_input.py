@@ -50,7 +50,7 @@ STFT_OVER = ("segment", "window")
 EMBEDDING_LAYER = "embedding"  # every family's penultimate representation
 
 
-def make_log_mel(logmel: LogMelConfig, sample_rate: int = 22050,
+def make_log_mel(logmel: LogMelConfig, sample_rate: int,
                  stft_over: str = "segment",
                  segment_length: int = SEGMENT_LENGTH) -> LogMel:
     """The front end of a raw model (float32 under any dtype policy): one

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tagger.errors import UserError
-from tagger.records.info import load_info, shard_paths
+from tagger.records.info import DatasetInfo, load_info, shard_paths
 from tagger.records.schema import make_parser, to_float
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -24,7 +24,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_SEGMENTS = 2000
 
 
-def clip_dataset(data_dir: str, split: str, info: dict | None = None,
+def clip_dataset(data_dir: str, split: str, info: DatasetInfo | None = None,
                  shuffle_shards: bool = False, seed: int | None = None,
                  num_read_threads: int | None = None,
                  shard: tuple | None = None, as_stored: bool = False,
@@ -48,8 +48,8 @@ def clip_dataset(data_dir: str, split: str, info: dict | None = None,
     if clip_shard is not None:
         return clip_dataset(data_dir, split, info, shuffle_shards, seed, num_read_threads,
                             as_stored=as_stored, with_tags=with_tags).shard(*clip_shard)
-    parse = make_parser(info["num_tags"], tuple(info["segment_shape"]),
-                        info["features"]["dtype"], as_stored, with_tags)
+    parse = make_parser(info.num_tags, tuple(info.segment_shape),
+                        info.features["dtype"], as_stored, with_tags)
     if not shuffle_shards:
         records = tf.data.TFRecordDataset(paths)
         return records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -101,7 +101,7 @@ def eval_window_starts(num_segments: int, window_segments: int) -> list:
 
 
 def train_dataset(data_dir: str, batch_size: int, split: str = "train",
-                  window_segments: int = 1, info: dict | None = None,
+                  window_segments: int = 1, info: DatasetInfo | None = None,
                   shuffle_segments: int = DEFAULT_SHUFFLE_SEGMENTS,
                   seed: int | None = None, repeat: bool = True,
                   num_read_threads: int | None = None,
@@ -177,16 +177,17 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
     return data.map(gather, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
 
 
-def train_windows_per_pass(info: dict, split: str = "train", window_segments: int = 1) -> int:
+def train_windows_per_pass(info: DatasetInfo, split: str = "train",
+                           window_segments: int = 1) -> int:
     """Approximate number of training windows in one pass over `split`."""
-    s = info["splits"][split]
+    s = info.splits[split]
     if window_segments == 1:
         return s["segments"]
     return max(s["clips"], s["segments"] // window_segments)
 
 
-def eval_windows(data_dir: str, split: str, window_segments: int,
-                 batch_size: int | None = None, info: dict | None = None) -> tf.data.Dataset:
+def eval_windows(data_dir: str, split: str, window_segments: int, batch_size: int | None = None,
+                 info: DatasetInfo | None = None) -> tf.data.Dataset:
     """(window, clip_index) pairs covering every clip of `split` (see
     `eval_window_starts`), batched when `batch_size` is given; clip_index is
     the clip's position in the split."""
@@ -213,13 +214,13 @@ def _eval_windows_of_clip(segments: tf.Tensor, k: int) -> tf.Tensor:
                    lambda: tf.concat([aligned, last], 0), lambda: aligned)
 
 
-def clip_labels(data_dir: str, split: str, info: dict | None = None):
+def clip_labels(data_dir: str, split: str, info: DatasetInfo | None = None):
     """(clip_ids (clips,), tags (clips, num_tags)) of `split`, in split order,
     read without decoding the segments."""
     info = info or load_info(data_dir)
     from tagger.records.schema import feature_spec
 
-    spec = {k: v for k, v in feature_spec(info["num_tags"]).items()
+    spec = {k: v for k, v in feature_spec(info.num_tags).items()
             if k in ("clip_id", "tags")}
     records = tf.data.TFRecordDataset(shard_paths(data_dir, info, split))
     parsed = records.map(lambda r: tf.io.parse_single_example(r, spec))
@@ -228,7 +229,7 @@ def clip_labels(data_dir: str, split: str, info: dict | None = None):
         for example in parsed.batch(1024).as_numpy_iterator():
             ids.append(example["clip_id"])
             tags.append(example["tags"])
-    expected = info["splits"][split]["clips"]
+    expected = info.splits[split]["clips"]
     found = sum(len(i) for i in ids)
     if found != expected:  # a shard cut at a record boundary reads as a clean file
         raise UserError(f"the {split} split of {data_dir!r} holds {found} clips but its "
@@ -236,12 +237,12 @@ def clip_labels(data_dir: str, split: str, info: dict | None = None):
                         "was replaced; rebuild the dataset (rerun build_mtt.py with "
                         "--overwrite)")
     if not ids:
-        return np.zeros((0,), np.int64), np.zeros((0, info["num_tags"]), np.float32)
+        return np.zeros((0,), np.int64), np.zeros((0, info.num_tags), np.float32)
     return np.concatenate(ids), np.concatenate(tags).astype(np.float32)
 
 
 @contextlib.contextmanager
-def shard_errors(data_dir: str, split: str, info: dict | None = None):
+def shard_errors(data_dir: str, split: str, info: DatasetInfo | None = None):
     """Reading `split` inside this block: a damaged (truncated, corrupted) or
     missing shard becomes one UserError naming the shard and how to rebuild
     it. tf.data's message does not say which file failed, so the split's
@@ -252,7 +253,7 @@ def shard_errors(data_dir: str, split: str, info: dict | None = None):
         raise damaged_shard_error(data_dir, split, info, error) from None
 
 
-def damaged_shard_error(data_dir: str, split: str, info: dict | None,
+def damaged_shard_error(data_dir: str, split: str, info: DatasetInfo | None,
                         error: Exception) -> UserError:
     """The UserError for a failed read of `split`: names the first shard that
     cannot be read to its end."""

@@ -43,7 +43,7 @@ from tagger.errors import UserError
 from tagger.folder_lock import folder_lock
 from tagger.parallel import WorkerPool, ordered_map
 from tagger.records.clip_decoder import DecodedClip, DecodeTask, decode_clip, worker_died
-from tagger.records.info import INFO_FILE
+from tagger.records.info import INFO_FILE, DatasetInfo
 from tagger.records.plan import Clip, DatasetPlan
 
 BUILDER_VERSION = "1"
@@ -94,14 +94,14 @@ class LocalRun:
     """Writes a plan with this machine's processes (`config.workers`), started
     while the plan is made; `tagger.beam.build.BeamRun` is the other runner."""
 
-    def write(self, make_plan, config: BuildConfig) -> dict:
+    def write(self, make_plan, config: BuildConfig) -> DatasetInfo:
         with start_workers(config) as pool:
             return build_records(make_plan(), config, pool=pool)
 
 
-def build_records(plan: DatasetPlan, config: BuildConfig, pool=None) -> dict:
+def build_records(plan: DatasetPlan, config: BuildConfig, pool=None) -> DatasetInfo:
     """Writes every split of `plan` as shards under `config.output_dir` and
-    returns the dataset_info dict (also saved as dataset_info.json). A
+    returns its DatasetInfo (also saved as dataset_info.json). A
     build that fails leaves no folder behind that it created empty."""
     check_input(plan, config)
     created = _missing_folders(config.output_dir)
@@ -153,20 +153,20 @@ def check_input(plan: DatasetPlan, config: BuildConfig) -> None:
         raise UserError(f"the {plan.name} plan holds no clip in any split; nothing to build")
 
 
-def finish_build(plan: DatasetPlan, config: BuildConfig, build: PreparedBuild) -> dict:
+def finish_build(plan: DatasetPlan, config: BuildConfig, build: PreparedBuild) -> DatasetInfo:
     """Writes dataset_info.json from the manifests of every shard (all
     written) and returns it; a build where no clip decoded is an error."""
     out_dir = config.output_dir
     info = _dataset_info(plan, config, build.jobs, build.manifests, build.fingerprint)
-    if sum(s["clips"] for s in info["splits"].values()) == 0:
+    if sum(s["clips"] for s in info.splits.values()) == 0:
         _remove_outputs(out_dir)
-        example = info["skipped"][0] if info["skipped"] else None
+        example = info.skipped[0] if info.skipped else None
         detail = f", e.g. {example['path']}: {example['reason']}" if example else ""
-        raise UserError(f"no clip could be decoded ({len(info['skipped'])} skipped"
+        raise UserError(f"no clip could be decoded ({len(info.skipped)} skipped"
                         f"{detail}); check the audio folder {plan.audio_root!r}")
     try:
         fileio.write_atomic(join_path(out_dir, INFO_FILE),
-                            json.dumps(info, indent=2, sort_keys=True) + "\n")
+                            json.dumps(info.to_json(), indent=2, sort_keys=True) + "\n")
     except Exception as error:
         raise _write_error(join_path(out_dir, INFO_FILE), error, 1 << 20) from None
     return info
@@ -355,7 +355,7 @@ def segment_shape(config: BuildConfig) -> list:
     return [mel.frames(config.audio.segment_length), mel.n_mels]
 
 
-def _dataset_info(plan, config, jobs, manifests, fingerprint) -> dict:
+def _dataset_info(plan, config, jobs, manifests, fingerprint) -> DatasetInfo:
     splits, skipped, cut = {}, [], []
     for split in plan.splits:
         split_jobs = [j for j in jobs if j.split == split]
@@ -373,25 +373,15 @@ def _dataset_info(plan, config, jobs, manifests, fingerprint) -> dict:
         features["logmel"] = None
     else:
         features["dtype"] = "float32"
-    return {
-        "name": plan.name,
-        "origin": dict(plan.origin),
-        "builder_version": BUILDER_VERSION,
-        "tag_names": list(plan.tag_names),
-        "num_tags": len(plan.tag_names),
-        "sample_rate": config.audio.sample_rate,
-        "segment_length": config.audio.segment_length,
-        "features": features,
-        "segment_shape": segment_shape(config),
-        "splits": splits,
-        "skipped": skipped,
-        "cut": cut,
-        "max_seconds": config.max_seconds,
-        "notes": dict(plan.notes),
-        "build": {**plan.settings, "clips_per_shard": config.clips_per_shard,
-                  "max_file_mb": config.max_file_mb, "max_seconds": config.max_seconds},
-        "fingerprint": fingerprint,
-    }
+    return DatasetInfo(
+        name=plan.name, origin=dict(plan.origin), builder_version=BUILDER_VERSION,
+        tag_names=plan.tag_names, num_tags=len(plan.tag_names),
+        sample_rate=config.audio.sample_rate, segment_length=config.audio.segment_length,
+        features=features, segment_shape=segment_shape(config), splits=splits,
+        skipped=skipped, cut=cut, max_seconds=config.max_seconds, notes=dict(plan.notes),
+        build={**plan.settings, "clips_per_shard": config.clips_per_shard,
+               "max_file_mb": config.max_file_mb, "max_seconds": config.max_seconds},
+        fingerprint=fingerprint)
 
 
 def _fingerprint(plan: DatasetPlan, config: BuildConfig) -> str:

@@ -40,7 +40,7 @@ class ServedModel:
     name: str
     path: str
     fingerprint: str
-    info: dict
+    info: object  # tagger.models.tagger_metadata.TaggerMetadata, or None
     predictor: object  # tagger.inference.engine.predictor.Predictor
     batcher: object  # tagger.serve.batching.Batcher
     attention: object = None  # tagger.interpret.attention_maps mapper, for attention models
@@ -77,7 +77,7 @@ class ServedModel:
         """The model as `GET /v1/models` lists it (no server paths)."""
         return {
             "name": self.name, "fingerprint": self.fingerprint,
-            "family": (self.info or {}).get("model"), "file": os.path.basename(self.path),
+            "family": self.info.model if self.info else None, "file": os.path.basename(self.path),
             "tags": self.tag_names, "sample_rate": self.sample_rate,
             "window_seconds": round(self.window_samples / self.sample_rate, 6),
             "embedding_dim": self.predictor.embedding_dim,
@@ -199,14 +199,14 @@ def load_model(spec: str, max_batch: int, max_wait: float, max_pending: int,
     batcher = Batcher(predictor, max_batch=max_batch, max_wait=max_wait,
                       max_pending=max_pending, name=name)
     return ServedModel(name=name, path=path, fingerprint=model_fingerprint(path),
-                       info=info or {}, predictor=predictor, batcher=batcher,
+                       info=info, predictor=predictor, batcher=batcher,
                        attention=attention)
 
 
-def _analyses(info: dict | None) -> tuple:
+def _analyses(info) -> tuple:
     from tagger.models import FAMILIES
 
-    family = (info or {}).get("model")
+    family = info.model if info else None
     return FAMILIES[family].analyses if family in FAMILIES else ()
 
 

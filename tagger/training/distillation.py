@@ -29,20 +29,21 @@ import numpy as np
 from tagger.config import TrainConfig
 from tagger.errors import UserError
 from tagger.evaluation.metrics import DEFAULT_BOOTSTRAP
+from tagger.records.info import DatasetInfo
 from tagger.training.teacher_targets import TeacherTargets, require_raw
 
 EPSILON = 1e-7  # scores are clipped to [EPSILON, 1 - EPSILON] before their logits
 
 
-def student_info(info: dict, tag_names) -> dict:
+def student_info(info: DatasetInfo, tag_names) -> DatasetInfo:
     """The records' dataset_info as a student of these tags sees them."""
-    return {**info, "tag_names": list(tag_names), "num_tags": len(tag_names)}
+    return dataclasses.replace(info, tag_names=tuple(tag_names), num_tags=len(tag_names))
 
 
 class Distillation:
     """The distillation parts of a training run (see tagger.training.run)."""
 
-    def __init__(self, config: TrainConfig, info: dict, log=print):
+    def __init__(self, config: TrainConfig, info: DatasetInfo, log=print):
         require_raw(info, config.data_dir)
         self.targets = TeacherTargets(config.distillation.teachers, config.data_dir, info,
                                       config.progress, log)
@@ -82,7 +83,7 @@ def _segment_lookup(targets):
     return lookup
 
 
-def setup(config: TrainConfig, info: dict, log=print) -> Distillation | None:
+def setup(config: TrainConfig, info: DatasetInfo, log=print) -> Distillation | None:
     """A Distillation for a run with teachers (None without); the targets
     of the splits it reads are scored now where they were not stored before."""
     if not config.distillation.teachers:
@@ -91,7 +92,7 @@ def setup(config: TrainConfig, info: dict, log=print) -> Distillation | None:
         raise UserError("distillation and noisy-student training do not combine: the "
                         "records without labels give no labelled half")
     distillation = Distillation(config, info, log)
-    test = config.evaluate_test and info["splits"].get("test", {}).get("clips")
+    test = config.evaluate_test and info.splits.get("test", {}).get("clips")
     for split in ("train", "val", "test") if test else ("train", "val"):
         distillation.targets.split(split)
     return distillation
@@ -172,9 +173,9 @@ def evaluate_against(model_path: str, teachers, data_dir: str, split: str = "tes
     from tagger.records.reader import clip_labels
 
     info = load_info(data_dir)
-    if split not in info["splits"]:
+    if split not in info.splits:
         raise UserError(f"split {split!r} is not in {data_dir!r}; available: "
-                        f"{', '.join(info['splits'])}")
+                        f"{', '.join(info.splits)}")
     require_raw(info, data_dir)
     model, model_info = load_tagger(model_path)
     tags, warning = tag_names_of(model, model_info)
@@ -193,10 +194,10 @@ def evaluate_against(model_path: str, teachers, data_dir: str, split: str = "tes
     result = agreement(predictions.scores, predictions.labels, shared, threshold,
                        bootstrap=bootstrap, seed=seed)
     labelled = None
-    known = [t for t in shared if t in info["tag_names"]]
+    known = [t for t in shared if t in info.tag_names]
     if is_labelled(info, split) and known:
         _, labels = clip_labels(data_dir, split, info)
-        y = labels[:, [info["tag_names"].index(t) for t in known]]
+        y = labels[:, [info.tag_names.index(t) for t in known]]
         s = predictions.scores[:, [shared.index(t) for t in known]]
         labelled = tag_metrics(y, s, known)
         if bootstrap > 0 and len(labelled.per_tag):

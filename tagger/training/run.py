@@ -40,7 +40,7 @@ from tagger.evaluation.predict import ClipPredictor
 from tagger.folder_lock import folder_lock
 from tagger.models.saved import save_tagger
 from tagger.records import reader
-from tagger.records.info import load_info
+from tagger.records.info import DatasetInfo, load_info
 from tagger.records.reader import train_windows_per_pass
 from tagger.training import distillation, model_setup, semi_supervised
 from tagger.training import strategy as strategies
@@ -95,7 +95,7 @@ def train(config: TrainConfig) -> dict:
     info = load_info(config.data_dir)
     for split, role in (("train", "training"), ("val", "validation (early stopping and "
                                                "the best checkpoint)")):
-        if info["splits"][split]["clips"] == 0:
+        if info.splits[split]["clips"] == 0:
             raise UserError(f"the {split} split of {config.data_dir!r} holds no clips; "
                             f"{role} needs some: build a larger dataset or other split")
     strategy = strategies.make_strategy(config.strategy, config.tpu)
@@ -117,7 +117,7 @@ def train(config: TrainConfig) -> dict:
 class Run:
     """The state machine of one training run (see the module docstring)."""
 
-    def __init__(self, config: TrainConfig, info: dict, strategy, precision: str):
+    def __init__(self, config: TrainConfig, info: DatasetInfo, strategy, precision: str):
         self.config = config
         self.info = info
         self.strategy = strategy
@@ -342,7 +342,7 @@ class Run:
             info=self.info, max_batches=self.config.validation_steps,
             labels=self._teacher_targets("val"))
         metrics = tag_metrics(binarised(predictions.labels), predictions.scores,
-                              self.info["tag_names"])
+                              self.info.tag_names)
         return {"loss": predictions.window_loss, "roc_auc": metrics.roc_auc,
                 "pr_auc": metrics.pr_auc}
 
@@ -480,11 +480,11 @@ class Run:
         metrics = {"run_dir": self.run_dir, "monitor": self.config.monitor,
                    "best_epoch": self.state.best_epoch, "best": best_row,
                    "epochs": self.state.epoch, "stages": self.state.stages}
-        if self.config.evaluate_test and self.info["splits"].get("test", {}).get("clips"):
+        if self.config.evaluate_test and self.info.splits.get("test", {}).get("clips"):
             test = self.predictor(self.config.data_dir, "test", self.window,
                                   batch_size=self.global_batch, info=self.info,
                                   labels=self._teacher_targets("test"))
-            result = tag_metrics(binarised(test.labels), test.scores, self.info["tag_names"])
+            result = tag_metrics(binarised(test.labels), test.scores, self.info.tag_names)
             metrics["test"] = {"loss": test.window_loss, **result.as_dict()}
             self._log(f"test ROC-AUC {result.roc_auc:.4f}  PR-AUC {result.pr_auc:.4f}")
         if self.chief:

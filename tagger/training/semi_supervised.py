@@ -34,7 +34,7 @@ import tensorflow as tf
 from tagger.augment import Augmentation, AugmentConfig
 from tagger.config import TrainConfig
 from tagger.errors import UserError
-from tagger.records.info import is_labelled, load_info
+from tagger.records.info import DatasetInfo, is_labelled, load_info
 from tagger.records.schema import to_float
 from tagger.training.trainer import distributed_train_data
 
@@ -62,7 +62,7 @@ class Teacher:
         return tf.stop_gradient(tf.cast(self.model(x, training=False), tf.float32))
 
 
-def load_teacher(path: str, dataset_info: dict, strategy) -> Teacher:
+def load_teacher(path: str, dataset_info: DatasetInfo, strategy) -> Teacher:
     """Loads a model saved by train.py (in `strategy`'s scope, so its forward
     pass can run on every replica), frozen; checks it fits the dataset."""
     from tagger import fileio
@@ -75,16 +75,15 @@ def load_teacher(path: str, dataset_info: dict, strategy) -> Teacher:
         model, info = load_tagger(path)
     model.trainable = False
     num_tags = model.outputs[0].shape[-1]
-    if num_tags != dataset_info["num_tags"] or (
-            info and info.get("tag_names")
-            and list(info["tag_names"]) != list(dataset_info["tag_names"])):
+    if num_tags != dataset_info.num_tags or (
+            info and list(info.tag_names) != list(dataset_info.tag_names)):
         raise UserError(f"the teacher {path!r} predicts other tags ({num_tags}) than the "
-                        f"dataset ({dataset_info['num_tags']}); use a teacher trained on "
+                        f"dataset ({dataset_info.num_tags}); use a teacher trained on "
                         "this dataset's tags")
     sample_rate, samples, to_input = raw_audio_input(model, info)
-    if sample_rate != dataset_info["sample_rate"]:
+    if sample_rate != dataset_info.sample_rate:
         raise UserError(f"the teacher takes audio at {sample_rate} Hz but the dataset "
-                        f"holds {dataset_info['sample_rate']} Hz")
+                        f"holds {dataset_info.sample_rate} Hz")
     return Teacher(model, samples, to_input)
 
 
@@ -162,7 +161,7 @@ def check_batch(config: TrainConfig, replicas: int) -> None:
 class NoisyStudent:
     """The noisy-student parts of a training run (see tagger.training.run)."""
 
-    def __init__(self, config: TrainConfig, info: dict, strategy, window: int):
+    def __init__(self, config: TrainConfig, info: DatasetInfo, strategy, window: int):
         settings = config.noisy_student
         self.config = config
         self.strategy = strategy
@@ -170,7 +169,7 @@ class NoisyStudent:
         self.unlabelled_dir = settings.unlabelled_data_dir or config.data_dir
         self.unlabelled_info = self._unlabelled_info(settings)
         self.teacher = load_teacher(settings.teacher, info, strategy)
-        segment = info["segment_length"]
+        segment = info.segment_length
         self.long_window = max(window, math.ceil(self.teacher.samples / segment))
         self.window = window
         self.half = config.batch_size // 2
@@ -179,8 +178,8 @@ class NoisyStudent:
         info = self.info if self.unlabelled_dir == self.config.data_dir \
             else load_info(self.unlabelled_dir)
         split = settings.unlabelled_split
-        if split not in info["splits"]:
-            unlabelled = [s for s in info["splits"] if not is_labelled(info, s)]
+        if split not in info.splits:
+            unlabelled = [s for s in info.splits if not is_labelled(info, s)]
             raise UserError(f"split {split!r} is not in {self.unlabelled_dir!r}; unlabelled "
                             f"splits there: {', '.join(unlabelled) or 'none'} (build_mtt.py "
                             "--unlabelled-fraction F writes a 'student' split)")
@@ -188,12 +187,12 @@ class NoisyStudent:
             raise UserError(f"split {split!r} of {self.unlabelled_dir!r} is labelled; "
                             "--unlabelled-split takes a split marked unlabelled in "
                             "dataset_info.json")
-        if info["splits"][split]["clips"] == 0:
+        if info.splits[split]["clips"] == 0:
             raise UserError(f"the unlabelled split {split!r} holds no clips")
         for key in ("sample_rate", "segment_length"):
-            if info[key] != self.info[key]:
-                raise UserError(f"the unlabelled records have {key} {info[key]} but the "
-                                f"labelled ones {self.info[key]}; build both alike")
+            if getattr(info, key) != getattr(self.info, key):
+                raise UserError(f"the unlabelled records have {key} {getattr(info, key)} but "
+                                f"the labelled ones {getattr(self.info, key)}; build both alike")
         require_raw(info, self.unlabelled_dir, "noisy-student training")
         return info
 
@@ -212,21 +211,21 @@ class NoisyStudent:
 
     def train_function(self, model, optimizer, stage: int):
         c = self.config
-        noise = Augmentation(self.info["sample_rate"], c.seed, stage, AugmentConfig())
+        noise = Augmentation(self.info.sample_rate, c.seed, stage, AugmentConfig())
         return make_noisy_student_function(
             model, self.teacher, optimizer, self.strategy, self.half, self.half,
             noise, c.noisy_student.pseudo_label_weight, augment_labelled=c.augment,
             jit_compile=c.jit_compile)
 
 
-def require_raw(info: dict, data_dir: str, purpose: str) -> None:
-    kind = info["features"]["kind"]
+def require_raw(info: DatasetInfo, data_dir: str, purpose: str) -> None:
+    kind = info.features["kind"]
     if kind != "raw":
         raise UserError(f"{purpose} augments raw audio but {data_dir!r} holds {kind} "
                         "records; build the dataset with --features raw")
 
 
-def setup(config: TrainConfig, info: dict, strategy, window: int):
+def setup(config: TrainConfig, info: DatasetInfo, strategy, window: int):
     """Checks the run's augmentation and noisy-student settings against the
     data and the strategy; returns a NoisyStudent, or None without a teacher."""
     if config.augment:
@@ -238,8 +237,8 @@ def setup(config: TrainConfig, info: dict, strategy, window: int):
     return NoisyStudent(config, info, strategy, window)
 
 
-def augmentation(config: TrainConfig, info: dict, stage: int):
+def augmentation(config: TrainConfig, info: DatasetInfo, stage: int):
     """The Augmentation of a supervised run's stage `stage` with `augment`, else None."""
     if not config.augment:
         return None
-    return Augmentation(info["sample_rate"], config.seed, stage, AugmentConfig())
+    return Augmentation(info.sample_rate, config.seed, stage, AugmentConfig())

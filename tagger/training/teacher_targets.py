@@ -38,6 +38,7 @@ import numpy as np
 from tagger import destination, fileio
 from tagger.config import join_path
 from tagger.errors import UserError
+from tagger.records.info import DatasetInfo
 
 TARGETS_DIR = "teacher_targets"
 TEACHER_FILE = "teacher.json"
@@ -112,12 +113,12 @@ class Teacher:
                             "name (tagger-pretrained list) or a .keras/.hdf5 model file")
         self.fingerprint = model_fingerprint(self.path)
         try:
-            self.info = read_saved_info(self.path) or {}
+            self.info = read_saved_info(self.path)
         except Exception as error:  # noqa: BLE001  a damaged or foreign file
             raise UserError(f"cannot read teacher {self.name!r} ({self.path}) as a saved "
                             f"tagger: {str(error).splitlines()[0] if str(error) else error!r}"
                             ) from None
-        self.tag_names = [str(t) for t in self.info.get("tag_names") or []]
+        self.tag_names = list(self.info.tag_names) if self.info else []
         if not self.tag_names:
             raise UserError(f"teacher {self.name!r} names no tags (not saved by train.py or "
                             "convert_weights.py), so its tags cannot be mapped to a "
@@ -169,23 +170,23 @@ class Teacher:
         return (weights @ np.asarray(scores, np.float64)).astype(np.float32)
 
 
-def records_key(info: dict) -> dict:
+def records_key(info: DatasetInfo) -> dict:
     """What identifies the records a teacher scored: their audio settings
     and every split's clips, segments and shards."""
-    return {"sample_rate": info["sample_rate"], "segment_length": info["segment_length"],
-            "segment_shape": list(info["segment_shape"]),
+    return {"sample_rate": info.sample_rate, "segment_length": info.segment_length,
+            "segment_shape": list(info.segment_shape),
             "splits": {name: {k: s[k] for k in ("clips", "segments", "shards")}
-                       for name, s in info["splits"].items()}}
+                       for name, s in info.splits.items()}}
 
 
-def require_raw(info: dict, data_dir: str) -> None:
-    kind = info["features"]["kind"]
+def require_raw(info: DatasetInfo, data_dir: str) -> None:
+    kind = info.features["kind"]
     if kind != "raw":
         raise UserError(f"a teacher scores the records' audio but {data_dir!r} holds {kind} "
                         "records; build the dataset with --features raw")
 
 
-def split_targets(teacher: Teacher, data_dir: str, info: dict, split: str,
+def split_targets(teacher: Teacher, data_dir: str, info: DatasetInfo, split: str,
                   progress: bool = False, log=print) -> SplitTargets:
     """The teacher's targets for every clip of `split`, read from its entry
     beside the records, the missing shards scored and stored first."""
@@ -193,7 +194,7 @@ def split_targets(teacher: Teacher, data_dir: str, info: dict, split: str,
 
     require_raw(info, data_dir)
     folder = join_path(data_dir, TARGETS_DIR, teacher.key)
-    shards = info["splits"][split]["shards"]
+    shards = info.splits[split]["shards"]
     paths = [join_path(folder, f"{name}.npz") for name in shards]
     missing = [i for i, path in enumerate(paths) if not fileio.exists(path)]
     if not _current(folder, info):
@@ -212,14 +213,14 @@ def split_targets(teacher: Teacher, data_dir: str, info: dict, split: str,
     log(f"teacher {teacher.name} ({teacher.key}): {split} targets of {len(shards)} "
         f"shard(s), {len(missing)} computed, {len(shards) - len(missing)} reused, in {folder}")
     targets = concatenate([_read(path) for path in paths], len(teacher.tag_names))
-    if len(targets.clip_ids) != info["splits"][split]["clips"]:
+    if len(targets.clip_ids) != info.splits[split]["clips"]:
         raise UserError(f"the teacher's targets in {folder!r} hold {len(targets.clip_ids)} "
-                        f"clips of {split} but the records {info['splits'][split]['clips']}; "
+                        f"clips of {split} but the records {info.splits[split]['clips']}; "
                         "delete that folder to score the records again")
     return targets
 
 
-def _current(folder: str, info: dict) -> bool:
+def _current(folder: str, info: DatasetInfo) -> bool:
     """Whether the entry in `folder` was made for these records."""
     path = join_path(folder, TEACHER_FILE)
     if not fileio.exists(path):
@@ -230,7 +231,7 @@ def _current(folder: str, info: dict) -> bool:
         return False
 
 
-def _start_entry(folder: str, teacher: Teacher, info: dict) -> None:
+def _start_entry(folder: str, teacher: Teacher, info: DatasetInfo) -> None:
     """Writes teacher.json; an entry made for other records is emptied first."""
     path = join_path(folder, TEACHER_FILE)
     try:
@@ -245,11 +246,11 @@ def _start_entry(folder: str, teacher: Teacher, info: dict) -> None:
         raise destination.output_error("the teacher's targets", path, error) from None
 
 
-def _score_shard(teacher: Teacher, data_dir: str, info: dict, split: str,
+def _score_shard(teacher: Teacher, data_dir: str, info: DatasetInfo, split: str,
                  index: int) -> SplitTargets:
     from tagger.records import reader
 
-    count = len(info["splits"][split]["shards"])
+    count = len(info.splits[split]["shards"])
     clips = reader.clip_dataset(data_dir, split, info, shard=(count, index), with_tags=False)
     ids, counts, values = [], [], []
     with reader.shard_errors(data_dir, split, info):
@@ -257,7 +258,7 @@ def _score_shard(teacher: Teacher, data_dir: str, info: dict, split: str,
             segments = clip["segments"]  # (segments, segment_length) float32
             ids.append(clip["clip_id"])
             counts.append(len(segments))
-            values.append(teacher.segment_targets(segments, info["sample_rate"]))
+            values.append(teacher.segment_targets(segments, info.sample_rate))
     tags = len(teacher.tag_names)
     return SplitTargets(np.asarray(ids, np.int64), np.asarray(counts, np.int64),
                         np.concatenate(values) if values else np.zeros((0, tags), np.float32))
@@ -293,7 +294,7 @@ class TeacherTargets:
     """The targets of one or more teachers on a records folder, on the tags
     they share (with `tags`, a student's tags too), averaged."""
 
-    def __init__(self, teachers, data_dir: str, info: dict, progress: bool = True,
+    def __init__(self, teachers, data_dir: str, info: DatasetInfo, progress: bool = True,
                  log=print, tags: tuple | None = None):
         if not teachers:
             raise UserError("name at least one teacher")

@@ -13,10 +13,11 @@ import keras
 import tensorflow as tf
 
 from tagger.records import reader
+from tagger.records.info import DatasetInfo
 from tagger.records.schema import to_float
 
 
-def distributed_train_data(strategy, data_dir: str, info: dict, global_batch: int,
+def distributed_train_data(strategy, data_dir: str, info: DatasetInfo, global_batch: int,
                            window_segments: int, shuffle_segments: int,
                            seed: int | None, num_read_threads: int | None,
                            split: str = "train", with_tags: bool = True, targets=None):

@@ -182,7 +182,7 @@ def test_layer_applies_only_in_training_and_round_trips(tmp_path):
     np.testing.assert_array_equal(layer(x, training=False).numpy(), x)
     np.testing.assert_array_equal(layer(x, training=True).numpy(), -x)
     inputs = keras.Input((1000,))
-    model = keras.Model(inputs, AudioAugmentation(seed=1)(inputs))
+    model = keras.Model(inputs, AudioAugmentation(sample_rate=SR, seed=1)(inputs))
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert loaded.layers[1].get_config()["seed"] == 1

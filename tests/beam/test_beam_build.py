@@ -32,13 +32,13 @@ def test_direct_runner_is_byte_identical_to_the_local_build(synthetic_mtt, raw_r
     info = beam_build(data_dir, tmp_path / "beam")
     digests = files_digest(tmp_path / "beam")
     assert digests == files_digest(local_dir)
-    assert len(digests) == sum(len(s["shards"]) for s in local_info["splits"].values()) + 1
+    assert len(digests) == sum(len(s["shards"]) for s in local_info.splits.values()) + 1
     assert info == local_info
     assert not [n for n in os.listdir(tmp_path / "beam") if n.endswith(".tmp")]
     assert not (tmp_path / "beam" / ".build" / "beam-jobs.jsonl").exists()
     # clips that fail inside the pipeline (undecodable, empty, too short) are
     # skipped and reported with their reasons, like the known-broken ones
-    reasons = {s["path"]: s["reason"] for s in info["skipped"]}
+    reasons = {s["path"]: s["reason"] for s in info.skipped}
     assert {b.mp3_path for b in summary.broken} <= set(reasons)
     assert any(r.startswith("not decodable audio") for r in reasons.values())
     assert any(r.startswith("too short") for r in reasons.values())
@@ -52,7 +52,7 @@ def test_log_mel_and_unlabelled_split_match_the_local_build(synthetic_mtt, tmp_p
         n_mels=16, n_fft=256, hop_length=256)), unlabelled_fraction=0.25)
     local = build_mtt(data_dir, tmp_path / "local", **settings)
     info = beam_build(data_dir, tmp_path / "beam", **settings)
-    assert info == local and info["splits"]["student"]["clips"] > 0
+    assert info == local and info.splits["student"]["clips"] > 0
     assert files_digest(tmp_path / "beam") == files_digest(tmp_path / "local")
 
 

@@ -66,9 +66,9 @@ def test_every_variable_of_the_four_checkpoints_is_used(musicnn_wheel, converted
                    if not k.endswith(("/Adam", "/Adam_1")) and "_power" not in k}
         assert sum(v.size for v in weights.values()) == model.count_params(), name
         assert len(weights) == len(model.weights), name
-        assert info["model"] == ("pons_vgg" if "vgg" in name else "pons_musicnn")
-        assert info["tag_names"][0] == ("guitar" if name.startswith("MTT") else "rock")
-        assert "Pompeu Fabra" in info["licence"] and info["segment_length"] == 48128
+        assert info.model == ("pons_vgg" if "vgg" in name else "pons_musicnn")
+        assert info.tag_names[0] == ("guitar" if name.startswith("MTT") else "rock")
+        assert "Pompeu Fabra" in info.licence and info.segment_length == 48128
         tags = model.get_layer("tags")
         if "vgg" in name:
             np.testing.assert_array_equal(model.get_layer("conv5").kernel, weights["5CNN/kernel"])
@@ -240,7 +240,7 @@ def test_top_tags_without_a_model_is_mtt_musicnn(converted, real_music):
 
     default = tagger.top_tags(real_music[0], k=3)
     assert default == tagger.top_tags(real_music[0], model="MTT_musicnn", k=3)
-    assert default == tagger.top_tags(converted["MTT_musicnn"][0], real_music[0], k=3)
+    assert default == tagger.top_tags(real_music[0], model=converted["MTT_musicnn"][0], k=3)
     assert default[0][0] in ("rock", "guitar"), default
     names, scores = tagger.clip_scores(audio=real_music[1])
     assert names[int(np.argmax(scores))] == "ambient"

@@ -29,10 +29,10 @@ def test_round_trip_through_the_keras2_layout_is_exact(block, tmp_path, capsys):
                              "--block", block, "--out", out)
     assert code == 0, err
     converted, info = load_tagger(str(out))
-    assert info["tag_names"] == list(reversed(MTT_TOP50))
-    assert info["model_args"] == dict(num_tags=50, block=block, multi=True, alpha=16,
+    assert list(info.tag_names) == list(reversed(MTT_TOP50))
+    assert info.model_args == dict(num_tags=50, block=block, multi=True, alpha=16,
                                       width=WIDTH)
-    assert info["sample_rate"] == 22050 and info["logmel"] is None
+    assert info.sample_rate == 22050 and info.logmel is None
     x = waveforms()
     expected = np.asarray(model(x, training=False))
     assert expected.std() > 0.01
@@ -95,7 +95,7 @@ def test_tags_file_overrides_and_torch_sources_read_without_torch(tmp_path, caps
     code, _, err = call_main(convert_weights.main, capsys, path, "--from", "resemul",
                              "--tags", tmp_path / "tags.txt", "--out", out)
     assert code == 0, err
-    assert load_tagger(str(out))[1]["tag_names"] == tags
+    assert list(load_tagger(str(out))[1].tag_names) == tags
     code, _, err = call_main(convert_weights.main, capsys, path, "--from", "resemul",
                              "--out", out)
     one_line_error(code, err, "exists", "--overwrite")
@@ -121,7 +121,7 @@ def test_tag_order_permutes_the_outputs_exactly(tmp_path, capsys):
                              "--tag-order", tmp_path / "dataset_info.json", "--out", out)
     assert code == 0, err
     converted, info = load_tagger(str(out))
-    assert info["tag_names"] == list(MTT_TOP50)
+    assert list(info.tag_names) == list(MTT_TOP50)
     x = waveforms()
     # the same scores, permuted (a reordered matrix product may round the last bit)
     np.testing.assert_allclose(np.asarray(converted(x)), np.asarray(model(x))[:, ::-1],
@@ -147,7 +147,7 @@ def test_converted_model_evaluates_on_records_built_here(raw_records, tmp_path, 
     write_keras2_file(random_model("se", 4), "se", path)
     # the synthetic set's own top-50 in ascending order, as resemul would have built it
     ascending = tmp_path / "ascending.txt"
-    ascending.write_text("\n".join(reversed(info["tag_names"])) + "\n")
+    ascending.write_text("\n".join(reversed(info.tag_names)) + "\n")
     plain, ordered = tmp_path / "plain.keras", tmp_path / "ordered.keras"
     for out, extra in ((plain, []), (ordered, ["--tag-order",
                                                os.path.join(records, "dataset_info.json")])):
@@ -158,9 +158,9 @@ def test_converted_model_evaluates_on_records_built_here(raw_records, tmp_path, 
     result = evaluate(str(ordered), records)
     np.testing.assert_allclose(matched.predictions.scores, result.predictions.scores, atol=1e-6)
     assert matched.metrics.roc_auc == pytest.approx(result.metrics.roc_auc, abs=1e-9)
-    clips = info["splits"]["test"]["clips"]
+    clips = info.splits["test"]["clips"]
     assert result.predictions.scores.shape == (clips, 50) and clips > 0
-    assert set(result.metrics.per_tag["tag"]) <= set(info["tag_names"])
+    assert set(result.metrics.per_tag["tag"]) <= set(info.tag_names)
     assert 0.0 <= result.metrics.roc_auc <= 1.0
     from tagger.evaluation.predict import ClipPredictor
 

@@ -46,14 +46,14 @@ def test_converted_scores_equal_the_original(released, tmp_path, capsys):
                              "--out", out)
     assert code == 0, err
     model, info = load_tagger(str(out))
-    assert info["tag_names"] == list(MTT_TOP50)
-    assert info["sample_rate"] == 16000 and info["window_segments"] == 1
+    assert list(info.tag_names) == list(MTT_TOP50)
+    assert info.sample_rate == 16000 and info.window_segments == 1
     # the whole window is one segment: the original's one STFT over it, 231 frames
     assert model.input.shape == (None, SEGMENT)
     assert model.get_layer("log_mel").output.shape == (None, 231, 96)
-    assert info["model_args"]["conv_channels"] == 8
-    assert info["model_args"]["positions"] == "learned"
-    assert info["logmel"] == dataclasses.asdict(LOGMEL)
+    assert info.model_args["conv_channels"] == 8
+    assert info.model_args["positions"] == "learned"
+    assert info.logmel == dataclasses.asdict(LOGMEL)
     np.testing.assert_array_equal(np.asarray(model.get_layer("cls_token").token),
                                   original.vec_cls[0].numpy())
     x = audio()

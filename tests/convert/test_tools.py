@@ -85,7 +85,7 @@ def converted(request, tmp_path_factory):
         scores = forward(torch.from_numpy(audio.reshape(2, window))).numpy()
     from tagger.models.saved import read_saved_info
 
-    tags = read_saved_info(str(out))["tag_names"]
+    tags = list(read_saved_info(str(out)).tag_names)
     return kind, out, path, scores.mean(axis=0), tags
 
 

@@ -58,11 +58,11 @@ def test_converted_scores_equal_the_original(checkpoints, size, tmp_path, capsys
                                   "--size", size, "--out", out)
     assert code == 0, err
     model, info = load_tagger(str(out))
-    assert info["tag_names"] == list(CALS_TAGS) and len(CALS_TAGS) == 50
-    assert info["sample_rate"] == 22050 and info["window_segments"] == 4
-    assert info["logmel"]["mel_scale"] == "htk" and info["logmel"]["top_db"] is None
-    assert info["model_args"]["attention_ndim"] == {"teacher": 256, "student": 64}[size]
-    assert info["model_args"]["stft_over"] == "window"
+    assert list(info.tag_names) == list(CALS_TAGS) and len(CALS_TAGS) == 50
+    assert info.sample_rate == 22050 and info.window_segments == 4
+    assert info.logmel["mel_scale"] == "htk" and info.logmel["top_db"] is None
+    assert info.model_args["attention_ndim"] == {"teacher": 256, "student": 64}[size]
+    assert info.model_args["stft_over"] == "window"
     assert model.input.shape == (None, WINDOW)
     # the original's one STFT over the window: 1 + 236196 // 512 frames
     assert model.get_layer("log_mel").output.shape == (None, 462, 128)

@@ -40,11 +40,11 @@ def test_converted_scores_equal_the_original(checkpoints, name, tmp_path, capsys
     path, original = checkpoints[name]
     model, info, stdout = originals.convert_zoo(path, name, tmp_path, capsys)
     assert "at 16000 Hz" in stdout
-    assert info["tag_names"] == list(MTT_TOP50)
-    assert info["sample_rate"] == 16000 and info["window_segments"] == 1
-    assert info["segment_length"] == INPUT[name]
-    assert info["logmel"]["mel_scale"] == "htk" and info["logmel"]["top_db"] is None
-    assert info["model_args"] == {"num_tags": 50, "n_channels": CHANNELS}
+    assert list(info.tag_names) == list(MTT_TOP50)
+    assert info.sample_rate == 16000 and info.window_segments == 1
+    assert info.segment_length == INPUT[name]
+    assert info.logmel["mel_scale"] == "htk" and info.logmel["top_db"] is None
+    assert info.model_args == {"num_tags": 50, "n_channels": CHANNELS}
     assert model.input.shape == (None, INPUT[name])
     originals.assert_same_scores(model, original, INPUT[name])
 
@@ -156,10 +156,10 @@ def test_registry_entries_convert_by_name_from_a_mirror(checkpoints, tmp_path, m
     assert (pretrained.get("mtat-musicnn").approx_mb, pretrained.get("msd-musicnn").approx_mb) \
         == (3.1, 32)
     model, info = pretrained.load_pretrained("msd-short-res", progress=False)
-    assert info["tag_names"] == list(CLASSIC_TAGS) and info["sample_rate"] == 16000
+    assert list(info.tag_names) == list(CLASSIC_TAGS) and info.sample_rate == 16000
     _, info = pretrained.load_pretrained("jamendo-short-res", progress=False)
-    assert info["tag_names"] == list(zoo.default_tags("jamendo"))
-    assert list(pretrained.get("jamendo-short-res").tags()) == info["tag_names"]
+    assert list(info.tag_names) == list(zoo.default_tags("jamendo"))
+    assert list(pretrained.get("jamendo-short-res").tags()) == list(info.tag_names)
     originals_dir = tmp_path / "home" / "originals"
     assert (originals_dir / "msd" / "short_res" / "best_model.pth").is_file()
     assert (originals_dir / "jamendo" / "short_res" / "best_model.pth").is_file()

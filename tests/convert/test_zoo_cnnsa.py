@@ -30,11 +30,11 @@ def test_converted_scores_equal_the_original(checkpoint, tmp_path, capsys):
     path, original = checkpoint
     model, info, stdout = originals.convert_zoo(path, "cnnsa", tmp_path, capsys)
     assert "windows of 15.00 s at 16000 Hz" in stdout
-    assert info["tag_names"] == list(MTT_TOP50)
-    assert info["sample_rate"] == 16000 and info["window_segments"] == 1
-    assert info["segment_length"] == INPUT
-    assert info["logmel"]["n_mels"] == 128 and info["logmel"]["mel_scale"] == "htk"
-    assert info["model_args"] == {"num_tags": 50, "n_channels": CHANNELS,
+    assert list(info.tag_names) == list(MTT_TOP50)
+    assert info.sample_rate == 16000 and info.window_segments == 1
+    assert info.segment_length == INPUT
+    assert info.logmel["n_mels"] == 128 and info.logmel["mel_scale"] == "htk"
+    assert info.model_args == {"num_tags": 50, "n_channels": CHANNELS,
                                   "attention_layers": 2, "attention_heads": 8}
     assert model.input.shape == (None, INPUT)
     np.testing.assert_array_equal(model.get_layer("cls_token").token.numpy(),

@@ -26,10 +26,10 @@ def test_converted_scores_equal_the_original(checkpoint, tmp_path, capsys):
     path, original = checkpoint
     model, info, stdout = originals.convert_zoo(path, "crnn", tmp_path, capsys)
     assert "at 16000 Hz" in stdout
-    assert info["tag_names"] == list(MTT_TOP50)
-    assert info["sample_rate"] == 16000 and info["window_segments"] == 1
-    assert info["segment_length"] == INPUT and info["logmel"]["n_mels"] == 96
-    assert info["model_args"] == {"num_tags": 50, "n_channels": 8, "rnn_units": 16}
+    assert list(info.tag_names) == list(MTT_TOP50)
+    assert info.sample_rate == 16000 and info.window_segments == 1
+    assert info.segment_length == INPUT and info.logmel["n_mels"] == 96
+    assert info.model_args == {"num_tags": 50, "n_channels": 8, "rnn_units": 16}
     assert model.input.shape == (None, INPUT)
     originals.assert_same_scores(model, original, INPUT)
 

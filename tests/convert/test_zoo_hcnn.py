@@ -39,10 +39,10 @@ def test_converted_scores_equal_the_original(checkpoint, tmp_path, capsys):
     path, original = checkpoint
     model, info, stdout = originals.convert_zoo(path, "hcnn", tmp_path, capsys)
     assert "windows of 5.00 s at 16000 Hz" in stdout
-    assert info["tag_names"] == list(MTT_TOP50)
-    assert info["sample_rate"] == 16000 and info["window_segments"] == 1
-    assert info["segment_length"] == INPUT and info["logmel"] is None
-    assert info["model_args"] == {"num_tags": 50, "n_channels": CHANNELS, "n_harmonic": 6}
+    assert list(info.tag_names) == list(MTT_TOP50)
+    assert info.sample_rate == 16000 and info.window_segments == 1
+    assert info.segment_length == INPUT and info.logmel is None
+    assert info.model_args == {"num_tags": 50, "n_channels": CHANNELS, "n_harmonic": 6}
     assert model.input.shape == (None, INPUT)
     np.testing.assert_allclose(np.asarray(model.get_layer("harmonic_stft").q), [Q])
     x = gliding_tones(INPUT)

@@ -34,10 +34,10 @@ def test_mtat_size_converts_with_the_same_scores(checkpoints, tmp_path, capsys):
     path, original = checkpoints["mtat"]
     model, info, stdout = originals.convert_zoo(path, "musicnn", tmp_path, capsys)
     assert "at 16000 Hz" in stdout
-    assert info["tag_names"] == list(MTT_TOP50)
-    assert info["sample_rate"] == 16000 and info["window_segments"] == 1
-    assert info["segment_length"] == INPUT and info["logmel"]["n_mels"] == 96
-    assert info["model_args"] == {"num_tags": 50, "timbral_filters": 8,
+    assert list(info.tag_names) == list(MTT_TOP50)
+    assert info.sample_rate == 16000 and info.window_segments == 1
+    assert info.segment_length == INPUT and info.logmel["n_mels"] == 96
+    assert info.model_args == {"num_tags": 50, "timbral_filters": 8,
                                   "temporal_filters": 4, "backend_channels": 64,
                                   "dense_units": 200}
     assert model.input.shape == (None, INPUT)

@@ -33,10 +33,10 @@ def test_converted_scores_equal_the_original(checkpoints, name, tmp_path, capsys
     path, original = checkpoints[name]
     model, info, stdout = originals.convert_zoo(path, name, tmp_path, capsys)
     assert "windows of 3.69 s at 16000 Hz" in stdout
-    assert info["tag_names"] == list(MTT_TOP50)
-    assert info["sample_rate"] == 16000 and info["window_segments"] == 1
-    assert info["segment_length"] == INPUT and info["logmel"] is None
-    assert info["model_args"] == {"num_tags": 50, "n_channels": CHANNELS}
+    assert list(info.tag_names) == list(MTT_TOP50)
+    assert info.sample_rate == 16000 and info.window_segments == 1
+    assert info.segment_length == INPUT and info.logmel is None
+    assert info.model_args == {"num_tags": 50, "n_channels": CHANNELS}
     assert model.input.shape == (None, INPUT)
     originals.assert_same_scores(model, original, INPUT)
 

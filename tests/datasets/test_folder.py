@@ -2,7 +2,6 @@
 albums each): splits by file and by folder, records read back, resume,
 labels from a CSV, Beam, and one-line errors."""
 
-import json
 import os
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from tagger.commands import build_folder
 from tagger.datasets.folder import FolderSettings, plan_folder
 from tagger.errors import UserError
+from tagger.records.info import load_info
 from tagger.records.reader import clip_dataset
 from tests.checks import call_main, copy_to_gfile, files_digest, one_line_error, tone
 
@@ -86,12 +86,12 @@ def test_cli_writes_records_the_reader_reads(music, tmp_path, capsys):
     code, printed, err = call_main(build_folder.main, capsys, music, "--out-dir", out, *FLAGS)
     assert code == 0, err
     assert f"dataset 'folder' in {out}: 0 tags" in printed
-    info = json.loads((out / "dataset_info.json").read_text())
-    assert info["tag_names"] == [] and info["num_tags"] == 0 and info["skipped"] == []
-    assert {s: v["clips"] for s, v in info["splits"].items()} == {
+    info = load_info(str(out))
+    assert info.tag_names == () and info.num_tags == 0 and info.skipped == []
+    assert {s: v["clips"] for s, v in info.splits.items()} == {
         "train": 10, "val": 1, "test": 1}
-    assert info["origin"] == {"kind": "real", "dataset": "audio folder"}
-    assert info["notes"]["audio_files"] == 12 and info["notes"]["folders"] == 4
+    assert info.origin == {"kind": "real", "dataset": "audio folder"}
+    assert info.notes["audio_files"] == 12 and info.notes["folders"] == 4
     plan = plan_folder(str(music), progress=False)
     for split in ("train", "val", "test"):
         clips = list(clip_dataset(str(out), split, info).as_numpy_iterator())
@@ -135,7 +135,7 @@ def test_labels_from_a_csv_and_the_unlisted_files_unlabelled(music, tmp_path, ca
                                    "--labels", labels, *FLAGS)
     assert code == 0, err
     assert "student 6 clips 18 segments in 1 shard(s) (unlabelled)" in " ".join(printed.split())
-    info = json.loads((out / "dataset_info.json").read_text())
+    info = load_info(str(out))
     tags = {c["path"].decode(): tuple(c["tags"].astype(int)) for s in ("train", "val", "test")
             for c in clip_dataset(str(out), s, info).as_numpy_iterator()}
     assert tags == labelled

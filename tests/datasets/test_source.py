@@ -72,8 +72,8 @@ def test_build_records_the_plan_settings_and_refuses_another_sources(synthetic_m
     with pytest.raises(TypeError, match="the mtt source takes MttSettings, got MsdSettings"):
         build(source("mtt"), MsdSettings(), config)
     info = build(source("mtt"), MttSettings(top_k=12, seed=3), config)
-    assert info["num_tags"] == 12
-    assert info["build"] == {"split": "directory", "merge_synonyms": False, "top_k": 12,
+    assert info.num_tags == 12
+    assert info.build == {"split": "directory", "merge_synonyms": False, "top_k": 12,
                              "seed": 3, "unlabelled_fraction": 0.0,
                              "clips_per_shard": config.clips_per_shard,
                              "max_file_mb": config.max_file_mb,

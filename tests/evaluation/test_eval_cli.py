@@ -40,7 +40,7 @@ def run_eval(capsys, *argv):
 def test_report_has_intervals_and_no_published_figures_on_synthetic_data(
         tiny_model, raw_records, tmp_path, capsys):
     records, info = raw_records
-    assert info["origin"]["kind"] == "synthetic"
+    assert info.origin["kind"] == "synthetic"
     out_json, out_csv = tmp_path / "r" / "m.json", tmp_path / "r" / "t.csv"
     code, out, err = run_eval(capsys, tiny_model, "--data-dir", records, "--bootstrap", "200",
                               "--seed", "4", "--out-json", out_json, "--per-tag-csv", out_csv)
@@ -141,18 +141,19 @@ def test_model_and_dataset_log_mel_settings_must_match(logmel_records, tmp_path,
 
     from tagger.models import build_model
     from tagger.models.saved import save_tagger
+    from tagger.models.tagger_metadata import TaggerMetadata
     from tests.presets import RECORDS_LOGMEL
 
     records, info = logmel_records
     mel = dataclasses.replace(RECORDS_LOGMEL, **(change or {}))
-    model = build_model("transformer", num_tags=info["num_tags"], input_kind="logmel",
+    model = build_model("transformer", num_tags=info.num_tags, input_kind="logmel",
                         segments=1, logmel=mel, conv_ndim=8, attention_ndim=16,
                         attention_heads=2, attention_layers=1)
     path = str(tmp_path / "mel.keras")
-    save_tagger(model, {"tag_names": info["tag_names"], "sample_rate": 22050,
-                        "segment_length": 59049, "window_segments": 1,
-                        "input_kind": "logmel", "logmel": dataclasses.asdict(mel),
-                        "model": "transformer", "model_args": {}}, path)
+    save_tagger(model, TaggerMetadata(tag_names=info.tag_names, sample_rate=22050,
+                                      segment_length=59049, window_segments=1,
+                                      input_kind="logmel", logmel=dataclasses.asdict(mel),
+                                      model="transformer", model_args={}), path)
     code, out, err = run_eval(capsys, path, "--data-dir", records, "--bootstrap", "0")
     if change is None:  # the same settings evaluate
         assert code == 0 and "macro ROC-AUC" in out, err
@@ -206,6 +207,7 @@ def test_a_damaged_train_shard_stops_training_with_its_name(raw_records, tmp_pat
 
 def test_a_shard_cut_between_records_is_caught_by_the_clip_count(tiny_model, raw_records,
                                                                  tmp_path, capsys):
+    from tagger.records.info import load_info
     from tagger.records.reader import clip_labels
 
     records, info = copy_records(raw_records[0], tmp_path / "copy")
@@ -220,7 +222,7 @@ def test_a_shard_cut_between_records_is_caught_by_the_clip_count(tiny_model, raw
     expected = info["splits"]["test"]["clips"]
     with pytest.raises(UserError, match=f"holds {expected - lost} clips but its "
                                         f"dataset_info.json lists {expected}"):
-        clip_labels(records, "test", info)
+        clip_labels(records, "test", load_info(records))
 
 
 @pytest.mark.parametrize("flag", ["--out-json", "--per-tag-csv"])

@@ -12,6 +12,7 @@ from tagger.errors import UserError
 from tagger.evaluation.predict import ClipPredictor
 from tagger.models import build_model
 from tagger.models.saved import window_segments_for
+from tagger.models.tagger_metadata import TaggerMetadata
 from tests.checks import build_mtt
 from tests.presets import RECORDS_LOGMEL as LOGMEL  # the log-mel records' settings
 
@@ -40,7 +41,7 @@ def twin_models(num_tags, segments=2):
 def test_raw_and_log_mel_records_predict_the_same(float_records, logmel_records):
     raw_dir, raw_info = float_records
     mel_dir, mel_info = logmel_records
-    raw_model, mel_model = twin_models(raw_info["num_tags"])
+    raw_model, mel_model = twin_models(raw_info.num_tags)
     a = ClipPredictor(raw_model)(raw_dir, "test", 2, batch_size=4)
     b = ClipPredictor(mel_model)(mel_dir, "test", 2, batch_size=4)
     np.testing.assert_array_equal(a.clip_ids, b.clip_ids)
@@ -48,23 +49,31 @@ def test_raw_and_log_mel_records_predict_the_same(float_records, logmel_records)
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
 
 
+def mel_model_info(info: dict) -> TaggerMetadata:
+    """The metadata of a log-mel model trained on the records of `info`."""
+    return TaggerMetadata(model="transformer", model_args={}, tag_names=info.tag_names,
+                          sample_rate=info.sample_rate,
+                          segment_length=info.segment_length, window_segments=2,
+                          input_kind="logmel", logmel=dict(info.features["logmel"]))
+
+
 def test_log_mel_settings_must_match(logmel_records):
     _, info = logmel_records
-    _, mel_model = twin_models(info["num_tags"])
-    model_info = {"input_kind": "logmel", "logmel": dict(info["features"]["logmel"]),
-                  "tag_names": info["tag_names"]}
+    _, mel_model = twin_models(info.num_tags)
+    model_info = mel_model_info(info)
     assert window_segments_for(mel_model, model_info, info) == 2
-    model_info["logmel"] = dataclasses.asdict(dataclasses.replace(LOGMEL, f_max=11025.0))
+    model_info = dataclasses.replace(model_info, logmel=dataclasses.asdict(
+        dataclasses.replace(LOGMEL, f_max=11025.0)))
     with pytest.raises(UserError, match="log-mel features"):
         window_segments_for(mel_model, model_info, info)
 
 
 def test_sample_rate_must_match(logmel_records):
     _, info = logmel_records
-    _, mel_model = twin_models(info["num_tags"])
-    model_info = {"input_kind": "logmel", "logmel": dict(info["features"]["logmel"]),
-                  "tag_names": info["tag_names"], "sample_rate": info["sample_rate"]}
+    _, mel_model = twin_models(info.num_tags)
+    model_info = mel_model_info(info)
     assert window_segments_for(mel_model, model_info, info) == 2
-    model_info["sample_rate"] = 16000  # e.g. the converted self-attention release
+    # e.g. the converted self-attention release
+    model_info = dataclasses.replace(model_info, sample_rate=16000)
     with pytest.raises(UserError, match=r"sample rate 16000 \(the dataset has 22050\)"):
         window_segments_for(mel_model, model_info, info)

@@ -73,6 +73,7 @@ def cnn(tmp_path_factory):
     """(path, keras model) of a tiny sample-level CNN with tag names."""
     import keras
 
+    import tagger.layers  # noqa: F401  (registers the custom layers for load_model)
     from tagger.models import build_model
 
     def make(folder):
@@ -108,6 +109,7 @@ def spectrogram(tmp_path_factory):
     takes log-mel frames (as if trained on --features logmel records)."""
     import keras
 
+    import tagger.layers  # noqa: F401  (registers the custom layers for load_model)
     from tagger.config import LogMelConfig
     from tagger.models import build_model
 

@@ -34,13 +34,13 @@ def test_top_tags_of_one_file_and_of_a_list(cnn, music):
     windows, _ = reference_windows(music / "d.mp3")
     expected = model.predict(windows, verbose=0).mean(axis=0)  # (tags,)
     best = np.argsort(-expected)[:3]
-    got = top_tags(path, music / "d.mp3", k=3)
+    got = top_tags(music / "d.mp3", model=path, k=3)
     assert [tag for tag, _ in got] == [TAGS[i] for i in best]
     np.testing.assert_allclose([score for _, score in got], expected[best], atol=1e-5)
-    names, scores = clip_scores(path, str(music / "d.mp3"))
+    names, scores = clip_scores(str(music / "d.mp3"), model=path)
     assert names == TAGS and scores.shape == (len(TAGS),)
     np.testing.assert_allclose(scores, expected, atol=1e-5)
-    both = top_tags(path, [music / "d.mp3", music / "short.wav"], k=2)
+    both = top_tags([music / "d.mp3", music / "short.wav"], model=path, k=2)
     assert len(both) == 2 and len(both[1]) == 2
     # the same tags; the scores to an ulp (d.mp3's windows share a batch with
     # short.wav's, in the order the decoder threads deliver them)
@@ -53,11 +53,23 @@ def test_top_tags_errors_name_the_file(cnn, music, tmp_path):
 
     path, _ = cnn
     with pytest.raises(UserError, match="broken.mp3: not decodable audio"):
-        top_tags(path, music / "broken.mp3")
+        top_tags(music / "broken.mp3", model=path)
     with pytest.raises(UserError, match="not found"):
-        top_tags(tmp_path / "none.keras", music / "a.wav")
+        top_tags(music / "a.wav", model=tmp_path / "none.keras")
     with pytest.raises(UserError, match="k must be"):
-        top_tags(path, music / "a.wav", k=0)
+        top_tags(music / "a.wav", model=path, k=0)
+
+
+def test_the_model_first_order_is_refused_with_the_call_to_write(cnn, music):
+    from tagger import clip_scores, top_tags
+
+    path, audio = cnn[0], str(music / "a.wav")
+    with pytest.raises(TypeError) as caught:
+        top_tags(path, audio, k=3)
+    assert str(caught.value) == ("top_tags() takes the audio first and the model by keyword: "
+                                 f"write top_tags({audio!r}, model={path!r})")
+    with pytest.raises(TypeError, match=r"write clip_scores\('a.wav', model='msd-transformer'\)"):
+        clip_scores("msd-transformer", "a.wav")
 
 
 @pytest.mark.slow

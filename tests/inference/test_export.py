@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -24,7 +25,7 @@ def keras_scores(kind, fixture, x):
     from tagger.models.spectrogram_input import make_log_mel
 
     _, model, logmel = fixture
-    return model.predict(np.asarray(make_log_mel(logmel)(x)), verbose=0)
+    return model.predict(np.asarray(make_log_mel(logmel, RATE)(x)), verbose=0)
 
 
 def tag_names(kind):
@@ -131,7 +132,8 @@ def test_int8_is_refused_for_spectrogram_families_that_take_raw_audio(cnn):
     model = build_model("self_attention", num_tags=3, segments=1, **spec.tiny,
                         logmel=LogMelConfig(n_mels=16, n_fft=512, hop_length=1024))
     assert len(model.inputs[0].shape) == 2  # raw audio in
-    for info in ({"model": "self_attention"}, None):
+    named = dataclasses.replace(load_tagger(cnn[0])[1], model="self_attention")
+    for info in (named, None):
         with pytest.raises(ValueError, match="for models that read the waveform"):
             check_int8_model(model, info)
     check_int8_model(*load_tagger(cnn[0]))  # the sample-level CNN is served

@@ -90,9 +90,9 @@ def test_the_api_warns_once_per_model_at_the_callers_line(synthetic_cnn, cnn, mu
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        first = top_tags(synthetic_cnn, str(music / "a.wav"), k=3)
-        top_tags(synthetic_cnn, str(music / "short.wav"), k=3)  # loaded: said already
-        top_tags(cnn[0], str(music / "a.wav"), k=3)  # a model of real data: nothing
+        first = top_tags(str(music / "a.wav"), model=synthetic_cnn, k=3)
+        top_tags(str(music / "short.wav"), model=synthetic_cnn, k=3)  # loaded: said already
+        top_tags(str(music / "a.wav"), model=cnn[0], k=3)  # a model of real data: nothing
     said = [w for w in caught if issubclass(w.category, SyntheticModelWarning)]
     assert len(said) == 1 and len(first) == 3
     assert str(said[0].message) == f"{synthetic_cnn}: {note}"

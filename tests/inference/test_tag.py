@@ -203,7 +203,7 @@ def test_log_mel_input_model_gets_its_front_end(spectrogram, music, capsys):
                            "--top-k", "6")
     row = json.loads(out)[0]
     windows, _ = reference_windows(music / "d.mp3")
-    features = np.asarray(make_log_mel(logmel)(windows))  # (windows, frames, mels)
+    features = np.asarray(make_log_mel(logmel, RATE)(windows))  # (windows, frames, mels)
     clip = model.predict(features, verbose=0).mean(axis=0)
     assert code == 0 and row["windows"] == 3
     assert row["tags"] == [f"mood {i}" for i in np.argsort(-clip)]

@@ -7,6 +7,8 @@ as train.py saves it."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import soundfile
@@ -16,10 +18,9 @@ from tagger.inference.engine.tagging import tag_files
 from tagger.layers import LogMel
 from tagger.models.pons_musicnn import LOGMEL
 from tagger.models.saved import load_tagger, window_grid
-from tests.checks import saved_model
+from tests.checks import records_info, saved_model
 
-RECORDS = {"num_tags": 3, "tag_names": ["a", "b", "c"], "sample_rate": 16000,
-           "segment_length": 48128, "features": {"kind": "raw"}}
+RECORDS = records_info(["a", "b", "c"], 16000, 48128)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +35,9 @@ def tiny_pons(tmp_path_factory):
 def test_the_grid_of_each_kind_of_model(tiny_pons):
     model, info = tiny_pons
     assert window_grid(model, info, 48128) == (187 * 256, 256)
-    assert window_grid(model, dict(info, window_segments=2), 2 * 48128) == (2 * 48128, 0)
-    centred = dict(info, logmel=dict(info["logmel"], center=True))
+    assert window_grid(model, dataclasses.replace(info, window_segments=2),
+                       2 * 48128) == (2 * 48128, 0)
+    centred = dataclasses.replace(info, logmel=dict(info.logmel, center=True))
     assert window_grid(model, centred, 48128) == (48128, 0)
     assert window_grid(model, None, 48128) == (187 * 256, 256)  # from its log_mel layer
     predictor = KerasPredictor(model, info)

@@ -41,15 +41,15 @@ def test_shapes_steps_and_frames(self_attention, window_maps, audio_files):
     assert maps.spectrogram.shape == (frames, 96) == (336, 96)
     assert maps.frames_per_step == 1 and maps.frames_per_window == frames
     assert maps.attention.shape == maps.received.shape == (1, tokens)
-    assert maps.contributions.shape == (336, len(info["tag_names"]))
-    assert maps.window_scores.shape == (1, len(info["tag_names"]))
+    assert maps.contributions.shape == (336, len(info.tag_names))
+    assert maps.window_scores.shape == (1, len(info.tag_names))
     assert maps.audio_samples == maps.window_samples == 2 * SEGMENT
     assert maps.attention_over_time().shape == (336,)
-    assert maps.steps_as_frames(maps.contributions).shape == (336, len(info["tag_names"]))
+    assert maps.steps_as_frames(maps.contributions).shape == (336, len(info.tag_names))
     # A file of two windows: everything doubles along time.
     double = mapper([audio_files["double"]])
     assert double.windows == 2 and double.spectrogram.shape == (2 * frames, 96)
-    assert double.contributions.shape == (2 * 336, len(info["tag_names"]))
+    assert double.contributions.shape == (2 * 336, len(info.tag_names))
 
 
 def test_rows_sum_to_the_number_of_heads(window_maps, self_attention, audio_files):
@@ -113,7 +113,7 @@ def test_transformer_steps_cover_four_frames(transformer_model, audio_files):
     assert maps.frames_per_step == 4
     assert maps.steps_per_window == 29 and maps.frames_per_window == 116
     assert maps.windows == 2  # one-segment windows over a two-segment file
-    assert maps.contributions.shape == (58, len(info["tag_names"]))
+    assert maps.contributions.shape == (58, len(info.tag_names))
     np.testing.assert_allclose(maps.attention.sum(axis=1), 2, rtol=1e-5)
     spread = maps.steps_as_frames(maps.attention_over_time())
     assert spread.shape == (232,)

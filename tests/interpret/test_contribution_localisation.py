@@ -62,7 +62,7 @@ def trained(tmp_path_factory):
     write_dataset(root)
     records = str(root / "tfrecord")
     info = build_mtt(root, records, top_k=len(SOUNDS), clips_per_shard=100)
-    assert info["splits"]["train"]["clips"] == 128
+    assert info.splits["train"]["clips"] == 128
     metrics = train(TrainConfig(
         data_dir=records, train_dir=str(root / "runs"), model="transformer",
         model_args={"conv_ndim": 8, "attention_ndim": 32, "attention_heads": 4,

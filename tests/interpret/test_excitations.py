@@ -27,7 +27,7 @@ def test_table_rows_columns_and_values(se_table, raw_records, se_dir):
     depths = num_blocks_for(59049)
     clip_ids, labels = clip_labels(records, "test", info)
     assert len(clip_ids) > 0
-    assert list(se_table.columns) == ["clip_id", "depth", "ex"] + list(info["tag_names"])
+    assert list(se_table.columns) == ["clip_id", "depth", "ex"] + list(info.tag_names)
     assert len(se_table) == len(clip_ids) * depths
     assert list(se_table.clip_id) == list(np.repeat(clip_ids, depths))
     assert list(se_table.depth) == list(range(depths)) * len(clip_ids)
@@ -37,7 +37,7 @@ def test_table_rows_columns_and_values(se_table, raw_records, se_dir):
         assert all(v.shape == (channels,) and v.dtype == np.float32 for v in vectors)
         values = np.stack(vectors.to_list())
         assert (values > 0).all() and (values < 1).all()
-    tags = se_table.loc[se_table.depth == 0, list(info["tag_names"])].to_numpy()
+    tags = se_table.loc[se_table.depth == 0, list(info.tag_names)].to_numpy()
     assert set(np.unique(tags)) <= {0, 1}
     np.testing.assert_array_equal(tags, labels.astype(int))
 
@@ -156,7 +156,7 @@ def test_user_errors(se_dir, se_table, raw_records, tmp_path, capsys):
     code, _, err = run_cli(capsys, model, "--data-dir", records, "--out", tmp_path / "a.pkl",
                            "--plots", tmp_path / "p", "--compare-tags", "classical,polka")
     one_line_error(code, err, "unknown tag(s) ['polka']")
-    absent = next(t for t in info["tag_names"] if t not in ex.present_tags(se_table))
+    absent = next(t for t in info.tag_names if t not in ex.present_tags(se_table))
     code, _, err = run_cli(capsys, model, "--data-dir", records, "--out", tmp_path / "a.pkl",
                            "--plots", tmp_path / "p", "--compare-tags", absent,
                            "--no-progress")
@@ -166,7 +166,7 @@ def test_user_errors(se_dir, se_table, raw_records, tmp_path, capsys):
     # A dataset whose tags do not match the model's (same count, other order).
     other = tmp_path / "reordered"
     shutil.copytree(records, other)
-    changed = dict(info, tag_names=list(reversed(info["tag_names"])))
+    changed = dict(info.to_json(), tag_names=list(reversed(info.tag_names)))
     (other / "dataset_info.json").write_text(json.dumps(changed))
     code, _, err = run_cli(capsys, model, "--data-dir", other)
     one_line_error(code, err, "tag names differ")

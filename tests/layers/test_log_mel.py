@@ -32,7 +32,7 @@ def test_per_example_top_db_ignores_batch_mates():
     rng = np.random.default_rng(1)
     quiet = 1e-3 * rng.standard_normal(8000)
     loud = rng.standard_normal(8000)
-    layer = LogMel(n_fft=512, hop_length=256, n_mels=32, top_db=60.0)
+    layer = LogMel(sample_rate=22050, n_fft=512, hop_length=256, n_mels=32, top_db=60.0)
     alone = np.asarray(layer(quiet[None].astype("float32")))
     together = np.asarray(layer(np.stack([quiet, loud]).astype("float32")))
     np.testing.assert_allclose(together[0], alone[0], atol=1e-4)
@@ -43,8 +43,8 @@ def test_segment_wise_equals_concatenated_segments():
     rng = np.random.default_rng(2)
     segment = 3000
     x = rng.standard_normal((2, 3 * segment)).astype("float32")
-    whole = LogMel(n_fft=512, hop_length=256, n_mels=16, segment_length=segment)
-    single = LogMel(n_fft=512, hop_length=256, n_mels=16)
+    whole = LogMel(sample_rate=22050, n_fft=512, hop_length=256, n_mels=16, segment_length=segment)
+    single = LogMel(sample_rate=22050, n_fft=512, hop_length=256, n_mels=16)
     y = np.asarray(whole(x))
     parts = [np.asarray(single(x[:, i * segment:(i + 1) * segment])) for i in range(3)]
     np.testing.assert_allclose(y, np.concatenate(parts, axis=1), atol=1e-4)
@@ -52,7 +52,7 @@ def test_segment_wise_equals_concatenated_segments():
 
 
 def test_standard_layer_checks(tmp_path):
-    check_layer(lambda: LogMel(n_fft=256, hop_length=128, n_mels=8,
+    check_layer(lambda: LogMel(sample_rate=22050, n_fft=256, hop_length=128, n_mels=8,
                                segment_length=1000), (2000,), tmp_path)
 
 
@@ -107,14 +107,15 @@ def test_mel_filter_banks_follow_their_scales():
 
 
 def test_front_end_options_round_trip(tmp_path):
-    check_layer(lambda: LogMel(n_fft=256, hop_length=128, n_mels=8, segment_length=1000,
+    check_layer(lambda: LogMel(sample_rate=22050, n_fft=256, hop_length=128, n_mels=8,
+                               segment_length=1000,
                                mel_scale="slaney", mel_norm="slaney", power=1.0,
                                db_multiplier=20.0, amin=1e-5, top_db=80.0),
                 (2000,), tmp_path)
     with pytest.raises(ValueError, match="mel_norm"):
-        LogMel(mel_norm="slaney")
+        LogMel(sample_rate=22050, mel_norm="slaney")
     with pytest.raises(ValueError, match="mel_scale"):
-        LogMel(mel_scale="librosa")
+        LogMel(sample_rate=22050, mel_scale="librosa")
 
 
 MUSICNN_FRONT_END = dict(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96,
@@ -198,19 +199,20 @@ def test_float16_rounding_saturates_instead_of_overflowing():
 
 
 def test_uncentred_and_logc_options_round_trip(tmp_path):
-    check_layer(lambda: LogMel(n_fft=256, hop_length=128, n_mels=8, segment_length=1000,
+    check_layer(lambda: LogMel(sample_rate=22050, n_fft=256, hop_length=128, n_mels=8,
+                               segment_length=1000,
                                mel_scale="slaney", mel_norm="slaney", compression="logc",
                                log_c=100.0, mel_float16=True, center=False),
                 (2000,), tmp_path)
-    layer = LogMel(n_fft=256, hop_length=128, n_mels=8, segment_length=1000,
+    layer = LogMel(sample_rate=22050, n_fft=256, hop_length=128, n_mels=8, segment_length=1000,
                    mel_scale="htk", center=False)
     assert layer.frames_for(2000) == 2 * (1 + (1000 - 256) // 128)
     with pytest.raises(ValueError, match="compression"):
-        LogMel(compression="log")
+        LogMel(sample_rate=22050, compression="log")
     with pytest.raises(ValueError, match="center=False needs mel_scale"):
-        LogMel(center=False)
+        LogMel(sample_rate=22050, center=False)
     with pytest.raises(ValueError, match="at least n_fft"):
-        LogMel(n_fft=512, segment_length=300, mel_scale="htk", center=False)
+        LogMel(sample_rate=22050, n_fft=512, segment_length=300, mel_scale="htk", center=False)
 
 
 def test_config_checks_and_counts_the_new_options():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 
@@ -27,7 +29,8 @@ def check_raw_logmel_parity(build, logmel, segments, **kwargs):
     features of the same waveforms."""
     raw = build(num_tags=5, input_kind="raw", segments=segments, logmel=logmel, **kwargs)
     x = waveforms(2, segments, seed=1)
-    features = np.asarray(make_log_mel(logmel)(x))
+    rate = raw.get_layer("log_mel").sample_rate  # the family's
+    features = np.asarray(make_log_mel(logmel, rate)(x))
     frames = raw.get_layer("log_mel").output.shape[1]
     assert features.shape == (2, frames, logmel.n_mels)
     spec = build(num_tags=5, input_kind="logmel", num_frames=frames, logmel=logmel,
@@ -105,12 +108,12 @@ def check_train_reads_16_khz_records(family, segment_length):
     from tagger.config import TrainConfig
     from tagger.errors import UserError
     from tagger.training import model_setup
+    from tests.checks import records_info
 
-    info = {"num_tags": 50, "segment_length": segment_length, "sample_rate": 16000,
-            "features": {"kind": "raw"}, "tag_names": [f"t{i}" for i in range(50)]}
+    info = records_info([f"t{i}" for i in range(50)], 16000, segment_length)
     assert model_setup.model_arguments(TrainConfig(model=family), info, 1) == {
         "num_tags": 50, "input_kind": "raw", "segments": 1, "sample_rate": 16000}
     with pytest.raises(UserError, match=f"--segment-length {segment_length} "
                                         "--sample-rate 16000"):
         model_setup.model_arguments(TrainConfig(model=family),
-                                    dict(info, segment_length=59049), 1)
+                                    dataclasses.replace(info, segment_length=59049), 1)

@@ -13,6 +13,7 @@ from tagger.errors import UserError
 from tagger.inference.engine.keras import embedding_layer_name
 from tagger.models import FAMILIES, FAMILY_NAMES, MODELS, build_model, family
 from tagger.models.family_spec import ANALYSES
+from tagger.models.tagger_metadata import TaggerMetadata
 from tagger.training.model_setup import family_spec
 
 
@@ -81,7 +82,10 @@ def test_tiny_preset_builds_and_has_its_embedding_layer(name):
         from tests.presets import TINY_LOGMEL
 
         model = build_model(name, num_tags=3, segments=2, **spec.tiny, logmel=TINY_LOGMEL)
-    layer = embedding_layer_name(model, {"model": name})
+    info = TaggerMetadata(model=name, model_args={}, tag_names=("a", "b", "c"),
+                          sample_rate=22050, segment_length=729, window_segments=2,
+                          input_kind="raw", logmel=None)
+    layer = embedding_layer_name(model, info)
     assert layer == spec.embedding_layer
     assert embedding_layer_name(model) == layer  # found without the info too
     x = np.zeros((1,) + tuple(model.input.shape[1:]), np.float32)

@@ -103,8 +103,9 @@ def test_train_reads_raw_records_of_its_window():
     spec = family("hcnn")
     assert (spec.segment_length, spec.sample_rate, spec.window_segments) == (80000, 16000, 1)
     assert spec.raw_waveform and spec.flag_dests == ("n_channels", "dropout")
-    info = {"num_tags": 50, "segment_length": 80000, "sample_rate": 16000,
-            "features": {"kind": "raw"}, "tag_names": [f"t{i}" for i in range(50)]}
+    from tests.checks import records_info
+
+    info = records_info([f"t{i}" for i in range(50)], 16000, 80000)
     config = TrainConfig(model="hcnn", model_args={"n_channels": 32})
     assert model_setup.model_arguments(config, info, 1) == {
         "num_tags": 50, "n_channels": 32, "input_length": 80000}

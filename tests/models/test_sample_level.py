@@ -128,9 +128,9 @@ def test_bad_arguments(kwargs, message):
 def test_train_reads_raw_records_of_one_segment():
     from tagger.config import TrainConfig
     from tagger.training import model_setup
+    from tests.checks import records_info
 
-    info = {"num_tags": 50, "segment_length": 59049, "sample_rate": 16000,
-            "features": {"kind": "raw"}, "tag_names": [f"t{i}" for i in range(50)]}
+    info = records_info([f"t{i}" for i in range(50)], 16000, 59049)
     config = TrainConfig(model="sample_level_se", model_args={"n_channels": 32})
     assert model_setup.model_arguments(config, info, 1) == {
         "num_tags": 50, "n_channels": 32, "input_length": 59049}

@@ -100,10 +100,10 @@ def test_train_reads_records_at_the_familys_segment_length():
     from tagger.config import TrainConfig
     from tagger.errors import UserError
     from tagger.training import model_setup
+    from tests.checks import records_info
 
     def info(segment_length):
-        return {"num_tags": 50, "segment_length": segment_length, "sample_rate": 16000,
-                "features": {"kind": "raw"}, "tag_names": [f"t{i}" for i in range(50)]}
+        return records_info([f"t{i}" for i in range(50)], 16000, segment_length)
 
     args = model_setup.model_arguments(TrainConfig(model="fcn"), info(464000), 1)
     assert args == {"num_tags": 50, "input_kind": "raw", "segments": 1,

@@ -166,7 +166,7 @@ def test_download_convert_and_tag_end_to_end(server, se_bytes, home, tmp_path, c
     convert_file(ConvertConfig(source=str(served), kind="resemul", out=str(by_hand),
                                options=(("block", "se"),)))
     names, by_name = tagger.clip_scores(str(audio), model="mtat-samplecnn-se")
-    hand_names, by_path = tagger.clip_scores(str(by_hand), str(audio))
+    hand_names, by_path = tagger.clip_scores(str(audio), model=str(by_hand))
     assert list(names) == list(hand_names) == list(pretrained.get("mtat-samplecnn-se").tags())
     by_name, by_path = np.asarray(by_name), np.asarray(by_path)
     assert by_name.shape == (50,) and by_name.std() > 0  # a real, varied score vector
@@ -174,7 +174,7 @@ def test_download_convert_and_tag_end_to_end(server, se_bytes, home, tmp_path, c
     top = tagger.top_tags(str(audio), model="mtat-samplecnn-se", k=3)
     assert [tag for tag, _ in top] == [names[i] for i in np.argsort(-by_path)[:3]]
     loaded, tagger_info = tagger.load_pretrained("mtat-samplecnn-se")
-    assert tagger_info["tag_names"] == list(pretrained.get("mtat-samplecnn-se").tags())
+    assert list(tagger_info.tag_names) == list(pretrained.get("mtat-samplecnn-se").tags())
     code, out, _ = call_main(pretrained_cmd.main, capsys, "path", "mtat-samplecnn-se")
     assert code == 0 and out.strip() == str(model)
 
@@ -477,6 +477,6 @@ def test_a_pytorch_release_converts_by_name_from_a_file_mirror(home, tmp_path, m
     monkeypatch.setenv("TAGGER_WEIGHTS_URL", f"file://{mirror}")
     monkeypatch.setitem(sys.modules, "torch", None)  # the reader needs no PyTorch
     model, info = pretrained.load_pretrained("msd-transformer-student", progress=False)
-    assert info["tag_names"][:3] == ["rock", "pop", "indie"]
-    assert info["sample_rate"] == 22050
+    assert list(info.tag_names[:3]) == ["rock", "pop", "indie"]
+    assert info.sample_rate == 22050
     assert model.inputs[0].shape[-1] == 4 * 59049

@@ -75,7 +75,7 @@ def test_a_release_file_downloads_pinned_converts_and_tags_music(name, home, tmp
     info = json.loads((home / "models" / f"{name}.json").read_text())
     assert info["source_sha256"] == pin.sha256
 
-    names, scores = tagger.clip_scores(path, str(music_like(tmp_path / "music.wav")))
+    names, scores = tagger.clip_scores(str(music_like(tmp_path / "music.wav")), model=path)
     scores = np.asarray(scores)
     assert list(names) == list(entry.tags()) and scores.shape == (50,)
     assert np.all(np.isfinite(scores)) and scores.min() >= 0 and scores.max() <= 1

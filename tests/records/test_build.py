@@ -48,27 +48,27 @@ def test_split_sizes_tags_and_segments(synthetic_mtt, raw_records):
     data_dir, summary = synthetic_mtt
     records, info = raw_records
     expected, top, _ = expected_splits(data_dir, summary)
-    assert info["tag_names"] == top
+    assert list(info.tag_names) == top
     for split, ids in expected.items():
         got = {int(c["clip_id"]) for c in reader.clip_dataset(records, split).as_numpy_iterator()}
         assert got == ids
-        assert info["splits"][split]["clips"] == len(ids)
-        assert info["splits"][split]["segments"] == 2 * len(ids)  # 6 s -> 2 segments
-        shards = info["splits"][split]["shards"]
+        assert info.splits[split]["clips"] == len(ids)
+        assert info.splits[split]["segments"] == 2 * len(ids)  # 6 s -> 2 segments
+        shards = info.splits[split]["shards"]
         planned = len(mtt.plan_mtt(data_dir).splits[split])
         assert len(shards) == max(1, -(-planned // CLIPS_PER_SHARD))
         assert all(os.path.exists(os.path.join(records, s)) for s in shards)
         assert shards[0].startswith(f"{split}-0000-of-{len(shards):04d}")
-    assert info["sample_rate"] == 22050 and info["segment_length"] == 59049
-    assert info["segment_shape"] == [59049]
-    assert info["features"] == {"kind": "raw", "dtype": "int16", "logmel": None}
+    assert info.sample_rate == 22050 and info.segment_length == 59049
+    assert list(info.segment_shape) == [59049]
+    assert info.features == {"kind": "raw", "dtype": "int16", "logmel": None}
 
 
 def test_skipped_are_exactly_the_broken_files(synthetic_mtt, raw_records):
     data_dir, summary = synthetic_mtt
     _, info = raw_records
     expected, _, table = expected_splits(data_dir, summary)
-    skipped = {s["path"]: s["reason"] for s in info["skipped"]}
+    skipped = {s["path"]: s["reason"] for s in info.skipped}
     # Broken files that carry none of the top tags are dropped before decoding.
     tagged = set(table.mp3_path[table.clip_id.isin(
         [b.clip_id for b in summary.broken])])
@@ -88,7 +88,7 @@ def test_labels_and_audio_equal_the_sources(synthetic_mtt, raw_records):
     for clip in clips:
         row = table.loc[int(clip["clip_id"])]
         assert clip["path"].decode() == row["mp3_path"]
-        np.testing.assert_array_equal(clip["tags"], row[info["tag_names"]].to_numpy(float))
+        np.testing.assert_array_equal(clip["tags"], row[list(info.tag_names)].to_numpy(float))
     for clip in clips[:3]:
         audio = load_audio(os.path.join(data_dir, "mp3", clip["path"].decode()), 22050)
         expected = np.clip(segment(audio, 59049), -1, 1)
@@ -193,7 +193,7 @@ def test_other_settings_need_overwrite(synthetic_mtt, tmp_path):
     with pytest.raises(UserError, match="--overwrite"):
         build_mtt(data_dir, out, top_k=12)
     info = build_mtt(data_dir, out, top_k=12, overwrite=True)
-    assert info["num_tags"] == 12
+    assert info.num_tags == 12
     assert json.loads((out / "dataset_info.json").read_text())["num_tags"] == 12
 
 
@@ -237,7 +237,7 @@ def test_clips_libsndfile_cannot_read_are_decoded_by_ffmpeg(synthetic_mtt, raw_r
     (copy / "annotations_final.csv").write_text(csv)
 
     built = build_mtt(copy, tmp_path / "records", workers=2)
-    assert built["splits"] == info["splits"] and built["skipped"] == info["skipped"]
+    assert built.splits == info.splits and built.skipped == info.skipped
     after = {int(c["clip_id"]): c for c in reader.clip_dataset(str(tmp_path / "records"),
                                                                "test").as_numpy_iterator()}
     assert sorted(after) == sorted(before)
@@ -272,10 +272,10 @@ def test_log_mel_records_equal_the_log_mel_layer(synthetic_mtt, tmp_path):
     raw = build_mtt(data_dir, tmp_path / "f32",
                                  features=_features("raw", dtype="float32"))
     mel = build_mtt(data_dir, tmp_path / "mel", features=_features("logmel"))
-    assert mel["segment_shape"] == [1 + 59049 // 256, 40]
-    assert mel["features"]["logmel"]["n_mels"] == 40
-    assert mel["splits"] == raw["splits"]
-    layer = LogMel(n_fft=512, hop_length=256, n_mels=40)
+    assert list(mel.segment_shape) == [1 + 59049 // 256, 40]
+    assert mel.features["logmel"]["n_mels"] == 40
+    assert mel.splits == raw.splits
+    layer = LogMel(sample_rate=22050, n_fft=512, hop_length=256, n_mels=40)
     pairs = zip(reader.clip_dataset(str(tmp_path / "f32"), "test").take(2),
                 reader.clip_dataset(str(tmp_path / "mel"), "test").take(2))
     for a, b in pairs:
@@ -295,5 +295,5 @@ def test_merge_synonyms_changes_the_vocabulary(synthetic_mtt, tmp_path):
     assert "woman" in plain and "woman" not in merged and "female" in merged
     assert "classic" in plain and "classic" not in merged
     info = build_mtt(data_dir, tmp_path / "m", merge_synonyms=True)
-    assert info["tag_names"] == list(merged)
-    assert info["build"]["merge_synonyms"] is True
+    assert list(info.tag_names) == list(merged)
+    assert info.build["merge_synonyms"] is True

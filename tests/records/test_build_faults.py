@@ -45,7 +45,7 @@ def decoded_paths(data_dir, split="train"):
 
 
 def skip_reasons(info):
-    return {s["path"]: s["reason"] for s in info["skipped"]}
+    return {s["path"]: s["reason"] for s in info.skipped}
 
 
 def test_special_and_oversized_files_are_skipped_with_reasons(data_copy, raw_records, tmp_path):
@@ -73,20 +73,20 @@ def test_special_and_oversized_files_are_skipped_with_reasons(data_copy, raw_rec
     assert reasons[paths[4]] == "file of 3.0 MB is above the limit of 1 MB (--max-file-mb)"
     assert reasons[paths[5]] == "the audio holds NaN or infinite samples"
     assert len(reasons) == len(reference) + 6
-    assert info["splits"]["train"]["clips"] == raw_records[1]["splits"]["train"]["clips"] - 6
+    assert info.splits["train"]["clips"] == raw_records[1].splits["train"]["clips"] - 6
 
 
 def test_long_clips_are_cut_and_listed(synthetic_mtt, raw_records, tmp_path):
     data_dir, _ = synthetic_mtt
     info = build_mtt(data_dir, tmp_path / "out", max_seconds=3.0)
-    clips = sum(s["clips"] for s in info["splits"].values())
-    assert clips == sum(s["clips"] for s in raw_records[1]["splits"].values())
-    assert sum(s["segments"] for s in info["splits"].values()) == clips  # one 2.68 s segment
-    assert len(info["cut"]) == clips and info["max_seconds"] == 3.0
-    assert all(c["seconds"] == pytest.approx(6.0, abs=0.1) for c in info["cut"])
+    clips = sum(s["clips"] for s in info.splits.values())
+    assert clips == sum(s["clips"] for s in raw_records[1].splits.values())
+    assert sum(s["segments"] for s in info.splits.values()) == clips  # one 2.68 s segment
+    assert len(info.cut) == clips and info.max_seconds == 3.0
+    assert all(c["seconds"] == pytest.approx(6.0, abs=0.1) for c in info.cut)
     stored = json.loads((tmp_path / "out" / "dataset_info.json").read_text())
-    assert stored["cut"] == info["cut"]
-    assert raw_records[1]["cut"] == []
+    assert stored["cut"] == info.cut
+    assert raw_records[1].cut == []
     from tagger.records.info import describe
     assert f"cut {clips} clip(s) longer than 3 s" in describe(info, str(tmp_path / "out"))
 
@@ -104,8 +104,8 @@ def test_a_decoder_that_dies_skips_its_clip_and_the_build_finishes(
     for path in victims:
         assert reasons[path] == ("the decoding process died on it twice "
                                  "(killed by SIGKILL (out of memory?))")
-    clips = sum(s["clips"] for s in info["splits"].values())
-    assert clips == sum(s["clips"] for s in raw_records[1]["splits"].values()) - len(victims)
+    clips = sum(s["clips"] for s in info.splits.values())
+    assert clips == sum(s["clips"] for s in raw_records[1].splits.values()) - len(victims)
 
 
 @pytest.mark.slow
@@ -126,7 +126,7 @@ def test_second_build_into_the_same_folder_refuses(synthetic_mtt, tmp_path):
         sleeper.wait()
     # the holder is gone: its lock is stale and is taken over
     info = build_mtt(data_dir, out)
-    assert info["splits"]["train"]["clips"] > 0
+    assert info.splits["train"]["clips"] > 0
     assert not (out / ".build" / "lock.json").exists()
 
 
@@ -141,7 +141,7 @@ def test_foreign_files_are_not_replaced_without_overwrite(synthetic_mtt, raw_rec
     assert sorted(os.listdir(out)) == ["dataset_info.json", "notes.txt"]
     assert (out / "dataset_info.json").read_text() == '{"mine": true}\n'
     info = build_mtt(data_dir, out, overwrite=True)
-    assert json.loads((out / "dataset_info.json").read_text()) == info
+    assert json.loads((out / "dataset_info.json").read_text()) == info.to_json()
     assert (out / "notes.txt").read_text() == "keep me"
 
 

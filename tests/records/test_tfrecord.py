@@ -70,7 +70,7 @@ def test_a_file_through_tf_gfile(tmp_path):
 @pytest.mark.parametrize("records", ["raw_records", "logmel_records"])
 def test_shards_are_what_tensorflow_writes_for_their_records(records, request, tmp_path):
     folder, info = request.getfixturevalue(records)
-    shards = [name for split in info["splits"].values() for name in split["shards"]]
+    shards = [name for split in info.splits.values() for name in split["shards"]]
     assert len(shards) > 3
     for name in shards:
         path = os.path.join(folder, name)

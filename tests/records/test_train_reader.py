@@ -28,7 +28,7 @@ def one_pass(records_dir, info, batch_size, **kwargs):
 def test_one_pass_holds_every_segment_once_with_its_tags(raw_records, shuffle_segments):
     records_dir, info = raw_records
     table = source_segments(records_dir, info)
-    total = info["splits"]["train"]["segments"]
+    total = info.splits["train"]["segments"]
     assert len(table) == total
     batches = one_pass(records_dir, info, 4, shuffle_segments=shuffle_segments, seed=3)
     rows = [(x, y) for xs, ys in batches for x, y in zip(xs, ys)]
@@ -80,10 +80,10 @@ def test_as_stored_gives_the_int16_windows_the_float_ones_come_from(raw_records,
     from tagger.audio import INT16_SCALE
 
     records_dir, info = raw_records
-    assert info["features"]["dtype"] == "int16"
+    assert info.features["dtype"] == "int16"
     floats = one_pass(records_dir, info, 4, seed=5, with_tags=with_tags)
     stored = one_pass(records_dir, info, 4, seed=5, with_tags=with_tags, as_stored=True)
-    assert len(stored) == len(floats) == info["splits"]["train"]["segments"] // 4
+    assert len(stored) == len(floats) == info.splits["train"]["segments"] // 4
     for as_float, as_int in zip(floats, stored, strict=True):
         x_float, x_int = (as_float[0], as_int[0]) if with_tags else (as_float, as_int)
         assert x_int.dtype == np.int16 and x_int.shape == (4, 59049)

@@ -24,13 +24,13 @@ def test_a_share_of_train_becomes_an_unlabelled_split(synthetic_mtt, raw_records
     assert not train & student and train | student == whole
     assert abs(len(train) - len(student)) <= 1
     assert all(c.labels is None for c in plan.splits["student"])
-    assert list(info["splits"]) == ["train", "val", "test", "student"]
-    assert [is_labelled(info, s) for s in info["splits"]] == [True, True, True, False]
-    decoded = info["splits"]["train"]["clips"] + info["splits"]["student"]["clips"]
-    assert decoded == full["splits"]["train"]["clips"]
-    assert "(unlabelled)" in describe(info, out_dir).splitlines()[-len(info["skipped"]) - 3]
+    assert list(info.splits) == ["train", "val", "test", "student"]
+    assert [is_labelled(info, s) for s in info.splits] == [True, True, True, False]
+    decoded = info.splits["train"]["clips"] + info.splits["student"]["clips"]
+    assert decoded == full.splits["train"]["clips"]
+    assert "(unlabelled)" in describe(info, out_dir).splitlines()[-len(info.skipped) - 3]
     ids, tags = reader.clip_labels(out_dir, "student", info)
-    assert len(ids) == info["splits"]["student"]["clips"] > 0 and not tags.any()
+    assert len(ids) == info.splits["student"]["clips"] > 0 and not tags.any()
     with open(os.path.join(out_dir, "dataset_info.json")) as f:
         assert json.load(f)["origin"]["kind"] == "synthetic"
 

@@ -17,16 +17,19 @@ import os
 
 import pytest
 
-from tests.checks import built_once, saved_model, write_audio
+from tests.checks import built_once, records_info, saved_model, write_audio
 from tests.presets import SAMPLE_RATE, SEGMENT, TAGGER_TAGS
 
-# what saved_model reads of a dataset's info: raw 59049-sample segments at 22050 Hz
-RAW_INFO = {"features": {"kind": "raw"}, "num_tags": len(TAGGER_TAGS), "segment_length": SEGMENT,
-            "sample_rate": SAMPLE_RATE, "tag_names": list(TAGGER_TAGS)}
 # where each model's records came from (dataset_info's "origin", kept in the model's info)
 SYNTHETIC = {"kind": "synthetic", "generator": "tagger.datasets.synthetic", "seed": 0,
              "layout": "magnatagatune"}
 REAL = {"kind": "real", "dataset": "magnatagatune"}
+
+
+def raw_info(origin):
+    """What saved_model reads of a dataset's info: raw 59049-sample
+    segments at 22050 Hz, from `origin`."""
+    return records_info(TAGGER_TAGS, SAMPLE_RATE, SEGMENT, origin)
 
 
 @pytest.fixture(scope="session")
@@ -39,11 +42,11 @@ def serve_models(tmp_path_factory):
     makers = {
         # in folders named after them: the server names train.py's model.keras by its folder
         "cnn": lambda folder: str(saved_model("samplecnn", family("samplecnn").tiny,
-                                              {**RAW_INFO, "origin": SYNTHETIC},
+                                              raw_info(SYNTHETIC),
                                               folder / "cnn")),
         "transformer": lambda folder: str(saved_model("transformer",
                                                       family("transformer").tiny,
-                                                      {**RAW_INFO, "origin": REAL},
+                                                      raw_info(REAL),
                                                       folder / "transformer",
                                                       window_segments=1)),
     }

@@ -3,6 +3,7 @@ synthetic records (22050 Hz) once, their targets stored beside the records
 and reused; several teachers averaged on their shared tags; a student
 trained on the targets; eval.py --against."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -22,7 +23,9 @@ from tagger.errors import UserError
 from tagger.evaluation.agreement import agreement, top_k_overlap
 from tagger.inference.common import model_fingerprint
 from tagger.models.saved import save_tagger
+from tagger.models.tagger_metadata import TaggerMetadata
 from tagger.records import reader
+from tagger.records.info import load_info
 from tagger.training import distillation
 from tagger.training.teacher_targets import (
     TARGETS_DIR,
@@ -42,9 +45,10 @@ TAGS_B = ["slow", "piano", "techno", "classical", "drums"]
 def make_teacher(path, tags, seed):
     """A tiny conv tagger of 1 s windows at 16 kHz, saved with its tags."""
     model = tiny_conv_tagger(samples=TEACHER_WINDOW, tags=len(tags), seed=seed)
-    save_tagger(model, dict(tag_names=list(tags), sample_rate=TEACHER_RATE,
-                            segment_length=TEACHER_WINDOW, window_segments=1,
-                            input_kind="raw", logmel=None), str(path))
+    save_tagger(model, TaggerMetadata(model="tiny_conv", model_args={}, tag_names=tags,
+                                      sample_rate=TEACHER_RATE, segment_length=TEACHER_WINDOW,
+                                      window_segments=1, input_kind="raw", logmel=None),
+                str(path))
     return str(path)
 
 
@@ -53,11 +57,11 @@ def copy_records(source, folder, labelled):
     labelled or not in dataset_info.json."""
     shutil.copytree(source, folder)
     path = pathlib.Path(folder) / "dataset_info.json"
-    info = json.loads(path.read_text())
-    for split in info["splits"].values():
+    data = json.loads(path.read_text())
+    for split in data["splits"].values():
         split["labelled"] = labelled
-    path.write_text(json.dumps(info))
-    return str(folder), info
+    path.write_text(json.dumps(data))
+    return str(folder), load_info(str(folder))
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +95,7 @@ def test_targets_are_stored_per_segment_and_reused(setting):
     targets = TeacherTargets([a], unlabelled, info, progress=False, log=lines.append)
     assert targets.tag_names == TAGS_A and targets.dropped is None
     train = targets.split("train")
-    clips = info["splits"]["train"]["clips"]
+    clips = info.splits["train"]["clips"]
     assert np.stack(train.per_clip()).shape == (clips, 2, len(TAGS_A))
     assert "0 reused" in lines[-1]
 
@@ -110,7 +114,7 @@ def test_targets_are_stored_per_segment_and_reused(setting):
     stored = json.loads((folder / "teacher.json").read_text())
     assert stored["sample_rate"] == TEACHER_RATE and stored["tag_names"] == TAGS_A
     shards = sorted(folder.glob("train-*.npz"))
-    assert [p.name for p in shards] == [f"{s}.npz" for s in info["splits"]["train"]["shards"]]
+    assert [p.name for p in shards] == [f"{s}.npz" for s in info.splits["train"]["shards"]]
     times = [p.stat().st_mtime_ns for p in shards]
 
     lines.clear()  # a rerun reads them back
@@ -128,7 +132,7 @@ def test_a_missing_shard_is_scored_again(setting):
     unlabelled, info, _, a, _ = setting
     before = TeacherTargets([a], unlabelled, info, progress=False, log=print).split("val")
     folder = pathlib.Path(unlabelled, TARGETS_DIR, model_fingerprint(a)[:16])
-    os.remove(folder / f"{info['splits']['val']['shards'][0]}.npz")
+    os.remove(folder / f"{info.splits['val']['shards'][0]}.npz")
     lines = []
     after = TeacherTargets([a], unlabelled, info, progress=False, log=lines.append)
     np.testing.assert_allclose(after.split("val").values, before.values, atol=1e-6)
@@ -158,7 +162,7 @@ def test_tags_that_cannot_be_mapped(setting, tmp_path):
     with pytest.raises(UserError, match="names no tags"):
         TeacherTargets([str(tmp_path / "bare.keras")], unlabelled, info, progress=False)
     with pytest.raises(UserError, match="holds logmel records"):
-        require_raw({"features": {"kind": "logmel"}}, "records")
+        require_raw(dataclasses.replace(info, features={"kind": "logmel"}), "records")
 
 
 def segment_table(data_dir, info, targets):
@@ -248,8 +252,8 @@ def test_train_distils_two_teachers_in_two_rounds(setting, tmp_path, capsys):
     assert metrics["test"]["evaluated_tags"] + len(metrics["test"]["excluded_tags"]) == 3
     from tagger.models.saved import read_saved_info
 
-    assert read_saved_info(str(run / "model.keras"))["tag_names"] == [
-        "classical", "slow", "techno"]
+    assert read_saved_info(str(run / "model.keras")).tag_names == (
+        "classical", "slow", "techno")
     second = json.loads((tmp_path / "samplecnn-basic-multi-student-round2" /
                          "config.json").read_text())
     assert second["distillation"] == {"teachers": [str(run / "model.keras")],
@@ -305,7 +309,7 @@ def test_eval_against_with_labels_gives_the_usual_figures_too(setting, tmp_path)
                               distillation.student_info(info, TAGS_A), tmp_path))
     result = distillation.evaluate_against(student, [a], labelled, bootstrap=0, log=print)
     _, labels = reader.clip_labels(labelled, "test", info)
-    columns = [info["tag_names"].index(t) for t in TAGS_A]
+    columns = [info.tag_names.index(t) for t in TAGS_A]
     expected = [roc_auc_score(labels[:, c], result.predictions.scores[:, i])
                 for i, c in enumerate(columns) if 0 < labels[:, c].sum() < len(labels)]
     assert result.labelled.roc_auc == pytest.approx(np.mean(expected))
@@ -320,7 +324,7 @@ def test_eval_against_refuses_bad_input_in_one_line(setting, tmp_path, capsys):
                              "--against", other, "--no-progress")
     one_line_error(code, err, "share no tag")
     slow = str(saved_model("samplecnn", TINY_SAMPLECNN, distillation.student_info(
-        {**info, "sample_rate": 16000}, TAGS_A), tmp_path / "r"))
+        dataclasses.replace(info, sample_rate=16000), TAGS_A), tmp_path / "r"))
     code, _, err = call_main(eval_cli.main, capsys, slow, "--data-dir", unlabelled,
                              "--against", a, "--no-progress")
     one_line_error(code, err, "sample rate 16000 (the dataset has 22050)")
@@ -358,8 +362,8 @@ def folder_records(tmp_path_factory):
                         tone(3.0, 22050, 1, 200 + 50 * i, seed=i), 22050)
     assert build_folder.main([str(root / "music"), "--out-dir", str(root / "records"),
                               "--workers", "1", "--no-progress"]) == 0
-    info = json.loads((root / "records" / "dataset_info.json").read_text())
-    assert info["tag_names"] == []
+    info = load_info(str(root / "records"))
+    assert info.tag_names == ()
     return str(root / "records"), info
 
 
@@ -370,10 +374,10 @@ def test_folder_records_without_labels_are_distilled(folder_records, setting):
         ["--data-dir", records, "--teacher", a]))
     assert config.distillation.teachers == (a,) and config.noisy_student.teacher is None
     distil = distillation.Distillation(config, info, log=print)
-    assert distil.info["tag_names"] == TAGS_A and distil.info["num_tags"] == len(TAGS_A)
+    assert distil.info.tag_names == tuple(TAGS_A) and distil.info.num_tags == len(TAGS_A)
     train = distil.targets.split("train")
-    assert np.stack(train.per_clip()).shape == (info["splits"]["train"]["clips"], 1,
+    assert np.stack(train.per_clip()).shape == (info.splits["train"]["clips"], 1,
                                                 len(TAGS_A))
     ids, targets = distil.clip_targets("val")
-    assert targets.shape == (info["splits"]["val"]["clips"], len(TAGS_A))
+    assert targets.shape == (info.splits["val"]["clips"], len(TAGS_A))
     np.testing.assert_allclose(targets, distil.targets.split("val").values, atol=1e-6)

@@ -114,7 +114,7 @@ def test_each_step_gets_half_labelled_half_unlabelled_windows(student_records, t
     assert metrics["epochs"] == 1
     # 2 steps, each with its two halves (in either order within the step)
     assert sorted(stream for stream, _ in received) == [0, 1, 2, 3]
-    segment = info["segment_length"]
+    segment = info.segment_length
     labelled_audio = split_audio(records, info, "train")
     unlabelled_audio = split_audio(records, info, "student")
     for stream, windows in received:

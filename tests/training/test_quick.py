@@ -59,7 +59,7 @@ def test_the_run_says_its_size_at_the_start(raw_records, tmp_path):
                          num_lr_decays=2, max_epochs_per_stage=3, patience=2,
                          strategy="default", progress=False)
     run = Run(config, info, tf.distribute.get_strategy(), "off")
-    windows = info["splits"]["train"]["segments"]  # one-segment windows
+    windows = info.splits["train"]["segments"]  # one-segment windows
     steps = windows // 8
     assert run._size_line(run._steps_per_epoch()) == (
         f"run size: {windows} training windows of 1 segment(s) per pass / batch 8 = "

@@ -21,7 +21,7 @@ from tests.checks import run_json_script
 ROOT = pathlib.Path(__file__).parents[2]
 TAGS = 5
 SHORT, LONG = 48, 96  # student and teacher window lengths (samples)
-POLARITY = Augmentation(config=dataclasses.replace(AugmentConfig.none(), polarity=1.0))
+POLARITY = Augmentation(22050, config=dataclasses.replace(AugmentConfig.none(), polarity=1.0))
 
 
 def small_model(samples, seed, dropout=0.0, batch_norm=False):
@@ -100,7 +100,7 @@ def test_teacher_stays_frozen_and_the_student_learns():
     student = small_model(SHORT, 6)
     train = make_noisy_student_function(
         student, teacher, keras.optimizers.Adam(0.01), tf.distribute.get_strategy(), 16, 16,
-        Augmentation(seed=7), parts=True)
+        Augmentation(22050, seed=7), parts=True)
     it = iterators(x_l, y_l, x_u)
     first = train(it, 1).numpy()
     for _ in range(40):
@@ -147,11 +147,11 @@ def test_unlabelled_records_are_read_without_their_tags(raw_records, tmp_path):
                 example = tf.train.Example.FromString(raw)
                 del example.features.feature["tags"]
                 writer.write(example.SerializeToString())
-    (stripped / "dataset_info.json").write_text(json.dumps(load_info(records)))
+    (stripped / "dataset_info.json").write_text(json.dumps(load_info(records).to_json()))
     data = reader.train_dataset(str(stripped), 4, with_tags=False, seed=0)
     assert isinstance(data.element_spec, tf.TensorSpec)  # windows alone
     windows = next(iter(data)).numpy()
-    assert windows.shape == (4, info["segment_length"]) and np.abs(windows).max() > 0
+    assert windows.shape == (4, info.segment_length) and np.abs(windows).max() > 0
     with pytest.raises(tf.errors.InvalidArgumentError):
         next(iter(reader.train_dataset(str(stripped), 4, seed=0)))
 
@@ -181,7 +181,7 @@ MIRRORED = textwrap.dedent("""
     x_l = rng.standard_normal((4, 32)).astype("float32")
     y_l = (rng.random((4, 3)) < 0.4).astype("float32")
     x_u = rng.standard_normal((8, 64)).astype("float32")
-    polarity = Augmentation(config=dataclasses.replace(AugmentConfig.none(), polarity=1.0))
+    polarity = Augmentation(22050, config=dataclasses.replace(AugmentConfig.none(), polarity=1.0))
     results = {{}}
     for name, strategy in (("default", tf.distribute.get_strategy()),
                            ("mirrored", make_strategy("mirrored"))):

@@ -65,8 +65,8 @@ def test_saved_models_agree_and_describe_themselves(finished_run, raw_records):
     x = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 59049)).astype("float32")
     np.testing.assert_allclose(a.predict(x, verbose=0), b.predict(x, verbose=0), atol=1e-6)
     meta = read_saved_info(run_dir / "model.keras")
-    assert meta["tag_names"] == info["tag_names"]
-    assert meta["window_segments"] == 1 and meta["input_kind"] == "raw"
+    assert meta.tag_names == info.tag_names
+    assert meta.window_segments == 1 and meta.input_kind == "raw"
     assert meta == read_saved_info(run_dir / "model.hdf5")
 
 

@@ -19,21 +19,19 @@ thread that is not needed waits on the full queue and costs nothing).
 
 Why threads and not processes: decoding is libsndfile/mpg123 (through
 cffi) and soxr, which release the GIL; the Python and numpy around them
-(slicing windows, the finite check, the queue) take about 14% of the
-decoding time (cProfile on MTT-like MP3s: mpg123 51%, soxr 35%), and hold
-the GIL for at most that, so threads scale to about 7 decoders, and the
-windows reach the model without pickling or copies between processes. A
-model fast enough to need more (over 7 x 1500, about 10000x real time on
-the sample-level CNN here) would need decoding in processes.
+(slicing windows, the finite check, the queue) take a small share of the
+decoding time and hold the GIL for at most that, so threads scale to
+several decoders (docs/performance.md, "Tagging"), and the windows reach
+the model without pickling or copies between processes. A model fast
+enough to need more would need decoding in processes.
 
 What sizing cannot do: when the model already uses every core (XNNPACK
 and TensorFlow do), decoding takes core time from it whatever the pool's
 size. With a model rate R_m on all `cores` and one thread's decode rate
 R_d, end to end is at most 1 / (1 + R_m / (cores * R_d)) of the model's
 own rate: bench/bench_tag.py prints this ceiling beside the measured
-ratio. On 2 cores with int8 on VNNI (R_m ~ 980x, R_d ~ 1900x real time)
-that is 0.79: the decoders keep up, and the rest is the core time they
-use. The pool's size matters where the model leaves cores idle, or where
+ratio. Where the decoders keep up, the rest is the core time they use.
+The pool's size matters where the model leaves cores idle, or where
 decoding waits on storage.
 """
 

@@ -7,18 +7,19 @@ import numpy as np
 
 from tagger.errors import UserError
 from tagger.inference.engine.predictor import Predictor
+from tagger.models.tagger_metadata import TaggerMetadata
 
 OUTPUT_LAYER = "tags"
 
 
-def embedding_layer_name(model, info: dict | None = None) -> str:
+def embedding_layer_name(model, info: TaggerMetadata | None = None) -> str:
     """The name of the layer whose output is the model's embedding: its
     family's (`FamilySpec.embedding_layer`, the family named in `info`), or
     for a model without one, the one embedding layer of any family that it has."""
     from tagger.models import FAMILIES, FAMILY_NAMES
 
     names = {layer.name for layer in model.layers}
-    model_family = (info or {}).get("model")
+    model_family = info.model if info else None
     if model_family in FAMILY_NAMES:
         candidates = [FAMILIES[model_family].embedding_layer]
     else:
@@ -57,15 +58,13 @@ class KerasPredictor(Predictor):
     would cost more than a small batch's inference.
 
     `jit_compile=True` (tag.py `--engine xla`) compiles the call with XLA,
-    which fuses each convolution with its batch norm and activation. On a
-    2-core CPU the paper-size SE+multi CNN ran at 0.8-1.4x the speed of
-    TensorFlow's oneDNN kernels, depending on the batch and the run
-    (bench/bench_tag.py, bench/bench_models.py). Every
+    which fuses each convolution with its batch norm and activation
+    (whether it pays: docs/performance.md, "Tagging"). Every
     batch is then padded to the largest size seen, so a last, smaller batch
     reuses the compiled program instead of compiling another.
     """
 
-    def __init__(self, model, info: dict | None, embeddings: bool = False,
+    def __init__(self, model, info: TaggerMetadata | None, embeddings: bool = False,
                  jit_compile: bool = False, embedding_layer: str | None = None):
         import keras
         import tensorflow as tf
@@ -107,7 +106,7 @@ class KerasPredictor(Predictor):
         return scores, embeddings
 
 
-def make_predictor(model, info: dict | None, options, jit_compile: bool = False):
+def make_predictor(model, info: TaggerMetadata | None, options, jit_compile: bool = False):
     """The factory of the keras engine (`jit_compile`: the xla engine)."""
     return KerasPredictor(model, info, embeddings=options.embeddings,
                           embedding_layer=options.embedding_layer, jit_compile=jit_compile)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from tagger.errors import UserError
 from tagger.inference.engine import keras as keras_engine
 from tagger.inference.engine import tflite as tflite_engine
+from tagger.models.tagger_metadata import TaggerMetadata
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +64,7 @@ def engine_named(name: str) -> Engine:
     return ENGINES[name]
 
 
-def make_predictor(name: str, model, info: dict | None,
+def make_predictor(name: str, model, info: TaggerMetadata | None,
                    options: EngineOptions = EngineOptions()):
     """The Predictor of engine `name` for a loaded model."""
     return engine_named(name).make(model, info, options)

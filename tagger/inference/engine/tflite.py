@@ -19,6 +19,7 @@ from tagger.errors import UserError
 from tagger.inference.common import available_cores
 from tagger.inference.engine.predictor import Predictor
 from tagger.inference.export.quantize import check_int8_model
+from tagger.models.tagger_metadata import TaggerMetadata
 
 ENGINES = {"tflite": None, "tflite-fp16": "fp16", "tflite-dynamic": "dynamic",
            "tflite-int8": "int8"}
@@ -44,7 +45,7 @@ class TFLitePredictor(Predictor):
     made earlier (`int8_cache`), used instead of converting again.
     """
 
-    def __init__(self, model, info: dict | None, engine: str = "tflite",
+    def __init__(self, model, info: TaggerMetadata | None, engine: str = "tflite",
                  threads: int | None = None, calibration: np.ndarray | None = None,
                  converted: tuple[bytes, bool] | None = None):
         from tagger.inference.export.formats import ServingModel, tflite_bytes, tflite_interpreter
@@ -85,7 +86,7 @@ class TFLitePredictor(Predictor):
         return np.array(scores, np.float32), None
 
 
-def make_predictor(model, info: dict | None, options, engine: str = "tflite"):
+def make_predictor(model, info: TaggerMetadata | None, options, engine: str = "tflite"):
     """The factory of the `engine` (a key of ENGINES). "tflite-int8" is
     calibrated on windows of `options.calibration_audio()`, its conversion
     kept in the cache for the next run on the same model and windows

@@ -46,6 +46,7 @@ import tempfile
 import numpy as np
 
 from tagger.errors import UserError
+from tagger.models.tagger_metadata import TaggerMetadata
 from tagger.runtime import native_stderr_silenced
 
 TAGS_ASSET = "tags.txt"
@@ -173,7 +174,7 @@ def _calibration(model, serving: ServingModel, inputs) -> np.ndarray:
     refusal = int8_waveform_only("--quantization int8", "--quantization dynamic or fp16")
     try:
         with native_stderr_silenced():
-            windows = int8_calibration(model, serving.info, found.files, serving.sample_rate,
+            windows = int8_calibration(model, serving.metadata, found.files, serving.sample_rate,
                                        serving.window_samples, refusal)
     except ValueError as error:
         raise UserError(str(error)) from None
@@ -231,12 +232,12 @@ class ServingModel:
     """A saved tagger as a Keras model from raw windows to scores.
 
     `model`: `(batch, window_samples)` float32 at `sample_rate` ->
-    `(batch, tags)`; `tag_names` from the info layer (tag_0.. and a
-    `warning` for a model without them); `info`: what goes into
-    `assets.extra/tagger_info.json`.
+    `(batch, tags)`; `tag_names` from its metadata (tag_0.. and a
+    `warning` for a model without them); `metadata`: its TaggerMetadata
+    (or None); `info`: what goes into `assets.extra/tagger_info.json`.
     """
 
-    def __init__(self, model, info: dict | None):
+    def __init__(self, model, info: TaggerMetadata | None):
         import keras
 
         from tagger.inference.common import tag_names_of
@@ -251,7 +252,8 @@ class ServingModel:
         waveform = keras.Input((self.window_samples,), name="waveform")  # (batch, samples)
         self.model = keras.Model(waveform, model(to_model_input(waveform)),
                                  name=f"{model.name}_serving")
-        self.info = dict(info or {})
+        self.metadata = info
+        self.info = info.to_json() if info else {}
         self.info.update(tag_names=list(self.tag_names), sample_rate=self.sample_rate,
                          window_samples=self.window_samples, hop_samples=self.hop_samples,
                          edge_padding=self.edge_padding,

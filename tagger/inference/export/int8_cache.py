@@ -1,6 +1,5 @@
 """The int8 models tag.py --engine tflite-int8 converts, kept so that a
-rerun on the same model and audio does not calibrate and convert again
-(10-20 s at paper size).
+rerun on the same model and audio does not calibrate and convert again.
 
     <cache home>/tflite-int8/<key>.tflite   the calibrated int8 flatbuffer
     <cache home>/tflite-int8/<key>.json     what it was made from, and its SHA-256

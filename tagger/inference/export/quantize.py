@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tagger.models.tagger_metadata import TaggerMetadata
+
 CALIBRATION_WINDOWS = 32  # windows the int8 engine measures its ranges on
 
 
@@ -22,7 +24,7 @@ INT8_WAVEFORM_ONLY = int8_waveform_only("--engine tflite-int8",
                                         "--engine tflite or tflite-dynamic")
 
 
-def check_int8_model(model, info: dict | None,
+def check_int8_model(model, info: TaggerMetadata | None,
                      refusal: str = INT8_WAVEFORM_ONLY) -> None:
     """Raises ValueError(refusal) unless int8 activations serve `model`: its
     family's `FamilySpec.int8` when `info` names the family; otherwise a
@@ -30,7 +32,7 @@ def check_int8_model(model, info: dict | None,
     inside (a spectrogram family given raw audio computes one)."""
     from tagger.models import FAMILY_NAMES, family
 
-    name = (info or {}).get("model")
+    name = info.model if info else None
     if name in FAMILY_NAMES:
         serves = family(name).int8
     else:
@@ -40,7 +42,7 @@ def check_int8_model(model, info: dict | None,
         raise ValueError(refusal)
 
 
-def int8_calibration(model, info: dict | None, paths, sample_rate: int, window: int,
+def int8_calibration(model, info: TaggerMetadata | None, paths, sample_rate: int, window: int,
                      refusal: str = INT8_WAVEFORM_ONLY) -> np.ndarray:
     """`calibration_windows` of `paths` for `model`, after `check_int8_model`
     (so a model int8 does not serve is refused before anything is decoded);

@@ -13,6 +13,7 @@ from tagger.errors import UserError
 from tagger.inference.inputs import find_audio
 from tagger.inference.outputs import is_report, render
 from tagger.inference.tag.config import TagConfig
+from tagger.models.tagger_metadata import TaggerMetadata
 from tagger.runtime import native_stderr_silenced
 
 
@@ -238,7 +239,7 @@ def _embedding_writer(config: TagConfig):
                         f"{error.strerror or error}") from None
 
 
-def _model_label(config: TagConfig, info: dict | None, database=None) -> str:
+def _model_label(config: TagConfig, info: TaggerMetadata | None, database=None) -> str:
     """What --write-tags records as the model (`file_tags.model_label`): its
     pretrained name, or `family/name` of its file, and its fingerprint (the
     results database's; none for a model that is not a local file)."""
@@ -248,7 +249,7 @@ def _model_label(config: TagConfig, info: dict | None, database=None) -> str:
 
     name = config.model_name
     if not name:
-        family = (info or {}).get("model")
+        family = info.model if info else None
         name = model_file_name(config.model)
         name = f"{family}/{name}" if family else name
     if database is not None:

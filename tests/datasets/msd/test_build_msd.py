@@ -34,26 +34,26 @@ def _read_back(records, split):
 def test_every_source_builds_and_reports(msd_builds, synthetic_msd, source):
     _, summary = synthetic_msd
     records, info, plan = msd_builds[source]
-    assert info["notes"]["label_source"] == source and info["notes"]["layout"] == "7digital"
-    assert info["origin"]["kind"] == "synthetic"
+    assert info.notes["label_source"] == source and info.notes["layout"] == "7digital"
+    assert info.origin["kind"] == "synthetic"
     expected_splits = ["train", "val", "test"] + ([] if source == "classic" else ["student"])
-    assert list(info["splits"]) == expected_splits
+    assert list(info.splits) == expected_splits
     planned = {s: len(c) for s, c in plan.splits.items()}
-    skipped = {s: sum(k["split"] == s for k in info["skipped"]) for s in planned}
-    assert {s: info["splits"][s]["clips"] + skipped[s] for s in planned} == planned
-    reasons = {k["reason"] for k in info["skipped"]}
+    skipped = {s: sum(k["split"] == s for k in info.skipped) for s in planned}
+    assert {s: info.splits[s]["clips"] + skipped[s] for s in planned} == planned
+    reasons = {k["reason"] for k in info.skipped}
     # all six defects sit in labelled tracks of tagged artists: each is skipped, none stops
     assert KNOWN_BROKEN_REASON in reasons or source == "classic"
     assert not {"file not found", "no audio file"} & reasons
-    assert set(info["notes"]["artists"]) == set(planned)
+    assert set(info.notes["artists"]) == set(planned)
     # the missing preview and the track without a 7digital id leave the plan, counted
     missing = {t for t, k in summary.defects.items() if k in ("missing", "no_7digital_id")}
-    examples = info["notes"]["tracks_without_audio_examples"]
-    assert sum(info["notes"]["tracks_without_audio"].values()) == len(examples)
+    examples = info.notes["tracks_without_audio_examples"]
+    assert sum(info.notes["tracks_without_audio"].values()) == len(examples)
     assert {e.split(":")[0] for e in examples} <= missing and examples
     tag_names = {"cals": list(CALS_TAGS), "classic": list(CLASSIC_TAGS)}.get(source)
     if tag_names:
-        assert info["tag_names"] == tag_names
+        assert list(info.tag_names) == list(tag_names)
 
 
 def test_cals_labels_equal_the_binaries(msd_builds, synthetic_msd):
@@ -65,7 +65,7 @@ def test_cals_labels_equal_the_binaries(msd_builds, synthetic_msd):
         binaries = np.load(os.path.join(data_dir, "cals", f"{stem}_binaries.npy"))
         row = {t: binaries[i] for i, t in enumerate(ids)}
         clip_ids, tags = _read_back(records, split)
-        assert len(clip_ids) == info["splits"][split]["clips"] > 0
+        assert len(clip_ids) == info.splits[split]["clips"] > 0
         for clip_id, t in zip(clip_ids, tags):
             np.testing.assert_array_equal(t, row[tid_of[int(clip_id)]])
 
@@ -104,7 +104,7 @@ def test_lastfm_labels_are_val_above_50_and_artists_do_not_leak(msd_builds, synt
         clip_ids, tags = _read_back(records, split)
         for clip_id, t in zip(clip_ids, tags):
             tid = tid_of[int(clip_id)]
-            expected = [truth.get(tid, {}).get(name, 0) > 50 for name in info["tag_names"]]
+            expected = [truth.get(tid, {}).get(name, 0) > 50 for name in info.tag_names]
             np.testing.assert_array_equal(t, np.array(expected, np.float32))
             assert t.any()
         artists[split] = {artist_of[tid_of[int(c)]] for c in clip_ids}
@@ -114,7 +114,7 @@ def test_lastfm_labels_are_val_above_50_and_artists_do_not_leak(msd_builds, synt
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             assert not artists[a] & artists[b], (a, b)
-    assert "favorites" not in info["tag_names"] and "Love" not in info["tag_names"]
+    assert "favorites" not in info.tag_names and "Love" not in info.tag_names
 
 
 @pytest.mark.parametrize("source", ["lastfm", "cals"])
@@ -123,7 +123,7 @@ def test_student_split_is_unlabelled_and_refused_for_evaluation(msd_builds, sour
     assert not is_labelled(info, "student") and is_labelled(info, "test")
     assert plan.unlabelled == ("student",)
     _, tags = _read_back(records, "student")
-    assert len(tags) == info["splits"]["student"]["clips"] > 0 and not tags.any()
+    assert len(tags) == info.splits["student"]["clips"] > 0 and not tags.any()
     with pytest.raises(UserError, match="holds no labels"):
         require_labelled(info, "student")
 

@@ -25,7 +25,7 @@ def test_direct_runner_equals_the_local_msd_build(msd_builds, synthetic_msd, tmp
     records_dir, local_info, plan = msd_builds["cals"]  # with an unlabelled student split
     info = build_msd(data_dir, tmp_path / "beam", MsdSettings("cals", f"{data_dir}/cals"),
                      runner=BeamRun("DirectRunner"))
-    assert info == local_info and info["splits"]["student"]["clips"] > 0
+    assert info == local_info and info.splits["student"]["clips"] > 0
     local = digests(records_dir)
     assert len(local) > 3 and digests(tmp_path / "beam") == local
 

@@ -23,8 +23,8 @@ def test_noisy_student_runs_on_msd_records(msd_builds, tmp_path, monkeypatch):
 
     records, info, _ = msd_builds["lastfm"]
     other, other_info, _ = msd_builds["cals"]  # another build, with its own student split
-    assert info["splits"]["student"]["labelled"] is False
-    assert other_info["splits"]["student"]["clips"] > 0
+    assert info.splits["student"]["labelled"] is False
+    assert other_info.splits["student"]["clips"] > 0
     reads = []  # (records folder, split, tags read) of every training input pipeline
 
     def spy(strategy, data_dir, info, *args, split="train", with_tags=True, **kwargs):
