@@ -32,6 +32,19 @@ def reference_dir() -> pathlib.Path:
                                        ROOT.parent / "shared" / "reference"))
 
 
+def command_modules() -> list:
+    """The commands: every module of tagger/commands with a top-level
+    `main(argv=None)`, by dotted name, sorted (read from the source,
+    nothing imported)."""
+    import ast
+
+    return sorted(
+        f"tagger.commands.{path.stem}" for path in (ROOT / "tagger" / "commands").glob("*.py")
+        if any(isinstance(node, ast.FunctionDef) and node.name == "main"
+               and [a.arg for a in node.args.args] == ["argv"]
+               for node in ast.parse(path.read_text()).body))
+
+
 def check_layer(make_layer, input_shape, tmp_path, atol=1e-5, seed=0):
     """Runs the standard checks on a layer; returns the test model."""
     import keras

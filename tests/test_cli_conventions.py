@@ -12,14 +12,10 @@ import sys
 import pytest
 
 from tagger import cli
+from tests.checks import command_modules
 
-# (module, how its parser is reached): every CLI of the project
-CLIS = [f"tagger.commands.{name}" for name in (
-    "build_mtt", "build_msd", "build_folder", "train", "eval", "tag", "export",
-    "extract_excitations", "demo", "convert_weights")] + [
-    "tagger.commands.synthetic", "tagger.commands.synthetic_msd", "tagger.commands.attention",
-    "tagger.commands.pretrained", "tagger.commands.serve", "tagger.commands.library",
-    "tagger.commands.similar"]
+# every CLI of the project: the modules of tagger/commands with a main
+CLIS = command_modules()
 # the commands that draw no progress bar
 NO_BAR = ("export", "convert_weights", "library", "similar")
 
