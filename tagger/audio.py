@@ -458,7 +458,8 @@ def audio_windows(path: str, sample_rate: int, window: int, hop: int | None = No
     padded signal: window k holds its samples from `k * hop` on, i.e. the
     file's from `k * hop - edge_padding` (`start_sample` is `k * hop`). An
     uncentred STFT over each window then gives the frames of one centred
-    STFT over the whole file (`tagger.models.saved.window_grid`)."""
+    STFT over the whole file (`tagger.models.saved.window_grid`). `path` may
+    also be a mono array of audio already at `sample_rate` (a clip of records)."""
     hop = hop or window
     pad = int(edge_padding)
     buffer = np.zeros(0, np.float32)
@@ -476,7 +477,9 @@ def audio_windows(path: str, sample_rate: int, window: int, hop: int | None = No
             start += hop
         return windows, start
 
-    for block in stream_audio(path, sample_rate, block_seconds):
+    blocks = ([np.asarray(path, np.float32)] if isinstance(path, np.ndarray)
+              else stream_audio(path, sample_rate, block_seconds))
+    for block in blocks:
         total += len(block)
         if pad:
             tail = np.concatenate([tail, block])[-(pad + 1):]

@@ -269,6 +269,19 @@ class NoisyStudentConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DistillationConfig:
+    """Distillation from trained taggers on records without labels
+    (tagger.training.distillation); off while `teachers` is empty."""
+
+    teachers: tuple = ()  # registry names or saved models; several: their shared tags, averaged
+    temperature: float = 1.0  # T in T^2 * BCE(sigmoid(z_teacher / T), sigmoid(z_student / T))
+
+    def __post_init__(self):
+        object.__setattr__(self, "teachers", tuple(self.teachers))  # a list, as JSON gives it
+        _check_number("temperature", self.temperature, 0.0, low_open=True)
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything `train.py` needs; saved as config.json in the run folder."""
 
@@ -306,6 +319,7 @@ class TrainConfig:
     progress: bool = True
     augment: bool = False  # the in-graph augmentation chain on the training windows
     noisy_student: NoisyStudentConfig = NoisyStudentConfig()
+    distillation: DistillationConfig = DistillationConfig()
 
     def __post_init__(self):
         for name, value, valid in (("schedule", self.schedule, SCHEDULES),

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from tagger import cli
-from tagger.cli import ArgumentParser, non_negative_int, positive_int
+from tagger.cli import ArgumentParser, non_negative_int, number_in_range, positive_int
 
 
 def parse_args(argv=None):
@@ -35,6 +35,13 @@ def parse_args(argv=None):
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out-json or --per-tag-csv that eval.py did "
                         "not write (default: refuse)")
+    p.add_argument("--against", action="append", default=None, metavar="TEACHER",
+                   help="measure the model against a teacher (a pretrained name or model "
+                        "file; repeated: several, averaged) on its tags, labels or none "
+                        "(docs/distillation.md) (default: against the records' labels)")
+    p.add_argument("--threshold", type=number_in_range(float, 0, 1, low_open=True),
+                   default=None, metavar="T", help="with --against: a teacher score at "
+                   "or above T counts as the tag (default: 0.5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -64,7 +71,11 @@ def main(argv=None):
 
 
 def run(args):
+    from tagger.errors import flags_do_not_apply
     from tagger.pretrained import resolve_model
+
+    if args.threshold is not None and not args.against:
+        raise flags_do_not_apply(["--threshold"], "with --against TEACHER")
 
     args.model = resolve_model(args.model, progress=not getattr(args, "no_progress", False))
 
@@ -79,10 +90,17 @@ def run(args):
                                           overwrite=args.overwrite,
                                           inputs=[args.model, args.data_dir],
                                           walked=[(args.data_dir, False, _dataset_file)])
-    result = evaluate(args.model, args.data_dir, args.split, args.batch_size,
-                      progress=not args.no_progress, bootstrap=args.bootstrap,
-                      seed=args.seed)
-    print("\n".join(report_lines(result)))
+    if args.against:
+        from tagger.training.distillation import evaluate_against
+
+        result = evaluate_against(args.model, args.against, args.data_dir, args.split,
+                                  args.batch_size, not args.no_progress, args.bootstrap,
+                                  args.seed, 0.5 if args.threshold is None else args.threshold)
+    else:
+        result = evaluate(args.model, args.data_dir, args.split, args.batch_size,
+                          progress=not args.no_progress, bootstrap=args.bootstrap,
+                          seed=args.seed)
+    print("\n".join(result.report_lines() if args.against else report_lines(result)))
     if args.out_json:
         destination.write_output(args.out_json, strict_json.dumps(result.as_dict(), indent=2)
                                  + "\n", "--out-json")

@@ -314,7 +314,8 @@ def config_from_args(args, check: bool = True):
             jit_compile=args.jit_compile, steps_per_execution=args.steps_per_execution,
             resume=args.resume, seed=args.seed, evaluate_test=not args.no_test,
             progress=not args.no_progress, augment=args.augment,
-            noisy_student=semi_supervised_flags.settings(args))
+            noisy_student=semi_supervised_flags.settings(args),
+            distillation=semi_supervised_flags.distillation(args))
     except ValueError as error:
         raise UserError(str(error)) from None
 
@@ -354,7 +355,8 @@ def given_fields(args) -> set | None:
     if chosen is None:
         return None
     arguments = {f.dest: f.keyword for f in family_spec(args.model).flags}
-    return {CONFIG_FIELDS.get(dest, arguments.get(dest, dest)) for dest in chosen}
+    fields = {CONFIG_FIELDS.get(dest, arguments.get(dest, dest)) for dest in chosen}
+    return fields | ({"teachers"} if "teacher" in fields else set())  # distillation's too
 
 
 def run(args):

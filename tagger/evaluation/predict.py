@@ -49,23 +49,25 @@ class ClipPredictor:
     def __call__(self, data_dir: str, split: str, window_segments: int,
                  batch_size: int = 32, info: DatasetInfo | None = None,
                  max_batches: int | None = None, progress: bool = False,
-                 columns: list | None = None) -> ClipPredictions:
+                 columns: list | None = None, labels: tuple | None = None) -> ClipPredictions:
         """`max_batches` limits the work (clips never reached are left out);
         `columns`: the model's output for each of the dataset's tags, when
-        they come in another order (`tagger.models.saved.tag_order`)."""
+        they come in another order (`tagger.models.saved.tag_order`);
+        `labels`: (clip ids, (clips, tags)) in split order, in place of the
+        records' tags (a teacher's soft targets)."""
         info = info or load_info(data_dir)
         with reader.shard_errors(data_dir, split, info):
             return self._predict(data_dir, split, window_segments, batch_size, info,
-                                 max_batches, progress, columns)
+                                 max_batches, progress, columns, labels)
 
     def _predict(self, data_dir, split, window_segments, batch_size, info, max_batches,
-                 progress, columns=None) -> ClipPredictions:
+                 progress, columns=None, labels=None) -> ClipPredictions:
         data = _padded_windows(data_dir, split, window_segments, batch_size, info)
         if max_batches is not None:
             data = data.take(max_batches)
         if self.distributed:
             data = self.strategy.experimental_distribute_dataset(data)
-        clip_ids, labels = reader.clip_labels(data_dir, split, info)
+        clip_ids, labels = labels or reader.clip_labels(data_dir, split, info)
         sums = np.zeros(labels.shape, np.float64)
         counts = np.zeros(len(labels), np.int64)
         loss_sum, windows = 0.0, 0

@@ -81,6 +81,15 @@ def join_windows(segments: tf.Tensor, window_segments: int, offset=0) -> tf.Tens
     return tf.reshape(windows, new_shape)
 
 
+def window_means(values: tf.Tensor, window_segments: int, offset=0) -> tf.Tensor:
+    """(n, d) per-segment values -> (m, d), the mean over the segments of
+    each of `join_windows`' windows (its zero padding left out)."""
+    k = window_segments
+    sums = tf.reshape(join_windows(values, k, offset), [-1, k, tf.shape(values)[1]])
+    counts = join_windows(tf.ones_like(values[:, :1]), k, offset)  # (m, k)
+    return tf.reduce_sum(sums, 1) / tf.reduce_sum(counts, 1, keepdims=True)
+
+
 def eval_window_starts(num_segments: int, window_segments: int) -> list:
     """Window starts covering a whole clip: 0, k, 2k, ... and, when k does
     not divide n, one last window ending at the clip's end."""
@@ -97,14 +106,16 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
                   seed: int | None = None, repeat: bool = True,
                   num_read_threads: int | None = None,
                   shard: tuple | None = None, with_tags: bool = True,
-                  as_stored: bool = False) -> tf.data.Dataset:
+                  as_stored: bool = False, targets=None) -> tf.data.Dataset:
     """(window, tags) batches for training: shards interleaved, every clip's
     windows (random offset per pass) shuffled across clips, repeated.
     Without `with_tags`: window batches alone, the tags never read (the
     unlabelled half of noisy-student training). With `as_stored` the
     windows keep their storage dtype (int16 records: int16, half the bytes
     of float32 on their way to an accelerator) and the consumer converts
-    them with `schema.to_float`, as the training step does.
+    them with `schema.to_float`, as the training step does. `targets(clip)
+    -> (segments, tags)`: each segment's soft target in place of the clip's
+    tags (a window's is the mean of its segments'; the tags are not read).
 
     The shuffle works on blocks of about `shuffle_segments` segments (a whole
     number of batches): the clips' windows are gathered into a block, a
@@ -121,20 +132,22 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
     # batch at a time.
     clips = clip_dataset(data_dir, split, info, shuffle_shards=True, seed=seed,
                          num_read_threads=num_read_threads, shard=shard, as_stored=True,
-                         with_tags=with_tags)
+                         with_tags=with_tags and targets is None)
     if repeat:
         clips = clips.repeat()
 
     def windows(clip):
         x = clip["segments"]  # window 1: the segments themselves, not copied
+        y = targets(clip) if targets is not None else None  # (segments, tags)
         if k > 1:  # a random start so every segment lands in some window over passes
             n = tf.shape(x)[0]
             spare = tf.maximum(n - (n // k) * k, 0)
             offset = tf.random.uniform([], 0, 2**31 - 1, tf.int32, seed=seed) % (spare + 1)
             x = join_windows(x, k, offset)
+            y = None if y is None else window_means(y, k, offset)
         if not with_tags:
             return (x,)
-        return x, tf.repeat(clip["tags"][None], tf.shape(x)[0], axis=0)
+        return x, y if y is not None else tf.repeat(clip["tags"][None], tf.shape(x)[0], axis=0)
 
     if k == 1:  # nothing random per clip: windowing may run in parallel
         data = clips.map(windows, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -180,7 +193,7 @@ def eval_windows(data_dir: str, split: str, window_segments: int, batch_size: in
     the clip's position in the split."""
     info = info or load_info(data_dir)
     k = window_segments
-    clips = clip_dataset(data_dir, split, info)
+    clips = clip_dataset(data_dir, split, info, with_tags=False)
 
     def windows(index, clip):
         x = _eval_windows_of_clip(clip["segments"], k)

@@ -11,24 +11,30 @@ from tagger.errors import UserError
 def train_rounds(config, rounds: int = 1, log=None) -> dict:
     """Trains `rounds` noisy-student rounds: round 1 with the configured
     teacher in the run folder `run_name`, round r > 1 in `run_name-round<r>`
-    with round r - 1's model.keras as its teacher. With `resume`, each round
+    with round r - 1's model.keras as its teacher (distillation runs too:
+    their only teacher). With `resume`, each round
     resumes as any run does (a finished one says so and is not trained
     again). `log(line)` hears which round starts with which teacher (when
     there is more than one). Returns the last round's metrics."""
     from tagger.config import join_path
     from tagger.training.run import default_run_name, train
 
-    if rounds > 1 and not config.noisy_student.teacher:
-        raise UserError("--rounds applies to noisy-student training; name a --teacher")
+    distilled = bool(config.distillation.teachers)
+    if rounds > 1 and not (config.noisy_student.teacher or distilled):
+        raise UserError("--rounds applies to noisy-student training and distillation; "
+                        "name a --teacher")
     name = config.run_name or default_run_name(config)
     metrics = None
     for r in range(1, rounds + 1):
         current = dataclasses.replace(config, run_name=name if r == 1 else f"{name}-round{r}")
         if r > 1:
             teacher = join_path(metrics["run_dir"], "model.keras")
-            current = dataclasses.replace(current, noisy_student=dataclasses.replace(
-                config.noisy_student, teacher=teacher))
+            current = dataclasses.replace(current, **(
+                {"distillation": dataclasses.replace(config.distillation, teachers=(teacher,))}
+                if distilled else
+                {"noisy_student": dataclasses.replace(config.noisy_student, teacher=teacher)}))
         if rounds > 1 and log is not None:
-            log(f"round {r} of {rounds}: teacher {current.noisy_student.teacher}")
+            teachers = current.distillation.teachers or (current.noisy_student.teacher,)
+            log(f"round {r} of {rounds}: teacher {', '.join(teachers)}")
         metrics = train(current)  # with resume, a finished round returns its metrics
     return metrics

@@ -34,6 +34,7 @@ import tensorflow as tf
 from tagger import destination, fileio, strict_json
 from tagger.config import TrainConfig, from_dict, join_path, to_dict
 from tagger.errors import UserError
+from tagger.evaluation.agreement import binarised
 from tagger.evaluation.metrics import tag_metrics
 from tagger.evaluation.predict import ClipPredictor
 from tagger.folder_lock import folder_lock
@@ -41,7 +42,7 @@ from tagger.models.saved import save_tagger
 from tagger.records import reader
 from tagger.records.info import DatasetInfo, load_info
 from tagger.records.reader import train_windows_per_pass
-from tagger.training import model_setup, semi_supervised
+from tagger.training import distillation, model_setup, semi_supervised
 from tagger.training import strategy as strategies
 from tagger.training.schedule import make_optimizer, schedule_for
 from tagger.training.trainer import distributed_train_data, make_train_function
@@ -53,8 +54,9 @@ RUN_FIELDS = ("data_dir", "model", "model_args", "window_segments", "batch_size"
               "initial_stage", "patience", "monitor", "max_epochs_per_stage",
               "switch_epochs", "total_epochs", "steps_per_epoch", "validation_steps",
               "shuffle_segments", "num_read_threads", "seed", "augment",
-              "noisy_student")
-NESTED_FIELDS = ("model_args", "noisy_student")  # compared key by key (one flag each)
+              "noisy_student", "distillation")
+# compared key by key (one flag each)
+NESTED_FIELDS = ("model_args", "noisy_student", "distillation")
 # Files whose presence shows that a run folder holds work worth keeping.
 LOCK_FILE = ".lock.json"  # held while a run writes (tagger.folder_lock)
 RUN_OUTPUTS = ("history.csv", "metrics.json", "model.keras", "model.hdf5")
@@ -105,8 +107,10 @@ def train(config: TrainConfig) -> dict:
         raise UserError(f"--batch-size {config.batch_size} is not divisible by the "
                         f"{replicas} replicas of the {type(strategy).__name__}; use a "
                         f"multiple of {replicas}")
-    run = Run(config, info, strategy, precision)
+    distil = distillation.setup(config, info)
+    run = Run(config, distil.info if distil else info, strategy, precision)
     run.noisy_student = semi_supervised.setup(config, info, strategy, run.window)
+    run.distillation = distil
     return run.execute()
 
 
@@ -128,6 +132,7 @@ class Run:
         self.state = RunState()
         self.global_batch = config.batch_size
         self.noisy_student = None  # a semi_supervised.NoisyStudent, or None
+        self.distillation = None  # a distillation.Distillation, or None
 
     # -- set-up -------------------------------------------------------------
     def execute(self) -> dict:
@@ -258,7 +263,8 @@ class Run:
                 train_fn = make_train_function(
                     self.model, optimizer, self.strategy, self.global_batch,
                     self.config.jit_compile,
-                    semi_supervised.augmentation(self.config, self.info, stage.index))
+                    semi_supervised.augmentation(self.config, self.info, stage.index),
+                    distillation.loss_of(self.config))
             while not self._stage_over(stage):
                 row = self._train_epoch(train_fn, self._epoch_data(), steps, stage)
                 self._end_epoch(row, optimizer)
@@ -274,7 +280,8 @@ class Run:
         data = distributed_train_data(
             self.strategy, self.config.data_dir, self.info, self.global_batch,
             self.window, self.config.shuffle_segments,
-            epoch_seed(self.config.seed, self.state.epoch), self.config.num_read_threads)
+            epoch_seed(self.config.seed, self.state.epoch), self.config.num_read_threads,
+            targets=self.distillation.train_targets() if self.distillation else None)
         return iter(data)
 
     def _stage_over(self, stage) -> bool:
@@ -332,10 +339,16 @@ class Run:
     def _validate(self) -> dict:
         predictions = self.predictor(
             self.config.data_dir, "val", self.window, batch_size=self.global_batch,
-            info=self.info, max_batches=self.config.validation_steps)
-        metrics = tag_metrics(predictions.labels, predictions.scores, self.info.tag_names)
+            info=self.info, max_batches=self.config.validation_steps,
+            labels=self._teacher_targets("val"))
+        metrics = tag_metrics(binarised(predictions.labels), predictions.scores,
+                              self.info.tag_names)
         return {"loss": predictions.window_loss, "roc_auc": metrics.roc_auc,
                 "pr_auc": metrics.pr_auc}
+
+    def _teacher_targets(self, split: str):
+        """The teachers' clip targets of `split` in a distillation run, else None."""
+        return self.distillation.clip_targets(split) if self.distillation else None
 
     def _end_epoch(self, row: dict, optimizer):
         state = self.state
@@ -469,8 +482,9 @@ class Run:
                    "epochs": self.state.epoch, "stages": self.state.stages}
         if self.config.evaluate_test and self.info.splits.get("test", {}).get("clips"):
             test = self.predictor(self.config.data_dir, "test", self.window,
-                                  batch_size=self.global_batch, info=self.info)
-            result = tag_metrics(test.labels, test.scores, self.info.tag_names)
+                                  batch_size=self.global_batch, info=self.info,
+                                  labels=self._teacher_targets("test"))
+            result = tag_metrics(binarised(test.labels), test.scores, self.info.tag_names)
             metrics["test"] = {"loss": test.window_loss, **result.as_dict()}
             self._log(f"test ROC-AUC {result.roc_auc:.4f}  PR-AUC {result.pr_auc:.4f}")
         if self.chief:
@@ -563,8 +577,8 @@ def saved_config(config: TrainConfig) -> TrainConfig | None:
 
 
 def flag_name(field: str) -> str:
-    """The train.py flag of a TrainConfig field."""
-    return "--" + field.replace("_", "-")
+    """The train.py flag of a TrainConfig field (distillation's teachers: --teacher)."""
+    return "--teacher" if field == "teachers" else "--" + field.replace("_", "-")
 
 
 def _model_flag(model: str, argument: str):
@@ -650,7 +664,7 @@ def default_run_name(config: TrainConfig) -> str:
     """The family's run name (`FamilySpec.run_name`: samplecnn-se-multi),
     stable so a rerun with --resume finds it; `-student` for a student."""
     parts = [model_setup.family_spec(config.model).run_name(config.model_args)]
-    if config.noisy_student.teacher:
+    if config.noisy_student.teacher or config.distillation.teachers:
         parts.append("student")
     return "-".join(parts)
 

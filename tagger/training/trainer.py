@@ -20,13 +20,14 @@ from tagger.records.schema import to_float
 def distributed_train_data(strategy, data_dir: str, info: DatasetInfo, global_batch: int,
                            window_segments: int, shuffle_segments: int,
                            seed: int | None, num_read_threads: int | None,
-                           split: str = "train", with_tags: bool = True):
+                           split: str = "train", with_tags: bool = True, targets=None):
     """A distributed, repeating dataset of (window, tags) per-replica batches
     (windows alone without `with_tags`); each input pipeline (worker) reads
     its own share of the shards. Windows come in their storage dtype (int16
     for raw int16 records): the step converts them on its device
     (`schema.to_float`), which halves the bytes each batch carries to an
-    accelerator and takes the conversion off the input pipeline."""
+    accelerator and takes the conversion off the input pipeline. `targets`:
+    soft targets in place of the tags (`reader.train_dataset`)."""
     def per_pipeline(context: tf.distribute.InputContext):
         batch = context.get_per_replica_batch_size(global_batch)
         shard = None
@@ -35,31 +36,35 @@ def distributed_train_data(strategy, data_dir: str, info: DatasetInfo, global_ba
         return reader.train_dataset(
             data_dir, batch, split=split, window_segments=window_segments, info=info,
             shuffle_segments=shuffle_segments, seed=seed, shard=shard,
-            num_read_threads=num_read_threads, with_tags=with_tags, as_stored=True)
+            num_read_threads=num_read_threads, with_tags=with_tags, as_stored=True,
+            targets=targets)
 
     return strategy.distribute_datasets_from_function(per_pipeline)
 
 
 def make_train_function(model: keras.Model, optimizer, strategy, global_batch: int,
-                        jit_compile: bool = False, augmentation=None):
+                        jit_compile: bool = False, augmentation=None, loss=None):
     """Returns `train(iterator, steps) -> summed loss over the steps`; the
     iterator's windows may be in their storage dtype (int16 is scaled to
     [-1, 1] in the step).
 
     `augmentation`, a `tagger.augment.Augmentation`, noises each
     replica's windows in the step (in the graph) before the model sees them.
+    `loss(y, scores) -> (batch,)`: the per-window loss (default: BCE).
 
     `steps` is a Python int: the steps are unrolled in one graph (an in-graph
     loop around `strategy.run` breaks the optimizer's cross-replica update
     under MirroredStrategy); each distinct value traces once.
     """
+    window_loss = loss or keras.losses.binary_crossentropy
+
     def replica_step(x, y):
         x = to_float(x)
         if augmentation is not None:
             x = augmentation(x, optimizer.iterations)
         with tf.GradientTape() as tape:
             scores = tf.cast(model(x, training=True), tf.float32)
-            per_example = keras.losses.binary_crossentropy(y, scores)  # (batch,)
+            per_example = window_loss(y, scores)  # (batch,)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))

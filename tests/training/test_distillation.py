@@ -1,0 +1,383 @@
+"""Distillation on records without labels: tiny teachers at 16 kHz score the
+synthetic records (22050 Hz) once, their targets stored beside the records
+and reused; several teachers averaged on their shared tags; a student
+trained on the targets; eval.py --against."""
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from tagger.audio import resample
+from tagger.commands import eval as eval_cli
+from tagger.commands import train as train_cli
+from tagger.config import DistillationConfig
+from tagger.errors import UserError
+from tagger.evaluation.agreement import agreement, top_k_overlap
+from tagger.inference.common import model_fingerprint
+from tagger.models.saved import save_tagger
+from tagger.models.tagger_metadata import TaggerMetadata
+from tagger.records import reader
+from tagger.records.info import load_info
+from tagger.training import distillation
+from tagger.training.teacher_targets import (
+    TARGETS_DIR,
+    TeacherTargets,
+    overlap_weights,
+    require_raw,
+)
+from tests.checks import call_main, one_line_error, saved_model, tiny_conv_tagger
+from tests.presets import TINY_SAMPLECNN, tiny_train_config
+
+TEACHER_RATE = 16000
+TEACHER_WINDOW = 16000  # 1 s windows: 5 whole ones in a clip of two 59049-sample segments
+TAGS_A = ["guitar", "classical", "slow", "techno", "strings"]
+TAGS_B = ["slow", "piano", "techno", "classical", "drums"]
+
+
+def make_teacher(path, tags, seed):
+    """A tiny conv tagger of 1 s windows at 16 kHz, saved with its tags."""
+    model = tiny_conv_tagger(samples=TEACHER_WINDOW, tags=len(tags), seed=seed)
+    save_tagger(model, TaggerMetadata(model="tiny_conv", model_args={}, tag_names=tags,
+                                      sample_rate=TEACHER_RATE, segment_length=TEACHER_WINDOW,
+                                      window_segments=1, input_kind="raw", logmel=None),
+                str(path))
+    return str(path)
+
+
+def copy_records(source, folder, labelled):
+    """The records in a folder of the test's own, each split marked
+    labelled or not in dataset_info.json."""
+    shutil.copytree(source, folder)
+    path = pathlib.Path(folder) / "dataset_info.json"
+    data = json.loads(path.read_text())
+    for split in data["splits"].values():
+        split["labelled"] = labelled
+    path.write_text(json.dumps(data))
+    return str(folder), load_info(str(folder))
+
+
+@pytest.fixture(scope="module")
+def setting(raw_records, tmp_path_factory):
+    """(unlabelled records, their info, labelled records, teacher A, teacher B)."""
+    root = tmp_path_factory.mktemp("distil")
+    unlabelled, info = copy_records(raw_records[0], root / "unlabelled", labelled=False)
+    labelled, _ = copy_records(raw_records[0], root / "labelled", labelled=True)
+    a = make_teacher(root / "a.keras", TAGS_A, seed=1)
+    b = make_teacher(root / "b.keras", TAGS_B, seed=2)
+    return unlabelled, info, labelled, a, b
+
+
+def test_overlap_weights():
+    # segments of 2 s; windows of 1.5 s at 0, 1.5 and 3 s
+    weights = overlap_weights(4, 2.0, np.array([0.0, 1.5, 3.0]), 1.5)
+    np.testing.assert_allclose(weights, [[0.75, 0.25, 0], [0, 0.5, 0.5], [0, 0, 1],
+                                         [0, 0, 1]])  # the last reaches no window: nearest
+
+
+def teacher_scores(path, audio):
+    """The teacher's scores of each whole 1 s window of 16 kHz `audio`."""
+    model = keras.models.load_model(path, compile=False)
+    windows = audio[:len(audio) // TEACHER_WINDOW * TEACHER_WINDOW].reshape(-1, TEACHER_WINDOW)
+    return model.predict(windows, verbose=0).astype(np.float64)
+
+
+def test_targets_are_stored_per_segment_and_reused(setting):
+    unlabelled, info, _, a, b = setting
+    lines = []
+    targets = TeacherTargets([a], unlabelled, info, progress=False, log=lines.append)
+    assert targets.tag_names == TAGS_A and targets.dropped is None
+    train = targets.split("train")
+    clips = info.splits["train"]["clips"]
+    assert np.stack(train.per_clip()).shape == (clips, 2, len(TAGS_A))
+    assert "0 reused" in lines[-1]
+
+    # clip 0 by hand: its 5.36 s at 16 kHz hold 5 whole 1 s windows
+    clip = next(reader.clip_dataset(unlabelled, "train", info).as_numpy_iterator())
+    assert clip["clip_id"] == train.clip_ids[0]
+    audio = resample(clip["segments"].reshape(-1), 22050, TEACHER_RATE)
+    scores = teacher_scores(a, audio)
+    assert len(scores) == 5
+    segment = 59049 / 22050  # 2.678 s
+    first = (scores[0] + scores[1] + (segment - 2) * scores[2]) / segment
+    second = ((3 - segment) * scores[2] + scores[3] + scores[4]) / (3 - segment + 2)
+    np.testing.assert_allclose(train.per_clip()[0], [first, second], atol=1e-5)
+
+    folder = pathlib.Path(unlabelled, TARGETS_DIR, model_fingerprint(a)[:16])
+    stored = json.loads((folder / "teacher.json").read_text())
+    assert stored["sample_rate"] == TEACHER_RATE and stored["tag_names"] == TAGS_A
+    shards = sorted(folder.glob("train-*.npz"))
+    assert [p.name for p in shards] == [f"{s}.npz" for s in info.splits["train"]["shards"]]
+    times = [p.stat().st_mtime_ns for p in shards]
+
+    lines.clear()  # a rerun reads them back
+    again = TeacherTargets([a], unlabelled, info, progress=False, log=lines.append)
+    np.testing.assert_array_equal(again.split("train").values, train.values)
+    assert f"{len(shards)} shard(s), 0 computed, {len(shards)} reused" in lines[-1]
+    assert [p.stat().st_mtime_ns for p in shards] == times
+
+    TeacherTargets([b], unlabelled, info, progress=False, log=lines.append).split("val")
+    entries = sorted(p.name for p in pathlib.Path(unlabelled, TARGETS_DIR).iterdir())
+    assert entries == sorted([model_fingerprint(a)[:16], model_fingerprint(b)[:16]])
+
+
+def test_a_missing_shard_is_scored_again(setting):
+    unlabelled, info, _, a, _ = setting
+    before = TeacherTargets([a], unlabelled, info, progress=False, log=print).split("val")
+    folder = pathlib.Path(unlabelled, TARGETS_DIR, model_fingerprint(a)[:16])
+    os.remove(folder / f"{info.splits['val']['shards'][0]}.npz")
+    lines = []
+    after = TeacherTargets([a], unlabelled, info, progress=False, log=lines.append)
+    np.testing.assert_allclose(after.split("val").values, before.values, atol=1e-6)
+    assert "1 computed" in lines[-1]
+
+
+def test_two_teachers_average_their_shared_tags(setting):
+    unlabelled, info, _, a, b = setting
+    lines = []
+    both = TeacherTargets([a, b], unlabelled, info, progress=False, log=lines.append)
+    assert both.tag_names == ["classical", "slow", "techno"]
+    assert lines[0] == (f"3 shared tag(s) kept; dropped: teacher {a}: guitar, strings; "
+                        f"teacher {b}: piano, drums")
+    one_a = TeacherTargets([a], unlabelled, info, progress=False, log=print).split("val")
+    one_b = TeacherTargets([b], unlabelled, info, progress=False, log=print).split("val")
+    expected = (one_a.values[:, [1, 2, 3]] + one_b.values[:, [3, 0, 2]]) / 2
+    np.testing.assert_allclose(both.split("val").values, expected, atol=1e-6)
+
+
+def test_tags_that_cannot_be_mapped(setting, tmp_path):
+    unlabelled, info, _, a, _ = setting
+    other = make_teacher(tmp_path / "other.keras", ["opera", "choir"], seed=3)
+    with pytest.raises(UserError, match="share no tag"):
+        TeacherTargets([a, other], unlabelled, info, progress=False)
+    model = tiny_conv_tagger(samples=TEACHER_WINDOW, tags=2)
+    model.save(str(tmp_path / "bare.keras"))
+    with pytest.raises(UserError, match="names no tags"):
+        TeacherTargets([str(tmp_path / "bare.keras")], unlabelled, info, progress=False)
+    with pytest.raises(UserError, match="holds logmel records"):
+        require_raw(dataclasses.replace(info, features={"kind": "logmel"}), "records")
+
+
+def segment_table(data_dir, info, targets):
+    """The target of every segment of the train split, by its stored bytes."""
+    rows = dict(zip(targets.clip_ids, targets.per_clip()))
+    table = {}
+    for clip in reader.clip_dataset(data_dir, "train", info, as_stored=True,
+                                    with_tags=False).as_numpy_iterator():
+        for segment, target in zip(clip["segments"], rows[clip["clip_id"]]):
+            table[segment.tobytes()] = target
+    return table
+
+
+@pytest.mark.parametrize("window", [1, 2])
+def test_training_windows_carry_their_segments_targets(setting, window):
+    unlabelled, info, _, a, _ = setting
+    config = tiny_train_config(unlabelled, "unused",
+                               distillation=DistillationConfig(teachers=(a,)))
+    distil = distillation.Distillation(config, info, log=print)
+    table = segment_table(unlabelled, info, distil.targets.split("train"))
+    data = reader.train_dataset(unlabelled, 4, window_segments=window, info=distil.info,
+                                seed=0, as_stored=True, targets=distil.train_targets())
+    for x, y in data.take(3).as_numpy_iterator():
+        assert y.shape == (4, len(TAGS_A))
+        for w, target in zip(x, y):
+            parts = np.split(w, window)
+            np.testing.assert_allclose(target, np.mean([table[p.tobytes()] for p in parts],
+                                                       axis=0), atol=1e-6)
+
+
+def test_window_means_leave_out_padding():
+    values = tf.constant([[0.2, 0.4], [0.6, 0.8], [1.0, 0.0]])
+    np.testing.assert_allclose(reader.window_means(values, 2, 1), [[0.8, 0.4]], atol=1e-6)
+    np.testing.assert_allclose(reader.window_means(values[:1], 2), [[0.2, 0.4]], atol=1e-6)
+
+
+def test_temperature_softens_targets_and_scores():
+    config = tiny_train_config("d", "t", distillation=DistillationConfig(
+        teachers=("t.keras",), temperature=2.0))
+    loss = distillation.loss_of(config)
+    t, s = np.array([[0.9, 0.2]]), np.array([[0.6, 0.3]])
+
+    def soft(p):
+        return 1 / (1 + np.exp(-np.log(p / (1 - p)) / 2))
+
+    expected = -4 * np.mean(soft(t) * np.log(soft(s)) + (1 - soft(t)) * np.log(1 - soft(s)))
+    np.testing.assert_allclose(loss(tf.constant(t, tf.float32), tf.constant(s, tf.float32)),
+                               [expected], rtol=1e-5)
+    plain = tiny_train_config("d", "t", distillation=DistillationConfig(teachers=("t",)))
+    assert distillation.loss_of(plain) is None
+
+
+def test_flags_choose_distillation_on_records_without_labels(setting, raw_records):
+    unlabelled, _, _, a, b = setting
+    args = train_cli.parse_args(["--data-dir", unlabelled, "--teacher", a, "--teacher", b,
+                                 "--temperature", "2", "--rounds", "2"])
+    config = train_cli.config_from_args(args)
+    assert config.distillation == DistillationConfig(teachers=(a, b), temperature=2.0)
+    assert config.noisy_student.teacher is None
+    labelled = train_cli.config_from_args(train_cli.parse_args(
+        ["--data-dir", raw_records[0], "--teacher", a]))
+    assert labelled.noisy_student.teacher == a and not labelled.distillation.teachers
+    for argv, fragment in (
+            (["--data-dir", raw_records[0], "--temperature", "2"], "--temperature applies"),
+            (["--data-dir", raw_records[0], "--teacher", a, "--teacher", b],
+             "noisy-student training takes one --teacher"),
+            (["--data-dir", unlabelled, "--teacher", a, "--pseudo-label-weight", "2"],
+             "--pseudo-label-weight applies to noisy-student training")):
+        with pytest.raises(UserError, match=fragment):
+            train_cli.config_from_args(train_cli.parse_args(argv))
+
+
+@pytest.mark.slow
+def test_train_distils_two_teachers_in_two_rounds(setting, tmp_path, capsys):
+    unlabelled, info, _, a, b = setting
+    code, out, err = call_main(
+        train_cli.main, capsys, "--data-dir", unlabelled, "--train-dir", tmp_path,
+        "--teacher", a, "--teacher", b, "--temperature", "2", "--rounds", "2", "--augment",
+        "--block", "basic", "--alpha", "2", "--width", "0.0625", "--batch-size", "4",
+        "--num-lr-decays", "1", "--max-epochs-per-stage", "2", "--steps-per-epoch", "2",
+        "--validation-steps", "2", "--strategy", "default", "--no-progress")
+    assert code == 0, err
+    assert "3 shared tag(s) kept; dropped:" in out
+    run = tmp_path / "samplecnn-basic-multi-student"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and np.isfinite(metrics["best"]["train_loss"])
+    assert metrics["test"]["evaluated_tags"] + len(metrics["test"]["excluded_tags"]) == 3
+    from tagger.models.saved import read_saved_info
+
+    assert read_saved_info(str(run / "model.keras")).tag_names == (
+        "classical", "slow", "techno")
+    second = json.loads((tmp_path / "samplecnn-basic-multi-student-round2" /
+                         "config.json").read_text())
+    assert second["distillation"] == {"teachers": [str(run / "model.keras")],
+                                      "temperature": 2.0}
+    entry = pathlib.Path(unlabelled, TARGETS_DIR,
+                         model_fingerprint(str(run / "model.keras"))[:16])
+    assert (entry / "teacher.json").exists()
+
+
+def clip_scores(model_path, data_dir, info, split):
+    """The model's clip scores on `split`: its segments' scores averaged."""
+    model = keras.models.load_model(model_path, compile=False)
+    scores = [model.predict(clip["segments"], verbose=0).mean(axis=0)
+              for clip in reader.clip_dataset(data_dir, split, info).as_numpy_iterator()]
+    return np.array(scores, np.float64)
+
+
+def test_eval_against_a_teacher(setting, tmp_path, capsys):
+    unlabelled, info, _, a, _ = setting
+    student = str(saved_model("samplecnn", TINY_SAMPLECNN,
+                              distillation.student_info(info, TAGS_A), tmp_path))
+    teacher = TeacherTargets([a], unlabelled, info, progress=False).split("test")
+    t = teacher.clip_means().astype(np.float64)
+    threshold = float(np.median(t[:, 0]))  # the first tag: both classes
+    code, out, err = call_main(eval_cli.main, capsys, student, "--data-dir", unlabelled,
+                               "--against", a, "--threshold", threshold, "--bootstrap", 200,
+                               "--out-json", tmp_path / "r.json", "--no-progress")
+    assert code == 0, err
+    report = json.loads((tmp_path / "r.json").read_text())
+    s = clip_scores(student, unlabelled, info, "test")
+    y = (t >= threshold).astype(int)
+    usable = [i for i in range(len(TAGS_A)) if 0 < y[:, i].sum() < len(y)]
+    assert 0 in usable and report["evaluated_tags"] == len(usable)
+    expected_roc = np.mean([roc_auc_score(y[:, i], s[:, i]) for i in usable])
+    expected_pr = np.mean([average_precision_score(y[:, i], s[:, i]) for i in usable])
+    assert report["roc_auc"] == pytest.approx(expected_roc, abs=1e-6)
+    assert report["pr_auc"] == pytest.approx(expected_pr, abs=1e-6)
+    low, high = report["roc_auc_ci"]
+    assert low <= report["roc_auc"] <= high
+    assert report["mean_abs_diff"] == pytest.approx(np.abs(s - t).mean(), abs=1e-6)
+    overlap = [len(set(np.argsort(-si)[:5]) & set(np.argsort(-ti)[:5])) / 5
+               for si, ti in zip(s, t)]
+    assert report["top_k_agreement"] == pytest.approx(np.mean(overlap))
+    low, high = report["mean_abs_diff_ci"]
+    assert low <= report["mean_abs_diff"] <= high
+    assert report["labelled"] is None and report["clips"] == len(t)
+    assert f"macro ROC-AUC {report['roc_auc']:.4f}" in out
+
+
+def test_eval_against_with_labels_gives_the_usual_figures_too(setting, tmp_path):
+    _, info, labelled, a, _ = setting
+    student = str(saved_model("samplecnn", TINY_SAMPLECNN,
+                              distillation.student_info(info, TAGS_A), tmp_path))
+    result = distillation.evaluate_against(student, [a], labelled, bootstrap=0, log=print)
+    _, labels = reader.clip_labels(labelled, "test", info)
+    columns = [info.tag_names.index(t) for t in TAGS_A]
+    expected = [roc_auc_score(labels[:, c], result.predictions.scores[:, i])
+                for i, c in enumerate(columns) if 0 < labels[:, c].sum() < len(labels)]
+    assert result.labelled.roc_auc == pytest.approx(np.mean(expected))
+
+
+def test_eval_against_refuses_bad_input_in_one_line(setting, tmp_path, capsys):
+    unlabelled, info, _, a, _ = setting
+    other = make_teacher(tmp_path / "other.keras", ["opera", "choir"], seed=3)
+    student = str(saved_model("samplecnn", TINY_SAMPLECNN,
+                              distillation.student_info(info, TAGS_A), tmp_path / "s"))
+    code, _, err = call_main(eval_cli.main, capsys, student, "--data-dir", unlabelled,
+                             "--against", other, "--no-progress")
+    one_line_error(code, err, "share no tag")
+    slow = str(saved_model("samplecnn", TINY_SAMPLECNN, distillation.student_info(
+        dataclasses.replace(info, sample_rate=16000), TAGS_A), tmp_path / "r"))
+    code, _, err = call_main(eval_cli.main, capsys, slow, "--data-dir", unlabelled,
+                             "--against", a, "--no-progress")
+    one_line_error(code, err, "sample rate 16000 (the dataset has 22050)")
+    code, _, err = call_main(eval_cli.main, capsys, student, "--data-dir", unlabelled,
+                             "--threshold", "0.3")
+    one_line_error(code, err, "--threshold applies with --against")
+
+
+def test_agreement_on_arrays():
+    rng = np.random.default_rng(0)
+    teacher, student = rng.random((30, 6)), rng.random((30, 6))
+    result = agreement(student, teacher, list("abcdef"), threshold=0.5, bootstrap=100)
+    y = teacher >= 0.5
+    assert result.metrics.roc_auc == pytest.approx(
+        np.mean([roc_auc_score(y[:, i], student[:, i]) for i in range(6)]))
+    assert result.mean_abs_diff == pytest.approx(np.abs(student - teacher).mean())
+    np.testing.assert_array_equal(top_k_overlap(teacher, teacher, 5), np.ones(30))
+    low, high = result.metrics.intervals["roc_auc"]
+    assert low <= result.metrics.roc_auc <= high
+
+
+@pytest.fixture(scope="module")
+def folder_records(tmp_path_factory):
+    """Records of build_folder.py without --labels: 12 WAVs of 3 s at 22050
+    Hz (one 59049-sample segment each), no tags."""
+    import soundfile
+
+    from tagger.commands import build_folder
+    from tests.checks import tone
+
+    root = tmp_path_factory.mktemp("folder")
+    for i in range(12):
+        (root / "music" / f"album{i % 3}").mkdir(parents=True, exist_ok=True)
+        soundfile.write(str(root / "music" / f"album{i % 3}" / f"{i:02d}.wav"),
+                        tone(3.0, 22050, 1, 200 + 50 * i, seed=i), 22050)
+    assert build_folder.main([str(root / "music"), "--out-dir", str(root / "records"),
+                              "--workers", "1", "--no-progress"]) == 0
+    info = load_info(str(root / "records"))
+    assert info.tag_names == ()
+    return str(root / "records"), info
+
+
+def test_folder_records_without_labels_are_distilled(folder_records, setting):
+    records, info = folder_records
+    a = setting[3]
+    config = train_cli.config_from_args(train_cli.parse_args(
+        ["--data-dir", records, "--teacher", a]))
+    assert config.distillation.teachers == (a,) and config.noisy_student.teacher is None
+    distil = distillation.Distillation(config, info, log=print)
+    assert distil.info.tag_names == tuple(TAGS_A) and distil.info.num_tags == len(TAGS_A)
+    train = distil.targets.split("train")
+    assert np.stack(train.per_clip()).shape == (info.splits["train"]["clips"], 1,
+                                                len(TAGS_A))
+    ids, targets = distil.clip_targets("val")
+    assert targets.shape == (info.splits["val"]["clips"], len(TAGS_A))
+    np.testing.assert_allclose(targets, distil.targets.split("val").values, atol=1e-6)
