@@ -239,7 +239,7 @@ def test_cli_int8_export_is_calibrated_on_the_named_audio(cnn, music, tmp_path, 
     out = tmp_path / "int8.tflite"
     code, err = export_lines(capfd, cnn[0], "--format", "tflite", "--out", out,
                              "--quantization", "int8", "--calibration-audio", music)
-    assert code == 0 and err == []
+    assert code == 0 and err == [], err
     interpreter = tflite_interpreter(str(out))
     ops = interpreter._get_ops_details()
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
