@@ -77,6 +77,7 @@ def cnn(tmp_path_factory):
     from tagger.models import build_model
 
     def make(folder):
+        keras.utils.set_random_seed(0)  # the same weights whichever test built it first
         model = spread_biases(build_model("samplecnn", num_tags=len(TAGS), block="basic",
                                           alpha=2, width=1 / 16, input_length=WINDOW))
         return save_tagger(model, folder / "cnn.keras", cnn_info())
@@ -89,9 +90,12 @@ def cnn(tmp_path_factory):
 def synthetic_cnn(tmp_path_factory):
     """The path of `cnn`'s model saved with the info of one trained on the
     synthetic dataset (its records' origin), as train.py saves it."""
+    import keras
+
     from tagger.models import build_model
 
     def make(folder):
+        keras.utils.set_random_seed(0)
         model = spread_biases(build_model("samplecnn", num_tags=len(TAGS), block="basic",
                                           alpha=2, width=1 / 16, input_length=WINDOW))
         info = dict(cnn_info(), origin={"kind": "synthetic", "dataset": "magnatagatune"})
