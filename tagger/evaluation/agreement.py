@@ -22,7 +22,12 @@ import dataclasses
 
 import numpy as np
 
-from tagger.evaluation.metrics import TagMetrics, bootstrap_intervals, tag_metrics
+from tagger.evaluation.metrics import (
+    TagMetrics,
+    bootstrap_intervals,
+    interval_text,
+    tag_metrics,
+)
 
 TOP_K = 5
 
@@ -109,17 +114,14 @@ def agreement_lines(result: Agreement) -> list:
     excluded tags and the per-tag table."""
     m, ci = result.metrics, result.intervals or {}
 
-    def interval(pair) -> str:
-        return f" [{pair[0]:.4f}, {pair[1]:.4f}]" if pair else ""
-
     lines = [f"against the teacher's tags (its scores >= {result.threshold:g}): macro "
-             f"ROC-AUC {m.roc_auc:.4f}{interval((m.intervals or {}).get('roc_auc'))}   "
-             f"macro PR-AUC {m.pr_auc:.4f}{interval((m.intervals or {}).get('pr_auc'))}   "
+             f"ROC-AUC {m.roc_auc:.4f}{interval_text(m.intervals, 'roc_auc')}   "
+             f"macro PR-AUC {m.pr_auc:.4f}{interval_text(m.intervals, 'pr_auc')}   "
              f"over {len(m.per_tag)} tags",
              f"against the teacher's scores: mean absolute difference "
-             f"{result.mean_abs_diff:.4f}{interval(ci.get('mean_abs_diff'))}   "
+             f"{result.mean_abs_diff:.4f}{interval_text(ci, 'mean_abs_diff')}   "
              f"top-{result.top_k} agreement {result.top_k_agreement:.4f}"
-             f"{interval(ci.get('top_k_agreement'))}"]
+             f"{interval_text(ci, 'top_k_agreement')}"]
     if ci:
         lines.append(f"  [{ci['level']:.0%} bootstrap confidence intervals over clips: "
                      f"{ci['resamples']} resamples, seed {ci['seed']}]")

@@ -9,6 +9,7 @@ from tagger.evaluation.metrics import (
     FEW_CLIPS,
     TagMetrics,
     bootstrap_intervals,
+    interval_text,
     tag_metrics,
 )
 from tagger.evaluation.predict import ClipPredictions, ClipPredictor
@@ -64,8 +65,8 @@ def report_lines(result: Evaluation) -> list:
              f"{result.predictions.windows} windows"
              + ("; the model's tags are the dataset's in another order, matched by name"
                 if result.reordered else ""),
-             f"macro ROC-AUC {m.roc_auc:.4f}{_interval(ci, 'roc_auc')}   "
-             f"macro PR-AUC {m.pr_auc:.4f}{_interval(ci, 'pr_auc')}   "
+             f"macro ROC-AUC {m.roc_auc:.4f}{interval_text(ci, 'roc_auc')}   "
+             f"macro PR-AUC {m.pr_auc:.4f}{interval_text(ci, 'pr_auc')}   "
              f"over {len(m.per_tag)} tags"]
     if ci:
         lines.append(f"  [{ci['level']:.0%} bootstrap confidence intervals over clips: "
@@ -85,13 +86,6 @@ def report_lines(result: Evaluation) -> list:
                      "clips in this split: their AUCs say little")
     lines += published_lines(result.origin)
     return lines
-
-
-def _interval(ci, key) -> str:
-    if not ci:
-        return ""
-    low, high = ci[key]
-    return f" [{low:.4f}, {high:.4f}]"
 
 
 def published_lines(origin: dict) -> list:

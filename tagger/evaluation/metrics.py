@@ -175,6 +175,12 @@ def _keep_both_classes(weights: np.ndarray, labels: np.ndarray, tags, rng) -> No
                     column[rng.choice(members[t, cls])] += 1
 
 
+def interval_text(intervals, key) -> str:
+    """" [low, high]" of `intervals[key]` for a report line ("" without one)."""
+    pair = (intervals or {}).get(key)
+    return f" [{pair[0]:.4f}, {pair[1]:.4f}]" if pair else ""
+
+
 def _percentile_interval(values: np.ndarray, level: float) -> tuple:
     """The central `level` percentile interval of the finite `values`."""
     values = values[np.isfinite(values)]
