@@ -39,9 +39,12 @@ def parse_args(argv=None):
                    help="measure the model against a teacher (a pretrained name or model "
                         "file; repeated: several, averaged) on its tags, labels or none "
                         "(docs/distillation.md) (default: against the records' labels)")
+    p.add_argument("--top-k", type=positive_int, default=None, metavar="K",
+                   help="with --against: the teacher's tags of a clip are its K best, and "
+                        "top-K agreement counts K (default: 5; with --threshold: no limit)")
     p.add_argument("--threshold", type=number_in_range(float, 0, 1, low_open=True),
-                   default=None, metavar="T", help="with --against: a teacher score at "
-                   "or above T counts as the tag (default: 0.5)")
+                   default=None, metavar="T", help="with --against: instead, a teacher "
+                   "score at or above T counts as the tag (default: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -74,8 +77,10 @@ def run(args):
     from tagger.errors import flags_do_not_apply
     from tagger.pretrained import resolve_model
 
-    if args.threshold is not None and not args.against:
-        raise flags_do_not_apply(["--threshold"], "with --against TEACHER")
+    given = [f"--{name.replace('_', '-')}" for name in ("top_k", "threshold")
+             if getattr(args, name) is not None]
+    if given and not args.against:
+        raise flags_do_not_apply(given, "with --against TEACHER")
 
     args.model = resolve_model(args.model, progress=not getattr(args, "no_progress", False))
 
@@ -95,7 +100,7 @@ def run(args):
 
         result = evaluate_against(args.model, args.against, args.data_dir, args.split,
                                   args.batch_size, not args.no_progress, args.bootstrap,
-                                  args.seed, 0.5 if args.threshold is None else args.threshold)
+                                  args.seed, args.top_k, args.threshold)
     else:
         result = evaluate(args.model, args.data_dir, args.split, args.batch_size,
                           progress=not args.no_progress, bootstrap=args.bootstrap,

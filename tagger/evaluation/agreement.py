@@ -4,9 +4,10 @@ On the same clips, with the student's and the teacher's clip scores
 `(clips, tags)` on the same tags:
 
 - per-tag ROC-AUC and PR-AUC of the student's scores against the teacher's
-  binarised tags (a teacher score at or above `threshold` counts as the
-  tag), macro-averaged as `metrics.tag_metrics` does (a tag the teacher
-  gives to every clip, or to none, is excluded and named);
+  tags of each clip, chosen as tag.py lists a file's tags (`teacher_tags`:
+  its `top_k` best, or those scoring at least `threshold`),
+  macro-averaged as `metrics.tag_metrics` does (a tag the teacher gives to
+  every clip, or to none, is excluded and named);
 - the mean absolute difference of the scores, over clips and tags;
 - top-k agreement: the share of the teacher's k best tags of a clip that
   are among the student's k best, averaged over clips.
@@ -32,45 +33,62 @@ from tagger.evaluation.metrics import (
 TOP_K = 5
 
 
-def binarised(scores: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Scores as 0/1 tags (float32): 1 where the score is at least `threshold`
-    (0/1 labels stay as they are for any threshold in (0, 1])."""
-    return (np.asarray(scores) >= threshold).astype(np.float32)
+def teacher_tags(scores: np.ndarray, top_k: int | None = None,
+                 threshold: float | None = None) -> np.ndarray:
+    """(clips, tags) 0/1 float32: each clip's tags as tag.py selects a file's
+    (`inference.outputs.selected_indices`): without `threshold` its `top_k`
+    best (default TOP_K; ties by tag order), with it every tag scoring at
+    least `threshold`, at most `top_k` of them when given. A tagger's
+    scores are seldom calibrated (MTT_musicnn rarely reaches 0.5), so the
+    default is the ranking, not a fixed score."""
+    scores = np.asarray(scores, np.float64)
+    if top_k is None:
+        top_k = TOP_K if threshold is None else scores.shape[1]
+    order = np.argsort(-scores, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(scores.shape[1])[None, :], axis=1)
+    chosen = rank < top_k
+    if threshold is not None:
+        chosen &= scores >= threshold
+    return chosen.astype(np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
 class Agreement:
-    metrics: TagMetrics  # student scores against the teacher's binarised tags
-    threshold: float
+    metrics: TagMetrics  # student scores against the teacher's tags
+    teacher_tags: str  # how they were chosen, in words (`tags_rule`)
+    threshold: float | None
+    top_k: int  # the k of top-k agreement
     mean_abs_diff: float
-    top_k: int
     top_k_agreement: float
     # level, resamples, seed; mean_abs_diff and top_k_agreement: (low, high)
     intervals: dict | None = None
 
     def as_dict(self) -> dict:
         ci = self.intervals or {}
-        return {**self.metrics.as_dict(), "threshold": self.threshold,
+        return {**self.metrics.as_dict(), "teacher_tags": self.teacher_tags,
+                "threshold": self.threshold,
                 "mean_abs_diff": self.mean_abs_diff,
                 "mean_abs_diff_ci": list(ci["mean_abs_diff"]) if ci else None,
                 "top_k": self.top_k, "top_k_agreement": self.top_k_agreement,
                 "top_k_agreement_ci": list(ci["top_k_agreement"]) if ci else None}
 
 
-def agreement(student: np.ndarray, teacher: np.ndarray, tag_names, threshold: float = 0.5,
-              top_k: int = TOP_K, bootstrap: int = 0, seed: int = 0,
+def agreement(student: np.ndarray, teacher: np.ndarray, tag_names, top_k: int | None = None,
+              threshold: float | None = None, bootstrap: int = 0, seed: int = 0,
               level: float = 0.95) -> Agreement:
     """The figures of the module docstring for the student's and teacher's
-    clip scores `(clips, tags)`, with `bootstrap` resamples (0: none) for
-    `level` confidence intervals."""
+    clip scores `(clips, tags)`, the teacher's tags chosen by `teacher_tags`
+    (`top_k`, `threshold`), with `bootstrap` resamples (0: none) for `level`
+    confidence intervals. Top-k agreement counts `top_k` tags (default TOP_K)."""
     student = np.asarray(student, np.float64)
     teacher = np.asarray(teacher, np.float64)
     if student.shape != teacher.shape or student.ndim != 2:
         raise ValueError(f"student scores {student.shape} and teacher scores "
                          f"{teacher.shape} must both be (clips, tags)")
-    labels = binarised(teacher, threshold)
+    labels = teacher_tags(teacher, top_k, threshold)
     metrics = tag_metrics(labels, student, list(tag_names))
-    k = min(top_k, student.shape[1])
+    k = min(TOP_K if top_k is None else top_k, student.shape[1])
     per_clip_diff = np.abs(student - teacher).mean(axis=1)  # (clips,)
     per_clip_top = top_k_overlap(student, teacher, k)  # (clips,)
     intervals = None
@@ -82,8 +100,17 @@ def agreement(student: np.ndarray, teacher: np.ndarray, tag_names, threshold: fl
                      **{name: _mean_interval(values, bootstrap, seed, level)
                         for name, values in (("mean_abs_diff", per_clip_diff),
                                              ("top_k_agreement", per_clip_top))}}
-    return Agreement(metrics, float(threshold), _mean(per_clip_diff), k,
-                     _mean(per_clip_top), intervals)
+    return Agreement(metrics, tags_rule(top_k, threshold), threshold, k,
+                     _mean(per_clip_diff), _mean(per_clip_top), intervals)
+
+
+def tags_rule(top_k: int | None = None, threshold: float | None = None) -> str:
+    """`teacher_tags`' choice in words: 'its top 5 of each clip', 'its scores
+    >= 0.3', 'its scores >= 0.3, at most 5 a clip'."""
+    if threshold is None:
+        return f"its top {TOP_K if top_k is None else top_k} of each clip"
+    limit = "" if top_k is None else f", at most {top_k} a clip"
+    return f"its scores >= {threshold:g}{limit}"
 
 
 def top_k_overlap(student: np.ndarray, teacher: np.ndarray, k: int) -> np.ndarray:
@@ -114,7 +141,7 @@ def agreement_lines(result: Agreement) -> list:
     excluded tags and the per-tag table."""
     m, ci = result.metrics, result.intervals or {}
 
-    lines = [f"against the teacher's tags (its scores >= {result.threshold:g}): macro "
+    lines = [f"against the teacher's tags ({result.teacher_tags}): macro "
              f"ROC-AUC {m.roc_auc:.4f}{interval_text(m.intervals, 'roc_auc')}   "
              f"macro PR-AUC {m.pr_auc:.4f}{interval_text(m.intervals, 'pr_auc')}   "
              f"over {len(m.per_tag)} tags",
@@ -126,8 +153,8 @@ def agreement_lines(result: Agreement) -> list:
         lines.append(f"  [{ci['level']:.0%} bootstrap confidence intervals over clips: "
                      f"{ci['resamples']} resamples, seed {ci['seed']}]")
     if m.excluded:
-        lines.append(f"excluded (the teacher gives them to every clip or to none at "
-                     f"{result.threshold:g}): {', '.join(m.excluded)}")
+        lines.append(f"excluded (the teacher gives them to every clip or to none): "
+                     f"{', '.join(m.excluded)}")
     lines.append("per tag (sorted by ROC-AUC against the teacher's tags):")
     lines += [f"  {row.tag:20s} ROC {row.roc_auc:.4f}  PR {row.pr_auc:.4f}  "
               f"({row.positives} clips with the tag, {row.negatives} without)"

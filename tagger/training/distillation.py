@@ -10,7 +10,8 @@ segments' targets, and the loss is binary cross-entropy on these soft
 targets, with a temperature T != 1 that of the softened scores,
 T^2 * BCE(sigmoid(z_teacher / T), sigmoid(z_student / T)) (z: logits).
 Validation and test figures are taken against the teachers' clip targets
-(the mean over the clip's segments), binarised at 0.5 for the AUCs. The
+(the mean over the clip's segments), the AUCs against each clip's five
+best tags (`agreement.teacher_tags`). The
 schedules, augmentation and rounds are the usual ones (`run.train`,
 `rounds.train_rounds`).
 
@@ -161,9 +162,12 @@ class TeacherEvaluation:
 def evaluate_against(model_path: str, teachers, data_dir: str, split: str = "test",
                      batch_size: int = 32, progress: bool = False,
                      bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
-                     threshold: float = 0.5, log=print) -> TeacherEvaluation:
+                     top_k: int | None = None, threshold: float | None = None,
+                     log=print) -> TeacherEvaluation:
     """The student at `model_path` against `teachers` on `split` (module
-    docstring); the teachers' targets are scored first where not stored."""
+    docstring; `top_k` and `threshold` choose the teachers' tags as
+    `agreement.teacher_tags` does); the teachers' targets are scored first
+    where not stored."""
     from tagger.evaluation.agreement import agreement
     from tagger.evaluation.metrics import bootstrap_intervals, tag_metrics
     from tagger.evaluation.predict import ClipPredictor
@@ -191,7 +195,7 @@ def evaluate_against(model_path: str, teachers, data_dir: str, split: str = "tes
     predictions = ClipPredictor(model)(
         data_dir, split, window, batch_size, student_info(info, shared), progress=progress,
         columns=targets.indexes[-1], labels=(clip_ids, scores))
-    result = agreement(predictions.scores, predictions.labels, shared, threshold,
+    result = agreement(predictions.scores, predictions.labels, shared, top_k, threshold,
                        bootstrap=bootstrap, seed=seed)
     labelled = None
     known = [t for t in shared if t in info.tag_names]

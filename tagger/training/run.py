@@ -34,7 +34,7 @@ import tensorflow as tf
 from tagger import destination, fileio, strict_json
 from tagger.config import TrainConfig, from_dict, join_path, to_dict
 from tagger.errors import UserError
-from tagger.evaluation.agreement import binarised
+from tagger.evaluation.agreement import teacher_tags
 from tagger.evaluation.metrics import tag_metrics
 from tagger.evaluation.predict import ClipPredictor
 from tagger.folder_lock import folder_lock
@@ -341,14 +341,19 @@ class Run:
             self.config.data_dir, "val", self.window, batch_size=self.global_batch,
             info=self.info, max_batches=self.config.validation_steps,
             labels=self._teacher_targets("val"))
-        metrics = tag_metrics(binarised(predictions.labels), predictions.scores,
-                              self.info.tag_names)
+        metrics = self._tag_metrics(predictions)
         return {"loss": predictions.window_loss, "roc_auc": metrics.roc_auc,
                 "pr_auc": metrics.pr_auc}
 
     def _teacher_targets(self, split: str):
         """The teachers' clip targets of `split` in a distillation run, else None."""
         return self.distillation.clip_targets(split) if self.distillation else None
+
+    def _tag_metrics(self, predictions):
+        """The AUCs of clip predictions against their labels, or in a
+        distillation run against the teachers' tags of each clip."""
+        labels = teacher_tags(predictions.labels) if self.distillation else predictions.labels
+        return tag_metrics(labels, predictions.scores, self.info.tag_names)
 
     def _end_epoch(self, row: dict, optimizer):
         state = self.state
@@ -484,7 +489,7 @@ class Run:
             test = self.predictor(self.config.data_dir, "test", self.window,
                                   batch_size=self.global_batch, info=self.info,
                                   labels=self._teacher_targets("test"))
-            result = tag_metrics(binarised(test.labels), test.scores, self.info.tag_names)
+            result = self._tag_metrics(test)
             metrics["test"] = {"loss": test.window_loss, **result.as_dict()}
             self._log(f"test ROC-AUC {result.roc_auc:.4f}  PR-AUC {result.pr_auc:.4f}")
         if self.chief:

@@ -20,8 +20,9 @@ from tagger.commands import eval as eval_cli
 from tagger.commands import train as train_cli
 from tagger.config import DistillationConfig
 from tagger.errors import UserError
-from tagger.evaluation.agreement import agreement, top_k_overlap
+from tagger.evaluation.agreement import agreement, teacher_tags, top_k_overlap
 from tagger.inference.common import model_fingerprint
+from tagger.inference.outputs import selected_indices
 from tagger.models.saved import save_tagger
 from tagger.models.tagger_metadata import TaggerMetadata
 from tagger.records import reader
@@ -42,9 +43,12 @@ TAGS_A = ["guitar", "classical", "slow", "techno", "strings"]
 TAGS_B = ["slow", "piano", "techno", "classical", "drums"]
 
 
-def make_teacher(path, tags, seed):
-    """A tiny conv tagger of 1 s windows at 16 kHz, saved with its tags."""
+def make_teacher(path, tags, seed, gain=1.0):
+    """A tiny conv tagger of 1 s windows at 16 kHz, saved with its tags;
+    `gain` scales its output layer's weights (more contrast between clips)."""
     model = tiny_conv_tagger(samples=TEACHER_WINDOW, tags=len(tags), seed=seed)
+    dense = model.layers[-1]
+    dense.kernel.assign(gain * dense.kernel)
     save_tagger(model, TaggerMetadata(model="tiny_conv", model_args={}, tag_names=tags,
                                       sample_rate=TEACHER_RATE, segment_length=TEACHER_WINDOW,
                                       window_segments=1, input_kind="raw", logmel=None),
@@ -303,6 +307,42 @@ def test_eval_against_a_teacher(setting, tmp_path, capsys):
     assert f"macro ROC-AUC {report['roc_auc']:.4f}" in out
 
 
+def test_eval_against_takes_each_clips_best_tags_by_default(setting, tmp_path, capsys):
+    unlabelled, info, _, _, _ = setting
+    a = make_teacher(tmp_path / "contrast.keras", TAGS_A, seed=1, gain=100.0)
+    student = str(saved_model("samplecnn", TINY_SAMPLECNN,
+                              distillation.student_info(info, TAGS_A), tmp_path))
+    t = TeacherTargets([a], unlabelled, info, progress=False).split("test").clip_means()
+    order = np.argsort(-t.astype(np.float64), axis=1, kind="stable")
+    for k in range(1, len(TAGS_A)):  # the first k whose best tags differ between clips
+        y = np.zeros_like(t, dtype=int)
+        np.put_along_axis(y, order[:, :k], 1, axis=1)
+        usable = [i for i in range(len(TAGS_A)) if 0 < y[:, i].sum() < len(y)]
+        if usable:
+            break
+    assert usable, "the teacher ranks its tags alike on every test clip"
+    code, out, err = call_main(eval_cli.main, capsys, student, "--data-dir", unlabelled,
+                               "--against", a, "--top-k", k, "--bootstrap", 0,
+                               "--out-json", tmp_path / "r.json", "--no-progress")
+    assert code == 0, err
+    report = json.loads((tmp_path / "r.json").read_text())
+    s = clip_scores(student, unlabelled, info, "test")
+    assert report["evaluated_tags"] == len(usable)
+    assert report["roc_auc"] == pytest.approx(
+        np.mean([roc_auc_score(y[:, i], s[:, i]) for i in usable]), abs=1e-6)
+    assert report["top_k"] == k and report["threshold"] is None
+    assert f"against the teacher's tags (its top {k} of each clip): macro ROC-AUC" in out
+
+
+def test_teacher_tags_are_the_tags_tag_py_lists():
+    scores = np.random.default_rng(1).random((20, 8))
+    scores[0] = 0.5  # all tied: tag order decides
+    for top_k, threshold in [(None, None), (3, None), (None, 0.6), (2, 0.6)]:
+        chosen = teacher_tags(scores, top_k, threshold)
+        for row, tags in zip(scores, chosen):
+            assert list(np.flatnonzero(tags)) == sorted(selected_indices(row, top_k, threshold))
+
+
 def test_eval_against_with_labels_gives_the_usual_figures_too(setting, tmp_path):
     _, info, labelled, a, _ = setting
     student = str(saved_model("samplecnn", TINY_SAMPLECNN,
@@ -331,6 +371,9 @@ def test_eval_against_refuses_bad_input_in_one_line(setting, tmp_path, capsys):
     code, _, err = call_main(eval_cli.main, capsys, student, "--data-dir", unlabelled,
                              "--threshold", "0.3")
     one_line_error(code, err, "--threshold applies with --against")
+    code, _, err = call_main(eval_cli.main, capsys, student, "--data-dir", unlabelled,
+                             "--top-k", "3")
+    one_line_error(code, err, "--top-k applies with --against")
 
 
 def test_agreement_on_arrays():
