@@ -7,7 +7,7 @@ MODEL is a model file or a pretrained name. Several AUDIO files are joined
 end to end into one WAV first (mono, at the first file's sample rate,
 named --name: the picture's title), so the taggram shows the tags change
 over time. The README's picture: MTT_musicnn on three 30 s excerpts of
-recorded music from Debian's game soundtracks (GPL-2+; the tests' excerpts,
+recorded music from Debian's game soundtracks (GPL-2+, CC BY-SA 3.0; the tests' excerpts,
 cut by `tests.checks.debian_music` from `apt-get download nexuiz-music
 warzone2100-music asc-music`): Nexuiz's "ninesix", Warzone 2100's menu
 music, ASC's "frontiers", from 60 s into each:

@@ -167,6 +167,27 @@ def tiny_conv_tagger(samples: int = 64, tags: int = 5, seed: int = 1):
     return keras.Model(inputs, keras.layers.Dense(tags, activation="sigmoid")(x))
 
 
+TEACHER_RATE = 16000
+TEACHER_WINDOW = 16000  # 1 s windows: 5 whole ones in a clip of two 59049-sample segments
+
+
+def tiny_teacher(path, tags, seed, gain=1.0):
+    """A tiny conv tagger of 1 s windows at 16 kHz saved with its tags, a
+    teacher for distillation; `gain` scales its output layer's weights
+    (more contrast between clips)."""
+    from tagger.models.saved import save_tagger
+    from tagger.models.tagger_metadata import TaggerMetadata
+
+    model = tiny_conv_tagger(samples=TEACHER_WINDOW, tags=len(tags), seed=seed)
+    dense = model.layers[-1]
+    dense.kernel.assign(gain * dense.kernel)
+    save_tagger(model, TaggerMetadata(model="tiny_conv", model_args={}, tag_names=tags,
+                                      sample_rate=TEACHER_RATE, segment_length=TEACHER_WINDOW,
+                                      window_segments=1, input_kind="raw", logmel=None),
+                str(path))
+    return str(path)
+
+
 def built_once(tmp_path_factory, name: str, make):
     """The value of `make(folder)` for a session artifact built once per test
     run, however many pytest-xdist workers ask (as the pytest-xdist docs
@@ -542,13 +563,13 @@ def random_resemul_model(block, seed):
     return model
 
 
-# Freely licensed recorded music from Debian's game soundtracks (GPL-2+), for
-# the pretrained taggers' golden tests: (package, file in it, excerpt start s).
-# A file inside a zip in the package is named "ZIP!MEMBER".
+# Recorded music from Debian's game soundtracks (tagger.demos.soundtracks),
+# for the pretrained taggers' golden tests: (package, file in its music
+# folder, excerpt start s).
 DEBIAN_MUSIC = (
-    ("nexuiz-music", "usr/share/games/nexuiz/data/music.pk3!sound/cdtracks/ninesix.ogg", 60.0),
-    ("warzone2100-music", "usr/share/games/warzone2100/music/menu.opus", 60.0),
-    ("asc-music", "usr/share/games/asc/music/frontiers.mp3", 60.0),
+    ("nexuiz-music", "ninesix.ogg", 60.0),
+    ("warzone2100-music", "menu.opus", 60.0),
+    ("asc-music", "frontiers.mp3", 60.0),
 )
 EXCERPT_SECONDS = 30.0
 
@@ -559,43 +580,23 @@ def debian_music(folder, packages_dir=None):
     packages in `packages_dir` (.deb files, e.g. as .ci/run fetched them),
     else fetched with `apt-get download` into `folder`; or (None, why) when
     they cannot be had."""
-    import os
     import shutil
-    import subprocess
-    import zipfile
 
     import soundfile
 
+    from tagger.demos.soundtracks import SOUNDTRACKS, music_folder
+    from tagger.errors import UserError
+
     folder = pathlib.Path(folder)
-    packages = sorted({package for package, _, _ in DEBIAN_MUSIC})
+    wanted = [s for s in SOUNDTRACKS if s.package in {p for p, _, _ in DEBIAN_MUSIC}]
     source = pathlib.Path(packages_dir) if packages_dir else folder / "debs"
-    source.mkdir(parents=True, exist_ok=True)
-    missing = [p for p in packages if not list(source.glob(f"{p}_*.deb"))]
-    if missing:
-        if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
-            return None, "no apt-get and dpkg-deb here to fetch Debian's game soundtracks"
-        try:
-            done = subprocess.run(["apt-get", "download", *missing], cwd=source,
-                                  capture_output=True, text=True, timeout=900)
-        except subprocess.TimeoutExpired:
-            return None, "apt-get download of the game soundtracks took over 15 minutes"
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            return None, f"apt-get download {' '.join(missing)} failed: {last}"
-    unpacked = folder / "unpacked"
+    try:
+        music_folder(folder / "music", source, wanted)
+    except UserError as error:
+        return None, str(error)
     excerpts = []
     for i, (package, name, start) in enumerate(DEBIAN_MUSIC):
-        deb = sorted(source.glob(f"{package}_*.deb"))[-1]
-        target = unpacked / package
-        if not target.is_dir():
-            target.mkdir(parents=True)
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True,
-                           capture_output=True, timeout=600)
-        path, _, member = name.partition("!")
-        if member:
-            with zipfile.ZipFile(target / path) as archive:
-                path = archive.extract(member, target / (path + ".unzipped"))
-        with soundfile.SoundFile(os.path.join(target, path)) as audio:
+        with soundfile.SoundFile(str(folder / "music" / package / name)) as audio:
             audio.seek(int(start * audio.samplerate))
             samples = audio.read(int(EXCERPT_SECONDS * audio.samplerate), dtype="float32",
                                  always_2d=True)
@@ -603,7 +604,7 @@ def debian_music(folder, packages_dir=None):
         out = folder / f"{i}-{package}.wav"
         soundfile.write(out, samples, rate, subtype="FLOAT")
         excerpts.append(str(out))
-    shutil.rmtree(unpacked, ignore_errors=True)
+    shutil.rmtree(folder / "music", ignore_errors=True)
     if not packages_dir:  # fetched for this run: only the excerpts are kept
         shutil.rmtree(source, ignore_errors=True)
     return excerpts, None

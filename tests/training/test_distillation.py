@@ -23,8 +23,6 @@ from tagger.errors import UserError
 from tagger.evaluation.agreement import agreement, teacher_tags, top_k_overlap
 from tagger.inference.common import model_fingerprint
 from tagger.inference.outputs import selected_indices
-from tagger.models.saved import save_tagger
-from tagger.models.tagger_metadata import TaggerMetadata
 from tagger.records import reader
 from tagger.records.info import load_info
 from tagger.training import distillation
@@ -34,26 +32,19 @@ from tagger.training.teacher_targets import (
     overlap_weights,
     require_raw,
 )
-from tests.checks import call_main, one_line_error, saved_model, tiny_conv_tagger
+from tests.checks import (
+    TEACHER_RATE,
+    TEACHER_WINDOW,
+    call_main,
+    one_line_error,
+    saved_model,
+    tiny_conv_tagger,
+)
+from tests.checks import tiny_teacher as make_teacher
 from tests.presets import TINY_SAMPLECNN, tiny_train_config
 
-TEACHER_RATE = 16000
-TEACHER_WINDOW = 16000  # 1 s windows: 5 whole ones in a clip of two 59049-sample segments
 TAGS_A = ["guitar", "classical", "slow", "techno", "strings"]
 TAGS_B = ["slow", "piano", "techno", "classical", "drums"]
-
-
-def make_teacher(path, tags, seed, gain=1.0):
-    """A tiny conv tagger of 1 s windows at 16 kHz, saved with its tags;
-    `gain` scales its output layer's weights (more contrast between clips)."""
-    model = tiny_conv_tagger(samples=TEACHER_WINDOW, tags=len(tags), seed=seed)
-    dense = model.layers[-1]
-    dense.kernel.assign(gain * dense.kernel)
-    save_tagger(model, TaggerMetadata(model="tiny_conv", model_args={}, tag_names=tags,
-                                      sample_rate=TEACHER_RATE, segment_length=TEACHER_WINDOW,
-                                      window_segments=1, input_kind="raw", logmel=None),
-                str(path))
-    return str(path)
 
 
 def copy_records(source, folder, labelled):
