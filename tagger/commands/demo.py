@@ -7,6 +7,8 @@ settings asked for, so a rerun (or a run after an interruption) continues
 where it stopped; a step whose settings changed is redone.
 
     python demo.py
+    python demo.py --semi-supervised   # a teacher against noisy students
+    python demo.py --distil            # MTT_musicnn teaches ReSE+multi on real music
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ MIN_SECONDS, MAX_SECONDS = 3.0, 600.0
 SEGMENT_MARGIN = 0.1
 
 SEMI_SUPERVISED_FLAGS = ("seeds", "teacher_epochs", "student_epochs")
+DISTIL_ONLY_FLAGS = ("music", "teacher", "steps_per_epoch")
+DISTIL_FLAGS = DISTIL_ONLY_FLAGS + ("epochs", "batch_size", "lr", "width")
 
 
 def parse_args(argv=None):
@@ -75,6 +79,21 @@ def parse_args(argv=None):
     semi.add_argument("--student-epochs", type=positive_int, default=None, metavar="N",
                       help="with --semi-supervised: each student's training epochs; an "
                            "epoch is one pass over the labelled clips (default: 30)")
+    distil = p.add_argument_group("distillation demonstration")
+    distil.add_argument("--distil", action="store_true",
+                        help="instead: a trained tagger (--teacher) teaches the paper-size "
+                             "ReSE+multi sample-level CNN on real music without labels "
+                             "(Debian's game soundtracks, fetched with apt-get download, or "
+                             "--music), measured against it on held-out tracks; in "
+                             "WORK_DIR/distil")
+    distil.add_argument("--music", default=None, metavar="DIR",
+                        help="with --distil: a folder of your own audio instead of Debian's "
+                             "game soundtracks")
+    distil.add_argument("--teacher", default=None, metavar="MODEL",
+                        help="with --distil: the teacher, a pretrained name or a saved model "
+                             "(default: MTT_musicnn)")
+    distil.add_argument("--steps-per-epoch", type=positive_int, default=None, metavar="N",
+                        help="with --distil: training batches per epoch (default: 100)")
     return p.parse_args(argv)
 
 
@@ -82,8 +101,22 @@ def main(argv=None):
     return cli.main(run, parse_args(argv))
 
 
+def given_flags(args, names) -> list:
+    """The flags of `names` set on the command line, as typed."""
+    return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is not None]
+
+
 def run(args):
-    if args.semi_supervised:
+    from tagger.errors import flags_do_not_apply
+
+    distil_only = given_flags(args, DISTIL_ONLY_FLAGS)
+    if distil_only and not args.distil:
+        raise flags_do_not_apply(distil_only, "with --distil", instead="add --distil")
+    if args.distil:
+        from tagger.demos.distil import run_distil_demo
+
+        lines = run_distil_demo(distil_config(args))
+    elif args.semi_supervised:
         from tagger.demos.semi_supervised import run_semi_supervised_demo
 
         lines = run_semi_supervised_demo(semi_supervised_config(args))
@@ -95,14 +128,31 @@ def run(args):
         print(line, flush=True)
 
 
+def distil_config(args):
+    """The DistilDemoConfig; flags of the other demos are errors."""
+    from tagger.demos.distil import DistilDemoConfig
+    from tagger.errors import flags_do_not_apply
+
+    wrong = ["--semi-supervised"] * args.semi_supervised + given_flags(
+        args, ("clips", "seconds", "window_segments") + SEMI_SUPERVISED_FLAGS)
+    if args.model != DemoConfig.model:
+        wrong.insert(0, "--model")
+    if wrong:
+        raise flags_do_not_apply(wrong, "without --distil", "it trains the ReSE+multi "
+                                 "sample-level CNN on real music")
+    settings = {name: getattr(args, name) for name in DISTIL_FLAGS
+                if getattr(args, name) is not None}
+    return DistilDemoConfig(work_dir=os.path.join(args.work_dir, "distil"),
+                            workers=args.workers, seed=args.seed,
+                            progress=not args.no_progress, **settings)
+
+
 def semi_supervised_config(args):
     """The SemiSupervisedDemoConfig; flags of the single-model demo are errors."""
     from tagger.demos.semi_supervised import SemiSupervisedDemoConfig
     from tagger.errors import flags_do_not_apply
 
-    wrong = [f"--{name.replace('_', '-')}" for name in
-             ("epochs", "width", "window_segments", "batch_size", "lr")
-             if getattr(args, name) is not None]
+    wrong = given_flags(args, ("epochs", "width", "window_segments", "batch_size", "lr"))
     if args.model != DemoConfig.model:
         wrong.insert(0, "--model")
     if wrong:
@@ -135,8 +185,7 @@ def config_from_args(args):
             raise flags_do_not_apply(["--width"], f"to --model {' and '.join(owners)}",
                                      f"this demo trains --model {args.model}")
         model_args["width"] = args.width
-    semi = [f"--{name.replace('_', '-')}" for name in SEMI_SUPERVISED_FLAGS
-            if getattr(args, name) is not None]
+    semi = given_flags(args, SEMI_SUPERVISED_FLAGS)
     if semi:
         raise flags_do_not_apply(semi, "with --semi-supervised",
                                  instead="add --semi-supervised")

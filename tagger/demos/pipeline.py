@@ -124,7 +124,6 @@ def build_records(config: DemoConfig, data_dir: str, records: str):
 
 def train_model(config: DemoConfig, records: str):
     from tagger.training.model_setup import family_spec
-    from tagger.training.run import default_run_name, train
 
     train_config = TrainConfig(
         data_dir=records, train_dir=join_path(config.work_dir, "runs"),
@@ -134,11 +133,24 @@ def train_model(config: DemoConfig, records: str):
         lr_decay=0.2, num_lr_decays=1, max_epochs_per_stage=config.epochs,
         patience=config.epochs, monitor="val_roc_auc", seed=config.seed, strategy="default",
         resume=True, progress=config.progress)
+    window = config.window_segments or family_spec(config.model).window_segments
+    return (yield from stamped_training(
+        config, train_config, _dataset_settings(config),
+        f"training {config.model} {config.model_args} on {window}-segment windows, "
+        f"Adam lr {config.lr:g}, {config.epochs} epochs"))
+
+
+def stamped_training(config, train_config: TrainConfig, dataset: dict, announce: str):
+    """`train(train_config)` (yielding `announce` first) and its metrics, or
+    the metrics of the run that finished before with the same training and
+    `dataset` settings (the `training` stamp in `config.work_dir`); a run
+    made with other settings is removed and trained anew."""
+    from tagger.training.run import default_run_name, train
+
     run_dir = join_path(train_config.train_dir, default_run_name(train_config))
     metrics_path = join_path(run_dir, "metrics.json")
     wanted = json.loads(json.dumps({  # as read back from the stamp: lists, not tuples
-        **to_dict(dataclasses.replace(train_config, progress=True)),
-        "dataset": _dataset_settings(config)}))
+        **to_dict(dataclasses.replace(train_config, progress=True)), "dataset": dataset}))
     previous = _read_stamp(config, "training")
     if previous == wanted and fileio.exists(metrics_path):
         yield f"training: {run_dir} (already finished)"
@@ -148,9 +160,7 @@ def train_model(config: DemoConfig, records: str):
         yield f"training: {reason}: {run_dir} is trained anew"
         fileio.rmtree(run_dir)
     _write_stamp(config, "training", wanted)
-    window = config.window_segments or family_spec(config.model).window_segments
-    yield (f"training {config.model} {config.model_args} on {window}-"
-           f"segment windows, Adam lr {config.lr:g}, {config.epochs} epochs")
+    yield announce
     start = time.time()
     metrics = train(train_config)
     yield f"trained in {time.time() - start:.0f} s"

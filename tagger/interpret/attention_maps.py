@@ -230,9 +230,9 @@ def check_audio(path: str, sample_rate: int) -> None:
 
 def split_audio_files(records_dir: str, audio_dir: str, split: str = "test",
                       count: int = 1) -> list[str]:
-    """The audio files of the first `count` clips of a built split (clips
-    that decoded when the records were built; `audio_dir` is the dataset's
-    mp3/ folder), e.g. to map a few test clips."""
+    """The audio files of the first `count` clips of a built split (-1:
+    all; clips that decoded when the records were built; `audio_dir` is the
+    dataset's audio folder), e.g. to map a few test clips."""
     import tensorflow as tf
 
     from tagger.records.info import load_info, shard_paths
