@@ -6,10 +6,12 @@ Layout of the output folder:
   .build/fingerprint.json, .build/<shard>.json   resume state
   .build/lock.json                               the running build (pid, host)
 
-Each shard is written to `<shard>.tmp`, its manifest (clips written, clips
-skipped and why) is saved, then the shard is renamed into place: a shard
-file that exists is complete. A rerun keeps finished shards and writes the
-rest; the result is byte-identical to an uninterrupted build.
+Each shard is written under a fresh temporary name beside it
+(`fileio.temporary_path`), its manifest (clips written, clips skipped and
+why) is saved, then the shard is renamed into place: a shard file that
+exists is complete. A rerun removes the temporaries of shards cut short,
+keeps finished shards and writes the rest; the result is byte-identical to
+an uninterrupted build.
 
 The shards are TFRecord files, byte for byte as tf.io.TFRecordWriter writes
 them (`tagger.records.tfrecord`). Raw records come serialized and framed
@@ -51,7 +53,7 @@ STATE_DIR = ".build"
 FINGERPRINT_FILE = "fingerprint.json"
 LOCK_FILE = "lock.json"
 SHARD_PATTERN = re.compile(r"^[A-Za-z0-9_]+-\d{4}-of-\d{4}\.tfrecord$")
-SHARD_TEMP_PATTERN = re.compile(r"^[A-Za-z0-9_]+-\d{4}-of-\d{4}\.tfrecord\S*\.tmp$")
+SHARD_TEMP_PATTERN = re.compile(r"^[A-Za-z0-9_]+-\d{4}-of-\d{4}\.tfrecord\S*\.tmp$")  # older form
 
 
 def shard_name(split: str, index: int, count: int) -> str:
@@ -236,15 +238,17 @@ def decode_clips(clips, audio_root: str, known_broken: dict, config: BuildConfig
 
 
 def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
-                temp_suffix: str = ".tmp", on_clip=None) -> dict:
+                temp_suffix: str | None = None, on_clip=None) -> dict:
     """Writes `job`'s shard from `decoded` (a DecodedClip per clip of the
-    job, in order) and returns its manifest: the shard goes to a temporary
-    name, the manifest is saved, then the shard is renamed into place.
+    job, in order) and returns its manifest: the shard goes to a fresh
+    temporary name (`fileio.temporary_path`; `temp_suffix` appended to the
+    shard's name instead, as the Beam pipeline still asks), the manifest is
+    saved, then the shard is renamed into place.
     `features` maps decoded segments to what the records store. A failed
     write (a full disk) removes the partial shard and raises a UserError
     saying what to free; the rerun resumes at this shard."""
     path = join_path(out_dir, job.name)
-    temp = f"{path}{temp_suffix}"
+    temp = fileio.temporary_path(path) if temp_suffix is None else f"{path}{temp_suffix}"
     manifest = {"shard": job.name, "split": job.split, "clip_ids": [],
                 "segments": 0, "skipped": [], "cut": []}
     written = 0
@@ -444,10 +448,13 @@ def _prepare_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> None:
 
 
 def remove_temporary_files(out_dir: str) -> None:
-    """Removes the temporary files of shards whose writing was cut short."""
+    """Removes the temporary files of shards whose writing was cut short:
+    `fileio.temporary_path` names, and the `<shard>.tmp` and
+    `<shard>.<32 hex>.tmp` of earlier builds and of the Beam pipeline."""
     for name in fileio.listdir(out_dir):
-        if name.endswith(".tmp") and SHARD_PATTERN.match(
-                re.sub(r"(\.[0-9a-f]{32})?\.tmp$", "", name)):
+        written = fileio.temporary_of(name) or (
+            name.endswith(".tmp") and re.sub(r"(\.[0-9a-f]{32})?\.tmp$", "", name))
+        if written and SHARD_PATTERN.match(written):
             fileio.remove(join_path(out_dir, name))
 
 
@@ -494,8 +501,9 @@ def _remove_outputs(out_dir: str) -> None:
     if not fileio.isdir(out_dir):
         return
     for name in fileio.listdir(out_dir):
-        if SHARD_PATTERN.match(name) or SHARD_TEMP_PATTERN.match(name) or INFO_FILE in (
-                name, fileio.temporary_of(name), name.removesuffix(".tmp")):
+        written = fileio.temporary_of(name) or name
+        if SHARD_PATTERN.match(written) or SHARD_TEMP_PATTERN.match(name) or INFO_FILE in (
+                written, name.removesuffix(".tmp")):
             fileio.remove(join_path(out_dir, name))
     state = join_path(out_dir, STATE_DIR)
     if fileio.isdir(state):
