@@ -323,6 +323,30 @@ def _attributes(genre, style, rng, u_voice=None):
                           mode=mode, bpm=round(float(rng.uniform(lo, hi)), 2))
 
 
+# Instruments tagged by their own name, with the probability an annotator does.
+_INSTRUMENT_TAGS = tuple((name, name, prob) for name, prob in (
+    ("piano", 0.95), ("harpsichord", 0.95), ("harp", 0.93), ("violin", 0.93),
+    ("cello", 0.93), ("strings", 0.93), ("flute", 0.95), ("sitar", 0.95)))
+# The tags every track of a genre may get, in the order they are drawn.
+_GENRE_TAGS = {
+    "classical": (("classical", 0.97),),
+    "opera": (("classical", 0.85),),
+    "choral": (("classical", 0.5),),
+    "techno": (("techno", 0.97), ("electro", 0.025)),
+    "rock": (("rock", 0.97),),
+    "metal": (("metal", 0.92), ("rock", 0.8), ("heavy metal", 0.12)),
+    "ambient": (("ambient", 0.95), ("spacey", 0.05)),
+    "new_age": (("new age", 0.92), ("ambient", 0.4)),
+    "pop": (("pop", 0.95),),
+    "dance": (("dance", 0.95), ("pop", 0.2), ("electronic", 0.6), ("beat", 0.4),
+              ("electronica", 0.03)),
+    "indian": (("indian", 0.97),),
+    "country": (("country", 0.95),),
+    "weird": (("weird", 0.95),),
+    "folk": (("folk", 0.12), ("celtic", 0.05)),
+}
+
+
 def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, float]:
     """The probability that an annotator applies each tag to a clip.
 
@@ -343,30 +367,19 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
     # instruments
     if inst & {"acoustic_guitar", "electric_guitar", "distorted_guitar"}:
         tag("guitar", 0.95)
-    for name, prob in (("piano", 0.95), ("harpsichord", 0.95), ("harp", 0.93),
-                       ("violin", 0.93), ("cello", 0.93), ("strings", 0.93),
-                       ("flute", 0.95), ("sitar", 0.95)):
-        if name in inst:
+    drums = 0.85 if genre in ("rock", "metal") else 0.35
+    for instrument, name, prob in _INSTRUMENT_TAGS + (
+            ("synth_lead", "synth", 0.92), ("synth_lead", "synthesizer", 0.02),
+            ("synth_pad", "synthesizer", 0.01), ("drum_kit", "drums", drums),
+            ("drum_kit", "drum", 0.02), ("harpsichord", "harpsicord", 0.06),
+            ("violin", "violins", 0.04), ("bells", "bells", 0.08),
+            ("acoustic_guitar", "acoustic", 0.05)):
+        if instrument in inst:
             tag(name, prob)
-    if "synth_lead" in inst:
-        tag("synth", 0.92)
-        tag("synthesizer", 0.02)
-    if "synth_pad" in inst:
-        tag("synthesizer", 0.01)
-    if "drum_kit" in inst:
-        tag("drums", 0.85 if genre in ("rock", "metal") else 0.35)
-        tag("drum", 0.02)
-    if "harpsichord" in inst:
-        tag("harpsicord", 0.06)
-    if "violin" in inst:
-        tag("violins", 0.04)
-    if "bells" in inst:
-        tag("bells", 0.08)
-    if "acoustic_guitar" in inst:
-        tag("acoustic", 0.05)
-    # genres
+    # genres: the genre's own tags first, then those its style or sound adds
+    for name, prob in _GENRE_TAGS.get(genre, ()):
+        tag(name, prob)
     if genre == "classical":
-        tag("classical", 0.97)
         tag("classic", {"orchestral": 0.5, "baroque": 0.95}.get(style, 0.03))
         if style in _SOLO_STYLES:
             tag("solo", 0.85)
@@ -375,17 +388,12 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
         if style == "baroque":
             tag("baroque", 0.1)
     elif genre == "opera":
-        tag("classical", 0.85)
         if style == "baroque":
             tag("classic", 0.5)
         tag("opera", 0.97)
         tag("singing", 0.8)
         tag("operatic", 0.06)
-    elif genre == "choral":
-        tag("classical", 0.5)
     elif genre == "techno":
-        tag("techno", 0.97)
-        tag("electro", 0.025)
         if style in ("melodic", "breakbeat"):
             tag("electronic", 0.95)
         if style in ("minimal", "breakbeat"):
@@ -395,39 +403,10 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
         if style == "melodic":
             tag("electronica", 0.03)
             tag("trance", 0.04)
-    elif genre == "rock":
-        tag("rock", 0.97)
-        if a.dynamics == "loud":
-            tag("hard rock", 0.15)
-    elif genre == "metal":
-        tag("metal", 0.92)
-        tag("rock", 0.8)
-        tag("heavy metal", 0.12)
-    elif genre == "ambient":
-        tag("ambient", 0.95)
-        tag("spacey", 0.05)
-    elif genre == "new_age":
-        tag("new age", 0.92)
-        tag("ambient", 0.4)
-    elif genre == "pop":
-        tag("pop", 0.95)
-    elif genre == "dance":
-        tag("dance", 0.95)
-        tag("pop", 0.2)
-        tag("electronic", 0.6)
-        tag("beat", 0.4)
-        tag("electronica", 0.03)
-    elif genre == "indian":
-        tag("indian", 0.97)
-        if "sitar" in inst:
-            tag("drone", 0.06)
-    elif genre == "country":
-        tag("country", 0.95)
-    elif genre == "weird":
-        tag("weird", 0.95)
-    elif genre == "folk":
-        tag("folk", 0.12)
-        tag("celtic", 0.05)
+    elif genre == "rock" and a.dynamics == "loud":
+        tag("hard rock", 0.15)
+    elif genre == "indian" and "sitar" in inst:
+        tag("drone", 0.06)
     elif genre == "nature":
         tag(style, 0.5)
     # tempo and dynamics
@@ -519,15 +498,13 @@ _ENSEMBLES = ("quartet", "ensemble", "consort", "players", "orchestra",
 
 
 def _names(genre, rng):
-    word = lambda: _WORDS[int(rng.integers(len(_WORDS)))]
-    person = lambda: (f"{_FIRST[int(rng.integers(len(_FIRST)))]}_"
-                      f"{_LAST[int(rng.integers(len(_LAST)))]}")
+    one_of = lambda names: names[int(rng.integers(len(names)))]
+    word = lambda: one_of(_WORDS)
     form = rng.random()
     if genre in ("classical", "opera", "choral") and form < 0.4:
-        artist = (f"{_LAST[int(rng.integers(len(_LAST)))]}_"
-                  f"{_ENSEMBLES[int(rng.integers(len(_ENSEMBLES)))]}")
+        artist = f"{one_of(_LAST)}_{one_of(_ENSEMBLES)}"
     elif form < 0.6:
-        artist = person()
+        artist = f"{one_of(_FIRST)}_{one_of(_LAST)}"
     elif form < 0.8:
         artist = f"the_{word()}s"
     else:
@@ -677,17 +654,13 @@ def _encode(audio, path, sample_rate):
 
 def _write_clip(row: ClipPlan, root: str, seconds: float, seed: int):
     path = os.path.join(root, AUDIO_DIR, row.mp3_path)
-    if row.broken == "empty":
-        open(path, "wb").close()
-        return
-    if row.broken == "garbage":  # random bytes without 0xFF: no MP3 frame sync
-        data = np.random.default_rng([seed, 4, row.clip_id]).integers(0, 255, 4096, dtype=np.uint8)
+    if row.broken in ("empty", "garbage", "not_audio"):
+        data = {"empty": b"", "not_audio": _NOT_AUDIO}.get(row.broken)
+        if data is None:  # garbage: random bytes without 0xFF, no MP3 frame sync
+            data = np.random.default_rng([seed, 4, row.clip_id]).integers(
+                0, 255, 4096, dtype=np.uint8).tobytes()
         with open(path, "wb") as f:
-            f.write(data.tobytes())
-        return
-    if row.broken == "not_audio":
-        with open(path, "wb") as f:
-            f.write(_NOT_AUDIO)
+            f.write(data)
         return
     audio = render_clip(row.attributes, seconds, SAMPLE_RATE,
                         np.random.default_rng([seed, 2, row.track, row.part]))
