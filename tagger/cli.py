@@ -157,6 +157,12 @@ class ArgumentParser(argparse.ArgumentParser):
         return args
 
 
+def given_flags(args, names) -> list:
+    """The flags of `names` (destinations) set on the command line, as typed
+    (`--top-k`): those whose value is not None."""
+    return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is not None]
+
+
 def comma_list(text: str) -> tuple:
     """argparse type: 'a, b,c' -> ('a', 'b', 'c')."""
     return tuple(v.strip() for v in text.split(",") if v.strip())

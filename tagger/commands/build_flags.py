@@ -83,8 +83,7 @@ def add_record_flags(p, max_seconds: float, data_dir: str = "<data-dir>") -> Non
 def check_feature_flags(args) -> None:
     """A flag of the other feature kind is an error, not silently dropped."""
     other = RAW_DEFAULTS if args.features == "logmel" else LOGMEL_DEFAULTS
-    given = [f"--{name.replace('_', '-')}" for name in other
-             if getattr(args, name) is not None]
+    given = cli.given_flags(args, other)
     if given:
         kind = "raw" if args.features == "logmel" else "logmel"
         raise flags_do_not_apply(given, f"to --features {kind}",

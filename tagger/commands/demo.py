@@ -18,6 +18,7 @@ import os
 from tagger import cli
 from tagger.cli import (
     ArgumentParser,
+    given_flags,
     non_negative_int,
     number_in_range,
     positive_float,
@@ -99,11 +100,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     return cli.main(run, parse_args(argv))
-
-
-def given_flags(args, names) -> list:
-    """The flags of `names` set on the command line, as typed."""
-    return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is not None]
 
 
 def run(args):

@@ -77,8 +77,7 @@ def run(args):
     from tagger.errors import flags_do_not_apply
     from tagger.pretrained import resolve_model
 
-    given = [f"--{name.replace('_', '-')}" for name in ("top_k", "threshold")
-             if getattr(args, name) is not None]
+    given = cli.given_flags(args, ("top_k", "threshold"))
     if given and not args.against:
         raise flags_do_not_apply(given, "with --against TEACHER")
 

@@ -7,7 +7,7 @@ that `--help` stays fast."""
 
 from __future__ import annotations
 
-from tagger.cli import non_negative_float, positive_float, positive_int
+from tagger.cli import given_flags, non_negative_float, positive_float, positive_int
 from tagger.errors import UserError, flags_do_not_apply
 
 DEFAULTS = {"unlabelled_split": "student", "unlabelled_data_dir": None,
@@ -63,15 +63,14 @@ def settings(args):
     without it is a UserError."""
     from tagger.config import NoisyStudentConfig
 
-    given = [name for name in DEFAULTS if getattr(args, name) is not None]
+    given = given_flags(args, DEFAULTS)
     if args.teacher is None:
         if given:
-            raise flags_do_not_apply(["--" + name.replace("_", "-") for name in given],
-                                     "with --teacher MODEL (noisy-student training)",
+            raise flags_do_not_apply(given, "with --teacher MODEL (noisy-student training)",
                                      instead="name a teacher")
         return NoisyStudentConfig()
     if distils(args):
-        noisy = [f"--{name.replace('_', '-')}" for name in given if name != "rounds"]
+        noisy = [flag for flag in given if flag != "--rounds"]
         if noisy:
             raise flags_do_not_apply(noisy, "to noisy-student training on labelled records",
                                      "the records in --data-dir hold no labels: --teacher "
