@@ -539,10 +539,6 @@ def to_int16(waveform: np.ndarray) -> np.ndarray:
     return scaled.astype(np.int16)
 
 
-def from_int16(pcm: np.ndarray) -> np.ndarray:
-    return pcm.astype(np.float32) / INT16_SCALE
-
-
 def _first_line(error: Exception) -> str:
     text = str(error).strip() or type(error).__name__
     if type(error).__module__.startswith("av.") and getattr(error, "strerror", None):

@@ -252,17 +252,25 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
     manifest = {"shard": job.name, "split": job.split, "clip_ids": [],
                 "segments": 0, "skipped": [], "cut": []}
     written = 0
+    shard = contextlib.ExitStack()  # holds the open temporary file
 
-    def write_failed(error):
-        fileio.remove_quietly(temp)
-        per_clip = written / max(1, len(manifest["clip_ids"])) or 1 << 20
-        return _write_error(temp, error, per_clip * len(job.clips))
-
-    with contextlib.ExitStack() as stack:
+    @contextlib.contextmanager
+    def writing():
+        """A failed write in the block (a full disk) closes and removes the
+        partial shard and is raised as a UserError saying what to free."""
         try:
-            writer = stack.enter_context(_open_record_writer(temp))
+            yield
         except Exception as error:
-            raise (write_failed(error) if _is_write_error(error) else error) from None
+            if not _is_write_error(error):
+                raise
+            shard.close()
+            fileio.remove_quietly(temp)
+            per_clip = written / max(1, len(manifest["clip_ids"])) or 1 << 20
+            raise _write_error(temp, error, per_clip * len(job.clips)) from None
+
+    with shard:
+        with writing():
+            writer = shard.enter_context(_open_record_writer(temp))
         for clip, result in zip(job.clips, decoded, strict=True):
             if on_clip is not None:
                 on_clip()
@@ -275,33 +283,20 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
             else:
                 segments = features(result.segments)
                 record, num_segments = _record(clip, segments, num_tags), len(segments)
-            try:
+            with writing():
                 for part in record:
                     writer.write(part)
-            except Exception as error:
-                if not _is_write_error(error):
-                    raise
-                stack.close()
-                raise write_failed(error) from None
             written += sum(memoryview(part).nbytes for part in record)
             manifest["clip_ids"].append(clip.clip_id)
             manifest["segments"] += int(num_segments)
             if result.full_seconds is not None:
                 manifest["cut"].append({"clip_id": clip.clip_id, "path": clip.path,
                                         "seconds": round(result.full_seconds, 2)})
-        try:
-            stack.close()  # flushes the shard: a full disk may show only here
-        except Exception as error:
-            if not _is_write_error(error):
-                raise
-            raise write_failed(error) from None
-    try:
+        with writing():
+            shard.close()  # flushes the shard: a full disk may show only here
+    with writing():
         fileio.write_atomic(_manifest_path(out_dir, job.name), json.dumps(manifest))
         fileio.rename(temp, path)
-    except Exception as error:
-        if not _is_write_error(error):
-            raise
-        raise write_failed(error) from None
     return manifest
 
 

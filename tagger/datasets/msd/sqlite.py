@@ -86,10 +86,7 @@ def local_copy(path: str, progress: bool = True) -> str:
         with fileio.open_file(path, "rb") as src, os.fdopen(fd, "wb") as dst, \
                 tqdm(total=size, unit="B", unit_scale=True, desc=f"copying {path}",
                      disable=not progress) as bar:
-            while True:
-                block = src.read(COPY_BLOCK)
-                if not block:
-                    break
+            for block in iter(lambda: src.read(COPY_BLOCK), b""):
                 dst.write(block)
                 bar.update(len(block))
     except BaseException as error:
@@ -166,11 +163,8 @@ def _check_types(con, path: str, name: str) -> None:
 
 
 def _blocks(cursor):
-    while True:
-        rows = cursor.fetchmany(BLOCK)
-        if not rows:
-            return
-        yield rows
+    """The rows of `cursor`, BLOCK at a time."""
+    return iter(lambda: cursor.fetchmany(BLOCK), [])
 
 
 @dataclasses.dataclass(frozen=True)
