@@ -9,6 +9,7 @@ around it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 
@@ -21,6 +22,18 @@ def output_error(what: str, path: str, error: Exception):
     return UserError(f"cannot write {what} {str(path)!r}: {fileio.describe_os_error(error)}")
 
 
+@contextlib.contextmanager
+def reported(what: str, path: str):
+    """A failed write in the block (an OSError, or tf.errors.OpError for gs://
+    and other schemes: `fileio.is_write_error`) is raised as `output_error`."""
+    try:
+        yield
+    except Exception as error:
+        if not fileio.is_write_error(error):
+            raise
+        raise output_error(what, path, error) from None
+
+
 def write_output(path: str, data: bytes | str, what: str) -> None:
     """`fileio.write_atomic` for a file the user named: any failure is one UserError
     line naming `what` and the path, and nothing half-written stays behind."""
@@ -28,16 +41,10 @@ def write_output(path: str, data: bytes | str, what: str) -> None:
     if refused:
         raise output_error(what, path, refused)
     parent = os.path.dirname(str(path).rstrip("/"))
-    try:
+    with reported(what, path):
         if parent:
             fileio.make_folder(parent)
         fileio.write_atomic(path, data)
-    except OSError as error:
-        raise output_error(what, path, error) from None
-    except Exception as error:  # tf.errors.OpError for gs:// and other schemes
-        if type(error).__module__.startswith("tensorflow"):
-            raise output_error(what, path, error) from None
-        raise
 
 
 def prepare_output_dir(path: str, what: str, named: str | None = None) -> None:
@@ -45,15 +52,8 @@ def prepare_output_dir(path: str, what: str, named: str | None = None) -> None:
     a file in the way, a read-only place or a full disk is one UserError
     naming `named` (default: `path`; e.g. the file the user gave, which is
     to go into this folder)."""
-    named = path if named is None else named
-    try:
+    with reported(what, path if named is None else named):
         fileio.make_writable_folder(path)
-    except OSError as error:
-        raise output_error(what, named, error) from None
-    except Exception as error:
-        if type(error).__module__.startswith("tensorflow"):
-            raise output_error(what, named, error) from None
-        raise
 
 
 def check_output_file(path: str, what: str) -> None:

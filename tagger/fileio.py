@@ -15,6 +15,7 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 
 from tagger.config import join_path
 from tagger.errors import UserError
@@ -51,56 +52,43 @@ def _gfile():
     return tf.io.gfile
 
 
-def exists(path: str) -> bool:
+def _local_or_gfile(path, local, gfile: str, *args, **gfile_options):
+    """`local(path, *args)` for a local path, else tf.io.gfile's function
+    named `gfile` with the same arguments and `gfile_options`."""
     path = str(path)
-    return os.path.exists(path) if is_local(path) else _gfile().exists(path)
+    if is_local(path):
+        return local(path, *args)
+    return getattr(_gfile(), gfile)(path, *args, **gfile_options)
+
+
+def exists(path: str) -> bool:
+    return _local_or_gfile(path, os.path.exists, "exists")
 
 
 def isdir(path: str) -> bool:
-    path = str(path)
-    return os.path.isdir(path) if is_local(path) else _gfile().isdir(path)
+    return _local_or_gfile(path, os.path.isdir, "isdir")
 
 
 def makedirs(path: str) -> None:
-    path = str(path)
-    if is_local(path):
-        os.makedirs(path, exist_ok=True)
-    else:
-        _gfile().makedirs(path)
+    _local_or_gfile(path, lambda local: os.makedirs(local, exist_ok=True), "makedirs")
 
 
 def listdir(path: str) -> list[str]:
-    path = str(path)
-    names = os.listdir(path) if is_local(path) else _gfile().listdir(path)
-    return sorted(name.rstrip("/") for name in names)
+    return sorted(name.rstrip("/") for name in _local_or_gfile(path, os.listdir, "listdir"))
 
 
 def remove(path: str) -> None:
-    path = str(path)
-    if is_local(path):
-        os.remove(path)
-    else:
-        _gfile().remove(path)
+    _local_or_gfile(path, os.remove, "remove")
 
 
 def rmdir(path: str) -> None:
     """Removes an empty folder."""
-    path = str(path)
-    if is_local(path):
-        os.rmdir(path)
-    else:
-        _gfile().remove(path)
+    _local_or_gfile(path, os.rmdir, "remove")
 
 
 def rmtree(path: str) -> None:
     """Removes folder `path` and everything in it."""
-    path = str(path)
-    if is_local(path):
-        import shutil
-
-        shutil.rmtree(path)
-    else:
-        _gfile().rmtree(path)
+    _local_or_gfile(path, shutil.rmtree, "rmtree")
 
 
 def rename(src: str, dst: str) -> None:
@@ -113,8 +101,7 @@ def rename(src: str, dst: str) -> None:
 
 
 def open_file(path: str, mode: str = "r"):
-    path = str(path)
-    return open(path, mode) if is_local(path) else _gfile().GFile(path, mode)
+    return _local_or_gfile(path, open, "GFile", mode)
 
 
 def read_bytes(path: str) -> bytes:
@@ -258,6 +245,12 @@ def write_atomic(path: str, data: bytes | str) -> None:
         raise UserError(f"cannot write {str(path)!r}: {describe_os_error(refused)}")
     with replacing(path, "wb") as f:
         f.write(data.encode() if isinstance(data, str) else data)
+
+
+def is_write_error(error: Exception) -> bool:
+    """Whether `error` is a failed file access: an OSError, or a TensorFlow
+    error (tf.io.gfile's, for gs:// and other schemes)."""
+    return isinstance(error, OSError) or type(error).__module__.startswith("tensorflow")
 
 
 def remove_quietly(path: str) -> None:

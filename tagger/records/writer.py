@@ -261,7 +261,7 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
         try:
             yield
         except Exception as error:
-            if not _is_write_error(error):
+            if not fileio.is_write_error(error):
                 raise
             shard.close()
             fileio.remove_quietly(temp)
@@ -306,10 +306,6 @@ def _open_record_writer(path: str):
     from tagger.records.tfrecord import open_record_file
 
     return open_record_file(path)
-
-
-def _is_write_error(error: Exception) -> bool:
-    return isinstance(error, OSError) or type(error).__module__.startswith("tensorflow")
 
 
 def _write_error(path: str, error: Exception, needed_bytes: float) -> UserError:

@@ -123,7 +123,7 @@ class Run:
         self.strategy = strategy
         self.precision = precision
         self.chief = strategies.is_chief(strategy)
-        self.run_dir = join_path(config.train_dir, config.run_name or default_run_name(config))
+        self.run_dir = run_dir_of(config)
         self.window = model_setup.window_segments(config, info)
         try:
             self.stages = schedule_for(config)
@@ -241,8 +241,8 @@ class Run:
         return self.stages[self.state.stage]
 
     def _train_stages(self):
-        steps = self._steps_per_epoch()
-        self._log(self._size_line(steps))
+        steps, size = self._epoch_size()
+        self._log(size)
         while self.state.stage < len(self.stages) and not self.state.done:
             stage = self._stage()
             with self.strategy.scope():
@@ -290,31 +290,25 @@ class Run:
         return stage.patience is not None and self.state.wait >= stage.patience \
             and self.state.stage_epoch > 0
 
-    def _size_line(self, steps: int) -> str:
-        """The expected size of the run, said at its start: steps per epoch
-        (training windows of one pass, from dataset_info, over the batch),
-        epochs and total steps."""
+    def _epoch_size(self) -> tuple:
+        """(steps per epoch, the expected size of the run, said at its start):
+        training windows of one pass, from dataset_info, over the batch (at
+        most --steps-per-epoch), epochs and total steps."""
         windows = train_windows_per_pass(self.info, "train", self.window)
         labelled = self.global_batch // 2 if self.noisy_student else self.global_batch
+        full = max(1, windows // labelled)
+        steps = min(full, self.config.steps_per_epoch or full)
         epochs = sum(stage.max_epochs for stage in self.stages)
         line = (f"run size: {windows} training windows of {self.window} segment(s) per "
                 f"pass / batch {labelled} = {steps} steps per epoch"
-                + (" (--steps-per-epoch)" if steps < max(1, windows // labelled) else ""))
+                + (" (--steps-per-epoch)" if steps < full else ""))
         if self.config.schedule == "adam_then_sgd":
-            return (line + f"; {epochs} epochs in {len(self.stages)} stage(s) = "
-                    f"{epochs * steps} steps")
+            return steps, (line + f"; {epochs} epochs in {len(self.stages)} stage(s) = "
+                           f"{epochs * steps} steps")
         stage = self.stages[0]
-        return (line + f"; up to {stage.max_epochs} epochs per stage x {len(self.stages)} "
-                f"stage(s) (a stage ends after {stage.patience} epochs without improvement)"
-                f" = up to {epochs * steps} steps")
-
-    def _steps_per_epoch(self) -> int:
-        windows = train_windows_per_pass(self.info, "train", self.window)
-        labelled = self.global_batch // 2 if self.noisy_student else self.global_batch
-        steps = max(1, windows // labelled)
-        if self.config.steps_per_epoch:
-            steps = min(steps, self.config.steps_per_epoch)
-        return steps
+        return steps, (line + f"; up to {stage.max_epochs} epochs per stage x "
+                       f"{len(self.stages)} stage(s) (a stage ends after {stage.patience} "
+                       f"epochs without improvement) = up to {epochs * steps} steps")
 
     def _train_epoch(self, train_fn, iterator, steps, stage) -> dict:
         start = time.time()
@@ -470,10 +464,8 @@ class Run:
     @staticmethod
     def _write(path: str, text: str):
         """write_atomic with a failure (full disk, ...) as one UserError line."""
-        try:
+        with destination.reported("run file", path):
             fileio.write_atomic(path, text)
-        except (OSError, tf.errors.OpError) as error:
-            raise destination.output_error("run file", path, error) from None
 
     # -- the end ------------------------------------------------------------
     def _finish(self) -> dict:
@@ -495,10 +487,8 @@ class Run:
         if self.chief:
             for name in ("model.keras", "model.hdf5"):
                 path = join_path(self.run_dir, name)
-                try:
+                with destination.reported("model", path):
                     save_tagger(self.model, model_info, path)
-                except (OSError, tf.errors.OpError) as error:
-                    raise destination.output_error("model", path, error) from None
             self._write(join_path(self.run_dir, "metrics.json"),
                         strict_json.dumps(metrics, indent=2, default=float))
         self.state.done = True
@@ -567,8 +557,7 @@ def checkpoint_damage(path: str) -> str | None:
 
 def saved_config(config: TrainConfig) -> TrainConfig | None:
     """The config.json of the run that `config` names, or None."""
-    path = join_path(config.train_dir, config.run_name or default_run_name(config),
-                     "config.json")
+    path = join_path(run_dir_of(config), "config.json")
     if not fileio.exists(path):
         return None
     try:
@@ -633,11 +622,10 @@ def resume_settings(config: TrainConfig, given=None) -> TrainConfig:
                 differences.append((flag_name(model_flag.dest if model_flag else key),
                                     mine, theirs))
     if differences:
-        run_dir = join_path(config.train_dir, config.run_name or default_run_name(config))
         listed = ", ".join(f"{flag} {_shown(mine)} (the run has {_shown(theirs)})"
                            for flag, mine, theirs in differences)
-        raise UserError(f"--resume: {listed} differ from the run in {run_dir!r}; leave "
-                        "them out to continue it as it was, or start a new run with "
+        raise UserError(f"--resume: {listed} differ from the run in {run_dir_of(config)!r}; "
+                        "leave them out to continue it as it was, or start a new run with "
                         "--run-name")
     for field in dataclasses.fields(TrainConfig):
         if field.name not in RUN_FIELDS:
@@ -672,6 +660,11 @@ def default_run_name(config: TrainConfig) -> str:
     if config.noisy_student.teacher or config.distillation.teachers:
         parts.append("student")
     return "-".join(parts)
+
+
+def run_dir_of(config: TrainConfig) -> str:
+    """The run folder: --run-name (else `default_run_name`) in --train-dir."""
+    return join_path(config.train_dir, config.run_name or default_run_name(config))
 
 
 def _commit_text(state: RunState) -> str:

@@ -61,7 +61,7 @@ def test_the_run_says_its_size_at_the_start(raw_records, tmp_path):
     run = Run(config, info, tf.distribute.get_strategy(), "off")
     windows = info.splits["train"]["segments"]  # one-segment windows
     steps = windows // 8
-    assert run._size_line(run._steps_per_epoch()) == (
+    assert run._epoch_size()[1] == (
         f"run size: {windows} training windows of 1 segment(s) per pass / batch 8 = "
         f"{steps} steps per epoch; up to 3 epochs per stage x 2 stage(s) (a stage ends "
         f"after 2 epochs without improvement) = up to {6 * steps} steps")
