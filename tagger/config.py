@@ -7,7 +7,6 @@ call; every run saves its configuration beside its outputs as JSON.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import numbers
 from typing import Any
@@ -206,29 +205,16 @@ def to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
 
 
-def to_json(config: Any) -> str:
-    return json.dumps(to_dict(config), indent=2, sort_keys=True)
-
-
 def from_dict(cls, data: dict):
     """Rebuilds a (nested) config dataclass from `to_dict` output."""
     kwargs = {}
     for field in dataclasses.fields(cls):
-        if field.name not in data:
-            continue
-        value = data[field.name]
-        field_type = _field_class(cls, field)
-        if field_type is not None and isinstance(value, dict):
-            value = from_dict(field_type, value)
-        kwargs[field.name] = value
+        if field.name in data:
+            value = data[field.name]
+            if dataclasses.is_dataclass(field.default) and isinstance(value, dict):
+                value = from_dict(type(field.default), value)  # a nested config
+            kwargs[field.name] = value
     return cls(**kwargs)
-
-
-def _field_class(cls, field):
-    default = field.default
-    if dataclasses.is_dataclass(default):
-        return type(default)
-    return None
 
 
 SCHEDULES = ("staged", "adam_then_sgd")
