@@ -200,11 +200,7 @@ def merge_synonyms(annotations: Annotations) -> Annotations:
     file are ignored, a group with no column present adds nothing."""
     columns = {name: annotations.labels[:, i] for i, name in enumerate(annotations.tag_names)}
     merged_away = {s for group in SYNONYMS.values() for s in group}
-    out = {}
-    for name in annotations.tag_names:
-        if name in merged_away:
-            continue
-        out[name] = columns[name]
+    out = {name: columns[name] for name in annotations.tag_names if name not in merged_away}
     for head, group in SYNONYMS.items():
         present = [columns[n] for n in (head, *group) if n in columns]
         if present:

@@ -38,16 +38,12 @@ def clip_dataset(data_dir: str, split: str, info: DatasetInfo | None = None,
     no `tags` (not parsed: unlabelled audio)."""
     info = info or load_info(data_dir)
     paths = shard_paths(data_dir, info, split)
-    clip_shard = None
     if shard is not None:
         count, index = shard
-        if len(paths) >= count:
-            paths = paths[index::count]
-        else:
-            clip_shard = shard
-    if clip_shard is not None:
-        return clip_dataset(data_dir, split, info, shuffle_shards, seed, num_read_threads,
-                            as_stored=as_stored, with_tags=with_tags).shard(*clip_shard)
+        if len(paths) < count:  # too few shard files: every count-th clip
+            return clip_dataset(data_dir, split, info, shuffle_shards, seed, num_read_threads,
+                                as_stored=as_stored, with_tags=with_tags).shard(count, index)
+        paths = paths[index::count]
     parse = make_parser(info.num_tags, tuple(info.segment_shape),
                         info.features["dtype"], as_stored, with_tags)
     if not shuffle_shards:
