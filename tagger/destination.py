@@ -9,7 +9,6 @@ around it.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 
@@ -22,16 +21,10 @@ def output_error(what: str, path: str, error: Exception):
     return UserError(f"cannot write {what} {str(path)!r}: {fileio.describe_os_error(error)}")
 
 
-@contextlib.contextmanager
 def reported(what: str, path: str):
-    """A failed write in the block (an OSError, or tf.errors.OpError for gs://
-    and other schemes: `fileio.is_write_error`) is raised as `output_error`."""
-    try:
-        yield
-    except Exception as error:
-        if not fileio.is_write_error(error):
-            raise
-        raise output_error(what, path, error) from None
+    """A context where a failed write (an OSError, or tf.errors.OpError for
+    gs:// and other schemes) is raised as `output_error`."""
+    return fileio.failed_writes_as(lambda error: output_error(what, path, error))
 
 
 def write_output(path: str, data: bytes | str, what: str) -> None:

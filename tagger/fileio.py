@@ -253,6 +253,18 @@ def is_write_error(error: Exception) -> bool:
     return isinstance(error, OSError) or type(error).__module__.startswith("tensorflow")
 
 
+@contextlib.contextmanager
+def failed_writes_as(make_error):
+    """A failed write in the block (`is_write_error`) is raised as
+    `make_error(error)`; any other error passes unchanged."""
+    try:
+        yield
+    except Exception as error:
+        if not is_write_error(error):
+            raise
+        raise make_error(error) from None
+
+
 def remove_quietly(path: str) -> None:
     """Removes `path` if it exists; a failure to do so is ignored."""
     try:

@@ -538,6 +538,17 @@ class _Track(typing.NamedTuple):
 _ALPHA = np.array([(np.sqrt(5.0) - 1) / 2, np.sqrt(2.0) - 1, np.sqrt(3.0) - 1, np.sqrt(7.0) - 2])
 
 
+def _latent(genres, offsets, index: int, rng) -> tuple:
+    """(u, genre, style, ClipAttributes) of track (or artist) `index`: the
+    point u = frac(offsets + (index + 1) * _ALPHA) picks the genre by the
+    weights of `genres` ((genre, weight) pairs), its style and the voice."""
+    u = (offsets + (index + 1) * _ALPHA) % 1.0
+    weights = np.cumsum([w for _, w in genres], dtype=float)
+    genre = genres[int(np.searchsorted(weights / weights[-1], u[0], side="right"))][0]
+    style = _style(genre, u[2])
+    return u, genre, style, _attributes(genre, style, rng, u[3])
+
+
 def _check_args(clips, seconds, seed):
     if isinstance(clips, bool) or not isinstance(clips, (int, np.integer)):
         raise ValueError(f"clips must be an integer, got {clips!r}")
@@ -558,8 +569,6 @@ def plan(clips: int = 400, seconds: float = 29.1, seed: int = 0) -> tuple[ClipPl
     _check_args(clips, seconds, seed)
     seed = int(seed)
     offsets = np.random.default_rng([seed, 0]).random(4)
-    weights = np.cumsum([w for _, w in _GENRES], dtype=float)
-    weights /= weights[-1]
     n_plan = clips - len(KNOWN_BROKEN)
     step = seconds + 0.1  # 29.1 s clips start at 0, 29, 58, 88, 117, ...
 
@@ -567,10 +576,7 @@ def plan(clips: int = 400, seconds: float = 29.1, seed: int = 0) -> tuple[ClipPl
     total, t = 0, 0
     while total < n_plan:
         rng = np.random.default_rng([seed, 1, t])
-        u = (offsets + (t + 1) * _ALPHA) % 1.0
-        genre = _GENRES[int(np.searchsorted(weights, u[0], side="right"))][0]
-        style = _style(genre, u[2])
-        attributes = _attributes(genre, style, rng, u[3])
+        u, genre, style, attributes = _latent(_GENRES, offsets, t, rng)
         count = int(min(1 + rng.binomial(1, 0.35), n_plan - total))
         tracks.append(_Track(
             index=t, genre=genre, style=style, attributes=attributes,

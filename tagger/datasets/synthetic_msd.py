@@ -147,15 +147,10 @@ class _Catalogue:
         self.artists = len(sizes)
         self.artist_of = np.repeat(np.arange(self.artists), sizes)  # (tracks,)
         offsets = rng.random(4)
-        weights = np.cumsum([w for _, w in _GENRES], dtype=float)
-        weights /= weights[-1]
         self.attributes, self.genre, self.tag_probs, self.tagged = [], [], [], []
         for a in range(self.artists):
             arng = np.random.default_rng([seed, 101, a])
-            u = (offsets + (a + 1) * mtt_synthetic._ALPHA) % 1.0
-            genre = _GENRES[int(np.searchsorted(weights, u[0], side="right"))][0]
-            style = mtt_synthetic._style(genre, u[2])
-            attributes = mtt_synthetic._attributes(genre, style, arng, u[3])
+            u, genre, _, attributes = mtt_synthetic._latent(_GENRES, offsets, a, arng)
             self.attributes.append(attributes)
             self.genre.append(genre)
             self.tag_probs.append(_artist_tag_probs(genre, attributes, arng))

@@ -254,22 +254,15 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
     written = 0
     shard = contextlib.ExitStack()  # holds the open temporary file
 
-    @contextlib.contextmanager
-    def writing():
-        """A failed write in the block (a full disk) closes and removes the
-        partial shard and is raised as a UserError saying what to free."""
-        try:
-            yield
-        except Exception as error:
-            if not fileio.is_write_error(error):
-                raise
-            shard.close()
-            fileio.remove_quietly(temp)
-            per_clip = written / max(1, len(manifest["clip_ids"])) or 1 << 20
-            raise _write_error(temp, error, per_clip * len(job.clips)) from None
+    def write_failed(error):
+        """Closes and removes the partial shard; the UserError saying what to free."""
+        shard.close()
+        fileio.remove_quietly(temp)
+        per_clip = written / max(1, len(manifest["clip_ids"])) or 1 << 20
+        return _write_error(temp, error, per_clip * len(job.clips))
 
     with shard:
-        with writing():
+        with fileio.failed_writes_as(write_failed):
             writer = shard.enter_context(_open_record_writer(temp))
         for clip, result in zip(job.clips, decoded, strict=True):
             if on_clip is not None:
@@ -283,7 +276,7 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
             else:
                 segments = features(result.segments)
                 record, num_segments = _record(clip, segments, num_tags), len(segments)
-            with writing():
+            with fileio.failed_writes_as(write_failed):
                 for part in record:
                     writer.write(part)
             written += sum(memoryview(part).nbytes for part in record)
@@ -292,9 +285,9 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
             if result.full_seconds is not None:
                 manifest["cut"].append({"clip_id": clip.clip_id, "path": clip.path,
                                         "seconds": round(result.full_seconds, 2)})
-        with writing():
+        with fileio.failed_writes_as(write_failed):
             shard.close()  # flushes the shard: a full disk may show only here
-    with writing():
+    with fileio.failed_writes_as(write_failed):
         fileio.write_atomic(_manifest_path(out_dir, job.name), json.dumps(manifest))
         fileio.rename(temp, path)
     return manifest
