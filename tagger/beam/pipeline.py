@@ -4,8 +4,6 @@ per-clip decoding and shard writing (so the bytes are the same)."""
 
 from __future__ import annotations
 
-import uuid
-
 import apache_beam as beam
 
 from tagger.beam.jobs import decode_job
@@ -37,8 +35,7 @@ class WriteShardFn(beam.DoFn):
         if writer.load_manifest(out_dir, job) is None:
             decoded = writer.decode_clips(job.clips, self.audio_root, known_broken,
                                           self.config, num_tags=self.num_tags)
-            writer.write_shard(job, decoded, out_dir, self.num_tags, self.features,
-                               temp_suffix=f".{uuid.uuid4().hex}.tmp")
+            writer.write_shard(job, decoded, out_dir, self.num_tags, self.features)
         yield job.name
 
 

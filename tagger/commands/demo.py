@@ -88,8 +88,8 @@ def parse_args(argv=None):
                              "--music), measured against it on held-out tracks; in "
                              "WORK_DIR/distil")
     distil.add_argument("--music", default=None, metavar="DIR",
-                        help="with --distil: a folder of your own audio instead of Debian's "
-                             "game soundtracks")
+                        help="with --distil: a folder of your own audio (default: Debian's "
+                             "game soundtracks)")
     distil.add_argument("--teacher", default=None, metavar="MODEL",
                         help="with --distil: the teacher, a pretrained name or a saved model "
                              "(default: MTT_musicnn)")

@@ -238,17 +238,17 @@ def decode_clips(clips, audio_root: str, known_broken: dict, config: BuildConfig
 
 
 def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
-                temp_suffix: str | None = None, on_clip=None) -> dict:
+                on_clip=None) -> dict:
     """Writes `job`'s shard from `decoded` (a DecodedClip per clip of the
     job, in order) and returns its manifest: the shard goes to a fresh
-    temporary name (`fileio.temporary_path`; `temp_suffix` appended to the
-    shard's name instead, as the Beam pipeline still asks), the manifest is
-    saved, then the shard is renamed into place.
+    temporary name (`fileio.temporary_path`: one per attempt, so Beam's
+    retries of a shard never share one), the manifest is saved, then the
+    shard is renamed into place.
     `features` maps decoded segments to what the records store. A failed
     write (a full disk) removes the partial shard and raises a UserError
     saying what to free; the rerun resumes at this shard."""
     path = join_path(out_dir, job.name)
-    temp = fileio.temporary_path(path) if temp_suffix is None else f"{path}{temp_suffix}"
+    temp = fileio.temporary_path(path)
     manifest = {"shard": job.name, "split": job.split, "clip_ids": [],
                 "segments": 0, "skipped": [], "cut": []}
     written = 0
