@@ -166,6 +166,24 @@ def conv(weights: WeightMap, layer_name: str, prefix: str) -> None:
                       bias=weights.take(f"{prefix}.bias"))
 
 
+def conv_bn(weights: WeightMap, ours: str, theirs: str) -> None:
+    """A convolution and its batch norm: `theirs`.conv / .bn -> `ours`_conv / _bn."""
+    conv(weights, f"{ours}_conv", f"{theirs}.conv")
+    batch_norm(weights, f"{ours}_bn", f"{theirs}.bn")
+
+
+def res_block(weights: WeightMap, ours: str, theirs: str, shortcut: bool = True) -> None:
+    """A residual block: `theirs`.conv_1 / bn_1 / conv_2 / bn_2 (and, with
+    `shortcut`, conv_3 / bn_3) -> `ours`_conv1 / _bn1 / _conv2 / _bn2 (and
+    _shortcut_conv / _shortcut_bn)."""
+    parts = [("1", "conv1", "bn1"), ("2", "conv2", "bn2")]
+    if shortcut:
+        parts.append(("3", "shortcut_conv", "shortcut_bn"))
+    for number, conv_name, norm_name in parts:
+        conv(weights, f"{ours}_{conv_name}", f"{theirs}.conv_{number}")
+        batch_norm(weights, f"{ours}_{norm_name}", f"{theirs}.bn_{number}")
+
+
 def gru(weights: WeightMap, layer_name: str, prefix: str, index: int = 0) -> None:
     """Layer `index` of PyTorch GRU `prefix` (weight_ih_l{index} (3u, in),
     weight_hh (3u, u), bias_ih, bias_hh (3u,); gate rows r, z, n) -> our
@@ -212,6 +230,14 @@ def heads_out(weight, num_heads: int):
     if weight is None:
         return None
     return weight.T.reshape(num_heads, -1, weight.shape[0])
+
+
+def shape(state: dict, key: str, ndim: int, source: str = "the file") -> tuple:
+    """The shape of tensor `key`, which must have `ndim` dimensions."""
+    tensor = state.get(key)
+    if tensor is None or tensor.ndim != ndim:
+        raise ConversionError(f"{source}: '{key}' is not a tensor of {ndim} dimensions")
+    return tuple(int(n) for n in tensor.shape)
 
 
 def read_torch_file(path: str) -> dict:

@@ -49,7 +49,7 @@ import zlib
 import numpy as np
 
 from tagger.convert.converter import Converter, Option
-from tagger.convert.mapping import ConversionError, WeightMap
+from tagger.convert.mapping import ConversionError, WeightMap, shape
 
 # the package's model names -> (our family, dataset of its tags)
 MODELS = {"MTT_musicnn": ("pons_musicnn", "mtt"), "MSD_musicnn": ("pons_musicnn", "msd"),
@@ -194,30 +194,19 @@ def family_of(variables: dict) -> str | None:
     return None
 
 
-def _shape(variables: dict, key: str, ndim: int, source: str) -> tuple:
-    tensor = variables.get(key)
-    if tensor is None or tensor.ndim != ndim:
-        raise ConversionError(f"{source}: '{key}' is not a tensor of {ndim} dimensions")
-    return tuple(int(n) for n in tensor.shape)
-
-
 def _args(family: str, variables: dict, source: str) -> dict:
     if family == "pons_vgg":
-        return dict(num_tags=_shape(variables, "dense/kernel", 2, source)[1],
-                    filters=_shape(variables, "1CNN/kernel", 4, source)[3])
-    return dict(num_tags=_shape(variables, "dense_1/kernel", 2, source)[1],
-                timbral_filters=_shape(variables, "conv2d/kernel", 4, source)[3],
-                temporal_filters=_shape(variables, "conv2d_2/kernel", 4, source)[3],
-                midend_channels=_shape(variables, "conv2d_5/kernel", 4, source)[3],
-                dense_units=_shape(variables, "dense/kernel", 2, source)[1])
-
-
-def _bn_name(index: int) -> str:
-    return "batch_normalization" + (f"_{index}" if index else "")
+        return dict(num_tags=shape(variables, "dense/kernel", 2, source)[1],
+                    filters=shape(variables, "1CNN/kernel", 4, source)[3])
+    return dict(num_tags=shape(variables, "dense_1/kernel", 2, source)[1],
+                timbral_filters=shape(variables, "conv2d/kernel", 4, source)[3],
+                temporal_filters=shape(variables, "conv2d_2/kernel", 4, source)[3],
+                midend_channels=shape(variables, "conv2d_5/kernel", 4, source)[3],
+                dense_units=shape(variables, "dense/kernel", 2, source)[1])
 
 
 def _batch_norm(weights: WeightMap, ours: str, index: int) -> None:
-    theirs = _bn_name(index)
+    theirs = "batch_normalization" + (f"_{index}" if index else "")
     weights.set_layer(ours, **{name: weights.take(f"{theirs}/{name}") for name in (
         "gamma", "beta", "moving_mean", "moving_variance")})
 

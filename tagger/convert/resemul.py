@@ -103,19 +103,14 @@ def convert(path: str, block: str | None = None):
 
     source = path.rsplit("/", 1)[-1]
     layers = read_keras2_file(path)
-    by_class = {"conv1d": [], "batch_normalization": [], "dense": []}
-    others = []
-    for name in layers:
-        match = _NAME.match(name)
-        if match:
-            by_class[match.group(1)].append((int(match.group(2)), name))
-        else:
-            others.append(name)
+    others = sorted(name for name in layers if not _NAME.match(name))
     if others:
         raise ConversionError(f"{source} has layers resemul's models do not: "
-                              f"{', '.join(sorted(others)[:4])}; is it the right file?")
-    for key in by_class:
-        by_class[key] = [name for _, name in sorted(by_class[key])]
+                              f"{', '.join(others[:4])}; is it the right file?")
+    numbered = sorted((match.group(1), int(match.group(2)), name) for name in layers
+                      if (match := _NAME.match(name)))
+    by_class = {key: [name for kind, _, name in numbered if kind == key]
+                for key in _WEIGHTS}  # each class in creation order
     convs = len(by_class["conv1d"])
     found = {10: "se", 21: "rese"}.get(convs)
     if found is None:

@@ -117,8 +117,7 @@ def _map(weights: WeightMap, layers: int) -> None:
     mapping.batch_norm(weights, "input_bn", "front_end.input_bn")
     for i in range(VERTICAL + HORIZONTAL):
         ours = f"vertical{i}" if i < VERTICAL else f"horizontal{i - VERTICAL}"
-        mapping.conv(weights, f"{ours}_conv", f"front_end.layers.{i}.conv")
-        mapping.batch_norm(weights, f"{ours}_bn", f"front_end.layers.{i}.bn")
+        mapping.conv_bn(weights, ours, f"front_end.layers.{i}")
     mapping.conv(weights, "frontend_projection", "front_end.conv1x1")
     mapping.batch_norm(weights, "frontend_bn", "front_end.bn")
     weights.set_layer("positions", embeddings=weights.take(

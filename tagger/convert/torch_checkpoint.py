@@ -116,10 +116,6 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *state):
     return data
 
 
-def _callback_key(module: str, name: str) -> str:
-    return f"{module}.{name}"
-
-
 SUBSTITUTES = {
     **{("torch", name): _StorageType(name) for name in _STORAGE_DTYPES},
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
@@ -131,7 +127,7 @@ SUBSTITUTES = {
     ("lightning.fabric.utilities.data", "AttributeDict"): _AttributeDict,
     ("argparse", "Namespace"): argparse.Namespace,
     # Lightning < 1.5 keyed callback states by the callback's class
-    **{(module, name): _callback_key(module, name) for module, name in (
+    **{(module, name): f"{module}.{name}" for module, name in (
         ("pytorch_lightning.callbacks.model_checkpoint", "ModelCheckpoint"),
         ("pytorch_lightning.callbacks.early_stopping", "EarlyStopping"),
         ("pytorch_lightning.callbacks.lr_monitor", "LearningRateMonitor"))},

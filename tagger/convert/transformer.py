@@ -144,22 +144,14 @@ def _front_end(tensors: dict, source: str) -> LogMelConfig:
 
 def _map(weights: WeightMap, p: str, layers: int) -> None:
     mapping.batch_norm(weights, "input_bn", f"{p}frontend.input_bn")
-    for b in (1, 2, 3):
-        m = f"{p}frontend.layer{b}"
-        mapping.conv(weights, f"block{b}_conv1", f"{m}.conv_1")
-        mapping.batch_norm(weights, f"block{b}_bn1", f"{m}.bn_1")
-        mapping.conv(weights, f"block{b}_conv2", f"{m}.conv_2")
-        mapping.batch_norm(weights, f"block{b}_bn2", f"{m}.bn_2")
-        if b == 1:  # 1 -> conv_ndim channels: the only block with a shortcut conv
-            mapping.conv(weights, f"block{b}_shortcut_conv", f"{m}.conv_3")
-            mapping.batch_norm(weights, f"block{b}_shortcut_bn", f"{m}.bn_3")
+    for b in (1, 2, 3):  # block 1 (1 -> conv_ndim channels): the only one with a shortcut conv
+        mapping.res_block(weights, f"block{b}", f"{p}frontend.layer{b}", shortcut=b == 1)
     mapping.dense(weights, "frontend_projection", f"{p}frontend.fc")
     weights.set_layer("cls_token", token=weights.take(f"{p}cls_token"))
     table = weights.take(f"{p}pos_embedding")
     weights.set_layer("positions", embeddings=None if table is None else table[0])
     for i in range(layers):
-        m = f"{p}transformer.layers.{i}"
-        _layer(weights, f"encoder{i}", m)
+        _layer(weights, f"encoder{i}", f"{p}transformer.layers.{i}")
     mapping.layer_norm(weights, "embedding", f"{p}mlp_head.0")
     mapping.dense(weights, "tags", f"{p}mlp_head.1")
 

@@ -183,12 +183,19 @@ def convert(path: str, model: str, dataset: str):
     return ours, info
 
 
-def shape(state: dict, key: str, ndim: int, source: str = "the file") -> tuple:
-    """The shape of tensor `key`, which must have `ndim` dimensions."""
-    tensor = state.get(key)
-    if tensor is None or tensor.ndim != ndim:
-        raise ConversionError(f"{source}: '{key}' is not a tensor of {ndim} dimensions")
-    return tuple(int(n) for n in tensor.shape)
+def channels_and_tags(first: str, ndim: int, head: str) -> Callable[[dict], dict]:
+    """`ZooModel.args` of a factory taking num_tags (the rows of Linear
+    `head`) and n_channels (the filters of `first`, a kernel of `ndim`
+    dimensions)."""
+    return lambda state: dict(num_tags=mapping.shape(state, head, 2)[0],
+                              n_channels=mapping.shape(state, first, ndim)[0])
+
+
+def map_head(weights: WeightMap) -> None:
+    """The two-layer head dense1 / bn / dense2 -> head_dense / head_bn / tags."""
+    mapping.dense(weights, "head_dense", "dense1")
+    mapping.batch_norm(weights, "head_bn", "bn")
+    mapping.dense(weights, "tags", "dense2")
 
 
 def check_hann_window(window, n_fft: int, source: str) -> None:

@@ -22,9 +22,9 @@ crops it: 15 * 16000 = 240000 samples.
 from __future__ import annotations
 
 from tagger.convert import mapping
-from tagger.convert.mapping import ConversionError
+from tagger.convert.mapping import ConversionError, shape
 from tagger.convert.self_attention import bert_layer, cls_vector
-from tagger.convert.zoo import ZooModel, shape
+from tagger.convert.zoo import ZooModel
 from tagger.convert.zoo_short_chunk import map_res_blocks
 
 HEADS = 8  # BertConfig(num_attention_heads=8)

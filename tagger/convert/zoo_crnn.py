@@ -14,7 +14,8 @@ Input as `training/main.py` crops it: 29 * 16000 = 464000 samples.
 from __future__ import annotations
 
 from tagger.convert import mapping
-from tagger.convert.zoo import ZooModel, shape
+from tagger.convert.mapping import shape
+from tagger.convert.zoo import ZooModel
 
 BLOCKS = 4
 GRU_LAYERS = ("gru1", "embedding")  # ours, for the original's layer5 l0, l1
@@ -29,8 +30,7 @@ def _args(state: dict) -> dict:
 def _map(weights, args) -> None:
     mapping.batch_norm(weights, "input_bn", "spec_bn")
     for i in range(1, BLOCKS + 1):
-        mapping.conv(weights, f"block{i}_conv", f"layer{i}.conv")
-        mapping.batch_norm(weights, f"block{i}_bn", f"layer{i}.bn")
+        mapping.conv_bn(weights, f"block{i}", f"layer{i}")
     for index, name in enumerate(GRU_LAYERS):
         mapping.gru(weights, name, "layer5", index)
     mapping.dense(weights, "tags", "dense")

@@ -22,7 +22,8 @@ crops it: 80000 samples at 16 kHz.
 from __future__ import annotations
 
 from tagger.convert import mapping
-from tagger.convert.zoo import ZooModel, check_hann_window, shape
+from tagger.convert.mapping import shape
+from tagger.convert.zoo import ZooModel, check_hann_window, map_head
 
 WINDOW = "hstft.spec.window"
 N_FFT = 512
@@ -45,16 +46,10 @@ def _map(weights, args) -> None:
     weights.set_layer("harmonic_stft", bw_q=weights.take("hstft.bw_Q"))
     mapping.batch_norm(weights, "input_bn", "hstft_bn")
     for i in CONV_LAYERS:
-        mapping.conv(weights, f"block{i}_conv", f"layer{i}.conv")
-        mapping.batch_norm(weights, f"block{i}_bn", f"layer{i}.bn")
+        mapping.conv_bn(weights, f"block{i}", f"layer{i}")
     for i in RES_LAYERS:
-        for theirs, ours in (("conv_1", "conv1"), ("conv_2", "conv2")):
-            mapping.conv(weights, f"block{i}_{ours}", f"layer{i}.{theirs}")
-        for theirs, ours in (("bn_1", "bn1"), ("bn_2", "bn2")):
-            mapping.batch_norm(weights, f"block{i}_{ours}", f"layer{i}.{theirs}")
-    mapping.dense(weights, "head_dense", "dense1")
-    mapping.batch_norm(weights, "head_bn", "bn")
-    mapping.dense(weights, "tags", "dense2")
+        mapping.res_block(weights, f"block{i}", f"layer{i}", shortcut=False)
+    map_head(weights)
 
 
 ZOO = (

@@ -18,7 +18,8 @@ the tensor shapes. Input as `training/main.py` crops it: 3 * 16000 =
 from __future__ import annotations
 
 from tagger.convert import mapping
-from tagger.convert.zoo import ZooModel, shape
+from tagger.convert.mapping import shape
+from tagger.convert.zoo import ZooModel, map_head
 
 TIMBRAL, TEMPORAL, BACKEND = 2, 3, 3
 
@@ -36,14 +37,10 @@ def _map(weights, args) -> None:
     ours = [f"timbral{j}" for j in range(1, TIMBRAL + 1)]
     ours += [f"temporal{j}" for j in range(1, TEMPORAL + 1)]
     for index, name in enumerate(ours):
-        mapping.conv(weights, f"{name}_conv", f"layers.{index}.conv")
-        mapping.batch_norm(weights, f"{name}_bn", f"layers.{index}.bn")
+        mapping.conv_bn(weights, name, f"layers.{index}")
     for i in range(1, BACKEND + 1):
-        mapping.conv(weights, f"backend{i}_conv", f"layer{i}.conv")
-        mapping.batch_norm(weights, f"backend{i}_bn", f"layer{i}.bn")
-    mapping.dense(weights, "head_dense", "dense1")
-    mapping.batch_norm(weights, "head_bn", "bn")
-    mapping.dense(weights, "tags", "dense2")
+        mapping.conv_bn(weights, f"backend{i}", f"layer{i}")
+    map_head(weights)
 
 
 ZOO = (

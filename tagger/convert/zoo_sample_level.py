@@ -21,16 +21,10 @@ from __future__ import annotations
 
 from tagger.config import SEGMENT_LENGTH
 from tagger.convert import mapping
-from tagger.convert.zoo import ZooModel, shape
+from tagger.convert.zoo import ZooModel, channels_and_tags, map_head
 
 LAYERS = 11
 INPUT_LENGTH = SEGMENT_LENGTH
-
-
-def _args(first: str, head: str):
-    def args(state: dict) -> dict:
-        return dict(num_tags=shape(state, head, 2)[0], n_channels=shape(state, first, 3)[0])
-    return args
 
 
 def _raw_front_end(state: dict, source: str, spec):
@@ -40,28 +34,18 @@ def _raw_front_end(state: dict, source: str, spec):
 
 def _map_conv(weights, args) -> None:
     for i in range(1, LAYERS + 1):
-        mapping.conv(weights, f"block{i}_conv", f"layer{i}.conv")
-        mapping.batch_norm(weights, f"block{i}_bn", f"layer{i}.bn")
+        mapping.conv_bn(weights, f"block{i}", f"layer{i}")
     mapping.dense(weights, "tags", "dense")
 
 
 def _map_res_se(weights, args) -> None:
     ours = {layer.name for layer in weights.model.layers}
     for i in range(1, LAYERS + 1):
-        convs = [("conv_1", "conv1"), ("conv_2", "conv2")]
-        norms = [("bn_1", "bn1"), ("bn_2", "bn2")]
-        if f"block{i}_shortcut_conv" in ours:
-            convs.append(("conv_3", "shortcut_conv"))
-            norms.append(("bn_3", "shortcut_bn"))
-        for theirs, name in convs:
-            mapping.conv(weights, f"block{i}_{name}", f"layer{i}.{theirs}")
-        for theirs, name in norms:
-            mapping.batch_norm(weights, f"block{i}_{name}", f"layer{i}.{theirs}")
+        mapping.res_block(weights, f"block{i}", f"layer{i}",
+                          shortcut=f"block{i}_shortcut_conv" in ours)
         mapping.dense(weights, f"block{i}_se_expand", f"layer{i}.dense1")
         mapping.dense(weights, f"block{i}_se_excite", f"layer{i}.dense2")
-    mapping.dense(weights, "head_dense", "dense1")
-    mapping.batch_norm(weights, "head_bn", "bn")
-    mapping.dense(weights, "tags", "dense2")
+    map_head(weights)
 
 
 ZOO = (
@@ -70,13 +54,13 @@ ZOO = (
         title="Sample-level CNN + SE (Kim, Lee, Nam 2018)", window=INPUT_LENGTH,
         approx_mb=28,  # 6,951,858 parameters
         holds=lambda s: "layer11.conv_1.weight" in s and "layer1.dense1.weight" in s,
-        args=_args("layer1.conv_1.weight", "dense2.weight"), map=_map_res_se,
+        args=channels_and_tags("layer1.conv_1.weight", 3, "dense2.weight"), map=_map_res_se,
         front_end=_raw_front_end),
     ZooModel(
         family="sample_level", folder="sample", part="sample-level",
         title="Sample-level CNN (Lee et al. 2017)", window=INPUT_LENGTH,
         approx_mb=7.5,  # 1,869,874 parameters
         holds=lambda s: "layer11.conv.weight" in s and "dense.weight" in s,
-        args=_args("layer1.conv.weight", "dense.weight"), map=_map_conv,
+        args=channels_and_tags("layer1.conv.weight", 3, "dense.weight"), map=_map_conv,
         front_end=_raw_front_end),
 )

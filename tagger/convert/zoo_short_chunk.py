@@ -20,34 +20,27 @@ from __future__ import annotations
 
 from tagger.config import SEGMENT_LENGTH
 from tagger.convert import mapping
-from tagger.convert.zoo import ZooModel, shape
+from tagger.convert.zoo import ZooModel, channels_and_tags, map_head
 
 SHORT_BLOCKS, FCN_BLOCKS = 7, 5
 SHORT_CHUNK = SEGMENT_LENGTH
-
-
-def _args(first: str, head: str):
-    def args(state: dict) -> dict:
-        return dict(num_tags=shape(state, head, 2)[0], n_channels=shape(state, first, 4)[0])
-    return args
 
 
 def _map_plain(blocks: int):
     def map_blocks(weights, args) -> None:
         mapping.batch_norm(weights, "input_bn", "spec_bn")
         for i in range(1, blocks + 1):
-            mapping.conv(weights, f"block{i}_conv", f"layer{i}.conv")
-            mapping.batch_norm(weights, f"block{i}_bn", f"layer{i}.bn")
+            mapping.conv_bn(weights, f"block{i}", f"layer{i}")
         if blocks == FCN_BLOCKS:
             mapping.dense(weights, "tags", "dense")
         else:
-            _short_chunk_head(weights)
+            map_head(weights)
     return map_blocks
 
 
 def _map_res(weights, args) -> None:
     map_res_blocks(weights)
-    _short_chunk_head(weights)
+    map_head(weights)
 
 
 def map_res_blocks(weights, blocks: int = SHORT_BLOCKS) -> None:
@@ -55,17 +48,7 @@ def map_res_blocks(weights, blocks: int = SHORT_BLOCKS) -> None:
     each has its conv_3 / bn_3 shortcut) -> input_bn and block{i}_*."""
     mapping.batch_norm(weights, "input_bn", "spec_bn")
     for i in range(1, blocks + 1):
-        for theirs, ours in (("conv_1", "conv1"), ("conv_2", "conv2"),
-                             ("conv_3", "shortcut_conv")):
-            mapping.conv(weights, f"block{i}_{ours}", f"layer{i}.{theirs}")
-        for theirs, ours in (("bn_1", "bn1"), ("bn_2", "bn2"), ("bn_3", "shortcut_bn")):
-            mapping.batch_norm(weights, f"block{i}_{ours}", f"layer{i}.{theirs}")
-
-
-def _short_chunk_head(weights) -> None:
-    mapping.dense(weights, "head_dense", "dense1")
-    mapping.batch_norm(weights, "head_bn", "bn")
-    mapping.dense(weights, "tags", "dense2")
+        mapping.res_block(weights, f"block{i}", f"layer{i}")
 
 
 ZOO = (
@@ -73,16 +56,18 @@ ZOO = (
         family="short_res", folder="short_res", part="short-res",
         title="Short-chunk ResNet", window=SHORT_CHUNK, approx_mb=48,
         holds=lambda s: "layer1.conv_1.weight" in s and "dense2.weight" in s,
-        args=_args("layer1.conv_1.weight", "dense2.weight"), map=_map_res),
+        args=channels_and_tags("layer1.conv_1.weight", 4, "dense2.weight"), map=_map_res),
     ZooModel(
         family="short_cnn", folder="short", part="short-cnn",
         title="Short-chunk CNN", window=SHORT_CHUNK, approx_mb=15,
         holds=lambda s: "layer7.conv.weight" in s and "dense2.weight" in s,
-        args=_args("layer1.conv.weight", "dense2.weight"), map=_map_plain(SHORT_BLOCKS)),
+        args=channels_and_tags("layer1.conv.weight", 4, "dense2.weight"),
+        map=_map_plain(SHORT_BLOCKS)),
     ZooModel(
         family="fcn", folder="fcn", part="fcn",
         title="FCN (Choi, Fazekas, Sandler 2016)", window=29 * 16000, approx_mb=1.8,
         holds=lambda s: ("layer5.conv.weight" in s and "dense.weight" in s
                          and "layer6.conv.weight" not in s),
-        args=_args("layer1.conv.weight", "dense.weight"), map=_map_plain(FCN_BLOCKS)),
+        args=channels_and_tags("layer1.conv.weight", 4, "dense.weight"),
+        map=_map_plain(FCN_BLOCKS)),
 )

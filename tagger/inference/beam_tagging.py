@@ -39,20 +39,14 @@ from tagger import destination, fileio
 from tagger.errors import UserError
 
 
-def _handler_base():
-    from apache_beam.ml.inference.base import ModelHandler
-
-    return ModelHandler
-
-
 def make_handler(model_path: str, batch_size: int, engine: str = "keras",
                  calibration: tuple = ()):
     """A RunInference model handler of `(window,) float32` elements that
     yields PredictionResult(window, scores (tags,)), scored by `engine`
     (calibrated, if it asks, on the local audio files `calibration`)."""
-    from apache_beam.ml.inference.base import PredictionResult
+    from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-    class TaggerModelHandler(_handler_base()):
+    class TaggerModelHandler(ModelHandler):
         def __init__(self):
             super().__init__(min_batch_size=1, max_batch_size=batch_size)
             self._path = model_path

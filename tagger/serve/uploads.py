@@ -21,6 +21,7 @@ client gone) leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import re
@@ -48,10 +49,8 @@ class Upload:
     filename: str | None = None  # as the client named it (display only, never a path)
 
     def remove(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.remove(self.path)
-        except FileNotFoundError:
-            pass
 
 
 def private_folder(parent: str | None = None) -> str:
@@ -147,10 +146,8 @@ async def receive(stream, folder: str, kind: str, content_type: str,
             raise Problem(400, "the upload is empty (0 bytes); send an audio file")
         return Upload(path, size, filename)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.remove(path)
-        except FileNotFoundError:
-            pass
         raise
 
 

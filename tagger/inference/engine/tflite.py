@@ -25,12 +25,6 @@ ENGINES = {"tflite": None, "tflite-fp16": "fp16", "tflite-dynamic": "dynamic",
            "tflite-int8": "int8"}
 
 
-def interpreter_name(interpreter) -> str:
-    """"LiteRT" for ai_edge_litert's interpreter, else "TensorFlow"."""
-    return "LiteRT" if type(interpreter).__module__.startswith("ai_edge_litert") \
-        else "TensorFlow"
-
-
 class TFLitePredictor(Predictor):
     """`predictor(windows)` -> `(scores (batch, tags), None)` on LiteRT.
 
@@ -73,7 +67,8 @@ class TFLitePredictor(Predictor):
             self._runner = interpreter.get_signature_runner("serve")
             self._runner(waveform=np.zeros((1, self.window_samples), np.float32))  # delegate
         self._interpreter = interpreter  # the runner needs it alive
-        self.interpreter = interpreter_name(interpreter)
+        self.interpreter = ("LiteRT" if type(interpreter).__module__.startswith("ai_edge_litert")
+                            else "TensorFlow")
         if self.interpreter != "LiteRT":
             why = ("the model needs select TensorFlow ops" if self.select_tf_ops else
                    "ai-edge-litert is not installed (pip install ai-edge-litert)")

@@ -79,10 +79,6 @@ def default_out(model_path: str, fmt: str) -> str:
     return f"{stem}_saved_model" if fmt == "saved_model" else f"{stem}.tflite"
 
 
-def tflite_tags_path(out: str) -> str:
-    return f"{out}.tags.txt"
-
-
 def export(config, log=print) -> ExportResult:
     """Loads `config.model` and writes it as `config.format` (ExportConfig)."""
     from tagger import destination, fileio
@@ -111,7 +107,7 @@ def export(config, log=print) -> ExportResult:
         else:
             with native_stderr_silenced():  # the int8 calibrator's "fully_quantize: 0, ..."
                 flat, select = tflite_bytes(serving, config.quantization, calibration)
-            tags_path = tflite_tags_path(out)
+            tags_path = f"{out}.tags.txt"
         difference = None
         if config.verify:
             x = check_waveforms(serving.window_samples)

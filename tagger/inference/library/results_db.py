@@ -136,14 +136,10 @@ def connect(path: str, check_same_thread: bool = True) -> sqlite3.Connection:
         con.close()
         raise UserError(f"{path!r} is a results database of schema version {version}; this "
                         f"version of tagger reads version {SCHEMA_VERSION}")
-    elif not has_failures_table(con):  # written before the table came
+    elif con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                     "'failures'").fetchone() is None:  # written before the table came
         con.executescript(_FAILURES)
     return con
-
-
-def has_failures_table(con: sqlite3.Connection) -> bool:
-    return con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
-                       "'failures'").fetchone() is not None
 
 
 def open_read_only(path: str) -> sqlite3.Connection:

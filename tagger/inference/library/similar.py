@@ -171,11 +171,6 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
     return (matrix / norms).astype(np.float32)
 
 
-def index_path(db: str, model: dict) -> str:
-    """Where the index of `model`'s embeddings in `db` is kept: beside it."""
-    return f"{db}.{model['fingerprint'][:12]}.faiss"
-
-
 def load_index(db: str, reader, model: dict, log=None):
     """The index of `model`'s embeddings, built (and saved beside `db`)
     when absent or older than the database's rows."""
@@ -184,7 +179,8 @@ def load_index(db: str, reader, model: dict, log=None):
     from tagger import fileio
 
     faiss = _faiss()
-    path, state = index_path(db, model), reader.embeddings_state(model)
+    path = f"{db}.{model['fingerprint'][:12]}.faiss"  # beside the database
+    state = reader.embeddings_state(model)
     meta = path + ".json"
     try:
         with open(meta) as f:

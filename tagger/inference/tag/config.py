@@ -53,10 +53,9 @@ class TagConfig:
             raise UserError(f"--threshold is a score in [0, 1], got {self.threshold}")
         if self.hop is not None and not self.hop > 0:
             raise UserError(f"--hop must be a positive number of seconds, got {self.hop}")
-        if self.batch_size < 1:
-            raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.workers is not None and self.workers < 1:
-            raise UserError(f"--workers must be at least 1, got {self.workers}")
+        for flag, value in (("--batch-size", self.batch_size), ("--workers", self.workers)):
+            if value is not None and value < 1:
+                raise UserError(f"{flag} must be at least 1, got {value}")
         engine = engine_named(self.engine)  # a UserError listing them for another
         if self.embeddings == EMBEDDINGS_IN_DB and not self.db:
             raise UserError("--embeddings without a PATH stores them in the --db database; "

@@ -186,8 +186,7 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
                          tagged=tagged, note=note)
     if database is not None:
         summary.db_written, summary.db_skipped = database.written, database.skipped
-        summary.db_failed = database.failed
-        summary.db_failures_skipped = database.failures_skipped
+        summary.db_failed, summary.db_failures_skipped = database.failed, database.failures_skipped
     if tag_writer is not None:
         summary.tag_lines = tag_writer.summary()
     return summary
@@ -249,9 +248,8 @@ def _model_label(config: TagConfig, info: TaggerMetadata | None, database=None) 
 
     name = config.model_name
     if not name:
-        family = info.model if info else None
         name = model_file_name(config.model)
-        name = f"{family}/{name}" if family else name
+        name = f"{info.model}/{name}" if info and info.model else name
     if database is not None:
         fingerprint = database.fingerprint
     elif fileio.is_local(config.model):
