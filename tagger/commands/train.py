@@ -215,9 +215,6 @@ def add_hardware_flags(p):
 
 
 def main(argv=None):
-    from tagger.runtime import prepare_command_process
-
-    prepare_command_process()  # before the parser: the family specs it reads import Keras
     return cli.main(run, parse_args(argv))
 
 

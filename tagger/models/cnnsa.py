@@ -41,10 +41,6 @@ tags. `tagger.models.attention` reads the encoders' attention.
 
 from __future__ import annotations
 
-import keras
-
-from tagger.layers import ClsToken, SelectToken, TransformerEncoderLayer
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import (
     ATTENTION_HEADS_FLAG,
     ATTENTION_LAYERS_FLAG,
@@ -54,6 +50,7 @@ from tagger.models.family_spec import (
     FamilySpec,
     Preset,
 )
+from tagger.models.lazy import keras, layers
 from tagger.models.short_chunk import (
     LOGMEL,
     SAMPLE_RATE,
@@ -120,16 +117,16 @@ def build_cnnsa(num_tags=50, *, n_channels=N_CHANNELS, attention_layers=ATTENTIO
         x = res_block(x, i, units * n_channels, stride)
     frames = x.shape[2]  # (batch, 1, 118, 256) at the paper's input
     x = keras.layers.Reshape((frames, width), name="to_sequence")(x)  # (batch, time, width)
-    x = ClsToken(initializer=keras.initializers.RandomUniform(0.0, 1.0, seed=0),
-                 trainable=False, name="cls_token")(x)  # (batch, time + 1, width)
+    x = layers.ClsToken(initializer=keras.initializers.RandomUniform(0.0, 1.0, seed=0),
+                        trainable=False, name="cls_token")(x)  # (batch, time + 1, width)
     for i in range(attention_layers):
-        x, _ = TransformerEncoderLayer(
+        x, _ = layers.TransformerEncoderLayer(
             attention_heads, 4 * width, norm_first=False, dropout=hidden_dropout,
             attention_dropout=attention_dropout, activation_dropout=0.0, activation="gelu",
             layer_norm_epsilon=1e-12, use_qkv_bias=True, name=f"encoder{i}")(x)
-    x = SelectToken(0, name="cls_select")(x)  # (batch, width)
+    x = layers.SelectToken(0, name="cls_select")(x)  # (batch, width)
     x = keras.layers.Dense(width, activation="tanh", name=EMBEDDING_LAYER)(x)
-    x = PhiloxDropout(dropout, name="head_dropout")(x)
+    x = layers.PhiloxDropout(dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)  # (batch, num_tags)
     return keras.Model(inputs, outputs, name="cnnsa")

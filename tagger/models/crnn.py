@@ -35,11 +35,9 @@ block{i}_conv, _bn, _relu, _pool for i = 1..4 (the original's
 
 from __future__ import annotations
 
-import keras
-
 from tagger.config import LogMelConfig
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.lazy import keras, layers
 from tagger.models.short_chunk import (
     SAMPLE_RATE,
     check_dropout,
@@ -93,7 +91,7 @@ def build_crnn(num_tags=50, *, n_channels=N_CHANNELS, rnn_units=RNN_UNITS, dropo
     x = keras.layers.Reshape(x.shape[2:], name="to_sequence")(x)  # (batch, T, C)
     x = keras.layers.GRU(rnn_units, return_sequences=True, name="gru1")(x)
     x = keras.layers.GRU(rnn_units, name=EMBEDDING_LAYER)(x)  # (batch, rnn_units): last step
-    x = PhiloxDropout(dropout, name="dropout")(x)
+    x = layers.PhiloxDropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)  # (batch, num_tags)
     return keras.Model(inputs, outputs, name="crnn")

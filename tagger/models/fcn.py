@@ -32,11 +32,9 @@ block{i}_conv, block{i}_bn, block{i}_relu, block{i}_pool for i = 1..5
 
 from __future__ import annotations
 
-import keras
-
 from tagger.config import LogMelConfig
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.lazy import keras, layers
 from tagger.models.short_chunk import (
     SAMPLE_RATE,
     check_dropout,
@@ -85,7 +83,7 @@ def build_fcn(num_tags=50, *, n_channels=N_CHANNELS, dropout=DROPOUT,
         x = conv_block(x, i, units * n_channels, pool)
     # (batch, 1, 1, C) at the paper's input
     x = keras.layers.GlobalMaxPooling2D(name=EMBEDDING_LAYER)(x)  # (batch, C)
-    x = PhiloxDropout(dropout, name="dropout")(x)
+    x = layers.PhiloxDropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)  # (batch, num_tags)
     return keras.Model(inputs, outputs, name="fcn")

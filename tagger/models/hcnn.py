@@ -36,10 +36,8 @@ head_bn, embedding, head_dropout, tags.
 
 from __future__ import annotations
 
-import keras
-
-from tagger.layers import HarmonicSTFT
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.lazy import keras, layers
 from tagger.models.short_chunk import (
     BN,
     SAMPLE_RATE,
@@ -93,9 +91,10 @@ def build_hcnn(num_tags=50, *, input_length=INPUT_LENGTH, sample_rate=SAMPLE_RAT
         check_positive_int(name, value)
     check_dropout(dropout)
     waveform = PREPROCESSOR.waveform(input_length)
-    x = HarmonicSTFT(sample_rate, N_FFT, n_harmonic=n_harmonic, semitone_scale=semitone_scale,
-                     learn_bandwidth=learn_bandwidth, dtype="float32",
-                     name="harmonic_stft")(waveform)  # (batch, 128, 313, 6)
+    x = layers.HarmonicSTFT(sample_rate, N_FFT, n_harmonic=n_harmonic,
+                            semitone_scale=semitone_scale, learn_bandwidth=learn_bandwidth,
+                            dtype="float32",
+                            name="harmonic_stft")(waveform)  # (batch, 128, 313, 6)
     x = keras.layers.BatchNormalization(name="input_bn", **BN)(x)
     for i, (kind, units, pool) in enumerate(BLOCKS, start=1):
         make = conv_block if kind == "conv" else res_pool_block

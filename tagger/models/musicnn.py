@@ -45,10 +45,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import keras
-
 from tagger.config import LogMelConfig
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.lazy import keras
 from tagger.models.short_chunk import (
     BN,
     SAMPLE_RATE,

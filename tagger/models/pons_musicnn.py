@@ -58,11 +58,9 @@ from __future__ import annotations
 
 import dataclasses
 
-import keras
-
 from tagger.config import LogMelConfig
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.lazy import keras, layers
 from tagger.models.musicnn import timbral_heights
 from tagger.models.short_chunk import check_dropout, check_positive_int
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
@@ -123,10 +121,10 @@ def build_pons_musicnn(num_tags=50, *, timbral_filters=TIMBRAL_FILTERS,
     x = keras.layers.Concatenate(name="midend_concat")(outputs)  # (batch, time, 753)
     x = interleaved_pooling(x)  # (batch, 2 * 753)
     x = keras.layers.BatchNormalization(name="pooled_bn")(x)
-    x = PhiloxDropout(dropout, name="pooled_dropout")(x)
+    x = layers.PhiloxDropout(dropout, name="pooled_dropout")(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
     x = keras.layers.BatchNormalization(name=EMBEDDING_LAYER)(x)  # (batch, dense_units)
-    x = PhiloxDropout(dropout, name="head_dropout")(x)
+    x = layers.PhiloxDropout(dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)
     return keras.Model(inputs, outputs, name="pons_musicnn")

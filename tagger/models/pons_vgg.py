@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 
-import keras
-
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.lazy import keras, layers
 from tagger.models.pons_musicnn import PREPROCESSOR, time_mel_image
 from tagger.models.short_chunk import check_dropout, check_positive_int
 from tagger.models.spectrogram_input import EMBEDDING_LAYER
@@ -62,9 +60,9 @@ def build_pons_vgg(num_tags=50, *, filters=FILTERS, dropout=DROPOUT,
         pool = tuple(min(p, size) for p, size in zip(pool, x.shape[1:3]))
         x = keras.layers.MaxPooling2D(pool, strides, name=f"pool{i}")(x)
         if i < len(POOLS):
-            x = PhiloxDropout(CONV_DROPOUT, name=f"pool{i}_dropout")(x)
+            x = layers.PhiloxDropout(CONV_DROPOUT, name=f"pool{i}_dropout")(x)
     x = keras.layers.Flatten(name=EMBEDDING_LAYER)(x)  # (batch, time' * mel' * filters)
-    x = PhiloxDropout(dropout, name="dropout")(x)
+    x = layers.PhiloxDropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)
     return keras.Model(inputs, outputs, name="pons_vgg")

@@ -51,11 +51,9 @@ block{i}_pool (pool only where the layer pools); then the head.
 
 from __future__ import annotations
 
-import keras
-
 from tagger.config import SEGMENT_LENGTH
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.lazy import keras, layers
 from tagger.models.samplecnn import se_scale
 from tagger.models.short_chunk import (
     BN,
@@ -124,7 +122,7 @@ def sample_level_model(block: str, num_tags=50, *, input_length=SEGMENT_LENGTH,
     width = LAYERS[-1][0] * n_channels
     if block == "conv":
         x = keras.layers.GlobalMaxPooling1D(name=EMBEDDING_LAYER)(x)  # (batch, 512)
-        x = PhiloxDropout(dropout, name="dropout")(x)
+        x = layers.PhiloxDropout(dropout, name="dropout")(x)
         outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                      name="tags")(x)
     else:

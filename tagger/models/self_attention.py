@@ -67,17 +67,7 @@ last layer's attention (the paper's tag-wise contribution maps).
 
 from __future__ import annotations
 
-import keras
-
 from tagger.config import LogMelConfig
-from tagger.layers import (
-    ClsToken,
-    LearnedPositions,
-    SelectToken,
-    SinusoidalPositions,
-    TransformerEncoderLayer,
-)
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import (
     ATTENTION_HEADS_FLAG,
     ATTENTION_LAYERS_FLAG,
@@ -86,6 +76,7 @@ from tagger.models.family_spec import (
     ModelFlag,
     Preset,
 )
+from tagger.models.lazy import keras, layers
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 LOGMEL = LogMelConfig(n_mels=96, n_fft=704, hop_length=352, f_min=0.0,
@@ -177,23 +168,23 @@ def build_self_attention(num_tags=50, *, conv_channels=16,
     x = keras.layers.BatchNormalization(name="frontend_bn", **BN)(x)
     x = keras.layers.ReLU(name="frontend_relu")(x)  # (batch, time, channels)
 
-    x = ClsToken(initializer=keras.initializers.RandomUniform(0.0, 1.0, seed=0),
-                 trainable=False, name="cls_token")(x)  # (batch, time + 1, channels)
+    x = layers.ClsToken(initializer=keras.initializers.RandomUniform(0.0, 1.0, seed=0),
+                        trainable=False, name="cls_token")(x)  # (batch, time + 1, channels)
     if positions == "sinusoidal":
-        x = SinusoidalPositions(zero_first=True, name="positions")(x)
+        x = layers.SinusoidalPositions(zero_first=True, name="positions")(x)
     else:
-        x = LearnedPositions(max_positions, name="positions")(x)
+        x = layers.LearnedPositions(max_positions, name="positions")(x)
         x = keras.layers.LayerNormalization(epsilon=1e-12, name="positions_norm")(x)
-        x = PhiloxDropout(attention_dropout, name="positions_dropout")(x)
+        x = layers.PhiloxDropout(attention_dropout, name="positions_dropout")(x)
     for i in range(attention_layers):
-        x, _ = TransformerEncoderLayer(
+        x, _ = layers.TransformerEncoderLayer(
             attention_heads, 4 * attention_channels, norm_first=False,
             dropout=attention_dropout, attention_dropout=attention_dropout,
             activation_dropout=0.0, activation="gelu", layer_norm_epsilon=1e-12,
             use_qkv_bias=True, name=f"encoder{i}")(x)
-    x = SelectToken(0, name="cls_select")(x)
+    x = layers.SelectToken(0, name="cls_select")(x)
     x = keras.layers.Dense(attention_channels, activation="tanh", name=EMBEDDING_LAYER)(x)
-    x = PhiloxDropout(fc_dropout, name="head_dropout")(x)
+    x = layers.PhiloxDropout(fc_dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)
     return keras.Model(inputs, outputs, name="self_attention")

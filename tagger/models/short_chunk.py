@@ -56,11 +56,9 @@ from __future__ import annotations
 
 import numbers
 
-import keras
-
 from tagger.config import LogMelConfig
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.lazy import keras, layers
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 LOGMEL = LogMelConfig(n_mels=128, n_fft=512, hop_length=256, f_min=0.0, f_max=8000.0,
@@ -108,7 +106,7 @@ def dense_head(x, width, num_tags, dropout):
     x = keras.layers.Dense(width, name="head_dense")(x)
     x = keras.layers.BatchNormalization(name="head_bn", **BN)(x)
     x = keras.layers.ReLU(name=EMBEDDING_LAYER)(x)  # (batch, width): the embedding
-    x = PhiloxDropout(dropout, name="head_dropout")(x)
+    x = layers.PhiloxDropout(dropout, name="head_dropout")(x)
     return keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                               name="tags")(x)  # (batch, num_tags)
 

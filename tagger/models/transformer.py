@@ -57,11 +57,7 @@ frames for 4 segments, 115 tokens), and the converted checkpoints use it
 
 from __future__ import annotations
 
-import keras
-
 from tagger.config import LogMelConfig
-from tagger.layers import ClsToken, LearnedPositions, SelectToken, TransformerEncoderLayer
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import (
     ATTENTION_HEADS_FLAG,
     ATTENTION_LAYERS_FLAG,
@@ -70,6 +66,7 @@ from tagger.models.family_spec import (
     ModelFlag,
     Preset,
 )
+from tagger.models.lazy import keras, layers
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 LOGMEL = LogMelConfig(n_mels=128, n_fft=1024, hop_length=512, f_min=0.0,
@@ -147,16 +144,16 @@ def build_transformer(num_tags=50, *, size="teacher", conv_ndim=128, attention_n
     x = keras.layers.Reshape((tokens, conv_ndim * (n_mels // 8)), name="to_sequence")(x)
     x = keras.layers.Dense(attention_ndim, name="frontend_projection")(x)
 
-    x = ClsToken(initializer=keras.initializers.RandomNormal(stddev=1.0),
-                 name="cls_token")(x)  # (batch, tokens + 1, ndim)
-    x = LearnedPositions(attention_max_len + 1, name="positions")(x)
-    x = PhiloxDropout(dropout, name="sequence_dropout")(x)
+    x = layers.ClsToken(initializer=keras.initializers.RandomNormal(stddev=1.0),
+                        name="cls_token")(x)  # (batch, tokens + 1, ndim)
+    x = layers.LearnedPositions(attention_max_len + 1, name="positions")(x)
+    x = layers.PhiloxDropout(dropout, name="sequence_dropout")(x)
     for i in range(attention_layers):
-        x, _ = TransformerEncoderLayer(
+        x, _ = layers.TransformerEncoderLayer(
             attention_heads, 4 * attention_ndim, norm_first=True, dropout=dropout,
             attention_dropout=0.0, activation_dropout=dropout, activation="gelu",
             layer_norm_epsilon=LN_EPSILON, use_qkv_bias=False, name=f"encoder{i}")(x)
-    x = SelectToken(0, name="cls_select")(x)
+    x = layers.SelectToken(0, name="cls_select")(x)
     x = keras.layers.LayerNormalization(epsilon=LN_EPSILON, name=EMBEDDING_LAYER)(x)
     outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
                                  name="tags")(x)
