@@ -134,10 +134,8 @@ def build_cnnsa(num_tags=50, *, n_channels=N_CHANNELS, attention_layers=ATTENTIO
 
 FAMILY = FamilySpec(
     name="cnnsa", build=build_cnnsa, paper="Won, Chun, Serra 2019 (Won et al. 2020)",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    preprocessor=PREPROCESSOR, analyses=("attention",),
     flags=(N_CHANNELS_FLAG, ATTENTION_LAYERS_FLAG, ATTENTION_HEADS_FLAG, DROPOUT_FLAG),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=("attention",),
-    demo=Preset({"n_channels": 16, "attention_heads": 4}, batch_size=8, lr=3e-3, epochs=12),
-    tiny={"n_channels": 2, "attention_heads": 2},
-    bench=(BenchCase("CNNSA", {}, 16),),
+    demo=Preset({"n_channels": 16, "attention_heads": 4}, lr=3e-3, epochs=12),
+    tiny={"n_channels": 2, "attention_heads": 2}, bench=(BenchCase("CNNSA", {}, 16),),
 )

@@ -99,10 +99,7 @@ def build_crnn(num_tags=50, *, n_channels=N_CHANNELS, rnn_units=RNN_UNITS, dropo
 
 FAMILY = FamilySpec(
     name="crnn", build=build_crnn, paper="Choi, Fazekas, Sandler, Cho 2017 (Won et al. 2020)",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
-    flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
-    demo=Preset({"n_channels": 16}, batch_size=8, lr=1e-3, epochs=6),
-    tiny={"n_channels": 4, "rnn_units": 4},
+    preprocessor=PREPROCESSOR, flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
+    demo=Preset({"n_channels": 16}), tiny={"n_channels": 4, "rnn_units": 4},
     bench=(BenchCase("CRNN", {}, 16),),
 )

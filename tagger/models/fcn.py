@@ -91,10 +91,7 @@ def build_fcn(num_tags=50, *, n_channels=N_CHANNELS, dropout=DROPOUT,
 
 FAMILY = FamilySpec(
     name="fcn", build=build_fcn, paper="Choi, Fazekas, Sandler 2016 (Won et al. 2020)",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
-    flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
-    demo=Preset({"n_channels": 16}, batch_size=8, lr=3e-3, epochs=12),
-    tiny={"n_channels": 4},
+    preprocessor=PREPROCESSOR, flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
+    demo=Preset({"n_channels": 16}, lr=3e-3, epochs=12), tiny={"n_channels": 4},
     bench=(BenchCase("FCN", {}, 16),),
 )

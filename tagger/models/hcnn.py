@@ -46,7 +46,7 @@ from tagger.models.short_chunk import (
     conv_block,
     dense_head,
 )
-from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
+from tagger.models.spectrogram_input import Preprocessor
 
 INPUT_LENGTH = 80000  # training/main.py: 'hcnn', 5 s
 # raw 16 kHz waveforms, one record segment of 5 s
@@ -122,10 +122,7 @@ def res_pool_block(x, i, channels, pool):
 
 FAMILY = FamilySpec(
     name="hcnn", build=build_hcnn, paper="Won, Chun, Nieto, Serra 2020 (Won et al. 2020)",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
-    flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
-    demo=Preset({"n_channels": 16}, batch_size=8, lr=1e-3, epochs=6),
-    tiny={"n_channels": 4},
+    preprocessor=PREPROCESSOR, flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
+    demo=Preset({"n_channels": 16}), tiny={"n_channels": 4},
     bench=(BenchCase("Harmonic CNN", {}, 16),),
 )

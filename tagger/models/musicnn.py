@@ -56,7 +56,7 @@ from tagger.models.short_chunk import (
     dense_head,
     spectrogram_image,
 )
-from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
+from tagger.models.spectrogram_input import Preprocessor
 
 LOGMEL = LogMelConfig(n_mels=96, n_fft=512, hop_length=256, f_min=0.0, f_max=8000.0,
                       top_db=None, mel_scale="htk", power=2.0, db_multiplier=10.0,
@@ -156,12 +156,11 @@ def temporal_branches(image, filters):
 
 FAMILY = FamilySpec(
     name="musicnn", build=build_musicnn, paper="Pons et al. 2018 (Won et al. 2020)",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    preprocessor=PREPROCESSOR,
     flags=(dataclasses.replace(N_CHANNELS_FLAG, argument="backend_channels",
                                help="back-end channels"), DROPOUT_FLAG),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
     demo=Preset({"timbral_filters": 32, "temporal_filters": 8, "backend_channels": 32,
-                 "dense_units": 64}, batch_size=8, lr=1e-3, epochs=6),
+                 "dense_units": 64}),
     tiny={"timbral_filters": 4, "temporal_filters": 2, "backend_channels": 4,
           "dense_units": 8},
     bench=(BenchCase("Musicnn", {}, 16),

@@ -71,11 +71,9 @@ def build_pons_vgg(num_tags=50, *, filters=FILTERS, dropout=DROPOUT,
 FAMILY = FamilySpec(
     name="pons_vgg", build=build_pons_vgg,
     paper="Pons and Serra 2019 (the musicnn package's VGG-like baseline)",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    preprocessor=PREPROCESSOR,
     flags=(dataclasses.replace(N_CHANNELS_FLAG, argument="filters", help="filters"),
            DROPOUT_FLAG),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
-    demo=Preset({"filters": 32}, batch_size=8, lr=1e-3, epochs=6),
-    tiny={"filters": 4},
+    demo=Preset({"filters": 32}), tiny={"filters": 4},
     bench=(BenchCase("VGG (the musicnn package's)", {}, 16),),
 )

@@ -182,11 +182,8 @@ def sample_level_family(name: str, build, paper: str, label: str,
     window of raw 16 kHz audio and take the same flags and presets."""
     return FamilySpec(
         name=name, build=build, paper=f"{paper} (Won et al. 2020)",
-        preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
-        flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
-        embedding_layer=EMBEDDING_LAYER, int8=False, analyses=analyses,
-        demo=Preset({"n_channels": 16}, batch_size=8, lr=1e-3, epochs=6),
-        tiny={"n_channels": 4},
+        preprocessor=PREPROCESSOR, flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
+        analyses=analyses, demo=Preset({"n_channels": 16}), tiny={"n_channels": 4},
         bench=(BenchCase(label, {}, 16),),
     )
 

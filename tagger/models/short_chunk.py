@@ -164,10 +164,7 @@ def short_chunk_family(name: str, build, label: str) -> FamilySpec:
     presets; only the block (and so the factory) differs."""
     return FamilySpec(
         name=name, build=build, paper="Won, Ferraro, Bogdanov, Serra 2020",
-        preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
-        flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
-        embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
-        demo=Preset({"n_channels": 16}, batch_size=8, lr=1e-3, epochs=6),
-        tiny={"n_channels": 4},
+        preprocessor=PREPROCESSOR, flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
+        demo=Preset({"n_channels": 16}), tiny={"n_channels": 4},
         bench=(BenchCase(label, {}, 16),),
     )

@@ -162,15 +162,14 @@ def build_transformer(num_tags=50, *, size="teacher", conv_ndim=128, attention_n
 
 FAMILY = FamilySpec(
     name="transformer", build=build_transformer, paper="Won, Choi, Serra 2021",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    preprocessor=PREPROCESSOR, analyses=("attention",),
     flags=(ModelFlag("size", "choice", "teacher (attention width 256) or student (64)",
                      choices=tuple(SIZES)),
            ModelFlag("conv_ndim", help="front-end channels", metavar="N"),
            ModelFlag("attention_ndim", help="encoder width (default: from --size)",
                      metavar="N"),
            ATTENTION_LAYERS_FLAG, ATTENTION_HEADS_FLAG),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=("attention",),
-    demo=Preset({"size": "student", "conv_ndim": 32}, batch_size=8, lr=1e-3, epochs=6),
+    demo=Preset({"size": "student", "conv_ndim": 32}),
     tiny={"conv_ndim": 4, "attention_ndim": 16, "attention_layers": 2,
           "attention_heads": 2},
     bench=(BenchCase("transformer (teacher)", {"size": "teacher"}, 16),
