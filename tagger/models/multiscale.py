@@ -58,6 +58,7 @@ from __future__ import annotations
 from tagger.config import LogMelConfig
 from tagger.models.family_spec import DROPOUT_FLAG, BenchCase, FamilySpec, Preset
 from tagger.models.lazy import keras, layers
+from tagger.models.short_chunk import tags_output
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 # The paper's features (11025 Hz, n_fft 2048, hop 512) in 22050 Hz samples.
@@ -140,9 +141,7 @@ def build_multiscale(num_tags=50, *, dropout=0.4, normalize_input=True,
         epsilon=BN_EPSILON, momentum=bn_momentum, name="flatten_bn")(x)
     x = layers.PhiloxDropout(dropout, name="dropout")(x)
     x = keras.layers.Dense(DENSE_UNITS, activation="relu", name=EMBEDDING_LAYER)(x)
-    outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
-                                 name="tags")(x)
-    return keras.Model(inputs, outputs, name="multiscale")
+    return keras.Model(inputs, tags_output(x, num_tags), name="multiscale")
 
 
 FAMILY = FamilySpec(

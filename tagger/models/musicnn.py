@@ -51,8 +51,7 @@ from tagger.models.lazy import keras
 from tagger.models.short_chunk import (
     BN,
     SAMPLE_RATE,
-    check_dropout,
-    check_positive_int,
+    check_arguments,
     dense_head,
     spectrogram_image,
 )
@@ -98,11 +97,9 @@ def build_musicnn(num_tags=50, *, timbral_filters=TIMBRAL_FILTERS,
         or 512 and 500 (MSD).
       dropout: before the output layer (0.5).
     """
-    for name, value in (("num_tags", num_tags), ("timbral_filters", timbral_filters),
-                        ("temporal_filters", temporal_filters),
-                        ("backend_channels", backend_channels), ("dense_units", dense_units)):
-        check_positive_int(name, value)
-    check_dropout(dropout)
+    check_arguments(dropout, num_tags=num_tags, timbral_filters=timbral_filters,
+                    temporal_filters=temporal_filters, backend_channels=backend_channels,
+                    dense_units=dense_units)
     inputs, features = PREPROCESSOR(**input_args)
     heights = timbral_heights(TIMBRAL_HEIGHTS, features.shape[2])
     image = spectrogram_image(features)  # (batch, mel, time, 1)

@@ -62,7 +62,7 @@ from tagger.config import LogMelConfig
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
 from tagger.models.lazy import keras, layers
 from tagger.models.musicnn import timbral_heights
-from tagger.models.short_chunk import check_dropout, check_positive_int
+from tagger.models.short_chunk import check_arguments, tags_output
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 SAMPLE_RATE = 16000
@@ -96,11 +96,9 @@ def build_pons_musicnn(num_tags=50, *, timbral_filters=TIMBRAL_FILTERS,
         checkpoints; its big MSD model: 512 and 500).
       dropout: before `head_dense` and before `tags` (0.5).
     """
-    for name, value in (("num_tags", num_tags), ("timbral_filters", timbral_filters),
-                        ("temporal_filters", temporal_filters),
-                        ("midend_channels", midend_channels), ("dense_units", dense_units)):
-        check_positive_int(name, value)
-    check_dropout(dropout)
+    check_arguments(dropout, num_tags=num_tags, timbral_filters=timbral_filters,
+                    temporal_filters=temporal_filters, midend_channels=midend_channels,
+                    dense_units=dense_units)
     inputs, features = PREPROCESSOR(**input_args)
     heights = timbral_heights(TIMBRAL_HEIGHTS, features.shape[2])
     image = time_mel_image(features)  # (batch, time, mel, 1)
@@ -124,10 +122,7 @@ def build_pons_musicnn(num_tags=50, *, timbral_filters=TIMBRAL_FILTERS,
     x = layers.PhiloxDropout(dropout, name="pooled_dropout")(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
     x = keras.layers.BatchNormalization(name=EMBEDDING_LAYER)(x)  # (batch, dense_units)
-    x = layers.PhiloxDropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
-                                 name="tags")(x)
-    return keras.Model(inputs, outputs, name="pons_musicnn")
+    return keras.Model(inputs, tags_output(x, num_tags, dropout), name="pons_musicnn")
 
 
 def time_mel_image(features):

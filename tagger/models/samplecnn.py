@@ -49,6 +49,7 @@ import numbers
 from tagger.config import SEGMENT_LENGTH
 from tagger.models.family_spec import DROPOUT_FLAG, BenchCase, FamilySpec, ModelFlag, Preset
 from tagger.models.lazy import keras, layers
+from tagger.models.short_chunk import tags_output
 from tagger.models.spectrogram_input import Preprocessor
 
 # One row per block, input side first: (channels, kernel, pool).
@@ -186,11 +187,8 @@ def build_samplecnn(num_tags=50, block="se", multi=True, alpha=16, dropout=0.5,
     x = keras.layers.Dense(features, name="head_dense")(x)
     x = keras.layers.BatchNormalization(name="head_bn")(x)
     x = keras.layers.ReLU(name="head_relu")(x)  # the embedding
-    x = layers.PhiloxDropout(dropout, name="head_dropout")(x)
-    tags = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
-                              name="tags")(x)  # (batch, num_tags)
     name = f"samplecnn_{block}" + ("_multi" if multi else "")
-    return keras.Model(waveform, tags, name=name)
+    return keras.Model(waveform, tags_output(x, num_tags, dropout), name=name)
 
 
 def _conv(x, name, channels, kernel, regularizer, initializer="he_uniform"):
