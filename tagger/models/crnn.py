@@ -36,14 +36,12 @@ block{i}_conv, _bn, _relu, _pool for i = 1..4 (the original's
 from __future__ import annotations
 
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
-from tagger.models.fcn import PREPROCESSOR
+from tagger.models.fcn import DROPOUT, N_CHANNELS, PREPROCESSOR
 from tagger.models.lazy import keras
 from tagger.models.short_chunk import check_arguments, conv_block, spectrogram_image, tags_output
 from tagger.models.spectrogram_input import EMBEDDING_LAYER
 
-N_CHANNELS = 64
 RNN_UNITS = 32
-DROPOUT = 0.5
 # One row per block, input side first: (channels in units of n_channels,
 # max-pool (mel, time)).
 BLOCKS = (

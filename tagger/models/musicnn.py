@@ -8,7 +8,7 @@ minzwon/sota-music-tagging-models, `training/model.py` (Musicnn) and
 `training/modules.py` (Conv_V, Conv_H, Conv_1d); input length from
 `training/main.py` (3 * 16000 = 48000 samples).
 
-- front end: `LOGMEL`, the release's (96 HTK bins, 16 kHz,
+- front end: `LOGMEL`, the release's, FCN's (96 HTK bins, 16 kHz,
   n_fft 512, hop 256) and `input_bn`: 48000 samples give 188 frames.
 - timbral filters (Conv_V), two branches of `timbral_filters` (204)
   convs of int(0.7 * n_mels) x 7 and int(0.4 * n_mels) x 7 (67 and 38
@@ -45,8 +45,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from tagger.config import LogMelConfig
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.fcn import LOGMEL
 from tagger.models.lazy import keras
 from tagger.models.short_chunk import (
     BN,
@@ -57,9 +57,6 @@ from tagger.models.short_chunk import (
 )
 from tagger.models.spectrogram_input import Preprocessor
 
-LOGMEL = LogMelConfig(n_mels=96, n_fft=512, hop_length=256, f_min=0.0, f_max=8000.0,
-                      top_db=None, mel_scale="htk", power=2.0, db_multiplier=10.0,
-                      amin=1e-10)
 # one record segment of 3 s at 16 kHz (48000 samples), the paper's input
 PREPROCESSOR = Preprocessor(LOGMEL, segment_length=3 * SAMPLE_RATE, sample_rate=SAMPLE_RATE)
 TIMBRAL_HEIGHTS = (0.7, 0.4)  # of the mel bins
