@@ -97,7 +97,7 @@ def measure_one(family, index, steps, jit):
 
     from tagger.runtime import quiet_tensorflow
 
-    quiet_tensorflow()  # before the registry imports Keras
+    quiet_tensorflow()  # before a model build imports Keras
     from tagger.models import FAMILIES
 
     print(json.dumps(measure(family, FAMILIES[family].bench[index], steps, jit)))

@@ -68,9 +68,7 @@ def add_model_flags(p):
             kwargs = {"action": "store_true"}
         else:
             kwargs = {"type": FLAG_TYPES.get(first.type), "default": first.default,
-                      "choices": first.choices}
-            if first.metavar:
-                kwargs["metavar"] = first.metavar
+                      "choices": first.choices, "metavar": first.metavar}
         model.add_argument(flag(dest), help=flag_help(owners), **kwargs)
 
 
@@ -215,9 +213,6 @@ def add_hardware_flags(p):
 
 
 def main(argv=None):
-    from tagger.runtime import prepare_command_process
-
-    prepare_command_process()  # before the parser: the family specs it reads import Keras
     return cli.main(run, parse_args(argv))
 
 

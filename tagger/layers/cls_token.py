@@ -36,6 +36,5 @@ class ClsToken(keras.layers.Layer):
         return (input_shape[0], length, input_shape[2])
 
     def get_config(self):
-        config = super().get_config()
-        config.update(initializer=keras.initializers.serialize(self.initializer))
-        return config
+        return dict(super().get_config(),
+                    initializer=keras.initializers.serialize(self.initializer))

@@ -106,9 +106,7 @@ class HarmonicSTFT(keras.layers.Layer):
         return (input_shape[0], self.level, frames, self.n_harmonic)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(sample_rate=self.sample_rate, n_fft=self.n_fft,
-                      hop_length=self.hop_length, n_harmonic=self.n_harmonic,
-                      semitone_scale=self.semitone_scale, bw_q=self.bw_q,
-                      learn_bandwidth=self.learn_bandwidth, amin=self.amin)
-        return config
+        return dict(super().get_config(), sample_rate=self.sample_rate, n_fft=self.n_fft,
+                    hop_length=self.hop_length, n_harmonic=self.n_harmonic,
+                    semitone_scale=self.semitone_scale, bw_q=self.bw_q,
+                    learn_bandwidth=self.learn_bandwidth, amin=self.amin)

@@ -41,7 +41,5 @@ class LearnedPositions(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        config = super().get_config()
-        config.update(max_length=self.max_length,
-                      initializer=keras.initializers.serialize(self.initializer))
-        return config
+        return dict(super().get_config(), max_length=self.max_length,
+                    initializer=keras.initializers.serialize(self.initializer))

@@ -166,8 +166,8 @@ class LogMel(keras.layers.Layer):
         return (input_shape[0], frames, self.n_mels)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
+        return dict(
+            super().get_config(),
             sample_rate=self.sample_rate, n_fft=self.n_fft,
             hop_length=self.hop_length, n_mels=self.n_mels, f_min=self.f_min,
             f_max=self.f_max, top_db=self.top_db,
@@ -176,7 +176,6 @@ class LogMel(keras.layers.Layer):
             db_multiplier=self.db_multiplier, amin=self.amin,
             compression=self.compression, log_c=self.log_c,
             mel_float16=self.mel_float16, center=self.center)
-        return config
 
 
 def round_to_float16(x):

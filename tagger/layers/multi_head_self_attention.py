@@ -87,12 +87,11 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         return outputs + self.output_bias, weights
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
+        return dict(
+            super().get_config(),
             num_heads=self.num_heads, key_dim=self.key_dim,
             use_qkv_bias=self.use_qkv_bias, dropout=self.dropout,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
-        return config
 
 
 def _broadcast_override(override, weights):

@@ -20,6 +20,4 @@ class SelectToken(keras.layers.Layer):
         return (input_shape[0], input_shape[2])
 
     def get_config(self):
-        config = super().get_config()
-        config.update(index=self.index)
-        return config
+        return dict(super().get_config(), index=self.index)

@@ -37,6 +37,4 @@ class SinusoidalPositions(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        config = super().get_config()
-        config.update(zero_first=self.zero_first, base=self.base)
-        return config
+        return dict(super().get_config(), zero_first=self.zero_first, base=self.base)

@@ -96,8 +96,8 @@ class TransformerEncoderLayer(keras.layers.Layer):
         return x, weights
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
+        return dict(
+            super().get_config(),
             num_heads=self.num_heads, intermediate_dim=self.intermediate_dim,
             norm_first=self.norm_first, dropout=self.dropout,
             attention_dropout=self.attention_dropout,
@@ -105,4 +105,3 @@ class TransformerEncoderLayer(keras.layers.Layer):
             activation=self.activation,
             layer_norm_epsilon=self.layer_norm_epsilon,
             use_qkv_bias=self.use_qkv_bias)
-        return config

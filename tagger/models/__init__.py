@@ -4,8 +4,10 @@ defined as `FAMILY` in a module beside its factory `build_<family>(num_tags,
 `FAMILY_NAMES`; `register_family(name, module)` adds one from any module
 (a plug-in, a test's toy family) without editing this file.
 
-Importing the registry is light: `FAMILY_NAMES` needs no Keras, and a
-family's module (and Keras) is imported when its spec is first asked for.
+Importing the registry is light: a family's module is imported when its
+spec is first asked for, and Keras only when a model is built (the model
+modules name it through `tagger.models.lazy`), so the specs, train.py's
+parser and its --help need no Keras.
 Read `FAMILY_NAMES` when you need it (not bound at import), as
 registration replaces it.
 """

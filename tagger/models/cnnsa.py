@@ -41,10 +41,6 @@ tags. `tagger.models.attention` reads the encoders' attention.
 
 from __future__ import annotations
 
-import keras
-
-from tagger.layers import ClsToken, SelectToken, TransformerEncoderLayer
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import (
     ATTENTION_HEADS_FLAG,
     ATTENTION_LAYERS_FLAG,
@@ -54,15 +50,17 @@ from tagger.models.family_spec import (
     FamilySpec,
     Preset,
 )
+from tagger.models.lazy import keras, layers
+from tagger.models.self_attention import bert_pooled
 from tagger.models.short_chunk import (
     LOGMEL,
     SAMPLE_RATE,
-    check_dropout,
-    check_positive_int,
+    check_arguments,
     res_block,
     spectrogram_image,
+    tags_output,
 )
-from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
+from tagger.models.spectrogram_input import Preprocessor
 
 # one record segment of 15 s at 16 kHz (240000 samples), the paper's input
 PREPROCESSOR = Preprocessor(LOGMEL, segment_length=15 * SAMPLE_RATE, sample_rate=SAMPLE_RATE)
@@ -100,12 +98,9 @@ def build_cnnsa(num_tags=50, *, n_channels=N_CHANNELS, attention_layers=ATTENTIO
         states (0.4) and on the attention probabilities (0.5).
       dropout: before the output layer (0.5).
     """
-    for name, value in (("num_tags", num_tags),
-                        ("n_channels", n_channels), ("attention_layers", attention_layers),
-                        ("attention_heads", attention_heads)):
-        check_positive_int(name, value)
-    for value in (hidden_dropout, attention_dropout, dropout):
-        check_dropout(value)
+    check_arguments(hidden_dropout, attention_dropout, dropout, num_tags=num_tags,
+                    n_channels=n_channels, attention_layers=attention_layers,
+                    attention_heads=attention_heads)
     width = BLOCKS[-1][0] * n_channels
     if width % attention_heads:
         raise ValueError(f"the encoder width 2 x n_channels = {width} must be a multiple "
@@ -120,27 +115,17 @@ def build_cnnsa(num_tags=50, *, n_channels=N_CHANNELS, attention_layers=ATTENTIO
         x = res_block(x, i, units * n_channels, stride)
     frames = x.shape[2]  # (batch, 1, 118, 256) at the paper's input
     x = keras.layers.Reshape((frames, width), name="to_sequence")(x)  # (batch, time, width)
-    x = ClsToken(initializer=keras.initializers.RandomUniform(0.0, 1.0, seed=0),
-                 trainable=False, name="cls_token")(x)  # (batch, time + 1, width)
-    for i in range(attention_layers):
-        x, _ = TransformerEncoderLayer(
-            attention_heads, 4 * width, norm_first=False, dropout=hidden_dropout,
-            attention_dropout=attention_dropout, activation_dropout=0.0, activation="gelu",
-            layer_norm_epsilon=1e-12, use_qkv_bias=True, name=f"encoder{i}")(x)
-    x = SelectToken(0, name="cls_select")(x)  # (batch, width)
-    x = keras.layers.Dense(width, activation="tanh", name=EMBEDDING_LAYER)(x)
-    x = PhiloxDropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
-                                 name="tags")(x)  # (batch, num_tags)
-    return keras.Model(inputs, outputs, name="cnnsa")
+    x = layers.ClsToken(initializer=keras.initializers.RandomUniform(0.0, 1.0, seed=0),
+                        trainable=False, name="cls_token")(x)  # (batch, time + 1, width)
+    x = bert_pooled(x, attention_layers, attention_heads, hidden_dropout,
+                    attention_dropout)  # (batch, width)
+    return keras.Model(inputs, tags_output(x, num_tags, dropout), name="cnnsa")
 
 
 FAMILY = FamilySpec(
     name="cnnsa", build=build_cnnsa, paper="Won, Chun, Serra 2019 (Won et al. 2020)",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    preprocessor=PREPROCESSOR, analyses=("attention",),
     flags=(N_CHANNELS_FLAG, ATTENTION_LAYERS_FLAG, ATTENTION_HEADS_FLAG, DROPOUT_FLAG),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=("attention",),
-    demo=Preset({"n_channels": 16, "attention_heads": 4}, batch_size=8, lr=3e-3, epochs=12),
-    tiny={"n_channels": 2, "attention_heads": 2},
-    bench=(BenchCase("CNNSA", {}, 16),),
+    demo=Preset({"n_channels": 16, "attention_heads": 4}, lr=3e-3, epochs=12),
+    tiny={"n_channels": 2, "attention_heads": 2}, bench=(BenchCase("CNNSA", {}, 16),),
 )

@@ -7,8 +7,8 @@ Reference code: minzwon/sota-music-tagging-models, `training/model.py`
 (CRNN) and `training/modules.py` (Conv_2d); input length from
 `training/main.py` (29 * 16000 = 464000 samples).
 
-- front end: torchaudio's MelSpectrogram and AmplitudeToDB as in FCN
-  (`LOGMEL`: 96 HTK bins over 0-8000 Hz, 16 kHz, n_fft 512, hop 256, power
+- front end: FCN's (`fcn.PREPROCESSOR`): torchaudio's MelSpectrogram and
+  AmplitudeToDB (96 HTK bins over 0-8000 Hz, 16 kHz, n_fft 512, hop 256, power
   2, 10 log10(max(x, 1e-10)), no top_db) and `input_bn`: 464000 samples
   give 1813 frames.
 - four blocks (the short-chunk CNN's conv block: conv 3x3 'same' -> BN ->
@@ -35,28 +35,13 @@ block{i}_conv, _bn, _relu, _pool for i = 1..4 (the original's
 
 from __future__ import annotations
 
-import keras
-
-from tagger.config import LogMelConfig
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
-from tagger.models.short_chunk import (
-    SAMPLE_RATE,
-    check_dropout,
-    check_positive_int,
-    conv_block,
-    spectrogram_image,
-)
-from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
+from tagger.models.fcn import DROPOUT, N_CHANNELS, PREPROCESSOR
+from tagger.models.lazy import keras
+from tagger.models.short_chunk import check_arguments, conv_block, spectrogram_image, tags_output
+from tagger.models.spectrogram_input import EMBEDDING_LAYER
 
-LOGMEL = LogMelConfig(n_mels=96, n_fft=512, hop_length=256, f_min=0.0, f_max=8000.0,
-                      top_db=None, mel_scale="htk", power=2.0, db_multiplier=10.0,
-                      amin=1e-10)
-# one record segment of 29 s at 16 kHz (464000 samples), the paper's input
-PREPROCESSOR = Preprocessor(LOGMEL, segment_length=29 * SAMPLE_RATE, sample_rate=SAMPLE_RATE)
-N_CHANNELS = 64
 RNN_UNITS = 32
-DROPOUT = 0.5
 # One row per block, input side first: (channels in units of n_channels,
 # max-pool (mel, time)).
 BLOCKS = (
@@ -80,10 +65,7 @@ def build_crnn(num_tags=50, *, n_channels=N_CHANNELS, rnn_units=RNN_UNITS, dropo
       rnn_units: width of both GRU layers (32: the paper).
       dropout: before the output layer (0.5).
     """
-    for name, value in (("num_tags", num_tags), ("n_channels", n_channels),
-                        ("rnn_units", rnn_units)):
-        check_positive_int(name, value)
-    check_dropout(dropout)
+    check_arguments(dropout, num_tags=num_tags, n_channels=n_channels, rnn_units=rnn_units)
     inputs, features = PREPROCESSOR(**input_args)
     x = spectrogram_image(features)  # (batch, mel, time, 1)
     for i, (units, pool) in enumerate(BLOCKS, start=1):
@@ -93,18 +75,12 @@ def build_crnn(num_tags=50, *, n_channels=N_CHANNELS, rnn_units=RNN_UNITS, dropo
     x = keras.layers.Reshape(x.shape[2:], name="to_sequence")(x)  # (batch, T, C)
     x = keras.layers.GRU(rnn_units, return_sequences=True, name="gru1")(x)
     x = keras.layers.GRU(rnn_units, name=EMBEDDING_LAYER)(x)  # (batch, rnn_units): last step
-    x = PhiloxDropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
-                                 name="tags")(x)  # (batch, num_tags)
-    return keras.Model(inputs, outputs, name="crnn")
+    return keras.Model(inputs, tags_output(x, num_tags, dropout, "dropout"), name="crnn")
 
 
 FAMILY = FamilySpec(
     name="crnn", build=build_crnn, paper="Choi, Fazekas, Sandler, Cho 2017 (Won et al. 2020)",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
-    flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
-    demo=Preset({"n_channels": 16}, batch_size=8, lr=1e-3, epochs=6),
-    tiny={"n_channels": 4, "rnn_units": 4},
+    preprocessor=PREPROCESSOR, flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
+    demo=Preset({"n_channels": 16}), tiny={"n_channels": 4, "rnn_units": 4},
     bench=(BenchCase("CRNN", {}, 16),),
 )

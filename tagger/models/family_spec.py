@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from tagger.models.spectrogram_input import Preprocessor
+from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 ANALYSES = ("excitations", "attention")
 
@@ -81,11 +79,12 @@ class FamilySpec:
     window, the records' segment length and the paper's sample rate, the
     log-mel front end or None for a raw-waveform model, which takes
     `input_length`); train.py refuses records of another segment length.
-    `schedule`: one of `tagger.config.SCHEDULES`; `flags`: its train.py flags;
-    `embedding_layer`: the layer whose output is the clip embedding;
-    `int8`: whether full int8 quantisation keeps its scores (tag.py
-    `--engine tflite-int8`, export.py `--quantization int8`); `analyses`:
-    which of ANALYSES apply; `se_blocks`: for a family with a `block`
+    `schedule`: one of `tagger.config.SCHEDULES` (default: adam_then_sgd);
+    `flags`: its train.py flags; `embedding_layer`: the layer whose output
+    is the clip embedding (default: `embedding`); `int8`: whether full int8
+    quantisation keeps its scores (tag.py `--engine tflite-int8`, export.py
+    `--quantization int8`; default: no); `analyses`: which of ANALYSES
+    apply (default: none); `se_blocks`: for a family with a `block`
     argument, the block types with SE excitations (the excitations apply
     to those only); `run_name_args`: the factory arguments that name a
     run folder after the family (a string value as itself, True as the
@@ -97,14 +96,14 @@ class FamilySpec:
     build: Callable
     paper: str
     preprocessor: Preprocessor
-    schedule: str
     flags: tuple[ModelFlag, ...]
-    embedding_layer: str
-    int8: bool
-    analyses: tuple[str, ...]
     demo: Preset
     tiny: dict
     bench: tuple[BenchCase, ...]
+    schedule: str = "adam_then_sgd"
+    embedding_layer: str = EMBEDDING_LAYER
+    int8: bool = False
+    analyses: tuple[str, ...] = ()
     se_blocks: tuple[str, ...] = ()
     run_name_args: tuple[str, ...] = ()
 

@@ -32,23 +32,21 @@ block{i}_conv, block{i}_bn, block{i}_relu, block{i}_pool for i = 1..5
 
 from __future__ import annotations
 
-import keras
+import dataclasses
 
-from tagger.config import LogMelConfig
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.lazy import keras
+from tagger.models.short_chunk import LOGMEL as SHORT_CHUNK_LOGMEL
 from tagger.models.short_chunk import (
     SAMPLE_RATE,
-    check_dropout,
-    check_positive_int,
+    check_arguments,
     conv_block,
     spectrogram_image,
+    tags_output,
 )
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
-LOGMEL = LogMelConfig(n_mels=96, n_fft=512, hop_length=256, f_min=0.0, f_max=8000.0,
-                      top_db=None, mel_scale="htk", power=2.0, db_multiplier=10.0,
-                      amin=1e-10)
+LOGMEL = dataclasses.replace(SHORT_CHUNK_LOGMEL, n_mels=96)  # the same torchaudio front end
 # one record segment of 29 s at 16 kHz (464000 samples), the paper's input
 PREPROCESSOR = Preprocessor(LOGMEL, segment_length=29 * SAMPLE_RATE, sample_rate=SAMPLE_RATE)
 N_CHANNELS = 64
@@ -76,27 +74,19 @@ def build_fcn(num_tags=50, *, n_channels=N_CHANNELS, dropout=DROPOUT,
         paper).
       dropout: before the output layer (0.5).
     """
-    check_positive_int("n_channels", n_channels)
-    check_positive_int("num_tags", num_tags)
-    check_dropout(dropout)
+    check_arguments(dropout, n_channels=n_channels, num_tags=num_tags)
     inputs, features = PREPROCESSOR(**input_args)
     x = spectrogram_image(features)  # (batch, mel, time, 1)
     for i, (units, pool) in enumerate(BLOCKS, start=1):
         x = conv_block(x, i, units * n_channels, pool)
     # (batch, 1, 1, C) at the paper's input
     x = keras.layers.GlobalMaxPooling2D(name=EMBEDDING_LAYER)(x)  # (batch, C)
-    x = PhiloxDropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
-                                 name="tags")(x)  # (batch, num_tags)
-    return keras.Model(inputs, outputs, name="fcn")
+    return keras.Model(inputs, tags_output(x, num_tags, dropout, "dropout"), name="fcn")
 
 
 FAMILY = FamilySpec(
     name="fcn", build=build_fcn, paper="Choi, Fazekas, Sandler 2016 (Won et al. 2020)",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
-    flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
-    demo=Preset({"n_channels": 16}, batch_size=8, lr=3e-3, epochs=12),
-    tiny={"n_channels": 4},
+    preprocessor=PREPROCESSOR, flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
+    demo=Preset({"n_channels": 16}, lr=3e-3, epochs=12), tiny={"n_channels": 4},
     bench=(BenchCase("FCN", {}, 16),),
 )

@@ -14,9 +14,9 @@ Res_2d_mp); input 80000 samples at 16 kHz (5 s, `training/main.py`).
   `input_bn`: a batch norm of the 6 channels (the original's hstft_bn).
 - seven blocks, channels `n_channels` x (1, 1, 1, 1, 2, 2, 2):
   blocks 1 and 5 are the short-chunk conv block (conv 3x3 -> BN -> ReLU
-  -> max-pool 2x2); the others the original's Res_2d_mp, `res_pool_block`
-  (conv 3x3 -> BN -> ReLU -> conv 3x3 -> BN, plus the input, ReLU,
-  max-pool); pools (fundamental, time) 2x2 but (2, 3) in blocks 6 and 7:
+  -> max-pool 2x2); the others the original's Res_2d_mp,
+  `short_chunk.res_pool_block` (conv 3x3 -> BN -> ReLU -> conv 3x3 -> BN,
+  plus the input, ReLU, max-pool); pools (fundamental, time) 2x2 but (2, 3) in blocks 6 and 7:
   128 x 313 -> 64 x 156 -> 32 x 78 -> 16 x 39 -> 8 x 19 -> 4 x 9 -> 2 x 3
   -> 1 x 1. A pooling larger than what is left pools all of it (shorter
   windows; PyTorch 2 refuses those, the original never met them).
@@ -36,19 +36,17 @@ head_bn, embedding, head_dropout, tags.
 
 from __future__ import annotations
 
-import keras
-
-from tagger.layers import HarmonicSTFT
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.lazy import keras, layers
 from tagger.models.short_chunk import (
     BN,
     SAMPLE_RATE,
-    check_dropout,
-    check_positive_int,
+    check_arguments,
     conv_block,
     dense_head,
+    res_pool_block,
 )
-from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
+from tagger.models.spectrogram_input import Preprocessor
 
 INPUT_LENGTH = 80000  # training/main.py: 'hcnn', 5 s
 # raw 16 kHz waveforms, one record segment of 5 s
@@ -87,15 +85,14 @@ def build_hcnn(num_tags=50, *, input_length=INPUT_LENGTH, sample_rate=SAMPLE_RAT
       learn_bandwidth: Q trainable (the paper's learn_bw='only_Q') or fixed.
       dropout: before the output layer (0.5).
     """
-    for name, value in (("num_tags", num_tags), ("input_length", input_length),
-                        ("sample_rate", sample_rate), ("n_channels", n_channels),
-                        ("n_harmonic", n_harmonic), ("semitone_scale", semitone_scale)):
-        check_positive_int(name, value)
-    check_dropout(dropout)
+    check_arguments(dropout, num_tags=num_tags, input_length=input_length,
+                    sample_rate=sample_rate, n_channels=n_channels, n_harmonic=n_harmonic,
+                    semitone_scale=semitone_scale)
     waveform = PREPROCESSOR.waveform(input_length)
-    x = HarmonicSTFT(sample_rate, N_FFT, n_harmonic=n_harmonic, semitone_scale=semitone_scale,
-                     learn_bandwidth=learn_bandwidth, dtype="float32",
-                     name="harmonic_stft")(waveform)  # (batch, 128, 313, 6)
+    x = layers.HarmonicSTFT(sample_rate, N_FFT, n_harmonic=n_harmonic,
+                            semitone_scale=semitone_scale, learn_bandwidth=learn_bandwidth,
+                            dtype="float32",
+                            name="harmonic_stft")(waveform)  # (batch, 128, 313, 6)
     x = keras.layers.BatchNormalization(name="input_bn", **BN)(x)
     for i, (kind, units, pool) in enumerate(BLOCKS, start=1):
         make = conv_block if kind == "conv" else res_pool_block
@@ -106,27 +103,9 @@ def build_hcnn(num_tags=50, *, input_length=INPUT_LENGTH, sample_rate=SAMPLE_RAT
     return keras.Model(waveform, outputs, name="hcnn")
 
 
-def res_pool_block(x, i, channels, pool):
-    """The original's Res_2d_mp: conv 3x3 -> BN -> ReLU -> conv 3x3 -> BN,
-    plus the input (its channels must be `channels`), ReLU, max-pool `pool`
-    clamped to what is left: (batch, M, T, C) -> (batch, M / pool, T / pool, C)."""
-    y = keras.layers.Conv2D(channels, 3, padding="same", name=f"block{i}_conv1")(x)
-    y = keras.layers.BatchNormalization(name=f"block{i}_bn1", **BN)(y)
-    y = keras.layers.ReLU(name=f"block{i}_relu1")(y)
-    y = keras.layers.Conv2D(channels, 3, padding="same", name=f"block{i}_conv2")(y)
-    y = keras.layers.BatchNormalization(name=f"block{i}_bn2", **BN)(y)
-    x = keras.layers.Add(name=f"block{i}_add")([x, y])
-    x = keras.layers.ReLU(name=f"block{i}_relu")(x)
-    pool = tuple(min(p, size) for p, size in zip(pool, x.shape[1:3]))
-    return keras.layers.MaxPooling2D(pool, name=f"block{i}_pool")(x)
-
-
 FAMILY = FamilySpec(
     name="hcnn", build=build_hcnn, paper="Won, Chun, Nieto, Serra 2020 (Won et al. 2020)",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
-    flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
-    demo=Preset({"n_channels": 16}, batch_size=8, lr=1e-3, epochs=6),
-    tiny={"n_channels": 4},
+    preprocessor=PREPROCESSOR, flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
+    demo=Preset({"n_channels": 16}), tiny={"n_channels": 4},
     bench=(BenchCase("Harmonic CNN", {}, 16),),
 )

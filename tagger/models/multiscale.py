@@ -55,11 +55,10 @@ Deviations from the reference code, on purpose:
 
 from __future__ import annotations
 
-import keras
-
 from tagger.config import LogMelConfig
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import DROPOUT_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.lazy import keras, layers
+from tagger.models.short_chunk import tags_output
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 # The paper's features (11025 Hz, n_fft 2048, hop 512) in 22050 Hz samples.
@@ -140,18 +139,13 @@ def build_multiscale(num_tags=50, *, dropout=0.4, normalize_input=True,
     x = keras.layers.Flatten(name="flatten")(x)  # (batch, 70 * mel/16 * time/64)
     x = keras.layers.BatchNormalization(
         epsilon=BN_EPSILON, momentum=bn_momentum, name="flatten_bn")(x)
-    x = PhiloxDropout(dropout, name="dropout")(x)
+    x = layers.PhiloxDropout(dropout, name="dropout")(x)
     x = keras.layers.Dense(DENSE_UNITS, activation="relu", name=EMBEDDING_LAYER)(x)
-    outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
-                                 name="tags")(x)
-    return keras.Model(inputs, outputs, name="multiscale")
+    return keras.Model(inputs, tags_output(x, num_tags), name="multiscale")
 
 
 FAMILY = FamilySpec(
     name="multiscale", build=build_multiscale, paper="Dabral et al. 2018",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd", flags=(DROPOUT_FLAG,),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
-    demo=Preset({"bn_momentum": 0.9}, batch_size=8, lr=1e-3, epochs=6),
-    tiny={"dropout": 0.0},
-    bench=(BenchCase("multi-scale CNN", {}, 16),),
+    preprocessor=PREPROCESSOR, flags=(DROPOUT_FLAG,), demo=Preset({"bn_momentum": 0.9}),
+    tiny={"dropout": 0.0}, bench=(BenchCase("multi-scale CNN", {}, 16),),
 )

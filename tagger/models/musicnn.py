@@ -8,7 +8,7 @@ minzwon/sota-music-tagging-models, `training/model.py` (Musicnn) and
 `training/modules.py` (Conv_V, Conv_H, Conv_1d); input length from
 `training/main.py` (3 * 16000 = 48000 samples).
 
-- front end: `LOGMEL`, the release's (96 HTK bins, 16 kHz,
+- front end: `LOGMEL`, the release's, FCN's (96 HTK bins, 16 kHz,
   n_fft 512, hop 256) and `input_bn`: 48000 samples give 188 frames.
 - timbral filters (Conv_V), two branches of `timbral_filters` (204)
   convs of int(0.7 * n_mels) x 7 and int(0.4 * n_mels) x 7 (67 and 38
@@ -45,23 +45,18 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import keras
-
-from tagger.config import LogMelConfig
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.fcn import LOGMEL
+from tagger.models.lazy import keras
 from tagger.models.short_chunk import (
     BN,
     SAMPLE_RATE,
-    check_dropout,
-    check_positive_int,
+    check_arguments,
     dense_head,
     spectrogram_image,
 )
-from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
+from tagger.models.spectrogram_input import Preprocessor
 
-LOGMEL = LogMelConfig(n_mels=96, n_fft=512, hop_length=256, f_min=0.0, f_max=8000.0,
-                      top_db=None, mel_scale="htk", power=2.0, db_multiplier=10.0,
-                      amin=1e-10)
 # one record segment of 3 s at 16 kHz (48000 samples), the paper's input
 PREPROCESSOR = Preprocessor(LOGMEL, segment_length=3 * SAMPLE_RATE, sample_rate=SAMPLE_RATE)
 TIMBRAL_HEIGHTS = (0.7, 0.4)  # of the mel bins
@@ -99,11 +94,9 @@ def build_musicnn(num_tags=50, *, timbral_filters=TIMBRAL_FILTERS,
         or 512 and 500 (MSD).
       dropout: before the output layer (0.5).
     """
-    for name, value in (("num_tags", num_tags), ("timbral_filters", timbral_filters),
-                        ("temporal_filters", temporal_filters),
-                        ("backend_channels", backend_channels), ("dense_units", dense_units)):
-        check_positive_int(name, value)
-    check_dropout(dropout)
+    check_arguments(dropout, num_tags=num_tags, timbral_filters=timbral_filters,
+                    temporal_filters=temporal_filters, backend_channels=backend_channels,
+                    dense_units=dense_units)
     inputs, features = PREPROCESSOR(**input_args)
     heights = timbral_heights(TIMBRAL_HEIGHTS, features.shape[2])
     image = spectrogram_image(features)  # (batch, mel, time, 1)
@@ -157,12 +150,11 @@ def temporal_branches(image, filters):
 
 FAMILY = FamilySpec(
     name="musicnn", build=build_musicnn, paper="Pons et al. 2018 (Won et al. 2020)",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    preprocessor=PREPROCESSOR,
     flags=(dataclasses.replace(N_CHANNELS_FLAG, argument="backend_channels",
                                help="back-end channels"), DROPOUT_FLAG),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
     demo=Preset({"timbral_filters": 32, "temporal_filters": 8, "backend_channels": 32,
-                 "dense_units": 64}, batch_size=8, lr=1e-3, epochs=6),
+                 "dense_units": 64}),
     tiny={"timbral_filters": 4, "temporal_filters": 2, "backend_channels": 4,
           "dense_units": 8},
     bench=(BenchCase("Musicnn", {}, 16),

@@ -58,13 +58,11 @@ from __future__ import annotations
 
 import dataclasses
 
-import keras
-
 from tagger.config import LogMelConfig
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.lazy import keras, layers
 from tagger.models.musicnn import timbral_heights
-from tagger.models.short_chunk import check_dropout, check_positive_int
+from tagger.models.short_chunk import check_arguments, tags_output
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 SAMPLE_RATE = 16000
@@ -98,11 +96,9 @@ def build_pons_musicnn(num_tags=50, *, timbral_filters=TIMBRAL_FILTERS,
         checkpoints; its big MSD model: 512 and 500).
       dropout: before `head_dense` and before `tags` (0.5).
     """
-    for name, value in (("num_tags", num_tags), ("timbral_filters", timbral_filters),
-                        ("temporal_filters", temporal_filters),
-                        ("midend_channels", midend_channels), ("dense_units", dense_units)):
-        check_positive_int(name, value)
-    check_dropout(dropout)
+    check_arguments(dropout, num_tags=num_tags, timbral_filters=timbral_filters,
+                    temporal_filters=temporal_filters, midend_channels=midend_channels,
+                    dense_units=dense_units)
     inputs, features = PREPROCESSOR(**input_args)
     heights = timbral_heights(TIMBRAL_HEIGHTS, features.shape[2])
     image = time_mel_image(features)  # (batch, time, mel, 1)
@@ -123,13 +119,10 @@ def build_pons_musicnn(num_tags=50, *, timbral_filters=TIMBRAL_FILTERS,
     x = keras.layers.Concatenate(name="midend_concat")(outputs)  # (batch, time, 753)
     x = interleaved_pooling(x)  # (batch, 2 * 753)
     x = keras.layers.BatchNormalization(name="pooled_bn")(x)
-    x = PhiloxDropout(dropout, name="pooled_dropout")(x)
+    x = layers.PhiloxDropout(dropout, name="pooled_dropout")(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
     x = keras.layers.BatchNormalization(name=EMBEDDING_LAYER)(x)  # (batch, dense_units)
-    x = PhiloxDropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
-                                 name="tags")(x)
-    return keras.Model(inputs, outputs, name="pons_musicnn")
+    return keras.Model(inputs, tags_output(x, num_tags, dropout), name="pons_musicnn")
 
 
 def time_mel_image(features):
@@ -184,12 +177,11 @@ def interleaved_pooling(x):
 FAMILY = FamilySpec(
     name="pons_musicnn", build=build_pons_musicnn,
     paper="Pons et al. 2018 (the musicnn package, Pons and Serra 2019)",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    preprocessor=PREPROCESSOR,
     flags=(dataclasses.replace(N_CHANNELS_FLAG, argument="midend_channels",
                                help="mid-end channels"), DROPOUT_FLAG),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
     demo=Preset({"timbral_filters": 32, "temporal_filters": 8, "midend_channels": 32,
-                 "dense_units": 64}, batch_size=8, lr=1e-3, epochs=6),
+                 "dense_units": 64}),
     tiny={"timbral_filters": 4, "temporal_filters": 2, "midend_channels": 4,
           "dense_units": 8},
     bench=(BenchCase("Musicnn (the musicnn package's)", {}, 16),),

@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import dataclasses
 
-import keras
-
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.lazy import keras, layers
 from tagger.models.pons_musicnn import PREPROCESSOR, time_mel_image
-from tagger.models.short_chunk import check_dropout, check_positive_int
+from tagger.models.short_chunk import check_arguments, tags_output
 from tagger.models.spectrogram_input import EMBEDDING_LAYER
 
 FILTERS = 128
@@ -50,9 +48,7 @@ def build_pons_vgg(num_tags=50, *, filters=FILTERS, dropout=DROPOUT,
     (128, the package's); `dropout`: before `tags` (0.5; 0.25 between the
     blocks, fixed).
     """
-    for name, value in (("num_tags", num_tags), ("filters", filters)):
-        check_positive_int(name, value)
-    check_dropout(dropout)
+    check_arguments(dropout, num_tags=num_tags, filters=filters)
     inputs, features = PREPROCESSOR(**input_args)  # the package's Musicnn's input
     x = time_mel_image(features)  # (batch, time, mel, 1)
     for i, (pool, strides) in enumerate(POOLS, start=1):
@@ -62,22 +58,17 @@ def build_pons_vgg(num_tags=50, *, filters=FILTERS, dropout=DROPOUT,
         pool = tuple(min(p, size) for p, size in zip(pool, x.shape[1:3]))
         x = keras.layers.MaxPooling2D(pool, strides, name=f"pool{i}")(x)
         if i < len(POOLS):
-            x = PhiloxDropout(CONV_DROPOUT, name=f"pool{i}_dropout")(x)
+            x = layers.PhiloxDropout(CONV_DROPOUT, name=f"pool{i}_dropout")(x)
     x = keras.layers.Flatten(name=EMBEDDING_LAYER)(x)  # (batch, time' * mel' * filters)
-    x = PhiloxDropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
-                                 name="tags")(x)
-    return keras.Model(inputs, outputs, name="pons_vgg")
+    return keras.Model(inputs, tags_output(x, num_tags, dropout, "dropout"), name="pons_vgg")
 
 
 FAMILY = FamilySpec(
     name="pons_vgg", build=build_pons_vgg,
     paper="Pons and Serra 2019 (the musicnn package's VGG-like baseline)",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    preprocessor=PREPROCESSOR,
     flags=(dataclasses.replace(N_CHANNELS_FLAG, argument="filters", help="filters"),
            DROPOUT_FLAG),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
-    demo=Preset({"filters": 32}, batch_size=8, lr=1e-3, epochs=6),
-    tiny={"filters": 4},
+    demo=Preset({"filters": 32}), tiny={"filters": 4},
     bench=(BenchCase("VGG (the musicnn package's)", {}, 16),),
 )

@@ -51,18 +51,16 @@ block{i}_pool (pool only where the layer pools); then the head.
 
 from __future__ import annotations
 
-import keras
-
 from tagger.config import SEGMENT_LENGTH
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.lazy import keras
 from tagger.models.samplecnn import se_scale
 from tagger.models.short_chunk import (
     BN,
     SAMPLE_RATE,
-    check_dropout,
-    check_positive_int,
+    check_arguments,
     dense_head,
+    tags_output,
 )
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
@@ -111,10 +109,8 @@ def sample_level_model(block: str, num_tags=50, *, input_length=SEGMENT_LENGTH,
     docstring and `build_sample_level` for the arguments."""
     if block not in BLOCK_TYPES:
         raise ValueError(f"block must be one of {BLOCK_TYPES}, got {block!r}")
-    check_positive_int("num_tags", num_tags)
-    check_positive_int("input_length", input_length)
-    check_positive_int("n_channels", n_channels)
-    check_dropout(dropout)
+    check_arguments(dropout, num_tags=num_tags, input_length=input_length,
+                    n_channels=n_channels)
     waveform = PREPROCESSOR.waveform(input_length)
     x = keras.layers.Reshape((int(input_length), 1), name="to_channels")(waveform)
     for i, (units, kernel, stride, pool) in enumerate(LAYERS, start=1):
@@ -124,9 +120,7 @@ def sample_level_model(block: str, num_tags=50, *, input_length=SEGMENT_LENGTH,
     width = LAYERS[-1][0] * n_channels
     if block == "conv":
         x = keras.layers.GlobalMaxPooling1D(name=EMBEDDING_LAYER)(x)  # (batch, 512)
-        x = PhiloxDropout(dropout, name="dropout")(x)
-        outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
-                                     name="tags")(x)
+        outputs = tags_output(x, num_tags, dropout, "dropout")
     else:
         x = keras.layers.GlobalMaxPooling1D(name="global_max")(x)  # (batch, 512)
         outputs = dense_head(x, width, num_tags, dropout)
@@ -184,11 +178,8 @@ def sample_level_family(name: str, build, paper: str, label: str,
     window of raw 16 kHz audio and take the same flags and presets."""
     return FamilySpec(
         name=name, build=build, paper=f"{paper} (Won et al. 2020)",
-        preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
-        flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
-        embedding_layer=EMBEDDING_LAYER, int8=False, analyses=analyses,
-        demo=Preset({"n_channels": 16}, batch_size=8, lr=1e-3, epochs=6),
-        tiny={"n_channels": 4},
+        preprocessor=PREPROCESSOR, flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
+        analyses=analyses, demo=Preset({"n_channels": 16}), tiny={"n_channels": 4},
         bench=(BenchCase(label, {}, 16),),
     )
 

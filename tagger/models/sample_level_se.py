@@ -10,9 +10,8 @@ excitation), so the excitation analysis reads them: depth 0 is layer 1.
 
 from __future__ import annotations
 
-import keras
-
 from tagger.config import SEGMENT_LENGTH
+from tagger.models.lazy import keras
 from tagger.models.sample_level import (
     DROPOUT,
     N_CHANNELS,

@@ -46,11 +46,10 @@ from __future__ import annotations
 
 import numbers
 
-import keras
-
 from tagger.config import SEGMENT_LENGTH
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import DROPOUT_FLAG, BenchCase, FamilySpec, ModelFlag, Preset
+from tagger.models.lazy import keras, layers
+from tagger.models.short_chunk import tags_output
 from tagger.models.spectrogram_input import Preprocessor
 
 # One row per block, input side first: (channels, kernel, pool).
@@ -188,11 +187,8 @@ def build_samplecnn(num_tags=50, block="se", multi=True, alpha=16, dropout=0.5,
     x = keras.layers.Dense(features, name="head_dense")(x)
     x = keras.layers.BatchNormalization(name="head_bn")(x)
     x = keras.layers.ReLU(name="head_relu")(x)  # the embedding
-    x = PhiloxDropout(dropout, name="head_dropout")(x)
-    tags = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
-                              name="tags")(x)  # (batch, num_tags)
     name = f"samplecnn_{block}" + ("_multi" if multi else "")
-    return keras.Model(waveform, tags, name=name)
+    return keras.Model(waveform, tags_output(x, num_tags, dropout), name=name)
 
 
 def _conv(x, name, channels, kernel, regularizer, initializer="he_uniform"):
@@ -231,7 +227,7 @@ def _residual_block(x, i, channels, kernel, pool, regularizer, alpha):
     x = _conv(x, f"block{i}_conv1", channels, kernel, regularizer)
     x = keras.layers.BatchNormalization(name=f"block{i}_bn1")(x)
     x = keras.layers.ReLU(name=f"block{i}_relu1")(x)
-    x = PhiloxDropout(RESIDUAL_DROPOUT, name=f"block{i}_dropout")(x)
+    x = layers.PhiloxDropout(RESIDUAL_DROPOUT, name=f"block{i}_dropout")(x)
     x = _conv(x, f"block{i}_conv2", channels, kernel, regularizer)
     x = keras.layers.BatchNormalization(name=f"block{i}_bn2")(x)
     if alpha is not None:

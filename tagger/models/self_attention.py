@@ -67,17 +67,7 @@ last layer's attention (the paper's tag-wise contribution maps).
 
 from __future__ import annotations
 
-import keras
-
 from tagger.config import LogMelConfig
-from tagger.layers import (
-    ClsToken,
-    LearnedPositions,
-    SelectToken,
-    SinusoidalPositions,
-    TransformerEncoderLayer,
-)
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import (
     ATTENTION_HEADS_FLAG,
     ATTENTION_LAYERS_FLAG,
@@ -86,6 +76,8 @@ from tagger.models.family_spec import (
     ModelFlag,
     Preset,
 )
+from tagger.models.lazy import keras, layers
+from tagger.models.short_chunk import BN, spectrogram_image, tags_output
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 LOGMEL = LogMelConfig(n_mels=96, n_fft=704, hop_length=352, f_min=0.0,
@@ -98,8 +90,6 @@ VERTICAL = ((9, 7, 1), (9, 3, 2), (9, 1, 4), (4, 7, 1), (4, 3, 2), (4, 1, 4))
 # Horizontal filters: (length in frames, channel multiplier).
 HORIZONTAL = ((165, 1), (129, 2), (65, 4), (33, 8))
 POSITIONS = ("sinusoidal", "learned")
-# PyTorch batch-norm defaults (eps 1e-5, momentum 0.1 = Keras 0.9).
-BN = dict(epsilon=1e-5, momentum=0.9)
 
 
 def build_self_attention(num_tags=50, *, conv_channels=16,
@@ -146,9 +136,7 @@ def build_self_attention(num_tags=50, *, conv_channels=16,
             f"{frames} frames and [CLS] need {frames + 1} positions but the learned "
             f"table has max_positions={max_positions}; use a shorter window")
 
-    x = keras.layers.Permute((2, 1), name="transpose")(features)  # (batch, mel, time)
-    x = keras.layers.Reshape((n_mels, frames, 1), name="to_image")(x)
-    image = keras.layers.BatchNormalization(name="input_bn", **BN)(x)
+    image = spectrogram_image(features)  # (batch, mel, time, 1)
 
     branches = []
     for i, (tenths, width, multiplier) in enumerate(VERTICAL):
@@ -177,37 +165,42 @@ def build_self_attention(num_tags=50, *, conv_channels=16,
     x = keras.layers.BatchNormalization(name="frontend_bn", **BN)(x)
     x = keras.layers.ReLU(name="frontend_relu")(x)  # (batch, time, channels)
 
-    x = ClsToken(initializer=keras.initializers.RandomUniform(0.0, 1.0, seed=0),
-                 trainable=False, name="cls_token")(x)  # (batch, time + 1, channels)
+    x = layers.ClsToken(initializer=keras.initializers.RandomUniform(0.0, 1.0, seed=0),
+                        trainable=False, name="cls_token")(x)  # (batch, time + 1, channels)
     if positions == "sinusoidal":
-        x = SinusoidalPositions(zero_first=True, name="positions")(x)
+        x = layers.SinusoidalPositions(zero_first=True, name="positions")(x)
     else:
-        x = LearnedPositions(max_positions, name="positions")(x)
+        x = layers.LearnedPositions(max_positions, name="positions")(x)
         x = keras.layers.LayerNormalization(epsilon=1e-12, name="positions_norm")(x)
-        x = PhiloxDropout(attention_dropout, name="positions_dropout")(x)
-    for i in range(attention_layers):
-        x, _ = TransformerEncoderLayer(
-            attention_heads, 4 * attention_channels, norm_first=False,
-            dropout=attention_dropout, attention_dropout=attention_dropout,
-            activation_dropout=0.0, activation="gelu", layer_norm_epsilon=1e-12,
-            use_qkv_bias=True, name=f"encoder{i}")(x)
-    x = SelectToken(0, name="cls_select")(x)
-    x = keras.layers.Dense(attention_channels, activation="tanh", name=EMBEDDING_LAYER)(x)
-    x = PhiloxDropout(fc_dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
-                                 name="tags")(x)
-    return keras.Model(inputs, outputs, name="self_attention")
+        x = layers.PhiloxDropout(attention_dropout, name="positions_dropout")(x)
+    x = bert_pooled(x, attention_layers, attention_heads, attention_dropout, attention_dropout)
+    return keras.Model(inputs, tags_output(x, num_tags, fc_dropout), name="self_attention")
+
+
+def bert_pooled(x, num_layers, heads, dropout, attention_dropout):
+    """`encoder0..`: BERT layers (post-LN, layer norm epsilon 1e-12,
+    feed-forward 4 x width with exact GELU, `dropout` on the hidden states,
+    `attention_dropout` on the attention probabilities), then BERT's
+    pooler: `cls_select` and `embedding`, dense tanh on the [CLS] output:
+    (batch, tokens, width) -> (batch, width)."""
+    width = x.shape[-1]
+    for i in range(num_layers):
+        x, _ = layers.TransformerEncoderLayer(
+            heads, 4 * width, norm_first=False, dropout=dropout,
+            attention_dropout=attention_dropout, activation_dropout=0.0, activation="gelu",
+            layer_norm_epsilon=1e-12, use_qkv_bias=True, name=f"encoder{i}")(x)
+    x = layers.SelectToken(0, name="cls_select")(x)
+    return keras.layers.Dense(width, activation="tanh", name=EMBEDDING_LAYER)(x)
 
 
 FAMILY = FamilySpec(
     name="self_attention", build=build_self_attention, paper="Won, Chun, Serra 2019",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    preprocessor=PREPROCESSOR, analyses=("attention",),
     flags=(ModelFlag("conv_channels", help="front-end channel unit c", metavar="N"),
            ModelFlag("attention_channels", help="encoder width", metavar="N"),
            ATTENTION_LAYERS_FLAG, ATTENTION_HEADS_FLAG),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=("attention",),
     demo=Preset({"conv_channels": 4, "attention_channels": 64, "attention_heads": 4,
-                 "attention_dropout": 0.1}, batch_size=8, lr=1e-3, epochs=6),
+                 "attention_dropout": 0.1}),
     tiny={"conv_channels": 2, "attention_channels": 16, "attention_layers": 2,
           "attention_heads": 2},
     bench=(BenchCase("self-attention", {}, 16),),

@@ -56,11 +56,9 @@ from __future__ import annotations
 
 import numbers
 
-import keras
-
 from tagger.config import LogMelConfig
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
+from tagger.models.lazy import keras, layers
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 LOGMEL = LogMelConfig(n_mels=128, n_fft=512, hop_length=256, f_min=0.0, f_max=8000.0,
@@ -84,9 +82,7 @@ def build_short_chunk(block: str, num_tags=50, *, n_channels=N_CHANNELS, dropout
     see the module docstring and `build_short_cnn` for the arguments."""
     if block not in BLOCK_TYPES:
         raise ValueError(f"block must be one of {BLOCK_TYPES}, got {block!r}")
-    check_positive_int("n_channels", n_channels)
-    check_positive_int("num_tags", num_tags)
-    check_dropout(dropout)
+    check_arguments(dropout, n_channels=n_channels, num_tags=num_tags)
     inputs, features = PREPROCESSOR(**input_args)
     x = spectrogram_image(features)  # (batch, mel, time, 1)
     for i, units in enumerate(BLOCKS, start=1):
@@ -108,9 +104,15 @@ def dense_head(x, width, num_tags, dropout):
     x = keras.layers.Dense(width, name="head_dense")(x)
     x = keras.layers.BatchNormalization(name="head_bn", **BN)(x)
     x = keras.layers.ReLU(name=EMBEDDING_LAYER)(x)  # (batch, width): the embedding
-    x = PhiloxDropout(dropout, name="head_dropout")(x)
-    return keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
-                              name="tags")(x)  # (batch, num_tags)
+    return tags_output(x, num_tags, dropout)
+
+
+def tags_output(x, num_tags, dropout=None, dropout_name="head_dropout"):
+    """`dropout_name`, a PhiloxDropout at `dropout` (none when None), then
+    `tags`, dense sigmoid, float32: (batch, features) -> (batch, num_tags)."""
+    if dropout is not None:
+        x = layers.PhiloxDropout(dropout, name=dropout_name)(x)
+    return keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32", name="tags")(x)
 
 
 def spectrogram_image(features):
@@ -149,15 +151,36 @@ def res_block(x, i, channels, stride=POOL):
     return keras.layers.ReLU(name=f"block{i}_relu")(x)
 
 
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def res_pool_block(x, i, channels, pool, relu="relu"):
+    """The Harmonic CNN's Res_2d_mp (the Music Tagging Transformer's block
+    with `relu="relu2"`): conv 3x3 -> BN -> ReLU -> conv 3x3 -> BN, plus the
+    input (through conv 3x3 -> BN where its channels are not `channels`),
+    ReLU `block{i}_{relu}`, max-pool `pool` clamped to what is left:
+    (batch, M, T, C_in) -> (batch, M / pool, T / pool, C)."""
+    y = keras.layers.Conv2D(channels, 3, padding="same", name=f"block{i}_conv1")(x)
+    y = keras.layers.BatchNormalization(name=f"block{i}_bn1", **BN)(y)
+    y = keras.layers.ReLU(name=f"block{i}_relu1")(y)
+    y = keras.layers.Conv2D(channels, 3, padding="same", name=f"block{i}_conv2")(y)
+    y = keras.layers.BatchNormalization(name=f"block{i}_bn2", **BN)(y)
+    if x.shape[-1] != channels:
+        x = keras.layers.Conv2D(channels, 3, padding="same", name=f"block{i}_shortcut_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"block{i}_shortcut_bn", **BN)(x)
+    x = keras.layers.Add(name=f"block{i}_add")([x, y])
+    x = keras.layers.ReLU(name=f"block{i}_{relu}")(x)
+    pool = tuple(min(p, size) for p, size in zip(pool, x.shape[1:3]))
+    return keras.layers.MaxPooling2D(pool, name=f"block{i}_pool")(x)
 
 
-def check_dropout(dropout):
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) \
-            or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+def check_arguments(*dropouts, **positive_ints):
+    """A ValueError for the first of `positive_ints` (name=value) that is not
+    a positive integer, else for the first of `dropouts` not in [0, 1)."""
+    for name, value in positive_ints.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    for dropout in dropouts:
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) \
+                or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
 
 
 def short_chunk_family(name: str, build, label: str) -> FamilySpec:
@@ -166,10 +189,7 @@ def short_chunk_family(name: str, build, label: str) -> FamilySpec:
     presets; only the block (and so the factory) differs."""
     return FamilySpec(
         name=name, build=build, paper="Won, Ferraro, Bogdanov, Serra 2020",
-        preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
-        flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
-        embedding_layer=EMBEDDING_LAYER, int8=False, analyses=(),
-        demo=Preset({"n_channels": 16}, batch_size=8, lr=1e-3, epochs=6),
-        tiny={"n_channels": 4},
+        preprocessor=PREPROCESSOR, flags=(N_CHANNELS_FLAG, DROPOUT_FLAG),
+        demo=Preset({"n_channels": 16}), tiny={"n_channels": 4},
         bench=(BenchCase(label, {}, 16),),
     )

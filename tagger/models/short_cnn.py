@@ -6,8 +6,7 @@ counts are in `tagger.models.short_chunk`, shared with `short_res`.
 
 from __future__ import annotations
 
-import keras
-
+from tagger.models.lazy import keras
 from tagger.models.short_chunk import DROPOUT, N_CHANNELS, build_short_chunk, short_chunk_family
 
 

@@ -7,8 +7,7 @@ of the poolings; the best CNN of that evaluation (MagnaTagATune ROC-AUC
 
 from __future__ import annotations
 
-import keras
-
+from tagger.models.lazy import keras
 from tagger.models.short_chunk import DROPOUT, N_CHANNELS, build_short_chunk, short_chunk_family
 
 

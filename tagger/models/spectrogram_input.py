@@ -40,10 +40,8 @@ from __future__ import annotations
 import dataclasses
 import numbers
 
-import keras
-
 from tagger.config import SEGMENT_LENGTH, AudioConfig, LogMelConfig
-from tagger.layers import LogMel
+from tagger.models.lazy import keras, layers
 
 INPUT_KINDS = ("raw", "logmel")
 STFT_OVER = ("segment", "window")
@@ -52,15 +50,15 @@ EMBEDDING_LAYER = "embedding"  # every family's penultimate representation
 
 def make_log_mel(logmel: LogMelConfig, sample_rate: int,
                  stft_over: str = "segment",
-                 segment_length: int = SEGMENT_LENGTH) -> LogMel:
+                 segment_length: int = SEGMENT_LENGTH) -> layers.LogMel:
     """The front end of a raw model (float32 under any dtype policy): one
     STFT per `segment_length`-sample segment, or over the whole input for
     `stft_over="window"`."""
     if stft_over not in STFT_OVER:
         raise ValueError(f"stft_over must be one of {STFT_OVER}, got {stft_over!r}")
     segment_length = segment_length if stft_over == "segment" else None
-    return LogMel(sample_rate=sample_rate, segment_length=segment_length,
-                  dtype="float32", name="log_mel", **dataclasses.asdict(logmel))
+    return layers.LogMel(sample_rate=sample_rate, segment_length=segment_length,
+                         dtype="float32", name="log_mel", **dataclasses.asdict(logmel))
 
 
 def window_samples(segments=None, input_length=None,

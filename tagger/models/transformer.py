@@ -57,11 +57,7 @@ frames for 4 segments, 115 tokens), and the converted checkpoints use it
 
 from __future__ import annotations
 
-import keras
-
 from tagger.config import LogMelConfig
-from tagger.layers import ClsToken, LearnedPositions, SelectToken, TransformerEncoderLayer
-from tagger.layers.philox_dropout import PhiloxDropout
 from tagger.models.family_spec import (
     ATTENTION_HEADS_FLAG,
     ATTENTION_LAYERS_FLAG,
@@ -70,6 +66,8 @@ from tagger.models.family_spec import (
     ModelFlag,
     Preset,
 )
+from tagger.models.lazy import keras, layers
+from tagger.models.short_chunk import res_pool_block, spectrogram_image, tags_output
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 LOGMEL = LogMelConfig(n_mels=128, n_fft=1024, hop_length=512, f_min=0.0,
@@ -79,7 +77,6 @@ SIZES = {"teacher": 256, "student": 64}  # attention_ndim
 
 # Residual blocks: max-pool (mel, time) after each; conv_ndim channels.
 BLOCKS = ((2, 2), (2, 2), (2, 1))
-BN = dict(epsilon=1e-5, momentum=0.9)  # PyTorch defaults
 LN_EPSILON = 1e-5
 
 
@@ -126,54 +123,38 @@ def build_transformer(num_tags=50, *, size="teacher", conv_ndim=128, attention_n
             f"attention_max_len={attention_max_len}: use a window of 4 to "
             f"{4 * attention_max_len + 3} frames or raise attention_max_len")
 
-    x = keras.layers.Permute((2, 1), name="transpose")(features)  # (batch, mel, time)
-    x = keras.layers.Reshape((n_mels, frames, 1), name="to_image")(x)
-    x = keras.layers.BatchNormalization(name="input_bn", **BN)(x)
+    x = spectrogram_image(features)  # (batch, mel, time, 1)
     for b, pool in enumerate(BLOCKS, start=1):
-        y = keras.layers.Conv2D(conv_ndim, 3, padding="same", name=f"block{b}_conv1")(x)
-        y = keras.layers.BatchNormalization(name=f"block{b}_bn1", **BN)(y)
-        y = keras.layers.ReLU(name=f"block{b}_relu1")(y)
-        y = keras.layers.Conv2D(conv_ndim, 3, padding="same", name=f"block{b}_conv2")(y)
-        y = keras.layers.BatchNormalization(name=f"block{b}_bn2", **BN)(y)
-        if x.shape[-1] != conv_ndim:
-            x = keras.layers.Conv2D(conv_ndim, 3, padding="same",
-                                    name=f"block{b}_shortcut_conv")(x)
-            x = keras.layers.BatchNormalization(name=f"block{b}_shortcut_bn", **BN)(x)
-        x = keras.layers.Add(name=f"block{b}_add")([x, y])
-        x = keras.layers.ReLU(name=f"block{b}_relu2")(x)
-        x = keras.layers.MaxPooling2D(pool, name=f"block{b}_pool")(x)
+        x = res_pool_block(x, b, conv_ndim, pool, relu="relu2")
     # (batch, mel / 8, time / 4, ch) -> (batch, time / 4, ch * mel / 8)
     x = keras.layers.Permute((2, 3, 1), name="time_first")(x)
     x = keras.layers.Reshape((tokens, conv_ndim * (n_mels // 8)), name="to_sequence")(x)
     x = keras.layers.Dense(attention_ndim, name="frontend_projection")(x)
 
-    x = ClsToken(initializer=keras.initializers.RandomNormal(stddev=1.0),
-                 name="cls_token")(x)  # (batch, tokens + 1, ndim)
-    x = LearnedPositions(attention_max_len + 1, name="positions")(x)
-    x = PhiloxDropout(dropout, name="sequence_dropout")(x)
+    x = layers.ClsToken(initializer=keras.initializers.RandomNormal(stddev=1.0),
+                        name="cls_token")(x)  # (batch, tokens + 1, ndim)
+    x = layers.LearnedPositions(attention_max_len + 1, name="positions")(x)
+    x = layers.PhiloxDropout(dropout, name="sequence_dropout")(x)
     for i in range(attention_layers):
-        x, _ = TransformerEncoderLayer(
+        x, _ = layers.TransformerEncoderLayer(
             attention_heads, 4 * attention_ndim, norm_first=True, dropout=dropout,
             attention_dropout=0.0, activation_dropout=dropout, activation="gelu",
             layer_norm_epsilon=LN_EPSILON, use_qkv_bias=False, name=f"encoder{i}")(x)
-    x = SelectToken(0, name="cls_select")(x)
+    x = layers.SelectToken(0, name="cls_select")(x)
     x = keras.layers.LayerNormalization(epsilon=LN_EPSILON, name=EMBEDDING_LAYER)(x)
-    outputs = keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32",
-                                 name="tags")(x)
-    return keras.Model(inputs, outputs, name="transformer")
+    return keras.Model(inputs, tags_output(x, num_tags), name="transformer")
 
 
 FAMILY = FamilySpec(
     name="transformer", build=build_transformer, paper="Won, Choi, Serra 2021",
-    preprocessor=PREPROCESSOR, schedule="adam_then_sgd",
+    preprocessor=PREPROCESSOR, analyses=("attention",),
     flags=(ModelFlag("size", "choice", "teacher (attention width 256) or student (64)",
                      choices=tuple(SIZES)),
            ModelFlag("conv_ndim", help="front-end channels", metavar="N"),
            ModelFlag("attention_ndim", help="encoder width (default: from --size)",
                      metavar="N"),
            ATTENTION_LAYERS_FLAG, ATTENTION_HEADS_FLAG),
-    embedding_layer=EMBEDDING_LAYER, int8=False, analyses=("attention",),
-    demo=Preset({"size": "student", "conv_ndim": 32}, batch_size=8, lr=1e-3, epochs=6),
+    demo=Preset({"size": "student", "conv_ndim": 32}),
     tiny={"conv_ndim": 4, "attention_ndim": 16, "attention_layers": 2,
           "attention_heads": 2},
     bench=(BenchCase("transformer (teacher)", {"size": "teacher"}, 16),

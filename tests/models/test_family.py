@@ -119,6 +119,31 @@ def test_train_builds_its_model_flags_from_the_specs():
     assert "samplecnn (1 x 59049 samples at 22050 Hz, raw waveform)" in description
 
 
+@pytest.mark.slow  # starts a process
+def test_specs_and_train_help_import_no_keras():
+    """Every family's spec, its flags and defaults, and train.py's parser and
+    --help come without Keras or TensorFlow: `python train.py --help` is quick."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import contextlib, io, sys\n"
+            "from tagger.commands import train\n"
+            "from tagger.models import FAMILY_NAMES, family\n"
+            "for spec in map(family, FAMILY_NAMES):\n"
+            "    defaults = [spec.default(flag.keyword) for flag in spec.flags]\n"
+            "shown = io.StringIO()\n"
+            "with contextlib.redirect_stdout(shown), contextlib.suppress(SystemExit):\n"
+            "    train.main(['--help'])\n"
+            "assert '--model' in shown.getvalue()\n"
+            "print(sorted({'keras', 'tensorflow'} & set(sys.modules)))\n")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]"]
+
+
 def test_a_family_registers_from_its_own_module(tmp_path, monkeypatch):
     """register_family adds a family without editing the registry: train.py
     offers it, with its flags; names are unique and match the spec."""
