@@ -133,7 +133,8 @@ def describe(info: DatasetInfo, out_dir: str) -> str:
         lines.append(f"  left out {sum(missing.values())} track(s) without audio ({per_split}; "
                      "see notes in dataset_info.json)")
     skipped = info.skipped
-    lines.append(f"  skipped {len(skipped)} clip(s):")
+    if skipped:
+        lines.append(f"  skipped {len(skipped)} clip(s):")
     lines += [f"    {s['path']}: {s['reason']}" for s in skipped[:SKIPPED_SHOWN]]
     if len(skipped) > SKIPPED_SHOWN:
         lines.append(f"    ... and {len(skipped) - SKIPPED_SHOWN} more, listed in {INFO_FILE}")
