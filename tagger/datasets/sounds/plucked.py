@@ -33,8 +33,6 @@ class PluckedParts(NoteSynth):
     # -- piano, harpsichord, harp ---------------------------------------------
 
     def piano_note(self, m):
-        if ("piano", m) in self.cache:
-            return self.cache[("piano", m)]
         f, sr = _hz(m), self.sr
         k = _harmonics(f, sr, 7000)
         hammer = 1.0 - 0.85 * np.abs(np.sin(np.pi * k / 7.5)) ** 4
@@ -74,8 +72,6 @@ class PluckedParts(NoteSynth):
         return out
 
     def harpsichord_note(self, m):
-        if ("harpsichord", m) in self.cache:
-            return self.cache[("harpsichord", m)]
         f, sr = _hz(m), self.sr
         k = _harmonics(f, sr)
         bright = k ** -0.35 * (0.15 + np.abs(np.sin(np.pi * k * 0.09)))
@@ -106,8 +102,6 @@ class PluckedParts(NoteSynth):
                                  np.full(len(tm), 0.8))
 
     def harp_note(self, m):
-        if ("harp", m) in self.cache:
-            return self.cache[("harp", m)]
         f, sr = _hz(m), self.sr
         k = _harmonics(f, sr, 4000)
         soft = np.array([1.0, 0.28, 0.09, 0.035, 0.012, 0.005])[: len(k)]
@@ -131,8 +125,6 @@ class PluckedParts(NoteSynth):
 
     def guitar_note(self, m, kind="acoustic"):
         key = (kind + "_guitar", m)
-        if key in self.cache:
-            return self.cache[key]
         f, sr = _hz(m), self.sr
         if kind == "nylon":  # classical guitar: rounder, darker, longer
             k = _harmonics(f, sr, 4000)
@@ -247,8 +239,6 @@ class PluckedParts(NoteSynth):
         return x + 0.6 * _filter(x, _fir_bandpass(1800.0, 3200.0, sr, 63))
 
     def bass_note(self, m):
-        if ("bass", m) in self.cache:
-            return self.cache[("bass", m)]
         f, sr = _hz(m), self.sr
         k = _harmonics(f, sr, 2500)
         bright = k ** -1.4 * (0.1 + np.abs(np.sin(np.pi * k * 0.22)))
@@ -268,8 +258,6 @@ class PluckedParts(NoteSynth):
                                  0.9 * (tm[1] - tm[0]) if len(tm) > 1 else None)
 
     def synth_bass_note(self, m):
-        if ("synth_bass", m) in self.cache:
-            return self.cache[("synth_bass", m)]
         f, sr = _hz(m), self.sr
         k = _harmonics(f, sr, 6000)
         bright = (k ** -1.0 * (1.0 + 2.5 * _peak(k * f, 900.0, 500.0))
