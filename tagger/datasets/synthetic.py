@@ -560,8 +560,24 @@ def _check_args(clips, seconds, seed):
             or not MIN_SECONDS <= seconds <= MAX_SECONDS):
         raise ValueError(f"seconds must be between {MIN_SECONDS:g} and {MAX_SECONDS:g}, "
                          f"got {seconds!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_integer("seed", seed, 0, "a non-negative integer")
+
+
+def check_integer(name: str, value, minimum: int, kind: str | None = None) -> None:
+    """ValueError `<name> must be <kind>` unless `value` is an integer (not a
+    bool) of at least `minimum`; `kind` defaults to `an integer >= minimum`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be {kind or f'an integer >= {minimum}'}, got {value!r}")
+
+
+def remove_paths(paths) -> None:
+    """Removes each of `paths` that exists: a folder with all it holds, else
+    the file or link."""
+    for path in paths:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
 
 
 def plan(clips: int = 400, seconds: float = 29.1, seed: int = 0) -> tuple[ClipPlan, ...]:
@@ -704,8 +720,7 @@ def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,
     synthesise and encode clips in parallel; the files do not depend on it.
     """
     _check_args(clips, seconds, seed)
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    check_integer("workers", workers, 1)
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"OUT_DIR {out_dir!r} is an existing file; expected a directory "
@@ -716,13 +731,7 @@ def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,
         if not overwrite:
             raise ValueError(f"{out_dir!r} already holds a dataset ({CSV_NAME} or {AUDIO_DIR}/); "
                              "choose another directory or pass overwrite=True (--overwrite)")
-        for path in (csv_path, os.path.join(out_dir, ORIGIN_FILE)):
-            if os.path.lexists(path):
-                os.remove(path)
-        if os.path.isdir(audio_root) and not os.path.islink(audio_root):
-            shutil.rmtree(audio_root)
-        elif os.path.lexists(audio_root):
-            os.remove(audio_root)
+        remove_paths((csv_path, os.path.join(out_dir, ORIGIN_FILE), audio_root))
     rows = plan(clips, seconds, seed)
     for folder in _FOLDERS:
         os.makedirs(os.path.join(audio_root, folder), exist_ok=True)

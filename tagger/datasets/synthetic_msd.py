@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import sqlite3
 
 import numpy as np
@@ -403,15 +402,11 @@ def generate(out_dir, tracks: int = 300, seed: int = 0, seconds: float = 30.0,
              overwrite: bool = False) -> Summary:
     """Writes the synthetic MSD under `out_dir` (see the module docstring).
     `metadata_only` writes the databases and split files without audio."""
-    if (isinstance(tracks, bool) or not isinstance(tracks, (int, np.integer))
-            or tracks < MIN_TRACKS):
-        raise ValueError(f"tracks must be an integer >= {MIN_TRACKS}, got {tracks!r}")
+    mtt_synthetic.check_integer("tracks", tracks, MIN_TRACKS)
     if not 1.0 <= float(seconds) <= 120.0:
         raise ValueError(f"seconds must lie in [1, 120], got {seconds!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    mtt_synthetic.check_integer("seed", seed, 0, "a non-negative integer")
+    mtt_synthetic.check_integer("workers", workers, 1)
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"OUT {out_dir!r} is a file; name a folder (created if missing)")
@@ -421,12 +416,7 @@ def generate(out_dir, tracks: int = 300, seed: int = 0, seconds: float = 30.0,
         if not overwrite:
             raise ValueError(f"{out_dir!r} already holds a dataset ({', '.join(present)}); "
                              "choose another folder or pass --overwrite")
-        for name in present:
-            path = os.path.join(out_dir, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.remove(path)
+        mtt_synthetic.remove_paths(os.path.join(out_dir, name) for name in present)
     os.makedirs(out_dir, exist_ok=True)
     seed, tracks = int(seed), int(tracks)
     cat = _Catalogue(tracks, seed, float(seconds))
