@@ -257,7 +257,9 @@ def _write_preview(job):
     sf.write(full, audio, SAMPLE_RATE, format="MP3", subtype="MPEG_LAYER_III")
 
 
-def _write_db(path: str, statements, rows_by_table) -> None:
+def _write_db(path: str, statements, rows_by_table, indexes=()) -> None:
+    """A new SQLite file: `statements`, then the rows (one transaction),
+    then each of `indexes` in a transaction of its own."""
     with fileio.replacing(path) as tmp:
         con = sqlite3.connect(tmp)
         try:
@@ -266,6 +268,9 @@ def _write_db(path: str, statements, rows_by_table) -> None:
             for insert, rows in rows_by_table:
                 con.executemany(insert, rows)
             con.commit()
+            for sql in indexes:
+                con.execute(sql)
+                con.commit()
         finally:
             con.close()
 
@@ -312,17 +317,10 @@ def _write_tags_db(cat: _Catalogue, path: str) -> None:
         "CREATE TABLE tid_tag (tid INT, tag INT, val FLOAT)"],
         [("INSERT INTO tids VALUES (?)", ((str(cat.track_ids[t]),) for t in matched)),
          ("INSERT INTO tags VALUES (?)", ((n,) for n in names)),
-         ("INSERT INTO tid_tag VALUES (?,?,?)", pairs())])
-    con = sqlite3.connect(path)
-    try:
-        for sql in ("CREATE INDEX idx_tids ON tids ('tid')",
-                    "CREATE INDEX idx_tags ON tags ('tag')",
-                    "CREATE INDEX idx_tid_tag_tid ON tid_tag ('tid')",
-                    "CREATE INDEX idx_tid_tag_tag ON tid_tag ('tag')"):
-            con.execute(sql)
-        con.commit()
-    finally:
-        con.close()
+         ("INSERT INTO tid_tag VALUES (?,?,?)", pairs())],
+        ["CREATE INDEX idx_tids ON tids ('tid')", "CREATE INDEX idx_tags ON tags ('tag')",
+         "CREATE INDEX idx_tid_tag_tid ON tid_tag ('tid')",
+         "CREATE INDEX idx_tid_tag_tag ON tid_tag ('tag')"])
 
 
 def _binaries(cat: _Catalogue, tracks, vocabulary) -> np.ndarray:
