@@ -345,6 +345,7 @@ _GENRE_TAGS = {
     "weird": (("weird", 0.95),),
     "folk": (("folk", 0.12), ("celtic", 0.05)),
 }
+_DYNAMICS_TAGS = {"loud": 0.9, "quiet": 0.9, "soft": 0.88}
 
 
 def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, float]:
@@ -390,9 +391,8 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
     elif genre == "opera":
         if style == "baroque":
             tag("classic", 0.5)
-        tag("opera", 0.97)
-        tag("singing", 0.8)
-        tag("operatic", 0.06)
+        for name, prob in (("opera", 0.97), ("singing", 0.8), ("operatic", 0.06)):
+            tag(name, prob)
     elif genre == "techno":
         if style in ("melodic", "breakbeat"):
             tag("electronic", 0.95)
@@ -414,12 +414,8 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
         tag("slow", 0.85 if genre in ("ambient", "new_age") else 0.92)
     elif a.tempo == "fast":
         tag("fast", 0.88)
-    if a.dynamics == "loud":
-        tag("loud", 0.9)
-    elif a.dynamics == "quiet":
-        tag("quiet", 0.9)
-    elif a.dynamics == "soft":
-        tag("soft", 0.88)
+    if a.dynamics in _DYNAMICS_TAGS:  # each dynamic but normal is its own tag
+        tag(a.dynamics, _DYNAMICS_TAGS[a.dynamics])
     # voices
     if v == "female":
         tag("female", 0.1 if opera else 0.95)
@@ -457,11 +453,9 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
     if solo_voice and genre in ("ambient", "new_age", "indian"):
         tag("voice", 0.6)
     if v == "choir":
-        tag("choir", 0.97)
-        tag("choral", 0.8)
-        tag("voice", 0.8)
-        tag("vocal", 0.1)
-        tag("chanting", 0.08)
+        for name, prob in (("choir", 0.97), ("choral", 0.8), ("voice", 0.8), ("vocal", 0.1),
+                           ("chanting", 0.08)):
+            tag(name, prob)
     if genre == "indian" and v is not None:
         tag("chanting", 0.08)
     if instrumental and genre in ("indian", "folk"):
@@ -668,13 +662,9 @@ _NOT_AUDIO = (b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>
               b"server.</p></body></html>\n")
 
 
-def _encode(audio, path, sample_rate):
-    import soundfile as sf  # imported here: plan() and the CLI's checks need no audio stack
-
-    sf.write(path, audio, sample_rate, format="MP3", subtype="MPEG_LAYER_III")
-
-
-def _write_clip(row: ClipPlan, root: str, seconds: float, seed: int):
+def _write_clip(job):
+    """Writes the file of one row; job: (ClipPlan, root, seconds, seed)."""
+    row, root, seconds, seed = job
     path = os.path.join(root, AUDIO_DIR, row.mp3_path)
     if row.broken in ("empty", "garbage", "not_audio"):
         data = {"empty": b"", "not_audio": _NOT_AUDIO}.get(row.broken)
@@ -686,17 +676,15 @@ def _write_clip(row: ClipPlan, root: str, seconds: float, seed: int):
         return
     audio = render_clip(row.attributes, seconds, SAMPLE_RATE,
                         np.random.default_rng([seed, 2, row.track, row.part]))
-    _encode(audio, path, SAMPLE_RATE)
+    import soundfile as sf  # imported here: plan() and the CLI's checks need no audio stack
+
+    sf.write(path, audio, SAMPLE_RATE, format="MP3", subtype="MPEG_LAYER_III")
     if row.broken == "truncated":  # keep about one second of the stream
         with open(path, "rb") as f:
             data = f.read()
         keep = int(len(data) * min(1.0, seconds / 3.0) / seconds)
         with open(path, "wb") as f:
             f.write(data[:keep])
-
-
-def _write_clip_job(job):
-    _write_clip(*job)
 
 
 def _write_csv(rows, path: str, tag_names=TAG_NAMES):
@@ -738,7 +726,7 @@ def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,
     from tqdm import tqdm
 
     jobs = ((row, out_dir, float(seconds), int(seed)) for row in rows)
-    written = ordered_map(_write_clip_job, jobs, workers)
+    written = ordered_map(_write_clip, jobs, workers)
     for _ in tqdm(written, total=len(rows), desc="synthesising clips", unit="clip",
                   disable=not progress):
         pass
