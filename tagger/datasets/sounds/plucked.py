@@ -90,8 +90,7 @@ class PluckedParts(NoteSynth):
         step = min(self.step, 0.5)
         tm = self.times(step)
         if role == "lead":
-            melody = self.plucked_part(self.harpsichord_note, tm, self.melody(tm, 62, 86),
-                                       np.full(len(tm), 0.9))
+            melody = self.melody_part(self.harpsichord_note, step, 62, 86, 0.9)
             tl = self.times(max(step, 0.5))
             left = self.plucked_part(self.harpsichord_note, tl,
                                      self.arpeggio(tl, 43, 62, (0, 2, 1, 2)),
@@ -117,9 +116,7 @@ class PluckedParts(NoteSynth):
                                  self.rng.uniform(0.5, 0.75, len(tm)))
         if role != "lead":
             return arps
-        tl = self.times(max(self.step, 1.0))
-        return arps + self.plucked_part(self.harp_note, tl, self.melody(tl, 67, 88),
-                                        np.full(len(tl), 1.0))
+        return arps + self.melody_part(self.harp_note, max(self.step, 1.0), 67, 88)
 
     # -- guitars and basses ---------------------------------------------------
 
@@ -165,8 +162,8 @@ class PluckedParts(NoteSynth):
             picks = self.arpeggio(tm, 40, 71, (0, 3, 2, 4, 1, 3, 2, 4))
             out = self.plucked_part(note, tm, picks, self.rng.uniform(0.5, 0.7, len(tm)))
             if role == "lead":
-                tl = self.times(max(self.step, 1.0) if self.a.tempo != "fast" else 0.5)
-                out += self.plucked_part(note, tl, self.melody(tl, 64, 83), np.full(len(tl), 1.0))
+                step = max(self.step, 1.0) if self.a.tempo != "fast" else 0.5
+                out += self.melody_part(note, step, 64, 83)
             return out
         note = lambda m: self.guitar_note(m, "acoustic")
         step = 0.5 if self.a.tempo != "fast" else 0.25
@@ -181,9 +178,7 @@ class PluckedParts(NoteSynth):
                 self.cache[key] = chord
             _add(out, self.cache[key], round(t * self.sr), 0.9 if j % 2 == 0 else 0.55)
         if role == "lead":
-            tl = self.times(max(self.step, 0.5))
-            out += 0.8 * self.plucked_part(note, tl, self.melody(tl, 64, 83),
-                                           np.full(len(tl), 1.0))
+            out += 0.8 * self.melody_part(note, max(self.step, 0.5), 64, 83)
         return out
 
     def part_electric_guitar(self, role):
@@ -206,8 +201,7 @@ class PluckedParts(NoteSynth):
             echo[2 * d:] += 0.2 * out[:-2 * d]
             out = out + echo
         if role == "lead":
-            tl = self.times(max(self.step, 1.0))
-            out += self.plucked_part(note, tl, self.melody(tl, 64, 84), np.full(len(tl), 1.0))
+            out += self.melody_part(note, max(self.step, 1.0), 64, 84)
         return out
 
     def part_distorted_guitar(self, role):
