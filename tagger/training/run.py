@@ -276,12 +276,11 @@ class Run:
         unlabelled) iterators."""
         if self.noisy_student:
             return self.noisy_student.iterators(epoch_seed(self.config.seed, self.state.epoch))
-        data = distributed_train_data(
+        return iter(distributed_train_data(
             self.strategy, self.config.data_dir, self.info, self.global_batch,
             self.window, self.config.shuffle_segments,
             epoch_seed(self.config.seed, self.state.epoch), self.config.num_read_threads,
-            targets=self.distillation.train_targets() if self.distillation else None)
-        return iter(data)
+            targets=self.distillation.train_targets() if self.distillation else None))
 
     def _stage_over(self, stage) -> bool:
         if self.state.stage_epoch >= stage.max_epochs:

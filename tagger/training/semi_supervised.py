@@ -31,7 +31,7 @@ import math
 import keras
 import tensorflow as tf
 
-from tagger.augment import Augmentation, AugmentConfig
+from tagger.augment import Augmentation
 from tagger.config import TrainConfig
 from tagger.errors import UserError
 from tagger.records.info import DatasetInfo, is_labelled, load_info
@@ -156,8 +156,7 @@ class NoisyStudent:
         self.unlabelled_dir = settings.unlabelled_data_dir or config.data_dir
         self.unlabelled_info = self._unlabelled_info(settings)
         self.teacher = load_teacher(settings.teacher, info, strategy)
-        segment = info.segment_length
-        self.long_window = max(window, math.ceil(self.teacher.samples / segment))
+        self.long_window = max(window, math.ceil(self.teacher.samples / info.segment_length))
         self.window = window
         self.half = config.batch_size // 2
 
@@ -198,7 +197,7 @@ class NoisyStudent:
 
     def train_function(self, model, optimizer, stage: int):
         c = self.config
-        noise = Augmentation(self.info.sample_rate, c.seed, stage, AugmentConfig())
+        noise = Augmentation(self.info.sample_rate, c.seed, stage)
         return make_noisy_student_function(
             model, self.teacher, optimizer, self.strategy, self.half, self.half,
             noise, c.noisy_student.pseudo_label_weight, augment_labelled=c.augment,
@@ -226,6 +225,4 @@ def setup(config: TrainConfig, info: DatasetInfo, strategy, window: int):
 
 def augmentation(config: TrainConfig, info: DatasetInfo, stage: int):
     """The Augmentation of a supervised run's stage `stage` with `augment`, else None."""
-    if not config.augment:
-        return None
-    return Augmentation(info.sample_rate, config.seed, stage, AugmentConfig())
+    return Augmentation(info.sample_rate, config.seed, stage) if config.augment else None
