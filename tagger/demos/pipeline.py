@@ -63,9 +63,9 @@ def make_dataset(config: DemoConfig, data_dir: str):
 
     wanted = _dataset_settings(config)
     marker = join_path(data_dir, ORIGIN_FILE)
-    made = None
     if fileio.exists(join_path(data_dir, "annotations_final.csv")) and fileio.exists(marker):
-        made = {key: json.loads(fileio.read_text(marker)).get(key) for key in wanted}
+        made = json.loads(fileio.read_text(marker))
+        made = {key: made.get(key) for key in wanted}
         if made == wanted:
             yield f"synthetic dataset: {data_dir} (already there)"
             return
