@@ -156,8 +156,7 @@ def semi_supervised_config(args):
                                  "students are fixed sample-level CNNs",
                                  "use --teacher-epochs, --student-epochs"
                                  if "--epochs" in wrong else "")
-    settings = {name: getattr(args, name) for name in SEMI_SUPERVISED_FLAGS + (
-        "clips", "seconds") if getattr(args, name) is not None}
+    settings = _given_values(args, SEMI_SUPERVISED_FLAGS + ("clips", "seconds"))
     return SemiSupervisedDemoConfig(work_dir=args.work_dir, workers=args.workers, seed=args.seed,
                                     progress=not args.no_progress, **settings)
 
@@ -185,9 +184,7 @@ def config_from_args(args):
     if semi:
         raise flags_do_not_apply(semi, "with --semi-supervised",
                                  instead="add --semi-supervised")
-    for name in ("epochs", "batch_size", "lr"):
-        if getattr(args, name) is not None:
-            settings[name] = getattr(args, name)
+    settings.update(_given_values(args, ("epochs", "batch_size", "lr")))
     seconds = 29.1 if args.seconds is None else args.seconds
     segment = segment_seconds(args.model)
     if seconds < segment + SEGMENT_MARGIN:
@@ -195,11 +192,14 @@ def config_from_args(args):
                         f"--model {args.model} (its records' unit); give --seconds "
                         f"{segment + SEGMENT_MARGIN:g} or more")
     return DemoConfig(work_dir=args.work_dir, model=args.model, model_args=model_args,
-                      clips=400 if args.clips is None else args.clips,
-                      seconds=seconds,
-                      workers=args.workers,
-                      window_segments=args.window_segments, seed=args.seed,
-                      progress=not args.no_progress, **settings)
+                      clips=400 if args.clips is None else args.clips, seconds=seconds,
+                      workers=args.workers, window_segments=args.window_segments,
+                      seed=args.seed, progress=not args.no_progress, **settings)
+
+
+def _given_values(args, names) -> dict:
+    """{flag destination: value} of the flags among `names` that were given."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 if __name__ == "__main__":

@@ -34,26 +34,38 @@ def main(argv=None) -> int:
     parser.add_argument("--quiet", action="store_true", dest="no_progress",
                         help=argparse.SUPPRESS)  # the former spelling
     args = parser.parse_args(argv)
+
+    def report(summary, seconds):
+        broken = ", ".join(f"{b.clip_id} {b.kind}" for b in summary.broken)
+        return (f"wrote {summary.num_clips} clips x {summary.seconds:g} s, "
+                f"{len(summary.tag_names)} tags, "
+                f"to {summary.csv_path} and {summary.audio_root}/ "
+                f"in {seconds:.1f} s; "
+                f"broken on purpose: {broken}")
+
+    return run_generator(
+        parser.prog, lambda: generate(args.out_dir, args.clips, args.seconds, args.seed,
+                                      progress=not args.no_progress,
+                                      overwrite=args.overwrite, workers=args.workers),
+        f"the dataset to {args.out_dir!r}", report)
+
+
+def run_generator(prog: str, generate, target: str, report) -> int:
+    """Calls `generate()` and prints `report(its result, seconds taken)`:
+    exit status 0. A bad argument (ValueError) is one error line and
+    status 2, a failed write (OSError) one line naming `target`, status 1."""
     start = time.perf_counter()
     try:
-        summary = generate(args.out_dir, args.clips, args.seconds, args.seed,
-                           progress=not args.no_progress, overwrite=args.overwrite,
-                           workers=args.workers)
-    except ValueError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        result = generate()
+    except ValueError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
-    except OSError as e:
-        where = f" ({e.filename})" if e.filename else ""
-        print(f"{parser.prog}: error: cannot write the dataset to {args.out_dir!r}: "
-              f"{e.strerror or e}{where}",
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"{prog}: error: cannot write {target}: {error.strerror or error}{where}",
               file=sys.stderr)
         return 1
-    broken = ", ".join(f"{b.clip_id} {b.kind}" for b in summary.broken)
-    print(f"wrote {summary.num_clips} clips x {summary.seconds:g} s, "
-          f"{len(summary.tag_names)} tags, "
-          f"to {summary.csv_path} and {summary.audio_root}/ "
-          f"in {time.perf_counter() - start:.1f} s; "
-          f"broken on purpose: {broken}")
+    print(report(result, time.perf_counter() - start))
     return 0
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 from tagger.cli import ArgumentParser, non_negative_int, number_in_range, positive_int
+from tagger.commands.synthetic import run_generator
 from tagger.datasets.synthetic_msd import MIN_TRACKS, generate
 
 
@@ -35,24 +35,19 @@ def main(argv=None) -> int:
                         help="replace a synthetic MSD already in OUT")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    start = time.perf_counter()
-    try:
-        s = generate(args.out_dir, args.tracks, args.seed, args.seconds, args.workers,
-                     progress=not args.no_progress, metadata_only=args.metadata_only,
-                     overwrite=args.overwrite)
-    except ValueError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        where = f" ({error.filename})" if error.filename else ""
-        print(f"{parser.prog}: error: cannot write to {args.out_dir!r}: "
-              f"{error.strerror or error}{where}", file=sys.stderr)
-        return 1
-    defects = ", ".join(f"{tid} {kind}" for tid, kind in sorted(s.defects.items()))
-    print(f"wrote {s.tracks} tracks by {s.artists} artists ({s.labelled_tracks} with a tag "
-          f"above 50) to {s.out_dir} in {time.perf_counter() - start:.1f} s; CALS {s.cals_sizes}, "
-          f"classic {s.classic_sizes}; defects on purpose: {defects}")
-    return 0
+
+    def report(s, seconds):
+        defects = ", ".join(f"{tid} {kind}" for tid, kind in sorted(s.defects.items()))
+        return (f"wrote {s.tracks} tracks by {s.artists} artists ({s.labelled_tracks} with a "
+                f"tag above 50) to {s.out_dir} in {seconds:.1f} s; CALS {s.cals_sizes}, "
+                f"classic {s.classic_sizes}; defects on purpose: {defects}")
+
+    return run_generator(
+        parser.prog, lambda: generate(args.out_dir, args.tracks, args.seed, args.seconds,
+                                      args.workers, progress=not args.no_progress,
+                                      metadata_only=args.metadata_only,
+                                      overwrite=args.overwrite),
+        f"to {args.out_dir!r}", report)
 
 
 if __name__ == "__main__":

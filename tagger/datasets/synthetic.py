@@ -345,6 +345,7 @@ _GENRE_TAGS = {
     "weird": (("weird", 0.95),),
     "folk": (("folk", 0.12), ("celtic", 0.05)),
 }
+_DYNAMICS_TAGS = {"loud": 0.9, "quiet": 0.9, "soft": 0.88}
 
 
 def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, float]:
@@ -390,9 +391,8 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
     elif genre == "opera":
         if style == "baroque":
             tag("classic", 0.5)
-        tag("opera", 0.97)
-        tag("singing", 0.8)
-        tag("operatic", 0.06)
+        for name, prob in (("opera", 0.97), ("singing", 0.8), ("operatic", 0.06)):
+            tag(name, prob)
     elif genre == "techno":
         if style in ("melodic", "breakbeat"):
             tag("electronic", 0.95)
@@ -414,12 +414,8 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
         tag("slow", 0.85 if genre in ("ambient", "new_age") else 0.92)
     elif a.tempo == "fast":
         tag("fast", 0.88)
-    if a.dynamics == "loud":
-        tag("loud", 0.9)
-    elif a.dynamics == "quiet":
-        tag("quiet", 0.9)
-    elif a.dynamics == "soft":
-        tag("soft", 0.88)
+    if a.dynamics in _DYNAMICS_TAGS:  # each dynamic but normal is its own tag
+        tag(a.dynamics, _DYNAMICS_TAGS[a.dynamics])
     # voices
     if v == "female":
         tag("female", 0.1 if opera else 0.95)
@@ -457,11 +453,9 @@ def tag_probabilities(genre: str, style: str, a: ClipAttributes) -> dict[str, fl
     if solo_voice and genre in ("ambient", "new_age", "indian"):
         tag("voice", 0.6)
     if v == "choir":
-        tag("choir", 0.97)
-        tag("choral", 0.8)
-        tag("voice", 0.8)
-        tag("vocal", 0.1)
-        tag("chanting", 0.08)
+        for name, prob in (("choir", 0.97), ("choral", 0.8), ("voice", 0.8), ("vocal", 0.1),
+                           ("chanting", 0.08)):
+            tag(name, prob)
     if genre == "indian" and v is not None:
         tag("chanting", 0.08)
     if instrumental and genre in ("indian", "folk"):
@@ -560,8 +554,24 @@ def _check_args(clips, seconds, seed):
             or not MIN_SECONDS <= seconds <= MAX_SECONDS):
         raise ValueError(f"seconds must be between {MIN_SECONDS:g} and {MAX_SECONDS:g}, "
                          f"got {seconds!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_integer("seed", seed, 0, "a non-negative integer")
+
+
+def check_integer(name: str, value, minimum: int, kind: str | None = None) -> None:
+    """ValueError `<name> must be <kind>` unless `value` is an integer (not a
+    bool) of at least `minimum`; `kind` defaults to `an integer >= minimum`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be {kind or f'an integer >= {minimum}'}, got {value!r}")
+
+
+def remove_paths(paths) -> None:
+    """Removes each of `paths` that exists: a folder with all it holds, else
+    the file or link."""
+    for path in paths:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
 
 
 def plan(clips: int = 400, seconds: float = 29.1, seed: int = 0) -> tuple[ClipPlan, ...]:
@@ -652,13 +662,9 @@ _NOT_AUDIO = (b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>
               b"server.</p></body></html>\n")
 
 
-def _encode(audio, path, sample_rate):
-    import soundfile as sf  # imported here: plan() and the CLI's checks need no audio stack
-
-    sf.write(path, audio, sample_rate, format="MP3", subtype="MPEG_LAYER_III")
-
-
-def _write_clip(row: ClipPlan, root: str, seconds: float, seed: int):
+def _write_clip(job):
+    """Writes the file of one row; job: (ClipPlan, root, seconds, seed)."""
+    row, root, seconds, seed = job
     path = os.path.join(root, AUDIO_DIR, row.mp3_path)
     if row.broken in ("empty", "garbage", "not_audio"):
         data = {"empty": b"", "not_audio": _NOT_AUDIO}.get(row.broken)
@@ -670,17 +676,15 @@ def _write_clip(row: ClipPlan, root: str, seconds: float, seed: int):
         return
     audio = render_clip(row.attributes, seconds, SAMPLE_RATE,
                         np.random.default_rng([seed, 2, row.track, row.part]))
-    _encode(audio, path, SAMPLE_RATE)
+    import soundfile as sf  # imported here: plan() and the CLI's checks need no audio stack
+
+    sf.write(path, audio, SAMPLE_RATE, format="MP3", subtype="MPEG_LAYER_III")
     if row.broken == "truncated":  # keep about one second of the stream
         with open(path, "rb") as f:
             data = f.read()
         keep = int(len(data) * min(1.0, seconds / 3.0) / seconds)
         with open(path, "wb") as f:
             f.write(data[:keep])
-
-
-def _write_clip_job(job):
-    _write_clip(*job)
 
 
 def _write_csv(rows, path: str, tag_names=TAG_NAMES):
@@ -704,8 +708,7 @@ def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,
     synthesise and encode clips in parallel; the files do not depend on it.
     """
     _check_args(clips, seconds, seed)
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    check_integer("workers", workers, 1)
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"OUT_DIR {out_dir!r} is an existing file; expected a directory "
@@ -716,20 +719,14 @@ def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,
         if not overwrite:
             raise ValueError(f"{out_dir!r} already holds a dataset ({CSV_NAME} or {AUDIO_DIR}/); "
                              "choose another directory or pass overwrite=True (--overwrite)")
-        for path in (csv_path, os.path.join(out_dir, ORIGIN_FILE)):
-            if os.path.lexists(path):
-                os.remove(path)
-        if os.path.isdir(audio_root) and not os.path.islink(audio_root):
-            shutil.rmtree(audio_root)
-        elif os.path.lexists(audio_root):
-            os.remove(audio_root)
+        remove_paths((csv_path, os.path.join(out_dir, ORIGIN_FILE), audio_root))
     rows = plan(clips, seconds, seed)
     for folder in _FOLDERS:
         os.makedirs(os.path.join(audio_root, folder), exist_ok=True)
     from tqdm import tqdm
 
     jobs = ((row, out_dir, float(seconds), int(seed)) for row in rows)
-    written = ordered_map(_write_clip_job, jobs, workers)
+    written = ordered_map(_write_clip, jobs, workers)
     for _ in tqdm(written, total=len(rows), desc="synthesising clips", unit="clip",
                   disable=not progress):
         pass

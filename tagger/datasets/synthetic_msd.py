@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import sqlite3
 
 import numpy as np
@@ -258,7 +257,9 @@ def _write_preview(job):
     sf.write(full, audio, SAMPLE_RATE, format="MP3", subtype="MPEG_LAYER_III")
 
 
-def _write_db(path: str, statements, rows_by_table) -> None:
+def _write_db(path: str, statements, rows_by_table, indexes=()) -> None:
+    """A new SQLite file: `statements`, then the rows (one transaction),
+    then each of `indexes` in a transaction of its own."""
     with fileio.replacing(path) as tmp:
         con = sqlite3.connect(tmp)
         try:
@@ -267,6 +268,9 @@ def _write_db(path: str, statements, rows_by_table) -> None:
             for insert, rows in rows_by_table:
                 con.executemany(insert, rows)
             con.commit()
+            for sql in indexes:
+                con.execute(sql)
+                con.commit()
         finally:
             con.close()
 
@@ -313,17 +317,10 @@ def _write_tags_db(cat: _Catalogue, path: str) -> None:
         "CREATE TABLE tid_tag (tid INT, tag INT, val FLOAT)"],
         [("INSERT INTO tids VALUES (?)", ((str(cat.track_ids[t]),) for t in matched)),
          ("INSERT INTO tags VALUES (?)", ((n,) for n in names)),
-         ("INSERT INTO tid_tag VALUES (?,?,?)", pairs())])
-    con = sqlite3.connect(path)
-    try:
-        for sql in ("CREATE INDEX idx_tids ON tids ('tid')",
-                    "CREATE INDEX idx_tags ON tags ('tag')",
-                    "CREATE INDEX idx_tid_tag_tid ON tid_tag ('tid')",
-                    "CREATE INDEX idx_tid_tag_tag ON tid_tag ('tag')"):
-            con.execute(sql)
-        con.commit()
-    finally:
-        con.close()
+         ("INSERT INTO tid_tag VALUES (?,?,?)", pairs())],
+        ["CREATE INDEX idx_tids ON tids ('tid')", "CREATE INDEX idx_tags ON tags ('tag')",
+         "CREATE INDEX idx_tid_tag_tid ON tid_tag ('tid')",
+         "CREATE INDEX idx_tid_tag_tag ON tid_tag ('tag')"])
 
 
 def _binaries(cat: _Catalogue, tracks, vocabulary) -> np.ndarray:
@@ -403,15 +400,11 @@ def generate(out_dir, tracks: int = 300, seed: int = 0, seconds: float = 30.0,
              overwrite: bool = False) -> Summary:
     """Writes the synthetic MSD under `out_dir` (see the module docstring).
     `metadata_only` writes the databases and split files without audio."""
-    if (isinstance(tracks, bool) or not isinstance(tracks, (int, np.integer))
-            or tracks < MIN_TRACKS):
-        raise ValueError(f"tracks must be an integer >= {MIN_TRACKS}, got {tracks!r}")
+    mtt_synthetic.check_integer("tracks", tracks, MIN_TRACKS)
     if not 1.0 <= float(seconds) <= 120.0:
         raise ValueError(f"seconds must lie in [1, 120], got {seconds!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    mtt_synthetic.check_integer("seed", seed, 0, "a non-negative integer")
+    mtt_synthetic.check_integer("workers", workers, 1)
     out_dir = os.fspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"OUT {out_dir!r} is a file; name a folder (created if missing)")
@@ -421,12 +414,7 @@ def generate(out_dir, tracks: int = 300, seed: int = 0, seconds: float = 30.0,
         if not overwrite:
             raise ValueError(f"{out_dir!r} already holds a dataset ({', '.join(present)}); "
                              "choose another folder or pass --overwrite")
-        for name in present:
-            path = os.path.join(out_dir, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.remove(path)
+        mtt_synthetic.remove_paths(os.path.join(out_dir, name) for name in present)
     os.makedirs(out_dir, exist_ok=True)
     seed, tracks = int(seed), int(tracks)
     cat = _Catalogue(tracks, seed, float(seconds))

@@ -63,7 +63,6 @@ def make_dataset(config: DemoConfig, data_dir: str):
 
     wanted = _dataset_settings(config)
     marker = join_path(data_dir, ORIGIN_FILE)
-    made = None
     if fileio.exists(join_path(data_dir, "annotations_final.csv")) and fileio.exists(marker):
         made = json.loads(fileio.read_text(marker))
         made = {key: made.get(key) for key in wanted}
@@ -95,9 +94,8 @@ def records_folder(model: str) -> str:
     them (`tfrecord-16000hz-464000`), so families of different inputs keep
     their records side by side."""
     audio = family_audio(model)
-    if audio == AudioConfig():
-        return "tfrecord"
-    return f"tfrecord-{audio.sample_rate}hz-{audio.segment_length}"
+    return ("tfrecord" if audio == AudioConfig()
+            else f"tfrecord-{audio.sample_rate}hz-{audio.segment_length}")
 
 
 def segment_seconds(model: str) -> float:
@@ -186,10 +184,9 @@ def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: st
             yield f"excitations: {out}, figures in {plots} (already there)"
             return
         start = time.time()
-        for line in run_excitations(ExcitationConfig(
-                model_path=model_path, data_dir=records, split="test", out=out,
-                plots_dir=plots, progress=config.progress)):
-            yield line
+        yield from run_excitations(ExcitationConfig(
+            model_path=model_path, data_dir=records, split="test", out=out,
+            plots_dir=plots, progress=config.progress))
         _write_stamp(config, "excitations", _read_stamp(config, "training"))
         yield (f"excitations: {out}, figures in {plots} ({time.time() - start:.0f} s; "
                "notebooks/excitation_analysis.ipynb reads them)")
@@ -201,12 +198,11 @@ def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: st
         if not found:
             yield "attention maps: skipped (the test split is empty)"
             return
-        audio = found[0]
         start = time.time()
-        for line in write_attention_maps(model_path, [audio], out_dir=out, top_k=5,
+        for line in write_attention_maps(model_path, found[:1], out_dir=out, top_k=5,
                                          progress=config.progress):
             yield f"attention maps: {line}"
-        yield (f"attention maps of {audio} in {out} ({time.time() - start:.0f} s; "
+        yield (f"attention maps of {found[0]} in {out} ({time.time() - start:.0f} s; "
                "notebooks/attention_maps.ipynb draws more)")
     else:
         block = spec.block(config.model_args)

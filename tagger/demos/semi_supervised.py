@@ -20,6 +20,7 @@ the finished runs, other settings start the runs anew.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 
@@ -84,11 +85,10 @@ def run_semi_supervised_demo(config: SemiSupervisedDemoConfig):
         students = {}
         for name, width in (("compact", config.compact_width),
                             ("equal", config.teacher_width)):
-            if name not in config.students:
-                continue
-            students[name] = yield from _train(config, records, runs,
-                                               f"student-{name}-seed{seed}", seed, width,
-                                               teacher)
+            if name in config.students:
+                students[name] = yield from _train(config, records, runs,
+                                                   f"student-{name}-seed{seed}", seed,
+                                                   width, teacher)
         results.append((seed, teacher, students))
     yield from _report(config, records, results)
     yield f"semi-supervised demo finished in {time.time() - start:.0f} s"
@@ -136,14 +136,10 @@ def _report(config, records, results):
     from tagger.evaluation.evaluate import evaluate
     from tagger.evaluation.metrics import paired_bootstrap_gain
 
-    evaluations = {}
-
+    @functools.cache  # each model evaluated once
     def evaluation(run_dir):
-        if run_dir not in evaluations:
-            evaluations[run_dir] = evaluate(join_path(run_dir, "model.keras"), records,
-                                            "test", bootstrap=config.resamples,
-                                            seed=BOOTSTRAP_SEED)
-        return evaluations[run_dir]
+        return evaluate(join_path(run_dir, "model.keras"), records, "test",
+                        bootstrap=config.resamples, seed=BOOTSTRAP_SEED)
 
     models, gains = [], []
     for seed, teacher_run, students in results:
@@ -189,21 +185,16 @@ def table_lines(summary: dict) -> list:
              "computes them]",
              f"{'seed':>4}  {'model':20} {'ROC-AUC [' + level + ' CI]':>23}  "
              f"{'PR-AUC [' + level + ' CI]':>23}"]
-    for r in summary["models"]:
-        lines.append(f"{r['seed']:>4}  {r['model']:20} {_ci(r['roc_auc']):>23}  "
-                     f"{_ci(r['pr_auc']):>23}")
+    lines += [f"{r['seed']:>4}  {r['model']:20} {_ci(r['roc_auc']):>23}  {_ci(r['pr_auc']):>23}"
+              for r in summary["models"]]
     lines += ["gain = student - teacher, paired: both models on the same resampled clips",
               f"{'seed':>4}  {'student':20} {'ROC-AUC gain [' + level + ' CI]':>26}  "
               f"{'PR-AUC gain [' + level + ' CI]':>26}"]
-    for g in summary["gains"]:
-        lines.append(f"{g['seed']:>4}  {STUDENTS[g['student']]:20} "
-                     f"{_ci(g['roc_auc'], signed=True):>26}  "
-                     f"{_ci(g['pr_auc'], signed=True):>26}"
-                     + ("  *" if beats(g) else ""))
-    lines.append(f"* the ROC-AUC gain's {level} interval lies above 0: the student beats "
-                 "its teacher beyond the interval")
-    lines.append(verdict(summary["gains"]))
-    return lines
+    lines += [f"{g['seed']:>4}  {STUDENTS[g['student']]:20} "
+              f"{_ci(g['roc_auc'], signed=True):>26}  {_ci(g['pr_auc'], signed=True):>26}"
+              + ("  *" if beats(g) else "") for g in summary["gains"]]
+    return lines + [f"* the ROC-AUC gain's {level} interval lies above 0: the student beats "
+                    "its teacher beyond the interval", verdict(summary["gains"])]
 
 
 def beats(gain: dict, metric: str = "roc_auc") -> bool:

@@ -174,13 +174,12 @@ class Run:
 
     def _open_run_dir(self):
         state_path = join_path(self.run_dir, "state.json")
-        exists = fileio.exists(state_path)
-        if not exists:
+        if not fileio.exists(state_path):
             self._refuse_stateless_run()
-        if exists and not (self.config.resume or self.config.initial_stage > 0):
+        elif not (self.config.resume or self.config.initial_stage > 0):
             raise UserError(f"run folder {self.run_dir!r} already holds a run; pass "
                             "--resume to continue it or --run-name for a new one")
-        if exists:
+        else:
             self.state = read_state(state_path)
             if self.config.initial_stage > 0 and not self.config.resume:
                 # A fresh start of a later stage from the best model so far.
@@ -277,12 +276,11 @@ class Run:
         unlabelled) iterators."""
         if self.noisy_student:
             return self.noisy_student.iterators(epoch_seed(self.config.seed, self.state.epoch))
-        data = distributed_train_data(
+        return iter(distributed_train_data(
             self.strategy, self.config.data_dir, self.info, self.global_batch,
             self.window, self.config.shuffle_segments,
             epoch_seed(self.config.seed, self.state.epoch), self.config.num_read_threads,
-            targets=self.distillation.train_targets() if self.distillation else None)
-        return iter(data)
+            targets=self.distillation.train_targets() if self.distillation else None))
 
     def _stage_over(self, stage) -> bool:
         if self.state.stage_epoch >= stage.max_epochs:
@@ -389,10 +387,8 @@ class Run:
                    "best_val_roc_auc": best["val_roc_auc"] if best else None}
         self.state.stages = [s for s in self.state.stages if s["stage"] != stage.index]
         self.state.stages.append(summary)
-        self.state.stage += 1
-        self.state.stage_epoch = 0
-        self.state.wait = 0
-        self.state.stage_started = False
+        self.state = dataclasses.replace(self.state, stage=self.state.stage + 1, stage_epoch=0,
+                                         wait=0, stage_started=False)
         self._commit()
         if best:
             self._log(f"stage {stage.index} done: lr={stage.learning_rate:g}, "
@@ -418,21 +414,19 @@ class Run:
         return objects
 
     def _save(self, name: str, optimizer=None) -> str:
-        objects = self._objects(optimizer)
         path = join_path(self._checkpoint_dir(), name)
         try:
-            tf.train.Checkpoint(**objects).write(path)
+            tf.train.Checkpoint(**self._objects(optimizer)).write(path)
         except (OSError, tf.errors.OpError) as error:
             self._delete_checkpoints([name])  # no partial checkpoint stays behind
             raise destination.output_error("checkpoint", path, error) from None
         return name
 
     def _restore(self, name: str, optimizer=None):
-        objects = self._objects(optimizer)
         path = join_path(self.run_dir, "checkpoints", name)
         strategies.barrier(self.strategy)  # the chief has finished writing it
         try:
-            status = tf.train.Checkpoint(**objects).read(path)
+            status = tf.train.Checkpoint(**self._objects(optimizer)).read(path)
             # An epoch checkpoint also holds an optimizer that a model-only
             # restore leaves unread, on purpose: no warning about it.
             status.assert_existing_objects_matched().expect_partial()
@@ -627,12 +621,10 @@ def resume_settings(config: TrainConfig, given=None) -> TrainConfig:
         raise UserError(f"--resume: {listed} differ from the run in {run_dir_of(config)!r}; "
                         "leave them out to continue it as it was, or start a new run with "
                         "--run-name")
-    for field in dataclasses.fields(TrainConfig):
-        if field.name not in RUN_FIELDS:
-            merged[field.name] = asked[field.name]
-    merged["run_name"] = config.run_name or saved.run_name
-    merged["train_dir"] = config.train_dir
-    merged["resume"] = True
+    merged.update({f.name: asked[f.name] for f in dataclasses.fields(TrainConfig)
+                   if f.name not in RUN_FIELDS},
+                  run_name=config.run_name or saved.run_name, train_dir=config.train_dir,
+                  resume=True)
     return from_dict(TrainConfig, merged)
 
 

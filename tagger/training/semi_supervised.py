@@ -31,12 +31,12 @@ import math
 import keras
 import tensorflow as tf
 
-from tagger.augment import Augmentation, AugmentConfig
+from tagger.augment import Augmentation
 from tagger.config import TrainConfig
 from tagger.errors import UserError
 from tagger.records.info import DatasetInfo, is_labelled, load_info
 from tagger.records.schema import to_float
-from tagger.training.trainer import distributed_train_data
+from tagger.training.trainer import descend, distributed_train_data, distributed_train_function
 
 
 def centre_crop(x, samples: int):
@@ -112,7 +112,8 @@ def make_noisy_student_function(student: keras.Model, teacher: Teacher, optimize
         if augment_labelled:
             x_l = augmentation(x_l, step * 2)
         n_l = tf.shape(x_l)[0]
-        with tf.GradientTape() as tape:
+
+        def objective():
             scores = tf.cast(student(tf.concat([x_l, noisy_u], 0), training=True),
                              tf.float32)
             labelled = tf.nn.compute_average_loss(
@@ -121,31 +122,17 @@ def make_noisy_student_function(student: keras.Model, teacher: Teacher, optimize
             unlabelled = weight * tf.nn.compute_average_loss(
                 keras.losses.binary_crossentropy(targets, scores[n_l:]),
                 global_batch_size=unlabelled_batch)
-            loss = labelled + unlabelled
-            if student.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(student.losses))
-            scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
-        gradients = tape.gradient(scaled, student.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, student.trainable_variables))
-        return tf.stack([loss, labelled, unlabelled])
+            return labelled + unlabelled, (labelled, unlabelled)
 
-    if not optimizer.built:
-        with strategy.scope():
-            optimizer.build(student.trainable_variables)
-    step_fn = tf.function(replica_step, jit_compile=True) if jit_compile else replica_step
+        loss, (labelled, unlabelled) = descend(student, optimizer, objective)
+        return tf.stack([loss, labelled, unlabelled]) if parts else loss
 
-    @tf.function(autograph=False)
-    def train(iterators, steps):
+    def next_batch(iterators):  # (labelled windows, their tags, unlabelled windows)
         labelled_it, unlabelled_it = iterators
-        total = tf.zeros([3])
-        for _ in range(steps):
-            x_l, y_l = next(labelled_it)
-            x_u = next(unlabelled_it)
-            per_replica = strategy.run(step_fn, args=(x_l, y_l, x_u))
-            total += strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-        return total if parts else total[0]
+        return (*next(labelled_it), next(unlabelled_it))
 
-    return train
+    return distributed_train_function(student, optimizer, strategy, replica_step, next_batch,
+                                      jit_compile)
 
 
 def check_batch(config: TrainConfig, replicas: int) -> None:
@@ -169,8 +156,7 @@ class NoisyStudent:
         self.unlabelled_dir = settings.unlabelled_data_dir or config.data_dir
         self.unlabelled_info = self._unlabelled_info(settings)
         self.teacher = load_teacher(settings.teacher, info, strategy)
-        segment = info.segment_length
-        self.long_window = max(window, math.ceil(self.teacher.samples / segment))
+        self.long_window = max(window, math.ceil(self.teacher.samples / info.segment_length))
         self.window = window
         self.half = config.batch_size // 2
 
@@ -211,7 +197,7 @@ class NoisyStudent:
 
     def train_function(self, model, optimizer, stage: int):
         c = self.config
-        noise = Augmentation(self.info.sample_rate, c.seed, stage, AugmentConfig())
+        noise = Augmentation(self.info.sample_rate, c.seed, stage)
         return make_noisy_student_function(
             model, self.teacher, optimizer, self.strategy, self.half, self.half,
             noise, c.noisy_student.pseudo_label_weight, augment_labelled=c.augment,
@@ -239,6 +225,4 @@ def setup(config: TrainConfig, info: DatasetInfo, strategy, window: int):
 
 def augmentation(config: TrainConfig, info: DatasetInfo, stage: int):
     """The Augmentation of a supervised run's stage `stage` with `augment`, else None."""
-    if not config.augment:
-        return None
-    return Augmentation(info.sample_rate, config.seed, stage, AugmentConfig())
+    return Augmentation(info.sample_rate, config.seed, stage) if config.augment else None

@@ -33,9 +33,7 @@ def _make(name: str, tpu: str | None) -> tf.distribute.Strategy:
         resolver = _tpu_resolver(tpu, required=False)
         if resolver is not None:
             return _tpu_strategy(resolver)
-        if tf.config.list_logical_devices("GPU"):
-            return tf.distribute.MirroredStrategy()
-        return tf.distribute.get_strategy()
+        name = "mirrored" if tf.config.list_logical_devices("GPU") else "default"
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":

@@ -62,28 +62,50 @@ def make_train_function(model: keras.Model, optimizer, strategy, global_batch: i
         x = to_float(x)
         if augmentation is not None:
             x = augmentation(x, optimizer.iterations)
-        with tf.GradientTape() as tape:
+
+        def objective():
             scores = tf.cast(model(x, training=True), tf.float32)
             per_example = window_loss(y, scores)  # (batch,)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-            if model.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-            scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
-        gradients = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        return loss
+            return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch), ()
 
-    if not optimizer.built:  # slot variables must exist before tracing
+        return descend(model, optimizer, objective)[0]
+
+    return distributed_train_function(model, optimizer, strategy, replica_step, next,
+                                      jit_compile)
+
+
+def descend(model, optimizer, objective):
+    """One gradient step of `optimizer` on `model`, in a replica:
+    `objective() -> (loss, parts)` runs under the GradientTape, the model's
+    regularisation losses (scaled for the replicas) join the loss, and a
+    LossScaleOptimizer's `scale_loss` scales it for the gradients. Returns
+    (the loss with regularisation, parts)."""
+    with tf.GradientTape() as tape:
+        loss, parts = objective()
+        if model.losses:
+            loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+    gradients = tape.gradient(scaled, model.trainable_variables)
+    optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+    return loss, parts
+
+
+def distributed_train_function(model, optimizer, strategy, replica_step, next_batch,
+                               jit_compile: bool):
+    """Returns `train(iterators, steps)`: the sum over `steps` steps and the
+    replicas of `replica_step(*next_batch(iterators))`, run by
+    `strategy.run` (XLA-compiled with `jit_compile`). The optimizer's slot
+    variables are built first: they must exist before tracing."""
+    if not optimizer.built:
         with strategy.scope():
             optimizer.build(model.trainable_variables)
     step = tf.function(replica_step, jit_compile=True) if jit_compile else replica_step
 
     @tf.function(autograph=False)  # plain Python loop; no tensor-dependent control flow
-    def train(iterator, steps):
-        total = tf.constant(0.0)
+    def train(iterators, steps):
+        total = 0.0
         for _ in range(steps):
-            x, y = next(iterator)
-            per_replica = strategy.run(step, args=(x, y))
+            per_replica = strategy.run(step, args=next_batch(iterators))
             total += strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
         return total
 

@@ -58,11 +58,9 @@ class ClipAttributes:
             _check("instrument", name, INSTRUMENTS)
         if self.voice is not None:
             _check("voice", self.voice, VOICES + (None,))
-        _check("voice_style", self.voice_style, VOICE_STYLES)
-        _check("tempo", self.tempo, TEMPOS)
-        _check("dynamics", self.dynamics, DYNAMICS)
-        _check("genre", self.genre, GENRES)
-        _check("mode", self.mode, MODES)
+        for field, names in (("voice_style", VOICE_STYLES), ("tempo", TEMPOS),
+                             ("dynamics", DYNAMICS), ("genre", GENRES), ("mode", MODES)):
+            _check(field, getattr(self, field), names)
         if not 30 <= int(self.key) <= 80:
             raise ValueError(f"key must be a MIDI number in 30..80, got {self.key}")
         if self.bpm is not None and not 30 <= self.bpm <= 240:

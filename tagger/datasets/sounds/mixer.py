@@ -79,12 +79,8 @@ class Renderer(PluckedParts, SustainedParts, VoiceParts, DrumParts, TextureParts
 
     def render(self):
         a = self.a
-        leader = None
-        if a.voice is None:
-            for name in a.instruments:
-                if name in _LEADERS:
-                    leader = name
-                    break
+        leader = None if a.voice is not None else next(
+            (name for name in a.instruments if name in _LEADERS), None)
         parts = []
         for name in a.instruments:
             role = "lead" if name == leader else "accomp"

@@ -83,6 +83,13 @@ class NoteSynth(Score):
         self.place(out, lambda i: note_fn(int(midis[i])), times, gains, max_len)
         return out
 
+    def melody_part(self, note_fn, step_beats, lo, hi, gain=1.0):
+        """A melody (`Score.melody`) of notes `step_beats` apart, MIDI lo..hi,
+        each `note_fn(midi)` at `gain`."""
+        times = self.times(step_beats)
+        return self.plucked_part(note_fn, times, self.melody(times, lo, hi),
+                                 np.full(len(times), gain))
+
     def line(self, notes, table_fn, vib_rate=5.5, vib_depth=0.0, vib_delay=0.2,
              attack=0.05, release=0.05, glide=0.0, detunes=(0.0,), drift=0.0, n=None):
         """A monophonic line (n samples, default the clip) with one

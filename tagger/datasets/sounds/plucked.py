@@ -33,8 +33,6 @@ class PluckedParts(NoteSynth):
     # -- piano, harpsichord, harp ---------------------------------------------
 
     def piano_note(self, m):
-        if ("piano", m) in self.cache:
-            return self.cache[("piano", m)]
         f, sr = _hz(m), self.sr
         k = _harmonics(f, sr, 7000)
         hammer = 1.0 - 0.85 * np.abs(np.sin(np.pi * k / 7.5)) ** 4
@@ -74,8 +72,6 @@ class PluckedParts(NoteSynth):
         return out
 
     def harpsichord_note(self, m):
-        if ("harpsichord", m) in self.cache:
-            return self.cache[("harpsichord", m)]
         f, sr = _hz(m), self.sr
         k = _harmonics(f, sr)
         bright = k ** -0.35 * (0.15 + np.abs(np.sin(np.pi * k * 0.09)))
@@ -94,8 +90,7 @@ class PluckedParts(NoteSynth):
         step = min(self.step, 0.5)
         tm = self.times(step)
         if role == "lead":
-            melody = self.plucked_part(self.harpsichord_note, tm, self.melody(tm, 62, 86),
-                                       np.full(len(tm), 0.9))
+            melody = self.melody_part(self.harpsichord_note, step, 62, 86, 0.9)
             tl = self.times(max(step, 0.5))
             left = self.plucked_part(self.harpsichord_note, tl,
                                      self.arpeggio(tl, 43, 62, (0, 2, 1, 2)),
@@ -106,8 +101,6 @@ class PluckedParts(NoteSynth):
                                  np.full(len(tm), 0.8))
 
     def harp_note(self, m):
-        if ("harp", m) in self.cache:
-            return self.cache[("harp", m)]
         f, sr = _hz(m), self.sr
         k = _harmonics(f, sr, 4000)
         soft = np.array([1.0, 0.28, 0.09, 0.035, 0.012, 0.005])[: len(k)]
@@ -123,16 +116,12 @@ class PluckedParts(NoteSynth):
                                  self.rng.uniform(0.5, 0.75, len(tm)))
         if role != "lead":
             return arps
-        tl = self.times(max(self.step, 1.0))
-        return arps + self.plucked_part(self.harp_note, tl, self.melody(tl, 67, 88),
-                                        np.full(len(tl), 1.0))
+        return arps + self.melody_part(self.harp_note, max(self.step, 1.0), 67, 88)
 
     # -- guitars and basses ---------------------------------------------------
 
     def guitar_note(self, m, kind="acoustic"):
         key = (kind + "_guitar", m)
-        if key in self.cache:
-            return self.cache[key]
         f, sr = _hz(m), self.sr
         if kind == "nylon":  # classical guitar: rounder, darker, longer
             k = _harmonics(f, sr, 4000)
@@ -173,8 +162,8 @@ class PluckedParts(NoteSynth):
             picks = self.arpeggio(tm, 40, 71, (0, 3, 2, 4, 1, 3, 2, 4))
             out = self.plucked_part(note, tm, picks, self.rng.uniform(0.5, 0.7, len(tm)))
             if role == "lead":
-                tl = self.times(max(self.step, 1.0) if self.a.tempo != "fast" else 0.5)
-                out += self.plucked_part(note, tl, self.melody(tl, 64, 83), np.full(len(tl), 1.0))
+                step = max(self.step, 1.0) if self.a.tempo != "fast" else 0.5
+                out += self.melody_part(note, step, 64, 83)
             return out
         note = lambda m: self.guitar_note(m, "acoustic")
         step = 0.5 if self.a.tempo != "fast" else 0.25
@@ -189,9 +178,7 @@ class PluckedParts(NoteSynth):
                 self.cache[key] = chord
             _add(out, self.cache[key], round(t * self.sr), 0.9 if j % 2 == 0 else 0.55)
         if role == "lead":
-            tl = self.times(max(self.step, 0.5))
-            out += 0.8 * self.plucked_part(note, tl, self.melody(tl, 64, 83),
-                                           np.full(len(tl), 1.0))
+            out += 0.8 * self.melody_part(note, max(self.step, 0.5), 64, 83)
         return out
 
     def part_electric_guitar(self, role):
@@ -214,8 +201,7 @@ class PluckedParts(NoteSynth):
             echo[2 * d:] += 0.2 * out[:-2 * d]
             out = out + echo
         if role == "lead":
-            tl = self.times(max(self.step, 1.0))
-            out += self.plucked_part(note, tl, self.melody(tl, 64, 84), np.full(len(tl), 1.0))
+            out += self.melody_part(note, max(self.step, 1.0), 64, 84)
         return out
 
     def part_distorted_guitar(self, role):
@@ -247,8 +233,6 @@ class PluckedParts(NoteSynth):
         return x + 0.6 * _filter(x, _fir_bandpass(1800.0, 3200.0, sr, 63))
 
     def bass_note(self, m):
-        if ("bass", m) in self.cache:
-            return self.cache[("bass", m)]
         f, sr = _hz(m), self.sr
         k = _harmonics(f, sr, 2500)
         bright = k ** -1.4 * (0.1 + np.abs(np.sin(np.pi * k * 0.22)))
@@ -268,8 +252,6 @@ class PluckedParts(NoteSynth):
                                  0.9 * (tm[1] - tm[0]) if len(tm) > 1 else None)
 
     def synth_bass_note(self, m):
-        if ("synth_bass", m) in self.cache:
-            return self.cache[("synth_bass", m)]
         f, sr = _hz(m), self.sr
         k = _harmonics(f, sr, 6000)
         bright = (k ** -1.0 * (1.0 + 2.5 * _peak(k * f, 900.0, 500.0))
