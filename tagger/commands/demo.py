@@ -94,7 +94,7 @@ def parse_args(argv=None):
                         help="with --distil: the teacher, a pretrained name or a saved model "
                              "(default: MTT_musicnn)")
     distil.add_argument("--steps-per-epoch", type=positive_int, default=None, metavar="N",
-                        help="with --distil: training batches per epoch (default: 100)")
+                        help="with --distil: training batches per epoch (default: 60)")
     return p.parse_args(argv)
 
 
