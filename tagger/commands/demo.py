@@ -129,15 +129,12 @@ def distil_config(args):
     from tagger.demos.distil import DistilDemoConfig
     from tagger.errors import flags_do_not_apply
 
-    wrong = ["--semi-supervised"] * args.semi_supervised + given_flags(
-        args, ("clips", "seconds", "window_segments") + SEMI_SUPERVISED_FLAGS)
-    if args.model != DemoConfig.model:
-        wrong.insert(0, "--model")
+    wrong = _model_and_given(args, ("clips", "seconds", "window_segments")
+                             + SEMI_SUPERVISED_FLAGS, ["--semi-supervised"] * args.semi_supervised)
     if wrong:
         raise flags_do_not_apply(wrong, "without --distil", "it trains the ReSE+multi "
                                  "sample-level CNN on real music")
-    settings = {name: getattr(args, name) for name in DISTIL_FLAGS
-                if getattr(args, name) is not None}
+    settings = _given_values(args, DISTIL_FLAGS)
     return DistilDemoConfig(work_dir=os.path.join(args.work_dir, "distil"),
                             workers=args.workers, seed=args.seed,
                             progress=not args.no_progress, **settings)
@@ -148,9 +145,7 @@ def semi_supervised_config(args):
     from tagger.demos.semi_supervised import SemiSupervisedDemoConfig
     from tagger.errors import flags_do_not_apply
 
-    wrong = given_flags(args, ("epochs", "width", "window_segments", "batch_size", "lr"))
-    if args.model != DemoConfig.model:
-        wrong.insert(0, "--model")
+    wrong = _model_and_given(args, ("epochs", "width", "window_segments", "batch_size", "lr"))
     if wrong:
         raise flags_do_not_apply(wrong, "without --semi-supervised", "its teacher and "
                                  "students are fixed sample-level CNNs",
@@ -195,6 +190,13 @@ def config_from_args(args):
                       clips=400 if args.clips is None else args.clips, seconds=seconds,
                       workers=args.workers, window_segments=args.window_segments,
                       seed=args.seed, progress=not args.no_progress, **settings)
+
+
+def _model_and_given(args, names, switches=()) -> list:
+    """--model (when not the default), then `switches`, then the flags among
+    `names` that were given: what another demo's command line set."""
+    return ["--model"] * (args.model != DemoConfig.model) + list(switches) + given_flags(
+        args, names)
 
 
 def _given_values(args, names) -> dict:
