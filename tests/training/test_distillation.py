@@ -266,6 +266,18 @@ def clip_scores(model_path, data_dir, info, split):
     return np.array(scores, np.float64)
 
 
+def usable_tags(y) -> list:
+    """The tags that some clips have and some lack: (clips, tags) 0/1 `y`."""
+    return [i for i in range(y.shape[1]) if 0 < y[:, i].sum() < len(y)]
+
+
+def sklearn_macro(y, scores) -> tuple:
+    """(usable tags, macro ROC-AUC, macro PR-AUC) of `scores` against `y` by sklearn."""
+    usable = usable_tags(y)
+    return (usable, np.mean([roc_auc_score(y[:, i], scores[:, i]) for i in usable]),
+            np.mean([average_precision_score(y[:, i], scores[:, i]) for i in usable]))
+
+
 def test_eval_against_a_teacher(setting, tmp_path, capsys):
     unlabelled, info, _, a, _ = setting
     student = str(saved_model("samplecnn", TINY_SAMPLECNN,
@@ -279,11 +291,8 @@ def test_eval_against_a_teacher(setting, tmp_path, capsys):
     assert code == 0, err
     report = json.loads((tmp_path / "r.json").read_text())
     s = clip_scores(student, unlabelled, info, "test")
-    y = (t >= threshold).astype(int)
-    usable = [i for i in range(len(TAGS_A)) if 0 < y[:, i].sum() < len(y)]
+    usable, expected_roc, expected_pr = sklearn_macro((t >= threshold).astype(int), s)
     assert 0 in usable and report["evaluated_tags"] == len(usable)
-    expected_roc = np.mean([roc_auc_score(y[:, i], s[:, i]) for i in usable])
-    expected_pr = np.mean([average_precision_score(y[:, i], s[:, i]) for i in usable])
     assert report["roc_auc"] == pytest.approx(expected_roc, abs=1e-6)
     assert report["pr_auc"] == pytest.approx(expected_pr, abs=1e-6)
     low, high = report["roc_auc_ci"]
@@ -308,19 +317,17 @@ def test_eval_against_takes_each_clips_best_tags_by_default(setting, tmp_path, c
     for k in range(1, len(TAGS_A)):  # the first k whose best tags differ between clips
         y = np.zeros_like(t, dtype=int)
         np.put_along_axis(y, order[:, :k], 1, axis=1)
-        usable = [i for i in range(len(TAGS_A)) if 0 < y[:, i].sum() < len(y)]
-        if usable:
+        if usable_tags(y):
             break
-    assert usable, "the teacher ranks its tags alike on every test clip"
+    assert usable_tags(y), "the teacher ranks its tags alike on every test clip"
     code, out, err = call_main(eval_cli.main, capsys, student, "--data-dir", unlabelled,
                                "--against", a, "--top-k", k, "--bootstrap", 0,
                                "--out-json", tmp_path / "r.json", "--no-progress")
     assert code == 0, err
     report = json.loads((tmp_path / "r.json").read_text())
-    s = clip_scores(student, unlabelled, info, "test")
+    usable, expected_roc, _ = sklearn_macro(y, clip_scores(student, unlabelled, info, "test"))
     assert report["evaluated_tags"] == len(usable)
-    assert report["roc_auc"] == pytest.approx(
-        np.mean([roc_auc_score(y[:, i], s[:, i]) for i in usable]), abs=1e-6)
+    assert report["roc_auc"] == pytest.approx(expected_roc, abs=1e-6)
     assert report["top_k"] == k and report["threshold"] is None
     assert f"against the teacher's tags (its top {k} of each clip): macro ROC-AUC" in out
 
