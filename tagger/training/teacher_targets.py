@@ -19,8 +19,11 @@ its tags, rate and window, and the records it scored) and one
 `<shard>.npz` per shard of records (clip_id, num_segments and targets:
 the segments of all the shard's clips in order x tags, float32), each
 written atomically once its shard is scored: an interrupted run goes on
-from the first missing shard, and a rerun reads them back. Records rebuilt
-with other settings or clips get their targets anew.
+from the first missing shard, and a rerun reads them back. A stored shard
+that cannot be read (cut short by a full disk or an interrupted copy,
+empty, or holding other arrays) is scored again, with one line naming it
+and why. Records rebuilt with other settings or clips get their targets
+anew.
 
 Several teachers: the student learns the tags they share, in the first
 teacher's order, their targets averaged; the tags that others lack are
@@ -32,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import zipfile
 
 import numpy as np
 
@@ -196,28 +200,44 @@ def split_targets(teacher: Teacher, data_dir: str, info: DatasetInfo, split: str
     folder = join_path(data_dir, TARGETS_DIR, teacher.key)
     shards = info.splits[split]["shards"]
     paths = [join_path(folder, f"{name}.npz") for name in shards]
-    missing = [i for i, path in enumerate(paths) if not fileio.exists(path)]
-    if not _current(folder, info):
-        missing = list(range(len(shards)))
+    tags = len(teacher.tag_names)
+    parts = _stored(paths, tags, log) if _current(folder, info) else {}
+    missing = [i for i in range(len(shards)) if i not in parts]
     if missing:
         _start_entry(folder, teacher, info)
     for i in tqdm(missing, desc=f"teacher {teacher.name}: {split}", unit="shard",
                   disable=not progress):
-        part = _score_shard(teacher, data_dir, info, split, i)
+        parts[i] = _score_shard(teacher, data_dir, info, split, i)
         buffer = io.BytesIO()
-        np.savez(buffer, **dataclasses.asdict(part))
+        np.savez(buffer, **dataclasses.asdict(parts[i]))
         try:
             fileio.write_atomic(paths[i], buffer.getvalue())
         except OSError as error:
             raise destination.output_error("the teacher's targets", paths[i], error) from None
     log(f"teacher {teacher.name} ({teacher.key}): {split} targets of {len(shards)} "
         f"shard(s), {len(missing)} computed, {len(shards) - len(missing)} reused, in {folder}")
-    targets = concatenate([_read(path) for path in paths], len(teacher.tag_names))
+    targets = concatenate([parts[i] for i in range(len(shards))], tags)
     if len(targets.clip_ids) != info.splits[split]["clips"]:
         raise UserError(f"the teacher's targets in {folder!r} hold {len(targets.clip_ids)} "
                         f"clips of {split} but the records {info.splits[split]['clips']}; "
                         "delete that folder to score the records again")
     return targets
+
+
+def _stored(paths: list, tags: int, log) -> dict:
+    """{index: targets} of the shards stored at `paths`; one that cannot be
+    read (cut short, empty, not a shard of `tags` tags) is left out, to be
+    scored again, with one line saying so."""
+    parts = {}
+    for i, path in enumerate(paths):
+        if not fileio.exists(path):
+            continue
+        try:
+            parts[i] = _read(path, tags)
+        except DamagedShard as error:
+            log(f"the teacher's targets {path} cannot be read ({error}); "
+                "scoring its shard again")
+    return parts
 
 
 def _current(folder: str, info: DatasetInfo) -> bool:
@@ -264,13 +284,45 @@ def _score_shard(teacher: Teacher, data_dir: str, info: DatasetInfo, split: str,
                         np.concatenate(values) if values else np.zeros((0, tags), np.float32))
 
 
-def _read(path: str) -> SplitTargets:
+class DamagedShard(Exception):
+    """A stored shard of targets that cannot be read; the message says why."""
+
+
+LOAD_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+
+
+def _read(path: str, tags: int) -> SplitTargets:
+    """The targets stored at `path`: a DamagedShard unless the file is a
+    whole .npz of a shard's arrays for `tags` tags."""
+    names = [f.name for f in dataclasses.fields(SplitTargets)]
     try:
         with np.load(io.BytesIO(fileio.read_bytes(path))) as data:
-            return SplitTargets(*(data[f.name] for f in dataclasses.fields(SplitTargets)))
-    except (OSError, ValueError, KeyError) as error:
-        raise UserError(f"the teacher's targets {path!r} are damaged ({error}); delete the "
-                        "file to score its shard again") from None
+            absent = [name for name in names if name not in data.files]
+            if absent:
+                raise DamagedShard(f"it holds no {', '.join(absent)}")
+            targets = SplitTargets(*(data[name] for name in names))
+    except LOAD_ERRORS as error:
+        why = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DamagedShard(f"cut short or damaged: {why}") from None
+    problem = _shape_problem(targets, tags)
+    if problem:
+        raise DamagedShard(problem)
+    return targets
+
+
+def _shape_problem(targets: SplitTargets, tags: int) -> str | None:
+    """What in `targets` is not a shard's arrays for `tags` tags, or None."""
+    ids, counts, values = targets.clip_ids, targets.num_segments, targets.values
+    if not (ids.ndim == counts.ndim == 1 and len(ids) == len(counts)
+            and ids.dtype.kind in "iu" and counts.dtype.kind in "iu"
+            and (counts >= 0).all()):
+        return (f"clip_ids {ids.dtype}{list(ids.shape)} and num_segments "
+                f"{counts.dtype}{list(counts.shape)} are not one count per clip")
+    expected = (int(counts.sum()), tags)
+    if values.dtype.kind != "f" or values.shape != expected:
+        return (f"values are {values.dtype}{list(values.shape)}, expected float"
+                f"{list(expected)}: the segments of its clips x the teacher's tags")
+    return None
 
 
 def shared_tags(names: list, tag_lists: list) -> tuple[list, list, str | None]:

@@ -134,6 +134,64 @@ def test_a_missing_shard_is_scored_again(setting):
     assert "1 computed" in lines[-1]
 
 
+def stored_shard(data_dir, teacher, info, split):
+    """The path of the first stored shard of `teacher`'s targets of `split`."""
+    folder = pathlib.Path(data_dir, TARGETS_DIR, model_fingerprint(teacher)[:16])
+    return folder / f"{info.splits[split]['shards'][0]}.npz"
+
+
+def shard_arrays(path):
+    with np.load(path) as data:
+        return {name: data[name] for name in data.files}
+
+
+def damaged_line(path, why):
+    return f"the teacher's targets {path} cannot be read ({why}); scoring its shard again"
+
+
+CUT_SHORT = "cut short or damaged: File is not a zip file"
+
+
+def test_training_scores_a_shard_cut_short_again(setting):
+    unlabelled, info, _, a, _ = setting
+    config = tiny_train_config(unlabelled, "unused",
+                               distillation=DistillationConfig(teachers=(a,)))
+    before = distillation.setup(config, info, log=print).targets.split("val")
+    path = stored_shard(unlabelled, a, info, "val")
+    stored = shard_arrays(path)
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])  # a full disk
+    lines = []
+    after = distillation.setup(config, info, log=lines.append).targets.split("val")
+    assert damaged_line(path, CUT_SHORT) in lines
+    assert [line for line in lines if " val targets " in line][0].endswith(
+        f"{len(info.splits['val']['shards'])} shard(s), 1 computed, "
+        f"{len(info.splits['val']['shards']) - 1} reused, in {path.parent}")
+    np.testing.assert_array_equal(after.values, before.values)
+    np.testing.assert_array_equal(after.clip_ids, before.clip_ids)
+    for name, array in shard_arrays(path).items():
+        np.testing.assert_array_equal(array, stored[name])
+
+
+@pytest.mark.parametrize("damage, why", [
+    (lambda path: path.write_bytes(b""), "cut short or damaged: No data left in file"),
+    (lambda path: path.write_bytes(b"PK\x03\x04" + bytes(range(256))), CUT_SHORT),
+    (lambda path: np.savez(path, clip_ids=np.arange(2)), "it holds no num_segments, values"),
+    (lambda path: np.savez(path, clip_ids=np.arange(2), num_segments=np.ones(2, int),
+                           values=np.zeros((2, 3), np.float32)),
+     "values are float32[2, 3], expected float[2, 5]: the segments of its clips x the "
+     "teacher's tags")], ids=["empty", "garbage", "arrays missing", "other tags"])
+def test_an_unreadable_shard_is_scored_again(setting, damage, why):
+    unlabelled, info, _, a, _ = setting
+    before = TeacherTargets([a], unlabelled, info, progress=False, log=print).split("val")
+    path = stored_shard(unlabelled, a, info, "val")
+    damage(path)
+    lines = []
+    after = TeacherTargets([a], unlabelled, info, progress=False, log=lines.append)
+    np.testing.assert_array_equal(after.split("val").values, before.values)
+    assert lines[0] == damaged_line(path, why)
+    assert "1 computed" in lines[1]
+
+
 def test_two_teachers_average_their_shared_tags(setting):
     unlabelled, info, _, a, b = setting
     lines = []
@@ -351,6 +409,23 @@ def test_eval_against_with_labels_gives_the_usual_figures_too(setting, tmp_path)
     expected = [roc_auc_score(labels[:, c], result.predictions.scores[:, i])
                 for i, c in enumerate(columns) if 0 < labels[:, c].sum() < len(labels)]
     assert result.labelled.roc_auc == pytest.approx(np.mean(expected))
+
+
+def test_eval_against_scores_a_shard_cut_short_again(setting, tmp_path):
+    unlabelled, info, _, a, _ = setting
+    student = str(saved_model("samplecnn", TINY_SAMPLECNN,
+                              distillation.student_info(info, TAGS_A), tmp_path))
+    before = TeacherTargets([a], unlabelled, info, progress=False).split("test")
+    path = stored_shard(unlabelled, a, info, "test")
+    stored = shard_arrays(path)
+    path.write_bytes(path.read_bytes()[:-100])  # an interrupted copy
+    lines = []
+    result = distillation.evaluate_against(student, [a], unlabelled, bootstrap=0,
+                                           log=lines.append)
+    assert lines[0] == damaged_line(path, CUT_SHORT)
+    np.testing.assert_array_equal(result.predictions.labels, before.clip_means())
+    for name, array in shard_arrays(path).items():
+        np.testing.assert_array_equal(array, stored[name])
 
 
 def test_eval_against_refuses_bad_input_in_one_line(setting, tmp_path, capsys):
