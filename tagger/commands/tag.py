@@ -187,6 +187,12 @@ def run(args) -> int:
             print(f"{args.db}: {unchanged} file{'s' if unchanged != 1 else ''} that could not "
                   "be tagged before, unchanged since, not tried again (--rescan tries them; "
                   "tagger-library failures lists them)", file=sys.stderr)
+        if summary.db_changed:
+            changed = summary.db_changed
+            one = changed == 1
+            print(f"{args.db}: {changed} file{'' if one else 's'} changed while "
+                  f"{'it was' if one else 'they were'} tagged, not stored; the next run tags "
+                  f"{'it' if one else 'them'} again", file=sys.stderr)
     if summary.failures:
         line = (f"{len(summary.failures)} of {len(summary.failures) + summary.tagged} "
                 "inputs skipped")

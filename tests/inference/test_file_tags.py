@@ -217,6 +217,18 @@ def test_a_failure_mid_write_leaves_the_old_file(library, monkeypatch):
     assert sorted(p.name for p in library.iterdir()) == sorted(FORMATS)
 
 
+def test_a_file_changed_after_its_audio_was_read_is_skipped(library):
+    path = library / "b.flac"
+    read = os.stat(path)
+    with open(path, "ab") as f:  # the rest of a copy arrives
+        f.write(b"\0" * 64)
+    edited = path.read_bytes()
+    written = file_tags.write_fields(str(path), {"tagger": "guitar", "tagger_model": "m"},
+                                     read=read)
+    assert written == ("skipped", file_tags.CHANGED_SINCE_READ, None)
+    assert path.read_bytes() == edited
+
+
 def test_a_library_tagged_before_gets_its_tags_from_a_later_run(cnn, library, tmp_path,
                                                                 capsys):
     db = tmp_path / "lib.sqlite"

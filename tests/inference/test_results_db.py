@@ -153,6 +153,49 @@ def test_a_file_that_cannot_be_tagged_is_stored_and_tried_again_once_it_changes(
     assert [r[0] for r in rows(db)] == [str(broken), str(folder / "short.wav")]
 
 
+@pytest.mark.parametrize("partial", ["short.wav", "broken.mp3"])
+def test_a_file_that_changes_while_it_is_decoded_is_tagged_again(cnn, music, tmp_path, capsys,
+                                                                 monkeypatch, partial):
+    """A file still being copied in: decoded as it is (scored, or failing),
+    then the copy finishes (music/a.wav) before the row is written."""
+    import shutil
+
+    from tagger.inference.engine import tagging
+    from tests.checks import reference_windows
+
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    path, db = folder / "song.wav", tmp_path / "lib.sqlite"
+    shutil.copy(music / partial, path)
+    decode = tagging.audio_windows
+
+    def copy_finishing_meanwhile(*args, **kwargs):
+        try:
+            return (yield from decode(*args, **kwargs))
+        finally:
+            shutil.copy(music / "a.wav", path)
+            os.utime(path, ns=(1, 2_000_000_000))
+
+    monkeypatch.setattr(tagging, "audio_windows", copy_finishing_meanwhile)
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db)
+    assert (f"{path} changed while it was tagged: not stored in {db}, the next run tags it "
+            "again") in err
+    assert code == (1 if partial == "broken.mp3" else 0)
+    assert (f"{db}: 1 file changed while it was tagged, not stored; the next run tags it "
+            "again") in err
+    assert rows(db) == [] and failure_rows(db) == []
+
+    monkeypatch.setattr(tagging, "audio_windows", decode)
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db)
+    assert code == 0 and err[-1] == f"{db}: 1 file tagged and stored, 0 up to date and skipped"
+    (row,) = rows(db)
+    info = os.stat(path)
+    assert row[:3] == (str(path), info.st_size, 2_000_000_000)
+    windows, _ = reference_windows(str(path))
+    np.testing.assert_allclose(results_db.scores_of(row[6]),
+                               cnn[1].predict(windows, verbose=0).mean(axis=0), atol=1e-5)
+
+
 def test_library_lists_the_failures_and_export_says_they_are_not_in_it(tagged_db, music,
                                                                        capsys, tmp_path):
     db = tagged_db[0]

@@ -33,12 +33,15 @@ reaches a report. Whatever goes wrong while a decoder thread handles a file
 (an unexpected exception included) is that file's failure, with the reason;
 anything that fails outside one file's work (the iterable of files raising,
 say) is raised again in the caller's thread, so a dead decoder can never
-end a run early as if every file had been seen.
+end a run early as if every file had been seen. Each result carries the
+file's `os.stat` taken before it was opened (`read_stat`), so that what
+stores the result can tell whether the file changed while it was read.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import queue
 import threading
 import time
@@ -73,6 +76,8 @@ class FileResult:
     hop_samples` of the file padded by `edge_padding` samples at each edge
     (`audio_windows`). A file shorter than one window is `padded`: one
     zero-padded window. On failure: `error` (one line) and nothing else.
+    Either way `read_stat`: the file's `os.stat` taken before it was opened
+    (None where that failed), the file as its scores describe it.
     """
 
     index: int
@@ -88,6 +93,7 @@ class FileResult:
     scores: np.ndarray | None = None
     clip_scores: np.ndarray | None = None
     embeddings: np.ndarray | None = None
+    read_stat: os.stat_result | None = None
 
     @property
     def ok(self) -> bool:
@@ -152,6 +158,7 @@ class _Done(NamedTuple):
     samples: int
     rate: int | None
     error: str | None
+    read_stat: os.stat_result | None
 
 
 class _Raised(NamedTuple):
@@ -218,6 +225,7 @@ class _TaggingLoop:
                     entry = self.pending.setdefault(item.index, _Accumulator())
                     entry.expected, entry.samples, entry.rate, entry.error = (
                         item.windows, item.samples, item.rate, item.error)
+                    entry.read_stat = item.read_stat
                     yield from self._finished()
                 elif isinstance(item, _Raised):
                     raise _decoder_failure(item.path, item.error)
@@ -246,6 +254,7 @@ class _TaggingLoop:
         when the consumer has stopped."""
         rates, count = self.rates, 0
         began = time.perf_counter()  # decoding since, not counting blocked puts
+        read_stat = _stat(path)  # before anything reads it
         try:
             problem = path_problem(path)  # never open a pipe or a device
             if problem is not None:
@@ -259,12 +268,12 @@ class _TaggingLoop:
                     return None
                 began = time.perf_counter()
                 count += 1
-            done = _Done(index, count, stream.total, rate, None)
+            done = _Done(index, count, stream.total, rate, None, read_stat)
         except AudioDecodeError as error:
-            done = _Done(index, count, 0, None, _reason(error))
+            done = _Done(index, count, 0, None, _reason(error), read_stat)
         except Exception as error:  # a decoder bug: this file's failure, never a hang
             done = _Done(index, count, 0, None,
-                         f"cannot decode ({type(error).__name__}: {error})")
+                         f"cannot decode ({type(error).__name__}: {error})", read_stat)
         rates.decoded(0, time.perf_counter() - began)  # the file's tail, or failure
         return done
 
@@ -337,6 +346,7 @@ class _Accumulator:
         self.scores, self.embeddings = [], []
         self.expected = None  # windows, known once the decoder is done
         self.samples, self.rate, self.error = 0, None, None
+        self.read_stat = None
 
     @property
     def complete(self) -> bool:
@@ -347,13 +357,15 @@ class _Accumulator:
         if self.error is None and not self.scores:
             self.error = "no audio samples"
         if self.error is not None:
-            return FileResult(index=index, path=path, error=self.error)
+            return FileResult(index=index, path=path, error=self.error,
+                              read_stat=self.read_stat)
         scores = np.stack(self.scores).astype(np.float32, copy=False)  # (windows, tags)
         if not np.isfinite(scores).all():
-            return FileResult(index=index, path=path, error=NOT_FINITE_SCORES)
+            return FileResult(index=index, path=path, error=NOT_FINITE_SCORES,
+                              read_stat=self.read_stat)
         return FileResult(
-            index=index, path=path, windows=len(scores), samples=self.samples,
-            sample_rate=predictor.sample_rate, file_sample_rate=self.rate,
+            index=index, path=path, read_stat=self.read_stat, windows=len(scores),
+            samples=self.samples, sample_rate=predictor.sample_rate, file_sample_rate=self.rate,
             window_samples=window, hop_samples=hop, edge_padding=edge, scores=scores,
             clip_scores=scores.mean(axis=0),
             embeddings=(np.stack(self.embeddings).astype(np.float32, copy=False)
@@ -382,6 +394,13 @@ def _reason(error: AudioDecodeError) -> str:
     if "does not exist or is not a regular file" in text or "Format not recognised" in text:
         return "not decodable audio (unknown format or damaged file)"
     return text
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):  # gone, or a name the system cannot take
+        return None
 
 
 def _file_sample_rate(path: str) -> int | None:

@@ -30,7 +30,8 @@ attributes; a file whose owner, group or attributes the copy cannot keep
 reason. A symbolic link is followed: the file it points to is tagged and
 the link stays a link. A file with other hard links is skipped (the copy
 would part it from them), as are a read-only file (or folder) and a format
-without a tag writer here.
+without a tag writer here; so is a file whose size or modification time
+changed after its audio was read (its scores may not be its own).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from typing import NamedTuple
 
 from tagger import fileio, folder_lock
 from tagger.inference.outputs import select_tags
@@ -47,6 +49,8 @@ SCORES_FIELD = "tagger_scores"
 MODEL_FIELD = "tagger_model"
 MP4_PREFIX = "----:org.tagger:"
 SEPARATOR = "; "
+CHANGED_SINCE_READ = ("it changed after its audio was read, so its scores may not be its "
+                      "own; the next run tags it again")
 
 
 def model_label(name: str, fingerprint: str | None) -> str:
@@ -148,34 +152,56 @@ def _save(kind: str, audio) -> None:
         audio.save()
 
 
-def write_fields(path: str, fields: dict, dry_run: bool = False) -> tuple[str, str]:
+class Written(NamedTuple):
+    """What `write_fields` did: `outcome` "written", "unchanged", "would
+    write" or "skipped"; `detail` the fields changed or why skipped; `stat`
+    (when written) the tagged file's `os.stat` as it was put in place."""
+
+    outcome: str
+    detail: str
+    stat: os.stat_result | None = None
+
+
+def write_fields(path: str, fields: dict, dry_run: bool = False,
+                 read: os.stat_result | None = None) -> Written:
     """Writes `fields` into the file at `path` (a link: the file it points
-    to): ("written" | "unchanged" | "would write" | "skipped", detail).
-    Atomic: a tagged copy with the file's owner, mode, times and extended
-    attributes replaces the file."""
+    to). Atomic: a tagged copy with the file's owner, mode, times and
+    extended attributes replaces the file. `read`: the file's stat when
+    the audio the fields come from was read; a file changed since is
+    skipped."""
     target = os.path.realpath(str(path))  # a link stays; what it points to is tagged
     try:
         info = os.stat(target)  # before reading it: its access time is kept too
     except OSError as error:
-        return "skipped", fileio.describe_os_error(error)
+        return Written("skipped", fileio.describe_os_error(error))
+    if read is not None and _changed(read, info):
+        return Written("skipped", CHANGED_SINCE_READ)
     kind, audio = _open(target)
     if kind is None:
-        return "skipped", audio
+        return Written("skipped", audio)
     before = current_fields(kind, audio)
     changes = {k: v for k, v in fields.items() if before.get(k) != v}
     if not changes:
-        return "unchanged", ""
+        return Written("unchanged", "")
     detail = ", ".join(f"{k}={v!r}" + (f" (was {before[k]!r})" if k in before else "")
                        for k, v in changes.items())
     if dry_run:
-        return "would write", detail
+        return Written("would write", detail)
     refused = _cannot_replace(target, info)
     if refused:
-        return "skipped", refused
-    refused = _replace_with_tagged_copy(target, fields, info)
-    if refused:
-        return "skipped", refused
-    return "written", detail
+        return Written("skipped", refused)
+    try:
+        tagged = _replace_with_tagged_copy(target, fields, info)
+    except _Refused as refused:
+        return Written("skipped", str(refused))
+    except OSError as error:
+        return Written("skipped", fileio.describe_os_error(error))
+    return Written("written", detail, tagged)
+
+
+def _changed(before: os.stat_result, now: os.stat_result) -> bool:
+    """Whether a file's size or modification time differ between two stats."""
+    return (before.st_size, before.st_mtime_ns) != (now.st_size, now.st_mtime_ns)
 
 
 def _cannot_replace(path: str, info: os.stat_result) -> str | None:
@@ -192,26 +218,23 @@ def _cannot_replace(path: str, info: os.stat_result) -> str | None:
     return None
 
 
-def _replace_with_tagged_copy(path: str, fields: dict, info: os.stat_result) -> str | None:
+def _replace_with_tagged_copy(path: str, fields: dict,
+                              info: os.stat_result) -> os.stat_result:
     """Tags a copy of `path` (`info`: its stat) beside it and renames it over
-    `path`; None when done, else why not (and `path` is as it was)."""
-    try:
-        with fileio.replacing(path) as tmp:
-            shutil.copy2(path, tmp)  # bytes, permission bits, times, extended attributes
-            refused = _keep_owner(tmp, info)
-            if refused is None:
-                kind, copy = _open(tmp)
-                _set(kind, copy, fields)
-                _save(kind, copy)
-                os.utime(tmp, ns=(info.st_atime_ns, info.st_mtime_ns))
-                refused = _differs(path, tmp, info)
-            if refused:
-                raise _Refused(refused)  # the copy is removed, the file left as it was
-    except _Refused as refused:
-        return str(refused)
-    except OSError as error:
-        return fileio.describe_os_error(error)
-    return None
+    `path`; returns the copy's stat. _Refused (or OSError) says why not,
+    and `path` is left as it was."""
+    with fileio.replacing(path) as tmp:
+        shutil.copy2(path, tmp)  # bytes, permission bits, times, extended attributes
+        refused = _keep_owner(tmp, info)
+        if refused is None:
+            kind, copy = _open(tmp)
+            _set(kind, copy, fields)
+            _save(kind, copy)
+            os.utime(tmp, ns=(info.st_atime_ns, info.st_mtime_ns))
+            refused = _differs(path, tmp, info)
+        if refused:
+            raise _Refused(refused)  # the copy is removed, the file left as it was
+        return os.stat(tmp)
 
 
 class _Refused(Exception):
@@ -302,16 +325,18 @@ class TagWriter:
         return tag_fields(clip_scores, self.tag_names, self.model, self.top_k,
                           self.threshold, self.scores, self.genres)
 
-    def write(self, path: str, clip_scores) -> str:
+    def write(self, path: str, clip_scores, read: os.stat_result | None = None) -> Written:
+        """Our fields from `clip_scores` into the file at `path` (`read`: its
+        stat when its audio was read, `write_fields`)."""
         if not self.dry_run:
             self._sweep(os.path.dirname(os.path.realpath(str(path))))
-        outcome, detail = write_fields(path, self._fields(clip_scores), self.dry_run)
-        self.counts[outcome] += 1
-        if outcome == "skipped":
-            self.log(f"tags not written into {fileio.path_text(path)}: {detail}")
-        elif outcome == "would write":
-            self.log(f"would write into {fileio.path_text(path)}: {detail}")
-        return outcome
+        written = write_fields(path, self._fields(clip_scores), self.dry_run, read)
+        self.counts[written.outcome] += 1
+        if written.outcome == "skipped":
+            self.log(f"tags not written into {fileio.path_text(path)}: {written.detail}")
+        elif written.outcome == "would write":
+            self.log(f"would write into {fileio.path_text(path)}: {written.detail}")
+        return written
 
     def _sweep(self, folder: str) -> None:
         """Once per folder: removes the tagged copies a killed run left there."""

@@ -34,7 +34,10 @@ absence as no failures.)
 A file is up to date when a row for (its path, the model) has its size and
 modification time (a failure: its size, modification and change times, so
 a file whose permissions were fixed is tried again): a rerun skips it.
-Rows are written as results come in
+A row holds the key of the file as it was read (`FileResult.read_stat`,
+taken before decoding); a file whose key changed while it was decoded (one
+still being copied in, say) gets no row, only a line saying so, and the
+next run tags it again. Rows are written as results come in
 and committed in small transactions (every `COMMIT_SECONDS` or
 `COMMIT_ROWS` rows), so a run that is killed loses at most the files tagged
 since the last commit. The file is recognised as ours by its
@@ -50,6 +53,7 @@ import time
 
 import numpy as np
 
+from tagger.fileio import path_text
 from tagger.inference.common import model_fingerprint
 
 APPLICATION_ID = 0x54414752  # "TAGR"
@@ -171,15 +175,18 @@ class ResultsWriter:
     own connection, under the caller's lock); `add(result)` writes a
     tagged file's row, `add_failure(result)` a failed one's; `close()`
     commits. Counts: `written`, `failed` (rows written), `skipped` (up to
-    date), `failures_skipped` (failed before, unchanged)."""
+    date), `failures_skipped` (failed before, unchanged), `changed`
+    (changed while decoded: no row, and `log(line)` says so)."""
 
     def __init__(self, path: str, model_path: str, tag_names, sample_rate: int,
-                 window_samples: int, embeddings: bool, rescan: bool = False):
+                 window_samples: int, embeddings: bool, rescan: bool = False,
+                 log=None):
         self.path = str(path)
         self.fingerprint = model_fingerprint(model_path)
         self.tag_count = len(tag_names)
         self.embeddings = embeddings
         self.rescan = rescan
+        self.log = log
         self._con = connect(self.path)
         with self._con:
             self._con.execute(
@@ -194,6 +201,7 @@ class ResultsWriter:
         self.failed = 0
         self.skipped = 0
         self.failures_skipped = 0
+        self.changed = 0
 
     def is_current(self, path: str) -> bool:
         return self.current_scores(path) is not None or self.failed_before(path) is not None
@@ -242,10 +250,10 @@ class ResultsWriter:
 
     def add(self, result) -> None:
         """A FileResult of tagging.tag_files (with its embeddings when asked)."""
-        try:
-            key, size, mtime = file_key(result.path)
-        except OSError:  # removed meanwhile: nothing to record
+        key = self._key_as_read(result, "st_size", "st_mtime_ns")
+        if key is None:
             return
+        key, size, mtime = key
         embedding = None
         if result.embeddings is not None:
             vector = np.asarray(result.embeddings, np.float32).mean(axis=0)
@@ -267,10 +275,10 @@ class ResultsWriter:
         """A failed FileResult of tagging.tag_files: its row in `failures`,
         with the reason; a row of earlier scores of the file goes (they were
         of the file before it changed)."""
-        try:
-            key, size, mtime, ctime = _failure_key(result.path)
-        except OSError:  # gone, or never there: nothing to record
+        key = self._key_as_read(result, "st_size", "st_mtime_ns", "st_ctime_ns")
+        if key is None:
             return
+        key, size, mtime, ctime = key
         self._con.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?, ?)",
                           (key, self.fingerprint, size, mtime, ctime, str(result.error),
                            time.time()))
@@ -278,6 +286,27 @@ class ResultsWriter:
                           (key, self.fingerprint))
         self.failed += 1
         self._wrote()
+
+    def _key_as_read(self, result, *fields) -> tuple | None:
+        """(`path_key`, *`fields` of the file's stat) as it was read
+        (`result.read_stat`); None, to store nothing, for a file that is
+        gone, was never there, or whose `fields` changed since it was read
+        (counted in `changed`)."""
+        try:
+            now = os.stat(result.path)
+        except OSError:  # gone: nothing to record
+            return None
+        read = result.read_stat
+        if read is None:  # not there when it was to be read
+            return None
+        key = tuple(getattr(read, field) for field in fields)
+        if key != tuple(getattr(now, field) for field in fields):
+            self.changed += 1
+            if self.log is not None:
+                self.log(f"{path_text(result.path)} changed while it was tagged: not stored "
+                         f"in {self.path}, the next run tags it again")
+            return None
+        return (path_key(os.path.abspath(result.path)), *key)
 
     def _wrote(self) -> None:
         self._pending += 1

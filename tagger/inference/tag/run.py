@@ -35,6 +35,7 @@ class TagSummary:
     db_failed: int = 0  # files that could not be tagged, stored in --db with the reason
     db_skipped: int = 0  # files up to date in --db, not tagged again
     db_failures_skipped: int = 0  # failed in an earlier run, unchanged: not tried again
+    db_changed: int = 0  # changed while they were tagged: not stored, tagged again next run
     tag_lines: list = dataclasses.field(default_factory=list)  # --write-tags' summary
     note: str | None = None  # a line to show beside the model's tags (synthetic_note)
 
@@ -117,7 +118,7 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         failures.append((path, reason))
         say(f"skipped {fileio.path_text(path)}: {reason}")
 
-    database = _database(config, predictor) if config.db is not None else None
+    database = _database(config, predictor, say) if config.db is not None else None
     tag_writer = None
     if config.write_tags:
         from tagger.inference.library.file_tags import TagWriter
@@ -144,7 +145,7 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         outputs.append(_Output(lambda r: writer.add(r.path, r.embeddings), close=writer.close,
                                abort=writer.abort))
     if tag_writer is not None:  # before the row: it records the file as changed
-        outputs.append(_Output(lambda r: tag_writer.write(r.path, r.clip_scores)))
+        outputs.append(_Output(lambda r: _write_tags(tag_writer, r)))
     if database is not None:  # a failure too, so that a rerun need not try it again
         outputs.append(_Output(database.add, database.add_failure, database.close,
                                database.close))
@@ -187,14 +188,25 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     if database is not None:
         summary.db_written, summary.db_skipped = database.written, database.skipped
         summary.db_failed, summary.db_failures_skipped = database.failed, database.failures_skipped
+        summary.db_changed = database.changed
     if tag_writer is not None:
         summary.tag_lines = tag_writer.summary()
     return summary
 
 
-def _database(config: TagConfig, predictor):
+def _write_tags(tag_writer, result) -> None:
+    """--write-tags into a tagged file, when it is as its audio was read
+    (`result.read_stat`); the file it puts in place then stands for the
+    file as read, so that its row in --db, written next, is current."""
+    written = tag_writer.write(result.path, result.clip_scores, result.read_stat)
+    if written.stat is not None:
+        result.read_stat = written.stat
+
+
+def _database(config: TagConfig, predictor, log=None):
     """The ResultsWriter of --db (replacing a file that is not a results
-    database with --overwrite)."""
+    database with --overwrite); `log(line)` names a file that changed while
+    it was tagged."""
     from tagger.inference.library.results_db import ResultsWriter
 
     if config.overwrite:
@@ -202,7 +214,8 @@ def _database(config: TagConfig, predictor):
     try:
         return ResultsWriter(config.db, config.model, predictor.tag_names,
                              predictor.sample_rate, predictor.window_samples,
-                             embeddings=config.embeddings is not None, rescan=config.rescan)
+                             embeddings=config.embeddings is not None, rescan=config.rescan,
+                             log=log)
     except sqlite3.Error as error:
         raise UserError(f"cannot write --db {config.db!r}: {error}") from None
 
