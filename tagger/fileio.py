@@ -3,10 +3,11 @@
 Local paths use the standard library (cheap, no TensorFlow import, fine in
 worker processes); paths with a scheme (gs://, ram://, ...) go through
 tf.io.gfile, imported on first use. Every file is written whole or not at
-all through `replacing` (a temporary name beside it, then a rename), and a
-failed access is described in one line (`describe_os_error`). What a command
-checks before writing a file the user named is `tagger.destination`; the
-cache folder is `tagger.cache`.
+all through `replacing` (a temporary name beside it, flushed to the disk,
+then a rename, then its folder flushed), and a failed access is described
+in one line (`describe_os_error`). What a command checks before writing a
+file the user named is `tagger.destination`; the cache folder is
+`tagger.cache`.
 """
 
 from __future__ import annotations
@@ -211,12 +212,19 @@ def not_a_file_error(path: str) -> OSError | None:
 
 
 @contextlib.contextmanager
-def replacing(path: str, mode: str | None = None):
+def replacing(path: str, mode: str | None = None, check=None):
     """Writes `path` whole or not at all: yields a fresh temporary name
     beside it (`temporary_path`), or with `mode` ("wb", "w") that file
     opened, and renames the temporary over `path` when the block ends. When
     the block fails (a full disk, say) the temporary is removed and `path`
-    is left as it was.
+    is left as it was; so it is when `check()`, called just before the
+    rename, raises.
+
+    A local temporary is flushed to the disk (fsync) before the rename and
+    its folder after it, so that after a power cut `path` holds the old
+    bytes or the new ones, never an empty file (file systems without
+    ext4's flush on rename, XFS for one, may otherwise keep the rename
+    and lose the data).
 
         with fileio.replacing(path) as tmp:
             sqlite3.connect(tmp).close()
@@ -230,10 +238,41 @@ def replacing(path: str, mode: str | None = None):
         else:
             with open_file(tmp, mode) as f:
                 yield f
+        local = is_local(tmp)
+        if local:
+            sync(tmp)
+        if check is not None:
+            check()
         rename(tmp, path)
     except BaseException:
         remove_quietly(tmp)
         raise
+    if local:
+        sync(os.path.dirname(os.path.abspath(tmp)))
+
+
+# what fsync answers on a file system that cannot flush a file or folder
+_CANNOT_SYNC = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+def sync(path: str) -> None:
+    """Flushes the local file or folder `path` to its disk (fsync); nothing
+    for a folder the system will not open (Windows, or no read permission)
+    or a file system that cannot flush it."""
+    folder = os.path.isdir(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if folder else 0))
+    except PermissionError:
+        if folder:
+            return
+        fd = os.open(path, os.O_WRONLY)  # a file that this user may write, not read
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if error.errno not in _CANNOT_SYNC:
+            raise
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path: str, data: bytes | str) -> None:

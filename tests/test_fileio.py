@@ -101,6 +101,48 @@ def test_replacing_a_failed_block_leaves_the_old_file_and_no_temporary(tmp_path)
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["tags.db"]
 
 
+@pytest.mark.parametrize("mode", [None, "wb"])
+def test_replacing_syncs_the_file_before_the_rename_and_its_folder_after(tmp_path,
+                                                                          monkeypatch, mode):
+    calls = []
+    fsync, replace = os.fsync, os.replace
+
+    def recorded_fsync(fd):
+        calls.append(("fsync", os.fstat(fd).st_ino))
+        fsync(fd)
+
+    def recorded_replace(src, dst):
+        calls.append(("replace", os.stat(src).st_ino))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+    monkeypatch.setattr(os, "replace", recorded_replace)
+    path = tmp_path / "song.flac"
+    path.write_bytes(b"old")
+    with fileio.replacing(str(path), mode) as target:
+        if mode is None:
+            with open(target, "wb") as f:
+                f.write(b"new")
+        else:
+            target.write(b"new")
+    assert path.read_bytes() == b"new"
+    inode = path.stat().st_ino
+    assert calls == [("fsync", inode), ("replace", inode), ("fsync", tmp_path.stat().st_ino)]
+
+
+def test_replacing_leaves_the_file_when_the_check_before_the_rename_refuses(tmp_path):
+    path = tmp_path / "song.flac"
+    path.write_bytes(b"old")
+
+    def refuse():
+        raise RuntimeError("changed meanwhile")
+
+    with pytest.raises(RuntimeError, match="changed meanwhile"):
+        with fileio.replacing(str(path), "wb", check=refuse) as f:
+            f.write(b"new")
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["song.flac"]
+
+
 def test_replacing_a_gfile_path():
     with fileio.replacing("ram://replacing/out.bin", "wb") as f:
         f.write(b"\x00\x01")

@@ -229,6 +229,28 @@ def test_a_file_changed_after_its_audio_was_read_is_skipped(library):
     assert path.read_bytes() == edited
 
 
+def test_a_file_another_program_edits_while_its_copy_is_tagged_is_left_as_edited(
+        library, monkeypatch):
+    path = library / "b.flac"
+    save, edited = file_tags._save, {}
+
+    def save_while_edited_elsewhere(kind, audio):
+        save(kind, audio)
+        other = mutagen.File(path)  # meanwhile a tag editor saves the original
+        other.tags["TITLE"] = ["edited elsewhere"]
+        other.save()
+        edited["bytes"] = path.read_bytes()
+
+    monkeypatch.setattr(file_tags, "_save", save_while_edited_elsewhere)
+    lines = []
+    writer = file_tags.TagWriter(TAGGER_TAGS, "m", log=lines.append)
+    written = writer.write(str(path), np.linspace(0, 1, len(TAGGER_TAGS)))
+    assert written == ("skipped", file_tags.CHANGED_WHILE_COPIED, None)
+    assert lines == [f"tags not written into {path}: {file_tags.CHANGED_WHILE_COPIED}"]
+    assert path.read_bytes() == edited["bytes"] and title(path) == "edited elsewhere"
+    assert sorted(p.name for p in library.iterdir()) == sorted(FORMATS)  # no copy left
+
+
 def test_a_library_tagged_before_gets_its_tags_from_a_later_run(cnn, library, tmp_path,
                                                                 capsys):
     db = tmp_path / "lib.sqlite"

@@ -20,10 +20,14 @@ The audio data is never touched: mutagen rewrites only the tag region
 (the ID3 block at the start of an MP3, the metadata blocks of a FLAC, the
 comment packets of an Ogg stream, the `id3 ` chunk of a WAV, the `moov`
 atom of an MP4). Each file is written by copying it to a temporary name in
-its folder, tagging the copy and renaming it over the file
-(`fileio.replacing`): a run killed at any moment leaves the old file or
-the new one, and the next run removes the copy a killed run left
-(`folder_lock.remove_stale_temporaries`). The copy keeps the file's owner,
+its folder, tagging the copy, flushing it to the disk and renaming it over
+the file (`fileio.replacing`, which flushes the folder too): a run killed
+at any moment, or a power cut, leaves the old file or the new one, and
+the next run removes the copy a killed run left
+(`folder_lock.remove_stale_temporaries`). Just before the rename the file
+is checked again: one that another program changed meanwhile (its size,
+modification or change time, or inode moved) is left as that program
+wrote it, and skipped with the reason. The copy keeps the file's owner,
 group, permission bits, access and modification times and extended
 attributes; a file whose owner, group or attributes the copy cannot keep
 (another user's, tagged by someone who is not root) is skipped with a
@@ -51,6 +55,8 @@ MP4_PREFIX = "----:org.tagger:"
 SEPARATOR = "; "
 CHANGED_SINCE_READ = ("it changed after its audio was read, so its scores may not be its "
                       "own; the next run tags it again")
+CHANGED_WHILE_COPIED = ("another program changed it while its tagged copy was made; left as "
+                        "that program wrote it, the next run tags it again")
 
 
 def model_label(name: str, fingerprint: str | None) -> str:
@@ -221,9 +227,9 @@ def _cannot_replace(path: str, info: os.stat_result) -> str | None:
 def _replace_with_tagged_copy(path: str, fields: dict,
                               info: os.stat_result) -> os.stat_result:
     """Tags a copy of `path` (`info`: its stat) beside it and renames it over
-    `path`; returns the copy's stat. _Refused (or OSError) says why not,
-    and `path` is left as it was."""
-    with fileio.replacing(path) as tmp:
+    `path`, unless `path` changed meanwhile; returns the copy's stat.
+    _Refused (or OSError) says why not, and `path` is left as it is."""
+    with fileio.replacing(path, check=lambda: _unchanged(path, info)) as tmp:
         shutil.copy2(path, tmp)  # bytes, permission bits, times, extended attributes
         refused = _keep_owner(tmp, info)
         if refused is None:
@@ -239,6 +245,16 @@ def _replace_with_tagged_copy(path: str, fields: dict,
 
 class _Refused(Exception):
     """Why a tagged copy may not replace its file."""
+
+
+def _unchanged(path: str, info: os.stat_result) -> None:
+    """_Refused when the file at `path` is no longer the one `info` was
+    taken of: another program wrote it (nothing of ours changes the
+    original, not even its change time) or put another file there."""
+    now = os.stat(path)
+    fields = ("st_ino", "st_size", "st_mtime_ns", "st_ctime_ns")
+    if any(getattr(now, field) != getattr(info, field) for field in fields):
+        raise _Refused(CHANGED_WHILE_COPIED)
 
 
 def _keep_owner(tmp: str, info: os.stat_result) -> str | None:
