@@ -1,0 +1,354 @@
+"""A saved tagger's outputs over the clips of a records folder, window by
+window, and their store beside the records: what a teacher's targets
+(`teacher_targets`) and a body's embeddings (`pretrained_body`) share.
+
+A model runs over a clip at its own sample rate and window, as tag.py
+runs over a file: the clip's audio (its segments joined, at the records'
+rate) is resampled to the model's rate (`audio.resample`, the builders'
+soxr) and cut into the model's windows (`audio.audio_windows`, with the
+hop and edge padding of `models.saved.window_grid`), which the keras
+engine's predictor scores (`inference.engine.registry.make_predictor`),
+with each window's embedding when asked.
+
+What a consumer keeps of each clip (rows: a teacher's targets per
+segment, a body's embeddings per window) is stored per shard of records
+in a folder of its own: an entry file (what made the rows, and the
+records they were made from, by `records.fingerprint.records_fingerprint`)
+and one `<shard>.npz` per shard (the shard's clip ids, rows per clip and
+the rows of all its clips in order, float32), each written atomically
+once its shard is done: an interrupted run goes on from the first missing
+shard, and a rerun reads them back. A stored shard that cannot be read
+(cut short by a full disk or an interrupted copy, empty, or holding other
+arrays) is computed again, with one line naming it and why. Records
+rebuilt with other settings or clips get their rows anew, and stored rows
+whose clips are not the records' are never used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import zipfile
+from collections.abc import Callable
+
+import numpy as np
+
+from tagger import destination, fileio
+from tagger.config import join_path
+from tagger.errors import UserError
+from tagger.records.info import DatasetInfo
+
+FINGERPRINT_DIGITS = 16
+
+
+class ModelFile:
+    """A saved tagger (a registry name or a path) that runs over clips; the
+    model itself is loaded only when something is to be computed. `role`
+    and `flag` name it in messages ("teacher", "--teacher")."""
+
+    def __init__(self, name: str, role: str = "model", flag: str = "--from",
+                 progress: bool = True, log=print):
+        from tagger.inference.common import model_fingerprint
+        from tagger.models.saved import read_saved_info
+        from tagger.pretrained import resolve_model
+
+        self.name, self.role = str(name), role
+        self.path = resolve_model(self.name, progress=progress, log=log)
+        if not fileio.exists(self.path):
+            raise UserError(f"{role} {self.name!r} not found; {flag} takes a pretrained "
+                            "name (tagger-pretrained list) or a .keras/.hdf5 model file")
+        self.fingerprint = model_fingerprint(self.path)
+        try:
+            self.info = read_saved_info(self.path)
+        except Exception as error:  # noqa: BLE001  a damaged or foreign file
+            raise UserError(f"cannot read {role} {self.name!r} ({self.path}) as a saved "
+                            f"tagger: {str(error).splitlines()[0] if str(error) else error!r}"
+                            ) from None
+        self._loaded = None
+        self._predictors = {}
+
+    @property
+    def key(self) -> str:
+        """The first digits of the file's SHA-256: what stored outputs are filed under."""
+        return self.fingerprint[:FINGERPRINT_DIGITS]
+
+    def loaded(self) -> tuple:
+        """(Keras model, TaggerMetadata or None), loaded once."""
+        if self._loaded is None:
+            from tagger.models.saved import load_tagger
+
+            self._loaded = load_tagger(self.path)
+        return self._loaded
+
+    def predictor(self, embeddings: bool = False):
+        """The keras engine's predictor of the model (scores, and embeddings
+        of its family's embedding layer with `embeddings`), made once."""
+        if embeddings not in self._predictors:
+            from tagger.inference.engine.registry import EngineOptions, make_predictor
+
+            model, info = self.loaded()
+            self._predictors[embeddings] = make_predictor(
+                "keras", model, info, EngineOptions(embeddings=embeddings))
+        return self._predictors[embeddings]
+
+    def clip_outputs(self, segments: np.ndarray, sample_rate: int, embeddings: bool = False,
+                     batch_size: int = 32) -> ClipOutputs:
+        """The model's outputs over one clip's float32 segments (segments,
+        segment_length) at `sample_rate` (module docstring)."""
+        return window_outputs(self.predictor(embeddings), segments.reshape(-1), sample_rate,
+                              batch_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipOutputs:
+    """A model's outputs over the windows of one clip."""
+
+    starts: np.ndarray  # (windows,) seconds from the clip's start; before it with edge padding
+    window_seconds: float
+    scores: np.ndarray  # (windows, tags) float32
+    embeddings: np.ndarray | None  # (windows, dim) float32, or None
+
+
+def window_outputs(predictor, audio: np.ndarray, sample_rate: int,
+                   batch_size: int = 32) -> ClipOutputs:
+    """`predictor` (an engine's Predictor) over the windows of mono `audio`
+    at `sample_rate`, resampled to the predictor's rate and cut as tag.py
+    cuts a file."""
+    from tagger.audio import audio_windows, resample
+
+    p = predictor
+    audio = resample(audio, sample_rate, p.sample_rate)
+    starts, windows = zip(*audio_windows(audio, p.sample_rate, p.window_samples,
+                                         p.hop_samples, edge_padding=p.edge_padding))
+    windows = np.stack(windows)  # (windows, window_samples)
+    outputs = [p(windows[i:i + batch_size]) for i in range(0, len(windows), batch_size)]
+    embeddings = None
+    if outputs[0][1] is not None:
+        embeddings = np.concatenate([e for _, e in outputs]).astype(np.float32)
+    return ClipOutputs(
+        starts=(np.asarray(starts) - p.edge_padding) / p.sample_rate,
+        window_seconds=p.window_samples / p.sample_rate,
+        scores=np.concatenate([s for s, _ in outputs]).astype(np.float32),
+        embeddings=embeddings)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipRows:
+    """Rows of a split's clips, clips in split order: the stored form."""
+
+    clip_ids: np.ndarray  # (clips,) int64
+    num_rows: np.ndarray  # (clips,) int64
+    values: np.ndarray  # (rows of all clips, width) float32, clip after clip
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """(clips + 1,) where each clip's rows start in `values`, and the end."""
+        return np.concatenate([[0], np.cumsum(self.num_rows)]).astype(np.int64)
+
+    def row_clips(self) -> np.ndarray:
+        """(rows,) the index of each row's clip."""
+        return np.repeat(np.arange(len(self.clip_ids)), self.num_rows)
+
+    def clip_means(self, values: np.ndarray | None = None) -> np.ndarray:
+        """(clips, width) each clip's rows averaged (of `values`, rows like
+        this one's values, when given)."""
+        values = self.values if values is None else values
+        if not len(self.clip_ids):
+            return np.zeros((0, values.shape[1]), np.float32)
+        sums = np.add.reduceat(values.astype(np.float64), self.offsets[:-1], axis=0)
+        return (sums / self.num_rows[:, None]).astype(np.float32)
+
+
+def concatenate(parts, width: int) -> ClipRows:
+    if not parts:
+        return ClipRows(np.zeros(0, np.int64), np.zeros(0, np.int64),
+                        np.zeros((0, width), np.float32))
+    return ClipRows(*(np.concatenate([getattr(p, f.name) for p in parts])
+                      for f in dataclasses.fields(ClipRows)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Store:
+    """Where and how a consumer stores its rows: `folder`, its entry file
+    `entry_file` holding `made_by` (what decides the rows: the model's
+    fingerprint, its window...), the records' fingerprint and `about` (more
+    words for a reader, e.g. the name the model was given by, not
+    compared); `what` names the rows in messages ("the embeddings");
+    `width`: the values per row; `fields`: the names of the arrays of
+    ClipRows' fields in each .npz (clip_ids, num_rows, values)."""
+
+    folder: str
+    entry_file: str
+    made_by: dict
+    what: str
+    width: int
+    about: dict = dataclasses.field(default_factory=dict)
+    fields: tuple = tuple(f.name for f in dataclasses.fields(ClipRows))
+
+    def shard_path(self, shard: str) -> str:
+        return join_path(self.folder, f"{shard}.npz")
+
+
+def stored_rows(store: Store, data_dir: str, info: DatasetInfo, split: str,
+                rows_of_clip: Callable, progress: bool = False, log=print,
+                label: str = "", clip_ids: np.ndarray | None = None) -> tuple[ClipRows, int]:
+    """(the rows of every clip of `split`, the number of shards computed
+    now): read from `store`, the missing shards computed first with
+    `rows_of_clip(clip) -> (rows, width)` (a clip of `reader.clip_dataset`:
+    clip_id and float32 segments) and stored. `label` names the work on
+    the progress bar. `clip_ids`: the split's clip ids in order, as the
+    records hold them; stored rows of other clips are computed again, with
+    one line saying so."""
+    from tagger.records.fingerprint import records_fingerprint
+
+    records = records_fingerprint(data_dir, info)
+    shards = info.splits[split]["shards"]
+    parts = _stored(store, shards, log) if _current(store, records) else {}
+    stored = set(parts)
+    computed = _compute(store, data_dir, info, split, parts, rows_of_clip, progress, label,
+                        records)
+    rows = concatenate([parts[i] for i in range(len(shards))], store.width)
+    if clip_ids is not None and stored and not np.array_equal(rows.clip_ids, clip_ids):
+        log(f"{store.what} of {split} in {store.folder} are not of the records' clips; "
+            "computing them again")
+        for i in stored:
+            del parts[i]
+        computed += _compute(store, data_dir, info, split, parts, rows_of_clip, progress,
+                             label, records)
+        rows = concatenate([parts[i] for i in range(len(shards))], store.width)
+    if len(rows.clip_ids) != info.splits[split]["clips"]:
+        raise UserError(f"{store.what} in {store.folder!r} hold {len(rows.clip_ids)} clips "
+                        f"of {split} but the records {info.splits[split]['clips']}; delete "
+                        "that folder to compute them again")
+    return rows, computed
+
+
+def _compute(store: Store, data_dir: str, info: DatasetInfo, split: str, parts: dict,
+             rows_of_clip: Callable, progress: bool, label: str, records: str) -> int:
+    """Computes and stores the shards of `split` missing from `parts` (in
+    place); returns how many."""
+    from tqdm import tqdm
+
+    shards = info.splits[split]["shards"]
+    missing = [i for i in range(len(shards)) if i not in parts]
+    if missing:
+        _start_entry(store, records)
+    for i in tqdm(missing, desc=label or split, unit="shard", disable=not progress):
+        parts[i] = _shard_rows(data_dir, info, split, i, rows_of_clip, store.width)
+        buffer = io.BytesIO()
+        np.savez(buffer, **dict(zip(store.fields, dataclasses.astuple(parts[i]))))
+        try:
+            fileio.write_atomic(store.shard_path(shards[i]), buffer.getvalue())
+        except OSError as error:
+            raise destination.output_error(store.what, store.shard_path(shards[i]),
+                                           error) from None
+    return len(missing)
+
+
+def _stored(store: Store, shards: list, log) -> dict:
+    """{index: rows} of the shards stored; one that cannot be read (cut
+    short, empty, not a shard's arrays) is left out, to be computed again,
+    with one line saying so."""
+    parts = {}
+    for i, shard in enumerate(shards):
+        path = store.shard_path(shard)
+        if not fileio.exists(path):
+            continue
+        try:
+            parts[i] = read_shard(path, store.fields, store.width)
+        except DamagedShard as error:
+            log(f"{store.what} {path} cannot be read ({error}); computing its shard again")
+    return parts
+
+
+def _current(store: Store, records: str) -> bool:
+    """Whether the entry in the store's folder was made by the same model
+    for these records."""
+    path = join_path(store.folder, store.entry_file)
+    if not fileio.exists(path):
+        return False
+    try:
+        entry = json.loads(fileio.read_text(path))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    made = _entry(store, records)
+    return isinstance(entry, dict) and {key: entry.get(key) for key in made} == made
+
+
+def _entry(store: Store, records: str) -> dict:
+    """What the entry file must hold, as JSON reads it back (lists, not tuples)."""
+    return json.loads(json.dumps({**store.made_by, "records": records}))
+
+
+def _start_entry(store: Store, records: str) -> None:
+    """Writes the entry file; an entry made for other records (or by
+    another model) is emptied first."""
+    path = join_path(store.folder, store.entry_file)
+    try:
+        if fileio.isdir(store.folder) and not _current(store, records):
+            for name in fileio.listdir(store.folder):
+                if name.endswith(".npz"):
+                    fileio.remove(join_path(store.folder, name))
+        fileio.makedirs(store.folder)
+        fileio.write_atomic(path, json.dumps({**store.about, **_entry(store, records)},
+                                             indent=1))
+    except OSError as error:
+        raise destination.output_error(store.what, path, error) from None
+
+
+def _shard_rows(data_dir: str, info: DatasetInfo, split: str, index: int,
+                rows_of_clip: Callable, width: int) -> ClipRows:
+    from tagger.records import reader
+
+    count = len(info.splits[split]["shards"])
+    clips = reader.clip_dataset(data_dir, split, info, shard=(count, index), with_tags=False)
+    ids, counts, values = [], [], []
+    with reader.shard_errors(data_dir, split, info):
+        for clip in clips.as_numpy_iterator():
+            rows = rows_of_clip(clip)
+            ids.append(clip["clip_id"])
+            counts.append(len(rows))
+            values.append(rows)
+    return ClipRows(np.asarray(ids, np.int64), np.asarray(counts, np.int64),
+                    np.concatenate(values) if values else np.zeros((0, width), np.float32))
+
+
+class DamagedShard(Exception):
+    """A stored shard that cannot be read; the message says why."""
+
+
+LOAD_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+
+
+def read_shard(path: str, fields: tuple, width: int) -> ClipRows:
+    """The rows stored at `path`: a DamagedShard unless the file is a whole
+    .npz of a shard's arrays (named `fields`) of rows of `width` values."""
+    try:
+        with np.load(io.BytesIO(fileio.read_bytes(path))) as data:
+            absent = [name for name in fields if name not in data.files]
+            if absent:
+                raise DamagedShard(f"it holds no {', '.join(absent)}")
+            rows = ClipRows(*(data[name] for name in fields))
+    except LOAD_ERRORS as error:
+        why = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DamagedShard(f"cut short or damaged: {why}") from None
+    problem = shape_problem(rows, fields, width)
+    if problem:
+        raise DamagedShard(problem)
+    return rows
+
+
+def shape_problem(rows: ClipRows, fields: tuple, width: int) -> str | None:
+    """What in `rows` is not a shard's arrays of rows of `width` values, or None."""
+    ids, counts, values = rows.clip_ids, rows.num_rows, rows.values
+    if not (ids.ndim == counts.ndim == 1 and len(ids) == len(counts)
+            and ids.dtype.kind in "iu" and counts.dtype.kind in "iu"
+            and (counts >= 0).all()):
+        return (f"{fields[0]} {ids.dtype}{list(ids.shape)} and {fields[1]} "
+                f"{counts.dtype}{list(counts.shape)} are not one count per clip")
+    expected = (int(counts.sum()), width)
+    if values.dtype.kind != "f" or values.shape != expected:
+        return (f"{fields[2]} are {values.dtype}{list(values.shape)}, expected float"
+                f"{list(expected)}")
+    return None
