@@ -26,6 +26,7 @@ import dataclasses
 import io
 import json
 import math
+import re
 import time
 
 import keras
@@ -38,7 +39,7 @@ from tagger.evaluation.agreement import teacher_tags
 from tagger.evaluation.metrics import tag_metrics
 from tagger.evaluation.predict import ClipPredictor
 from tagger.folder_lock import folder_lock
-from tagger.models.saved import save_tagger
+from tagger.models.saved import MODEL_SUFFIXES, save_tagger
 from tagger.records import reader
 from tagger.records.info import DatasetInfo, load_info
 from tagger.records.reader import train_windows_per_pass
@@ -54,9 +55,9 @@ RUN_FIELDS = ("data_dir", "model", "model_args", "window_segments", "batch_size"
               "initial_stage", "patience", "monitor", "max_epochs_per_stage",
               "switch_epochs", "total_epochs", "steps_per_epoch", "validation_steps",
               "shuffle_segments", "num_read_threads", "seed", "augment",
-              "noisy_student", "distillation")
+              "noisy_student", "distillation", "pretrained")
 # compared key by key (one flag each)
-NESTED_FIELDS = ("model_args", "noisy_student", "distillation")
+NESTED_FIELDS = ("model_args", "noisy_student", "distillation", "pretrained")
 # Files whose presence shows that a run folder holds work worth keeping.
 LOCK_FILE = ".lock.json"  # held while a run writes (tagger.folder_lock)
 RUN_OUTPUTS = ("history.csv", "metrics.json", "model.keras", "model.hdf5")
@@ -89,8 +90,25 @@ def train(config: TrainConfig) -> dict:
     With `resume`, the run folder's saved config must agree with `config` in
     every `RUN_FIELDS` setting (a difference is a UserError naming it); the
     other settings come from `config`. A finished run is not trained or
-    evaluated again: its saved metrics are returned.
+    evaluated again: its saved metrics are returned. A run on a trained
+    model's body (`config.pretrained`) is `head_run.train`'s.
     """
+    if config.pretrained.from_model:
+        raise ValueError("a run with pretrained.from_model trains through "
+                         "tagger.training.head_run.train")
+    config, info, strategy, precision = prepare(config)
+    distil = distillation.setup(config, info)
+    run = Run(config, distil.info if distil else info, strategy, precision)
+    run.noisy_student = semi_supervised.setup(config, info, strategy, run.window)
+    run.distillation = distil
+    return run.execute()
+
+
+def prepare(config: TrainConfig) -> tuple:
+    """(config, dataset info, strategy, precision) of a run: `config` with
+    a resumed run's settings (`resume_settings`), its records' info (train
+    and val must hold clips), the tf.distribute strategy and the compute
+    type; a batch that the replicas do not divide is a UserError."""
     config = resume_settings(config)
     info = load_info(config.data_dir)
     for split, role in (("train", "training"), ("val", "validation (early stopping and "
@@ -107,11 +125,7 @@ def train(config: TrainConfig) -> dict:
         raise UserError(f"--batch-size {config.batch_size} is not divisible by the "
                         f"{replicas} replicas of the {type(strategy).__name__}; use a "
                         f"multiple of {replicas}")
-    distil = distillation.setup(config, info)
-    run = Run(config, distil.info if distil else info, strategy, precision)
-    run.noisy_student = semi_supervised.setup(config, info, strategy, run.window)
-    run.distillation = distil
-    return run.execute()
+    return config, info, strategy, precision
 
 
 class Run:
@@ -156,7 +170,7 @@ class Run:
              "bfloat16": "mixed_bfloat16"}[self.precision])
         try:
             with self.strategy.scope():
-                self.model = model_setup.build(self.config, self.info, self.window)
+                self.model = self._build_model()
             self._write_config()
             if not self.state.last_checkpoint and not self.state.best_checkpoint:
                 self._commit()  # a new run: state.json exists before any checkpoint
@@ -235,18 +249,30 @@ class Run:
                                 strict_json.dumps(to_dict(self.config), indent=2,
                                                   sort_keys=True))
 
+    def _build_model(self):
+        """The model the run trains, built for the records."""
+        return model_setup.build(self.config, self.info, self.window)
+
     # -- training -----------------------------------------------------------
     def _stage(self):
         return self.stages[self.state.stage]
 
+    def _trained_model(self, stage):
+        """The model whose trainable weights `stage` trains: the run's."""
+        return self.model
+
     def _train_stages(self):
-        steps, size = self._epoch_size()
-        self._log(size)
+        said = None
         while self.state.stage < len(self.stages) and not self.state.done:
             stage = self._stage()
+            steps, size = self._epoch_size(stage)
+            if size != said:
+                self._log(size)
+                said = size
+            trained = self._trained_model(stage)
             with self.strategy.scope():
                 optimizer = make_optimizer(stage, self.config.momentum, self.precision)
-                optimizer.build(self.model.trainable_variables)
+                optimizer.build(trained.trainable_variables)
             if self.state.stage_started:
                 self._restore(self.state.last_checkpoint, optimizer)
             elif self.state.best_checkpoint:
@@ -260,20 +286,20 @@ class Run:
                                                              stage.index)
             else:
                 train_fn = make_train_function(
-                    self.model, optimizer, self.strategy, self.global_batch,
+                    trained, optimizer, self.strategy, self.global_batch,
                     self.config.jit_compile,
                     semi_supervised.augmentation(self.config, self.info, stage.index),
                     distillation.loss_of(self.config))
             while not self._stage_over(stage):
-                row = self._train_epoch(train_fn, self._epoch_data(), steps, stage)
+                row = self._train_epoch(train_fn, self._epoch_data(stage), steps, stage)
                 self._end_epoch(row, optimizer)
             self._end_stage(stage)
 
-    def _epoch_data(self):
-        """An iterator over the batches of the coming epoch, shuffled with a seed
-        made from the run's seed and the epoch alone (so a resumed run reads
-        what an uninterrupted one would); noisy-student runs get (labelled,
-        unlabelled) iterators."""
+    def _epoch_data(self, stage=None):
+        """An iterator over the batches of the coming epoch (of `stage`),
+        shuffled with a seed made from the run's seed and the epoch alone (so
+        a resumed run reads what an uninterrupted one would); noisy-student
+        runs get (labelled, unlabelled) iterators."""
         if self.noisy_student:
             return self.noisy_student.iterators(epoch_seed(self.config.seed, self.state.epoch))
         return iter(distributed_train_data(
@@ -288,10 +314,11 @@ class Run:
         return stage.patience is not None and self.state.wait >= stage.patience \
             and self.state.stage_epoch > 0
 
-    def _epoch_size(self) -> tuple:
+    def _epoch_size(self, stage=None) -> tuple:
         """(steps per epoch, the expected size of the run, said at its start):
         training windows of one pass, from dataset_info, over the batch (at
-        most --steps-per-epoch), epochs and total steps."""
+        most --steps-per-epoch), epochs and total steps (the same in every
+        `stage`)."""
         windows = train_windows_per_pass(self.info, "train", self.window)
         labelled = self.global_batch // 2 if self.noisy_student else self.global_batch
         full = max(1, windows // labelled)
@@ -329,13 +356,16 @@ class Run:
                 "val_pr_auc": val["pr_auc"], "seconds": round(time.time() - start, 2)}
 
     def _validate(self) -> dict:
-        predictions = self.predictor(
-            self.config.data_dir, "val", self.window, batch_size=self.global_batch,
-            info=self.info, max_batches=self.config.validation_steps,
-            labels=self._teacher_targets("val"))
+        predictions = self._predictions("val", self.config.validation_steps)
         metrics = self._tag_metrics(predictions)
         return {"loss": predictions.window_loss, "roc_auc": metrics.roc_auc,
                 "pr_auc": metrics.pr_auc}
+
+    def _predictions(self, split: str, max_batches: int | None = None):
+        """The model's ClipPredictions of `split` (at most `max_batches` batches)."""
+        return self.predictor(self.config.data_dir, split, self.window,
+                              batch_size=self.global_batch, info=self.info,
+                              max_batches=max_batches, labels=self._teacher_targets(split))
 
     def _teacher_targets(self, split: str):
         """The teachers' clip targets of `split` in a distillation run, else None."""
@@ -465,16 +495,14 @@ class Run:
     def _finish(self) -> dict:
         if self.state.best_checkpoint:
             self._restore(self.state.best_checkpoint)
-        model_info = model_setup.model_info(self.config, self.info, self.window)
+        model_info = self._model_info()
         best_row = next((r for r in self.state.history
                          if r["epoch"] == self.state.best_epoch), None)
         metrics = {"run_dir": self.run_dir, "monitor": self.config.monitor,
                    "best_epoch": self.state.best_epoch, "best": best_row,
                    "epochs": self.state.epoch, "stages": self.state.stages}
         if self.config.evaluate_test and self.info.splits.get("test", {}).get("clips"):
-            test = self.predictor(self.config.data_dir, "test", self.window,
-                                  batch_size=self.global_batch, info=self.info,
-                                  labels=self._teacher_targets("test"))
+            test = self._predictions("test")
             result = self._tag_metrics(test)
             metrics["test"] = {"loss": test.window_loss, **result.as_dict()}
             self._log(f"test ROC-AUC {result.roc_auc:.4f}  PR-AUC {result.pr_auc:.4f}")
@@ -492,6 +520,10 @@ class Run:
             self._delete_checkpoints({f.split(".")[0] for f in fileio.listdir(scratch)})
             fileio.rmdir(scratch)
         return metrics
+
+    def _model_info(self):
+        """The TaggerMetadata saved with the model."""
+        return model_setup.model_info(self.config, self.info, self.window)
 
     def _log(self, message: str):
         if self.chief:
@@ -564,9 +596,14 @@ def saved_config(config: TrainConfig) -> TrainConfig | None:
                         "run with --run-name or --train-dir") from None
 
 
+# Fields whose train.py flag has another name.
+FIELD_FLAGS = {"teachers": "--teacher", "from_model": "--from"}
+
+
 def flag_name(field: str) -> str:
-    """The train.py flag of a TrainConfig field (distillation's teachers: --teacher)."""
-    return "--teacher" if field == "teachers" else "--" + field.replace("_", "-")
+    """The train.py flag of a TrainConfig field (distillation's teachers:
+    --teacher; pretrained's from_model: --from)."""
+    return FIELD_FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
 def _model_flag(model: str, argument: str):
@@ -647,7 +684,18 @@ def _shown(value) -> str:
 
 def default_run_name(config: TrainConfig) -> str:
     """The family's run name (`FamilySpec.run_name`: samplecnn-se-multi),
-    stable so a rerun with --resume finds it; `-student` for a student."""
+    stable so a rerun with --resume finds it; `-student` for a student;
+    for a run on a trained model's body, `from-` and that model's name
+    (`from-MTT_musicnn`, `-fine-tune` when fine-tuned)."""
+    pretrained = config.pretrained
+    if pretrained.from_model:
+        from tagger.models.saved import model_file_name
+
+        name = pretrained.from_model
+        if name.endswith(MODEL_SUFFIXES):
+            name = model_file_name(name)
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
+        return f"from-{name}" + ("-fine-tune" if pretrained.fine_tune else "")
     parts = [model_setup.family_spec(config.model).run_name(config.model_args)]
     if config.noisy_student.teacher or config.distillation.teachers:
         parts.append("student")
