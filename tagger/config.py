@@ -268,6 +268,34 @@ class DistillationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PretrainedConfig:
+    """A tagger of the records' tags on a trained model's body
+    (tagger.training.head_run, train.py --from); off while `from_model` is
+    None. The head (a hidden layer of `head_units`, or linear for 0) trains
+    on the body's stored embeddings with the run's staged schedule; with
+    `fine_tune`, every layer then trains on the records' audio, at Adam
+    `fine_tune_lr` for up to `fine_tune_epochs` epochs."""
+
+    from_model: str | None = None  # a pretrained name or a saved tagger
+    head_units: int = 256
+    fine_tune: bool = False
+    fine_tune_lr: float = 1e-5
+    fine_tune_epochs: int = 10
+
+    def __post_init__(self):
+        _check_int("head_units", self.head_units, 0)
+        _check_int("fine_tune_epochs", self.fine_tune_epochs, 1)
+        _check_number("fine_tune_lr", self.fine_tune_lr, 0.0, low_open=True)
+
+
+# The staged schedule's settings of a head on a body (`PretrainedConfig`)
+# where train.py's flags leave them: Adam, one stage, a wider batch, and
+# patience for a small val split's noisy figures.
+HEAD_SETTINGS = {"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "num_lr_decays": 1,
+                 "patience": 10, "max_epochs_per_stage": 100}
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything `train.py` needs; saved as config.json in the run folder."""
 
@@ -306,6 +334,7 @@ class TrainConfig:
     augment: bool = False  # the in-graph augmentation chain on the training windows
     noisy_student: NoisyStudentConfig = NoisyStudentConfig()
     distillation: DistillationConfig = DistillationConfig()
+    pretrained: PretrainedConfig = PretrainedConfig()
 
     def __post_init__(self):
         for name, value, valid in (("schedule", self.schedule, SCHEDULES),

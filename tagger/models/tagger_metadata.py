@@ -21,8 +21,10 @@ class TaggerMetadata:
     log-mel frames (`input_kind`; `logmel`: the LogMelConfig fields of its
     front end, or None) and scores `tag_names` in output order. `origin`
     (the training data's, for a trained model), `converted_from`, `dataset`,
-    `licence` and `size` (for a converted release) are None where they do
-    not apply.
+    `licence` and `size` (for a converted release) and `base_model` (for a
+    tagger trained on another's body, train.py --from: that model, its
+    embedding layer, the head and whether it was fine-tuned) are None where
+    they do not apply.
     """
 
     model: str
@@ -38,6 +40,7 @@ class TaggerMetadata:
     dataset: str | None = None
     licence: str | None = None
     size: str | None = None
+    base_model: dict | None = None
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self):
@@ -60,4 +63,5 @@ class TaggerMetadata:
                               SCHEMA_VERSION)
 
 
-_OPTIONAL = ("origin", "converted_from", "dataset", "licence", "size")  # left out when None
+# left out when None
+_OPTIONAL = ("origin", "converted_from", "dataset", "licence", "size", "base_model")
