@@ -19,6 +19,13 @@ def train_rounds(config, rounds: int = 1, log=None) -> dict:
     from tagger.config import join_path
     from tagger.training.run import default_run_name, train
 
+    if config.pretrained.from_model:  # one run: its head, and fine-tuning if asked
+        from tagger.training import head_run
+
+        if rounds > 1:
+            raise UserError("--rounds applies to noisy-student training and distillation, "
+                            "not to a tagger on a trained model's body (--from)")
+        return head_run.train(config)
     distilled = bool(config.distillation.teachers)
     if rounds > 1 and not (config.noisy_student.teacher or distilled):
         raise UserError("--rounds applies to noisy-student training and distillation; "

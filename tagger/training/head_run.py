@@ -1,0 +1,221 @@
+"""train.py --from MODEL: a tagger of the records' own tags on a trained
+model's body, as a run like any other (`run.Run`: run folder, stages,
+early stopping on val, checkpoints, resume, test figures at the end).
+
+The body's embeddings of every window of the labelled splits are computed
+once and stored beside the records (`pretrained_body`). The head
+(`tag_head`) trains on them, the body frozen: the run's staged schedule
+(Adam at 1e-3 by default, `config.HEAD_SETTINGS`), each epoch one pass over the
+training windows in an order fixed by the seed and the epoch, every window
+labelled with its clip's tags; val and test scores are the mean of the
+head's window scores per clip, as tag.py scores a file. With
+`pretrained.fine_tune`, one more stage trains every layer (batch
+normalisation kept as it is) from the head's best, Adam at
+`fine_tune_lr`, on the records' audio windows, which must be at the body's
+rate and window; its val and test scores come from the whole tagger over
+each clip's windows at its own grid, as the embeddings were taken. The
+saved tagger is the body and the head in one model (`tag_head`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from tagger.config import HEAD_SETTINGS, Stage, TrainConfig
+from tagger.errors import UserError
+from tagger.evaluation.metrics import binary_crossentropy
+from tagger.evaluation.predict import ClipPredictions
+from tagger.records.info import DatasetInfo
+from tagger.training import run as runs
+from tagger.training import tag_head
+from tagger.training.pretrained_body import Body, split_embeddings
+from tagger.training.teacher_targets import require_raw
+
+PREDICT_BATCH = 1024  # embeddings scored by the head at once
+
+
+def head_config(config: TrainConfig, given=frozenset()) -> TrainConfig:
+    """`config` with `HEAD_SETTINGS` in place of the fields not in `given`."""
+    return dataclasses.replace(config, **{k: v for k, v in HEAD_SETTINGS.items()
+                                          if k not in given})
+
+
+def train(config: TrainConfig) -> dict:
+    """Trains the tagger `config.pretrained` asks for (as `run.train` trains
+    any run; a finished run returns its saved metrics)."""
+    if config.distillation.teachers or config.noisy_student.teacher:
+        raise UserError("a tagger on a trained model's body (--from) learns the records' "
+                        "labels; it takes no --teacher")
+    if config.schedule != "staged":
+        raise UserError(f"a tagger on a trained model's body (--from) trains with the staged "
+                        f"schedule, got {config.schedule}")
+    config, info, strategy, precision = runs.prepare(config)
+    return HeadRun(config, info, strategy, precision).execute()
+
+
+def fine_tune_window(body: Body, info: DatasetInfo, data_dir: str) -> int:
+    """The record segments in one of the body's windows; a UserError naming
+    the build flags that make records it can fine-tune on."""
+    ours = body.info
+    if ours.input_kind != "raw":
+        raise UserError(f"--fine-tune trains {body.name} on the records' audio, but it reads "
+                        f"{ours.input_kind} features, not audio; train its head alone (leave "
+                        "out --fine-tune)")
+    flags = [f"--{name.replace('_', '-')} {getattr(ours, name)}"
+             for name in ("sample_rate", "segment_length")
+             if getattr(ours, name) != getattr(info, name)]
+    if flags:
+        raise UserError(f"--fine-tune trains {body.name} on the records' audio at its own "
+                        f"rate and window ({ours.sample_rate} Hz, {ours.window_segments} "
+                        f"segment(s) of {ours.segment_length} samples), but {data_dir!r} holds "
+                        f"{info.sample_rate} Hz segments of {info.segment_length} samples; "
+                        f"build the records with {' '.join(flags)}")
+    return ours.window_segments
+
+
+class HeadRun(runs.Run):
+    """The run of a tagger on a trained model's body (module docstring)."""
+
+    def __init__(self, config: TrainConfig, info: DatasetInfo, strategy, precision: str):
+        if not info.tag_names:
+            raise UserError(f"{config.data_dir!r} names no tags, so there is nothing to learn "
+                            "on a trained model's body; build the records with --labels "
+                            "CSV (build_folder.py)")
+        require_raw(info, config.data_dir)
+        super().__init__(config, info, strategy, precision)
+        settings = config.pretrained
+        self.body = Body(settings.from_model, config.progress, self._log)
+        self.head_stages = config.num_lr_decays  # stage indexes below it train the head
+        if settings.fine_tune:
+            self.window = fine_tune_window(self.body, info, config.data_dir)
+            self.stages.append(Stage(self.head_stages, "adam", settings.fine_tune_lr,
+                                     settings.fine_tune_epochs, config.patience))
+        from tagger.records.reader import clip_labels
+
+        _, labels = clip_labels(config.data_dir, "train", info)
+        tag_head.check_tag_counts(labels, info.tag_names, self._log)
+        self._splits = {}  # split -> (embeddings, clip labels)
+        self._train_data = None
+        self._live = None
+
+    # -- the model -------------------------------------------------------------
+    def _build_model(self):
+        from tagger.models.saved import load_tagger
+
+        body, _ = load_tagger(self.body.path)  # a copy of its own to train
+        tagger = tag_head.attach_head(body, self.body.embedding_layer, self.info.num_tags,
+                                      self.config.pretrained.head_units)
+        if self.config.pretrained.fine_tune:
+            tag_head.freeze_normalisation(tagger)
+        self.head = tag_head.head_of(tagger, self.body.embedding_layer)
+        return tagger
+
+    def _model_info(self):
+        settings = self.config.pretrained
+        return tag_head.tagger_metadata(self.body, self.info, settings.head_units,
+                                        settings.fine_tune)
+
+    def _fine_tunes(self, stage) -> bool:
+        return stage.index >= self.head_stages
+
+    def _trained_model(self, stage):
+        return self.model if self._fine_tunes(stage) else self.head
+
+    # -- the data --------------------------------------------------------------
+    def _embeddings(self, split: str) -> tuple:
+        """(the body's embeddings of `split`, its clips' labels), read or
+        computed once."""
+        if split not in self._splits:
+            from tagger.records.reader import clip_labels
+
+            ids, labels = clip_labels(self.config.data_dir, split, self.info)
+            rows = split_embeddings(self.body, self.config.data_dir, self.info, split,
+                                    clip_ids=ids, progress=self.config.progress and self.chief,
+                                    log=self._log)
+            self._splits[split] = (rows, labels)
+        return self._splits[split]
+
+    def _train_stages(self):
+        test = self.config.evaluate_test and self.info.splits.get("test", {}).get("clips")
+        for split in ("train", "val", "test") if test else ("train", "val"):
+            self._embeddings(split)
+        super()._train_stages()
+
+    def _epoch_size(self, stage=None) -> tuple:
+        fine_tunes = self._fine_tunes(stage)
+        if fine_tunes:
+            from tagger.records.reader import train_windows_per_pass
+
+            windows = train_windows_per_pass(self.info, "train", self.window)
+            what = f"{windows} training windows of {self.window} record segment(s)"
+        else:
+            windows = len(self._embeddings("train")[0].values)
+            what = (f"{windows} training windows of {self.body.name}'s embeddings "
+                    f"({self.body.embedding_dim} values)")
+        full = max(1, windows // self.global_batch)
+        steps = min(full, self.config.steps_per_epoch or full)
+        stages = [s for s in self.stages if self._fine_tunes(s) == fine_tunes]
+        epochs = sum(s.max_epochs for s in stages)
+        return steps, (f"run size ({'fine-tuning every layer' if fine_tunes else 'the head'}):"
+                       f" {what} per pass / batch {self.global_batch} = {steps} steps per "
+                       "epoch" + (" (--steps-per-epoch)" if steps < full else "")
+                       + f"; up to {stage.max_epochs} epochs per stage x {len(stages)} "
+                       f"stage(s) (a stage ends after {stage.patience} epochs without "
+                       f"improvement) = up to {epochs * steps} steps")
+
+    def _epoch_data(self, stage=None):
+        if self._fine_tunes(stage):
+            return super()._epoch_data(stage)
+        import tensorflow as tf
+
+        if self._train_data is None:
+            rows, labels = self._embeddings("train")
+            self._train_data = tf.data.Dataset.from_tensor_slices(
+                (rows.values, labels[rows.row_clips()].astype(np.float32)))
+        data = self._train_data.shuffle(len(self._train_data), runs.epoch_seed(
+            self.config.seed, self.state.epoch)).repeat()
+        return iter(self.strategy.experimental_distribute_dataset(
+            data.batch(self.global_batch, drop_remainder=True)))
+
+    # -- the scores ------------------------------------------------------------
+    def _predictions(self, split: str, max_batches: int | None = None) -> ClipPredictions:
+        """Clip scores of `split`: the head's over the stored embeddings,
+        or once the body is fine-tuned, the tagger's over the clips' audio."""
+        if self.config.pretrained.fine_tune and self.state.stage >= self.head_stages:
+            return self._audio_predictions(split)
+        rows, labels = self._embeddings(split)
+        scores = np.concatenate(
+            [np.asarray(self.head(rows.values[i:i + PREDICT_BATCH], training=False))
+             for i in range(0, len(rows.values), PREDICT_BATCH)]
+            or [np.zeros((0, self.info.num_tags), np.float32)])
+        return ClipPredictions(
+            rows.clip_ids, labels, rows.clip_means(scores),
+            binary_crossentropy(labels[rows.row_clips()], scores), len(scores))
+
+    def _audio_predictions(self, split: str) -> ClipPredictions:
+        """The tagger over every window of each clip of `split`, as the
+        embeddings were taken (`model_outputs.window_outputs`)."""
+        from tagger.records import reader
+        from tagger.training.model_outputs import window_outputs
+
+        if self._live is None:
+            from tagger.inference.engine.registry import make_predictor
+
+            self._live = make_predictor("keras", self.model, self._model_info())
+        ids, labels = reader.clip_labels(self.config.data_dir, split, self.info)
+        clips = reader.clip_dataset(self.config.data_dir, split, self.info, with_tags=False)
+        scores, window_scores = [], []
+        with reader.shard_errors(self.config.data_dir, split, self.info):
+            for clip in clips.as_numpy_iterator():
+                outputs = window_outputs(self._live, clip["segments"].reshape(-1),
+                                         self.info.sample_rate)
+                scores.append(outputs.scores.mean(axis=0))
+                window_scores.append(outputs.scores)
+        counts = [len(s) for s in window_scores]
+        rows = np.concatenate(window_scores) if window_scores else np.zeros(
+            (0, self.info.num_tags), np.float32)
+        return ClipPredictions(
+            ids, labels, np.asarray(scores, np.float32).reshape(-1, self.info.num_tags),
+            binary_crossentropy(np.repeat(labels, counts, axis=0), rows), len(rows))

@@ -1,0 +1,77 @@
+"""A trained tagger's body (its layers up to its embedding) as the start
+of a tagger of other tags (train.py --from MODEL), and its embeddings of
+a records folder's clips, computed once and stored beside the records.
+
+The body embeds each clip at its own sample rate and window, as tag.py
+runs it over a file (`model_outputs`): one embedding per window, from the
+layer its family names (`FamilySpec.embedding_layer`; MTT_musicnn's:
+`embedding`, 200 values, 16 kHz windows of 3 s). They are stored in
+`<records>/embeddings/<fingerprint>/` (the first 16 hex digits of the
+model file's SHA-256): `embeddings.json` (the model, its layer and window,
+and the records' fingerprint) and one `<shard>.npz` per shard of records
+(clip_ids, num_rows: windows per clip, values: windows x dimensions).
+"""
+
+from __future__ import annotations
+
+from tagger.config import join_path
+from tagger.errors import UserError
+from tagger.records.info import DatasetInfo
+from tagger.training.model_outputs import ClipRows, ModelFile, Store, stored_rows
+
+EMBEDDINGS_DIR = "embeddings"
+ENTRY_FILE = "embeddings.json"
+
+
+class Body(ModelFile):
+    """The model named by --from: a pretrained name or a saved tagger."""
+
+    def __init__(self, name: str, progress: bool = True, log=print):
+        super().__init__(name, "model", "--from", progress, log)
+        if self.info is None:
+            raise UserError(f"--from {self.name!r} ({self.path}) carries no tagger info (its "
+                            "rate, window and family), so its embeddings cannot be found; "
+                            "use a model saved by train.py or convert_weights.py, or a "
+                            "pretrained name (tagger-pretrained list)")
+
+    @property
+    def embedding_layer(self) -> str:
+        return self.predictor(embeddings=True).embedding_layer
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.predictor(embeddings=True).embedding_dim
+
+    def describe(self) -> dict:
+        """What decides its embeddings: the file, the layer and the window."""
+        p = self.predictor(embeddings=True)
+        return {"sha256": self.fingerprint, "embedding_layer": p.embedding_layer,
+                "embedding_dim": p.embedding_dim, "sample_rate": p.sample_rate,
+                "window_samples": p.window_samples, "hop_samples": p.hop_samples,
+                "edge_padding": p.edge_padding}
+
+
+def embeddings_store(body: Body, data_dir: str) -> Store:
+    return Store(folder=join_path(data_dir, EMBEDDINGS_DIR, body.key), entry_file=ENTRY_FILE,
+                 made_by=body.describe(), what="the embeddings", width=body.embedding_dim,
+                 about={"model": body.name, "path": body.path})
+
+
+def split_embeddings(body: Body, data_dir: str, info: DatasetInfo, split: str,
+                     clip_ids=None, progress: bool = False, log=print) -> ClipRows:
+    """The body's embeddings of every window of every clip of `split`, read
+    from their store beside the records, the missing shards computed and
+    stored first (`model_outputs.stored_rows`; `clip_ids`: the records'
+    clips of the split, which stored rows must match)."""
+    store = embeddings_store(body, data_dir)
+
+    def rows(clip):
+        return body.clip_outputs(clip["segments"], info.sample_rate, embeddings=True).embeddings
+
+    shards = len(info.splits[split]["shards"])
+    embeddings, computed = stored_rows(store, data_dir, info, split, rows, progress, log,
+                                       label=f"{body.name} embeddings: {split}",
+                                       clip_ids=clip_ids)
+    log(f"{body.name} ({body.key}): embeddings of {split}, {shards} shard(s), {computed} "
+        f"computed, {shards - computed} reused, in {store.folder}")
+    return embeddings
