@@ -1,6 +1,7 @@
 """Trains a music tagger on records written by build_mtt.py.
 
     python train.py --data-dir dataset/tfrecord --block rese
+    python train.py --data-dir my-records --from MTT_musicnn   # your own tags on its body
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from tagger.cli import (
     positive_int,
 )
 from tagger.commands import semi_supervised_flags
-from tagger.config import MONITORS, SCHEDULES, TrainConfig
+from tagger.config import HEAD_SETTINGS, MONITORS, SCHEDULES, TrainConfig
 
 DEFAULTS = TrainConfig()  # every flag's default is its TrainConfig field's
 
@@ -28,6 +29,7 @@ def parse_args(argv=None):
     add_optimisation_flags(p)
     add_hardware_flags(p)
     semi_supervised_flags.add_flags(p)
+    add_pretrained_flags(p)
     return p.parse_args_given(argv)
 
 
@@ -212,6 +214,35 @@ def add_hardware_flags(p):
     system.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def add_pretrained_flags(p):
+    settings = DEFAULTS.pretrained
+    head = ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in HEAD_SETTINGS.items()
+                     if k != "optimizer")
+    group = p.add_argument_group(
+        "your own tags on a trained model (docs/own_tags.md)",
+        "--from learns the records' tags on a trained model's body: its embeddings of "
+        "each clip, at its own rate and window, are computed once and stored beside the "
+        "records, and a head trains on them with Adam in the staged schedule "
+        f"({head} unless given). --model, its flags, --quick, --schedule, "
+        "--window-segments, --validation-steps and --teacher do not apply.")
+    group.add_argument("--from", dest="from_model", default=None, metavar="MODEL",
+                       help="a pretrained name (tagger-pretrained list) or a saved tagger "
+                            "whose body learns the records' tags (default: none, a model "
+                            "trained from scratch)")
+    group.add_argument("--head-units", type=non_negative_int, default=settings.head_units,
+                       metavar="N",
+                       help="with --from: units of the head's hidden layer; 0: a linear head")
+    group.add_argument("--fine-tune", action="store_true",
+                       help="with --from: then train every layer on the records' audio, "
+                            "from the head's best (records built at MODEL's sample rate and "
+                            "segment length)")
+    group.add_argument("--fine-tune-lr", type=positive_float, default=settings.fine_tune_lr,
+                       metavar="LR", help="with --fine-tune: its Adam learning rate")
+    group.add_argument("--fine-tune-epochs", type=positive_int,
+                       default=settings.fine_tune_epochs, metavar="N",
+                       help="with --fine-tune: its epoch limit (--patience ends it earlier)")
+
+
 def main(argv=None):
     return cli.main(run, parse_args(argv))
 
@@ -225,6 +256,14 @@ SCHEDULE_FLAGS = {
 }
 # Destinations whose TrainConfig field has another name.
 CONFIG_FIELDS = {"no_test": "evaluate_test", "no_progress": "progress"}
+# With --from: flags that only a model trained from scratch reads, the flags
+# only --from reads, and those that only its fine-tuning (records' audio) reads.
+NOT_WITH_FROM = ("model", "quick", "schedule", "window_segments", "validation_steps",
+                 "teacher", "temperature", "unlabelled_split", "unlabelled_data_dir",
+                 "pseudo_label_weight", "rounds")
+FROM_FLAGS = ("head_units", "fine_tune", "fine_tune_lr", "fine_tune_epochs")
+FINE_TUNE_FLAGS = ("fine_tune_lr", "fine_tune_epochs", "augment", "shuffle_segments",
+                   "num_read_threads")
 
 
 def flag(dest: str) -> str:
@@ -243,6 +282,8 @@ def check_applicable(args, schedule: str) -> None:
     from tagger.errors import flags_do_not_apply
 
     chosen = given(args) or frozenset()
+    if check_pretrained(args, chosen):
+        return
     for name, flags in SCHEDULE_FLAGS.items():
         wrong = [flag(d) for d in flags if d in chosen and name != schedule]
         if wrong:
@@ -263,6 +304,49 @@ def check_applicable(args, schedule: str) -> None:
                                  "use --strategy tpu")
 
 
+def check_pretrained(args, chosen) -> bool:
+    """Whether the run is --from's (then a UserError for any flag given that
+    it would not read); without --from, a UserError for --from's flags."""
+    from tagger.errors import flags_do_not_apply
+
+    source = getattr(args, "from_model", None)
+    if source is None:
+        wrong = [flag(d) for d in FROM_FLAGS if d in chosen]
+        if wrong:
+            raise flags_do_not_apply(wrong, "with --from MODEL",
+                                     instead="name the trained model to start from")
+        return False
+    scratch = NOT_WITH_FROM + tuple(family_flags())
+    wrong = [flag(d) for d in scratch if d in chosen]
+    if wrong:
+        raise flags_do_not_apply(wrong, "to a model trained from scratch",
+                                 f"--from trains a head on {source}'s body")
+    if not args.fine_tune:
+        wrong = [flag(d) for d in FINE_TUNE_FLAGS if d in chosen]
+        if wrong:
+            raise flags_do_not_apply(wrong, "with --fine-tune", "without it the head "
+                                     "trains on stored embeddings, not on the records' audio",
+                                     "add --fine-tune")
+    optimizer = args.optimizer if "optimizer" in chosen else HEAD_SETTINGS["optimizer"]
+    if "momentum" in chosen and optimizer != "sgd":
+        raise flags_do_not_apply(["--momentum"], "to SGD", "--from trains with Adam "
+                                 "unless --optimizer sgd is given", "use --optimizer sgd")
+    if "tpu" in chosen and args.strategy not in ("auto", "tpu"):
+        raise flags_do_not_apply(["--tpu"], "to --strategy auto and tpu",
+                                 f"this run uses --strategy {args.strategy}",
+                                 "use --strategy tpu")
+    return True
+
+
+def pretrained_setting(args) -> None:
+    """--from: sets on `args` the head's settings (`HEAD_SETTINGS`) where
+    no flag was given."""
+    chosen = given(args) or frozenset()
+    for dest, value in HEAD_SETTINGS.items():
+        if dest not in chosen:
+            setattr(args, dest, value)
+
+
 def config_from_args(args, check: bool = True):
     """The TrainConfig of the flags; `check`: refuse flags that do not apply
     (a resumed run checks them against its saved schedule instead)."""
@@ -273,12 +357,15 @@ def config_from_args(args, check: bool = True):
     spec = family_spec(args.model)
     model_args = spec.model_args(args)
     quick = getattr(args, "quick", False)
+    source = getattr(args, "from_model", None)
     # --quick trains as demo.py does: one Adam stage (unless --schedule is given)
-    schedule = args.schedule or ("staged" if quick else spec.schedule)
+    schedule = args.schedule or ("staged" if quick or source else spec.schedule)
     if check:
         check_applicable(args, schedule)
     if quick:
         model_args = quick_setting(args, spec, schedule, model_args)
+    if source is not None:
+        pretrained_setting(args)
     try:
         switch = tuple(int(e) for e in args.switch_epochs.split(","))
     except ValueError:
@@ -310,9 +397,21 @@ def config_from_args(args, check: bool = True):
             resume=args.resume, seed=args.seed, evaluate_test=not args.no_test,
             progress=not args.no_progress, augment=args.augment,
             noisy_student=semi_supervised_flags.settings(args),
-            distillation=semi_supervised_flags.distillation(args))
+            distillation=semi_supervised_flags.distillation(args),
+            pretrained=pretrained_config(args))
     except ValueError as error:
         raise UserError(str(error)) from None
+
+
+def pretrained_config(args):
+    """The PretrainedConfig of the --from flags."""
+    from tagger.config import PretrainedConfig
+
+    if getattr(args, "from_model", None) is None:
+        return PretrainedConfig()
+    return PretrainedConfig(from_model=args.from_model, head_units=args.head_units,
+                            fine_tune=args.fine_tune, fine_tune_lr=args.fine_tune_lr,
+                            fine_tune_epochs=args.fine_tune_epochs)
 
 
 def quick_setting(args, spec, schedule: str, model_args: dict) -> dict:
@@ -365,6 +464,17 @@ def run(args):
         check_applicable(args, saved.schedule if saved and not schedule_given
                          else config.schedule)
         config = resume_settings(config, given_fields(args))
+    if config.pretrained.from_model:
+        settings = config.pretrained
+        print(f"--from {settings.from_model}: "
+              + (f"a head of {settings.head_units} hidden units" if settings.head_units
+                 else "a linear head")
+              + f" on its embeddings, {config.optimizer} lr {config.lr:g}, batch "
+              f"{config.batch_size}, up to {config.max_epochs_per_stage} epochs (patience "
+              f"{config.patience})"
+              + (f"; then every layer, Adam lr {settings.fine_tune_lr:g}, up to "
+                 f"{settings.fine_tune_epochs} epochs" if settings.fine_tune else ""),
+              flush=True)
     if getattr(args, "quick", False):
         print(f"--quick: {config.model} {config.model_args}, batch {config.batch_size}, "
               + (f"Adam lr {config.lr:g}, up to {config.max_epochs_per_stage} epochs"
