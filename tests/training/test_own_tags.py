@@ -1,0 +1,397 @@
+"""train.py --from MODEL: a tagger of a folder's own tags on a trained
+model's body. A tiny untrained conv net at 16 kHz is the body; a folder of
+tones (low or high, some with noise: one or two tags a file) labelled in a
+CSV is built into records at 22050 Hz (and at the body's rate and window,
+for fine-tuning). Its embeddings are stored once beside the records and
+reused; the head learns the tags; the saved tagger is the body and the
+head in one model that tag.py and eval.py read."""
+
+import contextlib
+import io
+import json
+import pathlib
+import shutil
+
+import keras
+import numpy as np
+import pytest
+import soundfile
+
+from tagger.audio import audio_windows, resample
+from tagger.commands import eval as eval_cli
+from tagger.commands import tag as tag_cli
+from tagger.commands import train as train_cli
+from tagger.config import PretrainedConfig
+from tagger.errors import UserError
+from tagger.inference.common import model_fingerprint
+from tagger.models.saved import load_tagger, save_tagger
+from tagger.models.tagger_metadata import TaggerMetadata
+from tagger.records import reader
+from tagger.records.info import load_info
+from tagger.training import head_run, tag_head
+from tagger.training.pretrained_body import EMBEDDINGS_DIR, Body, split_embeddings
+from tests.checks import built_once, call_main, one_line_error
+
+BODY_RATE, BODY_WINDOW = 16000, 1600  # 0.1 s windows
+TONES = {"low": 220.0, "high": 1760.0}
+FILES = 24  # 6 of each of: low, high, low + noisy, high + noisy
+SECONDS = 3.2  # one 59049-sample segment at 22050 Hz
+
+
+def write_body(path, seed=1, tags=("a", "b", "c")):
+    """A tiny untrained conv tagger of 0.1 s windows at 16 kHz whose
+    `embedding` layer gives 8 values, saved with its info."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((BODY_WINDOW,), name="waveform")
+    x = keras.layers.Reshape((BODY_WINDOW, 1))(inputs)
+    x = keras.layers.Conv1D(8, 16, strides=8, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    x = keras.layers.Dense(8, name="embedding")(x)
+    scores = keras.layers.Dense(len(tags), activation="sigmoid", name="tags")(x)
+    save_tagger(keras.Model(inputs, scores), TaggerMetadata(
+        model="tiny_conv", model_args={}, tag_names=tags, sample_rate=BODY_RATE,
+        segment_length=BODY_WINDOW, window_segments=1, input_kind="raw", logmel=None,
+        licence="the body's licence"), str(path))
+    return str(path)
+
+
+def file_tags(i: int) -> list:
+    return [("low", "high")[i % 2]] + (["noisy"] if (i // 2) % 2 else [])
+
+
+def write_music(folder):
+    """FILES tones of SECONDS s at 22050 Hz and their labels.csv."""
+    rng = np.random.default_rng(0)
+    rows = ["path,tags"]
+    t = np.arange(int(SECONDS * 22050)) / 22050
+    for i in range(FILES):
+        tags = file_tags(i)
+        tone = 0.3 * np.sin(2 * np.pi * TONES[tags[0]] * t)
+        noise = (0.3 if "noisy" in tags else 0.01) * rng.standard_normal(len(t))
+        soundfile.write(str(folder / f"{i:02d}.wav"), (tone + noise).astype(np.float32), 22050)
+        rows.append(f"{i:02d}.wav,{';'.join(tags)}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+
+
+def build(music, out, labels, **audio):
+    from tagger.config import AudioConfig
+    from tagger.datasets.build import build as build_records
+    from tagger.datasets.folder import SOURCE, FolderSettings
+    from tests.checks import build_config
+
+    build_records(SOURCE, FolderSettings(val_fraction=0.25, test_fraction=0.25,
+                                         labels=str(labels)),
+                  build_config(music, out, audio=AudioConfig(**audio)))
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def own(tmp_path_factory):
+    """(music folder, records at 22050 Hz, records at the body's rate and
+    window, the body) of the tones, built once."""
+    def make(folder):
+        music = folder / "music"
+        music.mkdir()
+        write_music(music)
+        return (str(music), build(music, folder / "records", music / "labels.csv"),
+                build(music, folder / "body_records", music / "labels.csv",
+                      sample_rate=BODY_RATE, segment_length=BODY_WINDOW),
+                write_body(folder / "body.keras"))
+
+    return built_once(tmp_path_factory, "own_tags", make)
+
+
+def records_copy(source, folder) -> str:
+    shutil.copytree(source, folder)
+    return str(folder)
+
+
+def test_the_embeddings_are_the_bodys_over_its_own_windows(own, tmp_path):
+    _, source, _, body_path = own
+    records = records_copy(source, tmp_path / "records")
+    info = load_info(records)
+    body = Body(body_path, progress=False)
+    train = split_embeddings(body, records, info, "train", log=print)
+    assert body.embedding_layer == "embedding" and train.values.shape[1] == 8
+    clip = next(reader.clip_dataset(records, "train", info).as_numpy_iterator())
+    assert clip["clip_id"] == train.clip_ids[0]
+    audio = resample(clip["segments"].reshape(-1), 22050, BODY_RATE)
+    windows = np.stack([w for _, w in audio_windows(audio, BODY_RATE, BODY_WINDOW)])
+    model = keras.models.load_model(body_path, compile=False)
+    embed = keras.Model(model.inputs, model.get_layer("embedding").output)
+    expected = np.asarray(embed(windows))
+    assert train.num_rows[0] == len(windows) == int(59049 / 22050 * 10)  # 26 windows
+    np.testing.assert_allclose(train.values[:len(windows)], expected, atol=1e-5)
+
+
+def entry_folder(records, body_path):
+    return pathlib.Path(records, EMBEDDINGS_DIR, model_fingerprint(body_path)[:16])
+
+
+def test_stored_embeddings_are_reused_and_another_model_or_build_computes_anew(own, tmp_path):
+    _, source, _, body_path = own
+    records = records_copy(source, tmp_path / "records")
+    info = load_info(records)
+    body = Body(body_path, progress=False)
+    lines = []
+    first = split_embeddings(body, records, info, "val", log=lines.append)
+    folder = entry_folder(records, body_path)
+    shards = [folder / f"{name}.npz" for name in info.splits["val"]["shards"]]
+    assert len(shards) == 2
+    assert lines == [f"{body_path} ({body.key}): embeddings of val, 2 shard(s), 2 computed, "
+                     f"0 reused, in {folder}"]
+    written = [shard.stat().st_mtime_ns for shard in shards]
+    entry = json.loads((folder / "embeddings.json").read_text())
+    assert entry["sha256"] == model_fingerprint(body_path) and entry["embedding_dim"] == 8
+    assert entry["model"] == body_path and entry["window_samples"] == BODY_WINDOW
+
+    lines.clear()  # a rerun computes nothing
+    again = split_embeddings(Body(body_path, progress=False), records, info, "val",
+                             log=lines.append)
+    assert lines[0].endswith("2 shard(s), 0 computed, 2 reused, in " + str(folder))
+    np.testing.assert_array_equal(again.values, first.values)
+    assert [shard.stat().st_mtime_ns for shard in shards] == written
+
+    other = write_body(tmp_path / "other.keras", seed=2)  # another model: its own entry
+    split_embeddings(Body(other, progress=False), records, info, "val", log=lines.append)
+    assert "2 computed, 0 reused" in lines[-1]
+    assert sorted(p.name for p in (pathlib.Path(records) / EMBEDDINGS_DIR).iterdir()) == sorted(
+        [body.key, model_fingerprint(other)[:16]])
+
+    rebuilt = dict(json.loads((pathlib.Path(records) / "dataset_info.json").read_text()),
+                   fingerprint="another build")  # the records built anew
+    (pathlib.Path(records) / "dataset_info.json").write_text(json.dumps(rebuilt))
+    lines.clear()
+    split_embeddings(body, records, load_info(records), "val", log=lines.append)
+    assert "2 computed, 0 reused" in lines[-1]
+    assert [shard.stat().st_mtime_ns for shard in shards] != written
+
+
+def test_stored_embeddings_of_other_clips_or_cut_short_are_computed_again(own, tmp_path):
+    _, source, _, body_path = own
+    records = records_copy(source, tmp_path / "records")
+    info = load_info(records)
+    body = Body(body_path, progress=False)
+    ids, _ = reader.clip_labels(records, "val", info)
+    before = split_embeddings(body, records, info, "val", clip_ids=ids, log=print)
+    folder = entry_folder(records, body_path)
+    shard = folder / f"{info.splits['val']['shards'][1]}.npz"
+    with np.load(shard) as data:
+        arrays = {name: data[name] for name in data.files}
+    np.savez(shard, **dict(arrays, clip_ids=arrays["clip_ids"][::-1]))
+    lines = []
+    after = split_embeddings(body, records, info, "val", clip_ids=ids, log=lines.append)
+    assert lines[0] == (f"the embeddings of val in {folder} are not of the records' clips; "
+                        "computing them again")
+    assert "2 computed, 0 reused" in lines[1]
+    np.testing.assert_array_equal(after.clip_ids, ids)
+    np.testing.assert_allclose(after.values, before.values, atol=1e-6)
+
+    shard.write_bytes(shard.read_bytes()[:100])  # cut short
+    lines.clear()
+    split_embeddings(body, records, info, "val", log=lines.append)
+    assert lines[0].startswith(f"the embeddings {shard} cannot be read (cut short or damaged")
+    assert lines[0].endswith("; computing its shard again")
+    assert "1 computed, 1 reused" in lines[1]
+
+
+def test_a_tag_no_training_file_has_is_refused_and_few_files_are_named():
+    labels = np.array([[1, 0, 1], [1, 0, 0], [1, 0, 1], [1, 0, 0], [1, 0, 0], [0, 0, 1]])
+    with pytest.raises(UserError) as refused:
+        tag_head.check_tag_counts(labels, ["rock", "jazz", "live"])
+    assert str(refused.value) == (
+        "no training file has the tag(s) jazz, so they cannot be learnt: label some files "
+        "with them or leave them out of the labels, and build the records again")
+    lines = []
+    tag_head.check_tag_counts(labels[:, [0, 2]], ["rock", "live"], lines.append)
+    assert lines == ["warning: fewer than 5 labelled training files for live (3): their "
+                     "scores rest on too few examples to trust; label more files with them"]
+    lines.clear()
+    tag_head.check_tag_counts(labels[:, [0]], ["rock"], lines.append)
+    assert lines == []
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--model", "fcn"], "--model applies to a model trained from scratch only (--from "
+                         "trains a head on MTT_musicnn's body); leave it out"),
+    (["--block", "se", "--quick"], "--quick, --block apply to a model trained from scratch"),
+    (["--schedule", "staged"], "--schedule applies to a model trained from scratch only"),
+    (["--window-segments", "2"], "--window-segments applies to a model trained from scratch"),
+    (["--teacher", "MTT_vgg"], "--teacher applies to a model trained from scratch only"),
+    (["--augment"], "--augment applies with --fine-tune only (without it the head trains on "
+                    "stored embeddings, not on the records' audio); leave it out or add "
+                    "--fine-tune"),
+    (["--fine-tune-lr", "0.001"], "--fine-tune-lr applies with --fine-tune only"),
+    (["--momentum", "0.5"], "--momentum applies to SGD only (--from trains with Adam unless "
+                            "--optimizer sgd is given)"),
+])
+def test_flags_that_do_not_apply_with_from_are_errors(capsys, argv, fragment):
+    code, _, err = call_main(train_cli.main, capsys, "--from", "MTT_musicnn", *argv)
+    one_line_error(code, err, fragment)
+
+
+def test_from_flags_without_from_are_errors(capsys):
+    code, _, err = call_main(train_cli.main, capsys, "--head-units", "0", "--fine-tune")
+    one_line_error(code, err, "--head-units, --fine-tune apply with --from MODEL only; leave "
+                              "them out or name the trained model to start from")
+
+
+def test_the_head_settings_apply_where_no_flag_is_given():
+    args = train_cli.parse_args(["--from", "MTT_musicnn", "--lr", "0.01", "--head-units", "0"])
+    config = train_cli.config_from_args(args)
+    assert config.pretrained == PretrainedConfig(from_model="MTT_musicnn", head_units=0)
+    assert (config.schedule, config.optimizer, config.lr, config.batch_size,
+            config.num_lr_decays, config.patience, config.max_epochs_per_stage) == (
+        "staged", "adam", 0.01, 64, 1, 10, 100)
+
+
+def test_fine_tuning_needs_records_at_the_bodys_rate_and_window(own, capsys, tmp_path):
+    _, records, _, body_path = own
+    code, _, err = call_main(train_cli.main, capsys, "--data-dir", records, "--from", body_path,
+                             "--fine-tune", "--train-dir", tmp_path, "--no-progress")
+    one_line_error(code, err)
+    assert err.strip().split(": error: ", 1)[1] == (
+        f"--fine-tune trains {body_path} on the records' audio at its own "
+        "rate and window (16000 Hz, 1 segment(s) of 1600 samples), but "
+        f"{records!r} holds 22050 Hz segments of 59049 samples; build the records with "
+        "--sample-rate 16000 --segment-length 1600")
+    assert not (tmp_path / "from-body").exists()
+
+
+def test_records_without_tags_are_refused(own, tmp_path):
+    _, source, _, body_path = own
+    records = records_copy(source, tmp_path / "records")
+    path = pathlib.Path(records, "dataset_info.json")
+    path.write_text(json.dumps(dict(json.loads(path.read_text()), tag_names=[], num_tags=0)))
+    config = head_run.head_config(train_cli.config_from_args(train_cli.parse_args(
+        ["--data-dir", records, "--from", body_path, "--train-dir", str(tmp_path)])))
+    with pytest.raises(UserError, match="names no tags, so there is nothing to learn"):
+        head_run.train(config)
+
+
+TRAIN_ARGS = ("--lr", "0.03", "--max-epochs-per-stage", "12", "--batch-size", "32",
+              "--no-progress")
+
+
+@pytest.fixture(scope="module")
+def trained(own, tmp_path_factory):
+    """(run folder, its train.py output) of a head trained on the tones."""
+    _, source, _, body_path = own
+    folder = tmp_path_factory.mktemp("trained")
+    records = records_copy(source, folder / "records")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = train_cli.main(["--data-dir", records, "--from", body_path, "--train-dir",
+                               str(folder / "runs"), *TRAIN_ARGS])
+    assert code in (0, None), out.getvalue()
+    return folder / "runs" / "from-body", out.getvalue(), records
+
+
+@pytest.mark.slow
+def test_the_head_learns_the_tags(trained):
+    run_dir, output, records = trained
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["best"]["val_roc_auc"] >= 0.9
+    assert metrics["test"]["roc_auc"] >= 0.9
+    assert {row["tag"] for row in metrics["test"]["per_tag"]} == {"low", "high", "noisy"}
+    rows = (run_dir / "history.csv").read_text().splitlines()[1:]
+    losses = [float(row.split(",")[5]) for row in rows]
+    assert losses[-1] < 0.5 * losses[0]  # it learnt
+    assert "run size (the head): " in output and "test ROC-AUC" in output
+    _, labels = reader.clip_labels(records, "train")
+    few = [f"{tag} ({count})" for tag, count in zip(("high", "low", "noisy"),
+                                                    labels.sum(axis=0).astype(int)) if count < 5]
+    assert few == ["high (4)"]  # the split of the tones gave it 4 of 12
+    assert (f"warning: fewer than 5 labelled training files for {few[0]}: their scores rest "
+            "on too few examples to trust; label more files with them") in output
+
+
+@pytest.mark.slow
+def test_the_saved_tagger_is_the_body_and_the_head(trained, own):
+    run_dir, _, _ = trained
+    body_path = own[3]
+    tagger, info = load_tagger(str(run_dir / "model.keras"))
+    assert info.tag_names == ("high", "low", "noisy")  # by count, ties by name
+    assert (info.model, info.sample_rate, info.segment_length, info.window_segments) == (
+        "tiny_conv", BODY_RATE, BODY_WINDOW, 1)
+    assert info.licence == "the body's licence" and info.model_args == {"num_tags": 3}
+    assert info.base_model == {
+        "name": body_path, "file": "body.keras", "sha256": model_fingerprint(body_path),
+        "embedding_layer": "embedding", "tag_names": ["a", "b", "c"], "head_units": 256,
+        "fine_tuned": False}
+    body = keras.models.load_model(body_path, compile=False)
+    x = np.random.default_rng(0).standard_normal((5, BODY_WINDOW)).astype(np.float32) * 0.3
+    embedding = np.asarray(keras.Model(body.inputs, body.get_layer("embedding").output)(x))
+    w1, b1 = tagger.get_layer(tag_head.HIDDEN).get_weights()
+    w2, b2 = tagger.get_layer(tag_head.OUTPUT).get_weights()
+    expected = 1 / (1 + np.exp(-(np.maximum(embedding @ w1 + b1, 0) @ w2 + b2)))
+    np.testing.assert_allclose(np.asarray(tagger(x)), expected, atol=1e-5)
+    for layer in body.layers[:-1]:  # the body as it was
+        for ours, theirs in zip(tagger.get_layer(layer.name).get_weights(), layer.get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    hdf5, hdf5_info = load_tagger(str(run_dir / "model.hdf5"))
+    np.testing.assert_allclose(np.asarray(hdf5(x)), expected, atol=1e-5)
+    assert hdf5_info == info
+
+
+@pytest.mark.slow
+def test_tag_py_tags_a_file_with_the_learnt_tags(trained, own, capsys):
+    run_dir, _, _ = trained
+    music = pathlib.Path(own[0])
+    code, out, err = call_main(tag_cli.main, capsys, run_dir / "model.keras",
+                               music / "02.wav", music / "01.wav", "--top-k", "3",
+                               "--no-progress")
+    assert code in (0, None), err
+    low_noisy, high = ({line.split()[0]: float(line.split()[1]) for line in block.splitlines()[1:]}
+                       for block in out.strip().split("\n\n"))
+    assert low_noisy["low"] > low_noisy["high"] and low_noisy["noisy"] > high["noisy"]
+    assert high["high"] > high["low"]
+
+
+@pytest.mark.slow
+def test_a_rerun_reuses_the_embeddings_and_a_finished_run_is_not_trained_again(
+        trained, own, capsys, tmp_path):
+    run_dir, _, records = trained
+    body_path = own[3]
+    code, out, _ = call_main(train_cli.main, capsys, "--data-dir", records, "--from",
+                             body_path, "--train-dir", run_dir.parent, "--resume", *TRAIN_ARGS)
+    assert code in (0, None)
+    assert f"run {run_dir} is already finished" in out and "embeddings of" not in out
+    code, _, err = call_main(train_cli.main, capsys, "--data-dir", records, "--from",
+                             body_path, "--train-dir", run_dir.parent, "--resume",
+                             "--head-units", "0", "--no-progress")
+    one_line_error(code, err, "--resume: --head-units 0 (the run has 256) differ from the run")
+    code, out, _ = call_main(train_cli.main, capsys, "--data-dir", records, "--from",
+                             body_path, "--train-dir", tmp_path, "--head-units", "0",
+                             "--lr", "0.03", "--max-epochs-per-stage", "1", "--no-progress")
+    assert code in (0, None)
+    info = load_info(records)
+    for split in ("train", "val", "test"):
+        shards = len(info.splits[split]["shards"])
+        assert f"embeddings of {split}, {shards} shard(s), 0 computed, {shards} reused" in out
+
+
+@pytest.mark.slow
+def test_fine_tuning_trains_every_layer_from_the_heads_best(own, tmp_path, capsys):
+    _, _, source, body_path = own
+    records = records_copy(source, tmp_path / "records")
+    code, out, err = call_main(train_cli.main, capsys, "--data-dir", records, "--from",
+                               body_path, "--fine-tune", "--fine-tune-epochs", "1",
+                               "--fine-tune-lr", "0.001", "--max-epochs-per-stage", "2",
+                               "--train-dir", tmp_path / "runs", "--no-progress")
+    assert code in (0, None), err
+    run_dir = tmp_path / "runs" / "from-body-fine-tune"
+    history = (run_dir / "history.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[1] for row in history] == ["0", "0", "1"]  # head, head, every layer
+    assert "run size (fine-tuning every layer): " in out and "stage 1: adam lr=0.001" in out
+    tagger, info = load_tagger(str(run_dir / "model.keras"))
+    assert info.base_model["fine_tuned"] is True
+    body = keras.models.load_model(body_path, compile=False)
+    state = json.loads((run_dir / "state.json").read_text())
+    changed = not np.array_equal(tagger.get_layer("embedding").get_weights()[0],
+                                 body.get_layer("embedding").get_weights()[0])
+    assert changed == (state["best_epoch"] == 3)  # the body trained, if its epoch was best
+    code, out, err = call_main(eval_cli.main, capsys, run_dir / "model.keras", "--data-dir",
+                               records, "--split", "test", "--no-progress")
+    assert code in (0, None), err
+    assert "ROC-AUC" in out
