@@ -8,7 +8,8 @@ once and stored beside the records (`pretrained_body`). The head
 (Adam at 1e-3 by default, `config.HEAD_SETTINGS`), each epoch one pass over the
 training windows in an order fixed by the seed and the epoch, every window
 labelled with its clip's tags; val and test scores are the mean of the
-head's window scores per clip, as tag.py scores a file. With
+head's window scores per clip, as tag.py scores a file, and the loss
+reported and monitored is the BCE of those clip scores. With
 `pretrained.fine_tune`, one more stage trains every layer (batch
 normalisation kept as it is) from the head's best, Adam at
 `fine_tune_lr`, on the records' audio windows, which must be at the body's
@@ -193,6 +194,14 @@ class HeadRun(runs.Run):
         return ClipPredictions(
             rows.clip_ids, labels, rows.clip_means(scores),
             binary_crossentropy(labels[rows.row_clips()], scores), len(scores))
+
+    def _loss(self, predictions) -> float:
+        """The BCE of the clip scores against the clips' tags: what tag.py
+        reports of a file, and a steadier guide for early stopping on a val
+        split of a few files than the windows' BCE (which grows as the head
+        grows sure of windows that sound like another tag's, while the
+        clips' ranking still improves; docs/own_tags.md)."""
+        return binary_crossentropy(predictions.labels, predictions.scores)
 
     def _audio_predictions(self, split: str) -> ClipPredictions:
         """The tagger over every window of each clip of `split`, as the

@@ -358,8 +358,13 @@ class Run:
     def _validate(self) -> dict:
         predictions = self._predictions("val", self.config.validation_steps)
         metrics = self._tag_metrics(predictions)
-        return {"loss": predictions.window_loss, "roc_auc": metrics.roc_auc,
+        return {"loss": self._loss(predictions), "roc_auc": metrics.roc_auc,
                 "pr_auc": metrics.pr_auc}
+
+    def _loss(self, predictions) -> float:
+        """The loss of ClipPredictions that the run reports (and val_loss
+        monitors): the mean BCE of the windows against their clips' tags."""
+        return predictions.window_loss
 
     def _predictions(self, split: str, max_batches: int | None = None):
         """The model's ClipPredictions of `split` (at most `max_batches` batches)."""
@@ -504,7 +509,7 @@ class Run:
         if self.config.evaluate_test and self.info.splits.get("test", {}).get("clips"):
             test = self._predictions("test")
             result = self._tag_metrics(test)
-            metrics["test"] = {"loss": test.window_loss, **result.as_dict()}
+            metrics["test"] = {"loss": self._loss(test), **result.as_dict()}
             self._log(f"test ROC-AUC {result.roc_auc:.4f}  PR-AUC {result.pr_auc:.4f}")
         if self.chief:
             for name in ("model.keras", "model.hdf5"):

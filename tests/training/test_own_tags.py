@@ -395,3 +395,18 @@ def test_fine_tuning_trains_every_layer_from_the_heads_best(own, tmp_path, capsy
                                records, "--split", "test", "--no-progress")
     assert code in (0, None), err
     assert "ROC-AUC" in out
+
+
+@pytest.mark.slow
+def test_the_loss_is_the_bce_of_the_saved_taggers_clip_scores(trained):
+    from tagger.evaluation.metrics import binary_crossentropy
+    from tagger.training.model_outputs import ModelFile
+
+    run_dir, _, records = trained
+    info = load_info(records)
+    tagger = ModelFile(str(run_dir / "model.keras"), progress=False)
+    ids, labels = reader.clip_labels(records, "val", info)
+    scores = np.stack([tagger.clip_outputs(clip["segments"], info.sample_rate).scores.mean(0)
+                       for clip in reader.clip_dataset(records, "val", info).as_numpy_iterator()])
+    best = json.loads((run_dir / "metrics.json").read_text())["best"]
+    assert best["val_loss"] == pytest.approx(binary_crossentropy(labels, scores), abs=1e-5)
