@@ -9,6 +9,7 @@ where it stopped; a step whose settings changed is redone.
     python demo.py
     python demo.py --semi-supervised   # a teacher against noisy students
     python demo.py --distil            # MTT_musicnn teaches ReSE+multi on real music
+    python demo.py --own-tags          # your own tags on MTT_musicnn, beside from scratch
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ MIN_SECONDS, MAX_SECONDS = 3.0, 600.0
 SEGMENT_MARGIN = 0.1
 
 SEMI_SUPERVISED_FLAGS = ("seeds", "teacher_epochs", "student_epochs")
-DISTIL_ONLY_FLAGS = ("music", "teacher", "steps_per_epoch")
-DISTIL_FLAGS = DISTIL_ONLY_FLAGS + ("epochs", "batch_size", "lr", "width")
+DISTIL_ONLY_FLAGS = ("teacher", "steps_per_epoch")
+DISTIL_FLAGS = DISTIL_ONLY_FLAGS + ("music", "epochs", "batch_size", "lr", "width")
+OWN_TAGS_ONLY_FLAGS = ("per_tag", "from_model")
+OWN_TAGS_FLAGS = OWN_TAGS_ONLY_FLAGS + ("music", "epochs", "batch_size", "lr")
 
 
 def parse_args(argv=None):
@@ -88,13 +91,26 @@ def parse_args(argv=None):
                              "--music), measured against it on held-out tracks; in "
                              "WORK_DIR/distil")
     distil.add_argument("--music", default=None, metavar="DIR",
-                        help="with --distil: a folder of your own audio (default: Debian's "
-                             "game soundtracks)")
+                        help="with --distil or --own-tags: a folder of your own audio, with "
+                             "--own-tags a tag per top-level folder (default: Debian's game "
+                             "soundtracks)")
     distil.add_argument("--teacher", default=None, metavar="MODEL",
                         help="with --distil: the teacher, a pretrained name or a saved model "
                              "(default: MTT_musicnn)")
     distil.add_argument("--steps-per-epoch", type=positive_int, default=None, metavar="N",
                         help="with --distil: training batches per epoch (default: 60)")
+    own = p.add_argument_group("your own tags demonstration")
+    own.add_argument("--own-tags", action="store_true",
+                     help="instead: label each of Debian's game soundtracks (or --music's "
+                          "folders) by its name in a few files, learn the tags on a trained "
+                          "model's body (train.py --from) and from scratch on the same "
+                          "split, and measure both on the other files; in WORK_DIR/own_tags")
+    own.add_argument("--from", dest="from_model", default=None, metavar="MODEL",
+                     help="with --own-tags: the trained model whose body learns the tags "
+                          "(default: MTT_musicnn)")
+    own.add_argument("--per-tag", type=positive_int, default=None, metavar="N",
+                     help="with --own-tags: labelled files per tag, at most half of a "
+                          "folder's (default: 10)")
     return p.parse_args(argv)
 
 
@@ -105,10 +121,20 @@ def main(argv=None):
 def run(args):
     from tagger.errors import flags_do_not_apply
 
+    own_only = given_flags(args, OWN_TAGS_ONLY_FLAGS)
+    if own_only and not args.own_tags:
+        raise flags_do_not_apply(own_only, "with --own-tags", instead="add --own-tags")
     distil_only = given_flags(args, DISTIL_ONLY_FLAGS)
     if distil_only and not args.distil:
         raise flags_do_not_apply(distil_only, "with --distil", instead="add --distil")
-    if args.distil:
+    if args.music is not None and not (args.distil or args.own_tags):
+        raise flags_do_not_apply(["--music"], "with --distil and --own-tags",
+                                 instead="add one of them")
+    if args.own_tags:
+        from tagger.demos.own_tags import run_own_tags_demo
+
+        lines = run_own_tags_demo(own_tags_config(args))
+    elif args.distil:
         from tagger.demos.distil import run_distil_demo
 
         lines = run_distil_demo(distil_config(args))
@@ -138,6 +164,23 @@ def distil_config(args):
     return DistilDemoConfig(work_dir=os.path.join(args.work_dir, "distil"),
                             workers=args.workers, seed=args.seed,
                             progress=not args.no_progress, **settings)
+
+
+def own_tags_config(args):
+    """The OwnTagsDemoConfig; flags of the other demos are errors."""
+    from tagger.demos.own_tags import OwnTagsDemoConfig
+    from tagger.errors import flags_do_not_apply
+
+    switches = ["--distil"] * args.distil + ["--semi-supervised"] * args.semi_supervised
+    wrong = _model_and_given(args, ("clips", "seconds", "window_segments", "width")
+                             + SEMI_SUPERVISED_FLAGS, switches)
+    if wrong:
+        raise flags_do_not_apply(wrong, "without --own-tags", "it learns folder tags on a "
+                                 "trained model's body and its architecture from scratch")
+    settings = _given_values(args, OWN_TAGS_FLAGS)
+    return OwnTagsDemoConfig(work_dir=os.path.join(args.work_dir, "own_tags"),
+                             workers=args.workers, seed=args.seed,
+                             progress=not args.no_progress, **settings)
 
 
 def semi_supervised_config(args):

@@ -138,18 +138,20 @@ def train_model(config: DemoConfig, records: str):
         f"Adam lr {config.lr:g}, {config.epochs} epochs"))
 
 
-def stamped_training(config, train_config: TrainConfig, dataset: dict, announce: str):
-    """`train(train_config)` (yielding `announce` first) and its metrics, or
-    the metrics of the run that finished before with the same training and
-    `dataset` settings (the `training` stamp in `config.work_dir`); a run
-    made with other settings is removed and trained anew."""
-    from tagger.training.run import default_run_name, train
+def stamped_training(config, train_config: TrainConfig, dataset: dict, announce: str,
+                     step: str = "training"):
+    """`train_rounds(train_config)` (yielding `announce` first) and its
+    metrics, or the metrics of the run that finished before with the same
+    training and `dataset` settings (the `step` stamp in `config.work_dir`);
+    a run made with other settings is removed and trained anew."""
+    from tagger.training.rounds import train_rounds
+    from tagger.training.run import default_run_name
 
     run_dir = join_path(train_config.train_dir, default_run_name(train_config))
     metrics_path = join_path(run_dir, "metrics.json")
     wanted = json.loads(json.dumps({  # as read back from the stamp: lists, not tuples
         **to_dict(dataclasses.replace(train_config, progress=True)), "dataset": dataset}))
-    previous = _read_stamp(config, "training")
+    previous = _read_stamp(config, step)
     if previous == wanted and fileio.exists(metrics_path):
         yield f"training: {run_dir} (already finished)"
         return json.loads(fileio.read_text(metrics_path))
@@ -157,10 +159,10 @@ def stamped_training(config, train_config: TrainConfig, dataset: dict, announce:
         reason = _changes(previous, wanted) if previous else "settings not recorded"
         yield f"training: {reason}: {run_dir} is trained anew"
         fileio.rmtree(run_dir)
-    _write_stamp(config, "training", wanted)
+    _write_stamp(config, step, wanted)
     yield announce
     start = time.time()
-    metrics = train(train_config)
+    metrics = train_rounds(train_config)
     yield f"trained in {time.time() - start:.0f} s"
     return metrics
 
