@@ -410,3 +410,48 @@ def test_the_loss_is_the_bce_of_the_saved_taggers_clip_scores(trained):
                        for clip in reader.clip_dataset(records, "val", info).as_numpy_iterator()])
     best = json.loads((run_dir / "metrics.json").read_text())["best"]
     assert best["val_loss"] == pytest.approx(binary_crossentropy(labels, scores), abs=1e-5)
+
+
+def head_train_config(records, train_dir, body_path, **overrides):
+    """Three Adam epochs of the head, batch 32, no test evaluation."""
+    from tagger.config import TrainConfig
+
+    settings = dict(data_dir=records, train_dir=str(train_dir), optimizer="adam", lr=0.03,
+                    batch_size=32, num_lr_decays=1, patience=10, max_epochs_per_stage=3,
+                    strategy="default", progress=False, evaluate_test=False,
+                    pretrained=PretrainedConfig(from_model=body_path))
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+@pytest.mark.slow
+def test_a_resumed_head_run_repeats_an_uninterrupted_one(own, tmp_path, monkeypatch):
+    import dataclasses
+
+    import pandas as pd
+
+    from tagger.training.run import Run
+
+    _, source, _, body_path = own
+    records = records_copy(source, tmp_path / "records")
+    whole = head_run.train(head_train_config(records, tmp_path / "whole", body_path))
+    config = head_train_config(records, tmp_path / "cut", body_path)
+    original = Run._end_epoch
+
+    def end_epoch(self, row, optimizer):
+        original(self, row, optimizer)
+        if self.state.epoch == 1:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Run, "_end_epoch", end_epoch)
+        with pytest.raises(KeyboardInterrupt):
+            head_run.train(config)
+    run_dir = tmp_path / "cut" / "from-body"
+    assert list(pd.read_csv(run_dir / "history.csv").epoch) == [1]
+    head_run.train(dataclasses.replace(config, resume=True))
+    resumed = pd.read_csv(run_dir / "history.csv").drop(columns="seconds")
+    uninterrupted = pd.read_csv(pathlib.Path(whole["run_dir"]) / "history.csv")
+    assert list(resumed.epoch) == [1, 2, 3]
+    pd.testing.assert_frame_equal(resumed, uninterrupted.drop(columns="seconds"),
+                                  rtol=1e-5, atol=1e-6)
