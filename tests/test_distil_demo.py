@@ -66,7 +66,8 @@ def test_distil_demo_on_a_folder(music, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--music", "x"], "--music applies with --distil only; leave it out or add --distil"),
+    (["--music", "x"], "--music applies with --distil and --own-tags only; leave it out or "
+                       "add one of them"),
     (["--semi-supervised", "--teacher", "MTT_musicnn"],
      "--teacher applies with --distil only; leave it out or add --distil"),
     (["--distil", "--model", "transformer", "--clips", "20"],

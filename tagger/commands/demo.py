@@ -121,7 +121,8 @@ def main(argv=None):
 def run(args):
     from tagger.errors import flags_do_not_apply
 
-    own_only = given_flags(args, OWN_TAGS_ONLY_FLAGS)
+    own_only = [flag.replace("--from-model", "--from")  # its destination's name
+                for flag in given_flags(args, OWN_TAGS_ONLY_FLAGS)]
     if own_only and not args.own_tags:
         raise flags_do_not_apply(own_only, "with --own-tags", instead="add --own-tags")
     distil_only = given_flags(args, DISTIL_ONLY_FLAGS)

@@ -1,0 +1,115 @@
+"""demo.py --own-tags on a folder of its own: two folders of tones are two
+tags, a few files of each labelled; a tiny untrained pons_musicnn is the
+body, and the same family learns from scratch on the same split; both are
+measured on the other files; a rerun reuses every step; flags of the
+other demos are refused in one line."""
+
+import contextlib
+import csv
+import io
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import soundfile
+
+from tagger.commands import demo
+from tagger.models import family
+from tests.checks import records_info, saved_model
+
+FILES = 8  # a folder
+
+
+@pytest.fixture(scope="module")
+def music(tmp_path_factory):
+    """low/ and high/: FILES tones of 3.2 s at 16 kHz each, and a file of no folder."""
+    root = tmp_path_factory.mktemp("music")
+    rng = np.random.default_rng(0)
+    t = np.arange(int(3.2 * 16000)) / 16000
+    for name, hz in (("low", 220.0), ("high", 1760.0)):
+        (root / name).mkdir()
+        for i in range(FILES):
+            audio = 0.3 * np.sin(2 * np.pi * hz * t) + 0.05 * rng.standard_normal(len(t))
+            soundfile.write(str(root / name / f"{i:02d}.wav"), audio.astype(np.float32), 16000)
+    soundfile.write(str(root / "loose.wav"), np.zeros(16000, np.float32), 16000)
+    return root
+
+
+def run_demo(argv):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = demo.main([str(a) for a in argv])
+    assert code == 0, out.getvalue()
+    return out.getvalue().splitlines()
+
+
+@pytest.mark.slow
+def test_own_tags_demo_on_a_folder(music, tmp_path):
+    body = saved_model("pons_musicnn", family("pons_musicnn").tiny,
+                       records_info(("a", "b", "c"), 16000, 48128), tmp_path / "body")
+    argv = ["--own-tags", "--music", music, "--from", body, "--per-tag", "4", "--epochs", "1",
+            "--work-dir", tmp_path / "work", "--workers", "1", "--no-progress"]
+    lines = run_demo(argv)
+    text = "\n".join(lines)
+    work = tmp_path / "work" / "own_tags"
+    with open(work / "labels.csv") as f:
+        labels = list(csv.DictReader(f))
+    assert sorted(row["tags"] for row in labels) == ["high"] * 4 + ["low"] * 4
+    info = json.loads((work / "records" / "dataset_info.json").read_text())
+    assert (info["tag_names"], info["sample_rate"], info["segment_length"]) == (
+        ["high", "low"], 16000, 48128)
+    assert info["splits"]["student"]["clips"] == 2 * FILES - 8 + 1  # and loose.wav
+    heldout = json.loads((work / "heldout.json").read_text())
+    ours, scratch = f"from {body}", "from scratch (pons_musicnn)"
+    assert list(heldout["models"]) == [ours, scratch]
+    for who in (ours, scratch):
+        held = heldout["models"][who]
+        assert held["files"] == 8  # loose.wav belongs to no tag's folder
+        metrics = json.loads((work / "runs" / ("from-body" if who == ours else "pons_musicnn")
+                              / "metrics.json").read_text())
+        row = next(line for line in lines if line.startswith(who))
+        assert f"{held['roc_auc']:14.4f} {held['pr_auc']:7.4f}" in row
+        assert f"{metrics['epochs']:6d}" in row
+    assert "held-out files (8)" in text
+    assert f"labels: {work / 'labels.csv'}, high 4 of 8 files, low 4 of 8 files" in text
+    tagged = next(line for line in lines if line.startswith("python tag.py "))
+    assert str(work / "runs" / "from-body" / "model.keras") in tagged
+    assert lines[-1].startswith("demo finished in ")
+    again = "\n".join(run_demo(argv))
+    assert again.count("(already finished)") == 2 and "(already measured)" in again
+    assert next(line for line in again.splitlines() if line.startswith(ours)) == next(
+        line for line in lines if line.startswith(ours))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--per-tag", "3"], "--per-tag applies with --own-tags only; leave it out or add "
+                         "--own-tags"),
+    (["--from", "MTT_vgg"], "--from applies with --own-tags only"),
+    (["--music", "x"], "--music applies with --distil and --own-tags only; leave it out or "
+                       "add one of them"),
+    (["--own-tags", "--model", "fcn", "--clips", "20"],
+     "--model, --clips apply without --own-tags only (it learns folder tags on a trained "
+     "model's body and its architecture from scratch); leave them out"),
+    (["--own-tags", "--distil"], "--distil applies without --own-tags only"),
+    (["--own-tags", "--teacher", "x"], "--teacher applies with --distil only"),
+])
+def test_flags_of_the_other_demos_are_refused(capsys, argv, message):
+    assert demo.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_a_folder_of_one_tag_is_refused(tmp_path, capsys):
+    body = saved_model("pons_musicnn", family("pons_musicnn").tiny,
+                       records_info(("a",), 16000, 48128), tmp_path / "body")
+    music = pathlib.Path(tmp_path / "music" / "only")
+    music.mkdir(parents=True)
+    for i in range(4):
+        soundfile.write(str(music / f"{i}.wav"), np.zeros(16000, np.float32), 16000)
+    code = demo.main(["--own-tags", "--music", str(music.parent), "--from", str(body),
+                      "--work-dir", str(tmp_path / "work"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.endswith(
+        f"--music {str(music.parent)!r} needs two or more folders of 4 or more audio files "
+        "each: each folder is a tag")
