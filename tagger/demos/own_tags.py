@@ -41,9 +41,9 @@ class OwnTagsDemoConfig:
     music: str | None = None  # a folder of audio, a tag per top-level folder; None: Debian's
     from_model: str = "MTT_musicnn"
     per_tag: int = 10  # labelled files per tag, at most
-    epochs: int = 10  # from scratch
-    batch_size: int = 8  # from scratch
-    lr: float = 1e-3  # from scratch
+    epochs: int | None = None  # from scratch; None: the family's demo setting's
+    batch_size: int | None = None  # the same
+    lr: float | None = None  # the same
     workers: int = 1
     seed: int = 0
     progress: bool = True
@@ -173,16 +173,19 @@ def from_config(config: OwnTagsDemoConfig, records: str):
 
 
 def scratch_config(config: OwnTagsDemoConfig, records: str, name: str):
-    """The body's family `name` at its demo size, trained from scratch with
-    Adam on the same records."""
+    """The body's family `name` trained from scratch on the same records as
+    demo.py trains it: its demo setting (model size, batch, one Adam stage
+    at its rate for its epochs), where the config does not say otherwise."""
     from tagger.config import TrainConfig
     from tagger.models import family
 
+    preset = family(name).demo
+    epochs = config.epochs or preset.epochs
     return TrainConfig(
         data_dir=records, train_dir=join_path(config.work_dir, "runs"), model=name,
-        model_args=dict(family(name).demo.model_args), batch_size=config.batch_size,
-        schedule="staged", optimizer="adam", lr=config.lr, num_lr_decays=1,
-        max_epochs_per_stage=config.epochs, patience=config.epochs, seed=config.seed,
+        model_args=dict(preset.model_args), batch_size=config.batch_size or preset.batch_size,
+        schedule="staged", optimizer="adam", lr=config.lr or preset.lr, num_lr_decays=1,
+        max_epochs_per_stage=epochs, patience=epochs, seed=config.seed,
         strategy="default", resume=True, progress=config.progress)
 
 
