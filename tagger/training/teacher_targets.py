@@ -6,11 +6,12 @@ scores a file: the clip's audio (its segments joined, at the records'
 rate) is resampled to the teacher's rate (`audio.resample`, the builders'
 soxr) and cut into the teacher's windows (`audio.audio_windows`, with the
 hop and edge padding of `models.saved.window_grid`), which the keras
-engine's predictor scores (`inference.engine.registry.make_predictor`). A
-segment's target is the mean of the scores of the teacher windows that
-overlap it, each weighted by the overlap's duration; a segment that no
-window reaches (past the last whole window) takes the nearest window's
-scores.
+engine's predictor scores (`inference.engine.registry.make_predictor`;
+`model_outputs.window_outputs`, shared with the body's embeddings of
+train.py --from). A segment's target is the mean of the scores of the
+teacher windows that overlap it, each weighted by the overlap's duration;
+a segment that no window reaches (past the last whole window) takes the
+nearest window's scores.
 
 Stored in `<records>/teacher_targets/<fingerprint>/`, the fingerprint the
 first 16 hex digits of the teacher file's SHA-256
@@ -43,10 +44,10 @@ from tagger import destination, fileio
 from tagger.config import join_path
 from tagger.errors import UserError
 from tagger.records.info import DatasetInfo
+from tagger.training.model_outputs import ModelFile
 
 TARGETS_DIR = "teacher_targets"
 TEACHER_FILE = "teacher.json"
-FINGERPRINT_DIGITS = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,54 +102,28 @@ def overlap_weights(segments: int, segment_seconds: float, window_starts: np.nda
     return overlap / overlap.sum(axis=1, keepdims=True)
 
 
-class Teacher:
+class Teacher(ModelFile):
     """A saved tagger (a registry name or a path) as a source of targets;
-    the model itself is loaded only when something is to be scored."""
+    the model itself is loaded only when something is to be scored
+    (`model_outputs.ModelFile`)."""
 
     def __init__(self, name: str, progress: bool = True, log=print):
-        from tagger.inference.common import model_fingerprint
-        from tagger.models.saved import read_saved_info
-        from tagger.pretrained import resolve_model
-
-        self.name = str(name)
-        self.path = resolve_model(self.name, progress=progress, log=log)
-        if not fileio.exists(self.path):
-            raise UserError(f"teacher {self.name!r} not found; --teacher takes a pretrained "
-                            "name (tagger-pretrained list) or a .keras/.hdf5 model file")
-        self.fingerprint = model_fingerprint(self.path)
-        try:
-            self.info = read_saved_info(self.path)
-        except Exception as error:  # noqa: BLE001  a damaged or foreign file
-            raise UserError(f"cannot read teacher {self.name!r} ({self.path}) as a saved "
-                            f"tagger: {str(error).splitlines()[0] if str(error) else error!r}"
-                            ) from None
+        super().__init__(name, "teacher", "--teacher", progress, log)
         self.tag_names = list(self.info.tag_names) if self.info else []
         if not self.tag_names:
             raise UserError(f"teacher {self.name!r} names no tags (not saved by train.py or "
                             "convert_weights.py), so its tags cannot be mapped to a "
                             "student's; use a model that carries its tag names")
-        self._predictor = None
 
-    @property
-    def key(self) -> str:
-        return self.fingerprint[:FINGERPRINT_DIGITS]
-
-    @property
-    def predictor(self):
-        if self._predictor is None:
-            from tagger.inference.engine.registry import make_predictor
-            from tagger.models.saved import load_tagger
-
-            model, info = load_tagger(self.path)
-            self._predictor = make_predictor("keras", model, info)
-            if self._predictor.tag_names != self.tag_names:
-                raise UserError(f"teacher {self.name!r} names {len(self.tag_names)} tags "
-                                f"but predicts {len(self._predictor.tag_names)}; its tags "
-                                "cannot be mapped")
-        return self._predictor
+    def predictor(self, embeddings: bool = False):
+        p = super().predictor(embeddings)
+        if p.tag_names != self.tag_names:
+            raise UserError(f"teacher {self.name!r} names {len(self.tag_names)} tags "
+                            f"but predicts {len(p.tag_names)}; its tags cannot be mapped")
+        return p
 
     def describe(self) -> dict:
-        p = self.predictor
+        p = self.predictor()
         return {"teacher": self.name, "path": self.path, "sha256": self.fingerprint,
                 "tag_names": self.tag_names, "sample_rate": p.sample_rate,
                 "window_samples": p.window_samples, "hop_samples": p.hop_samples,
@@ -158,20 +133,10 @@ class Teacher:
                         batch_size: int = 32) -> np.ndarray:
         """(segments, tags) targets of one clip's float32 segments
         (segments, segment_length) at `sample_rate` (module docstring)."""
-        from tagger.audio import audio_windows, resample
-
-        p = self.predictor
-        audio = resample(segments.reshape(-1), sample_rate, p.sample_rate)
-        starts, windows = zip(*audio_windows(audio, p.sample_rate, p.window_samples,
-                                             p.hop_samples, edge_padding=p.edge_padding))
-        windows = np.stack(windows)  # (windows, window_samples)
-        scores = np.concatenate([p(windows[i:i + batch_size])[0]
-                                 for i in range(0, len(windows), batch_size)])
-        weights = overlap_weights(
-            len(segments), segments.shape[1] / sample_rate,
-            (np.asarray(starts) - p.edge_padding) / p.sample_rate,
-            p.window_samples / p.sample_rate)
-        return (weights @ np.asarray(scores, np.float64)).astype(np.float32)
+        outputs = self.clip_outputs(segments, sample_rate, batch_size=batch_size)
+        weights = overlap_weights(len(segments), segments.shape[1] / sample_rate,
+                                  outputs.starts, outputs.window_seconds)
+        return (weights @ np.asarray(outputs.scores, np.float64)).astype(np.float32)
 
 
 def records_key(info: DatasetInfo) -> dict:
