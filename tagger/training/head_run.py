@@ -145,6 +145,7 @@ class HeadRun(runs.Run):
         super()._train_stages()
 
     def _epoch_size(self, stage=None) -> tuple:
+        stage = stage or self._stage()
         fine_tunes = self._fine_tunes(stage)
         if fine_tunes:
             from tagger.records.reader import train_windows_per_pass

@@ -34,6 +34,17 @@ class Body(ModelFile):
                             "use a model saved by train.py or convert_weights.py, or a "
                             "pretrained name (tagger-pretrained list)")
 
+    def predictor(self, embeddings: bool = False):
+        try:
+            return super().predictor(embeddings)
+        except UserError:
+            if not embeddings:
+                raise
+            raise UserError(f"--from {self.name!r} ({self.path}) has no embedding layer of a "
+                            f"family of this project (its info names {self.info.model!r}); "
+                            "use a model saved by train.py or convert_weights.py, or a "
+                            "pretrained name (tagger-pretrained list)") from None
+
     @property
     def embedding_layer(self) -> str:
         return self.predictor(embeddings=True).embedding_layer

@@ -455,3 +455,26 @@ def test_a_resumed_head_run_repeats_an_uninterrupted_one(own, tmp_path, monkeypa
     assert list(resumed.epoch) == [1, 2, 3]
     pd.testing.assert_frame_equal(resumed, uninterrupted.drop(columns="seconds"),
                                   rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_without_info_or_embedding_layer_is_refused(tmp_path):
+    from tests.checks import tiny_conv_tagger, tiny_teacher
+
+    bare = str(tmp_path / "bare.keras")
+    tiny_conv_tagger(samples=BODY_WINDOW).save(bare)
+    with pytest.raises(UserError) as refused:
+        Body(bare, progress=False)
+    assert str(refused.value) == (
+        f"--from {bare!r} ({bare}) carries no tagger info (its rate, window and family), so "
+        "its embeddings cannot be found; use a model saved by train.py or "
+        "convert_weights.py, or a pretrained name (tagger-pretrained list)")
+    other = tiny_teacher(tmp_path / "other.keras", ["a", "b"], seed=1)
+    with pytest.raises(UserError) as refused:
+        Body(other, progress=False).embedding_layer  # noqa: B018  (it raises)
+    assert str(refused.value) == (
+        f"--from {other!r} ({other}) has no embedding layer of a family of this project (its "
+        "info names 'tiny_conv'); use a model saved by train.py or convert_weights.py, or a "
+        "pretrained name (tagger-pretrained list)")
+    with pytest.raises(UserError, match="'missing.keras' not found; --from takes a "
+                                        "pretrained name"):
+        Body("missing.keras", progress=False)
