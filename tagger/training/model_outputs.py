@@ -172,19 +172,23 @@ def concatenate(parts, width: int) -> ClipRows:
 class Store:
     """Where and how a consumer stores its rows: `folder`, its entry file
     `entry_file` holding `made_by` (what decides the rows: the model's
-    fingerprint, its window...), the records' fingerprint and `about` (more
-    words for a reader, e.g. the name the model was given by, not
-    compared); `what` names the rows in messages ("the embeddings");
+    fingerprint, its layer...), the records' fingerprint and `about` (more
+    for a reader, e.g. the name the model was given by, not compared; a
+    dict, or a function giving one, called only when rows are computed);
     `width`: the values per row; `fields`: the names of the arrays of
-    ClipRows' fields in each .npz (clip_ids, num_rows, values)."""
+    ClipRows' fields in each .npz (clip_ids, num_rows, values). In
+    messages, `what` names the rows ("the embeddings"), `redo` what is
+    done again ("computing") and `rows` what a row is."""
 
     folder: str
     entry_file: str
     made_by: dict
     what: str
     width: int
-    about: dict = dataclasses.field(default_factory=dict)
+    about: dict | Callable = dataclasses.field(default_factory=dict)
     fields: tuple = tuple(f.name for f in dataclasses.fields(ClipRows))
+    redo: str = "computing"
+    rows: str = ""
 
     def shard_path(self, shard: str) -> str:
         return join_path(self.folder, f"{shard}.npz")
@@ -211,7 +215,7 @@ def stored_rows(store: Store, data_dir: str, info: DatasetInfo, split: str,
     rows = concatenate([parts[i] for i in range(len(shards))], store.width)
     if clip_ids is not None and stored and not np.array_equal(rows.clip_ids, clip_ids):
         log(f"{store.what} of {split} in {store.folder} are not of the records' clips; "
-            "computing them again")
+            f"{store.redo} them again")
         for i in stored:
             del parts[i]
         computed += _compute(store, data_dir, info, split, parts, rows_of_clip, progress,
@@ -220,7 +224,7 @@ def stored_rows(store: Store, data_dir: str, info: DatasetInfo, split: str,
     if len(rows.clip_ids) != info.splits[split]["clips"]:
         raise UserError(f"{store.what} in {store.folder!r} hold {len(rows.clip_ids)} clips "
                         f"of {split} but the records {info.splits[split]['clips']}; delete "
-                        "that folder to compute them again")
+                        "that folder and run again")
     return rows, computed
 
 
@@ -256,9 +260,9 @@ def _stored(store: Store, shards: list, log) -> dict:
         if not fileio.exists(path):
             continue
         try:
-            parts[i] = read_shard(path, store.fields, store.width)
+            parts[i] = read_shard(path, store.fields, store.width, store.rows)
         except DamagedShard as error:
-            log(f"{store.what} {path} cannot be read ({error}); computing its shard again")
+            log(f"{store.what} {path} cannot be read ({error}); {store.redo} its shard again")
     return parts
 
 
@@ -291,8 +295,8 @@ def _start_entry(store: Store, records: str) -> None:
                 if name.endswith(".npz"):
                     fileio.remove(join_path(store.folder, name))
         fileio.makedirs(store.folder)
-        fileio.write_atomic(path, json.dumps({**store.about, **_entry(store, records)},
-                                             indent=1))
+        about = store.about() if callable(store.about) else store.about
+        fileio.write_atomic(path, json.dumps({**about, **_entry(store, records)}, indent=1))
     except OSError as error:
         raise destination.output_error(store.what, path, error) from None
 
@@ -321,26 +325,28 @@ class DamagedShard(Exception):
 LOAD_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
 
 
-def read_shard(path: str, fields: tuple, width: int) -> ClipRows:
+def read_shard(path: str, fields: tuple, width: int, rows: str = "") -> ClipRows:
     """The rows stored at `path`: a DamagedShard unless the file is a whole
-    .npz of a shard's arrays (named `fields`) of rows of `width` values."""
+    .npz of a shard's arrays (named `fields`) of rows of `width` values
+    (`rows` says what a row is in its message)."""
     try:
         with np.load(io.BytesIO(fileio.read_bytes(path))) as data:
             absent = [name for name in fields if name not in data.files]
             if absent:
                 raise DamagedShard(f"it holds no {', '.join(absent)}")
-            rows = ClipRows(*(data[name] for name in fields))
+            stored = ClipRows(*(data[name] for name in fields))
     except LOAD_ERRORS as error:
         why = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DamagedShard(f"cut short or damaged: {why}") from None
-    problem = shape_problem(rows, fields, width)
+    problem = shape_problem(stored, fields, width, rows)
     if problem:
         raise DamagedShard(problem)
-    return rows
+    return stored
 
 
-def shape_problem(rows: ClipRows, fields: tuple, width: int) -> str | None:
-    """What in `rows` is not a shard's arrays of rows of `width` values, or None."""
+def shape_problem(rows: ClipRows, fields: tuple, width: int, what: str = "") -> str | None:
+    """What in `rows` is not a shard's arrays of rows of `width` values
+    (`what` a row is), or None."""
     ids, counts, values = rows.clip_ids, rows.num_rows, rows.values
     if not (ids.ndim == counts.ndim == 1 and len(ids) == len(counts)
             and ids.dtype.kind in "iu" and counts.dtype.kind in "iu"
@@ -350,5 +356,5 @@ def shape_problem(rows: ClipRows, fields: tuple, width: int) -> str | None:
     expected = (int(counts.sum()), width)
     if values.dtype.kind != "f" or values.shape != expected:
         return (f"{fields[2]} are {values.dtype}{list(values.shape)}, expected float"
-                f"{list(expected)}")
+                f"{list(expected)}" + (f": {what}" if what else ""))
     return None

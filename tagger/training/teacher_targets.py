@@ -16,15 +16,17 @@ nearest window's scores.
 Stored in `<records>/teacher_targets/<fingerprint>/`, the fingerprint the
 first 16 hex digits of the teacher file's SHA-256
 (`inference.common.model_fingerprint`): `teacher.json` (the teacher,
-its tags, rate and window, and the records it scored) and one
-`<shard>.npz` per shard of records (clip_id, num_segments and targets:
-the segments of all the shard's clips in order x tags, float32), each
-written atomically once its shard is scored: an interrupted run goes on
-from the first missing shard, and a rerun reads them back. A stored shard
-that cannot be read (cut short by a full disk or an interrupted copy,
-empty, or holding other arrays) is scored again, with one line naming it
-and why. Records rebuilt with other settings or clips get their targets
-anew.
+its tags, rate and window, and the fingerprint of the records it scored,
+`records.fingerprint.records_fingerprint`) and one `<shard>.npz` per
+shard of records (clip_id, num_segments and targets: the segments of all
+the shard's clips in order x tags, float32), each written atomically once
+its shard is scored: an interrupted run goes on from the first missing
+shard, and a rerun reads them back (`model_outputs.stored_rows`, the
+store the body's embeddings use too). A stored shard that cannot be read
+(cut short by a full disk or an interrupted copy, empty, or holding other
+arrays) is scored again, with one line naming it and why. Records rebuilt
+with other settings or clips get their targets anew, and stored targets
+of other clips than the records' are scored again.
 
 Several teachers: the student learns the tags they share, in the first
 teacher's order, their targets averaged; the tags that others lack are
@@ -34,17 +36,13 @@ dropped and named in one line.
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
-import zipfile
 
 import numpy as np
 
-from tagger import destination, fileio
 from tagger.config import join_path
 from tagger.errors import UserError
 from tagger.records.info import DatasetInfo
-from tagger.training.model_outputs import ModelFile
+from tagger.training.model_outputs import ModelFile, Store, stored_rows
 
 TARGETS_DIR = "teacher_targets"
 TEACHER_FILE = "teacher.json"
@@ -76,14 +74,6 @@ class SplitTargets:
 
     def columns(self, index) -> SplitTargets:
         return dataclasses.replace(self, values=self.values[:, index])
-
-
-def concatenate(parts, tags: int) -> SplitTargets:
-    if not parts:
-        return SplitTargets(np.zeros(0, np.int64), np.zeros(0, np.int64),
-                            np.zeros((0, tags), np.float32))
-    return SplitTargets(*(np.concatenate([getattr(p, f.name) for p in parts])
-                          for f in dataclasses.fields(SplitTargets)))
 
 
 def overlap_weights(segments: int, segment_seconds: float, window_starts: np.ndarray,
@@ -139,15 +129,6 @@ class Teacher(ModelFile):
         return (weights @ np.asarray(outputs.scores, np.float64)).astype(np.float32)
 
 
-def records_key(info: DatasetInfo) -> dict:
-    """What identifies the records a teacher scored: their audio settings
-    and every split's clips, segments and shards."""
-    return {"sample_rate": info.sample_rate, "segment_length": info.segment_length,
-            "segment_shape": list(info.segment_shape),
-            "splits": {name: {k: s[k] for k in ("clips", "segments", "shards")}
-                       for name, s in info.splits.items()}}
-
-
 def require_raw(info: DatasetInfo, data_dir: str) -> None:
     kind = info.features["kind"]
     if kind != "raw":
@@ -158,136 +139,27 @@ def require_raw(info: DatasetInfo, data_dir: str) -> None:
 def split_targets(teacher: Teacher, data_dir: str, info: DatasetInfo, split: str,
                   progress: bool = False, log=print) -> SplitTargets:
     """The teacher's targets for every clip of `split`, read from its entry
-    beside the records, the missing shards scored and stored first."""
-    from tqdm import tqdm
+    beside the records, the missing shards scored and stored first
+    (`model_outputs.stored_rows`)."""
+    from tagger.records.reader import clip_labels
 
     require_raw(info, data_dir)
-    folder = join_path(data_dir, TARGETS_DIR, teacher.key)
-    shards = info.splits[split]["shards"]
-    paths = [join_path(folder, f"{name}.npz") for name in shards]
-    tags = len(teacher.tag_names)
-    parts = _stored(paths, tags, log) if _current(folder, info) else {}
-    missing = [i for i in range(len(shards)) if i not in parts]
-    if missing:
-        _start_entry(folder, teacher, info)
-    for i in tqdm(missing, desc=f"teacher {teacher.name}: {split}", unit="shard",
-                  disable=not progress):
-        parts[i] = _score_shard(teacher, data_dir, info, split, i)
-        buffer = io.BytesIO()
-        np.savez(buffer, **dataclasses.asdict(parts[i]))
-        try:
-            fileio.write_atomic(paths[i], buffer.getvalue())
-        except OSError as error:
-            raise destination.output_error("the teacher's targets", paths[i], error) from None
-    log(f"teacher {teacher.name} ({teacher.key}): {split} targets of {len(shards)} "
-        f"shard(s), {len(missing)} computed, {len(shards) - len(missing)} reused, in {folder}")
-    targets = concatenate([parts[i] for i in range(len(shards))], tags)
-    if len(targets.clip_ids) != info.splits[split]["clips"]:
-        raise UserError(f"the teacher's targets in {folder!r} hold {len(targets.clip_ids)} "
-                        f"clips of {split} but the records {info.splits[split]['clips']}; "
-                        "delete that folder to score the records again")
-    return targets
-
-
-def _stored(paths: list, tags: int, log) -> dict:
-    """{index: targets} of the shards stored at `paths`; one that cannot be
-    read (cut short, empty, not a shard of `tags` tags) is left out, to be
-    scored again, with one line saying so."""
-    parts = {}
-    for i, path in enumerate(paths):
-        if not fileio.exists(path):
-            continue
-        try:
-            parts[i] = _read(path, tags)
-        except DamagedShard as error:
-            log(f"the teacher's targets {path} cannot be read ({error}); "
-                "scoring its shard again")
-    return parts
-
-
-def _current(folder: str, info: DatasetInfo) -> bool:
-    """Whether the entry in `folder` was made for these records."""
-    path = join_path(folder, TEACHER_FILE)
-    if not fileio.exists(path):
-        return False
-    try:
-        return json.loads(fileio.read_text(path)).get("records") == records_key(info)
-    except ValueError:
-        return False
-
-
-def _start_entry(folder: str, teacher: Teacher, info: DatasetInfo) -> None:
-    """Writes teacher.json; an entry made for other records is emptied first."""
-    path = join_path(folder, TEACHER_FILE)
-    try:
-        if fileio.isdir(folder) and not _current(folder, info):
-            for name in fileio.listdir(folder):
-                if name.endswith(".npz"):
-                    fileio.remove(join_path(folder, name))
-        fileio.makedirs(folder)
-        fileio.write_atomic(path, json.dumps({**teacher.describe(),
-                                              "records": records_key(info)}, indent=1))
-    except OSError as error:
-        raise destination.output_error("the teacher's targets", path, error) from None
-
-
-def _score_shard(teacher: Teacher, data_dir: str, info: DatasetInfo, split: str,
-                 index: int) -> SplitTargets:
-    from tagger.records import reader
-
-    count = len(info.splits[split]["shards"])
-    clips = reader.clip_dataset(data_dir, split, info, shard=(count, index), with_tags=False)
-    ids, counts, values = [], [], []
-    with reader.shard_errors(data_dir, split, info):
-        for clip in clips.as_numpy_iterator():
-            segments = clip["segments"]  # (segments, segment_length) float32
-            ids.append(clip["clip_id"])
-            counts.append(len(segments))
-            values.append(teacher.segment_targets(segments, info.sample_rate))
-    tags = len(teacher.tag_names)
-    return SplitTargets(np.asarray(ids, np.int64), np.asarray(counts, np.int64),
-                        np.concatenate(values) if values else np.zeros((0, tags), np.float32))
-
-
-class DamagedShard(Exception):
-    """A stored shard of targets that cannot be read; the message says why."""
-
-
-LOAD_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
-
-
-def _read(path: str, tags: int) -> SplitTargets:
-    """The targets stored at `path`: a DamagedShard unless the file is a
-    whole .npz of a shard's arrays for `tags` tags."""
-    names = [f.name for f in dataclasses.fields(SplitTargets)]
-    try:
-        with np.load(io.BytesIO(fileio.read_bytes(path))) as data:
-            absent = [name for name in names if name not in data.files]
-            if absent:
-                raise DamagedShard(f"it holds no {', '.join(absent)}")
-            targets = SplitTargets(*(data[name] for name in names))
-    except LOAD_ERRORS as error:
-        why = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DamagedShard(f"cut short or damaged: {why}") from None
-    problem = _shape_problem(targets, tags)
-    if problem:
-        raise DamagedShard(problem)
-    return targets
-
-
-def _shape_problem(targets: SplitTargets, tags: int) -> str | None:
-    """What in `targets` is not a shard's arrays for `tags` tags, or None."""
-    ids, counts, values = targets.clip_ids, targets.num_segments, targets.values
-    if not (ids.ndim == counts.ndim == 1 and len(ids) == len(counts)
-            and ids.dtype.kind in "iu" and counts.dtype.kind in "iu"
-            and (counts >= 0).all()):
-        return (f"clip_ids {ids.dtype}{list(ids.shape)} and num_segments "
-                f"{counts.dtype}{list(counts.shape)} are not one count per clip")
-    expected = (int(counts.sum()), tags)
-    if values.dtype.kind != "f" or values.shape != expected:
-        return (f"values are {values.dtype}{list(values.shape)}, expected float"
-                f"{list(expected)}: the segments of its clips x the teacher's tags")
-    return None
+    store = Store(folder=join_path(data_dir, TARGETS_DIR, teacher.key),
+                  entry_file=TEACHER_FILE,
+                  made_by={"sha256": teacher.fingerprint, "tag_names": teacher.tag_names},
+                  about=teacher.describe, what="the teacher's targets",
+                  width=len(teacher.tag_names),
+                  fields=tuple(f.name for f in dataclasses.fields(SplitTargets)),
+                  redo="scoring", rows="the segments of its clips x the teacher's tags")
+    ids, _ = clip_labels(data_dir, split, info)
+    rows, computed = stored_rows(
+        store, data_dir, info, split,
+        lambda clip: teacher.segment_targets(clip["segments"], info.sample_rate),
+        progress, log, label=f"teacher {teacher.name}: {split}", clip_ids=ids)
+    shards = len(info.splits[split]["shards"])
+    log(f"teacher {teacher.name} ({teacher.key}): {split} targets of {shards} shard(s), "
+        f"{computed} computed, {shards - computed} reused, in {store.folder}")
+    return SplitTargets(rows.clip_ids, rows.num_rows, rows.values)
 
 
 def shared_tags(names: list, tag_lists: list) -> tuple[list, list, str | None]:
