@@ -36,15 +36,23 @@ def path_text(path) -> str:
     path = os.fspath(path)
     if isinstance(path, bytes):
         return path.decode("utf-8", "backslashreplace")
-    try:
-        path.encode("utf-8")
+    if is_utf8(path):
         return path
-    except UnicodeEncodeError:
-        pass
     try:
         return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a lone surrogate that no byte stands for
         return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def is_utf8(text: str) -> bool:
+    """Whether `text` can be written as UTF-8: false for a name whose bytes
+    are not valid UTF-8, which Python holds with each such byte as a
+    surrogate (`os.fsdecode`)."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _gfile():

@@ -50,6 +50,7 @@ import time
 
 import numpy as np
 
+from tagger import fileio
 from tagger.inference.common import model_fingerprint
 
 APPLICATION_ID = 0x54414752  # "TAGR"
@@ -100,11 +101,7 @@ def path_key(path: str) -> str | bytes:
     """How the database holds `path`: the text itself when it is valid
     UTF-8, else its bytes (`os.fsencode`), stored as a BLOB: SQLite's text
     is UTF-8, and a name is never changed to fit."""
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        return os.fsencode(path)
+    return path if fileio.is_utf8(path) else os.fsencode(path)
 
 
 def path_of_key(value: str | bytes) -> str:
