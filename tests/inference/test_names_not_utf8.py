@@ -1,7 +1,8 @@
 """tag.py on a folder holding a file whose name is not valid UTF-8 (written
 on a system with another encoding): the file is tagged like the others,
-the database keeps its name's bytes exactly, and every text output shows
-the name with its undecodable bytes as \\xNN."""
+the database keeps its name's bytes exactly, tagger-similar takes it as a
+query, and every text output (reports, exports, rankings) shows the name
+with its undecodable bytes as \\xNN. (The builders: tests/datasets.)"""
 
 from __future__ import annotations
 
@@ -96,6 +97,10 @@ def test_db_embeddings_and_tags_in_the_files(cnn, folder, tmp_path, capsys):
     assert rows[f"{root}/{SHOWN}"]["tags"] == rows[f"{root}/a.wav"]["tags"]
     assert similar_cli.main(["--tags", "guitar", "--db", str(db)]) == 0
     assert f"{root}/{SHOWN}" in capsys.readouterr().out
+    assert similar_cli.main([bad, "--db", str(db)]) == 0  # the file itself as the query
+    ranked = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [row[2] for row in ranked] == [f"{root}/a.wav", f"{root}/short.wav"]
+    assert ranked[0][1] == "1.0000"  # its copy
 
 
 @pytest.mark.parametrize("fmt", ["table", "json", "csv"])
