@@ -16,7 +16,7 @@ def available_cores() -> int:
 
 def model_fingerprint(path: str) -> str:
     """SHA-256 (hex) of the model file's bytes; of a folder's files (their
-    relative names and bytes, in sorted order)."""
+    relative names, as the names' bytes, and their bytes, in sorted order)."""
     digest = hashlib.sha256()
     path = str(path)
     if os.path.isdir(path):
@@ -24,7 +24,7 @@ def model_fingerprint(path: str) -> str:
             dirs.sort()
             for name in sorted(names):
                 full = os.path.join(root, name)
-                digest.update(os.path.relpath(full, path).encode() + b"\0")
+                digest.update(os.fsencode(os.path.relpath(full, path)) + b"\0")
                 _hash_file(digest, full)
     else:
         _hash_file(digest, path)

@@ -7,6 +7,7 @@ with its undecodable bytes as \\xNN. (The builders: tests/datasets.)"""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -135,3 +136,17 @@ def test_taggrams_and_their_index_name_it_in_text(cnn, folder, tmp_path, capsys)
     assert index[SHOWN] == f"{root}/{SHOWN}"
     np.testing.assert_allclose(np.load(taggrams / f"{SHOWN}.npy"),
                                np.load(taggrams / "a.wav.npy"), atol=1e-6)
+
+
+def test_a_model_folder_holding_such_a_name_has_a_fingerprint(tmp_path):
+    """A model folder (a SavedModel's) is hashed by its files' names, as
+    bytes, and contents."""
+    from tagger.inference.common import model_fingerprint
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "saved_model.pb").write_bytes(b"graph")
+    with open(os.path.join(os.fsencode(str(model)), NAME), "wb") as f:
+        f.write(b"notes")
+    digest = hashlib.sha256(NAME + b"\0notes" + b"saved_model.pb\0graph")
+    assert model_fingerprint(str(model)) == digest.hexdigest()
