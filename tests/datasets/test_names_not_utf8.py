@@ -132,6 +132,7 @@ def test_build_mtt_reads_an_annotated_name_and_keeps_it(music, tmp_path, capsys)
                              "--top-k", "2", "--split", lists, *FLAGS)
     assert code == 0, err
     shards = sorted(n for n in os.listdir(out) if n.endswith(".tfrecord"))
+    assert len(shards) == 3  # train, val, test
     assert [(listed / n).read_bytes() for n in shards] == [(out / n).read_bytes()
                                                            for n in shards]
 
