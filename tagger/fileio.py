@@ -37,15 +37,32 @@ def path_text(path) -> str:
     path = os.fspath(path)
     if isinstance(path, bytes):
         return path.decode("utf-8", "backslashreplace")
-    try:
-        path.encode("utf-8")
+    if is_utf8(path):
         return path
-    except UnicodeEncodeError:
-        pass
     try:
         return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a lone surrogate that no byte stands for
         return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def is_utf8(text: str) -> bool:
+    """Whether `text` can be written as UTF-8: false for a name whose bytes
+    are not valid UTF-8, which Python holds with each such byte as a
+    surrogate (`os.fsdecode`, `names_text`)."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def names_text(data: bytes) -> str:
+    """The UTF-8 text of a file that names files (an annotations CSV, a
+    split list, a labels CSV), each byte that does not decode kept as a
+    surrogate as `os.fsdecode` keeps a name's: a name written there by a
+    system with another encoding is the name of its file (`os.fsencode`
+    gives its bytes back), not an error. `is_utf8` tells such a name."""
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _gfile():

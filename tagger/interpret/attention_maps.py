@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import posixpath
 
 import numpy as np
@@ -240,7 +241,7 @@ def split_audio_files(records_dir: str, audio_dir: str, split: str = "test",
     info = load_info(records_dir)
     spec = {"path": tf.io.FixedLenFeature([], tf.string)}
     records = tf.data.TFRecordDataset(shard_paths(records_dir, info, split)).take(count)
-    return [join_path(audio_dir, tf.io.parse_single_example(r, spec)["path"].numpy().decode())
+    return [join_path(audio_dir, os.fsdecode(tf.io.parse_single_example(r, spec)["path"].numpy()))
             for r in records]
 
 

@@ -111,7 +111,7 @@ def describe(info: DatasetInfo, out_dir: str) -> str:
     kind = features["kind"]
     if kind == "raw":
         kind = f"raw {features['dtype']}"
-    lines = [f"dataset {info.name!r} in {out_dir}: {info.num_tags} tags, "
+    lines = [f"dataset {info.name!r} in {fileio.path_text(out_dir)}: {info.num_tags} tags, "
              f"{kind} segments of shape {info.segment_shape} "
              f"at {info.sample_rate} Hz",
              f"  from {describe_origin(info.origin)}"]

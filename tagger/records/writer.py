@@ -268,7 +268,8 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
             if on_clip is not None:
                 on_clip()
             if result.skipped:
-                manifest["skipped"].append({"clip_id": clip.clip_id, "path": clip.path,
+                manifest["skipped"].append({"clip_id": clip.clip_id,
+                                            "path": fileio.path_text(clip.path),
                                             "reason": result.skip_reason})
                 continue
             if result.record is not None:  # raw features: framed by the worker
@@ -283,7 +284,8 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
             manifest["clip_ids"].append(clip.clip_id)
             manifest["segments"] += int(num_segments)
             if result.full_seconds is not None:
-                manifest["cut"].append({"clip_id": clip.clip_id, "path": clip.path,
+                manifest["cut"].append({"clip_id": clip.clip_id,
+                                        "path": fileio.path_text(clip.path),
                                         "seconds": round(result.full_seconds, 2)})
         with fileio.failed_writes_as(write_failed):
             shard.close()  # flushes the shard: a full disk may show only here
