@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 
-from common import ratio_line
+from common import ratio_line, saved_untrained_samplecnn
 
 
 def parse_args(argv=None):
@@ -62,19 +62,6 @@ def make_files(folder: str, count: int, seconds: float, first: int = 0) -> None:
         if not os.path.exists(path):
             x = 0.3 * np.sin(2 * np.pi * (110 + i % 800) * t)
             sf.write(path, x.astype(np.float32), rate, subtype="PCM_16")
-
-
-def make_model(path: str, block: str, width: float) -> None:
-    from tagger.datasets.mtt import MTT_TOP50
-    from tagger.models import build_model
-    from tagger.models.saved import save_tagger
-    from tagger.models.tagger_metadata import TaggerMetadata
-
-    model = build_model("samplecnn", num_tags=50, block=block, multi=True, width=width)
-    info = TaggerMetadata(tag_names=MTT_TOP50, sample_rate=22050, segment_length=59049,
-                window_segments=1, input_kind="raw", logmel=None, model="samplecnn",
-                model_args=dict(block=block, multi=True, width=width))
-    save_tagger(model, info, path)
 
 
 def child(args) -> None:
@@ -129,9 +116,8 @@ def main():
     small, large = args.files, args.files * args.factor
     make_files(os.path.join(work, "large"), large, args.seconds)
     make_files(os.path.join(work, "small"), small, args.seconds)
-    model = os.path.join(work, "model.keras")
-    if not os.path.exists(model):
-        make_model(model, args.block, args.width)
+    model = saved_untrained_samplecnn(os.path.join(work, "model.keras"), args.block,
+                                      args.width)
     figures = {}
     for name, _count in (("small", small), ("large", large)):
         db = os.path.join(work, f"{name}.sqlite")

@@ -50,7 +50,7 @@ import os
 import tempfile
 import time
 
-from common import ratio_line, synthetic_data, timed
+from common import ratio_line, synthetic_data, timed, untrained_samplecnn
 
 from tagger.commands.tag import workers_count
 from tagger.inference.engine.registry import ENGINES
@@ -77,17 +77,6 @@ def parse_args():
     p.add_argument("--chunk-files", type=int, default=10,
                    help="files per paired measurement (see the module docstring)")
     return p.parse_args()
-
-
-def untrained_model(block: str, width: float):
-    from tagger.datasets.mtt import MTT_TOP50
-    from tagger.models import build_model
-
-    model = build_model("samplecnn", num_tags=50, block=block, multi=True, width=width)
-    info = dict(tag_names=list(MTT_TOP50), sample_rate=22050, segment_length=59049,
-                window_segments=1, input_kind="raw", logmel=None, model="samplecnn",
-                model_args=dict(block=block, multi=True, width=width))
-    return model, info
 
 
 class InstantPredictor:
@@ -130,7 +119,7 @@ def main():
     if args.model:
         model, info = load_tagger(args.model)
     else:
-        model, info = untrained_model(args.block, args.width)
+        model, info = untrained_samplecnn(args.block, args.width)
     keras_predictor = make_predictor("keras", model, info)
     rate, window = keras_predictor.sample_rate, keras_predictor.window_samples
 

@@ -63,5 +63,34 @@ def synthetic_data(folder: str, clips: int, seconds: float) -> str:
     return folder
 
 
+def untrained_samplecnn(block: str = "se", width: float = 1.0):
+    """(model, TaggerMetadata) of an untrained multi-level sample-level CNN
+    with `block` blocks at channel `width`, scoring the 50 MagnaTagATune
+    tags from one segment at the default sample rate, as train.py saves it."""
+    from tagger.config import AudioConfig
+    from tagger.datasets.mtt import MTT_TOP50
+    from tagger.models import build_model
+    from tagger.models.tagger_metadata import TaggerMetadata
+
+    audio = AudioConfig()
+    model = build_model("samplecnn", num_tags=len(MTT_TOP50), block=block, multi=True,
+                        width=width)
+    info = TaggerMetadata(model="samplecnn", model_args=dict(block=block, multi=True,
+                                                             width=width),
+                          tag_names=MTT_TOP50, sample_rate=audio.sample_rate,
+                          segment_length=audio.segment_length, window_segments=1,
+                          input_kind="raw", logmel=None)
+    return model, info
+
+
+def saved_untrained_samplecnn(path: str, block: str = "se", width: float = 1.0) -> str:
+    """`path`, where `untrained_samplecnn(block, width)` is saved once."""
+    if not os.path.exists(path):
+        from tagger.models.saved import save_tagger
+
+        save_tagger(*untrained_samplecnn(block, width), path)
+    return path
+
+
 def ratio_line(name: str, value: float, goal: str) -> str:
     return f"{name:55s} {value:8.3f}   (goal {goal})"
