@@ -5,10 +5,17 @@ carries the model's `TaggerMetadata` (tag names, sample rate, window, input
 kind, log-mel settings, family and factory arguments) outside the layer
 graph, as JSON:
 the `.keras` zip holds it as `tagger_info.json`, the `.hdf5` file as the
-root attribute `tagger_info`. So `keras.models.load_model` reads the file
-after `import tagger.layers`, which registers the custom layers of every
-family (`load_tagger` imports it), and `read_saved_info` reads the
-metadata without loading the model.
+root attribute `tagger_info`. `read_saved_info` reads the metadata without
+loading the model.
+
+The file's dropout layers are Keras's own `Dropout`: `PhiloxDropout`
+matters only in training (docs/performance.md), and training resumes from
+checkpoints of the variables into a model built anew, never from this file.
+So a family whose other layers are all Keras's loads with plain
+`keras.models.load_model`, without this package; the others name layers
+of this package (a `LogMel` front end, transformer encoder layers:
+docs/commands/train.md, "The saved model") and load after `import
+tagger.layers`, which registers them (`load_tagger` imports it).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ def save_tagger(model, info: TaggerMetadata, path: str) -> None:
     text = json.dumps(info.to_json(), sort_keys=True)
     with tempfile.TemporaryDirectory() as scratch:
         local = os.path.join(scratch, "model" + os.path.splitext(path)[1])
-        model.save(local)
+        with_keras_dropout(model).save(local)
         if local.endswith(".keras"):
             with zipfile.ZipFile(local, "a") as archive:
                 archive.writestr(INFO_NAME + ".json", text)
@@ -47,6 +54,38 @@ def save_tagger(model, info: TaggerMetadata, path: str) -> None:
                 handle.attrs[INFO_NAME] = text
         with open(local, "rb") as f:
             fileio.write_atomic(path, f.read())
+
+
+def with_keras_dropout(model):
+    """`model` with each `PhiloxDropout` replaced by a `keras.layers.Dropout`
+    of the same settings, and the same weights: equal outputs, and a file
+    that needs no layer of this package for its dropout. `model` itself
+    when it has none, or when Keras cannot clone it (a subclassed model)."""
+    import keras
+
+    from tagger.layers import PhiloxDropout
+
+    def clone(layer):
+        if isinstance(layer, PhiloxDropout):
+            return keras.layers.Dropout.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    if not any(isinstance(layer, PhiloxDropout) for layer in _all_layers(model)):
+        return model
+    try:
+        copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    except ValueError:  # neither Functional nor Sequential
+        return model
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _all_layers(model):
+    """Every layer of `model`, those of the models nested in it included."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
 
 
 def read_saved_info(path: str) -> TaggerMetadata | None:
