@@ -134,6 +134,29 @@ def test_a_missing_shard_is_scored_again(setting):
     assert "1 computed" in lines[-1]
 
 
+def test_records_rebuilt_with_their_clips_in_another_order_are_scored_anew(
+        raw_records, setting, tmp_path):
+    """The same clips, segments and shards as before, as another seed's
+    build gives them: the stored targets are not reused."""
+    a = setting[3]
+    records, info = copy_records(raw_records[0], tmp_path / "records", labelled=False)
+    TeacherTargets([a], records, info, progress=False, log=print).split("test")
+    first, second = (tmp_path / "records" / name for name in info.splits["test"]["shards"])
+    first_bytes = first.read_bytes()
+    first.write_bytes(second.read_bytes())
+    second.write_bytes(first_bytes)
+    path = tmp_path / "records" / "dataset_info.json"
+    stored = json.loads(path.read_text())
+    stored["splits"]["test"]["shard_sha256"].reverse()  # as the builder records them
+    path.write_text(json.dumps(stored))
+    info = load_info(records)
+    lines = []
+    again = TeacherTargets([a], records, info, progress=False, log=lines.append).split("test")
+    assert lines[-1].endswith(f"test targets of 2 shard(s), 2 computed, 0 reused, in "
+                              f"{pathlib.Path(records, TARGETS_DIR, model_fingerprint(a)[:16])}")
+    np.testing.assert_array_equal(again.clip_ids, reader.clip_labels(records, "test", info)[0])
+
+
 def stored_shard(data_dir, teacher, info, split):
     """The path of the first stored shard of `teacher`'s targets of `split`."""
     folder = pathlib.Path(data_dir, TARGETS_DIR, model_fingerprint(teacher)[:16])
