@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from tagger.errors import UserError
 from tagger.evaluation.metrics import binary_crossentropy
 from tagger.records import reader
 from tagger.records.info import DatasetInfo, load_info
@@ -54,7 +55,8 @@ class ClipPredictor:
         `columns`: the model's output for each of the dataset's tags, when
         they come in another order (`tagger.models.saved.tag_order`);
         `labels`: (clip ids, (clips, tags)) in split order, in place of the
-        records' tags (a teacher's soft targets)."""
+        records' tags (a teacher's soft targets); each clip's id is checked
+        as it is read: another id there is a ClipMismatch."""
         info = info or load_info(data_dir)
         with reader.shard_errors(data_dir, split, info):
             return self._predict(data_dir, split, window_segments, batch_size, info,
@@ -72,13 +74,15 @@ class ClipPredictor:
         counts = np.zeros(len(labels), np.int64)
         loss_sum, windows = 0.0, 0
         batches = tqdm(data, desc=f"predict {split}", unit="batch", disable=not progress)
-        for x, index in batches:
-            scores, index = self._predict_batch(x, index)
-            scores, index = np.asarray(scores, np.float64), np.asarray(index)
+        for x, clips in batches:
+            scores, clips = self._predict_batch(x, clips)
+            scores = np.asarray(scores, np.float64)
+            index, ids = np.asarray(clips["clip"]), np.asarray(clips["clip_id"])
             if columns is not None:
                 scores = scores[:, columns]  # (batch, the dataset's tags)
             keep = index >= 0
             scores, index = scores[keep], index[keep]
+            check_clip_ids(split, clip_ids, index, ids[keep])
             np.add.at(sums, index, scores)
             np.add.at(counts, index, 1)
             if len(index):
@@ -91,11 +95,37 @@ class ClipPredictor:
                                mean_scores.astype(np.float32), float(loss), windows)
 
 
+class ClipMismatch(UserError):
+    """Labels given for a split whose clip ids are not the split's, in order."""
+
+
+def check_clip_ids(split: str, clip_ids: np.ndarray, index: np.ndarray,
+                   found: np.ndarray) -> None:
+    """A ClipMismatch unless the clips at positions `index` of `split`,
+    read with clip ids `found`, are those that `clip_ids` (the labels' clip
+    ids, in split order) name there."""
+    beyond = index >= len(clip_ids)
+    if beyond.any():
+        position = int(index[beyond][0])
+        raise ClipMismatch(f"clip {position} of the {split} split is clip id "
+                           f"{found[beyond][0]}, but the labels given hold "
+                           f"{len(clip_ids)} clips")
+    wrong = np.flatnonzero(clip_ids[index] != found)
+    if len(wrong):
+        position = int(index[wrong[0]])
+        raise ClipMismatch(f"clip {position} of the {split} split is clip id "
+                           f"{found[wrong[0]]}, but the labels given for it are of clip id "
+                           f"{clip_ids[position]}")
+
+
 def _padded_windows(data_dir, split, window_segments, batch_size, info):
-    windows = reader.eval_windows(data_dir, split, window_segments, info=info)
+    windows = reader.eval_windows(data_dir, split, window_segments, info=info,
+                                  clip_details=True)
     shape = window_shape(info, window_segments)
+    nothing = tf.constant(-1, tf.int64)
     padding = tf.data.Dataset.from_tensors(
-        (tf.zeros(shape, tf.float32), tf.constant(-1, tf.int64))).repeat(batch_size - 1)
+        (tf.zeros(shape, tf.float32), {"clip": nothing, "clip_id": nothing})
+    ).repeat(batch_size - 1)
     return windows.concatenate(padding).batch(batch_size, drop_remainder=True).prefetch(2)
 
 
@@ -115,11 +145,11 @@ def _batch_predictor(model, strategy, distributed, jit_compile):
 
     step = tf.function(step, jit_compile=jit_compile or None, reduce_retracing=True)
     if not distributed:
-        return lambda x, index: (step(x), index)
+        return lambda x, clips: (step(x), clips)
 
     @tf.function
-    def distributed(x, index):
+    def distributed(x, clips):
         scores = strategy.run(step, args=(x,))
-        return strategy.gather(scores, axis=0), strategy.gather(index, axis=0)
+        return strategy.gather(scores, axis=0), strategy.gather(clips, axis=0)
 
     return distributed

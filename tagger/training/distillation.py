@@ -11,7 +11,9 @@ targets, with a temperature T != 1 that of the softened scores,
 T^2 * BCE(sigmoid(z_teacher / T), sigmoid(z_student / T)) (z: logits).
 Validation and test figures are taken against the teachers' clip targets
 (the mean over the clip's segments), the AUCs against each clip's five
-best tags (`agreement.teacher_tags`). The
+best tags (`agreement.teacher_tags`). Every read checks the clips' ids:
+a training clip the targets lack, or a clip of validation or test whose
+place holds another's targets, is one line (`target_errors`). The
 schedules, augmentation and rounds are the usual ones (`run.train`,
 `rounds.train_rounds`).
 
@@ -23,15 +25,17 @@ the student's tags, the usual figures on those tags too.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import re
 
 import numpy as np
 
-from tagger.config import TrainConfig
+from tagger.config import TrainConfig, join_path
 from tagger.errors import UserError
 from tagger.evaluation.metrics import DEFAULT_BOOTSTRAP
 from tagger.records.info import DatasetInfo
-from tagger.training.teacher_targets import TeacherTargets, require_raw
+from tagger.training.teacher_targets import TARGETS_DIR, TeacherTargets, require_raw
 
 EPSILON = 1e-7  # scores are clipped to [EPSILON, 1 - EPSILON] before their logits
 
@@ -79,9 +83,42 @@ def _segment_lookup(targets):
 
     def lookup(clip):
         row = table.lookup(clip["clip_id"])
+        found = tf.debugging.Assert(row >= 0, [tf.strings.join(
+            [MISSING, tf.strings.as_string(clip["clip_id"])])])
+        with tf.control_dependencies([found]):
+            row = tf.identity(row)
         return values[offsets[row]:offsets[row + 1]]  # (segments, tags)
 
     return lookup
+
+
+# what the training pipeline fails with on a clip the targets lack (`target_errors`)
+MISSING = "no teacher targets for clip id "  # no quote: TensorFlow escapes it
+
+
+@contextlib.contextmanager
+def target_errors(data_dir: str):
+    """Reading records with the teachers' targets inside this block: a clip
+    id that the targets lack (training) or hold elsewhere in the split
+    (validation, test, eval.py --against) is one UserError naming it."""
+    import tensorflow as tf
+
+    from tagger.evaluation.predict import ClipMismatch
+
+    folder = join_path(data_dir, TARGETS_DIR)
+    again = "delete that folder to score the records again"
+    try:
+        yield
+    except ClipMismatch as error:
+        raise UserError(f"{error}: the teachers' targets in {folder} were made for other "
+                        f"records; {again}") from None
+    except tf.errors.InvalidArgumentError as error:
+        lacking = re.search(re.escape(MISSING) + r"(-?\d+)", str(error))
+        if lacking is None:
+            raise
+        raise UserError(f"the training records hold clip id {lacking[1]}, which the "
+                        f"teachers' targets in {folder} lack: they were made for other "
+                        f"records; {again}") from None
 
 
 def setup(config: TrainConfig, info: DatasetInfo, log=print) -> Distillation | None:
@@ -192,9 +229,10 @@ def evaluate_against(model_path: str, teachers, data_dir: str, split: str = "tes
     teacher_scores = targets.split(split)
     clip_ids, scores = teacher_scores.clip_ids, teacher_scores.clip_means()
     shared = targets.tag_names
-    predictions = ClipPredictor(model)(
-        data_dir, split, window, batch_size, student_info(info, shared), progress=progress,
-        columns=targets.indexes[-1], labels=(clip_ids, scores))
+    with target_errors(data_dir):
+        predictions = ClipPredictor(model)(
+            data_dir, split, window, batch_size, student_info(info, shared),
+            progress=progress, columns=targets.indexes[-1], labels=(clip_ids, scores))
     result = agreement(predictions.scores, predictions.labels, shared, top_k, threshold,
                        bootstrap=bootstrap, seed=seed)
     labelled = None

@@ -269,6 +269,36 @@ def test_training_windows_carry_their_segments_targets(setting, window):
                                                        axis=0), atol=1e-6)
 
 
+@pytest.fixture
+def own_records(raw_records, setting, tmp_path):
+    """(records without labels in a folder of the test's own, their info, a
+    DistillationConfig of teacher A)."""
+    records, info = copy_records(raw_records[0], tmp_path / "records", labelled=False)
+    return records, info, DistillationConfig(teachers=(setting[3],))
+
+
+def test_a_clip_the_training_targets_lack_is_one_line(own_records):
+    records, info, teachers = own_records
+    config = tiny_train_config(records, "unused", distillation=teachers)
+    distillation.setup(config, info, log=print)  # scored and stored
+    path = stored_shard(records, teachers.teachers[0], info, "train")
+    arrays = shard_arrays(path)
+    lacking = int(arrays["clip_ids"][0])
+    arrays["clip_ids"][0] = 10**9  # the shard's first clip is another clip
+    np.savez(path, **arrays)
+    distil = distillation.Distillation(config, info, log=print)
+    data = reader.train_dataset(records, 4, info=distil.info, seed=0, as_stored=True,
+                                targets=distil.train_targets())
+    clips = info.splits["train"]["segments"] // 4 + 1  # batches: a pass and more
+    with pytest.raises(UserError) as error, distillation.target_errors(records):
+        for _ in data.take(clips):
+            pass
+    assert str(error.value) == (
+        f"the training records hold clip id {lacking}, which the teachers' targets in "
+        f"{records}/{TARGETS_DIR} lack: they were made for other records; delete that "
+        "folder to score the records again")
+
+
 def test_window_means_leave_out_padding():
     values = tf.constant([[0.2, 0.4], [0.6, 0.8], [1.0, 0.0]])
     np.testing.assert_allclose(reader.window_means(values, 2, 1), [[0.8, 0.4]], atol=1e-6)
@@ -449,6 +479,27 @@ def test_eval_against_scores_a_shard_cut_short_again(setting, tmp_path):
     np.testing.assert_array_equal(result.predictions.labels, before.clip_means())
     for name, array in shard_arrays(path).items():
         np.testing.assert_array_equal(array, stored[name])
+
+
+def test_eval_against_refuses_targets_of_clips_in_another_order(own_records, tmp_path,
+                                                                 capsys):
+    records, info, teachers = own_records
+    a = teachers.teachers[0]
+    student = str(saved_model("samplecnn", TINY_SAMPLECNN,
+                              distillation.student_info(info, TAGS_A), tmp_path))
+    TeacherTargets([a], records, info, progress=False).split("test")
+    path = stored_shard(records, a, info, "test")
+    arrays = shard_arrays(path)
+    ids, counts = arrays["clip_ids"], arrays["num_segments"]
+    rows = np.split(arrays["values"], np.cumsum(counts)[:-1])
+    np.savez(path, clip_ids=ids[::-1], num_segments=counts[::-1],
+             values=np.concatenate(rows[::-1]))  # whole, of the same clips, reversed
+    code, _, err = call_main(eval_cli.main, capsys, student, "--data-dir", records,
+                             "--against", a, "--no-progress")
+    one_line_error(code, err, f"clip 0 of the test split is clip id {ids[0]}, but the labels "
+                              f"given for it are of clip id {ids[-1]}: the teachers' targets "
+                              f"in {records}/{TARGETS_DIR} were made for other records; "
+                              "delete that folder to score the records again")
 
 
 def test_eval_against_refuses_bad_input_in_one_line(setting, tmp_path, capsys):
