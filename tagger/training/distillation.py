@@ -8,7 +8,8 @@ tags for several), so the run sees the records with those tags
 (`Distillation.info`); a training window's target is the mean of its
 segments' targets, and the loss is binary cross-entropy on these soft
 targets, with a temperature T != 1 that of the softened scores,
-T^2 * BCE(sigmoid(z_teacher / T), sigmoid(z_student / T)) (z: logits).
+T^2 * BCE(sigmoid(z_teacher / T), sigmoid(z_student / T)) (z: logits; the
+student's come from its `tags` layer, not back from its scores).
 Validation and test figures are taken against the teachers' clip targets
 (the mean over the clip's segments), the AUCs against each clip's five
 best tags (`agreement.teacher_tags`). Every read checks the clips' ids:
@@ -37,7 +38,7 @@ from tagger.evaluation.metrics import DEFAULT_BOOTSTRAP
 from tagger.records.info import DatasetInfo
 from tagger.training.teacher_targets import TARGETS_DIR, TeacherTargets, require_raw
 
-EPSILON = 1e-7  # scores are clipped to [EPSILON, 1 - EPSILON] before their logits
+EPSILON = 1e-7  # targets are clipped to [EPSILON, 1 - EPSILON] before their logits
 
 
 def student_info(info: DatasetInfo, tag_names) -> DatasetInfo:
@@ -137,22 +138,25 @@ def setup(config: TrainConfig, info: DatasetInfo, log=print) -> Distillation | N
 
 
 def loss_of(config: TrainConfig):
-    """The per-window loss `(targets, scores) -> (batch,)` of a distillation
-    run with a temperature other than 1; None (plain BCE) otherwise."""
-    temperature = config.distillation.temperature
-    if not config.distillation.teachers or temperature == 1:
+    """The per-window loss `(targets, logits) -> (batch,)` of a distillation
+    run, T^2 * BCE(sigmoid(logit(targets) / T), sigmoid(logits / T)) at
+    temperature T (plain BCE on the targets at T = 1), on the student's
+    logits (`from_logits`: the training step passes the `tags` layer's
+    logits, not its scores), so a saturated student still has a gradient;
+    None (the usual BCE on the scores) without teachers."""
+    if not config.distillation.teachers:
         return None
-    import keras
     import tensorflow as tf
 
-    def softened(p):
-        p = tf.clip_by_value(p, EPSILON, 1 - EPSILON)
-        return tf.sigmoid((tf.math.log(p) - tf.math.log1p(-p)) / temperature)
+    temperature = config.distillation.temperature
 
-    def loss(targets, scores):
-        return temperature ** 2 * keras.losses.binary_crossentropy(softened(targets),
-                                                                   softened(scores))
+    def loss(targets, logits):
+        t = tf.clip_by_value(targets, EPSILON, 1 - EPSILON)
+        soft = tf.sigmoid((tf.math.log(t) - tf.math.log1p(-t)) / temperature)
+        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=soft, logits=logits / temperature)
+        return temperature ** 2 * tf.reduce_mean(bce, axis=-1)
 
+    loss.from_logits = True
     return loss
 
 

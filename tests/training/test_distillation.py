@@ -305,20 +305,58 @@ def test_window_means_leave_out_padding():
     np.testing.assert_allclose(reader.window_means(values[:1], 2), [[0.2, 0.4]], atol=1e-6)
 
 
-def test_temperature_softens_targets_and_scores():
+def test_temperature_softens_targets_and_the_students_logits():
     config = tiny_train_config("d", "t", distillation=DistillationConfig(
         teachers=("t.keras",), temperature=2.0))
     loss = distillation.loss_of(config)
+    assert loss.from_logits
     t, s = np.array([[0.9, 0.2]]), np.array([[0.6, 0.3]])
 
     def soft(p):
         return 1 / (1 + np.exp(-np.log(p / (1 - p)) / 2))
 
     expected = -4 * np.mean(soft(t) * np.log(soft(s)) + (1 - soft(t)) * np.log(1 - soft(s)))
-    np.testing.assert_allclose(loss(tf.constant(t, tf.float32), tf.constant(s, tf.float32)),
+    logits = np.log(s / (1 - s))
+    np.testing.assert_allclose(loss(tf.constant(t, tf.float32), tf.constant(logits, tf.float32)),
                                [expected], rtol=1e-5)
     plain = tiny_train_config("d", "t", distillation=DistillationConfig(teachers=("t",)))
-    assert distillation.loss_of(plain) is None
+    bce = -np.mean(t * np.log(s) + (1 - t) * np.log(1 - s))
+    np.testing.assert_allclose(distillation.loss_of(plain)(
+        tf.constant(t, tf.float32), tf.constant(logits, tf.float32)), [bce], rtol=1e-5)
+    assert distillation.loss_of(tiny_train_config("d", "t")) is None
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_a_saturated_wrong_student_learns(temperature):
+    """The student's logits are +30 and -30 (scores 1 and 0 in float32)
+    where the teacher says 0.1 and 0.9: one SGD step of rate 1 moves the
+    `tags` bias by the loss's gradient, T (sigmoid(z / T) - soft target) /
+    tags, soft target sigmoid(logit(t) / T)."""
+    from tagger.models import build_model
+    from tagger.training.trainer import make_train_function
+
+    model = build_model("samplecnn", num_tags=2, input_length=729, **TINY_SAMPLECNN)
+    tags = model.get_layer("tags")
+    tags.kernel.assign(np.zeros(tags.kernel.shape, np.float32))
+    z = np.array([30.0, -30.0])
+    tags.bias.assign(z.astype(np.float32))
+    t = np.array([0.1, 0.9])
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 729)).astype(np.float32)
+    batches = iter(tf.data.Dataset.from_tensors((x, np.tile(t, (2, 1)).astype(np.float32)))
+                   .repeat())
+    config = tiny_train_config("d", "t", distillation=DistillationConfig(
+        teachers=("t.keras",), temperature=temperature))
+    step = make_train_function(model, keras.optimizers.SGD(1.0), tf.distribute.get_strategy(),
+                               2, loss=distillation.loss_of(config))
+    step(batches, 1)
+
+    def sigmoid(v):
+        return 1 / (1 + np.exp(-v))
+
+    soft = sigmoid(np.log(t / (1 - t)) / temperature)
+    gradient = temperature * (sigmoid(z / temperature) - soft) / 2
+    assert np.abs(gradient).min() > 0.1
+    np.testing.assert_allclose(z - np.asarray(tags.bias), gradient, rtol=1e-4)
 
 
 def test_flags_choose_distillation_on_records_without_labels(setting, raw_records):
