@@ -188,7 +188,8 @@ def eval_windows(data_dir: str, split: str, window_segments: int, batch_size: in
     """(window, clip_index) pairs covering every clip of `split` (see
     `eval_window_starts`), batched when `batch_size` is given; clip_index is
     the clip's position in the split. With `clip_details`, (window, clip)
-    pairs, clip a dict of int64: `clip` its position, `clip_id`."""
+    pairs, clip a dict of int64: `clip` its position, `clip_id`, and
+    `windows`, how many windows the clip has."""
     info = info or load_info(data_dir)
     k = window_segments
     clips = clip_dataset(data_dir, split, info, with_tags=False)
@@ -198,7 +199,8 @@ def eval_windows(data_dir: str, split: str, window_segments: int, batch_size: in
         count = tf.shape(x)[0]
         ids = tf.fill([count], tf.cast(index, tf.int64))
         if clip_details:
-            ids = {"clip": ids, "clip_id": tf.fill([count], clip["clip_id"])}
+            ids = {"clip": ids, "clip_id": tf.fill([count], clip["clip_id"]),
+                   "windows": tf.fill([count], tf.cast(count, tf.int64))}
         return tf.data.Dataset.from_tensor_slices((x, ids))
 
     data = clips.enumerate().flat_map(windows)

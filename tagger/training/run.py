@@ -134,6 +134,7 @@ class Run:
         self.global_batch = config.batch_size
         self.noisy_student = None  # a semi_supervised.NoisyStudent, or None
         self.distillation = None  # a distillation.Distillation, or None
+        self._said_validation_part = False
 
     # -- set-up -------------------------------------------------------------
     def execute(self) -> dict:
@@ -337,8 +338,18 @@ class Run:
                 info=self.info, max_batches=self.config.validation_steps,
                 labels=self._teacher_targets("val"))
         metrics = self._tag_metrics(predictions)
+        self._say_validation_part(len(predictions.clip_ids))
         return {"loss": predictions.window_loss, "roc_auc": metrics.roc_auc,
                 "pr_auc": metrics.pr_auc}
+
+    def _say_validation_part(self, clips: int):
+        """One line, once a run, when validation reads part of the split."""
+        total = self.info.splits["val"]["clips"]
+        if clips < total and not self._said_validation_part:
+            self._log(f"validation: the first {clips} of the {total} clips of the val split, "
+                      f"each read whole (--validation-steps {self.config.validation_steps}); "
+                      "test reads the whole split")
+            self._said_validation_part = True
 
     def _teacher_targets(self, split: str):
         """The teachers' clip targets of `split` in a distillation run, else None."""

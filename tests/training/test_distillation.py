@@ -385,11 +385,14 @@ def test_train_distils_two_teachers_in_two_rounds(setting, tmp_path, capsys):
     code, out, err = call_main(
         train_cli.main, capsys, "--data-dir", unlabelled, "--train-dir", tmp_path,
         "--teacher", a, "--teacher", b, "--temperature", "2", "--rounds", "2", "--augment",
-        "--block", "basic", "--alpha", "2", "--width", "0.0625", "--batch-size", "4",
+        "--block", "basic", "--alpha", "2", "--width", "0.0625", "--batch-size", "2",
         "--num-lr-decays", "1", "--max-epochs-per-stage", "2", "--steps-per-epoch", "2",
-        "--validation-steps", "2", "--strategy", "default", "--no-progress")
+        "--validation-steps", "1", "--strategy", "default", "--no-progress")
     assert code == 0, err
     assert "3 shared tag(s) kept; dropped:" in out
+    # one batch of two segments: the first of the two val clips, whole
+    assert out.count("validation: the first 1 of the 2 clips of the val split, each read "
+                     "whole (--validation-steps 1); test reads the whole split\n") == 2
     run = tmp_path / "samplecnn-basic-multi-student"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and np.isfinite(metrics["best"]["train_loss"])
