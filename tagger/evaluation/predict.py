@@ -158,6 +158,8 @@ def _batch_predictor(model, strategy, distributed, jit_compile):
     @tf.function
     def distributed(x, clips):
         scores = strategy.run(step, args=(x,))
-        return strategy.gather(scores, axis=0), strategy.gather(clips, axis=0)
+        # one gather a field: gathered whole, a dict comes back as one replica's
+        return strategy.gather(scores, axis=0), {
+            key: strategy.gather(value, axis=0) for key, value in clips.items()}
 
     return distributed
