@@ -6,7 +6,8 @@ Training: the teachers' targets for every segment of the records
 place of the labels. The student learns the teachers' tags (their shared
 tags for several), so the run sees the records with those tags
 (`Distillation.info`); a training window's target is the mean of its
-segments' targets, and the loss is binary cross-entropy on these soft
+segments' targets (found by clip id in a table read from a file,
+`segment_lookup`), and the loss is binary cross-entropy on these soft
 targets, with a temperature T != 1 that of the softened scores,
 T^2 * BCE(sigmoid(z_teacher / T), sigmoid(z_student / T)) (z: logits; the
 student's come from its `tags` layer, not back from its scores).
@@ -26,9 +27,11 @@ the student's tags, the usual figures on those tags too.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import re
+import tempfile
 
 import numpy as np
 
@@ -55,6 +58,7 @@ class Distillation:
                                       config.progress, log)
         self.info = student_info(info, self.targets.tag_names)
         self._lookup = None
+        self._table_folder = None
 
     def clip_targets(self, split: str) -> tuple:
         """(clip ids, (clips, tags) targets) of `split`, in split order."""
@@ -64,33 +68,63 @@ class Distillation:
     def train_targets(self):
         """`targets(clip) -> (segments, tags)` for the training pipeline
         (`records.reader.train_dataset`): the clip's segment targets, found
-        by its clip id in a table made once."""
+        by its clip id in a table made once (`segment_lookup`, its file in
+        a temporary folder removed with this object)."""
         if self._lookup is None:
-            self._lookup = _segment_lookup(self.targets.split("train"))
+            self._table_folder = tempfile.TemporaryDirectory(prefix="tagger-targets-")
+            self._lookup = segment_lookup(self.targets.split("train"),
+                                          self._table_folder.name)
+            self.targets.forget("train")  # the table holds them now
         return self._lookup
 
 
-def _segment_lookup(targets):
+TABLE_FILE = "train_targets.tsv"
+
+
+def segment_lookup(targets, folder: str):
+    """`lookup(clip) -> (segments, tags)` float32: the rows of `targets` (a
+    SplitTargets) of the clip's id. They are written to `folder` as a table,
+    one clip a line (its id, a tab, its rows' float32 bytes in web-safe
+    base64), which a StaticHashTable reads (`tf.lookup.TextFileInitializer`):
+    a tf.data graph that uses the lookup holds the file's name, not the
+    targets, so it stays small when it is serialized (tf.data's rewrites,
+    multi-worker input sharding; a graph beyond 2 GB cannot be). A clip id
+    that the table lacks fails the pipeline with MISSING and the id
+    (`target_errors`)."""
     import tensorflow as tf
 
     if len(np.unique(targets.clip_ids)) != len(targets.clip_ids):
         raise UserError("the training records hold several clips with one clip id; the "
                         "teachers' targets are found by clip id: rebuild the records")
-    table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-        tf.constant(targets.clip_ids, tf.int64),
-        tf.range(len(targets.clip_ids), dtype=tf.int64)), default_value=-1)
-    offsets = tf.constant(targets.offsets, tf.int64)
-    values = tf.constant(targets.values, tf.float32)
+    path = join_path(folder, TABLE_FILE)
+    _write_table(path, targets)
+    table = tf.lookup.StaticHashTable(tf.lookup.TextFileInitializer(
+        path, tf.int64, 0, tf.string, 1, delimiter="\t"), default_value="")
+    tags = targets.values.shape[1]
 
     def lookup(clip):
-        row = table.lookup(clip["clip_id"])
-        found = tf.debugging.Assert(row >= 0, [tf.strings.join(
+        text = table.lookup(clip["clip_id"])
+        found = tf.debugging.Assert(tf.strings.length(text) > 0, [tf.strings.join(
             [MISSING, tf.strings.as_string(clip["clip_id"])])])
         with tf.control_dependencies([found]):
-            row = tf.identity(row)
-        return values[offsets[row]:offsets[row + 1]]  # (segments, tags)
+            rows = tf.io.decode_raw(tf.io.decode_base64(text), tf.float32)
+        return tf.reshape(rows, [-1, tags])  # (segments, tags)
 
     return lookup
+
+
+def _write_table(path: str, targets, clips_per_write: int = 10_000) -> None:
+    """`segment_lookup`'s table of `targets` at local `path`, written in
+    pieces (a million clips' lines are gigabytes)."""
+    values = np.ascontiguousarray(targets.values, "<f4")
+    offsets = targets.offsets.tolist()
+    ids = targets.clip_ids.tolist()
+    with open(path, "wb") as file:
+        for start in range(0, len(ids), clips_per_write):
+            file.write(b"".join(
+                b"%d\t%s\n" % (ids[i], base64.urlsafe_b64encode(
+                    values[offsets[i]:offsets[i + 1]].tobytes()))
+                for i in range(start, min(start + clips_per_write, len(ids)))))
 
 
 # what the training pipeline fails with on a clip the targets lack (`target_errors`)

@@ -28,6 +28,7 @@ from tagger.records.info import load_info
 from tagger.training import distillation
 from tagger.training.teacher_targets import (
     TARGETS_DIR,
+    SplitTargets,
     TeacherTargets,
     overlap_weights,
     require_raw,
@@ -297,6 +298,29 @@ def test_a_clip_the_training_targets_lack_is_one_line(own_records):
         f"the training records hold clip id {lacking}, which the teachers' targets in "
         f"{records}/{TARGETS_DIR} lack: they were made for other records; delete that "
         "folder to score the records again")
+
+
+def test_a_million_clips_targets_stay_out_of_the_input_pipelines_graph(tmp_path):
+    """The training lookup of a million clips' targets: a tf.data graph that
+    uses it, serialized (as multi-worker input sharding and tf.data's
+    rewrites do), holds a file's name, not the targets (a graph over 2 GB
+    cannot be serialized at all)."""
+    clips, tags = 10**6, 2
+    ids = np.arange(clips, dtype=np.int64) * 7 + 3
+    counts = np.where(np.arange(clips) % 3, 1, 2).astype(np.int64)  # 1 or 2 segments
+    values = np.random.default_rng(0).random((counts.sum(), tags)).astype(np.float32)
+    targets = SplitTargets(ids, counts, values)
+    lookup = distillation.segment_lookup(targets, str(tmp_path))
+    wanted = [0, 1, 2, clips - 1]
+    data = tf.data.Dataset.from_tensor_slices({"clip_id": ids[wanted]}).map(lookup)
+    assert len(data._as_serialized_graph().numpy()) < 20_000  # 2 bytes a clip: 2 MB
+    rows = targets.per_clip()
+    for found, i in zip(data.as_numpy_iterator(), wanted):
+        np.testing.assert_array_equal(found, rows[i])
+    lacking = tf.data.Dataset.from_tensor_slices({"clip_id": np.array([ids[5], 4])}).map(lookup)
+    with pytest.raises(UserError, match="hold clip id 4, which the teachers' targets"), \
+            distillation.target_errors("records"):
+        list(lacking.as_numpy_iterator())
 
 
 def test_window_means_leave_out_padding():
