@@ -104,7 +104,7 @@ class ClipPredictor:
 
 
 class ClipMismatch(UserError):
-    """Labels given for a split whose clip ids are not the split's, in order."""
+    """Labels (targets) given for a split whose clip ids are not the split's, in order."""
 
 
 def check_clip_ids(split: str, clip_ids: np.ndarray, index: np.ndarray,
@@ -116,13 +116,13 @@ def check_clip_ids(split: str, clip_ids: np.ndarray, index: np.ndarray,
     if beyond.any():
         position = int(index[beyond][0])
         raise ClipMismatch(f"clip {position} of the {split} split is clip id "
-                           f"{found[beyond][0]}, but the labels given hold "
+                           f"{found[beyond][0]}, but the targets given hold "
                            f"{len(clip_ids)} clips")
     wrong = np.flatnonzero(clip_ids[index] != found)
     if len(wrong):
         position = int(index[wrong[0]])
         raise ClipMismatch(f"clip {position} of the {split} split is clip id "
-                           f"{found[wrong[0]]}, but the labels given for it are of clip id "
+                           f"{found[wrong[0]]}, but the targets given for it are of clip id "
                            f"{clip_ids[position]}")
 
 

@@ -135,12 +135,12 @@ def test_a_missing_shard_is_scored_again(setting):
     assert "1 computed" in lines[-1]
 
 
-def test_records_rebuilt_with_their_clips_in_another_order_are_scored_anew(
-        raw_records, setting, tmp_path):
+def test_records_rebuilt_with_their_clips_in_another_order_are_scored_anew(own_records,
+                                                                           tmp_path):
     """The same clips, segments and shards as before, as another seed's
     build gives them: the stored targets are not reused."""
-    a = setting[3]
-    records, info = copy_records(raw_records[0], tmp_path / "records", labelled=False)
+    records, info, teachers = own_records
+    a = teachers.teachers[0]
     TeacherTargets([a], records, info, progress=False, log=print).split("test")
     first, second = (tmp_path / "records" / name for name in info.splits["test"]["shards"])
     first_bytes = first.read_bytes()
@@ -290,9 +290,9 @@ def test_a_clip_the_training_targets_lack_is_one_line(own_records):
     distil = distillation.Distillation(config, info, log=print)
     data = reader.train_dataset(records, 4, info=distil.info, seed=0, as_stored=True,
                                 targets=distil.train_targets())
-    clips = info.splits["train"]["segments"] // 4 + 1  # batches: a pass and more
+    batches = info.splits["train"]["segments"] // 4 + 1  # a pass and more
     with pytest.raises(UserError) as error, distillation.target_errors(records):
-        for _ in data.take(clips):
+        for _ in data.take(batches):
             pass
     assert str(error.value) == (
         f"the training records hold clip id {lacking}, which the teachers' targets in "
@@ -314,9 +314,9 @@ def test_a_million_clips_targets_stay_out_of_the_input_pipelines_graph(tmp_path)
     wanted = [0, 1, 2, clips - 1]
     data = tf.data.Dataset.from_tensor_slices({"clip_id": ids[wanted]}).map(lookup)
     assert len(data._as_serialized_graph().numpy()) < 20_000  # 2 bytes a clip: 2 MB
-    rows = targets.per_clip()
+    offsets = targets.offsets
     for found, i in zip(data.as_numpy_iterator(), wanted):
-        np.testing.assert_array_equal(found, rows[i])
+        np.testing.assert_array_equal(found, values[offsets[i]:offsets[i + 1]])
     lacking = tf.data.Dataset.from_tensor_slices({"clip_id": np.array([ids[5], 4])}).map(lookup)
     with pytest.raises(UserError, match="hold clip id 4, which the teachers' targets"), \
             distillation.target_errors("records"):
@@ -561,7 +561,7 @@ def test_eval_against_refuses_targets_of_clips_in_another_order(own_records, tmp
              values=np.concatenate(rows[::-1]))  # whole, of the same clips, reversed
     code, _, err = call_main(eval_cli.main, capsys, student, "--data-dir", records,
                              "--against", a, "--no-progress")
-    one_line_error(code, err, f"clip 0 of the test split is clip id {ids[0]}, but the labels "
+    one_line_error(code, err, f"clip 0 of the test split is clip id {ids[0]}, but the targets "
                               f"given for it are of clip id {ids[-1]}: the teachers' targets "
                               f"in {records}/{TARGETS_DIR} were made for other records; "
                               "delete that folder to score the records again")
