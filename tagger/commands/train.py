@@ -184,7 +184,8 @@ def add_optimisation_flags(p):
     opt.add_argument("--steps-per-epoch", type=positive_int, default=None, metavar="N",
                      help="cap on training steps per epoch (default: one pass)")
     opt.add_argument("--validation-steps", type=positive_int, default=None, metavar="N",
-                     help="cap on validation batches (default: the whole split)")
+                     help="cap on validation batches, the clip the last one cuts read "
+                          "to its end (default: the whole split)")
     opt.add_argument("--seed", type=non_negative_int, default=DEFAULTS.seed, metavar="N",
                      help="seed of the weights and of each epoch's input order")
 

@@ -24,7 +24,7 @@ from tagger.config import join_path
 
 STUDENT_ARGS = {"block": "rese", "multi": True, "alpha": 16}
 CLIPS_PER_SHARD = 10  # small shards: finer resuming, and more tracks read in parallel
-VALIDATION_BATCHES = 30  # per epoch: the val split's first 690 segments
+VALIDATION_BATCHES = 30  # per epoch: the val split's first 690 segments, to the clip's end
 SPEED_FILES = 5  # held-out tracks timed (each tagged whole, once an engine)
 SPEED_ENGINES = (("keras", "keras"), ("int8", "tflite-int8"))
 # The teacher's int8: int8 activations are refused for log-mel models

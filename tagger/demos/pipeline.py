@@ -3,9 +3,10 @@ interpretation (SE excitations, or attention maps of one test clip).
 
 Each step writes into `work_dir`. A rerun reuses a step's output only when
 it was made with the settings asked for now: every step records its
-settings (`.demo/<step>.json`; the dataset's own `synthetic.json`), and a
-step whose settings changed is redone, with the steps after it. The
-builder and the trainer resume their own partial work.
+settings (`.demo/<step>.json`, training's with the fingerprint of the
+records it read; the dataset's own `synthetic.json`), and a step whose
+settings changed is redone, with the steps after it. The builder and the
+trainer resume their own partial work.
 """
 
 from __future__ import annotations
@@ -141,12 +142,15 @@ def train_model(config: DemoConfig, records: str):
 def stamped_training(config, train_config: TrainConfig, dataset: dict, announce: str):
     """`train(train_config)` (yielding `announce` first) and its metrics, or
     the metrics of the run that finished before with the same training and
-    `dataset` settings (the `training` stamp in `config.work_dir`); a run
-    made with other settings is removed and trained anew."""
+    `dataset` settings on the same records (their fingerprint; the
+    `training` stamp in `config.work_dir`); a run made with other settings
+    or records is removed and trained anew."""
+    from tagger.records.fingerprint import records_fingerprint
     from tagger.training.run import default_run_name, train
 
     run_dir = join_path(train_config.train_dir, default_run_name(train_config))
     metrics_path = join_path(run_dir, "metrics.json")
+    dataset = {**dataset, "records": records_fingerprint(train_config.data_dir)}
     wanted = json.loads(json.dumps({  # as read back from the stamp: lists, not tuples
         **to_dict(dataclasses.replace(train_config, progress=True)), "dataset": dataset}))
     previous = _read_stamp(config, "training")

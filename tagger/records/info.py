@@ -23,10 +23,12 @@ class DatasetInfo:
     `segment_length` samples at `sample_rate` Hz stored as `features`
     (`kind` raw or logmel, `dtype`, `logmel` settings or None) of shape
     `segment_shape`; `splits`: per split its clips, segments, shard file
-    names and whether it is labelled; `skipped` and `cut` clips with their
-    reasons; `origin` (real or synthetic data), `notes` and `build` (the
-    source's settings) as the plan recorded them; `fingerprint` identifies
-    the bytes of the shards.
+    names, each shard's SHA-256 (`shard_sha256`, absent from records built
+    before it was recorded) and whether it is labelled; `skipped` and
+    `cut` clips with their reasons; `origin` (real or synthetic data),
+    `notes` and `build` (the source's settings) as the plan recorded them;
+    `fingerprint` hashes what decides the bytes of the shards (the plan and
+    the build's settings; `records.fingerprint` identifies the records).
     """
 
     name: str

@@ -183,17 +183,24 @@ def train_windows_per_pass(info: DatasetInfo, split: str = "train",
 
 
 def eval_windows(data_dir: str, split: str, window_segments: int, batch_size: int | None = None,
-                 info: DatasetInfo | None = None) -> tf.data.Dataset:
+                 info: DatasetInfo | None = None, clip_details: bool = False
+                 ) -> tf.data.Dataset:
     """(window, clip_index) pairs covering every clip of `split` (see
     `eval_window_starts`), batched when `batch_size` is given; clip_index is
-    the clip's position in the split."""
+    the clip's position in the split. With `clip_details`, (window, clip)
+    pairs, clip a dict of int64: `clip` its position, `clip_id`, and
+    `windows`, how many windows the clip has."""
     info = info or load_info(data_dir)
     k = window_segments
     clips = clip_dataset(data_dir, split, info, with_tags=False)
 
     def windows(index, clip):
         x = _eval_windows_of_clip(clip["segments"], k)
-        ids = tf.fill([tf.shape(x)[0]], tf.cast(index, tf.int64))
+        count = tf.shape(x)[0]
+        ids = tf.fill([count], tf.cast(index, tf.int64))
+        if clip_details:
+            ids = {"clip": ids, "clip_id": tf.fill([count], clip["clip_id"]),
+                   "windows": tf.fill([count], tf.cast(count, tf.int64))}
         return tf.data.Dataset.from_tensor_slices((x, ids))
 
     data = clips.enumerate().flat_map(windows)

@@ -21,6 +21,7 @@ state.json beside them is refused, never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -133,6 +134,7 @@ class Run:
         self.global_batch = config.batch_size
         self.noisy_student = None  # a semi_supervised.NoisyStudent, or None
         self.distillation = None  # a distillation.Distillation, or None
+        self._said_validation_part = False
 
     # -- set-up -------------------------------------------------------------
     def execute(self) -> dict:
@@ -315,7 +317,8 @@ class Run:
         from tqdm import tqdm
         with tqdm(total=steps, desc=f"epoch {self.state.epoch + 1}", unit="step",
                   disable=not (self.config.progress and self.chief), leave=False) as bar:
-            with reader.shard_errors(self.config.data_dir, "train", self.info):
+            with reader.shard_errors(self.config.data_dir, "train", self.info), \
+                    self._target_errors():
                 while done < steps:
                     n = min(chunk, steps - done)
                     total += float(train_fn(iterator, n))
@@ -329,17 +332,35 @@ class Run:
                 "val_pr_auc": val["pr_auc"], "seconds": round(time.time() - start, 2)}
 
     def _validate(self) -> dict:
-        predictions = self.predictor(
-            self.config.data_dir, "val", self.window, batch_size=self.global_batch,
-            info=self.info, max_batches=self.config.validation_steps,
-            labels=self._teacher_targets("val"))
+        with self._target_errors():
+            predictions = self.predictor(
+                self.config.data_dir, "val", self.window, batch_size=self.global_batch,
+                info=self.info, max_batches=self.config.validation_steps,
+                labels=self._teacher_targets("val"))
         metrics = self._tag_metrics(predictions)
+        self._say_validation_part(len(predictions.clip_ids))
         return {"loss": predictions.window_loss, "roc_auc": metrics.roc_auc,
                 "pr_auc": metrics.pr_auc}
+
+    def _say_validation_part(self, clips: int):
+        """One line, once a run, when validation reads part of the split."""
+        total = self.info.splits["val"]["clips"]
+        if clips < total and not self._said_validation_part:
+            self._log(f"validation: the first {clips} of the {total} clips of the val split, "
+                      f"each read whole (--validation-steps {self.config.validation_steps}); "
+                      "test reads the whole split")
+            self._said_validation_part = True
 
     def _teacher_targets(self, split: str):
         """The teachers' clip targets of `split` in a distillation run, else None."""
         return self.distillation.clip_targets(split) if self.distillation else None
+
+    def _target_errors(self):
+        """`distillation.target_errors` in a distillation run: a clip whose
+        targets are missing or misplaced is one line."""
+        if not self.distillation:
+            return contextlib.nullcontext()
+        return distillation.target_errors(self.config.data_dir)
 
     def _tag_metrics(self, predictions):
         """The AUCs of clip predictions against their labels, or in a
@@ -472,9 +493,10 @@ class Run:
                    "best_epoch": self.state.best_epoch, "best": best_row,
                    "epochs": self.state.epoch, "stages": self.state.stages}
         if self.config.evaluate_test and self.info.splits.get("test", {}).get("clips"):
-            test = self.predictor(self.config.data_dir, "test", self.window,
-                                  batch_size=self.global_batch, info=self.info,
-                                  labels=self._teacher_targets("test"))
+            with self._target_errors():
+                test = self.predictor(self.config.data_dir, "test", self.window,
+                                      batch_size=self.global_batch, info=self.info,
+                                      labels=self._teacher_targets("test"))
             result = self._tag_metrics(test)
             metrics["test"] = {"loss": test.window_loss, **result.as_dict()}
             self._log(f"test ROC-AUC {result.roc_auc:.4f}  PR-AUC {result.pr_auc:.4f}")

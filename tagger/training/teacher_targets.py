@@ -15,15 +15,16 @@ scores.
 Stored in `<records>/teacher_targets/<fingerprint>/`, the fingerprint the
 first 16 hex digits of the teacher file's SHA-256
 (`inference.common.model_fingerprint`): `teacher.json` (the teacher,
-its tags, rate and window, and the records it scored) and one
+its tags, rate and window, and the fingerprint of the records it scored,
+`records.fingerprint.records_fingerprint`) and one
 `<shard>.npz` per shard of records (clip_id, num_segments and targets:
 the segments of all the shard's clips in order x tags, float32), each
 written atomically once its shard is scored: an interrupted run goes on
 from the first missing shard, and a rerun reads them back. A stored shard
 that cannot be read (cut short by a full disk or an interrupted copy,
 empty, or holding other arrays) is scored again, with one line naming it
-and why. Records rebuilt with other settings or clips get their targets
-anew.
+and why. Records of another fingerprint (rebuilt with other settings,
+clips, audio or order) get their targets anew.
 
 Several teachers: the student learns the tags they share, in the first
 teacher's order, their targets averaged; the tags that others lack are
@@ -42,6 +43,7 @@ import numpy as np
 from tagger import destination, fileio
 from tagger.config import join_path
 from tagger.errors import UserError
+from tagger.records.fingerprint import records_fingerprint
 from tagger.records.info import DatasetInfo
 
 TARGETS_DIR = "teacher_targets"
@@ -174,15 +176,6 @@ class Teacher:
         return (weights @ np.asarray(scores, np.float64)).astype(np.float32)
 
 
-def records_key(info: DatasetInfo) -> dict:
-    """What identifies the records a teacher scored: their audio settings
-    and every split's clips, segments and shards."""
-    return {"sample_rate": info.sample_rate, "segment_length": info.segment_length,
-            "segment_shape": list(info.segment_shape),
-            "splits": {name: {k: s[k] for k in ("clips", "segments", "shards")}
-                       for name, s in info.splits.items()}}
-
-
 def require_raw(info: DatasetInfo, data_dir: str) -> None:
     kind = info.features["kind"]
     if kind != "raw":
@@ -201,10 +194,11 @@ def split_targets(teacher: Teacher, data_dir: str, info: DatasetInfo, split: str
     shards = info.splits[split]["shards"]
     paths = [join_path(folder, f"{name}.npz") for name in shards]
     tags = len(teacher.tag_names)
-    parts = _stored(paths, tags, log) if _current(folder, info) else {}
+    records = records_fingerprint(data_dir, info)
+    parts = _stored(paths, tags, log) if _current(folder, records) else {}
     missing = [i for i in range(len(shards)) if i not in parts]
     if missing:
-        _start_entry(folder, teacher, info)
+        _start_entry(folder, teacher, records)
     for i in tqdm(missing, desc=f"teacher {teacher.name}: {split}", unit="shard",
                   disable=not progress):
         parts[i] = _score_shard(teacher, data_dir, info, split, i)
@@ -240,28 +234,29 @@ def _stored(paths: list, tags: int, log) -> dict:
     return parts
 
 
-def _current(folder: str, info: DatasetInfo) -> bool:
-    """Whether the entry in `folder` was made for these records."""
+def _current(folder: str, records: str) -> bool:
+    """Whether the entry in `folder` was made for the records of fingerprint
+    `records` (`records.fingerprint.records_fingerprint`)."""
     path = join_path(folder, TEACHER_FILE)
     if not fileio.exists(path):
         return False
     try:
-        return json.loads(fileio.read_text(path)).get("records") == records_key(info)
-    except ValueError:
+        return json.loads(fileio.read_text(path)).get("records") == records
+    except (ValueError, AttributeError):
         return False
 
 
-def _start_entry(folder: str, teacher: Teacher, info: DatasetInfo) -> None:
+def _start_entry(folder: str, teacher: Teacher, records: str) -> None:
     """Writes teacher.json; an entry made for other records is emptied first."""
     path = join_path(folder, TEACHER_FILE)
     try:
-        if fileio.isdir(folder) and not _current(folder, info):
+        if fileio.isdir(folder) and not _current(folder, records):
             for name in fileio.listdir(folder):
                 if name.endswith(".npz"):
                     fileio.remove(join_path(folder, name))
         fileio.makedirs(folder)
-        fileio.write_atomic(path, json.dumps({**teacher.describe(),
-                                              "records": records_key(info)}, indent=1))
+        fileio.write_atomic(path, json.dumps({**teacher.describe(), "records": records},
+                                             indent=1))
     except OSError as error:
         raise destination.output_error("the teacher's targets", path, error) from None
 
@@ -360,6 +355,10 @@ class TeacherTargets:
         if self.dropped:
             log(self.dropped)
         self._splits = {}
+
+    def forget(self, split: str) -> None:
+        """Lets go of the targets of `split` held in memory (read again if asked for)."""
+        self._splits.pop(split, None)
 
     def split(self, split: str) -> SplitTargets:
         """The averaged targets of `split` (computed once per split)."""

@@ -1,5 +1,5 @@
 """The family registry: every spec is complete and agrees with its factory,
-train.py's flags, demo.py and the embedding lookup."""
+train.py's flags, demo.py, the embedding lookup and the `tags` layer's logits."""
 
 import inspect
 
@@ -15,6 +15,7 @@ from tagger.models import FAMILIES, FAMILY_NAMES, MODELS, build_model, family
 from tagger.models.family_spec import ANALYSES
 from tagger.models.tagger_metadata import TaggerMetadata
 from tagger.training.model_setup import family_spec
+from tagger.training.trainer import tag_logits
 
 
 def test_registry_lists_every_family_once_by_its_module_name():
@@ -90,6 +91,9 @@ def test_tiny_preset_builds_and_has_its_embedding_layer(name):
     assert embedding_layer_name(model) == layer  # found without the info too
     x = np.zeros((1,) + tuple(model.input.shape[1:]), np.float32)
     assert model(x).shape == (1, 3)
+    x = np.random.default_rng(0).uniform(-1, 1, x.shape).astype(np.float32)
+    logits = np.asarray(tag_logits(model)(x), np.float64)  # what distillation learns from
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), model(x), rtol=1e-5, atol=1e-7)
 
 
 def test_train_builds_its_model_flags_from_the_specs():
