@@ -387,6 +387,17 @@ def head_bytes(path: str, count: int = 4096) -> bytes:
         return f.read(count)
 
 
+def parquet_footer(path: str, size: int = 1 << 16) -> bytes | None:
+    """The last `size` bytes of a Parquet file, where its metadata (and the
+    key-value pairs a writer adds there) lie; None when `path` does not
+    begin as a Parquet file does (`PAR1`)."""
+    if not head_bytes(path, 4).startswith(b"PAR1"):
+        return None
+    with open(path, "rb") as f:
+        f.seek(max(0, os.path.getsize(path) - size))
+        return f.read()
+
+
 def first_line(path: str) -> str:
     """The first line of a file read as UTF-8 (without its end)."""
     return head_bytes(path).decode("utf-8", "replace").split("\n", 1)[0].rstrip("\r")

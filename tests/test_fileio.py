@@ -254,3 +254,16 @@ def test_a_rebuild_removes_its_own_temporaries_only(tmp_path):
     (tmp_path / "notes.json.tmp").write_text("mine")
     writer._remove_outputs(str(tmp_path))
     assert os.listdir(tmp_path) == ["notes.json.tmp"]
+
+
+def test_parquet_footer_is_the_tail_of_a_parquet_file_only(tmp_path):
+    parquet = tmp_path / "rows.parquet"
+    body = b"PAR1" + bytes(range(256)) * 300 + b"mark" + b"PAR1"
+    parquet.write_bytes(body)
+    assert fileio.parquet_footer(str(parquet)) == body[-(1 << 16):]
+    assert fileio.parquet_footer(str(parquet), size=8) == b"markPAR1"
+    small = tmp_path / "small.parquet"
+    small.write_bytes(b"PAR1 key PAR1")
+    assert fileio.parquet_footer(str(small)) == b"PAR1 key PAR1"
+    (tmp_path / "rows.csv").write_text("path,tags\nPAR1\n")
+    assert fileio.parquet_footer(str(tmp_path / "rows.csv")) is None
