@@ -455,9 +455,9 @@ def gliding_tones(samples, batch=2, seed=0, rate=16000):
             + 0.05 * rng.standard_normal((batch, samples))).astype("float32")
 
 
-def save_tagger(model, path, info):
-    """Saves `model` at `path` with `info` (the fields of its TaggerMetadata),
-    or as a plain Keras file for None."""
+def save_tagger(model, info, path):
+    """Saves `model` with `info` (the fields of its TaggerMetadata) at
+    `path`, or as a plain Keras file for None: the library's order."""
     from tagger.models.saved import save_tagger as save
     from tagger.models.tagger_metadata import TaggerMetadata
 
