@@ -85,8 +85,7 @@ def family_audio(model: str) -> AudioConfig:
     from tagger.models import family
 
     spec = family(model)
-    return AudioConfig(sample_rate=spec.sample_rate or AudioConfig.sample_rate,
-                       segment_length=spec.segment_length)
+    return AudioConfig(sample_rate=spec.sample_rate, segment_length=spec.segment_length)
 
 
 def records_folder(model: str) -> str:

@@ -27,6 +27,12 @@ def test_registry_lists_every_family_once_by_its_module_name():
         assert set(spec.analyses) <= set(ANALYSES)
 
 
+def test_every_family_says_its_sample_rate_in_hz():
+    assert (family("samplecnn").sample_rate, family("fcn").sample_rate) == (22050, 16000)
+    for spec in FAMILIES.values():
+        assert spec.sample_rate == spec.preprocessor.sample_rate > 0, spec.name
+
+
 def test_unknown_family_lists_the_valid_ones():
     with pytest.raises(ValueError, match="valid models: " + ", ".join(sorted(FAMILY_NAMES))):
         family("resnet")
