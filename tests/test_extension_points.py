@@ -122,7 +122,7 @@ def test_a_family_registered_outside_the_package_trains_and_tags(toy, raw_record
     code, _, err = call_main(
         train_cli.main, capsys, "--data-dir", records, "--train-dir", tmp_path, "--model",
         "toy", "--toy-units", "3", "--run-name", "toy", "--schedule", "staged",
-        "--optimizer", "adam", "--lr", "0.01", "--num-lr-decays", "1",
+        "--optimizer", "adam", "--lr", "0.01", "--num-stages", "1",
         "--max-epochs-per-stage", "1", "--batch-size", "4", "--steps-per-epoch", "2",
         "--validation-steps", "1", "--strategy", "default", "--no-test", "--no-progress")
     assert code == 0, err

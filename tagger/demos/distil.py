@@ -105,7 +105,7 @@ def train_config(config: DistilDemoConfig, records: str):
     return TrainConfig(
         data_dir=records, train_dir=join_path(config.work_dir, "runs"), model="samplecnn",
         model_args={**STUDENT_ARGS, "width": config.width}, batch_size=config.batch_size,
-        schedule="staged", optimizer="adam", lr=config.lr, num_lr_decays=1,
+        schedule="staged", optimizer="adam", lr=config.lr, num_stages=1,
         max_epochs_per_stage=config.epochs, patience=config.epochs,
         steps_per_epoch=config.steps_per_epoch, validation_steps=VALIDATION_BATCHES,
         seed=config.seed, strategy="default",

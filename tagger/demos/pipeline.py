@@ -127,7 +127,7 @@ def train_model(config: DemoConfig, records: str):
         model=config.model, model_args=dict(config.model_args),
         window_segments=config.window_segments,
         batch_size=config.batch_size, schedule="staged", optimizer="adam", lr=config.lr,
-        lr_decay=0.2, num_lr_decays=1, max_epochs_per_stage=config.epochs,
+        lr_decay=0.2, num_stages=1, max_epochs_per_stage=config.epochs,
         patience=config.epochs, monitor="val_roc_auc", seed=config.seed, strategy="default",
         resume=True, progress=config.progress)
     window = config.window_segments or family_spec(config.model).window_segments
