@@ -52,7 +52,7 @@ class ClipPredictor:
                  columns: list | None = None, labels: tuple | None = None) -> ClipPredictions:
         """`max_batches` limits the work (clips never reached are left out);
         `columns`: the model's output for each of the dataset's tags, when
-        they come in another order (`tagger.models.saved.tag_order`);
+        they come in another order (`tagger.records.model_fit.tag_order`);
         `labels`: (clip ids, (clips, tags)) in split order, in place of the
         records' tags (a teacher's soft targets)."""
         info = info or load_info(data_dir)
