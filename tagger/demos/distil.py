@@ -150,9 +150,9 @@ def speed_step(config: DistilDemoConfig, records: str, music: str, student: str)
     (int8 ranges measured on a few training files)."""
     from tagger.inference.engine.registry import EngineOptions, make_predictor
     from tagger.inference.engine.tagging import tag_files
-    from tagger.interpret.attention_maps import split_audio_files
     from tagger.models.saved import load_tagger
     from tagger.pretrained import resolve_model
+    from tagger.records.reader import split_audio_files
 
     files = split_audio_files(records, music, "test", count=SPEED_FILES)
     calibration = split_audio_files(records, music, "train", count=8)

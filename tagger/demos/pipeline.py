@@ -190,7 +190,8 @@ def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: st
         yield (f"excitations: {out}, figures in {plots} ({time.time() - start:.0f} s; "
                "notebooks/excitation_analysis.ipynb reads them)")
     elif "attention" in analyses:
-        from tagger.interpret.attention_maps import split_audio_files, write_attention_maps
+        from tagger.interpret.attention_maps import write_attention_maps
+        from tagger.records.reader import split_audio_files
 
         out = join_path(config.work_dir, "attention_maps")
         found = split_audio_files(records, join_path(data_dir, "mp3"), "test", count=1)
