@@ -255,17 +255,27 @@ def replacing(path: str, mode: str | None = None, check=None):
         else:
             with open_file(tmp, mode) as f:
                 yield f
-        local = is_local(tmp)
-        if local:
-            sync(tmp)
-        if check is not None:
-            check()
-        rename(tmp, path)
+        move_into_place(tmp, path, check)
     except BaseException:
         remove_quietly(tmp)
         raise
+
+
+def move_into_place(written: str, path: str, check=None) -> None:
+    """Renames `written`, complete, over `path` as `replacing` does: a local
+    `written` (a file, or a folder) flushed to the disk first and its folder
+    after; `check()`, when given, called just before the rename. For what
+    is written under a name of its own before it is put in place (a
+    resumable download's `.part`, a file another program wrote in a
+    scratch folder)."""
+    local = is_local(written)
     if local:
-        sync(os.path.dirname(os.path.abspath(tmp)))
+        sync(written)
+    if check is not None:
+        check()
+    rename(written, path)
+    if local:
+        sync(os.path.dirname(os.path.abspath(path)))
 
 
 # what fsync answers on a file system that cannot flush a file or folder

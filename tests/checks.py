@@ -122,6 +122,27 @@ def one_line_error(code, err, *fragments):
         assert fragment in err, err
 
 
+def recorded_syncs(monkeypatch) -> list:
+    """Every os.fsync and os.replace from now on, in order: ("fsync",
+    inode) and ("replace", the source's inode), to see that a file is
+    flushed before it is renamed into place and its folder after."""
+    import os
+
+    calls, fsync, replace = [], os.fsync, os.replace
+
+    def recorded_fsync(fd):
+        calls.append(("fsync", os.fstat(fd).st_ino))
+        fsync(fd)
+
+    def recorded_replace(src, dst):
+        calls.append(("replace", os.stat(src).st_ino))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+    monkeypatch.setattr(os, "replace", recorded_replace)
+    return calls
+
+
 def read_only_path(name: str) -> str:
     """A path under a folder that refuses new files even to root (chmod
     does not stop root): /sys, where nothing but the kernel creates
