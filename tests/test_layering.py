@@ -22,7 +22,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tagger"
 LAYERS = (
     ("foundation", ("errors", "config", "strict_json", "fileio", "destination", "cache",
                     "safe_pickle", "folder_lock", "host_memory", "runtime", "audio",
-                    "parallel", "fork_server")),
+                    "parallel", "fork_server", "registry")),
     ("building blocks", ("layers", "augment")),
     ("models", ("models",)),
     ("records", ("records",)),

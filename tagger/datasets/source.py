@@ -5,7 +5,9 @@ manual-download instructions, and `plan(data_dir, settings, progress)` ->
 `DatasetPlan`. MagnaTagATune (tagger.datasets.mtt), the Million Song
 Dataset (tagger.datasets.msd) and a folder of audio (tagger.datasets.folder)
 are the sources; another dataset is one more module that defines a
-`DatasetSource` and one line in `SOURCES` (and a console script).
+`DatasetSource` and one registration in `SOURCES` (a
+`tagger.registry.Registry` of the module that defines it; from any module,
+`SOURCES.register(name, module)`), and a console script.
 
 `tagger.datasets.build.build` writes any source's plan as records;
 `tagger.commands.build_flags` makes any source's build command. Every
@@ -20,8 +22,12 @@ import importlib
 import re
 from collections.abc import Callable
 
-SOURCES = {"mtt": "tagger.datasets.mtt", "msd": "tagger.datasets.msd.plan",
-           "folder": "tagger.datasets.folder"}
+from tagger.registry import Registry
+
+SOURCES = Registry("dataset source", load=lambda module: importlib.import_module(module).SOURCE)
+SOURCES.register("mtt", "tagger.datasets.mtt")
+SOURCES.register("msd", "tagger.datasets.msd.plan")
+SOURCES.register("folder", "tagger.datasets.folder")
 
 
 def setting(default, help: str, **flag):
@@ -68,10 +74,9 @@ class DatasetSource:
 
 
 def source(name: str) -> DatasetSource:
-    """The source `name` (mtt, msd, folder); a ValueError listing the valid names."""
-    if name not in SOURCES:
-        raise ValueError(f"unknown dataset source {name!r}; valid: {', '.join(SOURCES)}")
-    return importlib.import_module(SOURCES[name]).SOURCE
+    """The source `name` (mtt, msd, folder); an UnknownName error (a
+    ValueError) listing the valid names."""
+    return SOURCES.get(name)
 
 
 def unsafe_path_reason(path: str) -> str | None:
