@@ -94,7 +94,7 @@ SOURCE = dataclasses.replace(folder.SOURCE, name="toy", title="a toy folder of a
 def registries():
     """(registry, the toy's name there, the kind its messages name)."""
     from tagger import convert, models
-    from tagger.datasets.source import SOURCES
+    from tagger.datasets import SOURCES
     from tagger.inference.engine.registry import ENGINES
 
     return ((models.REGISTRY, "toy", "model family"), (convert.CONVERTERS, "toy", "converter"),
@@ -109,7 +109,7 @@ def toy(tmp_path, monkeypatch):
     import sys
 
     from tagger import convert, models
-    from tagger.datasets.source import SOURCES
+    from tagger.datasets import SOURCES
     from tagger.inference.engine.registry import register_engine
 
     (tmp_path / "toy_extension.py").write_text(textwrap.dedent(TOY_MODULE))

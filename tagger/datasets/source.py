@@ -5,9 +5,8 @@ manual-download instructions, and `plan(data_dir, settings, progress)` ->
 `DatasetPlan`. MagnaTagATune (tagger.datasets.mtt), the Million Song
 Dataset (tagger.datasets.msd) and a folder of audio (tagger.datasets.folder)
 are the sources; another dataset is one more module that defines a
-`DatasetSource` and one registration in `SOURCES` (a
-`tagger.registry.Registry` of the module that defines it; from any module,
-`SOURCES.register(name, module)`), and a console script.
+`DatasetSource` and one registration in `tagger.datasets.SOURCES`, and a
+console script.
 
 `tagger.datasets.build.build` writes any source's plan as records;
 `tagger.commands.build_flags` makes any source's build command. Every
@@ -18,16 +17,8 @@ folder (`unsafe_path_reason`).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import re
 from collections.abc import Callable
-
-from tagger.registry import Registry
-
-SOURCES = Registry("dataset source", load=lambda module: importlib.import_module(module).SOURCE)
-SOURCES.register("mtt", "tagger.datasets.mtt")
-SOURCES.register("msd", "tagger.datasets.msd.plan")
-SOURCES.register("folder", "tagger.datasets.folder")
 
 
 def setting(default, help: str, **flag):
@@ -71,12 +62,6 @@ class DatasetSource:
         """The settings as dataset_info.json records them (JSON types)."""
         return {name: value for name, value in dataclasses.asdict(settings).items()
                 if name not in self.located}
-
-
-def source(name: str) -> DatasetSource:
-    """The source `name` (mtt, msd, folder); an UnknownName error (a
-    ValueError) listing the valid names."""
-    return SOURCES.get(name)
 
 
 def unsafe_path_reason(path: str) -> str | None:
