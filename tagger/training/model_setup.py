@@ -13,11 +13,9 @@ from tagger.records.info import DatasetInfo
 
 
 def family_spec(model: str) -> FamilySpec:
-    """The registry's spec of `model`, or a UserError listing the valid names."""
-    try:
-        return family(model)
-    except ValueError as error:
-        raise UserError(str(error)) from None
+    """The registry's spec of `model`; an unknown name is a UserError (the
+    registry's UnknownName) listing the valid names."""
+    return family(model)
 
 
 def window_segments(config: TrainConfig, info: DatasetInfo) -> int:
