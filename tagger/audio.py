@@ -46,6 +46,21 @@ class NonFiniteAudioError(AudioDecodeError):
         super().__init__(message)
 
 
+# what libsndfile says of a file it merely cannot identify
+_UNIDENTIFIED = ("does not exist or is not a regular file", "Format not recognised")
+
+
+def decode_reason(error: AudioDecodeError) -> str:
+    """Why a file the user named could not be decoded: the error's message,
+    where libsndfile's misleading "does not exist" or "Format not
+    recognised" for a file it cannot identify reads `not decodable audio
+    (unknown format or damaged file)`."""
+    text = str(error)
+    if any(words in text for words in _UNIDENTIFIED):
+        return "not decodable audio (unknown format or damaged file)"
+    return text
+
+
 # Extensions of the formats soundfile 0.13+ (libsndfile 1.2) decodes, and of
 # those it lacks that FFmpeg (PyAV) decodes (below).
 LIBSNDFILE_EXTENSIONS = frozenset({

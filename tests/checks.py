@@ -122,6 +122,27 @@ def one_line_error(code, err, *fragments):
         assert fragment in err, err
 
 
+def recorded_syncs(monkeypatch) -> list:
+    """Every os.fsync and os.replace from now on, in order: ("fsync",
+    inode) and ("replace", the source's inode), to see that a file is
+    flushed before it is renamed into place and its folder after."""
+    import os
+
+    calls, fsync, replace = [], os.fsync, os.replace
+
+    def recorded_fsync(fd):
+        calls.append(("fsync", os.fstat(fd).st_ino))
+        fsync(fd)
+
+    def recorded_replace(src, dst):
+        calls.append(("replace", os.stat(src).st_ino))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+    monkeypatch.setattr(os, "replace", recorded_replace)
+    return calls
+
+
 def read_only_path(name: str) -> str:
     """A path under a folder that refuses new files even to root (chmod
     does not stop root): /sys, where nothing but the kernel creates
@@ -455,9 +476,9 @@ def gliding_tones(samples, batch=2, seed=0, rate=16000):
             + 0.05 * rng.standard_normal((batch, samples))).astype("float32")
 
 
-def save_tagger(model, path, info):
-    """Saves `model` at `path` with `info` (the fields of its TaggerMetadata),
-    or as a plain Keras file for None."""
+def save_tagger(model, info, path):
+    """Saves `model` with `info` (the fields of its TaggerMetadata) at
+    `path`, or as a plain Keras file for None: the library's order."""
     from tagger.models.saved import save_tagger as save
     from tagger.models.tagger_metadata import TaggerMetadata
 

@@ -31,9 +31,8 @@ import numpy as np
 
 from tagger import fileio
 from tagger.audio import is_audio_name
-from tagger.datasets.mtt import unsafe_path_reason
 from tagger.datasets.origin import read_origin
-from tagger.datasets.source import DatasetSource, setting
+from tagger.datasets.source import DatasetSource, setting, unsafe_path_reason
 from tagger.errors import UserError
 from tagger.records.plan import SPLITS, STUDENT_SPLIT, Clip, DatasetPlan
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import re
 
 import numpy as np
 
 from tagger import fileio, safe_pickle
 from tagger.config import join_path
 from tagger.datasets.origin import read_origin
-from tagger.datasets.source import DatasetSource, setting
+from tagger.datasets.source import DatasetSource, setting, unsafe_path_reason
 from tagger.errors import UserError
 from tagger.records.plan import SPLITS, STUDENT_SPLIT, Clip, DatasetPlan
 
@@ -181,21 +180,6 @@ def _check_unique(csv_path: str, column: str, values) -> None:
             raise UserError(f"{csv_path!r}: {column} {value} appears twice (rows "
                             f"{seen[value] + 2} and {row + 2}); each clip must appear once")
         seen[value] = row
-
-
-def unsafe_path_reason(path: str) -> str | None:
-    """Why a relative audio path from an annotations file must not be
-    opened (it is empty, absolute, or climbs out of the audio folder), or
-    None when it is safe."""
-    if not path.strip():
-        return "is empty"
-    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path) or "://" in path:
-        return "is absolute"
-    if "\0" in path:
-        return "holds a NUL character"
-    if any(part == ".." for part in re.split(r"[/\\]", path)):
-        return "climbs out of the audio folder"
-    return None
 
 
 def merge_synonyms(annotations: Annotations) -> Annotations:

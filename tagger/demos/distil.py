@@ -105,7 +105,7 @@ def train_config(config: DistilDemoConfig, records: str):
     return TrainConfig(
         data_dir=records, train_dir=join_path(config.work_dir, "runs"), model="samplecnn",
         model_args={**STUDENT_ARGS, "width": config.width}, batch_size=config.batch_size,
-        schedule="staged", optimizer="adam", lr=config.lr, num_lr_decays=1,
+        schedule="staged", optimizer="adam", lr=config.lr, num_stages=1,
         max_epochs_per_stage=config.epochs, patience=config.epochs,
         steps_per_epoch=config.steps_per_epoch, validation_steps=VALIDATION_BATCHES,
         seed=config.seed, strategy="default",
@@ -150,9 +150,9 @@ def speed_step(config: DistilDemoConfig, records: str, music: str, student: str)
     (int8 ranges measured on a few training files)."""
     from tagger.inference.engine.registry import EngineOptions, make_predictor
     from tagger.inference.engine.tagging import tag_files
-    from tagger.interpret.attention_maps import split_audio_files
     from tagger.models.saved import load_tagger
     from tagger.pretrained import resolve_model
+    from tagger.records.reader import split_audio_files
 
     files = split_audio_files(records, music, "test", count=SPEED_FILES)
     calibration = split_audio_files(records, music, "train", count=8)

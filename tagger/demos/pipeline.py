@@ -86,8 +86,7 @@ def family_audio(model: str) -> AudioConfig:
     from tagger.models import family
 
     spec = family(model)
-    return AudioConfig(sample_rate=spec.sample_rate or AudioConfig.sample_rate,
-                       segment_length=spec.segment_length)
+    return AudioConfig(sample_rate=spec.sample_rate, segment_length=spec.segment_length)
 
 
 def records_folder(model: str) -> str:
@@ -129,7 +128,7 @@ def train_model(config: DemoConfig, records: str):
         model=config.model, model_args=dict(config.model_args),
         window_segments=config.window_segments,
         batch_size=config.batch_size, schedule="staged", optimizer="adam", lr=config.lr,
-        lr_decay=0.2, num_lr_decays=1, max_epochs_per_stage=config.epochs,
+        lr_decay=0.2, num_stages=1, max_epochs_per_stage=config.epochs,
         patience=config.epochs, monitor="val_roc_auc", seed=config.seed, strategy="default",
         resume=True, progress=config.progress)
     window = config.window_segments or family_spec(config.model).window_segments
@@ -195,7 +194,8 @@ def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: st
         yield (f"excitations: {out}, figures in {plots} ({time.time() - start:.0f} s; "
                "notebooks/excitation_analysis.ipynb reads them)")
     elif "attention" in analyses:
-        from tagger.interpret.attention_maps import split_audio_files, write_attention_maps
+        from tagger.interpret.attention_maps import write_attention_maps
+        from tagger.records.reader import split_audio_files
 
         out = join_path(config.work_dir, "attention_maps")
         found = split_audio_files(records, join_path(data_dir, "mp3"), "test", count=1)

@@ -55,7 +55,7 @@ class ClipPredictor:
         cuts is read to its end and the clips after it are left out, so
         every clip's figures are those of the whole split;
         `columns`: the model's output for each of the dataset's tags, when
-        they come in another order (`tagger.models.saved.tag_order`);
+        they come in another order (`tagger.records.model_fit.tag_order`);
         `labels`: (clip ids, (clips, tags)) in split order, in place of the
         records' tags (a teacher's soft targets); each clip's id is checked
         as it is read: another id there is a ClipMismatch."""

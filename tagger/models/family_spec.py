@@ -112,15 +112,7 @@ class FamilySpec:
     logmel = property(lambda self: self.preprocessor.logmel)
     window_segments = property(lambda self: self.preprocessor.segments)
     segment_length = property(lambda self: self.preprocessor.segment_length)
-
-    @property
-    def sample_rate(self) -> int | None:
-        """The rate of the paper's input; None where it is the datasets'
-        (22050 Hz), which records are built at unless told otherwise."""
-        from tagger.config import AudioConfig
-
-        rate = self.preprocessor.sample_rate
-        return None if rate == AudioConfig.sample_rate else rate
+    sample_rate = property(lambda self: self.preprocessor.sample_rate)  # the paper's, in Hz
 
     def model_args(self, values) -> dict:
         """Factory arguments from parsed flags (`values.<dest>`): every flag

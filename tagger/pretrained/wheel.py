@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 
+from tagger import fileio
 from tagger.cache import Checksum, mismatch
 from tagger.errors import UserError
 
@@ -121,7 +122,7 @@ def fetch(wheel: Wheel, dest: str, log=None, progress: bool = False) -> str:
             raise UserError(f"the {wheel.file_name} pip fetched from the index is not the "
                             f"pinned one ({differs}); nothing was kept (check the index or "
                             "mirror pip uses)")
-        os.replace(part, dest)
+        fileio.move_into_place(part, dest)
         if log is not None:
             log(f"fetched {what} -> {dest}")
         return dest

@@ -9,10 +9,12 @@ segments of one clip joined in time: `(k * segment_length,)` for raw audio,
 from __future__ import annotations
 
 import contextlib
+import os
 
 import numpy as np
 import tensorflow as tf
 
+from tagger.config import join_path
 from tagger.errors import UserError
 from tagger.records.info import DatasetInfo, load_info, shard_paths
 from tagger.records.schema import make_parser, to_float
@@ -292,3 +294,15 @@ def _first_line(error: Exception) -> str:
     if text.startswith("{{function_node"):
         text = text.split("}}", 1)[-1]
     return (text.strip().splitlines() or [type(error).__name__])[0].rstrip("' ")
+
+
+def split_audio_files(records_dir: str, audio_dir: str, split: str = "test",
+                      count: int = 1) -> list[str]:
+    """The audio files of the first `count` clips of a built split (-1:
+    all; clips that decoded when the records were built; `audio_dir` is the
+    dataset's audio folder), e.g. to map a few test clips."""
+    info = load_info(records_dir)
+    spec = {"path": tf.io.FixedLenFeature([], tf.string)}
+    records = tf.data.TFRecordDataset(shard_paths(records_dir, info, split)).take(count)
+    return [join_path(audio_dir, os.fsdecode(tf.io.parse_single_example(r, spec)["path"].numpy()))
+            for r in records]

@@ -247,8 +247,9 @@ def evaluate_against(model_path: str, teachers, data_dir: str, split: str = "tes
     from tagger.evaluation.metrics import bootstrap_intervals, tag_metrics
     from tagger.evaluation.predict import ClipPredictor
     from tagger.inference.common import tag_names_of
-    from tagger.models.saved import load_tagger, window_segments_for
+    from tagger.models.saved import load_tagger
     from tagger.records.info import is_labelled, load_info
+    from tagger.records.model_fit import window_segments_for
     from tagger.records.reader import clip_labels
 
     info = load_info(data_dir)

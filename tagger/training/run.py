@@ -33,7 +33,7 @@ import keras
 import tensorflow as tf
 
 from tagger import destination, fileio, strict_json
-from tagger.config import TrainConfig, from_dict, join_path, to_dict
+from tagger.config import TrainConfig, from_dict, join_path, saved_train_config, to_dict
 from tagger.errors import UserError
 from tagger.evaluation.agreement import teacher_tags
 from tagger.evaluation.metrics import tag_metrics
@@ -51,7 +51,7 @@ from tagger.training.trainer import distributed_train_data, make_train_function
 # The settings a continued run shares with the run it continues; the others
 # (strategy, precision, XLA, progress, test evaluation) may change on resume.
 RUN_FIELDS = ("data_dir", "model", "model_args", "window_segments", "batch_size",
-              "schedule", "optimizer", "momentum", "lr", "lr_decay", "num_lr_decays",
+              "schedule", "optimizer", "momentum", "lr", "lr_decay", "num_stages",
               "initial_stage", "patience", "monitor", "max_epochs_per_stage",
               "switch_epochs", "total_epochs", "steps_per_epoch", "validation_steps",
               "shuffle_segments", "num_read_threads", "seed", "augment",
@@ -577,10 +577,7 @@ def saved_config(config: TrainConfig) -> TrainConfig | None:
     if not fileio.exists(path):
         return None
     try:
-        saved = json.loads(fileio.read_text(path))
-        if isinstance(saved, dict) and saved.get("schedule") == "won":
-            saved["schedule"] = "adam_then_sgd"  # the schedule's former name
-        return from_dict(TrainConfig, saved)
+        return saved_train_config(json.loads(fileio.read_text(path)))
     except (ValueError, TypeError, UnicodeDecodeError) as error:
         raise UserError(f"{path!r} is damaged ({str(error).splitlines()[0]}); start a new "
                         "run with --run-name or --train-dir") from None

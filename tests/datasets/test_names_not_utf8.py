@@ -55,7 +55,7 @@ def read_records(out) -> dict:
 
 
 def test_build_folder_reads_the_file_and_keeps_its_name(music, tmp_path, capsys):
-    from tagger.interpret.attention_maps import split_audio_files
+    from tagger.records.reader import split_audio_files
 
     out = tmp_path / "records"
     code, printed, err = call_main(build_folder.main, capsys, music, "--out-dir", out, *FLAGS)

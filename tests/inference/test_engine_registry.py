@@ -26,7 +26,7 @@ def constant_engine():
     register_engine(Engine("constant", lambda model, info, options:
                            made.append(options) or ConstantPredictor()))
     yield made
-    del ENGINES["constant"]
+    ENGINES.unregister("constant")
 
 
 def test_a_registered_engine_tags_through_tag_py(constant_engine, cnn, music, capsys):

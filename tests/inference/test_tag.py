@@ -212,7 +212,7 @@ def test_log_mel_input_model_gets_its_front_end(spectrogram, music, capsys):
 
 def test_model_without_tag_names(cnn, music, tmp_path, capsys):
     _, model = cnn
-    path = save_tagger(model, tmp_path / "bare.keras", None)
+    path = save_tagger(model, None, tmp_path / "bare.keras")
     code, out, err = run_tag(capsys, path, music / "a.wav", "--format", "csv")
     assert code == 0
     assert err == ["warning: the model carries no tag names (not saved by train.py); "

@@ -19,7 +19,6 @@ from tagger.errors import UserError
 from tagger.models import FAMILY_NAMES, build_model, family
 from tagger.models.saved import load_tagger, read_saved_info, save_tagger
 from tagger.models.tagger_metadata import TaggerMetadata
-from tests.checks import records_info
 
 STORED = {"tag_names": ["drums", "piano", "voice"], "sample_rate": 22050,
           "segment_length": 59049, "window_segments": 1, "input_kind": "raw",
@@ -278,24 +277,3 @@ def test_a_model_of_synthetic_records_says_so(tiny_se_dir, raw_records):
     real = dataclasses.replace(info, origin={"kind": "real", "dataset": "MagnaTagATune"})
     assert synthetic_note(real) is None
     assert synthetic_note(INFO) is None and synthetic_note(None) is None
-
-
-def test_tag_order_matches_by_name_or_says_how_the_tags_differ():
-    from tagger.errors import UserError
-    from tagger.models.saved import tag_order
-
-    model = TaggerMetadata(tag_names=["rock", "jazz", "pop"], sample_rate=16000,
-                           segment_length=48128, input_kind="raw", window_segments=1,
-                           logmel=None, model="samplecnn", model_args={})
-    assert tag_order(model, records_info(["rock", "jazz", "pop"], 16000, 48128)) is None
-    reordered = records_info(["pop", "rock", "jazz"], 16000, 48128)
-    assert tag_order(model, reordered, reorder=True) == [2, 0, 1]
-    with pytest.raises(UserError, match=r"in order only \(output 0 is 'rock', the dataset's "
-                                        r"tag 0 'pop'\).*--tag-order"):
-        tag_order(model, reordered)
-    synthetic = records_info(["rock", "harp", "flute"], 16000, 48128, {"kind": "synthetic"})
-    with pytest.raises(UserError, match=r"2 of its 3 are not among the dataset's tags "
-                                        r"\('jazz', 'pop'\) \(these are records of the "
-                                        r"synthetic dataset.*build_mtt.py --sample-rate "
-                                        r"16000 --segment-length 48128$"):
-        tag_order(model, synthetic, reorder=True)

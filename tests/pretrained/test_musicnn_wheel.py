@@ -293,3 +293,30 @@ def test_a_wheel_that_is_not_the_pinned_one_fails_the_golden_tests(tmp_path, mon
         f"{served.sha256[:12]}..., not 000000000000...); nothing was kept (check the index "
         "or mirror pip uses)")
     assert os.listdir(tmp_path / "built") == []
+
+
+def test_a_fetched_wheel_is_flushed_to_the_disk_before_it_is_renamed_into_place(
+        tmp_path, monkeypatch):
+    """pip's part (here a stand-in that writes the file where pip would)."""
+    import subprocess
+
+    from tagger.pretrained import wheel
+
+    body = b"the wheel's bytes"
+    (tmp_path / "made.whl").write_bytes(body)
+    pinned = wheel.Wheel("toy", "1.0", "toy-1.0-py3-none-any.whl",
+                         Checksum.of(str(tmp_path / "made.whl")))
+
+    def pip(command, **options):
+        scratch = command[command.index("--dest") + 1]
+        with open(os.path.join(scratch, pinned.file_name), "wb") as f:
+            f.write(body)
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(wheel.subprocess, "run", pip)
+    calls = checks.recorded_syncs(monkeypatch)
+    dest = tmp_path / "cache" / pinned.file_name
+    assert wheel.fetch(pinned, str(dest)) == str(dest)
+    assert dest.read_bytes() == body and os.listdir(dest.parent) == [pinned.file_name]
+    inode = dest.stat().st_ino
+    assert calls == [("fsync", inode), ("replace", inode), ("fsync", dest.parent.stat().st_ino)]

@@ -410,7 +410,7 @@ def test_train_distils_two_teachers_in_two_rounds(setting, tmp_path, capsys):
         train_cli.main, capsys, "--data-dir", unlabelled, "--train-dir", tmp_path,
         "--teacher", a, "--teacher", b, "--temperature", "2", "--rounds", "2", "--augment",
         "--block", "basic", "--alpha", "2", "--width", "0.0625", "--batch-size", "2",
-        "--num-lr-decays", "1", "--max-epochs-per-stage", "2", "--steps-per-epoch", "2",
+        "--num-stages", "1", "--max-epochs-per-stage", "2", "--steps-per-epoch", "2",
         "--validation-steps", "1", "--strategy", "default", "--no-progress")
     assert code == 0, err
     assert "3 shared tag(s) kept; dropped:" in out

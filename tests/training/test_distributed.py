@@ -56,7 +56,7 @@ MIRRORED = textwrap.dedent("""
     from tagger.training.run import train
     config = dict(data_dir=sys.argv[1], train_dir=sys.argv[2], model="samplecnn",
                   model_args={{"block": "basic", "alpha": 2, "width": 0.0625}},
-                  num_lr_decays=1, max_epochs_per_stage=1, steps_per_epoch=2,
+                  num_stages=1, max_epochs_per_stage=1, steps_per_epoch=2,
                   strategy="mirrored", progress=False, evaluate_test=False)
     try:
         train(TrainConfig(batch_size=7, **config))
@@ -107,7 +107,7 @@ def test_multiworker_training_with_two_local_workers(raw_records, tmp_path):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     command = [sys.executable, str(ROOT / "train.py"), "--data-dir", str(records),
                "--train-dir", str(tmp_path), "--block", "basic", "--alpha", "2",
-               "--width", "0.0625", "--batch-size", "8", "--num-lr-decays", "1",
+               "--width", "0.0625", "--batch-size", "8", "--num-stages", "1",
                "--max-epochs-per-stage", "1", "--steps-per-epoch", "3",
                "--strategy", "multiworker", "--no-progress", "--teacher", teacher]
     workers = []

@@ -10,7 +10,8 @@ tagging, tagger-similar and the Python API get a predictor.
 
 An engine is a name and a factory `make(model, info, options)`: the loaded
 Keras model, its info dict and the caller's `EngineOptions`. Every name in
-`ENGINES` is a choice of tag.py's and tagger-serve's `--engine`;
+`ENGINES` (a `tagger.registry.Registry`: a name once) is a choice of
+tag.py's and tagger-serve's `--engine`;
 `embeddings` says whether the engine's predictors give embeddings (tag.py
 --embeddings asks for one that does).
 """
@@ -21,10 +22,10 @@ import dataclasses
 import functools
 from collections.abc import Callable
 
-from tagger.errors import UserError
 from tagger.inference.engine import keras as keras_engine
 from tagger.inference.engine import tflite as tflite_engine
 from tagger.models.tagger_metadata import TaggerMetadata
+from tagger.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,19 +50,18 @@ class Engine:
     embeddings: bool = False
 
 
-ENGINES: dict[str, Engine] = {}
+ENGINES = Registry("engine")
 
 
 def register_engine(engine: Engine) -> Engine:
-    """Adds `engine` (or replaces the one of its name); returns it."""
-    ENGINES[engine.name] = engine
-    return engine
+    """Adds `engine` under its name, which no engine may have already;
+    returns it."""
+    return ENGINES.register(engine.name, engine)
 
 
 def engine_named(name: str) -> Engine:
-    if name not in ENGINES:
-        raise UserError(f"--engine must be one of {', '.join(ENGINES)}, got {name!r}")
-    return ENGINES[name]
+    """The engine `name`; an UnknownName error (a UserError) listing them."""
+    return ENGINES.get(name)
 
 
 def make_predictor(name: str, model, info: TaggerMetadata | None,
