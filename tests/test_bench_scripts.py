@@ -59,6 +59,11 @@ TINY = {
                                  "synthetic_msd_seconds"}),
 }
 RATIO = re.compile(r"ratio (\S+) (\S+)")
+# script: the optional module it needs (an extra's requirements file): in
+# CI's first step, which installs only the README's, it skips and is run
+# again in the second, which installs every extra
+NEEDS = {"bench_serve.py": ("fastapi", "fastapi_offline", "python_multipart", "uvicorn"),
+         "bench_similar.py": ("faiss",)}
 
 
 def load(name: str):
@@ -90,6 +95,8 @@ def test_every_bench_script_has_a_tiny_run():
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(TINY))
 def test_bench_script_runs_tiny_and_prints_its_ratios(script, tmp_path):
+    for module in NEEDS.get(script, ()):
+        pytest.importorskip(module)
     flags, names = TINY[script]
     env = {**os.environ, "TMPDIR": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([sys.executable, str(BENCH / script), *flags], cwd=ROOT, env=env,
