@@ -2,6 +2,7 @@
 
 from tagger.layers.cls_token import ClsToken
 from tagger.layers.harmonic_stft import HarmonicSTFT
+from tagger.layers.inference_conv import InferenceConv2D, PooledBatchNorm
 from tagger.layers.learned_positions import LearnedPositions
 from tagger.layers.log_mel import LogMel
 from tagger.layers.multi_head_self_attention import MultiHeadSelfAttention
@@ -13,10 +14,12 @@ from tagger.layers.transformer_encoder_layer import TransformerEncoderLayer
 __all__ = [
     "ClsToken",
     "HarmonicSTFT",
+    "InferenceConv2D",
     "LearnedPositions",
     "LogMel",
     "MultiHeadSelfAttention",
     "PhiloxDropout",
+    "PooledBatchNorm",
     "SelectToken",
     "SinusoidalPositions",
     "TransformerEncoderLayer",

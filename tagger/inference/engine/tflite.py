@@ -18,7 +18,6 @@ from tagger import fileio
 from tagger.errors import UserError
 from tagger.inference.common import available_cores
 from tagger.inference.engine.predictor import Predictor
-from tagger.inference.export.quantize import check_int8_model
 from tagger.models.tagger_metadata import TaggerMetadata
 
 ENGINES = {"tflite": None, "tflite-fp16": "fp16", "tflite-dynamic": "dynamic",
@@ -48,8 +47,6 @@ class TFLitePredictor(Predictor):
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {list(ENGINES)}, "
                              f"got {engine!r}")
-        if engine == "tflite-int8":
-            check_int8_model(model, info)
         serving = ServingModel(model, info)
         self.engine = engine
         self.sample_rate, self.window_samples = serving.sample_rate, serving.window_samples
@@ -87,15 +84,14 @@ def make_predictor(model, info: TaggerMetadata | None, options, engine: str = "t
     kept in the cache for the next run on the same model and windows
     (`int8_cache`; the predictor's `note` says which), when
     `options.model_path` is a local file."""
-    from tagger.inference.export.quantize import int8_calibration
+    from tagger.inference.export.quantize import calibration_windows
     from tagger.models.saved import raw_audio_input
 
     if engine != "tflite-int8":
         return TFLitePredictor(model, info, engine)
     sample_rate, window, _ = raw_audio_input(model, info)  # as the model is served
     try:
-        calibration = int8_calibration(model, info, options.calibration_audio(), sample_rate,
-                                       window)
+        calibration = calibration_windows(options.calibration_audio(), sample_rate, window)
     except ValueError as error:
         raise UserError(str(error)) from None
     if len(calibration) == 0:
