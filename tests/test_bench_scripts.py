@@ -46,11 +46,13 @@ TINY = {
                          {"similar_recall_at_10", "similar_speedup"}),
     "bench_synthetic.py": (["--clips", "10", "--seconds", "3"],
                            {"synthetic_generate_floor"}),
-    "bench_tag.py": (["--clips", "12", "--seconds", "3", "--width", "0.0625", "--rounds", "1",
-                      "--chunk-files", "6", "--batch-size", "4", "--engines", "keras"],
+    "bench_tag.py": (["--models", "pons_musicnn", "samplecnn", "--clips", "12", "--seconds",
+                      "3", "--width", "0.0625", "--rounds", "1", "--chunk-files", "6",
+                      "--batch-size", "4", "--engines", "keras"],
                      {f"{name}{suffix}" for name in ("tag_realtime", "tag_e2e_model",
-                                                     "tag_decode_of_model")
-                      for suffix in ("", "_keras")}),
+                                                     "tag_decode_of_model", "tag_mfu",
+                                                     "tag_e2e_of_ceiling", "tag_model_of_keras")
+                      for suffix in ("", "_pons_musicnn_keras", "_samplecnn_keras")}),
     # the semi-supervised demo's tiny run costs about a minute of CPU (three
     # models traced, 1000 bootstrap resamples): tests/test_semi_supervised_demo.py
     # runs it; `main` chooses every measure by default (test below)
