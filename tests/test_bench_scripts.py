@@ -34,6 +34,7 @@ TINY = {
                           "library_resume_same_rows"}),
     "bench_models.py": (["--tiny", "--families", "samplecnn", "--steps", "1", "--no-jit"],
                         {"mfu_infer_samplecnn", "mfu_train_samplecnn"}),
+    "bench_musicnn_mfu.py": (["--tiny"], {"musicnn_best_infer_mfu"}),
     "bench_msd.py": (["--tracks", "40", "--build-tracks", "40", "--build-seconds", "3",
                       "--audio", "--audio-tracks", "40", "--audio-seconds", "3",
                       "--leak", "--leak-tracks", "40"],
