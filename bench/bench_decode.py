@@ -76,9 +76,13 @@ def encode(audio, folder):
     import soundfile as sf
 
     paths = {fmt: os.path.join(folder, f"music.{fmt}") for fmt in FORMATS}
-    sf.write(paths["mp3"], audio, SOURCE_RATE, format="MP3", subtype="MPEG_LAYER_III")
-    sf.write(paths["ogg"], audio, SOURCE_RATE, format="OGG", subtype="VORBIS")
-    sf.write(paths["flac"], audio, SOURCE_RATE, format="FLAC", subtype="PCM_16")
+    for fmt, (container, subtype) in {"mp3": ("MP3", "MPEG_LAYER_III"),
+                                      "ogg": ("OGG", "VORBIS"),
+                                      "flac": ("FLAC", "PCM_16")}.items():
+        # in blocks: libsndfile's Vorbis encoder crashes on a two-minute write
+        with sf.SoundFile(paths[fmt], "w", SOURCE_RATE, 2, subtype, format=container) as out:
+            for start in range(0, len(audio), SOURCE_RATE):
+                out.write(audio[start:start + SOURCE_RATE])
     planar = np.ascontiguousarray(audio.T)  # (channels, samples)
     with av.open(paths["m4a"], "w", format="ipod") as container:
         stream = container.add_stream("aac", rate=SOURCE_RATE, layout="stereo")

@@ -143,6 +143,21 @@ def test_int8_engine_of_a_log_mel_model_quantises_the_convolutions_over_the_imag
         [set(np.argsort(-row)[:3]) for row in expected]
 
 
+def test_dynamic_engine_warns_that_it_quantises_a_spectrogram_models_front_end(cnn,
+                                                                              spectrogram):
+    """tflite-dynamic quantises a log-mel model's front end with the rest
+    (MTT_musicnn's top-5 tags moved on 28% of recorded windows): its
+    predictor says so, naming tflite-int8; not for the sample-level CNN."""
+    from tagger.inference.engine.tflite import QUANTISED_FRONT_END, TFLitePredictor
+    from tagger.models.saved import load_tagger
+
+    assert TFLitePredictor(*load_tagger(spectrogram[0]), "tflite-dynamic").warning == \
+        QUANTISED_FRONT_END["tflite-dynamic"]
+    assert "--engine tflite-int8 keeps the front end float32" in \
+        QUANTISED_FRONT_END["tflite-dynamic"]
+    assert TFLitePredictor(*load_tagger(cnn[0]), "tflite-dynamic").warning is None
+
+
 def test_int8_scope_follows_the_family_and_the_input(cnn):
     """Full int8 for the sample-level CNN and for a waveform model without
     a family; the convolutions over the log-mel image only for a
@@ -161,6 +176,39 @@ def test_int8_scope_follows_the_family_and_the_input(cnn):
     named = dataclasses.replace(cnn_info, model="self_attention")
     assert int8_scope(model, named) == int8_scope(model, None) == FRONT_END
     assert int8_scope(cnn_model, cnn_info) == int8_scope(cnn_model, None) == FULL
+
+
+def test_int8_that_finds_nothing_to_quantise_says_so_and_exports_nothing(tmp_path, capsys):
+    """A model int8 quantises nothing of (Won et al.'s sample-level CNN: a
+    waveform family int8 is not measured for, so no full int8, and no
+    convolution over a log-mel image): the engine runs it in float32 and
+    says so in its warning; export.py writes nothing, in one line."""
+    from tagger.inference.engine.tflite import TFLitePredictor
+    from tagger.inference.export.quantize import NOTHING_QUANTISED
+    from tagger.models import build_model
+    from tagger.models.saved import save_tagger
+    from tagger.models.tagger_metadata import TaggerMetadata
+
+    model = build_model("sample_level", num_tags=3, n_channels=4)
+    info = TaggerMetadata(model="sample_level", model_args={"n_channels": 4},
+                          tag_names=("a", "b", "c"), sample_rate=16000, segment_length=59049,
+                          window_segments=1, input_kind="raw", logmel=None)
+    calibration = check_waveforms(59049, batch=2, seed=3)
+    predictor = TFLitePredictor(model, info, "tflite-int8", calibration=calibration)
+    assert predictor.warning == f"{NOTHING_QUANTISED}: it runs in float32, as --engine tflite does"
+    path = str(tmp_path / "sample_level.keras")
+    save_tagger(model, info, path)
+    import soundfile as sf
+
+    sf.write(str(tmp_path / "cal.wav"), np.tile(calibration[0], 2), 16000)
+    out = tmp_path / "m.tflite"
+    code, err = export_lines(capsys, path, "--format", "tflite", "--out", out,
+                             "--quantization", "int8", "--calibration-audio",
+                             tmp_path / "cal.wav")
+    assert code == 2 and len(err) == 1, err
+    assert err[0].endswith(f"{NOTHING_QUANTISED}; nothing was written: export it without "
+                           "--quantization, or with --quantization fp16 or dynamic")
+    assert not out.exists()
 
 
 def test_cli_refuses_to_overwrite_and_reports_in_one_line(cnn, tmp_path, capsys):

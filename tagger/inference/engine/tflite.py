@@ -18,10 +18,24 @@ from tagger import fileio
 from tagger.errors import UserError
 from tagger.inference.common import available_cores
 from tagger.inference.engine.predictor import Predictor
+from tagger.inference.export.quantize import FRONT_END, NOTHING_QUANTISED, int8_weights
 from tagger.models.tagger_metadata import TaggerMetadata
 
 ENGINES = {"tflite": None, "tflite-fp16": "fp16", "tflite-dynamic": "dynamic",
            "tflite-int8": "int8"}
+
+
+# What tflite-fp16 and tflite-dynamic do to a spectrogram model, whose log-mel
+# front end and batch norms they quantise too (MTT_musicnn on recorded music:
+# docs/performance.md, bench/bench_int8.py).
+QUANTISED_FRONT_END = {
+    engine: (f"--engine {engine} {what} of this spectrogram model, its log-mel front end's "
+             f"too: on MTT_musicnn and recorded music that changed {share} of the top-5 tags "
+             "per window (docs/performance.md); --engine tflite-int8 keeps the front end "
+             "float32 and is faster")
+    for engine, what, share in (("tflite-fp16", "stores every weight as float16", "3%"),
+                                ("tflite-dynamic", "quantises every weight and the "
+                                 "activations that meet them", "28%"))}
 
 
 class TFLitePredictor(Predictor):
@@ -66,11 +80,16 @@ class TFLitePredictor(Predictor):
         self._interpreter = interpreter  # the runner needs it alive
         self.interpreter = ("LiteRT" if type(interpreter).__module__.startswith("ai_edge_litert")
                             else "TensorFlow")
+        notes = [self.warning] if self.warning else []
         if self.interpreter != "LiteRT":
             why = ("the model needs select TensorFlow ops" if self.select_tf_ops else
                    "ai-edge-litert is not installed (pip install ai-edge-litert)")
-            note = f"the {engine} engine runs on TensorFlow's TFLite interpreter: {why}"
-            self.warning = f"{self.warning}; {note}" if self.warning else note
+            notes.append(f"the {engine} engine runs on TensorFlow's TFLite interpreter: {why}")
+        if engine == "tflite-int8" and not int8_weights(interpreter):
+            notes.append(f"{NOTHING_QUANTISED}: it runs in float32, as --engine tflite does")
+        if engine in QUANTISED_FRONT_END and serving.int8_scope == FRONT_END:
+            notes.append(QUANTISED_FRONT_END[engine])
+        self.warning = "; ".join(notes) or None
 
     def __call__(self, windows: np.ndarray):
         x = np.ascontiguousarray(windows, np.float32)  # (batch, window_samples)

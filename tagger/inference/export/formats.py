@@ -107,6 +107,8 @@ def export(config, log=print) -> ExportResult:
         else:
             with native_stderr_silenced():  # the int8 calibrator's "fully_quantize: 0, ..."
                 flat, select = tflite_bytes(serving, config.quantization, calibration)
+            if config.quantization == "int8":
+                _check_quantised(flat, select)
             tags_path = f"{out}.tags.txt"
         difference = None
         if config.verify:
@@ -183,6 +185,17 @@ def _calibration(model, serving: ServingModel, inputs) -> np.ndarray:
         raise UserError(f"--calibration-audio {named}: no decodable audio found ({why}); "
                         "name audio files or folders")
     return windows
+
+
+def _check_quantised(content: bytes, select_tf_ops: bool) -> None:
+    """A UserError when the int8 flatbuffer `content` holds no int8 tensor:
+    int8 found nothing to quantise, and the file would be float32 under
+    int8's name."""
+    from tagger.inference.export.quantize import NOTHING_QUANTISED, int8_weights
+
+    if not int8_weights(tflite_interpreter(content=content, select_tf_ops=select_tf_ops)):
+        raise UserError(f"{NOTHING_QUANTISED}; nothing was written: export it without "
+                        "--quantization, or with --quantization fp16 or dynamic")
 
 
 def check_destination(out: str, fmt: str, overwrite: bool, model: str | None = None) -> None:
@@ -383,29 +396,35 @@ def _convert(tf, saved_model_dir: str, select_tf_ops: bool,
         warnings.simplefilter("ignore")
         if int8_scope == FULL:
             return quantised.convert()
-        options = tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_nodes=_float_nodes(converter().convert()))
+        floating = converter().convert()
+        kept = _float_nodes(floating)
+        if kept is None:  # nothing to quantise: the float32 model (the engine says so)
+            return floating
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=kept)
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=quantised, debug_options=options,
             debug_dataset=lambda: ({"waveform": windows[i:i + 1]} for i in range(1)))
         return debugger.get_nondebug_quantized_model()
 
 
-def _float_nodes(content: bytes) -> list[str]:
+def _float_nodes(content: bytes) -> list[str] | None:
     """The ops of the float32 flatbuffer `content` (by their output tensors'
     names) that int8 of scope FRONT_END leaves float32: all but those of the
     convolutions the inference graph rewrote (`InferenceConv2D`: the
-    convolution, its input's stacking, its pooling)."""
+    convolution, its input's stacking, its pooling); None when that is
+    every op."""
     from tagger.models.inference_graph import INFERENCE_SUFFIX
 
     interpreter = tflite_interpreter(content=content)
     names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
-    kept = []
+    kept, quantised = [], False
     for op in interpreter._get_ops_details():  # the only listing of a model's ops
         outputs = [names[i] for i in op["outputs"]]
-        if not any(INFERENCE_SUFFIX in name and "log_mel" not in name for name in outputs):
+        if any(INFERENCE_SUFFIX in name and "log_mel" not in name for name in outputs):
+            quantised = True
+        else:
             kept.extend(outputs)
-    return kept
+    return kept if quantised else None
 
 
 # -- checking an export --------------------------------------------------------

@@ -40,6 +40,16 @@ def int8_scope(model, info: TaggerMetadata | None) -> str:
     return FULL if waveform else FRONT_END
 
 
+NOTHING_QUANTISED = ("int8 found nothing to quantise in this model (it quantises the whole "
+                     "sample-level CNN, and of other models the convolutions of one input "
+                     "channel over a log-mel image only)")
+
+
+def int8_weights(interpreter) -> int:
+    """How many tensors of the interpreter's model hold int8 values."""
+    return sum(t["dtype"] == np.int8 for t in interpreter.get_tensor_details())
+
+
 # Calibration audio that cannot set ranges is refused: a set whose loudest
 # sample is below this (-80 dBFS) is silence, and one in which no file fills
 # a single window measures the ranges on zero padding.
