@@ -1,5 +1,5 @@
 """A trained model rewritten for inference: the same scores, computed in a
-form the CPU kernels run faster (tagger.layers.inference_conv).
+form the CPU kernels run faster (tagger.layers.inference_conv2d, pooled_batch_norm).
 
     fast = inference_model(model)  # model itself when nothing applies
 
@@ -39,7 +39,8 @@ def inference_model(model):
     taps, pooled = _rewrites(model)
     if not taps and not pooled:
         return model
-    from tagger.layers.inference_conv import InferenceConv2D, PooledBatchNorm, batch_norm_signs
+    from tagger.layers.inference_conv2d import InferenceConv2D
+    from tagger.layers.pooled_batch_norm import PooledBatchNorm, batch_norm_signs
 
     chains = {id(conv): (bn, pool) for conv, bn, pool in pooled}
     skipped = {id(bn) for _, bn, _ in pooled}  # applied after the pooling
@@ -73,7 +74,7 @@ def _rewrites(model):
     chains to reorder) in `model`."""
     import keras
 
-    from tagger.layers.inference_conv import one_channel_stride_one
+    from tagger.layers.inference_conv2d import one_channel_stride_one
 
     outputs = {id(t) for t in model.outputs}
     taps, pooled = set(), []

@@ -1,12 +1,12 @@
-"""InferenceConv2D and PooledBatchNorm: a trained Conv2D (and the batch norm
-and max pooling after it) computed in faster forms, giving its outputs."""
+"""InferenceConv2D: a trained Conv2D computed in faster forms, giving its
+outputs."""
 
 import keras
 import numpy as np
 import pytest
 
-from tagger.layers import InferenceConv2D, PooledBatchNorm
-from tagger.layers.inference_conv import MAX_TAPS
+from tagger.layers import InferenceConv2D
+from tagger.layers.inference_conv2d import MAX_TAPS
 from tests.checks import check_layer
 
 
@@ -81,31 +81,8 @@ def test_bad_arguments_are_refused():
         InferenceConv2D(conv((3, 3), "same"), pool_width=True)
 
 
-def test_pooled_batch_norm_after_the_pooling_gives_the_batch_norm_before_it():
-    """max over the width of bn(relu(z)) = PooledBatchNorm of the max of
-    signs * z, signs the signs of the batch norm's scale (some negative)."""
-    from tagger.layers.inference_conv import batch_norm_signs
-
-    wrapped = conv((7, 5), "valid")
-    bn = keras.layers.BatchNormalization()
-    bn.build((None, 34, 8, 5))
-    gamma = np.array([1.5, -0.7, 0.0, -2.0, 0.3], np.float32)
-    bn.set_weights([gamma, np.linspace(-1, 1, 5, dtype="float32"),
-                    np.linspace(0.5, -0.5, 5, dtype="float32"),
-                    np.linspace(0.5, 2.0, 5, dtype="float32")])
-    x = image(seed=3)
-    expected = np.asarray(bn(wrapped(x), training=False)).max(axis=2, keepdims=True)
-    chosen = batch_norm_signs(bn)
-    assert chosen == [1.0, -1.0, 1.0, -1.0, 1.0]
-    pooled = InferenceConv2D(wrapped, signs=chosen, pool_width=True)(x)
-    np.testing.assert_allclose(np.asarray(PooledBatchNorm(bn, chosen)(pooled)), expected,
-                               atol=1e-4)
-
-
 def test_standard_layer_checks(tmp_path):
     check_layer(lambda: InferenceConv2D(keras.layers.Conv2D(3, (5, 2), padding="same"),
                                         name="inference"), (12, 6, 1), tmp_path)
     check_layer(lambda: InferenceConv2D(keras.layers.Conv2D(3, (20, 2)), signs=[1, -1, 1],
                                         pool_width=True), (24, 6, 1), tmp_path)
-    check_layer(lambda: PooledBatchNorm(keras.layers.BatchNormalization(), [1, -1, 1]),
-                (7, 3), tmp_path)
