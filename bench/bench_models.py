@@ -14,10 +14,15 @@ run. Every figure is printed as soon as it is measured, so a stopped run
 still reports what it measured.
 
 By default the project's own four families (sample-level CNN, multi-scale
-CNN, self-attention, Music Tagging Transformer), each measurement in a
-process of its own (a model's training memory is given back when it ends;
-the bench prints the largest so far); `--zoo` adds the converted zoo's families (Won et al. 2020's
-and the musicnn package's), `--families` names any. `--tiny` measures each
+CNN, self-attention, Music Tagging Transformer) and the musicnn families
+the pretrained taggers are (Won et al.'s Musicnn, the musicnn package's
+Musicnn, MTT_musicnn's, and its VGG), each measurement in a process of its
+own (a model's training memory is given back when it ends; the bench
+prints the largest so far); `--zoo` adds the rest of the converted zoo's
+families (Won et al. 2020's), `--families` names any. Inference runs the
+model's inference form, as tag.py's engines do
+(`tagger.models.inference_graph`); its FLOPs are counted on the model as
+built. `--tiny` measures each
 family once at the size the tests build it instead (its `FamilySpec.tiny`
 arguments, batches of 2, small matrix products): it checks that the bench
 runs; its figures mean nothing.
@@ -40,6 +45,7 @@ from flops import (
 )
 
 OWN_FAMILIES = ("samplecnn", "multiscale", "self_attention", "transformer")
+DEFAULT_FAMILIES = (*OWN_FAMILIES, "musicnn", "pons_musicnn", "pons_vgg")
 
 TINY_BATCH = 2
 TINY_MATMUL = dict(sizes=(256,), repeats=2)
@@ -61,6 +67,7 @@ def measure(family, case, steps, jit):
     import tensorflow as tf
 
     from tagger.models import family as family_spec
+    from tagger.models.inference_graph import inference_model
     from tagger.training.trainer import make_train_function
 
     spec = family_spec(family)
@@ -82,7 +89,8 @@ def measure(family, case, steps, jit):
     for _ in range(steps):
         step(iterator, 1)
     train_rate = steps * batch * window / (time.perf_counter() - start)
-    predict = tf.function(lambda v: model(v, training=False), jit_compile=jit or None)
+    fast = inference_model(model)  # what tag.py's engines run
+    predict = tf.function(lambda v: fast(v, training=False), jit_compile=jit or None)
     predict(x)
     start = time.perf_counter()
     for _ in range(steps):
@@ -136,7 +144,7 @@ def main():
     which = p.add_mutually_exclusive_group()
     which.add_argument("--families", default=None,
                        help="comma-separated families to measure (default: "
-                            f"{','.join(OWN_FAMILIES)})")
+                            f"{','.join(DEFAULT_FAMILIES)})")
     which.add_argument("--zoo", action="store_true",
                        help="every family, the converted zoo's included")
     p.add_argument("--no-jit", action="store_true", help="skip the XLA measurements")
@@ -153,7 +161,7 @@ def main():
     if args.zoo:
         families = FAMILY_NAMES
     else:
-        families = tuple(args.families.split(",")) if args.families else OWN_FAMILIES
+        families = tuple(args.families.split(",")) if args.families else DEFAULT_FAMILIES
         unknown = sorted(set(families) - set(FAMILY_NAMES))
         if unknown:
             p.error(f"unknown families {', '.join(unknown)}; valid: {', '.join(FAMILY_NAMES)}")

@@ -20,10 +20,21 @@ HELPERS = {"common.py", "flops.py"}  # imported by the scripts, not run
 TINY = {
     "bench_build.py": (["--clips", "16", "--seconds", "6", "--repeats", "1"],
                        {"builder_floor", "builder_2w", "floor_2p", "builder_2w_of_floor_2p"}),
-    "bench_library.py": (["--files", "4", "--factor", "2", "--width", "0.0625"],
-                         {"library_rss_10n_n", "library_e2e_model"}),
+    "bench_decode.py": (["--seconds", "4", "--repeats", "1"],
+                        {*(f"decode_{fmt}_{reader}_{rate}" for fmt in ("mp3", "ogg", "flac")
+                           for reader in ("libsndfile", "ffmpeg")
+                           for rate in ("native", 16000, 22050)),
+                         "decode_m4a_ffmpeg_native", "decode_m4a_ffmpeg_16000",
+                         "decode_m4a_ffmpeg_22050", "decode_faster_reader_used"}),
+    "bench_int8.py": (["--tiny", "--engines", "tflite-int8"],
+                      {"int8_top5_overlap_tflite_int8", "int8_max_score_difference_tflite_int8"}),
+    "bench_library.py": (["--files", "6", "--minutes", "0.05", "0.1", "--songs", "2",
+                          "--width", "0.0625", "--sample-seconds", "0.2"],
+                         {"library_files_per_hour", "library_rss_end_over_tenth",
+                          "library_resume_same_rows"}),
     "bench_models.py": (["--tiny", "--families", "samplecnn", "--steps", "1", "--no-jit"],
                         {"mfu_infer_samplecnn", "mfu_train_samplecnn"}),
+    "bench_musicnn_mfu.py": (["--tiny"], {"musicnn_best_infer_mfu"}),
     "bench_msd.py": (["--tracks", "40", "--build-tracks", "40", "--build-seconds", "3",
                       "--audio", "--audio-tracks", "40", "--audio-seconds", "3",
                       "--leak", "--leak-tracks", "40"],
@@ -46,11 +57,13 @@ TINY = {
                          {"similar_recall_at_10", "similar_speedup"}),
     "bench_synthetic.py": (["--clips", "10", "--seconds", "3"],
                            {"synthetic_generate_floor"}),
-    "bench_tag.py": (["--clips", "12", "--seconds", "3", "--width", "0.0625", "--rounds", "1",
-                      "--chunk-files", "6", "--batch-size", "4", "--engines", "keras"],
+    "bench_tag.py": (["--models", "pons_musicnn", "samplecnn", "--clips", "12", "--seconds",
+                      "3", "--width", "0.0625", "--rounds", "1", "--chunk-files", "6",
+                      "--batch-size", "4", "--engines", "keras"],
                      {f"{name}{suffix}" for name in ("tag_realtime", "tag_e2e_model",
-                                                     "tag_decode_of_model")
-                      for suffix in ("", "_keras")}),
+                                                     "tag_decode_of_model", "tag_mfu",
+                                                     "tag_e2e_of_ceiling", "tag_model_of_keras")
+                      for suffix in ("", "_pons_musicnn_keras", "_samplecnn_keras")}),
     # the semi-supervised demo's tiny run costs about a minute of CPU (three
     # models traced, 1000 bootstrap resamples): tests/test_semi_supervised_demo.py
     # runs it; `main` chooses every measure by default (test below)

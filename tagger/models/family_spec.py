@@ -83,7 +83,9 @@ class FamilySpec:
     `flags`: its train.py flags; `embedding_layer`: the layer whose output
     is the clip embedding (default: `embedding`); `int8`: whether full int8
     quantisation keeps its scores (tag.py `--engine tflite-int8`, export.py
-    `--quantization int8`; default: no); `analyses`: which of ANALYSES
+    `--quantization int8`; default: no, int8 quantises only the
+    convolutions over the log-mel image, `quantize.int8_scope`);
+    `analyses`: which of ANALYSES
     apply (default: none); `se_blocks`: for a family with a `block`
     argument, the block types with SE excitations (the excitations apply
     to those only); `run_name_args`: the factory arguments that name a

@@ -13,7 +13,9 @@ Keras model, its info dict and the caller's `EngineOptions`. Every name in
 `ENGINES` (a `tagger.registry.Registry`: a name once) is a choice of
 tag.py's and tagger-serve's `--engine`;
 `embeddings` says whether the engine's predictors give embeddings (tag.py
---embeddings asks for one that does).
+--embeddings asks for one that does); `paced`, whether tag.py times it
+against the keras engine at the start and says how they compare
+(`keras_pace`: the built-in xla and tflite engines).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Engine:
     name: str
     make: Callable  # (model, info, EngineOptions) -> Predictor
     embeddings: bool = False
+    paced: bool = False
 
 
 ENGINES = Registry("engine")
@@ -72,6 +75,7 @@ def make_predictor(name: str, model, info: TaggerMetadata | None,
 
 register_engine(Engine("keras", keras_engine.make_predictor, embeddings=True))
 register_engine(Engine("xla", functools.partial(keras_engine.make_predictor, jit_compile=True),
-                       embeddings=True))
+                       embeddings=True, paced=True))
 for _name in tflite_engine.ENGINES:
-    register_engine(Engine(_name, functools.partial(tflite_engine.make_predictor, engine=_name)))
+    register_engine(Engine(_name, functools.partial(tflite_engine.make_predictor, engine=_name),
+                           paced=True))
