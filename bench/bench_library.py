@@ -1,162 +1,231 @@
-"""Tagging a library into a results database: is memory flat in the number
-of files, and does the per-file work hide behind the model?
+"""Tagging a whole library into a results database: files per hour, memory
+over the run, and a run killed midway that resumes to the same rows.
 
-    python bench/bench_library.py [--files 200] [--factor 10] [--seconds 0.5]
-                                  [--block se] [--width 0.25] [--work-dir DIR]
+    python bench/bench_library.py [--files 1000] [--minutes 3 5] [--songs 24]
+                                  [--model MTT_musicnn] [--engine keras]
+                                  [--kill-at 0.3] [--work-dir DIR]
 
-Makes (once) a folder of `--files * --factor` short WAV files (a tone each,
-shorter than one model window: each is one zero-padded window) and a second
-folder holding the first `--files` of them, and saves an untrained
-sample-level CNN. Each folder is tagged by `tag(TagConfig(..., db=...))`
-in a fresh process (so each peak RSS is its own), after a warm-up run on
-two files in that process. Prints:
+Makes (once) `--songs` songs of `--minutes` each (drawn between the two,
+seeded) from the synthetic generator's music (`render_clip` of its clips'
+attributes, at 16 kHz), resampled to 44.1 kHz stereo and encoded as MP3
+(libsndfile's LAME), and a library folder of `--files` MP3s, copies of the
+songs in turn (what decoding and tagging a file cost does not depend on
+whether another file holds the same music). Then, each in a process of
+its own, as a user runs it:
 
-- peak RSS of the N-file run and of the 10N-file run, and their ratio
-  (`ratio library_rss_10n_n`, goal <= 1.1: nothing per file is kept);
-- files per second end to end (walk, decode, model, one row per file into
-  SQLite, commits), from the first result to the last, against the model
-  alone scoring the same number of windows in batches of the same size
-  (`ratio library_e2e_model`, goal >= 0.9 on files this short, where the
-  per-file costs weigh most); and the same with the run's start-up (model
-  load, tracing) counted.
+1. `tag.py MODEL LIBRARY --recursive --db A.sqlite --engine ENGINE
+   --no-progress`, its
+   resident memory (VmRSS) and the rows written so far read every
+   `--sample-seconds`: files per hour from the first row to the last
+   (and counting the start-up), and the memory at each tenth of the files;
+2. the same into B.sqlite, killed (SIGKILL) once `--kill-at` of the files
+   have their row, then run again: it skips the files B holds and tags the
+   rest. B then holds the same rows as A: every file once, the same
+   size, time, duration, windows and scores (within 1e-5: a window's
+   batch mates differ between the runs).
+
+Ratio lines: `library_files_per_hour`, `library_rss_end_over_tenth` (the
+memory at the last sample over that when a tenth of the files were done;
+goal <= 1.1: nothing per file is kept) and `library_resume_same_rows` (1
+when B holds A's rows, else 0). `--width W` tags with an untrained package
+Musicnn at W of its filters instead of `--model` (the suite's tiny run).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
+import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 
-from common import ratio_line
+from common import synthetic_song, untrained_pons_musicnn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIBRARY_RATE = 44100  # Hz of the library's MP3s, stereo
+COLUMNS = "path, size, mtime_ns, duration, sample_rate, windows, padded, scores"
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--files", type=int, default=200, help="N (default 200)")
-    p.add_argument("--factor", type=int, default=10, help="the larger run has N x this")
-    p.add_argument("--seconds", type=float, default=0.5, help="length of each file")
-    p.add_argument("--block", default="se")
-    p.add_argument("--width", type=float, default=0.25)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--work-dir", default=None, help="keep the files here (default: a temp dir)")
-    p.add_argument("--child", nargs=3, metavar=("MODEL", "FOLDER", "DB"),
-                   help=argparse.SUPPRESS)
+    p.add_argument("--files", type=int, default=1000)
+    p.add_argument("--minutes", type=float, nargs=2, default=[3.0, 5.0],
+                   metavar=("SHORTEST", "LONGEST"), help="length of each song")
+    p.add_argument("--songs", type=int, default=24, help="distinct songs in the library")
+    p.add_argument("--model", default="MTT_musicnn",
+                   help="a pretrained name or a saved model, as tag.py takes them")
+    p.add_argument("--width", type=float, default=None,
+                   help="tag with an untrained package Musicnn at this width instead")
+    p.add_argument("--engine", default="keras", help="tag.py --engine")
+    p.add_argument("--kill-at", type=float, default=0.3,
+                   help="the share of the files with a row when run B is killed")
+    p.add_argument("--sample-seconds", type=float, default=2.0)
+    p.add_argument("--work-dir", default=None,
+                   help="keep the songs and the library here (default: a temp dir)")
     return p.parse_args(argv)
 
 
-def make_files(folder: str, count: int, seconds: float, first: int = 0) -> None:
+def make_songs(folder: str, count: int, minutes) -> list:
+    """`count` synthetic songs as 44.1 kHz stereo MP3s in `folder`, made once."""
     import numpy as np
     import soundfile as sf
 
     os.makedirs(folder, exist_ok=True)
-    rate = 22050
-    t = np.arange(int(seconds * rate)) / rate
-    for i in range(first, count):
-        path = os.path.join(folder, f"{i:06d}.wav")
+    lengths = np.random.default_rng(0).uniform(*minutes, count) * 60
+    paths = []
+    for i, seconds in enumerate(lengths):
+        path = os.path.join(folder, f"song{i:03d}.mp3")
         if not os.path.exists(path):
-            x = 0.3 * np.sin(2 * np.pi * (110 + i % 800) * t)
-            sf.write(path, x.astype(np.float32), rate, subtype="PCM_16")
+            sf.write(path + ".part", synthetic_song(float(seconds), i, LIBRARY_RATE),
+                     LIBRARY_RATE, format="MP3", subtype="MPEG_LAYER_III")
+            os.replace(path + ".part", path)
+        paths.append(path)
+    return paths
 
 
-def make_model(path: str, block: str, width: float) -> None:
-    from tagger.datasets.mtt import MTT_TOP50
-    from tagger.models import build_model
-    from tagger.models.saved import save_tagger
-    from tagger.models.tagger_metadata import TaggerMetadata
-
-    model = build_model("samplecnn", num_tags=50, block=block, multi=True, width=width)
-    info = TaggerMetadata(tag_names=MTT_TOP50, sample_rate=22050, segment_length=59049,
-                window_segments=1, input_kind="raw", logmel=None, model="samplecnn",
-                model_args=dict(block=block, multi=True, width=width))
-    save_tagger(model, info, path)
+def make_library(folder: str, songs: list, files: int) -> None:
+    """`files` copies of `songs` in turn in `folder`, made once."""
+    os.makedirs(folder, exist_ok=True)
+    for i in range(files):
+        path = os.path.join(folder, f"{i // 100:02d}", f"track{i:05d}.mp3")
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            shutil.copyfile(songs[i % len(songs)], path + ".part")
+            os.replace(path + ".part", path)
 
 
-def child(args) -> None:
-    """One measured run in this process: prints a JSON line."""
-    from tagger import runtime
-    runtime.quiet_tensorflow()
+def rows_in(db: str) -> int:
+    """Rows of the files table of `db` so far (0 before it exists)."""
+    if not os.path.exists(db):
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as connection:
+            return connection.execute("SELECT count(*) FROM files").fetchone()[0]
+    except sqlite3.Error:  # the table is not there yet
+        return 0
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def run_tag(model: str, library: str, db: str, engine: str, log: str, sample_seconds: float,
+            kill_at: int | None = None):
+    """Runs tag.py into `db`; [(seconds since start, rows, RSS MB)] sampled
+    while it runs, and whether it was killed (at `kill_at` rows)."""
+    command = [sys.executable, os.path.join(ROOT, "tag.py"), model, library, "--recursive",
+               "--db", db, "--engine", engine, "--no-progress"]
+    samples, killed = [], False
+    start = time.perf_counter()
+    with open(log, "a") as err:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+        while process.poll() is None:
+            time.sleep(sample_seconds)
+            rows, memory = rows_in(db), rss_mb(process.pid)
+            if memory is not None:
+                samples.append((time.perf_counter() - start, rows, memory))
+            if kill_at is not None and rows >= kill_at and process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                killed = True
+        process.wait()
+    if not killed and process.returncode != 0:
+        raise SystemExit(f"tag.py exited with {process.returncode}; see {log}")
+    samples.append((time.perf_counter() - start, rows_in(db), None))
+    return samples, killed
+
+
+def rows_of(db: str) -> dict:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        return {row[0]: row[1:] for row in
+                connection.execute(f"SELECT {COLUMNS} FROM files ORDER BY path")}
+
+
+def same_rows(a: dict, b: dict) -> tuple[bool, float]:
+    """(whether `b` holds `a`'s rows, the largest score difference)."""
     import numpy as np
 
-    from tagger.inference.engine.keras import KerasPredictor
-    from tagger.inference.tag.config import TagConfig
-    from tagger.inference.tag.run import tag
-    from tagger.models.saved import load_tagger
-
-    model_path, folder, db = args.child
-    warm = os.path.join(os.path.dirname(db), "warm")
-    make_files(warm, 2, args.seconds)
-    common = dict(model=model_path, batch_size=args.batch_size, workers=args.workers,
-                  progress=False)
-    tag(TagConfig(inputs=(warm,), db=db + ".warm", rescan=True, **common))
-    import tagger.inference.engine.tagging as tagging
-
-    stamps, plain = [], tagging.tag_files
-
-    def timed_files(*a, **k):  # when each result arrives: the steady state's rate
-        for result in plain(*a, **k):
-            stamps.append(time.perf_counter())
-            yield result
-
-    tagging.tag_files = timed_files
-    start = time.perf_counter()
-    summary = tag(TagConfig(inputs=(folder,), db=db, rescan=True, **common))
-    seconds = time.perf_counter() - start
-    steady = (len(stamps) - 1) / (stamps[-1] - stamps[0])  # files/s after the start-up
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    model, info = load_tagger(model_path)
-    predictor = KerasPredictor(model, info)
-    windows = np.zeros((summary.db_written, predictor.window_samples), np.float32)
-    predictor(windows[:args.batch_size])  # compiled
-    begin = time.perf_counter()
-    for i in range(0, len(windows), args.batch_size):
-        predictor(windows[i:i + args.batch_size])
-    model_seconds = time.perf_counter() - begin
-    print(json.dumps(dict(files=summary.db_written, seconds=seconds, rss_mb=rss_kb / 1024,
-                          model_seconds=model_seconds, steady=steady)), flush=True)
+    if a.keys() != b.keys():
+        return False, float("inf")
+    largest = 0.0
+    for path, row in a.items():
+        other = b[path]
+        if row[:-1] != other[:-1]:
+            return False, float("inf")
+        scores = np.frombuffer(row[-1], np.float32)
+        again = np.frombuffer(other[-1], np.float32)
+        if scores.shape != again.shape:
+            return False, float("inf")
+        largest = max(largest, float(np.abs(scores - again).max()))
+    return largest <= 1e-5, largest
 
 
 def main():
     args = parse_args()
-    if args.child:
-        return child(args)
     work = args.work_dir or tempfile.mkdtemp(prefix="bench_library_")
-    small, large = args.files, args.files * args.factor
-    make_files(os.path.join(work, "large"), large, args.seconds)
-    make_files(os.path.join(work, "small"), small, args.seconds)
-    model = os.path.join(work, "model.keras")
-    if not os.path.exists(model):
-        make_model(model, args.block, args.width)
-    figures = {}
-    for name, _count in (("small", small), ("large", large)):
-        db = os.path.join(work, f"{name}.sqlite")
+    songs = make_songs(os.path.join(work, "songs"), args.songs, args.minutes)
+    library = os.path.join(work, f"library{args.files}")
+    make_library(library, songs, args.files)
+    model = args.model
+    if args.width is not None:
+        model = os.path.join(work, f"pons_musicnn_{args.width}.keras")
+        if not os.path.exists(model):
+            from tagger.models.saved import save_tagger
+
+            save_tagger(*untrained_pons_musicnn(args.width), model)
+    print(f"library: {args.files} MP3s ({LIBRARY_RATE} Hz stereo), copies of {len(songs)} "
+          f"songs of {args.minutes[0]:g} to {args.minutes[1]:g} minutes; model {model}, "
+          f"--engine {args.engine}; {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f} (other processes share the machine)", flush=True)
+    dbs = {name: os.path.join(work, f"{name}.sqlite") for name in ("A", "B")}
+    for db in dbs.values():
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(db + suffix):
                 os.remove(db + suffix)
-        command = [sys.executable, os.path.abspath(__file__), "--child", model,
-                   os.path.join(work, name), db, "--seconds", str(args.seconds),
-                   "--batch-size", str(args.batch_size), "--workers", str(args.workers)]
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
-        figures[name] = json.loads(done.stdout.strip().splitlines()[-1])
-        f = figures[name]
-        print(f"{f['files']:6d} files: {f['seconds']:.1f} s end to end with start-up "
-              f"({f['files'] / f['seconds']:.1f} files/s; {f['steady']:.1f} files/s once "
-              f"started), model alone {f['files'] / f['model_seconds']:.1f} files/s; "
-              f"peak RSS {f['rss_mb']:.0f} MB")
-    rss = figures["large"]["rss_mb"] / figures["small"]["rss_mb"]
-    model_rate = figures["large"]["files"] / figures["large"]["model_seconds"]
-    e2e = figures["large"]["steady"] / model_rate
-    with_start = figures["large"]["model_seconds"] / figures["large"]["seconds"]
-    print(ratio_line(f"peak RSS, {large} files / {small} files", rss, "<= 1.1"))
-    print(ratio_line("files/s once started / model alone (short files)", e2e, ">= 0.9"))
-    print(ratio_line("the same with the start-up (model load, tracing)", with_start, "-"))
-    print(f"ratio library_rss_10n_n {rss:.3f}")
-    print(f"ratio library_e2e_model {e2e:.3f}")
+    log = os.path.join(work, "tag.log")
+
+    samples, _ = run_tag(model, library, dbs["A"], args.engine, log, args.sample_seconds)
+    tagged = [(t, rows) for t, rows, _ in samples if rows]
+    total = samples[-1][0]
+    first, last = tagged[0], tagged[-1]
+    with_start = last[1] / total * 3600
+    steady = ((last[1] - first[1]) / (last[0] - first[0]) * 3600 if last[1] > first[1]
+              else with_start)  # every row came at once: a library too small to tell
+    print(f"A: {last[1]} files in {total:.0f} s: {with_start:.0f} files per hour "
+          f"with the start-up, {steady:.0f} from the first row to the last", flush=True)
+    memory = [(rows, mb) for _, rows, mb in samples if mb is not None]
+    tenth = next((mb for rows, mb in memory if rows >= args.files / 10), memory[0][1])
+    marks = []
+    for share in range(1, 11):
+        done = [mb for rows, mb in memory if rows <= args.files * share / 10]
+        if done:
+            marks.append(f"{share * 10}%: {done[-1]:.0f}")
+    print(f"resident memory (MB) at the files done: {', '.join(marks)}; largest "
+          f"{max(mb for _, mb in memory):.0f}", flush=True)
+
+    kill_at = max(1, int(args.files * args.kill_at))
+    _, killed = run_tag(model, library, dbs["B"], args.engine, log, args.sample_seconds / 4,
+                        kill_at=kill_at)
+    at_kill = rows_in(dbs["B"])
+    again, _ = run_tag(model, library, dbs["B"], args.engine, log, args.sample_seconds)
+    same, largest = same_rows(rows_of(dbs["A"]), rows_of(dbs["B"]))
+    print(f"B: {'killed (SIGKILL)' if killed else 'finished before the kill'} with "
+          f"{at_kill} rows, run again: {rows_in(dbs['B']) - at_kill} more in "
+          f"{again[-1][0]:.0f} s; B {'holds' if same else 'does NOT hold'} A's rows "
+          f"(largest score difference {largest:.1e})", flush=True)
+    print(f"ratio library_files_per_hour {steady:.0f}")
+    print(f"ratio library_rss_end_over_tenth {memory[-1][1] / tenth:.3f}")
+    print(f"ratio library_resume_same_rows {1.0 if same else 0.0:.1f}")
 
 
 if __name__ == "__main__":

@@ -14,11 +14,20 @@ run. Every figure is printed as soon as it is measured, so a stopped run
 still reports what it measured.
 
 By default the project's own four families (sample-level CNN, multi-scale
-CNN, self-attention, Music Tagging Transformer), each measurement in a
-process of its own (a model's training memory is given back when it ends;
-the bench prints the largest so far); `--zoo` adds the converted zoo's families (Won et al. 2020's
-and the musicnn package's), `--families` names any.
+CNN, self-attention, Music Tagging Transformer) and the musicnn families
+the pretrained taggers are (Won et al.'s Musicnn, the musicnn package's
+Musicnn, MTT_musicnn's, and its VGG), each measurement in a process of its
+own (a model's training memory is given back when it ends; the bench
+prints the largest so far); `--zoo` adds the rest of the converted zoo's
+families (Won et al. 2020's), `--families` names any. Inference runs the
+model's inference form, as tag.py's engines do
+(`tagger.models.inference_graph`); its FLOPs are counted on the model as
+built. `--tiny` measures each
+family once at the size the tests build it instead (its `FamilySpec.tiny`
+arguments, batches of 2, small matrix products): it checks that the bench
+runs; its figures mean nothing.
     python bench/bench_models.py [--steps 3] [--zoo | --families samplecnn,transformer]
+                                 [--no-jit] [--tiny]
 """
 
 from __future__ import annotations
@@ -27,9 +36,30 @@ import argparse
 import time
 
 from common import ratio_line  # noqa: F401  (puts the repository on sys.path)
-from flops import TRAIN_FORWARD_RATIO, graph_flops, matmul_flops_per_second, samplecnn_flops
+from flops import (
+    MATMUL_SIZES,
+    TRAIN_FORWARD_RATIO,
+    graph_flops,
+    matmul_flops_per_second,
+    samplecnn_flops,
+)
 
 OWN_FAMILIES = ("samplecnn", "multiscale", "self_attention", "transformer")
+DEFAULT_FAMILIES = (*OWN_FAMILIES, "musicnn", "pons_musicnn", "pons_vgg")
+
+TINY_BATCH = 2
+TINY_MATMUL = dict(sizes=(256,), repeats=2)
+
+
+def tiny_case(family):
+    """One case of `family` at the size the tests build it (`FamilySpec.tiny`)."""
+    from tagger.models import FAMILIES
+    from tagger.models.family_spec import BenchCase
+
+    spec = FAMILIES[family]
+    return BenchCase(f"{family} (tiny)", dict(spec.tiny), TINY_BATCH,
+                     spec.bench[0].hand_flops)
+
 
 def measure(family, case, steps, jit):
     import keras
@@ -37,6 +67,7 @@ def measure(family, case, steps, jit):
     import tensorflow as tf
 
     from tagger.models import family as family_spec
+    from tagger.models.inference_graph import inference_model
     from tagger.training.trainer import make_train_function
 
     spec = family_spec(family)
@@ -58,7 +89,8 @@ def measure(family, case, steps, jit):
     for _ in range(steps):
         step(iterator, 1)
     train_rate = steps * batch * window / (time.perf_counter() - start)
-    predict = tf.function(lambda v: model(v, training=False), jit_compile=jit or None)
+    fast = inference_model(model)  # what tag.py's engines run
+    predict = tf.function(lambda v: fast(v, training=False), jit_compile=jit or None)
     predict(x)
     start = time.perf_counter()
     for _ in range(steps):
@@ -72,17 +104,19 @@ def measure(family, case, steps, jit):
     return model.count_params(), train_rate, realtime, flops / window, segment / rate
 
 
-def measure_in_a_process(family, index, steps, jit):
-    """`measure` of the family's bench case `index` in a process of its own
-    (the memory of one model's training is given back when it exits):
-    its figures and the process's peak resident memory in bytes."""
+def measure_in_a_process(family, index, steps, jit, tiny):
+    """`measure` of the family's bench case `index` (with `tiny`, at the
+    tests' size) in a process of its own (the memory of one model's training
+    is given back when it exits): its figures and the process's peak
+    resident memory in bytes."""
     import json
     import resource
     import subprocess
     import sys
 
     done = subprocess.run([sys.executable, __file__, "--one", family, str(index), str(steps),
-                           "1" if jit else "0"], stdout=subprocess.PIPE, text=True, check=True)
+                           "1" if jit else "0", "1" if tiny else "0"],
+                          stdout=subprocess.PIPE, text=True, check=True)
     lines = done.stdout.splitlines()
     for line in lines[:-1]:
         if not line.startswith("CPU: "):  # the machine, printed once by this process
@@ -91,7 +125,7 @@ def measure_in_a_process(family, index, steps, jit):
     return json.loads(lines[-1]), peak
 
 
-def measure_one(family, index, steps, jit):
+def measure_one(family, index, steps, jit, tiny):
     """The body of `--one`: one measurement, its figures as a JSON line."""
     import json
 
@@ -100,7 +134,8 @@ def measure_one(family, index, steps, jit):
     quiet_tensorflow()  # before a model build imports Keras
     from tagger.models import FAMILIES
 
-    print(json.dumps(measure(family, FAMILIES[family].bench[index], steps, jit)))
+    case = tiny_case(family) if tiny else FAMILIES[family].bench[index]
+    print(json.dumps(measure(family, case, steps, jit)))
 
 
 def main():
@@ -109,33 +144,39 @@ def main():
     which = p.add_mutually_exclusive_group()
     which.add_argument("--families", default=None,
                        help="comma-separated families to measure (default: "
-                            f"{','.join(OWN_FAMILIES)})")
+                            f"{','.join(DEFAULT_FAMILIES)})")
     which.add_argument("--zoo", action="store_true",
                        help="every family, the converted zoo's included")
     p.add_argument("--no-jit", action="store_true", help="skip the XLA measurements")
-    p.add_argument("--one", nargs=4, help=argparse.SUPPRESS)  # FAMILY INDEX STEPS JIT
+    p.add_argument("--tiny", action="store_true",
+                   help="each family at the tests' size: checks that the bench runs (its "
+                        "figures mean nothing)")
+    p.add_argument("--one", nargs=5, help=argparse.SUPPRESS)  # FAMILY INDEX STEPS JIT TINY
     args = p.parse_args()
     if args.one:
-        family, index, steps, jit = args.one
-        return measure_one(family, int(index), int(steps), jit == "1")
+        family, index, steps, jit, tiny = args.one
+        return measure_one(family, int(index), int(steps), jit == "1", tiny == "1")
     from tagger.models import FAMILIES, FAMILY_NAMES
 
     if args.zoo:
         families = FAMILY_NAMES
     else:
-        families = tuple(args.families.split(",")) if args.families else OWN_FAMILIES
+        families = tuple(args.families.split(",")) if args.families else DEFAULT_FAMILIES
         unknown = sorted(set(families) - set(FAMILY_NAMES))
         if unknown:
             p.error(f"unknown families {', '.join(unknown)}; valid: {', '.join(FAMILY_NAMES)}")
-    peak = matmul_flops_per_second()
-    print(f"float32 matrix products (1024 and 2048 square): {peak / 1e9:.1f} GFLOP/s, "
+    matmul = TINY_MATMUL if args.tiny else dict(sizes=MATMUL_SIZES)
+    peak = matmul_flops_per_second(**matmul)
+    sizes = " and ".join(map(str, matmul["sizes"]))
+    print(f"float32 matrix products ({sizes} square): {peak / 1e9:.1f} GFLOP/s, "
           "the peak the MFU figures are measured against", flush=True)
     base = None
     for family in families:
-        for index, case in enumerate(FAMILIES[family].bench):
+        cases = (tiny_case(family),) if args.tiny else FAMILIES[family].bench
+        for index, case in enumerate(cases):
             for jit in (False,) if args.no_jit else (False, True):
                 (params, train_rate, realtime, flops, seconds), memory = measure_in_a_process(
-                    family, index, args.steps, jit)
+                    family, index, args.steps, jit, args.tiny)
                 infer_mfu = realtime / seconds * flops / peak
                 train_mfu = train_rate * TRAIN_FORWARD_RATIO * flops / peak
                 label = case.label + (" +XLA" if jit else "")
@@ -151,7 +192,7 @@ def main():
                     print(f"ratio mfu_infer_{family}{'_xla' if jit else ''} {infer_mfu:.3f}")
                     print(f"ratio mfu_train_{family}{'_xla' if jit else ''} {train_mfu:.3f}",
                           flush=True)
-    again = matmul_flops_per_second()
+    again = matmul_flops_per_second(**matmul)
     print(f"matrix products at the end: {again / 1e9:.1f} GFLOP/s (MFU above x "
           f"{peak / again:.3f} against this peak)")
 

@@ -12,11 +12,13 @@ Prints, measured in one run:
   tracks of short previews, each in a fresh process: peak RSS and its
   ratio (`ratio msd_build_rss_4n_over_n`: flat is ~1)
 - with --audio: build_msd clips/s (1 worker) against the decode+resample
-  floor on the same previews
+  floor on the same previews (`ratio msd_build_floor`, goal >= 0.7)
 - with --leak: a k-NN tagger's macro ROC-AUC on track-level random splits
   (artists leak) against the artist-level split, same tracks
+  (`ratio msd_leak_roc_auc`, goal >= 1.1: the leak the artist-level split
+  avoids)
     python bench/bench_msd.py [--tracks 25000] [--build-tracks 50 [--build-seconds 10]]
-        [--audio [--audio-tracks 60]] [--leak [--leak-tracks 200]]
+        [--audio [--audio-tracks 60] [--audio-seconds 30]] [--leak [--leak-tracks 200]]
 """
 
 from __future__ import annotations
@@ -138,13 +140,14 @@ def build_section(work: str, n: int, seconds: float) -> None:
     print(f"ratio msd_build_rss_4n_over_n {value:.3f}")
 
 
-def audio_section(work: str, tracks: int) -> None:
+def audio_section(work: str, tracks: int, seconds: float) -> None:
     from tagger.audio import AudioDecodeError, load_audio
     from tagger.config import BuildConfig
     from tagger.datasets.build import build as build_source
     from tagger.datasets.msd.plan import SOURCE, MsdSettings, plan_msd
 
-    data = metadata(os.path.join(work, f"audio{tracks}"), tracks, audio=True)
+    data = metadata(os.path.join(work, f"audio{tracks}_{seconds:g}s"), tracks, audio=True,
+                    seconds=seconds)
     plan = plan_msd(data, MsdSettings(), progress=False)
 
     def floor():
@@ -173,6 +176,7 @@ def audio_section(work: str, tracks: int) -> None:
           f"{clips / ours_s:.1f} clips/s")
     print(ratio_line("build_msd throughput, 1 worker / decode+resample floor",
                      floor_s / ours_s, ">= 0.7"))
+    print(f"ratio msd_build_floor {floor_s / ours_s:.3f}")
 
 
 def leak_section(work: str, tracks: int) -> None:
@@ -185,6 +189,7 @@ def leak_section(work: str, tracks: int) -> None:
           f"track-level random splits {leaky:.3f}")
     print(ratio_line("ROC-AUC, artist-leaking / artist-level split", leaky / artist,
                      ">= 1.1 (the leak CALS avoids)"))
+    print(f"ratio msd_leak_roc_auc {leaky / artist:.3f}")
 
 
 def main():
@@ -196,6 +201,8 @@ def main():
                    help="preview length of the complete builds (default: 10)")
     p.add_argument("--audio", action="store_true", help="also measure clips/s on previews")
     p.add_argument("--audio-tracks", type=int, default=60)
+    p.add_argument("--audio-seconds", type=float, default=30.0,
+                   help="preview length of --audio (default: 30)")
     p.add_argument("--leak", action="store_true",
                    help="also score an artist-leaking split against the artist-level one")
     p.add_argument("--leak-tracks", type=int, default=200)
@@ -205,7 +212,7 @@ def main():
     planning_section(work, args.tracks)
     build_section(work, args.build_tracks, args.build_seconds)
     if args.audio:
-        audio_section(work, args.audio_tracks)
+        audio_section(work, args.audio_tracks, args.audio_seconds)
     if args.leak:
         leak_section(work, args.leak_tracks)
 

@@ -16,7 +16,8 @@ Prints, measured in one run on the same shards (raw int16, window 1):
   with other work the best run is the least disturbed);
 - shuffle quality over a pass's worth of seeded batches: distinct clips per
   batch and per 10 consecutive batches, reader vs elementwise.
-    python bench/bench_reader.py [--data-dir dataset/tfrecord] [--passes 10]
+    python bench/bench_reader.py [--data-dir dataset/tfrecord | --clips 100 --seconds 29.1]
+                                 [--passes 10] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -34,8 +35,12 @@ ELEMENTWISE_BUFFER = 1000  # the per-window shuffle buffer the reader used to ha
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=None,
-                   help="built raw int16 records (default: build 100 synthetic clips of "
-                        "29.1 s in a temp dir)")
+                   help="built raw int16 records (default: build --clips synthetic clips "
+                        "of --seconds in a temp dir)")
+    p.add_argument("--clips", type=int, default=100,
+                   help="synthetic clips to build without --data-dir (default: 100)")
+    p.add_argument("--seconds", type=float, default=29.1,
+                   help="their length (default: 29.1)")
     p.add_argument("--batch-size", type=int, default=23)
     p.add_argument("--passes", type=int, default=10, help="passes over train per run")
     p.add_argument("--repeats", type=int, default=5, help="runs per pipeline (the best counts)")
@@ -54,7 +59,7 @@ def main():
     data_dir = args.data_dir
     if data_dir is None:
         work = tempfile.mkdtemp(prefix="bench_reader_")
-        source = synthetic_data(os.path.join(work, "data"), 100, 29.1)
+        source = synthetic_data(os.path.join(work, "data"), args.clips, args.seconds)
         data_dir = os.path.join(work, "records")
         build(SOURCE, MttSettings(), BuildConfig(
             data_dir=source, out_dir=data_dir, workers=os.cpu_count(), progress=False))

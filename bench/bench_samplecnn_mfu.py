@@ -10,9 +10,12 @@ the FLOP/s of a large float32 matrix product measured in the same run:
   - the time share of the stem, each block and the head, each timed on its
     own (a model from the part's input tensors to its output), with oneDNN
     and with XLA, to show where the time goes.
-The ratio line `mfu_infer_samplecnn` is bench_models.py's (batch 23, the
-paper's); this script prints the best row as text.
-    python bench/bench_samplecnn_mfu.py [--batches 1,8,23,64] [--steps 5]
+Ends with `ratio samplecnn_best_infer_mfu VALUE`, the best inference MFU
+of the rows with batch norm (bench_models.py's `mfu_infer_samplecnn` is
+the one at batch 23, the paper's). `--tiny` builds the network at 1/16 of
+its channels and measures the peak on small matrix products: it checks
+that the bench runs; its figures mean nothing.
+    python bench/bench_samplecnn_mfu.py [--batches 1,8,23,64] [--steps 5] [--tiny]
 """
 
 from __future__ import annotations
@@ -22,23 +25,28 @@ import os
 import time
 
 from common import ratio_line  # noqa: F401  (puts the repository on sys.path)
-from flops import graph_flops, matmul_flops_per_second
+from flops import MATMUL_SIZES, graph_flops, matmul_flops_per_second
 
 SEGMENT = 59049
+TINY_WIDTH = 1 / 16
+TINY_MATMUL = dict(sizes=(256,), repeats=2)
 
 
-def build(without_batch_norm: bool):
-    """SE+multi at paper size; optionally with every BatchNormalization
-    replaced by the identity (same convolutions, same FLOPs less the
-    element-wise normalisation)."""
+def build(without_batch_norm: bool, width: float = 1.0):
+    """SE+multi at paper size (or `width` of its channels); optionally with
+    every BatchNormalization replaced by the identity (same convolutions,
+    same FLOPs less the element-wise normalisation)."""
     import keras
 
     import tagger.models.samplecnn as samplecnn
     from tagger.models import build_model
 
-    if not without_batch_norm:
+    def se_multi():
         return build_model("samplecnn", block="se", multi=True, num_tags=50,
-                           input_length=SEGMENT)
+                           input_length=SEGMENT, width=width)
+
+    if not without_batch_norm:
+        return se_multi()
 
     class Layers:
         def __getattr__(self, name):
@@ -56,8 +64,7 @@ def build(without_batch_norm: bool):
 
     samplecnn.keras = Keras()
     try:
-        return build_model("samplecnn", block="se", multi=True, num_tags=50,
-                           input_length=SEGMENT)
+        return se_multi()
     finally:
         samplecnn.keras = keras
 
@@ -110,14 +117,19 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", default="1,8,23,64", help="batch sizes (default: 1,8,23,64)")
     p.add_argument("--steps", type=int, default=5, help="timed calls per row (default: 5)")
+    p.add_argument("--tiny", action="store_true",
+                   help=f"1/{1 / TINY_WIDTH:g} of the channels, small matrix products: checks "
+                        "that the bench runs (its figures mean nothing)")
     args = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     batches = [int(b) for b in args.batches.split(",")]
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
-    peak = matmul_flops_per_second()
-    models = {"with batch norm": build(False), "batch norm removed": build(True)}
+    matmul = TINY_MATMUL if args.tiny else dict(sizes=MATMUL_SIZES)
+    width = TINY_WIDTH if args.tiny else 1.0
+    peak = matmul_flops_per_second(**matmul)
+    models = {"with batch norm": build(False, width), "batch norm removed": build(True, width)}
     flops = {label: graph_flops(m, (SEGMENT,)) for label, m in models.items()}
     print(f"FLOPs per segment: {flops['with batch norm'] / 1e9:.3f} G "
           f"({flops['batch norm removed'] / 1e9:.3f} G without batch norm)")
@@ -134,8 +146,9 @@ def main():
     # The peak again after the models ran: on a shared machine the larger
     # of the two is the fairer denominator (an MFU near or above 1 means the
     # convolutions run as fast as TensorFlow's matrix product here).
-    later = matmul_flops_per_second()
-    print(f"float32 matrix products (1024 and 2048 square): {peak / 1e9:.1f} GFLOP/s before, "
+    later = matmul_flops_per_second(**matmul)
+    sizes = " and ".join(map(str, matmul["sizes"]))
+    print(f"float32 matrix products ({sizes} square): {peak / 1e9:.1f} GFLOP/s before, "
           f"{later / 1e9:.1f} after; MFU above uses the first")
     best *= peak / max(peak, later)
     batch = max(batches)
@@ -151,6 +164,7 @@ def main():
           f"{1e3 * totals[True]:8.2f}")
     print(f"\nbest inference MFU of the rows above: {best:.3f} "
           "(bench_models.py prints the ratio line mfu_infer_samplecnn at batch 23)")
+    print(f"ratio samplecnn_best_infer_mfu {best:.3f}")
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ import threading
 import time
 import urllib.parse
 
-from common import ratio_line, synthetic_data
+from common import ratio_line, saved_untrained_samplecnn, synthetic_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT = 300  # seconds for the server to load its model and listen
@@ -306,21 +306,6 @@ def tag_py_rate(predictor, files, batch_size: int, seconds: float = 15.0,
     return done / (time.perf_counter() - start)
 
 
-def untrained_model(path: str, block: str, width: float) -> str:
-    from tagger.datasets.mtt import MTT_TOP50
-    from tagger.models import build_model
-    from tagger.models.saved import save_tagger
-    from tagger.models.tagger_metadata import TaggerMetadata
-
-    if not os.path.exists(path):
-        model = build_model("samplecnn", num_tags=50, block=block, multi=True, width=width)
-        info = TaggerMetadata(tag_names=MTT_TOP50, sample_rate=22050, segment_length=59049,
-                    window_segments=1, input_kind="raw", logmel=None, model="samplecnn",
-                    model_args=dict(block=block, multi=True, width=width))
-        save_tagger(model, info, path)
-    return path
-
-
 def usable_clips(folder: str, rate: int, window: int) -> list:
     """The clips of the synthetic set that decode to at least one window
     (the generator's broken files left out), in a fixed order."""
@@ -351,7 +336,7 @@ def main(argv=None):
     work = args.work_dir or tempfile.mkdtemp(prefix="bench_serve_")
     clips_dir = synthetic_data(os.path.join(work, f"clips_{args.clip_seconds:g}s"), args.clips,
                                args.clip_seconds)
-    model_path = args.model or untrained_model(
+    model_path = args.model or saved_untrained_samplecnn(
         os.path.join(work, f"samplecnn_{args.block}_{args.width:g}.keras"), args.block,
         args.width)
     model, info = load_tagger(model_path)

@@ -67,7 +67,7 @@ def main():
                      ">= 0.95"))
     print(ratio_line("time per query, exact / index", exact_time / index_time, "> 1"))
     print(f"ratio similar_recall_at_10 {recall:.3f}")
-    print(f"ratio similar_speedup {exact_time / index_time:.1f}")
+    print(f"ratio similar_speedup {exact_time / index_time:.4g}")
 
 
 if __name__ == "__main__":

@@ -5,20 +5,18 @@
 Generates the dataset into a temporary directory (one core), then encodes
 one of its clips, decoded in advance, as many times as the dataset has MP3
 files: that is the floor, since every file has to be encoded anyway.
-Prints both times and their ratio.
+Prints both times and their ratio (`ratio synthetic_generate_floor VALUE`).
 """
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
 import soundfile as sf
+from common import ratio_line
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from tagger.datasets.synthetic import SAMPLE_RATE, generate  # noqa: E402
+from tagger.datasets.synthetic import SAMPLE_RATE, generate
 
 
 def main():
@@ -51,7 +49,8 @@ def main():
           f"({1000 * total / summary.num_clips:.0f} ms/clip)")
     print(f"MP3 encoding alone ({encoded} files): {floor:.1f} s "
           f"({1000 * floor / encoded:.0f} ms/file)")
-    print(f"ratio total / encoding floor: {total / floor:.2f}x")
+    print(ratio_line("generation time / MP3 encoding alone", total / floor, "-"))
+    print(f"ratio synthetic_generate_floor {total / floor:.3f}")
 
 
 if __name__ == "__main__":

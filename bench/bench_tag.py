@@ -1,12 +1,19 @@
-"""tag.py's pipeline against the model alone: does decoding hide behind inference?
+"""tag.py's pipeline against the model alone, for the tagger people run
+and the sample-level CNN: x real time, FLOP utilisation, decoding hidden?
 
-    python bench/bench_tag.py [--clips 40] [--seconds 29.1] [--width 1.0]
-                              [--batch-size 32] [--workers auto] [--model PATH]
-                              [--engines keras xla tflite tflite-fp16 tflite-dynamic]
+    python bench/bench_tag.py [--models MTT_musicnn samplecnn] [--clips 40]
+                              [--seconds 29.1] [--width 1.0] [--batch-size 32]
+                              [--workers auto]
+                              [--engines keras xla tflite tflite-fp16 tflite-dynamic
+                                         tflite-int8]
 
-Makes (once) a folder of synthetic MagnaTagATune-layout MP3s and tags it
-with an untrained paper-size SE+multi sample-level CNN (or `--model`), in
-one process:
+Makes (once) a folder of synthetic MagnaTagATune-layout MP3s and tags it,
+in one process, with each of `--models`: a pretrained name or a saved
+model, as tag.py takes them (by default MTT_musicnn, the musicnn package's
+log-mel tagger at 16 kHz, converted from its wheel as tag.py does), or
+`samplecnn` (an untrained SE+multi sample-level CNN at `--width`, paper
+size by default) or `pons_musicnn` (an untrained package Musicnn, its
+filters x `--width`). For each model and engine:
 
 - model only: the same windows, decoded beforehand, scored in batches of
   the same size by the same compiled predictor;
@@ -27,20 +34,27 @@ passes (sums of the chunks).
 Each of `--engines` (tag.py --engine: Keras, Keras compiled with XLA, or
 TFLite on LiteRT with XNNPACK, float32 / float16 weights / int8
 dynamic-range weights / int8 weights and activations calibrated on the
-folder's windows) is measured in turn. Prints seconds of audio per second for both, their ratio
-(goal >= 0.9: decoding and batching hide behind the model), the real-time
-factor, and for the other engines how far their clip scores move from the
-float Keras model's (largest absolute difference, top-5 agreement). Ratio
-lines: `ratio tag_realtime VALUE` (end-to-end real-time factor, first
-engine, first --workers value; goal >= 100 on 2 cores), `ratio
-tag_e2e_model VALUE` (end to end / model only), `ratio
-tag_decode_of_model VALUE` (decoding alone / model only, both in seconds
-of audio per second: below 1 the decoders cannot keep up), and the same
-with an `_<engine>` suffix for every engine. Beside them, the ceiling of
-end to end / model only when the model and decoding share every core
-(`decoder_pool`: 1 / (1 + model rate / (cores x one thread's decode
-rate))). The machine may be shared: the load average is printed with the
-figures.
+folder's windows) is measured in turn. Printed per model and engine: the
+real-time factor end to end and model only; the model part's FLOP
+utilisation (its FLOPs per window counted from the saved model's frozen
+graph, front end included, `bench/flops.py`, times the windows scored per
+second model only in its best round, over the best float32 matrix product
+of the machine measured at the start of the run; a quantised engine's MFU
+compares its work with float32's peak); end to end / model only (goal >= 0.9: decoding and
+batching hide behind the model) against its ceiling when the model and
+decoding share every core (`decoder_pool`: 1 / (1 + model rate / (cores x
+one thread's decode rate))); the model-only speed over the keras
+engine's; and for the other engines how far their clip scores move from
+the float Keras model's (largest absolute difference, top-5 agreement;
+on these synthetic clips: bench/bench_int8.py measures int8 on recorded
+music). Ratio lines, per model (its label: mtt_musicnn, samplecnn, ...)
+and engine: `tag_realtime_<model>_<engine>` (end-to-end real-time factor),
+`tag_e2e_model_<model>_<engine>` (end to end / model only),
+`tag_decode_of_model_<model>_<engine>` (decoding alone / model only: below
+1 the decoders cannot keep up), `tag_mfu_<model>_<engine>`,
+`tag_e2e_of_ceiling_<model>_<engine>` and `tag_model_of_keras_<model>_<engine>`;
+the first model's first engine also unsuffixed. The machine may be shared:
+the load average is printed with the figures.
 """
 
 from __future__ import annotations
@@ -50,10 +64,18 @@ import os
 import tempfile
 import time
 
-from common import ratio_line, synthetic_data, timed
+from common import (
+    ratio_line,
+    synthetic_data,
+    timed,
+    untrained_pons_musicnn,
+    untrained_samplecnn,
+)
 
 from tagger.commands.tag import workers_count
 from tagger.inference.engine.registry import ENGINES
+
+DEFAULT_MODELS = ("MTT_musicnn", "samplecnn")
 
 
 def parse_args():
@@ -62,9 +84,12 @@ def parse_args():
                    help="keep the synthetic clips here (default: a temp dir)")
     p.add_argument("--clips", type=int, default=40)
     p.add_argument("--seconds", type=float, default=29.1)
-    p.add_argument("--model", default=None, help="a saved tagger instead of the untrained one")
-    p.add_argument("--block", default="se")
-    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
+                   help="pretrained names or saved models as tag.py takes them, samplecnn or "
+                        "pons_musicnn (untrained; see the module docstring)")
+    p.add_argument("--block", default="se", help="the untrained samplecnn's blocks")
+    p.add_argument("--width", type=float, default=1.0,
+                   help="the untrained models' channels, as a fraction of the paper's")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=workers_count, nargs="+", default=[None],
                    metavar="N|auto",
@@ -79,15 +104,30 @@ def parse_args():
     return p.parse_args()
 
 
-def untrained_model(block: str, width: float):
-    from tagger.datasets.mtt import MTT_TOP50
-    from tagger.models import build_model
+def bench_model(spec: str, args):
+    """(label, model, TaggerMetadata) of one of `--models`."""
+    if spec == "samplecnn":
+        return "samplecnn", *untrained_samplecnn(args.block, args.width)
+    if spec == "pons_musicnn":
+        return "pons_musicnn", *untrained_pons_musicnn(args.width)
+    from tagger.models.saved import load_tagger
+    from tagger.pretrained.store import resolve_model
 
-    model = build_model("samplecnn", num_tags=50, block=block, multi=True, width=width)
-    info = dict(tag_names=list(MTT_TOP50), sample_rate=22050, segment_length=59049,
-                window_segments=1, input_kind="raw", logmel=None, model="samplecnn",
-                model_args=dict(block=block, multi=True, width=width))
-    return model, info
+    label = os.path.splitext(os.path.basename(spec))[0].lower().replace("-", "_")
+    return label, *load_tagger(resolve_model(spec, progress=False))
+
+
+def window_flops(model, info) -> float:
+    """FLOPs of one window through the saved model (its log-mel front end
+    included), counted from its frozen graph."""
+    import keras
+    from flops import graph_flops
+
+    from tagger.models.saved import raw_audio_input
+
+    _, window, to_model_input = raw_audio_input(model, info)
+    waveform = keras.Input((window,))
+    return graph_flops(keras.Model(waveform, model(to_model_input(waveform))), (window,))
 
 
 class InstantPredictor:
@@ -114,31 +154,47 @@ def main():
     args = parse_args()
     from tagger import runtime
     runtime.quiet_tensorflow()
-    import numpy as np
+    from flops import matmul_flops_per_second
 
-    from tagger.audio import AudioDecodeError, audio_windows
     from tagger.inference.common import available_cores
-    from tagger.inference.engine.registry import EngineOptions, make_predictor
-    from tagger.inference.engine.tagging import tag_files
     from tagger.inference.inputs import find_audio
-    from tagger.models.saved import load_tagger
-    from tagger.runtime import native_stderr_silenced
 
     work = args.work_dir or tempfile.mkdtemp(prefix="bench_tag_")
     synthetic_data(work, args.clips, args.seconds)
     files = find_audio([work], recursive=True).files
-    if args.model:
-        model, info = load_tagger(args.model)
-    else:
-        model, info = untrained_model(args.block, args.width)
+    peak = matmul_flops_per_second()
+    print(f"{len(files)} files ({args.clips} clips of {args.seconds} s, the generator's "
+          f"broken ones included); batch {args.batch_size}; {available_cores()} cores "
+          f"usable, load average {os.getloadavg()[0]:.1f} (other processes share the "
+          f"machine); float32 matrix products: {peak / 1e9:.1f} GFLOP/s, the peak of the "
+          "MFU figures")
+    for number, spec in enumerate(args.models):
+        measure_model(args, spec, files, peak, first=number == 0)
+    again = matmul_flops_per_second()
+    print(f"matrix products at the end: {again / 1e9:.1f} GFLOP/s (MFU above x "
+          f"{peak / again:.3f} against this peak)")
+
+
+def measure_model(args, spec, files, peak, first):
+    """Every engine of `args.engines` on the model `spec` (one of --models)."""
+    import numpy as np
+
+    from tagger.audio import AudioDecodeError, audio_windows
+    from tagger.inference.engine.registry import EngineOptions, make_predictor
+    from tagger.inference.engine.tagging import tag_files
+    from tagger.runtime import native_stderr_silenced
+
+    label, model, info = bench_model(spec, args)
     keras_predictor = make_predictor("keras", model, info)
     rate, window = keras_predictor.sample_rate, keras_predictor.window_samples
+    hop, edge = keras_predictor.hop_samples, keras_predictor.edge_padding
 
-    def decode(paths):
+    def decode(paths):  # the windows tag_files cuts
         out = []
         for path in paths:
             try:
-                out.extend(samples for _, samples in audio_windows(path, rate, window))
+                out.extend(samples for _, samples in audio_windows(
+                    path, rate, window, hop=hop, edge_padding=edge))
             except AudioDecodeError:
                 pass
         return np.stack(out)
@@ -147,16 +203,17 @@ def main():
     with native_stderr_silenced():  # mpg123's notes on the deliberately broken files
         chunk_windows, decode_seconds = timed(lambda: [decode(c) for c in chunks])
     count = sum(len(w) for w in chunk_windows)
-    audio = count * window / rate  # seconds of audio scored (tails dropped)
-    print(f"{len(files)} files ({args.clips} clips of {args.seconds} s, the generator's "
-          f"broken ones included), {count} windows = {audio:.0f} s of audio; "
-          f"{model.count_params() / 1e6:.1f}M parameters, batch {args.batch_size}; "
-          f"{available_cores()} cores usable, load average {os.getloadavg()[0]:.1f} "
-          "(other processes share the machine)")
+    audio = count * (hop or window) / rate  # seconds of audio scored (tails dropped)
+    flops = window_flops(model, info)
+    print(f"== model {label} ({spec}): {model.count_params() / 1e6:.2f}M parameters, "
+          f"{flops / 1e9:.3f} GFLOP per window of {window / rate:.3f} s at {rate} Hz "
+          f"({count} windows = {audio:.0f} s of audio); load average "
+          f"{os.getloadavg()[0]:.1f}")
     print(f"decoding + resampling alone, one thread: {decode_seconds:.2f} s "
           f"({audio / decode_seconds:.0f} s of audio per s)")
 
     reference = None  # the Keras engine's clip scores, path -> (tags,)
+    keras_rate = None  # the keras engine's model-only rate
     for number, engine in enumerate(args.engines):
         predictor, convert_seconds = keras_predictor, 0.0
         if engine != "keras":  # tflite-int8 calibrates on the files, as tag.py does
@@ -165,11 +222,21 @@ def main():
                                                    EngineOptions(calibration_audio=lambda: files))
         scores, lines = measure(args, predictor, files, chunks, chunk_windows, audio, count,
                                 audio / decode_seconds)
-        print(f"-- engine {engine}" + (f" (converted in {convert_seconds:.1f} s, "
-                                       f"{predictor.threads} threads)"
-                                       if hasattr(predictor, "threads") else ""))
+        print(f"-- {label}, engine {engine}" + (f" (converted in {convert_seconds:.1f} s, "
+                                                f"{predictor.threads} threads)"
+                                                if hasattr(predictor, "threads") else ""))
         for line in lines["text"]:
             print(line)
+        model_rate = lines["model_rate"]  # seconds of audio per second, median round
+        # the best round against the best matrix product, as the other benches keep
+        mfu = lines["best_model_rate"] * rate / (hop or window) * flops / peak
+        keras_rate = keras_rate or (model_rate if engine == "keras" else None)
+        achieved = lines["best_model_rate"] * rate / (hop or window) * flops
+        print(f"model part: {achieved / 1e9:.1f} GFLOP/s in its best round, MFU {mfu:.3f}; "
+              f"end to end / model only {lines['e2e_model']:.3f} against the ceiling "
+              f"{lines['ceiling']:.3f}: {lines['e2e_model'] / lines['ceiling']:.3f}"
+              + (f"; model only {model_rate / keras_rate:.2f}x the keras engine's"
+                 if keras_rate else ""))
         if reference is None:
             if engine == "keras":
                 reference = scores
@@ -187,11 +254,17 @@ def main():
             print(f"scores against the float Keras model: max abs difference "
                   f"{np.abs(a - b).max():.2e}, top-5 agreement {agreement:.3f} "
                   f"over {len(paths)} files")
-        suffix = f"_{engine.replace('-', '_')}"
-        for name in ([""] if number == 0 else []) + [suffix]:
-            print(f"ratio tag_realtime{name} {lines['realtime']:.1f}")
-            print(f"ratio tag_e2e_model{name} {lines['e2e_model']:.3f}")
-            print(f"ratio tag_decode_of_model{name} {lines['decode_model']:.3f}")
+        suffix = f"_{label}_{engine.replace('-', '_')}"
+        figures = dict(tag_realtime=f"{lines['realtime']:.1f}",
+                       tag_e2e_model=f"{lines['e2e_model']:.3f}",
+                       tag_decode_of_model=f"{lines['decode_model']:.3f}",
+                       tag_mfu=f"{mfu:.3f}",
+                       tag_e2e_of_ceiling=f"{lines['e2e_model'] / lines['ceiling']:.3f}")
+        if keras_rate:
+            figures["tag_model_of_keras"] = f"{model_rate / keras_rate:.3f}"
+        for name in ([""] if first and number == 0 else []) + [suffix]:
+            for key, value in figures.items():
+                print(f"ratio {key}{name} {value}")
 
 
 def measure(args, predictor, files, chunks, chunk_windows, audio, count, one_thread):
@@ -286,7 +359,8 @@ def measure(args, predictor, files, chunks, chunk_windows, audio, count, one_thr
     text.append(ratio_line("decoding alone / model only", decode_rate / model_rate, "> 1"))
     return scores, dict(text=text, realtime=audio / float(np.median(e2e_total[first])),
                         e2e_model=float(np.median(ratios[first])),
-                        decode_model=decode_rate / model_rate)
+                        decode_model=decode_rate / model_rate, model_rate=model_rate,
+                        best_model_rate=audio / float(np.min(model_total)), ceiling=ceiling)
 
 if __name__ == "__main__":
     main()

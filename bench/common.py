@@ -63,5 +63,71 @@ def synthetic_data(folder: str, clips: int, seconds: float) -> str:
     return folder
 
 
+def synthetic_song(seconds: float, number: int, rate: int = 44100):
+    """(samples, 2) float32: a song of the synthetic generator's music
+    (`render_clip` of the attributes of its clip `number`, at its 16 kHz),
+    resampled to `rate`, its two channels 17 samples apart."""
+    import numpy as np
+    import soxr
+
+    from tagger.datasets.synthetic import SAMPLE_RATE, plan, render_clip
+
+    rows = [row for row in plan(number + 16, 29.1, seed=0) if row.attributes]
+    mono = render_clip(rows[number].attributes, seconds, SAMPLE_RATE,
+                       np.random.default_rng([0, number]))
+    mono = soxr.resample(np.asarray(mono, np.float32), SAMPLE_RATE, rate)
+    return np.stack([mono, np.roll(mono, 17)], axis=1)
+
+
+def untrained_samplecnn(block: str = "se", width: float = 1.0):
+    """(model, TaggerMetadata) of an untrained multi-level sample-level CNN
+    with `block` blocks at channel `width`, scoring the 50 MagnaTagATune
+    tags from one segment at the default sample rate, as train.py saves it."""
+    from tagger.config import AudioConfig
+    from tagger.datasets.mtt import MTT_TOP50
+    from tagger.models import build_model
+    from tagger.models.tagger_metadata import TaggerMetadata
+
+    audio = AudioConfig()
+    model = build_model("samplecnn", num_tags=len(MTT_TOP50), block=block, multi=True,
+                        width=width)
+    info = TaggerMetadata(model="samplecnn", model_args=dict(block=block, multi=True,
+                                                             width=width),
+                          tag_names=MTT_TOP50, sample_rate=audio.sample_rate,
+                          segment_length=audio.segment_length, window_segments=1,
+                          input_kind="raw", logmel=None)
+    return model, info
+
+
+def saved_untrained_samplecnn(path: str, block: str = "se", width: float = 1.0) -> str:
+    """`path`, where `untrained_samplecnn(block, width)` is saved once."""
+    if not os.path.exists(path):
+        from tagger.models.saved import save_tagger
+
+        save_tagger(*untrained_samplecnn(block, width), path)
+    return path
+
+
+def untrained_pons_musicnn(width: float):
+    """(model, TaggerMetadata) of an untrained package Musicnn with its
+    filters and units x `width`, at the package's input (16 kHz, 48128
+    samples), as its converter saves MTT_musicnn."""
+    import dataclasses
+
+    from tagger.datasets.mtt import MTT_TOP50
+    from tagger.models import build_model
+    from tagger.models.pons_musicnn import LOGMEL, SAMPLE_RATE, SEGMENT_LENGTH
+    from tagger.models.tagger_metadata import TaggerMetadata
+
+    sizes = dict(timbral_filters=204, temporal_filters=51, midend_channels=64, dense_units=200)
+    sizes = {name: max(1, round(value * width)) for name, value in sizes.items()}
+    model = build_model("pons_musicnn", num_tags=len(MTT_TOP50), **sizes)
+    info = TaggerMetadata(model="pons_musicnn", model_args=sizes, tag_names=MTT_TOP50,
+                          sample_rate=SAMPLE_RATE, segment_length=SEGMENT_LENGTH,
+                          window_segments=1, input_kind="raw",
+                          logmel=dataclasses.asdict(LOGMEL))
+    return model, info
+
+
 def ratio_line(name: str, value: float, goal: str) -> str:
     return f"{name:55s} {value:8.3f}   (goal {goal})"

@@ -13,6 +13,7 @@ forward pass, and the gradients with respect to activations and weights).
 from __future__ import annotations
 
 TRAIN_FORWARD_RATIO = 3.0
+MATMUL_SIZES = (1024, 2048)  # the square matrix products that measure the peak
 
 
 def graph_flops(model, input_shape) -> float:
@@ -49,7 +50,7 @@ def samplecnn_flops(model) -> float:
     return total
 
 
-def matmul_flops_per_second(sizes=(1024, 2048), repeats: int = 10) -> float:
+def matmul_flops_per_second(sizes=MATMUL_SIZES, repeats: int = 10) -> float:
     """FLOP/s of large float32 matrix products: the practical peak of the
     machine, measured with the same TensorFlow build as the models (the
     best of `repeats` products of each size, after a warm-up product)."""

@@ -3,6 +3,7 @@
     python bench/measure_docs_figures.py                  # everything
     python bench/measure_docs_figures.py demo synthetic_msd
     python bench/measure_docs_figures.py semi_supervised --seeds 1
+    python bench/measure_docs_figures.py --tiny           # a check that it runs
 
 What it runs, each in a fresh temporary folder, with the commands' defaults:
 
@@ -16,7 +17,12 @@ What it runs, each in a fresh temporary folder, with the commands' defaults:
 
 Every macro figure names the tags it leaves out (no positive or no negative
 test clip), so a figure that drops a tag says which. The first line names
-the machine: times from machines of other kinds do not compare.
+the machine: times from machines of other kinds do not compare. Each
+measure ends with `ratio NAME VALUE` lines: `demo_seconds`,
+`demo_test_roc_auc`, `demo_test_pr_auc`, `synthetic_msd_seconds`,
+`semi_supervised_seconds`. `--tiny` runs each command on a few clips for
+one epoch (`TINY`): it checks that the script runs; its figures mean
+nothing.
 """
 
 from __future__ import annotations
@@ -60,37 +66,45 @@ def excluded(tags) -> str:
             f"{', '.join(tags)}" if tags else "; every tag has positive and negative test clips")
 
 
-def measure_demo(work: str) -> None:
+def settings(flags) -> str:
+    return f"with {' '.join(flags)}" if flags else "defaults"
+
+
+def measure_demo(work: str, flags=()) -> None:
     out = os.path.join(work, "demo")
-    seconds = run(["demo.py", "--work-dir", out, "--no-progress"], out + ".log")
+    seconds = run(["demo.py", "--work-dir", out, "--no-progress", *flags], out + ".log")
     metrics = json.load(open(os.path.join(out, "runs", "samplecnn-rese-multi",
                                           "metrics.json")))
     test = metrics["test"]
-    print(f"demo.py: {seconds / 60:.1f} minutes, {folder_bytes(out) / 1e9:.2f} GB in its "
-          f"work folder; test macro ROC-AUC {test['roc_auc']:.4f}, PR-AUC "
-          f"{test['pr_auc']:.4f} over {test['evaluated_tags']} tags"
-          + excluded(test["excluded_tags"]), flush=True)
+    print(f"demo.py ({settings(flags)}): {seconds / 60:.1f} minutes, "
+          f"{folder_bytes(out) / 1e9:.2f} GB in its work folder; test macro ROC-AUC "
+          f"{test['roc_auc']:.4f}, PR-AUC {test['pr_auc']:.4f} over "
+          f"{test['evaluated_tags']} tags" + excluded(test["excluded_tags"]))
+    print(f"ratio demo_seconds {seconds:.1f}")
+    print(f"ratio demo_test_roc_auc {test['roc_auc']:.4f}")
+    print(f"ratio demo_test_pr_auc {test['pr_auc']:.4f}", flush=True)
 
 
-def measure_synthetic_msd(work: str) -> None:
+def measure_synthetic_msd(work: str, flags=()) -> None:
     out = os.path.join(work, "msd")
-    seconds = run(["-m", "tagger.commands.synthetic_msd", out, "--no-progress"],
+    seconds = run(["-m", "tagger.commands.synthetic_msd", out, "--no-progress", *flags],
                   out + ".log")
-    print(f"synthetic_msd (defaults: 300 tracks of 30 s): {seconds / 60:.1f} minutes",
-          flush=True)
+    print(f"synthetic_msd ({settings(flags) if flags else 'defaults: 300 tracks of 30 s'}): "
+          f"{seconds / 60:.1f} minutes")
+    print(f"ratio synthetic_msd_seconds {seconds:.1f}", flush=True)
 
 
-def measure_semi_supervised(work: str, seeds: int) -> None:
+def measure_semi_supervised(work: str, flags=()) -> None:
     from tagger.evaluation.evaluate import evaluate
 
     out = os.path.join(work, "semi")
-    seconds = run(["demo.py", "--semi-supervised", "--seeds", str(seeds), "--work-dir", out,
-                   "--no-progress"], out + ".log")
+    seconds = run(["demo.py", "--semi-supervised", "--work-dir", out, "--no-progress", *flags],
+                  out + ".log")
     with open(out + ".log") as log:
         lines = log.read().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("test split"))
-    print(f"demo.py --semi-supervised --seeds {seeds}: {seconds / 60:.1f} minutes; its "
-          "table:", flush=True)
+    print(f"demo.py --semi-supervised ({settings(flags)}): "
+          f"{seconds / 60:.1f} minutes; its table:", flush=True)
     for line in lines[start:]:
         print(f"  {line}")
     summary = json.load(open(os.path.join(out, "semi_supervised", "results.json")))
@@ -108,30 +122,50 @@ def measure_semi_supervised(work: str, seeds: int) -> None:
     teacher = summary["models"][0]["run"]
     result = evaluate(os.path.join(teacher, "model.keras"), records, "test", bootstrap=0)
     print(f"  every figure above is over {len(result.metrics.per_tag)} tags"
-          + excluded(result.metrics.excluded), flush=True)
+          + excluded(result.metrics.excluded))
+    print(f"ratio semi_supervised_seconds {seconds:.1f}", flush=True)
 
 
 MEASURES = {"demo": measure_demo, "synthetic_msd": measure_synthetic_msd,
             "semi_supervised": measure_semi_supervised}
+# --tiny: each command's flags for a quick run (seconds to a minute on 2 cores)
+TINY = {"demo": ("--clips", "24", "--seconds", "3", "--epochs", "1", "--width", "0.0625",
+                 "--workers", "1"),
+        "synthetic_msd": ("--tracks", "40", "--seconds", "3", "--workers", "1"),
+        "semi_supervised": ("--clips", "24", "--seconds", "3", "--teacher-epochs", "1",
+                            "--student-epochs", "1", "--workers", "1")}
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", nargs="*", choices=list(MEASURES), default=None,
-                   help=f"what to measure (default: all of {', '.join(MEASURES)})")
+    p.add_argument("what", nargs="*", metavar="WHAT",
+                   help=f"what to measure, any of {', '.join(MEASURES)} (default: all)")
     p.add_argument("--seeds", type=int, default=2,
                    help="semi_supervised: seeds (default: 2, the demo's default)")
+    p.add_argument("--tiny", action="store_true",
+                   help="each command on a few clips for one epoch: checks that this script "
+                        "runs (its figures mean nothing)")
     p.add_argument("--keep", metavar="DIR", default=None,
                    help="work in DIR and keep it (default: a temporary folder, removed)")
     args = p.parse_args(argv)
+    unknown = [name for name in args.what if name not in MEASURES]
+    if unknown:
+        p.error(f"nothing to measure is called {', '.join(map(repr, unknown))}; "
+                f"choose from {', '.join(MEASURES)}")
+    args.what = args.what or list(MEASURES)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="docs-figures-") as temporary:
         work = args.keep or temporary
         os.makedirs(work, exist_ok=True)
-        for name in args.what or MEASURES:
+        for name in args.what:
+            flags = TINY[name] if args.tiny else ()
             if name == "semi_supervised":
-                measure_semi_supervised(work, args.seeds)
-            else:
-                MEASURES[name](work)
+                flags = ("--seeds", str(args.seeds), *flags)
+            MEASURES[name](work, flags)
     return 0
 
 

@@ -52,7 +52,7 @@ def draw(path: str = OUT) -> str:
             where[unit] = (x, y)
             label = {"tagger": "tagger/__init__\n(public API)"}.get(unit, unit)
             ax.text(x, y, label, ha="center", va="center", zorder=3,
-                    fontsize=9.5 if len(units) <= 11 else 8.5,  # a crowded row: smaller
+                    fontsize=min(9.5, 112 / len(units)),  # a crowded row: smaller
                     bbox=dict(boxstyle="round,pad=0.3", facecolor="white",
                               edgecolor="#4a6fa5", linewidth=1.2))
     foundation = set(LAYERS[0][1])

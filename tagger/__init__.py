@@ -3,8 +3,9 @@
 Importing the package is light (no TensorFlow): the audio and dataset code
 runs in worker processes that never need it. A saved tagger is loaded with
 `tagger.models.saved.load_tagger` (model and info), or with
-`keras.models.load_model` after `import tagger.layers`, which registers
-the custom layers the families use.
+`keras.models.load_model`: with Keras alone for the families made of
+Keras's layers only, after `import tagger.layers` (which registers the
+layers of this package) for the others (docs/commands/train.md).
 
 The Python API for the most common job (docs/python_api.md):
 

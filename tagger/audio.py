@@ -46,6 +46,21 @@ class NonFiniteAudioError(AudioDecodeError):
         super().__init__(message)
 
 
+# what libsndfile says of a file it merely cannot identify
+_UNIDENTIFIED = ("does not exist or is not a regular file", "Format not recognised")
+
+
+def decode_reason(error: AudioDecodeError) -> str:
+    """Why a file the user named could not be decoded: the error's message,
+    where libsndfile's misleading "does not exist" or "Format not
+    recognised" for a file it cannot identify reads `not decodable audio
+    (unknown format or damaged file)`."""
+    text = str(error)
+    if any(words in text for words in _UNIDENTIFIED):
+        return "not decodable audio (unknown format or damaged file)"
+    return text
+
+
 # Extensions of the formats soundfile 0.13+ (libsndfile 1.2) decodes, and of
 # those it lacks that FFmpeg (PyAV) decodes (below).
 LIBSNDFILE_EXTENSIONS = frozenset({
@@ -285,7 +300,7 @@ class _FFmpeg:
 
     decoder = "FFmpeg"
 
-    def __init__(self, fileobj, refused: Exception):
+    def __init__(self, fileobj, refused: Exception | None):
         try:
             import av
         except ImportError:
@@ -295,8 +310,9 @@ class _FFmpeg:
         self._av, self._fileobj = av, fileobj
         try:
             self.container = av.open(fileobj, mode="r")
-        except Exception:  # neither decoder knows it: libsndfile's reason, as before
-            raise AudioDecodeError(f"not decodable audio ({_first_line(refused)})") from None
+        except Exception as error:  # neither decoder knows it: libsndfile's reason, as before
+            reason = _first_line(refused if refused is not None else error)
+            raise AudioDecodeError(f"not decodable audio ({reason})") from None
         try:
             streams = self.container.streams.audio
             if not streams:
@@ -361,6 +377,15 @@ class _FFmpeg:
     def __exit__(self, *exc):
         self.container.close()
         self._fileobj.close()
+
+
+# Each decoder opening a local file by name, for what measures them
+# (bench/bench_decode.py): a decoder as `open_source` gives, or the error of
+# one that cannot open it.
+READERS = {
+    "libsndfile": lambda path: _Libsndfile(soundfile.SoundFile(path)),
+    "FFmpeg": lambda path: _FFmpeg(open(path, "rb"), None),
+}
 
 
 def _file_kind(mode: int) -> str:

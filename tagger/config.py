@@ -291,7 +291,7 @@ class PretrainedConfig:
 # The staged schedule's settings of a head on a body (`PretrainedConfig`)
 # where train.py's flags leave them: Adam, one stage, a wider batch, and
 # patience for a small val split's noisy figures.
-HEAD_SETTINGS = {"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "num_lr_decays": 1,
+HEAD_SETTINGS = {"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "num_stages": 1,
                  "patience": 10, "max_epochs_per_stage": 100}
 
 
@@ -311,7 +311,7 @@ class TrainConfig:
     momentum: float = 0.9
     lr: float = 0.01
     lr_decay: float = 0.2
-    num_lr_decays: int = 5
+    num_stages: int = 5
     initial_stage: int = 0
     patience: int = 2
     monitor: str = "val_loss"  # what early stopping and the best checkpoint follow
@@ -344,7 +344,7 @@ class TrainConfig:
                                    ("monitor", self.monitor, MONITORS)):
             if value not in valid:
                 raise ValueError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
-        for name in ("batch_size", "num_lr_decays", "max_epochs_per_stage",
+        for name in ("batch_size", "num_stages", "max_epochs_per_stage",
                      "total_epochs", "steps_per_execution", "shuffle_segments"):
             _check_int(name, getattr(self, name), 1)
         for name in ("window_segments", "steps_per_epoch", "validation_steps",
@@ -356,3 +356,19 @@ class TrainConfig:
         _check_number("lr", self.lr, 0.0, low_open=True)
         _check_fraction("lr_decay", self.lr_decay, "(0, 1]", low_open=True)
         _check_fraction("momentum", self.momentum, "[0, 1)", high_open=True)
+
+
+# TrainConfig fields and values by the names an earlier version saved them under
+_FORMER_FIELDS = {"num_lr_decays": "num_stages"}
+_FORMER_SCHEDULES = {"won": "adam_then_sgd"}
+
+
+def saved_train_config(saved: dict) -> TrainConfig:
+    """The TrainConfig of a run's config.json (`to_dict` output), also of one
+    an earlier version wrote: `num_lr_decays` is `num_stages`, the schedule
+    `won` is adam_then_sgd."""
+    if isinstance(saved, dict):
+        saved = {_FORMER_FIELDS.get(name, name): value for name, value in saved.items()}
+        if saved.get("schedule") in _FORMER_SCHEDULES:
+            saved["schedule"] = _FORMER_SCHEDULES[saved["schedule"]]
+    return from_dict(TrainConfig, saved)

@@ -37,15 +37,32 @@ def path_text(path) -> str:
     path = os.fspath(path)
     if isinstance(path, bytes):
         return path.decode("utf-8", "backslashreplace")
-    try:
-        path.encode("utf-8")
+    if is_utf8(path):
         return path
-    except UnicodeEncodeError:
-        pass
     try:
         return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a lone surrogate that no byte stands for
         return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def is_utf8(text: str) -> bool:
+    """Whether `text` can be written as UTF-8: false for a name whose bytes
+    are not valid UTF-8, which Python holds with each such byte as a
+    surrogate (`os.fsdecode`, `names_text`)."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def names_text(data: bytes) -> str:
+    """The UTF-8 text of a file that names files (an annotations CSV, a
+    split list, a labels CSV), each byte that does not decode kept as a
+    surrogate as `os.fsdecode` keeps a name's: a name written there by a
+    system with another encoding is the name of its file (`os.fsencode`
+    gives its bytes back), not an error. `is_utf8` tells such a name."""
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _gfile():
@@ -238,17 +255,27 @@ def replacing(path: str, mode: str | None = None, check=None):
         else:
             with open_file(tmp, mode) as f:
                 yield f
-        local = is_local(tmp)
-        if local:
-            sync(tmp)
-        if check is not None:
-            check()
-        rename(tmp, path)
+        move_into_place(tmp, path, check)
     except BaseException:
         remove_quietly(tmp)
         raise
+
+
+def move_into_place(written: str, path: str, check=None) -> None:
+    """Renames `written`, complete, over `path` as `replacing` does: a local
+    `written` (a file, or a folder) flushed to the disk first and its folder
+    after; `check()`, when given, called just before the rename. For what
+    is written under a name of its own before it is put in place (a
+    resumable download's `.part`, a file another program wrote in a
+    scratch folder)."""
+    local = is_local(written)
     if local:
-        sync(os.path.dirname(os.path.abspath(tmp)))
+        sync(written)
+    if check is not None:
+        check()
+    rename(written, path)
+    if local:
+        sync(os.path.dirname(os.path.abspath(path)))
 
 
 # what fsync answers on a file system that cannot flush a file or folder
@@ -368,6 +395,17 @@ def make_writable_folder(path: str) -> None:
 def head_bytes(path: str, count: int = 4096) -> bytes:
     with open(path, "rb") as f:
         return f.read(count)
+
+
+def parquet_footer(path: str, size: int = 1 << 16) -> bytes | None:
+    """The last `size` bytes of a Parquet file, where its metadata (and the
+    key-value pairs a writer adds there) lie; None when `path` does not
+    begin as a Parquet file does (`PAR1`)."""
+    if not head_bytes(path, 4).startswith(b"PAR1"):
+        return None
+    with open(path, "rb") as f:
+        f.seek(max(0, os.path.getsize(path) - size))
+        return f.read()
 
 
 def first_line(path: str) -> str:

@@ -122,6 +122,27 @@ def one_line_error(code, err, *fragments):
         assert fragment in err, err
 
 
+def recorded_syncs(monkeypatch) -> list:
+    """Every os.fsync and os.replace from now on, in order: ("fsync",
+    inode) and ("replace", the source's inode), to see that a file is
+    flushed before it is renamed into place and its folder after."""
+    import os
+
+    calls, fsync, replace = [], os.fsync, os.replace
+
+    def recorded_fsync(fd):
+        calls.append(("fsync", os.fstat(fd).st_ino))
+        fsync(fd)
+
+    def recorded_replace(src, dst):
+        calls.append(("replace", os.stat(src).st_ino))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+    monkeypatch.setattr(os, "replace", recorded_replace)
+    return calls
+
+
 def read_only_path(name: str) -> str:
     """A path under a folder that refuses new files even to root (chmod
     does not stop root): /sys, where nothing but the kernel creates
@@ -455,9 +476,9 @@ def gliding_tones(samples, batch=2, seed=0, rate=16000):
             + 0.05 * rng.standard_normal((batch, samples))).astype("float32")
 
 
-def save_tagger(model, path, info):
-    """Saves `model` at `path` with `info` (the fields of its TaggerMetadata),
-    or as a plain Keras file for None."""
+def save_tagger(model, info, path):
+    """Saves `model` with `info` (the fields of its TaggerMetadata) at
+    `path`, or as a plain Keras file for None: the library's order."""
     from tagger.models.saved import save_tagger as save
     from tagger.models.tagger_metadata import TaggerMetadata
 
@@ -610,18 +631,40 @@ def debian_music(folder, packages_dir=None):
     return excerpts, None
 
 
+def in_ci() -> bool:
+    """Whether the tests run under CI: the CI variable set (.ci/run and CI
+    services set it) to anything but 0, false or no."""
+    import os
+
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def skip_unless_ci(reason: str):
+    """Skips the test with `reason`; under CI (`in_ci`), where what the test
+    needs can be had (the package index is reachable), fails it instead."""
+    import os
+
+    import pytest
+
+    if in_ci():
+        pytest.fail(f"{reason} (under CI, CI={os.environ['CI']}, this fails rather than "
+                    "skips)", pytrace=False)
+    pytest.skip(reason)
+
+
 def musicnn_wheel(folder):
     """(path, None) of musicnn's wheel fetched as a user's first use does
     (pip download with this machine's pip configuration, checked against the
-    pinned sha256), or (None, why) where the package index cannot be reached."""
-    from tagger.errors import UserError
-    from tagger.pretrained.registry import MUSICNN_WHEEL
-    from tagger.pretrained.wheel import fetch
+    pinned sha256), or (None, why) where pip could not fetch it
+    (`wheel.NotFetched`). A wheel that comes and is not the pinned one
+    raises its UserError: a failure, never a skip."""
+    from tagger.pretrained import registry
+    from tagger.pretrained.wheel import NotFetched, fetch
 
-    dest = pathlib.Path(folder) / MUSICNN_WHEEL.file_name
+    dest = pathlib.Path(folder) / registry.MUSICNN_WHEEL.file_name
     try:
-        return str(fetch(MUSICNN_WHEEL, str(dest))), None
-    except UserError as error:
+        return str(fetch(registry.MUSICNN_WHEEL, str(dest))), None
+    except NotFetched as error:
         return None, str(error)
 
 

@@ -44,7 +44,7 @@ TINY_TRANSFORMER = {"conv_ndim": 4, "attention_ndim": 16, "attention_heads": 2,
 def tiny_train_config(records, train_dir, **overrides) -> TrainConfig:
     """Two stages of one three-step epoch of the tiny sample-level CNN, batch 8."""
     settings = dict(data_dir=records, train_dir=str(train_dir), model="samplecnn",
-                    model_args=dict(TINY_SAMPLECNN), batch_size=8, num_lr_decays=2,
+                    model_args=dict(TINY_SAMPLECNN), batch_size=8, num_stages=2,
                     max_epochs_per_stage=1, steps_per_epoch=3, strategy="default",
                     progress=False)
     settings.update(overrides)

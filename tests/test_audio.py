@@ -212,6 +212,19 @@ def test_a_file_neither_decoder_reads_is_one_clear_failure(tmp_path):
             assert "Errno" not in message and "FFmpeg" not in message
 
 
+def test_decode_reason_says_what_libsndfile_means(tmp_path):
+    unknown = "not decodable audio (unknown format or damaged file)"
+    for said in ("Format not recognised", "File does not exist or is not a regular file "
+                                          "(possibly a pipe?)"):
+        assert audio.decode_reason(AudioDecodeError(f"not decodable audio ({said})")) == unknown
+    assert audio.decode_reason(AudioDecodeError("not a regular file (a FIFO)")) == \
+        "not a regular file (a FIFO)"
+    (tmp_path / "notes.txt").write_text("liner notes, not audio\n" * 40)
+    with pytest.raises(AudioDecodeError) as error:
+        audio.file_info(str(tmp_path / "notes.txt"))
+    assert audio.decode_reason(error.value) == unknown
+
+
 def test_without_pyav_a_format_libsndfile_lacks_says_what_to_install(tmp_path, monkeypatch):
     import sys
 

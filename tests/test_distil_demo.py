@@ -8,6 +8,8 @@ music tests.)"""
 import contextlib
 import io
 import json
+import pathlib
+import shutil
 
 import pytest
 import soundfile
@@ -63,6 +65,42 @@ def test_distil_demo_on_a_folder(music, tmp_path):
     again = "\n".join(run_demo(argv))
     assert "(already finished)" in again
     assert f"top-5 agreement {report['top_k_agreement']:.4f}" in again
+
+
+def test_records_rebuilt_from_other_music_train_the_student_anew(raw_records, tmp_path,
+                                                                  monkeypatch):
+    """The music folder's name and the split settings unchanged, its files
+    not: the records are rebuilt, and the student is not reused."""
+    from tagger.demos import distil
+    from tagger.training import run
+
+    records = tmp_path / "records"
+    records.mkdir()
+    shutil.copy(pathlib.Path(raw_records[0], "dataset_info.json"), records)
+    trained = []
+
+    def train(config):
+        trained.append(config.data_dir)
+        run_dir = pathlib.Path(run.run_dir_of(config))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "metrics.json").write_text(json.dumps({"run_dir": str(run_dir)}))
+        return {"run_dir": str(run_dir)}
+
+    monkeypatch.setattr(run, "train", train)
+    config = distil.DistilDemoConfig(work_dir=str(tmp_path / "work"), teacher="t.keras")
+
+    def step():
+        return list(distil.train_step(config, str(records), "music"))
+
+    step()
+    assert "(already finished)" in step()[0] and len(trained) == 1
+    info = json.loads((records / "dataset_info.json").read_text())
+    info["splits"]["train"]["shard_sha256"][0] = "0" * 64
+    (records / "dataset_info.json").write_text(json.dumps(info))
+    lines = step()
+    assert lines[0].startswith("training: settings changed (dataset.records ") and \
+        lines[0].endswith("is trained anew"), lines
+    assert trained == [str(records)] * 2
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -1,7 +1,8 @@
 """The extension points, used as docs/architecture.md says: a model family,
-a converter and a tagging engine defined in a module outside the package
-and registered through the registries alone, then run through train.py,
-convert_weights.py, tag.py and tagger-serve like the built-in ones."""
+a converter, a tagging engine and a dataset source defined in a module
+outside the package and registered through the registries alone, then run
+through train.py, convert_weights.py, tag.py, tagger-serve and a build
+command like the built-in ones; the four registries keep one rule."""
 
 from __future__ import annotations
 
@@ -14,11 +15,15 @@ from tests.checks import call_main, write_audio
 
 TOY_MODULE = '''
 """A toy family (frames of 243 samples, one hidden layer, mean over
-frames), a converter of its weights from .npz and a NumPy engine for it."""
+frames), a converter of its weights from .npz, a NumPy engine for it and
+a dataset source (a folder of audio by another name)."""
+import dataclasses
+
 import keras
 import numpy as np
 
 from tagger.convert.converter import Converter, Option
+from tagger.datasets import folder
 from tagger.inference.engine.predictor import Predictor
 from tagger.inference.engine.registry import Engine
 from tagger.models.family_spec import FamilySpec, ModelFlag, Preset
@@ -81,28 +86,43 @@ class NumpyPredictor(Predictor):
 
 
 ENGINE = Engine("numpy", lambda model, info, options: NumpyPredictor(model, info))
+
+SOURCE = dataclasses.replace(folder.SOURCE, name="toy", title="a toy folder of audio")
 '''
+
+
+def registries():
+    """(registry, the toy's name there, the kind its messages name)."""
+    from tagger import convert, models
+    from tagger.datasets import SOURCES
+    from tagger.inference.engine.registry import ENGINES
+
+    return ((models.REGISTRY, "toy", "model family"), (convert.CONVERTERS, "toy", "converter"),
+            (ENGINES, "numpy", "engine"), (SOURCES, "toy", "dataset source"))
 
 
 @pytest.fixture
 def toy(tmp_path, monkeypatch):
-    """The toy module, its family, converter and engine registered (and
-    taken out again afterwards)."""
+    """The toy module, its family, converter, engine and source registered
+    (and taken out again afterwards)."""
     import importlib
+    import sys
 
     from tagger import convert, models
-    from tagger.inference.engine.registry import ENGINES, register_engine
+    from tagger.datasets import SOURCES
+    from tagger.inference.engine.registry import register_engine
 
     (tmp_path / "toy_extension.py").write_text(textwrap.dedent(TOY_MODULE))
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(models, "MODULES", dict(models.MODULES))
-    monkeypatch.setattr(models, "FAMILY_NAMES", models.FAMILY_NAMES)
-    models.register_family("toy", "toy_extension")
+    monkeypatch.delitem(sys.modules, "toy_extension", raising=False)
     module = importlib.import_module("toy_extension")
-    monkeypatch.setitem(convert.CONVERTERS, "toy", module.CONVERTER)
+    models.register_family("toy", "toy_extension")
+    convert.CONVERTERS.register("toy", module.CONVERTER)
     register_engine(module.ENGINE)
+    SOURCES.register("toy", "toy_extension")
     yield module
-    del ENGINES["numpy"]
+    for registry, name, _ in registries():
+        registry.unregister(name)
 
 
 def csv_scores(out: str) -> tuple[list, np.ndarray]:
@@ -122,7 +142,7 @@ def test_a_family_registered_outside_the_package_trains_and_tags(toy, raw_record
     code, _, err = call_main(
         train_cli.main, capsys, "--data-dir", records, "--train-dir", tmp_path, "--model",
         "toy", "--toy-units", "3", "--run-name", "toy", "--schedule", "staged",
-        "--optimizer", "adam", "--lr", "0.01", "--num-lr-decays", "1",
+        "--optimizer", "adam", "--lr", "0.01", "--num-stages", "1",
         "--max-epochs-per-stage", "1", "--batch-size", "4", "--steps-per-epoch", "2",
         "--validation-steps", "1", "--strategy", "default", "--no-test", "--no-progress")
     assert code == 0, err
@@ -197,3 +217,41 @@ def test_a_converter_registered_outside_the_package_converts_for_tag_py_and_serv
     body = response.json()
     assert (body["model"], body["tags"], body["windows"]) == ("toy", ["calm", "loud"], 2)
     np.testing.assert_allclose(body["scores"], keras_scores[0], atol=1e-5)
+
+
+def test_a_source_registered_outside_the_package_has_a_build_command(toy, tmp_path, capsys):
+    from tagger.commands import build_flags
+    from tagger.records.info import load_info
+
+    music = tmp_path / "music"
+    music.mkdir()
+    for i in range(3):
+        write_audio(music / f"{i}.wav", 8000, 8000, seed=i)
+    build = lambda argv: build_flags.main("toy", argv)  # noqa: E731  tagger-build-toy
+    code, out, err = call_main(build, capsys, "--help")
+    assert code == 0 and "Turns a toy folder of audio into sharded TFRecords." in out
+    records = tmp_path / "records"
+    code, _, err = call_main(build, capsys, music, "--out-dir", records, "--sample-rate",
+                             "8000", "--segment-length", "4000", "--workers", "1",
+                             "--no-progress")
+    assert code == 0, err
+    info = load_info(str(records))
+    assert sum(split["clips"] for split in info.splits.values()) == 3
+    assert info.segment_length == 4000 and info.num_tags == 0
+
+
+def test_the_four_registries_keep_one_rule(toy):
+    """The same refusal of a name taken, the same unknown-name message
+    listing the names, the same list of names, in the order registered."""
+    from tagger.errors import UserError
+    from tagger.registry import UnknownName
+
+    for registry, name, kind in registries():
+        assert registry.names()[-1] == name and name in registry
+        with pytest.raises(ValueError, match=f"^{kind} '{name}' is registered already$"):
+            registry.register(name, "toy_extension")
+        with pytest.raises(UnknownName) as unknown:
+            registry.get("nothing")
+        assert str(unknown.value) == (f"unknown {kind} 'nothing'; valid: "
+                                      f"{', '.join(registry.names())}")
+        assert isinstance(unknown.value, UserError) and isinstance(unknown.value, ValueError)

@@ -7,6 +7,7 @@ import pytest
 
 from tagger import destination, fileio
 from tagger.errors import UserError
+from tests.checks import recorded_syncs
 
 
 def test_write_output_creates_parents_and_replaces_atomically(tmp_path):
@@ -104,19 +105,7 @@ def test_replacing_a_failed_block_leaves_the_old_file_and_no_temporary(tmp_path)
 @pytest.mark.parametrize("mode", [None, "wb"])
 def test_replacing_syncs_the_file_before_the_rename_and_its_folder_after(tmp_path,
                                                                           monkeypatch, mode):
-    calls = []
-    fsync, replace = os.fsync, os.replace
-
-    def recorded_fsync(fd):
-        calls.append(("fsync", os.fstat(fd).st_ino))
-        fsync(fd)
-
-    def recorded_replace(src, dst):
-        calls.append(("replace", os.stat(src).st_ino))
-        replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", recorded_fsync)
-    monkeypatch.setattr(os, "replace", recorded_replace)
+    calls = recorded_syncs(monkeypatch)
     path = tmp_path / "song.flac"
     path.write_bytes(b"old")
     with fileio.replacing(str(path), mode) as target:
@@ -128,6 +117,23 @@ def test_replacing_syncs_the_file_before_the_rename_and_its_folder_after(tmp_pat
     assert path.read_bytes() == b"new"
     inode = path.stat().st_ino
     assert calls == [("fsync", inode), ("replace", inode), ("fsync", tmp_path.stat().st_ino)]
+
+
+def test_move_into_place_syncs_a_file_or_folder_then_renames_it_then_syncs_its_folder(
+        tmp_path, monkeypatch):
+    calls = recorded_syncs(monkeypatch)
+    part = tmp_path / "model.hdf5.part"
+    part.write_bytes(b"whole")
+    fileio.move_into_place(str(part), str(tmp_path / "model.hdf5"))
+    unpacked = tmp_path / "music.partial"
+    (unpacked / "a").mkdir(parents=True)
+    fileio.move_into_place(str(unpacked), str(tmp_path / "music"))
+    assert (tmp_path / "model.hdf5").read_bytes() == b"whole"
+    assert sorted(os.listdir(tmp_path)) == ["model.hdf5", "music"]
+    assert os.listdir(tmp_path / "music") == ["a"]
+    file, folder, parent = ((tmp_path / n).stat().st_ino for n in ("model.hdf5", "music", ""))
+    assert calls == [("fsync", file), ("replace", file), ("fsync", parent),
+                     ("fsync", folder), ("replace", folder), ("fsync", parent)]
 
 
 def test_replacing_leaves_the_file_when_the_check_before_the_rename_refuses(tmp_path):
@@ -254,3 +260,16 @@ def test_a_rebuild_removes_its_own_temporaries_only(tmp_path):
     (tmp_path / "notes.json.tmp").write_text("mine")
     writer._remove_outputs(str(tmp_path))
     assert os.listdir(tmp_path) == ["notes.json.tmp"]
+
+
+def test_parquet_footer_is_the_tail_of_a_parquet_file_only(tmp_path):
+    parquet = tmp_path / "rows.parquet"
+    body = b"PAR1" + bytes(range(256)) * 300 + b"mark" + b"PAR1"
+    parquet.write_bytes(body)
+    assert fileio.parquet_footer(str(parquet)) == body[-(1 << 16):]
+    assert fileio.parquet_footer(str(parquet), size=8) == b"markPAR1"
+    small = tmp_path / "small.parquet"
+    small.write_bytes(b"PAR1 key PAR1")
+    assert fileio.parquet_footer(str(small)) == b"PAR1 key PAR1"
+    (tmp_path / "rows.csv").write_text("path,tags\nPAR1\n")
+    assert fileio.parquet_footer(str(tmp_path / "rows.csv")) is None

@@ -2,7 +2,8 @@
 points down the layer order, and no modules import each other in a circle.
 
 Reads the source with ast (no module is imported, so no TensorFlow), every
-import statement included: top-level ones and those inside functions.
+import statement included: top-level ones and those inside functions, and
+the modules imported later by name (LAZY_IMPORTS).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tagger"
 LAYERS = (
     ("foundation", ("errors", "config", "strict_json", "fileio", "destination", "cache",
                     "safe_pickle", "folder_lock", "host_memory", "runtime", "audio",
-                    "parallel", "fork_server")),
+                    "parallel", "fork_server", "registry")),
     ("building blocks", ("layers", "augment")),
     ("models", ("models",)),
     ("records", ("records",)),
@@ -74,13 +75,33 @@ def _known(name: str) -> str:
     return name
 
 
+# Calls that import a module named by a string, later: `LazyModule("tagger.layers")`
+# (models/lazy.py), `importlib.import_module("tagger...")`, and a registry's
+# entry named by its module (`SOURCES.register("mtt", "tagger.datasets.mtt")`).
+LAZY_IMPORTS = {"LazyModule", "import_module", "register"}
+
+
+def lazily_imported(call: ast.Call) -> list[str]:
+    """The tagger modules that `call` names by a literal, if it is one of
+    LAZY_IMPORTS."""
+    function = call.func
+    name = function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", "")
+    if name not in LAZY_IMPORTS:
+        return []
+    return [arg.value for arg in call.args if isinstance(arg, ast.Constant)
+            and isinstance(arg.value, str) and arg.value.split(".")[0] == "tagger"]
+
+
 def imports_of(module: str, path: pathlib.Path) -> list[tuple[str, int]]:
-    """(imported tagger module, line) for every import statement of the
-    file, at any depth (module level, functions, classes, branches)."""
+    """(imported tagger module, line) for every import of the file, at any
+    depth (module level, functions, classes, branches): the import
+    statements, and the modules imported by name later (LAZY_IMPORTS)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Call):
+            found += [(_known(name), node.lineno) for name in lazily_imported(node)]
+        elif isinstance(node, ast.Import):
             found += [(_known(alias.name), node.lineno) for alias in node.names
                       if alias.name.split(".")[0] == "tagger"]
         elif isinstance(node, ast.ImportFrom):
@@ -206,6 +227,27 @@ def test_no_modules_import_each_other_in_a_circle():
 ])
 def test_an_upward_import_is_caught(importer, imported, message):
     imports = {**IMPORTS, importer: [*IMPORTS[importer], (imported, 1)]}
+    assert any(message in line for line in layering_violations(imports))
+
+
+def test_the_modules_imported_by_name_are_seen():
+    assert ("tagger.layers", 22) in IMPORTS["tagger.models.lazy"]  # LazyModule("tagger.layers")
+    assert {"tagger.datasets.mtt", "tagger.datasets.msd.plan", "tagger.datasets.folder"} <= {
+        target for target, _ in IMPORTS["tagger.datasets"]}  # SOURCES' entries
+
+
+@pytest.mark.parametrize("importer, code, message", [
+    ("tagger.models.samplecnn", 'layers = LazyModule("tagger.inference.api")',
+     "imports tagger.inference.api (uses of a model layer) from the models layer"),
+    ("tagger.records.writer", 'importlib.import_module("tagger.datasets.mtt").SOURCE',
+     "imports tagger.datasets.mtt (data sources and engines layer) from the records layer"),
+    ("tagger.datasets", 'SOURCES.register("tag", "tagger.commands.tag")',
+     "imports tagger.commands.tag (commands layer) from the data sources and engines layer"),
+])
+def test_an_upward_import_by_name_is_caught(importer, code, message, tmp_path):
+    (tmp_path / "snippet.py").write_text(code + "\n")
+    imports = {**IMPORTS, importer: [*IMPORTS[importer],
+                                     *imports_of(importer, tmp_path / "snippet.py")]}
     assert any(message in line for line in layering_violations(imports))
 
 

@@ -32,7 +32,7 @@ def music(tmp_path_factory):
         for i in range(FILES):
             audio = 0.3 * np.sin(2 * np.pi * hz * t) + 0.05 * rng.standard_normal(len(t))
             soundfile.write(str(root / name / f"{i:02d}.wav"), audio.astype(np.float32), 16000)
-    soundfile.write(str(root / "loose.wav"), np.zeros(16000, np.float32), 16000)
+    soundfile.write(str(root / "loose.wav"), np.zeros(len(t), np.float32), 16000)
     return root
 
 

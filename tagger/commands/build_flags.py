@@ -1,6 +1,6 @@
 """The build command of any dataset source (build_mtt.py, build_msd.py,
 build_folder.py: each a `main` naming its source in
-`tagger.datasets.source.SOURCES`): the source's data dir and settings flags
+`tagger.datasets.SOURCES`): the source's data dir and settings flags
 (declared on its settings dataclass) and the flags every builder shares:
 features, audio, shards, workers, resume/overwrite, progress, Beam runner.
 
@@ -22,7 +22,7 @@ from tagger import cli
 from tagger.cli import non_negative_float, number_in_range, positive_float, positive_int
 from tagger.commands.beam_flags import add_runner_flags, beam_run
 from tagger.config import AudioConfig, BuildConfig, FeatureConfig, LogMelConfig
-from tagger.datasets.source import source as named_source
+from tagger.datasets import SOURCES
 from tagger.errors import UserError, flags_do_not_apply
 
 # Every flag's default is its config dataclass field's (tagger.config).
@@ -134,7 +134,7 @@ def main(name: str, argv=None) -> int:
 def parse_args(name: str, argv=None):
     """The flags of the source `name`'s build command, parsed;
     `args.dataset_source` is the source."""
-    source = named_source(name)
+    source = SOURCES.get(name)
     p = cli.ArgumentParser(description=f"Turns {source.title} into sharded TFRecords.",
                            epilog=source.manual_download, formatter_class=_HelpFormatter)
     named = "<data-dir>"

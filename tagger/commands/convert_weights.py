@@ -26,10 +26,10 @@ def parse_args(argv=None):
     p.add_argument("source", metavar="SOURCE",
                    help="the downloaded original weights file (--from musicnn: the wheel "
                         "musicnn-0.1.0-py3-none-any.whl, or the installed package's folder)")
-    p.add_argument("--from", dest="kind", required=True, choices=tuple(CONVERTERS),
+    p.add_argument("--from", dest="kind", required=True, choices=CONVERTERS.names(),
                    help="which release SOURCE comes from")
     for name in option_names():
-        takers = [(kind.name, kind.option(name)) for kind in CONVERTERS.values()
+        takers = [(kind.name, kind.option(name)) for _, kind in CONVERTERS.items()
                   if kind.option(name) is not None]
         values = tuple(dict.fromkeys(v for _, option in takers for v in option.values))
         p.add_argument(f"--{name}", choices=values, default=None, help="; ".join(
@@ -50,7 +50,7 @@ def option_names() -> tuple:
     """Every converter's option names, each once, in registry order."""
     from tagger.convert import CONVERTERS
 
-    return tuple(dict.fromkeys(option.name for kind in CONVERTERS.values()
+    return tuple(dict.fromkeys(option.name for _, kind in CONVERTERS.items()
                                for option in kind.options))
 
 

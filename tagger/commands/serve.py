@@ -52,6 +52,13 @@ def parse_args(argv=None):
                    help="seconds for a request's head to arrive whole, from the connection's "
                         "start or the previous answer; then 408 and the connection is "
                         "closed (default 10)")
+    p.add_argument("--body-timeout", type=positive_float, default=20.0, metavar="S",
+                   help="seconds for an upload to arrive, plus one for every --body-min-rate "
+                        "KB it sends; a slower one gets 408 and frees its place in the "
+                        "queue (default 20)")
+    p.add_argument("--body-min-rate", type=positive_float, default=32.0, metavar="KB",
+                   help="KB a second an upload keeps up after its --body-timeout "
+                        "(default 32)")
     p.add_argument("--max-connections", type=positive_int, default=256, metavar="N",
                    help="open connections at once; beyond, a new one gets 503 and is "
                         "closed (default 256; at least --max-queue)")
@@ -95,6 +102,7 @@ def run(args) -> int:
         max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
         workers=args.workers, head_timeout=args.head_timeout,
+        body_timeout=args.body_timeout, body_min_rate=args.body_min_rate,
         max_connections=args.max_connections, root_path=args.root_path,
         progress=not args.no_progress, engine=args.engine)
     return serve(config)

@@ -81,9 +81,11 @@ def parse_args(argv=None):
                         "says so): tflite: float32; tflite-fp16: float16 weights; "
                         "tflite-dynamic: int8 weights (dynamic-range quantisation); "
                         "tflite-int8: int8 weights and activations, ranges measured on up "
-                        "to 32 windows of the inputs (sample-level CNNs on raw audio only; "
-                        "the converted model is cached for a rerun on the same model and "
-                        "windows). The tflite engines give no --embeddings")
+                        "to 32 windows of the inputs (the whole sample-level CNN; of a "
+                        "spectrogram model, the convolutions over the log-mel image, the "
+                        "front end and the rest float32; the converted model is cached for "
+                        "a rerun on the same model and windows). The tflite engines give no "
+                        "--embeddings")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out, --embeddings, --db or taggram index "
                         "that tag.py did not write (default: refuse; an input is never "

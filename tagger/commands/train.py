@@ -132,7 +132,7 @@ def describe_input(spec) -> str:
 def add_optimisation_flags(p):
     opt = p.add_argument_group(
         "optimisation", "The staged schedule takes --optimizer, --lr, --lr-decay, "
-        "--num-lr-decays, --patience and --max-epochs-per-stage; the adam_then_sgd "
+        "--num-stages, --patience and --max-epochs-per-stage; the adam_then_sgd "
         "schedule has fixed rates and takes --switch-epochs and --total-epochs. A flag of "
         "the other schedule is an error.")
     opt.add_argument("--quick", action="store_true",
@@ -162,7 +162,7 @@ def add_optimisation_flags(p):
     opt.add_argument("--lr-decay", type=number_in_range(float, 0, 1, low_open=True),
                      default=DEFAULTS.lr_decay, metavar="DC",
                      help="staged: learning rate factor per stage")
-    opt.add_argument("--num-lr-decays", type=positive_int, default=DEFAULTS.num_lr_decays,
+    opt.add_argument("--num-stages", type=positive_int, default=DEFAULTS.num_stages,
                      metavar="N",
                      help="staged: number of stages")
     opt.add_argument("--initial-stage", type=non_negative_int,
@@ -186,7 +186,8 @@ def add_optimisation_flags(p):
     opt.add_argument("--steps-per-epoch", type=positive_int, default=None, metavar="N",
                      help="cap on training steps per epoch (default: one pass)")
     opt.add_argument("--validation-steps", type=positive_int, default=None, metavar="N",
-                     help="cap on validation batches (default: the whole split)")
+                     help="cap on validation batches, the clip the last one cuts read "
+                          "to its end (default: the whole split)")
     opt.add_argument("--seed", type=non_negative_int, default=DEFAULTS.seed, metavar="N",
                      help="seed of the weights and of each epoch's input order")
 
@@ -250,7 +251,7 @@ def main(argv=None):
 # Flags that only one schedule, family or setting reads: giving one where
 # it does not apply is an error, never silently ignored.
 SCHEDULE_FLAGS = {
-    "staged": ("optimizer", "lr", "lr_decay", "num_lr_decays", "patience",
+    "staged": ("optimizer", "lr", "lr_decay", "num_stages", "patience",
                "max_epochs_per_stage"),
     "adam_then_sgd": ("switch_epochs", "total_epochs"),
 }
@@ -386,7 +387,7 @@ def config_from_args(args, check: bool = True):
             model=args.model, model_args=model_args, window_segments=args.window_segments,
             batch_size=args.batch_size, schedule=schedule, optimizer=args.optimizer,
             momentum=args.momentum, lr=args.lr, lr_decay=args.lr_decay,
-            num_lr_decays=args.num_lr_decays, initial_stage=args.initial_stage,
+            num_stages=args.num_stages, initial_stage=args.initial_stage,
             patience=args.patience, monitor=args.monitor,
             max_epochs_per_stage=args.max_epochs_per_stage,
             switch_epochs=switch, total_epochs=args.total_epochs,
@@ -430,7 +431,7 @@ def quick_setting(args, spec, schedule: str, model_args: dict) -> dict:
             merged[key] = value
     settings = {"batch_size": preset.batch_size}
     if schedule == "staged":
-        settings.update(optimizer="adam", lr=preset.lr, num_lr_decays=1,
+        settings.update(optimizer="adam", lr=preset.lr, num_stages=1,
                         max_epochs_per_stage=preset.epochs, patience=preset.epochs)
     else:
         settings.update(total_epochs=preset.epochs)

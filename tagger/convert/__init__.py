@@ -5,10 +5,11 @@ of ours, moves every tensor across (see `mapping`) and saves a tagger
 (`tagger.models.saved.save_tagger`) that tag.py, eval.py, export.py and
 the interpretation tools load like any trained one.
 
-`CONVERTERS` maps each kind's name (`--from`) to its `Converter`
-(`converter.py`), defined in the kind's own module: a new kind is its
-module plus its line below (or `CONVERTERS[converter.name] = converter`),
-and convert_weights.py's `--from` and flags, `convert` and the pretrained
+`CONVERTERS` (a `tagger.registry.Registry`) holds each kind's `Converter`
+(`converter.py`) by its name (`--from`), defined in the kind's own
+module: a new kind is its module plus its line below (or
+`CONVERTERS.register(converter.name, converter)` from any module), and
+convert_weights.py's `--from` and flags, `convert` and the pretrained
 registry take it from there.
 """
 
@@ -19,14 +20,17 @@ import os
 
 from tagger.convert import musicnn_package, resemul, self_attention, transformer, zoo
 from tagger.errors import UserError, flags_do_not_apply
+from tagger.registry import Registry
 
-CONVERTERS = {converter.name: converter for converter in (
+CONVERTERS = Registry("converter")
+for _converter in (
     resemul.CONVERTER,  # Keras 2.0.5 .hdf5 (SE+multi, ReSE+multi) -> samplecnn
     self_attention.CONVERTER,  # ponswon.pth -> self_attention (released variant)
     transformer.CONVERTER,  # teacher.ckpt / compact_student.ckpt -> transformer
     zoo.CONVERTER,  # Won et al. 2020's model zoo: a best_model.pth -> the family it holds
     musicnn_package.CONVERTER,  # the musicnn package's wheel or folder -> pons_musicnn/_vgg
-)}
+):
+    CONVERTERS.register(_converter.name, _converter)
 # Raised whenever a converter's output changes: converted models cached by
 # tagger.pretrained under an older version are converted again.
 VERSION = 1
@@ -47,12 +51,10 @@ def convert(config: ConvertConfig):
     """Returns (model, TaggerMetadata) for the original file; raises
     UserError (one line) for a file that does not fit."""
     kind = CONVERTERS.get(config.kind)
-    if kind is None:
-        raise UserError(f"unknown source {config.kind!r}; valid: {', '.join(CONVERTERS)}")
     options = {name: value for name, value in config.options if value is not None}
     for name in options:
         if kind.option(name) is None:
-            takers = [f"--from {other.name}" for other in CONVERTERS.values()
+            takers = [f"--from {other.name}" for _, other in CONVERTERS.items()
                       if other.option(name) is not None]
             if not takers:
                 raise UserError(f"--{name} is an option of no converter; leave it out")

@@ -12,7 +12,8 @@ file is split: audio for a teacher to label. With `labels`, a CSV
     jazz/02.flac,jazz
 
 (paths relative to the folder, tags separated by ';', a file with none
-allowed), the listed files are split with their tags, ordered by
+allowed; UTF-8, except that a path may hold the bytes of a name that is
+not), the listed files are split with their tags, ordered by
 descending count (ties by name), and the files it does not list form the
 unlabelled `student` split. Clip ids are the files' positions in the
 sorted listing. The folder may be any tf.io.gfile path.
@@ -30,9 +31,8 @@ import numpy as np
 
 from tagger import fileio
 from tagger.audio import is_audio_name
-from tagger.datasets.mtt import unsafe_path_reason
 from tagger.datasets.origin import read_origin
-from tagger.datasets.source import DatasetSource, setting
+from tagger.datasets.source import DatasetSource, setting, unsafe_path_reason
 from tagger.errors import UserError
 from tagger.records.plan import SPLITS, STUDENT_SPLIT, Clip, DatasetPlan
 
@@ -105,9 +105,9 @@ def read_labels(path: str, files: list) -> tuple:
     if not fileio.exists(path) or fileio.isdir(path):
         raise UserError(f"--labels {path!r} is not a file; expected a CSV with a header "
                         "path,tags")
-    try:
-        rows = list(csv.reader(io.StringIO(fileio.read_text(path))))
-    except (UnicodeDecodeError, csv.Error) as error:
+    try:  # a path may hold any bytes, as its file's name does
+        rows = list(csv.reader(io.StringIO(fileio.names_text(fileio.read_bytes(path)))))
+    except csv.Error as error:
         raise UserError(f"--labels {path!r} is not a CSV text file ({error})") from None
     if not rows or [c.strip() for c in rows[0]] != LABELS_HEADER:
         raise UserError(f"--labels {path!r}: expected the header path,tags, got "
@@ -120,6 +120,10 @@ def read_labels(path: str, files: list) -> tuple:
             raise UserError(f"--labels {path!r} line {line}: expected 2 columns "
                             f"(path,tags), got {len(row)}")
         name = row[0].strip()
+        if not fileio.is_utf8(row[1]):
+            raise UserError(f"--labels {path!r} line {line}: the tags of {name!r} are not "
+                            "UTF-8 text; only a path may hold other bytes (a file's name as "
+                            "another system wrote it)")
         problem = unsafe_path_reason(name)
         if problem is None and name not in known:
             problem = "is not an audio file of the folder"

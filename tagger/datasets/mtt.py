@@ -3,21 +3,22 @@ synonym merge, splits, broken clips, and the dataset's facts (its top-50
 tags, the three broken MP3s).
 
 Input layout: `annotations_final.csv` (tab-separated, quoted; clip_id, tag
-columns of 0/1, mp3_path) and `mp3/0 .. mp3/f/*.mp3`.
+columns of 0/1, mp3_path) and `mp3/0 .. mp3/f/*.mp3`. The annotations and
+split lists are UTF-8, except that a path may hold the bytes of a file name
+that is not (`fileio.names_text`): such a clip is read like the others.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
-import re
 
 import numpy as np
 
 from tagger import fileio, safe_pickle
 from tagger.config import join_path
 from tagger.datasets.origin import read_origin
-from tagger.datasets.source import DatasetSource, setting
+from tagger.datasets.source import DatasetSource, setting, unsafe_path_reason
 from tagger.errors import UserError
 from tagger.records.plan import SPLITS, STUDENT_SPLIT, Clip, DatasetPlan
 
@@ -119,19 +120,20 @@ def read_annotations(data_dir: str) -> Annotations:
             f"{ANNOTATIONS_FILE} and the mp3/ folder")
     if fileio.isdir(csv_path):
         raise UserError(f"{csv_path!r} is a folder; expected the annotations file")
-    try:
-        text = fileio.read_text(csv_path)
-    except UnicodeDecodeError:
-        raise UserError(f"{csv_path!r} is not a text file; expected the tab-separated "
-                        "MagnaTagATune annotations") from None
+    data = fileio.read_bytes(csv_path)
+    text = fileio.names_text(data)  # an mp3_path may hold any bytes, as its file's name does
     if not text.strip():
-        raise UserError(f"{csv_path!r} is empty ({len(text.encode())} bytes); expected a "
+        raise UserError(f"{csv_path!r} is empty ({len(data)} bytes); expected a "
                         "header (clip_id, tag columns, mp3_path) and one row per clip: "
                         "download or copy the file again")
+    if not fileio.is_utf8(text.partition("\n")[0]):  # the header names tags: text
+        raise UserError(f"{csv_path!r} is not a text file; expected the tab-separated "
+                        "MagnaTagATune annotations")
     import pandas as pd
 
     try:
-        table = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
+        table = pd.read_csv(io.BytesIO(data), sep="\t", dtype=object, keep_default_na=False,
+                            encoding="utf-8", encoding_errors="surrogateescape")
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise UserError(f"{csv_path!r} is not a tab-separated annotations file: "
                         f"{str(error).splitlines()[0]}") from None
@@ -178,21 +180,6 @@ def _check_unique(csv_path: str, column: str, values) -> None:
             raise UserError(f"{csv_path!r}: {column} {value} appears twice (rows "
                             f"{seen[value] + 2} and {row + 2}); each clip must appear once")
         seen[value] = row
-
-
-def unsafe_path_reason(path: str) -> str | None:
-    """Why a relative audio path from an annotations file must not be
-    opened (it is empty, absolute, or climbs out of the audio folder), or
-    None when it is safe."""
-    if not path.strip():
-        return "is empty"
-    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path) or "://" in path:
-        return "is absolute"
-    if "\0" in path:
-        return "holds a NUL character"
-    if any(part == ".." for part in re.split(r"[/\\]", path)):
-        return "climbs out of the audio folder"
-    return None
 
 
 def merge_synonyms(annotations: Annotations) -> Annotations:
@@ -270,7 +257,8 @@ def _read_list(path: str) -> list:
             raise UserError(f"split list {path!r} holds a {type(items).__name__}, "
                             "expected a list of paths")
         return [str(p) for p in items]
-    return [line.strip() for line in fileio.read_text(path).splitlines() if line.strip()]
+    text = fileio.names_text(fileio.read_bytes(path))  # a path may hold any bytes
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _as_mp3(path: str) -> str:

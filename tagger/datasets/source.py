@@ -5,20 +5,20 @@ manual-download instructions, and `plan(data_dir, settings, progress)` ->
 `DatasetPlan`. MagnaTagATune (tagger.datasets.mtt), the Million Song
 Dataset (tagger.datasets.msd) and a folder of audio (tagger.datasets.folder)
 are the sources; another dataset is one more module that defines a
-`DatasetSource` and one line in `SOURCES` (and a console script).
+`DatasetSource` and one registration in `tagger.datasets.SOURCES`, and a
+console script.
 
 `tagger.datasets.build.build` writes any source's plan as records;
-`tagger.commands.build_flags` makes any source's build command.
+`tagger.commands.build_flags` makes any source's build command. Every
+source refuses a path from its annotations that would leave its audio
+folder (`unsafe_path_reason`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import re
 from collections.abc import Callable
-
-SOURCES = {"mtt": "tagger.datasets.mtt", "msd": "tagger.datasets.msd.plan",
-           "folder": "tagger.datasets.folder"}
 
 
 def setting(default, help: str, **flag):
@@ -64,8 +64,16 @@ class DatasetSource:
                 if name not in self.located}
 
 
-def source(name: str) -> DatasetSource:
-    """The source `name` (mtt, msd, folder); a ValueError listing the valid names."""
-    if name not in SOURCES:
-        raise ValueError(f"unknown dataset source {name!r}; valid: {', '.join(SOURCES)}")
-    return importlib.import_module(SOURCES[name]).SOURCE
+def unsafe_path_reason(path: str) -> str | None:
+    """Why a relative audio path from an annotations file must not be
+    opened (it is empty, absolute, or climbs out of the audio folder), or
+    None when it is safe."""
+    if not path.strip():
+        return "is empty"
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path) or "://" in path:
+        return "is absolute"
+    if "\0" in path:
+        return "holds a NUL character"
+    if any(part == ".." for part in re.split(r"[/\\]", path)):
+        return "climbs out of the audio folder"
+    return None

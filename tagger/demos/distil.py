@@ -24,8 +24,8 @@ from tagger.config import join_path
 
 STUDENT_ARGS = {"block": "rese", "multi": True, "alpha": 16}
 CLIPS_PER_SHARD = 10  # small shards: finer resuming, and more tracks read in parallel
-VALIDATION_BATCHES = 30  # per epoch: the val split's first 690 segments
-SPEED_FILES = 5  # held-out tracks timed (each tagged whole, four times)
+VALIDATION_BATCHES = 30  # per epoch: the val split's first 690 segments, to the clip's end
+SPEED_FILES = 5  # held-out tracks timed (each tagged whole, once an engine)
 SPEED_ENGINES = (("keras", "keras"), ("int8", "tflite-int8"))
 # The teacher's int8: int8 activations are refused for log-mel models
 # (tflite.py), so its weights only.
@@ -105,7 +105,7 @@ def train_config(config: DistilDemoConfig, records: str):
     return TrainConfig(
         data_dir=records, train_dir=join_path(config.work_dir, "runs"), model="samplecnn",
         model_args={**STUDENT_ARGS, "width": config.width}, batch_size=config.batch_size,
-        schedule="staged", optimizer="adam", lr=config.lr, num_lr_decays=1,
+        schedule="staged", optimizer="adam", lr=config.lr, num_stages=1,
         max_epochs_per_stage=config.epochs, patience=config.epochs,
         steps_per_epoch=config.steps_per_epoch, validation_steps=VALIDATION_BATCHES,
         seed=config.seed, strategy="default",
@@ -150,9 +150,9 @@ def speed_step(config: DistilDemoConfig, records: str, music: str, student: str)
     (int8 ranges measured on a few training files)."""
     from tagger.inference.engine.registry import EngineOptions, make_predictor
     from tagger.inference.engine.tagging import tag_files
-    from tagger.interpret.attention_maps import split_audio_files
     from tagger.models.saved import load_tagger
     from tagger.pretrained import resolve_model
+    from tagger.records.reader import split_audio_files
 
     files = split_audio_files(records, music, "test", count=SPEED_FILES)
     calibration = split_audio_files(records, music, "train", count=8)

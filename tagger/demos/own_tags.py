@@ -184,7 +184,7 @@ def scratch_config(config: OwnTagsDemoConfig, records: str, name: str):
     return TrainConfig(
         data_dir=records, train_dir=join_path(config.work_dir, "runs"), model=name,
         model_args=dict(preset.model_args), batch_size=config.batch_size or preset.batch_size,
-        schedule="staged", optimizer="adam", lr=config.lr or preset.lr, num_lr_decays=1,
+        schedule="staged", optimizer="adam", lr=config.lr or preset.lr, num_stages=1,
         max_epochs_per_stage=epochs, patience=epochs, seed=config.seed,
         strategy="default", resume=True, progress=config.progress)
 

@@ -3,9 +3,10 @@ interpretation (SE excitations, or attention maps of one test clip).
 
 Each step writes into `work_dir`. A rerun reuses a step's output only when
 it was made with the settings asked for now: every step records its
-settings (`.demo/<step>.json`; the dataset's own `synthetic.json`), and a
-step whose settings changed is redone, with the steps after it. The
-builder and the trainer resume their own partial work.
+settings (`.demo/<step>.json`, training's with the fingerprint of the
+records it read; the dataset's own `synthetic.json`), and a step whose
+settings changed is redone, with the steps after it. The builder and the
+trainer resume their own partial work.
 """
 
 from __future__ import annotations
@@ -85,8 +86,7 @@ def family_audio(model: str) -> AudioConfig:
     from tagger.models import family
 
     spec = family(model)
-    return AudioConfig(sample_rate=spec.sample_rate or AudioConfig.sample_rate,
-                       segment_length=spec.segment_length)
+    return AudioConfig(sample_rate=spec.sample_rate, segment_length=spec.segment_length)
 
 
 def records_folder(model: str) -> str:
@@ -128,7 +128,7 @@ def train_model(config: DemoConfig, records: str):
         model=config.model, model_args=dict(config.model_args),
         window_segments=config.window_segments,
         batch_size=config.batch_size, schedule="staged", optimizer="adam", lr=config.lr,
-        lr_decay=0.2, num_lr_decays=1, max_epochs_per_stage=config.epochs,
+        lr_decay=0.2, num_stages=1, max_epochs_per_stage=config.epochs,
         patience=config.epochs, monitor="val_roc_auc", seed=config.seed, strategy="default",
         resume=True, progress=config.progress)
     window = config.window_segments or family_spec(config.model).window_segments
@@ -142,13 +142,16 @@ def stamped_training(config, train_config: TrainConfig, dataset: dict, announce:
                      step: str = "training"):
     """`train_rounds(train_config)` (yielding `announce` first) and its
     metrics, or the metrics of the run that finished before with the same
-    training and `dataset` settings (the `step` stamp in `config.work_dir`);
-    a run made with other settings is removed and trained anew."""
+    training and `dataset` settings on the same records (their fingerprint;
+    the `step` stamp in `config.work_dir`); a run made with other settings
+    or records is removed and trained anew."""
+    from tagger.records.fingerprint import records_fingerprint
     from tagger.training.rounds import train_rounds
     from tagger.training.run import default_run_name
 
     run_dir = join_path(train_config.train_dir, default_run_name(train_config))
     metrics_path = join_path(run_dir, "metrics.json")
+    dataset = {**dataset, "records": records_fingerprint(train_config.data_dir)}
     wanted = json.loads(json.dumps({  # as read back from the stamp: lists, not tuples
         **to_dict(dataclasses.replace(train_config, progress=True)), "dataset": dataset}))
     previous = _read_stamp(config, step)
@@ -193,7 +196,8 @@ def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: st
         yield (f"excitations: {out}, figures in {plots} ({time.time() - start:.0f} s; "
                "notebooks/excitation_analysis.ipynb reads them)")
     elif "attention" in analyses:
-        from tagger.interpret.attention_maps import split_audio_files, write_attention_maps
+        from tagger.interpret.attention_maps import write_attention_maps
+        from tagger.records.reader import split_audio_files
 
         out = join_path(config.work_dir, "attention_maps")
         found = split_audio_files(records, join_path(data_dir, "mp3"), "test", count=1)

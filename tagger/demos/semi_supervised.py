@@ -103,7 +103,7 @@ def _train(config, records, runs, name, seed, width, teacher):
         data_dir=records, train_dir=runs, run_name=name, model="samplecnn",
         model_args={"block": "rese", "multi": True, "alpha": 16, "width": width},
         batch_size=config.batch_size if student else config.batch_size // 2,
-        schedule="staged", optimizer="adam", lr=config.lr, num_lr_decays=1,
+        schedule="staged", optimizer="adam", lr=config.lr, num_stages=1,
         max_epochs_per_stage=epochs, patience=epochs, monitor="val_roc_auc", seed=seed,
         steps_per_epoch=config.steps_per_epoch,
         strategy="default", resume=True, evaluate_test=False, progress=config.progress,

@@ -11,12 +11,12 @@ orchestral, ambient, electronic and rock instrumentals, hardly any voice.
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
 import shutil
 import subprocess
 import zipfile
 
+from tagger import fileio
 from tagger.audio import is_audio_name
 from tagger.errors import UserError
 
@@ -74,7 +74,7 @@ def unpacked(deb, folder) -> pathlib.Path:
         partial.mkdir(parents=True)
         subprocess.run(["dpkg-deb", "-x", str(deb), str(partial)], check=True,
                        capture_output=True, timeout=APT_TIMEOUT)
-        os.replace(partial, folder)
+        fileio.move_into_place(str(partial), str(folder))
     return folder
 
 
@@ -97,7 +97,7 @@ def music_folder(out_dir, debs_dir, soundtracks=SOUNDTRACKS) -> list:
             copyright_file = root / "usr/share/doc" / soundtrack.package / "copyright"
             if copyright_file.exists():
                 shutil.copyfile(copyright_file, partial / "copyright.txt")
-            os.replace(partial, target)
+            fileio.move_into_place(str(partial), str(target))
             shutil.rmtree(work)
         folders.append(target)
     return folders

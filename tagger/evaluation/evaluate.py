@@ -41,7 +41,8 @@ def evaluate(model_path: str, data_dir: str, split: str = "test", batch_size: in
              seed: int = 0) -> Evaluation:
     """Clip-level metrics of the model at `model_path` on `split`, with
     `bootstrap` resamples (0: none) for 95% confidence intervals."""
-    from tagger.models.saved import load_tagger, tag_order, window_segments_for
+    from tagger.models.saved import load_tagger
+    from tagger.records.model_fit import tag_order, window_segments_for
 
     info = load_info(data_dir)
     require_labelled(info, split)

@@ -84,9 +84,16 @@ def tag_metrics(labels: np.ndarray, scores: np.ndarray, tag_names) -> TagMetrics
 
 def binary_crossentropy(labels: np.ndarray, scores: np.ndarray, eps: float = 1e-7) -> float:
     """Mean binary cross-entropy of probabilities `scores` against 0/1 `labels`."""
+    return float(np.mean(window_crossentropy(labels, scores, eps)))
+
+
+def window_crossentropy(labels: np.ndarray, scores: np.ndarray,
+                        eps: float = 1e-7) -> np.ndarray:
+    """(rows,) the binary cross-entropy of each row of probabilities
+    `scores` (rows, tags) against `labels`, averaged over the tags."""
     p = np.clip(np.asarray(scores, np.float64), eps, 1 - eps)
     y = np.asarray(labels, np.float64)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p), axis=-1)
 
 
 def bootstrap_intervals(labels: np.ndarray, scores: np.ndarray, resamples: int = 1000,

@@ -8,7 +8,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from tagger.evaluation.metrics import binary_crossentropy
+from tagger.errors import UserError
+from tagger.evaluation.metrics import window_crossentropy
 from tagger.records import reader
 from tagger.records.info import DatasetInfo, load_info
 
@@ -50,11 +51,14 @@ class ClipPredictor:
                  batch_size: int = 32, info: DatasetInfo | None = None,
                  max_batches: int | None = None, progress: bool = False,
                  columns: list | None = None, labels: tuple | None = None) -> ClipPredictions:
-        """`max_batches` limits the work (clips never reached are left out);
+        """`max_batches` limits the work: the clip that the last of them
+        cuts is read to its end and the clips after it are left out, so
+        every clip's figures are those of the whole split;
         `columns`: the model's output for each of the dataset's tags, when
-        they come in another order (`tagger.models.saved.tag_order`);
+        they come in another order (`tagger.records.model_fit.tag_order`);
         `labels`: (clip ids, (clips, tags)) in split order, in place of the
-        records' tags (a teacher's soft targets)."""
+        records' tags (a teacher's soft targets); each clip's id is checked
+        as it is read: another id there is a ClipMismatch."""
         info = info or load_info(data_dir)
         with reader.shard_errors(data_dir, split, info):
             return self._predict(data_dir, split, window_segments, batch_size, info,
@@ -63,39 +67,73 @@ class ClipPredictor:
     def _predict(self, data_dir, split, window_segments, batch_size, info, max_batches,
                  progress, columns=None, labels=None) -> ClipPredictions:
         data = _padded_windows(data_dir, split, window_segments, batch_size, info)
-        if max_batches is not None:
-            data = data.take(max_batches)
         if self.distributed:
             data = self.strategy.experimental_distribute_dataset(data)
         clip_ids, labels = labels or reader.clip_labels(data_dir, split, info)
         sums = np.zeros(labels.shape, np.float64)
-        counts = np.zeros(len(labels), np.int64)
-        loss_sum, windows = 0.0, 0
+        counts = np.zeros(len(labels), np.int64)  # windows read
+        windows_of = np.zeros(len(labels), np.int64)  # windows in the clip
+        losses = np.zeros(len(labels), np.float64)  # summed over the windows read
+        last = -1  # the last clip that `max_batches` batches reach
         batches = tqdm(data, desc=f"predict {split}", unit="batch", disable=not progress)
-        for x, index in batches:
-            scores, index = self._predict_batch(x, index)
-            scores, index = np.asarray(scores, np.float64), np.asarray(index)
+        for read, (x, clips) in enumerate(batches):
+            capped = max_batches is not None and read >= max_batches
+            if capped and (last < 0 or counts[last] == windows_of[last]):
+                break  # the clip the cap cut is read to its end, and no other
+            scores, clips = self._predict_batch(x, clips)
+            scores = np.asarray(scores, np.float64)
+            index, ids, windows = (np.asarray(clips[key])
+                                   for key in ("clip", "clip_id", "windows"))
             if columns is not None:
                 scores = scores[:, columns]  # (batch, the dataset's tags)
-            keep = index >= 0
+            keep = (index >= 0) & ((index <= last) if capped else True)
             scores, index = scores[keep], index[keep]
+            check_clip_ids(split, clip_ids, index, ids[keep])
+            if not capped and len(index):
+                last = max(last, int(index.max()))
             np.add.at(sums, index, scores)
             np.add.at(counts, index, 1)
-            if len(index):
-                loss_sum += binary_crossentropy(labels[index], scores) * len(index)
-                windows += len(index)
+            windows_of[index] = windows[keep]
+            np.add.at(losses, index, window_crossentropy(labels[index], scores))
         seen = counts > 0
         mean_scores = sums[seen] / counts[seen, None]
-        loss = loss_sum / windows if windows else float("nan")
+        windows = int(counts.sum())
+        loss = losses.sum() / windows if windows else float("nan")
         return ClipPredictions(clip_ids[seen], labels[seen],
                                mean_scores.astype(np.float32), float(loss), windows)
 
 
+class ClipMismatch(UserError):
+    """Labels (targets) given for a split whose clip ids are not the split's, in order."""
+
+
+def check_clip_ids(split: str, clip_ids: np.ndarray, index: np.ndarray,
+                   found: np.ndarray) -> None:
+    """A ClipMismatch unless the clips at positions `index` of `split`,
+    read with clip ids `found`, are those that `clip_ids` (the labels' clip
+    ids, in split order) name there."""
+    beyond = index >= len(clip_ids)
+    if beyond.any():
+        position = int(index[beyond][0])
+        raise ClipMismatch(f"clip {position} of the {split} split is clip id "
+                           f"{found[beyond][0]}, but the targets given hold "
+                           f"{len(clip_ids)} clips")
+    wrong = np.flatnonzero(clip_ids[index] != found)
+    if len(wrong):
+        position = int(index[wrong[0]])
+        raise ClipMismatch(f"clip {position} of the {split} split is clip id "
+                           f"{found[wrong[0]]}, but the targets given for it are of clip id "
+                           f"{clip_ids[position]}")
+
+
 def _padded_windows(data_dir, split, window_segments, batch_size, info):
-    windows = reader.eval_windows(data_dir, split, window_segments, info=info)
+    windows = reader.eval_windows(data_dir, split, window_segments, info=info,
+                                  clip_details=True)
     shape = window_shape(info, window_segments)
+    nothing = tf.constant(-1, tf.int64)
     padding = tf.data.Dataset.from_tensors(
-        (tf.zeros(shape, tf.float32), tf.constant(-1, tf.int64))).repeat(batch_size - 1)
+        (tf.zeros(shape, tf.float32), {"clip": nothing, "clip_id": nothing, "windows": nothing})
+    ).repeat(batch_size - 1)
     return windows.concatenate(padding).batch(batch_size, drop_remainder=True).prefetch(2)
 
 
@@ -115,11 +153,13 @@ def _batch_predictor(model, strategy, distributed, jit_compile):
 
     step = tf.function(step, jit_compile=jit_compile or None, reduce_retracing=True)
     if not distributed:
-        return lambda x, index: (step(x), index)
+        return lambda x, clips: (step(x), clips)
 
     @tf.function
-    def distributed(x, index):
+    def distributed(x, clips):
         scores = strategy.run(step, args=(x,))
-        return strategy.gather(scores, axis=0), strategy.gather(index, axis=0)
+        # one gather a field: gathered whole, a dict comes back as one replica's
+        return strategy.gather(scores, axis=0), {
+            key: strategy.gather(value, axis=0) for key, value in clips.items()}
 
     return distributed

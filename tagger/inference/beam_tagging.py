@@ -139,13 +139,11 @@ def _row(path, grouped, tag_names, sample_rate, window, top_k, threshold):
 
 def is_beam_output(path: str) -> bool:
     """Whether `path` is a file `tag_with_beam` wrote (its first row)."""
-    head = fileio.head_bytes(path)
-    if head.startswith(b"PAR1"):
-        with open(path, "rb") as f:
-            f.seek(max(0, os.path.getsize(path) - (1 << 16)))
-            return b"tag_scores" in f.read()
+    footer = fileio.parquet_footer(path)
+    if footer is not None:
+        return b"tag_scores" in footer
     try:
-        first = json.loads(head.decode("utf-8", "replace").split("\n", 1)[0])
+        first = json.loads(fileio.first_line(path))
     except ValueError:
         return False
     return isinstance(first, dict) and "path" in first and (

@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import os
 
+from tagger import fileio
+from tagger.config import join_path
+
 
 def available_cores() -> int:
     try:
@@ -14,27 +17,51 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def model_fingerprint(path: str) -> str:
+def model_fingerprint(path) -> str:
     """SHA-256 (hex) of the model file's bytes; of a folder's files (their
-    relative names and bytes, in sorted order)."""
+    relative names and bytes, in sorted order). Local paths are read with
+    the standard library, so names may hold any bytes; others (gs://,
+    ram://, ...) through tf.io.gfile."""
     digest = hashlib.sha256()
-    path = str(path)
-    if os.path.isdir(path):
-        for root, dirs, names in os.walk(path):
-            dirs.sort()
-            for name in sorted(names):
-                full = os.path.join(root, name)
-                digest.update(os.path.relpath(full, path).encode() + b"\0")
-                _hash_file(digest, full)
-    else:
-        _hash_file(digest, path)
+    path = os.fspath(path)
+    local = fileio.is_local(path)
+    for relative, full in (_local_files(path) if local else _gfile_files(path)):
+        if relative is not None:
+            digest.update(relative + b"\0")
+        with open(full, "rb") if local else fileio.open_file(full, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
-def _hash_file(digest, path: str) -> None:
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+def _local_files(path: str):
+    """(relative name, full path), both bytes, of each file under the local
+    folder `path`: each folder's files, then its subfolders, sorted (as
+    os.walk goes); (None, path) for a file."""
+    top = os.fsencode(path)  # the names' own bytes, valid UTF-8 or not
+    if not os.path.isdir(top):
+        yield None, top
+        return
+    for root, dirs, names in os.walk(top):
+        dirs.sort()
+        for name in sorted(names):
+            full = os.path.join(root, name)
+            yield os.path.relpath(full, top), full
+
+
+def _gfile_files(path: str, relative: str = ""):
+    """`_local_files` of a path in any tf.io.gfile file system: the relative
+    names UTF-8 encoded, the full paths text."""
+    if not relative and not fileio.isdir(path):
+        yield None, path
+        return
+    names = fileio.listdir(path)  # sorted, folders without a trailing "/"
+    folders = [name for name in names if fileio.isdir(join_path(path, name))]
+    for name in names:
+        if name not in folders:
+            yield (relative + name).encode(), join_path(path, name)
+    for name in folders:
+        yield from _gfile_files(join_path(path, name), f"{relative}{name}/")
 
 
 def tag_names_of(model, info) -> tuple[list[str], str | None]:

@@ -228,22 +228,6 @@ def check_audio(path: str, sample_rate: int) -> None:
         raise UserError(f"{path}: no audio samples")
 
 
-def split_audio_files(records_dir: str, audio_dir: str, split: str = "test",
-                      count: int = 1) -> list[str]:
-    """The audio files of the first `count` clips of a built split (-1:
-    all; clips that decoded when the records were built; `audio_dir` is the
-    dataset's audio folder), e.g. to map a few test clips."""
-    import tensorflow as tf
-
-    from tagger.records.info import load_info, shard_paths
-
-    info = load_info(records_dir)
-    spec = {"path": tf.io.FixedLenFeature([], tf.string)}
-    records = tf.data.TFRecordDataset(shard_paths(records_dir, info, split)).take(count)
-    return [join_path(audio_dir, tf.io.parse_single_example(r, spec)["path"].numpy().decode())
-            for r in records]
-
-
 def choose_tags(maps: AttentionMaps, tags=None, top_k: int = 5) -> list[str]:
     """`tags` (checked against the model's) or the input's top-k tags."""
     if tags:

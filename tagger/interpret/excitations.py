@@ -73,9 +73,9 @@ def extract_excitations(model, data_dir: str, split: str = "test", batch_size: i
     import tensorflow as tf
     from tqdm import tqdm
 
-    from tagger.models.saved import window_segments_for
     from tagger.records import reader
     from tagger.records.info import load_info, require_labelled
+    from tagger.records.model_fit import window_segments_for
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"--batch-size must be a positive integer, got {batch_size!r}")

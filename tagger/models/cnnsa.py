@@ -51,15 +51,9 @@ from tagger.models.family_spec import (
     Preset,
 )
 from tagger.models.lazy import keras, layers
+from tagger.models.parts import check_arguments, tags_output
 from tagger.models.self_attention import bert_pooled
-from tagger.models.short_chunk import (
-    LOGMEL,
-    SAMPLE_RATE,
-    check_arguments,
-    res_block,
-    spectrogram_image,
-    tags_output,
-)
+from tagger.models.short_chunk import LOGMEL, SAMPLE_RATE, res_block, spectrogram_image
 from tagger.models.spectrogram_input import Preprocessor
 
 # one record segment of 15 s at 16 kHz (240000 samples), the paper's input

@@ -38,7 +38,8 @@ from __future__ import annotations
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
 from tagger.models.fcn import DROPOUT, N_CHANNELS, PREPROCESSOR
 from tagger.models.lazy import keras
-from tagger.models.short_chunk import check_arguments, conv_block, spectrogram_image, tags_output
+from tagger.models.parts import check_arguments, tags_output
+from tagger.models.short_chunk import conv_block, spectrogram_image
 from tagger.models.spectrogram_input import EMBEDDING_LAYER
 
 RNN_UNITS = 32

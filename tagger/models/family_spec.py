@@ -83,7 +83,9 @@ class FamilySpec:
     `flags`: its train.py flags; `embedding_layer`: the layer whose output
     is the clip embedding (default: `embedding`); `int8`: whether full int8
     quantisation keeps its scores (tag.py `--engine tflite-int8`, export.py
-    `--quantization int8`; default: no); `analyses`: which of ANALYSES
+    `--quantization int8`; default: no, int8 quantises only the
+    convolutions over the log-mel image, `quantize.int8_scope`);
+    `analyses`: which of ANALYSES
     apply (default: none); `se_blocks`: for a family with a `block`
     argument, the block types with SE excitations (the excitations apply
     to those only); `run_name_args`: the factory arguments that name a
@@ -112,15 +114,7 @@ class FamilySpec:
     logmel = property(lambda self: self.preprocessor.logmel)
     window_segments = property(lambda self: self.preprocessor.segments)
     segment_length = property(lambda self: self.preprocessor.segment_length)
-
-    @property
-    def sample_rate(self) -> int | None:
-        """The rate of the paper's input; None where it is the datasets'
-        (22050 Hz), which records are built at unless told otherwise."""
-        from tagger.config import AudioConfig
-
-        rate = self.preprocessor.sample_rate
-        return None if rate == AudioConfig.sample_rate else rate
+    sample_rate = property(lambda self: self.preprocessor.sample_rate)  # the paper's, in Hz
 
     def model_args(self, values) -> dict:
         """Factory arguments from parsed flags (`values.<dest>`): every flag

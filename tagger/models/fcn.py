@@ -36,14 +36,9 @@ import dataclasses
 
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
 from tagger.models.lazy import keras
+from tagger.models.parts import check_arguments, tags_output
 from tagger.models.short_chunk import LOGMEL as SHORT_CHUNK_LOGMEL
-from tagger.models.short_chunk import (
-    SAMPLE_RATE,
-    check_arguments,
-    conv_block,
-    spectrogram_image,
-    tags_output,
-)
+from tagger.models.short_chunk import SAMPLE_RATE, conv_block, spectrogram_image
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 LOGMEL = dataclasses.replace(SHORT_CHUNK_LOGMEL, n_mels=96)  # the same torchaudio front end

@@ -38,14 +38,8 @@ from __future__ import annotations
 
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
 from tagger.models.lazy import keras, layers
-from tagger.models.short_chunk import (
-    BN,
-    SAMPLE_RATE,
-    check_arguments,
-    conv_block,
-    dense_head,
-    res_pool_block,
-)
+from tagger.models.parts import check_arguments
+from tagger.models.short_chunk import BN, SAMPLE_RATE, conv_block, dense_head, res_pool_block
 from tagger.models.spectrogram_input import Preprocessor
 
 INPUT_LENGTH = 80000  # training/main.py: 'hcnn', 5 s

@@ -58,7 +58,7 @@ from __future__ import annotations
 from tagger.config import LogMelConfig
 from tagger.models.family_spec import DROPOUT_FLAG, BenchCase, FamilySpec, Preset
 from tagger.models.lazy import keras, layers
-from tagger.models.short_chunk import tags_output
+from tagger.models.parts import tags_output
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 # The paper's features (11025 Hz, n_fft 2048, hop 512) in 22050 Hz samples.

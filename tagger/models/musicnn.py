@@ -43,18 +43,12 @@ Layer names (j numbers the branches in the original's order, `layers.0..4`):
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
 from tagger.models.fcn import LOGMEL
 from tagger.models.lazy import keras
-from tagger.models.short_chunk import (
-    BN,
-    SAMPLE_RATE,
-    check_arguments,
-    dense_head,
-    spectrogram_image,
-)
+from tagger.models.parts import check_arguments, timbral_heights
+from tagger.models.short_chunk import BN, SAMPLE_RATE, dense_head, spectrogram_image
 from tagger.models.spectrogram_input import Preprocessor
 
 # one record segment of 3 s at 16 kHz (48000 samples), the paper's input
@@ -66,17 +60,6 @@ BACKEND_LAYERS, BACKEND_KERNEL = 3, 7
 TIMBRAL_FILTERS, TEMPORAL_FILTERS = 204, 51
 BACKEND_CHANNELS, DENSE_UNITS = 64, 200  # MagnaTagATune, MTG-Jamendo; MSD: 512, 500
 DROPOUT = 0.5
-
-
-def timbral_heights(fractions, n_mels: int) -> list[int]:
-    """Heights in mel bins of musicnn's timbral filters, each a fraction of
-    the bins (Pons et al. 2018); a ValueError when one spans no bin."""
-    heights = [int(fraction * n_mels) for fraction in fractions]
-    if min(heights) < 1:
-        raise ValueError(f"musicnn's timbral filters span {min(fractions)} of the mel bins: "
-                         f"it needs at least {math.ceil(1 / min(fractions))} bins, got "
-                         f"n_mels {n_mels}")
-    return heights
 
 
 def build_musicnn(num_tags=50, *, timbral_filters=TIMBRAL_FILTERS,

@@ -61,8 +61,7 @@ import dataclasses
 from tagger.config import LogMelConfig
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
 from tagger.models.lazy import keras, layers
-from tagger.models.musicnn import timbral_heights
-from tagger.models.short_chunk import check_arguments, tags_output
+from tagger.models.parts import check_arguments, tags_output, timbral_heights
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 SAMPLE_RATE = 16000

@@ -29,8 +29,8 @@ import dataclasses
 
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
 from tagger.models.lazy import keras, layers
+from tagger.models.parts import check_arguments, tags_output
 from tagger.models.pons_musicnn import PREPROCESSOR, time_mel_image
-from tagger.models.short_chunk import check_arguments, tags_output
 from tagger.models.spectrogram_input import EMBEDDING_LAYER
 
 FILTERS = 128

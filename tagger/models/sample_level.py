@@ -54,14 +54,9 @@ from __future__ import annotations
 from tagger.config import SEGMENT_LENGTH
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
 from tagger.models.lazy import keras
+from tagger.models.parts import check_arguments, tags_output
 from tagger.models.samplecnn import se_scale
-from tagger.models.short_chunk import (
-    BN,
-    SAMPLE_RATE,
-    check_arguments,
-    dense_head,
-    tags_output,
-)
+from tagger.models.short_chunk import BN, SAMPLE_RATE, dense_head
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 # raw 16 kHz waveforms, one segment (training/main.py: 'sample' and 'se')

@@ -49,7 +49,7 @@ import numbers
 from tagger.config import SEGMENT_LENGTH
 from tagger.models.family_spec import DROPOUT_FLAG, BenchCase, FamilySpec, ModelFlag, Preset
 from tagger.models.lazy import keras, layers
-from tagger.models.short_chunk import tags_output
+from tagger.models.parts import tags_output
 from tagger.models.spectrogram_input import Preprocessor
 
 # One row per block, input side first: (channels, kernel, pool).

@@ -77,7 +77,8 @@ from tagger.models.family_spec import (
     Preset,
 )
 from tagger.models.lazy import keras, layers
-from tagger.models.short_chunk import BN, spectrogram_image, tags_output
+from tagger.models.parts import tags_output
+from tagger.models.short_chunk import BN, spectrogram_image
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 LOGMEL = LogMelConfig(n_mels=96, n_fft=704, hop_length=352, f_min=0.0,

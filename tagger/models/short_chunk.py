@@ -54,11 +54,10 @@ Layer names (blocks numbered 1..7 as the original's `layer1..7`):
 
 from __future__ import annotations
 
-import numbers
-
 from tagger.config import LogMelConfig
 from tagger.models.family_spec import DROPOUT_FLAG, N_CHANNELS_FLAG, BenchCase, FamilySpec, Preset
-from tagger.models.lazy import keras, layers
+from tagger.models.lazy import keras
+from tagger.models.parts import check_arguments, tags_output
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 LOGMEL = LogMelConfig(n_mels=128, n_fft=512, hop_length=256, f_min=0.0, f_max=8000.0,
@@ -105,14 +104,6 @@ def dense_head(x, width, num_tags, dropout):
     x = keras.layers.BatchNormalization(name="head_bn", **BN)(x)
     x = keras.layers.ReLU(name=EMBEDDING_LAYER)(x)  # (batch, width): the embedding
     return tags_output(x, num_tags, dropout)
-
-
-def tags_output(x, num_tags, dropout=None, dropout_name="head_dropout"):
-    """`dropout_name`, a PhiloxDropout at `dropout` (none when None), then
-    `tags`, dense sigmoid, float32: (batch, features) -> (batch, num_tags)."""
-    if dropout is not None:
-        x = layers.PhiloxDropout(dropout, name=dropout_name)(x)
-    return keras.layers.Dense(num_tags, activation="sigmoid", dtype="float32", name="tags")(x)
 
 
 def spectrogram_image(features):
@@ -169,18 +160,6 @@ def res_pool_block(x, i, channels, pool, relu="relu"):
     x = keras.layers.ReLU(name=f"block{i}_{relu}")(x)
     pool = tuple(min(p, size) for p, size in zip(pool, x.shape[1:3]))
     return keras.layers.MaxPooling2D(pool, name=f"block{i}_pool")(x)
-
-
-def check_arguments(*dropouts, **positive_ints):
-    """A ValueError for the first of `positive_ints` (name=value) that is not
-    a positive integer, else for the first of `dropouts` not in [0, 1)."""
-    for name, value in positive_ints.items():
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    for dropout in dropouts:
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) \
-                or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
 
 
 def short_chunk_family(name: str, build, label: str) -> FamilySpec:

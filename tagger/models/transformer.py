@@ -67,7 +67,8 @@ from tagger.models.family_spec import (
     Preset,
 )
 from tagger.models.lazy import keras, layers
-from tagger.models.short_chunk import res_pool_block, spectrogram_image, tags_output
+from tagger.models.parts import tags_output
+from tagger.models.short_chunk import res_pool_block, spectrogram_image
 from tagger.models.spectrogram_input import EMBEDDING_LAYER, Preprocessor
 
 LOGMEL = LogMelConfig(n_mels=128, n_fft=1024, hop_length=512, f_min=0.0,

@@ -104,7 +104,7 @@ def fetch(url: str, dest: str, progress: bool = False, what: str = "", on_start=
             failure = f"{type(error).__name__}: {text[:80]}"
             continue
         if total is None or size == total:
-            os.replace(part, dest)
+            fileio.move_into_place(part, dest)
             return dest
         failure = f"stopped at {size} of {total} bytes"
         if size > total:  # not the file we were resuming: start again

@@ -59,7 +59,7 @@ class Pretrained:
 
     def tags(self) -> tuple:
         """The tag names in output order, as the converter writes them."""
-        return tuple(CONVERTERS[self.converter].default_tags(dict(self.options)))
+        return tuple(CONVERTERS.get(self.converter).default_tags(dict(self.options)))
 
     @property
     def window_seconds(self) -> float:

@@ -250,7 +250,7 @@ def _install(entry: Pretrained, scratch: str, url: str, sha256: str) -> str:
     from, the source's sha256, the converter's version) beside it."""
     from tagger.convert import VERSION
 
-    os.replace(scratch, model_path(entry))
+    fileio.move_into_place(scratch, model_path(entry))
     fileio.write_atomic(_info_path(entry), json.dumps({
         "name": entry.name, "source_url": url, "source_file": entry.file_name,
         "source_sha256": sha256, "converter": entry.converter,

@@ -8,7 +8,10 @@ index, mirror, proxy and certificates the user configured for pip (pip.conf,
 PIP_* variables) apply; the one file that comes is checked against the
 pinned size and sha256 and only then renamed to `dest`. Whatever fails
 (pip, the size, the checksum, an unexpected file) leaves nothing in the
-cache and is one line saying what to fetch by hand and where to put it.
+cache and is one line saying what to fetch by hand and where to put it;
+where pip itself fails (the index cannot be reached, pip is missing or
+stalls) the error is a `NotFetched`, apart from a file that came and is
+not the pinned one.
 
 `installed(wheel)` finds the same release already installed (without
 importing it: `importlib.metadata`) and checks the files a conversion
@@ -27,10 +30,16 @@ import subprocess
 import sys
 import tempfile
 
+from tagger import fileio
 from tagger.cache import Checksum, mismatch
 from tagger.errors import UserError
 
 PIP_TIMEOUT_S = 1800  # pip's own timeouts and retries end a dead connection well before
+
+
+class NotFetched(UserError):
+    """pip brought no file: the index could not be reached, or pip could not
+    run or did not finish; unlike a file that came and is not the pinned one."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +81,9 @@ def _pip_reason(output: str) -> str:
 def fetch(wheel: Wheel, dest: str, log=None, progress: bool = False) -> str:
     """Downloads the pinned wheel with pip to `dest` (checked, then renamed
     into place); returns dest. UserError (one line) for every failure,
-    with nothing left beside `dest`. `log` gets a line when the wheel is
-    in place (and, with `progress`, one before pip starts)."""
+    NotFetched where pip brought no file, with nothing left beside `dest`.
+    `log` gets a line when the wheel is in place (and, with `progress`, one
+    before pip starts)."""
     folder = os.path.dirname(dest) or "."
     os.makedirs(folder, exist_ok=True)
     what = (f"{wheel.requirement} from the package index with pip "
@@ -90,16 +100,16 @@ def fetch(wheel: Wheel, dest: str, log=None, progress: bool = False) -> str:
                                     capture_output=True, text=True, timeout=PIP_TIMEOUT_S,
                                     stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
-            raise UserError(f"pip did not fetch {wheel.requirement} within "
+            raise NotFetched(f"pip did not fetch {wheel.requirement} within "
                             f"{PIP_TIMEOUT_S // 60} minutes; {wheel.by_hand(dest)}") from None
         except OSError as error:
-            raise UserError(f"cannot run pip ({error.strerror or error}); "
+            raise NotFetched(f"cannot run pip ({error.strerror or error}); "
                             f"{wheel.by_hand(dest)}") from None
         if result.returncode != 0:
             reason = _pip_reason(result.stderr + "\n" + result.stdout)
             if "No module named pip" in result.stderr:
                 reason = f"this Python ({sys.executable}) has no pip"
-            raise UserError(f"pip could not fetch {wheel.requirement} ({reason}); "
+            raise NotFetched(f"pip could not fetch {wheel.requirement} ({reason}); "
                             f"{wheel.by_hand(dest)}")
         found = sorted(os.listdir(scratch))
         if found != [wheel.file_name]:
@@ -112,7 +122,7 @@ def fetch(wheel: Wheel, dest: str, log=None, progress: bool = False) -> str:
             raise UserError(f"the {wheel.file_name} pip fetched from the index is not the "
                             f"pinned one ({differs}); nothing was kept (check the index or "
                             "mirror pip uses)")
-        os.replace(part, dest)
+        fileio.move_into_place(part, dest)
         if log is not None:
             log(f"fetched {what} -> {dest}")
         return dest

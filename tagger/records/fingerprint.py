@@ -1,26 +1,40 @@
-"""One short name for a records folder's content: what anything computed
-from the records and stored beside them (a teacher's targets, a model's
-embeddings) is keyed on, so that records rebuilt with other clips, audio
-or shards are never read with another build's results."""
+"""What identifies a folder of records: one hash for anything stored beside
+them or made from them (a teacher's targets, a model's embeddings), so that
+records rebuilt with other clips, audio or settings are never paired with
+what was made from the old ones."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 
-from tagger.records.info import DatasetInfo, load_info
+from tagger import fileio
+from tagger.records.info import DatasetInfo, load_info, shard_paths
 
 
 def records_fingerprint(data_dir: str, info: DatasetInfo | None = None) -> str:
-    """SHA-256 (hex) of what decides the records' clips and audio: the
-    build's fingerprint (the plan's clips, labels and settings: the bytes of
-    the shards), the audio and feature settings and every split's clips,
-    segments and shard names. `info`: the records' dataset_info (read from
-    `data_dir` when not given)."""
+    """The SHA-256 (64 hex digits) of the records in `data_dir`: of their
+    dataset_info.json's content, which holds each shard's SHA-256, recorded
+    by the builder as it wrote the shard. Records built before the builder
+    recorded them give each shard's name and size in their place (checking
+    no shard's bytes: a million clips' shards take hours to read)."""
     info = info or load_info(data_dir)
-    content = {"build": info.fingerprint, "sample_rate": info.sample_rate,
-               "segment_length": info.segment_length, "features": info.features,
-               "segment_shape": list(info.segment_shape),
-               "splits": {name: {key: split[key] for key in ("clips", "segments", "shards")}
-                          for name, split in sorted(info.splits.items())}}
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    content = info.to_json()
+    for split, entry in info.splits.items():
+        if "shard_sha256" not in entry:
+            content["splits"][split]["shard_sizes"] = [
+                _size(path) for path in shard_paths(data_dir, info, split)]
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _size(path: str) -> int | None:
+    """Bytes in the file at `path`; None where there is no file."""
+    if not fileio.exists(path):
+        return None
+    if fileio.is_local(path):
+        return os.path.getsize(path)
+    import tensorflow as tf
+
+    return tf.io.gfile.stat(path).length

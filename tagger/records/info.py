@@ -23,10 +23,12 @@ class DatasetInfo:
     `segment_length` samples at `sample_rate` Hz stored as `features`
     (`kind` raw or logmel, `dtype`, `logmel` settings or None) of shape
     `segment_shape`; `splits`: per split its clips, segments, shard file
-    names and whether it is labelled; `skipped` and `cut` clips with their
-    reasons; `origin` (real or synthetic data), `notes` and `build` (the
-    source's settings) as the plan recorded them; `fingerprint` identifies
-    the bytes of the shards.
+    names, each shard's SHA-256 (`shard_sha256`, absent from records built
+    before it was recorded) and whether it is labelled; `skipped` and
+    `cut` clips with their reasons; `origin` (real or synthetic data),
+    `notes` and `build` (the source's settings) as the plan recorded them;
+    `fingerprint` hashes what decides the bytes of the shards (the plan and
+    the build's settings; `records.fingerprint` identifies the records).
     """
 
     name: str
@@ -111,7 +113,7 @@ def describe(info: DatasetInfo, out_dir: str) -> str:
     kind = features["kind"]
     if kind == "raw":
         kind = f"raw {features['dtype']}"
-    lines = [f"dataset {info.name!r} in {out_dir}: {info.num_tags} tags, "
+    lines = [f"dataset {info.name!r} in {fileio.path_text(out_dir)}: {info.num_tags} tags, "
              f"{kind} segments of shape {info.segment_shape} "
              f"at {info.sample_rate} Hz",
              f"  from {describe_origin(info.origin)}"]

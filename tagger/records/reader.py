@@ -9,10 +9,12 @@ segments of one clip joined in time: `(k * segment_length,)` for raw audio,
 from __future__ import annotations
 
 import contextlib
+import os
 
 import numpy as np
 import tensorflow as tf
 
+from tagger.config import join_path
 from tagger.errors import UserError
 from tagger.records.info import DatasetInfo, load_info, shard_paths
 from tagger.records.schema import make_parser, to_float
@@ -183,17 +185,24 @@ def train_windows_per_pass(info: DatasetInfo, split: str = "train",
 
 
 def eval_windows(data_dir: str, split: str, window_segments: int, batch_size: int | None = None,
-                 info: DatasetInfo | None = None) -> tf.data.Dataset:
+                 info: DatasetInfo | None = None, clip_details: bool = False
+                 ) -> tf.data.Dataset:
     """(window, clip_index) pairs covering every clip of `split` (see
     `eval_window_starts`), batched when `batch_size` is given; clip_index is
-    the clip's position in the split."""
+    the clip's position in the split. With `clip_details`, (window, clip)
+    pairs, clip a dict of int64: `clip` its position, `clip_id`, and
+    `windows`, how many windows the clip has."""
     info = info or load_info(data_dir)
     k = window_segments
     clips = clip_dataset(data_dir, split, info, with_tags=False)
 
     def windows(index, clip):
         x = _eval_windows_of_clip(clip["segments"], k)
-        ids = tf.fill([tf.shape(x)[0]], tf.cast(index, tf.int64))
+        count = tf.shape(x)[0]
+        ids = tf.fill([count], tf.cast(index, tf.int64))
+        if clip_details:
+            ids = {"clip": ids, "clip_id": tf.fill([count], clip["clip_id"]),
+                   "windows": tf.fill([count], tf.cast(count, tf.int64))}
         return tf.data.Dataset.from_tensor_slices((x, ids))
 
     data = clips.enumerate().flat_map(windows)
@@ -285,3 +294,15 @@ def _first_line(error: Exception) -> str:
     if text.startswith("{{function_node"):
         text = text.split("}}", 1)[-1]
     return (text.strip().splitlines() or [type(error).__name__])[0].rstrip("' ")
+
+
+def split_audio_files(records_dir: str, audio_dir: str, split: str = "test",
+                      count: int = 1) -> list[str]:
+    """The audio files of the first `count` clips of a built split (-1:
+    all; clips that decoded when the records were built; `audio_dir` is the
+    dataset's audio folder), e.g. to map a few test clips."""
+    info = load_info(records_dir)
+    spec = {"path": tf.io.FixedLenFeature([], tf.string)}
+    records = tf.data.TFRecordDataset(shard_paths(records_dir, info, split)).take(count)
+    return [join_path(audio_dir, os.fsdecode(tf.io.parse_single_example(r, spec)["path"].numpy()))
+            for r in records]

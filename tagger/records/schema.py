@@ -2,7 +2,9 @@
 
 One example per clip:
   clip_id        int64
-  path           bytes   the clip's path relative to the dataset root
+  path           bytes   the clip's path relative to the dataset root: the
+                         name's bytes (`os.fsencode`), so a name that is not
+                         valid UTF-8 is kept exactly (`os.fsdecode` reads it)
   tags           int64[num_tags]  multi-hot labels, in dataset_info tag order
   num_segments   int64
   segment_shape  int64[]  (segment_length,) for raw, (frames, n_mels) for log-mel
@@ -11,6 +13,8 @@ One example per clip:
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -38,7 +42,7 @@ def example_parts(clip_id: int, path: str, tags: np.ndarray, segments: np.ndarra
         "clip_id": _int64_feature([int(clip_id)]),
         "dtype": _bytes_feature(dtype.encode()),
         "num_segments": _int64_feature([segments.shape[0]]),
-        "path": _bytes_feature(path.encode("utf-8")),
+        "path": _bytes_feature(os.fsencode(path)),
         "segment_shape": _int64_feature(segments.shape[1:]),
         "segments": None,
         "tags": _int64_feature(np.asarray(tags, dtype=np.int64).ravel()),

@@ -240,7 +240,8 @@ def decode_clips(clips, audio_root: str, known_broken: dict, config: BuildConfig
 def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
                 on_clip=None) -> dict:
     """Writes `job`'s shard from `decoded` (a DecodedClip per clip of the
-    job, in order) and returns its manifest: the shard goes to a fresh
+    job, in order) and returns its manifest (its clips, segments, skipped
+    and cut clips, and the SHA-256 of its bytes): the shard goes to a fresh
     temporary name (`fileio.temporary_path`: one per attempt, so Beam's
     retries of a shard never share one), the manifest is saved, then the
     shard is renamed into place.
@@ -252,6 +253,7 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
     manifest = {"shard": job.name, "split": job.split, "clip_ids": [],
                 "segments": 0, "skipped": [], "cut": []}
     written = 0
+    digest = hashlib.sha256()  # of the shard's bytes, as they are written
     shard = contextlib.ExitStack()  # holds the open temporary file
 
     def write_failed(error):
@@ -268,7 +270,8 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
             if on_clip is not None:
                 on_clip()
             if result.skipped:
-                manifest["skipped"].append({"clip_id": clip.clip_id, "path": clip.path,
+                manifest["skipped"].append({"clip_id": clip.clip_id,
+                                            "path": fileio.path_text(clip.path),
                                             "reason": result.skip_reason})
                 continue
             if result.record is not None:  # raw features: framed by the worker
@@ -279,14 +282,17 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
             with fileio.failed_writes_as(write_failed):
                 for part in record:
                     writer.write(part)
+                    digest.update(part)
             written += sum(memoryview(part).nbytes for part in record)
             manifest["clip_ids"].append(clip.clip_id)
             manifest["segments"] += int(num_segments)
             if result.full_seconds is not None:
-                manifest["cut"].append({"clip_id": clip.clip_id, "path": clip.path,
+                manifest["cut"].append({"clip_id": clip.clip_id,
+                                        "path": fileio.path_text(clip.path),
                                         "seconds": round(result.full_seconds, 2)})
         with fileio.failed_writes_as(write_failed):
             shard.close()  # flushes the shard: a full disk may show only here
+    manifest["sha256"] = digest.hexdigest()
     with fileio.failed_writes_as(write_failed):
         fileio.write_atomic(_manifest_path(out_dir, job.name), json.dumps(manifest))
         fileio.rename(temp, path)
@@ -352,6 +358,8 @@ def _dataset_info(plan, config, jobs, manifests, fingerprint) -> DatasetInfo:
             "clips": sum(len(m["clip_ids"]) for m in split_manifests),
             "segments": sum(m["segments"] for m in split_manifests),
             "shards": [j.name for j in split_jobs],
+            "shard_sha256": [_shard_sha256(config.output_dir, j.name, manifests[j.name])
+                             for j in split_jobs],
             "labelled": plan.is_labelled(split),
         }
         skipped += [{"split": split, **s} for m in split_manifests for s in m["skipped"]]
@@ -370,6 +378,18 @@ def _dataset_info(plan, config, jobs, manifests, fingerprint) -> DatasetInfo:
         build={**plan.settings, "clips_per_shard": config.clips_per_shard,
                "max_file_mb": config.max_file_mb, "max_seconds": config.max_seconds},
         fingerprint=fingerprint)
+
+
+def _shard_sha256(out_dir: str, name: str, manifest: dict) -> str:
+    """The SHA-256 of a finished shard's bytes: from its manifest, or read
+    back for a shard whose manifest was saved before manifests held it."""
+    if "sha256" in manifest:
+        return manifest["sha256"]
+    digest = hashlib.sha256()
+    with fileio.open_file(join_path(out_dir, name), "rb") as file:
+        while chunk := file.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _fingerprint(plan: DatasetPlan, config: BuildConfig) -> str:

@@ -12,7 +12,7 @@
 
 Every error is `{"error": "<one line>"}` with its status: 400 a malformed
 request or an option the model lacks, 404 an unknown model or path, 408 an
-upload that stalls, 413 an
+upload that stalls or comes too slowly (--body-timeout, --body-min-rate), 413 an
 upload above --max-upload-mb (refused while it arrives) or audio above
 --max-seconds, 415 a body that is not audio, 422 audio that cannot be
 decoded (or a bad query parameter), 503 with Retry-After when --max-queue
@@ -145,7 +145,8 @@ class ErrorBody(BaseModel):
 ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in (
     (400, "malformed request, empty upload, or an option the model lacks"),
     (404, "no model of that name"),
-    (408, "the upload stalled (nothing arrived for 30 s)"),
+    (408, "the upload stalled (nothing arrived for 30 s) or came too slowly "
+          "(--body-timeout, --body-min-rate)"),
     (413, "the upload is above --max-upload-mb, or the audio above --max-seconds"),
     (415, "the body is neither audio nor multipart/form-data"),
     (422, "not decodable audio, or a bad query parameter"),
@@ -306,8 +307,9 @@ def create_app(models, config) -> FastAPI:
             raise busy()
         try:
             try:
-                upload = await uploads.receive(request.stream(), folder, kind, content_type,
-                                               config.max_upload_bytes)
+                upload = await uploads.receive(
+                    request.stream(), folder, kind, content_type, config.max_upload_bytes,
+                    config.body_timeout, config.body_min_rate_bytes)
             except ClientDisconnect:  # gone mid-upload: nothing was kept, nobody listens
                 return Response(status_code=400)
             try:

@@ -22,7 +22,9 @@ class ServeConfig:
     per model (plus the `workers` files being decoded), and no file longer
     than `max_seconds` is decoded past that point. Connections are bounded
     too: at most `max_connections` are open, and each request head must
-    arrive within `head_timeout` seconds (`connections.py`).
+    arrive within `head_timeout` seconds (`connections.py`); so is an
+    upload's time: `body_timeout` seconds plus one for every `body_min_rate`
+    KB it sends (`uploads.py`).
     """
 
     models: tuple
@@ -35,6 +37,8 @@ class ServeConfig:
     max_queue: int = 32
     workers: int = 2
     head_timeout: float = 10.0  # seconds for a request head to arrive whole
+    body_timeout: float = 20.0  # seconds for an upload, plus one per body_min_rate KB sent
+    body_min_rate: float = 32.0  # KB/s
     max_connections: int = 256  # open connections; beyond, a new one is refused (503)
     root_path: str = ""  # the path prefix a reverse proxy serves the app under
     progress: bool = True  # a pretrained model's first download
@@ -48,7 +52,9 @@ class ServeConfig:
             raise UserError(f"--port must be in 0..65535 (0: any free port), got {self.port}")
         for flag, value in (("--max-upload-mb", self.max_upload_mb),
                             ("--max-seconds", self.max_seconds),
-                            ("--head-timeout", self.head_timeout)):
+                            ("--head-timeout", self.head_timeout),
+                            ("--body-timeout", self.body_timeout),
+                            ("--body-min-rate", self.body_min_rate)):
             if not value > 0:
                 raise UserError(f"{flag} must be above 0, got {value}")
         if self.max_wait_ms < 0:
@@ -69,6 +75,11 @@ class ServeConfig:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 2**20)
+
+    @property
+    def body_min_rate_bytes(self) -> float:
+        """--body-min-rate in bytes a second."""
+        return self.body_min_rate * 2**10
 
     @property
     def linger_bytes(self) -> int:

@@ -144,11 +144,12 @@ class ServedModel:
 
 
 def undecodable(error) -> str:
-    text = str(error)
-    if "does not exist or is not a regular file" in text or "Format not recognised" in text:
-        text = "unknown format or damaged file"
-    return (f"the upload is not audio this server can decode ({text}); send an MP3, OGG, "
-            "FLAC, WAV or M4A file")
+    from tagger.audio import decode_reason
+
+    reason = decode_reason(error)
+    said = re.fullmatch(r"not decodable audio \((.*)\)", reason)
+    return (f"the upload is not audio this server can decode ({said[1] if said else reason}); "
+            "send an MP3, OGG, FLAC, WAV or M4A file")
 
 
 def name_and_source(spec: str) -> tuple[str, str]:

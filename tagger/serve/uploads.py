@@ -15,7 +15,16 @@ it passes it (413; at once when its Content-Length says so), not after it
 was read. The file is named by the
 server, never by the client; the caller removes it when done
 (`Upload.remove`), and a body that fails half way (too large, malformed, the
-client gone) leaves nothing behind.
+client gone, too slow) leaves nothing behind.
+
+A body is bounded in time too, as Apache's `RequestReadTimeout
+body=20,MinRate=500` bounds it: it must arrive whole within `timeout`
+seconds of its start plus one second for every `min_rate` bytes received
+(a client that keeps up `min_rate` bytes a second may take as long as its
+upload needs, one that trickles is refused once its `timeout` seconds of
+grace are spent), and no wait for its next bytes may last IDLE_SECONDS.
+Either is a 408, so a slow client holds its place in the queue
+(`--max-queue`) no longer than `timeout + max_bytes / min_rate` seconds.
 """
 
 from __future__ import annotations
@@ -126,15 +135,16 @@ def check_declared_size(content_length: str | None, kind: str, max_bytes: int) -
         raise too_large(max_bytes)
 
 
-async def receive(stream, folder: str, kind: str, content_type: str,
-                  max_bytes: int) -> Upload:
+async def receive(stream, folder: str, kind: str, content_type: str, max_bytes: int,
+                  timeout: float, min_rate: float) -> Upload:
     """Reads the body chunks of `stream` (an async iterator of bytes, e.g.
     starlette's `request.stream()`) into a new file in `folder`. Problems:
     400 for an empty file, a multipart body without one file part or
-    malformed; 408 when the body stalls; 413 above `max_bytes`. Whatever
-    `stream` raises (the client gone) passes through; the partial file is
-    removed in every failure."""
-    stream = _until_idle(stream)
+    malformed; 408 when the body stalls or comes too slowly (`timeout`
+    seconds, `min_rate` bytes/s: the module docstring); 413 above
+    `max_bytes`. Whatever `stream` raises (the client gone) passes through;
+    the partial file is removed in every failure."""
+    stream = _in_time(stream, timeout, min_rate)
     fd, path = tempfile.mkstemp(dir=folder, suffix=".upload")
     try:
         with os.fdopen(fd, "wb") as out:
@@ -151,19 +161,30 @@ async def receive(stream, folder: str, kind: str, content_type: str,
         raise
 
 
-async def _until_idle(stream):
-    """The chunks of `stream`; a 408 Problem when none comes for
-    IDLE_SECONDS (a stalled or deliberately slow client holds its place in
-    the queue no longer than that)."""
+async def _in_time(stream, timeout: float, min_rate: float):
+    """The chunks of `stream`, each within IDLE_SECONDS of the last and all
+    within `timeout` seconds plus one for every `min_rate` bytes received;
+    a 408 Problem past either bound."""
+    loop = asyncio.get_running_loop()
     chunks = stream.__aiter__()
+    started, received = loop.time(), 0
     while True:
+        deadline = started + timeout + received / min_rate
+        wait = min(IDLE_SECONDS, deadline - loop.time())
         try:
-            chunk = await asyncio.wait_for(chunks.__anext__(), IDLE_SECONDS)
+            chunk = await asyncio.wait_for(chunks.__anext__(), max(wait, 0.0))
         except StopAsyncIteration:
             return
         except asyncio.TimeoutError:
-            raise Problem(408, f"the upload stalled: nothing arrived for {IDLE_SECONDS:g} s; "
-                               "send it again") from None
+            if wait == IDLE_SECONDS:
+                raise Problem(408, f"the upload stalled: nothing arrived for "
+                                   f"{IDLE_SECONDS:g} s; send it again") from None
+            raise Problem(408, f"the upload came too slowly: {received} bytes in "
+                               f"{loop.time() - started:.3g} s, where {timeout:g} s and one "
+                               f"more for every {min_rate / 2**10:g} KB are allowed "
+                               "(--body-timeout, --body-min-rate); send it again over a "
+                               "faster connection") from None
+        received += len(chunk)
         yield chunk
 
 

@@ -6,12 +6,16 @@ Training: the teachers' targets for every segment of the records
 place of the labels. The student learns the teachers' tags (their shared
 tags for several), so the run sees the records with those tags
 (`Distillation.info`); a training window's target is the mean of its
-segments' targets, and the loss is binary cross-entropy on these soft
+segments' targets (found by clip id in a table read from a file,
+`segment_lookup`), and the loss is binary cross-entropy on these soft
 targets, with a temperature T != 1 that of the softened scores,
-T^2 * BCE(sigmoid(z_teacher / T), sigmoid(z_student / T)) (z: logits).
+T^2 * BCE(sigmoid(z_teacher / T), sigmoid(z_student / T)) (z: logits; the
+student's come from its `tags` layer, not back from its scores).
 Validation and test figures are taken against the teachers' clip targets
 (the mean over the clip's segments), the AUCs against each clip's five
-best tags (`agreement.teacher_tags`). The
+best tags (`agreement.teacher_tags`). Every read checks the clips' ids:
+a training clip the targets lack, or a clip of validation or test whose
+place holds another's targets, is one line (`target_errors`). The
 schedules, augmentation and rounds are the usual ones (`run.train`,
 `rounds.train_rounds`).
 
@@ -23,17 +27,21 @@ the student's tags, the usual figures on those tags too.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import dataclasses
+import re
+import tempfile
 
 import numpy as np
 
-from tagger.config import TrainConfig
+from tagger.config import TrainConfig, join_path
 from tagger.errors import UserError
 from tagger.evaluation.metrics import DEFAULT_BOOTSTRAP
 from tagger.records.info import DatasetInfo
-from tagger.training.teacher_targets import TeacherTargets, require_raw
+from tagger.training.teacher_targets import TARGETS_DIR, TeacherTargets, require_raw
 
-EPSILON = 1e-7  # scores are clipped to [EPSILON, 1 - EPSILON] before their logits
+EPSILON = 1e-7  # targets are clipped to [EPSILON, 1 - EPSILON] before their logits
 
 
 def student_info(info: DatasetInfo, tag_names) -> DatasetInfo:
@@ -50,6 +58,7 @@ class Distillation:
                                       config.progress, log)
         self.info = student_info(info, self.targets.tag_names)
         self._lookup = None
+        self._table_folder = None
 
     def clip_targets(self, split: str) -> tuple:
         """(clip ids, (clips, tags) targets) of `split`, in split order."""
@@ -59,29 +68,92 @@ class Distillation:
     def train_targets(self):
         """`targets(clip) -> (segments, tags)` for the training pipeline
         (`records.reader.train_dataset`): the clip's segment targets, found
-        by its clip id in a table made once."""
+        by its clip id in a table made once (`segment_lookup`, its file in
+        a temporary folder removed with this object)."""
         if self._lookup is None:
-            self._lookup = _segment_lookup(self.targets.split("train"))
+            self._table_folder = tempfile.TemporaryDirectory(prefix="tagger-targets-")
+            self._lookup = segment_lookup(self.targets.split("train"),
+                                          self._table_folder.name)
+            self.targets.forget("train")  # the table holds them now
         return self._lookup
 
 
-def _segment_lookup(targets):
+TABLE_FILE = "train_targets.tsv"
+
+
+def segment_lookup(targets, folder: str):
+    """`lookup(clip) -> (segments, tags)` float32: the rows of `targets` (a
+    SplitTargets) of the clip's id. They are written to `folder` as a table,
+    one clip a line (its id, a tab, its rows' float32 bytes in web-safe
+    base64), which a StaticHashTable reads (`tf.lookup.TextFileInitializer`):
+    a tf.data graph that uses the lookup holds the file's name, not the
+    targets, so it stays small when it is serialized (tf.data's rewrites,
+    multi-worker input sharding; a graph beyond 2 GB cannot be). A clip id
+    that the table lacks fails the pipeline with MISSING and the id
+    (`target_errors`)."""
     import tensorflow as tf
 
     if len(np.unique(targets.clip_ids)) != len(targets.clip_ids):
         raise UserError("the training records hold several clips with one clip id; the "
                         "teachers' targets are found by clip id: rebuild the records")
-    table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-        tf.constant(targets.clip_ids, tf.int64),
-        tf.range(len(targets.clip_ids), dtype=tf.int64)), default_value=-1)
-    offsets = tf.constant(targets.offsets, tf.int64)
-    values = tf.constant(targets.values, tf.float32)
+    path = join_path(folder, TABLE_FILE)
+    _write_table(path, targets)
+    table = tf.lookup.StaticHashTable(tf.lookup.TextFileInitializer(
+        path, tf.int64, 0, tf.string, 1, delimiter="\t"), default_value="")
+    tags = targets.values.shape[1]
 
     def lookup(clip):
-        row = table.lookup(clip["clip_id"])
-        return values[offsets[row]:offsets[row + 1]]  # (segments, tags)
+        text = table.lookup(clip["clip_id"])
+        found = tf.debugging.Assert(tf.strings.length(text) > 0, [tf.strings.join(
+            [MISSING, tf.strings.as_string(clip["clip_id"])])])
+        with tf.control_dependencies([found]):
+            rows = tf.io.decode_raw(tf.io.decode_base64(text), tf.float32)
+        return tf.reshape(rows, [-1, tags])  # (segments, tags)
 
     return lookup
+
+
+def _write_table(path: str, targets, clips_per_write: int = 10_000) -> None:
+    """`segment_lookup`'s table of `targets` at local `path`, written in
+    pieces (a million clips' lines are gigabytes)."""
+    values = np.ascontiguousarray(targets.values, "<f4")
+    offsets = targets.offsets.tolist()
+    ids = targets.clip_ids.tolist()
+    with open(path, "wb") as file:
+        for start in range(0, len(ids), clips_per_write):
+            file.write(b"".join(
+                b"%d\t%s\n" % (ids[i], base64.urlsafe_b64encode(
+                    values[offsets[i]:offsets[i + 1]].tobytes()))
+                for i in range(start, min(start + clips_per_write, len(ids)))))
+
+
+# what the training pipeline fails with on a clip the targets lack (`target_errors`)
+MISSING = "no teacher targets for clip id "  # no quote: TensorFlow escapes it
+
+
+@contextlib.contextmanager
+def target_errors(data_dir: str):
+    """Reading records with the teachers' targets inside this block: a clip
+    id that the targets lack (training) or hold elsewhere in the split
+    (validation, test, eval.py --against) is one UserError naming it."""
+    import tensorflow as tf
+
+    from tagger.evaluation.predict import ClipMismatch
+
+    folder = join_path(data_dir, TARGETS_DIR)
+    again = "delete that folder to score the records again"
+    try:
+        yield
+    except ClipMismatch as error:
+        raise UserError(f"{error}: the teachers' targets in {folder} were made for other "
+                        f"records; {again}") from None
+    except tf.errors.InvalidArgumentError as error:
+        lacking = re.search(re.escape(MISSING) + r"(-?\d+)", str(error))
+        if lacking is None:
+            raise
+        raise UserError(f"the training records hold clip id {lacking[1]}, which the "
+                        f"teachers' targets in {folder} lack: they were made for other "
+                        f"records; {again}") from None
 
 
 def setup(config: TrainConfig, info: DatasetInfo, log=print) -> Distillation | None:
@@ -100,22 +172,25 @@ def setup(config: TrainConfig, info: DatasetInfo, log=print) -> Distillation | N
 
 
 def loss_of(config: TrainConfig):
-    """The per-window loss `(targets, scores) -> (batch,)` of a distillation
-    run with a temperature other than 1; None (plain BCE) otherwise."""
-    temperature = config.distillation.temperature
-    if not config.distillation.teachers or temperature == 1:
+    """The per-window loss `(targets, logits) -> (batch,)` of a distillation
+    run, T^2 * BCE(sigmoid(logit(targets) / T), sigmoid(logits / T)) at
+    temperature T (plain BCE on the targets at T = 1), on the student's
+    logits (`from_logits`: the training step passes the `tags` layer's
+    logits, not its scores), so a saturated student still has a gradient;
+    None (the usual BCE on the scores) without teachers."""
+    if not config.distillation.teachers:
         return None
-    import keras
     import tensorflow as tf
 
-    def softened(p):
-        p = tf.clip_by_value(p, EPSILON, 1 - EPSILON)
-        return tf.sigmoid((tf.math.log(p) - tf.math.log1p(-p)) / temperature)
+    temperature = config.distillation.temperature
 
-    def loss(targets, scores):
-        return temperature ** 2 * keras.losses.binary_crossentropy(softened(targets),
-                                                                   softened(scores))
+    def loss(targets, logits):
+        t = tf.clip_by_value(targets, EPSILON, 1 - EPSILON)
+        soft = tf.sigmoid((tf.math.log(t) - tf.math.log1p(-t)) / temperature)
+        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=soft, logits=logits / temperature)
+        return temperature ** 2 * tf.reduce_mean(bce, axis=-1)
 
+    loss.from_logits = True
     return loss
 
 
@@ -172,8 +247,9 @@ def evaluate_against(model_path: str, teachers, data_dir: str, split: str = "tes
     from tagger.evaluation.metrics import bootstrap_intervals, tag_metrics
     from tagger.evaluation.predict import ClipPredictor
     from tagger.inference.common import tag_names_of
-    from tagger.models.saved import load_tagger, window_segments_for
+    from tagger.models.saved import load_tagger
     from tagger.records.info import is_labelled, load_info
+    from tagger.records.model_fit import window_segments_for
     from tagger.records.reader import clip_labels
 
     info = load_info(data_dir)
@@ -192,9 +268,10 @@ def evaluate_against(model_path: str, teachers, data_dir: str, split: str = "tes
     teacher_scores = targets.split(split)
     clip_ids, scores = teacher_scores.clip_ids, teacher_scores.clip_means()
     shared = targets.tag_names
-    predictions = ClipPredictor(model)(
-        data_dir, split, window, batch_size, student_info(info, shared), progress=progress,
-        columns=targets.indexes[-1], labels=(clip_ids, scores))
+    with target_errors(data_dir):
+        predictions = ClipPredictor(model)(
+            data_dir, split, window, batch_size, student_info(info, shared),
+            progress=progress, columns=targets.indexes[-1], labels=(clip_ids, scores))
     result = agreement(predictions.scores, predictions.labels, shared, top_k, threshold,
                        bootstrap=bootstrap, seed=seed)
     labelled = None

@@ -88,7 +88,7 @@ class HeadRun(runs.Run):
         super().__init__(config, info, strategy, precision)
         settings = config.pretrained
         self.body = Body(settings.from_model, config.progress, self._log)
-        self.head_stages = config.num_lr_decays  # stage indexes below it train the head
+        self.head_stages = config.num_stages  # stage indexes below it train the head
         if settings.fine_tune:
             self.window = fine_tune_window(self.body, info, config.data_dir)
             self.stages.append(Stage(self.head_stages, "adam", settings.fine_tune_lr,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tagger.config import LogMelConfig, TrainConfig
+from tagger.config import AudioConfig, LogMelConfig, TrainConfig
 from tagger.errors import UserError
 from tagger.models import build_model, family
 from tagger.models.family_spec import FamilySpec
@@ -13,11 +13,9 @@ from tagger.records.info import DatasetInfo
 
 
 def family_spec(model: str) -> FamilySpec:
-    """The registry's spec of `model`, or a UserError listing the valid names."""
-    try:
-        return family(model)
-    except ValueError as error:
-        raise UserError(str(error)) from None
+    """The registry's spec of `model`; an unknown name is a UserError (the
+    registry's UnknownName) listing the valid names."""
+    return family(model)
 
 
 def window_segments(config: TrainConfig, info: DatasetInfo) -> int:
@@ -41,7 +39,8 @@ def model_arguments(config: TrainConfig, info: DatasetInfo, window: int) -> dict
         args["input_length"] = window * info.segment_length
         return args
     if info.segment_length != spec.segment_length:
-        rate = f" --sample-rate {spec.sample_rate}" if spec.sample_rate else ""
+        rate = (f" --sample-rate {spec.sample_rate}"
+                if spec.sample_rate != AudioConfig.sample_rate else "")
         raise UserError(f"model {config.model!r} reads {spec.segment_length}-sample "
                         f"segments but the dataset has {info.segment_length}; rebuild "
                         f"it with --segment-length {spec.segment_length}{rate}")

@@ -21,6 +21,7 @@ state.json beside them is refused, never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -33,7 +34,7 @@ import keras
 import tensorflow as tf
 
 from tagger import destination, fileio, strict_json
-from tagger.config import TrainConfig, from_dict, join_path, to_dict
+from tagger.config import TrainConfig, from_dict, join_path, saved_train_config, to_dict
 from tagger.errors import UserError
 from tagger.evaluation.agreement import teacher_tags
 from tagger.evaluation.metrics import tag_metrics
@@ -51,7 +52,7 @@ from tagger.training.trainer import distributed_train_data, make_train_function
 # The settings a continued run shares with the run it continues; the others
 # (strategy, precision, XLA, progress, test evaluation) may change on resume.
 RUN_FIELDS = ("data_dir", "model", "model_args", "window_segments", "batch_size",
-              "schedule", "optimizer", "momentum", "lr", "lr_decay", "num_lr_decays",
+              "schedule", "optimizer", "momentum", "lr", "lr_decay", "num_stages",
               "initial_stage", "patience", "monitor", "max_epochs_per_stage",
               "switch_epochs", "total_epochs", "steps_per_epoch", "validation_steps",
               "shuffle_segments", "num_read_threads", "seed", "augment",
@@ -147,6 +148,7 @@ class Run:
         self.global_batch = config.batch_size
         self.noisy_student = None  # a semi_supervised.NoisyStudent, or None
         self.distillation = None  # a distillation.Distillation, or None
+        self._said_validation_part = False
 
     # -- set-up -------------------------------------------------------------
     def execute(self) -> dict:
@@ -342,7 +344,8 @@ class Run:
         from tqdm import tqdm
         with tqdm(total=steps, desc=f"epoch {self.state.epoch + 1}", unit="step",
                   disable=not (self.config.progress and self.chief), leave=False) as bar:
-            with reader.shard_errors(self.config.data_dir, "train", self.info):
+            with reader.shard_errors(self.config.data_dir, "train", self.info), \
+                    self._target_errors():
                 while done < steps:
                     n = min(chunk, steps - done)
                     total += float(train_fn(iterator, n))
@@ -358,8 +361,18 @@ class Run:
     def _validate(self) -> dict:
         predictions = self._predictions("val", self.config.validation_steps)
         metrics = self._tag_metrics(predictions)
+        self._say_validation_part(len(predictions.clip_ids))
         return {"loss": self._loss(predictions), "roc_auc": metrics.roc_auc,
                 "pr_auc": metrics.pr_auc}
+
+    def _say_validation_part(self, clips: int):
+        """One line, once a run, when validation reads part of the split."""
+        total = self.info.splits["val"]["clips"]
+        if clips < total and not self._said_validation_part:
+            self._log(f"validation: the first {clips} of the {total} clips of the val split, "
+                      f"each read whole (--validation-steps {self.config.validation_steps}); "
+                      "test reads the whole split")
+            self._said_validation_part = True
 
     def _loss(self, predictions) -> float:
         """The loss of ClipPredictions that the run reports (and val_loss
@@ -368,13 +381,21 @@ class Run:
 
     def _predictions(self, split: str, max_batches: int | None = None):
         """The model's ClipPredictions of `split` (at most `max_batches` batches)."""
-        return self.predictor(self.config.data_dir, split, self.window,
-                              batch_size=self.global_batch, info=self.info,
-                              max_batches=max_batches, labels=self._teacher_targets(split))
+        with self._target_errors():
+            return self.predictor(self.config.data_dir, split, self.window,
+                                  batch_size=self.global_batch, info=self.info,
+                                  max_batches=max_batches, labels=self._teacher_targets(split))
 
     def _teacher_targets(self, split: str):
         """The teachers' clip targets of `split` in a distillation run, else None."""
         return self.distillation.clip_targets(split) if self.distillation else None
+
+    def _target_errors(self):
+        """`distillation.target_errors` in a distillation run: a clip whose
+        targets are missing or misplaced is one line."""
+        if not self.distillation:
+            return contextlib.nullcontext()
+        return distillation.target_errors(self.config.data_dir)
 
     def _tag_metrics(self, predictions):
         """The AUCs of clip predictions against their labels, or in a
@@ -592,10 +613,7 @@ def saved_config(config: TrainConfig) -> TrainConfig | None:
     if not fileio.exists(path):
         return None
     try:
-        saved = json.loads(fileio.read_text(path))
-        if isinstance(saved, dict) and saved.get("schedule") == "won":
-            saved["schedule"] = "adam_then_sgd"  # the schedule's former name
-        return from_dict(TrainConfig, saved)
+        return saved_train_config(json.loads(fileio.read_text(path)))
     except (ValueError, TypeError, UnicodeDecodeError) as error:
         raise UserError(f"{path!r} is damaged ({str(error).splitlines()[0]}); start a new "
                         "run with --run-name or --train-dir") from None

@@ -19,10 +19,10 @@ ADAM_THEN_SGD_RATES = (("adam", 1e-4, 0.0), ("sgd", 1e-3, 1e-4), ("sgd", 1e-4, 1
                        ("sgd", 1e-5, 1e-4))
 
 
-def staged_schedule(lr: float, lr_decay: float, num_lr_decays: int, patience: int,
+def staged_schedule(lr: float, lr_decay: float, num_stages: int, patience: int,
                     max_epochs: int, optimizer: str = "sgd") -> list:
     return [Stage(k, optimizer, lr * lr_decay ** k, max_epochs, patience)
-            for k in range(num_lr_decays)]
+            for k in range(num_stages)]
 
 
 def adam_then_sgd_schedule(switch_epochs, total_epochs: int) -> list:
@@ -64,7 +64,7 @@ def schedule_for(config: TrainConfig) -> list:
     if config.schedule == "adam_then_sgd":
         stages = adam_then_sgd_schedule(config.switch_epochs, config.total_epochs)
     else:
-        stages = staged_schedule(config.lr, config.lr_decay, config.num_lr_decays,
+        stages = staged_schedule(config.lr, config.lr_decay, config.num_stages,
                                  config.patience, config.max_epochs_per_stage,
                                  config.optimizer)
     if config.initial_stage >= len(stages):

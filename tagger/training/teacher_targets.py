@@ -198,6 +198,10 @@ class TeacherTargets:
             log(self.dropped)
         self._splits = {}
 
+    def forget(self, split: str) -> None:
+        """Lets go of the targets of `split` held in memory (read again if asked for)."""
+        self._splits.pop(split, None)
+
     def split(self, split: str) -> SplitTargets:
         """The averaged targets of `split` (computed once per split)."""
         if split not in self._splits:

@@ -50,13 +50,16 @@ def make_train_function(model: keras.Model, optimizer, strategy, global_batch: i
 
     `augmentation`, a `tagger.augment.Augmentation`, noises each
     replica's windows in the step (in the graph) before the model sees them.
-    `loss(y, scores) -> (batch,)`: the per-window loss (default: BCE).
+    `loss(y, scores) -> (batch,)`: the per-window loss (default: BCE); one
+    whose `from_logits` is true gets the logits of the model's `tags`
+    layer (`tag_logits`) in place of the scores.
 
     `steps` is a Python int: the steps are unrolled in one graph (an in-graph
     loop around `strategy.run` breaks the optimizer's cross-replica update
     under MirroredStrategy); each distinct value traces once.
     """
     window_loss = loss or keras.losses.binary_crossentropy
+    outputs = tag_logits(model) if getattr(loss, "from_logits", False) else model
 
     def replica_step(x, y):
         x = to_float(x)
@@ -64,7 +67,7 @@ def make_train_function(model: keras.Model, optimizer, strategy, global_batch: i
             x = augmentation(x, optimizer.iterations)
 
         def objective():
-            scores = tf.cast(model(x, training=True), tf.float32)
+            scores = tf.cast(outputs(x, training=True), tf.float32)  # or logits
             per_example = window_loss(y, scores)  # (batch,)
             return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch), ()
 
@@ -72,6 +75,23 @@ def make_train_function(model: keras.Model, optimizer, strategy, global_batch: i
 
     return distributed_train_function(model, optimizer, strategy, replica_step, next,
                                       jit_compile)
+
+
+def tag_logits(model: keras.Model):
+    """`(x, training) -> (batch, tags)` float32: the logits of `model`'s
+    last layer, `tags` (a sigmoid Dense): its kernel and bias applied to
+    its input, computed by the model's own layers. The model and its
+    outputs stay as they are."""
+    tags = model.get_layer("tags")
+    if model.outputs[0] is not tags.output or tags.activation is not keras.activations.sigmoid:
+        raise ValueError(f"model {model.name!r} does not end in a sigmoid Dense named tags")
+    features = keras.Model(model.inputs, tags.input)
+
+    def logits(x, training=False):
+        h = tf.cast(features(x, training=training), tf.float32)  # (batch, features)
+        return tf.matmul(h, tags.kernel) + tags.bias
+
+    return logits
 
 
 def descend(model, optimizer, objective):

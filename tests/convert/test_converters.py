@@ -17,8 +17,14 @@ TOY = Converter("toy", lambda path, colour: None,
                 options=(Option("colour", ("red", "blue"), required=True, help="the colour"),))
 
 
-def test_a_registered_kind_is_a_flag_checked_like_the_others(monkeypatch, tmp_path):
-    monkeypatch.setitem(convert.CONVERTERS, TOY.name, TOY)
+@pytest.fixture
+def toy():
+    convert.CONVERTERS.register(TOY.name, TOY)
+    yield TOY
+    convert.CONVERTERS.unregister(TOY.name)
+
+
+def test_a_registered_kind_is_a_flag_checked_like_the_others(toy, tmp_path):
     original = tmp_path / "toy.bin"
     original.write_bytes(b"toy")
     out = tmp_path / "toy.keras"
@@ -54,6 +60,6 @@ def test_an_option_no_kind_takes_is_one_line(tmp_path):
                                         "student; got 'huge'$"):
         convert.convert(dataclasses.replace(config, kind="transformer",
                                             options=(("size", "huge"),)))
-    with pytest.raises(UserError, match="^unknown source 'toy'; valid: resemul, "
+    with pytest.raises(UserError, match="^unknown converter 'toy'; valid: resemul, "
                                         "self_attention, transformer, zoo, musicnn$"):
         convert.convert(dataclasses.replace(config, kind="toy", options=()))

@@ -7,11 +7,12 @@ import pathlib
 
 import pytest
 
+from tagger.datasets import SOURCES
 from tagger.datasets.build import build
 from tagger.datasets.folder import FolderSettings
 from tagger.datasets.msd.plan import MsdSettings
 from tagger.datasets.mtt import MttSettings
-from tagger.datasets.source import SOURCES, DatasetSource, source
+from tagger.datasets.source import DatasetSource
 from tests.checks import build_config
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -21,7 +22,7 @@ def test_every_source_is_complete_and_has_a_build_command(capsys):
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     for name in SOURCES:
-        spec = source(name)
+        spec = SOURCES.get(name)
         assert isinstance(spec, DatasetSource) and spec.name == name
         assert dataclasses.is_dataclass(spec.settings_type)
         spec.settings_type()  # the defaults are valid settings
@@ -35,9 +36,9 @@ def test_every_source_is_complete_and_has_a_build_command(capsys):
         assert f"Turns {spec.title} into sharded TFRecords." in shown
         assert " ".join(spec.manual_download.split()) in shown
     for name in ("mtt", "msd"):  # the synthetic sets in their layouts
-        assert "python -m tagger.commands.synthetic" in source(name).manual_download
+        assert "python -m tagger.commands.synthetic" in SOURCES.get(name).manual_download
     with pytest.raises(ValueError, match="valid: mtt, msd, folder"):
-        source("jamendo")
+        SOURCES.get("jamendo")
 
 
 def test_settings_are_the_build_commands_flags():
@@ -45,14 +46,14 @@ def test_settings_are_the_build_commands_flags():
 
     args = parse_args("mtt", ["--top-k", "7", "--merge-synonyms", "--unlabelled-fraction",
                               "0.25"])
-    assert source_settings(source("mtt"), args) == MttSettings(
+    assert source_settings(SOURCES.get("mtt"), args) == MttSettings(
         top_k=7, merge_synonyms=True, unlabelled_fraction=0.25)
     args = parse_args("msd", ["--split", "cals", "/data/cals", "--layout", "msd"])
-    assert source_settings(source("msd"), args) == MsdSettings(
+    assert source_settings(SOURCES.get("msd"), args) == MsdSettings(
         "cals", "/data/cals", layout="msd")
     args = parse_args("folder", ["music", "--split-by", "folder", "--val-fraction", "0.2"])
     assert args.data_dir == "music"
-    assert source_settings(source("folder"), args) == FolderSettings(
+    assert source_settings(SOURCES.get("folder"), args) == FolderSettings(
         val_fraction=0.2, split_by="folder")
 
 
@@ -61,17 +62,17 @@ def test_settings_check_their_values_and_record_what_the_data_is():
         MttSettings(top_k=0)
     with pytest.raises(ValueError, match="--min-tag-value"):
         MsdSettings(min_tag_value=-1.0)
-    recorded = source("msd").describe_settings(MsdSettings("cals", "/data/msd/cals"))
+    recorded = SOURCES.get("msd").describe_settings(MsdSettings("cals", "/data/msd/cals"))
     assert recorded["source"] == "cals" and "source_dir" not in recorded
-    assert source("mtt").describe_settings(MttSettings(top_k=7))["top_k"] == 7
+    assert SOURCES.get("mtt").describe_settings(MttSettings(top_k=7))["top_k"] == 7
 
 
 def test_build_records_the_plan_settings_and_refuses_another_sources(synthetic_mtt, tmp_path):
     data_dir, _ = synthetic_mtt
     config = build_config(data_dir, tmp_path / "out")
     with pytest.raises(TypeError, match="the mtt source takes MttSettings, got MsdSettings"):
-        build(source("mtt"), MsdSettings(), config)
-    info = build(source("mtt"), MttSettings(top_k=12, seed=3), config)
+        build(SOURCES.get("mtt"), MsdSettings(), config)
+    info = build(SOURCES.get("mtt"), MttSettings(top_k=12, seed=3), config)
     assert info.num_tags == 12
     assert info.build == {"split": "directory", "merge_synonyms": False, "top_k": 12,
                              "seed": 3, "unlabelled_fraction": 0.0,

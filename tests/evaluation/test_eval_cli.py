@@ -201,7 +201,7 @@ def test_a_damaged_train_shard_stops_training_with_its_name(raw_records, tmp_pat
     data = open(shard, "rb").read()
     open(shard, "wb").write(data[:len(data) - 1000])
     with pytest.raises(UserError, match=f"shard '{shard}' of the train split is damaged"):
-        train(tiny_train_config(records, tmp_path / "runs", num_lr_decays=1,
+        train(tiny_train_config(records, tmp_path / "runs", num_stages=1,
                                 steps_per_epoch=50, evaluate_test=False))
 
 

@@ -11,8 +11,8 @@ from tagger.config import FeatureConfig
 from tagger.errors import UserError
 from tagger.evaluation.predict import ClipPredictor
 from tagger.models import build_model
-from tagger.models.saved import window_segments_for
 from tagger.models.tagger_metadata import TaggerMetadata
+from tagger.records.model_fit import window_segments_for
 from tests.checks import build_mtt
 from tests.presets import RECORDS_LOGMEL as LOGMEL  # the log-mel records' settings
 

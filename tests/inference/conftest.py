@@ -80,7 +80,7 @@ def cnn(tmp_path_factory):
         keras.utils.set_random_seed(0)  # the same weights whichever test built it first
         model = spread_biases(build_model("samplecnn", num_tags=len(TAGS), block="basic",
                                           alpha=2, width=1 / 16, input_length=WINDOW))
-        return save_tagger(model, folder / "cnn.keras", cnn_info())
+        return save_tagger(model, cnn_info(), folder / "cnn.keras")
 
     path = built_once(tmp_path_factory, "tag_cnn", make)
     return path, keras.models.load_model(path)
@@ -99,7 +99,7 @@ def synthetic_cnn(tmp_path_factory):
         model = spread_biases(build_model("samplecnn", num_tags=len(TAGS), block="basic",
                                           alpha=2, width=1 / 16, input_length=WINDOW))
         info = dict(cnn_info(), origin={"kind": "synthetic", "dataset": "magnatagatune"})
-        return save_tagger(model, folder / "synthetic.keras", info)
+        return save_tagger(model, info, folder / "synthetic.keras")
 
     return built_once(tmp_path_factory, "tag_synthetic_cnn", make)
 
@@ -127,7 +127,7 @@ def spectrogram(tmp_path_factory):
         info = dict(tag_names=[f"mood {i}" for i in range(6)], sample_rate=RATE,
                     segment_length=WINDOW, window_segments=1, input_kind="logmel",
                     logmel=dataclasses.asdict(logmel), model="self_attention", model_args={})
-        return save_tagger(model, folder / "attention.keras", info)
+        return save_tagger(model, info, folder / "attention.keras")
 
     path = built_once(tmp_path_factory, "tag_spectrogram", make)
     return path, keras.models.load_model(path), logmel

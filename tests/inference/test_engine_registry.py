@@ -3,6 +3,8 @@ runs there like the built-in ones; tagger-serve offers it too."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -26,7 +28,7 @@ def constant_engine():
     register_engine(Engine("constant", lambda model, info, options:
                            made.append(options) or ConstantPredictor()))
     yield made
-    del ENGINES["constant"]
+    ENGINES.unregister("constant")
 
 
 def test_a_registered_engine_tags_through_tag_py(constant_engine, cnn, music, capsys):
@@ -48,3 +50,36 @@ def test_a_registered_engine_is_a_choice_of_tagger_serve(constant_engine):
     from tagger.commands import serve
 
     assert serve.parse_args(["model.keras", "--engine", "constant"]).engine == "constant"
+
+
+class SlowPredictor(ConstantPredictor):
+    """ConstantPredictor taking a quarter of a second a call: slower than
+    Keras on the tiny CNN."""
+
+    def __call__(self, windows):
+        time.sleep(0.25)
+        return super().__call__(windows)
+
+
+@pytest.mark.parametrize("slow", [True, False])
+def test_a_paced_engine_is_timed_against_keras_in_one_line(cnn, music, capsys, slow):
+    """An engine registered with paced=True gets one line saying how its
+    speed compares with the keras engine's on this machine, naming keras as
+    the faster engine when it is."""
+    from tagger.commands import tag as tag_cli
+
+    predictor = SlowPredictor() if slow else ConstantPredictor()
+    predictor.sample_rate, predictor.window_samples = 22050, 59049  # the CNN's
+    register_engine(Engine("paced", lambda model, info, options: predictor, paced=True))
+    try:
+        code, out, err = call_main(tag_cli.main, capsys, cnn[0], music / "a.wav", "--engine",
+                                   "paced", "--batch-size", "4", "--no-progress")
+    finally:
+        ENGINES.unregister("paced")
+    assert code == 0, err
+    line, = err.splitlines()
+    pace = float(line.split(" at ")[1].split("x ")[0])
+    assert line == (f"note: --engine paced runs this model at {pace:.2f}x the speed of "
+                    "--engine keras on this machine (4 windows, timed at the start)"
+                    + ("; --engine keras is faster" if slow else ""))
+    assert pace < 1 if slow else pace > 1

@@ -1,11 +1,13 @@
 """tag.py on a folder holding a file whose name is not valid UTF-8 (written
 on a system with another encoding): the file is tagged like the others,
-the database keeps its name's bytes exactly, and every text output shows
-the name with its undecodable bytes as \\xNN."""
+the database keeps its name's bytes exactly, tagger-similar takes it as a
+query, and every text output (reports, exports, rankings) shows the name
+with its undecodable bytes as \\xNN. (The builders: tests/datasets.)"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -96,6 +98,10 @@ def test_db_embeddings_and_tags_in_the_files(cnn, folder, tmp_path, capsys):
     assert rows[f"{root}/{SHOWN}"]["tags"] == rows[f"{root}/a.wav"]["tags"]
     assert similar_cli.main(["--tags", "guitar", "--db", str(db)]) == 0
     assert f"{root}/{SHOWN}" in capsys.readouterr().out
+    assert similar_cli.main([bad, "--db", str(db)]) == 0  # the file itself as the query
+    ranked = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [row[2] for row in ranked] == [f"{root}/a.wav", f"{root}/short.wav"]
+    assert ranked[0][1] == "1.0000"  # its copy
 
 
 @pytest.mark.parametrize("fmt", ["table", "json", "csv"])
@@ -130,3 +136,17 @@ def test_taggrams_and_their_index_name_it_in_text(cnn, folder, tmp_path, capsys)
     assert index[SHOWN] == f"{root}/{SHOWN}"
     np.testing.assert_allclose(np.load(taggrams / f"{SHOWN}.npy"),
                                np.load(taggrams / "a.wav.npy"), atol=1e-6)
+
+
+def test_a_model_folder_holding_such_a_name_has_a_fingerprint(tmp_path):
+    """A model folder (a SavedModel's) is hashed by its files' names, as
+    bytes, and contents."""
+    from tagger.inference.common import model_fingerprint
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "saved_model.pb").write_bytes(b"graph")
+    with open(os.path.join(os.fsencode(str(model)), NAME), "wb") as f:
+        f.write(b"notes")
+    digest = hashlib.sha256(NAME + b"\0notes" + b"saved_model.pb\0graph")
+    assert model_fingerprint(str(model)) == digest.hexdigest()

@@ -301,6 +301,12 @@ def test_export_parquet_or_one_line_without_pyarrow(tagged_db, capsys, tmp_path,
     table = pq.read_table(out).to_pylist()
     assert code == 0 and len(table) == 6 and all(len(r["tags"]) == 3 for r in table)
     assert f"score:{TAGS[0]}" in table[0]
+    code, _, err = export(capsys, "export", "--db", db, "--format", "parquet", "--out", out)
+    assert code == 0 and len(pq.read_table(out).to_pylist()[0]["tags"]) == 5, err  # ours: replaced
+    foreign = tmp_path / "foreign.parquet"
+    pq.write_table(pq.read_table(out).replace_schema_metadata(None), foreign)
+    code, _, err = export(capsys, "export", "--db", db, "--format", "parquet", "--out", foreign)
+    assert code == 2 and "pass --overwrite" in err and len(err.splitlines()) == 1
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     code, _, err = export(capsys, "export", "--db", db, "--format", "parquet", "--out",
                           tmp_path / "x.parquet")

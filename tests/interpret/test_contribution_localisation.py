@@ -68,7 +68,7 @@ def trained(tmp_path_factory):
         model_args={"conv_ndim": 8, "attention_ndim": 32, "attention_heads": 4,
                     "attention_layers": 2},
         window_segments=1, batch_size=16, schedule="staged", optimizer="adam", lr=2e-3,
-        num_lr_decays=1, max_epochs_per_stage=10, patience=10, strategy="default",
+        num_stages=1, max_epochs_per_stage=10, patience=10, strategy="default",
         seed=SEED, progress=False))
     return root, metrics
 

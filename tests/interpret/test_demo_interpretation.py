@@ -4,7 +4,7 @@ test clip for the attention families, a note for the others."""
 from pathlib import Path
 
 from tagger.demos.pipeline import DemoConfig, interpret_model
-from tagger.interpret.attention_maps import split_audio_files
+from tagger.records.reader import split_audio_files
 from tests.checks import is_png
 from tests.presets import TINY_SE
 

@@ -1,5 +1,5 @@
 """The family registry: every spec is complete and agrees with its factory,
-train.py's flags, demo.py and the embedding lookup."""
+train.py's flags, demo.py, the embedding lookup and the `tags` layer's logits."""
 
 import inspect
 
@@ -15,6 +15,7 @@ from tagger.models import FAMILIES, FAMILY_NAMES, MODELS, build_model, family
 from tagger.models.family_spec import ANALYSES
 from tagger.models.tagger_metadata import TaggerMetadata
 from tagger.training.model_setup import family_spec
+from tagger.training.trainer import tag_logits
 
 
 def test_registry_lists_every_family_once_by_its_module_name():
@@ -27,10 +28,17 @@ def test_registry_lists_every_family_once_by_its_module_name():
         assert set(spec.analyses) <= set(ANALYSES)
 
 
+def test_every_family_says_its_sample_rate_in_hz():
+    assert (family("samplecnn").sample_rate, family("fcn").sample_rate) == (22050, 16000)
+    for spec in FAMILIES.values():
+        assert spec.sample_rate == spec.preprocessor.sample_rate > 0, spec.name
+
+
 def test_unknown_family_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="valid models: " + ", ".join(sorted(FAMILY_NAMES))):
+    with pytest.raises(ValueError, match="^unknown model family 'resnet'; valid: "
+                                         + ", ".join(FAMILY_NAMES) + "$"):
         family("resnet")
-    with pytest.raises(UserError, match="unknown model 'resnet'"):
+    with pytest.raises(UserError, match="^unknown model family 'resnet'; valid: samplecnn, "):
         family_spec("resnet")
 
 
@@ -90,6 +98,9 @@ def test_tiny_preset_builds_and_has_its_embedding_layer(name):
     assert embedding_layer_name(model) == layer  # found without the info too
     x = np.zeros((1,) + tuple(model.input.shape[1:]), np.float32)
     assert model(x).shape == (1, 3)
+    x = np.random.default_rng(0).uniform(-1, 1, x.shape).astype(np.float32)
+    logits = np.asarray(tag_logits(model)(x), np.float64)  # what distillation learns from
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), model(x), rtol=1e-5, atol=1e-7)
 
 
 def test_train_builds_its_model_flags_from_the_specs():
@@ -159,18 +170,20 @@ def test_a_family_registers_from_its_own_module(tmp_path, monkeypatch):
         "    family('short_cnn'), name='toy',\n"
         "    flags=(ModelFlag('toy_depth', help='toy layers', metavar='N'),))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(models, "MODULES", dict(models.MODULES))
-    monkeypatch.setattr(models, "FAMILY_NAMES", models.FAMILY_NAMES)
     monkeypatch.delitem(sys.modules, "toy_family", raising=False)
     models.register_family("toy", "toy_family")
-    assert models.FAMILY_NAMES[-1] == "toy" and family("toy").name == "toy"
-    assert models.FAMILIES["toy"].build is family("short_cnn").build
-    args = train_cli.parse_args(["--model", "toy", "--toy-depth", "3"])
-    assert family("toy").model_args(args) == {"toy_depth": 3}
-    with pytest.raises(ValueError, match="'toy' is registered already"):
-        models.register_family("toy", "toy_family")
-    with pytest.raises(ValueError, match="toy_family.FAMILY is named 'toy', not 'other'"):
-        models.register_family("other", "toy_family")
+    try:
+        assert models.FAMILY_NAMES[-1] == "toy" and family("toy").name == "toy"
+        assert models.FAMILIES["toy"].build is family("short_cnn").build
+        args = train_cli.parse_args(["--model", "toy", "--toy-depth", "3"])
+        assert family("toy").model_args(args) == {"toy_depth": 3}
+        with pytest.raises(ValueError, match="^model family 'toy' is registered already$"):
+            models.register_family("toy", "toy_family")
+        with pytest.raises(ValueError, match="toy_family.FAMILY is named 'toy', not 'other'"):
+            models.register_family("other", "toy_family")
+    finally:
+        models.REGISTRY.unregister("toy")
+    assert "toy" not in models.FAMILY_NAMES
 
 
 def test_run_names_and_analyses_follow_the_configuration():

@@ -240,7 +240,7 @@ def test_registry_builds_samplecnn():
 
 
 def test_unknown_model_lists_valid_ones():
-    with pytest.raises(ValueError, match="valid models: .*samplecnn"):
+    with pytest.raises(ValueError, match="^unknown model family 'samplecnm'; valid: samplecnn, "):
         build_model("samplecnm")
 
 

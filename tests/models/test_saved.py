@@ -1,23 +1,24 @@
-"""Saved taggers: info embedded beside the graph, loading with plain Keras
-after `import tagger.layers`."""
+"""Saved taggers: info embedded beside the graph; loading with plain Keras,
+and after `import tagger.layers` for the families that need its layers."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import zipfile
 
 import h5py
+import keras
 import numpy as np
 import pytest
 
 from tagger.errors import UserError
-from tagger.models import build_model
+from tagger.models import FAMILY_NAMES, build_model, family
 from tagger.models.saved import load_tagger, read_saved_info, save_tagger
 from tagger.models.tagger_metadata import TaggerMetadata
-from tests.checks import records_info
 
 STORED = {"tag_names": ["drums", "piano", "voice"], "sample_rate": 22050,
           "segment_length": 59049, "window_segments": 1, "input_kind": "raw",
@@ -52,6 +53,24 @@ def test_info_is_stored_beside_the_graph(tiny_cnn, tmp_path):
         assert json.loads(archive.read("tagger_info.json")) == {**STORED, "schema_version": 1}
     with h5py.File(tmp_path / "model.hdf5") as handle:
         assert json.loads(handle.attrs["tagger_info"]) == {**STORED, "schema_version": 1}
+
+
+def test_the_file_carries_keras_dropout_and_the_model_keeps_philox(tiny_cnn, tmp_path):
+    """Saving writes each PhiloxDropout as Keras's Dropout of the same name,
+    rate and seed, and leaves the model saved as it was (training goes on
+    with PhiloxDropout)."""
+    from tagger.layers import PhiloxDropout
+
+    path = tmp_path / "model.keras"
+    save_tagger(tiny_cnn, INFO, str(path))
+    trained = {layer.name: layer for layer in tiny_cnn.layers if "dropout" in layer.name}
+    loaded = {layer.name: layer for layer in load_tagger(str(path))[0].layers
+              if "dropout" in layer.name}
+    assert sorted(loaded) == sorted(trained) == ["head_dropout"]
+    assert [type(layer) for layer in trained.values()] == [PhiloxDropout]
+    assert [type(layer) for layer in loaded.values()] == [keras.layers.Dropout]
+    assert [(layer.rate, layer.seed) for layer in loaded.values()] == [
+        (layer.rate, layer.seed) for layer in trained.values()]
 
 
 def test_a_plain_keras_file_has_no_info(tiny_cnn, tmp_path):
@@ -104,9 +123,8 @@ def _fresh_python(code: str) -> str:
 
 @pytest.mark.slow
 def test_fresh_processes_load_after_importing_the_layers(tiny_cnn, tiny_transformer, tmp_path):
-    """Every family loads after `import tagger.layers` (before or after
-    keras): its registered layers (the sample-level CNN's PhiloxDropout,
-    the transformer's) need no custom_objects."""
+    """Files load after `import tagger.layers` (before or after keras): the
+    layers it registers (the transformer's) need no custom_objects."""
     cnn, transformer = tmp_path / "cnn.hdf5", tmp_path / "transformer.keras"
     save_tagger(tiny_cnn, INFO, str(cnn))
     save_tagger(tiny_transformer, dataclasses.replace(INFO, model="transformer"),
@@ -123,34 +141,127 @@ def test_fresh_processes_load_after_importing_the_layers(tiny_cnn, tiny_transfor
         np.testing.assert_allclose(json.loads(out), model.predict(x, verbose=0), atol=atol)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("family, settings", [
-    ("multiscale", {}),
-    ("self_attention", dict(conv_channels=2, attention_channels=16, attention_layers=1,
-                            attention_heads=2)),
-])
-def test_fresh_process_loads_the_other_families(family, settings, tmp_path):
-    """Multi-scale CNN and self-attention tagger (raw input: their LogMel front
-    end included) load after `import tagger.layers` in a fresh process, from
-    .keras and .hdf5 alike, and predict as the model that was saved."""
+# The layers of this package that each family's saved file needs beside
+# Keras's own (docs/commands/train.md, "The saved model"); read from raw records, a
+# spectrogram family also carries its `LogMel` front end. A family needing
+# none loads with plain Keras.
+TAGGER_LAYERS = {
+    "samplecnn": (), "sample_level": (), "sample_level_se": (),
+    "multiscale": (), "short_cnn": (), "short_res": (), "fcn": (), "musicnn": (),
+    "crnn": (), "pons_musicnn": (), "pons_vgg": (),
+    "hcnn": ("HarmonicSTFT",),
+    "self_attention": ("ClsToken", "SelectToken", "SinusoidalPositions",
+                       "TransformerEncoderLayer"),
+    "transformer": ("ClsToken", "LearnedPositions", "SelectToken", "TransformerEncoderLayer"),
+    "cnnsa": ("ClsToken", "SelectToken", "TransformerEncoderLayer"),
+}
+# Saved as .hdf5 too: plain and tagger-only files of both input kinds.
+HDF5_TOO = {"samplecnn-raw", "short_cnn-logmel", "multiscale-raw", "self_attention-raw"}
+
+
+def test_every_family_says_which_layers_its_saved_file_needs():
+    assert sorted(TAGGER_LAYERS) == sorted(FAMILY_NAMES)
+
+
+def _tiny_family_models():
+    """name -> (tiny model, the tagger layers its file needs), for every
+    family and each kind of records it reads."""
     from tagger.config import LogMelConfig
 
-    model = build_model(family, num_tags=3, segments=1, logmel=LogMelConfig(n_mels=16),
-                        **settings)
-    paths = [tmp_path / f"{family}.keras", tmp_path / f"{family}.hdf5"]
-    for path in paths:
-        save_tagger(model, dataclasses.replace(INFO, model=family, model_args=settings),
-                    str(path))
-    x = np.random.default_rng(1).uniform(-0.5, 0.5, (1, 59049)).astype("float32")
-    np.save(tmp_path / "x.npy", x)
-    out = _fresh_python(
-        "import tagger.layers, keras, json\nimport numpy as np\n"
-        f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
-        f"print(json.dumps([keras.models.load_model(p).predict(x, verbose=0).tolist() "
-        f"for p in {[str(p) for p in paths]!r}]))\n")
-    expected = model.predict(x, verbose=0)
-    for got in json.loads(out):
-        np.testing.assert_allclose(got, expected, atol=1e-5)
+    models = {}
+    for name in FAMILY_NAMES:
+        spec = family(name)
+        if spec.raw_waveform:
+            models[f"{name}-raw"] = (build_model(name, num_tags=3, input_length=3 ** 7,
+                                                 **spec.tiny), TAGGER_LAYERS[name])
+            continue
+        for kind, front_end in (("raw", ("LogMel",)), ("logmel", ())):
+            model = build_model(name, num_tags=3, segments=1, input_kind=kind,
+                                logmel=LogMelConfig(n_mels=16, n_fft=512, hop_length=256),
+                                **spec.tiny)
+            models[f"{name}-{kind}"] = model, tuple(sorted(TAGGER_LAYERS[name] + front_end))
+    return models
+
+
+def _classes_outside_keras(path) -> set:
+    """The class names in a .keras file's config that Keras does not define."""
+    found = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            module = node.get("module")
+            if "class_name" in node and module and not module.startswith("keras"):
+                found.add(node["class_name"])
+            node = list(node.values())
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    with zipfile.ZipFile(path) as archive:
+        walk(json.loads(archive.read("config.json")))
+    return found
+
+
+# Run in a fresh process with FOLDER, FILES (names of files in it, each with
+# its input in <stem>.npy) and AFTER (those to load again after `import
+# tagger.layers`): prints [scores of the files plain Keras loads, the error
+# of each file it refuses, scores after the import].
+LOADS_WITHOUT_TAGGER = """
+import json, sys
+import keras, numpy as np
+
+def scores(name):
+    x = np.load(f"{FOLDER}/{name.rsplit('.', 1)[0]}.npy")
+    return keras.saving.load_model(f"{FOLDER}/{name}")(x, training=False).numpy().tolist()
+
+plain, refused = {}, {}
+for name in FILES:
+    try:
+        plain[name] = scores(name)
+    except Exception as error:
+        refused[name] = str(error)
+assert "tagger" not in sys.modules, "loading imported tagger"
+import tagger.layers
+print(json.dumps([plain, refused, {name: scores(name) for name in AFTER}]))
+"""
+
+
+@pytest.mark.slow
+def test_saved_files_load_with_plain_keras_unless_they_need_tagger_layers(tmp_path):
+    """Every family's file as train.py saves it (`save_tagger`), for each
+    kind of records it reads. In a fresh process that never imports tagger,
+    `keras.saving.load_model` loads those needing no layer of this package
+    (their dropout is Keras's own), which score as the model saved; the
+    others need exactly their TAGGER_LAYERS, and Keras refuses them naming
+    one; they load after `import tagger.layers` (.keras and .hdf5 alike)."""
+    rng = np.random.default_rng(0)
+    files, expected = {}, {}
+    for name, (model, needed) in _tiny_family_models().items():
+        x = rng.uniform(-0.5, 0.5, (2,) + tuple(model.inputs[0].shape[1:])).astype("float32")
+        np.save(tmp_path / f"{name}.npy", x)
+        expected[name] = model(x, training=False).numpy()
+        for suffix in (".keras", ".hdf5") if name in HDF5_TOO else (".keras",):
+            info = dataclasses.replace(INFO, model=name.rsplit("-", 1)[0])
+            save_tagger(model, info, str(tmp_path / (name + suffix)))
+            files[name + suffix] = name, needed
+        assert _classes_outside_keras(tmp_path / f"{name}.keras") == set(needed), name
+    after = sorted(f"{name}{suffix}" for name in HDF5_TOO for suffix in (".keras", ".hdf5")
+                   if files[name + suffix][1])
+    out = _fresh_python(f"FOLDER, FILES, AFTER = {str(tmp_path)!r}, {sorted(files)!r}, "
+                        f"{after!r}\n" + LOADS_WITHOUT_TAGGER)
+    plain, refused, loaded = json.loads(out.splitlines()[-1])
+    assert sorted(plain) == sorted(file for file, (_, needed) in files.items() if not needed)
+    assert sorted(refused) == sorted(file for file, (_, needed) in files.items() if needed)
+    assert after == ["multiscale-raw.hdf5", "multiscale-raw.keras", "self_attention-raw.hdf5",
+                     "self_attention-raw.keras"]
+    for file, (name, needed) in files.items():
+        if needed:
+            named = re.search(r"Could not locate class '(\w+)'|Unknown layer: 'tagger>(\w+)'",
+                              refused[file])
+            assert named and (named[1] or named[2]) in needed, (file, refused[file][:500])
+        if file in plain or file in loaded:
+            np.testing.assert_allclose((plain if file in plain else loaded)[file],
+                                       expected[name], atol=1e-5, err_msg=file)
 
 
 def test_a_model_of_synthetic_records_says_so(tiny_se_dir, raw_records):
@@ -166,24 +277,3 @@ def test_a_model_of_synthetic_records_says_so(tiny_se_dir, raw_records):
     real = dataclasses.replace(info, origin={"kind": "real", "dataset": "MagnaTagATune"})
     assert synthetic_note(real) is None
     assert synthetic_note(INFO) is None and synthetic_note(None) is None
-
-
-def test_tag_order_matches_by_name_or_says_how_the_tags_differ():
-    from tagger.errors import UserError
-    from tagger.models.saved import tag_order
-
-    model = TaggerMetadata(tag_names=["rock", "jazz", "pop"], sample_rate=16000,
-                           segment_length=48128, input_kind="raw", window_segments=1,
-                           logmel=None, model="samplecnn", model_args={})
-    assert tag_order(model, records_info(["rock", "jazz", "pop"], 16000, 48128)) is None
-    reordered = records_info(["pop", "rock", "jazz"], 16000, 48128)
-    assert tag_order(model, reordered, reorder=True) == [2, 0, 1]
-    with pytest.raises(UserError, match=r"in order only \(output 0 is 'rock', the dataset's "
-                                        r"tag 0 'pop'\).*--tag-order"):
-        tag_order(model, reordered)
-    synthetic = records_info(["rock", "harp", "flute"], 16000, 48128, {"kind": "synthetic"})
-    with pytest.raises(UserError, match=r"2 of its 3 are not among the dataset's tags "
-                                        r"\('jazz', 'pop'\) \(these are records of the "
-                                        r"synthetic dataset.*build_mtt.py --sample-rate "
-                                        r"16000 --segment-length 48128$"):
-        tag_order(model, synthetic, reorder=True)

@@ -126,7 +126,7 @@ def test_registry_and_mixed_precision():
     model = build_model("transformer", num_tags=3, input_kind="logmel", num_frames=8,
                         logmel=TINY_LOGMEL, **TINY)
     assert model.output.shape == (None, 3)
-    with pytest.raises(ValueError, match="valid models"):
+    with pytest.raises(ValueError, match="unknown model family 'transformers'; valid: "):
         build_model("transformers")
     check_mixed_precision(build_transformer, waveforms(2, 1), num_tags=3, segments=1,
                           logmel=TINY_LOGMEL, **TINY)

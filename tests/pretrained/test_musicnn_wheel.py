@@ -7,6 +7,7 @@ nothing is ever installed."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import os
 import shutil
@@ -17,8 +18,13 @@ import zipfile
 import pytest
 
 from tagger import pretrained
+from tagger.cache import Checksum
 from tagger.commands import pretrained as pretrained_cmd
+from tagger.errors import UserError
+from tagger.pretrained import registry
 from tagger.pretrained.registry import MUSICNN_WHEEL
+from tagger.pretrained.wheel import NotFetched
+from tests import checks
 from tests.checks import call_main, one_line_error
 
 WHEEL = MUSICNN_WHEEL.file_name
@@ -114,14 +120,20 @@ def test_a_bad_wheel_from_the_index_is_one_line_and_nothing_stays(musicnn_wheel,
     assert_not_installed()
 
 
-@pytest.mark.slow  # runs pip
-def test_an_unreachable_index_says_what_to_fetch_and_where(home, monkeypatch, capsys):
+def unreachable_index(monkeypatch) -> int:
+    """pip configured by environment to ask an index on a closed port (its number)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{port}/simple")
     monkeypatch.setenv("PIP_RETRIES", "1")  # pip names the failure when it retries
     monkeypatch.setenv("PIP_TIMEOUT", "5")
+    return port
+
+
+@pytest.mark.slow  # runs pip
+def test_an_unreachable_index_says_what_to_fetch_and_where(home, monkeypatch, capsys):
+    unreachable_index(monkeypatch)
     code, _, err = call_main(pretrained_cmd.main, capsys, "path", "MSD_vgg")
     one_line_error(code, err, "pip could not fetch musicnn==0.1.0 (from http://127.0.0.1:",
                    "the index did not answer", "Connection refused",
@@ -220,3 +232,91 @@ def test_a_file_mirror_replaces_pip(musicnn_wheel, home, tmp_path, monkeypatch):
     with pytest.raises(pretrained.store.UserError, match="13 bytes, not 29,292,476; pinned"):
         pretrained.ensure("MTT_vgg", progress=False, log=lambda line: None)
     assert left_in_cache(home) == ["models", "originals", f"originals/{WHEEL}.json"]
+
+
+# the golden tests' wheel (tests.checks.musicnn_wheel, the musicnn_wheel
+# fixture): a wheel pip cannot fetch skips them, outside CI only; a wheel
+# that comes and is not the pinned one fails them everywhere
+
+
+@pytest.mark.parametrize("ci, skips", [(None, True), ("", True), ("false", True), ("0", True),
+                                       ("true", False), ("1", False)])
+def test_what_cannot_be_had_skips_outside_ci_and_fails_under_it(monkeypatch, ci, skips):
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    reason = "the musicnn wheel could not be fetched: pip could not fetch musicnn==0.1.0"
+    with pytest.raises(pytest.skip.Exception if skips else pytest.fail.Exception) as outcome:
+        checks.skip_unless_ci(reason)
+    assert outcome.value.msg == (reason if skips else
+                                 f"{reason} (under CI, CI={ci}, this fails rather than skips)")
+
+
+@pytest.mark.slow  # runs pip
+def test_a_wheel_pip_cannot_fetch_is_a_reason_to_skip(tmp_path, monkeypatch):
+    port = unreachable_index(monkeypatch)
+    path, why = checks.musicnn_wheel(tmp_path / "built")
+    assert path is None
+    assert why.startswith(f"pip could not fetch musicnn==0.1.0 (from http://127.0.0.1:{port}/")
+    assert os.listdir(tmp_path / "built") == []
+
+
+def _small_wheel(path):
+    """A valid wheel under the musicnn wheel's name holding only its metadata."""
+    info = "musicnn-0.1.0.dist-info"
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr(f"{info}/METADATA",
+                       "Metadata-Version: 2.1\nName: musicnn\nVersion: 0.1.0\n")
+        wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: tests\n"
+                                        "Root-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(f"{info}/RECORD", "")
+    return path
+
+
+@pytest.mark.slow  # runs pip
+def test_a_wheel_that_is_not_the_pinned_one_fails_the_golden_tests(tmp_path, monkeypatch):
+    """The index serves a wheel of the pinned size and another sha256:
+    an error, not a reason to skip, with or without CI."""
+    monkeypatch.delenv("CI", raising=False)
+    links = tmp_path / "links"
+    small = _small_wheel(tmp_path / WHEEL)
+    find_links(monkeypatch, links, source=small)
+    served = Checksum.of(str(small))
+    monkeypatch.setattr(registry, "MUSICNN_WHEEL", dataclasses.replace(
+        MUSICNN_WHEEL, checksum=Checksum(served.size, "0" * 64)))
+    with pytest.raises(UserError) as raised:
+        checks.musicnn_wheel(tmp_path / "built")
+    assert not isinstance(raised.value, NotFetched)
+    assert str(raised.value) == (
+        f"the {WHEEL} pip fetched from the index is not the pinned one (sha256 "
+        f"{served.sha256[:12]}..., not 000000000000...); nothing was kept (check the index "
+        "or mirror pip uses)")
+    assert os.listdir(tmp_path / "built") == []
+
+
+def test_a_fetched_wheel_is_flushed_to_the_disk_before_it_is_renamed_into_place(
+        tmp_path, monkeypatch):
+    """pip's part (here a stand-in that writes the file where pip would)."""
+    import subprocess
+
+    from tagger.pretrained import wheel
+
+    body = b"the wheel's bytes"
+    (tmp_path / "made.whl").write_bytes(body)
+    pinned = wheel.Wheel("toy", "1.0", "toy-1.0-py3-none-any.whl",
+                         Checksum.of(str(tmp_path / "made.whl")))
+
+    def pip(command, **options):
+        scratch = command[command.index("--dest") + 1]
+        with open(os.path.join(scratch, pinned.file_name), "wb") as f:
+            f.write(body)
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(wheel.subprocess, "run", pip)
+    calls = checks.recorded_syncs(monkeypatch)
+    dest = tmp_path / "cache" / pinned.file_name
+    assert wheel.fetch(pinned, str(dest)) == str(dest)
+    assert dest.read_bytes() == body and os.listdir(dest.parent) == [pinned.file_name]
+    inode = dest.stat().st_ino
+    assert calls == [("fsync", inode), ("replace", inode), ("fsync", dest.parent.stat().st_ino)]

@@ -24,7 +24,7 @@ from tagger.commands import pretrained as pretrained_cmd
 from tagger.commands import tag as tag_cmd
 from tagger.errors import UserError
 from tagger.pretrained import download
-from tests.checks import call_main, one_line_error, read_only_path
+from tests.checks import call_main, one_line_error, read_only_path, recorded_syncs
 
 SE_FILE = "se-multi-auc_0.9111-tfrmodel.hdf5"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -201,6 +201,16 @@ def test_an_interrupted_download_resumes(server, se_bytes, tmp_path):
     assert server.requests[-1] == (SE_FILE, f"bytes={kept}-")
     with open(other, "rb") as file:
         assert file.read() == se_bytes
+
+
+def test_a_download_is_flushed_to_the_disk_before_it_is_renamed_into_place(
+        server, se_bytes, tmp_path, monkeypatch):
+    calls = recorded_syncs(monkeypatch)
+    dest = tmp_path / "file.hdf5"
+    download.fetch(f"{server.url}/{SE_FILE}", str(dest))
+    assert dest.read_bytes() == se_bytes and os.listdir(tmp_path) == ["file.hdf5"]
+    inode = dest.stat().st_ino
+    assert calls == [("fsync", inode), ("replace", inode), ("fsync", tmp_path.stat().st_ino)]
 
 
 def test_a_changed_file_is_refused_and_its_checksum_kept(server, se_bytes, home, tmp_path,

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +45,13 @@ def expected_splits(data_dir, summary):
     return out, top, table
 
 
+def layout(splits) -> dict:
+    """The splits of a dataset_info without the shards' SHA-256: their clips,
+    segments and shard names, whatever bytes the shards hold."""
+    return {name: {k: v for k, v in split.items() if k != "shard_sha256"}
+            for name, split in splits.items()}
+
+
 def test_split_sizes_tags_and_segments(synthetic_mtt, raw_records):
     data_dir, summary = synthetic_mtt
     records, info = raw_records
@@ -62,6 +70,31 @@ def test_split_sizes_tags_and_segments(synthetic_mtt, raw_records):
     assert info.sample_rate == 22050 and info.segment_length == 59049
     assert list(info.segment_shape) == [59049]
     assert info.features == {"kind": "raw", "dtype": "int16", "logmel": None}
+
+
+def test_each_shards_sha256_is_recorded(raw_records):
+    records, info = raw_records
+    for split in info.splits.values():
+        assert split["shard_sha256"] == [
+            hashlib.sha256(pathlib.Path(records, name).read_bytes()).hexdigest()
+            for name in split["shards"]]
+
+
+def test_a_shard_finished_before_manifests_held_its_sha256_is_read_back(
+        synthetic_mtt, raw_records, tmp_path):
+    """A build resumed from shards whose manifests hold no SHA-256 (written
+    by an earlier version) reads those shards back for it."""
+    out = tmp_path / "resumed"
+    shutil.copytree(raw_records[0], out)
+    name = raw_records[1].splits["val"]["shards"][0]
+    manifest = out / ".build" / f"{name}.json"
+    manifest.write_text(json.dumps({k: v for k, v in json.loads(manifest.read_text()).items()
+                                    if k != "sha256"}))
+    (out / "dataset_info.json").unlink()
+    info = build_mtt(synthetic_mtt[0], out)
+    assert info.splits["val"]["shard_sha256"][0] == hashlib.sha256(
+        (out / name).read_bytes()).hexdigest()
+    assert info == raw_records[1]
 
 
 def test_skipped_are_exactly_the_broken_files(synthetic_mtt, raw_records):
@@ -237,7 +270,7 @@ def test_clips_libsndfile_cannot_read_are_decoded_by_ffmpeg(synthetic_mtt, raw_r
     (copy / "annotations_final.csv").write_text(csv)
 
     built = build_mtt(copy, tmp_path / "records", workers=2)
-    assert built.splits == info.splits and built.skipped == info.skipped
+    assert layout(built.splits) == layout(info.splits) and built.skipped == info.skipped
     after = {int(c["clip_id"]): c for c in reader.clip_dataset(str(tmp_path / "records"),
                                                                "test").as_numpy_iterator()}
     assert sorted(after) == sorted(before)
@@ -274,7 +307,7 @@ def test_log_mel_records_equal_the_log_mel_layer(synthetic_mtt, tmp_path):
     mel = build_mtt(data_dir, tmp_path / "mel", features=_features("logmel"))
     assert list(mel.segment_shape) == [1 + 59049 // 256, 40]
     assert mel.features["logmel"]["n_mels"] == 40
-    assert mel.splits == raw.splits
+    assert layout(mel.splits) == layout(raw.splits)
     layer = LogMel(sample_rate=22050, n_fft=512, hop_length=256, n_mels=40)
     pairs = zip(reader.clip_dataset(str(tmp_path / "f32"), "test").take(2),
                 reader.clip_dataset(str(tmp_path / "mel"), "test").take(2))

@@ -280,7 +280,8 @@ def test_a_body_that_is_not_audio_is_415(client, content_type, fragment):
 
 def test_not_audio_and_damaged_audio_are_422(client, serve_audio):
     error_of(post_raw(client, b"this is not audio\n" * 50, "audio/mpeg"), 422,
-             "not audio this server can decode")
+             "the upload is not audio this server can decode (unknown format or damaged "
+             "file); send an MP3, OGG, FLAC, WAV or M4A file")
     wav = read("song.wav", serve_audio)
     damaged = wav[:44] + bytes(np.random.default_rng(0).integers(0, 256, 4000, np.uint8))
     damaged = damaged[:20] + b"\xff\xff" + damaged[22:]  # a broken format field in the header

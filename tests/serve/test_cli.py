@@ -34,6 +34,8 @@ def test_without_a_model_it_serves_the_default_tagger_for_real_music():
     (["m.keras", "--max-wait-ms", "-1"], ["--max-wait-ms", ">= 0"]),
     (["m.keras", "--workers", "x"], ["--workers", "expected an integer"]),
     (["m.keras", "--head-timeout", "0"], ["--head-timeout", "> 0"]),
+    (["m.keras", "--body-timeout", "0"], ["--body-timeout", "> 0"]),
+    (["m.keras", "--body-min-rate", "-1"], ["--body-min-rate", "> 0"]),
     (["m.keras", "--max-connections", "0"], ["--max-connections", "expected a number >= 1"]),
 ])
 def test_bad_flags_are_one_line(capsys, argv, fragments):
@@ -94,6 +96,16 @@ def test_without_the_extra_it_says_what_to_install(capsys, monkeypatch, module):
     one_line_error(code, err, f"needs {module}", "pip install -r requirements-serve.txt")
 
 
+@pytest.mark.usefixtures("serve_extra")
+def test_the_flags_reach_the_config(monkeypatch):
+    seen = []
+    monkeypatch.setattr("tagger.serve.server.serve", lambda config: seen.append(config) or 0)
+    assert main(["m.keras", "--body-timeout", "5", "--body-min-rate", "8",
+                 "--head-timeout", "3"]) == 0
+    assert (seen[0].body_timeout, seen[0].body_min_rate_bytes, seen[0].head_timeout) == (
+        5.0, 8192.0, 3.0)
+
+
 def test_model_names(tmp_path):
     from tagger.serve.models import name_and_source
 
@@ -116,6 +128,9 @@ def test_config_checks_what_the_library_is_given():
     config = ServeConfig(models=("m",), max_upload_mb=2, max_batch=8)
     assert (config.max_upload_bytes, config.pending_windows, config.public) == (2 << 20, 32,
                                                                                  False)
+    assert (config.body_timeout, config.body_min_rate_bytes) == (20.0, 32 << 10)
+    with pytest.raises(UserError, match=r"^--body-min-rate must be above 0, got 0$"):
+        ServeConfig(models=("m",), body_min_rate=0)
     assert ServeConfig(models=("m",), host="0.0.0.0").public
 
 

@@ -1,13 +1,16 @@
 """The connection bounds of `tagger.serve.connections` on a real uvicorn
 server on 127.0.0.1 (in a thread, serving a small ASGI app; no model): the
 head deadline, the cap on connections, and the lingering close that lets
-a client that sends its whole body first read a refusal."""
+a client that sends its whole body first read a refusal. And, with the
+tagging app of a tiny model, the bound on an upload's time
+(`--body-timeout`, `--body-min-rate`)."""
 
 from __future__ import annotations
 
 import contextlib
 import http.client
 import json
+import re
 import socket
 import threading
 import time
@@ -46,17 +49,20 @@ async def app(scope, receive, send):
 
 
 @contextlib.contextmanager
-def serving(max_connections=16, linger_bytes=8 << 20):
+def serving(max_connections=16, linger_bytes=8 << 20, tagging=None):
     """((host, port), its open connections: a set) of a uvicorn server with
-    the bounded protocol, stopped at the end."""
+    the bounded protocol, stopped at the end; serving `app`, or `tagging`
+    (an app of `tagger.serve.app.create_app`, started and shut down)."""
     import uvicorn
 
     from tagger.serve.connections import CloseBeforeBody, bounded_protocol
     from tagger.serve.server import bind
 
     sock = bind("127.0.0.1", 0)
-    config = uvicorn.Config(CloseBeforeBody(app), http=bounded_protocol(
-        HEAD, max_connections, linger_bytes), ws="none", lifespan="off", log_level="error")
+    config = uvicorn.Config(
+        CloseBeforeBody(app) if tagging is None else tagging, ws="none", log_level="error",
+        http=bounded_protocol(HEAD, max_connections, linger_bytes),
+        lifespan="off" if tagging is None else "on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -224,3 +230,69 @@ def test_the_lingering_close_is_bounded(monkeypatch):
             closed = time.monotonic()
         assert not open_connections and sent > 10
         assert 1.5 - 0.05 <= closed - started <= 1.5 + SLACK
+
+
+BODY = 1.5  # seconds: the tagging app's --body-timeout
+
+
+def test_an_upload_must_keep_up_the_minimum_rate(serve_models, serve_audio):
+    """The tagging app with --max-queue 2: an upload that trickles a byte
+    every 0.1 s is answered 408 once its --body-timeout is spent, and frees
+    its place for the next request; one that takes twice that long but
+    keeps up --body-min-rate is tagged. While both upload, a third request
+    finds the queue full (503)."""
+    from tagger.serve.app import create_app
+    from tagger.serve.config import ServeConfig
+    from tagger.serve.models import load_models
+
+    with open(serve_audio["song.wav"], "rb") as f:
+        song = f.read()
+    size = len(song) // 20 + 1
+    parts = [song[i:i + size] for i in range(0, len(song), size)]
+
+    def steady_parts():  # the song over twice --body-timeout
+        for part in parts:
+            yield part
+            time.sleep(2 * BODY / len(parts))
+
+    config = ServeConfig(models=(serve_models["cnn"],), max_queue=2, body_timeout=BODY,
+                         body_min_rate=len(song) / 2**10 / (2 * BODY) / 2)  # half its rate
+    tagging = create_app(load_models(config), config)
+    steady, sent, done = {}, [], threading.Event()
+    with serving(tagging=tagging) as (address, _), \
+            socket.create_connection(address) as trickle:
+        trickle.sendall(b"POST /v1/tag HTTP/1.1\r\nHost: test\r\nContent-Type: audio/wav\r\n"
+                        b"Content-Length: %d\r\n\r\n" % len(song))
+        started = time.monotonic()
+
+        def trickling():
+            while not done.wait(0.1):
+                with contextlib.suppress(OSError):
+                    trickle.send(song[len(sent):len(sent) + 1])
+                    sent.append(1)
+
+        threads = [threading.Thread(target=trickling, daemon=True), threading.Thread(
+            target=lambda: steady.update(answer=post(address, "/v1/tag", steady_parts(), {
+                "Content-Length": str(len(song))})), daemon=True)]
+        for thread in threads:
+            thread.start()
+        try:
+            until(lambda: tagging.state.admission.count == 2, "both uploads admitted")
+            status, body = post(address, "/v1/tag", song)
+            assert status == 503 and "--max-queue" in body["error"], body
+            data, ended = read_until_closed(trickle, BODY + 5)
+        finally:
+            done.set()
+        status, error = http_status_and_error(data)
+        assert status == 408 and "(--body-timeout, --body-min-rate)" in error, data
+        received = int(re.match(r"the upload came too slowly: (\d+) bytes in ", error)[1])
+        assert 5 <= received <= len(sent)  # it kept sending: not the idle bound
+        assert BODY - 0.05 <= ended - started <= BODY + SLACK
+        assert threads[1].is_alive()  # the steady upload goes on
+        status, served = post(address, "/v1/tag", song)  # in the place the trickle held
+        assert status == 200 and served["file"] == "upload", served
+        for thread in threads:
+            thread.join(30)
+        assert time.monotonic() - started >= 2 * BODY
+    status, body = steady["answer"]
+    assert status == 200 and body["scores"] == served["scores"], body

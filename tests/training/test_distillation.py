@@ -28,6 +28,7 @@ from tagger.records.info import load_info
 from tagger.training import distillation
 from tagger.training.teacher_targets import (
     TARGETS_DIR,
+    SplitTargets,
     TeacherTargets,
     overlap_weights,
     require_raw,
@@ -132,6 +133,29 @@ def test_a_missing_shard_is_scored_again(setting):
     after = TeacherTargets([a], unlabelled, info, progress=False, log=lines.append)
     np.testing.assert_allclose(after.split("val").values, before.values, atol=1e-6)
     assert "1 computed" in lines[-1]
+
+
+def test_records_rebuilt_with_their_clips_in_another_order_are_scored_anew(own_records,
+                                                                           tmp_path):
+    """The same clips, segments and shards as before, as another seed's
+    build gives them: the stored targets are not reused."""
+    records, info, teachers = own_records
+    a = teachers.teachers[0]
+    TeacherTargets([a], records, info, progress=False, log=print).split("test")
+    first, second = (tmp_path / "records" / name for name in info.splits["test"]["shards"])
+    first_bytes = first.read_bytes()
+    first.write_bytes(second.read_bytes())
+    second.write_bytes(first_bytes)
+    path = tmp_path / "records" / "dataset_info.json"
+    stored = json.loads(path.read_text())
+    stored["splits"]["test"]["shard_sha256"].reverse()  # as the builder records them
+    path.write_text(json.dumps(stored))
+    info = load_info(records)
+    lines = []
+    again = TeacherTargets([a], records, info, progress=False, log=lines.append).split("test")
+    assert lines[-1].endswith(f"test targets of 2 shard(s), 2 computed, 0 reused, in "
+                              f"{pathlib.Path(records, TARGETS_DIR, model_fingerprint(a)[:16])}")
+    np.testing.assert_array_equal(again.clip_ids, reader.clip_labels(records, "test", info)[0])
 
 
 def stored_shard(data_dir, teacher, info, split):
@@ -246,26 +270,118 @@ def test_training_windows_carry_their_segments_targets(setting, window):
                                                        axis=0), atol=1e-6)
 
 
+@pytest.fixture
+def own_records(raw_records, setting, tmp_path):
+    """(records without labels in a folder of the test's own, their info, a
+    DistillationConfig of teacher A)."""
+    records, info = copy_records(raw_records[0], tmp_path / "records", labelled=False)
+    return records, info, DistillationConfig(teachers=(setting[3],))
+
+
+def test_a_clip_the_training_targets_lack_is_one_line(own_records, tmp_path):
+    """The training lookup holds every clip of the targets it was given; a
+    clip of the records it lacks stops training in one line (stored targets
+    of other clips never reach it: the store scores them again)."""
+    records, info, teachers = own_records
+    config = tiny_train_config(records, "unused", distillation=teachers)
+    distil = distillation.Distillation(config, info, log=print)
+    targets = TeacherTargets(teachers.teachers, records, info, progress=False).split("train")
+    lacking = int(targets.clip_ids[0])
+    targets.clip_ids[0] = 10**9  # the first clip's targets are another clip's
+    lookup = distillation.segment_lookup(targets, str(tmp_path))
+    data = reader.train_dataset(records, 4, info=distil.info, seed=0, as_stored=True,
+                                targets=lookup)
+    batches = info.splits["train"]["segments"] // 4 + 1  # a pass and more
+    with pytest.raises(UserError) as error, distillation.target_errors(records):
+        for _ in data.take(batches):
+            pass
+    assert str(error.value) == (
+        f"the training records hold clip id {lacking}, which the teachers' targets in "
+        f"{records}/{TARGETS_DIR} lack: they were made for other records; delete that "
+        "folder to score the records again")
+
+
+def test_a_million_clips_targets_stay_out_of_the_input_pipelines_graph(tmp_path):
+    """The training lookup of a million clips' targets: a tf.data graph that
+    uses it, serialized (as multi-worker input sharding and tf.data's
+    rewrites do), holds a file's name, not the targets (a graph over 2 GB
+    cannot be serialized at all)."""
+    clips, tags = 10**6, 2
+    ids = np.arange(clips, dtype=np.int64) * 7 + 3
+    counts = np.where(np.arange(clips) % 3, 1, 2).astype(np.int64)  # 1 or 2 segments
+    values = np.random.default_rng(0).random((counts.sum(), tags)).astype(np.float32)
+    targets = SplitTargets(ids, counts, values)
+    lookup = distillation.segment_lookup(targets, str(tmp_path))
+    wanted = [0, 1, 2, clips - 1]
+    data = tf.data.Dataset.from_tensor_slices({"clip_id": ids[wanted]}).map(lookup)
+    assert len(data._as_serialized_graph().numpy()) < 20_000  # 2 bytes a clip: 2 MB
+    offsets = targets.offsets
+    for found, i in zip(data.as_numpy_iterator(), wanted):
+        np.testing.assert_array_equal(found, values[offsets[i]:offsets[i + 1]])
+    lacking = tf.data.Dataset.from_tensor_slices({"clip_id": np.array([ids[5], 4])}).map(lookup)
+    with pytest.raises(UserError, match="hold clip id 4, which the teachers' targets"), \
+            distillation.target_errors("records"):
+        list(lacking.as_numpy_iterator())
+
+
 def test_window_means_leave_out_padding():
     values = tf.constant([[0.2, 0.4], [0.6, 0.8], [1.0, 0.0]])
     np.testing.assert_allclose(reader.window_means(values, 2, 1), [[0.8, 0.4]], atol=1e-6)
     np.testing.assert_allclose(reader.window_means(values[:1], 2), [[0.2, 0.4]], atol=1e-6)
 
 
-def test_temperature_softens_targets_and_scores():
+def test_temperature_softens_targets_and_the_students_logits():
     config = tiny_train_config("d", "t", distillation=DistillationConfig(
         teachers=("t.keras",), temperature=2.0))
     loss = distillation.loss_of(config)
+    assert loss.from_logits
     t, s = np.array([[0.9, 0.2]]), np.array([[0.6, 0.3]])
 
     def soft(p):
         return 1 / (1 + np.exp(-np.log(p / (1 - p)) / 2))
 
     expected = -4 * np.mean(soft(t) * np.log(soft(s)) + (1 - soft(t)) * np.log(1 - soft(s)))
-    np.testing.assert_allclose(loss(tf.constant(t, tf.float32), tf.constant(s, tf.float32)),
+    logits = np.log(s / (1 - s))
+    np.testing.assert_allclose(loss(tf.constant(t, tf.float32), tf.constant(logits, tf.float32)),
                                [expected], rtol=1e-5)
     plain = tiny_train_config("d", "t", distillation=DistillationConfig(teachers=("t",)))
-    assert distillation.loss_of(plain) is None
+    bce = -np.mean(t * np.log(s) + (1 - t) * np.log(1 - s))
+    np.testing.assert_allclose(distillation.loss_of(plain)(
+        tf.constant(t, tf.float32), tf.constant(logits, tf.float32)), [bce], rtol=1e-5)
+    assert distillation.loss_of(tiny_train_config("d", "t")) is None
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_a_saturated_wrong_student_learns(temperature):
+    """The student's logits are +30 and -30 (scores 1 and 0 in float32)
+    where the teacher says 0.1 and 0.9: one SGD step of rate 1 moves the
+    `tags` bias by the loss's gradient, T (sigmoid(z / T) - soft target) /
+    tags, soft target sigmoid(logit(t) / T)."""
+    from tagger.models import build_model
+    from tagger.training.trainer import make_train_function
+
+    model = build_model("samplecnn", num_tags=2, input_length=729, **TINY_SAMPLECNN)
+    tags = model.get_layer("tags")
+    tags.kernel.assign(np.zeros(tags.kernel.shape, np.float32))
+    z = np.array([30.0, -30.0])
+    tags.bias.assign(z.astype(np.float32))
+    t = np.array([0.1, 0.9])
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 729)).astype(np.float32)
+    batches = iter(tf.data.Dataset.from_tensors((x, np.tile(t, (2, 1)).astype(np.float32)))
+                   .repeat())
+    config = tiny_train_config("d", "t", distillation=DistillationConfig(
+        teachers=("t.keras",), temperature=temperature))
+    step = make_train_function(model, keras.optimizers.SGD(1.0), tf.distribute.get_strategy(),
+                               2, loss=distillation.loss_of(config))
+    step(batches, 1)
+
+    def sigmoid(v):
+        return 1 / (1 + np.exp(-v))
+
+    soft = sigmoid(np.log(t / (1 - t)) / temperature)
+    gradient = temperature * (sigmoid(z / temperature) - soft) / 2
+    assert np.abs(gradient).min() > 0.1
+    np.testing.assert_allclose(z - np.asarray(tags.bias), gradient, rtol=1e-4)
 
 
 def test_flags_choose_distillation_on_records_without_labels(setting, raw_records):
@@ -294,11 +410,14 @@ def test_train_distils_two_teachers_in_two_rounds(setting, tmp_path, capsys):
     code, out, err = call_main(
         train_cli.main, capsys, "--data-dir", unlabelled, "--train-dir", tmp_path,
         "--teacher", a, "--teacher", b, "--temperature", "2", "--rounds", "2", "--augment",
-        "--block", "basic", "--alpha", "2", "--width", "0.0625", "--batch-size", "4",
-        "--num-lr-decays", "1", "--max-epochs-per-stage", "2", "--steps-per-epoch", "2",
-        "--validation-steps", "2", "--strategy", "default", "--no-progress")
+        "--block", "basic", "--alpha", "2", "--width", "0.0625", "--batch-size", "2",
+        "--num-stages", "1", "--max-epochs-per-stage", "2", "--steps-per-epoch", "2",
+        "--validation-steps", "1", "--strategy", "default", "--no-progress")
     assert code == 0, err
     assert "3 shared tag(s) kept; dropped:" in out
+    # one batch of two segments: the first of the two val clips, whole
+    assert out.count("validation: the first 1 of the 2 clips of the val split, each read "
+                     "whole (--validation-steps 1); test reads the whole split\n") == 2
     run = tmp_path / "samplecnn-basic-multi-student"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and np.isfinite(metrics["best"]["train_loss"])
@@ -426,6 +545,32 @@ def test_eval_against_scores_a_shard_cut_short_again(setting, tmp_path):
     np.testing.assert_array_equal(result.predictions.labels, before.clip_means())
     for name, array in shard_arrays(path).items():
         np.testing.assert_array_equal(array, stored[name])
+
+
+def test_eval_against_scores_again_targets_of_clips_in_another_order(own_records, tmp_path,
+                                                                      capsys):
+    """Stored targets whole but of the clips in another order are never
+    matched to clips by position: they are scored again, saying so, and the
+    figures are those of the right targets."""
+    records, info, teachers = own_records
+    a = teachers.teachers[0]
+    student = str(saved_model("samplecnn", TINY_SAMPLECNN,
+                              distillation.student_info(info, TAGS_A), tmp_path))
+    args = (student, "--data-dir", records, "--against", a, "--no-progress")
+    code, right, _ = call_main(eval_cli.main, capsys, *args)
+    assert code == 0
+    path = stored_shard(records, a, info, "test")
+    arrays = shard_arrays(path)
+    ids, counts = arrays["clip_ids"], arrays["num_segments"]
+    rows = np.split(arrays["values"], np.cumsum(counts)[:-1])
+    np.savez(path, clip_ids=ids[::-1], num_segments=counts[::-1],
+             values=np.concatenate(rows[::-1]))  # whole, of the same clips, reversed
+    code, out, _ = call_main(eval_cli.main, capsys, *args)
+    assert code == 0
+    assert "are not of the records' clips; scoring them again" in out
+    figures = [line for line in out.splitlines() if "ROC-AUC" in line]
+    assert figures and figures == [line for line in right.splitlines() if "ROC-AUC" in line]
+    np.testing.assert_array_equal(shard_arrays(path)["clip_ids"], ids)
 
 
 def test_eval_against_refuses_bad_input_in_one_line(setting, tmp_path, capsys):

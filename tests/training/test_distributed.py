@@ -1,19 +1,23 @@
 """The custom training step under MirroredStrategy (two logical CPUs) and
-MultiWorkerMirroredStrategy (two worker processes on 127.0.0.1)."""
+MultiWorkerMirroredStrategy (two worker processes on 127.0.0.1, distilling
+a teacher's targets)."""
 
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from tests.checks import free_ports, run_json_script
+from tests.checks import free_ports, run_json_script, tiny_teacher
 
 ROOT = pathlib.Path(__file__).parents[2]
+TEACHER_TAGS = ["guitar", "classical", "slow", "techno", "strings"]
 
 MIRRORED = textwrap.dedent("""
     import json, sys
@@ -52,7 +56,7 @@ MIRRORED = textwrap.dedent("""
     from tagger.training.run import train
     config = dict(data_dir=sys.argv[1], train_dir=sys.argv[2], model="samplecnn",
                   model_args={{"block": "basic", "alpha": 2, "width": 0.0625}},
-                  num_lr_decays=1, max_epochs_per_stage=1, steps_per_epoch=2,
+                  num_stages=1, max_epochs_per_stage=1, steps_per_epoch=2,
                   strategy="mirrored", progress=False, evaluate_test=False)
     try:
         train(TrainConfig(batch_size=7, **config))
@@ -82,14 +86,30 @@ def test_mirrored_step_equals_single_device(raw_records, tmp_path):
 
 @pytest.mark.slow
 def test_multiworker_training_with_two_local_workers(raw_records, tmp_path):
-    records, _ = raw_records
+    """A student distilled from a teacher on records without labels: each
+    worker's input pipeline finds the targets in the lookup table."""
+    from tagger.models.saved import read_saved_info
+    from tagger.records.info import load_info
+    from tagger.training.teacher_targets import TeacherTargets
+
+    records = tmp_path / "records"
+    shutil.copytree(raw_records[0], records)
+    stored = json.loads((records / "dataset_info.json").read_text())
+    for split in stored["splits"].values():
+        split["labelled"] = False
+    (records / "dataset_info.json").write_text(json.dumps(stored))
+    teacher = tiny_teacher(tmp_path / "teacher.keras", TEACHER_TAGS, seed=1)
+    info = load_info(str(records))
+    targets = TeacherTargets([teacher], str(records), info, progress=False)
+    for split in info.splits:  # scored once, before the workers start
+        targets.split(split)
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    command = [sys.executable, str(ROOT / "train.py"), "--data-dir", records,
+    command = [sys.executable, str(ROOT / "train.py"), "--data-dir", str(records),
                "--train-dir", str(tmp_path), "--block", "basic", "--alpha", "2",
-               "--width", "0.0625", "--batch-size", "8", "--num-lr-decays", "1",
+               "--width", "0.0625", "--batch-size", "8", "--num-stages", "1",
                "--max-epochs-per-stage", "1", "--steps-per-epoch", "3",
-               "--strategy", "multiworker", "--no-progress"]
+               "--strategy", "multiworker", "--no-progress", "--teacher", teacher]
     workers = []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps(
@@ -99,10 +119,14 @@ def test_multiworker_training_with_two_local_workers(raw_records, tmp_path):
     outputs = [w.communicate(timeout=600) for w in workers]
     for worker, (_out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
-    run_dir = tmp_path / "samplecnn-basic-multi"
+    run_dir = tmp_path / "samplecnn-basic-multi-student"
     history = pd.read_csv(run_dir / "history.csv")
-    assert list(history.epoch) == [1]
+    assert list(history.epoch) == [1] and np.isfinite(history.train_loss[0])
     assert (run_dir / "model.keras").exists() and (run_dir / "metrics.json").exists()
+    assert read_saved_info(str(run_dir / "model.keras")).tag_names == tuple(TEACHER_TAGS)
+    shards = len(info.splits["train"]["shards"])
+    for out, _ in outputs:
+        assert f"train targets of {shards} shard(s), 0 computed, {shards} reused" in out
     assert "test ROC-AUC" in outputs[0][0]  # the chief reports
     assert "epoch 1:" in outputs[0][0] and "epoch" not in outputs[1][0]  # one log
     assert not (run_dir / ".worker-1").exists()  # the other worker's scratch is gone

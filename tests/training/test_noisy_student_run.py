@@ -30,7 +30,7 @@ TINY = dict(family("samplecnn").tiny, block="basic")
 
 def config(records, train_dir, **overrides):
     settings = dict(data_dir=records, train_dir=str(train_dir), model="samplecnn",
-                    model_args=dict(TINY), batch_size=4, num_lr_decays=1,
+                    model_args=dict(TINY), batch_size=4, num_stages=1,
                     max_epochs_per_stage=1, steps_per_epoch=2, validation_steps=1,
                     strategy="default", progress=False, evaluate_test=False)
     settings.update(overrides)
@@ -136,7 +136,7 @@ def test_distillation_into_a_compact_transformer_keeps_the_teacher_frozen(
     records = student_records[0]
     tiny = ["--conv-ndim", "4", "--attention-layers", "1", "--attention-heads", "2",
             "--window-segments", "1", "--schedule", "staged", "--optimizer", "adam",
-            "--lr", "0.001", "--num-lr-decays", "1", "--max-epochs-per-stage", "1",
+            "--lr", "0.001", "--num-stages", "1", "--max-epochs-per-stage", "1",
             "--batch-size", "4", "--steps-per-epoch", "2", "--validation-steps", "1",
             "--strategy", "default", "--no-test", "--no-progress",
             "--data-dir", records, "--train-dir", str(tmp_path), "--model", "transformer"]
@@ -246,7 +246,7 @@ def test_cli_errors_are_one_line(student_records, capsys):
 def test_student_resumes_after_sigkill(student_records, teacher, tmp_path):
     command = [sys.executable, str(ROOT / "train.py"), "--data-dir", student_records[0],
                "--train-dir", str(tmp_path), "--block", "basic", "--alpha", "2",
-               "--width", "0.0625", "--batch-size", "4", "--num-lr-decays", "1",
+               "--width", "0.0625", "--batch-size", "4", "--num-stages", "1",
                "--max-epochs-per-stage", "3", "--patience", "9", "--steps-per-epoch", "2",
                "--validation-steps", "1", "--strategy", "default", "--no-test",
                "--no-progress", "--run-name", "ns", "--teacher", teacher, "--augment"]
@@ -327,7 +327,7 @@ def test_multiworker_student_with_two_local_workers(student_records, teacher, tm
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     command = [sys.executable, str(ROOT / "train.py"), "--data-dir", student_records[0],
                "--train-dir", str(tmp_path), "--block", "basic", "--alpha", "2",
-               "--width", "0.0625", "--batch-size", "8", "--num-lr-decays", "1",
+               "--width", "0.0625", "--batch-size", "8", "--num-stages", "1",
                "--max-epochs-per-stage", "1", "--steps-per-epoch", "2",
                "--validation-steps", "1", "--strategy", "multiworker", "--no-test",
                "--no-progress", "--teacher", teacher]

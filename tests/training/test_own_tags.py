@@ -241,7 +241,7 @@ def test_the_head_settings_apply_where_no_flag_is_given():
     config = train_cli.config_from_args(args)
     assert config.pretrained == PretrainedConfig(from_model="MTT_musicnn", head_units=0)
     assert (config.schedule, config.optimizer, config.lr, config.batch_size,
-            config.num_lr_decays, config.patience, config.max_epochs_per_stage) == (
+            config.num_stages, config.patience, config.max_epochs_per_stage) == (
         "staged", "adam", 0.01, 64, 1, 10, 100)
 
 
@@ -417,7 +417,7 @@ def head_train_config(records, train_dir, body_path, **overrides):
     from tagger.config import TrainConfig
 
     settings = dict(data_dir=records, train_dir=str(train_dir), optimizer="adam", lr=0.03,
-                    batch_size=32, num_lr_decays=1, patience=10, max_epochs_per_stage=3,
+                    batch_size=32, num_stages=1, patience=10, max_epochs_per_stage=3,
                     strategy="default", progress=False, evaluate_test=False,
                     pretrained=PretrainedConfig(from_model=body_path))
     settings.update(overrides)

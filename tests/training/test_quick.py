@@ -16,7 +16,7 @@ def test_quick_is_the_familys_demo_preset_and_flags_beside_it_override_it():
     demo = family("samplecnn").demo
     config = quick_config()
     assert {k: config.model_args[k] for k in demo.model_args} == demo.model_args
-    assert (config.batch_size, config.optimizer, config.lr, config.num_lr_decays,
+    assert (config.batch_size, config.optimizer, config.lr, config.num_stages,
             config.max_epochs_per_stage) == (demo.batch_size, "adam", demo.lr, 1, demo.epochs)
     config = quick_config("--width", "0.25", "--batch-size", "4", "--lr", "0.01")
     assert (config.model_args["width"], config.model_args["block"]) == (0.25, "rese")
@@ -56,7 +56,7 @@ def test_the_run_says_its_size_at_the_start(raw_records, tmp_path):
     records, info = raw_records
     config = TrainConfig(data_dir=records, train_dir=str(tmp_path), model="samplecnn",
                          model_args=dict(family("samplecnn").tiny), batch_size=8,
-                         num_lr_decays=2, max_epochs_per_stage=3, patience=2,
+                         num_stages=2, max_epochs_per_stage=3, patience=2,
                          strategy="default", progress=False)
     run = Run(config, info, tf.distribute.get_strategy(), "off")
     windows = info.splits["train"]["segments"]  # one-segment windows

@@ -22,7 +22,7 @@ RUN = "samplecnn-rese-multi"
 
 
 def three_epochs(records, train_dir, **overrides):
-    settings = dict(num_lr_decays=1, max_epochs_per_stage=3, patience=9,
+    settings = dict(num_stages=1, max_epochs_per_stage=3, patience=9,
                     steps_per_epoch=3, evaluate_test=False)
     settings.update(overrides)
     return tiny_train_config(records, train_dir, **settings)
@@ -82,7 +82,7 @@ def train_main(capsys, *argv):
 def base_flags(records, train_dir):
     return ["--data-dir", records, "--train-dir", train_dir, "--block", "rese",
             "--alpha", "2", "--width", "0.0625", "--batch-size", "8",
-            "--num-lr-decays", "1", "--max-epochs-per-stage", "3", "--patience", "9",
+            "--num-stages", "1", "--max-epochs-per-stage", "3", "--patience", "9",
             "--steps-per-epoch", "3", "--strategy", "default", "--no-test",
             "--no-progress"]
 
@@ -256,6 +256,20 @@ def test_a_run_saved_under_the_schedules_former_name_reads_as_adam_then_sgd(tmp_
     (tmp_path / "old" / "config.json").write_text(
         json.dumps(dict(json.loads(json.dumps(to_dict(config))), schedule="won")))
     assert saved_config(config) == dataclasses.replace(config, switch_epochs=[1, 2, 3])
+
+
+def test_a_run_saved_with_num_lr_decays_resumes_with_as_many_stages(tmp_path):
+    """A config.json from before `num_lr_decays` was named for what it counts."""
+    from tagger.config import TrainConfig, to_dict
+    from tagger.training.run import saved_config
+
+    config = TrainConfig(train_dir=str(tmp_path), run_name="old", num_stages=2)
+    saved = json.loads(json.dumps(to_dict(config)))
+    saved["num_lr_decays"] = saved.pop("num_stages")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text(json.dumps(saved))
+    assert saved_config(config) == dataclasses.replace(config, switch_epochs=[80, 100, 120])
+    assert saved_config(config).num_stages == 2
 
 @pytest.mark.slow
 def test_disk_full_while_checkpointing(raw_records, tmp_path, monkeypatch, capsys):

@@ -102,7 +102,7 @@ def test_resume_after_sigkill_continues_the_same_stage(raw_records, tmp_path):
     records, _ = raw_records
     command = [sys.executable, str(ROOT / "train.py"), "--data-dir", records,
                "--train-dir", str(tmp_path), "--block", "basic", "--alpha", "2",
-               "--width", "0.0625", "--batch-size", "8", "--num-lr-decays", "2",
+               "--width", "0.0625", "--batch-size", "8", "--num-stages", "2",
                "--max-epochs-per-stage", "3", "--patience", "9", "--steps-per-epoch", "2",
                "--strategy", "default", "--no-test", "--no-progress"]
     state_path = tmp_path / "samplecnn-basic-multi" / "state.json"
@@ -190,7 +190,7 @@ def test_mixed_precision_and_xla(raw_records, tmp_path, monkeypatch, precision, 
 
     monkeypatch.setattr(run_module, "make_train_function", recording)
     metrics = train(tiny_train_config(raw_records[0], tmp_path, mixed_precision=precision,
-                                      jit_compile=jit, num_lr_decays=1, steps_per_epoch=1,
+                                      jit_compile=jit, num_stages=1, steps_per_epoch=1,
                                       validation_steps=1, evaluate_test=False,
                                       model_args=dict(TINY, block="basic")))
     assert metrics["epochs"] == 1 and np.isfinite(metrics["best"]["val_loss"])

@@ -53,6 +53,8 @@ class KerasPredictor(Predictor):
 
     Log-mel-input models get their `LogMel` front end in front
     (`raw_audio_input`), so every model takes the same raw windows. The
+    model runs in its inference form (`tagger.models.inference_graph`: the
+    same scores and embeddings, its convolutions in faster forms). The
     call is one `tf.function` (traced once per batch shape; a last, smaller
     batch adds a second trace), not `model.predict`, whose per-call set-up
     would cost more than a small batch's inference.
@@ -70,6 +72,7 @@ class KerasPredictor(Predictor):
         import tensorflow as tf
 
         from tagger.inference.common import tag_names_of
+        from tagger.models.inference_graph import inference_model
         from tagger.models.saved import raw_audio_input, window_grid
 
         self.sample_rate, self.window_samples, to_model_input = raw_audio_input(model, info)
@@ -81,7 +84,7 @@ class KerasPredictor(Predictor):
             self.embedding_layer = (chosen_layer(model, embedding_layer) if embedding_layer
                                     else embedding_layer_name(model, info))
             outputs["embeddings"] = model.get_layer(self.embedding_layer).output
-        core = keras.Model(model.inputs, outputs)
+        core = inference_model(keras.Model(model.inputs, outputs))
         waveform = keras.Input((self.window_samples,), name="waveform")  # (batch, samples)
         self.model = keras.Model(waveform, core(to_model_input(waveform)))
         self.embedding_dim = (int(outputs["embeddings"].shape[-1]) if embeddings

@@ -10,9 +10,12 @@ tagging, tagger-similar and the Python API get a predictor.
 
 An engine is a name and a factory `make(model, info, options)`: the loaded
 Keras model, its info dict and the caller's `EngineOptions`. Every name in
-`ENGINES` is a choice of tag.py's and tagger-serve's `--engine`;
+`ENGINES` (a `tagger.registry.Registry`: a name once) is a choice of
+tag.py's and tagger-serve's `--engine`;
 `embeddings` says whether the engine's predictors give embeddings (tag.py
---embeddings asks for one that does).
+--embeddings asks for one that does); `paced`, whether tag.py times it
+against the keras engine at the start and says how they compare
+(`keras_pace`: the built-in xla and tflite engines).
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ import dataclasses
 import functools
 from collections.abc import Callable
 
-from tagger.errors import UserError
 from tagger.inference.engine import keras as keras_engine
 from tagger.inference.engine import tflite as tflite_engine
 from tagger.models.tagger_metadata import TaggerMetadata
+from tagger.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,21 +50,21 @@ class Engine:
     name: str
     make: Callable  # (model, info, EngineOptions) -> Predictor
     embeddings: bool = False
+    paced: bool = False
 
 
-ENGINES: dict[str, Engine] = {}
+ENGINES = Registry("engine")
 
 
 def register_engine(engine: Engine) -> Engine:
-    """Adds `engine` (or replaces the one of its name); returns it."""
-    ENGINES[engine.name] = engine
-    return engine
+    """Adds `engine` under its name, which no engine may have already;
+    returns it."""
+    return ENGINES.register(engine.name, engine)
 
 
 def engine_named(name: str) -> Engine:
-    if name not in ENGINES:
-        raise UserError(f"--engine must be one of {', '.join(ENGINES)}, got {name!r}")
-    return ENGINES[name]
+    """The engine `name`; an UnknownName error (a UserError) listing them."""
+    return ENGINES.get(name)
 
 
 def make_predictor(name: str, model, info: TaggerMetadata | None,
@@ -72,6 +75,7 @@ def make_predictor(name: str, model, info: TaggerMetadata | None,
 
 register_engine(Engine("keras", keras_engine.make_predictor, embeddings=True))
 register_engine(Engine("xla", functools.partial(keras_engine.make_predictor, jit_compile=True),
-                       embeddings=True))
+                       embeddings=True, paced=True))
 for _name in tflite_engine.ENGINES:
-    register_engine(Engine(_name, functools.partial(tflite_engine.make_predictor, engine=_name)))
+    register_engine(Engine(_name, functools.partial(tflite_engine.make_predictor, engine=_name),
+                           paced=True))

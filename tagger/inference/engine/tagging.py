@@ -49,7 +49,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tagger.audio import AudioDecodeError, WindowStream, audio_windows, file_info
+from tagger.audio import AudioDecodeError, WindowStream, audio_windows, decode_reason, file_info
 from tagger.fileio import path_text
 from tagger.inference.engine.decoder_pool import (
     AUTO_START,
@@ -270,7 +270,7 @@ class _TaggingLoop:
                 count += 1
             done = _Done(index, count, stream.total, rate, None, read_stat)
         except AudioDecodeError as error:
-            done = _Done(index, count, 0, None, _reason(error), read_stat)
+            done = _Done(index, count, 0, None, decode_reason(error), read_stat)
         except Exception as error:  # a decoder bug: this file's failure, never a hang
             done = _Done(index, count, 0, None,
                          f"cannot decode ({type(error).__name__}: {error})", read_stat)
@@ -384,16 +384,6 @@ def _decoder_failure(path: str | None, error: BaseException) -> BaseException:
     failure = RuntimeError(f"a decoder thread failed {where}: {type(error).__name__}: {error}")
     failure.__cause__ = error
     return failure
-
-
-def _reason(error: AudioDecodeError) -> str:
-    """The decoder's message, without libsndfile's misleading "does not
-    exist" for a file it merely cannot identify (and without the path,
-    which the caller prints anyway)."""
-    text = str(error)
-    if "does not exist or is not a regular file" in text or "Format not recognised" in text:
-        return "not decodable audio (unknown format or damaged file)"
-    return text
 
 
 def _stat(path: str) -> os.stat_result | None:

@@ -18,11 +18,24 @@ from tagger import fileio
 from tagger.errors import UserError
 from tagger.inference.common import available_cores
 from tagger.inference.engine.predictor import Predictor
-from tagger.inference.export.quantize import check_int8_model
+from tagger.inference.export.quantize import FRONT_END, NOTHING_QUANTISED, int8_weights
 from tagger.models.tagger_metadata import TaggerMetadata
 
 ENGINES = {"tflite": None, "tflite-fp16": "fp16", "tflite-dynamic": "dynamic",
            "tflite-int8": "int8"}
+
+
+# What tflite-fp16 and tflite-dynamic do to a spectrogram model, whose log-mel
+# front end and batch norms they quantise too (MTT_musicnn on recorded music:
+# docs/performance.md, bench/bench_int8.py).
+QUANTISED_FRONT_END = {
+    engine: (f"--engine {engine} {what} of this spectrogram model, its log-mel front end's "
+             f"too: on MTT_musicnn and recorded music that changed {share} of the top-5 tags "
+             "per window (docs/performance.md); --engine tflite-int8 keeps the front end "
+             "float32 and is faster")
+    for engine, what, share in (("tflite-fp16", "stores every weight as float16", "3%"),
+                                ("tflite-dynamic", "quantises every weight and the "
+                                 "activations that meet them", "28%"))}
 
 
 class TFLitePredictor(Predictor):
@@ -48,8 +61,6 @@ class TFLitePredictor(Predictor):
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {list(ENGINES)}, "
                              f"got {engine!r}")
-        if engine == "tflite-int8":
-            check_int8_model(model, info)
         serving = ServingModel(model, info)
         self.engine = engine
         self.sample_rate, self.window_samples = serving.sample_rate, serving.window_samples
@@ -69,11 +80,16 @@ class TFLitePredictor(Predictor):
         self._interpreter = interpreter  # the runner needs it alive
         self.interpreter = ("LiteRT" if type(interpreter).__module__.startswith("ai_edge_litert")
                             else "TensorFlow")
+        notes = [self.warning] if self.warning else []
         if self.interpreter != "LiteRT":
             why = ("the model needs select TensorFlow ops" if self.select_tf_ops else
                    "ai-edge-litert is not installed (pip install ai-edge-litert)")
-            note = f"the {engine} engine runs on TensorFlow's TFLite interpreter: {why}"
-            self.warning = f"{self.warning}; {note}" if self.warning else note
+            notes.append(f"the {engine} engine runs on TensorFlow's TFLite interpreter: {why}")
+        if engine == "tflite-int8" and not int8_weights(interpreter):
+            notes.append(f"{NOTHING_QUANTISED}: it runs in float32, as --engine tflite does")
+        if engine in QUANTISED_FRONT_END and serving.int8_scope == FRONT_END:
+            notes.append(QUANTISED_FRONT_END[engine])
+        self.warning = "; ".join(notes) or None
 
     def __call__(self, windows: np.ndarray):
         x = np.ascontiguousarray(windows, np.float32)  # (batch, window_samples)
@@ -87,15 +103,14 @@ def make_predictor(model, info: TaggerMetadata | None, options, engine: str = "t
     kept in the cache for the next run on the same model and windows
     (`int8_cache`; the predictor's `note` says which), when
     `options.model_path` is a local file."""
-    from tagger.inference.export.quantize import int8_calibration
+    from tagger.inference.export.quantize import calibration_windows
     from tagger.models.saved import raw_audio_input
 
     if engine != "tflite-int8":
         return TFLitePredictor(model, info, engine)
     sample_rate, window, _ = raw_audio_input(model, info)  # as the model is served
     try:
-        calibration = int8_calibration(model, info, options.calibration_audio(), sample_rate,
-                                       window)
+        calibration = calibration_windows(options.calibration_audio(), sample_rate, window)
     except ValueError as error:
         raise UserError(str(error)) from None
     if len(calibration) == 0:

@@ -107,6 +107,8 @@ def export(config, log=print) -> ExportResult:
         else:
             with native_stderr_silenced():  # the int8 calibrator's "fully_quantize: 0, ..."
                 flat, select = tflite_bytes(serving, config.quantization, calibration)
+            if config.quantization == "int8":
+                _check_quantised(flat, select)
             tags_path = f"{out}.tags.txt"
         difference = None
         if config.verify:
@@ -161,17 +163,16 @@ def max_score_difference(config) -> float:
 
 def _calibration(model, serving: ServingModel, inputs) -> np.ndarray:
     """Calibration windows (n, window_samples) for int8 from the audio named
-    by `inputs` (quantize.int8_calibration); UserError for a model
-    int8 does not serve or for inputs without decodable audio."""
-    from tagger.inference.export.quantize import int8_calibration, int8_waveform_only
+    by `inputs` (quantize.calibration_windows); UserError for inputs without
+    decodable audio, or audio that cannot set ranges."""
+    from tagger.inference.export.quantize import calibration_windows
     from tagger.inference.inputs import find_audio
 
     found = find_audio(inputs, recursive=True)
-    refusal = int8_waveform_only("--quantization int8", "--quantization dynamic or fp16")
     try:
         with native_stderr_silenced():
-            windows = int8_calibration(model, serving.metadata, found.files, serving.sample_rate,
-                                       serving.window_samples, refusal)
+            windows = calibration_windows(found.files, serving.sample_rate,
+                                          serving.window_samples)
     except ValueError as error:
         raise UserError(str(error)) from None
     if len(windows) == 0:
@@ -184,6 +185,17 @@ def _calibration(model, serving: ServingModel, inputs) -> np.ndarray:
         raise UserError(f"--calibration-audio {named}: no decodable audio found ({why}); "
                         "name audio files or folders")
     return windows
+
+
+def _check_quantised(content: bytes, select_tf_ops: bool) -> None:
+    """A UserError when the int8 flatbuffer `content` holds no int8 tensor:
+    int8 found nothing to quantise, and the file would be float32 under
+    int8's name."""
+    from tagger.inference.export.quantize import NOTHING_QUANTISED, int8_weights
+
+    if not int8_weights(tflite_interpreter(content=content, select_tf_ops=select_tf_ops)):
+        raise UserError(f"{NOTHING_QUANTISED}; nothing was written: export it without "
+                        "--quantization, or with --quantization fp16 or dynamic")
 
 
 def check_destination(out: str, fmt: str, overwrite: bool, model: str | None = None) -> None:
@@ -228,15 +240,20 @@ class ServingModel:
     """A saved tagger as a Keras model from raw windows to scores.
 
     `model`: `(batch, window_samples)` float32 at `sample_rate` ->
-    `(batch, tags)`; `tag_names` from its metadata (tag_0.. and a
-    `warning` for a model without them); `metadata`: its TaggerMetadata
-    (or None); `info`: what goes into `assets.extra/tagger_info.json`.
+    `(batch, tags)`, the tagger in its inference form
+    (`tagger.models.inference_graph`: the same scores, faster kernels);
+    `tag_names` from its metadata (tag_0.. and a `warning` for a model
+    without them); `metadata`: its TaggerMetadata (or None); `info`: what
+    goes into `assets.extra/tagger_info.json`; `int8_scope`: what int8
+    quantises (`quantize.int8_scope`).
     """
 
     def __init__(self, model, info: TaggerMetadata | None):
         import keras
 
         from tagger.inference.common import tag_names_of
+        from tagger.inference.export.quantize import int8_scope
+        from tagger.models.inference_graph import inference_model
         from tagger.models.saved import raw_audio_input, window_grid
 
         self.sample_rate, self.window_samples, to_model_input = raw_audio_input(model, info)
@@ -246,8 +263,10 @@ class ServingModel:
         if bad:
             raise UserError(f"tag names must not contain line breaks: {bad[:3]}")
         waveform = keras.Input((self.window_samples,), name="waveform")  # (batch, samples)
-        self.model = keras.Model(waveform, model(to_model_input(waveform)),
+        self.model = keras.Model(waveform, inference_model(model)(to_model_input(waveform)),
                                  name=f"{model.name}_serving")
+        self.int8_scope = int8_scope(model, info)
+        self._original = (model, to_model_input)
         self.metadata = info
         self.info = info.to_json() if info else {}
         self.info.update(tag_names=list(self.tag_names), sample_rate=self.sample_rate,
@@ -256,7 +275,10 @@ class ServingModel:
                          serving_input="waveform (batch, window_samples) float32, mono")
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model(x, training=False), np.float32)
+        """The saved model's own scores for windows `x` (not its inference
+        form's: what an export is checked against)."""
+        model, to_model_input = self._original
+        return np.asarray(model(to_model_input(x), training=False), np.float32)
 
 
 def _write_saved_model(serving: ServingModel, path: str, endpoints=("all",)) -> None:
@@ -307,8 +329,10 @@ def _write_saved_model(serving: ServingModel, path: str, endpoints=("all",)) -> 
 # float16 (computed in float32 on CPU); "dynamic" stores them as int8 and
 # quantises activations on the fly (dynamic-range quantisation); "int8"
 # quantises weights and activations with ranges measured on calibration
-# windows (full integer quantisation; ops without an int8 kernel stay float,
-# the waveform in and the scores out stay float32).
+# windows (the waveform in and the scores out stay float32): every op with
+# an int8 kernel for a waveform model (full integer quantisation), the
+# convolutions over the log-mel image for a spectrogram model
+# (`quantize.int8_scope`; its log-mel front end and the rest stay float32).
 TFLITE_QUANTISATIONS = (None, "fp16", "dynamic", "int8")
 
 
@@ -333,33 +357,74 @@ def tflite_bytes(serving: ServingModel, quantisation: str | None = None,
         saved = os.path.join(folder, "saved_model")
         _write_saved_model(serving, saved, endpoints=("serve",))
         try:
-            return _convert(tf, saved, False, quantisation, calibration), False
+            return _convert(tf, saved, False, quantisation, calibration,
+                            serving.int8_scope), False
         except Exception:  # the converter raises ConverterError and others
-            return _convert(tf, saved, True, quantisation, calibration), True
+            return _convert(tf, saved, True, quantisation, calibration,
+                            serving.int8_scope), True
 
 
 def _convert(tf, saved_model_dir: str, select_tf_ops: bool,
-             quantisation: str | None = None, calibration: np.ndarray | None = None) -> bytes:
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
-                                                         signature_keys=["serve"])
-    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if select_tf_ops:
-        ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
-    converter.target_spec.supported_ops = ops
+             quantisation: str | None = None, calibration: np.ndarray | None = None,
+             int8_scope: str = "full") -> bytes:
+    """The flatbuffer of the `serve` signature in `saved_model_dir`; with
+    `calibration`, int8 of `int8_scope` (quantize.FULL or FRONT_END)."""
+    def converter():
+        made = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
+                                                        signature_keys=["serve"])
+        ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if select_tf_ops:
+            ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+        made.target_spec.supported_ops = ops
+        return made
+
+    quantised = converter()
     if quantisation is not None:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        quantised.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantisation == "fp16":
-            converter.target_spec.supported_types = [tf.float16]
+            quantised.target_spec.supported_types = [tf.float16]
     if calibration is None:
-        return converter.convert()
+        return quantised.convert()
     import warnings
 
+    from tagger.inference.export.quantize import FULL
+
     windows = np.asarray(calibration, np.float32)
-    converter.representative_dataset = lambda: (
+    quantised.representative_dataset = lambda: (
         {"waveform": windows[i:i + 1]} for i in range(len(windows)))
     with warnings.catch_warnings():  # the calibrator's tf.lite.Interpreter deprecation notice
         warnings.simplefilter("ignore")
-        return converter.convert()
+        if int8_scope == FULL:
+            return quantised.convert()
+        floating = converter().convert()
+        kept = _float_nodes(floating)
+        if kept is None:  # nothing to quantise: the float32 model (the engine says so)
+            return floating
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=kept)
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=quantised, debug_options=options,
+            debug_dataset=lambda: ({"waveform": windows[i:i + 1]} for i in range(1)))
+        return debugger.get_nondebug_quantized_model()
+
+
+def _float_nodes(content: bytes) -> list[str] | None:
+    """The ops of the float32 flatbuffer `content` (by their output tensors'
+    names) that int8 of scope FRONT_END leaves float32: all but those of the
+    convolutions the inference graph rewrote (`InferenceConv2D`: the
+    convolution, its input's stacking, its pooling); None when that is
+    every op."""
+    from tagger.models.inference_graph import INFERENCE_SUFFIX
+
+    interpreter = tflite_interpreter(content=content)
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    kept, quantised = [], False
+    for op in interpreter._get_ops_details():  # the only listing of a model's ops
+        outputs = [names[i] for i in op["outputs"]]
+        if any(INFERENCE_SUFFIX in name and "log_mel" not in name for name in outputs):
+            quantised = True
+        else:
+            kept.extend(outputs)
+    return kept if quantised else None
 
 
 # -- checking an export --------------------------------------------------------

@@ -43,7 +43,7 @@ import numpy as np
 
 from tagger import cache, fileio
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the inference graph, int8 of spectrogram models' front end
 FOLDER = "tflite-int8"
 
 

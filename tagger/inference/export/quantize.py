@@ -1,6 +1,6 @@
 """int8 calibration, shared by the TFLite export (export.py --quantization
-int8) and the TFLite engine of tag.py (--engine tflite-int8): which models
-int8 activations serve, and the windows of real audio their ranges are
+int8) and the TFLite engine of tag.py (--engine tflite-int8): what int8
+quantises in a model, and the windows of real audio its ranges are
 measured on."""
 
 from __future__ import annotations
@@ -11,44 +11,43 @@ from tagger.models.tagger_metadata import TaggerMetadata
 
 CALIBRATION_WINDOWS = 32  # windows the int8 engine measures its ranges on
 
-
-def int8_waveform_only(option: str, instead: str) -> str:
-    """Why `option` (int8 activations) refuses a model that is not a
-    waveform model, and `instead`, the options to use."""
-    return (f"{option} is for models that read the waveform (the sample-level CNN): with "
-            "int8 log-mel frames and attention, scores move by up to 0.16; use "
-            f"{instead} for this model")
+# What int8 quantises (`int8_scope`): every op with an int8 kernel, or the
+# convolutions that read the log-mel image only, the front end and the rest
+# kept float32.
+FULL, FRONT_END = "full", "front_end"
 
 
-INT8_WAVEFORM_ONLY = int8_waveform_only("--engine tflite-int8",
-                                        "--engine tflite or tflite-dynamic")
-
-
-def check_int8_model(model, info: TaggerMetadata | None,
-                     refusal: str = INT8_WAVEFORM_ONLY) -> None:
-    """Raises ValueError(refusal) unless int8 activations serve `model`: its
-    family's `FamilySpec.int8` when `info` names the family; otherwise a
-    model that reads waveforms, (batch, samples), with no log-mel front end
-    inside (a spectrogram family given raw audio computes one)."""
+def int8_scope(model, info: TaggerMetadata | None) -> str:
+    """FULL for a model whose family says int8 keeps its scores throughout
+    (`FamilySpec.int8`: the sample-level CNN) or, without a family, a model
+    that reads waveforms with no log-mel front end inside; FRONT_END
+    otherwise (`formats.tflite_bytes`): only the convolutions of one input
+    channel over the log-mel image (the ones `models.inference_graph`
+    rewrites; musicnn's timbral and temporal filters carry 95% of its
+    FLOPs). Further in, int8 moved MTT_musicnn's scores too far on real
+    recordings: its mid-end convolutions read 561 channels of different
+    ranges through one int8 scale (top-5 agreement with float 0.94 per
+    window against 0.99, docs/performance.md); quantising the log-mel
+    frames themselves moved them by whole steps of the int8 grid, and the
+    scores of the self-attention tagger by up to 0.16."""
     from tagger.models import FAMILY_NAMES, family
 
     name = info.model if info else None
     if name in FAMILY_NAMES:
-        serves = family(name).int8
-    else:
-        serves = (len(model.inputs[0].shape) == 2
-                  and not any(layer.name == "log_mel" for layer in model.layers))
-    if not serves:
-        raise ValueError(refusal)
+        return FULL if family(name).int8 else FRONT_END
+    waveform = (len(model.inputs[0].shape) == 2
+                and not any(layer.name == "log_mel" for layer in model.layers))
+    return FULL if waveform else FRONT_END
 
 
-def int8_calibration(model, info: TaggerMetadata | None, paths, sample_rate: int, window: int,
-                     refusal: str = INT8_WAVEFORM_ONLY) -> np.ndarray:
-    """`calibration_windows` of `paths` for `model`, after `check_int8_model`
-    (so a model int8 does not serve is refused before anything is decoded);
-    (0, window) when no file decodes: the caller says what to do."""
-    check_int8_model(model, info, refusal)
-    return calibration_windows(paths, sample_rate, window)
+NOTHING_QUANTISED = ("int8 found nothing to quantise in this model (it quantises the whole "
+                     "sample-level CNN, and of other models the convolutions of one input "
+                     "channel over a log-mel image only)")
+
+
+def int8_weights(interpreter) -> int:
+    """How many tensors of the interpreter's model hold int8 values."""
+    return sum(t["dtype"] == np.int8 for t in interpreter.get_tensor_details())
 
 
 # Calibration audio that cannot set ranges is refused: a set whose loudest

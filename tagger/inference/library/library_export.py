@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import os
 
 from tagger import destination, fileio
 from tagger.errors import UserError
@@ -78,12 +77,10 @@ def iter_failures(reader, model: dict):
 
 def is_export(path: str) -> bool:
     """Whether `path` is a file `export` wrote, in any format (its header)."""
-    head = fileio.head_bytes(path)
-    if head.startswith(b"PAR1"):
-        with open(path, "rb") as f:
-            f.seek(max(0, os.path.getsize(path) - (1 << 16)))
-            return PARQUET_MARK in f.read()
-    line = head.decode("utf-8", "replace").split("\n", 1)[0]
+    footer = fileio.parquet_footer(path)
+    if footer is not None:
+        return PARQUET_MARK in footer
+    line = fileio.first_line(path)
     if line.startswith(",".join(COLUMNS)) or line == ",".join(FAILURE_COLUMNS):
         return True
     try:

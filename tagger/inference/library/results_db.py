@@ -53,7 +53,7 @@ import time
 
 import numpy as np
 
-from tagger.fileio import path_text
+from tagger import fileio
 from tagger.inference.common import model_fingerprint
 
 APPLICATION_ID = 0x54414752  # "TAGR"
@@ -104,11 +104,7 @@ def path_key(path: str) -> str | bytes:
     """How the database holds `path`: the text itself when it is valid
     UTF-8, else its bytes (`os.fsencode`), stored as a BLOB: SQLite's text
     is UTF-8, and a name is never changed to fit."""
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        return os.fsencode(path)
+    return path if fileio.is_utf8(path) else os.fsencode(path)
 
 
 def path_of_key(value: str | bytes) -> str:
@@ -303,8 +299,8 @@ class ResultsWriter:
         if key != tuple(getattr(now, field) for field in fields):
             self.changed += 1
             if self.log is not None:
-                self.log(f"{path_text(result.path)} changed while it was tagged: not stored "
-                         f"in {self.path}, the next run tags it again")
+                self.log(f"{fileio.path_text(result.path)} changed while it was tagged: not "
+                         f"stored in {self.path}, the next run tags it again")
             return None
         return (path_key(os.path.abspath(result.path)), *key)
 

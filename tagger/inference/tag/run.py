@@ -88,7 +88,7 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         raise UserError(_nothing_found(config.inputs, found))
     _check_destinations(config)
 
-    from tagger.inference.engine.registry import EngineOptions, make_predictor
+    from tagger.inference.engine.registry import EngineOptions, engine_named, make_predictor
     from tagger.inference.engine.tagging import tag_files
     from tagger.models.saved import load_tagger, synthetic_note
 
@@ -104,6 +104,12 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         if hop < 1:
             raise UserError(f"--hop {config.hop} s is less than one sample at "
                             f"{predictor.sample_rate} Hz")
+    pace = None  # how the engine compares with keras, timed now (engine/keras_pace.py)
+    if engine_named(config.engine).paced:
+        from tagger.inference.engine.keras_pace import pace_against_keras, pace_line
+
+        pace = pace_line(config.engine, *pace_against_keras(predictor, model, info,
+                                                            config.batch_size))
 
     bar = tqdm(total=None if files is None else len(files), unit="file", desc="tagging",
                file=sys.stderr, disable=not config.progress, dynamic_ncols=True)
@@ -112,6 +118,8 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         say(f"warning: {predictor.warning}")
     if predictor.note:
         say(predictor.note)
+    if pace:
+        say(pace)
     failures = []
 
     def skipped(path, reason):

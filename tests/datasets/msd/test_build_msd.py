@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import sqlite3
 
 import numpy as np
@@ -16,7 +17,7 @@ from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS
 from tagger.datasets.pickle2 import load_py2
 from tagger.errors import UserError
 from tagger.records import reader
-from tagger.records.info import is_labelled, require_labelled
+from tagger.records.info import is_labelled, load_info, require_labelled
 
 
 def _songs(data_dir):
@@ -155,6 +156,35 @@ def test_layouts_resolve_by_msd_id(synthetic_msd, tmp_path):
                                        tid_of[first.clip_id][4], tid_of[first.clip_id] + ".mp3"])
     assert plan.notes["tracks_without_audio"] == plan7.notes["tracks_without_audio"]
     assert moved + len(plan.known_broken) == sum(len(c) for c in plan.splits.values())
+
+
+def test_a_data_dir_whose_name_is_not_utf8(synthetic_msd, tmp_path, capsys):
+    """The data dir's name is not valid UTF-8 (written on a system with
+    another encoding; the records go to DATA/tfrecord) and its audio folder
+    holds a stray file named so: built like the synthetic MSD, the summary
+    names the out dir with the undecodable byte as \\xNN."""
+    source, _ = synthetic_msd
+    data = os.fsdecode(os.path.join(os.fsencode(str(tmp_path)), b"msd\xe9"))
+    os.makedirs(os.path.join(data, "audio"))
+    for name in ("track_metadata.db", "lastfm_tags.db", "synthetic.json", "cals"):
+        os.symlink(os.path.join(source, name), os.path.join(data, name))
+    audio = sorted(os.listdir(os.path.join(source, "audio")))
+    for name in audio:
+        os.symlink(os.path.join(source, "audio", name), os.path.join(data, "audio", name))
+    first = os.path.join(source, "audio", audio[0])
+    while os.path.isdir(first):
+        first = os.path.join(first, sorted(os.listdir(first))[0])
+    shutil.copy(first, os.fsdecode(os.path.join(os.fsencode(data), b"audio/bad\xff\xfe.mp3")))
+    code = build_msd.main(["--data-dir", data, "--split", "cals", os.path.join(data, "cals"),
+                           "--workers", "1", "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert printed.startswith(f"dataset 'msd' in {tmp_path}/msd\\xe9/tfrecord: ")
+    info = load_info(os.path.join(data, "tfrecord"))
+    plan = plan_msd(source, MsdSettings("cals", os.path.join(source, "cals")), progress=False)
+    for split, clips in plan.splits.items():  # every clip, not one more
+        skipped = sum(s["split"] == split for s in info.skipped)
+        assert info.splits[split]["clips"] + skipped == len(clips), split
 
 
 # ------------------------------------------------------------- bad inputs

@@ -11,7 +11,7 @@ import pytest
 
 from tagger.commands import train as train_cli
 
-TINY = ["--block", "basic", "--alpha", "2", "--width", "0.0625", "--num-lr-decays", "1",
+TINY = ["--block", "basic", "--alpha", "2", "--width", "0.0625", "--num-stages", "1",
         "--max-epochs-per-stage", "1", "--patience", "1", "--batch-size", "8",
         "--steps-per-epoch", "2", "--validation-steps", "1", "--strategy", "default",
         "--no-test", "--no-progress", "--seed", "0"]

@@ -13,11 +13,11 @@ COMMON = ["--batch-size", "8", "--steps-per-epoch", "2", "--strategy", "default"
           "--no-progress", "--seed", "0"]
 MODELS = {
     "samplecnn": ["--block", "basic", "--alpha", "2", "--width", "0.0625",
-                  "--num-lr-decays", "1", "--max-epochs-per-stage", "1", "--patience", "1"],
+                  "--num-stages", "1", "--max-epochs-per-stage", "1", "--patience", "1"],
     "transformer": ["--model", "transformer", "--size", "student", "--conv-ndim", "8",
                     "--attention-layers", "1", "--attention-heads", "2",
                     "--window-segments", "1", "--schedule", "staged", "--optimizer", "adam",
-                    "--lr", "0.001", "--num-lr-decays", "1", "--max-epochs-per-stage", "1",
+                    "--lr", "0.001", "--num-stages", "1", "--max-epochs-per-stage", "1",
                     "--patience", "1"],
 }
 

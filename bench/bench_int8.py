@@ -1,0 +1,156 @@
+"""Quantised engines against float32 on recorded music, window by window.
+
+    python bench/bench_int8.py [--model MTT_musicnn] [--music-dir DIR] [--debs-dir DIR]
+                               [--calibration-files 8] [--check-files 16]
+                               [--engines tflite-int8 tflite-dynamic tflite-fp16]
+
+Lays out Debian's game soundtracks (`tagger.demos.soundtracks`: nexuiz,
+warzone2100 and asc music, fetched with apt-get download into
+`--debs-dir` where missing) in `--music-dir`, then for each of `--engines`
+scores every window of the check files with it and with the float32 keras
+engine, as tag.py does. int8 measures its ranges on other recordings than
+it is checked on: `--calibration-files` tracks of warzone2100's soundtrack
+(Opus), as tag.py's calibration draws its windows from the files it
+tags (up to 32, spread over them); the check files are nexuiz's (Vorbis) and
+asc's (MP3) tracks, the first `--check-files` in name order.
+
+Per engine: the top-5 tags of each window against float32's (their
+overlap, 0 to 1 in steps of 0.2: the mean over windows, the share of
+windows with all five, the lowest), and the score differences (largest,
+mean, 99th percentile). Ratio lines: `int8_top5_overlap_<engine>` (goal
+>= 0.9 for tflite-int8) and `int8_max_score_difference_<engine>`.
+
+`--tiny` checks that the bench runs: an untrained package Musicnn at a
+sixteenth of its filters, on tones and noise written to files (its figures
+mean nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+
+from common import timed, untrained_pons_musicnn
+
+CALIBRATION_PACKAGE = "warzone2100-music"
+CHECK_PACKAGES = ("nexuiz-music", "asc-music")
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="MTT_musicnn",
+                   help="a pretrained name or a saved model, as tag.py takes them")
+    p.add_argument("--music-dir", default=None,
+                   help="where the soundtracks are laid out (default: a temp dir)")
+    p.add_argument("--debs-dir", default=None,
+                   help="the soundtracks' .deb files, fetched there where missing "
+                        "(default: inside --music-dir)")
+    p.add_argument("--calibration-files", type=int, default=8)
+    p.add_argument("--check-files", type=int, default=16)
+    p.add_argument("--engines", nargs="+",
+                   default=["tflite-int8", "tflite-dynamic", "tflite-fp16"])
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--tiny", action="store_true",
+                   help="an untrained tiny model on generated audio: checks that the bench "
+                        "runs (its figures mean nothing)")
+    return p.parse_args()
+
+
+def soundtrack_files(args):
+    """(calibration files, check files) from the Debian soundtracks."""
+    from tagger.audio import is_audio_name
+    from tagger.demos.soundtracks import SOUNDTRACKS, music_folder
+
+    music = args.music_dir or tempfile.mkdtemp(prefix="bench_int8_")
+    wanted = [s for s in SOUNDTRACKS if s.package in (CALIBRATION_PACKAGE, *CHECK_PACKAGES)]
+    folders = music_folder(music, args.debs_dir or os.path.join(music, "debs"), wanted)
+
+    def audio(folder):
+        return sorted(str(p) for p in folder.rglob("*") if is_audio_name(p.name))
+
+    by_package = {folder.name: audio(folder) for folder in folders}
+    check = sorted(p for package in CHECK_PACKAGES for p in by_package[package])
+    return by_package[CALIBRATION_PACKAGE][:args.calibration_files], check[:args.check_files]
+
+
+def tiny_files(folder):
+    """(calibration files, check files): tones in noise, written as WAV."""
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(4):
+        t = np.arange(int(8 * 16000)) / 16000
+        tone = 0.3 * np.sin(2 * np.pi * (200 + 300 * i) * t * (1 + 0.2 * t))
+        path = os.path.join(folder, f"tiny{i}.wav")
+        sf.write(path, (tone + 0.05 * rng.standard_normal(len(t))).astype("float32"), 16000)
+        paths.append(path)
+    return paths[:2], paths[2:]
+
+
+def window_scores(predictor, files, batch_size):
+    """{path: (windows, tags)} of `files`, as tag.py scores them."""
+    from tagger.inference.engine.tagging import tag_files
+    from tagger.runtime import native_stderr_silenced
+
+    with native_stderr_silenced():
+        return {r.path: r.scores for r in tag_files(predictor, files, batch_size=batch_size)
+                if r.ok}
+
+
+def main():
+    args = parse_args()
+    from tagger import runtime
+    runtime.quiet_tensorflow()
+    import numpy as np
+
+    from tagger.inference.engine.registry import EngineOptions, make_predictor
+    from tagger.runtime import native_stderr_silenced
+
+    if args.tiny:
+        model, info = untrained_pons_musicnn(1 / 16)
+        calibration, check = tiny_files(tempfile.mkdtemp(prefix="bench_int8_"))
+        label = "untrained tiny pons_musicnn"
+    else:
+        from tagger.models.saved import load_tagger
+        from tagger.pretrained.store import resolve_model
+
+        model, info = load_tagger(resolve_model(args.model, progress=False))
+        calibration, check = soundtrack_files(args)
+        label = args.model
+    keras = make_predictor("keras", model, info)
+    reference, seconds = timed(window_scores, keras, check, args.batch_size)
+    windows = sum(len(s) for s in reference.values())
+    print(f"{label}: {len(check)} check files, {windows} windows of "
+          f"{keras.window_samples / keras.sample_rate:.2f} s ({seconds:.0f} s with keras); "
+          f"calibrated on {len(calibration)} other files: "
+          f"{', '.join(os.path.basename(p) for p in calibration)}")
+    for engine in args.engines:
+        with native_stderr_silenced():
+            predictor = make_predictor(engine, model, info,
+                                       EngineOptions(calibration_audio=lambda: calibration))
+        scores = window_scores(predictor, check, args.batch_size)
+        a = np.concatenate([scores[p] for p in sorted(reference)])
+        b = np.concatenate([reference[p] for p in sorted(reference)])
+        overlap = np.array([len(set(x) & set(y)) / 5 for x, y in
+                            zip(np.argsort(-a, axis=1)[:, :5], np.argsort(-b, axis=1)[:, :5])])
+        difference = np.abs(a - b)
+        per_file, start = [], 0
+        for path in sorted(reference):
+            count = len(reference[path])
+            per_file.append(overlap[start:start + count].mean())
+            start += count
+        print(f"-- {engine}: top-5 overlap per window {overlap.mean():.3f} (all five "
+              f"{np.mean(overlap == 1):.3f} of windows, lowest {overlap.min():.1f}; per file "
+              f"{min(per_file):.3f} to {max(per_file):.3f}); score differences: largest "
+              f"{difference.max():.4f}, mean {difference.mean():.5f}, 99th percentile "
+              f"{np.percentile(difference, 99):.4f}")
+        name = engine.replace("-", "_")
+        print(f"ratio int8_top5_overlap_{name} {overlap.mean():.3f}")
+        print(f"ratio int8_max_score_difference_{name} {difference.max():.4f}")
+
+
+if __name__ == "__main__":
+    main()

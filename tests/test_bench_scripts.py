@@ -1,0 +1,163 @@
+"""Every script in bench/ runs at a tiny size and ends with its `ratio NAME
+VALUE` lines (a smoke test: it checks that each runs, not how fast), and
+the helpers the scripts share."""
+
+import importlib.util
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+BENCH = ROOT / "bench"
+HELPERS = {"common.py", "flops.py"}  # imported by the scripts, not run
+
+# script: (its flags for a run of seconds, the names of the ratio lines it prints)
+TINY = {
+    "bench_build.py": (["--clips", "16", "--seconds", "6", "--repeats", "1"],
+                       {"builder_floor", "builder_2w", "floor_2p", "builder_2w_of_floor_2p"}),
+    "bench_decode.py": (["--seconds", "4", "--repeats", "1"],
+                        {*(f"decode_{fmt}_{reader}_{rate}" for fmt in ("mp3", "ogg", "flac")
+                           for reader in ("libsndfile", "ffmpeg")
+                           for rate in ("native", 16000, 22050)),
+                         "decode_m4a_ffmpeg_native", "decode_m4a_ffmpeg_16000",
+                         "decode_m4a_ffmpeg_22050", "decode_faster_reader_used"}),
+    "bench_int8.py": (["--tiny", "--engines", "tflite-int8"],
+                      {"int8_top5_overlap_tflite_int8", "int8_max_score_difference_tflite_int8"}),
+    "bench_library.py": (["--files", "6", "--minutes", "0.05", "0.1", "--songs", "2",
+                          "--width", "0.0625", "--sample-seconds", "0.2"],
+                         {"library_files_per_hour", "library_rss_end_over_tenth",
+                          "library_resume_same_rows"}),
+    "bench_models.py": (["--tiny", "--families", "samplecnn", "--steps", "1", "--no-jit"],
+                        {"mfu_infer_samplecnn", "mfu_train_samplecnn"}),
+    "bench_musicnn_mfu.py": (["--tiny"], {"musicnn_best_infer_mfu"}),
+    "bench_msd.py": (["--tracks", "40", "--build-tracks", "40", "--build-seconds", "3",
+                      "--audio", "--audio-tracks", "40", "--audio-seconds", "3",
+                      "--leak", "--leak-tracks", "40"],
+                     {"msd_plan_bytes_per_track_4n_over_n", "msd_build_rss_4n_over_n",
+                      "msd_build_floor", "msd_leak_roc_auc"}),
+    "bench_reader.py": (["--clips", "12", "--seconds", "6", "--passes", "1", "--repeats", "1",
+                         "--batch-size", "1"],
+                        {"reader_bare", "reader_segments_per_s", "reader_bare_int16",
+                         "reader_segments_per_s_int16"}),
+    "bench_samplecnn_mfu.py": (["--tiny", "--batches", "2", "--steps", "1"],
+                               {"samplecnn_best_infer_mfu"}),
+    "bench_serve.py": (["--clips", "10", "--clip-seconds", "3", "--width", "0.0625",
+                        "--clients", "2", "--seconds", "1", "--rounds", "1",
+                        "--overload-clients", "4", "--overload-seconds", "1",
+                        "--max-queue", "2", "--max-batch", "4", "--baseline-seconds", "0.5",
+                        "--max-requests", "20"],
+                       {"serve_tag_throughput"}),
+    "bench_similar.py": (["--files", "2000", "--dim", "16", "--clusters", "20",
+                          "--queries", "20"],
+                         {"similar_recall_at_10", "similar_speedup"}),
+    "bench_synthetic.py": (["--clips", "10", "--seconds", "3"],
+                           {"synthetic_generate_floor"}),
+    "bench_tag.py": (["--models", "pons_musicnn", "samplecnn", "--clips", "12", "--seconds",
+                      "3", "--width", "0.0625", "--rounds", "1", "--chunk-files", "6",
+                      "--batch-size", "4", "--engines", "keras"],
+                     {f"{name}{suffix}" for name in ("tag_realtime", "tag_e2e_model",
+                                                     "tag_decode_of_model", "tag_mfu",
+                                                     "tag_e2e_of_ceiling", "tag_model_of_keras")
+                      for suffix in ("", "_pons_musicnn_keras", "_samplecnn_keras")}),
+    # the semi-supervised demo's tiny run costs about a minute of CPU (three
+    # models traced, 1000 bootstrap resamples): tests/test_semi_supervised_demo.py
+    # runs it; `main` chooses every measure by default (test below)
+    "measure_docs_figures.py": (["--tiny", "demo", "synthetic_msd"],
+                                {"demo_seconds", "demo_test_roc_auc", "demo_test_pr_auc",
+                                 "synthetic_msd_seconds"}),
+}
+RATIO = re.compile(r"ratio (\S+) (\S+)")
+# script: the optional module it needs (an extra's requirements file): in
+# CI's first step, which installs only the README's, it skips and is run
+# again in the second, which installs every extra
+NEEDS = {"bench_serve.py": ("fastapi", "fastapi_offline", "python_multipart", "uvicorn"),
+         "bench_similar.py": ("faiss",)}
+
+
+def load(name: str):
+    """bench/<name>.py as a module."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def ratios(stdout: str) -> dict:
+    """{name: value} of the `ratio NAME VALUE` lines; a name printed twice
+    or a value that is not a number fails."""
+    found = {}
+    for line in stdout.splitlines():
+        match = RATIO.fullmatch(line.strip())
+        if match:
+            name, value = match.groups()
+            assert name not in found, f"ratio {name} printed twice"
+            found[name] = float(value)
+    return found
+
+
+def test_every_bench_script_has_a_tiny_run():
+    scripts = {path.name for path in BENCH.glob("*.py")} - HELPERS
+    assert scripts == set(TINY)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(TINY))
+def test_bench_script_runs_tiny_and_prints_its_ratios(script, tmp_path):
+    for module in NEEDS.get(script, ()):
+        pytest.importorskip(module)
+    flags, names = TINY[script]
+    env = {**os.environ, "TMPDIR": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, str(BENCH / script), *flags], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[0].startswith("CPU: ")  # the machine, first
+    found = ratios(done.stdout)
+    assert set(found) == names, done.stdout[-3000:]
+    assert all(math.isfinite(v) and v > 0 for v in found.values()), found
+
+
+def test_measure_docs_figures_measures_everything_by_default(monkeypatch, capsys):
+    """Its documented use, no arguments, runs every measure; --tiny gives
+    each its tiny flags; an unknown name is one line and exit code 2."""
+    module = load("measure_docs_figures")
+    calls = []
+    for name in module.MEASURES:
+        monkeypatch.setitem(module.MEASURES, name,
+                            lambda work, flags, name=name: calls.append((name, flags)))
+    assert module.main([]) == 0
+    assert calls == [("demo", ()), ("synthetic_msd", ()), ("semi_supervised", ("--seeds", "2"))]
+    calls.clear()
+    assert module.main(["--tiny", "--seeds", "1", "semi_supervised", "demo"]) == 0
+    assert calls == [("semi_supervised", ("--seeds", "1", *module.TINY["semi_supervised"])),
+                     ("demo", module.TINY["demo"])]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit:
+        module.main(["demo", "figures"])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        ": error: nothing to measure is called 'figures'; choose from demo, synthetic_msd, "
+        "semi_supervised")
+
+
+def test_the_untrained_model_of_the_benches_carries_its_metadata(tmp_path):
+    """bench/common.py's untrained sample-level CNN comes with a
+    TaggerMetadata that a predictor reads and a saved file keeps."""
+    from tagger.inference.engine.registry import make_predictor
+    from tagger.models.saved import read_saved_info
+    from tagger.models.tagger_metadata import TaggerMetadata
+
+    common = load("common")
+    model, info = common.untrained_samplecnn("se", 1 / 16)
+    assert isinstance(info, TaggerMetadata)
+    assert (info.model, info.model_args) == ("samplecnn", {"block": "se", "multi": True,
+                                                           "width": 1 / 16})
+    assert len(info.tag_names) == model.outputs[0].shape[-1] == 50
+    predictor = make_predictor("keras", model, info)
+    assert (predictor.sample_rate, predictor.window_samples) == (22050, 59049)
+    path = common.saved_untrained_samplecnn(str(tmp_path / "model.keras"), "se", 1 / 16)
+    assert read_saved_info(path) == info
