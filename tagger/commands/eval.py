@@ -95,11 +95,13 @@ def run(args):
                                           inputs=[args.model, args.data_dir],
                                           walked=[(args.data_dir, False, _dataset_file)])
     if args.against:
-        from tagger.training.distillation import evaluate_against
+        from tagger.evaluation.against import evaluate_against
+        from tagger.training.teacher_targets import targets_for
 
-        result = evaluate_against(args.model, args.against, args.data_dir, args.split,
-                                  args.batch_size, not args.no_progress, args.bootstrap,
-                                  args.seed, args.top_k, args.threshold)
+        result = evaluate_against(args.model, args.against, args.data_dir,
+                                  targets_for(args.against, args.data_dir, not args.no_progress),
+                                  args.split, args.batch_size, not args.no_progress,
+                                  args.bootstrap, args.seed, args.top_k, args.threshold)
     else:
         result = evaluate(args.model, args.data_dir, args.split, args.batch_size,
                           progress=not args.no_progress, bootstrap=args.bootstrap,

@@ -1,9 +1,10 @@
 """The train command's augmentation, noisy-student and distillation flags,
 read back as a NoisyStudentConfig, a DistillationConfig and a number of
-rounds (tagger.training.rounds trains them). `--teacher` distils on
-records without labels (no tag names, or an unlabelled train split) and
-trains a noisy student on labelled records. Free of TensorFlow imports so
-that `--help` stays fast."""
+rounds (tagger.training.rounds trains them). The user names the mode:
+`--teacher MODEL` trains a noisy student on labelled records, `--distil
+MODEL` (repeated for several) teaches a student the teachers' scores on
+records without labels. Free of TensorFlow imports so that `--help` stays
+fast."""
 
 from __future__ import annotations
 
@@ -21,14 +22,17 @@ def add_flags(parser) -> None:
                        help="noise the training windows with the in-graph augmentation "
                             "chain (with --teacher: the labelled half too)")
     group.add_argument("--teacher", action="append", default=None, metavar="MODEL",
-                       help="a model.keras/.hdf5 from train.py: train a student on half "
-                            "labelled, half unlabelled windows with its soft labels; on "
-                            "records without labels, a pretrained name or model file to "
-                            "distil, repeated for several (docs/distillation.md) "
-                            "(default: none, supervised training)")
+                       help="noisy-student training: a model.keras/.hdf5 from train.py; "
+                            "a student trains on half labelled, half unlabelled windows "
+                            "with its soft labels (docs/semi_supervised.md) (default: "
+                            "none, supervised training)")
+    group.add_argument("--distil", action="append", default=None, metavar="MODEL",
+                       help="distillation: a pretrained name or model file whose scores a "
+                            "student learns on records without labels, repeated for "
+                            "several, averaged (docs/distillation.md)")
     group.add_argument("--temperature", type=positive_float, default=None, metavar="T",
-                       help="distillation: the temperature of the soft targets and scores "
-                            "(default: 1, plain BCE on the soft targets)")
+                       help="with --distil: the temperature of the soft targets and "
+                            "scores (default: 1, plain BCE on the soft targets)")
     group.add_argument("--unlabelled-split", default=None, metavar="SPLIT",
                        help="with --teacher: the unlabelled split (default: student)")
     group.add_argument("--unlabelled-data-dir", default=None, metavar="PATH",
@@ -38,64 +42,73 @@ def add_flags(parser) -> None:
                        metavar="W", help="with --teacher: weight of the pseudo-label BCE "
                                          "(default: 1.0)")
     group.add_argument("--rounds", type=positive_int, default=None, metavar="N",
-                       help="with --teacher: teacher->student rounds, each student the "
-                            "next round's teacher (default: 1)")
+                       help="with --teacher or --distil: teacher->student rounds, each "
+                            "student the next round's teacher (default: 1)")
 
 
-def distils(args) -> bool:
-    """Whether --teacher asks for distillation: the --data-dir records name no
-    tags (build_folder.py without --labels) or their train split holds no
-    labels (unreadable records: no, and training says why)."""
+def _labelled(data_dir: str) -> bool | None:
+    """Whether the records in `data_dir` hold labels to train on (tag names
+    and a labelled train split); None where they cannot be read (training
+    says why)."""
     from tagger.records.info import is_labelled, load_info
 
-    if not getattr(args, "teacher", None):
-        return False
     try:
-        info = load_info(args.data_dir)
+        info = load_info(data_dir)
     except UserError:
-        return False
-    return not info.tag_names or ("train" in info.splits
-                                     and not is_labelled(info, "train"))
+        return None
+    return bool(info.tag_names) and ("train" not in info.splits or is_labelled(info, "train"))
 
 
 def settings(args):
     """The NoisyStudentConfig the flags ask for; a flag that needs --teacher
-    without it is a UserError."""
+    without it, or --teacher on records without labels, is a UserError."""
     from tagger.config import NoisyStudentConfig
 
     given = given_flags(args, DEFAULTS)
+    noisy = [flag for flag in given if flag != "--rounds"]
     if args.teacher is None:
-        if given:
-            raise flags_do_not_apply(given, "with --teacher MODEL (noisy-student training)",
+        if noisy:
+            raise flags_do_not_apply(noisy, "with --teacher MODEL (noisy-student training)",
+                                     "this run distils: --distil" if args.distil else "",
+                                     instead="" if args.distil else "name a teacher")
+        if given and not args.distil:
+            raise flags_do_not_apply(given, "with --teacher MODEL or --distil MODEL",
                                      instead="name a teacher")
         return NoisyStudentConfig()
-    if distils(args):
-        noisy = [flag for flag in given if flag != "--rounds"]
-        if noisy:
-            raise flags_do_not_apply(noisy, "to noisy-student training on labelled records",
-                                     "the records in --data-dir hold no labels: --teacher "
-                                     "distils")
-        return NoisyStudentConfig()
+    if args.distil:
+        raise UserError("--teacher (noisy-student training, on labelled records) and "
+                        "--distil (a student taught on records without labels) do not "
+                        "combine; choose one")
     if len(args.teacher) > 1:
-        raise UserError("noisy-student training takes one --teacher; several teachers are "
-                        "distilled, averaged, on records without labels")
+        raise UserError("noisy-student training takes one --teacher; several teachers "
+                        "are distilled with --distil, repeated, on records without labels")
+    teacher = args.teacher[0]
+    if _labelled(args.data_dir) is False:
+        raise UserError(f"--teacher trains a noisy student on labelled records, but "
+                        f"{args.data_dir!r} holds no labels to train on; to teach a "
+                        f"student {teacher}'s scores on them, use --distil {teacher}")
     values = {name: getattr(args, name) if getattr(args, name) is not None else default
               for name, default in DEFAULTS.items() if name != "rounds"}
-    return NoisyStudentConfig(teacher=args.teacher[0], **values)
+    return NoisyStudentConfig(teacher=teacher, **values)
 
 
 def distillation(args):
     """The DistillationConfig the flags ask for; --temperature without
-    distillation is a UserError."""
+    --distil, or --distil on labelled records, is a UserError."""
     from tagger.config import DistillationConfig
 
-    if distils(args):
-        return DistillationConfig(teachers=tuple(args.teacher),
-                                  temperature=args.temperature or 1.0)
-    if getattr(args, "temperature", None) is not None:
-        raise flags_do_not_apply(["--temperature"], "to distillation (--teacher on records "
-                                 "without labels)")
-    return DistillationConfig()
+    if not args.distil:
+        if getattr(args, "temperature", None) is not None:
+            raise flags_do_not_apply(["--temperature"], "with --distil MODEL (distillation)",
+                                     instead="name a model to distil")
+        return DistillationConfig()
+    if _labelled(args.data_dir):
+        raise UserError(f"--distil teaches a student its teachers' scores on records "
+                        f"without labels, but {args.data_dir!r} holds labels; train on "
+                        f"them (no --distil), or --teacher MODEL for noisy-student "
+                        f"training on them and unlabelled audio")
+    return DistillationConfig(teachers=tuple(args.distil),
+                              temperature=args.temperature or 1.0)
 
 
 def rounds(args) -> int:

@@ -225,7 +225,7 @@ def add_pretrained_flags(p):
         "each clip, at its own rate and window, are computed once and stored beside the "
         "records, and a head trains on them with Adam in the staged schedule "
         f"({head} unless given). --model, its flags, --quick, --schedule, "
-        "--window-segments, --validation-steps and --teacher do not apply.")
+        "--window-segments, --validation-steps, --teacher and --distil do not apply.")
     group.add_argument("--from", dest="from_model", default=None, metavar="MODEL",
                        help="a pretrained name (tagger-pretrained list) or a saved tagger "
                             "whose body learns the records' tags (default: none, a model "
@@ -256,12 +256,12 @@ SCHEDULE_FLAGS = {
     "adam_then_sgd": ("switch_epochs", "total_epochs"),
 }
 # Destinations whose TrainConfig field has another name.
-CONFIG_FIELDS = {"no_test": "evaluate_test", "no_progress": "progress"}
+CONFIG_FIELDS = {"no_test": "evaluate_test", "no_progress": "progress", "distil": "teachers"}
 # With --from: flags that only a model trained from scratch reads, the flags
 # only --from reads, and those that only its fine-tuning (records' audio) reads.
 NOT_WITH_FROM = ("model", "quick", "schedule", "window_segments", "validation_steps",
-                 "teacher", "temperature", "unlabelled_split", "unlabelled_data_dir",
-                 "pseudo_label_weight", "rounds")
+                 "teacher", "distil", "temperature", "unlabelled_split",
+                 "unlabelled_data_dir", "pseudo_label_weight", "rounds")
 FROM_FLAGS = ("head_units", "fine_tune", "fine_tune_lr", "fine_tune_epochs")
 FINE_TUNE_FLAGS = ("fine_tune_lr", "fine_tune_epochs", "augment", "shuffle_segments",
                    "num_read_threads")
@@ -451,7 +451,7 @@ def given_fields(args) -> set | None:
         return None
     arguments = {f.dest: f.keyword for f in family_spec(args.model).flags}
     fields = {CONFIG_FIELDS.get(dest, arguments.get(dest, dest)) for dest in chosen}
-    return fields | ({"teachers"} if "teacher" in fields else set())  # distillation's too
+    return fields
 
 
 def run(args):

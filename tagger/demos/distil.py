@@ -54,7 +54,7 @@ def run_distil_demo(config: DistilDemoConfig):
     from tagger.training.teacher_targets import Teacher
 
     start = time.time()
-    teacher = Teacher(config.teacher, config.progress)  # a bad name stops the demo here
+    teacher = Teacher(config.teacher, config.progress, flag="--teacher")  # a bad name stops here
     yield f"teacher: {config.teacher}, {len(teacher.tag_names)} tags"
     music = yield from music_step(config)
     records = join_path(config.work_dir, "records")
@@ -130,11 +130,14 @@ def train_step(config: DistilDemoConfig, records: str, music: str):
 def measure_step(config: DistilDemoConfig, records: str, student: str):
     """eval.py --against on the test split; the report in against.json."""
     from tagger import strict_json
-    from tagger.training.distillation import evaluate_against
+    from tagger.evaluation.against import evaluate_against
+    from tagger.training.teacher_targets import targets_for
 
     start = time.time()
-    result = evaluate_against(student, [config.teacher], records, "test",
-                              progress=config.progress, seed=config.seed, log=lambda _: None)
+    result = evaluate_against(student, [config.teacher], records,
+                              targets_for([config.teacher], records, config.progress,
+                                          log=lambda _: None, flag="--teacher"),
+                              "test", progress=config.progress, seed=config.seed)
     out = join_path(config.work_dir, "against.json")
     fileio.write_atomic(out, strict_json.dumps(result.as_dict(), indent=2) + "\n")
     lines = result.report_lines()

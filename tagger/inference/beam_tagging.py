@@ -155,8 +155,7 @@ def tag_with_beam(config, run, log=print) -> int:
     `run` (tagger.beam.build.BeamRun); returns the number of files listed.
     `out` ending in .parquet: Parquet (pyarrow); else JSON lines."""
     from tagger.beam.build import pipeline_options
-    from tagger.inference.common import tag_names_of
-    from tagger.models.saved import load_tagger, raw_audio_input, window_grid
+    from tagger.models.saved import load_tagger, raw_audio_input, tag_names_of, window_grid
 
     if not config.out:
         raise UserError("--runner writes its results to a file: add --out PATH (.jsonl, or "

@@ -221,3 +221,18 @@ def _front_end_settings(model, info: TaggerMetadata | None) -> dict | None:
         return model.get_layer("log_mel").get_config()
     except ValueError:
         return None
+
+
+def tag_names_of(model, info) -> tuple[list[str], str | None]:
+    """(tag names, warning or None): the names of `info` (the model's
+    TaggerMetadata, or None), or tag_0..tag_{n-1}."""
+    count = int(model.outputs[0].shape[-1])
+    names = list(info.tag_names) if info else []
+    if len(names) == count:
+        return [str(name) for name in names], None
+    fallback = [f"tag_{i}" for i in range(count)]
+    if not names:
+        return fallback, (f"the model carries no tag names (not saved by train.py); "
+                          f"using tag_0..tag_{count - 1}")
+    return fallback, (f"the model names {len(names)} tags but predicts {count}; "
+                      f"using tag_0..tag_{count - 1}")

@@ -107,6 +107,15 @@ def require_labelled(info: DatasetInfo, split: str) -> None:
                         f"{', '.join(labelled_splits(info))}")
 
 
+def require_raw(info: DatasetInfo, data_dir: str, purpose: str) -> None:
+    """A UserError unless the records hold raw audio, which `purpose` (a
+    flag or what it does, as the message names it) reads."""
+    kind = info.features["kind"]
+    if kind != "raw":
+        raise UserError(f"{purpose} reads the records' audio but {data_dir!r} holds {kind} "
+                        "records; build the dataset with --features raw")
+
+
 def describe(info: DatasetInfo, out_dir: str) -> str:
     """A few human-readable lines: split sizes, shards, skipped clips."""
     features = info.features

@@ -19,41 +19,31 @@ place holds another's targets, is one line (`target_errors`). The
 schedules, augmentation and rounds are the usual ones (`run.train`,
 `rounds.train_rounds`).
 
-Measuring (`evaluate_against`, eval.py --against): the student's clip
-scores against the teachers' on a split it never saw, with
-`evaluation.agreement`'s figures; where the records hold labels of some of
-the student's tags, the usual figures on those tags too.
+Measuring a student against its teachers (eval.py --against):
+`evaluation.against`.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import dataclasses
-import re
 import tempfile
 
 import numpy as np
 
 from tagger.config import TrainConfig, join_path
 from tagger.errors import UserError
-from tagger.evaluation.metrics import DEFAULT_BOOTSTRAP
-from tagger.records.info import DatasetInfo
-from tagger.training.teacher_targets import TARGETS_DIR, TeacherTargets, require_raw
+from tagger.evaluation.against import MISSING, student_info
+from tagger.records.info import DatasetInfo, require_raw
+from tagger.training.teacher_targets import TeacherTargets
 
 EPSILON = 1e-7  # targets are clipped to [EPSILON, 1 - EPSILON] before their logits
-
-
-def student_info(info: DatasetInfo, tag_names) -> DatasetInfo:
-    """The records' dataset_info as a student of these tags sees them."""
-    return dataclasses.replace(info, tag_names=tuple(tag_names), num_tags=len(tag_names))
 
 
 class Distillation:
     """The distillation parts of a training run (see tagger.training.run)."""
 
     def __init__(self, config: TrainConfig, info: DatasetInfo, log=print):
-        require_raw(info, config.data_dir)
+        require_raw(info, config.data_dir, "distillation (--distil)")
         self.targets = TeacherTargets(config.distillation.teachers, config.data_dir, info,
                                       config.progress, log)
         self.info = student_info(info, self.targets.tag_names)
@@ -127,35 +117,6 @@ def _write_table(path: str, targets, clips_per_write: int = 10_000) -> None:
                 for i in range(start, min(start + clips_per_write, len(ids)))))
 
 
-# what the training pipeline fails with on a clip the targets lack (`target_errors`)
-MISSING = "no teacher targets for clip id "  # no quote: TensorFlow escapes it
-
-
-@contextlib.contextmanager
-def target_errors(data_dir: str):
-    """Reading records with the teachers' targets inside this block: a clip
-    id that the targets lack (training) or hold elsewhere in the split
-    (validation, test, eval.py --against) is one UserError naming it."""
-    import tensorflow as tf
-
-    from tagger.evaluation.predict import ClipMismatch
-
-    folder = join_path(data_dir, TARGETS_DIR)
-    again = "delete that folder to score the records again"
-    try:
-        yield
-    except ClipMismatch as error:
-        raise UserError(f"{error}: the teachers' targets in {folder} were made for other "
-                        f"records; {again}") from None
-    except tf.errors.InvalidArgumentError as error:
-        lacking = re.search(re.escape(MISSING) + r"(-?\d+)", str(error))
-        if lacking is None:
-            raise
-        raise UserError(f"the training records hold clip id {lacking[1]}, which the "
-                        f"teachers' targets in {folder} lack: they were made for other "
-                        f"records; {again}") from None
-
-
 def setup(config: TrainConfig, info: DatasetInfo, log=print) -> Distillation | None:
     """A Distillation for a run with teachers (None without); the targets
     of the splits it reads are scored now where they were not stored before."""
@@ -192,97 +153,3 @@ def loss_of(config: TrainConfig):
 
     loss.from_logits = True
     return loss
-
-
-@dataclasses.dataclass(frozen=True)
-class TeacherEvaluation:
-    """A student measured against its teachers on a split (eval.py --against)."""
-
-    model_path: str
-    teachers: tuple
-    split: str
-    agreement: object  # evaluation.agreement.Agreement
-    predictions: object  # evaluation.predict.ClipPredictions, labels: the teachers' scores
-    labelled: object = None  # TagMetrics against the records' labels, or None
-    dropped: str | None = None
-
-    @property
-    def metrics(self):
-        return self.agreement.metrics
-
-    def as_dict(self) -> dict:
-        return {"model": self.model_path, "against": list(self.teachers),
-                "split": self.split, "clips": int(len(self.predictions.clip_ids)),
-                "windows": self.predictions.windows,
-                "loss": self.predictions.window_loss, "dropped_tags": self.dropped,
-                **self.agreement.as_dict(),
-                "labelled": self.labelled.as_dict() if self.labelled else None}
-
-    def report_lines(self) -> list:
-        from tagger.evaluation.agreement import agreement_lines
-
-        p = self.predictions
-        lines = [f"{self.split}: {len(p.clip_ids)} clips, {p.windows} windows; the student "
-                 f"against {', '.join(self.teachers)} on {p.scores.shape[1]} tags",
-                 f"BCE of the student's windows on the teacher clip scores "
-                 f"{p.window_loss:.4f}",
-                 *agreement_lines(self.agreement)]
-        if self.labelled is not None:
-            m = self.labelled
-            lines.append(f"against the records' labels: macro ROC-AUC {m.roc_auc:.4f}   "
-                         f"macro PR-AUC {m.pr_auc:.4f}   over {len(m.per_tag)} tags")
-        return lines
-
-
-def evaluate_against(model_path: str, teachers, data_dir: str, split: str = "test",
-                     batch_size: int = 32, progress: bool = False,
-                     bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0,
-                     top_k: int | None = None, threshold: float | None = None,
-                     log=print) -> TeacherEvaluation:
-    """The student at `model_path` against `teachers` on `split` (module
-    docstring; `top_k` and `threshold` choose the teachers' tags as
-    `agreement.teacher_tags` does); the teachers' targets are scored first
-    where not stored."""
-    from tagger.evaluation.agreement import agreement
-    from tagger.evaluation.metrics import bootstrap_intervals, tag_metrics
-    from tagger.evaluation.predict import ClipPredictor
-    from tagger.inference.common import tag_names_of
-    from tagger.models.saved import load_tagger
-    from tagger.records.info import is_labelled, load_info
-    from tagger.records.model_fit import window_segments_for
-    from tagger.records.reader import clip_labels
-
-    info = load_info(data_dir)
-    if split not in info.splits:
-        raise UserError(f"split {split!r} is not in {data_dir!r}; available: "
-                        f"{', '.join(info.splits)}")
-    require_raw(info, data_dir)
-    model, model_info = load_tagger(model_path)
-    tags, warning = tag_names_of(model, model_info)
-    if warning:
-        raise UserError(f"the student {model_path!r} names no tags ({warning}); its tags "
-                        "cannot be mapped to the teachers'")
-    # the student's rate, segment and window must fit the records
-    window = window_segments_for(model, model_info, student_info(info, tags))
-    targets = TeacherTargets(teachers, data_dir, info, progress, log, tags=tags)
-    teacher_scores = targets.split(split)
-    clip_ids, scores = teacher_scores.clip_ids, teacher_scores.clip_means()
-    shared = targets.tag_names
-    with target_errors(data_dir):
-        predictions = ClipPredictor(model)(
-            data_dir, split, window, batch_size, student_info(info, shared),
-            progress=progress, columns=targets.indexes[-1], labels=(clip_ids, scores))
-    result = agreement(predictions.scores, predictions.labels, shared, top_k, threshold,
-                       bootstrap=bootstrap, seed=seed)
-    labelled = None
-    known = [t for t in shared if t in info.tag_names]
-    if is_labelled(info, split) and known:
-        _, labels = clip_labels(data_dir, split, info)
-        y = labels[:, [info.tag_names.index(t) for t in known]]
-        s = predictions.scores[:, [shared.index(t) for t in known]]
-        labelled = tag_metrics(y, s, known)
-        if bootstrap > 0 and len(labelled.per_tag):
-            labelled = dataclasses.replace(labelled, intervals=bootstrap_intervals(
-                y, s, bootstrap, seed))
-    return TeacherEvaluation(model_path, tuple(teachers), split, result, predictions,
-                             labelled, targets.dropped)

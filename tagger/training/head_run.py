@@ -28,11 +28,10 @@ from tagger.config import HEAD_SETTINGS, Stage, TrainConfig
 from tagger.errors import UserError
 from tagger.evaluation.metrics import binary_crossentropy
 from tagger.evaluation.predict import ClipPredictions
-from tagger.records.info import DatasetInfo
+from tagger.records.info import DatasetInfo, require_raw
 from tagger.training import run as runs
 from tagger.training import tag_head
 from tagger.training.pretrained_body import Body, split_embeddings
-from tagger.training.teacher_targets import require_raw
 
 PREDICT_BATCH = 1024  # embeddings scored by the head at once
 
@@ -48,7 +47,7 @@ def train(config: TrainConfig) -> dict:
     any run; a finished run returns its saved metrics)."""
     if config.distillation.teachers or config.noisy_student.teacher:
         raise UserError("a tagger on a trained model's body (--from) learns the records' "
-                        "labels; it takes no --teacher")
+                        "labels; it takes no --teacher or --distil")
     if config.schedule != "staged":
         raise UserError(f"a tagger on a trained model's body (--from) trains with the staged "
                         f"schedule, got {config.schedule}")
@@ -84,7 +83,7 @@ class HeadRun(runs.Run):
             raise UserError(f"{config.data_dir!r} names no tags, so there is nothing to learn "
                             "on a trained model's body; build the records with --labels "
                             "CSV (build_folder.py)")
-        require_raw(info, config.data_dir)
+        require_raw(info, config.data_dir, "--from")
         super().__init__(config, info, strategy, precision)
         settings = config.pretrained
         self.body = Body(settings.from_model, config.progress, self._log)

@@ -29,7 +29,7 @@ def train_rounds(config, rounds: int = 1, log=None) -> dict:
     distilled = bool(config.distillation.teachers)
     if rounds > 1 and not (config.noisy_student.teacher or distilled):
         raise UserError("--rounds applies to noisy-student training and distillation; "
-                        "name a --teacher")
+                        "name a --teacher or --distil")
     name = config.run_name or default_run_name(config)
     metrics = None
     for r in range(1, rounds + 1):

@@ -391,11 +391,13 @@ class Run:
         return self.distillation.clip_targets(split) if self.distillation else None
 
     def _target_errors(self):
-        """`distillation.target_errors` in a distillation run: a clip whose
-        targets are missing or misplaced is one line."""
+        """`evaluation.against.target_errors` in a distillation run: a clip
+        whose targets are missing or misplaced is one line."""
+        from tagger.evaluation.against import target_errors
+
         if not self.distillation:
             return contextlib.nullcontext()
-        return distillation.target_errors(self.config.data_dir)
+        return target_errors(self.config.data_dir)
 
     def _tag_metrics(self, predictions):
         """The AUCs of clip predictions against their labels, or in a
@@ -620,12 +622,12 @@ def saved_config(config: TrainConfig) -> TrainConfig | None:
 
 
 # Fields whose train.py flag has another name.
-FIELD_FLAGS = {"teachers": "--teacher", "from_model": "--from"}
+FIELD_FLAGS = {"teachers": "--distil", "from_model": "--from"}
 
 
 def flag_name(field: str) -> str:
     """The train.py flag of a TrainConfig field (distillation's teachers:
-    --teacher; pretrained's from_model: --from)."""
+    --distil; pretrained's from_model: --from)."""
     return FIELD_FLAGS.get(field, "--" + field.replace("_", "-"))
 
 

@@ -34,7 +34,7 @@ import tensorflow as tf
 from tagger.augment import Augmentation
 from tagger.config import TrainConfig
 from tagger.errors import UserError
-from tagger.records.info import DatasetInfo, is_labelled, load_info
+from tagger.records.info import DatasetInfo, is_labelled, load_info, require_raw
 from tagger.records.schema import to_float
 from tagger.training.trainer import descend, distributed_train_data, distributed_train_function
 
@@ -49,8 +49,11 @@ def centre_crop(x, samples: int):
 
 
 @dataclasses.dataclass
-class Teacher:
-    """A frozen tagger fed raw audio windows of `samples` samples."""
+class PseudoLabeller:
+    """The noisy student's teacher inside the training step: a frozen tagger
+    fed raw audio windows of `samples` samples, giving soft pseudo-labels.
+    (A teacher as a model file whose scores are stored beside the records,
+    for distillation, is `teacher_targets.Teacher`.)"""
 
     model: keras.Model
     samples: int
@@ -62,7 +65,7 @@ class Teacher:
         return tf.stop_gradient(tf.cast(self.model(x, training=False), tf.float32))
 
 
-def load_teacher(path: str, dataset_info: DatasetInfo, strategy) -> Teacher:
+def load_teacher(path: str, dataset_info: DatasetInfo, strategy) -> PseudoLabeller:
     """Loads a model saved by train.py (in `strategy`'s scope, so its forward
     pass can run on every replica), frozen; checks it fits the dataset."""
     from tagger import fileio
@@ -84,10 +87,10 @@ def load_teacher(path: str, dataset_info: DatasetInfo, strategy) -> Teacher:
     if sample_rate != dataset_info.sample_rate:
         raise UserError(f"the teacher takes audio at {sample_rate} Hz but the dataset "
                         f"holds {dataset_info.sample_rate} Hz")
-    return Teacher(model, samples, to_input)
+    return PseudoLabeller(model, samples, to_input)
 
 
-def make_noisy_student_function(student: keras.Model, teacher: Teacher, optimizer, strategy,
+def make_noisy_student_function(student: keras.Model, teacher: PseudoLabeller, optimizer, strategy,
                                 labelled_batch: int, unlabelled_batch: int,
                                 augmentation: Augmentation,
                                 pseudo_label_weight: float = 1.0,
@@ -202,13 +205,6 @@ class NoisyStudent:
             model, self.teacher, optimizer, self.strategy, self.half, self.half,
             noise, c.noisy_student.pseudo_label_weight, augment_labelled=c.augment,
             jit_compile=c.jit_compile)
-
-
-def require_raw(info: DatasetInfo, data_dir: str, purpose: str) -> None:
-    kind = info.features["kind"]
-    if kind != "raw":
-        raise UserError(f"{purpose} augments raw audio but {data_dir!r} holds {kind} "
-                        "records; build the dataset with --features raw")
 
 
 def setup(config: TrainConfig, info: DatasetInfo, strategy, window: int):

@@ -41,10 +41,10 @@ import numpy as np
 
 from tagger.config import join_path
 from tagger.errors import UserError
-from tagger.records.info import DatasetInfo
+from tagger.evaluation.against import TARGETS_DIR
+from tagger.records.info import DatasetInfo, require_raw
 from tagger.training.model_outputs import ModelFile, Store, stored_rows
 
-TARGETS_DIR = "teacher_targets"
 TEACHER_FILE = "teacher.json"
 
 
@@ -95,10 +95,11 @@ def overlap_weights(segments: int, segment_seconds: float, window_starts: np.nda
 class Teacher(ModelFile):
     """A saved tagger (a registry name or a path) as a source of targets;
     the model itself is loaded only when something is to be scored
-    (`model_outputs.ModelFile`)."""
+    (`model_outputs.ModelFile`); `flag` names it in messages (train.py's
+    --distil, eval.py's --against, the demo's --teacher)."""
 
-    def __init__(self, name: str, progress: bool = True, log=print):
-        super().__init__(name, "teacher", "--teacher", progress, log)
+    def __init__(self, name: str, progress: bool = True, log=print, flag: str = "--distil"):
+        super().__init__(name, "teacher", flag, progress, log)
         self.tag_names = list(self.info.tag_names) if self.info else []
         if not self.tag_names:
             raise UserError(f"teacher {self.name!r} names no tags (not saved by train.py or "
@@ -129,13 +130,6 @@ class Teacher(ModelFile):
         return (weights @ np.asarray(outputs.scores, np.float64)).astype(np.float32)
 
 
-def require_raw(info: DatasetInfo, data_dir: str) -> None:
-    kind = info.features["kind"]
-    if kind != "raw":
-        raise UserError(f"a teacher scores the records' audio but {data_dir!r} holds {kind} "
-                        "records; build the dataset with --features raw")
-
-
 def split_targets(teacher: Teacher, data_dir: str, info: DatasetInfo, split: str,
                   progress: bool = False, log=print) -> SplitTargets:
     """The teacher's targets for every clip of `split`, read from its entry
@@ -143,7 +137,7 @@ def split_targets(teacher: Teacher, data_dir: str, info: DatasetInfo, split: str
     (`model_outputs.stored_rows`)."""
     from tagger.records.reader import clip_labels
 
-    require_raw(info, data_dir)
+    require_raw(info, data_dir, "a teacher")
     store = Store(folder=join_path(data_dir, TARGETS_DIR, teacher.key),
                   entry_file=TEACHER_FILE,
                   made_by={"sha256": teacher.fingerprint, "tag_names": teacher.tag_names},
@@ -184,10 +178,10 @@ class TeacherTargets:
     they share (with `tags`, a student's tags too), averaged."""
 
     def __init__(self, teachers, data_dir: str, info: DatasetInfo, progress: bool = True,
-                 log=print, tags: tuple | None = None):
+                 log=print, tags: tuple | None = None, flag: str = "--distil"):
         if not teachers:
             raise UserError("name at least one teacher")
-        self.teachers = [Teacher(name, progress, log) for name in teachers]
+        self.teachers = [Teacher(name, progress, log, flag) for name in teachers]
         self.data_dir, self.info, self.progress, self.log = data_dir, info, progress, log
         names = [f"teacher {t.name}" for t in self.teachers]
         lists = [t.tag_names for t in self.teachers]
@@ -217,3 +211,16 @@ class TeacherTargets:
             values = np.mean([p.values for p in parts], axis=0).astype(np.float32)
             self._splits[split] = dataclasses.replace(parts[0], values=values)
         return self._splits[split]
+
+
+def targets_for(teachers, data_dir: str, progress: bool = True, log=print,
+                flag: str = "--against"):
+    """`targets(student_tags) -> TeacherTargets` of `teachers` on the
+    records in `data_dir`, for `evaluation.against.evaluate_against`."""
+    from tagger.records.info import load_info
+
+    def targets(tags):
+        return TeacherTargets(teachers, data_dir, load_info(data_dir), progress, log,
+                              tags=tags, flag=flag)
+
+    return targets

@@ -20,18 +20,19 @@ from tagger.commands import eval as eval_cli
 from tagger.commands import train as train_cli
 from tagger.config import DistillationConfig
 from tagger.errors import UserError
+from tagger.evaluation import against
 from tagger.evaluation.agreement import agreement, teacher_tags, top_k_overlap
 from tagger.inference.common import model_fingerprint
 from tagger.inference.outputs import selected_indices
 from tagger.records import reader
-from tagger.records.info import load_info
+from tagger.records.info import load_info, require_raw
 from tagger.training import distillation
 from tagger.training.teacher_targets import (
     TARGETS_DIR,
     SplitTargets,
     TeacherTargets,
     overlap_weights,
-    require_raw,
+    targets_for,
 )
 from tests.checks import (
     TEACHER_RATE,
@@ -239,7 +240,8 @@ def test_tags_that_cannot_be_mapped(setting, tmp_path):
     with pytest.raises(UserError, match="names no tags"):
         TeacherTargets([str(tmp_path / "bare.keras")], unlabelled, info, progress=False)
     with pytest.raises(UserError, match="holds logmel records"):
-        require_raw(dataclasses.replace(info, features={"kind": "logmel"}), "records")
+        require_raw(dataclasses.replace(info, features={"kind": "logmel"}), "records",
+                    "a teacher")
 
 
 def segment_table(data_dir, info, targets):
@@ -292,7 +294,7 @@ def test_a_clip_the_training_targets_lack_is_one_line(own_records, tmp_path):
     data = reader.train_dataset(records, 4, info=distil.info, seed=0, as_stored=True,
                                 targets=lookup)
     batches = info.splits["train"]["segments"] // 4 + 1  # a pass and more
-    with pytest.raises(UserError) as error, distillation.target_errors(records):
+    with pytest.raises(UserError) as error, against.target_errors(records):
         for _ in data.take(batches):
             pass
     assert str(error.value) == (
@@ -320,7 +322,7 @@ def test_a_million_clips_targets_stay_out_of_the_input_pipelines_graph(tmp_path)
         np.testing.assert_array_equal(found, values[offsets[i]:offsets[i + 1]])
     lacking = tf.data.Dataset.from_tensor_slices({"clip_id": np.array([ids[5], 4])}).map(lookup)
     with pytest.raises(UserError, match="hold clip id 4, which the teachers' targets"), \
-            distillation.target_errors("records"):
+            against.target_errors("records"):
         list(lacking.as_numpy_iterator())
 
 
@@ -384,24 +386,47 @@ def test_a_saturated_wrong_student_learns(temperature):
     np.testing.assert_allclose(z - np.asarray(tags.bias), gradient, rtol=1e-4)
 
 
-def test_flags_choose_distillation_on_records_without_labels(setting, raw_records):
+def test_the_user_names_the_mode_distil_or_teacher(setting, raw_records):
+    """--distil (repeatable) distils, --teacher trains a noisy student; the
+    wrong one for the records, both, or a flag of the other mode is one
+    line pointing to the right one."""
     unlabelled, _, _, a, b = setting
-    args = train_cli.parse_args(["--data-dir", unlabelled, "--teacher", a, "--teacher", b,
+    labelled_dir = raw_records[0]
+    args = train_cli.parse_args(["--data-dir", unlabelled, "--distil", a, "--distil", b,
                                  "--temperature", "2", "--rounds", "2"])
     config = train_cli.config_from_args(args)
     assert config.distillation == DistillationConfig(teachers=(a, b), temperature=2.0)
     assert config.noisy_student.teacher is None
     labelled = train_cli.config_from_args(train_cli.parse_args(
-        ["--data-dir", raw_records[0], "--teacher", a]))
+        ["--data-dir", labelled_dir, "--teacher", a, "--rounds", "2"]))
     assert labelled.noisy_student.teacher == a and not labelled.distillation.teachers
-    for argv, fragment in (
-            (["--data-dir", raw_records[0], "--temperature", "2"], "--temperature applies"),
-            (["--data-dir", raw_records[0], "--teacher", a, "--teacher", b],
-             "noisy-student training takes one --teacher"),
-            (["--data-dir", unlabelled, "--teacher", a, "--pseudo-label-weight", "2"],
-             "--pseudo-label-weight applies to noisy-student training")):
-        with pytest.raises(UserError, match=fragment):
+    for argv, message in (
+            (["--data-dir", labelled_dir, "--temperature", "2"],
+             "--temperature applies with --distil MODEL (distillation) only; leave it out or "
+             "name a model to distil"),
+            (["--data-dir", labelled_dir, "--rounds", "2"],
+             "--rounds applies with --teacher MODEL or --distil MODEL only; leave it out or "
+             "name a teacher"),
+            (["--data-dir", unlabelled, "--teacher", a],
+             f"--teacher trains a noisy student on labelled records, but {unlabelled!r} "
+             f"holds no labels to train on; to teach a student {a}'s scores on them, use "
+             f"--distil {a}"),
+            (["--data-dir", labelled_dir, "--distil", a],
+             f"--distil teaches a student its teachers' scores on records without labels, "
+             f"but {labelled_dir!r} holds labels; train on them (no --distil), or --teacher "
+             "MODEL for noisy-student training on them and unlabelled audio"),
+            (["--data-dir", labelled_dir, "--teacher", a, "--teacher", b],
+             "noisy-student training takes one --teacher; several teachers are distilled "
+             "with --distil, repeated, on records without labels"),
+            (["--data-dir", unlabelled, "--teacher", a, "--distil", b],
+             "--teacher (noisy-student training, on labelled records) and --distil (a "
+             "student taught on records without labels) do not combine; choose one"),
+            (["--data-dir", unlabelled, "--distil", a, "--pseudo-label-weight", "2"],
+             "--pseudo-label-weight applies with --teacher MODEL (noisy-student training) "
+             "only (this run distils: --distil); leave it out")):
+        with pytest.raises(UserError) as error:
             train_cli.config_from_args(train_cli.parse_args(argv))
+        assert str(error.value) == message
 
 
 @pytest.mark.slow
@@ -409,7 +434,7 @@ def test_train_distils_two_teachers_in_two_rounds(setting, tmp_path, capsys):
     unlabelled, info, _, a, b = setting
     code, out, err = call_main(
         train_cli.main, capsys, "--data-dir", unlabelled, "--train-dir", tmp_path,
-        "--teacher", a, "--teacher", b, "--temperature", "2", "--rounds", "2", "--augment",
+        "--distil", a, "--distil", b, "--temperature", "2", "--rounds", "2", "--augment",
         "--block", "basic", "--alpha", "2", "--width", "0.0625", "--batch-size", "2",
         "--num-stages", "1", "--max-epochs-per-stage", "2", "--steps-per-epoch", "2",
         "--validation-steps", "1", "--strategy", "default", "--no-progress")
@@ -458,7 +483,7 @@ def sklearn_macro(y, scores) -> tuple:
 def test_eval_against_a_teacher(setting, tmp_path, capsys):
     unlabelled, info, _, a, _ = setting
     student = str(saved_model("samplecnn", TINY_SAMPLECNN,
-                              distillation.student_info(info, TAGS_A), tmp_path))
+                              against.student_info(info, TAGS_A), tmp_path))
     teacher = TeacherTargets([a], unlabelled, info, progress=False).split("test")
     t = teacher.clip_means().astype(np.float64)
     threshold = float(np.median(t[:, 0]))  # the first tag: both classes
@@ -488,7 +513,7 @@ def test_eval_against_takes_each_clips_best_tags_by_default(setting, tmp_path, c
     unlabelled, info, _, _, _ = setting
     a = make_teacher(tmp_path / "contrast.keras", TAGS_A, seed=1, gain=100.0)
     student = str(saved_model("samplecnn", TINY_SAMPLECNN,
-                              distillation.student_info(info, TAGS_A), tmp_path))
+                              against.student_info(info, TAGS_A), tmp_path))
     t = TeacherTargets([a], unlabelled, info, progress=False).split("test").clip_means()
     order = np.argsort(-t.astype(np.float64), axis=1, kind="stable")
     for k in range(1, len(TAGS_A)):  # the first k whose best tags differ between clips
@@ -521,8 +546,9 @@ def test_teacher_tags_are_the_tags_tag_py_lists():
 def test_eval_against_with_labels_gives_the_usual_figures_too(setting, tmp_path):
     _, info, labelled, a, _ = setting
     student = str(saved_model("samplecnn", TINY_SAMPLECNN,
-                              distillation.student_info(info, TAGS_A), tmp_path))
-    result = distillation.evaluate_against(student, [a], labelled, bootstrap=0, log=print)
+                              against.student_info(info, TAGS_A), tmp_path))
+    result = against.evaluate_against(student, [a], labelled, targets_for([a], labelled),
+                                      bootstrap=0)
     _, labels = reader.clip_labels(labelled, "test", info)
     columns = [info.tag_names.index(t) for t in TAGS_A]
     expected = [roc_auc_score(labels[:, c], result.predictions.scores[:, i])
@@ -533,14 +559,15 @@ def test_eval_against_with_labels_gives_the_usual_figures_too(setting, tmp_path)
 def test_eval_against_scores_a_shard_cut_short_again(setting, tmp_path):
     unlabelled, info, _, a, _ = setting
     student = str(saved_model("samplecnn", TINY_SAMPLECNN,
-                              distillation.student_info(info, TAGS_A), tmp_path))
+                              against.student_info(info, TAGS_A), tmp_path))
     before = TeacherTargets([a], unlabelled, info, progress=False).split("test")
     path = stored_shard(unlabelled, a, info, "test")
     stored = shard_arrays(path)
     path.write_bytes(path.read_bytes()[:-100])  # an interrupted copy
     lines = []
-    result = distillation.evaluate_against(student, [a], unlabelled, bootstrap=0,
-                                           log=lines.append)
+    result = against.evaluate_against(student, [a], unlabelled,
+                                      targets_for([a], unlabelled, False, lines.append),
+                                      bootstrap=0)
     assert lines[0] == damaged_line(path, CUT_SHORT)
     np.testing.assert_array_equal(result.predictions.labels, before.clip_means())
     for name, array in shard_arrays(path).items():
@@ -555,7 +582,7 @@ def test_eval_against_scores_again_targets_of_clips_in_another_order(own_records
     records, info, teachers = own_records
     a = teachers.teachers[0]
     student = str(saved_model("samplecnn", TINY_SAMPLECNN,
-                              distillation.student_info(info, TAGS_A), tmp_path))
+                              against.student_info(info, TAGS_A), tmp_path))
     args = (student, "--data-dir", records, "--against", a, "--no-progress")
     code, right, _ = call_main(eval_cli.main, capsys, *args)
     assert code == 0
@@ -577,11 +604,11 @@ def test_eval_against_refuses_bad_input_in_one_line(setting, tmp_path, capsys):
     unlabelled, info, _, a, _ = setting
     other = make_teacher(tmp_path / "other.keras", ["opera", "choir"], seed=3)
     student = str(saved_model("samplecnn", TINY_SAMPLECNN,
-                              distillation.student_info(info, TAGS_A), tmp_path / "s"))
+                              against.student_info(info, TAGS_A), tmp_path / "s"))
     code, _, err = call_main(eval_cli.main, capsys, student, "--data-dir", unlabelled,
                              "--against", other, "--no-progress")
     one_line_error(code, err, "share no tag")
-    slow = str(saved_model("samplecnn", TINY_SAMPLECNN, distillation.student_info(
+    slow = str(saved_model("samplecnn", TINY_SAMPLECNN, against.student_info(
         dataclasses.replace(info, sample_rate=16000), TAGS_A), tmp_path / "r"))
     code, _, err = call_main(eval_cli.main, capsys, slow, "--data-dir", unlabelled,
                              "--against", a, "--no-progress")
@@ -632,7 +659,7 @@ def test_folder_records_without_labels_are_distilled(folder_records, setting):
     records, info = folder_records
     a = setting[3]
     config = train_cli.config_from_args(train_cli.parse_args(
-        ["--data-dir", records, "--teacher", a]))
+        ["--data-dir", records, "--distil", a]))
     assert config.distillation.teachers == (a,) and config.noisy_student.teacher is None
     distil = distillation.Distillation(config, info, log=print)
     assert distil.info.tag_names == tuple(TAGS_A) and distil.info.num_tags == len(TAGS_A)

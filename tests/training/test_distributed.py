@@ -109,7 +109,7 @@ def test_multiworker_training_with_two_local_workers(raw_records, tmp_path):
                "--train-dir", str(tmp_path), "--block", "basic", "--alpha", "2",
                "--width", "0.0625", "--batch-size", "8", "--num-stages", "1",
                "--max-epochs-per-stage", "1", "--steps-per-epoch", "3",
-               "--strategy", "multiworker", "--no-progress", "--teacher", teacher]
+               "--strategy", "multiworker", "--no-progress", "--distil", teacher]
     workers = []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps(

@@ -279,7 +279,7 @@ def test_student_resumes_after_sigkill(student_records, teacher, tmp_path):
 
 
 def test_augmentation_needs_raw_records(logmel_records, tmp_path):
-    with pytest.raises(UserError, match="--augment augments raw audio but .* holds logmel"):
+    with pytest.raises(UserError, match="--augment reads the records. audio but .* holds logmel"):
         train(config(logmel_records[0], tmp_path / "runs", model="transformer", augment=True,
                      model_args={"conv_ndim": 4, "attention_ndim": 8}, schedule="staged"))
     assert not (tmp_path / "runs").exists()

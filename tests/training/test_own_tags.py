@@ -218,6 +218,7 @@ def test_a_tag_no_training_file_has_is_refused_and_few_files_are_named():
     (["--schedule", "staged"], "--schedule applies to a model trained from scratch only"),
     (["--window-segments", "2"], "--window-segments applies to a model trained from scratch"),
     (["--teacher", "MTT_vgg"], "--teacher applies to a model trained from scratch only"),
+    (["--distil", "MTT_vgg"], "--distil applies to a model trained from scratch only"),
     (["--augment"], "--augment applies with --fine-tune only (without it the head trains on "
                     "stored embeddings, not on the records' audio); leave it out or add "
                     "--fine-tune"),

@@ -15,7 +15,11 @@ import pytest
 import tensorflow as tf
 
 from tagger.augment import Augmentation, AugmentConfig
-from tagger.training.semi_supervised import Teacher, centre_crop, make_noisy_student_function
+from tagger.training.semi_supervised import (
+    PseudoLabeller,
+    centre_crop,
+    make_noisy_student_function,
+)
 from tests.checks import run_json_script
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -57,7 +61,7 @@ def batch(seed, n_l=4, n_u=6):
 @pytest.mark.parametrize("weight", [1.0, 0.3])
 def test_loss_is_the_formula_with_clean_teacher_and_noised_student(weight):
     x_l, y_l, x_u = batch(0)
-    teacher = Teacher(small_model(LONG, 1, dropout=0.5, batch_norm=True), LONG,
+    teacher = PseudoLabeller(small_model(LONG, 1, dropout=0.5, batch_norm=True), LONG,
                       lambda x: x)
     student = small_model(SHORT, 2)
     optimizer = keras.optimizers.SGD(0.1)
@@ -81,7 +85,7 @@ def test_loss_is_the_formula_with_clean_teacher_and_noised_student(weight):
 def test_pseudo_labels_are_the_teachers_inference_predictions_on_clean_windows():
     x_u = batch(1)[2]
     model = small_model(SHORT, 3, dropout=0.5, batch_norm=True)
-    teacher = Teacher(model, SHORT, lambda x: x)
+    teacher = PseudoLabeller(model, SHORT, lambda x: x)
     labels = teacher(x_u).numpy()
     np.testing.assert_array_equal(labels, model(x_u[:, 24:72], training=False).numpy())
     np.testing.assert_allclose(labels, model.predict(x_u[:, 24:72], verbose=0), rtol=1e-5)
@@ -95,7 +99,7 @@ def test_teacher_stays_frozen_and_the_student_learns():
     y_l = (x_l[:, :TAGS] > 0).astype("float32")  # learnable from the input
     x_u = rng.standard_normal((16, LONG)).astype("float32")
     teacher_model = small_model(LONG, 5, dropout=0.5, batch_norm=True)
-    teacher = Teacher(teacher_model, LONG, lambda x: x)
+    teacher = PseudoLabeller(teacher_model, LONG, lambda x: x)
     before = [w.tobytes() for w in teacher_model.get_weights()]
     student = small_model(SHORT, 6)
     train = make_noisy_student_function(
@@ -115,7 +119,7 @@ def test_jit_compiled_step_gives_the_same_losses():
     x_l, y_l, x_u = batch(2)
     results = []
     for jit in (False, True):
-        teacher = Teacher(small_model(LONG, 1), LONG, lambda x: x)
+        teacher = PseudoLabeller(small_model(LONG, 1), LONG, lambda x: x)
         student = small_model(SHORT, 2)
         train = make_noisy_student_function(
             student, teacher, keras.optimizers.SGD(0.1), tf.distribute.get_strategy(), 4, 6,
@@ -166,7 +170,7 @@ MIRRORED = textwrap.dedent("""
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     from tagger.augment import AugmentConfig, Augmentation
-    from tagger.training.semi_supervised import Teacher, make_noisy_student_function
+    from tagger.training.semi_supervised import PseudoLabeller, make_noisy_student_function
     from tagger.training.strategy import make_strategy
 
     def model(samples, seed, extra=False):
@@ -194,7 +198,7 @@ MIRRORED = textwrap.dedent("""
             tf.data.Dataset.from_tensors((x_l, y_l)).repeat())
         unlabelled = strategy.experimental_distribute_dataset(
             tf.data.Dataset.from_tensors(x_u).repeat())
-        train = make_noisy_student_function(student, Teacher(teacher, 64, lambda x: x), opt,
+        train = make_noisy_student_function(student, PseudoLabeller(teacher, 64, lambda x: x), opt,
                                             strategy, 4, 8, polarity, parts=True)
         its = (iter(labelled), iter(unlabelled))
         first = train(its, 1).numpy().tolist()

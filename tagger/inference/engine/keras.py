@@ -71,9 +71,8 @@ class KerasPredictor(Predictor):
         import keras
         import tensorflow as tf
 
-        from tagger.inference.common import tag_names_of
         from tagger.models.inference_graph import inference_model
-        from tagger.models.saved import raw_audio_input, window_grid
+        from tagger.models.saved import raw_audio_input, tag_names_of, window_grid
 
         self.sample_rate, self.window_samples, to_model_input = raw_audio_input(model, info)
         self.hop_samples, self.edge_padding = window_grid(model, info, self.window_samples)

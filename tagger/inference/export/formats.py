@@ -251,10 +251,9 @@ class ServingModel:
     def __init__(self, model, info: TaggerMetadata | None):
         import keras
 
-        from tagger.inference.common import tag_names_of
         from tagger.inference.export.quantize import int8_scope
         from tagger.models.inference_graph import inference_model
-        from tagger.models.saved import raw_audio_input, window_grid
+        from tagger.models.saved import raw_audio_input, tag_names_of, window_grid
 
         self.sample_rate, self.window_samples, to_model_input = raw_audio_input(model, info)
         self.hop_samples, self.edge_padding = window_grid(model, info, self.window_samples)
