@@ -40,6 +40,8 @@ TINY = {
                       "--leak", "--leak-tracks", "40"],
                      {"msd_plan_bytes_per_track_4n_over_n", "msd_build_rss_4n_over_n",
                       "msd_build_floor", "msd_leak_roc_auc"}),
+    "bench_own_tags_heads.py": (["--tiny", "--per-tag", "5", "--draws", "1", "--max-epochs", "2"],
+                                {"own_tags_heldout_roc_auc", "own_tags_default_of_best"}),
     "bench_reader.py": (["--clips", "12", "--seconds", "6", "--passes", "1", "--repeats", "1",
                          "--batch-size", "1"],
                         {"reader_bare", "reader_segments_per_s", "reader_bare_int16",
