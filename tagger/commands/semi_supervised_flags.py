@@ -29,7 +29,7 @@ def add_flags(parser) -> None:
     group.add_argument("--distil", action="append", default=None, metavar="MODEL",
                        help="distillation: a pretrained name or model file whose scores a "
                             "student learns on records without labels, repeated for "
-                            "several, averaged (docs/distillation.md)")
+                            "several, averaged (docs/distillation.md) (default: none)")
     group.add_argument("--temperature", type=positive_float, default=None, metavar="T",
                        help="with --distil: the temperature of the soft targets and "
                             "scores (default: 1, plain BCE on the soft targets)")
