@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,12 @@ TINY = {
                                  "synthetic_msd_seconds"}),
 }
 RATIO = re.compile(r"ratio (\S+) (\S+)")
+# The scripts that start processes of their own (workers, a server, a process
+# a measurement, the demo) run as a user runs them, each in a process of its
+# own; the others run their `main` in the test's process, which has
+# TensorFlow imported already.
+OWN_PROCESS = {"bench_build.py", "bench_library.py", "bench_models.py", "bench_msd.py",
+               "bench_serve.py", "measure_docs_figures.py"}
 # script: the optional module it needs (an extra's requirements file): in
 # CI's first step, which installs only the README's, it skips and is run
 # again in the second, which installs every extra
@@ -109,18 +116,40 @@ def test_every_bench_script_has_a_tiny_run():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(TINY))
-def test_bench_script_runs_tiny_and_prints_its_ratios(script, tmp_path):
+def test_bench_script_runs_tiny_and_prints_its_ratios(script, tmp_path, monkeypatch, capsys):
     for module in NEEDS.get(script, ()):
         pytest.importorskip(module)
     flags, names = TINY[script]
+    if script in OWN_PROCESS:
+        stdout = run_as_a_script(script, flags, tmp_path)
+    else:
+        stdout = run_in_this_process(script, flags, tmp_path, monkeypatch, capsys)
+    assert stdout.splitlines()[0].startswith("CPU: ")  # the machine, first
+    found = ratios(stdout)
+    assert set(found) == names, stdout[-3000:]
+    assert all(math.isfinite(v) and v > 0 for v in found.values()), found
+
+
+def run_as_a_script(script: str, flags: list, tmp_path) -> str:
+    """The standard output of `python bench/<script> FLAGS`, which must succeed."""
     env = {**os.environ, "TMPDIR": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([sys.executable, str(BENCH / script), *flags], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.splitlines()[0].startswith("CPU: ")  # the machine, first
-    found = ratios(done.stdout)
-    assert set(found) == names, done.stdout[-3000:]
-    assert all(math.isfinite(v) and v > 0 for v in found.values()), found
+    return done.stdout
+
+
+def run_in_this_process(script: str, flags: list, tmp_path, monkeypatch, capsys) -> str:
+    """What `main` of bench/<script> prints with FLAGS as its command line,
+    its temporary files in `tmp_path`; `common` is imported anew, so that
+    the machine's line is printed as in a script's own process."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.delitem(sys.modules, "common", raising=False)
+    monkeypatch.setattr(sys, "argv", [str(BENCH / script), *flags])
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    capsys.readouterr()
+    assert load(script.removesuffix(".py")).main() in (None, 0)
+    return capsys.readouterr().out
 
 
 def test_measure_docs_figures_measures_everything_by_default(monkeypatch, capsys):
