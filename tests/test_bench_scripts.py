@@ -6,6 +6,7 @@ import importlib.util
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -114,16 +115,26 @@ def test_every_bench_script_has_a_tiny_run():
     assert scripts == set(TINY)
 
 
+@pytest.fixture
+def short_tmp():
+    """A temporary folder of a short path: the benches' worker processes
+    listen on a Unix socket inside it (multiprocessing's fork server), whose
+    path may not exceed 107 bytes, which pytest's own folders can."""
+    folder = tempfile.mkdtemp(prefix="bench-")
+    yield Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(TINY))
-def test_bench_script_runs_tiny_and_prints_its_ratios(script, tmp_path, monkeypatch, capsys):
+def test_bench_script_runs_tiny_and_prints_its_ratios(script, short_tmp, monkeypatch, capsys):
     for module in NEEDS.get(script, ()):
         pytest.importorskip(module)
     flags, names = TINY[script]
     if script in OWN_PROCESS:
-        stdout = run_as_a_script(script, flags, tmp_path)
+        stdout = run_as_a_script(script, flags, short_tmp)
     else:
-        stdout = run_in_this_process(script, flags, tmp_path, monkeypatch, capsys)
+        stdout = run_in_this_process(script, flags, short_tmp, monkeypatch, capsys)
     assert stdout.splitlines()[0].startswith("CPU: ")  # the machine, first
     found = ratios(stdout)
     assert set(found) == names, stdout[-3000:]
