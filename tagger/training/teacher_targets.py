@@ -43,34 +43,25 @@ from tagger.config import join_path
 from tagger.errors import UserError
 from tagger.evaluation.against import TARGETS_DIR
 from tagger.records.info import DatasetInfo, require_raw
-from tagger.training.model_outputs import ModelFile, Store, stored_rows
+from tagger.training.model_outputs import ClipRows, ModelFile, Store, stored_rows
 
 TEACHER_FILE = "teacher.json"
 
 
-@dataclasses.dataclass(frozen=True)
-class SplitTargets:
-    """One split's targets, clips in split order."""
+class SplitTargets(ClipRows):
+    """One split's targets, clips in split order: ClipRows whose rows are
+    the clips' segments and whose width is the teachers' tags."""
 
-    clip_ids: np.ndarray  # (clips,) int64
-    num_segments: np.ndarray  # (clips,) int64
-    values: np.ndarray  # (segments of all clips, tags) float32, clip after clip
+    STORED_FIELDS = ("clip_ids", "num_segments", "values")  # the arrays of a stored shard
 
     @property
-    def offsets(self) -> np.ndarray:
-        """(clips + 1,) where each clip's rows start in `values`, and the end."""
-        return np.concatenate([[0], np.cumsum(self.num_segments)]).astype(np.int64)
+    def num_segments(self) -> np.ndarray:
+        """(clips,) segments of each clip."""
+        return self.num_rows
 
     def per_clip(self) -> list:
         """One (segments, tags) array per clip."""
         return np.split(self.values, self.offsets[1:-1])
-
-    def clip_means(self) -> np.ndarray:
-        """(clips, tags) each clip's targets averaged over its segments."""
-        if not len(self.clip_ids):
-            return np.zeros((0, self.values.shape[1]), np.float32)
-        sums = np.add.reduceat(self.values.astype(np.float64), self.offsets[:-1], axis=0)
-        return (sums / self.num_segments[:, None]).astype(np.float32)
 
     def columns(self, index) -> SplitTargets:
         return dataclasses.replace(self, values=self.values[:, index])
@@ -143,7 +134,7 @@ def split_targets(teacher: Teacher, data_dir: str, info: DatasetInfo, split: str
                   made_by={"sha256": teacher.fingerprint, "tag_names": teacher.tag_names},
                   about=teacher.describe, what="the teacher's targets",
                   width=len(teacher.tag_names),
-                  fields=tuple(f.name for f in dataclasses.fields(SplitTargets)),
+                  fields=SplitTargets.STORED_FIELDS,
                   redo="scoring", rows="the segments of its clips x the teacher's tags")
     ids, _ = clip_labels(data_dir, split, info)
     rows, computed = stored_rows(

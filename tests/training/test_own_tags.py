@@ -431,23 +431,13 @@ def test_a_resumed_head_run_repeats_an_uninterrupted_one(own, tmp_path, monkeypa
 
     import pandas as pd
 
-    from tagger.training.run import Run
+    from tests.training.test_resume import interrupted_after_first_epoch
 
     _, source, _, body_path = own
     records = records_copy(source, tmp_path / "records")
     whole = head_run.train(head_train_config(records, tmp_path / "whole", body_path))
     config = head_train_config(records, tmp_path / "cut", body_path)
-    original = Run._end_epoch
-
-    def end_epoch(self, row, optimizer):
-        original(self, row, optimizer)
-        if self.state.epoch == 1:
-            raise KeyboardInterrupt
-
-    with monkeypatch.context() as patch:
-        patch.setattr(Run, "_end_epoch", end_epoch)
-        with pytest.raises(KeyboardInterrupt):
-            head_run.train(config)
+    interrupted_after_first_epoch(config, monkeypatch, head_run.train)
     run_dir = tmp_path / "cut" / "from-body"
     assert list(pd.read_csv(run_dir / "history.csv").epoch) == [1]
     head_run.train(dataclasses.replace(config, resume=True))

@@ -28,8 +28,9 @@ def three_epochs(records, train_dir, **overrides):
     return tiny_train_config(records, train_dir, **settings)
 
 
-def interrupted_after_first_epoch(config, monkeypatch):
-    """Trains `config` and stops it (as a kill would) once epoch 1 is committed."""
+def interrupted_after_first_epoch(config, monkeypatch, train_run=train):
+    """Trains `config` with `train_run` and stops it (as a kill would) once
+    epoch 1 is committed."""
     original = Run._end_epoch
 
     def end_epoch(self, row, optimizer):
@@ -40,7 +41,7 @@ def interrupted_after_first_epoch(config, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(Run, "_end_epoch", end_epoch)
         with pytest.raises(KeyboardInterrupt):
-            train(config)
+            train_run(config)
 
 
 @pytest.fixture(scope="module")
