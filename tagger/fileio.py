@@ -28,21 +28,47 @@ def is_local(path: str) -> bool:
     return not _SCHEME.match(str(path))
 
 
+# a backslash, and each byte that does not decode (held as the surrogate
+# U+DC80..U+DCFF by "surrogateescape", `os.fsdecode`)
+_ESCAPES = {ord("\\"): "\\\\", **{0xDC00 + byte: f"\\x{byte:02x}" for byte in range(0x80, 0x100)}}
+_UNESCAPE = re.compile(r"\\(\\|x[89a-fA-F][0-9a-fA-F])")
+
+
 def path_text(path) -> str:
     """`path` as text that any UTF-8 output can hold (a report, a CSV, a
-    JSON string, a zip entry's name, a line on a terminal): unchanged when
-    it is valid UTF-8; a name whose bytes are not (a file named on a system
-    with another encoding, as `os.fsencode` gives them back) has each byte
-    that does not decode written as `\\xNN`: `bad\\xff.wav`."""
+    JSON string, a zip entry's name, a line on a terminal), one text per
+    name and reversible (`path_from_text`): a valid UTF-8 name is unchanged
+    except that each backslash is doubled (`a\\\\b.wav`); a name whose bytes
+    are not (a file named on a system with another encoding, as
+    `os.fsencode` gives them back) has each byte that does not decode
+    written as `\\xNN`: `bad\\xff.wav`. So a file literally named
+    `bad\\xff.wav` is `bad\\\\xff.wav`, never the other file's text. (A
+    name without a backslash has the text it had before backslashes were
+    doubled.)"""
     path = os.fspath(path)
     if isinstance(path, bytes):
-        return path.decode("utf-8", "backslashreplace")
-    if is_utf8(path):
-        return path
-    try:
-        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a lone surrogate that no byte stands for
-        return path.encode("utf-8", "backslashreplace").decode("utf-8")
+        path = path.decode("utf-8", "surrogateescape")
+    text = path.translate(_ESCAPES)
+    if is_utf8(text):
+        return text
+    # a lone surrogate that no byte stands for: no file's name on POSIX
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _escaped_byte(escape: str) -> bytes:
+    return b"\\" if escape == "\\" else bytes([int(escape[1:], 16)])
+
+
+def path_from_text(text: str) -> str:
+    """The path whose `path_text` is `text`, as `os.fsdecode` holds it
+    (`os.fsencode` gives its exact bytes): `\\\\` is a backslash and
+    `\\xNN` (NN from 80 to ff) the byte NN. A backslash that starts
+    neither is itself, so the text an earlier version wrote of a name with
+    a backslash (not doubled then) reads back as that name."""
+    parts = _UNESCAPE.split(text)  # text, escape, text, escape, ..., text
+    data = b"".join(_escaped_byte(part) if i % 2 else part.encode("utf-8", "surrogateescape")
+                    for i, part in enumerate(parts))
+    return data.decode("utf-8", "surrogateescape")
 
 
 def is_utf8(text: str) -> bool:

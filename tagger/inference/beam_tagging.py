@@ -25,7 +25,8 @@ Output rows: `path`, `duration` (s), `sample_rate` (the file's own),
 order. A file that cannot be decoded gets a row with `error` instead.
 Paths travel through the pipeline as bytes (`os.fsencode`: Beam's coders
 take text as UTF-8 only), so a name that is not valid UTF-8 is decoded too;
-its row has the undecodable bytes written as `\\xNN` (`fileio.path_text`).
+its row's path is its `fileio.path_text` (a backslash doubled, each byte
+that does not decode as `\\xNN`), which `fileio.path_from_text` maps back.
 """
 
 from __future__ import annotations

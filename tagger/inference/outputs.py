@@ -13,8 +13,9 @@
 - csv holds data only: no note.
 
 Clip scores are the mean of the window scores. Scores are written with 6
-decimals. A path that is not valid UTF-8 is written with its undecodable
-bytes as `\\xNN` (`fileio.path_text`).
+decimals. A path is written as its `fileio.path_text` (a backslash doubled,
+each byte that is not valid UTF-8 as `\\xNN`), one text per file, which
+`fileio.path_from_text` maps back.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The builders on audio whose file name is not valid UTF-8 (written on a
 system with another encoding, `bad\\xff\\xfe`): the file is read like the
 others and its records keep the name's bytes exactly; the summary and
-dataset_info.json show such a name with its undecodable bytes as \\xNN.
+dataset_info.json show such a name with its undecodable bytes as \\xNN
+and a literal backslash as \\\\ (`fileio.path_text`), so each path maps
+back to its file's bytes (`fileio.path_from_text`).
 
 build_folder.py walks the folder; build_mtt.py reads the name from its
 annotations and split lists. (build_msd.py names its audio by track id:
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 from tagger.commands import build_folder, build_mtt
+from tagger.fileio import path_from_text
 from tagger.records.info import load_info
 from tagger.records.reader import clip_dataset
 from tests.checks import call_main, one_line_error, tone
@@ -72,6 +75,28 @@ def test_build_folder_reads_the_file_and_keeps_its_name(music, tmp_path, capsys)
     found = [f for split in ("train", "val", "test")
              for f in split_audio_files(str(out), str(music), split, count=-1)]
     assert sorted(found) == sorted(odd(music, n) for n in (b"a.wav", b"c.wav", b"d.wav", NAME))
+
+
+
+def test_build_folder_lists_skipped_and_cut_paths_that_map_back(music, tmp_path, capsys):
+    """Beside BROKEN and NAME, files literally named with their escaped
+    text: each skipped or cut path of dataset_info.json is its own file's."""
+    folder = tmp_path / "twins"
+    shutil.copytree(music, folder)
+    text_twins = {BROKEN: b"broken\\xe9.mp3", NAME: b"bad\\xff\\xfe.wav"}
+    for name, twin in text_twins.items():
+        shutil.copy(odd(folder, name), odd(folder, twin))
+    out = tmp_path / "records"
+    code, _, err = call_main(build_folder.main, capsys, folder, "--out-dir", out,
+                             "--max-seconds", "1.5", *FLAGS)
+    assert code == 0, err
+    info = load_info(str(out))
+    skipped = [os.fsencode(path_from_text(s["path"])) for s in info.skipped]
+    cut = [os.fsencode(path_from_text(c["path"])) for c in info.cut]
+    assert sorted(skipped) == sorted([BROKEN, text_twins[BROKEN]])
+    assert sorted(cut) == sorted([b"a.wav", b"c.wav", b"d.wav", NAME, text_twins[NAME]])
+    assert all(os.path.exists(os.path.join(os.fsencode(str(folder)), name))
+               for name in skipped + cut)
 
 
 def test_build_folder_labels_name_it_by_its_bytes(music, tmp_path, capsys):

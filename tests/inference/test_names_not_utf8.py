@@ -2,7 +2,10 @@
 on a system with another encoding): the file is tagged like the others,
 the database keeps its name's bytes exactly, tagger-similar takes it as a
 query, and every text output (reports, exports, rankings) shows the name
-with its undecodable bytes as \\xNN. (The builders: tests/datasets.)"""
+with its undecodable bytes as \\xNN and a literal backslash as \\\\, so a
+file literally named with the text of another's escaped name keeps a path
+text of its own (`fileio.path_text`), which maps back to the file
+(`fileio.path_from_text`). (The builders: tests/datasets.)"""
 
 from __future__ import annotations
 
@@ -20,11 +23,13 @@ import pytest
 from tagger.commands import library as library_cli
 from tagger.commands import similar as similar_cli
 from tagger.commands import tag as tag_cli
-from tagger.fileio import path_text
+from tagger.fileio import path_from_text, path_text
 from tagger.inference.library import results_db
 
 NAME = b"bad\xff\xfe.wav"
 SHOWN = "bad\\xff\\xfe.wav"  # as text: the two bytes that do not decode, escaped
+BYTES_NAME = b"caf\xe9.wav"  # a byte that does not decode
+TEXT_NAME = b"caf\\xe9.wav"  # valid UTF-8 that reads as BYTES_NAME's escaped text
 
 
 def run_tag(capsys, *argv):
@@ -53,6 +58,104 @@ def test_path_text_escapes_only_what_does_not_decode():
     assert results_db.path_key(os.fsdecode(NAME)) == NAME
     assert results_db.path_key("caf\u00e9") == "caf\u00e9"
     assert results_db.path_of_key(NAME) == os.fsdecode(NAME)
+
+
+def test_path_text_is_one_text_per_name_and_maps_back():
+    names = [BYTES_NAME, TEXT_NAME, NAME, b"a\\b.wav", b"end\\", b"\\\\x80", "caf\u00e9".encode(),
+             b"\xc3", b"\xed\xb3\xa9"]  # an encoded surrogate is not UTF-8 either
+    texts = [path_text(os.fsdecode(name)) for name in names]
+    assert texts[:5] == ["caf\\xe9.wav", "caf\\\\xe9.wav", SHOWN, "a\\\\b.wav", "end\\\\"]
+    assert len(set(texts)) == len(names)
+    assert [path_text(name) for name in names] == texts  # bytes or str: the same text
+    assert [os.fsencode(path_from_text(text)) for text in texts] == names
+    # A name without a backslash has the same text as before backslashes were
+    # doubled, so outputs written then read back the same; an earlier text
+    # holding a backslash that starts no escape is that backslash.
+    assert path_from_text("old/a\\b.wav") == "old/a\\b.wav"
+    assert path_from_text("x\\x41\\") == "x\\x41\\"
+
+
+@pytest.fixture
+def twins(music, tmp_path):
+    """A folder of a.wav, short.wav, BYTES_NAME (a copy of a.wav) and
+    TEXT_NAME (a copy of short.wav), and {name bytes: the file it copies}."""
+    root = tmp_path / "twins"
+    root.mkdir()
+    copies = {b"a.wav": "a.wav", b"short.wav": "short.wav", BYTES_NAME: "a.wav",
+              TEXT_NAME: "short.wav"}
+    for name, source in copies.items():
+        shutil.copy(music / source, os.path.join(os.fsencode(str(root)), name))
+    return root, copies
+
+
+def name_of(root, text: str) -> bytes:
+    """The name, as bytes, of the file in `root` that the path text `text` maps to."""
+    path = os.fsencode(path_from_text(text))
+    assert os.path.dirname(path) == os.fsencode(str(root)) and os.path.exists(path)
+    return os.path.basename(path)
+
+
+def test_two_names_of_one_text_keep_apart_in_the_archive_and_reports(cnn, twins, tmp_path,
+                                                                    capsys):
+    from tagger.inference.library.embeddings import read_embeddings
+
+    root, copies = twins
+    npz, report = tmp_path / "e.npz", tmp_path / "r.json"
+    code, _, err = run_tag(capsys, cnn[0], root, "--embeddings", npz, "--format", "json",
+                           "--out", report)
+    assert code == 0, err
+    with np.load(npz) as data:
+        keys = data.files
+    assert len(keys) == 8 and f"{root}/caf\\xe9.wav" in keys and f"{root}/caf\\\\xe9.wav" in keys
+    embeddings = read_embeddings(str(npz))  # {path: (mean, per window)}
+    assert {os.path.dirname(path) for path in embeddings} == {str(root)}
+    vectors = {os.fsencode(os.path.basename(path)): mean
+               for path, (mean, _) in embeddings.items()}
+    windows = {os.fsencode(os.path.basename(path)): len(per_window)
+               for path, (_, per_window) in embeddings.items()}
+    assert set(vectors) == set(copies)
+    assert (windows[BYTES_NAME], windows[TEXT_NAME]) == (2, 1)  # a.wav's and short.wav's
+    assert not np.allclose(vectors[b"a.wav"], vectors[b"short.wav"], atol=1e-3)
+    for name, source in copies.items():
+        np.testing.assert_allclose(vectors[name], vectors[os.fsencode(source)], atol=1e-5)
+    rows = {name_of(root, row["path"]): row for row in json.loads(report.read_text())}
+    assert set(rows) == set(copies)
+    for name, source in copies.items():
+        np.testing.assert_allclose(rows[name]["scores"], rows[os.fsencode(source)]["scores"],
+                                   atol=1e-5)
+    csv_report = tmp_path / "r.csv"
+    code, _, err = run_tag(capsys, cnn[0], root, "--format", "csv", "--out", csv_report)
+    assert code == 0, err
+    rows = {name_of(root, row[0]): np.array(row[1:], float)
+            for row in list(csv.reader(io.StringIO(csv_report.read_text())))[1:]}
+    assert set(rows) == set(copies)
+    np.testing.assert_allclose(rows[BYTES_NAME], rows[b"a.wav"], atol=1e-5)
+    np.testing.assert_allclose(rows[TEXT_NAME], rows[b"short.wav"], atol=1e-5)
+
+
+def test_two_names_of_one_text_keep_apart_in_the_exports(cnn, twins, tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    root, copies = twins
+    db = tmp_path / "lib.sqlite"
+    code, _, err = run_tag(capsys, cnn[0], root, "--db", db)
+    assert code == 0, err
+    for fmt in ("csv", "jsonl", "parquet"):
+        out = tmp_path / f"tags.{fmt}"
+        assert library_cli.main(["export", "--db", str(db), "--format", fmt, "--out",
+                                 str(out), "--top-k", "8"]) == 0
+        if fmt == "csv":
+            rows = [dict(row, scores=row["scores"].split(";"))
+                    for row in csv.DictReader(io.StringIO(out.read_text()))]
+        elif fmt == "jsonl":
+            rows = [json.loads(line) for line in out.read_text().splitlines()]
+        else:
+            rows = pq.read_table(out).to_pylist()
+        scores = {name_of(root, row["path"]): np.array(row["scores"], float) for row in rows}
+        assert set(scores) == set(copies), fmt
+        assert not np.allclose(scores[b"a.wav"], scores[b"short.wav"], atol=1e-3)
+        np.testing.assert_allclose(scores[BYTES_NAME], scores[b"a.wav"], atol=1e-5)
+        np.testing.assert_allclose(scores[TEXT_NAME], scores[b"short.wav"], atol=1e-5)
 
 
 def test_db_embeddings_and_tags_in_the_files(cnn, folder, tmp_path, capsys):

@@ -1,13 +1,16 @@
 """Embeddings written one file at a time into a .npz archive.
 
-Keys, for every tagged input path P (as listed in the report: a name that
-is not valid UTF-8 with its undecodable bytes as `\\xNN`, `fileio.path_text`):
+Keys, for every tagged input path P (as its text in the report,
+`fileio.path_text`: a backslash doubled, a byte that is not valid UTF-8 as
+`\\xNN`, so two files never share a key):
 
     P             -> (dim,) float32, the mean over P's windows
     P + "::windows" -> (windows, dim) float32, one vector per window
 
     data = np.load("embeddings.npz")
     data["music/song.mp3"], data["music/song.mp3::windows"]
+
+`read_embeddings` maps the keys back to the paths (`fileio.path_from_text`).
 
 The archive is an ordinary `np.savez` zip, written entry by entry so a
 long run never holds all vectors in memory, under a temporary name that
@@ -37,6 +40,15 @@ def is_embeddings_file(path: str) -> bool:
         return False
     keys = {name[:-4] for name in names}
     return all(key.endswith(WINDOWS_SUFFIX) or key + WINDOWS_SUFFIX in keys for key in keys)
+
+
+def read_embeddings(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{input path (as `os.fsdecode` holds it): (mean (dim,), per window
+    (windows, dim))} of the archive at `path` (an earlier version's too: a
+    key without a backslash is the same text in both)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {fileio.path_from_text(key): (data[key], data[key + WINDOWS_SUFFIX])
+                for key in data.files if not key.endswith(WINDOWS_SUFFIX)}
 
 
 class EmbeddingWriter:

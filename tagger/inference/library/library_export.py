@@ -16,8 +16,9 @@ and `error` (the reason tag.py gave).
 Rows come in path order and are streamed: the export holds one batch of
 rows at a time. The file is written under a temporary name and renamed
 into place (a damaged database or row met on the way is one UserError, and
-nothing is left at `out`). A path that is not valid UTF-8 is written with
-its undecodable bytes as `\\xNN` (`fileio.path_text`).
+nothing is left at `out`). A path is written as its `fileio.path_text` (a
+backslash doubled, each byte that is not valid UTF-8 as `\\xNN`), one text
+per file, which `fileio.path_from_text` maps back.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ all inputs, with separators replaced by `__` and the extension kept:
 `song.mp3` in different folders (or `song.mp3` beside `song.wav`) never
 collide; a name that still collides gets `-2`, `-3`, ... `index.csv` in
 the folder maps each name to its input path. Names, the index and the
-picture's title are text: a path that is not valid UTF-8 has its
-undecodable bytes written as `\\xNN` (`fileio.path_text`).
+picture's title are text: a path is written as its `fileio.path_text` (a
+backslash doubled, each byte that is not valid UTF-8 as `\\xNN`).
 """
 
 from __future__ import annotations
