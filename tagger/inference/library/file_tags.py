@@ -13,8 +13,15 @@ mutagen, where music players and library managers read them.
 `tagger_model` the model's name and fingerprint (`model_label`). The genre
 (when asked) is the highest-scoring selected tag that is a genre of the
 model's tag set (`tagger.datasets.genres`), and is left alone when none
-is. Only these fields are set: every other tag in the file is kept, and a
-rerun replaces our fields, never adds a second copy.
+is. Only these fields are set, and a rerun replaces them, never adds a
+second copy. Every other tag in the file is kept as it was: in an MP3 or
+WAV every other ID3v2 frame byte for byte, and the tag's version (v2.3
+stays v2.3; v2.2, which mutagen cannot write, becomes v2.4; a new tag is
+v2.4); an MP3's end (ID3v1, `TAG+`, APEv2) byte for byte, ID3v1 neither
+read nor written (`id3_frames`); every other Vorbis comment in its order,
+the vendor string and a FLAC's other metadata blocks (its padding block is
+resized); every other atom under an MP4's `ilst`, covers included (in
+mutagen's order of atoms).
 
 The audio data is never touched: mutagen rewrites only the tag region
 (the ID3 block at the start of an MP3, the metadata blocks of a FLAC, the
@@ -46,6 +53,7 @@ import stat
 from typing import NamedTuple
 
 from tagger import fileio, folder_lock
+from tagger.inference.library import id3_frames
 from tagger.inference.outputs import select_tags
 
 FIELD = "tagger"
@@ -94,6 +102,8 @@ def _open(path: str):
 
     try:
         audio = mutagen.File(path)
+        if isinstance(audio, (MP3, WAVE)):
+            audio = id3_frames.open_tags(type(audio), path)  # ID3v1 is not ours to read
     except Exception as error:  # mutagen.MutagenError and damaged headers
         return None, f"cannot read its tags ({type(error).__name__})"
     kinds = ((MP3, "id3"), (WAVE, "id3"), (FLAC, "vorbis"), (OggVorbis, "vorbis"),
@@ -128,18 +138,18 @@ def current_fields(kind: str, audio) -> dict:
 
 
 def _set(kind: str, audio, fields: dict) -> None:
+    if kind == "id3":
+        from mutagen.id3 import TCON, TXXX
+
+        id3_frames.set_frames(audio, [
+            TCON(encoding=3, text=[value]) if field == "genre" else
+            TXXX(encoding=3, desc=field, text=[value]) for field, value in fields.items()])
+        return
     if audio.tags is None:
         audio.add_tags()
     tags = audio.tags
     for field, value in fields.items():
-        if kind == "id3":
-            from mutagen.id3 import TCON, TXXX
-
-            if field == "genre":
-                tags.setall("TCON", [TCON(encoding=3, text=[value])])
-            else:
-                tags.setall(f"TXXX:{field}", [TXXX(encoding=3, desc=field, text=[value])])
-        elif kind == "vorbis":
+        if kind == "vorbis":
             tags[field.upper()] = [value]
         else:
             from mutagen.mp4 import MP4FreeForm
@@ -152,8 +162,7 @@ def _set(kind: str, audio, fields: dict) -> None:
 
 def _save(kind: str, audio) -> None:
     if kind == "id3":
-        version = audio.tags.version[1] if audio.tags.version[1] in (3, 4) else 4
-        audio.save(v2_version=version)
+        id3_frames.save(audio)
     else:
         audio.save()
 
