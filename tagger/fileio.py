@@ -289,14 +289,14 @@ def replacing(path: str, mode: str | None = None, check=None):
 
 def move_into_place(written: str, path: str, check=None) -> None:
     """Renames `written`, complete, over `path` as `replacing` does: a local
-    `written` (a file, or a folder) flushed to the disk first and its folder
-    after; `check()`, when given, called just before the rename. For what
-    is written under a name of its own before it is put in place (a
-    resumable download's `.part`, a file another program wrote in a
-    scratch folder)."""
+    `written` (a file, or a folder with everything in it, `sync_tree`)
+    flushed to the disk first and its folder after; `check()`, when given,
+    called just before the rename. For what is written under a name of its
+    own before it is put in place (a resumable download's `.part`, a file
+    another program wrote in a scratch folder)."""
     local = is_local(written)
     if local:
-        sync(written)
+        sync_tree(written)
     if check is not None:
         check()
     rename(written, path)
@@ -306,6 +306,27 @@ def move_into_place(written: str, path: str, check=None) -> None:
 
 # what fsync answers on a file system that cannot flush a file or folder
 _CANNOT_SYNC = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+def sync_tree(path: str) -> None:
+    """Flushes the local file `path`, or the folder `path` with every file
+    and folder in it, each folder after what it holds, in one pass over the
+    tree (`sync`). Links and special files (a FIFO) are not opened: the
+    folder that holds them records them."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        folders = []
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        sync(entry.path)
+        except PermissionError:  # a folder that cannot be listed: flushed as `sync` can
+            pass
+        for folder in folders:
+            sync_tree(folder)
+    sync(path)
 
 
 def sync(path: str) -> None:

@@ -131,9 +131,41 @@ def test_move_into_place_syncs_a_file_or_folder_then_renames_it_then_syncs_its_f
     assert (tmp_path / "model.hdf5").read_bytes() == b"whole"
     assert sorted(os.listdir(tmp_path)) == ["model.hdf5", "music"]
     assert os.listdir(tmp_path / "music") == ["a"]
-    file, folder, parent = ((tmp_path / n).stat().st_ino for n in ("model.hdf5", "music", ""))
+    file, folder, inside, parent = ((tmp_path / n).stat().st_ino
+                                    for n in ("model.hdf5", "music", "music/a", ""))
     assert calls == [("fsync", file), ("replace", file), ("fsync", parent),
-                     ("fsync", folder), ("replace", folder), ("fsync", parent)]
+                     ("fsync", inside), ("fsync", folder), ("replace", folder), ("fsync", parent)]
+
+
+def test_move_into_place_syncs_every_file_and_folder_inside_a_folder_before_the_rename(
+        tmp_path, monkeypatch):
+    """A folder moved into place is whole after a power cut: each file and
+    folder inside flushed before the rename, a folder after what it holds;
+    a link, its target outside, and a FIFO are not opened (the folder
+    holding them records them)."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not moved")
+    unpacked = tmp_path / "music.partial"
+    (unpacked / "a" / "deep").mkdir(parents=True)
+    (unpacked / "empty").mkdir()
+    for name in ("c.txt", "a/b.wav", "a/deep/d.wav", "a/deep/e.wav"):
+        (unpacked / name).write_bytes(name.encode())
+    (unpacked / "link").symlink_to(outside)
+    os.mkfifo(unpacked / "fifo")
+    calls = recorded_syncs(monkeypatch)
+    fileio.move_into_place(str(unpacked), str(tmp_path / "music"))
+    moved = tmp_path / "music"
+    assert (moved / "a" / "deep" / "d.wav").read_bytes() == b"a/deep/d.wav"
+    inode = {name: (moved / name).stat().st_ino
+             for name in ("", "c.txt", "a", "a/b.wav", "a/deep", "a/deep/d.wav", "a/deep/e.wav",
+                          "empty")}
+    rename = calls.index(("replace", inode[""]))
+    before = [value for kind, value in calls[:rename] if kind == "fsync"]
+    assert sorted(before) == sorted(inode.values())  # each once; not the link's target
+    for folder, inside in [("a/deep", ["a/deep/d.wav", "a/deep/e.wav"]),
+                           ("a", ["a/b.wav", "a/deep"]), ("", ["c.txt", "a", "empty"])]:
+        assert all(before.index(inode[name]) < before.index(inode[folder]) for name in inside)
+    assert calls[rename + 1:] == [("fsync", tmp_path.stat().st_ino)]
 
 
 def test_replacing_leaves_the_file_when_the_check_before_the_rename_refuses(tmp_path):

@@ -67,6 +67,18 @@ def inference_model(model):
                                     call_function=call)
 
 
+def image_convolutions(model) -> tuple[str, ...]:
+    """The names of the layers of `model` (an `inference_model`) that
+    compute a convolution of one input channel, as stacked taps or in
+    polyphase form: the convolutions over a log-mel image (musicnn's
+    timbral and temporal filters, VGG's first), not those of several
+    channels rewritten with their batch norm after the pooling."""
+    from tagger.layers.inference_conv2d import InferenceConv2D
+
+    return tuple(layer.name for layer in model.layers
+                 if isinstance(layer, InferenceConv2D) and layer.form != "conv")
+
+
 def _rewrites(model):
     """(ids of the Conv2D layers of one input channel to compute as taps or
     polyphase,

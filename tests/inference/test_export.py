@@ -143,6 +143,48 @@ def test_int8_engine_of_a_log_mel_model_quantises_the_convolutions_over_the_imag
         [set(np.argsort(-row)[:3]) for row in expected]
 
 
+def int8_layers_of_convolutions(content):
+    """{layer: the dtypes of its CONV_2D weights} of the int8 flatbuffer
+    `content`, by the inference form's layer each convolution belongs to
+    (`<layer>_inference` in its tensor's name; "rest" for the others)."""
+    import re
+
+    interpreter = tflite_interpreter(content=content)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    found = {}
+    for op in interpreter._get_ops_details():
+        if op["op_name"] == "CONV_2D":
+            layer = re.search(r"/(\w+?)_inference(_\d+)?/", tensors[op["outputs"][0]]["name"])
+            found.setdefault(layer.group(1) if layer else "rest", set()).add(
+                np.dtype(tensors[op["inputs"][1]]["dtype"]).name)
+    return found
+
+
+@pytest.mark.parametrize("family, int8", [
+    ("pons_vgg", {"conv1"}),  # the 3 x 3 over the image; conv2..5 read 4 channels
+    ("pons_musicnn", {f"timbral{i}_conv" for i in (1, 2)}
+     | {f"temporal{i}_conv" for i in (1, 2, 3)}),
+], ids=["pons_vgg", "pons_musicnn"])
+def test_int8_of_a_log_mel_model_quantises_only_the_convolutions_of_one_input_channel(
+        family, int8):
+    """Of the musicnn package's VGG, int8 is the first convolution only (the
+    one over the log-mel image); its other four, rewritten too by the
+    inference form (conv, batch norm, pooling reordered), stay float32. Of
+    its Musicnn, all five front-end filters; the mid-end stays float32."""
+    from tagger.inference.export.formats import ServingModel, tflite_bytes
+    from tagger.models import build_model
+    from tests.models.test_pons import TINY_MUSICNN, TINY_VGG
+
+    args = TINY_VGG if family == "pons_vgg" else TINY_MUSICNN
+    serving = ServingModel(build_model(family, num_tags=3, **args), None)
+    content, _ = tflite_bytes(serving, "int8", check_waveforms(serving.window_samples, 4, 3))
+    layers = int8_layers_of_convolutions(content)
+    assert {layer for layer, dtypes in layers.items() if "int8" in dtypes} == int8
+    assert all(dtypes == {"float32"} for layer, dtypes in layers.items() if layer not in int8)
+    if family == "pons_vgg":
+        assert set(layers) == {f"conv{i}" for i in range(1, 6)}
+
+
 def test_dynamic_engine_warns_that_it_quantises_a_spectrogram_models_front_end(cnn,
                                                                               spectrogram):
     """tflite-dynamic quantises a log-mel model's front end with the rest

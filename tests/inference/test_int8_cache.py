@@ -70,6 +70,16 @@ def test_another_model_window_or_calibration_converts_again(home, field, value):
     assert convert.calls == 2
 
 
+def test_an_entry_of_an_earlier_conversion_is_not_used(home):
+    """Version 2 quantised every convolution the inference form rewrote
+    (all five of the musicnn package's VGG); its entries are converted
+    again, never read."""
+    convert = Converter(content=b"\x1c\x00\x00\x00TFL3 all convolutions int8")
+    cached_int8({**FIELDS, "cache_version": 2}, convert)
+    content, _, note = cached_int8(FIELDS, Converter())
+    assert content == Converter().content and note == ""  # converted, not read
+
+
 def damage_flatbuffer(path):
     data = bytearray(open(path, "rb").read())
     data[5] ^= 0xFF

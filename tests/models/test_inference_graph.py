@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tagger.models import build_model
-from tagger.models.inference_graph import inference_model
+from tagger.models.inference_graph import image_convolutions, inference_model
 from tests.models.common import waveforms
 from tests.models.test_pons import TINY_MUSICNN, TINY_VGG
 
@@ -53,6 +53,8 @@ def test_rewritten_model_gives_the_scores_and_embeddings(family, args, rewritten
     forms = {layer.name.removesuffix("_inference"): layer.form for layer in fast.layers
              if layer.name.endswith("_inference")}
     assert {name: forms.get(name) for name in rewritten} == rewritten
+    assert set(image_convolutions(fast)) == {f"{name}_inference" for name, form in forms.items()
+                                             if form != "conv"}  # what int8 quantises
     pooled = {layer.name for layer in fast.layers if layer.name.endswith("_pooled")}
     assert pooled == {f"{name}_pooled" for name in batch_norms}  # every conv, BN, pool chain
     assert len(fast.weights) == len(core.weights)  # shared, not copied

@@ -6,8 +6,10 @@ tflite-dynamic` ran MTT_musicnn at about 0.6x the keras engine's speed:
 XNNPACK does not run convolutions of int8 weights on float activations).
 
 Both score the same windows (tones in noise: the speed does not depend on
-the audio), after one call each that builds and traces them, in turns,
-`rounds` times; the best time of each is kept.
+the audio), and compute the same outputs (the keras engine the predictor's
+embeddings too, of the same layer, when it gives them), after one call each
+that builds and traces them, in turns, `rounds` times; the best time of
+each is kept.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ def pace_against_keras(predictor, model, info: TaggerMetadata | None,
     from tagger.inference.engine.keras import KerasPredictor
     from tagger.inference.export.formats import check_waveforms
 
-    keras = KerasPredictor(model, info)
+    keras = KerasPredictor(model, info, embeddings=predictor.embedding_layer is not None,
+                           embedding_layer=predictor.embedding_layer)
     windows = check_waveforms(predictor.window_samples, batch=max(1, min(batch_size, WINDOWS)))
     best = {"engine": float("inf"), "keras": float("inf")}
     scorers = {"engine": predictor, "keras": keras}

@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -245,14 +246,16 @@ class ServingModel:
     `tag_names` from its metadata (tag_0.. and a `warning` for a model
     without them); `metadata`: its TaggerMetadata (or None); `info`: what
     goes into `assets.extra/tagger_info.json`; `int8_scope`: what int8
-    quantises (`quantize.int8_scope`).
+    quantises (`quantize.int8_scope`); `image_convolutions`: the names of
+    the inference form's convolutions over the log-mel image (what int8 of
+    scope FRONT_END quantises, `inference_graph.image_convolutions`).
     """
 
     def __init__(self, model, info: TaggerMetadata | None):
         import keras
 
         from tagger.inference.export.quantize import int8_scope
-        from tagger.models.inference_graph import inference_model
+        from tagger.models.inference_graph import image_convolutions, inference_model
         from tagger.models.saved import raw_audio_input, tag_names_of, window_grid
 
         self.sample_rate, self.window_samples, to_model_input = raw_audio_input(model, info)
@@ -262,9 +265,11 @@ class ServingModel:
         if bad:
             raise UserError(f"tag names must not contain line breaks: {bad[:3]}")
         waveform = keras.Input((self.window_samples,), name="waveform")  # (batch, samples)
-        self.model = keras.Model(waveform, inference_model(model)(to_model_input(waveform)),
+        fast = inference_model(model)
+        self.model = keras.Model(waveform, fast(to_model_input(waveform)),
                                  name=f"{model.name}_serving")
         self.int8_scope = int8_scope(model, info)
+        self.image_convolutions = image_convolutions(fast)
         self._original = (model, to_model_input)
         self.metadata = info
         self.info = info.to_json() if info else {}
@@ -357,17 +362,18 @@ def tflite_bytes(serving: ServingModel, quantisation: str | None = None,
         _write_saved_model(serving, saved, endpoints=("serve",))
         try:
             return _convert(tf, saved, False, quantisation, calibration,
-                            serving.int8_scope), False
+                            serving.int8_scope, serving.image_convolutions), False
         except Exception:  # the converter raises ConverterError and others
             return _convert(tf, saved, True, quantisation, calibration,
-                            serving.int8_scope), True
+                            serving.int8_scope, serving.image_convolutions), True
 
 
 def _convert(tf, saved_model_dir: str, select_tf_ops: bool,
              quantisation: str | None = None, calibration: np.ndarray | None = None,
-             int8_scope: str = "full") -> bytes:
+             int8_scope: str = "full", image_convolutions: tuple = ()) -> bytes:
     """The flatbuffer of the `serve` signature in `saved_model_dir`; with
-    `calibration`, int8 of `int8_scope` (quantize.FULL or FRONT_END)."""
+    `calibration`, int8 of `int8_scope` (quantize.FULL or FRONT_END: the
+    layers named by `image_convolutions`)."""
     def converter():
         made = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
                                                         signature_keys=["serve"])
@@ -396,7 +402,7 @@ def _convert(tf, saved_model_dir: str, select_tf_ops: bool,
         if int8_scope == FULL:
             return quantised.convert()
         floating = converter().convert()
-        kept = _float_nodes(floating)
+        kept = _float_nodes(floating, image_convolutions)
         if kept is None:  # nothing to quantise: the float32 model (the engine says so)
             return floating
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=kept)
@@ -406,20 +412,24 @@ def _convert(tf, saved_model_dir: str, select_tf_ops: bool,
         return debugger.get_nondebug_quantized_model()
 
 
-def _float_nodes(content: bytes) -> list[str] | None:
+def _float_nodes(content: bytes, layers: tuple) -> list[str] | None:
     """The ops of the float32 flatbuffer `content` (by their output tensors'
     names) that int8 of scope FRONT_END leaves float32: all but those of the
-    convolutions the inference graph rewrote (`InferenceConv2D`: the
-    convolution, its input's stacking, its pooling); None when that is
-    every op."""
-    from tagger.models.inference_graph import INFERENCE_SUFFIX
-
+    `layers`, the inference form's convolutions over the log-mel image
+    (`ServingModel.image_convolutions`: the convolution, its input's
+    stacking, its pooling); None when that is every op."""
+    if not layers:
+        return None
+    # a layer's ops are named `.../<layer>/...`, or `.../<layer>_<n>/...`
+    # when the layer's name scope was entered again
+    names = "|".join(map(re.escape, layers))
+    within = re.compile(rf"(?:^|[/;])(?:{names})(?:_\d+)?(?:/|;|$)")
     interpreter = tflite_interpreter(content=content)
-    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    tensors = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
     kept, quantised = [], False
     for op in interpreter._get_ops_details():  # the only listing of a model's ops
-        outputs = [names[i] for i in op["outputs"]]
-        if any(INFERENCE_SUFFIX in name and "log_mel" not in name for name in outputs):
+        outputs = [tensors[i] for i in op["outputs"]]
+        if any(within.search(name) and "log_mel" not in name for name in outputs):
             quantised = True
         else:
             kept.extend(outputs)

@@ -43,7 +43,9 @@ import numpy as np
 
 from tagger import cache, fileio
 
-CACHE_VERSION = 2  # 2: the inference graph, int8 of spectrogram models' front end
+# 2: the inference graph, int8 of spectrogram models' front end; 3: of their
+# convolutions of one input channel only (2 quantised all five of VGG's)
+CACHE_VERSION = 3
 FOLDER = "tflite-int8"
 
 

@@ -23,13 +23,15 @@ def int8_scope(model, info: TaggerMetadata | None) -> str:
     that reads waveforms with no log-mel front end inside; FRONT_END
     otherwise (`formats.tflite_bytes`): only the convolutions of one input
     channel over the log-mel image (the ones `models.inference_graph`
-    rewrites; musicnn's timbral and temporal filters carry 95% of its
-    FLOPs). Further in, int8 moved MTT_musicnn's scores too far on real
-    recordings: its mid-end convolutions read 561 channels of different
-    ranges through one int8 scale (top-5 agreement with float 0.94 per
-    window against 0.99, docs/performance.md); quantising the log-mel
-    frames themselves moved them by whole steps of the int8 grid, and the
-    scores of the self-attention tagger by up to 0.16."""
+    computes as stacked taps or in polyphase form, `image_convolutions`:
+    musicnn's timbral and temporal filters, 95% of its FLOPs; VGG's first
+    convolution, not the four after it). Further in, int8 moved
+    MTT_musicnn's scores too far on real recordings: its mid-end
+    convolutions read 561 channels of different ranges through one int8
+    scale (top-5 agreement with float 0.94 per window against 0.99,
+    docs/performance.md); quantising the log-mel frames themselves moved
+    them by whole steps of the int8 grid, and the scores of the
+    self-attention tagger by up to 0.16."""
     from tagger.models import FAMILY_NAMES, family
 
     name = info.model if info else None
