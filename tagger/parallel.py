@@ -30,9 +30,10 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import shutil
 import signal
 import traceback
-from multiprocessing import reduction, spawn
+from multiprocessing import forkserver, process, reduction, spawn, util
 
 IN_FLIGHT_PER_WORKER = 4  # items sent but not yet yielded, per worker
 QUEUED_PER_WORKER = 2  # items sent to one worker at a time (one runs, one waits)
@@ -230,12 +231,57 @@ def worker_context(fn):
     process's threads (TensorFlow's)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
+    restart_unreachable_fork_server()
     main = describe_main()  # for the server to load (tagger.fork_server)
     if os.environ.get(FORK_SERVER_MAIN) != main:
         os.environ[FORK_SERVER_MAIN] = main
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["tagger.fork_server", fn.__module__])  # once it starts
     return context
+
+
+def restart_unreachable_fork_server() -> None:
+    """Makes the next worker start a new fork server where this process's
+    server can no longer be reached: its Unix socket, or multiprocessing's
+    temporary folder that holds it, was removed (a cleaner of temporary
+    files, or the folder `tempfile` pointed at when the server started).
+    multiprocessing would go on connecting to the removed socket, and
+    every later worker would fail to start."""
+    folder = process.current_process()._config.get("tempdir")
+    if folder and not os.path.isdir(folder):
+        forget_temporary_folder()
+    address = forkserver._forkserver._forkserver_address
+    if address and address[0] != "\0" and not os.path.exists(address):
+        stop_fork_server()
+
+
+def stop_fork_server() -> None:
+    """Stops this process's fork server, if one runs: the next worker
+    starts a new one (multiprocessing's own `_stop` fails where its socket
+    is gone)."""
+    server = forkserver._forkserver
+    with server._lock:
+        if server._forkserver_pid is None:
+            return
+        os.close(server._forkserver_alive_fd)  # asks it to stop
+        os.waitpid(server._forkserver_pid, 0)
+        address = server._forkserver_address
+        if address and address[0] != "\0" and os.path.exists(address):
+            os.unlink(address)
+        server._forkserver_alive_fd = server._forkserver_pid = None
+        server._forkserver_address = None
+
+
+def forget_temporary_folder() -> None:
+    """Makes multiprocessing take a new temporary folder when it next needs
+    one (in `tempfile`'s folder of that time), and removes the one it had."""
+    folder = process.current_process()._config.pop("tempdir", None)
+    if folder is None:
+        return
+    for finalizer in list(util._finalizer_registry.values()):  # its removal at exit
+        if folder in (finalizer._args or ()):
+            finalizer.cancel()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def describe_main() -> str:

@@ -233,3 +233,36 @@ def test_chunks_through_the_pipe_or_in_this_process(monkeypatch, how):
         assert [[bytes(p) for p in chunks.parts] for _, chunks in results] == [
             expected_parts(x) for x in range(4)]
         assert workers == 1 or all(isinstance(p, bytes) for _, c in results for p in c.parts)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("removed", ["socket", "folder"])
+def test_a_fork_server_whose_socket_was_removed_is_started_anew(monkeypatch, removed):
+    """A cleaner of temporary files removes the fork server's socket, or
+    the folder it lay in (where `tempfile` pointed when it started): the
+    next map starts a new server instead of failing every worker."""
+    import multiprocessing.forkserver
+    import shutil
+    import tempfile
+
+    from tagger.parallel import forget_temporary_folder, stop_fork_server
+
+    folder = tempfile.mkdtemp(prefix="fs-")  # short: a socket's path has 107 bytes at most
+    try:
+        stop_fork_server()  # a server of its own, in `folder`
+        forget_temporary_folder()
+        with monkeypatch.context() as patch:
+            patch.setattr(tempfile, "tempdir", folder)
+            assert list(ordered_map(square, range(4), 2)) == [0, 1, 4, 9]
+        address = multiprocessing.forkserver._forkserver._forkserver_address
+        assert address.startswith(folder + os.sep)
+        if removed == "socket":
+            os.remove(address)
+        else:
+            shutil.rmtree(folder)
+        assert list(ordered_map(square, range(6), 2)) == [x * x for x in range(6)]
+        assert multiprocessing.forkserver._forkserver._forkserver_address != address
+    finally:
+        stop_fork_server()  # the next test's server in the usual folder
+        forget_temporary_folder()
+        shutil.rmtree(folder, ignore_errors=True)
