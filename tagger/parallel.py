@@ -126,6 +126,8 @@ def ordered_map(fn, items, workers: int, on_failure=None, pool=None):
 
 class _Worker:
     def __init__(self, context, fn):
+        if context.get_start_method() == "forkserver":
+            restart_unreachable_fork_server()  # a long run's server may have lost its socket
         self.conn, child = context.Pipe(duplex=True)
         shared = _shared_slots()
         slot_bytes = SLOT_BYTES if shared else 0
@@ -231,7 +233,6 @@ def worker_context(fn):
     process's threads (TensorFlow's)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
-    restart_unreachable_fork_server()
     main = describe_main()  # for the server to load (tagger.fork_server)
     if os.environ.get(FORK_SERVER_MAIN) != main:
         os.environ[FORK_SERVER_MAIN] = main
@@ -256,20 +257,30 @@ def restart_unreachable_fork_server() -> None:
 
 
 def stop_fork_server() -> None:
-    """Stops this process's fork server, if one runs: the next worker
-    starts a new one (multiprocessing's own `_stop` fails where its socket
-    is gone)."""
+    """Leaves this process's fork server, if one runs, so that the next
+    worker starts a new one (multiprocessing's own `_stop` fails where its
+    socket is gone, and waits for the server, which runs until every
+    worker it started has ended: a live pool keeps its workers). The
+    server ends once its last worker has; it is reaped at a later call."""
     server = forkserver._forkserver
     with server._lock:
-        if server._forkserver_pid is None:
-            return
-        os.close(server._forkserver_alive_fd)  # asks it to stop
-        os.waitpid(server._forkserver_pid, 0)
-        address = server._forkserver_address
-        if address and address[0] != "\0" and os.path.exists(address):
-            os.unlink(address)
-        server._forkserver_alive_fd = server._forkserver_pid = None
-        server._forkserver_address = None
+        if server._forkserver_pid is not None:
+            os.close(server._forkserver_alive_fd)  # it ends when its workers have
+            _LEFT_SERVERS.append(server._forkserver_pid)
+            address = server._forkserver_address
+            if address and address[0] != "\0" and os.path.exists(address):
+                os.unlink(address)
+            server._forkserver_alive_fd = server._forkserver_pid = None
+            server._forkserver_address = None
+    for pid in list(_LEFT_SERVERS):
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                _LEFT_SERVERS.remove(pid)
+        except ChildProcessError:
+            _LEFT_SERVERS.remove(pid)
+
+
+_LEFT_SERVERS = []  # fork servers left by stop_fork_server, not yet reaped
 
 
 def forget_temporary_folder() -> None:

@@ -266,3 +266,22 @@ def test_a_fork_server_whose_socket_was_removed_is_started_anew(monkeypatch, rem
         stop_fork_server()  # the next test's server in the usual folder
         forget_temporary_folder()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_pool_whose_fork_server_lost_its_socket_replaces_a_dead_worker(tmp_path):
+    """A long-running pool (tagger-serve's decoding): a cleaner of temporary
+    files removes the server's socket; a worker that dies afterwards is
+    still replaced, through a new server."""
+    import multiprocessing.forkserver
+
+    from tagger.parallel import WorkerPool
+
+    marker = str(tmp_path / "died")
+    with WorkerPool(die_once_on_three, 2) as pool:
+        assert list(pool.map(iter([(0, marker), (1, marker)]))) == [0, 1]
+        address = multiprocessing.forkserver._forkserver._forkserver_address
+        os.remove(address)
+        items = [(x, marker) for x in range(6)]
+        assert list(pool.map(iter(items))) == [x * x for x in range(6)]
+    assert os.path.exists(marker)
