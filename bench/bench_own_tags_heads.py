@@ -66,13 +66,14 @@ def parse_args(argv=None):
     return args
 
 
-def tiny_setting(folder: str, width: float, files: int = 8) -> tuple[str, str]:
+def tiny_setting(folder: str, width: float, files: int = 8, seed: int = 0) -> tuple[str, str]:
     """(records, body): two folders of `files` tones each, every file
     labelled by its folder, built at the package Musicnn's rate and window,
     and an untrained package Musicnn at `width`, in `folder`."""
     import csv
     import os
 
+    import keras
     import soundfile
 
     from tagger.commands import build_folder
@@ -99,6 +100,7 @@ def tiny_setting(folder: str, width: float, files: int = 8) -> tuple[str, str]:
     if code:
         raise SystemExit(f"the tiny records could not be built (exit code {code})")
     body = os.path.join(folder, "body.keras")
+    keras.utils.set_random_seed(seed)  # the same untrained body in every run
     save_tagger(*untrained_pons_musicnn(width), body)
     return records, body
 

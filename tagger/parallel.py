@@ -30,9 +30,10 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import shutil
 import signal
 import traceback
-from multiprocessing import reduction, spawn
+from multiprocessing import forkserver, process, reduction, spawn, util
 
 IN_FLIGHT_PER_WORKER = 4  # items sent but not yet yielded, per worker
 QUEUED_PER_WORKER = 2  # items sent to one worker at a time (one runs, one waits)
@@ -125,6 +126,8 @@ def ordered_map(fn, items, workers: int, on_failure=None, pool=None):
 
 class _Worker:
     def __init__(self, context, fn):
+        if context.get_start_method() == "forkserver":
+            restart_unreachable_fork_server()  # a long run's server may have lost its socket
         self.conn, child = context.Pipe(duplex=True)
         shared = _shared_slots()
         slot_bytes = SLOT_BYTES if shared else 0
@@ -236,6 +239,60 @@ def worker_context(fn):
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["tagger.fork_server", fn.__module__])  # once it starts
     return context
+
+
+def restart_unreachable_fork_server() -> None:
+    """Makes the next worker start a new fork server where this process's
+    server can no longer be reached: its Unix socket, or multiprocessing's
+    temporary folder that holds it, was removed (a cleaner of temporary
+    files, or the folder `tempfile` pointed at when the server started).
+    multiprocessing would go on connecting to the removed socket, and
+    every later worker would fail to start."""
+    folder = process.current_process()._config.get("tempdir")
+    if folder and not os.path.isdir(folder):
+        forget_temporary_folder()
+    address = forkserver._forkserver._forkserver_address
+    if address and address[0] != "\0" and not os.path.exists(address):
+        stop_fork_server()
+
+
+def stop_fork_server() -> None:
+    """Leaves this process's fork server, if one runs, so that the next
+    worker starts a new one (multiprocessing's own `_stop` fails where its
+    socket is gone, and waits for the server, which runs until every
+    worker it started has ended: a live pool keeps its workers). The
+    server ends once its last worker has; it is reaped at a later call."""
+    server = forkserver._forkserver
+    with server._lock:
+        if server._forkserver_pid is not None:
+            os.close(server._forkserver_alive_fd)  # it ends when its workers have
+            _LEFT_SERVERS.append(server._forkserver_pid)
+            address = server._forkserver_address
+            if address and address[0] != "\0" and os.path.exists(address):
+                os.unlink(address)
+            server._forkserver_alive_fd = server._forkserver_pid = None
+            server._forkserver_address = None
+    for pid in list(_LEFT_SERVERS):
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                _LEFT_SERVERS.remove(pid)
+        except ChildProcessError:
+            _LEFT_SERVERS.remove(pid)
+
+
+_LEFT_SERVERS = []  # fork servers left by stop_fork_server, not yet reaped
+
+
+def forget_temporary_folder() -> None:
+    """Makes multiprocessing take a new temporary folder when it next needs
+    one (in `tempfile`'s folder of that time), and removes the one it had."""
+    folder = process.current_process()._config.pop("tempdir", None)
+    if folder is None:
+        return
+    for finalizer in list(util._finalizer_registry.values()):  # its removal at exit
+        if folder in (finalizer._args or ()):
+            finalizer.cancel()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def describe_main() -> str:

@@ -86,6 +86,16 @@ def pytest_runtest_logreport(report):
         _record_skipped(report)
 
 
+@pytest.fixture(autouse=True)
+def _no_state_outlives_a_test():
+    """Whatever a test changes for the whole process is put back when it
+    ends (tests/isolation.py), so the suite passes in any order."""
+    from tests.isolation import kept_global_state
+
+    with kept_global_state():
+        yield
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _cache_home(tmp_path_factory):
     """TAGGER_HOME in a folder of the session's, for this process and those

@@ -233,3 +233,55 @@ def test_chunks_through_the_pipe_or_in_this_process(monkeypatch, how):
         assert [[bytes(p) for p in chunks.parts] for _, chunks in results] == [
             expected_parts(x) for x in range(4)]
         assert workers == 1 or all(isinstance(p, bytes) for _, c in results for p in c.parts)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("removed", ["socket", "folder"])
+def test_a_fork_server_whose_socket_was_removed_is_started_anew(monkeypatch, removed):
+    """A cleaner of temporary files removes the fork server's socket, or
+    the folder it lay in (where `tempfile` pointed when it started): the
+    next map starts a new server instead of failing every worker."""
+    import multiprocessing.forkserver
+    import shutil
+    import tempfile
+
+    from tagger.parallel import forget_temporary_folder, stop_fork_server
+
+    folder = tempfile.mkdtemp(prefix="fs-")  # short: a socket's path has 107 bytes at most
+    try:
+        stop_fork_server()  # a server of its own, in `folder`
+        forget_temporary_folder()
+        with monkeypatch.context() as patch:
+            patch.setattr(tempfile, "tempdir", folder)
+            assert list(ordered_map(square, range(4), 2)) == [0, 1, 4, 9]
+        address = multiprocessing.forkserver._forkserver._forkserver_address
+        assert address.startswith(folder + os.sep)
+        if removed == "socket":
+            os.remove(address)
+        else:
+            shutil.rmtree(folder)
+        assert list(ordered_map(square, range(6), 2)) == [x * x for x in range(6)]
+        assert multiprocessing.forkserver._forkserver._forkserver_address != address
+    finally:
+        stop_fork_server()  # the next test's server in the usual folder
+        forget_temporary_folder()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_pool_whose_fork_server_lost_its_socket_replaces_a_dead_worker(tmp_path):
+    """A long-running pool (tagger-serve's decoding): a cleaner of temporary
+    files removes the server's socket; a worker that dies afterwards is
+    still replaced, through a new server."""
+    import multiprocessing.forkserver
+
+    from tagger.parallel import WorkerPool
+
+    marker = str(tmp_path / "died")
+    with WorkerPool(die_once_on_three, 2) as pool:
+        assert list(pool.map(iter([(0, marker), (1, marker)]))) == [0, 1]
+        address = multiprocessing.forkserver._forkserver._forkserver_address
+        os.remove(address)
+        items = [(x, marker) for x in range(6)]
+        assert list(pool.map(iter(items))) == [x * x for x in range(6)]
+    assert os.path.exists(marker)
