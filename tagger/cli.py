@@ -163,6 +163,24 @@ def given_flags(args, names) -> list:
     return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is not None]
 
 
+def non_empty(what: str):
+    """argparse type of a text that names something (`what`: 'a model
+    file'): any text but an empty or blank one, which an unset shell
+    variable gives (`--from "$MODEL"`)."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(
+                f"expected {what}, got {text!r} (an unset shell variable?); name one")
+        return text
+
+    return parse
+
+
+# a model a command reads: a pretrained name or a saved model's path
+model_name_or_path = non_empty("a pretrained name or a model file")
+
+
 def comma_list(text: str) -> tuple:
     """argparse type: 'a, b,c' -> ('a', 'b', 'c')."""
     return tuple(v.strip() for v in text.split(",") if v.strip())

@@ -244,3 +244,33 @@ def test_given_flags_include_those_that_add_to_their_value():
     assert args.option == ["a=1", "b=2"] and args.verbose == 1 and args.level == 3
     assert args.given == {"option", "verbose"}
     assert parser.parse_args_given([]).given == frozenset()
+
+
+@pytest.mark.parametrize("name, argv, argument", [
+    ("tagger.commands.train", ["--from", ""], "--from"),
+    ("tagger.commands.train", ["--teacher", ""], "--teacher"),
+    ("tagger.commands.train", ["--distil", "MTT_vgg", "--distil", " "], "--distil"),
+    ("tagger.commands.eval", [""], "MODEL"),
+    ("tagger.commands.eval", ["MTT_vgg", "--against", ""], "--against"),
+    ("tagger.commands.tag", ["", "song.mp3"], "MODEL"),
+    ("tagger.commands.export", [""], "MODEL"),
+    ("tagger.commands.extract_excitations", [""], "MODEL"),
+    ("tagger.commands.attention", [""], "MODEL"),
+    ("tagger.commands.serve", [""], "MODEL"),
+    ("tagger.commands.serve", ["--model", ""], "--model"),
+    ("tagger.commands.demo", ["--own-tags", "--from", ""], "--from"),
+    ("tagger.commands.demo", ["--distil", "--teacher", ""], "--teacher"),
+    ("tagger.commands.convert_weights", ["", "--from", "resemul", "--out", "m.keras"],
+     "SOURCE"),
+    ("tagger.commands.pretrained", ["download", "MTT_vgg", "--weights", ""], "--weights"),
+])
+def test_an_empty_model_is_refused_in_one_line(name, argv, argument, capsys):
+    """An unset shell variable (`--from "$MODEL"`) names no model: refused as
+    the flags are read, before anything starts (an empty --from once trained
+    a model from scratch)."""
+    from tests.checks import one_line_error
+
+    with pytest.raises(SystemExit) as done:
+        importlib.import_module(name).parse_args(argv)
+    one_line_error(done.value.code, capsys.readouterr().err,
+                   f"argument {argument}: expected ", "(an unset shell variable?)")

@@ -226,7 +226,8 @@ def add_pretrained_flags(p):
         "records, and a head trains on them with Adam in the staged schedule "
         f"({head} unless given). --model, its flags, --quick, --schedule, "
         "--window-segments, --validation-steps, --teacher and --distil do not apply.")
-    group.add_argument("--from", dest="from_model", default=None, metavar="MODEL",
+    group.add_argument("--from", dest="from_model", type=cli.model_name_or_path,
+                       default=None, metavar="MODEL",
                        help="a pretrained name (tagger-pretrained list) or a saved tagger "
                             "whose body learns the records' tags (default: none, a model "
                             "trained from scratch)")

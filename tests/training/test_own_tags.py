@@ -21,7 +21,7 @@ from tagger.audio import audio_windows, resample
 from tagger.commands import eval as eval_cli
 from tagger.commands import tag as tag_cli
 from tagger.commands import train as train_cli
-from tagger.config import PretrainedConfig
+from tagger.config import DistillationConfig, NoisyStudentConfig, PretrainedConfig
 from tagger.errors import UserError
 from tagger.inference.common import model_fingerprint
 from tagger.models.saved import load_tagger, save_tagger
@@ -469,3 +469,15 @@ def test_a_model_without_info_or_embedding_layer_is_refused(tmp_path):
     with pytest.raises(UserError, match="'missing.keras' not found; --from takes a "
                                         "pretrained name"):
         Body("missing.keras", progress=False)
+
+
+@pytest.mark.parametrize("make, flag", [
+    (lambda: PretrainedConfig(from_model=""), "--from"),
+    (lambda: NoisyStudentConfig(teacher=" "), "--teacher"),
+    (lambda: DistillationConfig(teachers=["MTT_vgg", ""]), "--distil")])
+def test_a_config_naming_an_empty_model_is_refused(make, flag):
+    """An empty model name reads as no model where a setting is tested for
+    truth and as one where it is tested against None: refused, not read
+    both ways."""
+    with pytest.raises(ValueError, match=f"\\({flag}\\) must name a model"):
+        make()
