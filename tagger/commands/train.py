@@ -225,7 +225,8 @@ def add_pretrained_flags(p):
         "each clip, at its own rate and window, are computed once and stored beside the "
         "records, and a head trains on them with Adam in the staged schedule "
         f"({head} unless given). --model, its flags, --quick, --schedule, "
-        "--window-segments, --validation-steps, --teacher and --distil do not apply.")
+        "--window-segments, --validation-steps, --teacher, --distil, --switch-epochs and "
+        "--total-epochs do not apply.")
     group.add_argument("--from", dest="from_model", type=cli.model_name_or_path,
                        default=None, metavar="MODEL",
                        help="a pretrained name (tagger-pretrained list) or a saved tagger "
@@ -323,6 +324,10 @@ def check_pretrained(args, chosen) -> bool:
     if wrong:
         raise flags_do_not_apply(wrong, "to a model trained from scratch",
                                  f"--from trains a head on {source}'s body")
+    wrong = [flag(d) for d in SCHEDULE_FLAGS["adam_then_sgd"] if d in chosen]
+    if wrong:
+        raise flags_do_not_apply(wrong, "to the adam_then_sgd schedule",
+                                 "--from trains its head with the staged schedule")
     if not args.fine_tune:
         wrong = [flag(d) for d in FINE_TUNE_FLAGS if d in chosen]
         if wrong:

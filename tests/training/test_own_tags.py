@@ -225,6 +225,12 @@ def test_a_tag_no_training_file_has_is_refused_and_few_files_are_named():
     (["--fine-tune-lr", "0.001"], "--fine-tune-lr applies with --fine-tune only"),
     (["--momentum", "0.5"], "--momentum applies to SGD only (--from trains with Adam unless "
                             "--optimizer sgd is given)"),
+    (["--total-epochs", "10"], "--total-epochs applies to the adam_then_sgd schedule only "
+                               "(--from trains its head with the staged schedule); leave it "
+                               "out"),
+    (["--switch-epochs", "2,3,4", "--total-epochs", "6"],
+     "--switch-epochs, --total-epochs apply to the adam_then_sgd schedule only"),
+    (["--fine-tune", "--total-epochs", "10"], "--total-epochs applies to the adam_then_sgd"),
 ])
 def test_flags_that_do_not_apply_with_from_are_errors(capsys, argv, fragment):
     code, _, err = call_main(train_cli.main, capsys, "--from", "MTT_musicnn", *argv)
