@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -167,3 +169,15 @@ def test_missing_folder_and_file(tmp_path):
 def test_labels_matrix_of_a_plan(small_csv):
     plan = mtt.plan_mtt(str(small_csv), mtt.MttSettings(top_k=2))
     np.testing.assert_array_equal(plan.label_matrix("val"), [[1, 1]])
+
+
+@pytest.mark.parametrize("header, rows, message", [
+    (["clip_id", "guitar", "mp3_path"], [[1, "0/x.mp3"]],
+     "is not a tab-separated annotations file: row 2 has 2 fields, the header 3"),
+    (["clip_id", "guitar", "guitar", "mp3_path"], [[1, 0, 1, "0/x.mp3"]],
+     "column guitar appears twice (columns 2 and 3); each tag must have one column"),
+])
+def test_rows_of_another_width_and_a_tag_twice_are_refused(tmp_path, header, rows, message):
+    folder = write_csv(tmp_path / "bad", header, rows)
+    with pytest.raises(UserError, match=re.escape(message)):
+        mtt.read_annotations(str(folder))
