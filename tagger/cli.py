@@ -105,10 +105,31 @@ def _conventional(names, kwargs) -> dict:
     return kwargs
 
 
+def _add_option(add, names, kwargs):
+    """`add(*names, **kwargs)` with the conventions (`_conventional`). A
+    renamed option's `former=(old, ...)` names parse as it does (an error
+    names the flag as typed); --help shows the option once, its help naming
+    them (the words are added where it does not)."""
+    kwargs = dict(kwargs)
+    former = tuple(kwargs.pop("former", ()))
+    text = kwargs.get("help", "")
+    if former and not all(name in text for name in former):
+        kwargs["help"] = (f"{text} " if text else "") + (
+            f"({', '.join(former)}: its former name{'s' if len(former) > 1 else ''}, "
+            "still accepted)")
+    kwargs = _conventional(names, kwargs)
+    action = add(*names, **kwargs)
+    for name in former:
+        add(name, **{**kwargs, "dest": action.dest, "default": argparse.SUPPRESS,
+                     "help": argparse.SUPPRESS})
+    return action
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """The parser of every CLI here: named as the user ran it
     (`program_name`); a one-line error (no usage dump) and exit code 2;
-    --help shows every default (HelpFormatter); options that
+    --help shows every default (HelpFormatter); a renamed option keeps its
+    old name (`add_argument(new, former=(old,), ...)`); options that
     take a value without a stated metavar read `N` (integers) or `PATH`
     (paths, by name); after parsing, `no_progress` is set when stderr is
     not a terminal (`progress_wanted`)."""
@@ -120,12 +141,12 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def add_argument(self, *names, **kwargs):
-        return super().add_argument(*names, **_conventional(names, kwargs))
+        return _add_option(super().add_argument, names, kwargs)
 
     def add_argument_group(self, *args, **kwargs):
         group = super().add_argument_group(*args, **kwargs)
         plain = group.add_argument
-        group.add_argument = lambda *names, **kw: plain(*names, **_conventional(names, kw))
+        group.add_argument = lambda *names, **kw: _add_option(plain, names, kw)
         return group
 
     def parse_known_args(self, args=None, namespace=None):
@@ -161,6 +182,24 @@ def given_flags(args, names) -> list:
     """The flags of `names` (destinations) set on the command line, as typed
     (`--top-k`): those whose value is not None."""
     return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is not None]
+
+
+def non_empty(what: str):
+    """argparse type of a text that names something (`what`: 'a model
+    file'): any text but an empty or blank one, which an unset shell
+    variable gives (`--from "$MODEL"`)."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(
+                f"expected {what}, got {text!r} (an unset shell variable?); name one")
+        return text
+
+    return parse
+
+
+# a model a command reads: a pretrained name or a saved model's path
+model_name_or_path = non_empty("a pretrained name or a model file")
 
 
 def comma_list(text: str) -> tuple:

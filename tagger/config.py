@@ -33,6 +33,15 @@ def _check_number(name: str, value, low: float, low_open: bool = False) -> None:
                          f"{low:g}, got {value!r}")
 
 
+def _check_model(name: str, flag: str, value) -> None:
+    """`value` names a model (a pretrained name or a path): not an empty
+    text, which a check for truth reads as none and a check against None
+    as one."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} ({flag}) must name a model (a pretrained name or a model "
+                         f"file), got {value!r}")
+
+
 def _check_fraction(name: str, value, interval: str, low_open: bool = False,
                     high_open: bool = False) -> None:
     """`value` must be a finite number in `interval`, which is [0, 1] with
@@ -249,6 +258,8 @@ class NoisyStudentConfig:
     pseudo_label_weight: float = 1.0  # w in BCE(labelled) + w * BCE(student, teacher)
 
     def __post_init__(self):
+        if self.teacher is not None:
+            _check_model("teacher", "--teacher", self.teacher)
         if not (self.pseudo_label_weight >= 0 and math.isfinite(self.pseudo_label_weight)):
             raise ValueError(f"pseudo_label_weight must be a finite number >= 0, got "
                              f"{self.pseudo_label_weight}")
@@ -264,6 +275,8 @@ class DistillationConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "teachers", tuple(self.teachers))  # a list, as JSON gives it
+        for teacher in self.teachers:
+            _check_model("teachers", "--distil", teacher)
         _check_number("temperature", self.temperature, 0.0, low_open=True)
 
 
@@ -283,6 +296,8 @@ class PretrainedConfig:
     fine_tune_epochs: int = 10
 
     def __post_init__(self):
+        if self.from_model is not None:
+            _check_model("from_model", "--from", self.from_model)
         _check_int("head_units", self.head_units, 0)
         _check_int("fine_tune_epochs", self.fine_tune_epochs, 1)
         _check_number("fine_tune_lr", self.fine_tune_lr, 0.0, low_open=True)

@@ -87,8 +87,13 @@ def names_text(data: bytes) -> str:
     split list, a labels CSV), each byte that does not decode kept as a
     surrogate as `os.fsdecode` keeps a name's: a name written there by a
     system with another encoding is the name of its file (`os.fsencode`
-    gives its bytes back), not an error. `is_utf8` tells such a name."""
-    return data.decode("utf-8", "surrogateescape")
+    gives its bytes back), not an error. `is_utf8` tells such a name. A
+    byte-order mark, as a spreadsheet or an editor saves one, is not text:
+    UTF-8's is dropped, and a file that starts with UTF-16's (Excel's
+    Unicode text) is UTF-16."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", "replace").removeprefix("\ufeff")
+    return data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
 
 
 def _gfile():

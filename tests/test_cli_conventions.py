@@ -244,3 +244,54 @@ def test_given_flags_include_those_that_add_to_their_value():
     assert args.option == ["a=1", "b=2"] and args.verbose == 1 and args.level == 3
     assert args.given == {"option", "verbose"}
     assert parser.parse_args_given([]).given == frozenset()
+
+
+@pytest.mark.parametrize("name, argv, argument", [
+    ("tagger.commands.train", ["--from", ""], "--from"),
+    ("tagger.commands.train", ["--teacher", ""], "--teacher"),
+    ("tagger.commands.train", ["--distil", "MTT_vgg", "--distil", " "], "--distil"),
+    ("tagger.commands.eval", [""], "MODEL"),
+    ("tagger.commands.eval", ["MTT_vgg", "--against", ""], "--against"),
+    ("tagger.commands.tag", ["", "song.mp3"], "MODEL"),
+    ("tagger.commands.export", [""], "MODEL"),
+    ("tagger.commands.extract_excitations", [""], "MODEL"),
+    ("tagger.commands.attention", [""], "MODEL"),
+    ("tagger.commands.serve", [""], "MODEL"),
+    ("tagger.commands.serve", ["--model", ""], "--model"),
+    ("tagger.commands.demo", ["--own-tags", "--from", ""], "--from"),
+    ("tagger.commands.demo", ["--distil", "--teacher", ""], "--teacher"),
+    ("tagger.commands.convert_weights", ["", "--from", "resemul", "--out", "m.keras"],
+     "SOURCE"),
+    ("tagger.commands.pretrained", ["download", "MTT_vgg", "--weights", ""], "--weights"),
+])
+def test_an_empty_model_is_refused_in_one_line(name, argv, argument, capsys):
+    """An unset shell variable (`--from "$MODEL"`) names no model: refused as
+    the flags are read, before anything starts (an empty --from once trained
+    a model from scratch)."""
+    from tests.checks import one_line_error
+
+    with pytest.raises(SystemExit) as done:
+        importlib.import_module(name).parse_args(argv)
+    one_line_error(done.value.code, capsys.readouterr().err,
+                   f"argument {argument}: expected ", "(an unset shell variable?)")
+
+
+def test_a_renamed_option_keeps_its_former_name(capsys):
+    parser = cli.ArgumentParser(prog="tool")
+    parser.add_argument("--num-stages", type=int, default=5, former=("--num-lr-decays",),
+                        help="stages")
+    group = parser.add_argument_group("more")
+    group.add_argument("--segment-length", type=int, default=9, former=("--num-samples",),
+                       help="samples per segment; --num-samples is the same")
+    args = parser.parse_args_given(["--num-lr-decays", "2", "--num-samples", "3"])
+    assert (args.num_stages, args.segment_length) == (2, 3)
+    assert args.given == {"num_stages", "segment_length"}
+    text = " ".join(parser.format_help().split())
+    assert "--num-stages N stages (--num-lr-decays: its former name, still accepted) " \
+           "(default: 5)" in text
+    assert "samples per segment; --num-samples is the same (default: 9)" in text
+    assert "[--num-lr-decays" not in text and "--num-samples N" not in text  # shown once
+    with pytest.raises(SystemExit):  # an error names the flag as typed
+        parser.parse_args(["--num-lr-decays", "x"])
+    assert "tool: error: argument --num-lr-decays: invalid int value: 'x'" in \
+        capsys.readouterr().err

@@ -11,9 +11,10 @@ from tagger.cli import ArgumentParser
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", help="a .keras or .hdf5 self_attention or transformer model "
-                                 "written by train.py, or a pretrained name "
-                                 "(mtat-self-attention, msd-transformer, ...)")
+    p.add_argument("model", metavar="MODEL", type=cli.model_name_or_path,
+                   help="a .keras or .hdf5 self_attention or transformer model "
+                        "written by train.py, or a pretrained name "
+                        "(mtat-self-attention, msd-transformer, ...)")
     p.add_argument("audio", nargs="*", help="audio files (any format tag.py reads, any "
                                             "length)")
     p.add_argument("--out", default="attention_maps", metavar="DIR",

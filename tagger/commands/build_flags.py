@@ -60,7 +60,9 @@ def add_record_flags(p, max_seconds: float, data_dir: str = "<data-dir>") -> Non
     p.add_argument("--sample-rate", type=number_in_range(int, 1000, 384000),
                    default=_AUDIO.sample_rate, metavar="HZ", help="Hz, 1000..384000")
     p.add_argument("--segment-length", type=positive_int, default=_AUDIO.segment_length,
-                   metavar="N", help="samples per segment (59049 = 3^10)")
+                   metavar="N", former=("--num-samples",),
+                   help="samples per segment (59049 = 3^10); --num-samples, resemul's "
+                        "name for it, is the same")
     p.add_argument("--num-audios-per-shard", type=positive_int,
                    default=_WRITE.clips_per_shard, metavar="N", help="clips per shard, >= 1")
     p.add_argument("--workers", type=number_in_range(int, 1, 256), default=None,

@@ -24,6 +24,7 @@ def parse_args(argv=None):
 
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("source", metavar="SOURCE",
+                   type=cli.non_empty("the original weights file or folder"),
                    help="the downloaded original weights file (--from musicnn: the wheel "
                         "musicnn-0.1.0-py3-none-any.whl, or the installed package's folder)")
     p.add_argument("--from", dest="kind", required=True, choices=CONVERTERS.names(),

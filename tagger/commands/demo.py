@@ -94,7 +94,8 @@ def parse_args(argv=None):
                         help="with --distil or --own-tags: a folder of your own audio, with "
                              "--own-tags a tag per top-level folder (default: Debian's game "
                              "soundtracks)")
-    distil.add_argument("--teacher", default=None, metavar="MODEL",
+    distil.add_argument("--teacher", type=cli.model_name_or_path, default=None,
+                        metavar="MODEL",
                         help="with --distil: the teacher, a pretrained name or a saved model "
                              "(default: MTT_musicnn)")
     distil.add_argument("--steps-per-epoch", type=positive_int, default=None, metavar="N",
@@ -105,7 +106,8 @@ def parse_args(argv=None):
                           "folders) by its name in a few files, learn the tags on a trained "
                           "model's body (train.py --from) and from scratch on the same "
                           "split, and measure both on the other files; in WORK_DIR/own_tags")
-    own.add_argument("--from", dest="from_model", default=None, metavar="MODEL",
+    own.add_argument("--from", dest="from_model", type=cli.model_name_or_path,
+                     default=None, metavar="MODEL",
                      help="with --own-tags: the trained model whose body learns the tags "
                           "(default: MTT_musicnn)")
     own.add_argument("--per-tag", type=positive_int, default=None, metavar="N",

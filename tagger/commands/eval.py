@@ -13,7 +13,7 @@ def parse_args(argv=None):
     from tagger.evaluation.metrics import DEFAULT_BOOTSTRAP
 
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", metavar="MODEL",
+    p.add_argument("model", metavar="MODEL", type=cli.model_name_or_path,
                    help="a .keras or .hdf5 model written by train.py, or a "
                         "pretrained name (tagger-pretrained list)")
     p.add_argument("--data-dir", default="./dataset/tfrecord", metavar="PATH",
@@ -35,7 +35,8 @@ def parse_args(argv=None):
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out-json or --per-tag-csv that eval.py did "
                         "not write (default: refuse)")
-    p.add_argument("--against", action="append", default=None, metavar="TEACHER",
+    p.add_argument("--against", action="append", type=cli.model_name_or_path, default=None,
+                   metavar="TEACHER",
                    help="measure the model against a teacher (a pretrained name or model "
                         "file; repeated: several, averaged) on its tags, labels or none "
                         "(docs/distillation.md) (default: against the records' labels)")

@@ -19,8 +19,9 @@ from tagger.cli import ArgumentParser
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", metavar="MODEL", help="a .keras or .hdf5 model written by train.py, "
-                   "or a pretrained name (tagger-pretrained list)")
+    p.add_argument("model", metavar="MODEL", type=cli.model_name_or_path,
+                   help="a .keras or .hdf5 model written by train.py, or a pretrained "
+                        "name (tagger-pretrained list)")
     p.add_argument("--format", default="saved_model", choices=["saved_model", "tflite"],
                    help="saved_model (a folder) or tflite (a file); default saved_model")
     p.add_argument("--out", default=None, metavar="PATH",

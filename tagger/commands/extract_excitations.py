@@ -11,8 +11,9 @@ from tagger.cli import ArgumentParser
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", help="a .keras or .hdf5 SE or ReSE model written by train.py, "
-                                 "or mtat-samplecnn-se / mtat-samplecnn-rese")
+    p.add_argument("model", metavar="MODEL", type=cli.model_name_or_path,
+                   help="a .keras or .hdf5 SE or ReSE model written by train.py, "
+                        "or mtat-samplecnn-se / mtat-samplecnn-rese")
     p.add_argument("--data-dir", default="./dataset/tfrecord",
                    help="folder with dataset_info.json and shards (default: ./dataset/tfrecord)")
     p.add_argument("--split", default="test",

@@ -30,7 +30,8 @@ def parse_args(argv=None):
                         "path, fetched and converted first if needed")
     p.add_argument("name", nargs="?", default=None, metavar="NAME",
                    help="a name from `list` (every action but list)")
-    p.add_argument("--weights", default=None, metavar="FILE",
+    p.add_argument("--weights", type=cli.non_empty("the original file"), default=None,
+                   metavar="FILE",
                    help="download/path: the original file, downloaded by hand (no network "
                         "needed); checked against the size and sha256 pinned or recorded "
                         "for NAME, else recorded once it converts (default: none, the file "

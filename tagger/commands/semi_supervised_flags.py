@@ -8,7 +8,13 @@ fast."""
 
 from __future__ import annotations
 
-from tagger.cli import given_flags, non_negative_float, positive_float, positive_int
+from tagger.cli import (
+    given_flags,
+    model_name_or_path,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 from tagger.errors import UserError, flags_do_not_apply
 
 DEFAULTS = {"unlabelled_split": "student", "unlabelled_data_dir": None,
@@ -21,12 +27,14 @@ def add_flags(parser) -> None:
     group.add_argument("--augment", action="store_true",
                        help="noise the training windows with the in-graph augmentation "
                             "chain (with --teacher: the labelled half too)")
-    group.add_argument("--teacher", action="append", default=None, metavar="MODEL",
+    group.add_argument("--teacher", action="append", type=model_name_or_path, default=None,
+                       metavar="MODEL",
                        help="noisy-student training: a model.keras/.hdf5 from train.py; "
                             "a student trains on half labelled, half unlabelled windows "
                             "with its soft labels (docs/semi_supervised.md) (default: "
                             "none, supervised training)")
-    group.add_argument("--distil", action="append", default=None, metavar="MODEL",
+    group.add_argument("--distil", action="append", type=model_name_or_path, default=None,
+                       metavar="MODEL",
                        help="distillation: a pretrained name or model file whose scores a "
                             "student learns on records without labels, repeated for "
                             "several, averaged (docs/distillation.md) (default: none)")

@@ -21,12 +21,14 @@ non_negative_float = number_in_range(float, 0)
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", nargs="?", default=None, metavar="MODEL",
+    p.add_argument("model", nargs="?", type=cli.model_name_or_path, default=None,
+                   metavar="MODEL",
                    help="a .keras or .hdf5 model written by train.py, a pretrained name "
                         "(tagger-pretrained list), or NAME=PATH; the default model of "
                         "the API (default: MTT_musicnn, the musicnn package's tagger for "
                         "real music, fetched from the package index on first use)")
-    p.add_argument("--model", dest="more_models", action="append", default=None,
+    p.add_argument("--model", dest="more_models", action="append",
+                   type=cli.model_name_or_path, default=None,
                    metavar="MODEL",
                    help="another model to serve, chosen with /v1/tag?model=NAME "
                         "(repeatable; default: none)")

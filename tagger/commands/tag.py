@@ -37,8 +37,9 @@ def workers_count(text: str):
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", metavar="MODEL", help="a .keras or .hdf5 model written by train.py, "
-                   "or a pretrained name (tagger-pretrained list)")
+    p.add_argument("model", metavar="MODEL", type=cli.model_name_or_path,
+                   help="a .keras or .hdf5 model written by train.py, or a pretrained "
+                        "name (tagger-pretrained list)")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="audio files and folders (folders: files with audio extensions)")
     p.add_argument("--top-k", type=int, default=None, metavar="K",

@@ -50,6 +50,27 @@ def add_data_flags(p):
                            "batches")
     data.add_argument("--window-segments", type=positive_int, default=None, metavar="K",
                       help="segments per input window (default: the family's)")
+    for dest, carried in RECORDS_CARRY.items():
+        data.add_argument(flag(dest), type=positive_int, default=None, metavar="N",
+                          help=f"resemul's flag, taken with a note and not used: the records "
+                               f"carry {carried} (default: the records')")
+
+
+# resemul's train.py flags whose values the records carry now: what they carry
+RECORDS_CARRY = {
+    "num_audios_per_shard": "their clips per shard (dataset_info.json; build_mtt.py "
+                            "--num-audios-per-shard sets it)",
+    "num_segments_per_audio": "each clip's segments (dataset_info.json; build_mtt.py "
+                              "--segment-length cuts them)",
+}
+
+
+def seed_flag_notes(args) -> list:
+    """A note for each of resemul's flags given whose value the records
+    carry now (`RECORDS_CARRY`)."""
+    return [f"note: {flag(dest)} {getattr(args, dest)} is resemul's; the records carry "
+            f"{carried}, so train.py does not use it"
+            for dest, carried in RECORDS_CARRY.items() if getattr(args, dest, None) is not None]
 
 
 def add_model_flags(p):
@@ -163,8 +184,10 @@ def add_optimisation_flags(p):
                      default=DEFAULTS.lr_decay, metavar="DC",
                      help="staged: learning rate factor per stage")
     opt.add_argument("--num-stages", type=positive_int, default=DEFAULTS.num_stages,
-                     metavar="N",
-                     help="staged: number of stages")
+                     metavar="N", former=("--num-lr-decays",),
+                     help="staged: number of stages, stage k at --lr x --lr-decay^k for "
+                          "k = 0..N-1; --num-lr-decays N, resemul's name for it, is the same "
+                          "N (its first stage is at --lr, undecayed)")
     opt.add_argument("--initial-stage", type=non_negative_int,
                      default=DEFAULTS.initial_stage, metavar="N",
                      help="stage to start at, from the run's best model so far")
@@ -225,8 +248,10 @@ def add_pretrained_flags(p):
         "each clip, at its own rate and window, are computed once and stored beside the "
         "records, and a head trains on them with Adam in the staged schedule "
         f"({head} unless given). --model, its flags, --quick, --schedule, "
-        "--window-segments, --validation-steps, --teacher and --distil do not apply.")
-    group.add_argument("--from", dest="from_model", default=None, metavar="MODEL",
+        "--window-segments, --validation-steps, --teacher, --distil, --switch-epochs and "
+        "--total-epochs do not apply.")
+    group.add_argument("--from", dest="from_model", type=cli.model_name_or_path,
+                       default=None, metavar="MODEL",
                        help="a pretrained name (tagger-pretrained list) or a saved tagger "
                             "whose body learns the records' tags (default: none, a model "
                             "trained from scratch)")
@@ -322,6 +347,10 @@ def check_pretrained(args, chosen) -> bool:
     if wrong:
         raise flags_do_not_apply(wrong, "to a model trained from scratch",
                                  f"--from trains a head on {source}'s body")
+    wrong = [flag(d) for d in SCHEDULE_FLAGS["adam_then_sgd"] if d in chosen]
+    if wrong:
+        raise flags_do_not_apply(wrong, "to the adam_then_sgd schedule",
+                                 "--from trains its head with the staged schedule")
     if not args.fine_tune:
         wrong = [flag(d) for d in FINE_TUNE_FLAGS if d in chosen]
         if wrong:
@@ -459,6 +488,8 @@ def run(args):
     from tagger.training.run import resume_settings, saved_config
 
     config = config_from_args(args, check=not args.resume)
+    for note in seed_flag_notes(args):
+        print(note, flush=True)
     if config.resume:
         saved = saved_config(config)
         schedule_given = "schedule" in (given(args) or ())

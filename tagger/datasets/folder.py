@@ -13,7 +13,8 @@ file is split: audio for a teacher to label. With `labels`, a CSV
 
 (paths relative to the folder, tags separated by ';', a file with none
 allowed; UTF-8, except that a path may hold the bytes of a name that is
-not), the listed files are split with their tags, ordered by
+not; as a spreadsheet saves it, its cells separated by commas, semicolons
+or tabs: `user_table`), the listed files are split with their tags, ordered by
 descending count (ties by name), and the files it does not list form the
 unlabelled `student` split. Clip ids are the files' positions in the
 sorted listing. The folder may be any tf.io.gfile path.
@@ -21,9 +22,7 @@ sorted listing. The folder may be any tf.io.gfile path.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import os
 from collections import Counter
 
@@ -33,6 +32,7 @@ from tagger import fileio
 from tagger.audio import is_audio_name
 from tagger.datasets.origin import read_origin
 from tagger.datasets.source import DatasetSource, setting, unsafe_path_reason
+from tagger.datasets.user_table import READ_AS, SEPARATORS, read_table
 from tagger.errors import UserError
 from tagger.records.plan import SPLITS, STUDENT_SPLIT, Clip, DatasetPlan
 
@@ -55,7 +55,8 @@ class FolderSettings:
                                     "together)", choices=["file", "folder"])
     seed: int = setting(0, "seeds the split and the order of the train clips", low=0)
     labels: str | None = setting(None, "CSV with a header path,tags and one row per "
-                                       "labelled file (tags separated by ';'); files it "
+                                       "labelled file (tags separated by ';'; cells by "
+                                       "commas, semicolons or tabs); files it "
                                        "does not list form the unlabelled student split "
                                        "(default: none, no tags)", metavar="CSV")
 
@@ -105,20 +106,21 @@ def read_labels(path: str, files: list) -> tuple:
     if not fileio.exists(path) or fileio.isdir(path):
         raise UserError(f"--labels {path!r} is not a file; expected a CSV with a header "
                         "path,tags")
-    try:  # a path may hold any bytes, as its file's name does
-        rows = list(csv.reader(io.StringIO(fileio.names_text(fileio.read_bytes(path)))))
-    except csv.Error as error:
-        raise UserError(f"--labels {path!r} is not a CSV text file ({error})") from None
+    table = read_table(path, f"--labels {path!r}")  # a path may hold any bytes
+    rows = table.rows
     if not rows or [c.strip() for c in rows[0]] != LABELS_HEADER:
-        raise UserError(f"--labels {path!r}: expected the header path,tags, got "
-                        f"{','.join(rows[0]) if rows else 'an empty file'!r}")
+        raise UserError(f"--labels {path!r}: expected the header path,tags (its cells "
+                        f"separated by {READ_AS}), got "
+                        f"{table.header_line if rows else 'an empty file'!r}"
+                        + (f", read as {table.dialect}" if rows else ""))
     known, tags = set(files), {}
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != 2:
             raise UserError(f"--labels {path!r} line {line}: expected 2 columns "
-                            f"(path,tags), got {len(row)}")
+                            f"(path{table.separator}tags), got {len(row)}; quote a cell "
+                            f"that holds a {SEPARATORS[table.separator]}")
         name = row[0].strip()
         if not fileio.is_utf8(row[1]):
             raise UserError(f"--labels {path!r} line {line}: the tags of {name!r} are not "

@@ -3,15 +3,15 @@ synonym merge, splits, broken clips, and the dataset's facts (its top-50
 tags, the three broken MP3s).
 
 Input layout: `annotations_final.csv` (tab-separated, quoted; clip_id, tag
-columns of 0/1, mp3_path) and `mp3/0 .. mp3/f/*.mp3`. The annotations and
-split lists are UTF-8, except that a path may hold the bytes of a file name
-that is not (`fileio.names_text`): such a clip is read like the others.
+columns of 0/1, mp3_path; also as a spreadsheet saves it, `user_table`) and
+`mp3/0 .. mp3/f/*.mp3`. The annotations and split lists are UTF-8, except
+that a path may hold the bytes of a file name that is not
+(`fileio.names_text`): such a clip is read like the others.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from tagger import fileio, safe_pickle
 from tagger.config import join_path
 from tagger.datasets.origin import read_origin
 from tagger.datasets.source import DatasetSource, setting, unsafe_path_reason
+from tagger.datasets.user_table import parse_table
 from tagger.errors import UserError
 from tagger.records.plan import SPLITS, STUDENT_SPLIT, Clip, DatasetPlan
 
@@ -129,56 +130,61 @@ def read_annotations(data_dir: str) -> Annotations:
     if not fileio.is_utf8(text.partition("\n")[0]):  # the header names tags: text
         raise UserError(f"{csv_path!r} is not a text file; expected the tab-separated "
                         "MagnaTagATune annotations")
-    import pandas as pd
-
-    try:
-        table = pd.read_csv(io.BytesIO(data), sep="\t", dtype=object, keep_default_na=False,
-                            encoding="utf-8", encoding_errors="surrogateescape")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise UserError(f"{csv_path!r} is not a tab-separated annotations file: "
-                        f"{str(error).splitlines()[0]}") from None
-    missing = [c for c in ("clip_id", "mp3_path") if c not in table.columns]
+    table = parse_table(text, repr(csv_path))
+    header, *rows = [row for row in table.rows if row]
+    for line, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise UserError(f"{csv_path!r} is not a {table.dialect} annotations file: row "
+                            f"{line} has {len(row)} fields, the header {len(header)}")
+    missing = [c for c in ("clip_id", "mp3_path") if c not in header]
     if missing:
         raise UserError(
             f"{csv_path!r} has no column {', '.join(map(repr, missing))}; expected "
             f"a header with clip_id, the tag columns and mp3_path, got "
-            f"{list(table.columns)[:5]}...")
-    tag_names = tuple(c for c in table.columns if c not in ("clip_id", "mp3_path"))
+            f"{header[:5]}..., read as {table.dialect}")
+    _check_unique(csv_path, "column", header, header_row=True)
+    tag_names = tuple(c for c in header if c not in ("clip_id", "mp3_path"))
     if not tag_names:
         raise UserError(f"{csv_path!r} has no tag columns")
-    if len(table) == 0:
+    if not rows:
         raise UserError(f"{csv_path!r} has a header but no clips; expected one row per "
                         "clip: download or copy the file again")
-    values = table[list(tag_names)]
-    bad = ~values.isin(["0", "1"])
-    if bad.to_numpy().any():
-        row, col = np.argwhere(bad.to_numpy())[0]
+    cells = np.array(rows, dtype=object).reshape(len(rows), len(header))
+    column = {name: i for i, name in enumerate(header)}
+    values = cells[:, [column[name] for name in tag_names]]
+    bad = (values != "0") & (values != "1")
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
         raise UserError(
-            f"{csv_path!r}: tag values must be 0 or 1, got {values.iat[row, col]!r} "
+            f"{csv_path!r}: tag values must be 0 or 1, got {values[row, col]!r} "
             f"in column {tag_names[col]!r} (row {row + 2})")
     try:
-        clip_ids = table["clip_id"].astype(np.int64).to_numpy()
+        clip_ids = cells[:, column["clip_id"]].astype(np.int64)
     except ValueError:
         raise UserError(f"{csv_path!r}: clip_id values must be integers") from None
+    paths = tuple(cells[:, column["mp3_path"]])
     _check_unique(csv_path, "clip_id", clip_ids)
-    _check_unique(csv_path, "mp3_path", table["mp3_path"].to_numpy())
-    for clip_id, path in zip(clip_ids, table["mp3_path"]):
+    _check_unique(csv_path, "mp3_path", paths)
+    for clip_id, path in zip(clip_ids, paths):
         problem = unsafe_path_reason(path)
         if problem:
             raise UserError(f"{csv_path!r}: clip {clip_id} has mp3_path {path!r}, which "
                             f"{problem}; paths must be relative and stay inside the "
                             f"{AUDIO_DIR}/ folder")
-    return Annotations(clip_ids=clip_ids, paths=tuple(table["mp3_path"]),
-                       tag_names=tag_names,
-                       labels=values.to_numpy().astype(np.uint8))
+    return Annotations(clip_ids=clip_ids, paths=paths, tag_names=tag_names,
+                       labels=(values == "1").astype(np.uint8))
 
 
-def _check_unique(csv_path: str, column: str, values) -> None:
+def _check_unique(csv_path: str, column: str, values, header_row: bool = False) -> None:
+    """A UserError for a value of `values` (a column's, or the header's
+    names) that appears twice."""
     seen = {}
     for row, value in enumerate(values):
         if value in seen:
-            raise UserError(f"{csv_path!r}: {column} {value} appears twice (rows "
-                            f"{seen[value] + 2} and {row + 2}); each clip must appear once")
+            where = (f"(columns {seen[value] + 1} and {row + 1}); each tag must have one "
+                     "column" if header_row else f"(rows {seen[value] + 2} and {row + 2}); "
+                     "each clip must appear once")
+            raise UserError(f"{csv_path!r}: {column} {value} appears twice {where}")
         seen[value] = row
 
 

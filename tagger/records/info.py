@@ -71,6 +71,11 @@ def load_info(data_dir: str) -> DatasetInfo:
     """Reads `<data_dir>/dataset_info.json`; a missing file is a UserError."""
     path = join_path(data_dir, INFO_FILE)
     if not fileio.exists(path):
+        below = join_path(data_dir, "tfrecord")  # build_mtt.py's --out-dir in it
+        if fileio.exists(join_path(below, INFO_FILE)):  # the folder above (resemul's)
+            raise UserError(f"{path!r} not found; --data-dir must be a folder written by "
+                            f"build_mtt.py: its records are in {below!r}, pass --data-dir "
+                            "with that folder")
         raise UserError(f"{path!r} not found; --data-dir must be a folder written by "
                         "build_mtt.py (python build_mtt.py --out-dir DIR)")
     try:

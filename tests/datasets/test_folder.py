@@ -141,8 +141,38 @@ def test_labels_from_a_csv_and_the_unlisted_files_unlabelled(music, tmp_path, ca
     assert tags == labelled
 
 
+@pytest.mark.parametrize("encoding, delimiter", [
+    ("utf-8", ","),  # Windows line ends, as every csv.writer of the excel dialect writes
+    ("utf-8-sig", ","),  # a spreadsheet's "CSV UTF-8": a byte-order mark first
+    ("utf-8-sig", ";"),  # European Excel: semicolons, a cell holding one quoted
+    ("utf-8", "\t"),  # tab-separated text
+    ("utf-16", "\t"),  # Excel's "Unicode Text": UTF-16 with its byte-order mark, tabs
+])
+def test_labels_as_a_spreadsheet_saves_them(music, tmp_path, encoding, delimiter):
+    import csv
+
+    labels = tmp_path / "tags.csv"
+    with open(labels, "w", encoding=encoding, newline="") as f:
+        writer = csv.writer(f, delimiter=delimiter)
+        writer.writerow(["path", "tags"])
+        writer.writerows([["rock/ok/00.wav", "rock;guitar"], ["jazz/blue/01.wav", "jazz"],
+                          ["rock/vs/02.wav", ""]])
+    with open(labels, encoding=encoding, newline="") as f:  # as the writer wrote it
+        assert f.read().count("\r\n") == 4
+    assert labels.read_bytes().startswith(b"\xef\xbb\xbf") == (encoding == "utf-8-sig")
+    plan = plan_folder(str(music), FolderSettings(labels=str(labels)), progress=False)
+    labelled = {c.path: c.labels for s in ("train", "val", "test") for c in plan.splits[s]}
+    assert plan.tag_names == ("guitar", "jazz", "rock")
+    assert labelled == {"rock/ok/00.wav": (1, 0, 1), "jazz/blue/01.wav": (0, 1, 0),
+                        "rock/vs/02.wav": (0, 0, 0)}
+
+
 @pytest.mark.parametrize("text,message", [
-    ("file,tags\nrock/ok/00.wav,rock\n", "expected the header path,tags"),
+    ("path|tags\nrock/ok/00.wav|rock\n", "expected the header path,tags (its cells "
+     "separated by commas, semicolons or tabs), got 'path|tags', read as comma-separated"),
+    ("file;tags\nrock/ok/00.wav;rock\n", "got 'file;tags', read as semicolon-separated"),
+    ("path;tags\nrock/ok/00.wav;rock;guitar\n", "line 2: expected 2 columns (path;tags), "
+     "got 3; quote a cell that holds a semicolon"),
     ("path,tags\n", "lists no file"),
     ("path,tags\nrock/ok/09.wav,rock\n", "line 2: path 'rock/ok/09.wav' is not an audio file"),
     ("path,tags\n../x.wav,rock\n", "climbs out of the audio folder"),

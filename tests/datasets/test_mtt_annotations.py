@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -115,6 +117,30 @@ def test_text_split_lists(small_csv, tmp_path):
     assert plan.notes["outside_split"] == 2
 
 
+def test_annotations_and_split_lists_saved_with_a_byte_order_mark_and_windows_line_ends(
+        small_csv, tmp_path):
+    """As a spreadsheet saves them ("CSV UTF-8", or Unicode text)."""
+    import csv
+
+    annotations = small_csv / mtt.ANNOTATIONS_FILE
+    rows = list(csv.reader(annotations.open(newline=""), delimiter="\t"))
+    with open(annotations, "w", encoding="utf-8-sig", newline="") as f:
+        csv.writer(f, delimiter="\t", quoting=csv.QUOTE_ALL).writerows(rows)
+    assert annotations.read_bytes().startswith(b'\xef\xbb\xbf"clip_id"\t')
+    read = mtt.read_annotations(str(small_csv))
+    assert list(read.clip_ids) == [2, 5, 9, 11, 12] and read.tag_names[0] == "woman"
+    assert read.paths[-1] == "1/a-b-05-c-0-29.mp3"
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    (folder / "train.txt").write_bytes(
+        "0/a-b-01-c-0-29.npy\r\nf/a-b-04-c-0-29.npy\r\n".encode("utf-8-sig"))
+    (folder / "valid.txt").write_bytes("c/a-b-02-c-0-29.mp3\r\n".encode("utf-16"))
+    (folder / "test.txt").write_text("")
+    plan = mtt.plan_mtt(str(small_csv), mtt.MttSettings(split=str(folder), top_k=2))
+    assert sorted(c.clip_id for c in plan.splits["train"]) == [2, 11]
+    assert [c.clip_id for c in plan.splits["val"]] == [5]
+
+
 @pytest.mark.parametrize("header,message", [
     (["clip_id", "guitar"], "no column 'mp3_path'"),
     (["guitar", "mp3_path"], "no column 'clip_id'"),
@@ -143,3 +169,15 @@ def test_missing_folder_and_file(tmp_path):
 def test_labels_matrix_of_a_plan(small_csv):
     plan = mtt.plan_mtt(str(small_csv), mtt.MttSettings(top_k=2))
     np.testing.assert_array_equal(plan.label_matrix("val"), [[1, 1]])
+
+
+@pytest.mark.parametrize("header, rows, message", [
+    (["clip_id", "guitar", "mp3_path"], [[1, "0/x.mp3"]],
+     "is not a tab-separated annotations file: row 2 has 2 fields, the header 3"),
+    (["clip_id", "guitar", "guitar", "mp3_path"], [[1, 0, 1, "0/x.mp3"]],
+     "column guitar appears twice (columns 2 and 3); each tag must have one column"),
+])
+def test_rows_of_another_width_and_a_tag_twice_are_refused(tmp_path, header, rows, message):
+    folder = write_csv(tmp_path / "bad", header, rows)
+    with pytest.raises(UserError, match=re.escape(message)):
+        mtt.read_annotations(str(folder))

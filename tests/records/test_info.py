@@ -41,3 +41,17 @@ def test_a_missing_field_or_a_newer_schema_is_one_line(raw_records, tmp_path):
     with pytest.raises(UserError, match=r"newer/dataset_info\.json' has schema version 2; "
                                         r"this version of tagger reads up to 1$"):
         load_info(folder)
+
+
+def test_the_folder_above_the_records_names_them(raw_records, tmp_path):
+    """resemul's --data-dir named the folder above tfrecord/ (`dataset`)."""
+    records, _ = raw_records
+    shutil.copytree(records, tmp_path / "tfrecord")
+    with pytest.raises(UserError) as error:
+        load_info(str(tmp_path))
+    assert str(error.value) == (
+        f"{str(tmp_path / 'dataset_info.json')!r} not found; --data-dir must be a folder "
+        f"written by build_mtt.py: its records are in {str(tmp_path / 'tfrecord')!r}, pass "
+        "--data-dir with that folder")
+    with pytest.raises(UserError, match=r"\(python build_mtt.py --out-dir DIR\)$"):
+        load_info(str(tmp_path / "tfrecord" / "none"))

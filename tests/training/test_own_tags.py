@@ -21,7 +21,7 @@ from tagger.audio import audio_windows, resample
 from tagger.commands import eval as eval_cli
 from tagger.commands import tag as tag_cli
 from tagger.commands import train as train_cli
-from tagger.config import PretrainedConfig
+from tagger.config import DistillationConfig, NoisyStudentConfig, PretrainedConfig
 from tagger.errors import UserError
 from tagger.inference.common import model_fingerprint
 from tagger.models.saved import load_tagger, save_tagger
@@ -225,6 +225,12 @@ def test_a_tag_no_training_file_has_is_refused_and_few_files_are_named():
     (["--fine-tune-lr", "0.001"], "--fine-tune-lr applies with --fine-tune only"),
     (["--momentum", "0.5"], "--momentum applies to SGD only (--from trains with Adam unless "
                             "--optimizer sgd is given)"),
+    (["--total-epochs", "10"], "--total-epochs applies to the adam_then_sgd schedule only "
+                               "(--from trains its head with the staged schedule); leave it "
+                               "out"),
+    (["--switch-epochs", "2,3,4", "--total-epochs", "6"],
+     "--switch-epochs, --total-epochs apply to the adam_then_sgd schedule only"),
+    (["--fine-tune", "--total-epochs", "10"], "--total-epochs applies to the adam_then_sgd"),
 ])
 def test_flags_that_do_not_apply_with_from_are_errors(capsys, argv, fragment):
     code, _, err = call_main(train_cli.main, capsys, "--from", "MTT_musicnn", *argv)
@@ -469,3 +475,15 @@ def test_a_model_without_info_or_embedding_layer_is_refused(tmp_path):
     with pytest.raises(UserError, match="'missing.keras' not found; --from takes a "
                                         "pretrained name"):
         Body("missing.keras", progress=False)
+
+
+@pytest.mark.parametrize("make, flag", [
+    (lambda: PretrainedConfig(from_model=""), "--from"),
+    (lambda: NoisyStudentConfig(teacher=" "), "--teacher"),
+    (lambda: DistillationConfig(teachers=["MTT_vgg", ""]), "--distil")])
+def test_a_config_naming_an_empty_model_is_refused(make, flag):
+    """An empty model name reads as no model where a setting is tested for
+    truth and as one where it is tested against None: refused, not read
+    both ways."""
+    with pytest.raises(ValueError, match=f"\\({flag}\\) must name a model"):
+        make()

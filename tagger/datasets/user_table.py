@@ -1,0 +1,64 @@
+"""A table a user wrote (a labels CSV, MagnaTagATune's annotations), read
+as a spreadsheet saves it: UTF-8 with or without a byte-order mark, or
+UTF-16 (`fileio.names_text`); Windows or Unix line ends; cells separated by
+commas, semicolons (European Excel) or tabs, whichever the header line
+uses most, and quoted where a cell holds the separator.
+
+    read_table(path, what) -> Table     the file's rows, how they were read
+    parse_table(text, what) -> Table    the same, of its text
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import NamedTuple
+
+from tagger import fileio
+from tagger.errors import UserError
+
+SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
+READ_AS = "commas, semicolons or tabs"  # for messages: the separators read
+
+
+class Table(NamedTuple):
+    """The rows of a table, its header first (an empty line is an empty
+    row), and the separator its cells were read with."""
+
+    rows: list
+    separator: str
+
+    @property
+    def dialect(self) -> str:
+        """How the table was read, for a message: 'semicolon-separated'."""
+        return f"{SEPARATORS[self.separator]}-separated"
+
+    @property
+    def header_line(self) -> str:
+        """The header as it was read, its cells joined by the separator."""
+        return self.separator.join(self.rows[0]) if self.rows else ""
+
+
+def header_separator(line: str) -> str:
+    """The separator of `SEPARATORS` that `line` holds most (a comma for
+    a tie, or for none)."""
+    counts = {separator: line.count(separator) for separator in SEPARATORS}
+    return max(counts, key=counts.get)  # the first of the most: a comma on a tie
+
+
+def parse_table(text: str, what: str) -> Table:
+    """The rows of `text`, a table; `what` names it in the UserError of a
+    text the csv module cannot read (a NUL byte)."""
+    separator = header_separator(text.partition("\n")[0])
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=separator))
+    except csv.Error as error:
+        raise UserError(f"{what} cannot be read as {SEPARATORS[separator]}-separated "
+                        f"text ({error}); save it as CSV from the spreadsheet") from None
+    return Table(rows, separator)
+
+
+def read_table(path: str, what: str) -> Table:
+    """The rows of the table file at `path` (a path's bytes that are not
+    UTF-8 kept as `fileio.names_text` keeps them)."""
+    return parse_table(fileio.names_text(fileio.read_bytes(path)), what)
