@@ -55,16 +55,26 @@ class ModelFile:
 
         self.name, self.role = str(name), role
         self.path = resolve_model(self.name, progress=progress, log=log)
+        takes = (f"{flag} takes a pretrained name (tagger-pretrained list) or a .keras/.hdf5 "
+                 "model file")
         if not fileio.exists(self.path):
-            raise UserError(f"{role} {self.name!r} not found; {flag} takes a pretrained "
-                            "name (tagger-pretrained list) or a .keras/.hdf5 model file")
-        self.fingerprint = model_fingerprint(self.path)
+            raise UserError(f"{role} {self.name!r} not found; {takes}")
+        named = f"{role} {self.name!r} ({self.path})"
+        kind = fileio.not_a_file(self.path)  # a folder is hashed file by file, a FIFO never ends
+        if kind:
+            raise UserError(f"{named} is {kind}, not a model file; {takes}")
+        try:
+            fileio.open_file(self.path, "rb").close()
+        except OSError as error:
+            raise UserError(f"{named} cannot be read ({fileio.os_error_reason(error)}); "
+                            f"{takes}") from None
         try:
             self.info = read_saved_info(self.path)
         except Exception as error:  # noqa: BLE001  a damaged or foreign file
-            raise UserError(f"cannot read {role} {self.name!r} ({self.path}) as a saved "
-                            f"tagger: {str(error).splitlines()[0] if str(error) else error!r}"
+            raise UserError(f"cannot read {named} as a saved tagger: "
+                            f"{str(error).splitlines()[0] if str(error) else error!r}"
                             ) from None
+        self.fingerprint = model_fingerprint(self.path)
         self._loaded = None
         self._predictors = {}
 

@@ -469,3 +469,46 @@ def test_a_model_without_info_or_embedding_layer_is_refused(tmp_path):
     with pytest.raises(UserError, match="'missing.keras' not found; --from takes a "
                                         "pretrained name"):
         Body("missing.keras", progress=False)
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "unreadable"])
+def test_a_from_or_distil_path_that_is_no_model_file_is_one_line_before_any_hashing(
+        own, tmp_path, monkeypatch, kind):
+    """A folder (a SavedModel folder is read nowhere: models load from
+    .keras/.hdf5 files), a FIFO (which hashing would wait on forever) or a
+    file that cannot be read is refused in one line, before it is hashed."""
+    import builtins
+    import os
+
+    from tagger.inference import common
+    from tagger.training.teacher_targets import Teacher
+
+    hashed = []
+    monkeypatch.setattr(common, "model_fingerprint", lambda path: hashed.append(path) or "0")
+    path = tmp_path / "model.keras"
+    if kind == "folder":
+        path.mkdir()
+        (path / "saved_model.pb").write_bytes(b"\0")
+        why = "is a folder, not a model file"
+    elif kind == "fifo":
+        os.mkfifo(path)
+        why = "is a FIFO (named pipe), not a model file"
+    else:
+        shutil.copy(own[3], path)
+        real_open = builtins.open
+
+        def refusing(file, *args, **kwargs):
+            if os.fspath(file) in (str(path), os.fsencode(str(path))):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", refusing)
+        why = "cannot be read (permission denied)"
+    for make, flag, role in ((Body, "--from", "model"), (Teacher, "--distil", "teacher")):
+        with pytest.raises(UserError) as refused:
+            make(str(path), progress=False)
+        message = str(refused.value)
+        assert message.startswith(f"{role} {str(path)!r} ({path}) ") and why in message, message
+        assert f"; {flag} takes a pretrained name (tagger-pretrained list) or a .keras/.hdf5 " \
+               "model file" in message and "\n" not in message
+    assert hashed == []
