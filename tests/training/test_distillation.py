@@ -244,6 +244,32 @@ def test_tags_that_cannot_be_mapped(setting, tmp_path):
                     "a teacher")
 
 
+@pytest.mark.parametrize("change", ["hop", "format version"])
+def test_stored_targets_of_another_windowing_or_store_format_are_scored_again(
+        raw_records, setting, tmp_path, monkeypatch, change):
+    from tagger.models import saved
+    from tagger.training import model_outputs
+
+    records, info = copy_records(raw_records[0], tmp_path / "records", labelled=False)
+    teacher = setting[3]
+    first = TeacherTargets([teacher], records, info, progress=False).split("val")
+    if change == "hop":  # the code cuts windows otherwise: half a window apart
+        monkeypatch.setattr(saved, "window_grid", lambda model, info, window: (window // 2, 0))
+    else:
+        monkeypatch.setattr(model_outputs, "FORMAT_VERSION", model_outputs.FORMAT_VERSION + 1)
+    lines = []
+    again = TeacherTargets([teacher], records, info, progress=False,
+                           log=lines.append).split("val")
+    shards = len(info.splits["val"]["shards"])
+    assert f"{shards} shard(s), {shards} computed, 0 reused" in lines[-1]
+    entry = json.loads(pathlib.Path(records, TARGETS_DIR, model_fingerprint(teacher)[:16],
+                                    "teacher.json").read_text())
+    assert entry["format_version"] == model_outputs.FORMAT_VERSION
+    if change == "hop":
+        assert entry["hop_samples"] == TEACHER_WINDOW // 2
+        assert not np.allclose(again.values, first.values)  # more windows, other weights
+
+
 def segment_table(data_dir, info, targets):
     """The target of every segment of the train split, by its stored bytes."""
     rows = dict(zip(targets.clip_ids, targets.per_clip()))

@@ -167,6 +167,49 @@ def test_stored_embeddings_are_reused_and_another_model_or_build_computes_anew(o
     assert [shard.stat().st_mtime_ns for shard in shards] != written
 
 
+def test_stored_embeddings_are_read_without_loading_the_model(own, tmp_path, monkeypatch):
+    from tagger.models import saved
+
+    _, source, _, body_path = own
+    records = records_copy(source, tmp_path / "records")
+    info = load_info(records)
+    loads = []
+    load = saved.load_tagger
+    monkeypatch.setattr(saved, "load_tagger", lambda path: loads.append(path) or load(path))
+    first = split_embeddings(Body(body_path, progress=False), records, info, "val", log=print)
+    assert loads == [body_path]
+    lines = []  # a second run: every shard stored, the model never loaded
+    again = split_embeddings(Body(body_path, progress=False), records, info, "val",
+                             log=lines.append)
+    assert loads == [body_path] and "0 computed, 2 reused" in lines[-1]
+    np.testing.assert_array_equal(again.values, first.values)
+
+
+@pytest.mark.parametrize("change", ["hop", "format version"])
+def test_stored_embeddings_of_another_windowing_or_store_format_are_computed_again(
+        own, tmp_path, monkeypatch, change):
+    from tagger.models import saved
+    from tagger.training import model_outputs
+
+    _, source, _, body_path = own
+    records = records_copy(source, tmp_path / "records")
+    info = load_info(records)
+    first = split_embeddings(Body(body_path, progress=False), records, info, "val", log=print)
+    if change == "hop":  # the code cuts windows otherwise: half a window apart
+        monkeypatch.setattr(saved, "window_grid", lambda model, info, window: (window // 2, 0))
+    else:
+        monkeypatch.setattr(model_outputs, "FORMAT_VERSION", model_outputs.FORMAT_VERSION + 1)
+    lines = []
+    again = split_embeddings(Body(body_path, progress=False), records, info, "val",
+                             log=lines.append)
+    assert "2 computed, 0 reused" in lines[-1]
+    entry = json.loads((entry_folder(records, body_path) / "embeddings.json").read_text())
+    assert entry["format_version"] == model_outputs.FORMAT_VERSION
+    if change == "hop":
+        assert entry["hop_samples"] == BODY_WINDOW // 2
+        np.testing.assert_array_equal(again.num_rows, 2 * first.num_rows)  # 52 windows, not 26
+
+
 def test_stored_embeddings_of_other_clips_or_cut_short_are_computed_again(own, tmp_path):
     _, source, _, body_path = own
     records = records_copy(source, tmp_path / "records")
