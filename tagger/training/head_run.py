@@ -100,6 +100,18 @@ class HeadRun(runs.Run):
         self._train_data = None
         self._live = None
 
+    def _open_run_dir(self):
+        """A continued run must find the body it started on: the file at
+        --from's path is compared by its SHA-256, which state.json keeps."""
+        super()._open_run_dir()
+        started, now = self.state.base_model_sha256, self.body.fingerprint
+        if started is not None and started != now:
+            raise UserError(
+                f"--resume: --from {self.body.name!r} is now the file of SHA-256 {now}, but "
+                f"the run in {self.run_dir!r} was started on the file of SHA-256 {started}; "
+                "put that file back to continue the run, or start a new one with --run-name")
+        self.state.base_model_sha256 = now
+
     # -- the model -------------------------------------------------------------
     def _build_model(self):
         from tagger.models.saved import load_tagger

@@ -84,6 +84,7 @@ class RunState:
     history: list = dataclasses.field(default_factory=list)
     stages: list = dataclasses.field(default_factory=list)  # per-stage summaries
     done: bool = False
+    base_model_sha256: str | None = None  # a run on a trained model's body: its file's
 
 
 def train(config: TrainConfig) -> dict:
@@ -205,7 +206,8 @@ class Run:
                 self.state = RunState(best_checkpoint=old.best_checkpoint,
                                       best_score=old.best_score, best_epoch=old.best_epoch,
                                       history=old.history, stages=old.stages,
-                                      epoch=len(old.history))
+                                      epoch=len(old.history),
+                                      base_model_sha256=old.base_model_sha256)
         if self.chief:
             fileio.makedirs(join_path(self.run_dir, "checkpoints"))
 

@@ -491,6 +491,34 @@ def test_a_resumed_head_run_repeats_an_uninterrupted_one(own, tmp_path, monkeypa
                                   rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
+def test_a_resume_on_a_replaced_body_file_is_refused(own, tmp_path, monkeypatch):
+    """--from names the same path, but the file there is another model: the
+    run cannot go on from checkpoints of the first one's head."""
+    import dataclasses
+
+    from tests.training.test_resume import interrupted_after_first_epoch
+
+    _, source, _, body_path = own
+    records = records_copy(source, tmp_path / "records")
+    body = shutil.copy(body_path, tmp_path / "body.keras")
+    config = head_train_config(records, tmp_path / "runs", str(body))
+    interrupted_after_first_epoch(config, monkeypatch, head_run.train)
+    started = model_fingerprint(body)
+    run_dir = tmp_path / "runs" / "from-body"
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["base_model_sha256"] == started
+    write_body(body, seed=2)
+    now = model_fingerprint(body)
+    with pytest.raises(UserError) as refused:
+        head_run.train(dataclasses.replace(config, resume=True))
+    assert str(refused.value) == (
+        f"--resume: --from {str(body)!r} is now the file of SHA-256 {now}, but the run in "
+        f"{str(run_dir)!r} was started on the file of SHA-256 {started}; put that file back "
+        "to continue the run, or start a new one with --run-name")
+    assert json.loads((run_dir / "state.json").read_text()) == state
+
+
 def test_a_model_without_info_or_embedding_layer_is_refused(tmp_path):
     from tests.checks import tiny_conv_tagger, tiny_teacher
 
