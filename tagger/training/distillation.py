@@ -94,18 +94,26 @@ def segment_lookup(targets, path: str):
     return lookup
 
 
-def setup(config: TrainConfig, info: DatasetInfo, log=print) -> Distillation | None:
+def setup(config: TrainConfig, info: DatasetInfo, strategy=None,
+          log=print) -> Distillation | None:
     """A Distillation for a run with teachers (None without); the targets
-    of the splits it reads are scored now where they were not stored before."""
+    of the splits it reads are scored now where they were not stored before,
+    by the chief of a multi-worker `strategy` alone (`strategy.chief_first`)."""
     if not config.distillation.teachers:
         return None
     if config.noisy_student.teacher:
         raise UserError("distillation and noisy-student training do not combine: the "
                         "records without labels give no labelled half")
+    from tagger.training import strategy as strategies
+
     distillation = Distillation(config, info, log)
     test = config.evaluate_test and info.splits.get("test", {}).get("clips")
-    for split in ("train", "val", "test") if test else ("train", "val"):
-        distillation.targets.split(split)
+
+    def score():
+        for split in ("train", "val", "test") if test else ("train", "val"):
+            distillation.targets.split(split)
+
+    strategies.chief_first(strategy, score)
     return distillation
 
 

@@ -8,6 +8,7 @@ Run folder `<train_dir>/<run_name>/`:
   logs/                TensorBoard scalars
   model.keras, model.hdf5, metrics.json   written when training ends
   train_targets.tsv    (distillation) the training targets' lookup table, while it trains
+  train_embeddings.tsv (train.py --from) the training embeddings' lookup table, the same
   .lock.json           the running process (pid, host, start time), while it runs
 
 A new run writes state.json before its first checkpoint. Each epoch writes
@@ -100,7 +101,7 @@ def train(config: TrainConfig) -> dict:
         raise ValueError("a run with pretrained.from_model trains through "
                          "tagger.training.head_run.train")
     config, info, strategy, precision = prepare(config)
-    distil = distillation.setup(config, info)
+    distil = distillation.setup(config, info, strategy)
     run = Run(config, distil.info if distil else info, strategy, precision)
     run.noisy_student = semi_supervised.setup(config, info, strategy, run.window)
     run.distillation = distil

@@ -519,6 +519,40 @@ def test_a_resume_on_a_replaced_body_file_is_refused(own, tmp_path, monkeypatch)
     assert json.loads((run_dir / "state.json").read_text()) == state
 
 
+def test_the_heads_training_pipeline_holds_no_embeddings_in_its_graph(own, tmp_path,
+                                                                      monkeypatch):
+    """Many clips' embeddings: the training dataset's graph, serialized (as
+    multi-worker input sharding and tf.data's rewrites do), holds the name
+    of the table they are read from, not the embeddings (a graph over 2 GB
+    cannot be serialized at all); each window comes with its clip's tags."""
+    import tensorflow as tf
+
+    from tagger.training.model_outputs import ClipRows
+
+    _, source, _, body_path = own
+    config = head_train_config(source, tmp_path / "runs", body_path)
+    run = head_run.HeadRun(config, load_info(source), tf.distribute.get_strategy(), "off")
+    clips, dim = 50_000, 4
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 4, clips)
+    rows = ClipRows(np.arange(clips) * 3, counts, rng.random((counts.sum(), dim), np.float32))
+    labels = (rng.random((clips, 3)) < 0.5).astype(np.float32)
+    run._splits["train"] = (rows, labels)
+    batches = []
+    monkeypatch.setattr(run.strategy, "experimental_distribute_dataset",
+                        lambda data: batches.append(data) or iter(()))
+    run._epoch_data(run.stages[0])
+    assert len(batches[0]._as_serialized_graph().numpy()) < 20_000  # 1.2 MB of embeddings
+    clip_of = {row.tobytes(): clip for row, clip in zip(rows.values, rows.row_clips())}
+    seen = 0
+    for x, y in batches[0].take(4).as_numpy_iterator():
+        assert x.shape == (32, dim) and y.shape == (32, 3)
+        for window, tags in zip(x, y):
+            np.testing.assert_array_equal(tags, labels[clip_of[window.tobytes()]])
+            seen += 1
+    assert seen == 128
+
+
 def test_a_model_without_info_or_embedding_layer_is_refused(tmp_path):
     from tests.checks import tiny_conv_tagger, tiny_teacher
 
