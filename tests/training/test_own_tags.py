@@ -38,13 +38,19 @@ FILES = 24  # 6 of each of: low, high, low + noisy, high + noisy
 SECONDS = 3.2  # one 59049-sample segment at 22050 Hz
 
 
-def write_body(path, seed=1, tags=("a", "b", "c")):
+def write_body(path, seed=1, tags=("a", "b", "c"), batch_norm=False):
     """A tiny untrained conv tagger of 0.1 s windows at 16 kHz whose
-    `embedding` layer gives 8 values, saved with its info."""
+    `embedding` layer gives 8 values, saved with its info (`batch_norm`:
+    with a batch normalisation, `body_bn`, after its convolution, its
+    statistics and weights set away from their start)."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((BODY_WINDOW,), name="waveform")
     x = keras.layers.Reshape((BODY_WINDOW, 1))(inputs)
-    x = keras.layers.Conv1D(8, 16, strides=8, activation="relu")(x)
+    x = keras.layers.Conv1D(8, 16, strides=8, activation="relu", name="body_conv")(x)
+    if batch_norm:
+        norm = keras.layers.BatchNormalization(name="body_bn")
+        x = norm(x)
+        norm.set_weights([np.full(8, v, np.float32) for v in (1.5, 0.1, 0.2, 0.5)])
     x = keras.layers.GlobalAveragePooling1D()(x)
     x = keras.layers.Dense(8, name="embedding")(x)
     scores = keras.layers.Dense(len(tags), activation="sigmoid", name="tags")(x)
@@ -415,15 +421,50 @@ def test_a_rerun_reuses_the_embeddings_and_a_finished_run_is_not_trained_again(
         assert f"embeddings of {split}, {shards} shard(s), 0 computed, {shards} reused" in out
 
 
+def weights_of(model) -> dict:
+    """{layer name: its weights} of `model`."""
+    return {layer.name: [np.array(w) for w in layer.get_weights()]
+            for layer in model.layers if layer.get_weights()}
+
+
+def moved(before: dict, after: dict, layer: str) -> bool:
+    return not all(np.array_equal(b, a) for b, a in zip(before[layer], after[layer]))
+
+
 @pytest.mark.slow
-def test_fine_tuning_trains_every_layer_from_the_heads_best(own, tmp_path, capsys):
-    _, _, source, body_path = own
+def test_fine_tuning_trains_every_layer_from_the_heads_best(own, tmp_path, capsys,
+                                                           monkeypatch):
+    """The head's epochs train the head alone; the fine-tuning epoch moves
+    the body's weights and the head's, while batch normalisation keeps its
+    statistics and weights (docs/own_tags.md)."""
+    _, _, source, _ = own
     records = records_copy(source, tmp_path / "records")
+    body_path = write_body(tmp_path / "body.keras", batch_norm=True)
+    epochs = []  # (stage, weights before the epoch, weights after it)
+    train_epoch = head_run.HeadRun._train_epoch
+
+    def recorded(self, train_fn, iterator, steps, stage):
+        before = weights_of(self.model)
+        row = train_epoch(self, train_fn, iterator, steps, stage)
+        epochs.append((stage.index, before, weights_of(self.model)))
+        return row
+
+    monkeypatch.setattr(head_run.HeadRun, "_train_epoch", recorded)
     code, out, err = call_main(train_cli.main, capsys, "--data-dir", records, "--from",
                                body_path, "--fine-tune", "--fine-tune-epochs", "1",
                                "--fine-tune-lr", "0.001", "--max-epochs-per-stage", "2",
                                "--train-dir", tmp_path / "runs", "--no-progress")
     assert code in (0, None), err
+    body = keras.models.load_model(body_path, compile=False)
+    original = weights_of(body)
+    assert [stage for stage, _, _ in epochs] == [0, 0, 1]
+    body_layers = ["body_conv", "body_bn", "embedding"]  # as the body was, at each start
+    for stage, before, after in epochs:
+        assert moved(before, after, tag_head.HIDDEN) and moved(before, after, tag_head.OUTPUT)
+        assert moved(before, after, "body_conv") == moved(before, after, "embedding") == (
+            stage == 1)  # the body trains in the fine-tuning stage alone
+        assert not moved(original, after, "body_bn")  # gamma, beta, the moving statistics
+    assert not any(moved(original, epochs[2][1], layer) for layer in body_layers)
     run_dir = tmp_path / "runs" / "from-body-fine-tune"
     history = (run_dir / "history.csv").read_text().splitlines()[1:]
     assert [row.split(",")[1] for row in history] == ["0", "0", "1"]  # head, head, every layer
