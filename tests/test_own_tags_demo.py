@@ -80,6 +80,12 @@ def test_own_tags_demo_on_a_folder(music, tmp_path):
     assert again.count("(already finished)") == 2 and "(already measured)" in again
     assert next(line for line in again.splitlines() if line.startswith(ours)) == next(
         line for line in lines if line.startswith(ours))
+    saved_model("pons_musicnn", family("pons_musicnn").tiny,  # another body, same path
+                records_info(("a", "b", "d"), 16000, 48128), tmp_path / "body")
+    other = run_demo(argv)
+    assert sum("(already finished)" in line for line in other) == 1  # from scratch: the same
+    retrained = next(line for line in other if str(work / "runs" / "from-body") in line)
+    assert retrained.startswith("training: ") and retrained.endswith(" is trained anew"), other
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -63,7 +63,8 @@ def run_own_tags_demo(config: OwnTagsDemoConfig):
     labels = yield from labels_step(config, music)
     records = join_path(config.work_dir, "records")
     yield from build_step(config, music, labels, records, body.info)
-    ours = yield from train_step(config, records, music, from_config(config, records))
+    ours = yield from train_step(config, records, music, from_config(config, records),
+                                 body_sha256=body.fingerprint)
     scratch = yield from train_step(config, records, music,
                                     scratch_config(config, records, scratch_family))
     models = {f"from {config.from_model}": ours, f"from scratch ({scratch_family})": scratch}
@@ -189,9 +190,11 @@ def scratch_config(config: OwnTagsDemoConfig, records: str, name: str):
         strategy="default", resume=True, progress=config.progress)
 
 
-def train_step(config: OwnTagsDemoConfig, records: str, music: str, train_config):
-    """One run, trained (or its earlier run's metrics); returns (metrics,
-    seconds its epochs took, from its history)."""
+def train_step(config: OwnTagsDemoConfig, records: str, music: str, train_config,
+               body_sha256: str | None = None):
+    """One run, trained (or its earlier run's metrics, when made with the
+    same settings and, on a body, the same body file: `body_sha256`, its
+    SHA-256); returns (metrics, seconds its epochs took, from its history)."""
     from tagger.demos.pipeline import stamped_training
     from tagger.training.run import default_run_name
 
@@ -200,6 +203,8 @@ def train_step(config: OwnTagsDemoConfig, records: str, music: str, train_config
             else f"{train_config.model} {train_config.model_args} from scratch, Adam lr "
                  f"{train_config.lr:g}, {train_config.max_epochs_per_stage} epochs")
     dataset = {"music": music, "per_tag": config.per_tag, "seed": config.seed}
+    if body_sha256:
+        dataset["body_sha256"] = body_sha256
     metrics = yield from stamped_training(config, train_config, dataset, f"training {what}",
                                           step=f"training-{name}")
     history = fileio.read_text(join_path(metrics["run_dir"], "history.csv"))

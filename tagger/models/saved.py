@@ -199,6 +199,7 @@ def window_grid(model, info: TaggerMetadata | None, window_samples: int) -> tupl
     hop_length` samples through the file padded once by `n_fft // 2`
     (reflect) at its two edges, so that they hold exactly the frames of one
     centred STFT over the whole file, cut into windows of F frames.
+    `model` None: from `info` alone (a front end it does not name is none).
     """
     logmel = _front_end_settings(model, info)
     if logmel is None or logmel.get("center", True):
@@ -217,6 +218,8 @@ def _front_end_settings(model, info: TaggerMetadata | None) -> dict | None:
     `log_mel` layer's (None for a waveform model without one)."""
     if info is not None and info.logmel:
         return dict(info.logmel)
+    if model is None:  # the info alone: a front end it does not name is none
+        return None
     try:
         return model.get_layer("log_mel").get_config()
     except ValueError:

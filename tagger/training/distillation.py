@@ -25,15 +25,13 @@ Measuring a student against its teachers (eval.py --against):
 
 from __future__ import annotations
 
-import base64
-import tempfile
-
 import numpy as np
 
-from tagger.config import TrainConfig, join_path
+from tagger.config import TrainConfig
 from tagger.errors import UserError
 from tagger.evaluation.against import MISSING, student_info
 from tagger.records.info import DatasetInfo, require_raw
+from tagger.training import row_table
 from tagger.training.teacher_targets import TeacherTargets
 
 EPSILON = 1e-7  # targets are clipped to [EPSILON, 1 - EPSILON] before their logits
@@ -48,22 +46,19 @@ class Distillation:
                                       config.progress, log)
         self.info = student_info(info, self.targets.tag_names)
         self._lookup = None
-        self._table_folder = None
 
     def clip_targets(self, split: str) -> tuple:
         """(clip ids, (clips, tags) targets) of `split`, in split order."""
         targets = self.targets.split(split)
         return targets.clip_ids, targets.clip_means()
 
-    def train_targets(self):
+    def train_targets(self, path: str):
         """`targets(clip) -> (segments, tags)` for the training pipeline
         (`records.reader.train_dataset`): the clip's segment targets, found
-        by its clip id in a table made once (`segment_lookup`, its file in
-        a temporary folder removed with this object)."""
+        by its clip id in a table made once (`segment_lookup`), its file
+        written at `path` (in the run's folder)."""
         if self._lookup is None:
-            self._table_folder = tempfile.TemporaryDirectory(prefix="tagger-targets-")
-            self._lookup = segment_lookup(self.targets.split("train"),
-                                          self._table_folder.name)
+            self._lookup = segment_lookup(self.targets.split("train"), path)
             self.targets.forget("train")  # the table holds them now
         return self._lookup
 
@@ -71,25 +66,21 @@ class Distillation:
 TABLE_FILE = "train_targets.tsv"
 
 
-def segment_lookup(targets, folder: str):
+def segment_lookup(targets, path: str):
     """`lookup(clip) -> (segments, tags)` float32: the rows of `targets` (a
-    SplitTargets) of the clip's id. They are written to `folder` as a table,
-    one clip a line (its id, a tab, its rows' float32 bytes in web-safe
-    base64), which a StaticHashTable reads (`tf.lookup.TextFileInitializer`):
-    a tf.data graph that uses the lookup holds the file's name, not the
-    targets, so it stays small when it is serialized (tf.data's rewrites,
-    multi-worker input sharding; a graph beyond 2 GB cannot be). A clip id
-    that the table lacks fails the pipeline with MISSING and the id
-    (`target_errors`)."""
+    SplitTargets) of the clip's id, from a table of them written at `path`
+    (`row_table`: the pipeline's graph holds the file's name, not the
+    targets). A clip id that the table lacks fails the pipeline with
+    MISSING and the id (`target_errors`)."""
     import tensorflow as tf
 
     if len(np.unique(targets.clip_ids)) != len(targets.clip_ids):
         raise UserError("the training records hold several clips with one clip id; the "
                         "teachers' targets are found by clip id: rebuild the records")
-    path = join_path(folder, TABLE_FILE)
-    _write_table(path, targets)
-    table = tf.lookup.StaticHashTable(tf.lookup.TextFileInitializer(
-        path, tf.int64, 0, tf.string, 1, delimiter="\t"), default_value="")
+    offsets, ids = targets.offsets, targets.clip_ids
+    row_table.write_table(path, ((ids[i], targets.values[offsets[i]:offsets[i + 1]])
+                                 for i in range(len(ids))), "the training targets' table")
+    table = row_table.read_table(path)
     tags = targets.values.shape[1]
 
     def lookup(clip):
@@ -97,38 +88,32 @@ def segment_lookup(targets, folder: str):
         found = tf.debugging.Assert(tf.strings.length(text) > 0, [tf.strings.join(
             [MISSING, tf.strings.as_string(clip["clip_id"])])])
         with tf.control_dependencies([found]):
-            rows = tf.io.decode_raw(tf.io.decode_base64(text), tf.float32)
+            rows = row_table.values(text)
         return tf.reshape(rows, [-1, tags])  # (segments, tags)
 
     return lookup
 
 
-def _write_table(path: str, targets, clips_per_write: int = 10_000) -> None:
-    """`segment_lookup`'s table of `targets` at local `path`, written in
-    pieces (a million clips' lines are gigabytes)."""
-    values = np.ascontiguousarray(targets.values, "<f4")
-    offsets = targets.offsets.tolist()
-    ids = targets.clip_ids.tolist()
-    with open(path, "wb") as file:
-        for start in range(0, len(ids), clips_per_write):
-            file.write(b"".join(
-                b"%d\t%s\n" % (ids[i], base64.urlsafe_b64encode(
-                    values[offsets[i]:offsets[i + 1]].tobytes()))
-                for i in range(start, min(start + clips_per_write, len(ids)))))
-
-
-def setup(config: TrainConfig, info: DatasetInfo, log=print) -> Distillation | None:
+def setup(config: TrainConfig, info: DatasetInfo, strategy=None,
+          log=print) -> Distillation | None:
     """A Distillation for a run with teachers (None without); the targets
-    of the splits it reads are scored now where they were not stored before."""
+    of the splits it reads are scored now where they were not stored before,
+    by the chief of a multi-worker `strategy` alone (`strategy.chief_first`)."""
     if not config.distillation.teachers:
         return None
     if config.noisy_student.teacher:
         raise UserError("distillation and noisy-student training do not combine: the "
                         "records without labels give no labelled half")
+    from tagger.training import strategy as strategies
+
     distillation = Distillation(config, info, log)
     test = config.evaluate_test and info.splits.get("test", {}).get("clips")
-    for split in ("train", "val", "test") if test else ("train", "val"):
-        distillation.targets.split(split)
+
+    def score():
+        for split in ("train", "val", "test") if test else ("train", "val"):
+            distillation.targets.split(split)
+
+    strategies.chief_first(strategy, score)
     return distillation
 
 

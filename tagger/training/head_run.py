@@ -3,13 +3,16 @@ model's body, as a run like any other (`run.Run`: run folder, stages,
 early stopping on val, checkpoints, resume, test figures at the end).
 
 The body's embeddings of every window of the labelled splits are computed
-once and stored beside the records (`pretrained_body`). The head
+once and stored beside the records (`pretrained_body`; by the chief of a
+multi-worker run, the others reading them once stored). The head
 (`tag_head`) trains on them, the body frozen: the run's staged schedule
 (Adam at 1e-3 by default, `config.HEAD_SETTINGS`), each epoch one pass over the
 training windows in an order fixed by the seed and the epoch, every window
-labelled with its clip's tags; val and test scores are the mean of the
-head's window scores per clip, as tag.py scores a file, and the loss
-reported and monitored is the BCE of those clip scores. With
+labelled with its clip's tags, read from a table beside the run
+(`window_lookup`, so the input pipeline's graph stays small); val and
+test scores are the mean of the head's window scores per clip, as
+tag.py scores a file, and the loss reported and monitored is the BCE of
+those clip scores. With
 `pretrained.fine_tune`, one more stage trains every layer (batch
 normalisation kept as it is) from the head's best, Adam at
 `fine_tune_lr`, on the records' audio windows, which must be at the body's
@@ -30,10 +33,13 @@ from tagger.evaluation.metrics import binary_crossentropy
 from tagger.evaluation.predict import ClipPredictions
 from tagger.records.info import DatasetInfo, require_raw
 from tagger.training import run as runs
+from tagger.training import strategy as strategies
 from tagger.training import tag_head
 from tagger.training.pretrained_body import Body, split_embeddings
 
 PREDICT_BATCH = 1024  # embeddings scored by the head at once
+SHUFFLE_WINDOWS = 10_000  # training windows shuffled together, after the clips' order
+TABLE_FILE = "train_embeddings.tsv"  # in the run folder while it trains
 
 
 def head_config(config: TrainConfig, given=frozenset()) -> TrainConfig:
@@ -75,6 +81,40 @@ def fine_tune_window(body: Body, info: DatasetInfo, data_dir: str) -> int:
     return ours.window_segments
 
 
+def window_lookup(rows, labels: np.ndarray, path: str):
+    """`lookup(index) -> (embeddings (windows, dim), tags (windows, tags))`
+    float32: the windows of the clip at `index` of `rows` (ClipRows) and its
+    `labels` row for each, from a table of them written at `path`
+    (`row_table`, as distillation's targets: the pipeline's graph holds the
+    file's name, not the embeddings)."""
+    import tensorflow as tf
+
+    from tagger.training import row_table
+
+    tags, dim, offsets = labels.shape[1], rows.values.shape[1], rows.offsets
+    row_table.write_table(path, ((i, np.concatenate([labels[i], rows.values[
+        offsets[i]:offsets[i + 1]].ravel()])) for i in range(len(rows.clip_ids))),
+        "the training embeddings' table")
+    table = row_table.read_table(path)
+
+    def lookup(index):
+        values = row_table.values(table.lookup(index))  # the clip's tags, then its windows
+        windows = tf.reshape(values[tags:], [-1, dim])
+        return windows, tf.repeat(values[None, :tags], tf.shape(windows)[0], axis=0)
+
+    return lookup
+
+
+def window_dataset(lookup, clips: int, seed: int):
+    """The training windows of an epoch, (embedding, tags) pairs: the
+    clips in an order of `seed`, their windows shuffled SHUFFLE_WINDOWS at
+    a time (`lookup`: `window_lookup`'s)."""
+    import tensorflow as tf
+
+    return (tf.data.Dataset.range(clips).shuffle(max(clips, 1), seed)
+            .map(lookup).unbatch().shuffle(SHUFFLE_WINDOWS, seed))
+
+
 class HeadRun(runs.Run):
     """The run of a tagger on a trained model's body (module docstring)."""
 
@@ -97,8 +137,21 @@ class HeadRun(runs.Run):
         _, labels = clip_labels(config.data_dir, "train", info)
         tag_head.check_tag_counts(labels, info.tag_names, self._log)
         self._splits = {}  # split -> (embeddings, clip labels)
-        self._train_data = None
+        self._train_lookup = None  # window_lookup's, once the table is written
+        self._train_size = None  # (clips, windows, dim) of the train split
         self._live = None
+
+    def _open_run_dir(self):
+        """A continued run must find the body it started on: the file at
+        --from's path is compared by its SHA-256, which state.json keeps."""
+        super()._open_run_dir()
+        started, now = self.state.base_model_sha256, self.body.fingerprint
+        if started is not None and started != now:
+            raise UserError(
+                f"--resume: --from {self.body.name!r} is now the file of SHA-256 {now}, but "
+                f"the run in {self.run_dir!r} was started on the file of SHA-256 {started}; "
+                "put that file back to continue the run, or start a new one with --run-name")
+        self.state.base_model_sha256 = now
 
     # -- the model -------------------------------------------------------------
     def _build_model(self):
@@ -133,14 +186,18 @@ class HeadRun(runs.Run):
             ids, labels = clip_labels(self.config.data_dir, split, self.info)
             rows = split_embeddings(self.body, self.config.data_dir, self.info, split,
                                     clip_ids=ids, progress=self.config.progress and self.chief,
-                                    log=self._log)
+                                    log=print)  # every worker: what it computed or read
             self._splits[split] = (rows, labels)
         return self._splits[split]
 
     def _train_stages(self):
         test = self.config.evaluate_test and self.info.splits.get("test", {}).get("clips")
-        for split in ("train", "val", "test") if test else ("train", "val"):
-            self._embeddings(split)
+
+        def embed():
+            for split in ("train", "val", "test") if test else ("train", "val"):
+                self._embeddings(split)
+
+        strategies.chief_first(self.strategy, embed)  # the others read the chief's store
         super()._train_stages()
 
     def _epoch_size(self, stage=None) -> tuple:
@@ -152,9 +209,8 @@ class HeadRun(runs.Run):
             windows = train_windows_per_pass(self.info, "train", self.window)
             what = f"{windows} training windows of {self.window} record segment(s)"
         else:
-            windows = len(self._embeddings("train")[0].values)
-            what = (f"{windows} training windows of {self.body.name}'s embeddings "
-                    f"({self.body.embedding_dim} values)")
+            _, windows, dim = self._train_split_size()
+            what = f"{windows} training windows of {self.body.name}'s embeddings ({dim} values)"
         full = max(1, windows // self.global_batch)
         steps = min(full, self.config.steps_per_epoch or full)
         stages = [s for s in self.stages if self._fine_tunes(s) == fine_tunes]
@@ -169,16 +225,23 @@ class HeadRun(runs.Run):
     def _epoch_data(self, stage=None):
         if self._fine_tunes(stage):
             return super()._epoch_data(stage)
-        import tensorflow as tf
-
-        if self._train_data is None:
+        if self._train_lookup is None:
             rows, labels = self._embeddings("train")
-            self._train_data = tf.data.Dataset.from_tensor_slices(
-                (rows.values, labels[rows.row_clips()].astype(np.float32)))
-        data = self._train_data.shuffle(len(self._train_data), runs.epoch_seed(
-            self.config.seed, self.state.epoch)).repeat()
+            self._train_split_size()
+            self._train_lookup = window_lookup(rows, labels.astype(np.float32),
+                                               self._work_file(TABLE_FILE))
+            del self._splits["train"]  # the table holds them now
+        data = window_dataset(self._train_lookup, self._train_split_size()[0],
+                              runs.epoch_seed(self.config.seed, self.state.epoch))
         return iter(self.strategy.experimental_distribute_dataset(
-            data.batch(self.global_batch, drop_remainder=True)))
+            data.repeat().batch(self.global_batch, drop_remainder=True)))
+
+    def _train_split_size(self) -> tuple:
+        """(clips, windows, embedding values) of the train split's embeddings."""
+        if self._train_size is None:
+            rows, _ = self._embeddings("train")
+            self._train_size = (len(rows.clip_ids), len(rows.values), rows.values.shape[1])
+        return self._train_size
 
     # -- the scores ------------------------------------------------------------
     def _predictions(self, split: str, max_batches: int | None = None) -> ClipPredictions:

@@ -40,6 +40,10 @@ from tagger.errors import UserError
 from tagger.records.info import DatasetInfo
 
 FINGERPRINT_DIGITS = 16
+# The version of the stores' files and of the code that fills them (how a
+# clip is cut into windows, which layer embeds): a stored entry of another
+# version is computed anew. Raise it with any change that alters stored rows.
+FORMAT_VERSION = 1
 
 
 class ModelFile:
@@ -55,16 +59,26 @@ class ModelFile:
 
         self.name, self.role = str(name), role
         self.path = resolve_model(self.name, progress=progress, log=log)
+        takes = (f"{flag} takes a pretrained name (tagger-pretrained list) or a .keras/.hdf5 "
+                 "model file")
         if not fileio.exists(self.path):
-            raise UserError(f"{role} {self.name!r} not found; {flag} takes a pretrained "
-                            "name (tagger-pretrained list) or a .keras/.hdf5 model file")
-        self.fingerprint = model_fingerprint(self.path)
+            raise UserError(f"{role} {self.name!r} not found; {takes}")
+        named = f"{role} {self.name!r} ({self.path})"
+        kind = fileio.not_a_file(self.path)  # a folder is hashed file by file, a FIFO never ends
+        if kind:
+            raise UserError(f"{named} is {kind}, not a model file; {takes}")
+        try:
+            fileio.open_file(self.path, "rb").close()
+        except OSError as error:
+            raise UserError(f"{named} cannot be read ({fileio.os_error_reason(error)}); "
+                            f"{takes}") from None
         try:
             self.info = read_saved_info(self.path)
         except Exception as error:  # noqa: BLE001  a damaged or foreign file
-            raise UserError(f"cannot read {role} {self.name!r} ({self.path}) as a saved "
-                            f"tagger: {str(error).splitlines()[0] if str(error) else error!r}"
+            raise UserError(f"cannot read {named} as a saved tagger: "
+                            f"{str(error).splitlines()[0] if str(error) else error!r}"
                             ) from None
+        self.fingerprint = model_fingerprint(self.path)
         self._loaded = None
         self._predictors = {}
 
@@ -72,6 +86,21 @@ class ModelFile:
     def key(self) -> str:
         """The first digits of the file's SHA-256: what stored outputs are filed under."""
         return self.fingerprint[:FINGERPRINT_DIGITS]
+
+    def windows(self) -> dict:
+        """The rate and window grid the model cuts a clip into (`window_outputs`),
+        read from its info without loading it (from its predictor, for a
+        model without info)."""
+        if self.info is None:
+            p = self.predictor()
+            return {"sample_rate": p.sample_rate, "window_samples": p.window_samples,
+                    "hop_samples": p.hop_samples, "edge_padding": p.edge_padding}
+        from tagger.models import saved
+
+        window = self.info.window_segments * self.info.segment_length
+        hop, padding = saved.window_grid(None, self.info, window)
+        return {"sample_rate": self.info.sample_rate, "window_samples": window,
+                "hop_samples": hop, "edge_padding": padding}
 
     def loaded(self) -> tuple:
         """(Keras model, TaggerMetadata or None), loaded once."""
@@ -88,8 +117,15 @@ class ModelFile:
             from tagger.inference.engine.registry import EngineOptions, make_predictor
 
             model, info = self.loaded()
-            self._predictors[embeddings] = make_predictor(
-                "keras", model, info, EngineOptions(embeddings=embeddings))
+            p = make_predictor("keras", model, info, EngineOptions(embeddings=embeddings))
+            grid = (p.sample_rate, p.window_samples, p.hop_samples, p.edge_padding)
+            if info is not None and grid != tuple(self.windows().values()):
+                raise UserError(
+                    f"{self.role} {self.name!r} ({self.path}) reads windows of {grid[1]} "
+                    f"samples at {grid[0]} Hz, one every {grid[2]} (edge padding "
+                    f"{grid[3]}), but its info says {tuple(self.windows().values())}; save "
+                    "it again with train.py or convert_weights.py")
+            self._predictors[embeddings] = p
         return self._predictors[embeddings]
 
     def clip_outputs(self, segments: np.ndarray, sample_rate: int, embeddings: bool = False,
@@ -168,6 +204,14 @@ def concatenate(parts, width: int) -> ClipRows:
                       for f in dataclasses.fields(ClipRows)))
 
 
+def store_key(model: ModelFile, **more) -> dict:
+    """What decides a model's stored rows, the key of a store's entry
+    (`Store.made_by`): the stores' FORMAT_VERSION, the model file's SHA-256,
+    the windows it cuts a clip into (`ModelFile.windows`) and `more`."""
+    return {"format_version": FORMAT_VERSION, "sha256": model.fingerprint,
+            **model.windows(), **more}
+
+
 @dataclasses.dataclass(frozen=True)
 class Store:
     """Where and how a consumer stores its rows: `folder`, its entry file
@@ -175,7 +219,8 @@ class Store:
     fingerprint, its layer...), the records' fingerprint and `about` (more
     for a reader, e.g. the name the model was given by, not compared; a
     dict, or a function giving one, called only when rows are computed);
-    `width`: the values per row; `fields`: the names of the arrays of
+    `width`: the values per row (or a function giving it, called only
+    when rows are computed: the entry file keeps it); `fields`: the names of the arrays of
     ClipRows' fields in each .npz (clip_ids, num_rows, values). In
     messages, `what` names the rows ("the embeddings"), `redo` what is
     done again ("computing") and `rows` what a row is."""
@@ -184,7 +229,7 @@ class Store:
     entry_file: str
     made_by: dict
     what: str
-    width: int
+    width: int | Callable
     about: dict | Callable = dataclasses.field(default_factory=dict)
     fields: tuple = tuple(f.name for f in dataclasses.fields(ClipRows))
     redo: str = "computing"
@@ -208,7 +253,12 @@ def stored_rows(store: Store, data_dir: str, info: DatasetInfo, split: str,
 
     records = records_fingerprint(data_dir, info)
     shards = info.splits[split]["shards"]
-    parts = _stored(store, shards, log) if _current(store, records) else {}
+    entry = _current_entry(store, records)
+    if callable(store.width):
+        width = (entry or {}).get("width")
+        store = dataclasses.replace(store, width=width if isinstance(width, int)
+                                    else store.width())
+    parts = _stored(store, shards, log) if entry else {}
     stored = set(parts)
     computed = _compute(store, data_dir, info, split, parts, rows_of_clip, progress, label,
                         records)
@@ -266,18 +316,19 @@ def _stored(store: Store, shards: list, log) -> dict:
     return parts
 
 
-def _current(store: Store, records: str) -> bool:
-    """Whether the entry in the store's folder was made by the same model
-    for these records."""
+def _current_entry(store: Store, records: str) -> dict | None:
+    """The entry in the store's folder when it was made as `store.made_by`
+    says for these records, else None."""
     path = join_path(store.folder, store.entry_file)
     if not fileio.exists(path):
-        return False
+        return None
     try:
         entry = json.loads(fileio.read_text(path))
     except (ValueError, UnicodeDecodeError):
-        return False
+        return None
     made = _entry(store, records)
-    return isinstance(entry, dict) and {key: entry.get(key) for key in made} == made
+    current = isinstance(entry, dict) and {key: entry.get(key) for key in made} == made
+    return entry if current else None
 
 
 def _entry(store: Store, records: str) -> dict:
@@ -290,13 +341,14 @@ def _start_entry(store: Store, records: str) -> None:
     another model) is emptied first."""
     path = join_path(store.folder, store.entry_file)
     try:
-        if fileio.isdir(store.folder) and not _current(store, records):
+        if fileio.isdir(store.folder) and not _current_entry(store, records):
             for name in fileio.listdir(store.folder):
                 if name.endswith(".npz"):
                     fileio.remove(join_path(store.folder, name))
         fileio.makedirs(store.folder)
         about = store.about() if callable(store.about) else store.about
-        fileio.write_atomic(path, json.dumps({**about, **_entry(store, records)}, indent=1))
+        fileio.write_atomic(path, json.dumps({**about, "width": store.width,
+                                              **_entry(store, records)}, indent=1))
     except OSError as error:
         raise destination.output_error(store.what, path, error) from None
 

@@ -7,8 +7,9 @@ runs it over a file (`model_outputs`): one embedding per window, from the
 layer its family names (`FamilySpec.embedding_layer`; MTT_musicnn's:
 `embedding`, 200 values, 16 kHz windows of 3 s). They are stored in
 `<records>/embeddings/<fingerprint>/` (the first 16 hex digits of the
-model file's SHA-256): `embeddings.json` (the model, its layer and window,
-and the records' fingerprint) and one `<shard>.npz` per shard of records
+model file's SHA-256): `embeddings.json` (the model, the stores' format
+version, its window, hop and edge padding, its layer and the records'
+fingerprint) and one `<shard>.npz` per shard of records
 (clip_ids, num_rows: windows per clip, values: windows x dimensions).
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 from tagger.config import join_path
 from tagger.errors import UserError
 from tagger.records.info import DatasetInfo
-from tagger.training.model_outputs import ClipRows, ModelFile, Store, stored_rows
+from tagger.training.model_outputs import ClipRows, ModelFile, Store, store_key, stored_rows
 
 EMBEDDINGS_DIR = "embeddings"
 ENTRY_FILE = "embeddings.json"
@@ -54,18 +55,21 @@ class Body(ModelFile):
         return self.predictor(embeddings=True).embedding_dim
 
     def describe(self) -> dict:
-        """What decides its embeddings: the file, the layer and the window."""
-        p = self.predictor(embeddings=True)
-        return {"sha256": self.fingerprint, "embedding_layer": p.embedding_layer,
-                "embedding_dim": p.embedding_dim, "sample_rate": p.sample_rate,
-                "window_samples": p.window_samples, "hop_samples": p.hop_samples,
-                "edge_padding": p.edge_padding}
+        """What decides its embeddings (`model_outputs.store_key`: the file,
+        the windows, the stores' format, which fixes the layer); read
+        without loading it."""
+        return store_key(self)
 
 
 def embeddings_store(body: Body, data_dir: str) -> Store:
+    """The store of the body's embeddings; the body is loaded only when
+    some are to be computed (their layer and width are named then)."""
     return Store(folder=join_path(data_dir, EMBEDDINGS_DIR, body.key), entry_file=ENTRY_FILE,
-                 made_by=body.describe(), what="the embeddings", width=body.embedding_dim,
-                 about={"model": body.name, "path": body.path})
+                 made_by=body.describe(), what="the embeddings",
+                 width=lambda: body.embedding_dim,
+                 about=lambda: {"model": body.name, "path": body.path,
+                                "embedding_layer": body.embedding_layer,
+                                "embedding_dim": body.embedding_dim})
 
 
 def split_embeddings(body: Body, data_dir: str, info: DatasetInfo, split: str,

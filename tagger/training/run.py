@@ -7,6 +7,8 @@ Run folder `<train_dir>/<run_name>/`:
   checkpoints/         epoch-NNNNN (model + optimizer) and best-NNNNN (model)
   logs/                TensorBoard scalars
   model.keras, model.hdf5, metrics.json   written when training ends
+  train_targets.tsv    (distillation) the training targets' lookup table, while it trains
+  train_embeddings.tsv (train.py --from) the training embeddings' lookup table, the same
   .lock.json           the running process (pid, host, start time), while it runs
 
 A new run writes state.json before its first checkpoint. Each epoch writes
@@ -83,6 +85,7 @@ class RunState:
     history: list = dataclasses.field(default_factory=list)
     stages: list = dataclasses.field(default_factory=list)  # per-stage summaries
     done: bool = False
+    base_model_sha256: str | None = None  # a run on a trained model's body: its file's
 
 
 def train(config: TrainConfig) -> dict:
@@ -98,7 +101,7 @@ def train(config: TrainConfig) -> dict:
         raise ValueError("a run with pretrained.from_model trains through "
                          "tagger.training.head_run.train")
     config, info, strategy, precision = prepare(config)
-    distil = distillation.setup(config, info)
+    distil = distillation.setup(config, info, strategy)
     run = Run(config, distil.info if distil else info, strategy, precision)
     run.noisy_student = semi_supervised.setup(config, info, strategy, run.window)
     run.distillation = distil
@@ -149,6 +152,7 @@ class Run:
         self.noisy_student = None  # a semi_supervised.NoisyStudent, or None
         self.distillation = None  # a distillation.Distillation, or None
         self._said_validation_part = False
+        self._work_files = []
 
     # -- set-up -------------------------------------------------------------
     def execute(self) -> dict:
@@ -203,7 +207,8 @@ class Run:
                 self.state = RunState(best_checkpoint=old.best_checkpoint,
                                       best_score=old.best_score, best_epoch=old.best_epoch,
                                       history=old.history, stages=old.stages,
-                                      epoch=len(old.history))
+                                      epoch=len(old.history),
+                                      base_model_sha256=old.base_model_sha256)
         if self.chief:
             fileio.makedirs(join_path(self.run_dir, "checkpoints"))
 
@@ -308,7 +313,8 @@ class Run:
             self.strategy, self.config.data_dir, self.info, self.global_batch,
             self.window, self.config.shuffle_segments,
             epoch_seed(self.config.seed, self.state.epoch), self.config.num_read_threads,
-            targets=self.distillation.train_targets() if self.distillation else None))
+            targets=(self.distillation.train_targets(self._work_file(distillation.TABLE_FILE))
+                     if self.distillation else None)))
 
     def _stage_over(self, stage) -> bool:
         if self.state.stage_epoch >= stage.max_epochs:
@@ -507,6 +513,15 @@ class Run:
                 if file.startswith(name + "."):
                     fileio.remove(join_path(directory, file))
 
+    def _work_file(self, name: str) -> str:
+        """The path of a file of this process's own that its input pipeline
+        reads (a lookup table): the chief's in the run folder, another
+        worker's in its scratch folder; removed when the run ends."""
+        folder = self.run_dir if self.chief else self._checkpoint_dir()
+        fileio.makedirs(folder)
+        self._work_files.append(join_path(folder, name))
+        return self._work_files[-1]
+
     def _commit(self):
         if not self.chief:
             return
@@ -543,6 +558,8 @@ class Run:
                         strict_json.dumps(metrics, indent=2, default=float))
         self.state.done = True
         self._commit()
+        for path in self._work_files:
+            fileio.remove_quietly(path)
         if not self.chief:  # scratch checkpoints of the other workers
             scratch = self._checkpoint_dir()
             self._delete_checkpoints({f.split(".")[0] for f in fileio.listdir(scratch)})

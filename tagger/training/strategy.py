@@ -88,3 +88,15 @@ def barrier(strategy) -> None:
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         ones = strategy.run(lambda: tf.ones(()))
         strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)
+
+
+def chief_first(strategy, work) -> None:
+    """Runs `work()` on the chief and then, once it is done, on every other
+    worker of a multi-worker strategy (which reads what the chief stored
+    instead of computing and writing it too); once under any other."""
+    chief = is_chief(strategy)
+    if chief:
+        work()
+    barrier(strategy)
+    if not chief:
+        work()

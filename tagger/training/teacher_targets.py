@@ -15,9 +15,11 @@ nearest window's scores.
 
 Stored in `<records>/teacher_targets/<fingerprint>/`, the fingerprint the
 first 16 hex digits of the teacher file's SHA-256
-(`inference.common.model_fingerprint`): `teacher.json` (the teacher,
-its tags, rate and window, and the fingerprint of the records it scored,
-`records.fingerprint.records_fingerprint`) and one `<shard>.npz` per
+(`inference.common.model_fingerprint`): `teacher.json` (the teacher, the
+stores' format version, its tags, rate, window, hop and edge padding, and
+the fingerprint of the records it scored,
+`records.fingerprint.records_fingerprint`: another of any of them scores
+the records anew) and one `<shard>.npz` per
 shard of records (clip_id, num_segments and targets: the segments of all
 the shard's clips in order x tags, float32), each written atomically once
 its shard is scored: an interrupted run goes on from the first missing
@@ -43,7 +45,7 @@ from tagger.config import join_path
 from tagger.errors import UserError
 from tagger.evaluation.against import TARGETS_DIR
 from tagger.records.info import DatasetInfo, require_raw
-from tagger.training.model_outputs import ClipRows, ModelFile, Store, stored_rows
+from tagger.training.model_outputs import ClipRows, ModelFile, Store, store_key, stored_rows
 
 TEACHER_FILE = "teacher.json"
 
@@ -105,11 +107,9 @@ class Teacher(ModelFile):
         return p
 
     def describe(self) -> dict:
-        p = self.predictor()
-        return {"teacher": self.name, "path": self.path, "sha256": self.fingerprint,
-                "tag_names": self.tag_names, "sample_rate": p.sample_rate,
-                "window_samples": p.window_samples, "hop_samples": p.hop_samples,
-                "edge_padding": p.edge_padding}
+        """What decides its targets (`model_outputs.store_key`: the file, the
+        windows, the stores' format) and its tags; read without loading it."""
+        return store_key(self, tag_names=self.tag_names)
 
     def segment_targets(self, segments: np.ndarray, sample_rate: int,
                         batch_size: int = 32) -> np.ndarray:
@@ -131,8 +131,9 @@ def split_targets(teacher: Teacher, data_dir: str, info: DatasetInfo, split: str
     require_raw(info, data_dir, "a teacher")
     store = Store(folder=join_path(data_dir, TARGETS_DIR, teacher.key),
                   entry_file=TEACHER_FILE,
-                  made_by={"sha256": teacher.fingerprint, "tag_names": teacher.tag_names},
-                  about=teacher.describe, what="the teacher's targets",
+                  made_by=teacher.describe(),
+                  about={"teacher": teacher.name, "path": teacher.path},
+                  what="the teacher's targets",
                   width=len(teacher.tag_names),
                   fields=SplitTargets.STORED_FIELDS,
                   redo="scoring", rows="the segments of its clips x the teacher's tags")

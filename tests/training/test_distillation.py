@@ -26,7 +26,7 @@ from tagger.inference.common import model_fingerprint
 from tagger.inference.outputs import selected_indices
 from tagger.records import reader
 from tagger.records.info import load_info, require_raw
-from tagger.training import distillation
+from tagger.training import distillation, row_table
 from tagger.training.teacher_targets import (
     TARGETS_DIR,
     SplitTargets,
@@ -244,6 +244,32 @@ def test_tags_that_cannot_be_mapped(setting, tmp_path):
                     "a teacher")
 
 
+@pytest.mark.parametrize("change", ["hop", "format version"])
+def test_stored_targets_of_another_windowing_or_store_format_are_scored_again(
+        raw_records, setting, tmp_path, monkeypatch, change):
+    from tagger.models import saved
+    from tagger.training import model_outputs
+
+    records, info = copy_records(raw_records[0], tmp_path / "records", labelled=False)
+    teacher = setting[3]
+    first = TeacherTargets([teacher], records, info, progress=False).split("val")
+    if change == "hop":  # the code cuts windows otherwise: half a window apart
+        monkeypatch.setattr(saved, "window_grid", lambda model, info, window: (window // 2, 0))
+    else:
+        monkeypatch.setattr(model_outputs, "FORMAT_VERSION", model_outputs.FORMAT_VERSION + 1)
+    lines = []
+    again = TeacherTargets([teacher], records, info, progress=False,
+                           log=lines.append).split("val")
+    shards = len(info.splits["val"]["shards"])
+    assert f"{shards} shard(s), {shards} computed, 0 reused" in lines[-1]
+    entry = json.loads(pathlib.Path(records, TARGETS_DIR, model_fingerprint(teacher)[:16],
+                                    "teacher.json").read_text())
+    assert entry["format_version"] == model_outputs.FORMAT_VERSION
+    if change == "hop":
+        assert entry["hop_samples"] == TEACHER_WINDOW // 2
+        assert not np.allclose(again.values, first.values)  # more windows, other weights
+
+
 def segment_table(data_dir, info, targets):
     """The target of every segment of the train split, by its stored bytes."""
     rows = dict(zip(targets.clip_ids, targets.per_clip()))
@@ -256,20 +282,48 @@ def segment_table(data_dir, info, targets):
 
 
 @pytest.mark.parametrize("window", [1, 2])
-def test_training_windows_carry_their_segments_targets(setting, window):
+def test_training_windows_carry_their_segments_targets(setting, window, tmp_path):
     unlabelled, info, _, a, _ = setting
     config = tiny_train_config(unlabelled, "unused",
                                distillation=DistillationConfig(teachers=(a,)))
     distil = distillation.Distillation(config, info, log=print)
     table = segment_table(unlabelled, info, distil.targets.split("train"))
+    lookup = distil.train_targets(str(tmp_path / "table.tsv"))
     data = reader.train_dataset(unlabelled, 4, window_segments=window, info=distil.info,
-                                seed=0, as_stored=True, targets=distil.train_targets())
+                                seed=0, as_stored=True, targets=lookup)
     for x, y in data.take(3).as_numpy_iterator():
         assert y.shape == (4, len(TAGS_A))
         for w, target in zip(x, y):
             parts = np.split(w, window)
             np.testing.assert_allclose(target, np.mean([table[p.tobytes()] for p in parts],
                                                        axis=0), atol=1e-6)
+
+
+def test_a_full_disk_for_the_training_targets_table_is_one_line(setting, capsys, tmp_path,
+                                                                 monkeypatch):
+    """The table is written beside the run (not in the system's temporary
+    folder, often in memory); a full disk is one line, no traceback."""
+    import errno
+
+    unlabelled, _, _, a, _ = setting
+    tried = []
+
+    def full_disk(file, rows):
+        tried.append(file.name)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(row_table, "_write_lines", full_disk)
+    code, _, err = call_main(train_cli.main, capsys, "--data-dir", unlabelled, "--train-dir",
+                             tmp_path, "--block", "basic", "--alpha", "2", "--width",
+                             "0.0625", "--batch-size", "8", "--num-stages", "1",
+                             "--max-epochs-per-stage", "1", "--steps-per-epoch", "1",
+                             "--distil", a, "--no-progress")
+    table = tmp_path / "samplecnn-basic-multi-student" / "train_targets.tsv"
+    assert len(tried) == 1 and tried[0].startswith(str(table.parent) + "/")
+    one_line_error(code, err, f"cannot write the training targets' table {str(table)!r}: "
+                              "the disk is full: free some space there or choose another "
+                              "place")
+    assert not table.exists()
 
 
 @pytest.fixture
@@ -290,7 +344,7 @@ def test_a_clip_the_training_targets_lack_is_one_line(own_records, tmp_path):
     targets = TeacherTargets(teachers.teachers, records, info, progress=False).split("train")
     lacking = int(targets.clip_ids[0])
     targets.clip_ids[0] = 10**9  # the first clip's targets are another clip's
-    lookup = distillation.segment_lookup(targets, str(tmp_path))
+    lookup = distillation.segment_lookup(targets, str(tmp_path / "table.tsv"))
     data = reader.train_dataset(records, 4, info=distil.info, seed=0, as_stored=True,
                                 targets=lookup)
     batches = info.splits["train"]["segments"] // 4 + 1  # a pass and more
@@ -313,7 +367,7 @@ def test_a_million_clips_targets_stay_out_of_the_input_pipelines_graph(tmp_path)
     counts = np.where(np.arange(clips) % 3, 1, 2).astype(np.int64)  # 1 or 2 segments
     values = np.random.default_rng(0).random((counts.sum(), tags)).astype(np.float32)
     targets = SplitTargets(ids, counts, values)
-    lookup = distillation.segment_lookup(targets, str(tmp_path))
+    lookup = distillation.segment_lookup(targets, str(tmp_path / "table.tsv"))
     wanted = [0, 1, 2, clips - 1]
     data = tf.data.Dataset.from_tensor_slices({"clip_id": ids[wanted]}).map(lookup)
     assert len(data._as_serialized_graph().numpy()) < 20_000  # 2 bytes a clip: 2 MB
@@ -446,6 +500,7 @@ def test_train_distils_two_teachers_in_two_rounds(setting, tmp_path, capsys):
     run = tmp_path / "samplecnn-basic-multi-student"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and np.isfinite(metrics["best"]["train_loss"])
+    assert not (run / "train_targets.tsv").exists()  # the lookup's table, while it trained
     assert metrics["test"]["evaluated_tags"] + len(metrics["test"]["excluded_tags"]) == 3
     from tagger.models.saved import read_saved_info
 

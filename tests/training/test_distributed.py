@@ -84,32 +84,16 @@ def test_mirrored_step_equals_single_device(raw_records, tmp_path):
     assert out["run_loss"] > 0
 
 
-@pytest.mark.slow
-def test_multiworker_training_with_two_local_workers(raw_records, tmp_path):
-    """A student distilled from a teacher on records without labels: each
-    worker's input pipeline finds the targets in the lookup table."""
-    from tagger.models.saved import read_saved_info
-    from tagger.records.info import load_info
-    from tagger.training.teacher_targets import TeacherTargets
-
-    records = tmp_path / "records"
-    shutil.copytree(raw_records[0], records)
-    stored = json.loads((records / "dataset_info.json").read_text())
-    for split in stored["splits"].values():
-        split["labelled"] = False
-    (records / "dataset_info.json").write_text(json.dumps(stored))
-    teacher = tiny_teacher(tmp_path / "teacher.keras", TEACHER_TAGS, seed=1)
-    info = load_info(str(records))
-    targets = TeacherTargets([teacher], str(records), info, progress=False)
-    for split in info.splits:  # scored once, before the workers start
-        targets.split(split)
+def two_workers(records, train_dir, *argv) -> list:
+    """(stdout, stderr) of each of two local workers of `train.py --strategy
+    multiworker` (one epoch, batch 8) on `records` with `argv`; both must
+    succeed."""
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     command = [sys.executable, str(ROOT / "train.py"), "--data-dir", str(records),
-               "--train-dir", str(tmp_path), "--block", "basic", "--alpha", "2",
-               "--width", "0.0625", "--batch-size", "8", "--num-stages", "1",
-               "--max-epochs-per-stage", "1", "--steps-per-epoch", "3",
-               "--strategy", "multiworker", "--no-progress", "--distil", teacher]
+               "--train-dir", str(train_dir), "--batch-size", "8",
+               "--max-epochs-per-stage", "1", "--strategy", "multiworker", "--no-progress",
+               *map(str, argv)]
     workers = []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps(
@@ -119,14 +103,68 @@ def test_multiworker_training_with_two_local_workers(raw_records, tmp_path):
     outputs = [w.communicate(timeout=600) for w in workers]
     for worker, (_out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
+    return outputs
+
+
+@pytest.mark.slow
+def test_multiworker_training_with_two_local_workers(raw_records, tmp_path):
+    """A student distilled from a teacher on records without labels: the
+    chief scores the targets, the other worker reads them once stored; each
+    worker's input pipeline finds them in its lookup table."""
+    from tagger.models.saved import read_saved_info
+    from tagger.records.info import load_info
+
+    records = tmp_path / "records"
+    shutil.copytree(raw_records[0], records)
+    stored = json.loads((records / "dataset_info.json").read_text())
+    for split in stored["splits"].values():
+        split["labelled"] = False
+    (records / "dataset_info.json").write_text(json.dumps(stored))
+    teacher = tiny_teacher(tmp_path / "teacher.keras", TEACHER_TAGS, seed=1)
+    info = load_info(str(records))
+    outputs = two_workers(records, tmp_path, "--block", "basic", "--alpha", "2", "--width",
+                          "0.0625", "--num-stages", "1", "--steps-per-epoch", "3",
+                          "--distil", teacher)
     run_dir = tmp_path / "samplecnn-basic-multi-student"
     history = pd.read_csv(run_dir / "history.csv")
     assert list(history.epoch) == [1] and np.isfinite(history.train_loss[0])
     assert (run_dir / "model.keras").exists() and (run_dir / "metrics.json").exists()
     assert read_saved_info(str(run_dir / "model.keras")).tag_names == tuple(TEACHER_TAGS)
-    shards = len(info.splits["train"]["shards"])
-    for out, _ in outputs:
-        assert f"train targets of {shards} shard(s), 0 computed, {shards} reused" in out
+    for split in ("train", "val", "test"):
+        shards = len(info.splits[split]["shards"])
+        assert f"{split} targets of {shards} shard(s), {shards} computed, 0 reused" \
+            in outputs[0][0]
+        assert f"{split} targets of {shards} shard(s), 0 computed, {shards} reused" \
+            in outputs[1][0]
+    assert not (run_dir / "train_targets.tsv").exists()
     assert "test ROC-AUC" in outputs[0][0]  # the chief reports
     assert "epoch 1:" in outputs[0][0] and "epoch" not in outputs[1][0]  # one log
     assert not (run_dir / ".worker-1").exists()  # the other worker's scratch is gone
+
+
+@pytest.mark.slow
+def test_a_head_on_a_body_with_two_local_workers(tmp_path):
+    """train.py --from under multiworker: the chief embeds the records, the
+    other worker reads the embeddings once stored; each reads the training
+    windows from a table of its own."""
+    from tagger.records.info import load_info
+    from tests.training.test_own_tags import build, write_body, write_music
+
+    music = tmp_path / "music"
+    music.mkdir()
+    write_music(music)
+    records = build(music, tmp_path / "records", music / "labels.csv")
+    body = write_body(tmp_path / "body.keras")
+    outputs = two_workers(records, tmp_path, "--from", body, "--steps-per-epoch", "2")
+    run_dir = tmp_path / "from-body"
+    assert list(pd.read_csv(run_dir / "history.csv").epoch) == [1]
+    assert (run_dir / "model.keras").exists()
+    info = load_info(str(records))
+    for split in ("train", "val", "test"):
+        shards = len(info.splits[split]["shards"])
+        assert f"embeddings of {split}, {shards} shard(s), {shards} computed, 0 reused" \
+            in outputs[0][0]
+        assert f"embeddings of {split}, {shards} shard(s), 0 computed, {shards} reused" \
+            in outputs[1][0]
+    assert not (run_dir / "train_embeddings.tsv").exists()
+    assert not (run_dir / ".worker-1").exists()

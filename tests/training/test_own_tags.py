@@ -38,13 +38,19 @@ FILES = 24  # 6 of each of: low, high, low + noisy, high + noisy
 SECONDS = 3.2  # one 59049-sample segment at 22050 Hz
 
 
-def write_body(path, seed=1, tags=("a", "b", "c")):
+def write_body(path, seed=1, tags=("a", "b", "c"), batch_norm=False):
     """A tiny untrained conv tagger of 0.1 s windows at 16 kHz whose
-    `embedding` layer gives 8 values, saved with its info."""
+    `embedding` layer gives 8 values, saved with its info (`batch_norm`:
+    with a batch normalisation, `body_bn`, after its convolution, its
+    statistics and weights set away from their start)."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((BODY_WINDOW,), name="waveform")
     x = keras.layers.Reshape((BODY_WINDOW, 1))(inputs)
-    x = keras.layers.Conv1D(8, 16, strides=8, activation="relu")(x)
+    x = keras.layers.Conv1D(8, 16, strides=8, activation="relu", name="body_conv")(x)
+    if batch_norm:
+        norm = keras.layers.BatchNormalization(name="body_bn")
+        x = norm(x)
+        norm.set_weights([np.full(8, v, np.float32) for v in (1.5, 0.1, 0.2, 0.5)])
     x = keras.layers.GlobalAveragePooling1D()(x)
     x = keras.layers.Dense(8, name="embedding")(x)
     scores = keras.layers.Dense(len(tags), activation="sigmoid", name="tags")(x)
@@ -165,6 +171,49 @@ def test_stored_embeddings_are_reused_and_another_model_or_build_computes_anew(o
     split_embeddings(body, records, load_info(records), "val", log=lines.append)
     assert "2 computed, 0 reused" in lines[-1]
     assert [shard.stat().st_mtime_ns for shard in shards] != written
+
+
+def test_stored_embeddings_are_read_without_loading_the_model(own, tmp_path, monkeypatch):
+    from tagger.models import saved
+
+    _, source, _, body_path = own
+    records = records_copy(source, tmp_path / "records")
+    info = load_info(records)
+    loads = []
+    load = saved.load_tagger
+    monkeypatch.setattr(saved, "load_tagger", lambda path: loads.append(path) or load(path))
+    first = split_embeddings(Body(body_path, progress=False), records, info, "val", log=print)
+    assert loads == [body_path]
+    lines = []  # a second run: every shard stored, the model never loaded
+    again = split_embeddings(Body(body_path, progress=False), records, info, "val",
+                             log=lines.append)
+    assert loads == [body_path] and "0 computed, 2 reused" in lines[-1]
+    np.testing.assert_array_equal(again.values, first.values)
+
+
+@pytest.mark.parametrize("change", ["hop", "format version"])
+def test_stored_embeddings_of_another_windowing_or_store_format_are_computed_again(
+        own, tmp_path, monkeypatch, change):
+    from tagger.models import saved
+    from tagger.training import model_outputs
+
+    _, source, _, body_path = own
+    records = records_copy(source, tmp_path / "records")
+    info = load_info(records)
+    first = split_embeddings(Body(body_path, progress=False), records, info, "val", log=print)
+    if change == "hop":  # the code cuts windows otherwise: half a window apart
+        monkeypatch.setattr(saved, "window_grid", lambda model, info, window: (window // 2, 0))
+    else:
+        monkeypatch.setattr(model_outputs, "FORMAT_VERSION", model_outputs.FORMAT_VERSION + 1)
+    lines = []
+    again = split_embeddings(Body(body_path, progress=False), records, info, "val",
+                             log=lines.append)
+    assert "2 computed, 0 reused" in lines[-1]
+    entry = json.loads((entry_folder(records, body_path) / "embeddings.json").read_text())
+    assert entry["format_version"] == model_outputs.FORMAT_VERSION
+    if change == "hop":
+        assert entry["hop_samples"] == BODY_WINDOW // 2
+        np.testing.assert_array_equal(again.num_rows, 2 * first.num_rows)  # 52 windows, not 26
 
 
 def test_stored_embeddings_of_other_clips_or_cut_short_are_computed_again(own, tmp_path):
@@ -378,15 +427,50 @@ def test_a_rerun_reuses_the_embeddings_and_a_finished_run_is_not_trained_again(
         assert f"embeddings of {split}, {shards} shard(s), 0 computed, {shards} reused" in out
 
 
+def weights_of(model) -> dict:
+    """{layer name: its weights} of `model`."""
+    return {layer.name: [np.array(w) for w in layer.get_weights()]
+            for layer in model.layers if layer.get_weights()}
+
+
+def moved(before: dict, after: dict, layer: str) -> bool:
+    return not all(np.array_equal(b, a) for b, a in zip(before[layer], after[layer]))
+
+
 @pytest.mark.slow
-def test_fine_tuning_trains_every_layer_from_the_heads_best(own, tmp_path, capsys):
-    _, _, source, body_path = own
+def test_fine_tuning_trains_every_layer_from_the_heads_best(own, tmp_path, capsys,
+                                                           monkeypatch):
+    """The head's epochs train the head alone; the fine-tuning epoch moves
+    the body's weights and the head's, while batch normalisation keeps its
+    statistics and weights (docs/own_tags.md)."""
+    _, _, source, _ = own
     records = records_copy(source, tmp_path / "records")
+    body_path = write_body(tmp_path / "body.keras", batch_norm=True)
+    epochs = []  # (stage, weights before the epoch, weights after it)
+    train_epoch = head_run.HeadRun._train_epoch
+
+    def recorded(self, train_fn, iterator, steps, stage):
+        before = weights_of(self.model)
+        row = train_epoch(self, train_fn, iterator, steps, stage)
+        epochs.append((stage.index, before, weights_of(self.model)))
+        return row
+
+    monkeypatch.setattr(head_run.HeadRun, "_train_epoch", recorded)
     code, out, err = call_main(train_cli.main, capsys, "--data-dir", records, "--from",
                                body_path, "--fine-tune", "--fine-tune-epochs", "1",
                                "--fine-tune-lr", "0.001", "--max-epochs-per-stage", "2",
                                "--train-dir", tmp_path / "runs", "--no-progress")
     assert code in (0, None), err
+    body = keras.models.load_model(body_path, compile=False)
+    original = weights_of(body)
+    assert [stage for stage, _, _ in epochs] == [0, 0, 1]
+    body_layers = ["body_conv", "body_bn", "embedding"]  # as the body was, at each start
+    for stage, before, after in epochs:
+        assert moved(before, after, tag_head.HIDDEN) and moved(before, after, tag_head.OUTPUT)
+        assert moved(before, after, "body_conv") == moved(before, after, "embedding") == (
+            stage == 1)  # the body trains in the fine-tuning stage alone
+        assert not moved(original, after, "body_bn")  # gamma, beta, the moving statistics
+    assert not any(moved(original, epochs[2][1], layer) for layer in body_layers)
     run_dir = tmp_path / "runs" / "from-body-fine-tune"
     history = (run_dir / "history.csv").read_text().splitlines()[1:]
     assert [row.split(",")[1] for row in history] == ["0", "0", "1"]  # head, head, every layer
@@ -454,6 +538,68 @@ def test_a_resumed_head_run_repeats_an_uninterrupted_one(own, tmp_path, monkeypa
                                   rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
+def test_a_resume_on_a_replaced_body_file_is_refused(own, tmp_path, monkeypatch):
+    """--from names the same path, but the file there is another model: the
+    run cannot go on from checkpoints of the first one's head."""
+    import dataclasses
+
+    from tests.training.test_resume import interrupted_after_first_epoch
+
+    _, source, _, body_path = own
+    records = records_copy(source, tmp_path / "records")
+    body = shutil.copy(body_path, tmp_path / "body.keras")
+    config = head_train_config(records, tmp_path / "runs", str(body))
+    interrupted_after_first_epoch(config, monkeypatch, head_run.train)
+    started = model_fingerprint(body)
+    run_dir = tmp_path / "runs" / "from-body"
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["base_model_sha256"] == started
+    write_body(body, seed=2)
+    now = model_fingerprint(body)
+    with pytest.raises(UserError) as refused:
+        head_run.train(dataclasses.replace(config, resume=True))
+    assert str(refused.value) == (
+        f"--resume: --from {str(body)!r} is now the file of SHA-256 {now}, but the run in "
+        f"{str(run_dir)!r} was started on the file of SHA-256 {started}; put that file back "
+        "to continue the run, or start a new one with --run-name")
+    assert json.loads((run_dir / "state.json").read_text()) == state
+
+
+def test_the_heads_training_pipeline_holds_no_embeddings_in_its_graph(own, tmp_path,
+                                                                      monkeypatch):
+    """Many clips' embeddings: the training dataset's graph, serialized (as
+    multi-worker input sharding and tf.data's rewrites do), holds the name
+    of the table they are read from, not the embeddings (a graph over 2 GB
+    cannot be serialized at all); each window comes with its clip's tags."""
+    import tensorflow as tf
+
+    from tagger.training.model_outputs import ClipRows
+
+    _, source, _, body_path = own
+    config = head_train_config(source, tmp_path / "runs", body_path)
+    run = head_run.HeadRun(config, load_info(source), tf.distribute.get_strategy(), "off")
+    clips, dim = 50_000, 4
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 4, clips)
+    rows = ClipRows(np.arange(clips) * 3, counts, rng.random((counts.sum(), dim), np.float32))
+    labels = (rng.random((clips, 3)) < 0.5).astype(np.float32)
+    run._splits["train"] = (rows, labels)
+    batches = []
+    monkeypatch.setattr(run.strategy, "experimental_distribute_dataset",
+                        lambda data: batches.append(data) or iter(()))
+    run._epoch_data(run.stages[0])
+    assert len(batches[0]._as_serialized_graph().numpy()) < 20_000  # 1.2 MB of embeddings
+    clip_of = {row.tobytes(): clip for row, clip in zip(rows.values, rows.row_clips())}
+    seen = 0
+    for x, y in batches[0].take(4).as_numpy_iterator():
+        assert x.shape == (32, dim) and y.shape == (32, 3)
+        for window, tags in zip(x, y):
+            np.testing.assert_array_equal(tags, labels[clip_of[window.tobytes()]])
+            seen += 1
+    assert seen == 128
+
+
 def test_a_model_without_info_or_embedding_layer_is_refused(tmp_path):
     from tests.checks import tiny_conv_tagger, tiny_teacher
 
@@ -487,3 +633,46 @@ def test_a_config_naming_an_empty_model_is_refused(make, flag):
     both ways."""
     with pytest.raises(ValueError, match=f"\\({flag}\\) must name a model"):
         make()
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "unreadable"])
+def test_a_from_or_distil_path_that_is_no_model_file_is_one_line_before_any_hashing(
+        own, tmp_path, monkeypatch, kind):
+    """A folder (a SavedModel folder is read nowhere: models load from
+    .keras/.hdf5 files), a FIFO (which hashing would wait on forever) or a
+    file that cannot be read is refused in one line, before it is hashed."""
+    import builtins
+    import os
+
+    from tagger.inference import common
+    from tagger.training.teacher_targets import Teacher
+
+    hashed = []
+    monkeypatch.setattr(common, "model_fingerprint", lambda path: hashed.append(path) or "0")
+    path = tmp_path / "model.keras"
+    if kind == "folder":
+        path.mkdir()
+        (path / "saved_model.pb").write_bytes(b"\0")
+        why = "is a folder, not a model file"
+    elif kind == "fifo":
+        os.mkfifo(path)
+        why = "is a FIFO (named pipe), not a model file"
+    else:
+        shutil.copy(own[3], path)
+        real_open = builtins.open
+
+        def refusing(file, *args, **kwargs):
+            if os.fspath(file) in (str(path), os.fsencode(str(path))):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", refusing)
+        why = "cannot be read (permission denied)"
+    for make, flag, role in ((Body, "--from", "model"), (Teacher, "--distil", "teacher")):
+        with pytest.raises(UserError) as refused:
+            make(str(path), progress=False)
+        message = str(refused.value)
+        assert message.startswith(f"{role} {str(path)!r} ({path}) ") and why in message, message
+        assert f"; {flag} takes a pretrained name (tagger-pretrained list) or a .keras/.hdf5 " \
+               "model file" in message and "\n" not in message
+    assert hashed == []
