@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,45 @@ def test_the_accelerator_bench_works_in_a_new_or_empty_out_folder(monkeypatch, c
         assert capsys.readouterr().err.splitlines()[-1].endswith(
             f": error: --out {taken} is a file or a folder holding files already; give a new "
             "or empty folder, or leave --out out for a temporary one")
+
+
+@pytest.mark.slow
+def test_an_accelerator_bench_part_is_killed_at_its_limit_with_what_it_started(
+        monkeypatch, capsys, tmp_path):
+    """A part past its time limit is killed with the processes it started
+    and noted as left out; a part that fails prints the end of its log."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("bench_accelerator")
+    monkeypatch.setattr(module, "MIN_PART_S", 0)
+    marker = tmp_path / "child.pid"
+    sleeper = ("import os, subprocess, sys, time\n"
+               "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+               f"open({str(marker)!r}, 'w').write(str(child.pid))\n"
+               "time.sleep(60)\n")
+    budget = module.Budget(60)
+    start = time.monotonic()
+    capsys.readouterr()
+    assert module.run_part("sleeper", ["-c", sleeper], str(tmp_path), 3, budget) == "stopped"
+    assert time.monotonic() - start < 20
+    assert capsys.readouterr().out == "sleeper: stopped at its time limit (3 s)\n"
+    assert budget.left_out == ["sleeper"]
+    child = int(marker.read_text())
+    for _ in range(50):
+        if not running(child):
+            break
+        time.sleep(0.1)
+    assert not running(child)
+    failing = "import sys; print('first'); print('second'); sys.exit('what went wrong')"
+    assert module.run_part("failing", ["-c", failing], str(tmp_path), 30, budget) == "failed"
+    assert capsys.readouterr().out.splitlines() == [
+        "failing: failed (exit status 1); the end of its log:", "  first", "  second",
+        "  what went wrong"]
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists and has not ended (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
