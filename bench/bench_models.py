@@ -35,7 +35,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import ratio_line  # noqa: F401  (puts the repository on sys.path)
+from common import gpu_memory_as_needed
 from flops import (
     MATMUL_SIZES,
     TRAIN_FORWARD_RATIO,
@@ -46,6 +46,7 @@ from flops import (
 
 OWN_FAMILIES = ("samplecnn", "multiscale", "self_attention", "transformer")
 DEFAULT_FAMILIES = (*OWN_FAMILIES, "musicnn", "pons_musicnn", "pons_vgg")
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # Keras's dtype policies
 
 TINY_BATCH = 2
 TINY_MATMUL = dict(sizes=(256,), repeats=2)
@@ -61,7 +62,11 @@ def tiny_case(family):
                      spec.bench[0].hand_flops)
 
 
-def measure(family, case, steps, jit):
+def measure(family, case, steps, jit, precision="float32"):
+    """(parameters, training segments/s, inference x real time, FLOPs per
+    segment, seconds per segment) of `family`'s `case`, its training steps
+    XLA-compiled with `jit`, its layers computing in `precision` (float32,
+    or bfloat16 as `train.py --mixed-precision bfloat16` runs them)."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -76,7 +81,11 @@ def measure(family, case, steps, jit):
     kwargs = dict(case.model_args, num_tags=50)
     if spec.raw_waveform:
         kwargs["input_length"] = window * segment
-    model = spec.build(**kwargs)
+    keras.mixed_precision.set_global_policy(PRECISIONS[precision])
+    try:
+        model = spec.build(**kwargs)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     strategy = tf.distribute.get_strategy()
     optimizer = keras.optimizers.SGD(1e-3, momentum=0.9, nesterov=True)
     step = make_train_function(model, optimizer, strategy, batch, jit_compile=jit)
@@ -84,14 +93,16 @@ def measure(family, case, steps, jit):
     x = (0.1 * rng.standard_normal((batch, window * segment))).astype("float32")
     y = (rng.random((batch, 50)) < 0.1).astype("float32")
     iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
-    step(iterator, 1)  # trace and compile
+    loss = step(iterator, 1)  # trace and compile
+    float(loss)  # a device runs the steps asynchronously: wait for it
     start = time.perf_counter()
     for _ in range(steps):
-        step(iterator, 1)
+        loss = step(iterator, 1)
+    float(loss)
     train_rate = steps * batch * window / (time.perf_counter() - start)
     fast = inference_model(model)  # what tag.py's engines run
     predict = tf.function(lambda v: fast(v, training=False), jit_compile=jit or None)
-    predict(x)
+    predict(x).numpy()
     start = time.perf_counter()
     for _ in range(steps):
         predict(x).numpy()
@@ -104,19 +115,20 @@ def measure(family, case, steps, jit):
     return model.count_params(), train_rate, realtime, flops / window, segment / rate
 
 
-def measure_in_a_process(family, index, steps, jit, tiny):
+def measure_in_a_process(family, index, steps, jit, tiny, precision="float32", timeout=None):
     """`measure` of the family's bench case `index` (with `tiny`, at the
     tests' size) in a process of its own (the memory of one model's training
     is given back when it exits): its figures and the process's peak
-    resident memory in bytes."""
+    resident memory in bytes. The process is killed after `timeout` seconds
+    (subprocess.TimeoutExpired)."""
     import json
     import resource
     import subprocess
     import sys
 
     done = subprocess.run([sys.executable, __file__, "--one", family, str(index), str(steps),
-                           "1" if jit else "0", "1" if tiny else "0"],
-                          stdout=subprocess.PIPE, text=True, check=True)
+                           "1" if jit else "0", "1" if tiny else "0", precision],
+                          stdout=subprocess.PIPE, text=True, check=True, timeout=timeout)
     lines = done.stdout.splitlines()
     for line in lines[:-1]:
         if not line.startswith("CPU: "):  # the machine, printed once by this process
@@ -125,7 +137,7 @@ def measure_in_a_process(family, index, steps, jit, tiny):
     return json.loads(lines[-1]), peak
 
 
-def measure_one(family, index, steps, jit, tiny):
+def measure_one(family, index, steps, jit, tiny, precision):
     """The body of `--one`: one measurement, its figures as a JSON line."""
     import json
 
@@ -135,7 +147,7 @@ def measure_one(family, index, steps, jit, tiny):
     from tagger.models import FAMILIES
 
     case = tiny_case(family) if tiny else FAMILIES[family].bench[index]
-    print(json.dumps(measure(family, case, steps, jit)))
+    print(json.dumps(measure(family, case, steps, jit, precision)))
 
 
 def main():
@@ -151,11 +163,12 @@ def main():
     p.add_argument("--tiny", action="store_true",
                    help="each family at the tests' size: checks that the bench runs (its "
                         "figures mean nothing)")
-    p.add_argument("--one", nargs=5, help=argparse.SUPPRESS)  # FAMILY INDEX STEPS JIT TINY
+    # FAMILY INDEX STEPS JIT TINY PRECISION
+    p.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
-        family, index, steps, jit, tiny = args.one
-        return measure_one(family, int(index), int(steps), jit == "1", tiny == "1")
+        family, index, steps, jit, tiny, precision = args.one
+        return measure_one(family, int(index), int(steps), jit == "1", tiny == "1", precision)
     from tagger.models import FAMILIES, FAMILY_NAMES
 
     if args.zoo:
@@ -165,6 +178,7 @@ def main():
         unknown = sorted(set(families) - set(FAMILY_NAMES))
         if unknown:
             p.error(f"unknown families {', '.join(unknown)}; valid: {', '.join(FAMILY_NAMES)}")
+    gpu_memory_as_needed()  # this process's matrix products leave it to the measurements
     matmul = TINY_MATMUL if args.tiny else dict(sizes=MATMUL_SIZES)
     peak = matmul_flops_per_second(**matmul)
     sizes = " and ".join(map(str, matmul["sizes"]))

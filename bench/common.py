@@ -46,6 +46,18 @@ if not getattr(multiprocessing.current_process(), "_inheriting", False):
     print(machine_line(), flush=True)
 
 
+def gpu_memory_as_needed() -> list:
+    """The GPUs TensorFlow sees, each set to take its memory as this process
+    needs it rather than all at once (before their first use), so that a
+    bench's measurements in processes of their own find it free."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for device in gpus:
+        tf.config.experimental.set_memory_growth(device, True)
+    return gpus
+
+
 def timed(fn, *args, **kwargs):
     """(result, seconds) of one call."""
     start = time.perf_counter()

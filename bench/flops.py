@@ -50,24 +50,28 @@ def samplecnn_flops(model) -> float:
     return total
 
 
-def matmul_flops_per_second(sizes=MATMUL_SIZES, repeats: int = 10) -> float:
-    """FLOP/s of large float32 matrix products: the practical peak of the
-    machine, measured with the same TensorFlow build as the models (the
-    best of `repeats` products of each size, after a warm-up product)."""
+def matmul_flops_per_second(sizes=MATMUL_SIZES, repeats: int = 10,
+                            dtype: str = "float32") -> float:
+    """FLOP/s of large matrix products of `dtype` (float32, bfloat16): the
+    practical peak of the machine, measured with the same TensorFlow build
+    as the models (the best of `repeats` products of each size, after a
+    warm-up product), on TensorFlow's default device (a GPU where one is
+    visible). Each product is waited for by reading one of its elements,
+    so a GPU's product is not copied to the host."""
     import time
 
     import tensorflow as tf
 
     best_rate = 0.0
     for size in sizes:
-        a = tf.random.normal([size, size], seed=1)
-        b = tf.random.normal([size, size], seed=2)
+        a = tf.cast(tf.random.normal([size, size], seed=1), dtype)
+        b = tf.cast(tf.random.normal([size, size], seed=2), dtype)
         product = tf.function(lambda x, y: tf.linalg.matmul(x, y))
-        product(a, b).numpy()  # warm up
+        product(a, b)[0, 0].numpy()  # warm up
         best = float("inf")
         for _ in range(repeats):
             start = time.perf_counter()
-            product(a, b).numpy()
+            product(a, b)[0, 0].numpy()
             best = min(best, time.perf_counter() - start)
         best_rate = max(best_rate, 2.0 * size ** 3 / best)
     return best_rate

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,17 @@ BENCH = ROOT / "bench"
 HELPERS = {"common.py", "flops.py"}  # imported by the scripts, not run
 
 # script: (its flags for a run of seconds, the names of the ratio lines it prints)
+ACCELERATOR_FAMILIES = ("samplecnn", "transformer")
 TINY = {
+    "bench_accelerator.py": (["--tiny"], {
+        "gpu_matmul_bf16_over_f32",
+        *(f"gpu_train_{figure}_{config}_{family}" for figure in ("steps_per_s", "mfu")
+          for config in ("f32", "bf16", "xla") for family in ACCELERATOR_FAMILIES),
+        *(f"gpu_train_{config}_speedup_{family}" for config in ("bf16", "xla")
+          for family in ACCELERATOR_FAMILIES),
+        *(f"gpu_quick_{figure}_{family}" for figure in ("seconds", "epoch_seconds",
+                                                        "steps_per_s", "test_roc_auc")
+          for family in ACCELERATOR_FAMILIES)}),
     "bench_build.py": (["--clips", "16", "--seconds", "6", "--repeats", "1"],
                        {"builder_floor", "builder_2w", "floor_2p", "builder_2w_of_floor_2p"}),
     "bench_decode.py": (["--seconds", "4", "--repeats", "1"],
@@ -80,8 +91,8 @@ RATIO = re.compile(r"ratio (\S+) (\S+)")
 # a measurement, the demo) run as a user runs them, each in a process of its
 # own; the others run their `main` in the test's process, which has
 # TensorFlow imported already.
-OWN_PROCESS = {"bench_build.py", "bench_library.py", "bench_models.py", "bench_msd.py",
-               "bench_serve.py", "measure_docs_figures.py"}
+OWN_PROCESS = {"bench_accelerator.py", "bench_build.py", "bench_library.py", "bench_models.py",
+               "bench_msd.py", "bench_serve.py", "measure_docs_figures.py"}
 # script: the optional module it needs (an extra's requirements file): in
 # CI's first step, which installs only the README's, it skips and is run
 # again in the second, which installs every extra
@@ -203,3 +214,100 @@ def test_the_untrained_model_of_the_benches_carries_its_metadata(tmp_path):
     assert (predictor.sample_rate, predictor.window_samples) == (22050, 59049)
     path = common.saved_untrained_samplecnn(str(tmp_path / "model.keras"), "se", 1 / 16)
     assert read_saved_info(path) == info
+
+
+def test_the_accelerator_bench_names_the_gpu_or_says_that_it_runs_on_the_cpu(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("bench_accelerator")
+    smi = "NVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15"
+    details = {"device_name": "NVIDIA H100 80GB HBM3", "compute_capability": (9, 0)}
+    assert module.gpu_line(details, 1, smi) == (
+        "GPU: NVIDIA H100 80GB HBM3, compute capability 9.0 (1 visible; the first runs the "
+        f"work); nvidia-smi: {smi}")
+    assert module.gpu_line(details, 2, None) == (
+        "GPU: NVIDIA H100 80GB HBM3, compute capability 9.0 (2 visible; the first runs the "
+        "work)")
+    assert module.gpu_line(None, 0, None) == "GPU: none visible to TensorFlow; running on the CPU"
+    assert module.gpu_line(None, 0, smi) == (
+        f"GPU: none visible to TensorFlow (nvidia-smi lists {smi}: install TensorFlow's CUDA "
+        "libraries, pip install 'tensorflow[and-cuda]'); running on the CPU")
+
+
+def test_the_accelerator_bench_says_what_its_spent_budget_left_out(monkeypatch, capsys,
+                                                                   tmp_path):
+    """With its budget spent after the matrix-product peaks, it starts no
+    part, names each, and ends without error."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("bench_accelerator")
+    monkeypatch.setattr(module, "nvidia_smi", lambda: None)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    capsys.readouterr()
+    assert module.main(["--tiny", "--budget-s", "0.001"]) == 0
+    out = capsys.readouterr().out
+    assert set(ratios(out)) == {"gpu_matmul_bf16_over_f32"}
+    left_out = [f"{family} {config}" for family in ACCELERATOR_FAMILIES
+                for config in ("f32", "bf16", "xla")]
+    left_out += ["synthetic dataset of 32 clips of 11 s", "its records (build_mtt.py)",
+                 "train.py --quick samplecnn", "train.py --quick transformer"]
+    assert out.splitlines()[-1].endswith(
+        f" s of the 0 s budget; left out for want of time: {', '.join(left_out)}")
+    assert list(tmp_path.glob("bench-accelerator-*")) == []  # its work folder removed
+
+
+def test_the_accelerator_bench_works_in_a_new_or_empty_out_folder(monkeypatch, capsys,
+                                                                  tmp_path):
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("bench_accelerator")
+    assert module.parse_args(["--out", str(tmp_path / "new")]).out == str(tmp_path / "new")
+    assert module.parse_args(["--out", str(tmp_path)]).out == str(tmp_path)  # empty
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "file").touch()
+    for taken in (tmp_path, tmp_path / "file"):
+        with pytest.raises(SystemExit) as exit:
+            module.parse_args(["--out", str(taken)])
+        assert exit.value.code == 2
+        assert capsys.readouterr().err.splitlines()[-1].endswith(
+            f": error: --out {taken} is a file or a folder holding files already; give a new "
+            "or empty folder, or leave --out out for a temporary one")
+
+
+@pytest.mark.slow
+def test_an_accelerator_bench_part_is_killed_at_its_limit_with_what_it_started(
+        monkeypatch, capsys, tmp_path):
+    """A part past its time limit is killed with the processes it started
+    and noted as left out; a part that fails prints the end of its log."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("bench_accelerator")
+    monkeypatch.setattr(module, "MIN_PART_S", 0)
+    marker = tmp_path / "child.pid"
+    sleeper = ("import os, subprocess, sys, time\n"
+               "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+               f"open({str(marker)!r}, 'w').write(str(child.pid))\n"
+               "time.sleep(60)\n")
+    budget = module.Budget(60)
+    start = time.monotonic()
+    capsys.readouterr()
+    assert module.run_part("sleeper", ["-c", sleeper], str(tmp_path), 3, budget) == "stopped"
+    assert time.monotonic() - start < 20
+    assert capsys.readouterr().out == "sleeper: stopped at its time limit (3 s)\n"
+    assert budget.left_out == ["sleeper"]
+    child = int(marker.read_text())
+    for _ in range(50):
+        if not running(child):
+            break
+        time.sleep(0.1)
+    assert not running(child)
+    failing = "import sys; print('first'); print('second'); sys.exit('what went wrong')"
+    assert module.run_part("failing", ["-c", failing], str(tmp_path), 30, budget) == "failed"
+    assert capsys.readouterr().out.splitlines() == [
+        "failing: failed (exit status 1); the end of its log:", "  first", "  second",
+        "  what went wrong"]
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists and has not ended (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
