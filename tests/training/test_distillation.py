@@ -52,7 +52,7 @@ TAGS_B = ["slow", "piano", "techno", "classical", "drums"]
 def copy_records(source, folder, labelled):
     """The records in a folder of the test's own, each split marked
     labelled or not in dataset_info.json."""
-    shutil.copytree(source, folder)
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns(TARGETS_DIR))
     path = pathlib.Path(folder) / "dataset_info.json"
     data = json.loads(path.read_text())
     for split in data["splits"].values():
@@ -86,8 +86,10 @@ def teacher_scores(path, audio):
     return model.predict(windows, verbose=0).astype(np.float64)
 
 
-def test_targets_are_stored_per_segment_and_reused(setting):
-    unlabelled, info, _, a, b = setting
+def test_targets_are_stored_per_segment_and_reused(setting, tmp_path):
+    _, _, labelled, a, b = setting
+    # records of its own: the other tests store targets beside the module's
+    unlabelled, info = copy_records(labelled, tmp_path / "unlabelled", labelled=False)
     lines = []
     targets = TeacherTargets([a], unlabelled, info, progress=False, log=lines.append)
     assert targets.tag_names == TAGS_A and targets.dropped is None

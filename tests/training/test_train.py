@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -88,8 +89,10 @@ def test_existing_run_needs_resume(finished_run, raw_records):
 
 
 @pytest.mark.slow
-def test_initial_stage_continues_from_the_best_model(finished_run, raw_records):
-    run_dir, _ = finished_run
+def test_initial_stage_continues_from_the_best_model(finished_run, raw_records, tmp_path):
+    # a copy of the run: the other tests read the module's finished one
+    run_dir = tmp_path / finished_run[0].name
+    shutil.copytree(finished_run[0], run_dir)
     metrics = train(tiny_train_config(raw_records[0], run_dir.parent, initial_stage=1,
                                       evaluate_test=False))
     history = pd.read_csv(run_dir / "history.csv")
