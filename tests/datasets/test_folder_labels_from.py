@@ -124,3 +124,35 @@ def test_bad_labels_from_is_one_line(library, tmp_path, capsys, flags, message):
                              *FLAGS)
     one_line_error(code, err, message)
     assert not out.exists()
+
+
+def test_tag_values_of_an_m4a_and_of_moods(tmp_path):
+    import soundfile
+    from mutagen.flac import FLAC
+    from mutagen.id3 import ID3, TMOO, TXXX
+    from mutagen.mp4 import MP4, MP4FreeForm
+
+    from tests.checks import write_m4a
+
+    m4a = write_m4a(tmp_path / "a.m4a", tone(0.5, RATE, 1, 440.0, 0), RATE)
+    audio = MP4(str(m4a))
+    audio["\xa9gen"] = ["Jazz", "Soul"]
+    audio["----:com.apple.iTunes:MOOD"] = [MP4FreeForm(b"Calm")]
+    audio.save()
+    mp3 = tmp_path / "b.mp3"
+    soundfile.write(str(mp3), tone(0.5, RATE, 1, 440.0, 0), RATE)
+    tag = ID3()
+    tag.add(TMOO(encoding=3, text=["Happy"]))
+    tag.add(TXXX(encoding=3, desc="STYLE", text=["Bebop", "Cool"]))
+    tag.save(str(mp3))
+    flac = tmp_path / "c.flac"
+    soundfile.write(str(flac), tone(0.5, RATE, 1, 440.0, 0), RATE)
+    comments = FLAC(str(flac))
+    comments["mood"] = ["Sad"]
+    comments.save()
+    assert tag_values(str(m4a), "genre") == ["Jazz", "Soul"]
+    assert tag_values(str(m4a), "mood") == ["Calm"]  # an iTunes freeform atom
+    assert tag_values(str(mp3), "mood") == ["Happy"]  # TMOO, mutagen's easy 'mood'
+    assert tag_values(str(mp3), "style") == ["Bebop", "Cool"]  # a TXXX frame
+    assert tag_values(str(flac), "MOOD") == ["Sad"]
+    assert tag_values(str(mp3), "genre") == tag_values(str(tmp_path / "none.mp3"), "x") == []
