@@ -104,9 +104,11 @@ def run(args):
                                   args.split, args.batch_size, not args.no_progress,
                                   args.bootstrap, args.seed, args.top_k, args.threshold)
     else:
+        from tagger.training.model_outputs import tagger_predictions
+
         result = evaluate(args.model, args.data_dir, args.split, args.batch_size,
                           progress=not args.no_progress, bootstrap=args.bootstrap,
-                          seed=args.seed)
+                          seed=args.seed, over_audio=tagger_predictions)
     print("\n".join(result.report_lines() if args.against else report_lines(result)))
     if args.out_json:
         destination.write_output(args.out_json, strict_json.dumps(result.as_dict(), indent=2)

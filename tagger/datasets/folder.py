@@ -16,7 +16,11 @@ allowed; UTF-8, except that a path may hold the bytes of a name that is
 not; as a spreadsheet saves it, its cells separated by commas, semicolons
 or tabs: `user_table`), the listed files are split with their tags, ordered by
 descending count (ties by name), and the files it does not list form the
-unlabelled `student` split. Clip ids are the files' positions in the
+unlabelled `student` split. With `labels_from`, the tags come from the
+files themselves (`file_labels`): 'folders', each file's top folder, or
+'tags:NAME', each value of a text tag the files carry (genre, mood); they
+are ordered and split as the CSV's, and the files given no tag form the
+`student` split. Clip ids are the files' positions in the
 sorted listing. The folder may be any tf.io.gfile path.
 """
 
@@ -30,6 +34,7 @@ import numpy as np
 
 from tagger import fileio
 from tagger.audio import is_audio_name
+from tagger.datasets.file_labels import file_tags, folder_tags, labels_source
 from tagger.datasets.origin import read_origin
 from tagger.datasets.source import DatasetSource, setting, unsafe_path_reason
 from tagger.datasets.user_table import READ_AS, SEPARATORS, read_table
@@ -44,7 +49,7 @@ class FolderSettings:
     """How a folder of audio is split (beyond the folder): `val_fraction`
     and `test_fraction` of the files (train gets the rest), `split_by`
     file or folder, the `seed` of the split and of the train order, and an
-    optional `labels` CSV."""
+    optional `labels` CSV or `labels_from` source (one of them)."""
 
     val_fraction: float = setting(0.1, "share of the files in the val split, in [0, 1)",
                                   low=0, high=1, metavar="F")
@@ -59,6 +64,12 @@ class FolderSettings:
                                        "commas, semicolons or tabs); files it "
                                        "does not list form the unlabelled student split "
                                        "(default: none, no tags)", metavar="CSV")
+    labels_from: str | None = setting(None, "tags from the files themselves: 'folders' (each "
+                                            "file's top folder under FOLDER) or 'tags:NAME' "
+                                            "(each value of a text tag the files carry, "
+                                            "e.g. tags:genre); files without one form the "
+                                            "unlabelled student split (default: none)",
+                                      metavar="SOURCE")
 
     def __post_init__(self):
         for name in ("val_fraction", "test_fraction"):
@@ -75,6 +86,11 @@ class FolderSettings:
                              f"{self.split_by!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed (--seed) must be an integer >= 0, got {self.seed!r}")
+        if self.labels_from is not None:
+            labels_source(self.labels_from)
+            if self.labels is not None:
+                raise ValueError(f"--labels {self.labels!r} and --labels-from "
+                                 f"{self.labels_from} both name the tags; give one of them")
 
 
 def audio_files(folder: str) -> list:
@@ -138,6 +154,28 @@ def read_labels(path: str, files: list) -> tuple:
     if not tags:
         raise UserError(f"--labels {path!r} lists no file; expected one row per labelled "
                         "file after the header path,tags")
+    return multi_hot(tags)
+
+
+def labels_from(root: str, files: list, source: str, progress: bool = True) -> tuple:
+    """(tag names, {relative path: multi-hot tuple}) of the files the
+    --labels-from `source` gives a tag (`file_labels`)."""
+    kind, key = labels_source(source)
+    if kind == "folders":
+        tags = folder_tags(files)
+        missing = f"no audio file of {root!r} lies in a subfolder"
+    else:
+        tags = file_tags(root, files, key, progress)
+        missing = f"no audio file of {root!r} carries a {key!r} tag"
+    if not tags:
+        raise UserError(f"--labels-from {source}: {missing}; expected at least one file "
+                        "with a tag (or build without labels)")
+    return multi_hot(tags)
+
+
+def multi_hot(tags: dict) -> tuple:
+    """(tag names by descending count, ties by name; {path: multi-hot
+    tuple}) of {path: set of tags}."""
     counts = Counter(t for names in tags.values() for t in names)
     names = tuple(sorted(counts, key=lambda t: (-counts[t], t)))
     return names, {p: tuple(int(t in given) for t in names) for p, given in tags.items()}
@@ -169,12 +207,14 @@ def split_rows(paths: list, settings: FolderSettings) -> dict:
 
 def plan_folder(data_dir: str, settings: FolderSettings = FolderSettings(),
                 progress: bool = True) -> DatasetPlan:
-    """Lists the folder's audio and splits it. (`progress` is unused: listing
-    takes seconds.)"""
+    """Lists the folder's audio, reads its labels and splits it (`progress`:
+    a bar while reading the files' tags)."""
     paths = audio_files(data_dir)
     tag_names, labels = (), {}
     if settings.labels is not None:
         tag_names, labels = read_labels(settings.labels, paths)
+    elif settings.labels_from is not None:
+        tag_names, labels = labels_from(data_dir, paths, settings.labels_from, progress)
     labelled = [p for p in paths if not labels or p in labels]
     position = {p: i for i, p in enumerate(paths)}
     rows = split_rows(labelled, settings)

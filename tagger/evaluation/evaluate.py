@@ -38,25 +38,42 @@ class Evaluation:
 
 def evaluate(model_path: str, data_dir: str, split: str = "test", batch_size: int = 32,
              progress: bool = False, bootstrap: int = DEFAULT_BOOTSTRAP,
-             seed: int = 0) -> Evaluation:
+             seed: int = 0, over_audio=None) -> Evaluation:
     """Clip-level metrics of the model at `model_path` on `split`, with
-    `bootstrap` resamples (0: none) for 95% confidence intervals."""
+    `bootstrap` resamples (0: none) for 95% confidence intervals.
+    `over_audio(model, model_info, data_dir, split, info, batch_size,
+    progress, columns)` -> ClipPredictions runs a tagger made on another
+    model's body (train.py --from) over raw records as its run did: each
+    clip resampled to its rate and cut into its windows
+    (`training.model_outputs.tagger_predictions`); without it, or for
+    another model, the records must be at the model's rate and window."""
     from tagger.models.saved import load_tagger
-    from tagger.records.model_fit import tag_order, window_segments_for
+    from tagger.records.model_fit import check_tags, tag_order, window_segments_for
 
     info = load_info(data_dir)
     require_labelled(info, split)
     model, model_info = load_tagger(model_path)
-    window = window_segments_for(model, model_info, info, reorder=True)
-    columns = tag_order(model_info, info, reorder=True)
-    predictions = ClipPredictor(model)(data_dir, split, window, batch_size, info,
-                                       progress=progress, columns=columns)
+    if over_audio is not None and is_from_body(model_info) and info.features["kind"] == "raw":
+        check_tags(model, model_info, info, reorder=True)
+        columns = tag_order(model_info, info, reorder=True)
+        predictions = over_audio(model, model_info, data_dir, split, info, batch_size,
+                                 progress, columns)
+    else:
+        window = window_segments_for(model, model_info, info, reorder=True)
+        columns = tag_order(model_info, info, reorder=True)
+        predictions = ClipPredictor(model)(data_dir, split, window, batch_size, info,
+                                           progress=progress, columns=columns)
     metrics = tag_metrics(predictions.labels, predictions.scores, info.tag_names)
     if bootstrap > 0 and len(metrics.per_tag):
         metrics = dataclasses.replace(metrics, intervals=bootstrap_intervals(
             predictions.labels, predictions.scores, bootstrap, seed))
     return Evaluation(model_path, split, metrics, predictions, info.origin,
                       reordered=columns is not None)
+
+
+def is_from_body(model_info) -> bool:
+    """Whether the tagger was made on another model's body (train.py --from)."""
+    return bool(model_info is not None and model_info.base_model)
 
 
 def report_lines(result: Evaluation) -> list:

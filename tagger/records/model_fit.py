@@ -21,12 +21,7 @@ def window_segments_for(model, model_info: TaggerMetadata | None, dataset_info: 
     a mismatch in tags or input shape is a UserError saying which (with
     `reorder`, the dataset's tags in another order are not one:
     `tag_order`)."""
-    num_tags = model.outputs[0].shape[-1]
-    if num_tags != dataset_info.num_tags:
-        raise UserError(f"the model predicts {num_tags} tags but the dataset has "
-                        f"{dataset_info.num_tags}; evaluate it on the dataset it was "
-                        "trained for")
-    tag_order(model_info, dataset_info, reorder)
+    check_tags(model, model_info, dataset_info, reorder)
     check_audio_settings(model_info, dataset_info)
     input_shape = tuple(model.inputs[0].shape[1:])
     segment = tuple(dataset_info.segment_shape)
@@ -37,6 +32,18 @@ def window_segments_for(model, model_info: TaggerMetadata | None, dataset_info: 
                         f"{segment}; use a dataset built with the model's features and "
                         "segment length")
     return input_shape[0] // segment[0]
+
+
+def check_tags(model, model_info: TaggerMetadata | None, dataset_info: DatasetInfo,
+               reorder: bool = False) -> None:
+    """A UserError unless `model` predicts the dataset's tags (in another
+    order too, with `reorder`: `tag_order`)."""
+    num_tags = model.outputs[0].shape[-1]
+    if num_tags != dataset_info.num_tags:
+        raise UserError(f"the model predicts {num_tags} tags but the dataset has "
+                        f"{dataset_info.num_tags}; evaluate it on the dataset it was "
+                        "trained for")
+    tag_order(model_info, dataset_info, reorder)
 
 
 def tag_order(model_info: TaggerMetadata | None, dataset_info: DatasetInfo,

@@ -269,25 +269,10 @@ class HeadRun(runs.Run):
     def _audio_predictions(self, split: str) -> ClipPredictions:
         """The tagger over every window of each clip of `split`, as the
         embeddings were taken (`model_outputs.window_outputs`)."""
-        from tagger.records import reader
-        from tagger.training.model_outputs import window_outputs
+        from tagger.training.model_outputs import records_predictions
 
         if self._live is None:
             from tagger.inference.engine.registry import make_predictor
 
             self._live = make_predictor("keras", self.model, self._model_info())
-        ids, labels = reader.clip_labels(self.config.data_dir, split, self.info)
-        clips = reader.clip_dataset(self.config.data_dir, split, self.info, with_tags=False)
-        scores, window_scores = [], []
-        with reader.shard_errors(self.config.data_dir, split, self.info):
-            for clip in clips.as_numpy_iterator():
-                outputs = window_outputs(self._live, clip["segments"].reshape(-1),
-                                         self.info.sample_rate)
-                scores.append(outputs.scores.mean(axis=0))
-                window_scores.append(outputs.scores)
-        counts = [len(s) for s in window_scores]
-        rows = np.concatenate(window_scores) if window_scores else np.zeros(
-            (0, self.info.num_tags), np.float32)
-        return ClipPredictions(
-            ids, labels, np.asarray(scores, np.float32).reshape(-1, self.info.num_tags),
-            binary_crossentropy(np.repeat(labels, counts, axis=0), rows), len(rows))
+        return records_predictions(self._live, self.config.data_dir, split, self.info)

@@ -8,7 +8,8 @@ rate) is resampled to the model's rate (`audio.resample`, the builders'
 soxr) and cut into the model's windows (`audio.audio_windows`, with the
 hop and edge padding of `models.saved.window_grid`), which the keras
 engine's predictor scores (`inference.engine.registry.make_predictor`),
-with each window's embedding when asked.
+with each window's embedding when asked. `records_predictions` scores a
+split's clips so (a --from tagger's val and test figures, and eval.py's).
 
 What a consumer keeps of each clip (rows: a teacher's targets per
 segment, a body's embeddings per window) is stored per shard of records
@@ -167,6 +168,49 @@ def window_outputs(predictor, audio: np.ndarray, sample_rate: int,
         window_seconds=p.window_samples / p.sample_rate,
         scores=np.concatenate([s for s, _ in outputs]).astype(np.float32),
         embeddings=embeddings)
+
+
+def records_predictions(predictor, data_dir: str, split: str, info: DatasetInfo,
+                        batch_size: int = 32, progress: bool = False,
+                        columns: list | None = None):
+    """ClipPredictions of `predictor` over every clip of `split` at its own
+    rate and window (`window_outputs`): a clip's scores are the mean of its
+    windows', the loss the windows' BCE against their clip's tags;
+    `columns`: the predictor's output of each of the records' tags, when
+    they come in another order."""
+    from tqdm import tqdm
+
+    from tagger.evaluation.metrics import binary_crossentropy
+    from tagger.evaluation.predict import ClipPredictions
+    from tagger.records import reader
+
+    ids, labels = reader.clip_labels(data_dir, split, info)
+    clips = reader.clip_dataset(data_dir, split, info, with_tags=False)
+    scores, window_scores = [], []
+    with reader.shard_errors(data_dir, split, info):
+        for clip in tqdm(clips.as_numpy_iterator(), total=len(ids), unit="clip",
+                         desc=f"predict {split}", disable=not progress):
+            outputs = window_outputs(predictor, clip["segments"].reshape(-1),
+                                     info.sample_rate, batch_size).scores
+            outputs = outputs if columns is None else outputs[:, columns]
+            scores.append(outputs.mean(axis=0))
+            window_scores.append(outputs)
+    counts = [len(s) for s in window_scores]
+    rows = np.concatenate(window_scores) if window_scores else np.zeros(
+        (0, info.num_tags), np.float32)
+    return ClipPredictions(
+        ids, labels, np.asarray(scores, np.float32).reshape(-1, info.num_tags),
+        binary_crossentropy(np.repeat(labels, counts, axis=0), rows), len(rows))
+
+
+def tagger_predictions(model, model_info, data_dir: str, split: str, info: DatasetInfo,
+                       batch_size: int = 32, progress: bool = False,
+                       columns: list | None = None):
+    """`records_predictions` of a loaded tagger (the keras engine's predictor)."""
+    from tagger.inference.engine.registry import make_predictor
+
+    return records_predictions(make_predictor("keras", model, model_info), data_dir, split,
+                               info, batch_size, progress, columns)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -58,7 +58,7 @@ def test_split_by_file_uses_every_audio_file_once(music):
     other = plan_folder(str(music), FolderSettings(seed=1), progress=False)
     assert files_of(other, "train") != files_of(plan, "train")
     assert plan.settings == {"val_fraction": 0.1, "test_fraction": 0.1, "split_by": "file",
-                             "seed": 0}
+                             "seed": 0, "labels_from": None}
 
 
 def test_a_gfile_folder_plans_the_same_clips(music):

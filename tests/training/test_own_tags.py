@@ -405,6 +405,39 @@ def test_tag_py_tags_a_file_with_the_learnt_tags(trained, own, capsys):
 
 
 @pytest.mark.slow
+def test_eval_py_scores_the_records_the_tagger_was_trained_on_as_its_run_did(
+        trained, capsys, tmp_path):
+    run_dir, _, records = trained  # records at 22050 Hz, the body's windows at 16 kHz
+    report = tmp_path / "eval.json"
+    code, out, err = call_main(eval_cli.main, capsys, run_dir / "model.keras", "--data-dir",
+                               records, "--bootstrap", "0", "--out-json", report,
+                               "--no-progress")
+    assert code in (0, None), err
+    ours = json.loads(report.read_text())
+    theirs = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert ours["clips"] == load_info(records).splits["test"]["clips"] == 6
+    assert ours["roc_auc"] == pytest.approx(theirs["roc_auc"], abs=1e-6)
+    assert ours["pr_auc"] == pytest.approx(theirs["pr_auc"], abs=1e-6)
+    assert {row["tag"]: row["roc_auc"] for row in ours["per_tag"]} == pytest.approx(
+        {row["tag"]: row["roc_auc"] for row in theirs["per_tag"]}, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_eval_py_refuses_records_at_another_rate_for_a_tagger_not_made_from_a_body(
+        trained, capsys, tmp_path):
+    import dataclasses
+
+    run_dir, _, records = trained
+    model, info = load_tagger(str(run_dir / "model.keras"))
+    own_model = str(tmp_path / "model.keras")  # as if trained from scratch at 16 kHz
+    save_tagger(model, dataclasses.replace(info, base_model=None), own_model)
+    code, _, err = call_main(eval_cli.main, capsys, own_model, "--data-dir", records,
+                             "--no-progress")
+    one_line_error(code, err, "the model was trained with sample rate 16000 (the dataset "
+                              "has 22050)", "--sample-rate 16000")
+
+
+@pytest.mark.slow
 def test_a_rerun_reuses_the_embeddings_and_a_finished_run_is_not_trained_again(
         trained, own, capsys, tmp_path):
     run_dir, _, records = trained
