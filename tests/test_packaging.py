@@ -82,11 +82,12 @@ def test_pip_install_gives_working_commands(tmp_path):
     isolated as a user's is: pip fetches the build's own setuptools), then
     the commands run from another folder."""
     source = tmp_path / "source"  # built here, so the checkout gains no build/ folder
-    shutil.copytree(ROOT / "tagger", source / "tagger",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("tagger", "beetsplug"):
+        shutil.copytree(ROOT / package, source / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE",
                  "requirements.txt", "requirements-torch.txt", "requirements-beam.txt",
-                 "requirements-faiss.txt", "requirements-serve.txt"):
+                 "requirements-faiss.txt", "requirements-serve.txt", "requirements-beets.txt"):
         shutil.copy(ROOT / name, source / name)
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
