@@ -14,7 +14,7 @@ through the pipeline tag.py uses, and stores on the item:
 
 Each item is stored as soon as it is scored (a killed run resumes where it
 stopped); a file that cannot be read is one line and the others go on.
-Files are written by beets itself (`item.try_write`), with `write`.
+Files are written by beets itself (`item.write`), with `write`.
 """
 
 from __future__ import annotations
@@ -303,8 +303,11 @@ def _set_fields(item, tagger: _Tagger, result, chosen, mapping) -> None:
 def _store(item, write: bool) -> str | None:
     """Writes the item's file (with `write`, through beets; the stamp
     follows the written file) and stores the item; the reason it failed."""
-    if write and not item.try_write():
-        item.load()  # forget the fields: nothing is stored for a file not written
-        return "beets could not write its tags (its log says why)"
+    if write:
+        try:
+            item.write()
+        except library.FileOperationError as error:
+            item.load()  # forget the fields: nothing is stored for a file not written
+            return f"beets could not write its tags: {error.reason}"
     item.store()
     return None
