@@ -52,8 +52,8 @@ def known_score_fields() -> list[str]:
     from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS
     from tagger.datasets.mtt import MTT_TOP50
 
-    return score_fields("mtt", MTT_TOP50) + score_fields("msd", CLASSIC_TAGS) + score_fields(
-        "msd", [t for t in CALS_TAGS if t not in CLASSIC_TAGS])
+    return list(dict.fromkeys(score_fields("mtt", MTT_TOP50) + score_fields("msd", CLASSIC_TAGS)
+                              + score_fields("msd", CALS_TAGS)))
 
 
 def check_mapping(mapping: dict, tag_names=None) -> dict:
