@@ -64,11 +64,13 @@ def beet(library, *args, check=True):
     return done
 
 
-def make_library(folder, model, settings=""):
+def make_library(folder, model=None, settings=""):
+    """A beets config in `folder` (its library and music there too), the
+    plugin enabled with `model` (None: the default) and `settings`."""
     (folder / "config.yaml").write_text(
         f"directory: {folder / 'music'}\nlibrary: {folder / 'library.db'}\n"
         "plugins: [musictagger]\nimport: {copy: yes, write: no, quiet: yes}\n"
-        f"musictagger:\n  model: {model}\n{settings}")
+        f"musictagger:\n  batch_size: 8\n{f'  model: {model}' if model else ''}\n{settings}")
     return folder
 
 
@@ -169,3 +171,28 @@ def test_import_tags_items_and_labels_csv_is_read_by_build_folder(recordings, ti
     for path, hot in rows.items():
         assert {n for n, on in zip(names, hot) if on} == set(
             tags[os.path.join(music, path)].split("; "))
+
+
+@pytest.mark.slow
+def test_mtt_musicnn_is_the_default_and_scores_as_tag_py(musicnn_wheel, recordings, tmp_path):
+    from tagger import pretrained
+    from tagger.commands import pretrained as pretrained_cmd
+    from tagger.datasets.mtt import MTT_TOP50
+    from tagger.inference.api import clip_scores
+    from tagger.inference.common import model_fingerprint
+    from tagger.inference.library.beets_fields import score_fields
+
+    assert pretrained_cmd.main(["download", "MTT_musicnn", "--weights", musicnn_wheel,
+                                "--no-progress"]) == 0  # into the session's TAGGER_HOME
+    model = pretrained.model_path(pretrained.get("MTT_musicnn"))
+    library = make_library(tmp_path)
+    beet(library, "import", "-A", str(recordings[0].parent))
+    beet(library, "musictag")
+    fields = score_fields("mtt", MTT_TOP50)
+    rows = [line.split("|") for line in listed(
+        library, "|".join(["$path", "$musictagger_model", *(f"${f}" for f in fields)]))]
+    assert len(rows) == len(FORMATS)
+    for path, label, *scores in rows:
+        assert label == f"MTT_musicnn sha256:{model_fingerprint(model)}"
+        np.testing.assert_allclose([float(s) for s in scores], clip_scores(path, model)[1],
+                                   atol=6e-4)
