@@ -158,8 +158,8 @@ class MusicTaggerPlugin(BeetsPlugin):
         mapping = self._mapping(tagger.tag_names)
         wanted = [item for item in items if force or not _is_current(item, tagger.label)]
         if len(wanted) < len(items):
-            self._log.info("{} items are up to date (--force tags them again)",
-                           len(items) - len(wanted))
+            self._log.info("up to date: {} of {} items (--force tags them again)",
+                           len(items) - len(wanted), len(items))
         paths = [os.fsdecode(item.path) for item in wanted]
         bar = tqdm(total=len(wanted), unit="item", desc="musictag", file=sys.stderr,
                    disable=not progress_wanted(), dynamic_ncols=True)

@@ -137,12 +137,12 @@ def test_musictag_stores_scores_writes_files_and_skips_unchanged(recordings, tin
     # a rerun tags the failed file alone; nothing else is read or written again
     stamps = {p: os.stat(p).st_mtime_ns for p in paths}
     done = beet(library, "-v", "musictag", "--write")
-    assert "2 items are up to date" in done.stderr
+    assert "up to date: 2 of 3 items" in done.stderr
     assert {p: os.stat(p).st_mtime_ns for p in paths} == stamps
     # beets writing other tags into the files keeps them up to date
     beet(library, "modify", "-y", "-w", "-M", "title=renamed")
     assert all(os.stat(p).st_mtime_ns != stamps[p] for p in paths if p != broken)
-    assert "2 items are up to date" in beet(library, "-v", "musictag").stderr
+    assert "up to date: 2 of 3 items" in beet(library, "-v", "musictag").stderr
     done = beet(library, "-v", "musictag", "--force", "mtt_guitar:0..")
     assert "up to date" not in done.stderr and "skipped" not in done.stderr
 
@@ -171,6 +171,38 @@ def test_import_tags_items_and_labels_csv_is_read_by_build_folder(recordings, ti
     for path, hot in rows.items():
         assert {n for n, on in zip(names, hot) if on} == set(
             tags[os.path.join(music, path)].split("; "))
+
+
+# `beet musictag` whose process dies (os._exit: no cleanup, as a kill) when it
+# stores its second item
+KILLED_AT_SECOND_STORE = """
+import os, sys
+from beets import library, ui
+store, calls = library.Item.store, []
+def dying_store(self, *args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        os._exit(137)
+    return store(self, *args, **kwargs)
+library.Item.store = dying_store
+ui.main(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_where_it_stopped(recordings, tiny_mtt_model, tmp_path):
+    library = make_library(tmp_path, tiny_mtt_model)
+    beet(library, "import", "-A", str(recordings[0].parent))
+    env = {**os.environ, "BEETSDIR": str(library),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_SECOND_STORE, "musictag"],
+                            capture_output=True, text=True, env=env, cwd=library)
+    assert killed.returncode == 137, killed.stderr
+    models = listed(library, "$musictagger_model")
+    assert len(models) == 3 and sum(m.startswith("tiny_conv/tiny sha256:") for m in models) == 1
+    done = beet(library, "-v", "musictag")
+    assert "up to date: 1 of 3 items" in done.stderr
+    assert len(set(listed(library, "$musictagger_model"))) == 1
 
 
 @pytest.mark.slow
