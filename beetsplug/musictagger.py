@@ -102,7 +102,8 @@ class MusicTaggerPlugin(BeetsPlugin):
                     STAMP: types.STRING}
         declared.update(dict.fromkeys(beets_fields.known_score_fields(), SCORE))
         declared.update(dict.fromkeys(self._model_score_fields(), SCORE))
-        for field in self._mapping():
+        fields = self.config["fields"].get()  # checked when the command runs
+        for field in fields if isinstance(fields, dict) else ():
             if field not in library.Item._fields:
                 declared[field] = types.MULTI_VALUE_DSV
         return declared
@@ -112,7 +113,7 @@ class MusicTaggerPlugin(BeetsPlugin):
         command.parser.add_option("-m", "--model", help="a pretrained name or a model file "
                                   "(default: the model setting, MTT_musicnn)")
         command.parser.add_option("-f", "--force", action="store_true",
-                                  help="tag again items tagged by this model since they changed")
+                                  help="tag again the items that are up to date")
         command.parser.add_option("-w", "--write", action="store_true", default=None,
                                   help="write the tags into the files")
         command.parser.add_option("-W", "--nowrite", action="store_false", dest="write",
@@ -154,6 +155,7 @@ class MusicTaggerPlugin(BeetsPlugin):
         from tagger.inference.outputs import select_tags
 
         top_k, threshold = self._selection()
+        self._mapping()  # a bad setting is reported before the model loads
         tagger = self._tagger(model)
         mapping = self._mapping(tagger.tag_names)
         wanted = [item for item in items if force or not _is_current(item, tagger.label)]
@@ -194,6 +196,8 @@ class MusicTaggerPlugin(BeetsPlugin):
     def _before_write(self, item, path, tags):
         if path == item.path and _stamp_current(item):
             self._stamped.add(id(item))
+        else:
+            self._stamped.discard(id(item))
 
     def _after_write(self, item, path):
         if id(item) in self._stamped:
@@ -228,9 +232,16 @@ class MusicTaggerPlugin(BeetsPlugin):
         from tagger.errors import UserError
 
         try:
-            return beets_fields.check_mapping(self.config["fields"].get(dict), tag_names)
+            mapping = beets_fields.check_mapping(self.config["fields"].get(dict), tag_names)
         except UserError as error:
             raise ui.UserError(str(error)) from None
+        for field in mapping:
+            kind = library.Item._fields.get(field)
+            if kind is not None and not isinstance(kind, types.DelimitedString):
+                raise ui.UserError(f"musictagger fields: beets' {field} holds one value, not "
+                                   "a list of tags; map tags to a list field such as genres "
+                                   "or to a field of your own such as mood")
+        return mapping
 
     def _model_score_fields(self) -> list:
         """The score fields of the configured model, when it is a file whose

@@ -163,6 +163,12 @@ def test_import_tags_items_and_labels_csv_is_read_by_build_folder(recordings, ti
     done = beet(library, "musictag", check=False)
     assert (done.returncode, done.stderr) == (
         1, "error: musictagger top_k is a number of tags, at least 1; got 0\n")
+    (tmp_path / "config.yaml").write_text((tmp_path / "config.yaml").read_text().replace(
+        "top_k: 0", "fields: {title: [rock]}"))
+    done = beet(library, "musictag", check=False)
+    assert done.returncode == 1 and done.stderr.startswith(
+        "error: musictagger fields: beets' title holds one value, not a list of tags; ")
+    assert done.stderr.count("\n") == 1
     csv_text = beet(library, "musictag", "--labels", "musictagger_tags").stdout
     (tmp_path / "labels.csv").write_text(csv_text)
     music = str(tmp_path / "music")
