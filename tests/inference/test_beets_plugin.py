@@ -89,7 +89,8 @@ def test_musictag_stores_scores_writes_files_and_skips_unchanged(recordings, tin
     from tagger.inference.library.beets_fields import score_fields
 
     moods = list(MTT_TOP50[::2])  # a tag in half of the tags maps to the field `mood`
-    library = make_library(tmp_path, tiny_mtt_model, f"  fields: {{mood: {json.dumps(moods)}}}\n")
+    mapping = {"mood": moods, "genres": list(MTT_TOP50)}  # genres: beets' own, in the files
+    library = make_library(tmp_path, tiny_mtt_model, f"  fields: {json.dumps(mapping)}\n")
     beet(library, "import", "-A", str(recordings[0].parent))
     paths = listed(library, "$path")
     assert sorted(pathlib.Path(p).suffix for p in paths) == [".flac", ".mp3", ".ogg"]
@@ -123,8 +124,10 @@ def test_musictag_stores_scores_writes_files_and_skips_unchanged(recordings, tin
         if path.endswith(".mp3"):
             assert written.tags.getall("TXXX:tagger")[0].text == [tags]
             assert written.tags.getall("TXXX:tagger_model")[0].text == [label]
+            assert written.tags.getall("TCON")[0].text == top
         else:
             assert written["tagger"] == [tags] and written["tagger_model"] == [label]
+            assert written["genre"] == top
 
     assert len(mapped) == 2 and mapped != ["$mood", "$mood"]
 
