@@ -191,9 +191,12 @@ class MusicTaggerPlugin(BeetsPlugin):
             self._taggers[model] = _Tagger(model)
         return self._taggers[model]
 
-    # --- beets' own writes keep a current stamp current -----------------------------
+    # --- beets' writes: no empty tags; a current stamp stays current -------------------
 
     def _before_write(self, item, path, tags):
+        for field in (TAGS, MODEL):  # an item not tagged: its file keeps what it holds
+            if not tags.get(field):
+                tags.pop(field, None)
         if path == item.path and _stamp_current(item):
             self._stamped.add(id(item))
         else:
