@@ -82,11 +82,12 @@ def test_pip_install_gives_working_commands(tmp_path):
     isolated as a user's is: pip fetches the build's own setuptools), then
     the commands run from another folder."""
     source = tmp_path / "source"  # built here, so the checkout gains no build/ folder
-    shutil.copytree(ROOT / "tagger", source / "tagger",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("tagger", "beetsplug"):
+        shutil.copytree(ROOT / package, source / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE",
                  "requirements.txt", "requirements-torch.txt", "requirements-beam.txt",
-                 "requirements-faiss.txt", "requirements-serve.txt"):
+                 "requirements-faiss.txt", "requirements-serve.txt", "requirements-beets.txt"):
         shutil.copy(ROOT / name, source / name)
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
@@ -105,6 +106,14 @@ def test_pip_install_gives_working_commands(tmp_path):
     where = subprocess.run([str(python), "-c", "import tagger; print(tagger.__file__)"],
                            capture_output=True, text=True, cwd=tmp_path, env=clean)
     assert str(env_dir) in where.stdout
+    # the beets plugin is a module of beets' namespace package beetsplug, which
+    # the install must not turn into a regular package (no __init__.py)
+    plugin = subprocess.run(
+        [str(python), "-c", "import importlib.util; print(importlib.util.find_spec("
+                            "'beetsplug.musictagger').origin)"],
+        capture_output=True, text=True, cwd=tmp_path, env=clean)
+    assert plugin.stdout.strip().startswith(str(env_dir)), plugin.stderr
+    assert not (pathlib.Path(plugin.stdout.strip()).parent / "__init__.py").exists()
     # tagger-serve's page files are package data (read as tagger.serve.app reads
     # them, without the serve extra's FastAPI, which step 1 of .ci/run lacks)
     names = sorted(p.name for p in (ROOT / "tagger" / "serve" / "page").iterdir())

@@ -1,0 +1,327 @@
+"""musictagger: tags a beets library with this package's taggers (docs/beets.md).
+
+`beet musictag [QUERY]` scores each matching item's audio with a tagger
+(MTT_musicnn by default, any pretrained name or a .keras/.hdf5 model file)
+through the pipeline tag.py uses, and stores on the item:
+
+- `musictagger_tags`: the selected tags, highest score first (a list, as
+  beets' `genres`; written to the file as tag.py --write-tags writes them);
+- `<prefix>_<tag>`: each tag's score, a float (`beets_fields`);
+- `musictagger_model`: the model's name and SHA-256, and
+  `musictagger_stamp`: the file's size and modification time as it was
+  tagged, so an unchanged file is not tagged again by the same model;
+- the beets fields the `fields` setting maps tags to.
+
+Each item is stored as soon as it is scored (a killed run resumes where it
+stopped); a file that cannot be read is one line and the others go on.
+Files are written by beets itself (`item.write`), with `write`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import mediafile
+from beets import library, ui
+from beets.dbcore import types
+from beets.plugins import BeetsPlugin
+
+from tagger.inference.library import beets_fields
+from tagger.inference.library.file_tags import FIELD, MODEL_FIELD, MP4_PREFIX, SEPARATOR
+
+TAGS = "musictagger_tags"
+MODEL = "musictagger_model"
+STAMP = "musictagger_stamp"
+SCORE = types.Float(3)  # shown with 3 decimals; stored as scored (6)
+
+
+class _JoinedTags(mediafile.MediaField):
+    """A list of tags kept in one text tag joined by "; " (tag.py --write-tags' form)."""
+
+    def __get__(self, mediafile_, owner=None):
+        text = super().__get__(mediafile_, owner)
+        return text.split(SEPARATOR) if text else None
+
+    def __set__(self, mediafile_, value):
+        if isinstance(value, list):
+            value = SEPARATOR.join(value)
+        super().__set__(mediafile_, value)
+
+
+def _file_field(name: str, cls=mediafile.MediaField):
+    """A media field kept where tag.py --write-tags keeps `name`."""
+    return cls(mediafile.MP3DescStorageStyle(name), mediafile.StorageStyle(name.upper()),
+               mediafile.MP4StorageStyle(MP4_PREFIX + name), mediafile.ASFStorageStyle(name))
+
+
+class _Tagger:
+    """A loaded model: its predictor, tags, label and score fields."""
+
+    def __init__(self, given: str):
+        from tagger.cli import progress_wanted
+        from tagger.fileio import is_local
+        from tagger.inference.common import model_fingerprint
+        from tagger.inference.engine.registry import EngineOptions, make_predictor
+        from tagger.inference.library.file_tags import model_label
+        from tagger.models.saved import load_tagger, model_file_name
+        from tagger.pretrained import resolve_model
+        from tagger.runtime import quiet_tensorflow
+
+        path = resolve_model(given, progress=progress_wanted())
+        quiet_tensorflow()
+        model, info = load_tagger(path)
+        self.predictor = make_predictor("keras", model, info, EngineOptions(model_path=path))
+        self.tag_names = list(self.predictor.tag_names)
+        name = given if path != given else model_file_name(path)
+        if path == given and info is not None and info.model:
+            name = f"{info.model}/{name}"
+        self.label = model_label(name, model_fingerprint(path) if is_local(path) else None)
+        prefix = beets_fields.score_prefix(self.tag_names, model_file_name(given))
+        self.fields = beets_fields.score_fields(prefix, self.tag_names)
+
+
+class MusicTaggerPlugin(BeetsPlugin):
+    def __init__(self):
+        super().__init__()
+        self.config.add({"model": "MTT_musicnn", "auto": False, "write": False,
+                         "top_k": None, "threshold": None, "fields": {},
+                         "batch_size": 32, "workers": None})
+        self._taggers = {}
+        self._stamped = set()  # ids of items whose stamp was current when beets began a write
+        self.add_media_field(TAGS, _file_field(FIELD, _JoinedTags))
+        self.add_media_field(MODEL, _file_field(MODEL_FIELD))
+        self.register_listener("write", self._before_write)
+        self.register_listener("after_write", self._after_write)
+        if self.config["auto"].get(bool):
+            self.register_listener("import_task_files", self._imported)
+
+    @property
+    def item_types(self):
+        declared = {TAGS: types.MULTI_VALUE_DSV, MODEL: types.STRING,
+                    STAMP: types.STRING}
+        declared.update(dict.fromkeys(beets_fields.known_score_fields(), SCORE))
+        declared.update(dict.fromkeys(self._model_score_fields(), SCORE))
+        fields = self.config["fields"].get()  # checked when the command runs
+        for field in fields if isinstance(fields, dict) else ():
+            if field not in library.Item._fields:
+                declared[field] = types.MULTI_VALUE_DSV
+        return declared
+
+    def commands(self):
+        command = ui.Subcommand("musictag", help="tag items with a music tagger's tags")
+        command.parser.add_option("-m", "--model", help="a pretrained name or a model file "
+                                  "(default: the model setting, MTT_musicnn)")
+        command.parser.add_option("-f", "--force", action="store_true",
+                                  help="tag again the items that are up to date")
+        command.parser.add_option("-w", "--write", action="store_true", default=None,
+                                  help="write the tags into the files")
+        command.parser.add_option("-W", "--nowrite", action="store_false", dest="write",
+                                  help="do not write the tags into the files")
+        command.parser.add_option("--labels", metavar="FIELD",
+                                  help="print build_folder.py --labels' CSV of FIELD instead")
+        command.func = self._command
+        return [command]
+
+    # --- the command and the import listener ---------------------------------------
+
+    def _command(self, lib, opts, args):
+        if opts.labels:
+            return self._labels(lib, opts.labels, args)
+        write = self.config["write"].get(bool) if opts.write is None else opts.write
+        items = list(lib.items(args))
+        if not items:
+            raise ui.UserError("no items match the query; `beet ls QUERY` lists what it matches")
+        self._tag(items, opts.model or self.config["model"].as_str(), opts.force, write)
+
+    def _imported(self, session, task):
+        self._tag(list(task.imported_items()), self.config["model"].as_str(), False,
+                  self.config["write"].get(bool))
+
+    def _tag(self, items, model: str, force: bool, write: bool) -> None:
+        from tagger.errors import UserError
+
+        try:
+            self._tag_items(items, model, force, write)
+        except UserError as error:
+            raise ui.UserError(str(error)) from None
+
+    def _tag_items(self, items, model: str, force: bool, write: bool) -> None:
+        from tqdm import tqdm
+
+        from tagger.cli import progress_wanted
+        from tagger.fileio import path_text
+        from tagger.inference.engine.tagging import tag_files
+        from tagger.inference.outputs import select_tags
+
+        top_k, threshold = self._selection()
+        self._mapping()  # a bad setting is reported before the model loads
+        tagger = self._tagger(model)
+        mapping = self._mapping(tagger.tag_names)
+        wanted = [item for item in items if force or not _is_current(item, tagger.label)]
+        if len(wanted) < len(items):
+            self._log.info("up to date: {} of {} items (--force tags them again)",
+                           len(items) - len(wanted), len(items))
+        paths = [os.fsdecode(item.path) for item in wanted]
+        bar = tqdm(total=len(wanted), unit="item", desc="musictag", file=sys.stderr,
+                   disable=not progress_wanted(), dynamic_ncols=True)
+        say = lambda line: bar.write(f"musictagger: {line}", file=sys.stderr)
+        failed = 0
+        try:
+            for result in tag_files(tagger.predictor, paths, batch_size=self._int("batch_size"),
+                                    workers=self._int("workers")):
+                bar.update(1)
+                item = wanted[result.index]
+                reason = result.error or _changed_since_read(result)
+                if reason is None:
+                    chosen = [t for t, _ in select_tags(result.clip_scores, tagger.tag_names,
+                                                        top_k, threshold)]
+                    _set_fields(item, tagger, result, chosen, mapping)
+                    reason = _store(item, write)
+                if reason is not None:
+                    failed += 1
+                    say(f"skipped {path_text(result.path)}: {reason}")
+        finally:
+            bar.close()
+        if failed:
+            self._log.warning("{} of {} items could not be tagged", failed, len(wanted))
+
+    def _tagger(self, model: str) -> _Tagger:
+        if model not in self._taggers:
+            self._taggers[model] = _Tagger(model)
+        return self._taggers[model]
+
+    # --- beets' writes: no empty tags; a current stamp stays current -------------------
+
+    def _before_write(self, item, path, tags):
+        for field in (TAGS, MODEL):  # an item not tagged: its file keeps what it holds
+            if not tags.get(field):
+                tags.pop(field, None)
+        if path == item.path and _stamp_current(item):
+            self._stamped.add(id(item))
+        else:
+            self._stamped.discard(id(item))
+
+    def _after_write(self, item, path):
+        if id(item) in self._stamped:
+            self._stamped.discard(id(item))
+            item[STAMP] = beets_fields.stamp_of(os.stat(item.path))
+
+    # --- labels ----------------------------------------------------------------------
+
+    def _labels(self, lib, field: str, args) -> None:
+        rows, top = [], os.fsencode(lib.directory)
+        for item in lib.items(args):
+            if field not in item:
+                continue
+            value = item[field]
+            tags = value if isinstance(value, list) else [
+                t.strip() for t in str(value).split(";") if t.strip()]
+            relative = os.path.relpath(item.path, top)
+            if relative.startswith(os.fsencode(os.pardir + os.sep)):
+                self._log.warning("left out {}: it is outside the library's directory",
+                                  item.filepath)
+                continue
+            rows.append((relative, tags))
+        try:
+            sys.stdout.write(beets_fields.labels_csv(rows))
+        except ValueError as error:
+            raise ui.UserError(str(error)) from None
+
+    # --- settings --------------------------------------------------------------------
+
+    def _mapping(self, tag_names=None) -> dict:
+        """The `fields` setting, checked ({field: {tag: value}} with `tag_names`)."""
+        from tagger.errors import UserError
+
+        try:
+            mapping = beets_fields.check_mapping(self.config["fields"].get(dict), tag_names)
+        except UserError as error:
+            raise ui.UserError(str(error)) from None
+        for field in mapping:
+            kind = library.Item._fields.get(field)
+            if kind is not None and not isinstance(kind, types.DelimitedString):
+                raise ui.UserError(f"musictagger fields: beets' {field} holds one value, not "
+                                   "a list of tags; map tags to a list field such as genres "
+                                   "or to a field of your own such as mood")
+        return mapping
+
+    def _model_score_fields(self) -> list:
+        """The score fields of the configured model, when it is a file whose
+        tags can be read without loading it."""
+        from tagger.models.saved import model_file_name, read_saved_info
+
+        path = self.config["model"].as_str()
+        try:
+            info = read_saved_info(path) if os.path.isfile(path) else None
+        except Exception:  # an unreadable model is reported when it is used
+            info = None
+        if info is None:
+            return []
+        prefix = beets_fields.score_prefix(info.tag_names, model_file_name(path))
+        return beets_fields.score_fields(prefix, info.tag_names)
+
+    def _selection(self):
+        top_k, threshold = self.config["top_k"].get(), self.config["threshold"].get()
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise ui.UserError(f"musictagger top_k is a number of tags, at least 1; got "
+                               f"{top_k!r}")
+        if threshold is not None and not (isinstance(threshold, (int, float))
+                                          and 0 <= threshold <= 1):
+            raise ui.UserError(f"musictagger threshold is a score in [0, 1]; got {threshold!r}")
+        return top_k, threshold
+
+    def _int(self, name: str):
+        value = self.config[name].get()
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ui.UserError(f"musictagger {name} is a whole number, at least 1; got "
+                               f"{value!r}")
+        return value
+
+
+def _stamp_current(item) -> bool:
+    """Whether the item's file is as it was when it was last tagged."""
+    try:
+        return item.get(STAMP) == beets_fields.stamp_of(os.stat(item.path))
+    except OSError:
+        return False
+
+
+def _is_current(item, label: str) -> bool:
+    return item.get(MODEL) == label and _stamp_current(item)
+
+
+def _changed_since_read(result) -> str | None:
+    from tagger.inference.library.file_tags import CHANGED_SINCE_READ
+
+    try:
+        now = os.stat(result.path)
+    except OSError as error:
+        return f"it cannot be read any more ({error.strerror or error})"
+    if result.read_stat is None or (beets_fields.stamp_of(now)
+                                    != beets_fields.stamp_of(result.read_stat)):
+        return CHANGED_SINCE_READ
+    return None
+
+
+def _set_fields(item, tagger: _Tagger, result, chosen, mapping) -> None:
+    for field, score in zip(tagger.fields, result.clip_scores):
+        item[field] = round(float(score), 6)
+    item[TAGS] = chosen
+    item[MODEL] = tagger.label
+    for field, values in beets_fields.mapped_values(chosen, mapping).items():
+        item[field] = values
+    item[STAMP] = beets_fields.stamp_of(result.read_stat)
+
+
+def _store(item, write: bool) -> str | None:
+    """Writes the item's file (with `write`, through beets; the stamp
+    follows the written file) and stores the item; the reason it failed."""
+    if write:
+        try:
+            item.write()
+        except library.FileOperationError as error:
+            item.load()  # forget the fields: nothing is stored for a file not written
+            return f"beets could not write its tags: {error.reason}"
+    item.store()
+    return None

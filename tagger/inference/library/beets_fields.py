@@ -1,0 +1,111 @@
+"""What the beets plugin (beetsplug/musictagger.py) stores on a beets item,
+computed without beets: the names of the score fields, the values of the
+fields a user maps tags to, whether an item's stamp is current, and the
+labels CSV that build_folder.py --labels reads.
+
+A score field is `<prefix>_<tag>`: the prefix names the model's tag set
+(`mtt` for MagnaTagATune, `msd` for the Million Song Dataset's Last.fm
+tags, `jamendo` for MTG-Jamendo; a model of another tag set: its file's
+name), the tag is lower-cased with each run of other characters than
+letters and digits as one `_` ("new age" -> `mtt_new_age`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+
+from tagger import fileio
+from tagger.datasets.genres import genres_of, tag_set_of
+
+TAG_SET_PREFIXES = {"MagnaTagATune": "mtt", "MSD Last.fm": "msd", "MTG-Jamendo": "jamendo"}
+GENRES = "genres"  # a mapped field's tags given as this word: the tag set's genre tags
+
+
+def slug(text: str) -> str:
+    """`text` as a beets field name's part: lower case, letters, digits and `_`."""
+    return re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_") or "tag"
+
+
+def score_prefix(tag_names, model_name: str) -> str:
+    """The prefix of a model's score fields: its tag set's, else the slug of
+    `model_name` (`saved.model_file_name`)."""
+    return TAG_SET_PREFIXES.get(tag_set_of(tag_names)) or slug(model_name)
+
+
+def score_fields(prefix: str, tag_names) -> list[str]:
+    """The field of each tag's score, in the tags' order; two tags of one
+    slug ("Hip-Hop", "hip-hop") get `_2`, `_3`, ... after the first."""
+    fields, seen = [], {}
+    for tag in tag_names:
+        name = f"{prefix}_{slug(tag)}"
+        seen[name] = seen.get(name, 0) + 1
+        fields.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return fields
+
+
+def known_score_fields() -> list[str]:
+    """The score fields of the tag sets the pretrained taggers score (their
+    types are declared before any model is loaded, so range queries work)."""
+    from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS
+    from tagger.datasets.mtt import MTT_TOP50
+
+    return list(dict.fromkeys(score_fields("mtt", MTT_TOP50) + score_fields("msd", CLASSIC_TAGS)
+                              + score_fields("msd", CALS_TAGS)))
+
+
+def check_mapping(mapping: dict, tag_names=None) -> dict:
+    """{field: [tag, ...] or GENRES} of the `fields` setting, checked; a
+    UserError says what is wrong. With `tag_names`, GENRES becomes
+    {tag: genre} of the model's tag set."""
+    from tagger.errors import UserError
+
+    checked = {}
+    for field, tags in (mapping or {}).items():
+        if not isinstance(field, str) or slug(field) != field:
+            raise UserError(f"musictagger fields: {field!r} is not a field name; use lower "
+                            "case letters, digits and _ (e.g. genres, mood)")
+        if tags == GENRES:
+            checked[field] = genres_of(tag_names) if tag_names is not None else GENRES
+        elif isinstance(tags, list) and all(isinstance(t, str) for t in tags):
+            checked[field] = {tag: tag for tag in tags}
+        else:
+            raise UserError(f"musictagger fields: {field} takes a list of tags or the word "
+                            f"{GENRES!r}, got {tags!r}")
+    return checked
+
+
+def mapped_values(chosen, mapping: dict) -> dict:
+    """{field: [value, ...]} for each field of `mapping` ({field: {tag:
+    value}}, `check_mapping`) that one of the `chosen` tags (highest score
+    first) maps to; a field none maps to is left out."""
+    values = {}
+    for field, tags in mapping.items():
+        found = list(dict.fromkeys(tags[tag] for tag in chosen if tag in tags))
+        if found:
+            values[field] = found
+    return values
+
+
+def stamp_of(info: os.stat_result) -> str:
+    """What says a file is as it was tagged: its size and modification time
+    in ns, as text (a beets field keeps a float to 15 digits, which is not
+    the file's time to the nanosecond)."""
+    return f"size={info.st_size} mtime_ns={info.st_mtime_ns}"
+
+
+def labels_csv(rows) -> str:
+    """build_folder.py --labels' CSV of `rows` ((relative path, [tag, ...]));
+    a tag holding the `;` that separates them is a ValueError."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["path", "tags"])
+    for path, tags in rows:
+        for tag in tags:
+            if ";" in tag:
+                raise ValueError(f"the tag {tag!r} of {fileio.path_text(path)} holds a ';', "
+                                 "which separates tags in a labels CSV")
+        writer.writerow([fileio.path_text(path), ";".join(t.strip() for t in tags)])
+    return out.getvalue()

@@ -1,0 +1,62 @@
+"""The beets plugin's fields, computed without beets (tagger/inference/library/beets_fields.py)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS
+from tagger.datasets.mtt import MTT_TOP50
+from tagger.errors import UserError
+from tagger.inference.library import beets_fields
+
+
+def test_score_fields_are_named_after_the_tag_set():
+    assert beets_fields.score_prefix(MTT_TOP50, "MTT_musicnn") == "mtt"
+    assert beets_fields.score_prefix(CLASSIC_TAGS, "MSD_musicnn") == "msd"
+    assert beets_fields.score_prefix(["genre---rock", "mood/theme---happy"], "x") == "jamendo"
+    assert beets_fields.score_prefix(["kick", "snare"], "My Drums") == "my_drums"
+    fields = beets_fields.score_fields("mtt", MTT_TOP50)
+    assert fields[MTT_TOP50.index("new age")] == "mtt_new_age"
+    assert len(set(fields)) == len(MTT_TOP50) == 50
+    assert beets_fields.score_fields("msd", ["Hip-Hop", "hip-hop", "rnb"]) == [
+        "msd_hip_hop", "msd_hip_hop_2", "msd_rnb"]
+
+
+def test_known_score_fields_cover_both_pretrained_tag_sets_once():
+    known = beets_fields.known_score_fields()
+    slugs = {beets_fields.slug(t) for t in CLASSIC_TAGS + CALS_TAGS}  # Hip-Hop, hip-hop: one
+    assert len(known) == len(set(known)) == 50 + len(slugs) < 50 + len(CLASSIC_TAGS + CALS_TAGS)
+    assert {"mtt_piano", "msd_rock", "msd_hip_hop", "msd_death_metal"} <= set(known)
+
+
+def test_mapping_takes_tag_lists_and_the_tag_sets_genres():
+    mapping = beets_fields.check_mapping({"genres": "genres", "mood": ["slow", "quiet"]},
+                                         MTT_TOP50)
+    assert mapping["genres"]["classic"] == "classical" and "guitar" not in mapping["genres"]
+    chosen = ["guitar", "classic", "slow", "classical", "rock"]
+    assert beets_fields.mapped_values(chosen, mapping) == {
+        "genres": ["classical", "rock"], "mood": ["slow"]}
+    assert beets_fields.mapped_values(["piano"], mapping) == {}
+    with pytest.raises(UserError, match="takes a list of tags or the word 'genres', got 3"):
+        beets_fields.check_mapping({"mood": 3})
+    with pytest.raises(UserError, match="'Mood!' is not a field name"):
+        beets_fields.check_mapping({"Mood!": ["slow"]})
+
+
+def test_stamp_tells_a_rewritten_file(tmp_path):
+    path = tmp_path / "a.mp3"
+    path.write_bytes(b"x" * 10)
+    stamp = beets_fields.stamp_of(os.stat(path))
+    assert stamp == f"size=10 mtime_ns={os.stat(path).st_mtime_ns}"
+    os.utime(path, ns=(0, os.stat(path).st_mtime_ns + 1))  # one nanosecond later
+    assert beets_fields.stamp_of(os.stat(path)) != stamp
+
+
+def test_labels_csv_is_build_folders_format():
+    text = beets_fields.labels_csv([(b"a/01.mp3", ["rock", "guitar"]), (b"b/\xff.flac", []),
+                                    ("c,d.ogg", ["new age"])])
+    assert text == 'path,tags\na/01.mp3,rock;guitar\nb/\\xff.flac,\n"c,d.ogg",new age\n'
+    with pytest.raises(ValueError, match="holds a ';'"):
+        beets_fields.labels_csv([("a.mp3", ["rock;pop"])])
