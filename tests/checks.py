@@ -330,16 +330,18 @@ def write_audio(path, samples, sample_rate=22050, seed=0, subtype=None):
     return pathlib.Path(path)
 
 
-def write_m4a(path, audio, sample_rate):
+def write_m4a(path, audio, sample_rate, metadata=None):
     """An M4A file of `audio` ((samples,) or (samples, channels) float32 in
-    [-1, 1]) encoded as AAC with FFmpeg's encoder (PyAV): a format
-    libsndfile cannot read; returns the path."""
+    [-1, 1]) encoded as AAC with FFmpeg's encoder (PyAV), with FFmpeg's
+    atoms of `metadata` ({"title": ...}): a format libsndfile cannot read;
+    returns the path."""
     import av
 
     audio = np.asarray(audio, np.float32)
     planar = audio[None] if audio.ndim == 1 else audio.T  # (channels, samples)
     layout = "mono" if len(planar) == 1 else "stereo"
     with av.open(str(path), "w", format="ipod") as container:
+        container.metadata.update(metadata or {})
         stream = container.add_stream("aac", rate=sample_rate, layout=layout)
         for start in range(0, planar.shape[1], 1024):
             frame = av.AudioFrame.from_ndarray(
@@ -694,3 +696,31 @@ def records_info(tag_names, sample_rate: int, segment_length: int, origin=None):
         features={"kind": "raw", "dtype": "int16", "logmel": None},
         segment_shape=(segment_length,), splits={}, skipped=[], cut=[], max_seconds=None,
         notes={}, build={}, fingerprint="")
+
+
+def two_workers(records, train_dir, *argv) -> list:
+    """(stdout, stderr) of each of two local workers of `train.py --strategy
+    multiworker` (one epoch, batch 8) on `records` with `argv`; both must
+    succeed."""
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    import json
+    import os
+    import subprocess
+    import sys
+
+    train_py = pathlib.Path(__file__).parents[1] / "train.py"
+    command = [sys.executable, str(train_py), "--data-dir", str(records),
+               "--train-dir", str(train_dir), "--batch-size", "8",
+               "--max-epochs-per-stage", "1", "--strategy", "multiworker", "--no-progress",
+               *map(str, argv)]
+    workers = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True))
+    outputs = [w.communicate(timeout=600) for w in workers]
+    for worker, (_out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err[-3000:]
+    return outputs

@@ -11,11 +11,10 @@ import io
 import struct
 
 import mutagen
-import numpy as np
 import pytest
 
 from tagger.inference.library import file_tags
-from tests.checks import tone
+from tests.checks import tone, write_m4a
 from tests.inference.test_file_tags import flac_frames, id3_end, make
 
 FIELDS = {"tagger": "rock; guitar", "tagger_scores": "0.900; 0.800",
@@ -294,23 +293,12 @@ def test_a_flacs_other_metadata_blocks_stay(tmp_path):
 
 
 def test_an_m4as_other_atoms_and_its_cover_stay(tmp_path):
-    import av
     from mutagen.mp4 import MP4Cover
 
     path, rate = tmp_path / "song.m4a", 22050
-    samples = tone(0.5, rate, 1, 440.0, 1).reshape(1, -1).astype(np.float32)
-    with av.open(str(path), "w", format="ipod") as container:  # FFmpeg's atoms
-        container.metadata.update({"title": "a title", "artist": "an artist", "album":
-                                   "an album", "genre": "Jazz", "date": "2001",
-                                   "track": "3/9", "comment": "a comment"})
-        stream = container.add_stream("aac", rate=rate, layout="mono")
-        for begin in range(0, samples.shape[1], 1024):
-            block = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(samples[:, begin:begin + 1024]), format="fltp",
-                layout="mono")
-            block.sample_rate = rate
-            container.mux(stream.encode(block))
-        container.mux(stream.encode(None))
+    write_m4a(path, tone(0.5, rate, 1, 440.0, 1).reshape(-1), rate, metadata={
+        "title": "a title", "artist": "an artist", "album": "an album", "genre": "Jazz",
+        "date": "2001", "track": "3/9", "comment": "a comment"})  # FFmpeg's atoms
     m4a = mutagen.File(path)
     m4a.tags["covr"] = [MP4Cover(PNG, imageformat=MP4Cover.FORMAT_PNG)]
     m4a.save()

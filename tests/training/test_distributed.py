@@ -3,18 +3,15 @@ MultiWorkerMirroredStrategy (two worker processes on 127.0.0.1, distilling
 a teacher's targets)."""
 
 import json
-import os
 import pathlib
 import shutil
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.checks import free_ports, run_json_script, tiny_teacher
+from tests.checks import run_json_script, tiny_teacher, two_workers
 
 ROOT = pathlib.Path(__file__).parents[2]
 TEACHER_TAGS = ["guitar", "classical", "slow", "techno", "strings"]
@@ -82,28 +79,6 @@ def test_mirrored_step_equals_single_device(raw_records, tmp_path):
         assert abs(a - b) < 1e-5
     assert "not divisible by the 2 replicas" in out["odd_batch"]
     assert out["run_loss"] > 0
-
-
-def two_workers(records, train_dir, *argv) -> list:
-    """(stdout, stderr) of each of two local workers of `train.py --strategy
-    multiworker` (one epoch, batch 8) on `records` with `argv`; both must
-    succeed."""
-    ports = free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    command = [sys.executable, str(ROOT / "train.py"), "--data-dir", str(records),
-               "--train-dir", str(train_dir), "--batch-size", "8",
-               "--max-epochs-per-stage", "1", "--strategy", "multiworker", "--no-progress",
-               *map(str, argv)]
-    workers = []
-    for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True))
-    outputs = [w.communicate(timeout=600) for w in workers]
-    for worker, (_out, err) in zip(workers, outputs):
-        assert worker.returncode == 0, err[-3000:]
-    return outputs
 
 
 @pytest.mark.slow

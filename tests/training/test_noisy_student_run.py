@@ -320,26 +320,11 @@ def test_mixed_precision_student(student_records, teacher, tmp_path, monkeypatch
 
 @pytest.mark.slow
 def test_multiworker_student_with_two_local_workers(student_records, teacher, tmp_path):
-    import os
+    from tests.checks import two_workers
 
-    from tests.checks import free_ports
-
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
-    command = [sys.executable, str(ROOT / "train.py"), "--data-dir", student_records[0],
-               "--train-dir", str(tmp_path), "--block", "basic", "--alpha", "2",
-               "--width", "0.0625", "--batch-size", "8", "--num-stages", "1",
-               "--max-epochs-per-stage", "1", "--steps-per-epoch", "2",
-               "--validation-steps", "1", "--strategy", "multiworker", "--no-test",
-               "--no-progress", "--teacher", teacher]
-    workers = []
-    for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True))
-    outputs = [w.communicate(timeout=600) for w in workers]
-    for worker, (_out, err) in zip(workers, outputs):
-        assert worker.returncode == 0, err[-3000:]
+    outputs = two_workers(student_records[0], tmp_path, "--block", "basic", "--alpha", "2",
+                          "--width", "0.0625", "--num-stages", "1", "--steps-per-epoch", "2",
+                          "--validation-steps", "1", "--no-test", "--teacher", teacher)
     run_dir = tmp_path / "samplecnn-basic-multi-student"
     assert list(pd.read_csv(run_dir / "history.csv").epoch) == [1]
     assert (run_dir / "model.keras").exists()
