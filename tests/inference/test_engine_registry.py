@@ -62,11 +62,14 @@ class SlowPredictor(ConstantPredictor):
 
 
 @pytest.mark.parametrize("slow", [True, False])
-def test_a_paced_engine_is_timed_against_keras_in_one_line(cnn, music, capsys, slow):
+def test_a_paced_engine_is_timed_against_keras_in_one_line(cnn, music, capsys, slow,
+                                                           monkeypatch, tmp_path):
     """An engine registered with paced=True gets one line saying how its
     speed compares with the keras engine's on this machine, naming keras as
     the faster engine when it is."""
     from tagger.commands import tag as tag_cli
+
+    monkeypatch.setenv("TAGGER_HOME", str(tmp_path))  # both predictors are "paced": timed anew
 
     predictor = SlowPredictor() if slow else ConstantPredictor()
     predictor.sample_rate, predictor.window_samples = 22050, 59049  # the CNN's

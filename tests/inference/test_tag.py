@@ -35,10 +35,12 @@ def run_tag(capsys, *argv):
     return code, out, [line for line in err.splitlines() if line.strip()]
 
 
-# The line tag.py gives for an engine timed against keras at the start
-# (engine/keras_pace.py); its group: the engine.
+# The line tag.py gives for an engine timed against keras at the start, or
+# read from the cache when an earlier run timed it (engine/pace_cache.py);
+# its group: the engine.
 PACE = re.compile(r"note: --engine (\S+) runs this model at \d+\.\d\dx the speed of --engine "
-                  r"keras on this machine \(\d+ windows, timed at the start\)"
+                  r"keras on this machine \(\d+ windows, (?:timed at the start|"
+                  r"timed on \d{4}-\d\d-\d\d \d\d:\d\d UTC, read from the cache)\)"
                   r"(; --engine keras is faster)?")
 
 

@@ -1,6 +1,7 @@
 """How fast an engine scores a model against the keras engine, on this
 machine: tag.py times both at the start of a run with another built-in
-engine and says so in one line, so that an engine slower than float Keras
+engine (once per model, engine and machine: `pace_cache` keeps the
+timing) and says so in one line, so that an engine slower than float Keras
 for a model is never chosen silently (on two shared cores, `--engine
 tflite-dynamic` ran MTT_musicnn at about 0.6x the keras engine's speed:
 XNNPACK does not run convolutions of int8 weights on float activations).
@@ -44,8 +45,11 @@ def pace_against_keras(predictor, model, info: TaggerMetadata | None,
     return best["keras"] / best["engine"], len(windows)
 
 
-def pace_line(engine: str, pace: float, windows: int) -> str:
-    """The line tag.py shows for `engine` at `pace` times the keras engine's speed."""
+def pace_line(engine: str, pace: float, windows: int, timed: str | None = None) -> str:
+    """The line tag.py shows for `engine` at `pace` times the keras engine's
+    speed: timed at the start, or at `timed` and read from the cache
+    (`pace_cache`)."""
+    when = "timed at the start" if timed is None else f"timed on {timed}, read from the cache"
     line = (f"note: --engine {engine} runs this model at {pace:.2f}x the speed of --engine "
-            f"keras on this machine ({windows} windows, timed at the start)")
+            f"keras on this machine ({windows} windows, {when})")
     return line + ("; --engine keras is faster" if pace < 1 else "")

@@ -104,12 +104,12 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         if hop < 1:
             raise UserError(f"--hop {config.hop} s is less than one sample at "
                             f"{predictor.sample_rate} Hz")
-    pace = None  # how the engine compares with keras, timed now (engine/keras_pace.py)
+    pace = []  # how the engine compares with keras, timed once (engine/pace_cache.py)
     if engine_named(config.engine).paced:
-        from tagger.inference.engine.keras_pace import pace_against_keras, pace_line
+        from tagger.inference.engine.pace_cache import pace_lines
 
-        pace = pace_line(config.engine, *pace_against_keras(predictor, model, info,
-                                                            config.batch_size))
+        pace = pace_lines(config.engine, predictor, model, info, config.model,
+                          config.batch_size)
 
     bar = tqdm(total=None if files is None else len(files), unit="file", desc="tagging",
                file=sys.stderr, disable=not config.progress, dynamic_ncols=True)
@@ -118,8 +118,8 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         say(f"warning: {predictor.warning}")
     if predictor.note:
         say(predictor.note)
-    if pace:
-        say(pace)
+    for line in pace:
+        say(line)
     failures = []
 
     def skipped(path, reason):
