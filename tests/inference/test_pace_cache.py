@@ -12,6 +12,7 @@ import pytest
 
 from tagger.commands import tag as tag_cli
 from tagger.inference.engine import keras_pace
+from tests.checks import read_only_path
 
 TIMED_NOW = re.compile(r"note: --engine (\S+) runs this model at (\d+\.\d\d)x the speed of "
                        r"--engine keras on this machine \(\d+ windows, timed at the start\)"
@@ -118,12 +119,18 @@ def test_a_damaged_entry_is_timed_again_and_rewritten(cnn, predictor, timings, d
     assert len(timings) == 2 and "read from the cache" in read[0]
 
 
-@pytest.mark.parametrize("blocked", ["home_is_a_file", "entry_is_a_folder"])
+@pytest.mark.parametrize("blocked", ["read_only", "home_is_a_file", "entry_is_a_folder"])
 def test_a_cache_that_cannot_be_written_leaves_the_run_going(cnn, music, timings, capsys,
-                                                             blocked):
+                                                             monkeypatch, blocked):
     home = os.environ["TAGGER_HOME"]
-    if blocked == "home_is_a_file":
+    reason = None  # of a cache folder that cannot be written
+    if blocked == "read_only":
+        home = read_only_path("tagger-home")  # skips where /sys accepts new files
+        monkeypatch.setenv("TAGGER_HOME", home)
+        reason = "permission denied"
+    elif blocked == "home_is_a_file":
         open(home, "w").close()
+        reason = f"{home} is a file, not a folder"
     else:  # an entry written, then a folder in its place
         assert run_tag(capsys, cnn[0], music / "a.wav", "--engine", "tflite")[0] == 0
         entry, = [os.path.join(home, "pace", name) for name in os.listdir(home + "/pace")]
@@ -136,3 +143,7 @@ def test_a_cache_that_cannot_be_written_leaves_the_run_going(cnn, music, timings
         assert len(err) == 2 and TIMED_NOW.fullmatch(err[0]), err
         assert err[1].startswith("warning: the timing against keras was not kept in "), err
         assert err[1].endswith("; the next run times it again"), err
+        if reason is not None:
+            assert err[1] == (f"warning: the timing against keras was not kept in "
+                              f"{os.path.join(home, 'pace')} ({reason}; set TAGGER_HOME to a "
+                              "folder you may write to); the next run times it again")
