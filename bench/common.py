@@ -9,6 +9,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tagger.cpu_features import CPUINFO, cpu_model_and_flags  # noqa: E402
 from tagger.host_memory import keep_freed_heap  # noqa: E402
 from tagger.runtime import use_pooling_cpu_allocator  # noqa: E402
 
@@ -21,21 +22,11 @@ SIMD_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf
                  "amx_tile", "amx_int8", "amx_bf16")
 
 
-def machine_line(cpuinfo: str = "/proc/cpuinfo") -> str:
+def machine_line(cpuinfo: str = CPUINFO) -> str:
     """'CPU: <model>, <n> cores; SIMD: avx2 avx512f ...' (the features of
     SIMD_FEATURES this CPU has), so figures from machines of different kinds
     can be read side by side."""
-    model, flags = "unknown CPU", set()
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and model == "unknown CPU":
-                    model = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
+    model, flags = cpu_model_and_flags(cpuinfo)
     simd = " ".join(name for name in SIMD_FEATURES if name in flags) or "none found"
     return f"CPU: {model}, {os.cpu_count()} cores; SIMD: {simd}"
 
