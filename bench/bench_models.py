@@ -13,6 +13,15 @@ divided by the FLOP/s of a large float32 matrix product measured in the same
 run. Every figure is printed as soon as it is measured, so a stopped run
 still reports what it measured.
 
+bfloat16 beside float32: the bench names the CPU's bfloat16 units (AMX-BF16,
+AVX-512 BF16, or none), measures a bfloat16 matrix product beside the
+float32 one (`ratio matmul_bf16_over_f32`), and trains and runs each
+family's first case once more in mixed bfloat16 (as `train.py
+--mixed-precision bfloat16` does, without XLA): its row gives MFU against
+the bfloat16 peak and against float32's, and `ratio
+train_bf16_speedup_<family>` its training segments/s over the float32
+row's, measured in the same run. `--no-bf16` skips them.
+
 By default the project's own four families (sample-level CNN, multi-scale
 CNN, self-attention, Music Tagging Transformer) and the musicnn families
 the pretrained taggers are (Won et al.'s Musicnn, the musicnn package's
@@ -27,7 +36,7 @@ family once at the size the tests build it instead (its `FamilySpec.tiny`
 arguments, batches of 2, small matrix products): it checks that the bench
 runs; its figures mean nothing.
     python bench/bench_models.py [--steps 3] [--zoo | --families samplecnn,transformer]
-                                 [--no-jit] [--tiny]
+                                 [--no-jit] [--no-bf16] [--tiny]
 """
 
 from __future__ import annotations
@@ -43,6 +52,8 @@ from flops import (
     matmul_flops_per_second,
     samplecnn_flops,
 )
+
+from tagger.cpu_features import bf16_units
 
 OWN_FAMILIES = ("samplecnn", "multiscale", "self_attention", "transformer")
 DEFAULT_FAMILIES = (*OWN_FAMILIES, "musicnn", "pons_musicnn", "pons_vgg")
@@ -160,6 +171,9 @@ def main():
     which.add_argument("--zoo", action="store_true",
                        help="every family, the converted zoo's included")
     p.add_argument("--no-jit", action="store_true", help="skip the XLA measurements")
+    p.add_argument("--no-bf16", action="store_true",
+                   help="skip the bfloat16 measurements (the matrix products and each "
+                        "family's first case in mixed bfloat16)")
     p.add_argument("--tiny", action="store_true",
                    help="each family at the tests' size: checks that the bench runs (its "
                         "figures mean nothing)")
@@ -179,33 +193,56 @@ def main():
         if unknown:
             p.error(f"unknown families {', '.join(unknown)}; valid: {', '.join(FAMILY_NAMES)}")
     gpu_memory_as_needed()  # this process's matrix products leave it to the measurements
+    units = bf16_units()
+    print(f"bfloat16 units of this CPU: {', '.join(units) if units else 'none'}", flush=True)
     matmul = TINY_MATMUL if args.tiny else dict(sizes=MATMUL_SIZES)
-    peak = matmul_flops_per_second(**matmul)
     sizes = " and ".join(map(str, matmul["sizes"]))
+    peak = matmul_flops_per_second(**matmul)
     print(f"float32 matrix products ({sizes} square): {peak / 1e9:.1f} GFLOP/s, "
           "the peak the MFU figures are measured against", flush=True)
+    peaks = {"float32": peak}
+    if not args.no_bf16:
+        peaks["bfloat16"] = matmul_flops_per_second(**matmul, dtype="bfloat16")
+        print(f"bfloat16 matrix products ({sizes} square): {peaks['bfloat16'] / 1e9:.1f} "
+              "GFLOP/s, the peak the bfloat16 rows' MFU figures are measured against",
+              flush=True)
+        print(f"ratio matmul_bf16_over_f32 {peaks['bfloat16'] / peak:.3f}", flush=True)
     base = None
     for family in families:
         cases = (tiny_case(family),) if args.tiny else FAMILIES[family].bench
         for index, case in enumerate(cases):
-            for jit in (False,) if args.no_jit else (False, True):
+            runs = [(False, "float32")] + ([] if args.no_jit else [(True, "float32")])
+            if index == 0 and not args.no_bf16:
+                runs.append((False, "bfloat16"))  # beside the float32 row without XLA
+            float32_train = None
+            for jit, precision in runs:
                 (params, train_rate, realtime, flops, seconds), memory = measure_in_a_process(
-                    family, index, args.steps, jit, args.tiny)
-                infer_mfu = realtime / seconds * flops / peak
-                train_mfu = train_rate * TRAIN_FORWARD_RATIO * flops / peak
-                label = case.label + (" +XLA" if jit else "")
+                    family, index, args.steps, jit, args.tiny, precision)
+                mfu = {name: (realtime / seconds * flops / value,
+                              train_rate * TRAIN_FORWARD_RATIO * flops / value)
+                       for name, value in peaks.items()}
+                infer_mfu, train_mfu = mfu[precision]
+                label = (case.label + (" +XLA" if jit else "")
+                         + (" bf16" if precision == "bfloat16" else ""))
                 base = base or (label, train_rate, realtime)
+                against_f32 = (f" (float32's peak: inference {mfu['float32'][0]:.3f} training "
+                               f"{mfu['float32'][1]:.3f})" if precision == "bfloat16" else "")
                 print(f"{label:30s} {params / 1e6:6.2f}M params  batch {case.batch_size:3d}  "
                       f"train {train_rate:7.1f} segments/s  inference {realtime:7.1f}x real "
                       f"time  {flops / 1e9:6.3f} GFLOP/segment  MFU inference {infer_mfu:.3f} "
-                      f"training {train_mfu:.3f}  (to {base[0]}: train "
+                      f"training {train_mfu:.3f}{against_f32}  (to {base[0]}: train "
                       f"{train_rate / base[1]:.2f}, inference {realtime / base[2]:.2f}); "
                       f"peak memory of the measurements so far {memory / 2**30:.1f} GB",
                       flush=True)
-                if index == 0:
+                if index == 0 and precision == "float32":
                     print(f"ratio mfu_infer_{family}{'_xla' if jit else ''} {infer_mfu:.3f}")
                     print(f"ratio mfu_train_{family}{'_xla' if jit else ''} {train_mfu:.3f}",
                           flush=True)
+                if precision == "float32" and not jit:
+                    float32_train = train_rate
+                if precision == "bfloat16":
+                    print(f"ratio train_bf16_speedup_{family} "
+                          f"{train_rate / float32_train:.3f}", flush=True)
     again = matmul_flops_per_second(**matmul)
     print(f"matrix products at the end: {again / 1e9:.1f} GFLOP/s (MFU above x "
           f"{peak / again:.3f} against this peak)")

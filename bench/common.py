@@ -9,6 +9,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tagger.cpu_features import CPUINFO, cpu_model_and_flags  # noqa: E402
 from tagger.host_memory import keep_freed_heap  # noqa: E402
 from tagger.machine import cpu_model_and_flags  # noqa: E402
 from tagger.runtime import use_pooling_cpu_allocator  # noqa: E402
@@ -22,7 +23,7 @@ SIMD_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf
                  "amx_tile", "amx_int8", "amx_bf16")
 
 
-def machine_line(cpuinfo: str = "/proc/cpuinfo") -> str:
+def machine_line(cpuinfo: str = CPUINFO) -> str:
     """'CPU: <model>, <n> cores; SIMD: avx2 avx512f ...' (the features of
     SIMD_FEATURES this CPU has), so figures from machines of different kinds
     can be read side by side."""

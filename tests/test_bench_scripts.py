@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tagger import cpu_features
+
 ROOT = Path(__file__).parents[1]
 BENCH = ROOT / "bench"
 HELPERS = {"common.py", "flops.py"}  # imported by the scripts, not run
@@ -46,7 +48,8 @@ TINY = {
                          {"library_files_per_hour", "library_rss_end_over_tenth",
                           "library_resume_same_rows"}),
     "bench_models.py": (["--tiny", "--families", "samplecnn", "--steps", "1", "--no-jit"],
-                        {"mfu_infer_samplecnn", "mfu_train_samplecnn"}),
+                        {"mfu_infer_samplecnn", "mfu_train_samplecnn", "matmul_bf16_over_f32",
+                         "train_bf16_speedup_samplecnn"}),
     "bench_musicnn_mfu.py": (["--tiny"], {"musicnn_best_infer_mfu"}),
     "bench_msd.py": (["--tracks", "40", "--build-tracks", "40", "--build-seconds", "3",
                       "--audio", "--audio-tracks", "40", "--audio-seconds", "3",
@@ -147,6 +150,9 @@ def test_bench_script_runs_tiny_and_prints_its_ratios(script, short_tmp, monkeyp
     else:
         stdout = run_in_this_process(script, flags, short_tmp, monkeypatch, capsys)
     assert stdout.splitlines()[0].startswith("CPU: ")  # the machine, first
+    if script == "bench_models.py":  # its CPU's bfloat16 units next
+        units = ", ".join(cpu_features.bf16_units()) or "none"
+        assert stdout.splitlines()[1] == f"bfloat16 units of this CPU: {units}"
     found = ratios(stdout)
     assert set(found) == names, stdout[-3000:]
     assert all(math.isfinite(v) and v > 0 for v in found.values()), found

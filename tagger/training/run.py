@@ -35,7 +35,7 @@ import time
 import keras
 import tensorflow as tf
 
-from tagger import destination, fileio, strict_json
+from tagger import cpu_features, destination, fileio, strict_json
 from tagger.config import TrainConfig, from_dict, join_path, saved_train_config, to_dict
 from tagger.errors import UserError
 from tagger.evaluation.agreement import teacher_tags
@@ -132,6 +132,22 @@ def prepare(config: TrainConfig) -> tuple:
     return config, info, strategy, precision
 
 
+def precision_line(precision: str, strategy) -> str | None:
+    """The line a run in mixed bfloat16 prints (`cpu_features.bfloat16_line`:
+    why, or a warning where bfloat16 is slower than float32 on this
+    machine's CPU or GPU); None for the other precisions."""
+    if precision != "bfloat16":
+        return None
+    if strategies.is_tpu(strategy):
+        return "mixed bfloat16: a TPU's matrix units compute in bfloat16"
+    gpus = tf.config.list_physical_devices("GPU")
+    capability = None
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0]) or {}
+        capability = tuple(details.get("compute_capability") or ())
+    return cpu_features.bfloat16_line(capability)
+
+
 class Run:
     """The state machine of one training run (see the module docstring)."""
 
@@ -174,6 +190,9 @@ class Run:
         keras.mixed_precision.set_global_policy(
             {"off": "float32", "float16": "mixed_float16",
              "bfloat16": "mixed_bfloat16"}[self.precision])
+        line = precision_line(self.precision, self.strategy)
+        if line:
+            self._log(line)
         try:
             with self.strategy.scope():
                 self.model = self._build_model()

@@ -171,13 +171,18 @@ def xla_compiled(graph) -> bool:
     ("bfloat16", "mixed_bfloat16", "bfloat16", False),
     ("float16", "mixed_float16", "float16", False),
     ("off", "float32", "float32", True)])
-def test_mixed_precision_and_xla(raw_records, tmp_path, monkeypatch, precision, policy,
-                                 compute, jit):
+def test_mixed_precision_and_xla(raw_records, tmp_path, monkeypatch, capsys, precision,
+                                 policy, compute, jit):
     """One training step of train() under each setting: the model computes in
     the dtype asked for, its variables and scores stay float32, float16 scales
     the loss, the step is XLA-compiled when asked and only then, the loss is
-    finite and the float32 policy is back afterwards."""
+    finite and the float32 policy is back afterwards. On a CPU without
+    bfloat16 units, bfloat16 is warned of in one line and trained as asked."""
+    from tagger import cpu_features
     from tagger.training import run as run_module
+
+    monkeypatch.setattr(cpu_features, "cpu_flags", lambda: {"avx2", "fma", "avx512f"})
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
 
     seen, make = {}, run_module.make_train_function
 
@@ -206,6 +211,11 @@ def test_mixed_precision_and_xla(raw_records, tmp_path, monkeypatch, precision, 
         precision == "float16")
     assert xla_compiled(seen["graph"]) is jit
     assert keras.mixed_precision.dtype_policy().name == "float32"  # restored
+    said = [line for line in capsys.readouterr().out.splitlines() if "bfloat16" in line]
+    assert said == ([] if precision != "bfloat16" else [
+        "warning: mixed bfloat16 will be slower than float32 here: this CPU has neither "
+        "AMX-BF16 matrix units nor AVX-512 BF16 instructions; the run goes on in bfloat16 "
+        "as asked (--mixed-precision off trains faster)"])
 
 
 @pytest.mark.slow
