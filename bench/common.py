@@ -11,7 +11,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tagger.cpu_features import CPUINFO, cpu_model_and_flags  # noqa: E402
 from tagger.host_memory import keep_freed_heap  # noqa: E402
-from tagger.machine import cpu_model_and_flags  # noqa: E402
 from tagger.runtime import use_pooling_cpu_allocator  # noqa: E402
 
 use_pooling_cpu_allocator()  # as every command does, before TensorFlow's first tensor

@@ -87,7 +87,7 @@ def test_the_key_is_the_models_bytes_the_engine_the_windows_and_the_cpu(
     assert len(timings) == 4
     lines_of(predictor, cnn[0], batch_size=64)  # 16 windows a call, as with 16
     assert len(timings) == 4
-    monkeypatch.setattr("tagger.machine.cpu_model_and_flags",
+    monkeypatch.setattr("tagger.cpu_features.cpu_model_and_flags",
                         lambda: ("Another CPU @ 3.00GHz", frozenset({"avx2", "fma"})))
     lines_of(predictor, cnn[0])
     assert len(timings) == 5

@@ -51,8 +51,8 @@ def pace_fields(engine: str, predictor, model_path: str, windows: int) -> dict:
     import keras
     import tensorflow as tf
 
+    from tagger.cpu_features import cpu_model_and_flags
     from tagger.inference.common import available_cores, model_fingerprint
-    from tagger.machine import cpu_model_and_flags
 
     try:
         litert = importlib.metadata.version("ai-edge-litert")
