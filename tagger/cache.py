@@ -87,6 +87,13 @@ class Checksum:
         return f"{self.size:,} bytes, sha256 {self.sha256[:12]}..."
 
 
+def keyed_entry(folder: str, fields: dict, suffix: str) -> str:
+    """The path in the cache's `folder` of the entry that `fields` (what
+    the entry depends on, JSON) describe: named by their SHA-256."""
+    key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+    return os.path.join(cache_home(), folder, key + suffix)
+
+
 def mismatch(path: str, expected: Checksum) -> tuple[str, Checksum | None]:
     """('', the file's Checksum) when `path` is the file `expected`
     describes, else (what differs, in words, and None when the size

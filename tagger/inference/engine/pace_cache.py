@@ -29,7 +29,6 @@ leaves the run as it was, with a warning: the next run times again.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import math
 import os
@@ -72,8 +71,7 @@ def pace_fields(engine: str, predictor, model_path: str, windows: int) -> dict:
 
 def entry_path(fields: dict) -> str:
     """The entry's path for `fields`."""
-    key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-    return os.path.join(cache.cache_home(), FOLDER, key + ".json")
+    return cache.keyed_entry(FOLDER, fields, ".json")
 
 
 def pace_lines(engine: str, predictor, model, info, model_path: str | None,

@@ -36,7 +36,6 @@ itself cannot be made or written: `cache.cache_folder`).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 
 import numpy as np
@@ -69,8 +68,7 @@ def entry_fields(model_path: str, sample_rate: int, window: int,
 
 def entry_path(fields: dict) -> str:
     """The flatbuffer's path for `fields`; its record is beside it (.json)."""
-    key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-    return os.path.join(cache.cache_home(), FOLDER, key + ".tflite")
+    return cache.keyed_entry(FOLDER, fields, ".tflite")
 
 
 def cached_int8(fields: dict, convert) -> tuple[bytes, bool, str]:
