@@ -119,10 +119,24 @@ def _add_option(add, names, kwargs):
             "still accepted)")
     kwargs = _conventional(names, kwargs)
     action = add(*names, **kwargs)
+    action.former_names = former
     for name in former:
         add(name, **{**kwargs, "dest": action.dest, "default": argparse.SUPPRESS,
                      "help": argparse.SUPPRESS})
     return action
+
+
+def _names_given(tokens, names) -> list:
+    """Which of `names` (option strings) the command-line `tokens` give,
+    as `--name value` or `--name=value`, in their order."""
+    given = []
+    for token in tokens:
+        if token == "--":
+            break
+        name = token.partition("=")[0]
+        if name in names and name not in given:
+            given.append(name)
+    return given
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -151,9 +165,20 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         parsed, extras = super().parse_known_args(args, namespace)
+        self._refuse_both_names(sys.argv[1:] if args is None else list(args))
         if getattr(parsed, "no_progress", True) is False and not progress_wanted():
             parsed.no_progress = True
         return parsed, extras
+
+    def _refuse_both_names(self, tokens):
+        """A renamed option given under its name and a former one is an
+        error: which value was meant cannot be told."""
+        for action in self._actions:
+            former = getattr(action, "former_names", ())
+            given = _names_given(tokens, (*action.option_strings, *former)) if former else []
+            if len(given) > 1:
+                self.error(f"{' and '.join(given)} name one setting "
+                           f"({action.option_strings[-1]} is its name now); give it once")
 
     def error(self, message):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from tagger import cli
-from tests.checks import command_modules
+from tests.checks import command_modules, one_line_error
 
 # every CLI of the project: the modules of tagger/commands with a main
 CLIS = command_modules()
@@ -295,3 +295,17 @@ def test_a_renamed_option_keeps_its_former_name(capsys):
         parser.parse_args(["--num-lr-decays", "x"])
     assert "tool: error: argument --num-lr-decays: invalid int value: 'x'" in \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tokens, named", [
+    (["--num-lr-decays", "2", "--num-stages", "3"], "--num-lr-decays and --num-stages"),
+    (["--num-stages=3", "--num-lr-decays=2"], "--num-stages and --num-lr-decays")])
+def test_a_renamed_option_given_under_both_names_is_refused(capsys, tokens, named):
+    parser = cli.ArgumentParser(prog="tool")
+    parser.add_argument("--num-stages", type=int, default=5, former=("--num-lr-decays",))
+    assert parser.parse_args(["--num-stages", "2", "--num-stages", "4"]).num_stages == 4
+    with pytest.raises(SystemExit) as done:
+        parser.parse_args(tokens)
+    one_line_error(done.value.code, capsys.readouterr().err,
+                   f"tool: error: {named} name one setting "
+                   "(--num-stages is its name now); give it once")
