@@ -82,7 +82,7 @@ def is_utf8(text: str) -> bool:
         return False
 
 
-def names_text(data: bytes) -> str:
+def names_text(data: bytes, errors: str = "surrogateescape") -> str:
     """The UTF-8 text of a file that names files (an annotations CSV, a
     split list, a labels CSV), each byte that does not decode kept as a
     surrogate as `os.fsdecode` keeps a name's: a name written there by a
@@ -90,10 +90,13 @@ def names_text(data: bytes) -> str:
     gives its bytes back), not an error. `is_utf8` tells such a name. A
     byte-order mark, as a spreadsheet or an editor saves one, is not text:
     UTF-8's is dropped, and a file that starts with UTF-16's (Excel's
-    Unicode text) is UTF-16."""
+    Unicode text) is UTF-16. `errors="strict"`: text that is not UTF-8 is
+    an error (UnicodeDecodeError), for a file of names that are not paths
+    (a list of tags)."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", "replace").removeprefix("\ufeff")
-    return data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+        return data.decode("utf-16", "replace" if errors != "strict" else errors) \
+            .removeprefix("\ufeff")
+    return data.decode("utf-8", errors).removeprefix("\ufeff")
 
 
 def _gfile():

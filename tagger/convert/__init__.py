@@ -127,7 +127,7 @@ def read_tag_file(path: str, what: str = "--tags") -> tuple:
     from tagger import fileio
 
     try:
-        text = fileio.read_text(path)
+        text = fileio.names_text(fileio.read_bytes(path), errors="strict")
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"cannot read {what} {path!r}: {fileio.describe_os_error(error)}") \
             from None

@@ -167,3 +167,16 @@ def test_converted_model_evaluates_on_records_built_here(raw_records, tmp_path, 
     unordered = ClipPredictor(load_tagger(str(plain))[0])(records, "test", 1, 32, info)
     np.testing.assert_allclose(result.predictions.scores, unordered.scores[:, ::-1],
                                rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_a_tag_list_saved_with_a_byte_order_mark_reads_its_tags(tmp_path, encoding):
+    from tagger.convert import read_tag_file
+    from tagger.errors import UserError
+
+    path = tmp_path / "tags.txt"
+    path.write_text("rock\r\npiano\r\n\r\nélectro\r\n", encoding=encoding)
+    assert read_tag_file(str(path)) == ("rock", "piano", "électro")
+    path.write_bytes(b"rock\n\xff\xfepiano\n")  # neither UTF-8 nor a byte-order mark
+    with pytest.raises(UserError, match="cannot read --tags"):
+        read_tag_file(str(path))

@@ -150,9 +150,8 @@ def from_classic(folder: str, songs: Songs) -> Labels:
     tag_list = join_path(folder, "50tagList.txt")
     tag_names = CLASSIC_TAGS
     if fileio.exists(tag_list):
-        tag_names = tuple(line.strip() for line in
-                          fileio.read_bytes(tag_list).decode("utf-8").splitlines()
-                          if line.strip())
+        text = fileio.names_text(fileio.read_bytes(tag_list), errors="strict")
+        tag_names = tuple(line.strip() for line in text.splitlines() if line.strip())
     # The first 201,680 of the 213,454 ids are train, the rest valid; a
     # list of another length is cut in the same proportion.
     cut = round(len(train_valid) * CLASSIC_TRAIN_COUNT / CLASSIC_TRAIN_VALID)

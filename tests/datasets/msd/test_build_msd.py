@@ -260,3 +260,21 @@ def test_cli_build_resumes_byte_identical(synthetic_msd, tmp_path, capsys):
     os.remove(out / "dataset_info.json")
     assert build_msd.main(argv) == 0
     assert {p: (out / p).read_bytes() for p in shards} == before
+
+
+def test_a_classic_tag_list_saved_with_a_byte_order_mark_names_the_same_tags(
+        synthetic_msd, tmp_path):
+    from tagger.datasets.msd.labels import from_classic
+    from tagger.datasets.msd.sqlite import read_songs
+
+    data_dir, _ = synthetic_msd
+    folder = tmp_path / "classic"
+    shutil.copytree(os.path.join(data_dir, "classic"), folder)
+    songs = read_songs(data_dir)
+    plain = from_classic(str(folder), songs)
+    names = (folder / "50tagList.txt").read_text().split("\n")
+    (folder / "50tagList.txt").write_text("\r\n".join(names), encoding="utf-8-sig")
+    marked = from_classic(str(folder), songs)
+    assert marked.tag_names == plain.tag_names == CLASSIC_TAGS
+    for split in ("train", "val", "test"):
+        assert (marked.labels[split] == plain.labels[split]).all()
