@@ -232,6 +232,24 @@ def test_embedding_archive(tmp_path):
     assert data["rel/b c.mp3"].dtype == np.float32
 
 
+def test_embedding_archive_keys_of_names_ending_like_a_window_entry(tmp_path):
+    from tagger.inference.library.embeddings import is_embeddings_file, read_embeddings
+
+    path = tmp_path / "e.npz"
+    names = ["a", "a::windows", "a::windows::mean", "b::mean"]
+    with EmbeddingWriter(str(path)) as writer:
+        for number, name in enumerate(names):
+            writer.add(name, np.full((number + 1, 2), number))
+    assert len(np.load(path).files) == 2 * len(names)
+    assert is_embeddings_file(str(path))
+    read = read_embeddings(str(path))
+    assert sorted(read) == sorted(names)
+    for number, name in enumerate(names):
+        mean, windows = read[name]
+        np.testing.assert_array_equal(mean, [number, number])
+        assert windows.shape == (number + 1, 2)
+
+
 def test_truncated_mp3_streams_only_what_decodes(tmp_path):
     """The header of a cut MP3 promises the full length; the stream must hold
     the decoded audio only (not a buffer's uninitialised rest)."""

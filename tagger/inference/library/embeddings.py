@@ -7,6 +7,9 @@ Keys, for every tagged input path P (as its text in the report,
     P             -> (dim,) float32, the mean over P's windows
     P + "::windows" -> (windows, dim) float32, one vector per window
 
+(A P that itself ends with "::windows" or "::mean" gets "::mean" added,
+so no file's key is another's windows: `entry_key`.)
+
     data = np.load("embeddings.npz")
     data["music/song.mp3"], data["music/song.mp3::windows"]
 
@@ -27,6 +30,21 @@ import numpy as np
 from tagger import fileio
 
 WINDOWS_SUFFIX = "::windows"
+MEAN_SUFFIX = "::mean"
+
+
+def entry_key(path) -> str:
+    """The key of `path`'s mean in the archive: its text (`fileio.path_text`),
+    "::mean" added where that text ends with "::windows" or "::mean", so
+    that only window entries end with "::windows" and the keys of two
+    paths never meet."""
+    text = fileio.path_text(path)
+    return text + MEAN_SUFFIX if text.endswith((WINDOWS_SUFFIX, MEAN_SUFFIX)) else text
+
+
+def path_of_key(key: str) -> str:
+    """The path whose `entry_key` is `key`."""
+    return fileio.path_from_text(key.removesuffix(MEAN_SUFFIX))
 
 
 def is_embeddings_file(path: str) -> bool:
@@ -47,7 +65,7 @@ def read_embeddings(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     (windows, dim))} of the archive at `path` (an earlier version's too: a
     key without a backslash is the same text in both)."""
     with np.load(path, allow_pickle=False) as data:
-        return {fileio.path_from_text(key): (data[key], data[key + WINDOWS_SUFFIX])
+        return {path_of_key(key): (data[key], data[key + WINDOWS_SUFFIX])
                 for key in data.files if not key.endswith(WINDOWS_SUFFIX)}
 
 
@@ -64,7 +82,7 @@ class EmbeddingWriter:
         self.count = 0
 
     def add(self, key: str, per_window: np.ndarray) -> None:
-        key = fileio.path_text(key)  # an entry's name is UTF-8 text
+        key = entry_key(key)  # an entry's name is UTF-8 text
         per_window = np.asarray(per_window, np.float32)  # (windows, dim)
         self._write(key, per_window.mean(axis=0))
         self._write(key + WINDOWS_SUFFIX, per_window)
