@@ -17,14 +17,32 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+_FINGERPRINTS: dict = {}  # (path, its files' stat) -> fingerprint, this process's
+
+
 def model_fingerprint(path) -> str:
     """SHA-256 (hex) of the model file's bytes; of a folder's files (their
     relative names and bytes, in sorted order). Local paths are read with
     the standard library, so names may hold any bytes; others (gs://,
-    ram://, ...) through tf.io.gfile."""
-    digest = hashlib.sha256()
+    ram://, ...) through tf.io.gfile. A local file read once is not read
+    again while its size, times and inode stay the same (one run asks for
+    it from several places: the int8 cache, the engine's timing, --db)."""
     path = os.fspath(path)
-    local = fileio.is_local(path)
+    if not fileio.is_local(path):
+        return _fingerprint(path, local=False)
+    state = (path, tuple(_stat_of(full) for _, full in _local_files(path)))
+    if state not in _FINGERPRINTS:
+        _FINGERPRINTS[state] = _fingerprint(path, local=True)
+    return _FINGERPRINTS[state]
+
+
+def _stat_of(path: bytes) -> tuple:
+    found = os.stat(path)
+    return path, found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_ino
+
+
+def _fingerprint(path: str, local: bool) -> str:
+    digest = hashlib.sha256()
     for relative, full in (_local_files(path) if local else _gfile_files(path)):
         if relative is not None:
             digest.update(relative + b"\0")

@@ -105,3 +105,26 @@ def test_names_that_are_not_utf8_are_hashed_by_their_bytes(tmp_path):
     assert model_fingerprint(os.fsdecode(odd)) == expected
     file = os.fsdecode(os.path.join(odd, b"bad\xff.bin"))
     assert model_fingerprint(file) == hashlib.sha256(b"one").hexdigest()
+
+
+def test_a_local_model_is_read_once_while_its_files_stay_the_same(tmp_path, monkeypatch):
+    from tagger.inference import common
+
+    reads = []
+    hashing = common._fingerprint
+    monkeypatch.setattr(common, "_fingerprint",
+                        lambda path, local: reads.append(path) or hashing(path, local))
+    path = tmp_path / "model.keras"
+    path.write_bytes(MODEL_FILE)
+    assert model_fingerprint(path) == model_fingerprint(str(path)) == MODEL_FILE_FINGERPRINT
+    assert len(reads) == 1
+    changed = tmp_path / "changed.keras"
+    changed.write_bytes(MODEL_FILE[:-1] + b"\x00")
+    os.replace(changed, path)  # the same name, other bytes
+    assert model_fingerprint(path) == hashlib.sha256(MODEL_FILE[:-1] + b"\x00").hexdigest()
+    assert len(reads) == 2
+    write_local(tmp_path / "saved")
+    assert model_fingerprint(tmp_path / "saved") == SAVED_MODEL_FINGERPRINT
+    (tmp_path / "saved" / "assets" / "more.txt").write_bytes(b"")  # a file added
+    assert model_fingerprint(tmp_path / "saved") != SAVED_MODEL_FINGERPRINT
+    assert len(reads) == 4
