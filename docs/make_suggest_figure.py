@@ -36,7 +36,8 @@ def draw(results: dict, path: str, note: str = "") -> None:
             axis.fill_between(budgets, values.min(axis=0), values.max(axis=0), color=colour,
                               alpha=0.2, linewidth=0)
         axis.set_xscale("log", base=2)
-        axis.set_xticks(budgets, [f"{b}\n({t})" for b, t in zip(budgets, results["totals"])])
+        axis.set_xticks(budgets, [f"{b}\n({t}{'' if t == b * len(results['tags']) else ', all'})"
+                                  for b, t in zip(budgets, results["totals"])])
         axis.set_xlabel("labelled files a tag on average (in all)")
         axis.set_title(title, fontsize=10)
         axis.grid(alpha=0.3)

@@ -271,7 +271,8 @@ def add_pretrained_flags(p):
                        help="with --from: then list the N files of the records' unlabelled "
                             "student split whose labels would help the tagger most (its "
                             "least sure scores, files far apart), printed and written to "
-                            "suggested.csv in the run folder, a labels CSV to fill in")
+                            "suggested.csv in the run folder, a labels CSV to fill in "
+                            "(default: none)")
 
 
 def main(argv=None):
