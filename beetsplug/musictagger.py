@@ -58,7 +58,7 @@ def _file_field(name: str, cls=mediafile.MediaField):
 class _Tagger:
     """A loaded model: its predictor, tags, label and score fields."""
 
-    def __init__(self, given: str):
+    def __init__(self, given: str, embeddings: bool = False):
         from tagger.cli import progress_wanted
         from tagger.fileio import is_local
         from tagger.inference.common import model_fingerprint
@@ -71,7 +71,8 @@ class _Tagger:
         path = resolve_model(given, progress=progress_wanted())
         quiet_tensorflow()
         model, info = load_tagger(path)
-        self.predictor = make_predictor("keras", model, info, EngineOptions(model_path=path))
+        self.predictor = make_predictor("keras", model, info, EngineOptions(
+            model_path=path, embeddings=embeddings))
         self.tag_names = list(self.predictor.tag_names)
         name = given if path != given else model_file_name(path)
         if path == given and info is not None and info.model:
@@ -120,12 +121,24 @@ class MusicTaggerPlugin(BeetsPlugin):
                                   help="do not write the tags into the files")
         command.parser.add_option("--labels", metavar="FIELD",
                                   help="print build_folder.py --labels' CSV of FIELD instead")
+        command.parser.add_option("--suggest", type="int", metavar="N",
+                                  help="with --labels FIELD: print instead the N items "
+                                  "without FIELD whose labels would help the model most "
+                                  "(a tagger trained on FIELD's labels, train.py --from), "
+                                  "as that CSV with the tags to fill in (default: none)")
         command.func = self._command
         return [command]
 
     # --- the command and the import listener ---------------------------------------
 
     def _command(self, lib, opts, args):
+        if opts.suggest is not None:
+            if not opts.labels or opts.suggest < 1:
+                raise ui.UserError(f"--suggest takes a number of items, at least 1, and "
+                                   f"--labels FIELD, the field they lack; got --suggest "
+                                   f"{opts.suggest} and --labels {opts.labels}")
+            return self._suggest(lib, opts.labels, args, opts.suggest,
+                                 opts.model or self.config["model"].as_str())
         if opts.labels:
             return self._labels(lib, opts.labels, args)
         write = self.config["write"].get(bool) if opts.write is None else opts.write
@@ -186,10 +199,10 @@ class MusicTaggerPlugin(BeetsPlugin):
         if failed:
             self._log.warning("{} of {} items could not be tagged", failed, len(wanted))
 
-    def _tagger(self, model: str) -> _Tagger:
-        if model not in self._taggers:
-            self._taggers[model] = _Tagger(model)
-        return self._taggers[model]
+    def _tagger(self, model: str, embeddings: bool = False) -> _Tagger:
+        if (model, embeddings) not in self._taggers:
+            self._taggers[model, embeddings] = _Tagger(model, embeddings)
+        return self._taggers[model, embeddings]
 
     # --- beets' writes: no empty tags; a current stamp stays current -------------------
 
@@ -210,19 +223,64 @@ class MusicTaggerPlugin(BeetsPlugin):
     # --- labels ----------------------------------------------------------------------
 
     def _labels(self, lib, field: str, args) -> None:
-        rows, top = [], os.fsencode(lib.directory)
+        rows = []
         for item in lib.items(args):
-            if field not in item:
-                continue
-            value = item[field]
-            tags = value if isinstance(value, list) else [
-                t.strip() for t in str(value).split(";") if t.strip()]
-            relative = os.path.relpath(item.path, top)
-            if relative.startswith(os.fsencode(os.pardir + os.sep)):
-                self._log.warning("left out {}: it is outside the library's directory",
-                                  item.filepath)
-                continue
-            rows.append((relative, tags))
+            relative = self._relative(lib, item) if field in item else None
+            if relative is not None:
+                value = item[field]
+                rows.append((relative, value if isinstance(value, list) else [
+                    t.strip() for t in str(value).split(";") if t.strip()]))
+        self._print_labels(rows)
+
+    def _suggest(self, lib, field: str, args, count: int, model: str) -> None:
+        """The `count` items without `field` to label next (train.py
+        --suggest's choice: tagger.training.suggest), as a labels CSV."""
+        import numpy as np
+
+        from tagger.errors import UserError
+        from tagger.inference.engine.tagging import tag_files
+        from tagger.training.suggest import choose
+
+        items = [item for item in lib.items(args) if self._relative(lib, item) is not None]
+        unlabelled = [item for item in items if field not in item]
+        if not unlabelled:
+            raise ui.UserError(f"every item the query matches has {field}; there is nothing "
+                               "to suggest")
+        try:
+            tagger = self._tagger(model, embeddings=True)
+            scores, means = [None] * len(items), [None] * len(items)
+            paths = [os.fsdecode(item.path) for item in items]
+            for result in tag_files(tagger.predictor, paths, batch_size=self._int("batch_size"),
+                                    workers=self._int("workers")):
+                if result.error is None:
+                    scores[result.index] = result.clip_scores
+                    means[result.index] = result.embeddings.mean(axis=0)
+                else:
+                    self._log.warning("left out {}: {}", items[result.index].filepath,
+                                      result.error)
+        except UserError as error:
+            raise ui.UserError(str(error)) from None
+        read = [i for i, mean in enumerate(means) if mean is not None]
+        pool = [i for i in read if field not in items[i]]
+        if not pool:
+            raise ui.UserError(f"none of the items without {field} could be read; see the "
+                               "warnings above")
+        labelled = [means[i] for i in read if field in items[i]]
+        picked = choose(np.array([scores[i] for i in pool]), np.array([means[i] for i in pool]),
+                        count, np.array(labelled) if labelled else None)
+        self._print_labels([(self._relative(lib, items[pool[i]]), []) for i in picked])
+
+    def _relative(self, lib, item):
+        """The item's path relative to the library's directory, or None
+        (with a warning) for an item outside it."""
+        relative = os.path.relpath(item.path, os.fsencode(lib.directory))
+        if relative.startswith(os.fsencode(os.pardir + os.sep)):
+            self._log.warning("left out {}: it is outside the library's directory",
+                              item.filepath)
+            return None
+        return relative
+
+    def _print_labels(self, rows) -> None:
         try:
             sys.stdout.write(beets_fields.labels_csv(rows))
         except ValueError as error:

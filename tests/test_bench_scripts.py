@@ -58,6 +58,10 @@ TINY = {
                       "msd_build_floor", "msd_leak_roc_auc"}),
     "bench_own_tags_heads.py": (["--tiny", "--per-tag", "5", "--draws", "1", "--max-epochs", "2"],
                                 {"own_tags_heldout_roc_auc", "own_tags_default_of_best"}),
+    "bench_suggest.py": (["--tiny", "--budgets", "3", "5", "--seeds", "1", "--start", "3",
+                          "--round", "2", "--max-epochs", "2"],
+                         {f"suggest_over_random_roc_auc_{measure}{budget}"
+                          for measure in ("", "unlabelled_") for budget in (3, 5)}),
     "bench_reader.py": (["--clips", "12", "--seconds", "6", "--passes", "1", "--repeats", "1",
                          "--batch-size", "1"],
                         {"reader_bare", "reader_segments_per_s", "reader_bare_int16",

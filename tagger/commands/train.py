@@ -267,6 +267,12 @@ def add_pretrained_flags(p):
     group.add_argument("--fine-tune-epochs", type=positive_int,
                        default=settings.fine_tune_epochs, metavar="N",
                        help="with --fine-tune: its epoch limit (--patience ends it earlier)")
+    group.add_argument("--suggest", type=positive_int, default=None, metavar="N",
+                       help="with --from: then list the N files of the records' unlabelled "
+                            "student split whose labels would help the tagger most (its "
+                            "least sure scores, files far apart), printed and written to "
+                            "suggested.csv in the run folder, a labels CSV to fill in "
+                            "(default: none)")
 
 
 def main(argv=None):
@@ -287,7 +293,7 @@ CONFIG_FIELDS = {"no_test": "evaluate_test", "no_progress": "progress", "distil"
 NOT_WITH_FROM = ("model", "quick", "schedule", "window_segments", "validation_steps",
                  "teacher", "distil", "temperature", "unlabelled_split",
                  "unlabelled_data_dir", "pseudo_label_weight", "rounds")
-FROM_FLAGS = ("head_units", "fine_tune", "fine_tune_lr", "fine_tune_epochs")
+FROM_FLAGS = ("head_units", "fine_tune", "fine_tune_lr", "fine_tune_epochs", "suggest")
 FINE_TUNE_FLAGS = ("fine_tune_lr", "fine_tune_epochs", "augment", "shuffle_segments",
                    "num_read_threads")
 
@@ -357,6 +363,10 @@ def check_pretrained(args, chosen) -> bool:
             raise flags_do_not_apply(wrong, "with --fine-tune", "without it the head "
                                      "trains on stored embeddings, not on the records' audio",
                                      "add --fine-tune")
+    if args.fine_tune and "suggest" in chosen:
+        raise flags_do_not_apply(["--suggest"], "to a head trained on the stored embeddings",
+                                 "--fine-tune changes the body, whose stored embeddings it "
+                                 "scores", "leave out --fine-tune")
     optimizer = args.optimizer if "optimizer" in chosen else HEAD_SETTINGS["optimizer"]
     if "momentum" in chosen and optimizer != "sgd":
         raise flags_do_not_apply(["--momentum"], "to SGD", "--from trains with Adam "
@@ -519,9 +529,30 @@ def run(args):
         switches = ",".join(map(str, config.switch_epochs))
         print(f"adam_then_sgd schedule: switch epochs {switches} of {config.total_epochs} "
               "(the paper's 80,100,120 of 200, scaled; --switch-epochs sets them)", flush=True)
+    if getattr(args, "suggest", None):
+        from tagger.records.info import load_info
+        from tagger.training.suggest import require_unlabelled
+
+        require_unlabelled(config.data_dir, load_info(config.data_dir))
     metrics = train_rounds(config, semi_supervised_flags.rounds(args),
                            log=lambda line: print(line, flush=True))
     print(f"run folder: {metrics['run_dir']}")
+    if getattr(args, "suggest", None):
+        suggest(config, metrics["run_dir"], args.suggest)
+
+
+def suggest(config, run_dir: str, count: int) -> None:
+    """--suggest N: the files to label next, one a line, and where they are."""
+    from tagger import fileio
+    from tagger.config import join_path
+    from tagger.training.suggest import SUGGESTED_FILE, suggest_files
+
+    paths = suggest_files(run_dir, config, count, log=lambda line: print(line, flush=True))
+    more = f" (all the {len(paths)} unlabelled)" if len(paths) < count else ""
+    print(f"{len(paths)} file(s) to label next{more}, the most useful first; their tags go "
+          f"in {join_path(run_dir, SUGGESTED_FILE)}, then its rows in the labels CSV:")
+    for path in paths:
+        print(fileio.path_text(path))
 
 
 if __name__ == "__main__":

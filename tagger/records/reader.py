@@ -246,6 +246,22 @@ def clip_labels(data_dir: str, split: str, info: DatasetInfo | None = None):
     return np.concatenate(ids), np.concatenate(tags).astype(np.float32)
 
 
+def clip_paths(data_dir: str, split: str, info: DatasetInfo | None = None):
+    """(clip_ids (clips,), [path relative to the audio folder, ...]) of
+    `split`, in split order, read without decoding the segments."""
+    info = info or load_info(data_dir)
+    spec = {"clip_id": tf.io.FixedLenFeature([], tf.int64),
+            "path": tf.io.FixedLenFeature([], tf.string)}
+    records = tf.data.TFRecordDataset(shard_paths(data_dir, info, split))
+    ids, paths = [], []
+    with shard_errors(data_dir, split, info):
+        for example in records.map(lambda r: tf.io.parse_single_example(r, spec)).batch(
+                1024).as_numpy_iterator():
+            ids.append(example["clip_id"])
+            paths += [os.fsdecode(path) for path in example["path"]]
+    return (np.concatenate(ids) if ids else np.zeros((0,), np.int64)), paths
+
+
 @contextlib.contextmanager
 def shard_errors(data_dir: str, split: str, info: DatasetInfo | None = None):
     """Reading `split` inside this block: a damaged (truncated, corrupted) or

@@ -245,3 +245,34 @@ def test_mtt_musicnn_is_the_default_and_scores_as_tag_py(musicnn_wheel, recordin
         assert label == f"MTT_musicnn sha256:{model_fingerprint(model)}"
         np.testing.assert_allclose([float(s) for s in scores], clip_scores(path, model)[1],
                                    atol=6e-4)
+
+
+@pytest.mark.slow
+def test_suggest_prints_the_items_without_the_field_to_label_next(recordings, tmp_path):
+    """`--suggest N --labels FIELD`: the labels CSV of the N items lacking
+    FIELD that train.py --suggest's choice puts first, tags left empty (a
+    tiny tagger with an embedding layer)."""
+    from tagger.datasets.folder import audio_files, read_labels
+    from tests.training.test_own_tags import write_body
+
+    library = make_library(tmp_path, write_body(tmp_path / "tagger.keras"))
+    beet(library, "import", "-A", str(recordings[0].parent))
+    labelled = listed(library, "$path", "format:MP3")
+    beet(library, "modify", "-y", "format:MP3", "mood=calm")
+    music = tmp_path / "music"
+    unlabelled = sorted(os.path.relpath(p, music) for p in listed(library, "$path")
+                        if p not in labelled)
+    assert len(labelled) == 1 and len(unlabelled) == 2
+    one = beet(library, "musictag", "--suggest", "1", "--labels", "mood").stdout
+    lines = one.splitlines()
+    assert lines[0] == "path,tags" and len(lines) == 2 and lines[1][:-1] in unlabelled
+    assert lines[1].endswith(",")
+    every = beet(library, "musictag", "--suggest", "5", "--labels", "mood").stdout
+    (tmp_path / "suggested.csv").write_text(every)
+    names, rows = read_labels(str(tmp_path / "suggested.csv"), audio_files(str(music)))
+    assert (names, sorted(rows)) == ((), unlabelled)
+    assert every.splitlines()[1] == lines[1]  # the same first choice
+    done = beet(library, "musictag", "--suggest", "2", check=False)
+    assert (done.returncode, done.stderr) == (
+        1, "error: --suggest takes a number of items, at least 1, and --labels FIELD, the "
+           "field they lack; got --suggest 2 and --labels None\n")
