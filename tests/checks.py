@@ -724,3 +724,62 @@ def two_workers(records, train_dir, *argv) -> list:
     for worker, (_out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
     return outputs
+
+
+class CountedPredictor:
+    """A predictor that records the windows of each of its calls in `sizes`."""
+
+    def __init__(self, predictor, sizes: list):
+        self.predictor, self.sizes = predictor, sizes
+
+    def __getattr__(self, name):
+        return getattr(self.predictor, name)
+
+    def __call__(self, windows):
+        self.sizes.append(len(windows))
+        return self.predictor(windows)
+
+
+def counted_model_file_calls(monkeypatch) -> list:
+    """The windows of each call of the predictors that saved taggers made
+    from now on (`model_outputs.ModelFile`: teachers, bodies) score, in order."""
+    from tagger.training.model_outputs import ModelFile
+
+    sizes, made = [], ModelFile.predictor
+    monkeypatch.setattr(ModelFile, "predictor", lambda self, embeddings=False: CountedPredictor(
+        made(self, embeddings), sizes))
+    return sizes
+
+
+def clip_by_clip_outputs(predictor, data_dir: str, split: str, info, batch_size: int = 32):
+    """[(clip, windows, scores, embeddings or None)] per shard of `split`:
+    each clip scored on its own, its windows resampled and cut as tag.py
+    cuts a file and scored `batch_size` at a time (a store's values, to
+    float32 rounding)."""
+    from tagger.audio import audio_windows, resample
+    from tagger.records import reader
+
+    p, count = predictor, len(info.splits[split]["shards"])
+    shards = []
+    for index in range(count):
+        clips = []
+        for clip in reader.clip_dataset(data_dir, split, info, shard=(count, index),
+                                        with_tags=False).as_numpy_iterator():
+            audio = resample(clip["segments"].reshape(-1), info.sample_rate, p.sample_rate)
+            windows = np.stack([w for _, w in audio_windows(
+                audio, p.sample_rate, p.window_samples, p.hop_samples,
+                edge_padding=p.edge_padding)])
+            outputs = [p(windows[i:i + batch_size]) for i in range(0, len(windows), batch_size)]
+            clips.append((clip, windows, np.concatenate([s for s, _ in outputs]),
+                          None if outputs[0][1] is None
+                          else np.concatenate([e for _, e in outputs])))
+        shards.append(clips)
+    return shards
+
+
+def full_batches(windows_per_shard, batch_size: int = 32) -> list:
+    """The sizes of the calls that score each shard's windows in full
+    batches (the last of a shard holds the rest)."""
+    return [size for windows in windows_per_shard
+            for size in [batch_size] * (windows // batch_size)
+            + ([windows % batch_size] if windows % batch_size else [])]

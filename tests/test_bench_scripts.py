@@ -77,6 +77,8 @@ TINY = {
     "bench_similar.py": (["--files", "2000", "--dim", "16", "--clusters", "20",
                           "--queries", "20"],
                          {"similar_recall_at_10", "similar_speedup"}),
+    "bench_stores.py": (["--tiny"], {"store_fill_of_tag_keras_targets",
+                                     "store_fill_of_tag_keras_embeddings"}),
     "bench_synthetic.py": (["--clips", "10", "--seconds", "3"],
                            {"synthetic_generate_floor"}),
     "bench_tag.py": (["--models", "pons_musicnn", "samplecnn", "--clips", "12", "--seconds",

@@ -264,10 +264,13 @@ def clip_scores(model, records: str, info, split: str, progress: bool) -> tuple:
     ids, scores = [], []
     clips = reader.clip_dataset(records, split, info, with_tags=False)
     with reader.shard_errors(records, split, info):
-        for clip in tqdm(clips.as_numpy_iterator(), desc=f"held-out: {model.name}",
-                         total=info.splits[split]["clips"], unit="file", disable=not progress):
+        for clip, outputs in tqdm(model.clips_outputs(clips.as_numpy_iterator(),
+                                                      info.sample_rate),
+                                  desc=f"held-out: {model.name}",
+                                  total=info.splits[split]["clips"], unit="file",
+                                  disable=not progress):
             ids.append(int(clip["clip_id"]))
-            scores.append(model.clip_outputs(clip["segments"], info.sample_rate).scores.mean(0))
+            scores.append(outputs.scores.mean(0))
     return ids, np.asarray(scores, np.float32)
 
 

@@ -8,8 +8,11 @@ rate) is resampled to the model's rate (`audio.resample`, the builders'
 soxr) and cut into the model's windows (`audio.audio_windows`, with the
 hop and edge padding of `models.saved.window_grid`), which the keras
 engine's predictor scores (`inference.engine.registry.make_predictor`),
-with each window's embedding when asked. `records_predictions` scores a
-split's clips so (a --from tagger's val and test figures, and eval.py's).
+with each window's embedding when asked. Clips are scored many at a time
+as tag.py scores files (`clip_batches`): read and cut ahead by a thread
+of their own, their windows sharing full batches. `records_predictions`
+scores a split's clips so (a --from tagger's val and test figures, and
+eval.py's).
 
 What a consumer keeps of each clip (rows: a teacher's targets per
 segment, a body's embeddings per window) is stored per shard of records
@@ -39,6 +42,7 @@ from tagger import destination, fileio
 from tagger.config import join_path
 from tagger.errors import UserError
 from tagger.records.info import DatasetInfo
+from tagger.training.clip_batches import ClipOutputs, outputs_of_clips
 
 FINGERPRINT_DIGITS = 16
 # The version of the stores' files and of the code that fills them (how a
@@ -136,45 +140,30 @@ class ModelFile:
         return window_outputs(self.predictor(embeddings), segments.reshape(-1), sample_rate,
                               batch_size)
 
-
-@dataclasses.dataclass(frozen=True)
-class ClipOutputs:
-    """A model's outputs over the windows of one clip."""
-
-    starts: np.ndarray  # (windows,) seconds from the clip's start; before it with edge padding
-    window_seconds: float
-    scores: np.ndarray  # (windows, tags) float32
-    embeddings: np.ndarray | None  # (windows, dim) float32, or None
+    def clips_outputs(self, clips, sample_rate: int, embeddings: bool = False,
+                      batch_size: int = 32):
+        """Yields (clip, ClipOutputs) of every clip of the iterable `clips`
+        (clips of `reader.clip_dataset`, float32 segments at `sample_rate`),
+        in order, their windows scored in shared batches
+        (`clip_batches.outputs_of_clips`)."""
+        return outputs_of_clips(self.predictor(embeddings), clips, sample_rate, batch_size)
 
 
 def window_outputs(predictor, audio: np.ndarray, sample_rate: int,
                    batch_size: int = 32) -> ClipOutputs:
     """`predictor` (an engine's Predictor) over the windows of mono `audio`
     at `sample_rate`, resampled to the predictor's rate and cut as tag.py
-    cuts a file."""
-    from tagger.audio import audio_windows, resample
-
-    p = predictor
-    audio = resample(audio, sample_rate, p.sample_rate)
-    starts, windows = zip(*audio_windows(audio, p.sample_rate, p.window_samples,
-                                         p.hop_samples, edge_padding=p.edge_padding))
-    windows = np.stack(windows)  # (windows, window_samples)
-    outputs = [p(windows[i:i + batch_size]) for i in range(0, len(windows), batch_size)]
-    embeddings = None
-    if outputs[0][1] is not None:
-        embeddings = np.concatenate([e for _, e in outputs]).astype(np.float32)
-    return ClipOutputs(
-        starts=(np.asarray(starts) - p.edge_padding) / p.sample_rate,
-        window_seconds=p.window_samples / p.sample_rate,
-        scores=np.concatenate([s for s, _ in outputs]).astype(np.float32),
-        embeddings=embeddings)
+    cuts a file (`clip_batches.outputs_of_clips` of one clip)."""
+    [(_, outputs)] = outputs_of_clips(predictor, [audio], sample_rate, batch_size,
+                                      audio=lambda clip: clip)
+    return outputs
 
 
 def records_predictions(predictor, data_dir: str, split: str, info: DatasetInfo,
                         batch_size: int = 32, progress: bool = False,
                         columns: list | None = None):
     """ClipPredictions of `predictor` over every clip of `split` at its own
-    rate and window (`window_outputs`): a clip's scores are the mean of its
+    rate and window (`clip_batches.outputs_of_clips`): a clip's scores are the mean of its
     windows', the loss the windows' BCE against their clip's tags;
     `columns`: the predictor's output of each of the records' tags, when
     they come in another order."""
@@ -188,11 +177,11 @@ def records_predictions(predictor, data_dir: str, split: str, info: DatasetInfo,
     clips = reader.clip_dataset(data_dir, split, info, with_tags=False)
     scores, window_scores = [], []
     with reader.shard_errors(data_dir, split, info):
-        for clip in tqdm(clips.as_numpy_iterator(), total=len(ids), unit="clip",
-                         desc=f"predict {split}", disable=not progress):
-            outputs = window_outputs(predictor, clip["segments"].reshape(-1),
-                                     info.sample_rate, batch_size).scores
-            outputs = outputs if columns is None else outputs[:, columns]
+        for _, outputs in tqdm(outputs_of_clips(predictor, clips.as_numpy_iterator(),
+                                                info.sample_rate, batch_size),
+                               total=len(ids), unit="clip", desc=f"predict {split}",
+                               disable=not progress):
+            outputs = outputs.scores if columns is None else outputs.scores[:, columns]
             scores.append(outputs.mean(axis=0))
             window_scores.append(outputs)
     counts = [len(s) for s in window_scores]
@@ -284,12 +273,13 @@ class Store:
 
 
 def stored_rows(store: Store, data_dir: str, info: DatasetInfo, split: str,
-                rows_of_clip: Callable, progress: bool = False, log=print,
+                rows_of_clips: Callable, progress: bool = False, log=print,
                 label: str = "", clip_ids: np.ndarray | None = None) -> tuple[ClipRows, int]:
     """(the rows of every clip of `split`, the number of shards computed
     now): read from `store`, the missing shards computed first with
-    `rows_of_clip(clip) -> (rows, width)` (a clip of `reader.clip_dataset`:
-    clip_id and float32 segments) and stored. `label` names the work on
+    `rows_of_clips(clips)`, which yields (clip, (rows, width)) for every
+    clip of the iterable `clips` (clips of `reader.clip_dataset`: clip_id
+    and float32 segments), in order, and stored. `label` names the work on
     the progress bar. `clip_ids`: the split's clip ids in order, as the
     records hold them; stored rows of other clips are computed again, with
     one line saying so."""
@@ -304,7 +294,7 @@ def stored_rows(store: Store, data_dir: str, info: DatasetInfo, split: str,
                                     else store.width())
     parts = _stored(store, shards, log) if entry else {}
     stored = set(parts)
-    computed = _compute(store, data_dir, info, split, parts, rows_of_clip, progress, label,
+    computed = _compute(store, data_dir, info, split, parts, rows_of_clips, progress, label,
                         records)
     rows = concatenate([parts[i] for i in range(len(shards))], store.width)
     if clip_ids is not None and stored and not np.array_equal(rows.clip_ids, clip_ids):
@@ -312,7 +302,7 @@ def stored_rows(store: Store, data_dir: str, info: DatasetInfo, split: str,
             f"{store.redo} them again")
         for i in stored:
             del parts[i]
-        computed += _compute(store, data_dir, info, split, parts, rows_of_clip, progress,
+        computed += _compute(store, data_dir, info, split, parts, rows_of_clips, progress,
                              label, records)
         rows = concatenate([parts[i] for i in range(len(shards))], store.width)
     if len(rows.clip_ids) != info.splits[split]["clips"]:
@@ -323,7 +313,7 @@ def stored_rows(store: Store, data_dir: str, info: DatasetInfo, split: str,
 
 
 def _compute(store: Store, data_dir: str, info: DatasetInfo, split: str, parts: dict,
-             rows_of_clip: Callable, progress: bool, label: str, records: str) -> int:
+             rows_of_clips: Callable, progress: bool, label: str, records: str) -> int:
     """Computes and stores the shards of `split` missing from `parts` (in
     place); returns how many."""
     from tqdm import tqdm
@@ -333,7 +323,7 @@ def _compute(store: Store, data_dir: str, info: DatasetInfo, split: str, parts: 
     if missing:
         _start_entry(store, records)
     for i in tqdm(missing, desc=label or split, unit="shard", disable=not progress):
-        parts[i] = _shard_rows(data_dir, info, split, i, rows_of_clip, store.width)
+        parts[i] = _shard_rows(data_dir, info, split, i, rows_of_clips, store.width)
         buffer = io.BytesIO()
         np.savez(buffer, **dict(zip(store.fields, dataclasses.astuple(parts[i]))))
         try:
@@ -398,15 +388,14 @@ def _start_entry(store: Store, records: str) -> None:
 
 
 def _shard_rows(data_dir: str, info: DatasetInfo, split: str, index: int,
-                rows_of_clip: Callable, width: int) -> ClipRows:
+                rows_of_clips: Callable, width: int) -> ClipRows:
     from tagger.records import reader
 
     count = len(info.splits[split]["shards"])
     clips = reader.clip_dataset(data_dir, split, info, shard=(count, index), with_tags=False)
     ids, counts, values = [], [], []
     with reader.shard_errors(data_dir, split, info):
-        for clip in clips.as_numpy_iterator():
-            rows = rows_of_clip(clip)
+        for clip, rows in rows_of_clips(clips.as_numpy_iterator()):
             ids.append(clip["clip_id"])
             counts.append(len(rows))
             values.append(rows)

@@ -80,8 +80,9 @@ def split_embeddings(body: Body, data_dir: str, info: DatasetInfo, split: str,
     clips of the split, which stored rows must match)."""
     store = embeddings_store(body, data_dir)
 
-    def rows(clip):
-        return body.clip_outputs(clip["segments"], info.sample_rate, embeddings=True).embeddings
+    def rows(clips):
+        for clip, outputs in body.clips_outputs(clips, info.sample_rate, embeddings=True):
+            yield clip, outputs.embeddings
 
     shards = len(info.splits[split]["shards"])
     embeddings, computed = stored_rows(store, data_dir, info, split, rows, progress, log,

@@ -7,11 +7,11 @@ rate) is resampled to the teacher's rate (`audio.resample`, the builders'
 soxr) and cut into the teacher's windows (`audio.audio_windows`, with the
 hop and edge padding of `models.saved.window_grid`), which the keras
 engine's predictor scores (`inference.engine.registry.make_predictor`;
-`model_outputs.window_outputs`, shared with the body's embeddings of
-train.py --from). A segment's target is the mean of the scores of the
-teacher windows that overlap it, each weighted by the overlap's duration;
-a segment that no window reaches (past the last whole window) takes the
-nearest window's scores.
+`model_outputs.ModelFile.clips_outputs`, many clips' windows in shared
+batches, as with the body's embeddings of train.py --from). A segment's
+target is the mean of the scores of the teacher windows that overlap it,
+each weighted by the overlap's duration; a segment that no window
+reaches (past the last whole window) takes the nearest window's scores.
 
 Stored in `<records>/teacher_targets/<fingerprint>/`, the fingerprint the
 first 16 hex digits of the teacher file's SHA-256
@@ -111,14 +111,16 @@ class Teacher(ModelFile):
         windows, the stores' format) and its tags; read without loading it."""
         return store_key(self, tag_names=self.tag_names)
 
-    def segment_targets(self, segments: np.ndarray, sample_rate: int,
-                        batch_size: int = 32) -> np.ndarray:
-        """(segments, tags) targets of one clip's float32 segments
-        (segments, segment_length) at `sample_rate` (module docstring)."""
-        outputs = self.clip_outputs(segments, sample_rate, batch_size=batch_size)
-        weights = overlap_weights(len(segments), segments.shape[1] / sample_rate,
-                                  outputs.starts, outputs.window_seconds)
-        return (weights @ np.asarray(outputs.scores, np.float64)).astype(np.float32)
+    def targets_of_clips(self, clips, sample_rate: int, batch_size: int = 32):
+        """Yields (clip, (segments, tags) targets) of every clip of the
+        iterable `clips` (clips of `reader.clip_dataset`: float32 segments
+        (segments, segment_length) at `sample_rate`), in order (module
+        docstring)."""
+        for clip, outputs in self.clips_outputs(clips, sample_rate, batch_size=batch_size):
+            segments = clip["segments"]
+            weights = overlap_weights(len(segments), segments.shape[1] / sample_rate,
+                                      outputs.starts, outputs.window_seconds)
+            yield clip, (weights @ np.asarray(outputs.scores, np.float64)).astype(np.float32)
 
 
 def split_targets(teacher: Teacher, data_dir: str, info: DatasetInfo, split: str,
@@ -140,7 +142,7 @@ def split_targets(teacher: Teacher, data_dir: str, info: DatasetInfo, split: str
     ids, _ = clip_labels(data_dir, split, info)
     rows, computed = stored_rows(
         store, data_dir, info, split,
-        lambda clip: teacher.segment_targets(clip["segments"], info.sample_rate),
+        lambda clips: teacher.targets_of_clips(clips, info.sample_rate),
         progress, log, label=f"teacher {teacher.name}: {split}", clip_ids=ids)
     shards = len(info.splits[split]["shards"])
     log(f"teacher {teacher.name} ({teacher.key}): {split} targets of {shards} shard(s), "

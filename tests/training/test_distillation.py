@@ -38,6 +38,9 @@ from tests.checks import (
     TEACHER_RATE,
     TEACHER_WINDOW,
     call_main,
+    clip_by_clip_outputs,
+    counted_model_file_calls,
+    full_batches,
     one_line_error,
     saved_model,
     tiny_conv_tagger,
@@ -125,6 +128,30 @@ def test_targets_are_stored_per_segment_and_reused(setting, tmp_path):
     TeacherTargets([b], unlabelled, info, progress=False, log=lines.append).split("val")
     entries = sorted(p.name for p in pathlib.Path(unlabelled, TARGETS_DIR).iterdir())
     assert entries == sorted([model_fingerprint(a)[:16], model_fingerprint(b)[:16]])
+
+
+def test_targets_are_scored_in_full_batches_with_each_clips_own_values(setting, tmp_path,
+                                                                        monkeypatch):
+    """Windows of consecutive clips share batches of 32 (5 windows a clip),
+    and each clip's targets are those of the clip scored on its own, to
+    float32 rounding."""
+    _, _, labelled, a, _ = setting
+    unlabelled, info = copy_records(labelled, tmp_path / "unlabelled", labelled=False)
+    sizes = counted_model_file_calls(monkeypatch)
+    targets = TeacherTargets([a], unlabelled, info, progress=False, log=print)
+    train = targets.split("train")
+    shards = clip_by_clip_outputs(targets.teachers[0].predictor().predictor, unlabelled,
+                                  "train", info)
+    assert sizes == full_batches([sum(len(w) for _, w, _, _ in clips) for clips in shards])
+    expected = []
+    for clip, windows, scores, _ in (clip for shard in shards for clip in shard):
+        starts = (np.arange(len(windows)) * TEACHER_WINDOW) / TEACHER_RATE  # no edge padding
+        segments = clip["segments"]
+        weights = overlap_weights(len(segments), segments.shape[1] / 22050, starts,
+                                  TEACHER_WINDOW / TEACHER_RATE)
+        expected.append(weights @ scores.astype(np.float64))
+    assert train.num_segments.tolist() == [len(e) for e in expected]
+    np.testing.assert_allclose(train.values, np.concatenate(expected), rtol=1e-6, atol=1e-7)
 
 
 def test_a_missing_shard_is_scored_again(setting):

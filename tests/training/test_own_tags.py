@@ -30,7 +30,14 @@ from tagger.records import reader
 from tagger.records.info import load_info
 from tagger.training import head_run, tag_head
 from tagger.training.pretrained_body import EMBEDDINGS_DIR, Body, split_embeddings
-from tests.checks import built_once, call_main, one_line_error
+from tests.checks import (
+    built_once,
+    call_main,
+    clip_by_clip_outputs,
+    counted_model_file_calls,
+    full_batches,
+    one_line_error,
+)
 
 BODY_RATE, BODY_WINDOW = 16000, 1600  # 0.1 s windows
 TONES = {"low": 220.0, "high": 1760.0}
@@ -128,6 +135,27 @@ def test_the_embeddings_are_the_bodys_over_its_own_windows(own, tmp_path):
     expected = np.asarray(embed(windows))
     assert train.num_rows[0] == len(windows) == int(59049 / 22050 * 10)  # 26 windows
     np.testing.assert_allclose(train.values[:len(windows)], expected, atol=1e-5)
+
+
+def test_the_embeddings_are_filled_in_full_batches_with_each_clips_own_values(
+        own, tmp_path, monkeypatch):
+    """Windows of consecutive clips share batches of 32 (26 windows a
+    clip), and each clip's embeddings are those of the clip scored on its
+    own, to float32 rounding."""
+    _, source, _, body_path = own
+    records = records_copy(source, tmp_path / "records")
+    info = load_info(records)
+    sizes = counted_model_file_calls(monkeypatch)
+    body = Body(body_path, progress=False)
+    train = split_embeddings(body, records, info, "train", log=print)
+    shards = clip_by_clip_outputs(body.predictor(embeddings=True).predictor, records, "train",
+                                  info)
+    assert sizes == full_batches([sum(len(w) for _, w, _, _ in clips) for clips in shards])
+    clips = [clip for shard in shards for clip in shard]
+    assert train.clip_ids.tolist() == [int(clip["clip_id"]) for clip, _, _, _ in clips]
+    assert train.num_rows.tolist() == [len(w) for _, w, _, _ in clips]
+    np.testing.assert_allclose(train.values, np.concatenate([e for _, _, _, e in clips]),
+                               rtol=1e-6, atol=1e-7)
 
 
 def entry_folder(records, body_path):
