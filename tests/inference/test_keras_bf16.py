@@ -57,6 +57,46 @@ def test_the_model_computes_in_bfloat16_but_its_scores_layer(loaded):
         np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
 
 
+@pytest.fixture(scope="module")
+def musicnn():
+    """(model, info) of an untrained package Musicnn at a sixteenth of its
+    filters, its LogMel front end inside, as MTT_musicnn is saved."""
+    import dataclasses
+
+    import keras
+
+    from tagger.models import build_model
+    from tagger.models.pons_musicnn import LOGMEL, SAMPLE_RATE, SEGMENT_LENGTH
+    from tagger.models.tagger_metadata import TaggerMetadata
+
+    keras.utils.set_random_seed(0)
+    sizes = dict(timbral_filters=13, temporal_filters=3, midend_channels=4, dense_units=12)
+    model = build_model("pons_musicnn", num_tags=5, **sizes)
+    info = TaggerMetadata(model="pons_musicnn", model_args=sizes,
+                          tag_names=[f"tag {i}" for i in range(5)], sample_rate=SAMPLE_RATE,
+                          segment_length=SEGMENT_LENGTH, window_segments=1, input_kind="raw",
+                          logmel=dataclasses.asdict(LOGMEL))
+    return model, info
+
+
+def test_a_front_end_inside_the_model_stays_float32(musicnn):
+    from tagger.inference.engine.keras_bf16 import bfloat16_model
+    from tagger.layers import LogMel
+
+    model, info = musicnn
+    copy = bfloat16_model(model)
+    front, = [layer for layer in copy.layers if isinstance(layer, LogMel)]
+    assert front.dtype_policy.name == "float32" and front.output.dtype == "float32"
+    assert copy.get_layer("tags").dtype_policy.name == "float32"
+    convolutions = [layer for layer in copy.layers if "Conv" in type(layer).__name__]
+    assert convolutions and {c.dtype_policy.name for c in convolutions} == {"mixed_bfloat16"}
+    window = int(model.inputs[0].shape[1])
+    audio = 0.3 * np.random.default_rng(1).standard_normal((4, window)).astype(np.float32)
+    theirs, _ = make_predictor("keras", model, info)(audio)
+    ours, _ = make_predictor("keras-bf16", model, info)(audio)
+    assert 0 < np.abs(ours - theirs).max() < 0.02
+
+
 def test_scores_and_embeddings_are_close_to_float32s(loaded, windows):
     model, info = loaded
     options = EngineOptions(embeddings=True)
@@ -144,3 +184,19 @@ def test_every_engine_choice_offers_it():
     config = TagConfig(model="m.keras", inputs=("a.wav",), engine="keras-bf16",
                        embeddings="e.npz")
     assert config.engine == "keras-bf16"
+
+
+def test_a_self_attention_tagger_on_log_mel_records_runs_in_bfloat16(spectrogram):
+    import keras
+
+    from tagger.models.saved import load_tagger
+
+    model, info = load_tagger(spectrogram[0])
+    keras_engine = make_predictor("keras", model, info)
+    audio = 0.3 * np.random.default_rng(2).standard_normal(
+        (4, keras_engine.window_samples)).astype(np.float32)
+    theirs, _ = keras_engine(audio)
+    ours, _ = make_predictor("keras-bf16", model, info)(audio)
+    assert ours.shape == theirs.shape == (4, 6)
+    assert 0 < np.abs(ours - theirs).max() < 0.02
+    assert keras.config.dtype_policy().name == "float32"  # the global policy as it was

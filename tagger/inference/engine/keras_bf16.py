@@ -2,20 +2,21 @@
 under Keras's `mixed_bfloat16` dtype policy, its float32 weights loaded.
 
 Every layer computes in bfloat16 (its weights kept float32, cast at each
-call) except the layer that gives the tag scores, which computes in
-float32 from the bfloat16 activations it reads: the sigmoid's scores
-keep float32's resolution. The log-mel front end of a spectrogram model
-stays float32 (it is added in front by the keras engine, outside the
-model). Embeddings come from a bfloat16 layer: about three significant
-digits.
+call) except the front end (`LogMel`, `HarmonicSTFT`: the spectrogram's
+powers and logarithm need float32's range and resolution; a model trained
+on log-mel records gets its front end from the keras engine, float32,
+outside the model) and the layer that gives the tag scores, which
+computes in float32 from the bfloat16 activations it reads: the sigmoid's
+scores keep float32's resolution. Embeddings come from a bfloat16 layer:
+about three significant digits.
 
 It is an engine of its own, not a choice the keras engine makes: --engine
 keras gives float32's exact scores on every machine, and bfloat16 pays
 only on CPUs with bfloat16 units (AMX-BF16, AVX-512 BF16): on MTT_musicnn
-and recorded music it was 1.7x the keras engine's speed with the same
-top-5 tags in 0.99 of the windows on an AVX-512 BF16 machine
-(docs/performance.md). On a CPU without them it runs, slower than
-float32, and says so in one line.
+and recorded music, on a shared AVX-512 BF16 machine, it scored windows at
+1.2-1.4x the keras engine's speed and kept 0.996-0.998 of their top-5
+tags (docs/performance.md, "Tagging in bfloat16"). On a CPU without them
+it runs, slower than float32, and says so in one line.
 """
 
 from __future__ import annotations
@@ -29,19 +30,27 @@ POLICY = "mixed_bfloat16"
 
 def bfloat16_model(model):
     """A copy of the functional or Sequential `model` whose layers compute in
-    bfloat16, but for the one giving its first output (float32), with
-    `model`'s weights (float32 variables)."""
+    bfloat16, but for its front end and the layer giving its first output
+    (float32), with `model`'s weights (float32 variables)."""
     import keras
+
+    from tagger.layers import HarmonicSTFT, LogMel
 
     scores_layer = model.outputs[0]._keras_history.operation
 
     def rebuilt(layer):
         config = layer.get_config()
-        if layer is not scores_layer:
-            config["dtype"] = POLICY
+        float32 = layer is scores_layer or isinstance(layer, (LogMel, HarmonicSTFT))
+        config["dtype"] = "float32" if float32 else POLICY
         return layer.__class__.from_config(config)
 
-    copy = keras.models.clone_model(model, clone_function=rebuilt)
+    # the layers a layer makes inside (a transformer block's) take the global policy
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(POLICY)
+    try:
+        copy = keras.models.clone_model(model, clone_function=rebuilt)
+    finally:
+        keras.config.set_dtype_policy(before)
     copy.set_weights(model.get_weights())
     return copy
 
