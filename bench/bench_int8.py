@@ -1,8 +1,10 @@
-"""Quantised engines against float32 on recorded music, window by window.
+"""Quantised and bfloat16 engines against float32 on recorded music,
+window by window.
 
     python bench/bench_int8.py [--model MTT_musicnn] [--music-dir DIR] [--debs-dir DIR]
+                               [--files PATH ...]
                                [--calibration-files 8] [--check-files 16]
-                               [--engines tflite-int8 tflite-dynamic tflite-fp16]
+                               [--engines tflite-int8 keras-bf16 tflite-dynamic tflite-fp16]
 
 Lays out Debian's game soundtracks (`tagger.demos.soundtracks`: nexuiz,
 warzone2100 and asc music, fetched with apt-get download into
@@ -12,13 +14,18 @@ engine, as tag.py does. int8 measures its ranges on other recordings than
 it is checked on: `--calibration-files` tracks of warzone2100's soundtrack
 (Opus), as tag.py's calibration draws its windows from the files it
 tags (up to 32, spread over them); the check files are nexuiz's (Vorbis) and
-asc's (MP3) tracks, the first `--check-files` in name order.
+asc's (MP3) tracks, the first `--check-files` in name order. `--files`
+takes recordings of one's own instead: the first `--calibration-files`
+calibrate, the next `--check-files` are checked.
 
 Per engine: the top-5 tags of each window against float32's (their
 overlap, 0 to 1 in steps of 0.2: the mean over windows, the share of
 windows with all five, the lowest), and the score differences (largest,
-mean, 99th percentile). Ratio lines: `int8_top5_overlap_<engine>` (goal
->= 0.9 for tflite-int8) and `int8_max_score_difference_<engine>`.
+mean, 99th percentile), and the time it took to score the check files
+against keras's. Ratio lines: `int8_top5_overlap_<engine>` (goal >= 0.9
+for tflite-int8, >= 0.95 for keras-bf16), `int8_max_score_difference_<engine>`
+and `int8_speed_of_keras_<engine>` (keras's time / the engine's, decoding
+included, as tag.py runs).
 
 `--tiny` checks that the bench runs: an untrained package Musicnn at a
 sixteenth of its filters, on tones and noise written to files (its figures
@@ -46,10 +53,13 @@ def parse_args():
     p.add_argument("--debs-dir", default=None,
                    help="the soundtracks' .deb files, fetched there where missing "
                         "(default: inside --music-dir)")
+    p.add_argument("--files", nargs="+", default=None, metavar="PATH",
+                   help="recorded music instead of the soundtracks: the first "
+                        "--calibration-files calibrate int8, the next --check-files are checked")
     p.add_argument("--calibration-files", type=int, default=8)
     p.add_argument("--check-files", type=int, default=16)
     p.add_argument("--engines", nargs="+",
-                   default=["tflite-int8", "tflite-dynamic", "tflite-fp16"])
+                   default=["tflite-int8", "keras-bf16", "tflite-dynamic", "tflite-fp16"])
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--tiny", action="store_true",
                    help="an untrained tiny model on generated audio: checks that the bench "
@@ -72,6 +82,15 @@ def soundtrack_files(args):
     by_package = {folder.name: audio(folder) for folder in folders}
     check = sorted(p for package in CHECK_PACKAGES for p in by_package[package])
     return by_package[CALIBRATION_PACKAGE][:args.calibration_files], check[:args.check_files]
+
+
+def given_files(args):
+    """(calibration files, check files) from `--files`."""
+    from tagger.inference.inputs import find_audio
+
+    files = find_audio(args.files, recursive=True).files
+    calibration = files[:args.calibration_files]
+    return calibration, files[len(calibration):][:args.check_files]
 
 
 def tiny_files(folder):
@@ -118,9 +137,10 @@ def main():
         from tagger.pretrained.store import resolve_model
 
         model, info = load_tagger(resolve_model(args.model, progress=False))
-        calibration, check = soundtrack_files(args)
+        calibration, check = given_files(args) if args.files else soundtrack_files(args)
         label = args.model
     keras = make_predictor("keras", model, info)
+    window_scores(keras, check[:1], args.batch_size)  # built and traced
     reference, seconds = timed(window_scores, keras, check, args.batch_size)
     windows = sum(len(s) for s in reference.values())
     print(f"{label}: {len(check)} check files, {windows} windows of "
@@ -131,7 +151,8 @@ def main():
         with native_stderr_silenced():
             predictor = make_predictor(engine, model, info,
                                        EngineOptions(calibration_audio=lambda: calibration))
-        scores = window_scores(predictor, check, args.batch_size)
+        window_scores(predictor, check[:1], args.batch_size)  # built and traced
+        scores, engine_seconds = timed(window_scores, predictor, check, args.batch_size)
         a = np.concatenate([scores[p] for p in sorted(reference)])
         b = np.concatenate([reference[p] for p in sorted(reference)])
         overlap = np.array([len(set(x) & set(y)) / 5 for x, y in
@@ -146,10 +167,12 @@ def main():
               f"{np.mean(overlap == 1):.3f} of windows, lowest {overlap.min():.1f}; per file "
               f"{min(per_file):.3f} to {max(per_file):.3f}); score differences: largest "
               f"{difference.max():.4f}, mean {difference.mean():.5f}, 99th percentile "
-              f"{np.percentile(difference, 99):.4f}")
+              f"{np.percentile(difference, 99):.4f}; {engine_seconds:.1f} s, "
+              f"{seconds / engine_seconds:.2f}x keras's speed")
         name = engine.replace("-", "_")
         print(f"ratio int8_top5_overlap_{name} {overlap.mean():.3f}")
         print(f"ratio int8_max_score_difference_{name} {difference.max():.4f}")
+        print(f"ratio int8_speed_of_keras_{name} {seconds / engine_seconds:.3f}")
 
 
 if __name__ == "__main__":

@@ -3,17 +3,18 @@ and the sample-level CNN: x real time, FLOP utilisation, decoding hidden?
 
     python bench/bench_tag.py [--models MTT_musicnn samplecnn] [--clips 40]
                               [--seconds 29.1] [--width 1.0] [--batch-size 32]
-                              [--workers auto]
-                              [--engines keras xla tflite tflite-fp16 tflite-dynamic
-                                         tflite-int8]
+                              [--workers auto] [--files PATH ...]
+                              [--engines keras xla keras-bf16 tflite tflite-fp16
+                                         tflite-dynamic tflite-int8]
 
-Makes (once) a folder of synthetic MagnaTagATune-layout MP3s and tags it,
-in one process, with each of `--models`: a pretrained name or a saved
-model, as tag.py takes them (by default MTT_musicnn, the musicnn package's
-log-mel tagger at 16 kHz, converted from its wheel as tag.py does), or
-`samplecnn` (an untrained SE+multi sample-level CNN at `--width`, paper
-size by default) or `pons_musicnn` (an untrained package Musicnn, its
-filters x `--width`). For each model and engine:
+Makes (once) a folder of synthetic MagnaTagATune-layout MP3s (or takes
+`--files`, e.g. recorded music) and tags it, in one process, with each of
+`--models`: a pretrained name or a saved model, as tag.py takes them (by
+default MTT_musicnn, the musicnn package's log-mel tagger at 16 kHz,
+converted from its wheel as tag.py does), or `samplecnn` (an untrained
+SE+multi sample-level CNN at `--width`, paper size by default) or
+`pons_musicnn` (an untrained package Musicnn, its filters x `--width`).
+For each model and engine:
 
 - model only: the same windows, decoded beforehand, scored in batches of
   the same size by the same compiled predictor;
@@ -32,27 +33,34 @@ median over all pairs; the throughputs are medians over rounds of whole
 passes (sums of the chunks).
 
 Each of `--engines` (tag.py --engine: Keras, Keras compiled with XLA, or
-TFLite on LiteRT with XNNPACK, float32 / float16 weights / int8
-dynamic-range weights / int8 weights and activations calibrated on the
-folder's windows) is measured in turn. Printed per model and engine: the
-real-time factor end to end and model only; the model part's FLOP
-utilisation (its FLOPs per window counted from the saved model's frozen
-graph, front end included, `bench/flops.py`, times the windows scored per
-second model only in its best round, over the best float32 matrix product
-of the machine measured at the start of the run; a quantised engine's MFU
-compares its work with float32's peak); end to end / model only (goal >= 0.9: decoding and
-batching hide behind the model) against its ceiling when the model and
-decoding share every core (`decoder_pool`: 1 / (1 + model rate / (cores x
-one thread's decode rate))); the model-only speed over the keras
-engine's; and for the other engines how far their clip scores move from
-the float Keras model's (largest absolute difference, top-5 agreement;
-on these synthetic clips: bench/bench_int8.py measures int8 on recorded
-music). Ratio lines, per model (its label: mtt_musicnn, samplecnn, ...)
-and engine: `tag_realtime_<model>_<engine>` (end-to-end real-time factor),
+Keras in mixed bfloat16, or TFLite on LiteRT with XNNPACK, float32 /
+float16 weights / int8 dynamic-range weights / int8 weights and
+activations calibrated on the folder's windows) is measured in turn.
+Printed per model and engine: the real-time factor end to end and model
+only; the model part's FLOP utilisation (its FLOPs per window counted from
+the saved model's frozen graph, front end included, `bench/flops.py`,
+times the windows scored per second model only in its best round, over the
+best float32 matrix product of the machine measured at the start of the
+run; a quantised engine's MFU compares its work with float32's peak); end
+to end / model only (goal >= 0.9: decoding and batching hide behind the
+model) against its ceiling when the model and decoding share every core
+(`decoder_pool`: 1 / (1 + model rate / (cores x one thread's decode
+rate))); the model-only speed over the keras engine's; and for the other
+engines how far their scores move from the float Keras model's (largest
+absolute difference of the clip scores, top-5 agreement per clip and per
+window; on the synthetic clips by default: `--files` or
+bench/bench_int8.py measure on recorded music). At the end of each model,
+the fastest engine whose windows keep 0.9 or more of keras's top-5 tags,
+with its model-only speed over keras's (wanted: 2x or more). Ratio lines,
+per model (its label: mtt_musicnn, samplecnn, ...) and engine:
+`tag_realtime_<model>_<engine>` (end-to-end real-time factor),
 `tag_e2e_model_<model>_<engine>` (end to end / model only),
 `tag_decode_of_model_<model>_<engine>` (decoding alone / model only: below
 1 the decoders cannot keep up), `tag_mfu_<model>_<engine>`,
-`tag_e2e_of_ceiling_<model>_<engine>` and `tag_model_of_keras_<model>_<engine>`;
+`tag_e2e_of_ceiling_<model>_<engine>`, `tag_model_of_keras_<model>_<engine>`
+and for the engines other than keras `tag_top5_of_keras_<model>_<engine>`
+(top-5 overlap per window, 0 to 1); per model `tag_fastest_of_keras_<model>`
+(the fastest engine's model-only speed over keras's, 1 when keras is);
 the first model's first engine also unsuffixed. The machine may be shared:
 the load average is printed with the figures.
 """
@@ -76,12 +84,16 @@ from tagger.commands.tag import workers_count
 from tagger.inference.engine.registry import ENGINES
 
 DEFAULT_MODELS = ("MTT_musicnn", "samplecnn")
+TOP5_KEPT = 0.9  # the top-5 overlap per window an engine must keep to be the fastest
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work-dir", default=None,
                    help="keep the synthetic clips here (default: a temp dir)")
+    p.add_argument("--files", nargs="+", default=None, metavar="PATH",
+                   help="tag these audio files (or folders) instead of the synthetic clips, "
+                        "e.g. recorded music; --clips and --seconds then do nothing")
     p.add_argument("--clips", type=int, default=40)
     p.add_argument("--seconds", type=float, default=29.1)
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
@@ -159,12 +171,16 @@ def main():
     from tagger.inference.common import available_cores
     from tagger.inference.inputs import find_audio
 
-    work = args.work_dir or tempfile.mkdtemp(prefix="bench_tag_")
-    synthetic_data(work, args.clips, args.seconds)
-    files = find_audio([work], recursive=True).files
+    if args.files:
+        files = find_audio(args.files, recursive=True).files
+        what = "given"
+    else:
+        work = args.work_dir or tempfile.mkdtemp(prefix="bench_tag_")
+        synthetic_data(work, args.clips, args.seconds)
+        files = find_audio([work], recursive=True).files
+        what = f"{args.clips} clips of {args.seconds} s, the generator's broken ones included"
     peak = matmul_flops_per_second()
-    print(f"{len(files)} files ({args.clips} clips of {args.seconds} s, the generator's "
-          f"broken ones included); batch {args.batch_size}; {available_cores()} cores "
+    print(f"{len(files)} files ({what}); batch {args.batch_size}; {available_cores()} cores "
           f"usable, load average {os.getloadavg()[0]:.1f} (other processes share the "
           f"machine); float32 matrix products: {peak / 1e9:.1f} GFLOP/s, the peak of the "
           "MFU figures")
@@ -212,8 +228,9 @@ def measure_model(args, spec, files, peak, first):
     print(f"decoding + resampling alone, one thread: {decode_seconds:.2f} s "
           f"({audio / decode_seconds:.0f} s of audio per s)")
 
-    reference = None  # the Keras engine's clip scores, path -> (tags,)
+    reference = None  # the Keras engine's scores, path -> (clip (tags,), windows (n, tags))
     keras_rate = None  # the keras engine's model-only rate
+    speeds, overlaps = {}, {"keras": 1.0}  # per engine: model only / keras's, top-5 overlap
     for number, engine in enumerate(args.engines):
         predictor, convert_seconds = keras_predictor, 0.0
         if engine != "keras":  # tflite-int8 calibrates on the files, as tag.py does
@@ -242,18 +259,17 @@ def measure_model(args, spec, files, peak, first):
                 reference = scores
             else:
                 with native_stderr_silenced():
-                    reference = {r.path: r.clip_scores for r in tag_files(
+                    reference = {r.path: (r.clip_scores, r.scores) for r in tag_files(
                         keras_predictor, files, batch_size=args.batch_size) if r.ok}
         if engine != "keras":
             paths = sorted(reference)
-            a = np.stack([scores[p] for p in paths])
-            b = np.stack([reference[p] for p in paths])
-            top_a = np.argsort(-a, axis=1)[:, :5]
-            top_b = np.argsort(-b, axis=1)[:, :5]
-            agreement = np.mean([len(set(x) & set(y)) / 5 for x, y in zip(top_a, top_b)])
+            a = np.stack([scores[p][0] for p in paths])
+            b = np.stack([reference[p][0] for p in paths])
+            overlaps[engine] = top5_overlap(np.concatenate([scores[p][1] for p in paths]),
+                                            np.concatenate([reference[p][1] for p in paths]))
             print(f"scores against the float Keras model: max abs difference "
-                  f"{np.abs(a - b).max():.2e}, top-5 agreement {agreement:.3f} "
-                  f"over {len(paths)} files")
+                  f"{np.abs(a - b).max():.2e}, top-5 agreement {top5_overlap(a, b):.3f} "
+                  f"over {len(paths)} files, {overlaps[engine]:.3f} over their windows")
         suffix = f"_{label}_{engine.replace('-', '_')}"
         figures = dict(tag_realtime=f"{lines['realtime']:.1f}",
                        tag_e2e_model=f"{lines['e2e_model']:.3f}",
@@ -262,15 +278,36 @@ def measure_model(args, spec, files, peak, first):
                        tag_e2e_of_ceiling=f"{lines['e2e_model'] / lines['ceiling']:.3f}")
         if keras_rate:
             figures["tag_model_of_keras"] = f"{model_rate / keras_rate:.3f}"
+            speeds[engine] = model_rate / keras_rate
+        if engine != "keras":
+            figures["tag_top5_of_keras"] = f"{overlaps[engine]:.3f}"
         for name in ([""] if first and number == 0 else []) + [suffix]:
             for key, value in figures.items():
                 print(f"ratio {key}{name} {value}")
+    kept = {engine: speed for engine, speed in speeds.items() if overlaps[engine] >= TOP5_KEPT}
+    if kept:
+        fastest = max(kept, key=kept.get)
+        print(f"fastest engine on {label} keeping {TOP5_KEPT} or more of keras's top-5 tags per "
+              f"window: {fastest}, model only {kept[fastest]:.2f}x the keras engine's, top-5 "
+              f"overlap {overlaps[fastest]:.3f} (wanted: 2x or more)")
+        print(f"ratio tag_fastest_of_keras_{label} {kept[fastest]:.3f}")
+
+
+def top5_overlap(scores, reference) -> float:
+    """The mean share of each row's top-5 tags of `reference` that are in
+    its top 5 of `scores` (rows: windows or clips)."""
+    import numpy as np
+
+    ours = np.argsort(-scores, axis=1)[:, :5]
+    theirs = np.argsort(-reference, axis=1)[:, :5]
+    return float(np.mean([len(set(x) & set(y)) / 5 for x, y in zip(ours, theirs)]))
 
 
 def measure(args, predictor, files, chunks, chunk_windows, audio, count, one_thread):
     """Times the model alone, end to end and decoding alone on `predictor`
     (`one_thread`: seconds of audio per second one decoder thread gives);
-    returns the last round's clip scores (path -> (tags,)) and the report."""
+    returns the last round's scores (path -> (clip (tags,), windows (n, tags))) and
+    the report."""
     import numpy as np
 
     from tagger.inference.common import available_cores
@@ -295,7 +332,7 @@ def measure(args, predictor, files, chunks, chunk_windows, audio, count, one_thr
             wall = time.perf_counter() - start
         assert sum(r.windows for r in results if r.ok) == expected
         if scorer is predictor:
-            scores.update((r.path, r.clip_scores) for r in results if r.ok)
+            scores.update((r.path, (r.clip_scores, r.scores)) for r in results if r.ok)
         return wall, rates.threads
 
     # Per chunk of files: model, e2e (workers 1), model, e2e (workers 2), ...,

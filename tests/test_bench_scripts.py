@@ -41,8 +41,10 @@ TINY = {
                            for rate in ("native", 16000, 22050)),
                          "decode_m4a_ffmpeg_native", "decode_m4a_ffmpeg_16000",
                          "decode_m4a_ffmpeg_22050", "decode_faster_reader_used"}),
-    "bench_int8.py": (["--tiny", "--engines", "tflite-int8"],
-                      {"int8_top5_overlap_tflite_int8", "int8_max_score_difference_tflite_int8"}),
+    "bench_int8.py": (["--tiny", "--engines", "tflite-int8", "keras-bf16"],
+                      {f"int8_{figure}_{engine}"
+                       for figure in ("top5_overlap", "max_score_difference", "speed_of_keras")
+                       for engine in ("tflite_int8", "keras_bf16")}),
     "bench_library.py": (["--files", "6", "--minutes", "0.05", "0.1", "--songs", "2",
                           "--width", "0.0625", "--sample-seconds", "0.2"],
                          {"library_files_per_hour", "library_rss_end_over_tenth",
@@ -83,11 +85,15 @@ TINY = {
                            {"synthetic_generate_floor"}),
     "bench_tag.py": (["--models", "pons_musicnn", "samplecnn", "--clips", "12", "--seconds",
                       "3", "--width", "0.0625", "--rounds", "1", "--chunk-files", "6",
-                      "--batch-size", "4", "--engines", "keras"],
-                     {f"{name}{suffix}" for name in ("tag_realtime", "tag_e2e_model",
-                                                     "tag_decode_of_model", "tag_mfu",
-                                                     "tag_e2e_of_ceiling", "tag_model_of_keras")
-                      for suffix in ("", "_pons_musicnn_keras", "_samplecnn_keras")}),
+                      "--batch-size", "4", "--engines", "keras", "keras-bf16"],
+                     {*(f"{name}{suffix}" for name in ("tag_realtime", "tag_e2e_model",
+                                                       "tag_decode_of_model", "tag_mfu",
+                                                       "tag_e2e_of_ceiling", "tag_model_of_keras")
+                        for suffix in ("", "_pons_musicnn_keras", "_samplecnn_keras",
+                                       "_pons_musicnn_keras_bf16", "_samplecnn_keras_bf16")),
+                      "tag_top5_of_keras_pons_musicnn_keras_bf16",
+                      "tag_top5_of_keras_samplecnn_keras_bf16",
+                      "tag_fastest_of_keras_pons_musicnn", "tag_fastest_of_keras_samplecnn"}),
     # the semi-supervised demo's tiny run costs about a minute of CPU (three
     # models traced, 1000 bootstrap resamples): tests/test_semi_supervised_demo.py
     # runs it; `main` chooses every measure by default (test below)

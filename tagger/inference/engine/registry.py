@@ -15,7 +15,7 @@ tag.py's and tagger-serve's `--engine`;
 `embeddings` says whether the engine's predictors give embeddings (tag.py
 --embeddings asks for one that does); `paced`, whether tag.py times it
 against the keras engine at the start and says how they compare
-(`keras_pace`: the built-in xla and tflite engines).
+(`keras_pace`: the built-in xla, keras-bf16 and tflite engines).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import functools
 from collections.abc import Callable
 
 from tagger.inference.engine import keras as keras_engine
+from tagger.inference.engine import keras_bf16
 from tagger.inference.engine import tflite as tflite_engine
 from tagger.models.tagger_metadata import TaggerMetadata
 from tagger.registry import Registry
@@ -76,6 +77,7 @@ def make_predictor(name: str, model, info: TaggerMetadata | None,
 register_engine(Engine("keras", keras_engine.make_predictor, embeddings=True))
 register_engine(Engine("xla", functools.partial(keras_engine.make_predictor, jit_compile=True),
                        embeddings=True, paced=True))
+register_engine(Engine("keras-bf16", keras_bf16.make_predictor, embeddings=True, paced=True))
 for _name in tflite_engine.ENGINES:
     register_engine(Engine(_name, functools.partial(tflite_engine.make_predictor, engine=_name),
                            paced=True))
