@@ -285,19 +285,27 @@ class PretrainedConfig:
     """A tagger of the records' tags on a trained model's body
     (tagger.training.head_run, train.py --from); off while `from_model` is
     None. The head (a hidden layer of `head_units`, or linear for 0) trains
-    on the body's stored embeddings with the run's staged schedule; with
-    `fine_tune`, every layer then trains on the records' audio, at Adam
-    `fine_tune_lr` for up to `fine_tune_epochs` epochs."""
+    on the body's stored embeddings with the run's staged schedule (on
+    those of `from_model` and of each of `also_from` side by side, bodies
+    of one rate and window); with `fine_tune`, every layer then trains on
+    the records' audio, at Adam `fine_tune_lr` for up to `fine_tune_epochs`
+    epochs."""
 
     from_model: str | None = None  # a pretrained name or a saved tagger
+    also_from: tuple = ()  # more bodies whose embeddings join from_model's (--from again)
     head_units: int = 256
     fine_tune: bool = False
     fine_tune_lr: float = 1e-5
     fine_tune_epochs: int = 10
 
     def __post_init__(self):
+        object.__setattr__(self, "also_from", tuple(self.also_from))  # a list, as JSON gives it
         if self.from_model is not None:
             _check_model("from_model", "--from", self.from_model)
+        for name in self.also_from:
+            _check_model("also_from", "--from", name)
+        if self.also_from and self.from_model is None:
+            raise ValueError("also_from (--from given again) needs from_model, the first body")
         _check_int("head_units", self.head_units, 0)
         _check_int("fine_tune_epochs", self.fine_tune_epochs, 1)
         _check_number("fine_tune_lr", self.fine_tune_lr, 0.0, low_open=True)

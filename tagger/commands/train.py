@@ -251,10 +251,11 @@ def add_pretrained_flags(p):
         "--window-segments, --validation-steps, --teacher, --distil, --switch-epochs and "
         "--total-epochs do not apply.")
     group.add_argument("--from", dest="from_model", type=cli.model_name_or_path,
-                       default=None, metavar="MODEL",
+                       action="append", default=None, metavar="MODEL",
                        help="a pretrained name (tagger-pretrained list) or a saved tagger "
                             "whose body learns the records' tags (default: none, a model "
-                            "trained from scratch)")
+                            "trained from scratch); given again, more bodies of the same "
+                            "rate and window whose embeddings join the first's")
     group.add_argument("--head-units", type=non_negative_int, default=settings.head_units,
                        metavar="N",
                        help="with --from: units of the head's hidden layer; 0: a linear head")
@@ -330,12 +331,18 @@ def check_applicable(args, schedule: str) -> None:
                                  "use --strategy tpu")
 
 
+def from_models(args) -> list:
+    """The bodies --from names, in order (none without it)."""
+    names = getattr(args, "from_model", None)
+    return [] if names is None else [names] if isinstance(names, str) else list(names)
+
+
 def check_pretrained(args, chosen) -> bool:
     """Whether the run is --from's (then a UserError for any flag given that
     it would not read); without --from, a UserError for --from's flags."""
     from tagger.errors import flags_do_not_apply
 
-    source = getattr(args, "from_model", None)
+    source = " and ".join(from_models(args)) or None
     if source is None:
         wrong = [flag(d) for d in FROM_FLAGS if d in chosen]
         if wrong:
@@ -387,7 +394,7 @@ def config_from_args(args, check: bool = True):
     spec = family_spec(args.model)
     model_args = spec.model_args(args)
     quick = getattr(args, "quick", False)
-    source = getattr(args, "from_model", None)
+    source = from_models(args) or None
     # --quick trains as demo.py does: one Adam stage (unless --schedule is given)
     schedule = args.schedule or ("staged" if quick or source else spec.schedule)
     if check:
@@ -437,9 +444,11 @@ def pretrained_config(args):
     """The PretrainedConfig of the --from flags."""
     from tagger.config import PretrainedConfig
 
-    if getattr(args, "from_model", None) is None:
+    names = from_models(args)
+    if not names:
         return PretrainedConfig()
-    return PretrainedConfig(from_model=args.from_model, head_units=args.head_units,
+    return PretrainedConfig(from_model=names[0], also_from=tuple(names[1:]),
+                            head_units=args.head_units,
                             fine_tune=args.fine_tune, fine_tune_lr=args.fine_tune_lr,
                             fine_tune_epochs=args.fine_tune_epochs)
 
@@ -498,7 +507,7 @@ def run(args):
         config = resume_settings(config, given_fields(args))
     if config.pretrained.from_model:
         settings = config.pretrained
-        print(f"--from {settings.from_model}: "
+        print(f"--from {' and '.join((settings.from_model, *settings.also_from))}: "
               + (f"a head of {settings.head_units} hidden units" if settings.head_units
                  else "a linear head")
               + f" on its embeddings, {config.optimizer} lr {config.lr:g}, batch "

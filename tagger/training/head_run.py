@@ -4,7 +4,9 @@ early stopping on val, checkpoints, resume, test figures at the end).
 
 The body's embeddings of every window of the labelled splits are computed
 once and stored beside the records (`pretrained_body`; by the chief of a
-multi-worker run, the others reading them once stored). The head
+multi-worker run, the others reading them once stored); on several bodies
+of one rate and window (`pretrained.also_from`), each body's are stored
+and the head reads them side by side. The head
 (`tag_head`) trains on them, the body frozen: the run's staged schedule
 (Adam at 1e-3 by default, `config.HEAD_SETTINGS`), each epoch one pass over the
 training windows in an order fixed by the seed and the epoch, every window
@@ -35,7 +37,7 @@ from tagger.records.info import DatasetInfo, require_raw
 from tagger.training import run as runs
 from tagger.training import strategy as strategies
 from tagger.training import tag_head
-from tagger.training.pretrained_body import Body, split_embeddings
+from tagger.training.pretrained_body import Body, check_same_audio, joined_embeddings
 
 PREDICT_BATCH = 1024  # embeddings scored by the head at once
 SHUFFLE_WINDOWS = 10_000  # training windows shuffled together, after the clips' order
@@ -126,7 +128,13 @@ class HeadRun(runs.Run):
         require_raw(info, config.data_dir, "--from")
         super().__init__(config, info, strategy, precision)
         settings = config.pretrained
-        self.body = Body(settings.from_model, config.progress, self._log)
+        self.bodies = [Body(name, config.progress, self._log)
+                       for name in (settings.from_model, *settings.also_from)]
+        self.body = self.bodies[0]
+        check_same_audio(self.bodies)
+        if settings.fine_tune and len(self.bodies) > 1:
+            raise UserError("--fine-tune trains one body; give one --from with it, or leave "
+                            "it out to train a head on several bodies' embeddings")
         self.head_stages = config.num_stages  # stage indexes below it train the head
         if settings.fine_tune:
             self.window = fine_tune_window(self.body, info, config.data_dir)
@@ -145,10 +153,12 @@ class HeadRun(runs.Run):
         """A continued run must find the body it started on: the file at
         --from's path is compared by its SHA-256, which state.json keeps."""
         super()._open_run_dir()
-        started, now = self.state.base_model_sha256, self.body.fingerprint
+        started = self.state.base_model_sha256
+        now = "+".join(body.fingerprint for body in self.bodies)
         if started is not None and started != now:
+            names = " ".join(f"--from {body.name!r}" for body in self.bodies)
             raise UserError(
-                f"--resume: --from {self.body.name!r} is now the file of SHA-256 {now}, but "
+                f"--resume: {names} is now the file of SHA-256 {now}, but "
                 f"the run in {self.run_dir!r} was started on the file of SHA-256 {started}; "
                 "put that file back to continue the run, or start a new one with --run-name")
         self.state.base_model_sha256 = now
@@ -158,8 +168,10 @@ class HeadRun(runs.Run):
         from tagger.models.saved import load_tagger
 
         body, _ = load_tagger(self.body.path)  # a copy of its own to train
+        others = [(load_tagger(other.path)[0], other.embedding_layer)
+                  for other in self.bodies[1:]]
         tagger = tag_head.attach_head(body, self.body.embedding_layer, self.info.num_tags,
-                                      self.config.pretrained.head_units)
+                                      self.config.pretrained.head_units, others)
         if self.config.pretrained.fine_tune:
             tag_head.freeze_normalisation(tagger)
         self.head = tag_head.head_of(tagger, self.body.embedding_layer)
@@ -168,7 +180,7 @@ class HeadRun(runs.Run):
     def _model_info(self):
         settings = self.config.pretrained
         return tag_head.tagger_metadata(self.body, self.info, settings.head_units,
-                                        settings.fine_tune)
+                                        settings.fine_tune, self.bodies[1:])
 
     def _fine_tunes(self, stage) -> bool:
         return stage.index >= self.head_stages
@@ -184,9 +196,9 @@ class HeadRun(runs.Run):
             from tagger.records.reader import clip_labels
 
             ids, labels = clip_labels(self.config.data_dir, split, self.info)
-            rows = split_embeddings(self.body, self.config.data_dir, self.info, split,
-                                    clip_ids=ids, progress=self.config.progress and self.chief,
-                                    log=print)  # every worker: what it computed or read
+            rows = joined_embeddings(self.bodies, self.config.data_dir, self.info, split,
+                                     clip_ids=ids, progress=self.config.progress and self.chief,
+                                     log=print)  # every worker: what it computed or read
             self._splits[split] = (rows, labels)
         return self._splits[split]
 
@@ -210,7 +222,8 @@ class HeadRun(runs.Run):
             what = f"{windows} training windows of {self.window} record segment(s)"
         else:
             _, windows, dim = self._train_split_size()
-            what = f"{windows} training windows of {self.body.name}'s embeddings ({dim} values)"
+            names = " and ".join(f"{body.name}'s" for body in self.bodies)
+            what = f"{windows} training windows of {names} embeddings ({dim} values)"
         full = max(1, windows // self.global_batch)
         steps = min(full, self.config.steps_per_epoch or full)
         stages = [s for s in self.stages if self._fine_tunes(s) == fine_tunes]

@@ -658,7 +658,7 @@ def saved_config(config: TrainConfig) -> TrainConfig | None:
 
 
 # Fields whose train.py flag has another name.
-FIELD_FLAGS = {"teachers": "--distil", "from_model": "--from"}
+FIELD_FLAGS = {"teachers": "--distil", "from_model": "--from", "also_from": "--from"}
 
 
 def flag_name(field: str) -> str:
@@ -747,16 +747,18 @@ def default_run_name(config: TrainConfig) -> str:
     """The family's run name (`FamilySpec.run_name`: samplecnn-se-multi),
     stable so a rerun with --resume finds it; `-student` for a student;
     for a run on a trained model's body, `from-` and that model's name
-    (`from-MTT_musicnn`, `-fine-tune` when fine-tuned)."""
+    (`from-MTT_musicnn`, `-fine-tune` when fine-tuned; on several bodies,
+    their names joined by `+`)."""
     pretrained = config.pretrained
     if pretrained.from_model:
         from tagger.models.saved import model_file_name
 
-        name = pretrained.from_model
-        if name.endswith(MODEL_SUFFIXES):
-            name = model_file_name(name)
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
-        return f"from-{name}" + ("-fine-tune" if pretrained.fine_tune else "")
+        names = []
+        for name in (pretrained.from_model, *pretrained.also_from):
+            if name.endswith(MODEL_SUFFIXES):
+                name = model_file_name(name)
+            names.append(re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model")
+        return f"from-{'+'.join(names)}" + ("-fine-tune" if pretrained.fine_tune else "")
     parts = [model_setup.family_spec(config.model).run_name(config.model_args)]
     if config.noisy_student.teacher or config.distillation.teachers:
         parts.append("student")

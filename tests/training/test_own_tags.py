@@ -709,3 +709,86 @@ def test_a_from_or_distil_path_that_is_no_model_file_is_one_line_before_any_hash
         assert f"; {flag} takes a pretrained name (tagger-pretrained list) or a .keras/.hdf5 " \
                "model file" in message and "\n" not in message
     assert hashed == []
+
+
+@pytest.fixture(scope="module")
+def two_bodies(own, tmp_path_factory):
+    """(run folder, second body) of a head trained on two bodies' embeddings
+    of the tones (train.py --from body --from body_2)."""
+    _, source, _, body_path = own
+    folder = tmp_path_factory.mktemp("two_bodies")
+    records = records_copy(source, folder / "records")
+    second = write_body(folder / "body_2.keras", seed=2, tags=("d", "e"))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = train_cli.main(["--data-dir", records, "--from", body_path, "--from", second,
+                               "--train-dir", str(folder / "runs"), "--lr", "0.03",
+                               "--max-epochs-per-stage", "3", "--no-progress"])
+    assert code in (0, None), out.getvalue()
+    assert "training windows of " + f"{body_path}'s and {second}'s embeddings (16 values)" \
+        in out.getvalue()
+    return folder / "runs" / "from-body+body_2", second
+
+
+def embedding_of(path, x) -> np.ndarray:
+    body = keras.models.load_model(path, compile=False)
+    return np.asarray(keras.Model(body.inputs, body.get_layer("embedding").output)(x))
+
+
+@pytest.mark.slow
+def test_a_tagger_on_two_bodies_scores_their_joined_embeddings(two_bodies, own, capsys):
+    run_dir, second = two_bodies
+    music, body_path = pathlib.Path(own[0]), own[3]
+    tagger, info = load_tagger(str(run_dir / "model.keras"))
+    assert info.base_model["name"] == body_path
+    assert info.base_model["also"] == [{
+        "name": second, "file": "body_2.keras", "sha256": model_fingerprint(second),
+        "embedding_layer": "embedding", "tag_names": ["d", "e"]}]
+    audio, rate = soundfile.read(music / "02.wav", dtype="float32")
+    audio = resample(audio, rate, BODY_RATE)
+    x = np.stack([w for _, w in audio_windows(audio, BODY_RATE, BODY_WINDOW)])
+    joined = np.concatenate([embedding_of(body_path, x), embedding_of(second, x)], axis=1)
+    w1, b1 = tagger.get_layer(tag_head.HIDDEN).get_weights()
+    w2, b2 = tagger.get_layer(tag_head.OUTPUT).get_weights()
+    expected = 1 / (1 + np.exp(-(np.maximum(joined @ w1 + b1, 0) @ w2 + b2)))
+    np.testing.assert_allclose(np.asarray(tagger(x)), expected, atol=1e-5)
+    hdf5, _ = load_tagger(str(run_dir / "model.hdf5"))
+    np.testing.assert_allclose(np.asarray(hdf5(x)), expected, atol=1e-5)
+    code, out, err = call_main(tag_cli.main, capsys, run_dir / "model.keras",
+                               music / "02.wav", "--top-k", "3", "--no-progress")
+    assert code in (0, None), err
+    printed = {line.split()[0]: float(line.split()[1]) for line in out.strip().splitlines()[1:]}
+    file_scores = dict(zip(info.tag_names, expected.mean(axis=0)))
+    assert printed == pytest.approx(file_scores, abs=1e-3)
+
+
+def test_bodies_of_other_windows_or_fine_tuning_two_bodies_are_refused(own, capsys, tmp_path):
+    import dataclasses
+
+    _, records, _, body_path = own
+    model, info = load_tagger(body_path)
+    other = str(tmp_path / "other.keras")
+    save_tagger(model, dataclasses.replace(info, sample_rate=22050), other)
+    code, _, err = call_main(train_cli.main, capsys, "--data-dir", records, "--from",
+                             body_path, "--from", other, "--train-dir", tmp_path,
+                             "--no-progress")
+    one_line_error(code, err, f"--from {body_path!r} and --from {other!r} read different "
+                              "windows", "'sample_rate': 16000", "'sample_rate': 22050",
+                   "give bodies of one rate and window, or one --from")
+    code, _, err = call_main(train_cli.main, capsys, "--data-dir", records, "--from",
+                             body_path, "--from", body_path, "--fine-tune", "--train-dir",
+                             tmp_path, "--no-progress")
+    one_line_error(code, err, "--fine-tune trains one body; give one --from with it")
+    assert not list(tmp_path.glob("from-*"))
+
+
+def test_from_given_twice_names_both_bodies_in_the_config():
+    args = train_cli.parse_args(["--from", "MTT_musicnn", "--from", "MSD_musicnn"])
+    config = train_cli.config_from_args(args)
+    assert config.pretrained == PretrainedConfig(from_model="MTT_musicnn",
+                                                 also_from=("MSD_musicnn",))
+    from tagger.config import from_dict, to_dict
+
+    saved = json.loads(json.dumps(to_dict(config.pretrained)))  # as config.json keeps it
+    assert saved["also_from"] == ["MSD_musicnn"]
+    assert from_dict(PretrainedConfig, saved) == config.pretrained
