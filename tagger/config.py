@@ -289,14 +289,23 @@ class PretrainedConfig:
     those of `from_model` and of each of `also_from` side by side, bodies
     of one rate and window); with `fine_tune`, every layer then trains on
     the records' audio, at Adam `fine_tune_lr` for up to `fine_tune_epochs`
-    epochs."""
+    epochs. With `join_val` the val files train the head too, for the staged
+    schedule's fixed epochs, the last kept (no early stopping: a few val
+    files are too few to stop on); else they are held out to stop on."""
 
     from_model: str | None = None  # a pretrained name or a saved tagger
     also_from: tuple = ()  # more bodies whose embeddings join from_model's (--from again)
+    join_val: bool = True  # train.py --hold-out-val: False; fine-tuning holds them out
     head_units: int = 256
     fine_tune: bool = False
     fine_tune_lr: float = 1e-5
     fine_tune_epochs: int = 10
+
+    @property
+    def joins_val(self) -> bool:
+        """Whether the head trains on the val files too (never when fine-tuned:
+        its stage stops on them)."""
+        return self.join_val and not self.fine_tune
 
     def __post_init__(self):
         object.__setattr__(self, "also_from", tuple(self.also_from))  # a list, as JSON gives it
@@ -312,10 +321,18 @@ class PretrainedConfig:
 
 
 # The staged schedule's settings of a head on a body (`PretrainedConfig`)
-# where train.py's flags leave them: Adam, one stage, a wider batch, and
+# where train.py's flags leave them: Adam, one stage, a wider batch, and 20
+# epochs on the train and val files (docs/own_tags.md, "Choosing the head");
+# with the val files held out (`HELD_OUT_VAL_SETTINGS`), up to 100 epochs and
 # patience for a small val split's noisy figures.
 HEAD_SETTINGS = {"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "num_stages": 1,
-                 "patience": 10, "max_epochs_per_stage": 100}
+                 "patience": 10, "max_epochs_per_stage": 20}
+HELD_OUT_VAL_SETTINGS = {"max_epochs_per_stage": 100}
+
+
+def head_settings(join_val: bool = True) -> dict:
+    """HEAD_SETTINGS, with HELD_OUT_VAL_SETTINGS over them unless `join_val`."""
+    return {**HEAD_SETTINGS, **({} if join_val else HELD_OUT_VAL_SETTINGS)}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -256,6 +256,11 @@ def add_pretrained_flags(p):
                             "whose body learns the records' tags (default: none, a model "
                             "trained from scratch); given again, more bodies of the same "
                             "rate and window whose embeddings join the first's")
+    group.add_argument("--hold-out-val", action="store_true",
+                       help="with --from: keep the val files out of the head's training, "
+                            "to stop on their clip loss (up to 100 epochs, --patience); by "
+                            "default they train it too, for 20 epochs, the last kept "
+                            "(--fine-tune always holds them out)")
     group.add_argument("--head-units", type=non_negative_int, default=settings.head_units,
                        metavar="N",
                        help="with --from: units of the head's hidden layer; 0: a linear head")
@@ -288,7 +293,7 @@ CONFIG_FIELDS = {"no_test": "evaluate_test", "no_progress": "progress", "distil"
 NOT_WITH_FROM = ("model", "quick", "schedule", "window_segments", "validation_steps",
                  "teacher", "distil", "temperature", "unlabelled_split",
                  "unlabelled_data_dir", "pseudo_label_weight", "rounds")
-FROM_FLAGS = ("head_units", "fine_tune", "fine_tune_lr", "fine_tune_epochs")
+FROM_FLAGS = ("head_units", "hold_out_val", "fine_tune", "fine_tune_lr", "fine_tune_epochs")
 FINE_TUNE_FLAGS = ("fine_tune_lr", "fine_tune_epochs", "augment", "shuffle_segments",
                    "num_read_threads")
 
@@ -376,10 +381,13 @@ def check_pretrained(args, chosen) -> bool:
 
 
 def pretrained_setting(args) -> None:
-    """--from: sets on `args` the head's settings (`HEAD_SETTINGS`) where
-    no flag was given."""
+    """--from: sets on `args` the head's settings (`config.head_settings`)
+    where no flag was given."""
+    from tagger.config import head_settings
+
     chosen = given(args) or frozenset()
-    for dest, value in HEAD_SETTINGS.items():
+    joins_val = not getattr(args, "hold_out_val", False) and not args.fine_tune
+    for dest, value in head_settings(joins_val).items():
         if dest not in chosen:
             setattr(args, dest, value)
 
@@ -448,6 +456,7 @@ def pretrained_config(args):
     if not names:
         return PretrainedConfig()
     return PretrainedConfig(from_model=names[0], also_from=tuple(names[1:]),
+                            join_val=not getattr(args, "hold_out_val", False),
                             head_units=args.head_units,
                             fine_tune=args.fine_tune, fine_tune_lr=args.fine_tune_lr,
                             fine_tune_epochs=args.fine_tune_epochs)
@@ -511,8 +520,10 @@ def run(args):
               + (f"a head of {settings.head_units} hidden units" if settings.head_units
                  else "a linear head")
               + f" on its embeddings, {config.optimizer} lr {config.lr:g}, batch "
-              f"{config.batch_size}, up to {config.max_epochs_per_stage} epochs (patience "
-              f"{config.patience})"
+              f"{config.batch_size}, "
+              + (f"{config.max_epochs_per_stage} epochs on the train and val files, the "
+                 "last kept" if settings.joins_val else
+                 f"up to {config.max_epochs_per_stage} epochs (patience {config.patience})")
               + (f"; then every layer, Adam lr {settings.fine_tune_lr:g}, up to "
                  f"{settings.fine_tune_epochs} epochs" if settings.fine_tune else ""),
               flush=True)

@@ -29,7 +29,7 @@ import dataclasses
 
 import numpy as np
 
-from tagger.config import HEAD_SETTINGS, Stage, TrainConfig
+from tagger.config import Stage, TrainConfig, head_settings
 from tagger.errors import UserError
 from tagger.evaluation.metrics import binary_crossentropy
 from tagger.evaluation.predict import ClipPredictions
@@ -45,8 +45,10 @@ TABLE_FILE = "train_embeddings.tsv"  # in the run folder while it trains
 
 
 def head_config(config: TrainConfig, given=frozenset()) -> TrainConfig:
-    """`config` with `HEAD_SETTINGS` in place of the fields not in `given`."""
-    return dataclasses.replace(config, **{k: v for k, v in HEAD_SETTINGS.items()
+    """`config` with the head's settings (`config.head_settings`) in place of
+    the fields not in `given`."""
+    settings = head_settings(config.pretrained.joins_val)
+    return dataclasses.replace(config, **{k: v for k, v in settings.items()
                                           if k not in given})
 
 
@@ -235,11 +237,30 @@ class HeadRun(runs.Run):
                        f"stage(s) (a stage ends after {stage.patience} epochs without "
                        f"improvement) = up to {epochs * steps} steps")
 
+    def _training_clips(self) -> tuple:
+        """(embeddings, clip labels) the head trains on: the train split's,
+        then with `join_val` the val split's."""
+        splits = ("train", "val") if self.config.pretrained.joins_val else ("train",)
+        parts = [self._embeddings(split) for split in splits]
+        if len(parts) == 1:
+            return parts[0]
+        from tagger.training.model_outputs import concatenate
+
+        rows = concatenate([rows for rows, _ in parts], parts[0][0].values.shape[1])
+        return rows, np.concatenate([labels for _, labels in parts])
+
+    def _score(self, row: dict) -> float:
+        """With `join_val` the val files are training files, no guide to stop
+        on: each epoch scores better than the last, so the last is kept."""
+        if self.config.pretrained.joins_val:
+            return -float(row["epoch"])
+        return super()._score(row)
+
     def _epoch_data(self, stage=None):
         if self._fine_tunes(stage):
             return super()._epoch_data(stage)
         if self._train_lookup is None:
-            rows, labels = self._embeddings("train")
+            rows, labels = self._training_clips()
             self._train_split_size()
             self._train_lookup = window_lookup(rows, labels.astype(np.float32),
                                                self._work_file(TABLE_FILE))
@@ -250,9 +271,9 @@ class HeadRun(runs.Run):
             data.repeat().batch(self.global_batch, drop_remainder=True)))
 
     def _train_split_size(self) -> tuple:
-        """(clips, windows, embedding values) of the train split's embeddings."""
+        """(clips, windows, embedding values) of the training embeddings."""
         if self._train_size is None:
-            rows, _ = self._embeddings("train")
+            rows, _ = self._training_clips()
             self._train_size = (len(rows.clip_ids), len(rows.values), rows.values.shape[1])
         return self._train_size
 

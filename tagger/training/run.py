@@ -430,12 +430,16 @@ class Run:
         labels = teacher_tags(predictions.labels) if self.distillation else predictions.labels
         return tag_metrics(labels, predictions.scores, self.info.tag_names)
 
+    def _score(self, row: dict) -> float:
+        """The epoch's score, lower is better: its monitored value."""
+        return monitored_score(row, self.config.monitor)
+
     def _end_epoch(self, row: dict, optimizer):
         state = self.state
         state.epoch += 1
         state.stage_epoch += 1
         state.stage_started = True
-        score = monitored_score(row, self.config.monitor)
+        score = self._score(row)
         improved = score < state.best_score
         old = [state.last_checkpoint]
         state.last_checkpoint = self._save(f"epoch-{state.epoch:05d}", optimizer)
@@ -462,8 +466,7 @@ class Run:
 
     def _end_stage(self, stage):
         rows = [r for r in self.state.history if r["stage"] == stage.index]
-        best = min(rows, key=lambda r: monitored_score(r, self.config.monitor)) \
-            if rows else None
+        best = min(rows, key=self._score) if rows else None
         summary = {"stage": stage.index, "optimizer": stage.optimizer,
                    "lr": stage.learning_rate, "epochs": len(rows),
                    "best_val_loss": best["val_loss"] if best else None,

@@ -7,6 +7,7 @@ reused; the head learns the tags; the saved tagger is the body and the
 head in one model that tag.py and eval.py read."""
 
 import contextlib
+import dataclasses
 import io
 import json
 import pathlib
@@ -296,9 +297,16 @@ def test_the_head_settings_apply_where_no_flag_is_given():
     args = train_cli.parse_args(["--from", "MTT_musicnn", "--lr", "0.01", "--head-units", "0"])
     config = train_cli.config_from_args(args)
     assert config.pretrained == PretrainedConfig(from_model="MTT_musicnn", head_units=0)
+    assert config.pretrained.joins_val
     assert (config.schedule, config.optimizer, config.lr, config.batch_size,
             config.num_stages, config.patience, config.max_epochs_per_stage) == (
-        "staged", "adam", 0.01, 64, 1, 10, 100)
+        "staged", "adam", 0.01, 64, 1, 10, 20)
+    for flags in (["--hold-out-val"], ["--fine-tune"]):  # the val files held out to stop on
+        config = train_cli.config_from_args(train_cli.parse_args(["--from", "MTT_musicnn",
+                                                                  *flags]))
+        assert not config.pretrained.joins_val and config.max_epochs_per_stage == 100
+    assert head_run.head_config(dataclasses.replace(
+        config, max_epochs_per_stage=7)).max_epochs_per_stage == 100
 
 
 def test_fine_tuning_needs_records_at_the_bodys_rate_and_window(own, capsys, tmp_path):
@@ -360,6 +368,38 @@ def test_the_head_learns_the_tags(trained):
     assert few == ["high (4)"]  # the split of the tones gave it 4 of 12
     assert (f"warning: fewer than 5 labelled training files for {few[0]}: their scores rest "
             "on too few examples to trust; label more files with them") in output
+
+
+def windows_of(records, body_path, *splits) -> int:
+    info = load_info(records)
+    body = Body(body_path, progress=False)
+    return sum(len(split_embeddings(body, records, info, split, log=print).values)
+               for split in splits)
+
+
+@pytest.mark.slow
+def test_the_head_trains_on_the_train_and_val_files_and_keeps_its_last_epoch(trained, own):
+    run_dir, output, records = trained
+    windows = windows_of(records, own[3], "train", "val")
+    assert f"run size (the head): {windows} training windows of " in output
+    assert "12 epochs on the train and val files, the last kept" in output
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["best_epoch"] == metrics["epochs"] == 12
+
+
+@pytest.mark.slow
+def test_hold_out_val_keeps_the_val_files_to_stop_on(own, capsys, tmp_path):
+    _, source, _, body_path = own
+    records = records_copy(source, tmp_path / "records")
+    code, out, err = call_main(train_cli.main, capsys, "--data-dir", records, "--from",
+                               body_path, "--hold-out-val", "--train-dir", tmp_path / "runs",
+                               "--max-epochs-per-stage", "2", "--no-progress")
+    assert code in (0, None), err
+    windows = windows_of(records, body_path, "train")
+    assert f"run size (the head): {windows} training windows of " in out
+    assert "up to 2 epochs (patience 10)" in out
+    history = (tmp_path / "runs" / "from-body" / "history.csv").read_text().splitlines()
+    assert len(history) == 3  # the header and 2 epochs
 
 
 @pytest.mark.slow
@@ -610,7 +650,8 @@ def test_the_heads_training_pipeline_holds_no_embeddings_in_its_graph(own, tmp_p
     from tagger.training.model_outputs import ClipRows
 
     _, source, _, body_path = own
-    config = head_train_config(source, tmp_path / "runs", body_path)
+    config = head_train_config(source, tmp_path / "runs", body_path, pretrained=PretrainedConfig(
+        from_model=body_path, join_val=False))  # the train split's embeddings alone
     run = head_run.HeadRun(config, load_info(source), tf.distribute.get_strategy(), "off")
     clips, dim = 50_000, 4
     rng = np.random.default_rng(0)
