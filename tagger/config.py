@@ -406,9 +406,13 @@ _FORMER_SCHEDULES = {"won": "adam_then_sgd"}
 def saved_train_config(saved: dict) -> TrainConfig:
     """The TrainConfig of a run's config.json (`to_dict` output), also of one
     an earlier version wrote: `num_lr_decays` is `num_stages`, the schedule
-    `won` is adam_then_sgd."""
+    `won` is adam_then_sgd, a head on a body without `join_val` held the
+    val files out."""
     if isinstance(saved, dict):
         saved = {_FORMER_FIELDS.get(name, name): value for name, value in saved.items()}
         if saved.get("schedule") in _FORMER_SCHEDULES:
             saved["schedule"] = _FORMER_SCHEDULES[saved["schedule"]]
+        pretrained = saved.get("pretrained")
+        if isinstance(pretrained, dict) and "join_val" not in pretrained:
+            saved["pretrained"] = {**pretrained, "join_val": False}
     return from_dict(TrainConfig, saved)

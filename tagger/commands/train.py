@@ -287,7 +287,8 @@ SCHEDULE_FLAGS = {
     "adam_then_sgd": ("switch_epochs", "total_epochs"),
 }
 # Destinations whose TrainConfig field has another name.
-CONFIG_FIELDS = {"no_test": "evaluate_test", "no_progress": "progress", "distil": "teachers"}
+CONFIG_FIELDS = {"no_test": "evaluate_test", "no_progress": "progress", "distil": "teachers",
+                 "hold_out_val": "join_val"}
 # With --from: flags that only a model trained from scratch reads, the flags
 # only --from reads, and those that only its fine-tuning (records' audio) reads.
 NOT_WITH_FROM = ("model", "quick", "schedule", "window_segments", "validation_steps",
@@ -498,6 +499,8 @@ def given_fields(args) -> set | None:
         return None
     arguments = {f.dest: f.keyword for f in family_spec(args.model).flags}
     fields = {CONFIG_FIELDS.get(dest, arguments.get(dest, dest)) for dest in chosen}
+    if "from_model" in fields:  # every --from: the first body and the others
+        fields.add("also_from")
     return fields
 
 

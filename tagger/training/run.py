@@ -661,7 +661,8 @@ def saved_config(config: TrainConfig) -> TrainConfig | None:
 
 
 # Fields whose train.py flag has another name.
-FIELD_FLAGS = {"teachers": "--distil", "from_model": "--from", "also_from": "--from"}
+FIELD_FLAGS = {"teachers": "--distil", "from_model": "--from", "also_from": "--from",
+               "join_val": "the val files joined (--hold-out-val off)"}
 
 
 def flag_name(field: str) -> str:

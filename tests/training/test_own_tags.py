@@ -291,6 +291,17 @@ def test_from_flags_without_from_are_errors(capsys):
     code, _, err = call_main(train_cli.main, capsys, "--head-units", "0", "--fine-tune")
     one_line_error(code, err, "--head-units, --fine-tune apply with --from MODEL only; leave "
                               "them out or name the trained model to start from")
+    code, _, err = call_main(train_cli.main, capsys, "--hold-out-val")
+    one_line_error(code, err, "--hold-out-val applies with --from MODEL only")
+
+
+def test_a_head_run_saved_before_the_val_files_joined_resumes_holding_them_out():
+    from tagger.config import saved_train_config
+
+    earlier = {"pretrained": {"from_model": "MTT_musicnn", "head_units": 256}}
+    assert not saved_train_config(earlier).pretrained.joins_val
+    now = {"pretrained": {"from_model": "MTT_musicnn", "join_val": True}}
+    assert saved_train_config(now).pretrained.joins_val
 
 
 def test_the_head_settings_apply_where_no_flag_is_given():
