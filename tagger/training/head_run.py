@@ -1,6 +1,6 @@
 """train.py --from MODEL: a tagger of the records' own tags on a trained
 model's body, as a run like any other (`run.Run`: run folder, stages,
-early stopping on val, checkpoints, resume, test figures at the end).
+checkpoints, resume, test figures at the end).
 
 The body's embeddings of every window of the labelled splits are computed
 once and stored beside the records (`pretrained_body`; by the chief of a
@@ -8,7 +8,10 @@ multi-worker run, the others reading them once stored); on several bodies
 of one rate and window (`pretrained.also_from`), each body's are stored
 and the head reads them side by side. The head
 (`tag_head`) trains on them, the body frozen: the run's staged schedule
-(Adam at 1e-3 by default, `config.HEAD_SETTINGS`), each epoch one pass over the
+(Adam at 1e-3 by default, `config.head_settings`), on the train and val
+splits' windows for a fixed number of epochs, the last kept
+(`pretrained.joins_val`), or on the train split's with early stopping on
+val; each epoch one pass over the
 training windows in an order fixed by the seed and the epoch, every window
 labelled with its clip's tags, read from a table beside the run
 (`window_lookup`, so the input pipeline's graph stays small); val and
