@@ -814,6 +814,27 @@ def test_a_tagger_on_two_bodies_scores_their_joined_embeddings(two_bodies, own, 
     assert printed == pytest.approx(file_scores, abs=1e-3)
 
 
+@pytest.mark.slow
+def test_export_py_writes_a_tagger_on_two_bodies_as_tflite(two_bodies, tmp_path, capsys):
+    import tensorflow as tf
+
+    from tagger.commands import export as export_cli
+
+    run_dir, _ = two_bodies
+    out = tmp_path / "tagger.tflite"
+    code, _, err = call_main(export_cli.main, capsys, run_dir / "model.keras", "--format",
+                             "tflite", "--out", out)
+    assert code in (0, None), err
+    tagger, _ = load_tagger(str(run_dir / "model.keras"))
+    x = np.random.default_rng(1).standard_normal((1, BODY_WINDOW)).astype(np.float32) * 0.3
+    interpreter = tf.lite.Interpreter(model_path=str(out))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    scores = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(scores, np.asarray(tagger(x)), atol=1e-4)
+
+
 def test_bodies_of_other_windows_or_fine_tuning_two_bodies_are_refused(own, capsys, tmp_path):
     import dataclasses
 
