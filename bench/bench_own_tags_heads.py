@@ -19,7 +19,8 @@ none (the last of 100 epochs kept). Beside them: a logistic regression per
 tag on each file's mean embedding (scikit-learn, C=1, features
 standardised on the training files, trained on the train and val files);
 train.py's head on the embeddings of the body and of each `--also-from`
-joined (train.py --from A --from B); and train.py's head trained again on
+joined (train.py --from A --from B), and its heads trained apart, one per
+body, their scores averaged; and train.py's head trained again on
 the labelled files and the held-out files it scores confidently (every tag
 below 0.2 or above 0.8), labelled with its own scores above 0.5. Every
 file not labelled in the draw is held out: the macro ROC-AUC and PR-AUC of
@@ -32,8 +33,9 @@ Ratio lines: `own_tags_heldout_roc_auc` (train.py --from's head),
 when none does better), `own_tags_default_over_logistic_min` (its
 held-out ROC-AUC over the logistic regression's, on the draw where it
 leads least: above 1 when it beats it on every draw),
-`own_tags_bodies_over_default` (with `--also-from`: the joined bodies'
-mean over its) and `own_tags_pseudo_over_default` (the pseudo-labels'
+`own_tags_bodies_over_default` and `own_tags_heads_averaged_over_default`
+(with `--also-from`: the joined bodies' mean, and the averaged heads', over
+its) and `own_tags_pseudo_over_default` (the pseudo-labels'
 mean over its). `--tiny` makes records of two folders of tones and two
 untrained package Musicnns at `--width` as the bodies, in a temporary
 folder (a run of seconds that checks the bench runs).
@@ -305,6 +307,15 @@ def measure(args):
                               args.max_epochs)
             rows.add(together, labels[held], clip_scores(head, joined_clips, held), tags)
         print(rows.line(together, time.perf_counter() - start), flush=True)
+        averaged = f"train.py's head on each of {' and '.join(b.name for b in bodies)}, averaged"
+        start, own_clips = time.perf_counter(), [clips]
+        own_clips += [pooled([other], args.records)[0] for other in bodies[1:]]
+        for seed, (train, val, _, held) in enumerate(draws):
+            scores = [clip_scores(train_head([one], ones, labels, train, val, 256, "joined",
+                                             seed, args.max_epochs), ones, held)
+                      for one, ones in zip(bodies, own_clips)]
+            rows.add(averaged, labels[held], np.mean(scores, axis=0), tags)
+        print(rows.line(averaged, time.perf_counter() - start), flush=True)
     ours = rows.roc(default)
     print(f"ratio own_tags_heldout_roc_auc {ours.mean():.4f}")
     print(f"ratio own_tags_default_of_best "
@@ -312,6 +323,8 @@ def measure(args):
     print(f"ratio own_tags_default_over_logistic_min {(ours / rows.roc(logistic)).min():.4f}")
     if args.also_from:
         print(f"ratio own_tags_bodies_over_default {rows.roc(together).mean() / ours.mean():.4f}")
+        print(f"ratio own_tags_heads_averaged_over_default "
+              f"{rows.roc(averaged).mean() / ours.mean():.4f}")
     print(f"ratio own_tags_pseudo_over_default {rows.roc(pseudo).mean() / ours.mean():.4f}")
 
 

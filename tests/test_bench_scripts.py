@@ -60,6 +60,7 @@ TINY = {
                                 {"own_tags_heldout_roc_auc", "own_tags_default_of_best",
                                  "own_tags_default_over_logistic_min",
                                  "own_tags_bodies_over_default",
+                                 "own_tags_heads_averaged_over_default",
                                  "own_tags_pseudo_over_default"}),
     "bench_reader.py": (["--clips", "12", "--seconds", "6", "--passes", "1", "--repeats", "1",
                          "--batch-size", "1"],
