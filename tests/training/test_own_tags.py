@@ -815,6 +815,21 @@ def test_a_tagger_on_two_bodies_scores_their_joined_embeddings(two_bodies, own, 
 
 
 @pytest.mark.slow
+def test_eval_py_scores_a_tagger_on_two_bodies_as_its_run_did(two_bodies, capsys, tmp_path):
+    run_dir, _ = two_bodies
+    records = run_dir.parent.parent / "records"
+    report = tmp_path / "eval.json"
+    code, _, err = call_main(eval_cli.main, capsys, run_dir / "model.keras", "--data-dir",
+                             records, "--bootstrap", "0", "--out-json", report, "--no-progress")
+    assert code in (0, None), err
+    ours = json.loads(report.read_text())
+    theirs = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert ours["clips"] == 6
+    assert ours["roc_auc"] == pytest.approx(theirs["roc_auc"], abs=1e-6)
+    assert ours["pr_auc"] == pytest.approx(theirs["pr_auc"], abs=1e-6)
+
+
+@pytest.mark.slow
 def test_export_py_writes_a_tagger_on_two_bodies_as_tflite(two_bodies, tmp_path, capsys):
     import tensorflow as tf
 
