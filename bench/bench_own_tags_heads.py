@@ -1,28 +1,44 @@
-"""Which head train.py --from should train: linear or one hidden layer, and
-what early stopping on a few validation files does to it, on real music.
+"""Which head train.py --from should train: linear or one hidden layer, the
+val files joined to its training or held out to stop on, against a
+logistic regression, on several bodies, with pseudo-labels; on real music.
 
-    python bench/bench_own_tags_heads.py RECORDS [--from MTT_musicnn] [--per-tag 10] [--draws 6]
-    python bench/bench_own_tags_heads.py --tiny    # tones and an untrained body: the suite's run
+    python bench/bench_own_tags_heads.py RECORDS [--from MTT_musicnn] [--also-from MSD_musicnn]
+                                         [--per-tag 10] [--draws 6]
+    python bench/bench_own_tags_heads.py --tiny    # tones and untrained bodies: the suite's run
 
 RECORDS: records of a folder whose every file is labelled (build_folder.py
 --labels with every file listed, e.g. one tag per soundtrack), all splits
 pooled. Each draw labels `--per-tag` files of each tag, split as
 build_folder.py splits them by default (80/10/10: train, val, test), and
 the head trains on the body's stored embeddings (`pretrained_body`) as
-train.py --from trains it (`tag_head`'s layers, Adam at the head's rate,
-batch and epoch limit, `config.HEAD_SETTINGS`), early stopping following
-the val loss of the clip scores (train.py's), of the windows, or none (the
-last epoch kept). Every file not labelled in the draw is held out: the
-macro ROC-AUC and PR-AUC of the clip scores (the mean of the windows'
-scores, as tag.py scores a file) over them, averaged over the draws, with
-the lowest. The embeddings are computed once and stored beside the records.
+train.py --from trains it (`tag_head`'s layers, Adam at the head's rate and
+batch, `config.head_settings`): on the train and val files for a fixed 20
+epochs, the last kept (train.py's), or on the train files with early
+stopping following the val loss of the clip scores, of the windows, or
+none (the last of 100 epochs kept). Beside them: a logistic regression per
+tag on each file's mean embedding (scikit-learn, C=1, features
+standardised on the training files, trained on the train and val files);
+train.py's head on the embeddings of the body and of each `--also-from`
+joined (train.py --from A --from B), and its heads trained apart, one per
+body, their scores averaged; and train.py's head trained again on
+the labelled files and the held-out files it scores confidently (every tag
+below 0.2 or above 0.8), labelled with its own scores above 0.5. Every
+file not labelled in the draw is held out: the macro ROC-AUC and PR-AUC of
+the clip scores (the mean of the windows' scores, as tag.py scores a file)
+over them, averaged over the draws, with the lowest. The embeddings are
+computed once and stored beside the records.
 
-Ratio lines: `own_tags_heldout_roc_auc` (train.py --from's head: one
-hidden layer, early stopping on the clip loss) and
-`own_tags_default_of_best` (its held-out ROC-AUC over the best head's: 1
-when no other head does better). `--tiny` makes records of two folders of
-tones and an untrained package Musicnn at `--width` as the body, in a
-temporary folder (a run of seconds that checks the bench runs).
+Ratio lines: `own_tags_heldout_roc_auc` (train.py --from's head),
+`own_tags_default_of_best` (its held-out ROC-AUC over the best row's: 1
+when none does better), `own_tags_default_over_logistic_min` (its
+held-out ROC-AUC over the logistic regression's, on the draw where it
+leads least: above 1 when it beats it on every draw),
+`own_tags_bodies_over_default` and `own_tags_heads_averaged_over_default`
+(with `--also-from`: the joined bodies' mean, and the averaged heads', over
+its) and `own_tags_pseudo_over_default` (the pseudo-labels'
+mean over its). `--tiny` makes records of two folders of tones and two
+untrained package Musicnns at `--width` as the bodies, in a temporary
+folder (a run of seconds that checks the bench runs).
 """
 
 from __future__ import annotations
@@ -33,43 +49,52 @@ import time
 import numpy as np
 from common import timed, untrained_pons_musicnn
 
-from tagger.config import HEAD_SETTINGS
+from tagger.config import HEAD_SETTINGS, head_settings
 from tagger.evaluation.metrics import binary_crossentropy, tag_metrics
 from tagger.records.info import load_info
 from tagger.records.reader import clip_labels
 from tagger.training import tag_head
-from tagger.training.pretrained_body import Body, split_embeddings
+from tagger.training.pretrained_body import Body, check_same_audio, joined_embeddings
 
-# (label, hidden units, what early stopping follows)
-HEADS = (("one hidden layer of 256, clip loss", 256, "clip"),
+# (label, hidden units, what early stopping follows; "joined": none, the val
+# files train it too for head_settings' 20 epochs, as train.py --from's)
+DEFAULT = ("one hidden layer of 256, val joined, 20 epochs", 256, "joined")
+HEADS = (DEFAULT,
+         ("one hidden layer of 256, clip loss", 256, "clip"),
          ("linear, clip loss", 0, "clip"),
          ("one hidden layer of 256, window loss", 256, "window"),
          ("linear, window loss", 0, "window"),
          ("one hidden layer of 256, none", 256, None))
+LOGISTIC_C = 1.0  # scikit-learn's default
+CONFIDENT = 0.3  # a held-out file is pseudo-labelled when every score is this far from 0.5
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("records", nargs="?", default=None)
     p.add_argument("--from", dest="from_model", default="MTT_musicnn")
+    p.add_argument("--also-from", action="append", default=[], metavar="MODEL",
+                   help="a body whose embeddings join --from's in one more row (repeatable)")
     p.add_argument("--per-tag", type=int, default=10)
     p.add_argument("--draws", type=int, default=6)
-    p.add_argument("--max-epochs", type=int, default=HEAD_SETTINGS["max_epochs_per_stage"],
-                   help="epochs at most per head (default: train.py --from's)")
+    p.add_argument("--max-epochs", type=int, default=None,
+                   help="epochs at most per head (default: train.py --from's, 20 with the "
+                        "val files joined, 100 with them held out)")
     p.add_argument("--tiny", action="store_true",
-                   help="tones and an untrained body in a temporary folder")
+                   help="tones and two untrained bodies in a temporary folder")
     p.add_argument("--width", type=float, default=1 / 16,
-                   help="with --tiny: the untrained body's width")
+                   help="with --tiny: the untrained bodies' width")
     args = p.parse_args(argv)
     if (args.records is None) != args.tiny:
         p.error("name RECORDS, or --tiny for records of tones")
     return args
 
 
-def tiny_setting(folder: str, width: float, files: int = 8, seed: int = 0) -> tuple[str, str]:
-    """(records, body): two folders of `files` tones each, every file
-    labelled by its folder, built at the package Musicnn's rate and window,
-    and an untrained package Musicnn at `width`, in `folder`."""
+def tiny_setting(folder: str, width: float, files: int = 8,
+                 seed: int = 0) -> tuple[str, str, str]:
+    """(records, body, second body): two folders of `files` tones each,
+    every file labelled by its folder, built at the package Musicnn's rate
+    and window, and two untrained package Musicnns at `width`, in `folder`."""
     import csv
     import os
 
@@ -99,19 +124,21 @@ def tiny_setting(folder: str, width: float, files: int = 8, seed: int = 0) -> tu
                               str(SEGMENT_LENGTH), "--workers", "1", "--no-progress"])
     if code:
         raise SystemExit(f"the tiny records could not be built (exit code {code})")
-    body = os.path.join(folder, "body.keras")
-    keras.utils.set_random_seed(seed)  # the same untrained body in every run
-    save_tagger(*untrained_pons_musicnn(width), body)
-    return records, body
+    bodies = [os.path.join(folder, f"body{i}.keras") for i in (1, 2)]
+    for i, body in enumerate(bodies):
+        keras.utils.set_random_seed(seed + i)  # the same untrained bodies in every run
+        save_tagger(*untrained_pons_musicnn(width), body)
+    return records, *bodies
 
 
-def pooled(body, records):
-    """(every clip's window embeddings, (clips, tags) labels) of every split."""
+def pooled(bodies, records):
+    """(every clip's window embeddings, of `bodies` joined, (clips, tags)
+    labels) of every split."""
     info = load_info(records)
     clips, labels = [], []
     for split in info.splits:
         ids, y = clip_labels(records, split, info)
-        rows = split_embeddings(body, records, info, split, clip_ids=ids, progress=True)
+        rows = joined_embeddings(bodies, records, info, split, clip_ids=ids, progress=True)
         clips += np.split(rows.values, rows.offsets[1:-1])
         labels.append(y)
     return clips, np.concatenate(labels), list(info.tag_names)
@@ -138,24 +165,34 @@ def clip_scores(head, clips, index):
                      np.split(scores, np.cumsum([len(clips[i]) for i in index])[:-1])])
 
 
-def train_head(body_path, layer, clips, labels, train, val, units, stopping, seed,
-               max_epochs: int):
+def windows_and_tags(clips, labels, index):
+    """(windows, tags): the windows of the clips at `index`, each with its clip's tags."""
+    x = np.concatenate([clips[i] for i in index])
+    return x, np.concatenate([np.repeat(labels[i][None], len(clips[i]), 0) for i in index])
+
+
+def train_head(bodies, clips, labels, train, val, units, stopping, seed,
+               max_epochs: int | None = None, extra=None):
+    """The head as `stopping` says (HEADS), trained on the windows of the
+    clips at `train` (and `val` when "joined") and `extra` (windows, tags)."""
     import keras
 
     from tagger.models.saved import load_tagger
 
     keras.utils.set_random_seed(seed)
-    body, _ = load_tagger(body_path)
-    head = tag_head.head_of(tag_head.attach_head(body, layer, labels.shape[1], units), layer)
+    models = [(load_tagger(body.path)[0], body.embedding_layer) for body in bodies]
+    head = tag_head.head_of(tag_head.attach_head(*models[0], labels.shape[1], units,
+                                                 models[1:]), bodies[0].embedding_layer)
     head.compile(keras.optimizers.Adam(HEAD_SETTINGS["lr"]), "binary_crossentropy")
-    x = np.concatenate([clips[i] for i in train])
-    y = np.concatenate([np.repeat(labels[i][None], len(clips[i]), 0) for i in train])
-    xv = np.concatenate([clips[i] for i in val])
-    yv = np.concatenate([np.repeat(labels[i][None], len(clips[i]), 0) for i in val])
+    joined = stopping == "joined"
+    x, y = windows_and_tags(clips, labels, train + val if joined else train)
+    if extra is not None:
+        x, y = np.concatenate([x, extra[0]]), np.concatenate([y, extra[1]])
+    xv, yv = windows_and_tags(clips, labels, val)
     best, wait, weights = np.inf, 0, None
-    for _ in range(max_epochs):
+    for _ in range(max_epochs or head_settings(joined)["max_epochs_per_stage"]):
         head.fit(x, y, batch_size=HEAD_SETTINGS["batch_size"], epochs=1, verbose=0)
-        if stopping is None:
+        if stopping in (None, "joined"):
             continue
         if stopping == "clip":
             loss = binary_crossentropy(labels[val], clip_scores(head, clips, val))
@@ -172,37 +209,123 @@ def train_head(body_path, layer, clips, labels, train, val, units, stopping, see
     return head
 
 
+def logistic_scores(clips, labels, train, held):
+    """(held clips, tags) scores of a logistic regression per tag on the
+    clips' mean embeddings, standardised on the training clips."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    means = np.stack([clip.mean(axis=0) for clip in clips])
+    scaler = StandardScaler().fit(means[train])
+    x, x_held = scaler.transform(means[train]), scaler.transform(means[held])
+    return np.stack([LogisticRegression(C=LOGISTIC_C, max_iter=2000).fit(
+        x, labels[train, tag]).predict_proba(x_held)[:, 1] for tag in range(labels.shape[1])],
+        axis=1)
+
+
+def pseudo_labelled(clips, held, scores):
+    """(windows, tags) of the held-out clips whose every score is CONFIDENT
+    away from 0.5, labelled with their scores above 0.5, and their count."""
+    sure = [i for i, row in zip(held, scores) if np.all(np.abs(row - 0.5) >= CONFIDENT)]
+    tags = {i: (row > 0.5).astype(np.float32) for i, row in zip(held, scores)}
+    if not sure:
+        return None, 0
+    return (np.concatenate([clips[i] for i in sure]),
+            np.concatenate([np.repeat(tags[i][None], len(clips[i]), 0) for i in sure])), len(sure)
+
+
 def main(argv=None):
     import tempfile
 
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench_own_tags_") as work:
         if args.tiny:
-            args.records, args.from_model = tiny_setting(work, args.width)
+            args.records, args.from_model, second = tiny_setting(work, args.width)
+            args.also_from = [second]
         measure(args)
 
 
+class Rows:
+    """Each row's per-draw (ROC-AUC, PR-AUC), printed as its draws end."""
+
+    def __init__(self):
+        self.figures = {}
+
+    def add(self, label, truth, scores, tags):
+        result = tag_metrics(truth, scores, tags)
+        self.figures.setdefault(label, []).append((result.roc_auc, result.pr_auc))
+
+    def roc(self, label) -> np.ndarray:
+        return np.array([roc for roc, _ in self.figures[label]])
+
+    def line(self, label, seconds: float, note: str = "") -> str:
+        roc, pr = np.array(self.figures[label]).T
+        return (f"{label:48s} held-out ROC-AUC {roc.mean():.4f} (lowest {roc.min():.4f})  "
+                f"PR-AUC {pr.mean():.4f}  ({seconds:.0f} s){note}")
+
+
 def measure(args):
-    """Every head of HEADS over the draws; their lines and the ratio lines."""
+    """Every row over the draws; their lines and the ratio lines."""
     body = Body(args.from_model)
-    clips, labels, tags = pooled(body, args.records)
+    clips, labels, tags = pooled([body], args.records)
     print(f"{len(clips)} files, {len(tags)} tags; {args.draws} draws of {args.per_tag} "
           "labelled files a tag (80/10/10), the rest held out", flush=True)
-    means = []
+    draws = [draw(labels, args.per_tag, seed) for seed in range(args.draws)]
+    rows, default = Rows(), f"{DEFAULT[0]} (train.py --from's)"
     for label, units, stopping in HEADS:
-        figures, start = [], time.perf_counter()
-        for seed in range(args.draws):
-            train, val, _, held = draw(labels, args.per_tag, seed)
-            head, _ = timed(train_head, body.path, body.embedding_layer, clips, labels, train,
-                            val, units, stopping, seed, args.max_epochs)
-            result = tag_metrics(labels[held], clip_scores(head, clips, held), tags)
-            figures.append((result.roc_auc, result.pr_auc))
-        roc, pr = np.array(figures).T
-        means.append(roc.mean())
-        print(f"{label:40s} held-out ROC-AUC {roc.mean():.4f} (lowest {roc.min():.4f})  "
-              f"PR-AUC {pr.mean():.4f}  ({time.perf_counter() - start:.0f} s)", flush=True)
-    print(f"ratio own_tags_heldout_roc_auc {means[0]:.4f}")  # HEADS[0]: train.py --from's
-    print(f"ratio own_tags_default_of_best {means[0] / max(means):.4f}")
+        label = default if (label, units, stopping) == DEFAULT else label
+        start = time.perf_counter()
+        for seed, (train, val, _, held) in enumerate(draws):
+            head, _ = timed(train_head, [body], clips, labels, train, val, units, stopping,
+                            seed, args.max_epochs)
+            rows.add(label, labels[held], clip_scores(head, clips, held), tags)
+        print(rows.line(label, time.perf_counter() - start), flush=True)
+    logistic, start = f"logistic regression, clip means, C={LOGISTIC_C:g}", time.perf_counter()
+    for train, val, _, held in draws:
+        rows.add(logistic, labels[held], logistic_scores(clips, labels, train + val, held),
+                 tags)
+    print(rows.line(logistic, time.perf_counter() - start), flush=True)
+    pseudo, start, counts = "train.py's head, then pseudo-labels", time.perf_counter(), []
+    for seed, (train, val, _, held) in enumerate(draws):
+        first = train_head([body], clips, labels, train, val, 256, "joined", seed,
+                           args.max_epochs)
+        extra, count = pseudo_labelled(clips, held, clip_scores(first, clips, held))
+        counts.append(count)
+        head = train_head([body], clips, labels, train, val, 256, "joined", seed,
+                          args.max_epochs, extra)
+        rows.add(pseudo, labels[held], clip_scores(head, clips, held), tags)
+    print(rows.line(pseudo, time.perf_counter() - start,
+                    f"  [{np.mean(counts):.0f} files pseudo-labelled a draw]"), flush=True)
+    if args.also_from:
+        bodies = [body] + [Body(name) for name in args.also_from]
+        check_same_audio(bodies)
+        joined_clips, _, _ = pooled(bodies, args.records)
+        together = f"train.py's head on {' + '.join(b.name for b in bodies)}"
+        start = time.perf_counter()
+        for seed, (train, val, _, held) in enumerate(draws):
+            head = train_head(bodies, joined_clips, labels, train, val, 256, "joined", seed,
+                              args.max_epochs)
+            rows.add(together, labels[held], clip_scores(head, joined_clips, held), tags)
+        print(rows.line(together, time.perf_counter() - start), flush=True)
+        averaged = f"train.py's head on each of {' and '.join(b.name for b in bodies)}, averaged"
+        start, own_clips = time.perf_counter(), [clips]
+        own_clips += [pooled([other], args.records)[0] for other in bodies[1:]]
+        for seed, (train, val, _, held) in enumerate(draws):
+            scores = [clip_scores(train_head([one], ones, labels, train, val, 256, "joined",
+                                             seed, args.max_epochs), ones, held)
+                      for one, ones in zip(bodies, own_clips)]
+            rows.add(averaged, labels[held], np.mean(scores, axis=0), tags)
+        print(rows.line(averaged, time.perf_counter() - start), flush=True)
+    ours = rows.roc(default)
+    print(f"ratio own_tags_heldout_roc_auc {ours.mean():.4f}")
+    print(f"ratio own_tags_default_of_best "
+          f"{ours.mean() / max(rows.roc(label).mean() for label in rows.figures):.4f}")
+    print(f"ratio own_tags_default_over_logistic_min {(ours / rows.roc(logistic)).min():.4f}")
+    if args.also_from:
+        print(f"ratio own_tags_bodies_over_default {rows.roc(together).mean() / ours.mean():.4f}")
+        print(f"ratio own_tags_heads_averaged_over_default "
+              f"{rows.roc(averaged).mean() / ours.mean():.4f}")
+    print(f"ratio own_tags_pseudo_over_default {rows.roc(pseudo).mean() / ours.mean():.4f}")
 
 
 if __name__ == "__main__":

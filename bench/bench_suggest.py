@@ -23,8 +23,8 @@ per soundtrack, build_folder.py --labels-from folders), all splits pooled
    start at least and the pool at most (the output names a budget
    capped); at each, the head is trained on the files labelled as
    train.py --from trains it (split 80/10/10 into train, val and test as
-   build_folder.py splits them, early stopping on the val clips' loss:
-   bench_own_tags_heads.train_head) and scored on the held-out files
+   build_folder.py splits them, the val files joined to the training
+   ones for 20 epochs: bench_own_tags_heads.train_head) and scored on the held-out files
    (macro ROC-AUC of the clip scores), and on every file not labelled
    (held-out and the pool's rest: a choice that labels the hard files
    leaves the easy ones to this measure, so it flatters the suggestion).
@@ -43,9 +43,9 @@ import json
 import time
 
 import numpy as np
-from bench_own_tags_heads import clip_scores, draw, pooled, tiny_setting, train_head
+from bench_own_tags_heads import DEFAULT, clip_scores, draw, pooled, tiny_setting, train_head
 
-from tagger.config import HEAD_SETTINGS, PretrainedConfig
+from tagger.config import PretrainedConfig
 from tagger.datasets.folder import FolderSettings, split_rows
 from tagger.evaluation.metrics import tag_metrics
 from tagger.training.pretrained_body import Body
@@ -67,8 +67,8 @@ def parse_args(argv=None):
                    help="files of each tag labelled at random to begin with (default: 2)")
     p.add_argument("--round", type=int, default=10,
                    help="files suggested a round, the head trained again after each")
-    p.add_argument("--max-epochs", type=int, default=HEAD_SETTINGS["max_epochs_per_stage"],
-                   help="epochs at most per head (default: train.py --from's)")
+    p.add_argument("--max-epochs", type=int, default=None,
+                   help="epochs per head (default: train.py --from's, 20)")
     p.add_argument("--json", default=None, help="write each seed's figures to this file")
     p.add_argument("--tiny", action="store_true",
                    help="tones and an untrained body in a temporary folder")
@@ -113,8 +113,8 @@ class Simulation:
 
     def head(self, labelled):
         train, val = split(labelled, self.seed)
-        return train_head(self.body.path, self.body.embedding_layer, self.clips, self.labels,
-                          train, val, HEAD_UNITS, "clip", self.seed, self.args.max_epochs)
+        return train_head([self.body], self.clips, self.labels, train, val, HEAD_UNITS,
+                          DEFAULT[2], self.seed, self.args.max_epochs)
 
     def figures(self, head, labelled) -> tuple:
         """(held-out ROC-AUC, ROC-AUC of every file not labelled)."""
@@ -153,7 +153,7 @@ def main(argv=None):
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench_suggest_") as work:
         if args.tiny:
-            args.records, args.from_model = tiny_setting(work, args.width)
+            args.records, args.from_model, _ = tiny_setting(work, args.width)
         measure(args)
 
 
@@ -161,7 +161,7 @@ def measure(args):
     """Random and suggested labels at each budget over the seeds; their
     lines and the ratio lines."""
     body = Body(args.from_model)
-    clips, labels, tags = pooled(body, args.records)
+    clips, labels, tags = pooled([body], args.records)
     first = Simulation(body, clips, labels, tags, args, 0)
     pool, start = len(first.pool), len(first.start)
     if not split(first.start, 0)[1]:

@@ -285,29 +285,54 @@ class PretrainedConfig:
     """A tagger of the records' tags on a trained model's body
     (tagger.training.head_run, train.py --from); off while `from_model` is
     None. The head (a hidden layer of `head_units`, or linear for 0) trains
-    on the body's stored embeddings with the run's staged schedule; with
-    `fine_tune`, every layer then trains on the records' audio, at Adam
-    `fine_tune_lr` for up to `fine_tune_epochs` epochs."""
+    on the body's stored embeddings with the run's staged schedule (on
+    those of `from_model` and of each of `also_from` side by side, bodies
+    of one rate and window); with `fine_tune`, every layer then trains on
+    the records' audio, at Adam `fine_tune_lr` for up to `fine_tune_epochs`
+    epochs. With `join_val` the val files train the head too, for the staged
+    schedule's fixed epochs, the last kept (no early stopping: a few val
+    files are too few to stop on); else they are held out to stop on."""
 
     from_model: str | None = None  # a pretrained name or a saved tagger
+    also_from: tuple = ()  # more bodies whose embeddings join from_model's (--from again)
+    join_val: bool = True  # train.py --hold-out-val: False; fine-tuning holds them out
     head_units: int = 256
     fine_tune: bool = False
     fine_tune_lr: float = 1e-5
     fine_tune_epochs: int = 10
 
+    @property
+    def joins_val(self) -> bool:
+        """Whether the head trains on the val files too (never when fine-tuned:
+        its stage stops on them)."""
+        return self.join_val and not self.fine_tune
+
     def __post_init__(self):
+        object.__setattr__(self, "also_from", tuple(self.also_from))  # a list, as JSON gives it
         if self.from_model is not None:
             _check_model("from_model", "--from", self.from_model)
+        for name in self.also_from:
+            _check_model("also_from", "--from", name)
+        if self.also_from and self.from_model is None:
+            raise ValueError("also_from (--from given again) needs from_model, the first body")
         _check_int("head_units", self.head_units, 0)
         _check_int("fine_tune_epochs", self.fine_tune_epochs, 1)
         _check_number("fine_tune_lr", self.fine_tune_lr, 0.0, low_open=True)
 
 
 # The staged schedule's settings of a head on a body (`PretrainedConfig`)
-# where train.py's flags leave them: Adam, one stage, a wider batch, and
+# where train.py's flags leave them: Adam, one stage, a wider batch, and 20
+# epochs on the train and val files (docs/own_tags.md, "Choosing the head");
+# with the val files held out (`HELD_OUT_VAL_SETTINGS`), up to 100 epochs and
 # patience for a small val split's noisy figures.
 HEAD_SETTINGS = {"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "num_stages": 1,
-                 "patience": 10, "max_epochs_per_stage": 100}
+                 "patience": 10, "max_epochs_per_stage": 20}
+HELD_OUT_VAL_SETTINGS = {"max_epochs_per_stage": 100}
+
+
+def head_settings(join_val: bool = True) -> dict:
+    """HEAD_SETTINGS, with HELD_OUT_VAL_SETTINGS over them unless `join_val`."""
+    return {**HEAD_SETTINGS, **({} if join_val else HELD_OUT_VAL_SETTINGS)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -381,9 +406,13 @@ _FORMER_SCHEDULES = {"won": "adam_then_sgd"}
 def saved_train_config(saved: dict) -> TrainConfig:
     """The TrainConfig of a run's config.json (`to_dict` output), also of one
     an earlier version wrote: `num_lr_decays` is `num_stages`, the schedule
-    `won` is adam_then_sgd."""
+    `won` is adam_then_sgd, a head on a body without `join_val` held the
+    val files out."""
     if isinstance(saved, dict):
         saved = {_FORMER_FIELDS.get(name, name): value for name, value in saved.items()}
         if saved.get("schedule") in _FORMER_SCHEDULES:
             saved["schedule"] = _FORMER_SCHEDULES[saved["schedule"]]
+        pretrained = saved.get("pretrained")
+        if isinstance(pretrained, dict) and "join_val" not in pretrained:
+            saved["pretrained"] = {**pretrained, "join_val": False}
     return from_dict(TrainConfig, saved)

@@ -59,7 +59,11 @@ TINY = {
                      {"msd_plan_bytes_per_track_4n_over_n", "msd_build_rss_4n_over_n",
                       "msd_build_floor", "msd_leak_roc_auc"}),
     "bench_own_tags_heads.py": (["--tiny", "--per-tag", "5", "--draws", "1", "--max-epochs", "2"],
-                                {"own_tags_heldout_roc_auc", "own_tags_default_of_best"}),
+                                {"own_tags_heldout_roc_auc", "own_tags_default_of_best",
+                                 "own_tags_default_over_logistic_min",
+                                 "own_tags_bodies_over_default",
+                                 "own_tags_heads_averaged_over_default",
+                                 "own_tags_pseudo_over_default"}),
     "bench_suggest.py": (["--tiny", "--budgets", "3", "5", "--seeds", "1", "--start", "3",
                           "--round", "2", "--max-epochs", "2"],
                          {f"suggest_over_random_roc_auc_{measure}{budget}"

@@ -251,10 +251,16 @@ def add_pretrained_flags(p):
         "--window-segments, --validation-steps, --teacher, --distil, --switch-epochs and "
         "--total-epochs do not apply.")
     group.add_argument("--from", dest="from_model", type=cli.model_name_or_path,
-                       default=None, metavar="MODEL",
+                       action="append", default=None, metavar="MODEL",
                        help="a pretrained name (tagger-pretrained list) or a saved tagger "
                             "whose body learns the records' tags (default: none, a model "
-                            "trained from scratch)")
+                            "trained from scratch); given again, more bodies of the same "
+                            "rate and window whose embeddings join the first's")
+    group.add_argument("--hold-out-val", action="store_true",
+                       help="with --from: keep the val files out of the head's training, "
+                            "to stop on their clip loss (up to 100 epochs, --patience); by "
+                            "default they train it too, for 20 epochs, the last kept "
+                            "(--fine-tune always holds them out)")
     group.add_argument("--head-units", type=non_negative_int, default=settings.head_units,
                        metavar="N",
                        help="with --from: units of the head's hidden layer; 0: a linear head")
@@ -287,13 +293,15 @@ SCHEDULE_FLAGS = {
     "adam_then_sgd": ("switch_epochs", "total_epochs"),
 }
 # Destinations whose TrainConfig field has another name.
-CONFIG_FIELDS = {"no_test": "evaluate_test", "no_progress": "progress", "distil": "teachers"}
+CONFIG_FIELDS = {"no_test": "evaluate_test", "no_progress": "progress", "distil": "teachers",
+                 "hold_out_val": "join_val"}
 # With --from: flags that only a model trained from scratch reads, the flags
 # only --from reads, and those that only its fine-tuning (records' audio) reads.
 NOT_WITH_FROM = ("model", "quick", "schedule", "window_segments", "validation_steps",
                  "teacher", "distil", "temperature", "unlabelled_split",
                  "unlabelled_data_dir", "pseudo_label_weight", "rounds")
-FROM_FLAGS = ("head_units", "fine_tune", "fine_tune_lr", "fine_tune_epochs", "suggest")
+FROM_FLAGS = ("head_units", "hold_out_val", "fine_tune", "fine_tune_lr", "fine_tune_epochs",
+              "suggest")
 FINE_TUNE_FLAGS = ("fine_tune_lr", "fine_tune_epochs", "augment", "shuffle_segments",
                    "num_read_threads")
 
@@ -336,12 +344,18 @@ def check_applicable(args, schedule: str) -> None:
                                  "use --strategy tpu")
 
 
+def from_models(args) -> list:
+    """The bodies --from names, in order (none without it)."""
+    names = getattr(args, "from_model", None)
+    return [] if names is None else [names] if isinstance(names, str) else list(names)
+
+
 def check_pretrained(args, chosen) -> bool:
     """Whether the run is --from's (then a UserError for any flag given that
     it would not read); without --from, a UserError for --from's flags."""
     from tagger.errors import flags_do_not_apply
 
-    source = getattr(args, "from_model", None)
+    source = " and ".join(from_models(args)) or None
     if source is None:
         wrong = [flag(d) for d in FROM_FLAGS if d in chosen]
         if wrong:
@@ -379,10 +393,13 @@ def check_pretrained(args, chosen) -> bool:
 
 
 def pretrained_setting(args) -> None:
-    """--from: sets on `args` the head's settings (`HEAD_SETTINGS`) where
-    no flag was given."""
+    """--from: sets on `args` the head's settings (`config.head_settings`)
+    where no flag was given."""
+    from tagger.config import head_settings
+
     chosen = given(args) or frozenset()
-    for dest, value in HEAD_SETTINGS.items():
+    joins_val = not getattr(args, "hold_out_val", False) and not args.fine_tune
+    for dest, value in head_settings(joins_val).items():
         if dest not in chosen:
             setattr(args, dest, value)
 
@@ -397,7 +414,7 @@ def config_from_args(args, check: bool = True):
     spec = family_spec(args.model)
     model_args = spec.model_args(args)
     quick = getattr(args, "quick", False)
-    source = getattr(args, "from_model", None)
+    source = from_models(args) or None
     # --quick trains as demo.py does: one Adam stage (unless --schedule is given)
     schedule = args.schedule or ("staged" if quick or source else spec.schedule)
     if check:
@@ -447,9 +464,12 @@ def pretrained_config(args):
     """The PretrainedConfig of the --from flags."""
     from tagger.config import PretrainedConfig
 
-    if getattr(args, "from_model", None) is None:
+    names = from_models(args)
+    if not names:
         return PretrainedConfig()
-    return PretrainedConfig(from_model=args.from_model, head_units=args.head_units,
+    return PretrainedConfig(from_model=names[0], also_from=tuple(names[1:]),
+                            join_val=not getattr(args, "hold_out_val", False),
+                            head_units=args.head_units,
                             fine_tune=args.fine_tune, fine_tune_lr=args.fine_tune_lr,
                             fine_tune_epochs=args.fine_tune_epochs)
 
@@ -490,6 +510,8 @@ def given_fields(args) -> set | None:
         return None
     arguments = {f.dest: f.keyword for f in family_spec(args.model).flags}
     fields = {CONFIG_FIELDS.get(dest, arguments.get(dest, dest)) for dest in chosen}
+    if "from_model" in fields:  # every --from: the first body and the others
+        fields.add("also_from")
     return fields
 
 
@@ -508,12 +530,14 @@ def run(args):
         config = resume_settings(config, given_fields(args))
     if config.pretrained.from_model:
         settings = config.pretrained
-        print(f"--from {settings.from_model}: "
+        print(f"--from {' and '.join((settings.from_model, *settings.also_from))}: "
               + (f"a head of {settings.head_units} hidden units" if settings.head_units
                  else "a linear head")
               + f" on its embeddings, {config.optimizer} lr {config.lr:g}, batch "
-              f"{config.batch_size}, up to {config.max_epochs_per_stage} epochs (patience "
-              f"{config.patience})"
+              f"{config.batch_size}, "
+              + (f"{config.max_epochs_per_stage} epochs on the train and val files, the "
+                 "last kept" if settings.joins_val else
+                 f"up to {config.max_epochs_per_stage} epochs (patience {config.patience})")
               + (f"; then every layer, Adam lr {settings.fine_tune_lr:g}, up to "
                  f"{settings.fine_tune_epochs} epochs" if settings.fine_tune else ""),
               flush=True)

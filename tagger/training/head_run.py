@@ -1,12 +1,17 @@
 """train.py --from MODEL: a tagger of the records' own tags on a trained
 model's body, as a run like any other (`run.Run`: run folder, stages,
-early stopping on val, checkpoints, resume, test figures at the end).
+checkpoints, resume, test figures at the end).
 
 The body's embeddings of every window of the labelled splits are computed
 once and stored beside the records (`pretrained_body`; by the chief of a
-multi-worker run, the others reading them once stored). The head
+multi-worker run, the others reading them once stored); on several bodies
+of one rate and window (`pretrained.also_from`), each body's are stored
+and the head reads them side by side. The head
 (`tag_head`) trains on them, the body frozen: the run's staged schedule
-(Adam at 1e-3 by default, `config.HEAD_SETTINGS`), each epoch one pass over the
+(Adam at 1e-3 by default, `config.head_settings`), on the train and val
+splits' windows for a fixed number of epochs, the last kept
+(`pretrained.joins_val`), or on the train split's with early stopping on
+val; each epoch one pass over the
 training windows in an order fixed by the seed and the epoch, every window
 labelled with its clip's tags, read from a table beside the run
 (`window_lookup`, so the input pipeline's graph stays small); val and
@@ -27,7 +32,7 @@ import dataclasses
 
 import numpy as np
 
-from tagger.config import HEAD_SETTINGS, Stage, TrainConfig
+from tagger.config import Stage, TrainConfig, head_settings
 from tagger.errors import UserError
 from tagger.evaluation.metrics import binary_crossentropy
 from tagger.evaluation.predict import ClipPredictions
@@ -35,7 +40,7 @@ from tagger.records.info import DatasetInfo, require_raw
 from tagger.training import run as runs
 from tagger.training import strategy as strategies
 from tagger.training import tag_head
-from tagger.training.pretrained_body import Body, split_embeddings
+from tagger.training.pretrained_body import Body, check_same_audio, joined_embeddings
 
 PREDICT_BATCH = 1024  # embeddings scored by the head at once
 SHUFFLE_WINDOWS = 10_000  # training windows shuffled together, after the clips' order
@@ -43,8 +48,10 @@ TABLE_FILE = "train_embeddings.tsv"  # in the run folder while it trains
 
 
 def head_config(config: TrainConfig, given=frozenset()) -> TrainConfig:
-    """`config` with `HEAD_SETTINGS` in place of the fields not in `given`."""
-    return dataclasses.replace(config, **{k: v for k, v in HEAD_SETTINGS.items()
+    """`config` with the head's settings (`config.head_settings`) in place of
+    the fields not in `given`."""
+    settings = head_settings(config.pretrained.joins_val)
+    return dataclasses.replace(config, **{k: v for k, v in settings.items()
                                           if k not in given})
 
 
@@ -126,7 +133,13 @@ class HeadRun(runs.Run):
         require_raw(info, config.data_dir, "--from")
         super().__init__(config, info, strategy, precision)
         settings = config.pretrained
-        self.body = Body(settings.from_model, config.progress, self._log)
+        self.bodies = [Body(name, config.progress, self._log)
+                       for name in (settings.from_model, *settings.also_from)]
+        self.body = self.bodies[0]
+        check_same_audio(self.bodies)
+        if settings.fine_tune and len(self.bodies) > 1:
+            raise UserError("--fine-tune trains one body; give one --from with it, or leave "
+                            "it out to train a head on several bodies' embeddings")
         self.head_stages = config.num_stages  # stage indexes below it train the head
         if settings.fine_tune:
             self.window = fine_tune_window(self.body, info, config.data_dir)
@@ -145,10 +158,12 @@ class HeadRun(runs.Run):
         """A continued run must find the body it started on: the file at
         --from's path is compared by its SHA-256, which state.json keeps."""
         super()._open_run_dir()
-        started, now = self.state.base_model_sha256, self.body.fingerprint
+        started = self.state.base_model_sha256
+        now = "+".join(body.fingerprint for body in self.bodies)
         if started is not None and started != now:
+            names = " ".join(f"--from {body.name!r}" for body in self.bodies)
             raise UserError(
-                f"--resume: --from {self.body.name!r} is now the file of SHA-256 {now}, but "
+                f"--resume: {names} is now the file of SHA-256 {now}, but "
                 f"the run in {self.run_dir!r} was started on the file of SHA-256 {started}; "
                 "put that file back to continue the run, or start a new one with --run-name")
         self.state.base_model_sha256 = now
@@ -158,8 +173,10 @@ class HeadRun(runs.Run):
         from tagger.models.saved import load_tagger
 
         body, _ = load_tagger(self.body.path)  # a copy of its own to train
+        others = [(load_tagger(other.path)[0], other.embedding_layer)
+                  for other in self.bodies[1:]]
         tagger = tag_head.attach_head(body, self.body.embedding_layer, self.info.num_tags,
-                                      self.config.pretrained.head_units)
+                                      self.config.pretrained.head_units, others)
         if self.config.pretrained.fine_tune:
             tag_head.freeze_normalisation(tagger)
         self.head = tag_head.head_of(tagger, self.body.embedding_layer)
@@ -168,7 +185,7 @@ class HeadRun(runs.Run):
     def _model_info(self):
         settings = self.config.pretrained
         return tag_head.tagger_metadata(self.body, self.info, settings.head_units,
-                                        settings.fine_tune)
+                                        settings.fine_tune, self.bodies[1:])
 
     def _fine_tunes(self, stage) -> bool:
         return stage.index >= self.head_stages
@@ -184,9 +201,9 @@ class HeadRun(runs.Run):
             from tagger.records.reader import clip_labels
 
             ids, labels = clip_labels(self.config.data_dir, split, self.info)
-            rows = split_embeddings(self.body, self.config.data_dir, self.info, split,
-                                    clip_ids=ids, progress=self.config.progress and self.chief,
-                                    log=print)  # every worker: what it computed or read
+            rows = joined_embeddings(self.bodies, self.config.data_dir, self.info, split,
+                                     clip_ids=ids, progress=self.config.progress and self.chief,
+                                     log=print)  # every worker: what it computed or read
             self._splits[split] = (rows, labels)
         return self._splits[split]
 
@@ -210,7 +227,8 @@ class HeadRun(runs.Run):
             what = f"{windows} training windows of {self.window} record segment(s)"
         else:
             _, windows, dim = self._train_split_size()
-            what = f"{windows} training windows of {self.body.name}'s embeddings ({dim} values)"
+            names = " and ".join(f"{body.name}'s" for body in self.bodies)
+            what = f"{windows} training windows of {names} embeddings ({dim} values)"
         full = max(1, windows // self.global_batch)
         steps = min(full, self.config.steps_per_epoch or full)
         stages = [s for s in self.stages if self._fine_tunes(s) == fine_tunes]
@@ -222,11 +240,30 @@ class HeadRun(runs.Run):
                        f"stage(s) (a stage ends after {stage.patience} epochs without "
                        f"improvement) = up to {epochs * steps} steps")
 
+    def _training_clips(self) -> tuple:
+        """(embeddings, clip labels) the head trains on: the train split's,
+        then with `join_val` the val split's."""
+        splits = ("train", "val") if self.config.pretrained.joins_val else ("train",)
+        parts = [self._embeddings(split) for split in splits]
+        if len(parts) == 1:
+            return parts[0]
+        from tagger.training.model_outputs import concatenate
+
+        rows = concatenate([rows for rows, _ in parts], parts[0][0].values.shape[1])
+        return rows, np.concatenate([labels for _, labels in parts])
+
+    def _score(self, row: dict) -> float:
+        """With `join_val` the val files are training files, no guide to stop
+        on: each epoch scores better than the last, so the last is kept."""
+        if self.config.pretrained.joins_val:
+            return -float(row["epoch"])
+        return super()._score(row)
+
     def _epoch_data(self, stage=None):
         if self._fine_tunes(stage):
             return super()._epoch_data(stage)
         if self._train_lookup is None:
-            rows, labels = self._embeddings("train")
+            rows, labels = self._training_clips()
             self._train_split_size()
             self._train_lookup = window_lookup(rows, labels.astype(np.float32),
                                                self._work_file(TABLE_FILE))
@@ -237,9 +274,9 @@ class HeadRun(runs.Run):
             data.repeat().batch(self.global_batch, drop_remainder=True)))
 
     def _train_split_size(self) -> tuple:
-        """(clips, windows, embedding values) of the train split's embeddings."""
+        """(clips, windows, embedding values) of the training embeddings."""
         if self._train_size is None:
-            rows, _ = self._embeddings("train")
+            rows, _ = self._training_clips()
             self._train_size = (len(rows.clip_ids), len(rows.values), rows.values.shape[1])
         return self._train_size
 

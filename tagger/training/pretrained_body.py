@@ -11,9 +11,13 @@ model file's SHA-256): `embeddings.json` (the model, the stores' format
 version, its window, hop and edge padding, its layer and the records'
 fingerprint) and one `<shard>.npz` per shard of records
 (clip_ids, num_rows: windows per clip, values: windows x dimensions).
+Several bodies of one rate and window (train.py --from A --from B) each
+store their own; a head reads them side by side (`joined_embeddings`).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from tagger.config import join_path
 from tagger.errors import UserError
@@ -91,3 +95,40 @@ def split_embeddings(body: Body, data_dir: str, info: DatasetInfo, split: str,
     log(f"{body.name} ({body.key}): embeddings of {split}, {shards} shard(s), {computed} "
         f"computed, {shards - computed} reused, in {store.folder}")
     return embeddings
+
+
+def check_same_audio(bodies) -> None:
+    """A UserError unless every body reads the same windows of the same
+    audio (rate, window, hop, edge padding, input kind), as their embeddings
+    are joined window by window and their saved tagger runs them on one
+    input."""
+    first = bodies[0]
+
+    def reads(body):
+        return {**body.windows(), "input": body.info.input_kind}
+
+    for other in bodies[1:]:
+        if reads(other) != reads(first):
+            raise UserError(f"--from {first.name!r} and --from {other.name!r} read different "
+                            f"windows ({reads(first)} and {reads(other)}), so their "
+                            "embeddings cannot be joined; give bodies of one rate and window, "
+                            "or one --from")
+
+
+def joined_embeddings(bodies, data_dir: str, info: DatasetInfo, split: str, clip_ids=None,
+                      progress: bool = False, log=print) -> ClipRows:
+    """The embeddings of every body (`split_embeddings`, each stored in its
+    own folder) side by side: each window's row is the first body's values,
+    then the next's."""
+    parts = [split_embeddings(body, data_dir, info, split, clip_ids, progress, log)
+             for body in bodies]
+    first = parts[0]
+    for body, rows in zip(bodies[1:], parts[1:]):
+        if not np.array_equal(rows.num_rows, first.num_rows):
+            raise UserError(f"--from {body.name!r} embeds the clips of {split} in other "
+                            f"windows than --from {bodies[0].name!r}; give bodies of one "
+                            "rate and window")
+    if len(parts) == 1:
+        return first
+    return ClipRows(first.clip_ids, first.num_rows,
+                    np.concatenate([rows.values for rows in parts], axis=1))

@@ -430,12 +430,16 @@ class Run:
         labels = teacher_tags(predictions.labels) if self.distillation else predictions.labels
         return tag_metrics(labels, predictions.scores, self.info.tag_names)
 
+    def _score(self, row: dict) -> float:
+        """The epoch's score, lower is better: its monitored value."""
+        return monitored_score(row, self.config.monitor)
+
     def _end_epoch(self, row: dict, optimizer):
         state = self.state
         state.epoch += 1
         state.stage_epoch += 1
         state.stage_started = True
-        score = monitored_score(row, self.config.monitor)
+        score = self._score(row)
         improved = score < state.best_score
         old = [state.last_checkpoint]
         state.last_checkpoint = self._save(f"epoch-{state.epoch:05d}", optimizer)
@@ -462,8 +466,7 @@ class Run:
 
     def _end_stage(self, stage):
         rows = [r for r in self.state.history if r["stage"] == stage.index]
-        best = min(rows, key=lambda r: monitored_score(r, self.config.monitor)) \
-            if rows else None
+        best = min(rows, key=self._score) if rows else None
         summary = {"stage": stage.index, "optimizer": stage.optimizer,
                    "lr": stage.learning_rate, "epochs": len(rows),
                    "best_val_loss": best["val_loss"] if best else None,
@@ -658,7 +661,8 @@ def saved_config(config: TrainConfig) -> TrainConfig | None:
 
 
 # Fields whose train.py flag has another name.
-FIELD_FLAGS = {"teachers": "--distil", "from_model": "--from"}
+FIELD_FLAGS = {"teachers": "--distil", "from_model": "--from", "also_from": "--from",
+               "join_val": "the val files joined (--hold-out-val off)"}
 
 
 def flag_name(field: str) -> str:
@@ -747,16 +751,18 @@ def default_run_name(config: TrainConfig) -> str:
     """The family's run name (`FamilySpec.run_name`: samplecnn-se-multi),
     stable so a rerun with --resume finds it; `-student` for a student;
     for a run on a trained model's body, `from-` and that model's name
-    (`from-MTT_musicnn`, `-fine-tune` when fine-tuned)."""
+    (`from-MTT_musicnn`, `-fine-tune` when fine-tuned; on several bodies,
+    their names joined by `+`)."""
     pretrained = config.pretrained
     if pretrained.from_model:
         from tagger.models.saved import model_file_name
 
-        name = pretrained.from_model
-        if name.endswith(MODEL_SUFFIXES):
-            name = model_file_name(name)
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
-        return f"from-{name}" + ("-fine-tune" if pretrained.fine_tune else "")
+        names = []
+        for name in (pretrained.from_model, *pretrained.also_from):
+            if name.endswith(MODEL_SUFFIXES):
+                name = model_file_name(name)
+            names.append(re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model")
+        return f"from-{'+'.join(names)}" + ("-fine-tune" if pretrained.fine_tune else "")
     parts = [model_setup.family_spec(config.model).run_name(config.model_args)]
     if config.noisy_student.teacher or config.distillation.teachers:
         parts.append("student")

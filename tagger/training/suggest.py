@@ -77,20 +77,23 @@ def suggest_files(run_dir: str, config, count: int, log=print) -> list[str]:
     from tagger.records.plan import STUDENT_SPLIT
     from tagger.records.reader import clip_paths
     from tagger.training import tag_head
-    from tagger.training.pretrained_body import Body, split_embeddings
+    from tagger.training.pretrained_body import Body, joined_embeddings
 
     data_dir = config.data_dir
     info = load_info(data_dir)
     require_unlabelled(data_dir, info)
-    body = Body(config.pretrained.from_model, config.progress, log)
+    settings = config.pretrained
+    bodies = [Body(name, config.progress, log)
+              for name in (settings.from_model, *settings.also_from)]
     ids, paths = clip_paths(data_dir, STUDENT_SPLIT, info)
-    rows = split_embeddings(body, data_dir, info, STUDENT_SPLIT, clip_ids=ids,
-                            progress=config.progress, log=log)
-    labelled = np.concatenate([split_embeddings(body, data_dir, info, split, log=log).clip_means()
+    rows = joined_embeddings(bodies, data_dir, info, STUDENT_SPLIT, clip_ids=ids,
+                             progress=config.progress, log=log)
+    labelled = np.concatenate([joined_embeddings(bodies, data_dir, info, split,
+                                                 log=log).clip_means()
                                for split in ("train", "val", "test")
                                if info.splits.get(split, {}).get("clips")])
     tagger, _ = load_tagger(join_path(run_dir, "model.keras"))
-    head = tag_head.head_of(tagger, body.embedding_layer)
+    head = tag_head.head_of(tagger, bodies[0].embedding_layer)
     scores = rows.clip_means(np.asarray(head.predict(rows.values, batch_size=1024, verbose=0)))
     picked = [paths[i] for i in choose(scores, rows.clip_means(), count, labelled)]
     fileio.write_atomic(join_path(run_dir, SUGGESTED_FILE), labels_csv((p, []) for p in picked))

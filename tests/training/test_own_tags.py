@@ -7,6 +7,7 @@ reused; the head learns the tags; the saved tagger is the body and the
 head in one model that tag.py and eval.py read."""
 
 import contextlib
+import dataclasses
 import io
 import json
 import pathlib
@@ -318,15 +319,33 @@ def test_from_flags_without_from_are_errors(capsys):
     code, _, err = call_main(train_cli.main, capsys, "--head-units", "0", "--fine-tune")
     one_line_error(code, err, "--head-units, --fine-tune apply with --from MODEL only; leave "
                               "them out or name the trained model to start from")
+    code, _, err = call_main(train_cli.main, capsys, "--hold-out-val")
+    one_line_error(code, err, "--hold-out-val applies with --from MODEL only")
+
+
+def test_a_head_run_saved_before_the_val_files_joined_resumes_holding_them_out():
+    from tagger.config import saved_train_config
+
+    earlier = {"pretrained": {"from_model": "MTT_musicnn", "head_units": 256}}
+    assert not saved_train_config(earlier).pretrained.joins_val
+    now = {"pretrained": {"from_model": "MTT_musicnn", "join_val": True}}
+    assert saved_train_config(now).pretrained.joins_val
 
 
 def test_the_head_settings_apply_where_no_flag_is_given():
     args = train_cli.parse_args(["--from", "MTT_musicnn", "--lr", "0.01", "--head-units", "0"])
     config = train_cli.config_from_args(args)
     assert config.pretrained == PretrainedConfig(from_model="MTT_musicnn", head_units=0)
+    assert config.pretrained.joins_val
     assert (config.schedule, config.optimizer, config.lr, config.batch_size,
             config.num_stages, config.patience, config.max_epochs_per_stage) == (
-        "staged", "adam", 0.01, 64, 1, 10, 100)
+        "staged", "adam", 0.01, 64, 1, 10, 20)
+    for flags in (["--hold-out-val"], ["--fine-tune"]):  # the val files held out to stop on
+        config = train_cli.config_from_args(train_cli.parse_args(["--from", "MTT_musicnn",
+                                                                  *flags]))
+        assert not config.pretrained.joins_val and config.max_epochs_per_stage == 100
+    assert head_run.head_config(dataclasses.replace(
+        config, max_epochs_per_stage=7)).max_epochs_per_stage == 100
 
 
 def test_fine_tuning_needs_records_at_the_bodys_rate_and_window(own, capsys, tmp_path):
@@ -388,6 +407,38 @@ def test_the_head_learns_the_tags(trained):
     assert few == ["high (4)"]  # the split of the tones gave it 4 of 12
     assert (f"warning: fewer than 5 labelled training files for {few[0]}: their scores rest "
             "on too few examples to trust; label more files with them") in output
+
+
+def windows_of(records, body_path, *splits) -> int:
+    info = load_info(records)
+    body = Body(body_path, progress=False)
+    return sum(len(split_embeddings(body, records, info, split, log=print).values)
+               for split in splits)
+
+
+@pytest.mark.slow
+def test_the_head_trains_on_the_train_and_val_files_and_keeps_its_last_epoch(trained, own):
+    run_dir, output, records = trained
+    windows = windows_of(records, own[3], "train", "val")
+    assert f"run size (the head): {windows} training windows of " in output
+    assert "12 epochs on the train and val files, the last kept" in output
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["best_epoch"] == metrics["epochs"] == 12
+
+
+@pytest.mark.slow
+def test_hold_out_val_keeps_the_val_files_to_stop_on(own, capsys, tmp_path):
+    _, source, _, body_path = own
+    records = records_copy(source, tmp_path / "records")
+    code, out, err = call_main(train_cli.main, capsys, "--data-dir", records, "--from",
+                               body_path, "--hold-out-val", "--train-dir", tmp_path / "runs",
+                               "--max-epochs-per-stage", "2", "--no-progress")
+    assert code in (0, None), err
+    windows = windows_of(records, body_path, "train")
+    assert f"run size (the head): {windows} training windows of " in out
+    assert "up to 2 epochs (patience 10)" in out
+    history = (tmp_path / "runs" / "from-body" / "history.csv").read_text().splitlines()
+    assert len(history) == 3  # the header and 2 epochs
 
 
 @pytest.mark.slow
@@ -638,7 +689,8 @@ def test_the_heads_training_pipeline_holds_no_embeddings_in_its_graph(own, tmp_p
     from tagger.training.model_outputs import ClipRows
 
     _, source, _, body_path = own
-    config = head_train_config(source, tmp_path / "runs", body_path)
+    config = head_train_config(source, tmp_path / "runs", body_path, pretrained=PretrainedConfig(
+        from_model=body_path, join_val=False))  # the train split's embeddings alone
     run = head_run.HeadRun(config, load_info(source), tf.distribute.get_strategy(), "off")
     clips, dim = 50_000, 4
     rng = np.random.default_rng(0)
@@ -737,3 +789,122 @@ def test_a_from_or_distil_path_that_is_no_model_file_is_one_line_before_any_hash
         assert f"; {flag} takes a pretrained name (tagger-pretrained list) or a .keras/.hdf5 " \
                "model file" in message and "\n" not in message
     assert hashed == []
+
+
+@pytest.fixture(scope="module")
+def two_bodies(own, tmp_path_factory):
+    """(run folder, second body) of a head trained on two bodies' embeddings
+    of the tones (train.py --from body --from body_2)."""
+    _, source, _, body_path = own
+    folder = tmp_path_factory.mktemp("two_bodies")
+    records = records_copy(source, folder / "records")
+    second = write_body(folder / "body_2.keras", seed=2, tags=("d", "e"))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = train_cli.main(["--data-dir", records, "--from", body_path, "--from", second,
+                               "--train-dir", str(folder / "runs"), "--lr", "0.03",
+                               "--max-epochs-per-stage", "3", "--no-progress"])
+    assert code in (0, None), out.getvalue()
+    assert "training windows of " + f"{body_path}'s and {second}'s embeddings (16 values)" \
+        in out.getvalue()
+    return folder / "runs" / "from-body+body_2", second
+
+
+def embedding_of(path, x) -> np.ndarray:
+    body = keras.models.load_model(path, compile=False)
+    return np.asarray(keras.Model(body.inputs, body.get_layer("embedding").output)(x))
+
+
+@pytest.mark.slow
+def test_a_tagger_on_two_bodies_scores_their_joined_embeddings(two_bodies, own, capsys):
+    run_dir, second = two_bodies
+    music, body_path = pathlib.Path(own[0]), own[3]
+    tagger, info = load_tagger(str(run_dir / "model.keras"))
+    assert info.base_model["name"] == body_path
+    assert info.base_model["also"] == [{
+        "name": second, "file": "body_2.keras", "sha256": model_fingerprint(second),
+        "embedding_layer": "embedding", "tag_names": ["d", "e"]}]
+    audio, rate = soundfile.read(music / "02.wav", dtype="float32")
+    audio = resample(audio, rate, BODY_RATE)
+    x = np.stack([w for _, w in audio_windows(audio, BODY_RATE, BODY_WINDOW)])
+    joined = np.concatenate([embedding_of(body_path, x), embedding_of(second, x)], axis=1)
+    w1, b1 = tagger.get_layer(tag_head.HIDDEN).get_weights()
+    w2, b2 = tagger.get_layer(tag_head.OUTPUT).get_weights()
+    expected = 1 / (1 + np.exp(-(np.maximum(joined @ w1 + b1, 0) @ w2 + b2)))
+    np.testing.assert_allclose(np.asarray(tagger(x)), expected, atol=1e-5)
+    hdf5, _ = load_tagger(str(run_dir / "model.hdf5"))
+    np.testing.assert_allclose(np.asarray(hdf5(x)), expected, atol=1e-5)
+    code, out, err = call_main(tag_cli.main, capsys, run_dir / "model.keras",
+                               music / "02.wav", "--top-k", "3", "--no-progress")
+    assert code in (0, None), err
+    printed = {line.split()[0]: float(line.split()[1]) for line in out.strip().splitlines()[1:]}
+    file_scores = dict(zip(info.tag_names, expected.mean(axis=0)))
+    assert printed == pytest.approx(file_scores, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_eval_py_scores_a_tagger_on_two_bodies_as_its_run_did(two_bodies, capsys, tmp_path):
+    run_dir, _ = two_bodies
+    records = run_dir.parent.parent / "records"
+    report = tmp_path / "eval.json"
+    code, _, err = call_main(eval_cli.main, capsys, run_dir / "model.keras", "--data-dir",
+                             records, "--bootstrap", "0", "--out-json", report, "--no-progress")
+    assert code in (0, None), err
+    ours = json.loads(report.read_text())
+    theirs = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert ours["clips"] == 6
+    assert ours["roc_auc"] == pytest.approx(theirs["roc_auc"], abs=1e-6)
+    assert ours["pr_auc"] == pytest.approx(theirs["pr_auc"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_export_py_writes_a_tagger_on_two_bodies_as_tflite(two_bodies, tmp_path, capsys):
+    import tensorflow as tf
+
+    from tagger.commands import export as export_cli
+
+    run_dir, _ = two_bodies
+    out = tmp_path / "tagger.tflite"
+    code, _, err = call_main(export_cli.main, capsys, run_dir / "model.keras", "--format",
+                             "tflite", "--out", out)
+    assert code in (0, None), err
+    tagger, _ = load_tagger(str(run_dir / "model.keras"))
+    x = np.random.default_rng(1).standard_normal((1, BODY_WINDOW)).astype(np.float32) * 0.3
+    interpreter = tf.lite.Interpreter(model_path=str(out))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    scores = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(scores, np.asarray(tagger(x)), atol=1e-4)
+
+
+def test_bodies_of_other_windows_or_fine_tuning_two_bodies_are_refused(own, capsys, tmp_path):
+    import dataclasses
+
+    _, records, _, body_path = own
+    model, info = load_tagger(body_path)
+    other = str(tmp_path / "other.keras")
+    save_tagger(model, dataclasses.replace(info, sample_rate=22050), other)
+    code, _, err = call_main(train_cli.main, capsys, "--data-dir", records, "--from",
+                             body_path, "--from", other, "--train-dir", tmp_path,
+                             "--no-progress")
+    one_line_error(code, err, f"--from {body_path!r} and --from {other!r} read different "
+                              "windows", "'sample_rate': 16000", "'sample_rate': 22050",
+                   "give bodies of one rate and window, or one --from")
+    code, _, err = call_main(train_cli.main, capsys, "--data-dir", records, "--from",
+                             body_path, "--from", body_path, "--fine-tune", "--train-dir",
+                             tmp_path, "--no-progress")
+    one_line_error(code, err, "--fine-tune trains one body; give one --from with it")
+    assert not list(tmp_path.glob("from-*"))
+
+
+def test_from_given_twice_names_both_bodies_in_the_config():
+    args = train_cli.parse_args(["--from", "MTT_musicnn", "--from", "MSD_musicnn"])
+    config = train_cli.config_from_args(args)
+    assert config.pretrained == PretrainedConfig(from_model="MTT_musicnn",
+                                                 also_from=("MSD_musicnn",))
+    from tagger.config import from_dict, to_dict
+
+    saved = json.loads(json.dumps(to_dict(config.pretrained)))  # as config.json keeps it
+    assert saved["also_from"] == ["MSD_musicnn"]
+    assert from_dict(PretrainedConfig, saved) == config.pretrained

@@ -138,3 +138,19 @@ def test_the_suggested_files_are_unlabelled_printed_and_written_as_a_labels_csv(
                                      f"{FILES - LABELLED} unlabelled), the most useful first")
     assert sorted(lines[heading + 1:]) == sorted(unlabelled)
     assert lines[heading + 1:heading + 5] == paths  # the same order as before
+
+
+@pytest.mark.slow
+def test_a_tagger_on_two_bodies_suggests_from_both_bodies_embeddings(half_labelled, tmp_path):
+    records, body_path = half_labelled
+    second = write_body(tmp_path / "second.keras", seed=2)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = train_cli.main(["--data-dir", records, "--from", body_path, "--from", second,
+                               "--train-dir", str(tmp_path), "--suggest", "3", *TRAIN_ARGS])
+    assert code in (0, None), out.getvalue()
+    lines = out.getvalue().splitlines()
+    heading = next(i for i, line in enumerate(lines) if "file(s) to label next" in line)
+    paths = lines[heading + 1:]
+    assert len(set(paths)) == 3
+    assert set(paths) <= {f"{i:02d}.wav" for i in range(LABELLED, FILES)}
