@@ -5,7 +5,8 @@ first bench case: the training step of the project (`make_train_function`,
 SGD with Nesterov momentum, without XLA, whose compiled clusters hide the
 layers' names) is run under TensorFlow's profiler for `--steps` steps, and
 the trace's op events (`<scope>/<op>:<OpType>`) are grouped by the Keras
-layer that made them, read from the op's name scope, into kinds: the front
+layer that made them (of the step's `training_model` form), read from the
+op's name scope, into kinds: the front
 end (the log-mel layer), convolution, batch norm, pooling, dense,
 attention, activation (ReLU and the like, also where a layer applies its
 own), the other layers (reshapes, concatenations, additions, dropout), the
@@ -145,12 +146,14 @@ def input_seconds(data_dir: str, batch: int, window_segments: int, batches: int)
 
 def profile(family: str, steps: int, tiny: bool, work: str) -> dict:
     """{kind: [forward, backward] seconds per step}, {layer: seconds per
-    step}, step seconds, device seconds, input seconds of `family`."""
+    step}, {op type: seconds per step} of the ops of no layer, step seconds,
+    device seconds, input seconds of `family`."""
     import keras
     import numpy as np
     import tensorflow as tf
 
     from tagger.models import FAMILIES
+    from tagger.models.training_graph import training_model
     from tagger.training.trainer import make_train_function
 
     spec = FAMILIES[family]
@@ -177,9 +180,10 @@ def profile(family: str, steps: int, tiny: bool, work: str) -> dict:
     step_seconds = (time.perf_counter() - start) / steps
     tf.profiler.experimental.stop()
     events = op_events(logdir)
-    kinds = {layer.name: layer_kind(layer) for layer in model.layers}
+    # the layers the step runs: the model's and those of its training form
+    kinds = {layer.name: layer_kind(layer) for layer in training_model(model).layers}
     by_kind = collections.defaultdict(lambda: [0.0, 0.0])
-    by_layer = collections.Counter()
+    by_layer, unscoped = collections.Counter(), collections.Counter()
     for name, begin, end in events:
         scope, op_type = OP_EVENT.match(name).groups()
         kind, layer, backward = op_kind(scope, op_type, model, optimiser.name.lower(), kinds)
@@ -187,10 +191,13 @@ def profile(family: str, steps: int, tiny: bool, work: str) -> dict:
         by_kind[kind][backward] += seconds
         if layer:
             by_layer[layer] += seconds
+        elif kind == "other":
+            unscoped[op_type] += seconds
     data = records_for(spec, work, tiny)
     read = input_seconds(data, batch, pre.segments, 2 if tiny else 20)
     keras.backend.clear_session()
     return dict(batch=batch, label=case.label, by_kind=by_kind, by_layer=by_layer,
+                unscoped=unscoped,
                 step=step_seconds, device=busy_seconds(events) / steps, input=read)
 
 
@@ -212,6 +219,9 @@ def report(family: str, figures: dict, top: int) -> None:
     layers = ", ".join(f"{name} {seconds * 1e3:.1f}"
                        for name, seconds in figures["by_layer"].most_common(top))
     print(f"  slowest layers (ms, forward + backward): {layers}")
+    other = ", ".join(f"{name} {seconds * 1e3:.1f}"
+                      for name, seconds in figures["unscoped"].most_common(3))
+    print(f"  slowest op types of 'other' (ms): {other}")
     for kind in KINDS:
         total = sum(by_kind.get(kind, (0.0, 0.0)))
         if total > 0:
