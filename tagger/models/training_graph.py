@@ -6,18 +6,22 @@ timbral and temporal filters, VGG's first convolution) trains slowly on
 CPU: its filter and input gradients have one channel to work on. Computed
 as `InferenceConv2D`'s taps form (the input's time shifts stacked as
 channels), the forward and backward passes of musicnn's timbral filters
-run about four times faster. The form is exact up to the order of the
-float32 sums, and the layers, their variables and the saved model stay
-those of the model.
+run about four times faster. Kernels of `MIN_ROWS` rows or more only: with
+3 rows (VGG's first convolution, the multi-scale CNN's and the
+transformer's) the stacked form trained no faster, the multi-scale CNN's
+slower. The form is exact up to the order of the float32 sums, and the
+layers, their variables and the saved model stay those of the model.
 """
 
 from __future__ import annotations
 
+MIN_ROWS = 4  # kernel rows (time shifts stacked as channels)
+
 
 def training_model(model):
     """`model`, or a functional model of the same layers and variables
-    whose one-channel convolutions are computed as stacked taps (see the
-    module docstring); it computes the same function."""
+    whose one-channel convolutions of `MIN_ROWS` rows or more are computed
+    as stacked taps (see the module docstring); it computes the same function."""
     import keras
 
     from tagger.layers.inference_conv2d import InferenceConv2D, one_channel_stride_one
@@ -26,7 +30,8 @@ def training_model(model):
         return model
     taps = {id(layer) for layer in model.layers
             if type(layer) is keras.layers.Conv2D and len(layer._inbound_nodes) == 1
-            and one_channel_stride_one(layer, layer.input.shape)}
+            and one_channel_stride_one(layer, layer.input.shape)
+            and layer.kernel_size[0] >= MIN_ROWS}
     if not taps:
         return model
 

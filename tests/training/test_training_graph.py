@@ -73,5 +73,6 @@ def test_the_training_form_shares_the_models_variables():
     x, _ = batch_of(model)
     np.testing.assert_allclose(fast(x, training=False), model(x, training=False),
                                rtol=1e-5, atol=1e-6)
-    waveform = tiny_model("samplecnn")  # 1-D convolutions alone
-    assert training_model(waveform) is waveform
+    for family in ("samplecnn", "multiscale", "pons_vgg"):  # 1-D, or kernels of 3 rows
+        model = tiny_model(family)
+        assert training_model(model) is model
