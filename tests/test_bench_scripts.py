@@ -68,6 +68,11 @@ TINY = {
                           "--round", "2", "--max-epochs", "2"],
                          {f"suggest_over_random_roc_auc_{measure}{budget}"
                           for measure in ("", "unlabelled_") for budget in (3, 5)}),
+    "profile_training.py": (["--tiny", "--families", "pons_musicnn", "--steps", "1"],
+                            {f"profile_pons_musicnn_{kind}_share" for kind in (
+                                "front_end", "convolution", "batch_norm", "pooling", "dense",
+                                "activation", "other_layers", "loss", "optimiser", "other",
+                                "host", "input")}),
     "bench_reader.py": (["--clips", "12", "--seconds", "6", "--passes", "1", "--repeats", "1",
                          "--batch-size", "1"],
                         {"reader_bare", "reader_segments_per_s", "reader_bare_int16",
@@ -111,7 +116,8 @@ RATIO = re.compile(r"ratio (\S+) (\S+)")
 # own; the others run their `main` in the test's process, which has
 # TensorFlow imported already.
 OWN_PROCESS = {"bench_accelerator.py", "bench_build.py", "bench_library.py", "bench_models.py",
-               "bench_msd.py", "bench_serve.py", "measure_docs_figures.py"}
+               "bench_msd.py", "bench_serve.py", "measure_docs_figures.py",
+               "profile_training.py"}
 # script: the optional module it needs (an extra's requirements file): in
 # CI's first step, which installs only the README's, it skips and is run
 # again in the second, which installs every extra

@@ -24,7 +24,8 @@ XNNPACK's float32 and int8) run better:
   (layers/pooled_batch_norm.py).
 
 Each form is exact: the same products, only the order of the float32 sums
-may differ.
+may differ. The training step computes one-channel convolutions in the
+taps form too (`tagger.models.training_graph`).
 """
 
 from __future__ import annotations

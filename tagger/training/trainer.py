@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tagger.models.training_graph import training_model
 from tagger.records import reader
 from tagger.records.info import DatasetInfo
 from tagger.records.schema import to_float
@@ -52,14 +53,16 @@ def make_train_function(model: keras.Model, optimizer, strategy, global_batch: i
     replica's windows in the step (in the graph) before the model sees them.
     `loss(y, scores) -> (batch,)`: the per-window loss (default: BCE); one
     whose `from_logits` is true gets the logits of the model's `tags`
-    layer (`tag_logits`) in place of the scores.
+    layer (`tag_logits`) in place of the scores. Otherwise the step runs
+    the model's `training_model` form (its one-channel convolutions as
+    stacked taps: the same function and variables, faster).
 
     `steps` is a Python int: the steps are unrolled in one graph (an in-graph
     loop around `strategy.run` breaks the optimizer's cross-replica update
     under MirroredStrategy); each distinct value traces once.
     """
     window_loss = loss or keras.losses.binary_crossentropy
-    outputs = tag_logits(model) if getattr(loss, "from_logits", False) else model
+    outputs = tag_logits(model) if getattr(loss, "from_logits", False) else training_model(model)
 
     def replica_step(x, y):
         x = to_float(x)
