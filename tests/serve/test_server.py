@@ -85,6 +85,7 @@ def server(bench, serve_models, tmp_path_factory):
                            "--max-connections", MAX_CONNECTIONS, "--head-timeout", HEAD_TIMEOUT,
                            "--max-upload-mb", MAX_UPLOAD_MB,
                            env={"TMPDIR": str(tmp)}, timeout=240)
+    assert running.url  # listening: its upload folder is made, whichever test comes first
     yield running, tmp
     code = running.stop()
     assert code == 0 and running.lines[-1] == "stopped", running.lines[-10:]
