@@ -69,10 +69,29 @@ LOGISTIC_C = 1.0  # scikit-learn's default
 CONFIDENT = 0.3  # a held-out file is pseudo-labelled when every score is this far from 0.5
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def records_parser(description: str, tiny_bodies: str) -> argparse.ArgumentParser:
+    """The flags of the benches on a records folder of labelled files:
+    RECORDS, --from, and --tiny (tones and `tiny_bodies`) with --width."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("records", nargs="?", default=None)
     p.add_argument("--from", dest="from_model", default="MTT_musicnn")
+    p.add_argument("--tiny", action="store_true",
+                   help=f"tones and {tiny_bodies} in a temporary folder")
+    p.add_argument("--width", type=float, default=1 / 16,
+                   help="with --tiny: the untrained body's width")
+    return p
+
+
+def parsed(p: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    """`p`'s arguments: RECORDS or --tiny, one of them."""
+    args = p.parse_args(argv)
+    if (args.records is None) != args.tiny:
+        p.error("name RECORDS, or --tiny for records of tones")
+    return args
+
+
+def parse_args(argv=None):
+    p = records_parser(__doc__.splitlines()[0], "two untrained bodies")
     p.add_argument("--also-from", action="append", default=[], metavar="MODEL",
                    help="a body whose embeddings join --from's in one more row (repeatable)")
     p.add_argument("--per-tag", type=int, default=10)
@@ -80,14 +99,7 @@ def parse_args(argv=None):
     p.add_argument("--max-epochs", type=int, default=None,
                    help="epochs at most per head (default: train.py --from's, 20 with the "
                         "val files joined, 100 with them held out)")
-    p.add_argument("--tiny", action="store_true",
-                   help="tones and two untrained bodies in a temporary folder")
-    p.add_argument("--width", type=float, default=1 / 16,
-                   help="with --tiny: the untrained bodies' width")
-    args = p.parse_args(argv)
-    if (args.records is None) != args.tiny:
-        p.error("name RECORDS, or --tiny for records of tones")
-    return args
+    return parsed(p, argv)
 
 
 def tiny_setting(folder: str, width: float, files: int = 8,

@@ -38,12 +38,20 @@ untrained package Musicnn as the body, in a temporary folder.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import numpy as np
-from bench_own_tags_heads import DEFAULT, clip_scores, draw, pooled, tiny_setting, train_head
+from bench_own_tags_heads import (
+    DEFAULT,
+    clip_scores,
+    draw,
+    parsed,
+    pooled,
+    records_parser,
+    tiny_setting,
+    train_head,
+)
 
 from tagger.config import PretrainedConfig
 from tagger.datasets.folder import FolderSettings, split_rows
@@ -57,9 +65,7 @@ HEAD_UNITS = PretrainedConfig().head_units  # train.py --from's head
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("records", nargs="?", default=None)
-    p.add_argument("--from", dest="from_model", default="MTT_musicnn")
+    p = records_parser(__doc__.splitlines()[0], "an untrained body")
     p.add_argument("--budgets", type=int, nargs="+", default=[5, 10, 20, 40],
                    help="labelled files a tag on average (default: 5 10 20 40)")
     p.add_argument("--seeds", type=int, default=3)
@@ -70,16 +76,9 @@ def parse_args(argv=None):
     p.add_argument("--max-epochs", type=int, default=None,
                    help="epochs per head (default: train.py --from's, 20)")
     p.add_argument("--json", default=None, help="write each seed's figures to this file")
-    p.add_argument("--tiny", action="store_true",
-                   help="tones and an untrained body in a temporary folder")
-    p.add_argument("--width", type=float, default=1 / 16,
-                   help="with --tiny: the untrained body's width")
-    args = p.parse_args(argv)
-    if (args.records is None) != args.tiny:
-        p.error("name RECORDS, or --tiny for records of tones")
+    args = parsed(p, argv)
     if min(args.budgets) < 1 or args.seeds < 1 or args.start < 1 or args.round < 1:
         p.error("--budgets, --seeds, --start and --round take positive counts")
-
     return args
 
 
