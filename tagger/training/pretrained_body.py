@@ -101,8 +101,14 @@ def check_same_audio(bodies) -> None:
     """A UserError unless every body reads the same windows of the same
     audio (rate, window, hop, edge padding, input kind), as their embeddings
     are joined window by window and their saved tagger runs them on one
-    input."""
+    input; a model given twice (by one name or two) is one too."""
     first = bodies[0]
+    for number, other in enumerate(bodies[1:], 1):
+        same = next((body for body in bodies[:number]
+                     if body.fingerprint == other.fingerprint), None)
+        if same is not None:
+            raise UserError(f"--from {same.name!r} and --from {other.name!r} are one model "
+                            f"(SHA-256 {other.fingerprint[:16]}...); give each body once")
 
     def reads(body):
         return {**body.windows(), "input": body.info.input_kind}

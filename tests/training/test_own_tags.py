@@ -891,10 +891,18 @@ def test_bodies_of_other_windows_or_fine_tuning_two_bodies_are_refused(own, caps
     one_line_error(code, err, f"--from {body_path!r} and --from {other!r} read different "
                               "windows", "'sample_rate': 16000", "'sample_rate': 22050",
                    "give bodies of one rate and window, or one --from")
+    second = write_body(tmp_path / "second.keras", seed=2)
     code, _, err = call_main(train_cli.main, capsys, "--data-dir", records, "--from",
-                             body_path, "--from", body_path, "--fine-tune", "--train-dir",
+                             body_path, "--from", second, "--fine-tune", "--train-dir",
                              tmp_path, "--no-progress")
     one_line_error(code, err, "--fine-tune trains one body; give one --from with it")
+    copy = tmp_path / "copy.keras"
+    shutil.copyfile(body_path, copy)  # one model under another name
+    code, _, err = call_main(train_cli.main, capsys, "--data-dir", records, "--from",
+                             body_path, "--from", second, "--from", copy, "--train-dir",
+                             tmp_path, "--no-progress")
+    one_line_error(code, err, f"--from {body_path!r} and --from {str(copy)!r} are one model",
+                   "give each body once")
     assert not list(tmp_path.glob("from-*"))
 
 
