@@ -147,8 +147,10 @@ class HeadRun(runs.Run):
                                      settings.fine_tune_epochs, config.patience))
         from tagger.records.reader import clip_labels
 
-        _, labels = clip_labels(config.data_dir, "train", info)
-        tag_head.check_tag_counts(labels, info.tag_names, self._log)
+        splits = ("train", "val") if settings.joins_val else ("train",)
+        labels = np.concatenate([clip_labels(config.data_dir, split, info)[1]
+                                 for split in splits if info.splits.get(split, {}).get("clips")])
+        tag_head.check_tag_counts(labels, info.tag_names, self._log)  # the head's training files
         self._splits = {}  # split -> (embeddings, clip labels)
         self._train_lookup = None  # window_lookup's, once the table is written
         self._train_size = None  # (clips, windows, dim) of the train split
