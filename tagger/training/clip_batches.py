@@ -45,14 +45,13 @@ def clip_windows(predictor, audio: np.ndarray, sample_rate: int) -> tuple:
     return np.asarray(starts), np.stack(windows)  # (windows, window_samples)
 
 
-def outputs_of_clips(predictor, clips, sample_rate: int, batch_size: int = 32,
-                     audio=lambda clip: clip["segments"].reshape(-1)):
+def outputs_of_clips(predictor, clips, sample_rate: int, batch_size: int = 32):
     """Yields (clip, ClipOutputs) for every clip of the iterable `clips`,
-    in order: `predictor` (an engine's Predictor) over the windows of
-    `audio(clip)`, mono audio at `sample_rate` (module docstring). An error
-    raised taking a clip from `clips` is raised here."""
+    in order: `predictor` (an engine's Predictor) over the windows of the
+    clip's float32 segments, mono audio at `sample_rate` (module
+    docstring). An error raised taking a clip from `clips` is raised here."""
     p = predictor
-    prepared = read_ahead(((clip, *clip_windows(p, audio(clip), sample_rate))
+    prepared = read_ahead(((clip, *clip_windows(p, clip["segments"].reshape(-1), sample_rate))
                            for clip in clips), READ_AHEAD_CLIPS)
     waiting = collections.deque()  # (clip, starts) of the clips not yet handed back
     unscored, queued = [], 0  # windows of the waiting clips not yet scored

@@ -307,7 +307,7 @@ class HeadRun(runs.Run):
 
     def _audio_predictions(self, split: str) -> ClipPredictions:
         """The tagger over every window of each clip of `split`, as the
-        embeddings were taken (`model_outputs.window_outputs`)."""
+        embeddings were taken (`clip_batches.outputs_of_clips`)."""
         from tagger.training.model_outputs import records_predictions
 
         if self._live is None:

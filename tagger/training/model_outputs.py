@@ -42,7 +42,7 @@ from tagger import destination, fileio
 from tagger.config import join_path
 from tagger.errors import UserError
 from tagger.records.info import DatasetInfo
-from tagger.training.clip_batches import ClipOutputs, outputs_of_clips
+from tagger.training.clip_batches import outputs_of_clips
 
 FINGERPRINT_DIGITS = 16
 # The version of the stores' files and of the code that fills them (how a
@@ -93,7 +93,7 @@ class ModelFile:
         return self.fingerprint[:FINGERPRINT_DIGITS]
 
     def windows(self) -> dict:
-        """The rate and window grid the model cuts a clip into (`window_outputs`),
+        """The rate and window grid the model cuts a clip into (`clip_batches.clip_windows`),
         read from its info without loading it (from its predictor, for a
         model without info)."""
         if self.info is None:
@@ -133,13 +133,6 @@ class ModelFile:
             self._predictors[embeddings] = p
         return self._predictors[embeddings]
 
-    def clip_outputs(self, segments: np.ndarray, sample_rate: int, embeddings: bool = False,
-                     batch_size: int = 32) -> ClipOutputs:
-        """The model's outputs over one clip's float32 segments (segments,
-        segment_length) at `sample_rate` (module docstring)."""
-        return window_outputs(self.predictor(embeddings), segments.reshape(-1), sample_rate,
-                              batch_size)
-
     def clips_outputs(self, clips, sample_rate: int, embeddings: bool = False,
                       batch_size: int = 32):
         """Yields (clip, ClipOutputs) of every clip of the iterable `clips`
@@ -147,16 +140,6 @@ class ModelFile:
         in order, their windows scored in shared batches
         (`clip_batches.outputs_of_clips`)."""
         return outputs_of_clips(self.predictor(embeddings), clips, sample_rate, batch_size)
-
-
-def window_outputs(predictor, audio: np.ndarray, sample_rate: int,
-                   batch_size: int = 32) -> ClipOutputs:
-    """`predictor` (an engine's Predictor) over the windows of mono `audio`
-    at `sample_rate`, resampled to the predictor's rate and cut as tag.py
-    cuts a file (`clip_batches.outputs_of_clips` of one clip)."""
-    [(_, outputs)] = outputs_of_clips(predictor, [audio], sample_rate, batch_size,
-                                      audio=lambda clip: clip)
-    return outputs
 
 
 def records_predictions(predictor, data_dir: str, split: str, info: DatasetInfo,

@@ -608,8 +608,9 @@ def test_the_loss_is_the_bce_of_the_saved_taggers_clip_scores(trained):
     info = load_info(records)
     tagger = ModelFile(str(run_dir / "model.keras"), progress=False)
     ids, labels = reader.clip_labels(records, "val", info)
-    scores = np.stack([tagger.clip_outputs(clip["segments"], info.sample_rate).scores.mean(0)
-                       for clip in reader.clip_dataset(records, "val", info).as_numpy_iterator()])
+    clips = reader.clip_dataset(records, "val", info).as_numpy_iterator()
+    scores = np.stack([outputs.scores.mean(0)
+                       for _, outputs in tagger.clips_outputs(clips, info.sample_rate)])
     best = json.loads((run_dir / "metrics.json").read_text())["best"]
     assert best["val_loss"] == pytest.approx(binary_crossentropy(labels, scores), abs=1e-5)
 
