@@ -125,6 +125,7 @@ def main():
     runtime.quiet_tensorflow()
     import numpy as np
 
+    from tagger.evaluation.agreement import top_k_overlap
     from tagger.inference.engine.registry import EngineOptions, make_predictor
     from tagger.runtime import native_stderr_silenced
 
@@ -155,8 +156,7 @@ def main():
         scores, engine_seconds = timed(window_scores, predictor, check, args.batch_size)
         a = np.concatenate([scores[p] for p in sorted(reference)])
         b = np.concatenate([reference[p] for p in sorted(reference)])
-        overlap = np.array([len(set(x) & set(y)) / 5 for x, y in
-                            zip(np.argsort(-a, axis=1)[:, :5], np.argsort(-b, axis=1)[:, :5])])
+        overlap = top_k_overlap(a, b, 5)  # (windows,)
         difference = np.abs(a - b)
         per_file, start = [], 0
         for path in sorted(reference):

@@ -295,12 +295,10 @@ def measure_model(args, spec, files, peak, first):
 
 def top5_overlap(scores, reference) -> float:
     """The mean share of each row's top-5 tags of `reference` that are in
-    its top 5 of `scores` (rows: windows or clips)."""
-    import numpy as np
+    its top 5 of `scores` (rows: windows or clips; `agreement.top_k_overlap`)."""
+    from tagger.evaluation.agreement import top_k_overlap
 
-    ours = np.argsort(-scores, axis=1)[:, :5]
-    theirs = np.argsort(-reference, axis=1)[:, :5]
-    return float(np.mean([len(set(x) & set(y)) / 5 for x, y in zip(ours, theirs)]))
+    return float(top_k_overlap(scores, reference, 5).mean())
 
 
 def measure(args, predictor, files, chunks, chunk_windows, audio, count, one_thread):
