@@ -53,9 +53,9 @@ def make_train_function(model: keras.Model, optimizer, strategy, global_batch: i
     replica's windows in the step (in the graph) before the model sees them.
     `loss(y, scores) -> (batch,)`: the per-window loss (default: BCE); one
     whose `from_logits` is true gets the logits of the model's `tags`
-    layer (`tag_logits`) in place of the scores. Otherwise the step runs
-    the model's `training_model` form (its one-channel convolutions as
-    stacked taps: the same function and variables, faster).
+    layer (`tag_logits`) in place of the scores. The step runs the model's
+    `training_model` form (one-channel convolutions as stacked taps, fused
+    batch norms: the same function and variables, faster).
 
     `steps` is a Python int: the steps are unrolled in one graph (an in-graph
     loop around `strategy.run` breaks the optimizer's cross-replica update
@@ -83,12 +83,12 @@ def make_train_function(model: keras.Model, optimizer, strategy, global_batch: i
 def tag_logits(model: keras.Model):
     """`(x, training) -> (batch, tags)` float32: the logits of `model`'s
     last layer, `tags` (a sigmoid Dense): its kernel and bias applied to
-    its input, computed by the model's own layers. The model and its
-    outputs stay as they are."""
+    its input, computed by the model's own layers (in their
+    `training_model` form). The model and its outputs stay as they are."""
     tags = model.get_layer("tags")
     if model.outputs[0] is not tags.output or tags.activation is not keras.activations.sigmoid:
         raise ValueError(f"model {model.name!r} does not end in a sigmoid Dense named tags")
-    features = keras.Model(model.inputs, tags.input)
+    features = training_model(keras.Model(model.inputs, tags.input))  # its training form
 
     def logits(x, training=False):
         h = tf.cast(features(x, training=training), tf.float32)  # (batch, features)
