@@ -99,7 +99,7 @@ def parse_args(argv=None):
                         help="with --distil: the teacher, a pretrained name or a saved model "
                              "(default: MTT_musicnn)")
     distil.add_argument("--steps-per-epoch", type=positive_int, default=None, metavar="N",
-                        help="with --distil: training batches per epoch (default: 60)")
+                        help="with --distil: training batches per epoch (default: 150)")
     own = p.add_argument_group("your own tags demonstration")
     own.add_argument("--own-tags", action="store_true",
                      help="instead: label each of Debian's game soundtracks (or --music's "

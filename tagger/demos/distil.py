@@ -38,8 +38,8 @@ class DistilDemoConfig:
     music: str | None = None  # a folder of audio; None: Debian's game soundtracks
     teacher: str = "MTT_musicnn"
     width: float = 1.0  # the student's; 1.0: the paper's
-    epochs: int = 3
-    steps_per_epoch: int = 60
+    epochs: int = 6
+    steps_per_epoch: int = 150
     batch_size: int = 23
     lr: float = 1e-3
     test_fraction: float = 0.2
