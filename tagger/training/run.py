@@ -662,7 +662,9 @@ def saved_config(config: TrainConfig) -> TrainConfig | None:
 
 # Fields whose train.py flag has another name.
 FIELD_FLAGS = {"teachers": "--distil", "from_model": "--from", "also_from": "--from",
-               "join_val": "the val files joined (--hold-out-val off)"}
+               "join_val": "--hold-out-val"}
+# Fields that a train.py switch turns off (--hold-out-val: join_val False).
+SWITCHED_OFF = ("join_val",)
 
 
 def flag_name(field: str) -> str:
@@ -700,7 +702,10 @@ def resume_settings(config: TrainConfig, given=None) -> TrainConfig:
             continue
         if given is None or field in given:
             if _comparable(field, asked[field]) != _comparable(field, before[field]):
-                differences.append((flag_name(field), asked[field], before[field]))
+                mine, theirs = asked[field], before[field]
+                if field in SWITCHED_OFF:  # shown as its switch, set or not
+                    mine, theirs = ("set" if v is False else "not set" for v in (mine, theirs))
+                differences.append((flag_name(field), mine, theirs))
     for field in NESTED_FIELDS:
         mine_all, theirs_all = asked[field] or {}, before.get(field) or {}
         merged[field] = dict(theirs_all)

@@ -528,6 +528,10 @@ def test_a_rerun_reuses_the_embeddings_and_a_finished_run_is_not_trained_again(
                              body_path, "--train-dir", run_dir.parent, "--resume",
                              "--head-units", "0", "--no-progress")
     one_line_error(code, err, "--resume: --head-units 0 (the run has 256) differ from the run")
+    code, _, err = call_main(train_cli.main, capsys, "--data-dir", records, "--from",
+                             body_path, "--train-dir", run_dir.parent, "--resume",
+                             "--hold-out-val", "--no-progress")
+    one_line_error(code, err, "--resume: --hold-out-val set (the run has not set) differ")
     code, out, _ = call_main(train_cli.main, capsys, "--data-dir", records, "--from",
                              body_path, "--train-dir", tmp_path, "--head-units", "0",
                              "--lr", "0.03", "--max-epochs-per-stage", "1", "--no-progress")

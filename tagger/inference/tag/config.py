@@ -74,6 +74,7 @@ class TagConfig:
                 ["--embedding-layer"], "with --embeddings PATH and no --db",
                 "a --db database holds the penultimate embeddings tagger-similar compares")
         if self.embeddings is not None and not engine.embeddings:
-            embedders = " or ".join(name for name, e in ENGINES.items() if e.embeddings)
+            *others, last = [name for name, e in ENGINES.items() if e.embeddings]
+            embedders = f"{', '.join(others)} or {last}" if others else last
             raise UserError(f"--embeddings needs --engine {embedders} (the {self.engine} "
                             "engine returns tag scores only)")
