@@ -12,7 +12,7 @@ variables, computed by kernels that train faster on a CPU.
   multi-scale CNN's slower.
 - A BatchNormalization in training mode is, in Keras, a chain of
   element-wise ops (moments, then the normalisation) and as many again
-  for its gradient, each a pass over the activations; `FusedTrainingNorm`
+  for its gradient, each a pass over the activations; `FusedBatchNorm`
   computes it with TensorFlow's fused kernel (one pass for the moments,
   one for the output, one for the gradient): about four times faster on
   the sample-level CNNs' first blocks. It updates the moving mean and
@@ -53,7 +53,7 @@ def training_model(model):
             return InferenceConv2D(layer, name=f"{layer.name}_taps",
                                    dtype=layer.dtype_policy)(*args)
         if id(layer) in norms:
-            return FusedTrainingNorm(layer, name=f"{layer.name}_fused",
+            return FusedBatchNorm(layer, name=f"{layer.name}_fused",
                                      dtype=layer.dtype_policy)(*args, **kwargs)
         return layer(*args, **kwargs)
 
@@ -73,7 +73,7 @@ def fusable(layer) -> bool:
             and not layer.synchronized and not small_epsilon)
 
 
-class FusedTrainingNorm(keras.layers.Wrapper):
+class FusedBatchNorm(keras.layers.Wrapper):
     """`(batch, ..., channels) -> the same shape`: the wrapped
     BatchNormalization; in training, computed by the fused kernel
     (float32, as Keras computes it) and its moving statistics updated."""

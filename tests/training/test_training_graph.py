@@ -121,7 +121,7 @@ def test_a_fused_norm_is_exact_to_float32_rounding(shape):
     (where a one-pass variance loses digits): the output, the gradients of
     the input, gamma and beta, and the moving statistics (the batch's
     variance without Bessel's correction, as Keras keeps it)."""
-    from tagger.models.training_graph import FusedTrainingNorm
+    from tagger.models.training_graph import FusedBatchNorm
 
     rng = np.random.default_rng(0)
     x = 3.0 * rng.standard_normal(shape) + 100.0
@@ -141,7 +141,7 @@ def test_a_fused_norm_is_exact_to_float32_rounding(shape):
     x32 = tf.constant(x.astype(np.float32))
     with tf.GradientTape() as tape:
         tape.watch(x32)
-        y = FusedTrainingNorm(norm)(x32, training=True)
+        y = FusedBatchNorm(norm)(x32, training=True)
         loss = tf.reduce_sum(y * weights.astype(np.float32))
     got = [y, *tape.gradient(loss, [x32, norm.gamma, norm.beta]), norm.moving_mean,
            norm.moving_variance]
