@@ -663,7 +663,7 @@ def saved_config(config: TrainConfig) -> TrainConfig | None:
 # Fields whose train.py flag has another name.
 FIELD_FLAGS = {"teachers": "--distil", "from_model": "--from", "also_from": "--from",
                "join_val": "--hold-out-val"}
-# Fields that a train.py switch turns off (--hold-out-val: join_val False).
+# Nested fields that a train.py switch turns off (--hold-out-val: join_val False).
 SWITCHED_OFF = ("join_val",)
 
 
@@ -702,10 +702,7 @@ def resume_settings(config: TrainConfig, given=None) -> TrainConfig:
             continue
         if given is None or field in given:
             if _comparable(field, asked[field]) != _comparable(field, before[field]):
-                mine, theirs = asked[field], before[field]
-                if field in SWITCHED_OFF:  # shown as its switch, set or not
-                    mine, theirs = ("set" if v is False else "not set" for v in (mine, theirs))
-                differences.append((flag_name(field), mine, theirs))
+                differences.append((flag_name(field), asked[field], before[field]))
     for field in NESTED_FIELDS:
         mine_all, theirs_all = asked[field] or {}, before.get(field) or {}
         merged[field] = dict(theirs_all)
@@ -717,7 +714,8 @@ def resume_settings(config: TrainConfig, given=None) -> TrainConfig:
             if field == "noisy_student":  # the teacher and unlabelled folders are paths
                 mine, theirs = _comparable("data_dir", mine), _comparable("data_dir", theirs)
             model_flag = _model_flag(config.model, key) if field == "model_args" else None
-            if model_flag is not None and model_flag.type == "switch":  # shown as set or not
+            switch = model_flag is not None and model_flag.type == "switch"
+            if switch or key in SWITCHED_OFF:  # shown as its switch, set or not
                 mine, theirs = ("set" if v is False else "not set" for v in (mine, theirs))
             if mine != theirs:
                 differences.append((flag_name(model_flag.dest if model_flag else key),
