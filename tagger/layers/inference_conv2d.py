@@ -45,8 +45,9 @@ class InferenceConv2D(keras.layers.Wrapper):
     `signs`: None, or one +1 or -1 per filter (the activation is then left
     out). `form` (set when built): "taps", "polyphase" or "conv"."""
 
-    def __init__(self, layer, signs=None, pool_width=False, **kwargs):
+    def __init__(self, layer, signs=None, pool_width=False, max_taps=MAX_TAPS, **kwargs):
         super().__init__(layer, **kwargs)
+        self.max_taps = int(max_taps)  # the taps form's shifts at most
         self.signs = None if signs is None else [float(s) for s in signs]
         self.pool_width = bool(pool_width)
         if self.signs is not None and any(s not in (1.0, -1.0) for s in self.signs):
@@ -79,7 +80,7 @@ class InferenceConv2D(keras.layers.Wrapper):
             y = _polyphase_max(x, kernel, conv.padding)  # (b, h', 1, filters)
         else:
             if self.form == "taps":
-                y = _taps_as_channels(x, kernel, conv.padding)
+                y = _taps_as_channels(x, kernel, conv.padding, self.max_taps)
             else:
                 y = ops.conv(x, kernel, strides=conv.strides, padding=conv.padding,
                              dilation_rate=conv.dilation_rate)
@@ -94,7 +95,8 @@ class InferenceConv2D(keras.layers.Wrapper):
         return (*shape[:2], 1, shape[3]) if self.pool_width else shape
 
     def get_config(self):
-        return dict(super().get_config(), signs=self.signs, pool_width=self.pool_width)
+        return dict(super().get_config(), signs=self.signs, pool_width=self.pool_width,
+                    max_taps=self.max_taps)
 
 
 def one_channel_stride_one(conv, input_shape) -> bool:
@@ -111,13 +113,13 @@ def _same_padding(x, kh, kw):
     return ops.pad(x, [(0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)])
 
 
-def _taps_as_channels(x, kernel, padding):
+def _taps_as_channels(x, kernel, padding, max_taps=MAX_TAPS):
     """conv2d(x, kernel) for x (batch, h, w, 1) and kernel (kh, kw, 1, f),
-    stride 1: the input's shifts 0..c-1 in time stacked as c channels,
-    convolved with the kernel's rows regrouped as (ceil(kh / c), kw, c, f)
-    at dilation c in time."""
+    stride 1: the input's shifts 0..c-1 in time stacked as c channels (c:
+    kh, at most `max_taps`), convolved with the kernel's rows regrouped as
+    (ceil(kh / c), kw, c, f) at dilation c in time."""
     kh, kw, _, filters = kernel.shape
-    taps = min(kh, MAX_TAPS)
+    taps = min(kh, max_taps)
     rows = -(-kh // taps)  # dilated rows of the regrouped kernel
     if padding == "same":
         x = _same_padding(x, kh, kw)
