@@ -142,6 +142,8 @@ def test_records_rebuilt_from_other_music_train_the_student_anew(raw_records, tm
      "--model, --clips apply without --distil only (it trains the ReSE+multi sample-level "
      "CNN on real music); leave them out"),
     (["--distil", "--semi-supervised"], "--semi-supervised applies without --distil only"),
+    (["--own-tags", "--model", "samplecnn"], "--model applies without --own-tags only"),
+    (["--distil", "--model", "samplecnn"], "--model applies without --distil only"),
 ])
 def test_flags_of_the_other_demos_are_refused(capsys, argv, message):
     assert demo.main(argv) == 2

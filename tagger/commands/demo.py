@@ -47,8 +47,9 @@ def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work-dir", default="demo_output",
                    help="where the dataset, records and runs go (default: demo_output)")
-    p.add_argument("--model", default=DemoConfig.model, choices=FAMILY_NAMES,
-                   help="model family to train, in its demo setting (default: %(default)s)")
+    p.add_argument("--model", default=None, choices=FAMILY_NAMES,
+                   help=f"model family to train, in its demo setting (default: "
+                        f"{DemoConfig.model})")
     p.add_argument("--clips", type=number_in_range(int, MIN_CLIPS, MAX_CLIPS), default=None,
                    metavar="N",
                    help="synthetic clips (default: 400; 600 with --semi-supervised)")
@@ -211,7 +212,8 @@ def config_from_args(args):
     # Each family's demo setting (FamilySpec.demo): a small model and Adam, so
     # a CPU learns the synthetic tags in minutes; the paper settings stay
     # train.py's defaults.
-    spec = family(args.model)
+    model = args.model or DemoConfig.model
+    spec = family(model)
     settings = {"batch_size": spec.demo.batch_size, "lr": spec.demo.lr,
                 "epochs": spec.demo.epochs}
     model_args = dict(spec.demo.model_args)
@@ -219,7 +221,7 @@ def config_from_args(args):
         if "width" not in spec.flag_dests:
             owners = [name for name, other in FAMILIES.items() if "width" in other.flag_dests]
             raise flags_do_not_apply(["--width"], f"to --model {' and '.join(owners)}",
-                                     f"this demo trains --model {args.model}")
+                                     f"this demo trains --model {model}")
         model_args["width"] = args.width
     semi = given_flags(args, SEMI_SUPERVISED_FLAGS)
     if semi:
@@ -227,21 +229,21 @@ def config_from_args(args):
                                  instead="add --semi-supervised")
     settings.update(_given_values(args, ("epochs", "batch_size", "lr")))
     seconds = 29.1 if args.seconds is None else args.seconds
-    segment = segment_seconds(args.model)
+    segment = segment_seconds(model)
     if seconds < segment + SEGMENT_MARGIN:
         raise UserError(f"--seconds {seconds:g} holds no whole {segment:g} s segment of "
-                        f"--model {args.model} (its records' unit); give --seconds "
+                        f"--model {model} (its records' unit); give --seconds "
                         f"{segment + SEGMENT_MARGIN:g} or more")
-    return DemoConfig(work_dir=args.work_dir, model=args.model, model_args=model_args,
+    return DemoConfig(work_dir=args.work_dir, model=model, model_args=model_args,
                       clips=400 if args.clips is None else args.clips, seconds=seconds,
                       workers=args.workers, window_segments=args.window_segments,
                       seed=args.seed, progress=not args.no_progress, **settings)
 
 
 def _model_and_given(args, names, switches=()) -> list:
-    """--model (when not the default), then `switches`, then the flags among
+    """--model (when given), then `switches`, then the flags among
     `names` that were given: what another demo's command line set."""
-    return ["--model"] * (args.model != DemoConfig.model) + list(switches) + given_flags(
+    return ["--model"] * (args.model is not None) + list(switches) + given_flags(
         args, names)
 
 
