@@ -14,8 +14,8 @@ from tagger.commands import tag as tag_cli
 from tagger.inference.engine import keras_pace
 from tagger.inference.engine.registry import EngineOptions, make_predictor
 
-NOTE = ("--engine keras-bf16: the model in mixed bfloat16 on this CPU's AVX-512 BF16 "
-        "instructions (the front end and the tag scores float32; --engine keras gives "
+NOTE = ("--engine keras-bf16: the model in mixed bfloat16 (this CPU has AVX-512 BF16 "
+        "instructions; the front end and the tag scores float32; --engine keras gives "
         "float32's exact scores)")
 SLOWER = ("warning: --engine keras-bf16 will be slower than float32 here: this CPU has "
           "neither AMX-BF16 matrix units nor AVX-512 BF16 instructions; use --engine keras, "
@@ -95,6 +95,26 @@ def test_a_front_end_inside_the_model_stays_float32(musicnn):
     theirs, _ = make_predictor("keras", model, info)(audio)
     ours, _ = make_predictor("keras-bf16", model, info)(audio)
     assert 0 < np.abs(ours - theirs).max() < 0.02
+
+
+def test_a_nested_body_computes_in_bfloat16_too():
+    """A tagger of two bodies (train.py --from A --from B) holds the second
+    as a nested model: its layers are rebuilt in bfloat16 as well."""
+    import keras
+
+    from tagger.inference.engine.keras_bf16 import bfloat16_model
+
+    inputs = keras.Input((8,))
+    inner = keras.Input((8,))
+    body = keras.Model(inner, keras.layers.Dense(4, name="inner_dense")(inner), name="body_2")
+    joined = keras.layers.Concatenate()([keras.layers.Dense(4)(inputs), body(inputs)])
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="sigmoid", name="tags")(joined))
+    copy = bfloat16_model(model)
+    assert copy.get_layer("body_2").get_layer("inner_dense").dtype_policy.name == \
+        "mixed_bfloat16"
+    assert copy.get_layer("tags").dtype_policy.name == "float32"
+    x = np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32)
+    assert np.abs(np.asarray(copy(x)) - np.asarray(model(x))).max() < 0.02
 
 
 def test_scores_and_embeddings_are_close_to_float32s(loaded, windows):

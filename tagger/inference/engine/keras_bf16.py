@@ -48,25 +48,22 @@ def bfloat16_model(model):
     before = keras.config.dtype_policy()
     keras.config.set_dtype_policy(POLICY)
     try:
-        copy = keras.models.clone_model(model, clone_function=rebuilt)
+        copy = keras.models.clone_model(model, clone_function=rebuilt, recursive=True)
     finally:
         keras.config.set_dtype_policy(before)
     copy.set_weights(model.get_weights())
     return copy
 
 
-def precision_line(flags: set | None = None) -> tuple[str | None, str | None]:
-    """(note, warning) of a run in bfloat16 on the CPU of `flags` (this
-    one's by default): which units make it fast, or why it will be slower
-    than float32 and what to use instead."""
-    units = cpu_features.bf16_units(flags)
-    if units:
-        return (f"--engine keras-bf16: the model in mixed bfloat16 on this CPU's {units[0]} "
-                "(the front end and the tag scores float32; --engine keras gives float32's "
-                "exact scores)"), None
-    return None, ("--engine keras-bf16 will be slower than float32 here: this CPU has neither "
-                  "AMX-BF16 matrix units nor AVX-512 BF16 instructions; use --engine keras, "
-                  "or --engine tflite-int8 for speed")
+def precision_line() -> tuple[str | None, str | None]:
+    """(note, warning) of a run in bfloat16 on this CPU: which units make it
+    fast, or why it will be slower than float32 and what to use instead."""
+    fast, why = cpu_features.bfloat16_verdict()
+    if fast:
+        return (f"--engine keras-bf16: the model in mixed bfloat16 ({why}; the front end "
+                "and the tag scores float32; --engine keras gives float32's exact scores)"), None
+    return None, (f"--engine keras-bf16 will be slower than float32 here: {why}; use "
+                  "--engine keras, or --engine tflite-int8 for speed")
 
 
 def make_predictor(model, info: TaggerMetadata | None, options):
