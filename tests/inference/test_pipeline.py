@@ -248,6 +248,9 @@ def test_embedding_archive_keys_of_names_ending_like_a_window_entry(tmp_path):
         mean, windows = read[name]
         np.testing.assert_array_equal(mean, [number, number])
         assert windows.shape == (number + 1, 2)
+    earlier = tmp_path / "earlier.npz"  # an earlier version keyed a mean by the path's text
+    np.savez(earlier, **{"x::mean": np.ones(2), "x::mean::windows": np.ones((1, 2))})
+    assert sorted(read_embeddings(str(earlier))) == ["x::mean"]
 
 
 def test_truncated_mp3_streams_only_what_decodes(tmp_path):

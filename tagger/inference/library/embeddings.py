@@ -43,8 +43,11 @@ def entry_key(path) -> str:
 
 
 def path_of_key(key: str) -> str:
-    """The path whose `entry_key` is `key`."""
-    return fileio.path_from_text(key.removesuffix(MEAN_SUFFIX))
+    """The path whose `entry_key` is `key` (in an archive of an earlier
+    version, a path's key is its text: `x::mean` stays `x::mean`)."""
+    text = key.removesuffix(MEAN_SUFFIX)
+    added = text != key and text.endswith((WINDOWS_SUFFIX, MEAN_SUFFIX))
+    return fileio.path_from_text(text if added else key)
 
 
 def is_embeddings_file(path: str) -> bool:
