@@ -173,12 +173,23 @@ class ArgumentParser(argparse.ArgumentParser):
     def _refuse_both_names(self, tokens):
         """A renamed option given under its name and a former one is an
         error: which value was meant cannot be told."""
+        tokens = [self._spelled_out(token) for token in tokens]
         for action in self._actions:
             former = getattr(action, "former_names", ())
             given = _names_given(tokens, (*action.option_strings, *former)) if former else []
             if len(given) > 1:
                 self.error(f"{' and '.join(given)} name one setting "
                            f"({action.option_strings[-1]} is its name now); give it once")
+
+    def _spelled_out(self, token: str) -> str:
+        """`token` with a long option abbreviated as argparse takes it
+        (`--num-lr 2`: the one option that begins so) written in full."""
+        name, equals, value = token.partition("=")
+        known = self._option_string_actions
+        if not (self.allow_abbrev and name.startswith("--")) or name in known:
+            return token
+        matches = [option for option in known if option.startswith(name)]
+        return matches[0] + equals + value if len(matches) == 1 else token
 
     def error(self, message):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")

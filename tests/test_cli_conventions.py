@@ -299,7 +299,8 @@ def test_a_renamed_option_keeps_its_former_name(capsys):
 
 @pytest.mark.parametrize("tokens, named", [
     (["--num-lr-decays", "2", "--num-stages", "3"], "--num-lr-decays and --num-stages"),
-    (["--num-stages=3", "--num-lr-decays=2"], "--num-stages and --num-lr-decays")])
+    (["--num-stages=3", "--num-lr-decays=2"], "--num-stages and --num-lr-decays"),
+    (["--num-lr", "2", "--num-st=3"], "--num-lr-decays and --num-stages")])  # abbreviated
 def test_a_renamed_option_given_under_both_names_is_refused(capsys, tokens, named):
     parser = cli.ArgumentParser(prog="tool")
     parser.add_argument("--num-stages", type=int, default=5, former=("--num-lr-decays",))
