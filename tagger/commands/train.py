@@ -395,10 +395,11 @@ def check_pretrained(args, chosen) -> bool:
 def pretrained_setting(args) -> None:
     """--from: sets on `args` the head's settings (`config.head_settings`)
     where no flag was given."""
-    from tagger.config import head_settings
+    from tagger.config import PretrainedConfig, head_settings
 
     chosen = given(args) or frozenset()
-    joins_val = not getattr(args, "hold_out_val", False) and not args.fine_tune
+    joins_val = PretrainedConfig(join_val=not getattr(args, "hold_out_val", False),
+                                 fine_tune=args.fine_tune).joins_val
     for dest, value in head_settings(joins_val).items():
         if dest not in chosen:
             setattr(args, dest, value)

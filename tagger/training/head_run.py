@@ -147,13 +147,13 @@ class HeadRun(runs.Run):
                                      settings.fine_tune_epochs, config.patience))
         from tagger.records.reader import clip_labels
 
-        splits = ("train", "val") if settings.joins_val else ("train",)
         labels = np.concatenate([clip_labels(config.data_dir, split, info)[1]
-                                 for split in splits if info.splits.get(split, {}).get("clips")])
+                                 for split in self._training_splits()
+                                 if info.splits.get(split, {}).get("clips")])
         tag_head.check_tag_counts(labels, info.tag_names, self._log)  # the head's training files
         self._splits = {}  # split -> (embeddings, clip labels)
         self._train_lookup = None  # window_lookup's, once the table is written
-        self._train_size = None  # (clips, windows, dim) of the train split
+        self._train_size = None  # (clips, windows, dim) of the training embeddings
         self._live = None
 
     def _open_run_dir(self):
@@ -242,11 +242,14 @@ class HeadRun(runs.Run):
                        f"stage(s) (a stage ends after {stage.patience} epochs without "
                        f"improvement) = up to {epochs * steps} steps")
 
+    def _training_splits(self) -> tuple:
+        """The splits the head trains on: train, and val with `join_val`."""
+        return ("train", "val") if self.config.pretrained.joins_val else ("train",)
+
     def _training_clips(self) -> tuple:
         """(embeddings, clip labels) the head trains on: the train split's,
         then with `join_val` the val split's."""
-        splits = ("train", "val") if self.config.pretrained.joins_val else ("train",)
-        parts = [self._embeddings(split) for split in splits]
+        parts = [self._embeddings(split) for split in self._training_splits()]
         if len(parts) == 1:
             return parts[0]
         from tagger.training.model_outputs import concatenate
@@ -277,9 +280,11 @@ class HeadRun(runs.Run):
 
     def _train_split_size(self) -> tuple:
         """(clips, windows, embedding values) of the training embeddings."""
-        if self._train_size is None:
-            rows, _ = self._training_clips()
-            self._train_size = (len(rows.clip_ids), len(rows.values), rows.values.shape[1])
+        if self._train_size is None:  # summed over the splits, not concatenated
+            parts = [self._embeddings(split)[0] for split in self._training_splits()]
+            self._train_size = (sum(len(rows.clip_ids) for rows in parts),
+                                sum(len(rows.values) for rows in parts),
+                                parts[0].values.shape[1])
         return self._train_size
 
     # -- the scores ------------------------------------------------------------

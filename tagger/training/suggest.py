@@ -77,6 +77,7 @@ def suggest_files(run_dir: str, config, count: int, log=print) -> list[str]:
     from tagger.records.plan import STUDENT_SPLIT
     from tagger.records.reader import clip_paths
     from tagger.training import tag_head
+    from tagger.training.head_run import PREDICT_BATCH
     from tagger.training.pretrained_body import Body, joined_embeddings
 
     data_dir = config.data_dir
@@ -92,9 +93,10 @@ def suggest_files(run_dir: str, config, count: int, log=print) -> list[str]:
                                                  log=log).clip_means()
                                for split in ("train", "val", "test")
                                if info.splits.get(split, {}).get("clips")])
-    tagger, _ = load_tagger(join_path(run_dir, "model.keras"))
-    head = tag_head.head_of(tagger, bodies[0].embedding_layer)
-    scores = rows.clip_means(np.asarray(head.predict(rows.values, batch_size=1024, verbose=0)))
+    tagger, tagger_info = load_tagger(join_path(run_dir, "model.keras"))
+    head = tag_head.head_of(tagger, tagger_info.base_model["embedding_layer"])
+    scores = rows.clip_means(np.asarray(head.predict(rows.values, batch_size=PREDICT_BATCH,
+                                                     verbose=0)))
     picked = [paths[i] for i in choose(scores, rows.clip_means(), count, labelled)]
     fileio.write_atomic(join_path(run_dir, SUGGESTED_FILE), labels_csv((p, []) for p in picked))
     return picked
