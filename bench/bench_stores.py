@@ -37,7 +37,7 @@ import shutil
 import tempfile
 import time
 
-from common import synthetic_data, untrained_pons_musicnn
+from common import model_only, synthetic_data, untrained_pons_musicnn
 
 
 def parse_args(argv=None):
@@ -96,14 +96,6 @@ def windows_of(predictor, data_dir: str, info, splits):
             out.append(clip_windows(predictor, clip["segments"].reshape(-1),
                                     info.sample_rate)[1])
     return np.concatenate(out)
-
-
-def model_only(predictor, windows, batch_size: int) -> float:
-    """Seconds to score `windows` `batch_size` at a time (bench_tag.py's figure)."""
-    start = time.perf_counter()
-    for i in range(0, len(windows), batch_size):
-        predictor(windows[i:i + batch_size])
-    return time.perf_counter() - start
 
 
 def main(argv=None):

@@ -73,6 +73,7 @@ import tempfile
 import time
 
 from common import (
+    model_only,
     ratio_line,
     synthetic_data,
     timed,
@@ -153,13 +154,6 @@ class InstantPredictor:
 
     def __call__(self, windows):
         return self.scores.repeat(len(windows), axis=0), None
-
-
-def model_only(predictor, windows, batch_size: int) -> float:
-    start = time.perf_counter()
-    for i in range(0, len(windows), batch_size):
-        predictor(windows[i:i + batch_size])
-    return time.perf_counter() - start
 
 
 def main():

@@ -56,6 +56,15 @@ def timed(fn, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
+def model_only(predictor, windows, batch_size: int) -> float:
+    """Seconds for `predictor` to score `windows`, `batch_size` at a time:
+    the model alone, the figure tag.py's end-to-end speed is set against."""
+    start = time.perf_counter()
+    for i in range(0, len(windows), batch_size):
+        predictor(windows[i:i + batch_size])
+    return time.perf_counter() - start
+
+
 def synthetic_data(folder: str, clips: int, seconds: float) -> str:
     """A synthetic MagnaTagATune-layout dataset in `folder`, made once."""
     from tagger.datasets.synthetic import generate
