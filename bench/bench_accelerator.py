@@ -37,14 +37,19 @@ it on the CPU): it checks that the script runs; its figures mean nothing.
 The machine needs requirements.txt and, for the GPU, an NVIDIA driver and
 TensorFlow's CUDA libraries: on Linux `pip install 'tensorflow[and-cuda]'`
 (the plain tensorflow wheel sees a GPU only where CUDA and cuDNN are
-installed system-wide). Run from the repository root:
+installed system-wide). On a machine whose GPU only JAX can drive,
+`--backend jax` measures the same models' training steps under Keras's JAX
+backend (float32 and bfloat16; no quick runs: bench/accelerator_jax.py).
+Run from the repository root:
     python bench/bench_accelerator.py [--budget-s 420] [--steps 50] [--out DIR] [--tiny]
+                                      [--backend tensorflow|jax]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import re
@@ -109,7 +114,20 @@ def parse_args(argv=None):
     p.add_argument("--tiny", action="store_true",
                    help="every part at the tests' size: checks that the script runs (its "
                         "figures mean nothing)")
+    p.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow",
+                   help="tensorflow (the default): every part; jax: the models' training "
+                        "steps only, under Keras's JAX backend, for a GPU TensorFlow cannot "
+                        "drive")
     args = p.parse_args(argv)
+    if args.backend == "jax" and args.out:
+        p.error("--out keeps the quick runs' files, and --backend jax makes none: leave "
+                "one of them out")
+    missing = "jax" if args.backend == "jax" else "tensorflow"
+    if importlib.util.find_spec(missing) is None:
+        p.error(f"{missing} is not installed here"
+                + (": install requirements.txt, or measure the models under Keras's JAX "
+                   "backend with --backend jax" if missing == "tensorflow" else
+                   " (pip install jax; 'jax[cuda12]' or 'jax[cuda13]' for an NVIDIA GPU)"))
     if args.out and os.path.exists(args.out) and not (os.path.isdir(args.out)
                                                       and not os.listdir(args.out)):
         p.error(f"--out {args.out} is a file or a folder holding files already; give a new "
@@ -120,6 +138,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     budget = Budget(args.budget_s)
+    if args.backend == "jax":
+        return jax_run(1 if args.tiny else args.steps, args.tiny, budget)
     gpu = describe_the_machine()
     with tempfile.TemporaryDirectory(prefix="bench-accelerator-") as temporary:
         work = args.out or temporary
@@ -135,6 +155,39 @@ def main(argv=None) -> int:
              if budget.left_out else "")
           + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
     return 1 if failed else 0
+
+
+def jax_run(steps: int, tiny: bool, budget: Budget) -> int:
+    """The models' measurements under Keras's JAX backend, in this process
+    (bench/accelerator_jax.py); the budget is checked before each family."""
+    if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != "jax":
+        raise RuntimeError("Keras is imported already: run --backend jax in a process of its own")
+    os.environ["KERAS_BACKEND"] = "jax"
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    import accelerator_jax
+
+    from tagger.models import FAMILIES as SPECS
+
+    accelerator_jax.describe_devices(nvidia_smi())
+    import jax
+
+    gpu = jax.devices()[0].platform == "gpu"
+    sizes = TINY_MATMUL["sizes"] if tiny else GPU_MATMUL_SIZES if gpu else MATMUL_SIZES
+    peaks = accelerator_jax.matmul_peaks(sizes, TINY_MATMUL["repeats"] if tiny else 10)
+    print(f"matrix products ({' and '.join(map(str, sizes))} square, JAX): float32 "
+          f"{peaks['float32'] / 1e12:.2f} TFLOP/s, bfloat16 {peaks['mixed_bfloat16'] / 1e12:.2f} "
+          "TFLOP/s, the peaks the MFU figures are measured against")
+    print(f"ratio gpu_jax_matmul_bf16_over_f32 {peaks['mixed_bfloat16'] / peaks['float32']:.3f}",
+          flush=True)
+    for family in FAMILIES:
+        if budget.limit(MEASURE_LIMIT_S, f"{family} (JAX)") is not None:
+            case = tiny_case(family) if tiny else SPECS[family].bench[0]
+            accelerator_jax.measure_family(family, case, steps, peaks)
+    print(f"done in {time.monotonic() - budget.start:.0f} s of the {budget.end - budget.start:.0f}"
+          " s budget; train.py --quick needs TensorFlow and was not run"
+          + (f"; left out for want of time: {', '.join(budget.left_out)}"
+             if budget.left_out else ""), flush=True)
+    return 0
 
 
 def describe_the_machine() -> bool:

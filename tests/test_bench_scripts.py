@@ -19,7 +19,7 @@ from tagger import cpu_features
 
 ROOT = Path(__file__).parents[1]
 BENCH = ROOT / "bench"
-HELPERS = {"common.py", "flops.py"}  # imported by the scripts, not run
+HELPERS = {"accelerator_jax.py", "common.py", "flops.py"}  # imported by the scripts, not run
 
 # script: (its flags for a run of seconds, the names of the ratio lines it prints)
 ACCELERATOR_FAMILIES = ("samplecnn", "transformer")
@@ -297,6 +297,70 @@ def test_the_accelerator_bench_works_in_a_new_or_empty_out_folder(monkeypatch, c
         assert capsys.readouterr().err.splitlines()[-1].endswith(
             f": error: --out {taken} is a file or a folder holding files already; give a new "
             "or empty folder, or leave --out out for a temporary one")
+
+
+def test_the_accelerator_bench_refuses_what_its_backend_cannot_do(monkeypatch, capsys, tmp_path):
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("bench_accelerator")
+    installed = importlib.util.find_spec
+    for argv, missing, message in (
+            (["--backend", "jax", "--out", str(tmp_path)], None,
+             "--out keeps the quick runs' files, and --backend jax makes none: leave one of "
+             "them out"),
+            ([], "tensorflow", "tensorflow is not installed here: install requirements.txt, or "
+             "measure the models under Keras's JAX backend with --backend jax"),
+            (["--backend", "jax"], "jax", "jax is not installed here (pip install jax; "
+             "'jax[cuda12]' or 'jax[cuda13]' for an NVIDIA GPU)")):
+        monkeypatch.setattr(importlib.util, "find_spec",
+                            lambda name, *a, missing=missing: None if name == missing
+                            else installed(name, *a))
+        with pytest.raises(SystemExit) as exit:
+            module.parse_args(argv)
+        assert exit.value.code == 2
+        assert capsys.readouterr().err.splitlines()[-1].endswith(f": error: {message}")
+
+
+@pytest.mark.slow
+def test_the_accelerator_bench_measures_the_models_under_keras_jax_backend(short_tmp):
+    pytest.importorskip("jax")
+    stdout = run_as_a_script("bench_accelerator.py", ["--backend", "jax", "--tiny"], short_tmp)
+    lines = stdout.splitlines()
+    assert lines[0].startswith("CPU: ")
+    assert (lines[1] == "JAX computes on the CPU: no GPU visible to JAX"
+            or lines[1].startswith("GPU: "))
+    found = ratios(stdout)
+    assert set(found) == {"gpu_jax_matmul_bf16_over_f32",
+                          *(f"gpu_jax_train_{figure}_{config}_{family}"
+                            for figure in ("steps_per_s", "mfu") for config in ("f32", "bf16")
+                            for family in ACCELERATOR_FAMILIES),
+                          *(f"gpu_jax_train_bf16_speedup_{family}"
+                            for family in ACCELERATOR_FAMILIES)}
+    assert all(value > 0 for value in found.values())
+    assert all(found[name] < 1 for name in found if "_mfu_" in name)
+    assert lines[-1].endswith(" s of the 420 s budget; train.py --quick needs TensorFlow and "
+                              "was not run")
+
+
+@pytest.mark.slow
+def test_the_jax_flop_count_agrees_with_tensorflows(monkeypatch):
+    """XLA's count of the tiny sample-level CNN's forward pass under Keras's
+    JAX backend against TensorFlow's graph count (they differ only in the
+    element-wise work each counts)."""
+    pytest.importorskip("jax")
+    monkeypatch.syspath_prepend(str(BENCH))
+    from flops import graph_flops
+
+    from tagger.models import build_model
+
+    code = ("import sys; sys.path[:0] = ['bench', '.']; import numpy as np, accelerator_jax\n"
+            "from tagger.models import build_model\n"
+            "model = build_model('samplecnn', num_tags=50, width=0.0625, input_length=59049)\n"
+            "print(accelerator_jax.forward_flops(model, np.zeros((2, 59049), 'float32')) / 2)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    model = build_model("samplecnn", num_tags=50, width=0.0625, input_length=59049)
+    assert float(done.stdout.split()[-1]) == pytest.approx(graph_flops(model, (59049,)), rel=0.03)
 
 
 @pytest.mark.slow

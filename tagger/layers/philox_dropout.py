@@ -7,13 +7,13 @@ sample-level CNN (dropout inside each of its nine residual blocks) ran far
 slower than without XLA, while the same step with its mask drawn by Philox
 compiles to vectorised code and runs at least as fast as without XLA
 (docs/performance.md). Otherwise this is keras.layers.Dropout: the same
-rate, scaling by 1 / (1 - rate), seed generator and `noise_shape`.
+rate, scaling by 1 / (1 - rate), seed generator and `noise_shape`; under
+another Keras backend (JAX, PyTorch) it is keras.layers.Dropout itself.
 """
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="tagger")
@@ -23,6 +23,10 @@ class PhiloxDropout(keras.layers.Dropout):
     scaled by 1 / (1 - rate); the identity otherwise."""
 
     def call(self, inputs, training=False):
+        if keras.backend.backend() != "tensorflow":
+            return super().call(inputs, training=training)
+        import tensorflow as tf
+
         if not training or self.rate <= 0:
             return inputs
         if self.rate >= 1:

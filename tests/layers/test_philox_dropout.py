@@ -1,6 +1,11 @@
 """PhiloxDropout: keras.layers.Dropout's behaviour, with a mask that XLA
 compiles well on a CPU."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -39,3 +44,26 @@ def test_a_model_family_draws_its_dropout_with_philox():
     model = build_model("samplecnn", block="rese", width=0.125, input_length=3 ** 7)
     dropouts = [layer for layer in model.layers if "dropout" in layer.name]
     assert dropouts and all(type(layer) is PhiloxDropout for layer in dropouts)
+
+
+@pytest.mark.slow
+def test_under_another_keras_backend_it_is_keras_dropout():
+    """Under Keras's JAX backend (TensorFlow not imported), the layer drops
+    and scales as keras.layers.Dropout does."""
+    pytest.importorskip("jax")
+    code = ("import sys, numpy as np, keras\n"
+            "from tagger.layers.philox_dropout import PhiloxDropout\n"
+            "layer = PhiloxDropout(0.2, seed=1)\n"
+            "x = np.ones((8, 4096, 4), 'float32')\n"
+            "y = keras.ops.convert_to_numpy(layer(x, training=True))\n"
+            "same = np.array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)\n"
+            "print(keras.backend.backend(), 'tensorflow' in sys.modules, same, (y != 0).mean(),\n"
+            "      *np.unique(y[y != 0]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=300,
+                          cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr[-3000:]
+    backend, tensorflow_imported, same, kept, *scales = done.stdout.split()
+    assert (backend, tensorflow_imported, same) == ("jax", "False", "True")
+    assert abs(float(kept) - 0.8) < 0.01
+    assert [float(scale) for scale in scales] == pytest.approx([1 / 0.8])
