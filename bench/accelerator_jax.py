@@ -10,8 +10,8 @@ model's stateless call, its gradient and the optimiser's stateless update
 the last waited for, as the TensorFlow run does. FLOPs of one forward pass
 are XLA's count of the lowered inference call (2 per multiply-add); a
 training step counts as three forward passes, as elsewhere. `train.py --quick` needs
-TensorFlow and is not run. Call `run` with KERAS_BACKEND=jax set before
-Keras is first imported.
+TensorFlow and is not run. `bench_accelerator.jax_run` sets KERAS_BACKEND=jax
+before Keras is first imported.
 """
 
 from __future__ import annotations

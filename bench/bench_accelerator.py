@@ -39,7 +39,8 @@ TensorFlow's CUDA libraries: on Linux `pip install 'tensorflow[and-cuda]'`
 (the plain tensorflow wheel sees a GPU only where CUDA and cuDNN are
 installed system-wide). On a machine whose GPU only JAX can drive,
 `--backend jax` measures the same models' training steps under Keras's JAX
-backend (float32 and bfloat16; no quick runs: bench/accelerator_jax.py).
+backend (float32 and bfloat16; no quick runs: bench/accelerator_jax.py),
+in this process, the budget checked before each family.
 Run from the repository root:
     python bench/bench_accelerator.py [--budget-s 420] [--steps 50] [--out DIR] [--tiny]
                                       [--backend tensorflow|jax]

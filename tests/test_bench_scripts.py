@@ -341,6 +341,16 @@ def test_the_accelerator_bench_measures_the_models_under_keras_jax_backend(short
                               "was not run")
 
 
+def test_the_accelerator_bench_under_jax_says_what_its_spent_budget_left_out(short_tmp):
+    pytest.importorskip("jax")
+    stdout = run_as_a_script("bench_accelerator.py",
+                             ["--backend", "jax", "--tiny", "--budget-s", "0.001"], short_tmp)
+    assert set(ratios(stdout)) == {"gpu_jax_matmul_bf16_over_f32"}
+    assert stdout.splitlines()[-1].endswith(
+        " s of the 0 s budget; train.py --quick needs TensorFlow and was not run; left out for "
+        "want of time: samplecnn (JAX), transformer (JAX)")
+
+
 @pytest.mark.slow
 def test_the_jax_flop_count_agrees_with_tensorflows(monkeypatch):
     """XLA's count of the tiny sample-level CNN's forward pass under Keras's
