@@ -341,6 +341,7 @@ def test_the_accelerator_bench_measures_the_models_under_keras_jax_backend(short
                               "was not run")
 
 
+@pytest.mark.slow
 def test_the_accelerator_bench_under_jax_says_what_its_spent_budget_left_out(short_tmp):
     pytest.importorskip("jax")
     stdout = run_as_a_script("bench_accelerator.py",
