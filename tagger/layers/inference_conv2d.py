@@ -37,6 +37,12 @@ from keras import ops
 MAX_TAPS = 16  # time shifts stacked as channels at most; the polyphase block
 
 
+def stacked_shifts(x, taps: int, length: int):
+    """(batch, h, w, 1) -> (batch, length, w, taps): channel i holds the
+    rows i .. i + length - 1 of `x`."""
+    return ops.concatenate([x[:, i:i + length] for i in range(taps)], axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="tagger")
 class InferenceConv2D(keras.layers.Wrapper):
     """`(batch, h, w, c) -> (batch, h', w', filters)`: the wrapped Conv2D's
@@ -55,6 +61,9 @@ class InferenceConv2D(keras.layers.Wrapper):
         if self.pool_width and self.signs is None:
             raise ValueError("pool_width goes with signs (a batch norm after the pooling)")
         self.form = "conv"
+
+    # the taps form's stacking; the training form's has a faster gradient
+    stack_shifts = staticmethod(stacked_shifts)
 
     def build(self, input_shape):
         if not self.layer.built:
@@ -80,7 +89,8 @@ class InferenceConv2D(keras.layers.Wrapper):
             y = _polyphase_max(x, kernel, conv.padding)  # (b, h', 1, filters)
         else:
             if self.form == "taps":
-                y = _taps_as_channels(x, kernel, conv.padding, self.max_taps)
+                y = _taps_as_channels(x, kernel, conv.padding, self.max_taps,
+                                      self.stack_shifts)
             else:
                 y = ops.conv(x, kernel, strides=conv.strides, padding=conv.padding,
                              dilation_rate=conv.dilation_rate)
@@ -113,11 +123,12 @@ def _same_padding(x, kh, kw):
     return ops.pad(x, [(0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)])
 
 
-def _taps_as_channels(x, kernel, padding, max_taps=MAX_TAPS):
+def _taps_as_channels(x, kernel, padding, max_taps=MAX_TAPS, stack=stacked_shifts):
     """conv2d(x, kernel) for x (batch, h, w, 1) and kernel (kh, kw, 1, f),
     stride 1: the input's shifts 0..c-1 in time stacked as c channels (c:
-    kh, at most `max_taps`), convolved with the kernel's rows regrouped as
-    (ceil(kh / c), kw, c, f) at dilation c in time."""
+    kh, at most `max_taps`; `stack(x, c, length)` stacks them), convolved
+    with the kernel's rows regrouped as (ceil(kh / c), kw, c, f) at
+    dilation c in time."""
     kh, kw, _, filters = kernel.shape
     taps = min(kh, max_taps)
     rows = -(-kh // taps)  # dilated rows of the regrouped kernel
@@ -128,11 +139,13 @@ def _taps_as_channels(x, kernel, padding, max_taps=MAX_TAPS):
         x = ops.pad(x, [(0, 0), (0, extra), (0, 0), (0, 0)])
         kernel = ops.pad(kernel, [(0, extra), (0, 0), (0, 0), (0, 0)])
     length = x.shape[1] - taps + 1
-    x = ops.concatenate([x[:, i:i + length] for i in range(taps)], axis=-1)  # (b, h, w, c)
+    x = stack(x, taps, length)  # (b, length, w, c)
     # kernel row r * taps + i -> row r, channel i
     kernel = ops.reshape(kernel, (rows, taps, kw, filters))
     kernel = ops.transpose(kernel, (0, 2, 1, 3))  # (rows, kw, taps, filters)
-    return ops.conv(x, kernel, padding="valid", dilation_rate=(taps, 1))
+    # one row: no dilation (TensorFlow computes a dilated convolution
+    # between space-to-batch and batch-to-space copies)
+    return ops.conv(x, kernel, padding="valid", dilation_rate=(taps, 1) if rows > 1 else 1)
 
 
 def _polyphase_max(x, kernel, padding):

@@ -18,7 +18,12 @@ variables, computed by kernels that train faster on a CPU.
   centred values only): about three times faster on the sample-level
   CNNs' first blocks. It updates the moving mean and variance as Keras
   does (the batch's biased variance).
-- The stacked taps are at most `TRAINING_TAPS` shifts.
+- The stacked taps are at most `TRAINING_TAPS` shifts, and the gradient
+  of their stacking is the sum of the shifted upstream channels, each
+  padded back to the input's length (`stacked_shifts`): TensorFlow's own
+  gradient of each slice writes a zero tensor of the input's size and
+  scatters into it, five times slower over the self-attention tagger's
+  front end.
 
 Each form is exact up to the order of the float32 sums; the layers, their
 variables and the saved model stay those of the model.
@@ -28,6 +33,9 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
+
+from tagger.layers import inference_conv2d
+from tagger.layers.inference_conv2d import InferenceConv2D
 
 MIN_ROWS = 4  # kernel rows (time shifts stacked as channels)
 # Shifts stacked at most in training (inference: InferenceConv2D's 16): the
@@ -43,13 +51,11 @@ CUDNN_MIN_EPSILON = 1.001e-5
 def training_model(model):
     """`model`, or a functional model of the same layers and variables in
     the faster forms of the module docstring; it computes the same function."""
-    from tagger.layers.inference_conv2d import InferenceConv2D, one_channel_stride_one
-
     if isinstance(model, keras.Sequential) or not hasattr(model, "_operations"):
         return model
     taps = {id(layer) for layer in model.layers
             if type(layer) is keras.layers.Conv2D and len(layer._inbound_nodes) == 1
-            and one_channel_stride_one(layer, layer.input.shape)
+            and inference_conv2d.one_channel_stride_one(layer, layer.input.shape)
             and layer.kernel_size[0] >= MIN_ROWS}
     norms = {id(layer) for layer in model.layers if fusable(layer)}
     if not taps and not norms:
@@ -57,8 +63,8 @@ def training_model(model):
 
     def call(layer, *args, **kwargs):
         if id(layer) in taps:
-            return InferenceConv2D(layer, name=f"{layer.name}_taps", max_taps=TRAINING_TAPS,
-                                   dtype=layer.dtype_policy)(*args)
+            return TrainingTaps(layer, name=f"{layer.name}_taps", max_taps=TRAINING_TAPS,
+                                dtype=layer.dtype_policy)(*args)
         if id(layer) in norms:
             return FusedBatchNorm(layer, name=f"{layer.name}_fused",
                                   dtype=layer.dtype_policy)(*args, **kwargs)
@@ -66,6 +72,28 @@ def training_model(model):
 
     return keras.models.clone_model(model, clone_function=lambda layer: layer,
                                     call_function=call)
+
+
+def stacked_shifts(x, taps: int, length: int):
+    """`inference_conv2d.stacked_shifts` (b, h, w, 1) -> (b, length, w,
+    taps), its gradient the sum of each channel of the upstream gradient
+    padded back to rows i .. i + length - 1 of (b, h, w, 1)."""
+    @tf.custom_gradient
+    def stacked(v):
+        def gradient(upstream):
+            return tf.add_n([tf.pad(upstream[..., i:i + 1],
+                                    [[0, 0], [i, taps - 1 - i], [0, 0], [0, 0]])
+                             for i in range(taps)])
+
+        return inference_conv2d.stacked_shifts(v, taps, length), gradient
+
+    return stacked(x)
+
+
+class TrainingTaps(InferenceConv2D):
+    """InferenceConv2D's taps form, stacked by `stacked_shifts`."""
+
+    stack_shifts = staticmethod(stacked_shifts)
 
 
 def fusable(layer) -> bool:
