@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tagger.models import FAMILIES
+from tagger.models import FAMILIES, training_graph
 from tagger.training import trainer
 
 BATCH = 8
@@ -51,6 +51,31 @@ def test_the_step_runs_one_channel_convolutions_as_taps(family):
         else set())
 
 
+def test_tall_and_square_one_channel_kernels_are_stacked_in_training():
+    assert [training_graph.stacked_in_training(size)
+            for size in ((7, 38), (128, 1), (4, 9), (3, 3), (2, 2), (3, 7), (3, 5))] == [
+        True, True, True, True, True, False, False]
+
+
+def test_the_stackings_gradient_is_tensorflows_own():
+    """`stacked_shifts`' gradient, sums of padded channels, equals the
+    gradient TensorFlow derives for the slices and their concatenation."""
+    from tagger.layers import inference_conv2d
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((2, 20, 5, 1)), tf.float32)
+    upstream = tf.constant(rng.standard_normal((2, 14, 5, 7)), tf.float32)
+    gradients = []
+    for stack in (inference_conv2d.stacked_shifts, training_graph.stacked_shifts):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = stack(x, 7, 14)
+            loss = tf.reduce_sum(y * upstream)
+        gradients.append(tape.gradient(loss, x).numpy())
+        np.testing.assert_array_equal(y, inference_conv2d.stacked_shifts(x, 7, 14))
+    np.testing.assert_array_equal(gradients[0], gradients[1])
+
+
 def test_the_step_runs_every_batch_norm_fused():
     *_, train, iterator = three_steps("samplecnn")
     graph = train.get_concrete_function(iterator, 1).graph
@@ -91,7 +116,7 @@ def one_step(family, forms, policy="float32", start=None):
 # musicnn: taps and norms of PyTorch's epsilon; samplecnn: norms of 2-D and
 # 3-D inputs; multiscale: a norm without scale or centre; short_res: 4-D.
 @pytest.mark.parametrize("family", ["pons_musicnn", "musicnn", "samplecnn", "multiscale",
-                                    "short_res"])
+                                    "short_res", "pons_vgg"])
 def test_the_training_form_is_as_exact_as_the_models_own_layers(family):
     """Against the same step in float64: the loss, and each variable's
     change (moving statistics too) that the step makes. Keras's own float32
