@@ -244,6 +244,22 @@ def test_the_untrained_model_of_the_benches_carries_its_metadata(tmp_path):
     assert read_saved_info(path) == info
 
 
+def test_the_training_profile_counts_each_training_form_layer_as_its_kind(monkeypatch):
+    """The layers the training form puts in place of a model's (stacked
+    taps, fused norms) are grouped with the layers they compute."""
+    import keras
+
+    from tagger.models import training_graph
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("profile_training")
+    conv = keras.layers.Conv2D(4, (7, 3))
+    norm = keras.layers.BatchNormalization()
+    assert [module.layer_kind(layer) for layer in (
+        training_graph.TrainingTapsConv2D(conv), training_graph.FusedBatchNorm(norm))] == [
+        "convolution", "batch_norm"]
+
+
 def test_the_accelerator_bench_names_the_gpu_or_says_that_it_runs_on_the_cpu(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCH))
     module = load("bench_accelerator")

@@ -123,7 +123,7 @@ def _same_padding(x, kh, kw):
     return ops.pad(x, [(0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)])
 
 
-def _taps_as_channels(x, kernel, padding, max_taps=MAX_TAPS, stack=stacked_shifts):
+def _taps_as_channels(x, kernel, padding, max_taps, stack):
     """conv2d(x, kernel) for x (batch, h, w, 1) and kernel (kh, kw, 1, f),
     stride 1: the input's shifts 0..c-1 in time stacked as c channels (c:
     kh, at most `max_taps`; `stack(x, c, length)` stacks them), convolved

@@ -7,7 +7,8 @@ variables, computed by kernels that train faster on a CPU.
   Computed as `InferenceConv2D`'s taps form (the input's time shifts
   stacked as channels), the forward and backward passes of musicnn's
   timbral filters run about four times faster. Kernels of `MIN_ROWS` rows
-  or more, and square ones (`stacked_in_training`): VGG's and the
+  or more, and those of no more columns than rows (`stacked_in_training`):
+  VGG's and the
   transformer's first 3 x 3 convolutions trained 1.08x and 1.10x faster
   stacked, the multi-scale CNN's wide 3 x 7 and 3 x 5 ones slower.
 - A BatchNormalization in training mode is, in Keras, a chain of
@@ -63,8 +64,8 @@ def training_model(model):
 
     def call(layer, *args, **kwargs):
         if id(layer) in taps:
-            return TrainingTaps(layer, name=f"{layer.name}_taps", max_taps=TRAINING_TAPS,
-                                dtype=layer.dtype_policy)(*args)
+            return TrainingTapsConv2D(layer, name=f"{layer.name}_taps",
+                                      max_taps=TRAINING_TAPS, dtype=layer.dtype_policy)(*args)
         if id(layer) in norms:
             return FusedBatchNorm(layer, name=f"{layer.name}_fused",
                                   dtype=layer.dtype_policy)(*args, **kwargs)
@@ -76,7 +77,8 @@ def training_model(model):
 
 def stacked_in_training(kernel_size) -> bool:
     """Whether a one-channel Conv2D of `kernel_size` (rows, columns) trains
-    as taps: `MIN_ROWS` rows or more, or no more columns than rows (3 x 3)."""
+    as taps: `MIN_ROWS` rows or more, or no more columns than rows (3 x 3,
+    3 x 1)."""
     rows, columns = kernel_size
     return rows >= MIN_ROWS or columns <= rows
 
@@ -97,7 +99,7 @@ def stacked_shifts(x, taps: int, length: int):
     return stacked(x)
 
 
-class TrainingTaps(InferenceConv2D):
+class TrainingTapsConv2D(InferenceConv2D):
     """InferenceConv2D's taps form, stacked by `stacked_shifts`."""
 
     stack_shifts = staticmethod(stacked_shifts)

@@ -39,16 +39,19 @@ def three_steps(family, steps=3):
     return losses, [np.asarray(v) for v in model.weights], train, iterator
 
 
-@pytest.mark.parametrize("family", ["pons_musicnn", "musicnn"])
+@pytest.mark.parametrize("family", ["pons_musicnn", "musicnn", "pons_vgg", "multiscale"])
 def test_the_step_runs_one_channel_convolutions_as_taps(family):
     *_, train, iterator = three_steps(family)
     graph = train.get_concrete_function(iterator, 1).graph
     names = {op.name for op in graph.get_operations()}
     taps = {layer.name for layer in tiny_model(family).layers
             if any(f"/{layer.name}_taps" in name for name in names)}
-    assert taps == {"timbral1_conv", "timbral2_conv"} | (
-        {"temporal1_conv", "temporal2_conv", "temporal3_conv"} if family == "pons_musicnn"
-        else set())
+    assert taps == {
+        "pons_musicnn": {"timbral1_conv", "timbral2_conv", "temporal1_conv", "temporal2_conv",
+                         "temporal3_conv"},
+        "musicnn": {"timbral1_conv", "timbral2_conv"},
+        "pons_vgg": {"conv1"},  # 3 x 3
+        "multiscale": {"scale3_conv1"}}[family]  # 3 x 3; not its 3 x 7 and 3 x 5
 
 
 def test_tall_and_square_one_channel_kernels_are_stacked_in_training():
@@ -72,7 +75,7 @@ def test_the_stackings_gradient_is_tensorflows_own():
             y = stack(x, 7, 14)
             loss = tf.reduce_sum(y * upstream)
         gradients.append(tape.gradient(loss, x).numpy())
-        np.testing.assert_array_equal(y, inference_conv2d.stacked_shifts(x, 7, 14))
+    np.testing.assert_array_equal(y, inference_conv2d.stacked_shifts(x, 7, 14))
     np.testing.assert_array_equal(gradients[0], gradients[1])
 
 
