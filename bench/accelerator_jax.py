@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import time
 
+from bench_models import bench_model, random_batch
 from flops import TRAIN_FORWARD_RATIO
-
-from tagger.models import FAMILIES as SPECS
 
 PRECISIONS = (("f32", "float32"), ("bf16", "mixed_bfloat16"))  # config, Keras dtype policy
 
@@ -115,20 +114,8 @@ def train_rate(family: str, case, steps: int, policy: str) -> tuple[float, float
     import keras
     import numpy as np
 
-    spec = SPECS[family]
-    window, segment = spec.preprocessor.segments, spec.preprocessor.segment_length
-    kwargs = dict(case.model_args, num_tags=50)
-    if spec.raw_waveform:
-        kwargs["input_length"] = window * segment
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        model = spec.build(**kwargs)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    rng = np.random.default_rng(0)
-    x = jax.device_put((0.1 * rng.standard_normal((case.batch_size, window * segment)))
-                       .astype("float32"))
-    y = jax.device_put((rng.random((case.batch_size, 50)) < 0.1).astype("float32"))
+    model = bench_model(family, case, policy)
+    x, y = jax.device_put(random_batch(family, case))
     flops = forward_flops(model, x)
     optimizer = keras.optimizers.SGD(1e-3, momentum=0.9, nesterov=True)
     optimizer.build(model.trainable_variables)

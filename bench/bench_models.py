@@ -73,13 +73,43 @@ def tiny_case(family):
                      spec.bench[0].hand_flops)
 
 
+def bench_model(family, case, policy="float32"):
+    """`family`'s bench `case` (a BenchCase) built for 50 tags, a raw-waveform
+    family for its whole window, its layers under the Keras dtype `policy`."""
+    import keras
+
+    from tagger.models import family as family_spec
+
+    spec = family_spec(family)
+    kwargs = dict(case.model_args, num_tags=50)
+    if spec.raw_waveform:
+        kwargs["input_length"] = spec.preprocessor.segments * spec.preprocessor.segment_length
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        return spec.build(**kwargs)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def random_batch(family, case):
+    """(x, y) of one training batch of `case`: quiet noise windows
+    (batch, window samples) and 0/1 tags (batch, 50), float32, seed 0."""
+    import numpy as np
+
+    from tagger.models import family as family_spec
+
+    pre = family_spec(family).preprocessor
+    rng = np.random.default_rng(0)
+    x = 0.1 * rng.standard_normal((case.batch_size, pre.segments * pre.segment_length))
+    return x.astype("float32"), (rng.random((case.batch_size, 50)) < 0.1).astype("float32")
+
+
 def measure(family, case, steps, jit, precision="float32"):
     """(parameters, training segments/s, inference x real time, FLOPs per
     segment, seconds per segment) of `family`'s `case`, its training steps
     XLA-compiled with `jit`, its layers computing in `precision` (float32,
     or bfloat16 as `train.py --mixed-precision bfloat16` runs them)."""
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from tagger.models import family as family_spec
@@ -89,20 +119,11 @@ def measure(family, case, steps, jit, precision="float32"):
     spec = family_spec(family)
     batch, pre = case.batch_size, spec.preprocessor
     window, segment, rate = pre.segments, pre.segment_length, pre.sample_rate  # FCN: 29 s, 16 kHz
-    kwargs = dict(case.model_args, num_tags=50)
-    if spec.raw_waveform:
-        kwargs["input_length"] = window * segment
-    keras.mixed_precision.set_global_policy(PRECISIONS[precision])
-    try:
-        model = spec.build(**kwargs)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    model = bench_model(family, case, PRECISIONS[precision])
     strategy = tf.distribute.get_strategy()
     optimizer = keras.optimizers.SGD(1e-3, momentum=0.9, nesterov=True)
     step = make_train_function(model, optimizer, strategy, batch, jit_compile=jit)
-    rng = np.random.default_rng(0)
-    x = (0.1 * rng.standard_normal((batch, window * segment))).astype("float32")
-    y = (rng.random((batch, 50)) < 0.1).astype("float32")
+    x, y = random_batch(family, case)
     iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
     loss = step(iterator, 1)  # trace and compile
     float(loss)  # a device runs the steps asynchronously: wait for it

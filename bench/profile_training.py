@@ -37,7 +37,7 @@ import re
 import tempfile
 import time
 
-from bench_models import DEFAULT_FAMILIES, tiny_case
+from bench_models import DEFAULT_FAMILIES, bench_model, random_batch, tiny_case
 from common import synthetic_data
 
 OP_EVENT = re.compile(r"^([\w./-]+):(_?[A-Z]\w*)$")  # "model/conv/Conv2D:Conv2D"
@@ -149,7 +149,6 @@ def profile(family: str, steps: int, tiny: bool, work: str) -> dict:
     step}, {op type: seconds per step} of the ops of no layer, step seconds,
     device seconds, input seconds of `family`."""
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from tagger.models import FAMILIES
@@ -159,16 +158,11 @@ def profile(family: str, steps: int, tiny: bool, work: str) -> dict:
     spec = FAMILIES[family]
     case = tiny_case(family) if tiny else spec.bench[0]
     pre, batch = spec.preprocessor, case.batch_size
-    kwargs = dict(case.model_args, num_tags=50)
-    if spec.raw_waveform:
-        kwargs["input_length"] = pre.segments * pre.segment_length
     keras.utils.set_random_seed(0)
-    model = spec.build(**kwargs)
+    model = bench_model(family, case)
     optimiser = keras.optimizers.SGD(1e-3, momentum=0.9, nesterov=True)
     step = make_train_function(model, optimiser, tf.distribute.get_strategy(), batch)
-    rng = np.random.default_rng(0)
-    x = (0.1 * rng.standard_normal((batch, pre.segments * pre.segment_length))).astype("float32")
-    y = (rng.random((batch, 50)) < 0.1).astype("float32")
+    x, y = random_batch(family, case)
     iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
     float(step(iterator, 1))  # traced
     float(step(iterator, 1))
