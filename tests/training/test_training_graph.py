@@ -54,6 +54,65 @@ def test_the_step_runs_one_channel_convolutions_as_taps(family):
         "multiscale": {"scale3_conv1"}}[family]  # 3 x 3; not its 3 x 7 and 3 x 5
 
 
+def test_a_kernel_of_many_filters_stacks_all_its_rows_else_at_most_eight():
+    conv = keras.layers.Conv2D
+    assert [training_graph.training_taps(conv(filters, size)) for filters, size in (
+        (204, (67, 7)), (204, (38, 7)), (16, (86, 7)), (64, (38, 1)), (51, (128, 1)),
+        (51, (32, 1)), (128, (3, 3)))] == [67, 38, 8, 8, 8, 8, 3]
+
+
+def test_the_step_computes_the_sample_level_filter_gradients_as_matrix_products():
+    *_, train, iterator = three_steps("samplecnn")
+    graph = train.get_concrete_function(iterator, 1).graph
+    names = {op.name for op in graph.get_operations()}
+    model = tiny_model("samplecnn")
+    gemm = {layer.name for layer in model.layers
+            if any(f"/{layer.name}_gemm" in name for name in names)}
+    blocks = {layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv1D)
+              and layer.kernel_size == (3,) and layer.strides == (1,)}
+    assert blocks and gemm == blocks  # not the stem: stride 3
+
+
+def test_which_conv1d_layers_compute_their_filter_gradient_as_matrix_products():
+    def used(channels, filters, kernel=3, length=50, policy="float32", **kwargs):
+        layer = keras.layers.Conv1D(filters, kernel, dtype=policy, **kwargs)
+        layer(keras.Input((length, channels)))
+        return training_graph.gemm_filter_gradient(layer)
+
+    assert used(128, 128, padding="same") and used(256, 512, 7, padding="same")
+    assert used(4, 4, 5, length=5, padding="same")
+    assert not used(561, 64, 7, padding="same")  # oneDNN's is faster
+    assert not used(128, 128, padding="same", policy="mixed_bfloat16")
+    assert not used(1, 16, 165, length=336, padding="same")  # one pass per tap
+    assert not used(128, 128, 4, padding="same")  # even
+    assert not used(128, 128, 1, padding="same")
+    assert not used(128, 128, padding="valid")
+    assert not used(128, 128, padding="same", strides=2)
+    assert not used(128, 128, padding="same", dilation_rate=2)
+    assert not used(8, 8, 5, length=4, padding="same")  # shorter than the kernel
+
+
+@pytest.mark.parametrize("batch,length,channels,kernel,filters", [
+    (3, 10, 4, 3, 5), (2, 7, 3, 7, 6), (4, 5, 2, 5, 2), (1, 9, 3, 3, 3)])
+def test_the_matrix_product_filter_gradient_is_tensorflows_own(batch, length, channels,
+                                                                 kernel, filters):
+    """In float64: the output and both gradients of `conv1d_same` equal
+    TensorFlow's "same" Conv1D's (one example, a kernel as long as the input)."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((batch, length, channels)), tf.float64)
+    weights = tf.constant(rng.standard_normal((kernel, channels, filters)), tf.float64)
+    upstream = tf.constant(rng.standard_normal((batch, length, filters)), tf.float64)
+    results = []
+    for convolve in (lambda x, w: tf.nn.conv1d(x, w, 1, "SAME"), training_graph.conv1d_same):
+        with tf.GradientTape() as tape:
+            tape.watch([x, weights])
+            y = convolve(x, weights)
+            loss = tf.reduce_sum(y * upstream)
+        results.append([y, *tape.gradient(loss, [x, weights])])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
 def test_tall_and_square_one_channel_kernels_are_stacked_in_training():
     assert [training_graph.stacked_in_training(size)
             for size in ((7, 38), (128, 1), (4, 9), (3, 3), (2, 2), (3, 7), (3, 5))] == [
