@@ -47,6 +47,7 @@ import tensorflow as tf
 
 from tagger.layers import inference_conv2d
 from tagger.layers.inference_conv2d import InferenceConv2D
+from tagger.models import folded_input_norm
 
 MIN_ROWS = 4  # kernel rows stacked as channels whatever the columns
 # Shifts stacked at most in training (inference: InferenceConv2D's 16): the
@@ -74,10 +75,27 @@ def training_model(model):
             and stacked_in_training(layer.kernel_size)}
     norms = {id(layer) for layer in model.layers if fusable(layer)}
     gemms = {id(layer) for layer in model.layers if gemm_filter_gradient(layer)}
-    if not taps and not norms and not gemms:
+    folded = {id(layer): found for layer in model.layers
+              if (found := folded_input_norm.folds(model, layer))}
+    if not taps and not norms and not gemms and not folded:
         return model
+    images = {}  # id(standardised image) -> (its mask, the folded norm)
 
     def call(layer, *args, **kwargs):
+        if id(layer) in folded:
+            image, mask = folded_input_norm.NormalizedImage(
+                layer, name=f"{layer.name}_standard", dtype=layer.dtype_policy)(*args, **kwargs)
+            images[id(image)] = (mask, layer)
+            return image
+        if args and id(args[0]) in images:
+            mask, norm = images[id(args[0])]
+            if isinstance(layer, folded_input_norm.PASS_THROUGH):
+                image = layer(args[0])
+                images[id(image)] = (layer(mask), norm)
+                return image
+            return folded_input_norm.FoldedNormConv(
+                layer, norm, convolution_of(layer, id(layer) in taps),
+                name=f"{layer.name}_folded", dtype=layer.dtype_policy)([args[0], mask])
         if id(layer) in taps:
             return TrainingTapsConv2D(layer, name=f"{layer.name}_taps",
                                       max_taps=training_taps(layer), dtype=layer.dtype_policy)(*args)
@@ -91,6 +109,17 @@ def training_model(model):
 
     return keras.models.clone_model(model, clone_function=lambda layer: layer,
                                     call_function=call)
+
+
+def convolution_of(conv, stacked: bool):
+    """`(x, kernel) -> conv's output without bias or activation`: as
+    stacked taps (`training_taps` shifts) or TensorFlow's convolution."""
+    if stacked:
+        return lambda x, kernel: inference_conv2d._taps_as_channels(
+            x, kernel, conv.padding, training_taps(conv), inference_conv2d.stacked_shifts)
+    return lambda x, kernel: keras.ops.conv(x, kernel, strides=conv.strides,
+                                            padding=conv.padding,
+                                            dilation_rate=conv.dilation_rate)
 
 
 def training_taps(conv) -> int:
@@ -176,11 +205,7 @@ class FusedBatchNorm(keras.layers.Wrapper):
             is_training=True)
         count = tf.cast(tf.size(x32) // channels, tf.float32)
         biased = variance * (count - 1.0) / tf.maximum(count, 1.0)  # the kernel's is not
-        momentum = norm.momentum
-        norm.moving_mean.assign(tf.cast(norm.moving_mean, tf.float32) * momentum
-                                + tf.stop_gradient(mean + shift) * (1.0 - momentum))
-        norm.moving_variance.assign(tf.cast(norm.moving_variance, tf.float32) * momentum
-                                    + tf.stop_gradient(biased) * (1.0 - momentum))
+        update_moving_moments(norm, mean + shift, biased)
         return tf.cast(tf.reshape(y, shape), norm.compute_dtype)
 
     def compute_output_shape(self, input_shape):
@@ -268,3 +293,13 @@ class GemmFilterConv1D(keras.layers.Wrapper):
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
+
+
+def update_moving_moments(norm, mean, variance):
+    """Keras' update of a BatchNormalization's moving mean and variance by
+    a batch's `mean` and biased `variance` (float32)."""
+    momentum = norm.momentum
+    norm.moving_mean.assign(tf.cast(norm.moving_mean, tf.float32) * momentum
+                            + tf.stop_gradient(mean) * (1.0 - momentum))
+    norm.moving_variance.assign(tf.cast(norm.moving_variance, tf.float32) * momentum
+                                + tf.stop_gradient(variance) * (1.0 - momentum))

@@ -43,15 +43,63 @@ def three_steps(family, steps=3):
 def test_the_step_runs_one_channel_convolutions_as_taps(family):
     *_, train, iterator = three_steps(family)
     graph = train.get_concrete_function(iterator, 1).graph
-    names = {op.name for op in graph.get_operations()}
+    names = {op.name for op in graph.get_operations()
+             if "_taps" in op.name or op.type == "ConcatV2"}  # a folded conv's stacking
     taps = {layer.name for layer in tiny_model(family).layers
-            if any(f"/{layer.name}_taps" in name for name in names)}
+            if any(f"/{layer.name}_taps" in name or f"/{layer.name}_folded" in name
+                   for name in names)}
     assert taps == {
         "pons_musicnn": {"timbral1_conv", "timbral2_conv", "temporal1_conv", "temporal2_conv",
                          "temporal3_conv"},
         "musicnn": {"timbral1_conv", "timbral2_conv"},
         "pons_vgg": {"conv1"},  # 3 x 3
         "multiscale": {"scale3_conv1"}}[family]  # 3 x 3; not its 3 x 7 and 3 x 5
+
+
+@pytest.mark.parametrize("family", ["pons_musicnn", "musicnn", "self_attention", "pons_vgg",
+                                    "multiscale", "transformer"])
+def test_the_spectrograms_norm_is_folded_into_every_convolution_that_reads_it(family):
+    """Through paddings, poolings and reshapes; the norm itself standardises."""
+    *_, train, iterator = three_steps(family, steps=1)
+    names = {op.name for op in train.get_concrete_function(iterator, 1).graph.get_operations()}
+    model = tiny_model(family)
+    norm = model.get_layer("input_norm" if family == "multiscale" else "input_bn")
+    readers, todo = set(), [norm]
+    while todo:
+        for node in todo.pop()._outbound_nodes:
+            layer = node.operation
+            if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D)):
+                readers.add(layer.name)
+            else:
+                todo.append(layer)
+    folded = {layer.name for layer in model.layers
+              if any(f"/{layer.name}_folded" in name for name in names)}
+    assert readers and folded == readers
+    assert any(f"/{norm.name}_standard" in name for name in names)
+
+
+def test_a_norm_is_folded_only_into_convolutions_of_an_input_no_weight_acts_on():
+    from tagger.models.folded_input_norm import folds
+
+    def folded(*layers, weighted_input=False, channels=1):
+        inputs = keras.Input((12, 10, channels))
+        x = keras.layers.Conv2D(1, 1)(inputs) if weighted_input else inputs
+        norm = keras.layers.BatchNormalization()
+        x = norm(x)
+        for layer in layers:
+            x = layer(x)
+        found = folds(keras.Model(inputs, x), norm)
+        return None if found is None else len(found)
+
+    conv = keras.layers.Conv2D
+    assert folded(keras.layers.ZeroPadding2D(1), conv(4, 3)) == 2
+    assert folded(keras.layers.AveragePooling2D(2), conv(4, 3, padding="same")) == 2
+    assert folded(conv(4, 3), keras.layers.Dense(2)) == 1  # what follows the conv: any
+    assert folded(conv(4, 3), weighted_input=True) is None
+    assert folded(keras.layers.ReLU(), conv(4, 3)) is None
+    assert folded(keras.layers.Dense(4)) is None
+    assert folded(conv(4, 3), channels=2) is None
+    assert folded(conv(4, 3, groups=1, strides=2)) == 1
 
 
 def test_a_kernel_of_many_filters_stacks_all_its_rows_else_at_most_eight():
