@@ -258,7 +258,8 @@ def test_the_training_profile_counts_each_training_form_layer_as_its_kind(monkey
     conv1d = keras.layers.Conv1D(4, 3, padding="same")
     assert [module.layer_kind(layer) for layer in (
         training_graph.TrainingTapsConv2D(conv), training_graph.FusedBatchNorm(norm),
-        training_graph.GemmFilterConv1D(conv1d))] == ["convolution", "batch_norm", "convolution"]
+        training_graph.TrainingConv(conv1d, gemm=True))] == [
+        "convolution", "batch_norm", "convolution"]
 
 
 def test_the_accelerator_bench_names_the_gpu_or_says_that_it_runs_on_the_cpu(monkeypatch):

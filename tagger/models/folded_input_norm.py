@@ -107,6 +107,8 @@ class FoldedNormConv(keras.layers.Wrapper):
         self.built = True
 
     def call(self, inputs):
+        from tagger.models.training_graph import bias_added
+
         standard, mask = inputs
         conv, norm = self.layer, self.norm
         kernel = tf.cast(conv.kernel, tf.float32)
@@ -116,7 +118,7 @@ class FoldedNormConv(keras.layers.Wrapper):
             beta = tf.cast(norm.beta, tf.float32)
             y = y + self.convolve(mask, tf.cast(beta * kernel, mask.dtype))
         if conv.use_bias:
-            y = y + tf.cast(conv.bias, y.dtype)
+            y = bias_added(y, tf.cast(conv.bias, y.dtype))
         return conv.activation(y) if conv.activation is not None else y
 
     def compute_output_shape(self, input_shape):

@@ -18,17 +18,26 @@ variables, computed by kernels that train faster on a CPU.
   batch's first example (the kernel's one-pass variance is exact on
   centred values only): about three times faster on the sample-level
   CNNs' first blocks. It updates the moving mean and variance as Keras
-  does (the batch's biased variance).
+  does (the batch's biased variance). In bfloat16 it normalises the
+  input as it is where oneDNN's bfloat16 kernel is fast
+  (`BF16_NORM_CHANNELS`), not through casts to float32 and back.
 - oneDNN's filter gradient of a float32 Conv1D (kernel of 3 or more,
   stride 1, "same") of few input channels and long inputs runs at a
   quarter of the machine's matrix-product speed: 112 GFLOP/s for the
   sample-level CNNs' first block (128 channels, 19683 samples) against
-  400. `GemmFilterConv1D` computes it as one matrix product per kernel
+  400. `TrainingConv` computes it as one matrix product per kernel
   tap over the batch's rows flattened, less the pairs that cross from
   one example into the next (`conv1d_filter_gradient`): 3.5x faster
   there, 1.2x at 243 samples of 256 channels. Layers of more input
   channels than filters (musicnn's 561 -> 64) and bfloat16 ones, where
   oneDNN is as fast or faster, keep the model's own gradient.
+- A convolution's bias gradient is the product of a row of ones and the
+  upstream gradient's rows (`bias_added`), in float32 for those forms and
+  in bfloat16 for every convolution with a bias: TensorFlow's own sums
+  bfloat16 in bfloat16, slowly and inexactly.
+- The spectrogram's one-channel batch norm is folded into the kernels of
+  the convolutions that read it (`tagger.models.folded_input_norm`): no
+  input gradient is computed for its gamma and beta.
 - The stacked taps are `training_taps`' shifts, and the gradient
   of their stacking is the sum of the shifted upstream channels, each
   padded back to the input's length (`stacked_shifts`): TensorFlow's own
@@ -59,6 +68,11 @@ TRAINING_TAPS = 8
 # (`gemm_filter_gradient`), each a pass over the inputs: 7 taps of 128
 # channels were 1.3x faster than oneDNN's, 3 taps 3.5x.
 MAX_GEMM_TAPS = 7
+# A bfloat16 norm runs on bfloat16 where its channels are a multiple of
+# this (the sample-level CNNs' 128 to 512: a step 1.2x faster than with
+# casts to float32 and back); oneDNN's bfloat16 kernel is slower than the
+# casts on musicnn's 204 and 51 (a step 1.25x slower).
+BF16_NORM_CHANNELS = 16
 # cuDNN's fused batch norm takes no smaller epsilon (TensorFlow raises it
 # to this); PyTorch-converted norms (1e-5) stay Keras' where a GPU is.
 CUDNN_MIN_EPSILON = 1.001e-5
@@ -75,9 +89,10 @@ def training_model(model):
             and stacked_in_training(layer.kernel_size)}
     norms = {id(layer) for layer in model.layers if fusable(layer)}
     gemms = {id(layer) for layer in model.layers if gemm_filter_gradient(layer)}
+    biases = {id(layer) for layer in model.layers if bias_gradient_as_product(layer)}
     folded = {id(layer): found for layer in model.layers
               if (found := folded_input_norm.folds(model, layer))}
-    if not taps and not norms and not gemms and not folded:
+    if not (taps or norms or gemms or biases or folded):
         return model
     images = {}  # id(standardised image) -> (its mask, the folded norm)
 
@@ -97,14 +112,15 @@ def training_model(model):
                 layer, norm, convolution_of(layer, id(layer) in taps),
                 name=f"{layer.name}_folded", dtype=layer.dtype_policy)([args[0], mask])
         if id(layer) in taps:
-            return TrainingTapsConv2D(layer, name=f"{layer.name}_taps",
-                                      max_taps=training_taps(layer), dtype=layer.dtype_policy)(*args)
+            return TrainingTapsConv2D(layer, name=f"{layer.name}_taps", dtype=layer.dtype_policy,
+                                      max_taps=training_taps(layer))(*args)
         if id(layer) in norms:
             return FusedBatchNorm(layer, name=f"{layer.name}_fused",
                                   dtype=layer.dtype_policy)(*args, **kwargs)
-        if id(layer) in gemms:
-            return GemmFilterConv1D(layer, name=f"{layer.name}_gemm",
-                                    dtype=layer.dtype_policy)(*args, **kwargs)
+        if id(layer) in gemms or id(layer) in biases:
+            gemm = id(layer) in gemms
+            return TrainingConv(layer, gemm, name=f"{layer.name}_{'gemm' if gemm else 'bias'}",
+                                dtype=layer.dtype_policy)(*args, **kwargs)
         return layer(*args, **kwargs)
 
     return keras.models.clone_model(model, clone_function=lambda layer: layer,
@@ -177,7 +193,9 @@ def fusable(layer) -> bool:
 class FusedBatchNorm(keras.layers.Wrapper):
     """`(batch, ..., channels) -> the same shape`: the wrapped
     BatchNormalization; in training, computed by the fused kernel
-    (float32, as Keras computes it) and its moving statistics updated."""
+    (statistics in float32, as Keras computes them; a bfloat16 input of
+    `BF16_NORM_CHANNELS` channels normalised as it is) and its moving
+    statistics updated."""
 
     def build(self, input_shape):
         if not self.layer.built:
@@ -189,11 +207,16 @@ class FusedBatchNorm(keras.layers.Wrapper):
         if not (training and norm.trainable) or mask is not None:
             return norm(x, training=training, mask=mask)
         channels = x.shape[-1]
-        x32 = tf.cast(x, tf.float32)
-        shape = tf.shape(x32)
+        # bfloat16 goes to the kernel as it is (its statistics are float32
+        # all the same): the casts to float32 and back cost as much as the norm
+        as_it_is = x.dtype == tf.bfloat16 and channels % BF16_NORM_CHANNELS == 0
+        values = x if as_it_is else tf.cast(x, tf.float32)
+        shape = tf.shape(values)
         axes = list(range(len(x.shape) - 1))
-        shift = tf.stop_gradient(tf.reduce_mean(x32[:1], axes))  # the kernel's one-pass
-        image = x32 - shift  # variance is exact on centred values only
+        shift = tf.cast(tf.reduce_mean(tf.cast(values[:1], tf.float32), axes), values.dtype)
+        shift = tf.stop_gradient(shift)  # the kernel's one-pass variance is exact
+        image = values - shift  # on centred values only
+        shift = tf.cast(shift, tf.float32)
         while len(image.shape) < 4:  # (batch, [time,] channels) -> NHWC
             image = tf.expand_dims(image, -2)
         gamma = tf.cast(norm.gamma, tf.float32) if norm.scale else tf.ones([channels])
@@ -203,7 +226,7 @@ class FusedBatchNorm(keras.layers.Wrapper):
             x=image, scale=gamma, offset=beta, mean=none, variance=none,
             epsilon=norm.epsilon, exponential_avg_factor=1.0, data_format="NHWC",
             is_training=True)
-        count = tf.cast(tf.size(x32) // channels, tf.float32)
+        count = tf.cast(tf.size(values) // channels, tf.float32)
         biased = variance * (count - 1.0) / tf.maximum(count, 1.0)  # the kernel's is not
         update_moving_moments(norm, mean + shift, biased)
         return tf.cast(tf.reshape(y, shape), norm.compute_dtype)
@@ -274,10 +297,15 @@ def conv1d_same(x, kernel):
     return convolve(x, kernel)
 
 
-class GemmFilterConv1D(keras.layers.Wrapper):
-    """`(batch, time, channels) -> (batch, time, filters)`: the wrapped
-    Conv1D (`gemm_filter_gradient`), its filter gradient computed by
+class TrainingConv(keras.layers.Wrapper):
+    """`(batch, ..., channels) -> (batch, ..., filters)`: the wrapped
+    Conv1D or Conv2D, its bias added by `bias_added`; with `gemm` (a
+    `gemm_filter_gradient` Conv1D), its filter gradient computed by
     `conv1d_filter_gradient`."""
+
+    def __init__(self, layer, gemm=False, **kwargs):
+        super().__init__(layer, **kwargs)
+        self.gemm = bool(gemm)
 
     def build(self, input_shape):
         if not self.layer.built:
@@ -286,13 +314,42 @@ class GemmFilterConv1D(keras.layers.Wrapper):
 
     def call(self, x):
         conv = self.layer
-        y = conv1d_same(x, tf.cast(conv.kernel, x.dtype))
+        kernel = tf.cast(conv.kernel, x.dtype)
+        y = conv1d_same(x, kernel) if self.gemm else conv.convolution_op(x, kernel)
         if conv.use_bias:
-            y = y + tf.cast(conv.bias, y.dtype)
+            y = bias_added(y, tf.cast(conv.bias, y.dtype))
         return conv.activation(y) if conv.activation is not None else y
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
+
+
+def bias_added(y, bias):
+    """`y + bias` over the last axis, the bias's gradient the product of a
+    row of ones and the upstream gradient's rows. TensorFlow's gradient
+    of a convolution's bias (BiasAddGrad) sums bfloat16 in bfloat16: 4.6x
+    slower than the product over the sample-level CNN's first block
+    (452709 rows of 128 channels), and off by 62% of the sum's largest
+    value there; in float32 1.3x slower."""
+    @tf.custom_gradient
+    def add(y, bias):
+        def gradient(upstream):
+            rows = tf.reshape(upstream, [-1, upstream.shape[-1]])
+            ones = tf.ones([1, tf.shape(rows)[0]], rows.dtype)
+            return upstream, tf.reshape(tf.matmul(ones, rows), [-1])
+
+        return tf.nn.bias_add(y, bias), gradient
+
+    return add(y, bias)
+
+
+def bias_gradient_as_product(layer) -> bool:
+    """A Conv1D or Conv2D with a bias, computing in bfloat16 or float16
+    (where TensorFlow's own bias gradient is slow and inexact)."""
+    return (type(layer) in (keras.layers.Conv1D, keras.layers.Conv2D)
+            and len(layer._inbound_nodes) == 1 and layer.use_bias
+            and layer.compute_dtype in ("bfloat16", "float16")
+            and layer.data_format == "channels_last")
 
 
 def update_moving_moments(norm, mean, variance):

@@ -285,6 +285,59 @@ def test_a_fused_norm_is_exact_to_float32_rounding(shape):
         assert error < 2e-5
 
 
+def test_a_bias_gradient_is_the_upstream_sum_in_bfloat16_too():
+    """`bias_added`'s bias gradient: the upstream gradient summed over
+    every row, to float32 rounding in float32 and to bfloat16 rounding in
+    bfloat16 (over 20000 rows of 8 channels, with a large common part)."""
+    rng = np.random.default_rng(0)
+    upstream = rng.standard_normal((4, 5000, 8)) + 3.0
+    want = upstream.sum((0, 1))
+    for dtype, tolerance in ((tf.float32, 1e-5), (tf.bfloat16, 1e-2)):
+        y = tf.zeros(upstream.shape, dtype)
+        bias = tf.zeros([8], dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(bias)
+            out = training_graph.bias_added(y, bias)
+            loss = tf.reduce_sum(tf.cast(out, tf.float32) * upstream.astype(np.float32))
+        got = np.asarray(tf.cast(tape.gradient(loss, bias), tf.float64))
+        assert np.max(np.abs(got - want)) / np.max(np.abs(want)) < tolerance
+
+
+@pytest.mark.parametrize("channels", [16, 12])
+def test_a_bfloat16_fused_norm_is_exact_to_bfloat16_rounding(channels):
+    """A bfloat16 input (16 channels: to the fused kernel as it is; 12:
+    through float32): the output against float64 on the same values, the
+    moving statistics as Keras keeps them."""
+    from tagger.models.training_graph import FusedBatchNorm
+
+    rng = np.random.default_rng(0)
+    x = tf.cast(3.0 * rng.standard_normal((16, 300, channels)) + 20.0, tf.bfloat16)
+    values = np.asarray(tf.cast(x, tf.float64))
+    mean, variance = values.mean((0, 1)), values.var((0, 1))
+    norm = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-3, dtype="mixed_bfloat16")
+    norm.build(x.shape)
+    y = FusedBatchNorm(norm, dtype="mixed_bfloat16")(x, training=True)
+    assert y.dtype == tf.bfloat16
+    want = (values - mean) / np.sqrt(variance + 1e-3)
+    assert np.max(np.abs(np.asarray(tf.cast(y, tf.float64)) - want)) < 0.05
+    np.testing.assert_allclose(norm.moving_mean, 0.1 * mean, rtol=1e-3)
+    np.testing.assert_allclose(norm.moving_variance, 0.9 + 0.1 * variance, rtol=1e-3)
+
+
+def test_a_bfloat16_step_sums_every_convolution_bias_by_a_product():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        *_, train, iterator = three_steps("samplecnn", steps=1)
+        model = tiny_model("samplecnn")
+    finally:
+        keras.config.set_dtype_policy("float32")
+    names = {op.name for op in train.get_concrete_function(iterator, 1).graph.get_operations()}
+    convs = {layer.name for layer in model.layers
+             if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D))}
+    summed = {name for name in convs if any(f"/{name}_bias" in op for op in names)}
+    assert convs and summed == convs  # float32's filter-gradient form is not used
+
+
 def test_the_training_form_shares_the_models_variables():
     from tagger.models.training_graph import training_model
 
