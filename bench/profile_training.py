@@ -47,7 +47,8 @@ ACTIVATION_OPS = {"Relu", "ReluGrad", "Relu6", "Relu6Grad", "Elu", "EluGrad", "S
 # Keras layer class names -> kind, the first match in order
 LAYER_KINDS = (("LogMel", "front_end"), ("STFT", "front_end"), ("Attention", "attention"),
                ("Transformer", "attention"), ("Conv", "convolution"),
-               ("BatchNorm", "batch_norm"), ("Pool", "pooling"), ("Dense", "dense"),
+               ("BatchNorm", "batch_norm"), ("NormalizedImage", "batch_norm"),
+               ("Pool", "pooling"), ("Dense", "dense"),
                ("ReLU", "activation"), ("Activation", "activation"),
                ("Softmax", "activation"))
 KINDS = ("front_end", "convolution", "batch_norm", "pooling", "dense", "attention",

@@ -246,20 +246,24 @@ def test_the_untrained_model_of_the_benches_carries_its_metadata(tmp_path):
 
 def test_the_training_profile_counts_each_training_form_layer_as_its_kind(monkeypatch):
     """The layers the training form puts in place of a model's (stacked
-    taps, fused norms) are grouped with the layers they compute."""
+    taps, fused norms, convolutions, the folded input norm) are grouped
+    with the layers they compute."""
     import keras
 
-    from tagger.models import training_graph
+    from tagger.models import folded_input_norm, training_graph
 
     monkeypatch.syspath_prepend(str(BENCH))
     module = load("profile_training")
     conv = keras.layers.Conv2D(4, (7, 3))
     norm = keras.layers.BatchNormalization()
     conv1d = keras.layers.Conv1D(4, 3, padding="same")
+    convolve = training_graph.convolution_of(conv, False)
     assert [module.layer_kind(layer) for layer in (
         training_graph.TrainingTapsConv2D(conv), training_graph.FusedBatchNorm(norm),
-        training_graph.TrainingConv(conv1d, gemm=True))] == [
-        "convolution", "batch_norm", "convolution"]
+        training_graph.TrainingConv(conv1d, gemm=True),
+        folded_input_norm.NormalizedImage(norm),
+        folded_input_norm.FoldedNormConv(conv, norm, convolve))] == [
+        "convolution", "batch_norm", "convolution", "batch_norm", "convolution"]
 
 
 def test_the_accelerator_bench_names_the_gpu_or_says_that_it_runs_on_the_cpu(monkeypatch):

@@ -24,6 +24,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tagger.models.training_sums import bias_added, update_moving_moments
+
 # Layers that are linear in their input, act on each example alone and
 # keep a constant a constant: the image and its mask pass through them.
 PASS_THROUGH = (keras.layers.ZeroPadding1D, keras.layers.ZeroPadding2D,
@@ -74,8 +76,6 @@ class NormalizedImage(keras.layers.Wrapper):
         self.built = True
 
     def call(self, x, training=None, mask=None):
-        from tagger.models.training_graph import update_moving_moments
-
         norm = self.layer
         x32 = tf.stop_gradient(tf.cast(x, tf.float32))
         if training and norm.trainable:
@@ -107,8 +107,6 @@ class FoldedNormConv(keras.layers.Wrapper):
         self.built = True
 
     def call(self, inputs):
-        from tagger.models.training_graph import bias_added
-
         standard, mask = inputs
         conv, norm = self.layer, self.norm
         kernel = tf.cast(conv.kernel, tf.float32)

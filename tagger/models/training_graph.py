@@ -57,6 +57,7 @@ import tensorflow as tf
 from tagger.layers import inference_conv2d
 from tagger.layers.inference_conv2d import InferenceConv2D
 from tagger.models import folded_input_norm
+from tagger.models.training_sums import bias_added, update_moving_moments
 
 MIN_ROWS = 4  # kernel rows stacked as channels whatever the columns
 # Shifts stacked at most in training (inference: InferenceConv2D's 16): the
@@ -324,25 +325,6 @@ class TrainingConv(keras.layers.Wrapper):
         return self.layer.compute_output_shape(input_shape)
 
 
-def bias_added(y, bias):
-    """`y + bias` over the last axis, the bias's gradient the product of a
-    row of ones and the upstream gradient's rows. TensorFlow's gradient
-    of a convolution's bias (BiasAddGrad) sums bfloat16 in bfloat16: 4.6x
-    slower than the product over the sample-level CNN's first block
-    (452709 rows of 128 channels), and off by 62% of the sum's largest
-    value there; in float32 1.3x slower."""
-    @tf.custom_gradient
-    def add(y, bias):
-        def gradient(upstream):
-            rows = tf.reshape(upstream, [-1, upstream.shape[-1]])
-            ones = tf.ones([1, tf.shape(rows)[0]], rows.dtype)
-            return upstream, tf.reshape(tf.matmul(ones, rows), [-1])
-
-        return tf.nn.bias_add(y, bias), gradient
-
-    return add(y, bias)
-
-
 def bias_gradient_as_product(layer) -> bool:
     """A Conv1D or Conv2D with a bias, computing in bfloat16 or float16
     (where TensorFlow's own bias gradient is slow and inexact)."""
@@ -350,13 +332,3 @@ def bias_gradient_as_product(layer) -> bool:
             and len(layer._inbound_nodes) == 1 and layer.use_bias
             and layer.compute_dtype in ("bfloat16", "float16")
             and layer.data_format == "channels_last")
-
-
-def update_moving_moments(norm, mean, variance):
-    """Keras' update of a BatchNormalization's moving mean and variance by
-    a batch's `mean` and biased `variance` (float32)."""
-    momentum = norm.momentum
-    norm.moving_mean.assign(tf.cast(norm.moving_mean, tf.float32) * momentum
-                            + tf.stop_gradient(mean) * (1.0 - momentum))
-    norm.moving_variance.assign(tf.cast(norm.moving_variance, tf.float32) * momentum
-                                + tf.stop_gradient(variance) * (1.0 - momentum))

@@ -1,0 +1,37 @@
+"""Sums the training forms share (`tagger.models.training_graph`,
+`tagger.models.folded_input_norm`): a bias added with its gradient summed
+as a matrix product, and Keras' update of a norm's moving moments.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def bias_added(y, bias):
+    """`y + bias` over the last axis, the bias's gradient the product of a
+    row of ones and the upstream gradient's rows. TensorFlow's gradient
+    of a convolution's bias (BiasAddGrad) sums bfloat16 in bfloat16: 4.6x
+    slower than the product over the sample-level CNN's first block
+    (452709 rows of 128 channels), and off by 62% of the sum's largest
+    value there; in float32 1.3x slower."""
+    @tf.custom_gradient
+    def add(y, bias):
+        def gradient(upstream):
+            rows = tf.reshape(upstream, [-1, upstream.shape[-1]])
+            ones = tf.ones([1, tf.shape(rows)[0]], rows.dtype)
+            return upstream, tf.reshape(tf.matmul(ones, rows), [-1])
+
+        return tf.nn.bias_add(y, bias), gradient
+
+    return add(y, bias)
+
+
+def update_moving_moments(norm, mean, variance):
+    """Keras' update of a BatchNormalization's moving mean and variance by
+    a batch's `mean` and biased `variance` (float32)."""
+    momentum = norm.momentum
+    norm.moving_mean.assign(tf.cast(norm.moving_mean, tf.float32) * momentum
+                            + tf.stop_gradient(mean) * (1.0 - momentum))
+    norm.moving_variance.assign(tf.cast(norm.moving_variance, tf.float32) * momentum
+                                + tf.stop_gradient(variance) * (1.0 - momentum))
