@@ -95,19 +95,19 @@ def training_model(model):
               if (found := folded_input_norm.folds(model, layer))}
     if not (taps or norms or gemms or biases or folded):
         return model
-    images = {}  # id(standardised image) -> (its mask, the folded norm)
+    images = {}  # id(standardised image) -> (it, its mask, the folded norm)
 
     def call(layer, *args, **kwargs):
         if id(layer) in folded:
             image, mask = folded_input_norm.NormalizedImage(
                 layer, name=f"{layer.name}_standard", dtype=layer.dtype_policy)(*args, **kwargs)
-            images[id(image)] = (mask, layer)
+            images[id(image)] = (image, mask, layer)
             return image
         if args and id(args[0]) in images:
-            mask, norm = images[id(args[0])]
+            _, mask, norm = images[id(args[0])]
             if isinstance(layer, folded_input_norm.PASS_THROUGH):
                 image = layer(args[0])
-                images[id(image)] = (layer(mask), norm)
+                images[id(image)] = (image, layer(mask), norm)
                 return image
             return folded_input_norm.FoldedNormConv(
                 layer, norm, convolution_of(layer, id(layer) in taps),
