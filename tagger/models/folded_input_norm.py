@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
+from keras.src.ops.function import make_node_key
 
 from tagger.models.training_sums import bias_added, update_moving_moments
 
@@ -39,7 +40,7 @@ def folds(model, norm) -> set | None:
     BatchNormalization of an input no weight acts on, read only through
     `PASS_THROUGH` layers by one-group Conv1D/Conv2D layers ("valid" or
     "same" padding, channels last); else None."""
-    if (type(norm) is not keras.layers.BatchNormalization or len(norm._inbound_nodes) != 1
+    if (type(norm) is not keras.layers.BatchNormalization or len(calls(model, norm)) != 1
             or norm.input.shape[-1] != 1 or norm.axis not in (-1, len(norm.input.shape) - 1)
             or norm.renorm or norm.synchronized or None in norm.input.shape[1:]):
         return None
@@ -49,7 +50,9 @@ def folds(model, norm) -> set | None:
     while todo:
         for node in todo.pop()._outbound_nodes:
             layer = node.operation
-            if layer not in model.layers or len(layer._inbound_nodes) != 1:
+            if layer._inbound_nodes.index(node) not in calls(model, layer):
+                continue  # another model's call (an earlier training form's)
+            if len(calls(model, layer)) != 1:
                 return None
             found.add(id(layer))
             if isinstance(layer, PASS_THROUGH):
@@ -57,6 +60,13 @@ def folds(model, norm) -> set | None:
             elif not convolution(layer):
                 return None
     return found or None
+
+
+def calls(model, layer) -> list:
+    """The indices of `layer`'s inbound nodes that are `model`'s (a
+    training form calls some of the model's layers again)."""
+    return [index for index in range(len(layer._inbound_nodes))
+            if make_node_key(layer, index) in model._nodes]
 
 
 def convolution(layer) -> bool:

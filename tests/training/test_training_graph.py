@@ -78,6 +78,21 @@ def test_the_spectrograms_norm_is_folded_into_every_convolution_that_reads_it(fa
     assert any(f"/{norm.name}_standard" in name for name in names)
 
 
+def test_a_second_training_form_of_a_model_folds_its_norm_too():
+    """The first form calls the paddings and poolings again (on the image
+    and its mask); those calls belong to it, not to the model."""
+    from tagger.models.folded_input_norm import folds
+    from tagger.models.training_graph import training_model
+
+    model = tiny_model("musicnn")
+    norm = model.get_layer("input_bn")
+    first = folds(model, norm)
+    training_model(model)
+    assert first and folds(model, norm) == first
+    names = {layer.name for layer in training_model(model).layers}
+    assert {"timbral1_conv_folded", "temporal1_conv_folded", "input_bn_standard"} <= names
+
+
 def test_a_norm_is_folded_only_into_convolutions_of_an_input_no_weight_acts_on():
     from tagger.models.folded_input_norm import folds
 
