@@ -57,7 +57,7 @@ import tensorflow as tf
 from tagger.layers import inference_conv2d
 from tagger.layers.inference_conv2d import InferenceConv2D
 from tagger.models import folded_input_norm
-from tagger.models.training_sums import bias_added, update_moving_moments
+from tagger.models.training_sums import bias_added, in_backward_scope, update_moving_moments
 
 MIN_ROWS = 4  # kernel rows stacked as channels whatever the columns
 # Shifts stacked at most in training (inference: InferenceConv2D's 16): the
@@ -163,6 +163,7 @@ def stacked_shifts(x, taps: int, length: int):
     padded back to rows i .. i + length - 1 of (b, h, w, 1)."""
     @tf.custom_gradient
     def stacked(v):
+        @in_backward_scope
         def gradient(upstream):
             return tf.add_n([tf.pad(upstream[..., i:i + 1],
                                     [[0, 0], [i, taps - 1 - i], [0, 0], [0, 0]])
@@ -287,6 +288,7 @@ def conv1d_same(x, kernel):
     TensorFlow computes, its filter gradient `conv1d_filter_gradient`."""
     @tf.custom_gradient
     def convolve(x, kernel):
+        @in_backward_scope
         def gradient(upstream):
             d_x = tf.raw_ops.Conv2DBackpropInput(
                 input_sizes=tf.shape(x[:, None]), filter=kernel[None],

@@ -1,6 +1,7 @@
-"""Sums the training forms share (`tagger.models.training_graph`,
+"""What the training forms share (`tagger.models.training_graph`,
 `tagger.models.folded_input_norm`): a bias added with its gradient summed
-as a matrix product, and Keras' update of a norm's moving moments.
+as a matrix product, Keras' update of a norm's moving moments, and the
+name scope of a custom gradient's ops.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ def bias_added(y, bias):
     value there; in float32 1.3x slower."""
     @tf.custom_gradient
     def add(y, bias):
+        @in_backward_scope
         def gradient(upstream):
             rows = tf.reshape(upstream, [-1, upstream.shape[-1]])
             ones = tf.ones([1, tf.shape(rows)[0]], rows.dtype)
@@ -35,3 +37,18 @@ def update_moving_moments(norm, mean, variance):
                             + tf.stop_gradient(mean) * (1.0 - momentum))
     norm.moving_variance.assign(tf.cast(norm.moving_variance, tf.float32) * momentum
                                 + tf.stop_gradient(variance) * (1.0 - momentum))
+
+
+def in_backward_scope(gradient):
+    """`gradient`, a custom gradient's function (made in the forward pass),
+    with its ops named under the forward pass's name scope prefixed by
+    `gradient_tape/`, as TensorFlow names the gradients it derives itself:
+    a profile (bench/profile_training.py) then counts them as the
+    backward pass of their layer, not as ops of no layer."""
+    scope = tf.get_current_name_scope()
+
+    def scoped(*upstream):
+        with tf.name_scope(f"gradient_tape/{scope}/" if scope else "gradient_tape/"):
+            return gradient(*upstream)
+
+    return scoped
