@@ -328,9 +328,11 @@ class TrainingConv(keras.layers.Wrapper):
 
 
 def bias_gradient_as_product(layer) -> bool:
-    """A Conv1D or Conv2D with a bias, computing in bfloat16 or float16
-    (where TensorFlow's own bias gradient is slow and inexact)."""
+    """A Conv1D or Conv2D with a bias, "valid" or "same" padding, computing
+    in bfloat16 or float16 (where TensorFlow's own bias gradient is slow
+    and inexact)."""
     return (type(layer) in (keras.layers.Conv1D, keras.layers.Conv2D)
             and len(layer._inbound_nodes) == 1 and layer.use_bias
             and layer.compute_dtype in ("bfloat16", "float16")
+            and layer.padding in ("valid", "same")  # causal pads in Conv1D.call
             and layer.data_format == "channels_last")

@@ -355,6 +355,19 @@ def test_a_bfloat16_step_sums_every_convolution_bias_by_a_product():
     assert convs and summed == convs  # float32's filter-gradient form is not used
 
 
+def test_which_convolutions_sum_their_bias_gradient_by_a_product():
+    def used(layer, shape=(20, 4)):
+        layer(keras.Input(shape))
+        return training_graph.bias_gradient_as_product(layer)
+
+    bf16 = "mixed_bfloat16"
+    assert used(keras.layers.Conv1D(4, 3, dtype=bf16))
+    assert used(keras.layers.Conv2D(4, 3, padding="same", dtype=bf16), (9, 9, 2))
+    assert not used(keras.layers.Conv1D(4, 3))  # float32: TensorFlow's own is exact
+    assert not used(keras.layers.Conv1D(4, 3, use_bias=False, dtype=bf16))
+    assert not used(keras.layers.Conv1D(4, 3, padding="causal", dtype=bf16))
+
+
 def test_the_training_form_shares_the_models_variables():
     from tagger.models.training_graph import training_model
 
