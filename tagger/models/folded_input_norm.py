@@ -25,7 +25,7 @@ import keras
 import tensorflow as tf
 from keras.src.ops.function import make_node_key
 
-from tagger.models.training_sums import bias_added, update_moving_moments
+from tagger.models.training_sums import BuiltWrapper, bias_added, update_moving_moments
 
 # Layers that are linear in their input, act on each example alone and
 # keep a constant a constant: the image and its mask pass through them.
@@ -74,16 +74,11 @@ def convolution(layer) -> bool:
             and layer.padding in ("valid", "same") and layer.data_format == "channels_last")
 
 
-class NormalizedImage(keras.layers.Wrapper):
+class NormalizedImage(BuiltWrapper):
     """`(batch, ..., 1) -> [x^ (batch, ..., 1), mask (1, ..., 1)]`: the
     wrapped BatchNormalization's input standardised (by the batch's
     moments in training, updating the moving ones as Keras does; by the
     moving ones otherwise), without gradient, and an example of ones."""
-
-    def build(self, input_shape):
-        if not self.layer.built:
-            self.layer.build(input_shape)
-        self.built = True
 
     def call(self, x, training=None, mask=None):
         norm = self.layer
@@ -102,7 +97,7 @@ class NormalizedImage(keras.layers.Wrapper):
         return [input_shape, (1, *input_shape[1:])]
 
 
-class FoldedNormConv(keras.layers.Wrapper):
+class FoldedNormConv(BuiltWrapper):
     """`[x^, mask] -> conv(y)` of the wrapped convolution, y the folded
     norm's output, computed as the module docstring says; `convolve(x,
     kernel)` is the convolution without bias (the training form's)."""
@@ -110,11 +105,6 @@ class FoldedNormConv(keras.layers.Wrapper):
     def __init__(self, layer, norm, convolve, **kwargs):
         super().__init__(layer, **kwargs)
         self.norm, self.convolve = norm, convolve
-
-    def build(self, input_shape):
-        if not self.layer.built:
-            self.layer.build(input_shape[0])
-        self.built = True
 
     def call(self, inputs):
         standard, mask = inputs

@@ -57,7 +57,12 @@ import tensorflow as tf
 from tagger.layers import inference_conv2d
 from tagger.layers.inference_conv2d import InferenceConv2D
 from tagger.models import folded_input_norm
-from tagger.models.training_sums import bias_added, in_backward_scope, update_moving_moments
+from tagger.models.training_sums import (
+    BuiltWrapper,
+    bias_added,
+    in_backward_scope,
+    update_moving_moments,
+)
 
 MIN_ROWS = 4  # kernel rows stacked as channels whatever the columns
 # Shifts stacked at most in training (inference: InferenceConv2D's 16): the
@@ -192,17 +197,12 @@ def fusable(layer) -> bool:
             and not layer.synchronized and not small_epsilon)
 
 
-class FusedBatchNorm(keras.layers.Wrapper):
+class FusedBatchNorm(BuiltWrapper):
     """`(batch, ..., channels) -> the same shape`: the wrapped
     BatchNormalization; in training, computed by the fused kernel
     (statistics in float32, as Keras computes them; a bfloat16 input of
     `BF16_NORM_CHANNELS` channels normalised as it is) and its moving
     statistics updated."""
-
-    def build(self, input_shape):
-        if not self.layer.built:
-            self.layer.build(input_shape)
-        self.built = True
 
     def call(self, x, training=None, mask=None):
         norm = self.layer
@@ -300,7 +300,7 @@ def conv1d_same(x, kernel):
     return convolve(x, kernel)
 
 
-class TrainingConv(keras.layers.Wrapper):
+class TrainingConv(BuiltWrapper):
     """`(batch, ..., channels) -> (batch, ..., filters)`: the wrapped
     Conv1D or Conv2D, its bias added by `bias_added`; with `gemm` (a
     `gemm_filter_gradient` Conv1D), its filter gradient computed by
@@ -309,11 +309,6 @@ class TrainingConv(keras.layers.Wrapper):
     def __init__(self, layer, gemm=False, **kwargs):
         super().__init__(layer, **kwargs)
         self.gemm = bool(gemm)
-
-    def build(self, input_shape):
-        if not self.layer.built:
-            self.layer.build(input_shape)
-        self.built = True
 
     def call(self, x):
         conv = self.layer

@@ -1,11 +1,12 @@
 """What the training forms share (`tagger.models.training_graph`,
 `tagger.models.folded_input_norm`): a bias added with its gradient summed
 as a matrix product, Keras' update of a norm's moving moments, and the
-name scope of a custom gradient's ops.
+name scope of a custom gradient's ops, and the build of a wrapped layer.
 """
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
 
@@ -52,3 +53,14 @@ def in_backward_scope(gradient):
             return gradient(*upstream)
 
     return scoped
+
+
+class BuiltWrapper(keras.layers.Wrapper):
+    """A Wrapper that builds its layer on its (first) input's shape, for
+    the training forms' layers."""
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            first = input_shape[0] if isinstance(input_shape, list) else input_shape
+            self.layer.build(first)
+        self.built = True
