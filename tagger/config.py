@@ -365,7 +365,7 @@ class TrainConfig:
     strategy: str = "auto"
     tpu: str | None = None
     mixed_precision: str = "off"
-    jit_compile: bool = False
+    jit_compile: bool | str = "auto"  # XLA: True, False, or "auto" (training.xla_choice)
     steps_per_execution: int = 1
     resume: bool = False
     seed: int = 0
@@ -384,6 +384,10 @@ class TrainConfig:
                                    ("monitor", self.monitor, MONITORS)):
             if value not in valid:
                 raise ValueError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
+        if self.jit_compile is not True and self.jit_compile is not False \
+                and self.jit_compile != "auto":
+            raise ValueError(f"jit_compile must be True, False or 'auto', got "
+                             f"{self.jit_compile!r}")
         for name in ("batch_size", "num_stages", "max_epochs_per_stage",
                      "total_epochs", "steps_per_execution", "shuffle_segments"):
             _check_int(name, getattr(self, name), 1)

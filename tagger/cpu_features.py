@@ -4,6 +4,8 @@ run and the benches."""
 
 from __future__ import annotations
 
+import os
+
 CPUINFO = "/proc/cpuinfo"
 
 # The bfloat16 units of a CPU, fastest first: (/proc/cpuinfo flag, name).
@@ -27,6 +29,14 @@ def cpu_model_and_flags(cpuinfo: str = CPUINFO) -> tuple[str, set]:
     except OSError:
         pass
     return model, flags
+
+
+def available_cores() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def cpu_flags() -> set:

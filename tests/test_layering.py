@@ -22,8 +22,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tagger"
 # except in the foundation and the commands (whose modules share tagger/cli.py).
 LAYERS = (
     ("foundation", ("errors", "config", "strict_json", "fileio", "destination", "cache",
-                    "safe_pickle", "folder_lock", "host_memory", "runtime", "cpu_features",
-                    "audio", "parallel", "fork_server", "registry")),
+                    "timing_cache", "safe_pickle", "folder_lock", "host_memory", "runtime",
+                    "cpu_features", "audio", "parallel", "fork_server", "registry")),
     ("building blocks", ("layers", "augment")),
     ("models", ("models",)),
     ("records", ("records",)),

@@ -226,7 +226,12 @@ def add_hardware_flags(p):
     system.add_argument("--mixed-precision", default=DEFAULTS.mixed_precision,
                         choices=["off", "float16", "bfloat16"],
                         help="compute type (a TPU uses bfloat16)")
-    system.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
+    system.add_argument("--xla", choices=["auto", "on", "off"], default="auto",
+                        help="compile the training steps with XLA: auto (the default) times "
+                             "a long run's step both ways once per model and machine and "
+                             "keeps the faster; on also compiles evaluation")
+    system.add_argument("--jit-compile", action="store_true",
+                        help="the same as --xla on (its former name)")
     system.add_argument("--steps-per-execution", type=positive_int,
                         default=DEFAULTS.steps_per_execution, metavar="N",
                         help="training steps per tf.function call (TPUs like 50+)")
@@ -294,7 +299,7 @@ SCHEDULE_FLAGS = {
 }
 # Destinations whose TrainConfig field has another name.
 CONFIG_FIELDS = {"no_test": "evaluate_test", "no_progress": "progress", "distil": "teachers",
-                 "hold_out_val": "join_val"}
+                 "hold_out_val": "join_val", "xla": "jit_compile"}
 # With --from: flags that only a model trained from scratch reads, the flags
 # only --from reads, and those that only its fine-tuning (records' audio) reads.
 NOT_WITH_FROM = ("model", "quick", "schedule", "window_segments", "validation_steps",
@@ -405,6 +410,20 @@ def pretrained_setting(args) -> None:
             setattr(args, dest, value)
 
 
+def xla_setting(args):
+    """TrainConfig.jit_compile of --xla and its former form --jit-compile
+    (True, False or "auto"); the two given with different values is a
+    UserError."""
+    from tagger.errors import UserError
+
+    if args.jit_compile:
+        if "xla" in (given(args) or ()) and args.xla != "on":
+            raise UserError(f"--jit-compile is --xla on, but --xla {args.xla} is given too; "
+                            "give one of them")
+        return True
+    return {"auto": "auto", "on": True, "off": False}[args.xla]
+
+
 def config_from_args(args, check: bool = True):
     """The TrainConfig of the flags; `check`: refuse flags that do not apply
     (a resumed run checks them against its saved schedule instead)."""
@@ -451,7 +470,7 @@ def config_from_args(args, check: bool = True):
             steps_per_epoch=args.steps_per_epoch, validation_steps=args.validation_steps,
             shuffle_segments=args.shuffle_segments, num_read_threads=args.num_read_threads,
             strategy=args.strategy, tpu=args.tpu, mixed_precision=args.mixed_precision,
-            jit_compile=args.jit_compile, steps_per_execution=args.steps_per_execution,
+            jit_compile=xla_setting(args), steps_per_execution=args.steps_per_execution,
             resume=args.resume, seed=args.seed, evaluate_test=not args.no_test,
             progress=not args.no_progress, augment=args.augment,
             noisy_student=semi_supervised_flags.settings(args),

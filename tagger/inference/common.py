@@ -8,14 +8,7 @@ import os
 
 from tagger import fileio
 from tagger.config import join_path
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
+from tagger.cpu_features import available_cores  # noqa: F401 (the engines' import)
 
 _FINGERPRINTS: dict = {}  # (path, its files' stat) -> fingerprint, this process's
 

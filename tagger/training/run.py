@@ -46,7 +46,7 @@ from tagger.models.saved import MODEL_SUFFIXES, save_tagger
 from tagger.records import reader
 from tagger.records.info import DatasetInfo, load_info
 from tagger.records.reader import train_windows_per_pass
-from tagger.training import distillation, model_setup, semi_supervised
+from tagger.training import distillation, model_setup, semi_supervised, xla_choice
 from tagger.training import strategy as strategies
 from tagger.training.schedule import make_optimizer, schedule_for
 from tagger.training.trainer import distributed_train_data, make_train_function
@@ -169,6 +169,7 @@ class Run:
         self.distillation = None  # a distillation.Distillation, or None
         self._said_validation_part = False
         self._work_files = []
+        self._xla_choices = {}  # id(trained model) -> its steps are compiled by XLA
 
     # -- set-up -------------------------------------------------------------
     def execute(self) -> dict:
@@ -199,7 +200,8 @@ class Run:
             self._write_config()
             if not self.state.last_checkpoint and not self.state.best_checkpoint:
                 self._commit()  # a new run: state.json exists before any checkpoint
-            self.predictor = ClipPredictor(self.model, self.strategy, self.config.jit_compile)
+            self.predictor = ClipPredictor(self.model, self.strategy,
+                                         self.config.jit_compile is True)
             if self.config.resume and self.state.last_checkpoint and not self.state.done:
                 self._log(f"resuming {self.run_dir} after epoch {self.state.epoch}")
             elif self.config.resume and not self.state.history:
@@ -307,19 +309,55 @@ class Run:
                       f" (up to {stage.max_epochs} epochs"
                       + (f", patience {stage.patience})" if stage.patience is not None
                          else ")"))
-            if self.noisy_student:
-                train_fn = self.noisy_student.train_function(self.model, optimizer,
-                                                             stage.index)
-            else:
-                train_fn = make_train_function(
-                    trained, optimizer, self.strategy, self.global_batch,
-                    self.config.jit_compile,
-                    semi_supervised.augmentation(self.config, self.info, stage.index),
-                    distillation.loss_of(self.config))
+            train_fn = self._train_function(trained, optimizer, stage,
+                                            self._xla(trained, stage, steps))
             while not self._stage_over(stage):
                 row = self._train_epoch(train_fn, self._epoch_data(stage), steps, stage)
                 self._end_epoch(row, optimizer)
             self._end_stage(stage)
+
+    def _train_function(self, trained, optimizer, stage, jit: bool):
+        """`train(iterator, steps)`: `stage`'s steps of `trained` with
+        `optimizer` (compiled by XLA with `jit`)."""
+        if self.noisy_student:
+            return self.noisy_student.train_function(self.model, optimizer, stage.index, jit)
+        return make_train_function(
+            trained, optimizer, self.strategy, self.global_batch, jit,
+            semi_supervised.augmentation(self.config, self.info, stage.index),
+            distillation.loss_of(self.config))
+
+    def _xla(self, trained, stage, steps: int) -> bool:
+        """Whether the steps of `trained` are compiled by XLA (`xla_choice`):
+        decided at its first stage, for `steps` steps an epoch, and said."""
+        if id(trained) not in self._xla_choices:
+            step = {"trains": ("noisy student" if self.noisy_student else
+                               "distillation" if self.distillation else "tags"),
+                    "window_segments": self.window, "features": self.info.features,
+                    "segment_shape": list(self.info.segment_shape),
+                    "batch": self.global_batch, "precision": self.precision,
+                    "strategy": type(self.strategy).__name__,
+                    "replicas": self.strategy.num_replicas_in_sync,
+                    "augment": self.config.augment}
+
+            def timing_optimizer():
+                with self.strategy.scope():
+                    optimizer = make_optimizer(stage, self.config.momentum, self.precision)
+                    optimizer.build(trained.trainable_variables)
+                return optimizer
+
+            timer = xla_choice.StepTimer(
+                lambda jit, optimizer: self._train_function(trained, optimizer, stage, jit),
+                timing_optimizer, lambda: self._epoch_data(stage), trained.variables)
+            with reader.shard_errors(self.config.data_dir, "train", self.info), \
+                    self._target_errors():
+                choice = xla_choice.choose(self.config.jit_compile,
+                                           xla_choice.choice_fields(trained, step),
+                                           steps * stage.max_epochs, timer, self.strategy,
+                                           self.chief)
+            if choice.line:
+                self._log(choice.line)
+            self._xla_choices[id(trained)] = choice.compile
+        return self._xla_choices[id(trained)]
 
     def _epoch_data(self, stage=None):
         """An iterator over the batches of the coming epoch (of `stage`),

@@ -198,13 +198,13 @@ class NoisyStudent:
             c.num_read_threads, split=c.noisy_student.unlabelled_split, with_tags=False)
         return iter(labelled), iter(unlabelled)
 
-    def train_function(self, model, optimizer, stage: int):
+    def train_function(self, model, optimizer, stage: int, jit_compile: bool = False):
         c = self.config
         noise = Augmentation(self.info.sample_rate, c.seed, stage)
         return make_noisy_student_function(
             model, self.teacher, optimizer, self.strategy, self.half, self.half,
             noise, c.noisy_student.pseudo_label_weight, augment_labelled=c.augment,
-            jit_compile=c.jit_compile)
+            jit_compile=jit_compile)
 
 
 def setup(config: TrainConfig, info: DatasetInfo, strategy, window: int):

@@ -295,8 +295,8 @@ def test_mixed_precision_student(student_records, teacher, tmp_path, monkeypatch
 
     seen, make = {}, NoisyStudent.train_function
 
-    def recording(self, model, optimizer, stage):
-        train_fn = make(self, model, optimizer, stage)
+    def recording(self, model, optimizer, stage, jit_compile=False):
+        train_fn = make(self, model, optimizer, stage, jit_compile)
         seen.update(policy=keras.mixed_precision.dtype_policy().name, model=model)
 
         def recorded(iterators, steps):

@@ -19,26 +19,17 @@ SHA-256 of `pace_fields`, everything the two engines' speeds depend on:
 - the software: TensorFlow's, Keras's and ai-edge-litert's versions, and
   `CACHE_VERSION` (how the timing is done: raise it when that changes).
 
-An entry is used only when it holds exactly the fields asked for, a finite
-positive speed ratio, its count of windows and the time it was taken;
-anything else (a damaged, truncated or foreign file) is timed again and
-rewritten. The entry is written atomically. A cache that cannot be written
-leaves the run as it was, with a warning: the next run times again.
+Entries are read and kept by `tagger.timing_cache` (a damaged or
+foreign entry is timed again; a cache that cannot be written, a warning).
 """
 
 from __future__ import annotations
 
-import datetime
-import json
-import math
-import os
-
-from tagger import cache, fileio
+from tagger import fileio, timing_cache
 from tagger.inference.engine import keras_pace
 
 CACHE_VERSION = 1
 FOLDER = "pace"
-TIME_FORMAT = "%Y-%m-%d %H:%M UTC"  # when an entry was timed
 
 
 def pace_fields(engine: str, predictor, model_path: str, windows: int) -> dict:
@@ -47,31 +38,17 @@ def pace_fields(engine: str, predictor, model_path: str, windows: int) -> dict:
     docstring)."""
     import importlib.metadata
 
-    import keras
-    import tensorflow as tf
-
-    from tagger.cpu_features import cpu_model_and_flags
-    from tagger.inference.common import available_cores, model_fingerprint
+    from tagger.inference.common import model_fingerprint
 
     try:
         litert = importlib.metadata.version("ai-edge-litert")
     except importlib.metadata.PackageNotFoundError:
         litert = None
-    cpu, flags = cpu_model_and_flags()
-    gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
-            for gpu in tf.config.list_physical_devices("GPU")]
     return {"cache_version": CACHE_VERSION, "engine": engine,
             "model_sha256": model_fingerprint(model_path),
             "embedding_layer": predictor.embedding_layer,
             "interpreter": getattr(predictor, "interpreter", None), "windows": int(windows),
-            "cpu": cpu, "cpu_flags": " ".join(sorted(flags)), "cores": available_cores(),
-            "gpus": gpus, "tensorflow": tf.__version__, "keras": keras.__version__,
-            "ai_edge_litert": litert}
-
-
-def entry_path(fields: dict) -> str:
-    """The entry's path for `fields`."""
-    return cache.keyed_entry(FOLDER, fields, ".json")
+            **timing_cache.machine_fields(), "ai_edge_litert": litert}
 
 
 def pace_lines(engine: str, predictor, model, info, model_path: str | None,
@@ -88,43 +65,12 @@ def pace_lines(engine: str, predictor, model, info, model_path: str | None,
         return [keras_pace.pace_line(engine, *timed())]
     windows = max(1, min(batch_size, keras_pace.WINDOWS))
     fields = pace_fields(engine, predictor, model_path, windows)
-    path = entry_path(fields)
-    found = _read(path, fields)
+    found = timing_cache.read_timing(FOLDER, fields, ("pace",))
     if found is not None:
-        pace, when = found
-        return [keras_pace.pace_line(engine, pace, windows, when)]
+        values, when = found
+        return [keras_pace.pace_line(engine, values["pace"], windows, when)]
     pace, windows = timed()
-    when = datetime.datetime.now(datetime.timezone.utc).strftime(TIME_FORMAT)
     lines = [keras_pace.pace_line(engine, pace, windows)]
-    try:
-        cache.cache_folder(FOLDER)
-        fileio.write_atomic(path, json.dumps({**fields, "pace": pace, "timed": when},
-                                             indent=2) + "\n")
-    except cache.CacheFolderError as error:  # a read-only place, a file in the way
-        lines.append(f"warning: the timing against keras was not kept in {error.folder} "
-                     f"({error.reason}; {cache.CACHE_ADVICE}); the next run times it again")
-    except Exception as error:  # OSError (a full disk), or a UserError for a folder in the way
-        lines.append(f"warning: the timing against keras was not kept in "
-                     f"{os.path.dirname(path)} ({fileio.describe_os_error(error)}); "
-                     "the next run times it again")
-    return lines
-
-
-def _read(path: str, fields: dict):
-    """(pace, when it was timed) of a sound entry for `fields`, else None."""
-    try:
-        with open(path, encoding="utf-8") as file:
-            record = json.load(file)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict):
-        return None
-    pace, when = record.pop("pace", None), record.pop("timed", None)
-    if (record != fields or not isinstance(pace, float) or not math.isfinite(pace)
-            or pace <= 0 or not isinstance(when, str)):
-        return None
-    try:
-        datetime.datetime.strptime(when, TIME_FORMAT)
-    except ValueError:
-        return None
-    return pace, when
+    warning = timing_cache.keep_timing(FOLDER, fields, {"pace": pace},
+                                       "the timing against keras")
+    return lines + ([warning] if warning else [])
