@@ -14,8 +14,9 @@ passed through the same paddings and poolings,
     conv(y, K) = conv(x^, gamma K) + conv(mask, beta K),
 
 where the second term is one example wide (the same for every example of
-the batch). The gradients of gamma and beta come through the kernel
-products, and no input gradient is computed. The norm still updates its
+the batch), and so is the convolution's bias, added with it at once.
+The gradients of gamma and beta come through the kernel products, and no
+input gradient is computed. The norm still updates its
 moving statistics as Keras does. Exact up to the order of float32 sums.
 """
 
@@ -112,10 +113,13 @@ class FoldedNormConv(BuiltWrapper):
         kernel = tf.cast(conv.kernel, tf.float32)
         gamma = tf.cast(norm.gamma, tf.float32) if norm.scale else 1.0
         y = self.convolve(standard, tf.cast(gamma * kernel, standard.dtype))
-        if norm.center:
+        if norm.center:  # beta's term and the bias, one example wide: one addition
             beta = tf.cast(norm.beta, tf.float32)
-            y = y + self.convolve(mask, tf.cast(beta * kernel, mask.dtype))
-        if conv.use_bias:
+            offset = tf.cast(self.convolve(mask, tf.cast(beta * kernel, mask.dtype)), tf.float32)
+            if conv.use_bias:
+                offset += tf.cast(conv.bias, tf.float32)
+            y = y + tf.cast(offset, y.dtype)
+        elif conv.use_bias:
             y = bias_added(y, tf.cast(conv.bias, y.dtype))
         return conv.activation(y) if conv.activation is not None else y
 

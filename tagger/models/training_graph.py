@@ -38,6 +38,11 @@ variables, computed by kernels that train faster on a CPU.
 - The spectrogram's one-channel batch norm is folded into the kernels of
   the convolutions that read it (`tagger.models.folded_input_norm`): no
   input gradient is computed for its gamma and beta.
+- A batch norm read only by a max pool, or by a ReLU that a max pool
+  alone reads (the musicnn families' norms before their max over
+  frequency), normalises the pooled values (`tagger.models.pooled_norm`):
+  the package Musicnn's bfloat16 step 1.5x faster, Won et al.'s Musicnn's
+  float32 one 1.25x.
 - The stacked taps are `training_taps`' shifts, and the gradient
   of their stacking is the sum of the shifted upstream channels, each
   padded back to the input's length (`stacked_shifts`): TensorFlow's own
@@ -57,6 +62,7 @@ import tensorflow as tf
 from tagger.layers import inference_conv2d
 from tagger.layers.inference_conv2d import InferenceConv2D
 from tagger.models import folded_input_norm
+from tagger.models.pooled_norm import NormThenMax, pooled_after
 from tagger.models.training_sums import (
     BuiltWrapper,
     bias_added,
@@ -94,6 +100,8 @@ def training_model(model):
             and inference_conv2d.one_channel_stride_one(layer, layer.input.shape)
             and stacked_in_training(layer.kernel_size)}
     norms = {id(layer) for layer in model.layers if fusable(layer)}
+    pooled = {id(layer): found for layer in model.layers
+              if id(layer) in norms and (found := pooled_after(layer))}
     gemms = {id(layer) for layer in model.layers if gemm_filter_gradient(layer)}
     biases = {id(layer) for layer in model.layers if bias_gradient_as_product(layer)}
     folded = {id(layer): found for layer in model.layers
@@ -101,6 +109,7 @@ def training_model(model):
     if not (taps or norms or gemms or biases or folded):
         return model
     images = {}  # id(standardised image) -> (it, its mask, the folded norm)
+    pending = {}  # id(a pooled norm's input) -> (the norm, its call's arguments)
 
     def call(layer, *args, **kwargs):
         if id(layer) in folded:
@@ -120,6 +129,17 @@ def training_model(model):
         if id(layer) in taps:
             return TrainingTapsConv2D(layer, name=f"{layer.name}_taps", dtype=layer.dtype_policy,
                                       max_taps=training_taps(layer))(*args)
+        if id(layer) in pooled:  # applied by its pool, the ReLU between passing x on
+            pending[id(args[0])] = (layer, kwargs)
+            return args[0]
+        if args and id(args[0]) in pending:
+            norm, norm_kwargs = pending[id(args[0])]
+            pool, relu = pooled[id(norm)]
+            if layer is relu:
+                return args[0]
+            del pending[id(args[0])]
+            return NormThenMax(norm, pool, relu, name=f"{norm.name}_pooled",
+                               dtype=norm.dtype_policy)(args[0], **norm_kwargs)
         if id(layer) in norms:
             return FusedBatchNorm(layer, name=f"{layer.name}_fused",
                                   dtype=layer.dtype_policy)(*args, **kwargs)

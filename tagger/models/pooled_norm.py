@@ -1,0 +1,116 @@
+"""A batch norm followed by a max pool (a ReLU between them or not),
+trained as the norm of the pooled values (`NormThenMax`), for
+`tagger.models.training_graph`.
+
+The norm is an affine map per channel, y = a x + c with a = gamma / s
+(s the batch's standard deviation), so a max over any window of y is
+a max(x) + c where a >= 0 and a min(x) + c where a < 0: with sign =
+sign(gamma), max(y) = gamma (sign max(sign x) - mean) / s + beta. A ReLU
+is increasing, so it commutes with the max. The statistics are still
+those of the whole x, but the normalisation, its casts and its gradient
+run on the pooled tensor (the package Musicnn's norms pool 29 to 96 bins
+into one); the moments' gradient is one affine map of x per channel.
+Exact up to float32 rounding (ties of the max aside).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tagger.models.training_sums import BuiltWrapper, update_moving_moments
+
+POOLS = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
+
+
+def pooled_after(norm) -> tuple | None:
+    """(the channels-last max pool, the plain ReLU between or None) that
+    alone read `norm`'s output, or None."""
+    relu, layer = None, alone_after(norm)
+    if type(layer) is keras.layers.ReLU and plain_relu(layer):
+        relu, layer = layer, alone_after(layer)
+    if type(layer) in POOLS and layer.data_format == "channels_last":
+        return layer, relu
+    return None
+
+
+def alone_after(layer):
+    """The one layer that reads `layer`'s one output, once, or None."""
+    nodes = layer._outbound_nodes
+    if len(nodes) != 1 or len(nodes[0].operation._inbound_nodes) != 1:
+        return None
+    return nodes[0].operation
+
+
+def plain_relu(layer) -> bool:
+    return (layer.max_value is None and float(layer.negative_slope) == 0.0
+            and float(layer.threshold) == 0.0)
+
+
+class NormThenMax(BuiltWrapper):
+    """`(batch, ..., channels) -> pool's output shape`: `pool(relu(norm(x)))`
+    of a BatchNormalization, an optional ReLU and a channels-last max
+    pool; in training, the norm (batch statistics of x in float32, its
+    moving statistics updated as Keras does) applied to the max pool of
+    sign(gamma) x, then the ReLU."""
+
+    def __init__(self, layer, pool, relu=None, **kwargs):
+        super().__init__(layer, **kwargs)
+        self.pool, self.relu = pool, relu
+
+    def call(self, x, training=None, mask=None):
+        norm, pool = self.layer, self.pool
+        if not (training and norm.trainable) or mask is not None:
+            y = norm(x, training=training, mask=mask)
+            return pool(self.relu(y) if self.relu is not None else y)
+        mean, variance = moments(x)
+        update_moving_moments(norm, mean, variance)
+        channels = x.shape[-1]
+        gamma = tf.cast(norm.gamma, tf.float32) if norm.scale else tf.ones([channels])
+        beta = tf.cast(norm.beta, tf.float32) if norm.center else tf.zeros([channels])
+        sign = tf.stop_gradient(tf.where(gamma < 0.0, -1.0, 1.0))
+        signs = tf.cast(sign, x.dtype)
+        # x itself where every gamma is positive (no pass over x); the pool
+        # and its gradient outside the branch, where oneDNN runs them
+        signed = tf.cond(tf.reduce_all(sign > 0.0), lambda: tf.identity(x), lambda: x * signs)
+        pooled = tf.cast(pool(signed) * signs, tf.float32)
+        y = (pooled - mean) * (gamma * tf.math.rsqrt(variance + norm.epsilon)) + beta
+        if self.relu is not None:
+            y = tf.nn.relu(y)
+        return tf.cast(y, norm.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return self.pool.compute_output_shape(input_shape)
+
+
+def moments(x):
+    """(batch, ..., channels) -> (mean, variance) over all axes but the
+    last, float32: tf.nn.moments' two passes for float32 x; for bfloat16
+    x, sums of x and x^2 (`channel_sums`) in one pass, where TensorFlow's
+    bfloat16 arithmetic costs more than its reductions (its statistics
+    are as exact as Keras' own, which it rounds to bfloat16). Their
+    gradient, k2 x + k1 per channel, in x's dtype."""
+    @tf.custom_gradient
+    def of(x):
+        count = tf.cast(tf.size(x) // x.shape[-1], tf.float32)
+        if x.dtype == tf.float32:
+            mean, variance = tf.nn.moments(x, list(range(len(x.shape) - 1)))
+        else:
+            mean = channel_sums(x) / count
+            variance = tf.maximum(channel_sums(tf.square(x)) / count - mean * mean, 0.0)
+
+        def gradient(d_mean, d_variance):
+            slope = 2.0 * d_variance / count
+            return x * tf.cast(slope, x.dtype) + tf.cast(d_mean / count - slope * mean, x.dtype)
+
+        return (mean, variance), gradient
+
+    return of(x)
+
+
+def channel_sums(x):
+    """(batch, ..., rows, channels) -> (channels,) float32: the sums of
+    each row (bfloat16 ones accumulate in float32 and round once), then of
+    those in float32."""
+    rows = tf.cast(tf.reduce_sum(x, -2), tf.float32)
+    return tf.reduce_sum(rows, list(range(len(rows.shape) - 1)))

@@ -1,0 +1,141 @@
+"""A batch norm followed by a max pool (a ReLU between or not) trains as
+the norm of the pooled values (tagger.models.pooled_norm): the same
+output, gradients and moving statistics as the layers themselves."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tagger.models import FAMILIES, pooled_norm, training_graph
+from tagger.models.pooled_norm import NormThenMax
+
+PAIRS = {  # shape, pool
+    "over_bins": ((4, 9, 29, 6), lambda: keras.layers.MaxPooling2D((1, 29))),
+    "square": ((3, 8, 10, 5), lambda: keras.layers.MaxPooling2D((2, 2))),
+    "same_1d": ((4, 31, 7), lambda: keras.layers.MaxPooling1D(3, padding="same")),
+    "strided_1d": ((4, 30, 7), lambda: keras.layers.MaxPooling1D(4, strides=3)),
+}
+
+
+def layers_of(shape, pool, relu, dtype="float32"):
+    """A BatchNormalization (some gammas negative), its pool, its ReLU or None."""
+    rng = np.random.default_rng(1)
+    norm = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-3, dtype=dtype)
+    norm.build(shape)
+    channels = shape[-1]
+    norm.gamma.assign(rng.uniform(0.5, 1.5, channels) * np.where(np.arange(channels) % 3, 1, -1))
+    norm.beta.assign(rng.standard_normal(channels))
+    pool = pool()
+    pool.dtype_policy = keras.DTypePolicy(dtype)
+    return norm, pool, keras.layers.ReLU(dtype=dtype) if relu else None
+
+
+def outputs_and_gradients(x, upstream, forward, variables):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = forward(x)
+        loss = tf.reduce_sum(tf.cast(y, tf.float64) * upstream)
+    return [y, *tape.gradient(loss, [x, *variables])]
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("case", sorted(PAIRS))
+def test_the_pooled_norm_is_the_norm_then_the_pool_to_float32_rounding(case, relu):
+    """Against the layers in float64: the output, the gradients of x, gamma
+    and beta, and the moving statistics."""
+    shape, pool = PAIRS[case]
+    rng = np.random.default_rng(0)
+    x = 2.0 * rng.standard_normal(shape) + 1.0
+    got_layers, want_layers = layers_of(shape, pool, relu), layers_of(shape, pool, relu, "float64")
+    upstream = rng.standard_normal(got_layers[1].compute_output_shape(shape))
+
+    def plain(x):
+        norm, pool, relu = want_layers
+        y = norm(x, training=True)
+        return pool(relu(y) if relu else y)
+
+    fast = NormThenMax(*got_layers)
+    got = outputs_and_gradients(tf.constant(x, tf.float32), upstream,
+                                lambda x: fast(x, training=True), got_layers[0].trainable_weights)
+    want = outputs_and_gradients(tf.constant(x), upstream, plain,
+                                 want_layers[0].trainable_weights)
+    got += [got_layers[0].moving_mean, got_layers[0].moving_variance]
+    want += [want_layers[0].moving_mean, want_layers[0].moving_variance]
+    assert got[0].shape == want[0].shape == upstream.shape
+    for value, expected in zip(got, want):
+        value, expected = np.asarray(value, np.float64), np.asarray(expected)
+        assert np.max(np.abs(value - expected)) <= 2e-5 * np.max(np.abs(expected))
+
+
+def test_a_bfloat16_pooled_norm_is_exact_to_bfloat16_rounding():
+    """bfloat16 ReLU outputs: the output and x's gradient to bfloat16's
+    rounding, the moving statistics to 1e-3, against float64 on the same
+    values."""
+    shape, pool = PAIRS["over_bins"]
+    rng = np.random.default_rng(0)
+    x = tf.cast(np.maximum(rng.standard_normal(shape), 0.0), tf.bfloat16)
+    values = tf.cast(x, tf.float64)
+    got_layers = layers_of(shape, pool, True, "mixed_bfloat16")
+    want_layers = layers_of(shape, pool, True, "float64")
+    upstream = rng.standard_normal(got_layers[1].compute_output_shape(shape))
+    fast = NormThenMax(*got_layers, dtype="mixed_bfloat16")
+    y, d_x, *_ = outputs_and_gradients(x, upstream, lambda x: fast(x, training=True), [])
+    norm, pool, relu = want_layers
+    want_y, want_d_x = outputs_and_gradients(
+        values, upstream, lambda x: pool(relu(norm(x, training=True))), [])
+    assert y.dtype == d_x.dtype == tf.bfloat16
+    for value, expected in ((y, want_y), (d_x, want_d_x)):
+        error = np.abs(np.asarray(tf.cast(value, tf.float64)) - np.asarray(expected))
+        assert np.max(error) <= 2 ** -7 * np.max(np.abs(expected))
+    for moving in ("moving_mean", "moving_variance"):
+        np.testing.assert_allclose(getattr(got_layers[0], moving),
+                                   getattr(want_layers[0], moving), rtol=1e-3)
+
+
+def test_out_of_training_the_pooled_norm_is_its_layers():
+    shape, pool = PAIRS["square"]
+    norm, pool, relu = layers_of(shape, pool, True)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    np.testing.assert_array_equal(NormThenMax(norm, pool, relu)(x, training=False),
+                                  pool(relu(norm(x, training=False))))
+
+
+def test_which_norms_are_pooled():
+    def found(*layers, shape=(10, 10, 4)):
+        x = inputs = keras.Input(shape)
+        norm = keras.layers.BatchNormalization()
+        x = norm(x)
+        for layer in layers:
+            x = layer(x)
+        keras.Model(inputs, x)
+        return pooled_norm.pooled_after(norm)
+
+    pool = keras.layers.MaxPooling2D()
+    assert found(pool) == (pool, None)
+    pool, relu = keras.layers.MaxPooling2D(), keras.layers.ReLU()
+    assert found(relu, pool) == (pool, relu)
+    assert found(keras.layers.ReLU(), pool) is None  # the pool is read twice now
+    assert found(keras.layers.AveragePooling2D(2)) is None
+    assert found(keras.layers.ReLU(max_value=6.0), keras.layers.MaxPooling2D()) is None
+    assert found(keras.layers.MaxPooling2D(data_format="channels_first")) is None
+
+    inputs = keras.Input((10, 4))  # read twice
+    norm = keras.layers.BatchNormalization()
+    y = norm(inputs)
+    keras.Model(inputs, [keras.layers.MaxPooling1D()(y), keras.layers.Dense(2)(y)])
+    assert pooled_norm.pooled_after(norm) is None
+
+
+@pytest.mark.parametrize("family, pooled", [
+    ("pons_musicnn", {"timbral1_bn", "timbral2_bn", "temporal1_bn", "temporal2_bn",
+                      "temporal3_bn"}),
+    ("musicnn", {"timbral1_bn", "timbral2_bn"}),
+])
+def test_the_musicnn_families_train_their_frequency_norms_pooled(family, pooled):
+    spec = FAMILIES[family]
+    keras.utils.set_random_seed(0)
+    model = spec.build(num_tags=5, **spec.tiny)
+    wrapped = {layer.layer.name for layer in training_graph.training_model(model).layers
+               if isinstance(layer, NormThenMax)}
+    assert wrapped == pooled
