@@ -48,6 +48,7 @@ ACTIVATION_OPS = {"Relu", "ReluGrad", "Relu6", "Relu6Grad", "Elu", "EluGrad", "S
 LAYER_KINDS = (("LogMel", "front_end"), ("STFT", "front_end"), ("Attention", "attention"),
                ("Transformer", "attention"), ("Conv", "convolution"),
                ("BatchNorm", "batch_norm"), ("NormalizedImage", "batch_norm"),
+               ("NormThenMax", "batch_norm"),
                ("Pool", "pooling"), ("Dense", "dense"),
                ("ReLU", "activation"), ("Activation", "activation"),
                ("Softmax", "activation"))

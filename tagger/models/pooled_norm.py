@@ -18,7 +18,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tagger.models.training_sums import BuiltWrapper, update_moving_moments
+from tagger.models.training_sums import BuiltWrapper, in_backward_scope, update_moving_moments
 
 POOLS = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
 
@@ -99,6 +99,7 @@ def moments(x):
             mean = channel_sums(x) / count
             variance = tf.maximum(channel_sums(tf.square(x)) / count - mean * mean, 0.0)
 
+        @in_backward_scope
         def gradient(d_mean, d_variance):
             slope = 2.0 * d_variance / count
             return x * tf.cast(slope, x.dtype) + tf.cast(d_mean / count - slope * mean, x.dtype)
