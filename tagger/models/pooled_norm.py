@@ -8,7 +8,7 @@ a max(x) + c where a >= 0 and a min(x) + c where a < 0: with sign =
 sign(gamma), max(y) = gamma (sign max(sign x) - mean) / s + beta. A ReLU
 is increasing, so it commutes with the max. The statistics are still
 those of the whole x, but the normalisation, its casts and its gradient
-run on the pooled tensor (the package Musicnn's norms pool 29 to 96 bins
+run on the pooled tensor (the package Musicnn's norms pool 30 to 96 bins
 into one); the moments' gradient is one affine map of x per channel.
 Exact up to float32 rounding (ties of the max aside).
 """
