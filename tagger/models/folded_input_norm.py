@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
-from keras.src.ops.function import make_node_key
 
-from tagger.models.training_sums import BuiltWrapper, bias_added, update_moving_moments
+from tagger.models.training_sums import BuiltWrapper, bias_added, calls, update_moving_moments
 
 # Layers that are linear in their input, act on each example alone and
 # keep a constant a constant: the image and its mask pass through them.
@@ -61,13 +60,6 @@ def folds(model, norm) -> set | None:
             elif not convolution(layer):
                 return None
     return found or None
-
-
-def calls(model, layer) -> list:
-    """The indices of `layer`'s inbound nodes that are `model`'s (a
-    training form calls some of the model's layers again)."""
-    return [index for index in range(len(layer._inbound_nodes))
-            if make_node_key(layer, index) in model._nodes]
 
 
 def convolution(layer) -> bool:

@@ -87,8 +87,8 @@ def _rewrites(model):
     import keras
 
     from tagger.layers.inference_conv2d import one_channel_stride_one
+    from tagger.models.training_sums import only_reader
 
-    outputs = {id(t) for t in model.outputs}
     taps, pooled = set(), []
     for layer in model.layers:
         if not isinstance(layer, keras.layers.Conv2D) or type(layer) is not keras.layers.Conv2D:
@@ -97,25 +97,13 @@ def _rewrites(model):
             continue  # a shared layer: left as it is
         if one_channel_stride_one(layer, layer.input.shape):
             taps.add(id(layer))
-        bn = _only_reader(layer, outputs)
-        pool = _only_reader(bn, outputs) if bn is not None else None
+        bn = only_reader(model, layer)
+        pool = only_reader(model, bn) if bn is not None else None
         if (layer.activation is keras.activations.relu
                 and type(bn) is keras.layers.BatchNormalization and bn.axis in (-1, 3)
                 and type(pool) is keras.layers.MaxPooling2D):
             pooled.append((layer, bn, pool))
     return taps, pooled
-
-
-def _only_reader(layer, outputs):
-    """The one layer that reads `layer`'s output, called once; None when
-    several do, or the output is also the model's."""
-    if len(layer._inbound_nodes) != 1 or id(layer.output) in outputs:
-        return None
-    readers = layer._outbound_nodes
-    if len(readers) != 1:
-        return None
-    reader = readers[0].operation
-    return reader if len(reader._inbound_nodes) == 1 else None
 
 
 def _pools_width(conv, pool) -> bool:

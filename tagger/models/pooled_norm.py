@@ -20,7 +20,12 @@ import math
 import keras
 import tensorflow as tf
 
-from tagger.models.training_sums import BuiltWrapper, in_backward_scope, update_moving_moments
+from tagger.models.training_sums import (
+    BuiltWrapper,
+    in_backward_scope,
+    only_reader,
+    update_moving_moments,
+)
 
 POOLS = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
 # Values a pool's strides reduce to one, at least, for the norm to follow
@@ -29,27 +34,22 @@ POOLS = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
 # 2 x 2 pools of VGG, FCN and the short-chunk CNN 1.05x to 1.15x slower
 # (their norms, of 64 to 128 channels, are fast as they are).
 MIN_POOLED = 16
+# bfloat16 moments from sums of x and x^2 where every channel's mean is
+# within this many standard deviations of zero (`moments`)
+NEAR_ZERO = 2.0
 
 
-def pooled_after(norm) -> tuple | None:
+def pooled_after(model, norm) -> tuple | None:
     """(the channels-last max pool of `MIN_POOLED` or more values to one,
-    the plain ReLU between or None) that alone read `norm`'s output, or
-    None."""
-    relu, layer = None, alone_after(norm)
+    the plain ReLU between or None) that alone read `norm`'s output in
+    `model`, or None."""
+    relu, layer = None, only_reader(model, norm)
     if type(layer) is keras.layers.ReLU and plain_relu(layer):
-        relu, layer = layer, alone_after(layer)
+        relu, layer = layer, only_reader(model, layer)
     if (type(layer) in POOLS and layer.data_format == "channels_last"
             and math.prod(layer.strides) >= MIN_POOLED):
         return layer, relu
     return None
-
-
-def alone_after(layer):
-    """The one layer that reads `layer`'s one output, once, or None."""
-    nodes = layer._outbound_nodes
-    if len(nodes) != 1 or len(nodes[0].operation._inbound_nodes) != 1:
-        return None
-    return nodes[0].operation
 
 
 def plain_relu(layer) -> bool:
@@ -95,24 +95,41 @@ class NormThenMax(BuiltWrapper):
 
 def moments(x):
     """(batch, ..., channels) -> (mean, variance) over all axes but the
-    last, float32: tf.nn.moments' two passes for float32 x; for bfloat16
-    x, sums of x and x^2 (`channel_sums`) in one pass, where TensorFlow's
-    bfloat16 arithmetic costs more than its reductions (its statistics
-    are as exact as Keras' own, which it rounds to bfloat16). Their
-    gradient, k2 x + k1 per channel, in x's dtype."""
+    last, float32, and their gradient, k2 (x - mean) + k1 per channel.
+
+    float32 x: tf.nn.moments' two passes, the gradient k2 x + k1'. bfloat16
+    x, where TensorFlow's bfloat16 arithmetic costs more than its
+    reductions: sums of x and x^2 (`channel_sums`), the gradient k2 x + k1'
+    in bfloat16, while every channel's mean is within `NEAR_ZERO` standard
+    deviations of zero (ReLU outputs; the variance is then within about
+    1e-3 of Keras' float32 one, less than the output's own bfloat16
+    rounding); else both as Keras computes them, in float32."""
     @tf.custom_gradient
     def of(x):
         count = tf.cast(tf.size(x) // x.shape[-1], tf.float32)
-        if x.dtype == tf.float32:
-            mean, variance = tf.nn.moments(x, list(range(len(x.shape) - 1)))
-        else:
+        axes = list(range(len(x.shape) - 1))
+        near = None  # the affine gradient is exact enough
+        if x.dtype == tf.bfloat16:
             mean = channel_sums(x) / count
             variance = tf.maximum(channel_sums(tf.square(x)) / count - mean * mean, 0.0)
+            near = tf.reduce_all(mean * mean <= NEAR_ZERO ** 2 * variance)
+            mean, variance = tf.cond(near, lambda: (mean, variance),
+                                     lambda: tf.nn.moments(tf.cast(x, tf.float32), axes))
+        else:
+            mean, variance = tf.nn.moments(tf.cast(x, tf.float32), axes)
 
         @in_backward_scope
         def gradient(d_mean, d_variance):
             slope = 2.0 * d_variance / count
-            return x * tf.cast(slope, x.dtype) + tf.cast(d_mean / count - slope * mean, x.dtype)
+
+            def affine():
+                return x * tf.cast(slope, x.dtype) + tf.cast(d_mean / count - slope * mean,
+                                                             x.dtype)
+
+            def centred():
+                return tf.cast((tf.cast(x, tf.float32) - mean) * slope + d_mean / count, x.dtype)
+
+            return affine() if near is None else tf.cond(near, affine, centred)
 
         return (mean, variance), gradient
 

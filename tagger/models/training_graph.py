@@ -66,6 +66,7 @@ from tagger.models.pooled_norm import NormThenMax, pooled_after
 from tagger.models.training_sums import (
     BuiltWrapper,
     bias_added,
+    calls,
     in_backward_scope,
     update_moving_moments,
 )
@@ -95,21 +96,24 @@ def training_model(model):
     the faster forms of the module docstring; it computes the same function."""
     if isinstance(model, keras.Sequential) or not hasattr(model, "_operations"):
         return model
-    taps = {id(layer) for layer in model.layers
-            if type(layer) is keras.layers.Conv2D and len(layer._inbound_nodes) == 1
+    # a layer the model calls twice keeps its form (an earlier training or
+    # inference form's calls are not the model's)
+    once = [layer for layer in model.layers if len(calls(model, layer)) == 1]
+    taps = {id(layer) for layer in once
+            if type(layer) is keras.layers.Conv2D
             and inference_conv2d.one_channel_stride_one(layer, layer.input.shape)
             and stacked_in_training(layer.kernel_size)}
-    norms = {id(layer) for layer in model.layers if fusable(layer)}
-    pooled = {id(layer): found for layer in model.layers
-              if id(layer) in norms and (found := pooled_after(layer))}
-    gemms = {id(layer) for layer in model.layers if gemm_filter_gradient(layer)}
-    biases = {id(layer) for layer in model.layers if bias_gradient_as_product(layer)}
+    norms = {id(layer) for layer in once if fusable(layer)}
+    pooled = {id(layer): found for layer in once
+              if id(layer) in norms and (found := pooled_after(model, layer))}
+    gemms = {id(layer) for layer in once if gemm_filter_gradient(layer)}
+    biases = {id(layer) for layer in once if bias_gradient_as_product(layer)}
     folded = {id(layer): found for layer in model.layers
               if (found := folded_input_norm.folds(model, layer))}
     if not (taps or norms or gemms or biases or folded):
         return model
     images = {}  # id(standardised image) -> (it, its mask, the folded norm)
-    pending = {}  # id(a pooled norm's input) -> (the norm, its call's arguments)
+    awaited = {}  # id(a pooled norm's pool) -> (the norm, its call's arguments); its ReLU's: None
 
     def call(layer, *args, **kwargs):
         if id(layer) in folded:
@@ -130,15 +134,17 @@ def training_model(model):
             return TrainingTapsConv2D(layer, name=f"{layer.name}_taps", dtype=layer.dtype_policy,
                                       max_taps=training_taps(layer))(*args)
         if id(layer) in pooled:  # applied by its pool, the ReLU between passing x on
-            pending[id(args[0])] = (layer, kwargs)
+            pool, relu = pooled[id(layer)]
+            awaited[id(pool)] = (layer, kwargs)
+            if relu is not None:
+                awaited[id(relu)] = None
             return args[0]
-        if args and id(args[0]) in pending:
-            norm, norm_kwargs = pending[id(args[0])]
-            pool, relu = pooled[id(norm)]
-            if layer is relu:
+        if id(layer) in awaited:
+            waiting = awaited.pop(id(layer))
+            if waiting is None:  # the ReLU
                 return args[0]
-            del pending[id(args[0])]
-            return NormThenMax(norm, pool, relu, name=f"{norm.name}_pooled",
+            norm, norm_kwargs = waiting
+            return NormThenMax(norm, layer, pooled[id(norm)][1], name=f"{norm.name}_pooled",
                                dtype=norm.dtype_policy)(args[0], **norm_kwargs)
         if id(layer) in norms:
             return FusedBatchNorm(layer, name=f"{layer.name}_fused",
@@ -209,7 +215,7 @@ def fusable(layer) -> bool:
     """A plain BatchNormalization over the last axis of a 2-D to 4-D input
     (no renorm, no cross-replica moments), with an epsilon the devices'
     fused kernels take."""
-    if type(layer) is not keras.layers.BatchNormalization or len(layer._inbound_nodes) != 1:
+    if type(layer) is not keras.layers.BatchNormalization:
         return False
     rank = len(layer.input.shape)
     small_epsilon = layer.epsilon < CUDNN_MIN_EPSILON and tf.config.list_physical_devices("GPU")
@@ -262,7 +268,7 @@ def gemm_filter_gradient(layer) -> bool:
     and dilation 1, "same" padding, one group, no more input channels than filters, and
     an input at least as long as its kernel: its filter gradient is
     computed as `conv1d_filter_gradient`."""
-    if type(layer) is not keras.layers.Conv1D or len(layer._inbound_nodes) != 1:
+    if type(layer) is not keras.layers.Conv1D:
         return False
     (kernel,), (length, channels) = layer.kernel_size, layer.input.shape[1:]
     return (layer.compute_dtype == "float32" and 3 <= kernel <= MAX_GEMM_TAPS and kernel % 2
@@ -347,7 +353,7 @@ def bias_gradient_as_product(layer) -> bool:
     in bfloat16 or float16 (where TensorFlow's own bias gradient is slow
     and inexact)."""
     return (type(layer) in (keras.layers.Conv1D, keras.layers.Conv2D)
-            and len(layer._inbound_nodes) == 1 and layer.use_bias
+            and layer.use_bias
             and layer.compute_dtype in ("bfloat16", "float16")
             and layer.padding in ("valid", "same")  # causal pads in Conv1D.call
             and layer.data_format == "channels_last")

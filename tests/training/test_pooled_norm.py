@@ -93,12 +93,83 @@ def test_a_bfloat16_pooled_norm_is_exact_to_bfloat16_rounding():
                                    getattr(want_layers[0], moving), rtol=1e-3)
 
 
-def test_out_of_training_the_pooled_norm_is_its_layers():
+@pytest.mark.parametrize("frozen", [False, True])
+def test_out_of_training_or_frozen_the_norm_uses_its_moving_statistics(frozen):
     shape, pool = PAIRS["square"]
     norm, pool, relu = layers_of(shape, pool, True)
+    norm.moving_mean.assign(np.full(shape[-1], 0.5, np.float32))
+    norm.moving_variance.assign(np.full(shape[-1], 4.0, np.float32))
+    norm.trainable = not frozen
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    np.testing.assert_array_equal(NormThenMax(norm, pool, relu)(x, training=False),
-                                  pool(relu(norm(x, training=False))))
+    y = NormThenMax(norm, pool, relu)(x, training=frozen)
+    gamma, beta = np.asarray(norm.gamma), np.asarray(norm.beta)
+    want = np.maximum(gamma * (x - 0.5) / np.sqrt(4.0 + 1e-3) + beta, 0.0)
+    want = want.reshape(3, 4, 2, 5, 2, 5).max((2, 4))  # 2 x 2 windows
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(norm.moving_mean, 0.5)  # not updated
+
+
+def test_a_bfloat16_norm_of_a_large_mean_computes_its_moments_as_keras_does():
+    """Channels whose mean is 10 standard deviations from zero (where sums
+    of x and x^2 lose digits): the moving statistics to 1e-3 and the
+    output and the gradients of x, gamma and beta to bfloat16's rounding,
+    against float64 on the same values."""
+    shape, pool = PAIRS["over_bins"]
+    rng = np.random.default_rng(0)
+    x = tf.cast(rng.standard_normal(shape) + 10.0, tf.bfloat16)
+    got_layers = layers_of(shape, pool, False, "mixed_bfloat16")
+    want_layers = layers_of(shape, pool, False, "float64")
+    upstream = rng.standard_normal(got_layers[1].compute_output_shape(shape))
+    fast = NormThenMax(*got_layers, dtype="mixed_bfloat16")
+    got = outputs_and_gradients(x, upstream, lambda x: fast(x, training=True),
+                                got_layers[0].trainable_weights)
+    norm, pool, _ = want_layers
+    want = outputs_and_gradients(tf.cast(x, tf.float64), upstream,
+                                 lambda x: pool(norm(x, training=True)), norm.trainable_weights)
+    for value, expected in zip(got, want):
+        error = np.abs(np.asarray(tf.cast(value, tf.float64)) - np.asarray(expected))
+        assert np.max(error) <= 2 ** -7 * np.max(np.abs(expected))
+    variance = np.asarray(tf.cast(x, tf.float64)).var((0, 1, 2))
+    np.testing.assert_allclose((np.asarray(got_layers[0].moving_variance) - 0.9) / 0.1,
+                               variance, rtol=1e-3)
+
+
+def model_with_a_shared_input():
+    """conv -> (norm1 -> max over 32 bins), (norm2 -> ReLU -> max over 32
+    bins) and a convolution, all three reading conv's output."""
+    inputs = keras.Input((8, 32, 2))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    first = keras.layers.MaxPooling2D((1, 32))(keras.layers.BatchNormalization(name="norm1")(x))
+    second = keras.layers.BatchNormalization(name="norm2")(x)
+    second = keras.layers.MaxPooling2D((1, 32))(keras.layers.ReLU()(second))
+    side = keras.layers.Conv2D(3, 1, name="side")(x)
+    return keras.Model(inputs, [first, second, side])
+
+
+def test_norms_that_share_their_input_with_other_layers_are_pooled_each_alone():
+    keras.utils.set_random_seed(0)
+    model = model_with_a_shared_input()
+    fast = training_graph.training_model(model)
+    assert {layer.layer.name for layer in fast.layers if isinstance(layer, NormThenMax)} == {
+        "norm1", "norm2"}
+    x = np.random.default_rng(0).standard_normal((4, 8, 32, 2)).astype(np.float32)
+    for got, want in zip(fast(x, training=True), model(x, training=True)):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_second_training_form_pools_the_norms_too():
+    """An earlier form (training or inference) calls the pools again; those
+    calls are its own, not the model's."""
+    from tagger.models.inference_graph import inference_model
+
+    spec = FAMILIES["musicnn"]
+    model = spec.build(num_tags=5, **spec.tiny)
+    training_graph.training_model(model)
+    inference_model(model)
+    wrapped = {layer.layer.name for layer in training_graph.training_model(model).layers
+               if isinstance(layer, NormThenMax)}
+    assert wrapped == {"timbral1_bn", "timbral2_bn"}
 
 
 def test_which_norms_are_pooled():
@@ -108,25 +179,30 @@ def test_which_norms_are_pooled():
         x = norm(x)
         for layer in layers:
             x = layer(x)
-        keras.Model(inputs, x)
-        return pooled_norm.pooled_after(norm)
+        return pooled_norm.pooled_after(keras.Model(inputs, x), norm)
 
     pool = keras.layers.MaxPooling2D((8, 2))
     assert found(pool) == (pool, None)
     pool, relu = keras.layers.MaxPooling2D(4), keras.layers.ReLU()
     assert found(relu, pool) == (pool, relu)
-    assert found(keras.layers.ReLU(), pool) is None  # the pool is read twice now
     assert found(keras.layers.MaxPooling2D(2)) is None  # 4 values to one: slower
     assert found(keras.layers.MaxPooling2D(4, strides=2)) is None
     assert found(keras.layers.AveragePooling2D(4)) is None
     assert found(keras.layers.ReLU(max_value=6.0), keras.layers.MaxPooling2D(4)) is None
     assert found(keras.layers.MaxPooling2D(4, data_format="channels_first")) is None
 
-    inputs = keras.Input((40, 4))  # read twice
+    inputs = keras.Input((40, 4))
     norm = keras.layers.BatchNormalization()
     y = norm(inputs)
-    keras.Model(inputs, [keras.layers.MaxPooling1D(20)(y), keras.layers.Dense(2)(y)])
-    assert pooled_norm.pooled_after(norm) is None
+    read_twice = keras.Model(inputs, [keras.layers.MaxPooling1D(20)(y), keras.layers.Dense(2)(y)])
+    assert pooled_norm.pooled_after(read_twice, norm) is None
+    norm = keras.layers.BatchNormalization()
+    y = norm(inputs)
+    an_output = keras.Model(inputs, [keras.layers.MaxPooling1D(20)(y), y])
+    assert pooled_norm.pooled_after(an_output, norm) is None
+    norm, pool = keras.layers.BatchNormalization(), keras.layers.MaxPooling1D(20)
+    pool_twice = keras.Model(inputs, [pool(norm(inputs)), pool(inputs)])
+    assert pooled_norm.pooled_after(pool_twice, norm) is None
 
 
 @pytest.mark.parametrize("family, pooled", [
