@@ -87,13 +87,13 @@ def _rewrites(model):
     import keras
 
     from tagger.layers.inference_conv2d import one_channel_stride_one
-    from tagger.models.training_sums import only_reader
+    from tagger.models.training_sums import calls, only_reader
 
     taps, pooled = set(), []
     for layer in model.layers:
         if not isinstance(layer, keras.layers.Conv2D) or type(layer) is not keras.layers.Conv2D:
             continue
-        if len(layer._inbound_nodes) != 1:
+        if len(calls(model, layer)) != 1:
             continue  # a shared layer: left as it is
         if one_channel_stride_one(layer, layer.input.shape):
             taps.add(id(layer))

@@ -53,6 +53,7 @@ def pooled_after(model, norm) -> tuple | None:
 
 
 def plain_relu(layer) -> bool:
+    """max(x, 0): no cap, no slope below, no threshold."""
     return (layer.max_value is None and float(layer.negative_slope) == 0.0
             and float(layer.threshold) == 0.0)
 

@@ -40,9 +40,9 @@ variables, computed by kernels that train faster on a CPU.
   input gradient is computed for its gamma and beta.
 - A batch norm read only by a max pool of 16 or more values to one, or
   by a ReLU that such a pool alone reads (the musicnn families' norms
-  before their max over frequency), normalises the pooled values (`tagger.models.pooled_norm`):
-  the package Musicnn's bfloat16 step 1.5x faster, Won et al.'s Musicnn's
-  float32 one 1.25x.
+  before their max over frequency), normalises the pooled values
+  (`tagger.models.pooled_norm`): the package Musicnn's bfloat16 step 1.5x
+  faster, Won et al.'s Musicnn's float32 one 1.25x.
 - The stacked taps are `training_taps`' shifts, and the gradient
   of their stacking is the sum of the shifted upstream channels, each
   padded back to the input's length (`stacked_shifts`): TensorFlow's own

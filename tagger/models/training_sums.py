@@ -43,9 +43,10 @@ def calls(model, layer) -> list:
 def only_reader(model, layer):
     """The layer that alone reads `layer`'s output in `model`, both called
     once there, that output not one of the model's; or None."""
-    if len(calls(model, layer)) != 1:
+    indices = calls(model, layer)
+    if len(indices) != 1:
         return None
-    (index,) = calls(model, layer)
+    (index,) = indices
     outputs = {id(tensor) for tensor in layer._inbound_nodes[index].output_tensors}
     if outputs & {id(tensor) for tensor in model.outputs}:
         return None

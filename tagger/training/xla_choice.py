@@ -69,12 +69,12 @@ def choose(setting, fields: dict, planned_steps: int, timer, strategy,
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return XlaChoice(False, "XLA: the TPU compiles every step with it")
     found = timing_cache.read_timing(FOLDER, fields, ("plain", "xla")) if chief else None
-    values, when = found or ({}, None)
-    known = from_chief(strategy, float(faster(values["plain"], values["xla"])) if found
-                       else -1.0)
+    known = from_chief(strategy, -1.0 if found is None
+                       else float(faster(found[0]["plain"], found[0]["xla"])))
     if known >= 0:
         if found is None:  # another worker: the chief says why
             return XlaChoice(bool(known), "")
+        values, when = found
         return XlaChoice(bool(known), timed_line(values["plain"], values["xla"],
                                                  f"timed {when}, read from the cache"))
     if planned_steps < TIMED_FROM_STEPS:
