@@ -28,6 +28,8 @@ from tagger.models.training_sums import (
 )
 
 POOLS = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
+ALL_MAX_POOLS = (*POOLS, keras.layers.MaxPooling3D, keras.layers.GlobalMaxPooling1D,
+                 keras.layers.GlobalMaxPooling2D, keras.layers.GlobalMaxPooling3D)
 # Values a pool's strides reduce to one, at least, for the norm to follow
 # it: the musicnn families' maxima over 30 to 96 bins trained 1.25x to
 # 1.5x faster, the 4 x 4 pools of VGG's and FCN's last blocks 1.02x; the
@@ -50,6 +52,16 @@ def pooled_after(model, norm) -> tuple | None:
             and math.prod(layer.strides) >= MIN_POOLED):
         return layer, relu
     return None
+
+
+def max_after_relu(model, layer):
+    """The max pool (global or not, any data format) that alone reads the
+    plain ReLU `layer`'s output in `model`, or None: the ReLU, an
+    increasing function, can run after it on the pooled values."""
+    if type(layer) is not keras.layers.ReLU or not plain_relu(layer):
+        return None
+    pool = only_reader(model, layer)
+    return pool if type(pool) in ALL_MAX_POOLS else None
 
 
 def plain_relu(layer) -> bool:

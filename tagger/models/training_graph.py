@@ -15,11 +15,12 @@ variables, computed by kernels that train faster on a CPU.
   element-wise ops (moments, then the normalisation) and as many again
   for its gradient, each a pass over the activations; `FusedBatchNorm`
   computes it with TensorFlow's fused kernel on the input centred on the
-  batch's first example (the kernel's one-pass variance is exact on
+  batch's first example (the kernel's float32 output is exact on
   centred values only): about three times faster on the sample-level
   CNNs' first blocks. It updates the moving mean and variance as Keras
   does (the batch's biased variance). In bfloat16 it normalises the
-  input as it is where oneDNN's bfloat16 kernel is fast
+  input as it is, uncentred (a bfloat16 subtraction would round the
+  centred values), where oneDNN's bfloat16 kernel is fast
   (`BF16_NORM_CHANNELS`), not through casts to float32 and back.
 - oneDNN's filter gradient of a float32 Conv1D (kernel of 3 or more,
   stride 1, "same") of few input channels and long inputs runs at a
@@ -43,6 +44,9 @@ variables, computed by kernels that train faster on a CPU.
   before their max over frequency), normalises the pooled values
   (`tagger.models.pooled_norm`): the package Musicnn's bfloat16 step 1.5x
   faster, Won et al.'s Musicnn's float32 one 1.25x.
+- A plain ReLU read only by a max pool runs after it, on the pooled
+  values (the two commute): the sample-level CNNs' block ReLUs, forward
+  and backward, on a third of the values.
 - The stacked taps are `training_taps`' shifts, and the gradient
   of their stacking is the sum of the shifted upstream channels, each
   padded back to the input's length (`stacked_shifts`): TensorFlow's own
@@ -62,7 +66,7 @@ import tensorflow as tf
 from tagger.layers import inference_conv2d
 from tagger.layers.inference_conv2d import InferenceConv2D
 from tagger.models import folded_input_norm
-from tagger.models.pooled_norm import NormThenMax, pooled_after
+from tagger.models.pooled_norm import NormThenMax, max_after_relu, pooled_after
 from tagger.models.training_sums import (
     BuiltWrapper,
     bias_added,
@@ -106,14 +110,18 @@ def training_model(model):
     norms = {id(layer) for layer in once if fusable(layer)}
     pooled = {id(layer): found for layer in once
               if id(layer) in norms and (found := pooled_after(model, layer))}
+    paired = {id(relu) for _, relu in pooled.values()}
+    relus = {id(layer): pool for layer in once
+             if id(layer) not in paired and (pool := max_after_relu(model, layer))}
     gemms = {id(layer) for layer in once if gemm_filter_gradient(layer)}
     biases = {id(layer) for layer in once if bias_gradient_as_product(layer)}
     folded = {id(layer): found for layer in model.layers
               if (found := folded_input_norm.folds(model, layer))}
-    if not (taps or norms or gemms or biases or folded):
+    if not (taps or norms or relus or gemms or biases or folded):
         return model
     images = {}  # id(standardised image) -> (it, its mask, the folded norm)
     awaited = {}  # id(a pooled norm's pool) -> (the norm, its call's arguments); its ReLU's: None
+    after_pool = {}  # id(a max pool) -> the ReLU before it in the model, applied after it
 
     def call(layer, *args, **kwargs):
         if id(layer) in folded:
@@ -146,6 +154,11 @@ def training_model(model):
             norm, norm_kwargs = waiting
             return NormThenMax(norm, layer, pooled[id(norm)][1], name=f"{norm.name}_pooled",
                                dtype=norm.dtype_policy)(args[0], **norm_kwargs)
+        if id(layer) in relus:  # applied after its pool: max(relu(x)) = relu(max(x))
+            after_pool[id(relus[id(layer)])] = layer
+            return args[0]
+        if id(layer) in after_pool:
+            return after_pool.pop(id(layer))(layer(*args, **kwargs))
         if id(layer) in norms:
             return FusedBatchNorm(layer, name=f"{layer.name}_fused",
                                   dtype=layer.dtype_policy)(*args, **kwargs)
@@ -240,11 +253,12 @@ class FusedBatchNorm(BuiltWrapper):
         as_it_is = x.dtype == tf.bfloat16 and channels % BF16_NORM_CHANNELS == 0
         values = x if as_it_is else tf.cast(x, tf.float32)
         shape = tf.shape(values)
-        axes = list(range(len(x.shape) - 1))
-        shift = tf.cast(tf.reduce_mean(tf.cast(values[:1], tf.float32), axes), values.dtype)
-        shift = tf.stop_gradient(shift)  # the kernel's one-pass variance is exact
-        image = values - shift  # on centred values only
-        shift = tf.cast(shift, tf.float32)
+        if as_it_is:  # uncentred: a bfloat16 subtraction would round the centred values
+            image, shift = values, 0.0
+        else:  # the kernel's float32 normalisation is exact on centred values only
+            axes = list(range(len(x.shape) - 1))
+            shift = tf.stop_gradient(tf.reduce_mean(values[:1], axes))
+            image = values - shift
         while len(image.shape) < 4:  # (batch, [time,] channels) -> NHWC
             image = tf.expand_dims(image, -2)
         gamma = tf.cast(norm.gamma, tf.float32) if norm.scale else tf.ones([channels])

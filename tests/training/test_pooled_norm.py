@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tagger.models import FAMILIES, pooled_norm, training_graph
 from tagger.models.pooled_norm import NormThenMax
+from tagger.models.training_sums import calls
 
 PAIRS = {  # shape, pool
     "over_bins": ((4, 9, 29, 6), lambda: keras.layers.MaxPooling2D((1, 29))),
@@ -217,3 +218,64 @@ def test_the_musicnn_families_train_their_frequency_norms_pooled(family, pooled)
     wrapped = {layer.layer.name for layer in training_graph.training_model(model).layers
                if isinstance(layer, NormThenMax)}
     assert wrapped == pooled
+
+
+def test_which_relus_run_after_their_max_pool():
+    def found(relu, *readers, shape=(12, 4)):
+        inputs = keras.Input(shape)
+        y = relu(inputs)
+        outputs = [reader(y) for reader in readers] or [y]
+        return pooled_norm.max_after_relu(keras.Model(inputs, outputs), relu)
+
+    for pool in (keras.layers.MaxPooling1D(2), keras.layers.MaxPooling1D(3, padding="same"),
+                 keras.layers.GlobalMaxPooling1D()):
+        assert found(relu := keras.layers.ReLU(), pool) is pool, relu
+    assert found(keras.layers.ReLU(), keras.layers.MaxPooling2D(2), shape=(4, 4, 2)) is not None
+    assert found(keras.layers.ReLU(max_value=6.0), keras.layers.MaxPooling1D(2)) is None
+    assert found(keras.layers.ReLU(negative_slope=0.1), keras.layers.MaxPooling1D(2)) is None
+    assert found(keras.layers.ReLU(), keras.layers.AveragePooling1D(2)) is None
+    assert found(keras.layers.ReLU()) is None  # the model's output
+    assert found(keras.layers.ReLU(), keras.layers.MaxPooling1D(2), keras.layers.Dense(2)) is None
+    assert found(keras.layers.Activation("relu"), keras.layers.MaxPooling1D(2)) is None
+
+
+def test_a_relu_after_its_max_pool_computes_the_same_output_and_gradients():
+    """conv -> ReLU -> max pool, trained as conv -> max pool -> ReLU: the
+    same output and gradients (exactly: the max and the ReLU commute, and a
+    window whose values are all negative has no gradient either way)."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((30, 3))
+    y = keras.layers.Conv1D(5, 3, padding="same", bias_initializer=keras.initializers.Constant(
+        -0.5), name="conv")(inputs)
+    y = keras.layers.MaxPooling1D(3, name="pool")(keras.layers.ReLU(name="relu")(y))
+    top = keras.layers.GlobalMaxPooling1D(name="global")(keras.layers.ReLU(name="relu2")(y))
+    model = keras.Model(inputs, [y, top])
+    fast = training_graph.training_model(model)
+    assert fast is not model
+    for relu, pool in (("relu", "pool"), ("relu2", "global")):  # each reads its pool's output
+        (index,) = calls(fast, layer := fast.get_layer(relu))
+        assert layer._inbound_nodes[index].input_tensors[0]._keras_history.operation.name == pool
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((4, 30, 3)), tf.float32)
+    upstream = rng.standard_normal((4, 55))
+
+    def joined(form):
+        return lambda v: tf.concat([tf.reshape(y, [4, -1]) for y in form(v, training=True)], 1)
+
+    got = outputs_and_gradients(x, upstream, joined(fast), model.trainable_weights)
+    want = outputs_and_gradients(x, upstream, joined(model), model.trainable_weights)
+    assert 0 < float(tf.reduce_mean(tf.cast(got[0] == 0, tf.float32))) < 0.9  # windows all <= 0
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_the_sample_level_blocks_run_their_relu_after_the_pool():
+    spec = FAMILIES["samplecnn"]
+    keras.utils.set_random_seed(0)
+    model = spec.build(num_tags=5, **spec.tiny)
+    pools = {layer.name: layer for layer in model.layers
+             if isinstance(layer, keras.layers.MaxPooling1D)}
+    moved = {layer.name for layer in model.layers
+             if pooled_norm.max_after_relu(model, layer) is not None}
+    assert pools and moved == {name.replace("_pool", "_relu") for name in pools}
+    assert "stem_relu" not in moved

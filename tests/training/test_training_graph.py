@@ -321,22 +321,42 @@ def test_a_bias_gradient_is_the_upstream_sum_in_bfloat16_too():
 
 
 @pytest.mark.parametrize("channels", [16, 12])
-def test_a_bfloat16_fused_norm_is_exact_to_bfloat16_rounding(channels):
-    """A bfloat16 input (16 channels: to the fused kernel as it is; 12:
-    through float32): the output against float64 on the same values, the
-    moving statistics as Keras keeps them."""
+@pytest.mark.parametrize("mean", [0.0, 90.0])
+def test_a_bfloat16_fused_norm_is_exact_to_bfloat16_rounding(channels, mean):
+    """A bfloat16 input (16 channels: to the fused kernel as it is,
+    uncentred; 12: through float32), its mean 0 or 30 times its spread:
+    the output and the input's gradient against float64 on the same
+    values, as close as Keras's own bfloat16 layer; the moving statistics
+    as Keras keeps them."""
     from tagger.models.training_graph import FusedBatchNorm
 
     rng = np.random.default_rng(0)
-    x = tf.cast(3.0 * rng.standard_normal((16, 300, channels)) + 20.0, tf.bfloat16)
+    x = tf.cast(3.0 * rng.standard_normal((16, 300, channels)) + mean, tf.bfloat16)
+    upstream = rng.standard_normal(x.shape)
     values = np.asarray(tf.cast(x, tf.float64))
     mean, variance = values.mean((0, 1)), values.var((0, 1))
-    norm = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-3, dtype="mixed_bfloat16")
-    norm.build(x.shape)
-    y = FusedBatchNorm(norm, dtype="mixed_bfloat16")(x, training=True)
-    assert y.dtype == tf.bfloat16
-    want = (values - mean) / np.sqrt(variance + 1e-3)
-    assert np.max(np.abs(np.asarray(tf.cast(y, tf.float64)) - want)) < 0.05
+    inverse = 1 / np.sqrt(variance + 1e-3)
+    want = (values - mean) * inverse
+    want_dx = inverse * (upstream - upstream.mean((0, 1))
+                         - want * (upstream * want).mean((0, 1)))
+
+    def errors(make):
+        norm = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-3,
+                                               dtype="mixed_bfloat16")
+        norm.build(x.shape)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = make(norm)(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, tf.float64) * upstream)
+        assert y.dtype == tf.bfloat16
+        dx = np.asarray(tf.cast(tape.gradient(loss, x), tf.float64))
+        return norm, np.max(np.abs(np.asarray(tf.cast(y, tf.float64)) - want)), np.max(
+            np.abs(dx - want_dx)) / np.max(np.abs(want_dx))
+
+    norm, y_error, dx_error = errors(lambda norm: FusedBatchNorm(norm, dtype="mixed_bfloat16"))
+    _, keras_y_error, keras_dx_error = errors(lambda norm: norm)
+    assert y_error < 0.05 and dx_error < 0.02
+    assert y_error <= 1.5 * keras_y_error and dx_error <= 1.5 * keras_dx_error
     np.testing.assert_allclose(norm.moving_mean, 0.1 * mean, rtol=1e-3)
     np.testing.assert_allclose(norm.moving_variance, 0.9 + 0.1 * variance, rtol=1e-3)
 
