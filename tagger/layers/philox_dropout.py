@@ -6,9 +6,12 @@ that choice lowers to slow code: a training step of the ReSE+multi
 sample-level CNN (dropout inside each of its nine residual blocks) ran far
 slower than without XLA, while the same step with its mask drawn by Philox
 compiles to vectorised code and runs at least as fast as without XLA
-(docs/performance.md). Otherwise this is keras.layers.Dropout: the same
-rate, scaling by 1 / (1 - rate), seed generator and `noise_shape`; under
-another Keras backend (JAX, PyTorch) it is keras.layers.Dropout itself.
+(docs/performance.md). Each element takes 16 of Philox's random bits,
+half the draws of a uniform float each: the self-attention tagger's
+training step 1.04x faster. Otherwise this is keras.layers.Dropout: the
+same rate (to 2^-16), scaling by 1 / (1 - rate), seed generator and
+`noise_shape`; under another Keras backend (JAX, PyTorch) it is
+keras.layers.Dropout itself.
 """
 
 from __future__ import annotations
@@ -37,6 +40,19 @@ class PhiloxDropout(keras.layers.Dropout):
                               for i, size in enumerate(self.noise_shape)])
         seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1),
                        tf.int32)
-        uniform = tf.random.stateless_uniform(shape, seed, dtype=tf.float32, alg="philox")
-        keep = tf.cast(uniform >= self.rate, inputs.dtype)
-        return inputs * keep * tf.cast(1.0 / (1.0 - self.rate), inputs.dtype)
+        return inputs * tf.reshape(keep_mask(shape, seed, self.rate, inputs.dtype), shape)
+
+
+def keep_mask(shape, seed, rate: float, dtype):
+    """(prod(shape),) of 1 / (1 - rate) with probability 1 - rate, else 0,
+    drawn by Philox 16 random bits an element (half the draws of one
+    uniform float each): `rate` rounded to a multiple of 2^-16."""
+    import tensorflow as tf
+
+    count = tf.reduce_prod(shape)
+    words = tf.random.stateless_uniform([(count + 1) // 2], seed, minval=None, maxval=None,
+                                        dtype=tf.uint32, alg="philox")
+    halves = tf.reshape(tf.bitcast(words, tf.int16), [-1])[:count]  # uniform on int16
+    threshold = round(rate * 2**16) - 2**15
+    scale = tf.constant(1.0 / (1.0 - rate), dtype)
+    return tf.where(halves >= threshold, scale, tf.zeros([], dtype))

@@ -31,6 +31,21 @@ def test_drops_the_rate_and_scales_the_rest(jit):
     np.testing.assert_array_equal(layer(x, training=False).numpy(), x.numpy())
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_every_element_has_its_own_draw(dtype):
+    """16 random bits an element: an odd count of elements, and neighbours
+    (two halves of one 32-bit draw) kept together only as often as
+    independent draws are."""
+    layer = PhiloxDropout(0.4, seed=3, dtype=dtype)
+    y = np.asarray(tf.cast(layer(tf.ones((7, 1001, 3), dtype), training=True), tf.float32))
+    assert y.shape == (7, 1001, 3)
+    kept = (y != 0).ravel()
+    assert abs(kept.mean() - 0.6) < 0.01  # 21021 draws: the standard error is 0.0034
+    together = (kept[:-1] == kept[1:]).mean()
+    assert abs(together - (0.6 ** 2 + 0.4 ** 2)) < 0.02
+    np.testing.assert_allclose(y[y != 0], 1 / 0.6, rtol=1e-2)
+
+
 def test_noise_shape_drops_whole_slices():
     layer = PhiloxDropout(0.5, noise_shape=(None, 1, 6), seed=2)
     y = layer(tf.ones((3, 50, 6)), training=True).numpy()
