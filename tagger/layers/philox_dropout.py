@@ -46,13 +46,14 @@ class PhiloxDropout(keras.layers.Dropout):
 def keep_mask(shape, seed, rate: float, dtype):
     """(prod(shape),) of 1 / (1 - rate) with probability 1 - rate, else 0,
     drawn by Philox 16 random bits an element (half the draws of one
-    uniform float each): `rate` rounded to a multiple of 2^-16."""
+    uniform float each): `rate` rounded to a multiple of 2^-16, at most
+    1 - 2^-16."""
     import tensorflow as tf
 
     count = tf.reduce_prod(shape)
     words = tf.random.stateless_uniform([(count + 1) // 2], seed, minval=None, maxval=None,
                                         dtype=tf.uint32, alg="philox")
     halves = tf.reshape(tf.bitcast(words, tf.int16), [-1])[:count]  # uniform on int16
-    threshold = round(rate * 2**16) - 2**15
+    threshold = min(round(rate * 2**16), 2**16 - 1) - 2**15  # some kept: 1 / 2^16 at least
     scale = tf.constant(1.0 / (1.0 - rate), dtype)
     return tf.where(halves >= threshold, scale, tf.zeros([], dtype))

@@ -46,6 +46,14 @@ def test_every_element_has_its_own_draw(dtype):
     np.testing.assert_allclose(y[y != 0], 1 / 0.6, rtol=1e-2)
 
 
+@pytest.mark.parametrize("rate", [1e-6, 0.999999])
+def test_a_rate_near_zero_or_one_keeps_all_or_almost_none(rate):
+    y = PhiloxDropout(rate, seed=5)(tf.ones((64, 1024)), training=True).numpy()
+    kept = (y != 0).mean()
+    assert kept == 1.0 if rate < 0.5 else kept < 1e-3
+    np.testing.assert_allclose(y[y != 0], 1 / (1 - rate), rtol=1e-6)
+
+
 def test_noise_shape_drops_whole_slices():
     layer = PhiloxDropout(0.5, noise_shape=(None, 1, 6), seed=2)
     y = layer(tf.ones((3, 50, 6)), training=True).numpy()
