@@ -46,7 +46,7 @@ def pooled_after(model, norm) -> tuple | None:
     the plain ReLU between or None) that alone read `norm`'s output in
     `model`, or None."""
     relu, layer = None, only_reader(model, norm)
-    if type(layer) is keras.layers.ReLU and plain_relu(layer):
+    if plain_relu(layer):
         relu, layer = layer, only_reader(model, layer)
     if (type(layer) in POOLS and layer.data_format == "channels_last"
             and math.prod(layer.strides) >= MIN_POOLED):
@@ -58,16 +58,14 @@ def max_after_relu(model, layer):
     """The max pool (global or not, any data format) that alone reads the
     plain ReLU `layer`'s output in `model`, or None: the ReLU, an
     increasing function, can run after it on the pooled values."""
-    if type(layer) is not keras.layers.ReLU or not plain_relu(layer):
-        return None
-    pool = only_reader(model, layer)
+    pool = only_reader(model, layer) if plain_relu(layer) else None
     return pool if type(pool) in ALL_MAX_POOLS else None
 
 
 def plain_relu(layer) -> bool:
-    """max(x, 0): no cap, no slope below, no threshold."""
-    return (layer.max_value is None and float(layer.negative_slope) == 0.0
-            and float(layer.threshold) == 0.0)
+    """A ReLU layer of max(x, 0): no cap, no slope below, no threshold."""
+    return (type(layer) is keras.layers.ReLU and layer.max_value is None
+            and float(layer.negative_slope) == 0.0 and float(layer.threshold) == 0.0)
 
 
 class NormThenMax(BuiltWrapper):
