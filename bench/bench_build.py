@@ -197,9 +197,9 @@ def main():
           f"with 2 workers {min(cpu['2']):.2f} (where 2 processes cost more CPU than "
           "1 on the floor too, the machine's cores slow each other down)")
     print(ratio_line("CPU time, floor / build with 1 worker",
-                     min(cpu["floor"]) / min(cpu["1"]), ">= 0.85"))
+                     min(cpu["floor"]) / min(cpu["1"]), ">= 0.9"))
     print(ratio_line("build throughput, 1 worker / decode+resample floor",
-                     rate["1"] / rate["floor"], ">= 0.85"))
+                     rate["1"] / rate["floor"], ">= 0.9"))
     print(ratio_line("scaling, 2 workers / 1 worker", rate["2"] / rate["1"], ">= 1.8"))
     print(ratio_line("the floor's own scaling, 2 processes / 1", rate["floor2"] / rate["floor"],
                      "what this machine allows"))

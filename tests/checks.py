@@ -16,6 +16,7 @@ for the model families), never from another test file or a conftest.py.
 from __future__ import annotations
 
 import pathlib  # no TensorFlow here: scripts the tests start import this too
+import struct
 
 import numpy as np
 
@@ -372,6 +373,18 @@ def files_digest(folder):
         if name.endswith(".tfrecord") or name == "dataset_info.json":
             digests[name] = hashlib.sha256(pathlib.Path(folder, name).read_bytes()).hexdigest()
     return digests
+
+
+def framing_of_file(data: bytes) -> bytes:
+    """A TFRecord file's framing, cut from its bytes: each record's length,
+    the length's CRC and the data's CRC."""
+    out, at = b"", 0
+    while at < len(data):
+        (length,) = struct.unpack_from("<Q", data, at)
+        out += data[at:at + 12] + data[at + 12 + length:at + 16 + length]
+        at += 16 + length
+    assert at == len(data)
+    return out
 
 
 def copy_to_gfile(local_dir, remote_dir):

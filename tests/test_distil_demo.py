@@ -125,7 +125,7 @@ def test_records_rebuilt_from_other_music_train_the_student_anew(raw_records, tm
     step()
     assert "(already finished)" in step()[0] and len(trained) == 1
     info = json.loads((records / "dataset_info.json").read_text())
-    info["splits"]["train"]["shard_sha256"][0] = "0" * 64
+    info["splits"]["train"]["shard_framing_sha256"][0] = "0" * 64
     (records / "dataset_info.json").write_text(json.dumps(info))
     lines = step()
     assert lines[0].startswith("training: settings changed (dataset.records ") and \

@@ -12,17 +12,21 @@ import os
 from tagger import fileio
 from tagger.records.info import DatasetInfo, load_info, shard_paths
 
+SHARD_CHECKSUMS = {"shard_framing_sha256", "shard_sha256"}  # the builder's, newest first
+
 
 def records_fingerprint(data_dir: str, info: DatasetInfo | None = None) -> str:
     """The SHA-256 (64 hex digits) of the records in `data_dir`: of their
-    dataset_info.json's content, which holds each shard's SHA-256, recorded
-    by the builder as it wrote the shard. Records built before the builder
-    recorded them give each shard's name and size in their place (checking
-    no shard's bytes: a million clips' shards take hours to read)."""
+    dataset_info.json's content, which holds a checksum of each shard
+    recorded by the builder as it wrote the shard (the SHA-256 of its
+    records' lengths and CRC32Cs; of all its bytes in records built before).
+    Records built before the builder recorded either give each shard's name
+    and size in their place (checking no shard's bytes: a million clips'
+    shards take hours to read)."""
     info = info or load_info(data_dir)
     content = info.to_json()
     for split, entry in info.splits.items():
-        if "shard_sha256" not in entry:
+        if not SHARD_CHECKSUMS & entry.keys():
             content["splits"][split]["shard_sizes"] = [
                 _size(path) for path in shard_paths(data_dir, info, split)]
     text = json.dumps(content, sort_keys=True, separators=(",", ":"))

@@ -23,8 +23,9 @@ class DatasetInfo:
     `segment_length` samples at `sample_rate` Hz stored as `features`
     (`kind` raw or logmel, `dtype`, `logmel` settings or None) of shape
     `segment_shape`; `splits`: per split its clips, segments, shard file
-    names, each shard's SHA-256 (`shard_sha256`, absent from records built
-    before it was recorded) and whether it is labelled; `skipped` and
+    names, each shard's SHA-256 of its records' lengths and CRC32Cs
+    (`shard_framing_sha256`; records built before hold the SHA-256 of each
+    shard's bytes, `shard_sha256`, or neither) and whether it is labelled; `skipped` and
     `cut` clips with their reasons; `origin` (real or synthetic data),
     `notes` and `build` (the source's settings) as the plan recorded them;
     `fingerprint` hashes what decides the bytes of the shards (the plan and

@@ -15,6 +15,7 @@ mod 2**32. The build's worker processes frame their clips' records here
 
 from __future__ import annotations
 
+import hashlib
 import struct
 
 import google_crc32c
@@ -49,6 +50,25 @@ def frame(parts) -> tuple:
     if parts and len(parts[-1]) <= SMALL:
         footer = bytes(parts.pop()) + footer
     return (header, *parts, footer)
+
+
+def framing(parts) -> bytes:
+    """A framed record's 16 framing bytes (`frame`'s parts): its length, the
+    length's CRC and the data's CRC, which stands for the data."""
+    return bytes(parts[0][:12]) + bytes(parts[-1][-4:])
+
+
+def framing_sha256(path: str) -> str:
+    """The SHA-256 of the framing bytes of every record of the TFRecord file
+    at `path`, in order (what the builder records as it writes a shard);
+    only the framing is read."""
+    digest = hashlib.sha256()
+    with fileio.open_file(path, "rb") as file:
+        while len(header := file.read(12)) == 12:
+            (length,) = struct.unpack("<Q", header[:8])
+            file.seek(length, 1)
+            digest.update(header + file.read(4))
+    return digest.hexdigest()
 
 
 def frame_bytes(data) -> bytes:

@@ -47,6 +47,7 @@ from tagger.parallel import WorkerPool, ordered_map
 from tagger.records.clip_decoder import DecodedClip, DecodeTask, decode_clip, worker_died
 from tagger.records.info import INFO_FILE, DatasetInfo
 from tagger.records.plan import Clip, DatasetPlan
+from tagger.records.tfrecord import framing, framing_sha256
 
 BUILDER_VERSION = "1"
 STATE_DIR = ".build"
@@ -241,7 +242,8 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
                 on_clip=None) -> dict:
     """Writes `job`'s shard from `decoded` (a DecodedClip per clip of the
     job, in order) and returns its manifest (its clips, segments, skipped
-    and cut clips, and the SHA-256 of its bytes): the shard goes to a fresh
+    and cut clips, and the SHA-256 of its records' framing, which holds each
+    record's length and CRC32C: `tfrecord.framing_sha256`): the shard goes to a fresh
     temporary name (`fileio.temporary_path`: one per attempt, so Beam's
     retries of a shard never share one), the manifest is saved, then the
     shard is renamed into place.
@@ -253,7 +255,7 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
     manifest = {"shard": job.name, "split": job.split, "clip_ids": [],
                 "segments": 0, "skipped": [], "cut": []}
     written = 0
-    digest = hashlib.sha256()  # of the shard's bytes, as they are written
+    digest = hashlib.sha256()  # of each record's framing, as it is written
     shard = contextlib.ExitStack()  # holds the open temporary file
 
     def write_failed(error):
@@ -282,7 +284,7 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
             with fileio.failed_writes_as(write_failed):
                 for part in record:
                     writer.write(part)
-                    digest.update(part)
+            digest.update(framing(record))
             written += sum(memoryview(part).nbytes for part in record)
             manifest["clip_ids"].append(clip.clip_id)
             manifest["segments"] += int(num_segments)
@@ -292,7 +294,7 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
                                         "seconds": round(result.full_seconds, 2)})
         with fileio.failed_writes_as(write_failed):
             shard.close()  # flushes the shard: a full disk may show only here
-    manifest["sha256"] = digest.hexdigest()
+    manifest["framing_sha256"] = digest.hexdigest()
     with fileio.failed_writes_as(write_failed):
         fileio.write_atomic(_manifest_path(out_dir, job.name), json.dumps(manifest))
         fileio.rename(temp, path)
@@ -358,8 +360,9 @@ def _dataset_info(plan, config, jobs, manifests, fingerprint) -> DatasetInfo:
             "clips": sum(len(m["clip_ids"]) for m in split_manifests),
             "segments": sum(m["segments"] for m in split_manifests),
             "shards": [j.name for j in split_jobs],
-            "shard_sha256": [_shard_sha256(config.output_dir, j.name, manifests[j.name])
-                             for j in split_jobs],
+            "shard_framing_sha256": [
+                _framing_sha256(config.output_dir, j.name, manifests[j.name])
+                for j in split_jobs],
             "labelled": plan.is_labelled(split),
         }
         skipped += [{"split": split, **s} for m in split_manifests for s in m["skipped"]]
@@ -380,16 +383,12 @@ def _dataset_info(plan, config, jobs, manifests, fingerprint) -> DatasetInfo:
         fingerprint=fingerprint)
 
 
-def _shard_sha256(out_dir: str, name: str, manifest: dict) -> str:
-    """The SHA-256 of a finished shard's bytes: from its manifest, or read
+def _framing_sha256(out_dir: str, name: str, manifest: dict) -> str:
+    """The SHA-256 of a finished shard's framing: from its manifest, or read
     back for a shard whose manifest was saved before manifests held it."""
-    if "sha256" in manifest:
-        return manifest["sha256"]
-    digest = hashlib.sha256()
-    with fileio.open_file(join_path(out_dir, name), "rb") as file:
-        while chunk := file.read(1 << 24):
-            digest.update(chunk)
-    return digest.hexdigest()
+    if "framing_sha256" in manifest:
+        return manifest["framing_sha256"]
+    return framing_sha256(join_path(out_dir, name))
 
 
 def _fingerprint(plan: DatasetPlan, config: BuildConfig) -> str:

@@ -19,7 +19,7 @@ from tagger.audio import INT16_SCALE, load_audio, segment
 from tagger.datasets import mtt
 from tagger.errors import UserError
 from tagger.records import reader
-from tests.checks import build_mtt, copy_to_gfile, files_digest
+from tests.checks import build_mtt, copy_to_gfile, files_digest, framing_of_file
 from tests.presets import CLIPS_PER_SHARD
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -46,9 +46,9 @@ def expected_splits(data_dir, summary):
 
 
 def layout(splits) -> dict:
-    """The splits of a dataset_info without the shards' SHA-256: their clips,
-    segments and shard names, whatever bytes the shards hold."""
-    return {name: {k: v for k, v in split.items() if k != "shard_sha256"}
+    """The splits of a dataset_info without the shards' checksums: their
+    clips, segments and shard names, whatever bytes the shards hold."""
+    return {name: {k: v for k, v in split.items() if k != "shard_framing_sha256"}
             for name, split in splits.items()}
 
 
@@ -72,28 +72,33 @@ def test_split_sizes_tags_and_segments(synthetic_mtt, raw_records):
     assert info.features == {"kind": "raw", "dtype": "int16", "logmel": None}
 
 
-def test_each_shards_sha256_is_recorded(raw_records):
+def test_each_shards_framing_digest_is_recorded(raw_records):
     records, info = raw_records
     for split in info.splits.values():
-        assert split["shard_sha256"] == [
-            hashlib.sha256(pathlib.Path(records, name).read_bytes()).hexdigest()
+        assert "shard_sha256" not in split
+        assert split["shard_framing_sha256"] == [
+            hashlib.sha256(framing_of_file(pathlib.Path(records, name).read_bytes())).hexdigest()
             for name in split["shards"]]
 
 
-def test_a_shard_finished_before_manifests_held_its_sha256_is_read_back(
-        synthetic_mtt, raw_records, tmp_path):
-    """A build resumed from shards whose manifests hold no SHA-256 (written
-    by an earlier version) reads those shards back for it."""
+@pytest.mark.parametrize("older", ["sha256", None])
+def test_a_shard_finished_before_manifests_held_its_digest_is_read_back(
+        older, synthetic_mtt, raw_records, tmp_path):
+    """A build resumed from shards whose manifests hold no framing digest
+    (written by an earlier version: the SHA-256 of the shard's bytes, or
+    nothing) reads those shards' framing back for it."""
     out = tmp_path / "resumed"
     shutil.copytree(raw_records[0], out)
     name = raw_records[1].splits["val"]["shards"][0]
     manifest = out / ".build" / f"{name}.json"
-    manifest.write_text(json.dumps({k: v for k, v in json.loads(manifest.read_text()).items()
-                                    if k != "sha256"}))
+    stored = {k: v for k, v in json.loads(manifest.read_text()).items() if k != "framing_sha256"}
+    if older:
+        stored[older] = hashlib.sha256((out / name).read_bytes()).hexdigest()
+    manifest.write_text(json.dumps(stored))
     (out / "dataset_info.json").unlink()
     info = build_mtt(synthetic_mtt[0], out)
-    assert info.splits["val"]["shard_sha256"][0] == hashlib.sha256(
-        (out / name).read_bytes()).hexdigest()
+    assert info.splits["val"]["shard_framing_sha256"][0] == hashlib.sha256(
+        framing_of_file((out / name).read_bytes())).hexdigest()
     assert info == raw_records[1]
 
 

@@ -2,6 +2,7 @@
 records tf.data reads back, and shards of a build that TensorFlow would
 have written the same."""
 
+import hashlib
 import os
 
 import numpy as np
@@ -9,7 +10,15 @@ import pytest
 import tensorflow as tf
 
 from tagger.records.schema import example_parts, serialize_example
-from tagger.records.tfrecord import frame, frame_bytes, masked_crc32c, open_record_file
+from tagger.records.tfrecord import (
+    frame,
+    frame_bytes,
+    framing,
+    framing_sha256,
+    masked_crc32c,
+    open_record_file,
+)
+from tests.checks import framing_of_file
 
 
 def tensorflow_file(path, records):
@@ -65,6 +74,32 @@ def test_a_file_through_tf_gfile(tmp_path):
                 file.write(part)
     with tf.io.gfile.GFile(path, "rb") as f:
         assert f.read() == tensorflow_file(tmp_path / "tf.tfrecord", RECORDS)
+
+
+@pytest.mark.parametrize("path", ["local", "ram://tfrecord_test/framing.tfrecord"])
+def test_the_framing_digest_reads_each_records_length_and_checksums(path, tmp_path):
+    path = str(tmp_path / "ours.tfrecord") if path == "local" else path
+    with open_record_file(path) as file:
+        for record in RECORDS:
+            for part in frame([record]):
+                file.write(part)
+    data = tf.io.gfile.GFile(path, "rb").read()
+    expected = framing_of_file(data)
+    assert len(expected) == 16 * len(RECORDS)
+    assert framing_sha256(path) == hashlib.sha256(expected).hexdigest()
+    assert b"".join(framing(frame([r])) for r in RECORDS) == expected
+
+
+def test_the_framing_stands_for_the_data():
+    """One byte of a large record changed, or two bytes swapped: another
+    framing (its data CRC), at the same length."""
+    record = bytearray(RECORDS[-1])
+    changed, swapped = bytearray(record), bytearray(record)
+    changed[40_000] ^= 1
+    swapped[10], swapped[11] = record[11], record[10]
+    assert record[10] != record[11]
+    framings = {framing(frame([bytes(r)])) for r in (record, changed, swapped)}
+    assert len(framings) == 3 and len({f[:8] for f in framings}) == 1
 
 
 @pytest.mark.parametrize("records", ["raw_records", "logmel_records"])

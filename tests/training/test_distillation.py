@@ -178,7 +178,7 @@ def test_records_rebuilt_with_their_clips_in_another_order_are_scored_anew(own_r
     second.write_bytes(first_bytes)
     path = tmp_path / "records" / "dataset_info.json"
     stored = json.loads(path.read_text())
-    stored["splits"]["test"]["shard_sha256"].reverse()  # as the builder records them
+    stored["splits"]["test"]["shard_framing_sha256"].reverse()  # as the builder records them
     path.write_text(json.dumps(stored))
     info = load_info(records)
     lines = []
