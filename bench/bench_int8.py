@@ -28,8 +28,9 @@ and `int8_speed_of_keras_<engine>` (keras's time / the engine's, decoding
 included, as tag.py runs).
 
 `--tiny` checks that the bench runs: an untrained package Musicnn at a
-sixteenth of its filters, on tones and noise written to files (its figures
-mean nothing).
+sixteenth of its filters, on tones and noise written to files, or on
+`--files` (2 calibration and 2 check files unless the counts are given; its
+figures mean nothing).
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ CALIBRATION_PACKAGE = "warzone2100-music"
 CHECK_PACKAGES = ("nexuiz-music", "asc-music")
 
 
-def parse_args():
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="MTT_musicnn",
-                   help="a pretrained name or a saved model, as tag.py takes them")
+    p.add_argument("--model", default=None,
+                   help="a pretrained name or a saved model, as tag.py takes them "
+                        "(default: MTT_musicnn)")
     p.add_argument("--music-dir", default=None,
                    help="where the soundtracks are laid out (default: a temp dir)")
     p.add_argument("--debs-dir", default=None,
@@ -56,15 +58,35 @@ def parse_args():
     p.add_argument("--files", nargs="+", default=None, metavar="PATH",
                    help="recorded music instead of the soundtracks: the first "
                         "--calibration-files calibrate int8, the next --check-files are checked")
-    p.add_argument("--calibration-files", type=int, default=8)
-    p.add_argument("--check-files", type=int, default=16)
+    p.add_argument("--calibration-files", type=int, default=None,
+                   help="(default: 8; --tiny: 2)")
+    p.add_argument("--check-files", type=int, default=None, help="(default: 16; --tiny: 2)")
     p.add_argument("--engines", nargs="+",
                    default=["tflite-int8", "keras-bf16", "tflite-dynamic", "tflite-fp16"])
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--tiny", action="store_true",
-                   help="an untrained tiny model on generated audio: checks that the bench "
-                        "runs (its figures mean nothing)")
-    return p.parse_args()
+                   help="an untrained tiny model on generated audio, or on --files: checks "
+                        "that the bench runs (its figures mean nothing)")
+    args = p.parse_args(argv)
+    soundtracks = [flag for flag, value in (("--music-dir", args.music_dir),
+                                            ("--debs-dir", args.debs_dir)) if value]
+    if soundtracks and (args.files or args.tiny):
+        one = len(soundtracks) == 1
+        p.error(f"{' and '.join(soundtracks)} {'lays' if one else 'lay'} out the soundtracks: "
+                f"leave {'it' if one else 'them'} out with "
+                f"{'--files' if args.files else '--tiny'}")
+    if args.tiny and args.model:
+        p.error("--tiny runs an untrained tiny model: leave out --model")
+    if args.tiny and not args.files and (args.calibration_files or args.check_files):
+        p.error("--tiny's generated audio is 2 calibration and 2 check files: count files "
+                "with --files only")
+    if any(count is not None and count < 1 for count in (args.calibration_files,
+                                                          args.check_files)):
+        p.error("--calibration-files and --check-files take positive counts")
+    args.model = args.model or "MTT_musicnn"
+    args.calibration_files = args.calibration_files or (2 if args.tiny else 8)
+    args.check_files = args.check_files or (2 if args.tiny else 16)
+    return args
 
 
 def soundtrack_files(args):
@@ -89,6 +111,9 @@ def given_files(args):
     from tagger.inference.inputs import find_audio
 
     files = find_audio(args.files, recursive=True).files
+    if len(files) <= args.calibration_files:
+        raise SystemExit(f"bench_int8.py: --files holds {len(files)} audio file(s); the first "
+                         f"{args.calibration_files} calibrate, and at least one more is checked")
     calibration = files[:args.calibration_files]
     return calibration, files[len(calibration):][:args.check_files]
 
@@ -119,8 +144,8 @@ def window_scores(predictor, files, batch_size):
                 if r.ok}
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     from tagger import runtime
     runtime.quiet_tensorflow()
     import numpy as np
@@ -131,7 +156,8 @@ def main():
 
     if args.tiny:
         model, info = untrained_pons_musicnn(1 / 16)
-        calibration, check = tiny_files(tempfile.mkdtemp(prefix="bench_int8_"))
+        calibration, check = (given_files(args) if args.files
+                              else tiny_files(tempfile.mkdtemp(prefix="bench_int8_")))
         label = "untrained tiny pons_musicnn"
     else:
         from tagger.models.saved import load_tagger

@@ -74,19 +74,30 @@ def records_parser(description: str, tiny_bodies: str) -> argparse.ArgumentParse
     RECORDS, --from, and --tiny (tones and `tiny_bodies`) with --width."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("records", nargs="?", default=None)
-    p.add_argument("--from", dest="from_model", default="MTT_musicnn")
+    p.add_argument("--from", dest="from_model", default=None,
+                   help="the body (default: MTT_musicnn)")
     p.add_argument("--tiny", action="store_true",
                    help=f"tones and {tiny_bodies} in a temporary folder")
-    p.add_argument("--width", type=float, default=1 / 16,
-                   help="with --tiny: the untrained body's width")
+    p.add_argument("--width", type=float, default=None,
+                   help="with --tiny: the untrained body's width (default: 1/16)")
     return p
 
 
-def parsed(p: argparse.ArgumentParser, argv) -> argparse.Namespace:
-    """`p`'s arguments: RECORDS or --tiny, one of them."""
+def parsed(p: argparse.ArgumentParser, argv, tiny_makes=("from_model",)) -> argparse.Namespace:
+    """`p`'s arguments: RECORDS or --tiny, one of them; the flags that
+    --tiny's setting makes for itself (`tiny_makes`, attribute names) only
+    without it, --width only with it."""
     args = p.parse_args(argv)
     if (args.records is None) != args.tiny:
         p.error("name RECORDS, or --tiny for records of tones")
+    flag = {"from_model": "--from", "also_from": "--also-from"}
+    given = [flag[name] for name in tiny_makes if getattr(args, name)]
+    if args.tiny and given:
+        p.error(f"--tiny makes its own bodies: leave out {' and '.join(given)}")
+    if args.width is not None and not args.tiny:
+        p.error("--width sizes --tiny's untrained body: give it with --tiny only")
+    args.from_model = args.from_model or "MTT_musicnn"
+    args.width = 1 / 16 if args.width is None else args.width
     return args
 
 
@@ -99,7 +110,7 @@ def parse_args(argv=None):
     p.add_argument("--max-epochs", type=int, default=None,
                    help="epochs at most per head (default: train.py --from's, 20 with the "
                         "val files joined, 100 with them held out)")
-    return parsed(p, argv)
+    return parsed(p, argv, tiny_makes=("from_model", "also_from"))
 
 
 def tiny_setting(folder: str, width: float, files: int = 8,

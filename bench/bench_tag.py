@@ -88,15 +88,16 @@ DEFAULT_MODELS = ("MTT_musicnn", "samplecnn")
 TOP5_KEPT = 0.9  # the top-5 overlap per window an engine must keep to be the fastest
 
 
-def parse_args():
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work-dir", default=None,
                    help="keep the synthetic clips here (default: a temp dir)")
     p.add_argument("--files", nargs="+", default=None, metavar="PATH",
                    help="tag these audio files (or folders) instead of the synthetic clips, "
-                        "e.g. recorded music; --clips and --seconds then do nothing")
-    p.add_argument("--clips", type=int, default=40)
-    p.add_argument("--seconds", type=float, default=29.1)
+                        "e.g. recorded music (not with --work-dir, --clips or --seconds)")
+    p.add_argument("--clips", type=int, default=None, help="synthetic clips (default: 40)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="their length (default: 29.1)")
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
                    help="pretrained names or saved models as tag.py takes them, samplecnn or "
                         "pons_musicnn (untrained; see the module docstring)")
@@ -114,7 +115,16 @@ def parse_args():
     p.add_argument("--rounds", type=int, default=3, help="passes over the folder")
     p.add_argument("--chunk-files", type=int, default=10,
                    help="files per paired measurement (see the module docstring)")
-    return p.parse_args()
+    args = p.parse_args(argv)
+    synthetic = [flag for flag, value in (("--work-dir", args.work_dir), ("--clips", args.clips),
+                                          ("--seconds", args.seconds)) if value is not None]
+    if args.files and synthetic:
+        one = len(synthetic) == 1
+        p.error(f"{' and '.join(synthetic)} {'describes' if one else 'describe'} the synthetic "
+                f"clips: leave {'it' if one else 'them'} out with --files")
+    args.clips = 40 if args.clips is None else args.clips
+    args.seconds = 29.1 if args.seconds is None else args.seconds
+    return args
 
 
 def bench_model(spec: str, args):
@@ -156,8 +166,8 @@ class InstantPredictor:
         return self.scores.repeat(len(windows), axis=0), None
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     from tagger import runtime
     runtime.quiet_tensorflow()
     from flops import matmul_flops_per_second

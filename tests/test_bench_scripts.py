@@ -3,6 +3,7 @@ VALUE` lines (a smoke test: it checks that each runs, not how fast), and
 the helpers the scripts share."""
 
 import importlib.util
+import json
 import math
 import os
 import re
@@ -13,9 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tagger import cpu_features
+from tests.checks import is_png, write_audio
 
 ROOT = Path(__file__).parents[1]
 BENCH = ROOT / "bench"
@@ -65,7 +68,7 @@ TINY = {
                                  "own_tags_heads_averaged_over_default",
                                  "own_tags_pseudo_over_default"}),
     "bench_suggest.py": (["--tiny", "--budgets", "3", "5", "--seeds", "1", "--start", "3",
-                          "--round", "2", "--max-epochs", "2"],
+                          "--round", "2", "--max-epochs", "2", "--json", "{tmp}/suggest.json"],
                          {f"suggest_over_random_roc_auc_{measure}{budget}"
                           for measure in ("", "unlabelled_") for budget in (3, 5)}),
     "profile_training.py": (["--tiny", "--families", "pons_musicnn", "--steps", "1"],
@@ -167,6 +170,7 @@ def test_bench_script_runs_tiny_and_prints_its_ratios(script, short_tmp, monkeyp
     for module in NEEDS.get(script, ()):
         pytest.importorskip(module)
     flags, names = TINY[script]
+    flags = [flag.format(tmp=short_tmp) for flag in flags]
     if script in OWN_PROCESS:
         stdout = run_as_a_script(script, flags, short_tmp)
     else:
@@ -178,6 +182,24 @@ def test_bench_script_runs_tiny_and_prints_its_ratios(script, short_tmp, monkeyp
     found = ratios(stdout)
     assert set(found) == names, stdout[-3000:]
     assert all(math.isfinite(v) and v > 0 for v in found.values()), found
+    if script == "bench_suggest.py":
+        check_the_suggest_figure(short_tmp / "suggest.json", short_tmp / "suggest.png")
+
+
+def check_the_suggest_figure(results, figure):
+    """bench_suggest.py --json's figures, each seed's, for each budget and
+    both measures, drawn by docs/make_suggest_figure.py."""
+    stored = json.loads(results.read_text())
+    assert stored["budgets"] == [3, 5]
+    for choice in ("random", "suggested"):
+        values = np.array(stored[choice])
+        assert values.shape == (1, 2, 2) and ((values >= 0) & (values <= 1)).all()
+    spec = importlib.util.spec_from_file_location("make_suggest_figure",
+                                                  ROOT / "docs" / "make_suggest_figure.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main([str(results), "--out", str(figure), "--note", "tiny"])
+    assert is_png(figure)
 
 
 def run_as_a_script(script: str, flags: list, tmp_path) -> str:
@@ -191,10 +213,13 @@ def run_as_a_script(script: str, flags: list, tmp_path) -> str:
 
 def run_in_this_process(script: str, flags: list, tmp_path, monkeypatch, capsys) -> str:
     """What `main` of bench/<script> prints with FLAGS as its command line,
-    its temporary files in `tmp_path`; `common` is imported anew, so that
-    the machine's line is printed as in a script's own process."""
+    its temporary files in `tmp_path`; the bench modules it imports
+    (`common`, another bench) are imported anew, so that the machine's line
+    is printed as in a script's own process."""
     monkeypatch.syspath_prepend(str(BENCH))
-    monkeypatch.delitem(sys.modules, "common", raising=False)
+    for name, module in list(sys.modules.items()):
+        if Path(getattr(module, "__file__", None) or "/").parent == BENCH:
+            monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(sys, "argv", [str(BENCH / script), *flags])
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     capsys.readouterr()
@@ -436,3 +461,81 @@ def running(pid: int) -> bool:
             return stat.read().rpartition(")")[2].split()[0] not in ("Z", "X")
     except FileNotFoundError:
         return False
+
+
+def given_tones(folder, count: int) -> Path:
+    """A folder of `count` short WAV tones, as a user's --files."""
+    folder.mkdir()
+    for i in range(count):
+        write_audio(folder / f"tone{i}.wav", 16000 * 4, sample_rate=16000, seed=i)
+    return folder
+
+
+@pytest.mark.slow
+def test_the_int8_bench_checks_the_files_it_is_given(short_tmp, monkeypatch, capsys):
+    """--files: the first --calibration-files calibrate, the next
+    --check-files are checked, the rest left out."""
+    files = given_tones(short_tmp / "music", 4)
+    stdout = run_in_this_process("bench_int8.py", [
+        "--tiny", "--files", str(files), "--calibration-files", "1", "--check-files", "2",
+        "--engines", "keras-bf16"], short_tmp, monkeypatch, capsys)
+    assert ": 2 check files, " in stdout
+    assert stdout.split("calibrated on 1 other files: ")[1].splitlines()[0] == "tone0.wav"
+    assert set(ratios(stdout)) == {f"int8_{figure}_keras_bf16" for figure in (
+        "top5_overlap", "max_score_difference", "speed_of_keras")}
+
+
+@pytest.mark.slow
+def test_the_tag_bench_tags_the_files_it_is_given(short_tmp, monkeypatch, capsys):
+    files = given_tones(short_tmp / "music", 3)
+    stdout = run_in_this_process("bench_tag.py", [
+        "--files", str(files), "--models", "pons_musicnn", "--width", "0.0625", "--rounds",
+        "1", "--chunk-files", "3", "--batch-size", "4", "--engines", "keras"],
+        short_tmp, monkeypatch, capsys)
+    assert stdout.splitlines()[1].startswith("3 files (given); batch 4; ")
+    assert ratios(stdout)["tag_realtime_pons_musicnn_keras"] > 0
+
+
+@pytest.mark.parametrize("script, argv, message", [
+    ("bench_int8", ["--tiny", "--model", "MSD_musicnn"],
+     "--tiny runs an untrained tiny model: leave out --model"),
+    ("bench_int8", ["--files", "music", "--music-dir", "m", "--debs-dir", "d"],
+     "--music-dir and --debs-dir lay out the soundtracks: leave them out with --files"),
+    ("bench_int8", ["--tiny", "--debs-dir", "d"],
+     "--debs-dir lays out the soundtracks: leave it out with --tiny"),
+    ("bench_int8", ["--tiny", "--check-files", "3"],
+     "--tiny's generated audio is 2 calibration and 2 check files: count files with --files "
+     "only"),
+    ("bench_int8", ["--files", "music", "--calibration-files", "0"],
+     "--calibration-files and --check-files take positive counts"),
+    ("bench_tag", ["--files", "music", "--clips", "3", "--work-dir", "w"],
+     "--work-dir and --clips describe the synthetic clips: leave them out with --files"),
+    ("bench_own_tags_heads", ["--tiny", "--also-from", "MSD_musicnn"],
+     "--tiny makes its own bodies: leave out --also-from"),
+    ("bench_own_tags_heads", ["--tiny", "--from", "a.keras", "--also-from", "b.keras"],
+     "--tiny makes its own bodies: leave out --from and --also-from"),
+    ("bench_own_tags_heads", ["records", "--width", "0.25"],
+     "--width sizes --tiny's untrained body: give it with --tiny only"),
+    ("bench_suggest", ["--tiny", "--from", "a.keras"],
+     "--tiny makes its own bodies: leave out --from"),
+])
+def test_a_bench_flag_that_does_not_apply_is_refused(script, argv, message, monkeypatch,
+                                                    capsys):
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load(script)
+    with pytest.raises(SystemExit) as exit:
+        module.parse_args(argv)
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f": error: {message}")
+
+
+def test_the_bodies_bench_takes_each_also_from_and_its_defaults(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("bench_own_tags_heads")
+    args = module.parse_args(["records", "--also-from", "MSD_musicnn", "--also-from",
+                              "b.keras"])
+    assert args.also_from == ["MSD_musicnn", "b.keras"]
+    assert (args.records, args.from_model) == ("records", "MTT_musicnn")
+    tiny = module.parse_args(["--tiny", "--width", "0.25"])
+    assert (tiny.width, tiny.also_from, tiny.from_model) == (0.25, [], "MTT_musicnn")
+    assert module.parse_args(["--tiny"]).width == 1 / 16
