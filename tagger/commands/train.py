@@ -581,8 +581,16 @@ def run(args):
     metrics = train_rounds(config, semi_supervised_flags.rounds(args),
                            log=lambda line: print(line, flush=True))
     print(f"run folder: {metrics['run_dir']}")
-    if getattr(args, "suggest", None):
+    if getattr(args, "suggest", None) and chief_worker(config):
         suggest(config, metrics["run_dir"], args.suggest)
+
+
+def chief_worker(config) -> bool:
+    """Whether this process is the run's chief, the worker that saved its
+    model (every process but the other workers of a multiworker run)."""
+    from tagger.training import strategy as strategies
+
+    return strategies.is_chief(strategies.make_strategy(config.strategy, config.tpu))
 
 
 def suggest(config, run_dir: str, count: int) -> None:

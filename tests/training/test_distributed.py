@@ -121,17 +121,30 @@ def test_multiworker_training_with_two_local_workers(raw_records, tmp_path):
 def test_a_head_on_a_body_with_two_local_workers(tmp_path):
     """train.py --from under multiworker: the chief embeds the records, the
     other worker reads the embeddings once stored; each reads the training
-    windows from a table of its own."""
+    windows from a table of its own. With --suggest, the chief alone
+    suggests, from the model it saved."""
     from tagger.records.info import load_info
-    from tests.training.test_own_tags import build, write_body, write_music
+    from tagger.training.suggest import SUGGESTED_FILE
+    from tests.training.test_own_tags import FILES, build, write_body, write_music
 
     music = tmp_path / "music"
     music.mkdir()
     write_music(music)
-    records = build(music, tmp_path / "records", music / "labels.csv")
+    labels = tmp_path / "labels.csv"
+    labelled = FILES - 4  # the last four files: the unlabelled split
+    labels.write_text("\n".join((music / "labels.csv").read_text().splitlines()[:1 + labelled])
+                      + "\n")
+    records = build(music, tmp_path / "records", labels)
     body = write_body(tmp_path / "body.keras")
-    outputs = two_workers(records, tmp_path, "--from", body, "--steps-per-epoch", "2")
+    outputs = two_workers(records, tmp_path, "--from", body, "--steps-per-epoch", "2",
+                          "--suggest", "2")
     run_dir = tmp_path / "from-body"
+    assert "2 file(s) to label next" in outputs[0][0]
+    assert "to label next" not in outputs[1][0] and "student" not in outputs[1][0]
+    suggested = (run_dir / SUGGESTED_FILE).read_text().splitlines()
+    assert suggested[0] == "path,tags" and len(suggested) == 3
+    assert {row.split(",")[0] for row in suggested[1:]} <= {
+        f"{i:02d}.wav" for i in range(labelled, FILES)}
     assert list(pd.read_csv(run_dir / "history.csv").epoch) == [1]
     assert (run_dir / "model.keras").exists()
     info = load_info(str(records))
