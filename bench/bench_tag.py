@@ -45,7 +45,9 @@ run; a quantised engine's MFU compares its work with float32's peak); end
 to end / model only (goal >= 0.9: decoding and batching hide behind the
 model) against its ceiling when the model and decoding share every core
 (`decoder_pool`: 1 / (1 + model rate / (cores x one thread's decode
-rate))); the model-only speed over the keras engine's; and for the other
+rate))); the model-only speed over the keras engine's (every engine timed
+in turn with keras on each chunk of files, the order reversed every other
+round: a change of the machine's load falls on all alike); and for the other
 engines how far their scores move from the float Keras model's (largest
 absolute difference of the clip scores, top-5 agreement per clip and per
 window; on the synthetic clips by default: `--files` or
@@ -233,14 +235,15 @@ def measure_model(args, spec, files, peak, first):
           f"({audio / decode_seconds:.0f} s of audio per s)")
 
     reference = None  # the Keras engine's scores, path -> (clip (tags,), windows (n, tags))
-    keras_rate = None  # the keras engine's model-only rate
-    speeds, overlaps = {}, {"keras": 1.0}  # per engine: model only / keras's, top-5 overlap
+    overlaps = {"keras": 1.0}  # per engine: top-5 overlap per window with keras's
+    predictors = {"keras": keras_predictor}  # kept for the model-only timing in turns
     for number, engine in enumerate(args.engines):
         predictor, convert_seconds = keras_predictor, 0.0
         if engine != "keras":  # tflite-int8 calibrates on the files, as tag.py does
             with native_stderr_silenced():
                 predictor, convert_seconds = timed(make_predictor, engine, model, info,
                                                    EngineOptions(calibration_audio=lambda: files))
+        predictors[engine] = predictor
         scores, lines = measure(args, predictor, files, chunks, chunk_windows, audio, count,
                                 audio / decode_seconds)
         print(f"-- {label}, engine {engine}" + (f" (converted in {convert_seconds:.1f} s, "
@@ -251,13 +254,11 @@ def measure_model(args, spec, files, peak, first):
         model_rate = lines["model_rate"]  # seconds of audio per second, median round
         # the best round against the best matrix product, as the other benches keep
         mfu = lines["best_model_rate"] * rate / (hop or window) * flops / peak
-        keras_rate = keras_rate or (model_rate if engine == "keras" else None)
         achieved = lines["best_model_rate"] * rate / (hop or window) * flops
         print(f"model part: {achieved / 1e9:.1f} GFLOP/s in its best round, MFU {mfu:.3f}; "
               f"end to end / model only {lines['e2e_model']:.3f} against the ceiling "
-              f"{lines['ceiling']:.3f}: {lines['e2e_model'] / lines['ceiling']:.3f}"
-              + (f"; model only {model_rate / keras_rate:.2f}x the keras engine's"
-                 if keras_rate else ""))
+              f"{lines['ceiling']:.3f}: {lines['e2e_model'] / lines['ceiling']:.3f} "
+              f"({model_rate:.1f} s of audio/s model only)")
         if reference is None:
             if engine == "keras":
                 reference = scores
@@ -280,14 +281,19 @@ def measure_model(args, spec, files, peak, first):
                        tag_decode_of_model=f"{lines['decode_model']:.3f}",
                        tag_mfu=f"{mfu:.3f}",
                        tag_e2e_of_ceiling=f"{lines['e2e_model'] / lines['ceiling']:.3f}")
-        if keras_rate:
-            figures["tag_model_of_keras"] = f"{model_rate / keras_rate:.3f}"
-            speeds[engine] = model_rate / keras_rate
         if engine != "keras":
             figures["tag_top5_of_keras"] = f"{overlaps[engine]:.3f}"
         for name in ([""] if first and number == 0 else []) + [suffix]:
             for key, value in figures.items():
                 print(f"ratio {key}{name} {value}")
+    speeds = speeds_in_turns(predictors, chunk_windows, args.batch_size, args.rounds)
+    print(f"model only, every engine in turn with keras on each chunk ({args.rounds} rounds): "
+          + ", ".join(f"{engine} {speeds[engine]:.2f}x" for engine in args.engines)
+          + " the keras engine's speed")
+    for number, engine in enumerate(args.engines):
+        suffix = f"_{label}_{engine.replace('-', '_')}"
+        for name in ([""] if first and number == 0 else []) + [suffix]:
+            print(f"ratio tag_model_of_keras{name} {speeds[engine]:.3f}")
     kept = {engine: speed for engine, speed in speeds.items() if overlaps[engine] >= TOP5_KEPT}
     if kept:
         fastest = max(kept, key=kept.get)
@@ -295,6 +301,24 @@ def measure_model(args, spec, files, peak, first):
               f"window: {fastest}, model only {kept[fastest]:.2f}x the keras engine's, top-5 "
               f"overlap {overlaps[fastest]:.3f} (wanted: 2x or more)")
         print(f"ratio tag_fastest_of_keras_{label} {kept[fastest]:.3f}")
+
+
+def speeds_in_turns(predictors: dict, chunk_windows, batch_size: int, rounds: int) -> dict:
+    """{engine: its model-only speed over the keras engine's}: on each chunk
+    of windows every predictor of `predictors` (keras's among them) scores
+    them in turn, in one order and then the reverse, `rounds` times over;
+    the median over the rounds of keras's seconds over the engine's, so
+    that a change of the machine's load falls on every engine alike."""
+    import numpy as np
+
+    seconds = {engine: np.zeros(rounds) for engine in predictors}
+    for r in range(rounds):
+        for windows in chunk_windows:
+            order = list(predictors) if r % 2 == 0 else list(reversed(predictors))
+            for engine in order:
+                seconds[engine][r] += model_only(predictors[engine], windows, batch_size)
+    return {engine: float(np.median(seconds["keras"] / spent))
+            for engine, spent in seconds.items()}
 
 
 def top5_overlap(scores, reference) -> float:
