@@ -12,7 +12,7 @@ import os
 from tagger import fileio
 from tagger.records.info import DatasetInfo, load_info, shard_paths
 
-SHARD_CHECKSUMS = {"shard_framing_sha256", "shard_sha256"}  # the builder's, newest first
+SHARD_CHECKSUMS = {"shard_framing_sha256", "shard_sha256"}  # the builder's keys, new and old
 
 
 def records_fingerprint(data_dir: str, info: DatasetInfo | None = None) -> str:
