@@ -321,17 +321,17 @@ def test_a_bias_gradient_is_the_upstream_sum_in_bfloat16_too():
 
 
 @pytest.mark.parametrize("channels", [16, 12])
-@pytest.mark.parametrize("mean", [0.0, 90.0])
-def test_a_bfloat16_fused_norm_is_exact_to_bfloat16_rounding(channels, mean):
+@pytest.mark.parametrize("offset", [0.0, 90.0])
+def test_a_bfloat16_fused_norm_is_exact_to_bfloat16_rounding(channels, offset):
     """A bfloat16 input (16 channels: to the fused kernel as it is,
-    uncentred; 12: through float32), its mean 0 or 30 times its spread:
+    uncentred; 12: through float32), offset by 0 or 30 times its spread:
     the output and the input's gradient against float64 on the same
     values, as close as Keras's own bfloat16 layer; the moving statistics
     as Keras keeps them."""
     from tagger.models.training_graph import FusedBatchNorm
 
     rng = np.random.default_rng(0)
-    x = tf.cast(3.0 * rng.standard_normal((16, 300, channels)) + mean, tf.bfloat16)
+    x = tf.cast(3.0 * rng.standard_normal((16, 300, channels)) + offset, tf.bfloat16)
     upstream = rng.standard_normal(x.shape)
     values = np.asarray(tf.cast(x, tf.float64))
     mean, variance = values.mean((0, 1)), values.var((0, 1))
