@@ -539,3 +539,25 @@ def test_the_bodies_bench_takes_each_also_from_and_its_defaults(monkeypatch):
     tiny = module.parse_args(["--tiny", "--width", "0.25"])
     assert (tiny.width, tiny.also_from, tiny.from_model) == (0.25, [], "MTT_musicnn")
     assert module.parse_args(["--tiny"]).width == 1 / 16
+
+
+def test_the_tag_bench_times_every_engine_in_turn_with_keras(monkeypatch):
+    """On each chunk the engines score one after another, the order
+    reversed every other round; each engine's speed is the median over
+    rounds of keras's seconds over its own."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("bench_tag")
+    order = []
+    seconds = {"keras": [2.0, 2.0, 4.0], "int8": [1.0, 1.0, 1.0], "bf16": [4.0, 2.0, 8.0]}
+
+    def model_only(predictor, windows, batch_size):
+        order.append(predictor)
+        return seconds[predictor][(len(order) - 1) // 6] * len(windows) / 2  # 6 calls a round
+
+    monkeypatch.setattr(module, "model_only", model_only)
+    chunks = [np.zeros((2, 3)), np.zeros((2, 3))]
+    speeds = module.speeds_in_turns({"keras": "keras", "int8": "int8", "bf16": "bf16"},
+                                    chunks, batch_size=4, rounds=3)
+    forward, backward = ["keras", "int8", "bf16"], ["bf16", "int8", "keras"]
+    assert order == (forward * 2 + backward * 2 + forward * 2)
+    assert speeds == {"keras": 1.0, "int8": 2.0, "bf16": 0.5}  # medians of (2, 2, 4), (.5, 1, .5)
