@@ -46,7 +46,8 @@ def check_raw_logmel_parity(build, logmel, segments, **kwargs):
 def check_training_lowers_loss(model, x, y, steps=6, learning_rate=0.05):
     """Several SGD steps on one fixed batch lower the loss (dropout off for
     them: over six steps its masks move the loss more than learning does)."""
-    dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    dropouts = [layer for layer in model._flatten_layers(include_self=False)  # nested too
+                if isinstance(layer, keras.layers.Dropout)]
     rates = [layer.rate for layer in dropouts]
     for layer in dropouts:
         layer.rate = 0.0
