@@ -38,8 +38,32 @@ def main(action, args, tensorflow: bool = True) -> int:
     one-line exits."""
     from tagger.runtime import prepare_command_process
 
+    if hasattr(args, "backend"):  # --backend: Keras's backend, chosen before Keras loads
+        from tagger import backends
+
+        try:
+            chosen = backends.choose(args.backend)
+        except UserError as error:
+            return _user_error(error)
+        tensorflow = tensorflow and chosen == "tensorflow"
     prepare_command_process(tensorflow=tensorflow)
     return run(action, args)
+
+
+def _user_error(error: UserError, prog: str | None = None) -> int:
+    """A user's mistake as one line on stderr; the exit status."""
+    print(f"{prog or program_name()}: error: {error}", file=sys.stderr)
+    return EXIT_USER_ERROR
+
+
+def add_backend_flag(parser) -> None:
+    """--backend: the Keras backend the command computes on."""
+    from tagger.backends import BACKENDS
+
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="Keras's backend: tensorflow, or jax for GPUs and TPUs "
+                             "without TensorFlow (docs/jax.md) (default: KERAS_BACKEND, "
+                             "else tensorflow)")
 
 
 def run(action, args=None) -> int:
@@ -48,8 +72,7 @@ def run(action, args=None) -> int:
     try:
         return action(args) or 0
     except UserError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return _user_error(error, prog)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

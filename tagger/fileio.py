@@ -100,7 +100,16 @@ def names_text(data: bytes, errors: str = "surrogateescape") -> str:
 
 
 def _gfile():
-    import tensorflow as tf
+    """tf.io.gfile: TensorFlow's file systems (gs://, ram://, ...); kept
+    off the accelerators under another Keras backend (`backends`). A
+    UserError where TensorFlow is not installed."""
+    from tagger.backends import tensorflow_for_input
+
+    tf = tensorflow_for_input()
+    if tf is None:
+        raise UserError("paths other than local ones (gs://, ...) are read through "
+                        "TensorFlow's file systems, and TensorFlow is not installed here: "
+                        "pip install tensorflow-cpu, or copy the files to a local folder")
     return tf.io.gfile
 
 

@@ -47,6 +47,7 @@ def parse_args(argv=None):
                    default=None, metavar="T", help="with --against: instead, a teacher "
                    "score at or above T counts as the tag (default: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cli.add_backend_flag(p)
     return p.parse_args(argv)
 
 

@@ -217,6 +217,7 @@ def add_optimisation_flags(p):
 
 def add_hardware_flags(p):
     system = p.add_argument_group("hardware")
+    cli.add_backend_flag(system)
     system.add_argument("--strategy", default=DEFAULTS.strategy,
                         choices=["auto", "default", "mirrored", "multiworker", "tpu"],
                         help="tf.distribute strategy")
@@ -588,9 +589,9 @@ def run(args):
 def chief_worker(config) -> bool:
     """Whether this process is the run's chief, the worker that saved its
     model (every process but the other workers of a multiworker run)."""
-    from tagger.training import strategy as strategies
+    from tagger.training.backend import for_run
 
-    return strategies.is_chief(strategies.make_strategy(config.strategy, config.tpu))
+    return for_run(config.strategy, config.tpu).chief
 
 
 def suggest(config, run_dir: str, count: int) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
 from tqdm import tqdm
 
+from tagger import backends
 from tagger.errors import UserError
 from tagger.evaluation.metrics import window_crossentropy
-from tagger.records import reader
+from tagger.records import batches as record_batches
 from tagger.records.info import DatasetInfo, load_info
 
 
@@ -37,11 +37,20 @@ class ClipPredictor:
     With a tf.distribute `strategy`, `batch_size` is the global batch; the
     last batch is padded to full size (padding is dropped afterwards) so
     every replica always gets the same static shape (TPU-friendly). The
-    compiled step is made once and reused across calls.
+    compiled step is made once and reused across calls. Under another Keras
+    backend the windows come as NumPy batches (`records.batches`) and
+    `scores(x) -> (batch, tags)` scores them (default: `jitted_scores`).
     """
 
-    def __init__(self, model, strategy=None, jit_compile: bool = False):
+    def __init__(self, model, strategy=None, jit_compile: bool = False, scores=None):
         self.model = model
+        self.tensorflow = backends.current() == "tensorflow"
+        if not self.tensorflow:
+            score = scores or jitted_scores(model)
+            self._predict_batch = lambda x, clips: (score(x), clips)
+            return
+        import tensorflow as tf
+
         self.strategy = strategy or tf.distribute.get_strategy()
         self.distributed = _distributes_prediction(self.strategy)
         self._predict_batch = _batch_predictor(model, self.strategy, self.distributed,
@@ -60,16 +69,22 @@ class ClipPredictor:
         records' tags (a teacher's soft targets); each clip's id is checked
         as it is read: another id there is a ClipMismatch."""
         info = info or load_info(data_dir)
-        with reader.shard_errors(data_dir, split, info):
+        with record_batches.shard_errors(data_dir, split, info):
             return self._predict(data_dir, split, window_segments, batch_size, info,
                                  max_batches, progress, columns, labels)
 
     def _predict(self, data_dir, split, window_segments, batch_size, info, max_batches,
                  progress, columns=None, labels=None) -> ClipPredictions:
-        data = _padded_windows(data_dir, split, window_segments, batch_size, info)
-        if self.distributed:
-            data = self.strategy.experimental_distribute_dataset(data)
-        clip_ids, labels = labels or reader.clip_labels(data_dir, split, info)
+        if self.tensorflow:
+            from tagger.records.reader import padded_eval_windows
+
+            data = padded_eval_windows(data_dir, split, window_segments, batch_size, info)
+            if self.distributed:
+                data = self.strategy.experimental_distribute_dataset(data)
+        else:
+            data = record_batches.eval_batches(data_dir, split, window_segments, batch_size,
+                                               info)
+        clip_ids, labels = labels or record_batches.clip_labels(data_dir, split, info)
         sums = np.zeros(labels.shape, np.float64)
         counts = np.zeros(len(labels), np.int64)  # windows read
         windows_of = np.zeros(len(labels), np.int64)  # windows in the clip
@@ -126,21 +141,12 @@ def check_clip_ids(split: str, clip_ids: np.ndarray, index: np.ndarray,
                            f"{clip_ids[position]}")
 
 
-def _padded_windows(data_dir, split, window_segments, batch_size, info):
-    windows = reader.eval_windows(data_dir, split, window_segments, info=info,
-                                  clip_details=True)
-    shape = window_shape(info, window_segments)
-    nothing = tf.constant(-1, tf.int64)
-    padding = tf.data.Dataset.from_tensors(
-        (tf.zeros(shape, tf.float32), {"clip": nothing, "clip_id": nothing, "windows": nothing})
-    ).repeat(batch_size - 1)
-    return windows.concatenate(padding).batch(batch_size, drop_remainder=True).prefetch(2)
-
-
 def _distributes_prediction(strategy) -> bool:
     """Mirrored (several devices) and TPU strategies split batches over
     replicas; a multi-worker strategy predicts everything on each worker
     (workers would otherwise see different batch counts and stall)."""
+    import tensorflow as tf
+
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return False
     return strategy.num_replicas_in_sync > 1 or isinstance(
@@ -148,6 +154,8 @@ def _distributes_prediction(strategy) -> bool:
 
 
 def _batch_predictor(model, strategy, distributed, jit_compile):
+    import tensorflow as tf
+
     def step(x):
         return tf.cast(model(x, training=False), tf.float32)
 
@@ -163,3 +171,13 @@ def _batch_predictor(model, strategy, distributed, jit_compile):
             key: strategy.gather(value, axis=0) for key, value in clips.items()}
 
     return distributed
+
+
+def jitted_scores(model, put=None):
+    """`scores(x) -> (batch, tags)` float32 NumPy: `model`'s inference call
+    on NumPy windows `x` as float32, compiled by JAX once per batch shape
+    (`models.jax_call`); `put(x)` places a batch on the devices."""
+    from tagger.models.jax_call import jitted_call
+
+    call = jitted_call(model, put)
+    return lambda x: call(np.asarray(x, np.float32))

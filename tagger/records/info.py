@@ -93,6 +93,15 @@ def shard_paths(data_dir: str, info: DatasetInfo, split: str) -> list:
     return [join_path(data_dir, name) for name in info.splits[split]["shards"]]
 
 
+def train_windows_per_pass(info: DatasetInfo, split: str = "train",
+                           window_segments: int = 1) -> int:
+    """Approximate number of training windows in one pass over `split`."""
+    s = info.splits[split]
+    if window_segments == 1:
+        return s["segments"]
+    return max(s["clips"], s["segments"] // window_segments)
+
+
 def is_labelled(info: DatasetInfo, split: str) -> bool:
     """False for a split stored without labels (e.g. an MSD `student` split)."""
     return bool(info.splits[split]["labelled"])

@@ -175,15 +175,6 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
     return data.map(gather, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
 
 
-def train_windows_per_pass(info: DatasetInfo, split: str = "train",
-                           window_segments: int = 1) -> int:
-    """Approximate number of training windows in one pass over `split`."""
-    s = info.splits[split]
-    if window_segments == 1:
-        return s["segments"]
-    return max(s["clips"], s["segments"] // window_segments)
-
-
 def eval_windows(data_dir: str, split: str, window_segments: int, batch_size: int | None = None,
                  info: DatasetInfo | None = None, clip_details: bool = False
                  ) -> tf.data.Dataset:
@@ -207,6 +198,21 @@ def eval_windows(data_dir: str, split: str, window_segments: int, batch_size: in
 
     data = clips.enumerate().flat_map(windows)
     return data if batch_size is None else data.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def padded_eval_windows(data_dir: str, split: str, window_segments: int, batch_size: int,
+                        info: DatasetInfo | None = None) -> tf.data.Dataset:
+    """`eval_windows(..., clip_details=True)` in batches of `batch_size`,
+    the last padded to full size with zero windows of clip -1 (so every
+    replica of a strategy gets the same static shape)."""
+    windows = eval_windows(data_dir, split, window_segments, info=info, clip_details=True)
+    info = info or load_info(data_dir)
+    shape = [info.segment_shape[0] * window_segments, *info.segment_shape[1:]]
+    nothing = tf.constant(-1, tf.int64)
+    padding = tf.data.Dataset.from_tensors(
+        (tf.zeros(shape, tf.float32), {"clip": nothing, "clip_id": nothing, "windows": nothing})
+    ).repeat(batch_size - 1)
+    return windows.concatenate(padding).batch(batch_size, drop_remainder=True).prefetch(2)
 
 
 def _eval_windows_of_clip(segments: tf.Tensor, k: int) -> tf.Tensor:

@@ -38,7 +38,6 @@ from tagger.evaluation.metrics import binary_crossentropy
 from tagger.evaluation.predict import ClipPredictions
 from tagger.records.info import DatasetInfo, require_raw
 from tagger.training import run as runs
-from tagger.training import strategy as strategies
 from tagger.training import tag_head
 from tagger.training.pretrained_body import Body, check_same_audio, joined_embeddings
 
@@ -64,8 +63,8 @@ def train(config: TrainConfig) -> dict:
     if config.schedule != "staged":
         raise UserError(f"a tagger on a trained model's body (--from) trains with the staged "
                         f"schedule, got {config.schedule}")
-    config, info, strategy, precision = runs.prepare(config)
-    return HeadRun(config, info, strategy, precision).execute()
+    config, info, backend, precision = runs.prepare(config)
+    return HeadRun(config, info, backend, precision).execute()
 
 
 def fine_tune_window(body: Body, info: DatasetInfo, data_dir: str) -> int:
@@ -122,16 +121,39 @@ def window_dataset(lookup, clips: int, seed: int):
             .map(lookup).unbatch().shuffle(SHUFFLE_WINDOWS, seed))
 
 
+def window_batches(rows, labels: np.ndarray, batch_size: int, seed: int):
+    """`window_dataset`'s batches as NumPy, endless, for a backend other
+    than TensorFlow: each pass the clips in an order of `seed` (and the
+    pass), their windows shuffled SHUFFLE_WINDOWS at a time, every window
+    labelled with its clip's tags; (embeddings (batch, dim), tags (batch,
+    tags)) float32, whole batches."""
+    clip_of_row = rows.row_clips()
+    rng = np.random.default_rng(seed)
+    spare_rows = np.zeros(0, np.int64)
+    while True:
+        order = np.concatenate([np.arange(rows.offsets[c], rows.offsets[c + 1])
+                                for c in rng.permutation(len(rows.clip_ids))]
+                               or [np.zeros(0, np.int64)])
+        for start in range(0, len(order), SHUFFLE_WINDOWS):
+            chunk = np.concatenate([spare_rows, rng.permutation(
+                order[start:start + SHUFFLE_WINDOWS])])
+            whole = len(chunk) // batch_size * batch_size
+            for first in range(0, whole, batch_size):
+                picked = chunk[first:first + batch_size]
+                yield rows.values[picked], labels[clip_of_row[picked]]
+            spare_rows = chunk[whole:]
+
+
 class HeadRun(runs.Run):
     """The run of a tagger on a trained model's body (module docstring)."""
 
-    def __init__(self, config: TrainConfig, info: DatasetInfo, strategy, precision: str):
+    def __init__(self, config: TrainConfig, info: DatasetInfo, backend, precision: str):
         if not info.tag_names:
             raise UserError(f"{config.data_dir!r} names no tags, so there is nothing to learn "
                             "on a trained model's body; build the records with --labels "
                             "CSV (build_folder.py)")
         require_raw(info, config.data_dir, "--from")
-        super().__init__(config, info, strategy, precision)
+        super().__init__(config, info, backend, precision)
         settings = config.pretrained
         self.bodies = [Body(name, config.progress, self._log)
                        for name in (settings.from_model, *settings.also_from)]
@@ -216,14 +238,14 @@ class HeadRun(runs.Run):
             for split in ("train", "val", "test") if test else ("train", "val"):
                 self._embeddings(split)
 
-        strategies.chief_first(self.strategy, embed)  # the others read the chief's store
+        self.backend.chief_first(embed)  # the others read the chief's store
         super()._train_stages()
 
     def _epoch_size(self, stage=None) -> tuple:
         stage = stage or self._stage()
         fine_tunes = self._fine_tunes(stage)
         if fine_tunes:
-            from tagger.records.reader import train_windows_per_pass
+            from tagger.records.info import train_windows_per_pass
 
             windows = train_windows_per_pass(self.info, "train", self.window)
             what = f"{windows} training windows of {self.window} record segment(s)"
@@ -267,16 +289,19 @@ class HeadRun(runs.Run):
     def _epoch_data(self, stage=None):
         if self._fine_tunes(stage):
             return super()._epoch_data(stage)
+        seed = runs.epoch_seed(self.config.seed, self.state.epoch)
+        if self.backend.name != "tensorflow":
+            rows, labels = self._training_clips()
+            return window_batches(rows, labels.astype(np.float32), self.global_batch, seed)
         if self._train_lookup is None:
             rows, labels = self._training_clips()
             self._train_split_size()
             self._train_lookup = window_lookup(rows, labels.astype(np.float32),
                                                self._work_file(TABLE_FILE))
             del self._splits["train"]  # the table holds them now
-        data = window_dataset(self._train_lookup, self._train_split_size()[0],
-                              runs.epoch_seed(self.config.seed, self.state.epoch))
-        return iter(self.strategy.experimental_distribute_dataset(
-            data.repeat().batch(self.global_batch, drop_remainder=True)))
+        data = window_dataset(self._train_lookup, self._train_split_size()[0], seed)
+        return self.backend.distribute(data.repeat().batch(self.global_batch,
+                                                           drop_remainder=True))
 
     def _train_split_size(self) -> tuple:
         """(clips, windows, embedding values) of the training embeddings."""

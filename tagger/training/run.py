@@ -33,23 +33,20 @@ import re
 import time
 
 import keras
-import tensorflow as tf
 
-from tagger import cpu_features, destination, fileio, strict_json
+from tagger import destination, fileio, strict_json
 from tagger.config import TrainConfig, from_dict, join_path, saved_train_config, to_dict
 from tagger.errors import UserError
 from tagger.evaluation.agreement import teacher_tags
 from tagger.evaluation.metrics import tag_metrics
-from tagger.evaluation.predict import ClipPredictor
 from tagger.folder_lock import folder_lock
 from tagger.models.saved import MODEL_SUFFIXES, save_tagger
-from tagger.records import reader
-from tagger.records.info import DatasetInfo, load_info
-from tagger.records.reader import train_windows_per_pass
-from tagger.training import distillation, model_setup, semi_supervised, xla_choice
-from tagger.training import strategy as strategies
+from tagger.records import batches as record_batches
+from tagger.records.info import DatasetInfo, load_info, train_windows_per_pass
+from tagger.training import backend as backends
+from tagger.training import checkpoints, model_setup
+from tagger.training.scalars_log import ScalarsLog
 from tagger.training.schedule import make_optimizer, schedule_for
-from tagger.training.trainer import distributed_train_data, make_train_function
 
 # The settings a continued run shares with the run it continues; the others
 # (strategy, precision, XLA, progress, test evaluation) may change on resume.
@@ -100,19 +97,25 @@ def train(config: TrainConfig) -> dict:
     if config.pretrained.from_model:
         raise ValueError("a run with pretrained.from_model trains through "
                          "tagger.training.head_run.train")
-    config, info, strategy, precision = prepare(config)
-    distil = distillation.setup(config, info, strategy)
-    run = Run(config, distil.info if distil else info, strategy, precision)
-    run.noisy_student = semi_supervised.setup(config, info, strategy, run.window)
+    config, info, backend, precision = prepare(config)
+    if backend.name != "tensorflow":
+        run = Run(config, info, backend, precision)
+        return run.execute()
+    from tagger.training import distillation, semi_supervised
+
+    distil = distillation.setup(config, info, backend.strategy)
+    run = Run(config, distil.info if distil else info, backend, precision)
+    run.noisy_student = semi_supervised.setup(config, info, backend.strategy, run.window)
     run.distillation = distil
     return run.execute()
 
 
 def prepare(config: TrainConfig) -> tuple:
-    """(config, dataset info, strategy, precision) of a run: `config` with
+    """(config, dataset info, backend, precision) of a run: `config` with
     a resumed run's settings (`resume_settings`), its records' info (train
-    and val must hold clips), the tf.distribute strategy and the compute
-    type; a batch that the replicas do not divide is a UserError."""
+    and val must hold clips), the Keras backend's devices (`backend`) and
+    the compute type; a batch that the replicas do not divide is a
+    UserError, and so is a setting the backend cannot train with."""
     config = resume_settings(config)
     info = load_info(config.data_dir)
     for split, role in (("train", "training"), ("val", "validation (early stopping and "
@@ -120,43 +123,24 @@ def prepare(config: TrainConfig) -> tuple:
         if info.splits[split]["clips"] == 0:
             raise UserError(f"the {split} split of {config.data_dir!r} holds no clips; "
                             f"{role} needs some: build a larger dataset or other split")
-    strategy = strategies.make_strategy(config.strategy, config.tpu)
+    backends.check_settings(config)
+    backend = backends.for_run(config.strategy, config.tpu)
     precision = config.mixed_precision
-    if precision == "off" and strategies.is_tpu(strategy):
+    if precision == "off" and backend.is_tpu:
         precision = "bfloat16"
-    replicas = strategy.num_replicas_in_sync
-    if config.batch_size % replicas:
-        raise UserError(f"--batch-size {config.batch_size} is not divisible by the "
-                        f"{replicas} replicas of the {type(strategy).__name__}; use a "
-                        f"multiple of {replicas}")
-    return config, info, strategy, precision
-
-
-def precision_line(precision: str, strategy) -> str | None:
-    """The line a run in mixed bfloat16 prints (`cpu_features.bfloat16_line`:
-    why, or a warning where bfloat16 is slower than float32 on this
-    machine's CPU or GPU); None for the other precisions."""
-    if precision != "bfloat16":
-        return None
-    if strategies.is_tpu(strategy):
-        return "mixed bfloat16: a TPU's matrix units compute in bfloat16"
-    gpus = tf.config.list_physical_devices("GPU")
-    capability = None
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0]) or {}
-        capability = tuple(details.get("compute_capability") or ())
-    return cpu_features.bfloat16_line(capability)
+    backends.check_batch(backend, config.batch_size)
+    return config, info, backend, precision
 
 
 class Run:
     """The state machine of one training run (see the module docstring)."""
 
-    def __init__(self, config: TrainConfig, info: DatasetInfo, strategy, precision: str):
+    def __init__(self, config: TrainConfig, info: DatasetInfo, backend, precision: str):
         self.config = config
         self.info = info
-        self.strategy = strategy
+        self.backend = backend
         self.precision = precision
-        self.chief = strategies.is_chief(strategy)
+        self.chief = backend.chief
         self.run_dir = run_dir_of(config)
         self.window = model_setup.window_segments(config, info)
         try:
@@ -191,27 +175,28 @@ class Run:
         keras.mixed_precision.set_global_policy(
             {"off": "float32", "float16": "mixed_float16",
              "bfloat16": "mixed_bfloat16"}[self.precision])
-        line = precision_line(self.precision, self.strategy)
+        line = self.backend.precision_line(self.precision)
         if line:
             self._log(line)
         try:
-            with self.strategy.scope():
+            with self.backend.scope():
                 self.model = self._build_model()
             self._write_config()
             if not self.state.last_checkpoint and not self.state.best_checkpoint:
                 self._commit()  # a new run: state.json exists before any checkpoint
-            self.predictor = ClipPredictor(self.model, self.strategy,
-                                         self.config.jit_compile is True)
+            self.predictor = self.backend.predictor(self.model,
+                                                    self.config.jit_compile is True)
             if self.config.resume and self.state.last_checkpoint and not self.state.done:
                 self._log(f"resuming {self.run_dir} after epoch {self.state.epoch}")
             elif self.config.resume and not self.state.history:
                 self._log(f"no run to resume in {self.run_dir}: starting it")
-            self._summary_writer = (tf.summary.create_file_writer(
-                join_path(self.run_dir, "logs")) if self.chief else None)
+            self._scalars = ScalarsLog(join_path(self.run_dir, "logs")) if self.chief else None
             self._train_stages()
             return self._finish()
         finally:
             keras.mixed_precision.set_global_policy("float32")
+            if getattr(self, "_scalars", None) is not None:
+                self._scalars.close()
 
     def _open_run_dir(self):
         state_path = join_path(self.run_dir, "state.json")
@@ -298,7 +283,7 @@ class Run:
                 self._log(size)
                 said = size
             trained = self._trained_model(stage)
-            with self.strategy.scope():
+            with self.backend.scope():
                 optimizer = make_optimizer(stage, self.config.momentum, self.precision)
                 optimizer.build(trained.trainable_variables)
             if self.state.stage_started:
@@ -321,26 +306,34 @@ class Run:
         `optimizer` (compiled by XLA with `jit`)."""
         if self.noisy_student:
             return self.noisy_student.train_function(self.model, optimizer, stage.index, jit)
-        return make_train_function(
-            trained, optimizer, self.strategy, self.global_batch, jit,
-            semi_supervised.augmentation(self.config, self.info, stage.index),
-            distillation.loss_of(self.config))
+        augmentation = loss = None
+        if self.backend.name == "tensorflow":
+            from tagger.training import distillation, semi_supervised
+
+            augmentation = semi_supervised.augmentation(self.config, self.info, stage.index)
+            loss = distillation.loss_of(self.config)
+        return self.backend.train_function(trained, optimizer, self.global_batch, jit,
+                                           augmentation, loss)
 
     def _xla(self, trained, stage, steps: int) -> bool:
         """Whether the steps of `trained` are compiled by XLA (`xla_choice`):
         decided at its first stage, for `steps` steps an epoch, and said."""
+        if self.backend.compiles_every_step:
+            return True
         if id(trained) not in self._xla_choices:
+            from tagger.training import xla_choice
+
             step = {"trains": ("noisy student" if self.noisy_student else
                                "distillation" if self.distillation else "tags"),
                     "window_segments": self.window, "features": self.info.features,
                     "segment_shape": list(self.info.segment_shape),
                     "batch": self.global_batch, "precision": self.precision,
-                    "strategy": type(self.strategy).__name__,
-                    "replicas": self.strategy.num_replicas_in_sync,
+                    "strategy": self.backend.describe(),
+                    "replicas": self.backend.replicas,
                     "augment": self.config.augment}
 
             def timing_optimizer():
-                with self.strategy.scope():
+                with self.backend.scope():
                     optimizer = make_optimizer(stage, self.config.momentum, self.precision)
                     optimizer.build(trained.trainable_variables)
                 return optimizer
@@ -348,12 +341,12 @@ class Run:
             timer = xla_choice.StepTimer(
                 lambda jit, optimizer: self._train_function(trained, optimizer, stage, jit),
                 timing_optimizer, lambda: self._epoch_data(stage), trained.variables)
-            with reader.shard_errors(self.config.data_dir, "train", self.info), \
+            with record_batches.shard_errors(self.config.data_dir, "train", self.info), \
                     self._target_errors():
                 choice = xla_choice.choose(self.config.jit_compile,
                                            xla_choice.choice_fields(trained, step),
-                                           steps * stage.max_epochs, timer, self.strategy,
-                                           self.chief)
+                                           steps * stage.max_epochs, timer,
+                                           self.backend.strategy, self.chief)
             if choice.line:
                 self._log(choice.line)
             self._xla_choices[id(trained)] = choice.compile
@@ -366,12 +359,15 @@ class Run:
         runs get (labelled, unlabelled) iterators."""
         if self.noisy_student:
             return self.noisy_student.iterators(epoch_seed(self.config.seed, self.state.epoch))
-        return iter(distributed_train_data(
-            self.strategy, self.config.data_dir, self.info, self.global_batch,
-            self.window, self.config.shuffle_segments,
-            epoch_seed(self.config.seed, self.state.epoch), self.config.num_read_threads,
-            targets=(self.distillation.train_targets(self._work_file(distillation.TABLE_FILE))
-                     if self.distillation else None)))
+        targets = None
+        if self.distillation:
+            from tagger.training.distillation import TABLE_FILE
+
+            targets = self.distillation.train_targets(self._work_file(TABLE_FILE))
+        return self.backend.train_data(
+            self.config.data_dir, self.info, self.global_batch, self.window,
+            self.config.shuffle_segments, epoch_seed(self.config.seed, self.state.epoch),
+            self.config.num_read_threads, targets=targets)
 
     def _stage_over(self, stage) -> bool:
         if self.state.stage_epoch >= stage.max_epochs:
@@ -407,7 +403,7 @@ class Run:
         from tqdm import tqdm
         with tqdm(total=steps, desc=f"epoch {self.state.epoch + 1}", unit="step",
                   disable=not (self.config.progress and self.chief), leave=False) as bar:
-            with reader.shard_errors(self.config.data_dir, "train", self.info), \
+            with record_batches.shard_errors(self.config.data_dir, "train", self.info), \
                     self._target_errors():
                 while done < steps:
                     n = min(chunk, steps - done)
@@ -496,11 +492,9 @@ class Run:
                   f"{row['val_loss']:.4f}  val ROC-AUC {row['val_roc_auc']:.4f}  "
                   f"PR-AUC {row['val_pr_auc']:.4f}  ({row['seconds']:.0f} s)"
                   + ("  best" if improved else ""))
-        if self._summary_writer is not None:
-            with self._summary_writer.as_default(step=state.epoch):
-                for key in ("train_loss", "val_loss", "val_roc_auc", "val_pr_auc", "lr"):
-                    tf.summary.scalar(key, row[key])
-            self._summary_writer.flush()
+        if self._scalars is not None:
+            self._scalars.write(state.epoch, {key: row[key] for key in (
+                "train_loss", "val_loss", "val_roc_auc", "val_pr_auc", "lr")})
 
     def _end_stage(self, stage):
         rows = [r for r in self.state.history if r["stage"] == stage.index]
@@ -523,55 +517,55 @@ class Run:
     def _checkpoint_dir(self) -> str:
         if self.chief:
             return join_path(self.run_dir, "checkpoints")
-        task = self.strategy.cluster_resolver.task_id
-        return join_path(self.run_dir, f".worker-{task}")
+        return join_path(self.run_dir, f".worker-{self.backend.task_id}")
 
-    def _objects(self, optimizer=None) -> dict:
-        """What a checkpoint holds: the model, the random state of its dropout
-        layers (which tf.train.Checkpoint does not reach through the model)
-        and, for epoch checkpoints, the optimizer."""
-        objects = {"model": self.model,
+    def _save(self, name: str, optimizer=None) -> str:
+        """Writes checkpoint `name` of the model (and `optimizer`)."""
+        path = join_path(self._checkpoint_dir(), name)
+        try:
+            checkpoints.write(path, self.model, optimizer)
+        except Exception as error:
+            if not fileio.is_write_error(error) and not isinstance(error, UserError):
+                raise
+            self._delete_checkpoints([name])  # no partial checkpoint stays behind
+            if isinstance(error, UserError):
+                raise
+            raise destination.output_error("checkpoint", checkpoints.path_of(path),
+                                           error) from None
+        return name
+
+    def _restore(self, name: str, optimizer=None):
+        """Reads checkpoint `name` into the model (and `optimizer`); one
+        written in TensorFlow's format by an earlier version through the
+        backend."""
+        path = join_path(self.run_dir, "checkpoints", name)
+        self.backend.barrier()  # the chief has finished writing it
+        if checkpoints.is_tensorflow_format(path):
+            return self._restore_tensorflow_format(path, optimizer)
+        try:
+            checkpoints.read(path, self.model, optimizer)
+        except checkpoints.READ_ERRORS as error:
+            raise checkpoints.unreadable(path, error) from None
+
+    def _restore_tensorflow_format(self, path: str, optimizer=None):
+        objects = {"model": self.model,  # and what tf.train.Checkpoint did not reach
                    "rng": [v.value for v in self.model.non_trainable_variables
                            if v.path.endswith("seed_generator_state")]}
         if optimizer is not None:
             objects["optimizer"] = optimizer
-        return objects
-
-    def _save(self, name: str, optimizer=None) -> str:
-        path = join_path(self._checkpoint_dir(), name)
         try:
-            tf.train.Checkpoint(**self._objects(optimizer)).write(path)
-        except (OSError, tf.errors.OpError) as error:
-            self._delete_checkpoints([name])  # no partial checkpoint stays behind
-            raise destination.output_error("checkpoint", path, error) from None
-        return name
-
-    def _restore(self, name: str, optimizer=None):
-        path = join_path(self.run_dir, "checkpoints", name)
-        strategies.barrier(self.strategy)  # the chief has finished writing it
-        try:
-            status = tf.train.Checkpoint(**self._objects(optimizer)).read(path)
-            # An epoch checkpoint also holds an optimizer that a model-only
-            # restore leaves unread, on purpose: no warning about it.
-            status.assert_existing_objects_matched().expect_partial()
+            self.backend.read_tensorflow_checkpoint(path, objects)
+        except UserError:
+            raise
         except Exception as error:  # TensorFlow raises many types for a bad file
-            damage = checkpoint_damage(path)
+            damage = self.backend.tensorflow_checkpoint_damage(path)
             if damage:
                 raise UserError(f"{damage}; the run cannot continue from it: start a new "
                                 "run with --run-name (or restore the file)") from None
-            if not isinstance(error, (AssertionError, ValueError, tf.errors.OpError)):
-                raise
-            raise UserError(
-                f"checkpoint {path!r} does not fit the model built for this dataset "
-                f"({str(error).splitlines()[0][:200]}); the run was trained with other "
-                "data or model settings: use a new --run-name") from None
+            raise checkpoints.unreadable(path, error) from None
 
     def _delete_checkpoints(self, names):
-        directory = self._checkpoint_dir()
-        for name in names:
-            for file in fileio.listdir(directory):
-                if file.startswith(name + "."):
-                    fileio.remove(join_path(directory, file))
+        checkpoints.remove(self._checkpoint_dir(), names)
 
     def _work_file(self, name: str) -> str:
         """The path of a file of this process's own that its input pipeline
@@ -622,7 +616,7 @@ class Run:
             fileio.remove_quietly(path)
         if not self.chief:  # scratch checkpoints of the other workers
             scratch = self._checkpoint_dir()
-            self._delete_checkpoints({f.split(".")[0] for f in fileio.listdir(scratch)})
+            self._delete_checkpoints(checkpoints.names_in(scratch))
             fileio.rmdir(scratch)
         return metrics
 
@@ -662,28 +656,6 @@ def read_state(path: str) -> RunState:
         raise UserError(f"{path!r} is damaged ({str(error).splitlines()[0]}); the run "
                         "cannot continue without it: start a new run with --run-name "
                         "or --train-dir") from None
-
-
-def checkpoint_damage(path: str) -> str | None:
-    """None when every tensor of checkpoint `path` reads back; else which of
-    its files is missing or damaged."""
-    index = f"{path}.index"
-    if not fileio.exists(index):
-        return f"checkpoint file {index!r} is missing"
-    try:
-        reader = tf.train.load_checkpoint(path)
-    except Exception as error:  # noqa: BLE001  any failure means damage here
-        return f"checkpoint file {index!r} is damaged ({str(error).splitlines()[0]})"
-    for name in reader.get_variable_to_shape_map():
-        try:
-            reader.get_tensor(name)
-        except Exception as error:  # noqa: BLE001
-            folder, base = path.rsplit("/", 1)
-            data = [f for f in fileio.listdir(folder) if f.startswith(base + ".data")]
-            where = join_path(folder, data[0]) if data else f"{path}.data-*"
-            return (f"checkpoint file {where!r} is damaged "
-                    f"({str(error).splitlines()[0] or type(error).__name__})")
-    return None
 
 
 def saved_config(config: TrainConfig) -> TrainConfig | None:

@@ -688,14 +688,13 @@ def test_the_heads_training_pipeline_holds_no_embeddings_in_its_graph(own, tmp_p
     multi-worker input sharding and tf.data's rewrites do), holds the name
     of the table they are read from, not the embeddings (a graph over 2 GB
     cannot be serialized at all); each window comes with its clip's tags."""
-    import tensorflow as tf
-
+    from tagger.training.backend_tf import TensorFlowBackend
     from tagger.training.model_outputs import ClipRows
 
     _, source, _, body_path = own
     config = head_train_config(source, tmp_path / "runs", body_path, pretrained=PretrainedConfig(
         from_model=body_path, join_val=False))  # the train split's embeddings alone
-    run = head_run.HeadRun(config, load_info(source), tf.distribute.get_strategy(), "off")
+    run = head_run.HeadRun(config, load_info(source), TensorFlowBackend("default"), "off")
     clips, dim = 50_000, 4
     rng = np.random.default_rng(0)
     counts = rng.integers(1, 4, clips)
@@ -703,7 +702,7 @@ def test_the_heads_training_pipeline_holds_no_embeddings_in_its_graph(own, tmp_p
     labels = (rng.random((clips, 3)) < 0.5).astype(np.float32)
     run._splits["train"] = (rows, labels)
     batches = []
-    monkeypatch.setattr(run.strategy, "experimental_distribute_dataset",
+    monkeypatch.setattr(run.backend.strategy, "experimental_distribute_dataset",
                         lambda data: batches.append(data) or iter(()))
     run._epoch_data(run.stages[0])
     assert len(batches[0]._as_serialized_graph().numpy()) < 20_000  # 1.2 MB of embeddings

@@ -5,9 +5,13 @@ import pytest
 import tensorflow as tf
 
 from tagger import cpu_features
-from tagger.training.run import precision_line
+from tagger.training.backend_tf import TensorFlowBackend
 
-DEFAULT = tf.distribute.get_strategy()
+DEFAULT = TensorFlowBackend("default")
+
+
+def precision_line(precision, backend):
+    return backend.precision_line(precision)
 
 
 @pytest.fixture

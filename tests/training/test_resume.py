@@ -161,21 +161,76 @@ def test_a_run_without_readable_state_is_refused_not_wiped(uninterrupted, tmp_pa
     assert after == before
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("part", ["index", "data"])
-def test_a_truncated_checkpoint_is_named(uninterrupted, tmp_path, capsys, part):
-    run_dir, config = uninterrupted
+def unfinished_copy(run_dir, tmp_path):
+    """A copy of a finished run folder whose state.json says it is not."""
     copy = copy_run(run_dir, tmp_path)
     state = json.loads((copy / "state.json").read_text())
     state["done"] = False  # as if killed before the end
     (copy / "state.json").write_text(json.dumps(state))
-    name = state["last_checkpoint"]
-    target = next(p for p in (copy / "checkpoints").iterdir()
-                  if p.name.startswith(f"{name}.{part}"))
-    target.write_bytes(target.read_bytes()[:len(target.read_bytes()) // 2])
+    return copy, state
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["cut", "flipped"])
+def test_a_damaged_checkpoint_is_named(uninterrupted, tmp_path, capsys, damage):
+    run_dir, config = uninterrupted
+    copy, state = unfinished_copy(run_dir, tmp_path)
+    target = copy / "checkpoints" / f"{state['last_checkpoint']}.npz"
+    data = bytearray(target.read_bytes())
+    if damage == "cut":
+        data = data[:len(data) // 2]
+    else:  # a byte inside the first array's values: its CRC no longer matches
+        data[len(data) // 3] ^= 0xFF
+    target.write_bytes(bytes(data))
     code, _, err = train_main(capsys, *base_flags(config.data_dir, str(tmp_path)),
                               "--resume")
     one_line_error(code, err, f"checkpoint file {str(target)!r} is damaged", "--run-name")
+
+
+@pytest.mark.slow
+def test_a_run_checkpointed_in_tensorflows_format_resumes(uninterrupted, raw_records,
+                                                         tmp_path, monkeypatch):
+    """A run started before checkpoints were NumPy files wrote TensorFlow
+    checkpoints: it resumes from them, as an uninterrupted run goes on."""
+    import tensorflow as tf
+
+    from tagger.training import checkpoints
+
+    whole_dir, _ = uninterrupted
+    config = three_epochs(raw_records[0], tmp_path)
+    interrupted_after_first_epoch(config, monkeypatch)
+    run = Run(dataclasses.replace(config, resume=True), *_run_parts(config))
+    folder = tmp_path / RUN / "checkpoints"
+    state = json.loads((tmp_path / RUN / "state.json").read_text())
+    with run.backend.scope():
+        model = run._build_model()
+        from tagger.training.schedule import make_optimizer
+
+        optimizer = make_optimizer(run.stages[0])
+        optimizer.build(model.trainable_variables)
+    for name, with_optimizer in ((state["last_checkpoint"], True),
+                                 (state["best_checkpoint"], False)):
+        prefix = str(folder / name)
+        checkpoints.read(prefix, model, optimizer if with_optimizer else None)
+        objects = {"model": model, "rng": [v.value for v in model.non_trainable_variables
+                                           if v.path.endswith("seed_generator_state")]}
+        if with_optimizer:
+            objects["optimizer"] = optimizer
+        tf.train.Checkpoint(**objects).write(prefix)  # the earlier format
+        os.remove(checkpoints.path_of(prefix))
+    assert not list(folder.glob("*.npz")) and list(folder.glob("*.index"))
+    train(dataclasses.replace(config, resume=True))
+    resumed = pd.read_csv(tmp_path / RUN / "history.csv").drop(columns="seconds")
+    whole = pd.read_csv(whole_dir / "history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(resumed, whole, rtol=1e-5, atol=1e-6)
+
+
+def _run_parts(config) -> tuple:
+    """(info, backend, precision) of `config`'s run."""
+    from tagger.training.run import prepare
+
+    _, info, backend, precision = prepare(config)
+    return info, backend, precision
 
 
 def test_a_new_run_writes_its_state_before_any_checkpoint(raw_records, tmp_path,
@@ -274,15 +329,18 @@ def test_a_run_saved_with_num_lr_decays_resumes_with_as_many_stages(tmp_path):
 
 @pytest.mark.slow
 def test_disk_full_while_checkpointing(raw_records, tmp_path, monkeypatch, capsys):
-    import tensorflow as tf
+    import errno
 
-    def full(self, path, *args, **kwargs):
-        with open(f"{path}.index", "wb") as f:  # a partial file, as a full disk leaves
+    from tagger.training import checkpoints
+
+    def full(prefix, model, optimizer=None):
+        with open(checkpoints.path_of(prefix), "wb") as f:  # a partial file
             f.write(b"partial")
-        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(tf.train.Checkpoint, "write", full)
-    with pytest.raises(UserError, match="cannot write checkpoint .*No space left"):
+    monkeypatch.setattr(checkpoints, "write", full)
+    with pytest.raises(UserError, match=r"cannot write checkpoint .*epoch-00001\.npz.*: the "
+                                        "disk is full"):
         train(three_epochs(raw_records[0], tmp_path))
     assert os.listdir(tmp_path / RUN / "checkpoints") == []
 

@@ -19,6 +19,7 @@ from tagger.errors import UserError
 from tagger.evaluation.evaluate import evaluate
 from tagger.models import family
 from tagger.models.saved import read_saved_info
+from tagger.training import checkpoints
 from tagger.training.run import train
 from tests.checks import call_main
 from tests.presets import tiny_train_config
@@ -135,8 +136,8 @@ def test_resume_after_sigkill_continues_the_same_stage(raw_records, tmp_path):
     model = keras.models.load_model(state_path.parent / "model.keras")
     optimizer = keras.optimizers.SGD(0.002, momentum=0.9, nesterov=True)
     optimizer.build(model.trainable_variables)
-    tf.train.Checkpoint(optimizer=optimizer).read(
-        str(state_path.parent / "checkpoints" / state["last_checkpoint"])).expect_partial()
+    checkpoints.read(str(state_path.parent / "checkpoints" / state["last_checkpoint"]),
+                     model, optimizer)
     assert int(optimizer.iterations) == 6
 
 
@@ -179,7 +180,7 @@ def test_mixed_precision_and_xla(raw_records, tmp_path, monkeypatch, capsys, pre
     finite and the float32 policy is back afterwards. On a CPU without
     bfloat16 units, bfloat16 is warned of in one line and trained as asked."""
     from tagger import cpu_features
-    from tagger.training import run as run_module
+    from tagger.training import backend_tf as run_module
 
     monkeypatch.setattr(cpu_features, "cpu_flags", lambda: {"avx2", "fma", "avx512f"})
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])

@@ -49,7 +49,9 @@ def chosen_layer(model, name: str) -> str:
 
 
 class KerasPredictor(Predictor):
-    """A `Predictor` (engine/predictor.py) of a saved tagger: Keras on TensorFlow.
+    """A `Predictor` (engine/predictor.py) of a saved tagger: Keras on
+    TensorFlow, or on JAX when that is the backend (its call compiled by JAX,
+    the model as it was built).
 
     Log-mel-input models get their `LogMel` front end in front
     (`raw_audio_input`), so every model takes the same raw windows. The
@@ -69,9 +71,8 @@ class KerasPredictor(Predictor):
     def __init__(self, model, info: TaggerMetadata | None, embeddings: bool = False,
                  jit_compile: bool = False, embedding_layer: str | None = None):
         import keras
-        import tensorflow as tf
 
-        from tagger.models.inference_graph import inference_model
+        from tagger import backends
         from tagger.models.saved import raw_audio_input, tag_names_of, window_grid
 
         self.sample_rate, self.window_samples, to_model_input = raw_audio_input(model, info)
@@ -83,15 +84,28 @@ class KerasPredictor(Predictor):
             self.embedding_layer = (chosen_layer(model, embedding_layer) if embedding_layer
                                     else embedding_layer_name(model, info))
             outputs["embeddings"] = model.get_layer(self.embedding_layer).output
-        core = inference_model(keras.Model(model.inputs, outputs))
+        core = keras.Model(model.inputs, outputs)
+        tensorflow = backends.current() == "tensorflow"
+        if tensorflow:
+            from tagger.models.inference_graph import inference_model
+
+            core = inference_model(core)
         waveform = keras.Input((self.window_samples,), name="waveform")  # (batch, samples)
         self.model = keras.Model(waveform, core(to_model_input(waveform)))
         self.embedding_dim = (int(outputs["embeddings"].shape[-1]) if embeddings
                               else None)
-        self.jit_compile = bool(jit_compile)
+        self.jit_compile = bool(jit_compile) or not tensorflow  # JAX compiles every call
         self._padded_batch = 0
-        self._call = tf.function(lambda x: self.model(x, training=False),
-                                 reduce_retracing=True, jit_compile=self.jit_compile or None)
+        if tensorflow:
+            import tensorflow as tf
+
+            self._call = tf.function(lambda x: self.model(x, training=False),
+                                     reduce_retracing=True,
+                                     jit_compile=self.jit_compile or None)
+        else:
+            from tagger.models.jax_call import jitted_call
+
+            self._call = jitted_call(self.model)
 
     def __call__(self, windows: np.ndarray):
         windows = np.asarray(windows, np.float32)  # (batch, window_samples)

@@ -1,0 +1,70 @@
+"""The one seam between a training run and its Keras backend.
+
+`training.run.Run` is the run loop for every backend (schedule, checkpoints,
+resume, validation, logs, early stopping); what differs is behind a
+`Backend`, made by `for_run`:
+
+  name, replicas, chief, task_id, is_tpu, compiles_every_step
+  scope()                      where the model's and optimizer's variables are made
+  describe() -> str            the devices, for messages
+  precision_line(precision)    the line a mixed-precision run prints, or None
+  barrier(), chief_first(work) several workers or hosts in step
+  train_data(...) -> iterator  an epoch's training batches, as its steps take them
+  distribute(batches)          batches of a run's own (a head's embeddings)
+  train_function(model, optimizer, global_batch, jit, augmentation, loss)
+                               -> train(iterator, steps) -> summed loss
+  predictor(model, jit)        -> a ClipPredictor
+  read_tensorflow_checkpoint(prefix, objects)
+                               a run's checkpoint in TensorFlow's older format
+
+`backend_tf.TensorFlowBackend` (tf.distribute) and `backend_jax.JaxBackend`
+(keras.distribution over JAX's devices) are the two.
+"""
+
+from __future__ import annotations
+
+from tagger import backends
+from tagger.errors import UserError
+
+
+def for_run(strategy: str = "auto", tpu: str | None = None):
+    """The Backend of the Keras backend this process runs on, over the
+    devices `strategy` (and `tpu`) name."""
+    if backends.current() == "jax":
+        from tagger.training.backend_jax import JaxBackend
+
+        return JaxBackend(strategy, tpu)
+    from tagger.training.backend_tf import TensorFlowBackend
+
+    return TensorFlowBackend(strategy, tpu)
+
+
+def check_batch(backend, batch_size: int) -> None:
+    """A batch that the replicas do not divide is a UserError."""
+    if batch_size % backend.replicas:
+        raise UserError(f"--batch-size {batch_size} is not divisible by the "
+                        f"{backend.replicas} replicas of the {backend.describe()}; use a "
+                        f"multiple of {backend.replicas}")
+
+
+def check_settings(config) -> None:
+    """The settings of `config` that only TensorFlow trains with are a
+    UserError under another backend, each named (noisy-student training,
+    distillation and --augment: their augmentations and soft-target tables
+    are TensorFlow graphs; --xla off: JAX compiles every step)."""
+    if backends.current() == "tensorflow":
+        return
+    refused = []
+    if config.noisy_student.teacher:
+        refused.append("noisy-student training (--teacher)")
+    if config.distillation.teachers:
+        refused.append("distillation (--distil)")
+    if config.augment:
+        refused.append("--augment")
+    if refused:
+        raise UserError(f"{' and '.join(refused)} train under TensorFlow only: their "
+                        "augmentations and soft targets are TensorFlow graphs; use "
+                        "--backend tensorflow")
+    if config.jit_compile is False:
+        raise UserError(f"--xla off does not apply under {backends.current()}: it compiles "
+                        "every step with XLA; leave --xla out")

@@ -1,0 +1,307 @@
+"""A training run's devices, steps and input under Keras's JAX backend.
+
+Devices: `keras.distribution.DataParallel` over every device JAX sees (all
+local GPUs, a TPU's cores; the devices of every host once
+`jax.distributed` is initialised from JAX_COORDINATOR_ADDRESS,
+JAX_NUM_PROCESSES and JAX_PROCESS_ID, or on a Cloud TPU pod slice); the
+variables are replicated and each global batch is split over the devices
+along its first axis, as tf.distribute's mirrored strategies split it.
+`--strategy default` keeps to one device.
+
+The training step is Keras's stateless pattern for JAX: the model's
+`stateless_call`, `jax.value_and_grad` of the mean BCE over the global
+batch (plus the model's regularisation losses), the optimizer's
+`stateless_apply`; jitted (XLA compiles every step under JAX), its state
+donated, the state written back to the Keras variables after each call of
+`steps` steps. The input is NumPy batches (`records.batches`: tf.data
+where TensorFlow is installed, else the TensorFlow-free reader), put on
+the devices one batch ahead by a thread while the step runs.
+
+TensorFlow's one-channel-convolution training form and fused batch norm
+(`models.training_graph`) are kernels picked for TensorFlow's CPU and GPU
+ops; under JAX the model runs as it is built and XLA fuses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+
+import numpy as np
+
+from tagger.errors import UserError
+
+# The variables that describe a cluster of hosts to `jax.distributed`.
+CLUSTER_VARIABLES = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+STRATEGIES = ("auto", "default")  # --strategy values that mean something under JAX
+
+
+def initialize_hosts() -> None:
+    """Starts `jax.distributed` where the environment describes several
+    hosts (CLUSTER_VARIABLES, all three), before JAX's first computation."""
+    given = [name for name in CLUSTER_VARIABLES if os.environ.get(name)]
+    if not given:
+        return
+    if len(given) < len(CLUSTER_VARIABLES):
+        missing = ", ".join(n for n in CLUSTER_VARIABLES if n not in given)
+        raise UserError(f"several hosts under JAX need {', '.join(CLUSTER_VARIABLES)}; "
+                        f"{missing} is not set")
+    import jax
+
+    jax.distributed.initialize(os.environ["JAX_COORDINATOR_ADDRESS"],
+                               int(os.environ["JAX_NUM_PROCESSES"]),
+                               int(os.environ["JAX_PROCESS_ID"]))
+
+
+class JaxBackend:
+    """See the module docstring; the interface is `backend.Backend`'s."""
+
+    name = "jax"
+    compiles_every_step = True
+
+    def __init__(self, strategy: str = "auto", tpu: str | None = None):
+        if strategy not in STRATEGIES:
+            raise UserError(f"--strategy {strategy} is tf.distribute's; under JAX the run "
+                            "takes every device JAX sees (--strategy auto) or one "
+                            "(--strategy default), and several hosts from "
+                            f"{', '.join(CLUSTER_VARIABLES)}")
+        if tpu is not None:
+            raise UserError("--tpu names a TPU for TensorFlow; under JAX the run takes the "
+                            "TPU cores JAX sees (leave --tpu out)")
+        from tagger.backends import tensorflow_for_input
+
+        tensorflow_for_input()  # Keras seeds TensorFlow too where it is installed
+        initialize_hosts()
+        import jax
+        import keras
+
+        self.devices = jax.devices() if strategy == "auto" else jax.local_devices()[:1]
+        self.replicas = len(self.devices)
+        self.hosts = jax.process_count() if strategy == "auto" else 1
+        self.task_id = jax.process_index()
+        self.chief = self.task_id == 0
+        self.platform = self.devices[0].platform
+        self.is_tpu = self.platform == "tpu"
+        self.distribution = None
+        if self.replicas > 1:
+            names = [f"{d.platform}:{d.id}" for d in self.devices]
+            self.distribution = keras.distribution.DataParallel(devices=names)
+        mesh = jax.sharding.Mesh(np.array(self.devices), ("batch",))
+        self._split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+        self._whole = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        self._steps = {}  # (model, optimizer's kind and settings) -> its jitted step
+
+    # -- where the model lives ------------------------------------------------
+    def scope(self):
+        """Variables made inside are replicated over the devices."""
+        return self.distribution.scope() if self.distribution else contextlib.nullcontext()
+
+    def describe(self) -> str:
+        kind = self.devices[0].device_kind
+        hosts = f" on {self.hosts} hosts" if self.hosts > 1 else ""
+        return f"JAX: {self.replicas} {kind} device(s){hosts}"
+
+    def precision_line(self, precision: str) -> str | None:
+        from tagger import cpu_features
+
+        if precision != "bfloat16":
+            return None
+        if self.is_tpu:
+            return "mixed bfloat16: a TPU's matrix units compute in bfloat16"
+        if self.platform == "gpu":
+            capability = getattr(self.devices[0], "compute_capability", None)
+            numbers = tuple(int(p) for p in str(capability).split(".")) if capability else ()
+            return cpu_features.bfloat16_line(numbers or None)
+        return cpu_features.bfloat16_line(None)
+
+    # -- several hosts ----------------------------------------------------------
+    def barrier(self) -> None:
+        if self.hosts > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("tagger")
+
+    def chief_first(self, work) -> None:
+        if self.chief:
+            work()
+        self.barrier()
+        if not self.chief:
+            work()
+
+    # -- the data ------------------------------------------------------------------
+    def to_devices(self, batch, split: bool = True):
+        """NumPy arrays of a global batch (this host's share of it) as JAX
+        arrays split over the devices along their first axis (`split`) or
+        whole on each."""
+        import jax
+
+        sharding = self._split if split else self._whole
+        return tuple(jax.make_array_from_process_local_data(sharding, np.asarray(part))
+                     for part in batch)
+
+    def train_data(self, data_dir, info, global_batch: int, window: int, shuffle_segments: int,
+                   seed: int, num_read_threads, targets=None):
+        """This host's share of the training batches of an epoch, NumPy."""
+        from tagger.records import batches
+
+        if targets is not None:
+            raise UserError("distillation runs under TensorFlow (--backend tensorflow)")
+        shard = (self.hosts, self.task_id) if self.hosts > 1 else None
+        return batches.train_batches(data_dir, global_batch // self.hosts, info=info,
+                                     window_segments=window, shuffle_segments=shuffle_segments,
+                                     seed=seed, shard=shard, num_read_threads=num_read_threads)
+
+    def distribute(self, batches):
+        """An iterator of batches (NumPy) as given, for the training step."""
+        return batches
+
+    # -- the steps -------------------------------------------------------------------
+    def train_function(self, model, optimizer, global_batch: int, jit_compile=True,
+                       augmentation=None, loss=None):
+        """`train(iterator, steps) -> the summed loss of the steps`, each a
+        step of `model` with `optimizer` on the iterator's next NumPy batch
+        (windows in their storage dtype, tags)."""
+        if augmentation is not None:
+            raise UserError("--augment and noisy-student training run under TensorFlow "
+                            "(--backend tensorflow): their augmentations are TensorFlow ops")
+        if loss is not None:
+            raise UserError("distillation runs under TensorFlow (--backend tensorflow)")
+        with self.scope():
+            if not optimizer.built:
+                optimizer.build(model.trainable_variables)
+        # a stage's new optimizer of the same kind steps with the step compiled
+        # for the last one (its learning rate is one of its variables)
+        config = {k: v for k, v in optimizer.get_config().items() if k != "learning_rate"}
+        key = (id(model), type(optimizer).__name__, repr(sorted(config.items())))
+        if key not in self._steps:
+            self._steps[key] = jax_step(model, optimizer)
+        return TrainFunction(model, optimizer, self, self._steps[key])
+
+    def predictor(self, model, jit_compile: bool = True):
+        from tagger.evaluation.predict import ClipPredictor, jitted_scores
+
+        def put(x):
+            split = self.hosts == 1 and len(x) % self.replicas == 0
+            return self.to_devices((x,), split=split)[0]
+
+        return ClipPredictor(model, scores=jitted_scores(model, put))
+
+    # -- checkpoints ------------------------------------------------------------------
+    def read_tensorflow_checkpoint(self, prefix: str, objects) -> None:
+        raise UserError(f"checkpoint {prefix!r} is in TensorFlow's format (an earlier "
+                        "version of tagger wrote it); continue this run under TensorFlow "
+                        "(--backend tensorflow)")
+
+
+class TrainFunction:
+    """`train(iterator, steps)` of `JaxBackend.train_function`; it counts
+    the seconds spent waiting for input (`input_seconds`) and in all
+    (`seconds`) since it was made."""
+
+    def __init__(self, model, optimizer, backend: JaxBackend, step):
+        self.model, self.optimizer, self.backend = model, optimizer, backend
+        self.input_seconds = 0.0
+        self.seconds = 0.0
+        self._step = step
+
+    def __call__(self, iterator, steps: int) -> float:
+        start = time.perf_counter()
+        state = ([v.value for v in self.model.trainable_variables],
+                 [v.value for v in self.model.non_trainable_variables],
+                 [v.value for v in self.optimizer.variables])
+        total = 0.0
+        with _AheadOnDevices(iterator, self.backend, steps) as ahead:
+            for _ in range(steps):
+                waited = time.perf_counter()
+                x, y = ahead.next()
+                self.input_seconds += time.perf_counter() - waited
+                state, loss = self._step(state, x, y)
+                total = total + loss
+        trainable, non_trainable, optimizer_values = state
+        for group, values in ((self.model.trainable_variables, trainable),
+                              (self.model.non_trainable_variables, non_trainable),
+                              (self.optimizer.variables, optimizer_values)):
+            for variable, value in zip(group, values):
+                variable.assign(value)
+        total = float(total)
+        self.seconds += time.perf_counter() - start
+        return total
+
+
+def jax_step(model, optimizer):
+    """The jitted stateless step: ((trainable, non-trainable, optimizer
+    values), x, y) -> (new state, the batch's loss), its state donated."""
+    import jax
+    import keras
+
+    from tagger.audio import INT16_SCALE
+
+    def objective(trainable, non_trainable, optimizer_values, x, y):
+        if x.dtype == "int16":
+            x = keras.ops.cast(x, "float32") / INT16_SCALE
+        scores, non_trainable, losses = model.stateless_call(
+            trainable, non_trainable, x, training=True, return_losses=True)
+        per_window = keras.losses.binary_crossentropy(y, keras.ops.cast(scores, "float32"))
+        loss = keras.ops.mean(per_window)
+        for extra in losses:  # the model's regularisation losses
+            loss = loss + keras.ops.cast(extra, "float32")
+        scaled = loss
+        if hasattr(optimizer, "scale_loss"):  # a LossScaleOptimizer (float16)
+            with keras.StatelessScope(state_mapping=list(zip(optimizer.variables,
+                                                             optimizer_values))):
+                scaled = optimizer.scale_loss(loss)
+        return scaled, (loss, non_trainable)
+
+    gradient = jax.value_and_grad(objective, has_aux=True)
+
+    def step(state, x, y):
+        trainable, non_trainable, optimizer_values = state
+        (_, (loss, non_trainable)), grads = gradient(trainable, non_trainable,
+                                                     optimizer_values, x, y)
+        trainable, optimizer_values = optimizer.stateless_apply(optimizer_values, grads,
+                                                                trainable)
+        return (trainable, non_trainable, optimizer_values), loss
+
+    return jax.jit(step, donate_argnums=0)
+
+
+class _AheadOnDevices:
+    """The next `steps` batches of a NumPy iterator, each put on the
+    devices by a thread while the step before it runs (one batch ahead)."""
+
+    def __init__(self, iterator, backend: JaxBackend, steps: int):
+        self._queue = queue.Queue(maxsize=2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, args=(iterator, backend, steps),
+                                        daemon=True)
+
+    def _fill(self, iterator, backend, steps):
+        try:
+            for _ in range(steps):
+                if self._stop.is_set():
+                    return
+                self._queue.put(("batch", backend.to_devices(next(iterator))))
+        except BaseException as error:  # handed to the consumer, raised there
+            self._queue.put(("error", error))
+
+    def next(self):
+        kind, value = self._queue.get()
+        if kind == "error":
+            raise value
+        return value
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        while self._thread.is_alive():  # unblock a put waiting for room
+            try:
+                self._queue.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        self._thread.join()

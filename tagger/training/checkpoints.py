@@ -1,0 +1,150 @@
+"""A training run's checkpoints, in one format for every Keras backend.
+
+`<name>.npz` (NumPy's zip of arrays, written whole or not at all): the
+values of the model's variables (`model.variables`: trainable, the other
+weights and the dropout layers' seed-generator states), in order, as
+`model/00000`, ...; with an optimizer, its variables (iteration count,
+learning rate, slots) as `optimizer/00000`, .... Variables are matched by
+position and checked by shape, never by name: Keras numbers the names of
+layers built in one process, so the same model built twice may name them
+differently. A checkpoint written under TensorFlow continues under JAX and
+the other way round.
+
+Runs started before this format wrote TensorFlow checkpoints
+(`<name>.index` and `<name>.data-*`); `is_tensorflow_format` finds them,
+and the TensorFlow backend reads them (`backend_tf.read_tensorflow_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+
+from tagger import fileio
+from tagger.errors import UserError
+
+SUFFIX = ".npz"
+# what reading a damaged or mismatched checkpoint raises
+READ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint whose variables are not those of the model (or
+    optimizer) it is read into."""
+
+
+def path_of(prefix: str) -> str:
+    """The file of the checkpoint `prefix` (a folder and its name)."""
+    return prefix + SUFFIX
+
+
+def exists(prefix: str) -> bool:
+    return fileio.exists(path_of(prefix))
+
+
+def is_tensorflow_format(prefix: str) -> bool:
+    """Whether `prefix` names a checkpoint in TensorFlow's format (written
+    before this one) and none in this format."""
+    return not exists(prefix) and fileio.exists(prefix + ".index")
+
+
+def write(prefix: str, model, optimizer=None) -> None:
+    """Writes the checkpoint of `model` (and `optimizer`) at `prefix`."""
+    arrays = {}
+    for group, variables in _groups(model, optimizer):
+        for index, variable in enumerate(variables):
+            arrays[f"{group}/{index:05d}"] = _value(variable)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    fileio.write_atomic(path_of(prefix), buffer.getvalue())
+
+
+def read(prefix: str, model, optimizer=None) -> None:
+    """Assigns the values of the checkpoint at `prefix` to `model`'s
+    variables (and `optimizer`'s, which must be built); a checkpoint
+    without an optimizer's variables cannot restore one. A
+    CheckpointMismatch when the variables do not fit; one of READ_ERRORS
+    for a damaged file (`damage` tells which)."""
+    with np.load(io.BytesIO(fileio.read_bytes(path_of(prefix)))) as saved:
+        stored = {name: saved[name] for name in saved.files}
+    plan = []
+    for group, variables in _groups(model, optimizer):
+        names = sorted(name for name in stored if name.startswith(group + "/"))
+        if len(names) != len(variables):
+            raise CheckpointMismatch(f"it holds {len(names)} {group} variables, the "
+                                     f"{group} has {len(variables)}")
+        for name, variable in zip(names, variables):
+            value = stored[name]
+            if tuple(value.shape) != tuple(variable.shape):
+                raise CheckpointMismatch(f"{group} variable {variable.path} is "
+                                         f"{tuple(variable.shape)}, the checkpoint's "
+                                         f"{tuple(value.shape)}")
+            plan.append((variable, value))
+    for variable, value in plan:  # nothing is assigned unless everything fits
+        variable.assign(value.astype(variable.dtype))
+
+
+def damage(prefix: str) -> str | None:
+    """None when the checkpoint at `prefix` reads back whole; else what is
+    missing or damaged, naming the file."""
+    path = path_of(prefix)
+    if not fileio.exists(path):
+        return f"checkpoint file {path!r} is missing"
+    try:
+        with zipfile.ZipFile(io.BytesIO(fileio.read_bytes(path))) as archive:
+            bad = archive.testzip()
+        if bad is not None:
+            return f"checkpoint file {path!r} is damaged (its entry {bad} fails its CRC)"
+        with np.load(io.BytesIO(fileio.read_bytes(path))) as saved:
+            for name in saved.files:
+                saved[name]
+    except READ_ERRORS as error:
+        return f"checkpoint file {path!r} is damaged ({str(error).splitlines()[0]})"
+    return None
+
+
+def remove(folder: str, names) -> None:
+    """Deletes the checkpoints `names` of `folder`, in either format."""
+    files = fileio.listdir(folder) if fileio.isdir(folder) else []
+    for name in names:
+        for file in files:
+            if file.startswith(name + "."):
+                fileio.remove_quietly(f"{folder}/{file}")
+
+
+def names_in(folder: str) -> list:
+    """The checkpoints found in `folder`, by name."""
+    if not fileio.isdir(folder):
+        return []
+    return sorted({f.split(".")[0] for f in fileio.listdir(folder)})
+
+
+def _groups(model, optimizer) -> list:
+    groups = [("model", list(model.variables))]
+    if optimizer is not None:
+        groups.append(("optimizer", list(optimizer.variables)))
+    return groups
+
+
+def _value(variable) -> np.ndarray:
+    """A variable's value as a NumPy array in a dtype NumPy files keep
+    (bfloat16 as float32)."""
+    import keras
+
+    value = keras.ops.convert_to_numpy(variable.value)
+    if value.dtype.name == "bfloat16":
+        value = value.astype(np.float32)
+    return value
+
+
+def unreadable(prefix: str, error: Exception) -> UserError:
+    """The UserError for a checkpoint that cannot be read into the run's model."""
+    problem = damage(prefix)
+    if problem:
+        return UserError(f"{problem}; the run cannot continue from it: start a new run "
+                         "with --run-name (or restore the file)")
+    return UserError(f"checkpoint {path_of(prefix)!r} does not fit the model built for this "
+                     f"dataset ({str(error).splitlines()[0][:200]}); the run was trained "
+                     "with other data or model settings: use a new --run-name")
