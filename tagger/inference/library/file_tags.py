@@ -40,9 +40,11 @@ attributes; a file whose owner, group or attributes the copy cannot keep
 (another user's, tagged by someone who is not root) is skipped with a
 reason. A symbolic link is followed: the file it points to is tagged and
 the link stays a link. A file with other hard links is skipped (the copy
-would part it from them), as are a read-only file (or folder) and a format
-without a tag writer here; so is a file whose size or modification time
-changed after its audio was read (its scores may not be its own).
+would part it from them), as are a read-only file (or folder), a format
+without a tag writer here and a file the tag library fails to write (a
+damaged one: mutagen's error is the reason); so is a file whose size or
+modification time changed after its audio was read (its scores may not be
+its own).
 """
 
 from __future__ import annotations
@@ -240,16 +242,28 @@ def _replace_with_tagged_copy(path: str, fields: dict,
     _Refused (or OSError) says why not, and `path` is left as it is."""
     with fileio.replacing(path, check=lambda: _unchanged(path, info)) as tmp:
         shutil.copy2(path, tmp)  # bytes, permission bits, times, extended attributes
-        refused = _keep_owner(tmp, info)
+        refused = _keep_owner(tmp, info) or _tagged(tmp, fields)
         if refused is None:
-            kind, copy = _open(tmp)
-            _set(kind, copy, fields)
-            _save(kind, copy)
             os.utime(tmp, ns=(info.st_atime_ns, info.st_mtime_ns))
             refused = _differs(path, tmp, info)
         if refused:
             raise _Refused(refused)  # the copy is removed, the file left as it was
         return os.stat(tmp)
+
+
+def _tagged(path: str, fields: dict) -> str | None:
+    """Writes `fields` into the file at `path`; None, or why it could not."""
+    kind, audio = _open(path)
+    if kind is None:
+        return audio
+    try:
+        _set(kind, audio, fields)
+        _save(kind, audio)
+    except OSError:
+        raise  # the disk's (full, gone), said as such
+    except Exception as error:  # mutagen.MutagenError, and what a damaged file makes it raise
+        return f"cannot write its tags ({type(error).__name__}: {error})"
+    return None
 
 
 class _Refused(Exception):
