@@ -25,8 +25,8 @@ own frames here, one at a time, with its public `ID3` reader. Here:
   again for the tag's new size; an extended header is kept, with its CRC
   (and v2.3's padding size) made true again;
 - the padding takes up what our frames add or free, so the audio stays
-  where it was when it can (1 KiB of new padding when it cannot; none
-  after a footer whose tag had none);
+  where it was when it can (1 KiB of new padding when it cannot; a tag
+  with a footer and no padding gets none);
 - a file without a tag gets a v2.4 one; nothing outside the tag is read
   or written (an MP3's audio and end: ID3v1, `TAG+`, APEv2; a WAV's other
   chunks).
@@ -241,9 +241,10 @@ def with_frames(tag: Tag, frames: dict) -> Tag:
             placed.add(key)
     kept += [frame for key, frame in made.items() if key not in placed]
     left = len(tag.padding) - (sum(map(len, kept)) - sum(map(len, tag.frames)))
-    if left < 0:
-        footer_alone = tag.version == 4 and tag.flags & FOOTER and not tag.padding
-        left = 0 if footer_alone else NEW_PADDING
+    if tag.version == 4 and tag.flags & FOOTER and not tag.padding:
+        left = 0  # a footer comes with no padding
+    elif left < 0:
+        left = NEW_PADDING
     padding = tag.padding[:left] + bytes(max(0, left - len(tag.padding)))
     return tag._replace(frames=kept, padding=padding)
 
