@@ -15,10 +15,10 @@ own frames here, one at a time, with its public `ID3` reader. Here:
 - a frame of zero size, or whose ID is not four of A-Z0-9, is kept like
   any other: its size says exactly where the next frame starts;
 - v2.4 frame sizes are 7 bits a byte (syncsafe), or 8, as older iTunes
-  wrote them: the reading that walks the frames to padding of zeros is
-  taken (the syncsafe one when both do), and our frames are written with
-  it; a tag that neither reading walks (a frame running past the tag's
-  end) is refused, not guessed at;
+  wrote them: the reading that walks the frames to padding of zeros, then
+  the one that meets more IDs of A-Z0-9, is taken (the syncsafe one on a
+  tie), and our frames are written with it; a tag that neither reading
+  walks (a frame running past the tag's end) is refused, not guessed at;
 - the header keeps its version and flags. With unsynchronisation (0x80)
   our frames are unsynchronised too (in v2.2 and v2.3 the whole tag after
   the header, in v2.4 each frame's data); a v2.4 footer (0x10) is written
@@ -27,9 +27,9 @@ own frames here, one at a time, with its public `ID3` reader. Here:
 - the padding takes up what our frames add or free, so the audio stays
   where it was when it can (1 KiB of new padding when it cannot; a tag
   with a footer and no padding gets none);
-- a file without a tag gets a v2.4 one; nothing outside the tag is read
-  or written (an MP3's audio and end: ID3v1, `TAG+`, APEv2; a WAV's other
-  chunks).
+- a file without a tag gets a v2.4 one; nothing outside the tag changes
+  (an MP3's audio and end: ID3v1, `TAG+`, APEv2; a WAV's other chunks),
+  but for a WAV's RIFF and chunk sizes.
 """
 
 from __future__ import annotations
