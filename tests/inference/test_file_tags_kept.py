@@ -237,6 +237,18 @@ def test_a_tag_whose_frames_cannot_be_told_apart_is_left_as_it_is(tmp_path):
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("name", [name for name, (start, _) in MP3S.items() if start])
+def test_a_tag_read_and_written_again_is_the_same_bytes(name):
+    from tagger.inference.library import id3_frames as reader_and_writer
+
+    start = MP3S[name][0]
+    tag = reader_and_writer.parse(start)
+    assert reader_and_writer.to_bytes(tag) == start
+    assert tag.plain_sizes == (name in PLAIN_SIZES)
+    if not tag.whole_unsynchronised:
+        assert tag.frames == id3_frames(start, tag.plain_sizes)[1]
+
+
 def test_splice_moves_what_follows_a_block_at_a_time():
     from tagger.inference.library.id3_frames import _splice
 
