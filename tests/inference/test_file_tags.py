@@ -217,6 +217,23 @@ def test_a_failure_mid_write_leaves_the_old_file(library, monkeypatch):
     assert sorted(p.name for p in library.iterdir()) == sorted(FORMATS)
 
 
+def test_a_file_the_tag_library_cannot_save_is_skipped_and_the_others_tagged(
+        cnn, library, capsys):
+    damaged = write_m4a(library / "0.m4a", tone(3.0, 22050, 1, 440.0, 1), 22050)  # tagged first
+    data = bytearray(damaged.read_bytes())
+    at = data.find(b"stco")  # the chunk offsets: a count beyond the table, as in a damaged file
+    data[at + 8:at + 12] = (10**6).to_bytes(4, "big")
+    damaged.write_bytes(bytes(data))
+    code, _, err = run_tag(capsys, cnn[0], library, "--write-tags")
+    assert code == 0, err
+    assert f"tags not written into {damaged}: cannot write its tags (MP4MetadataError: " \
+           "wrong offset inside b'stco')" in err
+    assert "tags written into 6 file(s); 0 already held them; 1 skipped" in err
+    assert damaged.read_bytes() == bytes(data)
+    assert all("tagger" in fields_of(library / name) for name in FORMATS)
+    assert sorted(os.listdir(library)) == sorted([*FORMATS, "0.m4a"])  # no copy left
+
+
 def test_a_file_changed_after_its_audio_was_read_is_skipped(library):
     path = library / "b.flac"
     read = os.stat(path)

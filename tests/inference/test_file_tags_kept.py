@@ -1,14 +1,19 @@
 """tag.py --write-tags changes our tags and nothing else: in files whose
 tags other programs wrote (ID3v1 and ID3v2.3, ID3v2.4, ID3v1 alone, APEv2
-on an MP3, a WAV's `id3 ` chunk beside LIST/INFO, FLAC with a picture,
-Ogg Vorbis, Opus, M4A with a cover), every other frame, block, comment and
-atom is the same bytes after as before, the ID3v2 version stays, and the
-end of an MP3 (ID3v1, `TAG+`, APEv2) is left byte for byte."""
+on an MP3; ID3v2.4 with plain frame sizes, with unsynchronisation, with a
+footer; ID3v2.3 unsynchronised or with an extended header; ID3v2.2; frames
+of zero size and odd IDs; a WAV's `id3 ` chunk beside LIST/INFO, FLAC with
+a picture, Ogg Vorbis, Opus, M4A with a cover), every other frame, block,
+comment and atom is the same bytes after as before, the ID3v2 header keeps
+its version and flags, and the end of an MP3 (ID3v1, `TAG+`, APEv2) is
+left byte for byte."""
 
 from __future__ import annotations
 
 import io
+import re
 import struct
+import zlib
 
 import mutagen
 import pytest
@@ -25,9 +30,13 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # a cover's bytes, as they a
 # -- tags as other programs write them ------------------------------------------
 
 
-def frame(name: bytes, data: bytes, flags: int = 0, version: int = 3) -> bytes:
-    """One ID3v2 frame: v2.3 sizes are plain, v2.4 ones syncsafe."""
-    size = len(data) if version == 3 else syncsafe(len(data))
+def frame(name: bytes, data: bytes, flags: int = 0, version: int = 3,
+          plain: bool = False) -> bytes:
+    """One ID3v2 frame: v2.3 sizes are plain, v2.4 ones syncsafe (`plain`: 8
+    bits a byte, as older iTunes wrote them); v2.2 has 3-byte IDs and sizes."""
+    if version == 2:
+        return name + len(data).to_bytes(3, "big") + data
+    size = len(data) if version == 3 or plain else syncsafe(len(data))
     return name + struct.pack(">IH", size, flags) + data
 
 
@@ -35,9 +44,24 @@ def syncsafe(number: int) -> int:
     return sum(((number >> (7 * i)) & 0x7F) << (8 * i) for i in range(4))
 
 
-def id3v2(version: int, frames: list, padding: int = 256) -> bytes:
-    body = b"".join(frames) + bytes(padding)
-    return b"ID3" + bytes([version, 0, 0]) + struct.pack(">I", syncsafe(len(body))) + body
+def unsyncsafe(size: int) -> int:
+    return sum(((size >> (8 * i)) & 0x7F) << (7 * i) for i in range(4))
+
+
+def unsynchronised(data: bytes) -> bytes:
+    """ID3v2's unsynchronisation: a 00 after each ff before 00 or 111xxxxx."""
+    return re.sub(rb"\xff(?=[\x00\xe0-\xff]|\Z)", b"\xff\x00", data)
+
+
+def id3v2(version: int, frames: list, padding: int = 256, flags: int = 0,
+          extended: bytes = b"") -> bytes:
+    """A tag; with flag 0x80 in v2.2/v2.3 all after the header
+    unsynchronised, with 0x10 (v2.4) a footer after it."""
+    body = extended + b"".join(frames) + bytes(padding)
+    if version < 4 and flags & 0x80:
+        body = unsynchronised(body)
+    header = b"ID3" + bytes([version, 0, flags]) + struct.pack(">I", syncsafe(len(body)))
+    return header + body + (b"3DI" + header[3:] if flags & 0x10 else b"")
 
 
 def utf16(text: str) -> bytes:  # with a byte order mark, as Windows programs write
@@ -63,6 +87,36 @@ V24_FRAMES = [  # as a v2.4 writer does: UTF-8, a timestamp, a data length indic
           version=4),
     frame(b"TXXX", b"\x03MusicBrainz Album Id\x00d4d3ec0e-4e6a", version=4),
     frame(b"APIC", b"\x00image/png\x00\x03\x00" + PNG, version=4),
+]
+JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffdb0043") + bytes(range(256)) \
+    + b"\xff\xd9"  # a JPEG's start and end: false syncs that unsynchronisation breaks
+OLD_TAGGER = frame(b"TXXX", b"\x03tagger\x00from an earlier run", version=4, plain=True)
+ITUNES_FRAMES = [  # v2.4 with plain sizes: a zero-filled picture, longer than 127 bytes
+    frame(b"TIT2", b"\x00An iTunes title", version=4, plain=True),
+    frame(b"APIC", b"\x00image/jpeg\x00\x03\x00" + bytes(300), version=4, plain=True),
+    OLD_TAGGER,
+    frame(b"TPE1", b"\x00An artist", version=4, plain=True),
+    frame(b"COMM", b"\x00eng\x00" + b"a long comment " * 12, version=4, plain=True),
+    OLD_TAGGER,  # a second copy: both are replaced by one
+]
+UNSYNCHRONISED_FRAMES = [  # v2.4: each frame's data unsynchronised
+    frame(b"TIT2", b"\x03An unsynchronised title", version=4),
+    frame(b"APIC", unsynchronised(b"\x00image/jpeg\x00\x03\x00" + JPEG), version=4),
+    frame(b"PRIV", unsynchronised(b"an owner\x00" + b"\xff\xe0\xff\xff"), version=4),
+]
+ODD_FRAMES = [  # as mutagen drops them: of zero size, with IDs not four of A-Z0-9
+    frame(b"TIT2", b"\x00A title"),
+    frame(b"TIT3", b""),
+    frame(b"abcd", b"a lower-case ID"),
+    frame(b"TT2\x00", b"\x00a v2.2 ID in a v2.3 tag"),
+    frame(b"PRIV", b""),
+    frame(b"TPE1", b"\x00An artist"),
+]
+V22_FRAMES = [  # as older iTunes wrote them
+    frame(b"TT2", b"\x00A v2.2 title", version=2),
+    frame(b"TP1", b"\x01" + utf16("A v2.2 artist") + b"\0\0", version=2),
+    frame(b"COM", b"\x00engiTunNORM\x00 0000 0001", version=2),
+    frame(b"PIC", b"\x00PNG\x03\x00" + PNG, version=2),
 ]
 ID3V1 = (b"TAG" + b"v1 title".ljust(30, b"\0") + b"v1 artist".ljust(30, b"\0")
          + b"v1 album".ljust(30, b"\0") + b"2001" + b"v1 comment".ljust(28, b"\0")
@@ -91,24 +145,117 @@ MP3S = {  # name: (start, end) around an MP3's frames
     "id3v2.4": (id3v2(4, V24_FRAMES), b""),
     "id3v1 alone": (b"", ID3V1),
     "APEv2 after id3v1": (id3v2(3, V23_FRAMES[:3], padding=0), ID3V1 + apev2()),
+    "id3v2.4 with plain sizes": (id3v2(4, ITUNES_FRAMES, padding=64), ID3V1),
+    "id3v2.4 unsynchronised": (id3v2(4, UNSYNCHRONISED_FRAMES, flags=0x80), ID3V1),
+    "id3v2.4 with a footer": (id3v2(4, V24_FRAMES, padding=0, flags=0x10), ID3V1),
+    "id3v2.3 unsynchronised": (id3v2(3, V23_FRAMES + [frame(b"PRIV", b"ends\xff")], padding=16,
+                                     flags=0x80), ID3V1),
+    "zero-size and odd-ID frames": (id3v2(3, ODD_FRAMES, padding=32), ID3V1),
+    "id3v2.2": (id3v2(2, V22_FRAMES), ID3V1),
 }
+PLAIN_SIZES = {"id3v2.4 with plain sizes"}
+OURS = ("TXXX:tagger", "TXXX:tagger_scores", "TXXX:tagger_model")
 
 
 # -- what they hold, as bytes ------------------------------------------------------
 
 
-def id3_frames(tag: bytes) -> tuple[int, list]:
-    """(version, [each frame's bytes]) of an ID3v2 tag at the start of `tag`."""
+def id3_frames(tag: bytes, plain: bool = False) -> tuple[int, list]:
+    """(version, [each frame's bytes]) of an ID3v2 tag at the start of `tag`
+    (in v2.2 and v2.3, unsynchronisation undone); `plain`: v2.4 sizes of 8
+    bits a byte."""
     if tag[:3] != b"ID3":
         return 0, []
-    version, end, at, frames = tag[3], id3_end(tag), 10, []
-    while at + 10 <= end and tag[at:at + 4].strip(b"\0"):
-        size = int.from_bytes(tag[at + 4:at + 8], "big")
-        if version == 4:
-            size = sum(((size >> (8 * i)) & 0x7F) << (7 * i) for i in range(4))
-        frames.append(tag[at:at + 10 + size])
-        at += 10 + size
+    version, flags = tag[3], tag[5]
+    body = tag[10:id3_end(tag) - (10 if flags & 0x10 else 0)]
+    if version < 4 and flags & 0x80:
+        body = body.replace(b"\xff\x00", b"\xff")
+    at = 0
+    if flags & 0x40 and version == 3:
+        at = 4 + int.from_bytes(body[:4], "big")
+    elif flags & 0x40:
+        at = unsyncsafe(int.from_bytes(body[:4], "big"))
+    head, name = (6, 3) if version == 2 else (10, 4)
+    frames = []
+    while at + head <= len(body) and body[at:at + name].strip(b"\0"):
+        size = int.from_bytes(body[at + name:at + 2 * name], "big")
+        if version == 4 and not plain:
+            size = unsyncsafe(size)
+        frames.append(body[at:at + head + size])
+        at += head + size
     return version, frames
+
+
+def heard(path) -> tuple[list, dict]:
+    """What mutagen reads of the ID3v2 tag (a player's view: unsynchronisation
+    undone, v2.2 and v2.3 as v2.4): [(key, frame)] of their frames, and
+    {field: text} of ours."""
+    from mutagen.id3 import ID3
+
+    if path.read_bytes()[:3] != b"ID3":
+        return [], {}
+    tags = ID3(path, load_v1=False)
+    return (sorted((key, repr(value)) for key, value in tags.items() if key not in OURS),
+            {key[5:]: str(tags[key]) for key in OURS if key in tags})
+
+
+def test_extended_headers_stay_with_their_crc_and_padding_made_true(tmp_path):
+    frames = V23_FRAMES[:3]
+    crc = zlib.crc32(b"".join(frames))  # v2.3: of the frames
+    v23 = struct.pack(">I2sII", 10, b"\x80\x00", 100, crc)  # size, CRC flag, padding, CRC
+    crc = zlib.crc32(b"".join(V24_FRAMES) + bytes(100))  # v2.4: of all after it
+    v24 = bytes([0, 0, 0, 12, 1, 0x20, 5]) + bytes((crc >> s) & 0x7F for s in (28, 21, 14, 7, 0))
+    audio = mp3_audio(tmp_path)
+    for version, extended, theirs in ((3, v23, frames), (4, v24, V24_FRAMES)):
+        path = tmp_path / f"v2.{version}.mp3"
+        path.write_bytes(id3v2(version, theirs, 100, 0x40, extended) + audio + ID3V1)
+        written(path)
+        data = path.read_bytes()
+        assert data[id3_end(data):] == audio + ID3V1 and data[3:6] == bytes([version, 0, 0x40])
+        _, now = id3_frames(data)
+        assert added_and_kept(theirs, now)[1] == theirs
+        stored = data[10 + len(extended):id3_end(data)]  # frames and padding
+        if version == 3:
+            size, flags, padding, crc = struct.unpack(">I2sII", data[10:24])
+            assert (size, flags) == (10, b"\x80\x00")
+            assert padding == len(stored) - sum(map(len, now)) and padding > 0
+            assert crc == zlib.crc32(b"".join(now))
+        else:
+            assert data[10:17] == extended[:7]
+            crc = zlib.crc32(stored)
+            assert data[17:22] == bytes((crc >> s) & 0x7F for s in (28, 21, 14, 7, 0))
+
+
+def test_a_tag_whose_frames_cannot_be_told_apart_is_left_as_it_is(tmp_path):
+    runs_past = b"TIT2" + bytes([0, 0, 0x7F, 0x7F, 0, 0]) + b"\x03a title"  # either way
+    path = tmp_path / "song.mp3"
+    path.write_bytes(id3v2(4, [V24_FRAMES[0], runs_past], padding=0) + mp3_audio(tmp_path))
+    before = path.read_bytes()
+    outcome = file_tags.write_fields(str(path), FIELDS)
+    assert outcome == ("skipped", "a frame of its ID3v2 tag runs past the tag's end (its sizes "
+                       "read either way), so its frames cannot be told apart", None)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", [name for name, (start, _) in MP3S.items() if start])
+def test_a_tag_read_and_written_again_is_the_same_bytes(name):
+    from tagger.inference.library import id3_frames as reader_and_writer
+
+    start = MP3S[name][0]
+    tag = reader_and_writer.parse(start)
+    assert reader_and_writer.to_bytes(tag) == start
+    assert tag.plain_sizes == (name in PLAIN_SIZES)
+    if not tag.whole_unsynchronised:
+        assert tag.frames == id3_frames(start, tag.plain_sizes)[1]
+
+
+def test_splice_moves_what_follows_a_block_at_a_time():
+    from tagger.inference.library.id3_frames import _splice
+
+    for new in (bytes(25), b"ab", b""):
+        f = io.BytesIO(bytes(range(50)))
+        _splice(f, 10, 20, new, block=3)
+        assert f.getvalue() == bytes(range(10)) + new + bytes(range(20, 50))
 
 
 def riff_chunks(data: bytes) -> list:
@@ -169,18 +316,33 @@ def written(path, fields=FIELDS) -> None:
 @pytest.mark.parametrize("name", MP3S)
 def test_an_mp3s_other_frames_and_its_end_stay_as_they_were(tmp_path, name):
     start, end = MP3S[name]
+    plain = name in PLAIN_SIZES
     audio = mp3_audio(tmp_path)
     path = tmp_path / "song.mp3"
     path.write_bytes(start + audio + end)
-    version, frames = id3_frames(start)
+    version, frames = id3_frames(start, plain)
+    before, _ = heard(path)
     written(path)
     data = path.read_bytes()
     assert data[id3_end(data):] == audio + end  # the audio, APEv2, TAG+ and ID3v1
-    new_version, new_frames = id3_frames(data)
-    assert new_version == (version or 4)  # a v2.3 tag stays v2.3
+    assert data[3:6] == (start[3:6] or bytes([4, 0, 0]))  # the version and flags stay
+    new_version, new_frames = id3_frames(data, plain)
     added, kept = added_and_kept(frames, new_frames)
-    assert kept == frames  # every frame of theirs, its bytes and order
-    assert [x[:4] for x in added] == [b"TXXX"] * 3  # ours, and no genre without --genre
+    assert kept == [f for f in frames if f != OLD_TAGGER]  # theirs: bytes and order
+    assert [x[:3] for x in added] == [b"TXX"] * 3  # ours, and no genre without --genre
+    assert heard(path) == (before, FIELDS)  # a player reads the same of theirs, and ours
+    if version < 4 and data[5] & 0x80:  # their frames as stored, then ours
+        assert data[10:].startswith(start[10:10 + len(unsynchronised(b"".join(frames)))])
+    shorter = {**FIELDS, "tagger": "jazz"}
+    written(path, shorter)  # a rerun replaces ours
+    data = path.read_bytes()
+    assert data[id3_end(data):] == audio + end and data[3:6] == (start[3:6] or bytes([4, 0, 0]))
+    _, again = id3_frames(data, plain)
+    assert added_and_kept(frames, again)[1] == kept and len(again) == len(new_frames)
+    assert heard(path) == (before, shorter)
+    if data[5] & 0x10:  # a footer as the header, and no padding (as before)
+        assert data[id3_end(data) - 10:id3_end(data)] == b"3DI" + data[3:10]
+        assert 10 + sum(map(len, again)) + 10 == id3_end(data)
 
 
 def test_the_genre_replaces_theirs_and_nothing_else(tmp_path):
@@ -206,26 +368,37 @@ def test_the_genre_replaces_theirs_and_nothing_else(tmp_path):
     assert data[id3_end(data):] == audio + end
 
 
-def test_a_wavs_id3_chunk_keeps_its_frames_and_the_other_chunks_theirs(tmp_path):
+@pytest.mark.parametrize("where", ["at the end", "odd-sized, before the audio", "none"])
+def test_a_wavs_id3_chunk_keeps_its_frames_and_the_other_chunks_theirs(tmp_path, where):
     import soundfile as sf
 
     path = tmp_path / "song.wav"
     with sf.SoundFile(str(path), "w", 22050, 1, format="WAV") as wav:  # a LIST/INFO chunk
         wav.title, wav.artist = "an INFO title", "an INFO artist"
         wav.write(tone(0.5, 22050, 1, 440.0, 1))
+    samples = sf.read(str(path))[0]
     data = path.read_bytes()
-    tag = id3v2(3, V23_FRAMES)
+    frames = [] if where == "none" else V23_FRAMES
+    tag = id3v2(3, frames, padding=1 - sum(map(len, frames)) % 2 if where[0] == "o" else 256)
     chunk = b"id3 " + struct.pack("<I", len(tag)) + tag + bytes(len(tag) % 2)
-    path.write_bytes(data[:4] + struct.pack("<I", len(data) - 8 + len(chunk)) + data[8:] + chunk)
+    chunks = riff_chunks(data)
+    at = data.find(b"data") if where[0] == "o" else len(data)
+    data = data[:at] + (b"" if where == "none" else chunk) + data[at:]
+    path.write_bytes(data[:4] + struct.pack("<I", len(data) - 8) + data[8:])
     before = riff_chunks(path.read_bytes())
-    assert [kind for kind, _ in before] == [b"fmt ", b"LIST", b"data", b"id3 "]
+    assert [kind for kind, _ in before if kind != b"id3 "] == [kind for kind, _ in chunks]
     written(path)
-    after = riff_chunks(path.read_bytes())
+    data = path.read_bytes()
+    after = riff_chunks(data)
+    assert int.from_bytes(data[4:8], "little") == len(data) - 8  # the RIFF's size
     assert [c for c in after if c[0] != b"id3 "] == [c for c in before if c[0] != b"id3 "]
-    version, frames = id3_frames(dict(after)[b"id3 "])
-    added, kept = added_and_kept(V23_FRAMES, frames)
-    assert version == 3 and kept == V23_FRAMES
+    assert [kind for kind, _ in after].index(b"id3 ") == (
+        2 if where[0] == "o" else len(after) - 1)
+    version, new_frames = id3_frames(dict(after)[b"id3 "])
+    added, kept = added_and_kept(frames, new_frames)
+    assert version == (3 if frames else 4) and kept == frames
     assert [x[:4] for x in added] == [b"TXXX"] * 3
+    assert (sf.read(str(path))[0] == samples).all()
 
 
 # -- FLAC, Ogg Vorbis, Opus: Vorbis comments -------------------------------------------

@@ -15,16 +15,16 @@ mutagen, where music players and library managers read them.
 model's tag set (`tagger.datasets.genres`), and is left alone when none
 is. Only these fields are set, and a rerun replaces them, never adds a
 second copy. Every other tag in the file is kept as it was: in an MP3 or
-WAV every other ID3v2 frame byte for byte, and the tag's version (v2.3
-stays v2.3; v2.2, which mutagen cannot write, becomes v2.4; a new tag is
-v2.4); an MP3's end (ID3v1, `TAG+`, APEv2) byte for byte, ID3v1 neither
-read nor written (`id3_frames`); every other Vorbis comment in its order,
-the vendor string and a FLAC's other metadata blocks (its padding block is
-resized); every other atom under an MP4's `ilst`, covers included (in
-mutagen's order of atoms).
+WAV every other byte of the ID3v2 tag (its frames, of any size and ID, its
+header's version and flags, its extended header and footer: the tag is
+written by `id3_frames`, not by mutagen; a new tag is v2.4) and all
+outside it (an MP3's end: ID3v1, `TAG+`, APEv2); every other Vorbis
+comment in its order, the vendor string and a FLAC's other metadata blocks
+(its padding block is resized); every other atom under an MP4's `ilst`,
+covers included (in mutagen's order of atoms).
 
-The audio data is never touched: mutagen rewrites only the tag region
-(the ID3 block at the start of an MP3, the metadata blocks of a FLAC, the
+The audio data is never touched: only the tag region is rewritten (the
+ID3 block at the start of an MP3, the metadata blocks of a FLAC, the
 comment packets of an Ogg stream, the `id3 ` chunk of a WAV, the `moov`
 atom of an MP4). Each file is written by copying it to a temporary name in
 its folder, tagging the copy, flushing it to the disk and renaming it over
@@ -40,9 +40,11 @@ attributes; a file whose owner, group or attributes the copy cannot keep
 (another user's, tagged by someone who is not root) is skipped with a
 reason. A symbolic link is followed: the file it points to is tagged and
 the link stays a link. A file with other hard links is skipped (the copy
-would part it from them), as are a read-only file (or folder) and a format
-without a tag writer here; so is a file whose size or modification time
-changed after its audio was read (its scores may not be its own).
+would part it from them), as are a read-only file (or folder), a format
+without a tag writer here, an ID3v2 tag whose frames cannot be told apart
+and a file the tag library fails to write (a damaged one: mutagen's error
+is the reason); so is a file whose size or modification time changed after
+its audio was read (its scores may not be its own).
 """
 
 from __future__ import annotations
@@ -90,8 +92,19 @@ def tag_fields(scores, tag_names, model: str, top_k=None, threshold=None,
     return fields
 
 
+class _ID3(NamedTuple):
+    """An MP3's or WAV's ID3v2 tag (`id3_frames`): the file, the tag and
+    where it is, our fields as it holds them, and those to write (`_set`)."""
+
+    filename: str
+    tag: id3_frames.Tag
+    place: id3_frames.Place
+    current: dict
+    fields: dict
+
+
 def _open(path: str):
-    """(kind, mutagen file) for a format we write, else (None, reason)."""
+    """(kind, the file's tags) for a format we write, else (None, reason)."""
     import mutagen
     from mutagen.flac import FLAC
     from mutagen.mp3 import MP3
@@ -103,11 +116,12 @@ def _open(path: str):
     try:
         audio = mutagen.File(path)
         if isinstance(audio, (MP3, WAVE)):
-            audio = id3_frames.open_tags(type(audio), path)  # ID3v1 is not ours to read
+            return "id3", _id3(path, isinstance(audio, WAVE))
+    except id3_frames.UnreadableTag as error:
+        return None, str(error)
     except Exception as error:  # mutagen.MutagenError and damaged headers
         return None, f"cannot read its tags ({type(error).__name__})"
-    kinds = ((MP3, "id3"), (WAVE, "id3"), (FLAC, "vorbis"), (OggVorbis, "vorbis"),
-             (OggOpus, "vorbis"), (MP4, "mp4"))
+    kinds = ((FLAC, "vorbis"), (OggVorbis, "vorbis"), (OggOpus, "vorbis"), (MP4, "mp4"))
     for cls, kind in kinds:
         if isinstance(audio, cls):
             return kind, audio
@@ -116,16 +130,32 @@ def _open(path: str):
                  "Vorbis/Opus and M4A are)"
 
 
+def _id3(path: str, wave: bool) -> _ID3:
+    """The ID3v2 tag of an MP3 (`wave`: WAV), with our fields as it holds them."""
+    tag, place = id3_frames.read(path, wave)
+    current = {}
+    fields = {_id3_key(field): field for field in (FIELD, SCORES_FIELD, MODEL_FIELD, "genre")}
+    for frame in tag.frames:
+        read = id3_frames.decoded(tag, frame)
+        if read is not None and read.HashKey in fields and read.text:
+            current.setdefault(fields[read.HashKey], str(read.text[0]))  # the first copy
+    return _ID3(path, tag, place, current, {})
+
+
+def _id3_key(field: str) -> str:
+    """mutagen's key of the ID3 frame of one of our fields."""
+    return "TCON" if field == "genre" else f"TXXX:{field}"
+
+
 def current_fields(kind: str, audio) -> dict:
     """Our fields as they are in the file now (absent ones left out)."""
+    if kind == "id3":
+        return dict(audio.current)
     tags, found = audio.tags, {}
     if tags is None:
         return found
     for field in (FIELD, SCORES_FIELD, MODEL_FIELD, "genre"):
-        if kind == "id3":
-            frame = tags.get("TCON" if field == "genre" else f"TXXX:{field}")
-            value = str(frame.text[0]) if frame is not None and frame.text else None
-        elif kind == "vorbis":
+        if kind == "vorbis":
             values = tags.get(field.upper())
             value = values[0] if values else None
         else:
@@ -139,11 +169,7 @@ def current_fields(kind: str, audio) -> dict:
 
 def _set(kind: str, audio, fields: dict) -> None:
     if kind == "id3":
-        from mutagen.id3 import TCON, TXXX
-
-        id3_frames.set_frames(audio, [
-            TCON(encoding=3, text=[value]) if field == "genre" else
-            TXXX(encoding=3, desc=field, text=[value]) for field, value in fields.items()])
+        audio.fields.update(fields)
         return
     if audio.tags is None:
         audio.add_tags()
@@ -162,7 +188,10 @@ def _set(kind: str, audio, fields: dict) -> None:
 
 def _save(kind: str, audio) -> None:
     if kind == "id3":
-        id3_frames.save(audio)
+        frames = {_id3_key(field): (b"TCON", [value]) if field == "genre" else
+                  (b"TXXX", [field, value]) for field, value in audio.fields.items()}
+        id3_frames.write(audio.filename, audio.place,
+                         id3_frames.with_frames(audio.tag, frames))
     else:
         audio.save()
 
@@ -240,16 +269,28 @@ def _replace_with_tagged_copy(path: str, fields: dict,
     _Refused (or OSError) says why not, and `path` is left as it is."""
     with fileio.replacing(path, check=lambda: _unchanged(path, info)) as tmp:
         shutil.copy2(path, tmp)  # bytes, permission bits, times, extended attributes
-        refused = _keep_owner(tmp, info)
+        refused = _keep_owner(tmp, info) or _tagged(tmp, fields)
         if refused is None:
-            kind, copy = _open(tmp)
-            _set(kind, copy, fields)
-            _save(kind, copy)
             os.utime(tmp, ns=(info.st_atime_ns, info.st_mtime_ns))
             refused = _differs(path, tmp, info)
         if refused:
             raise _Refused(refused)  # the copy is removed, the file left as it was
         return os.stat(tmp)
+
+
+def _tagged(path: str, fields: dict) -> str | None:
+    """Writes `fields` into the file at `path`; None, or why it could not."""
+    kind, audio = _open(path)
+    if kind is None:
+        return audio
+    try:
+        _set(kind, audio, fields)
+        _save(kind, audio)
+    except OSError:
+        raise  # the disk's (full, gone), said as such
+    except Exception as error:  # mutagen.MutagenError, and what a damaged file makes it raise
+        return f"cannot write its tags ({type(error).__name__}: {error})"
+    return None
 
 
 class _Refused(Exception):

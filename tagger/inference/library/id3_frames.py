@@ -1,118 +1,424 @@
 """Our frames in an ID3v2 tag (an MP3's, or a WAV's `id3 ` chunk), and
-nothing else changed (file_tags, tag.py --write-tags).
+every other byte of the tag as it was (file_tags, tag.py --write-tags).
 
-mutagen, left to its defaults, changes more than the frames it is given:
-it merges an ID3v1 tag into the frames it reads (a title, artist, album,
-year, comment and genre the ID3v2 tag never held), converts the frames to
-ID3v2.4 (dropping those v2.4 has no place for, such as RVAD and TSIZ),
-re-encodes every frame it understands, and writes an ID3v1 tag again from
-the ID3v2 frames. Here:
+The tag is read and written here, as its bytes. mutagen rebuilds every
+tag it saves from what it understood of it: it converts frames between
+versions, drops frames of zero size and those whose ID is not four of
+A-Z0-9, merges an ID3v1 tag in, guesses at v2.4 frame sizes and writes
+the header without its unsynchronisation or footer. It only decodes our
+own frames here, one at a time, with its public `ID3` reader. Here:
 
-- ID3v1 is not read (`load_v1=False`), and the end of an MP3 (an ID3v1
-  tag, an extended `TAG+` block, an APEv2 tag) is left byte for byte;
-- a v2.3 or v2.4 tag is read with no frame known to mutagen
-  (`known_frames={}`), so every frame is kept as its bytes (mutagen's
-  `unknown_frames`, written back unchanged when the tag keeps its
-  version), and the tag keeps its version. Only our frames are replaced:
-  `TXXX` with our description, and `TCON` when the genre is written;
-- a v2.2 tag, which mutagen cannot write, becomes a v2.4 one.
+- the frames are walked by their sizes and each is kept as its bytes, in
+  its place; ours (`TXXX` with our description, `TCON` when the genre is
+  written) are replaced where the first of each stood, other copies of
+  them removed, and new ones follow the last frame;
+- a frame of zero size, or whose ID is not four of A-Z0-9, is kept like
+  any other: its size says exactly where the next frame starts;
+- v2.4 frame sizes are 7 bits a byte (syncsafe), or 8, as older iTunes
+  wrote them: the reading that walks the frames to padding of zeros, then
+  the one that meets more IDs of A-Z0-9, is taken (the syncsafe one on a
+  tie), and our frames are written with it; a tag that neither reading
+  walks (a frame running past the tag's end) is refused, not guessed at;
+- the header keeps its version and flags. With unsynchronisation (0x80)
+  our frames are unsynchronised too (in v2.2 and v2.3 the whole tag after
+  the header, in v2.4 each frame's data); a v2.4 footer (0x10) is written
+  again for the tag's new size; an extended header is kept, with its CRC
+  (and v2.3's padding size) made true again;
+- the padding takes up what our frames add or free, so the audio stays
+  where it was when it can (1 KiB of new padding when it cannot; a tag
+  with a footer and no padding gets none);
+- a file without a tag gets a v2.4 one; nothing outside the tag changes
+  (an MP3's audio and end: ID3v1, `TAG+`, APEv2; a WAV's other chunks),
+  but for a WAV's RIFF and chunk sizes.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
+import struct
+import zlib
+from typing import NamedTuple
 
-# mutagen looks for an ID3v1 tag in a file's last 131 bytes (the tag's 128,
-# and 3 more for an APEv2 footer's "APETAGEX" around its "TAG")
-ID3V1_SEARCH = 131
+HEADER = 10  # "ID3", version, revision, flags, size (and so a v2.4 footer)
+UNSYNCHRONISED, EXTENDED, FOOTER = 0x80, 0x40, 0x10
+NEW_PADDING = 1024  # when our frames outgrow the padding
+V22_IDS = {b"TXXX": b"TXX", b"TCON": b"TCO"}  # our frames' IDs in v2.2
+OURS = {4: tuple(V22_IDS), 3: tuple(V22_IDS), 2: tuple(V22_IDS.values())}
+WAVE_CHUNK = b"id3 "
 
 
-def open_tags(cls, path: str):
-    """The file at `path` as mutagen's `cls` (MP3, WAVE) with its ID3v2
-    tag only: an ID3v1 tag is another program's, not ours to read."""
-    return cls(path, load_v1=False)
+class UnreadableTag(ValueError):
+    """An ID3v2 tag whose frames cannot be told apart; the file is left as it is."""
 
 
-def frame_key(raw: bytes, version: int) -> str | None:
-    """mutagen's key (`TXXX:tagger`, `TCON`) of one frame, `raw` its header
-    and data in an ID3v2.`version` tag; None for other frames than TXXX
-    and TCON, and for one mutagen cannot read."""
+class Tag(NamedTuple):
+    """An ID3v2 tag as it is stored. `frames`, `extended` (the extended
+    header) and `padding` are their bytes in the file (in an unsynchronised
+    v2.2 or v2.3 tag, unsynchronised); `plain_sizes`: v2.4 frame sizes of 8
+    bits a byte."""
+
+    version: int
+    flags: int
+    extended: bytes
+    frames: list
+    padding: bytes
+    plain_sizes: bool = False
+
+    @property
+    def whole_unsynchronised(self) -> bool:  # v2.2, v2.3: all after the header
+        return self.version < 4 and bool(self.flags & UNSYNCHRONISED)
+
+
+NEW_TAG = Tag(4, 0, b"", [], b"")
+
+
+class Place(NamedTuple):
+    """Where a file's tag is: bytes [start, end) hold it (`start == end`:
+    none); in a WAV, `chunk` is the `id3 ` chunk's [start, end) around it."""
+
+    start: int
+    end: int
+    chunk: tuple | None = None
+
+
+# -- the file ------------------------------------------------------------------------
+
+
+def read(path: str, wave: bool) -> tuple:
+    """(Tag, Place) of the ID3v2 tag of the MP3 (`wave`: WAV) at `path`:
+    NEW_TAG where it has none. UnreadableTag says why one cannot be read."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        place, limit = Place(0, 0), f.tell()
+        if wave:
+            place, limit = _wave_place(f)
+        f.seek(place.start)
+        head = f.read(min(HEADER, limit - place.start))
+        if head[:3] != b"ID3":
+            if wave and head:
+                raise UnreadableTag("its `id3 ` chunk holds no ID3v2 tag")
+            return NEW_TAG, place
+        length = _tag_length(head)
+        if place.start + length > limit:
+            raise UnreadableTag(f"its ID3v2 tag says it takes {length} bytes, and the "
+                                f"{'chunk' if wave else 'file'} holds "
+                                f"{limit - place.start}")
+        f.seek(place.start)
+        return parse(f.read(length)), place._replace(end=place.start + length)
+
+
+def write(path: str, place: Place, tag: Tag) -> None:
+    """Puts `tag` where `place` says; the bytes after it move, nothing else
+    changes but a WAV's chunk and RIFF sizes (and its chunk's pad byte)."""
+    data = to_bytes(tag)
+    with open(path, "r+b") as f:
+        if place.chunk is None:
+            _splice(f, place.start, place.end, data)
+            return
+        start, end = place.chunk
+        old_end = end
+        if start == end:  # a new chunk, at the RIFF's end
+            _splice(f, start, end, WAVE_CHUNK + bytes(4))
+            end, place = start + 8, Place(start + 8, start + 8)
+        f.seek(start + 4)
+        size = int.from_bytes(f.read(4), "little")
+        new_size = size + len(data) - (place.end - place.start)
+        _splice(f, min(start + 8 + size, end), end, bytes(new_size % 2))  # its pad byte
+        _splice(f, place.start, place.end, data)
+        f.seek(start + 4)
+        f.write(struct.pack("<I", new_size))
+        f.seek(4)
+        riff = int.from_bytes(f.read(4), "little")
+        f.seek(4)
+        f.write(struct.pack("<I", riff + 8 + new_size + new_size % 2 - (old_end - start)))
+
+
+def _tag_length(head: bytes) -> int:
+    """The bytes a tag takes, its 10-byte header `head` given: header, body
+    and a v2.4 footer."""
+    return HEADER + _syncsafe_value(head[6:10]) + (
+        HEADER if head[3] == 4 and head[5] & FOOTER else 0)
+
+
+def _wave_place(f) -> tuple:
+    """(Place, where its data ends) of a WAV's `id3 ` chunk; a new chunk
+    goes at the end of the RIFF."""
+    f.seek(0)
+    head = f.read(12)
+    f.seek(0, os.SEEK_END)
+    end = min(f.tell(), 8 + int.from_bytes(head[4:8], "little"))
+    at = 12
+    while at + 8 <= end:
+        f.seek(at)
+        chunk_id, size = struct.unpack("<4sI", f.read(8))
+        stop = min(at + 8 + size + size % 2, end)
+        if chunk_id.lower() == WAVE_CHUNK:
+            return Place(at + 8, at + 8, (at, stop)), min(at + 8 + size, end)
+        at = stop
+    return Place(end, end, (end, end)), end
+
+
+def _splice(f, start: int, end: int, data: bytes, block: int = 1 << 20) -> None:
+    """Puts `data` in place of bytes [start, end) of the open file `f`,
+    moving what follows by the difference, a block at a time."""
+    f.seek(0, os.SEEK_END)
+    size, shift = f.tell(), len(data) - (end - start)
+    if shift > 0:  # from the last block back, each moved before it is written over
+        at = size
+        while at > end:
+            step = min(block, at - end)
+            at -= step
+            f.seek(at)
+            moved = f.read(step)
+            f.seek(at + shift)
+            f.write(moved)
+    elif shift < 0:
+        at = end
+        while at < size:
+            f.seek(at)
+            moved = f.read(block)
+            f.seek(at + shift)
+            f.write(moved)
+            at += len(moved)
+        f.truncate(size + shift)
+    f.seek(start)
+    f.write(data)
+
+
+# -- the tag's bytes --------------------------------------------------------------------
+
+
+def parse(data: bytes) -> Tag:
+    """The Tag whose bytes (header to footer) are `data`."""
+    version, flags = data[3], data[5]
+    if version not in (2, 3, 4):
+        raise UnreadableTag(f"its ID3v2 tag is of version 2.{version}, and 2.2 to 2.4 are known")
+    if version == 2 and flags & 0x40:
+        raise UnreadableTag("its ID3v2.2 tag is compressed, which no reader knows how to undo")
+    body = data[HEADER:HEADER + _syncsafe_value(data[6:10])]
+    unsynchronised = version < 4 and bool(flags & UNSYNCHRONISED)
+    stream = _Stream(body, unsynchronised)
+    extended = _extended_header(stream, version, flags)
+    walks = [_walk(stream, extended, version, plain) for plain in
+             ((False, True) if version == 4 else (False,))]
+    walks = [walk for walk in walks if walk is not None]
+    if not walks:
+        raise UnreadableTag("a frame of its ID3v2 tag runs past the tag's end (its sizes read "
+                            "either way), so its frames cannot be told apart")
+    frames, plain, _ = max(walks, key=lambda walk: walk[2])  # the syncsafe one on a tie
+    end = sum(map(len, frames), len(extended))
+    return Tag(version, flags, extended, frames, body[end:], plain)
+
+
+def to_bytes(tag: Tag) -> bytes:
+    """The bytes of `tag`: header, extended header, frames, padding and (v2.4
+    with the flag) footer."""
+    pieces = [*tag.frames, tag.padding]
+    if tag.whole_unsynchronised:  # a frame that ends in ff now before a 00 keeps it an ff
+        pieces = [piece + b"\x00" if piece.endswith(b"\xff") and (
+            nxt[:1] == b"" or nxt[0] == 0 or nxt[0] >= 0xE0) else piece
+                  for piece, nxt in zip(pieces, [*pieces[1:], b""])]
+    body = _extended_again(tag, pieces) + b"".join(pieces)
+    header = b"ID3" + bytes([tag.version, 0, tag.flags]) + _syncsafe(len(body))
+    return header + body + (b"3DI" + header[3:] if tag.version == 4 and tag.flags & FOOTER
+                            else b"")
+
+
+def with_frames(tag: Tag, frames: dict) -> Tag:
+    """`tag` with `frames` ({key: (ID, [strings])}, keys as mutagen's:
+    `TXXX:tagger`, `TCON`) in place of the frames of those keys; the padding
+    takes up the difference."""
+    made = {key: _frame(tag, name, strings) for key, (name, strings) in frames.items()}
+    kept, placed = [], set()
+    for frame in tag.frames:
+        key = _key(tag, frame)
+        if key not in made:
+            kept.append(frame)
+        elif key not in placed:
+            kept.append(made[key])
+            placed.add(key)
+    kept += [frame for key, frame in made.items() if key not in placed]
+    left = len(tag.padding) - (sum(map(len, kept)) - sum(map(len, tag.frames)))
+    if tag.version == 4 and tag.flags & FOOTER and not tag.padding:
+        left = 0  # a footer comes with no padding
+    elif left < 0:
+        left = NEW_PADDING
+    padding = tag.padding[:left] + bytes(max(0, left - len(tag.padding)))
+    return tag._replace(frames=kept, padding=padding)
+
+
+def _key(tag: Tag, frame: bytes) -> str | None:
+    """mutagen's key of one of our kinds of frame (`TXXX:tagger`, `TCON`),
+    None for other frames and for one mutagen cannot read."""
+    read = decoded(tag, frame)
+    return None if read is None else read.HashKey
+
+
+def decoded(tag: Tag, frame: bytes):
+    """One frame of `tag` as mutagen reads it (a mutagen Frame, as in a
+    v2.4 tag), if it is of our kinds (TXXX, TCON) and readable; else None."""
     from mutagen import MutagenError
     from mutagen.id3 import ID3
 
-    if raw[:4] not in (b"TXXX", b"TCON"):
+    if frame[:4 if tag.version > 2 else 3] not in OURS[tag.version]:
         return None
-    tag = b"ID3" + bytes([version, 0, 0]) + _syncsafe(len(raw)) + raw
+    flags = 0
+    if tag.whole_unsynchronised:
+        frame = _synchronised(frame)
+    elif tag.version == 4:
+        flags = tag.flags & UNSYNCHRONISED
+        frame = frame[:4] + _syncsafe(_header_size(frame, 4, tag.plain_sizes)) + frame[8:]
+    alone = b"ID3" + bytes([tag.version, 0, flags]) + _syncsafe(len(frame)) + frame
     try:
-        return next(iter(ID3(io.BytesIO(tag), load_v1=False, translate=False).keys()), None)
+        read = ID3(io.BytesIO(alone), load_v1=False)
     except MutagenError:
         return None
+    return next(iter(read.values()), None)
 
 
-def set_frames(audio, frames: list) -> None:
-    """Puts `frames` (mutagen frames) into the ID3v2 tag of `audio` (an
-    MP3 or WAVE of `open_tags`), each replacing the frames of its key;
-    every other frame stays as its bytes."""
-    if audio.tags is None:
-        audio.add_tags()
-    elif audio.tags.version[1] in (3, 4):  # read again, every frame as its bytes
-        tags = type(audio.tags)(audio.filename, known_frames={}, load_v1=False,
-                                translate=False)
-        replaced = {frame.HashKey for frame in frames}
-        tags.unknown_frames = [raw for raw in tags.unknown_frames
-                               if frame_key(raw, tags.version[1]) not in replaced]
-        audio.tags = tags
-    for frame in frames:
-        audio.tags.setall(frame.HashKey, [frame])
-
-
-def save(audio) -> None:
-    """Saves the ID3v2 tag of `audio` (`set_frames`) in its version (v2.2:
-    v2.4); an MP3's end is left as it was."""
-    version = audio.tags.version[1] if audio.tags.version[1] in (3, 4) else 4
-    if _is_wave(audio):
-        audio.save(v2_version=version)  # the `id3 ` chunk alone is written
+def _frame(tag: Tag, name: bytes, strings: list) -> bytes:
+    """A text frame (`TXXX`, `TCON`: its v2.4 ID) holding `strings` in
+    `tag`'s version and sizes: UTF-8 in v2.4, UTF-16 before (which has no
+    UTF-8)."""
+    if tag.version == 4:
+        data = b"\x03" + b"\x00".join(s.encode("utf-8") for s in strings)
+        # unsynchronisation would leave it as it is: UTF-8 holds no ff byte
     else:
-        _save_keeping_the_end(audio, version)
+        data = b"\x01" + b"\x00\x00".join(b"\xff\xfe" + s.encode("utf-16-le") for s in strings)
+    if tag.version == 2:
+        frame = V22_IDS[name] + len(data).to_bytes(3, "big") + data
+    else:
+        size = len(data).to_bytes(4, "big") if tag.version == 3 or tag.plain_sizes \
+            else _syncsafe(len(data))
+        frame = name + size + b"\x00\x00" + data
+    return _unsynchronised(frame) if tag.whole_unsynchronised else frame
 
 
-def _is_wave(audio) -> bool:
-    from mutagen.wave import WAVE
-
-    return isinstance(audio, WAVE)
+# -- the frames' walk ---------------------------------------------------------------------
 
 
-def _save_keeping_the_end(audio, version: int) -> None:
-    """Saves an MP3's ID3v2 tag, at its start, and leaves its end as it
-    was. mutagen either writes an ID3v1 tag there from the ID3v2 frames
-    (`v1=1`, its default) or removes it (`v1=0`), with no way to leave it:
-    it removes it here, and the bytes it took are put back."""
-    path = audio.filename
-    size, start = os.path.getsize(path), id3v2_end(path)
-    with open(path, "rb") as f:
-        f.seek(max(start, size - ID3V1_SEARCH))
-        end = f.read()
-    audio.save(v1=0, v2_version=version)
-    removed = (size - start) - (os.path.getsize(path) - id3v2_end(path))
-    if removed > 0:
-        with open(path, "ab") as f:
-            f.write(end[len(end) - removed:])
+class _Stream:
+    """A tag's body read as the bytes it stands for (in an unsynchronised
+    v2.2 or v2.3 tag, `ff 00` stands for `ff`); `at`: where in the body."""
+
+    def __init__(self, body: bytes, unsynchronised: bool):
+        self.body, self.unsynchronised, self.at = body, unsynchronised, 0
+
+    def take(self, count: int) -> bytes:
+        taken = bytearray()
+        while len(taken) < count and self.at < len(self.body):
+            want = count - len(taken)
+            # a stuffed 00 right after the last byte wanted is taken with it
+            stuffed = self.body.find(b"\xff\x00", self.at, self.at + want + 1) \
+                if self.unsynchronised else -1
+            if stuffed < 0:
+                taken += self.body[self.at:self.at + want]
+                self.at = min(self.at + want, len(self.body))
+            else:
+                taken += self.body[self.at:stuffed + 1]
+                self.at = stuffed + 2
+        return bytes(taken)
 
 
-def id3v2_end(path: str) -> int:
-    """Where the ID3v2 tag at the start of the file at `path` ends (0
-    when it starts with none)."""
-    with open(path, "rb") as f:
-        header = f.read(10)
-    if len(header) < 10 or header[:3] != b"ID3":
-        return 0
-    size = 0
-    for byte in header[6:10]:
-        size = (size << 7) | (byte & 0x7F)
-    return 10 + size + (10 if header[5] & 0x10 else 0)  # the v2.4 footer
+def _extended_header(stream: _Stream, version: int, flags: int) -> bytes:
+    """The extended header at the start of the body, as stored (b"" when
+    the flag is not set, or when a frame starts there, as mutagen reads it)."""
+    if version == 2 or not flags & EXTENDED:
+        return b""
+    head = stream.take(4)
+    if re.fullmatch(rb"[A-Z0-9]{4}", head):
+        stream.at = 0
+        return b""
+    size = _syncsafe_value(head) - 4 if version == 4 else int.from_bytes(head, "big")
+    if size < 0 or len(stream.take(size)) < size:
+        raise UnreadableTag("the extended header of its ID3v2 tag runs past the tag's end")
+    return stream.body[:stream.at]
+
+
+def _walk(stream: _Stream, extended: bytes, version: int, plain: bool):
+    """([each frame as stored], plain, score) of the frames after the
+    extended header, their sizes read `plain` (v2.4); None when a frame
+    runs past the body's end. The score: (padding all zeros, frames with
+    an ID of A-Z0-9)."""
+    stream.at = len(extended)
+    head_size, id_size = (6, 3) if version == 2 else (10, 4)
+    frames, known = [], 0
+    while True:
+        start = stream.at
+        head = stream.take(head_size)
+        if len(head) < head_size or not head[:id_size].strip(b"\x00"):
+            stream.at = start
+            break
+        size = _header_size(head, version, plain)
+        if size is None or len(stream.take(size)) < size:
+            return None
+        frames.append(stream.body[start:stream.at])
+        known += bool(re.fullmatch(rb"[A-Z0-9]{%d}" % id_size, head[:id_size]))
+    padding = stream.body[stream.at:]
+    return frames, plain, (not padding.strip(b"\x00"), known)
+
+
+def _header_size(head: bytes, version: int, plain: bool) -> int | None:
+    """A frame's data size from its header; None for a syncsafe size with
+    a byte over 7 bits."""
+    if version == 2:
+        return int.from_bytes(head[3:6], "big")
+    if version == 3 or plain:
+        return int.from_bytes(head[4:8], "big")
+    if any(byte & 0x80 for byte in head[4:8]):
+        return None
+    return _syncsafe_value(head[4:8])
+
+
+def _extended_again(tag: Tag, pieces: list) -> bytes:
+    """The extended header of `tag` with what it says of the frames made
+    true: its CRC (v2.3: of the frames; v2.4: of all after it) and v2.3's
+    padding size; `pieces`: the frames and padding as stored."""
+    extended = tag.extended
+    if not extended:
+        return extended
+    if tag.version == 4:
+        flags = extended[5] if len(extended) > 5 else 0
+        at = 7 + bool(flags & 0x40)  # the CRC, after its length byte and the update flag's
+        if flags & 0x20 and len(extended) >= at + 5:
+            crc = zlib.crc32(b"".join(pieces))
+            crc35 = bytes((crc >> shift) & 0x7F for shift in (28, 21, 14, 7, 0))
+            extended = extended[:at] + crc35 + extended[at + 5:]
+        return extended
+    plain = _synchronised(extended) if tag.whole_unsynchronised else extended
+    frames = b"".join(_synchronised(p) if tag.whole_unsynchronised else p
+                      for p in pieces[:-1])
+    padding = len(_synchronised(pieces[-1]) if tag.whole_unsynchronised else pieces[-1])
+    if len(plain) >= 10:
+        plain = plain[:6] + struct.pack(">I", padding) + plain[10:]
+    if len(plain) >= 14 and plain[4] & 0x80:
+        plain = plain[:10] + struct.pack(">I", zlib.crc32(frames)) + plain[14:]
+    return _unsynchronised(plain) if tag.whole_unsynchronised else plain
+
+
+# -- sizes and unsynchronisation ----------------------------------------------------------
 
 
 def _syncsafe(number: int) -> bytes:
     """`number` as ID3v2's 4-byte size of 7 bits a byte."""
     return bytes((number >> shift) & 0x7F for shift in (21, 14, 7, 0))
+
+
+def _syncsafe_value(size: bytes) -> int:
+    value = 0
+    for byte in size:
+        value = (value << 7) | (byte & 0x7F)
+    return value
+
+
+def _unsynchronised(data: bytes) -> bytes:
+    """`data` with a 00 after each ff that a 00 or a byte of 111xxxxx
+    follows, or that ends it (ID3v2's unsynchronisation)."""
+    return re.sub(rb"\xff(?=[\x00\xe0-\xff]|\Z)", b"\xff\x00", data)
+
+
+def _synchronised(data: bytes) -> bytes:
+    """`data` with unsynchronisation undone: `ff 00` is `ff`."""
+    return data.replace(b"\xff\x00", b"\xff")
