@@ -169,6 +169,7 @@ class BuildConfig:
     progress: bool = True
     max_file_mb: float = 64.0  # larger audio files are skipped with a reason
     max_seconds: float = 60.0  # longer clips are cut here (and listed as cut)
+    verify: bool = False  # a rerun reads every byte of the shards it keeps
 
     def __post_init__(self):
         for name in ("clips_per_shard", "workers"):

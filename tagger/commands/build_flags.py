@@ -2,7 +2,7 @@
 build_folder.py: each a `main` naming its source in
 `tagger.datasets.SOURCES`): the source's data dir and settings flags
 (declared on its settings dataclass) and the flags every builder shares:
-features, audio, shards, workers, resume/overwrite, progress, Beam runner.
+features, audio, shards, workers, resume/overwrite/verify, progress, Beam runner.
 
     main(name, argv)                    parses and builds, one-line errors
     parse_args(name, argv)              the source's parser, parsed
@@ -78,6 +78,10 @@ def add_record_flags(p, max_seconds: float, data_dir: str = "<data-dir>") -> Non
                    help="replace a build made with other settings (or shards and a "
                         "dataset_info.json this builder did not write) in --out-dir; "
                         "other files there are kept")
+    p.add_argument("--verify", action="store_true",
+                   help="read every byte of the finished shards a rerun keeps and check "
+                        "each record's CRC32C (without it a kept shard is read only where "
+                        "its size or time changed); a shard that differs is written again")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_runner_flags(p)
 
@@ -95,7 +99,7 @@ def check_feature_flags(args) -> None:
 
 def record_settings(args) -> dict:
     """The BuildConfig fields the shared flags set (audio, features, shards,
-    workers, limits, overwrite, progress)."""
+    workers, limits, overwrite, verify, progress)."""
 
     check_feature_flags(args)
     try:
@@ -110,7 +114,7 @@ def record_settings(args) -> dict:
             clips_per_shard=args.num_audios_per_shard,
             workers=args.workers if args.workers is not None else os.cpu_count() or 1,
             max_file_mb=args.max_file_mb, max_seconds=args.max_seconds,
-            overwrite=args.overwrite, progress=not args.no_progress)
+            overwrite=args.overwrite, verify=args.verify, progress=not args.no_progress)
     except ValueError as error:
         raise UserError(str(error)) from None
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 
-from tagger import fileio
 from tagger.records.info import DatasetInfo, load_info, shard_paths
+from tagger.records.shard_state import file_stat
 
 SHARD_CHECKSUMS = {"shard_framing_sha256", "shard_sha256"}  # the builder's keys, new and old
 
@@ -22,23 +21,15 @@ def records_fingerprint(data_dir: str, info: DatasetInfo | None = None) -> str:
     records' lengths and CRC32Cs; of all its bytes in records built before).
     Records built before the builder recorded either give each shard's name
     and size in their place (checking no shard's bytes: a million clips'
-    shards take hours to read)."""
+    shards take hours to read). What the builder recorded, not what the
+    shards hold now: a store keys each of its shards on its file as it is
+    too (`shard_state`)."""
     info = info or load_info(data_dir)
     content = info.to_json()
     for split, entry in info.splits.items():
         if not SHARD_CHECKSUMS & entry.keys():
-            content["splits"][split]["shard_sizes"] = [
-                _size(path) for path in shard_paths(data_dir, info, split)]
+            stats = [file_stat(path) for path in shard_paths(data_dir, info, split)]
+            content["splits"][split]["shard_sizes"] = [stat and stat[0] for stat in stats]
     text = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
-
-def _size(path: str) -> int | None:
-    """Bytes in the file at `path`; None where there is no file."""
-    if not fileio.exists(path):
-        return None
-    if fileio.is_local(path):
-        return os.path.getsize(path)
-    import tensorflow as tf
-
-    return tf.io.gfile.stat(path).length

@@ -16,6 +16,7 @@ mod 2**32. The build's worker processes frame their clips' records here
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 
 import google_crc32c
@@ -25,6 +26,7 @@ from tagger import fileio
 
 MASK_DELTA = 0xA282EAD8
 SMALL = 1 << 16  # parts of at most this many bytes are joined with the framing
+READ_BLOCK = 1 << 22  # bytes read at a time where the records' data is checked
 
 
 def masked_crc32c(parts) -> int:
@@ -32,6 +34,10 @@ def masked_crc32c(parts) -> int:
     crc = 0
     for part in parts:
         crc = google_crc32c.extend(crc, _readable(part))
+    return _masked(crc)
+
+
+def _masked(crc: int) -> int:
     return (((crc >> 15) | (crc << 17)) + MASK_DELTA) & 0xFFFFFFFF
 
 
@@ -62,13 +68,49 @@ def framing_sha256(path: str) -> str:
     """The SHA-256 of the framing bytes of every record of the TFRecord file
     at `path`, in order (what the builder records as it writes a shard);
     only the framing is read."""
+    return read_framing(path)[0]
+
+
+def read_framing(path: str, check_data: bool = False) -> tuple[str, str | None]:
+    """(`framing_sha256` of the TFRecord file at `path`, of its whole
+    records; what is wrong with the file, or None): a record cut short, or
+    a length whose CRC32C does not match. Only the framing is read; with
+    `check_data` every record's data too, and a data CRC32C that does not
+    match is named as well."""
     digest = hashlib.sha256()
     with fileio.open_file(path, "rb") as file:
-        while len(header := file.read(12)) == 12:
-            (length,) = struct.unpack("<Q", header[:8])
-            file.seek(length, 1)
-            digest.update(header + file.read(4))
-    return digest.hexdigest()
+        file.seek(0, 2)  # to the end: its size (tf.io.gfile does not seek past it)
+        left = file.tell()
+        file.seek(0)
+        for index in itertools.count():
+            header = file.read(min(12, left))
+            if not header:
+                return digest.hexdigest(), None
+            if len(header) == 12 and struct.unpack("<I", header[8:])[0] != masked_crc32c(
+                    [header[:8]]):
+                return digest.hexdigest(), f"record {index}'s length does not match its CRC32C"
+            (length,) = struct.unpack("<Q", header[:8].ljust(8, b"\0"))
+            if len(header) < 12 or left < 16 + length:
+                return digest.hexdigest(), f"record {index} is cut short"
+            left -= 16 + length
+            if check_data:
+                crc = _read_crc32c(file, length)
+            else:
+                file.seek(length, 1)
+            footer = file.read(4)
+            if check_data and struct.unpack("<I", footer)[0] != _masked(crc):
+                return digest.hexdigest(), f"record {index}'s data does not match its CRC32C"
+            digest.update(header + footer)
+
+
+def _read_crc32c(file, length: int) -> int:
+    """The CRC32C of the next `length` bytes of `file` (which holds them), read in blocks."""
+    crc = 0
+    while length:
+        block = file.read(min(length, READ_BLOCK))
+        crc = google_crc32c.extend(crc, block)
+        length -= len(block)
+    return crc
 
 
 def frame_bytes(data) -> bytes:

@@ -7,11 +7,14 @@ Layout of the output folder:
   .build/lock.json                               the running build (pid, host)
 
 Each shard is written under a fresh temporary name beside it
-(`fileio.temporary_path`), its manifest (clips written, clips skipped and
-why) is saved, then the shard is renamed into place: a shard file that
-exists is complete. A rerun removes the temporaries of shards cut short,
-keeps finished shards and writes the rest; the result is byte-identical to
-an uninterrupted build.
+(`fileio.temporary_path`) and renamed into place, then its manifest (clips
+written, clips skipped and why, and the shard's size, modification time
+and framing digest) is saved: a shard file that exists is complete, and
+one with a manifest is finished. A rerun removes the temporaries of shards
+cut short, keeps finished shards that are still what their manifests
+recorded (`check_kept_shards`: one that differs is named and written
+again) and writes the rest; the result is byte-identical to an
+uninterrupted build.
 
 The shards are TFRecord files, byte for byte as tf.io.TFRecordWriter writes
 them (`tagger.records.tfrecord`). Raw records come serialized and framed
@@ -35,6 +38,7 @@ import itertools
 import json
 import math
 import re
+import sys
 
 import numpy as np
 from tqdm import tqdm
@@ -47,7 +51,8 @@ from tagger.parallel import WorkerPool, ordered_map
 from tagger.records.clip_decoder import DecodedClip, DecodeTask, decode_clip, worker_died
 from tagger.records.info import INFO_FILE, DatasetInfo
 from tagger.records.plan import Clip, DatasetPlan
-from tagger.records.tfrecord import framing, framing_sha256
+from tagger.records.shard_state import STATE_KEYS, ShardState, file_stat, shard_state
+from tagger.records.tfrecord import framing
 
 BUILDER_VERSION = "1"
 STATE_DIR = ".build"
@@ -135,13 +140,66 @@ class PreparedBuild:
 def prepare_build(plan: DatasetPlan, config: BuildConfig) -> PreparedBuild:
     """Checks the input, prepares the out dir (a build of other settings
     needs `overwrite`; left-over temporary files go) and finds the shards
-    still to write. Every builder (local processes, Beam) starts here."""
+    still to write: those not finished, and finished ones that differ from
+    their manifests (`check_kept_shards`, a line each on stderr). Every
+    builder (local processes, Beam) starts here."""
     check_input(plan, config)
     fingerprint = _fingerprint(plan, config)
     _prepare_out_dir(config.output_dir, fingerprint, config.overwrite)
     jobs = plan_shards(plan, config.clips_per_shard)
     manifests = {job.name: load_manifest(config.output_dir, job) for job in jobs}
+    check_kept_shards(config.output_dir, manifests, config.verify, config.progress)
     return PreparedBuild(jobs, manifests, fingerprint)
+
+
+def check_kept_shards(out_dir: str, manifests: dict, verify: bool = False,
+                      progress: bool = False, log=None) -> None:
+    """Checks each finished shard (a manifest in `manifests`, shard name ->
+    manifest or None) against its manifest (`kept_shard_problem`); one that
+    differs gets one line to `log` (default stderr) and loses its manifest
+    (None in `manifests` too): it is written again. A count follows where
+    any differ, or with `verify` (every byte read)."""
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    kept = [name for name, manifest in manifests.items() if manifest is not None]
+    differ = 0
+    for name in tqdm(kept, unit="shard", desc="verify", disable=not (verify and progress)):
+        problem = kept_shard_problem(out_dir, name, manifests[name], verify)
+        if problem:
+            log(f"{fileio.path_text(join_path(out_dir, name))}: {problem}; writing it again")
+            fileio.remove(_manifest_path(out_dir, name))
+            manifests[name] = None
+            differ += 1
+    if differ or verify:
+        log(f"{differ} of {len(kept)} finished shard(s) differ from what the build wrote"
+            + (f" (--verify: every byte of the {len(kept)} read)" if verify else "")
+            + ("; writing them again" if differ else ""))
+
+
+def kept_shard_problem(out_dir: str, name: str, manifest: dict,
+                       verify: bool = False) -> str | None:
+    """How the finished shard `name` differs from what its manifest
+    recorded (size, framing digest), or None. The shard is not read where
+    its size differs, nor where its size and mtime are the ones recorded
+    (unless `verify`); else every byte is read, each record's CRC32Cs
+    checked. A shard read and found whole has its manifest brought up to
+    date (its new mtime, a digest an older manifest lacked)."""
+    path = join_path(out_dir, name)
+    stat = file_stat(path)
+    if stat and "size" in manifest and stat[0] != manifest["size"]:
+        return f"it holds {stat[0]} bytes, the build wrote {manifest['size']}"
+    known = {key: manifest[key] for key in STATE_KEYS if key in manifest}
+    state = shard_state(path, known if len(known) == len(STATE_KEYS) else None,
+                        data=True, verify=verify)
+    if state is None:
+        return "the shard is gone"
+    if state.problem:
+        return state.problem
+    if manifest.get("framing_sha256", state.framing_sha256) != state.framing_sha256:
+        return "its records are not the ones the build wrote (their lengths and CRC32Cs differ)"
+    if state.to_json() != known:
+        manifest.update(state.to_json())
+        fileio.write_atomic(_manifest_path(out_dir, name), json.dumps(manifest))
+    return None
 
 
 def check_input(plan: DatasetPlan, config: BuildConfig) -> None:
@@ -242,11 +300,12 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
                 on_clip=None) -> dict:
     """Writes `job`'s shard from `decoded` (a DecodedClip per clip of the
     job, in order) and returns its manifest (its clips, segments, skipped
-    and cut clips, and the SHA-256 of its records' framing, which holds each
-    record's length and CRC32C: `tfrecord.framing_sha256`): the shard goes to a fresh
-    temporary name (`fileio.temporary_path`: one per attempt, so Beam's
-    retries of a shard never share one), the manifest is saved, then the
-    shard is renamed into place.
+    and cut clips, and the shard's state: its size, mtime and the SHA-256
+    of its records' framing, which holds each record's length and CRC32C:
+    `tfrecord.framing_sha256`): the shard goes to a fresh temporary name
+    (`fileio.temporary_path`: one per attempt, so Beam's retries of a
+    shard never share one) and is renamed into place, then the manifest is
+    saved.
     `features` maps decoded segments to what the records store. A failed
     write (a full disk) removes the partial shard and raises a UserError
     saying what to free; the rerun resumes at this shard."""
@@ -294,10 +353,10 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
                                         "seconds": round(result.full_seconds, 2)})
         with fileio.failed_writes_as(write_failed):
             shard.close()  # flushes the shard: a full disk may show only here
-    manifest["framing_sha256"] = digest.hexdigest()
     with fileio.failed_writes_as(write_failed):
-        fileio.write_atomic(_manifest_path(out_dir, job.name), json.dumps(manifest))
         fileio.rename(temp, path)
+        manifest.update(ShardState(*file_stat(path), digest.hexdigest()).to_json())
+        fileio.write_atomic(_manifest_path(out_dir, job.name), json.dumps(manifest))
     return manifest
 
 
@@ -360,9 +419,7 @@ def _dataset_info(plan, config, jobs, manifests, fingerprint) -> DatasetInfo:
             "clips": sum(len(m["clip_ids"]) for m in split_manifests),
             "segments": sum(m["segments"] for m in split_manifests),
             "shards": [j.name for j in split_jobs],
-            "shard_framing_sha256": [
-                _framing_sha256(config.output_dir, j.name, manifests[j.name])
-                for j in split_jobs],
+            "shard_framing_sha256": [m["framing_sha256"] for m in split_manifests],
             "labelled": plan.is_labelled(split),
         }
         skipped += [{"split": split, **s} for m in split_manifests for s in m["skipped"]]
@@ -381,14 +438,6 @@ def _dataset_info(plan, config, jobs, manifests, fingerprint) -> DatasetInfo:
         build={**plan.settings, "clips_per_shard": config.clips_per_shard,
                "max_file_mb": config.max_file_mb, "max_seconds": config.max_seconds},
         fingerprint=fingerprint)
-
-
-def _framing_sha256(out_dir: str, name: str, manifest: dict) -> str:
-    """The SHA-256 of a finished shard's framing: from its manifest, or read
-    back for a shard whose manifest was saved before manifests held it."""
-    if "framing_sha256" in manifest:
-        return manifest["framing_sha256"]
-    return framing_sha256(join_path(out_dir, name))
 
 
 def _fingerprint(plan: DatasetPlan, config: BuildConfig) -> str:

@@ -19,17 +19,23 @@ segment, a body's embeddings per window) is stored per shard of records
 in a folder of its own: an entry file (what made the rows, and the
 records they were made from, by `records.fingerprint.records_fingerprint`)
 and one `<shard>.npz` per shard (the shard's clip ids, rows per clip and
-the rows of all its clips in order, float32), each written atomically
-once its shard is done: an interrupted run goes on from the first missing
-shard, and a rerun reads them back. A stored shard that cannot be read
-(cut short by a full disk or an interrupted copy, empty, or holding other
-arrays) is computed again, with one line naming it and why. Records
-rebuilt with other settings or clips get their rows anew, and stored rows
-whose clips are not the records' are never used.
+the rows of all its clips in order, float32, and the state of the
+records' shard file they were made from: its size, mtime and framing
+digest, `records.shard_state`), each written atomically once its shard
+is done: an interrupted run goes on from the first missing shard, and a
+rerun reads them back. A stored shard that cannot be read (cut short by
+a full disk or an interrupted copy, empty, or holding other arrays), or
+whose records' shard is another file now (its framing digest, read again
+where its size or mtime changed, differs: a shard replaced by another
+build's, or written again by the build's rerun), is computed again, with
+one line naming it and why. Records rebuilt with other settings or clips
+get their rows anew, and stored rows whose clips are not the records' are
+never used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -42,6 +48,7 @@ from tagger import destination, fileio
 from tagger.config import join_path
 from tagger.errors import UserError
 from tagger.records.info import DatasetInfo
+from tagger.records.shard_state import STATE_KEYS, shard_state
 from tagger.training.clip_batches import outputs_of_clips
 
 FINGERPRINT_DIGITS = 16
@@ -49,6 +56,7 @@ FINGERPRINT_DIGITS = 16
 # clip is cut into windows, which layer embeds): a stored entry of another
 # version is computed anew. Raise it with any change that alters stored rows.
 FORMAT_VERSION = 1
+MADE_FROM = "records_shard"  # in each stored .npz: the state of the shard its rows are of
 
 
 class ModelFile:
@@ -275,7 +283,7 @@ def stored_rows(store: Store, data_dir: str, info: DatasetInfo, split: str,
         width = (entry or {}).get("width")
         store = dataclasses.replace(store, width=width if isinstance(width, int)
                                     else store.width())
-    parts = _stored(store, shards, log) if entry else {}
+    parts = _stored(store, data_dir, info, split, log) if entry else {}
     stored = set(parts)
     computed = _compute(store, data_dir, info, split, parts, rows_of_clips, progress, label,
                         records)
@@ -306,31 +314,69 @@ def _compute(store: Store, data_dir: str, info: DatasetInfo, split: str, parts: 
     if missing:
         _start_entry(store, records)
     for i in tqdm(missing, desc=label or split, unit="shard", disable=not progress):
+        state = shard_state(join_path(data_dir, shards[i]))
         parts[i] = _shard_rows(data_dir, info, split, i, rows_of_clips, store.width)
-        buffer = io.BytesIO()
-        np.savez(buffer, **dict(zip(store.fields, dataclasses.astuple(parts[i]))))
-        try:
-            fileio.write_atomic(store.shard_path(shards[i]), buffer.getvalue())
-        except OSError as error:
-            raise destination.output_error(store.what, store.shard_path(shards[i]),
-                                           error) from None
+        _save_shard(store, shards[i], parts[i], state)
     return len(missing)
 
 
-def _stored(store: Store, shards: list, log) -> dict:
+def _save_shard(store: Store, shard: str, rows: ClipRows, state) -> None:
+    """Stores `rows` of the records' `shard`, whose file was as `state` (a
+    ShardState, or None where there was no file) when they were made."""
+    arrays = dict(zip(store.fields, dataclasses.astuple(rows)))
+    if state is not None:
+        arrays[MADE_FROM] = np.array(json.dumps(state.to_json()))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    try:
+        fileio.write_atomic(store.shard_path(shard), buffer.getvalue())
+    except OSError as error:
+        raise destination.output_error(store.what, store.shard_path(shard), error) from None
+
+
+def _stored(store: Store, data_dir: str, info: DatasetInfo, split: str, log) -> dict:
     """{index: rows} of the shards stored; one that cannot be read (cut
-    short, empty, not a shard's arrays) is left out, to be computed again,
-    with one line saying so."""
+    short, empty, not a shard's arrays) or that was made from another file
+    than the records' shard now (`_made_from_another`) is left out, to be
+    computed again, with one line saying so."""
     parts = {}
-    for i, shard in enumerate(shards):
+    for i, shard in enumerate(info.splits[split]["shards"]):
         path = store.shard_path(shard)
         if not fileio.exists(path):
             continue
         try:
-            parts[i] = read_shard(path, store.fields, store.width, store.rows)
+            rows, made_from = read_shard(path, store.fields, store.width, store.rows)
         except DamagedShard as error:
             log(f"{store.what} {path} cannot be read ({error}); {store.redo} its shard again")
+            continue
+        if _made_from_another(store, rows, made_from, data_dir, info, split, i):
+            log(f"{store.what} {path} were made from another {shard} than the one in "
+                f"{data_dir} now; {store.redo} its shard again")
+            continue
+        parts[i] = rows
     return parts
+
+
+def _made_from_another(store: Store, rows: ClipRows, made_from: dict | None, data_dir: str,
+                       info: DatasetInfo, split: str, index: int) -> bool:
+    """Whether the records' shard `index` of `split` is now another file
+    than the one `rows` were made from: its framing digest (read where its
+    size or mtime are not the ones `made_from` holds, `shard_state`) is not
+    the one `made_from` holds, or for rows stored without it, the one
+    dataset_info.json holds. Rows kept have the shard's state stored with
+    them where it was read anew."""
+    shard = info.splits[split]["shards"][index]
+    state = shard_state(join_path(data_dir, shard), made_from)
+    if state is None:  # no shard: the records' reader names it
+        return False
+    built = info.splits[split].get("shard_framing_sha256")
+    expected = (made_from or {}).get("framing_sha256") or (built[index] if built else None)
+    if expected is not None and state.framing_sha256 != expected:
+        return True
+    if state.to_json() != made_from:  # kept with the rows: not read again while it holds
+        with contextlib.suppress(UserError):  # a store that cannot be written is still read
+            _save_shard(store, shard, rows, state)
+    return False
 
 
 def _current_entry(store: Store, records: str) -> dict | None:
@@ -393,23 +439,28 @@ class DamagedShard(Exception):
 LOAD_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
 
 
-def read_shard(path: str, fields: tuple, width: int, rows: str = "") -> ClipRows:
-    """The rows stored at `path`: a DamagedShard unless the file is a whole
-    .npz of a shard's arrays (named `fields`) of rows of `width` values
-    (`rows` says what a row is in its message)."""
+def read_shard(path: str, fields: tuple, width: int, rows: str = "") -> tuple[ClipRows,
+                                                                              dict | None]:
+    """(the rows stored at `path`, the state of the records' shard they
+    were made from or None where it was not stored): a DamagedShard unless
+    the file is a whole .npz of a shard's arrays (named `fields`) of rows of
+    `width` values (`rows` says what a row is in its message)."""
     try:
         with np.load(io.BytesIO(fileio.read_bytes(path))) as data:
             absent = [name for name in fields if name not in data.files]
             if absent:
                 raise DamagedShard(f"it holds no {', '.join(absent)}")
             stored = ClipRows(*(data[name] for name in fields))
+            made_from = json.loads(str(data[MADE_FROM])) if MADE_FROM in data.files else None
     except LOAD_ERRORS as error:
         why = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DamagedShard(f"cut short or damaged: {why}") from None
     problem = shape_problem(stored, fields, width, rows)
     if problem:
         raise DamagedShard(problem)
-    return stored
+    if not (isinstance(made_from, dict) and set(made_from) == set(STATE_KEYS)):
+        made_from = None
+    return stored, made_from
 
 
 def shape_problem(rows: ClipRows, fields: tuple, width: int, what: str = "") -> str | None:

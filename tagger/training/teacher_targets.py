@@ -26,9 +26,11 @@ its shard is scored: an interrupted run goes on from the first missing
 shard, and a rerun reads them back (`model_outputs.stored_rows`, the
 store the body's embeddings use too). A stored shard that cannot be read
 (cut short by a full disk or an interrupted copy, empty, or holding other
-arrays) is scored again, with one line naming it and why. Records rebuilt
-with other settings or clips get their targets anew, and stored targets
-of other clips than the records' are scored again.
+arrays) is scored again, with one line naming it and why, and so is one
+whose shard of records is another file now than the one it was scored
+from. Records rebuilt with other settings or clips get their targets
+anew, and stored targets of other clips than the records' are scored
+again.
 
 Several teachers: the student learns the tags they share, in the first
 teacher's order, their targets averaged; the tags that others lack are

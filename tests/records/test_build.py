@@ -73,33 +73,46 @@ def test_split_sizes_tags_and_segments(synthetic_mtt, raw_records):
 
 
 def test_each_shards_framing_digest_is_recorded(raw_records):
+    """In dataset_info.json, and with the shard file's size and time in its manifest."""
     records, info = raw_records
     for split in info.splits.values():
         assert "shard_sha256" not in split
         assert split["shard_framing_sha256"] == [
             hashlib.sha256(framing_of_file(pathlib.Path(records, name).read_bytes())).hexdigest()
             for name in split["shards"]]
+        for name, digest in zip(split["shards"], split["shard_framing_sha256"]):
+            manifest = json.loads(pathlib.Path(records, ".build", f"{name}.json").read_text())
+            found = pathlib.Path(records, name).stat()
+            assert (manifest["size"], manifest["mtime_ns"], manifest["framing_sha256"]) == (
+                found.st_size, found.st_mtime_ns, digest)
 
 
 @pytest.mark.parametrize("older", ["sha256", None])
 def test_a_shard_finished_before_manifests_held_its_digest_is_read_back(
         older, synthetic_mtt, raw_records, tmp_path):
-    """A build resumed from shards whose manifests hold no framing digest
-    (written by an earlier version: the SHA-256 of the shard's bytes, or
-    nothing) reads those shards' framing back for it."""
+    """A build resumed from shards whose manifests hold no framing digest,
+    size or time (written by an earlier version: the SHA-256 of the shard's
+    bytes, or nothing) reads those shards back, keeps them and records
+    their state in their manifests."""
     out = tmp_path / "resumed"
     shutil.copytree(raw_records[0], out)
     name = raw_records[1].splits["val"]["shards"][0]
     manifest = out / ".build" / f"{name}.json"
-    stored = {k: v for k, v in json.loads(manifest.read_text()).items() if k != "framing_sha256"}
+    stored = {k: v for k, v in json.loads(manifest.read_text()).items()
+              if k not in ("framing_sha256", "size", "mtime_ns")}
     if older:
         stored[older] = hashlib.sha256((out / name).read_bytes()).hexdigest()
     manifest.write_text(json.dumps(stored))
     (out / "dataset_info.json").unlink()
+    mtime = (out / name).stat().st_mtime_ns
     info = build_mtt(synthetic_mtt[0], out)
-    assert info.splits["val"]["shard_framing_sha256"][0] == hashlib.sha256(
-        framing_of_file((out / name).read_bytes())).hexdigest()
+    digest = hashlib.sha256(framing_of_file((out / name).read_bytes())).hexdigest()
+    assert info.splits["val"]["shard_framing_sha256"][0] == digest
     assert info == raw_records[1]
+    assert (out / name).stat().st_mtime_ns == mtime  # kept
+    assert json.loads(manifest.read_text()) == {
+        **stored, "framing_sha256": digest, "size": (out / name).stat().st_size,
+        "mtime_ns": mtime}
 
 
 def test_skipped_are_exactly_the_broken_files(synthetic_mtt, raw_records):

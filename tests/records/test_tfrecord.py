@@ -17,6 +17,7 @@ from tagger.records.tfrecord import (
     framing_sha256,
     masked_crc32c,
     open_record_file,
+    read_framing,
 )
 from tests.checks import framing_of_file
 
@@ -88,6 +89,35 @@ def test_the_framing_digest_reads_each_records_length_and_checksums(path, tmp_pa
     assert len(expected) == 16 * len(RECORDS)
     assert framing_sha256(path) == hashlib.sha256(expected).hexdigest()
     assert b"".join(framing(frame([r])) for r in RECORDS) == expected
+
+
+@pytest.mark.parametrize("path", ["local", "ram://tfrecord_test/damaged.tfrecord"])
+def test_reading_the_framing_finds_records_cut_short_or_damaged(path, tmp_path):
+    """Only the framing read: a record cut short or a damaged length is
+    found; the data read too: a changed data byte is found as well. The
+    digest is of the whole records before the damage."""
+    path = str(tmp_path / "records.tfrecord") if path == "local" else path
+    data = b"".join(frame_bytes(r) for r in RECORDS)
+    last = len(data) - len(RECORDS[-1]) - 16  # where the last record starts
+    whole = hashlib.sha256(framing_of_file(data[:last])).hexdigest()
+    changed = bytearray(data)
+    changed[last + 12 + 5] ^= 1
+    length_changed = bytearray(data)
+    length_changed[last] ^= 1
+    cases = [(data, False, None), (data, True, None),
+             (data[:-100], False, "record 3 is cut short"),
+             (data[:last + 7], True, "record 3 is cut short"),
+             (bytes(length_changed), False, "record 3's length does not match its CRC32C"),
+             (bytes(changed), False, None),
+             (bytes(changed), True, "record 3's data does not match its CRC32C")]
+    for number, (content, check_data, problem) in enumerate(cases):
+        written = f"{path}.{number}"  # ram:// appends to a file written again
+        with tf.io.gfile.GFile(written, "wb") as file:
+            file.write(content)
+        digest, found = read_framing(written, check_data=check_data)
+        assert found == problem
+        assert digest == (framing_sha256(written) if problem is None else whole)
+    assert read_framing(f"{path}.0")[0] == hashlib.sha256(framing_of_file(data)).hexdigest()
 
 
 def test_the_framing_stands_for_the_data():
