@@ -43,7 +43,7 @@ def check_batch(backend, batch_size: int) -> None:
     """A batch that the replicas do not divide is a UserError."""
     if batch_size % backend.replicas:
         raise UserError(f"--batch-size {batch_size} is not divisible by the "
-                        f"{backend.replicas} replicas of the {backend.describe()}; use a "
+                        f"{backend.replicas} replicas ({backend.describe()}); use a "
                         f"multiple of {backend.replicas}")
 
 

@@ -93,6 +93,8 @@ class JaxBackend:
         self._split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
         self._whole = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
         self._steps = {}  # (model, optimizer's kind and settings) -> its jitted step
+        self.input_seconds = 0.0  # waited for the training batches, in all
+        self.step_seconds = 0.0  # the training steps took, input included
 
     # -- where the model lives ------------------------------------------------
     def scope(self):
@@ -100,9 +102,19 @@ class JaxBackend:
         return self.distribution.scope() if self.distribution else contextlib.nullcontext()
 
     def describe(self) -> str:
-        kind = self.devices[0].device_kind
         hosts = f" on {self.hosts} hosts" if self.hosts > 1 else ""
-        return f"JAX: {self.replicas} {kind} device(s){hosts}"
+        plural = "s" if self.replicas > 1 else ""
+        return f"JAX's {self.replicas} {self.devices[0].device_kind} device{plural}{hosts}"
+
+    def input_line(self) -> str | None:
+        """How much of the training steps' time went to waiting for input."""
+        from tagger.records.batches import reader_name
+
+        if not self.step_seconds:
+            return None
+        return (f"input: the training steps waited {self.input_seconds:.1f} s of their "
+                f"{self.step_seconds:.1f} s for batches "
+                f"({self.input_seconds / self.step_seconds:.1%}), read by {reader_name()}")
 
     def precision_line(self, precision: str) -> str | None:
         from tagger import cpu_features
@@ -197,14 +209,11 @@ class JaxBackend:
 
 
 class TrainFunction:
-    """`train(iterator, steps)` of `JaxBackend.train_function`; it counts
-    the seconds spent waiting for input (`input_seconds`) and in all
-    (`seconds`) since it was made."""
+    """`train(iterator, steps)` of `JaxBackend.train_function`; it adds the
+    seconds spent waiting for input and in all to its backend's counts."""
 
     def __init__(self, model, optimizer, backend: JaxBackend, step):
         self.model, self.optimizer, self.backend = model, optimizer, backend
-        self.input_seconds = 0.0
-        self.seconds = 0.0
         self._step = step
 
     def __call__(self, iterator, steps: int) -> float:
@@ -217,7 +226,7 @@ class TrainFunction:
             for _ in range(steps):
                 waited = time.perf_counter()
                 x, y = ahead.next()
-                self.input_seconds += time.perf_counter() - waited
+                self.backend.input_seconds += time.perf_counter() - waited
                 state, loss = self._step(state, x, y)
                 total = total + loss
         trainable, non_trainable, optimizer_values = state
@@ -227,7 +236,7 @@ class TrainFunction:
             for variable, value in zip(group, values):
                 variable.assign(value)
         total = float(total)
-        self.seconds += time.perf_counter() - start
+        self.backend.step_seconds += time.perf_counter() - start
         return total
 
 

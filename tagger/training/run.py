@@ -175,6 +175,8 @@ class Run:
         keras.mixed_precision.set_global_policy(
             {"off": "float32", "float16": "mixed_float16",
              "bfloat16": "mixed_bfloat16"}[self.precision])
+        if self.backend.name != "tensorflow":
+            self._log(f"training on {self.backend.describe()}")
         line = self.backend.precision_line(self.precision)
         if line:
             self._log(line)
@@ -595,6 +597,9 @@ class Run:
         model_info = self._model_info()
         best_row = next((r for r in self.state.history
                          if r["epoch"] == self.state.best_epoch), None)
+        said = getattr(self.backend, "input_line", lambda: None)()
+        if said:
+            self._log(said)
         metrics = {"run_dir": self.run_dir, "monitor": self.config.monitor,
                    "best_epoch": self.state.best_epoch, "best": best_row,
                    "epochs": self.state.epoch, "stages": self.state.stages}

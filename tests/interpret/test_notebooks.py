@@ -59,15 +59,35 @@ def test_attention_maps_notebook(transformer_model, audio_files, tmp_path, monke
     assert images(notebook) == 5  # 2 heat maps, 2 contribution maps, 1 joined
 
 
-def test_colab_tpu_notebook_is_valid_and_trains_on_a_tpu():
+def test_colab_tpu_notebook_is_valid_and_trains_on_a_tpu_under_jax():
+    """Today's Colab TPU runtimes run JAX: the notebook trains and evaluates
+    with --backend jax, installs no tensorflow-tpu, and every command line
+    it runs is one the commands parse."""
+    from tagger.commands import build_flags, train
+    from tagger.commands import eval as eval_cli
+
     notebook = nbformat.read(NOTEBOOKS / "colab_tpu.ipynb", as_version=4)
     nbformat.validate(notebook)
     code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
     assert "pip install -q -r requirements.txt" in code and "git clone" in code
+    assert "tensorflow-tpu" not in code and "%env KERAS_BACKEND=jax" in code
     assert 'BUCKET = "gs://' in code.splitlines()[0]
-    train = next(line for line in code.splitlines() if "train.py" in line)
-    assert "--strategy tpu" in train and "--block rese" in train
-    assert "--data-dir $BUCKET/tfrecord" in code and "build_mtt.py" in code
+    commands = [line for line in code.replace("\\\n", " ").splitlines()
+                if line.startswith("!python ")]
+    variables = {"$BUCKET": "gs://bucket/tagger", "$CLIPS": "400"}
+    parsers = {"train.py": train.parse_args, "eval.py": eval_cli.parse_args,
+               "build_mtt.py": lambda argv: build_flags.parse_args("mtt", argv),
+               "-m tagger.commands.synthetic": lambda argv: argv}
+    parsed = {}
+    for line in commands:
+        for name, value in variables.items():
+            line = line.replace(name, value)
+        script = next(name for name in parsers if line.startswith(f"!python {name}"))
+        parsed[script] = parsers[script](line.removeprefix(f"!python {script}").split())
+    assert set(parsed) == set(parsers)
+    assert parsed["train.py"].backend == parsed["eval.py"].backend == "jax"
+    assert parsed["train.py"].block == "rese" and parsed["train.py"].batch_size % 8 == 0
+    assert parsed["train.py"].data_dir == "gs://bucket/tagger/tfrecord"
 
 
 @pytest.mark.parametrize("name", ["excitation_analysis.ipynb", "attention_maps.ipynb",

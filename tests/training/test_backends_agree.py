@@ -1,0 +1,91 @@
+"""The same model, initial weights and batches give the same training losses
+under Keras's TensorFlow and JAX backends, for every family: three SGD
+steps of each backend's own training step (TensorFlow's in its
+`training_model` form, JAX's stateless jitted step), dropout off (each
+backend draws its own masks). Agreement to 1e-4 of the loss: TensorFlow's
+training form computes some convolutions and norms in other forms
+(`models.training_graph`), exact to float32 rounding only."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("jax", reason="the JAX backend's tests need requirements-jax.txt")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STEPS = 3
+TOLERANCE = 1e-4
+
+SCRIPT = r'''
+import json, os, sys
+sys.path.insert(0, os.environ["TAGGER_ROOT"])
+import keras
+import numpy as np
+
+from tagger.models import FAMILIES
+from tagger.training import backend, checkpoints
+
+folder, steps = sys.argv[1], int(sys.argv[2])
+cases = json.loads(sys.argv[3])
+devices = backend.for_run("default")
+losses = {}
+for name, family, extra in cases:
+    spec = FAMILIES[family]
+    keras.utils.set_random_seed(0)
+    with devices.scope():
+        model = spec.build(num_tags=5, **{**spec.tiny, **extra})
+        optimizer = keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True)
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+    weights = os.path.join(folder, name)
+    if devices.name == "tensorflow":
+        checkpoints.write(weights, model)
+        rng = np.random.default_rng(0)
+        windows = rng.integers(-3000, 3000, (steps, 8, model.input_shape[1]), dtype=np.int16)
+        np.savez(weights + "-batches.npz", x=windows,
+                 y=(rng.random((steps, 8, 5)) < 0.4).astype(np.float32))
+    else:
+        checkpoints.read(weights, model)
+    with np.load(weights + "-batches.npz") as saved:
+        x, y = saved["x"], saved["y"]
+    train = devices.train_function(model, optimizer, 8)
+    if devices.name == "tensorflow":
+        import tensorflow as tf
+
+        batches = iter(tf.data.Dataset.from_tensor_slices((x, y)))
+    else:
+        batches = iter(zip(x, y))
+    losses[name] = [float(train(batches, 1)) for _ in range(steps)]
+print(json.dumps(losses))
+'''
+
+
+def cases():
+    from tagger.models import FAMILY_NAMES
+
+    extra = [(f"samplecnn-{block}", "samplecnn", {"block": block})
+             for block in ("basic", "res", "rese")]
+    extra.append(("samplecnn-se-no-multi", "samplecnn", {"block": "se", "multi": False}))
+    return [(name, name, {}) for name in FAMILY_NAMES] + extra
+
+
+@pytest.mark.slow
+def test_every_family_trains_alike_under_both_backends(tmp_path):
+    chosen = cases()
+    losses = {}
+    for backend in ("tensorflow", "jax"):
+        env = dict(os.environ, KERAS_BACKEND=backend, TAGGER_ROOT=ROOT)
+        done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), str(STEPS),
+                               json.dumps(chosen)], capture_output=True, text=True, env=env,
+                              timeout=3600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        losses[backend] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(losses["jax"]) == {name for name, _, _ in chosen}
+    for name, tensorflow in losses["tensorflow"].items():
+        jax = losses["jax"][name]
+        assert len(jax) == STEPS and tensorflow[0] != tensorflow[-1], (name, tensorflow)
+        assert jax == pytest.approx(tensorflow, rel=TOLERANCE), name

@@ -1,0 +1,188 @@
+"""train.py and eval.py under Keras's JAX backend (requirements-jax.txt), each
+in a process of its own: a run that is killed resumes to the uninterrupted
+run's history, evaluates as TensorFlow does, and saves a tagger that tags
+under TensorFlow with the same scores; a run TensorFlow started continues
+under JAX; and where TensorFlow cannot be imported at all, the same run
+trains and evaluates through the TensorFlow-free reader."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("jax", reason="the JAX backend's tests need requirements-jax.txt")
+
+pytestmark = pytest.mark.slow
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUN = "samplecnn-rese-multi"
+HANG_S = 1800  # a guard against a hung process, never reached by a working one
+
+
+def train_flags(records, train_dir):
+    return ["--data-dir", records, "--train-dir", str(train_dir), "--block", "rese",
+            "--alpha", "2", "--width", "0.0625", "--batch-size", "8", "--num-stages", "2",
+            "--max-epochs-per-stage", "2", "--patience", "9", "--steps-per-epoch", "2",
+            "--no-progress"]
+
+
+def command(script, *flags, backend="jax"):
+    backend_flags = ["--backend", backend] if backend else []
+    return [sys.executable, os.path.join(ROOT, script), *flags, *backend_flags]
+
+
+def environment(without_tensorflow=False, **extra):
+    """The commands' environment: this one, plus with `without_tensorflow`
+    an `import tensorflow` that fails, as on a machine without it."""
+    if without_tensorflow:
+        from tests.checks import without_tensorflow_env
+
+        env = without_tensorflow_env()
+    else:
+        env = dict(os.environ)
+    env.pop("KERAS_BACKEND", None)
+    env.update(extra)
+    return env
+
+
+def finished(argv, env=None) -> subprocess.CompletedProcess:
+    done = subprocess.run(argv, capture_output=True, text=True, env=env or environment(),
+                          timeout=HANG_S, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+def history(run_dir):
+    return pd.read_csv(os.path.join(run_dir, "history.csv")).drop(columns="seconds")
+
+
+@pytest.fixture(scope="module")
+def jax_run(raw_records, tmp_path_factory):
+    """The uninterrupted run under JAX: (run folder, its stdout)."""
+    train_dir = tmp_path_factory.mktemp("jax_whole")
+    done = finished(command("train.py", *train_flags(raw_records[0], train_dir)))
+    return os.path.join(train_dir, RUN), done.stdout
+
+
+def killed_after(argv, state_path, epochs: int) -> int:
+    """Runs `argv` and kills it (SIGKILL) once its state.json has
+    committed `epochs` epochs; the epochs it had committed."""
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=environment(), cwd=ROOT)
+    deadline = time.monotonic() + HANG_S
+    while not (state_path.exists() and json.loads(state_path.read_text())["epoch"] >= epochs):
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "the run hung"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return json.loads(state_path.read_text())["epoch"]
+
+
+def test_a_run_killed_under_jax_resumes_to_the_uninterrupted_history(jax_run, raw_records,
+                                                                      tmp_path):
+    whole_dir, stdout = jax_run
+    assert "training on JAX's 1 cpu device" in stdout
+    assert "input: the training steps waited" in stdout
+    argv = command("train.py", *train_flags(raw_records[0], tmp_path))
+    killed_at = killed_after(argv, tmp_path / RUN / "state.json", 2)
+    assert 2 <= killed_at < 4
+    done = finished(argv + ["--resume"])
+    assert f"resuming {tmp_path / RUN} after epoch {killed_at}" in done.stdout
+    resumed, whole = history(tmp_path / RUN), history(whole_dir)
+    assert list(resumed.epoch) == [1, 2, 3, 4] and list(resumed.stage) == [0, 0, 1, 1]
+    pd.testing.assert_frame_equal(resumed, whole, rtol=1e-6, atol=1e-7)
+
+
+def test_two_devices_split_the_batch_and_train_as_one(jax_run, raw_records, tmp_path):
+    """Over two devices (JAX's CPU split in two) the global batch is split
+    between them: an odd batch is refused in one line, and the run's
+    figures are those of one device (batch statistics are the global
+    batch's under JAX), to float32 reduction order."""
+    env = environment(XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    flags = train_flags(raw_records[0], tmp_path)
+    odd = subprocess.run(command("train.py", *flags, "--batch-size", "7"), env=env,
+                         capture_output=True, text=True, timeout=HANG_S, cwd=ROOT)
+    assert odd.returncode == 2 and odd.stderr.strip().splitlines() == [
+        "train.py: error: --batch-size 7 is not divisible by the 2 replicas (JAX's 2 cpu "
+        "devices); use a multiple of 2"]
+    done = finished(command("train.py", *flags), env=env)
+    assert "training on JAX's 2 cpu devices" in done.stdout
+    pd.testing.assert_frame_equal(history(tmp_path / RUN), history(jax_run[0]),
+                                  rtol=1e-4, atol=1e-5)
+
+
+def test_eval_under_jax_gives_tensorflows_figures(jax_run, raw_records, tmp_path):
+    whole_dir, _ = jax_run
+    model = os.path.join(whole_dir, "model.keras")
+    figures = {}
+    for backend in ("jax", "tensorflow"):
+        out = tmp_path / f"{backend}.json"
+        finished(command("eval.py", model, "--data-dir", raw_records[0], "--bootstrap", "0",
+                         "--out-json", str(out), "--no-progress", backend=backend))
+        figures[backend] = json.loads(out.read_text())
+    for key in ("roc_auc", "pr_auc", "loss"):
+        assert figures["jax"][key] == pytest.approx(figures["tensorflow"][key], abs=1e-4)
+    assert figures["jax"]["clips"] == figures["tensorflow"]["clips"] > 0
+    metrics = json.loads(open(os.path.join(whole_dir, "metrics.json")).read())
+    assert metrics["test"]["roc_auc"] == pytest.approx(figures["jax"]["roc_auc"], abs=1e-6)
+
+
+def test_a_tagger_trained_under_jax_tags_under_tensorflow_with_its_scores(jax_run,
+                                                                          tmp_path):
+    from tests.checks import write_audio
+
+    whole_dir, _ = jax_run
+    song = tmp_path / "song.wav"
+    write_audio(song, 22050 * 8, seed=3)
+    scores = {}
+    for backend in ("jax", "tensorflow"):
+        done = finished([sys.executable, os.path.join(ROOT, "tag.py"),
+                         os.path.join(whole_dir, "model.keras"), str(song), "--top-k", "50",
+                         "--format", "json", "--no-progress"],
+                        env=environment(KERAS_BACKEND=backend))
+        (report,) = json.loads(done.stdout)
+        scores[backend] = dict(zip(report["tags"], report["scores"]))
+    assert len(scores["jax"]) == len(scores["tensorflow"]) > 0
+    for tag, score in scores["tensorflow"].items():
+        assert scores["jax"][tag] == pytest.approx(score, abs=1e-5)
+
+
+def test_a_run_tensorflow_started_continues_under_jax(raw_records, tmp_path):
+    """Killed under TensorFlow after its first epoch, the run goes on under
+    JAX from that epoch's checkpoint: the same stage, learning rate and
+    optimizer state (its step count goes on)."""
+    flags = train_flags(raw_records[0], tmp_path) + ["--no-test"]
+    state_path = tmp_path / RUN / "state.json"
+    killed_at = killed_after(command("train.py", *flags, backend="tensorflow"), state_path, 1)
+    before = history(tmp_path / RUN)
+    done = finished(command("train.py", *flags, "--resume"))
+    assert f"resuming {tmp_path / RUN} after epoch {killed_at}" in done.stdout
+    after = history(tmp_path / RUN)
+    pd.testing.assert_frame_equal(after.iloc[:len(before)], before)
+    assert list(after.epoch) == [1, 2, 3, 4] and np.isfinite(after.val_loss).all()
+    state = json.loads(state_path.read_text())
+    with np.load(tmp_path / RUN / "checkpoints" / f"{state['last_checkpoint']}.npz") as saved:
+        assert int(saved["optimizer/00000"]) == 2 * 2  # stage 1's two epochs of two steps
+
+
+def test_without_tensorflow_a_run_trains_and_evaluates(raw_records, tmp_path):
+    env = environment(without_tensorflow=True)
+    probe = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env,
+                           capture_output=True, text=True)
+    assert probe.returncode != 0 and "tensorflow" in probe.stderr
+    finished(command("train.py", *train_flags(raw_records[0], tmp_path)), env=env)
+    out = tmp_path / "eval.json"
+    finished(command("eval.py", str(tmp_path / RUN / "model.keras"), "--data-dir",
+                     raw_records[0], "--bootstrap", "0", "--out-json", str(out),
+                     "--no-progress"), env=env)
+    figures = json.loads(out.read_text())
+    metrics = json.loads((tmp_path / RUN / "metrics.json").read_text())
+    assert figures["roc_auc"] == pytest.approx(metrics["test"]["roc_auc"], abs=1e-6)
+    assert list(history(tmp_path / RUN).epoch) == [1, 2, 3, 4]
