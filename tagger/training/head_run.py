@@ -174,14 +174,13 @@ class HeadRun(runs.Run):
     def _build_model(self):
         from tagger.models.saved import load_tagger
 
-        body, _ = load_tagger(self.body.path)  # a copy of its own to train
-        others = [(load_tagger(other.path)[0], other.embedding_layer)
-                  for other in self.bodies[1:]]
-        tagger = tag_head.attach_head(body, self.body.embedding_layer, self.info.num_tags,
-                                      self.config.pretrained.head_units, others)
+        bodies = [(load_tagger(body.path)[0], body.info, body.embedding_layer)
+                  for body in self.bodies]  # copies of their own to train
+        tagger = tag_head.attach_head(bodies, self.info.num_tags,
+                                      self.config.pretrained.head_units)
         if self.config.pretrained.fine_tune:
             tag_head.freeze_normalisation(tagger)
-        self.head = tag_head.head_of(tagger, self.body.embedding_layer)
+        self.head = tag_head.head_of(tagger, self.body.info)
         return tagger
 
     def _model_info(self):
