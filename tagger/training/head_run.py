@@ -263,6 +263,12 @@ class HeadRun(runs.Run):
             return -float(row["epoch"])
         return super()._score(row)
 
+    def _monitor_line(self) -> str:
+        if self.config.pretrained.joins_val:
+            return ("the last epoch is kept: the val files train the head, so none are "
+                    "held out to choose one by (--hold-out-val keeps them out)")
+        return super()._monitor_line()
+
     def _epoch_data(self, stage=None):
         if self._fine_tunes(stage):
             return super()._epoch_data(stage)

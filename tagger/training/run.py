@@ -48,6 +48,7 @@ from tagger.records.info import DatasetInfo, load_info
 from tagger.records.reader import train_windows_per_pass
 from tagger.training import distillation, model_setup, semi_supervised, xla_choice
 from tagger.training import strategy as strategies
+from tagger.training.monitor import monitor_line, monitored, monitored_score
 from tagger.training.schedule import make_optimizer, schedule_for
 from tagger.training.trainer import distributed_train_data, make_train_function
 
@@ -291,6 +292,8 @@ class Run:
 
     def _train_stages(self):
         said = None
+        if self.state.stage < len(self.stages) and not self.state.done:
+            self._log(self._monitor_line())
         while self.state.stage < len(self.stages) and not self.state.done:
             stage = self._stage()
             steps, size = self._epoch_size(stage)
@@ -470,7 +473,11 @@ class Run:
 
     def _score(self, row: dict) -> float:
         """The epoch's score, lower is better: its monitored value."""
-        return monitored_score(row, self.config.monitor)
+        return monitored_score(row, monitored(self.config))
+
+    def _monitor_line(self) -> str:
+        """The line saying what picks the best epoch."""
+        return monitor_line(self.config)
 
     def _end_epoch(self, row: dict, optimizer):
         state = self.state
@@ -601,7 +608,7 @@ class Run:
         model_info = self._model_info()
         best_row = next((r for r in self.state.history
                          if r["epoch"] == self.state.best_epoch), None)
-        metrics = {"run_dir": self.run_dir, "monitor": self.config.monitor,
+        metrics = {"run_dir": self.run_dir, "monitor": monitored(self.config),
                    "best_epoch": self.state.best_epoch, "best": best_row,
                    "epochs": self.state.epoch, "stages": self.state.stages}
         if self.config.evaluate_test and self.info.splits.get("test", {}).get("clips"):
@@ -633,13 +640,6 @@ class Run:
     def _log(self, message: str):
         if self.chief:
             print(message, flush=True)
-
-
-def monitored_score(row: dict, monitor: str) -> float:
-    """The epoch's value of `monitor`, as a score where lower is better
-    (NaN, e.g. an undefined ROC-AUC, never counts as an improvement)."""
-    value = row["val_loss"] if monitor == "val_loss" else -row["val_roc_auc"]
-    return math.inf if math.isnan(value) else value
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

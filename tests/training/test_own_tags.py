@@ -421,6 +421,7 @@ def test_the_head_trains_on_the_train_and_val_files_and_keeps_its_last_epoch(tra
     windows = windows_of(records, own[3], "train", "val")
     assert f"run size (the head): {windows} training windows of " in output
     assert "12 epochs on the train and val files, the last kept" in output
+    assert "the last epoch is kept: the val files train the head" in output
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["best_epoch"] == metrics["epochs"] == 12
 
@@ -436,6 +437,8 @@ def test_hold_out_val_keeps_the_val_files_to_stop_on(own, capsys, tmp_path):
     windows = windows_of(records, body_path, "train")
     assert f"run size (the head): {windows} training windows of " in out
     assert "up to 2 epochs (patience 10)" in out
+    assert ("the best epoch and early stopping follow the val loss (the default; --monitor "
+            "val_roc_auc follows the AUC)") in out
     history = (tmp_path / "runs" / "from-body" / "history.csv").read_text().splitlines()
     assert len(history) == 3  # the header and 2 epochs
 
