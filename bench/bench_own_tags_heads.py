@@ -203,9 +203,9 @@ def train_head(bodies, clips, labels, train, val, units, stopping, seed,
     from tagger.models.saved import load_tagger
 
     keras.utils.set_random_seed(seed)
-    models = [(load_tagger(body.path)[0], body.embedding_layer) for body in bodies]
-    head = tag_head.head_of(tag_head.attach_head(*models[0], labels.shape[1], units,
-                                                 models[1:]), bodies[0].embedding_layer)
+    models = [(load_tagger(body.path)[0], body.info, body.embedding_layer) for body in bodies]
+    head = tag_head.head_of(tag_head.attach_head(models, labels.shape[1], units),
+                            bodies[0].info)
     head.compile(keras.optimizers.Adam(HEAD_SETTINGS["lr"]), "binary_crossentropy")
     joined = stopping == "joined"
     x, y = windows_and_tags(clips, labels, train + val if joined else train)

@@ -355,7 +355,9 @@ class TrainConfig:
     num_stages: int = 5
     initial_stage: int = 0
     patience: int = 2
-    monitor: str = "val_loss"  # what early stopping and the best checkpoint follow
+    # what early stopping and the best checkpoint follow; None: the run's own
+    # (training/monitor.py: val_roc_auc for a distillation, else val_loss)
+    monitor: str | None = None
     max_epochs_per_stage: int = 100
     switch_epochs: tuple = (80, 100, 120)  # adam_then_sgd: Adam -> SGD 1e-3 -> 1e-4 -> 1e-5
     total_epochs: int = 200  # adam_then_sgd
@@ -381,10 +383,12 @@ class TrainConfig:
         for name, value, valid in (("schedule", self.schedule, SCHEDULES),
                                    ("optimizer", self.optimizer, OPTIMIZERS),
                                    ("mixed_precision", self.mixed_precision,
-                                    MIXED_PRECISION),
-                                   ("monitor", self.monitor, MONITORS)):
+                                    MIXED_PRECISION)):
             if value not in valid:
                 raise ValueError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
+        if self.monitor is not None and self.monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {', '.join(MONITORS)}, or None (the "
+                             f"run's own), got {self.monitor!r}")
         if self.jit_compile is not True and self.jit_compile is not False \
                 and self.jit_compile != "auto":
             raise ValueError(f"jit_compile must be True, False or 'auto', got "

@@ -196,7 +196,9 @@ def add_optimisation_flags(p):
                      help="staged: epochs without improvement of the --monitor value "
                           "that end a stage")
     opt.add_argument("--monitor", choices=MONITORS, default=DEFAULTS.monitor,
-                     help="what early stopping and the best model follow")
+                     help="what early stopping and the best model follow (default: "
+                          "val_roc_auc with --distil, against the teachers' tags, the "
+                          "figure a student is judged on; else val_loss)")
     opt.add_argument("--max-epochs-per-stage", type=positive_int,
                      default=DEFAULTS.max_epochs_per_stage, metavar="N",
                      help="staged: epoch limit of one stage")

@@ -31,6 +31,9 @@ from tagger.models.tagger_metadata import TaggerMetadata
 
 MODEL_SUFFIXES = (".keras", ".hdf5", ".h5")
 INFO_NAME = "tagger_info"  # .keras: INFO_NAME + ".json" in the zip; .hdf5: root attribute
+# The layer of a tagger on several bodies (train.py --from A --from B) that
+# joins their embeddings: the tagger's embedding (training/tag_head.py)
+JOINED_EMBEDDING = "bodies_embedding"
 
 
 def save_tagger(model, info: TaggerMetadata, path: str) -> None:
@@ -172,20 +175,33 @@ def raw_audio_input(model, info: TaggerMetadata | None):
     input_shape = tuple(model.inputs[0].shape[1:])
     # a plain Keras file says nothing: it reads records built with the defaults
     sample_rate = info.sample_rate if info is not None else AudioConfig().sample_rate
-    if len(input_shape) == 1:
+    if reads_waveform(model):
         return sample_rate, int(input_shape[0]), lambda windows: windows
     if info is None or not info.logmel:
         raise UserError("the model takes log-mel frames and does not say how they were "
                         "computed; use a model saved by train.py")
-    from tagger.layers import LogMel
-
-    segment = info.segment_length
-    layer = LogMel(sample_rate=sample_rate, segment_length=segment, **info.logmel)
-    window = info.window_segments * segment
+    layer = log_mel_front_end(info)
+    window = info.window_segments * info.segment_length
     if layer.frames_for(window) != input_shape[0]:
         raise UserError(f"the model takes {input_shape[0]} frames but its log-mel settings "
                         f"give {layer.frames_for(window)} for {window} samples")
     return sample_rate, window, lambda windows: layer(windows)
+
+
+def reads_waveform(model) -> bool:
+    """Whether a tagger's input is raw windows `(batch, samples)`, not
+    log-mel frames `(batch, frames, mels)`."""
+    return len(model.inputs[0].shape) == 2
+
+
+def log_mel_front_end(info: TaggerMetadata, **layer_args):
+    """The `LogMel` layer that computes a log-mel-input tagger's frames from
+    its raw windows, as its records held them (`info`: its rate, segment
+    length and log-mel settings; `layer_args`: the layer's name, dtype)."""
+    from tagger.layers import LogMel
+
+    return LogMel(sample_rate=info.sample_rate, segment_length=info.segment_length,
+                  **info.logmel, **layer_args)
 
 
 def window_grid(model, info: TaggerMetadata | None, window_samples: int) -> tuple[int, int]:

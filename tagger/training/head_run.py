@@ -196,14 +196,13 @@ class HeadRun(runs.Run):
     def _build_model(self):
         from tagger.models.saved import load_tagger
 
-        body, _ = load_tagger(self.body.path)  # a copy of its own to train
-        others = [(load_tagger(other.path)[0], other.embedding_layer)
-                  for other in self.bodies[1:]]
-        tagger = tag_head.attach_head(body, self.body.embedding_layer, self.info.num_tags,
-                                      self.config.pretrained.head_units, others)
+        bodies = [(load_tagger(body.path)[0], body.info, body.embedding_layer)
+                  for body in self.bodies]  # copies of their own to train
+        tagger = tag_head.attach_head(bodies, self.info.num_tags,
+                                      self.config.pretrained.head_units)
         if self.config.pretrained.fine_tune:
             tag_head.freeze_normalisation(tagger)
-        self.head = tag_head.head_of(tagger, self.body.embedding_layer)
+        self.head = tag_head.head_of(tagger, self.body.info)
         return tagger
 
     def _model_info(self):
@@ -285,6 +284,12 @@ class HeadRun(runs.Run):
         if self.config.pretrained.joins_val:
             return -float(row["epoch"])
         return super()._score(row)
+
+    def _monitor_line(self) -> str:
+        if self.config.pretrained.joins_val:
+            return ("the last epoch is kept: the val files train the head, so none are "
+                    "held out to choose one by (--hold-out-val keeps them out)")
+        return super()._monitor_line()
 
     def _epoch_data(self, stage=None):
         if self._fine_tunes(stage):

@@ -11,8 +11,9 @@ model file's SHA-256): `embeddings.json` (the model, the stores' format
 version, its window, hop and edge padding, its layer and the records'
 fingerprint) and one `<shard>.npz` per shard of records
 (clip_ids, num_rows: windows per clip, values: windows x dimensions).
-Several bodies of one rate and window (train.py --from A --from B) each
-store their own; a head reads them side by side (`joined_embeddings`).
+Several bodies of one rate and window (train.py --from A --from B), each
+with its own features, store their own; a head reads them side by side
+(`joined_embeddings`).
 """
 
 from __future__ import annotations
@@ -99,9 +100,11 @@ def split_embeddings(body: Body, data_dir: str, info: DatasetInfo, split: str,
 
 def check_same_audio(bodies) -> None:
     """A UserError unless every body reads the same windows of the same
-    audio (rate, window, hop, edge padding, input kind), as their embeddings
-    are joined window by window and their saved tagger runs them on one
-    input; a model given twice (by one name or two) is one too."""
+    audio (rate, window, hop, edge padding), as their embeddings are joined
+    window by window and their saved tagger runs them on one window (each
+    body's features, log-mel settings included, its own:
+    `tag_head.joined_bodies`); a model given twice (by one name or two) is
+    one too."""
     first = bodies[0]
     for number, other in enumerate(bodies[1:], 1):
         same = next((body for body in bodies[:number]
@@ -110,13 +113,10 @@ def check_same_audio(bodies) -> None:
             raise UserError(f"--from {same.name!r} and --from {other.name!r} are one model "
                             f"(SHA-256 {other.fingerprint[:16]}...); give each body once")
 
-    def reads(body):
-        return {**body.windows(), "input": body.info.input_kind}
-
     for other in bodies[1:]:
-        if reads(other) != reads(first):
+        if other.windows() != first.windows():
             raise UserError(f"--from {first.name!r} and --from {other.name!r} read different "
-                            f"windows ({reads(first)} and {reads(other)}), so their "
+                            f"windows ({first.windows()} and {other.windows()}), so their "
                             "embeddings cannot be joined; give bodies of one rate and window, "
                             "or one --from")
 

@@ -45,6 +45,7 @@ from tagger.records import batches as record_batches
 from tagger.records.info import DatasetInfo, load_info, train_windows_per_pass
 from tagger.training import backend as backends
 from tagger.training import checkpoints, model_setup
+from tagger.training.monitor import monitor_line, monitored, monitored_score
 from tagger.training.scalars_log import ScalarsLog
 from tagger.training.schedule import make_optimizer, schedule_for
 
@@ -278,6 +279,8 @@ class Run:
 
     def _train_stages(self):
         said = None
+        if self.state.stage < len(self.stages) and not self.state.done:
+            self._log(self._monitor_line())
         while self.state.stage < len(self.stages) and not self.state.done:
             stage = self._stage()
             steps, size = self._epoch_size(stage)
@@ -468,7 +471,11 @@ class Run:
 
     def _score(self, row: dict) -> float:
         """The epoch's score, lower is better: its monitored value."""
-        return monitored_score(row, self.config.monitor)
+        return monitored_score(row, monitored(self.config))
+
+    def _monitor_line(self) -> str:
+        """The line saying what picks the best epoch."""
+        return monitor_line(self.config)
 
     def _end_epoch(self, row: dict, optimizer):
         state = self.state
@@ -600,7 +607,7 @@ class Run:
         said = getattr(self.backend, "input_line", lambda: None)()
         if said:
             self._log(said)
-        metrics = {"run_dir": self.run_dir, "monitor": self.config.monitor,
+        metrics = {"run_dir": self.run_dir, "monitor": monitored(self.config),
                    "best_epoch": self.state.best_epoch, "best": best_row,
                    "epochs": self.state.epoch, "stages": self.state.stages}
         if self.config.evaluate_test and self.info.splits.get("test", {}).get("clips"):
@@ -632,13 +639,6 @@ class Run:
     def _log(self, message: str):
         if self.chief:
             print(message, flush=True)
-
-
-def monitored_score(row: dict, monitor: str) -> float:
-    """The epoch's value of `monitor`, as a score where lower is better
-    (NaN, e.g. an undefined ROC-AUC, never counts as an improvement)."""
-    value = row["val_loss"] if monitor == "val_loss" else -row["val_roc_auc"]
-    return math.inf if math.isnan(value) else value
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

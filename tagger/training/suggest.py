@@ -94,7 +94,7 @@ def suggest_files(run_dir: str, config, count: int, log=print) -> list[str]:
                                for split in ("train", "val", "test")
                                if info.splits.get(split, {}).get("clips")])
     tagger, tagger_info = load_tagger(join_path(run_dir, "model.keras"))
-    head = tag_head.head_of(tagger, tagger_info.base_model["embedding_layer"])
+    head = tag_head.head_of(tagger, tagger_info)
     scores = rows.clip_means(np.asarray(head.predict(rows.values, batch_size=PREDICT_BATCH,
                                                      verbose=0)))
     picked = [paths[i] for i in choose(scores, rows.clip_means(), count, labelled)]

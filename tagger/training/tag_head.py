@@ -11,9 +11,13 @@ output layer named `tags` as every family's; `head_of` is the same layers
 as a model of embeddings, which the head trains as on stored embeddings.
 
 On several bodies of one rate and window (train.py --from A --from B), the
-first body's layers stay as they are, each further body up to its
-embedding is one nested model on the same input (`body_2`, `body_3`...),
-and the head reads their embeddings joined:
+tagger reads the window's audio; the first body's layers stay as they are
+where it reads the waveform, each further body up to its embedding is one
+nested model on the same input (`body_2`, `body_3`...), a body that reads
+log-mel frames (trained on `--features logmel` records) computes them from
+the waveform in a front end of its own (`body_2_log_mel`; a first such
+body is `body_1` behind `body_1_log_mel`), and the head reads their
+embeddings joined, the tagger's embedding:
 
     concatenate(embedding, body_2, ...) -> bodies_embedding -> the head
 """
@@ -26,49 +30,80 @@ import os
 import numpy as np
 
 from tagger.errors import UserError
+from tagger.models.saved import JOINED_EMBEDDING as JOINED  # several bodies' embeddings
 from tagger.models.tagger_metadata import TaggerMetadata
 from tagger.records.info import DatasetInfo
 
 HIDDEN = "tag_head_hidden"
 DROPOUT = "tag_head_dropout"
-JOINED = "bodies_embedding"  # the bodies' embeddings side by side (several bodies)
 OUTPUT = "tags"
 DROPOUT_RATE = 0.5
 FEW_FILES = 5  # a tag with fewer labelled training files is named in a warning
 
 
-def attach_head(body, embedding_layer: str, num_tags: int, units: int, others=()):
-    """The tagger of `num_tags` tags on `body` (a loaded Keras tagger): its
-    layers up to `embedding_layer`, then the head (module docstring; `units`
-    0: the output layer on the embedding itself). `others`: (loaded tagger,
-    its embedding layer) of more bodies on the same input, whose embeddings
-    join the first's."""
+def attach_head(bodies, num_tags: int, units: int):
+    """The tagger of `num_tags` tags on `bodies`, each (a loaded Keras
+    tagger, its TaggerMetadata, its embedding layer), the first first: their
+    layers up to their embeddings, joined on several (`joined_bodies`), then
+    the head (module docstring; `units` 0: the output layer on the
+    embedding itself)."""
     import keras
 
     from tagger.layers import PhiloxDropout
 
-    x = body.get_layer(embedding_layer).output  # (batch, dim)
-    if others:
-        parts = [x] + [keras.Model(model.inputs[0], model.get_layer(layer).output,
-                                   name=f"body_{i}")(body.inputs[0])
-                       for i, (model, layer) in enumerate(others, start=2)]
+    if len(bodies) == 1:
+        model, _, layer = bodies[0]
+        inputs, x = model.inputs, model.get_layer(layer).output  # (batch, dim)
+    else:
+        inputs, parts = joined_bodies(bodies)
         x = keras.layers.Concatenate(name=JOINED)(parts)  # (batch, dims of every body)
     if units:
         x = keras.layers.Dense(units, activation="relu", name=HIDDEN)(x)
     x = PhiloxDropout(DROPOUT_RATE, name=DROPOUT)(x)
     scores = keras.layers.Dense(num_tags, activation="sigmoid", name=OUTPUT,
                                 dtype="float32")(x)  # (batch, tags)
-    return keras.Model(body.inputs, scores, name=f"{body.name}_tagger")
+    return keras.Model(inputs, scores, name=f"{bodies[0][0].name}_tagger")
 
 
-def head_of(tagger, embedding_layer: str):
-    """The layers of `tagger` after `embedding_layer` (after the bodies'
-    joined embeddings, on several bodies), as a model of (batch, dim)
-    embeddings -> (batch, tags) scores sharing its weights."""
+def joined_bodies(bodies) -> tuple:
+    """(input, [(batch, dim) embedding of each body]) of several bodies on
+    one window of audio: the first body's own input and layers where it
+    reads the waveform, else a `waveform` input. A body that reads log-mel
+    frames gets them from a front end of its own (`body_<i>_log_mel`, its
+    info's settings: what `models.saved.raw_audio_input` computes for it
+    alone, so each body sees the features its embeddings were taken
+    from); every body but a first that reads the waveform is one nested
+    model up to its embedding (`body_<i>`)."""
     import keras
 
-    names = {layer.name for layer in tagger.layers}
-    start = JOINED if JOINED in names else embedding_layer
+    from tagger.models.saved import log_mel_front_end, raw_audio_input, reads_waveform
+
+    first, first_info, first_layer = bodies[0]
+    if reads_waveform(first):
+        waveform, parts = first.inputs[0], [first.get_layer(first_layer).output]
+    else:
+        window = raw_audio_input(first, first_info)[1]
+        waveform, parts = keras.Input((window,), name="waveform"), []  # (batch, samples)
+    for i, (model, info, layer) in enumerate(bodies[len(parts):], start=len(parts) + 1):
+        x = waveform
+        if not reads_waveform(model):
+            x = log_mel_front_end(info, name=f"body_{i}_log_mel",
+                                  dtype="float32")(x)  # (batch, frames, mels)
+        parts.append(keras.Model(model.inputs[0], model.get_layer(layer).output,
+                                 name=f"body_{i}")(x))
+    return waveform, parts
+
+
+def head_of(tagger, info):
+    """The layers of `tagger` (its TaggerMetadata `info`) after its embedding
+    (`embedding_layer_name`: the bodies' joined embeddings, on several
+    bodies), as a model of (batch, dim) embeddings -> (batch, tags) scores
+    sharing its weights."""
+    import keras
+
+    from tagger.inference.engine.keras import embedding_layer_name
+
+    start = embedding_layer_name(tagger, info)
     return keras.Model(tagger.get_layer(start).output, tagger.outputs[0])
 
 
@@ -87,8 +122,9 @@ def tagger_metadata(body, info: DatasetInfo, units: int, fine_tuned: bool,
     """The body's metadata (its input, window and front end, family and
     licence) with the records' tags, the training data's origin and, in
     `base_model`, what the tagger came from; `others`: more bodies (Body),
-    named in `base_model`'s `also`, their licences after the first's."""
-    base = body.info
+    named in `base_model`'s `also`, their licences after the first's, the
+    tagger then reading the waveform (`joined_bodies`)."""
+    base = dataclasses.replace(body.info, input_kind="raw") if others else body.info
     licences = list(dict.fromkeys(b.info.licence for b in (body, *others) if b.info.licence))
     also = {"also": [described(other) for other in others]} if others else {}
     return dataclasses.replace(

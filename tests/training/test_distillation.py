@@ -544,6 +544,45 @@ def test_train_distils_two_teachers_in_two_rounds(setting, tmp_path, capsys):
     assert (entry / "teacher.json").exists()
 
 
+# (val loss on the soft targets, val ROC-AUC against the teacher's tags) of
+# epochs 1, 2, 3: the loss is lowest at epoch 1, the AUC highest at epoch 2
+DISAGREEING = [(0.10, 0.70), (0.30, 0.90), (0.20, 0.80)]
+
+
+def test_a_distillation_keeps_the_epoch_of_the_best_val_auc_against_its_teacher(
+        setting, tmp_path, monkeypatch, capsys):
+    """The run's own loop, its validation's figures replaced by DISAGREEING:
+    the epoch kept, and saved, is the one of the best val ROC-AUC against
+    the teacher's tags (what the student is judged on), not of the lowest
+    val loss; the run says which it follows."""
+    from tagger.training import run as runs
+
+    unlabelled, _, _, a, _ = setting
+    x = np.random.default_rng(0).standard_normal((2, 59049)).astype(np.float32) * 0.1
+    outputs = []  # the model's scores of `x` after each epoch
+    validate = runs.Run._validate
+
+    def disagreeing(self):
+        validate(self)  # validated as usual, its figures replaced
+        outputs.append(np.asarray(self.model(x, training=False)))
+        loss, auc = DISAGREEING[len(outputs) - 1]
+        return {"loss": loss, "roc_auc": auc, "pr_auc": 0.5}
+
+    monkeypatch.setattr(runs.Run, "_validate", disagreeing)
+    metrics = runs.train(tiny_train_config(
+        unlabelled, tmp_path, num_stages=1, max_epochs_per_stage=3, patience=3,
+        steps_per_epoch=1, batch_size=2, distillation=DistillationConfig(teachers=(a,))))
+    assert (metrics["monitor"], metrics["best_epoch"], metrics["epochs"]) == (
+        "val_roc_auc", 2, 3)
+    assert metrics["best"]["val_roc_auc"] == 0.90 and metrics["best"]["val_loss"] == 0.30
+    assert ("the best epoch and early stopping follow the val ROC-AUC against the teachers' "
+            "five best tags of each clip") in capsys.readouterr().out
+    saved = keras.models.load_model(pathlib.Path(metrics["run_dir"]) / "model.keras",
+                                    compile=False)
+    assert not np.allclose(outputs[1], outputs[2])  # the epochs' models differ
+    np.testing.assert_allclose(np.asarray(saved(x, training=False)), outputs[1], atol=1e-6)
+
+
 def clip_scores(model_path, data_dir, info, split):
     """The model's clip scores on `split`: its segments' scores averaged."""
     model = keras.models.load_model(model_path, compile=False)

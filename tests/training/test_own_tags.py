@@ -493,6 +493,7 @@ def test_the_head_trains_on_the_train_and_val_files_and_keeps_its_last_epoch(tra
     windows = windows_of(records, own[3], "train", "val")
     assert f"run size (the head): {windows} training windows of " in output
     assert "12 epochs on the train and val files, the last kept" in output
+    assert "the last epoch is kept: the val files train the head" in output
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["best_epoch"] == metrics["epochs"] == 12
 
@@ -508,6 +509,8 @@ def test_hold_out_val_keeps_the_val_files_to_stop_on(own, capsys, tmp_path):
     windows = windows_of(records, body_path, "train")
     assert f"run size (the head): {windows} training windows of " in out
     assert "up to 2 epochs (patience 10)" in out
+    assert ("the best epoch and early stopping follow the val loss (the default; --monitor "
+            "val_roc_auc follows the AUC)") in out
     history = (tmp_path / "runs" / "from-body" / "history.csv").read_text().splitlines()
     assert len(history) == 3  # the header and 2 epochs
 
@@ -991,3 +994,128 @@ def test_from_given_twice_names_both_bodies_in_the_config():
     saved = json.loads(json.dumps(to_dict(config.pretrained)))  # as config.json keeps it
     assert saved["also_from"] == ["MSD_musicnn"]
     assert from_dict(PretrainedConfig, saved) == config.pretrained
+
+
+def mean_embedding(predictor, path) -> np.ndarray:
+    """A file's mean embedding by `predictor`, over its windows as tag.py cuts them."""
+    from tagger.inference.engine.tagging import tag_files
+
+    (result,) = tag_files(predictor, [str(path)], workers=1)
+    assert result.ok, result.error
+    return result.embeddings.mean(axis=0)
+
+
+@pytest.mark.slow
+def test_a_tagger_on_two_bodies_has_one_embedding_the_joined_one(two_bodies, own, capsys,
+                                                                 tmp_path):
+    """tag.py --embeddings, tagger-similar and the beets plugin's --suggest
+    read the bodies' joined embedding, as the head and train.py --suggest do."""
+    from tagger.inference.engine.keras import embedding_layer_name
+    from tagger.inference.library import similar
+    from tagger.inference.library.results_reader import ResultsReader
+
+    run_dir, second = two_bodies
+    song, tagger_path = pathlib.Path(own[0]) / "02.wav", run_dir / "model.keras"
+    joined = np.concatenate([mean_embedding(Body(path, progress=False).predictor(True), song)
+                             for path in (own[3], second)])
+    assert joined.shape == (16,)
+    assert embedding_layer_name(*load_tagger(str(tagger_path))) == tag_head.JOINED
+    db = tmp_path / "library.sqlite"
+    code, _, err = call_main(tag_cli.main, capsys, tagger_path, song, "--db", db,
+                             "--embeddings", "--no-progress")
+    assert code in (0, None), err
+    with ResultsReader(str(db)) as results:
+        model = results.choose_model()
+        np.testing.assert_allclose(results.stored_embedding(model, str(song)), joined,
+                                   atol=1e-5)
+    np.testing.assert_allclose(similar.embed(model, str(song)), joined, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_beets_plugin_suggests_on_a_two_body_taggers_joined_embedding(two_bodies, own):
+    pytest.importorskip("beets")
+    from beetsplug.musictagger import _Tagger
+
+    run_dir, second = two_bodies
+    song = pathlib.Path(own[0]) / "02.wav"
+    tagger = _Tagger(str(run_dir / "model.keras"), embeddings=True)  # as --suggest loads it
+    assert tagger.predictor.embedding_layer == tag_head.JOINED
+    joined = np.concatenate([mean_embedding(Body(path, progress=False).predictor(True), song)
+                             for path in (own[3], second)])
+    np.testing.assert_allclose(mean_embedding(tagger.predictor, song), joined, atol=1e-5)
+
+
+FRONT_END = {"n_fft": 256, "hop_length": 160, "n_mels": 16}  # 11 frames of a body's window
+
+
+def write_features_body(path, seed, reads="logmel", **logmel):
+    """A tiny untrained tagger of the body's windows (`write_body`'s) on
+    log-mel frames of its own settings (FRONT_END, `logmel` over it):
+    reading the frames (input `log_mel`, as a tagger trained on --features
+    logmel records) or, `reads="waveform"`, the window through its own
+    `log_mel` layer. Its `embedding` gives 8 values."""
+    from tagger.layers import LogMel
+
+    settings = {**FRONT_END, **logmel}
+    keras.utils.set_random_seed(seed)
+    front = LogMel(sample_rate=BODY_RATE, segment_length=BODY_WINDOW, name="log_mel",
+                   **settings)
+    if reads == "logmel":
+        inputs = x = keras.Input((front.frames_for(BODY_WINDOW), settings["n_mels"]),
+                                 name="log_mel")
+    else:
+        inputs = keras.Input((BODY_WINDOW,), name="waveform")
+        x = front(inputs)
+    x = keras.layers.Rescaling(0.01)(keras.layers.Flatten()(x))  # dB to about 1
+    x = keras.layers.Dense(8, name="embedding")(x)
+    scores = keras.layers.Dense(2, activation="sigmoid", name="tags")(x)
+    save_tagger(keras.Model(inputs, scores), TaggerMetadata(
+        model="tiny_conv", model_args={}, tag_names=("a", "b"), sample_rate=BODY_RATE,
+        segment_length=BODY_WINDOW, window_segments=1, input_kind=reads.replace(
+            "waveform", "raw"), logmel=settings), str(path))
+    return str(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("others", [
+    [{"f_max": 4000.0}],  # frames of the first's shape, other features
+    [{"n_mels": 24}, {"reads": "waveform", "n_mels": 12, "hop_length": 100}],
+], ids=["same-shape", "other-shapes-and-a-waveform-body"])
+def test_bodies_of_other_log_mel_settings_each_compute_their_own_features(own, capsys,
+                                                                         tmp_path, others):
+    """Bodies that read log-mel frames of other settings are joined, each
+    behind a front end of its own: the saved tagger reads the waveform and
+    gives each body's embedding as the body alone gives it (its own
+    scoring path, which its stored embeddings came from), and the scores
+    of the head on them."""
+    _, source, _, _ = own
+    records = records_copy(source, tmp_path / "records")
+    paths = [write_features_body(tmp_path / "body_1.keras", seed=1)] + [
+        write_features_body(tmp_path / f"body_{i}.keras", seed=i, **settings)
+        for i, settings in enumerate(others, start=2)]
+    code, _, err = call_main(train_cli.main, capsys, "--data-dir", records,
+                             *[flag for path in paths for flag in ("--from", path)],
+                             "--train-dir", tmp_path / "runs", "--max-epochs-per-stage", "2",
+                             "--no-progress")
+    assert code in (0, None), err
+    run_dir = tmp_path / "runs" / ("from-" + "+".join(f"body_{i}" for i in
+                                                      range(1, len(paths) + 1)))
+    tagger, info = load_tagger(str(run_dir / "model.keras"))
+    assert info.input_kind == "raw" and tuple(tagger.inputs[0].shape) == (None, BODY_WINDOW)
+    song = pathlib.Path(own[0]) / "03.wav"
+    own_scoring = np.concatenate([mean_embedding(Body(path, progress=False).predictor(True),
+                                                 song) for path in paths])
+    assert own_scoring.shape == (8 * len(paths),)
+    from tagger.inference.engine.registry import EngineOptions, make_predictor
+
+    saved = make_predictor("keras", tagger, info, EngineOptions(
+        embeddings=True, embedding_layer=tag_head.JOINED))
+    np.testing.assert_allclose(mean_embedding(saved, song), own_scoring, rtol=1e-4, atol=1e-4)
+    report = tmp_path / "eval.json"  # the saved tagger over the test files, as tag.py runs it
+    code, _, err = call_main(eval_cli.main, capsys, run_dir / "model.keras", "--data-dir",
+                             records, "--bootstrap", "0", "--out-json", report,
+                             "--no-progress")
+    assert code in (0, None), err
+    test = json.loads((run_dir / "metrics.json").read_text())["test"]  # on stored embeddings
+    assert json.loads(report.read_text())["roc_auc"] == pytest.approx(test["roc_auc"],
+                                                                       abs=1e-6)

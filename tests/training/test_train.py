@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 
 from tagger.commands import train as train_cli
+from tagger.config import DistillationConfig, TrainConfig
 from tagger.errors import UserError
 from tagger.evaluation.evaluate import evaluate
 from tagger.models import family
@@ -155,7 +156,7 @@ def test_flags_become_the_config(tmp_path):
     sample = train_cli.config_from_args(train_cli.parse_args(["--block", "rese",
                                                               "--no-multi"]))
     assert sample.schedule == "staged" and sample.batch_size == 23 and sample.lr == 0.01
-    assert sample.monitor == "val_loss"
+    assert sample.monitor is None  # the run's own: val_loss, val_roc_auc for a distillation
     assert sample.model_args == {"block": "rese", "multi": False, "alpha": 16,
                                  "width": 1.0, "weight_decay": 0.0}
 
@@ -261,5 +262,27 @@ def test_monitored_score():
     row = {"val_loss": 0.3, "val_roc_auc": 0.8}
     assert monitored_score(row, "val_loss") == 0.3
     assert monitored_score(row, "val_roc_auc") == -0.8
-    assert monitored_score({"val_loss": 0.3, "val_roc_auc": float("nan")},
+    undefined = {"val_loss": 0.3, "val_roc_auc": float("nan")}  # no tag to rank on val
+    assert monitored_score(undefined, "val_roc_auc") == 0.3  # by its loss, then
+    worst_defined = monitored_score({"val_loss": 9.0, "val_roc_auc": 0.0}, "val_roc_auc")
+    assert worst_defined < monitored_score(undefined, "val_roc_auc")
+    assert monitored_score({"val_loss": float("nan"), "val_roc_auc": float("nan")},
                            "val_roc_auc") == float("inf")
+
+
+def test_a_distillation_follows_the_val_auc_unless_told_otherwise():
+    from tagger.training.monitor import monitor_line, monitored
+
+    distils = DistillationConfig(teachers=("MTT_musicnn",))
+    assert monitored(TrainConfig()) == "val_loss"
+    assert monitored(TrainConfig(distillation=distils)) == "val_roc_auc"
+    assert monitored(TrainConfig(distillation=distils, monitor="val_loss")) == "val_loss"
+    assert monitor_line(TrainConfig(distillation=distils)) == (
+        "the best epoch and early stopping follow the val ROC-AUC against the teachers' "
+        "five best tags of each clip, the val loss in an epoch where it is undefined (a "
+        "distillation's default; --monitor val_loss follows the loss on the soft targets)")
+    assert monitor_line(TrainConfig(monitor="val_roc_auc")) == (
+        "the best epoch and early stopping follow the val ROC-AUC, the val loss in an epoch "
+        "where it is undefined (--monitor val_roc_auc)")
+    with pytest.raises(ValueError, match="monitor must be one of val_loss, val_roc_auc"):
+        TrainConfig(monitor="val_pr_auc")

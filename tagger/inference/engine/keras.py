@@ -13,12 +13,19 @@ OUTPUT_LAYER = "tags"
 
 
 def embedding_layer_name(model, info: TaggerMetadata | None = None) -> str:
-    """The name of the layer whose output is the model's embedding: its
-    family's (`FamilySpec.embedding_layer`, the family named in `info`), or
-    for a model without one, the one embedding layer of any family that it has."""
+    """The name of the layer whose output is the model's embedding, the
+    one every reader of a tagger's embedding takes (tag.py --embeddings,
+    tagger-similar, the beets plugin's --suggest, train.py --from's head):
+    a tagger on several bodies' (train.py --from A --from B) their joined
+    embedding (`JOINED_EMBEDDING`); else its family's
+    (`FamilySpec.embedding_layer`, the family named in `info`), or for a
+    model without one, the one embedding layer of any family that it has."""
     from tagger.models import FAMILIES, FAMILY_NAMES
+    from tagger.models.saved import JOINED_EMBEDDING
 
     names = {layer.name for layer in model.layers}
+    if JOINED_EMBEDDING in names:
+        return JOINED_EMBEDDING
     model_family = info.model if info else None
     if model_family in FAMILY_NAMES:
         candidates = [FAMILIES[model_family].embedding_layer]
