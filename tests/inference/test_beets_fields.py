@@ -24,6 +24,29 @@ def test_score_fields_are_named_after_the_tag_set():
         "msd_hip_hop", "msd_hip_hop_2", "msd_rnb"]
 
 
+def test_no_two_tags_share_a_score_field():
+    assert beets_fields.score_fields("x", ["rock", "Rock", "rock 2"]) == [
+        "x_rock", "x_rock_2", "x_rock_2_2"]
+    fields = beets_fields.score_fields("x", ["Hip-Hop", "hip hop", "R&B", "r b", "hip hop 2"])
+    assert fields == ["x_hip_hop", "x_hip_hop_2", "x_r_b", "x_r_b_2", "x_hip_hop_2_2"]
+    assert beets_fields.score_fields("x", ["rock 2", "rock", "Rock"]) == [
+        "x_rock_2", "x_rock", "x_rock_3"]
+
+
+@pytest.mark.parametrize("tags", [MTT_TOP50, CLASSIC_TAGS, CALS_TAGS],
+                         ids=["mtt", "msd-classic", "msd-cals"])
+def test_a_tag_set_whose_names_never_met_keeps_its_fields(tags):
+    """What a library stores keeps its name: the n-th tag of one slug is
+    `_n`, as it always was, where no suffixed name met another tag's."""
+    seen, before = {}, []
+    for tag in tags:
+        name = f"x_{beets_fields.slug(tag)}"
+        seen[name] = seen.get(name, 0) + 1
+        before.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    assert len(set(before)) == len(before)
+    assert beets_fields.score_fields("x", tags) == before
+
+
 def test_known_score_fields_cover_both_pretrained_tag_sets_once():
     known = beets_fields.known_score_fields()
     slugs = {beets_fields.slug(t) for t in CLASSIC_TAGS + CALS_TAGS}  # Hip-Hop, hip-hop: one

@@ -36,13 +36,20 @@ def score_prefix(tag_names, model_name: str) -> str:
 
 
 def score_fields(prefix: str, tag_names) -> list[str]:
-    """The field of each tag's score, in the tags' order; two tags of one
-    slug ("Hip-Hop", "hip-hop") get `_2`, `_3`, ... after the first."""
-    fields, seen = [], {}
+    """The field of each tag's score, in the tags' order, each a name of its
+    own: a tag whose slug names a field already made gets the first of
+    `_2`, `_3`, ... that is free ("Hip-Hop", "hip-hop" -> `_hip_hop`,
+    `_hip_hop_2`; then "hip hop 2" -> `_hip_hop_2_2`). A tag set whose names
+    never met keeps the names the n-th tag of one slug always had (`_n`)."""
+    fields, made = [], set()
     for tag in tag_names:
-        name = f"{prefix}_{slug(tag)}"
-        seen[name] = seen.get(name, 0) + 1
-        fields.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+        name = base = f"{prefix}_{slug(tag)}"
+        suffix = 1
+        while name in made:
+            suffix += 1
+            name = f"{base}_{suffix}"
+        made.add(name)
+        fields.append(name)
     return fields
 
 
