@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS
@@ -66,20 +64,3 @@ def test_mapping_takes_tag_lists_and_the_tag_sets_genres():
         beets_fields.check_mapping({"mood": 3})
     with pytest.raises(UserError, match="'Mood!' is not a field name"):
         beets_fields.check_mapping({"Mood!": ["slow"]})
-
-
-def test_stamp_tells_a_rewritten_file(tmp_path):
-    path = tmp_path / "a.mp3"
-    path.write_bytes(b"x" * 10)
-    stamp = beets_fields.stamp_of(os.stat(path))
-    assert stamp == f"size=10 mtime_ns={os.stat(path).st_mtime_ns}"
-    os.utime(path, ns=(0, os.stat(path).st_mtime_ns + 1))  # one nanosecond later
-    assert beets_fields.stamp_of(os.stat(path)) != stamp
-
-
-def test_labels_csv_is_build_folders_format():
-    text = beets_fields.labels_csv([(b"a/01.mp3", ["rock", "guitar"]), (b"b/\xff.flac", []),
-                                    ("c,d.ogg", ["new age"])])
-    assert text == 'path,tags\na/01.mp3,rock;guitar\nb/\\xff.flac,\n"c,d.ogg",new age\n'
-    with pytest.raises(ValueError, match="holds a ';'"):
-        beets_fields.labels_csv([("a.mp3", ["rock;pop"])])
