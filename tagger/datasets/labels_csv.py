@@ -36,16 +36,19 @@ TAG_SEPARATOR = ";"
 
 def labels_text(rows) -> str:
     """The labels CSV of `rows` ((path relative to the folder, str or
-    bytes, [tag, ...])); a tag holding the ';' that separates them is a
+    bytes, [tag, ...])); a tag holding the ';' that separates them, or
+    that is not UTF-8 text (only a path may hold other bytes), is a
     ValueError."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(LABELS_HEADER)
     for path, tags in rows:
         for tag in tags:
-            if TAG_SEPARATOR in tag:
-                raise ValueError(f"the tag {tag!r} of {fileio.path_text(path)} holds a ';', "
-                                 "which separates tags in a labels CSV")
+            if TAG_SEPARATOR in tag or not fileio.is_utf8(tag):
+                raise ValueError(f"the tag {fileio.path_text(tag)!r} of "
+                                 f"{fileio.path_text(path)} "
+                                 + ("holds a ';', which separates tags in a labels CSV"
+                                    if TAG_SEPARATOR in tag else "is not UTF-8 text"))
         writer.writerow([fileio.path_text(path), TAG_SEPARATOR.join(t.strip() for t in tags)])
     return out.getvalue()
 

@@ -35,9 +35,11 @@ def test_what_is_written_is_read_back_name_for_name(tmp_path):
         name: set(tags) for name, tags in rows}
 
 
-def test_a_tag_holding_the_separator_is_refused():
+def test_a_tag_the_reader_would_refuse_is_refused():
     with pytest.raises(ValueError, match="holds a ';'"):
         labels_text([("a.mp3", ["rock;pop"])])
+    with pytest.raises(ValueError, match=r"the tag 'r\\\\xf6ck' of a.mp3 is not UTF-8 text"):
+        labels_text([("a.mp3", [os.fsdecode(b"r\xf6ck")])])
 
 
 def test_a_path_as_a_user_writes_it_is_read(tmp_path):
