@@ -186,6 +186,7 @@ class MusicTaggerPlugin(BeetsPlugin):
         from tagger.fileio import path_text
         from tagger.inference.engine.tagging import tag_files
         from tagger.inference.outputs import select_tags
+        from tagger.runtime import native_stderr_silenced
 
         top_k, threshold = self._selection()
         self._mapping()  # a bad setting is reported before the model loads
@@ -199,27 +200,28 @@ class MusicTaggerPlugin(BeetsPlugin):
                 self._log.info("up to date: {} of {} items (--force tags them again)",
                                len(items) - len(wanted), len(items))
             paths = [os.fsdecode(item.path) for item in wanted]
-            bar = tqdm(total=len(wanted), unit="item", desc="musictag", file=sys.stderr,
-                       disable=not progress_wanted(), dynamic_ncols=True)
-            say = lambda line: bar.write(f"musictagger: {line}", file=sys.stderr)
             failed = 0
-            try:
-                for result in tag_files(tagger.predictor, paths,
-                                        batch_size=self._int("batch_size"),
-                                        workers=self._int("workers")):
-                    bar.update(1)
-                    item = wanted[result.index]
-                    reason = result.error or _changed_since_read(result)
-                    if reason is None:
-                        chosen = [t for t, _ in select_tags(result.clip_scores,
-                                                            tagger.tag_names, top_k, threshold)]
-                        _set_fields(item, tagger, result, chosen, mapping)
-                        reason = _store(item, write)
-                    if reason is not None:
-                        failed += 1
-                        say(f"skipped {path_text(result.path)}: {reason}")
-            finally:
-                bar.close()
+            with native_stderr_silenced():  # decoders' notes on damaged files: tag.py's lines
+                bar = tqdm(total=len(wanted), unit="item", desc="musictag", file=sys.stderr,
+                           disable=not progress_wanted(), dynamic_ncols=True)
+                say = lambda line: bar.write(f"musictagger: {line}", file=sys.stderr)
+                try:
+                    for result in tag_files(tagger.predictor, paths,
+                                            batch_size=self._int("batch_size"),
+                                            workers=self._int("workers")):
+                        bar.update(1)
+                        item = wanted[result.index]
+                        reason = result.error or _changed_since_read(result)
+                        if reason is None:
+                            chosen = [t for t, _ in select_tags(
+                                result.clip_scores, tagger.tag_names, top_k, threshold)]
+                            _set_fields(item, tagger, result, chosen, mapping)
+                            reason = _store(item, write)
+                        if reason is not None:
+                            failed += 1
+                            say(f"skipped {path_text(result.path)}: {reason}")
+                finally:
+                    bar.close()
         if failed:
             self._log.warning("{} of {} items could not be tagged", failed, len(wanted))
 
@@ -286,6 +288,7 @@ class MusicTaggerPlugin(BeetsPlugin):
 
         from tagger.errors import UserError
         from tagger.inference.engine.tagging import tag_files
+        from tagger.runtime import native_stderr_silenced
         from tagger.training.suggest import suggestions
 
         items = [item for item in lib.items(args) if self._relative(lib, item) is not None]
@@ -293,20 +296,23 @@ class MusicTaggerPlugin(BeetsPlugin):
         if all(labelled):
             raise ui.UserError(f"every item the query matches has {field}; there is nothing "
                                "to suggest")
+        scores, means, unread = [None] * len(items), [None] * len(items), []
         try:
             tagger = self._tagger(model, embeddings=True)
-            scores, means = [None] * len(items), [None] * len(items)
             paths = [os.fsdecode(item.path) for item in items]
-            for result in tag_files(tagger.predictor, paths, batch_size=self._int("batch_size"),
-                                    workers=self._int("workers")):
-                if result.error is None:
-                    scores[result.index] = result.clip_scores
-                    means[result.index] = result.embeddings.mean(axis=0)
-                else:
-                    self._log.warning("left out {}: {}", items[result.index].filepath,
-                                      result.error)
+            with native_stderr_silenced():  # decoders' notes on damaged files
+                for result in tag_files(tagger.predictor, paths,
+                                        batch_size=self._int("batch_size"),
+                                        workers=self._int("workers")):
+                    if result.error is None:
+                        scores[result.index] = result.clip_scores
+                        means[result.index] = result.embeddings.mean(axis=0)
+                    else:
+                        unread.append((items[result.index].filepath, result.error))
         except UserError as error:
             raise ui.UserError(str(error)) from None
+        for path, error in unread:
+            self._log.warning("left out {}: {}", path, error)
         read = [i for i, mean in enumerate(means) if mean is not None]
         pool = [i for i in read if not labelled[i]]
         if not pool:

@@ -373,11 +373,13 @@ FIVE_TAGS = ["Hip-Hop", "hip hop", "R&B", "r b", "hip hop 2"]
 
 @pytest.mark.slow
 def test_musictag_prints_its_own_lines_only_and_gives_each_tag_a_field(recordings, tmp_path):
-    """No TensorFlow start-up lines on a machine without a GPU; five tags
-    whose names make the same field names get five fields; the `model`
-    setting's `~` and relative path read as beets reads its paths; an
-    empty -m and a flag that does not apply are one line each."""
+    """Nothing but its own lines (no TensorFlow start-up lines, no
+    decoder's notes on a damaged MP3); five tags whose names make the same
+    field names get five fields; the `model` setting's `~` and relative
+    path read as beets reads its paths; an empty -m and a flag that does
+    not apply are one line each."""
     from tagger.inference.api import clip_scores
+    from tagger.inference.library.file_tags import stamp_of
     from tests.checks import tiny_teacher
 
     library = tmp_path / "beets"
@@ -399,6 +401,17 @@ def test_musictag_prints_its_own_lines_only_and_gives_each_tag_a_field(recording
         assert names == FIVE_TAGS
         np.testing.assert_allclose([float(s) for s in scores], expected, atol=2e-3)
         assert min(abs(a - b) for i, a in enumerate(expected) for b in expected[i + 1:]) > 0.01
+
+    # a damaged MP3, decoded past its damage: no decoder's notes either (tag.py's)
+    mp3 = pathlib.Path(next(path for path, *_ in rows if path.endswith(".mp3")))
+    data = bytearray(mp3.read_bytes())
+    for start in range(len(data) // 3, 2 * len(data) // 3, 997):
+        data[start:start + 40] = bytes(40)
+    mp3.write_bytes(bytes(data))
+    done = beet(library, "musictag", "format:MP3", cwd=tmp_path, HOME=str(library),
+                TF_CPP_MIN_LOG_LEVEL=None)
+    assert (done.stdout, done.stderr) == ("", "")
+    assert listed(library, "$musictagger_stamp", "format:MP3") == [stamp_of(os.stat(mp3))]
 
     # the relative path is the config file's folder's: the scores are typed, numbers
     (library / "config.yaml").write_text((library / "config.yaml").read_text().replace(
