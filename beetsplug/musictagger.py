@@ -14,7 +14,10 @@ through the pipeline tag.py uses, and stores on the item:
 
 Each item is stored as soon as it is scored (a killed run resumes where it
 stopped); a file that cannot be read is one line and the others go on.
-Files are written by beets itself (`item.write`), with `write`.
+Files are written by beets itself (`item.write`), with `write`. One run
+tags a library at a time (`_library_lock`: a second waits, then finds the
+first's items up to date). `--labels FIELD` prints the labels CSV
+(`tagger.datasets.labels_csv`) of the items FIELD gives a tag.
 """
 
 from __future__ import annotations
