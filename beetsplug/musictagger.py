@@ -14,11 +14,15 @@ through the pipeline tag.py uses, and stores on the item:
 
 Each item is stored as soon as it is scored (a killed run resumes where it
 stopped); a file that cannot be read is one line and the others go on.
-Files are written by beets itself (`item.write`), with `write`.
+Files are written by beets itself (`item.write`), with `write`. One run
+tags a library at a time (`_library_lock`: a second waits, then finds the
+first's items up to date). `--labels FIELD` prints the labels CSV
+(`tagger.datasets.labels_csv`) of the items FIELD gives a tag.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -28,12 +32,19 @@ from beets.dbcore import types
 from beets.plugins import BeetsPlugin
 
 from tagger.inference.library import beets_fields
-from tagger.inference.library.file_tags import FIELD, MODEL_FIELD, MP4_PREFIX, SEPARATOR
+from tagger.inference.library.file_tags import (
+    FIELD,
+    MODEL_FIELD,
+    MP4_PREFIX,
+    SEPARATOR,
+    stamp_of,
+)
 
 TAGS = "musictagger_tags"
 MODEL = "musictagger_model"
 STAMP = "musictagger_stamp"
 SCORE = types.Float(3)  # shown with 3 decimals; stored as scored (6)
+FLAGS = {"model": "-m/--model", "force": "-f/--force", "write": "-w/--write (-W/--nowrite)"}
 
 
 class _JoinedTags(mediafile.MediaField):
@@ -59,6 +70,9 @@ class _Tagger:
     """A loaded model: its predictor, tags, label and score fields."""
 
     def __init__(self, given: str, embeddings: bool = False):
+        from tagger.runtime import quiet_tensorflow
+
+        quiet_tensorflow()  # before anything imports TensorFlow: no start-up chatter
         from tagger.cli import progress_wanted
         from tagger.fileio import is_local
         from tagger.inference.common import model_fingerprint
@@ -66,10 +80,8 @@ class _Tagger:
         from tagger.inference.library.file_tags import model_label
         from tagger.models.saved import load_tagger, model_file_name
         from tagger.pretrained import resolve_model
-        from tagger.runtime import quiet_tensorflow
 
         path = resolve_model(given, progress=progress_wanted())
-        quiet_tensorflow()
         model, info = load_tagger(path)
         self.predictor = make_predictor("keras", model, info, EngineOptions(
             model_path=path, embeddings=embeddings))
@@ -137,65 +149,82 @@ class MusicTaggerPlugin(BeetsPlugin):
                 raise ui.UserError(f"--suggest takes a number of items, at least 1, and "
                                    f"--labels FIELD, the field they lack; got --suggest "
                                    f"{opts.suggest} and --labels {opts.labels}")
-            return self._suggest(lib, opts.labels, args, opts.suggest,
-                                 opts.model or self.config["model"].as_str())
+            _refuse(opts, ("force", "write"), "with --suggest (it tags no item)")
+            return self._suggest(lib, opts.labels, args, opts.suggest, self._model(opts.model))
         if opts.labels:
+            _refuse(opts, ("model", "force", "write"), "with --labels alone (it reads the "
+                    "field, it tags no item)")
             return self._labels(lib, opts.labels, args)
         write = self.config["write"].get(bool) if opts.write is None else opts.write
-        items = list(lib.items(args))
-        if not items:
+        model = self._model(opts.model)
+        if not any(True for _ in lib.items(args)):
             raise ui.UserError("no items match the query; `beet ls QUERY` lists what it matches")
-        self._tag(items, opts.model or self.config["model"].as_str(), opts.force, write)
+        self._tag(lib, lambda: list(lib.items(args)), model, opts.force, write)
 
     def _imported(self, session, task):
-        self._tag(list(task.imported_items()), self.config["model"].as_str(), False,
+        items = list(task.imported_items())
+
+        def reloaded():
+            for item in items:
+                item.load()  # what another run stored meanwhile
+            return items
+
+        self._tag(session.lib, reloaded, self._model(None), False,
                   self.config["write"].get(bool))
 
-    def _tag(self, items, model: str, force: bool, write: bool) -> None:
+    def _tag(self, lib, items, model: str, force: bool, write: bool) -> None:
+        """Tags the items `items()` gives, called once this run holds the
+        library's lock (`_library_lock`): what another run stored is seen."""
         from tagger.errors import UserError
 
         try:
-            self._tag_items(items, model, force, write)
+            self._tag_items(lib, items, model, force, write)
         except UserError as error:
             raise ui.UserError(str(error)) from None
 
-    def _tag_items(self, items, model: str, force: bool, write: bool) -> None:
+    def _tag_items(self, lib, items, model: str, force: bool, write: bool) -> None:
         from tqdm import tqdm
 
         from tagger.cli import progress_wanted
         from tagger.fileio import path_text
         from tagger.inference.engine.tagging import tag_files
         from tagger.inference.outputs import select_tags
+        from tagger.runtime import native_stderr_silenced
 
         top_k, threshold = self._selection()
         self._mapping()  # a bad setting is reported before the model loads
         tagger = self._tagger(model)
         mapping = self._mapping(tagger.tag_names)
-        wanted = [item for item in items if force or not _is_current(item, tagger.label)]
-        if len(wanted) < len(items):
-            self._log.info("up to date: {} of {} items (--force tags them again)",
-                           len(items) - len(wanted), len(items))
-        paths = [os.fsdecode(item.path) for item in wanted]
-        bar = tqdm(total=len(wanted), unit="item", desc="musictag", file=sys.stderr,
-                   disable=not progress_wanted(), dynamic_ncols=True)
-        say = lambda line: bar.write(f"musictagger: {line}", file=sys.stderr)
-        failed = 0
-        try:
-            for result in tag_files(tagger.predictor, paths, batch_size=self._int("batch_size"),
-                                    workers=self._int("workers")):
-                bar.update(1)
-                item = wanted[result.index]
-                reason = result.error or _changed_since_read(result)
-                if reason is None:
-                    chosen = [t for t, _ in select_tags(result.clip_scores, tagger.tag_names,
-                                                        top_k, threshold)]
-                    _set_fields(item, tagger, result, chosen, mapping)
-                    reason = _store(item, write)
-                if reason is not None:
-                    failed += 1
-                    say(f"skipped {path_text(result.path)}: {reason}")
-        finally:
-            bar.close()
+        with _library_lock(lib, lambda line: print(f"musictagger: {line}", file=sys.stderr,
+                                                   flush=True)):
+            items = items()
+            wanted = [item for item in items if force or not _is_current(item, tagger.label)]
+            if len(wanted) < len(items):
+                self._log.info("up to date: {} of {} items (--force tags them again)",
+                               len(items) - len(wanted), len(items))
+            paths = [os.fsdecode(item.path) for item in wanted]
+            failed = 0
+            with native_stderr_silenced():  # decoders' notes on damaged files: tag.py's lines
+                bar = tqdm(total=len(wanted), unit="item", desc="musictag", file=sys.stderr,
+                           disable=not progress_wanted(), dynamic_ncols=True)
+                say = lambda line: bar.write(f"musictagger: {line}", file=sys.stderr)
+                try:
+                    for result in tag_files(tagger.predictor, paths,
+                                            batch_size=self._int("batch_size"),
+                                            workers=self._int("workers")):
+                        bar.update(1)
+                        item = wanted[result.index]
+                        reason = result.error or _changed_since_read(result)
+                        if reason is None:
+                            chosen = [t for t, _ in select_tags(
+                                result.clip_scores, tagger.tag_names, top_k, threshold)]
+                            _set_fields(item, tagger, result, chosen, mapping)
+                            reason = _store(item, write)
+                        if reason is not None:
+                            failed += 1
+                            say(f"skipped {path_text(result.path)}: {reason}")
+                finally:
+                    bar.close()
         if failed:
             self._log.warning("{} of {} items could not be tagged", failed, len(wanted))
 
@@ -203,6 +232,30 @@ class MusicTaggerPlugin(BeetsPlugin):
         if (model, embeddings) not in self._taggers:
             self._taggers[model, embeddings] = _Tagger(model, embeddings)
         return self._taggers[model, embeddings]
+
+    def _model(self, given: str | None) -> str:
+        """The model to tag with: -m/--model as given (an empty one refused,
+        as tag.py refuses it), else the `model` setting: a pretrained name
+        as it is, a path as beets reads its other paths (`~` expanded, a
+        relative path from the config file's folder: confuse's
+        `as_filename`)."""
+        import argparse
+
+        from tagger.cli import model_name_or_path
+        from tagger.pretrained.registry import lookup
+
+        if given is not None:
+            try:
+                return model_name_or_path(given)
+            except argparse.ArgumentTypeError as error:
+                raise ui.UserError(f"-m/--model: {error}") from None
+        text = self.config["model"].as_str()
+        if "://" in text:
+            return text
+        path = self.config["model"].as_filename()
+        if os.path.exists(path) or (lookup(text) is None and _written_as_path(text)):
+            return path
+        return text  # a pretrained name (or a name resolve_model answers with the names)
 
     # --- beets' writes: no empty tags; a current stamp stays current -------------------
 
@@ -218,18 +271,17 @@ class MusicTaggerPlugin(BeetsPlugin):
     def _after_write(self, item, path):
         if id(item) in self._stamped:
             self._stamped.discard(id(item))
-            item[STAMP] = beets_fields.stamp_of(os.stat(item.path))
+            item[STAMP] = stamp_of(os.stat(item.path))
 
     # --- labels ----------------------------------------------------------------------
 
     def _labels(self, lib, field: str, args) -> None:
         rows = []
         for item in lib.items(args):
-            relative = self._relative(lib, item) if field in item else None
+            tags = _labels_of(item, field)
+            relative = self._relative(lib, item) if tags else None
             if relative is not None:
-                value = item[field]
-                rows.append((relative, value if isinstance(value, list) else [
-                    t.strip() for t in str(value).split(";") if t.strip()]))
+                rows.append((relative, tags))
         self._print_labels(rows)
 
     def _suggest(self, lib, field: str, args, count: int, model: str) -> None:
@@ -239,36 +291,45 @@ class MusicTaggerPlugin(BeetsPlugin):
 
         from tagger.errors import UserError
         from tagger.inference.engine.tagging import tag_files
-        from tagger.training.suggest import choose
+        from tagger.runtime import native_stderr_silenced
+        from tagger.training.suggest import suggestions
 
         items = [item for item in lib.items(args) if self._relative(lib, item) is not None]
-        unlabelled = [item for item in items if field not in item]
-        if not unlabelled:
+        labelled = [bool(_labels_of(item, field)) for item in items]
+        if all(labelled):
             raise ui.UserError(f"every item the query matches has {field}; there is nothing "
                                "to suggest")
+        scores, means, unread = [None] * len(items), [None] * len(items), []
         try:
             tagger = self._tagger(model, embeddings=True)
-            scores, means = [None] * len(items), [None] * len(items)
             paths = [os.fsdecode(item.path) for item in items]
-            for result in tag_files(tagger.predictor, paths, batch_size=self._int("batch_size"),
-                                    workers=self._int("workers")):
-                if result.error is None:
-                    scores[result.index] = result.clip_scores
-                    means[result.index] = result.embeddings.mean(axis=0)
-                else:
-                    self._log.warning("left out {}: {}", items[result.index].filepath,
-                                      result.error)
+            with native_stderr_silenced():  # decoders' notes on damaged files
+                for result in tag_files(tagger.predictor, paths,
+                                        batch_size=self._int("batch_size"),
+                                        workers=self._int("workers")):
+                    if result.error is None:
+                        scores[result.index] = result.clip_scores
+                        means[result.index] = result.embeddings.mean(axis=0)
+                    else:
+                        unread.append((items[result.index].filepath, result.error))
         except UserError as error:
             raise ui.UserError(str(error)) from None
+        for path, error in unread:
+            self._log.warning("left out {}: {}", path, error)
         read = [i for i, mean in enumerate(means) if mean is not None]
-        pool = [i for i in read if field not in items[i]]
+        pool = [i for i in read if not labelled[i]]
         if not pool:
             raise ui.UserError(f"none of the items without {field} could be read; see the "
                                "warnings above")
-        labelled = [means[i] for i in read if field in items[i]]
-        picked = choose(np.array([scores[i] for i in pool]), np.array([means[i] for i in pool]),
-                        count, np.array(labelled) if labelled else None)
-        self._print_labels([(self._relative(lib, items[pool[i]]), []) for i in picked])
+        known = [means[i] for i in read if labelled[i]]
+        try:
+            _, text = suggestions([self._relative(lib, items[i]) for i in pool],
+                                  np.array([scores[i] for i in pool]),
+                                  np.array([means[i] for i in pool]), count,
+                                  np.array(known) if known else None)
+        except ValueError as error:
+            raise ui.UserError(str(error)) from None
+        sys.stdout.write(text)
 
     def _relative(self, lib, item):
         """The item's path relative to the library's directory, or None
@@ -281,8 +342,10 @@ class MusicTaggerPlugin(BeetsPlugin):
         return relative
 
     def _print_labels(self, rows) -> None:
+        from tagger.datasets.labels_csv import labels_text
+
         try:
-            sys.stdout.write(beets_fields.labels_csv(rows))
+            sys.stdout.write(labels_text(rows))
         except ValueError as error:
             raise ui.UserError(str(error)) from None
 
@@ -309,10 +372,10 @@ class MusicTaggerPlugin(BeetsPlugin):
         tags can be read without loading it."""
         from tagger.models.saved import model_file_name, read_saved_info
 
-        path = self.config["model"].as_str()
         try:
+            path = self._model(None)
             info = read_saved_info(path) if os.path.isfile(path) else None
-        except Exception:  # an unreadable model is reported when it is used
+        except Exception:  # a bad setting or model is reported when it is used
             info = None
         if info is None:
             return []
@@ -337,10 +400,21 @@ class MusicTaggerPlugin(BeetsPlugin):
         return value
 
 
+def _labels_of(item, field: str) -> list:
+    """The tags `field` gives the item: a list field's values, a text
+    field's `;`-separated parts; none where it is unset or empty (beets'
+    own fields are in every item, empty, or 0 for a number, where not set)."""
+    value = item.get(field)
+    if not value:
+        return []
+    values = value if isinstance(value, list) else str(value).split(";")
+    return [tag for tag in (str(v).strip() for v in values) if tag]
+
+
 def _stamp_current(item) -> bool:
     """Whether the item's file is as it was when it was last tagged."""
     try:
-        return item.get(STAMP) == beets_fields.stamp_of(os.stat(item.path))
+        return item.get(STAMP) == stamp_of(os.stat(item.path))
     except OSError:
         return False
 
@@ -356,8 +430,7 @@ def _changed_since_read(result) -> str | None:
         now = os.stat(result.path)
     except OSError as error:
         return f"it cannot be read any more ({error.strerror or error})"
-    if result.read_stat is None or (beets_fields.stamp_of(now)
-                                    != beets_fields.stamp_of(result.read_stat)):
+    if result.read_stat is None or stamp_of(now) != stamp_of(result.read_stat):
         return CHANGED_SINCE_READ
     return None
 
@@ -369,7 +442,7 @@ def _set_fields(item, tagger: _Tagger, result, chosen, mapping) -> None:
     item[MODEL] = tagger.label
     for field, values in beets_fields.mapped_values(chosen, mapping).items():
         item[field] = values
-    item[STAMP] = beets_fields.stamp_of(result.read_stat)
+    item[STAMP] = stamp_of(result.read_stat)
 
 
 def _store(item, write: bool) -> str | None:
@@ -383,3 +456,36 @@ def _store(item, write: bool) -> str | None:
             return f"beets could not write its tags: {error.reason}"
     item.store()
     return None
+
+
+def _written_as_path(text: str) -> bool:
+    """Whether a `model` setting is written as a file's path (a folder, `~`
+    or an extension in it), not as a pretrained name."""
+    return "/" in text or os.sep in text or text.startswith("~") or bool(
+        os.path.splitext(text)[1])
+
+
+def _refuse(opts, names, where: str) -> None:
+    """One line for the options among `names` (destinations) that were
+    given but do not apply `where`."""
+    given = [FLAGS[name] for name in names if getattr(opts, name) is not None]
+    if given:
+        raise ui.UserError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not "
+                           f"apply {where}; leave {'it' if len(given) == 1 else 'them'} out")
+
+
+@contextlib.contextmanager
+def _library_lock(lib, log):
+    """Holds the lock of the library `lib` while items are tagged: a second
+    `beet musictag` (or an import with `auto`) waits for the first to
+    finish, saying so (`log`), then finds what it stored up to date. A
+    lock whose run was killed is taken over (`folder_lock`)."""
+    from tagger.folder_lock import folder_lock
+
+    database = os.fsdecode(lib.path)
+    if database == ":memory:":  # no other process can open it
+        yield
+        return
+    with folder_lock(database + ".musictag.lock", os.path.dirname(database) or ".",
+                     "beet musictag run", log=log, label="library", wait=True):
+        yield

@@ -118,13 +118,13 @@ def tiny_setting(folder: str, width: float, files: int = 8,
     """(records, body, second body): two folders of `files` tones each,
     every file labelled by its folder, built at the package Musicnn's rate
     and window, and two untrained package Musicnns at `width`, in `folder`."""
-    import csv
     import os
 
     import keras
     import soundfile
 
     from tagger.commands import build_folder
+    from tagger.datasets.labels_csv import labels_text
     from tagger.models.pons_musicnn import SAMPLE_RATE, SEGMENT_LENGTH
     from tagger.models.saved import save_tagger
 
@@ -137,10 +137,10 @@ def tiny_setting(folder: str, width: float, files: int = 8,
             audio = 0.3 * np.sin(2 * np.pi * hz * t) + 0.05 * rng.standard_normal(len(t))
             soundfile.write(os.path.join(music, tag, f"{i}.wav"), audio.astype(np.float32),
                             SAMPLE_RATE)
-            rows.append((f"{tag}/{i}.wav", tag))
+            rows.append((f"{tag}/{i}.wav", [tag]))
     labels = os.path.join(folder, "labels.csv")
-    with open(labels, "w", newline="") as f:
-        csv.writer(f).writerows([("path", "tags"), *rows])
+    with open(labels, "w") as f:
+        f.write(labels_text(rows))
     records = os.path.join(folder, "records")
     code = build_folder.main([music, "--labels", labels, "--out-dir", records,
                               "--sample-rate", str(SAMPLE_RATE), "--segment-length",

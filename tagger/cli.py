@@ -168,8 +168,9 @@ class ArgumentParser(argparse.ArgumentParser):
     --help shows every default (HelpFormatter); a renamed option keeps its
     old name (`add_argument(new, former=(old,), ...)`); options that
     take a value without a stated metavar read `N` (integers) or `PATH`
-    (paths, by name); after parsing, `no_progress` is set when stderr is
-    not a terminal (`progress_wanted`)."""
+    (paths, by name); after parsing, `args.given` holds the destinations
+    of the flags the command line set (`given_flags`: as typed), and
+    `no_progress` is set when stderr is not a terminal (`progress_wanted`)."""
 
     def __init__(self, *args, **kwargs):
         if not args:
@@ -187,11 +188,29 @@ class ArgumentParser(argparse.ArgumentParser):
         return group
 
     def parse_known_args(self, args=None, namespace=None):
-        parsed, extras = super().parse_known_args(args, namespace)
-        self._refuse_both_names(sys.argv[1:] if args is None else list(args))
+        tokens = sys.argv[1:] if args is None else list(args)
+        parsed, extras = super().parse_known_args(tokens, namespace)
+        self._refuse_both_names(tokens)
+        parsed.given = self._given(tokens)
         if getattr(parsed, "no_progress", True) is False and not progress_wanted():
             parsed.no_progress = True
         return parsed, extras
+
+    def _given(self, tokens) -> frozenset:
+        """The destinations of the flags the command line `tokens` set (a
+        flag given at its default value too): `tokens` parsed again into a
+        namespace holding every destination already, where argparse fills
+        in no default."""
+        unset = object()
+        # flags that add to their value (append, count) start from None
+        adding = (argparse._AppendAction, argparse._AppendConstAction, argparse._CountAction,
+                  argparse._ExtendAction)
+        start = {action.dest: None if isinstance(action, adding) else unset
+                 for action in self._actions if action.dest != argparse.SUPPRESS}
+        probe = argparse.Namespace(**start)
+        super().parse_known_args(tokens, probe)
+        return frozenset(dest for dest, value in start.items()
+                         if getattr(probe, dest) is not value)
 
     def _refuse_both_names(self, tokens):
         """A renamed option given under its name and a former one is an
@@ -217,30 +236,13 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
 
-    def parse_args_given(self, argv=None):
-        """`parse_args`, plus `args.given`: the destinations of the flags the
-        command line actually set (defaults stay visible in --help, yet a
-        flag the user gave can be told from one left at its default)."""
-        args = self.parse_args(argv)
-        unset = object()
-        # flags that add to their value (append, count) start from None
-        adding = (argparse._AppendAction, argparse._AppendConstAction, argparse._CountAction,
-                  argparse._ExtendAction)
-        probe = argparse.Namespace(**{
-            action.dest: None if isinstance(action, adding) else unset
-            for action in self._actions if action.dest != argparse.SUPPRESS})
-        self.parse_args(argv, probe)  # argparse fills no default into a set attribute
-        args.given = frozenset(
-            action.dest for action in self._actions if action.dest != argparse.SUPPRESS
-            and getattr(probe, action.dest) is not (
-                None if isinstance(action, adding) else unset))
-        return args
-
 
 def given_flags(args, names) -> list:
-    """The flags of `names` (destinations) set on the command line, as typed
-    (`--top-k`): those whose value is not None."""
-    return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is not None]
+    """The flags of `names` (destinations) the command line set, as typed
+    (`--top-k`): those in `args.given` (every parse of `ArgumentParser`
+    sets it; none for a namespace made otherwise)."""
+    given = getattr(args, "given", frozenset())
+    return [f"--{name.replace('_', '-')}" for name in names if name in given]
 
 
 def non_empty(what: str):

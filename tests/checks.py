@@ -193,16 +193,19 @@ TEACHER_RATE = 16000
 TEACHER_WINDOW = 16000  # 1 s windows: 5 whole ones in a clip of two 59049-sample segments
 
 
-def tiny_teacher(path, tags, seed, gain=1.0):
+def tiny_teacher(path, tags, seed, gain=1.0, bias=None):
     """A tiny conv tagger of 1 s windows at 16 kHz saved with its tags, a
     teacher for distillation; `gain` scales its output layer's weights
-    (more contrast between clips)."""
+    (more contrast between clips), `bias` (one value a tag) sets its
+    biases (tags' scores kept apart)."""
     from tagger.models.saved import save_tagger
     from tagger.models.tagger_metadata import TaggerMetadata
 
     model = tiny_conv_tagger(samples=TEACHER_WINDOW, tags=len(tags), seed=seed)
     dense = model.layers[-1]
     dense.kernel.assign(gain * dense.kernel)
+    if bias is not None:
+        dense.bias.assign(np.asarray(bias, np.float32))
     save_tagger(model, TaggerMetadata(model="tiny_conv", model_args={}, tag_names=tags,
                                       sample_rate=TEACHER_RATE, segment_length=TEACHER_WINDOW,
                                       window_segments=1, input_kind="raw", logmel=None),

@@ -240,10 +240,24 @@ def test_given_flags_include_those_that_add_to_their_value():
     parser.add_argument("--option", action="append", default=[])
     parser.add_argument("--verbose", action="count", default=0)
     parser.add_argument("--level", type=int, default=3)
-    args = parser.parse_args_given(["--option", "a=1", "--option", "b=2", "--verbose"])
+    args = parser.parse_args(["--option", "a=1", "--option", "b=2", "--verbose"])
     assert args.option == ["a=1", "b=2"] and args.verbose == 1 and args.level == 3
     assert args.given == {"option", "verbose"}
-    assert parser.parse_args_given([]).given == frozenset()
+    assert parser.parse_args([]).given == frozenset()
+
+
+def test_given_flags_are_those_the_command_line_set_not_those_with_a_value():
+    """One record of the flags given (`args.given`, set by every parse):
+    a flag at its default is not given, one typed at its default is."""
+    parser = cli.ArgumentParser(prog="x")
+    parser.add_argument("--level", type=int, default=3)
+    parser.add_argument("--name", default=None)
+    parser.add_argument("--quick", action="store_true")
+    assert cli.given_flags(parser.parse_args([]), ["level", "name", "quick"]) == []
+    assert cli.given_flags(parser.parse_args(["--level", "3", "--quick"]),
+                           ["level", "name", "quick"]) == ["--level", "--quick"]
+    args, extras = parser.parse_known_args(["--name", "a", "rest"])
+    assert (args.given, extras) == ({"name"}, ["rest"])
 
 
 @pytest.mark.parametrize("name, argv, argument", [
@@ -283,7 +297,7 @@ def test_a_renamed_option_keeps_its_former_name(capsys):
     group = parser.add_argument_group("more")
     group.add_argument("--segment-length", type=int, default=9, former=("--num-samples",),
                        help="samples per segment; --num-samples is the same")
-    args = parser.parse_args_given(["--num-lr-decays", "2", "--num-samples", "3"])
+    args = parser.parse_args(["--num-lr-decays", "2", "--num-samples", "3"])
     assert (args.num_stages, args.segment_length) == (2, 3)
     assert args.given == {"num_stages", "segment_length"}
     text = " ".join(parser.format_help().split())

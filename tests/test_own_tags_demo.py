@@ -119,3 +119,31 @@ def test_a_folder_of_one_tag_is_refused(tmp_path, capsys):
     assert code == 2 and err.endswith(
         f"--music {str(music.parent)!r} needs two or more folders of 4 or more audio files "
         "each: each folder is a tag")
+
+
+def test_the_labels_step_writes_the_labels_csv_build_folder_reads(tmp_path):
+    """The demo's labels.csv is the one labels CSV (datasets/labels_csv.py):
+    files whose names are not UTF-8 or hold a backslash are read back as
+    theirs; a folder whose name is not UTF-8 is a tag as `path_text` shows
+    it (a tag is UTF-8 text). The files are listed, never read."""
+    import os
+
+    from tagger.datasets.folder import audio_files
+    from tagger.datasets.labels_csv import read_labels
+    from tagger.demos.own_tags import OwnTagsDemoConfig, labels_step
+
+    music = os.fsencode(tmp_path / "music")
+    names = (b"1\xff.wav", b"2\\x.wav", b"3.wav", b"4.wav")
+    for folder in (b"caf\xe9", b"rock"):
+        os.makedirs(os.path.join(music, folder))
+        for name in names:
+            with open(os.path.join(music, folder, name), "wb"):
+                pass
+    config = OwnTagsDemoConfig(work_dir=str(tmp_path / "work"), per_tag=4)
+    lines = list(labels_step(config, os.fsdecode(music)))
+    assert lines[-1].endswith(" 2 of 4 files, rock 2 of 4 files; the other files are held out")
+    read = read_labels(str(tmp_path / "work" / "labels.csv"), audio_files(os.fsdecode(music)))
+    assert len(read) == 4
+    for path, tags in read.items():
+        folder, name = os.fsencode(path).split(b"/")
+        assert name in names and tags == {"caf\\xe9" if folder == b"caf\xe9" else "rock"}

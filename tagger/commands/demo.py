@@ -131,7 +131,7 @@ def run(args):
     distil_only = given_flags(args, DISTIL_ONLY_FLAGS)
     if distil_only and not args.distil:
         raise flags_do_not_apply(distil_only, "with --distil", instead="add --distil")
-    if args.music is not None and not (args.distil or args.own_tags):
+    if "music" in args.given and not (args.distil or args.own_tags):
         raise flags_do_not_apply(["--music"], "with --distil and --own-tags",
                                  instead="add one of them")
     if args.own_tags:
@@ -243,13 +243,12 @@ def config_from_args(args):
 def _model_and_given(args, names, switches=()) -> list:
     """--model (when given), then `switches`, then the flags among
     `names` that were given: what another demo's command line set."""
-    return ["--model"] * (args.model is not None) + list(switches) + given_flags(
-        args, names)
+    return given_flags(args, ["model"]) + list(switches) + given_flags(args, names)
 
 
 def _given_values(args, names) -> dict:
     """{flag destination: value} of the flags among `names` that were given."""
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return {name: getattr(args, name) for name in names if name in args.given}
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def parse_args(argv=None):
                         "when the database holds several (see info; default: the only one)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out that tagger-library did not write")
-    args = p.parse_args_given(argv)
+    args = p.parse_args(argv)
     wrong = sorted(args.given - APPLIES[args.action] - {"action", "db"})
     if wrong:
         flags = ", ".join("--" + dest.replace("_", "-") for dest in wrong)

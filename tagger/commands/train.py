@@ -30,7 +30,7 @@ def parse_args(argv=None):
     add_hardware_flags(p)
     semi_supervised_flags.add_flags(p)
     add_pretrained_flags(p)
-    return p.parse_args_given(argv)
+    return p.parse_args(argv)
 
 
 def add_data_flags(p):
@@ -70,7 +70,7 @@ def seed_flag_notes(args) -> list:
     carry now (`RECORDS_CARRY`)."""
     return [f"note: {flag(dest)} {getattr(args, dest)} is resemul's; the records carry "
             f"{carried}, so train.py does not use it"
-            for dest, carried in RECORDS_CARRY.items() if getattr(args, dest, None) is not None]
+            for dest, carried in RECORDS_CARRY.items() if dest in (given(args) or ())]
 
 
 def add_model_flags(p):

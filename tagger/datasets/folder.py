@@ -12,16 +12,14 @@ file is split: audio for a teacher to label. With `labels`, a CSV
     jazz/02.flac,jazz
 
 (paths relative to the folder, tags separated by ';', a file with none
-allowed; UTF-8, except that a path may hold the bytes of a name that is
-not; as a spreadsheet saves it, its cells separated by commas, semicolons
-or tabs: `user_table`), the listed files are split with their tags, ordered by
-descending count (ties by name), and the files it does not list form the
-unlabelled `student` split. With `labels_from`, the tags come from the
-files themselves (`file_labels`): 'folders', each file's top folder, or
-'tags:NAME', each value of a text tag the files carry (genre, mood); they
-are ordered and split as the CSV's, and the files given no tag form the
-`student` split. Clip ids are the files' positions in the
-sorted listing. The folder may be any tf.io.gfile path.
+allowed: `labels_csv`, the format's reader and writer), the listed files
+are split with their tags, ordered by descending count (ties by name),
+and the files it does not list form the unlabelled `student` split.
+With `labels_from`, the tags come from the files themselves
+(`file_labels`): 'folders', each file's top folder, or 'tags:NAME', each
+value of a text tag the files carry (genre, mood); they are ordered and
+split as the CSV's, and the files given no tag form the `student` split.
+Clip ids are the files' positions in the sorted listing. The folder may be any tf.io.gfile path.
 """
 
 from __future__ import annotations
@@ -35,13 +33,11 @@ import numpy as np
 from tagger import fileio
 from tagger.audio import is_audio_name
 from tagger.datasets.file_labels import file_tags, folder_tags, labels_source
+from tagger.datasets.labels_csv import read_labels
 from tagger.datasets.origin import read_origin
-from tagger.datasets.source import DatasetSource, setting, unsafe_path_reason
-from tagger.datasets.user_table import READ_AS, SEPARATORS, read_table
+from tagger.datasets.source import DatasetSource, setting
 from tagger.errors import UserError
 from tagger.records.plan import SPLITS, STUDENT_SPLIT, Clip, DatasetPlan
-
-LABELS_HEADER = ["path", "tags"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,46 +113,6 @@ def audio_files(folder: str) -> list:
     return sorted(found)
 
 
-def read_labels(path: str, files: list) -> tuple:
-    """(tag names, {relative path: multi-hot tuple}) from the labels CSV."""
-    if not fileio.exists(path) or fileio.isdir(path):
-        raise UserError(f"--labels {path!r} is not a file; expected a CSV with a header "
-                        "path,tags")
-    table = read_table(path, f"--labels {path!r}")  # a path may hold any bytes
-    rows = table.rows
-    if not rows or [c.strip() for c in rows[0]] != LABELS_HEADER:
-        raise UserError(f"--labels {path!r}: expected the header path,tags (its cells "
-                        f"separated by {READ_AS}), got "
-                        f"{table.header_line if rows else 'an empty file'!r}"
-                        + (f", read as {table.dialect}" if rows else ""))
-    known, tags = set(files), {}
-    for line, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != 2:
-            raise UserError(f"--labels {path!r} line {line}: expected 2 columns "
-                            f"(path{table.separator}tags), got {len(row)}; quote a cell "
-                            f"that holds a {SEPARATORS[table.separator]}")
-        name = row[0].strip()
-        if not fileio.is_utf8(row[1]):
-            raise UserError(f"--labels {path!r} line {line}: the tags of {name!r} are not "
-                            "UTF-8 text; only a path may hold other bytes (a file's name as "
-                            "another system wrote it)")
-        problem = unsafe_path_reason(name)
-        if problem is None and name not in known:
-            problem = "is not an audio file of the folder"
-        if problem:
-            raise UserError(f"--labels {path!r} line {line}: path {name!r} {problem}; paths "
-                            "are relative to the folder, e.g. album/01.mp3")
-        if name in tags:
-            raise UserError(f"--labels {path!r} line {line}: {name!r} is listed twice")
-        tags[name] = {t.strip() for t in row[1].split(";") if t.strip()}
-    if not tags:
-        raise UserError(f"--labels {path!r} lists no file; expected one row per labelled "
-                        "file after the header path,tags")
-    return multi_hot(tags)
-
-
 def labels_from(root: str, files: list, source: str, progress: bool = True) -> tuple:
     """(tag names, {relative path: multi-hot tuple}) of the files the
     --labels-from `source` gives a tag (`file_labels`)."""
@@ -212,7 +168,7 @@ def plan_folder(data_dir: str, settings: FolderSettings = FolderSettings(),
     paths = audio_files(data_dir)
     tag_names, labels = (), {}
     if settings.labels is not None:
-        tag_names, labels = read_labels(settings.labels, paths)
+        tag_names, labels = multi_hot(read_labels(settings.labels, paths))
     elif settings.labels_from is not None:
         tag_names, labels = labels_from(data_dir, paths, settings.labels_from, progress)
     labelled = [p for p in paths if not labels or p in labels]

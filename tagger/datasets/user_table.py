@@ -1,8 +1,8 @@
 """A table a user wrote (a labels CSV, MagnaTagATune's annotations), read
 as a spreadsheet saves it: UTF-8 with or without a byte-order mark, or
-UTF-16 (`fileio.names_text`); Windows or Unix line ends; cells separated by
-commas, semicolons (European Excel) or tabs, whichever the header line
-uses most, and quoted where a cell holds the separator.
+UTF-16 (`fileio.names_text`); Windows, Unix or old Mac (CR) line ends;
+cells separated by commas, semicolons (European Excel) or tabs, whichever
+the header line uses most, and quoted where a cell holds the separator.
 
     read_table(path, what) -> Table     the file's rows, how they were read
     parse_table(text, what) -> Table    the same, of its text
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import NamedTuple
 
 from tagger import fileio
@@ -49,7 +50,7 @@ def header_separator(line: str) -> str:
 def parse_table(text: str, what: str) -> Table:
     """The rows of `text`, a table; `what` names it in the UserError of a
     text the csv module cannot read (a NUL byte)."""
-    separator = header_separator(text.partition("\n")[0])
+    separator = header_separator(re.match(r"[^\r\n]*", text).group())  # the first line
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=separator))
     except csv.Error as error:

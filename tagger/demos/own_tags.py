@@ -122,6 +122,7 @@ def labels_step(config: OwnTagsDemoConfig, music: str):
     half of its files), drawn with the seed. Returns its path."""
     import numpy as np
 
+    from tagger.datasets.labels_csv import labels_text
     from tagger.errors import UserError
 
     tags = folder_tags(music)
@@ -129,17 +130,14 @@ def labels_step(config: OwnTagsDemoConfig, music: str):
         raise UserError(f"--music {music!r} needs two or more folders of {MIN_FILES} or more "
                         "audio files each: each folder is a tag")
     rng = np.random.default_rng(config.seed)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["path", "tags"])
-    counts = {}
+    rows, counts = [], {}
     for tag, files in tags.items():
         chosen = sorted(rng.permutation(files)[:min(config.per_tag, len(files) // 2)])
-        writer.writerows([path, tag] for path in chosen)
+        rows += [(str(path), [fileio.path_text(tag)]) for path in chosen]
         counts[tag] = len(chosen)
     path = join_path(config.work_dir, "labels.csv")
     fileio.makedirs(config.work_dir)
-    fileio.write_atomic(path, out.getvalue())
+    fileio.write_atomic(path, labels_text(rows))
     yield (f"labels: {path}, " + ", ".join(f"{tag} {n} of {len(tags[tag])} files"
                                             for tag, n in counts.items())
            + "; the other files are held out")

@@ -54,6 +54,17 @@ def choose(scores: np.ndarray, embeddings: np.ndarray, count: int,
     return chosen
 
 
+def suggestions(paths, scores: np.ndarray, embeddings: np.ndarray, count: int,
+                labelled: np.ndarray | None = None) -> tuple[list, str]:
+    """(the `count` of `paths` to label next, first the best, as `choose`
+    orders them on their `scores` and mean `embeddings`; their labels CSV
+    with the tags to fill in)."""
+    from tagger.datasets.labels_csv import labels_text
+
+    picked = [paths[i] for i in choose(scores, embeddings, count, labelled)]
+    return picked, labels_text((path, []) for path in picked)
+
+
 def require_unlabelled(data_dir: str, info) -> None:
     """A UserError unless the records hold unlabelled files to suggest."""
     from tagger.records.plan import STUDENT_SPLIT
@@ -71,7 +82,6 @@ def suggest_files(run_dir: str, config, count: int, log=print) -> list[str]:
     --from run in `run_dir`, written to `run_dir`/SUGGESTED_FILE as a
     labels CSV with empty tags; all of them when the split holds fewer."""
     from tagger import fileio
-    from tagger.inference.library.beets_fields import labels_csv
     from tagger.models.saved import load_tagger
     from tagger.records.info import load_info
     from tagger.records.plan import STUDENT_SPLIT
@@ -97,6 +107,6 @@ def suggest_files(run_dir: str, config, count: int, log=print) -> list[str]:
     head = tag_head.head_of(tagger, tagger_info)
     scores = rows.clip_means(np.asarray(head.predict(rows.values, batch_size=PREDICT_BATCH,
                                                      verbose=0)))
-    picked = [paths[i] for i in choose(scores, rows.clip_means(), count, labelled)]
-    fileio.write_atomic(join_path(run_dir, SUGGESTED_FILE), labels_csv((p, []) for p in picked))
+    picked, text = suggestions(paths, scores, rows.clip_means(), count, labelled)
+    fileio.write_atomic(join_path(run_dir, SUGGESTED_FILE), text)
     return picked

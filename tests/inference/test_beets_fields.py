@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS
@@ -22,6 +20,29 @@ def test_score_fields_are_named_after_the_tag_set():
     assert len(set(fields)) == len(MTT_TOP50) == 50
     assert beets_fields.score_fields("msd", ["Hip-Hop", "hip-hop", "rnb"]) == [
         "msd_hip_hop", "msd_hip_hop_2", "msd_rnb"]
+
+
+def test_no_two_tags_share_a_score_field():
+    assert beets_fields.score_fields("x", ["rock", "Rock", "rock 2"]) == [
+        "x_rock", "x_rock_2", "x_rock_2_2"]
+    fields = beets_fields.score_fields("x", ["Hip-Hop", "hip hop", "R&B", "r b", "hip hop 2"])
+    assert fields == ["x_hip_hop", "x_hip_hop_2", "x_r_b", "x_r_b_2", "x_hip_hop_2_2"]
+    assert beets_fields.score_fields("x", ["rock 2", "rock", "Rock"]) == [
+        "x_rock_2", "x_rock", "x_rock_3"]
+
+
+@pytest.mark.parametrize("tags", [MTT_TOP50, CLASSIC_TAGS, CALS_TAGS],
+                         ids=["mtt", "msd-classic", "msd-cals"])
+def test_a_tag_set_whose_names_never_met_keeps_its_fields(tags):
+    """What a library stores keeps its name: the n-th tag of one slug is
+    `_n`, as it always was, where no suffixed name met another tag's."""
+    seen, before = {}, []
+    for tag in tags:
+        name = f"x_{beets_fields.slug(tag)}"
+        seen[name] = seen.get(name, 0) + 1
+        before.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    assert len(set(before)) == len(before)
+    assert beets_fields.score_fields("x", tags) == before
 
 
 def test_known_score_fields_cover_both_pretrained_tag_sets_once():
@@ -43,20 +64,3 @@ def test_mapping_takes_tag_lists_and_the_tag_sets_genres():
         beets_fields.check_mapping({"mood": 3})
     with pytest.raises(UserError, match="'Mood!' is not a field name"):
         beets_fields.check_mapping({"Mood!": ["slow"]})
-
-
-def test_stamp_tells_a_rewritten_file(tmp_path):
-    path = tmp_path / "a.mp3"
-    path.write_bytes(b"x" * 10)
-    stamp = beets_fields.stamp_of(os.stat(path))
-    assert stamp == f"size=10 mtime_ns={os.stat(path).st_mtime_ns}"
-    os.utime(path, ns=(0, os.stat(path).st_mtime_ns + 1))  # one nanosecond later
-    assert beets_fields.stamp_of(os.stat(path)) != stamp
-
-
-def test_labels_csv_is_build_folders_format():
-    text = beets_fields.labels_csv([(b"a/01.mp3", ["rock", "guitar"]), (b"b/\xff.flac", []),
-                                    ("c,d.ogg", ["new age"])])
-    assert text == 'path,tags\na/01.mp3,rock;guitar\nb/\\xff.flac,\n"c,d.ogg",new age\n'
-    with pytest.raises(ValueError, match="holds a ';'"):
-        beets_fields.labels_csv([("a.mp3", ["rock;pop"])])

@@ -9,6 +9,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -54,22 +55,32 @@ def tiny_mtt_model(tmp_path_factory):
                         gain=3.0)
 
 
-def beet(library, *args, check=True):
-    env = {**os.environ, "BEETSDIR": str(library),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+def beet_env(library, **env) -> dict:
+    """The environment of a `beet` command on `library` (`env` added; a
+    value None leaves that variable out)."""
+    merged = {**os.environ, "BEETSDIR": str(library),
+              "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+              **env}
+    return {k: v for k, v in merged.items() if v is not None}
+
+
+def beet(library, *args, check=True, cwd=None, **env):
     done = subprocess.run([sys.executable, "-m", "beets", *args], capture_output=True,
-                          text=True, env=env, cwd=library)
+                          text=True, errors="surrogateescape", env=beet_env(library, **env),
+                          cwd=cwd or library)
     if check:
         assert done.returncode == 0, done.stderr
     return done
 
 
-def make_library(folder, model=None, settings=""):
+def make_library(folder, model=None, settings="", copy=True):
     """A beets config in `folder` (its library and music there too), the
-    plugin enabled with `model` (None: the default) and `settings`."""
+    plugin enabled with `model` (None: the default) and `settings`; `copy`
+    False: imported files stay where they are, in the music folder."""
     (folder / "config.yaml").write_text(
         f"directory: {folder / 'music'}\nlibrary: {folder / 'library.db'}\n"
-        "plugins: [musictagger]\nimport: {copy: yes, write: no, quiet: yes}\n"
+        f"plugins: [musictagger]\nimport: {{copy: {'yes' if copy else 'no'}, write: no, "
+        "quiet: yes, duplicate_action: keep}\n"
         f"musictagger:\n  batch_size: 8\n{f'  model: {model}' if model else ''}\n{settings}")
     return folder
 
@@ -153,7 +164,8 @@ def test_musictag_stores_scores_writes_files_and_skips_unchanged(recordings, tin
 @pytest.mark.slow
 def test_import_tags_items_and_labels_csv_is_read_by_build_folder(recordings, tiny_mtt_model,
                                                                   tmp_path):
-    from tagger.datasets.folder import audio_files, read_labels
+    from tagger.datasets.folder import audio_files
+    from tagger.datasets.labels_csv import read_labels
 
     library = make_library(tmp_path, tiny_mtt_model, "  auto: yes\n  top_k: 3\n")
     beet(library, "import", "-A", str(recordings[0].parent))
@@ -175,11 +187,10 @@ def test_import_tags_items_and_labels_csv_is_read_by_build_folder(recordings, ti
     csv_text = beet(library, "musictag", "--labels", "musictagger_tags").stdout
     (tmp_path / "labels.csv").write_text(csv_text)
     music = str(tmp_path / "music")
-    names, rows = read_labels(str(tmp_path / "labels.csv"), audio_files(music))
+    rows = read_labels(str(tmp_path / "labels.csv"), audio_files(music))
     assert sorted(os.path.join(music, p) for p in rows) == sorted(tags)
-    for path, hot in rows.items():
-        assert {n for n, on in zip(names, hot) if on} == set(
-            tags[os.path.join(music, path)].split("; "))
+    for path, read in rows.items():
+        assert read == set(tags[os.path.join(music, path)].split("; "))
 
 
 # `beet musictag` whose process dies (os._exit: no cleanup, as a kill) when it
@@ -210,33 +221,41 @@ def test_a_killed_run_resumes_where_it_stopped(recordings, tiny_mtt_model, tmp_p
     assert [set(f.tags.keys()) & {"tagger", "tagger_model", "TXXX:tagger"} for f in files] == [
         set()] * 3 and sorted(f["title"][0] if "title" in f else f.tags["TIT2"].text[0]
                               for f in files) == ["untagged"] * 3
-    env = {**os.environ, "BEETSDIR": str(library),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     killed = subprocess.run([sys.executable, "-c", KILLED_AT_SECOND_STORE, "musictag"],
-                            capture_output=True, text=True, env=env, cwd=library)
+                            capture_output=True, text=True, env=beet_env(library), cwd=library)
     assert killed.returncode == 137, killed.stderr
     models = listed(library, "$musictagger_model")
     assert len(models) == 3 and sum(m.startswith("tiny_conv/tiny sha256:") for m in models) == 1
     done = beet(library, "-v", "musictag")
     assert "up to date: 1 of 3 items" in done.stderr
+    assert "taking over the lock of a beet musictag run that no longer runs" in done.stderr
     assert len(set(listed(library, "$musictagger_model"))) == 1
 
 
 @pytest.mark.slow
-def test_mtt_musicnn_is_the_default_and_scores_as_tag_py(musicnn_wheel, recordings, tmp_path):
+def test_mtt_musicnn_is_the_default_and_scores_as_tag_py(musicnn_wheel, recordings, tmp_path,
+                                                       monkeypatch):
+    """The default model, converted on its first use from its original as
+    a download leaves it: `beet musictag` says that in one line and nothing
+    else (none of TensorFlow's start-up lines, as a user runs it)."""
+    import shutil
+
     from tagger import pretrained
-    from tagger.commands import pretrained as pretrained_cmd
     from tagger.datasets.mtt import MTT_TOP50
     from tagger.inference.api import clip_scores
     from tagger.inference.common import model_fingerprint
     from tagger.inference.library.beets_fields import score_fields
 
-    assert pretrained_cmd.main(["download", "MTT_musicnn", "--weights", musicnn_wheel,
-                                "--no-progress"]) == 0  # into the session's TAGGER_HOME
-    model = pretrained.model_path(pretrained.get("MTT_musicnn"))
+    monkeypatch.setenv("TAGGER_HOME", str(tmp_path / "tagger_home"))  # for `beet` too
+    entry = pretrained.get("MTT_musicnn")
+    original, model = pretrained.original_path(entry), pretrained.model_path(entry)
+    os.makedirs(os.path.dirname(original))
+    shutil.copy(musicnn_wheel, original)
     library = make_library(tmp_path)
     beet(library, "import", "-A", str(recordings[0].parent))
-    beet(library, "musictag")
+    done = beet(library, "musictag", TF_CPP_MIN_LOG_LEVEL=None)
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("converting ") and done.stderr.endswith(f" -> {model}\n")
     fields = score_fields("mtt", MTT_TOP50)
     rows = [line.split("|") for line in listed(
         library, "|".join(["$path", "$musictagger_model", *(f"${f}" for f in fields)]))]
@@ -251,28 +270,218 @@ def test_mtt_musicnn_is_the_default_and_scores_as_tag_py(musicnn_wheel, recordin
 def test_suggest_prints_the_items_without_the_field_to_label_next(recordings, tmp_path):
     """`--suggest N --labels FIELD`: the labels CSV of the N items lacking
     FIELD that train.py --suggest's choice puts first, tags left empty (a
-    tiny tagger with an embedding layer)."""
-    from tagger.datasets.folder import audio_files, read_labels
+    tiny tagger with an embedding layer); FIELD one of beets' own (genres,
+    in every item, empty where unset) or a flexible one (mood)."""
+    from tagger.datasets.folder import audio_files
+    from tagger.datasets.labels_csv import read_labels
     from tests.training.test_own_tags import write_body
 
     library = make_library(tmp_path, write_body(tmp_path / "tagger.keras"))
     beet(library, "import", "-A", str(recordings[0].parent))
     labelled = listed(library, "$path", "format:MP3")
-    beet(library, "modify", "-y", "format:MP3", "mood=calm")
+    beet(library, "modify", "-y", "format:MP3", "mood=calm", "genres=calm")
     music = tmp_path / "music"
     unlabelled = sorted(os.path.relpath(p, music) for p in listed(library, "$path")
                         if p not in labelled)
     assert len(labelled) == 1 and len(unlabelled) == 2
-    one = beet(library, "musictag", "--suggest", "1", "--labels", "mood").stdout
+    one = beet(library, "musictag", "--suggest", "1", "--labels", "genres").stdout
     lines = one.splitlines()
     assert lines[0] == "path,tags" and len(lines) == 2 and lines[1][:-1] in unlabelled
     assert lines[1].endswith(",")
     every = beet(library, "musictag", "--suggest", "5", "--labels", "mood").stdout
     (tmp_path / "suggested.csv").write_text(every)
-    names, rows = read_labels(str(tmp_path / "suggested.csv"), audio_files(str(music)))
-    assert (names, sorted(rows)) == ((), unlabelled)
+    rows = read_labels(str(tmp_path / "suggested.csv"), audio_files(str(music)))
+    assert rows == dict.fromkeys(unlabelled, set())
     assert every.splitlines()[1] == lines[1]  # the same first choice
     done = beet(library, "musictag", "--suggest", "2", check=False)
     assert (done.returncode, done.stderr) == (
         1, "error: --suggest takes a number of items, at least 1, and --labels FIELD, the "
            "field they lack; got --suggest 2 and --labels None\n")
+
+
+def write_flac(path, seed, title, genres=()):
+    """1 s of a tone as FLAC at `path` (bytes: any name), titled, with `genres`."""
+    import mutagen.flac
+    import soundfile
+
+    from tests.checks import tone
+
+    plain = os.path.join(os.path.dirname(path), b"plain.flac")
+    soundfile.write(os.fsdecode(plain), tone(1.0, 8000, 1, 300 + 50 * seed, seed), 8000)
+    tags = mutagen.flac.FLAC(plain)
+    tags["title"] = title
+    if genres:
+        tags["genre"] = list(genres)
+    tags.save()
+    os.rename(plain, path)
+
+
+@pytest.mark.slow
+def test_labels_list_the_items_with_a_value_and_build_folder_reads_every_name(tmp_path,
+                                                                               capsys):
+    """`--labels FIELD` lists the items FIELD gives a tag, named as the
+    labels CSV names them; build_folder.py --labels reads that CSV back for
+    a name that is not UTF-8. (beets 2.14 keeps a backslash in a name under
+    its directory as a `/`, another file: tests/training/test_suggest.py
+    feeds such a name back through suggested.csv.)"""
+    from tagger.commands import build_folder
+    from tagger.records.info import load_info
+    from tagger.records.reader import clip_dataset
+    from tests.checks import call_main
+
+    library = make_library(tmp_path, copy=False)
+    music = tmp_path / "music"
+    (music / "sub").mkdir(parents=True)
+    root = os.fsencode(music)
+    names = {b"a.flac": ("alpha", ["rock"]), b"b\xff.flac": ("bravo", ["jazz"]),
+             b"c.flac": ("charlie", ["rock", "pop"]), b"sub/e.flac": ("delta", []),
+             b"f.flac": ("echo", [])}
+    for seed, (name, (title, genres)) in enumerate(names.items()):
+        write_flac(os.path.join(root, name), seed, title, genres)
+    beet(library, "import", "-A", str(music))
+    beet(library, "modify", "-y", "title:alpha", "comments=calm")
+    beet(library, "modify", "-y", "title:echo", "mood=happy; bright")
+    assert len(listed(library, "$title")) == 5
+
+    def labels(field):
+        lines = beet(library, "musictag", "--labels", field).stdout.splitlines()
+        assert lines[0] == "path,tags"
+        return sorted(lines[1:])
+
+    assert labels("genres") == ["a.flac,rock", "b\\xff.flac,jazz", "c.flac,rock;pop"]
+    assert labels("comments") == ["a.flac,calm"]  # beets' own text field, empty elsewhere
+    assert labels("mood") == ["f.flac,happy;bright"]  # a flexible field, set on one item
+    assert labels("bpm") == []  # a number of beets', 0 where unset
+
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_text(beet(library, "musictag", "--labels", "genres").stdout)
+    out = tmp_path / "records"
+    code, _, err = call_main(build_folder.main, capsys, music, "--out-dir", out, "--labels",
+                             csv_path, "--sample-rate", "8000", "--segment-length", "8000",
+                             "--workers", "1", "--no-progress")
+    assert code == 0, err
+    info = load_info(str(out))
+    assert info.tag_names == ("rock", "jazz", "pop")
+    tagged = {clip["path"]: tuple(clip["tags"].astype(int)) for split in ("train", "val", "test")
+              for clip in clip_dataset(str(out), split, info).as_numpy_iterator()}
+    assert tagged == {b"a.flac": (1, 0, 0), b"b\xff.flac": (0, 1, 0), b"c.flac": (1, 0, 1)}
+    assert info.splits["student"]["clips"] == 2  # e and f: no genre, not labelled
+
+
+FIVE_TAGS = ["Hip-Hop", "hip hop", "R&B", "r b", "hip hop 2"]
+
+
+@pytest.mark.slow
+def test_musictag_prints_its_own_lines_only_and_gives_each_tag_a_field(recordings, tmp_path):
+    """Nothing but its own lines (no TensorFlow start-up lines, no
+    decoder's notes on a damaged MP3); five tags whose names make the same
+    field names get five fields; the `model` setting's `~` and relative
+    path read as beets reads its paths; an empty -m and a flag that does
+    not apply are one line each."""
+    from tagger.inference.api import clip_scores
+    from tagger.inference.library.file_tags import stamp_of
+    from tests.checks import tiny_teacher
+
+    library = tmp_path / "beets"
+    (library / "models").mkdir(parents=True)
+    model = tiny_teacher(library / "models" / "odd.keras", FIVE_TAGS, seed=4,
+                         bias=[-2.0, -1.0, 0.0, 1.0, 2.0])  # each tag's scores apart
+    make_library(library, "~/models/odd.keras")
+    beet(library, "import", "-A", str(recordings[0].parent))
+    done = beet(library, "musictag", cwd=tmp_path, HOME=str(library),
+                TF_CPP_MIN_LOG_LEVEL=None)  # as a user runs it: no log level set
+    assert (done.stdout, done.stderr) == ("", "")
+
+    fields = ["odd_hip_hop", "odd_hip_hop_2", "odd_r_b", "odd_r_b_2", "odd_hip_hop_2_2"]
+    rows = [line.split("|") for line in listed(library, "|".join(
+        ["$path", *(f"${f}" for f in fields)]))]
+    assert len(rows) == len(FORMATS)
+    for path, *scores in rows:
+        names, expected = clip_scores(path, model)
+        assert names == FIVE_TAGS
+        np.testing.assert_allclose([float(s) for s in scores], expected, atol=2e-3)
+        assert min(abs(a - b) for i, a in enumerate(expected) for b in expected[i + 1:]) > 0.01
+
+    # a damaged MP3, decoded past its damage: no decoder's notes either (tag.py's)
+    mp3 = pathlib.Path(next(path for path, *_ in rows if path.endswith(".mp3")))
+    data = bytearray(mp3.read_bytes())
+    for start in range(len(data) // 3, 2 * len(data) // 3, 997):
+        data[start:start + 40] = bytes(40)
+    mp3.write_bytes(bytes(data))
+    done = beet(library, "musictag", "format:MP3", cwd=tmp_path, HOME=str(library),
+                TF_CPP_MIN_LOG_LEVEL=None)
+    assert (done.stdout, done.stderr) == ("", "")
+    assert listed(library, "$musictagger_stamp", "format:MP3") == [stamp_of(os.stat(mp3))]
+
+    # the relative path is the config file's folder's: the scores are typed, numbers
+    (library / "config.yaml").write_text((library / "config.yaml").read_text().replace(
+        "~/models/odd.keras", "models/odd.keras"))
+    assert len(beet(library, "ls", "odd_hip_hop:0..1", cwd=tmp_path).stdout.splitlines()) == 3
+
+    done = beet(library, "musictag", "-m", "", check=False)
+    assert (done.returncode, done.stderr) == (
+        1, "error: -m/--model: expected a pretrained name or a model file, got '' (an unset "
+           "shell variable?); name one\n")
+    done = beet(library, "musictag", "--labels", "genres", "-f", check=False)
+    assert (done.returncode, done.stderr) == (
+        1, "error: -f/--force does not apply with --labels alone (it reads the field, it tags "
+           "no item); leave it out\n")
+
+
+# `beet musictag` whose Item.store is counted (printed as "stores: N" at the
+# end); with a folder as its first argument, its first store waits, holding
+# the library, until the test creates `go` there, having created `held`
+COUNTED_STORES = """
+import pathlib, sys, time
+from beets import library, ui
+hold, store, stores = sys.argv[1], library.Item.store, []
+def counted_store(self, *args, **kwargs):
+    stores.append(1)
+    if hold and len(stores) == 1:
+        (pathlib.Path(hold) / "held").touch()
+        while not (pathlib.Path(hold) / "go").exists():
+            time.sleep(0.01)
+    return store(self, *args, **kwargs)
+library.Item.store = counted_store
+try:
+    ui.main(sys.argv[2:])
+finally:
+    print(f"stores: {len(stores)}", file=sys.stderr, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_tag_each_item_once(recordings, tiny_mtt_model, tmp_path):
+    """The second run waits while the first holds the library (it says so),
+    then finds every item up to date: each item scored and stored once."""
+    library = make_library(tmp_path, tiny_mtt_model)
+    beet(library, "import", "-A", str(recordings[0].parent))
+    hold = tmp_path / "hold"
+    hold.mkdir()
+
+    def run(*args):
+        return subprocess.Popen([sys.executable, "-c", COUNTED_STORES, *args],
+                                stderr=subprocess.PIPE, text=True, env=beet_env(library),
+                                cwd=library)
+
+    first = run(str(hold), "musictag")
+    second = None
+    try:
+        while not (hold / "held").exists():  # the first has scored an item, holding the lock
+            assert first.poll() is None, first.communicate()[1]
+            time.sleep(0.05)
+        second = run("", "-v", "musictag")
+        said = []
+        for line in second.stderr:  # until it waits for the first (or ends: then it failed)
+            said.append(line)
+            if "waiting for the beet musictag run of pid" in line:
+                break
+        assert f"pid {first.pid} on " in said[-1], "".join(said)
+    finally:
+        (hold / "go").touch()
+        first_said = first.communicate()[1]
+        said += second.communicate()[1].splitlines(keepends=True) if second else []
+    assert first.returncode == 0 and second.returncode == 0, first_said + "".join(said)
+    assert first_said.splitlines()[-1] == "stores: 3"
+    assert said[-1] == "stores: 0\n" and "up to date: 3 of 3 items" in "".join(said)
+    assert len(set(listed(library, "$musictagger_stamp"))) == 3

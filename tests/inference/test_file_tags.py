@@ -246,6 +246,21 @@ def test_a_file_changed_after_its_audio_was_read_is_skipped(library):
     assert path.read_bytes() == edited
 
 
+def test_the_stamp_tells_a_file_rewritten_a_nanosecond_later(tmp_path):
+    """One test of a changed file (tag.py --write-tags and the beets plugin's
+    stamp): its size and modification time to the nanosecond."""
+    path = tmp_path / "a.mp3"
+    path.write_bytes(b"x" * 10)
+    stamp = file_tags.stamp_of(os.stat(path))
+    assert stamp == f"size=10 mtime_ns={os.stat(path).st_mtime_ns}"
+    os.utime(path, ns=(0, os.stat(path).st_mtime_ns + 1))
+    assert file_tags.stamp_of(os.stat(path)) != stamp
+    read = os.stat(path)
+    os.utime(path, ns=(0, read.st_mtime_ns + 1))
+    assert file_tags.write_fields(str(path), {"tagger": "guitar"}, read=read) == (
+        "skipped", file_tags.CHANGED_SINCE_READ, None)
+
+
 def test_a_file_another_program_edits_while_its_copy_is_tagged_is_left_as_edited(
         library, monkeypatch):
     path = library / "b.flac"

@@ -5,6 +5,7 @@ tones of test_own_tags with half of them labelled."""
 
 import contextlib
 import io
+import os
 
 import numpy as np
 import pytest
@@ -75,20 +76,32 @@ def test_suggest_takes_a_positive_count(capsys, count):
 
 
 LABELLED = 12  # of the FILES tones: the first half; the others are the student split
+# two unlabelled files renamed: a name that is not UTF-8, one holding a backslash
+RENAMED = {LABELLED: b"12 \xff.wav", LABELLED + 1: b"13 \\x.wav"}
+
+
+def unlabelled_names() -> list:
+    """The student split's files as train.py prints them (`fileio.path_text`)."""
+    from tagger.fileio import path_text
+
+    return [path_text(RENAMED.get(i, f"{i:02d}.wav".encode())) for i in range(LABELLED, FILES)]
 
 
 @pytest.fixture(scope="module")
 def half_labelled(tmp_path_factory):
     """(records of the tones with the first LABELLED files labelled, the
-    body), built once."""
+    body, the music folder and its labels CSV), built once."""
     def make(folder):
         music = folder / "music"
         music.mkdir()
         write_music(music)
+        for i, name in RENAMED.items():
+            os.rename(music / f"{i:02d}.wav", os.path.join(os.fsencode(music), name))
         rows = (music / "labels.csv").read_text().splitlines()
         labels = folder / "labels.csv"
         labels.write_text("\n".join(rows[:1 + LABELLED]) + "\n")
-        return build(music, folder / "records", labels), write_body(folder / "body.keras")
+        return (build(music, folder / "records", labels), write_body(folder / "body.keras"),
+                str(music), str(labels))
 
     return built_once(tmp_path_factory, "suggest", make)
 
@@ -109,7 +122,12 @@ def test_records_with_every_file_labelled_are_refused_before_training(capsys, tm
 @pytest.mark.slow
 def test_the_suggested_files_are_unlabelled_printed_and_written_as_a_labels_csv(
         half_labelled, tmp_path):
-    records, body_path = half_labelled
+    """... and suggested.csv, its tags filled in and its rows added to the
+    labels CSV, is read back by build_folder.py --labels, every name of
+    it (one not UTF-8, one with a backslash) its file's."""
+    from tagger.datasets.folder import FolderSettings, plan_folder
+
+    records, body_path, music, labels = half_labelled
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = train_cli.main(["--data-dir", records, "--from", body_path, "--train-dir",
@@ -122,7 +140,7 @@ def test_the_suggested_files_are_unlabelled_printed_and_written_as_a_labels_csv(
                               f"in {run_dir / SUGGESTED_FILE}, then its rows in the labels "
                               "CSV:")
     paths = lines[heading + 1:]
-    unlabelled = {f"{i:02d}.wav" for i in range(LABELLED, FILES)}
+    unlabelled = set(unlabelled_names())
     assert len(paths) == len(set(paths)) == 4 and set(paths) <= unlabelled
     assert (run_dir / SUGGESTED_FILE).read_text() == "path,tags\n" + "".join(
         f"{path},\n" for path in paths)
@@ -139,10 +157,21 @@ def test_the_suggested_files_are_unlabelled_printed_and_written_as_a_labels_csv(
     assert sorted(lines[heading + 1:]) == sorted(unlabelled)
     assert lines[heading + 1:heading + 5] == paths  # the same order as before
 
+    suggested = (run_dir / SUGGESTED_FILE).read_text().splitlines()[1:]
+    with open(labels, "a") as f:  # the tags filled in: "new"
+        f.writelines(f"{row}new\n" for row in suggested)
+    plan = plan_folder(music, FolderSettings(labels=labels), progress=False)
+    assert "student" not in plan.splits
+    tagged = {os.fsencode(clip.path): dict(zip(plan.tag_names, clip.labels))
+              for split in plan.splits.values() for clip in split}
+    assert len(tagged) == FILES
+    assert {name for name, tags in tagged.items() if tags["new"]} == {
+        RENAMED.get(i, f"{i:02d}.wav".encode()) for i in range(LABELLED, FILES)}
+
 
 @pytest.mark.slow
 def test_a_tagger_on_two_bodies_suggests_from_both_bodies_embeddings(half_labelled, tmp_path):
-    records, body_path = half_labelled
+    records, body_path, _, _ = half_labelled
     second = write_body(tmp_path / "second.keras", seed=2)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -153,4 +182,4 @@ def test_a_tagger_on_two_bodies_suggests_from_both_bodies_embeddings(half_labell
     heading = next(i for i, line in enumerate(lines) if "file(s) to label next" in line)
     paths = lines[heading + 1:]
     assert len(set(paths)) == 3
-    assert set(paths) <= {f"{i:02d}.wav" for i in range(LABELLED, FILES)}
+    assert set(paths) <= set(unlabelled_names())

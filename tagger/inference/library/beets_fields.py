@@ -1,7 +1,7 @@
 """What the beets plugin (beetsplug/musictagger.py) stores on a beets item,
-computed without beets: the names of the score fields, the values of the
-fields a user maps tags to, whether an item's stamp is current, and the
-labels CSV that build_folder.py --labels reads.
+computed without beets: the names of the score fields and the values of
+the fields a user maps tags to. (Its stamp is `file_tags.stamp_of`, its
+labels CSV `tagger.datasets.labels_csv`'s.)
 
 A score field is `<prefix>_<tag>`: the prefix names the model's tag set
 (`mtt` for MagnaTagATune, `msd` for the Million Song Dataset's Last.fm
@@ -12,12 +12,8 @@ letters and digits as one `_` ("new age" -> `mtt_new_age`).
 
 from __future__ import annotations
 
-import csv
-import io
-import os
 import re
 
-from tagger import fileio
 from tagger.datasets.genres import genres_of, tag_set_of
 
 TAG_SET_PREFIXES = {"MagnaTagATune": "mtt", "MSD Last.fm": "msd", "MTG-Jamendo": "jamendo"}
@@ -36,13 +32,20 @@ def score_prefix(tag_names, model_name: str) -> str:
 
 
 def score_fields(prefix: str, tag_names) -> list[str]:
-    """The field of each tag's score, in the tags' order; two tags of one
-    slug ("Hip-Hop", "hip-hop") get `_2`, `_3`, ... after the first."""
-    fields, seen = [], {}
+    """The field of each tag's score, in the tags' order, each a name of its
+    own: a tag whose slug names a field already made gets the first of
+    `_2`, `_3`, ... that is free ("Hip-Hop", "hip-hop" -> `_hip_hop`,
+    `_hip_hop_2`; then "hip hop 2" -> `_hip_hop_2_2`). A tag set whose names
+    never met keeps the names the n-th tag of one slug always had (`_n`)."""
+    fields, made = [], set()
     for tag in tag_names:
-        name = f"{prefix}_{slug(tag)}"
-        seen[name] = seen.get(name, 0) + 1
-        fields.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+        name = base = f"{prefix}_{slug(tag)}"
+        suffix = 1
+        while name in made:
+            suffix += 1
+            name = f"{base}_{suffix}"
+        made.add(name)
+        fields.append(name)
     return fields
 
 
@@ -87,25 +90,3 @@ def mapped_values(chosen, mapping: dict) -> dict:
         if found:
             values[field] = found
     return values
-
-
-def stamp_of(info: os.stat_result) -> str:
-    """What says a file is as it was tagged: its size and modification time
-    in ns, as text (a beets field keeps a float to 15 digits, which is not
-    the file's time to the nanosecond)."""
-    return f"size={info.st_size} mtime_ns={info.st_mtime_ns}"
-
-
-def labels_csv(rows) -> str:
-    """build_folder.py --labels' CSV of `rows` ((relative path, [tag, ...]));
-    a tag holding the `;` that separates them is a ValueError."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["path", "tags"])
-    for path, tags in rows:
-        for tag in tags:
-            if ";" in tag:
-                raise ValueError(f"the tag {tag!r} of {fileio.path_text(path)} holds a ';', "
-                                 "which separates tags in a labels CSV")
-        writer.writerow([fileio.path_text(path), ";".join(t.strip() for t in tags)])
-    return out.getvalue()

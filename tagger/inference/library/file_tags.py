@@ -218,7 +218,7 @@ def write_fields(path: str, fields: dict, dry_run: bool = False,
         info = os.stat(target)  # before reading it: its access time is kept too
     except OSError as error:
         return Written("skipped", fileio.describe_os_error(error))
-    if read is not None and _changed(read, info):
+    if read is not None and stamp_of(read) != stamp_of(info):
         return Written("skipped", CHANGED_SINCE_READ)
     kind, audio = _open(target)
     if kind is None:
@@ -243,9 +243,12 @@ def write_fields(path: str, fields: dict, dry_run: bool = False,
     return Written("written", detail, tagged)
 
 
-def _changed(before: os.stat_result, now: os.stat_result) -> bool:
-    """Whether a file's size or modification time differ between two stats."""
-    return (before.st_size, before.st_mtime_ns) != (now.st_size, now.st_mtime_ns)
+def stamp_of(info: os.stat_result) -> str:
+    """What tells a file changed between two `os.stat`s of it: its size and
+    modification time in ns, as text (the beets plugin keeps it in a field,
+    and a beets field keeps a float to 15 digits, which is not the file's
+    time to the nanosecond)."""
+    return f"size={info.st_size} mtime_ns={info.st_mtime_ns}"
 
 
 def _cannot_replace(path: str, info: os.stat_result) -> str | None:
