@@ -112,12 +112,13 @@ def read_span(file, offset: int, length: int) -> memoryview:
 
 
 def read_records(file):
-    """Yields the data of every record of the open TFRecord `file` in order
-    (as `read_span` gives it), both CRCs checked."""
+    """Yields (offset of the data, data) of every record of the open
+    TFRecord `file` in order, the data as `read_span` gives it, both CRCs
+    checked."""
     at = file.tell()
     while header := file.read(HEADER):
         length = _length(header, at)
-        yield _checked_data(file, at + HEADER, length)
+        yield at + HEADER, _checked_data(file, at + HEADER, length)
         at += HEADER + length + FOOTER
 
 

@@ -121,9 +121,11 @@ def test_shards_are_what_tensorflow_writes_for_their_records(records, request, t
 def read_back(path):
     """(every record read in order, every record read at its span)."""
     with open(path, "rb") as file:
-        records = [bytes(data) for data in read_records(file)]
+        pairs = [(offset, bytes(data)) for offset, data in read_records(file)]
         spans = record_spans(file)
-        return records, [bytes(read_span(file, *span)) for span in reversed(spans)][::-1]
+        assert [offset for offset, _ in pairs] == [offset for offset, _ in spans]
+        return [data for _, data in pairs], [bytes(read_span(file, *span))
+                                             for span in reversed(spans)][::-1]
 
 
 def test_the_reader_reads_back_what_either_writer_wrote(tmp_path):
