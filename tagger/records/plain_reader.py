@@ -91,8 +91,9 @@ DEFAULT_PREFETCH = 8  # batches made ahead, in a thread of the reading process
 
 def default_workers() -> int:
     """Worker processes when none are asked for: one core left to the
-    process that trains, at most 8."""
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+    process that trains, at most 4 (docs/performance.md: a worker serves
+    several times what a GPU consumes)."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 def train_batches(data_dir: str, batch_size: int, split: str = "train",
@@ -524,7 +525,7 @@ class _Rows:
         self.filled = end
 
     def _grow(self, size: int) -> None:
-        size = max(size, 2 * len(self.x))
+        size += size // 8  # room for the next block's leftovers and longer clips
         x = np.empty((size, *self.x.shape[1:]), self.x.dtype)
         x[:self.filled] = self.x[:self.filled]
         self.x = x
