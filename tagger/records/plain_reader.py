@@ -24,26 +24,27 @@ What does the work, and why:
 - The Example: `schema.parse_clip`, whose segments are a view of the
   record's bytes.
 - The loading: the project's worker pool (`tagger.parallel.WorkerPool`):
-  worker processes read, check and parse the records and make the windows
-  (a few work items in flight each: the prefetch of the reading); this
-  process shuffles them in blocks and cuts the batches, in a thread of its
-  own `prefetch` batches ahead. grain 0.2.18 (`MapDataset` of blocks,
-  `mp_prefetch`) was measured against it on the same records and machine
-  (docs/performance.md) and not used: it served a fraction of the pool's
-  segments a second, took seconds more to its first batch (its workers are
-  spawned afresh, importing everything, for every iterator: one an epoch),
-  copies every element into a new /dev/shm segment (a container's default
-  /dev/shm of 64 MB holds no shuffle block of raw audio), prefetches 500
-  elements in 16 threads per worker unless told otherwise, and in a script
-  with JAX installed stops with absl's UnparsedFlagAccessError
-  (google/grain#1355, fixed after 0.2.18) unless the program's absl flags
-  are marked parsed. The pool's results come through memory shared with
-  each worker (a memfd, not /dev/shm), and its fork server starts each
-  worker in milliseconds.
+  worker processes read, check and parse the records and cut the windows
+  (a few work items in flight each: the reading's prefetch), and return
+  them through memory they share with this process (a memfd); this
+  process shuffles them in blocks and cuts the batches, `prefetch` batches
+  ahead in a thread of its own. grain 0.2.18 (`MapDataset.map` of the same
+  work items, `mp_prefetch`) was measured against it on the same records
+  and machine (docs/performance.md) and not used: it served fewer
+  segments a second at more CPU time in this process, and took seconds
+  more to its first batch (its workers are spawned anew, importing
+  everything, for every iterator: one an epoch); it copies every element
+  into a new /dev/shm segment (a container's default /dev/shm of 64 MB
+  holds two work items of raw audio), prefetches 500 elements in 16
+  threads per worker unless told otherwise, and in a script with JAX
+  installed stops with absl's UnparsedFlagAccessError (google/grain#1355,
+  fixed after 0.2.18) unless the program's absl flags are marked parsed.
 
 The order is a function of the seed alone: not of the number of workers,
 the machine or the time, so a resumed run sees what an uninterrupted one
-saw. Reading records from a gs:// path needs TensorFlow (tf.io.gfile).
+saw. The workers come from a fork server that imports the program's main
+module: a script guards its work with `if __name__ == "__main__"`.
+Reading records from a gs:// path needs TensorFlow (tf.io.gfile).
 """
 
 from __future__ import annotations
