@@ -56,6 +56,7 @@ import itertools
 import os
 import queue
 import threading
+import time
 
 import numpy as np
 
@@ -88,6 +89,7 @@ READ_CYCLE = 4  # shards read side by side in a pass, as reader.clip_dataset's i
 # item of its own): its windows fit the pool's shared result slot.
 PART_BYTES = 32 << 20
 DEFAULT_PREFETCH = 8  # batches made ahead, in a thread of the reading process
+CLOSE_SECONDS = 30  # close() waits this long at most for its thread and workers
 
 
 def default_workers() -> int:
@@ -212,10 +214,13 @@ class Batches:
             raise StopIteration
         return item
 
-    def close(self) -> None:
+    def close(self, wait: float = CLOSE_SECONDS) -> None:
+        """Stops making batches; waits up to `wait` seconds for the thread
+        (and its workers) to stop."""
         self._stop.set()
         if self._thread is not None:
-            while self._thread.is_alive():
+            deadline = time.monotonic() + wait
+            while self._thread.is_alive() and time.monotonic() < deadline:
                 try:  # make room for the filler to see the stop
                     self._queue.get(timeout=0.05)
                 except queue.Empty:
@@ -229,8 +234,8 @@ class Batches:
     def __exit__(self, *exc):
         self.close()
 
-    def __del__(self):
-        self.close()
+    def __del__(self):  # dropped: the filler stops on its own, not waited for
+        self.close(wait=0)
 
 
 @dataclasses.dataclass

@@ -296,8 +296,9 @@ def test_a_shard_cut_between_records_is_caught_by_the_clip_count(copied_records,
 
 @pytest.mark.slow
 def test_the_workers_give_the_batches_of_this_process(raw_records, copied_records):
-    """The order does not depend on the number of worker processes; a damaged
-    shard read by a worker is the same one line."""
+    """The order does not depend on the number of worker processes; closing
+    stops the reading; a damaged shard read by a worker is the same one
+    line."""
     records_dir, info = raw_records
     alone = train(raw_records, 20, shuffle_segments=10, window_segments=1)
     pooled = train(raw_records, 20, shuffle_segments=10, window_segments=1, workers=2,
@@ -311,6 +312,10 @@ def test_the_workers_give_the_batches_of_this_process(raw_records, copied_record
     for (x, clips), (tx, tclips) in zip(ours, theirs):
         np.testing.assert_array_equal(x, tx)
         np.testing.assert_array_equal(clips["clip_id"], tclips["clip_id"])
+    batches = plain_reader.train_batches(records_dir, 4, info=info, workers=2, prefetch=2)
+    next(batches)
+    batches.close()
+    assert not batches._thread.is_alive()  # its thread (and with it its workers) stopped
     damaged_dir, damaged_info = copied_records
     path = damage(damaged_dir, damaged_info, "train", "data")
     with pytest.raises(UserError, match=f"^shard {path!r} of the train split is damaged"):
