@@ -61,6 +61,7 @@ import time
 import numpy as np
 
 from tagger import fileio
+from tagger.config import INT16_SCALE
 from tagger.errors import UserError
 from tagger.parallel import Chunks, WorkerPool
 from tagger.records.info import (
@@ -553,8 +554,6 @@ class _Rows:
 
 
 def _eval_batches(layout: Layout, batch_size: int, results):
-    from tagger.audio import INT16_SCALE
-
     x = np.zeros((batch_size, *layout.window_shape), np.float32)
     clips = {name: np.full(batch_size, -1, np.int64) for name in ("clip", "clip_id", "windows")}
     filled, position = 0, 0
