@@ -10,6 +10,10 @@ Prints, measured in one run on the same shards (raw int16, window 1):
             reader used to work
   bare int16, reader int16: the same two with the windows left int16, as
             train.py reads them (its step converts them on its device)
+  no-TF Nw: plain_reader.train_batches, the reader without TensorFlow
+            (int16 windows), with N worker processes (--workers; 0: all
+            in this process); its CPU time is this process's alone (with
+            workers: what the training process spends on its input)
   each in its steady state (one pass's worth read before timing
   --passes passes' worth, as a training run reads one pipeline for hours),
   the best of --repeats runs (the three interleaved: on a machine shared
@@ -17,12 +21,13 @@ Prints, measured in one run on the same shards (raw int16, window 1):
 - shuffle quality over a pass's worth of seeded batches: distinct clips per
   batch and per 10 consecutive batches, reader vs elementwise.
     python bench/bench_reader.py [--data-dir dataset/tfrecord | --clips 100 --seconds 29.1]
-                                 [--passes 10] [--repeats 5]
+                                 [--passes 10] [--repeats 5] [--workers 0 1 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import tempfile
 import time
@@ -44,15 +49,21 @@ def main():
     p.add_argument("--batch-size", type=int, default=23)
     p.add_argument("--passes", type=int, default=10, help="passes over train per run")
     p.add_argument("--repeats", type=int, default=5, help="runs per pipeline (the best counts)")
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2],
+                   help="worker processes of the reader without TensorFlow, one run each "
+                        "(0: it reads in this process; default: 0 1 2)")
     args = p.parse_args()
+    if min(args.workers) < 0:
+        p.error(f"--workers must be 0 or more, got {min(args.workers)}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
     import tensorflow as tf
 
+    from tagger.audio import INT16_SCALE
     from tagger.config import BuildConfig
     from tagger.datasets.build import build
     from tagger.datasets.mtt import SOURCE, MttSettings
-    from tagger.records import reader
+    from tagger.records import plain_reader, reader
     from tagger.records.info import load_info, shard_paths
     from tagger.records.schema import make_parser, to_float
 
@@ -96,6 +107,10 @@ def main():
         if name.startswith("bare"):
             data = bare(as_stored=name == "bare int16")
             count = lambda e: int(e["segments"].shape[0])  # noqa: E731
+        elif name.startswith("no-TF"):
+            data = plain_reader.train_batches(data_dir, batch, info=info,
+                                              workers=int(name.split()[1][:-1]))
+            count = lambda e: int(e[0].shape[0])  # noqa: E731
         else:
             data = {"reader": ours, "elementwise": elementwise,
                     "reader int16": lambda: ours(as_stored=True)}[name]()
@@ -112,9 +127,12 @@ def main():
         wall, cpu = time.perf_counter(), time.process_time()
         segments = read(per_pass * args.passes)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if hasattr(data, "close"):
+            data.close()  # the reader without TensorFlow: its workers
         return segments / wall, cpu / segments * 1e6
 
-    names = ("bare", "reader", "elementwise", "bare int16", "reader int16")
+    no_tf = [f"no-TF {w}w" for w in dict.fromkeys(args.workers)]
+    names = ("bare", "reader", "elementwise", "bare int16", "reader int16", *no_tf)
     for name in names:  # warm up: page cache, tracing
         measure(name)
     runs = {name: [] for name in names}
@@ -129,13 +147,18 @@ def main():
         print(f"  {name:13s} {rate[name]:8.0f} segments/s  {cpu[name]:6.1f} CPU us/segment")
 
     clip_of = {}
-    for clip in reader.clip_dataset(data_dir, "train", info).as_numpy_iterator():
+    for clip in reader.clip_dataset(data_dir, "train", info, as_stored=True).as_numpy_iterator():
         for segment in clip["segments"]:
             clip_of[segment[::97].tobytes()] = int(clip["clip_id"])
 
+    def clips(xs):
+        keys = xs[:, ::97]
+        if keys.dtype != np.int16:  # float32 windows: their int16 samples
+            keys = np.rint(keys * INT16_SCALE).astype(np.int16)
+        return [clip_of[key.tobytes()] for key in keys]
+
     def quality(data):
-        batches = [[clip_of[x[::97].tobytes()] for x in xs] for xs, _ in
-                   data.take(per_pass // batch).as_numpy_iterator()]
+        batches = [clips(xs) for xs, _ in itertools.islice(data, per_pass // batch)]
         per_batch = np.mean([len(set(b)) for b in batches])
         per_10 = np.mean([len(set(sum(batches[i:i + 10], [])))
                           for i in range(0, len(batches) - 9, 10)])
@@ -146,8 +169,10 @@ def main():
           f"{ELEMENTWISE_BUFFER}; {info.splits['train']['clips']} clips): "
           "distinct clips per batch / per 10 batches")
     for name, make in (("reader", ours), ("elementwise", elementwise)):
-        per_batch, per_10 = quality(make(seed=0))
+        per_batch, per_10 = quality(make(seed=0).as_numpy_iterator())
         print(f"  {name:13s} {per_batch:6.2f} / {per_10:6.2f}")
+    with plain_reader.train_batches(data_dir, batch, info=info, seed=0, workers=0) as data:
+        print("  {:13s} {:6.2f} / {:6.2f}".format("no-TF", *quality(data)))
     print(f"  cpu reader / elementwise {cpu['reader'] / cpu['elementwise']:.3f}, "
           f"bare / reader {cpu['bare'] / cpu['reader']:.3f} (CPU time per segment)")
     print(f"ratio reader_bare {rate['reader'] / rate['bare']:.3f}")
@@ -155,6 +180,13 @@ def main():
     # what train.py reads: int16 windows, converted in the training step
     print(f"ratio reader_bare_int16 {rate['reader int16'] / rate['bare int16']:.3f}")
     print(f"ratio reader_segments_per_s_int16 {rate['reader int16']:.0f}")
+    # the reader without TensorFlow, int16 windows as train.py reads them:
+    # with each number of workers, and with the most
+    for name in no_tf:
+        print(f"ratio reader_segments_per_s_no_tf_{name.split()[1]} {rate[name]:.0f}")
+    most = f"no-TF {max(args.workers)}w"
+    print(f"ratio reader_segments_per_s_no_tf {rate[most]:.0f}")
+    print(f"ratio reader_no_tf_over_tf_int16 {rate[most] / rate['reader int16']:.3f}")
 
 
 if __name__ == "__main__":

@@ -30,9 +30,8 @@ import soundfile
 import soxr
 
 from tagger import fileio
+from tagger.config import INT16_SCALE
 from tagger.runtime import native_stderr_silenced
-
-INT16_SCALE = 32767.0
 
 
 class AudioDecodeError(Exception):

@@ -14,6 +14,7 @@ from typing import Any
 FEATURE_KINDS = ("raw", "logmel")
 COMPRESSIONS = ("db", "logc")  # LogMel: db_multiplier * log10(max(x, amin)); log10(1 + log_c x)
 RAW_DTYPES = ("int16", "float32")
+INT16_SCALE = 32767.0  # an int16 sample is a float sample in [-1, 1] times this
 
 
 def _flag(name: str) -> str:

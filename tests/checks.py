@@ -162,16 +162,32 @@ def read_only_path(name: str) -> str:
     pytest.skip("/sys accepts new files here")
 
 
-def run_json_script(path, source: str, *args, timeout: int = 300) -> dict:
+def without_tensorflow_env(env: dict | None = None) -> dict:
+    """The environment (os.environ, or `env`) for a process in which
+    `import tensorflow` (and of any tensorflow* package) fails as on a
+    machine without TensorFlow: tests/no_tensorflow first on PYTHONPATH,
+    whose sitecustomize.py refuses them and records each name asked for
+    (`import sitecustomize; sitecustomize.BLOCKED` in that process)."""
+    import os
+
+    env = dict(os.environ if env is None else env)
+    paths = [str(ROOT / "tests" / "no_tensorflow"), str(ROOT)]
+    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in env.get("PYTHONPATH", "").split(
+        os.pathsep) if p])
+    return env
+
+
+def run_json_script(path, source: str, *args, timeout: int = 300, env=None) -> dict:
     """Writes `source` to `path`, runs it with this Python in a fresh
-    process (with `args`) and returns the JSON object it printed last."""
+    process (with `args`, in the environment `env`, default this one's)
+    and returns the JSON object it printed last."""
     import json
     import subprocess
     import sys
 
     path.write_text(source)
     result = subprocess.run([sys.executable, str(path), *map(str, args)],
-                            capture_output=True, text=True, timeout=timeout)
+                            capture_output=True, text=True, timeout=timeout, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 

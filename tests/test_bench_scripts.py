@@ -77,9 +77,11 @@ TINY = {
                                 "activation", "other_layers", "loss", "optimiser", "other",
                                 "host", "input")}),
     "bench_reader.py": (["--clips", "12", "--seconds", "6", "--passes", "1", "--repeats", "1",
-                         "--batch-size", "1"],
+                         "--batch-size", "1", "--workers", "0", "1"],
                         {"reader_bare", "reader_segments_per_s", "reader_bare_int16",
-                         "reader_segments_per_s_int16"}),
+                         "reader_segments_per_s_int16", "reader_segments_per_s_no_tf_0w",
+                         "reader_segments_per_s_no_tf_1w", "reader_segments_per_s_no_tf",
+                         "reader_no_tf_over_tf_int16"}),
     "bench_samplecnn_mfu.py": (["--tiny", "--batches", "2", "--steps", "1"],
                                {"samplecnn_best_infer_mfu"}),
     "bench_serve.py": (["--clips", "10", "--clip-seconds", "3", "--width", "0.0625",
@@ -119,7 +121,7 @@ RATIO = re.compile(r"ratio (\S+) (\S+)")
 # own; the others run their `main` in the test's process, which has
 # TensorFlow imported already.
 OWN_PROCESS = {"bench_accelerator.py", "bench_build.py", "bench_library.py", "bench_models.py",
-               "bench_msd.py", "bench_serve.py", "measure_docs_figures.py",
+               "bench_msd.py", "bench_reader.py", "bench_serve.py", "measure_docs_figures.py",
                "profile_training.py"}
 # script: the optional module it needs (an extra's requirements file): in
 # CI's first step, which installs only the README's, it skips and is run

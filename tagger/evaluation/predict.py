@@ -12,6 +12,7 @@ from tagger.errors import UserError
 from tagger.evaluation.metrics import window_crossentropy
 from tagger.records import batches as record_batches
 from tagger.records.info import DatasetInfo, load_info
+from tagger.records.windows import window_shape
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,13 +22,6 @@ class ClipPredictions:
     scores: np.ndarray  # (clips, tags) mean over windows
     window_loss: float  # mean BCE of every window against its clip's tags
     windows: int
-
-
-def window_shape(info: DatasetInfo, window_segments: int) -> tuple:
-    """Shape of one window of k segments: (k * L,) or (k * frames, n_mels)."""
-    shape = list(info.segment_shape)
-    shape[0] *= window_segments
-    return tuple(shape)
 
 
 class ClipPredictor:

@@ -93,13 +93,21 @@ def shard_paths(data_dir: str, info: DatasetInfo, split: str) -> list:
     return [join_path(data_dir, name) for name in info.splits[split]["shards"]]
 
 
-def train_windows_per_pass(info: DatasetInfo, split: str = "train",
-                           window_segments: int = 1) -> int:
-    """Approximate number of training windows in one pass over `split`."""
-    s = info.splits[split]
-    if window_segments == 1:
-        return s["segments"]
-    return max(s["clips"], s["segments"] // window_segments)
+def unreadable_shard(path: str, split: str, problem: str) -> UserError:
+    """The one error of every reader for a shard of `split` it cannot read
+    to its end; `problem` says how ("is missing", "is damaged (...)")."""
+    return UserError(f"shard {path!r} of the {split} split {problem}; rebuild the dataset "
+                     "(delete that shard and rerun build_mtt.py with the same settings, "
+                     "or build anew with --overwrite)")
+
+
+def clip_count_error(data_dir: str, split: str, found: int, expected: int) -> UserError:
+    """The error of a split whose shards read cleanly but hold another
+    number of clips than dataset_info.json lists (a shard cut at a record
+    boundary reads as a clean file)."""
+    return UserError(f"the {split} split of {data_dir!r} holds {found} clips but its "
+                     f"dataset_info.json lists {expected}: a shard is incomplete or was "
+                     "replaced; rebuild the dataset (rerun build_mtt.py with --overwrite)")
 
 
 def is_labelled(info: DatasetInfo, split: str) -> bool:

@@ -16,14 +16,21 @@ import tensorflow as tf
 
 from tagger.config import join_path
 from tagger.errors import UserError
-from tagger.records.info import DatasetInfo, load_info, shard_paths
+from tagger.records.info import (
+    DatasetInfo,
+    clip_count_error,
+    load_info,
+    shard_paths,
+    unreadable_shard,
+)
 from tagger.records.schema import make_parser, to_float
+from tagger.records.windows import (  # noqa: F401 (the readers' shared names, here too)
+    DEFAULT_SHUFFLE_SEGMENTS,
+    eval_window_starts,
+    train_windows_per_pass,
+)
 
 AUTOTUNE = tf.data.AUTOTUNE
-# A shuffle block of 2000 segments mixes as much as the 1000-segment
-# per-window shuffle buffer the reader used before (distinct clips per
-# batch, measured by bench/bench_reader.py), at twice its memory.
-DEFAULT_SHUFFLE_SEGMENTS = 2000
 
 
 def clip_dataset(data_dir: str, split: str, info: DatasetInfo | None = None,
@@ -86,16 +93,6 @@ def window_means(values: tf.Tensor, window_segments: int, offset=0) -> tf.Tensor
     sums = tf.reshape(join_windows(values, k, offset), [-1, k, tf.shape(values)[1]])
     counts = join_windows(tf.ones_like(values[:, :1]), k, offset)  # (m, k)
     return tf.reduce_sum(sums, 1) / tf.reduce_sum(counts, 1, keepdims=True)
-
-
-def eval_window_starts(num_segments: int, window_segments: int) -> list:
-    """Window starts covering a whole clip: 0, k, 2k, ... and, when k does
-    not divide n, one last window ending at the clip's end."""
-    k, n = window_segments, max(num_segments, window_segments)
-    starts = list(range(0, n - k + 1, k))
-    if n % k:
-        starts.append(n - k)
-    return starts
 
 
 def train_dataset(data_dir: str, batch_size: int, split: str = "train",
@@ -243,10 +240,7 @@ def clip_labels(data_dir: str, split: str, info: DatasetInfo | None = None):
     expected = info.splits[split]["clips"]
     found = sum(len(i) for i in ids)
     if found != expected:  # a shard cut at a record boundary reads as a clean file
-        raise UserError(f"the {split} split of {data_dir!r} holds {found} clips but its "
-                        f"dataset_info.json lists {expected}: a shard is incomplete or "
-                        "was replaced; rebuild the dataset (rerun build_mtt.py with "
-                        "--overwrite)")
+        raise clip_count_error(data_dir, split, found, expected)
     if not ids:
         return np.zeros((0,), np.int64), np.zeros((0, info.num_tags), np.float32)
     return np.concatenate(ids), np.concatenate(tags).astype(np.float32)
@@ -288,9 +282,7 @@ def damaged_shard_error(data_dir: str, split: str, info: DatasetInfo | None,
     for path in shard_paths(data_dir, info, split):
         problem = shard_problem(path)
         if problem:
-            return UserError(f"shard {path!r} of the {split} split {problem}; rebuild the "
-                             "dataset (delete that shard and rerun build_mtt.py with the "
-                             "same settings, or build anew with --overwrite)")
+            return unreadable_shard(path, split, problem)
     reason = _first_line(error)
     return UserError(f"reading the {split} split of {data_dir!r} failed ({reason}); "
                      "rebuild the dataset")

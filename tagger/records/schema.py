@@ -10,6 +10,10 @@ One example per clip:
   segment_shape  int64[]  (segment_length,) for raw, (frames, n_mels) for log-mel
   dtype          bytes   "int16" | "float32"
   segments       bytes   the (num_segments, *segment_shape) array, little-endian
+
+Written without TensorFlow (`serialize_example`), read by TensorFlow
+(`make_parser`) or without it (`parse_clip`, over `parse_example`, a
+reader of tf.train.Example's protobuf wire format).
 """
 
 from __future__ import annotations
@@ -95,6 +99,152 @@ def _bytes_feature(value: bytes) -> bytes:
     """Feature{bytes_list: BytesList{value: [value]}}."""
     bytes_list = _tag(1, 2) + _varint(len(value)) + value
     return _tag(1, 2) + _varint(len(bytes_list)) + bytes_list
+
+
+def parse_example(data) -> dict:
+    """The features of a serialized tf.train.Example, read from its protobuf
+    wire format without TensorFlow: name -> a list of memoryviews of `data`
+    (bytes_list: not copied), an int64 array (int64_list, packed or not) or
+    a float32 array (float_list). A name given twice keeps its last value,
+    as protobuf's map does. Bytes that are not an Example: ValueError."""
+    view = memoryview(data).cast("B")
+    features = {}
+    for field, wire, value in _fields(view):
+        if field != 1 or wire != 2:  # Example.features
+            continue
+        for entry_field, entry_wire, entry in _fields(value):
+            if entry_field != 1 or entry_wire != 2:  # Features.feature, a map entry
+                continue
+            key, feature = b"", memoryview(b"")
+            for part, part_wire, part_value in _fields(entry):
+                if part == 1 and part_wire == 2:
+                    key = bytes(part_value)
+                elif part == 2 and part_wire == 2:
+                    feature = part_value
+            features[key.decode("utf-8", "surrogateescape")] = _feature_values(feature)
+    return features
+
+
+def parse_clip(data, num_tags: int, segment_shape: tuple, dtype: str,
+               with_tags: bool = True) -> dict:
+    """A clip's record (`serialize_example`'s) as NumPy: `clip_id` (int),
+    `path` (bytes), `tags` float32 (num_tags,) (not read without
+    `with_tags`), `segments` (num_segments, *segment_shape) in the storage
+    dtype, a read-only view of `data`'s bytes (not copied). A record that
+    does not hold such a clip: ValueError saying what is wrong."""
+    features = parse_example(data)
+
+    def field(name, kind, count=1):
+        """The feature `name`: a "bytes_list" or "int64_list" of `count`
+        values (None: any number)."""
+        value = features.get(name)
+        found = "bytes_list" if isinstance(value, list) else (
+            "int64_list" if getattr(value, "dtype", None) == np.int64 else None)
+        if found != kind:
+            raise ValueError(f"it has no {kind} feature {name!r}")
+        if count is not None and len(value) != count:
+            raise ValueError(f"its feature {name!r} holds {len(value)} values, not {count}")
+        return value
+
+    stored = bytes(field("dtype", "bytes_list")[0]).decode("utf-8", "replace")
+    if stored != dtype:
+        raise ValueError(f"it holds {stored} segments, the dataset {dtype}")
+    tags = field("tags", "int64_list", None) if with_tags else None
+    if with_tags and len(tags) != num_tags:
+        raise ValueError(f"it holds {len(tags)} tags, the dataset {num_tags}")
+    (num_segments,) = field("num_segments", "int64_list")
+    (payload,) = field("segments", "bytes_list")
+    segments = np.frombuffer(payload, np.dtype(STORAGE_DTYPES[dtype]).newbyteorder("<"))
+    if segments.size != num_segments * int(np.prod(segment_shape)):
+        raise ValueError(f"its segments hold {segments.size} values, not "
+                         f"{num_segments} segments of {tuple(segment_shape)}")
+    (clip_id,) = field("clip_id", "int64_list")
+    (path,) = field("path", "bytes_list")
+    clip = {"clip_id": int(clip_id), "path": bytes(path),
+            "segments": segments.reshape(-1, *segment_shape)}
+    if with_tags:
+        clip["tags"] = tags.astype(np.float32)
+    return clip
+
+
+def _feature_values(feature: memoryview):
+    """A Feature message's list: bytes_list (1), float_list (2) or
+    int64_list (3); the last kind given wins, as in a protobuf oneof."""
+    kind, values = None, []
+    for field, wire, value in _fields(feature):
+        if wire != 2 or field not in (1, 2, 3):
+            continue
+        if field != kind:
+            kind, values = field, []
+        for item, item_wire, item_value in _fields(value):
+            if item != 1:
+                continue
+            if kind == 1 and item_wire == 2:
+                values.append(item_value)
+            elif kind == 2 and item_wire == 2:  # packed floats
+                values.extend(np.frombuffer(item_value, "<f4"))
+            elif kind == 2 and item_wire == 5:
+                values.append(np.frombuffer(item_value, "<f4")[0])
+            elif kind == 3 and item_wire == 2:  # packed varints
+                values.extend(_packed_varints(item_value))
+            elif kind == 3 and item_wire == 0:
+                values.append(item_value)
+            else:
+                raise ValueError(f"a feature's value has wire type {item_wire}")
+    if kind == 2:
+        return np.array(values, np.float32)
+    if kind == 3:  # varints are the int64s' two's complement
+        return np.array(values, np.uint64).view(np.int64)
+    return values
+
+
+def _packed_varints(data: memoryview) -> list:
+    raw = np.frombuffer(data, np.uint8)
+    if not (raw & 0x80).any():  # each value in one byte
+        return raw.tolist()
+    values, at = [], 0
+    while at < len(data):
+        value, at = _read_varint(data, at)
+        values.append(value)
+    return values
+
+
+def _fields(data: memoryview):
+    """(field number, wire type, value) of each field of a protobuf message:
+    an int (varint), or a memoryview of `data` (the others)."""
+    at, end = 0, len(data)
+    while at < end:
+        key = data[at]
+        key, at = (key, at + 1) if key < 0x80 else _read_varint(data, at)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, at = _read_varint(data, at)
+        elif wire == 2:
+            size = data[at] if at < end else 0x80
+            size, at = (size, at + 1) if size < 0x80 else _read_varint(data, at)
+            value, at = data[at:at + size], at + size
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, at = data[at:at + size], at + size
+        else:
+            raise ValueError(f"not a tf.train.Example: wire type {wire} at byte {at}")
+        if at > end:
+            raise ValueError(f"not a tf.train.Example: a field runs past its message's end "
+                             f"({end} bytes)")
+        yield field, wire, value
+
+
+def _read_varint(data: memoryview, at: int) -> tuple:
+    """(value, the byte after it) of the varint at byte `at` of `data`."""
+    value = shift = 0
+    while at < len(data) and shift < 64:
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at += 1
+        if byte < 0x80:
+            return value & ((1 << 64) - 1), at
+        shift += 7
+    raise ValueError(f"not a tf.train.Example: a varint is cut or too long at byte {at}")
 
 
 def feature_spec(num_tags: int) -> dict:

@@ -1,4 +1,4 @@
-"""TFRecord files written without TensorFlow, byte for byte as
+"""TFRecord files written and read without TensorFlow, byte for byte as
 tf.io.TFRecordWriter writes them (no compression).
 
 Each record is framed as
@@ -11,6 +11,9 @@ Each record is framed as
 where a CRC32C `crc` is masked as ((crc >> 15 | crc << 17) + 0xa282ead8)
 mod 2**32. The build's worker processes frame their clips' records here
 (they never import TensorFlow), so the building process only appends them.
+Reading checks both CRCs of every record it returns (`record_spans` and
+`read_span`, `read_records`): a damaged or cut file is a DamagedRecords
+naming the byte where it goes wrong.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import numpy as np
 from tagger import fileio
 
 MASK_DELTA = 0xA282EAD8
+HEADER = 12  # a record's length and the length's CRC
+FOOTER = 4  # the data's CRC
 SMALL = 1 << 16  # parts of at most this many bytes are joined with the framing
 READ_BLOCK = 1 << 22  # bytes read at a time where the records' data is checked
 
@@ -116,6 +121,71 @@ def _read_crc32c(file, length: int) -> int:
 def frame_bytes(data) -> bytes:
     """`data` framed as one record, in one bytes object."""
     return b"".join(frame([data]))
+
+
+class DamagedRecords(ValueError):
+    """A TFRecord file that does not read back: the message says what is
+    wrong and at which byte."""
+
+
+def record_spans(file) -> list:
+    """(offset of the data, length) of every record of the open TFRecord
+    `file`, in order, each length's CRC checked and the data skipped (not
+    read): where a file's records lie, to read them later (`read_span`)."""
+    size = file.seek(0, 2)
+    spans, at = [], 0
+    while at < size:
+        file.seek(at)
+        length = _length(file.read(HEADER), at)
+        end = at + HEADER + length + FOOTER
+        if end > size:
+            raise DamagedRecords(f"cut: its record at byte {at} of {length} bytes ends at "
+                                 f"byte {end}, past the file's end at {size}")
+        spans.append((at + HEADER, length))
+        at = end
+    return spans
+
+
+def read_span(file, offset: int, length: int) -> memoryview:
+    """The data of the record of `file` at (`offset`, `length`) (one of
+    `record_spans`), its CRC checked: a read-only view of bytes of its own."""
+    file.seek(offset)
+    return _checked_data(file, offset, length)
+
+
+def read_records(file):
+    """Yields (offset of the data, data) of every record of the open
+    TFRecord `file` in order, the data as `read_span` gives it, both CRCs
+    checked."""
+    at = file.tell()
+    while header := file.read(HEADER):
+        length = _length(header, at)
+        yield at + HEADER, _checked_data(file, at + HEADER, length)
+        at += HEADER + length + FOOTER
+
+
+def _length(header: bytes, at: int) -> int:
+    """The data length a record's header at byte `at` holds, its CRC checked."""
+    if len(header) < HEADER:
+        raise DamagedRecords(f"cut: {len(header)} bytes of a record's {HEADER}-byte header "
+                             f"at byte {at}")
+    length, crc = struct.unpack("<QI", header)
+    if crc != masked_crc32c([header[:8]]):
+        raise DamagedRecords(f"the length of its record at byte {at} fails its checksum")
+    return length
+
+
+def _checked_data(file, offset: int, length: int) -> memoryview:
+    buffer = file.read(length + FOOTER)
+    if len(buffer) != length + FOOTER:
+        raise DamagedRecords(f"cut: its record at byte {offset - HEADER} holds {len(buffer)} "
+                             f"of its {length + FOOTER} bytes of data and checksum")
+    data = memoryview(buffer)[:length]
+    (crc,) = struct.unpack_from("<I", buffer, length)
+    if crc != masked_crc32c([data]):
+        raise DamagedRecords(f"the data of its record at byte {offset - HEADER} fails its "
+                             "checksum")
+    return data
 
 
 def open_record_file(path: str):

@@ -244,7 +244,7 @@ class HeadRun(runs.Run):
         stage = stage or self._stage()
         fine_tunes = self._fine_tunes(stage)
         if fine_tunes:
-            from tagger.records.info import train_windows_per_pass
+            from tagger.records.windows import train_windows_per_pass
 
             windows = train_windows_per_pass(self.info, "train", self.window)
             what = f"{windows} training windows of {self.window} record segment(s)"

@@ -42,7 +42,8 @@ from tagger.evaluation.metrics import tag_metrics
 from tagger.folder_lock import folder_lock
 from tagger.models.saved import MODEL_SUFFIXES, save_tagger
 from tagger.records import batches as record_batches
-from tagger.records.info import DatasetInfo, load_info, train_windows_per_pass
+from tagger.records.info import DatasetInfo, load_info
+from tagger.records.windows import train_windows_per_pass
 from tagger.training import backend as backends
 from tagger.training import checkpoints, model_setup
 from tagger.training.monitor import monitor_line, monitored, monitored_score

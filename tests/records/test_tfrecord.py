@@ -1,6 +1,6 @@
 """TFRecord framing without TensorFlow: the bytes tf.io.TFRecordWriter writes,
-records tf.data reads back, and shards of a build that TensorFlow would
-have written the same."""
+records tf.data reads back, shards of a build that TensorFlow would
+have written the same, and the framing's reader (both CRCs checked)."""
 
 import hashlib
 import os
@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tagger.records.schema import example_parts, serialize_example
 from tagger.records.tfrecord import (
+    DamagedRecords,
     frame,
     frame_bytes,
     framing,
@@ -18,6 +19,9 @@ from tagger.records.tfrecord import (
     masked_crc32c,
     open_record_file,
     read_framing,
+    read_records,
+    read_span,
+    record_spans,
 )
 from tests.checks import framing_of_file
 
@@ -142,3 +146,95 @@ def test_shards_are_what_tensorflow_writes_for_their_records(records, request, t
         records = [r.numpy() for r in tf.data.TFRecordDataset(path)]
         with open(path, "rb") as f:
             assert f.read() == tensorflow_file(tmp_path / name, records), name
+
+
+def read_back(path):
+    """(every record read in order, every record read at its span)."""
+    with open(path, "rb") as file:
+        pairs = [(offset, bytes(data)) for offset, data in read_records(file)]
+        spans = record_spans(file)
+        assert [offset for offset, _ in pairs] == [offset for offset, _ in spans]
+        return [data for _, data in pairs], [bytes(read_span(file, *span))
+                                             for span in reversed(spans)][::-1]
+
+
+def test_the_reader_reads_back_what_either_writer_wrote(tmp_path):
+    ours = tmp_path / "ours.tfrecord"
+    our_file(ours, RECORDS)
+    tensorflow_file(tmp_path / "tf.tfrecord", RECORDS)
+    for path in ours, tmp_path / "tf.tfrecord":
+        assert read_back(path) == (RECORDS, RECORDS)
+    with open(ours, "rb") as file:
+        spans = record_spans(file)
+    lengths = [len(r) for r in RECORDS]
+    assert [length for _, length in spans] == lengths
+    assert [offset for offset, _ in spans] == [12 + sum(n + 16 for n in lengths[:i])
+                                               for i in range(len(RECORDS))]
+    assert read_back(tmp_path / "ours.tfrecord") == read_back(tmp_path / "tf.tfrecord")
+
+
+def test_tensorflow_reads_what_the_reader_reads_in_a_built_shard(raw_records):
+    folder, info = raw_records
+    path = os.path.join(folder, info.splits["train"]["shards"][0])
+    records, at_spans = read_back(path)
+    assert records == at_spans
+    assert records == [r.numpy() for r in tf.data.TFRecordDataset(path)]
+
+
+def damaged(tmp_path, position, value=None):
+    """A file of RECORDS with the byte at `position` flipped (or cut there)."""
+    data = bytearray(our_file(tmp_path / "whole.tfrecord", RECORDS))
+    if value is None:
+        data = data[:position]
+    else:
+        data[position] ^= value
+    path = tmp_path / "damaged.tfrecord"
+    path.write_bytes(bytes(data))
+    return path
+
+
+THIRD = 32 + len(RECORDS[0]) + len(RECORDS[1])  # where the third record's frame starts
+
+
+@pytest.mark.parametrize("position,value,message", [
+    (THIRD + 12, 0x01, f"the data of its record at byte {THIRD} fails its checksum"),
+    (THIRD + 12 + 1, 0x80, f"the data of its record at byte {THIRD} fails its checksum"),
+    (THIRD + 16 + len(RECORDS[2]) - 1, 0x01,  # the data's CRC itself
+     f"the data of its record at byte {THIRD} fails its checksum"),
+    (THIRD + 3, 0x10, f"the length of its record at byte {THIRD} fails its checksum"),
+    (THIRD + 9, 0x01, f"the length of its record at byte {THIRD} fails its checksum"),
+])
+def test_a_flipped_bit_fails_a_checksum(tmp_path, position, value, message):
+    path = damaged(tmp_path, position, value)
+    with open(path, "rb") as file, pytest.raises(DamagedRecords) as error:
+        list(read_records(file))
+    assert str(error.value) == message
+    with pytest.raises(tf.errors.DataLossError):
+        list(tf.data.TFRecordDataset(str(path)))
+
+
+def test_a_flipped_data_byte_fails_when_its_span_is_read(tmp_path):
+    path = damaged(tmp_path, THIRD + 20, 0x04)
+    with open(path, "rb") as file:
+        spans = record_spans(file)  # the lengths are intact
+        assert [bytes(read_span(file, *span)) for span in spans[:2]] == RECORDS[:2]
+        with pytest.raises(DamagedRecords, match=f"record at byte {THIRD} fails"):
+            read_span(file, *spans[2])
+
+
+@pytest.mark.parametrize("cut,message", [
+    (THIRD + 5, f"cut: 5 bytes of a record's 12-byte header at byte {THIRD}"),
+    (THIRD + 12 + 1, f"cut: its record at byte {THIRD} holds 1 of its 772 bytes"),
+])
+def test_a_cut_file_says_where(tmp_path, cut, message):
+    path = damaged(tmp_path, cut)
+    with open(path, "rb") as file, pytest.raises(DamagedRecords) as error:
+        list(read_records(file))
+    assert str(error.value).startswith(message)
+    with open(path, "rb") as file, pytest.raises(DamagedRecords, match="^cut: "):
+        record_spans(file)
+
+
+def test_a_file_cut_at_a_record_boundary_reads_as_fewer_records(tmp_path):
+    path = damaged(tmp_path, THIRD)
+    assert read_back(path) == (RECORDS[:2], RECORDS[:2])

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tagger.records.reader import _eval_windows_of_clip, eval_window_starts, join_windows
@@ -40,3 +41,22 @@ def test_eval_windows_cover_the_whole_clip():
             real = np.arange(start * 3, min(start + k, n) * 3)
             expected[:len(real)] = real
             np.testing.assert_array_equal(window, expected)
+
+
+@pytest.mark.parametrize("shape", [(3,), (4, 2)])
+def test_the_numpy_windows_equal_the_tf_data_readers(shape):
+    """windows.join_windows and eval_windows_of_clip (the reader without
+    TensorFlow's) give the windows of reader's graph functions."""
+    from tagger.records import windows
+
+    for n, k in [(10, 1), (10, 4), (8, 4), (3, 4), (10, 3), (1, 1), (2, 2)]:
+        segments = np.arange(n * np.prod(shape), dtype=np.int16).reshape(n, *shape)
+        for offset in range(max(n - n // k * k, 0) + 1):
+            ours = windows.join_windows(segments, k, offset)
+            theirs = join_windows(tf.constant(segments), k, offset).numpy()
+            np.testing.assert_array_equal(ours, theirs)
+            if n >= k:
+                assert np.shares_memory(ours, segments)  # a view, not a copy
+        np.testing.assert_array_equal(windows.eval_windows_of_clip(segments, k),
+                                      _eval_windows_of_clip(tf.constant(segments), k).numpy())
+        assert len(windows.eval_windows_of_clip(segments, k)) == len(eval_window_starts(n, k))

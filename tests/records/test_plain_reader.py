@@ -1,0 +1,384 @@
+"""plain_reader, the records read without TensorFlow: training batches
+(every window of a pass, with its clip's tags, in the storage dtype; the
+seed fixes the order, whatever the number of workers; one host's share),
+evaluation batches and clip labels equal to the tf.data path's, a damaged
+shard named in one line, and all of it in a process where TensorFlow
+cannot be imported."""
+
+import collections
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tagger.errors import UserError
+from tagger.evaluation.predict import _padded_windows
+from tagger.records import plain_reader, reader
+from tagger.records.info import load_info
+from tagger.records.schema import serialize_example
+from tagger.records.tfrecord import frame
+from tests.checks import ROOT, without_tensorflow_env
+
+
+def window_table(records_dir, info, split="train"):
+    """{segment bytes (int16): (clip_id, tags)} of every segment of `split`,
+    read by the tf.data reader."""
+    table = {}
+    for clip in reader.clip_dataset(records_dir, split, info, as_stored=True).as_numpy_iterator():
+        for segment in clip["segments"]:
+            table[segment.tobytes()] = (int(clip["clip_id"]), clip["tags"])
+    return table
+
+
+def take(batches, count):
+    with batches:
+        return [next(batches) for _ in range(count)]
+
+
+def train(raw_records, count, **kwargs):
+    records_dir, info = raw_records
+    settings = dict(info=info, workers=0, prefetch=0, seed=3) | kwargs
+    return take(plain_reader.train_batches(records_dir, settings.pop("batch_size", 5),
+                                           **settings), count)
+
+
+@pytest.mark.parametrize("shuffle_segments", [10, 2000])
+def test_every_window_of_each_pass_once_with_its_clips_tags(raw_records, shuffle_segments):
+    """46 segments a pass in batches of 5: 46 batches are 5 passes, each
+    segment 5 times (the windows a block leaves over go to the next)."""
+    records_dir, info = raw_records
+    table = window_table(records_dir, info)
+    assert len(table) == info.splits["train"]["segments"] == 46
+    batches = train(raw_records, 46, shuffle_segments=shuffle_segments)
+    counts = collections.Counter()
+    for x, y in batches:
+        assert x.shape == (5, 59049) and x.dtype == np.int16  # the storage dtype
+        assert y.shape == (5, info.num_tags) and y.dtype == np.float32
+        for window, tags in zip(x, y):
+            clip_id, clip_tags = table[window.tobytes()]
+            np.testing.assert_array_equal(tags, clip_tags)
+            counts[window.tobytes()] += 1
+    assert set(counts) == set(table) and set(counts.values()) == {5}
+
+
+def test_two_segment_windows_each_clip_once_a_pass(raw_records):
+    """k = 2 on clips of two segments: one window a clip, its segments in
+    order; 23 windows a pass, 23 batches of 5 are 5 passes."""
+    records_dir, info = raw_records
+    table = window_table(records_dir, info)
+    counts = collections.Counter()
+    for x, _y in train(raw_records, 23, window_segments=2):
+        assert x.shape == (5, 2 * 59049) and x.dtype == np.int16
+        for window in x:
+            first, second = table[window[:59049].tobytes()], table[window[59049:].tobytes()]
+            assert first[0] == second[0]
+            counts[first[0]] += 1
+    assert len(counts) == info.splits["train"]["clips"] == 23
+    assert set(counts.values()) == {5}
+
+
+def test_the_seed_fixes_the_order_and_another_changes_it(raw_records):
+    first = train(raw_records, 12, seed=(7, 0))
+    again = train(raw_records, 12, seed=(7, 0), prefetch=3)
+    other = train(raw_records, 12, seed=(7, 1))
+    for (x1, y1), (x2, y2) in zip(first, again, strict=True):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    assert sum(np.array_equal(a[0], b[0]) for a, b in zip(first, other)) < 3
+    # the same windows in another order: over the first pass (9 batches) both
+    # read 45 of the 46 segments
+    ours = {w.tobytes() for x, _ in first[:9] for w in x}
+    theirs = {w.tobytes() for x, _ in other[:9] for w in x}
+    assert len(ours) == len(theirs) == 45 and len(ours & theirs) >= 44
+
+
+def test_a_small_shuffle_block_mixes_only_its_own_clips(raw_records):
+    """Blocks of about 10 segments (5 clips): each batch of the first block
+    holds windows of its 5 clips only, read from READ_CYCLE shards side by side."""
+    records_dir, info = raw_records
+    table = window_table(records_dir, info)
+    batches = train(raw_records, 2, shuffle_segments=10, batch_size=5)
+    clips = {table[w.tobytes()][0] for x, _ in batches for w in x}
+    assert len(clips) == 5
+
+
+def test_the_labels_are_left_unread_without_tags(student_records):
+    records_dir, info = student_records
+    (batch,) = take(plain_reader.train_batches(records_dir, 4, split="student", info=info,
+                                               with_tags=False, workers=0, prefetch=0), 1)
+    assert len(batch) == 1 and batch[0].shape == (4, 59049) and batch[0].dtype == np.int16
+
+
+def test_log_mel_windows_keep_their_frames_and_dtype(logmel_records):
+    records_dir, info = logmel_records
+    frames, mels = info.segment_shape
+    (x, y), = take(plain_reader.train_batches(records_dir, 3, info=info, window_segments=2,
+                                              seed=0, workers=0, prefetch=0), 1)
+    assert x.shape == (3, 2 * frames, mels) and x.dtype == np.float32
+
+
+@pytest.mark.parametrize("count", [2, 3, 10])
+def test_the_shares_of_hosts_partition_the_split(raw_records, count):
+    """8 shard files: 2 or 3 shares of whole files (share i: files i, i +
+    count, ...); 10 shares (more than the files): every 10th clip."""
+    records_dir, info = raw_records
+    table = window_table(records_dir, info)
+    ids = [int(c) for c in reader.clip_labels(records_dir, "train", info)[0]]
+    spans = plain_reader.split_spans(records_dir, info, "train")
+    shard_of = dict(zip(ids, [i for i, shard in enumerate(spans) for _ in shard]))
+    assert len(spans) == 8
+    shares = []
+    for index in range(count):
+        if count <= len(spans):
+            expected = {c for c in ids if shard_of[c] % count == index}
+        else:
+            expected = set(ids[index::count])
+        batches = take(plain_reader.train_batches(records_dir, 1, info=info, seed=1, workers=0,
+                                                  prefetch=0, shard=(count, index)),
+                       2 * len(expected))  # one pass: two segments a clip
+        windows = [x[0].tobytes() for x, _ in batches]
+        assert len(set(windows)) == len(windows)
+        shares.append({table[w][0] for w in windows})
+        assert shares[-1] == expected
+    assert sum(map(len, shares)) == len(set().union(*shares)) == len(ids) == 23
+
+
+@pytest.mark.parametrize("lengths,cycle", [([3, 1, 2, 0, 4, 2], 4), ([3, 1, 2], 2),
+                                           ([2, 0, 0, 3, 1], 2), ([4, 1, 1, 1], 2),
+                                           ([2, 2], 4), ([], 4)])
+def test_interleave_reads_as_tf_datas_interleave(lengths, cycle):
+    sources = [[10 * i + j for j in range(n)] for i, n in enumerate(lengths)]
+    theirs = tf.data.Dataset.range(len(lengths)).interleave(
+        lambda i: tf.data.Dataset.range(10 * i, 10 * i + tf.constant(lengths, tf.int64)[i]),
+        cycle_length=cycle, block_length=1) if lengths else []
+    assert plain_reader.interleave(sources, cycle) == [int(v) for v in theirs]
+
+
+def test_windows_of_longer_clips_start_at_a_random_offset(tmp_path):
+    """Clips of 5 segments in windows of 2: two windows a clip, from offset
+    0 or 1 (the one spare segment), drawn per clip from the part's seed."""
+    segments = np.arange(3 * 5 * 4, dtype=np.int16).reshape(3, 5, 4)
+    path = str(tmp_path / "train-0000-of-0001.tfrecord")
+    with open(path, "wb") as file:
+        for i, clip in enumerate(segments):
+            for part in frame([serialize_example(i, f"{i}.wav", np.array([i % 2]), clip)]):
+                file.write(part)
+    with open(path, "rb") as file:
+        from tagger.records.tfrecord import record_spans
+
+        clips = tuple((path, offset, length) for offset, length in record_spans(file))
+    layout = plain_reader.Layout("train", 1, (4,), "int16", 2, True)
+    offsets = collections.Counter()
+    for seed in range(20):
+        ids, counts, tags, chunks = plain_reader.read_part(plain_reader.Part(clips, (seed,),
+                                                                             layout))
+        assert list(ids) == [0, 1, 2] and list(counts) == [2, 2, 2]
+        np.testing.assert_array_equal(tags, [[0], [1], [0]])
+        for clip, part in zip(segments, chunks.parts):
+            windows = np.frombuffer(part, np.int16).reshape(2, 8)
+            start = int(np.flatnonzero(clip.reshape(-1) == windows[0, 0])[0]) // 4
+            np.testing.assert_array_equal(windows.reshape(4, 4), clip[start:start + 4])
+            offsets[start] += 1
+    assert set(offsets) == {0, 1} and min(offsets.values()) > 10
+
+
+def tensorflow_eval_batches(records_dir, info, split, k, batch_size):
+    return list(_padded_windows(records_dir, split, k, batch_size, info).as_numpy_iterator())
+
+
+@pytest.mark.parametrize("records,split,k,batch_size", [
+    ("raw_records", "test", 1, 5), ("raw_records", "test", 3, 3), ("raw_records", "val", 3, 1),
+    ("logmel_records", "test", 2, 3)])
+def test_eval_batches_equal_the_tf_data_paths(records, split, k, batch_size, request):
+    records_dir, info = request.getfixturevalue(records)
+    ours = list(plain_reader.eval_batches(records_dir, split, k, batch_size, info=info,
+                                          workers=0, prefetch=0))
+    theirs = tensorflow_eval_batches(records_dir, info, split, k, batch_size)
+    assert len(ours) == len(theirs) > 1
+    for (x, clips), (tx, tclips) in zip(ours, theirs):
+        assert x.dtype == np.float32 and x.shape == tx.shape
+        np.testing.assert_array_equal(x, tx)
+        assert set(clips) == set(tclips) == {"clip", "clip_id", "windows"}
+        for key in clips:
+            assert clips[key].dtype == np.int64
+            np.testing.assert_array_equal(clips[key], tclips[key])
+    windows = sum(int((clips["clip"] >= 0).sum()) for _, clips in ours)
+    padded = (ours[-1][1]["clip"] == -1).sum()  # the last batch is filled up
+    assert padded == (-windows) % batch_size
+
+
+@pytest.mark.parametrize("records,split", [("raw_records", "test"),
+                                           ("student_records", "student")])
+def test_clip_labels_equal_the_tf_data_readers(records, split, request):
+    records_dir, info = request.getfixturevalue(records)
+    ids, tags = plain_reader.clip_labels(records_dir, split, info)
+    their_ids, their_tags = reader.clip_labels(records_dir, split, info)
+    assert ids.dtype == np.int64 and tags.dtype == np.float32
+    assert tags.shape == (info.splits[split]["clips"], info.num_tags)
+    np.testing.assert_array_equal(ids, their_ids)
+    np.testing.assert_array_equal(tags, their_tags)
+
+
+@pytest.fixture
+def copied_records(raw_records, tmp_path):
+    """A copy of the raw records that a test may damage: (folder, info)."""
+    folder = tmp_path / "records"
+    shutil.copytree(raw_records[0], folder)
+    return str(folder), load_info(str(folder))
+
+
+def damage(records_dir, info, split, how):
+    """Damages the first shard of `split` (`how`: flip a data byte, flip a
+    length byte, cut it in a record, cut it between records, remove it);
+    returns its path."""
+    path = os.path.join(records_dir, info.splits[split]["shards"][0])
+    data = bytearray(open(path, "rb").read())
+    first = 16 + int.from_bytes(data[:8], "little")  # where the second record starts
+    if how == "remove":
+        os.remove(path)
+        return path
+    if how == "data":
+        data[first + 12 + 1000] ^= 0x10
+    elif how == "length":
+        data[first + 2] ^= 0x01
+    elif how == "cut":
+        data = data[:first + 5000]
+    elif how == "cut between":
+        data = data[:first]
+    open(path, "wb").write(bytes(data))
+    return path
+
+
+def read_all(records_dir, info, split, reading, workers=0):
+    if reading == "train":
+        return take(plain_reader.train_batches(records_dir, 4, split=split, info=info, seed=0,
+                                               workers=workers, prefetch=2), 30)
+    if reading == "eval":
+        return list(plain_reader.eval_batches(records_dir, split, 1, 4, info=info,
+                                              workers=workers, prefetch=0))
+    return plain_reader.clip_labels(records_dir, split, info)
+
+
+@pytest.mark.parametrize("how,problem", [
+    ("data", "is damaged (the data of its record at byte {first} fails its checksum)"),
+    ("length", "is damaged (the length of its record at byte {first} fails its checksum)"),
+    ("cut", "is damaged (cut: its record at byte {first} "),
+    ("remove", "is missing")])
+@pytest.mark.parametrize("reading", ["train", "eval", "labels"])
+def test_a_damaged_shard_is_one_line_naming_it(copied_records, how, problem, reading):
+    records_dir, info = copied_records
+    split = "train" if reading == "train" else "test"
+    path = damage(records_dir, info, split, how)
+    first = 16 + int.from_bytes(open(path, "rb").read(8), "little") if how != "remove" else 0
+    with pytest.raises(UserError) as error:
+        read_all(records_dir, info, split, reading)
+    message = str(error.value)
+    assert message.startswith(f"shard {path!r} of the {split} split "
+                              + problem.format(first=first)), message
+    assert "rebuild the dataset" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("reading", ["train", "eval", "labels"])
+def test_a_shard_cut_between_records_is_caught_by_the_clip_count(copied_records, reading):
+    records_dir, info = copied_records
+    split = "train" if reading == "train" else "test"
+    damage(records_dir, info, split, "cut between")
+    expected = info.splits[split]["clips"]
+    with pytest.raises(UserError, match=f"holds {expected - 3} clips but its "
+                                        f"dataset_info.json lists {expected}"):
+        read_all(records_dir, info, split, reading)
+
+
+@pytest.mark.slow
+def test_the_workers_give_the_batches_of_this_process(raw_records, copied_records):
+    """The order does not depend on the number of worker processes; closing
+    stops the reading; a damaged shard read by a worker is the same one
+    line."""
+    records_dir, info = raw_records
+    alone = train(raw_records, 20, shuffle_segments=10, window_segments=1)
+    pooled = train(raw_records, 20, shuffle_segments=10, window_segments=1, workers=2,
+                   prefetch=4)
+    for (x1, y1), (x2, y2) in zip(alone, pooled, strict=True):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    ours = list(plain_reader.eval_batches(records_dir, "test", 3, 4, info=info, workers=2))
+    theirs = tensorflow_eval_batches(records_dir, info, "test", 3, 4)
+    assert len(ours) == len(theirs)
+    for (x, clips), (tx, tclips) in zip(ours, theirs):
+        np.testing.assert_array_equal(x, tx)
+        np.testing.assert_array_equal(clips["clip_id"], tclips["clip_id"])
+    batches = plain_reader.train_batches(records_dir, 4, info=info, workers=2, prefetch=2)
+    next(batches)
+    batches.close()
+    assert not batches._thread.is_alive()  # its thread (and with it its workers) stopped
+    damaged_dir, damaged_info = copied_records
+    path = damage(damaged_dir, damaged_info, "train", "data")
+    with pytest.raises(UserError, match=f"^shard {path!r} of the train split is damaged"):
+        read_all(damaged_dir, damaged_info, "train", "train", workers=2)
+
+
+NO_TENSORFLOW = """
+import hashlib, json, sys
+import sitecustomize
+from tagger.records import plain_reader
+
+
+def digest(arrays):
+    return hashlib.sha256(b"".join(a.tobytes() for a in arrays)).hexdigest()
+
+
+if __name__ == "__main__":  # the workers' fork server loads this module too
+    records = sys.argv[1]
+    train = plain_reader.train_batches(records, 5, seed=(4, 2), workers=2)
+    batches = [next(train) for _ in range(10)]
+    train.close()
+    evaluated = list(plain_reader.eval_batches(records, "test", 3, 4, workers=2))
+    print(json.dumps({
+        "blocked": sitecustomize.BLOCKED, "tensorflow": "tensorflow" in sys.modules,
+        "train": digest([a for batch in batches for a in batch]),
+        "eval": digest([a for x, clips in evaluated for a in (x, *clips.values())]),
+        "labels": digest(plain_reader.clip_labels(records, "test"))}))
+"""
+
+
+def digest(arrays):
+    import hashlib
+
+    return hashlib.sha256(b"".join(a.tobytes() for a in arrays)).hexdigest()
+
+
+@pytest.mark.slow
+def test_it_reads_in_a_process_where_tensorflow_cannot_be_imported(raw_records, tmp_path):
+    records_dir, info = raw_records
+    script = tmp_path / "no_tensorflow.py"
+    script.write_text(NO_TENSORFLOW)
+    done = subprocess.run([sys.executable, str(script), records_dir], capture_output=True,
+                          text=True, timeout=300, env=without_tensorflow_env(), cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["blocked"] == [] and out["tensorflow"] is False
+    batches = take(plain_reader.train_batches(records_dir, 5, info=info, seed=(4, 2),
+                                              workers=0, prefetch=0), 10)
+    assert out["train"] == digest([a for batch in batches for a in batch])
+    evaluated = list(plain_reader.eval_batches(records_dir, "test", 3, 4, info=info,
+                                               workers=0, prefetch=0))
+    assert out["eval"] == digest([a for x, clips in evaluated for a in (x, *clips.values())])
+    assert out["labels"] == digest(reader.clip_labels(records_dir, "test", info))
+
+
+@pytest.mark.slow
+def test_the_blocker_refuses_tensorflow_and_nothing_else(tmp_path):
+    code = ("import json, sys, sitecustomize, numpy\n"
+            "try:\n    import tensorflow\nexcept ModuleNotFoundError as e:\n    error = str(e)\n"
+            "try:\n    from tensorflow_io import x\nexcept ImportError:\n    pass\n"
+            "print(json.dumps([error, sitecustomize.BLOCKED]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=without_tensorflow_env(), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    error, blocked = json.loads(done.stdout)
+    assert "No module named 'tensorflow'" in error and blocked == ["tensorflow", "tensorflow_io"]
