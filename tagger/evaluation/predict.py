@@ -12,7 +12,6 @@ from tagger.errors import UserError
 from tagger.evaluation.metrics import window_crossentropy
 from tagger.records import batches as record_batches
 from tagger.records.info import DatasetInfo, load_info
-from tagger.records.windows import window_shape
 
 
 @dataclasses.dataclass(frozen=True)

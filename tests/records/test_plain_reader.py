@@ -17,7 +17,6 @@ import pytest
 import tensorflow as tf
 
 from tagger.errors import UserError
-from tagger.evaluation.predict import _padded_windows
 from tagger.records import plain_reader, reader
 from tagger.records.info import load_info
 from tagger.records.schema import serialize_example
@@ -188,7 +187,8 @@ def test_windows_of_longer_clips_start_at_a_random_offset(tmp_path):
 
 
 def tensorflow_eval_batches(records_dir, info, split, k, batch_size):
-    return list(_padded_windows(records_dir, split, k, batch_size, info).as_numpy_iterator())
+    return list(reader.padded_eval_windows(records_dir, split, k, batch_size,
+                                           info).as_numpy_iterator())
 
 
 @pytest.mark.parametrize("records,split,k,batch_size", [
