@@ -34,7 +34,25 @@ def choose(name: str | None) -> str:
                             f"process for --backend {name}")
         return name
     os.environ["KERAS_BACKEND"] = name
+    if name == "jax":
+        keep_compiled_programs()
     return name
+
+
+def keep_compiled_programs() -> None:
+    """JAX keeps the programs it compiles in the cache folder
+    (`$TAGGER_HOME/jax`, unless JAX_COMPILATION_CACHE_DIR says where): a
+    resumed run, eval.py after train.py and a second run of one model
+    compile nothing again. Set before JAX is imported; a cache folder that
+    cannot be written is left unused."""
+    from tagger.cache import CacheFolderError, cache_folder
+
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ or "jax" in sys.modules:
+        return
+    try:
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = cache_folder("jax")
+    except CacheFolderError:
+        pass
 
 
 def current() -> str:

@@ -57,15 +57,18 @@ def quiet_tensorflow() -> None:
 
 def prepare_command_process(tensorflow: bool = True) -> None:
     """What every command does before its work: keeps freed host memory for
-    reuse (`tagger.host_memory`) and imports TensorFlow quietly. A command
-    that may run without TensorFlow (reading a results database) passes
+    reuse (`tagger.host_memory`) and imports TensorFlow quietly where it is
+    installed (a command that needs it and runs where it is not fails
+    when it first uses it). A command that may run without TensorFlow
+    (reading a results database, training under JAX) passes
     `tensorflow=False`: the pooling allocator is still set for a later
     import, which must be `quiet_tensorflow` too, and the start costs no
     TensorFlow import."""
+    from tagger.backends import tensorflow_installed
     from tagger.host_memory import keep_freed_heap
 
     keep_freed_heap()
-    if tensorflow:
+    if tensorflow and tensorflow_installed():
         quiet_tensorflow()
     else:
         use_pooling_cpu_allocator()

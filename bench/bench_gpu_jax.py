@@ -1,0 +1,239 @@
+"""Training under Keras's JAX backend on an accelerator machine without
+TensorFlow: records in, train.py and eval.py whole, in about 10 minutes.
+
+What it prints, each figure as soon as it is measured:
+  - the CPU (every bench's first line), JAX's devices and the versions;
+  - the synthetic dataset (`tagger.commands.synthetic`, 200 clips of 29.1 s)
+    and its records (build_mtt.py), both made here without TensorFlow;
+  - the TensorFlow-free reader's training batches a second on this
+    machine's cores (`records.plain_reader`, its default workers, raw
+    int16 windows of one segment, batch 23), as `ratio
+    gpu_reader_segments_per_s_no_tf` (segments/s);
+  - `train.py --backend jax` of SE+multi (the paper's batch 23) and of the
+    teacher transformer (batch 16, its 10 s windows) for --epochs epochs of
+    `--quick`'s one Adam stage, then `eval.py
+    --backend jax` of the saved model: the run's wall time, its fastest
+    epoch (validation included), that epoch's training steps a second and
+    the test macro ROC-AUC, as `ratio gpu_jax_quick_{seconds, epoch_seconds,
+    steps_per_s, test_roc_auc}_<family>`, and the share of the training
+    steps' time spent waiting for input (the run's last lines), as `ratio
+    gpu_input_wait_share_<family>` (goal: under 0.05); eval.py's ROC-AUC must
+    equal the run's;
+  - a batch-size scan of SE+multi's training step in bfloat16
+    (bench/accelerator_jax.py: one jitted step, the steps back to back):
+    steps/s, segments/s and MFU against the bfloat16 matrix-product peak,
+    as `ratio gpu_jax_scan_{steps_per_s,mfu}_b<batch>`.
+`--tiny` runs every part at the tests' size on whatever JAX computes on
+(the suite runs it on the CPU): it checks that the script runs; its figures
+mean nothing.
+
+The machine needs JAX for its accelerator, this repository and the
+packages tagger imports that JAX machines lack (docs/jax.md, "Installing
+without TensorFlow"): `python bench/bench_gpu_jax.py --fetch-wheels .whl`
+(here, where pip reaches the package index) puts their wheels for
+Python 3.12 on Linux x86-64 in `.whl`; there,
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+    PYTHONPATH=/tmp/site python3 bench/bench_gpu_jax.py [--epochs 3] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import common  # noqa: F401  the machine's line, first
+
+from tagger.cli import positive_int
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# family: (its train.py flags, its batch)
+FAMILIES = {"samplecnn": (["--model", "samplecnn", "--block", "se", "--width", "1.0",
+                           "--alpha", "16"], 23),
+            "transformer": (["--model", "transformer", "--size", "teacher",
+                             "--conv-ndim", "128"], 16)}
+TINY_FLAGS = {"samplecnn": ["--width", "0.0625", "--alpha", "2"],
+              "transformer": ["--conv-ndim", "4", "--attention-ndim", "16",
+                              "--attention-layers", "2", "--attention-heads", "2"]}
+DATA = {False: (200, 29.1), True: (24, 11.0)}  # (clips, seconds); 11 s: one 10 s window
+SCAN_BATCHES = {False: (23, 46, 92, 184, 368), True: (2, 4)}
+HANG_S = 3600  # a guard against a hung part, never reached by a working one
+STEPS_PER_EPOCH = re.compile(r"= (\d+) steps per epoch")
+INPUT_LINE = re.compile(r"waited ([\d.]+) s of their ([\d.]+) s for batches")
+# what tagger needs beyond a JAX machine's packages: (name, version)
+WHEELS = (("keras", "3.15.1"), ("namex", "0.1.0"), ("optree", "0.20.0"),
+          ("soundfile", "0.14.0"), ("cffi", "2.1.1"), ("pycparser", "3.12"),
+          ("soxr", "1.1.0"), ("google-crc32c", "1.9.0"), ("mutagen", "1.48.1"))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=positive_int, default=3, metavar="N",
+                   help="epochs of each training run (default: 3)")
+    p.add_argument("--steps", type=positive_int, default=30, metavar="N",
+                   help="timed steps per batch size of the scan (default: 30)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="work in DIR and keep it: dataset, records, runs, logs (default: a "
+                        "temporary folder, removed)")
+    p.add_argument("--tiny", action="store_true",
+                   help="every part at the tests' size: checks that the script runs")
+    p.add_argument("--fetch-wheels", default=None, metavar="DIR",
+                   help="only put the wheels an accelerator machine lacks in DIR, with pip, "
+                        "and stop")
+    args = p.parse_args(argv)
+    given = [flag for flag, value in (("--epochs", args.epochs != 3), ("--out", args.out),
+                                      ("--tiny", args.tiny), ("--steps", args.steps != 30))
+             if value]
+    if args.fetch_wheels and given:
+        p.error(f"--fetch-wheels only fetches wheels: leave out {', '.join(given)}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.fetch_wheels:
+        return fetch_wheels(args.fetch_wheels)
+    os.environ["KERAS_BACKEND"] = "jax"
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # for the runs' processes
+    import accelerator_jax
+    from bench_accelerator import nvidia_smi
+
+    accelerator_jax.describe_devices(nvidia_smi())
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-gpu-jax-") as temporary:
+        work = args.out or temporary
+        os.makedirs(work, exist_ok=True)
+        records = make_records(work, args.tiny)
+        measure_reader(records, args.tiny)
+        for family in FAMILIES:
+            train_and_evaluate(family, records, work, args.epochs, args.tiny)
+        scan_batches(args.steps, args.tiny)
+    print(f"done in {time.monotonic() - start:.0f} s", flush=True)
+    return 0
+
+
+def run(argv: list, log: str, env=None) -> str:
+    """Runs `python ARGV` from the repository root and returns its output
+    (also written to `log`); a failure prints the end of it and stops."""
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True,
+                          env=env, timeout=HANG_S)
+    with open(log, "w", encoding="utf-8") as f:
+        f.write(done.stdout + done.stderr)
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr).splitlines()[-15:]
+        raise SystemExit("\n  ".join([f"{argv[0]} failed (exit status {done.returncode}):",
+                                      *tail]))
+    run.seconds = time.monotonic() - start
+    return done.stdout
+
+
+def make_records(work: str, tiny: bool) -> str:
+    data, records = os.path.join(work, "dataset"), os.path.join(work, "tfrecord")
+    clips, seconds = DATA[tiny]
+    run(["-m", "tagger.commands.synthetic", data, "--clips", str(clips), "--seconds",
+         str(seconds), "--no-progress"], os.path.join(work, "synthetic.log"))
+    made = run.seconds
+    run(["build_mtt.py", "--data-dir", data, "--out-dir", records, "--no-progress"],
+        os.path.join(work, "build.log"))
+    print(f"synthetic dataset of {clips} clips of {seconds} s: {made:.0f} s; its records "
+          f"(build_mtt.py): {run.seconds:.0f} s", flush=True)
+    return records
+
+
+def measure_reader(records: str, tiny: bool) -> None:
+    """The TensorFlow-free reader's training segments a second, its default workers."""
+    from tagger.records import plain_reader
+    from tagger.records.info import load_info
+
+    info = load_info(records)
+    batches = 4 if tiny else 400
+    with plain_reader.train_batches(records, 23, info=info, seed=0) as reader:
+        next(reader)  # its workers started
+        start = time.perf_counter()
+        for _ in range(batches):
+            next(reader)
+        rate = batches * 23 / (time.perf_counter() - start)
+    print(f"the TensorFlow-free reader: {rate:.0f} segments/s of {info.segment_length} int16 "
+          f"samples ({plain_reader.default_workers()} workers, batch 23)")
+    print(f"ratio gpu_reader_segments_per_s_no_tf {rate:.0f}", flush=True)
+
+
+def train_and_evaluate(family: str, records: str, work: str, epochs: int, tiny: bool) -> None:
+    flags, batch = FAMILIES[family]
+    argv = ["train.py", "--backend", "jax", "--data-dir", records, "--train-dir",
+            os.path.join(work, "runs"), "--run-name", family, "--quick", *flags,
+            "--max-epochs-per-stage", str(epochs), "--patience", str(epochs), "--batch-size", str(2 if tiny else batch), "--no-progress"]
+    if tiny:
+        argv += [*TINY_FLAGS[family], "--steps-per-epoch", "2", "--validation-steps", "1"]
+    out = run(argv, os.path.join(work, f"train_{family}.log"))
+    seconds = run.seconds
+    run_dir = os.path.join(work, "runs", family)
+    steps = int(STEPS_PER_EPOCH.search(out).group(1))
+    waited, total = map(float, INPUT_LINE.search(out).groups())
+    with open(os.path.join(run_dir, "history.csv"), encoding="utf-8") as f:
+        fastest = min(float(line.split(",")[-1]) for line in f.read().splitlines()[1:])
+    with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:
+        test = json.load(f)["test"]
+    report = os.path.join(work, f"eval_{family}.json")
+    run(["eval.py", os.path.join(run_dir, "model.keras"), "--backend", "jax", "--data-dir",
+         records, "--bootstrap", "0", "--out-json", report, "--no-progress"],
+        os.path.join(work, f"eval_{family}.log"))
+    with open(report, encoding="utf-8") as f:
+        evaluated = json.load(f)["roc_auc"]
+    if abs(evaluated - test["roc_auc"]) > 1e-4:
+        raise SystemExit(f"eval.py's ROC-AUC of {family}, {evaluated}, is not its run's, "
+                         f"{test['roc_auc']}")
+    print(f"train.py --backend jax {family}: {seconds:.0f} s, {epochs} epochs of {steps} "
+          f"steps, the fastest {fastest:.2f} s ({steps / fastest:.1f} steps/s, validation "
+          f"included); test macro ROC-AUC {test['roc_auc']:.4f} (eval.py: the same); the "
+          f"steps waited {waited:.1f} s of {total:.1f} s for input")
+    print(f"ratio gpu_jax_quick_seconds_{family} {seconds:.1f}")
+    print(f"ratio gpu_jax_quick_epoch_seconds_{family} {fastest:.2f}")
+    print(f"ratio gpu_jax_quick_steps_per_s_{family} {steps / fastest:.2f}")
+    print(f"ratio gpu_jax_quick_test_roc_auc_{family} {test['roc_auc']:.4f}")
+    print(f"ratio gpu_input_wait_share_{family} {waited / total:.4f}", flush=True)
+
+
+def scan_batches(steps: int, tiny: bool) -> None:
+    """SE+multi's jitted bfloat16 training step at each of SCAN_BATCHES."""
+    import dataclasses
+
+    import accelerator_jax
+    from bench_models import tiny_case
+    from flops import TRAIN_FORWARD_RATIO
+
+    from tagger.models import FAMILIES as SPECS
+
+    case = tiny_case("samplecnn") if tiny else SPECS["samplecnn"].bench[0]
+    peak = accelerator_jax.matmul_peaks((256,) if tiny else (8192, 16384),
+                                        2 if tiny else 10)["mixed_bfloat16"]
+    for batch in SCAN_BATCHES[tiny]:
+        rate, flops = accelerator_jax.train_rate(
+            "samplecnn", dataclasses.replace(case, batch_size=batch), 1 if tiny else steps,
+            "mixed_bfloat16")
+        mfu = rate * TRAIN_FORWARD_RATIO * flops / peak
+        print(f"SE+multi bf16 batch {batch:4d} (JAX): {rate:8.2f} steps/s, "
+              f"{rate * batch:9.1f} segments/s, MFU {mfu:.3f}")
+        print(f"ratio gpu_jax_scan_steps_per_s_b{batch} {rate:.3f}")
+        print(f"ratio gpu_jax_scan_mfu_b{batch} {mfu:.4f}", flush=True)
+
+
+def fetch_wheels(folder: str) -> int:
+    """The WHEELS for Python 3.12 on Linux x86-64, with pip, into `folder`."""
+    platforms = [f"--platform=manylinux_2_{n}_x86_64" for n in (17, 27, 28)]
+    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
+                           "--only-binary=:all:", "--python-version", "3.12",
+                           "--implementation", "cp", *platforms, "--platform=manylinux2014_x86_64",
+                           "--platform=any", "-d", folder,
+                           *(f"{name}=={version}" for name, version in WHEELS)])
+    return done.returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
