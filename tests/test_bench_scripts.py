@@ -36,6 +36,14 @@ TINY = {
         *(f"gpu_quick_{figure}_{family}" for figure in ("seconds", "epoch_seconds",
                                                         "steps_per_s", "test_roc_auc")
           for family in ACCELERATOR_FAMILIES)}),
+    "bench_gpu_jax.py": (["--tiny"], {
+        "gpu_reader_segments_per_s_no_tf",
+        *(f"gpu_jax_quick_{figure}_{family}" for figure in ("seconds", "epoch_seconds",
+                                                            "steps_per_s", "test_roc_auc")
+          for family in ACCELERATOR_FAMILIES),
+        *(f"gpu_input_wait_share_{family}" for family in ACCELERATOR_FAMILIES),
+        *(f"gpu_jax_scan_{figure}_b{batch}" for figure in ("steps_per_s", "mfu")
+          for batch in (2, 4))}),
     "bench_build.py": (["--clips", "16", "--seconds", "6", "--repeats", "1"],
                        {"builder_floor", "builder_2w", "floor_2p", "builder_2w_of_floor_2p"}),
     "bench_decode.py": (["--seconds", "4", "--repeats", "1"],
@@ -120,13 +128,14 @@ RATIO = re.compile(r"ratio (\S+) (\S+)")
 # a measurement, the demo) run as a user runs them, each in a process of its
 # own; the others run their `main` in the test's process, which has
 # TensorFlow imported already.
-OWN_PROCESS = {"bench_accelerator.py", "bench_build.py", "bench_library.py", "bench_models.py",
-               "bench_msd.py", "bench_reader.py", "bench_serve.py", "measure_docs_figures.py",
-               "profile_training.py"}
+OWN_PROCESS = {"bench_accelerator.py", "bench_build.py", "bench_gpu_jax.py", "bench_library.py",
+               "bench_models.py", "bench_msd.py", "bench_reader.py", "bench_serve.py",
+               "measure_docs_figures.py", "profile_training.py"}
 # script: the optional module it needs (an extra's requirements file): in
 # CI's first step, which installs only the README's, it skips and is run
 # again in the second, which installs every extra
-NEEDS = {"bench_serve.py": ("fastapi", "fastapi_offline", "python_multipart", "uvicorn"),
+NEEDS = {"bench_gpu_jax.py": ("jax",),
+         "bench_serve.py": ("fastapi", "fastapi_offline", "python_multipart", "uvicorn"),
          "bench_similar.py": ("faiss",)}
 
 
@@ -204,9 +213,16 @@ def check_the_suggest_figure(results, figure):
     assert is_png(figure)
 
 
+# the scripts for machines without TensorFlow run where `import tensorflow` fails
+WITHOUT_TENSORFLOW = {"bench_gpu_jax.py"}
+
+
 def run_as_a_script(script: str, flags: list, tmp_path) -> str:
     """The standard output of `python bench/<script> FLAGS`, which must succeed."""
-    env = {**os.environ, "TMPDIR": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    from tests.checks import without_tensorflow_env
+
+    env = without_tensorflow_env() if script in WITHOUT_TENSORFLOW else dict(os.environ)
+    env.update(TMPDIR=str(tmp_path), TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, str(BENCH / script), *flags], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
