@@ -71,3 +71,33 @@ def shard_errors(data_dir: str, split: str, info=None):
     import contextlib
 
     return contextlib.nullcontext()  # the plain reader names the shard itself
+
+
+def clips(data_dir: str, split: str, info=None, shard: tuple | None = None):
+    """Every clip of `split` in order, as NumPy dicts of `clip_id`, `path`
+    and float32 `segments` (`reader.clip_dataset` without tags)."""
+    if _tensorflow() is not None:
+        from tagger.records import reader
+
+        return reader.clip_dataset(data_dir, split, info, shard=shard,
+                                   with_tags=False).as_numpy_iterator()
+    from tagger.records import plain_reader
+
+    return plain_reader.clips(data_dir, split, info, shard=shard)
+
+
+def clip_paths(data_dir: str, split: str, info=None):
+    """(clip ids, [path relative to the audio folder, ...]) of `split`, in order."""
+    if _tensorflow() is not None:
+        from tagger.records import reader
+
+        return reader.clip_paths(data_dir, split, info)
+    import os
+
+    import numpy as np
+
+    ids, paths = [], []
+    for clip in clips(data_dir, split, info):
+        ids.append(clip["clip_id"])
+        paths.append(os.fsdecode(clip["path"]))
+    return np.asarray(ids, np.int64), paths

@@ -185,6 +185,34 @@ def clip_labels(data_dir: str, split: str, info: DatasetInfo | None = None):
             np.stack(tags) if tags else np.zeros((0, info.num_tags), np.float32))
 
 
+def clips(data_dir: str, split: str, info: DatasetInfo | None = None,
+          shard: tuple | None = None):
+    """Yields every clip of `split` in split order as `reader.clip_dataset`
+    (without tags) gives them: dict of `clip_id` (int64), `path` (bytes)
+    and float32 `segments` (num_segments, *segment_shape), int16 scaled to
+    [-1, 1]. `shard=(count, index)`: the shard files index, index + count,
+    ... when there are at least `count`, else every count-th clip."""
+    info = info or load_info(data_dir)
+    layout = Layout.of(info, split, 1, with_tags=False)
+    paths = shard_paths(data_dir, info, split)
+    count, index = shard or (1, 0)
+    whole_files = len(paths) >= count
+    if whole_files:
+        paths = paths[index::count]
+    position = 0
+    for path in paths:
+        with _ShardErrors(path, split), fileio.open_file(path, "rb") as file:
+            for offset, data in read_records(file):
+                if whole_files or position % count == index:
+                    clip = layout.parse(data, path, offset)
+                    segments = clip["segments"]
+                    if segments.dtype == np.int16:
+                        segments = segments.astype(np.float32) / INT16_SCALE
+                    yield {"clip_id": np.int64(clip["clip_id"]), "path": bytes(clip["path"]),
+                           "segments": np.array(segments, np.float32)}
+                position += 1
+
+
 class Batches:
     """An iterator of the batches `make()` yields, made `prefetch` ahead in
     a thread of this process (without `prefetch`, as they are asked for);

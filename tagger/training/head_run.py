@@ -167,7 +167,7 @@ class HeadRun(runs.Run):
             self.window = fine_tune_window(self.body, info, config.data_dir)
             self.stages.append(Stage(self.head_stages, "adam", settings.fine_tune_lr,
                                      settings.fine_tune_epochs, config.patience))
-        from tagger.records.reader import clip_labels
+        from tagger.records.batches import clip_labels
 
         labels = np.concatenate([clip_labels(config.data_dir, split, info)[1]
                                  for split in self._training_splits()
@@ -221,7 +221,7 @@ class HeadRun(runs.Run):
         """(the body's embeddings of `split`, its clips' labels), read or
         computed once."""
         if split not in self._splits:
-            from tagger.records.reader import clip_labels
+            from tagger.records.batches import clip_labels
 
             ids, labels = clip_labels(self.config.data_dir, split, self.info)
             rows = joined_embeddings(self.bodies, self.config.data_dir, self.info, split,

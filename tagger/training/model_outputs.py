@@ -144,7 +144,7 @@ class ModelFile:
     def clips_outputs(self, clips, sample_rate: int, embeddings: bool = False,
                       batch_size: int = 32):
         """Yields (clip, ClipOutputs) of every clip of the iterable `clips`
-        (clips of `reader.clip_dataset`, float32 segments at `sample_rate`),
+        (clips of `records.batches.clips`, float32 segments at `sample_rate`),
         in order, their windows scored in shared batches
         (`clip_batches.outputs_of_clips`)."""
         return outputs_of_clips(self.predictor(embeddings), clips, sample_rate, batch_size)
@@ -162,14 +162,14 @@ def records_predictions(predictor, data_dir: str, split: str, info: DatasetInfo,
 
     from tagger.evaluation.metrics import binary_crossentropy
     from tagger.evaluation.predict import ClipPredictions
-    from tagger.records import reader
+    from tagger.records import batches
 
-    ids, labels = reader.clip_labels(data_dir, split, info)
-    clips = reader.clip_dataset(data_dir, split, info, with_tags=False)
+    ids, labels = batches.clip_labels(data_dir, split, info)
+    clips = batches.clips(data_dir, split, info)
     scores, window_scores = [], []
-    with reader.shard_errors(data_dir, split, info):
-        for _, outputs in tqdm(outputs_of_clips(predictor, clips.as_numpy_iterator(),
-                                                info.sample_rate, batch_size),
+    with batches.shard_errors(data_dir, split, info):
+        for _, outputs in tqdm(outputs_of_clips(predictor, clips, info.sample_rate,
+                                                batch_size),
                                total=len(ids), unit="clip", desc=f"predict {split}",
                                disable=not progress):
             outputs = outputs.scores if columns is None else outputs.scores[:, columns]
@@ -418,13 +418,13 @@ def _start_entry(store: Store, records: str) -> None:
 
 def _shard_rows(data_dir: str, info: DatasetInfo, split: str, index: int,
                 rows_of_clips: Callable, width: int) -> ClipRows:
-    from tagger.records import reader
+    from tagger.records import batches
 
     count = len(info.splits[split]["shards"])
-    clips = reader.clip_dataset(data_dir, split, info, shard=(count, index), with_tags=False)
+    clips = batches.clips(data_dir, split, info, shard=(count, index))
     ids, counts, values = [], [], []
-    with reader.shard_errors(data_dir, split, info):
-        for clip, rows in rows_of_clips(clips.as_numpy_iterator()):
+    with batches.shard_errors(data_dir, split, info):
+        for clip, rows in rows_of_clips(clips):
             ids.append(clip["clip_id"])
             counts.append(len(rows))
             values.append(rows)

@@ -83,9 +83,9 @@ def suggest_files(run_dir: str, config, count: int, log=print) -> list[str]:
     labels CSV with empty tags; all of them when the split holds fewer."""
     from tagger import fileio
     from tagger.models.saved import load_tagger
+    from tagger.records.batches import clip_paths
     from tagger.records.info import load_info
     from tagger.records.plan import STUDENT_SPLIT
-    from tagger.records.reader import clip_paths
     from tagger.training import tag_head
     from tagger.training.head_run import PREDICT_BATCH
     from tagger.training.pretrained_body import Body, joined_embeddings

@@ -274,7 +274,7 @@ def test_suggest_prints_the_items_without_the_field_to_label_next(recordings, tm
     in every item, empty where unset) or a flexible one (mood)."""
     from tagger.datasets.folder import audio_files
     from tagger.datasets.labels_csv import read_labels
-    from tests.training.test_own_tags import write_body
+    from tests.training.own_tags_data import write_body
 
     library = make_library(tmp_path, write_body(tmp_path / "tagger.keras"))
     beet(library, "import", "-A", str(recordings[0].parent))

@@ -125,7 +125,7 @@ def test_a_head_on_a_body_with_two_local_workers(tmp_path):
     suggests, from the model it saved."""
     from tagger.records.info import load_info
     from tagger.training.suggest import SUGGESTED_FILE
-    from tests.training.test_own_tags import FILES, build, write_body, write_music
+    from tests.training.own_tags_data import FILES, build, write_body, write_music
 
     music = tmp_path / "music"
     music.mkdir()

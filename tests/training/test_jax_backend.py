@@ -183,3 +183,27 @@ def test_a_run_tensorflow_started_continues_under_jax(raw_records, tmp_path):
     state = json.loads(state_path.read_text())
     with np.load(tmp_path / RUN / "checkpoints" / f"{state['last_checkpoint']}.npz") as saved:
         assert int(saved["optimizer/00000"]) == 2 * 2  # stage 1's two epochs of two steps
+
+
+def test_a_head_on_a_tensorflow_saved_body_trains_under_jax_and_tags_alike(own, tmp_path):
+    """train.py --from, under JAX without TensorFlow, on a body saved under
+    TensorFlow: the body's embeddings are computed and stored, the head
+    trains on them, and the saved tagger scores the test split under JAX
+    as eval.py under TensorFlow does."""
+    import shutil
+
+    _, records, _, body = own
+    records = shutil.copytree(records, tmp_path / "records")
+    done = finished(command("train.py", "--data-dir", str(records), "--train-dir",
+                            str(tmp_path / "runs"), "--from", body, "--max-epochs-per-stage",
+                            "3", "--no-progress"))
+    assert "embeddings of train" in done.stdout and "training on JAX's" in done.stdout
+    run_dir = tmp_path / "runs" / "from-body"
+    assert list(history(run_dir).epoch) == [1, 2, 3]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    out = tmp_path / "eval.json"
+    finished(command("eval.py", str(run_dir / "model.keras"), "--data-dir", str(records),
+                     "--bootstrap", "0", "--out-json", str(out), "--no-progress",
+                     backend="tensorflow"), env=environment(without_tensorflow=False))
+    assert json.loads(out.read_text())["roc_auc"] == pytest.approx(
+        metrics["test"]["roc_auc"], abs=1e-4)

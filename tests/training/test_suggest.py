@@ -13,7 +13,7 @@ import pytest
 from tagger.commands import train as train_cli
 from tagger.training.suggest import SUGGESTED_FILE, choose, uncertainty
 from tests.checks import built_once, call_main, one_line_error
-from tests.training.test_own_tags import FILES, TRAIN_ARGS, build, write_body, write_music
+from tests.training.own_tags_data import FILES, TRAIN_ARGS, build, write_body, write_music
 
 
 def test_uncertainty_is_that_of_the_clips_least_sure_tag():
