@@ -55,10 +55,12 @@ def bfloat16_model(model):
     return copy
 
 
-def precision_line() -> tuple[str | None, str | None]:
-    """(note, warning) of a run in bfloat16 on this CPU: which units make it
-    fast, or why it will be slower than float32 and what to use instead."""
-    fast, why = cpu_features.bfloat16_verdict()
+def precision_line(gpu_capability: tuple | None) -> tuple[str | None, str | None]:
+    """(note, warning) of a run in bfloat16 on the GPU of compute capability
+    `gpu_capability` (`cpu_features.gpu_capability()`: None where the run
+    is on this CPU): what makes it fast, or why it will be slower than
+    float32 and what to use instead."""
+    fast, why = cpu_features.bfloat16_verdict(gpu_capability)
     if fast:
         return (f"--engine keras-bf16: the model in mixed bfloat16 ({why}; the front end "
                 "and the tag scores float32; --engine keras gives float32's exact scores)"), None
@@ -70,7 +72,7 @@ def make_predictor(model, info: TaggerMetadata | None, options):
     """The factory of the keras-bf16 engine."""
     predictor = KerasPredictor(bfloat16_model(model), info, embeddings=options.embeddings,
                                embedding_layer=options.embedding_layer)
-    note, warning = precision_line()
+    note, warning = precision_line(cpu_features.gpu_capability())
     predictor.note = note or ""
     predictor.warning = "; ".join(line for line in (predictor.warning, warning) if line) or None
     return predictor
