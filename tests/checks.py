@@ -21,6 +21,14 @@ import struct
 import numpy as np
 
 ROOT = pathlib.Path(__file__).parents[1]  # the repository
+# Seconds after which a process a test started is taken to hang: a guard
+# against hangs, never a measure. Each such process ends within a few
+# minutes on a machine at a load average of 6; no result of the suite
+# depends on how long anything took.
+HANG_S = 1800
+# Seconds `until` waits for a condition (a server's state, a file) that
+# holds within seconds on a busy machine: a guard against hangs too.
+WAIT_S = 120
 
 
 def reference_dir() -> pathlib.Path:
@@ -162,7 +170,7 @@ def read_only_path(name: str) -> str:
     pytest.skip("/sys accepts new files here")
 
 
-def run_json_script(path, source: str, *args, timeout: int = 300) -> dict:
+def run_json_script(path, source: str, *args, timeout: float = HANG_S) -> dict:
     """Writes `source` to `path`, runs it with this Python in a fresh
     process (with `args`) and returns the JSON object it printed last."""
     import json
@@ -465,7 +473,7 @@ def beam_modules_after(script: str, argv) -> list:
             "assert code == 0, code; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'apache_beam'))")
     out = subprocess.run([sys.executable, "-c", code, *map(str, argv)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+                         cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"'))
 
@@ -683,7 +691,7 @@ def musicnn_wheel(folder):
         return None, str(error)
 
 
-def until(check, what: str, seconds: float = 20.0, interval: float = 0.02):
+def until(check, what: str, seconds: float = WAIT_S, interval: float = 0.02):
     """Polls `check()` until it is truthy (returns its value) or `seconds`
     pass (an AssertionError naming `what`)."""
     import time
@@ -733,7 +741,7 @@ def two_workers(records, train_dir, *argv) -> list:
             {"cluster": cluster, "task": {"type": "worker", "index": index}}))
         workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True))
-    outputs = [w.communicate(timeout=600) for w in workers]
+    outputs = [w.communicate(timeout=HANG_S) for w in workers]
     for worker, (_out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
     return outputs

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from tagger import cli
-from tests.checks import command_modules, one_line_error
+from tests.checks import HANG_S, command_modules, one_line_error
 
 # every CLI of the project: the modules of tagger/commands with a main
 CLIS = command_modules()
@@ -117,7 +117,7 @@ def test_the_set_up_without_tensorflow_imports_none_and_pools_its_memory():
             "prepare_command_process(tensorflow=False)\n"
             "print('tensorflow' in sys.modules, os.environ['TF_CPU_ALLOCATOR_USE_BFC'])\n")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True, timeout=120)
+                         text=True, check=True, timeout=HANG_S)
     assert out.stdout.split() == ["False", "true"]
 
 
@@ -183,14 +183,14 @@ def test_usage_of_a_real_module_run_and_console_script(tmp_path):
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     module = subprocess.run([sys.executable, "-m", "tagger.commands.synthetic", "--help"],
-                            cwd=root, capture_output=True, text=True, timeout=60)
+                            cwd=root, capture_output=True, text=True, timeout=HANG_S)
     assert module.stdout.startswith("usage: python -m tagger.commands.synthetic "), module
     # a console script as pip writes it: a file named after the command
     script = tmp_path / "tagger-synthetic"
     script.write_text("import sys\nfrom tagger.commands.synthetic import main\n"
                       "if __name__ == '__main__':\n    sys.exit(main())\n")
     run = subprocess.run([sys.executable, str(script), str(tmp_path / "out"), "--workers", "0"],
-                         cwd=root, capture_output=True, text=True, timeout=60,
+                         cwd=root, capture_output=True, text=True, timeout=HANG_S,
                          env={**os.environ, "PYTHONPATH": root})
     assert run.returncode == 2 and run.stderr.startswith(
         "tagger-synthetic: error: argument --workers: expected a number >= 1"), run.stderr
@@ -210,7 +210,7 @@ def test_a_library_module_run_as_a_command_names_the_command(module, expected, t
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run([sys.executable, "-m", module, str(tmp_path / "out")], cwd=root,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == f"{module} is not a command: {expected}\n"
     assert os.listdir(tmp_path) == []

@@ -16,6 +16,7 @@ from tagger.models.family_spec import ANALYSES
 from tagger.models.tagger_metadata import TaggerMetadata
 from tagger.training.model_setup import family_spec
 from tagger.training.trainer import tag_logits
+from tests.checks import HANG_S
 
 
 def test_registry_lists_every_family_once_by_its_module_name():
@@ -150,7 +151,7 @@ def test_specs_and_train_help_import_no_keras():
             "print(sorted({'keras', 'tensorflow'} & set(sys.modules)))\n")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=HANG_S)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["[]"]
 
