@@ -20,12 +20,8 @@ import math
 import keras
 import tensorflow as tf
 
-from tagger.models.training_sums import (
-    BuiltWrapper,
-    in_backward_scope,
-    only_reader,
-    update_moving_moments,
-)
+from tagger.models.layer_graph import only_reader
+from tagger.models.training_sums import BuiltWrapper, in_backward_scope, update_moving_moments
 
 POOLS = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
 ALL_MAX_POOLS = (*POOLS, keras.layers.MaxPooling3D, keras.layers.GlobalMaxPooling1D,

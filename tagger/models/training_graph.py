@@ -66,11 +66,11 @@ import tensorflow as tf
 from tagger.layers import inference_conv2d
 from tagger.layers.inference_conv2d import InferenceConv2D
 from tagger.models import folded_input_norm
+from tagger.models.layer_graph import calls, layer_graph
 from tagger.models.pooled_norm import NormThenMax, max_after_relu, pooled_after
 from tagger.models.training_sums import (
     BuiltWrapper,
     bias_added,
-    calls,
     in_backward_scope,
     update_moving_moments,
 )
@@ -98,11 +98,11 @@ CUDNN_MIN_EPSILON = 1.001e-5
 def training_model(model):
     """`model`, or a functional model of the same layers and variables in
     the faster forms of the module docstring; it computes the same function."""
-    if isinstance(model, keras.Sequential) or not hasattr(model, "_operations"):
+    if layer_graph(model) is None:  # not functional
         return model
     # a layer the model calls twice keeps its form (an earlier training or
     # inference form's calls are not the model's)
-    once = [layer for layer in model.layers if len(calls(model, layer)) == 1]
+    once = [layer for layer in model.layers if calls(model, layer) == 1]
     taps = {id(layer) for layer in once
             if type(layer) is keras.layers.Conv2D
             and inference_conv2d.one_channel_stride_one(layer, layer.input.shape)

@@ -35,8 +35,9 @@ def bfloat16_model(model):
     import keras
 
     from tagger.layers import HarmonicSTFT, LogMel
+    from tagger.models.layer_graph import output_layer
 
-    scores_layer = model.outputs[0]._keras_history.operation
+    scores_layer = output_layer(model)
 
     def rebuilt(layer):
         config = layer.get_config()
