@@ -111,8 +111,7 @@ def test_the_private_state_read_is_the_state_the_generators_draw_from():
 def test_a_fork_server_in_a_removed_folder_does_not_outlive_the_test():
     """A bench run in a test's process starts the fork server in its own
     short folder, which is removed after it: the server is stopped."""
-    import multiprocessing.forkserver
-
+    from tagger.multiprocessing_internals import fork_server_address, temporary_folder
     from tagger.parallel import forget_temporary_folder, ordered_map, stop_fork_server
     from tests.test_parallel import square
 
@@ -122,9 +121,9 @@ def test_a_fork_server_in_a_removed_folder_does_not_outlive_the_test():
     with kept_global_state():
         tempfile.tempdir = folder
         assert list(ordered_map(square, range(3), 2)) == [0, 1, 4]
-        address = multiprocessing.forkserver._forkserver._forkserver_address
+        address = fork_server_address()
         assert address.startswith(folder)
         tempfile.tempdir = None
         shutil.rmtree(folder)
-    assert multiprocessing.forkserver._forkserver._forkserver_address is None
-    assert multiprocessing.process.current_process()._config.get("tempdir") is None
+    assert fork_server_address() is None
+    assert temporary_folder() is None
