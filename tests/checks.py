@@ -691,6 +691,15 @@ def musicnn_wheel(folder):
         return None, str(error)
 
 
+def dataset_graph_bytes(dataset) -> int:
+    """The size of `dataset`'s serialized graph, in bytes: what a tf.data
+    pipeline carries in its ops (a table baked in as a constant shows).
+    tf.data has no public API for it: this function alone calls its
+    `_as_serialized_graph` (checked with TensorFlow 2.21;
+    tests/test_checks.py fails if it changes)."""
+    return len(dataset._as_serialized_graph().numpy())
+
+
 def until(check, what: str, seconds: float = WAIT_S, interval: float = 0.02):
     """Polls `check()` until it is truthy (returns its value) or `seconds`
     pass (an AssertionError naming `what`)."""
