@@ -7,9 +7,10 @@ one-channel log-mel image with a BatchNormalization, y = gamma * x^ + beta,
 and convolve it. x^ (the log-mel, standardised) depends on no weight, so
 the only gradients that reach the norm are those of gamma and beta; yet
 TensorFlow computes every first convolution's full input gradient (and
-its stacked taps' and paddings') to get them: 23% of the package
-Musicnn's step. A convolution is linear, so with `mask` the image of ones
-passed through the same paddings and poolings,
+its stacked taps' and paddings') to get them: a large part of the
+package Musicnn's step (docs/performance.md, "Four more training forms").
+A convolution is linear, so with `mask` the image of ones passed through
+the same paddings and poolings,
 
     conv(y, K) = conv(x^, gamma K) + conv(mask, beta K),
 

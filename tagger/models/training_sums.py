@@ -14,10 +14,10 @@ import tensorflow as tf
 def bias_added(y, bias):
     """`y + bias` over the last axis, the bias's gradient the product of a
     row of ones and the upstream gradient's rows. TensorFlow's gradient
-    of a convolution's bias (BiasAddGrad) sums bfloat16 in bfloat16: 4.6x
+    of a convolution's bias (BiasAddGrad) sums bfloat16 in bfloat16:
     slower than the product over the sample-level CNN's first block
-    (452709 rows of 128 channels), and off by 62% of the sum's largest
-    value there; in float32 1.3x slower."""
+    (452709 rows of 128 channels), and far off the exact sum there; in
+    float32 slower too (docs/performance.md, "Four more training forms")."""
     @tf.custom_gradient
     def add(y, bias):
         @in_backward_scope

@@ -12,11 +12,11 @@ about three significant digits.
 
 It is an engine of its own, not a choice the keras engine makes: --engine
 keras gives float32's exact scores on every machine, and bfloat16 pays
-only on CPUs with bfloat16 units (AMX-BF16, AVX-512 BF16): on MTT_musicnn
-and recorded music, on a shared AVX-512 BF16 machine, it scored windows at
-1.26-1.49x the keras engine's speed and kept 0.995-0.997 of their top-5
-tags (docs/performance.md, "Tagging in bfloat16"). On a CPU without them
-it runs, slower than float32, and says so in one line.
+only on CPUs with bfloat16 units (AMX-BF16, AVX-512 BF16) and GPUs with
+bfloat16 tensor cores: on MTT_musicnn and recorded music it scored windows
+faster than the keras engine and kept nearly all of their top-5 tags
+(measured: docs/performance.md, "Tagging in bfloat16"). On a CPU or GPU without
+them it runs, slower than float32, and says so in one line.
 """
 
 from __future__ import annotations
