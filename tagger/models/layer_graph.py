@@ -33,8 +33,11 @@ _GRAPHS = weakref.WeakKeyDictionary()  # model -> its LayerGraph (a functional g
 
 
 def layer_graph(model) -> LayerGraph | None:
-    """The layer graph of the functional `model`; None for one whose config
-    holds no graph (a Sequential or subclassed model)."""
+    """The layer graph of the functional `model`; None for a model of no
+    such graph (a subclassed model, which has no `outputs`, or a Sequential
+    one, whose config lists its layers alone)."""
+    if not hasattr(model, "outputs"):
+        return None
     if model not in _GRAPHS:
         _GRAPHS[model] = _read_graph(model.get_config())
     return _GRAPHS[model]

@@ -54,3 +54,22 @@ def test_the_output_layer_is_that_of_the_first_output():
         assert output_layer(model).name == first == model.output_names[0]
     sequential = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="last")])
     assert layer_graph(sequential) is None and output_layer(sequential).name == "last"
+
+
+class Subclassed(keras.Model):
+    def __init__(self, helper):  # an argument its config cannot hold
+        super().__init__()
+        self.helper, self.dense = helper, keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.dense(x)
+
+
+def test_a_subclassed_model_has_no_layer_graph_and_keeps_its_form():
+    from tagger.models.inference_graph import inference_model
+    from tagger.models.training_graph import training_model
+
+    model = Subclassed(object())
+    model(keras.ops.zeros((1, 3)))
+    assert layer_graph(model) is None
+    assert training_model(model) is model and inference_model(model) is model
