@@ -33,6 +33,9 @@ run ends with exit status 1. Everything is written in a temporary folder (or `--
 `--tiny` runs every part at the tests' size (tiny models, one timed step,
 small matrix products, a few short clips, one short epoch; the suite runs
 it on the CPU): it checks that the script runs; its figures mean nothing.
+A tiny run has no budget and its parts no time limit, unless `--budget-s`
+is given: its size is its step counts, so a busy machine makes it slower,
+never shorter.
 
 The machine needs requirements.txt and, for the GPU, an NVIDIA driver and
 TensorFlow's CUDA libraries: on Linux `pip install 'tensorflow[and-cuda]'`
@@ -86,27 +89,40 @@ STEPS_PER_EPOCH = re.compile(r"= (\d+) steps per epoch")  # train.py's run size 
 
 
 class Budget:
-    """The run's seconds, counted from its start."""
+    """The run's seconds, counted from its start; None: no budget, and no
+    part has a time limit (a tiny run)."""
 
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float | None):
         self.start = time.monotonic()
-        self.end = self.start + seconds
+        self.end = None if seconds is None else self.start + seconds
         self.left_out = []
 
-    def limit(self, cap: float, part: str) -> float | None:
-        """The time limit of `part` (at most `cap`), or None, `part` noted as
-        left out, when too little of the budget is left to start it."""
-        left = self.end - time.monotonic()
-        if left < MIN_PART_S:
+    def starts(self, part: str) -> bool:
+        """Whether `part` may start: else it is noted as left out, too
+        little of the budget being left."""
+        if self.end is not None and self.end - time.monotonic() < MIN_PART_S:
             self.left_out.append(part)
-            return None
-        return min(cap, left)
+            return False
+        return True
+
+    def limit(self, cap: float) -> float | None:
+        """The time limit of a part that starts now: `cap`, cut to what is
+        left of the budget; None where there is no budget."""
+        return None if self.end is None else min(cap, self.end - time.monotonic())
+
+    def line(self) -> str:
+        """'done in N s of the B s budget' (or 'done in N s, no budget')."""
+        spent = time.monotonic() - self.start
+        if self.end is None:
+            return f"done in {spent:.0f} s, no budget"
+        return f"done in {spent:.0f} s of the {self.end - self.start:.0f} s budget"
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--budget-s", type=positive_float, default=420.0, metavar="S",
-                   help="the whole run's seconds: no part starts after them (default: 420)")
+    p.add_argument("--budget-s", type=positive_float, default=None, metavar="S",
+                   help="the whole run's seconds: no part starts after them (default: 420; "
+                        "--tiny: none, and no part has a time limit)")
     p.add_argument("--steps", type=positive_int, default=50, metavar="N",
                    help="timed training steps per measurement (default: 50; --tiny: 1)")
     p.add_argument("--out", default=None, metavar="DIR",
@@ -138,7 +154,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    budget = Budget(args.budget_s)
+    budget = budget_of(args)
     if args.backend == "jax":
         return jax_run(1 if args.tiny else args.steps, args.tiny, budget)
     gpu = describe_the_machine()
@@ -151,11 +167,19 @@ def main(argv=None) -> int:
             failed += measure_family(family, 1 if args.tiny else args.steps, args.tiny, peaks,
                                      budget)
         failed += quick_runs(work, args.tiny, budget)
-    print(f"done in {time.monotonic() - budget.start:.0f} s of the {args.budget_s:.0f} s budget"
+    print(budget.line()
           + (f"; left out for want of time: {', '.join(budget.left_out)}"
              if budget.left_out else "")
           + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
     return 1 if failed else 0
+
+
+def budget_of(args) -> Budget:
+    """The run's budget: --budget-s, else 420 s, else none for a tiny run
+    (its size is its step counts: a busy machine makes it slower, not shorter)."""
+    if args.budget_s is None:
+        return Budget(None if args.tiny else 420.0)
+    return Budget(args.budget_s)
 
 
 def jax_run(steps: int, tiny: bool, budget: Budget) -> int:
@@ -181,11 +205,10 @@ def jax_run(steps: int, tiny: bool, budget: Budget) -> int:
     print(f"ratio gpu_jax_matmul_bf16_over_f32 {peaks['mixed_bfloat16'] / peaks['float32']:.3f}",
           flush=True)
     for family in FAMILIES:
-        if budget.limit(MEASURE_LIMIT_S, f"{family} (JAX)") is not None:
+        if budget.starts(f"{family} (JAX)"):
             case = tiny_case(family) if tiny else SPECS[family].bench[0]
             accelerator_jax.measure_family(family, case, steps, peaks)
-    print(f"done in {time.monotonic() - budget.start:.0f} s of the {budget.end - budget.start:.0f}"
-          " s budget; train.py --quick needs TensorFlow and was not run"
+    print(f"{budget.line()}; train.py --quick needs TensorFlow and was not run"
           + (f"; left out for want of time: {', '.join(budget.left_out)}"
              if budget.left_out else ""), flush=True)
     return 0
@@ -260,9 +283,9 @@ def measure_family(family: str, steps: int, tiny: bool, peaks: dict, budget: Bud
     rates, failed = {}, []
     for config, precision, jit in CONFIGS:
         part = f"{family} {config}"
-        limit = budget.limit(MEASURE_LIMIT_S, part)
-        if limit is None:
+        if not budget.starts(part):
             continue
+        limit = budget.limit(MEASURE_LIMIT_S)
         try:
             (_, train_rate, realtime, flops, _), _ = measure_in_a_process(
                 family, 0, steps, jit, tiny, precision, timeout=limit)
@@ -351,9 +374,9 @@ def run_part(part: str, argv: list, work: str, cap: float, budget: Budget) -> st
     """Runs `python ARGV` from the repository root, its output in its log in
     `work`, killed (with the processes it started) at its time limit:
     'done', 'failed' (the end of its log printed), 'stopped' or 'left out'."""
-    limit = budget.limit(cap, part)
-    if limit is None:
+    if not budget.starts(part):
         return "left out"
+    limit = budget.limit(cap)
     with open(log_path(work, part), "w", encoding="utf-8") as log:
         process = subprocess.Popen([sys.executable, *argv], cwd=ROOT, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)

@@ -55,18 +55,29 @@ def best_seconds(fn, x, steps):
     return best
 
 
-def last_output(layer):
-    """The output of `layer`'s latest call: in a rewritten model that shares
-    the layer, the rewritten graph's tensor."""
-    return layer._inbound_nodes[-1].output_tensors[0]
+def with_outputs(model):
+    """(a functional copy of `model` calling the same layers, {layer name:
+    that layer's output tensor in the copy}): the tensors of a rewritten
+    model whose layers the saved model shares (their `output` is the saved
+    graph's)."""
+    import keras
+
+    outputs = {}
+
+    def call(layer, *args, **kwargs):
+        outputs[layer.name] = layer(*args, **kwargs)
+        return outputs[layer.name]
+
+    copy = keras.models.clone_model(model, clone_function=lambda layer: layer,
+                                    call_function=call)
+    return copy, outputs
 
 
-def parts(model, fast):
+def parts(model, fast, fast_outputs):
     """{part: (input tensor, output tensor)} of `model` (the saved graph)
-    and of its inference form `fast`."""
+    and of its inference form `fast` (`with_outputs`' copy and tensors)."""
     def named(graph, name):
-        return last_output(graph.get_layer(name)) if graph is fast else \
-            graph.get_layer(name).output
+        return fast_outputs[name] if graph is fast else graph.get_layer(name).output
 
     found = {}
     for label, graph in (("saved", model), ("inference", fast)):
@@ -96,7 +107,7 @@ def main():
         from tagger.pretrained.store import resolve_model
 
         model, _ = load_tagger(resolve_model(args.model, progress=False))
-    fast = inference_model(model)
+    fast, fast_outputs = with_outputs(inference_model(model))
     window = model.input.shape[1]
     matmul = TINY_MATMUL if args.tiny else dict(sizes=MATMUL_SIZES)
     peak = matmul_flops_per_second(**matmul)
@@ -121,7 +132,7 @@ def main():
     batch = int(args.batches.split(",")[-1])
     x = (0.1 * rng.standard_normal((batch, window))).astype("float32")
     inputs, useful = {}, {}
-    for (label, part), (source, target) in parts(model, fast).items():
+    for (label, part), (source, target) in parts(model, fast, fast_outputs).items():
         sub = keras.Model(source, target)
         graph = model if label == "saved" else fast
         if source is graph.input:

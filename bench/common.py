@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import time
@@ -11,6 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tagger.cpu_features import CPUINFO, cpu_model_and_flags  # noqa: E402
 from tagger.host_memory import keep_freed_heap  # noqa: E402
+from tagger.multiprocessing_internals import is_loading_main  # noqa: E402
 from tagger.runtime import use_pooling_cpu_allocator  # noqa: E402
 
 use_pooling_cpu_allocator()  # as every command does, before TensorFlow's first tensor
@@ -33,7 +33,7 @@ def machine_line(cpuinfo: str = CPUINFO) -> str:
 
 # Every bench's output starts with the machine, once: not again where a
 # worker process or the workers' fork server loads the bench's module.
-if not getattr(multiprocessing.current_process(), "_inheriting", False):
+if not is_loading_main():
     print(machine_line(), flush=True)
 
 

@@ -203,10 +203,8 @@ class ArgumentParser(argparse.ArgumentParser):
         in no default."""
         unset = object()
         # flags that add to their value (append, count) start from None
-        adding = (argparse._AppendAction, argparse._AppendConstAction, argparse._CountAction,
-                  argparse._ExtendAction)
-        start = {action.dest: None if isinstance(action, adding) else unset
-                 for action in self._actions if action.dest != argparse.SUPPRESS}
+        start = {action.dest: None if adds_to_its_value(action) else unset
+                 for action in parser_actions(self) if action.dest != argparse.SUPPRESS}
         probe = argparse.Namespace(**start)
         super().parse_known_args(tokens, probe)
         return frozenset(dest for dest, value in start.items()
@@ -216,7 +214,7 @@ class ArgumentParser(argparse.ArgumentParser):
         """A renamed option given under its name and a former one is an
         error: which value was meant cannot be told."""
         tokens = [self._spelled_out(token) for token in tokens]
-        for action in self._actions:
+        for action in parser_actions(self):
             former = getattr(action, "former_names", ())
             given = _names_given(tokens, (*action.option_strings, *former)) if former else []
             if len(given) > 1:
@@ -227,7 +225,7 @@ class ArgumentParser(argparse.ArgumentParser):
         """`token` with a long option abbreviated as argparse takes it
         (`--num-lr 2`: the one option that begins so) written in full."""
         name, equals, value = token.partition("=")
-        known = self._option_string_actions
+        known = [option for action in parser_actions(self) for option in action.option_strings]
         if not (self.allow_abbrev and name.startswith("--")) or name in known:
             return token
         matches = [option for option in known if option.startswith(name)]
@@ -235,6 +233,23 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# argparse lists a parser's options, and tells the kinds of option, only by
+# private names: `parser_actions` and `adds_to_its_value` alone read them
+# (checked with Python 3.11's argparse; tests/test_cli_conventions.py fails
+# if they change).
+def parser_actions(parser) -> list:
+    """Every option and argument of `parser` (argparse's actions), in the
+    order they were added, --help's first."""
+    return list(parser._actions)
+
+
+def adds_to_its_value(action) -> bool:
+    """Whether `action` adds to the value it finds (append, append_const,
+    count, extend) rather than setting it."""
+    return isinstance(action, (argparse._AppendAction, argparse._AppendConstAction,
+                               argparse._CountAction, argparse._ExtendAction))
 
 
 def given_flags(args, names) -> list:

@@ -51,6 +51,19 @@ def bf16_units(flags: set | None = None) -> list[str]:
     return [name for flag, name in BF16_UNITS if flag in flags]
 
 
+def gpu_capability() -> tuple | None:
+    """The compute capability (major, minor) of the first GPU TensorFlow
+    sees, where the work runs; an empty tuple where it does not report
+    one; None where TensorFlow sees no GPU (the work runs on the CPU)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    details = tf.config.experimental.get_device_details(gpus[0]) or {}
+    return tuple(details.get("compute_capability") or ())
+
+
 def bfloat16_verdict(gpu_capability: tuple | None = None) -> tuple[bool, str]:
     """(whether bfloat16 computes faster than float32 here, why): on the
     GPU of compute capability `gpu_capability` where one is given (an empty

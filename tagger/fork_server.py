@@ -21,8 +21,9 @@ import importlib
 import json
 import os
 import sys
-from multiprocessing import process, spawn
+from multiprocessing import spawn
 
+from tagger.multiprocessing_internals import main_loading
 from tagger.parallel import FORK_SERVER_MAIN
 
 
@@ -38,19 +39,17 @@ def _load_main(text: str | None) -> None:
     sys.path[:] = data.get("sys_path", sys.path)
     sys.argv[:] = data.get("sys_argv", sys.argv)
     # As a worker does: loading the main module must not start processes.
-    process.current_process()._inheriting = True
-    try:
-        name = data.get("init_main_from_name")
-        if name is not None:
-            # Its imports are loaded; a worker runs its body again, which is quick.
-            if name != "__main__" and not name.endswith(".__main__"):
-                importlib.import_module(name)
-        elif data.get("init_main_from_path"):
-            spawn.import_main_path(data["init_main_from_path"])  # a worker finds it loaded
-    except (Exception, SystemExit):  # the workers load it themselves
-        pass
-    finally:
-        del process.current_process()._inheriting
+    with main_loading():
+        try:
+            name = data.get("init_main_from_name")
+            if name is not None:
+                # Its imports are loaded; a worker runs its body again, which is quick.
+                if name != "__main__" and not name.endswith(".__main__"):
+                    importlib.import_module(name)
+            elif data.get("init_main_from_path"):
+                spawn.import_main_path(data["init_main_from_path"])  # a worker finds it loaded
+        except (Exception, SystemExit):  # the workers load it themselves
+            pass
 
 
 _load_main(os.environ.get(FORK_SERVER_MAIN))

@@ -33,7 +33,9 @@ import pickle
 import shutil
 import signal
 import traceback
-from multiprocessing import forkserver, process, reduction, spawn, util
+from multiprocessing import reduction, spawn
+
+from tagger import multiprocessing_internals as internals
 
 IN_FLIGHT_PER_WORKER = 4  # items sent but not yet yielded, per worker
 QUEUED_PER_WORKER = 2  # items sent to one worker at a time (one runs, one waits)
@@ -248,10 +250,10 @@ def restart_unreachable_fork_server() -> None:
     files, or the folder `tempfile` pointed at when the server started).
     multiprocessing would go on connecting to the removed socket, and
     every later worker would fail to start."""
-    folder = process.current_process()._config.get("tempdir")
+    folder = internals.temporary_folder()
     if folder and not os.path.isdir(folder):
         forget_temporary_folder()
-    address = forkserver._forkserver._forkserver_address
+    address = internals.fork_server_address()
     if address and address[0] != "\0" and not os.path.exists(address):
         stop_fork_server()
 
@@ -262,16 +264,12 @@ def stop_fork_server() -> None:
     socket is gone, and waits for the server, which runs until every
     worker it started has ended: a live pool keeps its workers). The
     server ends once its last worker has; it is reaped at a later call."""
-    server = forkserver._forkserver
-    with server._lock:
-        if server._forkserver_pid is not None:
-            os.close(server._forkserver_alive_fd)  # it ends when its workers have
-            _LEFT_SERVERS.append(server._forkserver_pid)
-            address = server._forkserver_address
-            if address and address[0] != "\0" and os.path.exists(address):
-                os.unlink(address)
-            server._forkserver_alive_fd = server._forkserver_pid = None
-            server._forkserver_address = None
+    left = internals.leave_fork_server()  # it ends when its workers have
+    if left is not None:
+        pid, address = left
+        _LEFT_SERVERS.append(pid)
+        if address and address[0] != "\0" and os.path.exists(address):
+            os.unlink(address)
     for pid in list(_LEFT_SERVERS):
         try:
             if os.waitpid(pid, os.WNOHANG)[0]:
@@ -286,13 +284,9 @@ _LEFT_SERVERS = []  # fork servers left by stop_fork_server, not yet reaped
 def forget_temporary_folder() -> None:
     """Makes multiprocessing take a new temporary folder when it next needs
     one (in `tempfile`'s folder of that time), and removes the one it had."""
-    folder = process.current_process()._config.pop("tempdir", None)
-    if folder is None:
-        return
-    for finalizer in list(util._finalizer_registry.values()):  # its removal at exit
-        if folder in (finalizer._args or ()):
-            finalizer.cancel()
-    shutil.rmtree(folder, ignore_errors=True)
+    folder = internals.forget_temporary_folder()
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def describe_main() -> str:

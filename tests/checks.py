@@ -21,6 +21,15 @@ import struct
 import numpy as np
 
 ROOT = pathlib.Path(__file__).parents[1]  # the repository
+# Seconds after which a process a test started is taken to hang: a guard
+# against hangs, never a measure, far above what any of them takes on a
+# busy machine (the longest, bench_accelerator.py's tiny run, took under
+# half of it at a load average of 12 to 16). No result of the suite
+# depends on how long anything took.
+HANG_S = 3600
+# Seconds `until` waits for a condition (a server's state, a file) that
+# holds within seconds on a busy machine: a guard against hangs too.
+WAIT_S = 120
 
 
 def reference_dir() -> pathlib.Path:
@@ -177,7 +186,7 @@ def without_tensorflow_env(env: dict | None = None) -> dict:
     return env
 
 
-def run_json_script(path, source: str, *args, timeout: int = 300, env=None) -> dict:
+def run_json_script(path, source: str, *args, timeout: float = HANG_S, env=None) -> dict:
     """Writes `source` to `path`, runs it with this Python in a fresh
     process (with `args`, in the environment `env`, default this one's)
     and returns the JSON object it printed last."""
@@ -504,7 +513,7 @@ def beam_modules_after(script: str, argv) -> list:
             "assert code == 0, code; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'apache_beam'))")
     out = subprocess.run([sys.executable, "-c", code, *map(str, argv)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+                         cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"'))
 
@@ -722,7 +731,16 @@ def musicnn_wheel(folder):
         return None, str(error)
 
 
-def until(check, what: str, seconds: float = 20.0, interval: float = 0.02):
+def dataset_graph_bytes(dataset) -> int:
+    """The size of `dataset`'s serialized graph, in bytes: what a tf.data
+    pipeline carries in its ops (a table baked in as a constant shows).
+    tf.data has no public API for it: this function alone calls its
+    `_as_serialized_graph` (checked with TensorFlow 2.21;
+    tests/test_checks.py fails if it changes)."""
+    return len(dataset._as_serialized_graph().numpy())
+
+
+def until(check, what: str, seconds: float = WAIT_S, interval: float = 0.02):
     """Polls `check()` until it is truthy (returns its value) or `seconds`
     pass (an AssertionError naming `what`)."""
     import time
@@ -772,7 +790,7 @@ def two_workers(records, train_dir, *argv) -> list:
             {"cluster": cluster, "task": {"type": "worker", "index": index}}))
         workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True))
-    outputs = [w.communicate(timeout=600) for w in workers]
+    outputs = [w.communicate(timeout=HANG_S) for w in workers]
     for worker, (_out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
     return outputs

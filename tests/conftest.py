@@ -36,19 +36,19 @@ def _process_starts():
     """Records (and lets through) every process started while it is open:
     a subprocess, or a multiprocessing worker (pools included)."""
     started = []
-    execute_child = subprocess.Popen._execute_child
+    popen_init = subprocess.Popen.__init__
     start = multiprocessing.process.BaseProcess.start
 
-    def recorded_execute_child(popen, args, *rest, **kwargs):
+    def recorded_init(popen, args, *rest, **kwargs):
         started.append(f"subprocess {args!r:.80}")
-        return execute_child(popen, args, *rest, **kwargs)
+        return popen_init(popen, args, *rest, **kwargs)
 
     def recorded_start(process):
         started.append(f"multiprocessing {process.name}")
         return start(process)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(subprocess.Popen, "_execute_child", recorded_execute_child)
+        patch.setattr(subprocess.Popen, "__init__", recorded_init)
         patch.setattr(multiprocessing.process.BaseProcess, "start", recorded_start)
         yield started
 

@@ -1,8 +1,9 @@
 """What a test may change for the whole process, put back when it ends
 (tests/conftest.py runs every test inside `kept_global_state`): the
 environment, `tempfile`'s folder, Python's and NumPy's global random
-state, TensorFlow's global seed and Keras's global seed, dtype policy and
-float type, and the workers' fork server where the test removed its folder
+state, TensorFlow's global seed and the counter of its op seeds, Keras's
+global seed, its global seed generator's state, dtype policy and float
+type, and the workers' fork server where the test removed its folder
 (tagger.parallel). So no test, and no bench run in a test's
 process, changes what a later one finds, whatever order they run in."""
 
@@ -16,47 +17,70 @@ import tempfile
 
 import numpy as np
 
+KERAS_GLOBALS = ("global_random_seed", "global_seed_generator")
+
+
+def keras_globals(new: dict | None = None) -> dict:
+    """Keras's global random seed and global seed generator (the one
+    `keras.random` draws from without a seed), after putting `new` in
+    place where given. Keras has no public API to read or restore them:
+    this function alone reads `keras.src`'s global state (checked with
+    Keras 3.15; tests/test_isolation.py fails if it changes)."""
+    from keras.src.backend.common import global_state
+
+    for name, value in (new or {}).items():
+        global_state.set_global_attribute(name, value)
+    return {name: global_state.get_global_attribute(name) for name in KERAS_GLOBALS}
+
+
+def tf_seed_state(new: tuple | None = None) -> tuple:
+    """(TensorFlow's global seed, the state of the counter that gives
+    each random op without a seed of its own the next op seed), after
+    putting `new` in place where given (and clearing the cache of random
+    kernels, whose states have advanced, as `tf.random.set_seed` does).
+    TensorFlow has no public API to read them: this function alone reads
+    its eager context's (checked with TensorFlow 2.21; tests/test_isolation.py
+    fails if it changes)."""
+    import tensorflow as tf
+    from tensorflow.python.eager import context
+
+    if new is not None:
+        seed, counter = new
+        tf.random.set_seed(seed)
+        if counter is not None:
+            context.context()._rng.setstate(counter)
+    counter = getattr(context.context(), "_rng", None)
+    return context.global_seed(), counter.getstate() if counter is not None else None
+
 
 def _keras_state():
     if "keras" not in sys.modules:
         return None
     import keras
-    from keras.src.backend.common import global_state
 
-    return (keras.mixed_precision.global_policy(), keras.config.floatx(),
-            {name: global_state.get_global_attribute(name)
-             for name in ("global_random_seed", "global_seed_generator")})
+    attributes = keras_globals()
+    generator = attributes["global_seed_generator"]
+    return (keras.mixed_precision.global_policy(), keras.config.floatx(), attributes,
+            None if generator is None else np.array(generator.state))
 
 
 def _restore_keras(state) -> None:
     if "keras" not in sys.modules:
         return
     import keras
-    from keras.src.backend.common import global_state
 
-    policy, floatx, attributes = state or (keras.DTypePolicy("float32"), "float32",
-                                           {"global_random_seed": None,
-                                            "global_seed_generator": None})
+    policy, floatx, attributes, generator_state = state or (
+        keras.DTypePolicy("float32"), "float32", dict.fromkeys(KERAS_GLOBALS), None)
     keras.mixed_precision.set_global_policy(policy)
     keras.config.set_floatx(floatx)
-    for name, value in attributes.items():
-        global_state.set_global_attribute(name, value)
+    keras_globals(attributes)
+    generator = attributes["global_seed_generator"]
+    if generator is not None and not np.array_equal(generator.state, generator_state):
+        generator.state.assign(generator_state)
 
 
 def _tf_seed():
-    if "tensorflow" not in sys.modules:
-        return None
-    from tensorflow.python.eager import context
-
-    return context.global_seed()
-
-
-def _restore_tf_seed(seed) -> None:
-    if "tensorflow" not in sys.modules:
-        return
-    import tensorflow as tf
-
-    tf.random.set_seed(seed)
+    return tf_seed_state() if "tensorflow" in sys.modules else None
 
 
 def _stop_unreachable_fork_server() -> None:
@@ -84,5 +108,5 @@ def kept_global_state():
         random.setstate(python_random)
         np.random.set_state(numpy_random)
         if tf_seed != _tf_seed():
-            _restore_tf_seed(tf_seed)
+            tf_seed_state(tf_seed or (None, None))
         _restore_keras(keras_state)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.checks import HANG_S
+
 ROOT = Path(__file__).parents[1]
 
 _SPEC = importlib.util.spec_from_file_location(
@@ -49,7 +51,7 @@ def test_a_bench_with_workers_prints_the_machine_once(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT),
                                                         os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, str(program)], env=env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr
     assert [line for line in done.stdout.splitlines() if line.startswith("CPU: ")] == [
         common.machine_line()]

@@ -7,12 +7,14 @@ import argparse
 import contextlib
 import importlib
 import io
+import re
 import sys
 
 import pytest
 
 from tagger import cli
-from tests.checks import command_modules, one_line_error
+from tagger.cli import adds_to_its_value, parser_actions
+from tests.checks import HANG_S, command_modules, one_line_error
 
 # every CLI of the project: the modules of tagger/commands with a main
 CLIS = command_modules()
@@ -50,18 +52,64 @@ def parser_of(name, monkeypatch):
     return caught.value.parser
 
 
+def test_a_parsers_actions_and_the_options_that_add_to_their_value():
+    """What tagger.cli reads of argparse beyond its public API: the list of
+    a parser's actions (--help's first, in the order added, those of its
+    groups too) and the kinds of action that add to their value."""
+    parser = cli.ArgumentParser(prog="probe")
+    added = [parser.add_argument("--store", default=1, help="a value (default: %(default)s)"),
+             parser.add_argument("--flag", action="store_true", help="a flag"),
+             parser.add_argument_group("group").add_argument("--many", action="append",
+                                                              help="each (default: none)"),
+             parser.add_argument("-v", action="count", help="louder (default: 0)"),
+             parser.add_argument("--more", action="extend", nargs="+", help="(default: none)"),
+             parser.add_argument("--tag", action="append_const", const="x", help="(none)")]
+    actions = parser_actions(parser)
+    assert actions[0].option_strings == ["-h", "--help"] and actions[1:] == added
+    assert [adds_to_its_value(action) for action in added] == [False, False, True, True, True,
+                                                                True]
+    args = parser.parse_args_given(["--many", "a", "-vv", "--sto", "2"])
+    assert args.given == {"many", "v", "store"} and args.store == "2"
+
+
+def help_entries(text: str) -> dict:
+    """{option string: its entry in --help's text, the lines of its help
+    joined} for every option --help lists (not a group's description that
+    begins with an option's name)."""
+    entries, current = {}, None
+    for line in text.splitlines():
+        stripped = line.strip()
+        names = stripped.split("  ")[0].split(", ")
+        if line.startswith("  -") and all(map(is_invocation, names)):
+            current = [stripped]  # an option's first line: its names, maybe its help
+            for name in names:
+                entries.setdefault(name.split()[0], current)
+        elif current is not None and line.startswith("      ") and stripped:
+            current.append(stripped)
+        else:
+            current = None
+    return {name: " ".join(lines) for name, lines in entries.items()}
+
+
+def is_invocation(text: str) -> bool:
+    """Whether `text` is an option as --help lists it (`--out PATH`,
+    `--format {table,json}`, `-v`), not prose that begins with one."""
+    option, _, metavars = text.partition(" ")
+    return (re.fullmatch(r"--?[\w-]+", option) is not None
+            and not re.search(r"[a-z]{2,}", re.sub(r"\{[^}]*\}", "", metavars)))
+
+
 @pytest.mark.parametrize("name", CLIS)
 def test_help_shows_every_default(name, monkeypatch):
     parser = parser_of(name, monkeypatch)
-    formatter = parser._get_formatter()
+    entries = help_entries(parser.format_help())
     lacking = []
-    for action in parser._actions:
+    for action in parser_actions(parser):
         if not action.option_strings or action.help == argparse.SUPPRESS:
             continue
-        if isinstance(action, argparse._HelpAction) or action.nargs == 0 or action.required:
-            continue  # a flag (off unless given) or a required option (no default)
-        text = formatter._expand_help(action) if action.help else ""
-        if "default" not in text.lower():
+        if action.nargs == 0 or action.required:
+            continue  # a flag (--help, off unless given) or a required option (no default)
+        if "default" not in entries[action.option_strings[0]].lower():
             lacking.append(action.option_strings[0])
     assert lacking == [], f"{name}: options whose --help states no default: {lacking}"
     out = io.StringIO()
@@ -77,15 +125,15 @@ def test_progress_flag_is_spelled_no_progress(name, monkeypatch):
     sets `no_progress`; no other spelling is shown (synthetic keeps --quiet
     hidden); a CLI without a bar has none."""
     parser = parser_of(name, monkeypatch)
-    actions = [a for a in parser._actions
+    actions = [a for a in parser_actions(parser)
                if any("progress" in s or s == "--quiet" for s in a.option_strings)]
     shown = sorted(s for a in actions if a.help != argparse.SUPPRESS for s in a.option_strings)
     hidden = sorted(s for a in actions if a.help == argparse.SUPPRESS for s in a.option_strings)
     has_bar = name.rsplit(".", 1)[-1] not in NO_BAR
     assert shown == (["--no-progress"] if has_bar else [])
     assert hidden == (["--quiet"] if name == "tagger.commands.synthetic" else [])
-    assert all(isinstance(a, argparse._StoreTrueAction) and a.dest == "no_progress"
-               for a in actions)
+    assert all(a.nargs == 0 and (a.default, a.const) == (False, True)  # store_true
+               and a.dest == "no_progress" for a in actions)
 
 
 @pytest.mark.parametrize("name, argv", [
@@ -117,7 +165,7 @@ def test_the_set_up_without_tensorflow_imports_none_and_pools_its_memory():
             "prepare_command_process(tensorflow=False)\n"
             "print('tensorflow' in sys.modules, os.environ['TF_CPU_ALLOCATOR_USE_BFC'])\n")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True, timeout=120)
+                         text=True, check=True, timeout=HANG_S)
     assert out.stdout.split() == ["False", "true"]
 
 
@@ -183,14 +231,14 @@ def test_usage_of_a_real_module_run_and_console_script(tmp_path):
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     module = subprocess.run([sys.executable, "-m", "tagger.commands.synthetic", "--help"],
-                            cwd=root, capture_output=True, text=True, timeout=60)
+                            cwd=root, capture_output=True, text=True, timeout=HANG_S)
     assert module.stdout.startswith("usage: python -m tagger.commands.synthetic "), module
     # a console script as pip writes it: a file named after the command
     script = tmp_path / "tagger-synthetic"
     script.write_text("import sys\nfrom tagger.commands.synthetic import main\n"
                       "if __name__ == '__main__':\n    sys.exit(main())\n")
     run = subprocess.run([sys.executable, str(script), str(tmp_path / "out"), "--workers", "0"],
-                         cwd=root, capture_output=True, text=True, timeout=60,
+                         cwd=root, capture_output=True, text=True, timeout=HANG_S,
                          env={**os.environ, "PYTHONPATH": root})
     assert run.returncode == 2 and run.stderr.startswith(
         "tagger-synthetic: error: argument --workers: expected a number >= 1"), run.stderr
@@ -210,7 +258,7 @@ def test_a_library_module_run_as_a_command_names_the_command(module, expected, t
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run([sys.executable, "-m", module, str(tmp_path / "out")], cwd=root,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == f"{module} is not a command: {expected}\n"
     assert os.listdir(tmp_path) == []

@@ -12,6 +12,7 @@ import pytest
 
 from tagger.errors import UserError
 from tagger.folder_lock import folder_lock, read_lock
+from tests.checks import HANG_S
 
 
 def dead_pid() -> int:
@@ -114,7 +115,7 @@ def test_two_processes_never_hold_one_lock_at_once(tmp_path):
     runs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(8)]
-    results = [run.communicate(timeout=120) for run in runs]
+    results = [run.communicate(timeout=HANG_S) for run in runs]
     assert all(run.returncode == 0 for run in runs), results
     assert sum(out.count("held") for out, _ in results) == 8
 

@@ -10,15 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.isolation import kept_global_state
+from tests.isolation import kept_global_state, keras_globals, tf_seed_state
 
 
 def test_the_process_wide_state_a_test_changes_is_put_back():
-    from keras.src.backend.common import global_state
-    from tensorflow.python.eager import context
-
     policy, floatx = keras.mixed_precision.global_policy().name, keras.config.floatx()
-    tempdir, tf_seed = tempfile.tempdir, context.global_seed()
+    tempdir = tempfile.tempdir
     random.seed(1)
     np.random.seed(1)
     expected = (random.random(), np.random.random())
@@ -28,24 +25,93 @@ def test_the_process_wide_state_a_test_changes_is_put_back():
     with kept_global_state():
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
         keras.config.set_floatx("float16")
-        keras.utils.set_random_seed(123)
-        tf.random.set_seed(123)
         tempfile.tempdir = "/nonexistent"
         os.environ["TAGGER_ISOLATION_PROBE"] = "1"
-    assert (random.random(), np.random.random()) == expected  # not reseeded to 123
+    assert (random.random(), np.random.random()) == expected
     assert keras.mixed_precision.global_policy().name == policy
     assert keras.config.floatx() == floatx
-    assert global_state.get_global_attribute("global_random_seed") != 123
-    assert context.global_seed() == tf_seed
     assert tempfile.tempdir == tempdir and "TAGGER_ISOLATION_PROBE" not in os.environ
+
+
+def next_draws():
+    """The next values of Keras's global seed generator (`keras.random`
+    without a seed) and of TensorFlow's global seed and op-seed counter
+    (`tf.random` without a seed)."""
+    return np.asarray(keras.random.uniform((4,))), np.asarray(tf.random.uniform((4,)))
+
+
+def seeded(seed):
+    """Seeds every generator, and draws once from each (so that Keras's
+    global seed generator exists and both have advanced)."""
+    keras.utils.set_random_seed(seed)
+    next_draws()
+
+
+def draw_twice():
+    next_draws()
+    next_draws()
+
+
+def reseed():
+    keras.utils.set_random_seed(123)
+    next_draws()
+
+
+def reseed_tensorflow():
+    tf.random.set_seed(123)
+    next_draws()
+
+
+@pytest.mark.parametrize("body", [draw_twice, reseed, reseed_tensorflow])
+def test_keras_and_tensorflow_random_draws_go_on_as_if_the_test_had_not_run(body):
+    """After the test, the generators' next draws are those they would
+    have given without it: Keras's global seed generator is the same
+    object in the same state, TensorFlow's seed and op-seed counter are
+    put back even where the test drew without reseeding."""
+    seeded(5)
+    expected = next_draws()
+    seeded(5)
+    before = keras_globals()
+    generator = before["global_seed_generator"]
+    state, tf_state = np.array(generator.state), tf_seed_state()
+    with kept_global_state():
+        body()
+    assert keras_globals() == before and before["global_random_seed"] == 5
+    np.testing.assert_array_equal(generator.state, state)
+    assert tf_seed_state() == tf_state and tf_state[0] == 5
+    for ours, theirs in zip(next_draws(), expected):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_the_private_state_read_is_the_state_the_generators_draw_from():
+    """What `keras_globals` and `tf_seed_state` read is what Keras and
+    TensorFlow use: a new seed shows in both, a draw advances Keras's
+    generator and TensorFlow's counter, and a generator put in place is
+    the one `keras.random` draws from."""
+    keras.utils.set_random_seed(7)
+    assert keras_globals() == {"global_random_seed": 7, "global_seed_generator": None}
+    seed, counter = tf_seed_state()
+    assert seed == 7
+    next_draws()
+    generator = keras_globals()["global_seed_generator"]
+    assert isinstance(generator, keras.random.SeedGenerator)
+    state = np.array(generator.state)
+    next_draws()
+    assert not np.array_equal(generator.state, state)
+    assert tf_seed_state()[1] != counter
+    own = keras.random.SeedGenerator(11)
+    keras_globals({"global_seed_generator": own})
+    keras.random.uniform((2,))
+    assert not np.array_equal(own.state, [11, 0])  # drawn from
+    tf_seed_state((7, counter))
+    assert tf_seed_state() == (7, counter)
 
 
 @pytest.mark.slow
 def test_a_fork_server_in_a_removed_folder_does_not_outlive_the_test():
     """A bench run in a test's process starts the fork server in its own
     short folder, which is removed after it: the server is stopped."""
-    import multiprocessing.forkserver
-
+    from tagger.multiprocessing_internals import fork_server_address, temporary_folder
     from tagger.parallel import forget_temporary_folder, ordered_map, stop_fork_server
     from tests.test_parallel import square
 
@@ -55,9 +121,9 @@ def test_a_fork_server_in_a_removed_folder_does_not_outlive_the_test():
     with kept_global_state():
         tempfile.tempdir = folder
         assert list(ordered_map(square, range(3), 2)) == [0, 1, 4]
-        address = multiprocessing.forkserver._forkserver._forkserver_address
+        address = fork_server_address()
         assert address.startswith(folder)
         tempfile.tempdir = None
         shutil.rmtree(folder)
-    assert multiprocessing.forkserver._forkserver._forkserver_address is None
-    assert multiprocessing.process.current_process()._config.get("tempdir") is None
+    assert fork_server_address() is None
+    assert temporary_folder() is None

@@ -241,10 +241,10 @@ def test_a_fork_server_whose_socket_was_removed_is_started_anew(monkeypatch, rem
     """A cleaner of temporary files removes the fork server's socket, or
     the folder it lay in (where `tempfile` pointed when it started): the
     next map starts a new server instead of failing every worker."""
-    import multiprocessing.forkserver
     import shutil
     import tempfile
 
+    from tagger.multiprocessing_internals import fork_server_address
     from tagger.parallel import forget_temporary_folder, stop_fork_server
 
     folder = tempfile.mkdtemp(prefix="fs-")  # short: a socket's path has 107 bytes at most
@@ -254,14 +254,14 @@ def test_a_fork_server_whose_socket_was_removed_is_started_anew(monkeypatch, rem
         with monkeypatch.context() as patch:
             patch.setattr(tempfile, "tempdir", folder)
             assert list(ordered_map(square, range(4), 2)) == [0, 1, 4, 9]
-        address = multiprocessing.forkserver._forkserver._forkserver_address
+        address = fork_server_address()
         assert address.startswith(folder + os.sep)
         if removed == "socket":
             os.remove(address)
         else:
             shutil.rmtree(folder)
         assert list(ordered_map(square, range(6), 2)) == [x * x for x in range(6)]
-        assert multiprocessing.forkserver._forkserver._forkserver_address != address
+        assert fork_server_address() != address
     finally:
         stop_fork_server()  # the next test's server in the usual folder
         forget_temporary_folder()
@@ -273,14 +273,13 @@ def test_a_pool_whose_fork_server_lost_its_socket_replaces_a_dead_worker(tmp_pat
     """A long-running pool (tagger-serve's decoding): a cleaner of temporary
     files removes the server's socket; a worker that dies afterwards is
     still replaced, through a new server."""
-    import multiprocessing.forkserver
-
+    from tagger.multiprocessing_internals import fork_server_address
     from tagger.parallel import WorkerPool
 
     marker = str(tmp_path / "died")
     with WorkerPool(die_once_on_three, 2) as pool:
         assert list(pool.map(iter([(0, marker), (1, marker)]))) == [0, 1]
-        address = multiprocessing.forkserver._forkserver._forkserver_address
+        address = fork_server_address()
         os.remove(address)
         items = [(x, marker) for x in range(6)]
         assert list(pool.map(iter(items))) == [x * x for x in range(6)]

@@ -131,10 +131,12 @@ def read_annotations(data_dir: str) -> Annotations:
         raise UserError(f"{csv_path!r} is not a text file; expected the tab-separated "
                         "MagnaTagATune annotations")
     table = parse_table(text, repr(csv_path))
-    header, *rows = [row for row in table.rows if row]
-    for line, row in enumerate(rows, start=2):
+    numbered = [(line, row) for line, row in zip(table.lines, table.rows) if row]
+    header = numbered[0][1]
+    lines, rows = [line for line, _ in numbered[1:]], [row for _, row in numbered[1:]]
+    for line, row in zip(lines, rows):
         if len(row) != len(header):
-            raise UserError(f"{csv_path!r} is not a {table.dialect} annotations file: row "
+            raise UserError(f"{csv_path!r} is not a {table.dialect} annotations file: line "
                             f"{line} has {len(row)} fields, the header {len(header)}")
     missing = [c for c in ("clip_id", "mp3_path") if c not in header]
     if missing:
@@ -142,7 +144,7 @@ def read_annotations(data_dir: str) -> Annotations:
             f"{csv_path!r} has no column {', '.join(map(repr, missing))}; expected "
             f"a header with clip_id, the tag columns and mp3_path, got "
             f"{header[:5]}..., read as {table.dialect}")
-    _check_unique(csv_path, "column", header, header_row=True)
+    _check_unique(csv_path, "column", header)
     tag_names = tuple(c for c in header if c not in ("clip_id", "mp3_path"))
     if not tag_names:
         raise UserError(f"{csv_path!r} has no tag columns")
@@ -157,14 +159,14 @@ def read_annotations(data_dir: str) -> Annotations:
         row, col = np.argwhere(bad)[0]
         raise UserError(
             f"{csv_path!r}: tag values must be 0 or 1, got {values[row, col]!r} "
-            f"in column {tag_names[col]!r} (row {row + 2})")
+            f"in column {tag_names[col]!r} (line {lines[row]})")
     try:
         clip_ids = cells[:, column["clip_id"]].astype(np.int64)
     except ValueError:
         raise UserError(f"{csv_path!r}: clip_id values must be integers") from None
     paths = tuple(cells[:, column["mp3_path"]])
-    _check_unique(csv_path, "clip_id", clip_ids)
-    _check_unique(csv_path, "mp3_path", paths)
+    _check_unique(csv_path, "clip_id", clip_ids, lines)
+    _check_unique(csv_path, "mp3_path", paths, lines)
     for clip_id, path in zip(clip_ids, paths):
         problem = unsafe_path_reason(path)
         if problem:
@@ -175,15 +177,15 @@ def read_annotations(data_dir: str) -> Annotations:
                        labels=(values == "1").astype(np.uint8))
 
 
-def _check_unique(csv_path: str, column: str, values, header_row: bool = False) -> None:
-    """A UserError for a value of `values` (a column's, or the header's
-    names) that appears twice."""
+def _check_unique(csv_path: str, column: str, values, lines=None) -> None:
+    """A UserError for a value of `values` (a column's, on the file's
+    `lines`; or the header's names where `lines` is None) that appears twice."""
     seen = {}
     for row, value in enumerate(values):
         if value in seen:
             where = (f"(columns {seen[value] + 1} and {row + 1}); each tag must have one "
-                     "column" if header_row else f"(rows {seen[value] + 2} and {row + 2}); "
-                     "each clip must appear once")
+                     "column" if lines is None else f"(lines {lines[seen[value]]} and "
+                     f"{lines[row]}); each clip must appear once")
             raise UserError(f"{csv_path!r}: {column} {value} appears twice {where}")
         seen[value] = row
 

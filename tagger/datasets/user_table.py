@@ -24,10 +24,13 @@ READ_AS = "commas, semicolons or tabs"  # for messages: the separators read
 
 class Table(NamedTuple):
     """The rows of a table, its header first (an empty line is an empty
-    row), and the separator its cells were read with."""
+    row), the separator its cells were read with, and the line of the
+    file each row starts on (from 1, blank lines counted: the numbers an
+    editor shows)."""
 
     rows: list
     separator: str
+    lines: tuple = ()
 
     @property
     def dialect(self) -> str:
@@ -51,12 +54,17 @@ def parse_table(text: str, what: str) -> Table:
     """The rows of `text`, a table; `what` names it in the UserError of a
     text the csv module cannot read (a NUL byte)."""
     separator = header_separator(re.match(r"[^\r\n]*", text).group())  # the first line
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
+    rows, lines, start = [], [], 1
     try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=separator))
+        for row in reader:  # a quoted cell may span lines: a row starts after the last row
+            rows.append(row)
+            lines.append(start)
+            start = reader.line_num + 1
     except csv.Error as error:
         raise UserError(f"{what} cannot be read as {SEPARATORS[separator]}-separated "
                         f"text ({error}); save it as CSV from the spreadsheet") from None
-    return Table(rows, separator)
+    return Table(rows, separator, tuple(lines))
 
 
 def read_table(path: str, what: str) -> Table:

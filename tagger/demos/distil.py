@@ -27,8 +27,8 @@ CLIPS_PER_SHARD = 10  # small shards: finer resuming, and more tracks read in pa
 VALIDATION_BATCHES = 30  # per epoch: the val split's first 690 segments, to the clip's end
 SPEED_FILES = 5  # held-out tracks timed (each tagged whole, once an engine)
 # Student and teacher alike: tflite-int8 keeps a log-mel front end float32
-# (tflite-dynamic quantises it too, which changed 28% of MTT_musicnn's top-5
-# tags: docs/performance.md).
+# (tflite-dynamic quantises it too, which changes many of MTT_musicnn's top-5
+# tags: docs/performance.md, "int8 for log-mel taggers").
 SPEED_ENGINES = (("keras", "keras"), ("int8", "tflite-int8"))
 
 

@@ -17,6 +17,7 @@ caller's line), whose message is `models.saved.synthetic_note`'s.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import warnings
@@ -64,7 +65,7 @@ def _predictor(model):
 def _caller_level() -> int:
     """The `stacklevel` of the first frame outside this package, so that a
     warning names the user's line (the API's depth varies by entry point)."""
-    frame, level = sys._getframe(2), 2  # the function that warns is level 1
+    frame, level = inspect.currentframe().f_back.f_back, 2  # the function that warns is 1
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE + os.sep):
         frame, level = frame.f_back, level + 1
     return level

@@ -7,11 +7,11 @@ sample-level CNN (dropout inside each of its nine residual blocks) ran far
 slower than without XLA, while the same step with its mask drawn by Philox
 compiles to vectorised code and runs at least as fast as without XLA
 (docs/performance.md). Each element takes 16 of Philox's random bits,
-half the draws of a uniform float each: the self-attention tagger's
-training step 1.04x faster. Otherwise this is keras.layers.Dropout: the
-same rate (to 2^-16), scaling by 1 / (1 - rate), seed generator and
-`noise_shape`; under another Keras backend (JAX, PyTorch) it is
-keras.layers.Dropout itself.
+half the draws of a uniform float each: a faster training step for the
+self-attention tagger (docs/performance.md, "Dropout's random bits").
+Otherwise this is keras.layers.Dropout: the same rate (to 2^-16),
+scaling by 1 / (1 - rate), seed generator and `noise_shape`; under
+another Keras backend (JAX, PyTorch) it is keras.layers.Dropout itself.
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ one-channel log-mel image with a BatchNormalization, y = gamma * x^ + beta,
 and convolve it. x^ (the log-mel, standardised) depends on no weight, so
 the only gradients that reach the norm are those of gamma and beta; yet
 TensorFlow computes every first convolution's full input gradient (and
-its stacked taps' and paddings') to get them: 23% of the package
-Musicnn's step. A convolution is linear, so with `mask` the image of ones
-passed through the same paddings and poolings,
+its stacked taps' and paddings') to get them: a large part of the
+package Musicnn's step (docs/performance.md, "Four more training forms").
+A convolution is linear, so with `mask` the image of ones passed through
+the same paddings and poolings,
 
     conv(y, K) = conv(x^, gamma K) + conv(mask, beta K),
 
@@ -25,7 +26,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tagger.models.training_sums import BuiltWrapper, bias_added, calls, update_moving_moments
+from tagger.models.layer_graph import calls, readers
+from tagger.models.training_sums import BuiltWrapper, bias_added, update_moving_moments
 
 # Layers that are linear in their input, act on each example alone and
 # keep a constant a constant: the image and its mask pass through them.
@@ -40,7 +42,7 @@ def folds(model, norm) -> set | None:
     BatchNormalization of an input no weight acts on, read only through
     `PASS_THROUGH` layers by one-group Conv1D/Conv2D layers ("valid" or
     "same" padding, channels last); else None."""
-    if (type(norm) is not keras.layers.BatchNormalization or len(calls(model, norm)) != 1
+    if (type(norm) is not keras.layers.BatchNormalization or calls(model, norm) != 1
             or norm.input.shape[-1] != 1 or norm.axis not in (-1, len(norm.input.shape) - 1)
             or norm.renorm or norm.synchronized or None in norm.input.shape[1:]):
         return None
@@ -48,11 +50,8 @@ def folds(model, norm) -> set | None:
         return None
     found, todo = set(), [norm]
     while todo:
-        for node in todo.pop()._outbound_nodes:
-            layer = node.operation
-            if layer._inbound_nodes.index(node) not in calls(model, layer):
-                continue  # another model's call (an earlier training form's)
-            if len(calls(model, layer)) != 1:
+        for layer in readers(model, todo.pop()):
+            if calls(model, layer) != 1:
                 return None
             found.add(id(layer))
             if isinstance(layer, PASS_THROUGH):

@@ -34,7 +34,9 @@ def inference_model(model):
     module docstring)."""
     import keras
 
-    if isinstance(model, keras.Sequential) or not hasattr(model, "_operations"):
+    from tagger.models.layer_graph import layer_graph
+
+    if layer_graph(model) is None:  # not functional
         return model
     taps, pooled = _rewrites(model)
     if not taps and not pooled:
@@ -87,13 +89,13 @@ def _rewrites(model):
     import keras
 
     from tagger.layers.inference_conv2d import one_channel_stride_one
-    from tagger.models.training_sums import calls, only_reader
+    from tagger.models.layer_graph import calls, only_reader
 
     taps, pooled = set(), []
     for layer in model.layers:
         if not isinstance(layer, keras.layers.Conv2D) or type(layer) is not keras.layers.Conv2D:
             continue
-        if len(calls(model, layer)) != 1:
+        if calls(model, layer) != 1:
             continue  # a shared layer: left as it is
         if one_channel_stride_one(layer, layer.input.shape):
             taps.add(id(layer))

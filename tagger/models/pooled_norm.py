@@ -20,21 +20,18 @@ import math
 import keras
 import tensorflow as tf
 
-from tagger.models.training_sums import (
-    BuiltWrapper,
-    in_backward_scope,
-    only_reader,
-    update_moving_moments,
-)
+from tagger.models.layer_graph import only_reader
+from tagger.models.training_sums import BuiltWrapper, in_backward_scope, update_moving_moments
 
 POOLS = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
 ALL_MAX_POOLS = (*POOLS, keras.layers.MaxPooling3D, keras.layers.GlobalMaxPooling1D,
                  keras.layers.GlobalMaxPooling2D, keras.layers.GlobalMaxPooling3D)
 # Values a pool's strides reduce to one, at least, for the norm to follow
-# it: the musicnn families' maxima over 30 to 96 bins trained 1.25x to
-# 1.5x faster, the 4 x 4 pools of VGG's and FCN's last blocks 1.02x; the
-# 2 x 2 pools of VGG, FCN and the short-chunk CNN 1.05x to 1.15x slower
-# (their norms, of 64 to 128 channels, are fast as they are).
+# it: the musicnn families' maxima over 30 to 96 bins trained faster, the
+# 4 x 4 pools of VGG's and FCN's last blocks hardly, the 2 x 2 pools of VGG,
+# FCN and the short-chunk CNN slower (their norms, of 64 to 128 channels,
+# are fast as they are; docs/performance.md, "A batch norm before a max
+# pool, applied after it").
 MIN_POOLED = 16
 # bfloat16 moments from sums of x and x^2 where every channel's mean is
 # within this many standard deviations of zero (`moments`)

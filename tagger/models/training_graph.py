@@ -6,30 +6,28 @@ variables, computed by kernels that train faster on a CPU.
   slowly: its filter and input gradients have one channel to work on.
   Computed as `InferenceConv2D`'s taps form (the input's time shifts
   stacked as channels), the forward and backward passes of musicnn's
-  timbral filters run about four times faster. Kernels of `MIN_ROWS` rows
+  timbral filters run several times faster. Kernels of `MIN_ROWS` rows
   or more, and those of no more columns than rows (`stacked_in_training`):
-  VGG's and the
-  transformer's first 3 x 3 convolutions trained 1.08x and 1.10x faster
+  VGG's and the transformer's first 3 x 3 convolutions trained faster
   stacked, the multi-scale CNN's wide 3 x 7 and 3 x 5 ones slower.
 - A BatchNormalization in training mode is, in Keras, a chain of
   element-wise ops (moments, then the normalisation) and as many again
   for its gradient, each a pass over the activations; `FusedBatchNorm`
   computes it with TensorFlow's fused kernel on the input centred on the
   batch's first example (the kernel's float32 output is exact on
-  centred values only): about three times faster on the sample-level
-  CNNs' first blocks. It updates the moving mean and variance as Keras
+  centred values only): several times faster on the sample-level CNNs'
+  first blocks. It updates the moving mean and variance as Keras
   does (the batch's biased variance). In bfloat16 it normalises the
   input as it is, uncentred (a bfloat16 subtraction would round the
   centred values), where oneDNN's bfloat16 kernel is fast
   (`BF16_NORM_CHANNELS`), not through casts to float32 and back.
 - oneDNN's filter gradient of a float32 Conv1D (kernel of 3 or more,
-  stride 1, "same") of few input channels and long inputs runs at a
-  quarter of the machine's matrix-product speed: 112 GFLOP/s for the
-  sample-level CNNs' first block (128 channels, 19683 samples) against
-  400. `TrainingConv` computes it as one matrix product per kernel
-  tap over the batch's rows flattened, less the pairs that cross from
-  one example into the next (`conv1d_filter_gradient`): 3.5x faster
-  there, 1.2x at 243 samples of 256 channels. Layers of more input
+  stride 1, "same") of few input channels and long inputs runs far below
+  the machine's matrix-product speed (the sample-level CNNs' first block:
+  128 channels, 19683 samples). `TrainingConv` computes it as one matrix
+  product per kernel tap over the batch's rows flattened, less the pairs
+  that cross from one example into the next (`conv1d_filter_gradient`):
+  faster there, less so on shorter inputs of more channels. Layers of more input
   channels than filters (musicnn's 561 -> 64) and bfloat16 ones, where
   oneDNN is as fast or faster, keep the model's own gradient.
 - A convolution's bias gradient is the product of a row of ones and the
@@ -42,8 +40,7 @@ variables, computed by kernels that train faster on a CPU.
 - A batch norm read only by a max pool of 16 or more values to one, or
   by a ReLU that such a pool alone reads (the musicnn families' norms
   before their max over frequency), normalises the pooled values
-  (`tagger.models.pooled_norm`): the package Musicnn's bfloat16 step 1.5x
-  faster, Won et al.'s Musicnn's float32 one 1.25x.
+  (`tagger.models.pooled_norm`): the musicnn families' steps faster.
 - A plain ReLU read only by a max pool runs after it, on the pooled
   values (the two commute): the sample-level CNNs' block ReLUs, forward
   and backward, on a third of the values.
@@ -51,11 +48,12 @@ variables, computed by kernels that train faster on a CPU.
   of their stacking is the sum of the shifted upstream channels, each
   padded back to the input's length (`stacked_shifts`): TensorFlow's own
   gradient of each slice writes a zero tensor of the input's size and
-  scatters into it, five times slower over the self-attention tagger's
-  front end.
+  scatters into it, several times slower over the self-attention
+  tagger's front end.
 
 Each form is exact up to the order of the float32 sums; the layers, their
-variables and the saved model stay those of the model.
+variables and the saved model stay those of the model. What each form
+gains, measured: docs/performance.md, "Where a training step's time goes".
 """
 
 from __future__ import annotations
@@ -66,29 +64,29 @@ import tensorflow as tf
 from tagger.layers import inference_conv2d
 from tagger.layers.inference_conv2d import InferenceConv2D
 from tagger.models import folded_input_norm
+from tagger.models.layer_graph import calls, layer_graph
 from tagger.models.pooled_norm import NormThenMax, max_after_relu, pooled_after
 from tagger.models.training_sums import (
     BuiltWrapper,
     bias_added,
-    calls,
     in_backward_scope,
     update_moving_moments,
 )
 
 MIN_ROWS = 4  # kernel rows stacked as channels whatever the columns
 # Shifts stacked at most in training (inference: InferenceConv2D's 16): the
-# package Musicnn's 128-, 64- and 32-frame temporal filters trained 1.1x
-# faster as 8 shifts at dilation 8, the self-attention tagger's front end
-# 1.15x; 32 or more were slower.
+# package Musicnn's temporal filters and the self-attention tagger's front
+# end trained fastest with 8 (docs/performance.md, "Fewer stacked shifts
+# in training").
 TRAINING_TAPS = 8
 # Kernel taps of a Conv1D whose filter gradient is matrix products
-# (`gemm_filter_gradient`), each a pass over the inputs: 7 taps of 128
-# channels were 1.3x faster than oneDNN's, 3 taps 3.5x.
+# (`gemm_filter_gradient`), each a pass over the inputs: up to this many
+# they beat oneDNN's (docs/performance.md, "Four more training forms").
 MAX_GEMM_TAPS = 7
 # A bfloat16 norm runs on bfloat16 where its channels are a multiple of
-# this (the sample-level CNNs' 128 to 512: a step 1.2x faster than with
-# casts to float32 and back); oneDNN's bfloat16 kernel is slower than the
-# casts on musicnn's 204 and 51 (a step 1.25x slower).
+# this (the sample-level CNNs' 128 to 512: a faster step than with casts to
+# float32 and back); oneDNN's bfloat16 kernel is slower than the casts on
+# musicnn's 204 and 51 (docs/performance.md, "Four more training forms").
 BF16_NORM_CHANNELS = 16
 # cuDNN's fused batch norm takes no smaller epsilon (TensorFlow raises it
 # to this); PyTorch-converted norms (1e-5) stay Keras' where a GPU is.
@@ -98,11 +96,11 @@ CUDNN_MIN_EPSILON = 1.001e-5
 def training_model(model):
     """`model`, or a functional model of the same layers and variables in
     the faster forms of the module docstring; it computes the same function."""
-    if isinstance(model, keras.Sequential) or not hasattr(model, "_operations"):
+    if layer_graph(model) is None:  # not functional
         return model
     # a layer the model calls twice keeps its form (an earlier training or
     # inference form's calls are not the model's)
-    once = [layer for layer in model.layers if len(calls(model, layer)) == 1]
+    once = [layer for layer in model.layers if calls(model, layer) == 1]
     taps = {id(layer) for layer in once
             if type(layer) is keras.layers.Conv2D
             and inference_conv2d.one_channel_stride_one(layer, layer.input.shape)
@@ -186,7 +184,7 @@ def convolution_of(conv, stacked: bool):
 def training_taps(conv) -> int:
     """The shifts a one-channel Conv2D stacks in training: all its kernel's
     rows where it has at least twice as many filters (Won et al.'s Musicnn,
-    67 and 38 rows of 204 filters: a step 1.23x faster than at 8 shifts),
+    67 and 38 rows of 204 filters: a faster step than at 8 shifts),
     else at most `TRAINING_TAPS` (fewer filters: the copies cost more
     than the dilated rows)."""
     rows = conv.kernel_size[0]

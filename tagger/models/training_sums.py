@@ -1,7 +1,6 @@
 """What the training forms share (`tagger.models.training_graph`,
 `tagger.models.folded_input_norm`, `tagger.models.pooled_norm`): a bias
-added with its gradient summed as a matrix product, a layer's calls and
-its only reader in a model (the inference form's too), Keras' update of a
+added with its gradient summed as a matrix product, Keras' update of a
 norm's moving moments, the name scope of a custom gradient's ops, and the
 build of a wrapped layer.
 """
@@ -10,16 +9,15 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
-from keras.src.ops.function import make_node_key
 
 
 def bias_added(y, bias):
     """`y + bias` over the last axis, the bias's gradient the product of a
     row of ones and the upstream gradient's rows. TensorFlow's gradient
-    of a convolution's bias (BiasAddGrad) sums bfloat16 in bfloat16: 4.6x
+    of a convolution's bias (BiasAddGrad) sums bfloat16 in bfloat16:
     slower than the product over the sample-level CNN's first block
-    (452709 rows of 128 channels), and off by 62% of the sum's largest
-    value there; in float32 1.3x slower."""
+    (452709 rows of 128 channels), and far off the exact sum there; in
+    float32 slower too (docs/performance.md, "Four more training forms")."""
     @tf.custom_gradient
     def add(y, bias):
         @in_backward_scope
@@ -31,30 +29,6 @@ def bias_added(y, bias):
         return tf.nn.bias_add(y, bias), gradient
 
     return add(y, bias)
-
-
-def calls(model, layer) -> list:
-    """The indices of `layer`'s inbound nodes that are `model`'s (a
-    training form calls some of the model's layers again)."""
-    return [index for index in range(len(layer._inbound_nodes))
-            if make_node_key(layer, index) in model._nodes]
-
-
-def only_reader(model, layer):
-    """The layer that alone reads `layer`'s output in `model`, both called
-    once there, that output not one of the model's; or None."""
-    indices = calls(model, layer)
-    if len(indices) != 1:
-        return None
-    (index,) = indices
-    outputs = {id(tensor) for tensor in layer._inbound_nodes[index].output_tensors}
-    if outputs & {id(tensor) for tensor in model.outputs}:
-        return None
-    readers = [node.operation for node in layer._outbound_nodes
-               if node.operation._inbound_nodes.index(node) in calls(model, node.operation)]
-    if len(readers) != 1 or len(calls(model, readers[0])) != 1:
-        return None
-    return readers[0]
 
 
 def update_moving_moments(norm, mean, variance):

@@ -19,7 +19,7 @@ from tagger.commands import pretrained as pretrained_cmd
 from tagger.commands import tag as tag_cmd
 from tagger.convert import ConvertConfig, convert_file, musicnn_package
 from tagger.models.saved import load_tagger
-from tests.checks import ROOT, call_main, one_line_error
+from tests.checks import HANG_S, ROOT, call_main, one_line_error
 
 NAMES = ("MTT_musicnn", "MSD_musicnn", "MTT_vgg", "MSD_vgg")
 TOLERANCE = 1e-3  # the bound per score; measured: docs/pretrained.md
@@ -51,7 +51,7 @@ def reference(musicnn_wheel, real_music, tmp_path_factory):
     out = tmp_path_factory.mktemp("musicnn_reference") / "reference.npz"
     script = os.path.join(ROOT, "tests", "convert", "musicnn_reference.py")
     done = subprocess.run([sys.executable, script, musicnn_wheel, str(out), ",".join(NAMES),
-                           *real_music], capture_output=True, text=True, timeout=900)
+                           *real_music], capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-3000:]
     with np.load(out) as arrays:
         return dict(arrays)

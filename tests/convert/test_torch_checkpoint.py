@@ -15,7 +15,7 @@ import pytest
 from tagger.commands import convert_weights
 from tagger.convert import torch_checkpoint
 from tagger.errors import UserError
-from tests.checks import call_main, one_line_error
+from tests.checks import HANG_S, call_main, one_line_error
 
 
 class _RunsACommand:
@@ -110,7 +110,7 @@ def test_a_hand_written_zip_checkpoint_reads_without_torch(tmp_path):
               "print(json.dumps([o['w'].tolist(), str(o['w'].dtype), o['hyper_parameters']]))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(
-                                os.path.abspath(__file__)))), timeout=120)
+                                os.path.abspath(__file__)))), timeout=HANG_S)
     assert result.returncode == 0, result.stderr
     import json
 

@@ -173,11 +173,32 @@ def test_labels_matrix_of_a_plan(small_csv):
 
 @pytest.mark.parametrize("header, rows, message", [
     (["clip_id", "guitar", "mp3_path"], [[1, "0/x.mp3"]],
-     "is not a tab-separated annotations file: row 2 has 2 fields, the header 3"),
+     "is not a tab-separated annotations file: line 2 has 2 fields, the header 3"),
     (["clip_id", "guitar", "guitar", "mp3_path"], [[1, 0, 1, "0/x.mp3"]],
      "column guitar appears twice (columns 2 and 3); each tag must have one column"),
 ])
 def test_rows_of_another_width_and_a_tag_twice_are_refused(tmp_path, header, rows, message):
     folder = write_csv(tmp_path / "bad", header, rows)
+    with pytest.raises(UserError, match=re.escape(message)):
+        mtt.read_annotations(str(folder))
+
+
+BLANK_ROWS = '"clip_id"\t"guitar"\t"mp3_path"\n\n"1"\t"0"\t"0/a.mp3"\n\n\n\n'
+
+
+@pytest.mark.parametrize("bad_row, message", [
+    ('"2"\t"0/b.mp3"\n', "line 7 has 2 fields, the header 3"),
+    ('"2"\t"x"\t"0/b.mp3"\n', "got 'x' in column 'guitar' (line 7)"),
+    ('"1"\t"1"\t"0/b.mp3"\n', "clip_id 1 appears twice (lines 3 and 7)"),
+    ('"2"\t"1"\t"0/a.mp3"\n', "mp3_path 0/a.mp3 appears twice (lines 3 and 7)"),
+    ('"2"\t"1"\t"0/b\n.mp3"\n"3"\t"1"\t"0/a.mp3"\n',  # a quoted cell of two lines
+     "mp3_path 0/a.mp3 appears twice (lines 3 and 9)"),
+])
+def test_a_bad_row_is_named_by_its_line_in_the_file(tmp_path, bad_row, message):
+    """Blank lines and a quoted cell's line break count: the number is the
+    line an editor shows."""
+    folder = tmp_path / "bad"
+    (folder / "mp3").mkdir(parents=True)
+    (folder / mtt.ANNOTATIONS_FILE).write_text(BLANK_ROWS + bad_row)
     with pytest.raises(UserError, match=re.escape(message)):
         mtt.read_annotations(str(folder))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tagger.errors import UserError
-from tests.checks import reference_windows
+from tests.checks import HANG_S, reference_windows
 from tests.presets import TAGGER_TAGS as TAGS
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -22,7 +22,7 @@ def test_import_tagger_stays_free_of_tensorflow():
     code = ("import sys; from tagger import top_tags, clip_scores; "
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, timeout=60)
+                          cwd=ROOT, timeout=HANG_S)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
@@ -88,6 +88,6 @@ def test_the_api_hides_tensorflows_start_up_lines(cnn, music):
     for call, env in runs:
         code = f"from tagger import load_pretrained, top_tags; {call}; print('ok')"
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              cwd=ROOT, timeout=120, env=env)
+                              cwd=ROOT, timeout=HANG_S, env=env)
         assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
         assert done.stderr == "", (call, env.get("TF_CPP_MIN_LOG_LEVEL"), done.stderr)

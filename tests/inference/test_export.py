@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +12,12 @@ import tensorflow as tf
 
 from tagger.commands import export as export_cli
 from tagger.inference.export.config import ExportConfig
-from tagger.inference.export.formats import check_waveforms, export, tflite_interpreter
+from tagger.inference.export.formats import (
+    check_waveforms,
+    export,
+    tflite_interpreter,
+    tflite_ops,
+)
 from tests.presets import SAMPLE_RATE as RATE
 from tests.presets import SEGMENT as WINDOW
 from tests.presets import TAGGER_TAGS as TAGS
@@ -35,6 +41,33 @@ def tag_names(kind):
 @pytest.fixture(params=["cnn", "spectrogram"])
 def tagger(request):
     return request.param, request.getfixturevalue(request.param)
+
+
+@pytest.mark.parametrize("litert", [True, False], ids=["litert", "tensorflow"])
+def test_the_ops_of_a_tflite_model_are_listed_in_order_with_their_tensors(monkeypatch, litert):
+    """What `tflite_ops` relies on in both interpreters: each op's name and
+    the indices of its input and output tensors."""
+    import keras
+
+    if litert:
+        pytest.importorskip("ai_edge_litert")
+    else:  # TensorFlow's own interpreter, as where LiteRT is not installed
+        monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    inputs = keras.Input((6, 1), batch_size=1)
+    hidden = keras.layers.Conv1D(2, 3, activation="relu", name="conv")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="dense")(
+        keras.layers.Flatten()(hidden)))
+    content = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    interpreter = tflite_interpreter(content=content)
+    assert type(interpreter).__module__.startswith("ai_edge_litert" if litert else "tensorflow")
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    ops = tflite_ops(interpreter)
+    assert [op["op_name"] for op in ops if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED")] == [
+        "CONV_2D", "FULLY_CONNECTED"]
+    assert all(index in names for op in ops for index in [*op["inputs"], *op["outputs"]]
+               if index >= 0)
+    last = ops[-1]["outputs"][0]
+    assert last == interpreter.get_output_details()[0]["index"]
 
 
 def test_saved_model_signatures_scores_and_tags(tagger, tmp_path):
@@ -93,7 +126,7 @@ def test_int8_engine_quantises_activations_and_scores_near_keras(cnn):
     calibration = check_waveforms(WINDOW, batch=8, seed=3)
     int8 = TFLitePredictor(model, info, "tflite-int8", calibration=calibration)
     interpreter = tflite_interpreter(content=int8.content)
-    ops = interpreter._get_ops_details()
+    ops = tflite_ops(interpreter)
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     convolutions = [op for op in ops if op["op_name"] == "CONV_2D"]
     assert convolutions  # the layers that carry the FLOPs, with int8 weights
@@ -123,7 +156,7 @@ def test_int8_engine_of_a_log_mel_model_quantises_the_convolutions_over_the_imag
     interpreter = tflite_interpreter(content=int8.content)
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     kinds = {}  # op -> dtypes of its weights (the second input)
-    for op in interpreter._get_ops_details():
+    for op in tflite_ops(interpreter):
         if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "RFFT2D"):
             weights = tensors[op["inputs"][1]] if len(op["inputs"]) > 1 else None
             name = tensors[op["outputs"][0]]["name"]
@@ -152,7 +185,7 @@ def int8_layers_of_convolutions(content):
     interpreter = tflite_interpreter(content=content)
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     found = {}
-    for op in interpreter._get_ops_details():
+    for op in tflite_ops(interpreter):
         if op["op_name"] == "CONV_2D":
             layer = re.search(r"/(\w+?)_inference(_\d+)?/", tensors[op["outputs"][0]]["name"])
             found.setdefault(layer.group(1) if layer else "rest", set()).add(
@@ -355,7 +388,7 @@ def test_cli_int8_export_is_calibrated_on_the_named_audio(cnn, music, tmp_path, 
                              "--quantization", "int8", "--calibration-audio", music)
     assert code == 0 and err == [], err
     interpreter = tflite_interpreter(str(out))
-    ops = interpreter._get_ops_details()
+    ops = tflite_ops(interpreter)
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     convolutions = [op for op in ops if op["op_name"] == "CONV_2D"]
     assert convolutions and all(tensors[op["inputs"][1]]["dtype"] == np.int8

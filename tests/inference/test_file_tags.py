@@ -20,7 +20,7 @@ from tagger.audio import file_info, load_audio
 from tagger.commands import tag as tag_cli
 from tagger.inference.common import model_fingerprint
 from tagger.inference.library import file_tags
-from tests.checks import tone, write_m4a
+from tests.checks import HANG_S, tone, write_m4a
 from tests.presets import TAGGER_TAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -397,7 +397,7 @@ def test_the_copy_a_killed_run_left_is_removed_by_the_next(cnn, library, capsys)
     path = library / "b.flac"
     before = path.read_bytes()
     done = subprocess.run([sys.executable, "-c", KILLED_WRITER.format(root=ROOT), str(path)],
-                          capture_output=True, timeout=120)
+                          capture_output=True, timeout=HANG_S)
     assert done.returncode == -9, done.stderr
     [left] = [n for n in os.listdir(library) if n not in FORMATS]
     assert fileio.temporary_of(left) == "b.flac" and path.read_bytes() == before

@@ -149,8 +149,56 @@ def cache_home(monkeypatch, tmp_path):
 
 @pytest.fixture
 def bf16_cpu(monkeypatch):
-    """This CPU, said to have AVX-512 BF16 (and no AMX)."""
+    """This CPU, said to have AVX-512 BF16 (and no AMX), and no GPU."""
     monkeypatch.setattr(cpu_features, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    monkeypatch.setattr(cpu_features, "gpu_capability", lambda: None)
+
+
+GPU_NOTE = ("--engine keras-bf16: the model in mixed bfloat16 (this GPU (compute capability "
+            "8.6) has bfloat16 tensor cores; the front end and the tag scores float32; "
+            "--engine keras gives float32's exact scores)")
+GPU_SLOWER = ("--engine keras-bf16 will be slower than float32 here: this GPU (compute "
+              "capability 7.5) has no bfloat16 tensor cores (they start at 8.0); use --engine "
+              "keras, or --engine tflite-int8 for speed")
+
+
+@pytest.mark.parametrize("cpu_flags, gpu, note, warning", [
+    ({"avx512f", "avx512_bf16"}, None, NOTE, None),
+    ({"avx2", "fma", "avx512f"}, None, None, SLOWER.removeprefix("warning: ")),
+    ({"avx2", "fma", "avx512f"}, (8, 6), GPU_NOTE, None),  # the CPU's flags do not count
+    ({"avx512f", "avx512_bf16", "amx_bf16"}, (7, 5), None, GPU_SLOWER),
+])
+def test_the_precision_line_judges_the_device_the_model_runs_on(monkeypatch, cpu_flags, gpu,
+                                                                note, warning):
+    from tagger.inference.engine.keras_bf16 import precision_line
+
+    monkeypatch.setattr(cpu_features, "cpu_flags", lambda: set(cpu_flags))
+    assert precision_line(gpu) == (note, warning)
+
+
+@pytest.mark.parametrize("gpus, details, capability", [
+    ([], None, None),
+    (["GPU:0"], {"compute_capability": (7, 5), "device_name": "Tesla T4"}, (7, 5)),
+    (["GPU:0"], {}, ()),
+])
+def test_the_gpu_capability_is_tensorflows_first_gpus(monkeypatch, gpus, details, capability):
+    import tensorflow as tf
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus)
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda device: details)
+    assert cpu_features.gpu_capability() == capability
+
+
+def test_on_a_gpu_the_engine_warns_from_the_gpus_capability_not_the_cpus(loaded, monkeypatch):
+    model, info = loaded
+    monkeypatch.setattr(cpu_features, "cpu_flags", lambda: {"avx2", "fma", "avx512f"})
+    monkeypatch.setattr(cpu_features, "gpu_capability", lambda: (8, 6))
+    predictor = make_predictor("keras-bf16", model, info)
+    assert (predictor.note, predictor.warning) == (GPU_NOTE, None)
+    monkeypatch.setattr(cpu_features, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    monkeypatch.setattr(cpu_features, "gpu_capability", lambda: (7, 5))
+    predictor = make_predictor("keras-bf16", model, info)
+    assert (predictor.note, predictor.warning) == ("", GPU_SLOWER)
 
 
 def test_tag_py_tags_in_bfloat16_says_so_and_is_timed_once(cnn, music, cache_home,
@@ -184,6 +232,7 @@ def test_tag_py_tags_in_bfloat16_says_so_and_is_timed_once(cnn, music, cache_hom
 def test_a_cpu_without_bfloat16_units_gets_one_line_and_the_run_goes_on(
         cnn, music, monkeypatch, capsys, cache_home):
     monkeypatch.setattr(cpu_features, "cpu_flags", lambda: {"avx2", "fma", "avx512f"})
+    monkeypatch.setattr(cpu_features, "gpu_capability", lambda: None)
     monkeypatch.setattr(keras_pace, "pace_against_keras", lambda *args, **kwargs: (0.4, 16))
     code, out, err = run_tag(capsys, cnn[0], music / "a.wav", "--engine", "keras-bf16")
     assert code == 0 and len(out.splitlines()) == 2

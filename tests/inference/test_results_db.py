@@ -19,7 +19,7 @@ import pytest
 from tagger.commands import library as library_cli
 from tagger.commands import tag as tag_cli
 from tagger.inference.library import results_db
-from tests.checks import tone
+from tests.checks import HANG_S, tone
 from tests.presets import MUSIC_TOP_LEVEL as TOP_LEVEL
 from tests.presets import TAGGER_TAGS as TAGS
 
@@ -334,7 +334,7 @@ def test_a_sigkilled_run_resumes_and_tags_each_file_once(cnn, tmp_path):
     argv = [sys.executable, os.path.join(ROOT, "tag.py"), cnn[0], str(folder), "--db", str(db),
             "--no-progress", "--batch-size", "1", "--workers", "1"]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + HANG_S
     done = 0
     while time.monotonic() < deadline and process.poll() is None:
         try:
@@ -351,7 +351,7 @@ def test_a_sigkilled_run_resumes_and_tags_each_file_once(cnn, tmp_path):
     process.wait()
     kept = len(rows(db))
     assert 10 <= kept < count
-    finished = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    finished = subprocess.run(argv, capture_output=True, text=True, timeout=HANG_S)
     assert finished.returncode == 0, finished.stderr[-2000:]
     tagged = count - kept
     assert (f"{db}: {tagged} files tagged and stored, {kept} up to date and skipped"

@@ -19,7 +19,7 @@ from tagger.commands import library as library_cli
 from tagger.commands import similar as similar_cli
 from tagger.commands import tag as tag_cli
 from tagger.inference.library import results_db
-from tests.checks import one_line_error
+from tests.checks import HANG_S, one_line_error
 from tests.presets import MUSIC_TOP_LEVEL as TOP_LEVEL
 from tests.presets import TAGGER_TAGS as TAGS
 
@@ -134,7 +134,7 @@ def test_a_database_in_a_read_only_folder_is_read_and_nothing_written_beside_it(
                 command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
                            *command]
             runs.append(subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                                       timeout=300))
+                                       timeout=HANG_S))
         assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
         assert len(runs[0].stdout.splitlines()) == len(TOP_LEVEL)
         assert len(runs[1].stdout.splitlines()) == 1 + 3

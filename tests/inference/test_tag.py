@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tagger.commands import tag as tag_cli
-from tests.checks import reference_windows, save_tagger
+from tests.checks import HANG_S, reference_windows, save_tagger
 from tests.presets import MUSIC_NESTED as NESTED
 from tests.presets import MUSIC_TOP_LEVEL as TOP_LEVEL
 from tests.presets import SAMPLE_RATE as RATE
@@ -292,7 +292,7 @@ def test_command_line(cnn, music):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(
         [sys.executable, str(ROOT / "tag.py"), path, str(music), "--format", "json",
-         "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
+         "--no-progress"], capture_output=True, text=True, env=env, timeout=HANG_S)
     assert done.returncode == 1, done.stderr
     assert len(json.loads(done.stdout)) == len(TOP_LEVEL)
     assert done.stderr.splitlines() == [

@@ -11,6 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from tests.checks import HANG_S
 from tests.checks import ROOT as ROOT_DIR
 
 NOTEBOOKS = ROOT_DIR / "notebooks"
@@ -25,7 +26,7 @@ def execute(name, tmp_path, monkeypatch, **env):
         monkeypatch.setenv(key, str(value))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [str(ROOT_DIR)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
+    NotebookClient(notebook, timeout=HANG_S, kernel_name="python3",
                    resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
     nbformat.write(notebook, tmp_path / name)
     return notebook

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tagger.layers import PhiloxDropout
-from tests.checks import check_layer
+from tests.checks import HANG_S, check_layer
 
 
 def test_standard_layer_checks(tmp_path):
@@ -83,7 +83,7 @@ def test_under_another_keras_backend_it_is_keras_dropout():
             "print(keras.backend.backend(), 'tensorflow' in sys.modules, same, (y != 0).mean(),\n"
             "      *np.unique(y[y != 0]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=300,
+                          env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=HANG_S,
                           cwd=Path(__file__).parents[2])
     assert done.returncode == 0, done.stderr[-3000:]
     backend, tensorflow_imported, same, kept, *scales = done.stdout.split()

@@ -43,10 +43,28 @@ def check_raw_logmel_parity(build, logmel, segments, **kwargs):
                                raw.predict(x, verbose=0), atol=1e-5)
 
 
+def nested_layers(layer) -> list:
+    """The layers inside `layer`, at any depth, each once: a model's, and
+    those a layer holds as attributes (a transformer block's dropouts)."""
+    found, todo = {}, [layer]
+    while todo:
+        current = todo.pop()
+        held = list(getattr(current, "layers", None) or [])
+        for value in vars(current).values():
+            values = value.values() if isinstance(value, dict) else (
+                value if isinstance(value, (list, tuple)) else [value])
+            held += [item for item in values if isinstance(item, keras.layers.Layer)]
+        for item in held:
+            if id(item) not in found and item is not layer:
+                found[id(item)] = item
+                todo.append(item)
+    return list(found.values())
+
+
 def check_training_lowers_loss(model, x, y, steps=6, learning_rate=0.05):
     """Several SGD steps on one fixed batch lower the loss (dropout off for
     them: over six steps its masks move the loss more than learning does)."""
-    dropouts = [layer for layer in model._flatten_layers(include_self=False)  # nested too
+    dropouts = [layer for layer in nested_layers(model)
                 if isinstance(layer, keras.layers.Dropout)]
     rates = [layer.rate for layer in dropouts]
     for layer in dropouts:

@@ -6,6 +6,7 @@ import inspect
 import numpy as np
 import pytest
 
+from tagger.cli import parser_actions
 from tagger.commands import demo as demo_cli
 from tagger.commands import train as train_cli
 from tagger.config import SCHEDULES
@@ -16,6 +17,7 @@ from tagger.models.family_spec import ANALYSES
 from tagger.models.tagger_metadata import TaggerMetadata
 from tagger.training.model_setup import family_spec
 from tagger.training.trainer import tag_logits
+from tests.checks import HANG_S
 
 
 def test_registry_lists_every_family_once_by_its_module_name():
@@ -45,7 +47,7 @@ def test_unknown_family_lists_the_valid_ones():
 def test_flags_name_real_factory_arguments_and_train_options():
     p = train_cli.ArgumentParser()
     train_cli.add_model_flags(p)
-    train_dests = {action.dest for action in p._actions}
+    train_dests = {action.dest for action in parser_actions(p)}
     for spec in FAMILIES.values():
         parameters = inspect.signature(spec.build).parameters
         for flag in spec.flags:
@@ -113,7 +115,7 @@ def test_train_builds_its_model_flags_from_the_specs():
     assert [spec.name for spec, _ in flags["alpha"]] == ["samplecnn"]
     p = train_cli.ArgumentParser()
     train_cli.add_model_flags(p)
-    helps = {action.dest: " ".join(action.help.split()) for action in p._actions}
+    helps = {action.dest: " ".join(action.help.split()) for action in parser_actions(p)}
     assert helps["dropout"].endswith(
         "dropout before the output, in [0, 1) (default: multiscale 0.4, the others 0.5)")
     assert helps["n_channels"] == (
@@ -123,7 +125,7 @@ def test_train_builds_its_model_flags_from_the_specs():
         "64, the others 128)")
     assert helps["block"] == "samplecnn: block type (default: se)"
     assert helps["attention_ndim"] == "transformer: encoder width (default: from --size)"
-    description = " ".join(p._action_groups[-1].description.split())
+    description = " ".join(p.format_help().split())  # the families' group's description
     for name in FAMILY_NAMES:
         assert f"{name} (" in description, name
     assert "fcn (1 x 464000 samples at 16000 Hz, 96-bin log-mel)" in description
@@ -150,7 +152,7 @@ def test_specs_and_train_help_import_no_keras():
             "print(sorted({'keras', 'tensorflow'} & set(sys.modules)))\n")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=HANG_S)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["[]"]
 

@@ -19,6 +19,7 @@ from tagger.errors import UserError
 from tagger.models import FAMILY_NAMES, build_model, family
 from tagger.models.saved import load_tagger, read_saved_info, save_tagger
 from tagger.models.tagger_metadata import TaggerMetadata
+from tests.checks import HANG_S
 
 STORED = {"tag_names": ["drums", "piano", "voice"], "sample_rate": 22050,
           "segment_length": 59049, "window_segments": 1, "input_kind": "raw",
@@ -116,7 +117,7 @@ def test_info_missing_a_field_or_of_a_newer_schema_is_a_user_error(tiny_cnn, tmp
 
 def _fresh_python(code: str) -> str:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""}, timeout=300)
+                            env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""}, timeout=HANG_S)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 

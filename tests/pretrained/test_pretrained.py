@@ -24,7 +24,7 @@ from tagger.commands import pretrained as pretrained_cmd
 from tagger.commands import tag as tag_cmd
 from tagger.errors import UserError
 from tagger.pretrained import download
-from tests.checks import call_main, one_line_error, read_only_path, recorded_syncs
+from tests.checks import HANG_S, call_main, one_line_error, read_only_path, recorded_syncs
 
 SE_FILE = "se-multi-auc_0.9111-tfrmodel.hdf5"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -456,7 +456,7 @@ def test_list_and_info_without_tensorflow(home):
               "assert 'tensorflow' not in sys.modules and 'torch' not in sys.modules\n"
               "raise SystemExit(code)")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=ROOT, timeout=120, env={**os.environ, "TAGGER_HOME": str(home)})
+                            cwd=ROOT, timeout=HANG_S, env={**os.environ, "TAGGER_HOME": str(home)})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split()[:3] == ["name", "dataset", "input"]
@@ -464,7 +464,7 @@ def test_list_and_info_without_tensorflow(home):
     assert "MIT" in result.stdout and "ROC-AUC 0.9111" in result.stdout
     result = subprocess.run([sys.executable, "-m", "tagger.pretrained", "info",
                              "msd-transformer-student"], capture_output=True, text=True,
-                            cwd=ROOT, timeout=120, env={**os.environ, "TAGGER_HOME": str(home)})
+                            cwd=ROOT, timeout=HANG_S, env={**os.environ, "TAGGER_HOME": str(home)})
     assert result.returncode == 0, result.stderr
     assert "compact_student.ckpt" in result.stdout and "CALS" in result.stdout
     assert "tags       50: rock, pop, indie" in result.stdout

@@ -125,7 +125,7 @@ HEADER = '"clip_id"\t"guitar"\t"rock"\t"mp3_path"\n'
     (HEADER + '"2"\t"0"\t"0"\t"0/a.mp3"\n"3"\t"0"\t"0"\t"c/b.mp3"\n',
      "no clip of"),
     (HEADER + '"2"\t"1"\t"0"\t"0/a.mp3"\n"2"\t"0"\t"1"\t"c/b.mp3"\n',
-     "clip_id 2 appears twice (rows 2 and 3)"),
+     "clip_id 2 appears twice (lines 2 and 3)"),
     (HEADER + '"2"\t"1"\t"0"\t"0/a.mp3"\n"3"\t"0"\t"1"\t"0/a.mp3"\n',
      "mp3_path 0/a.mp3 appears twice"),
     (HEADER + '"2"\t"1"\t"0"\t"../../etc/passwd"\n', "climbs out of the audio folder"),

@@ -26,7 +26,10 @@ pytest.importorskip("h11")
 
 HEAD = 1.0  # seconds: the tests' --head-timeout
 HALF_HEAD = b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Ty"
-SLACK = 1.0  # seconds a bound may be late on a busy machine
+# Seconds a bound may be late: a guard against a bound that never comes
+# (the connection would stay open), not a measure; on an idle machine each
+# comes within 0.05 s, on a busy one within a second or two.
+SLACK = 10.0
 
 
 async def app(scope, receive, send):
@@ -76,7 +79,7 @@ def serving(max_connections=16, linger_bytes=8 << 20, tagging=None):
     assert not thread.is_alive()
 
 
-def read_until_closed(sock, seconds=HEAD + 5) -> tuple[bytes, float]:
+def read_until_closed(sock, seconds=HEAD + SLACK + 5) -> tuple[bytes, float]:
     """(everything the server sent, when it closed: monotonic seconds)."""
     sock.settimeout(seconds)
     data = b""
@@ -117,7 +120,7 @@ def test_a_request_head_must_arrive_within_the_deadline():
                     trickle.send(HALF_HEAD[len(sent):len(sent) + 1])
                     sent.append(1)
 
-        seen = watch_sockets([silent, half, trickle], HEAD + 5, tick=next_byte)
+        seen = watch_sockets([silent, half, trickle], HEAD + SLACK + 5, tick=next_byte)
         for client in (silent, half, trickle):
             client.close()
             data, closed = seen[client]
@@ -127,10 +130,11 @@ def test_a_request_head_must_arrive_within_the_deadline():
             else:
                 status, error = http_status_and_error(data)
                 assert status == 408 and "--head-timeout" in error, data
-        assert 5 <= len(sent) < len(HALF_HEAD)
+        assert 2 <= len(sent) < len(HALF_HEAD)  # it trickled, and was cut off
 
         # on a kept-alive connection, the next head has the same deadline
         with socket.create_connection(address) as client:
+            asked = time.monotonic()  # before the server can start the next head's deadline
             client.sendall(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\nabc")
             client.settimeout(5)
             first = b""
@@ -141,7 +145,7 @@ def test_a_request_head_must_arrive_within_the_deadline():
             client.sendall(HALF_HEAD)
             data, closed = read_until_closed(client)
         assert http_status_and_error(data)[0] == 408
-        assert HEAD - 0.05 <= closed - answered <= HEAD + SLACK
+        assert closed - asked >= HEAD - 0.05 and closed - answered <= HEAD + SLACK
 
 
 def test_connections_beyond_the_limit_are_refused():
@@ -199,8 +203,10 @@ def test_a_keep_alive_client_is_told_the_connection_ends():
 def test_the_lingering_close_is_bounded(monkeypatch):
     from tagger.serve import connections
 
-    monkeypatch.setattr(connections, "LINGER_IDLE_SECONDS", 0.5)
-    monkeypatch.setattr(connections, "LINGER_SECONDS", 1.5)
+    # bounds far above the answer's time (milliseconds) and a dribble's gaps (0.1 s)
+    idle, total = 2.0, 3.0
+    monkeypatch.setattr(connections, "LINGER_IDLE_SECONDS", idle)
+    monkeypatch.setattr(connections, "LINGER_SECONDS", total)
     with serving(linger_bytes=1 << 20) as (address, open_connections):
         # more than the bound: the client is cut off, as before
         with pytest.raises(OSError):
@@ -210,26 +216,26 @@ def test_the_lingering_close_is_bounded(monkeypatch):
         # a body that stalls: the answer and the end of it (FIN) at once, the
         # connection closed after the idle bound
         with socket.create_connection(address) as client:
+            started = time.monotonic()  # before the server can start its bound
             client.sendall(head + b"\0" * 1000)
-            started = time.monotonic()
             data, ended = read_until_closed(client)
             until(lambda: not open_connections, "the connection closed")
             closed = time.monotonic()
-        assert http_status_and_error(data)[0] == 413 and ended - started < 0.5
-        assert 0.5 - 0.05 <= closed - started <= 0.5 + SLACK
+        assert http_status_and_error(data)[0] == 413 and ended - started < idle
+        assert idle - 0.05 <= closed - started <= idle + SLACK
         # a body that dribbles: closed after the total bound
         with socket.create_connection(address) as client:
-            client.sendall(head)
             started = time.monotonic()
+            client.sendall(head)
             until(lambda: open_connections, "the connection accepted")
             sent = 0
-            while open_connections and time.monotonic() - started < 1.5 + SLACK:
+            while open_connections and time.monotonic() - started < total + SLACK:
                 client.sendall(b"\0" * 100)
                 sent += 1
                 time.sleep(0.1)
             closed = time.monotonic()
         assert not open_connections and sent > 10
-        assert 1.5 - 0.05 <= closed - started <= 1.5 + SLACK
+        assert total - 0.05 <= closed - started <= total + SLACK
 
 
 BODY = 1.5  # seconds: the tagging app's --body-timeout
@@ -261,9 +267,9 @@ def test_an_upload_must_keep_up_the_minimum_rate(serve_models, serve_audio):
     steady, sent, done = {}, [], threading.Event()
     with serving(tagging=tagging) as (address, _), \
             socket.create_connection(address) as trickle:
+        started = time.monotonic()  # before the server can start the body's bound
         trickle.sendall(b"POST /v1/tag HTTP/1.1\r\nHost: test\r\nContent-Type: audio/wav\r\n"
                         b"Content-Length: %d\r\n\r\n" % len(song))
-        started = time.monotonic()
 
         def trickling():
             while not done.wait(0.1):
@@ -280,13 +286,13 @@ def test_an_upload_must_keep_up_the_minimum_rate(serve_models, serve_audio):
             until(lambda: tagging.state.admission.count == 2, "both uploads admitted")
             status, body = post(address, "/v1/tag", song)
             assert status == 503 and "--max-queue" in body["error"], body
-            data, ended = read_until_closed(trickle, BODY + 5)
+            data, ended = read_until_closed(trickle, BODY + SLACK + 5)
         finally:
             done.set()
         status, error = http_status_and_error(data)
         assert status == 408 and "(--body-timeout, --body-min-rate)" in error, data
         received = int(re.match(r"the upload came too slowly: (\d+) bytes in ", error)[1])
-        assert 5 <= received <= len(sent)  # it kept sending: not the idle bound
+        assert 2 <= received <= len(sent)  # it kept sending: not the idle bound
         assert BODY - 0.05 <= ended - started <= BODY + SLACK
         assert threads[1].is_alive()  # the steady upload goes on
         status, served = post(address, "/v1/tag", song)  # in the place the trickle held

@@ -69,7 +69,7 @@ MIRRORED = textwrap.dedent("""
 @pytest.mark.slow
 def test_mirrored_step_equals_single_device(raw_records, tmp_path):
     out = run_json_script(tmp_path / "mirrored.py", MIRRORED.format(root=str(ROOT)),
-                          raw_records[0], tmp_path, timeout=600)
+                          raw_records[0], tmp_path)
     single, mirrored = out["default"], out["mirrored"]
     assert single["replicas"] == 1 and mirrored["replicas"] == 2
     assert abs(single["first"] - mirrored["first"]) < 1e-5

@@ -22,7 +22,7 @@ from tagger.errors import UserError
 from tagger.models import family
 from tagger.training.rounds import train_rounds
 from tagger.training.run import resume_settings, train
-from tests.checks import call_main
+from tests.checks import HANG_S, call_main
 
 ROOT = pathlib.Path(__file__).parents[2]
 TINY = dict(family("samplecnn").tiny, block="basic")
@@ -252,8 +252,8 @@ def test_student_resumes_after_sigkill(student_records, teacher, tmp_path):
                "--no-progress", "--run-name", "ns", "--teacher", teacher, "--augment"]
     state_path = tmp_path / "ns" / "state.json"
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    while time.time() < deadline:
+    deadline = time.monotonic() + HANG_S
+    while time.monotonic() < deadline:
         if state_path.exists() and json.loads(state_path.read_text())["epoch"] == 2:
             break
         assert process.poll() is None, process.stderr.read().decode()

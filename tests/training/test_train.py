@@ -22,7 +22,7 @@ from tagger.models import family
 from tagger.models.saved import read_saved_info
 from tagger.training import checkpoints
 from tagger.training.run import train
-from tests.checks import call_main
+from tests.checks import HANG_S, call_main
 from tests.presets import tiny_train_config
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -112,8 +112,8 @@ def test_resume_after_sigkill_continues_the_same_stage(raw_records, tmp_path):
                "--strategy", "default", "--no-test", "--no-progress"]
     state_path = tmp_path / "samplecnn-basic-multi" / "state.json"
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    while time.time() < deadline:
+    deadline = time.monotonic() + HANG_S
+    while time.monotonic() < deadline:
         if state_path.exists() and json.loads(state_path.read_text())["epoch"] >= 2:
             break
         assert process.poll() is None, process.stderr.read().decode()

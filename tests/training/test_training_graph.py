@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tagger.models import FAMILIES, training_graph, training_sums
+from tagger.models.layer_graph import readers as readers_of
 from tagger.training import trainer
 
 BATCH = 8
@@ -66,8 +67,7 @@ def test_the_spectrograms_norm_is_folded_into_every_convolution_that_reads_it(fa
     norm = model.get_layer("input_norm" if family == "multiscale" else "input_bn")
     readers, todo = set(), [norm]
     while todo:
-        for node in todo.pop()._outbound_nodes:
-            layer = node.operation
+        for layer in readers_of(model, todo.pop()):
             if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D)):
                 readers.add(layer.name)
             else:

@@ -12,11 +12,11 @@ about three significant digits.
 
 It is an engine of its own, not a choice the keras engine makes: --engine
 keras gives float32's exact scores on every machine, and bfloat16 pays
-only on CPUs with bfloat16 units (AMX-BF16, AVX-512 BF16): on MTT_musicnn
-and recorded music, on a shared AVX-512 BF16 machine, it scored windows at
-1.26-1.49x the keras engine's speed and kept 0.995-0.997 of their top-5
-tags (docs/performance.md, "Tagging in bfloat16"). On a CPU without them
-it runs, slower than float32, and says so in one line.
+only on CPUs with bfloat16 units (AMX-BF16, AVX-512 BF16) and GPUs with
+bfloat16 tensor cores: on MTT_musicnn and recorded music it scored windows
+faster than the keras engine and kept nearly all of their top-5 tags
+(measured: docs/performance.md, "Tagging in bfloat16"). On a CPU or GPU without
+them it runs, slower than float32, and says so in one line.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ def bfloat16_model(model):
     import keras
 
     from tagger.layers import HarmonicSTFT, LogMel
+    from tagger.models.layer_graph import output_layer
 
-    scores_layer = model.outputs[0]._keras_history.operation
+    scores_layer = output_layer(model)
 
     def rebuilt(layer):
         config = layer.get_config()
@@ -55,10 +56,12 @@ def bfloat16_model(model):
     return copy
 
 
-def precision_line() -> tuple[str | None, str | None]:
-    """(note, warning) of a run in bfloat16 on this CPU: which units make it
-    fast, or why it will be slower than float32 and what to use instead."""
-    fast, why = cpu_features.bfloat16_verdict()
+def precision_line(gpu_capability: tuple | None) -> tuple[str | None, str | None]:
+    """(note, warning) of a run in bfloat16 on the GPU of compute capability
+    `gpu_capability` (`cpu_features.gpu_capability()`: None where the run
+    is on this CPU): what makes it fast, or why it will be slower than
+    float32 and what to use instead."""
+    fast, why = cpu_features.bfloat16_verdict(gpu_capability)
     if fast:
         return (f"--engine keras-bf16: the model in mixed bfloat16 ({why}; the front end "
                 "and the tag scores float32; --engine keras gives float32's exact scores)"), None
@@ -70,7 +73,7 @@ def make_predictor(model, info: TaggerMetadata | None, options):
     """The factory of the keras-bf16 engine."""
     predictor = KerasPredictor(bfloat16_model(model), info, embeddings=options.embeddings,
                                embedding_layer=options.embedding_layer)
-    note, warning = precision_line()
+    note, warning = precision_line(cpu_features.gpu_capability())
     predictor.note = note or ""
     predictor.warning = "; ".join(line for line in (predictor.warning, warning) if line) or None
     return predictor

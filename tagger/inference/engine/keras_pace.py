@@ -2,9 +2,9 @@
 machine: tag.py times both at the start of a run with another built-in
 engine (once per model, engine and machine: `pace_cache` keeps the
 timing) and says so in one line, so that an engine slower than float Keras
-for a model is never chosen silently (on two shared cores, `--engine
-tflite-dynamic` ran MTT_musicnn at about 0.6x the keras engine's speed:
-XNNPACK does not run convolutions of int8 weights on float activations).
+for a model is never chosen silently (XNNPACK, for one, does not run
+convolutions of int8 weights on float activations: docs/performance.md,
+"Tagging what people run").
 
 Both score the same windows (tones in noise: the speed does not depend on
 the audio), and compute the same outputs (the keras engine the predictor's

@@ -427,7 +427,7 @@ def _float_nodes(content: bytes, layers: tuple) -> list[str] | None:
     interpreter = tflite_interpreter(content=content)
     tensors = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
     kept, quantised = [], False
-    for op in interpreter._get_ops_details():  # the only listing of a model's ops
+    for op in tflite_ops(interpreter):
         outputs = [tensors[i] for i in op["outputs"]]
         if any(within.search(name) and "log_mel" not in name for name in outputs):
             quantised = True
@@ -476,6 +476,16 @@ def tflite_interpreter(path: str | None = None, select_tf_ops: bool = False,
         warnings.simplefilter("ignore")
         return tf.lite.Interpreter(model_path=path, model_content=content,
                                    num_threads=num_threads)
+
+
+def tflite_ops(interpreter) -> list[dict]:
+    """The ops of the model of `interpreter` (LiteRT's or TensorFlow's), in
+    order: dicts with "op_name" ("CONV_2D", ...), "inputs" and "outputs"
+    (indices of `get_tensor_details()`). Neither interpreter lists its ops
+    publicly: this function alone calls their `_get_ops_details` (checked
+    with ai-edge-litert 2.3 and TensorFlow 2.21; tests/inference/test_export.py
+    fails if it changes)."""
+    return interpreter._get_ops_details()
 
 
 def tflite_scores(path: str | None, x: np.ndarray, select_tf_ops: bool = False,
