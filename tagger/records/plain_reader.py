@@ -72,13 +72,7 @@ from tagger.records.info import (
     unreadable_shard,
 )
 from tagger.records.schema import parse_clip
-from tagger.records.tfrecord import (
-    HEADER,
-    DamagedRecords,
-    read_records,
-    read_span,
-    record_spans,
-)
+from tagger.records.tfrecord import HEADER, DamagedRecords, read_records, read_span
 from tagger.records.windows import (
     DEFAULT_SHUFFLE_SEGMENTS,
     eval_windows_of_clip,
@@ -174,8 +168,8 @@ def clip_labels(data_dir: str, split: str, info: DatasetInfo | None = None):
     ids, tags = [], []
     for path in shard_paths(data_dir, info, split):
         with _ShardErrors(path, split), fileio.open_file(path, "rb") as file:
-            for offset, data in read_records(file):
-                clip = layout.parse(data, path, offset)
+            for record in read_records(file):
+                clip = layout.parse(record.data, path, record.offset)
                 ids.append(clip["clip_id"])
                 tags.append(clip["tags"])
     expected = info.splits[split]["clips"]
@@ -406,7 +400,8 @@ def split_spans(data_dir: str, info: DatasetInfo, split: str) -> list:
     spans = []
     for path in shard_paths(data_dir, info, split):
         with _ShardErrors(path, split), fileio.open_file(path, "rb") as file:
-            spans.append([(path, offset, length) for offset, length in record_spans(file)])
+            spans.append([(path, record.offset, record.length)
+                          for record in read_records(file, data=False)])
     found, expected = sum(map(len, spans)), info.splits[split]["clips"]
     if found != expected:
         raise clip_count_error(data_dir, split, found, expected)

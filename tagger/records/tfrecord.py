@@ -11,16 +11,17 @@ Each record is framed as
 where a CRC32C `crc` is masked as ((crc >> 15 | crc << 17) + 0xa282ead8)
 mod 2**32. The build's worker processes frame their clips' records here
 (they never import TensorFlow), so the building process only appends them.
-Reading checks both CRCs of every record it returns (`record_spans` and
-`read_span`, `read_records`): a damaged or cut file is a DamagedRecords
-naming the byte where it goes wrong.
+One reader walks the framing (`read_records`, the data read or skipped;
+`read_span` reads one record again): every length and every data read
+is checked against its CRC32C, and a damaged or cut file is a
+DamagedRecords naming the record by its byte and what is wrong.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import struct
+from typing import NamedTuple
 
 import google_crc32c
 import numpy as np
@@ -31,7 +32,6 @@ MASK_DELTA = 0xA282EAD8
 HEADER = 12  # a record's length and the length's CRC
 FOOTER = 4  # the data's CRC
 SMALL = 1 << 16  # parts of at most this many bytes are joined with the framing
-READ_BLOCK = 1 << 22  # bytes read at a time where the records' data is checked
 
 
 def masked_crc32c(parts) -> int:
@@ -78,44 +78,18 @@ def framing_sha256(path: str) -> str:
 
 def read_framing(path: str, check_data: bool = False) -> tuple[str, str | None]:
     """(`framing_sha256` of the TFRecord file at `path`, of its whole
-    records; what is wrong with the file, or None): a record cut short, or
-    a length whose CRC32C does not match. Only the framing is read; with
-    `check_data` every record's data too, and a data CRC32C that does not
-    match is named as well."""
+    records; what is wrong with the file, or None): `read_records`'s
+    DamagedRecords message. Only the framing is read; with `check_data`
+    every record's data too, checked against its CRC32C."""
     digest = hashlib.sha256()
     with fileio.open_file(path, "rb") as file:
-        file.seek(0, 2)  # to the end: its size (tf.io.gfile does not seek past it)
-        left = file.tell()
-        file.seek(0)
-        for index in itertools.count():
-            header = file.read(min(12, left))
-            if not header:
-                return digest.hexdigest(), None
-            if len(header) == 12 and struct.unpack("<I", header[8:])[0] != masked_crc32c(
-                    [header[:8]]):
-                return digest.hexdigest(), f"record {index}'s length does not match its CRC32C"
-            (length,) = struct.unpack("<Q", header[:8].ljust(8, b"\0"))
-            if len(header) < 12 or left < 16 + length:
-                return digest.hexdigest(), f"record {index} is cut short"
-            left -= 16 + length
-            if check_data:
-                crc = _read_crc32c(file, length)
-            else:
-                file.seek(length, 1)
-            footer = file.read(4)
-            if check_data and struct.unpack("<I", footer)[0] != _masked(crc):
-                return digest.hexdigest(), f"record {index}'s data does not match its CRC32C"
-            digest.update(header + footer)
-
-
-def _read_crc32c(file, length: int) -> int:
-    """The CRC32C of the next `length` bytes of `file` (which holds them), read in blocks."""
-    crc = 0
-    while length:
-        block = file.read(min(length, READ_BLOCK))
-        crc = google_crc32c.extend(crc, block)
-        length -= len(block)
-    return crc
+        try:
+            for record in read_records(file, data=check_data):
+                digest.update(record.framing)
+                del record  # its data freed before the next is read, as in read_records
+        except DamagedRecords as error:
+            return digest.hexdigest(), str(error)
+    return digest.hexdigest(), None
 
 
 def frame_bytes(data) -> bytes:
@@ -124,68 +98,74 @@ def frame_bytes(data) -> bytes:
 
 
 class DamagedRecords(ValueError):
-    """A TFRecord file that does not read back: the message says what is
-    wrong and at which byte."""
+    """A TFRecord file that does not read back: the message names the
+    record by the byte it starts at and says what is wrong with it."""
 
 
-def record_spans(file) -> list:
-    """(offset of the data, length) of every record of the open TFRecord
-    `file`, in order, each length's CRC checked and the data skipped (not
-    read): where a file's records lie, to read them later (`read_span`)."""
-    size = file.seek(0, 2)
-    spans, at = [], 0
+class Record(NamedTuple):
+    """A record of a TFRecord file: where its data starts (byte), its
+    length, its 16 framing bytes (`framing`), its data (a read-only view of
+    bytes of its own) or None where the data was not read."""
+
+    offset: int
+    length: int
+    framing: bytes
+    data: memoryview | None
+
+
+def read_records(file, data: bool = True):
+    """Yields the Record of every record of the open TFRecord `file` (local,
+    or a tf.io.gfile file) from its start, in order, its length checked
+    against its CRC32C; with `data`, its data read and checked against its
+    CRC32C, else skipped unread (never past the file's end: tf.io.gfile
+    refuses it). A cut or damaged record is a DamagedRecords, raised
+    before it would be yielded."""
+    file.seek(0, 2)
+    size, at = file.tell(), 0
+    file.seek(0)
     while at < size:
-        file.seek(at)
-        length = _length(file.read(HEADER), at)
-        end = at + HEADER + length + FOOTER
-        if end > size:
-            raise DamagedRecords(f"cut: its record at byte {at} of {length} bytes ends at "
-                                 f"byte {end}, past the file's end at {size}")
-        spans.append((at + HEADER, length))
-        at = end
-    return spans
-
-
-def read_span(file, offset: int, length: int) -> memoryview:
-    """The data of the record of `file` at (`offset`, `length`) (one of
-    `record_spans`), its CRC checked: a read-only view of bytes of its own."""
-    file.seek(offset)
-    return _checked_data(file, offset, length)
-
-
-def read_records(file):
-    """Yields (offset of the data, data) of every record of the open
-    TFRecord `file` in order, the data as `read_span` gives it, both CRCs
-    checked."""
-    at = file.tell()
-    while header := file.read(HEADER):
-        length = _length(header, at)
-        yield at + HEADER, _checked_data(file, at + HEADER, length)
+        header = file.read(HEADER)
+        if len(header) < HEADER:
+            raise DamagedRecords(_cut(at, at + len(header)))
+        length, crc = struct.unpack("<QI", header)
+        if crc != masked_crc32c([header[:8]]):
+            raise DamagedRecords(f"the length of its record at byte {at} does not match "
+                                 "its CRC32C")
+        if at + HEADER + length + FOOTER > size:
+            raise DamagedRecords(_cut(at, size))
+        if data:
+            view, footer = _data(file, at, length)
+        else:
+            file.seek(length, 1)
+            view, footer = None, file.read(FOOTER)
+        yield Record(at + HEADER, length, header + footer, view)
+        del view  # not held while the next record is read (its memory is reused)
         at += HEADER + length + FOOTER
 
 
-def _length(header: bytes, at: int) -> int:
-    """The data length a record's header at byte `at` holds, its CRC checked."""
-    if len(header) < HEADER:
-        raise DamagedRecords(f"cut: {len(header)} bytes of a record's {HEADER}-byte header "
-                             f"at byte {at}")
-    length, crc = struct.unpack("<QI", header)
-    if crc != masked_crc32c([header[:8]]):
-        raise DamagedRecords(f"the length of its record at byte {at} fails its checksum")
-    return length
+def read_span(file, offset: int, length: int) -> memoryview:
+    """The data of the record of `file` whose data is at (`offset`,
+    `length`) (a `read_records` Record's), its CRC32C checked, as
+    `read_records` gives it."""
+    file.seek(offset)
+    return _data(file, offset - HEADER, length)[0]
 
 
-def _checked_data(file, offset: int, length: int) -> memoryview:
+def _data(file, at: int, length: int) -> tuple:
+    """(data, data CRC bytes) of the record at byte `at` of `file`, read
+    from the file's position, the CRC checked."""
     buffer = file.read(length + FOOTER)
-    if len(buffer) != length + FOOTER:
-        raise DamagedRecords(f"cut: its record at byte {offset - HEADER} holds {len(buffer)} "
-                             f"of its {length + FOOTER} bytes of data and checksum")
-    data = memoryview(buffer)[:length]
-    (crc,) = struct.unpack_from("<I", buffer, length)
-    if crc != masked_crc32c([data]):
-        raise DamagedRecords(f"the data of its record at byte {offset - HEADER} fails its "
-                             "checksum")
-    return data
+    if len(buffer) < length + FOOTER:
+        file.seek(0, 2)
+        raise DamagedRecords(_cut(at, file.tell()))
+    data, footer = memoryview(buffer)[:length], buffer[length:]
+    if footer != struct.pack("<I", masked_crc32c([data])):
+        raise DamagedRecords(f"the data of its record at byte {at} does not match its CRC32C")
+    return data, footer
+
+
+def _cut(at: int, end: int) -> str:
+    return f"its record at byte {at} is cut short: the file ends at byte {end}"
 
 
 def open_record_file(path: str):

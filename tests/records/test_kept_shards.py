@@ -18,7 +18,7 @@ def flip_a_data_byte(path) -> str:
     (length,) = struct.unpack_from("<Q", data, 0)
     data[16 + length + 12 + 1000] ^= 0x01  # inside the second record's data
     path.write_bytes(bytes(data))
-    return "record 1's data does not match its CRC32C"
+    return f"the data of its record at byte {16 + length} does not match its CRC32C"
 
 
 def cut_by_100_bytes(path) -> str:

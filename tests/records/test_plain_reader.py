@@ -20,7 +20,7 @@ from tagger.errors import UserError
 from tagger.records import plain_reader, reader
 from tagger.records.info import load_info
 from tagger.records.schema import serialize_example
-from tagger.records.tfrecord import frame
+from tagger.records.tfrecord import frame, read_records
 from tests.checks import ROOT, without_tensorflow_env
 
 
@@ -168,9 +168,7 @@ def test_windows_of_longer_clips_start_at_a_random_offset(tmp_path):
             for part in frame([serialize_example(i, f"{i}.wav", np.array([i % 2]), clip)]):
                 file.write(part)
     with open(path, "rb") as file:
-        from tagger.records.tfrecord import record_spans
-
-        clips = tuple((path, offset, length) for offset, length in record_spans(file))
+        clips = tuple((path, r.offset, r.length) for r in read_records(file, data=False))
     layout = plain_reader.Layout("train", 1, (4,), "int16", 2, True)
     offsets = collections.Counter()
     for seed in range(20):
@@ -224,6 +222,28 @@ def test_clip_labels_equal_the_tf_data_readers(records, split, request):
     np.testing.assert_array_equal(tags, their_tags)
 
 
+def test_records_on_a_tf_io_gfile_path_read_as_the_local_ones(raw_records):
+    """A records folder read through tf.io.gfile (ram:// here, gs:// for a
+    user): the same batches and labels as the local folder."""
+    records_dir, info = raw_records
+    folder = "ram://plain_reader_test/records"
+    for name in info.splits["test"]["shards"]:
+        tf.io.gfile.copy(os.path.join(records_dir, name), f"{folder}/{name}", overwrite=True)
+
+    def read(records):
+        return (list(plain_reader.eval_batches(records, "test", 1, 4, info=info, workers=0,
+                                               prefetch=0)),
+                plain_reader.clip_labels(records, "test", info))
+
+    (batches, labels), (local_batches, local_labels) = read(folder), read(records_dir)
+    assert len(batches) == len(local_batches) > 1
+    for (x, clips), (local_x, local_clips) in zip(batches, local_batches):
+        np.testing.assert_array_equal(x, local_x)
+        np.testing.assert_array_equal(clips["clip_id"], local_clips["clip_id"])
+    for ours, local in zip(labels, local_labels, strict=True):
+        np.testing.assert_array_equal(ours, local)
+
+
 @pytest.fixture
 def copied_records(raw_records, tmp_path):
     """A copy of the raw records that a test may damage: (folder, info)."""
@@ -265,9 +285,11 @@ def read_all(records_dir, info, split, reading, workers=0):
 
 
 @pytest.mark.parametrize("how,problem", [
-    ("data", "is damaged (the data of its record at byte {first} fails its checksum)"),
-    ("length", "is damaged (the length of its record at byte {first} fails its checksum)"),
-    ("cut", "is damaged (cut: its record at byte {first} "),
+    ("data", "is damaged (the data of its record at byte {first} does not match its CRC32C)"),
+    ("length", "is damaged (the length of its record at byte {first} does not match its "
+               "CRC32C)"),
+    ("cut", "is damaged (its record at byte {first} is cut short: the file ends at byte "
+            "{cut})"),
     ("remove", "is missing")])
 @pytest.mark.parametrize("reading", ["train", "eval", "labels"])
 def test_a_damaged_shard_is_one_line_naming_it(copied_records, how, problem, reading):
@@ -279,7 +301,7 @@ def test_a_damaged_shard_is_one_line_naming_it(copied_records, how, problem, rea
         read_all(records_dir, info, split, reading)
     message = str(error.value)
     assert message.startswith(f"shard {path!r} of the {split} split "
-                              + problem.format(first=first)), message
+                              + problem.format(first=first, cut=first + 5000)), message
     assert "rebuild the dataset" in message and "\n" not in message
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tagger import fileio
 from tagger.records.schema import example_parts, serialize_example
 from tagger.records.tfrecord import (
     DamagedRecords,
@@ -21,7 +22,6 @@ from tagger.records.tfrecord import (
     read_framing,
     read_records,
     read_span,
-    record_spans,
 )
 from tests.checks import framing_of_file
 
@@ -109,11 +109,15 @@ def test_reading_the_framing_finds_records_cut_short_or_damaged(path, tmp_path):
     length_changed = bytearray(data)
     length_changed[last] ^= 1
     cases = [(data, False, None), (data, True, None),
-             (data[:-100], False, "record 3 is cut short"),
-             (data[:last + 7], True, "record 3 is cut short"),
-             (bytes(length_changed), False, "record 3's length does not match its CRC32C"),
+             (data[:-100], False,
+              f"its record at byte {last} is cut short: the file ends at byte {len(data) - 100}"),
+             (data[:last + 7], True,
+              f"its record at byte {last} is cut short: the file ends at byte {last + 7}"),
+             (bytes(length_changed), False,
+              f"the length of its record at byte {last} does not match its CRC32C"),
              (bytes(changed), False, None),
-             (bytes(changed), True, "record 3's data does not match its CRC32C")]
+             (bytes(changed), True,
+              f"the data of its record at byte {last} does not match its CRC32C")]
     for number, (content, check_data, problem) in enumerate(cases):
         written = f"{path}.{number}"  # ram:// appends to a file written again
         with tf.io.gfile.GFile(written, "wb") as file:
@@ -149,28 +153,38 @@ def test_shards_are_what_tensorflow_writes_for_their_records(records, request, t
 
 
 def read_back(path):
-    """(every record read in order, every record read at its span)."""
-    with open(path, "rb") as file:
-        pairs = [(offset, bytes(data)) for offset, data in read_records(file)]
-        spans = record_spans(file)
-        assert [offset for offset, _ in pairs] == [offset for offset, _ in spans]
-        return [data for _, data in pairs], [bytes(read_span(file, *span))
-                                             for span in reversed(spans)][::-1]
+    """(every record read in order, every record read again at its data's
+    offset, last first); the walk without the data finds the same records."""
+    with fileio.open_file(str(path), "rb") as file:
+        records = list(read_records(file))
+        skipped = list(read_records(file, data=False))
+        assert [r._replace(data=None) for r in records] == skipped
+        return ([bytes(r.data) for r in records],
+                [bytes(read_span(file, r.offset, r.length)) for r in reversed(skipped)][::-1])
 
 
-def test_the_reader_reads_back_what_either_writer_wrote(tmp_path):
-    ours = tmp_path / "ours.tfrecord"
-    our_file(ours, RECORDS)
-    tensorflow_file(tmp_path / "tf.tfrecord", RECORDS)
-    for path in ours, tmp_path / "tf.tfrecord":
+@pytest.mark.parametrize("folder", ["local", "ram://tfrecord_test/read_back"])
+def test_the_reader_reads_back_what_either_writer_wrote(folder, tmp_path):
+    """Both walks (the data read or skipped) and each record read again,
+    from a local file and through tf.io.gfile."""
+    folder = str(tmp_path) if folder == "local" else folder
+    ours, theirs = f"{folder}/ours.tfrecord", f"{folder}/tf.tfrecord"
+    with open_record_file(ours) as file:
+        for record in RECORDS:
+            for part in frame([record]):
+                file.write(part)
+    with tf.io.TFRecordWriter(theirs) as writer:
+        for record in RECORDS:
+            writer.write(record)
+    for path in ours, theirs:
         assert read_back(path) == (RECORDS, RECORDS)
-    with open(ours, "rb") as file:
-        spans = record_spans(file)
+    with fileio.open_file(ours, "rb") as file:
+        records = list(read_records(file, data=False))
     lengths = [len(r) for r in RECORDS]
-    assert [length for _, length in spans] == lengths
-    assert [offset for offset, _ in spans] == [12 + sum(n + 16 for n in lengths[:i])
-                                               for i in range(len(RECORDS))]
-    assert read_back(tmp_path / "ours.tfrecord") == read_back(tmp_path / "tf.tfrecord")
+    assert [r.length for r in records] == lengths
+    assert [r.offset for r in records] == [12 + sum(n + 16 for n in lengths[:i])
+                                           for i in range(len(RECORDS))]
+    assert [r.framing for r in records] == [framing(frame([r])) for r in RECORDS]
 
 
 def test_tensorflow_reads_what_the_reader_reads_in_a_built_shard(raw_records):
@@ -197,12 +211,12 @@ THIRD = 32 + len(RECORDS[0]) + len(RECORDS[1])  # where the third record's frame
 
 
 @pytest.mark.parametrize("position,value,message", [
-    (THIRD + 12, 0x01, f"the data of its record at byte {THIRD} fails its checksum"),
-    (THIRD + 12 + 1, 0x80, f"the data of its record at byte {THIRD} fails its checksum"),
+    (THIRD + 12, 0x01, f"the data of its record at byte {THIRD} does not match its CRC32C"),
+    (THIRD + 12 + 1, 0x80, f"the data of its record at byte {THIRD} does not match its CRC32C"),
     (THIRD + 16 + len(RECORDS[2]) - 1, 0x01,  # the data's CRC itself
-     f"the data of its record at byte {THIRD} fails its checksum"),
-    (THIRD + 3, 0x10, f"the length of its record at byte {THIRD} fails its checksum"),
-    (THIRD + 9, 0x01, f"the length of its record at byte {THIRD} fails its checksum"),
+     f"the data of its record at byte {THIRD} does not match its CRC32C"),
+    (THIRD + 3, 0x10, f"the length of its record at byte {THIRD} does not match its CRC32C"),
+    (THIRD + 9, 0x01, f"the length of its record at byte {THIRD} does not match its CRC32C"),
 ])
 def test_a_flipped_bit_fails_a_checksum(tmp_path, position, value, message):
     path = damaged(tmp_path, position, value)
@@ -216,23 +230,26 @@ def test_a_flipped_bit_fails_a_checksum(tmp_path, position, value, message):
 def test_a_flipped_data_byte_fails_when_its_span_is_read(tmp_path):
     path = damaged(tmp_path, THIRD + 20, 0x04)
     with open(path, "rb") as file:
-        spans = record_spans(file)  # the lengths are intact
-        assert [bytes(read_span(file, *span)) for span in spans[:2]] == RECORDS[:2]
-        with pytest.raises(DamagedRecords, match=f"record at byte {THIRD} fails"):
-            read_span(file, *spans[2])
+        records = list(read_records(file, data=False))  # the lengths are intact
+        assert [bytes(read_span(file, r.offset, r.length)) for r in records[:2]] == RECORDS[:2]
+        with pytest.raises(DamagedRecords) as error:
+            read_span(file, records[2].offset, records[2].length)
+    assert str(error.value) == f"the data of its record at byte {THIRD} does not match its CRC32C"
 
 
-@pytest.mark.parametrize("cut,message", [
-    (THIRD + 5, f"cut: 5 bytes of a record's 12-byte header at byte {THIRD}"),
-    (THIRD + 12 + 1, f"cut: its record at byte {THIRD} holds 1 of its 772 bytes"),
-])
-def test_a_cut_file_says_where(tmp_path, cut, message):
+@pytest.mark.parametrize("cut", [THIRD + 5, THIRD + 12 + 1])
+def test_a_cut_file_says_where(tmp_path, cut):
+    """In its header or in its data: the same line whether the data is
+    read, skipped, or read again at its offset."""
     path = damaged(tmp_path, cut)
+    message = f"its record at byte {THIRD} is cut short: the file ends at byte {cut}"
+    for data in True, False:
+        with open(path, "rb") as file, pytest.raises(DamagedRecords) as error:
+            list(read_records(file, data=data))
+        assert str(error.value) == message
     with open(path, "rb") as file, pytest.raises(DamagedRecords) as error:
-        list(read_records(file))
-    assert str(error.value).startswith(message)
-    with open(path, "rb") as file, pytest.raises(DamagedRecords, match="^cut: "):
-        record_spans(file)
+        read_span(file, THIRD + 12, len(RECORDS[2]))
+    assert str(error.value) == message
 
 
 def test_a_file_cut_at_a_record_boundary_reads_as_fewer_records(tmp_path):
