@@ -68,7 +68,7 @@ def test_a_parsers_actions_and_the_options_that_add_to_their_value():
     assert actions[0].option_strings == ["-h", "--help"] and actions[1:] == added
     assert [adds_to_its_value(action) for action in added] == [False, False, True, True, True,
                                                                 True]
-    args = parser.parse_args_given(["--many", "a", "-vv", "--sto", "2"])
+    args = parser.parse_args(["--many", "a", "-vv", "--sto", "2"])
     assert args.given == {"many", "v", "store"} and args.store == "2"
 
 
