@@ -9,7 +9,6 @@ installed, and is kept off the accelerators there (`tensorflow_for_input`).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
@@ -34,25 +33,7 @@ def choose(name: str | None) -> str:
                             f"process for --backend {name}")
         return name
     os.environ["KERAS_BACKEND"] = name
-    if name == "jax":
-        keep_compiled_programs()
     return name
-
-
-def keep_compiled_programs() -> None:
-    """JAX keeps the programs it compiles in the cache folder
-    (`$TAGGER_HOME/jax`, unless JAX_COMPILATION_CACHE_DIR says where): a
-    resumed run, eval.py after train.py and a second run of one model
-    compile nothing again. Set before JAX is imported; a cache folder that
-    cannot be written is left unused."""
-    from tagger.cache import CacheFolderError, cache_folder
-
-    if "JAX_COMPILATION_CACHE_DIR" in os.environ or "jax" in sys.modules:
-        return
-    try:
-        os.environ["JAX_COMPILATION_CACHE_DIR"] = cache_folder("jax")
-    except CacheFolderError:
-        pass
 
 
 def current() -> str:
@@ -68,22 +49,15 @@ def is_jax() -> bool:
     return current() == "jax"
 
 
-def tensorflow_installed() -> bool:
-    """Whether TensorFlow can be imported here (without importing it)."""
-    try:
-        return importlib.util.find_spec("tensorflow") is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def tensorflow_for_input():
     """TensorFlow, imported quietly, for input pipelines and file systems
     only: under another backend it sees no GPU or TPU, which belong to that
     backend (a TensorFlow built for CUDA would otherwise take the GPU's
     memory). None where TensorFlow is not installed."""
+    from tagger.runtime import quiet_tensorflow, tensorflow_installed
+
     if not tensorflow_installed():
         return None
-    from tagger.runtime import quiet_tensorflow
 
     quiet_tensorflow()
     import tensorflow as tf

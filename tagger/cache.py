@@ -127,3 +127,19 @@ def read_record(record: str) -> dict | None:
             and isinstance(value.get("sha256"), str)):
         return None
     return value
+
+
+def keep_jax_programs() -> None:
+    """JAX keeps the programs it compiles in the cache folder
+    (`cache_home()/jax`, unless JAX_COMPILATION_CACHE_DIR says where): a
+    resumed run, eval.py after train.py and a second run of one model
+    compile nothing again. Set before JAX is imported; a cache folder that
+    cannot be written is left unused."""
+    import sys
+
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ or "jax" in sys.modules:
+        return
+    try:
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = cache_folder("jax")
+    except CacheFolderError:
+        pass

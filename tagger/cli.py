@@ -46,6 +46,10 @@ def main(action, args, tensorflow: bool = True) -> int:
         except UserError as error:
             return _user_error(error)
         tensorflow = tensorflow and chosen == "tensorflow"
+        if chosen == "jax":
+            from tagger.cache import keep_jax_programs
+
+            keep_jax_programs()
     prepare_command_process(tensorflow=tensorflow)
     return run(action, args)
 

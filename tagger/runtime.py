@@ -10,6 +10,7 @@ benchmarks set their process up with these functions.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import os
 import sys
@@ -25,6 +26,14 @@ def use_pooling_cpu_allocator() -> None:
     tensor; TF_CPU_ALLOCATOR_USE_BFC=false in the environment keeps the
     system allocator."""
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+
+
+def tensorflow_installed() -> bool:
+    """Whether TensorFlow can be imported here (without importing it)."""
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def quiet_tensorflow() -> None:
@@ -64,7 +73,6 @@ def prepare_command_process(tensorflow: bool = True) -> None:
     `tensorflow=False`: the pooling allocator is still set for a later
     import, which must be `quiet_tensorflow` too, and the start costs no
     TensorFlow import."""
-    from tagger.backends import tensorflow_installed
     from tagger.host_memory import keep_freed_heap
 
     keep_freed_heap()

@@ -7,6 +7,7 @@ shuffled blocks and padding, in an order each fixes by its seed."""
 from __future__ import annotations
 
 from tagger import backends
+from tagger.runtime import tensorflow_installed
 
 
 def _tensorflow():
@@ -15,7 +16,7 @@ def _tensorflow():
 
 def reader_name() -> str:
     """Which reader serves the batches here: tf.data or the plain reader."""
-    return "tf.data" if backends.tensorflow_installed() else "the TensorFlow-free reader"
+    return "tf.data" if tensorflow_installed() else "the TensorFlow-free reader"
 
 
 def train_batches(data_dir: str, batch_size: int, info=None, window_segments: int = 1,
