@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("jax", reason="the JAX backend's tests need requirements-jax.txt")
@@ -62,6 +63,7 @@ for name, family, extra in cases:
     else:
         batches = iter(zip(x, y))
     losses[name] = [float(train(batches, 1)) for _ in range(steps)]
+    checkpoints.write(os.path.join(folder, f"{name}-{devices.name}-after"), model)
 print(json.dumps(losses))
 '''
 
@@ -91,6 +93,12 @@ def test_every_family_trains_alike_under_both_backends(tmp_path):
               for name, tensorflow in losses["tensorflow"].items()
               if losses["jax"][name] != pytest.approx(tensorflow, rel=TOLERANCE)}
     print(json.dumps(losses))
+    for name in losses["jax"]:
+        after = {backend: np.load(tmp_path / f"{name}-{backend}-after.npz")
+                 for backend in ("tensorflow", "jax")}
+        print(name, max(float(np.max(np.abs(after["jax"][key] - value)) /
+                               (float(np.max(np.abs(value))) + 1e-6))
+                        for key, value in after["tensorflow"].items()))
     assert not differ, f"relative differences of each step's loss: {differ}"
     for name, tensorflow in losses["tensorflow"].items():
         assert len(tensorflow) == STEPS and tensorflow[0] != tensorflow[-1], (name, tensorflow)
