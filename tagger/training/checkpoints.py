@@ -58,6 +58,7 @@ def write(prefix: str, model, optimizer=None) -> None:
             arrays[f"{group}/{index:05d}"] = _value(variable)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
+    fileio.makedirs(prefix.rsplit("/", 1)[0])  # a worker's scratch folder, made at its first
     fileio.write_atomic(path_of(prefix), buffer.getvalue())
 
 

@@ -1,12 +1,22 @@
 """The same model, initial weights and batches give the same training losses
-under Keras's TensorFlow and JAX backends, for every family: three steps of
-plain SGD at 1e-3 by each backend's own training step (TensorFlow's in its
-`training_model` form, JAX's stateless jitted step), dropout off (each
-backend draws its own masks). Agreement to 1e-4 of the loss: float32
-rounding differs between the backends' kernels (and between TensorFlow's
-training form and the model's own layers, by as much), and a larger step
-(SGD at 1e-2 with Nesterov momentum) grows such differences to 1e-3 and
-more within a few steps on these tiny models."""
+and weights under Keras's TensorFlow and JAX backends, for every family:
+three steps of plain SGD at 1e-3 by each backend's own training step
+(TensorFlow's in its `training_model` form, JAX's stateless jitted step),
+dropout off (each backend draws its own masks).
+
+The tolerances: the first loss (the same weights) to 2e-4 of itself, each
+later one to 2e-3, and the change of every variable over the steps (the
+batch norms' moving statistics too), taken together as one vector, to
+5e-3 of its length (L2). float32 rounding differs between the backends'
+kernels, as much as between TensorFlow's training form and the model's
+own layers, and these tiny models (batch norms over 8 windows) grow it
+step by step: seen on the 2-core EPYC, the losses differed by up to 9e-4
+after three steps and the changes by up to 1.1e-3 (a single variable's by
+up to 11%: a first convolution whose gradient is small), and a larger step
+(SGD at 1e-2 with Nesterov momentum) grows the losses' difference to 1e-2
+within six. A step that differed in what it computes (a loss scaled
+otherwise, statistics not updated, the int16 windows scaled otherwise)
+differs by far more."""
 
 import json
 import os
@@ -20,7 +30,9 @@ pytest.importorskip("jax", reason="the JAX backend's tests need requirements-jax
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = 3
-TOLERANCE = 1e-4
+FIRST_LOSS = 2e-4  # relative: the same weights, each backend's kernels
+LOSSES = 2e-3  # relative, over the steps
+UPDATES = 5e-3  # relative: the change of every variable over the steps, taken together
 
 SCRIPT = r'''
 import json, os, sys
@@ -30,6 +42,7 @@ import numpy as np
 
 from tagger.models import FAMILIES
 from tagger.training import backend, checkpoints
+from tests.models.common import nested_layers
 
 folder, steps = sys.argv[1], int(sys.argv[2])
 cases = json.loads(sys.argv[3])
@@ -41,7 +54,7 @@ for name, family, extra in cases:
     with devices.scope():
         model = spec.build(num_tags=5, **{**spec.tiny, **extra})
         optimizer = keras.optimizers.SGD(1e-3)
-    for layer in model._flatten_layers(include_self=False):
+    for layer in nested_layers(model):
         if isinstance(layer, keras.layers.Dropout):
             layer.rate = 0.0
     weights = os.path.join(folder, name)
@@ -89,16 +102,26 @@ def test_every_family_trains_alike_under_both_backends(tmp_path):
         assert done.returncode == 0, done.stderr[-3000:]
         losses[backend] = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(losses["jax"]) == {name for name, _, _ in chosen}
-    differ = {name: [f"{abs(j - t) / t:.1e}" for t, j in zip(tensorflow, losses["jax"][name])]
-              for name, tensorflow in losses["tensorflow"].items()
-              if losses["jax"][name] != pytest.approx(tensorflow, rel=TOLERANCE)}
-    print(json.dumps(losses))
-    for name in losses["jax"]:
-        after = {backend: np.load(tmp_path / f"{name}-{backend}-after.npz")
-                 for backend in ("tensorflow", "jax")}
-        print(name, max(float(np.max(np.abs(after["jax"][key] - value)) /
-                               (float(np.max(np.abs(value))) + 1e-6))
-                        for key, value in after["tensorflow"].items()))
-    assert not differ, f"relative differences of each step's loss: {differ}"
+    losses_differ, updates_differ = {}, {}
     for name, tensorflow in losses["tensorflow"].items():
+        jax = losses["jax"][name]
         assert len(tensorflow) == STEPS and tensorflow[0] != tensorflow[-1], (name, tensorflow)
+        relative = [abs(j - t) / t for t, j in zip(tensorflow, jax)]
+        if relative[0] > FIRST_LOSS or max(relative) > LOSSES:
+            losses_differ[name] = [f"{r:.1e}" for r in relative]
+        change = {backend: update(tmp_path, name, backend) for backend in ("tensorflow", "jax")}
+        difference = np.linalg.norm(change["jax"] - change["tensorflow"]) / np.linalg.norm(
+            change["tensorflow"])
+        if difference > UPDATES:
+            updates_differ[name] = f"{difference:.1e}"
+    assert not losses_differ, f"relative differences of each step's loss: {losses_differ}"
+    assert not updates_differ, f"relative differences of the updates: {updates_differ}"
+
+
+def update(folder, name: str, backend: str) -> np.ndarray:
+    """The change of every float variable of `name` over the steps under
+    `backend`, as one vector."""
+    with np.load(folder / f"{name}.npz") as before, \
+            np.load(folder / f"{name}-{backend}-after.npz") as after:
+        return np.concatenate([(after[key] - before[key]).ravel() for key in before.files
+                               if before[key].dtype.kind == "f"])
