@@ -23,7 +23,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tagger"
 LAYERS = (
     ("foundation", ("errors", "config", "strict_json", "fileio", "destination", "cache",
                     "timing_cache", "safe_pickle", "folder_lock", "host_memory", "runtime",
-                    "cpu_features", "audio", "parallel", "fork_server", "registry")),
+                    "cpu_features", "audio", "audio_spans", "parallel", "fork_server",
+                    "registry")),
     ("building blocks", ("layers", "augment")),
     ("models", ("models",)),
     ("records", ("records",)),
