@@ -11,9 +11,11 @@ asked for more than the span:
   grid: frame `k * P` of the file is output sample `k * Q` at
   `sample_rate` (P / Q, the ratio of the two rates in lowest terms), so
   the resampled span falls on the samples of the whole file's;
-- `RESAMPLER_CONTEXT_SECONDS` more at each edge, whose outputs are
-  dropped: soxr's filter reads that far on either side of an output
-  sample (within float32 rounding: tests/test_audio_spans.py);
+- `RESAMPLER_CONTEXT` output samples more at each edge (times the
+  upsampling factor, where the file's rate is the lower), whose outputs
+  are dropped: soxr's filter reads that far on either side of an output
+  sample (256 were enough for every ratio tried from 1:16 to 6:1, to
+  float32 rounding: tests/test_audio_spans.py);
 - libsndfile seeks sample-exactly (WAV, FLAC, Ogg Vorbis and Opus, MP3
   with or without a Xing/LAME header); FFmpeg seeks by time in an MP4/M4A
   and places each decoded frame by its timestamp, decoding from a few
@@ -51,7 +53,7 @@ from tagger.audio import (
     open_source,
 )
 
-RESAMPLER_CONTEXT_SECONDS = 0.05  # decoded and dropped at each edge of a resampled span
+RESAMPLER_CONTEXT = 512  # samples decoded and dropped at each edge of a resampled span
 
 
 class SpanReader:
@@ -87,7 +89,7 @@ class SpanReader:
         self.seek_problem = self.source.seek_problem
         divisor = math.gcd(self.file_rate, self.sample_rate)
         self._step_in, self._step_out = self.file_rate // divisor, self.sample_rate // divisor
-        self._context = math.ceil(RESAMPLER_CONTEXT_SECONDS * self.sample_rate)
+        self._context = RESAMPLER_CONTEXT * max(1, -(-self.sample_rate // self.file_rate))
 
     def read(self, start: int, count: int) -> np.ndarray:
         """(count,) float32: samples `[start, start + count)` at
