@@ -35,7 +35,7 @@ EDGE_SECONDS = 10.0  # left out at each end of a track where the track allows
 # windows a library job (tag.py --db, the beets plugin) scores a track from;
 # the smallest N whose top tags agree with every window's, measured by
 # bench/bench_windows.py on recorded music (docs/performance.md)
-LIBRARY_WINDOWS = 8
+LIBRARY_WINDOWS = 4
 ALL = 0  # --windows 0 (or all): every window
 
 
