@@ -11,7 +11,8 @@ share batches.
 Each decoder thread takes the next file, streams it through `audio_windows`
 (block reads of libsndfile, or of FFmpeg where libsndfile cannot open the
 file, + soxr streaming resampling, so an hour-long file never sits in
-memory) and puts its windows, then a `_Done` note with the
+memory), or with `windows=N` reads the N windows `window_choice` picks by
+seeking, and puts its windows, then a `_Done` note with the
 file's length or its decode error, on one bounded queue. The caller's thread
 fills a batch from the queue and runs the model whenever the batch is full
 (and once more at the end), so batches mix the tails and heads of
