@@ -204,9 +204,15 @@ def _decode(source, sample_rate: int, max_seconds: float | None):
 
 def mono_mix(block: np.ndarray) -> np.ndarray:
     """(frames, channels) float32 -> (frames,) float32: the channel mean
-    (one channel: the column itself, without a pass over the block)."""
+    (one channel: the column itself, without a pass over the block; two:
+    (left + right) * 0.5, bit for bit numpy's float32 mean of the two,
+    which reduces a row of two at a time about 40 times slower)."""
     if block.shape[1] == 1:
         return block[:, 0]
+    if block.shape[1] == 2:
+        mono = np.add(block[:, 0], block[:, 1], dtype=np.float32)
+        mono *= np.float32(0.5)
+        return mono
     return block.mean(axis=1, dtype=np.float32)
 
 
