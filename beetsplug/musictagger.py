@@ -7,9 +7,12 @@ through the pipeline tag.py uses, and stores on the item:
 - `musictagger_tags`: the selected tags, highest score first (a list, as
   beets' `genres`; written to the file as tag.py --write-tags writes them);
 - `<prefix>_<tag>`: each tag's score, a float (`beets_fields`);
-- `musictagger_model`: the model's name and SHA-256, and
-  `musictagger_stamp`: the file's size and modification time as it was
-  tagged, so an unchanged file is not tagged again by the same model;
+- `musictagger_model`: the model's name and SHA-256 and the windows each
+  track was scored from (`windows:4`; the `windows` setting, or
+  -n/--windows: N of them spread over the track, decoding only those; 0 or
+  all: every window, the label as before), and `musictagger_stamp`: the
+  file's size and modification time as it was tagged, so an unchanged file
+  is not tagged again by the same model from as many windows;
 - the beets fields the `fields` setting maps tags to.
 
 Each item is stored as soon as it is scored (a killed run resumes where it
@@ -31,6 +34,7 @@ from beets import library, ui
 from beets.dbcore import types
 from beets.plugins import BeetsPlugin
 
+from tagger.inference.engine.window_choice import LIBRARY_WINDOWS, windows_label
 from tagger.inference.library import beets_fields
 from tagger.inference.library.file_tags import (
     FIELD,
@@ -99,7 +103,8 @@ class MusicTaggerPlugin(BeetsPlugin):
         super().__init__()
         self.config.add({"model": "MTT_musicnn", "auto": False, "write": False,
                          "top_k": None, "threshold": None, "fields": {},
-                         "batch_size": 32, "workers": None})
+                         "batch_size": 32, "workers": None,
+                         "windows": LIBRARY_WINDOWS})
         self._taggers = {}
         self._stamped = set()  # ids of items whose stamp was current when beets began a write
         self.add_media_field(TAGS, _file_field(FIELD, _JoinedTags))
@@ -131,6 +136,10 @@ class MusicTaggerPlugin(BeetsPlugin):
                                   help="write the tags into the files")
         command.parser.add_option("-W", "--nowrite", action="store_false", dest="write",
                                   help="do not write the tags into the files")
+        command.parser.add_option("-n", "--windows", metavar="N",
+                                  help="score each track from N windows spread over it, "
+                                  "decoding only those; 0 or all: every window (default: the "
+                                  f"windows setting, {LIBRARY_WINDOWS})")
         command.parser.add_option("--labels", metavar="FIELD",
                                   help="print build_folder.py --labels' CSV of FIELD instead")
         command.parser.add_option("--suggest", type="int", metavar="N",
@@ -159,7 +168,7 @@ class MusicTaggerPlugin(BeetsPlugin):
         model = self._model(opts.model)
         if not any(True for _ in lib.items(args)):
             raise ui.UserError("no items match the query; `beet ls QUERY` lists what it matches")
-        self._tag(lib, lambda: list(lib.items(args)), model, opts.force, write)
+        self._tag(lib, lambda: list(lib.items(args)), model, opts.force, write, opts.windows)
 
     def _imported(self, session, task):
         items = list(task.imported_items())
@@ -172,17 +181,29 @@ class MusicTaggerPlugin(BeetsPlugin):
         self._tag(session.lib, reloaded, self._model(None), False,
                   self.config["write"].get(bool))
 
-    def _tag(self, lib, items, model: str, force: bool, write: bool) -> None:
+    def _tag(self, lib, items, model: str, force: bool, write: bool, windows=None) -> None:
         """Tags the items `items()` gives, called once this run holds the
-        library's lock (`_library_lock`): what another run stored is seen."""
+        library's lock (`_library_lock`): what another run stored is seen;
+        each from `windows` windows (-n/--windows, else the setting)."""
         from tagger.errors import UserError
 
         try:
-            self._tag_items(lib, items, model, force, write)
+            self._tag_items(lib, items, model, force, write, self._windows(windows))
         except UserError as error:
             raise ui.UserError(str(error)) from None
 
-    def _tag_items(self, lib, items, model: str, force: bool, write: bool) -> None:
+    def _windows(self, given) -> int | None:
+        """-n/--windows, else the `windows` setting: N, or None for every window."""
+        from tagger.inference.engine.window_choice import windows_count
+
+        value = self.config["windows"].get() if given is None else given
+        try:
+            return windows_count(value) or None
+        except ValueError as error:
+            raise ui.UserError(f"musictagger windows: {error}") from None
+
+    def _tag_items(self, lib, items, model: str, force: bool, write: bool,
+                   windows: int | None = None) -> None:
         from tqdm import tqdm
 
         from tagger.cli import progress_wanted
@@ -195,10 +216,11 @@ class MusicTaggerPlugin(BeetsPlugin):
         self._mapping()  # a bad setting is reported before the model loads
         tagger = self._tagger(model)
         mapping = self._mapping(tagger.tag_names)
+        label = windows_label(tagger.label, windows)
         with _library_lock(lib, lambda line: print(f"musictagger: {line}", file=sys.stderr,
                                                    flush=True)):
             items = items()
-            wanted = [item for item in items if force or not _is_current(item, tagger.label)]
+            wanted = [item for item in items if force or not _is_current(item, label)]
             if len(wanted) < len(items):
                 self._log.info("up to date: {} of {} items (--force tags them again)",
                                len(items) - len(wanted), len(items))
@@ -211,14 +233,14 @@ class MusicTaggerPlugin(BeetsPlugin):
                 try:
                     for result in tag_files(tagger.predictor, paths,
                                             batch_size=self._int("batch_size"),
-                                            workers=self._int("workers")):
+                                            workers=self._int("workers"), windows=windows):
                         bar.update(1)
                         item = wanted[result.index]
                         reason = result.error or _changed_since_read(result)
                         if reason is None:
                             chosen = [t for t, _ in select_tags(
                                 result.clip_scores, tagger.tag_names, top_k, threshold)]
-                            _set_fields(item, tagger, result, chosen, mapping)
+                            _set_fields(item, tagger, result, chosen, mapping, label)
                             reason = _store(item, write)
                         if reason is not None:
                             failed += 1
@@ -435,11 +457,11 @@ def _changed_since_read(result) -> str | None:
     return None
 
 
-def _set_fields(item, tagger: _Tagger, result, chosen, mapping) -> None:
+def _set_fields(item, tagger: _Tagger, result, chosen, mapping, label: str) -> None:
     for field, score in zip(tagger.fields, result.clip_scores):
         item[field] = round(float(score), 6)
     item[TAGS] = chosen
-    item[MODEL] = tagger.label
+    item[MODEL] = label
     for field, values in beets_fields.mapped_values(chosen, mapping).items():
         item[field] = values
     item[STAMP] = stamp_of(result.read_stat)

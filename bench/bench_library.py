@@ -3,6 +3,7 @@ over the run, and a run killed midway that resumes to the same rows.
 
     python bench/bench_library.py [--files 1000] [--minutes 3 5] [--songs 24]
                                   [--model MTT_musicnn] [--engine keras]
+                                  [--windows N|all] [--stage-files 24]
                                   [--kill-at 0.3] [--work-dir DIR]
 
 Makes (once) `--songs` songs of `--minutes` each (drawn between the two,
@@ -14,7 +15,8 @@ whether another file holds the same music). Then, each in a process of
 its own, as a user runs it:
 
 1. `tag.py MODEL LIBRARY --recursive --db A.sqlite --engine ENGINE
-   --no-progress`, its
+   --no-progress` (with `--windows N` where given; tag.py's default for
+   --db otherwise: `window_choice.LIBRARY_WINDOWS`), its
    resident memory (VmRSS) and the rows written so far read every
    `--sample-seconds`: files per hour from the first row to the last
    (and counting the start-up), and the memory at each tenth of the files;
@@ -22,12 +24,24 @@ its own, as a user runs it:
    have their row, then run again: it skips the files B holds and tags the
    rest. B then holds the same rows as A: every file once, the same
    size, time, duration, windows and scores (within 1e-5: a window's
-   batch mates differ between the runs).
+   batch mates differ between the runs);
+3. where a file's time goes: each stage a library job runs per file,
+   timed alone on one thread over the first `--stage-files` files of the
+   library, as tag.py runs it in this mode: the walk (listing, the
+   path's checks, its stat), open (the descriptor and the decoder's header:
+   rate and length), probe (a second open for the file's rate, without
+   --windows only), decode (with --windows: seek, decode and resample the
+   chosen windows; else the whole file), model (the engine on those
+   windows, in batches of 32 across files), database (the up-to-date
+   query, the row and its commit); and tags read (mutagen; what
+   --write-tags and the beets plugin add, not this run's). Each stage's
+   share of their sum, and the sum against the run's time per file.
 
 Ratio lines: `library_files_per_hour`, `library_rss_end_over_tenth` (the
 memory at the last sample over that when a tenth of the files were done;
-goal <= 1.1: nothing per file is kept) and `library_resume_same_rows` (1
-when B holds A's rows, else 0). `--width W` tags with an untrained package
+goal <= 1.1: nothing per file is kept), `library_resume_same_rows` (1
+when B holds A's rows, else 0) and `library_stage_share_<stage>` for the
+stages this run's tag.py runs. `--width W` tags with an untrained package
 Musicnn at W of its filters instead of `--model` (the suite's tiny run).
 """
 
@@ -61,6 +75,10 @@ def parse_args(argv=None):
     p.add_argument("--width", type=float, default=None,
                    help="tag with an untrained package Musicnn at this width instead")
     p.add_argument("--engine", default="keras", help="tag.py --engine")
+    p.add_argument("--windows", default=None, metavar="N",
+                   help="tag.py --windows (N, or all; default: tag.py's default for --db)")
+    p.add_argument("--stage-files", type=int, default=24,
+                   help="files of the library whose stages are timed one by one")
     p.add_argument("--kill-at", type=float, default=0.3,
                    help="the share of the files with a row when run B is killed")
     p.add_argument("--sample-seconds", type=float, default=2.0)
@@ -121,11 +139,13 @@ def rss_mb(pid: int) -> float | None:
 
 
 def run_tag(model: str, library: str, db: str, engine: str, log: str, sample_seconds: float,
-            kill_at: int | None = None):
+            kill_at: int | None = None, windows: str | None = None):
     """Runs tag.py into `db`; [(seconds since start, rows, RSS MB)] sampled
     while it runs, and whether it was killed (at `kill_at` rows)."""
     command = [sys.executable, os.path.join(ROOT, "tag.py"), model, library, "--recursive",
                "--db", db, "--engine", engine, "--no-progress"]
+    if windows is not None:
+        command += ["--windows", windows]
     samples, killed = [], False
     start = time.perf_counter()
     with open(log, "a") as err:
@@ -170,6 +190,114 @@ def same_rows(a: dict, b: dict) -> tuple[bool, float]:
     return largest <= 1e-5, largest
 
 
+def stage_shares(args, model: str, library: str, work: str, run_seconds: float) -> dict:
+    """Times each stage of a library job on the first `--stage-files` files
+    (see the module's docstring) and prints them; {stage: share of their
+    sum} of the stages this run's tag.py runs."""
+    import mutagen
+    import numpy as np
+
+    from tagger import runtime
+    from tagger.audio import audio_windows, file_info
+    from tagger.audio_spans import SpanReader
+    from tagger.inference.engine.registry import EngineOptions, make_predictor
+    from tagger.inference.engine.tagging import FileResult
+    from tagger.inference.engine.window_choice import (
+        LIBRARY_WINDOWS,
+        read_chosen,
+        windows_count,
+    )
+    from tagger.inference.inputs import iter_audio
+    from tagger.inference.library.results_db import ResultsWriter
+    from tagger.models.saved import load_tagger
+    from tagger.pretrained.store import resolve_model
+
+    runtime.quiet_tensorflow()
+    windows = LIBRARY_WINDOWS if args.windows is None else windows_count(args.windows) or None
+    times = dict.fromkeys(("walk", "open", "probe", "decode", "model", "database",
+                           "tags_read"), 0.0)
+
+    def timed(stage, fn, *a, **k):
+        start = time.perf_counter()
+        value = fn(*a, **k)
+        times[stage] += time.perf_counter() - start
+        return value
+
+    start = time.perf_counter()
+    files = []
+    for path, problem in iter_audio([library], recursive=True):
+        if problem is None:
+            os.stat(path)
+            files.append(path)
+        if len(files) == args.stage_files:
+            break
+    times["walk"] = time.perf_counter() - start
+    model_path = resolve_model(model, progress=False)
+    predictor = make_predictor(args.engine, *load_tagger(model_path),
+                               EngineOptions(calibration_audio=lambda: files,
+                                             model_path=model_path))
+    hop = predictor.hop_samples or predictor.window_samples
+    edge = predictor.edge_padding or 0
+    window = predictor.window_samples
+    results, scored, rate = [], [], predictor.sample_rate
+    for path in files:
+        timed("tags_read", mutagen.File, path)
+        if windows:
+            timed("open", lambda p: SpanReader(p, rate).close(), path)
+            read = timed("decode", lambda p: list(read_chosen(p, rate, window, hop, edge,
+                                                              windows)), path)
+        else:
+            timed("probe", file_info, path)
+            read = timed("decode", lambda p: list(audio_windows(p, rate, window, hop,
+                                                                edge_padding=edge)), path)
+        scored.append(np.stack([samples for _, samples in read]))
+        results.append((path, len(read), os.stat(path)))
+    if windows:
+        times["decode"] -= times["open"]  # read_chosen opens the file too
+    batch = np.concatenate(scored)
+    predictor(batch[:32])  # built and traced
+    start = time.perf_counter()
+    scores = np.concatenate([predictor(batch[i:i + 32])[0] for i in range(0, len(batch), 32)])
+    times["model"] = time.perf_counter() - start
+    db = os.path.join(work, "stages.sqlite")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db + suffix):
+            os.remove(db + suffix)
+    start = time.perf_counter()
+    writer = ResultsWriter(db, model_path, predictor.tag_names, predictor.sample_rate,
+                           window, embeddings=False, windows=windows)
+    row = 0
+    for path, count, stat in results:
+        writer.current_scores(path)
+        writer.add(FileResult(index=0, path=path, windows=count, samples=count * hop,
+                              sample_rate=predictor.sample_rate, window_samples=window,
+                              hop_samples=hop, clip_scores=scores[row:row + count].mean(0),
+                              read_stat=stat))
+        row += count
+    writer.close()
+    times["database"] = time.perf_counter() - start
+    ran = [s for s in ("walk", "open", "probe", "decode", "model", "database")
+           if times[s] > 0]
+    total = sum(times[s] for s in ran)
+    what = {"walk": "listing, the path's checks, its stat",
+            "open": "the descriptor, the decoder's header: rate and length",
+            "probe": "a second open, for the file's rate",
+            "decode": (f"seek, decode and resample the {windows} chosen windows" if windows
+                       else "decode and resample the whole file"),
+            "model": f"--engine {args.engine}, in batches of 32 across files",
+            "database": "the up-to-date query, the row, its commit",
+            "tags_read": "mutagen; --write-tags and the beets plugin read them, not this run"}
+    count = len(files)
+    print(f"where a file's time goes ({count} files of the library, each stage alone on one "
+          f"thread, --windows {windows or 'all'}): {total / count * 1000:.1f} ms of stages "
+          f"per file; the run took {run_seconds * 1000:.1f} ms per file on "
+          f"{os.cpu_count()} cores", flush=True)
+    for stage in (*ran, "tags_read"):
+        share = f"{times[stage] / total:6.1%}" if stage in ran else "   (not in this run)"
+        print(f"  {stage:10s} {times[stage] / count * 1000:8.2f} ms {share}  ({what[stage]})")
+    return {stage: times[stage] / total for stage in ran}
+
+
 def main():
     args = parse_args()
     work = args.work_dir or tempfile.mkdtemp(prefix="bench_library_")
@@ -194,7 +322,8 @@ def main():
                 os.remove(db + suffix)
     log = os.path.join(work, "tag.log")
 
-    samples, _ = run_tag(model, library, dbs["A"], args.engine, log, args.sample_seconds)
+    samples, _ = run_tag(model, library, dbs["A"], args.engine, log, args.sample_seconds,
+                         windows=args.windows)
     tagged = [(t, rows) for t, rows, _ in samples if rows]
     total = samples[-1][0]
     first, last = tagged[0], tagged[-1]
@@ -215,17 +344,21 @@ def main():
 
     kill_at = max(1, int(args.files * args.kill_at))
     _, killed = run_tag(model, library, dbs["B"], args.engine, log, args.sample_seconds / 4,
-                        kill_at=kill_at)
+                        kill_at=kill_at, windows=args.windows)
     at_kill = rows_in(dbs["B"])
-    again, _ = run_tag(model, library, dbs["B"], args.engine, log, args.sample_seconds)
+    again, _ = run_tag(model, library, dbs["B"], args.engine, log, args.sample_seconds,
+                       windows=args.windows)
     same, largest = same_rows(rows_of(dbs["A"]), rows_of(dbs["B"]))
     print(f"B: {'killed (SIGKILL)' if killed else 'finished before the kill'} with "
           f"{at_kill} rows, run again: {rows_in(dbs['B']) - at_kill} more in "
           f"{again[-1][0]:.0f} s; B {'holds' if same else 'does NOT hold'} A's rows "
           f"(largest score difference {largest:.1e})", flush=True)
+    shares = stage_shares(args, model, library, work, 3600 / steady)
     print(f"ratio library_files_per_hour {steady:.0f}")
     print(f"ratio library_rss_end_over_tenth {memory[-1][1] / tenth:.3f}")
     print(f"ratio library_resume_same_rows {1.0 if same else 0.0:.1f}")
+    for stage, share in shares.items():
+        print(f"ratio library_stage_share_{stage} {share:.4f}")
 
 
 if __name__ == "__main__":

@@ -263,3 +263,19 @@ def test_windows_of_a_file_padded_at_its_edges(tmp_path, length):
         assert [start for start, _ in got] == [start for start, _ in expected]
         for (_, ours), (_, theirs) in zip(got, expected):
             np.testing.assert_array_equal(ours, theirs)
+
+
+def test_the_mono_mix_of_two_channels_is_their_float32_mean_bit_for_bit():
+    """What every record and tagging run was decoded with: the mean in
+    float32, overflow and the smallest subnormals included."""
+    rng = np.random.default_rng(0)
+    block = (rng.standard_normal((10_001, 2)) * 10.0 ** rng.integers(-40, 38, (10_001, 1))
+             ).astype(np.float32)
+    block[:3] = [[3.4e38, 3.4e38], [1e-45, 1e-45], [1.0000001, 1.0]]
+    with np.errstate(over="ignore"):
+        expected = block.mean(axis=1, dtype=np.float32)
+        mixed = audio.mono_mix(block)
+    assert mixed.dtype == np.float32 and mixed.shape == (10_001,)
+    np.testing.assert_array_equal(mixed, expected)
+    three = rng.standard_normal((50, 3)).astype(np.float32)
+    np.testing.assert_array_equal(audio.mono_mix(three), three.mean(axis=1, dtype=np.float32))

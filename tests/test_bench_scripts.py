@@ -57,10 +57,17 @@ TINY = {
                       {f"int8_{figure}_{engine}"
                        for figure in ("top5_overlap", "max_score_difference", "speed_of_keras")
                        for engine in ("tflite_int8", "keras_bf16")}),
-    "bench_library.py": (["--files", "6", "--minutes", "0.05", "0.1", "--songs", "2",
-                          "--width", "0.0625", "--sample-seconds", "0.2"],
+    "bench_library.py": (["--files", "6", "--minutes", "0.1", "0.15", "--songs", "2",
+                          "--width", "0.0625", "--sample-seconds", "0.2", "--windows", "1",
+                          "--stage-files", "3"],
                          {"library_files_per_hour", "library_rss_end_over_tenth",
-                          "library_resume_same_rows"}),
+                          "library_resume_same_rows",
+                          *(f"library_stage_share_{stage}" for stage in (
+                              "walk", "open", "decode", "model", "database"))}),
+    "bench_windows.py": (["--tiny", "--windows", "1", "2", "--engines", "keras"],
+                         {*(f"windows_{figure}_of_all_{n}" for figure in ("top5", "score_corr")
+                            for n in (1, 2)),
+                          *(f"windows_files_per_hour_keras_{n}" for n in ("1", "2", "all"))}),
     "bench_models.py": (["--tiny", "--families", "samplecnn", "--steps", "1", "--no-jit"],
                         {"mfu_infer_samplecnn", "mfu_train_samplecnn", "matmul_bf16_over_f32",
                          "train_bf16_speedup_samplecnn"}),

@@ -23,8 +23,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tagger"
 LAYERS = (
     ("foundation", ("errors", "config", "strict_json", "fileio", "destination", "cache",
                     "timing_cache", "safe_pickle", "folder_lock", "host_memory", "runtime",
-                    "backends", "cpu_features", "audio", "multiprocessing_internals",
-                    "parallel", "fork_server", "registry")),
+                    "backends", "cpu_features", "audio", "audio_spans",
+                    "multiprocessing_internals", "parallel", "fork_server", "registry")),
     ("building blocks", ("layers", "augment")),
     ("models", ("models",)),
     ("records", ("records",)),

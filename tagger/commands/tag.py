@@ -19,6 +19,7 @@ from __future__ import annotations
 from tagger import cli
 from tagger.cli import ArgumentParser
 from tagger.inference.engine.registry import ENGINES
+from tagger.inference.engine.window_choice import LIBRARY_WINDOWS
 from tagger.inference.tag.config import EMBEDDINGS_IN_DB
 
 
@@ -33,6 +34,18 @@ def workers_count(text: str):
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected auto or a number >= 1, "
                                          f"got {text!r}") from None
+
+
+def windows_flag(text: str) -> int:
+    """--windows: a number of windows, or 0 or all (every window)."""
+    import argparse
+
+    from tagger.inference.engine.window_choice import windows_count
+
+    try:
+        return windows_count(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_args(argv=None):
@@ -54,6 +67,13 @@ def parse_args(argv=None):
     p.add_argument("--recursive", action="store_true", help="search folders recursively")
     p.add_argument("--hop", type=float, default=None, metavar="SECONDS",
                    help="seconds between window starts (default: the window, no overlap)")
+    p.add_argument("--windows", type=windows_flag, default=None, metavar="N",
+                   help="score each file from N windows spread over it (the centres of N "
+                        "equal parts of the file without its first and last 10 s), decoding "
+                        "only those: a library tagged several times faster, its top tags "
+                        "nearly those of every window (docs/performance.md); 0 or all: every "
+                        f"window (default: {LIBRARY_WINDOWS} with --db, without --taggram; "
+                        "else every window)")
     p.add_argument("--taggram", default=None, metavar="PATH",
                    help="write each file's window x tag scores as .npy and .png into "
                         "this folder (default: none)")
@@ -148,7 +168,8 @@ def run(args) -> int:
         batch_size=args.batch_size, workers=args.workers,
         progress=not args.no_progress, engine=args.engine, overwrite=args.overwrite,
         db=args.db, rescan=args.rescan, write_tags=args.write_tags,
-        write_scores=args.write_scores, genre=args.genre, dry_run=args.dry_run)
+        write_scores=args.write_scores, genre=args.genre, dry_run=args.dry_run,
+        windows=args.windows)
     from tagger.commands.beam_flags import beam_run
 
     beam = beam_run(args)
@@ -160,6 +181,7 @@ def run(args) -> int:
                                        ("--embeddings", args.embeddings is not None),
                                        ("--embedding-layer", args.embedding_layer),
                                        ("--write-tags", args.write_tags),
+                                       ("--windows", args.windows is not None),
                                        ("--format", args.format != "table"))
                  if on]
         if local:

@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("beets")
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+WINDOWS = 4  # the plugin's default windows setting (window_choice.LIBRARY_WINDOWS)
 SECONDS = 4
 FORMATS = ("mp3", "flac", "ogg")
 
@@ -101,7 +102,8 @@ def test_musictag_stores_scores_writes_files_and_skips_unchanged(recordings, tin
 
     moods = list(MTT_TOP50[::2])  # a tag in half of the tags maps to the field `mood`
     mapping = {"mood": moods, "genres": list(MTT_TOP50)}  # genres: beets' own, in the files
-    library = make_library(tmp_path, tiny_mtt_model, f"  fields: {json.dumps(mapping)}\n")
+    library = make_library(tmp_path, tiny_mtt_model,
+                           f"  fields: {json.dumps(mapping)}\n  windows: all\n")
     beet(library, "import", "-A", str(recordings[0].parent))
     paths = listed(library, "$path")
     assert sorted(pathlib.Path(p).suffix for p in paths) == [".flac", ".mp3", ".ogg"]
@@ -261,7 +263,7 @@ def test_mtt_musicnn_is_the_default_and_scores_as_tag_py(musicnn_wheel, recordin
         library, "|".join(["$path", "$musictagger_model", *(f"${f}" for f in fields)]))]
     assert len(rows) == len(FORMATS)
     for path, label, *scores in rows:
-        assert label == f"MTT_musicnn sha256:{model_fingerprint(model)}"
+        assert label == f"MTT_musicnn sha256:{model_fingerprint(model)} windows:{WINDOWS}"
         np.testing.assert_allclose([float(s) for s in scores], clip_scores(path, model)[1],
                                    atol=6e-4)
 
@@ -485,3 +487,41 @@ def test_two_runs_at_once_tag_each_item_once(recordings, tiny_mtt_model, tmp_pat
     assert first_said.splitlines()[-1] == "stores: 3"
     assert said[-1] == "stores: 0\n" and "up to date: 3 of 3 items" in "".join(said)
     assert len(set(listed(library, "$musictagger_stamp"))) == 3
+
+
+@pytest.mark.slow
+def test_the_windows_a_track_is_scored_from_are_recorded_and_another_n_tags_again(
+        tiny_mtt_model, tmp_path):
+    """A 40 s track: scored from the `windows` setting's N (the windows
+    tag_files(windows=N) scores), -n/--windows N another N, 0 or all every
+    window; each N in musictagger_model, so a changed N tags it again."""
+    from tagger.inference.engine.registry import make_predictor
+    from tagger.inference.engine.tagging import tag_files
+    from tagger.inference.engine.window_choice import LIBRARY_WINDOWS
+    from tagger.models.saved import load_tagger
+    from tests.checks import write_audio
+
+    assert WINDOWS == LIBRARY_WINDOWS
+    album = tmp_path / "album"
+    album.mkdir()
+    write_audio(album / "long.flac", 40 * 22050, 22050, seed=5)
+    (tmp_path / "beets").mkdir()
+    library = make_library(tmp_path / "beets", tiny_mtt_model)
+    beet(library, "import", "-A", str(album))
+    (path,) = listed(library, "$path")
+    predictor = make_predictor("keras", *load_tagger(tiny_mtt_model))
+    for flags, n in (((), WINDOWS), (("-n", "2"), 2), (("--windows", "all"), None)):
+        done = beet(library, "-v", "musictag", *flags)
+        assert "up to date" not in done.stderr  # another N each time: tagged again
+        (model,) = listed(library, "$musictagger_model")
+        assert model.endswith(f" windows:{n}") if n else "windows:" not in model
+        (result,) = tag_files(predictor, [path], windows=n)
+        assert (result.chosen is None) == (n is None) and result.windows == (n or
+                                                                            result.windows)
+        (score,) = listed(library, "$mtt_guitar")
+        assert float(score) == pytest.approx(float(result.clip_scores[0]), abs=2e-3)
+    assert "up to date: 1 of 1 items" in beet(library, "-v", "musictag", "-n", "0").stderr
+    done = beet(library, "musictag", "-n", "some", check=False)
+    assert done.returncode == 1 and done.stderr == (
+        "error: musictagger windows: expected a number of windows (1 or more), or 0 or all "
+        "for every window, got 'some'\n")

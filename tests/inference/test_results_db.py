@@ -42,7 +42,7 @@ def query(db, sql):
 
 def rows(db):
     return query(db, "SELECT path, size, mtime_ns, duration, windows, padded, scores, "
-                     "embedding, model FROM files ORDER BY path")
+                     "embedding, model, window_choice FROM files ORDER BY path")
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,11 @@ def tagged_db(cnn, music, tmp_path_factory):
 
 
 def test_one_row_per_file_with_the_models_scores(tagged_db, cnn, music):
+    """Each from the library's windows (`LIBRARY_WINDOWS` of long.flac's
+    22, every window of the others), which its row records."""
+    from tagger.inference.engine.window_choice import LIBRARY_WINDOWS, choose
     from tests.checks import reference_windows
+    from tests.presets import SAMPLE_RATE, SEGMENT
 
     db, code, out, err = tagged_db
     assert code == 1 and out == ""  # broken.mp3 is skipped; nothing per file on stdout
@@ -68,11 +72,15 @@ def test_one_row_per_file_with_the_models_scores(tagged_db, cnn, music):
     assert [r[0] for r in got] == sorted(os.path.abspath(music / n) for n in TOP_LEVEL)
     fingerprint = results_db.model_fingerprint(cnn[0])
     _, model = cnn
-    for path, size, mtime, _, windows, padded, scores, embedding, fp in got:
+    for path, size, mtime, _, windows, padded, scores, embedding, fp, choice in got:
         stat = os.stat(path)
         assert (size, mtime, fp) == (stat.st_size, stat.st_mtime_ns, fingerprint)
         windows_, samples = reference_windows(path)
+        chosen = choose(samples, LIBRARY_WINDOWS, SEGMENT, SEGMENT, 0, SAMPLE_RATE)
+        assert (chosen is None) == (not path.endswith("long.flac"))
+        windows_ = windows_ if chosen is None else windows_[chosen]
         assert windows == len(windows_) and padded == (samples < windows_.shape[1])
+        assert choice == LIBRARY_WINDOWS
         expected = model.predict(windows_, verbose=0).mean(axis=0)
         np.testing.assert_allclose(results_db.scores_of(scores), expected, atol=1e-5)
         assert len(np.frombuffer(embedding, "<f4")) > 0
@@ -167,16 +175,19 @@ def test_a_file_that_changes_while_it_is_decoded_is_tagged_again(cnn, music, tmp
     folder.mkdir()
     path, db = folder / "song.wav", tmp_path / "lib.sqlite"
     shutil.copy(music / partial, path)
-    decode = tagging.audio_windows
 
-    def copy_finishing_meanwhile(*args, **kwargs):
-        try:
-            return (yield from decode(*args, **kwargs))
-        finally:
-            shutil.copy(music / "a.wav", path)
-            os.utime(path, ns=(1, 2_000_000_000))
+    def copy_finishing_meanwhile(decode):
+        def decoding(*args, **kwargs):
+            try:
+                return (yield from decode(*args, **kwargs))
+            finally:
+                shutil.copy(music / "a.wav", path)
+                os.utime(path, ns=(1, 2_000_000_000))
+        return decoding
 
-    monkeypatch.setattr(tagging, "audio_windows", copy_finishing_meanwhile)
+    decoders = {name: getattr(tagging, name) for name in ("audio_windows", "read_chosen")}
+    for name, decode in decoders.items():  # every window, or --db's windows
+        monkeypatch.setattr(tagging, name, copy_finishing_meanwhile(decode))
     code, _, err = run_tag(capsys, cnn[0], folder, "--db", db)
     assert (f"{path} changed while it was tagged: not stored in {db}, the next run tags it "
             "again") in err
@@ -185,7 +196,8 @@ def test_a_file_that_changes_while_it_is_decoded_is_tagged_again(cnn, music, tmp
             "again") in err
     assert rows(db) == [] and failure_rows(db) == []
 
-    monkeypatch.setattr(tagging, "audio_windows", decode)
+    for name, decode in decoders.items():
+        monkeypatch.setattr(tagging, name, decode)
     code, _, err = run_tag(capsys, cnn[0], folder, "--db", db)
     assert code == 0 and err[-1] == f"{db}: 1 file tagged and stored, 0 up to date and skipped"
     (row,) = rows(db)

@@ -11,7 +11,8 @@ share batches.
 Each decoder thread takes the next file, streams it through `audio_windows`
 (block reads of libsndfile, or of FFmpeg where libsndfile cannot open the
 file, + soxr streaming resampling, so an hour-long file never sits in
-memory) and puts its windows, then a `_Done` note with the
+memory), or with `windows=N` reads the N windows `window_choice` picks by
+seeking, and puts its windows, then a `_Done` note with the
 file's length or its decode error, on one bounded queue. The caller's thread
 fills a batch from the queue and runs the model whenever the batch is full
 (and once more at the end), so batches mix the tails and heads of
@@ -57,6 +58,7 @@ from tagger.inference.engine.decoder_pool import (
     DecoderRates,
     decoder_threads,
 )
+from tagger.inference.engine.window_choice import read_chosen
 from tagger.inference.inputs import path_problem
 
 NOT_FINITE_SCORES = "the model gave NaN or infinite scores for this file"
@@ -75,9 +77,12 @@ class FileResult:
     `hop_samples`, `edge_padding`; window w starts at sample `w *
     hop_samples` of the file padded by `edge_padding` samples at each edge
     (`audio_windows`). A file shorter than one window is `padded`: one
-    zero-padded window. On failure: `error` (one line) and nothing else.
-    Either way `read_stat`: the file's `os.stat` taken before it was opened
-    (None where that failed), the file as its scores describe it.
+    zero-padded window. With `tag_files(..., windows=N)`: `chosen`, the
+    indices of the windows scored (None: every window), and `through`, why
+    the file was decoded from its start rather than by seeking (None where
+    it was not; `window_choice`). On failure: `error` (one line) and
+    nothing else. Either way `read_stat`: the file's `os.stat` taken before
+    it was opened (None where that failed), the file as its scores describe it.
     """
 
     index: int
@@ -94,6 +99,8 @@ class FileResult:
     clip_scores: np.ndarray | None = None
     embeddings: np.ndarray | None = None
     read_stat: os.stat_result | None = None
+    chosen: np.ndarray | None = None
+    through: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -110,7 +117,9 @@ class FileResult:
 
     @property
     def starts(self) -> np.ndarray:
-        """(windows,) first sample of each window at `sample_rate`."""
+        """(windows,) first sample of each window scored at `sample_rate`."""
+        if self.chosen is not None:
+            return np.asarray(self.chosen, np.int64) * self.hop_samples
         return np.arange(self.windows, dtype=np.int64) * self.hop_samples
 
     def compact(self) -> FileResult:
@@ -120,7 +129,7 @@ class FileResult:
 
 def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int = 32,
               workers: int | None = None, queue_batches: int = 2,
-              rates: DecoderRates | None = None):
+              rates: DecoderRates | None = None, windows: int | None = None):
     """Yields a `FileResult` for every path in `files`, in completion order.
 
     `predictor(windows) -> (scores, embeddings or None)` scores
@@ -137,9 +146,12 @@ def tag_files(predictor, files, hop_samples: int | None = None, batch_size: int 
     cores this process may use) when the measured rates say the model
     outpaces them (`decoder_pool.decoder_threads`). `rates`, a
     `DecoderRates`, receives the measurements (and the thread count).
+
+    `windows` N (None or 0: every window): each file is scored from N of
+    its windows, read by seeking (`window_choice.read_chosen`).
     """
     yield from _TaggingLoop(predictor, files, hop_samples, batch_size, workers, queue_batches,
-                            rates).results()
+                            rates, windows).results()
 
 
 # what the decoder threads put on the queue: a window of file `index`; the
@@ -159,6 +171,8 @@ class _Done(NamedTuple):
     rate: int | None
     error: str | None
     read_stat: os.stat_result | None
+    chosen: np.ndarray | None = None
+    through: str | None = None
 
 
 class _Raised(NamedTuple):
@@ -175,7 +189,7 @@ class _TaggingLoop:
     batch the caller's thread fills from it."""
 
     def __init__(self, predictor, files, hop_samples, batch_size, workers, queue_batches,
-                 rates):
+                 rates, windows=None):
         from tagger.inference.common import available_cores
 
         if batch_size < 1 or (workers is not None and workers < 1):
@@ -185,6 +199,7 @@ class _TaggingLoop:
         self.window = predictor.window_samples
         self.hop = hop_samples or getattr(predictor, "hop_samples", None) or self.window
         self.edge = int(getattr(predictor, "edge_padding", 0) or 0)
+        self.windows = windows or None
         self.auto = workers is None
         self.limit = len(files) if hasattr(files, "__len__") else None  # threads beyond: idle
         self.cores = available_cores() if self.auto else 0
@@ -225,7 +240,8 @@ class _TaggingLoop:
                     entry = self.pending.setdefault(item.index, _Accumulator())
                     entry.expected, entry.samples, entry.rate, entry.error = (
                         item.windows, item.samples, item.rate, item.error)
-                    entry.read_stat = item.read_stat
+                    entry.read_stat, entry.chosen, entry.through = (
+                        item.read_stat, item.chosen, item.through)
                     yield from self._finished()
                 elif isinstance(item, _Raised):
                     raise _decoder_failure(item.path, item.error)
@@ -259,16 +275,26 @@ class _TaggingLoop:
             problem = path_problem(path)  # never open a pipe or a device
             if problem is not None:
                 raise AudioDecodeError(problem)
-            rate = _file_sample_rate(path)
-            stream = WindowStream(audio_windows(path, self.predictor.sample_rate, self.window,
-                                                self.hop, edge_padding=self.edge))
+            if self.windows:
+                stream = WindowStream(read_chosen(path, self.predictor.sample_rate, self.window,
+                                                  self.hop, self.edge, self.windows))
+            else:
+                rate = _file_sample_rate(path)
+                stream = WindowStream(audio_windows(path, self.predictor.sample_rate,
+                                                    self.window, self.hop,
+                                                    edge_padding=self.edge))
             for _, samples in stream:
                 rates.decoded(1, time.perf_counter() - began)
                 if not self._put(_Window(index, samples)):
                     return None
                 began = time.perf_counter()
                 count += 1
-            done = _Done(index, count, stream.total, rate, None, read_stat)
+            if self.windows:
+                chosen = stream.total
+                done = _Done(index, count, chosen.length, chosen.file_rate, None, read_stat,
+                             chosen.indices, chosen.through)
+            else:
+                done = _Done(index, count, stream.total, rate, None, read_stat)
         except AudioDecodeError as error:
             done = _Done(index, count, 0, None, decode_reason(error), read_stat)
         except Exception as error:  # a decoder bug: this file's failure, never a hang
@@ -346,7 +372,7 @@ class _Accumulator:
         self.scores, self.embeddings = [], []
         self.expected = None  # windows, known once the decoder is done
         self.samples, self.rate, self.error = 0, None, None
-        self.read_stat = None
+        self.read_stat = self.chosen = self.through = None
 
     @property
     def complete(self) -> bool:
@@ -369,7 +395,8 @@ class _Accumulator:
             window_samples=window, hop_samples=hop, edge_padding=edge, scores=scores,
             clip_scores=scores.mean(axis=0),
             embeddings=(np.stack(self.embeddings).astype(np.float32, copy=False)
-                        if self.embeddings else None))
+                        if self.embeddings else None),
+            chosen=self.chosen, through=self.through)
 
 
 def _decoder_failure(path: str | None, error: BaseException) -> BaseException:

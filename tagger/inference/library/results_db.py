@@ -8,7 +8,7 @@ Tables (SQLite through the standard library's sqlite3, WAL journal):
     files(path TEXT, model TEXT -> models.fingerprint, size INTEGER,
           mtime_ns INTEGER, duration REAL, sample_rate INTEGER (the file's own),
           windows INTEGER, padded INTEGER, scores BLOB, embedding BLOB,
-          tagged REAL, PRIMARY KEY (path, model))
+          tagged REAL, window_choice INTEGER, PRIMARY KEY (path, model))
     failures(path TEXT, model TEXT -> models.fingerprint, size INTEGER,
              mtime_ns INTEGER, ctime_ns INTEGER, error TEXT, tried REAL,
              PRIMARY KEY (path, model))
@@ -18,7 +18,9 @@ valid UTF-8, a BLOB of its bytes (`os.fsencode`), so every name is kept
 exactly (`path_key`, `path_of_key`); `scores` are the clip scores as
 little-endian float32 bytes in the model's tag order (`models.tag_names`);
 `embedding` the mean penultimate-layer vector (float32 bytes) or NULL when
-`--embeddings` was not asked. A model's fingerprint is the SHA-256 of its
+`--embeddings` was not asked; `windows` the windows scored, and
+`window_choice` the N of `--windows N` that chose them (NULL: every
+window). A model's fingerprint is the SHA-256 of its
 file's bytes (of every file's relative name and bytes for a folder), so
 one database can hold the results of several models, and a retrained model
 under the same name is a new model.
@@ -33,7 +35,11 @@ absence as no failures.)
 
 A file is up to date when a row for (its path, the model) has its size and
 modification time (a failure: its size, modification and change times, so
-a file whose permissions were fixed is tried again): a rerun skips it.
+a file whose permissions were fixed is tried again) and, for scores, the
+run's `window_choice`: a rerun skips it; a rerun with another --windows
+tags it again, as another model would. (`window_choice` came with schema
+version 2: tag.py adds the column to a version 1 database when it next
+writes there, and its rows read as every window: NULL.)
 A row holds the key of the file as it was read (`FileResult.read_stat`,
 taken before decoding); a file whose key changed while it was decoded (one
 still being copied in, say) gets no row, only a line saying so, and the
@@ -57,7 +63,8 @@ from tagger import fileio
 from tagger.inference.common import model_fingerprint
 
 APPLICATION_ID = 0x54414752  # "TAGR"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # a version 1 database has no window_choice: every window
 COMMIT_SECONDS = 0.5
 COMMIT_ROWS = 64
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -70,7 +77,7 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT NOT NULL, model TEXT NOT NULL REFERENCES models(fingerprint),
     size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, duration REAL, sample_rate INTEGER,
     windows INTEGER, padded INTEGER, scores BLOB NOT NULL, embedding BLOB, tagged REAL,
-    PRIMARY KEY (path, model));
+    window_choice INTEGER, PRIMARY KEY (path, model));
 """
 _FAILURES = """
 CREATE TABLE IF NOT EXISTS failures (
@@ -130,15 +137,21 @@ def connect(path: str, check_same_thread: bool = True) -> sqlite3.Connection:
             con.executescript(_SCHEMA + _FAILURES)
             con.execute(f"PRAGMA application_id={APPLICATION_ID}")
             con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-    elif version != SCHEMA_VERSION:
+    elif version not in READABLE_VERSIONS:
         from tagger.errors import UserError
 
         con.close()
         raise UserError(f"{path!r} is a results database of schema version {version}; this "
-                        f"version of tagger reads version {SCHEMA_VERSION}")
-    elif con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
-                     "'failures'").fetchone() is None:  # written before the table came
-        con.executescript(_FAILURES)
+                        f"version of tagger reads versions {READABLE_VERSIONS[0]} to "
+                        f"{SCHEMA_VERSION}")
+    else:
+        if con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                       "'failures'").fetchone() is None:  # written before the table came
+            con.executescript(_FAILURES)
+        if version < SCHEMA_VERSION:  # before --windows: its rows read as every window
+            with con:
+                con.execute("ALTER TABLE files ADD COLUMN window_choice INTEGER")
+                con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     return con
 
 
@@ -166,7 +179,8 @@ class ResultsWriter:
     """Writes one model's rows into the database at `path`.
 
     `is_current(path)`: whether the file is tagged already (same size and
-    mtime; with `embeddings`, with an embedding stored) or failed before
+    mtime, scored from the same `windows`: N, or None for every window;
+    with `embeddings`, with an embedding stored) or failed before
     and has not changed since, safe to call from the decoder threads (its
     own connection, under the caller's lock); `add(result)` writes a
     tagged file's row, `add_failure(result)` a failed one's; `close()`
@@ -176,8 +190,9 @@ class ResultsWriter:
 
     def __init__(self, path: str, model_path: str, tag_names, sample_rate: int,
                  window_samples: int, embeddings: bool, rescan: bool = False,
-                 log=None):
+                 log=None, windows: int | None = None):
         self.path = str(path)
+        self.windows = windows or None
         self.fingerprint = model_fingerprint(model_path)
         self.tag_count = len(tag_names)
         self.embeddings = embeddings
@@ -233,9 +248,11 @@ class ResultsWriter:
             key, size, mtime = file_key(path)
         except OSError:
             return None
-        row = self._query("SELECT size, mtime_ns, embedding IS NOT NULL, scores FROM files "
-                          "WHERE path = ? AND model = ?", (key, self.fingerprint))
+        row = self._query("SELECT size, mtime_ns, embedding IS NOT NULL, scores, "
+                          "window_choice FROM files WHERE path = ? AND model = ?",
+                          (key, self.fingerprint))
         current = (row is not None and row[0] == size and row[1] == mtime
+                   and row[4] == self.windows
                    and (row[2] or not self.embeddings)
                    and isinstance(row[3], bytes)
                    and len(row[3]) == 4 * self.tag_count)  # a damaged row: tagged again
@@ -258,10 +275,13 @@ class ResultsWriter:
                 self._con.execute("UPDATE models SET embedding_dim = ? WHERE fingerprint = ?",
                                   (int(vector.shape[0]), self.fingerprint))
         self._con.execute(
-            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO files (path, model, size, mtime_ns, duration, sample_rate, "
+            "windows, padded, scores, embedding, tagged, window_choice) VALUES (?, ?, ?, ?, ?, "
+            "?, ?, ?, ?, ?, ?, ?)",
             (key, self.fingerprint, size, mtime, float(result.duration),
              result.file_sample_rate, int(result.windows), int(result.padded),
-             np.asarray(result.clip_scores, "<f4").tobytes(), embedding, time.time()))
+             np.asarray(result.clip_scores, "<f4").tobytes(), embedding, time.time(),
+             self.windows))
         self._con.execute("DELETE FROM failures WHERE path = ? AND model = ?",
                           (key, self.fingerprint))
         self.written += 1

@@ -58,10 +58,11 @@ class ResultsReader:
             version = self._con.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.Error as error:
             raise self._damaged(error) from None
-        if version != results_db.SCHEMA_VERSION:
+        if version not in results_db.READABLE_VERSIONS:
             self.close()
             raise UserError(f"{self.path!r} is a results database of schema version {version}; "
-                            f"this version of tagger reads version {results_db.SCHEMA_VERSION}")
+                            f"this version of tagger reads versions "
+                            f"{results_db.READABLE_VERSIONS[0]} to {results_db.SCHEMA_VERSION}")
 
     def __enter__(self):
         return self

@@ -6,6 +6,7 @@ import dataclasses
 
 from tagger.errors import UserError, flags_do_not_apply
 from tagger.inference.engine.registry import ENGINES, engine_named
+from tagger.inference.engine.window_choice import ALL, LIBRARY_WINDOWS
 
 OUTPUT_FORMATS = ("table", "json", "csv")
 EMBEDDINGS_IN_DB = ""  # tag.py --embeddings with no PATH: into the --db database
@@ -40,6 +41,9 @@ class TagConfig:
     # what --write-tags records as the model's name: the pretrained name the
     # model was given by; None: `family/name` of the model file
     model_name: str | None = None
+    # --windows: score each file from N windows (ALL, 0: every one); None:
+    # LIBRARY_WINDOWS with --db and no --taggram, else every window
+    windows: int | None = None
 
     def __post_init__(self):
         if not self.inputs:
@@ -56,6 +60,12 @@ class TagConfig:
         for flag, value in (("--batch-size", self.batch_size), ("--workers", self.workers)):
             if value is not None and value < 1:
                 raise UserError(f"{flag} must be at least 1, got {value}")
+        if self.windows is not None and self.windows < 0:
+            raise UserError(f"--windows takes a number of windows, or 0 or all for every "
+                            f"window; got {self.windows}")
+        if self.windows and self.taggram_dir:
+            raise UserError("--taggram draws every window of each file, --windows scores "
+                            f"{self.windows} of them: leave one out (or give --windows all)")
         engine = engine_named(self.engine)  # a UserError listing them for another
         if self.embeddings == EMBEDDINGS_IN_DB and not self.db:
             raise UserError("--embeddings without a PATH stores them in the --db database; "
@@ -78,3 +88,10 @@ class TagConfig:
             embedders = f"{', '.join(others)} or {last}" if others else last
             raise UserError(f"--embeddings needs --engine {embedders} (the {self.engine} "
                             "engine returns tag scores only)")
+
+    @property
+    def scored_windows(self) -> int | None:
+        """The windows each file is scored from: N, or None for every window."""
+        if self.windows is None:
+            return LIBRARY_WINDOWS if self.db is not None and not self.taggram_dir else None
+        return None if self.windows == ALL else self.windows

@@ -161,11 +161,17 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     if keep:
         outputs.append(_Output(lambda r: kept.append(r.compact())))
 
-    tagged = 0
+    tagged, through_said = 0, False
     try:
         for result in tag_files(predictor, files, hop_samples=hop,
-                                batch_size=config.batch_size, workers=config.workers):
+                                batch_size=config.batch_size, workers=config.workers,
+                                windows=config.scored_windows):
             bar.update(1)
+            if result.through and not through_said:
+                through_said = True
+                say(f"note: {fileio.path_text(result.path)} cannot be read by seeking "
+                    f"({result.through}): it was decoded from its start, as is any other such "
+                    "file (said once)")
             if not result.ok:
                 skipped(result.path, result.error)
                 for output in outputs:
@@ -223,7 +229,7 @@ def _database(config: TagConfig, predictor, log=None):
         return ResultsWriter(config.db, config.model, predictor.tag_names,
                              predictor.sample_rate, predictor.window_samples,
                              embeddings=config.embeddings is not None, rescan=config.rescan,
-                             log=log)
+                             log=log, windows=config.scored_windows)
     except sqlite3.Error as error:
         raise UserError(f"cannot write --db {config.db!r}: {error}") from None
 
@@ -261,9 +267,11 @@ def _embedding_writer(config: TagConfig):
 
 def _model_label(config: TagConfig, info: TaggerMetadata | None, database=None) -> str:
     """What --write-tags records as the model (`file_tags.model_label`): its
-    pretrained name, or `family/name` of its file, and its fingerprint (the
-    results database's; none for a model that is not a local file)."""
+    pretrained name, or `family/name` of its file, its fingerprint (the
+    results database's; none for a model that is not a local file) and the
+    windows each file was scored from (`window_choice.windows_label`)."""
     from tagger.inference.common import model_fingerprint
+    from tagger.inference.engine.window_choice import windows_label
     from tagger.inference.library.file_tags import model_label
     from tagger.models.saved import model_file_name
 
@@ -277,7 +285,7 @@ def _model_label(config: TagConfig, info: TaggerMetadata | None, database=None) 
         fingerprint = model_fingerprint(config.model)
     else:
         fingerprint = None
-    return model_label(name, fingerprint)
+    return windows_label(model_label(name, fingerprint), config.scored_windows)
 
 
 def _first_audio(config: TagConfig):
