@@ -18,20 +18,33 @@ tabs (`user_table`).
 
     labels_text(rows) -> str                 the CSV of (path, [tag, ...]) rows
     read_labels(path, files) -> {path: set}  the tags of the listed files
+
+`-` as the path reads the CSV from the standard input, once a process
+(`beet musictag --labels genres | build_folder.py FOLDER --labels -`).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import sys
 
 from tagger import fileio
 from tagger.datasets.source import unsafe_path_reason
-from tagger.datasets.user_table import READ_AS, SEPARATORS, read_table
+from tagger.datasets.user_table import READ_AS, SEPARATORS, parse_table, read_table
 from tagger.errors import UserError
 
 LABELS_HEADER = ["path", "tags"]
 TAG_SEPARATOR = ";"
+STANDARD_INPUT = "-"
+
+
+@functools.cache
+def _standard_input() -> str:
+    """The standard input's text, read once (a name's bytes that are not
+    UTF-8 kept as `fileio.names_text` keeps them)."""
+    return fileio.names_text(sys.stdin.buffer.read())
 
 
 def labels_text(rows) -> str:
@@ -57,10 +70,13 @@ def read_labels(path: str, files: list) -> dict:
     """{relative path: set of tags} of the labels CSV at `path` (--labels),
     each path one of `files` (the folder's, as `os.fsdecode` holds them);
     a UserError names the line of anything else."""
-    if not fileio.exists(path) or fileio.isdir(path):
+    if path == STANDARD_INPUT:
+        table = parse_table(_standard_input(), "--labels - (the standard input)")
+    elif not fileio.exists(path) or fileio.isdir(path):
         raise UserError(f"--labels {path!r} is not a file; expected a CSV with a header "
-                        "path,tags")
-    table = read_table(path, f"--labels {path!r}")  # a path may hold any bytes
+                        "path,tags, or - for the standard input")
+    else:
+        table = read_table(path, f"--labels {path!r}")  # a path may hold any bytes
     rows = table.rows
     if not rows or [c.strip() for c in rows[0]] != LABELS_HEADER:
         raise UserError(f"--labels {path!r}: expected the header path,tags (its cells "
@@ -68,7 +84,7 @@ def read_labels(path: str, files: list) -> dict:
                         f"{table.header_line if rows else 'an empty file'!r}"
                         + (f", read as {table.dialect}" if rows else ""))
     known, tags = set(files), {}
-    for line, row in enumerate(rows[1:], start=2):
+    for line, row in zip(table.lines[1:], rows[1:]):  # the line each row starts on
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != 2:

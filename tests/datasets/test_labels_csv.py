@@ -63,3 +63,36 @@ def test_a_path_of_no_file_names_its_line(tmp_path):
     with pytest.raises(UserError, match=r"line 3: path 'b/\\\\xff.flac' is not an audio file "
                                         "of the folder"):
         read_labels(write(tmp_path, b"path,tags\na/01.mp3,\nb/\\xff.flac,\n"), FILES[:1])
+
+
+def test_a_bad_row_is_named_by_its_line_in_the_file(tmp_path):
+    """A quoted cell that spans lines and a blank line before the bad row:
+    the line a user sees in the file is named, not the row's number."""
+    path = write(tmp_path, b'path,tags\n"a/01.mp3","rock;\npop"\n\nnot/there.mp3,jazz\n')
+    with pytest.raises(UserError, match=r"line 5: path 'not/there.mp3' is not an audio file"):
+        read_labels(path, FILES)
+
+
+@pytest.mark.slow
+def test_build_folder_reads_the_labels_from_its_standard_input(tmp_path):
+    """build_folder.py --labels -: the CSV another command writes, piped
+    in; its tags are the records' tags."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.checks import ROOT, write_audio
+
+    music = tmp_path / "music"
+    music.mkdir()
+    for i in range(6):
+        write_audio(music / f"{i}.wav", 22050 * 3, seed=i)
+    csv_text = labels_text([(f"{i}.wav", ["low" if i % 2 else "high"]) for i in range(6)])
+    done = subprocess.run([sys.executable, str(ROOT / "build_folder.py"), str(music),
+                           "--out-dir", str(tmp_path / "records"), "--labels", "-",
+                           "--no-progress"], input=csv_text, capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    info = json.loads((tmp_path / "records" / "dataset_info.json").read_text())
+    assert sorted(info["tag_names"]) == ["high", "low"]
+    assert sum(split["clips"] for split in info["splits"].values()) == 6
