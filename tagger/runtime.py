@@ -78,8 +78,12 @@ def prepare_command_process(tensorflow: bool = True) -> None:
     keep_freed_heap()
     if tensorflow and tensorflow_installed():
         quiet_tensorflow()
-    else:
-        use_pooling_cpu_allocator()
+        return
+    use_pooling_cpu_allocator()
+    if importlib.util.find_spec("absl") is not None:  # Keras's warnings, as quiet_tensorflow
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
 
 
 @contextlib.contextmanager

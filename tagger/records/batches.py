@@ -35,7 +35,8 @@ def train_batches(data_dir: str, batch_size: int, info=None, window_segments: in
 
     return plain_reader.train_batches(data_dir, batch_size, window_segments=window_segments,
                                       info=info, shuffle_segments=shuffle_segments, seed=seed,
-                                      shard=shard)
+                                      shard=shard, cycle=num_read_threads or
+                                      plain_reader.READ_CYCLE)
 
 
 def eval_batches(data_dir: str, split: str, window_segments: int, batch_size: int, info=None):

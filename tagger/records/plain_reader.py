@@ -98,15 +98,17 @@ def train_batches(data_dir: str, batch_size: int, split: str = "train",
                   window_segments: int = 1, info: DatasetInfo | None = None,
                   shuffle_segments: int = DEFAULT_SHUFFLE_SEGMENTS, seed=None,
                   shard: tuple | None = None, with_tags: bool = True,
-                  workers: int | None = None, prefetch: int = DEFAULT_PREFETCH):
+                  workers: int | None = None, prefetch: int = DEFAULT_PREFETCH,
+                  cycle: int = READ_CYCLE):
     """An endless iterator of training batches `(x, y)` (`(x,)` without
     `with_tags`, the tags never read): x (batch_size, *window) in the
     storage dtype, y float32 (batch_size, num_tags), the clip's tags.
 
-    Each pass over the split shuffles its shard files and reads READ_CYCLE
-    of them side by side; the clips' windows (for k = window_segments > 1,
-    from a random offset per clip and pass) are shuffled in blocks of
-    about `shuffle_segments` segments and cut into batches; the windows
+    Each pass over the split shuffles its shard files and reads `cycle`
+    of them side by side (train.py's --num-read-threads); the clips'
+    windows (for k = window_segments > 1, from a random offset per clip
+    and pass) are shuffled in blocks of about `shuffle_segments` segments
+    and cut into batches; the windows
     left over from a block go into the next, so every window of a pass is
     in some batch. `seed` (a non-negative int or a tuple of them, None:
     a fresh one) fixes the order completely. `shard=(count, index)` reads
@@ -116,8 +118,8 @@ def train_batches(data_dir: str, batch_size: int, split: str = "train",
     batches are made ahead in a thread (0: none). Close the iterator (or
     drop it) to stop its workers."""
     info = info or load_info(data_dir)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if batch_size < 1 or cycle < 1:
+        raise ValueError(f"batch_size and cycle must be at least 1, got {batch_size}, {cycle}")
     layout = Layout.of(info, split, window_segments, with_tags)
     spans = split_spans(data_dir, info, split)
     if shard is not None:
@@ -133,7 +135,7 @@ def train_batches(data_dir: str, batch_size: int, split: str = "train",
                         + (f" in share {shard} (count, index)" if shard else ""))
     per_clip = info.splits[split]["segments"] / max(info.splits[split]["clips"], 1)
     plan = TrainPlan(tuple(map(tuple, spans)), _entropy(seed),
-                     max(1, round(shuffle_segments / max(per_clip, 1))), layout)
+                     max(1, round(shuffle_segments / max(per_clip, 1))), layout, cycle)
 
     def make():
         return _shuffled_batches(plan, batch_size, _loaded(plan.parts(), workers))
@@ -412,7 +414,7 @@ def split_spans(data_dir: str, info: DatasetInfo, split: str) -> list:
 class TrainPlan:
     """The endless stream of training work of one share of a split. Pass
     `p` shuffles the sources (shard files, or single clips) with the seed
-    (entropy, p) and reads READ_CYCLE of them side by side, one clip of
+    (entropy, p) and reads `cycle` of them side by side, one clip of
     each in turn; its clips are cut into blocks of `clips_per_block`, each
     block into parts of at most PART_BYTES of records."""
 
@@ -420,10 +422,11 @@ class TrainPlan:
     entropy: tuple
     clips_per_block: int
     layout: Layout
+    cycle: int = READ_CYCLE
 
     def pass_clips(self, index: int) -> list:
         order = np.random.default_rng([*self.entropy, index]).permutation(len(self.sources))
-        return interleave([self.sources[i] for i in order], READ_CYCLE)
+        return interleave([self.sources[i] for i in order], self.cycle)
 
     def block_seed(self, pass_index: int, block: int) -> tuple:
         return (*self.entropy, pass_index, block)

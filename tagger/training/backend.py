@@ -14,8 +14,8 @@ resume, validation, logs, early stopping); what differs is behind a
   train_function(model, optimizer, global_batch, jit, augmentation, loss)
                                -> train(iterator, steps) -> summed loss
   predictor(model, jit)        -> a ClipPredictor
-  read_tensorflow_checkpoint(prefix, objects)
-                               a run's checkpoint in TensorFlow's older format
+  read_tensorflow_checkpoint(prefix, model, optimizer)
+                               a run's checkpoint in TensorFlow's earlier format
 
 `backend_tf.TensorFlowBackend` (tf.distribute) and `backend_jax.JaxBackend`
 (keras.distribution over JAX's devices) are the two.
@@ -62,7 +62,7 @@ def check_settings(config) -> None:
     if config.augment:
         refused.append("--augment")
     if refused:
-        raise UserError(f"{' and '.join(refused)} train under TensorFlow only: their "
+        raise UserError(f"{' and '.join(refused)} run under TensorFlow only: their "
                         "augmentations and soft targets are TensorFlow graphs; use "
                         "--backend tensorflow")
     if config.jit_compile is False:

@@ -3,7 +3,7 @@
 Devices: `keras.distribution.DataParallel` over every device JAX sees (all
 local GPUs, a TPU's cores; the devices of every host once
 `jax.distributed` is initialised from JAX_COORDINATOR_ADDRESS,
-JAX_NUM_PROCESSES and JAX_PROCESS_ID, or on a Cloud TPU pod slice); the
+JAX_NUM_PROCESSES and JAX_PROCESS_ID, set on each host); the
 variables are replicated and each global batch is split over the devices
 along its first axis, as tf.distribute's mirrored strategies split it.
 `--strategy default` keeps to one device.
@@ -12,10 +12,11 @@ The training step is Keras's stateless pattern for JAX: the model's
 `stateless_call`, `jax.value_and_grad` of the mean BCE over the global
 batch (plus the model's regularisation losses), the optimizer's
 `stateless_apply`; jitted (XLA compiles every step under JAX), its state
-donated, the state written back to the Keras variables after each call of
-`steps` steps. The input is NumPy batches (`records.batches`: tf.data
-where TensorFlow is installed, else the TensorFlow-free reader), put on
-the devices one batch ahead by a thread while the step runs.
+donated and kept on the devices through an epoch, the steps dispatched
+without waiting for them, the state written back to the Keras variables
+when the epoch's steps end (`TrainFunction`). The input is NumPy batches
+(`records.batches`: tf.data where TensorFlow is installed, else the
+TensorFlow-free reader), put on the devices two batches ahead by a thread.
 
 TensorFlow's one-channel-convolution training form and fused batch norm
 (`models.training_graph`) are kernels picked for TensorFlow's CPU and GPU
@@ -202,42 +203,65 @@ class JaxBackend:
         return ClipPredictor(model, scores=jitted_scores(model, put))
 
     # -- checkpoints ------------------------------------------------------------------
-    def read_tensorflow_checkpoint(self, prefix: str, objects) -> None:
+    def read_tensorflow_checkpoint(self, prefix: str, model, optimizer=None) -> None:
         raise UserError(f"checkpoint {prefix!r} is in TensorFlow's format (an earlier "
                         "version of tagger wrote it); continue this run under TensorFlow "
                         "(--backend tensorflow)")
 
 
 class TrainFunction:
-    """`train(iterator, steps)` of `JaxBackend.train_function`; it adds the
-    seconds spent waiting for input and in all to its backend's counts."""
+    """`train(iterator, steps) -> the steps' summed loss` of
+    `JaxBackend.train_function`. The state (the model's and optimizer's
+    values) stays on the devices from call to call on one iterator, the
+    steps dispatched without waiting for them, and the iterator's batches
+    are put on the devices ahead of the steps by a thread, across calls;
+    `end_epoch()` (the run calls it after an epoch's steps) waits for the
+    steps, writes the state back into the Keras variables and stops the
+    thread. The seconds spent waiting for input, and the epochs' seconds,
+    go to the backend's counts."""
 
     def __init__(self, model, optimizer, backend: JaxBackend, step):
         self.model, self.optimizer, self.backend = model, optimizer, backend
         self._step = step
+        self._state = None  # (trainable, non-trainable, optimizer values) while an epoch runs
+        self._ahead = None  # the epoch's _AheadOnDevices
+        self._started = 0.0
 
-    def __call__(self, iterator, steps: int) -> float:
-        start = time.perf_counter()
-        state = ([v.value for v in self.model.trainable_variables],
-                 [v.value for v in self.model.non_trainable_variables],
-                 [v.value for v in self.optimizer.variables])
+    def __call__(self, iterator, steps: int):
+        if self._ahead is not None and self._ahead.iterator is not iterator:
+            self.end_epoch()
+        if self._ahead is None:
+            self._started = time.perf_counter()
+            self._ahead = _AheadOnDevices(iterator, self.backend)
+            self._state = ([v.value for v in self.model.trainable_variables],
+                           [v.value for v in self.model.non_trainable_variables],
+                           [v.value for v in self.optimizer.variables])
         total = 0.0
-        with _AheadOnDevices(iterator, self.backend, steps) as ahead:
-            for _ in range(steps):
-                waited = time.perf_counter()
-                x, y = ahead.next()
-                self.backend.input_seconds += time.perf_counter() - waited
-                state, loss = self._step(state, x, y)
-                total = total + loss
-        trainable, non_trainable, optimizer_values = state
-        for group, values in ((self.model.trainable_variables, trainable),
-                              (self.model.non_trainable_variables, non_trainable),
-                              (self.optimizer.variables, optimizer_values)):
+        for _ in range(steps):
+            waited = time.perf_counter()
+            x, y = self._ahead.next()
+            self.backend.input_seconds += time.perf_counter() - waited
+            self._state, loss = self._step(self._state, x, y)
+            total = total + loss
+        return total
+
+    def end_epoch(self) -> None:
+        """The steps waited for and their state written back; the input
+        thread stopped."""
+        import jax
+
+        if self._ahead is None:
+            return
+        self._ahead.close()
+        self._ahead = None
+        jax.block_until_ready(self._state)
+        for group, values in zip((self.model.trainable_variables,
+                                  self.model.non_trainable_variables, self.optimizer.variables),
+                                 self._state):
             for variable, value in zip(group, values):
                 variable.assign(value)
-        total = float(total)
-        self.backend.step_seconds += time.perf_counter() - start
-        return total
+        self._state = None
+        self.backend.step_seconds += time.perf_counter() - self._started
 
 
 def jax_step(model, optimizer):
@@ -278,23 +302,32 @@ def jax_step(model, optimizer):
 
 
 class _AheadOnDevices:
-    """The next `steps` batches of a NumPy iterator, each put on the
-    devices by a thread while the step before it runs (one batch ahead)."""
+    """The batches of a NumPy iterator, each put on the devices by a thread
+    of its own while the steps before it run (two batches ahead); an error
+    there is raised by `next()`. `close()` stops the thread."""
 
-    def __init__(self, iterator, backend: JaxBackend, steps: int):
+    def __init__(self, iterator, backend: JaxBackend):
+        self.iterator = iterator
         self._queue = queue.Queue(maxsize=2)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._fill, args=(iterator, backend, steps),
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._fill, args=(backend,), daemon=True,
+                                        name="batches to the devices")
+        self._thread.start()
 
-    def _fill(self, iterator, backend, steps):
+    def _fill(self, backend):
         try:
-            for _ in range(steps):
-                if self._stop.is_set():
-                    return
-                self._queue.put(("batch", backend.to_devices(next(iterator))))
+            while not self._stop.is_set():
+                self._put(("batch", backend.to_devices(next(self.iterator))))
         except BaseException as error:  # handed to the consumer, raised there
-            self._queue.put(("error", error))
+            self._put(("error", error))
+
+    def _put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def next(self):
         kind, value = self._queue.get()
@@ -302,15 +335,6 @@ class _AheadOnDevices:
             raise value
         return value
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
+    def close(self) -> None:
         self._stop.set()
-        while self._thread.is_alive():  # unblock a put waiting for room
-            try:
-                self._queue.get(timeout=0.1)
-            except queue.Empty:
-                pass
         self._thread.join()

@@ -76,34 +76,51 @@ class TensorFlowBackend:
 
         return ClipPredictor(model, self.strategy, jit_compile)
 
-    def read_tensorflow_checkpoint(self, prefix: str, objects) -> None:
-        """Reads a checkpoint written in TensorFlow's format (`objects`:
-        model, rng, optimizer) into the run's objects."""
-        status = tf.train.Checkpoint(**objects).read(prefix)
-        # An epoch checkpoint also holds an optimizer that a model-only
-        # restore leaves unread, on purpose: no warning about it.
-        status.assert_existing_objects_matched().expect_partial()
+    def read_tensorflow_checkpoint(self, prefix: str, model, optimizer=None) -> None:
+        """Reads a checkpoint written in TensorFlow's format by an earlier
+        version into `model` (and `optimizer`): with the random state of
+        its dropout layers, which tf.train.Checkpoint did not reach through
+        the model. A damaged file or one that does not fit is a UserError."""
+        from tagger.training import checkpoints
 
-    def tensorflow_checkpoint_damage(self, prefix: str) -> str | None:
-        """None when every tensor of the TensorFlow checkpoint `prefix` reads
-        back; else which of its files is missing or damaged."""
-        from tagger import fileio
-
-        index = f"{prefix}.index"
-        if not fileio.exists(index):
-            return f"checkpoint file {index!r} is missing"
+        objects = {"model": model,
+                   "rng": [v.value for v in model.non_trainable_variables
+                           if v.path.endswith("seed_generator_state")]}
+        if optimizer is not None:
+            objects["optimizer"] = optimizer
         try:
-            reader = tf.train.load_checkpoint(prefix)
-        except Exception as error:  # noqa: BLE001  any failure means damage here
-            return f"checkpoint file {index!r} is damaged ({str(error).splitlines()[0]})"
-        for name in reader.get_variable_to_shape_map():
-            try:
-                reader.get_tensor(name)
-            except Exception as error:  # noqa: BLE001
-                folder, base = prefix.rsplit("/", 1)
-                data = [f for f in fileio.listdir(folder) if f.startswith(base + ".data")]
-                where = f"{folder}/{data[0]}" if data else f"{prefix}.data-*"
-                return (f"checkpoint file {where!r} is damaged "
-                        f"({str(error).splitlines()[0] or type(error).__name__})")
-        return None
+            status = tf.train.Checkpoint(**objects).read(prefix)
+            # An epoch checkpoint also holds an optimizer that a model-only
+            # restore leaves unread, on purpose: no warning about it.
+            status.assert_existing_objects_matched().expect_partial()
+        except Exception as error:  # TensorFlow raises many types for a bad file
+            problem = tensorflow_checkpoint_damage(prefix)
+            if problem:
+                raise checkpoints.damaged(problem) from None
+            if not isinstance(error, (AssertionError, ValueError, tf.errors.OpError)):
+                raise
+            raise checkpoints.does_not_fit(prefix, error) from None
 
+
+def tensorflow_checkpoint_damage(prefix: str) -> str | None:
+    """None when every tensor of the TensorFlow checkpoint `prefix` reads
+    back; else which of its files is missing or damaged."""
+    from tagger import fileio
+
+    index = f"{prefix}.index"
+    if not fileio.exists(index):
+        return f"checkpoint file {index!r} is missing"
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except Exception as error:  # noqa: BLE001  any failure means damage here
+        return f"checkpoint file {index!r} is damaged ({str(error).splitlines()[0]})"
+    for name in reader.get_variable_to_shape_map():
+        try:
+            reader.get_tensor(name)
+        except Exception as error:  # noqa: BLE001
+            folder, base = prefix.rsplit("/", 1)
+            data = [f for f in fileio.listdir(folder) if f.startswith(base + ".data")]
+            where = f"{folder}/{data[0]}" if data else f"{prefix}.data-*"
+            return (f"checkpoint file {where!r} is damaged "
+                    f"({str(error).splitlines()[0] or type(error).__name__})")
+    return None

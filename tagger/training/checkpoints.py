@@ -143,9 +143,18 @@ def _value(variable) -> np.ndarray:
 def unreadable(prefix: str, error: Exception) -> UserError:
     """The UserError for a checkpoint that cannot be read into the run's model."""
     problem = damage(prefix)
-    if problem:
-        return UserError(f"{problem}; the run cannot continue from it: start a new run "
-                         "with --run-name (or restore the file)")
-    return UserError(f"checkpoint {path_of(prefix)!r} does not fit the model built for this "
-                     f"dataset ({str(error).splitlines()[0][:200]}); the run was trained "
-                     "with other data or model settings: use a new --run-name")
+    return damaged(problem) if problem else does_not_fit(path_of(prefix), error)
+
+
+def damaged(problem: str) -> UserError:
+    """The UserError for a checkpoint file that is missing or damaged (`problem`)."""
+    return UserError(f"{problem}; the run cannot continue from it: start a new run with "
+                     "--run-name (or restore the file)")
+
+
+def does_not_fit(path: str, error: Exception) -> UserError:
+    """The UserError for a whole checkpoint at `path` whose variables are
+    not the model's."""
+    return UserError(f"checkpoint {path!r} does not fit the model built for this dataset "
+                     f"({str(error).splitlines()[0][:200]}); the run was trained with other "
+                     "data or model settings: use a new --run-name")

@@ -413,9 +413,13 @@ class Run:
                     self._target_errors():
                 while done < steps:
                     n = min(chunk, steps - done)
-                    total += float(train_fn(iterator, n))
+                    total = total + train_fn(iterator, n)  # waited for below, not each chunk
                     done += n
                     bar.update(n)
+                total = float(total)
+                end_epoch = getattr(train_fn, "end_epoch", None)  # JAX's: its state written back
+                if end_epoch is not None:
+                    end_epoch()
         val = self._validate()
         return {"epoch": self.state.epoch + 1, "stage": stage.index,
                 "stage_epoch": self.state.stage_epoch + 1, "optimizer": stage.optimizer,
@@ -551,27 +555,10 @@ class Run:
         path = join_path(self.run_dir, "checkpoints", name)
         self.backend.barrier()  # the chief has finished writing it
         if checkpoints.is_tensorflow_format(path):
-            return self._restore_tensorflow_format(path, optimizer)
+            return self.backend.read_tensorflow_checkpoint(path, self.model, optimizer)
         try:
             checkpoints.read(path, self.model, optimizer)
         except checkpoints.READ_ERRORS as error:
-            raise checkpoints.unreadable(path, error) from None
-
-    def _restore_tensorflow_format(self, path: str, optimizer=None):
-        objects = {"model": self.model,  # and what tf.train.Checkpoint did not reach
-                   "rng": [v.value for v in self.model.non_trainable_variables
-                           if v.path.endswith("seed_generator_state")]}
-        if optimizer is not None:
-            objects["optimizer"] = optimizer
-        try:
-            self.backend.read_tensorflow_checkpoint(path, objects)
-        except UserError:
-            raise
-        except Exception as error:  # TensorFlow raises many types for a bad file
-            damage = self.backend.tensorflow_checkpoint_damage(path)
-            if damage:
-                raise UserError(f"{damage}; the run cannot continue from it: start a new "
-                                "run with --run-name (or restore the file)") from None
             raise checkpoints.unreadable(path, error) from None
 
     def _delete_checkpoints(self, names):
@@ -717,8 +704,11 @@ def resume_settings(config: TrainConfig, given=None) -> TrainConfig:
         if field in NESTED_FIELDS:
             continue
         if given is None or field in given:
-            if _comparable(field, asked[field]) != _comparable(field, before[field]):
-                differences.append((flag_name(field), asked[field], before[field]))
+            mine, theirs = asked[field], before[field]
+            if field == "monitor":  # no monitor given: the run's own (`monitor.monitored`)
+                mine, theirs = monitored(config), monitored(saved)
+            if _comparable(field, mine) != _comparable(field, theirs):
+                differences.append((flag_name(field), mine, theirs))
     for field in NESTED_FIELDS:
         mine_all, theirs_all = asked[field] or {}, before.get(field) or {}
         merged[field] = dict(theirs_all)

@@ -388,7 +388,7 @@ def test_musictag_prints_its_own_lines_only_and_gives_each_tag_a_field(recording
     (library / "models").mkdir(parents=True)
     model = tiny_teacher(library / "models" / "odd.keras", FIVE_TAGS, seed=4,
                          bias=[-2.0, -1.0, 0.0, 1.0, 2.0])  # each tag's scores apart
-    make_library(library, "~/models/odd.keras")
+    make_library(library, "~/models/odd.keras", "  windows: all\n")  # as clip_scores
     beet(library, "import", "-A", str(recordings[0].parent))
     done = beet(library, "musictag", cwd=tmp_path, HOME=str(library),
                 TF_CPP_MIN_LOG_LEVEL=None)  # as a user runs it: no log level set

@@ -96,6 +96,17 @@ def test_the_seed_fixes_the_order_and_another_changes_it(raw_records):
     assert len(ours) == len(theirs) == 45 and len(ours & theirs) >= 44
 
 
+def test_the_shards_read_side_by_side_are_part_of_the_order(raw_records):
+    """`cycle` (train.py's --num-read-threads) changes which clips come
+    first, as tf.data's interleave cycle does: with one shard at a time the
+    first batch holds one shard's clips."""
+    one = train(raw_records, 3, seed=(7, 0), cycle=1, shuffle_segments=4)
+    four = train(raw_records, 3, seed=(7, 0), cycle=4, shuffle_segments=4)
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(one, four))
+    with pytest.raises(ValueError, match="cycle must be at least 1"):
+        train(raw_records, 1, cycle=0)
+
+
 def test_a_small_shuffle_block_mixes_only_its_own_clips(raw_records):
     """Blocks of about 10 segments (5 clips): each batch of the first block
     holds windows of its 5 clips only, read from READ_CYCLE shards side by side."""

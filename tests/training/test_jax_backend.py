@@ -13,11 +13,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.checks import HANG_S
 
 pytest.importorskip("jax", reason="the JAX backend's tests need requirements-jax.txt")
 
@@ -25,7 +26,6 @@ pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN = "samplecnn-rese-multi"
-HANG_S = 1800  # a guard against a hung process, never reached by a working one
 
 
 def train_flags(records, train_dir):
@@ -78,18 +78,36 @@ def jax_run(raw_records, tmp_path_factory):
     return os.path.join(train_dir, RUN), done.stdout
 
 
-def killed_after(argv, state_path, epochs: int, env=None) -> int:
-    """Runs `argv` and kills it (SIGKILL) once its state.json has
+# train.py, killed (SIGKILL) by itself once epoch TAGGER_KILL_AFTER_EPOCH is
+# committed: the state a kill at that moment leaves, whatever the machine's pace
+KILLED_AFTER_AN_EPOCH = r"""
+import os, runpy, signal, sys
+from tagger.training.run import Run
+
+end_epoch = Run._end_epoch
+
+
+def end_epoch_then_die(self, row, optimizer):
+    end_epoch(self, row, optimizer)
+    if self.state.epoch >= int(os.environ["TAGGER_KILL_AFTER_EPOCH"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+Run._end_epoch = end_epoch_then_die
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def killed_after(argv, state_path, epochs: int, backend: str = "jax",
+                 without_tensorflow: bool = True) -> int:
+    """Runs `argv` (a command's) killed by SIGKILL once its state.json has
     committed `epochs` epochs; the epochs it had committed."""
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=env or environment(), cwd=ROOT)
-    deadline = time.monotonic() + HANG_S
-    while not (state_path.exists() and json.loads(state_path.read_text())["epoch"] >= epochs):
-        assert process.poll() is None, process.stderr.read().decode()[-3000:]
-        assert time.monotonic() < deadline, "the run hung"
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    env = environment(without_tensorflow, KERAS_BACKEND=backend,
+                      TAGGER_KILL_AFTER_EPOCH=str(epochs))
+    done = subprocess.run([argv[0], "-c", KILLED_AFTER_AN_EPOCH, *argv[1:]], env=env,
+                          capture_output=True, text=True, timeout=HANG_S, cwd=ROOT)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
     return json.loads(state_path.read_text())["epoch"]
 
 
@@ -100,7 +118,7 @@ def test_a_run_killed_under_jax_resumes_to_the_uninterrupted_history(jax_run, ra
     assert "read by the TensorFlow-free reader" in stdout
     argv = command("train.py", *train_flags(raw_records[0], tmp_path))
     killed_at = killed_after(argv, tmp_path / RUN / "state.json", 2)
-    assert 2 <= killed_at < 4
+    assert killed_at == 2
     done = finished(argv + ["--resume"])
     assert f"resuming {tmp_path / RUN} after epoch {killed_at}" in done.stdout
     resumed, whole = history(tmp_path / RUN), history(whole_dir)
@@ -172,7 +190,7 @@ def test_a_run_tensorflow_started_continues_under_jax(raw_records, tmp_path):
     state_path = tmp_path / RUN / "state.json"
     env = environment(without_tensorflow=False)
     killed_at = killed_after(command("train.py", *flags, backend="tensorflow"), state_path, 1,
-                             env)
+                             backend="tensorflow", without_tensorflow=False)
     before = history(tmp_path / RUN)
     done = finished(command("train.py", *flags, "--resume"), env)
     assert f"resuming {tmp_path / RUN} after epoch {killed_at}" in done.stdout
@@ -207,3 +225,22 @@ def test_a_head_on_a_tensorflow_saved_body_trains_under_jax_and_tags_alike(own, 
                      backend="tensorflow"), env=environment(without_tensorflow=False))
     assert json.loads(out.read_text())["roc_auc"] == pytest.approx(
         metrics["test"]["roc_auc"], abs=1e-4)
+
+
+def test_what_trains_under_tensorflow_only_is_refused_in_one_line(raw_records, tmp_path):
+    """Under JAX: eval.py --against, and train.py --augment, --distil and
+    --xla off, each one line naming what to do; nothing is written."""
+    cases = [(command("eval.py", "m.keras", "--data-dir", raw_records[0], "--against", "m2"),
+              "eval.py: error: --against runs under TensorFlow only"),
+             (command("train.py", *train_flags(raw_records[0], tmp_path), "--augment"),
+              "train.py: error: --augment run under TensorFlow only"),
+             (command("train.py", *train_flags(raw_records[0], tmp_path), "--xla", "off"),
+              "train.py: error: --xla off does not apply under jax"),
+             (command("train.py", *train_flags(raw_records[0], tmp_path), "--strategy",
+                      "mirrored"), "train.py: error: --strategy mirrored is tf.distribute's")]
+    for argv, start in cases:
+        done = subprocess.run(argv, env=environment(), capture_output=True, text=True,
+                              timeout=HANG_S, cwd=ROOT)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(start), lines
+    assert not list(tmp_path.iterdir())

@@ -225,6 +225,25 @@ def test_a_run_checkpointed_in_tensorflows_format_resumes(uninterrupted, raw_rec
     pd.testing.assert_frame_equal(resumed, whole, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
+def test_a_tensorflow_format_checkpoint_of_another_model_is_said_not_to_fit(
+        uninterrupted, tmp_path, capsys):
+    import tensorflow as tf
+
+    from tests.checks import tiny_conv_tagger
+
+    run_dir, config = uninterrupted
+    copy, state = unfinished_copy(run_dir, tmp_path)
+    prefix = copy / "checkpoints" / state["last_checkpoint"]
+    os.remove(f"{prefix}.npz")
+    other = tiny_conv_tagger()
+    tf.train.Checkpoint(model=other, rng=[]).write(str(prefix))  # the earlier format
+    code, _, err = train_main(capsys, *base_flags(config.data_dir, str(tmp_path)),
+                              "--resume")
+    one_line_error(code, err, f"checkpoint {str(prefix)!r} does not fit the model built",
+                   "--run-name")
+
+
 def _run_parts(config) -> tuple:
     """(info, backend, precision) of `config`'s run."""
     from tagger.training.run import prepare
@@ -312,6 +331,25 @@ def test_a_run_saved_under_the_schedules_former_name_reads_as_adam_then_sgd(tmp_
     (tmp_path / "old" / "config.json").write_text(
         json.dumps(dict(json.loads(json.dumps(to_dict(config))), schedule="won")))
     assert saved_config(config) == dataclasses.replace(config, switch_epochs=[1, 2, 3])
+
+
+def test_a_run_saved_with_its_monitor_named_resumes_without_naming_it(tmp_path):
+    """A config.json from before the monitor defaulted to the run's own
+    (`"monitor": "val_loss"` written out) continues from a library call
+    (demo.py's resume) that names none, and from one that names the same;
+    another monitor is refused."""
+    from tagger.config import TrainConfig, to_dict
+    from tagger.training.run import resume_settings
+
+    config = TrainConfig(train_dir=str(tmp_path), run_name="old", resume=True)
+    assert config.monitor is None
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text(json.dumps(
+        dict(json.loads(json.dumps(to_dict(config))), monitor="val_loss")))
+    assert resume_settings(config).monitor == "val_loss"
+    assert resume_settings(dataclasses.replace(config, monitor="val_loss")).monitor == "val_loss"
+    with pytest.raises(UserError, match="--monitor val_roc_auc \\(the run has val_loss\\)"):
+        resume_settings(dataclasses.replace(config, monitor="val_roc_auc"))
 
 
 def test_a_run_saved_with_num_lr_decays_resumes_with_as_many_stages(tmp_path):
