@@ -198,9 +198,9 @@ def clips(data_dir: str, split: str, info: DatasetInfo | None = None,
     position = 0
     for path in paths:
         with _ShardErrors(path, split), fileio.open_file(path, "rb") as file:
-            for offset, data in read_records(file):
+            for record in read_records(file):
                 if whole_files or position % count == index:
-                    clip = layout.parse(data, path, offset)
+                    clip = layout.parse(record.data, path, record.offset)
                     segments = clip["segments"]
                     if segments.dtype == np.int16:
                         segments = segments.astype(np.float32) / INT16_SCALE
@@ -229,6 +229,8 @@ class Batches:
         return self
 
     def __next__(self):
+        if self._stop.is_set():  # closed: nothing more is made
+            raise StopIteration
         if self._queue is None:
             return next(self._made)
         item = self._queue.get()
@@ -273,20 +275,25 @@ def _fill(make, batches: queue.Queue, stop: threading.Event) -> None:
     try:
         made = make()
         for batch in made:
-            while not stop.is_set():
-                try:
-                    batches.put(batch, timeout=0.1)
-                    break
-                except queue.Full:
-                    pass
-            if stop.is_set():
+            if not _put(batches, batch, stop):
                 return
-        batches.put(_Ended(None))
+        _put(batches, _Ended(None), stop)
     except BaseException as error:  # noqa: BLE001 (raised in the consumer's thread)
-        batches.put(_Ended(error))
+        _put(batches, _Ended(error), stop)
     finally:
         if made is not None:
             made.close()
+
+
+def _put(batches: queue.Queue, item, stop: threading.Event) -> bool:
+    """Puts `item` once there is room; False, not put, once `stop` is set."""
+    while not stop.is_set():
+        try:
+            batches.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            pass
+    return False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -107,6 +107,35 @@ def test_the_shards_read_side_by_side_are_part_of_the_order(raw_records):
         train(raw_records, 1, cycle=0)
 
 
+@pytest.mark.parametrize("shard", [None, (2, 1), (100, 7)])
+def test_the_clips_are_the_tf_data_readers_in_order(raw_records, shard):
+    """`clips` (train.py --from's embeddings, the records' paths) gives
+    `reader.clip_dataset`'s clips, tags left out: the same ids, paths and
+    float32 segments, in order; a share of whole shards, or of every
+    count-th clip when there are fewer shards than shares."""
+    records_dir, info = raw_records
+    ours = list(plain_reader.clips(records_dir, "train", info, shard=shard))
+    theirs = list(reader.clip_dataset(records_dir, "train", info, shard=shard,
+                                      with_tags=False).as_numpy_iterator())
+    assert len(ours) == len(theirs) > 0
+    for mine, tf_clip in zip(ours, theirs):
+        assert mine["clip_id"] == tf_clip["clip_id"] and mine["path"] == tf_clip["path"]
+        assert mine["segments"].dtype == np.float32
+        np.testing.assert_array_equal(mine["segments"], tf_clip["segments"])
+
+
+def test_a_closed_reader_stops_and_is_ended(raw_records):
+    """After close() the reader's thread has stopped, and asking for a
+    batch ends the iteration rather than waiting for one."""
+    records_dir, info = raw_records
+    batches = plain_reader.train_batches(records_dir, 5, info=info, workers=0, prefetch=2,
+                                         seed=1)
+    next(batches)
+    batches.close()
+    with pytest.raises(StopIteration):
+        next(batches)
+
+
 def test_a_small_shuffle_block_mixes_only_its_own_clips(raw_records):
     """Blocks of about 10 segments (5 clips): each batch of the first block
     holds windows of its 5 clips only, read from READ_CYCLE shards side by side."""
