@@ -48,7 +48,8 @@ TAGS = "musictagger_tags"
 MODEL = "musictagger_model"
 STAMP = "musictagger_stamp"
 SCORE = types.Float(3)  # shown with 3 decimals; stored as scored (6)
-FLAGS = {"model": "-m/--model", "force": "-f/--force", "write": "-w/--write (-W/--nowrite)"}
+FLAGS = {"model": "-m/--model", "force": "-f/--force", "write": "-w/--write (-W/--nowrite)",
+         "windows": "-n/--windows"}
 
 
 class _JoinedTags(mediafile.MediaField):
@@ -158,11 +159,12 @@ class MusicTaggerPlugin(BeetsPlugin):
                 raise ui.UserError(f"--suggest takes a number of items, at least 1, and "
                                    f"--labels FIELD, the field they lack; got --suggest "
                                    f"{opts.suggest} and --labels {opts.labels}")
-            _refuse(opts, ("force", "write"), "with --suggest (it tags no item)")
+            _refuse(opts, ("force", "write", "windows"), "with --suggest (it tags no item, "
+                    "and scores every window)")
             return self._suggest(lib, opts.labels, args, opts.suggest, self._model(opts.model))
         if opts.labels:
-            _refuse(opts, ("model", "force", "write"), "with --labels alone (it reads the "
-                    "field, it tags no item)")
+            _refuse(opts, ("model", "force", "write", "windows"), "with --labels alone (it "
+                    "reads the field, it tags no item)")
             return self._labels(lib, opts.labels, args)
         write = self.config["write"].get(bool) if opts.write is None else opts.write
         model = self._model(opts.model)
@@ -298,12 +300,17 @@ class MusicTaggerPlugin(BeetsPlugin):
     # --- labels ----------------------------------------------------------------------
 
     def _labels(self, lib, field: str, args) -> None:
-        rows = []
+        rows, labelled = [], False
         for item in lib.items(args):
             tags = _labels_of(item, field)
+            labelled = labelled or bool(tags)
             relative = self._relative(lib, item) if tags else None
             if relative is not None:
                 rows.append((relative, tags))
+        if not labelled:
+            raise ui.UserError(f"no item the query matches has {field}, so there are no "
+                               f"labels to print; name a field they have (`beet ls -f "
+                               f"'${field}' QUERY` shows it)")
         self._print_labels(rows)
 
     def _suggest(self, lib, field: str, args, count: int, model: str) -> None:

@@ -323,9 +323,11 @@ def test_labels_list_the_items_with_a_value_and_build_folder_reads_every_name(tm
                                                                                capsys):
     """`--labels FIELD` lists the items FIELD gives a tag, named as the
     labels CSV names them; build_folder.py --labels reads that CSV back for
-    a name that is not UTF-8. (beets 2.14 keeps a backslash in a name under
-    its directory as a `/`, another file: tests/training/test_suggest.py
-    feeds such a name back through suggested.csv.)"""
+    a name that is not UTF-8; a field no item has, and -n/--windows (with
+    --labels, with --suggest), are one line each. (beets 2.14 keeps a
+    backslash in a name under its directory as a `/`, another file:
+    tests/training/test_suggest.py feeds such a name back through
+    suggested.csv.)"""
     from tagger.commands import build_folder
     from tagger.records.info import load_info
     from tagger.records.reader import clip_dataset
@@ -353,7 +355,19 @@ def test_labels_list_the_items_with_a_value_and_build_folder_reads_every_name(tm
     assert labels("genres") == ["a.flac,rock", "b\\xff.flac,jazz", "c.flac,rock;pop"]
     assert labels("comments") == ["a.flac,calm"]  # beets' own text field, empty elsewhere
     assert labels("mood") == ["f.flac,happy;bright"]  # a flexible field, set on one item
-    assert labels("bpm") == []  # a number of beets', 0 where unset
+    for field in ("bpm", "genre"):  # a number of beets', 0 where unset; a misspelt field
+        done = beet(library, "musictag", "--labels", field, check=False)
+        assert (done.returncode, done.stdout, done.stderr) == (
+            1, "", f"error: no item the query matches has {field}, so there are no labels to "
+                   f"print; name a field they have (`beet ls -f '${field}' QUERY` shows it)\n")
+    for argv, where in ((("--labels", "genres"), "with --labels alone (it reads the field, it "
+                                                 "tags no item)"),
+                        (("--suggest", "1", "--labels", "genres"), "with --suggest (it tags no "
+                                                                   "item, and scores every "
+                                                                   "window)")):
+        done = beet(library, "musictag", *argv, "-n", "8", check=False)
+        assert (done.returncode, done.stdout, done.stderr) == (
+            1, "", f"error: -n/--windows does not apply {where}; leave it out\n")
 
     csv_path = tmp_path / "labels.csv"
     csv_path.write_text(beet(library, "musictag", "--labels", "genres").stdout)

@@ -345,6 +345,41 @@ def test_an_mp3s_other_frames_and_its_end_stay_as_they_were(tmp_path, name):
         assert 10 + sum(map(len, again)) + 10 == id3_end(data)
 
 
+JUNK = {  # after the last frame, as some programs leave the padding: (text, zeros after it)
+    "text, then zeros": (b"MP3ext V3.3.19(ansi)", 256),
+    "spaces": (b" " * 64, 0),
+}
+
+
+@pytest.mark.parametrize("junk", JUNK)
+@pytest.mark.parametrize("version", [3, 4])
+def test_text_in_the_padding_stays_byte_for_byte(tmp_path, version, junk):
+    text, zeros = JUNK[junk]
+    theirs = [frame(b"TPE1", b"\x00An artist", version=version),
+              frame(b"TIT2", b"\x00A title", version=version)]
+    start = id3v2(version, theirs, padding=0)[:10] + b"".join(theirs) + text + bytes(zeros)
+    start = start[:6] + struct.pack(">I", syncsafe(len(start) - 10)) + start[10:]
+    audio = mp3_audio(tmp_path)
+    path = tmp_path / "song.mp3"
+    path.write_bytes(start + audio + ID3V1)
+    before, _ = heard(path)
+    assert [key for key, _ in before] == ["TIT2", "TPE1"]  # mutagen stops at the text too
+    size, ours_before = len(start + audio + ID3V1), 0
+    for fields in (FIELDS, {**FIELDS, "tagger": "jazz"}):  # a rerun replaces ours
+        written(path, fields)
+        data = path.read_bytes()
+        assert data[:6] == start[:6] and data[id3_end(data):] == audio + ID3V1
+        _, walked = id3_frames(data)  # theirs, ours, then the text read as one more
+        ours = sum(map(len, walked[len(theirs):-1]))
+        assert walked[:len(theirs)] == theirs
+        assert [f[:4] for f in walked[len(theirs):-1]] == [b"TXXX"] * 3
+        room = zeros + ours_before - ours  # the zeros make room for ours; else 1 KiB more
+        assert walked[-1] == text + bytes(room if room >= 0 else 1024)
+        assert (len(data) == size) == (room >= 0)
+        assert heard(path) == (before, fields)
+        size, ours_before, zeros = len(data), ours, len(walked[-1]) - len(text)
+
+
 def test_the_genre_replaces_theirs_and_nothing_else(tmp_path):
     start, end = MP3S["id3v1 and id3v2.3, TAG+ and APEv2"]
     audio = mp3_audio(tmp_path)

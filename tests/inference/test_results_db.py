@@ -260,6 +260,39 @@ def test_a_database_from_before_the_failures_table(tagged_db, cnn, music, tmp_pa
     assert code == 1 and [r[0] for r in failure_rows(db)] == [str(music / "broken.mp3")]
 
 
+def test_a_version_1_database_is_read_as_it_is_and_upgraded_at_the_first_row(
+        tagged_db, cnn, music, tmp_path, capsys):
+    import shutil
+
+    from tagger.inference.library.results_reader import ResultsReader
+
+    db = tmp_path / "old.sqlite"
+    shutil.copy(tagged_db[0], db)
+    con = sqlite3.connect(db)  # as a version 1 tag.py wrote it: no window_choice
+    with con:
+        con.execute("ALTER TABLE files DROP COLUMN window_choice")
+        con.execute("PRAGMA user_version = 1")
+    con.close()
+    old_rows = query(db, "SELECT * FROM files ORDER BY path")
+    before = db.read_bytes()
+    with ResultsReader(db) as reader:
+        (model,) = reader.models()
+        assert len(list(reader.scored(model))) == len(TOP_LEVEL)
+    code, out, _ = export(capsys, "export", "--db", db)
+    assert code == 0 and len(out.splitlines()) == 1 + len(TOP_LEVEL)
+    assert db.read_bytes() == before  # reading changed nothing: an older tagger still reads it
+    code, _, err = run_tag(capsys, cnn[0], music, "--db", db, "--windows", "all")
+    assert err[0].startswith(f"{db}: 0 files tagged and stored, 6 up to date")  # every window
+    assert query(db, "PRAGMA user_version") == [(1,)] and db.read_bytes() == before
+    code, _, err = run_tag(capsys, cnn[0], music / "sub" / "a.wav", "--db", db)
+    assert code == 0 and err[-1] == f"{db}: 1 file tagged and stored, 0 up to date and skipped"
+    assert query(db, "PRAGMA user_version") == [(results_db.SCHEMA_VERSION,)]
+    now = query(db, "SELECT * FROM files ORDER BY path")
+    assert [row for row in now if row[0] != str(music / "sub" / "a.wav")] == \
+        [(*row, None) for row in old_rows]  # every window, as they were scored
+    assert [row[-1] for row in now if row[0] == str(music / "sub" / "a.wav")] == [4]
+
+
 def test_flags_that_need_db_or_write_tags(cnn, music, capsys):
     for argv, needle in (((music / "a.wav", "--rescan"), "--rescan applies with --db"),
                          ((music / "a.wav", "--embeddings"), "--embeddings without a PATH"),

@@ -65,12 +65,16 @@ def test_a_rerun_with_other_windows_tags_again_and_an_old_database_reads_as_ever
     code, _, err = run_tag(capsys, cnn[0], folder, "--db", old, "--windows", "0")
     assert err[-1].startswith(f"{old}: 0 files tagged and stored, 2 up to date")
     con = sqlite3.connect(old)
-    assert con.execute("PRAGMA user_version").fetchone() == (results_db.SCHEMA_VERSION,)
+    assert con.execute("PRAGMA user_version").fetchone() == (1,)  # no row written: as it was
     assert {path: scores for path, scores in con.execute("SELECT path, scores FROM files")} \
         == every
     con.close()
     code, _, err = run_tag(capsys, cnn[0], folder, "--db", old)  # the library's N: again
     assert err[-1] == f"{old}: 2 files tagged and stored, 0 up to date and skipped"
+    assert set(choices(old).values()) == {LIBRARY_WINDOWS}
+    con = sqlite3.connect(old)
+    assert con.execute("PRAGMA user_version").fetchone() == (results_db.SCHEMA_VERSION,)
+    con.close()
 
 
 def test_the_files_tags_record_the_windows(cnn, music, tmp_path, capsys):

@@ -13,20 +13,25 @@ own frames here, one at a time, with its public `ID3` reader. Here:
   written) are replaced where the first of each stood, other copies of
   them removed, and new ones follow the last frame;
 - a frame of zero size, or whose ID is not four of A-Z0-9, is kept like
-  any other: its size says exactly where the next frame starts;
+  any other: its size says exactly where the next frame starts; but when
+  what follows such an ID cannot be walked as frames (one would run past
+  the tag's end), the walk stops there and the rest is padding, kept byte
+  for byte (the text some programs leave after the last frame, or spaces,
+  where mutagen stops too);
 - v2.4 frame sizes are 7 bits a byte (syncsafe), or 8, as older iTunes
   wrote them: the reading that walks the frames to padding of zeros, then
   the one that meets more IDs of A-Z0-9, is taken (the syncsafe one on a
   tie), and our frames are written with it; a tag that neither reading
-  walks (a frame running past the tag's end) is refused, not guessed at;
+  walks (a frame of an ID of A-Z0-9 running past the tag's end) is
+  refused, not guessed at;
 - the header keeps its version and flags. With unsynchronisation (0x80)
   our frames are unsynchronised too (in v2.2 and v2.3 the whole tag after
   the header, in v2.4 each frame's data); a v2.4 footer (0x10) is written
   again for the tag's new size; an extended header is kept, with its CRC
   (and v2.3's padding size) made true again;
-- the padding takes up what our frames add or free, so the audio stays
-  where it was when it can (1 KiB of new padding when it cannot; a tag
-  with a footer and no padding gets none);
+- the padding's zeros after its last other byte take up what our frames
+  add or free, so the audio stays where it was when it can (1 KiB of new
+  zeros when it cannot; a tag with a footer and no padding gets none);
 - a file without a tag gets a v2.4 one; nothing outside the tag changes
   (an MP3's audio and end: ID3v1, `TAG+`, APEv2; a WAV's other chunks),
   but for a WAV's RIFF and chunk sizes.
@@ -240,13 +245,13 @@ def with_frames(tag: Tag, frames: dict) -> Tag:
             kept.append(made[key])
             placed.add(key)
     kept += [frame for key, frame in made.items() if key not in placed]
-    left = len(tag.padding) - (sum(map(len, kept)) - sum(map(len, tag.frames)))
+    text = tag.padding.rstrip(b"\x00")  # what another program left there stays
+    left = len(tag.padding) - len(text) - (sum(map(len, kept)) - sum(map(len, tag.frames)))
     if tag.version == 4 and tag.flags & FOOTER and not tag.padding:
         left = 0  # a footer comes with no padding
     elif left < 0:
         left = NEW_PADDING
-    padding = tag.padding[:left] + bytes(max(0, left - len(tag.padding)))
-    return tag._replace(frames=kept, padding=padding)
+    return tag._replace(frames=kept, padding=text + bytes(left))
 
 
 def _key(tag: Tag, frame: bytes) -> str | None:
@@ -340,22 +345,32 @@ def _extended_header(stream: _Stream, version: int, flags: int) -> bytes:
 def _walk(stream: _Stream, extended: bytes, version: int, plain: bool):
     """([each frame as stored], plain, score) of the frames after the
     extended header, their sizes read `plain` (v2.4); None when a frame
-    runs past the body's end. The score: (padding all zeros, frames with
-    an ID of A-Z0-9)."""
+    runs past the body's end and no odd ID came before it. From a frame
+    whose ID is not of A-Z0-9, when what follows cannot be walked as frames
+    (the last such ID before a frame that runs past the end), the rest is
+    padding (the text some programs leave there). The score: (padding all
+    zeros, frames with an ID of A-Z0-9)."""
     stream.at = len(extended)
     head_size, id_size = (6, 3) if version == 2 else (10, 4)
-    frames, known = [], 0
+    frames, known, last_odd = [], 0, None
     while True:
         start = stream.at
         head = stream.take(head_size)
         if len(head) < head_size or not head[:id_size].strip(b"\x00"):
             stream.at = start
             break
+        is_known = bool(re.fullmatch(rb"[A-Z0-9]{%d}" % id_size, head[:id_size]))
+        if not is_known:
+            last_odd = (start, len(frames), known)
         size = _header_size(head, version, plain)
         if size is None or len(stream.take(size)) < size:
-            return None
+            if last_odd is None:
+                return None
+            stream.at, count, known = last_odd
+            del frames[count:]
+            break
         frames.append(stream.body[start:stream.at])
-        known += bool(re.fullmatch(rb"[A-Z0-9]{%d}" % id_size, head[:id_size]))
+        known += is_known
     padding = stream.body[stream.at:]
     return frames, plain, (not padding.strip(b"\x00"), known)
 

@@ -39,7 +39,9 @@ a file whose permissions were fixed is tried again) and, for scores, the
 run's `window_choice`: a rerun skips it; a rerun with another --windows
 tags it again, as another model would. (`window_choice` came with schema
 version 2: tag.py adds the column to a version 1 database when it next
-writes there, and its rows read as every window: NULL.)
+writes a row of scores there (`upgrade`), so reading one, or a run that
+stores no scores, leaves it as older versions read it; until then its
+rows read as every window: NULL.)
 A row holds the key of the file as it was read (`FileResult.read_stat`,
 taken before decoding); a file whose key changed while it was decoded (one
 still being copied in, say) gets no row, only a line saying so, and the
@@ -127,7 +129,8 @@ def file_key(path: str) -> tuple[str | bytes, int, int]:
 
 
 def connect(path: str, check_same_thread: bool = True) -> sqlite3.Connection:
-    """Opens (creating if absent) the database at `path` with our schema."""
+    """Opens (creating if absent) the database at `path` with our schema;
+    one of an earlier version stays of it until `upgrade`."""
     con = sqlite3.connect(str(path), timeout=30, check_same_thread=check_same_thread)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
@@ -148,11 +151,19 @@ def connect(path: str, check_same_thread: bool = True) -> sqlite3.Connection:
         if con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
                        "'failures'").fetchone() is None:  # written before the table came
             con.executescript(_FAILURES)
-        if version < SCHEMA_VERSION:  # before --windows: its rows read as every window
-            with con:
-                con.execute("ALTER TABLE files ADD COLUMN window_choice INTEGER")
-                con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     return con
+
+
+def upgrade(con: sqlite3.Connection) -> None:
+    """Brings the database of `con` to SCHEMA_VERSION (a version 1 one gets
+    `files.window_choice`, NULL: every window); done before the first row of
+    scores is written, as older versions of tagger refuse it after."""
+    con.commit()
+    with con:  # one transaction: the column comes with the version, or neither
+        con.execute("BEGIN IMMEDIATE")
+        if con.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            con.execute("ALTER TABLE files ADD COLUMN window_choice INTEGER")
+            con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 def open_read_only(path: str) -> sqlite3.Connection:
@@ -199,6 +210,8 @@ class ResultsWriter:
         self.rescan = rescan
         self.log = log
         self._con = connect(self.path)
+        self._upgraded = self._con.execute("PRAGMA user_version").fetchone()[0] \
+            == SCHEMA_VERSION
         with self._con:
             self._con.execute(
                 "INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?, ?, NULL, ?)",
@@ -220,7 +233,8 @@ class ResultsWriter:
     def _query(self, sql: str, params) -> tuple | None:
         if self._reader is None:
             self._reader = connect(self.path, check_same_thread=False)
-        return self._reader.execute(sql, params).fetchone()
+        found = self._reader.execute(sql, params).fetchall()  # its read transaction ends
+        return found[0] if found else None
 
     def failed_before(self, path: str) -> str | None:
         """The reason stored for the file at `path` when it could not be
@@ -248,8 +262,9 @@ class ResultsWriter:
             key, size, mtime = file_key(path)
         except OSError:
             return None
+        choice = "window_choice" if self._upgraded else "NULL"  # version 1: every window
         row = self._query("SELECT size, mtime_ns, embedding IS NOT NULL, scores, "
-                          "window_choice FROM files WHERE path = ? AND model = ?",
+                          f"{choice} FROM files WHERE path = ? AND model = ?",
                           (key, self.fingerprint))
         current = (row is not None and row[0] == size and row[1] == mtime
                    and row[4] == self.windows
@@ -267,6 +282,9 @@ class ResultsWriter:
         if key is None:
             return
         key, size, mtime = key
+        if not self._upgraded:
+            upgrade(self._con)
+            self._upgraded = True
         embedding = None
         if result.embeddings is not None:
             vector = np.asarray(result.embeddings, np.float32).mean(axis=0)
