@@ -123,7 +123,7 @@ class MusicTaggerPlugin(BeetsPlugin):
         declared.update(dict.fromkeys(self._model_score_fields(), SCORE))
         fields = self.config["fields"].get()  # checked when the command runs
         for field in fields if isinstance(fields, dict) else ():
-            if field not in library.Item._fields:
+            if beets_field_type(field) is None:
                 declared[field] = types.MULTI_VALUE_DSV
         return declared
 
@@ -389,7 +389,7 @@ class MusicTaggerPlugin(BeetsPlugin):
         except UserError as error:
             raise ui.UserError(str(error)) from None
         for field in mapping:
-            kind = library.Item._fields.get(field)
+            kind = beets_field_type(field)
             if kind is not None and not isinstance(kind, types.DelimitedString):
                 raise ui.UserError(f"musictagger fields: beets' {field} holds one value, not "
                                    "a list of tags; map tags to a list field such as genres "
@@ -518,3 +518,12 @@ def _library_lock(lib, log):
     with folder_lock(database + ".musictag.lock", os.path.dirname(database) or ".",
                      "beet musictag run", log=log, label="library", wait=True):
         yield
+
+
+def beets_field_type(field: str):
+    """The type of beets' own item field `field` (`types.DelimitedString`
+    for a list field such as genres), or None for a flexible field. beets
+    lists its fields' types only as `Item._fields` (checked with beets
+    2.14.1, requirements-beets.txt; tests/inference/test_beets_plugin.py
+    fails if that changes): read here alone."""
+    return library.Item._fields.get(field)

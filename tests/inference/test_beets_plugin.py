@@ -539,3 +539,17 @@ def test_the_windows_a_track_is_scored_from_are_recorded_and_another_n_tags_agai
     assert done.returncode == 1 and done.stderr == (
         "error: musictagger windows: expected a number of windows (1 or more), or 0 or all "
         "for every window, got 'some'\n")
+
+
+def test_beets_own_fields_are_told_from_flexible_ones():
+    """What the plugin reads of beets' fields (`beets_field_type`): a list
+    field's type is a delimited string, a one-value field's is not, and
+    a flexible field has none."""
+    from beets.dbcore import types
+
+    from beetsplug.musictagger import beets_field_type
+
+    assert isinstance(beets_field_type("genres"), types.DelimitedString)
+    assert beets_field_type("title") is not None
+    assert not isinstance(beets_field_type("title"), types.DelimitedString)
+    assert beets_field_type("mood") is None
