@@ -951,7 +951,7 @@ def test_a_tagger_on_two_bodies_has_one_embedding_the_joined_one(two_bodies, own
     assert embedding_layer_name(*load_tagger(str(tagger_path))) == tag_head.JOINED
     db = tmp_path / "library.sqlite"
     code, _, err = call_main(tag_cli.main, capsys, tagger_path, song, "--db", db,
-                             "--embeddings", "--no-progress")
+                             "--embeddings", "--windows", "all", "--no-progress")
     assert code in (0, None), err
     with ResultsReader(str(db)) as results:
         model = results.choose_model()

@@ -48,9 +48,8 @@ def test_too_few_adam_then_sgd_epochs_are_one_line_saying_what_works(capsys):
 
 
 def test_the_run_says_its_size_at_the_start(raw_records, tmp_path):
-    import tensorflow as tf
-
     from tagger.config import TrainConfig
+    from tagger.training.backend import for_run
     from tagger.training.run import Run
 
     records, info = raw_records
@@ -58,7 +57,7 @@ def test_the_run_says_its_size_at_the_start(raw_records, tmp_path):
                          model_args=dict(family("samplecnn").tiny), batch_size=8,
                          num_stages=2, max_epochs_per_stage=3, patience=2,
                          strategy="default", progress=False)
-    run = Run(config, info, tf.distribute.get_strategy(), "off")
+    run = Run(config, info, for_run("default"), "off")
     windows = info.splits["train"]["segments"]  # one-segment windows
     steps = windows // 8
     assert run._epoch_size()[1] == (
