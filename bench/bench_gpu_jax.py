@@ -168,7 +168,8 @@ def train_and_evaluate(family: str, records: str, work: str, epochs: int, tiny: 
     flags, batch = FAMILIES[family]
     argv = ["train.py", "--backend", "jax", "--data-dir", records, "--train-dir",
             os.path.join(work, "runs"), "--run-name", family, "--quick", *flags,
-            "--max-epochs-per-stage", str(epochs), "--patience", str(epochs), "--batch-size", str(2 if tiny else batch), "--no-progress"]
+            "--max-epochs-per-stage", str(epochs), "--patience", str(epochs),
+            "--batch-size", str(2 if tiny else batch), "--no-progress"]
     if tiny:
         argv += [*TINY_FLAGS[family], "--steps-per-epoch", "2", "--validation-steps", "1"]
     out = run(argv, os.path.join(work, f"train_{family}.log"))

@@ -539,11 +539,23 @@ def _manifest_path(out_dir: str, shard: str) -> str:
 
 
 def load_manifest(out_dir: str, job: ShardJob):
-    """The manifest of a finished shard, or None if the shard must be written."""
+    """The manifest of a finished shard, or None if the shard must be
+    written. A manifest that is not a JSON object (damaged since the build
+    wrote it) gets one line on stderr and is removed: its shard is written
+    again."""
     shard = join_path(out_dir, job.name)
     manifest = _manifest_path(out_dir, job.name)
-    if fileio.exists(shard) and fileio.exists(manifest):
-        return json.loads(fileio.read_text(manifest))
+    if not (fileio.exists(shard) and fileio.exists(manifest)):
+        return None
+    try:
+        loaded = json.loads(fileio.read_text(manifest))
+    except (ValueError, UnicodeDecodeError):
+        loaded = None
+    if isinstance(loaded, dict):
+        return loaded
+    print(f"{fileio.path_text(manifest)}: not the manifest the build wrote (not a JSON "
+          f"object); writing {job.name} again", file=sys.stderr, flush=True)
+    fileio.remove(manifest)
     return None
 
 

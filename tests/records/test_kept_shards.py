@@ -2,7 +2,9 @@
 manifests: a shard damaged or replaced since is named, counted and written
 again; --verify reads every byte of every kept shard."""
 
+import json
 import os
+import pathlib
 import shutil
 import struct
 
@@ -85,3 +87,19 @@ def test_verify_reads_every_byte_and_finds_what_kept_the_size_and_time(
     assert code == 0 and err.splitlines() == [
         f"0 of {shards} finished shard(s) differ from what the build wrote (--verify: every "
         f"byte of the {shards} read)"]
+
+
+@pytest.mark.parametrize("text", [b"{\"size\": 12", b"[1, 2]", b"\xff\xfe"])
+def test_a_rerun_writes_again_a_shard_whose_manifest_is_damaged(
+        text, synthetic_mtt, raw_records, tmp_path, capsys):
+    out, name, _ = copied(raw_records, tmp_path)
+    manifest = out / ".build" / f"{name}.json"
+    manifest.write_bytes(text)
+    capsys.readouterr()
+    build_mtt(synthetic_mtt[0], out)
+    assert capsys.readouterr().err.splitlines() == [
+        f"{manifest}: not the manifest the build wrote (not a JSON object); writing "
+        f"{name} again"]
+    assert files_digest(out) == files_digest(raw_records[0])
+    kept = json.loads((pathlib.Path(raw_records[0]) / ".build" / f"{name}.json").read_text())
+    assert json.loads(manifest.read_text())["framing_sha256"] == kept["framing_sha256"]
