@@ -385,6 +385,12 @@ def check_pretrained(args, chosen) -> bool:
             raise flags_do_not_apply(wrong, "with --fine-tune", "without it the head "
                                      "trains on stored embeddings, not on the records' audio",
                                      "add --fine-tune")
+    if not (args.fine_tune or getattr(args, "hold_out_val", False)):
+        wrong = [flag(d) for d in ("monitor", "patience") if d in chosen]
+        if wrong:
+            raise flags_do_not_apply(wrong, "with --hold-out-val or --fine-tune",
+                                     "without them the val files train the head and its "
+                                     "last epoch is kept", "add --hold-out-val")
     if args.fine_tune and "suggest" in chosen:
         raise flags_do_not_apply(["--suggest"], "to a head trained on the stored embeddings",
                                  "--fine-tune changes the body, whose stored embeddings it "

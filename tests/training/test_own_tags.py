@@ -314,6 +314,10 @@ def test_a_tag_no_training_file_has_is_refused_and_few_files_are_named():
     (["--switch-epochs", "2,3,4", "--total-epochs", "6"],
      "--switch-epochs, --total-epochs apply to the adam_then_sgd schedule only"),
     (["--fine-tune", "--total-epochs", "10"], "--total-epochs applies to the adam_then_sgd"),
+    (["--monitor", "val_loss", "--patience", "3"],
+     "--monitor, --patience apply with --hold-out-val or --fine-tune only (without them the "
+     "val files train the head and its last epoch is kept); leave them out or add "
+     "--hold-out-val"),
 ])
 def test_flags_that_do_not_apply_with_from_are_errors(capsys, argv, fragment):
     code, _, err = call_main(train_cli.main, capsys, "--from", "MTT_musicnn", *argv)
@@ -349,6 +353,9 @@ def test_the_head_settings_apply_where_no_flag_is_given():
         config = train_cli.config_from_args(train_cli.parse_args(["--from", "MTT_musicnn",
                                                                   *flags]))
         assert not config.pretrained.joins_val and config.max_epochs_per_stage == 100
+        config = train_cli.config_from_args(train_cli.parse_args([
+            "--from", "MTT_musicnn", *flags, "--monitor", "val_loss", "--patience", "3"]))
+        assert (config.monitor, config.patience) == ("val_loss", 3)  # they stop on val
     assert head_run.head_config(dataclasses.replace(
         config, max_epochs_per_stage=7)).max_epochs_per_stage == 100
 
