@@ -66,6 +66,27 @@ def test_a_file_not_in_the_library_is_tagged_on_the_fly(library, music, tmp_path
     assert path == os.path.abspath(music / "a.wav") and score > 0.9999
 
 
+def test_a_query_not_in_the_library_is_scored_from_its_windows_as_the_rows_are(
+        library, music, tmp_path, capsys):
+    """The library's rows are means over 4 windows (tag.py --db's default):
+    a query tagged on the fly is scored from 4 windows too, not every one."""
+    from tagger.inference.library.results_reader import ResultsReader
+
+    copy = tmp_path / "copy.flac"
+    shutil.copy(music / "long.flac", copy)  # 22 windows
+    original = os.path.abspath(music / "long.flac")
+    with ResultsReader(str(library)) as reader:
+        model = reader.choose_model()
+        assert reader.window_choice(model) == 4
+    every = similar.embed(model, str(copy))
+    stored_vector = stored(library, "embedding")[original]
+    assert every @ stored_vector / np.linalg.norm(every) / np.linalg.norm(stored_vector) < 0.9999
+    code, out, err = run(capsys, copy, "--db", library, "-k", "1")
+    assert code == 0 and err.strip().endswith("from 4 windows, as the library's files")
+    _, score, path = out.splitlines()[1].split()
+    assert path == original and float(score) > 0.99999
+
+
 def test_a_tag_query_ranks_by_the_mean_of_those_scores(library, capsys):
     scores = stored(library, "scores")
     columns = [TAGS.index("guitar"), TAGS.index("rock")]

@@ -232,6 +232,18 @@ class ResultsReader:
             return None
         return self.vector(row[2], model["embedding_dim"] or 0, key, "embedding")
 
+    def window_choice(self, model: dict) -> int | None:
+        """The N of `tag.py --windows N` that chose the windows of most of
+        `model`'s stored embeddings; None: every window (also a database
+        written before `window_choice` came)."""
+        columns = {row[1] for row in self.rows("PRAGMA table_info(files)")}
+        if "window_choice" not in columns:
+            return None
+        row = self.one("SELECT window_choice FROM files WHERE model = ? AND embedding IS NOT "
+                       "NULL GROUP BY window_choice ORDER BY COUNT(*) DESC, window_choice "
+                       "LIMIT 1", (model["fingerprint"],))
+        return None if row is None else row[0]
+
     def path_of_rowid(self, rowid: int) -> str | None:
         row = self.one("SELECT path FROM files WHERE rowid = ?", (int(rowid),))
         return None if row is None else results_db.path_of_key(row[0])

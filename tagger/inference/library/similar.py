@@ -81,10 +81,12 @@ def by_file(db: str, query: str, k: int = 10, model: str | None = None,
                             f"tag.py MODEL FOLDER --db {db} --embeddings")
         vector = reader.stored_embedding(chosen, query)
         if vector is None:
+            windows = reader.window_choice(chosen)
             if log:
                 log(f"{path_text(query)} is not in the database (or changed): tagging it "
-                    f"with {chosen['path']}")
-            vector = embed(chosen, query)
+                    f"with {chosen['path']}"
+                    + (f" from {windows} windows, as the library's files" if windows else ""))
+            vector = embed(chosen, query, windows)
         vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
         if _use_faiss(reader, chosen, index):
             return _search_index(db, reader, chosen, vector, k, os.path.abspath(query), log)
@@ -97,9 +99,10 @@ def by_file(db: str, query: str, k: int = 10, model: str | None = None,
                     skip=os.path.abspath(query))
 
 
-def embed(model: dict, query: str) -> np.ndarray:
+def embed(model: dict, query: str, windows: int | None = None) -> np.ndarray:
     """The mean embedding of `query` by the database's model (its file must
-    still be there, unchanged: the fingerprint is checked)."""
+    still be there, unchanged: the fingerprint is checked), over `windows`
+    of its windows as `tag.py --windows` chooses them (None: every one)."""
     from tagger.inference.inputs import path_problem
 
     problem = path_problem(query)
@@ -119,7 +122,7 @@ def embed(model: dict, query: str) -> np.ndarray:
 
     keras_model, info = load_tagger(path)
     predictor = make_predictor("keras", keras_model, info, EngineOptions(embeddings=True))
-    (result,) = list(tag_files(predictor, [query], workers=1))
+    (result,) = list(tag_files(predictor, [query], workers=1, windows=windows))
     if not result.ok:
         raise UserError(f"query {query!r}: {result.error}")
     return np.asarray(result.embeddings, np.float32).mean(axis=0)
