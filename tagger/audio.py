@@ -29,7 +29,7 @@ import numpy as np
 import soundfile
 import soxr
 
-from tagger import fileio
+from tagger import fileio, mp3_frames
 from tagger.config import INT16_SCALE
 from tagger.runtime import native_stderr_silenced
 
@@ -251,13 +251,22 @@ def open_source(source):
     fewer at the end, none after; `samplerate`, `channels`, `frames` (None:
     unknown) and `decoder` describe it. A file neither opens is one
     AudioDecodeError with libsndfile's reason; one FFmpeg opens and cannot
-    decode, with FFmpeg's."""
+    decode, with FFmpeg's. An MP3 whose length libsndfile would guess from
+    a varying bit rate (`mp3_frames`) is FFmpeg's too: libsndfile decodes
+    no further than its guess."""
     try:
         if isinstance(source, int):
-            return _Libsndfile(soundfile.SoundFile(source, closefd=False))
-        return _Libsndfile(soundfile.SoundFile(io.BytesIO(source)))
+            handle = soundfile.SoundFile(source, closefd=False)
+        else:
+            handle = soundfile.SoundFile(io.BytesIO(source))
     except Exception as error:  # libsndfile reports every failure its own way
         refused = error
+    else:
+        if handle.format != "MP3" or not mp3_frames.length_estimated_from_a_varying_rate(
+                _byte_reader(source)):
+            return _Libsndfile(handle)
+        handle.close()
+        refused = None
     if isinstance(source, int):
         os.lseek(source, 0, os.SEEK_SET)
         fileobj = open(source, "rb", closefd=False)  # closed by the source
@@ -268,6 +277,13 @@ def open_source(source):
     except BaseException:
         fileobj.close()
         raise
+
+
+def _byte_reader(source):
+    """read(offset, size) -> bytes of a descriptor or of the file's bytes."""
+    if isinstance(source, int):
+        return lambda offset, size: os.pread(source, size, offset)
+    return lambda offset, size: bytes(source[offset:offset + size])
 
 
 class _Libsndfile:
