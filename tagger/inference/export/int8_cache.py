@@ -18,7 +18,7 @@ everything the conversion depends on:
   float32 bytes. They are a seeded sample of the files being tagged
   (`quantize.calibration_windows`), so tagging the same files draws the
   same windows, and other files (or a file that changed) another entry;
-  drawing them costs a decode of a few files, well under a second;
+  drawing them costs a few windows' decoding of each file (read by seeking);
 - the converter: TensorFlow's version, and `CACHE_VERSION` (the conversion
   settings of `export.tflite_bytes`: raise it when they change).
 

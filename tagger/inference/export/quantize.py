@@ -61,35 +61,34 @@ SILENCE_PEAK = 1e-4
 def calibration_windows(paths, sample_rate: int, window: int,
                         limit: int = CALIBRATION_WINDOWS) -> np.ndarray:
     """Up to `limit` windows (n, window) float32 for int8 calibration, drawn
-    from the files in order, `ceil(limit / len(paths))` per file at most,
-    spread over each file (a seeded reservoir sample, so a rerun draws the
-    same ones). Files that cannot be decoded are passed over; (0, window)
-    when none decodes. ValueError (one line) for audio that cannot set
-    ranges: a file holding NaN or Inf samples, windows that are all silence
-    (peak below SILENCE_PEAK), or files all shorter than one window."""
-    from tagger.audio import AudioDecodeError, NonFiniteAudioError, audio_windows
+    from the files in order, `ceil(limit / len(paths))` per file at most:
+    those `tag.py --windows` would score (`window_choice`: spread over the
+    file, its first and last seconds left out), read by seeking, so a file
+    costs a few windows' decoding, and a rerun draws the same ones. Files
+    that cannot be decoded are passed over; (0, window) when none decodes.
+    ValueError (one line) for audio that cannot set ranges: a file holding
+    NaN or Inf samples, windows that are all silence (peak below
+    SILENCE_PEAK), or files all shorter than one window."""
+    from tagger.audio import AudioDecodeError, NonFiniteAudioError
+    from tagger.inference.engine.window_choice import read_chosen
 
     per_file = max(1, -(-limit // max(1, len(paths))))
-    rng = np.random.default_rng(0)
     chosen = []
     full = False  # some file fills a whole window
     for path in paths:
-        reservoir, length = [], []
+        reading, windows = read_chosen(path, sample_rate, window, window, 0, per_file), []
         try:
-            for seen, (_, samples) in enumerate(_counted(audio_windows(path, sample_rate,
-                                                                        window), length)):
-                if seen < per_file:
-                    reservoir.append(samples)
-                elif (slot := rng.integers(0, seen + 1)) < per_file:
-                    reservoir[slot] = samples
+            while True:
+                windows.append(next(reading)[1])
+        except StopIteration as stop:
+            full = full or stop.value.length >= window
         except NonFiniteAudioError:
             raise ValueError(f"calibration audio {str(path)!r} holds NaN or Inf samples; "
                              "int8 ranges cannot be measured on them: remove the file or "
                              "name other audio") from None
         except AudioDecodeError:
             continue
-        full = full or (length and length[0] >= window)
-        chosen.extend(reservoir[:limit - len(chosen)])
+        chosen.extend(windows[:limit - len(chosen)])
         if len(chosen) >= limit:
             break
     if not chosen:
@@ -108,8 +107,3 @@ def calibration_windows(paths, sample_rate: int, window: int,
                          "name audio like what the model will tag")
     return stacked
 
-
-def _counted(windows, length: list):
-    """Yields what `windows` (audio_windows) yields, then appends the file's
-    length in samples (its return value) to `length`."""
-    length.append((yield from windows))
