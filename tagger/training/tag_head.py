@@ -136,9 +136,11 @@ def tagger_metadata(body, info: DatasetInfo, units: int, fine_tuned: bool,
 
 
 def described(body) -> dict:
-    """A body's name, file, SHA-256, embedding layer and tags, as metadata keeps them."""
+    """A body's name, file, SHA-256, family, embedding layer and tags, as
+    metadata keeps them."""
     return {"name": body.name, "file": os.path.basename(body.path), "sha256": body.fingerprint,
-            "embedding_layer": body.embedding_layer, "tag_names": list(body.info.tag_names)}
+            "model": body.info.model, "embedding_layer": body.embedding_layer,
+            "tag_names": list(body.info.tag_names)}
 
 
 def check_tag_counts(labels: np.ndarray, tag_names, log=print) -> None:

@@ -251,6 +251,11 @@ def test_int8_scope_follows_the_family_and_the_input(cnn):
     named = dataclasses.replace(cnn_info, model="self_attention")
     assert int8_scope(model, named) == int8_scope(model, None) == FRONT_END
     assert int8_scope(cnn_model, cnn_info) == int8_scope(cnn_model, None) == FULL
+    # a tagger on several bodies: FULL where every body's family is int8 throughout
+    for others, scope in (([{"model": "samplecnn"}], FULL), ([{"model": "musicnn"}], FRONT_END),
+                          ([{"name": "a body saved before families were kept"}], FRONT_END)):
+        joined = dataclasses.replace(cnn_info, base_model={"name": "first", "also": others})
+        assert int8_scope(cnn_model, joined) == scope, others
 
 
 def test_int8_that_finds_nothing_to_quantise_says_so_and_exports_nothing(tmp_path, capsys):

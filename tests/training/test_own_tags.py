@@ -837,7 +837,7 @@ def test_a_tagger_on_two_bodies_scores_their_joined_embeddings(two_bodies, own, 
     assert info.base_model["name"] == body_path
     assert info.base_model["also"] == [{
         "name": second, "file": "body_2.keras", "sha256": model_fingerprint(second),
-        "embedding_layer": "embedding", "tag_names": ["d", "e"]}]
+        "model": "tiny_conv", "embedding_layer": "embedding", "tag_names": ["d", "e"]}]
     audio, rate = soundfile.read(music / "02.wav", dtype="float32")
     audio = resample(audio, rate, BODY_RATE)
     x = np.stack([w for _, w in audio_windows(audio, BODY_RATE, BODY_WINDOW)])

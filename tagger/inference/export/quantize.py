@@ -31,12 +31,17 @@ def int8_scope(model, info: TaggerMetadata | None) -> str:
     scale (top-5 agreement with float 0.94 per window against 0.99,
     docs/performance.md); quantising the log-mel frames themselves moved
     them by whole steps of the int8 grid, and the scores of the
-    self-attention tagger by up to 0.16."""
+    self-attention tagger by up to 0.16. A tagger on several bodies
+    (train.py --from A --from B) is FULL only where every body's family
+    says so; a body whose family its metadata does not name counts as not."""
     from tagger.models import FAMILY_NAMES, family
 
     name = info.model if info else None
     if name in FAMILY_NAMES:
-        return FULL if family(name).int8 else FRONT_END
+        others = ((info.base_model or {}).get("also") or [])
+        names = [name, *(other.get("model") for other in others)]
+        full = all(n in FAMILY_NAMES and family(n).int8 for n in names)
+        return FULL if full else FRONT_END
     waveform = (len(model.inputs[0].shape) == 2
                 and not any(layer.name == "log_mel" for layer in model.layers))
     return FULL if waveform else FRONT_END
