@@ -39,7 +39,12 @@ import argparse
 import os
 import tempfile
 
-from common import timed, untrained_pons_musicnn
+from common import (
+    add_soundtrack_flags,
+    refuse_soundtracks_with_other_audio,
+    timed,
+    untrained_pons_musicnn,
+)
 
 CALIBRATION_PACKAGE = "warzone2100-music"
 CHECK_PACKAGES = ("nexuiz-music", "asc-music")
@@ -47,14 +52,7 @@ CHECK_PACKAGES = ("nexuiz-music", "asc-music")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=None,
-                   help="a pretrained name or a saved model, as tag.py takes them "
-                        "(default: MTT_musicnn)")
-    p.add_argument("--music-dir", default=None,
-                   help="where the soundtracks are laid out (default: a temp dir)")
-    p.add_argument("--debs-dir", default=None,
-                   help="the soundtracks' .deb files, fetched there where missing "
-                        "(default: inside --music-dir)")
+    add_soundtrack_flags(p)
     p.add_argument("--files", nargs="+", default=None, metavar="PATH",
                    help="recorded music instead of the soundtracks: the first "
                         "--calibration-files calibrate int8, the next --check-files are checked")
@@ -68,13 +66,7 @@ def parse_args(argv=None):
                    help="an untrained tiny model on generated audio, or on --files: checks "
                         "that the bench runs (its figures mean nothing)")
     args = p.parse_args(argv)
-    soundtracks = [flag for flag, value in (("--music-dir", args.music_dir),
-                                            ("--debs-dir", args.debs_dir)) if value]
-    if soundtracks and (args.files or args.tiny):
-        one = len(soundtracks) == 1
-        p.error(f"{' and '.join(soundtracks)} {'lays' if one else 'lay'} out the soundtracks: "
-                f"leave {'it' if one else 'them'} out with "
-                f"{'--files' if args.files else '--tiny'}")
+    refuse_soundtracks_with_other_audio(p, args)
     if args.tiny and args.model:
         p.error("--tiny runs an untrained tiny model: leave out --model")
     if args.tiny and not args.files and (args.calibration_files or args.check_files):

@@ -45,7 +45,11 @@ import os
 import tempfile
 import time
 
-from common import untrained_pons_musicnn
+from common import (
+    add_soundtrack_flags,
+    refuse_soundtracks_with_other_audio,
+    untrained_pons_musicnn,
+)
 
 PACKAGES = ("nexuiz-music", "warzone2100-music", "asc-music")
 SPEED_RATE = 44100  # Hz of the speed set's MP3s, stereo
@@ -53,14 +57,7 @@ SPEED_RATE = 44100  # Hz of the speed set's MP3s, stereo
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=None,
-                   help="a pretrained name or a saved model, as tag.py takes them "
-                        "(default: MTT_musicnn)")
-    p.add_argument("--music-dir", default=None,
-                   help="where the soundtracks are laid out (default: a temp dir)")
-    p.add_argument("--debs-dir", default=None,
-                   help="the soundtracks' .deb files, fetched there where missing "
-                        "(default: inside --music-dir)")
+    add_soundtrack_flags(p)
     p.add_argument("--files", nargs="+", default=None, metavar="PATH",
                    help="recordings (files or folders) instead of the soundtracks")
     p.add_argument("--windows", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
@@ -73,13 +70,7 @@ def parse_args(argv=None):
                    help="an untrained tiny model on generated audio: checks that the bench "
                         "runs (its figures mean nothing)")
     args = p.parse_args(argv)
-    soundtracks = [flag for flag, value in (("--music-dir", args.music_dir),
-                                            ("--debs-dir", args.debs_dir)) if value]
-    if soundtracks and (args.files or args.tiny):
-        one = len(soundtracks) == 1
-        p.error(f"{' and '.join(soundtracks)} {'lays' if one else 'lay'} out the soundtracks: "
-                f"leave {'it' if one else 'them'} out with "
-                f"{'--files' if args.files else '--tiny'}")
+    refuse_soundtracks_with_other_audio(p, args)
     if args.tiny and (args.model or args.files):
         p.error("--tiny runs an untrained tiny model on generated audio: leave out --model "
                 "and --files")

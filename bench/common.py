@@ -143,3 +143,27 @@ def untrained_pons_musicnn(width: float):
 
 def ratio_line(name: str, value: float, goal: str) -> str:
     return f"{name:55s} {value:8.3f}   (goal {goal})"
+
+
+def add_soundtrack_flags(p) -> None:
+    """--model, --music-dir and --debs-dir of the benches on Debian's
+    soundtracks (tagger/demos/soundtracks.py)."""
+    p.add_argument("--model", default=None,
+                   help="a pretrained name or a saved model, as tag.py takes them "
+                        "(default: MTT_musicnn)")
+    p.add_argument("--music-dir", default=None,
+                   help="where the soundtracks are laid out (default: a temp dir)")
+    p.add_argument("--debs-dir", default=None,
+                   help="the soundtracks' .deb files, fetched there where missing "
+                        "(default: inside --music-dir)")
+
+
+def refuse_soundtracks_with_other_audio(p, args) -> None:
+    """A usage error for --music-dir or --debs-dir beside --files or --tiny."""
+    soundtracks = [flag for flag, value in (("--music-dir", args.music_dir),
+                                            ("--debs-dir", args.debs_dir)) if value]
+    if soundtracks and (args.files or args.tiny):
+        one = len(soundtracks) == 1
+        p.error(f"{' and '.join(soundtracks)} {'lays' if one else 'lay'} out the soundtracks: "
+                f"leave {'it' if one else 'them'} out with "
+                f"{'--files' if args.files else '--tiny'}")
