@@ -462,8 +462,8 @@ def test_the_saved_tagger_is_the_body_and_the_head(trained, own):
     assert info.licence == "the body's licence" and info.model_args == {"num_tags": 3}
     assert info.base_model == {
         "name": body_path, "file": "body.keras", "sha256": model_fingerprint(body_path),
-        "embedding_layer": "embedding", "tag_names": ["a", "b", "c"], "head_units": 256,
-        "fine_tuned": False}
+        "model": "tiny_conv", "embedding_layer": "embedding", "tag_names": ["a", "b", "c"],
+        "head_units": 256, "fine_tuned": False}
     body = keras.models.load_model(body_path, compile=False)
     x = np.random.default_rng(0).standard_normal((5, BODY_WINDOW)).astype(np.float32) * 0.3
     embedding = np.asarray(keras.Model(body.inputs, body.get_layer("embedding").output)(x))
