@@ -3,8 +3,8 @@ read to tell whether libsndfile gives an MP3 its true length.
 
 Without a Xing/Info or VBRI header, libsndfile (mpg123) estimates an MP3's
 length from its first frame's bit rate and decodes no further: a variable
-bit rate file whose first frames are dense comes out cut short (a quarter
-of it, in tests/test_audio.py). `length_estimated_from_a_varying_rate`
+bit rate file whose first frames are dense comes out cut short
+(tests/test_mp3_frames.py). `length_estimated_from_a_varying_rate`
 finds those files, by walking the first frames' headers; `audio.open_source`
 decodes them with FFmpeg, which reads every frame.
 """
