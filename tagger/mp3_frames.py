@@ -65,7 +65,7 @@ def _first_audio_byte(read) -> int:
         size = 0
         for byte in head[6:10]:
             size = size << 7 | byte & 0x7F
-        at += 10 + size + (10 if head[5] & 0x10 else 0)  # the footer
+        at += 10 + size + (10 if head[3] == 4 and head[5] & 0x10 else 0)  # v2.4's footer
     return at
 
 
@@ -76,17 +76,17 @@ def length_estimated_from_a_varying_rate(read) -> bool:
     bytes at its end). False where no two frames in a row are found."""
     start = _first_audio_byte(read)
     data = read(start, SYNC_SEARCH_BYTES)
-    first = None
-    for at in range(max(0, len(data) - 4)):
+    first, at = None, data.find(b"\xff")
+    while 0 <= at < len(data) - 4:
         header = frame_header(data, at)
         following = header and frame_header(data, at + header.length)
         if following and following[:2] == header[:2] and following.sample_rate == (
                 header.sample_rate):
             first = at
             break
+        at = data.find(b"\xff", at + 1)
     if first is None:
         return False
-    header = frame_header(data, first)
     if any(tag in data[first:first + header.length] for tag in LENGTH_HEADERS):
         return False
     data = read(start + first, FRAMES_WALKED * MAX_FRAME_BYTES + 4)
