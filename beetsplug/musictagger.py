@@ -34,7 +34,6 @@ from beets import library, ui
 from beets.dbcore import types
 from beets.plugins import BeetsPlugin
 
-from tagger.inference.engine.window_choice import LIBRARY_WINDOWS, windows_label
 from tagger.inference.library import beets_fields
 from tagger.inference.library.file_tags import (
     FIELD,
@@ -43,6 +42,7 @@ from tagger.inference.library.file_tags import (
     SEPARATOR,
     stamp_of,
 )
+from tagger.inference.window_choice import LIBRARY_WINDOWS, windows_label
 
 TAGS = "musictagger_tags"
 MODEL = "musictagger_model"
@@ -196,7 +196,7 @@ class MusicTaggerPlugin(BeetsPlugin):
 
     def _windows(self, given) -> int | None:
         """-n/--windows, else the `windows` setting: N, or None for every window."""
-        from tagger.inference.engine.window_choice import windows_count
+        from tagger.inference.window_choice import windows_count
 
         value = self.config["windows"].get() if given is None else given
         try:

@@ -202,13 +202,13 @@ def stage_shares(args, model: str, library: str, work: str, run_seconds: float) 
     from tagger.audio_spans import SpanReader
     from tagger.inference.engine.registry import EngineOptions, make_predictor
     from tagger.inference.engine.tagging import FileResult
-    from tagger.inference.engine.window_choice import (
+    from tagger.inference.inputs import iter_audio
+    from tagger.inference.library.results_db import ResultsWriter
+    from tagger.inference.window_choice import (
         LIBRARY_WINDOWS,
         read_chosen,
         windows_count,
     )
-    from tagger.inference.inputs import iter_audio
-    from tagger.inference.library.results_db import ResultsWriter
     from tagger.models.saved import load_tagger
     from tagger.pretrained.store import resolve_model
 

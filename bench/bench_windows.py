@@ -145,7 +145,7 @@ def quality(keras, tracks, windows, batch_size):
     from tagger.audio_spans import SpanReader
     from tagger.evaluation.agreement import top_k_overlap
     from tagger.inference.engine.tagging import tag_files
-    from tagger.inference.engine.window_choice import choose
+    from tagger.inference.window_choice import choose
     from tagger.runtime import native_stderr_silenced
 
     with native_stderr_silenced():
@@ -197,7 +197,7 @@ def main(argv=None):
 
     from tagger.inference.common import available_cores
     from tagger.inference.engine.registry import EngineOptions, make_predictor
-    from tagger.inference.engine.window_choice import LIBRARY_WINDOWS
+    from tagger.inference.window_choice import LIBRARY_WINDOWS
     from tagger.runtime import native_stderr_silenced
 
     work = tempfile.mkdtemp(prefix="bench_windows_")

@@ -23,7 +23,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tagger"
 LAYERS = (
     ("foundation", ("errors", "config", "strict_json", "fileio", "destination", "cache",
                     "timing_cache", "safe_pickle", "folder_lock", "host_memory", "runtime",
-                    "backends", "cpu_features", "audio", "audio_spans",
+                    "backends", "cpu_features", "audio", "audio_spans", "mp3_frames",
                     "multiprocessing_internals", "parallel", "fork_server", "registry")),
     ("building blocks", ("layers", "augment")),
     ("models", ("models",)),
@@ -40,7 +40,7 @@ PEERS_MAY_IMPORT = {"foundation", "commands"}  # layers whose units use one anot
 # bottom to top: helpers shared by all, export, the tagging engines, the
 # subsystems that tag with an engine, and tag.py's run.
 INFERENCE_LAYERS = (
-    ("shared helpers", ("inputs", "outputs", "common")),
+    ("shared helpers", ("inputs", "outputs", "common", "window_choice")),
     ("export", ("export",)),
     ("engine", ("engine",)),
     ("tagging subsystems", ("library", "api", "beam_tagging")),

@@ -19,8 +19,8 @@ from __future__ import annotations
 from tagger import cli
 from tagger.cli import ArgumentParser
 from tagger.inference.engine.registry import ENGINES
-from tagger.inference.engine.window_choice import LIBRARY_WINDOWS
 from tagger.inference.tag.config import EMBEDDINGS_IN_DB
+from tagger.inference.window_choice import LIBRARY_WINDOWS
 
 
 def workers_count(text: str):
@@ -40,7 +40,7 @@ def windows_flag(text: str) -> int:
     """--windows: a number of windows, or 0 or all (every window)."""
     import argparse
 
-    from tagger.inference.engine.window_choice import windows_count
+    from tagger.inference.window_choice import windows_count
 
     try:
         return windows_count(text)

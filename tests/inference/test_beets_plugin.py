@@ -511,7 +511,7 @@ def test_the_windows_a_track_is_scored_from_are_recorded_and_another_n_tags_agai
     window; each N in musictagger_model, so a changed N tags it again."""
     from tagger.inference.engine.registry import make_predictor
     from tagger.inference.engine.tagging import tag_files
-    from tagger.inference.engine.window_choice import LIBRARY_WINDOWS
+    from tagger.inference.window_choice import LIBRARY_WINDOWS
     from tagger.models.saved import load_tagger
     from tests.checks import write_audio
 

@@ -61,7 +61,7 @@ def tagged_db(cnn, music, tmp_path_factory):
 def test_one_row_per_file_with_the_models_scores(tagged_db, cnn, music):
     """Each from the library's windows (`LIBRARY_WINDOWS` of long.flac's
     22, every window of the others), which its row records."""
-    from tagger.inference.engine.window_choice import LIBRARY_WINDOWS, choose
+    from tagger.inference.window_choice import LIBRARY_WINDOWS, choose
     from tests.checks import reference_windows
     from tests.presets import SAMPLE_RATE, SEGMENT
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from tagger.commands import tag as tag_cli
-from tagger.inference.engine.window_choice import LIBRARY_WINDOWS
 from tagger.inference.library import results_db
+from tagger.inference.window_choice import LIBRARY_WINDOWS
 
 
 def run_tag(capsys, *argv):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tagger.inference.engine import window_choice
+from tagger.inference import window_choice
 from tagger.inference.engine.tagging import tag_files
-from tagger.inference.engine.window_choice import choose, windows_count, windows_label
+from tagger.inference.window_choice import choose, windows_count, windows_label
 
 RATE = 1000  # the fake tagger's rate: EDGE_SECONDS is 10 * RATE samples
 WINDOW = 100

@@ -58,8 +58,8 @@ from tagger.inference.engine.decoder_pool import (
     DecoderRates,
     decoder_threads,
 )
-from tagger.inference.engine.window_choice import read_chosen
 from tagger.inference.inputs import path_problem
+from tagger.inference.window_choice import read_chosen
 
 NOT_FINITE_SCORES = "the model gave NaN or infinite scores for this file"
 

@@ -75,7 +75,7 @@ def calibration_windows(paths, sample_rate: int, window: int,
     NaN or Inf samples, windows that are all silence (peak below
     SILENCE_PEAK), or files all shorter than one window."""
     from tagger.audio import AudioDecodeError, NonFiniteAudioError
-    from tagger.inference.engine.window_choice import read_chosen
+    from tagger.inference.window_choice import read_chosen
 
     per_file = max(1, -(-limit // max(1, len(paths))))
     chosen = []

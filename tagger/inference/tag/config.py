@@ -6,7 +6,7 @@ import dataclasses
 
 from tagger.errors import UserError, flags_do_not_apply
 from tagger.inference.engine.registry import ENGINES, engine_named
-from tagger.inference.engine.window_choice import ALL, LIBRARY_WINDOWS
+from tagger.inference.window_choice import ALL, LIBRARY_WINDOWS
 
 OUTPUT_FORMATS = ("table", "json", "csv")
 EMBEDDINGS_IN_DB = ""  # tag.py --embeddings with no PATH: into the --db database

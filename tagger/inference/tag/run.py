@@ -271,8 +271,8 @@ def _model_label(config: TagConfig, info: TaggerMetadata | None, database=None) 
     results database's; none for a model that is not a local file) and the
     windows each file was scored from (`window_choice.windows_label`)."""
     from tagger.inference.common import model_fingerprint
-    from tagger.inference.engine.window_choice import windows_label
     from tagger.inference.library.file_tags import model_label
+    from tagger.inference.window_choice import windows_label
     from tagger.models.saved import model_file_name
 
     name = config.model_name
