@@ -74,25 +74,23 @@ def calibration_windows(paths, sample_rate: int, window: int,
     ValueError (one line) for audio that cannot set ranges: a file holding
     NaN or Inf samples, windows that are all silence (peak below
     SILENCE_PEAK), or files all shorter than one window."""
-    from tagger.audio import AudioDecodeError, NonFiniteAudioError
+    from tagger.audio import AudioDecodeError, NonFiniteAudioError, WindowStream
     from tagger.inference.window_choice import read_chosen
 
     per_file = max(1, -(-limit // max(1, len(paths))))
     chosen = []
     full = False  # some file fills a whole window
     for path in paths:
-        reading, windows = read_chosen(path, sample_rate, window, window, 0, per_file), []
+        stream = WindowStream(read_chosen(path, sample_rate, window, window, 0, per_file))
         try:
-            while True:
-                windows.append(next(reading)[1])
-        except StopIteration as stop:
-            full = full or stop.value.length >= window
+            windows = [samples for _, samples in stream]
         except NonFiniteAudioError:
             raise ValueError(f"calibration audio {str(path)!r} holds NaN or Inf samples; "
                              "int8 ranges cannot be measured on them: remove the file or "
                              "name other audio") from None
         except AudioDecodeError:
             continue
+        full = full or stream.total.length >= window  # total: read_chosen's Chosen
         chosen.extend(windows[:limit - len(chosen)])
         if len(chosen) >= limit:
             break
