@@ -58,14 +58,25 @@ def frame_header(data: bytes, at: int = 0) -> FrameHeader | None:
     return FrameHeader(version, layer, index, rate, length)
 
 
+def syncsafe_value(size: bytes) -> int:
+    """The number in ID3v2's syncsafe bytes: 7 bits each, most significant first."""
+    value = 0
+    for byte in size:
+        value = (value << 7) | (byte & 0x7F)
+    return value
+
+
+def id3v2_length(head: bytes) -> int:
+    """The bytes an ID3v2 tag takes, its 10-byte header `head` given:
+    header, body and a v2.4 footer (flag 0x10)."""
+    return 10 + syncsafe_value(head[6:10]) + (10 if head[3] == 4 and head[5] & 0x10 else 0)
+
+
 def _first_audio_byte(read) -> int:
     """Where the audio starts: after the ID3v2 tags at the file's start."""
     at = 0
     while (head := read(at, 10))[:3] == b"ID3" and len(head) == 10:
-        size = 0
-        for byte in head[6:10]:
-            size = size << 7 | byte & 0x7F
-        at += 10 + size + (10 if head[3] == 4 and head[5] & 0x10 else 0)  # v2.4's footer
+        at += id3v2_length(head)
     return at
 
 

@@ -46,6 +46,8 @@ import struct
 import zlib
 from typing import NamedTuple
 
+from tagger.mp3_frames import id3v2_length, syncsafe_value
+
 HEADER = 10  # "ID3", version, revision, flags, size (and so a v2.4 footer)
 UNSYNCHRONISED, EXTENDED, FOOTER = 0x80, 0x40, 0x10
 NEW_PADDING = 1024  # when our frames outgrow the padding
@@ -105,7 +107,7 @@ def read(path: str, wave: bool) -> tuple:
             if wave and head:
                 raise UnreadableTag("its `id3 ` chunk holds no ID3v2 tag")
             return NEW_TAG, place
-        length = _tag_length(head)
+        length = id3v2_length(head)
         if place.start + length > limit:
             raise UnreadableTag(f"its ID3v2 tag says it takes {length} bytes, and the "
                                 f"{'chunk' if wave else 'file'} holds "
@@ -138,13 +140,6 @@ def write(path: str, place: Place, tag: Tag) -> None:
         riff = int.from_bytes(f.read(4), "little")
         f.seek(4)
         f.write(struct.pack("<I", riff + 8 + new_size + new_size % 2 - (old_end - start)))
-
-
-def _tag_length(head: bytes) -> int:
-    """The bytes a tag takes, its 10-byte header `head` given: header, body
-    and a v2.4 footer."""
-    return HEADER + _syncsafe_value(head[6:10]) + (
-        HEADER if head[3] == 4 and head[5] & FOOTER else 0)
 
 
 def _wave_place(f) -> tuple:
@@ -202,7 +197,7 @@ def parse(data: bytes) -> Tag:
         raise UnreadableTag(f"its ID3v2 tag is of version 2.{version}, and 2.2 to 2.4 are known")
     if version == 2 and flags & 0x40:
         raise UnreadableTag("its ID3v2.2 tag is compressed, which no reader knows how to undo")
-    body = data[HEADER:HEADER + _syncsafe_value(data[6:10])]
+    body = data[HEADER:HEADER + syncsafe_value(data[6:10])]
     unsynchronised = version < 4 and bool(flags & UNSYNCHRONISED)
     stream = _Stream(body, unsynchronised)
     extended = _extended_header(stream, version, flags)
@@ -336,7 +331,7 @@ def _extended_header(stream: _Stream, version: int, flags: int) -> bytes:
     if re.fullmatch(rb"[A-Z0-9]{4}", head):
         stream.at = 0
         return b""
-    size = _syncsafe_value(head) - 4 if version == 4 else int.from_bytes(head, "big")
+    size = syncsafe_value(head) - 4 if version == 4 else int.from_bytes(head, "big")
     if size < 0 or len(stream.take(size)) < size:
         raise UnreadableTag("the extended header of its ID3v2 tag runs past the tag's end")
     return stream.body[:stream.at]
@@ -384,7 +379,7 @@ def _header_size(head: bytes, version: int, plain: bool) -> int | None:
         return int.from_bytes(head[4:8], "big")
     if any(byte & 0x80 for byte in head[4:8]):
         return None
-    return _syncsafe_value(head[4:8])
+    return syncsafe_value(head[4:8])
 
 
 def _extended_again(tag: Tag, pieces: list) -> bytes:
@@ -419,13 +414,6 @@ def _extended_again(tag: Tag, pieces: list) -> bytes:
 def _syncsafe(number: int) -> bytes:
     """`number` as ID3v2's 4-byte size of 7 bits a byte."""
     return bytes((number >> shift) & 0x7F for shift in (21, 14, 7, 0))
-
-
-def _syncsafe_value(size: bytes) -> int:
-    value = 0
-    for byte in size:
-        value = (value << 7) | (byte & 0x7F)
-    return value
 
 
 def _unsynchronised(data: bytes) -> bytes:
