@@ -278,6 +278,7 @@ def test_a_version_1_database_is_read_as_it_is_and_upgraded_at_the_first_row(
     with ResultsReader(db) as reader:
         (model,) = reader.models()
         assert len(list(reader.scored(model))) == len(TOP_LEVEL)
+        assert reader.window_choice(model) is None  # every window, as version 1 scored
     code, out, _ = export(capsys, "export", "--db", db)
     assert code == 0 and len(out.splitlines()) == 1 + len(TOP_LEVEL)
     assert db.read_bytes() == before  # reading changed nothing: an older tagger still reads it
