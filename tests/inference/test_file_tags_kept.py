@@ -436,6 +436,94 @@ def test_a_wavs_id3_chunk_keeps_its_frames_and_the_other_chunks_theirs(tmp_path,
     assert (sf.read(str(path))[0] == samples).all()
 
 
+def wav_bytes(after_data: bytes = b"", before_data: bytes = b"") -> bytes:
+    """A tiny 16-bit WAV (fmt, data) with `before_data` and `after_data`
+    (chunks as they are) around its data chunk, its RIFF size true."""
+    import soundfile as sf
+
+    block = io.BytesIO()
+    sf.write(block, tone(0.01, 8000, 1, 440.0, 1), 8000, format="WAV", subtype="PCM_16")
+    data = block.getvalue()
+    at = data.find(b"data")
+    data = data[:at] + before_data + data[at:] + after_data
+    return data[:4] + struct.pack("<I", len(data) - 8) + data[8:]
+
+
+ODD_LIST = b"LIST" + struct.pack("<I", 13) + b"INFOISFT\x01\x00\x00\x00x"  # odd, no pad byte
+
+
+def out_of_line_tag(text: str) -> bytes:
+    """An `id3 ` chunk straight after ODD_LIST, where a pad byte belongs, as
+    an earlier version appended it (read by no RIFF reader, so each run
+    appended another)."""
+    tag = id3v2(4, [frame(b"TXXX", b"\x03tagger\x00" + text.encode(), version=4)], 64)
+    return b"id3 " + struct.pack("<I", len(tag)) + tag + bytes(len(tag) % 2)
+
+
+@pytest.mark.parametrize("earlier", ["none", "one out of line"])
+def test_a_wav_whose_last_chunk_lacks_its_pad_byte_gets_it_and_one_tag(tmp_path, earlier):
+    import soundfile as sf
+
+    path = tmp_path / "song.wav"
+    path.write_bytes(wav_bytes(ODD_LIST + (out_of_line_tag("rock") if earlier[0] == "o"
+                                          else b"")))
+    samples = sf.read(str(path), dtype="int16")[0]
+    if earlier[0] == "o":
+        assert file_tags.current_fields(*file_tags._open(str(path))) == {"tagger": "rock"}
+    before = riff_chunks(wav_bytes(ODD_LIST))  # fmt, data, LIST: as a RIFF reader walks them
+    sizes = set()
+    for run in range(3):  # each run changes our field, and so rewrites the tag
+        written(path, {**FIELDS, "tagger": ["jazz", "piano"][run % 2]})
+        data = path.read_bytes()
+        assert int.from_bytes(data[4:8], "little") == len(data) - 8
+        assert data[data.find(b"LIST") + len(ODD_LIST)] == 0  # the pad byte, put in
+        chunks = riff_chunks(data)
+        assert [kind for kind, _ in chunks] == [b"fmt ", b"data", b"LIST", b"id3 "]
+        assert chunks[:3] == before
+        assert heard_wave(chunks[3][1]) == ["jazz", "piano"][run % 2]
+        assert (sf.read(str(path), dtype="int16")[0] == samples).all()
+        sizes.add(len(data))
+    assert len(sizes) == 1  # a rerun does not grow the file
+
+
+def heard_wave(tag: bytes) -> str:
+    """Our `tagger` field as mutagen reads it from an `id3 ` chunk's tag."""
+    from mutagen.id3 import ID3
+
+    return str(ID3(io.BytesIO(tag), load_v1=False)["TXXX:tagger"])
+
+
+@pytest.mark.parametrize("tagged", ["no", "before its data"])
+def test_a_wav_written_as_a_stream_keeps_its_audio(tmp_path, tagged):
+    """Its data chunk's size 0xFFFFFFFF runs to the RIFF's end: a tag after
+    it would be read as audio, so the file is skipped with a reason; a tag
+    before it is rewritten there, the audio after it as it was."""
+    import soundfile as sf
+
+    tag = id3v2(3, V23_FRAMES[:2], padding=64)
+    chunk = b"id3 " + struct.pack("<I", len(tag)) + tag + bytes(len(tag) % 2)
+    chunk = chunk if tagged != "no" else b""
+    data = wav_bytes(before_data=chunk)
+    at = data.find(b"data")
+    path = tmp_path / "stream.wav"
+    path.write_bytes(data[:at + 4] + b"\xff\xff\xff\xff" + data[at + 8:])
+    original, samples = path.read_bytes(), sf.read(str(path), dtype="int16")[0]
+    sizes = set()
+    for run in range(3):
+        outcome = file_tags.write_fields(str(path), {**FIELDS, "tagger": str(run)})
+        assert (sf.read(str(path), dtype="int16")[0] == samples).all()
+        sizes.add(len(path.read_bytes()))
+        if tagged == "no":
+            assert outcome.outcome == "skipped"
+            assert outcome.detail.startswith("its 'data' chunk's size is 0xFFFFFFFF (it was "
+                                             "written as a stream)")
+            assert path.read_bytes() == original
+        else:
+            assert outcome.outcome == "written", outcome
+            assert file_tags.current_fields(*file_tags._open(str(path)))["tagger"] == str(run)
+    assert len(sizes) == 1
+
+
 # -- FLAC, Ogg Vorbis, Opus: Vorbis comments -------------------------------------------
 
 

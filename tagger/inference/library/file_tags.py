@@ -41,10 +41,12 @@ attributes; a file whose owner, group or attributes the copy cannot keep
 reason. A symbolic link is followed: the file it points to is tagged and
 the link stays a link. A file with other hard links is skipped (the copy
 would part it from them), as are a read-only file (or folder), a format
-without a tag writer here, an ID3v2 tag whose frames cannot be told apart
-and a file the tag library fails to write (a damaged one: mutagen's error
-is the reason); so is a file whose size or modification time changed after
-its audio was read (its scores may not be its own).
+without a tag writer here, an ID3v2 tag whose frames cannot be told apart,
+a WAV whose last chunk runs past the RIFF's end (a stream's data size
+0xFFFFFFFF: a tag after it would be played as audio) and a file the tag
+library fails to write (a damaged one: mutagen's error is the reason); so
+is a file whose size or modification time changed after its audio was
+read (its scores may not be its own).
 """
 
 from __future__ import annotations

@@ -34,7 +34,10 @@ own frames here, one at a time, with its public `ID3` reader. Here:
   zeros when it cannot; a tag with a footer and no padding gets none);
 - a file without a tag gets a v2.4 one; nothing outside the tag changes
   (an MP3's audio and end: ID3v1, `TAG+`, APEv2; a WAV's other chunks),
-  but for a WAV's RIFF and chunk sizes.
+  but for a WAV's RIFF and chunk sizes, and the pad byte an odd-sized
+  chunk before ours lacked (a chunk found where that byte belongs is read
+  too); a WAV whose last chunk runs past the RIFF's end (written as a
+  stream, or cut short) is refused: a chunk after it would be its audio.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ NEW_PADDING = 1024  # when our frames outgrow the padding
 V22_IDS = {b"TXXX": b"TXX", b"TCON": b"TCO"}  # our frames' IDs in v2.2
 OURS = {4: tuple(V22_IDS), 3: tuple(V22_IDS), 2: tuple(V22_IDS.values())}
 WAVE_CHUNK = b"id3 "
+STREAMED = 0xFFFFFFFF  # a RIFF or chunk size a stream writer leaves (its length unknown)
 
 
 class UnreadableTag(ValueError):
@@ -118,15 +122,19 @@ def read(path: str, wave: bool) -> tuple:
 
 def write(path: str, place: Place, tag: Tag) -> None:
     """Puts `tag` where `place` says; the bytes after it move, nothing else
-    changes but a WAV's chunk and RIFF sizes (and its chunk's pad byte)."""
+    changes but a WAV's chunk and RIFF sizes (and its chunk's pad byte, and
+    the one an odd-sized chunk before it lacked)."""
     data = to_bytes(tag)
     with open(path, "r+b") as f:
         if place.chunk is None:
             _splice(f, place.start, place.end, data)
             return
+        before = f.seek(0, os.SEEK_END)
         start, end = place.chunk
-        old_end = end
-        if start == end:  # a new chunk, at the RIFF's end
+        if start % 2:  # after an odd-sized chunk without its pad byte: the pad goes in
+            _splice(f, start, start, b"\x00")
+            start, end, place = start + 1, end + 1, Place(place.start + 1, place.end + 1)
+        if start == end:  # a new chunk, after the last one
             _splice(f, start, end, WAVE_CHUNK + bytes(4))
             end, place = start + 8, Place(start + 8, start + 8)
         f.seek(start + 4)
@@ -136,28 +144,57 @@ def write(path: str, place: Place, tag: Tag) -> None:
         _splice(f, place.start, place.end, data)
         f.seek(start + 4)
         f.write(struct.pack("<I", new_size))
+        grown = f.seek(0, os.SEEK_END) - before
         f.seek(4)
         riff = int.from_bytes(f.read(4), "little")
-        f.seek(4)
-        f.write(struct.pack("<I", riff + 8 + new_size + new_size % 2 - (old_end - start)))
+        if riff != STREAMED:  # a stream's unknown length stays unknown
+            f.seek(4)
+            f.write(struct.pack("<I", riff + grown))
 
 
 def _wave_place(f) -> tuple:
     """(Place, where its data ends) of a WAV's `id3 ` chunk; a new chunk
-    goes at the end of the RIFF."""
+    goes after the last chunk. UnreadableTag when another chunk runs past
+    the RIFF's end (a WAV written as a stream, its data size 0xFFFFFFFF, or
+    one cut short): a chunk after it would be read as part of it (as audio),
+    and where it truly ends the file does not tell."""
     f.seek(0)
     head = f.read(12)
-    f.seek(0, os.SEEK_END)
-    end = min(f.tell(), 8 + int.from_bytes(head[4:8], "little"))
+    end = min(f.seek(0, os.SEEK_END), 8 + int.from_bytes(head[4:8], "little"))
     at = 12
     while at + 8 <= end:
         f.seek(at)
         chunk_id, size = struct.unpack("<4sI", f.read(8))
-        stop = min(at + 8 + size + size % 2, end)
         if chunk_id.lower() == WAVE_CHUNK:
+            stop = min(at + 8 + size + size % 2, end)
             return Place(at + 8, at + 8, (at, stop)), min(at + 8 + size, end)
-        at = stop
-    return Place(end, end, (end, end)), end
+        if at + 8 + size > end:
+            said = ("is 0xFFFFFFFF (it was written as a stream)" if size == STREAMED else
+                    f"says {size} bytes, and the RIFF holds {end - at - 8} after its header")
+            raise UnreadableTag(f"its {chunk_id.decode('latin-1')!r} chunk's size {said}: a "
+                                "tag after it would be read as part of it; rewrite the file "
+                                "with its true sizes (with sox or ffmpeg) to tag it")
+        at = _next_chunk(f, at + 8 + size, size, end)
+    return Place(at, at, (at, at)), at
+
+
+def _next_chunk(f, after: int, size: int, end: int) -> int:
+    """Where the chunk after one of `size` bytes ending at `after` starts:
+    after its pad byte when `size` is odd, or at `after` when the pad byte is
+    missing (as some writers leave it): a chunk header that fits in the RIFF
+    (`end`) is found there and not after the pad byte."""
+    padded = after + size % 2
+    if padded == after or padded + 8 > end or _fits(f, padded, end) or not _fits(f, after, end):
+        return min(padded, end)
+    return after
+
+
+def _fits(f, at: int, end: int) -> bool:
+    """Whether a chunk header at `at` has an ID of printable ASCII and a
+    size that ends within the RIFF (`end`)."""
+    f.seek(at)
+    chunk_id, size = struct.unpack("<4sI", f.read(8))
+    return all(0x20 <= byte < 0x7F for byte in chunk_id) and at + 8 + size <= end
 
 
 def _splice(f, start: int, end: int, data: bytes, block: int = 1 << 20) -> None:
