@@ -9,14 +9,19 @@ train.py --suggest's suggested.csv write it).
 Paths relative to the folder, tags separated by ';' (a file with none
 allowed: labelled, no tag). A path is written as `fileio.path_text`
 writes it: a byte of a name that is not UTF-8 as `\\xNN`, a backslash
-doubled, so the file is UTF-8 text a spreadsheet keeps. The reader maps
-such a path back (`fileio.path_from_text`); it also takes a path as a
-user or a spreadsheet writes it: the name's bytes themselves, and a
-backslash not doubled where the path so read names no file and the
-path as written does. Cells may be separated by commas, semicolons or
-tabs (`user_table`).
+doubled, so the file is UTF-8 text a spreadsheet keeps; a cell that
+starts with `=`, `+`, `-`, `@`, a quote or a space gets a quote before
+it, so a spreadsheet keeps it as text rather than run it as a formula
+(OWASP's remedy for CSV injection, CWE-1236), and the reader drops that
+quote. The reader maps such a path back (`fileio.path_from_text`), a
+path's spaces at either end kept; it also takes a path as a user or a
+spreadsheet writes it, where the path as written names no file: with
+spaces around it, with the name's bytes themselves, with a backslash not
+doubled, or with a quote that an earlier version did not add. Cells may
+be separated by commas, semicolons or tabs (`user_table`).
 
     labels_text(rows) -> str                 the CSV of (path, [tag, ...]) rows
+    tag_problem(tag) -> str | None           why a tag cannot be written
     read_labels(path, files) -> {path: set}  the tags of the listed files
 
 `-` as the path reads the CSV from the standard input, once a process
@@ -25,9 +30,7 @@ tabs (`user_table`).
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import sys
 
 from tagger import fileio
@@ -38,6 +41,9 @@ from tagger.errors import UserError
 LABELS_HEADER = ["path", "tags"]
 TAG_SEPARATOR = ";"
 STANDARD_INPUT = "-"
+QUOTE = '"'  # a CSV's
+TEXT_MARK = "'"  # before a cell a spreadsheet would read as a formula: it keeps it as text
+FORMULA_STARTS = "=+-@" + TEXT_MARK  # and whitespace (a tab, a CR, a space)
 
 
 @functools.cache
@@ -52,18 +58,50 @@ def labels_text(rows) -> str:
     bytes, [tag, ...])); a tag holding the ';' that separates them, or
     that is not UTF-8 text (only a path may hold other bytes), is a
     ValueError."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(LABELS_HEADER)
+    lines = [_csv_line(LABELS_HEADER)]
     for path, tags in rows:
         for tag in tags:
-            if TAG_SEPARATOR in tag or not fileio.is_utf8(tag):
+            problem = tag_problem(tag)
+            if problem:
                 raise ValueError(f"the tag {fileio.path_text(tag)!r} of "
-                                 f"{fileio.path_text(path)} "
-                                 + ("holds a ';', which separates tags in a labels CSV"
-                                    if TAG_SEPARATOR in tag else "is not UTF-8 text"))
-        writer.writerow([fileio.path_text(path), TAG_SEPARATOR.join(t.strip() for t in tags)])
-    return out.getvalue()
+                                 f"{fileio.path_text(path)} {problem}")
+        lines.append(_csv_line([as_text_cell(fileio.path_text(path)),
+                                as_text_cell(TAG_SEPARATOR.join(t.strip() for t in tags))]))
+    return "".join(lines)
+
+
+def _csv_line(cells: list) -> str:
+    """A CSV line of `cells`, each quoted (its quotes doubled) where it
+    holds a comma, a quote or a line end: a CR too, which the csv module's
+    writer leaves bare when its lines end in LF."""
+    return ",".join(f'"{cell.replace(QUOTE, QUOTE * 2)}"' if any(
+        c in cell for c in ',\r\n' + QUOTE) else cell for cell in cells) + "\n"
+
+
+def tag_problem(tag: str) -> str | None:
+    """Why `tag` cannot be a tag of a labels CSV (it holds the ';' that
+    separates them, or is not UTF-8 text: only a path may hold other
+    bytes), or None."""
+    if TAG_SEPARATOR in tag:
+        return "holds a ';', which separates tags in a labels CSV"
+    return None if fileio.is_utf8(tag) else "is not UTF-8 text"
+
+
+def as_text_cell(text: str) -> str:
+    """`text` as a cell a spreadsheet keeps as text: with TEXT_MARK before
+    it when it starts with one of FORMULA_STARTS or whitespace (a formula
+    to a spreadsheet, or a start the reader would take for a user's
+    spacing); `from_text_cell` undoes it."""
+    marked = text[:1] in FORMULA_STARTS or text[:1].isspace()
+    return TEXT_MARK + text if text and marked else text
+
+
+def from_text_cell(cell: str) -> str:
+    """The text `as_text_cell` made `cell` of (a cell without its mark,
+    as a spreadsheet saves it again, is itself)."""
+    rest = cell[1:]
+    marked = rest[:1] in FORMULA_STARTS or rest[:1].isspace()
+    return rest if cell[:1] == TEXT_MARK and rest and marked else cell
 
 
 def read_labels(path: str, files: list) -> dict:
@@ -96,9 +134,7 @@ def read_labels(path: str, files: list) -> dict:
             raise UserError(f"--labels {path!r} line {line}: the tags of {written!r} are not "
                             "UTF-8 text; only a path may hold other bytes (a file's name as "
                             "another system wrote it)")
-        name = fileio.path_from_text(written)
-        if name not in known and written in known:
-            name = written  # a backslash as a user types it
+        name = _file_named(row[0], known)
         problem = unsafe_path_reason(name)
         if problem is None and name not in known:
             problem = "is not an audio file of the folder"
@@ -107,8 +143,19 @@ def read_labels(path: str, files: list) -> dict:
                             "are relative to the folder, e.g. album/01.mp3")
         if name in tags:
             raise UserError(f"--labels {path!r} line {line}: {written!r} is listed twice")
-        tags[name] = {t.strip() for t in row[1].split(TAG_SEPARATOR) if t.strip()}
+        tags[name] = {t.strip() for t in from_text_cell(row[1].strip()).split(TAG_SEPARATOR)
+                      if t.strip()}
     if not tags:
         raise UserError(f"--labels {path!r} lists no file; expected one row per labelled "
                         "file after the header path,tags")
     return tags
+
+
+def _file_named(cell: str, known: set) -> str:
+    """The file of `known` that the path cell `cell` names: as the writer
+    wrote it (`as_text_cell`, `fileio.path_text`), else with the spaces
+    around it dropped, else as it is (a backslash as a user types it, a
+    quote an earlier version wrote without its mark). None naming a file:
+    the second reading, for the message."""
+    readings = [fileio.path_from_text(from_text_cell(text)) for text in (cell, cell.strip())]
+    return next((name for name in [*readings, cell.strip()] if name in known), readings[1])

@@ -5,6 +5,7 @@ spreadsheet writes is read too."""
 
 from __future__ import annotations
 
+import io
 import os
 
 import pytest
@@ -96,3 +97,72 @@ def test_build_folder_reads_the_labels_from_its_standard_input(tmp_path):
     info = json.loads((tmp_path / "records" / "dataset_info.json").read_text())
     assert sorted(info["tag_names"]) == ["high", "low"]
     assert sum(split["clips"] for split in info["splits"].values()) == 6
+
+
+# pieces of names: spaces and line ends, the CSV's quote and separators, a
+# spreadsheet's formula starts, backslashes and escapes, other scripts'
+# spaces, bytes that are not UTF-8
+PIECES = [c.encode() for c in " \t\r\n,;\"'=+-@\\x09af.é\u3000\u00a0"] + [
+    b"\x80", b"\xc3", b"\xff", b"\\x", b"\\\\", b"\\xff", b"'=", b"' ", b".mp3"]
+
+
+def random_names(count: int, seed: int) -> list:
+    """`count` distinct relative names (bytes, a folder or two deep) made
+    of PIECES, as a folder's listing can hold them: no `.` or `..` part,
+    none `unsafe_path_reason` refuses (an absolute-looking `C:`)."""
+    import numpy as np
+
+    from tagger.datasets.source import unsafe_path_reason
+
+    rng, names = np.random.default_rng(seed), {}
+    while len(names) < count:
+        parts = [b"".join(PIECES[i] for i in rng.integers(0, len(PIECES), rng.integers(1, 7)))
+                 for _ in range(rng.integers(1, 3))]
+        name = b"/".join(parts)
+        if all(part not in (b".", b"..") for part in parts) and \
+                unsafe_path_reason(os.fsdecode(name)) is None:
+            names[name] = None
+    return list(names)
+
+
+def test_every_name_the_writer_writes_is_read_back_as_itself(tmp_path):
+    """Random names of a wide alphabet, spaces at either end, quotes,
+    formula starts and escapes included: each reads back as its own file,
+    its tags with it, and no cell starts as a spreadsheet formula."""
+    import csv
+
+    names = random_names(400, seed=0)
+    tags = ["rock", "=sum", "-5 dB", "@home", "'quoted", "new age"]
+    rows = [(name, [tags[i % 6], tags[(i // 6) % 6]][:i % 3]) for i, name in enumerate(names)]
+    text = labels_text(rows)
+    assert text.encode("utf-8").decode("utf-8") == text
+    for row in list(csv.reader(io.StringIO(text, newline="")))[1:]:
+        for cell in row:
+            assert not cell or cell[0] not in "=+-@\t\r\n" and not cell[0].isspace(), row
+    read = read_labels(write(tmp_path, text.encode()), [os.fsdecode(n) for n in names])
+    assert {os.fsencode(path): tags for path, tags in read.items()} == {
+        name: set(tags) for name, tags in rows}
+
+
+def test_formula_starts_and_spaces_are_written_as_text(tmp_path):
+    """A spreadsheet keeps a cell after a quote as text (CWE-1236); a name
+    that starts with a quote gets one more; spaces at the ends stay."""
+    names = ["=1+1.mp3", "+x.mp3", "-x.mp3", "@x.mp3", "'q.mp3", "'=q.mp3", " intro.mp3",
+             "outro.mp3 ", "\tx.mp3", "a'=.mp3"]
+    text = labels_text([(name, ["=tag"] if name[0] == "=" else []) for name in names])
+    assert text.splitlines()[1:] == ["'=1+1.mp3,'=tag", "'+x.mp3,", "'-x.mp3,", "'@x.mp3,",
+                                     "''q.mp3,", "''=q.mp3,", "' intro.mp3,", "outro.mp3 ,",
+                                     "'\tx.mp3,", "a'=.mp3,"]
+    read = read_labels(write(tmp_path, text.encode()), names + ["intro.mp3", "outro.mp3"])
+    assert read == {name: {"=tag"} if name[0] == "=" else set() for name in names}
+
+
+def test_a_csv_an_earlier_version_wrote_reads_the_same(tmp_path):
+    """Cells without the quote a spreadsheet formula start now gets, as an
+    earlier version wrote them (or a spreadsheet saved them again), and
+    names that start with a quote written as they are."""
+    files = ["=x.mp3", "-y.mp3", "'q.mp3", "''r.mp3", "' s.mp3", "a/01.mp3"]
+    read = read_labels(write(tmp_path, b"path,tags\n=x.mp3,=rock\n-y.mp3,\n'q.mp3,jazz\n"
+                                       b"''r.mp3,\n' s.mp3,pop\n a/01.mp3 ,rock\n"), files)
+    assert read == {"=x.mp3": {"=rock"}, "-y.mp3": set(), "'q.mp3": {"jazz"},
+                    "''r.mp3": set(), "' s.mp3": {"pop"}, "a/01.mp3": {"rock"}}
