@@ -147,3 +147,26 @@ def test_the_labels_step_writes_the_labels_csv_build_folder_reads(tmp_path):
     for path, tags in read.items():
         folder, name = os.fsencode(path).split(b"/")
         assert name in names and tags == {"caf\\xe9" if folder == b"caf\xe9" else "rock"}
+
+
+def test_a_folder_whose_name_cannot_be_a_tag_is_left_out_with_a_line(tmp_path):
+    """A ';' separates tags in the labels CSV, and its tags lose spaces at
+    their ends: such folders are no tag, each named in one line."""
+    from tagger.demos.own_tags import OwnTagsDemoConfig, labels_step
+
+    music = tmp_path / "music"
+    for folder in ("Rock; Pop", " jazz", "low", "high"):
+        (music / folder).mkdir(parents=True)
+        for i in range(4):
+            (music / folder / f"{i}.wav").touch()
+    config = OwnTagsDemoConfig(work_dir=str(tmp_path / "work"), per_tag=4)
+    lines = list(labels_step(config, str(music)))
+    assert lines[:2] == [
+        "folder ' jazz' left out: its name has spaces at its ends, which a labels CSV drops "
+        "from a tag; rename it to make it a tag",
+        "folder 'Rock; Pop' left out: its name holds a ';', which separates tags in a labels "
+        "CSV; rename it to make it a tag"]
+    with open(tmp_path / "work" / "labels.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(row["tags"] for row in rows) == ["high", "high", "low", "low"]
+    assert all(row["path"].split("/")[0] == row["tags"] for row in rows)

@@ -119,13 +119,22 @@ def folder_tags(music: str) -> dict:
 
 def labels_step(config: OwnTagsDemoConfig, music: str):
     """`work_dir/labels.csv`: up to `per_tag` files of each tag (at most
-    half of its files), drawn with the seed. Returns its path."""
+    half of its files), drawn with the seed. A folder whose name cannot be
+    a tag as it is (`tag_problem`: a ';'; or spaces at its ends, which the
+    CSV drops) is left out with a line. Returns its path."""
     import numpy as np
 
     from tagger.datasets.labels_csv import labels_text
     from tagger.errors import UserError
 
-    tags = folder_tags(music)
+    tags = {}
+    for tag, files in folder_tags(music).items():
+        problem = _folder_problem(tag)
+        if problem:
+            yield (f"folder {fileio.path_text(tag)!r} left out: its name {problem}; rename "
+                   "it to make it a tag")
+        else:
+            tags[tag] = files
     if len(tags) < 2:
         raise UserError(f"--music {music!r} needs two or more folders of {MIN_FILES} or more "
                         "audio files each: each folder is a tag")
@@ -142,6 +151,17 @@ def labels_step(config: OwnTagsDemoConfig, music: str):
                                             for tag, n in counts.items())
            + "; the other files are held out")
     return path
+
+
+def _folder_problem(folder: str) -> str | None:
+    """Why the top-level folder `folder` cannot be a tag of the labels
+    CSV as its name is, or None."""
+    from tagger.datasets.labels_csv import tag_problem
+
+    text = fileio.path_text(folder)
+    if text != text.strip():
+        return "has spaces at its ends, which a labels CSV drops from a tag"
+    return tag_problem(text)
 
 
 def build_step(config: OwnTagsDemoConfig, music: str, labels: str, records: str, body_info):
