@@ -52,6 +52,35 @@ FLAGS = {"model": "-m/--model", "force": "-f/--force", "write": "-w/--write (-W/
          "windows": "-n/--windows"}
 
 
+class _UnsetTagList(types.DelimitedString):
+    """beets' list type (MULTI_VALUE_DSV), None where unset: beets reads
+    our media fields from every file it imports or updates, and a file
+    without our tags gives None, which beets' list type would store as an
+    empty field on an item never tagged; None it stores nothing for (beets'
+    own NullFloat's way; checked with beets 2.14.1)."""
+
+    def __init__(self):
+        super().__init__(types.MULTI_VALUE_DSV.db_delimiter)
+
+    @property
+    def null(self):
+        return None
+
+    def format(self, value) -> str:
+        return "" if value is None else super().format(value)
+
+    def to_sql(self, model_value):
+        return None if model_value is None else super().to_sql(model_value)
+
+
+class _UnsetText(types.String):
+    """beets' text type, None where unset (as `_UnsetTagList`)."""
+
+    @property
+    def null(self):
+        return None
+
+
 class _JoinedTags(mediafile.MediaField):
     """A list of tags kept in one text tag joined by "; " (tag.py --write-tags' form)."""
 
@@ -117,8 +146,7 @@ class MusicTaggerPlugin(BeetsPlugin):
 
     @property
     def item_types(self):
-        declared = {TAGS: types.MULTI_VALUE_DSV, MODEL: types.STRING,
-                    STAMP: types.STRING}
+        declared = {TAGS: _UnsetTagList(), MODEL: _UnsetText(), STAMP: types.STRING}
         declared.update(dict.fromkeys(beets_fields.known_score_fields(), SCORE))
         declared.update(dict.fromkeys(self._model_score_fields(), SCORE))
         fields = self.config["fields"].get()  # checked when the command runs

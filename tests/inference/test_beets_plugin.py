@@ -4,6 +4,7 @@ own command line, fields read back with `beet ls`, files with mutagen."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -86,6 +87,17 @@ def make_library(folder, model=None, settings="", copy=True):
     return folder
 
 
+def library_rows(database) -> tuple[list, list]:
+    """([each item's row], [(item, field, value) of each flexible field])
+    as the library database holds them."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        return (db.execute("SELECT * FROM items ORDER BY id").fetchall(),
+                db.execute("SELECT entity_id, key, value FROM item_attributes "
+                           "ORDER BY entity_id, key").fetchall())
+
+
 def listed(library, template, *query) -> list[str]:
     return beet(library, "ls", "-f", template, *query).stdout.splitlines()
 
@@ -123,7 +135,7 @@ def test_musictag_stores_scores_writes_files_and_skips_unchanged(recordings, tin
     mapped = []
     for path, tags, model, mood, *scores in rows:
         if path == broken:  # nothing stored for the file that failed
-            assert (tags, model, mood) == ("", "", "$mood")
+            assert (tags, model, mood) == ("$musictagger_tags", "$musictagger_model", "$mood")
             assert os.stat(path).st_mtime_ns == before[path]
             continue
         names, expected = clip_scores(path, tiny_mtt_model)  # what tag.py's library gives
@@ -393,7 +405,9 @@ def test_musictag_prints_its_own_lines_only_and_gives_each_tag_a_field(recording
     decoder's notes on a damaged MP3); five tags whose names make the same
     field names get five fields; the `model` setting's `~` and relative
     path read as beets reads its paths; an empty -m and a flag that does
-    not apply are one line each."""
+    not apply are one line each. Items imported with the plugin hold none
+    of its fields until tagged, and a refused run (a model file that is
+    not there) leaves the library's items as they were."""
     from tagger.inference.api import clip_scores
     from tagger.inference.library.file_tags import stamp_of
     from tests.checks import tiny_teacher
@@ -404,6 +418,13 @@ def test_musictag_prints_its_own_lines_only_and_gives_each_tag_a_field(recording
                          bias=[-2.0, -1.0, 0.0, 1.0, 2.0])  # each tag's scores apart
     make_library(library, "~/models/odd.keras", "  windows: all\n")  # as clip_scores
     beet(library, "import", "-A", str(recordings[0].parent))
+    imported = library_rows(library / "library.db")
+    assert len(imported[0]) == len(FORMATS)
+    assert [key for _, key, _ in imported[1] if key.startswith("musictagger")] == []
+    absent = library / "models" / "absent.keras"
+    done = beet(library, "musictag", "-m", str(absent), check=False)
+    assert (done.returncode, done.stderr) == (1, f"error: model file '{absent}' not found\n")
+    assert library_rows(library / "library.db") == imported
     done = beet(library, "musictag", cwd=tmp_path, HOME=str(library),
                 TF_CPP_MIN_LOG_LEVEL=None)  # as a user runs it: no log level set
     assert (done.stdout, done.stderr) == ("", "")
