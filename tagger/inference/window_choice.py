@@ -37,6 +37,7 @@ EDGE_SECONDS = 10.0  # left out at each end of a track where the track allows
 # bench/bench_windows.py on recorded music (docs/performance.md)
 LIBRARY_WINDOWS = 4
 ALL = 0  # --windows 0 (or all): every window
+MOST_WINDOWS = 2**63 - 1  # SQLite's largest integer: a results database stores N
 
 
 class Chosen(NamedTuple):
@@ -116,8 +117,8 @@ def windows_label(label: str, n: int | None) -> str:
 
 
 def windows_count(text: str) -> int:
-    """--windows: a number of windows >= 1, or 0 or `all` for every window
-    (`ALL`); ValueError for anything else."""
+    """--windows: a number of windows from 1 to MOST_WINDOWS, or 0 or `all`
+    for every window (`ALL`); ValueError for anything else."""
     text = str(text).strip().lower()
     if text == "all":
         return ALL
@@ -128,4 +129,8 @@ def windows_count(text: str) -> int:
     if value < 0:
         raise ValueError(f"expected a number of windows (1 or more), or 0 or all for every "
                          f"window, got {text!r}")
+    if value > MOST_WINDOWS:
+        raise ValueError(f"expected at most {MOST_WINDOWS} windows (what a results database "
+                         f"stores; a track with N windows or fewer is scored from every "
+                         f"one), got {text!r}")
     return value

@@ -13,7 +13,7 @@ import pytest
 
 from tagger.commands import tag as tag_cli
 from tagger.inference.library import results_db
-from tagger.inference.window_choice import LIBRARY_WINDOWS
+from tagger.inference.window_choice import LIBRARY_WINDOWS, MOST_WINDOWS
 
 
 def run_tag(capsys, *argv):
@@ -95,6 +95,10 @@ def test_the_files_tags_record_the_windows(cnn, music, tmp_path, capsys):
     (("--windows", "x"), "argument --windows: expected a number of windows"),
     (("--windows", "2", "--runner", "DirectRunner", "--out", "{tmp}/o.jsonl"),
      "--windows applies without --runner"),
+    (("--windows", str(MOST_WINDOWS + 1), "--db", "{tmp}/l.sqlite"),
+     f"argument --windows: expected at most {MOST_WINDOWS} windows (what a results database "
+     "stores; a track with N windows or fewer is scored from every one), got "
+     "'9223372036854775808'"),
 ])
 def test_windows_that_cannot_apply_is_one_line(cnn, music, tmp_path, capsys, argv, needle):
     argv = [a.format(tmp=tmp_path) for a in argv]
@@ -103,6 +107,23 @@ def test_windows_that_cannot_apply_is_one_line(cnn, music, tmp_path, capsys, arg
     except SystemExit as exit_:  # argparse's own errors
         code, err = exit_.code, capsys.readouterr().err.splitlines()
     assert code == 2 and len(err) == 1 and needle in err[0], err
+
+
+def test_the_most_windows_a_database_stores_score_every_window(cnn, music, tmp_path,
+                                                               capsys):
+    """--windows N beyond a track's windows scores every one of them; the
+    largest N SQLite stores is stored as the row's N."""
+    rows = {}
+    for windows in (MOST_WINDOWS, "all"):
+        db = tmp_path / f"{windows}.sqlite"
+        code, _, err = run_tag(capsys, cnn[0], music / "a.wav", "--db", db, "--windows",
+                               windows)
+        assert code == 0, err
+        con = sqlite3.connect(db)
+        rows[windows] = con.execute("SELECT windows, scores, window_choice FROM files").fetchall()
+        con.close()
+    (windows, scores, choice), = rows[MOST_WINDOWS]
+    assert (windows, scores, None) == rows["all"][0] and windows > 1 and choice == MOST_WINDOWS
 
 
 def test_files_that_cannot_seek_are_decoded_through_and_said_once(cnn, tmp_path, capsys):

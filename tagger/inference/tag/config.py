@@ -6,7 +6,7 @@ import dataclasses
 
 from tagger.errors import UserError, flags_do_not_apply
 from tagger.inference.engine.registry import ENGINES, engine_named
-from tagger.inference.window_choice import ALL, LIBRARY_WINDOWS
+from tagger.inference.window_choice import ALL, LIBRARY_WINDOWS, MOST_WINDOWS
 
 OUTPUT_FORMATS = ("table", "json", "csv")
 EMBEDDINGS_IN_DB = ""  # tag.py --embeddings with no PATH: into the --db database
@@ -60,9 +60,9 @@ class TagConfig:
         for flag, value in (("--batch-size", self.batch_size), ("--workers", self.workers)):
             if value is not None and value < 1:
                 raise UserError(f"{flag} must be at least 1, got {value}")
-        if self.windows is not None and self.windows < 0:
-            raise UserError(f"--windows takes a number of windows, or 0 or all for every "
-                            f"window; got {self.windows}")
+        if self.windows is not None and not 0 <= self.windows <= MOST_WINDOWS:
+            raise UserError(f"--windows takes a number of windows up to {MOST_WINDOWS}, or 0 "
+                            f"or all for every window; got {self.windows}")
         if self.windows and self.taggram_dir:
             raise UserError("--taggram draws every window of each file, --windows scores "
                             f"{self.windows} of them: leave one out (or give --windows all)")
