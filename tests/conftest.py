@@ -77,6 +77,13 @@ def _record_skipped(report) -> None:
             listing.write(report.nodeid + "\n")
 
 
+def pytest_configure(config):
+    """Each test's CPU time, and the guard on it (tests/cpu_budget.py)."""
+    from tests import cpu_budget
+
+    config.pluginmanager.register(cpu_budget.CpuBudget(), "tagger_cpu_budget")
+
+
 def pytest_collectreport(report):
     _record_skipped(report)
 

@@ -1,0 +1,124 @@
+"""The suite's time, test by test, and the guard that keeps it in minutes.
+
+Each phase of a test (setup, call, teardown) is timed in CPU seconds: the
+test process's own (every thread) and its children's (the processes it
+started and waited for). A phase over LIMIT_S CPU seconds fails the test,
+naming it, unless docs/testing.md lists the test with its reason.
+
+CPU time, not wall time: a busy machine (the suite must pass at a load
+average of 6) stretches a test's wall time, not the work it does, so the
+guard fails on a test that grew, never on a machine that is busy. On 2
+cores with both of pytest-xdist's workers busy a test has one core, and
+its CPU seconds are about its wall seconds there; alone it may have both,
+so the limit is never looser than 90 wall seconds on CI's 2 cores.
+
+At the end the controller prints the 30 slowest phases (wall seconds, CPU
+seconds, share of the suite's summed wall time), and with
+TAGGER_TEST_TIMES=PATH writes every phase's figures to PATH as JSON lines
+(docs/testing.md says how its tables are made from it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import resource
+
+import pytest
+
+LIMIT_S = 90.0
+SLOWEST = 30
+LISTING = pathlib.Path(__file__).parents[1] / "docs" / "testing.md"
+# a listed test: a table row whose first cell is its node id in backticks
+LISTED_ROW = re.compile(r"^\|\s*`(tests/[^`]+)`")
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process (all its threads) and of its children
+    that have ended and were waited for."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def listed_tests(text: str) -> set:
+    """The node ids docs/testing.md's tables list (a row's first cell)."""
+    return {m.group(1) for line in text.splitlines() if (m := LISTED_ROW.match(line))}
+
+
+def over_budget(node_id: str, cpu_s: float, listed: set, limit_s: float) -> bool:
+    """Whether a phase of `node_id` that took `cpu_s` CPU seconds fails
+    the guard: over the limit, and neither the test nor its module listed."""
+    return cpu_s > limit_s and node_id not in listed and node_id.split("::")[0] not in listed
+
+
+class CpuBudget:
+    """The plugin: registered once per pytest run (tests/conftest.py)."""
+
+    def __init__(self, limit_s: float = LIMIT_S):
+        self.limit_s = limit_s
+        self.phases = []  # (node id, phase, wall s, cpu s), in the controller
+        self.listed = listed_tests(LISTING.read_text(encoding="utf-8")) \
+            if LISTING.exists() else set()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = yield
+        started = item.stash.get(_STARTED, {}).pop(call.when, None)
+        if started is None:
+            return report
+        cpu_s = cpu_seconds() - started
+        report.user_properties.append(("cpu_s", round(cpu_s, 3)))
+        if report.passed and over_budget(item.nodeid, cpu_s, self.listed, self.limit_s):
+            report.outcome = "failed"
+            report.longrepr = (f"{item.nodeid} took {cpu_s:.1f} CPU seconds in its "
+                               f"{call.when}, over the suite's limit of {self.limit_s:g} "
+                               "(tests/cpu_budget.py): make it smaller, or list it with "
+                               "its reason in docs/testing.md")
+        return report
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item):
+        item.stash.setdefault(_STARTED, {})["setup"] = cpu_seconds()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item):
+        item.stash.setdefault(_STARTED, {})["call"] = cpu_seconds()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item):
+        item.stash.setdefault(_STARTED, {})["teardown"] = cpu_seconds()
+
+    def pytest_runtest_logreport(self, report):
+        cpu = dict(report.user_properties).get("cpu_s")
+        if cpu is not None:
+            self.phases.append((report.nodeid, report.when, report.duration, cpu))
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not self.phases or os.environ.get("PYTEST_XDIST_WORKER"):
+            return
+        total = sum(p[2] for p in self.phases)
+        terminalreporter.section(f"the {SLOWEST} slowest test phases, of "
+                                 f"{total / 60:.1f} minutes summed over the workers")
+        for line in slowest_lines(self.phases):
+            terminalreporter.write_line(line)
+        path = os.environ.get("TAGGER_TEST_TIMES")
+        if path:
+            with open(path, "w", encoding="utf-8") as out:
+                for node, when, wall, cpu in self.phases:
+                    out.write(json.dumps({"test": node, "phase": when,
+                                          "wall_s": round(wall, 3), "cpu_s": cpu}) + "\n")
+
+
+_STARTED = pytest.StashKey[dict]()
+
+
+def slowest_lines(phases, count: int = SLOWEST) -> list:
+    """The `count` phases of most wall time, each with its CPU seconds and
+    its share of all phases' summed wall time."""
+    total = sum(p[2] for p in phases) or 1.0
+    ranked = sorted(phases, key=lambda p: -p[2])[:count]
+    return [f"{wall:8.1f} s wall {cpu:8.1f} s CPU {wall / total:6.1%}  {when:8} {node}"
+            for node, when, wall, cpu in ranked]
