@@ -644,6 +644,17 @@ def _finite(samples: np.ndarray) -> bool:
                                 and math.isfinite(samples.max()))
 
 
+def resampled_length(frames: int, file_rate: int, sample_rate: int) -> int:
+    """The samples `stream_audio` gives at `sample_rate` for `frames` at
+    `file_rate`: soxr's streaming resampler ends its output at
+    `(double) frames / (file_rate / sample_rate) + .5` cut to an integer
+    (`_soxr_flush` in soxr's src/cr.c; checked with python-soxr 1.1.0 in
+    tests/test_audio.py)."""
+    if file_rate == sample_rate:
+        return int(frames)
+    return int(int(frames) / (file_rate / sample_rate) + 0.5)
+
+
 def resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
     """Resamples a mono waveform (samples,) with soxr's high-quality filter."""
     if source_rate == target_rate:

@@ -25,10 +25,11 @@ What cannot be read this way is `seek_problem` (FFmpeg's raw streams,
 whose times after a seek are estimates; a source libsndfile cannot seek
 in) or a `CannotSeekExactly` from `read` (a file that ends before its
 header says, FFmpeg's frames with a gap): the caller decodes such a file
-through. `length` is the file's length at `sample_rate` from its header:
-exact for WAV, FLAC, Ogg, M4A and MP3 with a Xing/LAME header, estimated
-from the bit rate for an MP3 without one. Only the spans read are checked
-for NaN and infinite samples.
+through. `length` is the file's length at `sample_rate` from its header,
+as `stream_audio` resamples it (`audio.resampled_length`): exact for WAV,
+FLAC, Ogg, M4A and MP3 with a Xing/LAME header, estimated from the bit
+rate for an MP3 without one. Only the spans read are checked for NaN
+and infinite samples.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from tagger.audio import (
     mono_mix,
     open_regular_file,
     open_source,
+    resampled_length,
 )
 
 RESAMPLER_CONTEXT = 512  # samples decoded and dropped at each edge of a resampled span
@@ -83,9 +85,8 @@ class SpanReader:
             self._close_fd()
             raise
         frames = self.source.frames
-        # the streaming resampler gives ceil(frames * rate / file rate) samples
         self.length = (None if not frames else
-                       -(-int(frames) * self.sample_rate // self.file_rate))
+                       resampled_length(frames, self.file_rate, self.sample_rate))
         self.seek_problem = self.source.seek_problem
         divisor = math.gcd(self.file_rate, self.sample_rate)
         self._step_in, self._step_out = self.file_rate // divisor, self.sample_rate // divisor

@@ -148,6 +148,19 @@ def test_a_bare_vbr_mp3_is_decoded_whole_through_ffmpeg(files):
     assert np.abs(whole[-RATE:]).max() > 0.1  # the last second is music, not padding
 
 
+@pytest.mark.parametrize("file_rate, rate, frames", [
+    (8000, 22050, 8003), (44100, 16000, 44101), (48000, 22050, 48001), (24000, 44100, 1000)])
+def test_the_length_is_the_one_decoding_through_gives(tmp_path, file_rate, rate, frames):
+    """The streaming resampler rounds `frames * rate / file_rate` (1000 *
+    44100 / 24000 = 1837.5 to 1837) where the ceiling is one more: a window
+    at the file's end would be chosen from a length decoding does not give."""
+    path = str(tmp_path / "a.wav")
+    soundfile.write(path, music(file_rate, (frames + 1) / file_rate)[:frames], file_rate)
+    with SpanReader(path, rate) as reader:
+        assert reader.seek_problem is None
+        assert reader.length == len(through(path, rate)) == -(-frames * rate // file_rate) - 1
+
+
 def test_a_span_past_the_end_cannot_be_read_exactly(files):
     with SpanReader(files["flac"][0], 16000) as reader:
         with pytest.raises(CannotSeekExactly, match="the file ends"):
