@@ -8,7 +8,8 @@ the server, `file_info`):
    fast, and what every record built so far was decoded with;
 2. FFmpeg (PyAV, whose wheels carry FFmpeg's own codecs: M4A/MP4 with AAC
    or ALAC, raw AAC, WMA, Matroska/WebM, APE, WavPack, AC-3, ...), for a
-   file libsndfile cannot open.
+   file libsndfile cannot open, and for an MP3 it would cut short
+   (`mp3_frames`).
 
 Either gives float32 blocks (frames, channels) at the file's own rate; the
 mono mix (the channel mean in float32) and soxr's high-quality resampling
@@ -248,12 +249,14 @@ def open_source(source):
     """An open decoder on `source` (a descriptor, left open, or the file's
     bytes): libsndfile's, else FFmpeg's where libsndfile cannot open it.
     Its `read(frames)` gives (frames, channels) float32 at the file's rate,
-    fewer at the end, none after; `samplerate`, `channels`, `frames` (None:
-    unknown) and `decoder` describe it. A file neither opens is one
-    AudioDecodeError with libsndfile's reason; one FFmpeg opens and cannot
-    decode, with FFmpeg's. An MP3 whose length libsndfile would guess from
-    a varying bit rate (`mp3_frames`) is FFmpeg's too: libsndfile decodes
-    no further than its guess."""
+    fewer at the end, none after; `samplerate`, `channels`, `frames` (by
+    its header; None: unknown, or an MP3's past the file's end) and
+    `decoder` describe it. A file neither opens is one AudioDecodeError
+    with libsndfile's reason; one FFmpeg opens and cannot decode, with
+    FFmpeg's. An MP3 that libsndfile would decode short of its end
+    (`mp3_frames.length_check`: a length header counting fewer frames than
+    the file holds, a varying bit rate without one) is FFmpeg's too; one
+    without a length header has the length its frames hold."""
     try:
         if isinstance(source, int):
             handle = soundfile.SoundFile(source, closefd=False)
@@ -262,9 +265,13 @@ def open_source(source):
     except Exception as error:  # libsndfile reports every failure its own way
         refused = error
     else:
-        if handle.format != "MP3" or not mp3_frames.length_estimated_from_a_varying_rate(
-                _byte_reader(source)):
+        if handle.format != "MP3":
             return _Libsndfile(handle)
+        size = os.fstat(source).st_size if isinstance(source, int) else len(source)
+        check = mp3_frames.length_check(_byte_reader(source), size)
+        # without a length header libsndfile decodes no further than its estimate
+        if check is None or (check.cut_short is None and (check.frames or 0) <= handle.frames):
+            return _Libsndfile(handle, check)
         handle.close()
         refused = None
     if isinstance(source, int):
@@ -286,15 +293,49 @@ def _byte_reader(source):
     return lambda offset, size: bytes(source[offset:offset + size])
 
 
+END_FRAMES = 4096  # frames read where a header says a file ends, to check it
+
+
+def _frames_at_the_end(source):
+    """(frames, None): `source`'s length as decoding gives it, read where
+    its header says it ends: the last `END_FRAMES` frames by the header
+    are read by seeking, and fewer there end it sooner (libsndfile gives
+    some Opus files a few samples fewer than their header's). (None, why)
+    where the header gives no length, or none of them are there (a file
+    cut short after its header was written: decoding through finds its
+    length)."""
+    if not source.frames:
+        return None, "its header does not give its length"
+    start = max(0, source.frames - END_FRAMES)
+    try:
+        found = len(source.read_at(start, source.frames - start))
+    except Exception:  # a decoder that fails there: the length is not to be trusted either
+        found = 0
+    if not found:
+        return None, f"its header's {source.frames} frames run past the file's end"
+    return start + found, None
+
+
 class _Libsndfile:
     """libsndfile's decoding of an open SoundFile (see `open_source`)."""
 
     decoder = "libsndfile"
 
-    def __init__(self, handle):
-        self.handle = handle
+    def __init__(self, handle, mp3: mp3_frames.LengthCheck | None = None):
+        self.handle, self._mp3 = handle, mp3
         self.samplerate, self.channels = handle.samplerate, handle.channels
         self.frames = handle.frames
+        if mp3 is not None:  # what the MP3's bytes say of libsndfile's length
+            self.frames = None if mp3.past_end else mp3.frames or handle.frames
+
+    def checked_frames(self):
+        """(frames, None): the file's length, checked; (None, why) where it
+        cannot be known without decoding the file. An MP3's was checked
+        against its bytes as it was opened (`mp3_frames.length_check`), any
+        other's is read at its end (`_frames_at_the_end`)."""
+        if self._mp3 is not None:
+            return self.frames, self._mp3.past_end
+        return _frames_at_the_end(self)
 
     def rewind(self):
         """As soundfile.read does: the MP3 decoder's first samples differ by
@@ -412,6 +453,11 @@ class _FFmpeg:
 
     def rewind(self):  # decoding starts at the first frame already
         pass
+
+    def checked_frames(self):
+        """(frames, None): the file's length, checked; (None, why) where it
+        cannot be known without decoding the file (`_frames_at_the_end`)."""
+        return _frames_at_the_end(self)
 
     @property
     def seek_problem(self) -> str | None:
@@ -642,6 +688,17 @@ def _finite(samples: np.ndarray) -> bool:
     """No NaN or infinity among `samples` (min and max: no boolean temporary)."""
     return not len(samples) or (math.isfinite(samples.min())
                                 and math.isfinite(samples.max()))
+
+
+def resampled_length(frames: int, file_rate: int, sample_rate: int) -> int:
+    """The samples `stream_audio` gives at `sample_rate` for `frames` at
+    `file_rate`: soxr's streaming resampler ends its output at
+    `(double) frames / (file_rate / sample_rate) + .5` cut to an integer
+    (`_soxr_flush` in soxr's src/cr.c; checked with python-soxr 1.1.0 in
+    tests/test_audio.py)."""
+    if file_rate == sample_rate:
+        return int(frames)
+    return int(int(frames) / (file_rate / sample_rate) + 0.5)
 
 
 def resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:

@@ -21,14 +21,19 @@ asked for more than the span:
   and places each decoded frame by its timestamp, decoding from a few
   frames before the span (an AAC frame overlaps the one before it).
 
-What cannot be read this way is `seek_problem` (FFmpeg's raw streams,
+What cannot be read this way is `seek_problem`: FFmpeg's raw streams,
 whose times after a seek are estimates; a source libsndfile cannot seek
-in) or a `CannotSeekExactly` from `read` (a file that ends before its
-header says, FFmpeg's frames with a gap): the caller decodes such a file
-through. `length` is the file's length at `sample_rate` from its header:
-exact for WAV, FLAC, Ogg, M4A and MP3 with a Xing/LAME header, estimated
-from the bit rate for an MP3 without one. Only the spans read are checked
-for NaN and infinite samples.
+in; a file whose header does not give its length, or gives one past the
+file's end (a download cut short): the last frames by the header are
+read to check it, or for an MP3 its bytes were checked as it opened
+(`mp3_frames`). A `CannotSeekExactly` from `read` (FFmpeg's frames with
+a gap) is one too: the caller decodes such a file through. `length` is
+the file's length at `sample_rate` as `stream_audio` gives it
+(`audio.resampled_length` of the checked `frames`: the header's, or
+where the decoder ends them sooner, that; for an MP3 without a length
+header, its frames'; FFmpeg may give an AAC file's last frame whole, up
+to 1024 samples past it); None where `seek_problem` is set. Only the
+spans read are checked for NaN and infinite samples.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from tagger.audio import (
     mono_mix,
     open_regular_file,
     open_source,
+    resampled_length,
 )
 
 RESAMPLER_CONTEXT = 512  # samples decoded and dropped at each edge of a resampled span
@@ -60,9 +66,9 @@ class SpanReader:
     """An audio file opened to read spans of its mono audio at
     `sample_rate` (see the module's docstring); a context manager.
     `file_rate`: the file's own rate; `length`: its samples at
-    `sample_rate` by its header (None: unknown); `seek_problem`: why spans
-    cannot be read by seeking, or None. Raises AudioDecodeError as
-    `read_clip` does for what cannot be opened."""
+    `sample_rate` by its header, checked (None where `seek_problem` is
+    set); `seek_problem`: why spans cannot be read by seeking, or None.
+    Raises AudioDecodeError as `read_clip` does for what cannot be opened."""
 
     def __init__(self, path: str, sample_rate: int):
         self.sample_rate = int(sample_rate)
@@ -82,11 +88,11 @@ class SpanReader:
         except BaseException:
             self._close_fd()
             raise
-        frames = self.source.frames
-        # the streaming resampler gives ceil(frames * rate / file rate) samples
-        self.length = (None if not frames else
-                       -(-int(frames) * self.sample_rate // self.file_rate))
-        self.seek_problem = self.source.seek_problem
+        frames, self.seek_problem = None, self.source.seek_problem
+        if self.seek_problem is None:
+            frames, self.seek_problem = self.source.checked_frames()
+        self.length = (None if frames is None else
+                       resampled_length(frames, self.file_rate, self.sample_rate))
         divisor = math.gcd(self.file_rate, self.sample_rate)
         self._step_in, self._step_out = self.file_rate // divisor, self.sample_rate // divisor
         self._context = RESAMPLER_CONTEXT * max(1, -(-self.sample_rate // self.file_rate))

@@ -1,17 +1,24 @@
 """MPEG audio frame headers (ISO/IEC 11172-3 and 13818-3, layers I-III),
 read to tell whether libsndfile gives an MP3 its true length.
 
-Without a Xing/Info or VBRI header, libsndfile (mpg123) estimates an MP3's
-length from its first frame's bit rate and decodes no further: a variable
-bit rate file whose first frames are dense comes out cut short
-(tests/test_mp3_frames.py). `length_estimated_from_a_varying_rate`
-finds those files, by walking the first frames' headers; `audio.open_source`
-decodes them with FFmpeg, which reads every frame.
+libsndfile (mpg123) takes an MP3's length from its Xing/Info or VBRI
+header, or without one estimates it from its first frame's length and
+the file's size, and decodes no further than that length. So it cuts
+short a file whose header counts fewer frames than it holds (two MP3s
+joined, the first's header counting its own) or whose frames are shorter
+than its first (a variable rate without a header; a constant one whose
+first frame is padded), and it counts the bytes of an ID3v2 tag (a
+cover) as audio. `length_check` reads what the file's bytes say instead,
+cheaply (its tags' headers, the frame headers at its start, a few bytes
+where later frames should lie): `audio.open_source` decodes the files
+libsndfile would cut short with FFmpeg, which reads every frame, and
+gives the others the length their frames hold (tests/test_mp3_frames.py).
 """
 
 from __future__ import annotations
 
 import typing
+from fractions import Fraction
 
 FRAMES_WALKED = 64  # frame headers compared: a VBR encoder varies its rate within them
 SYNC_SEARCH_BYTES = 64 * 1024  # where the first frame is looked for, after any ID3v2 tag
@@ -72,41 +79,154 @@ def id3v2_length(head: bytes) -> int:
     return 10 + syncsafe_value(head[6:10]) + (10 if head[3] == 4 and head[5] & 0x10 else 0)
 
 
-def _first_audio_byte(read) -> int:
-    """Where the audio starts: after the ID3v2 tags at the file's start."""
-    at = 0
+
+
+class LengthCheck(typing.NamedTuple):
+    """What an MP3's bytes say of the length libsndfile gives it (all None:
+    nothing against it). `cut_short`: why libsndfile would decode less
+    than the file holds (FFmpeg decodes it); `frames`: the samples per
+    channel its frames hold, where libsndfile estimates them (no length
+    header, one bit rate throughout); `past_end`: why the length its
+    header gives is past the file's end (a file cut short after the
+    header was written)."""
+
+    cut_short: str | None = None
+    frames: int | None = None
+    past_end: str | None = None
+
+
+def length_check(read, size: int) -> LengthCheck | None:
+    """`LengthCheck` of the MP3 that `read(offset, size) -> bytes` reads
+    (fewer bytes at its end), `size` bytes long; None where no two frames
+    in a row are found near its start. Where the first frame holds a
+    Xing/Info or VBRI header, its frame and byte counts are checked
+    against each other and the file's size (without its ID3v1 and APEv2
+    tags), and frames are looked for past the bytes it counts; without
+    one, the first `FRAMES_WALKED` frames must share a bit rate, and
+    frames of that rate must lie where one rate throughout puts the
+    middle and last frames of the file's size. Reads a few small blocks,
+    never the whole file."""
+    start = _after_id3v2(read, 0)
+    data = read(start, SYNC_SEARCH_BYTES)
+    found = _first_frame(data)
+    if found is None:
+        return None
+    at, header = found
+    end = _audio_end(read, size)
+    frame = data[at:at + header.length]
+    for tag in LENGTH_HEADERS:
+        if (where := frame.find(tag)) >= 0:
+            return _against_length_header(read, start + at, header, tag, frame[where:], end)
+    frames = _constant_rate_samples(read, start + at, header, end)
+    if frames is None:
+        return LengthCheck(cut_short="no header gives its length and its bit rate varies")
+    return LengthCheck(frames=frames)
+
+
+def _after_id3v2(read, at: int) -> int:
+    """Where the ID3v2 tags that begin at byte `at` end."""
     while (head := read(at, 10))[:3] == b"ID3" and len(head) == 10:
         at += id3v2_length(head)
     return at
 
 
-def length_estimated_from_a_varying_rate(read) -> bool:
-    """Whether an MP3 has no length header (Xing/Info, VBRI) and frames of
-    different bit rates among its first `FRAMES_WALKED`: libsndfile's length
-    is then a guess. `read(offset, size) -> bytes` reads the file (fewer
-    bytes at its end). False where no two frames in a row are found."""
-    start = _first_audio_byte(read)
-    data = read(start, SYNC_SEARCH_BYTES)
-    first, at = None, data.find(b"\xff")
+def _audio_end(read, size: int) -> int:
+    """Where the frames end: before the ID3v1 and APEv2 tags at the end."""
+    end = size
+    for _ in range(3):  # ID3v1 and APEv2 (its footer last), in either order
+        if end >= 128 and read(end - 128, 3) == b"TAG":
+            end -= 128
+            continue
+        footer = read(end - 32, 32) if end >= 32 else b""
+        if footer[:8] != b"APETAGEX":
+            break
+        has_header = int.from_bytes(footer[20:24], "little") & 0x80000000
+        end -= int.from_bytes(footer[12:16], "little") + (32 if has_header else 0)
+    return max(end, 0)
+
+
+def _first_frame(data: bytes):
+    """(offset, FrameHeader) of the first frame in `data` that another
+    frame of its version, layer and rate follows, or None."""
+    at = data.find(b"\xff")
     while 0 <= at < len(data) - 4:
         header = frame_header(data, at)
         following = header and frame_header(data, at + header.length)
-        if following and following[:2] == header[:2] and following.sample_rate == (
-                header.sample_rate):
-            first = at
-            break
+        if following and _same_stream(following, header):
+            return at, header
         at = data.find(b"\xff", at + 1)
-    if first is None:
-        return False
-    if any(tag in data[first:first + header.length] for tag in LENGTH_HEADERS):
-        return False
-    data = read(start + first, FRAMES_WALKED * MAX_FRAME_BYTES + 4)
+    return None
+
+
+def _same_stream(a: FrameHeader, b: FrameHeader) -> bool:
+    return a.version == b.version and a.layer == b.layer and a.sample_rate == b.sample_rate
+
+
+def _samples_per_frame(header: FrameHeader) -> int:
+    """Per channel: 384 in layer I, 1152 in layer II and MPEG-1 layer III, else 576."""
+    if header.layer == 1:
+        return 384
+    return 1152 if header.layer == 2 or header.version == 3 else 576
+
+
+def _frame_bytes(header: FrameHeader, bitrate_index: int) -> Fraction:
+    """A frame's mean length in bytes at `bitrate_index` (its padding spread)."""
+    kbps = _BITRATES[(header.version == 3, header.layer)][bitrate_index - 1]
+    return Fraction(_samples_per_frame(header) * kbps * 1000, 8 * header.sample_rate)
+
+
+def _against_length_header(read, first: int, header: FrameHeader, tag: bytes, fields: bytes,
+                           end: int) -> LengthCheck:
+    """The check of an MP3 whose first frame, at byte `first`, holds a
+    length header (`fields`: from its tag on; `end`: where the frames end)."""
+    flags = int.from_bytes(fields[4:8], "big")
+    frames = counted = None
+    if tag == b"VBRI" and len(fields) >= 18:
+        counted, frames = int.from_bytes(fields[10:14], "big"), int.from_bytes(fields[14:18],
+                                                                               "big")
+    elif tag != b"VBRI" and flags & 3 == 3 and len(fields) >= 16:
+        frames, counted = int.from_bytes(fields[8:12], "big"), int.from_bytes(fields[12:16],
+                                                                              "big")
+    if not frames or not counted:
+        return LengthCheck(cut_short="its length header gives no frame and byte counts")
+    shortest, longest = _frame_bytes(header, 1) - 1, _frame_bytes(header, 14) + 4
+    if not shortest * frames <= counted <= longest * (frames + 1):  # with or without itself
+        return LengthCheck(cut_short=f"its length header's {frames} frames cannot fill the "
+                                     f"{counted} bytes it counts")
+    if first + counted > end:
+        return LengthCheck(past_end=f"its length header counts {first + counted - end} bytes "
+                                    "more than the file holds")
+    following = _after_id3v2(read, first + counted)
+    if following < end and _first_frame(read(following, min(SYNC_SEARCH_BYTES,
+                                                             end - following))):
+        return LengthCheck(cut_short="frames follow the bytes its length header counts")
+    return LengthCheck()
+
+
+def _constant_rate_samples(read, first: int, header: FrameHeader, end: int) -> int | None:
+    """The samples per channel of the frames from byte `first` to `end`,
+    where the stream keeps `header`'s bit rate throughout: its first
+    `FRAMES_WALKED` frames have it, and frames of it lie where one rate puts
+    the middle and the last ones (within a padding slot); None otherwise."""
+    data = read(first, FRAMES_WALKED * MAX_FRAME_BYTES + 4)
     at = 0
     for _ in range(FRAMES_WALKED):
         walked = frame_header(data, at)
-        if walked is None:
-            return False
-        if walked.bitrate_index != header.bitrate_index:
-            return True
+        if walked is None or first + at + walked.length > end:
+            break
+        if not _same_stream(walked, header) or walked.bitrate_index != header.bitrate_index:
+            return None
         at += walked.length
-    return False
+    mean = _frame_bytes(header, header.bitrate_index)
+    slot = 4 if header.layer == 1 else 1
+    count = int((end - first + slot) / mean)
+    if count < 1:
+        return None
+    for k in sorted({count // 2, count - 1}):
+        low = max(0, first + round(k * mean) - slot)
+        near = read(low, 3 * slot + 4)
+        if not any((found := frame_header(near, i)) and _same_stream(found, header)
+                   and found.bitrate_index == header.bitrate_index
+                   for i in range(first + round(k * mean) + slot + 1 - low)):
+            return None
+    return count * _samples_per_frame(header)

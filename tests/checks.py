@@ -359,17 +359,19 @@ def write_audio(path, samples, sample_rate=22050, seed=0, subtype=None):
     return pathlib.Path(path)
 
 
-def write_m4a(path, audio, sample_rate, metadata=None):
+def write_m4a(path, audio, sample_rate, metadata=None, faststart=False):
     """An M4A file of `audio` ((samples,) or (samples, channels) float32 in
     [-1, 1]) encoded as AAC with FFmpeg's encoder (PyAV), with FFmpeg's
     atoms of `metadata` ({"title": ...}): a format libsndfile cannot read;
+    `faststart`: its index (moov) before the audio, as a download has it;
     returns the path."""
     import av
 
     audio = np.asarray(audio, np.float32)
     planar = audio[None] if audio.ndim == 1 else audio.T  # (channels, samples)
     layout = "mono" if len(planar) == 1 else "stereo"
-    with av.open(str(path), "w", format="ipod") as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", format="ipod", options=options) as container:
         container.metadata.update(metadata or {})
         stream = container.add_stream("aac", rate=sample_rate, layout=layout)
         for start in range(0, planar.shape[1], 1024):

@@ -279,3 +279,23 @@ def test_the_mono_mix_of_two_channels_is_their_float32_mean_bit_for_bit():
     np.testing.assert_array_equal(mixed, expected)
     three = rng.standard_normal((50, 3)).astype(np.float32)
     np.testing.assert_array_equal(audio.mono_mix(three), three.mean(axis=1, dtype=np.float32))
+
+
+def test_resampled_length_is_the_streaming_resamplers_count():
+    """soxr's own count, `stream_audio`'s way (blocks, then a flush), for
+    rate pairs up and down and lengths where it and the ceiling differ."""
+    import soxr
+
+    rng = np.random.default_rng(0)
+    for file_rate, rate in ((8000, 22050), (11025, 16000), (24000, 44100), (44100, 16000),
+                            (48000, 22050), (96000, 44100), (16000, 16000)):
+        for frames in (1, 2, 3, 1000, *rng.integers(1000, 60000, 6)):
+            stream = soxr.ResampleStream(file_rate, rate, 1, dtype="float32", quality="HQ")
+            block = np.zeros(int(frames), np.float32)
+            given = sum(len(stream.resample_chunk(block[i:i + 7000]))
+                        for i in range(0, len(block), 7000))
+            given += len(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+            if file_rate == rate:
+                given = int(frames)
+            assert audio.resampled_length(int(frames), file_rate, rate) == given, (
+                file_rate, rate, frames)

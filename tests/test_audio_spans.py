@@ -26,8 +26,7 @@ RATE = 44100
 SECONDS = 12
 MP3_TOLERANCE = 1e-6
 RESAMPLED_TOLERANCE = 2e-6
-# seconds the header's length may differ from what decoding gives: an MP3
-# without a header has its length estimated from the bit rate; FFmpeg
+# seconds the header's length may differ from what decoding gives: FFmpeg
 # keeps the AAC encoder's padding in the last frame (up to 1024 samples)
 LENGTH_TOLERANCE = {"m4a": 1024 / RATE}
 # in this order: a short read, then a seek a few seconds on (where libsndfile
@@ -114,10 +113,10 @@ def test_a_span_read_by_seeking_equals_the_file_decoded_from_its_start(files, na
         own = reader.file_rate
     assert reader.seek_problem is None
     for rate, allowed in ((own, tolerance), (16000, RESAMPLED_TOLERANCE + tolerance)):
-        slack = LENGTH_TOLERANCE.get(name, 0.1 if "no_header" in name else 0.0)
+        slack = LENGTH_TOLERANCE.get(name, 0.0)
         whole = through(path, rate)
         with SpanReader(path, rate) as reader:
-            assert abs(reader.length - len(whole)) <= slack * rate + 1
+            assert abs(reader.length - len(whole)) <= slack * rate
             for start, count in SPANS:
                 start = start * rate // RATE
                 span = reader.read(start, count)
@@ -126,13 +125,14 @@ def test_a_span_read_by_seeking_equals_the_file_decoded_from_its_start(files, na
                 assert difference <= allowed, (name, rate, start, difference)
 
 
-def test_mp3_bare_and_with_header_give_their_headers_length(files):
-    """A LAME header gives the length exactly; without one, libsndfile
-    estimates it from the bit rate: from a CBR file's, closely."""
+def test_mp3_bare_and_with_header_give_their_length(files):
+    """A LAME header gives the length exactly (the encoder's delay and
+    padding left out); without one, the frames give it: all they hold."""
     with SpanReader(files["mp3_cbr_lame_header"][0], RATE) as cbr:
         assert cbr.length == SECONDS * RATE
     with SpanReader(files["mp3_cbr_no_header"][0], RATE) as bare:
-        assert bare.seek_problem is None and abs(bare.length - SECONDS * RATE) < 0.1 * RATE
+        assert bare.seek_problem is None and bare.length % 1152 == 0
+        assert SECONDS * RATE < bare.length < SECONDS * RATE + 3 * 1152
 
 
 def test_a_bare_vbr_mp3_is_decoded_whole_through_ffmpeg(files):
@@ -146,6 +146,48 @@ def test_a_bare_vbr_mp3_is_decoded_whole_through_ffmpeg(files):
     whole = through(path, RATE)
     assert SECONDS * RATE <= len(whole) <= SECONDS * RATE + 3 * 1152
     assert np.abs(whole[-RATE:]).max() > 0.1  # the last second is music, not padding
+
+
+@pytest.mark.parametrize("file_rate, rate, frames", [
+    (8000, 22050, 8003), (44100, 16000, 44101), (48000, 22050, 48001), (24000, 44100, 1000)])
+def test_the_length_is_the_one_decoding_through_gives(tmp_path, file_rate, rate, frames):
+    """The streaming resampler rounds `frames * rate / file_rate` (1000 *
+    44100 / 24000 = 1837.5 to 1837) where the ceiling is one more: a window
+    at the file's end would be chosen from a length decoding does not give."""
+    path = str(tmp_path / "a.wav")
+    soundfile.write(path, music(file_rate, (frames + 1) / file_rate)[:frames], file_rate)
+    with SpanReader(path, rate) as reader:
+        assert reader.seek_problem is None
+        assert reader.length == len(through(path, rate)) == -(-frames * rate // file_rate) - 1
+
+
+class EndsSooner:
+    """A decoder whose header gives `frames` and whose audio has `there`."""
+
+    def __init__(self, frames, there, fails=False):
+        self.frames, self.there, self.fails = frames, there, fails
+
+    def read_at(self, frame, frames):
+        if self.fails:
+            raise CannotSeekExactly("cannot seek there")
+        return np.zeros((max(0, min(frames, self.there - frame)), 2), np.float32)
+
+
+def test_the_length_is_read_where_the_header_says_the_file_ends():
+    """The last `END_FRAMES` frames by the header: fewer end the file sooner
+    (libsndfile gives a recorded Opus file 10 samples fewer than its
+    header's), none leave its length to decoding through (a file cut short)."""
+    from tagger.audio import END_FRAMES, _frames_at_the_end
+
+    assert _frames_at_the_end(EndsSooner(100_000, 100_000)) == (100_000, None)
+    assert _frames_at_the_end(EndsSooner(100_000, 99_990)) == (99_990, None)
+    assert _frames_at_the_end(EndsSooner(100, 90)) == (90, None)
+    past = (None, "its header's 100000 frames run past the file's end")
+    assert _frames_at_the_end(EndsSooner(100_000, 100_000 - END_FRAMES)) == past
+    assert _frames_at_the_end(EndsSooner(100_000, 70_000)) == past
+    assert _frames_at_the_end(EndsSooner(100_000, 100_000, fails=True)) == past
+    assert _frames_at_the_end(EndsSooner(None, 100_000)) == (
+        None, "its header does not give its length")
 
 
 def test_a_span_past_the_end_cannot_be_read_exactly(files):

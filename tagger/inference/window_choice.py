@@ -8,17 +8,19 @@ scored: the centres of N equal parts of the windows that lie wholly
 inside the file and at least `EDGE_SECONDS` from its start and end (an
 intro, a fade-out, applause), where at least N lie there; else of the
 windows wholly inside it. The choice depends on the file's length alone
-(by its header: `audio_spans.SpanReader.length`), so a file gets the same
-windows each time. A file with N windows or fewer, or too few inside it,
-is scored from all of them.
+(by its header, checked: `audio_spans.SpanReader.length`), so a file gets
+the same windows each time. A file with N windows or fewer, or too few
+inside it, is scored from all of them.
 
 The chosen windows are read by seeking (`audio_spans`): each is the same
 window decoding from the start gives, within the decoder's tolerance
 (tests/test_audio_spans.py), so their scores are those of the same windows
 of a run over every window. A file that cannot be read so (a raw AAC
-stream, a header whose length is unknown or too long) is decoded through
-instead, its length counted first, and the same rule picks its windows;
-its `Chosen.through` says why.
+stream, a header whose length is unknown or past the file's end:
+`SpanReader.seek_problem`) is decoded through instead, its length
+counted first, and the same rule picks its windows; its `Chosen.through`
+says why. Either way the windows are chosen from the length decoding
+the file gives (an M4A's within its last AAC frame: `audio_spans`).
 """
 
 from __future__ import annotations
@@ -82,10 +84,7 @@ def read_chosen(path: str, sample_rate: int, window: int, hop: int, edge_padding
     AudioDecodeError (NonFiniteAudioError) as `audio_windows` does."""
     with SpanReader(path, sample_rate) as reader:
         file_rate, length, through = reader.file_rate, reader.length, reader.seek_problem
-        picks = None if length is None else choose(length, n, window, hop, edge_padding,
-                                                   sample_rate)
-        if length is None:
-            through = "its header does not give its length"
+        picks = None if through else choose(length, n, window, hop, edge_padding, sample_rate)
         spans = None
         if picks is not None and through is None:
             try:

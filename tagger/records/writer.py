@@ -54,7 +54,10 @@ from tagger.records.plan import Clip, DatasetPlan
 from tagger.records.shard_state import STATE_KEYS, ShardState, file_stat, shard_state
 from tagger.records.tfrecord import framing
 
-BUILDER_VERSION = "1"
+# the builder's version, in a build's fingerprint: raised where some files
+# decode differently (2: the MP3s libsndfile would cut short are FFmpeg's,
+# `audio.open_source`), so that a kept build of another is not resumed
+BUILDER_VERSION = "2"
 STATE_DIR = ".build"
 FINGERPRINT_FILE = "fingerprint.json"
 LOCK_FILE = "lock.json"
@@ -480,18 +483,22 @@ def _prepare_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> None:
     state = join_path(out_dir, STATE_DIR)
     stamp = join_path(state, FINGERPRINT_FILE)
     try:
-        previous = _previous_fingerprint(out_dir)
+        previous, version = _previous_build(out_dir)
         foreign = _foreign_outputs(out_dir) if previous is None else []
         if (previous is not None and previous != fingerprint) or foreign:
             if not overwrite:
                 what = (f"files this builder did not write ({', '.join(foreign[:3])})"
                         if foreign else "a build made from other data or settings")
+                if version not in (None, BUILDER_VERSION):
+                    what = (f"a build made by version {version} of the builder (this is "
+                            f"version {BUILDER_VERSION}: its records may differ)")
                 raise UserError(f"{out_dir!r} holds {what}; pass --overwrite to replace "
                                 "them or choose another --out-dir")
             _remove_outputs(out_dir)
         fileio.makedirs(state)
         remove_temporary_files(out_dir)
-        fileio.write_atomic(stamp, json.dumps({"fingerprint": fingerprint}))
+        fileio.write_atomic(stamp, json.dumps({"fingerprint": fingerprint,
+                                               "builder_version": BUILDER_VERSION}))
     except UserError:
         raise
     except Exception as error:  # OSError locally, tf.errors.OpError elsewhere
@@ -510,9 +517,10 @@ def remove_temporary_files(out_dir: str) -> None:
             fileio.remove(join_path(out_dir, name))
 
 
-def _previous_fingerprint(out_dir: str):
-    """The fingerprint of the build in `out_dir` (from its resume state or
-    its dataset_info.json), or None where no build of ours is found."""
+def _previous_build(out_dir: str):
+    """(fingerprint, builder version) of the build in `out_dir`, from its
+    resume state or its dataset_info.json: (None, None) where no build of
+    ours is found, the version None where it was not recorded."""
     for path in (join_path(out_dir, STATE_DIR, FINGERPRINT_FILE),
                  join_path(out_dir, INFO_FILE)):
         if fileio.exists(path):
@@ -521,8 +529,9 @@ def _previous_fingerprint(out_dir: str):
             except (json.JSONDecodeError, UnicodeDecodeError):
                 continue
             if isinstance(data, dict) and isinstance(data.get("fingerprint"), str):
-                return data["fingerprint"]
-    return None
+                version = data.get("builder_version")
+                return data["fingerprint"], version if isinstance(version, str) else None
+    return None, None
 
 
 def _foreign_outputs(out_dir: str) -> list:

@@ -105,6 +105,65 @@ def test_a_file_that_cannot_seek_is_decoded_through_with_the_same_choice(tmp_pat
     np.testing.assert_array_equal(result.scores, whole.scores[result.chosen])
 
 
+def tone_file(path, seconds, rate=16000):
+    """A 300 Hz tone of `seconds` in the format `path`'s suffix names: MP3
+    (CBR, with LAME's Info header), FLAC or M4A (its index before the audio)."""
+    audio = (0.3 * np.sin(2 * np.pi * 300 * np.arange(int(seconds * rate)) / rate)).astype(
+        np.float32)
+    if str(path).endswith(".m4a"):
+        from tests.checks import write_m4a
+
+        return str(write_m4a(path, audio, rate, faststart=True))
+    kind = dict(format="MP3", subtype="MPEG_LAYER_III", bitrate_mode="CONSTANT",
+                compression_level=0.3) if str(path).endswith(".mp3") else {}
+    sf.write(str(path), audio, rate, **kind)
+    return str(path)
+
+
+@pytest.mark.parametrize("kind, through", [
+    ("mp3", "bytes more than the file holds"), ("m4a", "frames run past the file's end"),
+    ("flac", None)])
+def test_a_file_cut_short_after_its_header_is_scored_as_with_every_window(tmp_path, kind,
+                                                                          through):
+    """A download stopped at 70%: the header says 30 s, the audio ends near
+    21 s. The windows are chosen from the length decoding gives, as with
+    every window, not read past the audio's end; a FLAC that libsndfile
+    loses its sync in where the bytes stop fails alike with and without."""
+    path = tone_file(tmp_path / f"a.{kind}", 30)
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[:len(data) * 7 // 10])
+    predictor = FirstSample()
+    whole = next(tag_files(predictor, [path]))
+    result = next(tag_files(predictor, [path], windows=4))
+    if through is None:
+        assert whole.error == result.error == (
+            "not decodable audio (Error : flac decoder lost sync)")
+        return
+    assert whole.ok and 20 * RATE < whole.samples < 22 * RATE, (whole.error, whole.samples)
+    assert through in result.through and result.samples == whole.samples
+    assert result.chosen.tolist() == choose(whole.samples, 4, WINDOW, WINDOW, 0, RATE).tolist()
+    np.testing.assert_array_equal(result.scores, whole.scores[result.chosen])
+
+
+def test_a_bare_mp3_behind_a_cover_is_scored_from_the_windows_of_its_length(tmp_path):
+    """No length header and a 100 kB ID3v2 tag (a cover) before the frames:
+    libsndfile's estimate counts the tag's bytes as audio (37 s of 30 here,
+    its windows all inside the audio, read and stored with that length).
+    The frames give the length: the windows and the length stored are
+    those of a run over every window."""
+    from tests.test_mp3_frames import frames_from, id3v2
+
+    data = open(tone_file(tmp_path / "lame.mp3", 30), "rb").read()
+    path = tmp_path / "covered.mp3"
+    path.write_bytes(id3v2(100_000) + frames_from(data, skip=1)[0])  # without the Info frame
+    predictor = FirstSample()
+    whole = next(tag_files(predictor, [str(path)]))
+    result = next(tag_files(predictor, [str(path)], windows=4))
+    assert result.ok and result.through is None and result.samples == whole.samples
+    assert result.chosen.tolist() == choose(whole.samples, 4, WINDOW, WINDOW, 0, RATE).tolist()
+    np.testing.assert_allclose(result.scores, whole.scores[result.chosen], atol=2e-6, rtol=0)
+
+
 def test_windows_flag_values_and_the_label_recording_them():
     assert [windows_count(t) for t in ("8", "all", "ALL", "0")] == [8, 0, 0, 0]
     for bad in ("-1", "eight", "2.5"):

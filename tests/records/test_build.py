@@ -248,6 +248,28 @@ def test_other_settings_need_overwrite(synthetic_mtt, tmp_path):
     assert json.loads((out / "dataset_info.json").read_text())["num_tags"] == 12
 
 
+def test_a_build_by_another_version_of_the_builder_needs_overwrite(synthetic_mtt, tmp_path,
+                                                                   monkeypatch):
+    """Its records may hold some files decoded otherwise: not resumed, and
+    the line says why, not "other data or settings"."""
+    from tagger.records import writer
+
+    data_dir, _ = synthetic_mtt
+    out = tmp_path / "out"
+    with monkeypatch.context() as patched:
+        patched.setattr(writer, "BUILDER_VERSION", "1")
+        build_mtt(data_dir, out, top_k=10)
+    assert json.loads((out / "dataset_info.json").read_text())["builder_version"] == "1"
+    with pytest.raises(UserError) as refused:
+        build_mtt(data_dir, out, top_k=10)
+    assert str(refused.value) == (
+        f"{str(out)!r} holds a build made by version 1 of the builder (this is version "
+        f"{writer.BUILDER_VERSION}: its records may differ); pass --overwrite to replace "
+        "them or choose another --out-dir")
+    info = build_mtt(data_dir, out, top_k=10, overwrite=True)
+    assert info.builder_version == writer.BUILDER_VERSION
+
+
 @pytest.mark.slow
 def test_parallel_build_equals_serial(synthetic_mtt, raw_records, tmp_path):
     data_dir, _ = synthetic_mtt
