@@ -6,12 +6,13 @@ The statistical checks draw 200,000 examples (or values) from one fixed
 key. Each check has a false-alarm rate of ALPHA = 1e-6: the probability,
 over the choice of key, that a correct generator fails it (a count outside
 the central 1 - 1e-6 of its binomial distribution; a Kolmogorov-Smirnov,
-chi-square or correlation p-value below 1e-6). The file makes 54 such
-checks, so a correct chain fails one for at most 54 keys in a million;
-with the key fixed, the outcome is the same on every run. At this size a
-probability off by 0.006 (the binomial bound's half-width at p = 0.5), a
-range's end off by 0.6% of its width (the KS bound) or one offset of the
-delay's six drawn 3% less often than the others fails.
+chi-square or correlation p-value below 1e-6). The file makes 47 such
+checks, so a correct chain fails one for at most 47 keys in a million;
+with the key fixed, the outcome is the same on every run. At this size the
+bounds are tight: a frequency within 0.0055 of p = 0.5, a KS distance
+below 0.006 (a range's end off by 0.6% of its width reaches it), and a
+chi-square that one offset of the delay's six drawn 3% less often than the
+others reaches.
 """
 
 from __future__ import annotations
