@@ -45,6 +45,8 @@ TINY = {
         *(f"gpu_input_wait_share_{family}" for family in ACCELERATOR_FAMILIES),
         *(f"gpu_jax_scan_{figure}_b{batch}" for figure in ("steps_per_s", "mfu")
           for batch in (2, 4))}),
+    "bench_augment.py": (["--batch", "2", "--samples", "2048", "--rounds", "1"],
+                         {"augment_cpu_keras_over_tf_2048", "augment_wall_keras_over_tf_2048"}),
     "bench_build.py": (["--clips", "16", "--seconds", "6", "--repeats", "1"],
                        {"builder_floor", "builder_2w", "floor_2p", "builder_2w_of_floor_2p"}),
     "bench_decode.py": (["--seconds", "4", "--repeats", "1"],

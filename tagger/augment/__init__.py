@@ -1,4 +1,4 @@
-"""In-graph audio augmentation (TensorFlow ops, seeded, one module per transform)."""
+"""In-graph audio augmentation (keras.ops, keyed counter-based draws, one module per transform)."""
 
 from tagger.augment.chain import AudioAugmentation, Augmentation, AugmentConfig, augment, step_seed
 

@@ -14,6 +14,12 @@ example on its own with its probability:
 
 (The original's first step, a random crop to the input's own length, is a
 no-op and left out.)
+
+Written in keras.ops: the same chain runs in a TensorFlow step (eager, in a
+`tf.function`, XLA-compiled, in a tf.distribute replica) and inside
+`jax.jit`, and draws the same numbers from the same key on both
+(`threefry`; the stream is defined in docs/semi_supervised.md, "The
+draws").
 """
 
 from __future__ import annotations
@@ -21,10 +27,10 @@ from __future__ import annotations
 import dataclasses
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from tagger.augment import delay, filters, gain, noise, pitch_shift, polarity, reverb
-from tagger.augment.common import ALG, split_seed
+from tagger.augment.threefry import as_key, fold_in, split, uint32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,34 +59,40 @@ class AugmentConfig:
 
 def augment(x, seed, sample_rate: int, config: AugmentConfig = AugmentConfig()):
     """Waveforms (batch, samples) -> the augmented batch, float32; `seed` (2,)
-    int tensor. Transforms with probability 0 are left out of the graph."""
-    x = tf.cast(x, tf.float32)
-    seeds = split_seed(seed, 7)
+    integers (a key: `threefry.as_key`). Transform i of the table above
+    draws from `fold_in(key, i)` (i from 0, in the table's order, whichever
+    are on). Transforms with probability 0 are left out of the graph; the
+    others transform every example and keep the output where they apply."""
+    x = ops.cast(x, "float32")
     steps = (
-        (config.polarity, lambda x, s, p: polarity.polarity_inversion(x, s, p)),
-        (config.noise, lambda x, s, p: noise.gaussian_noise(x, s, p)),
-        (config.gain, lambda x, s, p: gain.gain(x, s, p)),
-        (config.filter, lambda x, s, p: filters.high_low_pass(x, s, sample_rate, p)),
-        (config.delay, lambda x, s, p: delay.delay(x, s, sample_rate, p)),
-        (config.pitch_shift, lambda x, s, p: pitch_shift.pitch_shift(x, s, p)),
-        (config.reverb, lambda x, s, p: reverb.reverb(x, s, sample_rate, p)),
+        (config.polarity, lambda x, k, p: polarity.polarity_inversion(x, k, p)),
+        (config.noise, lambda x, k, p: noise.gaussian_noise(x, k, p)),
+        (config.gain, lambda x, k, p: gain.gain(x, k, p)),
+        (config.filter, lambda x, k, p: filters.high_low_pass(x, k, sample_rate, p)),
+        (config.delay, lambda x, k, p: delay.delay(x, k, sample_rate, p)),
+        (config.pitch_shift, lambda x, k, p: pitch_shift.pitch_shift(x, k, p)),
+        (config.reverb, lambda x, k, p: reverb.reverb(x, k, sample_rate, p)),
     )
+    keys = split(as_key(seed), len(steps))  # (7, 2)
     for i, (p, transform) in enumerate(steps):
         if p > 0:
-            x = transform(x, seeds[i], p)
+            x = transform(x, keys[i], p)
     return x
 
 
-def step_seed(seed, step, stream: int = 0):
-    """The augmentation seed (2,) of training step `step` (a tensor, e.g. the
-    optimizer's iteration count) of a run seeded with `seed`, for this
-    replica: reproducible, the same after a resume, different on every
-    replica and for every `stream` (e.g. the schedule's stage)."""
-    base = tf.stack([tf.cast(seed, tf.int64), tf.cast(stream, tf.int64)])
-    base = tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int64), alg=ALG)
-    context = tf.distribute.get_replica_context()
-    replica = 0 if context is None else context.replica_id_in_sync_group
-    return tf.random.experimental.stateless_fold_in(base, tf.cast(replica, tf.int64), alg=ALG)
+def step_seed(seed: int, step, stream: int = 0, replica=0):
+    """The augmentation key (2,) uint32 of training step `step` (an int or
+    an integer scalar tensor, e.g. the optimizer's iteration count) of a run
+    seeded with `seed`, for `stream` (e.g. the schedule's stage) and
+    `replica` (the index of the replica whose examples it augments; 0 where
+    one step augments the global batch):
+
+        fold_in(fold_in((seed, stream), step), replica)
+
+    each modulo 2**32. Reproducible, the same after a resume, the same on
+    every backend, different for every step, stream, run seed and replica."""
+    root = ops.stack([uint32(seed), uint32(stream)])
+    return fold_in(fold_in(root, step), replica)
 
 
 @keras.saving.register_keras_serializable(package="tagger")
@@ -101,8 +113,8 @@ class AudioAugmentation(keras.layers.Layer):
     def call(self, x, training=None):
         if not training:
             return x
-        seed = tf.cast(self.seed_generator.next(), tf.int64)
-        return tf.cast(augment(x, seed, self.sample_rate, self.augment_config), x.dtype)
+        key = as_key(self.seed_generator.next())
+        return ops.cast(augment(x, key, self.sample_rate, self.augment_config), x.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -114,14 +126,15 @@ class AudioAugmentation(keras.layers.Layer):
 
 @dataclasses.dataclass(frozen=True)
 class Augmentation:
-    """The chain as used by a training step: `(windows, step) -> windows`, seeded
-    per step and replica by `step_seed(seed, step, stream)`."""
+    """The chain as used by a training step: `(windows, step, replica) ->
+    windows`, keyed per step and replica by `step_seed(seed, step, stream,
+    replica)`."""
 
     sample_rate: int  # the records'
     seed: int = 0
     stream: int = 0
     config: AugmentConfig = AugmentConfig()
 
-    def __call__(self, x, step):
-        seed = step_seed(self.seed, step, self.stream)
-        return tf.cast(augment(x, seed, self.sample_rate, self.config), x.dtype)
+    def __call__(self, x, step, replica=0):
+        key = step_seed(self.seed, step, self.stream, replica)
+        return ops.cast(augment(x, key, self.sample_rate, self.config), x.dtype)

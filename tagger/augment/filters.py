@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 
-import tensorflow as tf
+from keras import ops
 
-from tagger.augment.common import choose, coin, fft_convolve, split_seed, uniform
+from tagger.augment.common import between, choose, fft_convolve, uniforms, waveforms
+from tagger.augment.threefry import as_key
 
 PROBABILITY = 0.8
 HIGH_PASS_HZ = (200.0, 1200.0)
@@ -21,35 +22,41 @@ LOW_PASS_HZ = (2200.0, 4000.0)
 TAPS = 1023
 
 
+def draw(key, batch, p: float = PROBABILITY, high_hz=HIGH_PASS_HZ, low_hz=LOW_PASS_HZ) -> dict:
+    """{"apply": (batch,) bool, "high": (batch,) bool (a high-pass, else a
+    low-pass; 1/2 each), "cutoff_hz": (batch,) U[high_hz] or U[low_hz]}."""
+    u = uniforms(key, batch, 4)
+    high = u[1] < 0.5
+    cutoff = ops.where(high, between(u[2], *high_hz), between(u[3], *low_hz))
+    return {"apply": u[0] < p, "high": high, "cutoff_hz": cutoff}
+
+
 def lowpass_kernels(cutoff_hz, sample_rate: int, taps: int = TAPS):
     """(batch,) cutoffs -> (batch, taps) Hann-windowed sinc low-pass kernels
     with unit gain at 0 Hz."""
-    fc = tf.convert_to_tensor(cutoff_hz, tf.float32)[:, None] / float(sample_rate)
-    k = tf.range(taps, dtype=tf.float32)[None] - (taps - 1) / 2.0
+    fc = ops.cast(cutoff_hz, "float32")[:, None] / float(sample_rate)
+    k = ops.arange(taps, dtype="float32")[None] - (taps - 1) / 2.0
     arg = 2.0 * math.pi * fc * k
-    sinc = tf.where(k == 0.0, tf.ones_like(arg), tf.sin(arg) / tf.where(k == 0.0, 1.0, arg))
-    window = 0.5 - 0.5 * tf.cos(2.0 * math.pi * tf.range(taps, dtype=tf.float32) /
-                                (taps - 1))
+    sinc = ops.where(k == 0.0, ops.ones_like(arg), ops.sin(arg) / ops.where(k == 0.0, 1.0, arg))
+    window = 0.5 - 0.5 * ops.cos(2.0 * math.pi * ops.arange(taps, dtype="float32") /
+                                 (taps - 1))
     kernel = sinc * window[None]
-    return kernel / tf.reduce_sum(kernel, axis=1, keepdims=True)
+    return kernel / ops.sum(kernel, axis=1, keepdims=True)
 
 
 def pass_filter(x, cutoff_hz, high, sample_rate: int, taps: int = TAPS):
     """Filters each row of x (batch, n) at its cutoff; `high` (batch,) bool picks
     a high-pass (identity minus the low-pass) over a low-pass."""
-    x = tf.convert_to_tensor(x, tf.float32)
+    x = ops.cast(x, "float32")
     low = lowpass_kernels(cutoff_hz, sample_rate, taps)
-    delta = tf.one_hot((taps - 1) // 2, taps)[None]
-    kernels = tf.where(tf.convert_to_tensor(high)[:, None], delta - low, low)
+    delta = ops.one_hot((taps - 1) // 2, taps)[None]
+    kernels = ops.where(ops.convert_to_tensor(high)[:, None], delta - low, low)
     return fft_convolve(x, kernels, delay=(taps - 1) // 2)
 
 
-def high_low_pass(x, seed, sample_rate: int, p: float = PROBABILITY,
+def high_low_pass(x, key, sample_rate: int, p: float = PROBABILITY,
                   high_hz=HIGH_PASS_HZ, low_hz=LOW_PASS_HZ):
-    x = tf.convert_to_tensor(x, tf.float32)
-    batch = tf.shape(x)[0]
-    seeds = split_seed(seed, 4)
-    high = coin(batch, seeds[1], 0.5)
-    cutoff = tf.where(high, uniform(batch, seeds[2], *high_hz),
-                      uniform(batch, seeds[3], *low_hz))
-    return choose(coin(batch, seeds[0], p), pass_filter(x, cutoff, high, sample_rate), x)
+    x, batch = waveforms(x)
+    drawn = draw(as_key(key), batch, p, high_hz, low_hz)
+    filtered = pass_filter(x, drawn["cutoff_hz"], drawn["high"], sample_rate)
+    return choose(drawn["apply"], filtered, x)

@@ -3,14 +3,18 @@ PolarityInversion; p 0.8 in the noisy-student chain of Won 2021)."""
 
 from __future__ import annotations
 
-import tensorflow as tf
-
-from tagger.augment.common import choose, coin
+from tagger.augment.common import choose, uniforms, waveforms
+from tagger.augment.threefry import as_key
 
 PROBABILITY = 0.8
 
 
-def polarity_inversion(x, seed, p: float = PROBABILITY):
+def draw(key, batch, p: float = PROBABILITY) -> dict:
+    """{"apply": (batch,) bool}."""
+    return {"apply": uniforms(key, batch, 1)[0] < p}
+
+
+def polarity_inversion(x, key, p: float = PROBABILITY):
     """(batch, samples) -> same shape; each example is negated with probability p."""
-    x = tf.convert_to_tensor(x, tf.float32)
-    return choose(coin(tf.shape(x)[0], seed, p), -x, x)
+    x, batch = waveforms(x)
+    return choose(draw(as_key(key), batch, p)["apply"], -x, x)

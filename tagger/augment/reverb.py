@@ -2,8 +2,8 @@
 
 Departure from the original: torchaudio-augmentations runs sox `reverb` with
 reverberance, damping and room size each a random integer in [0, 100). Sox
-does not run inside a TensorFlow graph, so here the same three draws shape a
-synthetic impulse response convolved with the crop (by FFT):
+does not run inside a training step's graph, so here the same three draws
+shape a synthetic impulse response convolved with the crop (by FFT):
 - the tail is Gaussian noise under an exponential decay whose RT60 (time
   to fall by 60 dB) is 0.1 + 0.9 * reverberance / 100 seconds;
 - damping low-passes the tail (one-pole magnitude with corner
@@ -17,43 +17,56 @@ from __future__ import annotations
 
 import math
 
-import tensorflow as tf
+from keras import ops
 
-from tagger.augment.common import choose, coin, fft_convolve, normal, split_seed, uniform
+from tagger.augment.common import choose, fft_convolve, levels, normal, uniforms, waveforms
+from tagger.augment.threefry import as_key
 
 PROBABILITY = 0.3
 IMPULSE_SECONDS = 1.0
+LEVELS = 100  # reverberance, damping and room size: integers 0 .. 99
 
 
-def impulse_tails(reverberance, damping, seed, sample_rate: int,
-                  seconds: float = IMPULSE_SECONDS):
-    """(batch, taps) unit-energy reverb tails (no direct sound)."""
-    taps = int(round(seconds * sample_rate))
-    batch = tf.shape(reverberance)[0]
-    t = tf.range(taps, dtype=tf.float32)[None] / float(sample_rate)
+def impulse_taps(sample_rate: int, seconds: float = IMPULSE_SECONDS) -> int:
+    return int(round(seconds * sample_rate))
+
+
+def draw(key, batch, sample_rate: int, p: float = PROBABILITY) -> dict:
+    """{"apply": (batch,) bool; "reverberance", "damping", "room": (batch,)
+    float32 integers 0 .. 99, each equally likely; "noise": (batch, taps)
+    standard normal, the tails' noise}."""
+    u = uniforms(key, batch, 4)
+    level = lambda j: ops.cast(levels(u[j], LEVELS), "float32")
+    return {"apply": u[0] < p, "reverberance": level(1), "damping": level(2), "room": level(3),
+            "noise": normal(key, batch, impulse_taps(sample_rate))}
+
+
+def impulse_tails(reverberance, damping, noise, sample_rate: int):
+    """(batch, taps) unit-energy reverb tails (no direct sound) from their
+    noise (batch, taps) and levels (batch,)."""
+    taps = ops.shape(noise)[1]
+    t = ops.arange(taps, dtype="float32")[None] / float(sample_rate)
     rt60 = 0.1 + 0.9 * reverberance[:, None] / 100.0
-    envelope = tf.exp(-math.log(1000.0) * t / rt60)  # -60 dB at rt60
-    noise = normal([batch, taps], seed) * envelope
-    spectrum = tf.signal.rfft(noise)
-    freqs = tf.linspace(0.0, sample_rate / 2.0, taps // 2 + 1)[None]
+    envelope = ops.exp(-math.log(1000.0) * t / rt60)  # -60 dB at rt60
+    real, imag = ops.rfft(noise * envelope)
+    freqs = ops.linspace(0.0, sample_rate / 2.0, taps // 2 + 1)[None]
     corner = 8000.0 * (1.0 - 0.9 * damping[:, None] / 100.0)
-    response = 1.0 / tf.sqrt(1.0 + (freqs / corner) ** 2)
-    tail = tf.signal.irfft(spectrum * tf.cast(response, tf.complex64), [taps])
-    return tail / tf.norm(tail, axis=1, keepdims=True)
+    response = 1.0 / ops.sqrt(1.0 + (freqs / corner) ** 2)
+    tail = ops.irfft((real * response, imag * response), taps)
+    return tail / ops.norm(tail, axis=1, keepdims=True)
 
 
-def add_reverb(x, reverberance, damping, room, seed, sample_rate: int):
-    x = tf.convert_to_tensor(x, tf.float32)
-    wet = fft_convolve(x, impulse_tails(reverberance, damping, seed, sample_rate))
-    y = x + (0.2 + 0.6 * room[:, None] / 100.0) * wet
-    rms = lambda s: tf.sqrt(tf.reduce_mean(tf.square(s), axis=1, keepdims=True) + 1e-12)
+def add_reverb(x, tails, room):
+    """x (batch, n) plus its convolution with `tails` (batch, taps) at the
+    wet level of `room` (batch,), scaled back to x's RMS."""
+    x = ops.cast(x, "float32")
+    y = x + (0.2 + 0.6 * room[:, None] / 100.0) * fft_convolve(x, tails)
+    rms = lambda s: ops.sqrt(ops.mean(ops.square(s), axis=1, keepdims=True) + 1e-12)
     return y * rms(x) / rms(y)
 
 
-def reverb(x, seed, sample_rate: int, p: float = PROBABILITY):
-    x = tf.convert_to_tensor(x, tf.float32)
-    batch = tf.shape(x)[0]
-    seeds = split_seed(seed, 5)
-    draw = lambda s: tf.floor(uniform(batch, s, 0.0, 100.0))  # integers 0..99
-    y = add_reverb(x, draw(seeds[1]), draw(seeds[2]), draw(seeds[3]), seeds[4], sample_rate)
-    return choose(coin(batch, seeds[0], p), y, x)
+def reverb(x, key, sample_rate: int, p: float = PROBABILITY):
+    x, batch = waveforms(x)
+    drawn = draw(as_key(key), batch, sample_rate, p)
+    tails = impulse_tails(drawn["reverberance"], drawn["damping"], drawn["noise"], sample_rate)
+    return choose(drawn["apply"], add_reverb(x, tails, drawn["room"]), x)

@@ -50,8 +50,9 @@ def check_batch(backend, batch_size: int) -> None:
 def check_settings(config) -> None:
     """The settings of `config` that only TensorFlow trains with are a
     UserError under another backend, each named (noisy-student training,
-    distillation and --augment: their augmentations and soft-target tables
-    are TensorFlow graphs; --xla off: JAX compiles every step)."""
+    distillation and --augment: their training steps and soft-target tables
+    are TensorFlow graphs, though the augmentation chain itself runs under
+    JAX too; --xla off: JAX compiles every step)."""
     if backends.current() == "tensorflow":
         return
     refused = []
@@ -63,7 +64,7 @@ def check_settings(config) -> None:
         refused.append("--augment")
     if refused:
         raise UserError(f"{' and '.join(refused)} run under TensorFlow only: their "
-                        "augmentations and soft targets are TensorFlow graphs; use "
+                        "training steps and soft targets are TensorFlow graphs; use "
                         "--backend tensorflow")
     if config.jit_compile is False:
         raise UserError(f"--xla off does not apply under {backends.current()}: it compiles "

@@ -179,7 +179,7 @@ class JaxBackend:
         (windows in their storage dtype, tags)."""
         if augmentation is not None:
             raise UserError("--augment and noisy-student training run under TensorFlow "
-                            "(--backend tensorflow): their augmentations are TensorFlow ops")
+                            "(--backend tensorflow): their training steps are TensorFlow graphs")
         if loss is not None:
             raise UserError("distillation runs under TensorFlow (--backend tensorflow)")
         with self.scope():

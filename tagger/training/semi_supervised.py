@@ -36,7 +36,12 @@ from tagger.config import TrainConfig
 from tagger.errors import UserError
 from tagger.records.info import DatasetInfo, is_labelled, load_info, require_raw
 from tagger.records.schema import to_float
-from tagger.training.trainer import descend, distributed_train_data, distributed_train_function
+from tagger.training.trainer import (
+    descend,
+    distributed_train_data,
+    distributed_train_function,
+    replica_index,
+)
 
 
 def centre_crop(x, samples: int):
@@ -111,9 +116,10 @@ def make_noisy_student_function(student: keras.Model, teacher: PseudoLabeller, o
         x_l, x_u = to_float(x_l), to_float(x_u)  # int16 as read (distributed_train_data)
         step = optimizer.iterations
         targets = teacher(x_u)  # (batch_u, tags), clean audio, inference mode
-        noisy_u = augmentation(centre_crop(x_u, student_samples), step * 2 + 1)
+        replica = replica_index()
+        noisy_u = augmentation(centre_crop(x_u, student_samples), step * 2 + 1, replica)
         if augment_labelled:
-            x_l = augmentation(x_l, step * 2)
+            x_l = augmentation(x_l, step * 2, replica)
         n_l = tf.shape(x_l)[0]
 
         def objective():

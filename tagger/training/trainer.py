@@ -50,7 +50,8 @@ def make_train_function(model: keras.Model, optimizer, strategy, global_batch: i
     [-1, 1] in the step).
 
     `augmentation`, a `tagger.augment.Augmentation`, noises each
-    replica's windows in the step (in the graph) before the model sees them.
+    replica's windows in the step (in the graph, keyed by the step and the
+    replica: `replica_index`) before the model sees them.
     `loss(y, scores) -> (batch,)`: the per-window loss (default: BCE); one
     whose `from_logits` is true gets the logits of the model's `tags`
     layer (`tag_logits`) in place of the scores. The step runs the model's
@@ -67,7 +68,7 @@ def make_train_function(model: keras.Model, optimizer, strategy, global_batch: i
     def replica_step(x, y):
         x = to_float(x)
         if augmentation is not None:
-            x = augmentation(x, optimizer.iterations)
+            x = augmentation(x, optimizer.iterations, replica_index())
 
         def objective():
             scores = tf.cast(outputs(x, training=True), tf.float32)  # or logits
@@ -78,6 +79,13 @@ def make_train_function(model: keras.Model, optimizer, strategy, global_batch: i
 
     return distributed_train_function(model, optimizer, strategy, replica_step, next,
                                       jit_compile)
+
+
+def replica_index():
+    """The index of the replica a tf.distribute step runs in (0 outside
+    one): each replica augments its own examples with draws of its own."""
+    context = tf.distribute.get_replica_context()
+    return 0 if context is None else context.replica_id_in_sync_group
 
 
 def tag_logits(model: keras.Model):

@@ -1,6 +1,7 @@
-"""The augmentation seed of each training step (`step_seed`, `Augmentation`):
+"""The augmentation key of each training step (`step_seed`, `Augmentation`):
 the same after a resume at the same step, different for every step, stream,
-run seed and replica."""
+run seed and replica (a tf.distribute step folds its replica in:
+`trainer.replica_index`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tagger.augment import Augmentation, step_seed
+from tagger.augment.threefry import as_key, fold_in
 from tests.checks import run_json_script
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -65,11 +67,15 @@ def test_a_resumed_run_augments_its_step_as_the_uninterrupted_run_did(tmp_path):
     assert not np.allclose(seen[0], x)
 
 
-def test_the_seed_changes_with_step_stream_and_run_seed():
-    seeds = {(seed, step, stream): tuple(step_seed(seed, step, stream).numpy())
-             for seed in (0, 1) for step in (0, 1, 2) for stream in (0, 1)}
+def test_the_seed_changes_with_step_stream_run_seed_and_replica():
+    seeds = {(seed, step, stream, replica): tuple(step_seed(seed, step, stream, replica).numpy())
+             for seed in (0, 1) for step in (0, 1, 2) for stream in (0, 1)
+             for replica in (0, 1)}
     assert len(set(seeds.values())) == len(seeds)
-    assert tuple(step_seed(1, tf.constant(2, tf.int64), 1).numpy()) == seeds[1, 2, 1]
+    assert tuple(step_seed(1, tf.constant(2, tf.int64), 1).numpy()) == seeds[1, 2, 1, 0]
+    # its definition: fold_in(fold_in((seed, stream), step), replica)
+    key = fold_in(fold_in(as_key([1, 1]), 2), 1)
+    assert tuple(key.numpy()) == seeds[1, 2, 1, 1]
 
 
 REPLICAS = textwrap.dedent("""
@@ -80,6 +86,7 @@ REPLICAS = textwrap.dedent("""
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from tagger.augment import Augmentation, step_seed
+    from tagger.training.trainer import replica_index
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     x = np.random.default_rng(0).normal(size=(2, 4000)).astype(np.float32)
@@ -87,7 +94,8 @@ REPLICAS = textwrap.dedent("""
 
     @tf.function
     def replica_step(step):
-        return step_seed(3, step, 1), augmentation(tf.constant(x), step)
+        replica = replica_index()
+        return step_seed(3, step, 1, replica), augmentation(tf.constant(x), step, replica)
 
     out = {{}}
     for step in (5, 6):
@@ -96,8 +104,41 @@ REPLICAS = textwrap.dedent("""
                                 for s in strategy.experimental_local_results(seeds)],
                       "noisy": [n.numpy().ravel()[:2000].tolist()
                                 for n in strategy.experimental_local_results(noisy)]}}
-    single = step_seed(3, 5, 1).numpy().tolist()
-    print(json.dumps({{"steps": out, "single": single}}))
+    single = step_seed(3, 5, 1, replica_index()).numpy().tolist()
+
+    # the training steps hand each replica's index to the augmentation
+    import keras
+    from tagger.training.semi_supervised import PseudoLabeller, make_noisy_student_function
+    from tagger.training.trainer import make_train_function
+
+    seen = []
+
+    def recording(x, step, replica=0):  # 0: as an Augmentation called without one
+        record = lambda r: seen.append(int(r)) or np.int64(0)
+        tf.numpy_function(record, [tf.cast(replica, tf.int64)], tf.int64, stateful=True)
+        return x
+
+    def tiny(samples):
+        inputs = keras.Input((samples,))
+        return keras.Model(inputs, keras.layers.Dense(3, activation="sigmoid")(inputs))
+
+    with strategy.scope():
+        student, teacher = tiny(8), tiny(8)
+        optimizer = keras.optimizers.SGD(0.1)
+    rng = np.random.default_rng(1)
+    windows = rng.normal(size=(4, 8)).astype(np.float32)
+    tags = (rng.random((4, 3)) < 0.5).astype(np.float32)
+    batches = lambda *parts: iter(strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors(parts if len(parts) > 1 else parts[0]).repeat()))
+    make_train_function(student, optimizer, strategy, 4, augmentation=recording)(
+        batches(windows, tags), 1)
+    supervised = sorted(seen)
+    seen.clear()
+    make_noisy_student_function(student, PseudoLabeller(teacher, 8, lambda x: x), optimizer,
+                                strategy, 4, 4, recording)(
+        (batches(windows, tags), batches(windows)), 1)
+    print(json.dumps({{"steps": out, "single": single, "supervised": supervised,
+                      "noisy_student": sorted(seen)}}))
 """)
 
 
@@ -109,3 +150,6 @@ def test_every_replica_gets_its_own_seed(tmp_path):
     assert not np.allclose(five["noisy"][0], five["noisy"][1])
     assert {tuple(s) for s in five["seeds"]}.isdisjoint({tuple(s) for s in six["seeds"]})
     assert five["seeds"][0] == out["single"]  # replica 0: as a single-device run
+    # the supervised and noisy-student steps augment each replica's windows
+    # with its own index
+    assert out["supervised"] == [0, 1] and out["noisy_student"] == [0, 1]

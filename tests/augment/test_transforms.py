@@ -1,4 +1,7 @@
-"""Each augmentation on known signals, the chain's seeding and probabilities."""
+"""Each augmentation on known signals, the chain's keys and probabilities,
+the Keras layer. (The draws' statistics: test_draws.py; the numbers of the
+TensorFlow implementation: test_against_tensorflow.py; JAX:
+test_backends.py.)"""
 
 from __future__ import annotations
 
@@ -40,12 +43,6 @@ def test_polarity_inverts_every_example_at_p1_and_none_at_p0():
     x = np.random.default_rng(0).normal(size=(4, 100)).astype(np.float32)
     np.testing.assert_array_equal(polarity_inversion(x, SEED, 1.0).numpy(), -x)
     np.testing.assert_array_equal(polarity_inversion(x, SEED, 0.0).numpy(), x)
-
-
-def test_polarity_applies_with_its_probability():
-    x = np.ones((4000, 4), np.float32)
-    flipped = (polarity_inversion(x, SEED).numpy()[:, 0] < 0).mean()
-    assert 0.77 < flipped < 0.83  # p 0.8
 
 
 def test_gain_scales_energy_by_a_drawn_decibel_value_in_range():
@@ -148,12 +145,22 @@ def test_reverb_adds_a_decaying_tail_and_keeps_loudness():
 def test_chain_is_deterministic_per_seed_and_varies_with_it():
     x = np.random.default_rng(2).normal(size=(4, 8192)).astype(np.float32)
     a = augment(x, tf.constant([1, 2]), SR).numpy()
-    b = augment(x, tf.constant([1, 2]), SR).numpy()
+    b = augment(x, tf.constant([1, 2], tf.int64), SR).numpy()  # any integer dtype
     c = augment(x, tf.constant([1, 3]), SR).numpy()
     np.testing.assert_array_equal(a, b)
-    assert np.abs(a - c).mean() > 0.1  # another seed moves every sample (0.38 on average)
-    # XLA computes the same chain up to round-off (1.3e-3 at most here),
-    # two orders of magnitude below what another seed changes
+    # another seed changes every example (0.49 on average per sample at least)
+    assert np.abs(a - c).mean(axis=1).min() > 0.1
+    # a tf.function gives the same output on every call (its graph's kernels
+    # round as eager ones do, to 1e-6)
+    graph = tf.function(lambda x, s: augment(x, s, SR))
+    once = graph(x, tf.constant([1, 2])).numpy()
+    np.testing.assert_array_equal(graph(x, tf.constant([1, 2])).numpy(), once)
+    np.testing.assert_allclose(once, a, atol=1e-5)
+    # XLA draws the same (integer ops) and computes the same chain up to
+    # round-off: the pitch shift's read positions, 0 .. 8191 in float32 (an
+    # ulp of 1e-3 at the end) round otherwise under XLA, times the slope of
+    # this white noise (up to 4 per sample): 2e-3 seen, far below what
+    # another seed changes
     compiled = tf.function(lambda x, s: augment(x, s, SR), jit_compile=True)
     np.testing.assert_allclose(compiled(x, tf.constant([1, 2])).numpy(), a, atol=1e-2)
 
@@ -187,3 +194,27 @@ def test_layer_applies_only_in_training_and_round_trips(tmp_path):
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert loaded.layers[1].get_config()["seed"] == 1
     np.testing.assert_array_equal(loaded(x).numpy(), x)
+
+
+# What the layer's get_config returned, and a saved model holds, before the
+# chain moved to keras.ops (module tagger.augment.chain, registered name
+# tagger>AudioAugmentation; one variable, its seed generator's state).
+EARLIER_CONFIG = {"name": "audio_augmentation", "trainable": True,
+                  "dtype": {"module": "keras", "class_name": "DTypePolicy",
+                            "config": {"name": "float32"}, "registered_name": None},
+                  "sample_rate": 22050, "seed": 1, "probabilities": {"reverb": 0.5}}
+
+
+def test_a_layer_saved_by_the_tensorflow_chain_loads():
+    serialized = {"module": "tagger.augment.chain", "class_name": "AudioAugmentation",
+                  "config": EARLIER_CONFIG, "registered_name": "tagger>AudioAugmentation"}
+    layer = keras.saving.deserialize_keras_object(serialized)
+    assert isinstance(layer, AudioAugmentation)
+    assert layer.get_config() == EARLIER_CONFIG
+    assert layer.augment_config == AugmentConfig(reverb=0.5)
+    assert [v.path.rsplit("/")[-1] for v in layer.variables] == ["seed_generator_state"]
+    # in a compiled step: a fresh key per call
+    x = np.random.default_rng(6).normal(size=(2, 4000)).astype(np.float32)
+    step = tf.function(lambda x: layer(x, training=True))
+    first, second = step(x).numpy(), step(x).numpy()
+    assert first.shape == x.shape and not np.allclose(first, second)

@@ -99,7 +99,7 @@ def test_each_step_gets_half_labelled_half_unlabelled_windows(student_records, t
         def __init__(self, *args, **kwargs):
             pass
 
-        def __call__(self, x, step):
+        def __call__(self, x, step, replica=0):
             def record(x, step):
                 received.append((int(step), x.copy()))
                 return x
