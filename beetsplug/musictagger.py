@@ -104,9 +104,10 @@ class _Tagger:
     """A loaded model: its predictor, tags, label and score fields."""
 
     def __init__(self, given: str, embeddings: bool = False):
-        from tagger.runtime import quiet_tensorflow
+        from tagger import backends
 
-        quiet_tensorflow()  # before anything imports TensorFlow: no start-up chatter
+        backends.choose(None)  # Keras's backend, checked as the commands check it
+        backends.quiet_tensorflow_for_keras()  # before anything imports it: no chatter
         from tagger.cli import progress_wanted
         from tagger.fileio import is_local
         from tagger.inference.common import model_fingerprint

@@ -30,27 +30,28 @@ def program_name() -> str:
 
 
 def main(action, args, tensorflow: bool = True) -> int:
-    """The body of every CLI's main(): sets the process up
+    """The body of every CLI's main(): Keras's backend checked and set
+    before Keras is imported (`tagger.backends.choose`: --backend where the
+    command has it, else KERAS_BACKEND, else tensorflow; one line for a
+    backend tagger does not run on); the process set up
     (`tagger.runtime.prepare_command_process`: freed host memory kept for
-    reuse, TensorFlow imported quietly; `tensorflow=False` for a command
-    that may not need it, which then imports it with `quiet_tensorflow`
-    when it does), then `action(args)` with a user's mistakes and Ctrl-C as
-    one-line exits."""
+    reuse, TensorFlow imported quietly under the TensorFlow backend;
+    `tensorflow=False` for a command that may not need it, which then
+    imports it with `quiet_tensorflow` when it does; under JAX, the
+    programs JAX compiles kept in the cache); then `action(args)` with a
+    user's mistakes and Ctrl-C as one-line exits."""
+    from tagger import backends
     from tagger.runtime import prepare_command_process
 
-    if hasattr(args, "backend"):  # --backend: Keras's backend, chosen before Keras loads
-        from tagger import backends
+    try:
+        chosen = backends.choose(getattr(args, "backend", None))
+    except UserError as error:
+        return _user_error(error)
+    if chosen == "jax":
+        from tagger.cache import keep_jax_programs
 
-        try:
-            chosen = backends.choose(args.backend)
-        except UserError as error:
-            return _user_error(error)
-        tensorflow = tensorflow and chosen == "tensorflow"
-        if chosen == "jax":
-            from tagger.cache import keep_jax_programs
-
-            keep_jax_programs()
-    prepare_command_process(tensorflow=tensorflow)
+        keep_jax_programs()
+    prepare_command_process(tensorflow=tensorflow and chosen == "tensorflow")
     return run(action, args)
 
 

@@ -52,9 +52,23 @@ def bf16_units(flags: set | None = None) -> list[str]:
 
 
 def gpu_capability() -> tuple | None:
-    """The compute capability (major, minor) of the first GPU TensorFlow
-    sees, where the work runs; an empty tuple where it does not report
-    one; None where TensorFlow sees no GPU (the work runs on the CPU)."""
+    """The compute capability (major, minor) of the first GPU the backend
+    computes on (TensorFlow's, or JAX's under JAX), where the work runs;
+    an empty tuple where it does not report one; None where there is no
+    GPU (the work runs on the CPU)."""
+    from tagger import backends
+
+    if backends.current() == "jax":
+        import jax
+
+        gpus = [device for device in jax.devices() if device.platform == "gpu"]
+        if not gpus:
+            return None
+        text = str(getattr(gpus[0], "compute_capability", "") or "")  # "8.6" on CUDA
+        try:
+            return tuple(int(part) for part in text.split(".")) if text else ()
+        except ValueError:
+            return ()
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")

@@ -27,17 +27,25 @@ TIME_FORMAT = "%Y-%m-%d %H:%M UTC"  # when an entry was timed
 def machine_fields() -> dict:
     """What a timing depends on in the machine: the CPU's model and flags,
     the cores this process may use, the GPUs TensorFlow sees, TensorFlow's
-    and Keras's versions."""
+    and Keras's versions; under JAX, JAX's GPUs and version in
+    TensorFlow's place (TensorFlow is not imported)."""
     import keras
-    import tensorflow as tf
 
+    from tagger import backends
     from tagger.cpu_features import available_cores, cpu_model_and_flags
 
     cpu, flags = cpu_model_and_flags()
+    machine = {"cpu": cpu, "cpu_flags": " ".join(sorted(flags)), "cores": available_cores()}
+    if backends.current() == "jax":
+        import jax
+
+        gpus = [device.device_kind for device in jax.devices() if device.platform == "gpu"]
+        return {**machine, "gpus": gpus, "jax": jax.__version__, "keras": keras.__version__}
+    import tensorflow as tf
+
     gpus = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
             for gpu in tf.config.list_physical_devices("GPU")]
-    return {"cpu": cpu, "cpu_flags": " ".join(sorted(flags)), "cores": available_cores(),
-            "gpus": gpus, "tensorflow": tf.__version__, "keras": keras.__version__}
+    return {**machine, "gpus": gpus, "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
 def read_timing(folder: str, fields: dict, names: tuple):

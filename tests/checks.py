@@ -55,6 +55,22 @@ def command_modules() -> list:
                for node in ast.parse(path.read_text()).body))
 
 
+def argv_that_parses(command: str, folder) -> list:
+    """Arguments with which the command `command` (a module name of
+    tagger/commands) parses its command line and goes on to its work; a
+    file they name need not exist (`folder`: a folder for it)."""
+    folder = str(folder)
+    return {"attention": ["m.keras", "a.wav"], "build_folder": [folder],
+            "build_msd": ["--data-dir", folder], "build_mtt": ["--data-dir", folder],
+            "convert_weights": ["w.hdf5", "--from", "resemul", "--out", "w.keras"],
+            "demo": ["--work-dir", folder], "eval": ["m.keras"], "export": ["m.keras"],
+            "extract_excitations": ["m.keras"], "library": ["info", "--db", "x.sqlite"],
+            "pretrained": ["list"], "serve": ["m.keras"],
+            "similar": ["--tags", "piano", "--db", "x.sqlite"], "synthetic": [folder],
+            "synthetic_msd": [folder], "tag": ["m.keras", "a.wav"],
+            "train": ["--data-dir", folder]}[command]
+
+
 def check_layer(make_layer, input_shape, tmp_path, atol=1e-5, seed=0):
     """Runs the standard checks on a layer; returns the test model."""
     import keras

@@ -154,6 +154,24 @@ def test_database_commands_set_their_process_up_as_every_command(name, argv, mon
     assert code == cli.EXIT_USER_ERROR and "not found" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", CLIS)
+@pytest.mark.parametrize("backend", ["torch", "JAX"])
+def test_every_command_refuses_a_backend_tagger_does_not_run_on(name, backend, monkeypatch,
+                                                                 capsys, tmp_path):
+    """KERAS_BACKEND naming a backend tagger does not run on (JAX in
+    capitals: Keras knows it in lower case only): one line, before any work
+    (tests/test_without_tensorflow.py: before Keras is imported)."""
+    from tests.checks import argv_that_parses, call_main
+
+    monkeypatch.setenv("KERAS_BACKEND", backend)
+    main = importlib.import_module(name).main
+    code, out, err = call_main(main, capsys, *argv_that_parses(name.rpartition(".")[2],
+                                                               tmp_path / "unused"))
+    one_line_error(code, err, f"KERAS_BACKEND {backend!r} is not a Keras backend tagger runs "
+                   "on; valid: tensorflow, jax, in lower case as Keras reads them")
+    assert out == "" and not (tmp_path / "unused").exists()
+
+
 @pytest.mark.slow  # starts a process
 def test_the_set_up_without_tensorflow_imports_none_and_pools_its_memory():
     import os

@@ -48,7 +48,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    return cli.run(run, parse_args(argv))
+    # TensorFlow only to read the musicnn package's checkpoints
+    return cli.main(run, parse_args(argv), tensorflow=False)
 
 
 def table(rows: list[list[str]]) -> str:

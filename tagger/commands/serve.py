@@ -89,8 +89,10 @@ def main(argv=None):
 
 
 def _check_installed(args) -> None:
+    from tagger.backends import check
     from tagger.serve.server import check_installed
 
+    check()  # Keras's backend first, as every command checks it
     check_installed()
 
 

@@ -10,6 +10,7 @@ import os
 import sys
 import time
 
+from tagger import cli
 from tagger.cli import ArgumentParser, non_negative_int, number_in_range, positive_int
 from tagger.datasets.synthetic import MAX_CLIPS, MAX_SECONDS, MIN_CLIPS, MIN_SECONDS, generate
 
@@ -53,7 +54,13 @@ def main(argv=None) -> int:
 def run_generator(prog: str, generate, target: str, report) -> int:
     """Calls `generate()` and prints `report(its result, seconds taken)`:
     exit status 0. A bad argument (ValueError) is one error line and
-    status 2, a failed write (OSError) one line naming `target`, status 1."""
+    status 2, a failed write (OSError) one line naming `target`, status 1;
+    as every command, after `cli.main`'s check of Keras's backend."""
+    return cli.main(lambda _: _generated(prog, generate, target, report), None,
+                    tensorflow=False)
+
+
+def _generated(prog: str, generate, target: str, report) -> int:
     start = time.perf_counter()
     try:
         result = generate()

@@ -147,8 +147,18 @@ def _copy_out(source: str, model: str, scratch: str) -> tuple[str, str | None]:
 
 def read_checkpoint(source: str, model: str) -> tuple[dict, str | None]:
     """({variable name: array}, configuration.py's text or None) of the
-    package's checkpoint `model` in the wheel or folder `source`."""
-    import tensorflow as tf
+    package's checkpoint `model` in the wheel or folder `source`: a
+    TensorFlow checkpoint, which TensorFlow alone reads (a ConversionError
+    where it cannot be imported)."""
+    from tagger.backends import tensorflow_for_input
+
+    tf = tensorflow_for_input()  # quiet, and off the accelerators under JAX
+    if tf is None:
+        raise ConversionError(f"{os.path.basename(source)}: the musicnn package's weights are "
+                              "TensorFlow checkpoints, which only TensorFlow reads, and "
+                              "TensorFlow cannot be imported here; convert them once where it "
+                              "is installed (convert_weights.py --from musicnn ... --out "
+                              "NAME.keras, under either backend) and use that .keras file")
 
     with tempfile.TemporaryDirectory(prefix="musicnn-") as scratch:
         prefix, config = _copy_out(source, model, scratch)

@@ -197,10 +197,10 @@ def interpret_model(config: DemoConfig, run_dir: str, data_dir: str, records: st
                "notebooks/excitation_analysis.ipynb reads them)")
     elif "attention" in analyses:
         from tagger.interpret.attention_maps import write_attention_maps
-        from tagger.records.reader import split_audio_files
+        from tagger.records.batches import clip_paths
 
         out = join_path(config.work_dir, "attention_maps")
-        found = split_audio_files(records, join_path(data_dir, "mp3"), "test", count=1)
+        found = [join_path(data_dir, "mp3", path) for path in clip_paths(records, "test")[1][:1]]
         if not found:
             yield "attention maps: skipped (the test split is empty)"
             return

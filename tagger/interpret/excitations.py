@@ -66,14 +66,15 @@ def extract_excitations(model, data_dir: str, split: str = "test", batch_size: i
                         progress: bool = False) -> pd.DataFrame:
     """The excitation table of `split` (see the module docstring).
 
-    Windows are read as for evaluation (`eval_windows`: every window of
-    every clip), batched, passed once through `excitation_model`, and
+    Windows are read as for evaluation (`records.batches.eval_batches`:
+    every window of every clip, NumPy batches of one size, the last padded;
+    tf.data or the TensorFlow-free reader), passed once through
+    `excitation_model` (compiled by the backend: `compiled_outputs`), and
     summed per clip; each clip's sum is divided by its window count.
     """
-    import tensorflow as tf
     from tqdm import tqdm
 
-    from tagger.records import reader
+    from tagger.records import batches
     from tagger.records.info import load_info, require_labelled
     from tagger.records.model_fit import window_segments_for
 
@@ -88,33 +89,51 @@ def extract_excitations(model, data_dir: str, split: str = "test", batch_size: i
         raise UserError(f"the dataset has tags named {clash}, which the excitation table "
                         f"uses as column names {list(BASE_COLUMNS)}")
     require_labelled(info, split)
-    clip_ids, labels = reader.clip_labels(data_dir, split, info)
+    clip_ids, labels = batches.clip_labels(data_dir, split, info)
     channels = [int(out.shape[-1]) for out in extractor.outputs]
     sums = [np.zeros((len(clip_ids), c), np.float64) for c in channels]
     counts = np.zeros(len(clip_ids), np.int64)
+    step = compiled_outputs(extractor)
 
-    signature = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
-
-    @tf.function(input_signature=[signature])
-    def step(x):
-        return [tf.cast(e, tf.float32) for e in extractor(x, training=False)]
-
-    data = reader.eval_windows(data_dir, split, window, batch_size, info)
-    with reader.shard_errors(data_dir, split, info), \
+    data = batches.eval_batches(data_dir, split, window, batch_size, info)
+    with batches.shard_errors(data_dir, split, info), \
             tqdm(total=len(clip_ids), desc=f"excitations {split}", unit="clip",
                  disable=not progress) as bar:
-        for x, index in data:
-            index = index.numpy()
+        for x, clips in data:
+            index = np.asarray(clips["clip"])
+            read = index >= 0  # the last batch's padding: -1
             for total, ex in zip(sums, step(x)):
-                np.add.at(total, index, ex.numpy())
-            np.add.at(counts, index, 1)
-            bar.update(int(index.max()) - bar.n)  # windows come in clip order
+                np.add.at(total, index[read], np.asarray(ex)[read])
+            np.add.at(counts, index[read], 1)
+            if read.any():
+                bar.update(int(index[read].max()) + 1 - bar.n)  # windows come in clip order
         bar.update(len(clip_ids) - bar.n)
     if len(clip_ids) == 0 or counts.min() == 0:
         raise UserError(f"the {split} split of {data_dir!r} holds no clips to analyse"
                         if len(clip_ids) == 0 else
                         f"{int((counts == 0).sum())} clip(s) of {split} gave no windows")
     return excitation_table(clip_ids, [s / counts[:, None] for s in sums], labels, tag_names)
+
+
+def compiled_outputs(model):
+    """`call(x) -> [float32 NumPy (batch, C) per output]`: `model`'s inference
+    call on NumPy batches, compiled by the backend Keras runs on (a
+    tf.function under TensorFlow, jax.jit under JAX)."""
+    from tagger import backends
+
+    if backends.current() != "tensorflow":
+        from tagger.models.jax_call import jitted_call
+
+        return jitted_call(model)
+    import tensorflow as tf
+
+    signature = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
+
+    @tf.function(input_signature=[signature])
+    def step(x):
+        return [tf.cast(e, tf.float32) for e in model(x, training=False)]
+
+    return lambda x: [e.numpy() for e in step(x)]
 
 
 def excitation_table(clip_ids, excitations, labels, tag_names) -> pd.DataFrame:

@@ -130,6 +130,15 @@ class KerasPredictor(Predictor):
 
 
 def make_predictor(model, info: TaggerMetadata | None, options, jit_compile: bool = False):
-    """The factory of the keras engine (`jit_compile`: the xla engine)."""
-    return KerasPredictor(model, info, embeddings=options.embeddings,
-                          embedding_layer=options.embedding_layer, jit_compile=jit_compile)
+    """The factory of the keras engine (`jit_compile`: the xla engine;
+    under JAX, which compiles the keras engine's every call with XLA, the
+    keras engine itself, said in its note)."""
+    from tagger import backends
+
+    predictor = KerasPredictor(model, info, embeddings=options.embeddings,
+                               embedding_layer=options.embedding_layer, jit_compile=jit_compile)
+    if jit_compile and backends.current() != "tensorflow":
+        predictor.same_as_keras = True
+        predictor.note = (f"--engine xla: under {backends.current()}, the keras engine is "
+                          "compiled by XLA already; they are one engine here")
+    return predictor

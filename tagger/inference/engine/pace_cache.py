@@ -15,8 +15,8 @@ SHA-256 of `pace_fields`, everything the two engines' speeds depend on:
   without embeddings), its interpreter (LiteRT or TensorFlow's) and the
   windows of a timed call (the run's batch size, 16 at most);
 - the machine: the CPU's model and flags, the cores this process may use,
-  the GPUs TensorFlow sees;
-- the software: TensorFlow's, Keras's and ai-edge-litert's versions, and
+  the GPUs TensorFlow sees (JAX, under JAX);
+- the software: TensorFlow's (JAX's), Keras's and ai-edge-litert's versions, and
   `CACHE_VERSION` (how the timing is done: raise it when that changes).
 
 Entries are read and kept by `tagger.timing_cache` (a damaged or

@@ -18,6 +18,8 @@ class Predictor:
     samples at each edge (`models.saved.window_grid`). `warning` and `note`
     are lines for the user: a problem with the model (no tag names) and
     how the engine was made (a cache used), shown in that order.
+    `same_as_keras`: the engine runs the keras engine's program (xla under
+    JAX), which tag.py does not time against itself.
     """
 
     sample_rate: int
@@ -29,6 +31,7 @@ class Predictor:
     note: str = ""
     embedding_layer: str | None = None  # None: no embeddings
     embedding_dim: int | None = None
+    same_as_keras: bool = False  # the keras engine's very program: not timed against it
 
     @property
     def num_tags(self) -> int:

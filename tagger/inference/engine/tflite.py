@@ -103,9 +103,12 @@ def make_predictor(model, info: TaggerMetadata | None, options, engine: str = "t
     kept in the cache for the next run on the same model and windows
     (`int8_cache`; the predictor's `note` says which), when
     `options.model_path` is a local file."""
+    from tagger.inference.export.formats import check_tensorflow
     from tagger.inference.export.quantize import calibration_windows
     from tagger.models.saved import raw_audio_input
 
+    check_tensorflow(f"--engine {engine}: a TFLite model",
+                     "use --engine keras, xla or keras-bf16, which run on JAX too")
     if engine != "tflite-int8":
         return TFLitePredictor(model, info, engine)
     sample_rate, window, _ = raw_audio_input(model, info)  # as the model is served

@@ -74,6 +74,20 @@ class ExportResult:
     edge_padding: int = 0  # in the file padded by this many samples at each edge (reflected)
 
 
+def check_tensorflow(what: str, instead: str) -> None:
+    """A UserError where `what` (a SavedModel, a TFLite model: TensorFlow's
+    own formats, which TensorFlow writes from Keras on TensorFlow) cannot be
+    written in this process: TensorFlow cannot be imported, or Keras runs
+    on another backend (`backends.without_keras_on_tensorflow`); `instead`:
+    what to do."""
+    from tagger.backends import without_keras_on_tensorflow
+
+    why = without_keras_on_tensorflow()
+    if why:
+        raise UserError(f"{what} is TensorFlow's own format, written by TensorFlow from "
+                        f"Keras on TensorFlow, and {why}; {instead}")
+
+
 def default_out(model_path: str, fmt: str) -> str:
     """`run/model.keras` -> `run/model_saved_model` or `run/model.tflite`."""
     stem = os.path.splitext(str(model_path))[0]
@@ -85,6 +99,10 @@ def export(config, log=print) -> ExportResult:
     from tagger import destination, fileio
     from tagger.models.saved import load_tagger
 
+    check_tensorflow(f"--format {config.format}: "
+                     + ("a SavedModel" if config.format == "saved_model" else "a TFLite file"),
+                     "export where TensorFlow is installed, with KERAS_BACKEND unset or "
+                     "tensorflow (a tagger trained under JAX exports there)")
     out = config.out or default_out(config.model, config.format)
     check_destination(out, config.format, config.overwrite, config.model)
     model, info = load_tagger(config.model)

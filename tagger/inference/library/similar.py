@@ -113,9 +113,9 @@ def embed(model: dict, query: str, windows: int | None = None) -> np.ndarray:
         raise UserError(f"the database's model {path!r} is gone or changed since it tagged "
                         "the library, so the query cannot be compared: tag the query into "
                         "the database with that model, or retag the library")
-    from tagger.runtime import quiet_tensorflow
+    from tagger.backends import quiet_tensorflow_for_keras
 
-    quiet_tensorflow()
+    quiet_tensorflow_for_keras()
     from tagger.inference.engine.registry import EngineOptions, make_predictor
     from tagger.inference.engine.tagging import tag_files
     from tagger.models.saved import load_tagger

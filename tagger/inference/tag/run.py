@@ -105,7 +105,7 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
             raise UserError(f"--hop {config.hop} s is less than one sample at "
                             f"{predictor.sample_rate} Hz")
     pace = []  # how the engine compares with keras, timed once (engine/pace_cache.py)
-    if engine_named(config.engine).paced:
+    if engine_named(config.engine).paced and not predictor.same_as_keras:
         from tagger.inference.engine.pace_cache import pace_lines
 
         pace = pace_lines(config.engine, predictor, model, info, config.model,
