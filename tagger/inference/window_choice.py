@@ -58,16 +58,26 @@ def window_count(length: int, window: int, hop: int, edge_padding: int = 0) -> i
     return 1 if padded < window else (padded - window) // hop + 1
 
 
+def windows_inside(length: int, window: int, hop: int, edge_padding: int,
+                   margin: int) -> tuple[int, int]:
+    """(first, end): windows first to end - 1 lie wholly inside a file of
+    `length` samples and at least `margin` samples from its start and end
+    (end <= first where none does)."""
+    first = math.ceil((margin + edge_padding) / hop)  # starts >= margin
+    end = (length - margin + edge_padding - window) // hop + 1  # ends <= length - margin
+    return first, end
+
+
 def choose(length: int, n: int, window: int, hop: int, edge_padding: int,
-           sample_rate: int) -> np.ndarray | None:
+           sample_rate: int, edge_seconds: float = EDGE_SECONDS) -> np.ndarray | None:
     """(n,) int64 ascending: the indices of the windows to score in a file
-    of `length` samples at `sample_rate` (see the module's docstring), or
-    None for all of them."""
+    of `length` samples at `sample_rate` (see the module's docstring;
+    `edge_seconds` left out at each end where the file allows), or None for
+    all of them."""
     if window_count(length, window, hop, edge_padding) <= n:
         return None
-    for margin in (int(EDGE_SECONDS * sample_rate), 0):
-        first = math.ceil((margin + edge_padding) / hop)  # starts >= margin
-        end = (length - margin + edge_padding - window) // hop + 1  # ends <= length - margin
+    for margin in dict.fromkeys((int(edge_seconds * sample_rate), 0)):
+        first, end = windows_inside(length, window, hop, edge_padding, margin)
         if end - first >= n:
             parts = np.arange(n, dtype=np.int64) * 2 + 1
             return first + parts * (end - first) // (2 * n)
