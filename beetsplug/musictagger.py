@@ -8,7 +8,7 @@ through the pipeline tag.py uses, and stores on the item:
   beets' `genres`; written to the file as tag.py --write-tags writes them);
 - `<prefix>_<tag>`: each tag's score, a float (`beets_fields`);
 - `musictagger_model`: the model's name and SHA-256 and the windows each
-  track was scored from (`windows:4`; the `windows` setting, or
+  track was scored from (`windows:8`; the `windows` setting, or
   -n/--windows: N of them spread over the track, decoding only those; 0 or
   all: every window, the label as before), and `musictagger_stamp`: the
   file's size and modification time as it was tagged, so an unchanged file

@@ -69,7 +69,7 @@ def parse_args(argv=None):
                    help="seconds between window starts (default: the window, no overlap)")
     p.add_argument("--windows", type=windows_flag, default=None, metavar="N",
                    help="score each file from N windows spread over it (the centres of N "
-                        "equal parts of the file without its first and last 10 s), decoding "
+                        "equal parts of the file), decoding "
                         "only those: a library tagged several times faster, its top tags "
                         "nearly those of every window (docs/performance.md); 0 or all: every "
                         f"window (default: {LIBRARY_WINDOWS} with --db, without --taggram; "

@@ -5,12 +5,13 @@ those.
 A file's windows are those `tagger.audio.audio_windows` cuts: window k
 holds the file's samples from `k * hop - edge_padding` on. Of them, N are
 scored: the centres of N equal parts of the windows that lie wholly
-inside the file and at least `EDGE_SECONDS` from its start and end (an
-intro, a fade-out, applause), where at least N lie there; else of the
-windows wholly inside it. The choice depends on the file's length alone
-(by its header: `audio_spans.SpanReader.length`), so a file gets the same
-windows each time. A file with N windows or fewer, or too few inside it,
-is scored from all of them.
+inside the file, the whole track (`EDGE_SECONDS`, none, left out at its
+start and end: an intro and a fade-out are part of what a track's tags
+summarise; `choose` can leave more out, bench/bench_windows.py compares
+10 s). The choice depends on the file's length alone (by its header:
+`audio_spans.SpanReader.length`), so a file gets the same windows each
+time. A file with N windows or fewer, or too few inside it, is scored
+from all of them.
 
 The chosen windows are read by seeking (`audio_spans`): each is the same
 window decoding from the start gives, within the decoder's tolerance
@@ -31,11 +32,11 @@ import numpy as np
 from tagger.audio import CannotSeekExactly, audio_windows, stream_audio
 from tagger.audio_spans import SpanReader
 
-EDGE_SECONDS = 10.0  # left out at each end of a track where the track allows
-# windows a library job (tag.py --db, the beets plugin) scores a track from;
-# the smallest N whose top tags agree with every window's, measured by
-# bench/bench_windows.py on recorded music (docs/performance.md)
-LIBRARY_WINDOWS = 4
+EDGE_SECONDS = 0.0  # left out at each end of a track where the track allows
+# windows a library job (tag.py --db, the beets plugin) scores a track from:
+# the smallest N whose top tags agree with every window's on every package of
+# recorded music bench/bench_windows.py measures, with a margin (docs/performance.md)
+LIBRARY_WINDOWS = 8
 ALL = 0  # --windows 0 (or all): every window
 
 
