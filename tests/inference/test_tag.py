@@ -491,7 +491,7 @@ def test_tflite_engines_score_like_keras(cnn, music, capsys):
     code, _, err = run_tag(capsys, path, music / "a.wav", "--engine", "tflite",
                            "--embeddings", "x.npz")
     assert code == 2 and len(err) == 1
-    assert "--embeddings needs --engine keras, xla or keras-bf16 (" in err[0]
+    assert "--embeddings needs --engine keras, xla, keras-bf16 or auto (" in err[0]
 
 
 def test_int8_engine_without_decodable_audio_is_one_line(cnn, music, capsys):
