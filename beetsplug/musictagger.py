@@ -8,7 +8,7 @@ through the pipeline tag.py uses, and stores on the item:
   beets' `genres`; written to the file as tag.py --write-tags writes them);
 - `<prefix>_<tag>`: each tag's score, a float (`beets_fields`);
 - `musictagger_model`: the model's name and SHA-256 and the windows each
-  track was scored from (`windows:4`; the `windows` setting, or
+  track was scored from (`windows:8`; the `windows` setting, or
   -n/--windows: N of them spread over the track, decoding only those; 0 or
   all: every window, the label as before), and `musictagger_stamp`: the
   file's size and modification time as it was tagged, so an unchanged file
@@ -103,7 +103,8 @@ def _file_field(name: str, cls=mediafile.MediaField):
 class _Tagger:
     """A loaded model: its predictor, tags, label and score fields."""
 
-    def __init__(self, given: str, embeddings: bool = False):
+    def __init__(self, given: str, embeddings: bool = False, engine: str | None = None,
+                 audio=list):
         from tagger import backends
 
         backends.choose(None)  # Keras's backend, checked as the commands check it
@@ -111,15 +112,21 @@ class _Tagger:
         from tagger.cli import progress_wanted
         from tagger.fileio import is_local
         from tagger.inference.common import model_fingerprint
-        from tagger.inference.engine.registry import EngineOptions, make_predictor
+        from tagger.inference.engine.registry import (
+            EngineOptions,
+            default_engine,
+            make_predictor,
+        )
         from tagger.inference.library.file_tags import model_label
         from tagger.models.saved import load_tagger, model_file_name
         from tagger.pretrained import resolve_model
 
         path = resolve_model(given, progress=progress_wanted())
         model, info = load_tagger(path)
-        self.predictor = make_predictor("keras", model, info, EngineOptions(
-            model_path=path, embeddings=embeddings))
+        self.predictor = make_predictor(engine or default_engine(), model, info, EngineOptions(
+            model_path=path, embeddings=embeddings, calibration_audio=audio))
+        for line in filter(None, self.predictor.note.splitlines()):  # which engine auto took
+            print(f"musictagger: {line}", file=sys.stderr, flush=True)
         self.tag_names = list(self.predictor.tag_names)
         name = given if path != given else model_file_name(path)
         if path == given and info is not None and info.model:
@@ -135,7 +142,7 @@ class MusicTaggerPlugin(BeetsPlugin):
         self.config.add({"model": "MTT_musicnn", "auto": False, "write": False,
                          "top_k": None, "threshold": None, "fields": {},
                          "batch_size": 32, "workers": None,
-                         "windows": LIBRARY_WINDOWS})
+                         "windows": LIBRARY_WINDOWS, "engine": None})
         self._taggers = {}
         self._stamped = set()  # ids of items whose stamp was current when beets began a write
         self.add_media_field(TAGS, _file_field(FIELD, _JoinedTags))
@@ -245,7 +252,7 @@ class MusicTaggerPlugin(BeetsPlugin):
 
         top_k, threshold = self._selection()
         self._mapping()  # a bad setting is reported before the model loads
-        tagger = self._tagger(model)
+        tagger = self._tagger(model, audio=lambda: _some_paths(lib))
         mapping = self._mapping(tagger.tag_names)
         label = windows_label(tagger.label, windows)
         with _library_lock(lib, lambda line: print(f"musictagger: {line}", file=sys.stderr,
@@ -281,9 +288,10 @@ class MusicTaggerPlugin(BeetsPlugin):
         if failed:
             self._log.warning("{} of {} items could not be tagged", failed, len(wanted))
 
-    def _tagger(self, model: str, embeddings: bool = False) -> _Tagger:
+    def _tagger(self, model: str, embeddings: bool = False, audio=list) -> _Tagger:
         if (model, embeddings) not in self._taggers:
-            self._taggers[model, embeddings] = _Tagger(model, embeddings)
+            self._taggers[model, embeddings] = _Tagger(model, embeddings,
+                                                       self.config["engine"].get(), audio)
         return self._taggers[model, embeddings]
 
     def _model(self, given: str | None) -> str:
@@ -359,7 +367,7 @@ class MusicTaggerPlugin(BeetsPlugin):
                                "to suggest")
         scores, means, unread = [None] * len(items), [None] * len(items), []
         try:
-            tagger = self._tagger(model, embeddings=True)
+            tagger = self._tagger(model, embeddings=True, audio=lambda: _some_paths(lib))
             paths = [os.fsdecode(item.path) for item in items]
             with native_stderr_silenced():  # decoders' notes on damaged files
                 for result in tag_files(tagger.predictor, paths,
@@ -491,6 +499,14 @@ def _changed_since_read(result) -> str | None:
     if result.read_stat is None or stamp_of(now) != stamp_of(result.read_stat):
         return CHANGED_SINCE_READ
     return None
+
+
+def _some_paths(lib, count: int = 64) -> list:
+    """The files of the library's first `count` items: audio like that to be
+    tagged, for an engine that measures on it (auto, tflite-int8)."""
+    import itertools
+
+    return [os.fsdecode(item.path) for item in itertools.islice(lib.items(), count)]
 
 
 def _set_fields(item, tagger: _Tagger, result, chosen, mapping, label: str) -> None:

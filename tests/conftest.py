@@ -107,9 +107,14 @@ def _no_state_outlives_a_test():
 def _cache_home(tmp_path_factory):
     """TAGGER_HOME in a folder of the session's, for this process and those
     it starts: nothing a test converts or downloads (tag.py's int8 models,
-    pretrained taggers) lands in the user's cache or is read from it."""
+    pretrained taggers) lands in the user's cache or is read from it. And
+    TAGGER_ENGINE=keras: tag.py, tagger-serve and the beets plugin score
+    with float32 Keras unless a test names an engine, whatever the machine
+    (their default, auto, takes the fastest engine here: tests of it name
+    it, tests/inference/test_auto_engine.py)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TAGGER_HOME", str(tmp_path_factory.mktemp("tagger_home")))
+        patch.setenv("TAGGER_ENGINE", "keras")
         yield
 
 

@@ -69,6 +69,11 @@ TINY = {
     "bench_windows.py": (["--tiny", "--windows", "1", "2", "--engines", "keras"],
                          {*(f"windows_{figure}_of_all_{n}" for figure in ("top5", "score_corr")
                             for n in (1, 2)),
+                          *(f"windows_top5{ties}_{rule}_{n}" for ties in ("", "_ties")
+                            for rule, windows in (("edges_out", (1, 2, "inside")),
+                                                  ("whole", (1, 2)))
+                            for n in windows),
+                          "windows_choice_edges_out", "windows_choice_whole",
                           *(f"windows_files_per_hour_keras_{n}" for n in ("1", "2", "all"))}),
     "bench_models.py": (["--tiny", "--families", "samplecnn", "--steps", "1", "--no-jit"],
                         {"mfu_infer_samplecnn", "mfu_train_samplecnn", "matmul_bf16_over_f32",
@@ -570,6 +575,10 @@ def test_the_tag_bench_tags_the_files_it_is_given(short_tmp, monkeypatch, capsys
      "--width sizes --tiny's untrained body: give it with --tiny only"),
     ("bench_suggest", ["--tiny", "--from", "a.keras"],
      "--tiny makes its own bodies: leave out --from"),
+    ("bench_windows", ["--files", "music", "--packages", "nexuiz-music"],
+     "--packages names the soundtracks to measure on: leave it out with --files"),
+    ("bench_windows", ["--tiny", "--scores", "s.npz"],
+     "--scores keeps the scores of recordings: leave it out with --tiny"),
 ])
 def test_a_bench_flag_that_does_not_apply_is_refused(script, argv, message, monkeypatch,
                                                     capsys):

@@ -71,9 +71,12 @@ def parse_args(argv=None):
                    help="no progress bar while a pretrained model downloads")
     from tagger.inference.engine.registry import ENGINES
 
-    p.add_argument("--engine", default="keras", choices=ENGINES,
-                   help="what runs the models, as tag.py --engine (default keras); an "
-                        "engine without embeddings serves tag scores only")
+    p.add_argument("--engine", default=None, choices=ENGINES,
+                   help="what runs the models, as tag.py --engine (default auto, or "
+                        "$TAGGER_ENGINE: the fastest engine giving embeddings that keeps "
+                        "keras's tags, as a tag.py --engine auto run on the model measured "
+                        "it on this machine, else keras); an engine without embeddings "
+                        "serves tag scores only")
     args = p.parse_args(argv)
     if args.model is None and not args.more_models:
         from tagger.pretrained.registry import DEFAULT_MODEL
@@ -108,7 +111,8 @@ def run(args) -> int:
         workers=args.workers, head_timeout=args.head_timeout,
         body_timeout=args.body_timeout, body_min_rate=args.body_min_rate,
         max_connections=args.max_connections, root_path=args.root_path,
-        progress=not args.no_progress, engine=args.engine)
+        progress=not args.no_progress,
+        **({"engine": args.engine} if args.engine else {}))
     return serve(config)
 
 

@@ -69,7 +69,7 @@ def parse_args(argv=None):
                    help="seconds between window starts (default: the window, no overlap)")
     p.add_argument("--windows", type=windows_flag, default=None, metavar="N",
                    help="score each file from N windows spread over it (the centres of N "
-                        "equal parts of the file without its first and last 10 s), decoding "
+                        "equal parts of the file), decoding "
                         "only those: a library tagged several times faster, its top tags "
                         "nearly those of every window (docs/performance.md); 0 or all: every "
                         f"window (default: {LIBRARY_WINDOWS} with --db, without --taggram; "
@@ -92,8 +92,13 @@ def parse_args(argv=None):
                    help="decoder threads, or auto (default): 2, and more (up to the "
                         "cores) when the model outpaces them, sized from the rates "
                         "measured while tagging")
-    p.add_argument("--engine", default="keras", choices=ENGINES,
-                   help="what runs the model: keras: Keras on TensorFlow (default); xla: "
+    p.add_argument("--engine", default=None, choices=ENGINES,
+                   help="what runs the model: auto: the fastest of keras-bf16 and "
+                        "tflite-int8 on this machine whose top-5 tags agree with keras's by "
+                        "0.98 or more on windows of the inputs, else keras, measured once per "
+                        "model and machine (cached) and named in one line (the default; "
+                        "$TAGGER_ENGINE names another; keras with --runner); "
+                        "keras: Keras on TensorFlow, float32's exact scores; xla: "
                         "Keras compiled with XLA (a few seconds of compiling at the start; "
                         "bench/bench_tag.py tells whether it pays on your machine); "
                         "keras-bf16: Keras in mixed bfloat16, the front end and the tag "
@@ -147,6 +152,14 @@ def main(argv=None):
     return cli.main(run, parse_args(argv))
 
 
+def _default_engine(args) -> str:
+    """auto (or $TAGGER_ENGINE); keras with --runner, where each worker
+    would choose for itself."""
+    from tagger.inference.engine.registry import default_engine
+
+    return "keras" if args.runner is not None else default_engine()
+
+
 def run(args) -> int:
     from tagger.pretrained import resolve_model
 
@@ -166,7 +179,8 @@ def run(args) -> int:
         recursive=args.recursive, hop=args.hop, taggram_dir=args.taggram,
         embeddings=args.embeddings, embedding_layer=args.embedding_layer,
         batch_size=args.batch_size, workers=args.workers,
-        progress=not args.no_progress, engine=args.engine, overwrite=args.overwrite,
+        progress=not args.no_progress, engine=args.engine or _default_engine(args),
+        overwrite=args.overwrite,
         db=args.db, rescan=args.rescan, write_tags=args.write_tags,
         write_scores=args.write_scores, genre=args.genre, dry_run=args.dry_run,
         windows=args.windows)

@@ -6,6 +6,9 @@ Each package is in Debian's main archive (free software by the Debian Free
 Software Guidelines); its licence is named in `SOUNDTRACKS` and its
 copyright file is kept beside its music. Game music covers few genres:
 orchestral, ambient, electronic and rock instrumentals, hardly any voice.
+
+`SOUNDTRACKS` are the demos' music; `MORE_SOUNDTRACKS` widen the set a
+bench measures on (`soundtrack_named` finds either by its package).
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ class Soundtrack:
     package: str
     music: str  # path inside the package
     licence: str
+    # files of one song's folder that play together (a game's stems): each
+    # folder holding them is mixed into one recording, <folder>.flac
+    stems: tuple = ()
 
 
 SOUNDTRACKS = (
@@ -39,7 +45,23 @@ SOUNDTRACKS = (
     Soundtrack("asc-music", "usr/share/games/asc/music", "GPL-2+"),
     Soundtrack("drascula-music", "usr/share/scummvm/drascula/audio", "Drascula licence"),
 )
+MORE_SOUNDTRACKS = (
+    Soundtrack("singularity-music", "usr/share/games/singularity/music", "CC BY-SA 3.0"),
+    Soundtrack("planetblupi-music-ogg", "usr/share/planetblupi/music", "GPL-3+"),
+    Soundtrack("fretsonfire-songs-sectoid", "usr/share/games/fretsonfire/data/songs/sectoid",
+               "Expat", stems=("song.ogg", "guitar.ogg")),
+)
 APT_TIMEOUT = 1800  # seconds for apt-get download of every package (about 490 MB)
+
+
+def soundtrack_named(package: str) -> Soundtrack:
+    """The soundtrack of `package` in `SOUNDTRACKS` or `MORE_SOUNDTRACKS`;
+    a UserError naming them where it is in neither."""
+    known = {s.package: s for s in (*SOUNDTRACKS, *MORE_SOUNDTRACKS)}
+    if package not in known:
+        raise UserError(f"expected one of Debian's soundtracks {', '.join(known)}, "
+                        f"got {package!r}")
+    return known[package]
 
 
 def fetch_packages(packages, folder) -> list:
@@ -93,7 +115,7 @@ def music_folder(out_dir, debs_dir, soundtracks=SOUNDTRACKS) -> list:
             root = unpacked(deb, work)
             partial = target.with_name(target.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
-            _copy_music(root / soundtrack.music, partial)
+            _copy_music(root / soundtrack.music, partial, soundtrack.stems)
             copyright_file = root / "usr/share/doc" / soundtrack.package / "copyright"
             if copyright_file.exists():
                 shutil.copyfile(copyright_file, partial / "copyright.txt")
@@ -103,10 +125,16 @@ def music_folder(out_dir, debs_dir, soundtracks=SOUNDTRACKS) -> list:
     return folders
 
 
-def _copy_music(source: pathlib.Path, target: pathlib.Path) -> None:
+def _copy_music(source: pathlib.Path, target: pathlib.Path, stems: tuple = ()) -> None:
     """The audio files of a folder (kept in their subfolders) or of a zip
-    archive (flattened) copied into `target`."""
+    archive (flattened) copied into `target`; with `stems`, each folder
+    holding them mixed (`mix_stems`) instead."""
     target.mkdir(parents=True)
+    if stems:
+        for song in sorted(p.parent for p in source.rglob(stems[0])):
+            if all((song / stem).is_file() for stem in stems):
+                mix_stems([song / stem for stem in stems], target / f"{song.name}.flac")
+        return
     if source.is_dir():
         for path in sorted(source.rglob("*")):
             if path.is_file() and is_audio_name(path.name):
@@ -119,3 +147,25 @@ def _copy_music(source: pathlib.Path, target: pathlib.Path) -> None:
             if name and is_audio_name(name):
                 with archive.open(member) as data, open(target / name, "wb") as out:
                     shutil.copyfileobj(data, out)
+
+
+def mix_stems(paths, out) -> None:
+    """The audio files `paths`, of one rate, added sample by sample (the
+    shorter ones padded with silence, as a player plays them together) and
+    written to `out` as 16-bit FLAC, scaled down where the sum would clip."""
+    import numpy as np
+    import soundfile
+
+    parts = [soundfile.read(str(path), dtype="float32", always_2d=True) for path in paths]
+    rates = {rate for _, rate in parts}
+    if len(rates) != 1:
+        raise ValueError(f"expected stems of one sample rate, got {sorted(rates)} in "
+                         f"{[str(p) for p in paths]}")
+    frames = max(len(samples) for samples, _ in parts)
+    channels = max(samples.shape[1] for samples, _ in parts)
+    mix = np.zeros((frames, channels), np.float32)
+    for samples, _ in parts:
+        mix[:len(samples)] += samples  # a mono stem plays in every channel
+    peak = float(np.abs(mix).max()) if frames else 0.0
+    soundfile.write(str(out), mix / peak if peak > 1 else mix, rates.pop(),
+                    format="FLAC", subtype="PCM_16")

@@ -122,6 +122,21 @@ def top_k_overlap(student: np.ndarray, teacher: np.ndarray, k: int) -> np.ndarra
     return hits.mean(axis=1) if k else np.zeros(len(student))
 
 
+def tie_aware_top_k_overlap(student: np.ndarray, teacher: np.ndarray, k: int,
+                            tolerance: float = 0.01) -> np.ndarray:
+    """(clips,) `top_k_overlap` where tags tied at the teacher's k-th place
+    count as one: a tag among the student's k best matches when the teacher
+    scores it within `tolerance` of its own k-th best score or above (so a
+    swap of the k-th and (k+1)-th tag whose teacher scores are that close is
+    no miss). Scores (clips, tags)."""
+    if not k:
+        return np.zeros(len(student))
+    best_s = np.argsort(-student, axis=1, kind="stable")[:, :k]
+    kth = -np.sort(-teacher, axis=1)[:, k - 1:k]  # (clips, 1): the teacher's k-th score
+    hits = np.take_along_axis(teacher, best_s, axis=1) >= kth - tolerance  # (clips, k)
+    return hits.mean(axis=1)
+
+
 def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if len(values) else float("nan")
 

@@ -5,12 +5,13 @@ those.
 A file's windows are those `tagger.audio.audio_windows` cuts: window k
 holds the file's samples from `k * hop - edge_padding` on. Of them, N are
 scored: the centres of N equal parts of the windows that lie wholly
-inside the file and at least `EDGE_SECONDS` from its start and end (an
-intro, a fade-out, applause), where at least N lie there; else of the
-windows wholly inside it. The choice depends on the file's length alone
-(by its header, checked: `audio_spans.SpanReader.length`), so a file gets
-the same windows each time. A file with N windows or fewer, or too few
-inside it, is scored from all of them.
+inside the file, the whole track (`EDGE_SECONDS`, none, left out at its
+start and end: an intro and a fade-out are part of what a track's tags
+summarise; `choose` can leave more out, bench/bench_windows.py compares
+10 s). The choice depends on the file's length alone (by its header,
+checked: `audio_spans.SpanReader.length`), so a file gets the same windows
+each time. A file with N windows or fewer, or too few inside it, is scored
+from all of them.
 
 The chosen windows are read by seeking (`audio_spans`): each is the same
 window decoding from the start gives, within the decoder's tolerance
@@ -33,11 +34,11 @@ import numpy as np
 from tagger.audio import CannotSeekExactly, audio_windows, stream_audio
 from tagger.audio_spans import SpanReader
 
-EDGE_SECONDS = 10.0  # left out at each end of a track where the track allows
-# windows a library job (tag.py --db, the beets plugin) scores a track from;
-# the smallest N whose top tags agree with every window's, measured by
-# bench/bench_windows.py on recorded music (docs/performance.md)
-LIBRARY_WINDOWS = 4
+EDGE_SECONDS = 0.0  # left out at each end of a track where the track allows
+# windows a library job (tag.py --db, the beets plugin) scores a track from:
+# the smallest N whose top tags agree with every window's on every package of
+# recorded music bench/bench_windows.py measures, with a margin (docs/performance.md)
+LIBRARY_WINDOWS = 8
 ALL = 0  # --windows 0 (or all): every window
 MOST_WINDOWS = 2**63 - 1  # SQLite's largest integer: a results database stores N
 
@@ -61,16 +62,26 @@ def window_count(length: int, window: int, hop: int, edge_padding: int = 0) -> i
     return 1 if padded < window else (padded - window) // hop + 1
 
 
+def windows_inside(length: int, window: int, hop: int, edge_padding: int,
+                   margin: int) -> tuple[int, int]:
+    """(first, end): windows first to end - 1 lie wholly inside a file of
+    `length` samples and at least `margin` samples from its start and end
+    (end <= first where none does)."""
+    first = math.ceil((margin + edge_padding) / hop)  # starts >= margin
+    end = (length - margin + edge_padding - window) // hop + 1  # ends <= length - margin
+    return first, end
+
+
 def choose(length: int, n: int, window: int, hop: int, edge_padding: int,
-           sample_rate: int) -> np.ndarray | None:
+           sample_rate: int, edge_seconds: float = EDGE_SECONDS) -> np.ndarray | None:
     """(n,) int64 ascending: the indices of the windows to score in a file
-    of `length` samples at `sample_rate` (see the module's docstring), or
-    None for all of them."""
+    of `length` samples at `sample_rate` (see the module's docstring;
+    `edge_seconds` left out at each end where the file allows), or None for
+    all of them."""
     if window_count(length, window, hop, edge_padding) <= n:
         return None
-    for margin in (int(EDGE_SECONDS * sample_rate), 0):
-        first = math.ceil((margin + edge_padding) / hop)  # starts >= margin
-        end = (length - margin + edge_padding - window) // hop + 1  # ends <= length - margin
+    for margin in dict.fromkeys((int(edge_seconds * sample_rate), 0)):
+        first, end = windows_inside(length, window, hop, edge_padding, margin)
         if end - first >= n:
             parts = np.arange(n, dtype=np.int64) * 2 + 1
             return first + parts * (end - first) // (2 * n)

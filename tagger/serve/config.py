@@ -10,6 +10,12 @@ DEFAULT_HOST = "127.0.0.1"  # this machine only: see docs/commands/serve.md for 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+def _default_engine() -> str:
+    from tagger.inference.engine.registry import default_engine
+
+    return default_engine()
+
+
 @dataclasses.dataclass(frozen=True)
 class ServeConfig:
     """The settings of `tagger.serve.server.serve`; see tagger-serve --help.
@@ -42,7 +48,8 @@ class ServeConfig:
     max_connections: int = 256  # open connections; beyond, a new one is refused (503)
     root_path: str = ""  # the path prefix a reverse proxy serves the app under
     progress: bool = True  # a pretrained model's first download
-    engine: str = "keras"  # what runs the models: a name of the engine registry
+    # what runs the models: a name of the engine registry (auto, or $TAGGER_ENGINE)
+    engine: str = dataclasses.field(default_factory=_default_engine)
 
     def __post_init__(self):
         if not self.models:

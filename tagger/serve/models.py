@@ -190,6 +190,8 @@ def load_model(spec: str, max_batch: int, max_wait: float, max_pending: int,
         predictor = make_predictor(engine, model, info, EngineOptions(model_path=path))
     if predictor.warning:
         log(f"warning: {name}: {predictor.warning}")
+    for line in filter(None, predictor.note.splitlines()):  # which engine auto took
+        log(f"{name}: {line}")
     from tagger.models import FAMILIES
 
     attention = None

@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("beets")
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-WINDOWS = 4  # the plugin's default windows setting (window_choice.LIBRARY_WINDOWS)
+WINDOWS = 8  # the plugin's default windows setting (window_choice.LIBRARY_WINDOWS)
 SECONDS = 4
 FORMATS = ("mp3", "flac", "ogg")
 

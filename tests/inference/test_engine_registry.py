@@ -43,7 +43,7 @@ def test_a_registered_engine_tags_through_tag_py(constant_engine, cnn, music, ca
     assert [options.model_path for options in constant_engine] == [str(cnn[0])]
     code, _, err = call_main(tag_cli.main, capsys, cnn[0], music / "a.wav", "--engine",
                              "constant", "--embeddings", "e.npz")
-    assert code == 2 and "--embeddings needs --engine keras, xla or keras-bf16 (" in err
+    assert code == 2 and "--embeddings needs --engine keras, xla, keras-bf16 or auto (" in err
 
 
 def test_a_registered_engine_is_a_choice_of_tagger_serve(constant_engine):

@@ -18,6 +18,7 @@ import pytest
 
 from tagger.commands import library as library_cli
 from tagger.commands import tag as tag_cli
+from tagger.inference import window_choice
 from tagger.inference.library import results_db
 from tests.checks import HANG_S, tone
 from tests.presets import MUSIC_TOP_LEVEL as TOP_LEVEL
@@ -291,7 +292,8 @@ def test_a_version_1_database_is_read_as_it_is_and_upgraded_at_the_first_row(
     now = query(db, "SELECT * FROM files ORDER BY path")
     assert [row for row in now if row[0] != str(music / "sub" / "a.wav")] == \
         [(*row, None) for row in old_rows]  # every window, as they were scored
-    assert [row[-1] for row in now if row[0] == str(music / "sub" / "a.wav")] == [4]
+    assert [row[-1] for row in now if row[0] == str(music / "sub" / "a.wav")] == [
+        window_choice.LIBRARY_WINDOWS]
 
 
 def test_flags_that_need_db_or_write_tags(cnn, music, capsys):

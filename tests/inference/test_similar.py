@@ -68,21 +68,24 @@ def test_a_file_not_in_the_library_is_tagged_on_the_fly(library, music, tmp_path
 
 def test_a_query_not_in_the_library_is_scored_from_its_windows_as_the_rows_are(
         library, music, tmp_path, capsys):
-    """The library's rows are means over 4 windows (tag.py --db's default):
-    a query tagged on the fly is scored from 4 windows too, not every one."""
+    """The library's rows are means over LIBRARY_WINDOWS windows (tag.py
+    --db's default): a query tagged on the fly is scored from as many, not
+    every one."""
     from tagger.inference.library.results_reader import ResultsReader
+    from tagger.inference.window_choice import LIBRARY_WINDOWS
 
     copy = tmp_path / "copy.flac"
     shutil.copy(music / "long.flac", copy)  # 22 windows
     original = os.path.abspath(music / "long.flac")
     with ResultsReader(str(library)) as reader:
         model = reader.choose_model()
-        assert reader.window_choice(model) == 4
+        assert reader.window_choice(model) == LIBRARY_WINDOWS
     every = similar.embed(model, str(copy))
     stored_vector = stored(library, "embedding")[original]
     assert every @ stored_vector / np.linalg.norm(every) / np.linalg.norm(stored_vector) < 0.9999
     code, out, err = run(capsys, copy, "--db", library, "-k", "1")
-    assert code == 0 and err.strip().endswith("from 4 windows, as the library's files")
+    assert code == 0 and err.strip().endswith(f"from {LIBRARY_WINDOWS} windows, as the "
+                                              "library's files")
     _, score, path = out.splitlines()[1].split()
     assert path == original and float(score) > 0.99999
 

@@ -12,7 +12,7 @@ from tagger.inference import window_choice
 from tagger.inference.engine.tagging import tag_files
 from tagger.inference.window_choice import choose, windows_count, windows_label
 
-RATE = 1000  # the fake tagger's rate: EDGE_SECONDS is 10 * RATE samples
+RATE = 1000  # the fake tagger's rate: 10 s are 10 * RATE samples
 WINDOW = 100
 
 
@@ -38,21 +38,33 @@ def ramp(path, seconds, rate=RATE):
     return str(path)
 
 
-def test_the_windows_are_the_centres_of_equal_parts_away_from_the_edges():
-    # 60 s at 1000 Hz: windows 0..599; 10 s from each edge: windows 100..499
-    assert choose(60 * RATE, 4, WINDOW, WINDOW, 0, RATE).tolist() == [150, 250, 350, 450]
+def test_the_windows_are_the_centres_of_equal_parts_of_the_whole_track():
+    # 60 s at 1000 Hz: windows 0..599, its first and last seconds as much as the rest
+    assert choose(60 * RATE, 4, WINDOW, WINDOW, 0, RATE).tolist() == [75, 225, 375, 525]
     assert choose(60 * RATE, 1, WINDOW, WINDOW, 0, RATE).tolist() == [300]
-    # 21 s: 10 windows lie 10 s from both edges; 20 do not: the whole file
     assert choose(21 * RATE, 10, WINDOW, WINDOW, 0, RATE).tolist() == [
-        100 + i for i in range(10)]
-    assert choose(21 * RATE, 20, WINDOW, WINDOW, 0, RATE).tolist() == [
-        (2 * i + 1) * 210 // 40 for i in range(20)]
+        (2 * i + 1) * 210 // 20 for i in range(10)]
     # N windows or fewer: every window
     assert choose(8 * WINDOW + 99, 8, WINDOW, WINDOW, 0, RATE) is None
     # edge padding and a hop: window k starts at k * hop - padding, inside the file
     picks = choose(30 * RATE, 3, WINDOW, 50, 25, RATE)
+    assert picks.tolist() == [100, 300, 499]
+    assert (picks * 50 - 25 >= 0).all() and (picks * 50 - 25 + WINDOW <= 30 * RATE).all()
+
+
+def test_edges_left_out_where_asked_and_the_track_allows():
+    # 10 s from each edge of 60 s: windows 100..499
+    assert choose(60 * RATE, 4, WINDOW, WINDOW, 0, RATE, edge_seconds=10).tolist() == [
+        150, 250, 350, 450]
+    # 21 s: 10 windows lie 10 s from both edges; 20 do not: the whole file
+    assert choose(21 * RATE, 10, WINDOW, WINDOW, 0, RATE, edge_seconds=10).tolist() == [
+        100 + i for i in range(10)]
+    assert choose(21 * RATE, 20, WINDOW, WINDOW, 0, RATE, edge_seconds=10).tolist() == [
+        (2 * i + 1) * 210 // 40 for i in range(20)]
+    picks = choose(30 * RATE, 3, WINDOW, 50, 25, RATE, edge_seconds=10)
     assert picks.tolist() == [234, 300, 366]
     assert (picks * 50 - 25 >= 10 * RATE).all() and (picks * 50 - 25 + WINDOW <= 20 * RATE).all()
+    assert window_choice.windows_inside(60 * RATE, WINDOW, WINDOW, 0, 10 * RATE) == (100, 500)
 
 
 def test_a_track_is_scored_from_the_chosen_windows_as_a_run_over_every_window(tmp_path):

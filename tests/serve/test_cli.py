@@ -134,6 +134,25 @@ def test_config_checks_what_the_library_is_given():
     assert ServeConfig(models=("m",), host="0.0.0.0").public
 
 
+def test_the_engine_is_auto_and_a_model_says_which_engine_it_took(serve_models, monkeypatch,
+                                                                   tmp_path):
+    """Without --engine, each model's one line names the engine auto took:
+    with no audio to measure on, keras, until a tag.py run measures others."""
+    from tagger.commands.serve import parse_args
+    from tagger.serve.config import ServeConfig
+    from tagger.serve.models import load_model
+
+    monkeypatch.delenv("TAGGER_ENGINE")
+    monkeypatch.setenv("TAGGER_HOME", str(tmp_path))
+    assert parse_args(["m.keras"]).engine is None and ServeConfig(models=("m",)).engine == "auto"
+    lines = []
+    served = load_model(f"tiny={serve_models['cnn']}", 4, 0.001, 16, log=lines.append,
+                        engine="auto")
+    served.batcher.close()
+    assert [line.split(" (")[0] for line in lines] == ["tiny: engine auto: keras"]
+    assert type(served.predictor).__name__ == "KerasPredictor"
+
+
 def web_imports_outside_serve():
     """(file, module) for every import of the web stack outside tagger/serve/."""
     found = []

@@ -15,7 +15,10 @@ tag.py's and tagger-serve's `--engine`;
 `embeddings` says whether the engine's predictors give embeddings (tag.py
 --embeddings asks for one that does); `paced`, whether tag.py times it
 against the keras engine at the start and says how they compare
-(`keras_pace`: the built-in xla, keras-bf16 and tflite engines).
+(`keras_pace`: the built-in xla, keras-bf16 and tflite engines). `auto`
+(engine/auto.py) measures the others once per model and machine and takes
+the fastest that keeps keras's tags: the default where none is named
+(`default_engine`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import dataclasses
 import functools
 from collections.abc import Callable
 
+from tagger.inference.engine import auto as auto_engine
 from tagger.inference.engine import keras as keras_engine
 from tagger.inference.engine import keras_bf16
 from tagger.inference.engine import tflite as tflite_engine
@@ -55,6 +59,8 @@ class Engine:
 
 
 ENGINES = Registry("engine")
+DEFAULT_ENGINE = "auto"  # the fastest engine here that keeps keras's tags (engine/auto.py)
+ENGINE_VARIABLE = "TAGGER_ENGINE"  # names another default (`default_engine`)
 
 
 def register_engine(engine: Engine) -> Engine:
@@ -66,6 +72,23 @@ def register_engine(engine: Engine) -> Engine:
 def engine_named(name: str) -> Engine:
     """The engine `name`; an UnknownName error (a UserError) listing them."""
     return ENGINES.get(name)
+
+
+def default_engine() -> str:
+    """The engine of tag.py, tagger-serve and the beets plugin where none is
+    named: $TAGGER_ENGINE where it is set (a UserError for a name that is
+    no engine), else DEFAULT_ENGINE."""
+    import os
+
+    name = os.environ.get(ENGINE_VARIABLE, "").strip()
+    if not name:
+        return DEFAULT_ENGINE
+    if name not in ENGINES:
+        from tagger.errors import UserError
+
+        raise UserError(f"${ENGINE_VARIABLE} names the default engine: expected one of "
+                        f"{', '.join(ENGINES)}, got {name!r}; unset it or name one of them")
+    return name
 
 
 def make_predictor(name: str, model, info: TaggerMetadata | None,
@@ -81,3 +104,7 @@ register_engine(Engine("keras-bf16", keras_bf16.make_predictor, embeddings=True,
 for _name in tflite_engine.ENGINES:
     register_engine(Engine(_name, functools.partial(tflite_engine.make_predictor, engine=_name),
                            paced=True))
+# the fastest of the others on this machine that keeps keras's tags (engine/auto.py);
+# embeddings: it chooses among the engines giving them when they are asked for
+register_engine(Engine("auto", functools.partial(auto_engine.make_predictor, engines=ENGINES),
+                       embeddings=True))

@@ -68,7 +68,7 @@ def calibration_windows(paths, sample_rate: int, window: int,
     """Up to `limit` windows (n, window) float32 for int8 calibration, drawn
     from the files in order, `ceil(limit / len(paths))` per file at most:
     those `tag.py --windows` would score (`window_choice`: spread over the
-    file, its first and last seconds left out), read by seeking, so a file
+    file), read by seeking, so a file
     costs a few windows' decoding, and a rerun draws the same ones. Files
     that cannot be decoded are passed over; (0, window) when none decodes.
     ValueError (one line) for audio that cannot set ranges: a file holding

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from tagger.errors import UserError, flags_do_not_apply
-from tagger.inference.engine.registry import ENGINES, engine_named
+from tagger.inference.engine.registry import ENGINES, default_engine, engine_named
 from tagger.inference.window_choice import ALL, LIBRARY_WINDOWS, MOST_WINDOWS
 
 OUTPUT_FORMATS = ("table", "json", "csv")
@@ -30,7 +30,7 @@ class TagConfig:
     batch_size: int = 32
     workers: int | None = None  # decoder threads; None: sized from the measured rates
     progress: bool = True
-    engine: str = "keras"
+    engine: str = dataclasses.field(default_factory=default_engine)  # auto, or $TAGGER_ENGINE
     overwrite: bool = False  # replace an existing output that tag.py did not write
     db: str | None = None  # results database (inference/library/results_db.py)
     rescan: bool = False  # with db: tag files that are up to date there too
