@@ -12,7 +12,8 @@ The training step is Keras's stateless pattern for JAX: the model's
 `stateless_call`, `jax.value_and_grad` of the mean BCE over the global
 batch (plus the model's regularisation losses), the optimizer's
 `stateless_apply`; jitted (XLA compiles every step under JAX), its state
-donated and kept on the devices through an epoch, the steps dispatched
+donated and kept on the devices through an epoch, laid out from its first
+step as the step's outputs are (so it compiles once), the steps dispatched
 without waiting for them, the state written back to the Keras variables
 when the epoch's steps end (`TrainFunction`). The input is NumPy batches
 (`records.batches`: tf.data where TensorFlow is installed, else the
@@ -155,6 +156,15 @@ class JaxBackend:
         return tuple(jax.make_array_from_process_local_data(sharding, np.asarray(part))
                      for part in batch)
 
+    def whole_on_devices(self, state):
+        """The JAX arrays of `state` (a tree of them) whole on each device,
+        laid out as a step's outputs are: a step whose input state is laid
+        out otherwise (a variable made outside a distribution's scope sits
+        on one device) would be compiled again for its second step."""
+        import jax
+
+        return jax.device_put(state, self._whole)
+
     def train_data(self, data_dir, info, global_batch: int, window: int, shuffle_segments: int,
                    seed: int, num_read_threads, targets=None):
         """This host's share of the training batches of an epoch, NumPy."""
@@ -233,9 +243,10 @@ class TrainFunction:
         if self._ahead is None:
             self._started = time.perf_counter()
             self._ahead = _AheadOnDevices(iterator, self.backend)
-            self._state = ([v.value for v in self.model.trainable_variables],
-                           [v.value for v in self.model.non_trainable_variables],
-                           [v.value for v in self.optimizer.variables])
+            self._state = self.backend.whole_on_devices(
+                ([v.value for v in self.model.trainable_variables],
+                 [v.value for v in self.model.non_trainable_variables],
+                 [v.value for v in self.optimizer.variables]))
         total = 0.0
         for _ in range(steps):
             waited = time.perf_counter()

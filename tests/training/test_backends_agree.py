@@ -2,7 +2,8 @@
 and weights under Keras's TensorFlow and JAX backends, for every family:
 three steps of plain SGD at 1e-3 by each backend's own training step
 (TensorFlow's in its `training_model` form, JAX's stateless jitted step),
-dropout off (each backend draws its own masks).
+dropout off (each backend draws its own masks). JAX compiles the step once:
+its second and third steps compile nothing.
 
 The tolerances: the first loss (the same weights) to 2e-4 of itself, each
 later one to 2e-3, and the change of every variable over the steps (the
@@ -49,7 +50,15 @@ from tests.models.common import nested_layers
 folder, steps = sys.argv[1], int(sys.argv[2])
 cases = json.loads(sys.argv[3])
 devices = backend.for_run("default")
-losses = {}
+compiles = []  # XLA's compilations, under JAX
+if devices.name == "jax":
+    import jax.monitoring
+
+    # the event JAX reports for each compilation (checked with JAX 0.10.2)
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, seconds, **_: compiles.append(event)
+        if event == "/jax/core/compile/backend_compile_duration" else None)
+losses, compiled_again = {}, {}
 for name, family, extra in cases:
     spec = FAMILIES[family]
     keras.utils.set_random_seed(0)
@@ -77,10 +86,13 @@ for name, family, extra in cases:
         batches = iter(tf.data.Dataset.from_tensor_slices((x, y)))
     else:
         batches = iter(zip(x, y))
-    losses[name] = [float(train(batches, 1)) for _ in range(steps)]
+    losses[name] = [float(train(batches, 1))]
+    after_first = len(compiles)
+    losses[name] += [float(train(batches, 1)) for _ in range(steps - 1)]
+    compiled_again[name] = len(compiles) - after_first
     getattr(train, "end_epoch", lambda: None)()  # JAX's: its state written back
     checkpoints.write(os.path.join(folder, f"{name}-{devices.name}-after"), model)
-print(json.dumps(losses))
+print(json.dumps({"losses": losses, "compiled_again": compiled_again}))
 '''
 
 
@@ -103,7 +115,10 @@ def test_every_family_trains_alike_under_both_backends(tmp_path):
                                json.dumps(chosen)], capture_output=True, text=True, env=env,
                               timeout=HANG_S)
         assert done.returncode == 0, done.stderr[-3000:]
-        losses[backend] = json.loads(done.stdout.strip().splitlines()[-1])
+        outcome = json.loads(done.stdout.strip().splitlines()[-1])
+        losses[backend] = outcome["losses"]
+        # the steps after the first run the program it compiled
+        assert not {name: n for name, n in outcome["compiled_again"].items() if n}, backend
     assert set(losses["jax"]) == {name for name, _, _ in chosen}
     losses_differ, updates_differ = {}, {}
     for name, tensorflow in losses["tensorflow"].items():
