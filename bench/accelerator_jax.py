@@ -1,17 +1,18 @@
 """bench_accelerator.py's model measurements under Keras's JAX backend, for
 a machine whose GPU JAX can drive but TensorFlow cannot (no TensorFlow, or
-none built for its CUDA).
+none built for its CUDA); bench_models.py --backend jax's training steps.
 
 The same two families at the same bench size as the TensorFlow run, built
 by the same factories, train in float32 and under the `mixed_bfloat16`
-policy of `train.py --mixed-precision bfloat16`: one jitted step of the
-model's stateless call, its gradient and the optimiser's stateless update
-(Keras's pattern for a JAX training loop), the steps run back to back and
-the last waited for, as the TensorFlow run does. FLOPs of one forward pass
-are XLA's count of the lowered inference call (2 per multiply-add); a
-training step counts as three forward passes, as elsewhere. `train.py --quick` needs
-TensorFlow and is not run. `bench_accelerator.jax_run` sets KERAS_BACKEND=jax
-before Keras is first imported.
+policy of `train.py --mixed-precision bfloat16`, through train.py
+--backend jax's step (`training.backend_jax`: the model's stateless call,
+its gradient and the optimiser's stateless update, jitted, its state
+donated): the steps run back to back and the last waited for, as the
+TensorFlow run does. FLOPs of one forward pass are XLA's count of the
+lowered inference call (2 per multiply-add); a training step counts as
+three forward passes, as elsewhere. `train.py --quick` needs TensorFlow and
+is not run. `bench_accelerator.jax_run` sets KERAS_BACKEND=jax before Keras
+is first imported.
 """
 
 from __future__ import annotations
@@ -81,56 +82,41 @@ def forward_flops(model, x) -> float:
     return float(cost["flops"])
 
 
-def train_step(model, optimizer):
-    """A jitted stateless training step, (loss, trainable, non-trainable,
-    optimiser variables) from the same and a batch (x, y): binary
-    cross-entropy, as train.py's; the state's buffers are donated."""
-    import jax
+def steps_per_second(model, batch, steps: int) -> float:
+    """Training steps/s of `model` on the NumPy `batch` (x, y) through
+    train.py --backend jax's step (`JaxBackend.train_function` on one
+    device: BCE, SGD with Nesterov momentum as bench_models.py's
+    TensorFlow step, each batch put on the device by the run's input
+    thread): a first step that compiles, then `steps` steps back to back,
+    the last waited for."""
+    import itertools
+
     import keras
+    import numpy as np
 
-    loss_of = keras.losses.BinaryCrossentropy()
+    from tagger.training.backend_jax import JaxBackend
 
-    def loss_and_state(trainable, non_trainable, x, y):
-        scores, non_trainable = model.stateless_call(trainable, non_trainable, x,
-                                                     training=True)
-        return loss_of(y, scores), non_trainable
-
-    gradient = jax.value_and_grad(loss_and_state, has_aux=True)
-
-    def step(trainable, non_trainable, optimizer_variables, x, y):
-        (loss, non_trainable), grads = gradient(trainable, non_trainable, x, y)
-        trainable, optimizer_variables = optimizer.stateless_apply(
-            optimizer_variables, grads, trainable)
-        return loss, trainable, non_trainable, optimizer_variables
-
-    return jax.jit(step, donate_argnums=(0, 1, 2))
+    optimizer = keras.optimizers.SGD(1e-3, momentum=0.9, nesterov=True)
+    train = JaxBackend("default").train_function(model, optimizer, len(batch[0]))
+    batches = itertools.repeat(batch)
+    float(train(batches, 1))  # trace and compile, waited for
+    start = time.perf_counter()
+    loss = float(train(batches, steps))  # waits for the last step
+    seconds = time.perf_counter() - start
+    train.end_epoch()
+    if not np.isfinite(loss):
+        raise FloatingPointError(f"{model.name}'s timed training steps summed to a loss of "
+                                 f"{loss}; expected a finite one")
+    return steps / seconds
 
 
 def train_rate(family: str, case, steps: int, policy: str) -> tuple[float, float]:
     """(training steps/s, forward FLOPs per batch) of `family`'s `case`,
-    its layers under the Keras dtype `policy`; the steps run back to back,
-    the last one waited for."""
-    import jax
-    import keras
-    import numpy as np
-
+    its layers under the Keras dtype `policy` (`steps_per_second`)."""
     model = bench_model(family, case, policy)
-    x, y = jax.device_put(random_batch(family, case))
+    x, y = random_batch(family, case)
     flops = forward_flops(model, x)
-    optimizer = keras.optimizers.SGD(1e-3, momentum=0.9, nesterov=True)
-    optimizer.build(model.trainable_variables)
-    state = ([v.value for v in model.trainable_variables],
-             [v.value for v in model.non_trainable_variables],
-             [v.value for v in optimizer.variables])
-    step = train_step(model, optimizer)
-    loss, *state = step(*state, x, y)  # trace and compile
-    loss.block_until_ready()
-    start = time.perf_counter()
-    for _ in range(steps):
-        loss, *state = step(*state, x, y)
-    if not np.isfinite(float(loss)):
-        raise FloatingPointError(f"{family} under {policy}: the loss is {float(loss)}")
-    return steps / (time.perf_counter() - start), flops
+    return steps_per_second(model, (x, y), steps), flops
 
 
 def measure_family(family: str, case, steps: int, peaks: dict) -> dict:

@@ -20,8 +20,8 @@ What it prints, each figure as soon as it is measured:
     gpu_input_wait_share_<family>` (goal: under 0.05); eval.py's ROC-AUC must
     equal the run's;
   - a batch-size scan of SE+multi's training step in bfloat16
-    (bench/accelerator_jax.py: one jitted step, the steps back to back):
-    steps/s, segments/s and MFU against the bfloat16 matrix-product peak,
+    (train.py --backend jax's step, through bench/accelerator_jax.py, the
+    steps back to back): steps/s, segments/s and MFU against the bfloat16 matrix-product peak,
     as `ratio gpu_jax_scan_{steps_per_s,mfu}_b<batch>`.
 `--tiny` runs every part at the tests' size on whatever JAX computes on
 (the suite runs it on the CPU): it checks that the script runs; its figures
