@@ -5,22 +5,39 @@ For each model: training segments/s (the family's record segments: 2.68 s,
 FCN's 29 s; one optimiser step per batch through the project's custom
 training step) and inference real-time factor (seconds of audio tagged per
 second), with and without XLA (`--jit-compile`), each also as a ratio to
-the first row (SE+multi without XLA) measured in the same run. FLOPs per
-window are counted from the frozen inference graph (bench/flops.py; checked
-against a hand count for the sample-level CNN); model FLOP utilisation (MFU)
-is the achieved FLOP/s (a training step counted as three forward passes)
-divided by the FLOP/s of a large float32 matrix product measured in the same
-run. Every figure is printed as soon as it is measured, so a stopped run
-still reports what it measured.
+the first row (SE+multi without XLA) measured in the same run, printed as
+soon as it is measured, so a stopped run still reports what it measured.
+FLOPs per window are counted from the frozen inference graph (bench/flops.py;
+checked against a hand count for the sample-level CNN).
+
+Model FLOP utilisation (MFU) is the achieved FLOP/s (a training step counted
+as three forward passes) divided by the FLOP/s of a large float32 matrix
+product, the machine's peak. The peak is measured beside each family, before
+its first measurement and after its last (the after of one family is the
+before of the next, nothing running between them), and the family's MFU
+figures are printed once the second is taken, against the higher of the two,
+with their spread (how far apart they are, as a share of the higher). An MFU
+above 1, or one whose peaks are further apart than PEAK_SPREAD_LIMIT (10%),
+says that other work shared the cores while a peak or the model was measured:
+it is printed as `disturbed NAME VALUE (why)`, not as a `ratio` line.
 
 bfloat16 beside float32: the bench names the CPU's bfloat16 units (AMX-BF16,
-AVX-512 BF16, or none), measures a bfloat16 matrix product beside the
-float32 one (`ratio matmul_bf16_over_f32`), and trains and runs each
-family's first case once more in mixed bfloat16 (as `train.py
+AVX-512 BF16, or none), measures a bfloat16 matrix product beside each
+float32 one (`ratio matmul_bf16_over_f32`, at the start), and trains and runs
+each family's first case once more in mixed bfloat16 (as `train.py
 --mixed-precision bfloat16` does, without XLA): its row gives MFU against
 the bfloat16 peak and against float32's, and `ratio
 train_bf16_speedup_<family>` its training segments/s over the float32
 row's, measured in the same run. `--no-bf16` skips them.
+
+`--backend jax` also trains each family's first case under Keras's JAX
+backend, in a process of its own started with KERAS_BACKEND=jax, through
+train.py --backend jax's step (bench/accelerator_jax.py), on the same model,
+batch and input as the TensorFlow rows, between the same two peaks: `ratio
+mfu_train_<family>_jax` (its FLOPs are the TensorFlow graph's count of the
+same model) beside TensorFlow's `mfu_train_<family>` and
+`mfu_train_<family>_xla`, and `ratio train_jax_speedup_<family>`, its
+training segments/s over TensorFlow's without XLA.
 
 By default the project's own four families (sample-level CNN, multi-scale
 CNN, self-attention, Music Tagging Transformer) and the musicnn families
@@ -36,13 +53,14 @@ family once at the size the tests build it instead (its `FamilySpec.tiny`
 arguments, batches of 2, small matrix products): it checks that the bench
 runs; its figures mean nothing.
     python bench/bench_models.py [--steps 3] [--zoo | --families samplecnn,transformer]
-                                 [--no-jit] [--no-bf16] [--tiny]
+                                 [--no-jit] [--no-bf16] [--backend tensorflow|jax] [--tiny]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from typing import NamedTuple
 
 from common import gpu_memory_as_needed
 from flops import (
@@ -58,6 +76,10 @@ from tagger.cpu_features import bf16_units
 OWN_FAMILIES = ("samplecnn", "multiscale", "self_attention", "transformer")
 DEFAULT_FAMILIES = (*OWN_FAMILIES, "musicnn", "pons_musicnn", "pons_vgg")
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # Keras's dtype policies
+# Two measurements of the peak further apart than this share of the higher
+# say that the cores were shared while the family between them was measured:
+# on quiet cores they stay within a few percent.
+PEAK_SPREAD_LIMIT = 0.10
 
 TINY_BATCH = 2
 TINY_MATMUL = dict(sizes=(256,), repeats=2)
@@ -147,20 +169,27 @@ def measure(family, case, steps, jit, precision="float32"):
     return model.count_params(), train_rate, realtime, flops / window, segment / rate
 
 
-def measure_in_a_process(family, index, steps, jit, tiny, precision="float32", timeout=None):
+def measure_in_a_process(family, index, steps, jit, tiny, precision="float32", timeout=None,
+                         backend="tensorflow"):
     """`measure` of the family's bench case `index` (with `tiny`, at the
     tests' size) in a process of its own (the memory of one model's training
-    is given back when it exits): its figures and the process's peak
-    resident memory in bytes. The process is killed after `timeout` seconds
-    (subprocess.TimeoutExpired)."""
+    is given back when it exits), whose Keras runs on `backend` (under jax:
+    `measure_jax`, `jit` and `precision` unused): its figures and the
+    process's peak resident memory in bytes. The process is killed after
+    `timeout` seconds (subprocess.TimeoutExpired)."""
     import json
+    import os
     import resource
     import subprocess
     import sys
 
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    if backend == "jax":  # a GPU's memory as the process needs it, as bench_accelerator's
+        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     done = subprocess.run([sys.executable, __file__, "--one", family, str(index), str(steps),
                            "1" if jit else "0", "1" if tiny else "0", precision],
-                          stdout=subprocess.PIPE, text=True, check=True, timeout=timeout)
+                          stdout=subprocess.PIPE, text=True, check=True, timeout=timeout,
+                          env=env)
     lines = done.stdout.splitlines()
     for line in lines[:-1]:
         if not line.startswith("CPU: "):  # the machine, printed once by this process
@@ -169,17 +198,133 @@ def measure_in_a_process(family, index, steps, jit, tiny, precision="float32", t
     return json.loads(lines[-1]), peak
 
 
+def measure_jax(family, case, steps):
+    """(parameters, training segments/s) of `family`'s `case` under Keras's
+    JAX backend: `measure`'s model, batch and optimiser through train.py
+    --backend jax's step (`accelerator_jax.steps_per_second`)."""
+    import accelerator_jax
+
+    from tagger.models import family as family_spec
+
+    model = bench_model(family, case)
+    rate = accelerator_jax.steps_per_second(model, random_batch(family, case), steps)
+    return model.count_params(), rate * case.batch_size * family_spec(family).preprocessor.segments
+
+
 def measure_one(family, index, steps, jit, tiny, precision):
-    """The body of `--one`: one measurement, its figures as a JSON line."""
+    """The body of `--one`: one measurement under the Keras backend this
+    process was started with, its figures as a JSON line."""
     import json
 
-    from tagger.runtime import quiet_tensorflow
+    from tagger import backends
 
-    quiet_tensorflow()  # before a model build imports Keras
+    backends.quiet_tensorflow_for_keras()  # before a model build imports Keras
     from tagger.models import FAMILIES
 
     case = tiny_case(family) if tiny else FAMILIES[family].bench[index]
-    print(json.dumps(measure(family, case, steps, jit, precision)))
+    if backends.current() == "jax":
+        print(json.dumps(measure_jax(family, case, steps)))
+    else:
+        print(json.dumps(measure(family, case, steps, jit, precision)))
+
+
+class Row(NamedTuple):
+    """One measurement of a family's bench case: training segments/s,
+    inference x real time (None: not measured, as under JAX), FLOPs per
+    segment and seconds per segment."""
+
+    label: str
+    index: int  # the bench case's
+    jit: bool
+    precision: str  # float32 or bfloat16
+    backend: str  # tensorflow or jax
+    train_rate: float
+    realtime: float | None
+    flops: float
+    seconds: float
+
+    def mfu(self, peak: float) -> tuple[float | None, float]:
+        """(inference, training) MFU against `peak` FLOP/s."""
+        train = self.train_rate * TRAIN_FORWARD_RATIO * self.flops / peak
+        if self.realtime is None:
+            return None, train
+        return self.realtime / self.seconds * self.flops / peak, train
+
+    def ratio_names(self, family: str) -> tuple[str | None, str | None]:
+        """The names of its (inference, training) MFU ratio lines: each
+        family's first case in float32, without XLA, with it, and under JAX."""
+        if self.index or self.precision != "float32":
+            return None, None
+        if self.backend == "jax":
+            return None, f"mfu_train_{family}_jax"
+        suffix = "_xla" if self.jit else ""
+        return f"mfu_infer_{family}{suffix}", f"mfu_train_{family}{suffix}"
+
+
+def peak_spread(before: float, after: float) -> float:
+    """How far apart two measurements of the peak are, as a share of the higher."""
+    return abs(after - before) / max(before, after)
+
+
+def disturbance(mfu: float, spread: float) -> str | None:
+    """Why an MFU measured between two peaks `spread` apart is a disturbed
+    measurement (above 1: more than the cores give; or peaks further apart
+    than PEAK_SPREAD_LIMIT), or None where it stands."""
+    reasons = []
+    if mfu > 1:
+        reasons.append("above 1")
+    if spread > PEAK_SPREAD_LIMIT:
+        reasons.append(f"the peaks before and after the family are {spread:.1%} apart, "
+                       f"over {PEAK_SPREAD_LIMIT:.0%}")
+    return "; ".join(reasons) or None
+
+
+def mfu_text(mfu: float, spread: float) -> str:
+    """'0.467', or '1.130 (disturbed)' (`disturbance`)."""
+    return f"{mfu:.3f}" + (" (disturbed)" if disturbance(mfu, spread) else "")
+
+
+def figure_line(name: str, mfu: float, spread: float) -> str:
+    """`ratio NAME VALUE`, or `disturbed NAME VALUE (why)` (`disturbance`)."""
+    why = disturbance(mfu, spread)
+    return f"ratio {name} {mfu:.3f}" if why is None else f"disturbed {name} {mfu:.3f} ({why})"
+
+
+def family_mfu_lines(family: str, rows, before: dict, after: dict) -> list[str]:
+    """The lines of `family`'s MFU figures: for each compute type, its peaks
+    `before` and `after` the family ({type: FLOP/s}) and their spread; each
+    of `rows` (Row) with its MFU against the higher peak of its compute type
+    (a bfloat16 row against float32's too); then the ratio lines, each a
+    `disturbed` line where `disturbance` says so."""
+    peaks = {kind: max(before[kind], after[kind]) for kind in before}
+    spreads = {kind: peak_spread(before[kind], after[kind]) for kind in before}
+    lines = [f"{kind} peak beside {family}: {before[kind] / 1e9:.1f} GFLOP/s before, "
+             f"{after[kind] / 1e9:.1f} after, spread {spreads[kind]:.1%}"
+             + (f" (over {PEAK_SPREAD_LIMIT:.0%}: its {kind} MFU figures are disturbed)"
+                if spreads[kind] > PEAK_SPREAD_LIMIT else "")
+             + "; the MFU figures are against the higher" for kind in before]
+    ratio_lines = []
+    for row in rows:
+        spread = spreads[row.precision]
+        infer, train = row.mfu(peaks[row.precision])
+        text = ("" if infer is None else f"inference {mfu_text(infer, spread)} "
+                ) + f"training {mfu_text(train, spread)}"
+        if row.precision != "float32":
+            against = row.mfu(peaks["float32"])
+            text += (f" (float32's peak: inference {mfu_text(against[0], spreads['float32'])} "
+                     f"training {mfu_text(against[1], spreads['float32'])})")
+        lines.append(f"{row.label:30s} MFU {text}")
+        for name, value in zip(row.ratio_names(family), (infer, train)):
+            if name:
+                ratio_lines.append(figure_line(name, value, spread))
+    return lines + ratio_lines
+
+
+def measure_peaks(matmul: dict, bf16: bool) -> dict:
+    """{compute type: FLOP/s} of the float32 matrix products `matmul`
+    (`matmul_flops_per_second`'s arguments), and of bfloat16 ones with `bf16`."""
+    kinds = ("float32", "bfloat16") if bf16 else ("float32",)
+    return {kind: matmul_flops_per_second(**matmul, dtype=kind) for kind in kinds}
 
 
 def main():
@@ -195,6 +340,10 @@ def main():
     p.add_argument("--no-bf16", action="store_true",
                    help="skip the bfloat16 measurements (the matrix products and each "
                         "family's first case in mixed bfloat16)")
+    p.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow",
+                   help="tensorflow (the default): every measurement under TensorFlow; jax: "
+                        "each family's first case also trains under Keras's JAX backend, its "
+                        "MFU beside TensorFlow's")
     p.add_argument("--tiny", action="store_true",
                    help="each family at the tests' size: checks that the bench runs (its "
                         "figures mean nothing)")
@@ -204,7 +353,7 @@ def main():
     if args.one:
         family, index, steps, jit, tiny, precision = args.one
         return measure_one(family, int(index), int(steps), jit == "1", tiny == "1", precision)
-    from tagger.models import FAMILIES, FAMILY_NAMES
+    from tagger.models import FAMILY_NAMES
 
     if args.zoo:
         families = FAMILY_NAMES
@@ -213,60 +362,84 @@ def main():
         unknown = sorted(set(families) - set(FAMILY_NAMES))
         if unknown:
             p.error(f"unknown families {', '.join(unknown)}; valid: {', '.join(FAMILY_NAMES)}")
+    if args.backend == "jax":
+        import importlib.util
+
+        if importlib.util.find_spec("jax") is None:
+            p.error("--backend jax needs JAX, which is not installed here: "
+                    "pip install -r requirements-jax.txt")
     gpu_memory_as_needed()  # this process's matrix products leave it to the measurements
     units = bf16_units()
     print(f"bfloat16 units of this CPU: {', '.join(units) if units else 'none'}", flush=True)
     matmul = TINY_MATMUL if args.tiny else dict(sizes=MATMUL_SIZES)
     sizes = " and ".join(map(str, matmul["sizes"]))
-    peak = matmul_flops_per_second(**matmul)
-    print(f"float32 matrix products ({sizes} square): {peak / 1e9:.1f} GFLOP/s, "
-          "the peak the MFU figures are measured against", flush=True)
-    peaks = {"float32": peak}
+    start = before = measure_peaks(matmul, not args.no_bf16)
+    print(f"float32 matrix products ({sizes} square): {before['float32'] / 1e9:.1f} GFLOP/s, "
+          "the peak the MFU figures are measured against, again after each family",
+          flush=True)
     if not args.no_bf16:
-        peaks["bfloat16"] = matmul_flops_per_second(**matmul, dtype="bfloat16")
-        print(f"bfloat16 matrix products ({sizes} square): {peaks['bfloat16'] / 1e9:.1f} "
+        print(f"bfloat16 matrix products ({sizes} square): {before['bfloat16'] / 1e9:.1f} "
               "GFLOP/s, the peak the bfloat16 rows' MFU figures are measured against",
               flush=True)
-        print(f"ratio matmul_bf16_over_f32 {peaks['bfloat16'] / peak:.3f}", flush=True)
+        print(f"ratio matmul_bf16_over_f32 {before['bfloat16'] / before['float32']:.3f}",
+              flush=True)
     base = None
     for family in families:
-        cases = (tiny_case(family),) if args.tiny else FAMILIES[family].bench
-        for index, case in enumerate(cases):
-            runs = [(False, "float32")] + ([] if args.no_jit else [(True, "float32")])
-            if index == 0 and not args.no_bf16:
-                runs.append((False, "bfloat16"))  # beside the float32 row without XLA
-            float32_train = None
-            for jit, precision in runs:
-                (params, train_rate, realtime, flops, seconds), memory = measure_in_a_process(
-                    family, index, args.steps, jit, args.tiny, precision)
-                mfu = {name: (realtime / seconds * flops / value,
-                              train_rate * TRAIN_FORWARD_RATIO * flops / value)
-                       for name, value in peaks.items()}
-                infer_mfu, train_mfu = mfu[precision]
-                label = (case.label + (" +XLA" if jit else "")
-                         + (" bf16" if precision == "bfloat16" else ""))
-                base = base or (label, train_rate, realtime)
-                against_f32 = (f" (float32's peak: inference {mfu['float32'][0]:.3f} training "
-                               f"{mfu['float32'][1]:.3f})" if precision == "bfloat16" else "")
-                print(f"{label:30s} {params / 1e6:6.2f}M params  batch {case.batch_size:3d}  "
-                      f"train {train_rate:7.1f} segments/s  inference {realtime:7.1f}x real "
-                      f"time  {flops / 1e9:6.3f} GFLOP/segment  MFU inference {infer_mfu:.3f} "
-                      f"training {train_mfu:.3f}{against_f32}  (to {base[0]}: train "
-                      f"{train_rate / base[1]:.2f}, inference {realtime / base[2]:.2f}); "
-                      f"peak memory of the measurements so far {memory / 2**30:.1f} GB",
-                      flush=True)
-                if index == 0 and precision == "float32":
-                    print(f"ratio mfu_infer_{family}{'_xla' if jit else ''} {infer_mfu:.3f}")
-                    print(f"ratio mfu_train_{family}{'_xla' if jit else ''} {train_mfu:.3f}",
-                          flush=True)
-                if precision == "float32" and not jit:
-                    float32_train = train_rate
-                if precision == "bfloat16":
-                    print(f"ratio train_bf16_speedup_{family} "
-                          f"{train_rate / float32_train:.3f}", flush=True)
-    again = matmul_flops_per_second(**matmul)
-    print(f"matrix products at the end: {again / 1e9:.1f} GFLOP/s (MFU above x "
-          f"{peak / again:.3f} against this peak)")
+        rows, base = measure_family(family, args, base)
+        after = measure_peaks(matmul, not args.no_bf16)
+        for line in family_mfu_lines(family, rows, before, after):
+            print(line, flush=True)
+        before = after
+    print(f"matrix products at the end: {before['float32'] / 1e9:.1f} GFLOP/s "
+          f"({start['float32'] / 1e9:.1f} at the start)")
+
+
+def measure_family(family, args, base):
+    """(rows, base): each of `family`'s bench cases (with --tiny, its tiny
+    one) measured in each of its runs, each in a process of its own and
+    printed as measured, with its ratios to `base`, the run's first row
+    ((label, train rate, real-time factor), None before it); a bfloat16 or
+    JAX row also prints its training speed over the case's float32 row
+    without XLA, whose FLOPs a JAX row takes."""
+    from tagger.models import FAMILIES
+
+    cases = (tiny_case(family),) if args.tiny else FAMILIES[family].bench
+    rows = []
+    for index, case in enumerate(cases):
+        runs = [("tensorflow", False, "float32")]
+        runs += [] if args.no_jit else [("tensorflow", True, "float32")]
+        if index == 0 and not args.no_bf16:
+            runs.append(("tensorflow", False, "bfloat16"))  # beside float32 without XLA
+        if index == 0 and args.backend == "jax":
+            runs.append(("jax", False, "float32"))  # JAX compiles every step
+        for backend, jit, precision in runs:
+            label = (case.label + (" +XLA" if jit else "")
+                     + (" bf16" if precision == "bfloat16" else "")
+                     + (" JAX" if backend == "jax" else ""))
+            figures, memory = measure_in_a_process(family, index, args.steps, jit, args.tiny,
+                                                   precision, backend=backend)
+            if backend == "jax":
+                (params, train_rate), realtime = figures, None
+                flops, seconds = rows[0].flops, rows[0].seconds  # the same model's
+            else:
+                params, train_rate, realtime, flops, seconds = figures
+            row = Row(label, index, jit, precision, backend, train_rate, realtime, flops,
+                      seconds)
+            rows.append(row)
+            base = base or (label, train_rate, realtime)
+            inference = "" if realtime is None else f"  inference {realtime:7.1f}x real time"
+            to_base = (f"train {train_rate / base[1]:.2f}"
+                       + ("" if realtime is None else f", inference {realtime / base[2]:.2f}"))
+            print(f"{label:30s} {params / 1e6:6.2f}M params  batch {case.batch_size:3d}  "
+                  f"train {train_rate:7.1f} segments/s{inference}  {flops / 1e9:6.3f} "
+                  f"GFLOP/segment  (to {base[0]}: {to_base}); peak memory of the "
+                  f"measurements so far {memory / 2**30:.1f} GB", flush=True)
+            speedup = "bf16" if precision == "bfloat16" else "jax" if backend == "jax" else None
+            if speedup:  # over the float32 row without XLA, the first of this case
+                float32 = next(r for r in rows if r.index == index)
+                print(f"ratio train_{speedup}_speedup_{family} "
+                      f"{train_rate / float32.train_rate:.3f}", flush=True)
+    return rows, base
 
 
 if __name__ == "__main__":
