@@ -67,30 +67,11 @@ def pytest_runtest_call(item):
     return result
 
 
-def _record_skipped(report) -> None:
-    """With TAGGER_SKIPPED_LIST=PATH, the node id of every skipped test or
-    module is appended to PATH, a line each (.ci/run runs them again once
-    the optional extras are installed)."""
-    path = os.environ.get("TAGGER_SKIPPED_LIST")
-    if path and report.skipped:
-        with open(path, "a", encoding="utf-8") as listing:
-            listing.write(report.nodeid + "\n")
-
-
 def pytest_configure(config):
     """Each test's CPU time, and the guard on it (tests/cpu_budget.py)."""
     from tests import cpu_budget
 
     config.pluginmanager.register(cpu_budget.CpuBudget(), "tagger_cpu_budget")
-
-
-def pytest_collectreport(report):
-    _record_skipped(report)
-
-
-def pytest_runtest_logreport(report):
-    if report.when != "teardown":
-        _record_skipped(report)
 
 
 @pytest.fixture(autouse=True)

@@ -115,7 +115,7 @@ def test_pip_install_gives_working_commands(tmp_path):
     assert plugin.stdout.strip().startswith(str(env_dir)), plugin.stderr
     assert not (pathlib.Path(plugin.stdout.strip()).parent / "__init__.py").exists()
     # tagger-serve's page files are package data (read as tagger.serve.app reads
-    # them, without the serve extra's FastAPI, which step 1 of .ci/run lacks)
+    # them, without the serve extra's FastAPI, which a plain install lacks)
     names = sorted(p.name for p in (ROOT / "tagger" / "serve" / "page").iterdir())
     page = subprocess.run(
         [str(python), "-c", "import sys; from importlib import resources; "
