@@ -444,3 +444,55 @@ def test_the_blocker_refuses_tensorflow_and_nothing_else(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     error, blocked = json.loads(done.stdout)
     assert "No module named 'tensorflow'" in error and blocked == ["tensorflow", "tensorflow_io"]
+
+
+QUIET_END = """
+import sys, time
+import numpy as np
+from multiprocessing import reduction
+from tagger.errors import UserError
+from tagger.evaluation.predict import ClipPredictor
+from tagger.records import plain_reader
+
+send_handle = reduction.send_handle
+
+
+def slow_send_handle(*args):  # a worker waits longer for its shared memory
+    time.sleep(0.5)
+    send_handle(*args)
+
+
+if __name__ == "__main__":  # the workers' fork server loads this module too
+    records = sys.argv[1]
+    reduction.send_handle = slow_send_handle
+    predict = ClipPredictor(None, scores=lambda x: np.zeros((len(x), 8), np.float32))
+    try:  # eval.py --backend jax: the predictions of a split with a damaged shard
+        predict(records, "test", 1, batch_size=4)
+    except UserError as error:
+        print(f"eval.py: error: {error}", file=sys.stderr)
+    # a reader whose process ends (an error elsewhere) while its workers start
+    plain_reader.eval_batches(records, "train", 1, 4, workers=2)
+    time.sleep(0.2)
+    print("train.py: error: something else", file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.slow
+def test_a_reading_error_ends_the_workers_quietly(copied_records, tmp_path):
+    """Without TensorFlow (eval.py --backend jax), a damaged shard is the
+    reader's one line on stderr, and a process that ends while its reader's
+    workers start has its own error alone: no worker's traceback follows
+    as they find the pool gone."""
+    records_dir, info = copied_records
+    path = damage(records_dir, info, "test", "data")
+    script = tmp_path / "quiet_end.py"
+    script.write_text(QUIET_END)
+    done = subprocess.run([sys.executable, str(script), records_dir], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT,
+                          env=without_tensorflow_env() | {"KERAS_BACKEND": "jax"})
+    assert done.returncode == 2, done.stderr[-3000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2, done.stderr[-3000:]
+    assert lines[0].startswith(f"eval.py: error: shard {path!r} of the test split is damaged")
+    assert lines[1] == "train.py: error: something else"
