@@ -171,7 +171,8 @@ class JaxBackend:
         shard = (self.hosts, self.task_id) if self.hosts > 1 else None
         return batches.train_batches(data_dir, global_batch // self.hosts, info=info,
                                      window_segments=window, shuffle_segments=shuffle_segments,
-                                     seed=seed, shard=shard, num_read_threads=num_read_threads)
+                                     seed=seed, shard=shard, num_read_threads=num_read_threads,
+                                     global_batch=global_batch)
 
     def distribute(self, batches):
         """An iterator of batches (NumPy) as given, for the training step."""

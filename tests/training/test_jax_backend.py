@@ -126,6 +126,22 @@ def test_a_run_killed_under_jax_resumes_to_the_uninterrupted_history(jax_run, ra
     pd.testing.assert_frame_equal(resumed, whole, rtol=1e-6, atol=1e-7)
 
 
+def test_a_run_continues_on_its_stream_under_the_other_reader(jax_run, raw_records, tmp_path):
+    """Started under JAX where TensorFlow is installed (tf.data serves the
+    records) and killed after its second epoch, the run goes on where
+    TensorFlow is not (the TensorFlow-free reader): one order for both
+    readers, so its history is that of the run read by the TensorFlow-free
+    reader throughout."""
+    argv = command("train.py", *train_flags(raw_records[0], tmp_path))
+    killed_at = killed_after(argv, tmp_path / RUN / "state.json", 2, without_tensorflow=False)
+    assert killed_at == 2
+    done = finished(argv + ["--resume"])
+    assert f"resuming {tmp_path / RUN} after epoch 2" in done.stdout
+    assert "read by the TensorFlow-free reader" in done.stdout
+    pd.testing.assert_frame_equal(history(tmp_path / RUN), history(jax_run[0]), rtol=1e-6,
+                                  atol=1e-7)
+
+
 def test_two_devices_split_the_batch_and_train_as_one(jax_run, raw_records, tmp_path):
     """Over two devices (JAX's CPU split in two) the global batch is split
     between them: an odd batch is refused in one line, and the run's
