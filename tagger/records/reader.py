@@ -132,14 +132,19 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
     k = window_segments
     order = TrainOrder.of(seed, num_read_threads,
                           block_windows(shuffle_segments, k, global_batch or batch_size))
-    paths = checked_paths(data_dir, info, split)
+    paths = shard_paths(data_dir, info, split)
+    counts = [len(records) for records in split_records(data_dir, info, split)]  # checked
     every = None  # (count, index): a share of every count-th clip, with too few shard files
     if shard is not None:
         count, index = shard
         if len(paths) >= count:
-            paths = paths[index::count]
+            paths, counts = paths[index::count], counts[index::count]
         else:
             every = shard
+            counts = [max(sum(counts) - index + count - 1, 0) // count]
+    if not sum(counts):  # each pass would be empty, endlessly
+        raise UserError(f"the {split} split of {data_dir!r} holds no clips to train on"
+                        + (f" in share {shard} (count, index)" if shard else ""))
     # int16 records stay int16 through shuffling and become float32 one
     # batch at a time.
     parse = _parser(info, True, with_tags and targets is None)

@@ -257,6 +257,17 @@ def test_both_readers_serve_one_order(raw_records, settings):
             np.testing.assert_array_equal(x, tx)
 
 
+def test_both_readers_refuse_a_share_without_clips(raw_records):
+    """23 clips in 8 shard files, 30 shares: share 25 holds none, and each
+    reader says so in one line rather than read empty passes for ever."""
+    records_dir, info = raw_records
+    for read in (lambda: reader.train_dataset(records_dir, 2, info=info, shard=(30, 25)),
+                 lambda: plain_reader.train_batches(records_dir, 2, info=info,
+                                                    shard=(30, 25))):
+        with pytest.raises(UserError, match=r"holds no clips to train on in share \(30, 25\)"):
+            read()
+
+
 def test_both_readers_draw_each_clips_offset_alike(raw_records, tmp_path):
     """Clips of 2 to 9 segments in windows of 3, read side by side from 3
     shards: the same windows from the same offsets (over passes, every
