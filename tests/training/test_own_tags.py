@@ -689,11 +689,13 @@ def test_a_resume_on_a_replaced_body_file_is_refused(own, tmp_path, monkeypatch)
 def test_the_heads_training_pipeline_holds_no_embeddings_in_its_graph(own, tmp_path,
                                                                       monkeypatch):
     """Many clips' embeddings: the training dataset's graph, serialized (as
-    multi-worker input sharding and tf.data's rewrites do), holds the name
-    of the table they are read from, not the embeddings (a graph over 2 GB
-    cannot be serialized at all); each window comes with its clip's tags."""
+    multi-worker input sharding and tf.data's rewrites do), holds no
+    embeddings (a graph over 2 GB cannot be serialized at all); each window
+    comes with its clip's tags, in the one order of the head's batches
+    under every backend (`window_batches`: what JAX's runs train on)."""
     from tagger.training.backend_tf import TensorFlowBackend
     from tagger.training.model_outputs import ClipRows
+    from tagger.training.run import epoch_seed
 
     _, source, _, body_path = own
     config = head_train_config(source, tmp_path / "runs", body_path, pretrained=PretrainedConfig(
@@ -712,8 +714,11 @@ def test_the_heads_training_pipeline_holds_no_embeddings_in_its_graph(own, tmp_p
     assert dataset_graph_bytes(batches[0]) < 20_000  # 1.2 MB of embeddings
     clip_of = {row.tobytes(): clip for row, clip in zip(rows.values, rows.row_clips())}
     seen = 0
-    for x, y in batches[0].take(4).as_numpy_iterator():
+    ordered = head_run.window_batches(rows, labels, 32, epoch_seed(config.seed, 0))
+    for (x, y), (x_jax, y_jax) in zip(batches[0].take(4).as_numpy_iterator(), ordered):
         assert x.shape == (32, dim) and y.shape == (32, 3)
+        np.testing.assert_array_equal(x, x_jax)
+        np.testing.assert_array_equal(y, y_jax)
         for window, tags in zip(x, y):
             np.testing.assert_array_equal(tags, labels[clip_of[window.tobytes()]])
             seen += 1
