@@ -10,7 +10,8 @@ What it prints, each figure as soon as it is measured:
     int16 windows of one segment, batch 23), as `ratio
     gpu_reader_segments_per_s_no_tf` (segments/s);
   - `train.py --backend jax` of SE+multi (the paper's batch 23) and of the
-    teacher transformer (batch 16, its 10 s windows) for --epochs epochs of
+    teacher transformer (batch 16, its 10 s windows), each batch the nearest
+    multiple of the devices JAX sees (`run_batch`), for --epochs epochs of
     `--quick`'s one Adam stage, then `eval.py
     --backend jax` of the saved model: the run's wall time, its fastest
     epoch (validation included), that epoch's training steps a second and
@@ -68,7 +69,9 @@ INPUT_LINE = re.compile(r"waited ([\d.]+) s of their ([\d.]+) s for batches")
 # what tagger needs beyond a JAX machine's packages: (name, version)
 WHEELS = (("keras", "3.15.1"), ("namex", "0.1.0"), ("optree", "0.20.0"),
           ("soundfile", "0.14.0"), ("cffi", "2.1.1"), ("pycparser", "3.12"),
-          ("soxr", "1.1.0"), ("google-crc32c", "1.9.0"), ("mutagen", "1.48.1"))
+          ("soxr", "1.1.0"), ("google-crc32c", "1.9.0"), ("mutagen", "1.48.1"),
+          # the runs' TensorBoard scalars: its event writer and what that imports
+          ("tensorboard", "2.21.0"), ("protobuf", "6.33.6"), ("absl-py", "2.5.1"))
 
 
 def parse_args(argv=None):
@@ -164,12 +167,22 @@ def measure_reader(records: str, tiny: bool) -> None:
     print(f"ratio gpu_reader_segments_per_s_no_tf {rate:.0f}", flush=True)
 
 
+def run_batch(batch: int, devices: int) -> int:
+    """The batch nearest `batch` that `devices` divide (train.py splits its
+    batch over every device JAX sees, and refuses one they do not divide):
+    at least one window a device."""
+    return devices * max(1, round(batch / devices))
+
+
 def train_and_evaluate(family: str, records: str, work: str, epochs: int, tiny: bool) -> None:
+    import jax
+
     flags, batch = FAMILIES[family]
+    batch = run_batch(2 if tiny else batch, jax.device_count())
     argv = ["train.py", "--backend", "jax", "--data-dir", records, "--train-dir",
             os.path.join(work, "runs"), "--run-name", family, "--quick", *flags,
             "--max-epochs-per-stage", str(epochs), "--patience", str(epochs),
-            "--batch-size", str(2 if tiny else batch), "--no-progress"]
+            "--batch-size", str(batch), "--no-progress"]
     if tiny:
         argv += [*TINY_FLAGS[family], "--steps-per-epoch", "2", "--validation-steps", "1"]
     out = run(argv, os.path.join(work, f"train_{family}.log"))
@@ -190,10 +203,10 @@ def train_and_evaluate(family: str, records: str, work: str, epochs: int, tiny: 
     if abs(evaluated - test["roc_auc"]) > 1e-4:
         raise SystemExit(f"eval.py's ROC-AUC of {family}, {evaluated}, is not its run's, "
                          f"{test['roc_auc']}")
-    print(f"train.py --backend jax {family}: {seconds:.0f} s, {epochs} epochs of {steps} "
-          f"steps, the fastest {fastest:.2f} s ({steps / fastest:.1f} steps/s, validation "
-          f"included); test macro ROC-AUC {test['roc_auc']:.4f} (eval.py: the same); the "
-          f"steps waited {waited:.1f} s of {total:.1f} s for input")
+    print(f"train.py --backend jax {family}: batch {batch}, {seconds:.0f} s, {epochs} epochs "
+          f"of {steps} steps, the fastest {fastest:.2f} s ({steps / fastest:.1f} steps/s, "
+          f"validation included); test macro ROC-AUC {test['roc_auc']:.4f} (eval.py: the "
+          f"same); the steps waited {waited:.1f} s of {total:.1f} s for input")
     print(f"ratio gpu_jax_quick_seconds_{family} {seconds:.1f}")
     print(f"ratio gpu_jax_quick_epoch_seconds_{family} {fastest:.2f}")
     print(f"ratio gpu_jax_quick_steps_per_s_{family} {steps / fastest:.2f}")

@@ -91,8 +91,11 @@ def main():
                                     as_stored=as_stored)
 
     def elementwise(seed=None, repeat=True):
-        clips = reader.clip_dataset(data_dir, "train", info, shuffle_shards=True, seed=seed,
-                                    as_stored=True)
+        files = tf.data.Dataset.from_tensor_slices(paths).shuffle(len(paths), seed=seed)
+        clips = files.interleave(tf.data.TFRecordDataset, cycle_length=4,
+                                 num_parallel_calls=tf.data.AUTOTUNE).map(
+            make_parser(info.num_tags, tuple(info.segment_shape), "int16", as_stored=True),
+            num_parallel_calls=tf.data.AUTOTUNE)
         data = clips.map(lambda c: (c["segments"], tf.repeat(c["tags"][None], tf.shape(
             c["segments"])[0], axis=0)), num_parallel_calls=tf.data.AUTOTUNE)
         data = data.unbatch().shuffle(ELEMENTWISE_BUFFER, seed=seed)

@@ -423,14 +423,18 @@ _END = object()
 def _work(conn, fn, slot_bytes):
     """A worker's loop: (seq, item) in, (seq, status, result) out; None stops
     it. With `slot_bytes`, the shared slots' memfd comes first, and results
-    are pickled into them (see `_Worker.receive`)."""
+    are pickled into them (see `_Worker.receive`). A pool gone (its process
+    ended, by an error say) ends the worker quietly, at any point."""
     from tagger.host_memory import keep_freed_heap
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     keep_freed_heap()  # items are clips: megabytes allocated and freed each
     slots = []  # one mapping per slot: a result cannot spill into the next
     if slot_bytes:
-        fd = reduction.recv_handle(conn)
+        try:
+            fd = reduction.recv_handle(conn)
+        except (EOFError, OSError):  # the pool went away before this worker began
+            return
         slots = [mmap.mmap(fd, slot_bytes, offset=i * slot_bytes)
                  for i in range(SLOTS_PER_WORKER)]
         os.close(fd)
@@ -448,7 +452,10 @@ def _work(conn, fn, slot_bytes):
             reply = (seq, "error", _portable(error))
         if slots and reply[1] == "ok":
             reply = _into_slot(reply, slots[slot], slot * slot_bytes)
-        conn.send(reply)
+        try:
+            conn.send(reply)
+        except OSError:  # the pool went away (its process ended): nothing to send to
+            return
 
 
 class _SlotPickler(pickle.Pickler):

@@ -708,3 +708,21 @@ def test_the_tag_bench_times_every_engine_in_turn_with_keras(monkeypatch):
     forward, backward = ["keras", "int8", "bf16"], ["bf16", "int8", "keras"]
     assert order == (forward * 2 + backward * 2 + forward * 2)
     assert speeds == {"keras": 1.0, "int8": 2.0, "bf16": 0.5}  # medians of (2, 2, 4), (.5, 1, .5)
+
+
+def test_the_gpu_jax_bench_trains_at_a_batch_the_devices_divide(monkeypatch):
+    """train.py refuses a batch its devices do not divide: the paper's 23
+    becomes the nearest multiple of the devices, at least one a device."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("bench_gpu_jax")
+    cases = {(23, 1): 23, (23, 2): 24, (23, 8): 24, (16, 3): 15, (23, 4): 24, (2, 8): 8}
+    assert {case: module.run_batch(*case) for case in cases} == cases
+
+
+def test_the_gpu_jax_bench_fetches_what_a_run_imports_without_tensorflow(monkeypatch):
+    """docs/jax.md's packages that JAX machines lack are among its wheels:
+    tensorboard (a run's scalars) and what its event writer imports."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    names = {name for name, _ in load("bench_gpu_jax").WHEELS}
+    assert {"keras", "soundfile", "soxr", "google-crc32c", "mutagen", "tensorboard",
+            "protobuf", "absl-py"} <= names

@@ -596,7 +596,8 @@ def run(args):
 
 def chief_worker(config) -> bool:
     """Whether this process is the run's chief, the worker that saved its
-    model (every process but the other workers of a multiworker run)."""
+    model (every process but the other workers of a multiworker run), as
+    the run's backend says (`for_run` gives the one the run made)."""
     from tagger.training.backend import for_run
 
     return for_run(config.strategy, config.tpu).chief

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -68,16 +69,23 @@ class ClipPredictor:
 
     def _predict(self, data_dir, split, window_segments, batch_size, info, max_batches,
                  progress, columns=None, labels=None) -> ClipPredictions:
+        clip_ids, labels = labels or record_batches.clip_labels(data_dir, split, info)
         if self.tensorflow:
             from tagger.records.reader import padded_eval_windows
 
             data = padded_eval_windows(data_dir, split, window_segments, batch_size, info)
             if self.distributed:
                 data = self.strategy.experimental_distribute_dataset(data)
-        else:
+        else:  # NumPy batches, read by worker processes: closed when done with
             data = record_batches.eval_batches(data_dir, split, window_segments, batch_size,
                                                info)
-        clip_ids, labels = labels or record_batches.clip_labels(data_dir, split, info)
+        closing = contextlib.closing(data) if hasattr(data, "close") else contextlib.nullcontext()
+        with closing:
+            return self._scores(data, split, clip_ids, labels, max_batches, progress, columns)
+
+    def _scores(self, data, split, clip_ids, labels, max_batches, progress,
+                columns) -> ClipPredictions:
+        """The ClipPredictions of the batches of `data` (see `__call__`)."""
         sums = np.zeros(labels.shape, np.float64)
         counts = np.zeros(len(labels), np.int64)  # windows read
         windows_of = np.zeros(len(labels), np.int64)  # windows in the clip

@@ -21,22 +21,27 @@ def reader_name() -> str:
 
 def train_batches(data_dir: str, batch_size: int, info=None, window_segments: int = 1,
                   shuffle_segments: int = 2000, seed: int | None = None,
-                  shard: tuple | None = None, num_read_threads: int | None = None):
+                  shard: tuple | None = None, num_read_threads: int | None = None,
+                  global_batch: int | None = None):
     """An endless iterator of (windows in their storage dtype, tags float32)
-    NumPy batches of the train split (`reader.train_dataset`'s)."""
+    NumPy batches of the train split, in the order of `records.order`
+    whichever reader serves them (`reader.train_dataset`'s). The plain
+    reader's has `close()`, which stops its workers."""
     if _tensorflow() is not None:
         from tagger.records import reader
 
         return reader.train_dataset(
             data_dir, batch_size, window_segments=window_segments, info=info,
             shuffle_segments=shuffle_segments, seed=seed, shard=shard,
-            num_read_threads=num_read_threads, as_stored=True).as_numpy_iterator()
+            num_read_threads=num_read_threads, as_stored=True,
+            global_batch=global_batch).as_numpy_iterator()
     from tagger.records import plain_reader
+    from tagger.records.order import READ_CYCLE
 
     return plain_reader.train_batches(data_dir, batch_size, window_segments=window_segments,
                                       info=info, shuffle_segments=shuffle_segments, seed=seed,
-                                      shard=shard, cycle=num_read_threads or
-                                      plain_reader.READ_CYCLE)
+                                      shard=shard, cycle=num_read_threads or READ_CYCLE,
+                                      global_batch=global_batch)
 
 
 def eval_batches(data_dir: str, split: str, window_segments: int, batch_size: int, info=None):

@@ -11,7 +11,8 @@ machine or a TPU VM); `reader` is the tf.data reader of the same records.
     clip_labels    (clip_ids, tags) of a split; as `reader.clip_labels`
 
 Every record's length and data are checked against their CRC32Cs
-(`tfrecord`, the framing's one reader and writer) and parsed by
+(`tfrecord`, the framing's one reader and writer), each shard's framing
+against the digest the build recorded (`shard_check`), and parsed by
 `schema.parse_clip` (a reader of tf.train.Example's wire format beside the
 schema's writer); a damaged, cut or missing shard is one UserError naming
 it and how to rebuild it.
@@ -40,16 +41,18 @@ What does the work, and why:
   installed stops with absl's UnparsedFlagAccessError (google/grain#1355,
   fixed after 0.2.18) unless the program's absl flags are marked parsed.
 
-The order is a function of the seed alone: not of the number of workers,
+The training order is `records.order`'s, tf.data's reader's too: a
+function of the seed alone, not of the reader, the number of workers,
 the machine or the time, so a resumed run sees what an uninterrupted one
-saw. The workers come from a fork server that imports the program's main
-module: a script guards its work with `if __name__ == "__main__"`.
+saw, with either reader. Each shard is checked against dataset_info.json
+as its framing is walked (`shard_check`, once a process). The workers
+come from a fork server that imports the program's main module: a
+script guards its work with `if __name__ == "__main__"`.
 Reading records from a gs:// path needs TensorFlow (tf.io.gfile).
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import itertools
@@ -66,20 +69,26 @@ from tagger.errors import UserError
 from tagger.parallel import Chunks, WorkerPool
 from tagger.records.info import (
     DatasetInfo,
-    clip_count_error,
     load_info,
     shard_paths,
     unreadable_shard,
 )
+from tagger.records.order import (
+    READ_CYCLE,
+    TrainOrder,
+    block_windows,
+    interleave,
+    window_offset,
+)
 from tagger.records.schema import parse_clip
-from tagger.records.tfrecord import HEADER, DamagedRecords, read_records, read_span
+from tagger.records.shard_check import ShardErrors, split_records
+from tagger.records.tfrecord import HEADER, read_records, read_span
 from tagger.records.windows import (
     DEFAULT_SHUFFLE_SEGMENTS,
     eval_windows_of_clip,
     join_windows,
 )
 
-READ_CYCLE = 4  # shards read side by side in a pass, as reader.clip_dataset's interleave
 # A work item's records, in bytes, at most (a clip longer than that is an
 # item of its own): its windows fit the pool's shared result slot.
 PART_BYTES = 32 << 20
@@ -99,43 +108,44 @@ def train_batches(data_dir: str, batch_size: int, split: str = "train",
                   shuffle_segments: int = DEFAULT_SHUFFLE_SEGMENTS, seed=None,
                   shard: tuple | None = None, with_tags: bool = True,
                   workers: int | None = None, prefetch: int = DEFAULT_PREFETCH,
-                  cycle: int = READ_CYCLE):
+                  cycle: int = READ_CYCLE, global_batch: int | None = None):
     """An endless iterator of training batches `(x, y)` (`(x,)` without
     `with_tags`, the tags never read): x (batch_size, *window) in the
-    storage dtype, y float32 (batch_size, num_tags), the clip's tags.
+    storage dtype, y float32 (batch_size, num_tags), the clip's tags; in
+    the order of `records.order`, tf.data's reader's batch for batch.
 
-    Each pass over the split shuffles its shard files and reads `cycle`
-    of them side by side (train.py's --num-read-threads); the clips'
-    windows (for k = window_segments > 1, from a random offset per clip
-    and pass) are shuffled in blocks of about `shuffle_segments` segments
-    and cut into batches; the windows
-    left over from a block go into the next, so every window of a pass is
-    in some batch. `seed` (a non-negative int or a tuple of them, None:
-    a fresh one) fixes the order completely. `shard=(count, index)` reads
-    one host's share: whole shard files when there are at least `count`,
-    else every count-th clip of the split. `workers` processes read the
-    records (0: this process; None: `default_workers()`), `prefetch`
-    batches are made ahead in a thread (0: none). Close the iterator (or
-    drop it) to stop its workers."""
+    Each pass over the split reads its shard files in an order drawn for
+    it, `cycle` of them side by side (train.py's --num-read-threads); the
+    clips' windows (for k = window_segments > 1, from an offset drawn per
+    clip and pass) are shuffled in blocks of about `shuffle_segments`
+    segments (a whole number of `global_batch`es, default `batch_size`)
+    and cut into batches. `seed` (a non-negative int or a tuple of them,
+    None: a fresh one) fixes the order completely. `shard=(count, index)`
+    reads one host's share: whole shard files when there are at least
+    `count`, else every count-th clip of each pass. `workers` processes
+    read the records (0: this process; None: `default_workers()`),
+    `prefetch` batches are made ahead in a thread (0: none). Close the
+    iterator to stop its workers (dropping it stops them too, later)."""
     info = info or load_info(data_dir)
-    if batch_size < 1 or cycle < 1:
-        raise ValueError(f"batch_size and cycle must be at least 1, got {batch_size}, {cycle}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     layout = Layout.of(info, split, window_segments, with_tags)
-    spans = split_spans(data_dir, info, split)
+    order = TrainOrder.of(seed, cycle, block_windows(shuffle_segments, window_segments,
+                                                     global_batch or batch_size))
+    sources = split_spans(data_dir, info, split)
+    every = None
     if shard is not None:
         count, index = shard
         if not 0 <= index < count:
             raise ValueError(f"shard (count, index) needs 0 <= index < count, got {shard}")
-        if len(spans) >= count:
-            spans = spans[index::count]
-        else:  # too few shard files: every count-th clip, each a source of its own
-            spans = [(clip,) for clip in itertools.chain(*spans)][index::count]
-    if not sum(map(len, spans)):
+        if len(sources) >= count:
+            sources = sources[index::count]
+        else:  # too few shard files: every count-th clip of each pass
+            every = shard
+    if not sum(map(len, sources)) or (every and sum(map(len, sources)) <= every[1]):
         raise UserError(f"the {split} split of {data_dir!r} holds no clips to train on"
                         + (f" in share {shard} (count, index)" if shard else ""))
-    per_clip = info.splits[split]["segments"] / max(info.splits[split]["clips"], 1)
-    plan = TrainPlan(tuple(map(tuple, spans)), _entropy(seed),
-                     max(1, round(shuffle_segments / max(per_clip, 1))), layout, cycle)
+    plan = TrainPlan(tuple(map(tuple, sources)), order, layout, every)
 
     def make():
         return _shuffled_batches(plan, batch_size, _loaded(plan.parts(), workers))
@@ -156,8 +166,7 @@ def eval_batches(data_dir: str, split: str, window_segments: int, batch_size: in
     info = info or load_info(data_dir)
     layout = Layout.of(info, split, window_segments, with_tags=False)
     parts = _parts(itertools.chain(*split_spans(data_dir, info, split)), None, layout)
-    items = ((part, None) for part in parts)
-    return Batches(lambda: _eval_batches(layout, batch_size, _loaded(items, workers)),
+    return Batches(lambda: _eval_batches(layout, batch_size, _loaded(parts, workers)),
                    prefetch)
 
 
@@ -168,15 +177,13 @@ def clip_labels(data_dir: str, split: str, info: DatasetInfo | None = None):
     info = info or load_info(data_dir)
     layout = Layout.of(info, split, 1, with_tags=True)
     ids, tags = [], []
+    split_spans(data_dir, info, split)  # each shard checked against dataset_info.json
     for path in shard_paths(data_dir, info, split):
-        with _ShardErrors(path, split), fileio.open_file(path, "rb") as file:
+        with ShardErrors(path, split), fileio.open_file(path, "rb") as file:
             for record in read_records(file):
                 clip = layout.parse(record.data, path, record.offset)
                 ids.append(clip["clip_id"])
                 tags.append(clip["tags"])
-    expected = info.splits[split]["clips"]
-    if len(ids) != expected:
-        raise clip_count_error(data_dir, split, len(ids), expected)
     return (np.array(ids, np.int64),
             np.stack(tags) if tags else np.zeros((0, info.num_tags), np.float32))
 
@@ -192,12 +199,13 @@ def clips(data_dir: str, split: str, info: DatasetInfo | None = None,
     layout = Layout.of(info, split, 1, with_tags=False)
     paths = shard_paths(data_dir, info, split)
     count, index = shard or (1, 0)
+    split_spans(data_dir, info, split)  # each shard checked against dataset_info.json
     whole_files = len(paths) >= count
     if whole_files:
         paths = paths[index::count]
     position = 0
     for path in paths:
-        with _ShardErrors(path, split), fileio.open_file(path, "rb") as file:
+        with ShardErrors(path, split), fileio.open_file(path, "rb") as file:
             for record in read_records(file):
                 if whole_files or position % count == index:
                     clip = layout.parse(record.data, path, record.offset)
@@ -334,11 +342,12 @@ class Layout:
 @dataclasses.dataclass(frozen=True)
 class Part:
     """A work item: clips ((path, data offset, length), ...) to read and cut
-    into windows. With a `seed`, training windows (k > 1: from an offset
-    the seed draws per clip); without, every window of `eval_window_starts`."""
+    into windows. With `draws` (one a clip, `records.order`'s), training
+    windows (k > 1: from the offset each clip's draw gives); without,
+    every window of `eval_window_starts`."""
 
     clips: tuple
-    seed: tuple | None
+    draws: tuple | None
     layout: Layout
 
 
@@ -347,22 +356,20 @@ def read_part(part: Part):
     tags float32 (clips, num_tags) or None, Chunks of each clip's windows'
     bytes (its (windows, *window) array in the storage dtype))."""
     layout, k = part.layout, part.layout.window_segments
-    rng = None if part.seed is None else np.random.default_rng(part.seed)
     ids, counts, tags, windows = [], [], [], []
     files = {}
     try:
-        for path, offset, length in part.clips:
-            with _ShardErrors(path, layout.split):
+        for i, (path, offset, length) in enumerate(part.clips):
+            with ShardErrors(path, layout.split):
                 if path not in files:
                     files[path] = fileio.open_file(path, "rb")
                 data = read_span(files[path], offset, length)
             clip = layout.parse(data, path, offset)
             x = clip["segments"]  # (n, *segment_shape), a view of the record
-            if rng is None:
+            if part.draws is None:
                 x = eval_windows_of_clip(x, k)
             elif k > 1:
-                n = len(x)
-                x = join_windows(x, k, int(rng.integers(max(n - n // k * k, 0) + 1)))
+                x = join_windows(x, k, window_offset(part.draws[i], len(x), k))
             ids.append(clip["clip_id"])
             counts.append(len(x))
             windows.append(memoryview(np.ascontiguousarray(x)).cast("B"))
@@ -375,171 +382,99 @@ def read_part(part: Part):
             np.stack(tags) if tags else None, Chunks(windows))
 
 
-class _ShardErrors:
-    """Inside it, a failed read of the shard at `path` is its UserError."""
-
-    def __init__(self, path: str, split: str):
-        self.path, self.split = path, split
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, trace):
-        if error is None or isinstance(error, UserError):
-            return False
-        if isinstance(error, FileNotFoundError):
-            raise unreadable_shard(self.path, self.split, "is missing") from None
-        if isinstance(error, DamagedRecords):
-            raise unreadable_shard(self.path, self.split, f"is damaged ({error})") from None
-        if isinstance(error, OSError):
-            raise unreadable_shard(self.path, self.split, "could not be read "
-                                   f"({fileio.describe_os_error(error)})") from None
-        if isinstance(error, ImportError) and not fileio.is_local(self.path):
-            raise UserError(f"shard {self.path!r} is read through tf.io.gfile, which needs "
-                            "TensorFlow; copy the records to a local folder or install "
-                            "TensorFlow") from None
-        return False
-
-
 def split_spans(data_dir: str, info: DatasetInfo, split: str) -> list:
     """Per shard of `split`, in order: ((path, data offset, length), ...) of
-    its records (only their headers read, each length's CRC checked); a
-    split holding another number of clips than dataset_info.json lists is
-    a UserError."""
-    spans = []
-    for path in shard_paths(data_dir, info, split):
-        with _ShardErrors(path, split), fileio.open_file(path, "rb") as file:
-            spans.append([(path, record.offset, record.length)
-                          for record in read_records(file, data=False)])
-    found, expected = sum(map(len, spans)), info.splits[split]["clips"]
-    if found != expected:
-        raise clip_count_error(data_dir, split, found, expected)
-    return spans
+    its records (`shard_check.split_records`: only their framing read, once
+    a process, each length's CRC checked and the shard checked against
+    dataset_info.json); a split holding another number of clips than
+    dataset_info.json lists is a UserError."""
+    return [[(path, offset, length) for offset, length in records]
+            for path, records in zip(shard_paths(data_dir, info, split),
+                                     split_records(data_dir, info, split))]
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainPlan:
-    """The endless stream of training work of one share of a split. Pass
-    `p` shuffles the sources (shard files, or single clips) with the seed
-    (entropy, p) and reads `cycle` of them side by side, one clip of
-    each in turn; its clips are cut into blocks of `clips_per_block`, each
-    block into parts of at most PART_BYTES of records."""
+    """The endless stream of training work of one share of a split, in
+    `order` (`records.order.TrainOrder`): pass p reads the `sources` (per
+    shard file, its clips' (path, offset, length)) in the pass's shard
+    order, `order.cycle` of them side by side, keeping every count-th clip
+    of them with `every` = (count, index); its clips are cut into parts of
+    at most PART_BYTES of records, each clip with its offset draw."""
 
-    sources: tuple  # per source ((path, offset, length), ...)
-    entropy: tuple
-    clips_per_block: int
+    sources: tuple
+    order: TrainOrder
     layout: Layout
-    cycle: int = READ_CYCLE
+    every: tuple | None = None
 
     def pass_clips(self, index: int) -> list:
-        order = np.random.default_rng([*self.entropy, index]).permutation(len(self.sources))
-        return interleave([self.sources[i] for i in order], self.cycle)
-
-    def block_seed(self, pass_index: int, block: int) -> tuple:
-        return (*self.entropy, pass_index, block)
+        shards = self.order.shards(index, len(self.sources))
+        clips = interleave([self.sources[i] for i in shards], self.order.cycle)
+        if self.every is not None:
+            count, share = self.every
+            clips = clips[share::count]
+        return clips
 
     def parts(self):
-        """Endless: (Part, the block's seed or None), the seed given with
-        each block's last part."""
+        """Endless: the Parts of every pass in turn."""
         for pass_index in itertools.count():
-            clips = self.pass_clips(pass_index)
-            for block, start in enumerate(range(0, len(clips), self.clips_per_block)):
-                seed = self.block_seed(pass_index, block)
-                parts = list(_parts(clips[start:start + self.clips_per_block], seed,
-                                    self.layout))
-                for i, part in enumerate(parts):
-                    yield part, seed if i == len(parts) - 1 else None
+            draws = self.order.clip_draws(pass_index) if self.layout.window_segments > 1 \
+                else itertools.repeat(0)
+            yield from _parts(self.pass_clips(pass_index), draws, self.layout)
 
 
-def _parts(clips, seed, layout: Layout):
+def _parts(clips, draws, layout: Layout):
     """Parts of consecutive `clips` of at most PART_BYTES of records (at
-    least one clip each); with a `seed`, part i draws with (*seed, i)."""
-    part, size, index = [], 0, 0
+    least one clip each); with `draws` (an iterator, one a clip), training
+    parts that hold them."""
+    part, size = [], 0
     for clip in clips:
         if part and size + clip[2] > PART_BYTES:
-            yield Part(tuple(part), None if seed is None else (*seed, index), layout)
-            part, size, index = [], 0, index + 1
+            yield _part(part, draws, layout)
+            part, size = [], 0
         part.append(clip)
         size += clip[2]
     if part:
-        yield Part(tuple(part), None if seed is None else (*seed, index), layout)
+        yield _part(part, draws, layout)
 
 
-def interleave(sources, cycle: int) -> list:
-    """The items of `sources` (sequences), `cycle` of them read side by side,
-    one item of each in turn; a source found ended on its turn gives its
-    place to the next source, first read from on the place's next turn
-    (tf.data's interleave with `cycle_length` and `block_length` 1)."""
-    waiting = iter(sources)
-    active = [iter(source) for source in itertools.islice(waiting, cycle)]
-    out, turn = [], 0
-    while active:
-        item = next(active[turn], _END)
-        if item is not _END:
-            out.append(item)
-        elif (following := next(waiting, None)) is not None:
-            active[turn] = iter(following)  # read from on its next turn
-        else:
-            del active[turn]
-            turn -= 1
-        if active:
-            turn = (turn + 1) % len(active)
-    return out
+def _part(clips: list, draws, layout: Layout) -> Part:
+    return Part(tuple(clips), None if draws is None else tuple(
+        itertools.islice(draws, len(clips))), layout)
 
 
-_END = object()
-
-
-def _entropy(seed) -> tuple:
-    if seed is None:
-        return (np.random.SeedSequence().entropy,)
-    seeds = tuple(int(s) for s in (seed if isinstance(seed, (tuple, list)) else (seed,)))
-    if any(s < 0 for s in seeds):
-        raise ValueError(f"a seed is a non-negative int or a tuple of them, got {seed!r}")
-    return seeds
-
-
-def _loaded(items, workers: int | None):
-    """(item's tag, read_part(part)) for each (part, tag) of `items`, in
-    order: read by `workers` processes (0: in this process)."""
+def _loaded(parts, workers: int | None):
+    """read_part(part) for each of `parts`, in order: read by `workers`
+    processes (0: in this process)."""
     workers = default_workers() if workers is None else workers
-    tags = collections.deque()
-
-    def parts():
-        for part, tag in items:
-            tags.append(tag)
-            yield part
-
     if workers <= 0:
-        for result in map(read_part, parts()):
-            yield tags.popleft(), result
+        yield from map(read_part, parts)
         return
     with WorkerPool(read_part, workers) as pool:
-        for result in pool.map(parts()):
-            yield tags.popleft(), result
+        yield from pool.map(iter(parts))
 
 
 def _shuffled_batches(plan: TrainPlan, batch_size: int, results):
-    """Training batches of the parts' windows: each block's windows (with
-    those left over from the block before) in a random order drawn with
-    the block's seed, cut into whole batches."""
+    """Training batches of the parts' windows: the stream of windows cut
+    into blocks of `plan.order.block` windows, each block's windows in
+    the order drawn for it (`TrainOrder.block_order`), cut into batches."""
     layout = plan.layout
     block = _Rows(layout.window_shape, np.dtype(layout.dtype),
                   layout.num_tags if layout.with_tags else 0)
     with contextlib.closing(results):
-        yield from _shuffled(block, batch_size, results)
+        yield from _shuffled(block, plan.order, batch_size, results)
 
 
-def _shuffled(block, batch_size: int, results):
-    for block_seed, (_, counts, tags, chunks) in results:
-        block.add(counts, tags, chunks.parts)
-        if block_seed is None:
-            continue  # more parts of this block to come
-        order = np.random.default_rng(block_seed).permutation(block.filled)
-        whole = len(order) // batch_size * batch_size
-        for start in range(0, whole, batch_size):
-            yield block.take(order[start:start + batch_size])
-        block.keep(order[whole:])
+def _shuffled(rows, order: TrainOrder, batch_size: int, results):
+    size, block_index = order.block, 0
+    for _, counts, tags, chunks in results:
+        rows.add(counts, tags, chunks.parts)
+        while rows.filled >= size:
+            drawn = order.block_order(block_index, size)
+            for start in range(0, size // batch_size * batch_size, batch_size):
+                yield rows.take(drawn[start:start + batch_size])
+            rows.keep(np.arange(size, rows.filled))
+            block_index += 1
 
 
 class _Rows:
@@ -592,7 +527,7 @@ def _eval_batches(layout: Layout, batch_size: int, results):
     filled, position = 0, 0
     dtype = np.dtype(layout.dtype)
     with contextlib.closing(results):
-        for _, (ids, counts, _, chunks) in results:
+        for ids, counts, _, chunks in results:
             for clip_id, count, part in zip(ids, counts, chunks.parts):
                 windows = np.frombuffer(part, dtype).reshape(count, *layout.window_shape)
                 done = 0

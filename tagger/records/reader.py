@@ -23,7 +23,9 @@ from tagger.records.info import (
     shard_paths,
     unreadable_shard,
 )
+from tagger.records.order import TrainOrder, block_windows
 from tagger.records.schema import make_parser, to_float
+from tagger.records.shard_check import split_records
 from tagger.records.windows import (  # noqa: F401 (the readers' shared names, here too)
     DEFAULT_SHUFFLE_SEGMENTS,
     eval_window_starts,
@@ -34,38 +36,38 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 
 def clip_dataset(data_dir: str, split: str, info: DatasetInfo | None = None,
-                 shuffle_shards: bool = False, seed: int | None = None,
-                 num_read_threads: int | None = None,
                  shard: tuple | None = None, as_stored: bool = False,
                  with_tags: bool = True) -> tf.data.Dataset:
-    """One element per clip: dict(clip_id, path, tags (num_tags,),
-    segments (num_segments, *segment_shape); float32, or the storage dtype
-    with `as_stored`). Without `shuffle_shards`
-    clips come in the written order. `shard=(count, index)` keeps one
-    input pipeline's share: whole shard files when there are enough of
-    them, else every count-th clip. Without `with_tags` the elements have
-    no `tags` (not parsed: unlabelled audio)."""
+    """One element per clip, in the written order: dict(clip_id, path, tags
+    (num_tags,), segments (num_segments, *segment_shape); float32, or the
+    storage dtype with `as_stored`). `shard=(count, index)` keeps one input
+    pipeline's share: whole shard files when there are enough of them, else
+    every count-th clip. Without `with_tags` the elements have no `tags`
+    (not parsed: unlabelled audio). Each shard is checked against
+    dataset_info.json first (`shard_check`)."""
     info = info or load_info(data_dir)
-    paths = shard_paths(data_dir, info, split)
+    paths = checked_paths(data_dir, info, split)
     if shard is not None:
         count, index = shard
         if len(paths) < count:  # too few shard files: every count-th clip
-            return clip_dataset(data_dir, split, info, shuffle_shards, seed, num_read_threads,
-                                as_stored=as_stored, with_tags=with_tags).shard(count, index)
+            return clip_dataset(data_dir, split, info, as_stored=as_stored,
+                                with_tags=with_tags).shard(count, index)
         paths = paths[index::count]
-    parse = make_parser(info.num_tags, tuple(info.segment_shape),
-                        info.features["dtype"], as_stored, with_tags)
-    if not shuffle_shards:
-        records = tf.data.TFRecordDataset(paths)
-        return records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
-    # With a seed the order is reproducible (deterministic interleave); without
-    # one, elements flow in whatever order the parallel readers finish.
-    ordered = seed is not None
-    files = tf.data.Dataset.from_tensor_slices(paths).shuffle(len(paths), seed=seed)
-    cycle = min(len(paths), num_read_threads or 4)
-    records = files.interleave(tf.data.TFRecordDataset, cycle_length=cycle,
-                               num_parallel_calls=AUTOTUNE, deterministic=ordered)
-    return records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=ordered)
+    records = tf.data.TFRecordDataset(paths)
+    return records.map(_parser(info, as_stored, with_tags), num_parallel_calls=AUTOTUNE,
+                       deterministic=True)
+
+
+def checked_paths(data_dir: str, info: DatasetInfo, split: str) -> list:
+    """The shard files of `split`, each checked against dataset_info.json
+    (`shard_check.split_records`: the framing walked once a process)."""
+    split_records(data_dir, info, split)
+    return shard_paths(data_dir, info, split)
+
+
+def _parser(info: DatasetInfo, as_stored: bool, with_tags: bool):
+    return make_parser(info.num_tags, tuple(info.segment_shape), info.features["dtype"],
+                       as_stored, with_tags)
 
 
 def join_windows(segments: tf.Tensor, window_segments: int, offset=0) -> tf.Tensor:
@@ -101,10 +103,16 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
                   seed: int | None = None, repeat: bool = True,
                   num_read_threads: int | None = None,
                   shard: tuple | None = None, with_tags: bool = True,
-                  as_stored: bool = False, targets=None) -> tf.data.Dataset:
-    """(window, tags) batches for training: shards interleaved, every clip's
-    windows (random offset per pass) shuffled across clips, repeated.
-    Without `with_tags`: window batches alone, the tags never read (the
+                  as_stored: bool = False, targets=None,
+                  global_batch: int | None = None) -> tf.data.Dataset:
+    """(window, tags) batches for training in the order of `records.order`
+    (the TensorFlow-free reader's, batch for batch): shards read side by
+    side (`num_read_threads` of them, default `order.READ_CYCLE`), each
+    clip's windows (a drawn offset per clip and pass), blocks of windows
+    shuffled, repeated pass after pass. `global_batch` (default
+    `batch_size`): the batch a block holds a whole number of, where each
+    of several replicas takes a batch of its share in turn. Without
+    `with_tags`: window batches alone, the tags never read (the
     unlabelled half of noisy-student training). With `as_stored` the
     windows keep their storage dtype (int16 records: int16, half the bytes
     of float32 on their way to an accelerator) and the consumer converts
@@ -112,51 +120,76 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
     -> (segments, tags)`: each segment's soft target in place of the clip's
     tags (a window's is the mean of its segments'; the tags are not read).
 
-    The shuffle works on blocks of about `shuffle_segments` segments (a whole
-    number of batches): the clips' windows are gathered into a block, a
-    random permutation of the block is cut into batches and each batch is
-    gathered, as float32, straight from the block. Windows are copied once
-    into the block and once into their batch, and no per-window element
-    goes through tf.data (an element-wise shuffle buffer copies each window
-    twice more and pays tf.data's per-element cost per window); every window
-    of a block is equally likely in every batch of it. With `seed` the order
-    is reproducible."""
+    The order's draws (a pass's shard order, clips' offsets, a block's
+    order) are NumPy's (`tf.numpy_function`), a few per block. Each block
+    of windows is gathered (`rebatch`), its order drawn and cut into
+    batches, and each batch gathered, as float32, straight from the block:
+    windows are copied once into the block and once into their batch, and
+    no per-window element goes through tf.data (an element-wise shuffle
+    buffer copies each window twice more and pays tf.data's per-element
+    cost per window)."""
     info = info or load_info(data_dir)
     k = window_segments
+    order = TrainOrder.of(seed, num_read_threads,
+                          block_windows(shuffle_segments, k, global_batch or batch_size))
+    paths = shard_paths(data_dir, info, split)
+    counts = [len(records) for records in split_records(data_dir, info, split)]  # checked
+    every = None  # (count, index): a share of every count-th clip, with too few shard files
+    if shard is not None:
+        count, index = shard
+        if len(paths) >= count:
+            paths, counts = paths[index::count], counts[index::count]
+        else:
+            every = shard
+            counts = [max(sum(counts) - index + count - 1, 0) // count]
+    if not sum(counts):  # each pass would be empty, endlessly
+        raise UserError(f"the {split} split of {data_dir!r} holds no clips to train on"
+                        + (f" in share {shard} (count, index)" if shard else ""))
     # int16 records stay int16 through shuffling and become float32 one
     # batch at a time.
-    clips = clip_dataset(data_dir, split, info, shuffle_shards=True, seed=seed,
-                         num_read_threads=num_read_threads, shard=shard, as_stored=True,
-                         with_tags=with_tags and targets is None)
-    if repeat:
-        clips = clips.repeat()
+    parse = _parser(info, True, with_tags and targets is None)
+    names = tf.constant(paths)
 
-    def windows(clip):
+    def one_pass(pass_index):
+        shards = tf.numpy_function(order.shards, [pass_index, len(paths)], tf.int64,
+                                   stateful=False)
+        files = tf.data.Dataset.from_tensor_slices(tf.gather(names, shards))
+        records = files.interleave(tf.data.TFRecordDataset, cycle_length=order.cycle,
+                                   block_length=1, num_parallel_calls=AUTOTUNE,
+                                   deterministic=True)
+        if every is not None:
+            records = records.shard(*every)
+        clips = records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
+        if k == 1:
+            return clips
+        draws = tf.data.Dataset.counter().map(lambda chunk: tf.numpy_function(
+            order.offset_draws, [pass_index, chunk], tf.int64, stateful=False)).unbatch()
+        return tf.data.Dataset.zip(clips, draws)
+
+    passes = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
+    clips = passes.flat_map(one_pass)
+
+    def windows(clip, draw=None):
         x = clip["segments"]  # window 1: the segments themselves, not copied
         y = targets(clip) if targets is not None else None  # (segments, tags)
-        if k > 1:  # a random start so every segment lands in some window over passes
-            n = tf.shape(x)[0]
-            spare = tf.maximum(n - (n // k) * k, 0)
-            offset = tf.random.uniform([], 0, 2**31 - 1, tf.int32, seed=seed) % (spare + 1)
-            x = join_windows(x, k, offset)
-            y = None if y is None else window_means(y, k, offset)
+        if k > 1:  # a drawn start, so every segment lands in some window over passes
+            n = tf.shape(x, out_type=tf.int64)[0]
+            offset = draw % (tf.maximum(n - n // k * k, 0) + 1)  # order.window_offset
+            x = join_windows(x, k, tf.cast(offset, tf.int32))
+            y = None if y is None else window_means(y, k, tf.cast(offset, tf.int32))
         if not with_tags:
             return (x,)
         return x, y if y is not None else tf.repeat(clip["tags"][None], tf.shape(x)[0], axis=0)
 
-    if k == 1:  # nothing random per clip: windowing may run in parallel
-        data = clips.map(windows, num_parallel_calls=AUTOTUNE, deterministic=True)
-    else:  # one clip after another, so the random offsets follow the seed
-        data = clips.map(windows)
-    block = batch_size * max(1, round(shuffle_segments / k / batch_size))
-    data = data.rebatch(block)  # (block, *window), the last one of a pass may be shorter
-    data = tf.data.Dataset.zip(data, tf.data.Dataset.random(seed=seed))
+    data = clips.map(windows, num_parallel_calls=AUTOTUNE, deterministic=True)
+    data = data.rebatch(order.block)  # (block, *window), the last of a finite pass shorter
+    data = tf.data.Dataset.zip(data, tf.data.Dataset.counter())
 
-    def batch_indices(block, block_seed):
-        n = tf.shape(block[0])[0]
-        order = tf.random.experimental.stateless_shuffle(tf.range(n),
-                                                         seed=tf.stack([block_seed, 0]))
-        return block, tf.reshape(order[:n // batch_size * batch_size], [-1, batch_size])
+    def batch_indices(block, block_index):
+        n = tf.shape(block[0], out_type=tf.int64)[0]
+        drawn = tf.numpy_function(order.block_order, [block_index, n], tf.int64,
+                                  stateful=False)
+        return block, tf.reshape(drawn[:n // batch_size * batch_size], [-1, batch_size])
 
     def batches(block, indices):  # the block, once per batch of it (not copied)
         blocks = tf.data.Dataset.from_tensors(block).repeat()
@@ -230,7 +263,7 @@ def clip_labels(data_dir: str, split: str, info: DatasetInfo | None = None):
 
     spec = {k: v for k, v in feature_spec(info.num_tags).items()
             if k in ("clip_id", "tags")}
-    records = tf.data.TFRecordDataset(shard_paths(data_dir, info, split))
+    records = tf.data.TFRecordDataset(checked_paths(data_dir, info, split))
     parsed = records.map(lambda r: tf.io.parse_single_example(r, spec))
     ids, tags = [], []
     with shard_errors(data_dir, split, info):
@@ -252,7 +285,7 @@ def clip_paths(data_dir: str, split: str, info: DatasetInfo | None = None):
     info = info or load_info(data_dir)
     spec = {"clip_id": tf.io.FixedLenFeature([], tf.int64),
             "path": tf.io.FixedLenFeature([], tf.string)}
-    records = tf.data.TFRecordDataset(shard_paths(data_dir, info, split))
+    records = tf.data.TFRecordDataset(checked_paths(data_dir, info, split))
     ids, paths = [], []
     with shard_errors(data_dir, split, info):
         for example in records.map(lambda r: tf.io.parse_single_example(r, spec)).batch(

@@ -29,14 +29,25 @@ from tagger.errors import UserError
 
 def for_run(strategy: str = "auto", tpu: str | None = None):
     """The Backend of the Keras backend this process runs on, over the
-    devices `strategy` (and `tpu`) name."""
-    if backends.current() == "jax":
-        from tagger.training.backend_jax import JaxBackend
+    devices `strategy` (and `tpu`) name: made once a process for each, and
+    the same one given again (to train.py --suggest after its run, to each
+    round of noisy-student training), since making another would join the
+    hosts again (`jax.distributed.initialize`, which JAX refuses a second
+    time) or start a second tf.distribute cluster."""
+    key = (backends.current(), strategy, tpu)
+    if key not in _MADE:
+        if key[0] == "jax":
+            from tagger.training.backend_jax import JaxBackend
 
-        return JaxBackend(strategy, tpu)
-    from tagger.training.backend_tf import TensorFlowBackend
+            _MADE[key] = JaxBackend(strategy, tpu)
+        else:
+            from tagger.training.backend_tf import TensorFlowBackend
 
-    return TensorFlowBackend(strategy, tpu)
+            _MADE[key] = TensorFlowBackend(strategy, tpu)
+    return _MADE[key]
+
+
+_MADE = {}  # (Keras backend, strategy, tpu) -> the process's Backend of them
 
 
 def check_batch(backend, batch_size: int) -> None:

@@ -31,6 +31,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 
 import numpy as np
 
@@ -94,7 +95,9 @@ class JaxBackend:
         mesh = jax.sharding.Mesh(np.array(self.devices), ("batch",))
         self._split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
         self._whole = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-        self._steps = {}  # (model, optimizer's kind and settings) -> its jitted step
+        # model -> {what its step computes (`step_key`): the jitted step}, for as
+        # long as the model lives
+        self._steps = weakref.WeakKeyDictionary()
         self.input_seconds = 0.0  # waited for the training batches, in all
         self.step_seconds = 0.0  # the training steps took, input included
 
@@ -109,14 +112,17 @@ class JaxBackend:
         return f"JAX's {self.replicas} {self.devices[0].device_kind} device{plural}{hosts}"
 
     def input_line(self) -> str | None:
-        """How much of the training steps' time went to waiting for input."""
+        """How much of the training steps' time went to waiting for input,
+        since the last line (a run's, said at its end)."""
         from tagger.records.batches import reader_name
 
         if not self.step_seconds:
             return None
-        return (f"input: the training steps waited {self.input_seconds:.1f} s of their "
+        line = (f"input: the training steps waited {self.input_seconds:.1f} s of their "
                 f"{self.step_seconds:.1f} s for batches "
                 f"({self.input_seconds / self.step_seconds:.1%}), read by {reader_name()}")
+        self.input_seconds = self.step_seconds = 0.0  # the next run counts its own
+        return line
 
     def precision_line(self, precision: str) -> str | None:
         from tagger import cpu_features
@@ -175,7 +181,8 @@ class JaxBackend:
         shard = (self.hosts, self.task_id) if self.hosts > 1 else None
         return batches.train_batches(data_dir, global_batch // self.hosts, info=info,
                                      window_segments=window, shuffle_segments=shuffle_segments,
-                                     seed=seed, shard=shard, num_read_threads=num_read_threads)
+                                     seed=seed, shard=shard, num_read_threads=num_read_threads,
+                                     global_batch=global_batch)
 
     def distribute(self, batches):
         """An iterator of batches (NumPy) as given, for the training step."""
@@ -195,13 +202,26 @@ class JaxBackend:
         with self.scope():
             if not optimizer.built:
                 optimizer.build(model.trainable_variables)
-        # a stage's new optimizer of the same kind steps with the step compiled
-        # for the last one (its learning rate is one of its variables)
-        config = {k: v for k, v in optimizer.get_config().items() if k != "learning_rate"}
-        key = (id(model), type(optimizer).__name__, repr(sorted(config.items())))
-        if key not in self._steps:
-            self._steps[key] = jax_step(model, optimizer)
-        return TrainFunction(model, optimizer, self, self._steps[key])
+        # A stage's new optimizer of the same kind and settings steps with the
+        # step compiled for the last one: its learning rate, step count and
+        # slots are its variables, which the step is given as its state.
+        steps = self._steps.setdefault(model, {})
+        key = step_key(optimizer)
+        if key not in steps:
+            steps[key] = jax_step(model, self._optimizer_like(optimizer, model))
+        return TrainFunction(model, optimizer, self, steps[key])
+
+    def _optimizer_like(self, optimizer, model):
+        """A new optimizer of `optimizer`'s kind and settings, built on
+        `model`'s trainable variables: what a step computes with (its
+        variables stand for the values the step is given), so that the step
+        holds no run's optimizer."""
+        import keras
+
+        like = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+        with self.scope():
+            like.build(model.trainable_variables)
+        return like
 
     def predictor(self, model, jit_compile: bool = True):
         from tagger.evaluation.predict import ClipPredictor, jitted_scores
@@ -275,18 +295,46 @@ class TrainFunction:
         self.backend.step_seconds += time.perf_counter() - self._started
 
 
+def step_key(optimizer) -> str:
+    """What a step of `optimizer` computes: its kind and settings (its
+    nested optimizer's too), without the names Keras numbers per process
+    (`sgd_3`) and without a learning rate that is a number (a variable
+    of the optimizer, part of the step's state)."""
+    import json
+
+    import keras
+
+    def settings(value):
+        if isinstance(value, dict):
+            return {key: settings(item) for key, item in value.items() if key != "name"
+                    and not (key == "learning_rate" and isinstance(item, (int, float)))}
+        if isinstance(value, (list, tuple)):
+            return [settings(item) for item in value]
+        return value
+
+    return json.dumps(settings(keras.optimizers.serialize(optimizer)), sort_keys=True,
+                      default=repr)
+
+
 def jax_step(model, optimizer):
     """The jitted stateless step: ((trainable, non-trainable, optimizer
-    values), x, y) -> (new state, the batch's loss), its state donated."""
+    values), x, y) -> (new state, the batch's loss), its state donated.
+    `optimizer` says what the step computes; the values of the optimizer
+    that steps (of the same kind and settings) are given in the state. The
+    step holds `model` weakly (it is traced while the model lives), so
+    that a cache of steps by model lets both go together."""
     import jax
     import keras
 
     from tagger.audio import INT16_SCALE
 
+    traced = weakref.ref(model)
+    del model
+
     def objective(trainable, non_trainable, optimizer_values, x, y):
         if x.dtype == "int16":
             x = keras.ops.cast(x, "float32") / INT16_SCALE
-        scores, non_trainable, losses = model.stateless_call(
+        scores, non_trainable, losses = traced().stateless_call(
             trainable, non_trainable, x, training=True, return_losses=True)
         per_window = keras.losses.binary_crossentropy(y, keras.ops.cast(scores, "float32"))
         loss = keras.ops.mean(per_window)

@@ -4,11 +4,20 @@
 values of the model's variables (`model.variables`: trainable, the other
 weights and the dropout layers' seed-generator states), in order, as
 `model/00000`, ...; with an optimizer, its variables (iteration count,
-learning rate, slots) as `optimizer/00000`, .... Variables are matched by
-position and checked by shape, never by name: Keras numbers the names of
-layers built in one process, so the same model built twice may name them
-differently. A checkpoint written under TensorFlow continues under JAX and
-the other way round.
+learning rate, slots) as `optimizer/00000`, ...; and each group's variable
+paths, in the same order, as `paths/model` and `paths/optimizer`.
+Variables are matched by position and checked by path and shape: a
+variable whose path or shape is not the checkpoint's is a CheckpointMismatch
+naming the first, so a model whose variables of equal shapes come in
+another order (another Keras, changed code) is refused, not given each
+other's values. The paths are Keras's with its per-process numbering
+taken out (`stable_paths`: `dense_7` is the model's first Dense layer
+again), so the same model built in two processes, after other models or
+not, has the same paths; an optimizer's slots are named after the
+model variable they belong to. Checkpoints of earlier versions hold no
+paths: they are read by position and shape, as they were written. A
+checkpoint written under TensorFlow continues under JAX and the other way
+round.
 
 Runs started before this format wrote TensorFlow checkpoints
 (`<name>.index` and `<name>.data-*`); `is_tensorflow_format` finds them,
@@ -18,6 +27,7 @@ and the TensorFlow backend reads them (`backend_tf.read_tensorflow_checkpoint`).
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 import numpy as np
@@ -26,6 +36,7 @@ from tagger import fileio
 from tagger.errors import UserError
 
 SUFFIX = ".npz"
+PATHS = "paths"  # the group of the variables' stable paths, one array a group
 # what reading a damaged or mismatched checkpoint raises
 READ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
@@ -53,9 +64,10 @@ def is_tensorflow_format(prefix: str) -> bool:
 def write(prefix: str, model, optimizer=None) -> None:
     """Writes the checkpoint of `model` (and `optimizer`) at `prefix`."""
     arrays = {}
-    for group, variables in _groups(model, optimizer):
+    for group, variables, paths in _groups(model, optimizer):
         for index, variable in enumerate(variables):
             arrays[f"{group}/{index:05d}"] = _value(variable)
+        arrays[f"{PATHS}/{group}"] = np.array(paths, dtype=str)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     fileio.makedirs(prefix.rsplit("/", 1)[0])  # a worker's scratch folder, made at its first
@@ -66,20 +78,26 @@ def read(prefix: str, model, optimizer=None) -> None:
     """Assigns the values of the checkpoint at `prefix` to `model`'s
     variables (and `optimizer`'s, which must be built); a checkpoint
     without an optimizer's variables cannot restore one. A
-    CheckpointMismatch when the variables do not fit; one of READ_ERRORS
-    for a damaged file (`damage` tells which)."""
+    CheckpointMismatch when the variables do not fit (by path, where the
+    checkpoint holds them, and shape); one of READ_ERRORS for a damaged
+    file (`damage` tells which)."""
     with np.load(io.BytesIO(fileio.read_bytes(path_of(prefix)))) as saved:
         stored = {name: saved[name] for name in saved.files}
     plan = []
-    for group, variables in _groups(model, optimizer):
+    for group, variables, paths in _groups(model, optimizer):
         names = sorted(name for name in stored if name.startswith(group + "/"))
         if len(names) != len(variables):
             raise CheckpointMismatch(f"it holds {len(names)} {group} variables, the "
                                      f"{group} has {len(variables)}")
-        for name, variable in zip(names, variables):
+        saved_paths = stored.get(f"{PATHS}/{group}")  # None: written by an earlier version
+        for index, (name, variable) in enumerate(zip(names, variables)):
             value = stored[name]
+            if saved_paths is not None and str(saved_paths[index]) != paths[index]:
+                raise CheckpointMismatch(f"its {group} variable {index} is "
+                                         f"{str(saved_paths[index])!r}, the {group}'s is "
+                                         f"{paths[index]!r}")
             if tuple(value.shape) != tuple(variable.shape):
-                raise CheckpointMismatch(f"{group} variable {variable.path} is "
+                raise CheckpointMismatch(f"{group} variable {paths[index]} is "
                                          f"{tuple(variable.shape)}, the checkpoint's "
                                          f"{tuple(value.shape)}")
             plan.append((variable, value))
@@ -123,10 +141,53 @@ def names_in(folder: str) -> list:
 
 
 def _groups(model, optimizer) -> list:
-    groups = [("model", list(model.variables))]
+    """(group, its variables, their `stable_paths`) of the model and the optimizer."""
+    variables = list(model.variables)
+    model_paths = stable_paths([v.path for v in variables])
+    groups = [("model", variables, model_paths)]
     if optimizer is not None:
-        groups.append(("optimizer", list(optimizer.variables)))
+        slots = optimizer_paths([v.name for v in optimizer.variables], variables, model_paths)
+        groups.append(("optimizer", list(optimizer.variables), slots))
     return groups
+
+
+NUMBERED = re.compile(r"(.*?)(?:_(\d+))?")  # a path part: Keras's name, its process's number
+
+
+def stable_paths(paths: list[str]) -> list[str]:
+    """`paths` (Keras variable paths, "/"-separated) with Keras's per-process
+    numbering taken out: a part `name_N` (or `name`, N = 0) becomes `name`
+    followed by its rank among the numbers of `name` in all of `paths`
+    (`name` for the lowest, `name_1` for the next, ...), as a process that
+    built only this model would name it."""
+    parts = [[NUMBERED.fullmatch(part).groups() for part in path.split("/")]
+             for path in paths]
+    numbers = {}
+    for path in parts:
+        for name, number in path:
+            numbers.setdefault(name, set()).add(int(number or 0))
+    rank = {name: {n: i for i, n in enumerate(sorted(found))} for name, found in numbers.items()}
+    return ["/".join(name if not rank[name][int(number or 0)] else
+                     f"{name}_{rank[name][int(number or 0)]}" for name, number in path)
+            for path in parts]
+
+
+def optimizer_paths(names: list[str], variables: list, paths: list[str]) -> list[str]:
+    """The stable paths of an optimizer's variables (`names`, its Keras
+    variable names): a slot, named by Keras after the model variable it
+    belongs to (`<its path with _ for />_momentum`), as that variable's
+    stable path (of `variables`, `paths`) and the slot's name
+    (`dense/kernel/momentum`); the others (iteration, learning_rate, ...)
+    as `stable_paths` gives them."""
+    owners = sorted(((v.path.replace("/", "_") + "_", path) for v, path in zip(variables, paths)),
+                    key=lambda owner: -len(owner[0]))  # the longest prefix first
+    found = []
+    for name in names:
+        owner = next(((prefix, path) for prefix, path in owners if name.startswith(prefix)),
+                     None)
+        found.append(f"{owner[1]}/{name[len(owner[0]):]}" if owner else None)
+    own = iter(stable_paths([name for name, slot in zip(names, found) if slot is None]))
+    return [slot if slot is not None else next(own) for slot in found]
 
 
 def _value(variable) -> np.ndarray:

@@ -13,8 +13,8 @@ splits' windows for a fixed number of epochs, the last kept
 (`pretrained.joins_val`), or on the train split's with early stopping on
 val; each epoch one pass over the
 training windows in an order fixed by the seed and the epoch, every window
-labelled with its clip's tags, read from a table beside the run
-(`window_lookup`, so the input pipeline's graph stays small); val and
+labelled with its clip's tags (`window_batches`, NumPy, the same under
+every backend; tf.data takes them from it, so its graph stays small); val and
 test scores are the mean of the head's window scores per clip, as
 tag.py scores a file, and the loss reported and monitored is the BCE of
 those clip scores. With
@@ -43,7 +43,6 @@ from tagger.training.pretrained_body import Body, check_same_audio, joined_embed
 
 PREDICT_BATCH = 1024  # embeddings scored by the head at once
 SHUFFLE_WINDOWS = 10_000  # training windows shuffled together, after the clips' order
-TABLE_FILE = "train_embeddings.tsv"  # in the run folder while it trains
 
 
 def head_config(config: TrainConfig, given=frozenset()) -> TrainConfig:
@@ -87,46 +86,12 @@ def fine_tune_window(body: Body, info: DatasetInfo, data_dir: str) -> int:
     return ours.window_segments
 
 
-def window_lookup(rows, labels: np.ndarray, path: str):
-    """`lookup(index) -> (embeddings (windows, dim), tags (windows, tags))`
-    float32: the windows of the clip at `index` of `rows` (ClipRows) and its
-    `labels` row for each, from a table of them written at `path`
-    (`row_table`, as distillation's targets: the pipeline's graph holds the
-    file's name, not the embeddings)."""
-    import tensorflow as tf
-
-    from tagger.training import row_table
-
-    tags, dim, offsets = labels.shape[1], rows.values.shape[1], rows.offsets
-    row_table.write_table(path, ((i, np.concatenate([labels[i], rows.values[
-        offsets[i]:offsets[i + 1]].ravel()])) for i in range(len(rows.clip_ids))),
-        "the training embeddings' table")
-    table = row_table.read_table(path)
-
-    def lookup(index):
-        values = row_table.values(table.lookup(index))  # the clip's tags, then its windows
-        windows = tf.reshape(values[tags:], [-1, dim])
-        return windows, tf.repeat(values[None, :tags], tf.shape(windows)[0], axis=0)
-
-    return lookup
-
-
-def window_dataset(lookup, clips: int, seed: int):
-    """The training windows of an epoch, (embedding, tags) pairs: the
-    clips in an order of `seed`, their windows shuffled SHUFFLE_WINDOWS at
-    a time (`lookup`: `window_lookup`'s)."""
-    import tensorflow as tf
-
-    return (tf.data.Dataset.range(clips).shuffle(max(clips, 1), seed)
-            .map(lookup).unbatch().shuffle(SHUFFLE_WINDOWS, seed))
-
-
 def window_batches(rows, labels: np.ndarray, batch_size: int, seed: int):
-    """`window_dataset`'s batches as NumPy, endless, for a backend other
-    than TensorFlow: each pass the clips in an order of `seed` (and the
-    pass), their windows shuffled SHUFFLE_WINDOWS at a time, every window
-    labelled with its clip's tags; (embeddings (batch, dim), tags (batch,
-    tags)) float32, whole batches."""
+    """The training batches of the head, NumPy, endless, in an order of
+    `seed` alone, under every backend: each pass the clips in an order of
+    `seed` (and the pass), their windows shuffled SHUFFLE_WINDOWS at a
+    time, every window labelled with its clip's tags; (embeddings (batch,
+    dim), tags (batch, tags)) float32, whole batches (`rows`: ClipRows)."""
     clip_of_row = rows.row_clips()
     rng = np.random.default_rng(seed)
     spare_rows = np.zeros(0, np.int64)
@@ -174,7 +139,6 @@ class HeadRun(runs.Run):
                                  if info.splits.get(split, {}).get("clips")])
         tag_head.check_tag_counts(labels, info.tag_names, self._log)  # the head's training files
         self._splits = {}  # split -> (embeddings, clip labels)
-        self._train_lookup = None  # window_lookup's, once the table is written
         self._train_size = None  # (clips, windows, dim) of the training embeddings
         self._live = None
 
@@ -295,18 +259,16 @@ class HeadRun(runs.Run):
         if self._fine_tunes(stage):
             return super()._epoch_data(stage)
         seed = runs.epoch_seed(self.config.seed, self.state.epoch)
+        rows, labels = self._training_clips()
+        batches = window_batches(rows, labels.astype(np.float32), self.global_batch, seed)
         if self.backend.name != "tensorflow":
-            rows, labels = self._training_clips()
-            return window_batches(rows, labels.astype(np.float32), self.global_batch, seed)
-        if self._train_lookup is None:
-            rows, labels = self._training_clips()
-            self._train_split_size()
-            self._train_lookup = window_lookup(rows, labels.astype(np.float32),
-                                               self._work_file(TABLE_FILE))
-            del self._splits["train"]  # the table holds them now
-        data = window_dataset(self._train_lookup, self._train_split_size()[0], seed)
-        return self.backend.distribute(data.repeat().batch(self.global_batch,
-                                                           drop_remainder=True))
+            return batches
+        import tensorflow as tf
+
+        batch = (self.global_batch, rows.values.shape[1]), (self.global_batch, labels.shape[1])
+        data = tf.data.Dataset.from_generator(lambda: batches, output_signature=tuple(
+            tf.TensorSpec(shape, tf.float32) for shape in batch))
+        return self.backend.distribute(data)
 
     def _train_split_size(self) -> tuple:
         """(clips, windows, embedding values) of the training embeddings."""

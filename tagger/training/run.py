@@ -8,7 +8,6 @@ Run folder `<train_dir>/<run_name>/`:
   logs/                TensorBoard scalars
   model.keras, model.hdf5, metrics.json   written when training ends
   train_targets.tsv    (distillation) the training targets' lookup table, while it trains
-  train_embeddings.tsv (train.py --from) the training embeddings' lookup table, the same
   .lock.json           the running process (pid, host, start time), while it runs
 
 A new run writes state.json before its first checkpoint. Each epoch writes
@@ -16,9 +15,10 @@ a new checkpoint and then rewrites state.json atomically; older checkpoints
 are deleted only after that, so a run killed at any moment (SIGKILL
 included) resumes with `resume=True` from its last epoch, same stage,
 learning rate and optimizer state. Epoch e reads the training data in an
-order fixed by (seed, e) alone, so a resumed run sees the batches an
-uninterrupted one would. A folder whose checkpoints have no readable
-state.json beside them is refused, never overwritten.
+order fixed by (seed, e) alone (`records.order`, whichever reader serves
+it), so a resumed run sees the batches an uninterrupted one would. A
+folder whose checkpoints have no readable state.json beside them is
+refused, never overwritten.
 """
 
 from __future__ import annotations
@@ -156,6 +156,7 @@ class Run:
         self._said_validation_part = False
         self._work_files = []
         self._xla_choices = {}  # id(trained model) -> its steps are compiled by XLA
+        self._split_labels = {}  # split -> its (clip ids, tags), once read
 
     # -- set-up -------------------------------------------------------------
     def execute(self) -> dict:
@@ -403,12 +404,15 @@ class Run:
                        f"epochs without improvement) = up to {epochs * steps} steps")
 
     def _train_epoch(self, train_fn, iterator, steps, stage) -> dict:
+        """The epoch's steps on `iterator`, then validation: its history row.
+        The iterator is closed (a reader's workers stopped) before validation."""
         start = time.time()
         chunk = self.config.steps_per_execution
         total, done = 0.0, 0
         from tqdm import tqdm
         with tqdm(total=steps, desc=f"epoch {self.state.epoch + 1}", unit="step",
-                  disable=not (self.config.progress and self.chief), leave=False) as bar:
+                  disable=not (self.config.progress and self.chief), leave=False) as bar, \
+                _closed(iterator):
             with record_batches.shard_errors(self.config.data_dir, "train", self.info), \
                     self._target_errors():
                 while done < steps:
@@ -453,7 +457,17 @@ class Run:
         with self._target_errors():
             return self.predictor(self.config.data_dir, split, self.window,
                                   batch_size=self.global_batch, info=self.info,
-                                  max_batches=max_batches, labels=self._teacher_targets(split))
+                                  max_batches=max_batches,
+                                  labels=self._teacher_targets(split) or self._labels(split))
+
+    def _labels(self, split: str) -> tuple:
+        """(clip ids, tags) of `split`, read once a run (every validation
+        scores against them; reading them reads the split's records whole)."""
+        if split not in self._split_labels:
+            with record_batches.shard_errors(self.config.data_dir, split, self.info):
+                self._split_labels[split] = record_batches.clip_labels(
+                    self.config.data_dir, split, self.info)
+        return self._split_labels[split]
 
     def _teacher_targets(self, split: str):
         """The teachers' clip targets of `split` in a distillation run, else None."""
@@ -627,6 +641,15 @@ class Run:
     def _log(self, message: str):
         if self.chief:
             print(message, flush=True)
+
+
+def _closed(iterator):
+    """A context that closes `iterator` at its end where it can be closed
+    (the TensorFlow-free reader's: its worker processes stopped then, not
+    when it is collected, so that two epochs' workers never overlap)."""
+    if hasattr(iterator, "close"):
+        return contextlib.closing(iterator)
+    return contextlib.nullcontext()
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

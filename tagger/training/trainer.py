@@ -38,7 +38,7 @@ def distributed_train_data(strategy, data_dir: str, info: DatasetInfo, global_ba
             data_dir, batch, split=split, window_segments=window_segments, info=info,
             shuffle_segments=shuffle_segments, seed=seed, shard=shard,
             num_read_threads=num_read_threads, with_tags=with_tags, as_stored=True,
-            targets=targets)
+            targets=targets, global_batch=global_batch)
 
     return strategy.distribute_datasets_from_function(per_pipeline)
 

@@ -8,6 +8,7 @@ cannot be imported."""
 import collections
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -46,10 +47,10 @@ def train(raw_records, count, **kwargs):
                                            **settings), count)
 
 
-@pytest.mark.parametrize("shuffle_segments", [10, 2000])
+@pytest.mark.parametrize("shuffle_segments", [10, 230])
 def test_every_window_of_each_pass_once_with_its_clips_tags(raw_records, shuffle_segments):
-    """46 segments a pass in batches of 5: 46 batches are 5 passes, each
-    segment 5 times (the windows a block leaves over go to the next)."""
+    """46 segments a pass in batches of 5: 46 batches are 5 passes, and
+    23 blocks of 10 windows or one of 230, each segment 5 times."""
     records_dir, info = raw_records
     table = window_table(records_dir, info)
     assert len(table) == info.splits["train"]["segments"] == 46
@@ -67,11 +68,11 @@ def test_every_window_of_each_pass_once_with_its_clips_tags(raw_records, shuffle
 
 def test_two_segment_windows_each_clip_once_a_pass(raw_records):
     """k = 2 on clips of two segments: one window a clip, its segments in
-    order; 23 windows a pass, 23 batches of 5 are 5 passes."""
+    order; 23 windows a pass, 23 batches of 5 are 5 passes, one block."""
     records_dir, info = raw_records
     table = window_table(records_dir, info)
     counts = collections.Counter()
-    for x, _y in train(raw_records, 23, window_segments=2):
+    for x, _y in train(raw_records, 23, window_segments=2, shuffle_segments=230):
         assert x.shape == (5, 2 * 59049) and x.dtype == np.int16
         for window in x:
             first, second = table[window[:59049].tobytes()], table[window[59049:].tobytes()]
@@ -82,15 +83,15 @@ def test_two_segment_windows_each_clip_once_a_pass(raw_records):
 
 
 def test_the_seed_fixes_the_order_and_another_changes_it(raw_records):
-    first = train(raw_records, 12, seed=(7, 0))
-    again = train(raw_records, 12, seed=(7, 0), prefetch=3)
-    other = train(raw_records, 12, seed=(7, 1))
+    first = train(raw_records, 12, seed=(7, 0), shuffle_segments=45)
+    again = train(raw_records, 12, seed=(7, 0), shuffle_segments=45, prefetch=3)
+    other = train(raw_records, 12, seed=(7, 1), shuffle_segments=45)
     for (x1, y1), (x2, y2) in zip(first, again, strict=True):
         np.testing.assert_array_equal(x1, x2)
         np.testing.assert_array_equal(y1, y2)
     assert sum(np.array_equal(a[0], b[0]) for a, b in zip(first, other)) < 3
-    # the same windows in another order: over the first pass (9 batches) both
-    # read 45 of the 46 segments
+    # the same windows in another order: the first block (9 batches) holds
+    # 45 of the pass's 46 segments
     ours = {w.tobytes() for x, _ in first[:9] for w in x}
     theirs = {w.tobytes() for x, _ in other[:9] for w in x}
     assert len(ours) == len(theirs) == 45 and len(ours & theirs) >= 44
@@ -103,7 +104,7 @@ def test_the_shards_read_side_by_side_are_part_of_the_order(raw_records):
     one = train(raw_records, 3, seed=(7, 0), cycle=1, shuffle_segments=4)
     four = train(raw_records, 3, seed=(7, 0), cycle=4, shuffle_segments=4)
     assert any(not np.array_equal(a[0], b[0]) for a, b in zip(one, four))
-    with pytest.raises(ValueError, match="cycle must be at least 1"):
+    with pytest.raises(ValueError, match="cycle and block must be at least 1"):
         train(raw_records, 1, cycle=0)
 
 
@@ -164,7 +165,9 @@ def test_log_mel_windows_keep_their_frames_and_dtype(logmel_records):
 @pytest.mark.parametrize("count", [2, 3, 10])
 def test_the_shares_of_hosts_partition_the_split(raw_records, count):
     """8 shard files: 2 or 3 shares of whole files (share i: files i, i +
-    count, ...); 10 shares (more than the files): every 10th clip."""
+    count, ...); 10 shares (more than the files): every 10th clip of each
+    pass's clips. One pass of each share (blocks of one window: the order
+    read) holds each of its clips' two segments once."""
     records_dir, info = raw_records
     table = window_table(records_dir, info)
     ids = [int(c) for c in reader.clip_labels(records_dir, "train", info)[0]]
@@ -176,15 +179,116 @@ def test_the_shares_of_hosts_partition_the_split(raw_records, count):
         if count <= len(spans):
             expected = {c for c in ids if shard_of[c] % count == index}
         else:
-            expected = set(ids[index::count])
+            expected = ids[index::count]
         batches = take(plain_reader.train_batches(records_dir, 1, info=info, seed=1, workers=0,
-                                                  prefetch=0, shard=(count, index)),
+                                                  prefetch=0, shard=(count, index),
+                                                  shuffle_segments=1),
                        2 * len(expected))  # one pass: two segments a clip
         windows = [x[0].tobytes() for x, _ in batches]
         assert len(set(windows)) == len(windows)
         shares.append({table[w][0] for w in windows})
-        assert shares[-1] == expected
+        if count <= len(spans):
+            assert shares[-1] == expected
+        else:
+            assert len(shares[-1]) == len(expected)
     assert sum(map(len, shares)) == len(set().union(*shares)) == len(ids) == 23
+
+
+def long_clips(folder, info, lengths=(5, 3, 7, 4, 6, 5, 2, 9), per_shard=3):
+    """(records folder, DatasetInfo) of clips of `lengths` segments of 4
+    int16 samples (each sample its clip's and position's number), in
+    shards of `per_shard` clips, as a build writes them (digests included)."""
+    from tagger.records.tfrecord import framing_sha256
+
+    folder.mkdir()
+    clips = [np.arange(n * 4, dtype=np.int16).reshape(n, 4) + 1000 * i
+             for i, n in enumerate(lengths)]
+    groups = [clips[i:i + per_shard] for i in range(0, len(clips), per_shard)]
+    names = [f"train-{i:04d}-of-{len(groups):04d}.tfrecord" for i in range(len(groups))]
+    first = 0
+    for name, group in zip(names, groups):
+        with open(folder / name, "wb") as file:
+            for i, clip in enumerate(group, first):
+                tags = np.zeros(info.num_tags, np.int64)
+                tags[i % info.num_tags] = 1
+                for part in frame([serialize_example(i, f"{i}.wav", tags, clip)]):
+                    file.write(part)
+        first += len(group)
+    entry = {"clips": len(clips), "segments": sum(lengths), "shards": names, "labelled": True,
+             "shard_framing_sha256": [framing_sha256(str(folder / n)) for n in names]}
+    import dataclasses
+
+    long = dataclasses.replace(info, segment_length=4, segment_shape=(4,), splits={
+        "train": entry})
+    (folder / "dataset_info.json").write_text(json.dumps(long.to_json()))
+    return str(folder), load_info(str(folder))
+
+
+def both_readers(records_dir, info, count, batch_size, **settings):
+    """`count` batches of the train split from each reader, (tf.data's, ours)."""
+    cycle = settings.pop("cycle", None)
+    theirs = reader.train_dataset(records_dir, batch_size, info=info, as_stored=True,
+                                  num_read_threads=cycle, **settings)
+    theirs = [batch if isinstance(batch, tuple) else (batch,)
+              for batch in theirs.take(count).as_numpy_iterator()]
+    ours = take(plain_reader.train_batches(records_dir, batch_size, info=info, workers=0,
+                                           prefetch=0, cycle=cycle or 4, **settings), count)
+    return theirs, ours
+
+
+@pytest.mark.parametrize("settings", [
+    dict(batch_size=5, seed=3, shuffle_segments=10),
+    dict(batch_size=4, seed=7, cycle=2),
+    dict(batch_size=3, seed=1, window_segments=2, shuffle_segments=12),
+    dict(batch_size=2, seed=1, shard=(3, 1), shuffle_segments=10),
+    dict(batch_size=2, seed=5, shard=(10, 7), shuffle_segments=6, window_segments=2),
+    dict(batch_size=2, seed=5, shuffle_segments=8, global_batch=4),
+    dict(batch_size=4, seed=2, shuffle_segments=8, with_tags=False)])
+def test_both_readers_serve_one_order(raw_records, settings):
+    """tf.data's reader and ours give the same batches, in order, for a
+    seed: one order (`records.order`), whichever reader serves it, so a run
+    continued where the other reader serves it trains on its stream."""
+    theirs, ours = both_readers(*raw_records, 30, **settings)
+    assert len(ours) == len(theirs) == 30
+    for mine, tf_batch in zip(ours, theirs):
+        assert len(mine) == len(tf_batch) == (2 if settings.get("with_tags", True) else 1)
+        for x, tx in zip(mine, tf_batch):
+            assert x.dtype == tx.dtype and x.shape == tx.shape
+            np.testing.assert_array_equal(x, tx)
+
+
+def test_both_readers_refuse_a_share_without_clips(raw_records):
+    """23 clips in 8 shard files, 30 shares: share 25 holds none, and each
+    reader says so in one line rather than read empty passes for ever."""
+    records_dir, info = raw_records
+    for read in (lambda: reader.train_dataset(records_dir, 2, info=info, shard=(30, 25)),
+                 lambda: plain_reader.train_batches(records_dir, 2, info=info,
+                                                    shard=(30, 25))):
+        with pytest.raises(UserError, match=r"holds no clips to train on in share \(30, 25\)"):
+            read()
+
+
+def test_both_readers_draw_each_clips_offset_alike(raw_records, tmp_path):
+    """Clips of 2 to 9 segments in windows of 3, read side by side from 3
+    shards: the same windows from the same offsets (over passes, every
+    offset a clip's spare segments allow), in the same order."""
+    records_dir, info = long_clips(tmp_path / "long", raw_records[1])
+    theirs, ours = both_readers(records_dir, info, 40, 2, seed=4, window_segments=3,
+                                shuffle_segments=6, cycle=2)
+    starts = collections.defaultdict(set)
+    for (x, y), (tx, ty) in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(x, tx)
+        np.testing.assert_array_equal(y, ty)
+        for window in x:
+            clip, first = divmod(int(window[0]), 1000)
+            starts[clip].add(first // 4)
+    lengths = (5, 3, 7, 4, 6, 5, 2, 9)
+    assert set(starts) == set(range(8))
+    for clip, found in starts.items():  # the offsets 0 .. spare, windows of 3 from each
+        n = lengths[clip]
+        spare = n % 3 if n >= 3 else 0
+        assert found <= {o + 3 * w for o in range(spare + 1) for w in range(n // 3 or 1)}
+    assert any(len({s % 3 for s in found}) > 1 for found in starts.values())
 
 
 @pytest.mark.parametrize("lengths,cycle", [([3, 1, 2, 0, 4, 2], 4), ([3, 1, 2], 2),
@@ -195,12 +299,16 @@ def test_interleave_reads_as_tf_datas_interleave(lengths, cycle):
     theirs = tf.data.Dataset.range(len(lengths)).interleave(
         lambda i: tf.data.Dataset.range(10 * i, 10 * i + tf.constant(lengths, tf.int64)[i]),
         cycle_length=cycle, block_length=1) if lengths else []
-    assert plain_reader.interleave(sources, cycle) == [int(v) for v in theirs]
+    from tagger.records.order import interleave
+
+    assert interleave(sources, cycle) == [int(v) for v in theirs]
 
 
 def test_windows_of_longer_clips_start_at_a_random_offset(tmp_path):
     """Clips of 5 segments in windows of 2: two windows a clip, from offset
-    0 or 1 (the one spare segment), drawn per clip from the part's seed."""
+    0 or 1 (the one spare segment), each clip's by its draw."""
+    from tagger.records.order import TrainOrder, window_offset
+
     segments = np.arange(3 * 5 * 4, dtype=np.int16).reshape(3, 5, 4)
     path = str(tmp_path / "train-0000-of-0001.tfrecord")
     with open(path, "wb") as file:
@@ -212,13 +320,15 @@ def test_windows_of_longer_clips_start_at_a_random_offset(tmp_path):
     layout = plain_reader.Layout("train", 1, (4,), "int16", 2, True)
     offsets = collections.Counter()
     for seed in range(20):
-        ids, counts, tags, chunks = plain_reader.read_part(plain_reader.Part(clips, (seed,),
+        draws = tuple(int(d) for d in TrainOrder((seed,)).offset_draws(0, 0)[:3])
+        ids, counts, tags, chunks = plain_reader.read_part(plain_reader.Part(clips, draws,
                                                                              layout))
         assert list(ids) == [0, 1, 2] and list(counts) == [2, 2, 2]
         np.testing.assert_array_equal(tags, [[0], [1], [0]])
-        for clip, part in zip(segments, chunks.parts):
+        for clip, part, draw in zip(segments, chunks.parts, draws):
             windows = np.frombuffer(part, np.int16).reshape(2, 8)
             start = int(np.flatnonzero(clip.reshape(-1) == windows[0, 0])[0]) // 4
+            assert start == window_offset(draw, 5, 2) == draw % 2
             np.testing.assert_array_equal(windows.reshape(4, 4), clip[start:start + 4])
             offsets[start] += 1
     assert set(offsets) == {0, 1} and min(offsets.values()) > 10
@@ -345,15 +455,64 @@ def test_a_damaged_shard_is_one_line_naming_it(copied_records, how, problem, rea
     assert "rebuild the dataset" in message and "\n" not in message
 
 
+def without_digests(records_dir):
+    """dataset_info.json rewritten as a build before the framing digests
+    wrote it; its DatasetInfo."""
+    path = os.path.join(records_dir, "dataset_info.json")
+    data = json.loads(open(path).read())
+    for entry in data["splits"].values():
+        del entry["shard_framing_sha256"]
+    open(path, "w").write(json.dumps(data))
+    return load_info(records_dir)
+
+
 @pytest.mark.parametrize("reading", ["train", "eval", "labels"])
-def test_a_shard_cut_between_records_is_caught_by_the_clip_count(copied_records, reading):
+def test_a_shard_cut_between_records_is_named_or_caught_by_the_clip_count(copied_records,
+                                                                         reading):
+    """Its framing is not the one the build recorded: the shard is named;
+    records built before the build recorded it: the split's clip count."""
     records_dir, info = copied_records
     split = "train" if reading == "train" else "test"
-    damage(records_dir, info, split, "cut between")
+    path = damage(records_dir, info, split, "cut between")
+    with pytest.raises(UserError, match=f"^shard {re.escape(repr(path))} of the {split} split "
+                                        "does not hold the records its dataset_info.json "
+                                        "lists"):
+        read_all(records_dir, info, split, reading)
+    info = without_digests(records_dir)
     expected = info.splits[split]["clips"]
     with pytest.raises(UserError, match=f"holds {expected - 3} clips but its "
                                         f"dataset_info.json lists {expected}"):
         read_all(records_dir, info, split, reading)
+
+
+def tensorflow_read_all(records_dir, info, split, reading):
+    if reading == "train":
+        return list(reader.train_dataset(records_dir, 4, split=split, info=info, seed=0,
+                                         repeat=False).as_numpy_iterator())
+    if reading == "eval":
+        return tensorflow_eval_batches(records_dir, info, split, 1, 4)
+    return reader.clip_labels(records_dir, split, info)
+
+
+@pytest.mark.parametrize("read", [read_all, tensorflow_read_all])
+@pytest.mark.parametrize("reading", ["train", "eval", "labels"])
+def test_a_shard_of_another_build_is_refused_naming_it(copied_records, reading, read):
+    """A valid shard of the same name and clip count, another build's (here
+    the split's second shard in the first's place), is refused by either
+    reader in one line naming it, not read: dataset_info.json holds the
+    framing digest of each shard the build wrote."""
+    records_dir, info = copied_records
+    split = "train" if reading == "train" else "test"
+    first, second = (os.path.join(records_dir, name)
+                     for name in info.splits[split]["shards"][:2])
+    shutil.copyfile(second, first)
+    with pytest.raises(UserError) as error:
+        read(records_dir, info, split, reading)
+    assert str(error.value) == (
+        f"shard {first!r} of the {split} split does not hold the records its "
+        "dataset_info.json lists (their lengths and CRC32Cs differ: the shard was replaced, "
+        "by another build's say, or cut short); rebuild the dataset (delete that shard and "
+        "rerun build_mtt.py with the same settings, or build anew with --overwrite)")
 
 
 @pytest.mark.slow
@@ -444,3 +603,55 @@ def test_the_blocker_refuses_tensorflow_and_nothing_else(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     error, blocked = json.loads(done.stdout)
     assert "No module named 'tensorflow'" in error and blocked == ["tensorflow", "tensorflow_io"]
+
+
+QUIET_END = """
+import sys, time
+import numpy as np
+from multiprocessing import reduction
+from tagger.errors import UserError
+from tagger.evaluation.predict import ClipPredictor
+from tagger.records import plain_reader
+
+send_handle = reduction.send_handle
+
+
+def slow_send_handle(*args):  # a worker waits longer for its shared memory
+    time.sleep(0.5)
+    send_handle(*args)
+
+
+if __name__ == "__main__":  # the workers' fork server loads this module too
+    records = sys.argv[1]
+    reduction.send_handle = slow_send_handle
+    predict = ClipPredictor(None, scores=lambda x: np.zeros((len(x), 8), np.float32))
+    try:  # eval.py --backend jax: the predictions of a split with a damaged shard
+        predict(records, "test", 1, batch_size=4)
+    except UserError as error:
+        print(f"eval.py: error: {error}", file=sys.stderr)
+    # a reader whose process ends (an error elsewhere) while its workers start
+    plain_reader.eval_batches(records, "train", 1, 4, workers=2)
+    time.sleep(0.2)
+    print("train.py: error: something else", file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.slow
+def test_a_reading_error_ends_the_workers_quietly(copied_records, tmp_path):
+    """Without TensorFlow (eval.py --backend jax), a damaged shard is the
+    reader's one line on stderr, and a process that ends while its reader's
+    workers start has its own error alone: no worker's traceback follows
+    as they find the pool gone."""
+    records_dir, info = copied_records
+    path = damage(records_dir, info, "test", "data")
+    script = tmp_path / "quiet_end.py"
+    script.write_text(QUIET_END)
+    done = subprocess.run([sys.executable, str(script), records_dir], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT,
+                          env=without_tensorflow_env() | {"KERAS_BACKEND": "jax"})
+    assert done.returncode == 2, done.stderr[-3000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2, done.stderr[-3000:]
+    assert lines[0].startswith(f"eval.py: error: shard {path!r} of the test split is damaged")
+    assert lines[1] == "train.py: error: something else"

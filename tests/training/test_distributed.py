@@ -120,8 +120,8 @@ def test_multiworker_training_with_two_local_workers(raw_records, tmp_path):
 @pytest.mark.slow
 def test_a_head_on_a_body_with_two_local_workers(tmp_path):
     """train.py --from under multiworker: the chief embeds the records, the
-    other worker reads the embeddings once stored; each reads the training
-    windows from a table of its own. With --suggest, the chief alone
+    other worker reads the embeddings once stored; no table of them is
+    left in the run folder. With --suggest, the chief alone
     suggests, from the model it saved."""
     from tagger.records.info import load_info
     from tagger.training.suggest import SUGGESTED_FILE

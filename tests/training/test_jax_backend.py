@@ -126,6 +126,22 @@ def test_a_run_killed_under_jax_resumes_to_the_uninterrupted_history(jax_run, ra
     pd.testing.assert_frame_equal(resumed, whole, rtol=1e-6, atol=1e-7)
 
 
+def test_a_run_continues_on_its_stream_under_the_other_reader(jax_run, raw_records, tmp_path):
+    """Started under JAX where TensorFlow is installed (tf.data serves the
+    records) and killed after its second epoch, the run goes on where
+    TensorFlow is not (the TensorFlow-free reader): one order for both
+    readers, so its history is that of the run read by the TensorFlow-free
+    reader throughout."""
+    argv = command("train.py", *train_flags(raw_records[0], tmp_path))
+    killed_at = killed_after(argv, tmp_path / RUN / "state.json", 2, without_tensorflow=False)
+    assert killed_at == 2
+    done = finished(argv + ["--resume"])
+    assert f"resuming {tmp_path / RUN} after epoch 2" in done.stdout
+    assert "read by the TensorFlow-free reader" in done.stdout
+    pd.testing.assert_frame_equal(history(tmp_path / RUN), history(jax_run[0]), rtol=1e-6,
+                                  atol=1e-7)
+
+
 def test_two_devices_split_the_batch_and_train_as_one(jax_run, raw_records, tmp_path):
     """Over two devices (JAX's CPU split in two) the global batch is split
     between them: an odd batch is refused in one line, and the run's
@@ -244,3 +260,64 @@ def test_what_trains_under_tensorflow_only_is_refused_in_one_line(raw_records, t
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(start), lines
     assert not list(tmp_path.iterdir())
+
+
+STEP_CACHE = r"""
+import json, sys
+
+if __name__ == "__main__":  # the reader's workers load this module too
+    import keras
+    import numpy as np
+
+    from tagger.training import backend, backend_jax
+    from tagger.training.run import train
+    from tests.presets import tiny_train_config
+
+    made = []  # the optimizers the compiled steps were made for
+    make_step = backend_jax.jax_step
+    backend_jax.jax_step = lambda model, optimizer: made.append(
+        type(optimizer).__name__) or make_step(model, optimizer)
+    records, train_dir = sys.argv[1:]
+    # a run of two stages, each a fresh SGD (lr 0.01 then 0.002)
+    train(tiny_train_config(records, train_dir, evaluate_test=False, steps_per_epoch=2))
+    run_steps = list(made)
+    # two stages' optimizers of the same kind, other learning rates, on one
+    # model from the same weights and batch: each is the one applied
+    devices = backend.for_run("default")
+    keras.utils.set_random_seed(0)
+    with devices.scope():
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="sigmoid")])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 4, 6)).astype(np.float32)
+    y = (rng.random((1, 4, 3)) < 0.5).astype(np.float32)
+    start = [v.numpy().copy() for v in model.trainable_variables]
+    changes, iterations = [], []
+    for lr in (0.1, 0.02):
+        for variable, value in zip(model.trainable_variables, start):
+            variable.assign(value)
+        optimizer = keras.optimizers.SGD(lr)
+        step = devices.train_function(model, optimizer, 4)
+        step(iter(zip(x, y)), 1)
+        step.end_epoch()
+        changes.append(np.concatenate([(v.numpy() - s).ravel()
+                                       for v, s in zip(model.trainable_variables, start)]))
+        iterations.append(int(optimizer.iterations))
+    print(json.dumps({"run_steps": run_steps, "made": made, "iterations": iterations,
+                      "ratio": (changes[1] / changes[0]).tolist()}))
+"""
+
+
+def test_a_stage_steps_with_the_compiled_step_and_its_own_optimizer(raw_records, tmp_path):
+    """The step is compiled once for a run's stages (a fresh SGD each, which
+    Keras names sgd, sgd_1, ...), and the optimizer a stage steps with is
+    its own: from the same weights and batch, SGD at lr 0.02 changes every
+    weight by a fifth of what SGD at lr 0.1 does, each counting its step."""
+    from tests.checks import run_json_script
+
+    out = run_json_script(tmp_path / "step_cache.py", STEP_CACHE, raw_records[0],
+                          tmp_path / "runs", env=environment(KERAS_BACKEND="jax"))
+    assert out["run_steps"] == ["SGD"]
+    assert out["made"] == ["SGD", "SGD"]  # the run's model, then the other model
+    assert out["iterations"] == [1, 1]
+    assert len(out["ratio"]) == 6 * 3 + 3
+    np.testing.assert_allclose(out["ratio"], 0.2, rtol=1e-3)  # float32 rounding

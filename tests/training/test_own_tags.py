@@ -207,12 +207,13 @@ def test_stored_embeddings_of_other_clips_or_cut_short_are_computed_again(own, t
     assert "1 computed, 1 reused" in lines[1]
 
 
-def test_embeddings_of_a_records_shard_replaced_since_are_computed_again(
+def test_a_records_shard_replaced_since_is_refused_and_its_embeddings_kept(
         own, tmp_path, capsys):
     """Another build's shard of the same name (the same clips, other audio)
-    put in place of one: its embeddings are computed again, 1 of 2 shards,
-    as a fresh store computes them; the build's rerun writes the shard
-    back, and the next train.py --from computes its embeddings once more."""
+    put in place of one: train.py --from refuses it in one line naming it
+    (dataset_info.json holds the build's digest for it), and its stored
+    embeddings are kept; once the build's rerun writes the shard back,
+    they are the shard's again and reused."""
     music, source, _, body_path = own
     records = records_copy(source, tmp_path / "records")
     info = load_info(records)
@@ -220,30 +221,21 @@ def test_embeddings_of_a_records_shard_replaced_since_are_computed_again(
     first = split_embeddings(body, records, info, "val", log=print)
     shard = info.splits["val"]["shards"][0]
     other_audio_shard(pathlib.Path(records, shard))
-    lines = []
-    swapped = split_embeddings(body, records, info, "val", log=lines.append)
+    flags = ["--data-dir", records, "--from", body_path, "--train-dir", tmp_path / "runs",
+             "--head-units", "0", "--max-epochs-per-stage", "1", "--no-progress"]
+    code, _, err = call_main(train_cli.main, capsys, *flags)
+    one_line_error(code, err, f"shard '{records}/{shard}' of the val split does not hold the "
+                              "records its dataset_info.json lists")
     folder = entry_folder(records, body_path)
-    assert lines == [
-        f"the embeddings {folder / shard}.npz were made from another {shard} than the one "
-        f"in {records} now; computing its shard again",
-        f"{body_path} ({body.key}): embeddings of val, 2 shard(s), 1 computed, 1 reused, "
-        f"in {folder}"]
-    fresh = shutil.copytree(records, tmp_path / "fresh",
-                            ignore=shutil.ignore_patterns(EMBEDDINGS_DIR))
-    expected = split_embeddings(body, str(fresh), info, "val", log=print)
-    np.testing.assert_allclose(swapped.values, expected.values, atol=1e-6)
-    assert np.abs(swapped.values - first.values).max() > 1e-3
 
-    capsys.readouterr()
     build(music, records, pathlib.Path(music, "labels.csv"))  # the shard written back
     assert capsys.readouterr().err.startswith(
         f"{records}/{shard}: its records are not the ones the build wrote")
     assert pathlib.Path(records, shard).read_bytes() == pathlib.Path(source, shard).read_bytes()
-    code, out, _ = call_main(train_cli.main, capsys, "--data-dir", records, "--from", body_path,
-                             "--train-dir", tmp_path / "runs", "--head-units", "0",
-                             "--max-epochs-per-stage", "1", "--no-progress")
+    code, out, _ = call_main(train_cli.main, capsys, *flags)
     assert code in (0, None)
-    assert "embeddings of val, 2 shard(s), 1 computed, 1 reused" in out
+    assert "embeddings of val, 2 shard(s), 0 computed, 2 reused" in out
+    lines = []
     again = split_embeddings(body, records, info, "val", log=lines.append)
     assert lines[-1].endswith("2 shard(s), 0 computed, 2 reused, in " + str(folder))
     np.testing.assert_allclose(again.values, first.values, atol=1e-6)
@@ -254,7 +246,7 @@ def test_embeddings_stored_without_their_shards_state_are_checked_against_the_bu
     """A store written before the shards' states were kept with it: an
     intact shard's embeddings are reused (and the shard's state stored with
     them); those of a shard that is not the one dataset_info.json describes
-    are computed again."""
+    are not reused, and the shard, another build's, is refused, named."""
     _, source, _, body_path = own
     records = records_copy(source, tmp_path / "records")
     info = load_info(records)
@@ -268,9 +260,10 @@ def test_embeddings_stored_without_their_shards_state_are_checked_against_the_bu
         np.savez(folder / f"{name}.npz", **arrays)
     other_audio_shard(pathlib.Path(records, replaced))
     lines = []
-    split_embeddings(body, records, info, "val", log=lines.append)
+    with pytest.raises(UserError, match=f"^shard '{records}/{replaced}' of the val split does "
+                                        "not hold the records its dataset_info.json lists"):
+        split_embeddings(body, records, info, "val", log=lines.append)
     assert lines[0].startswith(f"the embeddings {folder / replaced}.npz were made from another")
-    assert "2 shard(s), 1 computed, 1 reused" in lines[1]
     found = pathlib.Path(records, intact).stat()
     with np.load(folder / f"{intact}.npz") as data:
         assert json.loads(str(data["records_shard"])) == {
@@ -696,11 +689,13 @@ def test_a_resume_on_a_replaced_body_file_is_refused(own, tmp_path, monkeypatch)
 def test_the_heads_training_pipeline_holds_no_embeddings_in_its_graph(own, tmp_path,
                                                                       monkeypatch):
     """Many clips' embeddings: the training dataset's graph, serialized (as
-    multi-worker input sharding and tf.data's rewrites do), holds the name
-    of the table they are read from, not the embeddings (a graph over 2 GB
-    cannot be serialized at all); each window comes with its clip's tags."""
+    multi-worker input sharding and tf.data's rewrites do), holds no
+    embeddings (a graph over 2 GB cannot be serialized at all); each window
+    comes with its clip's tags, in the one order of the head's batches
+    under every backend (`window_batches`: what JAX's runs train on)."""
     from tagger.training.backend_tf import TensorFlowBackend
     from tagger.training.model_outputs import ClipRows
+    from tagger.training.run import epoch_seed
 
     _, source, _, body_path = own
     config = head_train_config(source, tmp_path / "runs", body_path, pretrained=PretrainedConfig(
@@ -719,8 +714,11 @@ def test_the_heads_training_pipeline_holds_no_embeddings_in_its_graph(own, tmp_p
     assert dataset_graph_bytes(batches[0]) < 20_000  # 1.2 MB of embeddings
     clip_of = {row.tobytes(): clip for row, clip in zip(rows.values, rows.row_clips())}
     seen = 0
-    for x, y in batches[0].take(4).as_numpy_iterator():
+    ordered = head_run.window_batches(rows, labels, 32, epoch_seed(config.seed, 0))
+    for (x, y), (x_jax, y_jax) in zip(batches[0].take(4).as_numpy_iterator(), ordered):
         assert x.shape == (32, dim) and y.shape == (32, 3)
+        np.testing.assert_array_equal(x, x_jax)
+        np.testing.assert_array_equal(y, y_jax)
         for window, tags in zip(x, y):
             np.testing.assert_array_equal(tags, labels[clip_of[window.tobytes()]])
             seen += 1

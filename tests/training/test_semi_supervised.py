@@ -140,6 +140,7 @@ def test_unlabelled_records_are_read_without_their_tags(raw_records, tmp_path):
     never parses them), the labelled one fails."""
     from tagger.records import reader
     from tagger.records.info import load_info, shard_paths
+    from tagger.records.tfrecord import framing_sha256
 
     records, info = raw_records
     stripped = tmp_path / "stripped"
@@ -151,7 +152,10 @@ def test_unlabelled_records_are_read_without_their_tags(raw_records, tmp_path):
                 example = tf.train.Example.FromString(raw)
                 del example.features.feature["tags"]
                 writer.write(example.SerializeToString())
-    (stripped / "dataset_info.json").write_text(json.dumps(load_info(records).to_json()))
+    written = load_info(records).to_json()  # the stripped shards' digests, as a build's
+    written["splits"]["train"]["shard_framing_sha256"] = [
+        framing_sha256(str(stripped / name)) for name in info.splits["train"]["shards"]]
+    (stripped / "dataset_info.json").write_text(json.dumps(written))
     data = reader.train_dataset(str(stripped), 4, with_tags=False, seed=0)
     assert isinstance(data.element_spec, tf.TensorSpec)  # windows alone
     windows = next(iter(data)).numpy()

@@ -183,3 +183,38 @@ def test_a_tagger_on_two_bodies_suggests_from_both_bodies_embeddings(half_labell
     paths = lines[heading + 1:]
     assert len(set(paths)) == 3
     assert set(paths) <= set(unlabelled_names())
+
+
+def test_suggest_after_a_run_on_several_jax_hosts_joins_them_once(student_records, tmp_path,
+                                                                   monkeypatch):
+    """Under JAX on several hosts (the cluster's variables set) the run
+    joins them (`jax.distributed.initialize`) and --suggest, after it, asks
+    the run's backend which host is the chief: JAX refuses a second
+    initialize."""
+    import types
+
+    import jax
+
+    from tagger import backends
+    from tagger.training import backend, head_run
+
+    joined = []
+    monkeypatch.setattr(jax.distributed, "initialize", lambda *args: joined.append(args))
+    monkeypatch.setattr(backends, "current", lambda: "jax")
+    monkeypatch.setattr(backend, "_MADE", {}, raising=False)
+    for name, value in (("JAX_COORDINATOR_ADDRESS", "10.0.0.1:1234"),
+                        ("JAX_NUM_PROCESSES", "2"), ("JAX_PROCESS_ID", "0")):
+        monkeypatch.setenv(name, value)
+    trained = []
+    run_dir = str(tmp_path / "from-body")
+    monkeypatch.setattr(head_run, "HeadRun", lambda config, info, devices, precision:
+                        trained.append(devices) or types.SimpleNamespace(
+                            execute=lambda: {"run_dir": run_dir}))
+    suggested = []
+    monkeypatch.setattr(train_cli, "suggest", lambda *args: suggested.append(args))
+    code = train_cli.main(["--data-dir", student_records[0], "--from", "body.keras",
+                           "--train-dir", str(tmp_path), "--suggest", "3", "--no-progress"])
+    assert code in (0, None)
+    assert joined == [("10.0.0.1:1234", 2, 0)]
+    assert len(trained) == 1 and trained[0].name == "jax" and trained[0].chief
+    assert [args[1:] for args in suggested] == [(run_dir, 3)]

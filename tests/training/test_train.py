@@ -286,3 +286,56 @@ def test_a_distillation_follows_the_val_auc_unless_told_otherwise():
         "where it is undefined (--monitor val_roc_auc)")
     with pytest.raises(ValueError, match="monitor must be one of val_loss, val_roc_auc"):
         TrainConfig(monitor="val_pr_auc")
+
+
+def test_validation_reads_its_labels_once_and_each_epochs_reader_ends_with_it(
+        raw_records, tmp_path, monkeypatch):
+    """Over three epochs the val split's labels are read once (each read
+    reads the split's records whole), and each epoch's reader (here the
+    TensorFlow-free one, which JAX's runs read through) is closed when the
+    epoch's steps end: its thread, and with it its worker processes, has
+    stopped before validation and before the next epoch's reader starts."""
+    import collections
+
+    from tagger.records import batches as record_batches
+    from tagger.records import plain_reader
+    from tagger.training.backend_tf import TensorFlowBackend
+    from tagger.training.run import Run, prepare
+
+    read = collections.Counter()
+    clip_labels = record_batches.clip_labels
+    monkeypatch.setattr(record_batches, "clip_labels", lambda data_dir, split, info=None: (
+        read.update([split]) or clip_labels(data_dir, split, info)))
+    readers, reading = [], []  # each epoch's reader's thread; at each start, any alive
+
+    class PlainInput(TensorFlowBackend):
+        compiles_every_step = True  # no XLA timing: one reader an epoch
+
+        def train_data(self, data_dir, info, global_batch, window, shuffle_segments, seed,
+                       num_read_threads, targets=None):
+            reading.append([thread.is_alive() for thread in readers])
+            batches = plain_reader.train_batches(data_dir, global_batch, info=info, seed=seed,
+                                                 workers=0, prefetch=2)
+            readers.append(batches._thread)
+            return batches
+
+        def train_function(self, model, optimizer, global_batch, jit_compile=False,
+                           augmentation=None, loss=None):
+            def train(iterator, steps):
+                for _ in range(steps):
+                    assert next(iterator)[0].shape[0] == global_batch
+                return 0.5
+
+            return train
+
+    config = tiny_train_config(raw_records[0], tmp_path, num_stages=1, max_epochs_per_stage=3,
+                               patience=9, steps_per_epoch=2, evaluate_test=False)
+    config, info, _, precision = prepare(config)
+    validated = []
+    validate = Run._validate
+    monkeypatch.setattr(Run, "_validate", lambda self: validated.append(
+        readers[-1].is_alive()) or validate(self))
+    metrics = Run(config, info, PlainInput("default"), precision).execute()
+    assert metrics["epochs"] == 3 and read["val"] == 1
+    assert reading == [[], [False], [False, False]]
+    assert validated == [False, False, False]
