@@ -97,8 +97,8 @@ class CpuBudget:
             self.phases.append((report.nodeid, report.when, report.duration, cpu))
 
     def pytest_terminal_summary(self, terminalreporter):
-        if not self.phases or os.environ.get("PYTEST_XDIST_WORKER"):
-            return
+        if not self.phases or hasattr(terminalreporter.config, "workerinput"):
+            return  # an xdist worker: its phases reach the controller
         total = sum(p[2] for p in self.phases)
         terminalreporter.section(f"the {SLOWEST} slowest test phases, of "
                                  f"{total / 60:.1f} minutes summed over the workers")
