@@ -92,9 +92,14 @@ def _cache_home(tmp_path_factory):
     TAGGER_ENGINE=keras: tag.py, tagger-serve and the beets plugin score
     with float32 Keras unless a test names an engine, whatever the machine
     (their default, auto, takes the fastest engine here: tests of it name
-    it, tests/inference/test_auto_engine.py)."""
+    it, tests/inference/test_auto_engine.py). JAX's persistent cache of
+    compiled programs is the session's too: the JAX processes the tests
+    start compile a program the session compiled before once."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TAGGER_HOME", str(tmp_path_factory.mktemp("tagger_home")))
+        home = tmp_path_factory.mktemp("tagger_home")
+        patch.setenv("TAGGER_HOME", str(home))
+        patch.setenv("JAX_COMPILATION_CACHE_DIR", str(home / "jax"))
+        patch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
         patch.setenv("TAGGER_ENGINE", "keras")
         yield
 

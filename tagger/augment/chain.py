@@ -90,9 +90,16 @@ def step_seed(seed: int, step, stream: int = 0, replica=0):
         fold_in(fold_in((seed, stream), step), replica)
 
     each modulo 2**32. Reproducible, the same after a resume, the same on
-    every backend, different for every step, stream, run seed and replica."""
-    root = ops.stack([uint32(seed), uint32(stream)])
+    every backend, different for every step, stream, run seed and replica.
+    `seed` and `stream` may be integer scalar tensors too (a compiled step
+    given them as inputs, so that one program serves every stage)."""
+    root = ops.stack([word(seed), word(stream)])
     return fold_in(fold_in(root, step), replica)
+
+
+def word(value):
+    """An int (modulo 2**32) or an integer scalar tensor as a uint32 scalar."""
+    return uint32(value) if isinstance(value, int) else ops.cast(value, "uint32")
 
 
 @keras.saving.register_keras_serializable(package="tagger")

@@ -76,18 +76,12 @@ def main(argv=None):
 
 
 def run(args):
-    from tagger.errors import UserError, flags_do_not_apply
+    from tagger.errors import flags_do_not_apply
     from tagger.pretrained import resolve_model
 
     given = cli.given_flags(args, ("top_k", "threshold"))
     if given and not args.against:
         raise flags_do_not_apply(given, "with --against TEACHER")
-    from tagger.backends import current
-
-    if args.against and current() != "tensorflow":
-        raise UserError(f"--against runs under TensorFlow only (the teachers' targets are "
-                        f"read through TensorFlow tables), not under {current()}; leave out "
-                        "--backend or KERAS_BACKEND")
 
     args.model = resolve_model(args.model, progress=not getattr(args, "no_progress", False))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
+import sys
 
 from tagger.config import join_path
 from tagger.errors import UserError
@@ -30,29 +31,46 @@ def student_info(info: DatasetInfo, tag_names) -> DatasetInfo:
 MISSING = "no teacher targets for clip id "  # no quote: TensorFlow escapes it
 
 
+class LackingTargets(Exception):
+    """The teachers' targets hold no rows for a training clip (its id, the
+    TensorFlow-free reader's form of tf.data's MISSING failure)."""
+
+    def __init__(self, clip_id: int):
+        super().__init__(f"{MISSING}{clip_id}")
+        self.clip_id = clip_id
+
+
 @contextlib.contextmanager
 def target_errors(data_dir: str):
     """Reading records with the teachers' targets inside this block: a clip
-    id that the targets lack (training) or hold elsewhere in the split
-    (validation, test, eval.py --against) is one UserError naming it."""
-    import tensorflow as tf
-
+    id that the targets lack (training, by either reader) or hold elsewhere
+    in the split (validation, test, eval.py --against) is one UserError
+    naming it."""
     from tagger.evaluation.predict import ClipMismatch
 
     folder = join_path(data_dir, TARGETS_DIR)
     again = "delete that folder to score the records again"
+
+    def lacking(clip_id):
+        return UserError(f"the training records hold clip id {clip_id}, which the "
+                         f"teachers' targets in {folder} lack: they were made for other "
+                         f"records; {again}")
+
     try:
         yield
     except ClipMismatch as error:
         raise UserError(f"{error}: the teachers' targets in {folder} were made for other "
                         f"records; {again}") from None
-    except tf.errors.InvalidArgumentError as error:
-        lacking = re.search(re.escape(MISSING) + r"(-?\d+)", str(error))
-        if lacking is None:
+    except LackingTargets as error:
+        raise lacking(error.clip_id) from None
+    except Exception as error:
+        tf = sys.modules.get("tensorflow")  # tf.data's failures: TensorFlow's own errors
+        found = None
+        if tf is not None and isinstance(error, tf.errors.InvalidArgumentError):
+            found = re.search(re.escape(MISSING) + r"(-?\d+)", str(error))
+        if found is None:
             raise
-        raise UserError(f"the training records hold clip id {lacking[1]}, which the "
-                        f"teachers' targets in {folder} lack: they were made for other "
-                        f"records; {again}") from None
+        raise lacking(found[1]) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,9 +128,9 @@ def evaluate_against(model_path: str, teachers, data_dir: str, targets_for,
     from tagger.evaluation.metrics import bootstrap_intervals, tag_metrics
     from tagger.evaluation.predict import ClipPredictor
     from tagger.models.saved import load_tagger, tag_names_of
+    from tagger.records.batches import clip_labels
     from tagger.records.info import is_labelled, load_info, require_raw
     from tagger.records.model_fit import window_segments_for
-    from tagger.records.reader import clip_labels
 
     info = load_info(data_dir)
     if split not in info.splits:

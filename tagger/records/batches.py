@@ -16,32 +16,46 @@ def _tensorflow():
 
 def reader_name() -> str:
     """Which reader serves the batches here: tf.data or the plain reader."""
-    return "tf.data" if tensorflow_installed() else "the TensorFlow-free reader"
+    return "tf.data" if uses_tf_data() else "the TensorFlow-free reader"
 
 
 def train_batches(data_dir: str, batch_size: int, info=None, window_segments: int = 1,
                   shuffle_segments: int = 2000, seed: int | None = None,
                   shard: tuple | None = None, num_read_threads: int | None = None,
-                  global_batch: int | None = None):
+                  global_batch: int | None = None, split: str = "train",
+                  with_tags: bool = True, targets=None):
     """An endless iterator of (windows in their storage dtype, tags float32)
-    NumPy batches of the train split, in the order of `records.order`
-    whichever reader serves them (`reader.train_dataset`'s). The plain
-    reader's has `close()`, which stops its workers."""
+    NumPy batches of `split`, in the order of `records.order` whichever
+    reader serves them (`reader.train_dataset`'s): `(windows,)` without
+    `with_tags`, the tags never read; with `targets`, each window's soft
+    target in place of its tags, `targets` in the form of the reader that
+    serves them (`uses_tf_data`: `targets(clip)` in tf.data's graph, else
+    `targets(clip_id)` in NumPy). The plain reader's has `close()`, which
+    stops its workers."""
     if _tensorflow() is not None:
         from tagger.records import reader
 
-        return reader.train_dataset(
-            data_dir, batch_size, window_segments=window_segments, info=info,
+        batches = reader.train_dataset(
+            data_dir, batch_size, split=split, window_segments=window_segments, info=info,
             shuffle_segments=shuffle_segments, seed=seed, shard=shard,
-            num_read_threads=num_read_threads, as_stored=True,
-            global_batch=global_batch).as_numpy_iterator()
+            num_read_threads=num_read_threads, with_tags=with_tags, as_stored=True,
+            targets=targets, global_batch=global_batch).as_numpy_iterator()
+        return batches if with_tags else ((x,) for x in batches)
     from tagger.records import plain_reader
     from tagger.records.order import READ_CYCLE
 
-    return plain_reader.train_batches(data_dir, batch_size, window_segments=window_segments,
-                                      info=info, shuffle_segments=shuffle_segments, seed=seed,
-                                      shard=shard, cycle=num_read_threads or READ_CYCLE,
-                                      global_batch=global_batch)
+    return plain_reader.train_batches(data_dir, batch_size, split=split,
+                                      window_segments=window_segments, info=info,
+                                      shuffle_segments=shuffle_segments, seed=seed,
+                                      shard=shard, with_tags=with_tags,
+                                      cycle=num_read_threads or READ_CYCLE,
+                                      global_batch=global_batch, targets=targets)
+
+
+def uses_tf_data() -> bool:
+    """Whether tf.data serves the batches here (TensorFlow is installed),
+    not the TensorFlow-free reader."""
+    return tensorflow_installed()
 
 
 def eval_batches(data_dir: str, split: str, window_segments: int, batch_size: int, info=None):

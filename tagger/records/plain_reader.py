@@ -4,7 +4,8 @@ machine or a TPU VM); `reader` is the tf.data reader of the same records.
 
     train_batches  (x, y) training batches, endless: x (batch, *window) in
                    the records' storage dtype (int16 stays int16), y float32
-                   (batch, num_tags); as `reader.train_dataset`
+                   (batch, num_tags), the clips' tags or soft targets;
+                   as `reader.train_dataset`
     eval_batches   (x float32 (batch, *window), clips) covering every
                    window of a split; as `reader.eval_windows` padded to
                    whole batches (`evaluation.predict`)
@@ -87,6 +88,7 @@ from tagger.records.windows import (
     DEFAULT_SHUFFLE_SEGMENTS,
     eval_windows_of_clip,
     join_windows,
+    window_means,
 )
 
 # A work item's records, in bytes, at most (a clip longer than that is an
@@ -108,11 +110,15 @@ def train_batches(data_dir: str, batch_size: int, split: str = "train",
                   shuffle_segments: int = DEFAULT_SHUFFLE_SEGMENTS, seed=None,
                   shard: tuple | None = None, with_tags: bool = True,
                   workers: int | None = None, prefetch: int = DEFAULT_PREFETCH,
-                  cycle: int = READ_CYCLE, global_batch: int | None = None):
+                  cycle: int = READ_CYCLE, global_batch: int | None = None, targets=None):
     """An endless iterator of training batches `(x, y)` (`(x,)` without
     `with_tags`, the tags never read): x (batch_size, *window) in the
     storage dtype, y float32 (batch_size, num_tags), the clip's tags; in
     the order of `records.order`, tf.data's reader's batch for batch.
+    `targets(clip_id) -> (segments, num_tags)`: each segment's soft target
+    in place of the clip's tags (a window's is the mean of its segments',
+    `windows.window_means`; the tags are not read), looked up in this
+    process as the batches are cut.
 
     Each pass over the split reads its shard files in an order drawn for
     it, `cycle` of them side by side (train.py's --num-read-threads); the
@@ -129,7 +135,7 @@ def train_batches(data_dir: str, batch_size: int, split: str = "train",
     info = info or load_info(data_dir)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    layout = Layout.of(info, split, window_segments, with_tags)
+    layout = Layout.of(info, split, window_segments, with_tags and targets is None)
     order = TrainOrder.of(seed, cycle, block_windows(shuffle_segments, window_segments,
                                                      global_batch or batch_size))
     sources = split_spans(data_dir, info, split)
@@ -148,7 +154,7 @@ def train_batches(data_dir: str, batch_size: int, split: str = "train",
     plan = TrainPlan(tuple(map(tuple, sources)), order, layout, every)
 
     def make():
-        return _shuffled_batches(plan, batch_size, _loaded(plan.parts(), workers))
+        return _shuffled_batches(plan, batch_size, _loaded(plan.parts(), workers), targets)
 
     return Batches(make, prefetch)
 
@@ -354,9 +360,11 @@ class Part:
 def read_part(part: Part):
     """(clip_ids int64 (clips,), windows int64 (clips,) each clip's count,
     tags float32 (clips, num_tags) or None, Chunks of each clip's windows'
-    bytes (its (windows, *window) array in the storage dtype))."""
+    bytes (its (windows, *window) array in the storage dtype), offsets
+    int64 (clips,) the segment each clip's training windows start from,
+    as drawn)."""
     layout, k = part.layout, part.layout.window_segments
-    ids, counts, tags, windows = [], [], [], []
+    ids, counts, tags, windows, offsets = [], [], [], [], []
     files = {}
     try:
         for i, (path, offset, length) in enumerate(part.clips):
@@ -366,11 +374,14 @@ def read_part(part: Part):
                 data = read_span(files[path], offset, length)
             clip = layout.parse(data, path, offset)
             x = clip["segments"]  # (n, *segment_shape), a view of the record
+            offset = 0
             if part.draws is None:
                 x = eval_windows_of_clip(x, k)
             elif k > 1:
-                x = join_windows(x, k, window_offset(part.draws[i], len(x), k))
+                offset = window_offset(part.draws[i], len(x), k)
+                x = join_windows(x, k, offset)
             ids.append(clip["clip_id"])
+            offsets.append(offset)
             counts.append(len(x))
             windows.append(memoryview(np.ascontiguousarray(x)).cast("B"))
             if layout.with_tags:
@@ -379,7 +390,7 @@ def read_part(part: Part):
         for file in files.values():
             file.close()
     return (np.array(ids, np.int64), np.array(counts, np.int64),
-            np.stack(tags) if tags else None, Chunks(windows))
+            np.stack(tags) if tags else None, Chunks(windows), np.array(offsets, np.int64))
 
 
 def split_spans(data_dir: str, info: DatasetInfo, split: str) -> list:
@@ -454,20 +465,37 @@ def _loaded(parts, workers: int | None):
         yield from pool.map(iter(parts))
 
 
-def _shuffled_batches(plan: TrainPlan, batch_size: int, results):
+def _shuffled_batches(plan: TrainPlan, batch_size: int, results, targets=None):
     """Training batches of the parts' windows: the stream of windows cut
     into blocks of `plan.order.block` windows, each block's windows in
-    the order drawn for it (`TrainOrder.block_order`), cut into batches."""
+    the order drawn for it (`TrainOrder.block_order`), cut into batches;
+    with `targets`, each window's soft target in place of its tags."""
     layout = plan.layout
     block = _Rows(layout.window_shape, np.dtype(layout.dtype),
-                  layout.num_tags if layout.with_tags else 0)
+                  layout.num_tags if layout.with_tags or targets else 0,
+                  per_window=targets is not None)
+    if targets is not None:
+        results = _with_window_targets(results, targets, layout.window_segments)
     with contextlib.closing(results):
         yield from _shuffled(block, plan.order, batch_size, results)
 
 
+def _with_window_targets(results, targets, k: int):
+    """The parts' results, each clip's tags replaced by its windows' soft
+    targets (windows, num_tags): the means of their segments' targets."""
+    with contextlib.closing(results):
+        for ids, counts, _, chunks, offsets in results:
+            rows = [window_means(targets(clip_id), k, offset)
+                    for clip_id, offset in zip(ids, offsets)]
+            if [len(r) for r in rows] != counts.tolist():
+                raise ValueError(f"the soft targets of clips {ids.tolist()} cover other "
+                                 "segments than their records hold")
+            yield ids, counts, np.concatenate(rows), chunks, offsets
+
+
 def _shuffled(rows, order: TrainOrder, batch_size: int, results):
     size, block_index = order.block, 0
-    for _, counts, tags, chunks in results:
+    for _, counts, tags, chunks, _ in results:
         rows.add(counts, tags, chunks.parts)
         while rows.filled >= size:
             drawn = order.block_order(block_index, size)
@@ -478,12 +506,14 @@ def _shuffled(rows, order: TrainOrder, batch_size: int, results):
 
 
 class _Rows:
-    """A growing block of windows (and their tags), filled from the parts'
-    results, taken from in any order."""
+    """A growing block of windows (and their tags: one row a clip, or with
+    `per_window` one a window), filled from the parts' results, taken from
+    in any order."""
 
-    def __init__(self, shape: tuple, dtype, num_tags: int):
+    def __init__(self, shape: tuple, dtype, num_tags: int, per_window: bool = False):
         self.x = np.empty((0, *shape), dtype)
         self.y = np.empty((0, num_tags), np.float32) if num_tags else None
+        self.per_window = per_window
         self.filled = 0
 
     def add(self, counts, tags, parts) -> None:
@@ -496,7 +526,8 @@ class _Rows:
             rows[at:at + len(part)] = np.frombuffer(part, np.uint8)
             at += len(part)
         if self.y is not None:
-            self.y[self.filled:end] = np.repeat(tags, counts, axis=0)
+            self.y[self.filled:end] = tags if self.per_window else np.repeat(tags, counts,
+                                                                             axis=0)
         self.filled = end
 
     def _grow(self, size: int) -> None:
@@ -527,7 +558,7 @@ def _eval_batches(layout: Layout, batch_size: int, results):
     filled, position = 0, 0
     dtype = np.dtype(layout.dtype)
     with contextlib.closing(results):
-        for ids, counts, _, chunks in results:
+        for ids, counts, _, chunks, _ in results:
             for clip_id, count, part in zip(ids, counts, chunks.parts):
                 windows = np.frombuffer(part, dtype).reshape(count, *layout.window_shape)
                 done = 0

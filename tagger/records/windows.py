@@ -59,6 +59,19 @@ def join_windows(segments: np.ndarray, window_segments: int, offset: int = 0) ->
     return windows.reshape(m, k * segments.shape[1], *segments.shape[2:])
 
 
+def window_means(values: np.ndarray, window_segments: int, offset: int = 0) -> np.ndarray:
+    """(n, d) per-segment values -> (m, d) float32: the mean over the segments
+    of each of `join_windows`' windows (its zero padding left out), as
+    `reader.window_means` computes it in tf.data."""
+    k, n = window_segments, len(values)
+    values = np.asarray(values, np.float32)
+    if n < k:  # one window, padded: the mean of the segments there are
+        return values.sum(axis=0, keepdims=True) / np.float32(n)
+    offset = min(offset, n - k)
+    m = (n - offset) // k
+    return values[offset:offset + m * k].reshape(m, k, -1).sum(axis=1) / np.float32(k)
+
+
 def eval_windows_of_clip(segments: np.ndarray, window_segments: int) -> np.ndarray:
     """The windows at `eval_window_starts` of one clip's (n, *shape)
     segments: (windows, k * shape[0], *shape[1:])."""

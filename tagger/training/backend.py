@@ -9,10 +9,16 @@ resume, validation, logs, early stopping); what differs is behind a
   describe() -> str            the devices, for messages
   precision_line(precision)    the line a mixed-precision run prints, or None
   barrier(), chief_first(work) several workers or hosts in step
-  train_data(...) -> iterator  an epoch's training batches, as its steps take them
+  train_data(..., targets, split, with_tags) -> iterator
+                               an epoch's training batches, as its steps take them
+                               (a split's windows alone without tags; a
+                               distillation's soft targets in place of the tags)
   distribute(batches)          batches of a run's own (a head's embeddings)
   train_function(model, optimizer, global_batch, jit, augmentation, loss)
                                -> train(iterator, steps) -> summed loss
+  noisy_student_function(student, teacher, optimizer, half_batch, augmentation,
+                         pseudo_label_weight, augment_labelled, jit)
+                               -> train((labelled, unlabelled) iterators, steps)
   predictor(model, jit)        -> a ClipPredictor
   read_tensorflow_checkpoint(prefix, model, optimizer)
                                a run's checkpoint in TensorFlow's earlier format
@@ -60,23 +66,9 @@ def check_batch(backend, batch_size: int) -> None:
 
 def check_settings(config) -> None:
     """The settings of `config` that only TensorFlow trains with are a
-    UserError under another backend, each named (noisy-student training,
-    distillation and --augment: their training steps and soft-target tables
-    are TensorFlow graphs, though the augmentation chain itself runs under
-    JAX too; --xla off: JAX compiles every step)."""
+    UserError under another backend (--xla off: JAX compiles every step)."""
     if backends.current() == "tensorflow":
         return
-    refused = []
-    if config.noisy_student.teacher:
-        refused.append("noisy-student training (--teacher)")
-    if config.distillation.teachers:
-        refused.append("distillation (--distil)")
-    if config.augment:
-        refused.append("--augment")
-    if refused:
-        raise UserError(f"{' and '.join(refused)} run under TensorFlow only: their "
-                        "training steps and soft targets are TensorFlow graphs; use "
-                        "--backend tensorflow")
     if config.jit_compile is False:
         raise UserError(f"--xla off does not apply under {backends.current()}: it compiles "
                         "every step with XLA; leave --xla out")

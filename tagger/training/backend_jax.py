@@ -9,15 +9,24 @@ along its first axis, as tf.distribute's mirrored strategies split it.
 `--strategy default` keeps to one device.
 
 The training step is Keras's stateless pattern for JAX: the model's
-`stateless_call`, `jax.value_and_grad` of the mean BCE over the global
-batch (plus the model's regularisation losses), the optimizer's
+`stateless_call`, `jax.value_and_grad` of the loss over the global batch
+(plus the model's regularisation losses), the optimizer's
 `stateless_apply`; jitted (XLA compiles every step under JAX), its state
 donated and kept on the devices through an epoch, laid out from its first
 step as the step's outputs are (so it compiles once), the steps dispatched
 without waiting for them, the state written back to the Keras variables
-when the epoch's steps end (`TrainFunction`). The input is NumPy batches
-(`records.batches`: tf.data where TensorFlow is installed, else the
-TensorFlow-free reader), put on the devices two batches ahead by a thread.
+when the epoch's steps end (`TrainFunction`). What the step computes is an
+objective, the TensorFlow steps' in keras.ops (`Supervised`: BCE on the
+tags, or a distillation's loss on the `tags` layer's logits, the windows
+augmented with --augment; `NoisyStudent`: the frozen teacher's
+pseudo-labels of the clean unlabelled half, the student on the labelled
+half and the augmented unlabelled one); what a run gives it apart from
+the model's and optimizer's values (the teacher's variables, the
+augmentation's seed and stream) are the step's constants, not donated.
+The input is NumPy batches (`records.batches`: tf.data where TensorFlow is
+installed, else the TensorFlow-free reader), put on the devices two
+batches ahead by a thread; a noisy student's labelled and unlabelled
+halves are each split over the devices.
 
 TensorFlow's one-channel-convolution training form and fused batch norm
 (`models.training_graph`) are kernels picked for TensorFlow's CPU and GPU
@@ -27,6 +36,7 @@ ops; under JAX the model runs as it is built and XLA fuses it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import queue
 import threading
@@ -172,17 +182,19 @@ class JaxBackend:
         return jax.device_put(state, self._whole)
 
     def train_data(self, data_dir, info, global_batch: int, window: int, shuffle_segments: int,
-                   seed: int, num_read_threads, targets=None):
-        """This host's share of the training batches of an epoch, NumPy."""
+                   seed: int, num_read_threads, targets=None, split: str = "train",
+                   with_tags: bool = True):
+        """This host's share of the training batches of an epoch of `split`,
+        NumPy (`records.batches.train_batches`: the windows alone without
+        `with_tags`, soft `targets` in place of the tags)."""
         from tagger.records import batches
 
-        if targets is not None:
-            raise UserError("distillation runs under TensorFlow (--backend tensorflow)")
         shard = (self.hosts, self.task_id) if self.hosts > 1 else None
         return batches.train_batches(data_dir, global_batch // self.hosts, info=info,
                                      window_segments=window, shuffle_segments=shuffle_segments,
                                      seed=seed, shard=shard, num_read_threads=num_read_threads,
-                                     global_batch=global_batch)
+                                     global_batch=global_batch, split=split,
+                                     with_tags=with_tags, targets=targets)
 
     def distribute(self, batches):
         """An iterator of batches (NumPy) as given, for the training step."""
@@ -193,23 +205,35 @@ class JaxBackend:
                        augmentation=None, loss=None):
         """`train(iterator, steps) -> the summed loss of the steps`, each a
         step of `model` with `optimizer` on the iterator's next NumPy batch
-        (windows in their storage dtype, tags)."""
-        if augmentation is not None:
-            raise UserError("--augment and noisy-student training run under TensorFlow "
-                            "(--backend tensorflow): their training steps are TensorFlow graphs")
-        if loss is not None:
-            raise UserError("distillation runs under TensorFlow (--backend tensorflow)")
+        (windows in their storage dtype, tags or soft targets): the
+        `Supervised` objective, its windows noised by `augmentation` (a
+        `tagger.augment.Augmentation`), its per-window `loss` (default BCE)."""
+        return self._train_function(model, optimizer, Supervised(augmentation, loss))
+
+    def noisy_student_function(self, student, teacher, optimizer, half_batch: int,
+                               augmentation, pseudo_label_weight: float,
+                               augment_labelled: bool, jit_compile: bool = True):
+        """`train((labelled, unlabelled) iterators, steps)`: the steps of the
+        `NoisyStudent` objective (`semi_supervised`'s loss) on the
+        iterators' next batches, each half split over the devices."""
+        return self._train_function(student, optimizer, NoisyStudent(
+            teacher, student.inputs[0].shape[1], augmentation, float(pseudo_label_weight),
+            bool(augment_labelled)))
+
+    def _train_function(self, model, optimizer, objective):
         with self.scope():
             if not optimizer.built:
                 optimizer.build(model.trainable_variables)
         # A stage's new optimizer of the same kind and settings steps with the
         # step compiled for the last one: its learning rate, step count and
-        # slots are its variables, which the step is given as its state.
+        # slots are its variables, which the step is given as its state; the
+        # stage's augmentation stream is one of the step's constants.
         steps = self._steps.setdefault(model, {})
-        key = step_key(optimizer)
+        key = (step_key(optimizer), objective.key)
         if key not in steps:
-            steps[key] = jax_step(model, self._optimizer_like(optimizer, model))
-        return TrainFunction(model, optimizer, self, steps[key])
+            steps[key] = jax_step(model, self._optimizer_like(optimizer, model), objective)
+        return TrainFunction(model, optimizer, self, steps[key],
+                             self.whole_on_devices(objective.constants()))
 
     def _optimizer_like(self, optimizer, model):
         """A new optimizer of `optimizer`'s kind and settings, built on
@@ -241,18 +265,21 @@ class JaxBackend:
 
 class TrainFunction:
     """`train(iterator, steps) -> the steps' summed loss` of
-    `JaxBackend.train_function`. The state (the model's and optimizer's
+    `JaxBackend.train_function` (an iterator, or a tuple of them whose
+    batches join: `next_batch`). The state (the model's and optimizer's
     values) stays on the devices from call to call on one iterator, the
-    steps dispatched without waiting for them, and the iterator's batches
+    steps dispatched without waiting for them, each given the run's
+    `constants` too, and the iterator's batches
     are put on the devices ahead of the steps by a thread, across calls;
     `end_epoch()` (the run calls it after an epoch's steps) waits for the
     steps, writes the state back into the Keras variables and stops the
     thread. The seconds spent waiting for input, and the epochs' seconds,
     go to the backend's counts."""
 
-    def __init__(self, model, optimizer, backend: JaxBackend, step):
+    def __init__(self, model, optimizer, backend: JaxBackend, step, constants=()):
         self.model, self.optimizer, self.backend = model, optimizer, backend
         self._step = step
+        self._constants = constants
         self._state = None  # (trainable, non-trainable, optimizer values) while an epoch runs
         self._ahead = None  # the epoch's _AheadOnDevices
         self._started = 0.0
@@ -270,9 +297,9 @@ class TrainFunction:
         total = 0.0
         for _ in range(steps):
             waited = time.perf_counter()
-            x, y = self._ahead.next()
+            batch = self._ahead.next()
             self.backend.input_seconds += time.perf_counter() - waited
-            self._state, loss = self._step(self._state, x, y)
+            self._state, loss = self._step(self._state, self._constants, batch)
             total = total + loss
         return total
 
@@ -316,48 +343,236 @@ def step_key(optimizer) -> str:
                       default=repr)
 
 
-def jax_step(model, optimizer):
+def jax_step(model, optimizer, objective=None):
     """The jitted stateless step: ((trainable, non-trainable, optimizer
-    values), x, y) -> (new state, the batch's loss), its state donated.
-    `optimizer` says what the step computes; the values of the optimizer
-    that steps (of the same kind and settings) are given in the state. The
-    step holds `model` weakly (it is traced while the model lives), so
-    that a cache of steps by model lets both go together."""
+    values), constants, batch) -> (new state, the batch's loss), its state
+    donated. `optimizer` says what the step computes; the values of the
+    optimizer that steps (of the same kind and settings) are given in the
+    state. `objective` (default: `Supervised()`, BCE on the tags) computes
+    the loss from the model's training forward pass, the batch, the
+    optimizer's step count and the constants. The step holds `model`
+    weakly (it is traced while the model lives), so that a cache of steps
+    by model lets both go together."""
     import jax
     import keras
 
-    from tagger.audio import INT16_SCALE
-
-    traced = weakref.ref(model)
+    objective = objective or Supervised()
+    forward = logits_forward(model) if objective.from_logits else scores_forward(model)
     del model
+    count = next(i for i, v in enumerate(optimizer.variables) if v is optimizer.iterations)
 
-    def objective(trainable, non_trainable, optimizer_values, x, y):
-        if x.dtype == "int16":
-            x = keras.ops.cast(x, "float32") / INT16_SCALE
-        scores, non_trainable, losses = traced().stateless_call(
-            trainable, non_trainable, x, training=True, return_losses=True)
-        per_window = keras.losses.binary_crossentropy(y, keras.ops.cast(scores, "float32"))
-        loss = keras.ops.mean(per_window)
-        for extra in losses:  # the model's regularisation losses
+    def loss_of(trainable, non_trainable, optimizer_values, constants, batch):
+        held = {"non_trainable": non_trainable, "losses": []}
+
+        def call(x):  # (batch, tags) float32: the model in training mode
+            outputs, held["non_trainable"], losses = forward(trainable, held["non_trainable"],
+                                                             x)
+            held["losses"].extend(losses)
+            return outputs
+
+        loss = objective(call, batch, optimizer_values[count], constants)
+        for extra in held["losses"]:  # the model's regularisation losses
             loss = loss + keras.ops.cast(extra, "float32")
         scaled = loss
         if hasattr(optimizer, "scale_loss"):  # a LossScaleOptimizer (float16)
             with keras.StatelessScope(state_mapping=list(zip(optimizer.variables,
                                                              optimizer_values))):
                 scaled = optimizer.scale_loss(loss)
-        return scaled, (loss, non_trainable)
+        return scaled, (loss, held["non_trainable"])
 
-    gradient = jax.value_and_grad(objective, has_aux=True)
+    gradient = jax.value_and_grad(loss_of, has_aux=True)
 
-    def step(state, x, y):
+    def step(state, constants, batch):
         trainable, non_trainable, optimizer_values = state
         (_, (loss, non_trainable)), grads = gradient(trainable, non_trainable,
-                                                     optimizer_values, x, y)
+                                                     optimizer_values, constants, batch)
         trainable, optimizer_values = optimizer.stateless_apply(optimizer_values, grads,
                                                                 trainable)
         return (trainable, non_trainable, optimizer_values), loss
 
     return jax.jit(step, donate_argnums=0)
+
+
+def scores_forward(model):
+    """`forward(trainable, non-trainable, x) -> (scores float32, non-trainable,
+    regularisation losses)`: `model`'s stateless call in training mode,
+    holding the model weakly."""
+    import keras
+
+    traced = weakref.ref(model)
+
+    def forward(trainable, non_trainable, x):
+        scores, non_trainable, losses = traced().stateless_call(
+            trainable, non_trainable, x, training=True, return_losses=True)
+        return keras.ops.cast(scores, "float32"), non_trainable, losses
+
+    return forward
+
+
+def logits_forward(model):
+    """`forward` as `scores_forward`'s, giving the logits of `model`'s `tags`
+    layer (a sigmoid Dense; `distillation.tags_layer`): its kernel and bias
+    applied to its input, computed by a stateless call of a model of
+    `model`'s own layers (variables in `model`'s order), as the TensorFlow
+    step's `trainer.tag_logits`."""
+    import keras
+
+    from tagger.training.distillation import tags_layer
+
+    tags = tags_layer(model)
+    both = keras.Model(model.inputs, [model.outputs[0], tags.input])
+    trainable = _positions(both.trainable_variables, model.trainable_variables)
+    non_trainable = _positions(both.non_trainable_variables, model.non_trainable_variables)
+    kernel, bias = _positions([tags.kernel, tags.bias], model.trainable_variables)
+
+    def forward(values, non_trainable_values, x):
+        (_, features), updated, losses = both.stateless_call(
+            [values[i] for i in trainable], [non_trainable_values[i] for i in non_trainable],
+            x, training=True, return_losses=True)
+        non_trainable_values = list(non_trainable_values)
+        for i, value in zip(non_trainable, updated):
+            non_trainable_values[i] = value
+        h = keras.ops.cast(features, "float32")  # (batch, features)
+        return keras.ops.matmul(h, values[kernel]) + values[bias], non_trainable_values, losses
+
+    return forward
+
+
+def _positions(variables, within) -> list:
+    """The index in `within` of each of `variables` (the same objects)."""
+    at = {id(v): i for i, v in enumerate(within)}
+    return [at[id(v)] for v in variables]
+
+
+def to_float(x):
+    """Windows in their storage dtype as float32, int16 scaled to [-1, 1]
+    (as `records.schema.to_float` in the TensorFlow step)."""
+    import keras
+
+    from tagger.audio import INT16_SCALE
+
+    if x.dtype == "int16":
+        return keras.ops.cast(x, "float32") / INT16_SCALE
+    return x
+
+
+def seed_words(augmentation) -> tuple:
+    """The run's seed and the stage's stream of `augmentation` as uint32
+    scalars, the step's constants: one program for every stage."""
+    if augmentation is None:
+        return ()
+    return (np.uint32(augmentation.seed % 2 ** 32), np.uint32(augmentation.stream % 2 ** 32))
+
+
+def keyed(augmentation, words):
+    """`augmentation` drawing from the seed and stream `words` (traced)."""
+    seed, stream = words
+    return dataclasses.replace(augmentation, seed=seed, stream=stream)
+
+
+def chain_key(augmentation):
+    """What an augmentation computes, without its seed and stream."""
+    if augmentation is None:
+        return None
+    return dataclasses.replace(augmentation, seed=0, stream=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Supervised:
+    """The loss of a step on (windows, tags) batches: the mean over the
+    global batch of `loss(tags, scores)` (default BCE; a loss whose
+    `from_logits` is true gets the `tags` layer's logits), the windows
+    noised by `augmentation` first (keyed by the run's seed, the stage and
+    the optimizer's step count, replica 0: the step sees the global batch),
+    as `trainer.make_train_function` computes it."""
+
+    augmentation: object = None
+    loss: object = None
+
+    @property
+    def from_logits(self) -> bool:
+        return bool(getattr(self.loss, "from_logits", False))
+
+    @property
+    def key(self):
+        return ("supervised", chain_key(self.augmentation), self.loss)
+
+    def constants(self):
+        return seed_words(self.augmentation)
+
+    def __call__(self, call, batch, iterations, constants):
+        import keras
+
+        x, y = batch
+        x = to_float(x)
+        if self.augmentation is not None:
+            x = keyed(self.augmentation, constants)(x, iterations, 0)
+        per_window = (self.loss or keras.losses.binary_crossentropy)(y, call(x))
+        return keras.ops.mean(per_window)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class NoisyStudent:
+    """The loss of a noisy-student step on (labelled windows, tags,
+    unlabelled windows) batches, as `semi_supervised.make_noisy_student_function`
+    computes it: BCE(student(x_l), y_l) + w * BCE(student(augment(x_u)),
+    teacher(x_u)), each the mean over its half of the global batch; the
+    teacher (a `semi_supervised.PseudoLabeller`) frozen, in inference mode,
+    on the clean unlabelled windows, its variables the step's constants;
+    the student on the centred crop of them, augmented with draws keyed
+    by 2 x the step count + 1 (the labelled half with 2 x the step count,
+    with `augment_labelled`)."""
+
+    teacher: object
+    student_samples: int
+    augmentation: object
+    weight: float = 1.0
+    augment_labelled: bool = False
+    from_logits = False
+
+    @property
+    def key(self):
+        return ("noisy student", id(self.teacher.model), self.teacher.samples,
+                self.student_samples, chain_key(self.augmentation), self.weight,
+                self.augment_labelled)
+
+    def constants(self):
+        model = self.teacher.model
+        return ([v.value for v in model.trainable_variables],
+                [v.value for v in model.non_trainable_variables],
+                seed_words(self.augmentation))
+
+    def __call__(self, call, batch, iterations, constants):
+        import keras
+        from keras import ops
+
+        from tagger.training.semi_supervised import centre_crop
+
+        x_l, y_l, x_u = batch
+        teacher_trainable, teacher_non_trainable, words = constants
+        x_l, x_u = to_float(x_l), to_float(x_u)
+        teacher_input = self.teacher.to_input(centre_crop(x_u, self.teacher.samples))
+        scores, _ = self.teacher.model.stateless_call(
+            teacher_trainable, teacher_non_trainable, teacher_input, training=False)
+        targets = ops.stop_gradient(ops.cast(scores, "float32"))  # (batch_u, tags)
+        noise = keyed(self.augmentation, words)
+        noisy_u = noise(centre_crop(x_u, self.student_samples), iterations * 2 + 1, 0)
+        if self.augment_labelled:
+            x_l = noise(x_l, iterations * 2, 0)
+        n_l = x_l.shape[0]
+        scores = call(ops.concatenate([x_l, noisy_u], 0))
+        labelled = ops.mean(keras.losses.binary_crossentropy(y_l, scores[:n_l]))
+        unlabelled = ops.mean(keras.losses.binary_crossentropy(targets, scores[n_l:]))
+        return labelled + self.weight * unlabelled
+
+
+def next_batch(iterators) -> tuple:
+    """The next batch of an iterator, or of each of a tuple of them joined
+    (a noisy student's labelled (windows, tags) and unlabelled (windows,)),
+    as one tuple of NumPy arrays."""
+    if not isinstance(iterators, tuple):
+        return tuple(next(iterators))
+    return tuple(part for iterator in iterators for part in next(iterator))
 
 
 class _AheadOnDevices:
@@ -376,7 +591,7 @@ class _AheadOnDevices:
     def _fill(self, backend):
         try:
             while not self._stop.is_set():
-                self._put(("batch", backend.to_devices(next(self.iterator))))
+                self._put(("batch", backend.to_devices(next_batch(self.iterator))))
         except BaseException as error:  # handed to the consumer, raised there
             self._put(("error", error))
 

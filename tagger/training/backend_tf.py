@@ -57,10 +57,11 @@ class TensorFlowBackend:
         strategies.chief_first(self.strategy, work)
 
     def train_data(self, data_dir, info, global_batch: int, window: int, shuffle_segments: int,
-                   seed: int, num_read_threads, targets=None):
+                   seed: int, num_read_threads, targets=None, split: str = "train",
+                   with_tags: bool = True):
         return iter(distributed_train_data(
             self.strategy, data_dir, info, global_batch, window, shuffle_segments, seed,
-            num_read_threads, targets=targets))
+            num_read_threads, split=split, with_tags=with_tags, targets=targets))
 
     def distribute(self, dataset):
         """An iterator of a tf.data dataset's batches, distributed."""
@@ -70,6 +71,15 @@ class TensorFlowBackend:
                        augmentation=None, loss=None):
         return make_train_function(model, optimizer, self.strategy, global_batch, jit_compile,
                                    augmentation, loss)
+
+    def noisy_student_function(self, student, teacher, optimizer, half_batch: int,
+                               augmentation, pseudo_label_weight: float,
+                               augment_labelled: bool, jit_compile: bool = False):
+        from tagger.training.semi_supervised import make_noisy_student_function
+
+        return make_noisy_student_function(
+            student, teacher, optimizer, self.strategy, half_batch, half_batch, augmentation,
+            pseudo_label_weight, augment_labelled=augment_labelled, jit_compile=jit_compile)
 
     def predictor(self, model, jit_compile: bool = False):
         from tagger.evaluation.predict import ClipPredictor

@@ -13,7 +13,11 @@ T^2 * BCE(sigmoid(z_teacher / T), sigmoid(z_student / T)) (z: logits; the
 student's come from its `tags` layer, not back from its scores).
 Validation and test figures are taken against the teachers' clip targets
 (the mean over the clip's segments), the AUCs against each clip's five
-best tags (`agreement.teacher_tags`). Every read checks the clips' ids:
+best tags (`agreement.teacher_tags`). The targets reach the training
+batches by clip id, in the form of the reader that serves them: a lookup
+in tf.data's graph (`segment_lookup`) or NumPy rows for the
+TensorFlow-free reader (`SegmentRows`); the loss is written in keras.ops,
+one for every backend (`SoftTargetLoss`). Every read checks the clips' ids:
 a training clip the targets lack, or a clip of validation or test whose
 place holds another's targets, is one line (`target_errors`). The
 schedules, augmentation and rounds are the usual ones (`run.train`,
@@ -25,11 +29,14 @@ Measuring a student against its teachers (eval.py --against):
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar
+
 import numpy as np
 
 from tagger.config import TrainConfig
 from tagger.errors import UserError
-from tagger.evaluation.against import MISSING, student_info
+from tagger.evaluation.against import MISSING, LackingTargets, student_info
 from tagger.records.info import DatasetInfo, require_raw
 from tagger.training import row_table
 from tagger.training.teacher_targets import TeacherTargets
@@ -53,17 +60,51 @@ class Distillation:
         return targets.clip_ids, targets.clip_means()
 
     def train_targets(self, path: str):
-        """`targets(clip) -> (segments, tags)` for the training pipeline
-        (`records.reader.train_dataset`): the clip's segment targets, found
-        by its clip id in a table made once (`segment_lookup`), its file
-        written at `path` (in the run's folder)."""
+        """The clip's segment targets (segments, tags), found by its clip id,
+        for the reader that serves the training batches, made once: where
+        tf.data reads them, `targets(clip)` in its pipeline
+        (`records.reader.train_dataset`) from a table whose file is written
+        at `path` (in the run's folder, `segment_lookup`); else
+        `targets(clip_id)` in NumPy (`SegmentRows`, for
+        `records.plain_reader.train_batches`)."""
+        from tagger.records.batches import uses_tf_data
+
         if self._lookup is None:
-            self._lookup = segment_lookup(self.targets.split("train"), path)
+            train = self.targets.split("train")
+            self._lookup = segment_lookup(train, path) if uses_tf_data() \
+                else SegmentRows(train)
             self.targets.forget("train")  # the table holds them now
         return self._lookup
 
 
 TABLE_FILE = "train_targets.tsv"
+
+
+def check_unique(clip_ids) -> None:
+    """Clip ids the targets are found by: each once."""
+    if len(np.unique(clip_ids)) != len(clip_ids):
+        raise UserError("the training records hold several clips with one clip id; the "
+                        "teachers' targets are found by clip id: rebuild the records")
+
+
+class SegmentRows:
+    """`rows(clip_id) -> (segments, tags)` float32: the rows of `targets` (a
+    SplitTargets) of the clip's id, in NumPy; a clip id they lack is a
+    LackingTargets (`evaluation.against.target_errors`)."""
+
+    def __init__(self, targets):
+        check_unique(targets.clip_ids)
+        self._order = np.argsort(targets.clip_ids, kind="stable")
+        self._ids = targets.clip_ids[self._order]
+        self._offsets = targets.offsets
+        self._values = targets.values
+
+    def __call__(self, clip_id):
+        at = int(np.searchsorted(self._ids, clip_id))
+        if at == len(self._ids) or self._ids[at] != clip_id:
+            raise LackingTargets(int(clip_id))
+        i = self._order[at]
+        return self._values[self._offsets[i]:self._offsets[i + 1]]
 
 
 def segment_lookup(targets, path: str):
@@ -74,9 +115,7 @@ def segment_lookup(targets, path: str):
     MISSING and the id (`target_errors`)."""
     import tensorflow as tf
 
-    if len(np.unique(targets.clip_ids)) != len(targets.clip_ids):
-        raise UserError("the training records hold several clips with one clip id; the "
-                        "teachers' targets are found by clip id: rebuild the records")
+    check_unique(targets.clip_ids)
     offsets, ids = targets.offsets, targets.clip_ids
     row_table.write_table(path, ((ids[i], targets.values[offsets[i]:offsets[i + 1]])
                                  for i in range(len(ids))), "the training targets' table")
@@ -94,18 +133,17 @@ def segment_lookup(targets, path: str):
     return lookup
 
 
-def setup(config: TrainConfig, info: DatasetInfo, strategy=None,
+def setup(config: TrainConfig, info: DatasetInfo, backend=None,
           log=print) -> Distillation | None:
     """A Distillation for a run with teachers (None without); the targets
     of the splits it reads are scored now where they were not stored before,
-    by the chief of a multi-worker `strategy` alone (`strategy.chief_first`)."""
+    by the chief of the training `backend`'s workers or hosts alone
+    (`backend.chief_first`; without a backend, here)."""
     if not config.distillation.teachers:
         return None
     if config.noisy_student.teacher:
         raise UserError("distillation and noisy-student training do not combine: the "
                         "records without labels give no labelled half")
-    from tagger.training import strategy as strategies
-
     distillation = Distillation(config, info, log)
     test = config.evaluate_test and info.splits.get("test", {}).get("clips")
 
@@ -113,28 +151,48 @@ def setup(config: TrainConfig, info: DatasetInfo, strategy=None,
         for split in ("train", "val", "test") if test else ("train", "val"):
             distillation.targets.split(split)
 
-    strategies.chief_first(strategy, score)
+    if backend is None:
+        score()
+    else:
+        backend.chief_first(score)
     return distillation
 
 
+def tags_layer(model):
+    """`model`'s last layer, `tags`, a sigmoid Dense: the layer whose logits
+    a distillation's loss takes (a ValueError for another model)."""
+    import keras
+
+    tags = model.get_layer("tags")
+    if model.outputs[0] is not tags.output or tags.activation is not keras.activations.sigmoid:
+        raise ValueError(f"model {model.name!r} does not end in a sigmoid Dense named tags")
+    return tags
+
+
 def loss_of(config: TrainConfig):
-    """The per-window loss `(targets, logits) -> (batch,)` of a distillation
-    run, T^2 * BCE(sigmoid(logit(targets) / T), sigmoid(logits / T)) at
-    temperature T (plain BCE on the targets at T = 1), on the student's
-    logits (`from_logits`: the training step passes the `tags` layer's
-    logits, not its scores), so a saturated student still has a gradient;
-    None (the usual BCE on the scores) without teachers."""
+    """The per-window loss of a distillation run (`SoftTargetLoss` at its
+    temperature); None (the usual BCE on the scores) without teachers."""
     if not config.distillation.teachers:
         return None
-    import tensorflow as tf
+    return SoftTargetLoss(config.distillation.temperature)
 
-    temperature = config.distillation.temperature
 
-    def loss(targets, logits):
-        t = tf.clip_by_value(targets, EPSILON, 1 - EPSILON)
-        soft = tf.sigmoid((tf.math.log(t) - tf.math.log1p(-t)) / temperature)
-        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=soft, logits=logits / temperature)
-        return temperature ** 2 * tf.reduce_mean(bce, axis=-1)
+@dataclasses.dataclass(frozen=True)
+class SoftTargetLoss:
+    """`(targets, logits) -> (batch,)`: T^2 * BCE(sigmoid(logit(targets) / T),
+    sigmoid(logits / T)) at temperature T (plain BCE on the targets at
+    T = 1; Hinton et al. 2015), on the student's logits (`from_logits`:
+    the training step passes the `tags` layer's logits, not its scores),
+    so a saturated student still has a gradient. In keras.ops: the same
+    loss in every backend's step."""
 
-    loss.from_logits = True
-    return loss
+    temperature: float = 1.0
+    from_logits: ClassVar[bool] = True
+
+    def __call__(self, targets, logits):
+        from keras import ops
+
+        t = ops.clip(targets, EPSILON, 1 - EPSILON)
+        soft = ops.sigmoid((ops.log(t) - ops.log1p(-t)) / self.temperature)
+        bce = ops.binary_crossentropy(soft, logits / self.temperature, from_logits=True)
+        return self.temperature ** 2 * ops.mean(bce, axis=-1)

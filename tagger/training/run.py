@@ -100,14 +100,11 @@ def train(config: TrainConfig) -> dict:
         raise ValueError("a run with pretrained.from_model trains through "
                          "tagger.training.head_run.train")
     config, info, backend, precision = prepare(config)
-    if backend.name != "tensorflow":
-        run = Run(config, info, backend, precision)
-        return run.execute()
     from tagger.training import distillation, semi_supervised
 
-    distil = distillation.setup(config, info, backend.strategy)
+    distil = distillation.setup(config, info, backend)
     run = Run(config, distil.info if distil else info, backend, precision)
-    run.noisy_student = semi_supervised.setup(config, info, backend.strategy, run.window)
+    run.noisy_student = semi_supervised.setup(config, info, backend, run.window)
     run.distillation = distil
     return run.execute()
 
@@ -313,14 +310,12 @@ class Run:
         `optimizer` (compiled by XLA with `jit`)."""
         if self.noisy_student:
             return self.noisy_student.train_function(self.model, optimizer, stage.index, jit)
-        augmentation = loss = None
-        if self.backend.name == "tensorflow":
-            from tagger.training import distillation, semi_supervised
+        from tagger.training import distillation, semi_supervised
 
-            augmentation = semi_supervised.augmentation(self.config, self.info, stage.index)
-            loss = distillation.loss_of(self.config)
-        return self.backend.train_function(trained, optimizer, self.global_batch, jit,
-                                           augmentation, loss)
+        return self.backend.train_function(
+            trained, optimizer, self.global_batch, jit,
+            semi_supervised.augmentation(self.config, self.info, stage.index),
+            distillation.loss_of(self.config))
 
     def _xla(self, trained, stage, steps: int) -> bool:
         """Whether the steps of `trained` are compiled by XLA (`xla_choice`):
@@ -644,12 +639,16 @@ class Run:
 
 
 def _closed(iterator):
-    """A context that closes `iterator` at its end where it can be closed
-    (the TensorFlow-free reader's: its worker processes stopped then, not
-    when it is collected, so that two epochs' workers never overlap)."""
-    if hasattr(iterator, "close"):
-        return contextlib.closing(iterator)
-    return contextlib.nullcontext()
+    """A context that closes `iterator` (each of a tuple of them: a noisy
+    student's labelled and unlabelled batches) at its end where it can be
+    closed (the TensorFlow-free reader's: its worker processes stopped
+    then, not when it is collected, so that two epochs' workers never
+    overlap)."""
+    stack = contextlib.ExitStack()
+    for each in iterator if isinstance(iterator, tuple) else (iterator,):
+        if hasattr(each, "close"):
+            stack.enter_context(contextlib.closing(each))
+    return stack
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

@@ -18,9 +18,12 @@ and student may differ in window length and input kind: the unlabelled
 windows are read long enough for both (whole segments), the shorter model
 sees the centred crop of the same audio, and a teacher trained on log-mel
 records gets its own log-mel front end computed from the raw audio in the
-graph. The step runs under any tf.distribute strategy (`strategy.run`; the
-teacher's forward pass is part of the distributed step), optionally
-XLA-compiled.
+graph. The step is the backend's (`training.backend`): under TensorFlow
+`make_noisy_student_function`, run by any tf.distribute strategy
+(`strategy.run`; the teacher's forward pass is part of the distributed
+step), optionally XLA-compiled; under JAX `backend_jax`'s jitted step,
+the teacher's frozen variables given to it as state. Either computes the
+loss above from the same draws (`tagger.augment.step_seed`).
 """
 
 from __future__ import annotations
@@ -29,19 +32,12 @@ import dataclasses
 import math
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from tagger.augment import Augmentation
 from tagger.config import TrainConfig
 from tagger.errors import UserError
 from tagger.records.info import DatasetInfo, is_labelled, load_info, require_raw
-from tagger.records.schema import to_float
-from tagger.training.trainer import (
-    descend,
-    distributed_train_data,
-    distributed_train_function,
-    replica_index,
-)
 
 
 def centre_crop(x, samples: int):
@@ -67,19 +63,20 @@ class PseudoLabeller:
     def __call__(self, windows):
         """Soft pseudo-labels (batch, tags) float32 of the centre of `windows`."""
         x = self.to_input(centre_crop(windows, self.samples))
-        return tf.stop_gradient(tf.cast(self.model(x, training=False), tf.float32))
+        return ops.stop_gradient(ops.cast(self.model(x, training=False), "float32"))
 
 
-def load_teacher(path: str, dataset_info: DatasetInfo, strategy) -> PseudoLabeller:
-    """Loads a model saved by train.py (in `strategy`'s scope, so its forward
-    pass can run on every replica), frozen; checks it fits the dataset."""
+def load_teacher(path: str, dataset_info: DatasetInfo, backend) -> PseudoLabeller:
+    """Loads a model saved by train.py (in the training `backend`'s scope,
+    so its forward pass can run on every replica or device), frozen;
+    checks it fits the dataset."""
     from tagger import fileio
     from tagger.models.saved import load_tagger, raw_audio_input
 
     if not fileio.exists(path):
         raise UserError(f"teacher model {path!r} not found; --teacher takes a model.keras "
                         "or model.hdf5 written by train.py")
-    with strategy.scope():
+    with backend.scope():
         model, info = load_tagger(path)
     model.trainable = False
     num_tags = model.outputs[0].shape[-1]
@@ -109,6 +106,11 @@ def make_noisy_student_function(student: keras.Model, teacher: PseudoLabeller, o
     long as both models' windows. `augmentation` noises the student's view
     of the unlabelled windows (and of the labelled ones with
     `augment_labelled`)."""
+    import tensorflow as tf
+
+    from tagger.records.schema import to_float
+    from tagger.training.trainer import descend, distributed_train_function, replica_index
+
     student_samples = student.inputs[0].shape[1]
     weight = float(pseudo_label_weight)
 
@@ -157,14 +159,14 @@ def check_batch(config: TrainConfig, replicas: int) -> None:
 class NoisyStudent:
     """The noisy-student parts of a training run (see tagger.training.run)."""
 
-    def __init__(self, config: TrainConfig, info: DatasetInfo, strategy, window: int):
+    def __init__(self, config: TrainConfig, info: DatasetInfo, backend, window: int):
         settings = config.noisy_student
         self.config = config
-        self.strategy = strategy
+        self.backend = backend
         self.info = info
         self.unlabelled_dir = settings.unlabelled_data_dir or config.data_dir
         self.unlabelled_info = self._unlabelled_info(settings)
-        self.teacher = load_teacher(settings.teacher, info, strategy)
+        self.teacher = load_teacher(settings.teacher, info, backend)
         self.long_window = max(window, math.ceil(self.teacher.samples / info.segment_length))
         self.window = window
         self.half = config.batch_size // 2
@@ -192,37 +194,37 @@ class NoisyStudent:
         return info
 
     def iterators(self, seed: int):
-        """(labelled, unlabelled) iterators over distributed batches, shuffled
-        with `seed` (the unlabelled ones with seed + 1)."""
+        """(labelled, unlabelled) iterators over the backend's batches,
+        shuffled with `seed` (the unlabelled ones with seed + 1)."""
         c = self.config
-        labelled = distributed_train_data(
-            self.strategy, c.data_dir, self.info, self.half, self.window,
-            c.shuffle_segments, seed, c.num_read_threads)
-        unlabelled = distributed_train_data(
-            self.strategy, self.unlabelled_dir, self.unlabelled_info, self.half,
-            self.long_window, c.shuffle_segments, seed + 1,
-            c.num_read_threads, split=c.noisy_student.unlabelled_split, with_tags=False)
-        return iter(labelled), iter(unlabelled)
+        labelled = self.backend.train_data(
+            c.data_dir, self.info, self.half, self.window, c.shuffle_segments, seed,
+            c.num_read_threads)
+        unlabelled = self.backend.train_data(
+            self.unlabelled_dir, self.unlabelled_info, self.half, self.long_window,
+            c.shuffle_segments, seed + 1, c.num_read_threads,
+            split=c.noisy_student.unlabelled_split, with_tags=False)
+        return labelled, unlabelled
 
     def train_function(self, model, optimizer, stage: int, jit_compile: bool = False):
         c = self.config
         noise = Augmentation(self.info.sample_rate, c.seed, stage)
-        return make_noisy_student_function(
-            model, self.teacher, optimizer, self.strategy, self.half, self.half,
-            noise, c.noisy_student.pseudo_label_weight, augment_labelled=c.augment,
-            jit_compile=jit_compile)
+        return self.backend.noisy_student_function(
+            model, self.teacher, optimizer, self.half, noise,
+            c.noisy_student.pseudo_label_weight, c.augment, jit_compile)
 
 
-def setup(config: TrainConfig, info: DatasetInfo, strategy, window: int):
+def setup(config: TrainConfig, info: DatasetInfo, backend, window: int):
     """Checks the run's augmentation and noisy-student settings against the
-    data and the strategy; returns a NoisyStudent, or None without a teacher."""
+    data and the backend's replicas; returns a NoisyStudent, or None
+    without a teacher."""
     if config.augment:
         require_raw(info, config.data_dir, "--augment")
     if not config.noisy_student.teacher:
         return None
     require_raw(info, config.data_dir, "noisy-student training")
-    check_batch(config, strategy.num_replicas_in_sync)
-    return NoisyStudent(config, info, strategy, window)
+    check_batch(config, backend.replicas)
+    return NoisyStudent(config, info, backend, window)
 
 
 def augmentation(config: TrainConfig, info: DatasetInfo, stage: int):

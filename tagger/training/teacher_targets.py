@@ -130,7 +130,7 @@ def split_targets(teacher: Teacher, data_dir: str, info: DatasetInfo, split: str
     """The teacher's targets for every clip of `split`, read from its entry
     beside the records, the missing shards scored and stored first
     (`model_outputs.stored_rows`)."""
-    from tagger.records.reader import clip_labels
+    from tagger.records.batches import clip_labels
 
     require_raw(info, data_dir, "a teacher")
     store = Store(folder=join_path(data_dir, TARGETS_DIR, teacher.key),

@@ -93,9 +93,9 @@ def tag_logits(model: keras.Model):
     last layer, `tags` (a sigmoid Dense): its kernel and bias applied to
     its input, computed by the model's own layers (in their
     `training_model` form). The model and its outputs stay as they are."""
-    tags = model.get_layer("tags")
-    if model.outputs[0] is not tags.output or tags.activation is not keras.activations.sigmoid:
-        raise ValueError(f"model {model.name!r} does not end in a sigmoid Dense named tags")
+    from tagger.training.distillation import tags_layer
+
+    tags = tags_layer(model)
     features = training_model(keras.Model(model.inputs, tags.input))  # its training form
 
     def logits(x, training=False):

@@ -321,9 +321,10 @@ def test_windows_of_longer_clips_start_at_a_random_offset(tmp_path):
     offsets = collections.Counter()
     for seed in range(20):
         draws = tuple(int(d) for d in TrainOrder((seed,)).offset_draws(0, 0)[:3])
-        ids, counts, tags, chunks = plain_reader.read_part(plain_reader.Part(clips, draws,
-                                                                             layout))
+        ids, counts, tags, chunks, starts = plain_reader.read_part(
+            plain_reader.Part(clips, draws, layout))
         assert list(ids) == [0, 1, 2] and list(counts) == [2, 2, 2]
+        assert list(starts) == [draw % 2 for draw in draws]
         np.testing.assert_array_equal(tags, [[0], [1], [0]])
         for clip, part, draw in zip(segments, chunks.parts, draws):
             windows = np.frombuffer(part, np.int16).reshape(2, 8)

@@ -387,6 +387,57 @@ def test_a_clip_the_training_targets_lack_is_one_line(own_records, tmp_path):
         "folder to score the records again")
 
 
+@pytest.mark.parametrize("window", [1, 2])
+def test_the_tensorflow_free_reader_serves_tf_datas_targets(setting, window, tmp_path):
+    """The TensorFlow-free reader's training batches, each window's target
+    from NumPy rows found by clip id (`SegmentRows`), are tf.data's with
+    the table's lookup, batch for batch."""
+    from tagger.records import plain_reader
+
+    unlabelled, info, _, a, _ = setting
+    config = tiny_train_config(unlabelled, "unused",
+                               distillation=DistillationConfig(teachers=(a,)))
+    distil = distillation.Distillation(config, info, log=print)
+    train = distil.targets.split("train")
+    lookup = distillation.segment_lookup(train, str(tmp_path / "table.tsv"))
+    settings = dict(window_segments=window, info=distil.info, seed=0)
+    expected = list(reader.train_dataset(unlabelled, 4, as_stored=True, targets=lookup,
+                                         **settings).take(6).as_numpy_iterator())
+    with plain_reader.train_batches(unlabelled, 4, workers=0,
+                                    targets=distillation.SegmentRows(train),
+                                    **settings) as batches:
+        for x, y in expected:
+            got_x, got_y = next(batches)
+            np.testing.assert_array_equal(got_x, x)
+            assert got_y.shape == (4, len(TAGS_A)) and got_y.dtype == np.float32
+            np.testing.assert_allclose(got_y, y, rtol=1e-6, atol=1e-7)
+
+
+def test_a_clip_the_targets_lack_is_one_line_in_the_tensorflow_free_reader(own_records):
+    """The TensorFlow-free reader's form of a training clip whose targets
+    are missing: the same one line as tf.data's."""
+    from tagger.records import plain_reader
+
+    records, info, teachers = own_records
+    config = tiny_train_config(records, "unused", distillation=teachers)
+    distil = distillation.Distillation(config, info, log=print)
+    targets = TeacherTargets(teachers.teachers, records, info, progress=False).split("train")
+    lacking = int(targets.clip_ids[0])
+    targets.clip_ids[0] = 10**9  # the first clip's targets are another clip's
+    rows = distillation.SegmentRows(targets)
+    np.testing.assert_array_equal(rows(int(targets.clip_ids[1])), targets.per_clip()[1])
+    batches = info.splits["train"]["segments"] // 4 + 1  # a pass and more
+    with pytest.raises(UserError) as error, against.target_errors(records), \
+            plain_reader.train_batches(records, 4, info=distil.info, seed=0, workers=0,
+                                       targets=rows) as reading:
+        for _ in range(batches):
+            next(reading)
+    assert str(error.value) == (
+        f"the training records hold clip id {lacking}, which the teachers' targets in "
+        f"{records}/{TARGETS_DIR} lack: they were made for other records; delete that "
+        "folder to score the records again")
+
+
 def test_a_million_clips_targets_stay_out_of_the_input_pipelines_graph(tmp_path):
     """The training lookup of a million clips' targets: a tf.data graph that
     uses it, serialized (as multi-worker input sharding and tf.data's
@@ -414,6 +465,18 @@ def test_window_means_leave_out_padding():
     values = tf.constant([[0.2, 0.4], [0.6, 0.8], [1.0, 0.0]])
     np.testing.assert_allclose(reader.window_means(values, 2, 1), [[0.8, 0.4]], atol=1e-6)
     np.testing.assert_allclose(reader.window_means(values[:1], 2), [[0.2, 0.4]], atol=1e-6)
+
+
+def test_window_means_in_numpy_are_tf_datas():
+    from tagger.records.windows import window_means
+
+    values = np.random.default_rng(0).random((7, 3)).astype(np.float32)
+    for n, k, offset in [(7, 1, 0), (7, 2, 1), (7, 3, 0), (7, 3, 1), (7, 3, 5), (2, 3, 0),
+                         (1, 2, 0)]:
+        expected = reader.window_means(tf.constant(values[:n]), k, offset).numpy()
+        got = window_means(values[:n], k, offset)
+        assert got.shape == expected.shape and got.dtype == np.float32, (n, k, offset)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, err_msg=f"{(n, k, offset)}")
 
 
 def test_temperature_softens_targets_and_the_students_logits():

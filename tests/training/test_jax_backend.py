@@ -10,6 +10,7 @@ programs ($TAGGER_HOME/jax)."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -224,8 +225,6 @@ def test_a_head_on_a_tensorflow_saved_body_trains_under_jax_and_tags_alike(own, 
     TensorFlow: the body's embeddings are computed and stored, the head
     trains on them, and the saved tagger scores the test split under JAX
     as eval.py under TensorFlow does."""
-    import shutil
-
     _, records, _, body = own
     records = shutil.copytree(records, tmp_path / "records")
     done = finished(command("train.py", "--data-dir", str(records), "--train-dir",
@@ -243,14 +242,64 @@ def test_a_head_on_a_tensorflow_saved_body_trains_under_jax_and_tags_alike(own, 
         metrics["test"]["roc_auc"], abs=1e-4)
 
 
+def test_noisy_student_with_augmentation_trains_and_resumes_under_jax(jax_run,
+                                                                      student_records,
+                                                                      tmp_path):
+    """The paper's semi-supervised recipe without TensorFlow: a student
+    trained with a frozen teacher (the JAX run's tagger) and the
+    augmentation chain, killed after its first epoch, resumes to the
+    uninterrupted run's history."""
+    teacher = os.path.join(jax_run[0], "model.keras")
+    flags = [*train_flags(student_records[0], tmp_path / "whole"), "--run-name", "ns",
+             "--teacher", teacher, "--augment", "--no-test", "--num-stages", "1"]
+    done = finished(command("train.py", *flags))
+    assert "training on JAX's 1 cpu device" in done.stdout
+    whole = history(tmp_path / "whole" / "ns")
+    assert list(whole.epoch) == [1, 2] and np.isfinite(whole.train_loss).all()
+    argv = command("train.py", *[str(tmp_path / "cut") if f == str(tmp_path / "whole")
+                                 else f for f in flags])
+    assert killed_after(argv, tmp_path / "cut" / "ns" / "state.json", 1) == 1
+    finished(argv + ["--resume"])
+    pd.testing.assert_frame_equal(history(tmp_path / "cut" / "ns"), whole, rtol=1e-6,
+                                  atol=1e-7)
+    saved = json.loads((tmp_path / "whole" / "ns" / "config.json").read_text())
+    assert saved["noisy_student"]["teacher"] == teacher and saved["augment"] is True
+
+
+def test_distillation_and_eval_against_under_jax(jax_run, raw_records, tmp_path):
+    """train.py --distil without TensorFlow keeps the epoch of the best val
+    agreement with its teacher, and eval.py --against gives under JAX the
+    figures it gives under TensorFlow."""
+    teacher = os.path.join(jax_run[0], "model.keras")
+    records = shutil.copytree(raw_records[0], tmp_path / "records")  # the targets go there
+    info = json.loads((records / "dataset_info.json").read_text())
+    for split in info["splits"].values():
+        split["labelled"] = False  # a distillation's records: audio without tags
+    (records / "dataset_info.json").write_text(json.dumps(info))
+    done = finished(command("train.py", *train_flags(str(records), tmp_path), "--run-name",
+                            "distilled", "--distil", teacher, "--no-test"))
+    run_dir = tmp_path / "distilled"
+    rows = history(run_dir)
+    assert len(rows) == 4 and "val_roc_auc" in rows
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["best_epoch"] == int(rows.epoch[rows.val_roc_auc.idxmax()]), done.stdout
+    figures = {}
+    for backend in ("jax", "tensorflow"):
+        out = tmp_path / f"{backend}.json"
+        finished(command("eval.py", str(run_dir / "model.keras"), "--data-dir", str(records),
+                         "--against", teacher, "--bootstrap", "0", "--out-json", str(out),
+                         "--no-progress", backend=backend),
+                 env=environment(without_tensorflow=backend == "jax"))
+        figures[backend] = json.loads(out.read_text())
+    assert figures["jax"]["clips"] == figures["tensorflow"]["clips"] > 0
+    for key in ("roc_auc", "pr_auc"):
+        assert figures["jax"][key] == pytest.approx(figures["tensorflow"][key], abs=1e-4)
+
+
 def test_what_trains_under_tensorflow_only_is_refused_in_one_line(raw_records, tmp_path):
-    """Under JAX: eval.py --against, and train.py --augment, --distil and
-    --xla off, each one line naming what to do; nothing is written."""
-    cases = [(command("eval.py", "m.keras", "--data-dir", raw_records[0], "--against", "m2"),
-              "eval.py: error: --against runs under TensorFlow only"),
-             (command("train.py", *train_flags(raw_records[0], tmp_path), "--augment"),
-              "train.py: error: --augment run under TensorFlow only"),
-             (command("train.py", *train_flags(raw_records[0], tmp_path), "--xla", "off"),
+    """Under JAX: --xla off and a tf.distribute strategy, each one line
+    naming what to do; nothing is written."""
+    cases = [(command("train.py", *train_flags(raw_records[0], tmp_path), "--xla", "off"),
               "train.py: error: --xla off does not apply under jax"),
              (command("train.py", *train_flags(raw_records[0], tmp_path), "--strategy",
                       "mirrored"), "train.py: error: --strategy mirrored is tf.distribute's")]
@@ -275,8 +324,8 @@ if __name__ == "__main__":  # the reader's workers load this module too
 
     made = []  # the optimizers the compiled steps were made for
     make_step = backend_jax.jax_step
-    backend_jax.jax_step = lambda model, optimizer: made.append(
-        type(optimizer).__name__) or make_step(model, optimizer)
+    backend_jax.jax_step = lambda model, optimizer, *rest: made.append(
+        type(optimizer).__name__) or make_step(model, optimizer, *rest)
     records, train_dir = sys.argv[1:]
     # a run of two stages, each a fresh SGD (lr 0.01 then 0.002)
     train(tiny_train_config(records, train_dir, evaluate_test=False, steps_per_epoch=2))
