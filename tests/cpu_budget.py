@@ -5,6 +5,11 @@ test process's own (every thread) and its children's (the processes it
 started and waited for). A phase over LIMIT_S CPU seconds fails the test,
 naming it, unless docs/testing.md lists the test with its reason.
 
+The quick loop (`-m "not slow"`) has a guard of its own: the call of a
+test not marked slow over QUICK_LIMIT_S CPU seconds fails, naming it
+(mark it slow, or make it smaller); the tests in it take under 2 CPU
+seconds each on CI's 2-core machine, five times below that limit.
+
 CPU time, not wall time: a busy machine (the suite must pass at a load
 average of 6) stretches a test's wall time, not the work it does, so the
 guard fails on a test that grew, never on a machine that is busy. On 2
@@ -29,6 +34,7 @@ import resource
 import pytest
 
 LIMIT_S = 90.0
+QUICK_LIMIT_S = 10.0
 SLOWEST = 30
 LISTING = pathlib.Path(__file__).parents[1] / "docs" / "testing.md"
 # a listed test: a table row whose first cell is its node id in backticks
@@ -57,8 +63,8 @@ def over_budget(node_id: str, cpu_s: float, listed: set, limit_s: float) -> bool
 class CpuBudget:
     """The plugin: registered once per pytest run (tests/conftest.py)."""
 
-    def __init__(self, limit_s: float = LIMIT_S):
-        self.limit_s = limit_s
+    def __init__(self, limit_s: float = LIMIT_S, quick_limit_s: float = QUICK_LIMIT_S):
+        self.limit_s, self.quick_limit_s = limit_s, quick_limit_s
         self.phases = []  # (node id, phase, wall s, cpu s), in the controller
         self.listed = listed_tests(LISTING.read_text(encoding="utf-8")) \
             if LISTING.exists() else set()
@@ -71,7 +77,13 @@ class CpuBudget:
             return report
         cpu_s = cpu_seconds() - started
         report.user_properties.append(("cpu_s", round(cpu_s, 3)))
-        if report.passed and over_budget(item.nodeid, cpu_s, self.listed, self.limit_s):
+        if (report.passed and call.when == "call" and cpu_s > self.quick_limit_s
+              and item.get_closest_marker("slow") is None):
+            report.outcome = "failed"
+            report.longrepr = (f"{item.nodeid} took {cpu_s:.1f} CPU seconds, over the quick "
+                               f"loop's limit of {self.quick_limit_s:g} (tests/cpu_budget.py): "
+                               "mark it @pytest.mark.slow, or make it smaller")
+        elif report.passed and over_budget(item.nodeid, cpu_s, self.listed, self.limit_s):
             report.outcome = "failed"
             report.longrepr = (f"{item.nodeid} took {cpu_s:.1f} CPU seconds in its "
                                f"{call.when}, over the suite's limit of {self.limit_s:g} "

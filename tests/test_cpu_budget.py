@@ -43,24 +43,38 @@ def test_the_cpu_seconds_count_the_work_done(monkeypatch):
 
 def test_a_test_over_the_limit_fails_naming_itself(pytester):
     pytester.makepyfile(test_spin="""
-        def test_spins():
+        import pytest
+
+        def spin():
             total = 0
             for i in range(3_000_000):
                 total += i * i
 
+        @pytest.mark.slow
+        def test_spins():
+            spin()
+
+        @pytest.mark.slow
         def test_idles():
             pass
+
+        def test_spins_in_the_quick_loop():
+            spin()
     """)
     pytester.makeconftest("""
         from tests import cpu_budget
 
         def pytest_configure(config):
-            config.pluginmanager.register(cpu_budget.CpuBudget(limit_s=0.02))
+            config.addinivalue_line("markers", "slow: slow")
+            config.pluginmanager.register(cpu_budget.CpuBudget(limit_s=0.02,
+                                                               quick_limit_s=0.01))
     """)
     result = pytester.runpytest_inprocess("-p", "no:xdist", "-p", "no:random_order")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*test_spin.py::test_spins took * CPU seconds in its call, "
                                  "over the suite's limit of 0.02*"])
+    result.stdout.fnmatch_lines(["*test_spin.py::test_spins_in_the_quick_loop took * CPU "
+                                 "seconds, over the quick loop's limit of 0.01*"])
     result.stdout.fnmatch_lines(["*the 30 slowest test phases*"])
 
 

@@ -38,6 +38,7 @@ def optimizer_at(steps):
     return optimizer
 
 
+@pytest.mark.slow
 def test_a_resumed_run_augments_its_step_as_the_uninterrupted_run_did(tmp_path):
     x = windows()
     augmentation = Augmentation(SR, seed=3, stream=1)  # the full chain

@@ -142,6 +142,7 @@ def test_reverb_adds_a_decaying_tail_and_keeps_loudness():
     assert np.abs(y[:, :1000]).max() < 1e-6  # causal (FFT round-off only)
 
 
+@pytest.mark.slow
 def test_chain_is_deterministic_per_seed_and_varies_with_it():
     x = np.random.default_rng(2).normal(size=(4, 8192)).astype(np.float32)
     a = augment(x, tf.constant([1, 2]), SR).numpy()

@@ -126,6 +126,7 @@ def test_export_saved_model(converted, tmp_path, capsys):
     assert names == tags
 
 
+@pytest.mark.slow
 def test_attention_maps(converted, tmp_path, capsys):
     kind, model, audio, expected, tags = converted
     out = tmp_path / "maps"

@@ -50,6 +50,7 @@ def checkpoints(tmp_path_factory):
     return {"teacher": (teacher_path, teacher), "student": (student_path, student)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", ["teacher", "student"])
 def test_converted_scores_equal_the_original(checkpoints, size, tmp_path, capsys):
     path, original = checkpoints[size]

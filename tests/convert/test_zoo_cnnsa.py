@@ -26,6 +26,7 @@ def checkpoint(tmp_path_factory):
                                      INPUT)["cnnsa"]
 
 
+@pytest.mark.slow
 def test_converted_scores_equal_the_original(checkpoint, tmp_path, capsys):
     path, original = checkpoint
     model, info, stdout = originals.convert_zoo(path, "cnnsa", tmp_path, capsys)

@@ -35,6 +35,7 @@ def test_the_file_holds_the_originals_buffers(checkpoint):
     assert state["hstft.bw_Q"].tolist() == pytest.approx([Q])
 
 
+@pytest.mark.slow
 def test_converted_scores_equal_the_original(checkpoint, tmp_path, capsys):
     path, original = checkpoint
     model, info, stdout = originals.convert_zoo(path, "hcnn", tmp_path, capsys)

@@ -37,6 +37,7 @@ def run_eval(capsys, *argv):
     return call_main(eval_cli.main, capsys, *argv, "--no-progress")
 
 
+@pytest.mark.slow
 def test_report_has_intervals_and_no_published_figures_on_synthetic_data(
         tiny_model, raw_records, tmp_path, capsys):
     records, info = raw_records

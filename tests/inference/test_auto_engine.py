@@ -224,6 +224,7 @@ def test_the_default_engine_is_auto_unless_tagger_engine_names_another(monkeypat
         default_engine()
 
 
+@pytest.mark.slow
 def test_tag_py_tags_with_auto_in_one_line(cnn, music, capsys, monkeypatch, tmp_path):
     """A real run: every candidate this machine has measured on the tiny
     model and kept, one line naming the engine taken, that engine's tags."""

@@ -70,6 +70,7 @@ def test_the_ops_of_a_tflite_model_are_listed_in_order_with_their_tensors(monkey
     assert last == interpreter.get_output_details()[0]["index"]
 
 
+@pytest.mark.slow
 def test_saved_model_signatures_scores_and_tags(tagger, tmp_path):
     kind, fixture = tagger
     out = tmp_path / "exported"
@@ -99,6 +100,7 @@ def test_saved_model_signatures_scores_and_tags(tagger, tmp_path):
     assert extra["input_kind"] == ("raw" if kind == "cnn" else "logmel")
 
 
+@pytest.mark.slow
 def test_tflite_scores_and_tags(tagger, tmp_path):
     kind, fixture = tagger
     out = tmp_path / "model.tflite"
@@ -115,6 +117,7 @@ def test_tflite_scores_and_tags(tagger, tmp_path):
     assert (tmp_path / "model.tflite.tags.txt").read_text().splitlines() == tag_names(kind)
 
 
+@pytest.mark.slow
 def test_int8_engine_quantises_activations_and_scores_near_keras(cnn):
     """Full integer quantisation, calibrated on windows like the ones it
     scores: int8 kernels in the graph, float32 in and out, scores within 0.05
@@ -142,6 +145,7 @@ def test_int8_engine_quantises_activations_and_scores_near_keras(cnn):
         TFLitePredictor(model, info, "tflite-int8", calibration=calibration[:, :100])
 
 
+@pytest.mark.slow
 def test_int8_engine_of_a_log_mel_model_quantises_the_convolutions_over_the_image(spectrogram):
     """A log-mel tagger's int8: the convolution over the log-mel image has
     int8 weights (in the inference form's stacked taps); the log-mel front
@@ -193,6 +197,7 @@ def int8_layers_of_convolutions(content):
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family, int8", [
     ("pons_vgg", {"conv1"}),  # the 3 x 3 over the image; conv2..5 read 4 channels
     ("pons_musicnn", {f"timbral{i}_conv" for i in (1, 2)}
@@ -218,6 +223,7 @@ def test_int8_of_a_log_mel_model_quantises_only_the_convolutions_of_one_input_ch
         assert set(layers) == {f"conv{i}" for i in range(1, 6)}
 
 
+@pytest.mark.slow
 def test_dynamic_engine_warns_that_it_quantises_a_spectrogram_models_front_end(cnn,
                                                                               spectrogram):
     """tflite-dynamic quantises a log-mel model's front end with the rest
@@ -258,6 +264,7 @@ def test_int8_scope_follows_the_family_and_the_input(cnn):
         assert int8_scope(cnn_model, joined) == scope, others
 
 
+@pytest.mark.slow
 def test_int8_that_finds_nothing_to_quantise_says_so_and_exports_nothing(tmp_path, capsys):
     """A model int8 quantises nothing of (Won et al.'s sample-level CNN: a
     waveform family int8 is not measured for, so no full int8, and no
@@ -384,6 +391,7 @@ def test_a_read_only_out_is_one_line(cnn, capsys, fmt, name):
     assert not os.path.exists(out)
 
 
+@pytest.mark.slow
 def test_cli_int8_export_is_calibrated_on_the_named_audio(cnn, music, tmp_path, capfd):
     """--quantization int8: int8 convolution weights, float32 in and out,
     scores near Keras; the calibration audio is found in the folder (the
@@ -410,6 +418,7 @@ def test_cli_int8_export_is_calibrated_on_the_named_audio(cnn, music, tmp_path, 
     assert (tmp_path / "int8.tflite.tags.txt").read_text().splitlines() == tag_names("cnn")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quantization, stored", [("fp16", np.float16), ("dynamic", np.int8)])
 def test_quantized_exports_store_smaller_weights_and_score_near_keras(cnn, tmp_path,
                                                                       quantization, stored):
@@ -434,6 +443,7 @@ def test_quantization_flags_that_do_not_fit_are_one_line(cnn, tmp_path, capsys, 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_int8_export_of_a_log_mel_model_is_verified_and_audio_free_folders_are_refused(
         cnn, spectrogram, music, tmp_path, capsys):
     (tmp_path / "notes").mkdir()
@@ -477,6 +487,7 @@ def test_int8_export_refuses_calibration_audio_that_cannot_set_ranges(cnn, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cal"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["tflite", "saved_model"])
 def test_an_export_above_the_score_bound_fails_and_writes_nothing(cnn, tmp_path, capsys, fmt,
                                                                  monkeypatch):

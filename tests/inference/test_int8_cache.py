@@ -181,6 +181,7 @@ def test_entry_fields_follow_the_model_and_the_windows(cnn, spectrogram, home):
         fields["calibration_sha256"]
 
 
+@pytest.mark.slow
 def test_cached_engine_equals_an_uncached_conversion_and_tag_says_so(cnn, music, home,
                                                                     monkeypatch, capsys):
     """Two real conversions: the first run's (cached), and one without the

@@ -201,6 +201,7 @@ def test_on_a_gpu_the_engine_warns_from_the_gpus_capability_not_the_cpus(loaded,
     assert (predictor.note, predictor.warning) == ("", GPU_SLOWER)
 
 
+@pytest.mark.slow
 def test_tag_py_tags_in_bfloat16_says_so_and_is_timed_once(cnn, music, cache_home,
                                                            bf16_cpu, capsys, tmp_path):
     code, keras_out, err = run_tag(capsys, cnn[0], music / "a.wav")

@@ -95,6 +95,7 @@ def name_of(root, text: str) -> bytes:
     return os.path.basename(path)
 
 
+@pytest.mark.slow
 def test_two_names_of_one_text_keep_apart_in_the_archive_and_reports(cnn, twins, tmp_path,
                                                                     capsys):
     from tagger.inference.library.embeddings import read_embeddings

@@ -40,6 +40,7 @@ def run_tag(capsys, *argv):
     return code, [line for line in err.splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_a_second_run_reads_the_timing_from_the_cache(cnn, music, timings, capsys):
     first = run_tag(capsys, cnn[0], music / "a.wav", "--engine", "tflite")
     assert first[0] == 0 and len(timings) == 1 and TIMED_NOW.fullmatch(first[1][-1]), first
@@ -119,6 +120,7 @@ def test_a_damaged_entry_is_timed_again_and_rewritten(cnn, predictor, timings, d
     assert len(timings) == 2 and "read from the cache" in read[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("blocked", ["read_only", "home_is_a_file", "entry_is_a_folder"])
 def test_a_cache_that_cannot_be_written_leaves_the_run_going(cnn, music, timings, capsys,
                                                              monkeypatch, blocked):

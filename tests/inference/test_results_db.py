@@ -91,6 +91,7 @@ def test_one_row_per_file_with_the_models_scores(tagged_db, cnn, music):
     con.close()
 
 
+@pytest.mark.slow
 def test_a_rerun_skips_what_is_up_to_date_and_rescan_redoes_it(cnn, music, tmp_path, capsys):
     import shutil
 

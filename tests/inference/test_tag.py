@@ -159,6 +159,7 @@ def test_table_marks_padded_clips(cnn, music, capsys):
     assert sum(1 for line in lines if line.startswith("  ")) == 10  # 5 tags per file
 
 
+@pytest.mark.slow
 def test_recursive_and_hop_overlap(cnn, music, capsys):
     path, model = cnn
     code, out, _ = run_tag(capsys, path, music, "--format", "json", "--recursive",
@@ -180,6 +181,7 @@ def test_recursive_and_hop_overlap(cnn, music, capsys):
     assert code == 0 and len(json.loads(out)) == 2
 
 
+@pytest.mark.slow
 def test_taggram_and_embeddings(cnn, music, tmp_path, capsys):
     path, model = cnn
     taggrams, npz = tmp_path / "taggrams", tmp_path / "emb.npz"
@@ -500,6 +502,7 @@ def test_int8_engine_without_decodable_audio_is_one_line(cnn, music, capsys):
     assert "none of the inputs could be decoded" in err[0]
 
 
+@pytest.mark.slow
 def test_xla_engine_scores_like_keras_and_reuses_one_compiled_batch(cnn, music, capsys):
     path, model = cnn
 

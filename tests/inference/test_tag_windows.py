@@ -30,6 +30,7 @@ def choices(db):
         con.close()
 
 
+@pytest.mark.slow
 def test_a_rerun_with_other_windows_tags_again_and_an_old_database_reads_as_every_window(
         cnn, music, tmp_path, capsys):
     folder = tmp_path / "lib"

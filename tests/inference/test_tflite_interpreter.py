@@ -10,6 +10,7 @@ import pytest
 from tagger.inference.engine.registry import ENGINES
 
 
+@pytest.mark.slow
 def test_without_litert_a_warning_names_tensorflows_interpreter(cnn, monkeypatch):
     from tagger.inference.engine.tflite import TFLitePredictor
     from tagger.models.saved import load_tagger

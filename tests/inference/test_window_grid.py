@@ -103,6 +103,7 @@ def test_embedding_layer_picks_any_per_window_vector(tiny_pons, tmp_path, capsys
                                   "--db only")
 
 
+@pytest.mark.slow
 def test_exports_say_their_grid_and_run_on_builtin_tflite_ops(tiny_pons, tmp_path):
     """The SavedModel's `info` signature gives the hop and the edge padding;
     the TFLite export (float16 rounding in plain arithmetic) needs no select

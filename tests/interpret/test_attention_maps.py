@@ -61,6 +61,7 @@ def test_rows_sum_to_the_number_of_heads(window_maps, self_attention, audio_file
         assert (maps.attention >= 0).all() and (maps.received >= 0).all()
 
 
+@pytest.mark.slow
 def test_maps_equal_the_model_access_functions(self_attention, window_maps, audio_files):
     model, info, _ = self_attention
     _, window, to_model_input = raw_audio_input(model, info)

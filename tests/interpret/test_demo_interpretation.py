@@ -3,12 +3,15 @@ test clip for the attention families, a note for the others."""
 
 from pathlib import Path
 
+import pytest
+
 from tagger.demos.pipeline import DemoConfig, interpret_model
 from tagger.records.reader import split_audio_files
 from tests.checks import is_png
 from tests.presets import TINY_SE
 
 
+@pytest.mark.slow
 def test_demo_writes_excitations_and_figures(se_dir, raw_records, tmp_path):
     config = DemoConfig(work_dir=str(tmp_path), model="samplecnn", model_args=dict(TINY_SE),
                         progress=False)

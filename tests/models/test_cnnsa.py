@@ -73,6 +73,7 @@ def batch():
     return logmel_batch(58)
 
 
+@pytest.mark.slow
 def test_attention_and_contributions(tiny, batch):
     x, _ = batch
     outputs = check_attention_outputs(tiny, x, heads=2, layers=2)

@@ -105,6 +105,7 @@ def test_tiny_trains_saves_and_loads(build, tiny, tmp_path):
     check_tiny_waveform_tagger(model, 2, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("build, tiny", [(build_pons_musicnn, TINY_MUSICNN),
                                          (build_pons_vgg, TINY_VGG)],
                          ids=["musicnn", "vgg"])

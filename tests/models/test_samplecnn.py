@@ -184,6 +184,7 @@ def test_forward_pass_and_excitations():
     assert embedding.shape == (4, 64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", BLOCK_TYPES)
 def test_save_load_keras_and_hdf5(block, tmp_path):
     model = build_samplecnn(block=block, **TINY)
@@ -193,6 +194,7 @@ def test_save_load_keras_and_hdf5(block, tmp_path):
     check_saved_model(model, x, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", ["basic", "rese"])
 def test_sgd_steps_lower_the_loss_on_a_fixed_batch(block):
     keras.utils.set_random_seed(0)

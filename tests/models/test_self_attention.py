@@ -86,6 +86,7 @@ def test_train_then_save_and_load(tiny, batch, tmp_path):
     check_trains_saves_and_loads(tiny, *batch, tmp_path)
 
 
+@pytest.mark.slow
 def test_attention_and_contributions(tiny, batch):
     x, _ = batch
     outputs = check_attention_outputs(tiny, x, heads=2, layers=2)
@@ -94,6 +95,7 @@ def test_attention_and_contributions(tiny, batch):
     check_contributions(tiny, x, norm_first=False)
 
 
+@pytest.mark.slow
 def test_raw_and_logmel_inputs_agree():
     check_raw_logmel_parity(build_self_attention, TINY_LOGMEL, segments=1, **TINY)
 

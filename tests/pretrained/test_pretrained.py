@@ -133,6 +133,7 @@ def song(path, seconds=3.0, rate=22050):
     return path
 
 
+@pytest.mark.slow
 def test_download_convert_and_tag_end_to_end(server, se_bytes, home, tmp_path, capsys):
     code, out, err = call_main(pretrained_cmd.main, capsys, "download", "mtat-samplecnn-se")
     assert code == 0, err

@@ -241,6 +241,7 @@ def test_the_lingering_close_is_bounded(monkeypatch):
 BODY = 1.5  # seconds: the tagging app's --body-timeout
 
 
+@pytest.mark.slow
 def test_an_upload_must_keep_up_the_minimum_rate(serve_models, serve_audio):
     """The tagging app with --max-queue 2: an upload that trickles a byte
     every 0.1 s is answered 408 once its --body-timeout is spent, and frees

@@ -438,6 +438,7 @@ def test_a_clip_the_targets_lack_is_one_line_in_the_tensorflow_free_reader(own_r
         "folder to score the records again")
 
 
+@pytest.mark.slow
 def test_a_million_clips_targets_stay_out_of_the_input_pipelines_graph(tmp_path):
     """The training lookup of a million clips' targets: a tf.data graph that
     uses it, serialized (as multi-worker input sharding and tf.data's
@@ -500,6 +501,7 @@ def test_temperature_softens_targets_and_the_students_logits():
     assert distillation.loss_of(tiny_train_config("d", "t")) is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("temperature", [1.0, 2.0])
 def test_a_saturated_wrong_student_learns(temperature):
     """The student's logits are +30 and -30 (scores 1 and 0 in float32)
@@ -613,6 +615,7 @@ def test_train_distils_two_teachers_in_two_rounds(setting, tmp_path, capsys):
 DISAGREEING = [(0.10, 0.70), (0.30, 0.90), (0.20, 0.80)]
 
 
+@pytest.mark.slow
 def test_a_distillation_keeps_the_epoch_of_the_best_val_auc_against_its_teacher(
         setting, tmp_path, monkeypatch, capsys):
     """The run's own loop, its validation's figures replaced by DISAGREEING:
@@ -667,6 +670,7 @@ def sklearn_macro(y, scores) -> tuple:
             np.mean([average_precision_score(y[:, i], scores[:, i]) for i in usable]))
 
 
+@pytest.mark.slow
 def test_eval_against_a_teacher(setting, tmp_path, capsys):
     unlabelled, info, _, a, _ = setting
     student = str(saved_model("samplecnn", TINY_SAMPLECNN,
@@ -696,6 +700,7 @@ def test_eval_against_a_teacher(setting, tmp_path, capsys):
     assert f"macro ROC-AUC {report['roc_auc']:.4f}" in out
 
 
+@pytest.mark.slow
 def test_eval_against_takes_each_clips_best_tags_by_default(setting, tmp_path, capsys):
     unlabelled, info, _, _, _ = setting
     a = make_teacher(tmp_path / "contrast.keras", TAGS_A, seed=1, gain=100.0)
@@ -743,6 +748,7 @@ def test_eval_against_with_labels_gives_the_usual_figures_too(setting, tmp_path)
     assert result.labelled.roc_auc == pytest.approx(np.mean(expected))
 
 
+@pytest.mark.slow
 def test_eval_against_scores_a_shard_cut_short_again(setting, tmp_path):
     unlabelled, info, _, a, _ = setting
     student = str(saved_model("samplecnn", TINY_SAMPLECNN,
@@ -761,6 +767,7 @@ def test_eval_against_scores_a_shard_cut_short_again(setting, tmp_path):
         np.testing.assert_array_equal(array, stored[name])
 
 
+@pytest.mark.slow
 def test_eval_against_scores_again_targets_of_clips_in_another_order(own_records, tmp_path,
                                                                       capsys):
     """Stored targets whole but of the clips in another order are never
@@ -787,6 +794,7 @@ def test_eval_against_scores_again_targets_of_clips_in_another_order(own_records
     np.testing.assert_array_equal(shard_arrays(path)["clip_ids"], ids)
 
 
+@pytest.mark.slow
 def test_eval_against_refuses_bad_input_in_one_line(setting, tmp_path, capsys):
     unlabelled, info, _, a, _ = setting
     other = make_teacher(tmp_path / "other.keras", ["opera", "choir"], seed=3)

@@ -686,6 +686,7 @@ def test_a_resume_on_a_replaced_body_file_is_refused(own, tmp_path, monkeypatch)
     assert json.loads((run_dir / "state.json").read_text()) == state
 
 
+@pytest.mark.slow
 def test_the_heads_training_pipeline_holds_no_embeddings_in_its_graph(own, tmp_path,
                                                                       monkeypatch):
     """Many clips' embeddings: the training dataset's graph, serialized (as

@@ -93,6 +93,7 @@ def test_pseudo_labels_are_the_teachers_inference_predictions_on_clean_windows()
     assert np.abs(model(x_u[:, 24:72], training=True).numpy() - labels).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_teacher_stays_frozen_and_the_student_learns():
     rng = np.random.default_rng(4)
     x_l = rng.standard_normal((16, SHORT)).astype("float32")
@@ -115,6 +116,7 @@ def test_teacher_stays_frozen_and_the_student_learns():
     assert np.mean((scores > 0.5) == y_l) > 0.9
 
 
+@pytest.mark.slow
 def test_jit_compiled_step_gives_the_same_losses():
     x_l, y_l, x_u = batch(2)
     results = []

@@ -288,6 +288,7 @@ def test_a_distillation_follows_the_val_auc_unless_told_otherwise():
         TrainConfig(monitor="val_pr_auc")
 
 
+@pytest.mark.slow
 def test_validation_reads_its_labels_once_and_each_epochs_reader_ends_with_it(
         raw_records, tmp_path, monkeypatch):
     """Over three epochs the val split's labels are read once (each read

@@ -57,6 +57,7 @@ def test_the_step_runs_one_channel_convolutions_as_taps(family):
         "multiscale": {"scale3_conv1"}}[family]  # 3 x 3; not its 3 x 7 and 3 x 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["pons_musicnn", "musicnn", "self_attention", "pons_vgg",
                                     "multiscale", "transformer"])
 def test_the_spectrograms_norm_is_folded_into_every_convolution_that_reads_it(family):
@@ -124,6 +125,7 @@ def test_a_kernel_of_many_filters_stacks_all_its_rows_else_at_most_eight():
         (51, (32, 1)), (128, (3, 3)))] == [67, 38, 8, 8, 8, 8, 3]
 
 
+@pytest.mark.slow
 def test_the_step_computes_the_sample_level_filter_gradients_as_matrix_products():
     """Named in the layer's backward scope, as profile_training.py groups them."""
     *_, train, iterator = three_steps("samplecnn")
@@ -203,6 +205,7 @@ def test_the_stackings_gradient_is_tensorflows_own():
     np.testing.assert_array_equal(gradients[0], gradients[1])
 
 
+@pytest.mark.slow
 def test_the_step_runs_every_batch_norm_fused():
     *_, train, iterator = three_steps("samplecnn")
     graph = train.get_concrete_function(iterator, 1).graph
@@ -242,6 +245,7 @@ def one_step(family, forms, policy="float32", start=None):
 
 # musicnn: taps and norms of PyTorch's epsilon; samplecnn: norms of 2-D and
 # 3-D inputs; multiscale: a norm without scale or centre; short_res: 4-D.
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["pons_musicnn", "musicnn", "samplecnn", "multiscale",
                                     "short_res", "pons_vgg"])
 def test_the_training_form_is_as_exact_as_the_models_own_layers(family):
@@ -361,6 +365,7 @@ def test_a_bfloat16_fused_norm_is_exact_to_bfloat16_rounding(channels, offset):
     np.testing.assert_allclose(norm.moving_variance, 0.9 + 0.1 * variance, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_a_bfloat16_step_sums_every_convolution_bias_by_a_product():
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
