@@ -62,7 +62,9 @@ def test_attention_maps_notebook(transformer_model, audio_files, tmp_path, monke
 
 def test_colab_tpu_notebook_is_valid_and_trains_on_a_tpu_under_jax():
     """Today's Colab TPU runtimes run JAX: the notebook trains and evaluates
-    with --backend jax, installs no tensorflow-tpu, and every command line
+    with --backend jax, supervised and by the paper's noisy-student recipe
+    (a teacher transformer, then an augmented student on records with an
+    unlabelled split), installs no tensorflow-tpu, and every command line
     it runs is one the commands parse."""
     from tagger.commands import build_flags, train
     from tagger.commands import eval as eval_cli
@@ -79,16 +81,21 @@ def test_colab_tpu_notebook_is_valid_and_trains_on_a_tpu_under_jax():
     parsers = {"train.py": train.parse_args, "eval.py": eval_cli.parse_args,
                "build_mtt.py": lambda argv: build_flags.parse_args("mtt", argv),
                "-m tagger.commands.synthetic": lambda argv: argv}
-    parsed = {}
+    parsed = {name: [] for name in parsers}
     for line in commands:
         for name, value in variables.items():
             line = line.replace(name, value)
         script = next(name for name in parsers if line.startswith(f"!python {name}"))
-        parsed[script] = parsers[script](line.removeprefix(f"!python {script}").split())
-    assert set(parsed) == set(parsers)
-    assert parsed["train.py"].backend == parsed["eval.py"].backend == "jax"
-    assert parsed["train.py"].block == "rese" and parsed["train.py"].batch_size % 8 == 0
-    assert parsed["train.py"].data_dir == "gs://bucket/tagger/tfrecord"
+        parsed[script].append(parsers[script](line.removeprefix(f"!python {script}").split()))
+    supervised, teacher, student = parsed["train.py"]
+    assert all(run.backend == "jax" and run.batch_size % 8 == 0
+               for run in parsed["train.py"] + parsed["eval.py"])
+    assert supervised.block == "rese" and supervised.data_dir == "gs://bucket/tagger/tfrecord"
+    assert parsed["build_mtt.py"][1].unlabelled_fraction == 0.5
+    assert teacher.model == "transformer" and teacher.data_dir == student.data_dir == (
+        parsed["build_mtt.py"][1].out_dir)
+    assert student.teacher == [f"{teacher.train_dir}/{teacher.run_name}/model.keras"]
+    assert student.augment and student.block == "rese"
 
 
 @pytest.mark.parametrize("name", ["excitation_analysis.ipynb", "attention_maps.ipynb",
