@@ -205,14 +205,11 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
     return data.map(gather, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
 
 
-def eval_windows(data_dir: str, split: str, window_segments: int, batch_size: int | None = None,
-                 info: DatasetInfo | None = None, clip_details: bool = False
-                 ) -> tf.data.Dataset:
-    """(window, clip_index) pairs covering every clip of `split` (see
-    `eval_window_starts`), batched when `batch_size` is given; clip_index is
-    the clip's position in the split. With `clip_details`, (window, clip)
-    pairs, clip a dict of int64: `clip` its position, `clip_id`, and
-    `windows`, how many windows the clip has."""
+def eval_windows(data_dir: str, split: str, window_segments: int,
+                 info: DatasetInfo | None = None) -> tf.data.Dataset:
+    """(window, clip) pairs covering every clip of `split` (see
+    `eval_window_starts`), clip a dict of int64: `clip` its position in the
+    split, `clip_id`, and `windows`, how many windows the clip has."""
     info = info or load_info(data_dir)
     k = window_segments
     clips = clip_dataset(data_dir, split, info, with_tags=False)
@@ -220,22 +217,20 @@ def eval_windows(data_dir: str, split: str, window_segments: int, batch_size: in
     def windows(index, clip):
         x = _eval_windows_of_clip(clip["segments"], k)
         count = tf.shape(x)[0]
-        ids = tf.fill([count], tf.cast(index, tf.int64))
-        if clip_details:
-            ids = {"clip": ids, "clip_id": tf.fill([count], clip["clip_id"]),
-                   "windows": tf.fill([count], tf.cast(count, tf.int64))}
-        return tf.data.Dataset.from_tensor_slices((x, ids))
+        return tf.data.Dataset.from_tensor_slices((x, {
+            "clip": tf.fill([count], tf.cast(index, tf.int64)),
+            "clip_id": tf.fill([count], clip["clip_id"]),
+            "windows": tf.fill([count], tf.cast(count, tf.int64))}))
 
-    data = clips.enumerate().flat_map(windows)
-    return data if batch_size is None else data.batch(batch_size).prefetch(AUTOTUNE)
+    return clips.enumerate().flat_map(windows)
 
 
 def padded_eval_windows(data_dir: str, split: str, window_segments: int, batch_size: int,
                         info: DatasetInfo | None = None) -> tf.data.Dataset:
-    """`eval_windows(..., clip_details=True)` in batches of `batch_size`,
+    """`eval_windows` in batches of `batch_size`,
     the last padded to full size with zero windows of clip -1 (so every
     replica of a strategy gets the same static shape)."""
-    windows = eval_windows(data_dir, split, window_segments, info=info, clip_details=True)
+    windows = eval_windows(data_dir, split, window_segments, info=info)
     info = info or load_info(data_dir)
     shape = [info.segment_shape[0] * window_segments, *info.segment_shape[1:]]
     nothing = tf.constant(-1, tf.int64)

@@ -141,11 +141,8 @@ class JaxBackend:
             return None
         if self.is_tpu:
             return "mixed bfloat16: a TPU's matrix units compute in bfloat16"
-        if self.platform == "gpu":
-            capability = getattr(self.devices[0], "compute_capability", None)
-            numbers = tuple(int(p) for p in str(capability).split(".")) if capability else ()
-            return cpu_features.bfloat16_line(numbers or None)
-        return cpu_features.bfloat16_line(None)
+        return cpu_features.bfloat16_line(cpu_features.gpu_capability()
+                                          if self.platform == "gpu" else None)
 
     # -- several hosts ----------------------------------------------------------
     def barrier(self) -> None:

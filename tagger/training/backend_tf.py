@@ -43,12 +43,7 @@ class TensorFlowBackend:
             return None
         if self.is_tpu:
             return "mixed bfloat16: a TPU's matrix units compute in bfloat16"
-        gpus = tf.config.list_physical_devices("GPU")
-        capability = None
-        if gpus:
-            details = tf.config.experimental.get_device_details(gpus[0]) or {}
-            capability = tuple(details.get("compute_capability") or ())
-        return cpu_features.bfloat16_line(capability)
+        return cpu_features.bfloat16_line(cpu_features.gpu_capability())
 
     def barrier(self) -> None:
         strategies.barrier(self.strategy)
