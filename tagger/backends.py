@@ -43,6 +43,22 @@ def check(name: str | None = None) -> str:
     return running
 
 
+def require_tensorflow(backend: str, name: str | None) -> None:
+    """A UserError where Keras would run on TensorFlow (`backend`, from
+    `name`, --backend, else KERAS_BACKEND, else the default: `check`'s)
+    and TensorFlow cannot be imported: one line saying how to run under
+    JAX, not Keras's traceback."""
+    from tagger.runtime import tensorflow_installed
+
+    if backend != "tensorflow" or "keras" in sys.modules or tensorflow_installed():
+        return
+    said = ("--backend tensorflow" if name else "KERAS_BACKEND=tensorflow"
+            if os.environ.get("KERAS_BACKEND") else "KERAS_BACKEND unset: tensorflow")
+    raise UserError(f"Keras would run on TensorFlow here ({said}), which cannot be imported: "
+                    "set KERAS_BACKEND=jax (or --backend jax) to run under JAX, or install "
+                    "requirements.txt")
+
+
 def choose(name: str | None) -> str:
     """Makes `name` (or KERAS_BACKEND, else TensorFlow) this process's
     backend and returns it, before Keras is imported (train.py and

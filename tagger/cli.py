@@ -29,7 +29,7 @@ def program_name() -> str:
     return os.path.basename(script)
 
 
-def main(action, args, tensorflow: bool = True) -> int:
+def main(action, args, tensorflow: bool = True, keras: bool = True) -> int:
     """The body of every CLI's main(): Keras's backend checked and set
     before Keras is imported (`tagger.backends.choose`: --backend where the
     command has it, else KERAS_BACKEND, else tensorflow; one line for a
@@ -39,12 +39,18 @@ def main(action, args, tensorflow: bool = True) -> int:
     `tensorflow=False` for a command that may not need it, which then
     imports it with `quiet_tensorflow` when it does; under JAX, the
     programs JAX compiles kept in the cache); then `action(args)` with a
-    user's mistakes and Ctrl-C as one-line exits."""
+    user's mistakes and Ctrl-C as one-line exits. A command that computes
+    with Keras (`keras`, unless `tensorflow=False` says it may not) is
+    refused in one line where Keras would run on a TensorFlow that cannot
+    be imported."""
     from tagger import backends
     from tagger.runtime import prepare_command_process
 
+    asked = getattr(args, "backend", None)
     try:
-        chosen = backends.choose(getattr(args, "backend", None))
+        if tensorflow and keras:
+            backends.require_tensorflow(backends.check(asked), asked)
+        chosen = backends.choose(asked)
     except UserError as error:
         return _user_error(error)
     if chosen == "jax":

@@ -134,7 +134,7 @@ def build_source(source, settings, config, args) -> dict:
 
 def main(name: str, argv=None) -> int:
     """The build command of the source `name`."""
-    return cli.main(build, parse_args(name, argv))
+    return cli.main(build, parse_args(name, argv), keras=False)  # records, without Keras
 
 
 def parse_args(name: str, argv=None):

@@ -105,8 +105,10 @@ def command(name: str):
 
 
 def refused_backends(runs: dict, work: str) -> None:
-    """Every command under KERAS_BACKEND=torch, and tag.py under JAX in
-    capitals, before anything imports Keras."""
+    """Every command under KERAS_BACKEND=torch, tag.py under JAX in
+    capitals, and with KERAS_BACKEND unset (TensorFlow, which is not here)
+    train.py and tag.py, which compute with Keras, and build_mtt.py, which
+    does not, before anything imports Keras."""
     from tests.checks import argv_that_parses
 
     os.environ["KERAS_BACKEND"] = "torch"
@@ -114,6 +116,9 @@ def refused_backends(runs: dict, work: str) -> None:
         run(runs, f"torch:{name}", command(name), argv_that_parses(name, work))
     os.environ["KERAS_BACKEND"] = "JAX"
     run(runs, "JAX:tag", command("tag"), argv_that_parses("tag", work))
+    del os.environ["KERAS_BACKEND"]
+    for name in ("train", "tag", "build_mtt"):
+        run(runs, f"unset:{name}", command(name), argv_that_parses(name, work))
     os.environ["KERAS_BACKEND"] = "jax"
 
 
