@@ -59,6 +59,19 @@ if devices.name == "jax":
         lambda event, seconds, **_: compiles.append(event)
         if event == "/jax/core/compile/backend_compile_duration" else None)
 losses, compiled_again = {}, {}
+
+
+def run_steps(name, model, train, batches):
+    """`steps` steps of `train`, their losses and the compilations after
+    the first kept under `name`, the weights after them written."""
+    losses[name] = [float(train(batches, 1))]
+    after_first = len(compiles)
+    losses[name] += [float(train(batches, 1)) for _ in range(steps - 1)]
+    compiled_again[name] = len(compiles) - after_first
+    getattr(train, "end_epoch", lambda: None)()  # JAX's: its state written back
+    checkpoints.write(os.path.join(folder, f"{name}-{devices.name}-after"), model)
+
+
 for name, family, extra in cases:
     spec = FAMILIES[family]
     keras.utils.set_random_seed(0)
@@ -86,12 +99,7 @@ for name, family, extra in cases:
         batches = iter(tf.data.Dataset.from_tensor_slices((x, y)))
     else:
         batches = iter(zip(x, y))
-    losses[name] = [float(train(batches, 1))]
-    after_first = len(compiles)
-    losses[name] += [float(train(batches, 1)) for _ in range(steps - 1)]
-    compiled_again[name] = len(compiles) - after_first
-    getattr(train, "end_epoch", lambda: None)()  # JAX's: its state written back
-    checkpoints.write(os.path.join(folder, f"{name}-{devices.name}-after"), model)
+    run_steps(name, model, train, batches)
 
 # noisy-student and distillation steps: a tiny sample-level CNN student of
 # STUDENT samples; a teacher of TEACHER samples (the student sees the
@@ -149,12 +157,7 @@ for name, method in json.loads(sys.argv[4]).items():
             batches = iter(tf.data.Dataset.from_tensor_slices((x, y)))
         else:
             batches = iter(zip(x, y))
-    losses[name] = [float(train(batches, 1))]
-    after_first = len(compiles)
-    losses[name] += [float(train(batches, 1)) for _ in range(steps - 1)]
-    compiled_again[name] = len(compiles) - after_first
-    getattr(train, "end_epoch", lambda: None)()
-    checkpoints.write(os.path.join(folder, f"{name}-{devices.name}-after"), model)
+    run_steps(name, model, train, batches)
 print(json.dumps({"losses": losses, "compiled_again": compiled_again}))
 '''
 

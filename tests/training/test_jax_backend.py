@@ -179,24 +179,28 @@ def test_eval_under_jax_gives_tensorflows_figures(jax_run, raw_records, tmp_path
 
 
 def test_a_tagger_trained_under_jax_tags_under_tensorflow_with_its_scores(jax_run,
-                                                                          tmp_path):
-    from tests.checks import write_audio
+                                                                          tmp_path, capsys):
+    """tag.py under JAX without TensorFlow, and under TensorFlow (this
+    process's backend), gives the JAX-trained tagger's scores alike."""
+    from tagger.commands import tag
+    from tests.checks import call_main, write_audio
 
     whole_dir, _ = jax_run
     song = tmp_path / "song.wav"
     write_audio(song, 22050 * 8, seed=3)
+    argv = [os.path.join(whole_dir, "model.keras"), str(song), "--top-k", "50", "--format",
+            "json", "--no-progress"]
+    outputs = {"jax": finished([sys.executable, os.path.join(ROOT, "tag.py"), *argv],
+                               env=environment(KERAS_BACKEND="jax")).stdout}
+    code, outputs["tensorflow"], err = call_main(tag.main, capsys, *argv)
+    assert code == 0, err
     scores = {}
-    for backend in ("jax", "tensorflow"):
-        done = finished([sys.executable, os.path.join(ROOT, "tag.py"),
-                         os.path.join(whole_dir, "model.keras"), str(song), "--top-k", "50",
-                         "--format", "json", "--no-progress"],
-                        env=environment(without_tensorflow=backend == "jax",
-                                        KERAS_BACKEND=backend))
-        (report,) = json.loads(done.stdout)
+    for backend, out in outputs.items():
+        (report,) = json.loads(out)
         scores[backend] = dict(zip(report["tags"], report["scores"]))
     assert len(scores["jax"]) == len(scores["tensorflow"]) > 0
-    for tag, score in scores["tensorflow"].items():
-        assert scores["jax"][tag] == pytest.approx(score, abs=1e-5)
+    for tag_name, score in scores["tensorflow"].items():
+        assert scores["jax"][tag_name] == pytest.approx(score, abs=1e-5)
 
 
 def test_a_run_tensorflow_started_continues_under_jax(raw_records, tmp_path):

@@ -95,17 +95,7 @@ def auto_line(chosen: str, measurements: dict, left_out: dict, cpu: str,
 def cache_fields(engine: str, model_path: str) -> dict:
     """The key of `engine`'s measurement on the model file `model_path`
     (see the module docstring)."""
-    import importlib.metadata
-
-    from tagger.inference.common import model_fingerprint
-
-    try:
-        litert = importlib.metadata.version("ai-edge-litert")
-    except importlib.metadata.PackageNotFoundError:
-        litert = None
-    return {"cache_version": CACHE_VERSION, "engine": engine,
-            "model_sha256": model_fingerprint(model_path),
-            **timing_cache.machine_fields(), "ai_edge_litert": litert}
+    return {"cache_version": CACHE_VERSION, **timing_cache.engine_fields(engine, model_path)}
 
 
 def measurement_windows(paths, sample_rate: int, window: int,

@@ -36,19 +36,9 @@ def pace_fields(engine: str, predictor, model_path: str, windows: int) -> dict:
     """The key of the timing of `engine`'s `predictor` of the model file
     `model_path` against keras, on `windows` windows a call (see the module
     docstring)."""
-    import importlib.metadata
-
-    from tagger.inference.common import model_fingerprint
-
-    try:
-        litert = importlib.metadata.version("ai-edge-litert")
-    except importlib.metadata.PackageNotFoundError:
-        litert = None
-    return {"cache_version": CACHE_VERSION, "engine": engine,
-            "model_sha256": model_fingerprint(model_path),
+    return {"cache_version": CACHE_VERSION, **timing_cache.engine_fields(engine, model_path),
             "embedding_layer": predictor.embedding_layer,
-            "interpreter": getattr(predictor, "interpreter", None), "windows": int(windows),
-            **timing_cache.machine_fields(), "ai_edge_litert": litert}
+            "interpreter": getattr(predictor, "interpreter", None), "windows": int(windows)}
 
 
 def pace_lines(engine: str, predictor, model, info, model_path: str | None,
