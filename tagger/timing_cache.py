@@ -48,22 +48,6 @@ def machine_fields() -> dict:
     return {**machine, "gpus": gpus, "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-def engine_fields(engine: str, model_path: str) -> dict:
-    """What a timing of `engine` on the model file `model_path` depends on
-    besides the machine's `machine_fields`: the engine, the file's SHA-256
-    and the LiteRT interpreter's version (None where it is not installed)."""
-    import importlib.metadata
-
-    from tagger.inference.common import model_fingerprint
-
-    try:
-        litert = importlib.metadata.version("ai-edge-litert")
-    except importlib.metadata.PackageNotFoundError:
-        litert = None
-    return {"engine": engine, "model_sha256": model_fingerprint(model_path),
-            **machine_fields(), "ai_edge_litert": litert}
-
-
 def read_timing(folder: str, fields: dict, names: tuple):
     """(the timed values `names` as a dict, when they were timed) of a sound
     entry for `fields` in the cache's `folder`, else None."""

@@ -118,7 +118,7 @@ def test_every_command_refuses_a_backend_tagger_does_not_run_on(report):
     for name in ("train", "tag"):  # they compute with Keras, which would run on TensorFlow
         refused(report, f"unset:{name}", "Keras would run on TensorFlow here (KERAS_BACKEND "
                 "unset: tensorflow), which cannot be imported: set KERAS_BACKEND=jax")
-    assert "TensorFlow" not in found["unset:build_mtt"]["err"]  # records need no Keras
+    assert "TensorFlow" not in found["runs"]["unset:build_mtt"]["err"]  # records need no Keras
     assert found["keras_before_jax"] is False
 
 

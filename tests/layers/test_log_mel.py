@@ -150,6 +150,7 @@ def test_uncentred_windows_of_a_padded_file_give_the_whole_files_frames():
     assert np.mean(np.abs(got - numpy_logc[:len(got)]) < 1e-5) > 0.99
 
 
+@pytest.mark.slow
 def test_musicnn_front_end_equals_librosa_with_reflect_padding():
     """librosa's melspectrogram (Slaney scale and norm, power 2, centred,
     reflect padding as librosa 0.7 padded) rounded to float16, then

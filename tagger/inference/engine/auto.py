@@ -95,7 +95,9 @@ def auto_line(chosen: str, measurements: dict, left_out: dict, cpu: str,
 def cache_fields(engine: str, model_path: str) -> dict:
     """The key of `engine`'s measurement on the model file `model_path`
     (see the module docstring)."""
-    return {"cache_version": CACHE_VERSION, **timing_cache.engine_fields(engine, model_path)}
+    from tagger.inference.engine.pace_cache import engine_fields
+
+    return {"cache_version": CACHE_VERSION, **engine_fields(engine, model_path)}
 
 
 def measurement_windows(paths, sample_rate: int, window: int,

@@ -32,11 +32,28 @@ CACHE_VERSION = 1
 FOLDER = "pace"
 
 
+def engine_fields(engine: str, model_path: str) -> dict:
+    """What a timing of `engine` on the model file `model_path` depends on
+    (this pace's and the auto engine's): the engine, the file's SHA-256,
+    the machine's `timing_cache.machine_fields` and the LiteRT
+    interpreter's version (None where it is not installed)."""
+    import importlib.metadata
+
+    from tagger.inference.common import model_fingerprint
+
+    try:
+        litert = importlib.metadata.version("ai-edge-litert")
+    except importlib.metadata.PackageNotFoundError:
+        litert = None
+    return {"engine": engine, "model_sha256": model_fingerprint(model_path),
+            **timing_cache.machine_fields(), "ai_edge_litert": litert}
+
+
 def pace_fields(engine: str, predictor, model_path: str, windows: int) -> dict:
     """The key of the timing of `engine`'s `predictor` of the model file
     `model_path` against keras, on `windows` windows a call (see the module
     docstring)."""
-    return {"cache_version": CACHE_VERSION, **timing_cache.engine_fields(engine, model_path),
+    return {"cache_version": CACHE_VERSION, **engine_fields(engine, model_path),
             "embedding_layer": predictor.embedding_layer,
             "interpreter": getattr(predictor, "interpreter", None), "windows": int(windows)}
 

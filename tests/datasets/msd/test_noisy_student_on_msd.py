@@ -19,7 +19,7 @@ TINY = ["--block", "basic", "--alpha", "2", "--width", "0.0625", "--num-stages",
 
 @pytest.mark.slow
 def test_noisy_student_runs_on_msd_records(msd_builds, tmp_path, monkeypatch):
-    from tagger.training import semi_supervised
+    from tagger.training.backend_tf import TensorFlowBackend
 
     records, info, _ = msd_builds["lastfm"]
     other, other_info, _ = msd_builds["cals"]  # another build, with its own student split
@@ -27,16 +27,16 @@ def test_noisy_student_runs_on_msd_records(msd_builds, tmp_path, monkeypatch):
     assert other_info.splits["student"]["clips"] > 0
     reads = []  # (records folder, split, tags read) of every training input pipeline
 
-    def spy(strategy, data_dir, info, *args, split="train", with_tags=True, **kwargs):
+    def spy(backend, data_dir, info, *args, split="train", with_tags=True, **kwargs):
         reads.append((data_dir, split, with_tags))
-        return read(strategy, data_dir, info, *args, split=split, with_tags=with_tags,
+        return read(backend, data_dir, info, *args, split=split, with_tags=with_tags,
                     **kwargs)
 
-    read = semi_supervised.distributed_train_data
-    monkeypatch.setattr(semi_supervised, "distributed_train_data", spy)
     common = ["--data-dir", records, "--train-dir", str(tmp_path), *TINY]
     assert train_cli.main([*common, "--run-name", "teacher"]) == 0
     teacher = str(tmp_path / "teacher" / "model.keras")
+    read = TensorFlowBackend.train_data
+    monkeypatch.setattr(TensorFlowBackend, "train_data", spy)
 
     assert train_cli.main([*common, "--run-name", "same", "--teacher", teacher]) == 0
     assert reads == [(records, "train", True), (records, "student", False)]
