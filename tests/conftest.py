@@ -205,6 +205,7 @@ def real_music(tmp_path_factory):
 # two workers share them (every other file's tests run in one worker, its
 # module fixtures built once).
 EACH_TEST_ALONE = frozenset({"tests/test_bench_scripts.py",
+                             "tests/training/test_backends_agree.py",
                              "tests/training/test_jax_backend.py"})
 
 

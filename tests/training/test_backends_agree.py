@@ -183,21 +183,31 @@ def cases():
     return [(name, name, {}) for name in FAMILY_NAMES] + extra
 
 
+# the cases in groups, each a test the suite's two workers share (about a
+# minute of CPU each, most of it XLA compiling under JAX): the families
+# dealt round-robin into FAMILY_GROUPS, then the methods
+FAMILY_GROUPS = 4
+GROUPS = [f"families-{i}" for i in range(FAMILY_GROUPS)] + ["methods"]
+
+
 @pytest.mark.slow
-def test_every_family_trains_alike_under_both_backends(tmp_path):
-    chosen = cases()
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_family_trains_alike_under_both_backends(tmp_path, group):
+    index = GROUPS.index(group)
+    chosen = cases()[index::FAMILY_GROUPS] if index < FAMILY_GROUPS else []
+    methods = METHODS if group == "methods" else {}
     losses = {}
     for backend in ("tensorflow", "jax"):
         env = dict(os.environ, KERAS_BACKEND=backend, TAGGER_ROOT=ROOT)
         done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), str(STEPS),
-                               json.dumps(chosen), json.dumps(METHODS)], capture_output=True,
+                               json.dumps(chosen), json.dumps(methods)], capture_output=True,
                               text=True, env=env, timeout=HANG_S)
         assert done.returncode == 0, done.stderr[-3000:]
         outcome = json.loads(done.stdout.strip().splitlines()[-1])
         losses[backend] = outcome["losses"]
         # the steps after the first run the program it compiled
         assert not {name: n for name, n in outcome["compiled_again"].items() if n}, backend
-    assert set(losses["jax"]) == {name for name, _, _ in chosen} | set(METHODS)
+    assert set(losses["jax"]) == {name for name, _, _ in chosen} | set(methods)
     losses_differ, updates_differ = {}, {}
     for name, tensorflow in losses["tensorflow"].items():
         jax = losses["jax"][name]
