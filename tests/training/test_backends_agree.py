@@ -61,6 +61,13 @@ if devices.name == "jax":
 losses, compiled_again = {}, {}
 
 
+def dropout_off(model):
+    """Dropout off (each backend draws its own masks)."""
+    for layer in nested_layers(model):
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+
+
 def run_steps(name, model, train, batches):
     """`steps` steps of `train`, their losses and the compilations after
     the first kept under `name`, the weights after them written."""
@@ -78,9 +85,7 @@ for name, family, extra in cases:
     with devices.scope():
         model = spec.build(num_tags=5, **{**spec.tiny, **extra})
         optimizer = keras.optimizers.SGD(1e-3)
-    for layer in nested_layers(model):
-        if isinstance(layer, keras.layers.Dropout):
-            layer.rate = 0.0
+    dropout_off(model)
     weights = os.path.join(folder, name)
     if devices.name == "tensorflow":
         checkpoints.write(weights, model)
@@ -116,9 +121,7 @@ for name, method in json.loads(sys.argv[4]).items():
         teacher = spec.build(num_tags=5, input_length=method["teacher"], **spec.tiny)
         optimizer = keras.optimizers.SGD(1e-3)
     teacher.trainable = False
-    for layer in nested_layers(model):
-        if isinstance(layer, keras.layers.Dropout):
-            layer.rate = 0.0
+    dropout_off(model)
     weights = os.path.join(folder, name)
     if devices.name == "tensorflow":
         checkpoints.write(weights, model)

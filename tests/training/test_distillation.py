@@ -364,23 +364,36 @@ def own_records(raw_records, setting, tmp_path):
     return records, info, DistillationConfig(teachers=(setting[3],))
 
 
-def test_a_clip_the_training_targets_lack_is_one_line(own_records, tmp_path):
+@pytest.mark.parametrize("reader_kind", ["tf.data", "tensorflow-free"])
+def test_a_clip_the_training_targets_lack_is_one_line(own_records, tmp_path, reader_kind):
     """The training lookup holds every clip of the targets it was given; a
-    clip of the records it lacks stops training in one line (stored targets
+    clip of the records it lacks stops training in one line, the same from
+    tf.data's lookup and the TensorFlow-free reader's rows (stored targets
     of other clips never reach it: the store scores them again)."""
+    from tagger.records import plain_reader
+
     records, info, teachers = own_records
     config = tiny_train_config(records, "unused", distillation=teachers)
     distil = distillation.Distillation(config, info, log=print)
     targets = TeacherTargets(teachers.teachers, records, info, progress=False).split("train")
     lacking = int(targets.clip_ids[0])
     targets.clip_ids[0] = 10**9  # the first clip's targets are another clip's
-    lookup = distillation.segment_lookup(targets, str(tmp_path / "table.tsv"))
-    data = reader.train_dataset(records, 4, info=distil.info, seed=0, as_stored=True,
-                                targets=lookup)
     batches = info.splits["train"]["segments"] // 4 + 1  # a pass and more
     with pytest.raises(UserError) as error, against.target_errors(records):
-        for _ in data.take(batches):
-            pass
+        if reader_kind == "tf.data":
+            lookup = distillation.segment_lookup(targets, str(tmp_path / "table.tsv"))
+            data = reader.train_dataset(records, 4, info=distil.info, seed=0, as_stored=True,
+                                        targets=lookup)
+            for _ in data.take(batches):
+                pass
+        else:
+            rows = distillation.SegmentRows(targets)
+            np.testing.assert_array_equal(rows(int(targets.clip_ids[1])),
+                                          targets.per_clip()[1])
+            with plain_reader.train_batches(records, 4, info=distil.info, seed=0, workers=0,
+                                            targets=rows) as reading:
+                for _ in range(batches):
+                    next(reading)
     assert str(error.value) == (
         f"the training records hold clip id {lacking}, which the teachers' targets in "
         f"{records}/{TARGETS_DIR} lack: they were made for other records; delete that "
@@ -413,32 +426,6 @@ def test_the_tensorflow_free_reader_serves_tf_datas_targets(setting, window, tmp
             np.testing.assert_allclose(got_y, y, rtol=1e-6, atol=1e-7)
 
 
-def test_a_clip_the_targets_lack_is_one_line_in_the_tensorflow_free_reader(own_records):
-    """The TensorFlow-free reader's form of a training clip whose targets
-    are missing: the same one line as tf.data's."""
-    from tagger.records import plain_reader
-
-    records, info, teachers = own_records
-    config = tiny_train_config(records, "unused", distillation=teachers)
-    distil = distillation.Distillation(config, info, log=print)
-    targets = TeacherTargets(teachers.teachers, records, info, progress=False).split("train")
-    lacking = int(targets.clip_ids[0])
-    targets.clip_ids[0] = 10**9  # the first clip's targets are another clip's
-    rows = distillation.SegmentRows(targets)
-    np.testing.assert_array_equal(rows(int(targets.clip_ids[1])), targets.per_clip()[1])
-    batches = info.splits["train"]["segments"] // 4 + 1  # a pass and more
-    with pytest.raises(UserError) as error, against.target_errors(records), \
-            plain_reader.train_batches(records, 4, info=distil.info, seed=0, workers=0,
-                                       targets=rows) as reading:
-        for _ in range(batches):
-            next(reading)
-    assert str(error.value) == (
-        f"the training records hold clip id {lacking}, which the teachers' targets in "
-        f"{records}/{TARGETS_DIR} lack: they were made for other records; delete that "
-        "folder to score the records again")
-
-
-@pytest.mark.slow
 def test_a_million_clips_targets_stay_out_of_the_input_pipelines_graph(tmp_path):
     """The training lookup of a million clips' targets: a tf.data graph that
     uses it, serialized (as multi-worker input sharding and tf.data's
