@@ -4,7 +4,9 @@ TensorFlow: records in, train.py and eval.py whole, in about 10 minutes.
 What it prints, each figure as soon as it is measured:
   - the CPU (every bench's first line), JAX's devices and the versions;
   - the synthetic dataset (`tagger.commands.synthetic`, 200 clips of 29.1 s)
-    and its records (build_mtt.py), both made here without TensorFlow;
+    and its records (build_mtt.py, half the train clips moved, labels
+    dropped, into the unlabelled `student` split), both made here without
+    TensorFlow;
   - the TensorFlow-free reader's training batches a second on this
     machine's cores (`records.plain_reader`, its default workers, raw
     int16 windows of one segment, batch 23), as `ratio
@@ -13,17 +15,26 @@ What it prints, each figure as soon as it is measured:
     teacher transformer (batch 16, its 10 s windows), each batch the nearest
     multiple of the devices JAX sees (`run_batch`), for --epochs epochs of
     `--quick`'s one Adam stage, then `eval.py
-    --backend jax` of the saved model: the run's wall time, its fastest
+    --backend jax` of the saved model at the run's batch: the run's wall time, its fastest
     epoch (validation included), that epoch's training steps a second and
     the test macro ROC-AUC, as `ratio gpu_jax_quick_{seconds, epoch_seconds,
     steps_per_s, test_roc_auc}_<family>`, and the share of the training
     steps' time spent waiting for input (the run's last lines), as `ratio
     gpu_input_wait_share_<family>` (goal: under 0.05); eval.py's ROC-AUC must
-    equal the run's;
-  - a batch-size scan of SE+multi's training step in bfloat16
+    equal the run's to 1e-4 (a line says where it does not: a GPU's float32
+    matrix products round by their shapes, so eval.py runs at the run's
+    batch);
+  - noisy-student training (Won, Choi, Serra 2021) of each family under
+    JAX: `train.py --backend jax --teacher` the transformer run above,
+    `--augment`, half labelled and half unlabelled windows a step, the same
+    epochs and batch: the same figures as `ratio gpu_jax_quick_noisy_{seconds,
+    epoch_seconds, steps_per_s, test_roc_auc}_<family>` and `ratio
+    gpu_input_wait_share_noisy_<family>`;
+  - a batch-size scan of each family's training step in bfloat16
     (train.py --backend jax's step, through bench/accelerator_jax.py, the
-    steps back to back): steps/s, segments/s and MFU against the bfloat16 matrix-product peak,
-    as `ratio gpu_jax_scan_{steps_per_s,mfu}_b<batch>`.
+    steps back to back): steps/s, segments/s and MFU against the bfloat16
+    matrix-product peak, as `ratio gpu_jax_scan_{steps_per_s,mfu}_<family>_b<batch>`,
+    and the best batch's MFU as `ratio gpu_jax_scan_best_mfu_<family>`.
 `--tiny` runs every part at the tests' size on whatever JAX computes on
 (the suite runs it on the CPU): it checks that the script runs; its figures
 mean nothing.
@@ -62,7 +73,9 @@ TINY_FLAGS = {"samplecnn": ["--width", "0.0625", "--alpha", "2"],
               "transformer": ["--conv-ndim", "4", "--attention-ndim", "16",
                               "--attention-layers", "2", "--attention-heads", "2"]}
 DATA = {False: (200, 29.1), True: (24, 11.0)}  # (clips, seconds); 11 s: one 10 s window
-SCAN_BATCHES = {False: (23, 46, 92, 184, 368), True: (2, 4)}
+SCAN_BATCHES = {False: {"samplecnn": (23, 92, 368), "transformer": (16, 64, 256)},
+                True: {"samplecnn": (2, 4), "transformer": (2, 4)}}
+UNLABELLED_FRACTION = "0.5"  # of the train clips: the noisy students' unlabelled split
 HANG_S = 3600  # a guard against a hung part, never reached by a working one
 STEPS_PER_EPOCH = re.compile(r"= (\d+) steps per epoch")
 INPUT_LINE = re.compile(r"waited ([\d.]+) s of their ([\d.]+) s for batches")
@@ -115,6 +128,9 @@ def main(argv=None) -> int:
         measure_reader(records, args.tiny)
         for family in FAMILIES:
             train_and_evaluate(family, records, work, args.epochs, args.tiny)
+        teacher = os.path.join(work, "runs", "transformer", "model.keras")
+        for family in FAMILIES:
+            train_and_evaluate(family, records, work, args.epochs, args.tiny, teacher=teacher)
         scan_batches(args.steps, args.tiny)
     print(f"done in {time.monotonic() - start:.0f} s", flush=True)
     return 0
@@ -142,7 +158,8 @@ def make_records(work: str, tiny: bool) -> str:
     run(["-m", "tagger.commands.synthetic", data, "--clips", str(clips), "--seconds",
          str(seconds), "--no-progress"], os.path.join(work, "synthetic.log"))
     made = run.seconds
-    run(["build_mtt.py", "--data-dir", data, "--out-dir", records, "--no-progress"],
+    run(["build_mtt.py", "--data-dir", data, "--out-dir", records, "--unlabelled-fraction",
+         UNLABELLED_FRACTION, "--no-progress"],
         os.path.join(work, "build.log"))
     print(f"synthetic dataset of {clips} clips of {seconds} s: {made:.0f} s; its records "
           f"(build_mtt.py): {run.seconds:.0f} s", flush=True)
@@ -174,48 +191,58 @@ def run_batch(batch: int, devices: int) -> int:
     return devices * max(1, round(batch / devices))
 
 
-def train_and_evaluate(family: str, records: str, work: str, epochs: int, tiny: bool) -> None:
+def train_and_evaluate(family: str, records: str, work: str, epochs: int, tiny: bool,
+                       teacher: str | None = None) -> None:
+    """train.py --backend jax of `family` (with `teacher`: a noisy student
+    of it, augmented), then eval.py of its model; prints the figures."""
     import jax
 
     flags, batch = FAMILIES[family]
-    batch = run_batch(2 if tiny else batch, jax.device_count())
+    # a noisy student's batch is half labelled, half unlabelled, each split over the devices
+    batch = run_batch(2 if tiny else batch, jax.device_count() * (2 if teacher else 1))
+    name = f"noisy_{family}" if teacher else family
     argv = ["train.py", "--backend", "jax", "--data-dir", records, "--train-dir",
-            os.path.join(work, "runs"), "--run-name", family, "--quick", *flags,
+            os.path.join(work, "runs"), "--run-name", name, "--quick", *flags,
             "--max-epochs-per-stage", str(epochs), "--patience", str(epochs),
             "--batch-size", str(batch), "--no-progress"]
+    if teacher:
+        argv += ["--teacher", teacher, "--augment"]
     if tiny:
         argv += [*TINY_FLAGS[family], "--steps-per-epoch", "2", "--validation-steps", "1"]
-    out = run(argv, os.path.join(work, f"train_{family}.log"))
+    out = run(argv, os.path.join(work, f"train_{name}.log"))
     seconds = run.seconds
-    run_dir = os.path.join(work, "runs", family)
+    run_dir = os.path.join(work, "runs", name)
     steps = int(STEPS_PER_EPOCH.search(out).group(1))
     waited, total = map(float, INPUT_LINE.search(out).groups())
     with open(os.path.join(run_dir, "history.csv"), encoding="utf-8") as f:
         fastest = min(float(line.split(",")[-1]) for line in f.read().splitlines()[1:])
     with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:
         test = json.load(f)["test"]
-    report = os.path.join(work, f"eval_{family}.json")
+    report = os.path.join(work, f"eval_{name}.json")
     run(["eval.py", os.path.join(run_dir, "model.keras"), "--backend", "jax", "--data-dir",
-         records, "--bootstrap", "0", "--out-json", report, "--no-progress"],
-        os.path.join(work, f"eval_{family}.log"))
+         records, "--batch-size", str(batch), "--bootstrap", "0", "--out-json", report,
+         "--no-progress"], os.path.join(work, f"eval_{name}.log"))
     with open(report, encoding="utf-8") as f:
         evaluated = json.load(f)["roc_auc"]
-    if abs(evaluated - test["roc_auc"]) > 1e-4:
-        raise SystemExit(f"eval.py's ROC-AUC of {family}, {evaluated}, is not its run's, "
-                         f"{test['roc_auc']}")
-    print(f"train.py --backend jax {family}: batch {batch}, {seconds:.0f} s, {epochs} epochs "
-          f"of {steps} steps, the fastest {fastest:.2f} s ({steps / fastest:.1f} steps/s, "
-          f"validation included); test macro ROC-AUC {test['roc_auc']:.4f} (eval.py: the "
-          f"same); the steps waited {waited:.1f} s of {total:.1f} s for input")
-    print(f"ratio gpu_jax_quick_seconds_{family} {seconds:.1f}")
-    print(f"ratio gpu_jax_quick_epoch_seconds_{family} {fastest:.2f}")
-    print(f"ratio gpu_jax_quick_steps_per_s_{family} {steps / fastest:.2f}")
-    print(f"ratio gpu_jax_quick_test_roc_auc_{family} {test['roc_auc']:.4f}")
-    print(f"ratio gpu_input_wait_share_{family} {waited / total:.4f}", flush=True)
+    if abs(evaluated - test["roc_auc"]) > 1e-4:  # said, and the other parts still run
+        print(f"NOT THE SAME: eval.py's test ROC-AUC of {name}, {evaluated:.4f}, is not its "
+              f"run's, {test['roc_auc']:.4f}", flush=True)
+    how = "noisy student of the transformer run, augmented" if teacher else "supervised"
+    print(f"train.py --backend jax {family} ({how}): batch {batch}, {seconds:.0f} s, "
+          f"{epochs} epochs of {steps} steps, the fastest {fastest:.2f} s "
+          f"({steps / fastest:.1f} steps/s, validation included); test macro ROC-AUC "
+          f"{test['roc_auc']:.4f} (eval.py at the run's batch: {evaluated:.4f}); the steps "
+          f"waited {waited:.1f} s of {total:.1f} s for input")
+    quick, wait = ("quick_noisy", "share_noisy") if teacher else ("quick", "share")
+    print(f"ratio gpu_jax_{quick}_seconds_{family} {seconds:.1f}")
+    print(f"ratio gpu_jax_{quick}_epoch_seconds_{family} {fastest:.2f}")
+    print(f"ratio gpu_jax_{quick}_steps_per_s_{family} {steps / fastest:.2f}")
+    print(f"ratio gpu_jax_{quick}_test_roc_auc_{family} {test['roc_auc']:.4f}")
+    print(f"ratio gpu_input_wait_{wait}_{family} {waited / total:.4f}", flush=True)
 
 
 def scan_batches(steps: int, tiny: bool) -> None:
-    """SE+multi's jitted bfloat16 training step at each of SCAN_BATCHES."""
+    """Each family's jitted bfloat16 training step at each of its SCAN_BATCHES."""
     import dataclasses
 
     import accelerator_jax
@@ -224,18 +251,23 @@ def scan_batches(steps: int, tiny: bool) -> None:
 
     from tagger.models import FAMILIES as SPECS
 
-    case = tiny_case("samplecnn") if tiny else SPECS["samplecnn"].bench[0]
     peak = accelerator_jax.matmul_peaks((256,) if tiny else (8192, 16384),
                                         2 if tiny else 10)["mixed_bfloat16"]
-    for batch in SCAN_BATCHES[tiny]:
-        rate, flops = accelerator_jax.train_rate(
-            "samplecnn", dataclasses.replace(case, batch_size=batch), 1 if tiny else steps,
-            "mixed_bfloat16")
-        mfu = rate * TRAIN_FORWARD_RATIO * flops / peak
-        print(f"SE+multi bf16 batch {batch:4d} (JAX): {rate:8.2f} steps/s, "
-              f"{rate * batch:9.1f} segments/s, MFU {mfu:.3f}")
-        print(f"ratio gpu_jax_scan_steps_per_s_b{batch} {rate:.3f}")
-        print(f"ratio gpu_jax_scan_mfu_b{batch} {mfu:.4f}", flush=True)
+    for family, batches in SCAN_BATCHES[tiny].items():
+        case = tiny_case(family) if tiny else SPECS[family].bench[0]
+        mfus = {}
+        for batch in batches:
+            rate, flops = accelerator_jax.train_rate(
+                family, dataclasses.replace(case, batch_size=batch), 1 if tiny else steps,
+                "mixed_bfloat16")
+            mfus[batch] = rate * TRAIN_FORWARD_RATIO * flops / peak
+            print(f"{case.label} bf16 batch {batch:4d} (JAX): {rate:8.2f} steps/s, "
+                  f"{rate * batch:9.1f} segments/s, MFU {mfus[batch]:.3f}")
+            print(f"ratio gpu_jax_scan_steps_per_s_{family}_b{batch} {rate:.3f}")
+            print(f"ratio gpu_jax_scan_mfu_{family}_b{batch} {mfus[batch]:.4f}", flush=True)
+        best = max(mfus, key=mfus.get)
+        print(f"{case.label}: the best MFU {mfus[best]:.3f} at batch {best}")
+        print(f"ratio gpu_jax_scan_best_mfu_{family} {mfus[best]:.4f}", flush=True)
 
 
 def fetch_wheels(folder: str) -> int:
