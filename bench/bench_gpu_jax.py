@@ -21,9 +21,9 @@ What it prints, each figure as soon as it is measured:
     steps_per_s, test_roc_auc}_<family>`, and the share of the training
     steps' time spent waiting for input (the run's last lines), as `ratio
     gpu_input_wait_share_<family>` (goal: under 0.05); eval.py's ROC-AUC must
-    equal the run's to 1e-4 (a line says where it does not: a GPU's float32
-    matrix products round by their shapes, so eval.py runs at the run's
-    batch);
+    equal the run's to 1e-4 (a line says where it does not: on a GPU the
+    scores' rounding follows the batch's shape, so eval.py runs at the
+    run's batch);
   - noisy-student training (Won, Choi, Serra 2021) of each family under
     JAX: `train.py --backend jax --teacher` the transformer run above,
     `--augment`, half labelled and half unlabelled windows a step, the same
