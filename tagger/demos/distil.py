@@ -147,20 +147,13 @@ def measure_step(config: DistilDemoConfig, records: str, student: str):
     yield f"  (per tag: {out}; measured in {time.time() - start:.0f} s)"
 
 
-def speed_engines(backend: str) -> tuple:
-    """The SPEED_ENGINES that run under the Keras `backend`: a TFLite model
-    is TensorFlow's own, so under another backend Keras alone is timed."""
-    return SPEED_ENGINES if backend == "tensorflow" else SPEED_ENGINES[:1]
-
-
-def speed_step(config: DistilDemoConfig, records: str, music: str, student: str,
-               backend: str | None = None):
+def speed_step(config: DistilDemoConfig, records: str, music: str, student: str):
     """Seconds of audio tagged per second (x real time) by student and
-    teacher, Keras and int8 (Keras alone where `backend`, by default this
-    process's Keras backend, is not TensorFlow), on the test split's files,
-    as tag.py tags them (int8 ranges measured on a few training files)."""
-    import keras
-
+    teacher, Keras and int8, on the test split's files, as tag.py tags them
+    (int8 ranges measured on a few training files); Keras alone, and a line
+    saying why, where a TFLite model cannot be written in this process
+    (`backends.without_keras_on_tensorflow`: Keras on JAX, say)."""
+    from tagger.backends import without_keras_on_tensorflow
     from tagger.inference.engine.registry import EngineOptions, make_predictor
     from tagger.inference.engine.tagging import tag_files
     from tagger.models.saved import load_tagger
@@ -171,8 +164,8 @@ def speed_step(config: DistilDemoConfig, records: str, music: str, student: str,
     calibration = split_audio_files(records, music, "train", count=8)
     options = EngineOptions(calibration_audio=lambda: calibration)
     teacher = resolve_model(config.teacher, log=lambda _: None)
-    backend = backend or keras.backend.backend()
-    engines = speed_engines(backend)
+    no_tflite = without_keras_on_tensorflow()
+    engines = SPEED_ENGINES[:1] if no_tflite else SPEED_ENGINES
     yield f"speed on {len(files)} held-out tracks, x real time on this machine:"
     for who, path in (("student", student), (f"teacher {config.teacher}", teacher)):
         model, info = load_tagger(path)
@@ -183,9 +176,8 @@ def speed_step(config: DistilDemoConfig, records: str, music: str, student: str,
             seconds = sum(r.duration for r in tag_files(predictor, files) if r.ok)
             rates.append(f"{label} ({engine}) {seconds / (time.time() - start):.0f}x")
         yield f"  {who:28s} " + "   ".join(rates)
-    if len(engines) < len(SPEED_ENGINES):
-        yield (f"  (int8, tflite-int8, is TensorFlow's own format: not timed with Keras on "
-               f"{backend})")
+    if no_tflite:
+        yield f"  (int8 not timed: tflite-int8 is TensorFlow's own format, and {no_tflite})"
 
 
 def caveats(config: DistilDemoConfig):
