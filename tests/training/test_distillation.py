@@ -426,6 +426,7 @@ def test_the_tensorflow_free_reader_serves_tf_datas_targets(setting, window, tmp
             np.testing.assert_allclose(got_y, y, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_a_million_clips_targets_stay_out_of_the_input_pipelines_graph(tmp_path):
     """The training lookup of a million clips' targets: a tf.data graph that
     uses it, serialized (as multi-worker input sharding and tf.data's
