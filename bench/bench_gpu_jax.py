@@ -15,8 +15,8 @@ What it prints, each figure as soon as it is measured:
     teacher transformer (batch 16, its 10 s windows), each batch the nearest
     multiple of the devices JAX sees (`run_batch`), for --epochs epochs of
     `--quick`'s one Adam stage, then `eval.py
-    --backend jax` of the saved model at the run's batch: the run's wall time, its fastest
-    epoch (validation included), that epoch's training steps a second and
+    --backend jax` of the saved model at the run's batch: the run's wall
+    time, its fastest epoch (validation included), that epoch's training steps a second and
     the test macro ROC-AUC, as `ratio gpu_jax_quick_{seconds, epoch_seconds,
     steps_per_s, test_roc_auc}_<family>`, and the share of the training
     steps' time spent waiting for input (the run's last lines), as `ratio
@@ -233,12 +233,12 @@ def train_and_evaluate(family: str, records: str, work: str, epochs: int, tiny: 
           f"({steps / fastest:.1f} steps/s, validation included); test macro ROC-AUC "
           f"{test['roc_auc']:.4f} (eval.py at the run's batch: {evaluated:.4f}); the steps "
           f"waited {waited:.1f} s of {total:.1f} s for input")
-    quick, wait = ("quick_noisy", "share_noisy") if teacher else ("quick", "share")
-    print(f"ratio gpu_jax_{quick}_seconds_{family} {seconds:.1f}")
-    print(f"ratio gpu_jax_{quick}_epoch_seconds_{family} {fastest:.2f}")
-    print(f"ratio gpu_jax_{quick}_steps_per_s_{family} {steps / fastest:.2f}")
-    print(f"ratio gpu_jax_{quick}_test_roc_auc_{family} {test['roc_auc']:.4f}")
-    print(f"ratio gpu_input_wait_{wait}_{family} {waited / total:.4f}", flush=True)
+    noisy = "_noisy" if teacher else ""
+    print(f"ratio gpu_jax_quick{noisy}_seconds_{family} {seconds:.1f}")
+    print(f"ratio gpu_jax_quick{noisy}_epoch_seconds_{family} {fastest:.2f}")
+    print(f"ratio gpu_jax_quick{noisy}_steps_per_s_{family} {steps / fastest:.2f}")
+    print(f"ratio gpu_jax_quick{noisy}_test_roc_auc_{family} {test['roc_auc']:.4f}")
+    print(f"ratio gpu_input_wait_share{noisy}_{family} {waited / total:.4f}", flush=True)
 
 
 def scan_batches(steps: int, tiny: bool) -> None:
