@@ -93,11 +93,15 @@ class TensorFlowBackend:
                            if v.path.endswith("seed_generator_state")]}
         if optimizer is not None:
             objects["optimizer"] = optimizer
+        checkpoint = tf.train.Checkpoint()
         try:
-            status = tf.train.Checkpoint(**objects).read(prefix)
             # An epoch checkpoint also holds an optimizer that a model-only
-            # restore leaves unread, on purpose: no warning about it.
-            status.assert_existing_objects_matched().expect_partial()
+            # restore leaves unread, on purpose; and one that does not fit is
+            # refused below: no warning about either when it is collected.
+            status = checkpoint.read(prefix).expect_partial()
+            for name, value in objects.items():  # restored as they are attached
+                setattr(checkpoint, name, value)
+            status.assert_existing_objects_matched()
         except Exception as error:  # TensorFlow raises many types for a bad file
             problem = tensorflow_checkpoint_damage(prefix)
             if problem:
