@@ -30,9 +30,11 @@ Every measurement and command (a part) runs in a process of its own, killed
 at its time limit; the run starts no part once `--budget-s` is spent, and
 says what it left out. A part that fails prints the end of its log, and the
 run ends with exit status 1. Everything is written in a temporary folder (or `--out`, kept).
-`--tiny` runs every part at the tests' size (tiny models, one timed step,
-small matrix products, a few short clips, one short epoch; the suite runs
-it on the CPU): it checks that the script runs; its figures mean nothing.
+`--tiny` runs each kind of part once at the tests' size (tiny models, one
+timed step, small matrix products, a few short clips, one short epoch; the
+suite runs it on the CPU): SE+multi in each config, the transformer in
+float32 and its quick run. It checks that the script runs; its figures
+mean nothing.
 A tiny run has no budget and its parts no time limit, unless `--budget-s`
 is given: its size is its step counts, so a busy machine makes it slower,
 never shorter.
@@ -73,6 +75,9 @@ from tagger.cli import positive_float, positive_int
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAMILIES = ("samplecnn", "transformer")
 CONFIGS = (("f32", "float32", False), ("bf16", "bfloat16", False), ("xla", "float32", True))
+# --tiny: each kind of part once, {family: its configs}, and the families of the quick runs
+TINY_CONFIGS = {"samplecnn": ("f32", "bf16", "xla"), "transformer": ("f32",)}
+TINY_QUICK_FAMILIES = ("transformer",)
 GPU_MATMUL_SIZES = (8192, 16384)  # a GPU's peak needs larger products than a CPU's
 # Each part's time limit in seconds, cut to what is left of the budget; a
 # part is not started with less than MIN_PART_S left.
@@ -282,6 +287,8 @@ def measure_family(family: str, steps: int, tiny: bool, peaks: dict, budget: Bud
     window = SPECS[family].preprocessor.segments
     rates, failed = {}, []
     for config, precision, jit in CONFIGS:
+        if tiny and config not in TINY_CONFIGS[family]:
+            continue
         part = f"{family} {config}"
         if not budget.starts(part):
             continue
@@ -317,7 +324,8 @@ def quick_runs(work: str, tiny: bool, budget: Budget) -> list:
     each family, printed; the parts that failed."""
     data, records = os.path.join(work, "dataset"), os.path.join(work, "tfrecord")
     clips, seconds = QUICK_DATA[tiny]
-    trainings = [f"train.py --quick {family}" for family in FAMILIES]
+    families = TINY_QUICK_FAMILIES if tiny else FAMILIES
+    trainings = [f"train.py --quick {family}" for family in families]
     preparations = (
         (f"synthetic dataset of {clips} clips of {seconds} s",
          ["-m", "tagger.commands.synthetic", data, "--clips", str(clips), "--seconds",
@@ -332,7 +340,7 @@ def quick_runs(work: str, tiny: bool, budget: Budget) -> list:
             return [part] if outcome == "failed" else []
         print(f"{part}: {time.monotonic() - start:.0f} s", flush=True)
     failed = []
-    for family, part in zip(FAMILIES, trainings):
+    for family, part in zip(families, trainings):
         argv = ["train.py", "--data-dir", records, "--train-dir", os.path.join(work, "runs"),
                 "--run-name", family, "--model", family, "--quick", "--strategy", "default",
                 "--no-progress"]

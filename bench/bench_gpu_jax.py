@@ -36,8 +36,9 @@ What it prints, each figure as soon as it is measured:
     matrix-product peak, as `ratio gpu_jax_scan_{steps_per_s,mfu}_<family>_b<batch>`,
     and the best batch's MFU as `ratio gpu_jax_scan_best_mfu_<family>`.
 `--tiny` runs every part at the tests' size on whatever JAX computes on
-(the suite runs it on the CPU): it checks that the script runs; its figures
-mean nothing.
+(the suite runs it on the CPU), each kind of run once: the transformer's
+supervised run (the teacher) and SE+multi's noisy student. It checks
+that the script runs; its figures mean nothing.
 
 The machine needs JAX for its accelerator, this repository and the
 packages tagger imports that JAX machines lack (docs/jax.md, "Installing
@@ -72,6 +73,9 @@ FAMILIES = {"samplecnn": (["--model", "samplecnn", "--block", "se", "--width", "
 TINY_FLAGS = {"samplecnn": ["--width", "0.0625", "--alpha", "2"],
               "transformer": ["--conv-ndim", "4", "--attention-ndim", "16",
                               "--attention-layers", "2", "--attention-heads", "2"]}
+# (family, whether a noisy student of the transformer run): the transformer's own run first
+RUNS = tuple((family, noisy) for noisy in (False, True) for family in FAMILIES)
+TINY_RUNS = (("transformer", False), ("samplecnn", True))  # each kind of run once
 DATA = {False: (200, 29.1), True: (24, 11.0)}  # (clips, seconds); 11 s: one 10 s window
 SCAN_BATCHES = {False: {"samplecnn": (23, 92, 368), "transformer": (16, 64, 256)},
                 True: {"samplecnn": (2, 4), "transformer": (2, 4)}}
@@ -126,11 +130,10 @@ def main(argv=None) -> int:
         os.makedirs(work, exist_ok=True)
         records = make_records(work, args.tiny)
         measure_reader(records, args.tiny)
-        for family in FAMILIES:
-            train_and_evaluate(family, records, work, args.epochs, args.tiny)
         teacher = os.path.join(work, "runs", "transformer", "model.keras")
-        for family in FAMILIES:
-            train_and_evaluate(family, records, work, args.epochs, args.tiny, teacher=teacher)
+        for family, noisy in TINY_RUNS if args.tiny else RUNS:
+            train_and_evaluate(family, records, work, args.epochs, args.tiny,
+                               teacher=teacher if noisy else None)
         scan_batches(args.steps, args.tiny)
     print(f"done in {time.monotonic() - start:.0f} s", flush=True)
     return 0

@@ -28,25 +28,22 @@ HELPERS = {"accelerator_jax.py", "common.py", "flops.py"}  # imported by the scr
 # script: (its flags for a run of seconds, the names of the ratio lines it prints)
 ACCELERATOR_FAMILIES = ("samplecnn", "transformer")
 TINY = {
+    # its tiny run measures SE+multi in each config, the transformer in float32 and its quick run
     "bench_accelerator.py": (["--tiny"], {
         "gpu_matmul_bf16_over_f32",
         *(f"gpu_train_{figure}_{config}_{family}" for figure in ("steps_per_s", "mfu")
-          for config in ("f32", "bf16", "xla") for family in ACCELERATOR_FAMILIES),
-        *(f"gpu_train_{config}_speedup_{family}" for config in ("bf16", "xla")
-          for family in ACCELERATOR_FAMILIES),
-        *(f"gpu_quick_{figure}_{family}" for figure in ("seconds", "epoch_seconds",
-                                                        "steps_per_s", "test_roc_auc")
-          for family in ACCELERATOR_FAMILIES)}),
+          for config, family in (("f32", "samplecnn"), ("bf16", "samplecnn"),
+                                 ("xla", "samplecnn"), ("f32", "transformer"))),
+        "gpu_train_bf16_speedup_samplecnn", "gpu_train_xla_speedup_samplecnn",
+        *(f"gpu_quick_{figure}_transformer" for figure in ("seconds", "epoch_seconds",
+                                                           "steps_per_s", "test_roc_auc"))}),
+    # its tiny run trains each kind once: the transformer (the teacher), SE+multi's noisy student
     "bench_gpu_jax.py": (["--tiny"], {
         "gpu_reader_segments_per_s_no_tf",
-        *(f"gpu_jax_quick_{figure}_{family}" for figure in ("seconds", "epoch_seconds",
-                                                            "steps_per_s", "test_roc_auc")
-          for family in ACCELERATOR_FAMILIES),
-        *(f"gpu_jax_quick_noisy_{figure}_{family}" for figure in (
-            "seconds", "epoch_seconds", "steps_per_s", "test_roc_auc")
-          for family in ACCELERATOR_FAMILIES),
-        *(f"gpu_input_wait_share{noisy}_{family}" for noisy in ("", "_noisy")
-          for family in ACCELERATOR_FAMILIES),
+        *(f"gpu_jax_quick{noisy}_{figure}_{family}"
+          for noisy, family in (("", "transformer"), ("_noisy", "samplecnn"))
+          for figure in ("seconds", "epoch_seconds", "steps_per_s", "test_roc_auc")),
+        "gpu_input_wait_share_transformer", "gpu_input_wait_share_noisy_samplecnn",
         *(f"gpu_jax_scan_{figure}_{family}_b{batch}" for figure in ("steps_per_s", "mfu")
           for family in ACCELERATOR_FAMILIES for batch in (2, 4)),
         *(f"gpu_jax_scan_best_mfu_{family}" for family in ACCELERATOR_FAMILIES)}),
@@ -187,6 +184,20 @@ def ratios(stdout: str, pattern=RATIO) -> dict:
 def test_every_bench_script_has_a_tiny_run():
     scripts = {path.name for path in BENCH.glob("*.py")} - HELPERS
     assert scripts == set(TINY)
+
+
+def test_the_gpu_bench_trains_every_family_both_ways_and_the_teacher_first(monkeypatch):
+    """bench_gpu_jax.py's full run trains each family supervised and as a
+    noisy student of the transformer's run, which comes before them; its
+    tiny run each kind once, in the same order."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("bench_gpu_jax")
+    for runs in (module.RUNS, module.TINY_RUNS):
+        students = [index for index, (_, noisy) in enumerate(runs) if noisy]
+        assert students and runs.index(("transformer", False)) < min(students)
+    assert sorted(module.RUNS) == sorted((family, noisy) for family in ACCELERATOR_FAMILIES
+                                         for noisy in (False, True))
+    assert {noisy for _, noisy in module.TINY_RUNS} == {False, True}
 
 
 @pytest.fixture
@@ -448,10 +459,9 @@ def test_the_accelerator_bench_says_what_its_spent_budget_left_out(monkeypatch, 
     assert module.main(["--tiny", "--budget-s", "0.001"]) == 0
     out = capsys.readouterr().out
     assert set(ratios(out)) == {"gpu_matmul_bf16_over_f32"}
-    left_out = [f"{family} {config}" for family in ACCELERATOR_FAMILIES
-                for config in ("f32", "bf16", "xla")]
-    left_out += ["synthetic dataset of 32 clips of 11 s", "its records (build_mtt.py)",
-                 "train.py --quick samplecnn", "train.py --quick transformer"]
+    left_out = ["samplecnn f32", "samplecnn bf16", "samplecnn xla", "transformer f32",
+                "synthetic dataset of 32 clips of 11 s", "its records (build_mtt.py)",
+                "train.py --quick transformer"]  # a tiny run's parts
     assert out.splitlines()[-1].endswith(
         f" s of the 0 s budget; left out for want of time: {', '.join(left_out)}")
     assert list(tmp_path.glob("bench-accelerator-*")) == []  # its work folder removed
