@@ -70,13 +70,18 @@ def history(run_dir):
 @pytest.fixture(scope="module")
 def jax_run(raw_records, tmp_path_factory):
     """The uninterrupted run under JAX without TensorFlow: (run folder, its
-    stdout), after checking that TensorFlow cannot be imported there."""
-    probe = subprocess.run([sys.executable, "-c", "import tensorflow"], env=environment(),
-                           capture_output=True, text=True)
-    assert probe.returncode != 0 and "tensorflow" in probe.stderr
-    train_dir = tmp_path_factory.mktemp("jax_whole")
-    done = finished(command("train.py", *train_flags(raw_records[0], train_dir)))
-    return os.path.join(train_dir, RUN), done.stdout
+    stdout), after checking that TensorFlow cannot be imported there; made
+    once for the workers that share this file's tests."""
+    from tests.checks import built_once
+
+    def make(train_dir):
+        probe = subprocess.run([sys.executable, "-c", "import tensorflow"],
+                               env=environment(), capture_output=True, text=True)
+        assert probe.returncode != 0 and "tensorflow" in probe.stderr
+        done = finished(command("train.py", *train_flags(raw_records[0], train_dir)))
+        return os.path.join(train_dir, RUN), done.stdout
+
+    return built_once(tmp_path_factory, "jax_run", make)
 
 
 # train.py, killed (SIGKILL) by itself once epoch TAGGER_KILL_AFTER_EPOCH is
