@@ -447,21 +447,33 @@ def test_the_accelerator_bench_names_the_gpu_or_says_that_it_runs_on_the_cpu(mon
         "libraries, pip install 'tensorflow[and-cuda]'); running on the CPU")
 
 
+@pytest.mark.parametrize("tiny", [True, False])
 def test_the_accelerator_bench_says_what_its_spent_budget_left_out(monkeypatch, capsys,
-                                                                   tmp_path):
+                                                                   tmp_path, tiny):
     """With its budget spent after the matrix-product peaks, it starts no
-    part, names each, and ends without error."""
+    part, names each, and ends without error: a full run's parts are both
+    families in each config and a quick run of each, a tiny run's each
+    kind once (the full run's peaks injected: its products take seconds)."""
     monkeypatch.syspath_prepend(str(BENCH))
     module = load("bench_accelerator")
     monkeypatch.setattr(module, "nvidia_smi", lambda: None)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    if not tiny:
+        monkeypatch.setattr(module, "matmul_flops_per_second",
+                            lambda sizes, repeats=10, dtype="float32": 1e12)
     capsys.readouterr()
-    assert module.main(["--tiny", "--budget-s", "0.001"]) == 0
+    assert module.main([*(["--tiny"] if tiny else []), "--budget-s", "0.001"]) == 0
     out = capsys.readouterr().out
     assert set(ratios(out)) == {"gpu_matmul_bf16_over_f32"}
-    left_out = ["samplecnn f32", "samplecnn bf16", "samplecnn xla", "transformer f32",
-                "synthetic dataset of 32 clips of 11 s", "its records (build_mtt.py)",
-                "train.py --quick transformer"]  # a tiny run's parts
+    if tiny:
+        left_out = ["samplecnn f32", "samplecnn bf16", "samplecnn xla", "transformer f32",
+                    "synthetic dataset of 32 clips of 11 s", "its records (build_mtt.py)",
+                    "train.py --quick transformer"]
+    else:
+        left_out = [f"{family} {config}" for family in ACCELERATOR_FAMILIES
+                    for config in ("f32", "bf16", "xla")]
+        left_out += ["synthetic dataset of 200 clips of 29.1 s", "its records (build_mtt.py)",
+                     "train.py --quick samplecnn", "train.py --quick transformer"]
     assert out.splitlines()[-1].endswith(
         f" s of the 0 s budget; left out for want of time: {', '.join(left_out)}")
     assert list(tmp_path.glob("bench-accelerator-*")) == []  # its work folder removed
