@@ -93,12 +93,16 @@ def window_batches(rows, labels: np.ndarray, batch_size: int, seed: int):
     time, every window labelled with its clip's tags; (embeddings (batch,
     dim), tags (batch, tags)) float32, whole batches (`rows`: ClipRows)."""
     clip_of_row = rows.row_clips()
+    offsets = rows.offsets
     rng = np.random.default_rng(seed)
     spare_rows = np.zeros(0, np.int64)
     while True:
-        order = np.concatenate([np.arange(rows.offsets[c], rows.offsets[c + 1])
-                                for c in rng.permutation(len(rows.clip_ids))]
-                               or [np.zeros(0, np.int64)])
+        clips = rng.permutation(len(rows.clip_ids))
+        lengths = rows.num_rows[clips]
+        # each clip's rows in turn: a row's place in the pass, less where
+        # its clip starts there, plus where its clip starts in `values`
+        order = np.arange(lengths.sum(), dtype=np.int64) + np.repeat(
+            offsets[clips] - (np.cumsum(lengths) - lengths), lengths)
         for start in range(0, len(order), SHUFFLE_WINDOWS):
             chunk = np.concatenate([spare_rows, rng.permutation(
                 order[start:start + SHUFFLE_WINDOWS])])
