@@ -726,6 +726,25 @@ def test_the_heads_training_pipeline_holds_no_embeddings_in_its_graph(own, tmp_p
     assert seen == 128
 
 
+def test_each_pass_of_the_heads_batches_gives_every_window_once():
+    """`window_batches` over clips of 1 to 3 windows: the first pass's
+    batches hold every window once with its clip's tags, and the next
+    pass draws another order."""
+    from tagger.training.model_outputs import ClipRows
+
+    rng = np.random.default_rng(1)
+    counts = rng.integers(1, 4, 40)
+    rows = ClipRows(np.arange(40) * 5, counts, np.arange(counts.sum(), dtype=np.float32)[:, None])
+    labels = np.arange(40, dtype=np.float32)[:, None]
+    batches = head_run.window_batches(rows, labels, 1, seed=3)
+    passes = [[next(batches) for _ in range(counts.sum())] for _ in range(2)]
+    for one_pass in passes:
+        windows = [int(x[0, 0]) for x, _ in one_pass]
+        assert sorted(windows) == list(range(counts.sum()))
+        assert all(y[0, 0] == rows.row_clips()[int(x[0, 0])] for x, y in one_pass)
+    assert [x[0, 0] for x, _ in passes[0]] != [x[0, 0] for x, _ in passes[1]]
+
+
 def test_a_model_without_info_or_embedding_layer_is_refused(tmp_path):
     from tests.checks import tiny_conv_tagger, tiny_teacher
 
