@@ -52,7 +52,6 @@ cases = json.loads(sys.argv[3])
 devices = backend.for_run("default")
 compiles = []  # XLA's compilations, under JAX
 if devices.name == "jax":
-    import jax
     import jax.monitoring
 
     # the models' initial weights are TensorFlow's, read from its checkpoints:
