@@ -35,6 +35,12 @@ RECORDS_LOGMEL = LogMelConfig(n_mels=32, n_fft=512, hop_length=256, f_max=8000.0
 # Tiny models' arguments for the records' 59049-sample segments.
 TINY_SE = {"block": "se", "multi": True, "alpha": 2, "width": 1 / 16}
 TINY_SAMPLECNN = family("samplecnn").tiny
+# The tiny sample-level CNN of the tests of a training run (its loop, stages,
+# checkpoints, resuming, strategies): basic blocks, which build and compile
+# in half the CPU time of the family's tiny residual SE ones (their training
+# is the tests of tests/models and test_training_graph.py); the head's
+# dropout keeps the masks' seeds in every step.
+TINY_RUN_SAMPLECNN = {**TINY_SAMPLECNN, "block": "basic"}
 TINY_SELF_ATTENTION = {"conv_channels": 2, "attention_channels": 16, "attention_heads": 2,
                        "attention_layers": 2}
 TINY_TRANSFORMER = {"conv_ndim": 4, "attention_ndim": 16, "attention_heads": 2,
@@ -44,7 +50,7 @@ TINY_TRANSFORMER = {"conv_ndim": 4, "attention_ndim": 16, "attention_heads": 2,
 def tiny_train_config(records, train_dir, **overrides) -> TrainConfig:
     """Two stages of one three-step epoch of the tiny sample-level CNN, batch 8."""
     settings = dict(data_dir=records, train_dir=str(train_dir), model="samplecnn",
-                    model_args=dict(TINY_SAMPLECNN), batch_size=8, num_stages=2,
+                    model_args=dict(TINY_RUN_SAMPLECNN), batch_size=8, num_stages=2,
                     max_epochs_per_stage=1, steps_per_epoch=3, strategy="default",
                     progress=False)
     settings.update(overrides)

@@ -18,7 +18,7 @@ from tagger.training.run import Run, read_state, train
 from tests.checks import call_main, one_line_error
 from tests.presets import tiny_train_config
 
-RUN = "samplecnn-rese-multi"
+RUN = "samplecnn-basic-multi"
 
 
 def three_epochs(records, train_dir, **overrides):
@@ -81,7 +81,7 @@ def train_main(capsys, *argv):
 
 
 def base_flags(records, train_dir):
-    return ["--data-dir", records, "--train-dir", train_dir, "--block", "rese",
+    return ["--data-dir", records, "--train-dir", train_dir, "--block", "basic",
             "--alpha", "2", "--width", "0.0625", "--batch-size", "8",
             "--num-stages", "1", "--max-epochs-per-stage", "3", "--patience", "9",
             "--steps-per-epoch", "3", "--strategy", "default", "--no-test",
@@ -106,7 +106,7 @@ def test_resume_refuses_changed_settings(uninterrupted, capsys):
 @pytest.mark.slow
 def test_resume_checks_flags_against_the_saved_schedule(uninterrupted, capsys):
     run_dir, config = uninterrupted  # a staged run
-    flags = ["--train-dir", str(run_dir.parent), "--block", "rese", "--resume"]
+    flags = ["--train-dir", str(run_dir.parent), "--block", "basic", "--resume"]
     code, _, err = train_main(capsys, *flags, "--total-epochs", "9")
     one_line_error(code, err, "--total-epochs applies to the adam_then_sgd schedule only")
     code, _, err = train_main(capsys, *flags, "--schedule", "adam_then_sgd")
@@ -121,7 +121,7 @@ def test_a_finished_run_says_so(uninterrupted, capsys, monkeypatch):
     monkeypatch.setattr(Run, "_finish", lambda self: evaluated.append(1))
     # Flags left out come from the run (its model size, its schedule).
     code, out, err = train_main(capsys, "--train-dir", str(run_dir.parent), "--block",
-                                "rese", "--resume", "--strategy", "default")
+                                "basic", "--resume", "--strategy", "default")
     assert code == 0, err
     assert f"run {run_dir} is already finished: 3 epochs" in out
     assert not evaluated

@@ -50,7 +50,7 @@ def test_run_folder_contents(finished_run, raw_records):
     np.testing.assert_allclose(history.lr, [0.01, 0.002])
     assert np.isfinite(history.val_loss).all()
     saved = json.loads((run_dir / "config.json").read_text())
-    assert saved["model_args"]["block"] == "rese" and saved["schedule"] == "staged"
+    assert saved["model_args"]["block"] == "basic" and saved["schedule"] == "staged"
     assert [s["stage"] for s in metrics["stages"]] == [0, 1]
     state = json.loads((run_dir / "state.json").read_text())
     assert state["done"] and state["epoch"] == 2
