@@ -113,7 +113,8 @@ for name, family, extra in cases:
 
 # noisy-student and distillation steps: a tiny sample-level CNN student of
 # STUDENT samples; a teacher of TEACHER samples (the student sees the
-# centred crop of its windows)
+# centred crop of its windows); basic blocks, the cases above holding the others
+METHOD_MODEL = {**FAMILIES["samplecnn"].tiny, "block": "basic"}
 from tagger.augment import Augmentation, AugmentConfig
 from tagger.training.distillation import SoftTargetLoss
 from tagger.training.semi_supervised import PseudoLabeller
@@ -122,8 +123,8 @@ for name, method in json.loads(sys.argv[4]).items():
     spec = FAMILIES["samplecnn"]
     keras.utils.set_random_seed(0)
     with devices.scope():
-        model = spec.build(num_tags=5, input_length=method["student"], **spec.tiny)
-        teacher = spec.build(num_tags=5, input_length=method["teacher"], **spec.tiny)
+        model = spec.build(num_tags=5, input_length=method["student"], **METHOD_MODEL)
+        teacher = spec.build(num_tags=5, input_length=method["teacher"], **METHOD_MODEL)
         optimizer = keras.optimizers.SGD(1e-3)
     teacher.trainable = False
     dropout_off(model)
@@ -171,7 +172,8 @@ print(json.dumps({"losses": losses, "compiled_again": compiled_again}))
 
 # Noisy-student training (augmentation off, and on: the same draws on both
 # backends, the labelled half noised too) and distillation (T = 2, on the
-# `tags` layer's logits, augmented), each on a student of 6561 samples.
+# `tags` layer's logits, augmented), each on a tiny student of 6561 samples
+# with basic blocks.
 METHODS = {
     "noisy-student": {"kind": "noisy student", "augment": False, "student": 6561,
                       "teacher": 19683},

@@ -19,13 +19,12 @@ import tensorflow as tf
 from tagger.commands import train as train_cli
 from tagger.config import NoisyStudentConfig, TrainConfig
 from tagger.errors import UserError
-from tagger.models import family
 from tagger.training.rounds import train_rounds
 from tagger.training.run import resume_settings, train
 from tests.checks import HANG_S, call_main
+from tests.presets import TINY_RUN_SAMPLECNN as TINY
 
 ROOT = pathlib.Path(__file__).parents[2]
-TINY = dict(family("samplecnn").tiny, block="basic")
 
 
 def config(records, train_dir, **overrides):

@@ -18,7 +18,6 @@ from tagger.commands import train as train_cli
 from tagger.config import DistillationConfig, TrainConfig
 from tagger.errors import UserError
 from tagger.evaluation.evaluate import evaluate
-from tagger.models import family
 from tagger.models.saved import read_saved_info
 from tagger.training import checkpoints
 from tagger.training.run import train
@@ -26,7 +25,6 @@ from tests.checks import HANG_S, call_main
 from tests.presets import tiny_train_config
 
 ROOT = pathlib.Path(__file__).parents[2]
-TINY = family("samplecnn").tiny
 
 
 @pytest.fixture(scope="module")
@@ -201,8 +199,7 @@ def test_mixed_precision_and_xla(raw_records, tmp_path, monkeypatch, capsys, pre
     monkeypatch.setattr(run_module, "make_train_function", recording)
     metrics = train(tiny_train_config(raw_records[0], tmp_path, mixed_precision=precision,
                                       jit_compile=jit, num_stages=1, steps_per_epoch=1,
-                                      validation_steps=1, evaluate_test=False,
-                                      model_args=dict(TINY, block="basic")))
+                                      validation_steps=1, evaluate_test=False))
     assert metrics["epochs"] == 1 and np.isfinite(metrics["best"]["val_loss"])
     model = seen["model"]
     assert seen["policy"] == policy and model.dtype_policy.name == policy
