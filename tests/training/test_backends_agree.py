@@ -19,10 +19,13 @@ within six. A step that differed in what it computes (a loss scaled
 otherwise, statistics not updated, the int16 windows scaled otherwise)
 differs by far more."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -207,13 +210,9 @@ def test_every_family_trains_alike_under_both_backends(tmp_path, group):
     chosen = cases()[index::FAMILY_GROUPS] if index < FAMILY_GROUPS else []
     methods = METHODS if group == "methods" else {}
     losses = {}
+    argv = [str(tmp_path), str(STEPS), json.dumps(chosen), json.dumps(methods)]
     for backend in ("tensorflow", "jax"):
-        env = dict(os.environ, KERAS_BACKEND=backend, TAGGER_ROOT=ROOT)
-        done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), str(STEPS),
-                               json.dumps(chosen), json.dumps(methods)], capture_output=True,
-                              text=True, env=env, timeout=HANG_S)
-        assert done.returncode == 0, done.stderr[-3000:]
-        outcome = json.loads(done.stdout.strip().splitlines()[-1])
+        outcome = run_here(argv) if backend == "tensorflow" else run_under_jax(argv)
         losses[backend] = outcome["losses"]
         # the steps after the first run the program it compiled
         assert not {name: n for name, n in outcome["compiled_again"].items() if n}, backend
@@ -232,6 +231,30 @@ def test_every_family_trains_alike_under_both_backends(tmp_path, group):
             updates_differ[name] = f"{difference:.1e}"
     assert not losses_differ, f"relative differences of each step's loss: {losses_differ}"
     assert not updates_differ, f"relative differences of the updates: {updates_differ}"
+
+
+def run_here(argv: list) -> dict:
+    """SCRIPT run in this process, whose Keras backend is TensorFlow: the
+    JSON object it printed last."""
+    import keras
+
+    assert keras.backend.backend() == "tensorflow"
+    out = io.StringIO()
+    with mock.patch.object(sys, "argv", ["-c", *argv]), \
+            mock.patch.object(sys, "path", sys.path[:]), \
+            mock.patch.dict(os.environ, TAGGER_ROOT=ROOT), contextlib.redirect_stdout(out):
+        exec(compile(SCRIPT, "<the cross-backend script>", "exec"), {"__name__": "__main__"})
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+def run_under_jax(argv: list) -> dict:
+    """SCRIPT run in a process of its own under Keras's JAX backend: the
+    JSON object it printed last."""
+    env = dict(os.environ, KERAS_BACKEND="jax", TAGGER_ROOT=ROOT)
+    done = subprocess.run([sys.executable, "-c", SCRIPT, *argv], capture_output=True,
+                          text=True, env=env, timeout=HANG_S)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def update(folder, name: str, backend: str) -> np.ndarray:
