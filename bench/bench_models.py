@@ -89,7 +89,8 @@ TINY_BLOCKS = {"samplecnn": {"block": "se"}}
 
 
 def tiny_case(family):
-    """One case of `family` at the size the tests build it (`FamilySpec.tiny`)."""
+    """One case of `family` at the size the tests build it (`FamilySpec.tiny`),
+    with the blocks of its first bench case where `TINY_BLOCKS` names them."""
     from tagger.models import FAMILIES
     from tagger.models.family_spec import BenchCase
 

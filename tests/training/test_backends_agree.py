@@ -116,18 +116,19 @@ for name, family, extra in cases:
 
 # noisy-student and distillation steps: a tiny sample-level CNN student of
 # STUDENT samples; a teacher of TEACHER samples (the student sees the
-# centred crop of its windows); basic blocks, the cases above holding the others
-METHOD_MODEL = {**FAMILIES["samplecnn"].tiny, "block": "basic"}
+# centred crop of its windows); the training runs' tiny basic blocks, the
+# cases above holding the others
 from tagger.augment import Augmentation, AugmentConfig
 from tagger.training.distillation import SoftTargetLoss
 from tagger.training.semi_supervised import PseudoLabeller
+from tests.presets import TINY_RUN_SAMPLECNN
 
 for name, method in json.loads(sys.argv[4]).items():
     spec = FAMILIES["samplecnn"]
     keras.utils.set_random_seed(0)
     with devices.scope():
-        model = spec.build(num_tags=5, input_length=method["student"], **METHOD_MODEL)
-        teacher = spec.build(num_tags=5, input_length=method["teacher"], **METHOD_MODEL)
+        model = spec.build(num_tags=5, input_length=method["student"], **TINY_RUN_SAMPLECNN)
+        teacher = spec.build(num_tags=5, input_length=method["teacher"], **TINY_RUN_SAMPLECNN)
         optimizer = keras.optimizers.SGD(1e-3)
     teacher.trainable = False
     dropout_off(model)
