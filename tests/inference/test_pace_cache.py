@@ -42,12 +42,12 @@ def run_tag(capsys, *argv):
 
 @pytest.mark.slow
 def test_a_second_run_reads_the_timing_from_the_cache(cnn, music, timings, capsys):
-    first = run_tag(capsys, cnn[0], music / "a.wav", "--engine", "tflite")
+    first = run_tag(capsys, cnn[0], music / "a.wav", "--engine", "xla")
     assert first[0] == 0 and len(timings) == 1 and TIMED_NOW.fullmatch(first[1][-1]), first
-    second = run_tag(capsys, cnn[0], music / "a.wav", "--engine", "tflite")
+    second = run_tag(capsys, cnn[0], music / "a.wav", "--engine", "xla")
     assert second[0] == 0 and len(timings) == 1, second  # not timed again
     line, = [line for line in second[1] if "the speed of --engine keras" in line]
-    assert re.fullmatch(r"note: --engine tflite runs this model at 0\.62x the speed of --engine "
+    assert re.fullmatch(r"note: --engine xla runs this model at 0\.62x the speed of --engine "
                         r"keras on this machine \(16 windows, timed on \d{4}-\d\d-\d\d "
                         r"\d\d:\d\d UTC, read from the cache\); --engine keras is faster", line)
 
@@ -134,13 +134,13 @@ def test_a_cache_that_cannot_be_written_leaves_the_run_going(cnn, music, timings
         open(home, "w").close()
         reason = f"{home} is a file, not a folder"
     else:  # an entry written, then a folder in its place
-        assert run_tag(capsys, cnn[0], music / "a.wav", "--engine", "tflite")[0] == 0
+        assert run_tag(capsys, cnn[0], music / "a.wav", "--engine", "xla")[0] == 0
         entry, = [os.path.join(home, "pace", name) for name in os.listdir(home + "/pace")]
         os.remove(entry)
         os.mkdir(entry)
     timed = len(timings)
     for run in (1, 2):
-        code, err = run_tag(capsys, cnn[0], music / "a.wav", "--engine", "tflite")
+        code, err = run_tag(capsys, cnn[0], music / "a.wav", "--engine", "xla")
         assert code == 0 and len(timings) == timed + run, err
         assert len(err) == 2 and TIMED_NOW.fullmatch(err[0]), err
         assert err[1].startswith("warning: the timing against keras was not kept in "), err
