@@ -30,7 +30,7 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from tests.checks import HANG_S
+from tests.checks import HANG_S, without_tensorflow_env
 
 pytest.importorskip("jax", reason="the JAX backend's tests need requirements-jax.txt")
 
@@ -249,9 +249,10 @@ def run_here(argv: list) -> dict:
 
 
 def run_under_jax(argv: list) -> dict:
-    """SCRIPT run in a process of its own under Keras's JAX backend: the
-    JSON object it printed last."""
-    env = dict(os.environ, KERAS_BACKEND="jax", TAGGER_ROOT=ROOT)
+    """SCRIPT run in a process of its own under Keras's JAX backend, where
+    TensorFlow cannot be imported (as on the machines JAX drives; its steps
+    read NumPy batches): the JSON object it printed last."""
+    env = without_tensorflow_env({**os.environ, "KERAS_BACKEND": "jax", "TAGGER_ROOT": ROOT})
     done = subprocess.run([sys.executable, "-c", SCRIPT, *argv], capture_output=True,
                           text=True, env=env, timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-3000:]
