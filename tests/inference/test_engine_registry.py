@@ -61,6 +61,16 @@ class SlowPredictor(ConstantPredictor):
         return super().__call__(windows)
 
 
+def test_every_engine_but_keras_and_auto_is_timed_against_keras():
+    """tag.py times the engines registered with paced=True against keras
+    (tests/inference/test_pace_cache.py runs it with --engine xla)."""
+    from tagger.inference.engine import tflite as tflite_engine
+    from tagger.inference.engine.registry import engine_named
+
+    assert {name for name in ENGINES if engine_named(name).paced} == {
+        "xla", "keras-bf16", *tflite_engine.ENGINES}
+
+
 @pytest.mark.parametrize("slow", [True, False])
 def test_a_paced_engine_is_timed_against_keras_in_one_line(cnn, music, capsys, slow,
                                                            monkeypatch, tmp_path):
