@@ -220,19 +220,20 @@ def test_a_run_tensorflow_started_continues_under_jax(raw_records, tmp_path):
     JAX from that epoch's checkpoint: the same stage, learning rate and
     optimizer state (its step count goes on)."""
     flags = train_flags(raw_records[0], tmp_path) + ["--no-test"]
-    state_path = tmp_path / RUN / "state.json"
+    run_dir = tmp_path / RUN
+    state_path = run_dir / "state.json"
     env = environment(without_tensorflow=False)
     killed_at = killed_after(command("train.py", *flags, backend="tensorflow"), state_path, 1,
                              backend="tensorflow", without_tensorflow=False)
-    before = history(tmp_path / RUN)
+    before = history(run_dir)
     done = finished(command("train.py", *flags, "--resume"), env)
-    assert f"resuming {tmp_path / RUN} after epoch {killed_at}" in done.stdout
+    assert f"resuming {run_dir} after epoch {killed_at}" in done.stdout
     assert "read by tf.data" in done.stdout
-    after = history(tmp_path / RUN)
+    after = history(run_dir)
     pd.testing.assert_frame_equal(after.iloc[:len(before)], before)
     assert list(after.epoch) == [1, 2, 3, 4] and np.isfinite(after.val_loss).all()
     state = json.loads(state_path.read_text())
-    with np.load(tmp_path / RUN / "checkpoints" / f"{state['last_checkpoint']}.npz") as saved:
+    with np.load(run_dir / "checkpoints" / f"{state['last_checkpoint']}.npz") as saved:
         assert int(saved["optimizer/00000"]) == 2 * 2  # stage 1's two epochs of two steps
 
 
