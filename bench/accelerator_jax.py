@@ -119,11 +119,13 @@ def train_rate(family: str, case, steps: int, policy: str) -> tuple[float, float
     return steps_per_second(model, (x, y), steps), flops
 
 
-def measure_family(family: str, case, steps: int, peaks: dict) -> dict:
-    """Prints `family`'s steps/s and MFU in each of PRECISIONS and the
-    bfloat16 speedup; {config: steps/s}."""
+def measure_family(family: str, case, steps: int, peaks: dict, configs=None) -> dict:
+    """Prints `family`'s steps/s and MFU in each of PRECISIONS (or those of
+    them `configs` names) and the bfloat16 speedup; {config: steps/s}."""
     rates = {}
     for config, policy in PRECISIONS:
+        if configs is not None and config not in configs:
+            continue
         rates[config], flops = train_rate(family, case, steps, policy)
         mfu = rates[config] * TRAIN_FORWARD_RATIO * flops / peaks[policy]
         print(f"{case.label} {config:4s} batch {case.batch_size:3d} (JAX): train "
@@ -131,6 +133,7 @@ def measure_family(family: str, case, steps: int, peaks: dict) -> dict:
               f"MFU {mfu:.3f} against the {policy.removeprefix('mixed_')} peak", flush=True)
         print(f"ratio gpu_jax_train_steps_per_s_{config}_{family} {rates[config]:.3f}")
         print(f"ratio gpu_jax_train_mfu_{config}_{family} {mfu:.4f}", flush=True)
-    print(f"ratio gpu_jax_train_bf16_speedup_{family} {rates['bf16'] / rates['f32']:.3f}",
-          flush=True)
+    if {"bf16", "f32"} <= set(rates):
+        print(f"ratio gpu_jax_train_bf16_speedup_{family} {rates['bf16'] / rates['f32']:.3f}",
+              flush=True)
     return rates

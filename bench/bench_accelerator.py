@@ -27,9 +27,11 @@ What it prints, each figure as soon as it is measured:
     `gpu_quick_steps_per_s_<family>`, `gpu_quick_test_roc_auc_<family>`.
 
 Every measurement and command (a part) runs in a process of its own, killed
-at its time limit; the run starts no part once `--budget-s` is spent, and
-says what it left out. A part that fails prints the end of its log, and the
-run ends with exit status 1. Everything is written in a temporary folder (or `--out`, kept).
+at its time limit (a tiny run's measurements without one run in this
+process: at the tests' size they have no memory to give back); the run
+starts no part once `--budget-s` is spent, and says what it left out. A
+part that fails prints the end of its log, and the run ends with exit
+status 1. Everything is written in a temporary folder (or `--out`, kept).
 `--tiny` runs each kind of part once at the tests' size (tiny models, one
 timed step, small matrix products, a few short clips, one short epoch; the
 suite runs it on the CPU): SE+multi in each config, the transformer in
@@ -45,7 +47,8 @@ TensorFlow's CUDA libraries: on Linux `pip install 'tensorflow[and-cuda]'`
 installed system-wide). On a machine whose GPU only JAX can drive,
 `--backend jax` measures the same models' training steps under Keras's JAX
 backend (float32 and bfloat16; no quick runs: bench/accelerator_jax.py),
-in this process, the budget checked before each family.
+in this process, the budget checked before each family (with `--tiny`,
+SE+multi in both, the transformer in float32).
 Run from the repository root:
     python bench/bench_accelerator.py [--budget-s 420] [--steps 50] [--out DIR] [--tiny]
                                       [--backend tensorflow|jax]
@@ -66,7 +69,7 @@ import sys
 import tempfile
 import time
 
-from bench_models import TINY_MATMUL, measure_in_a_process, tiny_case
+from bench_models import TINY_MATMUL, measure, measure_in_a_process, tiny_case
 from common import gpu_memory_as_needed
 from flops import MATMUL_SIZES, TRAIN_FORWARD_RATIO, matmul_flops_per_second
 
@@ -212,7 +215,8 @@ def jax_run(steps: int, tiny: bool, budget: Budget) -> int:
     for family in FAMILIES:
         if budget.starts(f"{family} (JAX)"):
             case = tiny_case(family) if tiny else SPECS[family].bench[0]
-            accelerator_jax.measure_family(family, case, steps, peaks)
+            accelerator_jax.measure_family(family, case, steps, peaks,
+                                           TINY_CONFIGS[family] if tiny else None)
     print(f"{budget.line()}; train.py --quick needs TensorFlow and was not run"
           + (f"; left out for want of time: {', '.join(budget.left_out)}"
              if budget.left_out else ""), flush=True)
@@ -294,8 +298,11 @@ def measure_family(family: str, steps: int, tiny: bool, peaks: dict, budget: Bud
             continue
         limit = budget.limit(MEASURE_LIMIT_S)
         try:
-            (_, train_rate, realtime, flops, _), _ = measure_in_a_process(
-                family, 0, steps, jit, tiny, precision, timeout=limit)
+            if tiny and limit is None:
+                _, train_rate, realtime, flops, _ = measure(family, case, steps, jit, precision)
+            else:
+                (_, train_rate, realtime, flops, _), _ = measure_in_a_process(
+                    family, 0, steps, jit, tiny, precision, timeout=limit)
         except subprocess.TimeoutExpired:
             print(f"{part}: stopped at its time limit ({limit:.0f} s)", flush=True)
             budget.left_out.append(part)
