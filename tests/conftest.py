@@ -200,11 +200,31 @@ def real_music(tmp_path_factory):
     return paths
 
 
+# Files whose tests share no costly module fixture and take minutes together:
+# each of their tests is a unit of pytest-xdist's schedule of its own, so the
+# two workers share them (every other file's tests run in one worker, its
+# module fixtures built once).
+EACH_TEST_ALONE = frozenset({"tests/test_bench_scripts.py",
+                             "tests/training/test_backends_agree.py",
+                             "tests/training/test_jax_backend.py"})
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit of xdist's schedule a test belongs to: its file, or itself in
+    a file of EACH_TEST_ALONE."""
+    path = nodeid.split("::", 1)[0]
+    return nodeid if path in EACH_TEST_ALONE else path
+
+
 def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile` (pytest.ini's) by the units of tests/schedule.py,
-    the longest first."""
+    """`--dist loadfile` (pytest.ini's) scheduled by `work_unit`; checked with
+    pytest-xdist 3.8.0, whose LoadFileScheduling groups by `_split_scope`."""
     if config.getoption("dist") != "loadfile":
         return None
-    from tests.schedule import make_scheduler
+    from xdist.scheduler import LoadFileScheduling
 
-    return make_scheduler(config, log)
+    class FilesAndLongTests(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return FilesAndLongTests(config, log)

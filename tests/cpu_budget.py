@@ -20,9 +20,7 @@ so the limit is never looser than 90 wall seconds on CI's 2 cores.
 At the end the controller prints the 30 slowest phases (wall seconds, CPU
 seconds, share of the suite's summed wall time), and with
 TAGGER_TEST_TIMES=PATH writes every phase's figures to PATH as JSON lines
-(docs/testing.md says how its tables are made from it); with
-TAGGER_TEST_DURATIONS=PATH, each unit of the schedule's CPU seconds to
-PATH (tests/schedule.py, whose `durations.json` it writes).
+(docs/testing.md says how its tables are made from it).
 """
 
 from __future__ import annotations
@@ -124,11 +122,6 @@ class CpuBudget:
                 for node, when, wall, cpu in self.phases:
                     out.write(json.dumps({"test": node, "phase": when,
                                           "wall_s": round(wall, 3), "cpu_s": cpu}) + "\n")
-        path = os.environ.get("TAGGER_TEST_DURATIONS")
-        if path:
-            from tests.schedule import write_durations
-
-            write_durations(self.phases, path)
 
 
 _STARTED = pytest.StashKey[dict]()
