@@ -298,7 +298,7 @@ def measure_family(family: str, steps: int, tiny: bool, peaks: dict, budget: Bud
             continue
         limit = budget.limit(MEASURE_LIMIT_S)
         try:
-            if tiny and limit is None:
+            if limit is None:  # a tiny run without --budget-s: nothing to kill or give back
                 _, train_rate, realtime, flops, _ = measure(family, case, steps, jit, precision)
             else:
                 (_, train_rate, realtime, flops, _), _ = measure_in_a_process(

@@ -618,6 +618,49 @@ def test_an_accelerator_bench_part_is_killed_at_its_limit_with_what_it_started(
         "  what went wrong"]
 
 
+def test_an_accelerator_measurement_starts_a_process_only_where_it_has_a_time_limit(
+        monkeypatch, capsys):
+    """Without a time limit (a tiny run without --budget-s) each config's
+    measurement runs in the bench's process; with one, in a process of its
+    own given that limit, and one stopped there is noted as left out. Both
+    give the same figures."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("bench_accelerator")
+    calls = []
+    # parameters, training segments/s, real-time factor, FLOPs a segment, seconds a segment
+    figures = (1000, 64.0, 500.0, 1e6, 0.1)
+
+    def in_this_process(family, case, steps, jit, precision):
+        calls.append(("here", jit, precision, case.label))
+        return figures
+
+    def in_a_process(family, index, steps, jit, tiny, precision, timeout=None):
+        calls.append(("process", jit, precision, timeout))
+        if jit:
+            raise subprocess.TimeoutExpired("bench_models.py", timeout)
+        return figures, 2**30
+
+    monkeypatch.setattr(module, "measure", in_this_process)
+    monkeypatch.setattr(module, "measure_in_a_process", in_a_process)
+    peaks = {"float32": 1e12, "bfloat16": 2e12}
+    capsys.readouterr()
+    assert module.measure_family("samplecnn", 1, True, peaks, module.Budget(None)) == []
+    assert calls == [("here", jit, precision, "samplecnn (tiny)") for jit, precision in
+                     ((False, "float32"), (False, "bfloat16"), (True, "float32"))]
+    here = ratios(capsys.readouterr().out)
+    assert here["gpu_train_bf16_speedup_samplecnn"] == here["gpu_train_xla_speedup_samplecnn"] == 1
+    calls.clear()
+    budget = module.Budget(3600)
+    assert module.measure_family("samplecnn", 1, True, peaks, budget) == []
+    assert [call[:3] for call in calls] == [("process", False, "float32"),
+                                            ("process", False, "bfloat16"),
+                                            ("process", True, "float32")]
+    assert all(0 < call[3] <= module.MEASURE_LIMIT_S for call in calls)
+    assert budget.left_out == ["samplecnn xla"]
+    there = ratios(capsys.readouterr().out)
+    assert there == {name: value for name, value in here.items() if "xla" not in name}
+
+
 def test_a_tiny_accelerator_run_has_no_budget_and_no_time_limits(monkeypatch):
     """--tiny runs to its step counts however busy the machine: no budget
     and no time limit on any part, unless --budget-s is given."""

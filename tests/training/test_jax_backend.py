@@ -160,7 +160,8 @@ def test_two_devices_split_the_batch_and_train_as_one(jax_run, raw_records, tmp_
     or dropout masks, or gradients not averaged, would move the first
     epoch's loss."""
     env = environment()
-    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
+    env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS"),
+                                              "--xla_force_host_platform_device_count=2"]))
     flags = train_flags(raw_records[0], tmp_path)
     odd = subprocess.run(command("train.py", *flags, "--batch-size", "7"), env=env,
                          capture_output=True, text=True, timeout=HANG_S, cwd=ROOT)
