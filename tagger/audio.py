@@ -256,7 +256,8 @@ def open_source(source):
     FFmpeg's. An MP3 that libsndfile would decode short of its end
     (`mp3_frames.length_check`: a length header counting fewer frames than
     the file holds, a varying bit rate without one) is FFmpeg's too; one
-    without a length header has the length its frames hold."""
+    without a length header has the length its frames hold, and is read
+    no further where bytes that are no frames follow them."""
     try:
         if isinstance(source, int):
             handle = soundfile.SoundFile(source, closefd=False)
@@ -327,6 +328,8 @@ class _Libsndfile:
         self.frames = handle.frames
         if mp3 is not None:  # what the MP3's bytes say of libsndfile's length
             self.frames = None if mp3.past_end else mp3.frames or handle.frames
+        # bytes after an MP3's frames that are none: libsndfile fails in them
+        self._stop = mp3.frames if mp3 is not None and mp3.after_frames else None
 
     def checked_frames(self):
         """(frames, None): the file's length, checked; (None, why) where it
@@ -369,6 +372,8 @@ class _Libsndfile:
         # read(), not blocks(): blocks() yields its whole buffer even when
         # fewer frames were decoded than the header promised (a truncated
         # MP3), i.e. uninitialised memory; read() returns what was decoded.
+        if self._stop is not None:
+            frames = max(0, min(frames, self._stop - self.handle.tell()))
         return self.handle.read(frames, dtype="float32", always_2d=True)
 
     def __enter__(self):

@@ -13,6 +13,10 @@ cheaply (its tags' headers, the frame headers at its start, a few bytes
 where later frames should lie): `audio.open_source` decodes the files
 libsndfile would cut short with FFmpeg, which reads every frame, and
 gives the others the length their frames hold (tests/test_mp3_frames.py).
+Bytes after the last frame that are no frames (padding, a Lyrics3 block)
+do not make a constant rate vary: the frames are counted to the last
+one, where libsndfile, which fails once it has searched 1 KiB of such
+bytes for a frame, is stopped.
 """
 
 from __future__ import annotations
@@ -88,11 +92,16 @@ class LengthCheck(typing.NamedTuple):
     channel its frames hold, where libsndfile estimates them (no length
     header, one bit rate throughout); `past_end`: why the length its
     header gives is past the file's end (a file cut short after the
-    header was written)."""
+    header was written); `after_frames`: the bytes between the last of
+    those frames and the tags at the end that are no frames (padding, a
+    Lyrics3 block, an APE tag before one), where libsndfile gives up with
+    an error once it has searched 1 KiB of them for a frame: it is read
+    no further than `frames`."""
 
     cut_short: str | None = None
     frames: int | None = None
     past_end: str | None = None
+    after_frames: int = 0
 
 
 def length_check(read, size: int) -> LengthCheck | None:
@@ -117,10 +126,10 @@ def length_check(read, size: int) -> LengthCheck | None:
     for tag in LENGTH_HEADERS:
         if (where := frame.find(tag)) >= 0:
             return _against_length_header(read, start + at, header, tag, frame[where:], end)
-    frames = _constant_rate_samples(read, start + at, header, end)
-    if frames is None:
+    counted = _constant_rate_samples(read, start + at, header, end)
+    if counted is None:
         return LengthCheck(cut_short="no header gives its length and its bit rate varies")
-    return LengthCheck(frames=frames)
+    return LengthCheck(frames=counted[0], after_frames=counted[1])
 
 
 def _after_id3v2(read, at: int) -> int:
@@ -203,11 +212,14 @@ def _against_length_header(read, first: int, header: FrameHeader, tag: bytes, fi
     return LengthCheck()
 
 
-def _constant_rate_samples(read, first: int, header: FrameHeader, end: int) -> int | None:
-    """The samples per channel of the frames from byte `first` to `end`,
-    where the stream keeps `header`'s bit rate throughout: its first
-    `FRAMES_WALKED` frames have it, and frames of it lie where one rate puts
-    the middle and the last ones (within a padding slot); None otherwise."""
+def _constant_rate_samples(read, first: int, header: FrameHeader, end: int) -> tuple | None:
+    """(samples per channel, bytes after them) of the frames from byte
+    `first` on, where the stream keeps `header`'s bit rate throughout: its
+    first `FRAMES_WALKED` frames have it, and frames of it lie where one
+    rate puts the middle and the last ones (within a padding slot); None
+    otherwise. The last is the one before `end`, or where bytes that are no
+    frames end the file (padding, a Lyrics3 block), the last found where
+    one rate puts it (`_last_frame`) when no frames follow it."""
     data = read(first, FRAMES_WALKED * MAX_FRAME_BYTES + 4)
     at = 0
     for _ in range(FRAMES_WALKED):
@@ -217,16 +229,55 @@ def _constant_rate_samples(read, first: int, header: FrameHeader, end: int) -> i
         if not _same_stream(walked, header) or walked.bitrate_index != header.bitrate_index:
             return None
         at += walked.length
-    mean = _frame_bytes(header, header.bitrate_index)
-    slot = 4 if header.layer == 1 else 1
-    count = int((end - first + slot) / mean)
+    grid = _Grid(read, first, header)
+    count = int((end - first + grid.slot) / grid.mean)
     if count < 1:
         return None
-    for k in sorted({count // 2, count - 1}):
-        low = max(0, first + round(k * mean) - slot)
-        near = read(low, 3 * slot + 4)
-        if not any((found := frame_header(near, i)) and _same_stream(found, header)
-                   and found.bitrate_index == header.bitrate_index
-                   for i in range(first + round(k * mean) + slot + 1 - low)):
-            return None
-    return count * _samples_per_frame(header)
+    last, after = count - 1, 0
+    if grid.frame(last) is None:
+        last = _last_frame(grid, last)
+        found = grid.frame(last)
+        frames_end = found + frame_header(read(found, 4)).length
+        if frames_end < end and _first_frame(read(frames_end, min(SYNC_SEARCH_BYTES,
+                                                                 end - frames_end))):
+            return None  # frames follow: their rate is another
+        after = max(0, end - frames_end)
+    if grid.frame(last // 2) is None:
+        return None
+    return (last + 1) * _samples_per_frame(header), after
+
+
+class _Grid:
+    """Where one bit rate (`header`'s) puts each frame of a stream whose
+    first frame is at byte `first`: frame k within a padding slot of
+    `first + k * mean`."""
+
+    def __init__(self, read, first: int, header: FrameHeader):
+        self.read, self.first, self.header = read, first, header
+        self.mean = _frame_bytes(header, header.bitrate_index)
+        self.slot = 4 if header.layer == 1 else 1
+
+    def frame(self, k: int) -> int | None:
+        """Where a frame of the stream's rate lies near frame k's place, or None."""
+        place = self.first + round(k * self.mean)
+        low = max(0, place - self.slot)
+        near = self.read(low, 3 * self.slot + 4)
+        for i in range(place + self.slot + 1 - low):
+            found = frame_header(near, i)
+            if found and _same_stream(found, self.header) and \
+                    found.bitrate_index == self.header.bitrate_index:
+                return low + i
+        return None
+
+
+def _last_frame(grid: _Grid, missing: int) -> int:
+    """The last frame on `grid` before frame `missing`, which is not there
+    (frame 0 is): halving the frames between, a few reads for any length."""
+    there = 0
+    while missing - there > 1:
+        middle = (there + missing) // 2
+        if grid.frame(middle) is None:
+            missing = middle
+        else:
+            there = middle
+    return there

@@ -81,6 +81,17 @@ def apev2(value=b"a title"):
 ID3V1 = b"TAG" + bytes(125)
 
 
+def lyrics3(size=3000):
+    """A Lyrics3 v2.00 block of `size` bytes of lyrics, as it sits before an ID3v1 tag."""
+    block = b"LYRICSBEGIN" + b"LYR%05d" % size + (b"la la la\r\n" * size)[:size]
+    return block + b"%06d" % len(block) + b"LYRICS200"
+
+
+# bytes after the frames that are none, before the tags at the end
+TAILS = {"cbr_bare_zeros_at_end": (bytes(2000), b""),
+         "cbr_bare_lyrics3": (apev2() + lyrics3(), ID3V1)}
+
+
 def frames_from(data, count=None, skip=0):
     """The bytes of the frames of `data` (a bare stream) from frame `skip`
     on, `count` of them (None: all); and how many were taken."""
@@ -103,9 +114,11 @@ def encode(path, audio_, mode="CONSTANT", level=0.3):
 def mp3s(tmp_path_factory):
     """{name: path}: VBR and CBR, with and without their LAME header; the
     bare VBR behind a 200 kB ID3v2 tag (with a footer); the bare CBR behind
-    a 300 kB cover and before APEv2 and ID3v1 tags, and from its first
-    padded frame on; the CBR with its header between such tags; two files
-    joined (the first's header counting its own frames); a bare stream whose
+    a 300 kB cover and before APEv2 and ID3v1 tags, from its first padded
+    frame on, and before bytes that are no frames (`TAILS`: 2000 zeros; an
+    APEv2 tag and a Lyrics3 block before an ID3v1 tag); the CBR with its
+    header between such tags; two files joined (the first's header
+    counting its own frames); a bare stream whose
     rate falls after its first 70 frames; the CBR cut at 70% of its bytes."""
     folder = tmp_path_factory.mktemp("mp3_frames")
     made = {}
@@ -127,6 +140,9 @@ def mp3s(tmp_path_factory):
         frames_from(bare, 1, skip=k)[0]).length > mp3_frames.frame_header(bare).length)
     (folder / "cbr_bare_padded_first.mp3").write_bytes(frames_from(bare, skip=padded)[0])
     made["cbr_bare_padded_first"] = folder / "cbr_bare_padded_first.mp3"
+    for name, (tail, tags) in TAILS.items():
+        (folder / f"{name}.mp3").write_bytes(bare + tail + tags)
+        made[name] = folder / f"{name}.mp3"
     dense = strip_xing(str(encode(folder / "dense.mp3", music(), level=0.0)),
                        str(folder / "dense_bare.mp3"))
     sparse = strip_xing(str(encode(folder / "sparse.mp3", music(), level=0.7)),
@@ -152,7 +168,8 @@ def reader_of(path):
     ("cbr_joined", "frames follow the bytes its length header counts"),
     ("vbr_joined", "frames follow the bytes its length header counts"),
     ("vbr", None), ("cbr", None), ("cbr_covered", None), ("cbr_bare", None),
-    ("cbr_bare_covered", None), ("cbr_bare_padded_first", None), ("cbr_cut", None)])
+    ("cbr_bare_covered", None), ("cbr_bare_padded_first", None), ("cbr_cut", None),
+    ("cbr_bare_zeros_at_end", None), ("cbr_bare_lyrics3", None)])
 def test_what_libsndfile_would_cut_short(mp3s, name, cut_short):
     assert mp3_frames.length_check(*reader_of(mp3s[name])).cut_short == cut_short
 
@@ -166,6 +183,11 @@ def test_what_the_bytes_say_of_the_length(mp3s):
         assert mp3_frames.length_check(*reader_of(mp3s[name])) == mp3_frames.LengthCheck(
             frames=frames * 1152)
     assert mp3_frames.length_check(*reader_of(mp3s["cbr_covered"])) == mp3_frames.LengthCheck()
+    stream = frames_from(open(mp3s["cbr_bare"], "rb").read())[0]
+    for name, (tail, _) in TAILS.items():  # a constant rate, and the bytes after it said
+        assert mp3_frames.length_check(*reader_of(mp3s[name])) == mp3_frames.LengthCheck(
+            frames=frames * 1152, after_frames=len(open(mp3s["cbr_bare"], "rb").read())
+            - len(stream) + len(tail))
     cut = mp3_frames.length_check(*reader_of(mp3s["cbr_cut"]))
     missing = len(open(mp3s["cbr"], "rb").read()) - len(open(mp3s["cbr_cut"], "rb").read())
     assert cut == mp3_frames.LengthCheck(
@@ -180,17 +202,32 @@ def test_what_is_not_an_mp3_has_nothing_said_of_its_length(mp3s, tmp_path):
                                    600) is None
 
 
-@pytest.mark.parametrize("name", ["cbr_bare", "cbr_bare_covered"])
+@pytest.mark.parametrize("name", ["cbr_bare", "cbr_bare_covered", *TAILS])
 def test_a_bare_cbr_mp3_has_the_length_its_frames_hold(mp3s, name):
     """libsndfile estimates it from the first frame's length and the file's
-    size: behind a cover, seconds too long; bare, a padding's worth."""
-    decoded = len(audio.load_audio(mp3s[name], RATE))
+    size: behind a cover, seconds too long; bare, a padding's worth; before
+    bytes that are no frames, seconds too long, and it fails in them (past
+    1 KiB), so it reads no further than the frames: decoded once, by
+    seeking, with --windows."""
+    samples = audio.load_audio(mp3s[name], RATE)
     info = audio.file_info(mp3s[name])
-    assert info.decoder == "libsndfile" and info.frames == decoded
+    assert info.decoder == "libsndfile" and info.frames == len(samples)
+    if name in TAILS:  # the same frames as the bare file's, the same samples
+        assert np.array_equal(samples, audio.load_audio(mp3s["cbr_bare"], RATE))
     for rate in (RATE, 16000):
         with SpanReader(mp3s[name], rate) as reader:
             assert reader.seek_problem is None
             assert reader.length == len(through(mp3s[name], rate))
+    if name in TAILS:
+        from tagger.inference.window_choice import read_chosen
+
+        chosen = read_chosen(mp3s[name], 16000, 16000, 16000, 0, 2)
+        while True:
+            try:
+                next(chosen)
+            except StopIteration as stop:
+                assert stop.value.through is None and stop.value.indices.tolist() == [1, 3]
+                break
 
 
 @pytest.mark.parametrize("name, parts", [

@@ -524,6 +524,98 @@ def test_a_wav_written_as_a_stream_keeps_its_audio(tmp_path, tagged):
     assert len(sizes) == 1
 
 
+def decoded_both(path) -> tuple:
+    """(libsndfile's, FFmpeg's) int16 samples of a WAV."""
+    import av
+    import numpy as np
+    import soundfile as sf
+
+    with av.open(str(path)) as container:
+        ffmpeg = [frame.to_ndarray().ravel() for frame in container.decode(audio=0)]
+    return sf.read(str(path), dtype="int16")[0].tolist(), np.concatenate(ffmpeg).tolist()
+
+
+def with_sizes(data: bytes, riff: int, data_size: int | None = None) -> bytes:
+    """`data` (a WAV) with its RIFF size, and its data chunk's, as given."""
+    at = data.find(b"data")
+    data = data[:4] + struct.pack("<I", riff) + data[8:]
+    return data if data_size is None else data[:at + 4] + struct.pack("<I", data_size) + \
+        data[at + 8:]
+
+
+@pytest.mark.parametrize("sizes, said", [
+    ((8, 0), "its RIFF size says 8 bytes"),  # libsndfile's until it closes the file
+    ((8, None), "its RIFF size says 8 bytes"),  # its data chunk's size written, the RIFF's not
+    ((36, 0), "its 'data' chunk's size is 0, and 160 bytes follow its header"),
+], ids=["RIFF 8, data 0", "RIFF 8", "data 0"])
+def test_a_wav_whose_sizes_are_unfinished_is_left_as_it_is(tmp_path, sizes, said):
+    """A recording stopped before it closed its file: readers guess where
+    its audio ends (libsndfile takes the rest of the file while the sizes
+    are 8 and 0); a chunk put in by its sizes would come before its `fmt `
+    and `data` chunks or be read as audio, so it is skipped with a reason."""
+    path = tmp_path / "recording.wav"
+    path.write_bytes(with_sizes(wav_bytes(), *sizes))
+    original, heard_before = path.read_bytes(), decoded_both(path)
+    assert len(heard_before[1]) == 80  # FFmpeg reads the rest of the file as audio
+    outcome = file_tags.write_fields(str(path), FIELDS)
+    assert outcome.outcome == "skipped", outcome
+    assert outcome.detail.startswith(said) and "its sizes are unfinished" in outcome.detail
+    assert path.read_bytes() == original and decoded_both(path) == heard_before
+
+
+def odd_wav(after: bytes) -> bytes:
+    """An 8-bit WAV whose data chunk is of an odd size (81 frames), `after`
+    it as they are (without its pad byte, unless they begin with one)."""
+    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 8000, 1, 8)
+    samples = bytes(range(100, 181))
+    body = b"WAVE" + fmt + b"data" + struct.pack("<I", 81) + samples + after
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+EVEN_LIST = b"LIST" + struct.pack("<I", 12) + b"INFOICMT\x00\x00\x00\x00"
+
+
+@pytest.mark.parametrize("after", ["LIST", "odd LIST, LIST"])
+def test_a_chunk_that_lacks_its_pad_byte_before_others_gets_it_right_after_it(tmp_path, after):
+    """The data chunk (and a LIST after it) of an odd size, their pad bytes
+    left out, other chunks after them: each pad byte goes in right after its
+    chunk, so that every RIFF reader finds the chunks after it, ours too."""
+    path = tmp_path / "odd.wav"
+    path.write_bytes(odd_wav(EVEN_LIST if after == "LIST" else ODD_LIST + EVEN_LIST))
+    heard_before = decoded_both(path)
+    assert len(heard_before[0]) == 81
+    written(path)
+    data = path.read_bytes()
+    assert int.from_bytes(data[4:8], "little") == len(data) - 8
+    chunks = riff_chunks(data)  # walked as every RIFF reader walks them: pad bytes skipped
+    kinds = [b"fmt ", b"data", b"LIST", b"id3 "] if after == "LIST" else [
+        b"fmt ", b"data", b"LIST", b"LIST", b"id3 "]
+    assert [kind for kind, _ in chunks] == kinds
+    assert data[data.find(b"data") + 8 + 81] == 0  # the data chunk's pad byte, after it
+    assert chunks[:-1] == riff_chunks(odd_wav(b"\x00" + EVEN_LIST) if after == "LIST" else
+                                      odd_wav(b"\x00" + ODD_LIST + b"\x00" + EVEN_LIST))
+    assert heard_wave(chunks[-1][1]) == FIELDS["tagger"]  # mutagen reads our tag
+    assert mutagen.File(path).tags["TXXX:tagger"].text == [FIELDS["tagger"]]
+    assert decoded_both(path) == heard_before
+    outcome = file_tags.write_fields(str(path), FIELDS)  # a rerun: nothing to change
+    assert outcome.outcome == "unchanged" and path.read_bytes() == data
+    written(path, {**FIELDS, "tagger": "jazz"})
+    assert len(path.read_bytes()) == len(data) and decoded_both(path) == heard_before
+
+
+def test_a_chunk_that_lacks_its_pad_byte_before_the_audio_is_left_as_it_is(tmp_path):
+    """A pad byte put in before the data chunk would move the audio, which
+    readers now find elsewhere or not at all: skipped with a reason."""
+    path = tmp_path / "odd.wav"
+    path.write_bytes(wav_bytes(before_data=ODD_LIST))
+    original = path.read_bytes()
+    outcome = file_tags.write_fields(str(path), FIELDS)
+    assert outcome.outcome == "skipped", outcome
+    assert outcome.detail.startswith("its 'LIST' chunk is of an odd size and lacks the pad "
+                                     "byte after it, before its 'data' chunk")
+    assert path.read_bytes() == original
+
+
 # -- FLAC, Ogg Vorbis, Opus: Vorbis comments -------------------------------------------
 
 

@@ -43,7 +43,9 @@ the link stays a link. A file with other hard links is skipped (the copy
 would part it from them), as are a read-only file (or folder), a format
 without a tag writer here, an ID3v2 tag whose frames cannot be told apart,
 a WAV whose last chunk runs past the RIFF's end (a stream's data size
-0xFFFFFFFF: a tag after it would be played as audio) and a file the tag
+0xFFFFFFFF: a tag after it would be played as audio), one whose sizes are
+unfinished (a recording stopped before it closed the file) or that lacks
+a pad byte before its audio (`id3_frames`) and a file the tag
 library fails to write (a damaged one: mutagen's error is the reason); so
 is a file whose size or modification time changed after its audio was
 read (its scores may not be its own).

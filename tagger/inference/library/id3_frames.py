@@ -34,10 +34,16 @@ own frames here, one at a time, with its public `ID3` reader. Here:
   zeros when it cannot; a tag with a footer and no padding gets none);
 - a file without a tag gets a v2.4 one; nothing outside the tag changes
   (an MP3's audio and end: ID3v1, `TAG+`, APEv2; a WAV's other chunks),
-  but for a WAV's RIFF and chunk sizes, and the pad byte an odd-sized
-  chunk before ours lacked (a chunk found where that byte belongs is read
-  too); a WAV whose last chunk runs past the RIFF's end (written as a
-  stream, or cut short) is refused: a chunk after it would be its audio.
+  but for a WAV's RIFF and chunk sizes, and the pad byte each odd-sized
+  chunk before ours lacked, put in right after that chunk (a chunk found
+  where the byte belongs is read too). Refused: a WAV that lacks such a
+  byte before its `data` chunk (one put in would move its audio); one
+  whose last chunk runs past the RIFF's end (written as a stream, or cut
+  short: a chunk after it would be its audio); one whose sizes are
+  unfinished (RIFF 8 and data 0, as libsndfile leaves them until it
+  closes the file; any RIFF that ends before its `data` chunk; a `data`
+  chunk of size 0 that bytes follow): readers guess where its audio ends,
+  and its recording may be going on still, so the sizes are not made up.
 """
 
 from __future__ import annotations
@@ -87,11 +93,13 @@ NEW_TAG = Tag(4, 0, b"", [], b"")
 
 class Place(NamedTuple):
     """Where a file's tag is: bytes [start, end) hold it (`start == end`:
-    none); in a WAV, `chunk` is the `id3 ` chunk's [start, end) around it."""
+    none); in a WAV, `chunk` is the `id3 ` chunk's [start, end) around it,
+    and `pads` where the pad bytes that odd-sized chunks before it lack go in."""
 
     start: int
     end: int
     chunk: tuple | None = None
+    pads: tuple = ()
 
 
 # -- the file ------------------------------------------------------------------------
@@ -123,17 +131,18 @@ def read(path: str, wave: bool) -> tuple:
 def write(path: str, place: Place, tag: Tag) -> None:
     """Puts `tag` where `place` says; the bytes after it move, nothing else
     changes but a WAV's chunk and RIFF sizes (and its chunk's pad byte, and
-    the one an odd-sized chunk before it lacked)."""
+    those odd-sized chunks before it lacked: `place.pads`)."""
     data = to_bytes(tag)
     with open(path, "r+b") as f:
         if place.chunk is None:
             _splice(f, place.start, place.end, data)
             return
         before = f.seek(0, os.SEEK_END)
-        start, end = place.chunk
-        if start % 2:  # after an odd-sized chunk without its pad byte: the pad goes in
-            _splice(f, start, start, b"\x00")
-            start, end, place = start + 1, end + 1, Place(place.start + 1, place.end + 1)
+        for pad in reversed(place.pads):  # right after each odd-sized chunk that lacks it
+            _splice(f, pad, pad, b"\x00")
+        moved = len(place.pads)
+        start, end = (at + moved for at in place.chunk)
+        place = Place(place.start + moved, place.end + moved)
         if start == end:  # a new chunk, after the last one
             _splice(f, start, end, WAVE_CHUNK + bytes(4))
             end, place = start + 8, Place(start + 8, start + 8)
@@ -154,39 +163,107 @@ def write(path: str, place: Place, tag: Tag) -> None:
 
 def _wave_place(f) -> tuple:
     """(Place, where its data ends) of a WAV's `id3 ` chunk; a new chunk
-    goes after the last chunk. UnreadableTag when another chunk runs past
-    the RIFF's end (a WAV written as a stream, its data size 0xFFFFFFFF, or
-    one cut short): a chunk after it would be read as part of it (as audio),
+    goes after the last chunk. UnreadableTag when its sizes were never
+    written (`_unfinished`), or when another chunk before it runs past the
+    RIFF's end (a WAV written as a stream, its data size 0xFFFFFFFF, or one
+    cut short): a chunk after it would be read as part of it (as audio),
     and where it truly ends the file does not tell."""
     f.seek(0)
-    head = f.read(12)
-    end = min(f.seek(0, os.SEEK_END), 8 + int.from_bytes(head[4:8], "little"))
-    at = 12
+    riff = int.from_bytes(f.read(12)[4:8], "little")
+    length = f.seek(0, os.SEEK_END)
+    end = min(length, 8 + riff)
+    chunks, pads, at, past_end = _chunks(f, end)
+    walked = [*chunks, past_end] if past_end else chunks
+    _unfinished(walked, riff, length)
+    for chunk_at, chunk_id, size in walked:
+        if chunk_id.lower() == WAVE_CHUNK:
+            stop = min(chunk_at + 8 + size + size % 2, end)
+            pads = [pad for pad in pads if pad <= chunk_at]
+            _audio_stays(walked, pads)
+            return (Place(chunk_at + 8, chunk_at + 8, (chunk_at, stop), tuple(pads)),
+                    min(chunk_at + 8 + size, end))
+    _audio_stays(walked, pads)
+    if past_end is not None:
+        chunk_id, size = past_end[1:]
+        said = ("is 0xFFFFFFFF (it was written as a stream)" if size == STREAMED else
+                f"says {size} bytes, and the RIFF holds {end - past_end[0] - 8} after its "
+                "header")
+        raise UnreadableTag(f"its {chunk_id.decode('latin-1')!r} chunk's size {said}: a tag "
+                            "after it would be read as part of it; rewrite the file with its "
+                            "true sizes (with sox or ffmpeg) to tag it")
+    return Place(at, at, (at, at), tuple(pads)), at
+
+
+def _chunks(f, end: int) -> tuple:
+    """([(start, ID, size)] of the chunks of a WAV whose RIFF ends at
+    `end`, where each odd-sized chunk's pad byte lacks (its start), where
+    the last one ends, and (start, ID, size) of a chunk running past `end`
+    (the walk stops there) or None."""
+    chunks, pads, at = [], [], 12
     while at + 8 <= end:
         f.seek(at)
         chunk_id, size = struct.unpack("<4sI", f.read(8))
-        if chunk_id.lower() == WAVE_CHUNK:
-            stop = min(at + 8 + size + size % 2, end)
-            return Place(at + 8, at + 8, (at, stop)), min(at + 8 + size, end)
         if at + 8 + size > end:
-            said = ("is 0xFFFFFFFF (it was written as a stream)" if size == STREAMED else
-                    f"says {size} bytes, and the RIFF holds {end - at - 8} after its header")
-            raise UnreadableTag(f"its {chunk_id.decode('latin-1')!r} chunk's size {said}: a "
-                                "tag after it would be read as part of it; rewrite the file "
-                                "with its true sizes (with sox or ffmpeg) to tag it")
-        at = _next_chunk(f, at + 8 + size, size, end)
-    return Place(at, at, (at, at)), at
+            return chunks, pads, at, (at, chunk_id, size)
+        chunks.append((at, chunk_id, size))
+        at, lacks_pad = _next_chunk(f, at + 8 + size, size, end)
+        if lacks_pad:
+            pads.append(at)
+    return chunks, pads, at, None
 
 
-def _next_chunk(f, after: int, size: int, end: int) -> int:
-    """Where the chunk after one of `size` bytes ending at `after` starts:
-    after its pad byte when `size` is odd, or at `after` when the pad byte is
-    missing (as some writers leave it): a chunk header that fits in the RIFF
-    (`end`) is found there and not after the pad byte."""
+def _unfinished(chunks: list, riff: int, length: int) -> None:
+    """UnreadableTag for a WAV whose sizes were never written, as a
+    recorder leaves them until it closes the file (libsndfile's: RIFF 8,
+    data 0): its RIFF holds no `data` chunk and the file holds more, or its
+    `data` chunk's size is 0 and bytes follow it. A reader guesses where
+    its audio ends (libsndfile takes the rest of the file, but only while
+    the sizes are 8 and 0), so a chunk put in by its sizes would be read
+    before its audio or as part of it; its sizes are not made up here
+    either: the recording may be going on still. `chunks`: (start, ID,
+    size) of those that start within the RIFF."""
+    data = next(((at, size) for at, chunk_id, size in chunks if chunk_id == b"data"), None)
+    if data is None and 8 + riff < length:
+        said = (f"its RIFF size says {riff} bytes, and the file holds {length - 8} after its "
+                "header, its 'data' chunk not within them")
+    elif data is not None and data[1] == 0 and data[0] + 8 < length:
+        said = f"its 'data' chunk's size is 0, and {length - data[0] - 8} bytes follow its header"
+    else:
+        return
+    raise UnreadableTag(f"{said}: its sizes are unfinished (its recording was stopped "
+                        "before the file was closed, or is still going on); rewrite the file "
+                        "with its true sizes (with sox or ffmpeg) to tag it")
+
+
+def _audio_stays(chunks: list, pads: list) -> None:
+    """UnreadableTag where a pad byte to put in (`pads`) goes before the
+    `data` chunk (`chunks`: (start, ID, size)): it would move the audio,
+    which readers now find elsewhere or not at all, and so change what
+    they play."""
+    data = next((at for at, chunk_id, _ in chunks if chunk_id == b"data"), None)
+    if data is None or not pads or pads[0] > data:
+        return
+    odd = next(chunk_id for at, chunk_id, size in chunks if at + 8 + size == pads[0])
+    raise UnreadableTag(f"its {odd.decode('latin-1')!r} chunk is of an odd size and lacks the "
+                        "pad byte after it, before its 'data' chunk: putting one in would move "
+                        "its audio and change what readers make of it; rewrite the file (with "
+                        "sox or ffmpeg) to tag it")
+
+
+def _next_chunk(f, after: int, size: int, end: int) -> tuple:
+    """(where the chunk after one of `size` bytes ending at `after` starts,
+    whether its pad byte lacks): after its pad byte when `size` is odd, or
+    at `after` when the pad byte is missing (as some writers leave it): a
+    chunk header that fits in the RIFF (`end`) is found there and not after
+    the pad byte, or the RIFF ends there."""
     padded = after + size % 2
-    if padded == after or padded + 8 > end or _fits(f, padded, end) or not _fits(f, after, end):
-        return min(padded, end)
-    return after
+    if padded == after:
+        return after, False
+    if padded > end:  # the last chunk, its pad byte left out
+        return end, True
+    if padded + 8 > end or _fits(f, padded, end) or not _fits(f, after, end):
+        return padded, False
+    return after, True
 
 
 def _fits(f, at: int, end: int) -> bool:
