@@ -115,7 +115,9 @@ def run(args):
         destination.write_output(args.out_json, strict_json.dumps(result.as_dict(), indent=2)
                                  + "\n", "--out-json")
     if args.per_tag_csv:
-        destination.write_output(args.per_tag_csv, result.metrics.per_tag.to_csv(index=False),
+        from tagger.csv_cells import frame_text
+
+        destination.write_output(args.per_tag_csv, frame_text(result.metrics.per_tag),
                                  "--per-tag-csv")
 
 

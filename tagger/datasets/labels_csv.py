@@ -12,7 +12,7 @@ writes it: a byte of a name that is not UTF-8 as `\\xNN`, a backslash
 doubled, so the file is UTF-8 text a spreadsheet keeps; a cell that
 starts with `=`, `+`, `-`, `@`, a quote or a space gets a quote before
 it, so a spreadsheet keeps it as text rather than run it as a formula
-(OWASP's remedy for CSV injection, CWE-1236), and the reader drops that
+(`tagger.csv_cells`, the writer of every CSV), and the reader drops that
 quote. The reader maps such a path back (`fileio.path_from_text`), a
 path's spaces at either end kept; it also takes a path as a user or a
 spreadsheet writes it, where the path as written names no file: with
@@ -34,6 +34,7 @@ import functools
 import sys
 
 from tagger import fileio
+from tagger.csv_cells import csv_line, from_text_cell
 from tagger.datasets.source import unsafe_path_reason
 from tagger.datasets.user_table import READ_AS, SEPARATORS, parse_table, read_table
 from tagger.errors import UserError
@@ -41,9 +42,6 @@ from tagger.errors import UserError
 LABELS_HEADER = ["path", "tags"]
 TAG_SEPARATOR = ";"
 STANDARD_INPUT = "-"
-QUOTE = '"'  # a CSV's
-TEXT_MARK = "'"  # before a cell a spreadsheet would read as a formula: it keeps it as text
-FORMULA_STARTS = "=+-@" + TEXT_MARK  # and whitespace (a tab, a CR, a space)
 
 
 @functools.cache
@@ -58,24 +56,16 @@ def labels_text(rows) -> str:
     bytes, [tag, ...])); a tag holding the ';' that separates them, or
     that is not UTF-8 text (only a path may hold other bytes), is a
     ValueError."""
-    lines = [_csv_line(LABELS_HEADER)]
+    lines = [csv_line(LABELS_HEADER)]
     for path, tags in rows:
         for tag in tags:
             problem = tag_problem(tag)
             if problem:
                 raise ValueError(f"the tag {fileio.path_text(tag)!r} of "
                                  f"{fileio.path_text(path)} {problem}")
-        lines.append(_csv_line([as_text_cell(fileio.path_text(path)),
-                                as_text_cell(TAG_SEPARATOR.join(t.strip() for t in tags))]))
+        lines.append(csv_line([fileio.path_text(path),
+                               TAG_SEPARATOR.join(t.strip() for t in tags)]))
     return "".join(lines)
-
-
-def _csv_line(cells: list) -> str:
-    """A CSV line of `cells`, each quoted (its quotes doubled) where it
-    holds a comma, a quote or a line end: a CR too, which the csv module's
-    writer leaves bare when its lines end in LF."""
-    return ",".join(f'"{cell.replace(QUOTE, QUOTE * 2)}"' if any(
-        c in cell for c in ',\r\n' + QUOTE) else cell for cell in cells) + "\n"
 
 
 def tag_problem(tag: str) -> str | None:
@@ -85,23 +75,6 @@ def tag_problem(tag: str) -> str | None:
     if TAG_SEPARATOR in tag:
         return "holds a ';', which separates tags in a labels CSV"
     return None if fileio.is_utf8(tag) else "is not UTF-8 text"
-
-
-def as_text_cell(text: str) -> str:
-    """`text` as a cell a spreadsheet keeps as text: with TEXT_MARK before
-    it when it starts with one of FORMULA_STARTS or whitespace (a formula
-    to a spreadsheet, or a start the reader would take for a user's
-    spacing); `from_text_cell` undoes it."""
-    marked = text[:1] in FORMULA_STARTS or text[:1].isspace()
-    return TEXT_MARK + text if text and marked else text
-
-
-def from_text_cell(cell: str) -> str:
-    """The text `as_text_cell` made `cell` of (a cell without its mark,
-    as a spreadsheet saves it again, is itself)."""
-    rest = cell[1:]
-    marked = rest[:1] in FORMULA_STARTS or rest[:1].isspace()
-    return rest if cell[:1] == TEXT_MARK and rest and marked else cell
 
 
 def read_labels(path: str, files: list) -> dict:
@@ -153,7 +126,7 @@ def read_labels(path: str, files: list) -> dict:
 
 def _file_named(cell: str, known: set) -> str:
     """The file of `known` that the path cell `cell` names: as the writer
-    wrote it (`as_text_cell`, `fileio.path_text`), else with the spaces
+    wrote it (`csv_cells.text_cell`, `fileio.path_text`), else with the spaces
     around it dropped, else as it is (a backslash as a user types it, a
     quote an earlier version wrote without its mark). None naming a file:
     the second reading, for the message."""

@@ -15,18 +15,20 @@
 Clip scores are the mean of the window scores. Scores are written with 6
 decimals. A path is written as its `fileio.path_text` (a backslash doubled,
 each byte that is not valid UTF-8 as `\\xNN`), one text per file, which
-`fileio.path_from_text` maps back.
+`fileio.path_from_text` maps back. A CSV cell that a spreadsheet would
+run as a formula (a path or tag starting with `=`, `+`, `-`, `@`, a quote
+or a space) has a quote before it (`csv_cells.text_cell`), which
+`csv_cells.from_text_cell` drops.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 
 import numpy as np
 
+from tagger.csv_cells import csv_text
 from tagger.fileio import path_text
 
 FORMATS = ("table", "json", "csv")
@@ -82,14 +84,10 @@ def to_json(results, tag_names, top_k=None, threshold=None, note=None) -> str:
 
 
 def to_csv(results, tag_names) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["path", "duration", "windows", "padded", *tag_names])
-    for result in results:
-        writer.writerow([path_text(result.path), f"{result.duration:.3f}", result.windows,
-                         int(result.padded),
-                         *(f"{score:.6f}" for score in result.clip_scores)])
-    return out.getvalue()
+    rows = ([path_text(result.path), f"{result.duration:.3f}", result.windows,
+             int(result.padded), *(f"{score:.6f}" for score in result.clip_scores)]
+            for result in results)
+    return csv_text([["path", "duration", "windows", "padded", *tag_names], *rows])
 
 
 def to_table(results, tag_names, top_k=None, threshold=None, note=None) -> str:

@@ -18,16 +18,19 @@ rows at a time. The file is written under a temporary name and renamed
 into place (a damaged database or row met on the way is one UserError, and
 nothing is left at `out`). A path is written as its `fileio.path_text` (a
 backslash doubled, each byte that is not valid UTF-8 as `\\xNN`), one text
-per file, which `fileio.path_from_text` maps back.
+per file, which `fileio.path_from_text` maps back. A CSV cell that a
+spreadsheet would run as a formula (a path, tag or error starting with
+`=`, `+`, `-`, `@`, a quote or a space) has a quote before it
+(`csv_cells.text_cell`), which `csv_cells.from_text_cell` drops.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 
 from tagger import destination, fileio
+from tagger.csv_cells import csv_line
 from tagger.errors import UserError
 from tagger.fileio import path_text
 from tagger.inference.library.results_reader import ResultsReader
@@ -149,10 +152,9 @@ def _score_values(row, names, all_scores) -> list:
 def _write_text(rows, fmt, header, values, f) -> int:
     count = 0
     if fmt == "csv":
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
+        f.write(csv_line(header))
         for row in rows:
-            writer.writerow(values(row))
+            f.write(csv_line(values(row)))
             count += 1
     else:
         for row in rows:

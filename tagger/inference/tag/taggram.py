@@ -18,12 +18,13 @@ all inputs, with separators replaced by `__` and the extension kept:
 collide; a name that still collides gets `-2`, `-3`, ... `index.csv` in
 the folder maps each name to its input path. Names, the index and the
 picture's title are text: a path is written as its `fileio.path_text` (a
-backslash doubled, each byte that is not valid UTF-8 as `\\xNN`).
+backslash doubled, each byte that is not valid UTF-8 as `\\xNN`); an index
+cell a spreadsheet would run as a formula has a quote before it
+(`csv_cells.text_cell`).
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import textwrap
@@ -31,6 +32,7 @@ import textwrap
 import numpy as np
 
 from tagger import fileio
+from tagger.csv_cells import csv_text
 from tagger.inference.outputs import selected_indices
 
 
@@ -60,12 +62,9 @@ def is_index(path: str) -> bool:
 
 
 def write_index(folder: str, names: dict[str, str]) -> None:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["name", "path"])
-    for path, name in names.items():
-        writer.writerow([name, fileio.path_text(path)])
-    fileio.write_atomic(os.path.join(folder, "index.csv"), out.getvalue().encode())
+    text = csv_text([["name", "path"], *([name, fileio.path_text(path)]
+                                         for path, name in names.items())])
+    fileio.write_atomic(os.path.join(folder, "index.csv"), text.encode())
 
 
 def write_taggram(folder: str, name: str, result, tag_names, top_k: int | None = None, *,
