@@ -23,12 +23,17 @@ from tagger.errors import UserError
 
 def cache_home() -> str:
     """Where tagger keeps what it downloads or converts once (the pretrained
-    taggers, tag.py's int8 models): $TAGGER_HOME, else
-    $XDG_CACHE_HOME/tagger, else ~/.cache/tagger. Its folders are made
-    and written through `cache_folder`."""
+    taggers, tag.py's int8 models): $TAGGER_HOME, else `user_cache_home()`.
+    Its folders are made and written through `cache_folder`."""
     home = os.environ.get("TAGGER_HOME")
     if home:
         return os.path.abspath(os.path.expanduser(home))
+    return user_cache_home()
+
+
+def user_cache_home() -> str:
+    """The user's own cache folder of tagger, whatever TAGGER_HOME says:
+    $XDG_CACHE_HOME/tagger, else ~/.cache/tagger."""
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"),
                                                                 ".cache")
@@ -129,17 +134,65 @@ def read_record(record: str) -> dict | None:
     return value
 
 
-def keep_jax_programs() -> None:
-    """JAX keeps the programs it compiles in the cache folder
-    (`cache_home()/jax`, unless JAX_COMPILATION_CACHE_DIR says where): a
-    resumed run, eval.py after train.py and a second run of one model
-    compile nothing again. Set before JAX is imported; a cache folder that
-    cannot be written is left unused."""
+JAX_FOLDER = "jax"  # of `user_cache_home()`
+PRIVATE_MODE = 0o700  # a folder only its owner reads and writes
+
+
+def private_folder_problem(folder: str) -> str | None:
+    """Why others could write into `folder` (it is another user's, or its
+    mode lets its group or anyone write), in words; None when only its
+    owner, this user, can (and where permissions are no mode bits: Windows)."""
+    if not hasattr(os, "getuid"):
+        return None
+    found = os.stat(folder)
+    if found.st_uid != os.getuid():
+        return f"it belongs to user id {found.st_uid}, not to you ({os.getuid()})"
+    if found.st_mode & 0o022:
+        return f"others may write to it (mode {found.st_mode & 0o777:o})"
+    return None
+
+
+def jax_programs_folder(log) -> str | None:
+    """The folder where JAX keeps the programs it compiles: `JAX_FOLDER` of
+    `user_cache_home()` (never of TAGGER_HOME, which a team may share),
+    made with PRIVATE_MODE. JAX loads the native code it finds there
+    unchecked, so a folder others could write to is not used: None, and
+    `log` says why, once a process; None too (silently) for one that
+    cannot be made."""
+    folder = os.path.join(user_cache_home(), JAX_FOLDER)
+    try:
+        os.makedirs(folder, mode=PRIVATE_MODE, exist_ok=True)
+        problem = private_folder_problem(folder)
+        if problem is None:
+            fileio.make_writable_folder(folder)
+            return folder
+    except OSError:
+        return None
+    _say_once(log, f"warning: JAX's compiled programs are not kept in {folder}: {problem}, "
+                   "and JAX would run the code it finds there; make it yours alone "
+                   f"(chmod {PRIVATE_MODE:o}) or remove it")
+    return None
+
+
+_SAID = set()  # the lines `_say_once` said
+
+
+def _say_once(log, line: str) -> None:
+    if line not in _SAID:
+        _SAID.add(line)
+        log(line)
+
+
+def keep_jax_programs(log=None) -> None:
+    """JAX keeps the programs it compiles in `jax_programs_folder` (unless
+    JAX_COMPILATION_CACHE_DIR says where): a resumed run, eval.py after
+    train.py and a second run of one model compile nothing again. Set
+    before JAX is imported; `log` (default: the standard error) says why
+    a folder others could write to is left unused."""
     import sys
 
     if "JAX_COMPILATION_CACHE_DIR" in os.environ or "jax" in sys.modules:
         return
-    try:
-        os.environ["JAX_COMPILATION_CACHE_DIR"] = cache_folder("jax")
-    except CacheFolderError:
-        pass
+    folder = jax_programs_folder(log or (lambda line: print(line, file=sys.stderr)))
+    if folder is not None:
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = folder

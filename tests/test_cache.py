@@ -44,3 +44,59 @@ def test_mismatch_compares_the_size_first_then_the_sha256(tmp_path):
     other = Checksum.of_bytes(b"abce")
     assert cache.mismatch(str(path), other) == (
         f"sha256 {right.sha256[:12]}..., not {other.sha256[:12]}...", right)
+
+
+@pytest.fixture
+def before_jax(monkeypatch, tmp_path):
+    """A process that has not imported JAX yet, TAGGER_HOME a team's shared
+    folder, XDG_CACHE_HOME the user's own; the lines said, in a list."""
+    import sys
+
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.delitem(sys.modules, "jax", raising=False)
+    monkeypatch.setenv("TAGGER_HOME", str(tmp_path / "team"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "own"))
+    monkeypatch.setattr(cache, "_SAID", set())
+    return []
+
+
+def test_jax_keeps_its_programs_in_the_users_own_folder_not_a_shared_home(before_jax,
+                                                                           tmp_path):
+    import os
+    import stat
+
+    cache.keep_jax_programs(before_jax.append)
+    folder = tmp_path / "own" / "tagger" / "jax"
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(folder)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and before_jax == []
+    assert not (tmp_path / "team" / "jax").exists()
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o703])
+def test_a_jax_folder_others_may_write_to_is_not_used_and_said_once(before_jax, tmp_path,
+                                                                    mode):
+    import os
+
+    folder = tmp_path / "own" / "tagger" / "jax"
+    folder.mkdir(parents=True)
+    folder.chmod(mode)
+    cache.keep_jax_programs(before_jax.append)
+    cache.keep_jax_programs(before_jax.append)
+    assert "JAX_COMPILATION_CACHE_DIR" not in os.environ
+    assert before_jax == [
+        f"warning: JAX's compiled programs are not kept in {folder}: others may write to it "
+        f"(mode {mode:o}), and JAX would run the code it finds there; make it yours alone "
+        "(chmod 700) or remove it"]
+
+
+def test_a_jax_folder_of_another_user_is_not_used(before_jax, tmp_path, monkeypatch):
+    import os
+
+    folder = tmp_path / "own" / "tagger" / "jax"
+    folder.mkdir(parents=True, mode=0o700)
+    owner = folder.stat().st_uid
+    monkeypatch.setattr(os, "getuid", lambda: owner + 1)
+    cache.keep_jax_programs(before_jax.append)
+    assert "JAX_COMPILATION_CACHE_DIR" not in os.environ
+    assert len(before_jax) == 1 and (f"belongs to user id {owner}, not to you ({owner + 1})"
+                                     in before_jax[0])
