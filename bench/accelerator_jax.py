@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 
-from bench_models import bench_model, random_batch
+from common import bench_model, random_batch
 from flops import TRAIN_FORWARD_RATIO
 
 PRECISIONS = (("f32", "float32"), ("bf16", "mixed_bfloat16"))  # config, Keras dtype policy

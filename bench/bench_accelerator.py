@@ -69,8 +69,8 @@ import sys
 import tempfile
 import time
 
-from bench_models import TINY_MATMUL, measure, measure_in_a_process, tiny_case
-from common import gpu_memory_as_needed
+from bench_models import TINY_MATMUL, measure, measure_in_a_process
+from common import gpu_memory_as_needed, tiny_case
 from flops import MATMUL_SIZES, TRAIN_FORWARD_RATIO, matmul_flops_per_second
 
 from tagger.cli import positive_float, positive_int

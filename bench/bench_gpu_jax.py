@@ -250,7 +250,7 @@ def scan_batches(steps: int, tiny: bool) -> None:
     import dataclasses
 
     import accelerator_jax
-    from bench_models import tiny_case
+    from common import tiny_case
     from flops import TRAIN_FORWARD_RATIO
 
     from tagger.models import FAMILIES as SPECS

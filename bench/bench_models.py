@@ -62,7 +62,7 @@ import argparse
 import time
 from typing import NamedTuple
 
-from common import gpu_memory_as_needed
+from common import bench_model, gpu_memory_as_needed, random_batch, tiny_case
 from flops import (
     MATMUL_SIZES,
     TRAIN_FORWARD_RATIO,
@@ -81,53 +81,7 @@ PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # Keras's dty
 # on quiet cores they stay within a few percent.
 PEAK_SPREAD_LIMIT = 0.10
 
-TINY_BATCH = 2
 TINY_MATMUL = dict(sizes=(256,), repeats=2)
-# the sample-level CNN's tiny case has the blocks of its first bench case
-# (SE+multi): the tests' tiny ReSE blocks take twice the CPU to compile
-TINY_BLOCKS = {"samplecnn": {"block": "se"}}
-
-
-def tiny_case(family):
-    """One case of `family` at the size the tests build it (`FamilySpec.tiny`),
-    with the blocks of its first bench case where `TINY_BLOCKS` names them."""
-    from tagger.models import FAMILIES
-    from tagger.models.family_spec import BenchCase
-
-    spec = FAMILIES[family]
-    return BenchCase(f"{family} (tiny)", {**spec.tiny, **TINY_BLOCKS.get(family, {})},
-                     TINY_BATCH, spec.bench[0].hand_flops)
-
-
-def bench_model(family, case, policy="float32"):
-    """`family`'s bench `case` (a BenchCase) built for 50 tags, a raw-waveform
-    family for its whole window, its layers under the Keras dtype `policy`."""
-    import keras
-
-    from tagger.models import family as family_spec
-
-    spec = family_spec(family)
-    kwargs = dict(case.model_args, num_tags=50)
-    if spec.raw_waveform:
-        kwargs["input_length"] = spec.preprocessor.segments * spec.preprocessor.segment_length
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        return spec.build(**kwargs)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
-def random_batch(family, case):
-    """(x, y) of one training batch of `case`: quiet noise windows
-    (batch, window samples) and 0/1 tags (batch, 50), float32, seed 0."""
-    import numpy as np
-
-    from tagger.models import family as family_spec
-
-    pre = family_spec(family).preprocessor
-    rng = np.random.default_rng(0)
-    x = 0.1 * rng.standard_normal((case.batch_size, pre.segments * pre.segment_length))
-    return x.astype("float32"), (rng.random((case.batch_size, 50)) < 0.1).astype("float32")
 
 
 def measure(family, case, steps, jit, precision="float32"):

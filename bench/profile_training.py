@@ -37,8 +37,8 @@ import re
 import tempfile
 import time
 
-from bench_models import DEFAULT_FAMILIES, bench_model, random_batch, tiny_case
-from common import synthetic_data
+from bench_models import DEFAULT_FAMILIES
+from common import bench_model, random_batch, synthetic_data, tiny_case
 
 OP_EVENT = re.compile(r"^([\w./-]+):(_?[A-Z]\w*)$")  # "model/conv/Conv2D:Conv2D"
 ACTIVATION_OPS = {"Relu", "ReluGrad", "Relu6", "Relu6Grad", "Elu", "EluGrad", "Selu",

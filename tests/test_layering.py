@@ -1,5 +1,6 @@
 """The package's layering (docs/architecture.md): every import under tagger/
-points down the layer order, and no modules import each other in a circle.
+points down the layer order, and no modules import each other in a circle
+(nor do bench/'s scripts and helpers).
 
 Reads the source with ast (no module is imported, so no TensorFlow), every
 import statement included: top-level ones and those inside functions, and
@@ -21,9 +22,9 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tagger"
 # units of lower layers; units of one layer do not import each other,
 # except in the foundation and the commands (whose modules share tagger/cli.py).
 LAYERS = (
-    ("foundation", ("errors", "config", "strict_json", "fileio", "destination", "cache",
-                    "timing_cache", "safe_pickle", "folder_lock", "host_memory", "runtime",
-                    "backends", "cpu_features", "audio", "audio_spans", "mp3_frames",
+    ("foundation", ("errors", "config", "strict_json", "csv_cells", "fileio", "destination",
+                    "cache", "timing_cache", "safe_pickle", "folder_lock", "host_memory",
+                    "runtime", "backends", "cpu_features", "audio", "audio_spans", "mp3_frames",
                     "multiprocessing_internals", "parallel", "fork_server", "registry")),
     ("building blocks", ("layers", "augment")),
     ("models", ("models",)),
@@ -266,3 +267,47 @@ def test_an_import_against_the_order_inside_inference_is_caught(importer, import
 def test_a_circle_is_caught():
     imports = {**IMPORTS, "tagger.config": [("tagger.fileio", 1)]}  # fileio uses config
     assert ["tagger.config", "tagger.fileio"] in import_circles(imports)
+
+
+# bench/: scripts and the helpers they share (common.py, flops.py,
+# accelerator_jax.py), imported by their plain names from bench/
+BENCH = PACKAGE.parent / "bench"
+
+
+def bench_imports() -> dict[str, list[tuple[str, int]]]:
+    """(module of bench/, line) for every import of a module of bench/, at
+    any depth, as `imports_of` gives them for tagger/."""
+    names = {path.stem for path in BENCH.glob("*.py")}
+    found = {}
+    for path in sorted(BENCH.glob("*.py")):
+        targets = []
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets += [(alias.name, node.lineno) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                targets.append((node.module, node.lineno))
+        found[path.stem] = [(name, line) for name, line in targets if name in names]
+    return found
+
+
+def test_no_bench_modules_import_each_other_in_a_circle():
+    """Every import counts, those inside functions too: the model benches'
+    shared bench cases live in common.py, which imports no bench."""
+    imports = bench_imports()
+    assert {name for name, _ in imports["accelerator_jax"]} == {"common", "flops"}
+    circles = import_circles(imports)
+    assert not circles, "bench modules importing each other: " + "; ".join(
+        " <-> ".join(circle) for circle in circles)
+
+
+@pytest.mark.parametrize("name, other", [("accelerator_jax", "bench_models"),
+                                         ("bench_models", "accelerator_jax")])
+def test_a_model_bench_module_imports_alone_without_the_other(name, other, monkeypatch):
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    for module in (name, other):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    importlib.import_module(name)
+    assert other not in sys.modules
