@@ -9,18 +9,27 @@ embeddings when they are asked for) is measured against the keras engine
 on the same windows: its speed (the best of `ROUNDS` timed calls of
 `TIMED_WINDOWS` windows, each engine in turn, after a call that builds and
 traces it) and the top-5 overlap of its scores with keras's, window by
-window (`top5_overlap`), on up to `WINDOWS` windows of the audio
+window (`top5_overlap`: of all the tags, for a tagger of fewer than 5), on
+up to `WINDOWS` windows of the audio
 to be tagged (`measurement_windows`: read by seeking, a few per file,
 between the windows int8 calibration reads). The choice (`choose_engine`):
 the fastest faster than keras whose overlap is `MIN_OVERLAP` or more, else
-keras. One line says what was taken and why (`auto_line`).
+keras. One line says what was taken and why, and on how many windows of
+how many files it was measured (`auto_line`).
 
 A measurement is kept per engine in `<cache home>/engine-auto/<key>.json`
 (`tagger.timing_cache`), keyed by the model file's fingerprint, the
 machine (`timing_cache.machine_fields`: CPU
 model and flags, cores, GPUs, TensorFlow's and Keras's versions),
 ai-edge-litert's version and `CACHE_VERSION`; a later run reads it and
-builds only the engine taken. A model that is not a local file is measured
+builds only the engine taken. Only a measurement that can stand for the
+model on this machine is kept (`Measurement.cacheable`: `KEPT_WINDOWS`
+windows or more from `KEPT_FILES` files or more, timed `TIMED_WINDOWS`
+windows a call); a smaller one serves its own run only, and the line says
+so. A run whose audio gives more (as many windows or more from more files)
+than a kept measurement measures again and keeps its own. An entry
+without the files and the batch (written before they were kept), or not
+cacheable, counts as none. A model that is not a local file is measured
 on every run. Where nothing can be measured (no audio: tagger-serve before
 any tag.py run on the model) only measurements in the cache count.
 """
@@ -39,23 +48,56 @@ REFERENCE = "keras"
 MIN_OVERLAP = 0.98  # the top-5 overlap with keras's scores an engine must keep
 WINDOWS = 32  # windows of the audio the overlap is measured on, at most
 TIMED_WINDOWS = 16  # windows of a timed call
+KEPT_WINDOWS = WINDOWS  # a measurement is cached only from this many windows or more
+KEPT_FILES = 2  # ... of this many files or more, timed TIMED_WINDOWS windows a call
+TOP_TAGS = 5  # the tags whose overlap is measured, as many as tag.py lists
 ROUNDS = 2
 CACHE_VERSION = 1
 FOLDER = "engine-auto"
-VALUES = ("speed_of_keras", "realtime", "top5_overlap", "windows")
+VALUES = ("speed_of_keras", "realtime", "top5_overlap", "windows", "files", "batch")
 
 
 class Measurement(NamedTuple):
     """An engine against keras on one model and machine: its speed over
     keras's, its own real-time factor, the mean top-5 overlap of its scores
-    with keras's over `windows` windows, and when it was measured (None:
-    in this run)."""
+    with keras's over `windows` windows of `files` files, timed `batch`
+    windows a call, and when it was measured (None: in this run)."""
 
     speed_of_keras: float
     realtime: float
     top5_overlap: float
     windows: int
+    files: int
+    batch: int
     measured: str | None = None
+
+    def cacheable(self) -> bool:
+        """Whether it was measured on enough audio to be kept for the model
+        and machine: KEPT_WINDOWS windows or more of KEPT_FILES files or
+        more, timed TIMED_WINDOWS windows a call."""
+        return (self.windows >= KEPT_WINDOWS and self.files >= KEPT_FILES
+                and self.batch == TIMED_WINDOWS)
+
+    def audio(self) -> str:
+        """What it was measured on, as the line says it: `32 windows of 3 files`."""
+        return f"{_count(self.windows, 'window')} of {_count(self.files, 'file')}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def more_audio(windows: int, files: int, kept: Measurement) -> bool:
+    """Whether `windows` windows of `files` files are more audio than the
+    `kept` measurement's: no fewer of either, more of one."""
+    return (windows >= kept.windows and files >= kept.files
+            and (windows, files) != (kept.windows, kept.files))
+
+
+def unkept_reason() -> str:
+    """Why a measurement too small to be cached is not, as the line says it."""
+    return (f"a measurement is cached from {KEPT_WINDOWS} windows of {KEPT_FILES} files or "
+            f"more, timed {TIMED_WINDOWS} a call")
 
 
 def choose_engine(measurements: dict) -> str:
@@ -68,10 +110,11 @@ def choose_engine(measurements: dict) -> str:
 
 
 def auto_line(chosen: str, measurements: dict, left_out: dict, cpu: str,
-              kept: bool = True) -> str:
+              unkept: str | None = None) -> str:
     """The one line saying which engine auto took, and why: `measurements`
     ({name: Measurement}), `left_out` ({name: why it was not measured}),
-    the CPU's name, and whether new measurements were `kept` in the cache."""
+    the CPU's name, and why this run's measurements were not kept in the
+    cache (`unkept`; None: they were)."""
     def figures(name):
         m = measurements[name]
         return f"{m.speed_of_keras:.2f}x keras's speed, top-5 overlap {m.top5_overlap:.3f}"
@@ -83,10 +126,11 @@ def auto_line(chosen: str, measurements: dict, left_out: dict, cpu: str,
                + "; ".join(f"{name} {figures(name)}" for name in measurements))
     else:
         why = "no other engine measured"
-    when = [f"on {t}, read from the cache"
-            for t in sorted({m.measured for m in measurements.values() if m.measured})]
-    if any(m.measured is None for m in measurements.values()):
-        when.insert(0, "at the start" + (" and cached" if kept else ""))
+    at_start = " and cached" if unkept is None else f", for this run only ({unkept})"
+    when = [f"over {audio} at the start{at_start}" if not measured
+            else f"over {audio} on {measured}, read from the cache"
+            for measured, audio in sorted({(m.measured or "", m.audio())
+                                           for m in measurements.values()})]
     measured = f", measured on {cpu} {' and '.join(when)}" if when else ""
     skipped = "".join(f"; {name} not measured: {why}" for name, why in sorted(left_out.items()))
     return f"engine auto: {chosen} ({why}){measured}{skipped}"
@@ -100,37 +144,56 @@ def cache_fields(engine: str, model_path: str) -> dict:
     return {"cache_version": CACHE_VERSION, **engine_fields(engine, model_path)}
 
 
+def kept_measurement(fields: dict) -> Measurement | None:
+    """The measurement the cache keeps under `fields` (`cache_fields`),
+    where it can stand for the model and machine (`Measurement.cacheable`);
+    else None, for an entry of an earlier format (without the files and
+    the batch) too."""
+    found = timing_cache.read_timing(FOLDER, fields, VALUES)
+    if found is None:
+        return None
+    values, when = found
+    counts = {name: int(values[name]) for name in ("windows", "files", "batch")}
+    measurement = Measurement(**{**values, **counts}, measured=when)
+    return measurement if measurement.cacheable() else None
+
+
 def measurement_windows(paths, sample_rate: int, window: int,
-                        limit: int = WINDOWS) -> np.ndarray:
-    """Up to `limit` windows (n, window) float32 of the audio files `paths`,
-    in order, `ceil(limit / len(paths))` per file at most: of the 2k windows
-    `window_choice` spreads over a file, every second from the first, so
-    none is one of the k that int8 calibration reads
-    (`quantize.calibration_windows`) in a file long enough. Files that
-    cannot be decoded are passed over; (0, window) where none decodes."""
+                        limit: int = WINDOWS) -> tuple[np.ndarray, int]:
+    """(up to `limit` windows (n, window) float32 of the audio files `paths`,
+    the number of files they come from), in order, `ceil(limit /
+    len(paths))` per file at most: of the 2k windows `window_choice`
+    spreads over a file, every second from the first, so none is one of
+    the k that int8 calibration reads (`quantize.calibration_windows`) in a
+    file long enough. Files that cannot be decoded are passed over; (0,
+    window) windows of 0 files where none decodes."""
     from tagger.audio import AudioDecodeError, WindowStream
     from tagger.inference.window_choice import read_chosen
 
     paths = list(paths)
     per_file = max(1, -(-limit // max(1, len(paths))))
-    chosen = []
+    chosen, files = [], 0
     for path in paths:
         try:
             windows = [samples for _, samples in WindowStream(
                 read_chosen(path, sample_rate, window, window, 0, 2 * per_file))]
         except AudioDecodeError:
             continue
+        files += bool(windows)
         chosen.extend(windows[::2][:limit - len(chosen)])
         if len(chosen) >= limit:
             break
-    return np.stack(chosen).astype(np.float32) if chosen else np.zeros((0, window), np.float32)
+    if not chosen:
+        return np.zeros((0, window), np.float32), 0
+    return np.stack(chosen).astype(np.float32), files
 
 
-def measure(predictors: dict, reference, windows: np.ndarray,
+def measure(predictors: dict, reference, windows: np.ndarray, files: int,
             rounds: int = ROUNDS) -> dict:
     """{name: Measurement} of each of `predictors` ({name: Predictor})
-    against `reference` (the keras engine's) on `windows` (n, window):
-    speeds from calls of the first TIMED_WINDOWS windows, each in turn."""
+    against `reference` (the keras engine's) on `windows` (n, window) of
+    `files` files: speeds from calls of the first TIMED_WINDOWS windows,
+    each in turn."""
     timed = windows[:TIMED_WINDOWS]
     scorers = {REFERENCE: reference, **predictors}
     best = dict.fromkeys(scorers, float("inf"))
@@ -146,18 +209,20 @@ def measure(predictors: dict, reference, windows: np.ndarray,
             best[name] = min(best[name], time.perf_counter() - start)
     seconds = len(timed) * reference.window_samples / reference.sample_rate
     return {name: Measurement(best[REFERENCE] / best[name], seconds / best[name],
-                              top5_overlap(scores[name], scores[REFERENCE]), len(windows))
+                              top5_overlap(scores[name], scores[REFERENCE]), len(windows),
+                              files, len(timed))
             for name in predictors}
 
 
 def top5_overlap(scores: np.ndarray, reference: np.ndarray) -> float:
     """The mean over windows (rows of both) of the share of the reference's
-    5 best tags among the 5 best of `scores`, as tag.py lists them
-    (`outputs.selected_indices`)."""
+    TOP_TAGS best tags among the TOP_TAGS best of `scores`, as tag.py lists
+    them (`outputs.selected_indices`); of every tag, for a tagger of fewer."""
     from tagger.inference.outputs import selected_indices
 
-    return float(np.mean([len(set(selected_indices(a, 5)) & set(selected_indices(b, 5))) / 5
-                          for a, b in zip(scores, reference)]))
+    top = min(TOP_TAGS, np.shape(reference)[-1])
+    return float(np.mean([len(set(selected_indices(a, top)) & set(selected_indices(b, top)))
+                          / top for a, b in zip(scores, reference)]))
 
 
 def candidates(options, audio: bool, engines) -> tuple[list, dict]:
@@ -196,18 +261,17 @@ def make_predictor(model, info, options, engines):
     names, left_out = candidates(options, bool(audio), engines)
     kept = options.model_path is not None and fileio.is_local(options.model_path)
     fields = {name: cache_fields(name, options.model_path) for name in names} if kept else {}
-    measurements = {}
-    for name in fields:
-        found = timing_cache.read_timing(FOLDER, fields[name], VALUES)
-        if found is not None:
-            values, when = found
-            measurements[name] = Measurement(**{**values, "windows": int(values["windows"])},
-                                             measured=when)
+    measurements = {name: found for name in fields
+                    if (found := kept_measurement(fields[name])) is not None}
     built, warnings = {}, []
-    missing = [name for name in names if name not in measurements]
-    windows = (measurement_windows(audio, reference.sample_rate, reference.window_samples)
-               if missing else None)
-    for name in missing:
+    most_files = min(len(audio), WINDOWS)  # a file gives a measurement a window at least
+    unsure = [name for name in names
+              if name not in measurements or measurements[name].files < most_files]
+    windows, files = (measurement_windows(audio, reference.sample_rate,
+                                          reference.window_samples) if unsure else (None, 0))
+    for name in unsure:
+        if name in measurements and not more_audio(len(windows), files, measurements[name]):
+            continue  # the kept measurement stands
         if not len(windows):
             left_out[name] = ("none of the audio could be decoded to measure it on" if audio
                               else "no audio to measure it on (a run of tag.py --engine auto "
@@ -216,11 +280,15 @@ def make_predictor(model, info, options, engines):
         try:
             built[name] = make(name, model, info, options)
         except Exception as error:  # an engine that cannot run here is not taken
+            measurements.pop(name, None)
             left_out[name] = f"it cannot run here: {str(error).splitlines()[0]}"
+    unkept = None if kept else "the model is not a local file"
     if built:
-        fresh = measure(built, reference, windows)
+        fresh = measure(built, reference, windows, files)
         measurements.update(fresh)
-        for name, m in fresh.items() if kept else ():
+        if unkept is None and not all(m.cacheable() for m in fresh.values()):
+            unkept = unkept_reason()
+        for name, m in fresh.items() if unkept is None else ():
             warning = timing_cache.keep_timing(
                 FOLDER, fields[name], {key: float(getattr(m, key)) for key in VALUES},
                 f"the measurement of {name}")
@@ -233,6 +301,6 @@ def make_predictor(model, info, options, engines):
             left_out[chosen] = f"it cannot run here: {str(error).splitlines()[0]}"
             del measurements[chosen]
     predictor = built[chosen]
-    line = auto_line(chosen, measurements, left_out, cpu_model_and_flags()[0], kept)
+    line = auto_line(chosen, measurements, left_out, cpu_model_and_flags()[0], unkept)
     predictor.note = "\n".join(part for part in (line, predictor.note, *warnings) if part)
     return predictor
