@@ -108,17 +108,12 @@ def clips(data_dir: str, split: str, info=None, shard: tuple | None = None):
 
 
 def clip_paths(data_dir: str, split: str, info=None):
-    """(clip ids, [path relative to the audio folder, ...]) of `split`, in order."""
+    """(clip ids, [path relative to the audio folder, ...]) of `split`, in
+    order, the audio not decoded."""
     if _tensorflow() is not None:
         from tagger.records import reader
 
         return reader.clip_paths(data_dir, split, info)
-    import os
+    from tagger.records import plain_reader
 
-    import numpy as np
-
-    ids, paths = [], []
-    for clip in clips(data_dir, split, info):
-        ids.append(clip["clip_id"])
-        paths.append(os.fsdecode(clip["path"]))
-    return np.asarray(ids, np.int64), paths
+    return plain_reader.clip_paths(data_dir, split, info)

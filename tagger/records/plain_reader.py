@@ -10,10 +10,12 @@ machine or a TPU VM); `reader` is the tf.data reader of the same records.
                    window of a split; as `reader.eval_windows` padded to
                    whole batches (`evaluation.predict`)
     clip_labels    (clip_ids, tags) of a split; as `reader.clip_labels`
+    clip_paths     (clip_ids, audio paths) of a split; as `reader.clip_paths`
 
 Every record's length and data are checked against their CRC32Cs
-(`tfrecord`, the framing's one reader and writer), each shard's framing
-against the digest the build recorded (`shard_check`), and parsed by
+(`tfrecord`, the framing's one reader and writer) and its framing against
+the shard's framing index, whose digest is the one the build recorded
+(`shard_check`), and parsed by
 `schema.parse_clip` (a reader of tf.train.Example's wire format beside the
 schema's writer); a damaged, cut or missing shard is one UserError naming
 it and how to rebuild it.
@@ -46,7 +48,7 @@ The training order is `records.order`'s, tf.data's reader's too: a
 function of the seed alone, not of the reader, the number of workers,
 the machine or the time, so a resumed run sees what an uninterrupted one
 saw, with either reader. Each shard is checked against dataset_info.json
-as its framing is walked (`shard_check`, once a process). The workers
+before it is read (`shard_check`, once a process). The workers
 come from a fork server that imports the program's main module: a
 script guards its work with `if __name__ == "__main__"`.
 Reading records from a gs:// path needs TensorFlow (tf.io.gfile).
@@ -83,7 +85,7 @@ from tagger.records.order import (
 )
 from tagger.records.schema import parse_clip
 from tagger.records.shard_check import ShardErrors, split_records
-from tagger.records.tfrecord import HEADER, read_records, read_span
+from tagger.records.tfrecord import HEADER, read_record, read_records
 from tagger.records.windows import (
     DEFAULT_SHUFFLE_SEGMENTS,
     eval_windows_of_clip,
@@ -138,7 +140,7 @@ def train_batches(data_dir: str, batch_size: int, split: str = "train",
     layout = Layout.of(info, split, window_segments, with_tags and targets is None)
     order = TrainOrder.of(seed, cycle, block_windows(shuffle_segments, window_segments,
                                                      global_batch or batch_size))
-    sources = split_spans(data_dir, info, split)
+    sources = split_spans(data_dir, info, split, with_tags and targets is None)
     every = None
     if shard is not None:
         count, index = shard
@@ -171,7 +173,8 @@ def eval_batches(data_dir: str, split: str, window_segments: int, batch_size: in
     as in `train_batches`."""
     info = info or load_info(data_dir)
     layout = Layout.of(info, split, window_segments, with_tags=False)
-    parts = _parts(itertools.chain(*split_spans(data_dir, info, split)), None, layout)
+    parts = _parts(itertools.chain(*split_spans(data_dir, info, split, with_tags=False)), None,
+                   layout)
     return Batches(lambda: _eval_batches(layout, batch_size, _loaded(parts, workers)),
                    prefetch)
 
@@ -183,7 +186,7 @@ def clip_labels(data_dir: str, split: str, info: DatasetInfo | None = None):
     info = info or load_info(data_dir)
     layout = Layout.of(info, split, 1, with_tags=True)
     ids, tags = [], []
-    split_spans(data_dir, info, split)  # each shard checked against dataset_info.json
+    split_records(data_dir, info, split)  # each shard checked against dataset_info.json
     for path in shard_paths(data_dir, info, split):
         with ShardErrors(path, split), fileio.open_file(path, "rb") as file:
             for record in read_records(file):
@@ -192,6 +195,24 @@ def clip_labels(data_dir: str, split: str, info: DatasetInfo | None = None):
                 tags.append(clip["tags"])
     return (np.array(ids, np.int64),
             np.stack(tags) if tags else np.zeros((0, info.num_tags), np.float32))
+
+
+def clip_paths(data_dir: str, split: str, info: DatasetInfo | None = None):
+    """(clip_ids int64 (clips,), [path relative to the audio folder, ...])
+    of `split`, in split order, as `reader.clip_paths`: each record's
+    Example parsed (`schema.parse_clip`, its segments a view of the
+    record's bytes), their audio never decoded."""
+    info = info or load_info(data_dir)
+    layout = Layout.of(info, split, 1, with_tags=False)
+    ids, paths = [], []
+    split_records(data_dir, info, split, with_tags=False)  # each shard checked
+    for path in shard_paths(data_dir, info, split):
+        with ShardErrors(path, split), fileio.open_file(path, "rb") as file:
+            for record in read_records(file):
+                clip = layout.parse(record.data, path, record.offset)
+                ids.append(clip["clip_id"])
+                paths.append(os.fsdecode(clip["path"]))
+    return np.array(ids, np.int64), paths
 
 
 def clips(data_dir: str, split: str, info: DatasetInfo | None = None,
@@ -205,7 +226,7 @@ def clips(data_dir: str, split: str, info: DatasetInfo | None = None,
     layout = Layout.of(info, split, 1, with_tags=False)
     paths = shard_paths(data_dir, info, split)
     count, index = shard or (1, 0)
-    split_spans(data_dir, info, split)  # each shard checked against dataset_info.json
+    split_records(data_dir, info, split, with_tags=False)  # each shard checked
     whole_files = len(paths) >= count
     if whole_files:
         paths = paths[index::count]
@@ -347,10 +368,12 @@ class Layout:
 
 @dataclasses.dataclass(frozen=True)
 class Part:
-    """A work item: clips ((path, data offset, length), ...) to read and cut
-    into windows. With `draws` (one a clip, `records.order`'s), training
-    windows (k > 1: from the offset each clip's draw gives); without,
-    every window of `eval_window_starts`."""
+    """A work item: clips ((path, data offset, length, framing), ...) to
+    read, each record's framing checked against its shard's index's
+    (`tfrecord.read_record`), and cut into windows. With `draws` (one a
+    clip, `records.order`'s), training windows (k > 1: from the offset
+    each clip's draw gives); without, every window of
+    `eval_window_starts`."""
 
     clips: tuple
     draws: tuple | None
@@ -367,11 +390,11 @@ def read_part(part: Part):
     ids, counts, tags, windows, offsets = [], [], [], [], []
     files = {}
     try:
-        for i, (path, offset, length) in enumerate(part.clips):
+        for i, (path, offset, length, framing) in enumerate(part.clips):
             with ShardErrors(path, layout.split):
                 if path not in files:
                     files[path] = fileio.open_file(path, "rb")
-                data = read_span(files[path], offset, length)
+                data = read_record(files[path], offset, length, framing)
             clip = layout.parse(data, path, offset)
             x = clip["segments"]  # (n, *segment_shape), a view of the record
             offset = 0
@@ -393,25 +416,27 @@ def read_part(part: Part):
             np.stack(tags) if tags else None, Chunks(windows), np.array(offsets, np.int64))
 
 
-def split_spans(data_dir: str, info: DatasetInfo, split: str) -> list:
-    """Per shard of `split`, in order: ((path, data offset, length), ...) of
-    its records (`shard_check.split_records`: only their framing read, once
-    a process, each length's CRC checked and the shard checked against
-    dataset_info.json); a split holding another number of clips than
-    dataset_info.json lists is a UserError."""
-    return [[(path, offset, length) for offset, length in records]
-            for path, records in zip(shard_paths(data_dir, info, split),
-                                     split_records(data_dir, info, split))]
+def split_spans(data_dir: str, info: DatasetInfo, split: str, with_tags: bool = True) -> list:
+    """Per shard of `split`, in order: ((path, data offset, length, framing
+    bytes), ...) of its records (`shard_check.split_records`: from the
+    shard's framing index, once a process, the shard checked against
+    dataset_info.json, its clips' tags too `with_tags`); a split holding
+    another number of clips than dataset_info.json lists is a UserError."""
+    return [[(path, offset, length, index.framing_of(i))
+             for i, (offset, length) in enumerate(index.spans())]
+            for path, index in zip(shard_paths(data_dir, info, split),
+                                   split_records(data_dir, info, split, with_tags))]
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainPlan:
     """The endless stream of training work of one share of a split, in
     `order` (`records.order.TrainOrder`): pass p reads the `sources` (per
-    shard file, its clips' (path, offset, length)) in the pass's shard
-    order, `order.cycle` of them side by side, keeping every count-th clip
-    of them with `every` = (count, index); its clips are cut into parts of
-    at most PART_BYTES of records, each clip with its offset draw."""
+    shard file, its clips' (path, offset, length, framing)) in the pass's
+    shard order, `order.cycle` of them side by side, keeping every
+    count-th clip of them with `every` = (count, index); its clips are cut
+    into parts of at most PART_BYTES of records, each clip with its offset
+    draw."""
 
     sources: tuple
     order: TrainOrder

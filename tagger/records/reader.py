@@ -46,7 +46,7 @@ def clip_dataset(data_dir: str, split: str, info: DatasetInfo | None = None,
     (not parsed: unlabelled audio). Each shard is checked against
     dataset_info.json first (`shard_check`)."""
     info = info or load_info(data_dir)
-    paths = checked_paths(data_dir, info, split)
+    paths = checked_paths(data_dir, info, split, with_tags)
     if shard is not None:
         count, index = shard
         if len(paths) < count:  # too few shard files: every count-th clip
@@ -58,10 +58,12 @@ def clip_dataset(data_dir: str, split: str, info: DatasetInfo | None = None,
                        deterministic=True)
 
 
-def checked_paths(data_dir: str, info: DatasetInfo, split: str) -> list:
+def checked_paths(data_dir: str, info: DatasetInfo, split: str,
+                  with_tags: bool = True) -> list:
     """The shard files of `split`, each checked against dataset_info.json
-    (`shard_check.split_records`: the framing walked once a process)."""
-    split_records(data_dir, info, split)
+    (`shard_check.split_records`, once a process; the clips' tags where
+    `with_tags`)."""
+    split_records(data_dir, info, split, with_tags)
     return shard_paths(data_dir, info, split)
 
 
@@ -133,7 +135,8 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
     order = TrainOrder.of(seed, num_read_threads,
                           block_windows(shuffle_segments, k, global_batch or batch_size))
     paths = shard_paths(data_dir, info, split)
-    counts = [len(records) for records in split_records(data_dir, info, split)]  # checked
+    counts = [len(records) for records in  # each shard checked
+              split_records(data_dir, info, split, with_tags and targets is None)]
     every = None  # (count, index): a share of every count-th clip, with too few shard files
     if shard is not None:
         count, index = shard
@@ -280,7 +283,7 @@ def clip_paths(data_dir: str, split: str, info: DatasetInfo | None = None):
     info = info or load_info(data_dir)
     spec = {"clip_id": tf.io.FixedLenFeature([], tf.int64),
             "path": tf.io.FixedLenFeature([], tf.string)}
-    records = tf.data.TFRecordDataset(checked_paths(data_dir, info, split))
+    records = tf.data.TFRecordDataset(checked_paths(data_dir, info, split, with_tags=False))
     ids, paths = [], []
     with shard_errors(data_dir, split, info):
         for example in records.map(lambda r: tf.io.parse_single_example(r, spec)).batch(

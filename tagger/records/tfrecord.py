@@ -12,7 +12,8 @@ where a CRC32C `crc` is masked as ((crc >> 15 | crc << 17) + 0xa282ead8)
 mod 2**32. The build's worker processes frame their clips' records here
 (they never import TensorFlow), so the building process only appends them.
 One reader walks the framing (`read_records`, the data read or skipped;
-`read_span` reads one record again): every length and every data read
+`read_span` reads one record again, `read_record` one with its framing
+checked against a framing index's): every length and every data read
 is checked against its CRC32C, and a damaged or cut file is a
 DamagedRecords naming the record by its byte and what is wrong.
 """
@@ -102,6 +103,11 @@ class DamagedRecords(ValueError):
     record by the byte it starts at and says what is wrong with it."""
 
 
+class OtherRecords(ValueError):
+    """A TFRecord file whose records are not the ones its framing index
+    lists (valid records of another file, their lengths or CRCs differ)."""
+
+
 class Record(NamedTuple):
     """A record of a TFRecord file: where its data starts (byte), its
     length, its 16 framing bytes (`framing`), its data (a read-only view of
@@ -149,6 +155,31 @@ def read_span(file, offset: int, length: int) -> memoryview:
     `read_records` gives it."""
     file.seek(offset)
     return _data(file, offset - HEADER, length)[0]
+
+
+def read_record(file, offset: int, length: int, framing: bytes) -> memoryview:
+    """The data of the record of `file` whose data is at (`offset`,
+    `length`), read with its framing in one read: its length and data
+    checked against their CRC32Cs (DamagedRecords), and its framing
+    against `framing`, the 16 bytes a framing index holds for it
+    (OtherRecords)."""
+    at = offset - HEADER
+    file.seek(at)
+    buffer = file.read(HEADER + length + FOOTER)
+    view = memoryview(buffer)
+    if len(view) >= HEADER and view[8:HEADER] != struct.pack("<I", masked_crc32c([view[:8]])):
+        raise DamagedRecords(f"the length of its record at byte {at} does not match its CRC32C")
+    if len(view) >= HEADER and view[:HEADER] != framing[:HEADER]:
+        raise OtherRecords(f"its record at byte {at} is not the one its index lists")
+    if len(view) < HEADER + length + FOOTER:
+        file.seek(0, 2)
+        raise DamagedRecords(_cut(at, file.tell()))
+    data, footer = view[HEADER:HEADER + length], view[HEADER + length:]
+    if footer != struct.pack("<I", masked_crc32c([data])):
+        raise DamagedRecords(f"the data of its record at byte {at} does not match its CRC32C")
+    if footer != framing[HEADER:]:
+        raise OtherRecords(f"its record at byte {at} is not the one its index lists")
+    return data
 
 
 def _data(file, at: int, length: int) -> tuple:

@@ -2,6 +2,7 @@
 
 Layout of the output folder:
   {split}-{index:04d}-of-{count:04d}.tfrecord   one example per clip
+  {split}-{index:04d}-of-{count:04d}.framing     its framing index (`shard_index`)
   dataset_info.json                              written last
   .build/fingerprint.json, .build/<shard>.json   resume state
   .build/lock.json                               the running build (pid, host)
@@ -51,8 +52,9 @@ from tagger.parallel import WorkerPool, ordered_map
 from tagger.records.clip_decoder import DecodedClip, DecodeTask, decode_clip, worker_died
 from tagger.records.info import INFO_FILE, DatasetInfo
 from tagger.records.plan import Clip, DatasetPlan
+from tagger.records.shard_index import indexed_shard, read_index, walked, write_index
 from tagger.records.shard_state import STATE_KEYS, ShardState, file_stat, shard_state
-from tagger.records.tfrecord import framing
+from tagger.records.tfrecord import DamagedRecords, framing
 
 # the builder's version, in a build's fingerprint: raised where some files
 # decode differently (2: the MP3s libsndfile would cut short are FFmpeg's,
@@ -63,6 +65,7 @@ FINGERPRINT_FILE = "fingerprint.json"
 LOCK_FILE = "lock.json"
 SHARD_PATTERN = re.compile(r"^[A-Za-z0-9_]+-\d{4}-of-\d{4}\.tfrecord$")
 SHARD_TEMP_PATTERN = re.compile(r"^[A-Za-z0-9_]+-\d{4}-of-\d{4}\.tfrecord\S*\.tmp$")  # older form
+OTHER_SHARD = "its records are not the ones the build wrote (their lengths and CRC32Cs differ)"
 
 
 def shard_name(split: str, index: int, count: int) -> str:
@@ -198,10 +201,28 @@ def kept_shard_problem(out_dir: str, name: str, manifest: dict,
     if state.problem:
         return state.problem
     if manifest.get("framing_sha256", state.framing_sha256) != state.framing_sha256:
-        return "its records are not the ones the build wrote (their lengths and CRC32Cs differ)"
+        return OTHER_SHARD
     if state.to_json() != known:
         manifest.update(state.to_json())
         fileio.write_atomic(_manifest_path(out_dir, name), json.dumps(manifest))
+    return _index_problem(path, state.framing_sha256)
+
+
+def _index_problem(path: str, digest: str) -> str | None:
+    """Writes the framing index of the kept shard at `path` where it has
+    none that holds the framing whose SHA-256 is `digest` (a shard written
+    before the build wrote indexes): from its framing, read. What is wrong
+    with the shard where that reading finds it other or damaged, else None."""
+    framing = read_index(path)
+    if framing is not None and hashlib.sha256(framing).hexdigest() == digest:
+        return None
+    try:
+        index = walked(path)
+    except DamagedRecords as error:
+        return str(error)
+    if index.digest != digest:
+        return OTHER_SHARD
+    write_index(path, index.framing)
     return None
 
 
@@ -307,8 +328,8 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
     of its records' framing, which holds each record's length and CRC32C:
     `tfrecord.framing_sha256`): the shard goes to a fresh temporary name
     (`fileio.temporary_path`: one per attempt, so Beam's retries of a
-    shard never share one) and is renamed into place, then the manifest is
-    saved.
+    shard never share one) and is renamed into place, then its framing
+    index is written (`shard_index`) and the manifest is saved.
     `features` maps decoded segments to what the records store. A failed
     write (a full disk) removes the partial shard and raises a UserError
     saying what to free; the rerun resumes at this shard."""
@@ -317,7 +338,7 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
     manifest = {"shard": job.name, "split": job.split, "clip_ids": [],
                 "segments": 0, "skipped": [], "cut": []}
     written = 0
-    digest = hashlib.sha256()  # of each record's framing, as it is written
+    framings = bytearray()  # each record's framing, as it is written: the shard's index
     shard = contextlib.ExitStack()  # holds the open temporary file
 
     def write_failed(error):
@@ -346,7 +367,7 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
             with fileio.failed_writes_as(write_failed):
                 for part in record:
                     writer.write(part)
-            digest.update(framing(record))
+            framings += framing(record)
             written += sum(memoryview(part).nbytes for part in record)
             manifest["clip_ids"].append(clip.clip_id)
             manifest["segments"] += int(num_segments)
@@ -358,7 +379,9 @@ def write_shard(job: ShardJob, decoded, out_dir: str, num_tags: int, features,
             shard.close()  # flushes the shard: a full disk may show only here
     with fileio.failed_writes_as(write_failed):
         fileio.rename(temp, path)
-        manifest.update(ShardState(*file_stat(path), digest.hexdigest()).to_json())
+        write_index(path, bytes(framings))
+        manifest.update(ShardState(*file_stat(path),
+                                   hashlib.sha256(framings).hexdigest()).to_json())
         fileio.write_atomic(_manifest_path(out_dir, job.name), json.dumps(manifest))
     return manifest
 
@@ -507,13 +530,14 @@ def _prepare_out_dir(out_dir: str, fingerprint: str, overwrite: bool) -> None:
 
 
 def remove_temporary_files(out_dir: str) -> None:
-    """Removes the temporary files of shards whose writing was cut short:
-    `fileio.temporary_path` names, and the `<shard>.tmp` and
-    `<shard>.<32 hex>.tmp` of earlier builds and of the Beam pipeline."""
+    """Removes the temporary files of shards (and their indexes) whose
+    writing was cut short: `fileio.temporary_path` names, and the
+    `<shard>.tmp` and `<shard>.<32 hex>.tmp` of earlier builds and of the
+    Beam pipeline."""
     for name in fileio.listdir(out_dir):
         written = fileio.temporary_of(name) or (
             name.endswith(".tmp") and re.sub(r"(\.[0-9a-f]{32})?\.tmp$", "", name))
-        if written and SHARD_PATTERN.match(written):
+        if written and SHARD_PATTERN.match(indexed_shard(written)):
             fileio.remove(join_path(out_dir, name))
 
 
@@ -569,13 +593,15 @@ def load_manifest(out_dir: str, job: ShardJob):
 
 
 def _remove_outputs(out_dir: str) -> None:
-    """Removes what a build writes (shards, info, resume state); nothing
-    else: other files in the folder (and the running build's lock) stay."""
+    """Removes what a build writes (shards and their indexes, info, resume
+    state); nothing else: other files in the folder (and the running
+    build's lock) stay."""
     if not fileio.isdir(out_dir):
         return
     for name in fileio.listdir(out_dir):
         written = fileio.temporary_of(name) or name
-        if SHARD_PATTERN.match(written) or SHARD_TEMP_PATTERN.match(name) or INFO_FILE in (
+        shard = SHARD_PATTERN.match(indexed_shard(written))
+        if shard or SHARD_TEMP_PATTERN.match(name) or INFO_FILE in (
                 written, name.removesuffix(".tmp")):
             fileio.remove(join_path(out_dir, name))
     state = join_path(out_dir, STATE_DIR)

@@ -103,7 +103,8 @@ def test_retried_job_does_not_rewrite_its_shard(synthetic_mtt, raw_records, tmp_
     assert list(fn.process(encode_job(job, plan.known_broken))) == [job.name]
     assert shard.stat().st_mtime_ns == stamp
     assert files_digest(tmp_path / "out")[job.name] == files_digest(raw_records[0])[job.name]
-    assert sorted(os.listdir(tmp_path / "out")) == [".build", job.name]
+    index = job.name.replace(".tfrecord", ".framing")  # its framing index, beside it
+    assert sorted(os.listdir(tmp_path / "out")) == [".build", index, job.name]
 
 
 def test_options_reach_the_pipeline_and_unknown_ones_are_errors():

@@ -103,3 +103,24 @@ def test_a_rerun_writes_again_a_shard_whose_manifest_is_damaged(
     assert files_digest(out) == files_digest(raw_records[0])
     kept = json.loads((pathlib.Path(raw_records[0]) / ".build" / f"{name}.json").read_text())
     assert json.loads(manifest.read_text())["framing_sha256"] == kept["framing_sha256"]
+
+
+def test_a_rerun_writes_the_framing_index_a_kept_shard_lacks(synthetic_mtt, raw_records,
+                                                              tmp_path, capsys):
+    """Shards written before the build wrote framing indexes, or whose
+    index was lost: a rerun keeps each shard and writes its index, the
+    bytes the build writes."""
+    out, name, _ = copied(raw_records, tmp_path)
+    indexes = sorted(n for n in os.listdir(out) if n.endswith(".framing"))
+    assert name.replace(".tfrecord", ".framing") in indexes
+    for index in indexes:
+        (out / index).unlink()
+    (out / indexes[0]).write_bytes(b"\0" * 16)  # another's
+    kept = {n: (out / n).stat().st_mtime_ns for n in files_digest(out) if n != "dataset_info.json"}
+    capsys.readouterr()
+    build_mtt(synthetic_mtt[0], out)
+    assert capsys.readouterr().err == ""
+    assert kept == {n: (out / n).stat().st_mtime_ns for n in kept}
+    built = pathlib.Path(raw_records[0])
+    assert {n: (out / n).read_bytes() for n in indexes} == {
+        n: (built / n).read_bytes() for n in indexes}

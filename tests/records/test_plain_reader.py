@@ -316,7 +316,8 @@ def test_windows_of_longer_clips_start_at_a_random_offset(tmp_path):
             for part in frame([serialize_example(i, f"{i}.wav", np.array([i % 2]), clip)]):
                 file.write(part)
     with open(path, "rb") as file:
-        clips = tuple((path, r.offset, r.length) for r in read_records(file, data=False))
+        clips = tuple((path, r.offset, r.length, r.framing)
+                      for r in read_records(file, data=False))
     layout = plain_reader.Layout("train", 1, (4,), "int16", 2, True)
     offsets = collections.Counter()
     for seed in range(20):
@@ -371,6 +372,27 @@ def test_clip_labels_equal_the_tf_data_readers(records, split, request):
     assert tags.shape == (info.splits[split]["clips"], info.num_tags)
     np.testing.assert_array_equal(ids, their_ids)
     np.testing.assert_array_equal(tags, their_tags)
+
+
+def test_clip_paths_without_tensorflow_are_tf_datas_and_decode_no_audio(raw_records,
+                                                                       monkeypatch):
+    """`batches.clip_paths` where TensorFlow is not installed: the ids and
+    paths tf.data's reader gives, without the clips' audio decoded (never
+    through `clips`, which makes each clip's float32 segments)."""
+    from tagger.records import batches
+
+    records_dir, info = raw_records
+    their_ids, their_paths = reader.clip_paths(records_dir, "test", info)
+    monkeypatch.setattr(batches, "_tensorflow", lambda: None)
+
+    def decoded(*args, **kwargs):
+        raise AssertionError("the clips' audio was decoded to list their paths")
+
+    monkeypatch.setattr(plain_reader, "clips", decoded)
+    ids, paths = batches.clip_paths(records_dir, "test", info)
+    assert len(paths) == info.splits["test"]["clips"] == 8
+    assert ids.dtype == np.int64 and ids.tolist() == their_ids.tolist()
+    assert paths == their_paths and all(path.endswith(".mp3") for path in paths)
 
 
 def test_records_on_a_tf_io_gfile_path_read_as_the_local_ones(raw_records):

@@ -62,7 +62,7 @@ def test_remote_build_writes_the_local_bytes(msd_builds, remote_msd):
     info = build_msd(remote_msd, out, MsdSettings("cals", f"{remote_msd}/cals"))
     assert info == local_info
     names = sorted(n for n in os.listdir(records_dir)
-                   if n.endswith(".tfrecord") or n == "dataset_info.json")
+                   if n.endswith((".tfrecord", ".framing")) or n == "dataset_info.json")
     assert sorted(n for n in tf.io.gfile.listdir(out) if not n.startswith(".")) == names
     for name in names:
         with open(os.path.join(records_dir, name), "rb") as f:
