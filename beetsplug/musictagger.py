@@ -8,19 +8,23 @@ through the pipeline tag.py uses, and stores on the item:
   beets' `genres`; written to the file as tag.py --write-tags writes them);
 - `<prefix>_<tag>`: each tag's score, a float (`beets_fields`);
 - `musictagger_model`: the model's name and SHA-256 and the windows each
-  track was scored from (`windows:8`; the `windows` setting, or
-  -n/--windows: N of them spread over the track, decoding only those; 0 or
-  all: every window, the label as before), and `musictagger_stamp`: the
-  file's size and modification time as it was tagged, so an unchanged file
-  is not tagged again by the same model from as many windows;
+  track was scored from with the rule that chose them (`windows:8 rule:2`;
+  the `windows` setting, or -n/--windows: N of them spread over the track,
+  decoding only those; 0 or all: every window, the label as before;
+  `window_choice.windows_label`), and `musictagger_stamp`: the file's size
+  and modification time as it was tagged, so an unchanged file is not
+  tagged again by the same model from as many windows by the same rule;
 - the beets fields the `fields` setting maps tags to.
 
 Each item is stored as soon as it is scored (a killed run resumes where it
 stopped); a file that cannot be read is one line and the others go on.
-Files are written by beets itself (`item.write`), with `write`. One run
-tags a library at a time (`_library_lock`: a second waits, then finds the
-first's items up to date). `--labels FIELD` prints the labels CSV
-(`tagger.datasets.labels_csv`) of the items FIELD gives a tag.
+Files are written by beets itself (`item.write`), with `write`. Its lines
+are beets' (`self._log`) and the plugin's own: a handler that the libraries
+add to the root logger while a model is loaded or run (`_root_logging_kept`)
+is taken away again. One run tags a library at a time (`_library_lock`: a
+second waits, then finds the first's items up to date). `--labels FIELD`
+prints the labels CSV (`tagger.datasets.labels_csv`) of the items FIELD
+gives a tag.
 """
 
 from __future__ import annotations
@@ -264,7 +268,8 @@ class MusicTaggerPlugin(BeetsPlugin):
                                len(items) - len(wanted), len(items))
             paths = [os.fsdecode(item.path) for item in wanted]
             failed = 0
-            with native_stderr_silenced():  # decoders' notes on damaged files: tag.py's lines
+            # decoders' notes on damaged files hidden: tag.py's lines
+            with native_stderr_silenced(), _root_logging_kept():
                 bar = tqdm(total=len(wanted), unit="item", desc="musictag", file=sys.stderr,
                            disable=not progress_wanted(), dynamic_ncols=True)
                 say = lambda line: bar.write(f"musictagger: {line}", file=sys.stderr)
@@ -290,8 +295,9 @@ class MusicTaggerPlugin(BeetsPlugin):
 
     def _tagger(self, model: str, embeddings: bool = False, audio=list) -> _Tagger:
         if (model, embeddings) not in self._taggers:
-            self._taggers[model, embeddings] = _Tagger(model, embeddings,
-                                                       self.config["engine"].get(), audio)
+            with _root_logging_kept():
+                self._taggers[model, embeddings] = _Tagger(model, embeddings,
+                                                           self.config["engine"].get(), audio)
         return self._taggers[model, embeddings]
 
     def _model(self, given: str | None) -> str:
@@ -369,7 +375,8 @@ class MusicTaggerPlugin(BeetsPlugin):
         try:
             tagger = self._tagger(model, embeddings=True, audio=lambda: _some_paths(lib))
             paths = [os.fsdecode(item.path) for item in items]
-            with native_stderr_silenced():  # decoders' notes on damaged files
+            # decoders' notes on damaged files hidden
+            with native_stderr_silenced(), _root_logging_kept():
                 for result in tag_files(tagger.predictor, paths,
                                         batch_size=self._int("batch_size"),
                                         workers=self._int("workers")):
@@ -546,6 +553,25 @@ def _refuse(opts, names, where: str) -> None:
     if given:
         raise ui.UserError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not "
                            f"apply {where}; leave {'it' if len(given) == 1 else 'them'} out")
+
+
+@contextlib.contextmanager
+def _root_logging_kept():
+    """Keeps the root logger's handlers as they were (beets sets none; its
+    lines go through its own logger's): absl's first log call, as
+    TensorFlow saves a model to convert it for a TFLite engine, adds one
+    (`logging.basicConfig()`), which would print each of the plugin's lines
+    again after beets' (bound to a `sys.stderr` that stood in while native
+    output was hidden: a logging error, tagger.runtime)."""
+    import logging
+
+    root = logging.getLogger()
+    kept = list(root.handlers)
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in kept]:
+            root.removeHandler(handler)
 
 
 @contextlib.contextmanager

@@ -86,6 +86,18 @@ def prepare_command_process(tensorflow: bool = True) -> None:
         absl.logging.set_verbosity(absl.logging.ERROR)
 
 
+def _handlers_moved(stream, to) -> None:
+    """Points every logging handler that writes to `stream` at `to`."""
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:  # a placeholder in loggerDict has no handlers
+        for handler in list(getattr(logger, "handlers", ())):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is stream:
+                handler.setStream(to)
+
+
 @contextlib.contextmanager
 def native_stderr_silenced(enabled: bool = True, keep_python_stderr: bool = True):
     """Points file descriptor 2 at /dev/null for native libraries while
@@ -96,7 +108,10 @@ def native_stderr_silenced(enabled: bool = True, keep_python_stderr: bool = True
     libmpg123 (inside libsndfile) prints resync notes for a damaged MP3 and
     TFLite announces its delegates, straight to file descriptor 2; a CLI that
     promises one line per problem hides them. Swaps process-wide state: use
-    it around work of one thread at a time."""
+    it around work of one thread at a time. A logging handler made meanwhile
+    on `sys.stderr` (absl's first log call does `logging.basicConfig()`) is
+    pointed back at the `sys.stderr` of before when it ends: no handler
+    writes to the stand-in it closes."""
     if not enabled:
         yield
         return
@@ -107,20 +122,21 @@ def native_stderr_silenced(enabled: bool = True, keep_python_stderr: bool = True
     if keep_python_stderr:
         sys.stderr.flush()
     saved = os.dup(2)
-    original = sys.stderr
+    original, stand_in = sys.stderr, None
     try:
         with open(os.devnull, "wb") as devnull:
             os.dup2(devnull.fileno(), 2)
         if python_uses_fd2:
-            sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(saved), "wb", buffering=0),
-                                          encoding=original.encoding,
-                                          errors="backslashreplace", line_buffering=True,
-                                          write_through=True)
+            stand_in = io.TextIOWrapper(os.fdopen(os.dup(saved), "wb", buffering=0),
+                                        encoding=original.encoding, errors="backslashreplace",
+                                        line_buffering=True, write_through=True)
+            sys.stderr = stand_in
         yield
     finally:
-        if python_uses_fd2:
-            sys.stderr.flush()
-            sys.stderr.close()
+        if stand_in is not None:
+            stand_in.flush()
+            _handlers_moved(stand_in, original)
+            stand_in.close()
             sys.stderr = original
         os.dup2(saved, 2)
         os.close(saved)

@@ -187,6 +187,32 @@ def test_the_set_up_without_tensorflow_imports_none_and_pools_its_memory():
     assert out.stdout.split() == ["False", "true"]
 
 
+def test_a_log_handler_made_while_native_stderr_is_hidden_writes_where_stderr_did(
+        monkeypatch, capfd):
+    """absl's first log call adds a handler on `sys.stderr` (basicConfig):
+    one made while native output is hidden writes where stderr wrote after,
+    not to the stand-in the block closed (a "--- Logging error ---")."""
+    import logging
+    import os
+
+    from tagger.runtime import native_stderr_silenced
+
+    stderr = os.fdopen(2, "w", closefd=False)  # Python's stderr on file descriptor 2
+    monkeypatch.setattr(sys, "stderr", stderr)
+    logger = logging.getLogger("tagger.tests.hidden_stderr")
+    monkeypatch.setattr(logger, "propagate", False)
+    with native_stderr_silenced():
+        os.write(2, b"native\n")  # hidden
+        handler = logging.StreamHandler()  # on sys.stderr, as basicConfig makes it
+        logger.addHandler(handler)
+    try:
+        logger.warning("after")
+        stderr.flush()
+    finally:
+        logger.removeHandler(handler)
+    assert capfd.readouterr().err == "after\n"
+
+
 def test_synthetic_keeps_quiet_as_a_hidden_alias(monkeypatch):
     parser = parser_of("tagger.commands.synthetic", monkeypatch)
     with contextlib.redirect_stderr(io.StringIO()):

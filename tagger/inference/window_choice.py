@@ -8,10 +8,14 @@ scored: the centres of N equal parts of the windows that lie wholly
 inside the file, the whole track (`EDGE_SECONDS`, none, left out at its
 start and end: an intro and a fade-out are part of what a track's tags
 summarise; `choose` can leave more out, bench/bench_windows.py compares
-10 s). The choice depends on the file's length alone (by its header,
-checked: `audio_spans.SpanReader.length`), so a file gets the same windows
-each time. A file with N windows or fewer, or too few inside it, is scored
-from all of them.
+10 s). That is window rule `RULE`, recorded beside N wherever N is (a
+results database's rows, the label of a track's tags: `windows_label`),
+so a track scored by an earlier rule is told apart and scored again: rule
+1 (`EARLIER_RULE`, an N recorded without a rule) left out the first and
+last 10 s where the track allowed. The choice depends on the file's
+length alone (by its header, checked: `audio_spans.SpanReader.length`),
+so a file gets the same windows each time. A file with N windows or
+fewer, or too few inside it, is scored from all of them.
 
 The chosen windows are read by seeking (`audio_spans`): each is the same
 window decoding from the start gives, within the decoder's tolerance
@@ -35,6 +39,8 @@ from tagger.audio import CannotSeekExactly, audio_windows, stream_audio
 from tagger.audio_spans import SpanReader
 
 EDGE_SECONDS = 0.0  # left out at each end of a track where the track allows
+RULE = 2  # the rule `choose` follows (see the module's docstring), recorded beside N
+EARLIER_RULE = 1  # an N recorded without a rule: its first and last 10 s left out
 # windows a library job (tag.py --db, the beets plugin) scores a track from:
 # the smallest N whose top tags agree with every window's on every package of
 # recorded music bench/bench_windows.py measures, with a margin (docs/performance.md)
@@ -121,9 +127,11 @@ def read_chosen(path: str, sample_rate: int, window: int, hop: int, edge_padding
 
 def windows_label(label: str, n: int | None) -> str:
     """A model's label (`file_tags.model_label`) with the windows each track
-    was scored from: `... windows:8`; unchanged for every window (None or
-    `ALL`), so a label written before --windows came reads as every window."""
-    return f"{label} windows:{n}" if n else label
+    was scored from and the rule that chose them: `... windows:8 rule:2`;
+    unchanged for every window (None or `ALL`), so a label written before
+    --windows came reads as every window. A label with N and no rule is of
+    `EARLIER_RULE`: never equal to this one, so its track is scored again."""
+    return f"{label} windows:{n} rule:{RULE}" if n else label
 
 
 def windows_count(text: str) -> int:

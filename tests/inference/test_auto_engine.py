@@ -292,6 +292,7 @@ def test_keras_is_taken_when_the_others_lose_tags(cnn, music, measured):
                     "tflite-int8": Measurement(2.5, 300.0, 0.90, 32, 3, 16)})
     predictor = auto_predictor(cnn, music, engines)
     assert type(predictor) is KerasPredictor and predictor.embedding_layer is None
+    assert predictor.engine == "keras"  # what a results database records
     assert predictor.note.startswith("engine auto: keras (no engine faster with a top-5 "
                                      "overlap of 0.98 or more: keras-bf16 1.50x")
 
@@ -381,6 +382,7 @@ def test_tag_py_tags_with_auto_in_one_line(cnn, music, capsys, monkeypatch, tmp_
     model, info = load_tagger(cnn[0])
     predictor = make_predictor(taken, model, info, EngineOptions(
         model_path=str(cnn[0]), calibration_audio=lambda: [str(music / "long.flac")]))
+    assert predictor.engine == taken
     result, = tag_files(predictor, [str(music / "long.flac")], batch_size=8)
     _, row = out.splitlines()
     np.testing.assert_allclose(np.array(row.split(",")[4:], float), result.clip_scores,

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import pathlib
+import sqlite3
 import subprocess
 import sys
 import time
@@ -90,8 +91,6 @@ def make_library(folder, model=None, settings="", copy=True):
 def library_rows(database) -> tuple[list, list]:
     """([each item's row], [(item, field, value) of each flexible field])
     as the library database holds them."""
-    import sqlite3
-
     with contextlib.closing(sqlite3.connect(database)) as db:
         return (db.execute("SELECT * FROM items ORDER BY id").fetchall(),
                 db.execute("SELECT entity_id, key, value FROM item_attributes "
@@ -162,11 +161,36 @@ def test_musictag_stores_scores_writes_files_and_skips_unchanged(recordings, tin
     middle = (good[0][0] + good[1][0]) / 2
     assert listed(library, "$path", f"mtt_guitar:{middle}..") == [good[1][1]]
 
-    # a rerun tags the failed file alone; nothing else is read or written again
+    # a rerun tags the failed file alone, now of 0 bytes, and a read-only file
+    # changed since; a line for each that cannot be tagged and nothing else,
+    # under an engine converted to TFLite (TensorFlow's first log call adds a
+    # handler, on the stderr that stands in while native output is hidden);
+    # nothing else is read or written again
+    pathlib.Path(broken).write_bytes(b"")
     stamps = {p: os.stat(p).st_mtime_ns for p in paths}
-    done = beet(library, "-v", "musictag", "--write")
-    assert "up to date: 2 of 3 items" in done.stderr
-    assert {p: os.stat(p).st_mtime_ns for p in paths} == stamps
+    read_only = next(p for p in paths if p.endswith(".mp3"))
+    os.utime(read_only, ns=(stamps[read_only], stamps[read_only] + 10**9))
+    os.chmod(read_only, 0o444)
+    try:
+        done = beet(library, "-v", "musictag", "--write", TAGGER_ENGINE="tflite")
+    finally:
+        os.chmod(read_only, 0o644)
+    written = os.geteuid() == 0  # root writes a read-only file
+    said = [line for line in done.stderr.splitlines() if line.startswith("musictagger: ")]
+    skipped = [f"musictagger: skipped {broken}: empty file (0 bytes)"]
+    if not written:
+        reason = done.stderr.split(f"{read_only}: beets could not write its tags: ")[1]
+        skipped.append(f"musictagger: skipped {read_only}: beets could not write its tags: "
+                       + reason.splitlines()[0])
+    assert said[0] == "musictagger: up to date: 1 of 3 items (--force tags them again)"
+    assert sorted(said[1:-1]) == sorted(skipped) and said[-1] == (
+        f"musictagger: {len(skipped)} of 2 items could not be tagged")
+    assert "Logging error" not in done.stderr and "Traceback" not in done.stderr
+    assert "could not be tagged" not in done.stderr.replace(said[-1], "")  # said once
+    if not written:  # as it was: its tags stored in beets and the file
+        os.utime(read_only, ns=(stamps[read_only], stamps[read_only]))
+    assert {p: os.stat(p).st_mtime_ns for p in paths if p != read_only} == {
+        p: stamps[p] for p in paths if p != read_only}
     # beets writing other tags into the files keeps them up to date
     beet(library, "modify", "-y", "-w", "-M", "title=renamed")
     assert all(os.stat(p).st_mtime_ns != stamps[p] for p in paths if p != broken)
@@ -275,7 +299,8 @@ def test_mtt_musicnn_is_the_default_and_scores_as_tag_py(musicnn_wheel, recordin
         library, "|".join(["$path", "$musictagger_model", *(f"${f}" for f in fields)]))]
     assert len(rows) == len(FORMATS)
     for path, label, *scores in rows:
-        assert label == f"MTT_musicnn sha256:{model_fingerprint(model)} windows:{WINDOWS}"
+        assert label == (f"MTT_musicnn sha256:{model_fingerprint(model)} windows:{WINDOWS} "
+                         "rule:2")
         np.testing.assert_allclose([float(s) for s in scores], clip_scores(path, model)[1],
                                    atol=6e-4)
 
@@ -529,10 +554,15 @@ def test_the_windows_a_track_is_scored_from_are_recorded_and_another_n_tags_agai
         tiny_mtt_model, tmp_path):
     """A 40 s track: scored from the `windows` setting's N (the windows
     tag_files(windows=N) scores), -n/--windows N another N, 0 or all every
-    window; each N in musictagger_model, so a changed N tags it again."""
+    window; each N in musictagger_model with the rule that chose the
+    windows, so a changed N tags it again, and so does the same N of the
+    earlier rule (`windows:8` without a rule, as an earlier version stored
+    it)."""
+    from tagger.inference.common import model_fingerprint
     from tagger.inference.engine.registry import make_predictor
     from tagger.inference.engine.tagging import tag_files
-    from tagger.inference.window_choice import LIBRARY_WINDOWS
+    from tagger.inference.library.file_tags import stamp_of
+    from tagger.inference.window_choice import LIBRARY_WINDOWS, RULE
     from tagger.models.saved import load_tagger
     from tests.checks import write_audio
 
@@ -544,12 +574,17 @@ def test_the_windows_a_track_is_scored_from_are_recorded_and_another_n_tags_agai
     library = make_library(tmp_path / "beets", tiny_mtt_model)
     beet(library, "import", "-A", str(album))
     (path,) = listed(library, "$path")
+    earlier = f"tiny_conv/tiny sha256:{model_fingerprint(tiny_mtt_model)} windows:{WINDOWS}"
+    with contextlib.closing(sqlite3.connect(library / "library.db")) as db, db:
+        db.executemany("INSERT INTO item_attributes (entity_id, key, value) VALUES (1, ?, ?)",
+                       [("musictagger_model", earlier),
+                        ("musictagger_stamp", stamp_of(os.stat(path)))])
     predictor = make_predictor("keras", *load_tagger(tiny_mtt_model))
     for flags, n in (((), WINDOWS), (("-n", "2"), 2), (("--windows", "all"), None)):
         done = beet(library, "-v", "musictag", *flags)
-        assert "up to date" not in done.stderr  # another N each time: tagged again
+        assert "up to date" not in done.stderr  # another N or rule each time: tagged again
         (model,) = listed(library, "$musictagger_model")
-        assert model.endswith(f" windows:{n}") if n else "windows:" not in model
+        assert model.endswith(f" windows:{n} rule:{RULE}") if n else "windows:" not in model
         (result,) = tag_files(predictor, [path], windows=n)
         assert (result.chosen is None) == (n is None) and result.windows == (n or
                                                                             result.windows)

@@ -85,6 +85,9 @@ def test_one_row_per_file_with_the_models_scores(tagged_db, cnn, music):
         expected = model.predict(windows_, verbose=0).mean(axis=0)
         np.testing.assert_allclose(results_db.scores_of(scores), expected, atol=1e-5)
         assert len(np.frombuffer(embedding, "<f4")) > 0
+    # the window rule and the engine (the suite's TAGGER_ENGINE) of every row
+    assert query(db, "SELECT DISTINCT window_rule, engine FROM files") == [
+        (window_choice.RULE, "keras")]
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert con.execute("PRAGMA application_id").fetchone() == (results_db.APPLICATION_ID,)
@@ -270,11 +273,7 @@ def test_a_version_1_database_is_read_as_it_is_and_upgraded_at_the_first_row(
 
     db = tmp_path / "old.sqlite"
     shutil.copy(tagged_db[0], db)
-    con = sqlite3.connect(db)  # as a version 1 tag.py wrote it: no window_choice
-    with con:
-        con.execute("ALTER TABLE files DROP COLUMN window_choice")
-        con.execute("PRAGMA user_version = 1")
-    con.close()
+    as_version(db, 1)
     old_rows = query(db, "SELECT * FROM files ORDER BY path")
     before = db.read_bytes()
     with ResultsReader(db) as reader:
@@ -292,9 +291,60 @@ def test_a_version_1_database_is_read_as_it_is_and_upgraded_at_the_first_row(
     assert query(db, "PRAGMA user_version") == [(results_db.SCHEMA_VERSION,)]
     now = query(db, "SELECT * FROM files ORDER BY path")
     assert [row for row in now if row[0] != str(music / "sub" / "a.wav")] == \
-        [(*row, None) for row in old_rows]  # every window, as they were scored
-    assert [row[-1] for row in now if row[0] == str(music / "sub" / "a.wav")] == [
-        window_choice.LIBRARY_WINDOWS]
+        [(*row, None, None, None) for row in old_rows]  # every window, as they were scored
+    assert [row[-3:] for row in now if row[0] == str(music / "sub" / "a.wav")] == [
+        (window_choice.LIBRARY_WINDOWS, window_choice.RULE, "keras")]
+
+
+def as_version(db, version: int) -> None:
+    """The database `db` as tag.py of schema `version` wrote it: without the
+    columns later versions added (`results_db.ADDED_COLUMNS`)."""
+    con = sqlite3.connect(db)
+    with con:
+        for added in range(results_db.SCHEMA_VERSION, version, -1):
+            for column in results_db.ADDED_COLUMNS[added]:
+                con.execute(f"ALTER TABLE files DROP COLUMN {column.split()[0]}")
+        con.execute(f"PRAGMA user_version = {version}")
+    con.close()
+
+
+def test_rows_of_the_earlier_window_rule_are_tagged_again_once(tagged_db, cnn, music,
+                                                                tmp_path, capsys):
+    """A version 2 database holds N and no rule: its rows of N windows are
+    the earlier rule's (the first and last 10 s left out), which a run at
+    that N tags again, once."""
+    import shutil
+
+    db = tmp_path / "v2.sqlite"
+    shutil.copy(tagged_db[0], db)
+    as_version(db, 2)
+    long_flac = str(music / "long.flac")  # 22 windows: N of them chosen by a rule
+    code, _, err = run_tag(capsys, cnn[0], long_flac, "--db", db)
+    assert code == 0 and err[-1] == f"{db}: 1 file tagged and stored, 0 up to date and skipped"
+    assert query(db, "SELECT path, window_choice, window_rule, engine FROM files WHERE "
+                     "window_rule IS NOT NULL") == [
+        (long_flac, window_choice.LIBRARY_WINDOWS, window_choice.RULE, "keras")]
+    assert query(db, "PRAGMA user_version") == [(results_db.SCHEMA_VERSION,)]
+    writer = results_db.ResultsWriter(db, cnn[0], TAGS, 16000, 16000, embeddings=False,
+                                      windows=window_choice.LIBRARY_WINDOWS)
+    try:  # once: the row is now of this rule
+        assert writer.current_scores(long_flac) is not None
+        assert writer.current_scores(str(music / "c.ogg")) is None  # still the earlier rule's
+    finally:
+        writer.close()
+
+
+def test_the_engine_auto_took_is_the_engine_recorded():
+    """What a row records: the engine that scored it (the predictor's, for
+    `--engine auto` the one it took), else the engine asked for."""
+    from tagger.inference.engine.predictor import Predictor
+    from tagger.inference.tag.run import engine_name
+
+    class Made(Predictor):
+        engine = "keras-bf16"
+
+    assert engine_name(Made(), "auto") == "keras-bf16"
+    assert engine_name(Predictor(), "xla") == "xla"
 
 
 def test_flags_that_need_db_or_write_tags(cnn, music, capsys):

@@ -90,6 +90,56 @@ def test_a_query_not_in_the_library_is_scored_from_its_windows_as_the_rows_are(
     assert path == original and float(score) > 0.99999
 
 
+def test_a_query_not_in_the_library_is_embedded_by_the_engine_of_its_embeddings(
+        library, music, tmp_path, monkeypatch):
+    """The engine the rows record (most of them), or keras where a database
+    written before it was recorded says nothing, said in the line; one the
+    tagger cannot run for embeddings is one line. (Each engine asked for is
+    run as keras here: what is checked is which one is asked for.)"""
+    from tagger.errors import UserError
+    from tagger.inference.engine import registry
+    from tagger.inference.window_choice import LIBRARY_WINDOWS
+
+    with contextlib.closing(sqlite3.connect(library)) as con:
+        model = dict(zip(("path", "fingerprint"), con.execute(
+            "SELECT path, fingerprint FROM models").fetchone()))
+    asked = []
+
+    def recorded(name, *args, **kwargs):
+        asked.append(name)
+        return make_predictor("keras", *args, **kwargs)
+
+    make_predictor = registry.make_predictor
+    monkeypatch.setattr(registry, "make_predictor", recorded)
+    db = tmp_path / "bf16.sqlite"
+    shutil.copy(library, db)
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        con.execute("UPDATE files SET engine = 'keras-bf16' WHERE rowid % 3 != 0")
+    copy = tmp_path / "copy.wav"
+    shutil.copy(music / "a.wav", copy)
+    lines = []
+    found = similar.by_file(str(db), str(copy), k=1, log=lines.append)
+    assert asked == ["keras-bf16"] and found[0][0] == os.path.abspath(music / "a.wav")
+    assert lines == [f"{copy} is not in the database (or changed): tagging it with "
+                     f"{model['path']} (engine keras-bf16) from {LIBRARY_WINDOWS} windows, "
+                     "as the library's files"]
+
+    with contextlib.closing(sqlite3.connect(db)) as con, con:  # as version 2 wrote it
+        for column in ("window_rule", "engine"):
+            con.execute(f"ALTER TABLE files DROP COLUMN {column}")
+        con.execute("PRAGMA user_version = 2")
+    lines.clear()
+    similar.by_file(str(db), str(copy), k=1, log=lines.append)
+    assert asked[1:] == [similar.ASSUMED_ENGINE] == ["keras"]
+    assert "(engine keras, assumed: the database does not record the engine of its " \
+           "embeddings) from" in lines[0]
+
+    for engine in ("tflite-int8", "nonesuch"):
+        with pytest.raises(UserError, match=f"came from engine '{engine}', which this tagger "
+                                            "cannot run for embeddings"):
+            similar.embed(model, str(copy), engine=engine)
+
+
 def test_a_tag_query_ranks_by_the_mean_of_those_scores(library, capsys):
     scores = stored(library, "scores")
     columns = [TAGS.index("guitar"), TAGS.index("rock")]

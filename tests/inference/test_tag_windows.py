@@ -51,12 +51,14 @@ def test_a_rerun_with_other_windows_tags_again_and_an_old_database_reads_as_ever
     every = {path: scores for path, scores in sqlite3.connect(db).execute(
         "SELECT path, scores FROM files")}
 
-    # the same rows as a version 1 database holds them: no window_choice
+    # the same rows as a version 1 database holds them: no window_choice (nor
+    # the window rule and engine that came later)
     old = tmp_path / "old.sqlite"
     shutil.copy(db, old)
     con = sqlite3.connect(old)
     with con:
-        con.execute("ALTER TABLE files DROP COLUMN window_choice")
+        for column in ("window_choice", "window_rule", "engine"):
+            con.execute(f"ALTER TABLE files DROP COLUMN {column}")
         con.execute("PRAGMA user_version = 1")
     con.close()
     from tagger.commands import library as library_cli
@@ -87,7 +89,7 @@ def test_the_files_tags_record_the_windows(cnn, music, tmp_path, capsys):
     assert code == 0, err
     kind, audio = file_tags._open(str(tmp_path / "long.flac"))
     label = file_tags.current_fields(kind, audio)["tagger_model"]
-    assert label.startswith("samplecnn/cnn sha256:") and label.endswith(" windows:5")
+    assert label.startswith("samplecnn/cnn sha256:") and label.endswith(" windows:5 rule:2")
 
 
 @pytest.mark.parametrize("argv, needle", [

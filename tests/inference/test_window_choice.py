@@ -182,5 +182,8 @@ def test_windows_flag_values_and_the_label_recording_them():
         with pytest.raises(ValueError, match="expected a number of windows"):
             windows_count(bad)
     label = "MTT_musicnn sha256:ab12"
-    assert windows_label(label, 8) == f"{label} windows:8"
+    assert windows_label(label, 8) == f"{label} windows:8 rule:2"
+    assert window_choice.RULE == 2 and window_choice.EDGE_SECONDS == 0
+    # what the earlier rule (10 s left out at each end) labelled is another label
+    assert windows_label(label, 8) != f"{label} windows:8"
     assert windows_label(label, window_choice.ALL) == windows_label(label, None) == label

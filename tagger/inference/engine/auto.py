@@ -301,6 +301,7 @@ def make_predictor(model, info, options, engines):
             left_out[chosen] = f"it cannot run here: {str(error).splitlines()[0]}"
             del measurements[chosen]
     predictor = built[chosen]
+    predictor.engine = chosen
     line = auto_line(chosen, measurements, left_out, cpu_model_and_flags()[0], unkept)
     predictor.note = "\n".join(part for part in (line, predictor.note, *warnings) if part)
     return predictor

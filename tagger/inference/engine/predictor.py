@@ -19,7 +19,9 @@ class Predictor:
     are lines for the user: a problem with the model (no tag names) and
     how the engine was made (a cache used), shown in that order.
     `same_as_keras`: the engine runs the keras engine's program (xla under
-    JAX), which tag.py does not time against itself.
+    JAX), which tag.py does not time against itself. `engine`: the name of
+    the engine that scores (for auto, the one it took), set by
+    `registry.make_predictor`.
     """
 
     sample_rate: int
@@ -32,6 +34,7 @@ class Predictor:
     embedding_layer: str | None = None  # None: no embeddings
     embedding_dim: int | None = None
     same_as_keras: bool = False  # the keras engine's very program: not timed against it
+    engine: str | None = None
 
     @property
     def num_tags(self) -> int:

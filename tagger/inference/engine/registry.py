@@ -93,8 +93,12 @@ def default_engine() -> str:
 
 def make_predictor(name: str, model, info: TaggerMetadata | None,
                    options: EngineOptions = EngineOptions()):
-    """The Predictor of engine `name` for a loaded model."""
-    return engine_named(name).make(model, info, options)
+    """The Predictor of engine `name` for a loaded model, its `engine` the
+    name of the engine that scores (auto's: the one it took)."""
+    predictor = engine_named(name).make(model, info, options)
+    if predictor.engine is None:
+        predictor.engine = name
+    return predictor
 
 
 register_engine(Engine("keras", keras_engine.make_predictor, embeddings=True))

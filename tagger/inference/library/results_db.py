@@ -8,7 +8,8 @@ Tables (SQLite through the standard library's sqlite3, WAL journal):
     files(path TEXT, model TEXT -> models.fingerprint, size INTEGER,
           mtime_ns INTEGER, duration REAL, sample_rate INTEGER (the file's own),
           windows INTEGER, padded INTEGER, scores BLOB, embedding BLOB,
-          tagged REAL, window_choice INTEGER, PRIMARY KEY (path, model))
+          tagged REAL, window_choice INTEGER, window_rule INTEGER,
+          engine TEXT, PRIMARY KEY (path, model))
     failures(path TEXT, model TEXT -> models.fingerprint, size INTEGER,
              mtime_ns INTEGER, ctime_ns INTEGER, error TEXT, tried REAL,
              PRIMARY KEY (path, model))
@@ -18,9 +19,13 @@ valid UTF-8, a BLOB of its bytes (`os.fsencode`), so every name is kept
 exactly (`path_key`, `path_of_key`); `scores` are the clip scores as
 little-endian float32 bytes in the model's tag order (`models.tag_names`);
 `embedding` the mean penultimate-layer vector (float32 bytes) or NULL when
-`--embeddings` was not asked; `windows` the windows scored, and
+`--embeddings` was not asked; `windows` the windows scored,
 `window_choice` the N of `--windows N` that chose them (NULL: every
-window). A model's fingerprint is the SHA-256 of its
+window) and `window_rule` the rule that did (`window_choice.RULE`; NULL
+with an N: `window_choice.EARLIER_RULE`, the rule of every row written
+before the column came); `engine` the tagging engine that scored the file
+(`--engine`, or the one auto took; NULL in a row written before the column
+came). A model's fingerprint is the SHA-256 of its
 file's bytes (of every file's relative name and bytes for a folder), so
 one database can hold the results of several models, and a retrained model
 under the same name is a new model.
@@ -36,12 +41,15 @@ absence as no failures.)
 A file is up to date when a row for (its path, the model) has its size and
 modification time (a failure: its size, modification and change times, so
 a file whose permissions were fixed is tried again) and, for scores, the
-run's `window_choice`: a rerun skips it; a rerun with another --windows
-tags it again, as another model would. (`window_choice` came with schema
-version 2: tag.py adds the column to a version 1 database when it next
-writes a row of scores there (`upgrade`), so reading one, or a run that
-stores no scores, leaves it as older versions read it; until then its
-rows read as every window: NULL.)
+run's `window_choice` and `window_rule`: a rerun skips it; a rerun with
+another --windows tags it again, as another model would, and so does a
+rerun over rows an earlier rule chose N windows for (once). (`window_choice`
+came with schema version 2, `window_rule` and `engine` with version 3:
+tag.py adds the columns a database lacks when it next writes a row of
+scores there (`upgrade`), so reading one, or a run that stores no scores,
+leaves it as older versions read it; until then its rows read as every
+window (version 1: NULL) or as N windows of the earlier rule (version 2),
+of an engine not recorded.)
 A row holds the key of the file as it was read (`FileResult.read_stat`,
 taken before decoding); a file whose key changed while it was decoded (one
 still being copied in, say) gets no row, only a line saying so, and the
@@ -65,8 +73,11 @@ from tagger import fileio
 from tagger.inference.common import model_fingerprint
 
 APPLICATION_ID = 0x54414752  # "TAGR"
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # a version 1 database has no window_choice: every window
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # version 1 has no window_choice (every window), 1 and 2 no
+# window_rule (window_choice.EARLIER_RULE) and no engine
+ADDED_COLUMNS = {2: ("window_choice INTEGER",),  # the columns of `files` each version added
+                 3: ("window_rule INTEGER", "engine TEXT")}
 COMMIT_SECONDS = 0.5
 COMMIT_ROWS = 64
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -79,7 +90,7 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT NOT NULL, model TEXT NOT NULL REFERENCES models(fingerprint),
     size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, duration REAL, sample_rate INTEGER,
     windows INTEGER, padded INTEGER, scores BLOB NOT NULL, embedding BLOB, tagged REAL,
-    window_choice INTEGER, PRIMARY KEY (path, model));
+    window_choice INTEGER, window_rule INTEGER, engine TEXT, PRIMARY KEY (path, model));
 """
 _FAILURES = """
 CREATE TABLE IF NOT EXISTS failures (
@@ -155,15 +166,26 @@ def connect(path: str, check_same_thread: bool = True) -> sqlite3.Connection:
 
 
 def upgrade(con: sqlite3.Connection) -> None:
-    """Brings the database of `con` to SCHEMA_VERSION (a version 1 one gets
-    `files.window_choice`, NULL: every window); done before the first row of
+    """Brings the database of `con` to SCHEMA_VERSION: the columns of
+    `files` it lacks (`ADDED_COLUMNS`), NULL in its rows (every window; the
+    earlier window rule; no engine recorded); done before the first row of
     scores is written, as older versions of tagger refuse it after."""
     con.commit()
-    with con:  # one transaction: the column comes with the version, or neither
+    with con:  # one transaction: the columns come with the version, or none
         con.execute("BEGIN IMMEDIATE")
-        if con.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-            con.execute("ALTER TABLE files ADD COLUMN window_choice INTEGER")
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            held = files_columns(con)
+            for added in range(version + 1, SCHEMA_VERSION + 1):
+                for column in ADDED_COLUMNS[added]:
+                    if column.split()[0] not in held:
+                        con.execute(f"ALTER TABLE files ADD COLUMN {column}")
             con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def files_columns(con: sqlite3.Connection) -> set:
+    """The names of the columns of the `files` table of `con`."""
+    return {row[1] for row in con.execute("PRAGMA table_info(files)")}
 
 
 def open_read_only(path: str) -> sqlite3.Connection:
@@ -190,20 +212,25 @@ class ResultsWriter:
     """Writes one model's rows into the database at `path`.
 
     `is_current(path)`: whether the file is tagged already (same size and
-    mtime, scored from the same `windows`: N, or None for every window;
-    with `embeddings`, with an embedding stored) or failed before
-    and has not changed since, safe to call from the decoder threads (its
-    own connection, under the caller's lock); `add(result)` writes a
+    mtime, scored from the same `windows`: N by `window_choice.RULE`, or
+    None for every window; with `embeddings`, with an embedding stored) or
+    failed before and has not changed since, safe to call from the decoder
+    threads (its own connection, under the caller's lock); `add(result)` writes a
     tagged file's row, `add_failure(result)` a failed one's; `close()`
     commits. Counts: `written`, `failed` (rows written), `skipped` (up to
     date), `failures_skipped` (failed before, unchanged), `changed`
-    (changed while decoded: no row, and `log(line)` says so)."""
+    (changed while decoded: no row, and `log(line)` says so). `engine`: the
+    tagging engine the rows record (None: not known)."""
 
     def __init__(self, path: str, model_path: str, tag_names, sample_rate: int,
                  window_samples: int, embeddings: bool, rescan: bool = False,
-                 log=None, windows: int | None = None):
+                 log=None, windows: int | None = None, engine: str | None = None):
+        from tagger.inference.window_choice import RULE
+
         self.path = str(path)
         self.windows = windows or None
+        self.window_rule = RULE if self.windows else None
+        self.engine = engine
         self.fingerprint = model_fingerprint(model_path)
         self.tag_count = len(tag_names)
         self.embeddings = embeddings
@@ -212,6 +239,7 @@ class ResultsWriter:
         self._con = connect(self.path)
         self._upgraded = self._con.execute("PRAGMA user_version").fetchone()[0] \
             == SCHEMA_VERSION
+        self._columns = files_columns(self._con)
         with self._con:
             self._con.execute(
                 "INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?, ?, NULL, ?)",
@@ -262,12 +290,14 @@ class ResultsWriter:
             key, size, mtime = file_key(path)
         except OSError:
             return None
-        choice = "window_choice" if self._upgraded else "NULL"  # version 1: every window
+        choice, rule = (name if name in self._columns else "NULL"  # before they came
+                        for name in ("window_choice", "window_rule"))
         row = self._query("SELECT size, mtime_ns, embedding IS NOT NULL, scores, "
-                          f"{choice} FROM files WHERE path = ? AND model = ?",
+                          f"{choice}, {rule} FROM files WHERE path = ? AND model = ?",
                           (key, self.fingerprint))
         current = (row is not None and row[0] == size and row[1] == mtime
-                   and row[4] == self.windows
+                   and (row[4], stored_rule(row[4], row[5])) == (self.windows,
+                                                                 self.window_rule)
                    and (row[2] or not self.embeddings)
                    and isinstance(row[3], bytes)
                    and len(row[3]) == 4 * self.tag_count)  # a damaged row: tagged again
@@ -285,6 +315,7 @@ class ResultsWriter:
         if not self._upgraded:
             upgrade(self._con)
             self._upgraded = True
+            self._columns = files_columns(self._con)
         embedding = None
         if result.embeddings is not None:
             vector = np.asarray(result.embeddings, np.float32).mean(axis=0)
@@ -294,12 +325,12 @@ class ResultsWriter:
                                   (int(vector.shape[0]), self.fingerprint))
         self._con.execute(
             "INSERT OR REPLACE INTO files (path, model, size, mtime_ns, duration, sample_rate, "
-            "windows, padded, scores, embedding, tagged, window_choice) VALUES (?, ?, ?, ?, ?, "
-            "?, ?, ?, ?, ?, ?, ?)",
+            "windows, padded, scores, embedding, tagged, window_choice, window_rule, engine) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key, self.fingerprint, size, mtime, float(result.duration),
              result.file_sample_rate, int(result.windows), int(result.padded),
              np.asarray(result.clip_scores, "<f4").tobytes(), embedding, time.time(),
-             self.windows))
+             self.windows, self.window_rule, self.engine))
         self._con.execute("DELETE FROM failures WHERE path = ? AND model = ?",
                           (key, self.fingerprint))
         self.written += 1
@@ -367,6 +398,17 @@ def _failure_key(path: str) -> tuple[str | bytes, int, int, int]:
     """(`path_key` of the absolute path, size, mtime and ctime in ns)."""
     info = os.stat(path)
     return path_key(os.path.abspath(path)), info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
+def stored_rule(choice: int | None, rule: int | None) -> int | None:
+    """The window rule of a row whose `window_choice` and `window_rule`
+    columns hold `choice` and `rule`: None for every window; an N without a
+    rule (a row written before the column came) is the earlier rule's."""
+    from tagger.inference.window_choice import EARLIER_RULE
+
+    if choice is None:
+        return None
+    return EARLIER_RULE if rule is None else rule
 
 
 def scores_of(blob: bytes) -> np.ndarray:

@@ -236,12 +236,23 @@ class ResultsReader:
         """The N of `tag.py --windows N` that chose the windows of most of
         `model`'s stored embeddings; None: every window (also a database
         written before `window_choice` came)."""
+        return self._most_embeddings(model, "window_choice")
+
+    def engine(self, model: dict) -> str | None:
+        """The tagging engine that gave most of `model`'s stored embeddings;
+        None where that is not recorded (rows written before `engine` came)."""
+        return self._most_embeddings(model, "engine")
+
+    def _most_embeddings(self, model: dict, column: str):
+        """The value of `column` in most of `model`'s rows with an
+        embedding (the least of the most common), or None for a database
+        without the column."""
         columns = {row[1] for row in self.rows("PRAGMA table_info(files)")}
-        if "window_choice" not in columns:
+        if column not in columns:
             return None
-        row = self.one("SELECT window_choice FROM files WHERE model = ? AND embedding IS NOT "
-                       "NULL GROUP BY window_choice ORDER BY COUNT(*) DESC, window_choice "
-                       "LIMIT 1", (model["fingerprint"],))
+        row = self.one(f"SELECT {column} FROM files WHERE model = ? AND embedding IS NOT "
+                       f"NULL GROUP BY {column} ORDER BY COUNT(*) DESC, {column} LIMIT 1",
+                       (model["fingerprint"],))
         return None if row is None else row[0]
 
     def path_of_rowid(self, rowid: int) -> str | None:

@@ -3,8 +3,11 @@ exact search in NumPy.
 
 - A query file: its embedding (the mean penultimate-layer vector, as stored)
   is read from the database, or computed on the fly with the database's
-  model when the file is not there (or changed since); the library is
-  ranked by cosine similarity to it, the query itself left out.
+  model, by the engine and from the windows of most of its embeddings,
+  when the file is not there (or changed since); the library is ranked by
+  cosine similarity to it, the query itself left out. A database that does
+  not record the engine (written before it did) is taken to hold
+  `ASSUMED_ENGINE`'s embeddings: keras, the engine of tag.py before auto.
 - A tag query (`tags=["piano", "slow"]`): the library is ranked by the mean
   of those tags' scores.
 
@@ -33,6 +36,7 @@ APPROXIMATE_FROM = 100_000
 INDEXES = ("auto", "exact", "faiss")
 HNSW_NEIGHBOURS = 32  # links per vector in the HNSW graph
 HNSW_EF_SEARCH = 128  # candidates visited per query: recall against speed
+ASSUMED_ENGINE = "keras"  # the engine of a database's embeddings where it is not recorded
 
 
 def _top(chunks, score_of, k: int, skip: str | None = None) -> list[tuple[str, float]]:
@@ -81,12 +85,14 @@ def by_file(db: str, query: str, k: int = 10, model: str | None = None,
                             f"tag.py MODEL FOLDER --db {db} --embeddings")
         vector = reader.stored_embedding(chosen, query)
         if vector is None:
-            windows = reader.window_choice(chosen)
+            windows, engine = reader.window_choice(chosen), reader.engine(chosen)
             if log:
                 log(f"{path_text(query)} is not in the database (or changed): tagging it "
-                    f"with {chosen['path']}"
+                    f"with {chosen['path']} (engine {engine or ASSUMED_ENGINE}"
+                    + ("" if engine else ", assumed: the database does not record the engine "
+                       "of its embeddings") + ")"
                     + (f" from {windows} windows, as the library's files" if windows else ""))
-            vector = embed(chosen, query, windows)
+            vector = embed(chosen, query, windows, engine)
         vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
         if _use_faiss(reader, chosen, index):
             return _search_index(db, reader, chosen, vector, k, os.path.abspath(query), log)
@@ -99,10 +105,12 @@ def by_file(db: str, query: str, k: int = 10, model: str | None = None,
                     skip=os.path.abspath(query))
 
 
-def embed(model: dict, query: str, windows: int | None = None) -> np.ndarray:
+def embed(model: dict, query: str, windows: int | None = None,
+          engine: str | None = None) -> np.ndarray:
     """The mean embedding of `query` by the database's model (its file must
-    still be there, unchanged: the fingerprint is checked), over `windows`
-    of its windows as `tag.py --windows` chooses them (None: every one)."""
+    still be there, unchanged: the fingerprint is checked) run by `engine`
+    (None: `ASSUMED_ENGINE`), over `windows` of its windows as `tag.py
+    --windows` chooses them (None: every one)."""
     from tagger.inference.inputs import path_problem
 
     problem = path_problem(query)
@@ -116,12 +124,20 @@ def embed(model: dict, query: str, windows: int | None = None) -> np.ndarray:
     from tagger.backends import quiet_tensorflow_for_keras
 
     quiet_tensorflow_for_keras()
-    from tagger.inference.engine.registry import EngineOptions, make_predictor
+    from tagger.inference.engine.registry import ENGINES, EngineOptions, make_predictor
     from tagger.inference.engine.tagging import tag_files
     from tagger.models.saved import load_tagger
 
+    engine = engine or ASSUMED_ENGINE
+    if engine not in ENGINES or not ENGINES.get(engine).embeddings:
+        givers = ", ".join(name for name, entry in ENGINES.items() if entry.embeddings)
+        raise UserError(f"the library's embeddings came from engine {engine!r}, which this "
+                        f"tagger cannot run for embeddings (it can: {givers}); tag the query "
+                        "into the database with that engine, or retag the library with one "
+                        "of these")
     keras_model, info = load_tagger(path)
-    predictor = make_predictor("keras", keras_model, info, EngineOptions(embeddings=True))
+    predictor = make_predictor(engine, keras_model, info, EngineOptions(
+        embeddings=True, model_path=path, calibration_audio=lambda: [query]))
     (result,) = list(tag_files(predictor, [query], workers=1, windows=windows))
     if not result.ok:
         raise UserError(f"query {query!r}: {result.error}")

@@ -229,9 +229,16 @@ def _database(config: TagConfig, predictor, log=None):
         return ResultsWriter(config.db, config.model, predictor.tag_names,
                              predictor.sample_rate, predictor.window_samples,
                              embeddings=config.embeddings is not None, rescan=config.rescan,
-                             log=log, windows=config.scored_windows)
+                             log=log, windows=config.scored_windows,
+                             engine=engine_name(predictor, config.engine))
     except sqlite3.Error as error:
         raise UserError(f"cannot write --db {config.db!r}: {error}") from None
+
+
+def engine_name(predictor, asked: str) -> str:
+    """The engine that scores the files, as a results database records it:
+    the predictor's (for auto, the engine it took), else `asked` (--engine)."""
+    return predictor.engine or asked
 
 
 def _taggrams(config: TagConfig, paths, predictor, note, kept: list) -> _Output:
