@@ -372,6 +372,8 @@ class TrainConfig:
     jit_compile: bool | str = "auto"  # XLA: True, False, or "auto" (training.xla_choice)
     steps_per_execution: int = 1
     resume: bool = False
+    # a continued run's damaged checkpoints dropped (training.damaged_checkpoints)
+    drop_damaged_checkpoints: bool = False
     seed: int = 0
     evaluate_test: bool = True
     progress: bool = True

@@ -133,6 +133,14 @@ def remove(folder: str, names) -> None:
                 fileio.remove_quietly(f"{folder}/{file}")
 
 
+def copy(folder: str, name: str, new_name: str) -> None:
+    """Copies the checkpoint `name` of `folder`, in either format, as `new_name`."""
+    for file in fileio.listdir(folder):
+        if file.startswith(name + "."):
+            fileio.write_atomic(f"{folder}/{new_name}{file[len(name):]}",
+                                fileio.read_bytes(f"{folder}/{file}"))
+
+
 def names_in(folder: str) -> list:
     """The checkpoints found in `folder`, by name."""
     if not fileio.isdir(folder):

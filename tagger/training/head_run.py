@@ -38,7 +38,7 @@ from tagger.evaluation.metrics import binary_crossentropy
 from tagger.evaluation.predict import ClipPredictions
 from tagger.records.info import DatasetInfo, require_raw
 from tagger.training import run as runs
-from tagger.training import tag_head
+from tagger.training import started_models, tag_head
 from tagger.training.pretrained_body import Body, check_same_audio, joined_embeddings
 
 PREDICT_BATCH = 1024  # embeddings scored by the head at once
@@ -148,17 +148,13 @@ class HeadRun(runs.Run):
 
     def _open_run_dir(self):
         """A continued run must find the body it started on: the file at
-        --from's path is compared by its SHA-256, which state.json keeps."""
+        --from's path is compared by its SHA-256, which state.json keeps
+        (`started_models`)."""
         super()._open_run_dir()
-        started = self.state.base_model_sha256
-        now = "+".join(body.fingerprint for body in self.bodies)
-        if started is not None and started != now:
-            names = " ".join(f"--from {body.name!r}" for body in self.bodies)
-            raise UserError(
-                f"--resume: {names} is now the file of SHA-256 {now}, but "
-                f"the run in {self.run_dir!r} was started on the file of SHA-256 {started}; "
-                "put that file back to continue the run, or start a new one with --run-name")
-        self.state.base_model_sha256 = now
+        self.state.base_model_sha256 = started_models.kept(
+            self.state.base_model_sha256,
+            [(f"--from {body.name!r}", body.fingerprint) for body in self.bodies],
+            self.run_dir, started_models.trained(self.state), self._log)
 
     # -- the model -------------------------------------------------------------
     def _build_model(self):

@@ -583,6 +583,8 @@ def test_train_distils_two_teachers_in_two_rounds(setting, tmp_path, capsys):
     run = tmp_path / "samplecnn-basic-multi-student"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and np.isfinite(metrics["best"]["train_loss"])
+    assert json.loads((run / "state.json").read_text())["teacher_sha256"] == \
+        f"{model_fingerprint(a)}+{model_fingerprint(b)}"  # a resume must find them again
     assert not (run / "train_targets.tsv").exists()  # the lookup's table, while it trained
     assert metrics["test"]["evaluated_tags"] + len(metrics["test"]["excluded_tags"]) == 3
     from tagger.models.saved import read_saved_info

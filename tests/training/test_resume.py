@@ -188,6 +188,38 @@ def test_a_damaged_checkpoint_is_named(uninterrupted, tmp_path, capsys, damage):
 
 
 @pytest.mark.slow
+def test_a_run_whose_best_checkpoint_is_cut_ends_from_its_last(uninterrupted, tmp_path,
+                                                               capsys):
+    """The best checkpoint of a run killed before it saved its model, cut:
+    --resume refuses before training, naming it; with
+    --drop-damaged-checkpoints the run ends on its last epoch's checkpoint,
+    the best from then on, and saves it as its model."""
+    run_dir, config = uninterrupted
+    copy, state = unfinished_copy(run_dir, tmp_path)
+    best = copy / "checkpoints" / f"{state['best_checkpoint']}.npz"
+    best.write_bytes(best.read_bytes()[:len(best.read_bytes()) // 2])
+    flags = [*base_flags(config.data_dir, str(tmp_path)), "--resume"]
+    code, _, err = train_main(capsys, *flags)
+    one_line_error(code, err, f"checkpoint file {str(best)!r} is damaged",
+                   "pass --drop-damaged-checkpoints to go on from epoch 3's checkpoint, which "
+                   "holds its best model too")
+    code, out, err = train_main(capsys, *flags, "--drop-damaged-checkpoints")
+    assert code == 0, err
+    assert "--drop-damaged-checkpoints: checkpoint file" in out
+    metrics = json.loads((copy / "metrics.json").read_text())
+    assert metrics["best_epoch"] == metrics["epochs"] == 3
+    assert json.loads((copy / "state.json").read_text())["done"] is True
+    import numpy as np
+
+    from tagger.models.saved import load_tagger
+
+    model, _ = load_tagger(str(copy / "model.keras"))  # the last epoch's weights
+    last = np.load(copy / "checkpoints" / f"{state['last_checkpoint']}.npz")
+    assert last["paths/model"][0] == model.variables[0].path == "stem_conv/kernel"
+    np.testing.assert_array_equal(model.variables[0].numpy(), last["model/00000"])
+
+
+@pytest.mark.slow
 def test_a_run_checkpointed_in_tensorflows_format_resumes(uninterrupted, raw_records,
                                                          tmp_path, monkeypatch):
     """A run started before checkpoints were NumPy files wrote TensorFlow
@@ -302,11 +334,11 @@ def test_state_with_undefined_numbers_reads_back_as_written(tmp_path):
     holds a bare Infinity or NaN reads as it always did."""
     import dataclasses as dc
 
-    from tagger.training.run import RunState, _commit_text
+    from tagger.training.run_state import RunState, state_text
 
     state = RunState(epoch=1, history=[_row(1, math.nan)])
     path = tmp_path / "state.json"
-    path.write_text(_commit_text(state))
+    path.write_text(state_text(state))
     strict_json_loads(path.read_text())
     back = read_state(str(path))
     assert back.best_score == math.inf and math.isnan(back.history[0]["val_roc_auc"])
@@ -405,3 +437,134 @@ def test_a_read_only_train_dir_is_one_line(raw_records, capsys, monkeypatch):
     one_line_error(code, err, f"cannot write the run folder (--train-dir) '{train_dir}/",
                    "permission denied")
     assert not os.path.exists(train_dir)
+
+
+@pytest.fixture(scope="module")
+def two_teachers(tmp_path_factory):
+    """Two tiny teachers of the same tags and rate, of other weights."""
+    from tests.checks import tiny_teacher
+
+    folder = tmp_path_factory.mktemp("teachers")
+    return [tiny_teacher(folder / f"{seed}.keras", ["guitar", "classical"], seed=seed)
+            for seed in (1, 2)]
+
+
+@pytest.mark.parametrize("flag", ["--teacher", "--distil"])
+def test_a_resume_whose_teacher_file_was_replaced_is_refused(raw_records, two_teachers,
+                                                             tmp_path, monkeypatch, capsys,
+                                                             flag):
+    """A student's run keeps its teachers' SHA-256 in state.json: a resume
+    whose teacher path holds another model is refused in one line before the
+    teacher scores anything; a run started before the SHA-256 was kept
+    resumes on the file it finds, says so, and keeps its SHA-256."""
+    import shutil
+
+    from tagger.config import DistillationConfig, NoisyStudentConfig
+    from tagger.inference.common import model_fingerprint
+    from tagger.training import distillation, semi_supervised, started_models
+
+    teacher = str(tmp_path / "teacher.keras")
+    shutil.copy(two_teachers[0], teacher)
+    config = three_epochs(raw_records[0], tmp_path, **(
+        {"noisy_student": NoisyStudentConfig(teacher=teacher)} if flag == "--teacher" else
+        {"distillation": DistillationConfig(teachers=(teacher,))}))
+    parts = _run_parts(config)
+    run = Run(config, *parts)
+    run._open_run_dir()  # a new run, as train() opens it
+    run._write_config()
+    run._commit()
+    started = model_fingerprint(teacher)
+    state_path = pathlib.Path(run.run_dir) / "state.json"
+    assert json.loads(state_path.read_text())["teacher_sha256"] == started
+    os.replace(shutil.copy(two_teachers[1], tmp_path / "other.keras"), teacher)
+    now = model_fingerprint(teacher)
+    assert now != started
+
+    def set_up(*args, **kwargs):
+        raise AssertionError("the teacher was set up")
+
+    monkeypatch.setattr(distillation, "setup", set_up)
+    monkeypatch.setattr(semi_supervised, "setup", set_up)
+    resumed = dataclasses.replace(config, resume=True)
+    with pytest.raises(UserError) as refused:
+        train(resumed)
+    assert str(refused.value) == (
+        f"--resume: {flag} {teacher!r} is now the file of SHA-256 {now}, but the run in "
+        f"{run.run_dir!r} was started on the file of SHA-256 {started}; put that file back "
+        "to continue the run, or start a new one with --run-name")
+
+    state = json.loads(state_path.read_text())  # as an earlier version wrote it, one epoch on
+    del state["teacher_sha256"]
+    state_path.write_text(json.dumps({**state, "epoch": 1, "history": [_row(1, 0.5)]}))
+    capsys.readouterr()
+    started_models.check_teachers(resumed, run.run_dir)
+    again = Run(resumed, *parts)
+    again._open_run_dir()
+    assert again.state.teacher_sha256 == now
+    assert (f"keeps no SHA-256 of {flag} {teacher!r} (it was started by an earlier version): "
+            f"taken to be the file(s) it started on, SHA-256 {now}") in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damaged", ["best", "last", "both"])
+def test_a_damaged_checkpoint_is_refused_before_training_and_can_be_dropped(
+        raw_records, tmp_path, capsys, monkeypatch, damaged):
+    """Every checkpoint state.json names is checked before the model is
+    built: a cut one is named in one line with the way on, and the folder
+    is left as it was; --drop-damaged-checkpoints goes on from the latest
+    good one (the last epoch's, then the best from then on; else the best's,
+    with a fresh optimizer), or from the start."""
+    import numpy as np
+
+    from tagger.config import to_dict
+    from tagger.strict_json import dumps
+    from tagger.training import damaged_checkpoints
+    from tagger.training.run_state import RunState, state_text
+
+    config = three_epochs(raw_records[0], tmp_path)
+    run_dir = tmp_path / RUN
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "config.json").write_text(dumps(to_dict(config)))
+    state = RunState(stage=1, epoch=3, best_epoch=2, best_score=0.5, wait=1,
+                     best_checkpoint="best-00002", last_checkpoint="epoch-00003",
+                     history=[_row(epoch, 0.5) for epoch in (1, 2, 3)], teacher_sha256="ab")
+    (run_dir / "state.json").write_text(state_text(state))
+    files = {name: run_dir / "checkpoints" / f"{name}.npz"
+             for name in ("epoch-00003", "best-00002")}
+    for seed, path in enumerate(files.values()):
+        np.savez(path, values=np.random.default_rng(seed).random(1000))
+    cut = ["best-00002", "epoch-00003"] if damaged == "both" else \
+        ["best-00002" if damaged == "best" else "epoch-00003"]
+    for name in cut:
+        files[name].write_bytes(files[name].read_bytes()[:3000])
+    before = {p.name: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    monkeypatch.setattr(Run, "_build_model", lambda self: pytest.fail("built"))
+    code, _, err = train_main(capsys, *base_flags(config.data_dir, str(tmp_path)), "--resume")
+    where = {"best": "epoch 3's checkpoint, its best from then on (epoch 2's model is lost)",
+             "last": "its best checkpoint (epoch 2) with a fresh optimizer",
+             "both": "the start, as no checkpoint of it is good"}[damaged]
+    one_line_error(code, err, *(f"checkpoint file {str(files[name])!r} is damaged"
+                                for name in cut),
+                   f"start a new run with --run-name, or pass --drop-damaged-checkpoints to "
+                   f"go on from {where}")
+    assert {p.name: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+    lines = []
+    repaired = damaged_checkpoints.checked(read_state(str(run_dir / "state.json")),
+                                           str(run_dir), True, lambda row: row["val_loss"],
+                                           log=lines.append)
+    assert lines[0].startswith("--drop-damaged-checkpoints: checkpoint file")
+    assert lines[0].endswith(f"going on from {where}")
+    assert read_state(str(run_dir / "state.json")) == repaired
+    left = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    if damaged == "best":
+        assert repaired == dataclasses.replace(state, best_checkpoint="best-00003",
+                                               best_epoch=3, best_score=0.69, wait=0)
+        assert left == ["best-00003.npz", "epoch-00003.npz"]
+        assert files["epoch-00003"].read_bytes() == \
+            (run_dir / "checkpoints" / "best-00003.npz").read_bytes()
+    elif damaged == "last":
+        assert repaired == dataclasses.replace(state, last_checkpoint=None,
+                                               stage_started=False)
+        assert left == ["best-00002.npz"]
+    else:
+        assert repaired == RunState(teacher_sha256="ab") and left == []
