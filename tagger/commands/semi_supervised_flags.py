@@ -8,13 +8,8 @@ fast."""
 
 from __future__ import annotations
 
-from tagger.cli import (
-    given_flags,
-    model_name_or_path,
-    non_negative_float,
-    positive_float,
-    positive_int,
-)
+from tagger.cli import given_flags, model_name_or_path
+from tagger.commands.train_ranges import ranged
 from tagger.errors import UserError, flags_do_not_apply
 
 DEFAULTS = {"unlabelled_split": "student", "unlabelled_data_dir": None,
@@ -38,7 +33,7 @@ def add_flags(parser) -> None:
                        help="distillation: a pretrained name or model file whose scores a "
                             "student learns on records without labels, repeated for "
                             "several, averaged (docs/distillation.md) (default: none)")
-    group.add_argument("--temperature", type=positive_float, default=None, metavar="T",
+    group.add_argument("--temperature", type=ranged("temperature"), default=None, metavar="T",
                        help="with --distil: the temperature of the soft targets and "
                             "scores (default: 1, plain BCE on the soft targets)")
     group.add_argument("--unlabelled-split", default=None, metavar="SPLIT",
@@ -46,10 +41,10 @@ def add_flags(parser) -> None:
     group.add_argument("--unlabelled-data-dir", default=None, metavar="PATH",
                        help="with --teacher: records holding the unlabelled split "
                             "(default: --data-dir)")
-    group.add_argument("--pseudo-label-weight", type=non_negative_float, default=None,
+    group.add_argument("--pseudo-label-weight", type=ranged("pseudo_label_weight"), default=None,
                        metavar="W", help="with --teacher: weight of the pseudo-label BCE "
                                          "(default: 1.0)")
-    group.add_argument("--rounds", type=positive_int, default=None, metavar="N",
+    group.add_argument("--rounds", type=ranged("rounds"), default=None, metavar="N",
                        help="with --teacher or --distil: teacher->student rounds, each "
                             "student the next round's teacher (default: 1)")
 

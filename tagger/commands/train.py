@@ -7,15 +7,9 @@
 from __future__ import annotations
 
 from tagger import cli
-from tagger.cli import (
-    ArgumentParser,
-    non_negative_float,
-    non_negative_int,
-    number_in_range,
-    positive_float,
-    positive_int,
-)
+from tagger.cli import ArgumentParser
 from tagger.commands import semi_supervised_flags
+from tagger.commands.train_ranges import BY_KIND, check_last_rate, ranged, say_ranges
 from tagger.config import HEAD_SETTINGS, MONITORS, SCHEDULES, TrainConfig
 
 DEFAULTS = TrainConfig()  # every flag's default is its TrainConfig field's
@@ -30,6 +24,7 @@ def parse_args(argv=None):
     add_hardware_flags(p)
     semi_supervised_flags.add_flags(p)
     add_pretrained_flags(p)
+    say_ranges(p)
     return p.parse_args(argv)
 
 
@@ -41,17 +36,18 @@ def add_data_flags(p):
                       help="where run folders go")
     data.add_argument("--run-name", default=None, metavar="NAME",
                       help="run folder name (default: from the model, e.g. samplecnn-se-multi)")
-    data.add_argument("--num-read-threads", type=positive_int,
+    data.add_argument("--num-read-threads", type=ranged("num_read_threads"),
                       default=DEFAULTS.num_read_threads, metavar="N",
                       help="shards read in parallel; part of the run's input order")
-    data.add_argument("--shuffle-segments", type=positive_int,
+    data.add_argument("--shuffle-segments", type=ranged("shuffle_segments"),
                       default=DEFAULTS.shuffle_segments, metavar="N",
                       help="segments shuffled together, one block of whole "
                            "batches")
-    data.add_argument("--window-segments", type=positive_int, default=None, metavar="K",
+    data.add_argument("--window-segments", type=ranged("window_segments"), default=None,
+                      metavar="K",
                       help="segments per input window (default: the family's)")
     for dest, carried in RECORDS_CARRY.items():
-        data.add_argument(flag(dest), type=positive_int, default=None, metavar="N",
+        data.add_argument(flag(dest), type=ranged(dest), default=None, metavar="N",
                           help=f"resemul's flag, taken with a note and not used: the records "
                                f"carry {carried} (default: the records')")
 
@@ -90,16 +86,16 @@ def add_model_flags(p):
         if first.type == "switch":
             kwargs = {"action": "store_true"}
         else:
-            kwargs = {"type": FLAG_TYPES.get(first.type), "default": first.default,
+            kind = ranged(dest, first.type) if first.type in FLAG_TYPES else None
+            kwargs = {"type": kind, "default": first.default,
                       "choices": first.choices, "metavar": first.metavar}
         model.add_argument(flag(dest), help=flag_help(owners), **kwargs)
 
 
 # The argparse type of each kind of flag value (ModelFlag.type; "choice" and
-# "switch" need none).
-FLAG_TYPES = {"positive_int": positive_int, "positive_float": positive_float,
-              "non_negative_float": non_negative_float,
-              "fraction": number_in_range(float, 0, 1)}
+# "switch" need none), within what training holds (`train_ranges.BY_KIND`; a
+# flag of a range of its own, such as --width, takes that).
+FLAG_TYPES = {kind: values.parse() for kind, values in BY_KIND.items()}
 
 
 def declaration(declared) -> tuple:
@@ -162,7 +158,7 @@ def add_optimisation_flags(p):
                           "arguments and batch size; one Adam stage at its learning rate "
                           "for its epochs; with --schedule adam_then_sgd, that many "
                           "--total-epochs); a flag given beside --quick overrides it")
-    opt.add_argument("--batch-size", type=positive_int, default=DEFAULTS.batch_size,
+    opt.add_argument("--batch-size", type=ranged("batch_size"), default=DEFAULTS.batch_size,
                      metavar="N",
                      help="global mini-batch size")
     from tagger.models import FAMILIES
@@ -175,23 +171,23 @@ def add_optimisation_flags(p):
                           f"(default: {schedules})")
     opt.add_argument("--optimizer", choices=["sgd", "adam"], default=DEFAULTS.optimizer,
                      help="staged: optimizer of every stage (SGD is Nesterov's)")
-    opt.add_argument("--momentum", type=number_in_range(float, 0, 1, high_open=True),
+    opt.add_argument("--momentum", type=ranged("momentum"),
                      default=DEFAULTS.momentum,
                      metavar="M", help="momentum of the SGD stages")
-    opt.add_argument("--lr", type=positive_float, default=DEFAULTS.lr, metavar="LR",
+    opt.add_argument("--lr", type=ranged("lr"), default=DEFAULTS.lr, metavar="LR",
                      help="staged: learning rate of stage 0")
-    opt.add_argument("--lr-decay", type=number_in_range(float, 0, 1, low_open=True),
+    opt.add_argument("--lr-decay", type=ranged("lr_decay"),
                      default=DEFAULTS.lr_decay, metavar="DC",
                      help="staged: learning rate factor per stage")
-    opt.add_argument("--num-stages", type=positive_int, default=DEFAULTS.num_stages,
+    opt.add_argument("--num-stages", type=ranged("num_stages"), default=DEFAULTS.num_stages,
                      metavar="N", former=("--num-lr-decays",),
                      help="staged: number of stages, stage k at --lr x --lr-decay^k for "
                           "k = 0..N-1; --num-lr-decays N, resemul's name for it, is the same "
                           "N (its first stage is at --lr, undecayed)")
-    opt.add_argument("--initial-stage", type=non_negative_int,
+    opt.add_argument("--initial-stage", type=ranged("initial_stage"),
                      default=DEFAULTS.initial_stage, metavar="N",
                      help="stage to start at, from the run's best model so far")
-    opt.add_argument("--patience", type=non_negative_int, default=DEFAULTS.patience,
+    opt.add_argument("--patience", type=ranged("patience"), default=DEFAULTS.patience,
                      metavar="N",
                      help="staged: epochs without improvement of the --monitor value "
                           "that end a stage")
@@ -199,21 +195,23 @@ def add_optimisation_flags(p):
                      help="what early stopping and the best model follow (default: "
                           "val_roc_auc with --distil, against the teachers' tags, the "
                           "figure a student is judged on; else val_loss)")
-    opt.add_argument("--max-epochs-per-stage", type=positive_int,
+    opt.add_argument("--max-epochs-per-stage", type=ranged("max_epochs_per_stage"),
                      default=DEFAULTS.max_epochs_per_stage, metavar="N",
                      help="staged: epoch limit of one stage")
     opt.add_argument("--switch-epochs", default=",".join(map(str, DEFAULTS.switch_epochs)),
                      metavar="E1,E2,E3",
                      help="adam_then_sgd: epochs of the Adam->SGD 1e-3->1e-4->1e-5 switches")
-    opt.add_argument("--total-epochs", type=positive_int, default=DEFAULTS.total_epochs,
+    opt.add_argument("--total-epochs", type=ranged("total_epochs"), default=DEFAULTS.total_epochs,
                      metavar="N",
                      help="adam_then_sgd: total epochs")
-    opt.add_argument("--steps-per-epoch", type=positive_int, default=None, metavar="N",
+    opt.add_argument("--steps-per-epoch", type=ranged("steps_per_epoch"), default=None,
+                     metavar="N",
                      help="cap on training steps per epoch (default: one pass)")
-    opt.add_argument("--validation-steps", type=positive_int, default=None, metavar="N",
+    opt.add_argument("--validation-steps", type=ranged("validation_steps"), default=None,
+                     metavar="N",
                      help="cap on validation batches, the clip the last one cuts read "
                           "to its end (default: the whole split)")
-    opt.add_argument("--seed", type=non_negative_int, default=DEFAULTS.seed, metavar="N",
+    opt.add_argument("--seed", type=ranged("seed"), default=DEFAULTS.seed, metavar="N",
                      help="seed of the weights and of each epoch's input order")
 
 
@@ -235,12 +233,16 @@ def add_hardware_flags(p):
                              "keeps the faster; on also compiles evaluation")
     system.add_argument("--jit-compile", action="store_true",
                         help="the same as --xla on (its former name)")
-    system.add_argument("--steps-per-execution", type=positive_int,
+    system.add_argument("--steps-per-execution", type=ranged("steps_per_execution"),
                         default=DEFAULTS.steps_per_execution, metavar="N",
                         help="training steps per tf.function call (TPUs like 50+)")
     system.add_argument("--resume", action="store_true",
                         help="continue the run in --train-dir/--run-name; flags left out "
                              "come from the run, flags given must match it")
+    system.add_argument("--drop-damaged-checkpoints", action="store_true",
+                        help="with --resume: a checkpoint of the run that is missing or "
+                             "damaged is dropped, and the run goes on from the latest good "
+                             "one (from the start when none is good)")
     system.add_argument("--no-test", action="store_true",
                         help="skip the final test-split evaluation")
     system.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -269,19 +271,20 @@ def add_pretrained_flags(p):
                             "to stop on their clip loss (up to 100 epochs, --patience); by "
                             "default they train it too, for 20 epochs, the last kept "
                             "(--fine-tune always holds them out)")
-    group.add_argument("--head-units", type=non_negative_int, default=settings.head_units,
+    group.add_argument("--head-units", type=ranged("head_units"), default=settings.head_units,
                        metavar="N",
                        help="with --from: units of the head's hidden layer; 0: a linear head")
     group.add_argument("--fine-tune", action="store_true",
                        help="with --from: then train every layer on the records' audio, "
                             "from the head's best (records built at MODEL's sample rate and "
                             "segment length)")
-    group.add_argument("--fine-tune-lr", type=positive_float, default=settings.fine_tune_lr,
-                       metavar="LR", help="with --fine-tune: its Adam learning rate")
-    group.add_argument("--fine-tune-epochs", type=positive_int,
+    group.add_argument("--fine-tune-lr", type=ranged("fine_tune_lr"),
+                       default=settings.fine_tune_lr, metavar="LR",
+                       help="with --fine-tune: its Adam learning rate")
+    group.add_argument("--fine-tune-epochs", type=ranged("fine_tune_epochs"),
                        default=settings.fine_tune_epochs, metavar="N",
                        help="with --fine-tune: its epoch limit (--patience ends it earlier)")
-    group.add_argument("--suggest", type=positive_int, default=None, metavar="N",
+    group.add_argument("--suggest", type=ranged("suggest"), default=None, metavar="N",
                        help="with --from: then list the N files of the records' unlabelled "
                             "student split whose labels would help the tagger most (its "
                             "least sure scores, files far apart), printed and written to "
@@ -330,6 +333,9 @@ def check_applicable(args, schedule: str) -> None:
     from tagger.errors import flags_do_not_apply
 
     chosen = given(args) or frozenset()
+    if "drop_damaged_checkpoints" in chosen and not (args.resume or args.initial_stage):
+        raise flags_do_not_apply(["--drop-damaged-checkpoints"], "with --resume",
+                                 "a new run has no checkpoints", "add --resume")
     if check_pretrained(args, chosen):
         return
     for name, flags in SCHEDULE_FLAGS.items():
@@ -452,6 +458,10 @@ def config_from_args(args, check: bool = True):
         model_args = quick_setting(args, spec, schedule, model_args)
     if source is not None:
         pretrained_setting(args)
+    if check and schedule == "staged":
+        unused = check_last_rate(args.lr, args.lr_decay, args.num_stages)
+        if unused:
+            raise UserError(unused)
     try:
         switch = tuple(int(e) for e in args.switch_epochs.split(","))
     except ValueError:
@@ -481,6 +491,7 @@ def config_from_args(args, check: bool = True):
             strategy=args.strategy, tpu=args.tpu, mixed_precision=args.mixed_precision,
             jit_compile=xla_setting(args), steps_per_execution=args.steps_per_execution,
             resume=args.resume, seed=args.seed, evaluate_test=not args.no_test,
+            drop_damaged_checkpoints=getattr(args, "drop_damaged_checkpoints", False),
             progress=not args.no_progress, augment=args.augment,
             noisy_student=semi_supervised_flags.settings(args),
             distillation=semi_supervised_flags.distillation(args),

@@ -15,7 +15,10 @@ resume, validation, logs, early stopping); what differs is behind a
                                distillation's soft targets in place of the tags)
   distribute(batches)          batches of a run's own (a head's embeddings)
   train_function(model, optimizer, global_batch, jit, augmentation, loss)
-                               -> train(iterator, steps) -> summed loss
+                               -> train(iterator, steps) -> summed loss; JAX's also
+                               has end_epoch() (its state written back) and
+                               stop_input() (its input thread stopped, before the
+                               run closes the iterators: `epoch_steps`)
   noisy_student_function(student, teacher, optimizer, half_batch, augmentation,
                          pseudo_label_weight, augment_labelled, jit)
                                -> train((labelled, unlabelled) iterators, steps)

@@ -270,7 +270,9 @@ class TrainFunction:
     are put on the devices ahead of the steps by a thread, across calls;
     `end_epoch()` (the run calls it after an epoch's steps) waits for the
     steps, writes the state back into the Keras variables and stops the
-    thread. The seconds spent waiting for input, and the epochs' seconds,
+    thread; `stop_input()` stops the thread alone (an epoch cut short: an
+    error, Ctrl-C), before the run closes the iterators that the thread
+    reads. The seconds spent waiting for input, and the epochs' seconds,
     go to the backend's counts."""
 
     def __init__(self, model, optimizer, backend: JaxBackend, step, constants=()):
@@ -287,6 +289,7 @@ class TrainFunction:
         if self._ahead is None:
             self._started = time.perf_counter()
             self._ahead = _AheadOnDevices(iterator, self.backend)
+            self._ahead.start()  # once held: `stop_input` stops it however this call ends
             self._state = self.backend.whole_on_devices(
                 ([v.value for v in self.model.trainable_variables],
                  [v.value for v in self.model.non_trainable_variables],
@@ -317,6 +320,15 @@ class TrainFunction:
                 variable.assign(value)
         self._state = None
         self.backend.step_seconds += time.perf_counter() - self._started
+
+    def stop_input(self) -> None:
+        """The input thread stopped, once its batch in hand is made, and the
+        epoch's state dropped (a run that goes on restores a checkpoint): the
+        iterators may be closed then. Called again after a Ctrl-C cut it short,
+        it stops the thread still."""
+        if self._ahead is not None:
+            self._ahead.close()
+        self._ahead = self._state = None
 
 
 def step_key(optimizer) -> str:
@@ -574,8 +586,9 @@ def next_batch(iterators) -> tuple:
 
 class _AheadOnDevices:
     """The batches of a NumPy iterator, each put on the devices by a thread
-    of its own while the steps before it run (two batches ahead); an error
-    there is raised by `next()`. `close()` stops the thread."""
+    of its own while the steps before it run (two batches ahead), from
+    `start()` on; an error there is raised by `next()`. `close()` stops
+    the thread and waits for it (it leaves the iterator's `next()` first)."""
 
     def __init__(self, iterator, backend: JaxBackend):
         self.iterator = iterator
@@ -583,6 +596,8 @@ class _AheadOnDevices:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._fill, args=(backend,), daemon=True,
                                         name="batches to the devices")
+
+    def start(self) -> None:
         self._thread.start()
 
     def _fill(self, backend):
@@ -608,4 +623,5 @@ class _AheadOnDevices:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.ident is not None:  # started
+            self._thread.join()

@@ -18,17 +18,15 @@ learning rate and optimizer state. Epoch e reads the training data in an
 order fixed by (seed, e) alone (`records.order`, whichever reader serves
 it), so a resumed run sees the batches an uninterrupted one would. A
 folder whose checkpoints have no readable state.json beside them is
-refused, never overwritten.
+refused, never overwritten; a continued run checks the checkpoints that
+state.json names before it trains (`damaged_checkpoints`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import io
 import json
-import math
 import re
 import time
 
@@ -36,6 +34,7 @@ import keras
 
 from tagger import destination, fileio, strict_json
 from tagger.config import TrainConfig, from_dict, join_path, saved_train_config, to_dict
+from tagger.csv_cells import csv_text
 from tagger.errors import UserError
 from tagger.evaluation.agreement import teacher_tags
 from tagger.evaluation.metrics import tag_metrics
@@ -45,8 +44,9 @@ from tagger.records import batches as record_batches
 from tagger.records.info import DatasetInfo, load_info
 from tagger.records.windows import train_windows_per_pass
 from tagger.training import backend as backends
-from tagger.training import checkpoints, model_setup
+from tagger.training import checkpoints, damaged_checkpoints, model_setup, started_models
 from tagger.training.monitor import monitor_line, monitored, monitored_score
+from tagger.training.run_state import RunState, read_state, state_text
 from tagger.training.scalars_log import ScalarsLog
 from tagger.training.schedule import make_optimizer, schedule_for
 
@@ -68,25 +68,6 @@ HISTORY_FIELDS = ("epoch", "stage", "stage_epoch", "optimizer", "lr", "train_los
                   "val_loss", "val_roc_auc", "val_pr_auc", "seconds")
 
 
-@dataclasses.dataclass
-class RunState:
-    """Everything needed to continue a run; saved as state.json."""
-
-    stage: int = 0  # index into the schedule's stages
-    stage_epoch: int = 0  # epochs finished in this stage
-    epoch: int = 0  # epochs finished in total
-    wait: int = 0  # epochs without improvement in this stage
-    best_score: float = math.inf  # the monitored value, lower is better
-    best_epoch: int = 0
-    best_checkpoint: str | None = None
-    last_checkpoint: str | None = None
-    stage_started: bool = False  # the stage's optimizer exists in last_checkpoint
-    history: list = dataclasses.field(default_factory=list)
-    stages: list = dataclasses.field(default_factory=list)  # per-stage summaries
-    done: bool = False
-    base_model_sha256: str | None = None  # a run on a trained model's body: its file's
-
-
 def train(config: TrainConfig) -> dict:
     """Trains as `config` says; returns the run's final metrics dict.
 
@@ -102,6 +83,7 @@ def train(config: TrainConfig) -> dict:
     config, info, backend, precision = prepare(config)
     from tagger.training import distillation, semi_supervised
 
+    started_models.check_teachers(config, run_dir_of(config))  # before they score anything
     distil = distillation.setup(config, info, backend)
     run = Run(config, distil.info if distil else info, backend, precision)
     run.noisy_student = semi_supervised.setup(config, info, backend, run.window)
@@ -171,6 +153,9 @@ class Run:
         self._open_run_dir()
         if self.config.resume and self.state.done:
             return self._finished()
+        self.state = damaged_checkpoints.checked(  # before anything is built or trained
+            self.state, self.run_dir, self.config.drop_damaged_checkpoints, self._score,
+            self.chief, self._log)
         keras.utils.set_random_seed(self.config.seed)
         keras.mixed_precision.set_global_policy(
             {"off": "float32", "float16": "mixed_float16",
@@ -216,7 +201,10 @@ class Run:
                                       best_score=old.best_score, best_epoch=old.best_epoch,
                                       history=old.history, stages=old.stages,
                                       epoch=len(old.history),
-                                      base_model_sha256=old.base_model_sha256)
+                                      base_model_sha256=old.base_model_sha256,
+                                      teacher_sha256=old.teacher_sha256)
+        self.state.teacher_sha256 = started_models.teachers_sha256(self.config, self.state,
+                                                                   self.run_dir, self._log)
         if self.chief:
             fileio.makedirs(join_path(self.run_dir, "checkpoints"))
 
@@ -400,22 +388,21 @@ class Run:
 
     def _train_epoch(self, train_fn, iterator, steps, stage) -> dict:
         """The epoch's steps on `iterator`, then validation: its history row.
-        The iterator is closed (a reader's workers stopped) before validation."""
+        The iterator is closed (a reader's workers stopped) before validation;
+        a non-finite loss stops the run before the epoch counts (`epoch_steps`)."""
         start = time.time()
-        chunk = self.config.steps_per_execution
-        total, done = 0.0, 0
         from tqdm import tqdm
+
+        from tagger.training import epoch_steps
+
         with tqdm(total=steps, desc=f"epoch {self.state.epoch + 1}", unit="step",
                   disable=not (self.config.progress and self.chief), leave=False) as bar, \
-                _closed(iterator):
+                epoch_steps.closed_input(iterator, train_fn):
             with record_batches.shard_errors(self.config.data_dir, "train", self.info), \
                     self._target_errors():
-                while done < steps:
-                    n = min(chunk, steps - done)
-                    total = total + train_fn(iterator, n)  # waited for below, not each chunk
-                    done += n
-                    bar.update(n)
-                total = float(total)
+                total = epoch_steps.train_steps(train_fn, iterator, steps,
+                                                self.config.steps_per_execution, bar,
+                                                self._non_finite)
                 end_epoch = getattr(train_fn, "end_epoch", None)  # JAX's: its state written back
                 if end_epoch is not None:
                     end_epoch()
@@ -427,11 +414,20 @@ class Run:
                 "val_pr_auc": val["pr_auc"], "seconds": round(time.time() - start, 2)}
 
     def _validate(self) -> dict:
+        from tagger.training.epoch_steps import check_validation
+
         predictions = self._predictions("val", self.config.validation_steps)
+        loss = self._loss(predictions)
+        check_validation(loss, self._non_finite)  # NaN weights: stopped before the AUCs
         metrics = self._tag_metrics(predictions)
         self._say_validation_part(len(predictions.clip_ids))
-        return {"loss": self._loss(predictions), "roc_auc": metrics.roc_auc,
-                "pr_auc": metrics.pr_auc}
+        return {"loss": loss, "roc_auc": metrics.roc_auc, "pr_auc": metrics.pr_auc}
+
+    def _non_finite(self, where: str, loss: float):
+        """The UserError that stops the run at a non-finite loss of the coming epoch."""
+        from tagger.training.epoch_steps import non_finite
+
+        return non_finite(self.config, self.state.epoch, where, loss)
 
     def _say_validation_part(self, clips: int):
         """One line, once a run, when validation reads part of the split."""
@@ -586,7 +582,7 @@ class Run:
         if not self.chief:
             return
         self._write(join_path(self.run_dir, "history.csv"), _history_csv(self.state.history))
-        self._write(join_path(self.run_dir, "state.json"), _commit_text(self.state))
+        self._write(join_path(self.run_dir, "state.json"), state_text(self.state))
 
     @staticmethod
     def _write(path: str, text: str):
@@ -638,39 +634,9 @@ class Run:
             print(message, flush=True)
 
 
-def _closed(iterator):
-    """A context that closes `iterator` (each of a tuple of them: a noisy
-    student's labelled and unlabelled batches) at its end where it can be
-    closed (the TensorFlow-free reader's: its worker processes stopped
-    then, not when it is collected, so that two epochs' workers never
-    overlap)."""
-    stack = contextlib.ExitStack()
-    for each in iterator if isinstance(iterator, tuple) else (iterator,):
-        if hasattr(each, "close"):
-            stack.enter_context(contextlib.closing(each))
-    return stack
-
-
 def epoch_seed(seed: int, epoch: int) -> int:
     """The input pipeline's seed for the epoch after `epoch` finished ones."""
     return (int(seed) * 1_000_003 + int(epoch)) % (2**31 - 1)
-
-
-def read_state(path: str) -> RunState:
-    """state.json as a RunState; a damaged file is one UserError naming it.
-    Non-finite numbers, written as null, read back as they were (a best
-    score not yet set as Infinity, an undefined metric as NaN); older files
-    that hold a bare Infinity or NaN read as well."""
-    try:
-        saved = json.loads(fileio.read_text(path))
-        if "best_score" in saved:
-            saved["best_score"] = strict_json.number(saved["best_score"], math.inf)
-        saved["history"] = [_history_row(row) for row in saved.get("history", [])]
-        return RunState(**saved)
-    except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as error:
-        raise UserError(f"{path!r} is damaged ({str(error).splitlines()[0]}); the run "
-                        "cannot continue without it: start a new run with --run-name "
-                        "or --train-dir") from None
 
 
 def saved_config(config: TrainConfig) -> TrainConfig | None:
@@ -805,23 +771,6 @@ def run_dir_of(config: TrainConfig) -> str:
     return join_path(config.train_dir, config.run_name or default_run_name(config))
 
 
-def _commit_text(state: RunState) -> str:
-    """state.json's text: strict JSON, non-finite numbers as null (see `read_state`)."""
-    return strict_json.dumps(dataclasses.asdict(state), indent=1)
-
-
-def _history_row(row: dict) -> dict:
-    """A history row as read from state.json: a number written as null
-    (NaN, e.g. an undefined validation ROC-AUC) is NaN again."""
-    return {key: (math.nan if value is None and key != "optimizer" else value)
-            for key, value in row.items()}
-
-
 def _history_csv(rows) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: row.get(k) for k in HISTORY_FIELDS})
-    return out.getvalue()
+    return csv_text([HISTORY_FIELDS, *([row.get(k) for k in HISTORY_FIELDS] for row in rows)])
 

@@ -370,8 +370,12 @@ if __name__ == "__main__":  # the reader's workers load this module too
         changes.append(np.concatenate([(v.numpy() - s).ravel()
                                        for v, s in zip(model.trainable_variables, start)]))
         iterations.append(int(optimizer.iterations))
-    print(json.dumps({"run_steps": run_steps, "made": made, "iterations": iterations,
-                      "ratio": (changes[1] / changes[0]).tolist()}))
+    # the run's second stage again at a learning rate --lr refuses: a NaN loss
+    from tests.training.non_finite_run import stopped_by_a_non_finite_loss
+
+    stopped = stopped_by_a_non_finite_loss(records, train_dir)
+    print(json.dumps({"run_steps": run_steps, "made": made[:2], "iterations": iterations,
+                      "ratio": (changes[1] / changes[0]).tolist(), "stopped": stopped}))
 """
 
 
@@ -379,7 +383,10 @@ def test_a_stage_steps_with_the_compiled_step_and_its_own_optimizer(raw_records,
     """The step is compiled once for a run's stages (a fresh SGD each, which
     Keras names sgd, sgd_1, ...), and the optimizer a stage steps with is
     its own: from the same weights and batch, SGD at lr 0.02 changes every
-    weight by a fifth of what SGD at lr 0.1 does, each counting its step."""
+    weight by a fifth of what SGD at lr 0.1 does, each counting its step.
+    And the run's second stage started again at lr 1e30 stops at its first
+    NaN loss in one line, its folder as it was, as under TensorFlow
+    (tests/training/test_train.py)."""
     from tests.checks import run_json_script
 
     out = run_json_script(tmp_path / "step_cache.py", STEP_CACHE, raw_records[0],
@@ -389,3 +396,10 @@ def test_a_stage_steps_with_the_compiled_step_and_its_own_optimizer(raw_records,
     assert out["iterations"] == [1, 1]
     assert len(out["ratio"]) == 6 * 3 + 3
     np.testing.assert_allclose(out["ratio"], 0.2, rtol=1e-3)  # float32 rounding
+    stopped = out["stopped"]
+    assert stopped["raised"].startswith(
+        "UserError: epoch 3, step 2: the training loss is nan"), stopped
+    assert stopped["raised"].endswith("with a lower --lr (this run's 1e+30)")
+    assert "model.keras" in stopped["before"] and stopped["after"] == stopped["before"]
+    assert (stopped["epoch"], stopped["last_checkpoint"], stopped["finite"]) == (
+        2, "epoch-00002", True)

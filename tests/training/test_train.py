@@ -101,6 +101,26 @@ def test_initial_stage_continues_from_the_best_model(finished_run, raw_records, 
 
 
 @pytest.mark.slow
+def test_a_non_finite_loss_stops_the_run_keeping_its_last_good_epoch(finished_run, raw_records,
+                                                                   tmp_path):
+    """Its second stage started again at a learning rate --lr refuses (1e30,
+    through the config), the run stops at its first NaN loss in one line
+    naming the epoch, the step and --lr: its state, history, checkpoints
+    and model are those it had, the last checkpoint finite."""
+    from tests.training.non_finite_run import stopped_by_a_non_finite_loss
+
+    shutil.copytree(finished_run[0], tmp_path / finished_run[0].name)
+    out = stopped_by_a_non_finite_loss(raw_records[0], tmp_path)
+    assert out["raised"].startswith(
+        "UserError: epoch 3, step 2: the training loss is nan"), out
+    assert "its folder keeping the checkpoints of epoch 2 (no model is written)" in out["raised"]
+    assert out["raised"].endswith("with a lower --lr (this run's 1e+30)")
+    assert {"model.keras", "state.json", "checkpoints/epoch-00002.npz"} <= set(out["before"])
+    assert out["after"] == out["before"]
+    assert (out["epoch"], out["last_checkpoint"], out["finite"]) == (2, "epoch-00002", True)
+
+
+@pytest.mark.slow
 def test_resume_after_sigkill_continues_the_same_stage(raw_records, tmp_path):
     records, _ = raw_records
     command = [sys.executable, str(ROOT / "train.py"), "--data-dir", records,

@@ -1,5 +1,7 @@
 """train.py flags: ranges checked up front, no flag silently ignored."""
 
+import argparse
+
 import pytest
 
 from tagger.commands import train as train_cli
@@ -7,19 +9,20 @@ from tests.checks import call_main, one_line_error
 
 
 @pytest.mark.parametrize("argv, fragment", [
-    (["--lr", "-0.1"], "argument --lr: expected a number > 0, got '-0.1'"),
-    (["--lr", "nan"], "argument --lr: expected a number > 0, got 'nan'"),
-    (["--lr", "0"], "argument --lr: expected a number > 0"),
+    (["--lr", "-0.1"], "argument --lr: expected a number in [1e-10, 10], got '-0.1'"),
+    (["--lr", "nan"], "argument --lr: expected a number in [1e-10, 10], got 'nan'"),
+    (["--lr", "0"], "argument --lr: expected a number in [1e-10, 10]"),
     (["--lr-decay", "1.5"], "argument --lr-decay: expected a number in (0, 1]"),
-    (["--batch-size", "0"], "argument --batch-size: expected a number >= 1, got '0'"),
-    (["--num-stages", "0"], "argument --num-stages: expected a number >= 1"),
+    (["--batch-size", "0"],
+     "argument --batch-size: expected a number in [1, 2147483647], got '0'"),
+    (["--num-stages", "0"], "argument --num-stages: expected a number in [1, 2147483647]"),
     (["--max-epochs-per-stage", "-1"], "argument --max-epochs-per-stage"),
-    (["--total-epochs", "0"], "argument --total-epochs: expected a number >= 1"),
-    (["--patience", "-2"], "argument --patience: expected a number >= 0"),
+    (["--total-epochs", "0"], "argument --total-epochs: expected a number in [1, "),
+    (["--patience", "-2"], "argument --patience: expected a number in [0, 2147483647]"),
     (["--momentum", "inf"], "argument --momentum: expected a number in [0, 1)"),
     (["--momentum", "1"], "argument --momentum: expected a number in [0, 1), got '1'"),
-    (["--width", "0"], "argument --width: expected a number > 0"),
-    (["--dropout", "1.2"], "argument --dropout: expected a number in [0, 1]"),
+    (["--width", "0"], "argument --width: expected a number in (0, 16]"),
+    (["--dropout", "1.2"], "argument --dropout: expected a number in [0, 1)"),
     (["--steps-per-epoch", "0"], "argument --steps-per-epoch"),
     (["--window-segments", "0"], "argument --window-segments"),
     (["--num-read-threads", "0"], "argument --num-read-threads"),
@@ -27,6 +30,62 @@ from tests.checks import call_main, one_line_error
 def test_numbers_out_of_range_are_refused(capsys, argv, fragment):
     code, _, err = call_main(train_cli.main, capsys, *argv)
     one_line_error(code, err, fragment)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    # values the flags' kinds took that overflow or underflow training's arithmetic
+    (["--pseudo-label-weight", "1e38"], "--pseudo-label-weight: expected a number in [0, 1000]"),
+    (["--temperature", "1e-38"], "--temperature: expected a number in [0.001, 1000]"),
+    (["--temperature", "1e30"], "--temperature: expected a number in [0.001, 1000]"),
+    (["--lr", "1e30"], "--lr: expected a number in [1e-10, 10], got '1e30'"),
+    (["--lr", "1e-300"], "--lr: expected a number in [1e-10, 10]"),
+    (["--fine-tune-lr", "1e-30"], "--fine-tune-lr: expected a number in [1e-10, 10]"),
+    (["--weight-decay", "1e38"], "--weight-decay: expected a number in [0, 1]"),
+    (["--width", "1e30"], "--width: expected a number in (0, 16]"),
+    (["--dropout", "1"], "--dropout: expected a number in [0, 1), got '1'"),
+    (["--seed", "4294967296"], "--seed: expected a number in [0, 4294967295]"),
+    (["--batch-size", str(2**31)], "--batch-size: expected a number in [1, 2147483647]"),
+    (["--steps-per-epoch", "1" + "0" * 20], "--steps-per-epoch: expected a number in [1, "),
+    (["--rounds", str(2**63)], "--rounds: expected a number in [1, 2147483647]"),
+    (["--head-units", str(2**31)], "--head-units: expected a number in [0, 2147483647]"),
+    (["--n-channels", "46341"], "--n-channels: expected a number in [1, 46340]"),
+    (["--alpha", str(10**12)], "--alpha: expected a number in [1, 46340]"),
+    (["--num-audios-per-shard", str(2**31)], "--num-audios-per-shard: expected a number"),
+    # the staged schedule's last stage at a rate whose steps change no float32 weight
+    (["--lr", "1e-3", "--lr-decay", "1e-5", "--num-stages", "3"],
+     "--lr 0.001 x --lr-decay 1e-05^2 = 1e-13, the rate of the last of the 3 stages, "
+     "is under 1e-10"),
+])
+def test_values_past_what_training_holds_are_refused(capsys, argv, fragment):
+    code, _, err = call_main(train_cli.main, capsys, *argv)
+    one_line_error(code, err, fragment)
+
+
+def test_every_numeric_flag_has_a_range_said_in_the_help(capsys):
+    """No numeric flag of train.py takes a value its arithmetic cannot hold:
+    each has a range, which --help says."""
+    from tagger.commands.train_ranges import ranged, say_ranges
+
+    parser = train_cli.ArgumentParser()
+    for add in (train_cli.add_data_flags, train_cli.add_model_flags,
+                train_cli.add_optimisation_flags, train_cli.add_hardware_flags,
+                train_cli.semi_supervised_flags.add_flags, train_cli.add_pretrained_flags):
+        add(parser)
+    say_ranges(parser)
+    numeric = [a for a in parser._actions if getattr(a.type, "__name__", None) in
+               ("int", "float") and a.help != argparse.SUPPRESS]  # not a former name
+    assert len(numeric) >= 30
+    for action in numeric:
+        assert action.type.range_words in action.help, action.option_strings
+    code, out, _ = call_main(train_cli.main, capsys, "--help")
+    text = " ".join(out.split())
+    for said in ("global mini-batch size, in [1, 2^31 - 1] (default: 23)",
+                 "staged: learning rate of stage 0, in [1e-10, 10] (default: 0.01)",
+                 "weight of the pseudo-label BCE, in [0, 1000] (default: 1.0)",
+                 "in [0.001, 1000] (default: 1, plain BCE on the soft targets)",
+                 "input order, in [0, 2^32 - 1] (default: 0)"):
+        assert said in text, said
+    assert ranged("lr")("10") == 10.0 and ranged("seed")("4294967295") == 2**32 - 1
 
 
 @pytest.mark.parametrize("argv, fragment", [
@@ -51,6 +110,8 @@ def test_numbers_out_of_range_are_refused(capsys, argv, fragment):
      "--conv-ndim applies to --model transformer only (this run uses --model samplecnn)"),
     (["--strategy", "default", "--tpu", "x"],
      "--tpu applies to --strategy auto and tpu only (this run uses --strategy default)"),
+    (["--drop-damaged-checkpoints"], "--drop-damaged-checkpoints applies with --resume only "
+     "(a new run has no checkpoints); leave it out or add --resume"),
 ])
 def test_flags_that_do_not_apply_are_errors(capsys, argv, fragment):
     code, _, err = call_main(train_cli.main, capsys, *argv)
@@ -81,7 +142,8 @@ def test_help_shows_defaults_and_the_monitor(capsys):
     code, out, _ = call_main(train_cli.main, capsys, "--help")
     assert code == 0
     text = " ".join(out.split())
-    assert "improvement of the --monitor value that end a stage (default: 2)" in text
+    assert ("improvement of the --monitor value that end a stage, in [0, 2^31 - 1] "
+            "(default: 2)") in text
     for default in ("(default: 0.01)", "(default: 0.2)", "(default: 5)", "(default: 100)",
                     "(default: 80,100,120)", "(default: 200)", "(default: 0.9)",
                     "(default: 23)"):
