@@ -154,11 +154,11 @@ def test_two_devices_split_the_batch_and_train_as_one(jax_run, raw_records, tmp_
     between them: an odd batch is refused in one line, and the run's
     figures are those of one device (batch statistics are the global
     batch's under JAX): the first epoch's training loss to float32
-    rounding, every figure to 1e-3 (the two programs' float32 reduction
+    rounding, every figure to 1e-2 (the two programs' float32 reduction
     orders part the weights from the first epoch's updates on: 3e-4 of
-    the loss seen after four epochs). Each device's own batch statistics
-    or dropout masks, or gradients not averaged, would move the first
-    epoch's loss."""
+    the loss after four epochs on a CPU with AVX-512, 6e-3 on one with
+    AVX2 alone). Each device's own batch statistics or dropout masks, or
+    gradients not averaged, would move the first epoch's loss."""
     env = environment()
     env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS"),
                                               "--xla_force_host_platform_device_count=2"]))
@@ -172,7 +172,7 @@ def test_two_devices_split_the_batch_and_train_as_one(jax_run, raw_records, tmp_
     assert "training on JAX's 2 cpu devices" in done.stdout
     two, one = history(tmp_path / RUN), history(jax_run[0])
     assert two.train_loss[0] == pytest.approx(one.train_loss[0], rel=1e-5)
-    pd.testing.assert_frame_equal(two, one, rtol=1e-3, atol=1e-5)
+    pd.testing.assert_frame_equal(two, one, rtol=1e-2, atol=1e-5)
 
 
 def test_eval_under_jax_gives_tensorflows_figures(jax_run, raw_records, tmp_path):

@@ -361,7 +361,9 @@ def test_a_bfloat16_fused_norm_is_exact_to_bfloat16_rounding(channels, offset):
     _, keras_y_error, keras_dx_error = errors(lambda norm: norm)
     assert y_error < 0.05 and dx_error < 0.02
     assert y_error <= 1.5 * keras_y_error and dx_error <= 1.5 * keras_dx_error
-    np.testing.assert_allclose(norm.moving_mean, 0.1 * mean, rtol=1e-3)
+    # a mean near 0 (offset 0) to float32 summation's rounding, which moves
+    # with the CPU's vector width and TensorFlow's threads: 1e-5 of a spread of 3
+    np.testing.assert_allclose(norm.moving_mean, 0.1 * mean, rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(norm.moving_variance, 0.9 + 0.1 * variance, rtol=1e-3)
 
 
