@@ -134,7 +134,9 @@ def read_record(record: str) -> dict | None:
     return value
 
 
-JAX_FOLDER = "jax"  # of `user_cache_home()`
+# of `user_cache_home()`: a name no earlier version made (theirs, `jax`, was
+# made with the umask's mode, which may let the user's group write to it)
+JAX_FOLDER = "jax-programs"
 PRIVATE_MODE = 0o700  # a folder only its owner reads and writes
 
 

@@ -65,8 +65,11 @@ def test_jax_keeps_its_programs_in_the_users_own_folder_not_a_shared_home(before
     import os
     import stat
 
+    earlier = tmp_path / "own" / "tagger" / "jax"  # an earlier version's, group-writable
+    earlier.mkdir(parents=True, mode=0o775)
+    earlier.chmod(0o775)
     cache.keep_jax_programs(before_jax.append)
-    folder = tmp_path / "own" / "tagger" / "jax"
+    folder = tmp_path / "own" / "tagger" / cache.JAX_FOLDER
     assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(folder)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and before_jax == []
     assert not (tmp_path / "team" / "jax").exists()
@@ -77,7 +80,7 @@ def test_a_jax_folder_others_may_write_to_is_not_used_and_said_once(before_jax, 
                                                                     mode):
     import os
 
-    folder = tmp_path / "own" / "tagger" / "jax"
+    folder = tmp_path / "own" / "tagger" / cache.JAX_FOLDER
     folder.mkdir(parents=True)
     folder.chmod(mode)
     cache.keep_jax_programs(before_jax.append)
@@ -92,7 +95,7 @@ def test_a_jax_folder_others_may_write_to_is_not_used_and_said_once(before_jax, 
 def test_a_jax_folder_of_another_user_is_not_used(before_jax, tmp_path, monkeypatch):
     import os
 
-    folder = tmp_path / "own" / "tagger" / "jax"
+    folder = tmp_path / "own" / "tagger" / cache.JAX_FOLDER
     folder.mkdir(parents=True, mode=0o700)
     owner = folder.stat().st_uid
     monkeypatch.setattr(os, "getuid", lambda: owner + 1)

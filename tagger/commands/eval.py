@@ -52,8 +52,11 @@ def parse_args(argv=None):
 
 
 def _dataset_file(name: str) -> bool:
-    """Whether eval.py reads a file of this name in --data-dir."""
-    return name == "dataset_info.json" or name.endswith(".tfrecord")
+    """Whether eval.py reads a file of this name in --data-dir (the shards'
+    framing indexes too)."""
+    from tagger.records.shard_index import INDEX_SUFFIX, SHARD_SUFFIX
+
+    return name == "dataset_info.json" or name.endswith((SHARD_SUFFIX, INDEX_SUFFIX))
 
 
 def _is_json_report(path: str) -> bool:

@@ -310,3 +310,13 @@ def test_excitation_outputs_that_cannot_be_written(tiny_model, raw_records, tmp_
                              raw_records[0], flag, path, "--no-progress")
     one_line_error(code, err, f"cannot write {flag}", "a part of the path is a file")
     assert (tmp_path / "file").read_text() == "keep"
+
+
+def test_the_files_eval_reads_in_the_records_folder_are_never_its_outputs():
+    """--out-json and --per-tag-csv never replace what eval.py reads there,
+    even with --overwrite: the info, the shards and their framing indexes."""
+    from tagger.commands.eval import _dataset_file
+
+    assert [_dataset_file(name) for name in (
+        "dataset_info.json", "test-0000-of-0002.tfrecord", "test-0000-of-0002.framing",
+        "report.json", "per_tag.csv")] == [True, True, True, False, False]

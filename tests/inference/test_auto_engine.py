@@ -264,6 +264,14 @@ def test_a_run_with_more_audio_than_the_kept_measurement_measures_again(cnn, mus
         again.note.splitlines()[0])
 
 
+def test_a_kept_measurement_of_as_many_files_as_a_run_can_give_is_not_measured_again():
+    """The files a measurement reads its 32 windows from, ceil(32 / n) a
+    file: a run of 20 files measures on 16 of them, so a kept measurement
+    of 16 files is all that run's audio could give (not measured again)."""
+    assert [auto.files_measured(n) for n in (1, 2, 3, 9, 20, 31, 32, 40)] == [
+        1, 2, 3, 8, 16, 16, 32, 32]
+
+
 def test_an_entry_of_the_earlier_format_is_measured_again(cnn, music, library, measured):
     """An entry kept before the files and the batch were (here measured on
     one window) neither decides a run nor stops one."""

@@ -106,7 +106,8 @@ def test_colab_tpu_notebook_runs_top_to_bottom_on_a_cpu_under_jax(tmp_path, monk
     notebook = execute("colab_tpu.ipynb", tmp_path, monkeypatch, parameters=parameters,
                        path=tmp_path, python_path=[tmp_path / "stubs"])
     text = "".join(o.get("text", "") for o in outputs_of(notebook))
-    assert "Traceback" not in text and "error:" not in text, text[-3000:]
+    # a command's failure is no cell error (IPython's `!` goes on): its lines
+    assert "traceback" not in text.lower() and "error:" not in text.lower(), text[-3000:]
     devices = [o.data["text/plain"] for o in outputs_of(notebook)
                if o.output_type == "execute_result"]
     assert devices == ["[CpuDevice(id=0)]"]  # jax.devices(), under the JAX backend

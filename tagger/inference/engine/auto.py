@@ -158,6 +158,15 @@ def kept_measurement(fields: dict) -> Measurement | None:
     return measurement if measurement.cacheable() else None
 
 
+def files_measured(paths: int, limit: int = WINDOWS) -> int:
+    """The files a measurement on `paths` files of the audio reads its
+    `limit` windows from where each is long enough (`measurement_windows`:
+    `ceil(limit / paths)` a file): the most a measurement of them can
+    count, so a kept one of as many is not measured again."""
+    per_file = max(1, -(-limit // max(1, paths)))
+    return min(paths, -(-limit // per_file))
+
+
 def measurement_windows(paths, sample_rate: int, window: int,
                         limit: int = WINDOWS) -> tuple[np.ndarray, int]:
     """(up to `limit` windows (n, window) float32 of the audio files `paths`,
@@ -264,7 +273,7 @@ def make_predictor(model, info, options, engines):
     measurements = {name: found for name in fields
                     if (found := kept_measurement(fields[name])) is not None}
     built, warnings = {}, []
-    most_files = min(len(audio), WINDOWS)  # a file gives a measurement a window at least
+    most_files = files_measured(len(audio))
     unsure = [name for name in names
               if name not in measurements or measurements[name].files < most_files]
     windows, files = (measurement_windows(audio, reference.sample_rate,

@@ -7,7 +7,8 @@ exact search in NumPy.
   when the file is not there (or changed since); the library is ranked by
   cosine similarity to it, the query itself left out. A database that does
   not record the engine (written before it did) is taken to hold
-  `ASSUMED_ENGINE`'s embeddings: keras, the engine of tag.py before auto.
+  `ASSUMED_ENGINE`'s embeddings: keras, float32's, which the other engines
+  giving embeddings (xla, keras-bf16) approximate.
 - A tag query (`tags=["piano", "slow"]`): the library is ranked by the mean
   of those tags' scores.
 
