@@ -240,7 +240,8 @@ def add_hardware_flags(p):
                         help="continue the run in --train-dir/--run-name; flags left out "
                              "come from the run, flags given must match it")
     system.add_argument("--drop-damaged-checkpoints", action="store_true",
-                        help="with --resume: a checkpoint of the run that is missing or "
+                        help="with --resume or --initial-stage: a checkpoint of the run "
+                             "that is missing or "
                              "damaged is dropped, and the run goes on from the latest good "
                              "one (from the start when none is good)")
     system.add_argument("--no-test", action="store_true",
@@ -334,7 +335,8 @@ def check_applicable(args, schedule: str) -> None:
 
     chosen = given(args) or frozenset()
     if "drop_damaged_checkpoints" in chosen and not (args.resume or args.initial_stage):
-        raise flags_do_not_apply(["--drop-damaged-checkpoints"], "with --resume",
+        raise flags_do_not_apply(["--drop-damaged-checkpoints"],
+                                 "with --resume or --initial-stage",
                                  "a new run has no checkpoints", "add --resume")
     if check_pretrained(args, chosen):
         return

@@ -110,8 +110,8 @@ def test_every_numeric_flag_has_a_range_said_in_the_help(capsys):
      "--conv-ndim applies to --model transformer only (this run uses --model samplecnn)"),
     (["--strategy", "default", "--tpu", "x"],
      "--tpu applies to --strategy auto and tpu only (this run uses --strategy default)"),
-    (["--drop-damaged-checkpoints"], "--drop-damaged-checkpoints applies with --resume only "
-     "(a new run has no checkpoints); leave it out or add --resume"),
+    (["--drop-damaged-checkpoints"], "--drop-damaged-checkpoints applies with --resume or "
+     "--initial-stage only (a new run has no checkpoints); leave it out or add --resume"),
 ])
 def test_flags_that_do_not_apply_are_errors(capsys, argv, fragment):
     code, _, err = call_main(train_cli.main, capsys, *argv)
