@@ -71,7 +71,9 @@ def pytest_configure(config):
     """Each test's CPU time, and the guard on it (tests/cpu_budget.py)."""
     from tests import cpu_budget
 
-    config.pluginmanager.register(cpu_budget.CpuBudget(), "tagger_cpu_budget")
+    limit_s, quick_limit_s = cpu_budget.machine_limits()
+    config.pluginmanager.register(cpu_budget.CpuBudget(limit_s, quick_limit_s),
+                                  "tagger_cpu_budget")
 
 
 @pytest.fixture(autouse=True)
