@@ -86,16 +86,10 @@ def add_model_flags(p):
         if first.type == "switch":
             kwargs = {"action": "store_true"}
         else:
-            kind = ranged(dest, first.type) if first.type in FLAG_TYPES else None
+            kind = ranged(dest, first.type) if first.type in BY_KIND else None
             kwargs = {"type": kind, "default": first.default,
                       "choices": first.choices, "metavar": first.metavar}
         model.add_argument(flag(dest), help=flag_help(owners), **kwargs)
-
-
-# The argparse type of each kind of flag value (ModelFlag.type; "choice" and
-# "switch" need none), within what training holds (`train_ranges.BY_KIND`; a
-# flag of a range of its own, such as --width, takes that).
-FLAG_TYPES = {kind: values.parse() for kind, values in BY_KIND.items()}
 
 
 def declaration(declared) -> tuple:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from tagger.cli import number_in_range
+from tagger.cli import number_in_range, parser_actions
 
 INT32_MAX = 2**31 - 1
 SEED_MAX = 2**32 - 1  # NumPy's and Keras's seeds are 32 bits
@@ -90,7 +90,7 @@ def ranged(dest: str, kind: str | None = None):
 def say_ranges(parser) -> None:
     """Each option of `parser` whose type has a range says it in its help
     ('global mini-batch size, in [1, 2^31 - 1]')."""
-    for action in parser._actions:
+    for action in parser_actions(parser):
         words = getattr(action.type, "range_words", None)
         text = action.help
         if not words or not text or text == argparse.SUPPRESS or words in text:

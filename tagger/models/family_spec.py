@@ -21,7 +21,7 @@ ANALYSES = ("excitations", "attention")
 class ModelFlag:
     """A train.py flag, declared: `dest` (`--n-channels` for "n_channels")
     sets the factory keyword `argument` (default: dest); `type`: a value
-    kind of train.py's FLAG_TYPES, "choice" (of `choices`) or "switch" (a
+    kind of train_ranges.BY_KIND (tagger/commands), "choice" (of `choices`) or "switch" (a
     `--no-X` flag passing False); `default` None: not passed, the factory's
     applies. Families sharing a flag share its declaration (the constants
     below) and may give it their own `argument` and `help`."""

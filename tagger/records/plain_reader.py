@@ -184,34 +184,23 @@ def clip_labels(data_dir: str, split: str, info: DatasetInfo | None = None):
     in split order; a split that holds another number of clips than
     dataset_info.json lists is a UserError."""
     info = info or load_info(data_dir)
-    layout = Layout.of(info, split, 1, with_tags=True)
     ids, tags = [], []
-    split_records(data_dir, info, split)  # each shard checked against dataset_info.json
-    for path in shard_paths(data_dir, info, split):
-        with ShardErrors(path, split), fileio.open_file(path, "rb") as file:
-            for record in read_records(file):
-                clip = layout.parse(record.data, path, record.offset)
-                ids.append(clip["clip_id"])
-                tags.append(clip["tags"])
+    for clip in _parsed(data_dir, info, split, with_tags=True):
+        ids.append(clip["clip_id"])
+        tags.append(clip["tags"])
     return (np.array(ids, np.int64),
             np.stack(tags) if tags else np.zeros((0, info.num_tags), np.float32))
 
 
 def clip_paths(data_dir: str, split: str, info: DatasetInfo | None = None):
     """(clip_ids int64 (clips,), [path relative to the audio folder, ...])
-    of `split`, in split order, as `reader.clip_paths`: each record's
-    Example parsed (`schema.parse_clip`, its segments a view of the
-    record's bytes), their audio never decoded."""
+    of `split`, in split order, as `reader.clip_paths`: their audio never
+    decoded."""
     info = info or load_info(data_dir)
-    layout = Layout.of(info, split, 1, with_tags=False)
     ids, paths = [], []
-    split_records(data_dir, info, split, with_tags=False)  # each shard checked
-    for path in shard_paths(data_dir, info, split):
-        with ShardErrors(path, split), fileio.open_file(path, "rb") as file:
-            for record in read_records(file):
-                clip = layout.parse(record.data, path, record.offset)
-                ids.append(clip["clip_id"])
-                paths.append(os.fsdecode(clip["path"]))
+    for clip in _parsed(data_dir, info, split, with_tags=False):
+        ids.append(clip["clip_id"])
+        paths.append(os.fsdecode(clip["path"]))
     return np.array(ids, np.int64), paths
 
 
@@ -223,10 +212,24 @@ def clips(data_dir: str, split: str, info: DatasetInfo | None = None,
     [-1, 1]. `shard=(count, index)`: the shard files index, index + count,
     ... when there are at least `count`, else every count-th clip."""
     info = info or load_info(data_dir)
-    layout = Layout.of(info, split, 1, with_tags=False)
+    for clip in _parsed(data_dir, info, split, with_tags=False, shard=shard):
+        segments = clip["segments"]
+        if segments.dtype == np.int16:
+            segments = segments.astype(np.float32) / INT16_SCALE
+        yield {"clip_id": np.int64(clip["clip_id"]), "path": bytes(clip["path"]),
+               "segments": np.array(segments, np.float32)}
+
+
+def _parsed(data_dir: str, info: DatasetInfo, split: str, with_tags: bool,
+            shard: tuple | None = None):
+    """Yields each record of `split` in split order parsed by
+    `schema.parse_clip` (its segments a view of the record's bytes, not
+    decoded; its tags `with_tags`), each shard checked against
+    dataset_info.json first; `shard` as in `clips`."""
+    layout = Layout.of(info, split, 1, with_tags=with_tags)
     paths = shard_paths(data_dir, info, split)
     count, index = shard or (1, 0)
-    split_records(data_dir, info, split, with_tags=False)  # each shard checked
+    split_records(data_dir, info, split, with_tags)  # each shard checked
     whole_files = len(paths) >= count
     if whole_files:
         paths = paths[index::count]
@@ -235,12 +238,7 @@ def clips(data_dir: str, split: str, info: DatasetInfo | None = None,
         with ShardErrors(path, split), fileio.open_file(path, "rb") as file:
             for record in read_records(file):
                 if whole_files or position % count == index:
-                    clip = layout.parse(record.data, path, record.offset)
-                    segments = clip["segments"]
-                    if segments.dtype == np.int16:
-                        segments = segments.astype(np.float32) / INT16_SCALE
-                    yield {"clip_id": np.int64(clip["clip_id"]), "path": bytes(clip["path"]),
-                           "segments": np.array(segments, np.float32)}
+                    yield layout.parse(record.data, path, record.offset)
                 position += 1
 
 

@@ -109,27 +109,26 @@ def check_clips(paths: list, indexes: list, info: DatasetInfo, split: str,
     what the TensorFlow-free reader parses every record with): one that
     holds another dtype, segment shape or (`with_tags`) number of tags is a
     UserError naming its shard, before a reader reads the split."""
-    shape, dtype = tuple(info.segment_shape), info.features["dtype"]
-    for path, index in zip(paths, indexes):
-        if not len(index):
-            continue
-        key = (path, index.digest, shape, dtype)
-        with _LOCK:
-            if (*key, info.num_tags if with_tags else None) in _CLIPS_CHECKED:
-                return
-        offset, length = int(index.offsets[0]), int(index.lengths[0])
-        with ShardErrors(path, split), fileio.open_file(path, "rb") as file:
-            data = read_span(file, offset, length)
-        try:
-            parse_clip(data, info.num_tags, shape, dtype, with_tags)
-        except ValueError as error:
-            raise UserError(f"shard {path!r} of the {split} split does not hold the clips its "
-                            f"dataset_info.json describes (its first record: {error}); put "
-                            "back the dataset_info.json the build wrote, or rebuild the "
-                            "dataset") from None
-        with _LOCK:  # its tags checked: so is the rest
-            _CLIPS_CHECKED.update({(*key, info.num_tags if with_tags else None), (*key, None)})
+    first = next(((path, index) for path, index in zip(paths, indexes) if len(index)), None)
+    if first is None:
         return
+    path, index = first
+    shape, dtype = tuple(info.segment_shape), info.features["dtype"]
+    key = (path, index.digest, shape, dtype)
+    tags = info.num_tags if with_tags else None
+    with _LOCK:
+        if (*key, tags) in _CLIPS_CHECKED:
+            return
+    with ShardErrors(path, split), fileio.open_file(path, "rb") as file:
+        data = read_span(file, int(index.offsets[0]), int(index.lengths[0]))
+    try:
+        parse_clip(data, info.num_tags, shape, dtype, with_tags)
+    except ValueError as error:
+        raise UserError(f"shard {path!r} of the {split} split does not hold the clips its "
+                        f"dataset_info.json describes (its first record: {error}); put back "
+                        "the dataset_info.json the build wrote, or rebuild the dataset") from None
+    with _LOCK:  # its tags checked: so is the rest
+        _CLIPS_CHECKED.update({(*key, tags), (*key, None)})
 
 
 class ShardErrors:

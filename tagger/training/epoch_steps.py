@@ -92,7 +92,7 @@ def non_finite(config, finished: int, where: str, loss: float) -> UserError:
         else changes[0]
     return UserError(f"epoch {finished + 1}, {where}: the "
                      f"{'val' if where == 'validation' else 'training'} loss is {loss}, "
-                     f"past float32's range; the run stops here, {kept} (no model is "
+                     f"not a finite number; the run stops here, {kept} (no model is "
                      f"written): train anew under another --run-name with {changed}")
 
 

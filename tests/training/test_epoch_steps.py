@@ -155,7 +155,7 @@ def test_a_non_finite_loss_stops_a_jax_epoch_in_one_line(chunk, named, capsys):
     code = cli.run(lambda _: Run._train_epoch(run, train_fn, source, 8, stage))
     err = capsys.readouterr().err
     assert code == cli.EXIT_USER_ERROR and len(err.strip().splitlines()) == 1, err
-    assert (f"epoch 5, {named}: the training loss is nan, past float32's range; the run "
+    assert (f"epoch 5, {named}: the training loss is nan, not a finite number; the run "
             "stops here, its folder keeping the checkpoints of epoch 4 (no model is "
             "written): train anew under another --run-name with a --temperature nearer 1 "
             "(1e-38) or a lower --lr (this run's 0.01)") in err
@@ -181,6 +181,6 @@ def test_a_non_finite_validation_loss_stops_the_run_before_its_aucs():
     with pytest.raises(UserError) as stopped:
         Run._validate(run)
     assert str(stopped.value).startswith(
-        "epoch 1, validation: the val loss is nan, past float32's range; the run stops "
+        "epoch 1, validation: the val loss is nan, not a finite number; the run stops "
         "here, no epoch of it finished, so it saved none (no model is written)")
     assert str(stopped.value).endswith("or --mixed-precision off")
