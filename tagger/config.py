@@ -282,6 +282,9 @@ class DistillationConfig:
         _check_number("temperature", self.temperature, 0.0, low_open=True)
 
 
+COMBINE_BODIES = ("average", "join")  # how a tagger on several bodies scores
+
+
 @dataclasses.dataclass(frozen=True)
 class PretrainedConfig:
     """A tagger of the records' tags on a trained model's body
@@ -289,14 +292,17 @@ class PretrainedConfig:
     None. The head (a hidden layer of `head_units`, or linear for 0) trains
     on the body's stored embeddings with the run's staged schedule (on
     those of `from_model` and of each of `also_from` side by side, bodies
-    of one rate and window); with `fine_tune`, every layer then trains on
+    of one rate and window: with `combine_bodies` "average" a head per body,
+    their scores averaged, with "join" one head on their embeddings joined);
+    with `fine_tune`, every layer then trains on
     the records' audio, at Adam `fine_tune_lr` for up to `fine_tune_epochs`
     epochs. With `join_val` the val files train the head too, for the staged
     schedule's fixed epochs, the last kept (no early stopping: a few val
     files are too few to stop on); else they are held out to stop on."""
 
     from_model: str | None = None  # a pretrained name or a saved tagger
-    also_from: tuple = ()  # more bodies whose embeddings join from_model's (--from again)
+    also_from: tuple = ()  # more bodies of from_model's rate and window (--from again)
+    combine_bodies: str = "average"  # on several bodies: "average" (a head each) or "join"
     join_val: bool = True  # train.py --hold-out-val: False; fine-tuning holds them out
     head_units: int = 256
     fine_tune: bool = False
@@ -317,6 +323,9 @@ class PretrainedConfig:
             _check_model("also_from", "--from", name)
         if self.also_from and self.from_model is None:
             raise ValueError("also_from (--from given again) needs from_model, the first body")
+        if self.combine_bodies not in COMBINE_BODIES:
+            raise ValueError(f"combine_bodies (--combine-bodies) must be one of "
+                             f"{', '.join(COMBINE_BODIES)}, got {self.combine_bodies!r}")
         _check_int("head_units", self.head_units, 0)
         _check_int("fine_tune_epochs", self.fine_tune_epochs, 1)
         _check_number("fine_tune_lr", self.fine_tune_lr, 0.0, low_open=True)
@@ -419,12 +428,13 @@ def saved_train_config(saved: dict) -> TrainConfig:
     """The TrainConfig of a run's config.json (`to_dict` output), also of one
     an earlier version wrote: `num_lr_decays` is `num_stages`, the schedule
     `won` is adam_then_sgd, a head on a body without `join_val` held the
-    val files out."""
+    val files out, one on several bodies without `combine_bodies` read
+    their embeddings joined."""
     if isinstance(saved, dict):
         saved = {_FORMER_FIELDS.get(name, name): value for name, value in saved.items()}
         if saved.get("schedule") in _FORMER_SCHEDULES:
             saved["schedule"] = _FORMER_SCHEDULES[saved["schedule"]]
         pretrained = saved.get("pretrained")
-        if isinstance(pretrained, dict) and "join_val" not in pretrained:
-            saved["pretrained"] = {**pretrained, "join_val": False}
+        if isinstance(pretrained, dict):
+            saved["pretrained"] = {"join_val": False, "combine_bodies": "join", **pretrained}
     return from_dict(TrainConfig, saved)

@@ -10,7 +10,7 @@ from tagger import cli
 from tagger.cli import ArgumentParser
 from tagger.commands import semi_supervised_flags
 from tagger.commands.train_ranges import BY_KIND, check_last_rate, ranged, say_ranges
-from tagger.config import HEAD_SETTINGS, MONITORS, SCHEDULES, TrainConfig
+from tagger.config import COMBINE_BODIES, HEAD_SETTINGS, MONITORS, SCHEDULES, TrainConfig
 
 DEFAULTS = TrainConfig()  # every flag's default is its TrainConfig field's
 
@@ -260,7 +260,13 @@ def add_pretrained_flags(p):
                        help="a pretrained name (tagger-pretrained list) or a saved tagger "
                             "whose body learns the records' tags (default: none, a model "
                             "trained from scratch); given again, more bodies of the same "
-                            "rate and window whose embeddings join the first's")
+                            "rate and window (--combine-bodies)")
+    group.add_argument("--combine-bodies", choices=COMBINE_BODIES,
+                       default=settings.combine_bodies,
+                       help="with --from given more than once: 'average', a head on each "
+                            "body's embeddings, the tagger's scores their mean; 'join', one "
+                            f"head on the bodies' embeddings joined (default: "
+                            f"{settings.combine_bodies})")
     group.add_argument("--hold-out-val", action="store_true",
                        help="with --from: keep the val files out of the head's training, "
                             "to stop on their clip loss (up to 100 epochs, --patience); by "
@@ -307,7 +313,7 @@ NOT_WITH_FROM = ("model", "quick", "schedule", "window_segments", "validation_st
                  "teacher", "distil", "temperature", "unlabelled_split",
                  "unlabelled_data_dir", "pseudo_label_weight", "rounds")
 FROM_FLAGS = ("head_units", "hold_out_val", "fine_tune", "fine_tune_lr", "fine_tune_epochs",
-              "suggest")
+              "suggest", "combine_bodies")
 FINE_TUNE_FLAGS = ("fine_tune_lr", "fine_tune_epochs", "augment", "shuffle_segments",
                    "num_read_threads")
 
@@ -381,6 +387,10 @@ def check_pretrained(args, chosen) -> bool:
     if wrong:
         raise flags_do_not_apply(wrong, "to the adam_then_sgd schedule",
                                  "--from trains its head with the staged schedule")
+    if "combine_bodies" in chosen and len(from_models(args)) < 2:
+        raise flags_do_not_apply(["--combine-bodies"], "with --from given more than once",
+                                 "one body has one head",
+                                 "give --from again for each further body")
     if not args.fine_tune:
         wrong = [flag(d) for d in FINE_TUNE_FLAGS if d in chosen]
         if wrong:
@@ -504,6 +514,7 @@ def pretrained_config(args):
     if not names:
         return PretrainedConfig()
     return PretrainedConfig(from_model=names[0], also_from=tuple(names[1:]),
+                            combine_bodies=args.combine_bodies,
                             join_val=not getattr(args, "hold_out_val", False),
                             head_units=args.head_units,
                             fine_tune=args.fine_tune, fine_tune_lr=args.fine_tune_lr,
@@ -566,10 +577,15 @@ def run(args):
         config = resume_settings(config, given_fields(args))
     if config.pretrained.from_model:
         settings = config.pretrained
-        print(f"--from {' and '.join((settings.from_model, *settings.also_from))}: "
+        bodies = (settings.from_model, *settings.also_from)
+        averaged = len(bodies) > 1 and settings.combine_bodies == "average"
+        print(f"--from {' and '.join(bodies)}: "
+              + ("a head on each body's embeddings, their scores averaged, each "
+                 if averaged else "")
               + (f"a head of {settings.head_units} hidden units" if settings.head_units
                  else "a linear head")
-              + f" on its embeddings, {config.optimizer} lr {config.lr:g}, batch "
+              + ("" if averaged else " on its embeddings")
+              + f", {config.optimizer} lr {config.lr:g}, batch "
               f"{config.batch_size}, "
               + (f"{config.max_epochs_per_stage} epochs on the train and val files, the "
                  "last kept" if settings.joins_val else

@@ -6,7 +6,9 @@ The body's embeddings of every window of the labelled splits are computed
 once and stored beside the records (`pretrained_body`; by the chief of a
 multi-worker run, the others reading them once stored); on several bodies
 of one rate and window (`pretrained.also_from`), each body's are stored
-and the head reads them side by side. The head
+and read side by side, by a head on each body whose scores the tagger
+averages (each trained on its own loss) or by one head
+(`pretrained.combine_bodies`). The head
 (`tag_head`) trains on them, the body frozen: the run's staged schedule
 (Adam at 1e-3 by default, `config.head_settings`), on the train and val
 splits' windows for a fixed number of epochs, the last kept
@@ -162,23 +164,27 @@ class HeadRun(runs.Run):
 
         bodies = [(load_tagger(body.path)[0], body.info, body.embedding_layer)
                   for body in self.bodies]  # copies of their own to train
-        tagger = tag_head.attach_head(bodies, self.info.num_tags,
-                                      self.config.pretrained.head_units)
-        if self.config.pretrained.fine_tune:
+        settings = self.config.pretrained
+        tagger = tag_head.attach_head(bodies, self.info.num_tags, settings.head_units,
+                                      settings.combine_bodies)
+        if settings.fine_tune:
             tag_head.freeze_normalisation(tagger)
-        self.head = tag_head.head_of(tagger, self.body.info)
+        self.head = tag_head.head_of(tagger, self.body.info)  # the tagger's scores
+        self.heads = tag_head.heads_of(tagger, self.body.info)  # each head's, to train
+        self.head_count = max(1, len(tag_head.head_outputs(tagger)))
         return tagger
 
     def _model_info(self):
         settings = self.config.pretrained
         return tag_head.tagger_metadata(self.body, self.info, settings.head_units,
-                                        settings.fine_tune, self.bodies[1:])
+                                        settings.fine_tune, self.bodies[1:],
+                                        settings.combine_bodies)
 
     def _fine_tunes(self, stage) -> bool:
         return stage.index >= self.head_stages
 
     def _trained_model(self, stage):
-        return self.model if self._fine_tunes(stage) else self.head
+        return self.model if self._fine_tunes(stage) else self.heads
 
     # -- the data --------------------------------------------------------------
     def _embeddings(self, split: str) -> tuple:
@@ -260,7 +266,8 @@ class HeadRun(runs.Run):
             return super()._epoch_data(stage)
         seed = runs.epoch_seed(self.config.seed, self.state.epoch)
         rows, labels = self._training_clips()
-        batches = window_batches(rows, labels.astype(np.float32), self.global_batch, seed)
+        labels = np.tile(labels.astype(np.float32), (1, self.head_count))  # each head's
+        batches = window_batches(rows, labels, self.global_batch, seed)
         if self.backend.name != "tensorflow":
             return batches
         import tensorflow as tf

@@ -20,6 +20,13 @@ body is `body_1` behind `body_1_log_mel`), and the head reads their
 embeddings joined, the tagger's embedding:
 
     concatenate(embedding, body_2, ...) -> bodies_embedding -> the head
+
+by default a head per body (`combine` "average": each reads its body's
+values of the joined embedding, `body_<i>_values`, and has the layers
+above, suffixed `_<i>`: `tag_head_hidden_1`, ..., `tags_1`), the tagger's
+scores their mean (`tags`: an Average layer); with "join", one head on
+the whole joined embedding. `heads_of` gives the heads' scores side by
+side (batch, heads x tags), what each head trains on with its own loss.
 """
 
 from __future__ import annotations
@@ -41,28 +48,55 @@ DROPOUT_RATE = 0.5
 FEW_FILES = 5  # a tag with fewer labelled training files is named in a warning
 
 
-def attach_head(bodies, num_tags: int, units: int):
+def attach_head(bodies, num_tags: int, units: int, combine: str = "join"):
     """The tagger of `num_tags` tags on `bodies`, each (a loaded Keras
     tagger, its TaggerMetadata, its embedding layer), the first first: their
     layers up to their embeddings, joined on several (`joined_bodies`), then
-    the head (module docstring; `units` 0: the output layer on the
+    the head, or with `combine` "average" a head per body, their scores
+    averaged (module docstring; `units` 0: the output layer on the
     embedding itself)."""
     import keras
-
-    from tagger.layers import PhiloxDropout
 
     if len(bodies) == 1:
         model, _, layer = bodies[0]
         inputs, x = model.inputs, model.get_layer(layer).output  # (batch, dim)
+        return keras.Model(inputs, head(x, num_tags, units), name=f"{model.name}_tagger")
+    inputs, parts = joined_bodies(bodies)
+    x = keras.layers.Concatenate(name=JOINED)(parts)  # (batch, dims of every body)
+    if combine == "join":
+        scores = head(x, num_tags, units)
     else:
-        inputs, parts = joined_bodies(bodies)
-        x = keras.layers.Concatenate(name=JOINED)(parts)  # (batch, dims of every body)
-    if units:
-        x = keras.layers.Dense(units, activation="relu", name=HIDDEN)(x)
-    x = PhiloxDropout(DROPOUT_RATE, name=DROPOUT)(x)
-    scores = keras.layers.Dense(num_tags, activation="sigmoid", name=OUTPUT,
-                                dtype="float32")(x)  # (batch, tags)
+        ends = np.cumsum([0] + [int(part.shape[-1]) for part in parts])
+        scores = keras.layers.Average(name=OUTPUT, dtype="float32")([
+            head(values_of(x, ends[i - 1], ends[i], f"body_{i}_values"), num_tags, units,
+                 suffix=f"_{i}") for i in range(1, len(parts) + 1)])
     return keras.Model(inputs, scores, name=f"{bodies[0][0].name}_tagger")
+
+
+def head(x, num_tags: int, units: int, suffix: str = ""):
+    """(batch, dim) embeddings -> (batch, tags) scores: the hidden layer
+    (none for `units` 0), dropout and the sigmoid output, their names
+    ending in `suffix`."""
+    import keras
+
+    from tagger.layers import PhiloxDropout
+
+    if units:
+        x = keras.layers.Dense(units, activation="relu", name=HIDDEN + suffix)(x)
+    x = PhiloxDropout(DROPOUT_RATE, name=DROPOUT + suffix)(x)
+    return keras.layers.Dense(num_tags, activation="sigmoid", name=OUTPUT + suffix,
+                              dtype="float32")(x)  # (batch, tags)
+
+
+def values_of(x, start: int, stop: int, name: str):
+    """(batch, dim) -> (batch, stop - start): values start to stop of each
+    row, in Keras's own layers (a file of them loads wherever Keras does)."""
+    import keras
+
+    dim = int(x.shape[-1])
+    x = keras.layers.Reshape((dim, 1), name=f"{name}_column")(x)
+    x = keras.layers.Cropping1D((start, dim - stop), name=f"{name}_cropped")(x)
+    return keras.layers.Reshape((stop - start,), name=name)(x)
 
 
 def joined_bodies(bodies) -> tuple:
@@ -107,6 +141,31 @@ def head_of(tagger, info):
     return keras.Model(tagger.get_layer(start).output, tagger.outputs[0])
 
 
+def heads_of(tagger, info):
+    """`head_of(tagger, info)`, but on a tagger whose heads are averaged
+    (`attach_head`'s "average") each head's scores side by side: (batch,
+    dim) -> (batch, heads x tags), each head trained on its own loss
+    against the tags repeated once a head (as heads trained apart on the
+    same batches)."""
+    import keras
+
+    from tagger.inference.engine.keras import embedding_layer_name
+
+    outputs = head_outputs(tagger)
+    if not outputs:
+        return head_of(tagger, info)
+    start = tagger.get_layer(embedding_layer_name(tagger, info)).output
+    return keras.Model(start, keras.layers.Concatenate(name="heads_side_by_side")(
+        [tagger.get_layer(name).output for name in outputs]))
+
+
+def head_outputs(tagger) -> list:
+    """The output layers (`tags_1`, ...) of the heads a tagger averages;
+    none for a tagger of one head."""
+    return [layer.name for layer in tagger.layers if layer.name.startswith(OUTPUT + "_")
+            and layer.name[len(OUTPUT) + 1:].isdigit()]
+
+
 def freeze_normalisation(model) -> None:
     """Batch normalisation keeps its statistics and weights while the rest
     fine-tunes: a few labelled files are too few to estimate them anew."""
@@ -118,15 +177,17 @@ def freeze_normalisation(model) -> None:
 
 
 def tagger_metadata(body, info: DatasetInfo, units: int, fine_tuned: bool,
-                    others=()) -> TaggerMetadata:
+                    others=(), combine: str = "join") -> TaggerMetadata:
     """The body's metadata (its input, window and front end, family and
     licence) with the records' tags, the training data's origin and, in
     `base_model`, what the tagger came from; `others`: more bodies (Body),
     named in `base_model`'s `also`, their licences after the first's, the
-    tagger then reading the waveform (`joined_bodies`)."""
+    tagger then reading the waveform (`joined_bodies`), and how their
+    scores combine (`combine_bodies`: "average" or "join")."""
     base = dataclasses.replace(body.info, input_kind="raw") if others else body.info
     licences = list(dict.fromkeys(b.info.licence for b in (body, *others) if b.info.licence))
-    also = {"also": [described(other) for other in others]} if others else {}
+    also = {"also": [described(other) for other in others],
+            "combine_bodies": combine} if others else {}
     return dataclasses.replace(
         base, tag_names=tuple(info.tag_names),
         model_args={**base.model_args, "num_tags": info.num_tags},

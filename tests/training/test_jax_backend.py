@@ -240,17 +240,22 @@ def test_a_run_tensorflow_started_continues_under_jax(raw_records, tmp_path):
 
 
 def test_a_head_on_a_tensorflow_saved_body_trains_under_jax_and_tags_alike(own, tmp_path):
-    """train.py --from, under JAX without TensorFlow, on a body saved under
-    TensorFlow: the body's embeddings are computed and stored, the head
-    trains on them, and the saved tagger scores the test split under JAX
-    as eval.py under TensorFlow does."""
+    """train.py --from twice, under JAX without TensorFlow, on bodies saved
+    under TensorFlow: each body's embeddings are computed and stored, a
+    head on each trains on them, and the saved tagger (their scores
+    averaged) scores the test split under JAX as eval.py under TensorFlow
+    does."""
+    from tests.training.own_tags_data import write_body
+
     _, records, _, body = own
     records = shutil.copytree(records, tmp_path / "records")
+    second = write_body(tmp_path / "body_2.keras", seed=2)
     done = finished(command("train.py", "--data-dir", str(records), "--train-dir",
-                            str(tmp_path / "runs"), "--from", body, "--max-epochs-per-stage",
-                            "3", "--no-progress"))
+                            str(tmp_path / "runs"), "--from", body, "--from", second,
+                            "--max-epochs-per-stage", "3", "--no-progress"))
     assert "embeddings of train" in done.stdout and "training on JAX's" in done.stdout
-    run_dir = tmp_path / "runs" / "from-body"
+    assert "a head on each body's embeddings, their scores averaged" in done.stdout
+    run_dir = tmp_path / "runs" / "from-body+body_2"
     assert list(history(run_dir).epoch) == [1, 2, 3]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     out = tmp_path / "eval.json"

@@ -45,6 +45,7 @@ from tests.training.own_tags_data import (
     BODY_WINDOW,
     TRAIN_ARGS,
     build,
+    file_tags,
     write_body,
 )
 
@@ -636,7 +637,9 @@ def head_train_config(records, train_dir, body_path, **overrides):
 
 
 @pytest.mark.slow
-def test_a_resumed_head_run_repeats_an_uninterrupted_one(own, tmp_path, monkeypatch):
+@pytest.mark.parametrize("bodies", [1, 2])
+def test_a_resumed_head_run_repeats_an_uninterrupted_one(own, tmp_path, monkeypatch, bodies):
+    """On one body, and on two whose heads are averaged."""
     import dataclasses
 
     import pandas as pd
@@ -645,10 +648,13 @@ def test_a_resumed_head_run_repeats_an_uninterrupted_one(own, tmp_path, monkeypa
 
     _, source, _, body_path = own
     records = records_copy(source, tmp_path / "records")
-    whole = head_run.train(head_train_config(records, tmp_path / "whole", body_path))
-    config = head_train_config(records, tmp_path / "cut", body_path)
+    also = (write_body(tmp_path / "body_2.keras", seed=2),) if bodies == 2 else ()
+    settings = PretrainedConfig(from_model=body_path, also_from=also)
+    whole = head_run.train(head_train_config(records, tmp_path / "whole", body_path,
+                                             pretrained=settings))
+    config = head_train_config(records, tmp_path / "cut", body_path, pretrained=settings)
     interrupted_after_first_epoch(config, monkeypatch, head_run.train)
-    run_dir = tmp_path / "cut" / "from-body"
+    run_dir = tmp_path / "cut" / ("from-body+body_2" if also else "from-body")
     assert list(pd.read_csv(run_dir / "history.csv").epoch) == [1]
     head_run.train(dataclasses.replace(config, resume=True))
     resumed = pd.read_csv(run_dir / "history.csv").drop(columns="seconds")
@@ -847,8 +853,20 @@ def embedding_of(path, x) -> np.ndarray:
     return np.asarray(keras.Model(body.inputs, body.get_layer("embedding").output)(x))
 
 
+def head_scores(tagger, embedding, suffix="") -> np.ndarray:
+    """The scores of a head of `tagger` (its layers ending in `suffix`) on
+    `embedding`, in NumPy."""
+    w1, b1 = tagger.get_layer(tag_head.HIDDEN + suffix).get_weights()
+    w2, b2 = tagger.get_layer(tag_head.OUTPUT + suffix).get_weights()
+    return 1 / (1 + np.exp(-(np.maximum(embedding @ w1 + b1, 0) @ w2 + b2)))
+
+
 @pytest.mark.slow
-def test_a_tagger_on_two_bodies_scores_their_joined_embeddings(two_bodies, own, capsys):
+def test_a_tagger_on_two_bodies_averages_a_head_on_each(two_bodies, own, capsys):
+    """The default: a head on each body's embedding, the tagger's scores their
+    mean; each head learnt the tags on its own."""
+    from sklearn.metrics import roc_auc_score
+
     run_dir, second = two_bodies
     music, body_path = pathlib.Path(own[0]), own[3]
     tagger, info = load_tagger(str(run_dir / "model.keras"))
@@ -856,14 +874,22 @@ def test_a_tagger_on_two_bodies_scores_their_joined_embeddings(two_bodies, own, 
     assert info.base_model["also"] == [{
         "name": second, "file": "body_2.keras", "sha256": model_fingerprint(second),
         "model": "tiny_conv", "embedding_layer": "embedding", "tag_names": ["d", "e"]}]
+    assert info.base_model["combine_bodies"] == "average"
+    assert tag_head.head_outputs(tagger) == ["tags_1", "tags_2"]
     audio, rate = soundfile.read(music / "02.wav", dtype="float32")
     audio = resample(audio, rate, BODY_RATE)
     x = np.stack([w for _, w in audio_windows(audio, BODY_RATE, BODY_WINDOW)])
-    joined = np.concatenate([embedding_of(body_path, x), embedding_of(second, x)], axis=1)
-    w1, b1 = tagger.get_layer(tag_head.HIDDEN).get_weights()
-    w2, b2 = tagger.get_layer(tag_head.OUTPUT).get_weights()
-    expected = 1 / (1 + np.exp(-(np.maximum(joined @ w1 + b1, 0) @ w2 + b2)))
+    each = [head_scores(tagger, embedding_of(path, x), f"_{i}")
+            for i, path in enumerate((body_path, second), 1)]
+    expected = (each[0] + each[1]) / 2
     np.testing.assert_allclose(np.asarray(tagger(x)), expected, atol=1e-5)
+    files = sorted(music.glob("*.wav"))
+    audio = [resample(soundfile.read(f, dtype="float32")[0], 22050, BODY_RATE) for f in files]
+    firsts = np.stack([a[:BODY_WINDOW] for a in audio])  # a window of each file
+    truth = np.array([[t in file_tags(int(f.stem)) for t in info.tag_names] for f in files])
+    for i, path in enumerate((body_path, second), 1):
+        scores = head_scores(tagger, embedding_of(path, firsts), f"_{i}")
+        assert roc_auc_score(truth, scores, average="macro") > 0.8, i
     hdf5, _ = load_tagger(str(run_dir / "model.hdf5"))
     np.testing.assert_allclose(np.asarray(hdf5(x)), expected, atol=1e-5)
     code, out, err = call_main(tag_cli.main, capsys, run_dir / "model.keras",
@@ -938,16 +964,50 @@ def test_bodies_of_other_windows_or_fine_tuning_two_bodies_are_refused(own, caps
     assert not list(tmp_path.glob("from-*"))
 
 
-def test_from_given_twice_names_both_bodies_in_the_config():
+def test_from_given_twice_names_both_bodies_in_the_config(capsys):
+    from tagger.config import from_dict, saved_train_config, to_dict
+
     args = train_cli.parse_args(["--from", "MTT_musicnn", "--from", "MSD_musicnn"])
     config = train_cli.config_from_args(args)
     assert config.pretrained == PretrainedConfig(from_model="MTT_musicnn",
-                                                 also_from=("MSD_musicnn",))
-    from tagger.config import from_dict, to_dict
-
+                                                 also_from=("MSD_musicnn",),
+                                                 combine_bodies="average")
     saved = json.loads(json.dumps(to_dict(config.pretrained)))  # as config.json keeps it
-    assert saved["also_from"] == ["MSD_musicnn"]
+    assert saved["also_from"] == ["MSD_musicnn"] and saved["combine_bodies"] == "average"
     assert from_dict(PretrainedConfig, saved) == config.pretrained
+    joined = train_cli.config_from_args(train_cli.parse_args(
+        ["--from", "MTT_musicnn", "--from", "MSD_musicnn", "--combine-bodies", "join"]))
+    assert joined.pretrained.combine_bodies == "join"
+    del saved["combine_bodies"]  # a run of an earlier version, which joined them
+    earlier = saved_train_config({"pretrained": {**saved, "join_val": True}})
+    assert earlier.pretrained.combine_bodies == "join" and earlier.pretrained.joins_val
+    code, _, err = call_main(train_cli.main, capsys, "--from", "MTT_musicnn",
+                             "--combine-bodies", "join")
+    one_line_error(code, err, "--combine-bodies applies with --from given more than once "
+                              "only (one body has one head)")
+
+
+def test_joined_bodies_have_one_head_and_averaged_ones_a_head_each(own, tmp_path):
+    """attach_head on two bodies: 'join', one head on the 16 joined values;
+    'average', a head on each body's 8 values, trained side by side
+    (`heads_of`: each head's scores, heads x tags)."""
+    bodies = [(*load_tagger(path), "embedding")
+              for path in (own[3], write_body(tmp_path / "b.keras", seed=2))]
+    joined = tag_head.attach_head(bodies, 3, 4, "join")
+    assert tag_head.head_outputs(joined) == []
+    assert joined.get_layer(tag_head.HIDDEN).get_weights()[0].shape == (16, 4)
+    averaged = tag_head.attach_head(bodies, 3, 4, "average")
+    assert [averaged.get_layer(f"{tag_head.HIDDEN}_{i}").get_weights()[0].shape
+            for i in (1, 2)] == [(8, 4), (8, 4)]
+    embedding = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
+    heads = np.asarray(tag_head.heads_of(averaged, bodies[0][1])(embedding))
+    assert heads.shape == (5, 6)
+    np.testing.assert_allclose(heads[:, :3], head_scores(averaged, embedding[:, :8], "_1"),
+                               atol=1e-5)
+    np.testing.assert_allclose(heads[:, 3:], head_scores(averaged, embedding[:, 8:], "_2"),
+                               atol=1e-5)
+    scores = np.asarray(tag_head.head_of(averaged, bodies[0][1])(embedding))
+    np.testing.assert_allclose(scores, (heads[:, :3] + heads[:, 3:]) / 2, atol=1e-6)
 
 
 def mean_embedding(predictor, path) -> np.ndarray:
