@@ -167,13 +167,15 @@ def pooled(bodies, records):
     return clips, np.concatenate(labels), list(info.tag_names)
 
 
-def draw(labels, per_tag, seed):
-    """(train, val, test, held out) clip indexes of one draw."""
+def draw(labels, per_tag, seed, at_most_half: bool = False):
+    """(train, val, test, held out) clip indexes of one draw: `per_tag`
+    files of each tag (`at_most_half`: at most half of the tag's files)."""
     rng = np.random.default_rng(seed)
     chosen = []
     for tag in range(labels.shape[1]):
         files = np.flatnonzero(labels[:, tag] == 1)
-        chosen += list(rng.permutation(files)[:per_tag])
+        count = min(per_tag, len(files) // 2) if at_most_half else per_tag
+        chosen += list(rng.permutation(files)[:count])
     chosen = list(rng.permutation(chosen))
     n = len(chosen)
     test, val = chosen[:round(0.1 * n)], chosen[round(0.1 * n):round(0.2 * n)]
@@ -211,7 +213,7 @@ def train_head(bodies, clips, labels, train, val, units, stopping, seed,
     x, y = windows_and_tags(clips, labels, train + val if joined else train)
     if extra is not None:
         x, y = np.concatenate([x, extra[0]]), np.concatenate([y, extra[1]])
-    xv, yv = windows_and_tags(clips, labels, val)
+    xv, yv = windows_and_tags(clips, labels, val) if stopping == "window" else (None, None)
     best, wait, weights = np.inf, 0, None
     for _ in range(max_epochs or head_settings(joined)["max_epochs_per_stage"]):
         head.fit(x, y, batch_size=HEAD_SETTINGS["batch_size"], epochs=1, verbose=0)
