@@ -77,6 +77,11 @@ def parse_args(argv=None):
     p.add_argument("--max-combined", type=int, default=3,
                    help="combinations of up to this many bodies, and all of them")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--noisy-student", type=int, default=0, metavar="COPIES",
+                   help="also a noisy student of the first body's head: COPIES augmented "
+                        "embeddings of every file (default: 0, none)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="with --noisy-student: its rounds, each the last one's student")
     p.add_argument("--max-epochs", type=int, default=None,
                    help="the heads' epochs (default: train.py --from's, 20)")
     p.add_argument("--json", default=None, metavar="FILE", help="every row's figures")
@@ -122,6 +127,65 @@ def embedded(names, records) -> tuple:
               f"embedded or read in {seconds:.0f} s", flush=True)
         bodies.append(body)
     return bodies, clips, labels, tags
+
+
+class Augmenting:
+    """An engine's predictor whose windows go through the noisy-student
+    augmentation chain (`tagger.augment.augment`) first, batch by batch,
+    each batch keyed by (`copy`, its number): the same draws every run."""
+
+    def __init__(self, predictor, copy: int):
+        self.predictor, self.copy, self.batches = predictor, copy, 0
+
+    def __getattr__(self, name):
+        return getattr(self.predictor, name)
+
+    def __call__(self, windows):
+        from tagger.augment import augment
+
+        seed = np.array([self.copy, self.batches], np.int64)
+        self.batches += 1
+        return self.predictor(np.asarray(augment(windows, seed, self.sample_rate)))
+
+
+def augmented(body, records, copy: int) -> list:
+    """Every clip's window embeddings by `body` of its audio augmented
+    (`Augmenting`), in `pooled`'s order, computed once and kept beside the
+    body's stored embeddings (augmented-<copy>.npz)."""
+    from tagger.records import batches
+    from tagger.records.info import load_info
+    from tagger.training.clip_batches import outputs_of_clips
+    from tagger.training.pretrained_body import embeddings_store
+
+    path = os.path.join(embeddings_store(body, records).folder, f"augmented-{copy}.npz")
+    if not os.path.exists(path):
+        info, clips, start = load_info(records), [], time.perf_counter()
+        predictor = Augmenting(body.predictor(embeddings=True), copy)
+        for split in info.splits:
+            clips += [outputs.embeddings for _, outputs in outputs_of_clips(
+                predictor, batches.clips(records, split, info), info.sample_rate)]
+        np.savez(path + ".partial.npz", num_rows=[len(c) for c in clips],
+                 values=np.concatenate(clips))
+        os.replace(path + ".partial.npz", path)
+        print(f"{body.name}: augmented copy {copy} embedded in "
+              f"{time.perf_counter() - start:.0f} s", flush=True)
+    with np.load(path) as stored:
+        return np.split(stored["values"], np.cumsum(stored["num_rows"])[:-1])
+
+
+def noisy_student(body, clips, copies, labels, train, val, held, teacher, seed, epochs):
+    """Held-out clip scores of a student head (train.py --from's) trained on
+    the labelled files' windows, clean and of each augmented copy, with
+    their tags, and the held-out files' augmented windows with `teacher`'s
+    clip scores of them as soft labels."""
+    labelled = train + val
+    x = [copy[i] for copy in copies for i in labelled + held]
+    y = [np.repeat((labels[i] if k < len(labelled) else teacher[k - len(labelled)])[None],
+                   len(copies[0][i]), 0).astype(np.float32)
+         for _ in copies for k, i in enumerate(labelled + held)]
+    head = train_head([body], clips, labels, train, val, UNITS, TRAINING, seed, epochs,
+                      (np.concatenate(x), np.concatenate(y)))
+    return clip_scores(head, clips, held)
 
 
 def combinations(bodies, most: int) -> dict:
@@ -178,6 +242,7 @@ def measure(args):
     """Every count's table and ratio lines (module docstring)."""
     bodies, clips, labels, tags = embedded(args.bodies, args.records)
     combined = combinations(bodies, args.max_combined)
+    copies = [augmented(bodies[0], args.records, copy) for copy in range(args.noisy_student)]
     report = {"records": args.records, "files": len(labels), "tags": tags, "counts": {}}
     for per_tag in args.per_tag:
         table = Table(labels, tags)
@@ -192,6 +257,15 @@ def measure(args):
                           time.perf_counter() - start)
                 table.add(f"probe {body.name}", seed,
                           logistic_scores(clips[body.name], labels, train + val, held))
+            if args.noisy_student:
+                body = bodies[0]
+                teacher = table.scores[body.name][seed]
+                for round_ in range(1, args.rounds + 1):
+                    start = time.perf_counter()
+                    teacher = noisy_student(body, clips[body.name], copies, labels, train, val,
+                                            held, teacher, seed, args.max_epochs)
+                    table.add(f"{body.name}, noisy student, round {round_}", seed, teacher,
+                              time.perf_counter() - start)
             for label, group in combined.items():
                 table.add(label, seed, np.mean([table.scores[b.name][seed] for b in group],
                                                axis=0))
