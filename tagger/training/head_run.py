@@ -130,6 +130,8 @@ class HeadRun(runs.Run):
                        for name in (settings.from_model, *settings.also_from)]
         self.body = self.bodies[0]
         check_same_audio(self.bodies)
+        averaged = settings.combine_bodies == "average"
+        self.head_count = len(self.bodies) if averaged else 1  # heads side by side
         if settings.fine_tune and len(self.bodies) > 1:
             raise UserError("--fine-tune trains one body; give one --from with it, or leave "
                             "it out to train a head on several bodies' embeddings")
@@ -171,7 +173,6 @@ class HeadRun(runs.Run):
             tag_head.freeze_normalisation(tagger)
         self.head = tag_head.head_of(tagger, self.body.info)  # the tagger's scores
         self.heads = tag_head.heads_of(tagger, self.body.info)  # each head's, to train
-        self.head_count = max(1, len(tag_head.head_outputs(tagger)))
         return tagger
 
     def _model_info(self):
