@@ -260,7 +260,8 @@ def add_pretrained_flags(p):
                        help="a pretrained name (tagger-pretrained list) or a saved tagger "
                             "whose body learns the records' tags (default: none, a model "
                             "trained from scratch); given again, more bodies of the same "
-                            "rate and window (--combine-bodies)")
+                            "rate and window (--combine-bodies); 'musicnn-package': its "
+                            "four taggers as bodies, the most accurate choice measured")
     group.add_argument("--combine-bodies", choices=COMBINE_BODIES,
                        default=settings.combine_bodies,
                        help="with --from given more than once: 'average', a head on each "
@@ -361,9 +362,13 @@ def check_applicable(args, schedule: str) -> None:
 
 
 def from_models(args) -> list:
-    """The bodies --from names, in order (none without it)."""
+    """The bodies --from names, in order (none without it), a set of bodies
+    (`registry.BODY_SETS`) in its place."""
+    from tagger.pretrained.registry import BODY_SETS
+
     names = getattr(args, "from_model", None)
-    return [] if names is None else [names] if isinstance(names, str) else list(names)
+    names = [] if names is None else [names] if isinstance(names, str) else list(names)
+    return [body for name in names for body in BODY_SETS.get(name, (name,))]
 
 
 def check_pretrained(args, chosen) -> bool:

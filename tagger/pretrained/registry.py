@@ -278,6 +278,10 @@ MODELS = {entry.name: entry for entry in (
     *_MUSICNN_ENTRIES,
 )}
 ALIASES = {alias: entry.name for entry in MODELS.values() for alias in entry.aliases}
+# Sets of bodies that train.py --from takes by one name, a head on each
+# and their scores averaged (docs/own_tags.md, "Choosing the bodies"): the
+# first the best alone.
+BODY_SETS = {"musicnn-package": ("MSD_musicnn", "MTT_musicnn", "MSD_vgg", "MTT_vgg")}
 # The tagger for real music where none is named (top_tags, tagger-serve): it
 # comes from the package index, so it works wherever pip install does.
 DEFAULT_MODEL = "MTT_musicnn"

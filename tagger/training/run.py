@@ -749,13 +749,16 @@ def default_run_name(config: TrainConfig) -> str:
     stable so a rerun with --resume finds it; `-student` for a student;
     for a run on a trained model's body, `from-` and that model's name
     (`from-MTT_musicnn`, `-fine-tune` when fine-tuned; on several bodies,
-    their names joined by `+`)."""
+    their names joined by `+`, or the name of the set they are:
+    `from-musicnn-package`)."""
     pretrained = config.pretrained
     if pretrained.from_model:
         from tagger.models.saved import model_file_name
+        from tagger.pretrained.registry import BODY_SETS
 
-        names = []
-        for name in (pretrained.from_model, *pretrained.also_from):
+        bodies = (pretrained.from_model, *pretrained.also_from)
+        names = [name for name, members in BODY_SETS.items() if members == bodies][:1]
+        for name in () if names else bodies:
             if name.endswith(MODEL_SUFFIXES):
                 name = model_file_name(name)
             names.append(re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model")

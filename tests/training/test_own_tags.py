@@ -981,6 +981,12 @@ def test_from_given_twice_names_both_bodies_in_the_config(capsys):
     del saved["combine_bodies"]  # a run of an earlier version, which joined them
     earlier = saved_train_config({"pretrained": {**saved, "join_val": True}})
     assert earlier.pretrained.combine_bodies == "join" and earlier.pretrained.joins_val
+    package = train_cli.config_from_args(train_cli.parse_args(["--from", "musicnn-package"]))
+    assert package.pretrained == PretrainedConfig(  # the set of bodies by its name
+        from_model="MSD_musicnn", also_from=("MTT_musicnn", "MSD_vgg", "MTT_vgg"))
+    from tagger.training.run import default_run_name
+
+    assert default_run_name(package) == "from-musicnn-package"
     code, _, err = call_main(train_cli.main, capsys, "--from", "MTT_musicnn",
                              "--combine-bodies", "join")
     one_line_error(code, err, "--combine-bodies applies with --from given more than once "
