@@ -170,3 +170,19 @@ def test_a_folder_whose_name_cannot_be_a_tag_is_left_out_with_a_line(tmp_path):
         rows = list(csv.DictReader(f))
     assert sorted(row["tags"] for row in rows) == ["high", "high", "low", "low"]
     assert all(row["path"].split("/")[0] == row["tags"] for row in rows)
+
+
+def test_the_demo_learns_on_the_musicnn_package_by_default():
+    """Its default body is train.py's recommended set: the musicnn package's
+    four taggers, a head on each, in from-musicnn-package."""
+    from tagger.demos.own_tags import OwnTagsDemoConfig, body_names, from_config
+    from tagger.training.run import default_run_name
+
+    config = OwnTagsDemoConfig()
+    assert body_names(config) == ("MSD_musicnn", "MTT_musicnn", "MSD_vgg", "MTT_vgg")
+    train = from_config(config, "records").pretrained
+    assert (train.from_model, train.also_from, train.combine_bodies) == (
+        "MSD_musicnn", ("MTT_musicnn", "MSD_vgg", "MTT_vgg"), "average")
+    assert default_run_name(from_config(config, "records")) == "from-musicnn-package"
+    single = OwnTagsDemoConfig(from_model="MTT_musicnn")
+    assert from_config(single, "records").pretrained.also_from == ()

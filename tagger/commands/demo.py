@@ -9,7 +9,7 @@ where it stopped; a step whose settings changed is redone.
     python demo.py
     python demo.py --semi-supervised   # a teacher against noisy students
     python demo.py --distil            # MTT_musicnn teaches ReSE+multi on real music
-    python demo.py --own-tags          # your own tags on MTT_musicnn, beside from scratch
+    python demo.py --own-tags          # your own tags on musicnn's taggers, beside from scratch
 """
 
 from __future__ import annotations
@@ -109,8 +109,9 @@ def parse_args(argv=None):
                           "split, and measure both on the other files; in WORK_DIR/own_tags")
     own.add_argument("--from", dest="from_model", type=cli.model_name_or_path,
                      default=None, metavar="MODEL",
-                     help="with --own-tags: the trained model whose body learns the tags "
-                          "(default: MTT_musicnn)")
+                     help="with --own-tags: the trained model whose body learns the tags, "
+                          "or musicnn-package, the musicnn package's four, their heads' "
+                          "scores averaged (default: musicnn-package)")
     own.add_argument("--per-tag", type=positive_int, default=None, metavar="N",
                      help="with --own-tags: labelled files per tag, at most half of a "
                           "folder's (default: 10)")

@@ -39,7 +39,7 @@ HELDOUT_FILE = "heldout.json"
 class OwnTagsDemoConfig:
     work_dir: str = "demo_output/own_tags"
     music: str | None = None  # a folder of audio, a tag per top-level folder; None: Debian's
-    from_model: str = "MTT_musicnn"
+    from_model: str = "musicnn-package"  # a model, or a set of them (registry.BODY_SETS)
     per_tag: int = 10  # labelled files per tag, at most
     epochs: int | None = None  # from scratch; None: the family's demo setting's
     batch_size: int | None = None  # the same
@@ -54,17 +54,20 @@ def run_own_tags_demo(config: OwnTagsDemoConfig):
     from tagger.training.pretrained_body import Body
 
     start = time.time()
-    body = Body(config.from_model, config.progress)  # a bad name stops the demo here
+    bodies = [Body(name, config.progress)  # a bad name stops the demo here
+              for name in body_names(config)]
+    body = bodies[0]
     scratch_family = family_of(body)
-    yield (f"body: {config.from_model} ({scratch_family}, {body.info.sample_rate} Hz, "
-           f"{body.info.segment_length}-sample windows), embedding layer "
-           f"{body.embedding_layer} of {body.embedding_dim} values")
+    yield (f"body: {config.from_model} ({', '.join(b.name for b in bodies)}; "
+           if len(bodies) > 1 else f"body: {config.from_model} (") + (
+           f"{scratch_family}, {body.info.sample_rate} Hz, {body.info.segment_length}-sample "
+           f"windows), embedding layer {body.embedding_layer} of {body.embedding_dim} values")
     music = yield from music_step(config)
     labels = yield from labels_step(config, music)
     records = join_path(config.work_dir, "records")
     yield from build_step(config, music, labels, records, body.info)
     ours = yield from train_step(config, records, music, from_config(config, records),
-                                 body_sha256=body.fingerprint)
+                                 body_sha256="+".join(b.fingerprint for b in bodies))
     scratch = yield from train_step(config, records, music,
                                     scratch_config(config, records, scratch_family))
     models = {f"from {config.from_model}": ours, f"from scratch ({scratch_family})": scratch}
@@ -74,6 +77,13 @@ def run_own_tags_demo(config: OwnTagsDemoConfig):
     yield from report(models, heldout, load_info(records).splits["test"]["clips"])
     yield from tag_one_file(music, heldout, ours)
     yield f"demo finished in {time.time() - start:.0f} s"
+
+
+def body_names(config: OwnTagsDemoConfig) -> tuple:
+    """The bodies `from_model` names: one, or each of a set of them."""
+    from tagger.pretrained.registry import BODY_SETS
+
+    return BODY_SETS.get(config.from_model, (config.from_model,))
 
 
 def family_of(body) -> str:
@@ -188,7 +198,8 @@ def from_config(config: OwnTagsDemoConfig, records: str):
     return head_config(TrainConfig(
         data_dir=records, train_dir=join_path(config.work_dir, "runs"), seed=config.seed,
         strategy="default", resume=True, progress=config.progress,
-        pretrained=PretrainedConfig(from_model=config.from_model)))
+        pretrained=PretrainedConfig(from_model=body_names(config)[0],
+                                    also_from=body_names(config)[1:])))
 
 
 def scratch_config(config: OwnTagsDemoConfig, records: str, name: str):
@@ -217,7 +228,9 @@ def train_step(config: OwnTagsDemoConfig, records: str, music: str, train_config
     from tagger.training.run import default_run_name
 
     name = default_run_name(train_config)
-    what = (f"a head on {config.from_model}'s embeddings" if train_config.pretrained.from_model
+    what = (f"a head on each of {', '.join(body_names(config))}'s embeddings, their scores "
+            "averaged" if train_config.pretrained.also_from else
+            f"a head on {config.from_model}'s embeddings" if train_config.pretrained.from_model
             else f"{train_config.model} {train_config.model_args} from scratch, Adam lr "
                  f"{train_config.lr:g}, {train_config.max_epochs_per_stage} epochs")
     dataset = {"music": music, "per_tag": config.per_tag, "seed": config.seed}
