@@ -83,7 +83,9 @@ def list_lines() -> str:
         rows.append([entry.name + alias, entry.dataset.split(",")[0].split(" (")[0],
                      f"{entry.sample_rate // 1000} kHz, {entry.window_seconds:.1f} s",
                      entry.licence.split(" (")[0], _figure(entry.figures), _state(entry)])
-    return table(rows)
+    sets = [f"{name} ({', '.join(members)})" for name, members in pretrained.BODY_SETS.items()]
+    return table(rows) + ("\nsets of bodies for train.py --from, a head on each, their scores "
+                          f"averaged: {'; '.join(sets)}")
 
 
 def _figure(figures: str) -> str:

@@ -10,7 +10,7 @@ docs/pretrained.md.
 Importing this package imports no TensorFlow.
 """
 
-from tagger.pretrained.registry import MODELS, Pretrained, get, names
+from tagger.pretrained.registry import BODY_SETS, MODELS, Pretrained, get, names
 from tagger.pretrained.store import (
                                      cache_home,
                                      ensure,
@@ -20,5 +20,5 @@ from tagger.pretrained.store import (
                                      resolve_model,
 )
 
-__all__ = ["MODELS", "Pretrained", "get", "names", "cache_home", "ensure", "load_pretrained",
-           "model_path", "original_path", "resolve_model"]
+__all__ = ["BODY_SETS", "MODELS", "Pretrained", "get", "names", "cache_home", "ensure",
+           "load_pretrained", "model_path", "original_path", "resolve_model"]

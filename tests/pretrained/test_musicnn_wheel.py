@@ -206,6 +206,9 @@ def test_names_aliases_and_list(capsys):
     assert code == 0
     row = next(line for line in out.splitlines() if line.startswith("mtat-pons-musicnn"))
     assert "(MTT_musicnn)" in row and "ISC" in row and "ROC-AUC 0.9067, PR-AUC 0.3831" in row
+    assert out.strip().splitlines()[-1] == (
+        "sets of bodies for train.py --from, a head on each, their scores averaged: "
+        "musicnn-package (MSD_musicnn, MTT_musicnn, MSD_vgg, MTT_vgg)")
     code, out, _ = call_main(pretrained_cmd.main, capsys, "info", "MSD_musicnn")
     assert code == 0
     assert "permission notice appear in all copies" in out  # the ISC notice, kept
