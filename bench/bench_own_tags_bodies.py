@@ -30,8 +30,10 @@ ROC-AUC and the heads' training seconds.
 Ratio lines, per count k: `own_tags_best_single_roc_auc_k` (the best
 body's head), `own_tags_averaged_over_single_k` (the best combination's
 mean over the best body's), `own_tags_best_over_probe_k` (the best row's
-mean over the best probe's) and `own_tags_best_over_probe_min_k` (the
-best row over the best probe on the seed where it leads least). `--tiny`:
+mean over the best probe's), `own_tags_best_over_probe_min_k` (the
+best row over the best probe on the seed where it leads least) and, with
+--noisy-student, `own_tags_student_over_teacher_k` (the last round's
+student over the first body's head). `--tiny`:
 records of two folders of tones and two untrained package Musicnns in a
 temporary folder (a run of seconds that checks the bench runs).
 """
@@ -92,6 +94,8 @@ def parse_args(argv=None):
         p.error("--tiny makes its own bodies: leave out --bodies")
     if args.width is not None and not args.tiny:
         p.error("--width sizes --tiny's untrained bodies: give it with --tiny only")
+    if args.rounds != 1 and not args.noisy_student:
+        p.error("--rounds counts the noisy student's rounds: give it with --noisy-student")
     if min(args.per_tag) < 1 or args.seeds < 1 or args.max_combined < 1:
         p.error("--per-tag, --seeds and --max-combined count from 1")
     args.bodies = args.bodies or ["MTT_musicnn", "MSD_musicnn"]
@@ -281,13 +285,13 @@ def measure(args):
         for f in rows:
             print(row_line(f), flush=True)
         report["counts"][per_tag] = rows
-        ratios(rows, bodies, per_tag)
+        ratios(rows, bodies, per_tag, args.rounds if args.noisy_student else 0)
     if args.json:
         with open(args.json, "w") as out:
             json.dump(report, out, indent=1)
 
 
-def ratios(rows, bodies, per_tag: int) -> None:
+def ratios(rows, bodies, per_tag: int, rounds: int) -> None:
     by = {f["row"]: f for f in rows}
     singles = [by[b.name] for b in bodies]
     probes = [by[f"probe {b.name}"] for b in bodies]
@@ -303,6 +307,10 @@ def ratios(rows, bodies, per_tag: int) -> None:
           f"{best['roc_auc'] / best_probe['roc_auc']:.4f}")
     print(f"ratio own_tags_best_over_probe_min_{per_tag} "
           f"{min(a / b for a, b in zip(best['seeds'], best_probe['seeds'])):.4f}")
+    if rounds:
+        student = by[f"{bodies[0].name}, noisy student, round {rounds}"]
+        print(f"ratio own_tags_student_over_teacher_{per_tag} "
+              f"{student['roc_auc'] / by[bodies[0].name]['roc_auc']:.4f}")
 
 
 if __name__ == "__main__":

@@ -206,7 +206,7 @@ def train_head(bodies, clips, labels, train, val, units, stopping, seed,
 
     keras.utils.set_random_seed(seed)
     models = [(load_tagger(body.path)[0], body.info, body.embedding_layer) for body in bodies]
-    head = tag_head.head_of(tag_head.attach_head(models, labels.shape[1], units),
+    head = tag_head.head_of(tag_head.attach_head(models, labels.shape[1], units, "join"),
                             bodies[0].info)
     head.compile(keras.optimizers.Adam(HEAD_SETTINGS["lr"]), "binary_crossentropy")
     joined = stopping == "joined"

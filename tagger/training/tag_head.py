@@ -48,7 +48,7 @@ DROPOUT_RATE = 0.5
 FEW_FILES = 5  # a tag with fewer labelled training files is named in a warning
 
 
-def attach_head(bodies, num_tags: int, units: int, combine: str = "join"):
+def attach_head(bodies, num_tags: int, units: int, combine: str):
     """The tagger of `num_tags` tags on `bodies`, each (a loaded Keras
     tagger, its TaggerMetadata, its embedding layer), the first first: their
     layers up to their embeddings, joined on several (`joined_bodies`), then
