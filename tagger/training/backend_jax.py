@@ -28,9 +28,11 @@ installed, else the TensorFlow-free reader), put on the devices two
 batches ahead by a thread; a noisy student's labelled and unlabelled
 halves are each split over the devices.
 
-TensorFlow's one-channel-convolution training form and fused batch norm
-(`models.training_graph`) are kernels picked for TensorFlow's CPU and GPU
-ops; under JAX the model runs as it is built and XLA fuses it.
+TensorFlow's training forms (`models.training_graph`: fused batch norms,
+stacked taps) are kernels picked for TensorFlow's CPU and GPU ops; under
+JAX the step runs the model's `models.xla_training_graph` form (one-channel
+convolutions as patches times the kernel, tiling max pools as a max over
+an axis), whose gradients XLA's CPU compiler makes fast, and XLA fuses it.
 """
 
 from __future__ import annotations
@@ -405,46 +407,75 @@ def jax_step(model, optimizer, objective=None):
 def scores_forward(model):
     """`forward(trainable, non-trainable, x) -> (scores float32, non-trainable,
     regularisation losses)`: `model`'s stateless call in training mode,
-    holding the model weakly."""
+    computed by its `xla_training_model` form, holding `model` weakly."""
     import keras
 
-    traced = weakref.ref(model)
+    forward = in_training_form(model, model)
 
-    def forward(trainable, non_trainable, x):
-        scores, non_trainable, losses = traced().stateless_call(
-            trainable, non_trainable, x, training=True, return_losses=True)
-        return keras.ops.cast(scores, "float32"), non_trainable, losses
+    def scores(trainable, non_trainable, x):
+        (outputs,), non_trainable, losses = forward(trainable, non_trainable, x)
+        return keras.ops.cast(outputs, "float32"), non_trainable, losses
 
-    return forward
+    return scores
 
 
 def logits_forward(model):
     """`forward` as `scores_forward`'s, giving the logits of `model`'s `tags`
     layer (a sigmoid Dense; `distillation.tags_layer`): its kernel and bias
     applied to its input, computed by a stateless call of a model of
-    `model`'s own layers (variables in `model`'s order), as the TensorFlow
-    step's `trainer.tag_logits`."""
+    `model`'s own layers, as the TensorFlow step's `trainer.tag_logits`."""
     import keras
 
     from tagger.training.distillation import tags_layer
 
     tags = tags_layer(model)
-    both = keras.Model(model.inputs, [model.outputs[0], tags.input])
-    trainable = _positions(both.trainable_variables, model.trainable_variables)
-    non_trainable = _positions(both.non_trainable_variables, model.non_trainable_variables)
+    forward = in_training_form(keras.Model(model.inputs, [model.outputs[0], tags.input]),
+                               model)
     kernel, bias = _positions([tags.kernel, tags.bias], model.trainable_variables)
 
+    def logits(values, non_trainable_values, x):
+        (_, features), non_trainable_values, losses = forward(values, non_trainable_values, x)
+        h = keras.ops.cast(features, "float32")  # (batch, features)
+        return keras.ops.matmul(h, values[kernel]) + values[bias], non_trainable_values, losses
+
+    return logits
+
+
+def in_training_form(graph, model):
+    """`forward(trainable, non-trainable, x) -> ([outputs], non-trainable,
+    regularisation losses)`: the stateless call in training mode of
+    `graph` (a functional model of `model`'s layers) in its
+    `xla_training_model` form, the variables' values in `model`'s order.
+    Where the form is `model` itself, it is held weakly."""
+    from tagger.models.xla_training_graph import xla_training_model
+
+    form = xla_training_model(graph)
+    if form is model:
+        traced = weakref.ref(model)
+
+        def forward(trainable, non_trainable, x):
+            outputs, non_trainable, losses = traced().stateless_call(
+                trainable, non_trainable, x, training=True, return_losses=True)
+            return _listed(outputs), non_trainable, losses
+
+        return forward
+    trainable = _positions(form.trainable_variables, model.trainable_variables)
+    non_trainable = _positions(form.non_trainable_variables, model.non_trainable_variables)
+
     def forward(values, non_trainable_values, x):
-        (_, features), updated, losses = both.stateless_call(
+        outputs, updated, losses = form.stateless_call(
             [values[i] for i in trainable], [non_trainable_values[i] for i in non_trainable],
             x, training=True, return_losses=True)
         non_trainable_values = list(non_trainable_values)
         for i, value in zip(non_trainable, updated):
             non_trainable_values[i] = value
-        h = keras.ops.cast(features, "float32")  # (batch, features)
-        return keras.ops.matmul(h, values[kernel]) + values[bias], non_trainable_values, losses
+        return _listed(outputs), non_trainable_values, losses
 
     return forward
+
+
+def _listed(outputs) -> list:
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
 def _positions(variables, within) -> list:

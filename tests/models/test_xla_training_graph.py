@@ -1,0 +1,108 @@
+"""The JAX step's training form (`tagger.models.xla_training_graph`):
+keras.ops layers, checked here under the suite's backend; every family's
+steps under JAX against TensorFlow's: tests/training/test_backends_agree.py."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tagger.models import family
+from tagger.models.xla_training_graph import TiledMaxPool, xla_training_model
+from tagger.training.backend_jax import scores_forward
+
+# (family, the layers its form replaces)
+FORMS = {
+    "musicnn": {"timbral1_conv_patches", "timbral2_conv_patches", "timbral1_pool_tiled",
+                "timbral2_pool_tiled"},
+    "short_cnn": {"block1_conv_patches"} | {f"block{i}_pool_tiled" for i in range(1, 8)},
+    "samplecnn": {f"block{i}_pool_tiled" for i in range(9)},
+}
+
+
+def tiny(name):
+    """`name`'s tiny model for 5 tags, its dropout off."""
+    spec = family(name)
+    kwargs = dict(spec.tiny, num_tags=5)
+    if spec.raw_waveform:
+        kwargs["input_length"] = spec.preprocessor.segments * spec.preprocessor.segment_length
+    keras.utils.set_random_seed(0)
+    model = spec.build(**kwargs)
+    for layer in model.layers:  # each call would draw its own masks
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+    return model
+
+
+def replaced(form, model) -> set:
+    """The names of the form's layers that are not the model's."""
+    own = {id(layer) for layer in model.layers}
+    return {layer.name for layer in form.layers
+            if id(layer) not in own and not isinstance(layer, keras.layers.InputLayer)}
+
+
+def gradient(model, x, y) -> np.ndarray:
+    """The BCE's gradient over the model's trainable variables, as one vector."""
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(keras.losses.binary_crossentropy(y, model(x, training=True)))
+    grads = tape.gradient(loss, model.trainable_variables)
+    return np.concatenate([g.numpy().ravel() for g in grads])
+
+
+@pytest.mark.parametrize("name", sorted(FORMS))
+def test_the_form_computes_the_models_outputs_and_gradients(name):
+    model = tiny(name)
+    form = xla_training_model(model)
+    assert replaced(form, model) == FORMS[name]
+    assert [id(v) for v in form.weights] != [] and {id(v) for v in form.weights} == {
+        id(v) for v in model.weights}  # the model's own variables
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((4, *model.inputs[0].shape[1:]))).astype("float32")
+    y = (rng.random((4, 5)) < 0.4).astype("float32")
+    np.testing.assert_allclose(form(x, training=False), model(x, training=False), atol=1e-5)
+    expected, found = gradient(model, x, y), gradient(form, x, y)
+    assert np.abs(expected).max() > 1e-4
+    assert np.linalg.norm(found - expected) <= 1e-4 * np.linalg.norm(expected)
+
+
+def test_what_keeps_the_models_own_layer():
+    x = keras.Input((20, 12, 1))
+    wide = keras.layers.Conv2D(3, (3, 5), name="one_channel")(x)  # patches
+    strided = keras.layers.Conv2D(3, 3, strides=2, name="strided")(x)
+    two = keras.layers.Conv2D(3, 3, name="two_channels")(keras.layers.Concatenate()([x, x]))
+    tiled = keras.layers.MaxPooling2D((4, 3), name="remainder")(wide)  # 18 x 8 -> 4 x 2
+    overlapping = keras.layers.MaxPooling2D(3, strides=2, name="overlapping")(strided)
+    padded = keras.layers.MaxPooling2D(2, padding="same", name="padded")(two)
+    shared = keras.layers.Conv2D(2, 2, name="shared")
+    twice = keras.layers.Concatenate()([shared(x), shared(x)])
+    outputs = [keras.layers.Flatten()(t) for t in (tiled, overlapping, padded, twice)]
+    model = keras.Model(x, keras.layers.Concatenate()(outputs))
+    form = xla_training_model(model)
+    assert replaced(form, model) == {"one_channel_patches", "remainder_tiled"}
+    values = np.random.default_rng(1).standard_normal((2, 20, 12, 1)).astype("float32")
+    np.testing.assert_allclose(form(values), model(values), atol=1e-5)
+    plain = keras.Model(x, strided)
+    assert xla_training_model(plain) is plain  # nothing to replace: the model itself
+
+
+def test_a_tiled_pool_takes_each_windows_max_and_leaves_the_remainder():
+    x = np.arange(2 * 7 * 3, dtype="float32").reshape(2, 7, 3)[:, ::-1]
+    pooled = TiledMaxPool((3,))(x).numpy()
+    np.testing.assert_array_equal(pooled, keras.layers.MaxPooling1D(3)(x).numpy())
+    assert pooled.shape == (2, 2, 3) and TiledMaxPool((3,)).compute_output_shape(
+        (None, 7, 3)) == (None, 2, 3)
+
+
+def test_the_jax_steps_forward_runs_the_form_with_the_models_variables_in_order():
+    model = tiny("musicnn")
+    x = (0.1 * np.random.default_rng(2).standard_normal(
+        (3, *model.inputs[0].shape[1:]))).astype("float32")
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    scores, updated, losses = scores_forward(model)(trainable, non_trainable, x)
+    expected, expected_updated = model.stateless_call(trainable, non_trainable, x,
+                                                      training=True)
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+    assert len(updated) == len(expected_updated) and list(losses) == []
+    for found, want in zip(updated, expected_updated):  # the norms' moving statistics
+        np.testing.assert_allclose(found, want, rtol=1e-4, atol=1e-6)
