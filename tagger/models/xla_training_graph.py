@@ -2,13 +2,15 @@
 the same layers and variables, in keras.ops forms whose gradients XLA's
 CPU compiler turns into matrix products and element-wise passes.
 
-- A Conv2D of one input channel, stride 1 (musicnn's timbral filters,
-  VGG's and Won et al. 2020's first convolutions after the spectrogram's
-  batch norm): XLA computes its input and filter gradients as
-  convolutions with one channel on one side, far below the speed of a
-  matrix product. `PatchesConv2D` stacks the input's kh x kw shifts as
-  channels and multiplies them by the kernel's rows: its forward and
-  backward passes are matrix products and shifted sums.
+- A Conv2D of stride 1 and a kernel of more than one tap: XLA computes
+  its filter gradient as a convolution far below the speed of a matrix
+  product (a 3 x 3 layer of 128 channels: a quarter of it), and with one
+  input channel (musicnn's timbral filters, the first convolution after
+  a spectrogram's batch norm) its input gradient too. `PatchesConv2D`
+  stacks the input's column shifts as channels (and its row shifts too,
+  where it has one channel) and sums one matrix product by the kernel's
+  rows per row shift left: its forward and backward passes are matrix
+  products and shifted sums.
 - A max pool whose windows tile its input (pool size = strides, "valid"):
   XLA's gradient of a window max is a select-and-scatter, lowered on the
   CPU to index arrays, a reduction over them and a scatter. `TiledMaxPool`
@@ -28,14 +30,17 @@ from keras import ops
 
 from tagger.models.layer_graph import calls, layer_graph
 
-# A PatchesConv2D holds kh * kw copies of its input: kernels of more taps
-# than this keep the model's own convolution.
+# A PatchesConv2D holds a copy of its input per shift it stacks (kh * kw
+# with one input channel, else kw): more than this keep the model's own
+# convolution.
 MAX_PATCH_TAPS = 512
 
 
 def xla_training_model(model):
     """`model`, or a functional model of the same layers and variables in
-    the forms of the module docstring; it computes the same function."""
+    the forms of the module docstring; it computes the same function. The
+    forms are for XLA's CPU programs: on a GPU, cuDNN's convolutions and
+    XLA's own pooling gradient are the fast ones."""
     if layer_graph(model) is None:  # not functional
         return model
     once = [layer for layer in model.layers if calls(model, layer) == 1]
@@ -58,16 +63,23 @@ def xla_training_model(model):
 
 
 def patches_in_training(layer) -> bool:
-    """Whether `layer` is a plain Conv2D that trains as `PatchesConv2D`: one
-    input channel of known size, stride, dilation and groups 1, channels
-    last, at most MAX_PATCH_TAPS kernel taps, a kernel of more than one."""
+    """Whether `layer` is a plain Conv2D that trains as `PatchesConv2D`:
+    input of known size, stride, dilation and groups 1, channels last, a
+    kernel of more than one tap and at most MAX_PATCH_TAPS shifts stacked."""
     if type(layer) is not keras.layers.Conv2D:
         return False
     shape = layer.input.shape
     rows, columns = layer.kernel_size
-    return (shape[-1] == 1 and None not in shape[1:] and 1 < rows * columns <= MAX_PATCH_TAPS
+    return (None not in shape[1:] and rows * columns > 1
+            and stacked_rows(layer.kernel_size, shape[-1]) * columns <= MAX_PATCH_TAPS
             and tuple(layer.strides) == (1, 1) and tuple(layer.dilation_rate) == (1, 1)
             and layer.groups == 1 and layer.data_format == "channels_last")
+
+
+def stacked_rows(kernel_size, channels: int) -> int:
+    """The row shifts a PatchesConv2D stacks as channels: all the kernel's
+    where the input has one channel, else none but the first."""
+    return kernel_size[0] if channels == 1 else 1
 
 
 def tiles_its_input(layer) -> bool:
@@ -79,17 +91,16 @@ def tiles_its_input(layer) -> bool:
             and layer.data_format == "channels_last")
 
 
-def shifted_patches(x, rows: int, columns: int):
-    """(batch, h, w, 1) -> (batch, h - rows + 1, w - columns + 1, rows *
-    columns): channel i * columns + j holds x shifted by i rows and j
-    columns (a stride-1 "valid" convolution's windows, row-major)."""
-    height, width = x.shape[1] - rows + 1, x.shape[2] - columns + 1
+def shifted_patches(x, rows: int, columns: int, height: int, width: int):
+    """(batch, h, w, c) -> (batch, height, width, rows * columns * c):
+    channels (i * columns + j) * c ... + c - 1 hold x shifted by i rows
+    and j columns."""
     return ops.concatenate([x[:, i:i + height, j:j + width]
                             for i in range(rows) for j in range(columns)], axis=-1)
 
 
 class PatchesConv2D(keras.layers.Wrapper):
-    """`(batch, h, w, 1) -> (batch, h', w', filters)`: the wrapped Conv2D's
+    """`(batch, h, w, c) -> (batch, h', w', filters)`: the wrapped Conv2D's
     output, as its input's shifted patches times its kernel's rows."""
 
     def build(self, input_shape):
@@ -100,11 +111,19 @@ class PatchesConv2D(keras.layers.Wrapper):
     def call(self, x):
         conv = self.layer
         rows, columns = conv.kernel_size
+        channels, filters = x.shape[-1], conv.filters
         if conv.padding == "same":  # TensorFlow's: (k - 1) // 2 before, the rest after
             x = ops.pad(x, [(0, 0), ((rows - 1) // 2, rows // 2),
                             ((columns - 1) // 2, columns // 2), (0, 0)])
-        kernel = ops.reshape(ops.cast(conv.kernel, x.dtype), (rows * columns, conv.filters))
-        y = ops.matmul(shifted_patches(x, rows, columns), kernel)
+        height, width = x.shape[1] - rows + 1, x.shape[2] - columns + 1
+        stacked = stacked_rows(conv.kernel_size, channels)
+        patches = shifted_patches(x, stacked, columns, height + rows - stacked, width)
+        kernel = ops.cast(conv.kernel, x.dtype)
+        y = None
+        for row in range(0, rows, stacked):  # a matrix product per row shift not stacked
+            product = ops.matmul(patches[:, row:row + height], ops.reshape(
+                kernel[row:row + stacked], (stacked * columns * channels, filters)))
+            y = product if y is None else y + product
         if conv.use_bias:
             y = y + ops.cast(conv.bias, y.dtype)
         return y if conv.activation is None else conv.activation(y)

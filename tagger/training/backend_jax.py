@@ -30,9 +30,10 @@ halves are each split over the devices.
 
 TensorFlow's training forms (`models.training_graph`: fused batch norms,
 stacked taps) are kernels picked for TensorFlow's CPU and GPU ops; under
-JAX the step runs the model's `models.xla_training_graph` form (one-channel
-convolutions as patches times the kernel, tiling max pools as a max over
-an axis), whose gradients XLA's CPU compiler makes fast, and XLA fuses it.
+JAX on a CPU the step runs the model's `models.xla_training_graph` form
+(convolutions as shifted patches times the kernel's rows, tiling max pools
+as a max over an axis), whose gradients XLA's CPU compiler makes fast; on
+an accelerator the model as it is built. XLA fuses either.
 """
 
 from __future__ import annotations
@@ -444,12 +445,15 @@ def logits_forward(model):
 def in_training_form(graph, model):
     """`forward(trainable, non-trainable, x) -> ([outputs], non-trainable,
     regularisation losses)`: the stateless call in training mode of
-    `graph` (a functional model of `model`'s layers) in its
-    `xla_training_model` form, the variables' values in `model`'s order.
+    `graph` (a functional model of `model`'s layers), in its
+    `xla_training_model` form where JAX computes on the CPU, the variables'
+    values in `model`'s order.
     Where the form is `model` itself, it is held weakly."""
     from tagger.models.xla_training_graph import xla_training_model
 
-    form = xla_training_model(graph)
+    import jax
+
+    form = xla_training_model(graph) if jax.devices()[0].platform == "cpu" else graph
     if form is model:
         traced = weakref.ref(model)
 

@@ -15,7 +15,8 @@ from tagger.training.backend_jax import scores_forward
 FORMS = {
     "musicnn": {"timbral1_conv_patches", "timbral2_conv_patches", "timbral1_pool_tiled",
                 "timbral2_pool_tiled"},
-    "short_cnn": {"block1_conv_patches"} | {f"block{i}_pool_tiled" for i in range(1, 8)},
+    "short_cnn": {f"block{i}_{form}" for i in range(1, 8)
+                  for form in ("conv_patches", "pool_tiled")},
     "samplecnn": {f"block{i}_pool_tiled" for i in range(9)},
 }
 
@@ -69,16 +70,19 @@ def test_what_keeps_the_models_own_layer():
     x = keras.Input((20, 12, 1))
     wide = keras.layers.Conv2D(3, (3, 5), name="one_channel")(x)  # patches
     strided = keras.layers.Conv2D(3, 3, strides=2, name="strided")(x)
-    two = keras.layers.Conv2D(3, 3, name="two_channels")(keras.layers.Concatenate()([x, x]))
+    two = keras.layers.Conv2D(3, (3, 2), padding="same", name="two_channels")(
+        keras.layers.Concatenate()([x, x]))  # patches: column shifts stacked
+    pointwise = keras.layers.Conv2D(3, 1, name="pointwise")(two)
     tiled = keras.layers.MaxPooling2D((4, 3), name="remainder")(wide)  # 18 x 8 -> 4 x 2
     overlapping = keras.layers.MaxPooling2D(3, strides=2, name="overlapping")(strided)
-    padded = keras.layers.MaxPooling2D(2, padding="same", name="padded")(two)
+    padded = keras.layers.MaxPooling2D(2, padding="same", name="padded")(pointwise)
     shared = keras.layers.Conv2D(2, 2, name="shared")
     twice = keras.layers.Concatenate()([shared(x), shared(x)])
     outputs = [keras.layers.Flatten()(t) for t in (tiled, overlapping, padded, twice)]
     model = keras.Model(x, keras.layers.Concatenate()(outputs))
     form = xla_training_model(model)
-    assert replaced(form, model) == {"one_channel_patches", "remainder_tiled"}
+    assert replaced(form, model) == {"one_channel_patches", "two_channels_patches",
+                                     "remainder_tiled"}
     values = np.random.default_rng(1).standard_normal((2, 20, 12, 1)).astype("float32")
     np.testing.assert_allclose(form(values), model(values), atol=1e-5)
     plain = keras.Model(x, strided)
