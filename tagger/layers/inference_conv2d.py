@@ -118,7 +118,7 @@ def one_channel_stride_one(conv, input_shape) -> bool:
             and getattr(conv, "groups", 1) == 1 and conv.data_format == "channels_last")
 
 
-def _same_padding(x, kh, kw):
+def same_padding(x, kh, kw):
     """TensorFlow's 'same' padding at stride 1: (k - 1) // 2 before, the rest after."""
     return ops.pad(x, [(0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)])
 
@@ -133,7 +133,7 @@ def _taps_as_channels(x, kernel, padding, max_taps, stack):
     taps = min(kh, max_taps)
     rows = -(-kh // taps)  # dilated rows of the regrouped kernel
     if padding == "same":
-        x = _same_padding(x, kh, kw)
+        x = same_padding(x, kh, kw)
     extra = rows * taps - kh  # zero rows that round the kernel up to whole dilated rows
     if extra:
         x = ops.pad(x, [(0, 0), (0, extra), (0, 0), (0, 0)])
@@ -158,7 +158,7 @@ def _polyphase_max(x, kernel, padding):
     kh, kw, _, filters = kernel.shape
     block = MAX_TAPS
     if padding == "same":
-        x = _same_padding(x, kh, kw)
+        x = same_padding(x, kh, kw)
     height = x.shape[1] - kh + 1  # output frames
     rows = -(-(kh + block - 1) // block)
     blocks = -(-height // block)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from tagger.layers.inference_conv2d import same_padding
 from tagger.models.layer_graph import calls, layer_graph
 
 # A PatchesConv2D holds a copy of its input per shift it stacks (kh * kw
@@ -112,9 +113,8 @@ class PatchesConv2D(keras.layers.Wrapper):
         conv = self.layer
         rows, columns = conv.kernel_size
         channels, filters = x.shape[-1], conv.filters
-        if conv.padding == "same":  # TensorFlow's: (k - 1) // 2 before, the rest after
-            x = ops.pad(x, [(0, 0), ((rows - 1) // 2, rows // 2),
-                            ((columns - 1) // 2, columns // 2), (0, 0)])
+        if conv.padding == "same":
+            x = same_padding(x, rows, columns)
         height, width = x.shape[1] - rows + 1, x.shape[2] - columns + 1
         stacked = stacked_rows(conv.kernel_size, channels)
         patches = shifted_patches(x, stacked, columns, height + rows - stacked, width)

@@ -449,9 +449,9 @@ def in_training_form(graph, model):
     `xla_training_model` form where JAX computes on the CPU, the variables'
     values in `model`'s order.
     Where the form is `model` itself, it is held weakly."""
-    from tagger.models.xla_training_graph import xla_training_model
-
     import jax
+
+    from tagger.models.xla_training_graph import xla_training_model
 
     form = xla_training_model(graph) if jax.devices()[0].platform == "cpu" else graph
     if form is model:

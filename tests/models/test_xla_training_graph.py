@@ -97,13 +97,24 @@ def test_a_tiled_pool_takes_each_windows_max_and_leaves_the_remainder():
         (None, 7, 3)) == (None, 2, 3)
 
 
-def test_the_jax_steps_forward_runs_the_form_with_the_models_variables_in_order():
+def test_the_jax_steps_forward_runs_the_form_with_the_models_variables_in_order(monkeypatch):
+    pytest.importorskip("jax", reason="the JAX step's forward asks JAX for its devices")
+    from tagger.models import xla_training_graph
+
+    forms = []
+
+    def recorded(graph):
+        forms.append(xla_training_model(graph))
+        return forms[-1]
+
+    monkeypatch.setattr(xla_training_graph, "xla_training_model", recorded)
     model = tiny("musicnn")
     x = (0.1 * np.random.default_rng(2).standard_normal(
         (3, *model.inputs[0].shape[1:]))).astype("float32")
     trainable = [v.value for v in model.trainable_variables]
     non_trainable = [v.value for v in model.non_trainable_variables]
     scores, updated, losses = scores_forward(model)(trainable, non_trainable, x)
+    assert len(forms) == 1 and replaced(forms[0], model) == FORMS["musicnn"]  # on the CPU
     expected, expected_updated = model.stateless_call(trainable, non_trainable, x,
                                                       training=True)
     np.testing.assert_allclose(scores, expected, atol=1e-5)
