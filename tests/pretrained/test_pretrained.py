@@ -462,7 +462,8 @@ def test_list_and_info_without_tensorflow(home):
     lines = result.stdout.splitlines()
     assert lines[0].split()[:3] == ["name", "dataset", "input"]
     assert [line.split()[0] for line in lines[2:-1]] == list(pretrained.names())
-    assert lines[-1].startswith("sets of bodies for train.py --from") and "musicnn-package (" in lines[-1]
+    assert lines[-1].startswith("sets of bodies for train.py --from")
+    assert "musicnn-package (" in lines[-1]
     assert "MIT" in result.stdout and "ROC-AUC 0.9111" in result.stdout
     result = subprocess.run([sys.executable, "-m", "tagger.pretrained", "info",
                              "msd-transformer-student"], capture_output=True, text=True,
