@@ -4,6 +4,8 @@
     python bench/measure_docs_figures.py demo synthetic_msd
     python bench/measure_docs_figures.py semi_supervised --seeds 1
     python bench/measure_docs_figures.py --tiny           # a check that it runs
+    python bench/measure_docs_figures.py --table --keep LOGS   # docs/performance.md's table
+    python bench/measure_docs_figures.py --from-logs LOGS      # the same table, nothing run
 
 What it runs, each in a fresh temporary folder, with the commands' defaults:
 
@@ -23,17 +25,37 @@ measure ends with `ratio NAME VALUE` lines: `demo_seconds`,
 `semi_supervised_seconds`. `--tiny` runs each command on a few clips for
 one epoch (`TINY`): it checks that the script runs; its figures mean
 nothing.
+
+The table of docs/performance.md. `ROWS` lists each figure a user reads
+there: what it is, the `ratio` line it reads, its goal and the command that
+measures it. `--table` runs each row's command once (a command that gives
+several rows runs once for all of them), keeps its output in
+`<DIR>/<command as a file name>.log` (`--keep DIR`, else a temporary
+folder) and prints the table in Markdown: the date, the machine line every
+bench starts with, and each row's figure. `--from-logs DIR` builds the same
+table from the logs of such a run, or of the commands run by hand with
+their output saved under those names (`log_name`), without running
+anything. A row whose ratio is not in its command's log says `not
+measured`; one printed as `disturbed NAME VALUE (why)` shows its value and
+why. `--gpu` takes the rows measured on a GPU machine instead of the CPU
+rows. To add a figure, add its row to `ROWS`, then to each table of
+docs/performance.md (tests/test_performance_page.py checks that they
+agree).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import tempfile
 import time
+from typing import NamedTuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -136,6 +158,197 @@ TINY = {"demo": ("--clips", "24", "--seconds", "3", "--epochs", "1", "--width", 
                             "--student-epochs", "1", "--workers", "1")}
 
 
+class Row(NamedTuple):
+    """One figure of docs/performance.md's table."""
+
+    what: str  # in words, unique among the rows
+    ratio: str  # the name of the `ratio NAME VALUE` line it reads
+    goal: str  # in words or as a comparison
+    command: str  # what measures it, from the repository root
+    gpu: bool = False  # measured on a GPU machine: the GPU table's row
+
+
+# bench_models.py's DEFAULT_FAMILIES (a test checks)
+MODEL_FAMILIES = ("samplecnn", "multiscale", "self_attention", "transformer", "musicnn",
+                  "pons_musicnn", "pons_vgg")
+# the families bench_peer.py trains beside the original implementations
+# (its --peer-dir: a clone of minzwon/sota-music-tagging-models) and
+# bench_roofline.py places on the roofline
+PEER_FAMILIES = ("fcn", "musicnn", "crnn", "cnnsa", "short_cnn", "short_res", "hcnn")
+ACCELERATOR_FAMILIES = ("samplecnn", "transformer")
+
+
+def per_family(families, what: str, ratio: str, goal: str, command: str, gpu: bool = False):
+    """A row for each of `families`, `{family}` in `what` and `ratio` replaced."""
+    return [Row(what.format(family=family), ratio.format(family=family), goal, command, gpu)
+            for family in families]
+
+
+MODELS = "python bench/bench_models.py"
+MODELS_JAX = "python bench/bench_models.py --backend jax --no-bf16 --no-jit"
+TAG = "python bench/bench_tag.py"
+LIBRARY = "python bench/bench_library.py --files 300 --minutes 4 4 --songs 12 --engine"
+ACCELERATOR = "python bench/bench_accelerator.py"
+GPU_JAX = "python bench/bench_gpu_jax.py --epochs 3"
+ROWS = [
+    Row("Builder over the decode floor, 1 worker", "builder_floor", "0.9 or more",
+        "python bench/bench_build.py"),
+    Row("Builder, 2 workers over 1", "builder_2w", "1.8 or more", "python bench/bench_build.py"),
+    Row("Training reader, int16 windows, segments/s", "reader_segments_per_s_int16",
+        "5000 or more", "python bench/bench_reader.py"),
+    Row("Training reader over bare reading, int16", "reader_bare_int16", "0.8 or more",
+        "python bench/bench_reader.py"),
+    Row("Training reader without TensorFlow, segments/s", "reader_segments_per_s_no_tf",
+        "what training consumes", "python bench/bench_reader.py"),
+    *per_family(MODEL_FAMILIES, "Training MFU, float32: {family}", "mfu_train_{family}",
+                "0.4 or more", MODELS),
+    *per_family(MODEL_FAMILIES, "Training MFU with XLA: {family}", "mfu_train_{family}_xla",
+                "above float32's without XLA", MODELS),
+    *per_family(MODEL_FAMILIES, "Training bfloat16 over float32: {family}",
+                "train_bf16_speedup_{family}", "1.3 or more", MODELS),
+    *per_family(MODEL_FAMILIES, "Training, JAX over TensorFlow: {family}",
+                "train_jax_speedup_{family}", "1 or more", MODELS_JAX),
+    *[Row(f"Tagging MTT_musicnn, end to end, x real time: {engine}",
+          f"tag_realtime_mtt_musicnn_{engine.replace('-', '_')}", "100 or more", TAG)
+      for engine in ("keras", "keras-bf16", "tflite-int8")],
+    Row("Tagging MTT_musicnn, keras-bf16 over keras, model only",
+        "tag_model_of_keras_mtt_musicnn_keras_bf16", "above 1", TAG),
+    Row("Tagging MTT_musicnn, fastest engine keeping 0.9 of the top 5, over keras",
+        "tag_fastest_of_keras_mtt_musicnn", "2 or more", TAG),
+    *[Row(f"Tagging SE+multi, end to end, x real time: {engine}",
+          f"tag_realtime_samplecnn_{engine.replace('-', '_')}", "100 or more", TAG)
+      for engine in ("keras", "tflite-int8")],
+    Row("Library, files of 4 minutes an hour: keras", "library_files_per_hour", "8000 or more",
+        f"{LIBRARY} keras"),
+    Row("Library, files of 4 minutes an hour: tflite-int8", "library_files_per_hour",
+        "20000 or more", f"{LIBRARY} tflite-int8"),
+    Row("Teacher's targets filled, over tag.py's keras engine", "store_fill_of_tag_keras_targets",
+        "0.8 or more", "python bench/bench_stores.py"),
+    Row("Embeddings filled, over tag.py's keras engine", "store_fill_of_tag_keras_embeddings",
+        "0.8 or more", "python bench/bench_stores.py"),
+    Row("Serving over tag.py, throughput", "serve_tag_throughput", "0.8 or more",
+        "python bench/bench_serve.py"),
+    Row("Demo, seconds", "demo_seconds", "none set", "python bench/measure_docs_figures.py demo"),
+    Row("Demo, test macro ROC-AUC", "demo_test_roc_auc", "none set",
+        "python bench/measure_docs_figures.py demo"),
+    Row("Demo, test macro PR-AUC", "demo_test_pr_auc", "none set",
+        "python bench/measure_docs_figures.py demo"),
+    Row("Synthetic MSD, seconds", "synthetic_msd_seconds", "none set",
+        "python bench/measure_docs_figures.py synthetic_msd"),
+    Row("Semi-supervised demo, seconds", "semi_supervised_seconds", "none set",
+        "python bench/measure_docs_figures.py semi_supervised"),
+    *[Row(f"Training {family}, our step over the original's, {backend}",
+          f"peer_train_{family}_{backend}", "1 or more",
+          "python bench/bench_peer.py --peer-dir CLONE")
+      for family in PEER_FAMILIES for backend in ("tf", "jax")],
+    *per_family(PEER_FAMILIES, "Roofline bound of the training step: {family}",
+                "roofline_bound_{family}", "none set", "python bench/bench_roofline.py"),
+    # on a GPU machine
+    *per_family(ACCELERATOR_FAMILIES, "GPU training MFU, TensorFlow float32: {family}",
+                "gpu_train_mfu_f32_{family}", "none set", ACCELERATOR, gpu=True),
+    *per_family(ACCELERATOR_FAMILIES, "GPU training, bfloat16 over float32, TensorFlow: {family}",
+                "gpu_train_bf16_speedup_{family}", "above 1", ACCELERATOR, gpu=True),
+    *per_family(ACCELERATOR_FAMILIES, "GPU training, XLA over float32, TensorFlow: {family}",
+                "gpu_train_xla_speedup_{family}", "above 1", ACCELERATOR, gpu=True),
+    *per_family(ACCELERATOR_FAMILIES, "GPU training steps/s, JAX float32: {family}",
+                "gpu_jax_train_steps_per_s_f32_{family}", "none set",
+                f"{ACCELERATOR} --backend jax", gpu=True),
+    *per_family(ACCELERATOR_FAMILIES, "GPU training, bfloat16 over float32, JAX: {family}",
+                "gpu_jax_train_bf16_speedup_{family}", "above 1", f"{ACCELERATOR} --backend jax",
+                gpu=True),
+    Row("GPU machine's reader without TensorFlow, segments/s", "gpu_reader_segments_per_s_no_tf",
+        "what training consumes", GPU_JAX, gpu=True),
+    *per_family(ACCELERATOR_FAMILIES, "GPU train.py --quick, JAX, 3 epochs, seconds: {family}",
+                "gpu_jax_quick_seconds_{family}", "none set", GPU_JAX, gpu=True),
+    *per_family(ACCELERATOR_FAMILIES, "GPU training's wait for input, share: {family}",
+                "gpu_input_wait_share_{family}", "under 0.05", GPU_JAX, gpu=True),
+    *per_family(ACCELERATOR_FAMILIES, "GPU training MFU, JAX bfloat16, best batch: {family}",
+                "gpu_jax_scan_best_mfu_{family}", "none set", GPU_JAX, gpu=True),
+]
+FIGURE = re.compile(r"(ratio|disturbed) (\S+) (\S+)(?: \((.*)\))?")
+NOT_MEASURED = "not measured"
+
+
+def log_name(command: str) -> str:
+    """The file name of `command`'s output: 'bench_build.log' for `python
+    bench/bench_build.py`, its flags joined in."""
+    words = [word for word in shlex.split(command)[1:] if word != "bench/measure_docs_figures.py"]
+    words = [os.path.basename(word).removesuffix(".py") for word in words]
+    return re.sub(r"[^A-Za-z0-9.]+", "_", "_".join(words)).strip("_") + ".log"
+
+
+def figures_in(text: str) -> dict:
+    """{name: its figure as printed} of the `ratio NAME VALUE` lines of a
+    bench's output, and 'VALUE (disturbed: why)' of its `disturbed NAME
+    VALUE (why)` lines."""
+    found = {}
+    for line in text.splitlines():
+        match = FIGURE.fullmatch(line.strip())
+        if match:
+            kind, name, value, why = match.groups()
+            found[name] = value if kind == "ratio" else f"{value} (disturbed: {why or '?'})"
+    return found
+
+
+def machine_of(text: str) -> str | None:
+    """The machine line (`bench/common.py`'s) a bench's output starts with."""
+    return next((line for line in text.splitlines() if line.startswith("CPU: ")), None)
+
+
+def table_from_logs(folder: str, rows=None) -> str:
+    """The Markdown table of `rows` (default: the CPU rows of ROWS) from the
+    logs in `folder`, each row's figure from its command's log (`log_name`),
+    its date the log's (UTC): the date and machine line first."""
+    rows = [row for row in ROWS if not row.gpu] if rows is None else rows
+    logs = {}
+    for command in dict.fromkeys(row.command for row in rows):
+        path = os.path.join(folder, log_name(command))
+        if os.path.exists(path):
+            date = datetime.datetime.fromtimestamp(os.path.getmtime(path), datetime.timezone.utc)
+            with open(path, errors="replace") as log:
+                logs[command] = (log.read(), date.strftime("%Y-%m-%d"))
+    machines = list(dict.fromkeys(filter(None, (machine_of(text) for text, _ in logs.values()))))
+    dates = sorted({date for _, date in logs.values()}) or ["never"]
+    lines = [f"Measured {' to '.join(dict.fromkeys((dates[0], dates[-1])))} (UTC) "
+             f"on `{'`, `'.join(machines) or 'no machine named'}`, with `python "
+             f"bench/measure_docs_figures.py --table`.", "",
+             "| what | figure | goal | date | command |", "| --- | --- | --- | --- | --- |"]
+    for row in rows:
+        text, date = logs.get(row.command, ("", None))
+        figure = figures_in(text).get(row.ratio)
+        what, command = row_cells(row)
+        lines.append(f"| {what} | {figure or NOT_MEASURED} | {row.goal} | "
+                     f"{date if figure else '-'} | {command} |")
+    return "\n".join(lines)
+
+
+def row_cells(row: Row) -> tuple[str, str]:
+    """The 'what' and 'command' cells of `row` in the table."""
+    return f"{row.what} (`{row.ratio}`)", f"`{row.command}`"
+
+
+def run_logged(command: str, folder: str) -> int:
+    """Runs `command` (its `python`: this interpreter) from the repository
+    root, its output to its log in `folder`; its exit status."""
+    argv = shlex.split(command)
+    argv[0] = sys.executable if argv[0] == "python" else argv[0]
+    with open(os.path.join(folder, log_name(command)), "w") as log:
+        return subprocess.run(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
+
+
+def measure_table(folder: str, rows) -> str:
+    """Runs each command of `rows` once, in turn, its output kept in
+    `folder`, and returns their table; a command that fails is named on
+    standard error and its rows read what it printed before failing."""
+    for command in dict.fromkeys(row.command for row in rows):
+        print(f"running {command}", file=sys.stderr, flush=True)
+        code = run_logged(command, folder)
+        if code:
+            print(f"{command} failed ({code}); see {os.path.join(folder, log_name(command))}",
+                  file=sys.stderr, flush=True)
+    return table_from_logs(folder, rows)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", nargs="*", metavar="WHAT",
@@ -146,8 +359,25 @@ def parse_args(argv=None):
                    help="each command on a few clips for one epoch: checks that this script "
                         "runs (its figures mean nothing)")
     p.add_argument("--keep", metavar="DIR", default=None,
-                   help="work in DIR and keep it (default: a temporary folder, removed)")
+                   help="work in DIR and keep it (default: a temporary folder, removed); "
+                        "with --table, the commands' logs")
+    p.add_argument("--table", action="store_true",
+                   help="run each command of docs/performance.md's table once and print the "
+                        "table")
+    p.add_argument("--from-logs", metavar="DIR", default=None,
+                   help="print docs/performance.md's table from the logs of a --table run in "
+                        "DIR, running nothing")
+    p.add_argument("--gpu", action="store_true",
+                   help="with --table or --from-logs: the rows measured on a GPU machine")
     args = p.parse_args(argv)
+    if args.table and args.from_logs:
+        p.error("--table runs the commands and --from-logs reads their logs: give one")
+    if (args.table or args.from_logs) and (args.what or args.tiny):
+        p.error("--table and --from-logs make the whole table: give no WHAT and no --tiny")
+    if args.gpu and not (args.table or args.from_logs):
+        p.error("--gpu chooses the table's rows: give it with --table or --from-logs")
+    if args.from_logs and not os.path.isdir(args.from_logs):
+        p.error(f"--from-logs expects a folder of logs; {args.from_logs!r} is not one")
     unknown = [name for name in args.what if name not in MEASURES]
     if unknown:
         p.error(f"nothing to measure is called {', '.join(map(repr, unknown))}; "
@@ -158,9 +388,16 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    rows = [row for row in ROWS if row.gpu == args.gpu]
+    if args.from_logs:
+        print(table_from_logs(args.from_logs, rows))
+        return 0
     with tempfile.TemporaryDirectory(prefix="docs-figures-") as temporary:
         work = args.keep or temporary
         os.makedirs(work, exist_ok=True)
+        if args.table:
+            print(measure_table(work, rows))
+            return 0
         for name in args.what:
             flags = TINY[name] if args.tiny else ()
             if name == "semi_supervised":
