@@ -55,7 +55,7 @@ Ratio lines: `windows_top5_of_all_<N>`, `windows_score_corr_of_all_<N>`
 (rule: `edges_out`, `whole`), `windows_choice_<rule>` (the N chosen, 0 for
 none), `windows_files_per_hour_<engine>_<N>` and `..._all` (every window).
 The default for library jobs is `window_choice.LIBRARY_WINDOWS`
-(docs/performance.md).
+(docs/performance.md, "A track from N windows").
 
 `--tiny` checks that the bench runs: an untrained package Musicnn at a
 sixteenth of its filters, on tones written to files in two groups (its

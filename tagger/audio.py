@@ -206,7 +206,7 @@ def mono_mix(block: np.ndarray) -> np.ndarray:
     """(frames, channels) float32 -> (frames,) float32: the channel mean
     (one channel: the column itself, without a pass over the block; two:
     (left + right) * 0.5, bit for bit numpy's float32 mean of the two,
-    which reduces a row of two at a time slowly: docs/performance.md)."""
+    which reduces a row of two at a time slowly)."""
     if block.shape[1] == 1:
         return block[:, 0]
     if block.shape[1] == 2:

@@ -72,7 +72,7 @@ def test_the_speed_step_times_student_and_teacher_with_keras_and_tflite_int8(mon
                                                                           tmp_path, backend):
     """The teacher's int8 is tflite-int8, as the student's: tflite-dynamic
     quantises a log-mel front end too (28% of top-5 tags changed on
-    MTT_musicnn, docs/performance.md). Under JAX, where a TFLite model
+    MTT_musicnn, docs/performance.md, "int8 for log-mel taggers"). Under JAX, where a TFLite model
     cannot be written, Keras alone is timed and a line says why (the
     demo once ended there in an error, after its training)."""
     from tagger import backends

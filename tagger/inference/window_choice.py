@@ -43,7 +43,8 @@ RULE = 2  # the rule `choose` follows (see the module's docstring), recorded bes
 EARLIER_RULE = 1  # an N recorded without a rule: its first and last 10 s left out
 # windows a library job (tag.py --db, the beets plugin) scores a track from:
 # the smallest N whose top tags agree with every window's on every package of
-# recorded music bench/bench_windows.py measures, with a margin (docs/performance.md)
+# recorded music bench/bench_windows.py measures, with a margin (docs/performance.md,
+# "A track from N windows")
 LIBRARY_WINDOWS = 8
 ALL = 0  # --windows 0 (or all): every window
 MOST_WINDOWS = 2**63 - 1  # SQLite's largest integer: a results database stores N

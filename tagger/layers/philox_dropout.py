@@ -6,9 +6,11 @@ that choice lowers to slow code: a training step of the ReSE+multi
 sample-level CNN (dropout inside each of its nine residual blocks) ran far
 slower than without XLA, while the same step with its mask drawn by Philox
 compiles to vectorised code and runs at least as fast as without XLA
-(docs/performance.md). Each element takes 16 of Philox's random bits,
+(docs/performance.md, "Backend, XLA and precision for training"). Each
+element takes 16 of Philox's random bits,
 half the draws of a uniform float each: a faster training step for the
-self-attention tagger (docs/performance.md, "Dropout's random bits").
+self-attention tagger (docs/performance.md, the row "Training MFU, float32:
+self_attention").
 Otherwise this is keras.layers.Dropout: the same rate (to 2^-16),
 scaling by 1 / (1 - rate), seed generator and `noise_shape`; under
 another Keras backend (JAX, PyTorch) it is keras.layers.Dropout itself.

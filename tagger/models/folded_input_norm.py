@@ -8,7 +8,8 @@ and convolve it. x^ (the log-mel, standardised) depends on no weight, so
 the only gradients that reach the norm are those of gamma and beta; yet
 TensorFlow computes every first convolution's full input gradient (and
 its stacked taps' and paddings') to get them: a large part of the
-package Musicnn's step (docs/performance.md, "Four more training forms").
+package Musicnn's step (docs/performance.md, the "Training MFU, float32"
+rows).
 A convolution is linear, so with `mask` the image of ones passed through
 the same paddings and poolings,
 

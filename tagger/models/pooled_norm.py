@@ -30,8 +30,8 @@ ALL_MAX_POOLS = (*POOLS, keras.layers.MaxPooling3D, keras.layers.GlobalMaxPoolin
 # it: the musicnn families' maxima over 30 to 96 bins trained faster, the
 # 4 x 4 pools of VGG's and FCN's last blocks hardly, the 2 x 2 pools of VGG,
 # FCN and the short-chunk CNN slower (their norms, of 64 to 128 channels,
-# are fast as they are; docs/performance.md, "A batch norm before a max
-# pool, applied after it").
+# are fast as they are; docs/performance.md, the "Training MFU, float32"
+# and "Training bfloat16 over float32" rows).
 MIN_POOLED = 16
 # bfloat16 moments from sums of x and x^2 where every channel's mean is
 # within this many standard deviations of zero (`moments`)

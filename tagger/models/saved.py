@@ -9,7 +9,8 @@ root attribute `tagger_info`. `read_saved_info` reads the metadata without
 loading the model.
 
 The file's dropout layers are Keras's own `Dropout`: `PhiloxDropout`
-matters only in training (docs/performance.md), and training resumes from
+matters only in training (docs/performance.md, "Backend, XLA and precision
+for training"), and training resumes from
 checkpoints of the variables into a model built anew, never from this file.
 So a family whose other layers are all Keras's loads with plain
 `keras.models.load_model`, without this package; the others name layers

@@ -76,17 +76,18 @@ from tagger.models.training_sums import (
 MIN_ROWS = 4  # kernel rows stacked as channels whatever the columns
 # Shifts stacked at most in training (inference: InferenceConv2D's 16): the
 # package Musicnn's temporal filters and the self-attention tagger's front
-# end trained fastest with 8 (docs/performance.md, "Fewer stacked shifts
-# in training").
+# end trained fastest with 8 (docs/performance.md, the "Training MFU, float32"
+# rows of pons_musicnn and self_attention).
 TRAINING_TAPS = 8
 # Kernel taps of a Conv1D whose filter gradient is matrix products
 # (`gemm_filter_gradient`), each a pass over the inputs: up to this many
-# they beat oneDNN's (docs/performance.md, "Four more training forms").
+# they beat oneDNN's (docs/performance.md, the "Training MFU, float32" rows).
 MAX_GEMM_TAPS = 7
 # A bfloat16 norm runs on bfloat16 where its channels are a multiple of
 # this (the sample-level CNNs' 128 to 512: a faster step than with casts to
 # float32 and back); oneDNN's bfloat16 kernel is slower than the casts on
-# musicnn's 204 and 51 (docs/performance.md, "Four more training forms").
+# musicnn's 204 and 51 (docs/performance.md, the "Training bfloat16 over
+# float32" rows).
 BF16_NORM_CHANNELS = 16
 # cuDNN's fused batch norm takes no smaller epsilon (TensorFlow raises it
 # to this); PyTorch-converted norms (1e-5) stay Keras' where a GPU is.

@@ -17,7 +17,8 @@ def bias_added(y, bias):
     of a convolution's bias (BiasAddGrad) sums bfloat16 in bfloat16:
     slower than the product over the sample-level CNN's first block
     (452709 rows of 128 channels), and far off the exact sum there; in
-    float32 slower too (docs/performance.md, "Four more training forms")."""
+    float32 slower too (docs/performance.md, the "Training bfloat16 over
+    float32" and "Training MFU, float32" rows)."""
     @tf.custom_gradient
     def add(y, bias):
         @in_backward_scope

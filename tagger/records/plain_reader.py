@@ -34,7 +34,7 @@ What does the work, and why:
   process shuffles them in blocks and cuts the batches, `prefetch` batches
   ahead in a thread of its own. grain 0.2.18 (`MapDataset.map` of the same
   work items, `mp_prefetch`) was measured against it on the same records
-  and machine (docs/performance.md) and not used: it served fewer
+  and machine (docs/performance.md, "How each figure is measured") and not used: it served fewer
   segments a second at more CPU time in this process, and took seconds
   more to its first batch (its workers are spawned anew, importing
   everything, for every iterator: one an epoch); it copies every element
@@ -102,8 +102,9 @@ CLOSE_SECONDS = 30  # close() waits this long at most for its thread and workers
 
 def default_workers() -> int:
     """Worker processes when none are asked for: one core left to the
-    process that trains, at most 4 (docs/performance.md: a worker serves
-    several times what a GPU consumes)."""
+    process that trains, at most 4 (a worker serves several times what a GPU consumes:
+    docs/performance.md, the rows "Training reader without TensorFlow" and
+    "GPU machine's reader without TensorFlow")."""
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 

@@ -21,7 +21,7 @@ Why threads and not processes: decoding is libsndfile/mpg123 (through
 cffi) and soxr, which release the GIL; the Python and numpy around them
 (slicing windows, the finite check, the queue) take a small share of the
 decoding time and hold the GIL for at most that, so threads scale to
-several decoders (docs/performance.md, "Tagging"), and the windows reach
+several decoders, and the windows reach
 the model without pickling or copies between processes. A model fast
 enough to need more would need decoding in processes.
 

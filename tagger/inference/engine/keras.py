@@ -70,7 +70,7 @@ class KerasPredictor(Predictor):
 
     `jit_compile=True` (tag.py `--engine xla`) compiles the call with XLA,
     which fuses each convolution with its batch norm and activation
-    (whether it pays: docs/performance.md, "Tagging"). Every
+    (whether it pays: docs/performance.md, "The default engine"). Every
     batch is then padded to the largest size seen, so a last, smaller batch
     reuses the compiled program instead of compiling another.
     """

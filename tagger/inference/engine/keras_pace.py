@@ -4,7 +4,7 @@ engine (once per model, engine and machine: `pace_cache` keeps the
 timing) and says so in one line, so that an engine slower than float Keras
 for a model is never chosen silently (XNNPACK, for one, does not run
 convolutions of int8 weights on float activations: docs/performance.md,
-"Tagging what people run").
+"The default engine").
 
 Both score the same windows (tones in noise: the speed does not depend on
 the audio), and compute the same outputs (the keras engine the predictor's

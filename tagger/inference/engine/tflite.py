@@ -27,7 +27,7 @@ ENGINES = {"tflite": None, "tflite-fp16": "fp16", "tflite-dynamic": "dynamic",
 
 # What tflite-fp16 and tflite-dynamic do to a spectrogram model, whose log-mel
 # front end and batch norms they quantise too (MTT_musicnn on recorded music:
-# docs/performance.md, bench/bench_int8.py).
+# docs/performance.md, "int8 for log-mel taggers"; bench/bench_int8.py).
 QUANTISED_FRONT_END = {
     engine: (f"--engine {engine} {what} of this spectrogram model, its log-mel front end's "
              f"too: on MTT_musicnn and recorded music that changed {share} of the top-5 tags "

@@ -29,7 +29,8 @@ def int8_scope(model, info: TaggerMetadata | None) -> str:
     MTT_musicnn's scores too far on real recordings: its mid-end
     convolutions read 561 channels of different ranges through one int8
     scale (top-5 agreement with float 0.94 per window against 0.99,
-    docs/performance.md); quantising the log-mel frames themselves moved
+    docs/performance.md, "int8 for log-mel taggers"); quantising the
+    log-mel frames themselves moved
     them by whole steps of the int8 grid, and the scores of the
     self-attention tagger by up to 0.16. A tagger on several bodies
     (train.py --from A --from B) is FULL only where every body's family
