@@ -62,7 +62,13 @@ import argparse
 import time
 from typing import NamedTuple
 
-from common import bench_model, gpu_memory_as_needed, random_batch, tiny_case
+from common import (
+    bench_model,
+    gpu_memory_as_needed,
+    random_batch,
+    tf_steps_per_second,
+    tiny_case,
+)
 from flops import (
     MATMUL_SIZES,
     TRAIN_FORWARD_RATIO,
@@ -89,29 +95,17 @@ def measure(family, case, steps, jit, precision="float32"):
     segment, seconds per segment) of `family`'s `case`, its training steps
     XLA-compiled with `jit`, its layers computing in `precision` (float32,
     or bfloat16 as `train.py --mixed-precision bfloat16` runs them)."""
-    import keras
     import tensorflow as tf
 
     from tagger.models import family as family_spec
     from tagger.models.inference_graph import inference_model
-    from tagger.training.trainer import make_train_function
 
     spec = family_spec(family)
     batch, pre = case.batch_size, spec.preprocessor
     window, segment, rate = pre.segments, pre.segment_length, pre.sample_rate  # FCN: 29 s, 16 kHz
     model = bench_model(family, case, PRECISIONS[precision])
-    strategy = tf.distribute.get_strategy()
-    optimizer = keras.optimizers.SGD(1e-3, momentum=0.9, nesterov=True)
-    step = make_train_function(model, optimizer, strategy, batch, jit_compile=jit)
     x, y = random_batch(family, case)
-    iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
-    loss = step(iterator, 1)  # trace and compile
-    float(loss)  # a device runs the steps asynchronously: wait for it
-    start = time.perf_counter()
-    for _ in range(steps):
-        loss = step(iterator, 1)
-    float(loss)
-    train_rate = steps * batch * window / (time.perf_counter() - start)
+    train_rate = tf_steps_per_second(model, (x, y), steps, jit) * batch * window
     fast = inference_model(model)  # what tag.py's engines run
     predict = tf.function(lambda v: fast(v, training=False), jit_compile=jit or None)
     predict(x).numpy()

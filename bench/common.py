@@ -178,6 +178,28 @@ def bench_model(family, case, policy="float32"):
         keras.mixed_precision.set_global_policy("float32")
 
 
+def tf_steps_per_second(model, batch, steps: int, jit: bool = False) -> float:
+    """Training steps/s of `model` on the NumPy `batch` (x, y) through
+    train.py's TensorFlow step (`make_train_function`: BCE, SGD with
+    Nesterov momentum), XLA-compiled with `jit`: a first step that traces
+    and compiles, then `steps` steps back to back, the last waited for."""
+    import keras
+    import tensorflow as tf
+
+    from tagger.training.trainer import make_train_function
+
+    optimizer = keras.optimizers.SGD(1e-3, momentum=0.9, nesterov=True)
+    step = make_train_function(model, optimizer, tf.distribute.get_strategy(), len(batch[0]),
+                               jit_compile=jit)
+    iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    float(step(iterator, 1))  # trace and compile; a device runs steps asynchronously
+    start = time.perf_counter()
+    for _ in range(steps):  # one step a call, as traced
+        loss = step(iterator, 1)
+    float(loss)
+    return steps / (time.perf_counter() - start)
+
+
 def random_batch(family, case):
     """(x, y) of one training batch of `case`: quiet noise windows
     (batch, window samples) and 0/1 tags (batch, 50), float32, seed 0."""

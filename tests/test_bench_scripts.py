@@ -2,6 +2,7 @@
 VALUE` lines (a smoke test: it checks that each runs, not how fast), and
 the helpers the scripts share."""
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -23,7 +24,8 @@ from tests.checks import HANG_S, is_png, until, write_audio
 
 ROOT = Path(__file__).parents[1]
 BENCH = ROOT / "bench"
-HELPERS = {"accelerator_jax.py", "common.py", "flops.py"}  # imported by the scripts, not run
+HELPERS = {"accelerator_jax.py", "common.py", "flops.py",  # imported by the scripts, not run
+           "torchaudio_standin.py"}
 
 # script: (its flags for a run of seconds, the names of the ratio lines it prints)
 ACCELERATOR_FAMILIES = ("samplecnn", "transformer")
@@ -47,7 +49,8 @@ TINY = {
         "gpu_input_wait_share_transformer", "gpu_input_wait_share_noisy_samplecnn",
         *(f"gpu_jax_scan_{figure}_{family}_b{batch}" for figure in ("steps_per_s", "mfu")
           for family, batch in (("samplecnn", 2), ("transformer", 2), ("transformer", 4))),
-        *(f"gpu_jax_scan_best_mfu_{family}" for family in ACCELERATOR_FAMILIES)}),
+        *(f"gpu_jax_scan_best_{figure}_{family}" for family in ACCELERATOR_FAMILIES
+          for figure in ("mfu", "of_roofline"))}),
     "bench_augment.py": (["--batch", "2", "--samples", "2048", "--rounds", "1"],
                          {"augment_cpu_keras_over_tf_2048", "augment_wall_keras_over_tf_2048"}),
     "bench_build.py": (["--clips", "16", "--seconds", "6", "--repeats", "1"],
@@ -84,6 +87,10 @@ TINY = {
                          "train_bf16_speedup_samplecnn", "mfu_train_samplecnn_jax",
                          "train_jax_speedup_samplecnn"}),
     "bench_musicnn_mfu.py": (["--tiny"], {"musicnn_best_infer_mfu"}),
+    # against a stand-in of the original zoo's model.py (tests/peer_standin)
+    "bench_peer.py": (["--peer-dir", "tests/peer_standin", "--families", "short_cnn", "--tiny",
+                       "--steps", "1", "--rounds", "1", "--no-xla"],
+                      {"peer_train_short_cnn_tf", "peer_train_short_cnn_jax"}),
     "bench_msd.py": (["--tracks", "40", "--build-tracks", "40", "--build-seconds", "3",
                       "--audio", "--audio-tracks", "40", "--audio-seconds", "3",
                       "--leak", "--leak-tracks", "40"],
@@ -117,6 +124,7 @@ TINY = {
                          "reader_segments_per_s_int16", "reader_segments_per_s_no_tf_0w",
                          "reader_segments_per_s_no_tf_1w", "reader_segments_per_s_no_tf",
                          "reader_no_tf_over_tf_int16"}),
+    "bench_roofline.py": (["--tiny"], {"roofline_bound_samplecnn"}),
     "bench_samplecnn_mfu.py": (["--tiny", "--batches", "2", "--steps", "1"],
                                {"samplecnn_best_infer_mfu"}),
     "bench_serve.py": (["--clips", "10", "--clip-seconds", "3", "--width", "0.0625",
@@ -157,12 +165,14 @@ DISTURBED = re.compile(r"disturbed (\S+) (\S+) \((.+)\)")  # a figure flagged, w
 # own; the others run their `main` in the test's process, which has
 # TensorFlow imported already.
 OWN_PROCESS = {"bench_accelerator.py", "bench_build.py", "bench_gpu_jax.py", "bench_library.py",
-               "bench_models.py", "bench_msd.py", "bench_reader.py", "bench_serve.py",
-               "measure_docs_figures.py", "profile_training.py"}
+               "bench_models.py", "bench_msd.py", "bench_peer.py", "bench_reader.py",
+               "bench_roofline.py",
+               "bench_serve.py", "measure_docs_figures.py", "profile_training.py"}
 # script: the optional module it needs (an extra's requirements file): in
 # CI's first step, which installs only the README's, it skips and is run
 # again in the second, which installs every extra
 NEEDS = {"bench_gpu_jax.py": ("jax",), "bench_models.py": ("jax",),
+         "bench_peer.py": ("jax", "torch"), "bench_roofline.py": ("jax",),
          "bench_serve.py": ("fastapi", "fastapi_offline", "python_multipart", "uvicorn"),
          "bench_similar.py": ("faiss",)}
 
@@ -817,3 +827,63 @@ def test_the_gpu_jax_bench_fetches_what_a_run_imports_without_tensorflow(monkeyp
     names = {name for name, _ in load("bench_gpu_jax").WHEELS}
     assert {"keras", "soundfile", "soxr", "google-crc32c", "mutagen", "tensorboard",
             "protobuf", "absl-py"} <= names
+
+
+def test_the_torchaudio_stand_in_computes_the_zoos_log_mel(monkeypatch):
+    """bench/torchaudio_standin.py's MelSpectrogram and AmplitudeToDB, as the
+    original zoo builds them (n_fft 512, 0-8000 Hz, 128 bins, 16 kHz), give
+    the frames of the Short-chunk CNN's LogMel layer (torchaudio's features,
+    checked against the published models by the converter's tests)."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.syspath_prepend(str(BENCH))
+    standin = load("torchaudio_standin")
+    from tagger.layers.log_mel import LogMel
+    from tagger.models.short_chunk import LOGMEL
+
+    waveform = 0.1 * np.random.default_rng(0).standard_normal((2, 4000)).astype("float32")
+    theirs = standin.AmplitudeToDB()(standin.MelSpectrogram(
+        sample_rate=16000, n_fft=512, f_min=0.0, f_max=8000.0, n_mels=128)(
+        torch.from_numpy(waveform))).numpy()
+    ours = np.asarray(LogMel(16000, **dataclasses.asdict(LOGMEL))(waveform))
+    assert theirs.shape == (2, 128, 4000 // 256 + 1)
+    np.testing.assert_allclose(theirs.transpose(0, 2, 1), ours, atol=2e-3)
+
+
+def test_the_peer_bench_refuses_unequal_counts_and_a_folder_without_the_code(
+        monkeypatch, tmp_path, capsys):
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("bench_peer")
+    with pytest.raises(SystemExit, match="no model.py in"):
+        module.main(["--peer-dir", str(tmp_path)])
+    figures = iter([{"trainable": 10, "steps_per_s": 2.0}, {"trainable": 11, "steps_per_s": 3.0}])
+    monkeypatch.setattr(module, "measure", lambda kind, family, args: next(figures))
+    (tmp_path / "model.py").write_text("")
+    with pytest.raises(SystemExit, match=r"short_cnn's trainable counts differ: "
+                                         r"\{'peer': 10, 'tensorflow': 11\}"):
+        module.main(["--peer-dir", str(tmp_path), "--families", "short_cnn", "--backends",
+                     "tensorflow", "--no-xla", "--rounds", "1"])
+    with pytest.raises(SystemExit):
+        module.main(["--peer-dir", str(tmp_path), "--families", "vgg"])
+    assert "not a family or backend of this bench: vgg" in capsys.readouterr().err
+
+
+def test_the_peer_ratio_is_our_best_median_over_theirs(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("bench_peer")
+    rates = {"peer": [1.0, 2.0, 4.0], "tensorflow": [1.0, 3.0, 3.0],
+             "tensorflow_xla": [4.0, 5.0, 0.5], "jax": [1.0, 1.0, 9.0]}
+    assert module.ratio_lines("fcn", rates, ["tensorflow", "jax"]) == [
+        "ratio peer_train_fcn_tf 2.000", "ratio peer_train_fcn_jax 0.500"]
+
+
+def test_the_roofline_bound_is_the_slower_of_compute_and_memory(monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "jax")  # the module sets it; restored after
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("bench_roofline")
+    ridge = module.H200_FLOPS / module.H200_BYTES_PER_S
+    compute = module.Bound(flops=2 * module.H200_FLOPS, bytes=module.H200_BYTES_PER_S)
+    assert (compute.seconds, compute.mfu, compute.limit) == (2.0, 1.0, "compute")
+    memory = module.Bound(flops=ridge * 1e9 / 4, bytes=1e9)
+    assert memory.limit == "memory" and memory.intensity == pytest.approx(ridge / 4)
+    assert memory.mfu == pytest.approx(0.25)
+    assert memory.seconds == pytest.approx(1e9 / module.H200_BYTES_PER_S)
