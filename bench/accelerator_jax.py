@@ -137,3 +137,26 @@ def measure_family(family: str, case, steps: int, peaks: dict, configs=None) -> 
         print(f"ratio gpu_jax_train_bf16_speedup_{family} {rates['bf16'] / rates['f32']:.3f}",
               flush=True)
     return rates
+
+
+def train_step_cost(model, batch) -> tuple[float, float]:
+    """(FLOPs, bytes accessed) of one training step's gradient of `model` on
+    the NumPy `batch` (x, y): the stateless call in training mode, the mean
+    BCE and its gradient, jitted and compiled for the CPU, as XLA's cost
+    analysis counts them after fusion (the optimiser's update, a few reads
+    and writes of each weight, is left out)."""
+    import jax
+    import keras
+
+    def loss(trainable, non_trainable, x, y):
+        scores, non_trainable = model.stateless_call(trainable, non_trainable, x, training=True)
+        return keras.ops.mean(keras.losses.binary_crossentropy(y, scores)), non_trainable
+
+    arguments = jax.device_put(([v.value for v in model.trainable_variables],
+                                [v.value for v in model.non_trainable_variables], *batch),
+                               jax.devices("cpu")[0])
+    step = jax.jit(jax.value_and_grad(loss, has_aux=True))
+    cost = step.lower(*arguments).compile().cost_analysis()
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0]
+    return float(cost["flops"]), float(cost["bytes accessed"])

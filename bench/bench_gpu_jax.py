@@ -34,7 +34,9 @@ What it prints, each figure as soon as it is measured:
     (train.py --backend jax's step, through bench/accelerator_jax.py, the
     steps back to back): steps/s, segments/s and MFU against the bfloat16
     matrix-product peak, as `ratio gpu_jax_scan_{steps_per_s,mfu}_<family>_b<batch>`,
-    and the best batch's MFU as `ratio gpu_jax_scan_best_mfu_<family>`.
+    and the best batch's MFU as `ratio gpu_jax_scan_best_mfu_<family>`;
+    its steps/s over the H200's roofline bound at that batch
+    (bench_roofline.py) as `ratio gpu_jax_scan_best_of_roofline_<family>`.
 `--tiny` runs every part at the tests' size on whatever JAX computes on
 (the suite runs it on the CPU), each kind of run once: the transformer's
 supervised run (the teacher) and SE+multi's noisy student, and the scan
@@ -250,6 +252,7 @@ def scan_batches(steps: int, tiny: bool) -> None:
     import dataclasses
 
     import accelerator_jax
+    import bench_roofline
     from common import tiny_case
     from flops import TRAIN_FORWARD_RATIO
 
@@ -259,11 +262,12 @@ def scan_batches(steps: int, tiny: bool) -> None:
                                         2 if tiny else 10)["mixed_bfloat16"]
     for family, batches in SCAN_BATCHES[tiny].items():
         case = tiny_case(family) if tiny else SPECS[family].bench[0]
-        mfus = {}
+        mfus, rates = {}, {}
         for batch in batches:
             rate, flops = accelerator_jax.train_rate(
                 family, dataclasses.replace(case, batch_size=batch), 1 if tiny else steps,
                 "mixed_bfloat16")
+            rates[batch] = rate
             mfus[batch] = rate * TRAIN_FORWARD_RATIO * flops / peak
             print(f"{case.label} bf16 batch {batch:4d} (JAX): {rate:8.2f} steps/s, "
                   f"{rate * batch:9.1f} segments/s, MFU {mfus[batch]:.3f}")
@@ -272,6 +276,10 @@ def scan_batches(steps: int, tiny: bool) -> None:
         best = max(mfus, key=mfus.get)
         print(f"{case.label}: the best MFU {mfus[best]:.3f} at batch {best}")
         print(f"ratio gpu_jax_scan_best_mfu_{family} {mfus[best]:.4f}", flush=True)
+        bound = bench_roofline.step_bound(family, dataclasses.replace(case, batch_size=best))
+        print(bench_roofline.describe(case.label, best, bound))
+        print(f"ratio gpu_jax_scan_best_of_roofline_{family} "
+              f"{rates[best] * bound.seconds:.4f}", flush=True)
 
 
 def fetch_wheels(folder: str) -> int:
