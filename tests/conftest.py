@@ -68,12 +68,14 @@ def pytest_runtest_call(item):
 
 
 def pytest_configure(config):
-    """Each test's CPU time, and the guard on it (tests/cpu_budget.py)."""
-    from tests import cpu_budget
+    """Each test's CPU time, and the guard on it (tests/cpu_budget.py); each
+    test process's peak memory (tests/worker_memory.py)."""
+    from tests import cpu_budget, worker_memory
 
     limit_s, quick_limit_s = cpu_budget.machine_limits()
     config.pluginmanager.register(cpu_budget.CpuBudget(limit_s, quick_limit_s),
                                   "tagger_cpu_budget")
+    config.pluginmanager.register(worker_memory.WorkerMemory(), "tagger_worker_memory")
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,69 @@
+"""The suite's memory: each process that runs tests (an xdist worker, or
+pytest itself with -n 0) reports its peak resident size after every test
+phase, and the end of the run prints each one's peak against the goal, with
+the tests during which the peaks rose the most (where a cut would pay).
+
+The peak is the kernel's high-water mark of the process (`ru_maxrss`): what
+a test's own subprocesses take is theirs, not the worker's.
+"""
+
+from __future__ import annotations
+
+import resource
+
+import pytest
+
+GOAL_BYTES = 4e9  # a worker's peak resident size at most, over a whole run
+RISES = 5  # the tests whose phases raised a peak the most, printed
+
+
+def peak_bytes() -> int:
+    """This process's peak resident size so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def worker_of(report) -> str:
+    """The xdist worker a report came from ("gw0"), or "pytest" without xdist."""
+    node = getattr(report, "node", None)
+    return node.gateway.id if node is not None else "pytest"
+
+
+class WorkerMemory:
+    """The plugin: registered once per pytest run (tests/conftest.py)."""
+
+    def __init__(self):
+        self.peaks = {}  # worker: bytes, in the controller
+        self.rises = []  # (bytes the peak rose by, worker, node id, phase)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = yield
+        report.user_properties.append(("peak_rss", peak_bytes()))
+        return report
+
+    def pytest_runtest_logreport(self, report):
+        peak = dict(report.user_properties).get("peak_rss")
+        if peak is None:
+            return
+        worker = worker_of(report)
+        before = self.peaks.get(worker)
+        if before is not None and peak > before:
+            self.rises.append((peak - before, worker, report.nodeid, report.when))
+        self.peaks[worker] = max(peak, before or 0)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not self.peaks or hasattr(terminalreporter.config, "workerinput"):
+            return  # an xdist worker: its reports reach the controller
+        terminalreporter.section("peak resident memory of each test process")
+        for line in summary_lines(self.peaks, self.rises):
+            terminalreporter.write_line(line)
+
+
+def summary_lines(peaks: dict, rises: list, count: int = RISES) -> list:
+    """Each worker's peak against GOAL_BYTES, then the `count` largest rises."""
+    lines = [f"{worker}: {peak / 1e9:.2f} GB at its peak (goal at most {GOAL_BYTES / 1e9:g} GB: "
+             f"{'met' if peak <= GOAL_BYTES else 'not met'})"
+             for worker, peak in sorted(peaks.items())]
+    for rise, worker, node, when in sorted(rises, reverse=True)[:count]:
+        lines.append(f"  +{rise / 1e9:.2f} GB on {worker} in {when} of {node}")
+    return lines
