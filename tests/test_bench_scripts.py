@@ -829,6 +829,7 @@ def test_the_gpu_jax_bench_fetches_what_a_run_imports_without_tensorflow(monkeyp
             "protobuf", "absl-py"} <= names
 
 
+@pytest.mark.slow  # imports torch: seconds of CPU
 def test_the_torchaudio_stand_in_computes_the_zoos_log_mel(monkeypatch):
     """bench/torchaudio_standin.py's MelSpectrogram and AmplitudeToDB, as the
     original zoo builds them (n_fft 512, 0-8000 Hz, 128 bins, 16 kHz), give
@@ -887,3 +888,24 @@ def test_the_roofline_bound_is_the_slower_of_compute_and_memory(monkeypatch):
     assert memory.limit == "memory" and memory.intensity == pytest.approx(ridge / 4)
     assert memory.mfu == pytest.approx(0.25)
     assert memory.seconds == pytest.approx(1e9 / module.H200_BYTES_PER_S)
+
+
+@pytest.mark.slow  # imports torch: seconds of CPU
+def test_the_peer_step_compiled_trains_the_originals_model(monkeypatch):
+    """The original's step under --peer-compile, on the stand-in of its
+    model.py: its trainable count is our tiny Short-chunk CNN's, and the
+    model timed is the one torch.compile returns (here a recorder of what
+    it was given; the bench's tiny run times the eager step)."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the peer's folder joins it
+    monkeypatch.setitem(sys.modules, "model", None)  # the peer's model.py, dropped after
+    del sys.modules["model"]
+    module = load("bench_peer")
+    given = []
+    monkeypatch.setattr(torch, "compile", lambda model: given.append(model) or model)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    figures = module.peer_steps_per_second("short_cnn", str(ROOT / "tests" / "peer_standin"),
+                                           1, True, True)
+    assert figures["trainable"] == 4672 and figures["steps_per_s"] > 0
+    assert [type(model).__name__ for model in given] == ["ShortChunkCNN"]

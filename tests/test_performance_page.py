@@ -121,6 +121,9 @@ def test_the_registry_rows_are_distinct_and_name_runnable_benches(module):
                and node.targets[0].id == "OWN_FAMILIES")
     assert module.MODEL_FAMILIES == (*ast.literal_eval(own),
                                      *(item.value for item in defaults.elts[1:]))
+    peers = next(node.value for node in ast.parse((BENCH / "bench_peer.py").read_text()).body
+                 if isinstance(node, ast.Assign) and node.targets[0].id == "PEERS")
+    assert module.PEER_FAMILIES == tuple(ast.literal_eval(key) for key in peers.keys)
 
 
 def page_tables() -> dict:
