@@ -2,7 +2,8 @@
 the same layers and variables, in keras.ops forms whose gradients XLA's
 CPU compiler turns into matrix products and element-wise passes.
 
-- A Conv2D of stride 1 and a kernel of more than one tap: XLA computes
+- A Conv2D of a kernel of more than one tap, of stride 1 or of "valid"
+  padding with strides (a residual block's downsampling): XLA computes
   its filter gradient as a convolution far below the speed of a matrix
   product (a 3 x 3 layer of 128 channels: a quarter of it), and with one
   input channel (musicnn's timbral filters, the first convolution after
@@ -65,15 +66,17 @@ def xla_training_model(model):
 
 def patches_in_training(layer) -> bool:
     """Whether `layer` is a plain Conv2D that trains as `PatchesConv2D`:
-    input of known size, stride, dilation and groups 1, channels last, a
-    kernel of more than one tap and at most MAX_PATCH_TAPS shifts stacked."""
+    input of known size, dilation and groups 1, channels last, stride 1 or
+    "valid" padding, a kernel of more than one tap and at most
+    MAX_PATCH_TAPS shifts stacked."""
     if type(layer) is not keras.layers.Conv2D:
         return False
     shape = layer.input.shape
     rows, columns = layer.kernel_size
     return (None not in shape[1:] and rows * columns > 1
             and stacked_rows(layer.kernel_size, shape[-1]) * columns <= MAX_PATCH_TAPS
-            and tuple(layer.strides) == (1, 1) and tuple(layer.dilation_rate) == (1, 1)
+            and (tuple(layer.strides) == (1, 1) or layer.padding == "valid")
+            and tuple(layer.dilation_rate) == (1, 1)
             and layer.groups == 1 and layer.data_format == "channels_last")
 
 
@@ -92,12 +95,18 @@ def tiles_its_input(layer) -> bool:
             and layer.data_format == "channels_last")
 
 
-def shifted_patches(x, rows: int, columns: int, height: int, width: int):
+def shifted_patches(x, rows: int, columns: int, height: int, width: int, strides=(1, 1)):
     """(batch, h, w, c) -> (batch, height, width, rows * columns * c):
     channels (i * columns + j) * c ... + c - 1 hold x shifted by i rows
-    and j columns."""
-    return ops.concatenate([x[:, i:i + height, j:j + width]
+    and j columns, every `strides` row and column of it."""
+    return ops.concatenate([strided(x, i, j, height, width, strides)
                             for i in range(rows) for j in range(columns)], axis=-1)
+
+
+def strided(x, row: int, column: int, height: int, width: int, strides=(1, 1)):
+    """x[:, row + sr * r, column + sc * c] for r < height, c < width."""
+    sr, sc = strides
+    return x[:, row:row + (height - 1) * sr + 1:sr, column:column + (width - 1) * sc + 1:sc]
 
 
 class PatchesConv2D(keras.layers.Wrapper):
@@ -113,15 +122,21 @@ class PatchesConv2D(keras.layers.Wrapper):
         conv = self.layer
         rows, columns = conv.kernel_size
         channels, filters = x.shape[-1], conv.filters
-        if conv.padding == "same":
+        if conv.padding == "same":  # stride 1 (patches_in_training)
             x = same_padding(x, rows, columns)
-        height, width = x.shape[1] - rows + 1, x.shape[2] - columns + 1
+        sr, sc = conv.strides
+        height, width = (x.shape[1] - rows) // sr + 1, (x.shape[2] - columns) // sc + 1
         stacked = stacked_rows(conv.kernel_size, channels)
-        patches = shifted_patches(x, stacked, columns, height + rows - stacked, width)
+        if stacked == rows:  # every row shift stacked: one product
+            patches = shifted_patches(x, rows, columns, height, width, (sr, sc))
+        else:  # the column shifts of every row, strided by rows below
+            patches = shifted_patches(x, 1, columns, x.shape[1], width, (1, sc))
         kernel = ops.cast(conv.kernel, x.dtype)
         y = None
         for row in range(0, rows, stacked):  # a matrix product per row shift not stacked
-            product = ops.matmul(patches[:, row:row + height], ops.reshape(
+            rows_of = patches if stacked == rows else strided(patches, row, 0, height, width,
+                                                              (sr, 1))
+            product = ops.matmul(rows_of, ops.reshape(
                 kernel[row:row + stacked], (stacked * columns * channels, filters)))
             y = product if y is None else y + product
         if conv.use_bias:

@@ -18,6 +18,8 @@ FORMS = {
     "short_cnn": {f"block{i}_{form}" for i in range(1, 8)
                   for form in ("conv_patches", "pool_tiled")},
     "samplecnn": {f"block{i}_pool_tiled" for i in range(9)},
+    "short_res": {f"block{i}_{conv}_patches" for i in range(1, 8)
+                  for conv in ("conv1", "conv2", "shortcut_conv")},
 }
 
 
@@ -69,7 +71,8 @@ def test_the_form_computes_the_models_outputs_and_gradients(name):
 def test_what_keeps_the_models_own_layer():
     x = keras.Input((20, 12, 1))
     wide = keras.layers.Conv2D(3, (3, 5), name="one_channel")(x)  # patches
-    strided = keras.layers.Conv2D(3, 3, strides=2, name="strided")(x)
+    strided = keras.layers.Conv2D(3, 3, strides=2, name="strided")(x)  # patches, every other
+    strided_same = keras.layers.Conv2D(3, 3, strides=2, padding="same", name="strided_same")
     two = keras.layers.Conv2D(3, (3, 2), padding="same", name="two_channels")(
         keras.layers.Concatenate()([x, x]))  # patches: column shifts stacked
     pointwise = keras.layers.Conv2D(3, 1, name="pointwise")(two)
@@ -78,14 +81,15 @@ def test_what_keeps_the_models_own_layer():
     padded = keras.layers.MaxPooling2D(2, padding="same", name="padded")(pointwise)
     shared = keras.layers.Conv2D(2, 2, name="shared")
     twice = keras.layers.Concatenate()([shared(x), shared(x)])
-    outputs = [keras.layers.Flatten()(t) for t in (tiled, overlapping, padded, twice)]
+    outputs = [keras.layers.Flatten()(t)
+               for t in (tiled, overlapping, padded, twice, strided_same(x))]
     model = keras.Model(x, keras.layers.Concatenate()(outputs))
     form = xla_training_model(model)
     assert replaced(form, model) == {"one_channel_patches", "two_channels_patches",
-                                     "remainder_tiled"}
+                                     "strided_patches", "remainder_tiled"}
     values = np.random.default_rng(1).standard_normal((2, 20, 12, 1)).astype("float32")
     np.testing.assert_allclose(form(values), model(values), atol=1e-5)
-    plain = keras.Model(x, strided)
+    plain = keras.Model(x, strided_same(x))
     assert xla_training_model(plain) is plain  # nothing to replace: the model itself
 
 
