@@ -4,13 +4,14 @@ For each family's first bench case (the batch bench_models.py trains), the
 FLOPs and bytes moved by one training step (the gradient of the mean BCE:
 `accelerator_jax.train_step_cost`, XLA's cost analysis of the program
 compiled for the CPU, after fusion), its arithmetic intensity in bfloat16,
-and the roofline bound on an NVIDIA H200: a step takes at least FLOPs / 989
-TFLOP/s (bfloat16, dense) and at least bytes / 4.8 TB/s. The bytes are
+and the roofline bound on an NVIDIA H200: a step takes at least its FLOPs
+over the datasheet's bfloat16 dense peak (`H200_FLOPS`) and at least its
+bytes over the memory's bandwidth (`H200_BYTES_PER_S`). The bytes are
 the float32 program's count halved: this CPU's compiler computes bfloat16
 in float32, so its count of a bfloat16 program does not show the halving
-the GPU's does. A step whose intensity is below the ridge (989 / 4.8 = 206
-FLOP per byte) is bound by memory bandwidth, and its MFU cannot pass
-intensity / 206.
+the GPU's does. A step whose intensity is below the ridge (the peak over
+the bandwidth, in FLOP per byte) is bound by memory bandwidth, and its MFU
+cannot pass intensity / ridge.
 
     python bench/bench_roofline.py [--families samplecnn,transformer] [--tiny]
 
