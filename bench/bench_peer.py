@@ -223,6 +223,8 @@ def main(argv=None):
         p.error(f"not a family or backend of this bench: {', '.join(unknown)}")
     if args.steps < 1 or args.rounds < 1:
         p.error("--steps and --rounds take a positive number")
+    if not args.xla and "tensorflow" not in args.backends:
+        p.error("--no-xla applies to the tensorflow backend, which --backends leaves out")
     if args.one:
         kind, family = args.one
         figures = (peer_steps_per_second(family, args.peer_dir, args.steps, args.tiny,

@@ -866,6 +866,9 @@ def test_the_peer_bench_refuses_unequal_counts_and_a_folder_without_the_code(
     with pytest.raises(SystemExit):
         module.main(["--peer-dir", str(tmp_path), "--families", "vgg"])
     assert "not a family or backend of this bench: vgg" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        module.main(["--peer-dir", str(tmp_path), "--backends", "jax", "--no-xla"])
+    assert "--no-xla applies to the tensorflow backend" in capsys.readouterr().err
 
 
 def test_the_peer_ratio_is_our_best_median_over_theirs(monkeypatch):
