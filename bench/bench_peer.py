@@ -32,6 +32,7 @@ steps per second over the original's (median over the rounds; goal >= 1),
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import json
 import math
@@ -95,7 +96,10 @@ def peer_model(family: str, peer_dir: str, tiny: bool):
     import model as peer_models
 
     peer = PEERS[family]
-    cls = getattr(peer_models, peer.name)
+    cls = getattr(peer_models, peer.name, None)
+    if cls is None:
+        raise SystemExit(f"bench_peer.py: {peer_module_dir(peer_dir)}/model.py has no class "
+                         f"{peer.name} (family {family})")
     kwargs = dict(peer.kwargs)
     arguments = inspect.signature(cls).parameters
     if tiny and "n_channels" in arguments:
@@ -106,12 +110,15 @@ def peer_model(family: str, peer_dir: str, tiny: bool):
 def peer_steps_per_second(family: str, peer_dir: str, steps: int, tiny: bool,
                           compile_: bool) -> dict:
     """{"trainable", "steps_per_s"} of the original's training step on our
-    bench batch: a first step, then `steps` timed."""
+    bench batch: a first step, then `steps` timed (0: the count alone)."""
     import torch
 
     torch.manual_seed(0)
     torch.set_num_threads(os.cpu_count())
     model = peer_model(family, peer_dir, tiny)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if not steps:
+        return {"trainable": trainable, "steps_per_s": None}
     model.train()
     x, y = (torch.from_numpy(array) for array in random_batch(family, case_of(family, tiny)))
     optimizer = torch.optim.Adam(model.parameters(), 1e-4, weight_decay=1e-4)
@@ -128,32 +135,36 @@ def peer_steps_per_second(family: str, peer_dir: str, steps: int, tiny: bool,
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    return {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            "steps_per_s": steps / (time.perf_counter() - start)}
+    return {"trainable": trainable, "steps_per_s": steps / (time.perf_counter() - start)}
 
 
 def our_steps_per_second(family: str, steps: int, tiny: bool, jit: bool) -> dict:
     """{"trainable", "steps_per_s"} of our training step (bench_models.py's)
-    under the Keras backend this process was started with."""
+    under the Keras backend this process was started with (`steps` 0: the
+    count alone)."""
     from tagger import backends
 
     backends.quiet_tensorflow_for_keras()
     case = case_of(family, tiny)
     model = bench_model(family, case)
+    trainable = sum(math.prod(weight.shape) for weight in model.trainable_weights)
+    if not steps:
+        return {"trainable": trainable, "steps_per_s": None}
     batch = random_batch(family, case)
     if backends.current() == "jax":
         import accelerator_jax
         rate = accelerator_jax.steps_per_second(model, batch, steps)
     else:
         rate = tf_steps_per_second(model, batch, steps, jit)
-    trainable = sum(math.prod(weight.shape) for weight in model.trainable_weights)
     return {"trainable": trainable, "steps_per_s": rate}
 
 
-def measure(kind: str, family: str, args) -> dict:
+def measure(kind: str, family: str, args, steps: int | None = None) -> dict:
     """One measurement in a process of its own: `kind` "peer", "tensorflow",
-    "tensorflow_xla" or "jax"."""
-    argv = [sys.executable, __file__, "--one", kind, family, "--steps", str(args.steps),
+    "tensorflow_xla" or "jax", `steps` timed (default: --steps; 0: the
+    trainable count alone)."""
+    steps = args.steps if steps is None else steps
+    argv = [sys.executable, __file__, "--one", kind, family, "--steps", str(steps),
             "--peer-dir", args.peer_dir]
     argv += ["--tiny"] * args.tiny + ["--peer-compile"] * args.peer_compile
     backend = "jax" if kind == "jax" else "tensorflow"
@@ -167,20 +178,20 @@ def measure(kind: str, family: str, args) -> dict:
 
 def measure_family(family: str, args) -> dict:
     """{kind: [steps/s of each round]} of `family`, the kinds in turns each
-    round; the trainable counts checked equal first (a SystemExit if not)."""
+    round; the trainable counts checked equal first, before anything is
+    timed (a SystemExit if not)."""
     kinds = ["peer"]
     for backend in args.backends:
         kinds += {"tensorflow": ["tensorflow", "tensorflow_xla"] if args.xla
                   else ["tensorflow"], "jax": ["jax"]}[backend]
+    counts = {kind: measure(kind, family, args, 0)["trainable"]
+              for kind in ("peer", kinds[1])}
+    if len(set(counts.values())) != 1:
+        raise SystemExit(f"bench_peer.py: {family}'s trainable counts differ: {counts}")
     rates = {kind: [] for kind in kinds}
     for round_ in range(args.rounds):
-        counts = {}
         for kind in kinds:
-            figures = measure(kind, family, args)
-            counts[kind] = figures["trainable"]
-            rates[kind].append(figures["steps_per_s"])
-        if len(set(counts.values())) != 1:
-            raise SystemExit(f"bench_peer.py: {family}'s trainable counts differ: {counts}")
+            rates[kind].append(measure(kind, family, args)["steps_per_s"])
         print(f"{family} round {round_ + 1}: {counts['peer']:,} trainable; steps/s "
               + ", ".join(f"{kind} {rates[kind][-1]:.3f}" for kind in kinds), flush=True)
     return rates
@@ -221,8 +232,13 @@ def main(argv=None):
     unknown = sorted({*args.families} - set(PEERS)) + sorted({*args.backends} - set(BACKENDS))
     if unknown:
         p.error(f"not a family or backend of this bench: {', '.join(unknown)}")
-    if args.steps < 1 or args.rounds < 1:
+    if (args.steps < 1 and not args.one) or args.rounds < 1:
         p.error("--steps and --rounds take a positive number")
+    missing = [name for name in ("torch", *(["jax"] if "jax" in args.backends else []))
+               if importlib.util.find_spec(name) is None]
+    if missing and not args.one:
+        p.error(f"needs {' and '.join(missing)}: pip install -r requirements-torch.txt"
+                + (" -r requirements-jax.txt" if "jax" in missing else ""))
     if not args.xla and "tensorflow" not in args.backends:
         p.error("--no-xla applies to the tensorflow backend, which --backends leaves out")
     if args.one:

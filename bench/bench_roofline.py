@@ -25,6 +25,7 @@ at the tests' size (default family: samplecnn): a check that it runs.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 
 os.environ["KERAS_BACKEND"] = "jax"  # before Keras is first imported
@@ -88,6 +89,8 @@ def main(argv=None):
                    help="comma-separated (default: every family; with --tiny, samplecnn)")
     p.add_argument("--tiny", action="store_true", help="each family at the tests' size")
     args = p.parse_args(argv)
+    if importlib.util.find_spec("jax") is None:
+        p.error("needs JAX: pip install -r requirements-jax.txt")
     families = (args.families.split(",") if args.families
                 else ["samplecnn"] if args.tiny else list(FAMILIES))
     unknown = sorted(set(families) - set(FAMILIES))

@@ -148,6 +148,7 @@ def measure_semi_supervised(work: str, flags=()) -> None:
     print(f"ratio semi_supervised_seconds {seconds:.1f}", flush=True)
 
 
+SEEDS = 2  # the semi-supervised demo's default
 MEASURES = {"demo": measure_demo, "synthetic_msd": measure_synthetic_msd,
             "semi_supervised": measure_semi_supervised}
 # --tiny: each command's flags for a quick run (seconds to a minute on 2 cores)
@@ -329,22 +330,28 @@ def row_cells(row: Row) -> tuple[str, str]:
     return f"{row.what} (`{row.ratio}`)", f"`{row.command}`"
 
 
-def run_logged(command: str, folder: str) -> int:
-    """Runs `command` (its `python`: this interpreter) from the repository
-    root, its output to its log in `folder`; its exit status."""
-    argv = shlex.split(command)
+def run_logged(command: str, folder: str, peer_dir: str | None = None) -> int:
+    """Runs `command` (its `python`: this interpreter; its `CLONE`:
+    `peer_dir`) from the repository root, its output to its log in
+    `folder`; its exit status."""
+    argv = [peer_dir if word == "CLONE" else word for word in shlex.split(command)]
     argv[0] = sys.executable if argv[0] == "python" else argv[0]
     with open(os.path.join(folder, log_name(command)), "w") as log:
         return subprocess.run(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
 
 
-def measure_table(folder: str, rows) -> str:
+def measure_table(folder: str, rows, peer_dir: str | None = None) -> str:
     """Runs each command of `rows` once, in turn, its output kept in
     `folder`, and returns their table; a command that fails is named on
-    standard error and its rows read what it printed before failing."""
+    standard error and its rows read what it printed before failing. The
+    commands that take the original code (`CLONE`) run on `peer_dir`, or
+    are left out without it, which standard error says."""
     for command in dict.fromkeys(row.command for row in rows):
+        if "CLONE" in command.split() and not peer_dir:
+            print(f"not running {command}: give --peer-dir", file=sys.stderr, flush=True)
+            continue
         print(f"running {command}", file=sys.stderr, flush=True)
-        code = run_logged(command, folder)
+        code = run_logged(command, folder, peer_dir)
         if code:
             print(f"{command} failed ({code}); see {os.path.join(folder, log_name(command))}",
                   file=sys.stderr, flush=True)
@@ -355,8 +362,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", nargs="*", metavar="WHAT",
                    help=f"what to measure, any of {', '.join(MEASURES)} (default: all)")
-    p.add_argument("--seeds", type=int, default=2,
-                   help="semi_supervised: seeds (default: 2, the demo's default)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help=f"semi_supervised: seeds (default: {SEEDS}, the demo's default)")
     p.add_argument("--tiny", action="store_true",
                    help="each command on a few clips for one epoch: checks that this script "
                         "runs (its figures mean nothing)")
@@ -371,6 +378,9 @@ def parse_args(argv=None):
                         "DIR, running nothing")
     p.add_argument("--gpu", action="store_true",
                    help="with --table or --from-logs: the rows measured on a GPU machine")
+    p.add_argument("--peer-dir", metavar="CLONE", default=None,
+                   help="with --table: the original zoo's code, for bench_peer.py's rows "
+                        "(without it those rows are not run)")
     args = p.parse_args(argv)
     if args.table and args.from_logs:
         p.error("--table runs the commands and --from-logs reads their logs: give one")
@@ -378,6 +388,13 @@ def parse_args(argv=None):
         p.error("--table and --from-logs make the whole table: give no WHAT and no --tiny")
     if args.gpu and not (args.table or args.from_logs):
         p.error("--gpu chooses the table's rows: give it with --table or --from-logs")
+    if args.peer_dir and not args.table:
+        p.error("--peer-dir is for the commands --table runs: give it with --table")
+    if args.from_logs and args.keep:
+        p.error("--from-logs reads a folder and writes none: --keep does not apply")
+    if args.seeds is not None and (args.table or args.from_logs):
+        p.error("--seeds sets the semi_supervised measure's seeds: not with --table or "
+                "--from-logs")
     if args.from_logs and not os.path.isdir(args.from_logs):
         p.error(f"--from-logs expects a folder of logs; {args.from_logs!r} is not one")
     unknown = [name for name in args.what if name not in MEASURES]
@@ -398,12 +415,12 @@ def main(argv=None) -> int:
         work = args.keep or temporary
         os.makedirs(work, exist_ok=True)
         if args.table:
-            print(measure_table(work, rows))
+            print(measure_table(work, rows, args.peer_dir))
             return 0
         for name in args.what:
             flags = TINY[name] if args.tiny else ()
             if name == "semi_supervised":
-                flags = ("--seeds", str(args.seeds), *flags)
+                flags = ("--seeds", str(args.seeds or SEEDS), *flags)
             MEASURES[name](work, flags)
     return 0
 

@@ -852,12 +852,13 @@ def test_the_torchaudio_stand_in_computes_the_zoos_log_mel(monkeypatch):
 
 def test_the_peer_bench_refuses_unequal_counts_and_a_folder_without_the_code(
         monkeypatch, tmp_path, capsys):
+    pytest.importorskip("torch")  # without it the bench stops at that first
     monkeypatch.syspath_prepend(str(BENCH))
     module = load("bench_peer")
     with pytest.raises(SystemExit, match="no model.py in"):
         module.main(["--peer-dir", str(tmp_path)])
     figures = iter([{"trainable": 10, "steps_per_s": 2.0}, {"trainable": 11, "steps_per_s": 3.0}])
-    monkeypatch.setattr(module, "measure", lambda kind, family, args: next(figures))
+    monkeypatch.setattr(module, "measure", lambda kind, family, args, steps=None: next(figures))
     (tmp_path / "model.py").write_text("")
     with pytest.raises(SystemExit, match=r"short_cnn's trainable counts differ: "
                                          r"\{'peer': 10, 'tensorflow': 11\}"):
@@ -902,8 +903,9 @@ def test_the_peer_step_compiled_trains_the_originals_model(monkeypatch):
     torch = pytest.importorskip("torch")
     monkeypatch.syspath_prepend(str(BENCH))
     monkeypatch.setattr(sys, "path", list(sys.path))  # the peer's folder joins it
-    monkeypatch.setitem(sys.modules, "model", None)  # the peer's model.py, dropped after
-    del sys.modules["model"]
+    for name in ("model", "torchaudio", "torchaudio.transforms", "torchaudio_standin"):
+        monkeypatch.setitem(sys.modules, name, None)  # the peer's imports, dropped after
+        del sys.modules[name]
     module = load("bench_peer")
     given = []
     monkeypatch.setattr(torch, "compile", lambda model: given.append(model) or model)
@@ -912,3 +914,5 @@ def test_the_peer_step_compiled_trains_the_originals_model(monkeypatch):
                                            1, True, True)
     assert figures["trainable"] == 4672 and figures["steps_per_s"] > 0
     assert [type(model).__name__ for model in given] == ["ShortChunkCNN"]
+    with pytest.raises(SystemExit, match="model.py has no class FCN \\(family fcn\\)"):
+        module.peer_model("fcn", str(ROOT / "tests" / "peer_standin"), True)

@@ -5,7 +5,9 @@ exactly its rows (no bench is run here)."""
 import ast
 import os
 import re
+import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -93,17 +95,48 @@ def test_a_table_run_runs_each_command_once_and_keeps_its_log(module, tmp_path, 
                                                                capsys):
     ran = []
 
-    def run_logged(command, folder):
-        ran.append(command)
+    def run_logged(command, folder, peer_dir=None):
+        ran.append((command, peer_dir))
         (Path(folder) / module.log_name(command)).write_text("ratio builder_floor 0.9\n")
         return 0
 
     monkeypatch.setattr(module, "run_logged", run_logged)
     assert module.main(["--table", "--keep", str(tmp_path)]) == 0
-    commands = [row.command for row in module.ROWS if not row.gpu]
-    assert ran == list(dict.fromkeys(commands))
-    assert "| 0.9 | 0.9 or more |" in capsys.readouterr().out
+    commands = list(dict.fromkeys(row.command for row in module.ROWS if not row.gpu))
+    peer = [command for command in commands if "CLONE" in command.split()]
+    assert peer and ran == [(command, None) for command in commands if command not in peer]
+    captured = capsys.readouterr()
+    assert "| 0.9 | 0.9 or more |" in captured.out
+    assert f"not running {peer[0]}: give --peer-dir" in captured.err
     assert (tmp_path / "bench_build.log").exists()
+    ran.clear()
+    assert module.main(["--table", "--keep", str(tmp_path), "--peer-dir", "zoo"]) == 0
+    assert ran == [(command, "zoo") for command in commands]
+
+
+def test_a_command_runs_with_the_peer_folder_in_place_of_clone(module, tmp_path, monkeypatch):
+    started = []
+
+    def run(argv, **kwargs):
+        started.append(argv)
+        return types.SimpleNamespace(returncode=3)
+
+    monkeypatch.setattr(module.subprocess, "run", run)
+    command = "python bench/bench_peer.py --peer-dir CLONE"
+    assert module.run_logged(command, str(tmp_path), "/zoo") == 3
+    assert started == [[sys.executable, "bench/bench_peer.py", "--peer-dir", "/zoo"]]
+    assert (tmp_path / module.log_name(command)).exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--peer-dir", "zoo"], "--peer-dir is for the commands --table runs"),
+    (["--from-logs", ".", "--keep", "x"], "--keep does not apply"),
+    (["--table", "--seeds", "3"], "--seeds sets the semi_supervised measure's seeds"),
+])
+def test_a_flag_that_does_not_apply_is_refused(module, flags, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        module.parse_args(flags)
+    assert exit.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_the_registry_rows_are_distinct_and_name_runnable_benches(module):
