@@ -64,22 +64,28 @@ def matmul_peaks(sizes, repeats: int = 10) -> dict:
     return peaks
 
 
-def forward_flops(model, x) -> float:
-    """XLA's FLOP count of one inference call of `model` on `x`, compiled
-    for the CPU (a GPU's program hands its convolutions to cuDNN, uncounted,
-    and gives no count before compiling)."""
+def cpu_cost(function, model, *inputs) -> dict:
+    """XLA's cost analysis ("flops", "bytes accessed", ...) of
+    `function(trainable, non_trainable, *inputs)` over `model`'s variables,
+    jitted and compiled for the CPU (a GPU's program hands its convolutions
+    to cuDNN, uncounted, and gives no count before compiling)."""
     import jax
 
+    arguments = jax.device_put(([v.value for v in model.trainable_variables],
+                                [v.value for v in model.non_trainable_variables], *inputs),
+                               jax.devices("cpu")[0])
+    cost = jax.jit(function).lower(*arguments).compile().cost_analysis()
+    if isinstance(cost, (list, tuple)):  # one entry per device in earlier JAX versions
+        cost = cost[0]
+    return cost
+
+
+def forward_flops(model, x) -> float:
+    """XLA's FLOP count of one inference call of `model` on `x` (`cpu_cost`)."""
     def forward(trainable, non_trainable, batch):
         return model.stateless_call(trainable, non_trainable, batch, training=False)[0]
 
-    arguments = jax.device_put(([v.value for v in model.trainable_variables],
-                                [v.value for v in model.non_trainable_variables], x),
-                               jax.devices("cpu")[0])
-    cost = jax.jit(forward).lower(*arguments).compile().cost_analysis()
-    if isinstance(cost, (list, tuple)):  # one entry per device in earlier JAX versions
-        cost = cost[0]
-    return float(cost["flops"])
+    return float(cpu_cost(forward, model, x)["flops"])
 
 
 def steps_per_second(model, batch, steps: int) -> float:
@@ -142,9 +148,9 @@ def measure_family(family: str, case, steps: int, peaks: dict, configs=None) -> 
 def train_step_cost(model, batch) -> tuple[float, float]:
     """(FLOPs, bytes accessed) of one training step's gradient of `model` on
     the NumPy `batch` (x, y): the stateless call in training mode, the mean
-    BCE and its gradient, jitted and compiled for the CPU, as XLA's cost
-    analysis counts them after fusion (the optimiser's update, a few reads
-    and writes of each weight, is left out)."""
+    BCE and its gradient, as XLA's cost analysis counts them after fusion
+    (`cpu_cost`; the optimiser's update, a few reads and writes of each
+    weight, is left out)."""
     import jax
     import keras
 
@@ -152,11 +158,5 @@ def train_step_cost(model, batch) -> tuple[float, float]:
         scores, non_trainable = model.stateless_call(trainable, non_trainable, x, training=True)
         return keras.ops.mean(keras.losses.binary_crossentropy(y, scores)), non_trainable
 
-    arguments = jax.device_put(([v.value for v in model.trainable_variables],
-                                [v.value for v in model.non_trainable_variables], *batch),
-                               jax.devices("cpu")[0])
-    step = jax.jit(jax.value_and_grad(loss, has_aux=True))
-    cost = step.lower(*arguments).compile().cost_analysis()
-    if isinstance(cost, (list, tuple)):
-        cost = cost[0]
+    cost = cpu_cost(jax.value_and_grad(loss, has_aux=True), model, *batch)
     return float(cost["flops"]), float(cost["bytes accessed"])

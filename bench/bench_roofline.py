@@ -28,7 +28,8 @@ import argparse
 import importlib.util
 import os
 
-os.environ["KERAS_BACKEND"] = "jax"  # before Keras is first imported
+if __name__ == "__main__":  # a script: Keras on JAX (imported, the caller's Keras is)
+    os.environ["KERAS_BACKEND"] = "jax"
 
 from typing import NamedTuple  # noqa: E402
 

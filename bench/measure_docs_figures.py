@@ -420,7 +420,7 @@ def main(argv=None) -> int:
         for name in args.what:
             flags = TINY[name] if args.tiny else ()
             if name == "semi_supervised":
-                flags = ("--seeds", str(args.seeds or SEEDS), *flags)
+                flags = ("--seeds", str(SEEDS if args.seeds is None else args.seeds), *flags)
             MEASURES[name](work, flags)
     return 0
 

@@ -882,9 +882,10 @@ def test_the_peer_ratio_is_our_best_median_over_theirs(monkeypatch):
 
 
 def test_the_roofline_bound_is_the_slower_of_compute_and_memory(monkeypatch):
-    monkeypatch.setenv("KERAS_BACKEND", "jax")  # the module sets it; restored after
     monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     module = load("bench_roofline")
+    assert os.environ["KERAS_BACKEND"] == "tensorflow"  # imported, it leaves the backend alone
     ridge = module.H200_FLOPS / module.H200_BYTES_PER_S
     compute = module.Bound(flops=2 * module.H200_FLOPS, bytes=module.H200_BYTES_PER_S)
     assert (compute.seconds, compute.mfu, compute.limit) == (2.0, 1.0, "compute")
@@ -916,3 +917,11 @@ def test_the_peer_step_compiled_trains_the_originals_model(monkeypatch):
     assert [type(model).__name__ for model in given] == ["ShortChunkCNN"]
     with pytest.raises(SystemExit, match="model.py has no class FCN \\(family fcn\\)"):
         module.peer_model("fcn", str(ROOT / "tests" / "peer_standin"), True)
+
+
+def test_the_roofline_bench_refuses_a_family_it_does_not_have(monkeypatch, capsys):
+    pytest.importorskip("jax")  # without it, it stops at that first
+    monkeypatch.syspath_prepend(str(BENCH))
+    with pytest.raises(SystemExit) as exit:
+        load("bench_roofline").main(["--families", "samplecnn,vgg"])
+    assert exit.value.code == 2 and "not a family: vgg" in capsys.readouterr().err
