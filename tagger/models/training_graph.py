@@ -114,29 +114,16 @@ def training_model(model):
              if id(layer) not in paired and (pool := max_after_relu(model, layer))}
     gemms = {id(layer) for layer in once if gemm_filter_gradient(layer)}
     biases = {id(layer) for layer in once if bias_gradient_as_product(layer)}
-    folded = {id(layer): found for layer in model.layers
-              if (found := folded_input_norm.folds(model, layer))}
-    if not (taps or norms or relus or gemms or biases or folded):
+    folding = folded_input_norm.Folding(
+        model, lambda conv: convolution_of(conv, id(conv) in taps), bias_added, keras.ops.add)
+    if not (taps or norms or relus or gemms or biases or folding):
         return model
-    images = {}  # id(standardised image) -> (it, its mask, the folded norm)
     awaited = {}  # id(a pooled norm's pool) -> (the norm, its call's arguments); its ReLU's: None
     after_pool = {}  # id(a max pool) -> the ReLU before it in the model, applied after it
 
     def call(layer, *args, **kwargs):
-        if id(layer) in folded:
-            image, mask = folded_input_norm.NormalizedImage(
-                layer, name=f"{layer.name}_standard", dtype=layer.dtype_policy)(*args, **kwargs)
-            images[id(image)] = (image, mask, layer)
-            return image
-        if args and id(args[0]) in images:
-            _, mask, norm = images[id(args[0])]
-            if isinstance(layer, folded_input_norm.PASS_THROUGH):
-                image = layer(args[0])
-                images[id(image)] = (image, layer(mask), norm)
-                return image
-            return folded_input_norm.FoldedNormConv(
-                layer, norm, convolution_of(layer, id(layer) in taps),
-                name=f"{layer.name}_folded", dtype=layer.dtype_policy)([args[0], mask])
+        if (folded := folding.call(layer, args, kwargs)) is not None:
+            return folded
         if id(layer) in taps:
             return TrainingTapsConv2D(layer, name=f"{layer.name}_taps", dtype=layer.dtype_policy,
                                       max_taps=training_taps(layer))(*args)

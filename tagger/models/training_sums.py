@@ -1,14 +1,16 @@
 """What the training forms share (`tagger.models.training_graph`,
-`tagger.models.folded_input_norm`, `tagger.models.pooled_norm`): a bias
-added with its gradient summed as a matrix product, Keras' update of a
-norm's moving moments, the name scope of a custom gradient's ops, and the
-build of a wrapped layer.
+`tagger.models.xla_training_graph`, `tagger.models.folded_input_norm`,
+`tagger.models.pooled_norm`): Keras' update of a norm's moving moments
+and the build of a wrapped layer, in keras.ops for either backend; and
+TensorFlow's own: a bias added with its gradient summed as a matrix
+product, the name scope of a custom gradient's ops (TensorFlow imported
+only by them).
 """
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 
 def bias_added(y, bias):
@@ -19,6 +21,8 @@ def bias_added(y, bias):
     (452709 rows of 128 channels), and far off the exact sum there; in
     float32 slower too (docs/performance.md, the "Training bfloat16 over
     float32" and "Training MFU, float32" rows)."""
+    import tensorflow as tf
+
     @tf.custom_gradient
     def add(y, bias):
         @in_backward_scope
@@ -36,10 +40,10 @@ def update_moving_moments(norm, mean, variance):
     """Keras' update of a BatchNormalization's moving mean and variance by
     a batch's `mean` and biased `variance` (float32)."""
     momentum = norm.momentum
-    norm.moving_mean.assign(tf.cast(norm.moving_mean, tf.float32) * momentum
-                            + tf.stop_gradient(mean) * (1.0 - momentum))
-    norm.moving_variance.assign(tf.cast(norm.moving_variance, tf.float32) * momentum
-                                + tf.stop_gradient(variance) * (1.0 - momentum))
+    norm.moving_mean.assign(ops.cast(norm.moving_mean, "float32") * momentum
+                            + ops.stop_gradient(mean) * (1.0 - momentum))
+    norm.moving_variance.assign(ops.cast(norm.moving_variance, "float32") * momentum
+                                + ops.stop_gradient(variance) * (1.0 - momentum))
 
 
 def in_backward_scope(gradient):
@@ -48,6 +52,8 @@ def in_backward_scope(gradient):
     `gradient_tape/`, as TensorFlow names the gradients it derives itself:
     a profile (bench/profile_training.py) then counts them as the
     backward pass of their layer, not as ops of no layer."""
+    import tensorflow as tf
+
     scope = tf.get_current_name_scope()
 
     def scoped(*upstream):

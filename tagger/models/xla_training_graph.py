@@ -17,6 +17,11 @@ CPU compiler turns into matrix products and element-wise passes.
   CPU to index arrays, a reduction over them and a scatter. `TiledMaxPool`
   reshapes the windows onto an axis of their own and takes the max over
   it: the gradient is element-wise.
+- The spectrogram's one-channel batch norm is folded into the kernels of
+  the convolutions that read it (`tagger.models.folded_input_norm`, as in
+  TensorFlow's form): no input gradient is computed for its gamma and
+  beta, where XLA computed each first convolution's whole input gradient
+  for them.
 
 Each form computes the layer's function exactly up to the order of the
 float32 sums (a pool's gradient is shared among equal maxima, where the
@@ -30,6 +35,7 @@ import keras
 from keras import ops
 
 from tagger.layers.inference_conv2d import same_padding
+from tagger.models import folded_input_norm
 from tagger.models.layer_graph import calls, layer_graph
 
 # A PatchesConv2D holds a copy of its input per shift it stacks (kh * kw
@@ -48,10 +54,14 @@ def xla_training_model(model):
     once = [layer for layer in model.layers if calls(model, layer) == 1]
     patches = {id(layer) for layer in once if patches_in_training(layer)}
     pools = {id(layer) for layer in once if tiles_its_input(layer)}
-    if not (patches or pools):
+    folding = folded_input_norm.Folding(
+        model, lambda conv: convolution_of(conv, id(conv) in patches))
+    if not (patches or pools or folding):
         return model
 
     def call(layer, *args, **kwargs):
+        if (folded := folding.call(layer, args, kwargs)) is not None:
+            return folded
         if id(layer) in patches:
             return PatchesConv2D(layer, name=f"{layer.name}_patches",
                                  dtype=layer.dtype_policy)(*args, **kwargs)
@@ -78,6 +88,15 @@ def patches_in_training(layer) -> bool:
             and (tuple(layer.strides) == (1, 1) or layer.padding == "valid")
             and tuple(layer.dilation_rate) == (1, 1)
             and layer.groups == 1 and layer.data_format == "channels_last")
+
+
+def convolution_of(conv, as_patches: bool):
+    """`(x, kernel) -> conv's output without bias or activation`: as
+    `patches_product` or Keras's convolution."""
+    if as_patches:
+        return lambda x, kernel: patches_product(conv, x, kernel)
+    return lambda x, kernel: ops.conv(x, kernel, strides=conv.strides, padding=conv.padding,
+                                      dilation_rate=conv.dilation_rate)
 
 
 def stacked_rows(kernel_size, channels: int) -> int:
@@ -109,6 +128,31 @@ def strided(x, row: int, column: int, height: int, width: int, strides=(1, 1)):
     return x[:, row:row + (height - 1) * sr + 1:sr, column:column + (width - 1) * sc + 1:sc]
 
 
+def patches_product(conv, x, kernel):
+    """`(batch, h, w, c) -> (batch, h', w', filters)`: the Conv2D `conv`'s
+    convolution of x by `kernel` (its own, or one of its shape) without
+    bias or activation, as x's shifted patches times the kernel's rows."""
+    rows, columns = conv.kernel_size
+    channels, filters = x.shape[-1], conv.filters
+    if conv.padding == "same":  # stride 1 (patches_in_training)
+        x = same_padding(x, rows, columns)
+    sr, sc = conv.strides
+    height, width = (x.shape[1] - rows) // sr + 1, (x.shape[2] - columns) // sc + 1
+    stacked = stacked_rows(conv.kernel_size, channels)
+    if stacked == rows:  # every row shift stacked: one product
+        patches = shifted_patches(x, rows, columns, height, width, (sr, sc))
+    else:  # the column shifts of every row, strided by rows below
+        patches = shifted_patches(x, 1, columns, x.shape[1], width, (1, sc))
+    y = None
+    for row in range(0, rows, stacked):  # a matrix product per row shift not stacked
+        rows_of = patches if stacked == rows else strided(patches, row, 0, height, width,
+                                                          (sr, 1))
+        product = ops.matmul(rows_of, ops.reshape(
+            kernel[row:row + stacked], (stacked * columns * channels, filters)))
+        y = product if y is None else y + product
+    return y
+
+
 class PatchesConv2D(keras.layers.Wrapper):
     """`(batch, h, w, c) -> (batch, h', w', filters)`: the wrapped Conv2D's
     output, as its input's shifted patches times its kernel's rows."""
@@ -120,25 +164,7 @@ class PatchesConv2D(keras.layers.Wrapper):
 
     def call(self, x):
         conv = self.layer
-        rows, columns = conv.kernel_size
-        channels, filters = x.shape[-1], conv.filters
-        if conv.padding == "same":  # stride 1 (patches_in_training)
-            x = same_padding(x, rows, columns)
-        sr, sc = conv.strides
-        height, width = (x.shape[1] - rows) // sr + 1, (x.shape[2] - columns) // sc + 1
-        stacked = stacked_rows(conv.kernel_size, channels)
-        if stacked == rows:  # every row shift stacked: one product
-            patches = shifted_patches(x, rows, columns, height, width, (sr, sc))
-        else:  # the column shifts of every row, strided by rows below
-            patches = shifted_patches(x, 1, columns, x.shape[1], width, (1, sc))
-        kernel = ops.cast(conv.kernel, x.dtype)
-        y = None
-        for row in range(0, rows, stacked):  # a matrix product per row shift not stacked
-            rows_of = patches if stacked == rows else strided(patches, row, 0, height, width,
-                                                              (sr, 1))
-            product = ops.matmul(rows_of, ops.reshape(
-                kernel[row:row + stacked], (stacked * columns * channels, filters)))
-            y = product if y is None else y + product
+        y = patches_product(conv, x, ops.cast(conv.kernel, x.dtype))
         if conv.use_bias:
             y = y + ops.cast(conv.bias, y.dtype)
         return y if conv.activation is None else conv.activation(y)

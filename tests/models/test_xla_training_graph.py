@@ -8,18 +8,23 @@ import pytest
 import tensorflow as tf
 
 from tagger.models import family
+from tagger.models.folded_input_norm import added_to_each_example
 from tagger.models.xla_training_graph import TiledMaxPool, xla_training_model
 from tagger.training.backend_jax import scores_forward
 
 # (family, the layers its form replaces)
+# (the spectrogram's norm folded into the convolutions that read it: its
+# `_standard` image and their `_folded` forms)
 FORMS = {
-    "musicnn": {"timbral1_conv_patches", "timbral2_conv_patches", "timbral1_pool_tiled",
-                "timbral2_pool_tiled"},
-    "short_cnn": {f"block{i}_{form}" for i in range(1, 8)
-                  for form in ("conv_patches", "pool_tiled")},
+    "musicnn": {"input_bn_standard", "timbral1_conv_folded", "timbral2_conv_folded",
+                "timbral1_pool_tiled", "timbral2_pool_tiled",
+                "temporal1_conv_folded", "temporal2_conv_folded", "temporal3_conv_folded"},
+    "short_cnn": {"input_bn_standard", "block1_conv_folded", "block1_pool_tiled"} | {
+        f"block{i}_{form}" for i in range(2, 8) for form in ("conv_patches", "pool_tiled")},
     "samplecnn": {f"block{i}_pool_tiled" for i in range(9)},
-    "short_res": {f"block{i}_{conv}_patches" for i in range(1, 8)
-                  for conv in ("conv1", "conv2", "shortcut_conv")},
+    "short_res": {"input_bn_standard", "block1_conv1_folded", "block1_shortcut_conv_folded",
+                  "block1_conv2_patches"} | {f"block{i}_{conv}_patches" for i in range(2, 8)
+                                             for conv in ("conv1", "conv2", "shortcut_conv")},
 }
 
 
@@ -91,6 +96,42 @@ def test_what_keeps_the_models_own_layer():
     np.testing.assert_allclose(form(values), model(values), atol=1e-5)
     plain = keras.Model(x, strided_same(x))
     assert xla_training_model(plain) is plain  # nothing to replace: the model itself
+
+
+@pytest.mark.parametrize("center", [True, False])
+def test_a_folded_norm_with_or_without_beta_trains_as_the_models_own(center):
+    """The norm's beta and the convolutions' biases: one example's offset
+    (`added_to_each_example`), or the bias alone where the norm has no beta."""
+    x = keras.Input((12, 10, 1))
+    standard = keras.layers.BatchNormalization(center=center, name="bn")(x)
+    wide = keras.layers.Conv2D(3, (3, 4), padding="same", name="wide")(standard)  # patches
+    padded = keras.layers.ZeroPadding2D(1, name="pad")(standard)
+    strided = keras.layers.Conv2D(2, 3, strides=2, padding="same", name="strided")(padded)
+    outputs = [keras.layers.Flatten()(t) for t in (wide, strided)]
+    model = keras.Model(x, keras.layers.Dense(4, activation="sigmoid")(
+        keras.layers.Concatenate()(outputs)))
+    form = xla_training_model(model)
+    assert replaced(form, model) == {"bn_standard", "wide_folded", "strided_folded"}
+    rng = np.random.default_rng(3)
+    values = (3.0 + rng.standard_normal((5, 12, 10, 1))).astype("float32")
+    labels = (rng.random((5, 4)) < 0.5).astype("float32")
+    np.testing.assert_allclose(form(values, training=True), model(values, training=True),
+                               atol=1e-5)
+    expected, found = gradient(model, values, labels), gradient(form, values, labels)
+    assert np.linalg.norm(found - expected) <= 1e-4 * np.linalg.norm(expected)
+
+
+def test_an_offset_added_to_each_example_has_the_batchs_sum_as_its_gradient():
+    rng = np.random.default_rng(4)
+    y = tf.constant(rng.standard_normal((3, 4, 5, 2)), tf.float32)
+    example = tf.Variable(rng.standard_normal((1, 4, 5, 2)).astype("float32"))
+    weights = rng.standard_normal((3, 4, 5, 2)).astype("float32")
+    with tf.GradientTape() as tape:
+        added = added_to_each_example(y, example)
+        total = tf.reduce_sum(added * weights)
+    np.testing.assert_allclose(added, y + example, atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(total, example), weights.sum(0, keepdims=True),
+                               atol=1e-5)
 
 
 def test_a_tiled_pool_takes_each_windows_max_and_leaves_the_remainder():
