@@ -101,17 +101,21 @@ def test_what_keeps_the_models_own_layer():
 @pytest.mark.parametrize("center", [True, False])
 def test_a_folded_norm_with_or_without_beta_trains_as_the_models_own(center):
     """The norm's beta and the convolutions' biases: one example's offset
-    (`added_to_each_example`), or the bias alone where the norm has no beta."""
+    (`added_to_each_example`), or the bias alone where the norm has no beta;
+    through a padding and a reshape, into patches and Keras's own convolutions."""
     x = keras.Input((12, 10, 1))
     standard = keras.layers.BatchNormalization(center=center, name="bn")(x)
     wide = keras.layers.Conv2D(3, (3, 4), padding="same", name="wide")(standard)  # patches
     padded = keras.layers.ZeroPadding2D(1, name="pad")(standard)
     strided = keras.layers.Conv2D(2, 3, strides=2, padding="same", name="strided")(padded)
-    outputs = [keras.layers.Flatten()(t) for t in (wide, strided)]
+    rows = keras.layers.Reshape((12, 10), name="rows")(standard)
+    one_d = keras.layers.Conv1D(2, 3, padding="same", name="one_d")(rows)  # Keras's conv
+    outputs = [keras.layers.Flatten()(t) for t in (wide, strided, one_d)]
     model = keras.Model(x, keras.layers.Dense(4, activation="sigmoid")(
         keras.layers.Concatenate()(outputs)))
     form = xla_training_model(model)
-    assert replaced(form, model) == {"bn_standard", "wide_folded", "strided_folded"}
+    assert replaced(form, model) == {"bn_standard", "wide_folded", "strided_folded",
+                                     "one_d_folded"}
     rng = np.random.default_rng(3)
     values = (3.0 + rng.standard_normal((5, 12, 10, 1))).astype("float32")
     labels = (rng.random((5, 4)) < 0.5).astype("float32")
