@@ -8,10 +8,10 @@ CPU compiler turns into matrix products and element-wise passes.
   product (a 3 x 3 layer of 128 channels: a quarter of it), and with one
   input channel (musicnn's timbral filters, the first convolution after
   a spectrogram's batch norm) its input gradient too. `PatchesConv2D`
-  stacks the input's column shifts as channels (and its row shifts too,
-  where it has one channel) and sums one matrix product by the kernel's
-  rows per row shift left: its forward and backward passes are matrix
-  products and shifted sums.
+  stacks the input's column shifts as channels and sums one matrix
+  product by the kernel's rows per row shift; an input of one channel has
+  every shift stacked as a row of one matrix (`tap_rows_product`): its
+  forward and backward passes are matrix products and shifted sums.
 - A max pool whose windows tile its input (pool size = strides, "valid"):
   XLA's gradient of a window max is a select-and-scatter, lowered on the
   CPU to index arrays, a reduction over them and a scatter. `TiledMaxPool`
@@ -138,19 +138,29 @@ def patches_product(conv, x, kernel):
         x = same_padding(x, rows, columns)
     sr, sc = conv.strides
     height, width = (x.shape[1] - rows) // sr + 1, (x.shape[2] - columns) // sc + 1
-    stacked = stacked_rows(conv.kernel_size, channels)
-    if stacked == rows:  # every row shift stacked: one product
-        patches = shifted_patches(x, rows, columns, height, width, (sr, sc))
-    else:  # the column shifts of every row, strided by rows below
-        patches = shifted_patches(x, 1, columns, x.shape[1], width, (1, sc))
+    if channels == 1:  # every shift stacked: one product
+        return tap_rows_product(x, kernel, height, width, (sr, sc))
+    patches = shifted_patches(x, 1, columns, x.shape[1], width, (1, sc))  # strided by rows below
     y = None
-    for row in range(0, rows, stacked):  # a matrix product per row shift not stacked
-        rows_of = patches if stacked == rows else strided(patches, row, 0, height, width,
-                                                          (sr, 1))
-        product = ops.matmul(rows_of, ops.reshape(
-            kernel[row:row + stacked], (stacked * columns * channels, filters)))
+    for row in range(rows):  # a matrix product per row shift
+        product = ops.matmul(strided(patches, row, 0, height, width, (sr, 1)),
+                             ops.reshape(kernel[row], (columns * channels, filters)))
         y = product if y is None else y + product
     return y
+
+
+def tap_rows_product(x, kernel, height: int, width: int, strides=(1, 1)):
+    """`(batch, h, w, 1), (rows, columns, 1, filters) -> (batch, height,
+    width, filters)`: the convolution as one matrix product by the kernel's
+    taps, x's shifts (every `strides` row and column) stacked as rows of
+    one (taps, batch * height * width) matrix. Stacked as channels instead
+    (an interleaved copy of x per tap), the product and its gradient ran
+    slower (CRNN's first block)."""
+    rows, columns, _, filters = kernel.shape
+    taps = ops.stack([ops.reshape(strided(x, i, j, height, width, strides), (-1,))
+                      for i in range(rows) for j in range(columns)])
+    y = ops.matmul(ops.transpose(taps), ops.reshape(kernel, (rows * columns, filters)))
+    return ops.reshape(y, (-1, height, width, filters))
 
 
 class PatchesConv2D(keras.layers.Wrapper):

@@ -80,7 +80,8 @@ def test_what_keeps_the_models_own_layer():
     strided_same = keras.layers.Conv2D(3, 3, strides=2, padding="same", name="strided_same")
     two = keras.layers.Conv2D(3, (3, 2), padding="same", name="two_channels")(
         keras.layers.Concatenate()([x, x]))  # patches: column shifts stacked
-    pointwise = keras.layers.Conv2D(3, 1, name="pointwise")(two)
+    one_row = keras.layers.Conv2D(3, (1, 3), padding="same", name="one_row")(two)  # patches
+    pointwise = keras.layers.Conv2D(3, 1, name="pointwise")(one_row)
     tiled = keras.layers.MaxPooling2D((4, 3), name="remainder")(wide)  # 18 x 8 -> 4 x 2
     overlapping = keras.layers.MaxPooling2D(3, strides=2, name="overlapping")(strided)
     padded = keras.layers.MaxPooling2D(2, padding="same", name="padded")(pointwise)
@@ -91,7 +92,7 @@ def test_what_keeps_the_models_own_layer():
     model = keras.Model(x, keras.layers.Concatenate()(outputs))
     form = xla_training_model(model)
     assert replaced(form, model) == {"one_channel_patches", "two_channels_patches",
-                                     "strided_patches", "remainder_tiled"}
+                                     "one_row_patches", "strided_patches", "remainder_tiled"}
     values = np.random.default_rng(1).standard_normal((2, 20, 12, 1)).astype("float32")
     np.testing.assert_allclose(form(values), model(values), atol=1e-5)
     plain = keras.Model(x, strided_same(x))
