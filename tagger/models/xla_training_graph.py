@@ -23,6 +23,10 @@ CPU compiler turns into matrix products and element-wise passes.
   beta, where XLA computed each first convolution's whole input gradient
   for them.
 
+TensorFlow's form's norm of the pooled values (`tagger.models.pooled_norm`)
+is not among them: XLA fuses a norm's element-wise passes into the pool's
+reduction already, and Musicnn's step ran slower with it.
+
 Each form computes the layer's function exactly up to the order of the
 float32 sums (a pool's gradient is shared among equal maxima, where the
 pooling layer's goes to one of them). TensorFlow's step has forms of its
