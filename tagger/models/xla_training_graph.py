@@ -9,9 +9,10 @@ CPU compiler turns into matrix products and element-wise passes.
   input channel (musicnn's timbral filters, the first convolution after
   a spectrogram's batch norm) its input gradient too. `PatchesConv2D`
   stacks the input's column shifts as channels and sums one matrix
-  product by the kernel's rows per row shift; an input of one channel has
-  every shift stacked as a row of one matrix (`tap_rows_product`): its
-  forward and backward passes are matrix products and shifted sums.
+  product by the kernel's rows per row shift; an input of up to
+  `MAX_TAP_ROW_CHANNELS` channels has every shift of every channel stacked
+  as a row of one matrix (`tap_rows_product`): its forward and backward
+  passes are matrix products and shifted sums.
 - A max pool whose windows tile its input (pool size = strides, "valid"):
   XLA's gradient of a window max is a select-and-scatter, lowered on the
   CPU to index arrays, a reduction over them and a scatter. `TiledMaxPool`
@@ -46,6 +47,10 @@ from tagger.models.layer_graph import calls, layer_graph
 # with one input channel, else kw): more than this keep the model's own
 # convolution.
 MAX_PATCH_TAPS = 512
+# Input channels up to which a Conv2D's every shift of every channel is a
+# row of one matrix (`tap_rows_product`): the Harmonic CNN's first, of 6,
+# trained faster so (docs/jax.md)
+MAX_TAP_ROW_CHANNELS = 8
 
 
 def xla_training_model(model):
@@ -104,9 +109,10 @@ def convolution_of(conv, as_patches: bool):
 
 
 def stacked_rows(kernel_size, channels: int) -> int:
-    """The row shifts a PatchesConv2D stacks as channels: all the kernel's
-    where the input has one channel, else none but the first."""
-    return kernel_size[0] if channels == 1 else 1
+    """The row shifts a PatchesConv2D stacks: all the kernel's where the
+    input has `MAX_TAP_ROW_CHANNELS` channels or fewer, else none but the
+    first."""
+    return kernel_size[0] if channels <= MAX_TAP_ROW_CHANNELS else 1
 
 
 def tiles_its_input(layer) -> bool:
@@ -142,7 +148,7 @@ def patches_product(conv, x, kernel):
         x = same_padding(x, rows, columns)
     sr, sc = conv.strides
     height, width = (x.shape[1] - rows) // sr + 1, (x.shape[2] - columns) // sc + 1
-    if channels == 1:  # every shift stacked: one product
+    if channels <= MAX_TAP_ROW_CHANNELS:  # every shift of every channel stacked: one product
         return tap_rows_product(x, kernel, height, width, (sr, sc))
     patches = shifted_patches(x, 1, columns, x.shape[1], width, (1, sc))  # strided by rows below
     y = None
@@ -154,16 +160,18 @@ def patches_product(conv, x, kernel):
 
 
 def tap_rows_product(x, kernel, height: int, width: int, strides=(1, 1)):
-    """`(batch, h, w, 1), (rows, columns, 1, filters) -> (batch, height,
+    """`(batch, h, w, c), (rows, columns, c, filters) -> (batch, height,
     width, filters)`: the convolution as one matrix product by the kernel's
-    taps, x's shifts (every `strides` row and column) stacked as rows of
-    one (taps, batch * height * width) matrix. Stacked as channels instead
-    (an interleaved copy of x per tap), the product and its gradient ran
-    slower (CRNN's first block)."""
-    rows, columns, _, filters = kernel.shape
-    taps = ops.stack([ops.reshape(strided(x, i, j, height, width, strides), (-1,))
-                      for i in range(rows) for j in range(columns)])
-    y = ops.matmul(ops.transpose(taps), ops.reshape(kernel, (rows * columns, filters)))
+    taps, each channel's shifts (every `strides` row and column) stacked as
+    rows of one (taps * c, batch * height * width) matrix. Stacked as
+    channels instead (an interleaved copy of x per tap), the product and
+    its gradient ran slower (CRNN's first block)."""
+    rows, columns, channels, filters = kernel.shape
+    planes = [x[..., c] for c in range(channels)]
+    taps = ops.stack([ops.reshape(strided(plane, i, j, height, width, strides), (-1,))
+                      for i in range(rows) for j in range(columns) for plane in planes])
+    y = ops.matmul(ops.transpose(taps),
+                   ops.reshape(kernel, (rows * columns * channels, filters)))
     return ops.reshape(y, (-1, height, width, filters))
 
 

@@ -79,8 +79,9 @@ def test_what_keeps_the_models_own_layer():
     strided = keras.layers.Conv2D(3, 3, strides=2, name="strided")(x)  # patches, every other
     strided_same = keras.layers.Conv2D(3, 3, strides=2, padding="same", name="strided_same")
     two = keras.layers.Conv2D(3, (3, 2), padding="same", name="two_channels")(
-        keras.layers.Concatenate()([x, x]))  # patches: column shifts stacked
-    one_row = keras.layers.Conv2D(3, (1, 3), padding="same", name="one_row")(two)  # patches
+        keras.layers.Concatenate()([x, x]))  # patches: every shift of each channel a row
+    one_row = keras.layers.Conv2D(3, (1, 3), padding="same", name="one_row")(
+        keras.layers.Concatenate()([two] * 3))  # patches of 9 channels: column shifts stacked
     pointwise = keras.layers.Conv2D(3, 1, name="pointwise")(one_row)
     tiled = keras.layers.MaxPooling2D((4, 3), name="remainder")(wide)  # 18 x 8 -> 4 x 2
     overlapping = keras.layers.MaxPooling2D(3, strides=2, name="overlapping")(strided)
@@ -97,6 +98,28 @@ def test_what_keeps_the_models_own_layer():
     np.testing.assert_allclose(form(values), model(values), atol=1e-5)
     plain = keras.Model(x, strided_same(x))
     assert xla_training_model(plain) is plain  # nothing to replace: the model itself
+
+
+def test_a_convolution_of_a_few_channels_trains_as_the_models_own():
+    """Every shift of each of 6 channels a row of one matrix (the Harmonic
+    CNN's first convolution), "same" and strided "valid": the outputs and
+    the gradients of every variable, the input norm's included."""
+    x = keras.Input((12, 10, 6))
+    y = keras.layers.BatchNormalization(name="bn")(x)  # 6 channels: not folded
+    y = keras.layers.Conv2D(4, 3, padding="same", name="same")(y)
+    y = keras.layers.Conv2D(3, (2, 3), strides=2, name="strided")(y)
+    model = keras.Model(x, keras.layers.Dense(4, activation="sigmoid")(
+        keras.layers.Flatten()(y)))
+    form = xla_training_model(model)
+    assert replaced(form, model) == {"same_patches", "strided_patches"}
+    rng = np.random.default_rng(4)
+    values = rng.standard_normal((5, 12, 10, 6)).astype("float32")
+    labels = (rng.random((5, 4)) < 0.5).astype("float32")
+    np.testing.assert_allclose(form(values, training=False), model(values, training=False),
+                               atol=1e-5)
+    expected, found = gradient(model, values, labels), gradient(form, values, labels)
+    assert np.abs(expected).max() > 1e-4
+    assert np.linalg.norm(found - expected) <= 1e-4 * np.linalg.norm(expected)
 
 
 @pytest.mark.parametrize("center", [True, False])
