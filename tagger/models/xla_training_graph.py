@@ -44,8 +44,8 @@ from tagger.models import folded_input_norm
 from tagger.models.layer_graph import calls, layer_graph
 
 # A PatchesConv2D holds a copy of its input per shift it stacks (kh * kw
-# with one input channel, else kw): more than this keep the model's own
-# convolution.
+# with up to MAX_TAP_ROW_CHANNELS input channels, else kw): more than this
+# keep the model's own convolution.
 MAX_PATCH_TAPS = 512
 # Input channels up to which a Conv2D's every shift of every channel is a
 # row of one matrix (`tap_rows_product`): the Harmonic CNN's first, of 6,
