@@ -36,6 +36,8 @@ own (`tagger.models.training_graph`). What each gains: docs/jax.md.
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import ops
 
@@ -43,13 +45,13 @@ from tagger.layers.inference_conv2d import same_padding
 from tagger.models import folded_input_norm
 from tagger.models.layer_graph import calls, layer_graph
 
-# A PatchesConv2D holds a copy of its input per shift it stacks (kh * kw
-# with up to MAX_TAP_ROW_CHANNELS input channels, else kw): more than this
-# keep the model's own convolution.
+# Copies of its input a PatchesConv2D would hold (`copies_held`): more
+# than this keep the model's own convolution.
 MAX_PATCH_TAPS = 512
 # Input channels up to which a Conv2D's every shift of every channel is a
-# row of one matrix (`tap_rows_product`): the Harmonic CNN's first, of 6,
-# trained faster so (docs/jax.md)
+# row of one matrix (`tap_rows_product`): measured at 1 (the spectrogram
+# families) and 6 (the Harmonic CNN), both faster so (docs/jax.md); no
+# family has 2 to 5, 7 or 8
 MAX_TAP_ROW_CHANNELS = 8
 
 
@@ -87,13 +89,12 @@ def patches_in_training(layer) -> bool:
     """Whether `layer` is a plain Conv2D that trains as `PatchesConv2D`:
     input of known size, dilation and groups 1, channels last, stride 1 or
     "valid" padding, a kernel of more than one tap and at most
-    MAX_PATCH_TAPS shifts stacked."""
+    MAX_PATCH_TAPS copies of the input held."""
     if type(layer) is not keras.layers.Conv2D:
         return False
     shape = layer.input.shape
-    rows, columns = layer.kernel_size
-    return (None not in shape[1:] and rows * columns > 1
-            and stacked_rows(layer.kernel_size, shape[-1]) * columns <= MAX_PATCH_TAPS
+    return (None not in shape[1:] and math.prod(layer.kernel_size) > 1
+            and copies_held(layer.kernel_size, shape[-1]) <= MAX_PATCH_TAPS
             and (tuple(layer.strides) == (1, 1) or layer.padding == "valid")
             and tuple(layer.dilation_rate) == (1, 1)
             and layer.groups == 1 and layer.data_format == "channels_last")
@@ -108,11 +109,12 @@ def convolution_of(conv, as_patches: bool):
                                       dilation_rate=conv.dilation_rate)
 
 
-def stacked_rows(kernel_size, channels: int) -> int:
-    """The row shifts a PatchesConv2D stacks: all the kernel's where the
-    input has `MAX_TAP_ROW_CHANNELS` channels or fewer, else none but the
-    first."""
-    return kernel_size[0] if channels <= MAX_TAP_ROW_CHANNELS else 1
+def copies_held(kernel_size, channels: int) -> int:
+    """The copies of its input a PatchesConv2D of `kernel_size` (rows,
+    columns) holds: one per tap as `tap_rows_product`, else one per
+    column shift."""
+    rows, columns = kernel_size
+    return rows * columns if channels <= MAX_TAP_ROW_CHANNELS else columns
 
 
 def tiles_its_input(layer) -> bool:
@@ -124,12 +126,12 @@ def tiles_its_input(layer) -> bool:
             and layer.data_format == "channels_last")
 
 
-def shifted_patches(x, rows: int, columns: int, height: int, width: int, strides=(1, 1)):
-    """(batch, h, w, c) -> (batch, height, width, rows * columns * c):
-    channels (i * columns + j) * c ... + c - 1 hold x shifted by i rows
-    and j columns, every `strides` row and column of it."""
-    return ops.concatenate([strided(x, i, j, height, width, strides)
-                            for i in range(rows) for j in range(columns)], axis=-1)
+def column_patches(x, columns: int, width: int, stride: int = 1):
+    """(batch, h, w, c) -> (batch, h, width, columns * c): channels j * c
+    ... j * c + c - 1 hold x shifted by j columns, every `stride` column
+    of it."""
+    return ops.concatenate([strided(x, 0, j, x.shape[1], width, (1, stride))
+                            for j in range(columns)], axis=-1)
 
 
 def strided(x, row: int, column: int, height: int, width: int, strides=(1, 1)):
@@ -150,7 +152,7 @@ def patches_product(conv, x, kernel):
     height, width = (x.shape[1] - rows) // sr + 1, (x.shape[2] - columns) // sc + 1
     if channels <= MAX_TAP_ROW_CHANNELS:  # every shift of every channel stacked: one product
         return tap_rows_product(x, kernel, height, width, (sr, sc))
-    patches = shifted_patches(x, 1, columns, x.shape[1], width, (1, sc))  # strided by rows below
+    patches = column_patches(x, columns, width, sc)  # strided by rows below
     y = None
     for row in range(rows):  # a matrix product per row shift
         product = ops.matmul(strided(patches, row, 0, height, width, (sr, 1)),
