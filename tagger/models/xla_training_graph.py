@@ -9,7 +9,9 @@ CPU compiler turns into matrix products and element-wise passes.
   input channel (musicnn's timbral filters, the first convolution after
   a spectrogram's batch norm) its input gradient too. `PatchesConv2D`
   stacks the input's column shifts as channels and sums one matrix
-  product by the kernel's rows per row shift; an input of up to
+  product by the kernel's rows per row shift (at stride 1 with its
+  gradient written out in the same form, `stride_one_product`: XLA kept
+  each row slice of the patches for the backward pass); an input of up to
   `MAX_TAP_ROW_CHANNELS` channels has every shift of every channel stacked
   as a row of one matrix (`tap_rows_product`): its forward and backward
   passes are matrix products and shifted sums.
@@ -145,20 +147,64 @@ def patches_product(conv, x, kernel):
     convolution of x by `kernel` (its own, or one of its shape) without
     bias or activation, as x's shifted patches times the kernel's rows."""
     rows, columns = conv.kernel_size
-    channels, filters = x.shape[-1], conv.filters
+    channels = x.shape[-1]
     if conv.padding == "same":  # stride 1 (patches_in_training)
         x = same_padding(x, rows, columns)
     sr, sc = conv.strides
     height, width = (x.shape[1] - rows) // sr + 1, (x.shape[2] - columns) // sc + 1
     if channels <= MAX_TAP_ROW_CHANNELS:  # every shift of every channel stacked: one product
         return tap_rows_product(x, kernel, height, width, (sr, sc))
-    patches = column_patches(x, columns, width, sc)  # strided by rows below
+    if (sr, sc) == (1, 1):
+        return stride_one_product(x, kernel)
+    return row_shifts_product(column_patches(x, columns, width, sc), kernel, height, (sr, 1))
+
+
+def row_shifts_product(patches, kernel, height: int, strides=(1, 1)):
+    """`(batch, h, width, columns * c), (rows, columns, c, filters) ->
+    (batch, height, width, filters)`: a matrix product by the kernel's
+    rows per row shift of `patches` (every `strides[0]` row)."""
+    rows, columns, channels, filters = kernel.shape
     y = None
-    for row in range(rows):  # a matrix product per row shift
-        product = ops.matmul(strided(patches, row, 0, height, width, (sr, 1)),
+    for row in range(rows):
+        product = ops.matmul(strided(patches, row, 0, height, patches.shape[2], strides),
                              ops.reshape(kernel[row], (columns * channels, filters)))
         y = product if y is None else y + product
     return y
+
+
+@ops.custom_gradient
+def stride_one_product(x, kernel):
+    """`(batch, h, w, c), (rows, columns, c, filters) -> (batch, h - rows
+    + 1, w - columns + 1, filters)`: the "valid" convolution at stride 1,
+    as `row_shifts_product` of x's column patches, with its gradient
+    written out. The kernel's: the patches times the output gradient
+    shifted by each row, so the step keeps the patches alone (by autodiff
+    it kept every row slice of them: XLA's CPU compiler merges a
+    recomputed slice into the forward one). The input's: the output
+    gradient's convolution by the flipped kernel, in the same form."""
+    rows, columns, channels, filters = kernel.shape
+    height, width = x.shape[1] - rows + 1, x.shape[2] - columns + 1
+    patches = column_patches(x, columns, width)
+    y = row_shifts_product(patches, kernel, height)
+
+    def grad(*args, upstream=None):  # the one argument under JAX and TensorFlow
+        dy = args[0] if upstream is None else upstream
+        flat = ops.transpose(ops.reshape(patches, (-1, columns * channels)))
+        dkernel = ops.stack([ops.reshape(
+            ops.matmul(flat, ops.reshape(padded(dy, (row, rows - 1 - row)), (-1, filters))),
+            (columns, channels, filters)) for row in range(rows)])
+        full = padded(dy, (rows - 1, rows - 1), (columns - 1, columns - 1))
+        flipped = ops.transpose(ops.flip(kernel, axis=(0, 1)), (0, 1, 3, 2))
+        dx = row_shifts_product(column_patches(full, columns, x.shape[2]), flipped, x.shape[1])
+        return dx, dkernel
+
+    return y, grad
+
+
+def padded(x, rows, columns=(0, 0)):
+    """(batch, h, w, c) -> (batch, h + sum(rows), w + sum(columns), c):
+    zeros (before, after) along the rows and the columns."""
+    return ops.pad(x, [(0, 0), rows, columns, (0, 0)])
 
 
 def tap_rows_product(x, kernel, height: int, width: int, strides=(1, 1)):

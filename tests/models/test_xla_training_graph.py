@@ -100,20 +100,25 @@ def test_what_keeps_the_models_own_layer():
     assert xla_training_model(plain) is plain  # nothing to replace: the model itself
 
 
-def test_a_convolution_of_a_few_channels_trains_as_the_models_own():
-    """Every shift of each of 6 channels a row of one matrix (the Harmonic
-    CNN's first convolution), "same" and strided "valid": the outputs and
-    the gradients of every variable, the input norm's included."""
-    x = keras.Input((12, 10, 6))
-    y = keras.layers.BatchNormalization(name="bn")(x)  # 6 channels: not folded
-    y = keras.layers.Conv2D(4, 3, padding="same", name="same")(y)
+@pytest.mark.parametrize("channels", [6, 9])
+def test_a_convolution_trains_as_the_models_own(channels):
+    """Of 6 channels every shift of each channel is a row of one matrix (the
+    Harmonic CNN's first convolution); of 9 the column shifts are stacked
+    and, at stride 1, the input's gradient is the output gradient's
+    convolution by the flipped kernel. "same" of an even kernel (padded
+    more after than before), "valid" and strided: the outputs and the
+    gradients of every variable, the input norm's included."""
+    x = keras.Input((12, 10, channels))
+    y = keras.layers.BatchNormalization(name="bn")(x)  # not one channel: not folded
+    y = keras.layers.Conv2D(channels, (2, 3), padding="same", name="same")(y)
+    y = keras.layers.Conv2D(channels, (3, 2), name="valid")(y)
     y = keras.layers.Conv2D(3, (2, 3), strides=2, name="strided")(y)
     model = keras.Model(x, keras.layers.Dense(4, activation="sigmoid")(
         keras.layers.Flatten()(y)))
     form = xla_training_model(model)
-    assert replaced(form, model) == {"same_patches", "strided_patches"}
+    assert replaced(form, model) == {"same_patches", "valid_patches", "strided_patches"}
     rng = np.random.default_rng(4)
-    values = rng.standard_normal((5, 12, 10, 6)).astype("float32")
+    values = rng.standard_normal((5, 12, 10, channels)).astype("float32")
     labels = (rng.random((5, 4)) < 0.5).astype("float32")
     np.testing.assert_allclose(form(values, training=False), model(values, training=False),
                                atol=1e-5)
