@@ -118,8 +118,9 @@ def test_a_rerun_skips_what_is_up_to_date_and_rescan_redoes_it(cnn, music, tmp_p
     assert err[-1] == f"{db}: 3 files tagged and stored, 0 up to date and skipped"
     second = {r[0]: r for r in rows(db)}
     assert first.keys() == second.keys()
-    for path in first:
-        np.testing.assert_array_equal(first[path][6], second[path][6])
+    for path in first:  # scored again: equal up to the float32 rounding of the CPU's sums
+        np.testing.assert_allclose(results_db.scores_of(second[path][6]),
+                                   results_db.scores_of(first[path][6]), rtol=1e-5)
 
 
 def failure_rows(db):
