@@ -120,7 +120,7 @@ def test_a_rerun_skips_what_is_up_to_date_and_rescan_redoes_it(cnn, music, tmp_p
     assert first.keys() == second.keys()
     for path in first:  # scored again: equal up to the float32 rounding of the CPU's sums
         np.testing.assert_allclose(results_db.scores_of(second[path][6]),
-                                   results_db.scores_of(first[path][6]), rtol=1e-5)
+                                   results_db.scores_of(first[path][6]), rtol=1e-6)
 
 
 def failure_rows(db):
