@@ -46,6 +46,9 @@ def _load_main(text: str | None) -> None:
                 # Its imports are loaded; a worker runs its body again, which is quick.
                 if name != "__main__" and not name.endswith(".__main__"):
                     importlib.import_module(name)
+                    # A worker runs it as `__mp_main__` with runpy, which warns where
+                    # the name itself is loaded; its imports stay.
+                    sys.modules.pop(name, None)
             elif data.get("init_main_from_path"):
                 spawn.import_main_path(data["init_main_from_path"])  # a worker finds it loaded
         except (Exception, SystemExit):  # the workers load it themselves

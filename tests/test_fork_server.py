@@ -35,16 +35,19 @@ HEAVY = 'import os\nopen(os.environ["LOG"], "a").write(f"heavy {os.getpid()}\\n"
 @pytest.mark.parametrize("how", ["path", "module"])
 def test_workers_find_the_main_module_loaded(tmp_path, how):
     folder = tmp_path / "program"
-    folder.mkdir()
-    (folder / "program.py").write_text(PROGRAM)
+    (folder / "app").mkdir(parents=True)
+    (folder / "app" / "__init__.py").write_text("")
+    (folder / "app" / "program.py").write_text(PROGRAM)
     (folder / "heavy.py").write_text(HEAVY)
     log = tmp_path / "log"
-    command = [sys.executable, "program.py"] if how == "path" else [
-        sys.executable, "-m", "program"]
+    command = [sys.executable, "app/program.py"] if how == "path" else [
+        sys.executable, "-m", "app.program"]
     env = {**os.environ, "LOG": str(log),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join([str(folder), str(ROOT),
+                                          os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    assert "RuntimeWarning" not in done.stderr  # runpy's, where a worker finds it imported
     parent = int(done.stdout.split()[-1])
     lines = [line.split() for line in log.read_text().splitlines()]
     heavy = [int(pid) for kind, pid in lines if kind == "heavy"]
@@ -53,5 +56,5 @@ def test_workers_find_the_main_module_loaded(tmp_path, how):
     assert len(heavy) == 2 and heavy[0] == parent, lines
     if how == "path":  # the server runs the main module's body; workers find it run
         assert mains == heavy, lines
-    else:  # imported there as `program`; each worker runs the body again (quick)
+    else:  # imported there as `app.program`; each worker runs the body again (quick)
         assert mains[:2] == heavy and len(mains) == 4, lines
