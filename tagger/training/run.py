@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import re
 import time
 
@@ -133,6 +134,7 @@ class Run:
         self.noisy_student = None  # a semi_supervised.NoisyStudent, or None
         self.distillation = None  # a distillation.Distillation, or None
         self._said_validation_part = False
+        self._said_undefined_auc = False
         self._work_files = []
         self._xla_choices = {}  # id(trained model) -> its steps are compiled by XLA
         self._split_labels = {}  # split -> its (clip ids, tags), once read
@@ -421,6 +423,7 @@ class Run:
         check_validation(loss, self._non_finite)  # NaN weights: stopped before the AUCs
         metrics = self._tag_metrics(predictions)
         self._say_validation_part(len(predictions.clip_ids))
+        self._say_undefined_auc(metrics.roc_auc, len(predictions.clip_ids))
         return {"loss": loss, "roc_auc": metrics.roc_auc, "pr_auc": metrics.pr_auc}
 
     def _non_finite(self, where: str, loss: float):
@@ -437,6 +440,15 @@ class Run:
                       f"each read whole (--validation-steps {self.config.validation_steps}); "
                       "test reads the whole split")
             self._said_validation_part = True
+
+    def _say_undefined_auc(self, roc_auc: float, clips: int):
+        """One line, once a run, when the val AUCs are undefined (NaN)."""
+        if math.isnan(roc_auc) and not self._said_undefined_auc:
+            more = ("a larger --validation-steps reads more"
+                    if clips < self.info.splits["val"]["clips"] else "the val split has no more")
+            self._log(f"validation: ROC-AUC and PR-AUC are undefined (nan) on {clips} clip(s): "
+                      f"no tag is among some clips' tags and not among others' ({more})")
+            self._said_undefined_auc = True
 
     def _loss(self, predictions) -> float:
         """The loss of ClipPredictions that the run reports (and val_loss

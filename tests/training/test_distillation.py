@@ -580,6 +580,10 @@ def test_train_distils_two_teachers_in_two_rounds(setting, tmp_path, capsys):
     # one batch of two segments: the first of the two val clips, whole
     assert out.count("validation: the first 1 of the 2 clips of the val split, each read "
                      "whole (--validation-steps 1); test reads the whole split\n") == 2
+    # one clip has no tag both present and absent: said once a round, the loss monitored
+    assert out.count("validation: ROC-AUC and PR-AUC are undefined (nan) on 1 clip(s): no tag "
+                     "is among some clips' tags and not among others' (a larger "
+                     "--validation-steps reads more)\n") == 2
     run = tmp_path / "samplecnn-basic-multi-student"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and np.isfinite(metrics["best"]["train_loss"])
