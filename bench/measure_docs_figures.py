@@ -6,6 +6,7 @@
     python bench/measure_docs_figures.py --tiny           # a check that it runs
     python bench/measure_docs_figures.py --table --keep LOGS   # docs/performance.md's table
     python bench/measure_docs_figures.py --from-logs LOGS      # the same table, nothing run
+    python bench/measure_docs_figures.py --from-logs LOGS --column KIND  # into the page
 
 What it runs, each in a fresh temporary folder, with the commands' defaults:
 
@@ -38,9 +39,12 @@ their output saved under those names (`log_name`), without running
 anything. A row whose ratio is not in its command's log says `not
 measured`; one printed as `disturbed NAME VALUE (why)` shows its value and
 why. `--gpu` takes the rows measured on a GPU machine instead of the CPU
-rows. To add a figure, add its row to `ROWS`, then to each table of
-docs/performance.md (tests/test_performance_page.py checks that they
-agree).
+rows. The page's CPU table has a column of figures per machine kind:
+`--column KIND` (with `--table` or `--from-logs`) writes the run's figures
+into that column of `--page` (docs/performance.md) instead of printing a
+table, each cell `FIGURE, DATE`. To add a figure, add its row to `ROWS`,
+then to each table of docs/performance.md (tests/test_performance_page.py
+checks that they agree).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bench.common  # noqa: E402,F401  (prints the machine line)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAGE = os.path.join(ROOT, "docs", "performance.md")
 
 
 def run(argv, log_path: str) -> float:
@@ -298,11 +303,9 @@ def machine_of(text: str) -> str | None:
     return next((line for line in text.splitlines() if line.startswith("CPU: ")), None)
 
 
-def table_from_logs(folder: str, rows=None) -> str:
-    """The Markdown table of `rows` (default: the CPU rows of ROWS) from the
-    logs in `folder`, each row's figure from its command's log (`log_name`),
-    its date the log's (UTC): the date and machine line first."""
-    rows = [row for row in ROWS if not row.gpu] if rows is None else rows
+def figures_from_logs(folder: str, rows) -> tuple[list, list]:
+    """([the machine lines], [(figure or None, its log's UTC date) of each
+    of `rows`]) from the logs in `folder` (`log_name`)."""
     logs = {}
     for command in dict.fromkeys(row.command for row in rows):
         path = os.path.join(folder, log_name(command))
@@ -311,18 +314,80 @@ def table_from_logs(folder: str, rows=None) -> str:
             with open(path, errors="replace") as log:
                 logs[command] = (log.read(), date.strftime("%Y-%m-%d"))
     machines = list(dict.fromkeys(filter(None, (machine_of(text) for text, _ in logs.values()))))
-    dates = sorted({date for _, date in logs.values()}) or ["never"]
-    lines = [f"Measured {' to '.join(dict.fromkeys((dates[0], dates[-1])))} (UTC) "
-             f"on `{'`, `'.join(machines) or 'no machine named'}`, with `python "
-             f"bench/measure_docs_figures.py --table`.", "",
-             "| what | figure | goal | date | command |", "| --- | --- | --- | --- | --- |"]
+    figures = []
     for row in rows:
         text, date = logs.get(row.command, ("", None))
-        figure = figures_in(text).get(row.ratio)
+        figures.append((figures_in(text).get(row.ratio), date))
+    return machines, figures
+
+
+def measured_line(machines, figures) -> str:
+    """The line above a table: its dates and machines."""
+    dates = sorted({date for figure, date in figures if figure}) or ["never"]
+    return (f"Measured {' to '.join(dict.fromkeys((dates[0], dates[-1])))} (UTC) "
+            f"on `{'`, `'.join(machines) or 'no machine named'}`, with `python "
+            f"bench/measure_docs_figures.py --table`.")
+
+
+def table_from_logs(folder: str, rows=None) -> str:
+    """The Markdown table of `rows` (default: the CPU rows of ROWS) from the
+    logs in `folder`, each row's figure from its command's log (`log_name`),
+    its date the log's (UTC): the date and machine line first."""
+    rows = [row for row in ROWS if not row.gpu] if rows is None else rows
+    machines, figures = figures_from_logs(folder, rows)
+    lines = [measured_line(machines, figures), "",
+             "| what | figure | goal | date | command |", "| --- | --- | --- | --- | --- |"]
+    for row, (figure, date) in zip(rows, figures):
         what, command = row_cells(row)
         lines.append(f"| {what} | {figure or NOT_MEASURED} | {row.goal} | "
                      f"{date if figure else '-'} | {command} |")
     return "\n".join(lines)
+
+
+def column_cell(figure: str | None, date: str | None) -> str:
+    """A machine column's cell of the CPU table: `FIGURE, DATE`, or `not measured`."""
+    return f"{figure}, {date}" if figure else NOT_MEASURED
+
+
+def with_column(page: str, kind: str, rows, cells) -> str:
+    """`page` (docs/performance.md's text) with the column `kind` of its CPU
+    table (the one headed `| what | goal |`) holding `cells`, one per row
+    of `rows`; raises ValueError where the table has no such column or its
+    rows are not `rows`."""
+    lines = page.split("\n")
+    head = next((i for i, line in enumerate(lines) if line.startswith("| what | goal |")), None)
+    if head is None:
+        raise ValueError("the page has no table headed '| what | goal |'")
+    columns = [cell.strip() for cell in lines[head].strip().strip("|").split(" | ")]
+    if kind not in columns[2:-1]:
+        raise ValueError(f"the table has no column {kind!r}; its machine kinds: "
+                         f"{', '.join(map(repr, columns[2:-1]))}")
+    index = columns.index(kind)
+    body = range(head + 2, head + 2 + len(rows))
+    for i, row, cell in zip(body, rows, cells):
+        found = ([part.strip() for part in lines[i].strip().strip("|").split(" | ")]
+                 if i < len(lines) else [])
+        if len(found) != len(columns) or (found[0], found[-1]) != row_cells(row):
+            raise ValueError(f"line {i + 1} of the page is not the row of {row.ratio!r} "
+                             "(the table's rows are ROWS', in its order)")
+        found[index] = cell
+        lines[i] = f"| {' | '.join(found)} |"
+    return "\n".join(lines)
+
+
+def write_column(page_path: str, kind: str, folder: str, rows) -> str:
+    """Writes the figures of the logs in `folder` into column `kind` of
+    `page_path`'s CPU table; returns the line naming their dates and machines."""
+    machines, figures = figures_from_logs(folder, rows)
+    with open(page_path, encoding="utf-8") as page:
+        text = page.read()
+    try:
+        text = with_column(text, kind, rows, [column_cell(*pair) for pair in figures])
+    except ValueError as error:
+        raise SystemExit(f"measure_docs_figures.py: {page_path}: {error}") from None
+    with open(page_path, "w", encoding="utf-8") as page:
+        page.write(text)
+    return measured_line(machines, figures)
 
 
 def row_cells(row: Row) -> tuple[str, str]:
@@ -378,6 +443,12 @@ def parse_args(argv=None):
                         "DIR, running nothing")
     p.add_argument("--gpu", action="store_true",
                    help="with --table or --from-logs: the rows measured on a GPU machine")
+    p.add_argument("--column", metavar="KIND", default=None,
+                   help="with --table or --from-logs: write the figures into column KIND "
+                        "(a machine kind) of --page's CPU table instead of printing a table")
+    p.add_argument("--page", metavar="PATH", default=PAGE,
+                   help="with --column: the page whose table it writes (default: "
+                        "docs/performance.md)")
     p.add_argument("--peer-dir", metavar="CLONE", default=None,
                    help="with --table: the original zoo's code, for bench_peer.py's rows "
                         "(without it those rows are not run)")
@@ -388,6 +459,14 @@ def parse_args(argv=None):
         p.error("--table and --from-logs make the whole table: give no WHAT and no --tiny")
     if args.gpu and not (args.table or args.from_logs):
         p.error("--gpu chooses the table's rows: give it with --table or --from-logs")
+    if args.column is not None and not (args.table or args.from_logs):
+        p.error("--column writes a --table or --from-logs run's figures: give one of them")
+    if args.column is not None and args.gpu:
+        p.error("--column writes the CPU table's column; the GPU table is printed")
+    if args.page != PAGE and args.column is None:
+        p.error("--page is the page --column writes: give --column")
+    if args.column is not None and not os.path.isfile(args.page):
+        p.error(f"--page expects the performance page; {args.page!r} is not a file")
     if args.peer_dir and not args.table:
         p.error("--peer-dir is for the commands --table runs: give it with --table")
     if args.from_logs and args.keep:
@@ -409,13 +488,15 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     rows = [row for row in ROWS if row.gpu == args.gpu]
     if args.from_logs:
-        print(table_from_logs(args.from_logs, rows))
+        print(write_column(args.page, args.column, args.from_logs, rows) if args.column
+              else table_from_logs(args.from_logs, rows))
         return 0
     with tempfile.TemporaryDirectory(prefix="docs-figures-") as temporary:
         work = args.keep or temporary
         os.makedirs(work, exist_ok=True)
         if args.table:
-            print(measure_table(work, rows, args.peer_dir))
+            table = measure_table(work, rows, args.peer_dir)
+            print(write_column(args.page, args.column, work, rows) if args.column else table)
             return 0
         for name in args.what:
             flags = TINY[name] if args.tiny else ()

@@ -132,6 +132,11 @@ def test_a_command_runs_with_the_peer_folder_in_place_of_clone(module, tmp_path,
     (["--peer-dir", "zoo"], "--peer-dir is for the commands --table runs"),
     (["--from-logs", ".", "--keep", "x"], "--keep does not apply"),
     (["--table", "--seeds", "3"], "--seeds sets the semi_supervised measure's seeds"),
+    (["--column", "AMD EPYC, AVX2"], "--column writes a --table or --from-logs run's figures"),
+    (["--from-logs", ".", "--gpu", "--column", "H200"], "--column writes the CPU table's column"),
+    (["--from-logs", ".", "--page", "x.md"], "--page is the page --column writes"),
+    (["--from-logs", ".", "--column", "AMD EPYC, AVX2", "--page", "nowhere.md"],
+     "--page expects the performance page"),
 ])
 def test_a_flag_that_does_not_apply_is_refused(module, flags, message, capsys):
     with pytest.raises(SystemExit) as exit:
@@ -160,10 +165,19 @@ def test_the_registry_rows_are_distinct_and_name_runnable_benches(module):
 
 
 def page_tables() -> dict:
-    """{machine kind: its table's rows} of the page's section of tables."""
+    """{machine kind: its rows, each (what, figure, goal, date, command)} of
+    the page's section of tables: a column of the CPU table (`| what | goal
+    |`, cells `FIGURE, DATE`) per CPU kind, and a table per GPU kind."""
     text = PAGE.read_text(encoding="utf-8")
     section = text.split(TABLES, 1)[1].split("\n## ", 1)[0]
     tables = {}
+    head = next(line for line in section.splitlines() if line.startswith("| what | goal |"))
+    table = section[section.index(head):].split("\n\n", 1)[0]
+    kinds = table_rows(f"{head}\n|\n{head}")[0][2:-1]
+    for row in table_rows(table):
+        for kind, cell in zip(kinds, row[2:-1]):
+            figure, _, date = cell.rpartition(", ") if cell != "not measured" else (cell, "", "-")
+            tables.setdefault(kind, []).append((row[0], figure, row[1], date, row[-1]))
     for part in re.split(r"^### ", section, flags=re.MULTILINE)[1:]:
         kind, body = part.split("\n", 1)
         if "| what | figure | goal | date | command |" in body:
@@ -173,7 +187,7 @@ def page_tables() -> dict:
 
 def test_each_table_of_the_page_has_exactly_the_registry_rows(module):
     tables = page_tables()
-    assert len(tables) >= 3, tables.keys()
+    assert len(tables) >= 4 and sum("GPU" in kind for kind in tables) == 1, tables.keys()
     for kind, rows in tables.items():
         gpu = "GPU" in kind
         expected = [(*module.row_cells(row), row.goal) for row in module.ROWS if row.gpu == gpu]
@@ -183,6 +197,52 @@ def test_each_table_of_the_page_has_exactly_the_registry_rows(module):
             assert figure and goal, what
             assert (date == "-") == figure.startswith("not measured"), (what, date)
             assert date == "-" or re.fullmatch(r"\d{4}-\d\d-\d\d", date), (what, date)
+
+
+def test_column_writes_one_machine_kind_of_the_page_and_nothing_else(module, tmp_path, capsys):
+    page = tmp_path / "performance.md"
+    page.write_text(PAGE.read_text(encoding="utf-8"), encoding="utf-8")
+    kinds = list(page_tables())
+    write_log(tmp_path, module, "python bench/bench_build.py", "CPU: Intel Xeon, 2 cores; "
+              "SIMD: amx_bf16\nratio builder_floor 0.931\n", "2026-12-01")
+    write_log(tmp_path, module, module.MODELS, "CPU: Intel Xeon, 2 cores; SIMD: amx_bf16\n"
+              "disturbed mfu_train_musicnn 0.7 (the peak moved)\n", "2026-12-02")
+    before = page.read_text(encoding="utf-8")
+    assert module.main(["--from-logs", str(tmp_path), "--column", kinds[1],
+                        "--page", str(page)]) == 0
+    assert capsys.readouterr().out == ("Measured 2026-12-01 to 2026-12-02 (UTC) on `CPU: Intel "
+                                       "Xeon, 2 cores; SIMD: amx_bf16`, with `python "
+                                       "bench/measure_docs_figures.py --table`.\n")
+    after = page.read_text(encoding="utf-8")
+    assert outside_the_table(after) == outside_the_table(before)
+    cpu = [row for row in module.ROWS if not row.gpu]
+    written = dict(zip([row.ratio + row.command for row in cpu],
+                       [row[1] for row in table_rows_of(after, kinds[1])]))
+    assert written["builder_floorpython bench/bench_build.py"] == "0.931, 2026-12-01"
+    assert written["mfu_train_musicnn" + module.MODELS] == (
+        "0.7 (disturbed: the peak moved), 2026-12-02")
+    assert sum(cell != "not measured" for cell in written.values()) == 2
+    for kind in (kinds[0], kinds[2]):  # the other machines' columns as they were
+        assert table_rows_of(after, kind) == table_rows_of(before, kind)
+    with pytest.raises(SystemExit) as exit:
+        module.main(["--from-logs", str(tmp_path), "--column", "Apple M9", "--page", str(page)])
+    assert "the table has no column 'Apple M9'" in str(exit.value)
+    assert page.read_text(encoding="utf-8") == after
+
+
+def outside_the_table(text: str) -> tuple:
+    """A page's `text` before and after its CPU table."""
+    head = next(line for line in text.splitlines() if line.startswith("| what | goal |"))
+    before, rest = text.split(head, 1)
+    return before, rest.split("\n\n", 1)[1]
+
+
+def table_rows_of(text: str, kind: str) -> list:
+    """[(what, cell)] of column `kind` of the CPU table in a page's `text`."""
+    head = next(line for line in text.splitlines() if line.startswith("| what | goal |"))
+    index = table_rows(f"{head}\n|\n{head}")[0].index(kind)
+    table = text[text.index(head):].split("\n\n", 1)[0]
+    return [(row[0], row[index]) for row in table_rows(table)]
 
 
 def test_the_page_is_a_page(module):
