@@ -23,8 +23,11 @@ Prints a table per family, then `ratio profile_<family>_<kind>_share`
 `ratio profile_<family>_input_share` (a batch's reading over step time).
 `--tiny` profiles each family at the size the tests build it (batches of
 2, a few short clips): it checks that the bench runs; its figures mean
-nothing.
-    python bench/profile_training.py [--families musicnn,samplecnn] [--steps 5] [--tiny]
+nothing. `--precision bfloat16` profiles the step in mixed bfloat16 (as
+`train.py --mixed-precision bfloat16` trains), its ratio names
+`profile_<family>_bf16_...`.
+    python bench/profile_training.py [--families musicnn,samplecnn] [--steps 5]
+                                     [--precision bfloat16] [--tiny]
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import re
 import tempfile
 import time
 
-from bench_models import DEFAULT_FAMILIES
+from bench_models import DEFAULT_FAMILIES, PRECISIONS
 from common import bench_model, random_batch, synthetic_data, tiny_case
 
 OP_EVENT = re.compile(r"^([\w./-]+):(_?[A-Z]\w*)$")  # "model/conv/Conv2D:Conv2D"
@@ -146,7 +149,7 @@ def input_seconds(data_dir: str, batch: int, window_segments: int, batches: int)
     return (time.perf_counter() - start) / batches
 
 
-def profile(family: str, steps: int, tiny: bool, work: str) -> dict:
+def profile(family: str, steps: int, tiny: bool, work: str, policy: str = "float32") -> dict:
     """{kind: [forward, backward] seconds per step}, {layer: seconds per
     step}, {op type: seconds per step} of the ops of no layer, step seconds,
     device seconds, input seconds of `family`."""
@@ -161,7 +164,7 @@ def profile(family: str, steps: int, tiny: bool, work: str) -> dict:
     case = tiny_case(family) if tiny else spec.bench[0]
     pre, batch = spec.preprocessor, case.batch_size
     keras.utils.set_random_seed(0)
-    model = bench_model(family, case)
+    model = bench_model(family, case, policy)
     optimiser = keras.optimizers.SGD(1e-3, momentum=0.9, nesterov=True)
     step = make_train_function(model, optimiser, tf.distribute.get_strategy(), batch)
     x, y = random_batch(family, case)
@@ -232,6 +235,8 @@ def main():
                    help=f"comma-separated families (default: {','.join(DEFAULT_FAMILIES)})")
     p.add_argument("--steps", type=int, default=5, help="profiled steps per family")
     p.add_argument("--top", type=int, default=8, help="slowest layers listed per family")
+    p.add_argument("--precision", choices=tuple(PRECISIONS), default="float32",
+                   help="the layers' compute type (default: float32)")
     p.add_argument("--tiny", action="store_true",
                    help="each family at the tests' size: checks that the bench runs (its "
                         "figures mean nothing)")
@@ -245,7 +250,9 @@ def main():
         p.error(f"unknown families {', '.join(unknown)}; valid: {', '.join(FAMILY_NAMES)}")
     with tempfile.TemporaryDirectory(prefix="profile_training_") as work:
         for family in families:
-            report(family, profile(family, args.steps, args.tiny, work), args.top)
+            name = family if args.precision == "float32" else f"{family}_bf16"
+            report(name, profile(family, args.steps, args.tiny, work,
+                                 PRECISIONS[args.precision]), args.top)
 
 
 if __name__ == "__main__":

@@ -113,8 +113,9 @@ TINY = {
                           "--round", "2", "--max-epochs", "2", "--json", "{tmp}/suggest.json"],
                          {f"suggest_over_random_roc_auc_{measure}{budget}"
                           for measure in ("", "unlabelled_") for budget in (3, 5)}),
-    "profile_training.py": (["--tiny", "--families", "pons_musicnn", "--steps", "1"],
-                            {f"profile_pons_musicnn_{kind}_share" for kind in (
+    "profile_training.py": (["--tiny", "--families", "pons_musicnn", "--steps", "1",
+                             "--precision", "bfloat16"],
+                            {f"profile_pons_musicnn_bf16_{kind}_share" for kind in (
                                 "front_end", "convolution", "batch_norm", "pooling", "dense",
                                 "activation", "other_layers", "loss", "optimiser", "other",
                                 "host", "input")}),
