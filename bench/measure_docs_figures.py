@@ -64,6 +64,7 @@ from typing import NamedTuple
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import bench.common  # noqa: E402,F401  (prints the machine line)
+from tagger.fileio import write_atomic  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGE = os.path.join(ROOT, "docs", "performance.md")
@@ -349,16 +350,22 @@ def column_cell(figure: str | None, date: str | None) -> str:
     return f"{figure}, {date}" if figure else NOT_MEASURED
 
 
+def table_head(lines) -> tuple[int, list]:
+    """(index, cells) of the header line of the CPU table (`| what | goal |`)
+    among a page's `lines`; raises ValueError where there is none."""
+    head = next((i for i, line in enumerate(lines) if line.startswith("| what | goal |")), None)
+    if head is None:
+        raise ValueError("the page has no table headed '| what | goal |'")
+    return head, [cell.strip() for cell in lines[head].strip().strip("|").split(" | ")]
+
+
 def with_column(page: str, kind: str, rows, cells) -> str:
     """`page` (docs/performance.md's text) with the column `kind` of its CPU
     table (the one headed `| what | goal |`) holding `cells`, one per row
     of `rows`; raises ValueError where the table has no such column or its
     rows are not `rows`."""
     lines = page.split("\n")
-    head = next((i for i, line in enumerate(lines) if line.startswith("| what | goal |")), None)
-    if head is None:
-        raise ValueError("the page has no table headed '| what | goal |'")
-    columns = [cell.strip() for cell in lines[head].strip().strip("|").split(" | ")]
+    head, columns = table_head(lines)
     if kind not in columns[2:-1]:
         raise ValueError(f"the table has no column {kind!r}; its machine kinds: "
                          f"{', '.join(map(repr, columns[2:-1]))}")
@@ -385,8 +392,7 @@ def write_column(page_path: str, kind: str, folder: str, rows) -> str:
         text = with_column(text, kind, rows, [column_cell(*pair) for pair in figures])
     except ValueError as error:
         raise SystemExit(f"measure_docs_figures.py: {page_path}: {error}") from None
-    with open(page_path, "w", encoding="utf-8") as page:
-        page.write(text)
+    write_atomic(page_path, text)
     return measured_line(machines, figures)
 
 
@@ -467,6 +473,15 @@ def parse_args(argv=None):
         p.error("--page is the page --column writes: give --column")
     if args.column is not None and not os.path.isfile(args.page):
         p.error(f"--page expects the performance page; {args.page!r} is not a file")
+    if args.column is not None:  # before a --table run's hours
+        with open(args.page, encoding="utf-8") as page:
+            try:
+                kinds = table_head(page.read().split("\n"))[1][2:-1]
+            except ValueError as error:
+                p.error(f"--page {args.page}: {error}")
+        if args.column not in kinds:
+            p.error(f"--column {args.column!r} is not a column of {args.page}'s table; its "
+                    f"machine kinds: {', '.join(map(repr, kinds))}")
     if args.peer_dir and not args.table:
         p.error("--peer-dir is for the commands --table runs: give it with --table")
     if args.from_logs and args.keep:

@@ -224,10 +224,16 @@ def test_column_writes_one_machine_kind_of_the_page_and_nothing_else(module, tmp
     assert sum(cell != "not measured" for cell in written.values()) == 2
     for kind in (kinds[0], kinds[2]):  # the other machines' columns as they were
         assert table_rows_of(after, kind) == table_rows_of(before, kind)
-    with pytest.raises(SystemExit) as exit:
-        module.main(["--from-logs", str(tmp_path), "--column", "Apple M9", "--page", str(page)])
-    assert "the table has no column 'Apple M9'" in str(exit.value)
+    with pytest.raises(SystemExit) as exit:  # refused before a --table run measures anything
+        module.main(["--table", "--column", "Apple M9", "--page", str(page)])
+    assert exit.value.code == 2
+    assert "--column 'Apple M9' is not a column of" in capsys.readouterr().err
     assert page.read_text(encoding="utf-8") == after
+    with pytest.raises(ValueError, match="is not the row of 'builder_2w'"):
+        lines = after.split("\n")
+        head = module.table_head(lines)[0]
+        lines[head + 3] = lines[head + 4]  # a row left out
+        module.with_column("\n".join(lines), kinds[1], cpu, ["x"] * len(cpu))
 
 
 def outside_the_table(text: str) -> tuple:
