@@ -40,9 +40,10 @@ anything. A row whose ratio is not in its command's log says `not
 measured`; one printed as `disturbed NAME VALUE (why)` shows its value and
 why. `--gpu` takes the rows measured on a GPU machine instead of the CPU
 rows. The page's CPU table has a column of figures per machine kind:
-`--column KIND` (with `--table` or `--from-logs`) writes the run's figures
-into that column of `--page` (docs/performance.md) instead of printing a
-table, each cell `FIGURE, DATE`. To add a figure, add its row to `ROWS`,
+`--column KIND` (with `--table`, after printing its table, or
+`--from-logs`, instead) writes the run's figures into that column of
+`--page` (docs/performance.md), each cell `FIGURE, DATE`; a row whose
+command left no log keeps its cell. To add a figure, add its row to `ROWS`,
 then to each table of docs/performance.md (tests/test_performance_page.py
 checks that they agree).
 """
@@ -362,8 +363,8 @@ def table_head(lines) -> tuple[int, list]:
 def with_column(page: str, kind: str, rows, cells) -> str:
     """`page` (docs/performance.md's text) with the column `kind` of its CPU
     table (the one headed `| what | goal |`) holding `cells`, one per row
-    of `rows`; raises ValueError where the table has no such column or its
-    rows are not `rows`."""
+    of `rows` (None: the cell as it is); raises ValueError where the table
+    has no such column or its rows are not `rows`."""
     lines = page.split("\n")
     head, columns = table_head(lines)
     if kind not in columns[2:-1]:
@@ -377,7 +378,8 @@ def with_column(page: str, kind: str, rows, cells) -> str:
         if len(found) != len(columns) or (found[0], found[-1]) != row_cells(row):
             raise ValueError(f"line {i + 1} of the page is not the row of {row.ratio!r} "
                              "(the table's rows are ROWS', in its order)")
-        found[index] = cell
+        if cell is not None:
+            found[index] = cell
         lines[i] = f"| {' | '.join(found)} |"
     return "\n".join(lines)
 
@@ -389,7 +391,9 @@ def write_column(page_path: str, kind: str, folder: str, rows) -> str:
     with open(page_path, encoding="utf-8") as page:
         text = page.read()
     try:
-        text = with_column(text, kind, rows, [column_cell(*pair) for pair in figures])
+        # a row whose command left no log keeps its cell: that command did not run
+        text = with_column(text, kind, rows, [column_cell(*pair) if pair[1] else None
+                                              for pair in figures])
     except ValueError as error:
         raise SystemExit(f"measure_docs_figures.py: {page_path}: {error}") from None
     write_atomic(page_path, text)
@@ -451,7 +455,8 @@ def parse_args(argv=None):
                    help="with --table or --from-logs: the rows measured on a GPU machine")
     p.add_argument("--column", metavar="KIND", default=None,
                    help="with --table or --from-logs: write the figures into column KIND "
-                        "(a machine kind) of --page's CPU table instead of printing a table")
+                        "(a machine kind) of --page's CPU table; the rows of commands that "
+                        "left no log keep their cells")
     p.add_argument("--page", metavar="PATH", default=PAGE,
                    help="with --column: the page whose table it writes (default: "
                         "docs/performance.md)")
@@ -510,8 +515,9 @@ def main(argv=None) -> int:
         work = args.keep or temporary
         os.makedirs(work, exist_ok=True)
         if args.table:
-            table = measure_table(work, rows, args.peer_dir)
-            print(write_column(args.page, args.column, work, rows) if args.column else table)
+            print(measure_table(work, rows, args.peer_dir), flush=True)
+            if args.column:
+                print(write_column(args.page, args.column, work, rows))
             return 0
         for name in args.what:
             flags = TINY[name] if args.tiny else ()

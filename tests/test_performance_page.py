@@ -216,14 +216,21 @@ def test_column_writes_one_machine_kind_of_the_page_and_nothing_else(module, tmp
     after = page.read_text(encoding="utf-8")
     assert outside_the_table(after) == outside_the_table(before)
     cpu = [row for row in module.ROWS if not row.gpu]
-    written = dict(zip([row.ratio + row.command for row in cpu],
-                       [row[1] for row in table_rows_of(after, kinds[1])]))
+    index = whole_rows(before)[0].index(kinds[1])
+    old_rows, new_rows = whole_rows(before)[1:], whole_rows(after)[1:]
+    assert [row[:index] + row[index + 1:] for row in new_rows] == [
+        row[:index] + row[index + 1:] for row in old_rows]  # the other columns as they were
+    written = {row.ratio + row.command: new[index] for row, new in zip(cpu, new_rows)}
     assert written["builder_floorpython bench/bench_build.py"] == "0.931, 2026-12-01"
+    assert written["builder_2wpython bench/bench_build.py"] == "not measured"  # not in its log
     assert written["mfu_train_musicnn" + module.MODELS] == (
         "0.7 (disturbed: the peak moved), 2026-12-02")
-    assert sum(cell != "not measured" for cell in written.values()) == 2
-    for kind in (kinds[0], kinds[2]):  # the other machines' columns as they were
-        assert table_rows_of(after, kind) == table_rows_of(before, kind)
+    ran = ("python bench/bench_build.py", module.MODELS)
+    assert [cell for row, cell in zip(cpu, written.values()) if row.command in ran].count(
+        "not measured") == sum(row.command in ran for row in cpu) - 2
+    # the rows of commands that left no log keep their cells
+    assert [new[index] for row, new in zip(cpu, new_rows) if row.command not in ran] == [
+        old[index] for row, old in zip(cpu, old_rows) if row.command not in ran]
     with pytest.raises(SystemExit) as exit:  # refused before a --table run measures anything
         module.main(["--table", "--column", "Apple M9", "--page", str(page)])
     assert exit.value.code == 2
@@ -243,12 +250,13 @@ def outside_the_table(text: str) -> tuple:
     return before, rest.split("\n\n", 1)[1]
 
 
-def table_rows_of(text: str, kind: str) -> list:
-    """[(what, cell)] of column `kind` of the CPU table in a page's `text`."""
+def whole_rows(text: str) -> list:
+    """The header's cells, then each row's, of the CPU table in a page's `text`."""
     head = next(line for line in text.splitlines() if line.startswith("| what | goal |"))
-    index = table_rows(f"{head}\n|\n{head}")[0].index(kind)
     table = text[text.index(head):].split("\n\n", 1)[0]
-    return [(row[0], row[index]) for row in table_rows(table)]
+    rows = [table_rows(f"{head}\n|\n{head}")[0], *table_rows(table)]
+    assert all(len(row) == len(rows[0]) for row in rows), "a row of another number of cells"
+    return rows
 
 
 def test_the_page_is_a_page(module):
