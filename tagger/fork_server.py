@@ -27,6 +27,17 @@ from tagger.multiprocessing_internals import main_loading
 from tagger.parallel import FORK_SERVER_MAIN
 
 
+def _imports_of(name: str) -> None:
+    """Loads the imports of the module `name`, and not the module itself: a
+    worker runs it as `__mp_main__` with runpy, which warns where the name
+    is loaded already."""
+    module = importlib.import_module(name)
+    sys.modules.pop(name, None)
+    package, _, child = name.rpartition(".")
+    if package and getattr(sys.modules.get(package), child, None) is module:
+        delattr(sys.modules[package], child)
+
+
 def _load_main(text: str | None) -> None:
     """Loads the main module described by `text` (see
     `tagger.parallel.describe_main`) where this process is the fork server
@@ -45,10 +56,7 @@ def _load_main(text: str | None) -> None:
             if name is not None:
                 # Its imports are loaded; a worker runs its body again, which is quick.
                 if name != "__main__" and not name.endswith(".__main__"):
-                    importlib.import_module(name)
-                    # A worker runs it as `__mp_main__` with runpy, which warns where
-                    # the name itself is loaded; its imports stay.
-                    sys.modules.pop(name, None)
+                    _imports_of(name)
             elif data.get("init_main_from_path"):
                 spawn.import_main_path(data["init_main_from_path"])  # a worker finds it loaded
         except (Exception, SystemExit):  # the workers load it themselves
