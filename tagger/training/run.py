@@ -446,8 +446,10 @@ class Run:
         if math.isnan(roc_auc) and not self._said_undefined_auc:
             more = ("a larger --validation-steps reads more"
                     if clips < self.info.splits["val"]["clips"] else "the val split has no more")
+            tags = (" (the teachers' five best of each)" if self.config.distillation.teachers
+                    else "")
             self._log(f"validation: ROC-AUC and PR-AUC are undefined (nan) on {clips} clip(s): "
-                      f"no tag is among some clips' tags and not among others' ({more})")
+                      f"no tag is among some clips' tags{tags} and not among others' ({more})")
             self._said_undefined_auc = True
 
     def _loss(self, predictions) -> float:

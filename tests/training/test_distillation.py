@@ -582,8 +582,8 @@ def test_train_distils_two_teachers_in_two_rounds(setting, tmp_path, capsys):
                      "whole (--validation-steps 1); test reads the whole split\n") == 2
     # one clip has no tag both present and absent: said once a round, the loss monitored
     assert out.count("validation: ROC-AUC and PR-AUC are undefined (nan) on 1 clip(s): no tag "
-                     "is among some clips' tags and not among others' (a larger "
-                     "--validation-steps reads more)\n") == 2
+                     "is among some clips' tags (the teachers' five best of each) and not among "
+                     "others' (a larger --validation-steps reads more)\n") == 2
     run = tmp_path / "samplecnn-basic-multi-student"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and np.isfinite(metrics["best"]["train_loss"])
