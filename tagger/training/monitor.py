@@ -52,3 +52,14 @@ def monitor_line(config) -> str:
                  if monitor == "val_roc_auc" else "")
     return (f"the best epoch and early stopping follow the {NAMES[monitor]}{against}"
             f"{undefined} ({why})")
+
+
+def undefined_auc_line(clips: int, split_clips: int, distils: bool) -> str:
+    """The line saying why the val ROC-AUC and PR-AUC of `clips` of a val
+    split of `split_clips` are undefined (NaN); `distils`: its labels are
+    the teachers' five best tags of each clip."""
+    more = ("a larger --validation-steps reads more" if clips < split_clips
+            else "the val split has no more")
+    tags = " (the teachers' five best of each)" if distils else ""
+    return (f"validation: ROC-AUC and PR-AUC are undefined (nan) on {clips} clip(s): no tag is "
+            f"among some clips' tags{tags} and not among others' ({more})")

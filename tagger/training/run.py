@@ -46,7 +46,12 @@ from tagger.records.info import DatasetInfo, load_info
 from tagger.records.windows import train_windows_per_pass
 from tagger.training import backend as backends
 from tagger.training import checkpoints, damaged_checkpoints, model_setup, started_models
-from tagger.training.monitor import monitor_line, monitored, monitored_score
+from tagger.training.monitor import (
+    monitor_line,
+    monitored,
+    monitored_score,
+    undefined_auc_line,
+)
 from tagger.training.run_state import RunState, read_state, state_text
 from tagger.training.scalars_log import ScalarsLog
 from tagger.training.schedule import make_optimizer, schedule_for
@@ -444,12 +449,8 @@ class Run:
     def _say_undefined_auc(self, roc_auc: float, clips: int):
         """One line, once a run, when the val AUCs are undefined (NaN)."""
         if math.isnan(roc_auc) and not self._said_undefined_auc:
-            more = ("a larger --validation-steps reads more"
-                    if clips < self.info.splits["val"]["clips"] else "the val split has no more")
-            tags = (" (the teachers' five best of each)" if self.config.distillation.teachers
-                    else "")
-            self._log(f"validation: ROC-AUC and PR-AUC are undefined (nan) on {clips} clip(s): "
-                      f"no tag is among some clips' tags{tags} and not among others' ({more})")
+            self._log(undefined_auc_line(clips, self.info.splits["val"]["clips"],
+                                         bool(self.config.distillation.teachers)))
             self._said_undefined_auc = True
 
     def _loss(self, predictions) -> float:

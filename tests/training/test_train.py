@@ -287,6 +287,18 @@ def test_monitored_score():
                            "val_roc_auc") == float("inf")
 
 
+def test_the_undefined_auc_line_says_why_and_what_would_define_it():
+    from tagger.training.monitor import undefined_auc_line
+
+    assert undefined_auc_line(1, 2, False) == (
+        "validation: ROC-AUC and PR-AUC are undefined (nan) on 1 clip(s): no tag is among some "
+        "clips' tags and not among others' (a larger --validation-steps reads more)")
+    assert undefined_auc_line(3, 3, True) == (
+        "validation: ROC-AUC and PR-AUC are undefined (nan) on 3 clip(s): no tag is among some "
+        "clips' tags (the teachers' five best of each) and not among others' (the val split "
+        "has no more)")
+
+
 def test_a_distillation_follows_the_val_auc_unless_told_otherwise():
     from tagger.training.monitor import monitor_line, monitored
 
