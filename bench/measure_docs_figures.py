@@ -457,7 +457,7 @@ def parse_args(argv=None):
                    help="with --table or --from-logs: write the figures into column KIND "
                         "(a machine kind) of --page's CPU table; the rows of commands that "
                         "left no log keep their cells")
-    p.add_argument("--page", metavar="PATH", default=PAGE,
+    p.add_argument("--page", metavar="PATH", default=None,
                    help="with --column: the page whose table it writes (default: "
                         "docs/performance.md)")
     p.add_argument("--peer-dir", metavar="CLONE", default=None,
@@ -474,8 +474,9 @@ def parse_args(argv=None):
         p.error("--column writes a --table or --from-logs run's figures: give one of them")
     if args.column is not None and args.gpu:
         p.error("--column writes the CPU table's column; the GPU table is printed")
-    if args.page != PAGE and args.column is None:
+    if args.page is not None and args.column is None:
         p.error("--page is the page --column writes: give --column")
+    args.page = args.page or PAGE
     if args.column is not None and not os.path.isfile(args.page):
         p.error(f"--page expects the performance page; {args.page!r} is not a file")
     if args.column is not None:  # before a --table run's hours

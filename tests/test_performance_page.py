@@ -135,6 +135,7 @@ def test_a_command_runs_with_the_peer_folder_in_place_of_clone(module, tmp_path,
     (["--column", "AMD EPYC, AVX2"], "--column writes a --table or --from-logs run's figures"),
     (["--from-logs", ".", "--gpu", "--column", "H200"], "--column writes the CPU table's column"),
     (["--from-logs", ".", "--page", "x.md"], "--page is the page --column writes"),
+    (["--from-logs", ".", "--page", str(PAGE)], "--page is the page --column writes"),
     (["--from-logs", ".", "--column", "AMD EPYC, AVX2", "--page", "nowhere.md"],
      "--page expects the performance page"),
 ])
