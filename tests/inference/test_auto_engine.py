@@ -21,7 +21,7 @@ from tagger.inference.engine.auto import Measurement, auto_line, choose_engine
 from tagger.inference.engine.registry import ENGINES, Engine, EngineOptions, default_engine
 from tagger.registry import Registry
 
-CANDIDATE_LINE = re.compile(r"engine auto: (keras|keras-bf16|tflite-int8) \((.+)\)"
+CANDIDATE_LINE = re.compile(r"engine auto: (keras|keras-bf16|tflite-int8) \((.+?)\)"
                             r"(, measured on .+)?")
 
 
@@ -62,6 +62,11 @@ def test_the_line_says_what_was_taken_why_and_where():
     assert auto_line("keras", {}, {"tflite-int8": "no audio to calibrate it on"}, "x") == (
         "engine auto: keras (no other engine measured); tflite-int8 not measured: no audio "
         "to calibrate it on")
+    line = auto_line("keras", small, {}, "Intel(R) Xeon(R) Processor", auto.unkept_reason())
+    taken, why, where = CANDIDATE_LINE.fullmatch(line).groups()  # the parse the run test reads
+    assert (taken, why) == ("keras", "no engine faster with a top-5 overlap of 0.98 or more: "
+                                     "keras-bf16 1.20x keras's speed, top-5 overlap 1.000")
+    assert where.startswith(", measured on Intel(R) Xeon(R) Processor over 1 window")
 
 
 def test_the_overlap_is_of_the_top_5_tags_tag_py_lists():
