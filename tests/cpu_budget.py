@@ -15,7 +15,7 @@ average of 6) stretches a test's wall time, not the work it does, so the
 guard fails on a test that grew, never on a machine that is busy. On 2
 cores with both of pytest-xdist's workers busy a test has one core, and
 its CPU seconds are about its wall seconds there; alone it may have both,
-so the limit is never looser than 90 wall seconds on CI's 2 cores.
+so the limit in CPU seconds is never looser than as many wall seconds.
 
 The limits were set on an AMD EPYC with AVX-512 (BF16), one of the CPUs
 CI's machines have. Other CPUs do the same work in more CPU seconds: an
@@ -54,13 +54,15 @@ LISTED_ROW = re.compile(r"^\|\s*`(tests/[^`]+)`")
 
 def machine_limits(model: str | None = None, flags: set | None = None) -> tuple[float, float]:
     """(the suite's limit, the quick loop's) on the CPU named `model` with
-    the feature flags `flags` (None: this machine's): LIMIT_S and
+    the feature flags `flags` (either None: this machine's): LIMIT_S and
     QUICK_LIMIT_S on an AMD EPYC with AVX-512, where they were set, else
     OTHER_CPU times as long."""
     if model is None or flags is None:
         from tagger.cpu_features import cpu_model_and_flags
 
-        model, flags = cpu_model_and_flags()
+        machine_model, machine_flags = cpu_model_and_flags()
+        model = machine_model if model is None else model
+        flags = machine_flags if flags is None else flags
     scale = 1.0 if "AMD EPYC" in model and "avx512f" in flags else OTHER_CPU
     return LIMIT_S * scale, QUICK_LIMIT_S * scale
 

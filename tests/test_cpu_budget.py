@@ -33,6 +33,8 @@ def test_the_limits_are_longer_on_a_cpu_other_than_the_one_they_were_set_on():
     assert cpu_budget.machine_limits("Intel(R) Xeon(R) Processor",
                                      {"avx2", "avx512f", "amx_bf16"}) == (405.0, 45.0)
     assert cpu_budget.machine_limits("unknown CPU", set()) == (405.0, 45.0)
+    # a name given is kept where the flags are this machine's
+    assert cpu_budget.machine_limits("Intel(R) Xeon(R) Processor") == (405.0, 45.0)
 
 
 def test_the_slowest_lines_give_wall_cpu_and_share():
