@@ -19,12 +19,12 @@ import subprocess
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# TensorFlow's memory as the commands set it up, here and in the processes
-# tests start (tagger.runtime imports no TensorFlow until asked)
+# TensorFlow's memory as the commands set it up in the processes tests start
+# (tagger.runtime imports no TensorFlow until asked); this process's own
+# tensors use the system's malloc (`_tensorflow_allocates_with_malloc_here`)
 from tagger.host_memory import keep_freed_heap  # noqa: E402
 from tagger.runtime import use_pooling_cpu_allocator  # noqa: E402
 
-use_pooling_cpu_allocator()
 keep_freed_heap()
 # the processor's name, which TensorFlow's first import asks for, is read with
 # `uname -p` once per process: read here, so that the import starts no process
@@ -75,7 +75,21 @@ def pytest_configure(config):
     limit_s, quick_limit_s = cpu_budget.machine_limits()
     config.pluginmanager.register(cpu_budget.CpuBudget(limit_s, quick_limit_s),
                                   "tagger_cpu_budget")
-    config.pluginmanager.register(worker_memory.WorkerMemory(), "tagger_worker_memory")
+    allocators = worker_memory.system_allocators() if worker_memory.runs_tests(config) else {}
+    config.pluginmanager.register(worker_memory.WorkerMemory(allocators),
+                                  "tagger_worker_memory")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tensorflow_allocates_with_malloc_here(pytestconfig):
+    """This process's tensors come from the system's malloc, and what a
+    test took is returned when it ends; the processes tests start pool
+    TensorFlow's memory as the commands do (tests/worker_memory.py)."""
+    from tests.worker_memory import first_tensor_then_unset
+
+    plugin = pytestconfig.pluginmanager.get_plugin("tagger_worker_memory")
+    first_tensor_then_unset(plugin.allocators)
+    use_pooling_cpu_allocator()
 
 
 @pytest.fixture(autouse=True)

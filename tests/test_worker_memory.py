@@ -3,6 +3,8 @@ end of a run."""
 
 import types
 
+import pytest
+
 from tests import worker_memory
 
 
@@ -34,3 +36,44 @@ def test_a_report_without_xdist_is_the_pytest_process_and_the_peak_is_this_proce
     import resource
     kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert worker_memory.peak_bytes() >= kilobytes * 1024 > 10e6  # Python alone holds more
+
+
+def test_the_system_allocators_are_set_where_the_environment_is_silent_and_unset_after():
+    environ = {"TF_CPU_ALLOCATOR_USE_BFC": "true", "OTHER": "x"}
+    added = worker_memory.system_allocators(environ)
+    assert added == {"TF_ONEDNN_USE_SYSTEM_ALLOCATOR": "true"}  # a setting given is kept
+    assert environ["TF_CPU_ALLOCATOR_USE_BFC"] == "true"
+    assert environ["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] == "true"
+    worker_memory.first_tensor_then_unset(added, environ)
+    assert environ == {"TF_CPU_ALLOCATOR_USE_BFC": "true", "OTHER": "x"}
+    assert worker_memory.system_allocators({}) == worker_memory.SYSTEM_ALLOCATORS
+
+
+def resident_bytes() -> int:
+    import os
+
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_a_tensor_freed_in_this_process_gives_its_memory_back(pytestconfig):
+    """The allocators this process got from `system_allocators`: a freed
+    tensor's pages go back to the system (a pool would keep them), and the
+    processes tests start are not told to do the same."""
+    import os
+
+    import tensorflow as tf
+
+    plugin = pytestconfig.pluginmanager.get_plugin("tagger_worker_memory")
+    if plugin.allocators != worker_memory.SYSTEM_ALLOCATORS:
+        pytest.skip(f"the environment sets TensorFlow's allocators: {plugin.allocators}")
+    assert "TF_ONEDNN_USE_SYSTEM_ALLOCATOR" not in os.environ
+    assert os.environ["TF_CPU_ALLOCATOR_USE_BFC"] == "true"  # the commands' setting
+    size = 256 << 20
+    before = resident_bytes()
+    tensor = tf.fill([size // 4], 1.0) + 1.0  # an operation's output, touched
+    assert tensor.numpy()[-1] == 2.0
+    held = resident_bytes()
+    assert held - before > size * 0.9
+    del tensor
+    assert resident_bytes() - before < size * 0.2

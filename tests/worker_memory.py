@@ -5,16 +5,52 @@ the tests during which the peaks rose the most (where a cut would pay).
 
 The peak is the kernel's high-water mark of the process (`ru_maxrss`): what
 a test's own subprocesses take is theirs, not the worker's.
+
+A process that runs tests allocates TensorFlow's tensors with the system's
+malloc (`system_allocators`): the commands' pools (TensorFlow's BFC
+allocator, and oneDNN's own, which TF_CPU_ALLOCATOR_USE_BFC does not
+reach) grow their regions to the most a run needed and never return them,
+which in a worker hosting hundreds of runs is the most any test needed,
+kept to the end (docs/testing.md, "A worker's memory"). The processes the
+tests start get the commands' own settings.
 """
 
 from __future__ import annotations
 
+import os
 import resource
 
 import pytest
 
 GOAL_BYTES = 4e9  # a worker's peak resident size at most, over a whole run
 RISES = 5  # the tests whose phases raised a peak the most, printed
+# TensorFlow reads these once, when it makes its first tensor
+SYSTEM_ALLOCATORS = {"TF_CPU_ALLOCATOR_USE_BFC": "false",
+                     "TF_ONEDNN_USE_SYSTEM_ALLOCATOR": "true"}
+
+
+def system_allocators(environ=os.environ) -> dict:
+    """Sets SYSTEM_ALLOCATORS's variables that `environ` does not set (a
+    setting given is kept); returns those it set."""
+    added = {name: value for name, value in SYSTEM_ALLOCATORS.items() if name not in environ}
+    environ.update(added)
+    return added
+
+
+def first_tensor_then_unset(added: dict, environ=os.environ) -> None:
+    """Makes TensorFlow's first tensor in this process, where it is
+    installed, so that its allocators read `added`'s settings; then takes
+    them out of `environ`, so that the processes tests start do not inherit
+    them."""
+    from tagger.runtime import tensorflow_installed
+
+    if added and tensorflow_installed():
+        import tensorflow as tf
+
+        tf.zeros([1]).numpy()
+    for name, value in added.items():
+        if environ.get(name) == value:
+            del environ[name]
 
 
 def peak_bytes() -> int:
@@ -28,12 +64,22 @@ def worker_of(report) -> str:
     return node.gateway.id if node is not None else "pytest"
 
 
-class WorkerMemory:
-    """The plugin: registered once per pytest run (tests/conftest.py)."""
+def runs_tests(config) -> bool:
+    """Whether this pytest process runs tests (an xdist worker, or pytest
+    without workers) rather than handing them out to workers."""
+    return hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None)
 
-    def __init__(self):
+
+class WorkerMemory:
+    """The plugin: registered once per pytest run (tests/conftest.py), before
+    any test module is imported, with the allocator settings
+    `system_allocators` made in this process (none where it hands tests
+    out), for `first_tensor_then_unset` at its first test."""
+
+    def __init__(self, allocators: dict | None = None):
         self.peaks = {}  # worker: bytes, in the controller
         self.rises = []  # (bytes the peak rose by, worker, node id, phase)
+        self.allocators = allocators or {}
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):
