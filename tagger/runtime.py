@@ -23,8 +23,9 @@ def use_pooling_cpu_allocator() -> None:
     output cost page faults that slow the training reader and the
     sample-level CNN down (docs/performance.md, "TensorFlow's host
     memory"). Takes effect only before TensorFlow's first
-    tensor; TF_CPU_ALLOCATOR_USE_BFC=false in the environment keeps the
-    system allocator."""
+    tensor; TF_CPU_ALLOCATOR_USE_BFC=false in the environment is kept. On
+    a build with oneDNN (x86's) oneDNN's allocator pools large tensors
+    either way unless TF_ONEDNN_USE_SYSTEM_ALLOCATOR=true too."""
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 
