@@ -42,9 +42,10 @@ def first_tensor_then_unset(added: dict, environ=os.environ) -> None:
     installed, so that its allocators read `added`'s settings; then takes
     them out of `environ`, so that the processes tests start do not inherit
     them."""
-    from tagger.runtime import tensorflow_installed
+    from tagger.runtime import quiet_tensorflow, tensorflow_installed
 
     if added and tensorflow_installed():
+        quiet_tensorflow()
         import tensorflow as tf
 
         tf.zeros([1]).numpy()
