@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from tagger.models.layer_graph import only_reader
-from tagger.models.training_sums import BuiltWrapper, in_backward_scope, update_moving_moments
+from tagger.models.training_sums import BuiltWrapper, custom_gradient, update_moving_moments
 
 POOLS = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
 ALL_MAX_POOLS = (*POOLS, keras.layers.MaxPooling3D, keras.layers.GlobalMaxPooling1D,
@@ -112,7 +112,7 @@ def moments(x):
     deviations of zero (ReLU outputs; the variance is then within about
     1e-3 of Keras' float32 one, less than the output's own bfloat16
     rounding); else both as Keras computes them, in float32."""
-    @tf.custom_gradient
+    @custom_gradient
     def of(x):
         count = tf.cast(tf.size(x) // x.shape[-1], tf.float32)
         axes = list(range(len(x.shape) - 1))
@@ -126,7 +126,6 @@ def moments(x):
         else:
             mean, variance = tf.nn.moments(tf.cast(x, tf.float32), axes)
 
-        @in_backward_scope
         def gradient(d_mean, d_variance):
             slope = 2.0 * d_variance / count
 

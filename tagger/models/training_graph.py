@@ -69,7 +69,7 @@ from tagger.models.pooled_norm import NormThenMax, max_after_relu, pooled_after
 from tagger.models.training_sums import (
     BuiltWrapper,
     bias_added,
-    in_backward_scope,
+    custom_gradient,
     update_moving_moments,
 )
 
@@ -191,9 +191,8 @@ def stacked_shifts(x, taps: int, length: int):
     """`inference_conv2d.stacked_shifts` (b, h, w, 1) -> (b, length, w,
     taps), its gradient the sum of each channel of the upstream gradient
     padded back to rows i .. i + length - 1 of (b, h, w, 1)."""
-    @tf.custom_gradient
+    @custom_gradient
     def stacked(v):
-        @in_backward_scope
         def gradient(upstream):
             return tf.add_n([tf.pad(upstream[..., i:i + 1],
                                     [[0, 0], [i, taps - 1 - i], [0, 0], [0, 0]])
@@ -312,9 +311,8 @@ def conv1d_filter_gradient(x, upstream, kernel: int):
 def conv1d_same(x, kernel):
     """(b, t, c), (k, c, f) -> (b, t, f): the "same" stride-1 convolution
     TensorFlow computes, its filter gradient `conv1d_filter_gradient`."""
-    @tf.custom_gradient
+    @custom_gradient
     def convolve(x, kernel):
-        @in_backward_scope
         def gradient(upstream):
             d_x = tf.raw_ops.Conv2DBackpropInput(
                 input_sizes=tf.shape(x[:, None]), filter=kernel[None],

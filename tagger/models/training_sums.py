@@ -3,11 +3,15 @@
 `tagger.models.pooled_norm`): Keras' update of a norm's moving moments
 and the build of a wrapped layer, in keras.ops for either backend; and
 TensorFlow's own: a bias added with its gradient summed as a matrix
-product, the name scope of a custom gradient's ops (TensorFlow imported
-only by them).
+product, and custom gradients named as their layer's backward pass and
+freed with their graph (TensorFlow imported only by them).
 """
 
 from __future__ import annotations
+
+import contextlib
+import functools
+import weakref
 
 import keras
 from keras import ops
@@ -23,9 +27,8 @@ def bias_added(y, bias):
     float32" and "Training MFU, float32" rows)."""
     import tensorflow as tf
 
-    @tf.custom_gradient
+    @custom_gradient
     def add(y, bias):
-        @in_backward_scope
         def gradient(upstream):
             rows = tf.reshape(upstream, [-1, upstream.shape[-1]])
             ones = tf.ones([1, tf.shape(rows)[0]], rows.dtype)
@@ -46,21 +49,85 @@ def update_moving_moments(norm, mean, variance):
                                 + ops.stop_gradient(variance) * (1.0 - momentum))
 
 
-def in_backward_scope(gradient):
-    """`gradient`, a custom gradient's function (made in the forward pass),
-    with its ops named under the forward pass's name scope prefixed by
-    `gradient_tape/`, as TensorFlow names the gradients it derives itself:
-    a profile (bench/profile_training.py) then counts them as the
-    backward pass of their layer, not as ops of no layer."""
+def custom_gradient(forward):
+    """`tf.custom_gradient(forward)`, `forward(*tensors)` returning
+    (outputs, gradient function), with two differences:
+
+    - the gradient's ops are named under the forward pass's name scope
+      prefixed by `gradient_tape/`, as TensorFlow names the gradients it
+      derives itself: a profile (bench/profile_training.py) then counts
+      them as the backward pass of their layer, not as ops of no layer;
+    - in a traced function, the gradient it registers is held by the
+      function's graph (`gradients_held_by_graph`), not by the process."""
     import tensorflow as tf
 
-    scope = tf.get_current_name_scope()
+    def scoped(*tensors):
+        outputs, gradient = forward(*tensors)
+        scope = tf.get_current_name_scope()
 
-    def scoped(*upstream):
-        with tf.name_scope(f"gradient_tape/{scope}/" if scope else "gradient_tape/"):
-            return gradient(*upstream)
+        def in_backward_scope(*upstream):
+            with tf.name_scope(f"gradient_tape/{scope}/" if scope else "gradient_tape/"):
+                return gradient(*upstream)
 
-    return scoped
+        return outputs, in_backward_scope
+
+    registered = tf.custom_gradient(scoped)
+
+    @functools.wraps(forward)
+    def call(*tensors):
+        with gradients_held_by_graph():
+            return registered(*tensors)
+
+    return call
+
+
+HELD_GRADIENTS = "tagger_custom_gradients"  # the graph collection that holds them
+
+
+class _HeldGradient:
+    """A registry entry's function, held by its graph: called through a
+    weak reference."""
+
+    def __init__(self, function):
+        self.function = weakref.ref(function)
+
+    def __call__(self, *args):
+        return self.function()(*args)
+
+
+@contextlib.contextmanager
+def gradients_held_by_graph():
+    """While tracing a function: each custom gradient TensorFlow registers
+    while open (`tf.custom_gradient`'s, tf.distribute's all-reduce's) is
+    held by the graph being traced, in its collection `HELD_GRADIENTS`,
+    and leaves TensorFlow's registry when that graph is freed. TensorFlow
+    keeps them in the registry of the process, and through their closures
+    their whole graphs, to the end (tensorflow/tensorflow#97697): every
+    training step traced in a process would stay in its memory.
+
+    Reads TensorFlow's private registry (`ops._gradient_registry`, a
+    `Registry` whose `_registry` maps a name to {"type": function, ...});
+    where it is not that (a TensorFlow this was not checked with), the
+    registrations stay as TensorFlow makes them. Eagerly, nothing is
+    registered."""
+    import tensorflow as tf
+    from tensorflow.python.framework import ops as tf_ops
+
+    entries = getattr(getattr(tf_ops, "_gradient_registry", None), "_registry", None)
+    if tf.executing_eagerly() or not isinstance(entries, dict):
+        yield
+        return
+    graph = tf.compat.v1.get_default_graph()
+    before = set(entries)
+    yield
+    for name in set(entries) - before:
+        entry = entries[name]
+        function = entry.get("type") if isinstance(entry, dict) else None
+        if not callable(function) or isinstance(function, _HeldGradient):
+            continue  # held already (by the graph of a function traced inside)
+        graph.add_to_collection(HELD_GRADIENTS, function)
+        entry["type"] = _HeldGradient(function)
+        weakref.finalize(graph, entries.pop, name, None)
 
 
 class BuiltWrapper(keras.layers.Wrapper):

@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from tagger.models.training_graph import training_model
+from tagger.models.training_sums import gradients_held_by_graph
 from tagger.records import reader
 from tagger.records.info import DatasetInfo
 from tagger.records.schema import to_float
@@ -135,9 +136,10 @@ def distributed_train_function(model, optimizer, strategy, replica_step, next_ba
     @tf.function(autograph=False)  # plain Python loop; no tensor-dependent control flow
     def train(iterators, steps):
         total = 0.0
-        for _ in range(steps):
-            per_replica = strategy.run(step, args=next_batch(iterators))
-            total += strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        with gradients_held_by_graph():  # tf.distribute's all-reduce registers one
+            for _ in range(steps):
+                per_replica = strategy.run(step, args=next_batch(iterators))
+                total += strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
         return total
 
     return train
