@@ -95,6 +95,17 @@ class _HeldGradient:
         return self.function()(*args)
 
 
+def gradient_registry() -> dict | None:
+    """TensorFlow's registry of gradient functions, name -> {"type":
+    function, ...}: private state (`ops._gradient_registry._registry`),
+    read here only; None where it is not that (a TensorFlow this was not
+    checked with)."""
+    from tensorflow.python.framework import ops as tf_ops
+
+    entries = getattr(getattr(tf_ops, "_gradient_registry", None), "_registry", None)
+    return entries if isinstance(entries, dict) else None
+
+
 @contextlib.contextmanager
 def gradients_held_by_graph():
     """While tracing a function: each custom gradient TensorFlow registers
@@ -105,16 +116,13 @@ def gradients_held_by_graph():
     their whole graphs, to the end (tensorflow/tensorflow#97697): every
     training step traced in a process would stay in its memory.
 
-    Reads TensorFlow's private registry (`ops._gradient_registry`, a
-    `Registry` whose `_registry` maps a name to {"type": function, ...});
-    where it is not that (a TensorFlow this was not checked with), the
-    registrations stay as TensorFlow makes them. Eagerly, nothing is
+    Where TensorFlow's registry is not what `gradient_registry` expects,
+    the registrations stay as TensorFlow makes them. Eagerly, nothing is
     registered."""
     import tensorflow as tf
-    from tensorflow.python.framework import ops as tf_ops
 
-    entries = getattr(getattr(tf_ops, "_gradient_registry", None), "_registry", None)
-    if tf.executing_eagerly() or not isinstance(entries, dict):
+    entries = gradient_registry()
+    if tf.executing_eagerly() or entries is None:
         yield
         return
     graph = tf.compat.v1.get_default_graph()

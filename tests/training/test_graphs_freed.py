@@ -9,16 +9,15 @@ import weakref
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework import ops as tf_ops
 
 from tagger.models import training_sums
 from tagger.training import trainer
 
 
 def registered_gradients() -> set[str]:
-    """The names in TensorFlow's registry of gradient functions, the private
-    state `gradients_held_by_graph` changes (requirements.txt)."""
-    return set(tf_ops._gradient_registry.list())
+    """The names in TensorFlow's registry of gradient functions (fails
+    where `gradient_registry` cannot read it: requirements.txt)."""
+    return set(training_sums.gradient_registry())
 
 
 def traced_and_freed(make):
