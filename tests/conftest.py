@@ -75,8 +75,12 @@ def pytest_configure(config):
     limit_s, quick_limit_s = cpu_budget.machine_limits()
     config.pluginmanager.register(cpu_budget.CpuBudget(limit_s, quick_limit_s),
                                   "tagger_cpu_budget")
-    allocators = worker_memory.system_allocators() if worker_memory.runs_tests(config) else {}
-    config.pluginmanager.register(worker_memory.WorkerMemory(allocators),
+    allocators, arenas = {}, None
+    if worker_memory.runs_tests(config):
+        allocators = worker_memory.system_allocators()
+        if worker_memory.fewer_malloc_arenas():
+            arenas = worker_memory.MALLOC_ARENAS
+    config.pluginmanager.register(worker_memory.WorkerMemory(allocators, arenas),
                                   "tagger_worker_memory")
 
 

@@ -3,8 +3,9 @@
 environment, `tempfile`'s folder, Python's and NumPy's global random
 state, TensorFlow's global seed and the counter of its op seeds, Keras's
 global seed, its global seed generator's state, dtype policy and float
-type, and the workers' fork server where the test removed its folder
-(tagger.parallel). So no test, and no bench run in a test's
+type, the workers' fork server where the test removed its folder
+(tagger.parallel), and TensorFlow's registry of gradient functions (what
+the test registered that no graph holds). So no test, and no bench run in a test's
 process, changes what a later one finds, whatever order they run in."""
 
 from __future__ import annotations
@@ -83,6 +84,36 @@ def _tf_seed():
     return tf_seed_state() if "tensorflow" in sys.modules else None
 
 
+def _gradient_names():
+    """The names in TensorFlow's registry of gradient functions, or None
+    where TensorFlow is not imported (or its registry is not what
+    `training_sums.gradient_registry` reads)."""
+    if "tensorflow" not in sys.modules:
+        return None
+    from tagger.models.training_sums import gradient_registry
+
+    entries = gradient_registry()
+    return None if entries is None else set(entries)
+
+
+def _drop_unheld_gradients(before: set | None) -> None:
+    """Takes out of TensorFlow's registry the gradient functions registered
+    since `before` that no graph holds (`training_sums.HeldGradient`):
+    Keras's own training step under TensorFlow (`fit`, `train_on_batch`)
+    registers tf.distribute's all-reduce gradient each time it is traced,
+    and the registry would keep that step's whole graph to the end of the
+    process. A registered step's gradients are built when it is traced, so
+    nothing looks its entry up afterwards."""
+    if before is None:
+        return
+    from tagger.models.training_sums import HeldGradient, gradient_registry
+
+    entries = gradient_registry()
+    for name in set(entries) - before:
+        if not isinstance(entries[name].get("type"), HeldGradient):
+            del entries[name]
+
+
 def _stop_unreachable_fork_server() -> None:
     """Stops a fork server whose socket or folder a test removed (a bench
     run in a folder of its own), so that the next test starts a new one."""
@@ -97,10 +128,12 @@ def kept_global_state():
     tempdir = tempfile.tempdir
     python_random, numpy_random = random.getstate(), np.random.get_state()
     keras_state, tf_seed = _keras_state(), _tf_seed()
+    gradients = _gradient_names()
     try:
         yield
     finally:
         tempfile.tempdir = tempdir
+        _drop_unheld_gradients(gradients)
         _stop_unreachable_fork_server()
         if os.environ != environ:
             os.environ.clear()

@@ -127,3 +127,32 @@ def test_a_fork_server_in_a_removed_folder_does_not_outlive_the_test():
         shutil.rmtree(folder)
     assert fork_server_address() is None
     assert temporary_folder() is None
+
+
+def test_a_keras_training_step_leaves_the_gradient_registry_with_its_test():
+    """Keras's own step (train_on_batch) registers tf.distribute's
+    all-reduce gradient when traced; after the test neither that entry nor
+    the step's graph is left."""
+    import gc
+    import weakref
+
+    from tensorflow.python.framework import func_graph
+
+    from tagger.models.training_sums import gradient_registry
+
+    def step_graphs():
+        gc.collect()
+        return [weakref.ref(g) for g in gc.get_objects()
+                if isinstance(g, func_graph.FuncGraph) and g.name.startswith("one_step_on_data")]
+
+    before, graphs_before = set(gradient_registry()), step_graphs()
+    with kept_global_state():
+        inputs = keras.Input((3,))
+        model = keras.Model(inputs, keras.layers.Dense(2, activation="sigmoid")(inputs))
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy")
+        loss = model.train_on_batch(np.ones((4, 3), "float32"), np.ones((4, 2), "float32"))
+        added = set(gradient_registry()) - before
+        del model
+    assert np.isfinite(loss) and added  # what the step registered while it lived
+    assert set(gradient_registry()) - before == set()
+    assert len([g for g in step_graphs() if g() is not None]) == len(graphs_before)

@@ -1,6 +1,7 @@
 """tests/worker_memory.py: each test process's peak memory, summed up at the
 end of a run."""
 
+import ctypes
 import types
 
 import pytest
@@ -77,3 +78,38 @@ def test_a_tensor_freed_in_this_process_gives_its_memory_back(pytestconfig):
     assert held - before > size * 0.9
     del tensor
     assert resident_bytes() - before < size * 0.2
+
+
+def arena_count(capfd) -> int:
+    """This process's malloc arenas: glibc's malloc_stats writes one
+    `Arena N:` line for each to stderr."""
+    capfd.readouterr()
+    ctypes.CDLL(None).malloc_stats()
+    return sum(line.startswith("Arena ") for line in capfd.readouterr().err.splitlines())
+
+
+def test_threads_of_a_test_process_share_its_malloc_arenas(pytestconfig, capfd):
+    """Six threads that allocate at once would each make an arena of their
+    own (up to eight a core); here they add none past MALLOC_ARENAS."""
+    import platform
+    import threading
+
+    plugin = pytestconfig.pluginmanager.get_plugin("tagger_worker_memory")
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc arenas are glibc's")
+    assert plugin.arenas == worker_memory.MALLOC_ARENAS
+    before = arena_count(capfd)
+    barrier = threading.Barrier(6)
+    held = []
+
+    def allocate():
+        held.append(bytearray(1 << 20))  # from this thread's arena
+        barrier.wait()
+
+    threads = [threading.Thread(target=allocate) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(held) == 6
+    assert 1 <= arena_count(capfd) <= max(before, worker_memory.MALLOC_ARENAS)

@@ -3,6 +3,12 @@ pytest itself with -n 0) reports its peak resident size after every test
 phase, and the end of the run prints each one's peak against the goal, with
 the tests during which the peaks rose the most (where a cut would pay).
 
+Such a process also keeps glibc's malloc to MALLOC_ARENAS arenas
+(`fewer_malloc_arenas`): by default each thread that allocates gets an
+arena of its own, up to eight per core, and the memory TensorFlow's and
+XLA's threads free stays scattered over their arenas, seldom given
+back.
+
 The peak is the kernel's high-water mark of the process (`ru_maxrss`): what
 a test's own subprocesses take is theirs, not the worker's.
 
@@ -17,12 +23,16 @@ tests start get the commands' own settings.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import platform
 import resource
 
 import pytest
 
 GOAL_BYTES = 4e9  # a worker's peak resident size at most, over a whole run
+MALLOC_ARENAS = 2  # glibc's malloc arenas in a process that runs tests
+M_ARENA_MAX = -8  # mallopt's parameter (malloc.h)
 RISES = 5  # the tests whose phases raised a peak the most, printed
 # TensorFlow reads these once, when it makes its first tensor
 SYSTEM_ALLOCATORS = {"TF_CPU_ALLOCATOR_USE_BFC": "false",
@@ -35,6 +45,15 @@ def system_allocators(environ=os.environ) -> dict:
     added = {name: value for name, value in SYSTEM_ALLOCATORS.items() if name not in environ}
     environ.update(added)
     return added
+
+
+def fewer_malloc_arenas(count: int = MALLOC_ARENAS) -> bool:
+    """Caps this process's malloc arenas at `count` (glibc's mallopt
+    M_ARENA_MAX; threads share them once that many exist). False where
+    the C library is not glibc, which is left as it is."""
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    return ctypes.CDLL(None).mallopt(M_ARENA_MAX, count) == 1
 
 
 def first_tensor_then_unset(added: dict, environ=os.environ) -> None:
@@ -77,10 +96,11 @@ class WorkerMemory:
     `system_allocators` made in this process (none where it hands tests
     out), for `first_tensor_then_unset` at its first test."""
 
-    def __init__(self, allocators: dict | None = None):
+    def __init__(self, allocators: dict | None = None, arenas: int | None = None):
         self.peaks = {}  # worker: bytes, in the controller
         self.rises = []  # (bytes the peak rose by, worker, node id, phase)
         self.allocators = allocators or {}
+        self.arenas = arenas  # the cap on malloc's arenas set here, if any
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):

@@ -84,7 +84,7 @@ def custom_gradient(forward):
 HELD_GRADIENTS = "tagger_custom_gradients"  # the graph collection that holds them
 
 
-class _HeldGradient:
+class HeldGradient:
     """A registry entry's function, held by its graph: called through a
     weak reference."""
 
@@ -131,10 +131,10 @@ def gradients_held_by_graph():
     for name in set(entries) - before:
         entry = entries[name]
         function = entry.get("type") if isinstance(entry, dict) else None
-        if not callable(function) or isinstance(function, _HeldGradient):
+        if not callable(function) or isinstance(function, HeldGradient):
             continue  # held already (by the graph of a function traced inside)
         graph.add_to_collection(HELD_GRADIENTS, function)
-        entry["type"] = _HeldGradient(function)
+        entry["type"] = HeldGradient(function)
         weakref.finalize(graph, entries.pop, name, None)
 
 
