@@ -151,7 +151,7 @@ def test_num_lr_decays_2_trains_two_stages(raw_records, tmp_path, capsys):
         "--batch-size", 4, "--num-lr-decays", 2, "--lr", 0.01, "--lr-decay", 0.2,
         "--max-epochs-per-stage", 1, "--steps-per-epoch", 1, "--validation-steps", 1,
         "--num-segments-per-audio", 10, "--strategy", "default", "--no-test",
-        "--no-progress")
+        "--no-progress", "--shuffle-segments", 64)
     assert code == 0, err
     assert "note: --num-segments-per-audio 10 is resemul's" in out
     history = pd.read_csv(tmp_path / "samplecnn-rese-multi" / "history.csv")

@@ -413,7 +413,8 @@ def test_the_tensorflow_free_reader_serves_tf_datas_targets(setting, window, tmp
     distil = distillation.Distillation(config, info, log=print)
     train = distil.targets.split("train")
     lookup = distillation.segment_lookup(train, str(tmp_path / "table.tsv"))
-    settings = dict(window_segments=window, info=distil.info, seed=0)
+    settings = dict(window_segments=window, info=distil.info, seed=0,
+                    shuffle_segments=config.shuffle_segments)  # the tiny preset's blocks
     expected = list(reader.train_dataset(unlabelled, 4, as_stored=True, targets=lookup,
                                          **settings).take(6).as_numpy_iterator())
     with plain_reader.train_batches(unlabelled, 4, workers=0,

@@ -28,10 +28,14 @@ ROOT = pathlib.Path(__file__).parents[2]
 
 
 def config(records, train_dir, **overrides):
+    """A tiny run's settings; blocks of 64 segments, as `tests.presets.tiny_train_config`
+    (the default's 2000, for each of a noisy student's two readers, are many passes over
+    the synthetic dataset for two steps)."""
     settings = dict(data_dir=records, train_dir=str(train_dir), model="samplecnn",
                     model_args=dict(TINY), batch_size=4, num_stages=1,
                     max_epochs_per_stage=1, steps_per_epoch=2, validation_steps=1,
-                    strategy="default", progress=False, evaluate_test=False)
+                    strategy="default", progress=False, evaluate_test=False,
+                    shuffle_segments=64)
     settings.update(overrides)
     return TrainConfig(**settings)
 
