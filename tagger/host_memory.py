@@ -15,8 +15,9 @@ import ctypes
 import os
 
 # mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 
 MMAP_THRESHOLD = 32 << 20  # glibc's largest: blocks below this come from the heap
 TRIM_THRESHOLD = 512 << 20  # free heap top kept before any is given back
@@ -35,9 +36,16 @@ def keep_freed_heap() -> bool:
     until it exits."""
     if any(name in os.environ for name in _USER_SETTINGS):
         return False
+    return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD,
+                                                                TRIM_THRESHOLD)
+
+
+def mallopt(parameter: int, value: int) -> bool:
+    """glibc's mallopt(`parameter`, `value`) in this process; whether it
+    took the setting (False where the C library has no mallopt: macOS, or
+    one whose mallopt sets nothing)."""
     try:  # the process's own symbols: no `ldconfig -p` run by find_library
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt)
+        function = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return function(parameter, value) == 1

@@ -2,6 +2,7 @@
 end of a run."""
 
 import ctypes
+import os
 import types
 
 import pytest
@@ -97,7 +98,10 @@ def test_threads_of_a_test_process_share_its_malloc_arenas(pytestconfig, capfd):
     plugin = pytestconfig.pluginmanager.get_plugin("tagger_worker_memory")
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("malloc arenas are glibc's")
+    if any(name in os.environ for name in worker_memory.ARENA_SETTINGS):
+        pytest.skip("the environment sets malloc's arenas")
     assert plugin.arenas == worker_memory.MALLOC_ARENAS
+    assert not worker_memory.fewer_malloc_arenas(environ={"MALLOC_ARENA_MAX": "4"})
     before = arena_count(capfd)
     barrier = threading.Barrier(6)
     held = []

@@ -23,16 +23,14 @@ tests start get the commands' own settings.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import platform
 import resource
 
 import pytest
 
 GOAL_BYTES = 4e9  # a worker's peak resident size at most, over a whole run
 MALLOC_ARENAS = 2  # glibc's malloc arenas in a process that runs tests
-M_ARENA_MAX = -8  # mallopt's parameter (malloc.h)
+ARENA_SETTINGS = ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")  # the environment's, kept
 RISES = 5  # the tests whose phases raised a peak the most, printed
 # TensorFlow reads these once, when it makes its first tensor
 SYSTEM_ALLOCATORS = {"TF_CPU_ALLOCATOR_USE_BFC": "false",
@@ -47,13 +45,16 @@ def system_allocators(environ=os.environ) -> dict:
     return added
 
 
-def fewer_malloc_arenas(count: int = MALLOC_ARENAS) -> bool:
+def fewer_malloc_arenas(count: int = MALLOC_ARENAS, environ=os.environ) -> bool:
     """Caps this process's malloc arenas at `count` (glibc's mallopt
     M_ARENA_MAX; threads share them once that many exist). False where
-    the C library is not glibc, which is left as it is."""
-    if platform.libc_ver()[0] != "glibc":
+    the C library takes no such setting, or where `environ` sets malloc's
+    arenas (a setting given is kept)."""
+    from tagger.host_memory import M_ARENA_MAX, mallopt
+
+    if any(name in environ for name in ARENA_SETTINGS):
         return False
-    return ctypes.CDLL(None).mallopt(M_ARENA_MAX, count) == 1
+    return mallopt(M_ARENA_MAX, count)
 
 
 def first_tensor_then_unset(added: dict, environ=os.environ) -> None:
