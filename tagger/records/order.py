@@ -13,7 +13,7 @@ that sequence. A clip gives its windows of k segments in order, from an
 offset drawn for the clip where its segments do not fill whole windows
 (`window_offset` of its `TrainOrder.offset_draws` draw). Pass after pass,
 that stream of windows is cut into blocks of `block` windows (a whole
-number of global batches, `block_windows`), the windows of each block
+number of global batches, no more than hold a pass: `block_windows`), the windows of each block
 taken in an order drawn for it (`TrainOrder.block_order`) and cut into
 batches: every window of the stream is in one batch, and every window of
 a block is equally likely in every batch of it.
@@ -78,10 +78,17 @@ class TrainOrder:
         return generator.permutation(int(size)).astype(np.int64)
 
 
-def block_windows(shuffle_segments: int, window_segments: int, global_batch: int) -> int:
+def block_windows(shuffle_segments: int, window_segments: int, global_batch: int,
+                  pass_windows: int | None = None) -> int:
     """Windows of `window_segments` segments in a block of about
-    `shuffle_segments` segments: a whole number of global batches, at least one."""
-    return global_batch * max(1, round(shuffle_segments / window_segments / global_batch))
+    `shuffle_segments` segments: a whole number of global batches, at least
+    one, and no more of them than hold `pass_windows` (a bound on one
+    pass's windows, `windows.pass_windows_bound`): a split smaller than a
+    block is shuffled about a pass at a time, not held many passes over."""
+    batches = max(1, round(shuffle_segments / window_segments / global_batch))
+    if pass_windows is not None:
+        batches = min(batches, max(1, -(-int(pass_windows) // global_batch)))
+    return global_batch * batches
 
 
 def window_offset(draw: int, segments: int, window_segments: int) -> int:

@@ -90,6 +90,7 @@ from tagger.records.windows import (
     DEFAULT_SHUFFLE_SEGMENTS,
     eval_windows_of_clip,
     join_windows,
+    pass_windows_bound,
     window_means,
 )
 
@@ -139,8 +140,6 @@ def train_batches(data_dir: str, batch_size: int, split: str = "train",
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     layout = Layout.of(info, split, window_segments, with_tags and targets is None)
-    order = TrainOrder.of(seed, cycle, block_windows(shuffle_segments, window_segments,
-                                                     global_batch or batch_size))
     sources = split_spans(data_dir, info, split, with_tags and targets is None)
     every = None
     if shard is not None:
@@ -154,6 +153,10 @@ def train_batches(data_dir: str, batch_size: int, split: str = "train",
     if not sum(map(len, sources)) or (every and sum(map(len, sources)) <= every[1]):
         raise UserError(f"the {split} split of {data_dir!r} holds no clips to train on"
                         + (f" in share {shard} (count, index)" if shard else ""))
+    bound = pass_windows_bound([span[2] for spans in sources for span in spans], info,
+                               window_segments)
+    order = TrainOrder.of(seed, cycle, block_windows(shuffle_segments, window_segments,
+                                                     global_batch or batch_size, bound))
     plan = TrainPlan(tuple(map(tuple, sources)), order, layout, every)
 
     def make():

@@ -29,6 +29,7 @@ from tagger.records.shard_check import split_records
 from tagger.records.windows import (  # noqa: F401 (the readers' shared names, here too)
     DEFAULT_SHUFFLE_SEGMENTS,
     eval_window_starts,
+    pass_windows_bound,
     train_windows_per_pass,
 )
 
@@ -132,19 +133,21 @@ def train_dataset(data_dir: str, batch_size: int, split: str = "train",
     cost per window)."""
     info = info or load_info(data_dir)
     k = window_segments
-    order = TrainOrder.of(seed, num_read_threads,
-                          block_windows(shuffle_segments, k, global_batch or batch_size))
     paths = shard_paths(data_dir, info, split)
-    counts = [len(records) for records in  # each shard checked
-              split_records(data_dir, info, split, with_tags and targets is None)]
+    indexes = split_records(data_dir, info, split, with_tags and targets is None)  # checked
+    counts = [len(records) for records in indexes]
     every = None  # (count, index): a share of every count-th clip, with too few shard files
     if shard is not None:
         count, index = shard
         if len(paths) >= count:
-            paths, counts = paths[index::count], counts[index::count]
+            paths, indexes = paths[index::count], indexes[index::count]
+            counts = counts[index::count]
         else:
             every = shard
             counts = [max(sum(counts) - index + count - 1, 0) // count]
+    bound = pass_windows_bound(np.concatenate([i.lengths for i in indexes] or [[]]), info, k)
+    order = TrainOrder.of(seed, num_read_threads,
+                          block_windows(shuffle_segments, k, global_batch or batch_size, bound))
     if not sum(counts):  # each pass would be empty, endlessly
         raise UserError(f"the {split} split of {data_dir!r} holds no clips to train on"
                         + (f" in share {shard} (count, index)" if shard else ""))

@@ -43,6 +43,16 @@ def train_windows_per_pass(info, split: str = "train", window_segments: int = 1)
     return max(s["clips"], s["segments"] // window_segments)
 
 
+def pass_windows_bound(record_lengths, info, window_segments: int) -> int:
+    """At most how many training windows of k = `window_segments` segments
+    one pass over clips in records of `record_lengths` bytes (their shards'
+    framing) gives: a record of n bytes holds at most n // (a segment's
+    bytes) segments, and a clip of s segments max(1, s // k) windows."""
+    segment_bytes = int(np.prod(info.segment_shape)) * np.dtype(info.features["dtype"]).itemsize
+    segments = np.asarray(record_lengths, np.int64) // segment_bytes
+    return int(np.maximum(segments // window_segments, 1).sum())
+
+
 def join_windows(segments: np.ndarray, window_segments: int, offset: int = 0) -> np.ndarray:
     """(n, *shape) -> (m, k * shape[0], *shape[1:]) non-overlapping windows
     of k segments starting at `offset`, m = (n - offset) // k: a view of

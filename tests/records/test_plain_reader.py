@@ -47,18 +47,21 @@ def train(raw_records, count, **kwargs):
                                            **settings), count)
 
 
-@pytest.mark.parametrize("shuffle_segments", [10, 230])
-def test_every_window_of_each_pass_once_with_its_clips_tags(raw_records, shuffle_segments):
-    """46 segments a pass in batches of 5: 46 batches are 5 passes, and
-    23 blocks of 10 windows or one of 230, each segment 5 times."""
+@pytest.mark.parametrize("shuffle_segments, batch_size", [(10, 5), (230, 2)])
+def test_every_window_of_each_pass_once_with_its_clips_tags(raw_records, shuffle_segments,
+                                                            batch_size):
+    """46 segments a pass: 230 windows are 5 passes, in blocks of 10
+    windows or of 46 (230 segments asked, no more than a pass's windows
+    in whole batches held), each segment 5 times."""
     records_dir, info = raw_records
     table = window_table(records_dir, info)
     assert len(table) == info.splits["train"]["segments"] == 46
-    batches = train(raw_records, 46, shuffle_segments=shuffle_segments)
+    batches = train(raw_records, 230 // batch_size, shuffle_segments=shuffle_segments,
+                    batch_size=batch_size)
     counts = collections.Counter()
     for x, y in batches:
-        assert x.shape == (5, 59049) and x.dtype == np.int16  # the storage dtype
-        assert y.shape == (5, info.num_tags) and y.dtype == np.float32
+        assert x.shape == (batch_size, 59049) and x.dtype == np.int16  # the storage dtype
+        assert y.shape == (batch_size, info.num_tags) and y.dtype == np.float32
         for window, tags in zip(x, y):
             clip_id, clip_tags = table[window.tobytes()]
             np.testing.assert_array_equal(tags, clip_tags)
@@ -68,11 +71,12 @@ def test_every_window_of_each_pass_once_with_its_clips_tags(raw_records, shuffle
 
 def test_two_segment_windows_each_clip_once_a_pass(raw_records):
     """k = 2 on clips of two segments: one window a clip, its segments in
-    order; 23 windows a pass, 23 batches of 5 are 5 passes, one block."""
+    order; 23 windows a pass, 23 batches of 5 are 5 passes (23 blocks of
+    one batch)."""
     records_dir, info = raw_records
     table = window_table(records_dir, info)
     counts = collections.Counter()
-    for x, _y in train(raw_records, 23, window_segments=2, shuffle_segments=230):
+    for x, _y in train(raw_records, 23, window_segments=2, shuffle_segments=10):
         assert x.shape == (5, 2 * 59049) and x.dtype == np.int16
         for window in x:
             first, second = table[window[:59049].tobytes()], table[window[59049:].tobytes()]
@@ -145,6 +149,31 @@ def test_a_small_shuffle_block_mixes_only_its_own_clips(raw_records):
     batches = train(raw_records, 2, shuffle_segments=10, batch_size=5)
     clips = {table[w.tobytes()][0] for x, _ in batches for w in x}
     assert len(clips) == 5
+
+
+def test_a_split_smaller_than_a_block_is_shuffled_a_pass_at_a_time(raw_records):
+    """The default block (2000 segments) holds no more than a pass's 46
+    windows rounded up to whole batches: the first 10 batches of 5 hold
+    the whole first pass (a block of 2000 would draw them from 43 passes)."""
+    records_dir, info = raw_records
+    table = window_table(records_dir, info)
+    batches = train(raw_records, 10)
+    assert {w.tobytes() for x, _ in batches for w in x} == set(table)
+
+
+def test_a_pass_bounds_its_windows_by_the_records_lengths(raw_records):
+    """`pass_windows_bound` from the shards' framing alone: 46 segments in
+    23 clips of two give 46 windows of one segment, 23 of two, and 23 of
+    three (a clip shorter than a window gives one, padded)."""
+    from tagger.records.order import block_windows
+    from tagger.records.windows import pass_windows_bound
+
+    records_dir, info = raw_records
+    lengths = [span[2] for spans in plain_reader.split_spans(records_dir, info, "train")
+               for span in spans]
+    assert [pass_windows_bound(lengths, info, k) for k in (1, 2, 3)] == [46, 23, 23]
+    assert block_windows(2000, 1, 5) == 2000 and block_windows(2000, 1, 5, 46) == 50
+    assert block_windows(10, 1, 5, 46) == 10 and block_windows(2000, 2, 64, 0) == 64
 
 
 def test_the_labels_are_left_unread_without_tags(student_records):
