@@ -119,6 +119,11 @@ TINY = {
                                 "front_end", "convolution", "batch_norm", "pooling", "dense",
                                 "activation", "other_layers", "loss", "optimiser", "other",
                                 "host", "input")}),
+    "profile_training_jax.py": (["--tiny", "--families", "samplecnn", "--steps", "1"],
+                                {*(f"profile_jax_samplecnn_{kind}_share" for kind in (
+                                    "library", "convolution", "dot", "layout", "reduce",
+                                    "elementwise")),  # no scatter: the tiled pools'
+                                 "profile_jax_samplecnn_op_share"}),
     "bench_reader.py": (["--clips", "12", "--seconds", "6", "--passes", "1", "--repeats", "1",
                          "--batch-size", "1", "--workers", "0", "1"],
                         {"reader_bare", "reader_segments_per_s", "reader_bare_int16",
@@ -162,18 +167,20 @@ TINY = {
 RATIO = re.compile(r"ratio (\S+) (\S+)")
 DISTURBED = re.compile(r"disturbed (\S+) (\S+) \((.+)\)")  # a figure flagged, with why
 # The scripts that start processes of their own (workers, a server, a process
-# a measurement, the demo) run as a user runs them, each in a process of its
-# own; the others run their `main` in the test's process, which has
-# TensorFlow imported already.
+# a measurement, the demo) or set XLA's flags before JAX starts run as a user
+# runs them, each in a process of its own; the others run their `main` in the
+# test's process, which has TensorFlow imported already.
 OWN_PROCESS = {"bench_accelerator.py", "bench_build.py", "bench_gpu_jax.py", "bench_library.py",
                "bench_models.py", "bench_msd.py", "bench_peer.py", "bench_reader.py",
                "bench_roofline.py",
-               "bench_serve.py", "measure_docs_figures.py", "profile_training.py"}
+               "bench_serve.py", "measure_docs_figures.py", "profile_training.py",
+               "profile_training_jax.py"}
 # script: the optional module it needs (an extra's requirements file): in
 # CI's first step, which installs only the README's, it skips and is run
 # again in the second, which installs every extra
 NEEDS = {"bench_gpu_jax.py": ("jax",), "bench_models.py": ("jax",),
          "bench_peer.py": ("jax", "torch"), "bench_roofline.py": ("jax",),
+         "profile_training_jax.py": ("jax",),
          "bench_serve.py": ("fastapi", "fastapi_offline", "python_multipart", "uvicorn"),
          "bench_similar.py": ("faiss",)}
 
