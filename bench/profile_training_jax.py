@@ -13,8 +13,8 @@ compiled program's instructions) are summed by kind:
   - library: YNNPACK's or oneDNN's fusions (`ynn_fusion`, `onednn`): the
     matrix products and convolutions XLA hands to a library;
   - convolution, dot: those XLA computes itself;
-  - layout: transposes and copies (`transpose`, `copy`, `concatenate`,
-    `slice`, `pad` in the name);
+  - layout: transposes, copies, slices, concatenations and broadcasts
+    (an operation, or a fusion of them alone: `transpose_copy_fusion`);
   - reduce: reductions (`reduce` in the name, `reduce-window`);
   - scatter: scatters and select-and-scatters (a max pool's gradient);
   - elementwise: the rest, XLA's element-wise loops (its other fusions,
@@ -32,25 +32,14 @@ its figures mean nothing.
 
 from __future__ import annotations
 
+import argparse
+import collections
+import glob
+import itertools
 import os
-
-# XLA reads its flags once, when JAX first starts a backend: before any import of it.
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                           + " --xla_cpu_enable_xprof_traceme=true").strip()
-os.environ["KERAS_BACKEND"] = "jax"
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
-
-import argparse  # noqa: E402
-import collections  # noqa: E402
-import glob  # noqa: E402
-import itertools  # noqa: E402
-import re  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import common  # noqa: E402, F401  the machine's line, first
-from bench_models import DEFAULT_FAMILIES  # noqa: E402
-from common import bench_model, random_batch, tiny_case  # noqa: E402
+import re
+import tempfile
+import time
 
 KINDS = ("library", "convolution", "dot", "layout", "reduce", "scatter", "elementwise")
 # thunks that run other operations inside them, which have events of their own
@@ -61,9 +50,12 @@ KIND_OF_NAME = (("library", ("ynn_fusion", "onednn", "xnn_fusion")),
                 ("scatter", ("scatter",)),
                 ("convolution", ("convolution", "conv_general")),
                 ("dot", ("dot",)),
-                ("reduce", ("reduce",)),
-                ("layout", ("transpose", "copy", "concatenate", "stack", "slice", "pad",
-                            "broadcast", "reshape", "gather")))
+                ("reduce", ("reduce",)))
+# a fusion is named after what it fuses (transpose_copy_fusion,
+# broadcast_add_fusion): layout where every part moves data alone
+LAYOUT_PARTS = {"transpose", "copy", "concatenate", "stack", "slice", "pad", "broadcast",
+                "reshape", "bitcast", "gather", "dynamic-slice", "dynamic-update-slice"}
+SUFFIXES = re.compile(r"(^wrapped_)|((_fusion)?(\.\d+)?$)")
 
 
 def kind_of(name: str) -> str:
@@ -71,6 +63,8 @@ def kind_of(name: str) -> str:
     for kind, parts in KIND_OF_NAME:
         if any(part in name for part in parts):
             return kind
+    if set(SUFFIXES.sub("", name).split("_")) <= LAYOUT_PARTS:
+        return "layout"
     return "elementwise"
 
 
@@ -95,6 +89,7 @@ def profile(family: str, case, steps: int) -> tuple[collections.Counter, float]:
     """({operation: seconds over the `steps` profiled steps}, their wall seconds)."""
     import jax
     import keras
+    from common import bench_model, random_batch
 
     from tagger.training.backend_jax import JaxBackend
 
@@ -137,6 +132,15 @@ def report(family: str, label: str, times: collections.Counter, seconds: float, 
 
 
 def main(argv=None) -> int:
+    # XLA reads its flags once, when JAX first starts a backend: before Keras
+    # (which imports JAX) is imported
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_cpu_enable_xprof_traceme=true").strip()
+    os.environ["KERAS_BACKEND"] = "jax"
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import common  # noqa: F401  the machine's line, first
+    from bench_models import DEFAULT_FAMILIES
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--families", default=",".join(DEFAULT_FAMILIES),
                    help="comma-separated families (default: bench_models.py's)")
@@ -155,6 +159,8 @@ def main(argv=None) -> int:
     if args.steps < 1:
         p.error("--steps must be at least 1")
     backends.quiet_tensorflow_for_keras()
+    from common import tiny_case
+
     for family in families:
         case = tiny_case(family) if args.tiny else FAMILIES[family].bench[0]
         times, seconds = profile(family, case, args.steps)

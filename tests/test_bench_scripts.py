@@ -212,6 +212,24 @@ def test_every_bench_script_has_a_tiny_run():
     assert scripts == set(TINY)
 
 
+def test_the_jax_profile_sorts_xla_operations_by_their_names_into_kinds():
+    """profile_training_jax.py's kinds from the compiled program's names:
+    a library's fusions, XLA's own convolutions and products (unfused ones
+    keep the JAX operation's name), fusions of data movement alone as
+    layout, an element-wise fusion that broadcasts as element-wise."""
+    settings = {name: os.environ.get(name) for name in ("XLA_FLAGS", "KERAS_BACKEND")}
+    kind_of = load("profile_training_jax").kind_of
+    assert {name: os.environ.get(name) for name in settings} == settings  # set by main alone
+    names = {"ynn_fusion.14": "library", "conv_general_dilated.29": "convolution",
+             "convolution.9": "convolution", "dot_general.26": "dot",
+             "wrapped_reduce-window": "reduce", "select-and-scatter.1": "scatter",
+             "transpose_copy_fusion.17": "layout", "stack.4": "layout",
+             "wrapped_broadcast": "layout", "bitcast_concatenate_fusion": "layout",
+             "broadcast_add_fusion.25": "elementwise", "wrapped_iota": "elementwise",
+             "fft.0": "elementwise"}
+    assert {name: kind_of(name) for name in names} == names
+
+
 def test_the_gpu_bench_trains_every_family_both_ways_and_the_teacher_first(monkeypatch):
     """bench_gpu_jax.py's full run trains each family supervised and as a
     noisy student of the transformer's run, which comes before them; its
