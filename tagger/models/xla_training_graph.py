@@ -127,14 +127,11 @@ def copies_held(kernel_size, channels: int) -> int:
 
 
 def pools_in_form(layer) -> bool:
-    """Whether `layer` is a MaxPooling1D or 2D that trains in a form:
-    "valid" padding, channels last; `TiledMaxPool` where its windows tile
-    its input, else `ShiftedMaxPool`, for an input of known size."""
+    """Whether `layer` is a MaxPooling1D or 2D that trains in a form
+    (`TiledMaxPool` or `ShiftedMaxPool`): "valid" padding, channels last."""
     if type(layer) not in (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D):
         return False
-    tiled = tuple(layer.pool_size) == tuple(layer.strides)
-    return (layer.padding == "valid" and layer.data_format == "channels_last"
-            and (tiled or None not in layer.input.shape[1:]))
+    return layer.padding == "valid" and layer.data_format == "channels_last"
 
 
 def column_patches(x, columns: int, width: int, stride: int = 1):
