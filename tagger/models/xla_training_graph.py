@@ -15,14 +15,11 @@ CPU compiler turns into matrix products and element-wise passes.
   `MAX_TAP_ROW_CHANNELS` channels has every shift of every channel stacked
   as a row of one matrix (`tap_rows_product`): its forward and backward
   passes are matrix products and shifted sums.
-- A max pool of "valid" padding: XLA's gradient of a window max is a
-  select-and-scatter, lowered on the CPU to index arrays, a reduction over
-  them and a scatter. Where its windows tile its input (pool size =
-  strides) `TiledMaxPool` reshapes them onto an axis of their own and
-  takes the max over it; where they overlap or skip (the VGG's first
-  pool: 4 x 1 at strides 2 x 2) `ShiftedMaxPool` takes the max of one
-  strided slice of the input per window position: either way the
-  gradient is element-wise.
+- A max pool whose windows tile its input (pool size = strides, "valid"):
+  XLA's gradient of a window max is a select-and-scatter, lowered on the
+  CPU to index arrays, a reduction over them and a scatter. `TiledMaxPool`
+  reshapes the windows onto an axis of their own and takes the max over
+  it: the gradient is element-wise.
 - The spectrogram's one-channel batch norm is folded into the kernels of
   the convolutions that read it (`tagger.models.folded_input_norm`, as in
   TensorFlow's form): no input gradient is computed for its gamma and
@@ -41,7 +38,6 @@ own (`tagger.models.training_graph`). What each gains: docs/jax.md.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import keras
@@ -70,7 +66,7 @@ def xla_training_model(model):
         return model
     once = [layer for layer in model.layers if calls(model, layer) == 1]
     patches = {id(layer) for layer in once if patches_in_training(layer)}
-    pools = {id(layer) for layer in once if pools_in_form(layer)}
+    pools = {id(layer) for layer in once if tiles_its_input(layer)}
     folding = folded_input_norm.Folding(
         model, lambda conv: convolution_of(conv, id(conv) in patches))
     if not (patches or pools or folding):
@@ -82,12 +78,9 @@ def xla_training_model(model):
         if id(layer) in patches:
             return PatchesConv2D(layer, name=f"{layer.name}_patches",
                                  dtype=layer.dtype_policy)(*args, **kwargs)
-        if id(layer) in pools and tuple(layer.pool_size) == tuple(layer.strides):
+        if id(layer) in pools:
             return TiledMaxPool(layer.pool_size, name=f"{layer.name}_tiled",
                                 dtype=layer.dtype_policy)(*args, **kwargs)
-        if id(layer) in pools:
-            return ShiftedMaxPool(layer.pool_size, layer.strides, name=f"{layer.name}_shifted",
-                                  dtype=layer.dtype_policy)(*args, **kwargs)
         return layer(*args, **kwargs)
 
     return keras.models.clone_model(model, clone_function=lambda layer: layer,
@@ -126,12 +119,13 @@ def copies_held(kernel_size, channels: int) -> int:
     return rows * columns if channels <= MAX_TAP_ROW_CHANNELS else columns
 
 
-def pools_in_form(layer) -> bool:
-    """Whether `layer` is a MaxPooling1D or 2D that trains in a form
-    (`TiledMaxPool` or `ShiftedMaxPool`): "valid" padding, channels last."""
+def tiles_its_input(layer) -> bool:
+    """Whether `layer` is a MaxPooling1D or 2D whose windows tile its input:
+    pool size equal to the strides, "valid" padding, channels last."""
     if type(layer) not in (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D):
         return False
-    return layer.padding == "valid" and layer.data_format == "channels_last"
+    return (tuple(layer.pool_size) == tuple(layer.strides) and layer.padding == "valid"
+            and layer.data_format == "channels_last")
 
 
 def column_patches(x, columns: int, width: int, stride: int = 1):
@@ -247,34 +241,6 @@ class PatchesConv2D(keras.layers.Wrapper):
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
-
-
-class ShiftedMaxPool(keras.layers.Layer):
-    """`(batch, *spatial, channels) -> (batch, *((spatial - pool) // strides
-    + 1), channels)`: "valid" max pooling of `pool_size` windows at
-    `strides` (one of each per spatial axis), as the max of one strided
-    slice of the input per position in the window."""
-
-    def __init__(self, pool_size, strides, **kwargs):
-        super().__init__(**kwargs)
-        self.pool_size = tuple(int(p) for p in pool_size)
-        self.strides = tuple(int(s) for s in strides)
-
-    def call(self, x):
-        counts = [(size - pool) // stride + 1
-                  for size, pool, stride in zip(x.shape[1:-1], self.pool_size, self.strides)]
-        slices = [x[(slice(None), *(slice(start, start + (n - 1) * stride + 1, stride)
-                                    for start, stride, n in zip(starts, self.strides, counts)))]
-                  for starts in itertools.product(*map(range, self.pool_size))]
-        return ops.max(ops.stack(slices, axis=-1), axis=-1)
-
-    def compute_output_shape(self, input_shape):
-        spatial = [(size - pool) // stride + 1 for size, pool, stride
-                   in zip(input_shape[1:-1], self.pool_size, self.strides)]
-        return (input_shape[0], *spatial, input_shape[-1])
-
-    def get_config(self):
-        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}
 
 
 class TiledMaxPool(keras.layers.Layer):

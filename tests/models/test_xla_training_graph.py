@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tagger.models import family
 from tagger.models.folded_input_norm import added_to_each_example
-from tagger.models.xla_training_graph import ShiftedMaxPool, TiledMaxPool, xla_training_model
+from tagger.models.xla_training_graph import TiledMaxPool, xla_training_model
 from tagger.training.backend_jax import scores_forward
 
 # (family, the layers its form replaces)
@@ -22,8 +22,6 @@ FORMS = {
     "short_cnn": {"input_bn_standard", "block1_conv_folded", "block1_pool_tiled"} | {
         f"block{i}_{form}" for i in range(2, 8) for form in ("conv_patches", "pool_tiled")},
     "samplecnn": {f"block{i}_pool_tiled" for i in range(9)},
-    "pons_vgg": {"input_bn_standard", "conv1_folded", "pool1_shifted"} | {
-        f"conv{i}_patches" for i in range(2, 6)} | {f"pool{i}_tiled" for i in range(2, 6)},
     "short_res": {"input_bn_standard", "block1_conv1_folded", "block1_shortcut_conv_folded",
                   "block1_conv2_patches"} | {f"block{i}_{conv}_patches" for i in range(2, 8)
                                              for conv in ("conv1", "conv2", "shortcut_conv")},
@@ -95,8 +93,7 @@ def test_what_keeps_the_models_own_layer():
     model = keras.Model(x, keras.layers.Concatenate()(outputs))
     form = xla_training_model(model)
     assert replaced(form, model) == {"one_channel_patches", "two_channels_patches",
-                                     "one_row_patches", "strided_patches", "remainder_tiled",
-                                     "overlapping_shifted"}
+                                     "one_row_patches", "strided_patches", "remainder_tiled"}
     values = np.random.default_rng(1).standard_normal((2, 20, 12, 1)).astype("float32")
     np.testing.assert_allclose(form(values), model(values), atol=1e-5)
     plain = keras.Model(x, strided_same(x))
@@ -176,29 +173,6 @@ def test_a_tiled_pool_takes_each_windows_max_and_leaves_the_remainder():
     np.testing.assert_array_equal(pooled, keras.layers.MaxPooling1D(3)(x).numpy())
     assert pooled.shape == (2, 2, 3) and TiledMaxPool((3,)).compute_output_shape(
         (None, 7, 3)) == (None, 2, 3)
-
-
-@pytest.mark.parametrize("pool, strides", [((4, 1), (2, 2)), ((3, 2), (2, 3)), ((3,), (2,))])
-def test_a_shifted_pool_takes_keras_valid_pools_values_and_gradients(pool, strides):
-    """Windows that overlap or skip (the VGG's first pool: 4 x 1 at 2 x 2):
-    the max of one strided slice per window position equals Keras's
-    "valid" pool, and so does its gradient where no window ties."""
-    layer = (keras.layers.MaxPooling2D if len(pool) == 2 else keras.layers.MaxPooling1D)(
-        pool, strides)
-    shape = (2, 11, 9, 3)[:len(pool) + 1] + (3,)
-    x = tf.constant(np.random.default_rng(2).standard_normal(shape).astype("float32"))
-    weights = tf.constant(np.random.default_rng(3).standard_normal(
-        layer.compute_output_shape(shape)).astype("float32"))
-    found = []
-    for pooling in (layer, ShiftedMaxPool(pool, strides)):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = pooling(x)
-            loss = tf.reduce_sum(y * weights)
-        found.append((y.numpy(), tape.gradient(loss, x).numpy()))
-    assert found[1][0].shape == layer.compute_output_shape(shape)
-    for ours, keras_own in zip(found[1], found[0]):
-        np.testing.assert_allclose(ours, keras_own, rtol=1e-6)
 
 
 def test_the_jax_steps_forward_runs_the_form_with_the_models_variables_in_order(monkeypatch):
