@@ -24,9 +24,8 @@ Prints each kind's milliseconds a step and share, the slowest operations,
 then `ratio profile_jax_<family>_<kind>_share` for each kind that ran and
 `ratio profile_jax_<family>_op_share` (the operations' summed time over
 the steps' wall time: time outside operations, or operations on both
-cores at once, moves it off 1). `--tiny`
-profiles each family at the tests' size: it checks that the bench runs;
-its figures mean nothing.
+cores at once, moves it off 1). `--tiny` profiles each family at the
+tests' size: it checks that the bench runs; its figures mean nothing.
     python bench/profile_training_jax.py [--families musicnn,pons_vgg] [--steps 3]
 """
 

@@ -13,10 +13,11 @@ that sequence. A clip gives its windows of k segments in order, from an
 offset drawn for the clip where its segments do not fill whole windows
 (`window_offset` of its `TrainOrder.offset_draws` draw). Pass after pass,
 that stream of windows is cut into blocks of `block` windows (a whole
-number of global batches, no more than hold a pass: `block_windows`), the windows of each block
-taken in an order drawn for it (`TrainOrder.block_order`) and cut into
-batches: every window of the stream is in one batch, and every window of
-a block is equally likely in every batch of it.
+number of global batches, no more than hold a pass over the split:
+`block_windows`), the windows of each block taken in an order drawn for
+it (`TrainOrder.block_order`) and cut into batches: every window of the
+stream is in one batch, and every window of a block is equally likely in
+every batch of it.
 
 Each draw is NumPy's default generator seeded with the seed's entropy, a
 stream's tag and its index (pass, chunk of clips, block), so that any
