@@ -59,6 +59,7 @@ runs; its figures mean nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import NamedTuple
 
@@ -78,6 +79,7 @@ from flops import (
 )
 
 from tagger.cpu_features import bf16_units
+from tagger.host_memory import restart_with_huge_pages
 
 OWN_FAMILIES = ("samplecnn", "multiscale", "self_attention", "transformer")
 DEFAULT_FAMILIES = (*OWN_FAMILIES, "musicnn", "pons_musicnn", "pons_vgg")
@@ -121,17 +123,29 @@ def measure(family, case, steps, jit, precision="float32"):
     return model.count_params(), train_rate, realtime, flops / window, segment / rate
 
 
+class ProcessUsage(NamedTuple):
+    """What one measurement's process used: its peak resident memory in
+    bytes, its CPU seconds in the kernel and its minor page faults (its
+    start and compiling included)."""
+
+    peak_bytes: int
+    kernel_s: float
+    minor_faults: int
+
+    def text(self) -> str:
+        return (f"its process: peak {self.peak_bytes / 2**30:.1f} GB, {self.kernel_s:.1f} s "
+                f"in the kernel, {self.minor_faults / 1e6:.2f} million minor page faults")
+
+
 def measure_in_a_process(family, index, steps, jit, tiny, precision="float32", timeout=None,
                          backend="tensorflow"):
     """`measure` of the family's bench case `index` (with `tiny`, at the
     tests' size) in a process of its own (the memory of one model's training
     is given back when it exits), whose Keras runs on `backend` (under jax:
-    `measure_jax`, `jit` and `precision` unused): its figures and the
-    process's peak resident memory in bytes. The process is killed after
-    `timeout` seconds (subprocess.TimeoutExpired)."""
+    `measure_jax`, `jit` and `precision` unused, the process started as a
+    command under JAX starts): (its figures, its ProcessUsage). The process
+    is killed after `timeout` seconds (subprocess.TimeoutExpired)."""
     import json
-    import os
-    import resource
     import subprocess
     import sys
 
@@ -146,8 +160,8 @@ def measure_in_a_process(family, index, steps, jit, tiny, precision="float32", t
     for line in lines[:-1]:
         if not line.startswith("CPU: "):  # the machine, printed once by this process
             print(line, flush=True)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return json.loads(lines[-1]), peak
+    figures, usage = json.loads(lines[-1])
+    return figures, ProcessUsage(*usage)
 
 
 def measure_jax(family, case, steps):
@@ -165,8 +179,10 @@ def measure_jax(family, case, steps):
 
 def measure_one(family, index, steps, jit, tiny, precision):
     """The body of `--one`: one measurement under the Keras backend this
-    process was started with, its figures as a JSON line."""
+    process was started with: [its figures, its ProcessUsage] as a JSON
+    line."""
     import json
+    import resource
 
     from tagger import backends
 
@@ -175,9 +191,11 @@ def measure_one(family, index, steps, jit, tiny, precision):
 
     case = tiny_case(family) if tiny else FAMILIES[family].bench[index]
     if backends.current() == "jax":
-        print(json.dumps(measure_jax(family, case, steps)))
+        figures = measure_jax(family, case, steps)
     else:
-        print(json.dumps(measure(family, case, steps, jit, precision)))
+        figures = measure(family, case, steps, jit, precision)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps([figures, [usage.ru_maxrss * 1024, usage.ru_stime, usage.ru_minflt]]))
 
 
 class Row(NamedTuple):
@@ -194,6 +212,7 @@ class Row(NamedTuple):
     realtime: float | None
     flops: float
     seconds: float
+    usage: ProcessUsage | None = None
 
     def mfu(self, peak: float) -> tuple[float | None, float]:
         """(inference, training) MFU against `peak` FLOP/s."""
@@ -303,6 +322,8 @@ def main():
     p.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
+        if os.environ.get("KERAS_BACKEND") == "jax":  # as a command under JAX starts
+            restart_with_huge_pages()
         family, index, steps, jit, tiny, precision = args.one
         return measure_one(family, int(index), int(steps), jit == "1", tiny == "1", precision)
     from tagger.models import FAMILY_NAMES
@@ -368,15 +389,15 @@ def measure_family(family, args, base):
             label = (case.label + (" +XLA" if jit else "")
                      + (" bf16" if precision == "bfloat16" else "")
                      + (" JAX" if backend == "jax" else ""))
-            figures, memory = measure_in_a_process(family, index, args.steps, jit, args.tiny,
-                                                   precision, backend=backend)
+            figures, usage = measure_in_a_process(family, index, args.steps, jit, args.tiny,
+                                                  precision, backend=backend)
             if backend == "jax":
                 (params, train_rate), realtime = figures, None
                 flops, seconds = rows[0].flops, rows[0].seconds  # the same model's
             else:
                 params, train_rate, realtime, flops, seconds = figures
             row = Row(label, index, jit, precision, backend, train_rate, realtime, flops,
-                      seconds)
+                      seconds, usage)
             rows.append(row)
             base = base or (label, train_rate, realtime)
             inference = "" if realtime is None else f"  inference {realtime:7.1f}x real time"
@@ -384,13 +405,15 @@ def measure_family(family, args, base):
                        + ("" if realtime is None else f", inference {realtime / base[2]:.2f}"))
             print(f"{label:30s} {params / 1e6:6.2f}M params  batch {case.batch_size:3d}  "
                   f"train {train_rate:7.1f} segments/s{inference}  {flops / 1e9:6.3f} "
-                  f"GFLOP/segment  (to {base[0]}: {to_base}); peak memory of the "
-                  f"measurements so far {memory / 2**30:.1f} GB", flush=True)
+                  f"GFLOP/segment  (to {base[0]}: {to_base}); {usage.text()}", flush=True)
             speedup = "bf16" if precision == "bfloat16" else "jax" if backend == "jax" else None
             if speedup:  # over the float32 row without XLA, the first of this case
                 float32 = next(r for r in rows if r.index == index)
                 print(f"ratio train_{speedup}_speedup_{family} "
                       f"{train_rate / float32.train_rate:.3f}", flush=True)
+            if backend == "jax":  # its peak resident memory over TensorFlow's
+                print(f"ratio train_jax_peak_memory_{family} "
+                      f"{usage.peak_bytes / float32.usage.peak_bytes:.3f}", flush=True)
     return rows, base
 
 

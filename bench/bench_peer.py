@@ -45,6 +45,7 @@ from typing import NamedTuple
 
 from common import bench_model, random_batch, tf_steps_per_second, tiny_case
 
+from tagger.host_memory import restart_with_huge_pages
 from tagger.models import FAMILIES
 
 
@@ -243,6 +244,8 @@ def main(argv=None):
         p.error("--no-xla applies to the tensorflow backend, which --backends leaves out")
     if args.one:
         kind, family = args.one
+        if kind == "jax":  # as a command under JAX starts
+            restart_with_huge_pages()
         figures = (peer_steps_per_second(family, args.peer_dir, args.steps, args.tiny,
                                          args.peer_compile) if kind == "peer"
                    else our_steps_per_second(family, args.steps, args.tiny,

@@ -217,6 +217,8 @@ ROWS = [
                 "2 or more with AMX; 0.8 of the products' bf16/f32 with AVX-512 BF16", MODELS),
     *per_family(MODEL_FAMILIES, "Training, JAX over TensorFlow: {family}",
                 "train_jax_speedup_{family}", "0.5 or more", MODELS_JAX),
+    *per_family(MODEL_FAMILIES, "Training, JAX's peak memory over TensorFlow's: {family}",
+                "train_jax_peak_memory_{family}", "1.3 or less", MODELS_JAX),
     *[Row(f"Tagging MTT_musicnn, end to end, x real time: {engine}",
           f"tag_realtime_mtt_musicnn_{engine.replace('-', '_')}", "100 or more", TAG)
       for engine in ("keras", "keras-bf16", "tflite-int8")],

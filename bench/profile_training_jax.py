@@ -37,6 +37,7 @@ import glob
 import itertools
 import os
 import re
+import sys
 import tempfile
 import time
 
@@ -131,6 +132,11 @@ def report(family: str, label: str, times: collections.Counter, seconds: float, 
 
 
 def main(argv=None) -> int:
+    if argv is None:  # run as a program: as a command under JAX starts
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        from tagger.host_memory import restart_with_huge_pages
+
+        restart_with_huge_pages()
     # XLA reads its flags once, when JAX first starts a backend: before Keras
     # (which imports JAX) is imported
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")

@@ -38,8 +38,10 @@ def main(action, args, tensorflow: bool = True, keras: bool = True) -> int:
     reuse, TensorFlow imported quietly under the TensorFlow backend;
     `tensorflow=False` for a command that may not need it, which then
     imports it with `quiet_tensorflow` when it does; under JAX, the
-    programs JAX compiles kept in the cache); then `action(args)` with a
-    user's mistakes and Ctrl-C as one-line exits. A command that computes
+    programs JAX compiles kept in the cache and, for a command run from
+    its command line, glibc's malloc asking for huge pages for XLA's
+    buffers: `host_memory.restart_with_huge_pages`); then `action(args)`
+    with a user's mistakes and Ctrl-C as one-line exits. A command that computes
     with Keras (`keras`, unless `tensorflow=False` says it may not) is
     refused in one line where Keras would run on a TensorFlow that cannot
     be imported."""
@@ -55,6 +57,10 @@ def main(action, args, tensorflow: bool = True, keras: bool = True) -> int:
         return _user_error(error)
     if chosen == "jax":
         from tagger.cache import keep_jax_programs
+        from tagger.host_memory import restart_with_huge_pages
+
+        if getattr(args, "from_command_line", False):  # the process's own command
+            restart_with_huge_pages()
 
         keep_jax_programs()
     prepare_command_process(tensorflow=tensorflow and chosen == "tensorflow")
@@ -183,7 +189,9 @@ class ArgumentParser(argparse.ArgumentParser):
     old name (`add_argument(new, former=(old,), ...)`); options that
     take a value without a stated metavar read `N` (integers) or `PATH`
     (paths, by name); after parsing, `args.given` holds the destinations
-    of the flags the command line set (`given_flags`: as typed), and
+    of the flags the command line set (`given_flags`: as typed),
+    `args.from_command_line` whether they came from the process's own
+    (`sys.argv`: the process is the command, not a caller of it), and
     `no_progress` is set when stderr is not a terminal (`progress_wanted`)."""
 
     def __init__(self, *args, **kwargs):
@@ -206,6 +214,7 @@ class ArgumentParser(argparse.ArgumentParser):
         parsed, extras = super().parse_known_args(tokens, namespace)
         self._refuse_both_names(tokens)
         parsed.given = self._given(tokens)
+        parsed.from_command_line = args is None
         if getattr(parsed, "no_progress", True) is False and not progress_wanted():
             parsed.no_progress = True
         return parsed, extras

@@ -416,3 +416,17 @@ def test_a_renamed_option_given_under_both_names_is_refused(capsys, tokens, name
     one_line_error(done.value.code, capsys.readouterr().err,
                    f"tool: error: {named} name one setting "
                    "(--num-stages is its name now); give it once")
+
+
+def test_flags_from_the_process_s_own_command_line_say_so(monkeypatch):
+    """Only a process's own command line (`sys.argv`) may start it again
+    (`host_memory.restart_with_huge_pages`): a caller's list may not."""
+    from tagger.cli import ArgumentParser
+
+    parser = ArgumentParser()
+    parser.add_argument("--n", type=int, default=1)
+    monkeypatch.setattr(sys, "argv", ["prog", "--n", "2"])
+    own = parser.parse_args()
+    assert (own.n, own.from_command_line) == (2, True)
+    given = parser.parse_args(["--n", "3"])
+    assert (given.n, given.from_command_line) == (3, False)

@@ -49,6 +49,7 @@ import weakref
 import numpy as np
 
 from tagger.errors import UserError
+from tagger.host_memory import HUGE_PAGES, huge_pages_in_effect
 
 # The variables that describe a cluster of hosts to `jax.distributed`.
 CLUSTER_VARIABLES = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
@@ -122,7 +123,10 @@ class JaxBackend:
     def describe(self) -> str:
         hosts = f" on {self.hosts} hosts" if self.hosts > 1 else ""
         plural = "s" if self.replicas > 1 else ""
-        return f"JAX's {self.replicas} {self.devices[0].device_kind} device{plural}{hosts}"
+        pages = ""
+        if self.platform == "cpu" and huge_pages_in_effect():
+            pages = f", its buffers on huge pages (GLIBC_TUNABLES={HUGE_PAGES})"
+        return f"JAX's {self.replicas} {self.devices[0].device_kind} device{plural}{hosts}{pages}"
 
     def input_line(self) -> str | None:
         """How much of the training steps' time went to waiting for input,
