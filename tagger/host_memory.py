@@ -103,11 +103,15 @@ def restart_with_huge_pages() -> None:
     read again (a script from standard input, an interactive session).
     For a program's entry point alone, before it has done anything."""
     environ = huge_page_environment(os.environ)
-    if environ is None or not sys.argv or sys.argv[0] in ("", "-"):
+    if (environ is None or not sys.executable or not sys.argv
+            or sys.argv[0] in ("", "-")):
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environ)
+    try:
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environ)
+    except OSError:  # the interpreter cannot be started again: go on as started
+        return
 
 
 def glibc_version() -> str | None:
