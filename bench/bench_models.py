@@ -126,7 +126,7 @@ def measure(family, case, steps, jit, precision="float32"):
 class ProcessUsage(NamedTuple):
     """What one measurement's process used: its peak resident memory in
     bytes, its CPU seconds in the kernel and its minor page faults (its
-    start and compiling included)."""
+    start, a start again with huge pages and compiling included)."""
 
     peak_bytes: int
     kernel_s: float

@@ -244,7 +244,7 @@ def main(argv=None):
         p.error("--no-xla applies to the tensorflow backend, which --backends leaves out")
     if args.one:
         kind, family = args.one
-        if kind == "jax":  # as a command under JAX starts
+        if kind == "jax" and argv is None:  # as a command under JAX starts
             restart_with_huge_pages()
         figures = (peer_steps_per_second(family, args.peer_dir, args.steps, args.tiny,
                                          args.peer_compile) if kind == "peer"

@@ -38,9 +38,10 @@ def main(action, args, tensorflow: bool = True, keras: bool = True) -> int:
     reuse, TensorFlow imported quietly under the TensorFlow backend;
     `tensorflow=False` for a command that may not need it, which then
     imports it with `quiet_tensorflow` when it does; under JAX, the
-    programs JAX compiles kept in the cache and, for a command run from
-    its command line, glibc's malloc asking for huge pages for XLA's
-    buffers: `host_memory.restart_with_huge_pages`); then `action(args)`
+    programs JAX compiles kept in the cache and, for a command computing
+    with Keras run from its command line where JAX_PLATFORMS allows the
+    CPU, glibc's malloc asking for huge pages for XLA's buffers:
+    `host_memory.restart_with_huge_pages`); then `action(args)`
     with a user's mistakes and Ctrl-C as one-line exits. A command that computes
     with Keras (`keras`, unless `tensorflow=False` says it may not) is
     refused in one line where Keras would run on a TensorFlow that cannot
@@ -59,7 +60,9 @@ def main(action, args, tensorflow: bool = True, keras: bool = True) -> int:
         from tagger.cache import keep_jax_programs
         from tagger.host_memory import restart_with_huge_pages
 
-        if getattr(args, "from_command_line", False):  # the process's own command
+        platforms = os.environ.get("JAX_PLATFORMS", "").lower().split(",")
+        if (tensorflow and keras and getattr(args, "from_command_line", False)
+                and (platforms == [""] or "cpu" in platforms)):  # may compute on the CPU
             restart_with_huge_pages()
 
         keep_jax_programs()

@@ -8,13 +8,12 @@ system), and the page faults cost more than the work done on the pages: in
 a one-worker build they were most of the time spent beyond decoding and
 resampling (bench/bench_build.py).
 
-XLA's CPU client allocates each training step's buffers afresh, hundreds of
-megabytes in blocks past any mmap threshold, which glibc maps and unmaps
-every step: a JAX step on the CPU faulted in 1-2 GB of 4 KB pages, a fifth
-of its CPU time in the kernel. Where the kernel gives transparent huge
+XLA's CPU client allocates each training step's buffers afresh, in blocks
+past any mmap threshold, which glibc maps and unmaps every step: each
+step faults its pages in again. Where the kernel gives transparent huge
 pages on request (`madvise`), glibc's `glibc.malloc.hugetlb=1` asks for
-them: 2 MB pages, 512 times fewer faults (docs/jax.md). glibc reads it
-once, at start, so a command under JAX starts itself again with it
+them (docs/jax.md, "Huge pages for XLA's buffers"). glibc reads it once,
+at start, so a command under JAX starts itself again with it
 (`restart_with_huge_pages`).
 """
 
@@ -22,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import stat
 import sys
 
 # mallopt parameters (malloc.h)
@@ -42,9 +42,9 @@ def keep_freed_heap() -> bool:
     to 512 MB of freed heap for reuse instead of returning it to the
     system. Returns whether the setting was made: not where the C library
     is not glibc, nor where the environment already sets malloc's
-    thresholds. The cost: the process keeps up to that much freed memory
-    until it exits."""
-    if any(name in os.environ for name in _USER_SETTINGS):
+    thresholds (other than `restart_with_huge_pages`'s own). The cost: the
+    process keeps up to that much freed memory until it exits."""
+    if any(name in os.environ for name in _USER_SETTINGS) and not started_with_huge_pages():
         return False
     return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD,
                                                                 TRIM_THRESHOLD)
@@ -73,38 +73,77 @@ def huge_page_environment(environ, libc: str | None = None,
     as `os.confstr("CS_GNU_LIBC_VERSION")` gives it), transparent huge
     pages not in `madvise` mode (`thp_mode`, THP_MODE's selected word;
     `always` gives them without asking), or malloc tuned in `environ`
-    already. Reads the machine's where `libc` or `thp_mode` is None."""
-    if any(name in environ for name in _USER_SETTINGS):
+    already (GLIBC_TUNABLES, even empty, or any MALLOC_* variable). Reads
+    the machine's where `libc` or `thp_mode` is None."""
+    if "GLIBC_TUNABLES" in environ or any(name.startswith("MALLOC_") for name in environ):
         return None
-    libc = glibc_version() if libc is None else libc
     thp_mode = transparent_huge_pages() if thp_mode is None else thp_mode
-    name, _, version = (libc or "").partition(" ")
-    try:
-        major, minor = (int(part) for part in version.split(".")[:2])
-    except ValueError:
-        return None
-    if name != "glibc" or (major, minor) < (2, 35) or thp_mode != "madvise":
+    if thp_mode != "madvise" or not huge_page_tunable(libc):
         return None
     return {**environ, "GLIBC_TUNABLES": HUGE_PAGES}
 
 
+def huge_page_tunable(libc: str | None = None) -> bool:
+    """Whether the C library (`libc`, else this machine's) is glibc 2.35 or
+    later, which reads `glibc.malloc.hugetlb`."""
+    libc = glibc_version() if libc is None else libc
+    name, _, version = (libc or "").partition(" ")
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return False
+    return name == "glibc" and (major, minor) >= (2, 35)
+
+
+def started_with_huge_pages(environ=os.environ) -> bool:
+    """Whether the process was started with `huge_page_environment`'s
+    setting (GLIBC_TUNABLES=HUGE_PAGES, nothing else)."""
+    return environ.get("GLIBC_TUNABLES") == HUGE_PAGES
+
+
 def huge_pages_in_effect(environ=os.environ) -> bool:
-    """Whether this process's malloc asks for huge pages: started with
-    HUGE_PAGES in GLIBC_TUNABLES, where the kernel gives them."""
+    """Whether this process's malloc asks for huge pages and gets them:
+    started with HUGE_PAGES in GLIBC_TUNABLES, on a glibc that reads it,
+    where the kernel gives them."""
     tunables = environ.get("GLIBC_TUNABLES", "").split(":")
-    return HUGE_PAGES in tunables and transparent_huge_pages() in ("madvise", "always")
+    return (HUGE_PAGES in tunables and huge_page_tunable()
+            and transparent_huge_pages() in ("madvise", "always"))
+
+
+def can_start_again(argv, orig_argv, frozen: bool = False) -> bool:
+    """Whether the program whose command line is `argv` (sys.argv) can be
+    started again from the interpreter's `orig_argv` (sys.orig_argv) and
+    run the same: the interpreter was started for it (`orig_argv` ends
+    with `argv`, its script named as given or as `-m`'s module; not a host
+    such as IPython's `%run` or a test that set `argv`), from a script in
+    a regular file or `-c` (not standard input or a pipe, read once), and
+    not a frozen executable."""
+    if frozen or not argv or len(orig_argv) <= len(argv):
+        return False
+    start = len(orig_argv) - len(argv)
+    if orig_argv[start + 1:] != list(argv[1:]):
+        return False
+    flag = orig_argv[start - 1]  # -m MODULE, -c CODE
+    if argv[0] == "-c":
+        return flag == "-c"
+    if orig_argv[start] != argv[0] and flag != "-m":
+        return False
+    try:
+        return stat.S_ISREG(os.stat(argv[0]).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def restart_with_huge_pages() -> None:
     """Starts this process's program again, with its command line as
     given (`sys.orig_argv`) and `huge_page_environment`'s setting: the same
-    process (os.execv), from its first line. Returns where the setting
+    process (os.execve), from its first line. Returns where the setting
     does not apply or is made already, and where the program cannot be
-    read again (a script from standard input, an interactive session).
-    For a program's entry point alone, before it has done anything."""
+    started again the same (`can_start_again`). For a program's entry
+    point alone, before it has done anything."""
     environ = huge_page_environment(os.environ)
-    if (environ is None or not sys.executable or not sys.argv
-            or sys.argv[0] in ("", "-")):
+    if environ is None or not sys.executable or not can_start_again(
+            sys.argv, sys.orig_argv, getattr(sys, "frozen", False)):
         return
     sys.stdout.flush()
     sys.stderr.flush()

@@ -85,7 +85,7 @@ TINY = {
                          "--backend", "jax"],
                         {"mfu_infer_samplecnn", "mfu_train_samplecnn", "matmul_bf16_over_f32",
                          "train_bf16_speedup_samplecnn", "mfu_train_samplecnn_jax",
-                         "train_jax_speedup_samplecnn"}),
+                         "train_jax_speedup_samplecnn", "train_jax_peak_memory_samplecnn"}),
     "bench_musicnn_mfu.py": (["--tiny"], {"musicnn_best_infer_mfu"}),
     # against a stand-in of the original zoo's model.py (tests/peer_standin)
     "bench_peer.py": (["--peer-dir", "tests/peer_standin", "--families", "short_cnn", "--tiny",

@@ -73,6 +73,17 @@ def test_malloc_settings_from_the_environment_are_kept():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not glibc(), reason="the setting is glibc malloc's")
+def test_a_process_started_again_with_huge_pages_keeps_freed_heap():
+    """The restart's own GLIBC_TUNABLES is not a user's setting of malloc."""
+    from tagger.host_memory import HUGE_PAGES
+
+    kept, faults = faults_in_fresh_process(keep=True, env={"GLIBC_TUNABLES": HUGE_PAGES})
+    assert kept
+    assert faults < 50
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not glibc(), reason="the setting is glibc malloc's")
 def test_worker_processes_keep_freed_heap():
     assert all(faults < 50 for faults in ordered_map(clip_sized_page_faults, range(2), 2))
 
@@ -95,7 +106,9 @@ def huge_pages_here() -> bool:
     ({}, "", "madvise", False),  # musl, macOS
     ({}, "glibc x", "madvise", False),
     ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=1"}, "glibc 2.36", "madvise", False),
+    ({"GLIBC_TUNABLES": ""}, "glibc 2.36", "madvise", False),  # the way to opt out
     ({"MALLOC_TRIM_THRESHOLD_": "0"}, "glibc 2.36", "madvise", False),
+    ({"MALLOC_ARENA_MAX": "2"}, "glibc 2.36", "madvise", False),
 ])
 def test_huge_pages_are_asked_for_where_glibc_and_the_kernel_give_them(environ, libc, thp,
                                                                        asks):
@@ -107,6 +120,44 @@ def test_huge_pages_are_asked_for_where_glibc_and_the_kernel_give_them(environ, 
         return
     assert changed == {**environ, "GLIBC_TUNABLES": HUGE_PAGES}
     assert "GLIBC_TUNABLES" not in environ  # a copy
+
+
+def as_started(environ=None) -> dict:
+    """`environ` (this process's) without any setting of malloc's."""
+    from tagger.host_memory import huge_page_environment
+
+    environ = dict(os.environ if environ is None else environ)
+    kept = {k: v for k, v in environ.items()
+            if k != "GLIBC_TUNABLES" and not k.startswith("MALLOC_")}
+    assert huge_page_environment(kept, "glibc 2.36", "madvise") is not None
+    return kept
+
+
+@pytest.mark.parametrize("argv, orig_argv, frozen, again", [
+    (["SCRIPT", "--x", "1"], ["python", "SCRIPT", "--x", "1"], False, True),
+    (["SCRIPT", "--x"], ["python", "-X", "dev", "SCRIPT", "--x"], False, True),  # flags kept
+    (["SCRIPT", "--x"], ["python", "-m", "tagger.commands.train", "--x"], False, True),
+    (["-c", "--x"], ["python", "-c", "CODE", "--x"], False, True),
+    (["SCRIPT", "--x"], ["python", "-c", "CODE", "SCRIPT", "--x"], False, True),  # a wrapper
+    (["SCRIPT", "--x"], ["python", "SCRIPT", "--x"], True, False),  # a frozen executable
+    (["SCRIPT", "--x"], ["python", "/usr/bin/ipython"], False, False),  # %run in a host
+    (["SCRIPT", "--x"], ["python", "-m", "pytest", "--y"], False, False),  # argv set by a test
+    (["SCRIPT", "--x"], ["python", "SCRIPT", "--y"], False, False),
+    (["-"], ["python", "-"], False, False),  # standard input, read once
+    (["/dev/stdin"], ["python", "/dev/stdin"], False, False),
+    (["SCRIPT"], [], False, False),  # an embedded interpreter
+])
+def test_a_program_starts_again_only_as_it_was_started(argv, orig_argv, frozen, again,
+                                                        tmp_path):
+    from tagger.host_memory import can_start_again
+
+    script = tmp_path / "command.py"
+    script.write_text("")
+
+    def named(words):
+        return [str(script) if word == "SCRIPT" else word for word in words]
+
+    assert can_start_again(named(argv), named(orig_argv), frozen) is again
 
 
 def faults_of_a_large_block(env) -> int:
@@ -129,7 +180,7 @@ def faults_of_a_large_block(env) -> int:
 def test_malloc_asking_for_huge_pages_faults_a_large_block_in_2_mb_pages():
     from tagger.host_memory import huge_page_environment
 
-    plain = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    plain = as_started()
     assert faults_of_a_large_block(plain) > 60_000  # 65,536 pages of 4 KB
     assert faults_of_a_large_block(huge_page_environment(plain)) < 1_000  # 128 of 2 MB
 
@@ -139,9 +190,20 @@ import os, sys
 sys.path.insert(0, {root!r})
 print(os.getpid(), os.environ.get("GLIBC_TUNABLES"), sys.argv[1:], flush=True)
 sys.argv = sys.argv[1:]
-from tagger.commands.eval import main
+from tagger.commands.{command} import main
 sys.exit(main())
 """
+
+
+def started(command: str, argv, cwd, **env) -> tuple[list, subprocess.CompletedProcess]:
+    """`command`'s main() run as the program of a fresh process (through a
+    `python -c` wrapper printing its pid, GLIBC_TUNABLES and argv at each
+    start) on the command line `argv`: (each start's [pid, setting, argv
+    text], the finished process)."""
+    done = subprocess.run([sys.executable, "-c", RESTARTED.format(root=ROOT, command=command),
+                           *argv], capture_output=True, text=True, cwd=cwd,
+                          env={**as_started(), **env}, timeout=120)
+    return [line.split(" ", 2) for line in done.stdout.splitlines()], done
 
 
 @pytest.mark.slow
@@ -153,14 +215,28 @@ def test_a_command_under_jax_starts_again_with_huge_pages(tmp_path):
     then does its work (here: one line for a missing dataset)."""
     from tagger.host_memory import HUGE_PAGES
 
-    missing = str(tmp_path / "missing.keras")
-    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-    done = subprocess.run([sys.executable, "-c", RESTARTED.format(root=ROOT), "eval.py",
-                           missing, "--backend", "jax"], capture_output=True, text=True,
-                          env=env, cwd=tmp_path)
-    first, second = [line.split(" ", 2) for line in done.stdout.splitlines()]
+    argv = [os.path.join(ROOT, "eval.py"), str(tmp_path / "missing.keras"), "--backend", "jax"]
+    (first, second), done = started("eval", argv, tmp_path)
     assert first[0] == second[0]  # one process
     assert (first[1], second[1]) == ("None", HUGE_PAGES)
-    assert first[2] == second[2] == repr(["eval.py", missing, "--backend", "jax"])
+    assert first[2] == second[2] == repr(argv)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "dataset_info.json' not found" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not huge_pages_here(), reason="needs glibc 2.35+ and transparent huge "
+                    "pages in madvise mode")
+@pytest.mark.parametrize("command, script, env", [
+    ("library", "library.py", {"KERAS_BACKEND": "jax"}),  # SQLite only: no Keras
+    ("eval", "eval.py", {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cuda"}),  # no CPU
+    ("eval", "eval.py", {}),  # TensorFlow
+])
+def test_a_command_that_computes_nothing_with_jax_on_the_cpu_is_not_started_again(
+        command, script, env, tmp_path):
+    argv = [os.path.join(ROOT, script), "info", str(tmp_path / "missing.db")]
+    if command == "eval":
+        argv = [os.path.join(ROOT, script), str(tmp_path / "missing.keras")]
+    starts, done = started(command, argv, tmp_path, **env)
+    assert [start[1] for start in starts] == ["None"]
+    assert done.returncode != 0 and done.stderr.count("\n") == 1, done.stderr
