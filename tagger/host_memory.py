@@ -44,7 +44,8 @@ def keep_freed_heap() -> bool:
     is not glibc, nor where the environment already sets malloc's
     thresholds (other than `restart_with_huge_pages`'s own). The cost: the
     process keeps up to that much freed memory until it exits."""
-    if any(name in os.environ for name in _USER_SETTINGS) and not started_with_huge_pages():
+    ours = "GLIBC_TUNABLES" if started_with_huge_pages() else None
+    if any(name in os.environ for name in _USER_SETTINGS if name != ours):
         return False
     return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD,
                                                                 TRIM_THRESHOLD)
@@ -110,28 +111,56 @@ def huge_pages_in_effect(environ=os.environ) -> bool:
             and transparent_huge_pages() in ("madvise", "always"))
 
 
-def can_start_again(argv, orig_argv, frozen: bool = False) -> bool:
+def can_start_again(argv, orig_argv, main_module: str | None = None,
+                    frozen: bool = False) -> bool:
     """Whether the program whose command line is `argv` (sys.argv) can be
     started again from the interpreter's `orig_argv` (sys.orig_argv) and
-    run the same: the interpreter was started for it (`orig_argv` ends
-    with `argv`, its script named as given or as `-m`'s module; not a host
-    such as IPython's `%run` or a test that set `argv`), from a script in
-    a regular file or `-c` (not standard input or a pipe, read once), and
-    not a frozen executable."""
-    if frozen or not argv or len(orig_argv) <= len(argv):
+    run the same: what the interpreter runs (`interpreter_runs`) is the
+    program itself (a script given with `argv`'s arguments, `-m` of
+    `main_module`, `__main__`'s module, or `-c` code, which may drop its
+    own name from sys.argv: a wrapper), not a host such as a debugger,
+    a profiler or IPython's `%run`; from a regular file or `-c` (not
+    standard input or a pipe, read once); and not a frozen executable."""
+    runs = interpreter_runs(orig_argv)
+    if frozen or not argv or runs is None:
         return False
-    start = len(orig_argv) - len(argv)
-    if orig_argv[start + 1:] != list(argv[1:]):
-        return False
-    flag = orig_argv[start - 1]  # -m MODULE, -c CODE
-    if argv[0] == "-c":
-        return flag == "-c"
-    if orig_argv[start] != argv[0] and flag != "-m":
-        return False
+    how, at = runs
+    argv, after = list(argv), list(orig_argv[at + 1:])
+    if how == "-c" and argv == ["-c", *after]:
+        return True
+    if how == "-m":
+        named = main_module in (orig_argv[at], f"{orig_argv[at]}.__main__")
+        same = named and argv[1:] == after
+    else:  # a script, or -c code running one (argv as the code left it)
+        same = argv == list(orig_argv[at + (how == "-c"):])
     try:
-        return stat.S_ISREG(os.stat(argv[0]).st_mode)
+        return same and argv[0] != "-" and stat.S_ISREG(os.stat(argv[0]).st_mode)
     except (OSError, ValueError):
         return False
+
+
+def interpreter_runs(orig_argv) -> tuple[str, int] | None:
+    """What the interpreter started as `orig_argv` runs: ("script", i) for
+    the script at orig_argv[i], ("-m", i) for the module named there,
+    ("-c", i) for the code there; None for standard input, an option's
+    argument joined to it (`-mNAME`) or nothing."""
+    i = 1
+    while i < len(orig_argv):
+        word = orig_argv[i]
+        if word == "-" or not word.startswith("-"):
+            return ("script", i) if word != "-" else None
+        if word == "--check-hash-based-pycs":
+            i += 1
+        elif not word.startswith("--"):
+            for k, letter in enumerate(word[1:], start=2):
+                if letter in "mc":
+                    return (f"-{letter}", i + 1) if k == len(word) and i + 1 < len(
+                        orig_argv) else None
+                if letter in "XW":
+                    i += k == len(word)  # its argument is the next word
+                    break
+        i += 1
+    return None
 
 
 def restart_with_huge_pages() -> None:
@@ -142,8 +171,9 @@ def restart_with_huge_pages() -> None:
     started again the same (`can_start_again`). For a program's entry
     point alone, before it has done anything."""
     environ = huge_page_environment(os.environ)
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     if environ is None or not sys.executable or not can_start_again(
-            sys.argv, sys.orig_argv, getattr(sys, "frozen", False)):
+            sys.argv, sys.orig_argv, spec and spec.name, getattr(sys, "frozen", False)):
         return
     sys.stdout.flush()
     sys.stderr.flush()

@@ -133,21 +133,29 @@ def as_started(environ=None) -> dict:
     return kept
 
 
-@pytest.mark.parametrize("argv, orig_argv, frozen, again", [
-    (["SCRIPT", "--x", "1"], ["python", "SCRIPT", "--x", "1"], False, True),
-    (["SCRIPT", "--x"], ["python", "-X", "dev", "SCRIPT", "--x"], False, True),  # flags kept
-    (["SCRIPT", "--x"], ["python", "-m", "tagger.commands.train", "--x"], False, True),
-    (["-c", "--x"], ["python", "-c", "CODE", "--x"], False, True),
-    (["SCRIPT", "--x"], ["python", "-c", "CODE", "SCRIPT", "--x"], False, True),  # a wrapper
-    (["SCRIPT", "--x"], ["python", "SCRIPT", "--x"], True, False),  # a frozen executable
-    (["SCRIPT", "--x"], ["python", "/usr/bin/ipython"], False, False),  # %run in a host
-    (["SCRIPT", "--x"], ["python", "-m", "pytest", "--y"], False, False),  # argv set by a test
-    (["SCRIPT", "--x"], ["python", "SCRIPT", "--y"], False, False),
-    (["-"], ["python", "-"], False, False),  # standard input, read once
-    (["/dev/stdin"], ["python", "/dev/stdin"], False, False),
-    (["SCRIPT"], [], False, False),  # an embedded interpreter
+@pytest.mark.parametrize("argv, orig_argv, main, again", [
+    (["SCRIPT", "--x", "1"], ["python", "SCRIPT", "--x", "1"], "__main__", True),
+    (["SCRIPT", "--x"], ["python", "-X", "dev", "-uB", "SCRIPT", "--x"], "__main__", True),
+    (["SCRIPT", "--x"], ["python", "-m", "tagger.commands.train", "--x"],
+     "tagger.commands.train", True),
+    (["SCRIPT"], ["python", "-m", "tagger"], "tagger.__main__", True),  # a package's
+    (["-c", "--x"], ["python", "-c", "CODE", "--x"], "__main__", True),
+    (["-c", "--x"], ["python", "-uc", "CODE", "--x"], "__main__", True),
+    (["SCRIPT", "--x"], ["python", "-c", "CODE", "SCRIPT", "--x"], "__main__", True),  # a wrapper
+    (["SCRIPT", "--x"], ["python", "SCRIPT", "--x"], "frozen", False),
+    (["SCRIPT", "--x"], ["python", "/usr/bin/ipython"], "__main__", False),  # %run in a host
+    (["SCRIPT", "--x"], ["python", "-m", "pdb", "SCRIPT", "--x"], None, False),
+    (["SCRIPT", "--x"], ["python", "-m", "cProfile", "SCRIPT", "--x"], "cProfile", False),
+    (["SCRIPT", "--x"], ["python", "HOST", "SCRIPT", "--x"], "__main__", False),
+    (["SCRIPT", "--x"], ["python", "-m", "pytest", "-q"], "pytest", False),  # argv set by a test
+    (["SCRIPT", "--x"], ["python", "-m", "other", "--x"], "tagger.commands.train", False),
+    (["SCRIPT", "--x"], ["python", "SCRIPT", "--y"], "__main__", False),
+    (["SCRIPT"], ["python", "-mtagger.commands.train"], "tagger.commands.train", False),
+    (["-"], ["python", "-"], "__main__", False),  # standard input, read once
+    (["/dev/stdin"], ["python", "/dev/stdin"], "__main__", False),
+    (["SCRIPT"], [], "__main__", False),  # an embedded interpreter
 ])
-def test_a_program_starts_again_only_as_it_was_started(argv, orig_argv, frozen, again,
+def test_a_program_starts_again_only_as_it_was_started(argv, orig_argv, main, again,
                                                         tmp_path):
     from tagger.host_memory import can_start_again
 
@@ -157,7 +165,8 @@ def test_a_program_starts_again_only_as_it_was_started(argv, orig_argv, frozen, 
     def named(words):
         return [str(script) if word == "SCRIPT" else word for word in words]
 
-    assert can_start_again(named(argv), named(orig_argv), frozen) is again
+    frozen = main == "frozen"
+    assert can_start_again(named(argv), tuple(named(orig_argv)), main, frozen) is again
 
 
 def faults_of_a_large_block(env) -> int:
