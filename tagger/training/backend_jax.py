@@ -123,10 +123,14 @@ class JaxBackend:
     def describe(self) -> str:
         hosts = f" on {self.hosts} hosts" if self.hosts > 1 else ""
         plural = "s" if self.replicas > 1 else ""
-        pages = ""
+        return f"JAX's {self.replicas} {self.devices[0].device_kind} device{plural}{hosts}"
+
+    def host_memory_note(self) -> str:
+        """What the run's training line adds on its host memory: where XLA's
+        CPU buffers are on huge pages (`host_memory.restart_with_huge_pages`)."""
         if self.platform == "cpu" and huge_pages_in_effect():
-            pages = f", its buffers on huge pages (GLIBC_TUNABLES={HUGE_PAGES})"
-        return f"JAX's {self.replicas} {self.devices[0].device_kind} device{plural}{hosts}{pages}"
+            return f", its buffers on huge pages (GLIBC_TUNABLES={HUGE_PAGES})"
+        return ""
 
     def input_line(self) -> str | None:
         """How much of the training steps' time went to waiting for input,

@@ -167,8 +167,8 @@ class Run:
         keras.mixed_precision.set_global_policy(
             {"off": "float32", "float16": "mixed_float16",
              "bfloat16": "mixed_bfloat16"}[self.precision])
-        if self.backend.name != "tensorflow":
-            self._log(f"training on {self.backend.describe()}")
+        if self.backend.name != "tensorflow":  # JAX's
+            self._log(f"training on {self.backend.describe()}{self.backend.host_memory_note()}")
         line = self.backend.precision_line(self.precision)
         if line:
             self._log(line)
