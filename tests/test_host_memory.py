@@ -190,8 +190,11 @@ def test_malloc_asking_for_huge_pages_faults_a_large_block_in_2_mb_pages():
     from tagger.host_memory import huge_page_environment
 
     plain = as_started()
-    assert faults_of_a_large_block(plain) > 60_000  # 65,536 pages of 4 KB
-    assert faults_of_a_large_block(huge_page_environment(plain)) < 1_000  # 128 of 2 MB
+    small_pages = faults_of_a_large_block(plain)
+    assert small_pages > 60_000  # 65,536 pages of 4 KB
+    # 128 of 2 MB where the kernel finds them all; it falls back to 4 KB
+    # pages where its memory is too fragmented for some
+    assert faults_of_a_large_block(huge_page_environment(plain)) < small_pages // 4
 
 
 RESTARTED = """
