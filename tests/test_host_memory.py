@@ -48,9 +48,9 @@ def faults_in_fresh_process(keep: bool, env=None) -> tuple[bool, int]:
 
 
 def glibc() -> bool:
-    if "CS_GNU_LIBC_VERSION" not in getattr(os, "confstr_names", {}):
-        return False
-    return os.confstr("CS_GNU_LIBC_VERSION") is not None
+    from tagger.host_memory import glibc_version
+
+    return glibc_version() is not None
 
 
 @pytest.mark.slow
@@ -94,6 +94,10 @@ def huge_pages_here() -> bool:
     from tagger.host_memory import huge_page_environment
 
     return huge_page_environment({}) is not None
+
+
+needs_huge_pages = pytest.mark.skipif(not huge_pages_here(), reason="needs glibc 2.35+ and "
+                                      "transparent huge pages in madvise mode")
 
 
 @pytest.mark.parametrize("environ, libc, thp, asks", [
@@ -184,8 +188,7 @@ def faults_of_a_large_block(env) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not huge_pages_here(), reason="needs glibc 2.35+ and transparent huge "
-                    "pages in madvise mode")
+@needs_huge_pages
 def test_malloc_asking_for_huge_pages_faults_a_large_block_in_2_mb_pages():
     from tagger.host_memory import huge_page_environment
 
@@ -219,8 +222,7 @@ def started(command: str, argv, cwd, **env) -> tuple[list, subprocess.CompletedP
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not huge_pages_here(), reason="needs glibc 2.35+ and transparent huge "
-                    "pages in madvise mode")
+@needs_huge_pages
 def test_a_command_under_jax_starts_again_with_huge_pages(tmp_path):
     """A command run from its command line under JAX is started again, the
     same process with the same command line, malloc asking for huge pages;
@@ -237,8 +239,7 @@ def test_a_command_under_jax_starts_again_with_huge_pages(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not huge_pages_here(), reason="needs glibc 2.35+ and transparent huge "
-                    "pages in madvise mode")
+@needs_huge_pages
 @pytest.mark.parametrize("command, script, env", [
     ("library", "library.py", {"KERAS_BACKEND": "jax"}),  # SQLite only: no Keras
     ("eval", "eval.py", {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cuda"}),  # no CPU
