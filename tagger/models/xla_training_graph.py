@@ -211,16 +211,45 @@ def tap_rows_product(x, kernel, height: int, width: int, strides=(1, 1)):
     """`(batch, h, w, c), (rows, columns, c, filters) -> (batch, height,
     width, filters)`: the convolution as one matrix product by the kernel's
     taps, each channel's shifts (every `strides` row and column) stacked as
-    rows of one (taps * c, batch * height * width) matrix. Stacked as
-    channels instead (an interleaved copy of x per tap), the product and
-    its gradient ran slower (CRNN's first block)."""
+    rows of one (taps * c, batch * height * width) matrix: the column
+    shifts of x, then the row shifts of those (`stacked_shifts`), each a
+    contiguous copy. A slice per tap ran as fast, but XLA compiled hundreds
+    of them for Musicnn's timbral filters, slowly; one copy from copies of
+    x laid end to end ran slower. Stacked as channels instead (an
+    interleaved copy of x per tap), the product and its gradient ran
+    slower (CRNN's first block)."""
     rows, columns, channels, filters = kernel.shape
-    planes = [x[..., c] for c in range(channels)]
-    taps = ops.stack([ops.reshape(strided(plane, i, j, height, width, strides), (-1,))
-                      for i in range(rows) for j in range(columns) for plane in planes])
-    y = ops.matmul(ops.transpose(taps),
+    sr, sc = strides
+    planes = ops.transpose(x, (3, 0, 1, 2))  # (c, batch, h, w)
+    taps = stacked_shifts(stacked_shifts(planes, 3, columns, width, sc), 3, rows, height, sr)
+    y = ops.matmul(ops.transpose(ops.reshape(taps, (rows * columns * channels, -1))),
                    ops.reshape(kernel, (rows * columns * channels, filters)))
     return ops.reshape(y, (-1, height, width, filters))
+
+
+def stacked_shifts(x, axis: int, taps: int, length: int, stride: int = 1):
+    """`(taps, *x.shape)` with x's axis `axis` of `length`: [k] holds x's
+    elements k + stride * t along it, t < length. Where taps = a * b (a the
+    largest divisor up to its square root), the a shifts of x by k < a
+    first, then b shifts of those by a multiple of a: a + b slices in place
+    of taps."""
+    n = x.shape[axis]
+    if taps - 1 + stride * (length - 1) >= n:
+        raise ValueError(f"{taps} shifts of {length} every {stride} exceed {n} elements")
+    a = max([d for d in range(1, math.isqrt(taps) + 1) if taps % d == 0])
+    if a == 1:
+        return ops.stack([along(x, axis, k, length, stride) for k in range(taps)])
+    b = taps // a
+    near = ops.stack([along(x, axis, k, a * (b - 1) + stride * (length - 1) + 1)
+                      for k in range(a)])
+    far = ops.stack([along(near, axis + 1, a * k, length, stride) for k in range(b)])
+    return ops.reshape(far, (taps, *[-1 if s is None else s for s in far.shape[2:]]))
+
+
+def along(x, axis: int, start: int, length: int, stride: int = 1):
+    """x's elements start + stride * t, t < length, along `axis`."""
+    kept = slice(start, start + stride * (length - 1) + 1, stride)
+    return x[(slice(None),) * axis + (kept,)]
 
 
 class PatchesConv2D(keras.layers.Wrapper):

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tagger.models import family
 from tagger.models.folded_input_norm import added_to_each_example
-from tagger.models.xla_training_graph import TiledMaxPool, xla_training_model
+from tagger.models.xla_training_graph import TiledMaxPool, stacked_shifts, xla_training_model
 from tagger.training.backend_jax import scores_forward
 
 # (family, the layers its form replaces)
@@ -173,6 +173,22 @@ def test_a_tiled_pool_takes_each_windows_max_and_leaves_the_remainder():
     np.testing.assert_array_equal(pooled, keras.layers.MaxPooling1D(3)(x).numpy())
     assert pooled.shape == (2, 2, 3) and TiledMaxPool((3,)).compute_output_shape(
         (None, 7, 3)) == (None, 2, 3)
+
+
+@pytest.mark.parametrize("axis, taps, length, stride",
+                         [(1, 3, 5, 1), (1, 7, 1, 1), (2, 4, 2, 2), (1, 6, 2, 1), (2, 9, 1, 1)])
+def test_stacked_shifts_hold_every_tap_of_an_axis(axis, taps, length, stride):
+    """[k] holds the elements k + stride * t along the axis, every other
+    axis as it was, whether taps is prime (a slice each) or not (a + b
+    slices); one position more than fits is refused."""
+    x = np.arange(2 * 7 * 9, dtype="float32").reshape(2, 7, 9)
+    found = np.asarray(stacked_shifts(x, axis, taps, length, stride))
+    expected = [np.take(x, range(k, k + stride * (length - 1) + 1, stride), axis=axis)
+                for k in range(taps)]
+    np.testing.assert_array_equal(found, np.stack(expected))
+    more = (x.shape[axis] - taps) // stride + 2  # positions past the last one that fits
+    with pytest.raises(ValueError, match="exceed"):
+        stacked_shifts(x, axis, taps, more, stride)
 
 
 def test_the_jax_steps_forward_runs_the_form_with_the_models_variables_in_order(monkeypatch):
