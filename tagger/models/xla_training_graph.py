@@ -132,14 +132,7 @@ def column_patches(x, columns: int, width: int, stride: int = 1):
     """(batch, h, w, c) -> (batch, h, width, columns * c): channels j * c
     ... j * c + c - 1 hold x shifted by j columns, every `stride` column
     of it."""
-    return ops.concatenate([strided(x, 0, j, x.shape[1], width, (1, stride))
-                            for j in range(columns)], axis=-1)
-
-
-def strided(x, row: int, column: int, height: int, width: int, strides=(1, 1)):
-    """x[:, row + sr * r, column + sc * c] for r < height, c < width."""
-    sr, sc = strides
-    return x[:, row:row + (height - 1) * sr + 1:sr, column:column + (width - 1) * sc + 1:sc]
+    return ops.concatenate([along(x, 2, j, width, stride) for j in range(columns)], axis=-1)
 
 
 def patches_product(conv, x, kernel):
@@ -166,7 +159,7 @@ def row_shifts_product(patches, kernel, height: int, strides=(1, 1)):
     rows, columns, channels, filters = kernel.shape
     y = None
     for row in range(rows):
-        product = ops.matmul(strided(patches, row, 0, height, patches.shape[2], strides),
+        product = ops.matmul(along(patches, 1, row, height, strides[0]),
                              ops.reshape(kernel[row], (columns * channels, filters)))
         y = product if y is None else y + product
     return y
@@ -243,7 +236,7 @@ def stacked_shifts(x, axis: int, taps: int, length: int, stride: int = 1):
     near = ops.stack([along(x, axis, k, a * (b - 1) + stride * (length - 1) + 1)
                       for k in range(a)])
     far = ops.stack([along(near, axis + 1, a * k, length, stride) for k in range(b)])
-    return ops.reshape(far, (taps, *[-1 if s is None else s for s in far.shape[2:]]))
+    return ops.reshape(far, (taps, *far.shape[2:]))
 
 
 def along(x, axis: int, start: int, length: int, stride: int = 1):
