@@ -8,10 +8,11 @@ CPU compiler turns into matrix products and element-wise passes.
   product (a 3 x 3 layer of 128 channels: a quarter of it), and with one
   input channel (musicnn's timbral filters, the first convolution after
   a spectrogram's batch norm) its input gradient too. `PatchesConv2D`
-  stacks the input's column shifts as channels and sums one matrix
-  product by the kernel's rows per row shift (at stride 1 with its
-  gradient written out in the same form, `stride_one_product`: XLA kept
-  each row slice of the patches for the backward pass); an input of up to
+  stacks the input's column shifts as channels: at stride 1 it takes
+  their product by every row of the kernel at once and sums its row
+  groups shifted, with the gradient written out in the same form
+  (`stride_one_product`); with strides it sums one matrix product by the
+  kernel's rows per row shift of the patches; an input of up to
   `MAX_TAP_ROW_CHANNELS` channels has every shift of every channel stacked
   as a row of one matrix (`tap_rows_product`): its forward and backward
   passes are matrix products and shifted sums.
@@ -149,49 +150,61 @@ def patches_product(conv, x, kernel):
         return tap_rows_product(x, kernel, height, width, (sr, sc))
     if (sr, sc) == (1, 1):
         return stride_one_product(x, kernel)
-    return row_shifts_product(column_patches(x, columns, width, sc), kernel, height, (sr, 1))
+    return row_shifts_product(column_patches(x, columns, width, sc), kernel, height, sr)
 
 
-def row_shifts_product(patches, kernel, height: int, strides=(1, 1)):
+def row_shifts_product(patches, kernel, height: int, stride: int = 1):
     """`(batch, h, width, columns * c), (rows, columns, c, filters) ->
     (batch, height, width, filters)`: a matrix product by the kernel's
-    rows per row shift of `patches` (every `strides[0]` row)."""
+    rows per row shift of `patches` (every `stride` row)."""
     rows, columns, channels, filters = kernel.shape
-    y = None
-    for row in range(rows):
-        product = ops.matmul(along(patches, 1, row, height, strides[0]),
-                             ops.reshape(kernel[row], (columns * channels, filters)))
-        y = product if y is None else y + product
-    return y
+    return summed([ops.matmul(along(patches, 1, row, height, stride),
+                              ops.reshape(kernel[row], (columns * channels, filters)))
+                   for row in range(rows)])
 
 
 @ops.custom_gradient
 def stride_one_product(x, kernel):
     """`(batch, h, w, c), (rows, columns, c, filters) -> (batch, h - rows
-    + 1, w - columns + 1, filters)`: the "valid" convolution at stride 1,
-    as `row_shifts_product` of x's column patches, with its gradient
-    written out. The kernel's: the patches times the output gradient
-    shifted by each row, so the step keeps the patches alone (by autodiff
-    it kept every row slice of them: XLA's CPU compiler merges a
-    recomputed slice into the forward one). The input's: the output
-    gradient's convolution by the flipped kernel, in the same form."""
+    + 1, w - columns + 1, filters)`: the "valid" convolution at stride 1.
+    x's column patches times every row of the kernel in one matrix
+    product, (batch, h, w', rows * filters), whose row groups, each
+    shifted by its row, sum to the output. Its gradient written out in the
+    same form: the output gradient shifted by each row, stacked as the row
+    groups (one copy), times the patches for the kernel's and times the
+    kernel for the patches', whose column groups, each shifted back, sum
+    to the input's. No row slice of the patches is copied (as matrix
+    product operands they were: by autodiff XLA's CPU compiler kept every
+    one of them for the backward pass)."""
     rows, columns, channels, filters = kernel.shape
     height, width = x.shape[1] - rows + 1, x.shape[2] - columns + 1
     patches = column_patches(x, columns, width)
-    y = row_shifts_product(patches, kernel, height)
+    wide = ops.reshape(ops.transpose(kernel, (1, 2, 0, 3)), (columns * channels, rows * filters))
+    products = ops.matmul(patches, wide)
+    y = summed([along(products[..., r * filters:(r + 1) * filters], 1, r, height)
+                for r in range(rows)])
 
     def grad(*args, upstream=None):  # the one argument under JAX and TensorFlow
         dy = args[0] if upstream is None else upstream
-        flat = ops.transpose(ops.reshape(patches, (-1, columns * channels)))
-        dkernel = ops.stack([ops.reshape(
-            ops.matmul(flat, ops.reshape(padded(dy, (row, rows - 1 - row)), (-1, filters))),
-            (columns, channels, filters)) for row in range(rows)])
-        full = padded(dy, (rows - 1, rows - 1), (columns - 1, columns - 1))
-        flipped = ops.transpose(ops.flip(kernel, axis=(0, 1)), (0, 1, 3, 2))
-        dx = row_shifts_product(column_patches(full, columns, x.shape[2]), flipped, x.shape[1])
+        shifted = ops.concatenate([padded(dy, (r, rows - 1 - r)) for r in range(rows)], axis=-1)
+        dwide = ops.matmul(ops.transpose(ops.reshape(patches, (-1, columns * channels))),
+                           ops.reshape(shifted, (-1, rows * filters)))
+        dkernel = ops.transpose(ops.reshape(dwide, (columns, channels, rows, filters)),
+                                (2, 0, 1, 3))
+        dpatches = ops.matmul(shifted, ops.transpose(wide))
+        dx = summed([padded(dpatches[..., j * channels:(j + 1) * channels], (0, 0),
+                            (j, columns - 1 - j)) for j in range(columns)])
         return dx, dkernel
 
     return y, grad
+
+
+def summed(parts):
+    """The sum of a list of tensors of one shape."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
 
 
 def padded(x, rows, columns=(0, 0)):

@@ -104,14 +104,15 @@ def test_what_keeps_the_models_own_layer():
 def test_a_convolution_trains_as_the_models_own(channels):
     """Of 6 channels every shift of each channel is a row of one matrix (the
     Harmonic CNN's first convolution); of 9 the column shifts are stacked
-    and, at stride 1, the input's gradient is the output gradient's
-    convolution by the flipped kernel. "same" of an even kernel (padded
-    more after than before), "valid" and strided: the outputs and the
-    gradients of every variable, the input norm's included."""
+    and, at stride 1, multiplied by every row of the kernel at once, the
+    gradients written out. "same" of an even kernel (padded
+    more after than before), "valid" and strided, each with more filters
+    than input channels: the outputs and the gradients of every variable,
+    the input norm's included."""
     x = keras.Input((12, 10, channels))
     y = keras.layers.BatchNormalization(name="bn")(x)  # not one channel: not folded
-    y = keras.layers.Conv2D(channels, (2, 3), padding="same", name="same")(y)
-    y = keras.layers.Conv2D(channels, (3, 2), name="valid")(y)
+    y = keras.layers.Conv2D(channels + 1, (2, 3), padding="same", name="same")(y)
+    y = keras.layers.Conv2D(channels + 3, (3, 2), name="valid")(y)
     y = keras.layers.Conv2D(3, (2, 3), strides=2, name="strided")(y)
     model = keras.Model(x, keras.layers.Dense(4, activation="sigmoid")(
         keras.layers.Flatten()(y)))
