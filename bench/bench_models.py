@@ -79,7 +79,7 @@ from flops import (
 )
 
 from tagger.cpu_features import bf16_units
-from tagger.host_memory import restart_with_huge_pages
+from tagger.xla_cpu import start_as_a_command
 
 OWN_FAMILIES = ("samplecnn", "multiscale", "self_attention", "transformer")
 DEFAULT_FAMILIES = (*OWN_FAMILIES, "musicnn", "pons_musicnn", "pons_vgg")
@@ -323,7 +323,7 @@ def main():
     args = p.parse_args()
     if args.one:
         if os.environ.get("KERAS_BACKEND") == "jax":  # as a command under JAX starts
-            restart_with_huge_pages()
+            start_as_a_command()
         family, index, steps, jit, tiny, precision = args.one
         return measure_one(family, int(index), int(steps), jit == "1", tiny == "1", precision)
     from tagger.models import FAMILY_NAMES

@@ -45,8 +45,8 @@ from typing import NamedTuple
 
 from common import bench_model, random_batch, tf_steps_per_second, tiny_case
 
-from tagger.host_memory import restart_with_huge_pages
 from tagger.models import FAMILIES
+from tagger.xla_cpu import start_as_a_command
 
 
 class Peer(NamedTuple):
@@ -245,7 +245,7 @@ def main(argv=None):
     if args.one:
         kind, family = args.one
         if kind == "jax" and argv is None:  # as a command under JAX starts
-            restart_with_huge_pages()
+            start_as_a_command()
         figures = (peer_steps_per_second(family, args.peer_dir, args.steps, args.tiny,
                                          args.peer_compile) if kind == "peer"
                    else our_steps_per_second(family, args.steps, args.tiny,

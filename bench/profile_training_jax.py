@@ -134,9 +134,9 @@ def report(family: str, label: str, times: collections.Counter, seconds: float, 
 def main(argv=None) -> int:
     if argv is None:  # run as a program: as a command under JAX starts
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        from tagger.host_memory import restart_with_huge_pages
+        from tagger.xla_cpu import start_as_a_command
 
-        restart_with_huge_pages()
+        start_as_a_command()
     # XLA reads its flags once, when JAX first starts a backend: before Keras
     # (which imports JAX) is imported
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")

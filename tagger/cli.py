@@ -40,8 +40,9 @@ def main(action, args, tensorflow: bool = True, keras: bool = True) -> int:
     imports it with `quiet_tensorflow` when it does; under JAX, the
     programs JAX compiles kept in the cache and, for a command computing
     with Keras run from its command line where JAX_PLATFORMS allows the
-    CPU, glibc's malloc asking for huge pages for XLA's buffers:
-    `host_memory.restart_with_huge_pages`); then `action(args)`
+    CPU, glibc's malloc asking for huge pages for XLA's buffers and, where
+    measured faster, XLA's own matrix products: `xla_cpu.start_as_a_command`);
+    then `action(args)`
     with a user's mistakes and Ctrl-C as one-line exits. A command that computes
     with Keras (`keras`, unless `tensorflow=False` says it may not) is
     refused in one line where Keras would run on a TensorFlow that cannot
@@ -58,12 +59,12 @@ def main(action, args, tensorflow: bool = True, keras: bool = True) -> int:
         return _user_error(error)
     if chosen == "jax":
         from tagger.cache import keep_jax_programs
-        from tagger.host_memory import restart_with_huge_pages
+        from tagger.xla_cpu import start_as_a_command
 
         platforms = os.environ.get("JAX_PLATFORMS", "").lower().split(",")
         if (tensorflow and keras and getattr(args, "from_command_line", False)
                 and (platforms == [""] or "cpu" in platforms)):  # may compute on the CPU
-            restart_with_huge_pages()
+            start_as_a_command()
 
         keep_jax_programs()
     prepare_command_process(tensorflow=tensorflow and chosen == "tensorflow")

@@ -7,7 +7,7 @@ resume, validation, logs, early stopping); what differs is behind a
   name, replicas, chief, task_id, is_tpu, compiles_every_step
   scope()                      where the model's and optimizer's variables are made
   describe() -> str            the devices, for messages (JAX's also has
-                               host_memory_note(), for its training line)
+                               cpu_settings_note(), for its training line)
   precision_line(precision)    the line a mixed-precision run prints, or None
   barrier(), chief_first(work) several workers or hosts in step
   train_data(..., targets, split, with_tags) -> iterator

@@ -50,6 +50,7 @@ import numpy as np
 
 from tagger.errors import UserError
 from tagger.host_memory import HUGE_PAGES, huge_pages_in_effect
+from tagger.xla_cpu import SETTING, xla_products_in_effect
 
 # The variables that describe a cluster of hosts to `jax.distributed`.
 CLUSTER_VARIABLES = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
@@ -125,12 +126,17 @@ class JaxBackend:
         plural = "s" if self.replicas > 1 else ""
         return f"JAX's {self.replicas} {self.devices[0].device_kind} device{plural}{hosts}"
 
-    def host_memory_note(self) -> str:
-        """What the run's training line adds on its host memory: where XLA's
-        CPU buffers are on huge pages (`host_memory.restart_with_huge_pages`)."""
-        if self.platform == "cpu" and huge_pages_in_effect():
-            return f", its buffers on huge pages (GLIBC_TUNABLES={HUGE_PAGES})"
-        return ""
+    def cpu_settings_note(self) -> str:
+        """What the run's training line adds on a CPU: where XLA's buffers
+        are on huge pages and its matrix products its own
+        (`xla_cpu.start_as_a_command`)."""
+        if self.platform != "cpu":
+            return ""
+        notes = [f"its buffers on huge pages (GLIBC_TUNABLES={HUGE_PAGES})"
+                 if huge_pages_in_effect() else None,
+                 f"its matrix products XLA's own (XLA_FLAGS={SETTING})"
+                 if xla_products_in_effect() else None]
+        return "".join(f", {note}" for note in notes if note)
 
     def input_line(self) -> str | None:
         """How much of the training steps' time went to waiting for input,

@@ -168,7 +168,7 @@ class Run:
             {"off": "float32", "float16": "mixed_float16",
              "bfloat16": "mixed_bfloat16"}[self.precision])
         if self.backend.name != "tensorflow":  # JAX's
-            self._log(f"training on {self.backend.describe()}{self.backend.host_memory_note()}")
+            self._log(f"training on {self.backend.describe()}{self.backend.cpu_settings_note()}")
         line = self.backend.precision_line(self.precision)
         if line:
             self._log(line)

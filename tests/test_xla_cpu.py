@@ -1,0 +1,65 @@
+"""tagger/xla_cpu.py: XLA's own matrix products where they were measured
+faster, and what the setting is relied on to do."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tagger import xla_cpu
+from tagger.xla_cpu import FLAG, SETTING, products_environment, xla_products_in_effect
+
+AVX512 = {"avx2", "fma", "avx512f", "avx512_bf16"}
+
+
+@pytest.mark.parametrize("environ, jaxlib, flags, xla_flags", [
+    ({}, "0.10.2", AVX512, SETTING),
+    ({"PATH": "/bin", "XLA_FLAGS": "--xla_dump_to=/tmp/d"}, "0.10.2", AVX512,
+     f"--xla_dump_to=/tmp/d {SETTING}"),
+    ({}, "0.11.2", AVX512, None),  # another series: its XLA may not know the flag
+    ({}, None, AVX512, None),  # no jaxlib
+    ({}, "0.10.2", {"avx2", "fma"}, None),  # not measured without AVX-512
+    ({}, "0.10.2", AVX512 | {"amx_tile", "amx_bf16"}, None),  # nor with AMX
+    ({"XLA_FLAGS": f"{FLAG}=individual_dot,reduce"}, "0.10.2", AVX512, None),  # the user's
+])
+def test_xla_products_are_asked_for_where_they_were_measured(environ, jaxlib, flags,
+                                                             xla_flags):
+    changed = products_environment(environ, jaxlib, flags)
+    if xla_flags is None:
+        assert changed is None
+        return
+    assert changed == {**environ, "XLA_FLAGS": xla_flags}
+    assert xla_products_in_effect(changed) and not xla_products_in_effect(environ)
+
+
+PRODUCT = """
+import jax, jax.numpy as jnp
+a = jnp.ones((512, 256)); b = jnp.ones((256, 128))
+print(jax.jit(lambda a, b: a @ b).lower(a, b).compile().as_text())
+"""
+
+
+def compiled_product(xla_flags: str | None) -> str:
+    """The compiled CPU program of one matrix product, in a JAX process
+    started with `xla_flags` (None: XLA_FLAGS unset)."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["JAX_PLATFORMS"] = "cpu"
+    if xla_flags is not None:
+        env["XLA_FLAGS"] = xla_flags
+    done = subprocess.run([sys.executable, "-c", PRODUCT], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (xla_cpu.jaxlib_version() or "").startswith(xla_cpu.JAXLIB_SERIES),
+                    reason=f"the setting is measured with jaxlib {xla_cpu.JAXLIB_SERIES}x")
+def test_the_setting_takes_the_products_from_ynnpack():
+    """What the setting relies on: XLA takes the flag (an unknown one would
+    stop the process) and compiles a product as its own dot, where by
+    default it is a YNNPACK fusion."""
+    assert "__ynn_fusion" in compiled_product(None)
+    own = compiled_product(SETTING)
+    assert "__ynn_fusion" not in own and " dot(" in own
