@@ -24,8 +24,9 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "tagger"
 LAYERS = (
     ("foundation", ("errors", "config", "strict_json", "csv_cells", "fileio", "destination",
                     "cache", "timing_cache", "safe_pickle", "folder_lock", "host_memory",
-                    "runtime", "backends", "cpu_features", "audio", "audio_spans", "mp3_frames",
-                    "multiprocessing_internals", "parallel", "fork_server", "registry")),
+                    "runtime", "backends", "cpu_features", "xla_cpu", "audio", "audio_spans",
+                    "mp3_frames", "multiprocessing_internals", "parallel", "fork_server",
+                    "registry")),
     ("building blocks", ("layers", "augment")),
     ("models", ("models",)),
     ("records", ("records",)),
