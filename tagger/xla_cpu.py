@@ -41,13 +41,19 @@ def use_xla_products() -> bool:
     """Sets `products_environment`'s XLA_FLAGS in this process; whether it
     did. JAX reads XLA_FLAGS when it starts its first backend: call it
     before."""
-    from tagger.cpu_features import cpu_flags
-
-    environ = products_environment(os.environ, jaxlib_version(), cpu_flags())
+    environ = products_here(os.environ)
     if environ is None:
         return False
     os.environ["XLA_FLAGS"] = environ["XLA_FLAGS"]
     return True
+
+
+def products_here(environ) -> dict | None:
+    """`products_environment` of `environ` on this machine: its jaxlib and
+    its CPU's flags."""
+    from tagger.cpu_features import cpu_flags
+
+    return products_environment(environ, jaxlib_version(), cpu_flags())
 
 
 def jaxlib_version() -> str | None:
@@ -74,13 +80,3 @@ def start_as_a_command() -> None:
 
     restart_with_huge_pages()
     use_xla_products()
-
-
-def xla_products_asked(environ) -> bool:
-    """Whether a command under JAX started with `environ` computes with
-    XLA's own matrix products: SETTING in it, or added by
-    `products_environment` on this machine."""
-    from tagger.cpu_features import cpu_flags
-
-    return (xla_products_in_effect(environ)
-            or products_environment(environ, jaxlib_version(), cpu_flags()) is not None)
