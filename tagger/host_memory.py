@@ -15,6 +15,12 @@ pages on request (`madvise`), glibc's `glibc.malloc.hugetlb=1` asks for
 them (docs/jax.md, "Huge pages for XLA's buffers"). glibc reads it once,
 at start, so a command under JAX starts itself again with it
 (`restart_with_huge_pages`).
+
+XLA's compiler frees what it allocated while compiling a program, and
+glibc keeps it in the arenas of the compiler's threads; the program's
+buffers, mapped afresh, come on top of it. So a process under JAX gives
+the freed heap back to the system after each program's compile
+(`release_heap_after_compiles`).
 """
 
 from __future__ import annotations
@@ -49,6 +55,42 @@ def keep_freed_heap() -> bool:
         return False
     return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD,
                                                                 TRIM_THRESHOLD)
+
+
+def release_freed_heap() -> bool:
+    """Gives the freed memory of every malloc arena back to the system
+    (glibc's malloc_trim(0)); whether any was given back (False where the
+    C library has no malloc_trim)."""
+    try:
+        function = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    return function(0) == 1
+
+
+# What JAX reports after each of XLA's compiles (jax.monitoring), with its seconds
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+# A compile of fewer seconds is of an operation (Keras runs eagerly), not of a
+# program: it leaves little, and a release after each would add a tenth to it
+PROGRAM_COMPILE_S = 0.1
+_releasing = []  # the listener, once registered
+
+
+def release_heap_after_compiles() -> None:
+    """From now on, in this process, the freed heap goes back to the system
+    (`release_freed_heap`) after each of XLA's compiles of a program
+    (COMPILE_EVENT of PROGRAM_COMPILE_S seconds or more), before the
+    program runs. Once per process."""
+    if _releasing:
+        return
+    import jax
+
+    def listener(event: str, seconds: float, **_) -> None:
+        if event == COMPILE_EVENT and seconds >= PROGRAM_COMPILE_S:
+            release_freed_heap()
+
+    _releasing.append(listener)
+    jax.monitoring.register_event_duration_secs_listener(listener)
 
 
 def mallopt(parameter: int, value: int) -> bool:

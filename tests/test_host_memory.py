@@ -253,3 +253,75 @@ def test_a_command_that_computes_nothing_with_jax_on_the_cpu_is_not_started_agai
     starts, done = started(command, argv, tmp_path, **env)
     assert [start[1] for start in starts] == ["None"]
     assert done.returncode != 0 and done.stderr.count("\n") == 1, done.stderr
+
+
+# --- the compiler's freed heap given back ----------------------------------------------
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not glibc(), reason="malloc_trim is glibc's")
+def test_freed_heap_goes_back_to_the_system():
+    """64 blocks of 1 MB written and freed stay resident where freed heap is
+    kept (`keep_freed_heap`) until `release_freed_heap` gives them back."""
+    import ctypes
+
+    from tagger.host_memory import keep_freed_heap, release_freed_heap
+
+    if not keep_freed_heap():
+        pytest.skip("malloc is tuned through the environment")
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    blocks = [libc.malloc(1 << 20) for _ in range(64)]
+    for block in blocks:
+        ctypes.memset(block, 1, 1 << 20)
+    for block in reversed(blocks):
+        libc.free(block)
+    kept = resident_bytes()
+    assert release_freed_heap()
+    assert kept - resident_bytes() > 48 << 20
+
+
+def test_a_program_compile_releases_the_freed_heap_and_an_operation_compile_does_not(
+        monkeypatch):
+    pytest.importorskip("jax")
+    from tagger import host_memory
+
+    released = []
+    monkeypatch.setattr(host_memory, "release_freed_heap", lambda: released.append(1))
+    host_memory.release_heap_after_compiles()
+    host_memory.release_heap_after_compiles()  # once per process
+    listener, = host_memory._releasing
+    listener(host_memory.COMPILE_EVENT, host_memory.PROGRAM_COMPILE_S, fun_name="jit(step)")
+    listener(host_memory.COMPILE_EVENT, 0.01, fun_name="jit(add)")
+    listener("/jax/core/compile/jaxpr_trace_duration", 5.0, fun_name="jit(step)")
+    assert released == [1]
+
+
+def test_jax_reports_each_compile_by_the_event_the_release_listens_for():
+    """What `release_heap_after_compiles` relies on: JAX reports a compile's
+    seconds under COMPILE_EVENT to jax.monitoring's listeners, before the
+    program runs."""
+    jax = pytest.importorskip("jax")
+    from tagger.host_memory import COMPILE_EVENT
+
+    seen, ran = [], []
+
+    def listener(event, seconds, **_):
+        if event == COMPILE_EVENT:
+            seen.append((seconds, len(ran)))
+
+    def program(x):
+        jax.debug.callback(lambda: ran.append(1))  # as the program runs
+        return (x * 3.5 + 1.25).sum()
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        assert float(jax.jit(program)(jax.numpy.arange(7.0))) == 3.5 * 21 + 1.25 * 7
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert len(ran) == 1
+    assert seen and all(seconds > 0 and runs == 0 for seconds, runs in seen)

@@ -49,7 +49,7 @@ import weakref
 import numpy as np
 
 from tagger.errors import UserError
-from tagger.host_memory import HUGE_PAGES, huge_pages_in_effect
+from tagger.host_memory import HUGE_PAGES, huge_pages_in_effect, release_heap_after_compiles
 from tagger.xla_cpu import SETTING, xla_products_in_effect
 
 # The variables that describe a cluster of hosts to `jax.distributed`.
@@ -93,6 +93,7 @@ class JaxBackend:
 
         tensorflow_for_input()  # Keras seeds TensorFlow too where it is installed
         initialize_hosts()
+        release_heap_after_compiles()
         import jax
         import keras
 
