@@ -15,12 +15,15 @@ CPU compiler turns into matrix products and element-wise passes.
   kernel's rows per row shift of the patches; an input of up to
   `MAX_TAP_ROW_CHANNELS` channels has every shift of every channel stacked
   as a row of one matrix (`tap_rows_product`): its forward and backward
-  passes are matrix products and shifted sums.
+  passes are matrix products and shifted sums. Neither the stacked taps
+  nor the column patches are held for the backward pass, which stacks
+  them again from the input.
 - A max pool whose windows tile its input (pool size = strides, "valid"):
   XLA's gradient of a window max is a select-and-scatter, lowered on the
   CPU to index arrays, a reduction over them and a scatter. `TiledMaxPool`
   reshapes the windows onto an axis of their own and takes the max over
-  it: the gradient is element-wise.
+  it: the gradient is element-wise, the maxima found again in the
+  backward pass (`window_max`).
 - The spectrogram's one-channel batch norm is folded into the kernels of
   the convolutions that read it (`tagger.models.folded_input_norm`, as in
   TensorFlow's form): no input gradient is computed for its gamma and
@@ -175,7 +178,8 @@ def stride_one_product(x, kernel):
     kernel for the patches', whose column groups, each shifted back, sum
     to the input's. No row slice of the patches is copied (as matrix
     product operands they were: by autodiff XLA's CPU compiler kept every
-    one of them for the backward pass)."""
+    one of them for the backward pass), and the patches, columns times the
+    size of x, are made again there (`zero_after`), not held."""
     rows, columns, channels, filters = kernel.shape
     height, width = x.shape[1] - rows + 1, x.shape[2] - columns + 1
     patches = column_patches(x, columns, width)
@@ -187,6 +191,7 @@ def stride_one_product(x, kernel):
     def grad(*args, upstream=None):  # the one argument under JAX and TensorFlow
         dy = args[0] if upstream is None else upstream
         shifted = ops.concatenate([padded(dy, (r, rows - 1 - r)) for r in range(rows)], axis=-1)
+        patches = column_patches(x + zero_after(dy), columns, width)  # not held: made again
         dwide = ops.matmul(ops.transpose(ops.reshape(patches, (-1, columns * channels))),
                            ops.reshape(shifted, (-1, rows * filters)))
         dkernel = ops.transpose(ops.reshape(dwide, (columns, channels, rows, filters)),
@@ -223,14 +228,54 @@ def tap_rows_product(x, kernel, height: int, width: int, strides=(1, 1)):
     of them for Musicnn's timbral filters, slowly; one copy from copies of
     x laid end to end ran slower. Stacked as channels instead (an
     interleaved copy of x per tap), the product and its gradient ran
-    slower (CRNN's first block)."""
+    slower (CRNN's first block). The stacked taps, the size of x times its
+    taps, are not held for the backward pass: the kernel's gradient stacks
+    them again there (`kernel_gradient_from_taps`); x's gradient needs the
+    kernel alone."""
     rows, columns, channels, filters = kernel.shape
     sr, sc = strides
     planes = ops.transpose(x, (3, 0, 1, 2))  # (c, batch, h, w)
     taps = stacked_shifts(stacked_shifts(planes, 3, columns, width, sc), 3, rows, height, sr)
-    y = ops.matmul(ops.transpose(ops.reshape(taps, (rows * columns * channels, -1))),
-                   ops.reshape(kernel, (rows * columns * channels, filters)))
-    return ops.reshape(y, (-1, height, width, filters))
+    fixed = ops.reshape(ops.stop_gradient(kernel), (rows * columns * channels, filters))
+    y = ops.matmul(ops.transpose(ops.reshape(taps, (rows * columns * channels, -1))), fixed)
+    y = ops.reshape(y, (-1, height, width, filters))
+    return y + kernel_gradient_from_taps(x, kernel, height, width, strides)
+
+
+def kernel_gradient_from_taps(x, kernel, height: int, width: int, strides=(1, 1)):
+    """Zeros of `tap_rows_product`'s output shape whose gradient is the
+    kernel's gradient of that product (and none of x's): the taps stacked
+    again in the backward pass, the row shifts first, then their column
+    shifts (not the forward's order: XLA's CPU compiler, which expands the
+    barriers that keep a recomputation apart, would take the forward's
+    copy and hold it), times the output gradient."""
+    rows, columns, channels, filters = kernel.shape
+    sr, sc = strides
+
+    @ops.custom_gradient
+    def zeros(x, kernel):
+        def grad(*args, upstream=None):  # the one argument under JAX and TensorFlow
+            dy = args[0] if upstream is None else upstream
+            planes = ops.transpose(x + zero_after(dy), (3, 0, 1, 2))  # (c, batch, h, w)
+            taps = stacked_shifts(stacked_shifts(planes, 2, rows, height, sr), 4, columns,
+                                  width, sc)  # (columns, rows, c, batch, height, width)
+            dkernel = ops.matmul(ops.reshape(taps, (columns * rows * channels, -1)),
+                                 ops.reshape(ops.cast(dy, taps.dtype), (-1, filters)))
+            dkernel = ops.reshape(dkernel, (columns, rows, channels, filters))
+            return ops.zeros_like(x), ops.cast(ops.transpose(dkernel, (1, 0, 2, 3)),
+                                                kernel.dtype)
+
+        return ops.zeros((ops.shape(x)[0], height, width, filters), x.dtype), grad
+
+    return zeros(x, kernel)
+
+
+def zero_after(x):
+    """A zero that XLA's CPU compiler cannot fold, computed from one element
+    of `x`: what adds it waits for `x` (the compiler's schedule would stack
+    a backward pass's taps as soon as their input exists, and hold them)."""
+    first = x[(0,) * len(x.shape)]
+    return ops.cast(ops.isnan(first), x.dtype) * 0
 
 
 def stacked_shifts(x, axis: int, taps: int, length: int, stride: int = 1):
@@ -256,6 +301,26 @@ def along(x, axis: int, start: int, length: int, stride: int = 1):
     """x's elements start + stride * t, t < length, along `axis`."""
     kept = slice(start, start + stride * (length - 1) + 1, stride)
     return x[(slice(None),) * axis + (kept,)]
+
+
+def window_max(windows, axes: tuple):
+    """`windows`' max over `axes`, its gradient shared among each window's
+    equal maxima, as autodiff shares it, but found again in the backward
+    pass from the windows and their maxima: autodiff held a float32 mask
+    of the windows' size from the forward pass."""
+    @ops.custom_gradient
+    def kept_max(windows):
+        top = ops.max(windows, axis=axes, keepdims=True)
+
+        def grad(*args, upstream=None):  # the one argument under JAX and TensorFlow
+            dy = args[0] if upstream is None else upstream
+            at_max = ops.equal(windows + zero_after(dy), top)
+            count = ops.sum(ops.cast(at_max, dy.dtype), axis=axes, keepdims=True)
+            return ops.where(at_max, dy / count, ops.zeros_like(dy))
+
+        return top, grad
+
+    return ops.squeeze(kept_max(windows), axis=axes)
 
 
 class PatchesConv2D(keras.layers.Wrapper):
@@ -294,7 +359,7 @@ class TiledMaxPool(keras.layers.Layer):
         x = x[(slice(None), *kept)]
         windows = [d for n, pool in zip(counts, self.pool_size) for d in (n, pool)]
         x = ops.reshape(x, (-1, *windows, x.shape[-1]))
-        return ops.max(x, axis=tuple(range(2, 2 * len(counts) + 1, 2)))
+        return window_max(x, tuple(range(2, 2 * len(counts) + 1, 2)))
 
     def compute_output_shape(self, input_shape):
         spatial = [size // pool for size, pool in zip(input_shape[1:-1], self.pool_size)]

@@ -176,6 +176,21 @@ def test_a_tiled_pool_takes_each_windows_max_and_leaves_the_remainder():
         (None, 7, 3)) == (None, 2, 3)
 
 
+def test_a_tiled_pools_gradient_is_shared_among_each_windows_equal_maxima():
+    """Windows of 2 x 2 with one, four and two maxima, and a remainder row
+    that gets none."""
+    x = tf.constant([[1, 5, 3, 3, 2, 2],
+                     [0, 2, 3, 3, 1, 1],
+                     [9, 9, 9, 9, 9, 9]], "float32")[None, :, :, None]
+    weights = tf.constant([[2.0, 4.0, 8.0]])[None, :, :, None]
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(TiledMaxPool((2, 2))(x) * weights)
+    expected = [[0, 2, 1, 1, 4, 4], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 0, 0]]
+    assert float(total) == 5 * 2 + 3 * 4 + 2 * 8
+    np.testing.assert_array_equal(tape.gradient(total, x)[0, :, :, 0], expected)
+
+
 @pytest.mark.parametrize("axis, taps, length, stride",
                          [(1, 3, 5, 1), (1, 7, 1, 1), (2, 4, 2, 2), (1, 6, 2, 1), (2, 9, 1, 1)])
 def test_stacked_shifts_hold_every_tap_of_an_axis(axis, taps, length, stride):
