@@ -18,7 +18,8 @@ CPU compiler turns into matrix products and element-wise passes.
   passes are matrix products and shifted sums. Neither the stacked taps
   nor the column patches are held for the backward pass, which stacks
   them again from the input.
-- A max pool whose windows tile its input (pool size = strides, "valid"):
+- A max pool whose windows are made of tiles of its input (along each
+  axis a pool size equal to the stride, a multiple of it, or 1; "valid"):
   XLA's gradient of a window max is a select-and-scatter, lowered on the
   CPU to index arrays, a reduction over them and a scatter. `TiledMaxPool`
   reshapes the windows onto an axis of their own and takes the max over
@@ -83,7 +84,7 @@ def xla_training_model(model):
             return PatchesConv2D(layer, name=f"{layer.name}_patches",
                                  dtype=layer.dtype_policy)(*args, **kwargs)
         if id(layer) in pools:
-            return TiledMaxPool(layer.pool_size, name=f"{layer.name}_tiled",
+            return TiledMaxPool(layer.pool_size, layer.strides, name=f"{layer.name}_tiled",
                                 dtype=layer.dtype_policy)(*args, **kwargs)
         return layer(*args, **kwargs)
 
@@ -124,12 +125,15 @@ def copies_held(kernel_size, channels: int) -> int:
 
 
 def tiles_its_input(layer) -> bool:
-    """Whether `layer` is a MaxPooling1D or 2D whose windows tile its input:
-    pool size equal to the strides, "valid" padding, channels last."""
+    """Whether `layer` is a MaxPooling1D or 2D whose windows are made of
+    tiles of its input: along each axis a pool size equal to the stride, a
+    multiple of it (windows of several tiles) or 1 (every stride-th
+    element); "valid" padding, channels last."""
     if type(layer) not in (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D):
         return False
-    return (tuple(layer.pool_size) == tuple(layer.strides) and layer.padding == "valid"
-            and layer.data_format == "channels_last")
+    return (all(pool % stride == 0 or pool == 1
+                for pool, stride in zip(layer.pool_size, layer.strides))
+            and layer.padding == "valid" and layer.data_format == "channels_last")
 
 
 def column_patches(x, columns: int, width: int, stride: int = 1):
@@ -344,16 +348,23 @@ class PatchesConv2D(keras.layers.Wrapper):
 
 
 class TiledMaxPool(keras.layers.Layer):
-    """`(batch, *spatial, channels) -> (batch, *spatial // pool, channels)`:
-    the max over each window of `pool_size` (one size per spatial axis)
-    that tiles the input, a remainder left out as "valid" pooling leaves
-    it."""
+    """`(batch, *spatial, channels) -> (batch, *(spatial - pool) // strides
+    + 1, channels)`: the max over each window of `pool_size` (one size per
+    spatial axis) every `strides` (the pool size where None), "valid"
+    pooling's. Where the windows tile the input, the max over each tile;
+    else, axis by axis, the max over each tile of `strides` and then over
+    the tiles each window spans (`strided_max`)."""
 
-    def __init__(self, pool_size, **kwargs):
+    def __init__(self, pool_size, strides=None, **kwargs):
         super().__init__(**kwargs)
         self.pool_size = tuple(int(p) for p in pool_size)
+        self.strides = self.pool_size if strides is None else tuple(int(s) for s in strides)
 
     def call(self, x):
+        if self.strides != self.pool_size:
+            for axis, (pool, stride) in enumerate(zip(self.pool_size, self.strides), start=1):
+                x = strided_max(x, axis, pool, stride)
+            return x
         counts = [size // pool for size, pool in zip(x.shape[1:-1], self.pool_size)]
         kept = tuple(slice(0, n * pool) for n, pool in zip(counts, self.pool_size))
         x = x[(slice(None), *kept)]
@@ -362,8 +373,30 @@ class TiledMaxPool(keras.layers.Layer):
         return window_max(x, tuple(range(2, 2 * len(counts) + 1, 2)))
 
     def compute_output_shape(self, input_shape):
-        spatial = [size // pool for size, pool in zip(input_shape[1:-1], self.pool_size)]
+        spatial = [(size - pool) // stride + 1 for size, pool, stride
+                   in zip(input_shape[1:-1], self.pool_size, self.strides)]
         return (input_shape[0], *spatial, input_shape[-1])
 
     def get_config(self):
-        return {**super().get_config(), "pool_size": self.pool_size}
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}
+
+
+def strided_max(x, axis: int, pool: int, stride: int):
+    """x's max along `axis` over each window of `pool` every `stride`
+    ("valid"), the pool size 1 or a multiple of the stride: every
+    stride-th element, or the max over each tile of `stride` elements
+    (`window_max`) and then over the pool // stride tiles each window
+    spans (shifted slices: the gradient element-wise, where XLA's for an
+    overlapping window max is a scatter)."""
+    count = (x.shape[axis] - pool) // stride + 1
+    if pool == 1:
+        return along(x, axis, 0, count, stride)
+    spans = pool // stride
+    tiles = count + spans - 1
+    x = along(x, axis, 0, tiles * stride)
+    x = ops.reshape(x, (-1, *x.shape[1:axis], tiles, stride, *x.shape[axis + 1:]))
+    tops = window_max(x, (axis + 1,))
+    top = along(tops, axis, 0, count)
+    for k in range(1, spans):
+        top = ops.maximum(top, along(tops, axis, k, count))
+    return top

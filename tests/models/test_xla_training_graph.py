@@ -176,6 +176,29 @@ def test_a_tiled_pool_takes_each_windows_max_and_leaves_the_remainder():
         (None, 7, 3)) == (None, 2, 3)
 
 
+@pytest.mark.parametrize("pool, strides", [((4, 1), (2, 2)), ((6, 2), (2, 2)), ((3, 3), (3, 3))])
+def test_a_pool_of_windows_made_of_tiles_pools_and_trains_as_the_models_own(pool, strides):
+    """Windows of one or several tiles, or of one element every stride
+    (VGG's first pool: 4 x 1 every 2 x 2), over an input of no ties and
+    with a remainder: the values and the input's gradient of MaxPooling2D."""
+    x = tf.constant(np.random.default_rng(3).permutation(2 * 15 * 11 * 3)
+                    .reshape(2, 15, 11, 3).astype("float32"))
+    model_pool, form_pool = keras.layers.MaxPooling2D(pool, strides), TiledMaxPool(pool, strides)
+    results = []
+    for layer in (model_pool, form_pool):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            pooled = layer(x)
+            total = tf.reduce_sum(pooled * tf.range(1.0, 1.0 + tf.size(pooled, tf.float32).numpy()
+                                                    ).numpy().reshape(pooled.shape))
+        results.append((pooled.numpy(), tape.gradient(total, x).numpy()))
+    (expected, expected_gradient), (found, found_gradient) = results
+    assert found.shape == expected.shape == form_pool.compute_output_shape(x.shape)
+    np.testing.assert_array_equal(found, expected)
+    np.testing.assert_array_equal(found_gradient, expected_gradient)
+    assert 0 < np.count_nonzero(found_gradient) < found_gradient.size
+
+
 def test_a_tiled_pools_gradient_is_shared_among_each_windows_equal_maxima():
     """Windows of 2 x 2 with one, four and two maxima, and a remainder row
     that gets none."""
