@@ -1,5 +1,5 @@
 """XLA's own matrix products in a CPU program, where they were measured
-faster than YNNPACK's.
+faster than YNNPACK's, and its operations in an order for memory.
 
 jaxlib 0.10's XLA hands each matrix product of a CPU program to YNNPACK.
 On an AVX-512 CPU without AMX, the training forms' tall products (a
@@ -11,6 +11,13 @@ process under JAX on such a CPU starts with `XLA_FLAGS=
 reductions). Nothing is set where it was not measured (a CPU with AMX or
 without AVX-512; another jaxlib series, whose XLA may not know the flag
 and would stop the process), nor where XLA_FLAGS names the flag already.
+
+jaxlib 0.10's XLA orders a CPU program's operations for running
+independent ones at once, which keeps more buffers live: a training
+step's temporary memory was up to a seventh larger (docs/jax.md,
+"Nothing held that can be made again"). So on any CPU, with that jaxlib,
+the process starts with `--xla_cpu_enable_concurrency_optimized_scheduler
+=false` too, unless XLA_FLAGS names that flag.
 """
 
 from __future__ import annotations
@@ -19,41 +26,47 @@ import os
 
 FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 SETTING = f"{FLAG}=reduce"
-JAXLIB_SERIES = "0.10."  # the jaxlib versions whose XLA was measured with SETTING
+SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
+SCHEDULER_SETTING = f"{SCHEDULER_FLAG}=false"
+JAXLIB_SERIES = "0.10."  # the jaxlib versions whose XLA was measured with the settings
 
 
-def products_environment(environ, jaxlib: str | None, cpu_flags: set) -> dict | None:
-    """`environ` with SETTING added to its XLA_FLAGS, or None where it
-    does not apply: `jaxlib` (its version; None: not installed) not of
-    JAXLIB_SERIES, a CPU (`cpu_flags`, /proc/cpuinfo's words) without
-    avx512f or with amx_tile, or XLA_FLAGS naming FLAG already."""
+def settings_environment(environ, jaxlib: str | None, cpu_flags: set) -> dict | None:
+    """`environ` with the settings that apply added to its XLA_FLAGS, or
+    None where none does. None applies where `jaxlib` (its version; None:
+    not installed) is not of JAXLIB_SERIES. SETTING applies on a CPU
+    (`cpu_flags`, /proc/cpuinfo's words) with avx512f and without
+    amx_tile, SCHEDULER_SETTING on any; neither where XLA_FLAGS names
+    its flag already."""
     if jaxlib is None or not jaxlib.startswith(JAXLIB_SERIES):
         return None
-    if "avx512f" not in cpu_flags or "amx_tile" in cpu_flags:
-        return None
     flags = environ.get("XLA_FLAGS", "")
-    if FLAG in flags:
+    measured = "avx512f" in cpu_flags and "amx_tile" not in cpu_flags
+    added = [setting for setting, flag, applies in ((SETTING, FLAG, measured),
+                                                     (SCHEDULER_SETTING, SCHEDULER_FLAG, True))
+             if applies and flag not in flags]
+    if not added:
         return None
-    return {**environ, "XLA_FLAGS": f"{flags} {SETTING}".strip()}
+    return {**environ, "XLA_FLAGS": " ".join([flags, *added]).strip()}
 
 
-def use_xla_products() -> bool:
-    """Sets `products_environment`'s XLA_FLAGS in this process; whether it
+def use_xla_settings() -> bool:
+    """Sets `settings_environment`'s XLA_FLAGS in this process; whether it
     did. JAX reads XLA_FLAGS when it starts its first backend: call it
     before."""
-    environ = products_here(os.environ)
+    environ = settings_here(os.environ)
     if environ is None:
         return False
     os.environ["XLA_FLAGS"] = environ["XLA_FLAGS"]
     return True
 
 
-def products_here(environ) -> dict | None:
-    """`products_environment` of `environ` on this machine: its jaxlib and
+def settings_here(environ) -> dict | None:
+    """`settings_environment` of `environ` on this machine: its jaxlib and
     its CPU's flags."""
     from tagger.cpu_features import cpu_flags
 
-    return products_environment(environ, jaxlib_version(), cpu_flags())
+    return settings_environment(environ, jaxlib_version(), cpu_flags())
 
 
 def jaxlib_version() -> str | None:
@@ -71,12 +84,17 @@ def xla_products_in_effect(environ=os.environ) -> bool:
     return SETTING in environ.get("XLA_FLAGS", "").split()
 
 
+def memory_order_in_effect(environ=os.environ) -> bool:
+    """Whether XLA_FLAGS in `environ` holds SCHEDULER_SETTING."""
+    return SCHEDULER_SETTING in environ.get("XLA_FLAGS", "").split()
+
+
 def start_as_a_command() -> None:
     """This process set up as a command under JAX that may compute on the
     CPU starts: started again with glibc's malloc asking for huge pages
-    (`host_memory.restart_with_huge_pages`), then XLA's own matrix
-    products where they apply (`use_xla_products`)."""
+    (`host_memory.restart_with_huge_pages`), then XLA's settings where
+    they apply (`use_xla_settings`)."""
     from tagger.host_memory import restart_with_huge_pages
 
     restart_with_huge_pages()
-    use_xla_products()
+    use_xla_settings()

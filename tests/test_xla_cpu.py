@@ -1,5 +1,6 @@
 """tagger/xla_cpu.py: XLA's own matrix products where they were measured
-faster, and what the setting is relied on to do."""
+faster, its operations in an order for memory, and what the settings are
+relied on to do."""
 
 import os
 import subprocess
@@ -8,29 +9,43 @@ import sys
 import pytest
 
 from tagger import xla_cpu
-from tagger.xla_cpu import FLAG, SETTING, products_environment, xla_products_in_effect
+from tagger.xla_cpu import (
+    FLAG,
+    SCHEDULER_FLAG,
+    SCHEDULER_SETTING,
+    SETTING,
+    memory_order_in_effect,
+    settings_environment,
+    xla_products_in_effect,
+)
 
 AVX512 = {"avx2", "fma", "avx512f", "avx512_bf16"}
+BOTH = f"{SETTING} {SCHEDULER_SETTING}"
 
 
 @pytest.mark.parametrize("environ, jaxlib, flags, xla_flags", [
-    ({}, "0.10.2", AVX512, SETTING),
+    ({}, "0.10.2", AVX512, BOTH),
     ({"PATH": "/bin", "XLA_FLAGS": "--xla_dump_to=/tmp/d"}, "0.10.2", AVX512,
-     f"--xla_dump_to=/tmp/d {SETTING}"),
-    ({}, "0.11.2", AVX512, None),  # another series: its XLA may not know the flag
+     f"--xla_dump_to=/tmp/d {BOTH}"),
+    ({}, "0.11.2", AVX512, None),  # another series: its XLA may not know the flags
     ({}, None, AVX512, None),  # no jaxlib
-    ({}, "0.10.2", {"avx2", "fma"}, None),  # not measured without AVX-512
-    ({}, "0.10.2", AVX512 | {"amx_tile", "amx_bf16"}, None),  # nor with AMX
-    ({"XLA_FLAGS": f"{FLAG}=individual_dot,reduce"}, "0.10.2", AVX512, None),  # the user's
+    ({}, "0.10.2", {"avx2", "fma"}, SCHEDULER_SETTING),  # products not measured without
+    ({}, "0.10.2", AVX512 | {"amx_tile", "amx_bf16"}, SCHEDULER_SETTING),  # AVX-512, nor AMX
+    ({"XLA_FLAGS": f"{FLAG}=individual_dot,reduce"}, "0.10.2", AVX512,  # the user's
+     f"{FLAG}=individual_dot,reduce {SCHEDULER_SETTING}"),
+    ({"XLA_FLAGS": f"{SCHEDULER_FLAG}=true"}, "0.10.2", AVX512,
+     f"{SCHEDULER_FLAG}=true {SETTING}"),
+    ({"XLA_FLAGS": f"{FLAG}=reduce {SCHEDULER_FLAG}=true"}, "0.10.2", AVX512, None),
 ])
-def test_xla_products_are_asked_for_where_they_were_measured(environ, jaxlib, flags,
-                                                             xla_flags):
-    changed = products_environment(environ, jaxlib, flags)
+def test_xla_settings_are_asked_for_where_they_apply(environ, jaxlib, flags, xla_flags):
+    changed = settings_environment(environ, jaxlib, flags)
     if xla_flags is None:
         assert changed is None
         return
     assert changed == {**environ, "XLA_FLAGS": xla_flags}
-    assert xla_products_in_effect(changed) and not xla_products_in_effect(environ)
+    assert xla_products_in_effect(changed) == (SETTING in xla_flags.split())
+    assert memory_order_in_effect(changed) == (SCHEDULER_SETTING in xla_flags.split())
+    assert not xla_products_in_effect(environ) and not memory_order_in_effect(environ)
 
 
 PRODUCT = """
@@ -60,7 +75,8 @@ def test_the_setting_takes_the_products_from_ynnpack():
     """What the setting relies on: XLA takes the flag (an unknown one would
     stop the process) and compiles a product as its own dot, where by
     default (on the kind of CPU it is made for) it is a YNNPACK fusion."""
-    if xla_cpu.products_here({}) is not None:
+    if SETTING in (xla_cpu.settings_here({}) or {}).get("XLA_FLAGS", ""):
         assert "__ynn_fusion" in compiled_product(None)
     own = compiled_product(SETTING)
     assert "__ynn_fusion" not in own and " dot(" in own
+    assert " dot(" in compiled_product(f"{SETTING} {SCHEDULER_SETTING}")  # a flag XLA knows

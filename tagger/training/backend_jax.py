@@ -50,7 +50,12 @@ import numpy as np
 
 from tagger.errors import UserError
 from tagger.host_memory import HUGE_PAGES, huge_pages_in_effect, release_heap_after_compiles
-from tagger.xla_cpu import SETTING, xla_products_in_effect
+from tagger.xla_cpu import (
+    SCHEDULER_SETTING,
+    SETTING,
+    memory_order_in_effect,
+    xla_products_in_effect,
+)
 
 # The variables that describe a cluster of hosts to `jax.distributed`.
 CLUSTER_VARIABLES = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
@@ -129,14 +134,16 @@ class JaxBackend:
 
     def cpu_settings_note(self) -> str:
         """What the run's training line adds on a CPU: where XLA's buffers
-        are on huge pages and its matrix products its own
-        (`xla_cpu.start_as_a_command`)."""
+        are on huge pages, its matrix products its own and its operations
+        in an order for memory (`xla_cpu.start_as_a_command`)."""
         if self.platform != "cpu":
             return ""
         notes = [f"its buffers on huge pages (GLIBC_TUNABLES={HUGE_PAGES})"
                  if huge_pages_in_effect() else None,
                  f"its matrix products XLA's own (XLA_FLAGS={SETTING})"
-                 if xla_products_in_effect() else None]
+                 if xla_products_in_effect() else None,
+                 f"its operations in an order for memory (XLA_FLAGS={SCHEDULER_SETTING})"
+                 if memory_order_in_effect() else None]
         return "".join(f", {note}" for note in notes if note)
 
     def input_line(self) -> str | None:

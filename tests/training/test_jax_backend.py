@@ -121,16 +121,26 @@ def killed_after(argv, state_path, epochs: int, backend: str = "jax",
 def test_a_run_killed_under_jax_resumes_to_the_uninterrupted_history(jax_run, raw_records,
                                                                       tmp_path):
     from tagger.host_memory import HUGE_PAGES, huge_page_environment, huge_pages_in_effect
-    from tagger.xla_cpu import SETTING, products_here, xla_products_in_effect
+    from tagger.xla_cpu import (
+        SCHEDULER_SETTING,
+        SETTING,
+        memory_order_in_effect,
+        settings_here,
+        xla_products_in_effect,
+    )
 
     whole_dir, stdout = jax_run
     # started again with malloc asking for huge pages, where the machine gives them,
-    # and with XLA's own matrix products where they were measured faster
+    # and with XLA's settings where they apply
     asked = (huge_page_environment(environment()) is not None
              or huge_pages_in_effect(environment()))
     notes = f", its buffers on huge pages (GLIBC_TUNABLES={HUGE_PAGES})" if asked else ""
-    if products_here(environment()) is not None or xla_products_in_effect(environment()):
+    xla_flags = {"XLA_FLAGS": (settings_here(environment()) or environment()).get(
+        "XLA_FLAGS", "")}
+    if xla_products_in_effect(xla_flags):
         notes += f", its matrix products XLA's own (XLA_FLAGS={SETTING})"
+    if memory_order_in_effect(xla_flags):
+        notes += f", its operations in an order for memory (XLA_FLAGS={SCHEDULER_SETTING})"
     assert f"training on JAX's 1 cpu device{notes}\n" in stdout
     assert "read by the TensorFlow-free reader" in stdout
     argv = command("train.py", *train_flags(raw_records[0], tmp_path))
