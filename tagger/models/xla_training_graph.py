@@ -15,9 +15,9 @@ CPU compiler turns into matrix products and element-wise passes.
   kernel's rows per row shift of the patches; an input of up to
   `MAX_TAP_ROW_CHANNELS` channels has every shift of every channel stacked
   as a row of one matrix (`tap_rows_product`): its forward and backward
-  passes are matrix products and shifted sums. Neither the stacked taps
-  nor the column patches are held for the backward pass, which stacks
-  them again from the input.
+  passes are matrix products and shifted sums. Stacked taps or column
+  patches of MADE_AGAIN_BYTES or more are not held for the backward pass,
+  which stacks them again from the input.
 - A max pool whose windows are made of tiles of its input (along each
   axis a pool size equal to the stride, a multiple of it, or 1; "valid"):
   XLA's gradient of a window max is a select-and-scatter, lowered on the
@@ -44,6 +44,7 @@ own (`tagger.models.training_graph`). What each gains: docs/jax.md.
 from __future__ import annotations
 
 import math
+import re
 
 import keras
 from keras import ops
@@ -55,6 +56,11 @@ from tagger.models.layer_graph import calls, layer_graph
 # Copies of its input a PatchesConv2D would hold (`copies_held`): more
 # than this keep the model's own convolution.
 MAX_PATCH_TAPS = 512
+# The bytes from which a stacked copy of a layer's input (`tap_rows_product`'s
+# taps, `stride_one_product`'s patches) is made again in the backward pass
+# rather than held from the forward pass: a smaller one costs more in compile
+# time (the stacking compiled twice) and copying than it saves
+MADE_AGAIN_BYTES = 32 << 20
 # Input channels up to which a Conv2D's every shift of every channel is a
 # row of one matrix (`tap_rows_product`): measured at 1 (the spectrogram
 # families) and 6 (the Harmonic CNN), both faster so (docs/jax.md); no
@@ -182,11 +188,13 @@ def stride_one_product(x, kernel):
     kernel for the patches', whose column groups, each shifted back, sum
     to the input's. No row slice of the patches is copied (as matrix
     product operands they were: by autodiff XLA's CPU compiler kept every
-    one of them for the backward pass), and the patches, columns times the
-    size of x, are made again there (`zero_after`), not held."""
+    one of them for the backward pass), and patches of MADE_AGAIN_BYTES or
+    more (columns times the size of x) are made again there
+    (`zero_after`), not held."""
     rows, columns, channels, filters = kernel.shape
     height, width = x.shape[1] - rows + 1, x.shape[2] - columns + 1
     patches = column_patches(x, columns, width)
+    held = None if made_again(patches) else patches
     wide = ops.reshape(ops.transpose(kernel, (1, 2, 0, 3)), (columns * channels, rows * filters))
     products = ops.matmul(patches, wide)
     y = summed([along(products[..., r * filters:(r + 1) * filters], 1, r, height)
@@ -195,7 +203,8 @@ def stride_one_product(x, kernel):
     def grad(*args, upstream=None):  # the one argument under JAX and TensorFlow
         dy = args[0] if upstream is None else upstream
         shifted = ops.concatenate([padded(dy, (r, rows - 1 - r)) for r in range(rows)], axis=-1)
-        patches = column_patches(x + zero_after(dy), columns, width)  # not held: made again
+        patches = held if held is not None else column_patches(x + zero_after(dy), columns,
+                                                                 width)
         dwide = ops.matmul(ops.transpose(ops.reshape(patches, (-1, columns * channels))),
                            ops.reshape(shifted, (-1, rows * filters)))
         dkernel = ops.transpose(ops.reshape(dwide, (columns, channels, rows, filters)),
@@ -232,27 +241,40 @@ def tap_rows_product(x, kernel, height: int, width: int, strides=(1, 1)):
     of them for Musicnn's timbral filters, slowly; one copy from copies of
     x laid end to end ran slower. Stacked as channels instead (an
     interleaved copy of x per tap), the product and its gradient ran
-    slower (CRNN's first block). The stacked taps, the size of x times its
-    taps, are not held for the backward pass: the kernel's gradient stacks
-    them again there (`kernel_gradient_from_taps`); x's gradient needs the
-    kernel alone."""
+    slower (CRNN's first block). Stacked taps of MADE_AGAIN_BYTES or more
+    (the size of x times its taps) are not held for the backward pass: the
+    kernel's gradient stacks them again there (`kernel_gradient_from_taps`);
+    x's gradient needs the kernel alone."""
     rows, columns, channels, filters = kernel.shape
     sr, sc = strides
     planes = ops.transpose(x, (3, 0, 1, 2))  # (c, batch, h, w)
     taps = stacked_shifts(stacked_shifts(planes, 3, columns, width, sc), 3, rows, height, sr)
-    fixed = ops.reshape(ops.stop_gradient(kernel), (rows * columns * channels, filters))
+    again = made_again(taps)
+    fixed = ops.reshape(ops.stop_gradient(kernel) if again else kernel,
+                        (rows * columns * channels, filters))
     y = ops.matmul(ops.transpose(ops.reshape(taps, (rows * columns * channels, -1))), fixed)
     y = ops.reshape(y, (-1, height, width, filters))
-    return y + kernel_gradient_from_taps(x, kernel, height, width, strides)
+    return y + kernel_gradient_from_taps(x, kernel, height, width, strides) if again else y
+
+
+def made_again(copy) -> bool:
+    """Whether the stacked copy `copy` is made again in the backward pass
+    (MADE_AGAIN_BYTES or more; a size unknown as the step is traced is
+    taken as more)."""
+    if None in copy.shape:
+        return True
+    bits = int(re.search(r"\d+$", keras.backend.standardize_dtype(copy.dtype)).group())
+    return math.prod(copy.shape) * bits // 8 >= MADE_AGAIN_BYTES
 
 
 def kernel_gradient_from_taps(x, kernel, height: int, width: int, strides=(1, 1)):
     """Zeros of `tap_rows_product`'s output shape whose gradient is the
     kernel's gradient of that product (and none of x's): the taps stacked
-    again in the backward pass, the row shifts first, then their column
-    shifts (not the forward's order: XLA's CPU compiler, which expands the
-    barriers that keep a recomputation apart, would take the forward's
-    copy and hold it), times the output gradient."""
+    again in the backward pass, times the output gradient. They are
+    stacked from x plus a zero computed from the output gradient
+    (`zero_after`): from x alone XLA's CPU compiler, which expands the
+    barriers that keep a recomputation apart (`keras.remat`), merged them
+    with the forward's copy and held that."""
     rows, columns, channels, filters = kernel.shape
     sr, sc = strides
 
@@ -261,13 +283,12 @@ def kernel_gradient_from_taps(x, kernel, height: int, width: int, strides=(1, 1)
         def grad(*args, upstream=None):  # the one argument under JAX and TensorFlow
             dy = args[0] if upstream is None else upstream
             planes = ops.transpose(x + zero_after(dy), (3, 0, 1, 2))  # (c, batch, h, w)
-            taps = stacked_shifts(stacked_shifts(planes, 2, rows, height, sr), 4, columns,
-                                  width, sc)  # (columns, rows, c, batch, height, width)
-            dkernel = ops.matmul(ops.reshape(taps, (columns * rows * channels, -1)),
+            taps = stacked_shifts(stacked_shifts(planes, 3, columns, width, sc), 3, rows,
+                                  height, sr)  # (rows, columns, c, batch, height, width)
+            dkernel = ops.matmul(ops.reshape(taps, (rows * columns * channels, -1)),
                                  ops.reshape(ops.cast(dy, taps.dtype), (-1, filters)))
-            dkernel = ops.reshape(dkernel, (columns, rows, channels, filters))
-            return ops.zeros_like(x), ops.cast(ops.transpose(dkernel, (1, 0, 2, 3)),
-                                                kernel.dtype)
+            return ops.zeros_like(x), ops.cast(
+                ops.reshape(dkernel, (rows, columns, channels, filters)), kernel.dtype)
 
         return ops.zeros((ops.shape(x)[0], height, width, filters), x.dtype), grad
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tagger.models import family
+from tagger.models import family, xla_training_graph
 from tagger.models.folded_input_norm import added_to_each_example
 from tagger.models.xla_training_graph import TiledMaxPool, stacked_shifts, xla_training_model
 from tagger.training.backend_jax import scores_forward
@@ -100,15 +100,19 @@ def test_what_keeps_the_models_own_layer():
     assert xla_training_model(plain) is plain  # nothing to replace: the model itself
 
 
+@pytest.mark.parametrize("made_again", [False, True])
 @pytest.mark.parametrize("channels", [6, 9])
-def test_a_convolution_trains_as_the_models_own(channels):
+def test_a_convolution_trains_as_the_models_own(channels, made_again, monkeypatch):
     """Of 6 channels every shift of each channel is a row of one matrix (the
     Harmonic CNN's first convolution); of 9 the column shifts are stacked
     and, at stride 1, multiplied by every row of the kernel at once, the
     gradients written out. "same" of an even kernel (padded
     more after than before), "valid" and strided, each with more filters
     than input channels: the outputs and the gradients of every variable,
-    the input norm's included."""
+    the input norm's included; the stacked copies held from the forward
+    pass, or made again in the backward."""
+    if made_again:
+        monkeypatch.setattr(xla_training_graph, "MADE_AGAIN_BYTES", 0)
     x = keras.Input((12, 10, channels))
     y = keras.layers.BatchNormalization(name="bn")(x)  # not one channel: not folded
     y = keras.layers.Conv2D(channels + 1, (2, 3), padding="same", name="same")(y)
