@@ -79,14 +79,10 @@ def jaxlib_version() -> str | None:
         return None
 
 
-def xla_products_in_effect(environ=os.environ) -> bool:
-    """Whether XLA_FLAGS in `environ` holds SETTING."""
-    return SETTING in environ.get("XLA_FLAGS", "").split()
-
-
-def memory_order_in_effect(environ=os.environ) -> bool:
-    """Whether XLA_FLAGS in `environ` holds SCHEDULER_SETTING."""
-    return SCHEDULER_SETTING in environ.get("XLA_FLAGS", "").split()
+def in_effect(setting: str, environ=os.environ) -> bool:
+    """Whether XLA_FLAGS in `environ` holds `setting` (SETTING,
+    SCHEDULER_SETTING)."""
+    return setting in environ.get("XLA_FLAGS", "").split()
 
 
 def start_as_a_command() -> None:

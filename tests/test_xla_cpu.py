@@ -14,9 +14,8 @@ from tagger.xla_cpu import (
     SCHEDULER_FLAG,
     SCHEDULER_SETTING,
     SETTING,
-    memory_order_in_effect,
+    in_effect,
     settings_environment,
-    xla_products_in_effect,
 )
 
 AVX512 = {"avx2", "fma", "avx512f", "avx512_bf16"}
@@ -43,9 +42,9 @@ def test_xla_settings_are_asked_for_where_they_apply(environ, jaxlib, flags, xla
         assert changed is None
         return
     assert changed == {**environ, "XLA_FLAGS": xla_flags}
-    assert xla_products_in_effect(changed) == (SETTING in xla_flags.split())
-    assert memory_order_in_effect(changed) == (SCHEDULER_SETTING in xla_flags.split())
-    assert not xla_products_in_effect(environ) and not memory_order_in_effect(environ)
+    for setting in (SETTING, SCHEDULER_SETTING):
+        assert in_effect(setting, changed) == (setting in xla_flags.split())
+        assert not in_effect(setting, environ)
 
 
 PRODUCT = """
@@ -75,8 +74,7 @@ def test_the_setting_takes_the_products_from_ynnpack():
     """What the setting relies on: XLA takes the flag (an unknown one would
     stop the process) and compiles a product as its own dot, where by
     default (on the kind of CPU it is made for) it is a YNNPACK fusion."""
-    if SETTING in (xla_cpu.settings_here({}) or {}).get("XLA_FLAGS", ""):
+    if in_effect(SETTING, xla_cpu.settings_here({}) or {}):
         assert "__ynn_fusion" in compiled_product(None)
-    own = compiled_product(SETTING)
+    own = compiled_product(f"{SETTING} {SCHEDULER_SETTING}")  # flags XLA knows, both
     assert "__ynn_fusion" not in own and " dot(" in own
-    assert " dot(" in compiled_product(f"{SETTING} {SCHEDULER_SETTING}")  # a flag XLA knows

@@ -50,12 +50,7 @@ import numpy as np
 
 from tagger.errors import UserError
 from tagger.host_memory import HUGE_PAGES, huge_pages_in_effect, release_heap_after_compiles
-from tagger.xla_cpu import (
-    SCHEDULER_SETTING,
-    SETTING,
-    memory_order_in_effect,
-    xla_products_in_effect,
-)
+from tagger.xla_cpu import SCHEDULER_SETTING, SETTING, in_effect
 
 # The variables that describe a cluster of hosts to `jax.distributed`.
 CLUSTER_VARIABLES = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
@@ -141,9 +136,9 @@ class JaxBackend:
         notes = [f"its buffers on huge pages (GLIBC_TUNABLES={HUGE_PAGES})"
                  if huge_pages_in_effect() else None,
                  f"its matrix products XLA's own (XLA_FLAGS={SETTING})"
-                 if xla_products_in_effect() else None,
+                 if in_effect(SETTING) else None,
                  f"its operations in an order for memory (XLA_FLAGS={SCHEDULER_SETTING})"
-                 if memory_order_in_effect() else None]
+                 if in_effect(SCHEDULER_SETTING) else None]
         return "".join(f", {note}" for note in notes if note)
 
     def input_line(self) -> str | None:

@@ -121,13 +121,7 @@ def killed_after(argv, state_path, epochs: int, backend: str = "jax",
 def test_a_run_killed_under_jax_resumes_to_the_uninterrupted_history(jax_run, raw_records,
                                                                       tmp_path):
     from tagger.host_memory import HUGE_PAGES, huge_page_environment, huge_pages_in_effect
-    from tagger.xla_cpu import (
-        SCHEDULER_SETTING,
-        SETTING,
-        memory_order_in_effect,
-        settings_here,
-        xla_products_in_effect,
-    )
+    from tagger.xla_cpu import SCHEDULER_SETTING, SETTING, in_effect, settings_here
 
     whole_dir, stdout = jax_run
     # started again with malloc asking for huge pages, where the machine gives them,
@@ -137,9 +131,9 @@ def test_a_run_killed_under_jax_resumes_to_the_uninterrupted_history(jax_run, ra
     notes = f", its buffers on huge pages (GLIBC_TUNABLES={HUGE_PAGES})" if asked else ""
     xla_flags = {"XLA_FLAGS": (settings_here(environment()) or environment()).get(
         "XLA_FLAGS", "")}
-    if xla_products_in_effect(xla_flags):
+    if in_effect(SETTING, xla_flags):
         notes += f", its matrix products XLA's own (XLA_FLAGS={SETTING})"
-    if memory_order_in_effect(xla_flags):
+    if in_effect(SCHEDULER_SETTING, xla_flags):
         notes += f", its operations in an order for memory (XLA_FLAGS={SCHEDULER_SETTING})"
     assert f"training on JAX's 1 cpu device{notes}\n" in stdout
     assert "read by the TensorFlow-free reader" in stdout
