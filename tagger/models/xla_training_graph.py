@@ -61,6 +61,11 @@ MAX_PATCH_TAPS = 512
 # rather than held from the forward pass: a smaller one costs more in compile
 # time (the stacking compiled twice) and copying than it saves
 MADE_AGAIN_BYTES = 32 << 20
+# The bytes of column patches up to which `stride_one_product`'s backward
+# pass takes the whole batch at once; above, pieces of the batch one after
+# another, each holding its patches, stacked output gradient and patches'
+# gradient alone
+BACKWARD_PIECE_BYTES = 256 << 20
 # Input channels up to which a Conv2D's every shift of every channel is a
 # row of one matrix (`tap_rows_product`): measured at 1 (the spectrogram
 # families) and 6 (the Harmonic CNN), both faster so (docs/jax.md); no
@@ -190,31 +195,56 @@ def stride_one_product(x, kernel):
     product operands they were: by autodiff XLA's CPU compiler kept every
     one of them for the backward pass), and patches of MADE_AGAIN_BYTES or
     more (columns times the size of x) are made again there
-    (`zero_after`), not held."""
+    (`zero_after`), not held. Patches of more than BACKWARD_PIECE_BYTES
+    are taken in pieces of the batch, each after the last (`batch_pieces`):
+    whole, the patches, the stacked output gradient and the patches'
+    gradient of the transformer's second layer held 4.2 GB at once."""
     rows, columns, channels, filters = kernel.shape
     height, width = x.shape[1] - rows + 1, x.shape[2] - columns + 1
     patches = column_patches(x, columns, width)
     held = None if made_again(patches) else patches
+    pieces = batch_pieces(patches)
     wide = ops.reshape(ops.transpose(kernel, (1, 2, 0, 3)), (columns * channels, rows * filters))
     products = ops.matmul(patches, wide)
     y = summed([along(products[..., r * filters:(r + 1) * filters], 1, r, height)
                 for r in range(rows)])
+    y = computed_once(y)
 
     def grad(*args, upstream=None):  # the one argument under JAX and TensorFlow
         dy = args[0] if upstream is None else upstream
-        shifted = ops.concatenate([padded(dy, (r, rows - 1 - r)) for r in range(rows)], axis=-1)
-        patches = held if held is not None else column_patches(x + zero_after(dy), columns,
-                                                                 width)
-        dwide = ops.matmul(ops.transpose(ops.reshape(patches, (-1, columns * channels))),
-                           ops.reshape(shifted, (-1, rows * filters)))
-        dkernel = ops.transpose(ops.reshape(dwide, (columns, channels, rows, filters)),
+        dxs, dwides = [], []
+        for start, stop in pieces:
+            # a piece waits for the last one's products: the compiler's
+            # schedule would stack every piece's copies first and hold them
+            wait = zero_after(dwides[-1]) + zero_after(dxs[-1]) if dxs else 0
+            piece_dy = dy[start:stop] + wait
+            shifted = ops.concatenate([padded(piece_dy, (r, rows - 1 - r)) for r in range(rows)],
+                                      axis=-1)
+            piece = (held[start:stop] if held is not None else
+                     column_patches(x[start:stop] + zero_after(piece_dy), columns, width))
+            dwides.append(ops.matmul(ops.transpose(ops.reshape(piece, (-1, columns * channels))),
+                                     ops.reshape(shifted, (-1, rows * filters))))
+            dpatches = ops.matmul(shifted, ops.transpose(wide))
+            dxs.append(summed([padded(dpatches[..., j * channels:(j + 1) * channels], (0, 0),
+                                      (j, columns - 1 - j)) for j in range(columns)]))
+        dkernel = ops.transpose(ops.reshape(summed(dwides), (columns, channels, rows, filters)),
                                 (2, 0, 1, 3))
-        dpatches = ops.matmul(shifted, ops.transpose(wide))
-        dx = summed([padded(dpatches[..., j * channels:(j + 1) * channels], (0, 0),
-                            (j, columns - 1 - j)) for j in range(columns)])
-        return dx, dkernel
+        return ops.concatenate(dxs, axis=0) if len(dxs) > 1 else dxs[0], dkernel
 
     return y, grad
+
+
+def batch_pieces(copy):
+    """[(start, stop)]: the examples of `copy` (batch, ...) in pieces of
+    near-equal size, its bytes over BACKWARD_PIECE_BYTES (rounded up) of
+    them, at most one per example (one piece where the batch's size is
+    unknown as the step is traced)."""
+    batch = copy.shape[0]
+    if batch is None:
+        return [(0, None)]
+    pieces = min(batch, max(1, -(-nbytes(copy) // max(BACKWARD_PIECE_BYTES, 1))))
+    bounds = [batch * k // pieces for k in range(pieces + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def summed(parts):
@@ -261,10 +291,13 @@ def made_again(copy) -> bool:
     """Whether the stacked copy `copy` is made again in the backward pass
     (MADE_AGAIN_BYTES or more; a size unknown as the step is traced is
     taken as more)."""
-    if None in copy.shape:
-        return True
-    bits = int(re.search(r"\d+$", keras.backend.standardize_dtype(copy.dtype)).group())
-    return math.prod(copy.shape) * bits // 8 >= MADE_AGAIN_BYTES
+    return None in copy.shape or nbytes(copy) >= MADE_AGAIN_BYTES
+
+
+def nbytes(tensor) -> int:
+    """The bytes of a tensor of known shape."""
+    bits = int(re.search(r"\d+$", keras.backend.standardize_dtype(tensor.dtype)).group())
+    return math.prod(tensor.shape) * bits // 8
 
 
 def kernel_gradient_from_taps(x, kernel, height: int, width: int, strides=(1, 1)):
@@ -293,6 +326,15 @@ def kernel_gradient_from_taps(x, kernel, height: int, width: int, strides=(1, 1)
         return ops.zeros((ops.shape(x)[0], height, width, filters), x.dtype), grad
 
     return zeros(x, kernel)
+
+
+def computed_once(y):
+    """y, as one buffer: divided by 1 + 0 * y, a division the compiler does
+    not copy into each of y's consumers. A sum of shifted slices of a
+    product (or of products) is cheap to it, so each of the next layers'
+    element-wise passes, forward and backward, summed them again and the
+    product (rows times y's size) was held to the end of the backward pass."""
+    return y / (1 + y * 0)
 
 
 def zero_after(x):

@@ -9,7 +9,12 @@ import tensorflow as tf
 
 from tagger.models import family, xla_training_graph
 from tagger.models.folded_input_norm import added_to_each_example
-from tagger.models.xla_training_graph import TiledMaxPool, stacked_shifts, xla_training_model
+from tagger.models.xla_training_graph import (
+    TiledMaxPool,
+    batch_pieces,
+    stacked_shifts,
+    xla_training_model,
+)
 from tagger.training.backend_jax import scores_forward
 
 # (family, the layers its form replaces)
@@ -100,9 +105,10 @@ def test_what_keeps_the_models_own_layer():
     assert xla_training_model(plain) is plain  # nothing to replace: the model itself
 
 
-@pytest.mark.parametrize("made_again", [False, True])
-@pytest.mark.parametrize("channels", [6, 9])
-def test_a_convolution_trains_as_the_models_own(channels, made_again, monkeypatch):
+@pytest.mark.parametrize("channels, made_again, pieces", [
+    (6, False, False), (6, True, False), (9, False, False), (9, True, False), (9, False, True),
+    (9, True, True)])
+def test_a_convolution_trains_as_the_models_own(channels, made_again, pieces, monkeypatch):
     """Of 6 channels every shift of each channel is a row of one matrix (the
     Harmonic CNN's first convolution); of 9 the column shifts are stacked
     and, at stride 1, multiplied by every row of the kernel at once, the
@@ -110,9 +116,12 @@ def test_a_convolution_trains_as_the_models_own(channels, made_again, monkeypatc
     more after than before), "valid" and strided, each with more filters
     than input channels: the outputs and the gradients of every variable,
     the input norm's included; the stacked copies held from the forward
-    pass, or made again in the backward."""
+    pass, or made again in the backward; the backward of the whole batch,
+    or of pieces of it (of 2 and 3 examples)."""
     if made_again:
         monkeypatch.setattr(xla_training_graph, "MADE_AGAIN_BYTES", 0)
+    if pieces:  # the column patches of "same": 70,200 bytes, of "valid": 43,200
+        monkeypatch.setattr(xla_training_graph, "BACKWARD_PIECE_BYTES", 40_000)
     x = keras.Input((12, 10, channels))
     y = keras.layers.BatchNormalization(name="bn")(x)  # not one channel: not folded
     y = keras.layers.Conv2D(channels + 1, (2, 3), padding="same", name="same")(y)
@@ -130,6 +139,17 @@ def test_a_convolution_trains_as_the_models_own(channels, made_again, monkeypatc
     expected, found = gradient(model, values, labels), gradient(form, values, labels)
     assert np.abs(expected).max() > 1e-4
     assert np.linalg.norm(found - expected) <= 1e-4 * np.linalg.norm(expected)
+
+
+def test_a_batch_is_taken_in_as_few_near_equal_pieces_as_keep_each_under_the_bound(
+        monkeypatch):
+    monkeypatch.setattr(xla_training_graph, "BACKWARD_PIECE_BYTES", 1000)
+    assert batch_pieces(keras.KerasTensor((5, 10, 25))) == [(0, 1), (1, 2), (2, 3), (3, 4),
+                                                            (4, 5)]  # 1000 bytes each
+    assert batch_pieces(keras.KerasTensor((5, 10, 10))) == [(0, 2), (2, 5)]  # 2000 in all
+    assert batch_pieces(keras.KerasTensor((5, 2, 25))) == [(0, 5)]  # 1000 in all
+    assert batch_pieces(keras.KerasTensor((3, 100, 25))) == [(0, 1), (1, 2), (2, 3)]
+    assert batch_pieces(keras.KerasTensor((None, 100, 25))) == [(0, None)]
 
 
 @pytest.mark.parametrize("center", [True, False])
