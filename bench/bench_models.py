@@ -37,7 +37,12 @@ batch and input as the TensorFlow rows, between the same two peaks: `ratio
 mfu_train_<family>_jax` (its FLOPs are the TensorFlow graph's count of the
 same model) beside TensorFlow's `mfu_train_<family>` and
 `mfu_train_<family>_xla`, and `ratio train_jax_speedup_<family>`, its
-training segments/s over TensorFlow's without XLA.
+training segments/s over TensorFlow's without XLA. `--repeat N` measures
+each family's first case N times in turns (every run of it, one after
+the other, then again): each speed or memory ratio is the median of the
+turns' (each turn's row against the same turn's float32 row), printed
+after each turn's value; its MFU figures are of the turn of median speed.
+Single runs on 2 cores move by 10-20%.
 
 By default the project's own four families (sample-level CNN, multi-scale
 CNN, self-attention, Music Tagging Transformer) and the musicnn families
@@ -54,12 +59,14 @@ arguments, batches of 2, small matrix products): it checks that the bench
 runs; its figures mean nothing.
     python bench/bench_models.py [--steps 3] [--zoo | --families samplecnn,transformer]
                                  [--no-jit] [--no-bf16] [--backend tensorflow|jax] [--tiny]
+                                 [--repeat N]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 from typing import NamedTuple
 
@@ -201,7 +208,8 @@ def measure_one(family, index, steps, jit, tiny, precision):
 class Row(NamedTuple):
     """One measurement of a family's bench case: training segments/s,
     inference x real time (None: not measured, as under JAX), FLOPs per
-    segment and seconds per segment."""
+    segment, seconds per segment, its process's usage and the model's
+    parameters."""
 
     label: str
     index: int  # the bench case's
@@ -213,6 +221,7 @@ class Row(NamedTuple):
     flops: float
     seconds: float
     usage: ProcessUsage | None = None
+    params: int = 0
 
     def mfu(self, peak: float) -> tuple[float | None, float]:
         """(inference, training) MFU against `peak` FLOP/s."""
@@ -318,9 +327,14 @@ def main():
     p.add_argument("--tiny", action="store_true",
                    help="each family at the tests' size: checks that the bench runs (its "
                         "figures mean nothing)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="measurements of each family's first case, in turns (its speed and "
+                        "memory ratios: the median of the turns')")
     # FAMILY INDEX STEPS JIT TINY PRECISION
     p.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.repeat < 1:
+        p.error(f"--repeat must be 1 or more, got {args.repeat}")
     if args.one:
         if os.environ.get("KERAS_BACKEND") == "jax":  # as a command under JAX starts
             start_as_a_command()
@@ -371,9 +385,12 @@ def measure_family(family, args, base):
     """(rows, base): each of `family`'s bench cases (with --tiny, its tiny
     one) measured in each of its runs, each in a process of its own and
     printed as measured, with its ratios to `base`, the run's first row
-    ((label, train rate, real-time factor), None before it); a bfloat16 or
-    JAX row also prints its training speed over the case's float32 row
-    without XLA, whose FLOPs a JAX row takes."""
+    ((label, train rate, real-time factor), None before it); the first
+    case's runs `args.repeat` times in turns. A bfloat16 or JAX row also
+    prints its training speed over the case's float32 row without XLA,
+    whose FLOPs a JAX row takes: the median of the turns' ratios, each
+    turn's row against the same turn's float32 row. A run's row in `rows`
+    is its turn of median training speed."""
     from tagger.models import FAMILIES
 
     cases = (tiny_case(family),) if args.tiny else FAMILIES[family].bench
@@ -385,36 +402,63 @@ def measure_family(family, args, base):
             runs.append(("tensorflow", False, "bfloat16"))  # beside float32 without XLA
         if index == 0 and args.backend == "jax":
             runs.append(("jax", False, "float32"))  # JAX compiles every step
-        for backend, jit, precision in runs:
-            label = (case.label + (" +XLA" if jit else "")
-                     + (" bf16" if precision == "bfloat16" else "")
-                     + (" JAX" if backend == "jax" else ""))
-            figures, usage = measure_in_a_process(family, index, args.steps, jit, args.tiny,
-                                                  precision, backend=backend)
-            if backend == "jax":
-                (params, train_rate), realtime = figures, None
-                flops, seconds = rows[0].flops, rows[0].seconds  # the same model's
-            else:
-                params, train_rate, realtime, flops, seconds = figures
-            row = Row(label, index, jit, precision, backend, train_rate, realtime, flops,
-                      seconds, usage)
-            rows.append(row)
-            base = base or (label, train_rate, realtime)
-            inference = "" if realtime is None else f"  inference {realtime:7.1f}x real time"
-            to_base = (f"train {train_rate / base[1]:.2f}"
-                       + ("" if realtime is None else f", inference {realtime / base[2]:.2f}"))
-            print(f"{label:30s} {params / 1e6:6.2f}M params  batch {case.batch_size:3d}  "
-                  f"train {train_rate:7.1f} segments/s{inference}  {flops / 1e9:6.3f} "
-                  f"GFLOP/segment  (to {base[0]}: {to_base}); {usage.text()}", flush=True)
+        turns = {run: [] for run in runs}
+        for _ in range(args.repeat if index == 0 else 1):
+            for run in runs:
+                row = measure_row(family, index, case, run, args, turns[runs[0]])
+                turns[run].append(row)
+                base = base or (row.label, row.train_rate, row.realtime)
+                print_row(row, case, base)
+        for run in runs:
+            by_speed = sorted(turns[run], key=lambda r: r.train_rate)
+            rows.append(by_speed[(len(by_speed) - 1) // 2])
+            backend, _, precision = run
             speedup = "bf16" if precision == "bfloat16" else "jax" if backend == "jax" else None
             if speedup:  # over the float32 row without XLA, the first of this case
-                float32 = next(r for r in rows if r.index == index)
-                print(f"ratio train_{speedup}_speedup_{family} "
-                      f"{train_rate / float32.train_rate:.3f}", flush=True)
+                print_median(f"train_{speedup}_speedup_{family}",
+                             [r.train_rate / f.train_rate for r, f in zip(turns[run],
+                                                                          turns[runs[0]])])
             if backend == "jax":  # its peak resident memory over TensorFlow's
-                print(f"ratio train_jax_peak_memory_{family} "
-                      f"{usage.peak_bytes / float32.usage.peak_bytes:.3f}", flush=True)
+                print_median(f"train_jax_peak_memory_{family}",
+                             [r.usage.peak_bytes / f.usage.peak_bytes
+                              for r, f in zip(turns[run], turns[runs[0]])])
     return rows, base
+
+
+def measure_row(family, index, case, run, args, float32_turns) -> Row:
+    """One measurement of `family`'s case `index` in `run` (backend, jit,
+    precision), in a process of its own; a JAX row takes the FLOPs of the
+    case's float32 row (the last of `float32_turns`)."""
+    backend, jit, precision = run
+    label = (case.label + (" +XLA" if jit else "") + (" bf16" if precision == "bfloat16" else "")
+             + (" JAX" if backend == "jax" else ""))
+    figures, usage = measure_in_a_process(family, index, args.steps, jit, args.tiny, precision,
+                                          backend=backend)
+    if backend == "jax":
+        (params, train_rate), realtime = figures, None
+        flops, seconds = float32_turns[-1].flops, float32_turns[-1].seconds  # the same model's
+    else:
+        params, train_rate, realtime, flops, seconds = figures
+    return Row(label, index, jit, precision, backend, train_rate, realtime, flops, seconds,
+               usage, params)
+
+
+def print_row(row: Row, case, base) -> None:
+    """A measurement's line: its figures, its ratios to `base`, its process's usage."""
+    inference = "" if row.realtime is None else f"  inference {row.realtime:7.1f}x real time"
+    to_base = (f"train {row.train_rate / base[1]:.2f}"
+               + ("" if row.realtime is None else f", inference {row.realtime / base[2]:.2f}"))
+    print(f"{row.label:30s} {row.params / 1e6:6.2f}M params  batch {case.batch_size:3d}  "
+          f"train {row.train_rate:7.1f} segments/s{inference}  {row.flops / 1e9:6.3f} "
+          f"GFLOP/segment  (to {base[0]}: {to_base}); {row.usage.text()}", flush=True)
+
+
+def print_median(name: str, values: list) -> None:
+    """`ratio NAME MEDIAN`, after a line of each turn's value where there are several."""
+    if len(values) > 1:
+        print(f"{name} in {len(values)} turns: {', '.join(f'{v:.3f}' for v in values)}",
+              flush=True)
+    print(f"ratio {name} {statistics.median(values):.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -425,6 +425,63 @@ def test_the_model_bench_measures_the_peak_beside_each_family_and_flags_disturbe
     assert out.splitlines()[-1] == "matrix products at the end: 80.0 GFLOP/s (100.0 at the start)"
 
 
+def test_the_model_bench_measures_the_first_case_in_turns_and_gives_the_median_ratio(
+        monkeypatch, capsys):
+    """bench_models.py --repeat 3 on injected figures: the first case's runs
+    (TensorFlow, bfloat16, JAX) three times in turns, the second case's
+    once; each speed and memory ratio is the median of the turns', each
+    turn's row against the same turn's float32 row, after each turn's value;
+    the MFU is of the turn of median speed."""
+    pytest.importorskip("jax")
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("bench_models")
+    events = []
+    # each turn's (float32, bfloat16, JAX) training segments/s; JAX's peak memory in GiB
+    speeds = [(10.0, 15.0, 6.0), (8.0, 16.0, 6.0), (12.0, 15.0, 3.0), (5.0, None, None)]
+    jax_peaks = iter([1.5, 0.5, 2.0])
+
+    def measure(family, index, steps, jit, tiny, precision, backend):
+        events.append((index, backend, precision))
+        turn = speeds[sum(e[1:] == ("tensorflow", "float32") for e in events) - 1]
+        if backend == "jax":
+            return (1e6, turn[2]), module.ProcessUsage(int(next(jax_peaks) * 2**30), 1.0, 1)
+        train = turn[1] if precision == "bfloat16" else turn[0]
+        return (1e6, train, 20.0, 1e9, 0.5), module.ProcessUsage(2**30, 0.5, 1)
+
+    monkeypatch.setattr(module, "measure_in_a_process", measure)
+    monkeypatch.setattr(module, "matmul_flops_per_second", lambda sizes, repeats=10,
+                        dtype="float32": 100e9)
+    monkeypatch.setattr(module, "gpu_memory_as_needed", lambda: [])
+    monkeypatch.setattr(sys, "argv", ["bench_models.py", "--families", "samplecnn", "--no-jit",
+                                      "--backend", "jax", "--repeat", "3"])
+    capsys.readouterr()
+    module.main()
+    out = capsys.readouterr().out
+    first = [(0, "tensorflow", "float32"), (0, "tensorflow", "bfloat16"), (0, "jax", "float32")]
+    assert events == first * 3 + [(1, "tensorflow", "float32")]
+    found = ratios(out)
+    # bfloat16: 1.5, 2.0, 1.25; JAX: 0.6, 0.75, 0.25; JAX's memory: 1.5, 0.5, 2.0
+    assert {k: found[k] for k in ("train_bf16_speedup_samplecnn", "train_jax_speedup_samplecnn",
+                                  "train_jax_peak_memory_samplecnn")} == {
+        "train_bf16_speedup_samplecnn": 1.5, "train_jax_speedup_samplecnn": 0.6,
+        "train_jax_peak_memory_samplecnn": 1.5}
+    assert "train_jax_speedup_samplecnn in 3 turns: 0.600, 0.750, 0.250" in out.splitlines()
+    assert "train_bf16_speedup_samplecnn in 3 turns: 1.500, 2.000, 1.250" in out.splitlines()
+    # the float32 row of median speed (10 segments/s): 10 x 3 x 1 GFLOP / 100 GFLOP/s
+    assert found["mfu_train_samplecnn"] == 0.3 and found["mfu_train_samplecnn_jax"] == 0.18
+
+
+def test_the_model_bench_refuses_a_repeat_under_1(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("bench_models")
+    monkeypatch.setattr(sys, "argv", ["bench_models.py", "--repeat", "0"])
+    with pytest.raises(SystemExit) as stop:
+        module.main()
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "error: --repeat must be 1 or more, got 0")
+
+
 def test_the_model_bench_flags_an_mfu_above_1_or_between_peaks_over_10_percent_apart(
         monkeypatch):
     """The rule on its own: above 1, or peaks more than PEAK_SPREAD_LIMIT of
