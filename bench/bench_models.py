@@ -40,9 +40,9 @@ same model) beside TensorFlow's `mfu_train_<family>` and
 training segments/s over TensorFlow's without XLA. `--repeat N` measures
 each family's first case N times in turns (every run of it, one after
 the other, then again): each speed or memory ratio is the median of the
-turns' (each turn's row against the same turn's float32 row), printed
-after each turn's value; its MFU figures are of the turn of median speed.
-Single runs on 2 cores move by 10-20%.
+turns' (each turn's row against the same turn's float32 row; of an even
+N the lower middle one), printed after each turn's value; its MFU
+figures are of the turn of median speed.
 
 By default the project's own four families (sample-level CNN, multi-scale
 CNN, self-attention, Music Tagging Transformer) and the musicnn families
@@ -328,8 +328,9 @@ def main():
                    help="each family at the tests' size: checks that the bench runs (its "
                         "figures mean nothing)")
     p.add_argument("--repeat", type=int, default=1,
-                   help="measurements of each family's first case, in turns (its speed and "
-                        "memory ratios: the median of the turns')")
+                   help="measurements of each family's first case, in turns: its bfloat16 and "
+                        "JAX speed and memory ratios the median of the turns', its MFU figures "
+                        "of the turn of median speed")
     # FAMILY INDEX STEPS JIT TINY PRECISION
     p.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -403,25 +404,18 @@ def measure_family(family, args, base):
         if index == 0 and args.backend == "jax":
             runs.append(("jax", False, "float32"))  # JAX compiles every step
         turns = {run: [] for run in runs}
-        for _ in range(args.repeat if index == 0 else 1):
+        repeats = args.repeat if index == 0 else 1
+        for turn in range(repeats):
             for run in runs:
                 row = measure_row(family, index, case, run, args, turns[runs[0]])
                 turns[run].append(row)
                 base = base or (row.label, row.train_rate, row.realtime)
                 print_row(row, case, base)
+                if turn == repeats - 1:  # its ratios as soon as its last turn is measured
+                    print_ratios(family, run, turns[run], turns[runs[0]])
         for run in runs:
             by_speed = sorted(turns[run], key=lambda r: r.train_rate)
             rows.append(by_speed[(len(by_speed) - 1) // 2])
-            backend, _, precision = run
-            speedup = "bf16" if precision == "bfloat16" else "jax" if backend == "jax" else None
-            if speedup:  # over the float32 row without XLA, the first of this case
-                print_median(f"train_{speedup}_speedup_{family}",
-                             [r.train_rate / f.train_rate for r, f in zip(turns[run],
-                                                                          turns[runs[0]])])
-            if backend == "jax":  # its peak resident memory over TensorFlow's
-                print_median(f"train_jax_peak_memory_{family}",
-                             [r.usage.peak_bytes / f.usage.peak_bytes
-                              for r, f in zip(turns[run], turns[runs[0]])])
     return rows, base
 
 
@@ -453,12 +447,21 @@ def print_row(row: Row, case, base) -> None:
           f"GFLOP/segment  (to {base[0]}: {to_base}); {row.usage.text()}", flush=True)
 
 
-def print_median(name: str, values: list) -> None:
-    """`ratio NAME MEDIAN`, after a line of each turn's value where there are several."""
-    if len(values) > 1:
-        print(f"{name} in {len(values)} turns: {', '.join(f'{v:.3f}' for v in values)}",
-              flush=True)
-    print(f"ratio {name} {statistics.median(values):.3f}", flush=True)
+def print_ratios(family: str, run, turns: list, float32_turns: list) -> None:
+    """A bfloat16 or JAX run's training speed over the float32 row without
+    XLA, and a JAX run's peak resident memory over it: each the median of
+    the turns' ratios (each turn against the same turn's float32 row)."""
+    backend, _, precision = run
+    speedup = "bf16" if precision == "bfloat16" else "jax" if backend == "jax" else None
+    figures = {f"train_{speedup}_speedup_{family}": lambda row: row.train_rate} if speedup else {}
+    if backend == "jax":
+        figures[f"train_jax_peak_memory_{family}"] = lambda row: row.usage.peak_bytes
+    for name, figure in figures.items():
+        values = [figure(row) / figure(float32) for row, float32 in zip(turns, float32_turns)]
+        if len(values) > 1:
+            print(f"{name} in {len(values)} turns: {', '.join(f'{v:.3f}' for v in values)}",
+                  flush=True)
+        print(f"ratio {name} {statistics.median_low(values):.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -193,7 +193,7 @@ def per_family(families, what: str, ratio: str, goal: str, command: str, gpu: bo
 
 
 MODELS = "python bench/bench_models.py"
-MODELS_JAX = "python bench/bench_models.py --backend jax --no-bf16 --no-jit"
+MODELS_JAX = "python bench/bench_models.py --backend jax --no-bf16 --no-jit --repeat 3"
 TAG = "python bench/bench_tag.py"
 LIBRARY = "python bench/bench_library.py --files 300 --minutes 4 4 --songs 12 --engine"
 ACCELERATOR = "python bench/bench_accelerator.py"

@@ -17,7 +17,9 @@ CPU compiler turns into matrix products and element-wise passes.
   as a row of one matrix (`tap_rows_product`): its forward and backward
   passes are matrix products and shifted sums. Stacked taps or column
   patches of MADE_AGAIN_BYTES or more are not held for the backward pass,
-  which stacks them again from the input.
+  which stacks them again from the input; a stride-1 output is one buffer
+  (`computed_once`), and patches of more than BACKWARD_PIECE_BYTES have
+  their backward pass in pieces of the batch.
 - A max pool whose windows are made of tiles of its input (along each
   axis a pool size equal to the stride, a multiple of it, or 1; "valid"):
   XLA's gradient of a window max is a select-and-scatter, lowered on the
@@ -37,7 +39,8 @@ reduction already, and Musicnn's step ran slower with it.
 
 Each form computes the layer's function exactly up to the order of the
 float32 sums (a pool's gradient is shared among equal maxima, where the
-pooling layer's goes to one of them). TensorFlow's step has forms of its
+pooling layer's goes to one of them; an infinite stride-1 output is NaN,
+`computed_once`). TensorFlow's step has forms of its
 own (`tagger.models.training_graph`). What each gains: docs/jax.md.
 """
 
@@ -195,10 +198,11 @@ def stride_one_product(x, kernel):
     product operands they were: by autodiff XLA's CPU compiler kept every
     one of them for the backward pass), and patches of MADE_AGAIN_BYTES or
     more (columns times the size of x) are made again there
-    (`zero_after`), not held. Patches of more than BACKWARD_PIECE_BYTES
-    are taken in pieces of the batch, each after the last (`batch_pieces`):
-    whole, the patches, the stacked output gradient and the patches'
-    gradient of the transformer's second layer held 4.2 GB at once."""
+    (`zero_after`), not held. The backward pass of patches of more than
+    BACKWARD_PIECE_BYTES is taken in pieces of the batch, each after the
+    last (`batch_pieces`), each holding its share of the patches, the
+    stacked output gradient and the patches' gradient. The output is one
+    buffer (`computed_once`)."""
     rows, columns, channels, filters = kernel.shape
     height, width = x.shape[1] - rows + 1, x.shape[2] - columns + 1
     patches = column_patches(x, columns, width)
@@ -216,7 +220,7 @@ def stride_one_product(x, kernel):
         for start, stop in pieces:
             # a piece waits for the last one's products: the compiler's
             # schedule would stack every piece's copies first and hold them
-            wait = zero_after(dwides[-1]) + zero_after(dxs[-1]) if dxs else 0
+            wait = (zero_after(dwides[-1]) + zero_after(dxs[-1])) if dxs else 0
             piece_dy = dy[start:stop] + wait
             shifted = ops.concatenate([padded(piece_dy, (r, rows - 1 - r)) for r in range(rows)],
                                       axis=-1)
@@ -229,7 +233,7 @@ def stride_one_product(x, kernel):
                                       (j, columns - 1 - j)) for j in range(columns)]))
         dkernel = ops.transpose(ops.reshape(summed(dwides), (columns, channels, rows, filters)),
                                 (2, 0, 1, 3))
-        return ops.concatenate(dxs, axis=0) if len(dxs) > 1 else dxs[0], dkernel
+        return (ops.concatenate(dxs, axis=0) if len(dxs) > 1 else dxs[0]), dkernel
 
     return y, grad
 
@@ -242,7 +246,7 @@ def batch_pieces(copy):
     batch = copy.shape[0]
     if batch is None:
         return [(0, None)]
-    pieces = min(batch, max(1, -(-nbytes(copy) // max(BACKWARD_PIECE_BYTES, 1))))
+    pieces = max(1, min(batch, -(-nbytes(copy) // max(BACKWARD_PIECE_BYTES, 1))))
     bounds = [batch * k // pieces for k in range(pieces + 1)]
     return list(zip(bounds[:-1], bounds[1:]))
 
@@ -330,10 +334,12 @@ def kernel_gradient_from_taps(x, kernel, height: int, width: int, strides=(1, 1)
 
 def computed_once(y):
     """y, as one buffer: divided by 1 + 0 * y, a division the compiler does
-    not copy into each of y's consumers. A sum of shifted slices of a
-    product (or of products) is cheap to it, so each of the next layers'
-    element-wise passes, forward and backward, summed them again and the
-    product (rows times y's size) was held to the end of the backward pass."""
+    not copy into each of y's consumers (the identity for finite values;
+    an infinite one becomes NaN). A sum of shifted slices of a product (or
+    of products) is cheap to it, so each of the next layers' element-wise
+    passes, forward and backward, summed them again and the product (rows
+    times y's size) was held to the end of the backward pass. A divisor of
+    one element is no use: the compiler multiplies by its reciprocal."""
     return y / (1 + y * 0)
 
 

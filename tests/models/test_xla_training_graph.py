@@ -122,6 +122,8 @@ def test_a_convolution_trains_as_the_models_own(channels, made_again, pieces, mo
         monkeypatch.setattr(xla_training_graph, "MADE_AGAIN_BYTES", 0)
     if pieces:  # the column patches of "same": 70,200 bytes, of "valid": 43,200
         monkeypatch.setattr(xla_training_graph, "BACKWARD_PIECE_BYTES", 40_000)
+        assert [batch_pieces(keras.KerasTensor(patches)) for patches in (
+            (5, 13, 10, 27), (5, 12, 9, 20))] == [[(0, 2), (2, 5)]] * 2
     x = keras.Input((12, 10, channels))
     y = keras.layers.BatchNormalization(name="bn")(x)  # not one channel: not folded
     y = keras.layers.Conv2D(channels + 1, (2, 3), padding="same", name="same")(y)
@@ -150,6 +152,7 @@ def test_a_batch_is_taken_in_as_few_near_equal_pieces_as_keep_each_under_the_bou
     assert batch_pieces(keras.KerasTensor((5, 2, 25))) == [(0, 5)]  # 1000 in all
     assert batch_pieces(keras.KerasTensor((3, 100, 25))) == [(0, 1), (1, 2), (2, 3)]
     assert batch_pieces(keras.KerasTensor((None, 100, 25))) == [(0, None)]
+    assert batch_pieces(keras.KerasTensor((0, 100, 25))) == [(0, 0)]
 
 
 @pytest.mark.parametrize("center", [True, False])
