@@ -177,11 +177,47 @@ def patches_product(conv, x, kernel):
 def row_shifts_product(patches, kernel, height: int, stride: int = 1):
     """`(batch, h, width, columns * c), (rows, columns, c, filters) ->
     (batch, height, width, filters)`: a matrix product by the kernel's
-    rows per row shift of `patches` (every `stride` row)."""
+    rows per row shift of `patches` (every `stride` row). Its gradient
+    written out: the patches' as each row's product placed on the rows it
+    read (`interleaved_rows`), where autodiff padded each to the patches'
+    size and held them all before their sum."""
     rows, columns, channels, filters = kernel.shape
-    return summed([ops.matmul(along(patches, 1, row, height, stride),
-                              ops.reshape(kernel[row], (columns * channels, filters)))
-                   for row in range(rows)])
+    span = columns * channels
+
+    @ops.custom_gradient
+    def product(patches, kernel):
+        y = summed([ops.matmul(along(patches, 1, row, height, stride),
+                               ops.reshape(kernel[row], (span, filters)))
+                    for row in range(rows)])
+
+        def grad(*args, upstream=None):  # the one argument under JAX and TensorFlow
+            dy = args[0] if upstream is None else upstream
+            flat = ops.reshape(dy, (-1, filters))
+            dkernel = ops.stack([ops.reshape(ops.matmul(ops.transpose(ops.reshape(
+                along(patches, 1, row, height, stride), (-1, span))), flat),
+                (columns, channels, filters)) for row in range(rows)])
+            parts = [ops.matmul(dy, ops.transpose(ops.reshape(kernel[row], (span, filters))))
+                     for row in range(rows)]
+            return interleaved_rows(parts, stride, patches.shape[1]), dkernel
+
+        return y, grad
+
+    return product(patches, kernel)
+
+
+def interleaved_rows(parts, stride: int, rows: int):
+    """`rows` rows of which row r + stride * t is the sum of parts[r][:, t]
+    (each `(batch, height, w, c)`): the rows of each phase mod `stride`
+    summed, then laid in turn."""
+    height = parts[0].shape[1]
+    per_phase = -(-rows // stride)
+    phases = []
+    for phase in range(stride):
+        terms = [padded(parts[r], (r // stride, per_phase - height - r // stride))
+                 for r in range(phase, len(parts), stride)]
+        phases.append(summed(terms) if terms else ops.zeros_like(phases[0]))
+    laid = ops.stack(phases, axis=2)  # (batch, per_phase, stride, w, c)
+    return ops.reshape(laid, (-1, per_phase * stride, *laid.shape[3:]))[:, :rows]
 
 
 @ops.custom_gradient

@@ -114,7 +114,8 @@ def test_a_convolution_trains_as_the_models_own(channels, made_again, pieces, mo
     and, at stride 1, multiplied by every row of the kernel at once, the
     gradients written out. "same" of an even kernel (padded
     more after than before), "valid" and strided, each with more filters
-    than input channels: the outputs and the gradients of every variable,
+    than input channels (the strided with kernels of as many rows as the
+    stride, more and fewer): the outputs and the gradients of every variable,
     the input norm's included; the stacked copies held from the forward
     pass, or made again in the backward; the backward of the whole batch,
     or of pieces of it (of 2 and 3 examples)."""
@@ -128,11 +129,13 @@ def test_a_convolution_trains_as_the_models_own(channels, made_again, pieces, mo
     y = keras.layers.BatchNormalization(name="bn")(x)  # not one channel: not folded
     y = keras.layers.Conv2D(channels + 1, (2, 3), padding="same", name="same")(y)
     y = keras.layers.Conv2D(channels + 3, (3, 2), name="valid")(y)
-    y = keras.layers.Conv2D(3, (2, 3), strides=2, name="strided")(y)
+    strided = [keras.layers.Conv2D(3, kernel, strides=2, name=name)(y) for kernel, name in (
+        ((2, 3), "strided"), ((3, 3), "strided_over"), ((1, 3), "strided_row"))]
     model = keras.Model(x, keras.layers.Dense(4, activation="sigmoid")(
-        keras.layers.Flatten()(y)))
+        keras.layers.Concatenate()([keras.layers.Flatten()(t) for t in strided])))
     form = xla_training_model(model)
-    assert replaced(form, model) == {"same_patches", "valid_patches", "strided_patches"}
+    assert replaced(form, model) == {"same_patches", "valid_patches", "strided_patches",
+                                     "strided_over_patches", "strided_row_patches"}
     rng = np.random.default_rng(4)
     values = rng.standard_normal((5, 12, 10, channels)).astype("float32")
     labels = (rng.random((5, 4)) < 0.5).astype("float32")
