@@ -12,7 +12,8 @@ CPU compiler turns into matrix products and element-wise passes.
   their product by every row of the kernel at once and sums its row
   groups shifted, with the gradient written out in the same form
   (`stride_one_product`); with strides it sums one matrix product by the
-  kernel's rows per row shift of the patches; an input of up to
+  kernel's rows per row shift of the patches, the patches' gradient laid
+  row by row (`row_shifts_product`); an input of up to
   `MAX_TAP_ROW_CHANNELS` channels has every shift of every channel stacked
   as a row of one matrix (`tap_rows_product`): its forward and backward
   passes are matrix products and shifted sums. Stacked taps or column
