@@ -317,15 +317,22 @@ def tap_rows_product(x, kernel, height: int, width: int, strides=(1, 1)):
     kernel's gradient stacks them again there (`kernel_gradient_from_taps`);
     x's gradient needs the kernel alone."""
     rows, columns, channels, filters = kernel.shape
-    sr, sc = strides
-    planes = ops.transpose(x, (3, 0, 1, 2))  # (c, batch, h, w)
-    taps = stacked_shifts(stacked_shifts(planes, 3, columns, width, sc), 3, rows, height, sr)
+    taps = stacked_taps(x, rows, columns, height, width, strides)
     again = made_again(taps)
     fixed = ops.reshape(ops.stop_gradient(kernel) if again else kernel,
                         (rows * columns * channels, filters))
-    y = ops.matmul(ops.transpose(ops.reshape(taps, (rows * columns * channels, -1))), fixed)
-    y = ops.reshape(y, (-1, height, width, filters))
+    y = ops.reshape(ops.matmul(ops.transpose(taps), fixed), (-1, height, width, filters))
     return y + kernel_gradient_from_taps(x, kernel, height, width, strides) if again else y
+
+
+def stacked_taps(x, rows: int, columns: int, height: int, width: int, strides=(1, 1)):
+    """`(batch, h, w, c) -> (rows * columns * c, batch * height * width)`:
+    x's column shifts, then the row shifts of those (`stacked_shifts`),
+    every `strides` row and column, each tap's channels a row apiece."""
+    sr, sc = strides
+    planes = ops.transpose(x, (3, 0, 1, 2))  # (c, batch, h, w)
+    taps = stacked_shifts(stacked_shifts(planes, 3, columns, width, sc), 3, rows, height, sr)
+    return ops.reshape(taps, (rows * columns * x.shape[-1], -1))
 
 
 def made_again(copy) -> bool:
@@ -350,17 +357,13 @@ def kernel_gradient_from_taps(x, kernel, height: int, width: int, strides=(1, 1)
     barriers that keep a recomputation apart (`keras.remat`), merged them
     with the forward's copy and held that."""
     rows, columns, channels, filters = kernel.shape
-    sr, sc = strides
 
     @ops.custom_gradient
     def zeros(x, kernel):
         def grad(*args, upstream=None):  # the one argument under JAX and TensorFlow
             dy = args[0] if upstream is None else upstream
-            planes = ops.transpose(x + zero_after(dy), (3, 0, 1, 2))  # (c, batch, h, w)
-            taps = stacked_shifts(stacked_shifts(planes, 3, columns, width, sc), 3, rows,
-                                  height, sr)  # (rows, columns, c, batch, height, width)
-            dkernel = ops.matmul(ops.reshape(taps, (rows * columns * channels, -1)),
-                                 ops.reshape(ops.cast(dy, taps.dtype), (-1, filters)))
+            taps = stacked_taps(x + zero_after(dy), rows, columns, height, width, strides)
+            dkernel = ops.matmul(taps, ops.reshape(ops.cast(dy, taps.dtype), (-1, filters)))
             return ops.zeros_like(x), ops.cast(
                 ops.reshape(dkernel, (rows, columns, channels, filters)), kernel.dtype)
 
