@@ -3,7 +3,9 @@
 `graph_flops` freezes the model's inference graph for one input and sums
 TensorFlow's own per-op float counts (the v1 profiler's `float_operation`
 view: 2 per multiply-add in convolutions and matrix products, 1 per element
-in element-wise ops). `samplecnn_flops` counts the sample-level CNN's
+in element-wise ops) and, where that view counts none, the multiply-adds
+of the graph's Einsum ops (the attention layers' projections and
+products: `einsum_flops`). `samplecnn_flops` counts the sample-level CNN's
 multiply-adds by hand from its layer table; the two agree to within the
 element-wise work (batch norm, ReLU, pooling, SE scaling), which the hand
 count leaves out. A training step costs about three forward passes (the
@@ -30,7 +32,38 @@ def graph_flops(model, input_shape) -> float:
         tf.function(forward, autograph=False).get_concrete_function(spec))
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
-    return float(tf.compat.v1.profiler.profile(frozen.graph, options=options).total_float_ops)
+    counted = tf.compat.v1.profiler.profile(frozen.graph, options=options).total_float_ops
+    return float(counted) + sum(einsum_flops(op.get_attr("equation").decode(),
+                                             [tuple(t.shape) for t in op.inputs])
+                                for op in frozen.graph.get_operations() if op.type == "Einsum")
+
+
+def einsum_flops(equation: str, shapes) -> float:
+    """2 per multiply-add of the einsum `equation` ("btd,dhk->bhtk") over
+    operands of `shapes`: 2 x the product of every index's size, for two
+    operands; none for one (a transpose or a sum)."""
+    operands = equation.replace(" ", "").split("->")[0].split(",")
+    if len(operands) != len(shapes):
+        raise ValueError(f"einsum {equation!r} of {len(shapes)} operands")
+    if len(operands) == 1:
+        return 0.0
+    if len(operands) > 2:
+        raise ValueError(f"einsum {equation!r}: more than two operands are not counted")
+    sizes = {}
+    for letters, shape in zip(operands, shapes):
+        if "..." in letters:  # the ellipsis' axes named apart from the letters
+            rest = len(shape) - len(letters.replace("...", ""))
+            letters = letters.replace("...", "".join(map(str, range(rest))))
+        if len(letters) != len(shape):
+            raise ValueError(f"einsum {equation!r}: operand {letters!r} of shape {shape}")
+        for letter, size in zip(letters, shape):
+            if size is None:
+                raise ValueError(f"einsum {equation!r}: an axis of unknown size")
+            sizes[letter] = max(sizes.get(letter, 1), size)  # broadcast axes of size 1
+    total = 2.0
+    for size in sizes.values():
+        total *= size
+    return total
 
 
 def samplecnn_flops(model) -> float:

@@ -659,6 +659,53 @@ def test_the_accelerator_bench_under_jax_says_what_its_spent_budget_left_out(sho
         "want of time: samplecnn (JAX), transformer (JAX)")
 
 
+def test_an_einsum_is_counted_as_its_multiply_adds(monkeypatch):
+    """TensorFlow's own count leaves Einsum ops out; graph_flops adds 2 per
+    multiply-add of each, beside the matrix products it counts."""
+    import keras
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    from flops import einsum_flops, graph_flops
+
+    assert einsum_flops("btd,dhk->bhtk", [(2, 5, 4), (4, 3, 6)]) == 2 * 2 * 5 * 4 * 3 * 6
+    assert einsum_flops("...d,dk->...k", [(2, 5, 4), (4, 7)]) == 2 * 2 * 5 * 4 * 7
+    assert einsum_flops("bhqk,bhsk->bhqs", [(1, 2, 5, 3), (1, 2, 5, 3)]) == 2 * 2 * 5 * 3 * 5
+    assert einsum_flops("btd->bdt", [(2, 5, 4)]) == 0
+    with pytest.raises(ValueError, match="operand"):
+        einsum_flops("btd,dk->btk", [(2, 5), (4, 7)])
+
+    class Projection(keras.layers.Layer):
+        def build(self, shape):
+            self.kernel = self.add_weight(shape=(shape[-1], 8, 16))
+
+        def call(self, x):
+            return keras.ops.einsum("btd,dhk->bhtk", x, self.kernel)
+
+    inputs = keras.Input((10, 64))
+    outputs = keras.layers.Dense(32, use_bias=False)(Projection()(inputs))
+    model = keras.Model(inputs, outputs)
+    assert graph_flops(model, (10, 64)) == 2 * 10 * 64 * 8 * 16 + 2 * 8 * 10 * 16 * 32
+
+
+def test_self_attention_is_counted_whole(monkeypatch):
+    """A self-attention layer's count is its four projections and its two
+    products over the tokens (each 10% or more of it), and the element-wise
+    rest (under 2%)."""
+    import keras
+
+    from tagger.layers import MultiHeadSelfAttention
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    from flops import graph_flops
+
+    tokens, width, heads = 32, 64, 2
+    inputs = keras.Input((tokens, width))
+    outputs, _ = MultiHeadSelfAttention(heads, use_qkv_bias=False)(inputs)
+    products = 2 * tokens * width * width * 4 + 2 * 2 * tokens * tokens * width
+    assert graph_flops(keras.Model(inputs, outputs), (tokens, width)) == pytest.approx(
+        products, rel=0.02)
+
+
 @pytest.mark.slow
 def test_the_jax_flop_count_agrees_with_tensorflows(monkeypatch):
     """XLA's count of the tiny sample-level CNN's forward pass under Keras's
