@@ -29,6 +29,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     optional biases (`use_qkv_bias`; BERT has them, the ViT-style Music
     Tagging Transformer does not), and an output kernel `(heads, key_dim,
     dim)` with a bias. `key_dim` defaults to `dim // num_heads`.
+
+    Each projection is one matrix product of the tokens' rows, `(batch *
+    length, dim)`, and the kernel flattened to `(dim, heads * key_dim)`:
+    under TensorFlow that trains faster than the same einsum.
     """
 
     def __init__(self, num_heads, key_dim=None, use_qkv_bias=True, dropout=0.0,
@@ -65,26 +69,37 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             name="output_bias", shape=(dim,), initializer="zeros")
         self.built = True
 
-    def _project(self, inputs, name):
-        out = ops.einsum("btd,dhk->bhtk", inputs, getattr(self, f"{name}_kernel"))
-        if self.use_qkv_bias:
-            out = out + ops.expand_dims(getattr(self, f"{name}_bias"), 1)
-        return out  # (batch, heads, length, key_dim)
+    def _project(self, flat, length, name, scale=1.0):
+        """`flat` `(batch * length, dim)` times the `name` kernel (and
+        bias), both times `scale`: `(batch, heads, length, key_dim)`."""
+        kernel = ops.reshape(getattr(self, f"{name}_kernel"), (flat.shape[-1], -1))
+        bias = ops.reshape(getattr(self, f"{name}_bias"), (-1,)) if self.use_qkv_bias else None
+        if scale != 1.0:
+            kernel, bias = kernel * scale, None if bias is None else bias * scale
+        out = ops.matmul(flat, kernel)
+        if bias is not None:
+            out = out + bias
+        out = ops.reshape(out, (-1, length, self.num_heads, self._head_dim))
+        return ops.transpose(out, (0, 2, 1, 3))
 
     def call(self, inputs, attention_override=None, training=None):
-        query = self._project(inputs, "query")
-        key = self._project(inputs, "key")
-        value = self._project(inputs, "value")
-        scores = ops.einsum("bhqk,bhsk->bhqs", query, key)
-        scores = ops.cast(scores, "float32") / math.sqrt(self._head_dim)
+        length, dim = ops.shape(inputs)[1], inputs.shape[-1]
+        flat = ops.reshape(inputs, (-1, dim))
+        # 1 / sqrt(key_dim) scales the query's kernel, not the scores: a
+        # power of two for the usual key widths (16, 64), so the same values
+        query = self._project(flat, length, "query", 1.0 / math.sqrt(self._head_dim))
+        key = self._project(flat, length, "key")
+        value = self._project(flat, length, "value")
+        scores = ops.cast(ops.matmul(query, ops.transpose(key, (0, 1, 3, 2))), "float32")
         weights = ops.softmax(scores, axis=-1)  # (batch, heads, queries, keys)
         if attention_override is not None:
             weights = _broadcast_override(attention_override, weights)
         probs = self.probs_dropout(ops.cast(weights, self.compute_dtype),
                                    training=training)
-        context = ops.einsum("bhqs,bhsk->bqhk", probs, value)
-        outputs = ops.einsum("bqhk,hkd->bqd", context, self.output_kernel)
-        return outputs + self.output_bias, weights
+        context = ops.transpose(ops.matmul(probs, value), (0, 2, 1, 3))  # (b, q, h, k)
+        outputs = ops.matmul(ops.reshape(context, (-1, self.num_heads * self._head_dim)),
+                             ops.reshape(self.output_kernel, (-1, dim)))
+        return ops.reshape(outputs + self.output_bias, (-1, length, dim)), weights
 
     def get_config(self):
         return dict(
