@@ -74,25 +74,32 @@ class TransformerEncoderLayer(keras.layers.Layer):
         self.ffn_output.build((*input_shape[:-1], self.intermediate_dim))
         self.built = True
 
-    def _feed_forward(self, x, training):
-        h = self.intermediate(x)
+    def _feed_forward(self, x, intermediate, training):
+        h = intermediate(x)
         h = self.intermediate_dropout(h, training=training)
         h = self.ffn_output(h)
         return self.ffn_output_dropout(h, training=training)
 
     def call(self, inputs, attention_override=None, training=None):
+        return self.block(inputs, self.intermediate, attention_override, training)
+
+    def block(self, inputs, intermediate, attention_override=None, training=None):
+        """`call` with `intermediate` (`(..., dim) -> (..., intermediate_dim)`:
+        the projection and its activation) in place of the `intermediate`
+        Dense: where TensorFlow's training form computes the activation
+        (`tagger.models.training_graph`)."""
         if self.norm_first:
             attended, weights = self.attention(
                 self.attention_norm(inputs), attention_override=attention_override,
                 training=training)
             x = inputs + self.attention_output_dropout(attended, training=training)
-            x = x + self._feed_forward(self.ffn_norm(x), training)
+            x = x + self._feed_forward(self.ffn_norm(x), intermediate, training)
         else:
             attended, weights = self.attention(
                 inputs, attention_override=attention_override, training=training)
             x = self.attention_norm(
                 inputs + self.attention_output_dropout(attended, training=training))
-            x = self.ffn_norm(x + self._feed_forward(x, training))
+            x = self.ffn_norm(x + self._feed_forward(x, intermediate, training))
         return x, weights
 
     def get_config(self):

@@ -66,6 +66,7 @@ from tagger.layers.inference_conv2d import InferenceConv2D
 from tagger.models import folded_input_norm
 from tagger.models.layer_graph import calls, layer_graph
 from tagger.models.pooled_norm import NormThenMax, max_after_relu, pooled_after
+from tagger.models.training_gelu import TrainingEncoder, exact_gelu_encoder
 from tagger.models.training_sums import (
     BuiltWrapper,
     bias_added,
@@ -114,9 +115,10 @@ def training_model(model):
              if id(layer) not in paired and (pool := max_after_relu(model, layer))}
     gemms = {id(layer) for layer in once if gemm_filter_gradient(layer)}
     biases = {id(layer) for layer in once if bias_gradient_as_product(layer)}
+    encoders = {id(layer) for layer in once if exact_gelu_encoder(layer)}
     folding = folded_input_norm.Folding(
         model, lambda conv: convolution_of(conv, id(conv) in taps), bias_added, keras.ops.add)
-    if not (taps or norms or relus or gemms or biases or folding):
+    if not (taps or norms or relus or gemms or biases or encoders or folding):
         return model
     awaited = {}  # id(a pooled norm's pool) -> (the norm, its call's arguments); its ReLU's: None
     after_pool = {}  # id(a max pool) -> the ReLU before it in the model, applied after it
@@ -148,6 +150,9 @@ def training_model(model):
         if id(layer) in norms:
             return FusedBatchNorm(layer, name=f"{layer.name}_fused",
                                   dtype=layer.dtype_policy)(*args, **kwargs)
+        if id(layer) in encoders:
+            return TrainingEncoder(layer, name=f"{layer.name}_gelu",
+                                   dtype=layer.dtype_policy)(*args, **kwargs)
         if id(layer) in gemms or id(layer) in biases:
             gemm = id(layer) in gemms
             return TrainingConv(layer, gemm, name=f"{layer.name}_{'gemm' if gemm else 'bias'}",

@@ -410,3 +410,63 @@ def test_the_training_form_shares_the_models_variables():
     inputs = keras.Input((8,))  # nothing to compute otherwise
     model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.LayerNormalization()(inputs)))
     assert training_model(model) is model
+
+
+@pytest.mark.parametrize("dtype,tolerance", [("float32", 1e-6), ("bfloat16", 1e-2)])
+def test_the_compiled_gelu_is_the_exact_gelu_and_its_gradient(dtype, tolerance):
+    """Against the float64 GELU x * Phi(x) and its gradient, over values
+    either side of 0 out to the tails: as close as TensorFlow's own."""
+    from tagger.models.training_gelu import compiled_gelu
+
+    x64 = np.linspace(-9.0, 9.0, 1001)
+    upstream64 = np.cos(x64)
+    x, upstream = tf.cast(x64, dtype), tf.cast(upstream64, dtype)
+
+    def value_and_gradient(gelu):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = gelu(x)
+        return (np.asarray(tf.cast(y, tf.float64)),
+                np.asarray(tf.cast(tape.gradient(y, x, upstream), tf.float64)))
+
+    x_rounded = np.asarray(tf.cast(x, tf.float64))  # the values the functions see
+    want = tf.nn.gelu(tf.constant(x_rounded), approximate=False).numpy()
+    with tf.GradientTape() as tape:
+        exact_x = tf.constant(x_rounded)
+        tape.watch(exact_x)
+        exact_y = tf.nn.gelu(exact_x, approximate=False)
+    want_gradient = tape.gradient(exact_y, exact_x, tf.constant(
+        np.asarray(tf.cast(upstream, tf.float64)))).numpy()
+    ours = value_and_gradient(compiled_gelu)
+    theirs = value_and_gradient(lambda v: tf.nn.gelu(v, approximate=False))
+    for got, other, exact in zip(ours, theirs, (want, want_gradient)):
+        scale = np.maximum(np.abs(exact), 1.0)
+        assert np.max(np.abs(got - exact) / scale) <= max(
+            tolerance, np.max(np.abs(other - exact) / scale))
+
+
+def test_the_encoders_gelu_trains_compiled_with_the_models_values_and_gradients():
+    """A BERT layer's training form: its GELU compiled, the rest the
+    layer's own; the same outputs, attention and gradients as the layer."""
+    from tagger.layers import TransformerEncoderLayer
+    from tagger.models.training_gelu import TrainingEncoder
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((7, 16))
+    hidden, weights = TransformerEncoderLayer(2, 64, dropout=0.0, attention_dropout=0.0,
+                                              name="encoder0")(inputs)
+    model = keras.Model(inputs, [hidden, weights])
+    fast = training_graph.training_model(model)
+    assert [type(layer) for layer in fast.layers if "encoder" in layer.name] == [TrainingEncoder]
+    x = tf.random.stateless_normal((3, 7, 16), seed=(1, 2))
+    upstream = tf.random.stateless_normal((3, 7, 16), seed=(3, 4))
+
+    def outputs_and_gradients(form):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            hidden, weights = form(x, training=True)
+            loss = tf.reduce_sum(hidden * upstream) + tf.reduce_sum(weights[..., 0])
+        return [hidden, weights, *tape.gradient(loss, [x, *model.trainable_variables])]
+
+    for got, want in zip(outputs_and_gradients(fast), outputs_and_gradients(model)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
