@@ -66,6 +66,7 @@ from tagger.layers.inference_conv2d import InferenceConv2D
 from tagger.models import folded_input_norm
 from tagger.models.layer_graph import calls, layer_graph
 from tagger.models.pooled_norm import NormThenMax, max_after_relu, pooled_after
+from tagger.models.stem_norm import NormedStem, stem_norm
 from tagger.models.training_gelu import TrainingEncoder, exact_gelu_encoder
 from tagger.models.training_sums import (
     BuiltWrapper,
@@ -107,7 +108,10 @@ def training_model(model):
             if type(layer) is keras.layers.Conv2D
             and inference_conv2d.one_channel_stride_one(layer, layer.input.shape)
             and stacked_in_training(layer.kernel_size)}
-    norms = {id(layer) for layer in once if fusable(layer)}
+    stem_pairs = [(conv, norm) for conv in once if (norm := stem_norm(model, conv))]
+    stems = {id(conv) for conv, _ in stem_pairs}
+    stem_convs = {id(norm): conv for conv, norm in stem_pairs}
+    norms = {id(layer) for layer in once if fusable(layer) and id(layer) not in stem_convs}
     pooled = {id(layer): found for layer in once
               if id(layer) in norms and (found := pooled_after(model, layer))}
     paired = {id(relu) for _, relu in pooled.values()}
@@ -118,12 +122,17 @@ def training_model(model):
     encoders = {id(layer) for layer in once if exact_gelu_encoder(layer)}
     folding = folded_input_norm.Folding(
         model, lambda conv: convolution_of(conv, id(conv) in taps), bias_added, keras.ops.add)
-    if not (taps or norms or relus or gemms or biases or encoders or folding):
+    if not (taps or norms or relus or gemms or biases or encoders or stems or folding):
         return model
     awaited = {}  # id(a pooled norm's pool) -> (the norm, its call's arguments); its ReLU's: None
     after_pool = {}  # id(a max pool) -> the ReLU before it in the model, applied after it
 
     def call(layer, *args, **kwargs):
+        if id(layer) in stems:  # applied by its norm
+            return args[0]
+        if id(layer) in stem_convs:
+            return NormedStem(layer, stem_convs[id(layer)], name=f"{layer.name}_stem",
+                              dtype=layer.dtype_policy)(*args, **kwargs)
         if (folded := folding.call(layer, args, kwargs)) is not None:
             return folded
         if id(layer) in taps:

@@ -209,11 +209,13 @@ def test_the_stackings_gradient_is_tensorflows_own():
 def test_the_step_runs_every_batch_norm_fused():
     *_, train, iterator = three_steps("samplecnn")
     graph = train.get_concrete_function(iterator, 1).graph
+    operations = [op.name for op in graph.get_operations()]
     fused = [op.name for op in graph.get_operations() if op.type == "FusedBatchNormV3"]
     norms = [layer.name for layer in tiny_model("samplecnn").layers
              if isinstance(layer, keras.layers.BatchNormalization)]
-    assert norms and len(fused) == len(norms)
-    assert all(any(f"/{name}_fused" in op for op in fused) for name in norms)
+    assert norms[0] == "stem_bn" and len(fused) == len(norms) - 1  # the stem's: stem_norm
+    assert all(any(f"/{name}_fused" in op for op in fused) for name in norms[1:])
+    assert any("/stem_bn_stem_" in op for op in operations)
 
 
 def one_step(family, forms, policy="float32", start=None):
@@ -379,7 +381,9 @@ def test_a_bfloat16_step_sums_every_convolution_bias_by_a_product():
     convs = {layer.name for layer in model.layers
              if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D))}
     summed = {name for name in convs if any(f"/{name}_bias" in op for op in names)}
-    assert convs and summed == convs  # float32's filter-gradient form is not used
+    # float32's filter-gradient form is not used; the stem's bias is its norm's (stem_norm)
+    assert convs and summed == convs - {"stem_conv"}
+    assert any("/stem_bn_stem_" in op for op in names)
 
 
 def test_which_convolutions_sum_their_bias_gradient_by_a_product():
