@@ -105,34 +105,24 @@ def moments(x):
     """(batch, ..., channels) -> (mean, variance) over all axes but the
     last, float32, and their gradient, k2 (x - mean) + k1 per channel.
 
-    From the sums of x and x^2 while every channel's mean is within
-    `NEAR_ZERO` standard deviations of zero (conv and ReLU outputs; the
-    variance then loses under 3 bits of its precision), else as
-    tf.nn.moments computes them. float32 x: the sums by reductions that
-    write no tensor of x's size (x^2's sum is its Euclidean norm squared),
-    the gradient k2 x + k1'; tf.nn.moments writes (x - mean)^2 and reads
-    it again. bfloat16 x, where TensorFlow's bfloat16 arithmetic costs more
-    than its reductions: `channel_sums`, the gradient k2 x + k1' in
-    bfloat16 (the variance within about 1e-3 of Keras' float32 one, less
-    than the output's own bfloat16 rounding); else the gradient in float32."""
+    float32 x: tf.nn.moments' two passes, the gradient k2 x + k1'. bfloat16
+    x, where TensorFlow's bfloat16 arithmetic costs more than its
+    reductions: sums of x and x^2 (`channel_sums`), the gradient k2 x + k1'
+    in bfloat16, while every channel's mean is within `NEAR_ZERO` standard
+    deviations of zero (ReLU outputs; the variance is then within about
+    1e-3 of Keras' float32 one, less than the output's own bfloat16
+    rounding); else both as Keras computes them, in float32."""
     @custom_gradient
     def of(x):
         count = tf.cast(tf.size(x) // x.shape[-1], tf.float32)
         axes = list(range(len(x.shape) - 1))
         near = None  # the affine gradient is exact enough
-        if x.dtype in (tf.bfloat16, tf.float32):
-            if x.dtype == tf.bfloat16:
-                sums, squares = channel_sums(x), channel_sums(tf.square(x))
-            else:  # reductions that write no tensor of x's size
-                sums = tf.reduce_sum(x, axes)
-                squares = tf.square(tf.math.reduce_euclidean_norm(x, axes))
-            mean = sums / count
-            variance = tf.maximum(squares / count - mean * mean, 0.0)
-            near_zero = tf.reduce_all(mean * mean <= NEAR_ZERO ** 2 * variance)
-            mean, variance = tf.cond(near_zero, lambda: (mean, variance),
+        if x.dtype == tf.bfloat16:
+            mean = channel_sums(x) / count
+            variance = tf.maximum(channel_sums(tf.square(x)) / count - mean * mean, 0.0)
+            near = tf.reduce_all(mean * mean <= NEAR_ZERO ** 2 * variance)
+            mean, variance = tf.cond(near, lambda: (mean, variance),
                                      lambda: tf.nn.moments(tf.cast(x, tf.float32), axes))
-            if x.dtype == tf.bfloat16:
-                near = near_zero
         else:
             mean, variance = tf.nn.moments(tf.cast(x, tf.float32), axes)
 
