@@ -474,3 +474,19 @@ def test_the_encoders_gelu_trains_compiled_with_the_models_values_and_gradients(
 
     for got, want in zip(outputs_and_gradients(fast), outputs_and_gradients(model)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["samplecnn", "self_attention", "pons_musicnn"])
+def test_the_training_form_compiles_under_xla(family):
+    """Every op of the forms has an XLA kernel (train.py --xla on, TPUs):
+    the first step's loss with jit_compile is the step's without it."""
+    losses = []
+    for jit in (False, True):
+        model = tiny_model(family)
+        train = trainer.make_train_function(model, keras.optimizers.SGD(0.01),
+                                            tf.distribute.get_strategy(), global_batch=BATCH,
+                                            jit_compile=jit)
+        iterator = iter(tf.data.Dataset.from_tensors(batch_of(model)).repeat())
+        losses.append(float(train(iterator, 1)))
+    assert np.isfinite(losses[0]) and losses[1] == pytest.approx(losses[0], rel=1e-4)
