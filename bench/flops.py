@@ -51,9 +51,9 @@ def einsum_flops(equation: str, shapes) -> float:
         raise ValueError(f"einsum {equation!r}: more than two operands are not counted")
     sizes = {}
     for letters, shape in zip(operands, shapes):
-        if "..." in letters:  # the ellipsis' axes named apart from the letters
+        if "..." in letters:  # the ellipsis' axes named by their place from the right
             rest = len(shape) - len(letters.replace("...", ""))
-            letters = letters.replace("...", "".join(map(str, range(rest))))
+            letters = letters.replace("...", "".join(map(str, range(rest - 1, -1, -1))))
         if len(letters) != len(shape):
             raise ValueError(f"einsum {equation!r}: operand {letters!r} of shape {shape}")
         for letter, size in zip(letters, shape):

@@ -50,6 +50,7 @@ ACTIVATION_OPS = {"Relu", "ReluGrad", "Relu6", "Relu6Grad", "Elu", "EluGrad", "S
 # Keras layer class names -> kind, the first match in order
 LAYER_KINDS = (("LogMel", "front_end"), ("STFT", "front_end"), ("Attention", "attention"),
                ("Transformer", "attention"), ("Encoder", "attention"), ("Conv", "convolution"),
+               ("NormedStem", "convolution"),
                ("BatchNorm", "batch_norm"), ("NormalizedImage", "batch_norm"),
                ("NormThenMax", "batch_norm"),
                ("Pool", "pooling"), ("Dense", "dense"),

@@ -669,6 +669,8 @@ def test_an_einsum_is_counted_as_its_multiply_adds(monkeypatch):
 
     assert einsum_flops("btd,dhk->bhtk", [(2, 5, 4), (4, 3, 6)]) == 2 * 2 * 5 * 4 * 3 * 6
     assert einsum_flops("...d,dk->...k", [(2, 5, 4), (4, 7)]) == 2 * 2 * 5 * 4 * 7
+    # the ellipses broadcast from the right: (2, 3) with (3,)
+    assert einsum_flops("...ij,...jk->...ik", [(2, 3, 4, 5), (3, 5, 6)]) == 2 * 2 * 3 * 4 * 5 * 6
     assert einsum_flops("bhqk,bhsk->bhqs", [(1, 2, 5, 3), (1, 2, 5, 3)]) == 2 * 2 * 5 * 3 * 5
     assert einsum_flops("btd->bdt", [(2, 5, 4)]) == 0
     with pytest.raises(ValueError, match="operand"):

@@ -85,12 +85,16 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     def call(self, inputs, attention_override=None, training=None):
         length, dim = ops.shape(inputs)[1], inputs.shape[-1]
         flat = ops.reshape(inputs, (-1, dim))
-        # 1 / sqrt(key_dim) scales the query's kernel, not the scores: a
-        # power of two for the usual key widths (16, 64), so the same values
-        query = self._project(flat, length, "query", 1.0 / math.sqrt(self._head_dim))
+        # 1 / sqrt(key_dim) scales the query's kernel, not the scores, where
+        # it is a power of two (key widths 16, 64): the same values
+        root = math.isqrt(self._head_dim)
+        folded = root * root == self._head_dim and root & (root - 1) == 0
+        query = self._project(flat, length, "query", 1.0 / root if folded else 1.0)
         key = self._project(flat, length, "key")
         value = self._project(flat, length, "value")
         scores = ops.cast(ops.matmul(query, ops.transpose(key, (0, 1, 3, 2))), "float32")
+        if not folded:
+            scores = scores / math.sqrt(self._head_dim)
         weights = ops.softmax(scores, axis=-1)  # (batch, heads, queries, keys)
         if attention_override is not None:
             weights = _broadcast_override(attention_override, weights)

@@ -38,7 +38,7 @@ def stem_norm(model, conv):
             or conv.activation is not keras.activations.linear
             or None in conv.input.shape[1:]):
         return None
-    if keras.Model(model.inputs, conv.input).trainable_weights:
+    if keras.Model(model.inputs, conv.input).weights:  # a frozen norm's too
         return None
     norm = only_reader(model, conv)
     if (type(norm) is not keras.layers.BatchNormalization

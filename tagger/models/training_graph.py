@@ -50,6 +50,13 @@ variables, computed by kernels that train faster on a CPU.
   gradient of each slice writes a zero tensor of the input's size and
   scatters into it, several times slower over the self-attention
   tagger's front end.
+- A batch norm of a convolution of the input at a stride of its width
+  (the sample-level CNNs' stem) computes its statistics from the input's
+  frames and normalises by the convolution's kernel and bias
+  (`tagger.models.stem_norm`): no pass over the stem's output for them.
+- The Transformer encoders' exact GELU and its gradient are each one
+  kernel compiled by XLA (`tagger.models.training_gelu`), not fourteen
+  passes over the feed-forward block's hidden values.
 
 Each form is exact up to the order of the float32 sums; the layers, their
 variables and the saved model stay those of the model. What each form

@@ -87,3 +87,42 @@ def test_encoder_layer(norm_first):
     qkv_bias = 0 if norm_first else 3 * d
     expected = 4 * d * d + d + qkv_bias + 4 * d + (d * 16 + 16) + (16 * d + d)
     assert layer.count_params() == expected
+
+
+def reference_attention(layer, x):
+    """The layer's function in float64 NumPy einsums: (outputs, weights)."""
+    def weight(name):
+        return np.asarray(getattr(layer, name), np.float64)
+
+    def project(name):
+        out = np.einsum("btd,dhk->bhtk", x, weight(f"{name}_kernel"))
+        return out + weight(f"{name}_bias")[:, None] if layer.use_qkv_bias else out
+
+    query, key, value = project("query"), project("key"), project("value")
+    scores = np.einsum("bhqk,bhsk->bhqs", query, key) / math.sqrt(query.shape[-1])
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    context = np.einsum("bhqs,bhsk->bqhk", weights, value)
+    outputs = np.einsum("bqhk,hkd->bqd", context, weight("output_kernel"))
+    return outputs + weight("output_bias"), weights
+
+
+@pytest.mark.parametrize("width, heads, bias", [(32, 2, True), (32, 1, False), (64, 2, True)])
+def test_attention_is_the_scaled_dot_product_of_its_projections(width, heads, bias):
+    """Key widths 16 and 64 (the scale folded into the query's kernel) and
+    32 (the scores scaled), over inputs of a length the model was not
+    built for, against float64 einsums."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((None, width))
+    layer = MultiHeadSelfAttention(heads, use_qkv_bias=bias)
+    model = keras.Model(inputs, layer(inputs))
+    rng = np.random.default_rng(4)
+    for variable in layer.weights:
+        variable.assign(rng.standard_normal(variable.shape) * 0.3)
+    for length in (5, 9):
+        x = rng.standard_normal((2, length, width))
+        got = model(x.astype("float32"))
+        for value, expected in zip(got, reference_attention(layer, x)):
+            np.testing.assert_allclose(np.asarray(value), expected, rtol=1e-4, atol=1e-5)

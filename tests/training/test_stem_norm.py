@@ -28,6 +28,8 @@ def test_which_convolutions_have_their_norm_trained_from_the_inputs_frames():
     assert stem_norm(overlapping, overlapping.get_layer("conv")) is None
     weighted = stem(before=keras.layers.Dense(1))  # an input a weight acts on
     assert stem_norm(weighted, weighted.get_layer("conv")) is None
+    normed = stem(before=keras.layers.BatchNormalization(trainable=False))  # a frozen one's
+    assert stem_norm(normed, normed.get_layer("conv")) is None
     assert any(isinstance(layer, NormedStem)
                for layer in training_graph.training_model(model).layers)
 
