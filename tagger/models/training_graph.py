@@ -115,10 +115,10 @@ def training_model(model):
             if type(layer) is keras.layers.Conv2D
             and inference_conv2d.one_channel_stride_one(layer, layer.input.shape)
             and stacked_in_training(layer.kernel_size)}
-    stem_pairs = [(conv, norm) for conv in once if (norm := stem_norm(model, conv))]
-    stems = {id(conv) for conv, _ in stem_pairs}
-    stem_convs = {id(norm): conv for conv, norm in stem_pairs}
-    norms = {id(layer) for layer in once if fusable(layer) and id(layer) not in stem_convs}
+    # id(a stem's norm) -> its convolution, which passes its input on to it
+    stems = {id(norm): conv for conv in once if (norm := stem_norm(model, conv))}
+    stem_convs = {id(conv) for conv in stems.values()}
+    norms = {id(layer) for layer in once if fusable(layer) and id(layer) not in stems}
     pooled = {id(layer): found for layer in once
               if id(layer) in norms and (found := pooled_after(model, layer))}
     paired = {id(relu) for _, relu in pooled.values()}
@@ -135,10 +135,10 @@ def training_model(model):
     after_pool = {}  # id(a max pool) -> the ReLU before it in the model, applied after it
 
     def call(layer, *args, **kwargs):
-        if id(layer) in stems:  # applied by its norm
+        if id(layer) in stem_convs:  # applied by its norm
             return args[0]
-        if id(layer) in stem_convs:
-            return NormedStem(layer, stem_convs[id(layer)], name=f"{layer.name}_stem",
+        if id(layer) in stems:
+            return NormedStem(layer, stems[id(layer)], name=f"{layer.name}_stem",
                               dtype=layer.dtype_policy)(*args, **kwargs)
         if (folded := folding.call(layer, args, kwargs)) is not None:
             return folded
