@@ -1,29 +1,30 @@
 """A batch norm of a strided convolution of the model's input, trained
 with its statistics computed from the input's frames (`NormedStem`), for
-`tagger.models.training_graph`.
+the training forms of either backend (`tagger.models.training_graph`,
+`tagger.models.xla_training_graph`).
 
 The sample-level CNNs' stem convolves the waveform with 128 filters of 3
-samples at stride 3, and normalises the result: TensorFlow's fused norm
-and its gradient pass over the 128-channel output (19,683 steps of each
-example) several times. With the stride equal to the kernel's width the
-frames p tile the input, the convolution is y = p K + b, and over the
-batch mean(y) = mean(p) K + b and var(y) = diag(K^T C K), C the frames'
-covariance (3 x 3 for one input channel). The norm's output is then one
-convolution, of the kernel K gamma / s with the bias beta + (b - mean(y))
-gamma / s (s the batch's standard deviation; its gradient by
-`bias_added`): the statistics, the
-normalisation and their gradients are computed on small tensors, and
-the output's gradient meets the convolution's alone. The norm updates its
+samples at stride 3, and normalises the result: the norm and its gradient
+pass over the 128-channel output (19,683 steps of each example) several
+times. With the stride equal to the kernel's width the frames p tile the
+input, the convolution is y = p K + b, and over the batch mean(y) =
+mean(p) K + b and var(y) = diag(K^T C K), C the frames' covariance (3 x 3
+for one input channel). The norm's output is then one matrix product of
+the frames, a column of ones beside them, and the kernel K gamma / s
+over the bias beta + (b - mean(y)) gamma / s (s the batch's standard
+deviation): the statistics, the normalisation and their gradients are
+computed on small tensors, and the output's gradient meets one product
+(the kernel's and the bias's gradients at once). The norm updates its
 moving statistics as Keras does. Exact up to the order of float32 sums.
 """
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from tagger.models.layer_graph import calls, only_reader
-from tagger.models.training_sums import BuiltWrapper, bias_added, update_moving_moments
+from tagger.models.training_sums import BuiltWrapper, update_moving_moments
 
 
 def stem_norm(model, conv):
@@ -47,11 +48,35 @@ def stem_norm(model, conv):
     return norm
 
 
+class Stems:
+    """The part of a training form's `call_function` (for
+    keras.models.clone_model) that trains `layers`' stem norms from their
+    input's frames: `call` returns a layer's output in that form, or None
+    where the layer is not the form's to call."""
+
+    def __init__(self, model, layers):
+        # id(a stem's norm) -> its convolution, which passes its input on to it
+        self.convs = {id(norm): conv for conv in layers if (norm := stem_norm(model, conv))}
+        self.passing = {id(conv) for conv in self.convs.values()}
+
+    def __bool__(self) -> bool:
+        return bool(self.convs)
+
+    def __contains__(self, layer) -> bool:
+        return id(layer) in self.convs
+
+    def call(self, layer, args, kwargs):
+        if id(layer) in self.passing:  # applied by its norm
+            return args[0]
+        if id(layer) in self.convs:
+            return NormedStem(layer, self.convs[id(layer)], name=f"{layer.name}_stem",
+                              dtype=layer.dtype_policy)(*args, **kwargs)
+        return None
+
+
 class NormedStem(BuiltWrapper):
     """`(batch, samples, channels) -> (batch, samples // width, filters)`:
-    `norm(conv(x))`; in training, one convolution of the kernel and bias
-    that the batch's statistics, computed from x's frames, make of the
-    norm's."""
+    `norm(conv(x))`; in training, the product of the module docstring."""
 
     def __init__(self, layer, conv, **kwargs):
         super().__init__(layer, **kwargs)
@@ -62,24 +87,26 @@ class NormedStem(BuiltWrapper):
         if not (training and norm.trainable) or mask is not None:
             return norm(conv(x), training=training, mask=mask)
         width, channels, filters = conv.kernel_size[0], x.shape[-1], conv.filters
-        frames = tf.reshape(tf.cast(x[:, :x.shape[1] // width * width], tf.float32),
-                            [-1, width * channels])  # (batch * steps, width * channels)
-        count = tf.cast(tf.shape(frames)[0], tf.float32)
-        frame_mean = tf.reduce_mean(frames, 0)
+        steps = x.shape[1] // width
+        frames = ops.reshape(ops.cast(x[:, :steps * width], "float32"),
+                             (-1, width * channels))  # (batch * steps, width * channels)
+        frame_mean = ops.mean(frames, 0)
         centred = frames - frame_mean
-        covariance = tf.matmul(centred, centred, transpose_a=True) / count
-        kernels = tf.cast(conv.kernel, tf.float32)  # (width, channels, filters)
-        kernel = tf.reshape(kernels, [width * channels, filters])
-        bias = tf.cast(conv.bias, tf.float32) if conv.use_bias else tf.zeros([filters])
-        mean = tf.linalg.matvec(kernel, frame_mean, transpose_a=True) + bias
-        variance = tf.maximum(tf.reduce_sum(kernel * tf.matmul(covariance, kernel), 0), 0.0)
+        count = ops.cast(ops.shape(frames)[0], "float32")
+        covariance = ops.matmul(ops.transpose(centred), centred) / count
+        kernel = ops.reshape(ops.cast(conv.kernel, "float32"), (width * channels, filters))
+        bias = ops.cast(conv.bias, "float32") if conv.use_bias else ops.zeros((filters,))
+        mean = ops.matmul(frame_mean, kernel) + bias
+        variance = ops.maximum(ops.sum(kernel * ops.matmul(covariance, kernel), 0), 0.0)
         update_moving_moments(norm, mean, variance)
-        gamma = tf.cast(norm.gamma, tf.float32) if norm.scale else tf.ones([filters])
-        beta = tf.cast(norm.beta, tf.float32) if norm.center else tf.zeros([filters])
-        scale = gamma * tf.math.rsqrt(variance + norm.epsilon)
+        gamma = ops.cast(norm.gamma, "float32") if norm.scale else ops.ones((filters,))
+        beta = ops.cast(norm.beta, "float32") if norm.center else ops.zeros((filters,))
+        scale = gamma * ops.rsqrt(variance + norm.epsilon)
         dtype = norm.compute_dtype
-        y = conv.convolution_op(tf.cast(x, dtype), tf.cast(kernels * scale, dtype))
-        return bias_added(y, tf.cast(beta + (bias - mean) * scale, dtype))
+        weights = ops.concatenate([kernel * scale, (beta + (bias - mean) * scale)[None]], 0)
+        with_ones = ops.concatenate([frames, ops.ones_like(frames[:, :1])], -1)
+        y = ops.matmul(ops.cast(with_ones, dtype), ops.cast(weights, dtype))
+        return ops.reshape(y, (-1, steps, filters))
 
     def compute_output_shape(self, input_shape):
         return self.conv.compute_output_shape(input_shape)

@@ -73,7 +73,7 @@ from tagger.layers.inference_conv2d import InferenceConv2D
 from tagger.models import folded_input_norm
 from tagger.models.layer_graph import calls, layer_graph
 from tagger.models.pooled_norm import NormThenMax, max_after_relu, pooled_after
-from tagger.models.stem_norm import NormedStem, stem_norm
+from tagger.models.stem_norm import Stems
 from tagger.models.training_gelu import TrainingEncoder, exact_gelu_encoder
 from tagger.models.training_sums import (
     BuiltWrapper,
@@ -115,10 +115,8 @@ def training_model(model):
             if type(layer) is keras.layers.Conv2D
             and inference_conv2d.one_channel_stride_one(layer, layer.input.shape)
             and stacked_in_training(layer.kernel_size)}
-    # id(a stem's norm) -> its convolution, which passes its input on to it
-    stems = {id(norm): conv for conv in once if (norm := stem_norm(model, conv))}
-    stem_convs = {id(conv) for conv in stems.values()}
-    norms = {id(layer) for layer in once if fusable(layer) and id(layer) not in stems}
+    stems = Stems(model, once)
+    norms = {id(layer) for layer in once if fusable(layer) and layer not in stems}
     pooled = {id(layer): found for layer in once
               if id(layer) in norms and (found := pooled_after(model, layer))}
     paired = {id(relu) for _, relu in pooled.values()}
@@ -135,11 +133,8 @@ def training_model(model):
     after_pool = {}  # id(a max pool) -> the ReLU before it in the model, applied after it
 
     def call(layer, *args, **kwargs):
-        if id(layer) in stem_convs:  # applied by its norm
-            return args[0]
-        if id(layer) in stems:
-            return NormedStem(layer, stems[id(layer)], name=f"{layer.name}_stem",
-                              dtype=layer.dtype_policy)(*args, **kwargs)
+        if (stem := stems.call(layer, args, kwargs)) is not None:
+            return stem
         if (folded := folding.call(layer, args, kwargs)) is not None:
             return folded
         if id(layer) in taps:

@@ -33,6 +33,10 @@ CPU compiler turns into matrix products and element-wise passes.
   TensorFlow's form): no input gradient is computed for its gamma and
   beta, where XLA computed each first convolution's whole input gradient
   for them.
+- The sample-level CNNs' stem norm takes its statistics from the
+  waveform's frames, its output one matrix product
+  (`tagger.models.stem_norm`, as in TensorFlow's form): no pass over the
+  stem's output for the statistics or their gradients.
 
 TensorFlow's form's norm of the pooled values (`tagger.models.pooled_norm`)
 is not among them: XLA fuses a norm's element-wise passes into the pool's
@@ -56,6 +60,7 @@ from keras import ops
 from tagger.layers.inference_conv2d import same_padding
 from tagger.models import folded_input_norm
 from tagger.models.layer_graph import calls, layer_graph
+from tagger.models.stem_norm import Stems
 
 # Copies of its input a PatchesConv2D would hold (`copies_held`): more
 # than this keep the model's own convolution.
@@ -89,10 +94,13 @@ def xla_training_model(model):
     pools = {id(layer) for layer in once if tiles_its_input(layer)}
     folding = folded_input_norm.Folding(
         model, lambda conv: convolution_of(conv, id(conv) in patches))
-    if not (patches or pools or folding):
+    stems = Stems(model, once)
+    if not (patches or pools or folding or stems):
         return model
 
     def call(layer, *args, **kwargs):
+        if (stem := stems.call(layer, args, kwargs)) is not None:
+            return stem
         if (folded := folding.call(layer, args, kwargs)) is not None:
             return folded
         if id(layer) in patches:
