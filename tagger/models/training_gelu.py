@@ -47,8 +47,9 @@ def compiled_gelu(x):
 
 def exact_gelu_encoder(layer) -> bool:
     """A TransformerEncoderLayer whose feed-forward activation is Keras's
-    exact GELU (BERT's and the Music Tagging Transformer's)."""
-    return (type(layer) is TransformerEncoderLayer and layer.built
+    exact GELU (BERT's and the Music Tagging Transformer's), where this
+    TensorFlow has XLA's JIT (`compiled_gelu` needs it)."""
+    return (type(layer) is TransformerEncoderLayer and layer.built and tf.test.is_built_with_xla()
             and layer.intermediate.activation is keras.activations.gelu)
 
 

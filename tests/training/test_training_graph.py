@@ -481,6 +481,16 @@ def test_the_encoders_gelu_trains_compiled_with_the_models_values_and_gradients(
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_without_xla_the_encoder_keeps_its_own_gelu(monkeypatch):
+    """A TensorFlow built without XLA's JIT: the layer trains as it is."""
+    from tagger.layers import TransformerEncoderLayer
+
+    inputs = keras.Input((7, 16))
+    model = keras.Model(inputs, TransformerEncoderLayer(2, 64, name="encoder0")(inputs))
+    monkeypatch.setattr(tf.test, "is_built_with_xla", lambda: False)
+    assert training_graph.training_model(model) is model
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["samplecnn", "self_attention", "pons_musicnn"])
 def test_the_training_form_compiles_under_xla(family):
