@@ -26,7 +26,7 @@ from keras import ops
 from tagger.models.layer_graph import calls, only_reader
 from tagger.models.training_sums import BuiltWrapper, update_moving_moments
 
-SUM_BLOCK = 256  # steps summed alone before their blocks' sums are (`blocked_sum`)
+SUM_BLOCK = 256  # steps summed together first, then the blocks' sums (`blocked_sum`)
 
 
 def stem_norm(model, conv):
@@ -54,7 +54,8 @@ def blocked_sum(values):
     """`(batch, steps, ...) -> (...)`: the sum over the batch and the steps,
     of each block of `SUM_BLOCK` steps first. TensorFlow's sum over a long
     leading axis and XLA's CPU product of (width, rows) by (rows, width)
-    add the rows in one sequence: 2e-5 off over 157,464 frames."""
+    add the rows in one sequence, losing digits over a batch's frames
+    (tests/training/test_stem_norm.py)."""
     steps, rest = values.shape[1], values.shape[2:]
     blocks = -(-steps // SUM_BLOCK)
     padded = ops.pad(values, [(0, 0), (0, blocks * SUM_BLOCK - steps)] + [(0, 0)] * len(rest))
