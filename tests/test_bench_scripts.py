@@ -40,17 +40,16 @@ TINY = {
         *(f"gpu_quick_{figure}_transformer" for figure in ("seconds", "epoch_seconds",
                                                            "steps_per_s", "test_roc_auc"))}),
     # its tiny run trains each kind once: the transformer (the teacher), SE+multi's noisy
-    # student; it scans the transformer's batches, SE+multi's one
+    # student; it scans the transformer's batches
     "bench_gpu_jax.py": (["--tiny"], {
         "gpu_reader_segments_per_s_no_tf",
         *(f"gpu_jax_quick{noisy}_{figure}_{family}"
           for noisy, family in (("", "transformer"), ("_noisy", "samplecnn"))
           for figure in ("seconds", "epoch_seconds", "steps_per_s", "test_roc_auc")),
         "gpu_input_wait_share_transformer", "gpu_input_wait_share_noisy_samplecnn",
-        *(f"gpu_jax_scan_{figure}_{family}_b{batch}" for figure in ("steps_per_s", "mfu")
-          for family, batch in (("samplecnn", 2), ("transformer", 2), ("transformer", 4))),
-        *(f"gpu_jax_scan_best_{figure}_{family}" for family in ACCELERATOR_FAMILIES
-          for figure in ("mfu", "of_roofline"))}),
+        *(f"gpu_jax_scan_{figure}_transformer_b{batch}" for figure in ("steps_per_s", "mfu")
+          for batch in (2, 4)),
+        *(f"gpu_jax_scan_best_{figure}_transformer" for figure in ("mfu", "of_roofline"))}),
     "bench_augment.py": (["--batch", "2", "--samples", "2048", "--rounds", "1"],
                          {"augment_cpu_keras_over_tf_2048", "augment_wall_keras_over_tf_2048"}),
     "bench_build.py": (["--clips", "16", "--seconds", "6", "--repeats", "1"],
@@ -232,8 +231,9 @@ def test_the_jax_profile_sorts_xla_operations_by_their_names_into_kinds():
 
 def test_the_gpu_bench_trains_every_family_both_ways_and_the_teacher_first(monkeypatch):
     """bench_gpu_jax.py's full run trains each family supervised and as a
-    noisy student of the transformer's run, which comes before them; its
-    tiny run each kind once, in the same order."""
+    noisy student of the transformer's run, which comes before them, and
+    scans each family's batches; its tiny run trains each kind once, in the
+    same order."""
     monkeypatch.syspath_prepend(str(BENCH))
     module = load("bench_gpu_jax")
     for runs in (module.RUNS, module.TINY_RUNS):
@@ -242,6 +242,7 @@ def test_the_gpu_bench_trains_every_family_both_ways_and_the_teacher_first(monke
     assert sorted(module.RUNS) == sorted((family, noisy) for family in ACCELERATOR_FAMILIES
                                          for noisy in (False, True))
     assert {noisy for _, noisy in module.TINY_RUNS} == {False, True}
+    assert sorted(module.SCAN_BATCHES[False]) == sorted(ACCELERATOR_FAMILIES)  # each scanned
 
 
 @pytest.fixture
@@ -626,6 +627,24 @@ def test_the_accelerator_bench_refuses_what_its_backend_cannot_do(monkeypatch, c
         assert capsys.readouterr().err.splitlines()[-1].endswith(f": error: {message}")
 
 
+def test_the_jax_mfu_is_the_steps_flops_over_the_peak(monkeypatch, capsys):
+    """accelerator_jax.measure_family: MFU = steps/s x 3 forward passes x
+    forward FLOPs / the precision's peak, and bfloat16's speedup."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    module = load("accelerator_jax")
+    figures = {"float32": (4.0, 5e9), "mixed_bfloat16": (6.0, 5e9)}  # (steps/s, FLOPs)
+    monkeypatch.setattr(module, "train_rate", lambda family, case, steps, policy:
+                        figures[policy])
+    case = type("Case", (), {"label": "a case", "batch_size": 2})()
+    rates = module.measure_family("samplecnn", case, 1, {"float32": 1e11,
+                                                         "mixed_bfloat16": 2e11})
+    assert rates == {"f32": 4.0, "bf16": 6.0}
+    found = ratios(capsys.readouterr().out)
+    assert found["gpu_jax_train_mfu_f32_samplecnn"] == pytest.approx(4 * 3 * 5e9 / 1e11)
+    assert found["gpu_jax_train_mfu_bf16_samplecnn"] == pytest.approx(6 * 3 * 5e9 / 2e11)
+    assert found["gpu_jax_train_bf16_speedup_samplecnn"] == pytest.approx(1.5)
+
+
 @pytest.mark.slow
 def test_the_accelerator_bench_measures_the_models_under_keras_jax_backend(short_tmp):
     pytest.importorskip("jax")
@@ -642,8 +661,10 @@ def test_the_accelerator_bench_measures_the_models_under_keras_jax_backend(short
                             for figure in ("steps_per_s", "mfu")
                             for config, family in (("f32", "samplecnn"), ("bf16", "samplecnn"),
                                                    ("f32", "transformer")))}
+    # (no bound on a tiny run's MFU: its peak is the best of two 256-square
+    # products, which a loaded machine can slow more than the step; the
+    # formula is test_the_jax_mfu_is_the_steps_flops_over_the_peak's)
     assert all(value > 0 for value in found.values())
-    assert all(found[name] < 1 for name in found if "_mfu_" in name)
     assert re.fullmatch(r"done in \d+ s, no budget; train\.py --quick needs TensorFlow and "
                         r"was not run", lines[-1]), lines[-1]
 
