@@ -41,8 +41,7 @@ What it prints, each figure as soon as it is measured:
 (the suite runs it on the CPU), each kind of run once: the transformer's
 supervised run (the teacher) and SE+multi's noisy student, and the scan
 of the transformer's batches (the other families' scans are the same
-part). It checks that
-the script runs; its figures mean nothing.
+part). It checks that the script runs; its figures mean nothing.
 
 The machine needs JAX for its accelerator, this repository and the
 packages tagger imports that JAX machines lack (docs/jax.md, "Installing
