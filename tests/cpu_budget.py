@@ -13,13 +13,12 @@ seconds each on CI's 2-core machine, five times below that limit.
 CPU time, not wall time: a busy machine (the suite must pass at a load
 average of 6) stretches a test's wall time, not the work it does, so the
 guard fails on a test that grew, never on a machine that is busy. A host
-whose other tenants share its caches and memory does stretch CPU time
-(one test alone took 69, 96 and 78 CPU seconds within an hour on the
-same machine), so LIMIT_S stands a third above the heaviest test's quiet
-figure. On 2
-cores with both of pytest-xdist's workers busy a test has one core, and
-its CPU seconds are about its wall seconds there; alone it may have both,
-so the limit in CPU seconds is never looser than as many wall seconds.
+whose other tenants share its caches and memory does stretch CPU time, so
+LIMIT_S stands a third above the heaviest unlisted phase on quiet cores
+(docs/testing.md, "The guard on a test's time", has the runs). On 2 cores
+with both of pytest-xdist's workers busy a test has one core, and its CPU
+seconds are about its wall seconds there; alone it may have both, so the
+limit in CPU seconds is never looser than as many wall seconds.
 
 The limits were set on an AMD EPYC with AVX-512 (BF16), one of the CPUs
 CI's machines have. Other CPUs do the same work in more CPU seconds: an
@@ -47,7 +46,7 @@ import resource
 
 import pytest
 
-LIMIT_S = 120.0  # the heaviest unlisted test: 90 quiet, a third more on a slow host
+LIMIT_S = 120.0
 QUICK_LIMIT_S = 10.0
 OTHER_CPU = 4.5  # the limits' factor on another CPU: the 3.7 measured, with a margin
 SLOWEST = 30
