@@ -127,6 +127,9 @@ def load_tagger(path: str):
     if not path.endswith(MODEL_SUFFIXES):
         raise UserError(f"{path!r} is not a saved Keras model; expected a "
                         f"{' or '.join(MODEL_SUFFIXES)} file written by train.py")
+    if path.endswith(".keras") and not _is_zip(path):  # Keras would say "File not found"
+        raise UserError(f"cannot load {path!r} as a Keras model: it is not a .keras zip "
+                        "archive (cut short, damaged, or another kind of file)")
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many types for a bad file
@@ -141,6 +144,12 @@ def load_tagger(path: str):
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise UserError(f"cannot read the tagger info of {path!r}: {error}") from None
     return model, info
+
+
+def _is_zip(path: str) -> bool:
+    """Whether the file at `path` ends in a zip archive's directory."""
+    with fileio.open_file(path, "rb") as f:
+        return zipfile.is_zipfile(f)
 
 
 def model_file_name(path: str) -> str:

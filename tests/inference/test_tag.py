@@ -242,9 +242,12 @@ def test_user_errors_are_one_line_with_exit_2(cnn, music, tmp_path, capsys):
     empty = tmp_path / "empty"
     (empty / "deeper").mkdir(parents=True)
     (tmp_path / "other.keras").write_text("not a model")
+    whole = pathlib.Path(path).read_bytes()
+    (tmp_path / "cut.keras").write_bytes(whole[:len(whole) // 2])  # a download cut short
     cases = [
         ((tmp_path / "missing.keras", music), "model file"),
-        ((tmp_path / "other.keras", music), "cannot load"),
+        ((tmp_path / "other.keras", music), "it is not a .keras zip archive"),
+        ((tmp_path / "cut.keras", music), "it is not a .keras zip archive"),
         ((music / "a.wav", music), "not a saved Keras model"),
         ((path, empty), "add --recursive"),
         ((path, tmp_path / "nothing_here"), "no audio files found"),
