@@ -430,3 +430,42 @@ def test_flags_from_the_process_s_own_command_line_say_so(monkeypatch):
     assert (own.n, own.from_command_line) == (2, True)
     given = parser.parse_args(["--n", "3"])
     assert (given.n, given.from_command_line) == (3, False)
+
+
+@pytest.mark.parametrize("name, argv, expected", [
+    ("tagger.commands.export", ["m.keras", "--out", "m.tflite"], "tflite"),
+    ("tagger.commands.export", ["m.keras", "--out", "M.TFLITE"], "tflite"),
+    ("tagger.commands.export", ["m.keras", "--out", "exported"], "saved_model"),
+    ("tagger.commands.export", ["m.keras"], "saved_model"),
+    ("tagger.commands.tag", ["m.keras", "a.mp3", "--out", "r.json"], "json"),
+    ("tagger.commands.tag", ["m.keras", "a.mp3", "--out", "r.csv"], "csv"),
+    ("tagger.commands.tag", ["m.keras", "a.mp3", "--out", "r.txt"], "table"),
+    ("tagger.commands.tag", ["m.keras", "a.mp3", "--out", "r.json", "--format", "json"], "json"),
+    # a Beam pipeline writes what its --out's suffix says and takes no --format
+    ("tagger.commands.tag", ["m.keras", "a.mp3", "--runner", "DirectRunner", "--out", "r.csv"],
+     "table"),
+    ("tagger.commands.library", ["export", "--db", "l.sqlite", "--out", "t.parquet"], "parquet"),
+    ("tagger.commands.library", ["export", "--db", "l.sqlite", "--out", "t.jsonl"], "jsonl"),
+    ("tagger.commands.library", ["failures", "--db", "l.sqlite", "--out", "t.jsonl"], "jsonl"),
+    ("tagger.commands.library", ["export", "--db", "l.sqlite", "--out", "t.tsv"], "csv"),
+    ("tagger.commands.library", ["export", "--db", "l.sqlite"], "csv"),
+])
+def test_an_outputs_suffix_chooses_its_format_unless_format_is_given(name, argv, expected):
+    """`--out tags.parquet` writes Parquet, `--out m.tflite` a TFLite file:
+    not CSV into a .parquet file, or a SavedModel folder named m.tflite."""
+    assert importlib.import_module(name).parse_args(argv).format == expected
+
+
+@pytest.mark.parametrize("name, argv, fragment", [
+    ("tagger.commands.export", ["m.keras", "--format", "saved_model", "--out", "m.tflite"],
+     "--out 'm.tflite' names a tflite file (.tflite) and --format is saved_model"),
+    ("tagger.commands.tag", ["m.keras", "a.mp3", "--format", "table", "--out", "r.json"],
+     "--out 'r.json' names a json file (.json) and --format is table"),
+    ("tagger.commands.library", ["export", "--db", "l.sqlite", "--format", "csv", "--out",
+                                 "t.parquet"],
+     "--out 't.parquet' names a parquet file (.parquet) and --format is csv"),
+])
+def test_a_format_that_its_outputs_suffix_contradicts_is_refused(name, argv, fragment, capsys):
+    with pytest.raises(SystemExit) as done:
+        importlib.import_module(name).parse_args(argv)
+    one_line_error(done.value.code, capsys.readouterr().err, fragment)

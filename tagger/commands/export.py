@@ -23,7 +23,8 @@ def parse_args(argv=None):
                    help="a .keras or .hdf5 model written by train.py, or a pretrained "
                         "name (tagger-pretrained list)")
     p.add_argument("--format", default="saved_model", choices=["saved_model", "tflite"],
-                   help="saved_model (a folder) or tflite (a file); default saved_model")
+                   help="saved_model (a folder) or tflite (a file); default: tflite for an "
+                        "--out ending in .tflite, else saved_model")
     p.add_argument("--out", default=None, metavar="PATH",
                    help="output path (default: beside the model, <name>_saved_model "
                         "or <name>.tflite)")
@@ -45,7 +46,9 @@ def parse_args(argv=None):
                    help="the largest score difference from the Keras model the check may "
                         "find before the export is refused and nothing is written; default "
                         "0.001 for float32, 0.02 fp16, 0.05 dynamic, 0.08 int8")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    cli.format_of_out(p, args, {".tflite": "tflite"})
+    return args
 
 
 def main(argv=None):

@@ -44,7 +44,8 @@ def parse_args(argv=None):
     p.add_argument("--db", required=True, metavar="PATH",
                    help="the database tag.py --db wrote")
     p.add_argument("--format", default="csv", choices=FORMATS,
-                   help="export format (default csv; parquet needs pyarrow)")
+                   help="export format (default: --out's suffix, .csv, .jsonl or .parquet, "
+                        "else csv; parquet needs pyarrow)")
     p.add_argument("--out", default=None, metavar="PATH",
                    help="write the export here (default stdout; parquet needs a file)")
     p.add_argument("--top-k", type=cli.positive_int, default=None, metavar="K",
@@ -59,6 +60,7 @@ def parse_args(argv=None):
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out that tagger-library did not write")
     args = p.parse_args(argv)
+    cli.format_of_out(p, args, {f".{name}": name for name in FORMATS})
     wrong = sorted(args.given - APPLIES[args.action] - {"action", "db"})
     if wrong:
         flags = ", ".join("--" + dest.replace("_", "-") for dest in wrong)

@@ -61,7 +61,8 @@ def parse_args(argv=None):
                    help="list every tag scoring at least this (0..1; default: none, "
                         "the top K)")
     p.add_argument("--format", default="table", choices=["table", "json", "csv"],
-                   help="report format (default table)")
+                   help="report format (default: json or csv for an --out ending in .json "
+                        "or .csv, else table)")
     p.add_argument("--out", default=None, metavar="PATH",
                    help="write the report here (default stdout)")
     p.add_argument("--recursive", action="store_true", help="search folders recursively")
@@ -145,7 +146,10 @@ def parse_args(argv=None):
     add_runner_flags(p, "tag on an Apache Beam pipeline with RunInference instead of this "
                         "process: --out PATH (.jsonl, or .parquet) is required (needs "
                         "requirements-beam.txt; see docs/commands/tag.md)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.runner is None:  # a Beam pipeline writes what --out's suffix says
+        cli.format_of_out(p, args, {".json": "json", ".csv": "csv"})
+    return args
 
 
 def main(argv=None):
