@@ -186,9 +186,13 @@ def _names_given(tokens, names) -> list:
     return given
 
 
+UNRECOGNIZED = "unrecognized arguments: "  # argparse's error for what no option reads
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """The parser of every CLI here: named as the user ran it
-    (`program_name`); a one-line error (no usage dump) and exit code 2;
+    (`program_name`); a one-line error (no usage dump; an unknown option
+    answered with the nearest known ones) and exit code 2;
     --help shows every default (HelpFormatter); a renamed option keeps its
     old name (`add_argument(new, former=(old,), ...)`); options that
     take a value without a stated metavar read `N` (integers) or `PATH`
@@ -259,7 +263,31 @@ class ArgumentParser(argparse.ArgumentParser):
         return matches[0] + equals + value if len(matches) == 1 else token
 
     def error(self, message):
+        if message.startswith(UNRECOGNIZED):
+            message += self._near_options(message[len(UNRECOGNIZED):].split())
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+    def _near_options(self, tokens) -> str:
+        """'; did you mean --batch-size?' for the options of the parser
+        nearest the unknown long options among `tokens` (`--batchsize`,
+        `--data_dir`, `--epochs`: one spelt otherwise or holding its word),
+        or ''."""
+        import difflib
+
+        known = [option for action in parser_actions(self) for option in action.option_strings
+                 if option.startswith("--")]
+        near = []
+        for token in tokens:
+            name = token.partition("=")[0].replace("_", "-")
+            if not name.startswith("--") or len(name) < 4:
+                continue
+            if name in known:  # spelt with underscores
+                near.append(name)
+                continue
+            near += [option for option in known if name[2:] in option[2:].split("-")]
+            near += difflib.get_close_matches(name, known, n=2, cutoff=0.75)
+        near = list(dict.fromkeys(near))[:3]
+        return f"; did you mean {' or '.join(near)}?" if near else ""
 
 
 # argparse lists a parser's options, and tells the kinds of option, only by

@@ -469,3 +469,19 @@ def test_a_format_that_its_outputs_suffix_contradicts_is_refused(name, argv, fra
     with pytest.raises(SystemExit) as done:
         importlib.import_module(name).parse_args(argv)
     one_line_error(done.value.code, capsys.readouterr().err, fragment)
+
+
+@pytest.mark.parametrize("name, argv, said", [
+    ("tagger.commands.train", ["--batchsize", "4"], "--batchsize 4; did you mean --batch-size?"),
+    ("tagger.commands.train", ["--data_dir", "r"], "--data_dir r; did you mean --data-dir?"),
+    ("tagger.commands.train", ["--mdoel", "fcn"], "--mdoel fcn; did you mean --model?"),
+    ("tagger.commands.train", ["--epochs=3"],
+     "--epochs=3; did you mean --max-epochs-per-stage or --switch-epochs or --total-epochs?"),
+    ("tagger.commands.tag", ["m.keras", "a.mp3", "--top_k", "3"], "did you mean --top-k?"),
+    ("tagger.commands.train", ["--foo", "x"], "unrecognized arguments: --foo x (see --help)"),
+])
+def test_an_unknown_option_is_answered_with_the_nearest_ones(name, argv, said, capsys):
+    """A misspelt or guessed option names the options it may have meant."""
+    with pytest.raises(SystemExit) as done:
+        importlib.import_module(name).parse_args(argv)
+    one_line_error(done.value.code, capsys.readouterr().err, said)
