@@ -28,13 +28,13 @@ def test_the_limits_are_longer_on_a_cpu_other_than_the_one_they_were_set_on():
     """Set on an AMD EPYC with AVX-512; an EPYC with AVX2 alone and an Intel
     Xeon with AMX do the same work in up to 3.7 times the CPU seconds."""
     epyc = "AMD EPYC 9R14 96-Core Processor"
-    assert cpu_budget.machine_limits(epyc, {"avx2", "avx512f", "avx512_bf16"}) == (120.0, 10.0)
-    assert cpu_budget.machine_limits(epyc, {"avx2", "fma"}) == (540.0, 45.0)
+    assert cpu_budget.machine_limits(epyc, {"avx2", "avx512f", "avx512_bf16"}) == (150.0, 10.0)
+    assert cpu_budget.machine_limits(epyc, {"avx2", "fma"}) == (675.0, 45.0)
     assert cpu_budget.machine_limits("Intel(R) Xeon(R) Processor",
-                                     {"avx2", "avx512f", "amx_bf16"}) == (540.0, 45.0)
-    assert cpu_budget.machine_limits("unknown CPU", set()) == (540.0, 45.0)
+                                     {"avx2", "avx512f", "amx_bf16"}) == (675.0, 45.0)
+    assert cpu_budget.machine_limits("unknown CPU", set()) == (675.0, 45.0)
     # a name given is kept where the flags are this machine's
-    assert cpu_budget.machine_limits("Intel(R) Xeon(R) Processor") == (540.0, 45.0)
+    assert cpu_budget.machine_limits("Intel(R) Xeon(R) Processor") == (675.0, 45.0)
 
 
 def test_the_slowest_lines_give_wall_cpu_and_share():
