@@ -485,3 +485,16 @@ def test_an_unknown_option_is_answered_with_the_nearest_ones(name, argv, said, c
     with pytest.raises(SystemExit) as done:
         importlib.import_module(name).parse_args(argv)
     one_line_error(done.value.code, capsys.readouterr().err, said)
+
+
+@pytest.mark.parametrize("out", ["tags.jsonl", "tags.parquet"])
+def test_tag_refuses_a_beam_pipelines_output_without_one(out, capsys):
+    """JSON lines and Parquet are what tag.py writes on a Beam pipeline:
+    without --runner it would have written its table into the file."""
+    from tagger.commands import tag
+
+    assert tag.parse_args(["m.keras", "a.mp3", "--runner", "direct", "--out", out]).out == out
+    with pytest.raises(SystemExit) as done:
+        tag.parse_args(["m.keras", "a.mp3", "--out", out])
+    one_line_error(done.value.code, capsys.readouterr().err, f"--out '{out}': tag.py writes",
+                   "(--runner direct)", "tagger-library export")

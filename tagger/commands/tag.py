@@ -16,6 +16,8 @@ unusable model, no audio).
 
 from __future__ import annotations
 
+import os
+
 from tagger import cli
 from tagger.cli import ArgumentParser
 from tagger.inference.engine.registry import ENGINES
@@ -149,6 +151,12 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.runner is None:  # a Beam pipeline writes what --out's suffix says
         cli.format_of_out(p, args, {".json": "json", ".csv": "csv"})
+        suffix = os.path.splitext(args.out or "")[1].lower()
+        if suffix in (".jsonl", ".parquet"):
+            p.error(f"--out {args.out!r}: tag.py writes {suffix} results on a Beam pipeline "
+                    "(--runner direct); here its report is a table, JSON (.json) or CSV "
+                    "(.csv), and tagger-library export writes a --db's rows as JSON lines "
+                    "or Parquet")
     return args
 
 
@@ -170,7 +178,6 @@ def run(args) -> int:
     given = args.model
     args.model = resolve_model(given, progress=not getattr(args, "no_progress", False))
 
-    import os
     import sys
 
     from tagger.inference.tag.config import TagConfig
