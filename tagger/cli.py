@@ -315,19 +315,17 @@ def given_flags(args, names) -> list:
     return [f"--{name.replace('_', '-')}" for name in names if name in given]
 
 
-def format_of_out(parser, args, suffixes: dict) -> None:
-    """`args.format` from `args.out`'s suffix where --format was not given
+def format_of_out(args, suffixes: dict) -> str | None:
+    """Where --format was not given, `args.format` from `args.out`'s suffix
     (`suffixes`: {'.csv': 'csv'}; another suffix keeps the default), so
-    `--out tags.parquet` writes Parquet; a --format given beside an --out
-    whose suffix names another format is an error of `parser`."""
-    suffix = os.path.splitext(args.out or "")[1].lower()
-    named = suffixes.get(suffix)
-    if named is None or named == args.format:
-        return
-    if "format" in getattr(args, "given", ()):
-        parser.error(f"--out {args.out!r} names a {named} file ({suffix}) and --format is "
-                     f"{args.format}: leave out --format, or give --out another suffix")
-    args.format = named
+    `--out tags.parquet` writes Parquet; a --format given is kept, as it
+    always was. Returns that suffix (lower case) where --format was not
+    given and --out has one, else None."""
+    if "format" in getattr(args, "given", ()) or not args.out:
+        return None
+    suffix = os.path.splitext(args.out)[1].lower()
+    args.format = suffixes.get(suffix, args.format)
+    return suffix or None
 
 
 def non_empty(what: str):

@@ -47,7 +47,7 @@ def parse_args(argv=None):
                         "find before the export is refused and nothing is written; default "
                         "0.001 for float32, 0.02 fp16, 0.05 dynamic, 0.08 int8")
     args = p.parse_args(argv)
-    cli.format_of_out(p, args, {".tflite": "tflite"})
+    cli.format_of_out(args, {".tflite": "tflite"})
     return args
 
 

@@ -60,7 +60,7 @@ def parse_args(argv=None):
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out that tagger-library did not write")
     args = p.parse_args(argv)
-    cli.format_of_out(p, args, {f".{name}": name for name in FORMATS})
+    cli.format_of_out(args, {f".{name}": name for name in FORMATS})
     wrong = sorted(args.given - APPLIES[args.action] - {"action", "db"})
     if wrong:
         flags = ", ".join("--" + dest.replace("_", "-") for dest in wrong)

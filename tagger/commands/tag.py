@@ -16,8 +16,6 @@ unusable model, no audio).
 
 from __future__ import annotations
 
-import os
-
 from tagger import cli
 from tagger.cli import ArgumentParser
 from tagger.inference.engine.registry import ENGINES
@@ -150,9 +148,8 @@ def parse_args(argv=None):
                         "requirements-beam.txt; see docs/commands/tag.md)")
     args = p.parse_args(argv)
     if args.runner is None:  # a Beam pipeline writes what --out's suffix says
-        cli.format_of_out(p, args, {".json": "json", ".csv": "csv"})
-        suffix = os.path.splitext(args.out or "")[1].lower()
-        if suffix in (".jsonl", ".parquet"):
+        suffix = cli.format_of_out(args, {".json": "json", ".csv": "csv"})
+        if suffix in (".jsonl", ".parquet"):  # the table would go into it
             p.error(f"--out {args.out!r}: tag.py writes {suffix} results on a Beam pipeline "
                     "(--runner direct); here its report is a table, JSON (.json) or CSV "
                     "(.csv), and tagger-library export writes a --db's rows as JSON lines "
@@ -178,6 +175,7 @@ def run(args) -> int:
     given = args.model
     args.model = resolve_model(given, progress=not getattr(args, "no_progress", False))
 
+    import os
     import sys
 
     from tagger.inference.tag.config import TagConfig
