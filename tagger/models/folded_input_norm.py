@@ -29,7 +29,7 @@ import keras
 from keras import ops
 
 from tagger.models.layer_graph import calls, readers
-from tagger.models.training_sums import BuiltWrapper, update_moving_moments
+from tagger.models.training_sums import BuiltWrapper, activation_of, update_moving_moments
 
 # Layers that are linear in their input, act on each example alone and
 # keep a constant a constant: the image and its mask pass through them.
@@ -84,7 +84,8 @@ class Folding:
     layer is not the form's to call. `convolve(conv)` gives `(x, kernel)
     -> conv's output without bias or activation`; `add_bias(y, bias)`
     adds a bias where a norm without beta leaves one, and
-    `add_offset(y, offset)` the one-example offset of beta and the bias."""
+    `add_offset(y, offset)` the one-example offset of beta and the bias.
+    `call(..., activated=False)` leaves the convolution's activation out."""
 
     def __init__(self, model, convolve, add_bias=ops.add, add_offset=added_to_each_example):
         self.norms = {id(layer) for layer in model.layers if folds(model, layer)}
@@ -94,7 +95,7 @@ class Folding:
     def __bool__(self) -> bool:
         return bool(self.norms)
 
-    def call(self, layer, args, kwargs):
+    def call(self, layer, args, kwargs, activated=True):
         if id(layer) in self.norms:
             image, mask = NormalizedImage(layer, name=f"{layer.name}_standard",
                                           dtype=layer.dtype_policy)(*args, **kwargs)
@@ -108,7 +109,7 @@ class Folding:
             self.images[id(image)] = (layer(mask), norm)
             return image
         return FoldedNormConv(layer, norm, self.convolve(layer), self.add_bias, self.add_offset,
-                              name=f"{layer.name}_folded",
+                              activated, name=f"{layer.name}_folded",
                               dtype=layer.dtype_policy)([args[0], mask])
 
 
@@ -140,13 +141,15 @@ class FoldedNormConv(BuiltWrapper):
     norm's output, computed as the module docstring says; `convolve(x,
     kernel)` is the convolution without bias (the training form's),
     `add_bias(y, bias)` and `add_offset(y, offset)` the form's additions
-    of a bias and of a one-example offset."""
+    of a bias and of a one-example offset; not `activated`: without the
+    convolution's activation."""
 
     def __init__(self, layer, norm, convolve, add_bias=ops.add,
-                 add_offset=added_to_each_example, **kwargs):
+                 add_offset=added_to_each_example, activated=True, **kwargs):
         super().__init__(layer, **kwargs)
         self.norm, self.convolve = norm, convolve
         self.add_bias, self.add_offset = add_bias, add_offset
+        self.activated = bool(activated)
 
     def call(self, inputs):
         standard, mask = inputs
@@ -163,7 +166,7 @@ class FoldedNormConv(BuiltWrapper):
             y = self.add_offset(y, ops.cast(offset, y.dtype))
         elif conv.use_bias:
             y = self.add_bias(y, ops.cast(conv.bias, y.dtype))
-        return conv.activation(y) if conv.activation is not None else y
+        return activation_of(conv, self.activated)(y)
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape[0])

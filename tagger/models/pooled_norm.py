@@ -53,10 +53,18 @@ def pooled_after(model, norm) -> tuple | None:
 
 def max_after_relu(model, layer):
     """The max pool (global or not, any data format) that alone reads the
-    plain ReLU `layer`'s output in `model`, or None: the ReLU, an
-    increasing function, can run after it on the pooled values."""
-    pool = only_reader(model, layer) if plain_relu(layer) else None
+    output of `layer` in `model`, a plain ReLU or a convolution whose
+    activation is ReLU, or None: the ReLU, an increasing function, can run
+    after it on the pooled values."""
+    relu = plain_relu(layer) or convolution_with_relu(layer)
+    pool = only_reader(model, layer) if relu else None
     return pool if type(pool) in ALL_MAX_POOLS else None
+
+
+def convolution_with_relu(layer) -> bool:
+    """A Conv1D or Conv2D whose activation is ReLU (`activation="relu"`)."""
+    return (type(layer) in (keras.layers.Conv1D, keras.layers.Conv2D)
+            and layer.activation is keras.activations.relu)
 
 
 def plain_relu(layer) -> bool:

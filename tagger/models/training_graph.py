@@ -43,7 +43,9 @@ variables, computed by kernels that train faster on a CPU.
   (`tagger.models.pooled_norm`): the musicnn families' steps faster.
 - A plain ReLU read only by a max pool runs after it, on the pooled
   values (the two commute): the sample-level CNNs' block ReLUs, forward
-  and backward, on a third of the values.
+  and backward, on a third of the values; so does a convolution's own
+  ReLU (`activation="relu"`, the multi-scale CNN's), its convolution
+  computed without it.
 - The stacked taps are `training_taps`' shifts, and the gradient
   of their stacking is the sum of the shifted upstream channels, each
   padded back to the input's length (`stacked_shifts`): TensorFlow's own
@@ -72,11 +74,17 @@ from tagger.layers import inference_conv2d
 from tagger.layers.inference_conv2d import InferenceConv2D
 from tagger.models import folded_input_norm
 from tagger.models.layer_graph import calls, layer_graph
-from tagger.models.pooled_norm import NormThenMax, max_after_relu, pooled_after
+from tagger.models.pooled_norm import (
+    NormThenMax,
+    convolution_with_relu,
+    max_after_relu,
+    pooled_after,
+)
 from tagger.models.stem_norm import Stems
 from tagger.models.training_gelu import TrainingEncoder, exact_gelu_encoder
 from tagger.models.training_sums import (
     BuiltWrapper,
+    activation_of,
     bias_added,
     custom_gradient,
     update_moving_moments,
@@ -135,11 +143,17 @@ def training_model(model):
     def call(layer, *args, **kwargs):
         if (stem := stems.call(layer, args, kwargs)) is not None:
             return stem
-        if (folded := folding.call(layer, args, kwargs)) is not None:
+        # a convolution's own ReLU: applied after its pool, as a ReLU layer's
+        linear = id(layer) in relus and convolution_with_relu(layer)
+        if linear:
+            after_pool[id(relus[id(layer)])] = keras.layers.ReLU(
+                name=f"{layer.name}_relu", dtype=layer.dtype_policy)
+        if (folded := folding.call(layer, args, kwargs, activated=not linear)) is not None:
             return folded
-        if id(layer) in taps:
+        if id(layer) in taps:  # signs of +1: the taps without the activation
             return TrainingTapsConv2D(layer, name=f"{layer.name}_taps", dtype=layer.dtype_policy,
-                                      max_taps=training_taps(layer))(*args)
+                                      max_taps=training_taps(layer),
+                                      signs=[1.0] * layer.filters if linear else None)(*args)
         if id(layer) in pooled:  # applied by its pool, the ReLU between passing x on
             pool, relu = pooled[id(layer)]
             awaited[id(pool)] = (layer, kwargs)
@@ -153,7 +167,7 @@ def training_model(model):
             norm, norm_kwargs = waiting
             return NormThenMax(norm, layer, pooled[id(norm)][1], name=f"{norm.name}_pooled",
                                dtype=norm.dtype_policy)(args[0], **norm_kwargs)
-        if id(layer) in relus:  # applied after its pool: max(relu(x)) = relu(max(x))
+        if id(layer) in relus and not linear:  # after its pool: max(relu(x)) = relu(max(x))
             after_pool[id(relus[id(layer)])] = layer
             return args[0]
         if id(layer) in after_pool:
@@ -164,9 +178,10 @@ def training_model(model):
         if id(layer) in encoders:
             return TrainingEncoder(layer, name=f"{layer.name}_gelu",
                                    dtype=layer.dtype_policy)(*args, **kwargs)
-        if id(layer) in gemms or id(layer) in biases:
+        if id(layer) in gemms or id(layer) in biases or linear:
             gemm = id(layer) in gemms
-            return TrainingConv(layer, gemm, name=f"{layer.name}_{'gemm' if gemm else 'bias'}",
+            return TrainingConv(layer, gemm, not linear,
+                                name=f"{layer.name}_{'gemm' if gemm else 'bias'}",
                                 dtype=layer.dtype_policy)(*args, **kwargs)
         return layer(*args, **kwargs)
 
@@ -344,11 +359,11 @@ class TrainingConv(BuiltWrapper):
     """`(batch, ..., channels) -> (batch, ..., filters)`: the wrapped
     Conv1D or Conv2D, its bias added by `bias_added`; with `gemm` (a
     `gemm_filter_gradient` Conv1D), its filter gradient computed by
-    `conv1d_filter_gradient`."""
+    `conv1d_filter_gradient`; not `activated`, without its activation."""
 
-    def __init__(self, layer, gemm=False, **kwargs):
+    def __init__(self, layer, gemm=False, activated=True, **kwargs):
         super().__init__(layer, **kwargs)
-        self.gemm = bool(gemm)
+        self.gemm, self.activated = bool(gemm), bool(activated)
 
     def call(self, x):
         conv = self.layer
@@ -356,7 +371,7 @@ class TrainingConv(BuiltWrapper):
         y = conv1d_same(x, kernel) if self.gemm else conv.convolution_op(x, kernel)
         if conv.use_bias:
             y = bias_added(y, tf.cast(conv.bias, y.dtype))
-        return conv.activation(y) if conv.activation is not None else y
+        return activation_of(conv, self.activated)(y)
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)

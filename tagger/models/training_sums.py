@@ -39,6 +39,14 @@ def bias_added(y, bias):
     return add(y, bias)
 
 
+def activation_of(layer, activated=True):
+    """`layer`'s activation function, or the identity where it has none or
+    where not `activated` (a training form that applies it elsewhere)."""
+    if not activated or getattr(layer, "activation", None) is None:
+        return lambda y: y
+    return layer.activation
+
+
 def update_moving_moments(norm, mean, variance):
     """Keras' update of a BatchNormalization's moving mean and variance by
     a batch's `mean` and biased `variance` (float32)."""

@@ -237,22 +237,33 @@ def test_which_relus_run_after_their_max_pool():
     assert found(keras.layers.ReLU()) is None  # the model's output
     assert found(keras.layers.ReLU(), keras.layers.MaxPooling1D(2), keras.layers.Dense(2)) is None
     assert found(keras.layers.Activation("relu"), keras.layers.MaxPooling1D(2)) is None
+    # a convolution's own ReLU
+    assert found(conv := keras.layers.Conv1D(3, 3, activation="relu"),
+                 pool := keras.layers.MaxPooling1D(2)) is pool, conv
+    assert found(keras.layers.Conv2D(3, 3, activation="relu"), keras.layers.MaxPooling2D(2),
+                 shape=(6, 6, 2)) is not None
+    assert found(keras.layers.Conv1D(3, 3), keras.layers.MaxPooling1D(2)) is None
+    assert found(keras.layers.Conv1D(3, 3, activation="elu"), keras.layers.MaxPooling1D(2)) is None
+    assert found(keras.layers.Conv1D(3, 3, activation="relu"), keras.layers.MaxPooling1D(2),
+                 keras.layers.Dense(2)) is None
 
 
-def test_a_relu_after_its_max_pool_computes_the_same_output_and_gradients():
+@pytest.mark.parametrize("own", [False, True])
+def test_a_relu_after_its_max_pool_computes_the_same_output_and_gradients(own):
     """conv -> ReLU -> max pool, trained as conv -> max pool -> ReLU: the
     same output and gradients (exactly: the max and the ReLU commute, and a
-    window whose values are all negative has no gradient either way)."""
+    window whose values are all negative has no gradient either way); the
+    ReLU a layer of its own, or the convolution's activation (`own`)."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((30, 3))
     y = keras.layers.Conv1D(5, 3, padding="same", bias_initializer=keras.initializers.Constant(
-        -0.5), name="conv")(inputs)
-    y = keras.layers.MaxPooling1D(3, name="pool")(keras.layers.ReLU(name="relu")(y))
+        -0.5), activation="relu" if own else None, name="conv")(inputs)
+    y = keras.layers.MaxPooling1D(3, name="pool")(y if own else keras.layers.ReLU(name="relu")(y))
     top = keras.layers.GlobalMaxPooling1D(name="global")(keras.layers.ReLU(name="relu2")(y))
     model = keras.Model(inputs, [y, top])
     fast = training_graph.training_model(model)
     assert fast is not model
-    for relu, pool in (("relu", "pool"), ("relu2", "global")):  # each reads its pool's output
+    for relu, pool in (("conv_relu" if own else "relu", "pool"), ("relu2", "global")):
         assert calls(fast, layer := fast.get_layer(relu)) == 1
         assert [reader.name for reader in inputs_of(fast, layer)] == [pool]
     rng = np.random.default_rng(0)
@@ -279,3 +290,52 @@ def test_the_sample_level_blocks_run_their_relu_after_the_pool():
              if pooled_norm.max_after_relu(model, layer) is not None}
     assert pools and moved == {name.replace("_pool", "_relu") for name in pools}
     assert "stem_relu" not in moved
+
+
+CONV_RELU_CASES = {  # input shape, the layers before the convolution, its kernel, its form
+    "taps": ((12, 10, 1), [], (3, 3), "conv_taps"),  # one channel, stacked as taps
+    "folded": ((12, 10, 1), [lambda: keras.layers.BatchNormalization()], (3, 5), "conv_folded"),
+    "plain": ((12, 10, 4), [], (3, 3), "conv_bias"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONV_RELU_CASES))
+def test_a_conv2d_trains_its_relu_after_its_max_pool_in_each_form(case):
+    """A Conv2D(activation="relu") read by a max pool, in the taps, folded
+    and plain forms: the ReLU runs on the pooled values, with the model's
+    output and gradients."""
+    shape, before, kernel, form = CONV_RELU_CASES[case]
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape)
+    y = inputs
+    for make in before:
+        y = make()(y)
+    y = keras.layers.Conv2D(6, kernel, padding="same", activation="relu", name="conv",
+                            bias_initializer=keras.initializers.Constant(-0.3))(y)
+    model = keras.Model(inputs, keras.layers.MaxPooling2D((2, 2), name="pool")(y))
+    fast = training_graph.training_model(model)
+    assert [reader.name for reader in inputs_of(fast, fast.get_layer("conv_relu"))] == ["pool"]
+    assert [reader.name for reader in inputs_of(fast, fast.get_layer("pool"))] == [form]
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.standard_normal((3, *shape)), tf.float32)
+    upstream = rng.standard_normal((3, 6, 5, 6))
+    got = outputs_and_gradients(x, upstream, lambda v: fast(v, training=True),
+                                model.trainable_weights)
+    want = outputs_and_gradients(x, upstream, lambda v: model(v, training=True),
+                                 model.trainable_weights)
+    assert 0 < float(tf.reduce_mean(tf.cast(got[0] == 0, tf.float32))) < 0.9
+    if case == "folded":  # the folded norm computes no input gradient, by design
+        assert got[1] is None
+        got, want = got[:1] + got[2:], want[:1] + want[2:]
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_the_multiscale_cnn_runs_its_convolutions_relus_after_their_pools():
+    spec = FAMILIES["multiscale"]
+    keras.utils.set_random_seed(0)
+    model = spec.build(num_tags=5, **spec.tiny)
+    moved = {layer.name for layer in model.layers
+             if pooled_norm.max_after_relu(model, layer) is not None}
+    convs = {layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)}
+    assert moved == convs - {"merge_conv1"}  # read by the next convolution, not a pool
