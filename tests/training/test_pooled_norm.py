@@ -135,6 +135,19 @@ def test_a_bfloat16_norm_of_a_large_mean_computes_its_moments_as_keras_does():
                                variance, rtol=1e-3)
 
 
+@pytest.mark.parametrize("offset", [0.0, 1000.0])
+def test_the_float32_moments_are_float64s_to_float32_rounding(offset):
+    """One pass over x, shifted by its first row: no cancellation where the
+    mean is a thousand standard deviations from zero."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((4, 50, 7, 12)) * rng.uniform(0.1, 3.0, 12) + offset).astype(
+        np.float32)
+    mean, variance = pooled_norm.shifted_moments(tf.constant(x))
+    rows = x.astype(np.float64).reshape(-1, 12)
+    assert np.all(np.abs(mean - rows.mean(0)) <= 1e-6 * (np.abs(rows.mean(0)) + rows.std(0)))
+    np.testing.assert_allclose(variance, rows.var(0), rtol=1e-5)
+
+
 def model_with_a_shared_input():
     """conv -> (norm1 -> max over 32 bins), (norm2 -> ReLU -> max over 32
     bins) and a convolution, all three reading conv's output."""
