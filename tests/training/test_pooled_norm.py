@@ -288,19 +288,31 @@ def test_a_relu_after_its_max_pool_computes_the_same_output_and_gradients(own):
 
     got = outputs_and_gradients(x, upstream, joined(fast), model.trainable_weights)
     want = outputs_and_gradients(x, upstream, joined(model), model.trainable_weights)
-    assert 0 < float(tf.reduce_mean(tf.cast(got[0] == 0, tf.float32))) < 0.9  # windows all <= 0
+    assert_relu_outputs_and_gradients_agree(got, want, 1e-6)
+
+
+def assert_relu_outputs_and_gradients_agree(got, want, tolerance):
+    """`outputs_and_gradients` of two forms: some pooled windows all <= 0
+    (the ReLU's zeros, not all), then every tensor equal to `tolerance`."""
+    assert 0 < float(tf.reduce_mean(tf.cast(got[0] == 0, tf.float32))) < 0.9
     for a, b in zip(got, want):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance)
+
+
+def relus_after_pools(family):
+    """`family`'s tiny model and the names of its layers whose ReLU the
+    training form runs after their max pool."""
+    spec = FAMILIES[family]
+    keras.utils.set_random_seed(0)
+    model = spec.build(num_tags=5, **spec.tiny)
+    return model, {layer.name for layer in model.layers
+                   if pooled_norm.max_after_relu(model, layer) is not None}
 
 
 def test_the_sample_level_blocks_run_their_relu_after_the_pool():
-    spec = FAMILIES["samplecnn"]
-    keras.utils.set_random_seed(0)
-    model = spec.build(num_tags=5, **spec.tiny)
+    model, moved = relus_after_pools("samplecnn")
     pools = {layer.name: layer for layer in model.layers
              if isinstance(layer, keras.layers.MaxPooling1D)}
-    moved = {layer.name for layer in model.layers
-             if pooled_norm.max_after_relu(model, layer) is not None}
     assert pools and moved == {name.replace("_pool", "_relu") for name in pools}
     assert "stem_relu" not in moved
 
@@ -336,19 +348,13 @@ def test_a_conv2d_trains_its_relu_after_its_max_pool_in_each_form(case):
                                 model.trainable_weights)
     want = outputs_and_gradients(x, upstream, lambda v: model(v, training=True),
                                  model.trainable_weights)
-    assert 0 < float(tf.reduce_mean(tf.cast(got[0] == 0, tf.float32))) < 0.9
     if case == "folded":  # the folded norm computes no input gradient, by design
         assert got[1] is None
         got, want = got[:1] + got[2:], want[:1] + want[2:]
-    for a, b in zip(got, want):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert_relu_outputs_and_gradients_agree(got, want, 1e-5)
 
 
 def test_the_multiscale_cnn_runs_its_convolutions_relus_after_their_pools():
-    spec = FAMILIES["multiscale"]
-    keras.utils.set_random_seed(0)
-    model = spec.build(num_tags=5, **spec.tiny)
-    moved = {layer.name for layer in model.layers
-             if pooled_norm.max_after_relu(model, layer) is not None}
+    model, moved = relus_after_pools("multiscale")
     convs = {layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)}
     assert moved == convs - {"merge_conv1"}  # read by the next convolution, not a pool
