@@ -162,10 +162,10 @@ def shifted_moments(x):
     """(rows..., channels) float32 -> (mean, variance) over all axes but
     the last: one XLA kernel, one pass over x, summing x - s and (x - s)^2
     for s the first row (a value of each channel's data, so no
-    cancellation where the mean is far from zero). Faster than
+    cancellation where the mean is far from zero): faster than
     tf.nn.moments' passes over the musicnn families' activations, and
-    nearer float64's variance (tf.nn.moments' float32 sums are off by
-    about 1e-3 of it over 36 million values, these by 1e-5)."""
+    nearer float64's variance than its float32 sums over millions of
+    values (docs/performance.md, the "Training MFU, float32" rows)."""
     rows = tf.reshape(x, [-1, x.shape[-1]])
     shift = tf.stop_gradient(rows[0])
     centred = rows - shift
