@@ -77,7 +77,8 @@ def test_a_file_that_is_not_ours_needs_overwrite(cnn, music, tmp_path, capsys):
 def test_our_own_outputs_are_replaced_and_overwrite_replaces_atomically(cnn, music, tmp_path,
                                                                         capsys):
     model, _ = cnn
-    out, npz, db = tmp_path / "tags.json", tmp_path / "vectors.npz", tmp_path / "lib.sqlite"
+    # a suffix that names no format: each report format is written to it in turn
+    out, npz, db = tmp_path / "tags.txt", tmp_path / "vectors.npz", tmp_path / "lib.sqlite"
     for path in (out, npz, db):
         path.write_text("someone else's\n")
     code, _, err = run_tag(capsys, model, music / "a.wav", "--format", "json", "--out", out,
@@ -94,7 +95,7 @@ def test_our_own_outputs_are_replaced_and_overwrite_replaces_atomically(cnn, mus
                              "--embeddings", npz, "--db", db)
         assert code == 0
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("lib.sqlite")) \
-        == ["tags.json", "vectors.npz"]  # no temporary left behind
+        == ["tags.txt", "vectors.npz"]  # no temporary left behind
 
 
 def test_two_outputs_may_not_share_a_file(cnn, music, tmp_path, capsys):
