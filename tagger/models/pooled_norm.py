@@ -9,7 +9,11 @@ sign(gamma), max(y) = gamma (sign max(sign x) - mean) / s + beta. A ReLU
 is increasing, so it commutes with the max. The statistics are still
 those of the whole x, but the normalisation, its casts and its gradient
 run on the pooled tensor (the package Musicnn's norms pool 30 to 96 bins
-into one); the moments' gradient is one affine map of x per channel.
+into one); the moments' gradient is one affine map of x per channel, in
+float32 one XLA kernel with the pool's. A convolution's ReLU that the
+norm alone reads (the package Musicnn's) is the pooled norm's too
+(`rectified`): the moments' kernel takes relu(x), the pool's max of x
+is rectified after it, and x's gradient kernel applies the ReLU's mask.
 Exact up to float32 rounding (ties of the max aside).
 """
 
@@ -20,7 +24,7 @@ import math
 import keras
 import tensorflow as tf
 
-from tagger.models.layer_graph import only_reader
+from tagger.models.layer_graph import inputs_of, only_reader
 from tagger.models.training_sums import BuiltWrapper, custom_gradient, update_moving_moments
 
 POOLS = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
@@ -49,6 +53,18 @@ def pooled_after(model, norm) -> tuple | None:
             and math.prod(layer.strides) >= MIN_POOLED):
         return layer, relu
     return None
+
+
+def rectifying(model, norm):
+    """The float32 convolution whose ReLU (`activation="relu"`) alone `norm`
+    reads in `model`, where TensorFlow has XLA: a pooled norm takes the
+    ReLU of its input (`NormThenMax`'s `rectified`); or None."""
+    conv = inputs_of(model, norm)
+    conv = conv[0] if len(conv) == 1 else None
+    if (conv is None or not convolution_with_relu(conv) or only_reader(model, conv) is not norm
+            or conv.compute_dtype != "float32" or not tf.test.is_built_with_xla()):
+        return None
+    return conv
 
 
 def max_after_relu(model, layer):
@@ -80,26 +96,30 @@ class NormThenMax(BuiltWrapper):
     moving statistics updated as Keras does) applied to the max pool of
     sign(gamma) x, then the ReLU."""
 
-    def __init__(self, layer, pool, relu=None, **kwargs):
+    def __init__(self, layer, pool, relu=None, rectified=False, **kwargs):
         super().__init__(layer, **kwargs)
-        self.pool, self.relu = pool, relu
+        self.pool, self.relu, self.rectified = pool, relu, bool(rectified)
 
     def call(self, x, training=None, mask=None):
         norm, pool = self.layer, self.pool
-        if not (training and norm.trainable) or mask is not None:
+        trained = training and norm.trainable and mask is None
+        fused = trained and x.dtype == tf.float32 and tf.test.is_built_with_xla()
+        if self.rectified and not fused:
+            x = tf.nn.relu(x)
+        if not trained:
             y = norm(x, training=training, mask=mask)
             return pool(self.relu(y) if self.relu is not None else y)
-        mean, variance = moments(x)
-        update_moving_moments(norm, mean, variance)
         channels = x.shape[-1]
         gamma = tf.cast(norm.gamma, tf.float32) if norm.scale else tf.ones([channels])
         beta = tf.cast(norm.beta, tf.float32) if norm.center else tf.zeros([channels])
         sign = tf.stop_gradient(tf.where(gamma < 0.0, -1.0, 1.0))
-        signs = tf.cast(sign, x.dtype)
-        # x itself where every gamma is positive (no pass over x); the pool
-        # and its gradient outside the branch, where oneDNN runs them
-        signed = tf.cond(tf.reduce_all(sign > 0.0), lambda: tf.identity(x), lambda: x * signs)
-        pooled = tf.cast(pool(signed) * signs, tf.float32)
+        if fused:
+            pooled, mean, variance = pooled_with_moments(x, sign, pool, self.rectified)
+        else:
+            mean, variance = moments(x)
+            signs = tf.cast(sign, x.dtype)
+            pooled = tf.cast(pool(signed_by(x, signs)) * signs, tf.float32)
+        update_moving_moments(norm, mean, variance)
         y = (pooled - mean) * (gamma * tf.math.rsqrt(variance + norm.epsilon)) + beta
         if self.relu is not None:
             y = tf.nn.relu(y)
@@ -109,18 +129,87 @@ class NormThenMax(BuiltWrapper):
         return self.pool.compute_output_shape(input_shape)
 
 
+def signed_by(x, signs):
+    """x * signs: x itself where every sign is positive (no pass over x);
+    the pool and its gradient stay outside the branch, where oneDNN runs
+    them."""
+    return tf.cond(tf.reduce_all(signs > 0), lambda: tf.identity(x), lambda: x * signs)
+
+
+def pooled_with_moments(x, sign, pool, rectified=False):
+    """float32 (batch, ..., channels) x, (channels,) sign of +-1, a
+    channels-last max pool -> (sign pool(sign x), mean, variance), the
+    moments over all axes but the last; `rectified`: all of x's ReLU,
+    max(x, 0), not computed (the moments' kernel takes it, and a max of
+    it is its max's). x's gradient, the pool's plus the moments', is one
+    XLA kernel over x and the pool's gradient (one pass, where the moments'
+    own gradient, their sum and the ReLU's make three)."""
+    window, strides, padding = max_pool_arguments(pool)
+    count = tf.cast(tf.size(x) // x.shape[-1], tf.float32)
+
+    @custom_gradient
+    def of(x, sign):
+        mean, variance = shifted_moments(x, rectified)
+        image = as_image(signed_by(x, sign))  # (batch, time, bins, channels)
+        top = tf.nn.max_pool2d(image, window, strides, padding)
+        pooled = tf.reshape(top, [-1, *pool.compute_output_shape(x.shape)[1:]]) * sign
+        if rectified:  # max(relu(x)) = relu(max(x)), min(relu(x)) = relu(min(x))
+            pooled = tf.nn.relu(pooled)
+
+        def gradient(d_pooled, d_mean, d_variance):
+            if rectified:
+                d_pooled = tf.where(pooled > 0.0, d_pooled, 0.0)
+            d_top = tf.reshape(d_pooled * sign, tf.shape(top))
+            d_image = tf.raw_ops.MaxPoolGrad(orig_input=image, orig_output=top, grad=d_top,
+                                             ksize=[1, *window, 1], strides=[1, *strides, 1],
+                                             padding=padding)
+            slope = 2.0 * d_variance / count
+            return (pooled_and_moments_gradient(tf.reshape(d_image, tf.shape(x)), x, sign, slope,
+                                                d_mean / count - slope * mean, rectified),
+                    tf.zeros_like(sign))
+
+        return (pooled, mean, variance), gradient
+
+    return of(x, sign)
+
+
+def max_pool_arguments(pool):
+    """(window, strides, padding) of a MaxPooling1D or MaxPooling2D as
+    tf.nn.max_pool2d takes them, a 1-D pool's over `as_image`'s rows."""
+    window, strides = tuple(pool.pool_size), tuple(pool.strides)
+    if len(window) == 1:
+        window, strides = (*window, 1), (*strides, 1)
+    return window, strides, pool.padding.upper()
+
+
+def as_image(x):
+    """(batch, time, [bins,] channels) -> (batch, time, bins or 1, channels)."""
+    return x if len(x.shape) == 4 else tf.expand_dims(x, 2)
+
+
+@tf.function(jit_compile=True)
+def pooled_and_moments_gradient(d_signed, x, sign, slope, offset, rectified=False):
+    """x's gradient from the pool's, of sign x, and the moments' (per
+    channel: sign d_signed + slope x + offset; that last term where x > 0
+    only, `rectified`: the moments of relu(x)), in one XLA kernel."""
+    of_moments = x * slope + offset
+    if rectified:
+        of_moments = tf.where(x > 0.0, of_moments, 0.0)
+    return d_signed * sign + of_moments
+
+
 def moments(x):
     """(batch, ..., channels) -> (mean, variance) over all axes but the
     last, float32, and their gradient, k2 (x - mean) + k1 per channel.
 
-    float32 x: one XLA kernel (`shifted_moments`; tf.nn.moments' passes
-    where TensorFlow has no XLA), the gradient k2 x + k1'. bfloat16
-    x, where TensorFlow's bfloat16 arithmetic costs more than its
-    reductions: sums of x and x^2 (`channel_sums`), the gradient k2 x + k1'
-    in bfloat16, while every channel's mean is within `NEAR_ZERO` standard
-    deviations of zero (ReLU outputs; the variance is then within about
-    1e-3 of Keras' float32 one, less than the output's own bfloat16
-    rounding); else both as Keras computes them, in float32."""
+    Where `pooled_with_moments` does not apply: float32 x, tf.nn.moments'
+    and the gradient k2 x + k1'; bfloat16 x, where TensorFlow's bfloat16
+    arithmetic costs more than its reductions: sums of x and x^2
+    (`channel_sums`), the gradient k2 x + k1' in bfloat16, while every
+    channel's mean is within `NEAR_ZERO` standard deviations of zero (ReLU
+    outputs; the variance is then within about 1e-3 of Keras' float32 one,
+    less than the output's own bfloat16 rounding); else both as Keras
+    computes them, in float32."""
     @custom_gradient
     def of(x):
         count = tf.cast(tf.size(x) // x.shape[-1], tf.float32)
@@ -132,8 +221,6 @@ def moments(x):
             near = tf.reduce_all(mean * mean <= NEAR_ZERO ** 2 * variance)
             mean, variance = tf.cond(near, lambda: (mean, variance),
                                      lambda: tf.nn.moments(tf.cast(x, tf.float32), axes))
-        elif tf.test.is_built_with_xla():
-            mean, variance = shifted_moments(tf.cast(x, tf.float32))
         else:
             mean, variance = tf.nn.moments(tf.cast(x, tf.float32), axes)
 
@@ -142,10 +229,7 @@ def moments(x):
 
             def affine():
                 scale = tf.cast(slope, x.dtype)
-                offset = tf.cast(d_mean / count - slope * mean, x.dtype)
-                if x.dtype == tf.float32 and tf.test.is_built_with_xla():
-                    return scaled_and_offset(x, scale, offset)
-                return x * scale + offset
+                return x * scale + tf.cast(d_mean / count - slope * mean, x.dtype)
 
             def centred():
                 return tf.cast((tf.cast(x, tf.float32) - mean) * slope + d_mean / count, x.dtype)
@@ -158,28 +242,24 @@ def moments(x):
 
 
 @tf.function(jit_compile=True)
-def shifted_moments(x):
+def shifted_moments(x, rectified=False):
     """(rows..., channels) float32 -> (mean, variance) over all axes but
-    the last: one XLA kernel, one pass over x, summing x - s and (x - s)^2
-    for s the first row (a value of each channel's data, so no
-    cancellation where the mean is far from zero): faster than
-    tf.nn.moments' passes over the musicnn families' activations, and
-    nearer float64's variance than its float32 sums over millions of
-    values (docs/performance.md, the "Training MFU, float32" rows)."""
+    the last (of relu(x), `rectified`): one XLA kernel, one pass over x,
+    summing x - s and (x - s)^2 for s the first row (a value of each
+    channel's data, so no cancellation where the mean is far from zero):
+    faster than tf.nn.moments' passes over the musicnn families'
+    activations, and nearer float64's variance than its float32 sums over
+    millions of values (docs/performance.md, the "Training MFU, float32"
+    rows)."""
     rows = tf.reshape(x, [-1, x.shape[-1]])
+    if rectified:
+        rows = tf.nn.relu(rows)
     shift = tf.stop_gradient(rows[0])
     centred = rows - shift
     count = tf.cast(tf.shape(rows)[0], tf.float32)
     mean = tf.reduce_sum(centred, 0) / count
     variance = tf.maximum(tf.reduce_sum(tf.square(centred), 0) / count - tf.square(mean), 0.0)
     return mean + shift, variance
-
-
-@tf.function(jit_compile=True)
-def scaled_and_offset(x, scale, offset):
-    """x * scale + offset (per channel) in one XLA kernel: one pass over x,
-    where TensorFlow's ops make two."""
-    return x * scale + offset
 
 
 def channel_sums(x):

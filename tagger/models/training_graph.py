@@ -40,7 +40,9 @@ variables, computed by kernels that train faster on a CPU.
 - A batch norm read only by a max pool of 16 or more values to one, or
   by a ReLU that such a pool alone reads (the musicnn families' norms
   before their max over frequency), normalises the pooled values
-  (`tagger.models.pooled_norm`): the musicnn families' steps faster.
+  (`tagger.models.pooled_norm`): the musicnn families' steps faster. In
+  float32 it also takes the ReLU of a convolution it alone reads (the
+  package Musicnn's), the convolution computed without it.
 - A plain ReLU read only by a max pool runs after it, on the pooled
   values (the two commute): the sample-level CNNs' block ReLUs, forward
   and backward, on a third of the values; so does a convolution's own
@@ -79,6 +81,7 @@ from tagger.models.pooled_norm import (
     convolution_with_relu,
     max_after_relu,
     pooled_after,
+    rectifying,
 )
 from tagger.models.stem_norm import Stems
 from tagger.models.training_gelu import TrainingEncoder, exact_gelu_encoder
@@ -128,6 +131,8 @@ def training_model(model):
     pooled = {id(layer): found for layer in once
               if id(layer) in norms and (found := pooled_after(model, layer))}
     paired = {id(relu) for _, relu in pooled.values()}
+    rectified = {id(conv): id(norm) for norm in once
+                 if id(norm) in pooled and (conv := rectifying(model, norm)) is not None}
     relus = {id(layer): pool for layer in once
              if id(layer) not in paired and (pool := max_after_relu(model, layer))}
     gemms = {id(layer) for layer in once if gemm_filter_gradient(layer)}
@@ -143,11 +148,13 @@ def training_model(model):
     def call(layer, *args, **kwargs):
         if (stem := stems.call(layer, args, kwargs)) is not None:
             return stem
-        # a convolution's own ReLU: applied after its pool, as a ReLU layer's
-        linear = id(layer) in relus and convolution_with_relu(layer)
-        if linear:
+        # a convolution's own ReLU: applied after its pool, as a ReLU layer's,
+        # or by the pooled norm that reads it
+        moved = id(layer) in relus and convolution_with_relu(layer)
+        if moved:
             after_pool[id(relus[id(layer)])] = keras.layers.ReLU(
                 name=f"{layer.name}_relu", dtype=layer.dtype_policy)
+        linear = moved or id(layer) in rectified
         if (folded := folding.call(layer, args, kwargs, activated=not linear)) is not None:
             return folded
         if id(layer) in taps:  # signs of +1: the taps without the activation
@@ -165,7 +172,9 @@ def training_model(model):
             if waiting is None:  # the ReLU
                 return args[0]
             norm, norm_kwargs = waiting
-            return NormThenMax(norm, layer, pooled[id(norm)][1], name=f"{norm.name}_pooled",
+            return NormThenMax(norm, layer, pooled[id(norm)][1],
+                               rectified=id(norm) in rectified.values(),
+                               name=f"{norm.name}_pooled",
                                dtype=norm.dtype_policy)(args[0], **norm_kwargs)
         if id(layer) in relus and not linear:  # after its pool: max(relu(x)) = relu(max(x))
             after_pool[id(relus[id(layer)])] = layer

@@ -40,23 +40,25 @@ def outputs_and_gradients(x, upstream, forward, variables):
     return [y, *tape.gradient(loss, [x, *variables])]
 
 
+@pytest.mark.parametrize("rectified", [False, True])
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("case", sorted(PAIRS))
-def test_the_pooled_norm_is_the_norm_then_the_pool_to_float32_rounding(case, relu):
+def test_the_pooled_norm_is_the_norm_then_the_pool_to_float32_rounding(case, relu, rectified):
     """Against the layers in float64: the output, the gradients of x, gamma
-    and beta, and the moving statistics."""
+    and beta, and the moving statistics; `rectified`: of the norm of
+    relu(x), its ReLU the pooled norm's."""
     shape, pool = PAIRS[case]
     rng = np.random.default_rng(0)
-    x = 2.0 * rng.standard_normal(shape) + 1.0
+    x = 2.0 * rng.standard_normal(shape) + (0.0 if rectified else 1.0)
     got_layers, want_layers = layers_of(shape, pool, relu), layers_of(shape, pool, relu, "float64")
     upstream = rng.standard_normal(got_layers[1].compute_output_shape(shape))
 
     def plain(x):
         norm, pool, relu = want_layers
-        y = norm(x, training=True)
+        y = norm(tf.nn.relu(x) if rectified else x, training=True)
         return pool(relu(y) if relu else y)
 
-    fast = NormThenMax(*got_layers)
+    fast = NormThenMax(*got_layers, rectified=rectified)
     got = outputs_and_gradients(tf.constant(x, tf.float32), upstream,
                                 lambda x: fast(x, training=True), got_layers[0].trainable_weights)
     want = outputs_and_gradients(tf.constant(x), upstream, plain,
@@ -225,12 +227,35 @@ def test_which_norms_are_pooled():
     ("musicnn", {"timbral1_bn", "timbral2_bn"}),
 ])
 def test_the_musicnn_families_train_their_frequency_norms_pooled(family, pooled):
+    """The package Musicnn's convolutions' ReLUs (before their norms) are
+    its pooled norms'; the convolutions run without them."""
     spec = FAMILIES[family]
     keras.utils.set_random_seed(0)
     model = spec.build(num_tags=5, **spec.tiny)
-    wrapped = {layer.layer.name for layer in training_graph.training_model(model).layers
+    fast = training_graph.training_model(model)
+    wrapped = {layer.layer.name: layer.rectified for layer in fast.layers
                if isinstance(layer, NormThenMax)}
-    assert wrapped == pooled
+    assert wrapped == dict.fromkeys(pooled, family == "pons_musicnn")
+    for name in pooled:
+        conv = inputs_of(fast, fast.get_layer(f"{name}_pooled"))[0]
+        assert conv.name == name.replace("_bn", "_conv_folded")
+        assert conv.activated == (family == "musicnn")  # musicnn's, of no activation
+
+
+def test_which_convolutions_give_their_relu_to_the_pooled_norm():
+    def found(conv, *others, shape=(6, 40, 2)):
+        inputs = keras.Input(shape)
+        y = conv(inputs)
+        norm = keras.layers.BatchNormalization()
+        model = keras.Model(inputs, [keras.layers.MaxPooling2D((1, 38))(norm(y)),
+                                     *(other(y) for other in others)])
+        return pooled_norm.rectifying(model, norm)
+
+    assert found(conv := keras.layers.Conv2D(3, 3, activation="relu")) is conv
+    assert found(keras.layers.Conv2D(3, 3)) is None
+    assert found(keras.layers.Conv2D(3, 3, activation="elu")) is None
+    assert found(keras.layers.Conv2D(3, 3, activation="relu"), keras.layers.ReLU()) is None
+    assert found(keras.layers.Conv2D(3, 3, activation="relu", dtype="mixed_bfloat16")) is None
 
 
 def test_which_relus_run_after_their_max_pool():
