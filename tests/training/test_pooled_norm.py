@@ -242,6 +242,30 @@ def test_the_musicnn_families_train_their_frequency_norms_pooled(family, pooled)
         assert conv.activated == (family == "musicnn")  # musicnn's, of no activation
 
 
+def test_a_deeper_convolution_gives_its_relu_to_the_pooled_norm():
+    """conv1 -> conv2 (ReLU) -> norm -> max over 30 bins: conv2 runs as a
+    `TrainingConv` without its ReLU, the pooled norm takes it; the same
+    output and gradients as the model's."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 32, 2))
+    y = keras.layers.Conv2D(4, 3, padding="same", name="conv1")(inputs)
+    y = keras.layers.Conv2D(5, 3, activation="relu", name="conv2")(y)
+    y = keras.layers.MaxPooling2D((1, 30))(keras.layers.BatchNormalization(name="norm")(y))
+    model = keras.Model(inputs, y)
+    fast = training_graph.training_model(model)
+    assert fast.get_layer("norm_pooled").rectified
+    assert not fast.get_layer("conv2_bias").activated
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((3, 6, 32, 2)), tf.float32)
+    upstream = rng.standard_normal((3, 4, 1, 5))
+    got = outputs_and_gradients(x, upstream, lambda v: fast(v, training=True),
+                                model.trainable_weights)
+    want = outputs_and_gradients(x, upstream, lambda v: model(v, training=True),
+                                 model.trainable_weights)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_which_convolutions_give_their_relu_to_the_pooled_norm():
     def found(conv, *others, shape=(6, 40, 2)):
         inputs = keras.Input(shape)
