@@ -94,7 +94,8 @@ class NormThenMax(BuiltWrapper):
     of a BatchNormalization, an optional ReLU and a channels-last max
     pool; in training, the norm (batch statistics of x in float32, its
     moving statistics updated as Keras does) applied to the max pool of
-    sign(gamma) x, then the ReLU."""
+    sign(gamma) x, then the ReLU. `rectified`: x is a convolution's output
+    before its ReLU, max(x, 0), which the norm applies (`rectifying`)."""
 
     def __init__(self, layer, pool, relu=None, rectified=False, **kwargs):
         super().__init__(layer, **kwargs)
