@@ -229,8 +229,8 @@ def moments(x):
             slope = 2.0 * d_variance / count
 
             def affine():
-                scale = tf.cast(slope, x.dtype)
-                return x * scale + tf.cast(d_mean / count - slope * mean, x.dtype)
+                return x * tf.cast(slope, x.dtype) + tf.cast(d_mean / count - slope * mean,
+                                                             x.dtype)
 
             def centred():
                 return tf.cast((tf.cast(x, tf.float32) - mean) * slope + d_mean / count, x.dtype)
