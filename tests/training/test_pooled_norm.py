@@ -71,22 +71,25 @@ def test_the_pooled_norm_is_the_norm_then_the_pool_to_float32_rounding(case, rel
         assert np.max(np.abs(value - expected)) <= 2e-5 * np.max(np.abs(expected))
 
 
-def test_a_bfloat16_pooled_norm_is_exact_to_bfloat16_rounding():
-    """bfloat16 ReLU outputs: the output and x's gradient to bfloat16's
-    rounding, the moving statistics to 1e-3, against float64 on the same
-    values."""
+@pytest.mark.parametrize("rectified", [False, True])
+def test_a_bfloat16_pooled_norm_is_exact_to_bfloat16_rounding(rectified):
+    """bfloat16 ReLU outputs (`rectified`: their ReLU the pooled norm's):
+    the output and x's gradient to bfloat16's rounding, the moving
+    statistics to 1e-3, against float64 on the same values."""
     shape, pool = PAIRS["over_bins"]
     rng = np.random.default_rng(0)
-    x = tf.cast(np.maximum(rng.standard_normal(shape), 0.0), tf.bfloat16)
+    raw = rng.standard_normal(shape)
+    x = tf.cast(raw if rectified else np.maximum(raw, 0.0), tf.bfloat16)
     values = tf.cast(x, tf.float64)
     got_layers = layers_of(shape, pool, True, "mixed_bfloat16")
     want_layers = layers_of(shape, pool, True, "float64")
     upstream = rng.standard_normal(got_layers[1].compute_output_shape(shape))
-    fast = NormThenMax(*got_layers, dtype="mixed_bfloat16")
+    fast = NormThenMax(*got_layers, rectified=rectified, dtype="mixed_bfloat16")
     y, d_x, *_ = outputs_and_gradients(x, upstream, lambda x: fast(x, training=True), [])
     norm, pool, relu = want_layers
     want_y, want_d_x = outputs_and_gradients(
-        values, upstream, lambda x: pool(relu(norm(x, training=True))), [])
+        values, upstream,
+        lambda x: pool(relu(norm(tf.nn.relu(x) if rectified else x, training=True))), [])
     assert y.dtype == d_x.dtype == tf.bfloat16
     for value, expected in ((y, want_y), (d_x, want_d_x)):
         error = np.abs(np.asarray(tf.cast(value, tf.float64)) - np.asarray(expected))
@@ -96,17 +99,19 @@ def test_a_bfloat16_pooled_norm_is_exact_to_bfloat16_rounding():
                                    getattr(want_layers[0], moving), rtol=1e-3)
 
 
+@pytest.mark.parametrize("rectified", [False, True])
 @pytest.mark.parametrize("frozen", [False, True])
-def test_out_of_training_or_frozen_the_norm_uses_its_moving_statistics(frozen):
+def test_out_of_training_or_frozen_the_norm_uses_its_moving_statistics(frozen, rectified):
     shape, pool = PAIRS["square"]
     norm, pool, relu = layers_of(shape, pool, True)
     norm.moving_mean.assign(np.full(shape[-1], 0.5, np.float32))
     norm.moving_variance.assign(np.full(shape[-1], 4.0, np.float32))
     norm.trainable = not frozen
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    y = NormThenMax(norm, pool, relu)(x, training=frozen)
+    y = NormThenMax(norm, pool, relu, rectified=rectified)(x, training=frozen)
     gamma, beta = np.asarray(norm.gamma), np.asarray(norm.beta)
-    want = np.maximum(gamma * (x - 0.5) / np.sqrt(4.0 + 1e-3) + beta, 0.0)
+    normed = np.maximum(x, 0.0) if rectified else x
+    want = np.maximum(gamma * (normed - 0.5) / np.sqrt(4.0 + 1e-3) + beta, 0.0)
     want = want.reshape(3, 4, 2, 5, 2, 5).max((2, 4))  # 2 x 2 windows
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(norm.moving_mean, 0.5)  # not updated
