@@ -40,8 +40,8 @@ What it prints, each figure as soon as it is measured:
 `--tiny` runs every part at the tests' size on whatever JAX computes on
 (the suite runs it on the CPU), each kind of run once: the transformer's
 supervised run (the teacher) and SE+multi's noisy student, and the scan
-of the transformer's batches (the other families' scans are the same
-part). It checks that the script runs; its figures mean nothing.
+of the transformer at one batch (the other families' scans and batches
+are the same part). It checks that the script runs; its figures mean nothing.
 
 The machine needs JAX for its accelerator, this repository and the
 packages tagger imports that JAX machines lack (docs/jax.md, "Installing
@@ -81,7 +81,7 @@ RUNS = tuple((family, noisy) for noisy in (False, True) for family in FAMILIES)
 TINY_RUNS = (("transformer", False), ("samplecnn", True))  # each kind of run once
 DATA = {False: (200, 29.1), True: (24, 11.0)}  # (clips, seconds); 11 s: one 10 s window
 SCAN_BATCHES = {False: {"samplecnn": (23, 92, 368), "transformer": (16, 64, 256)},
-                True: {"transformer": (2, 4)}}  # tiny: one scan of batches
+                True: {"transformer": (2,)}}  # tiny: one scan, one batch
 UNLABELLED_FRACTION = "0.5"  # of the train clips: the noisy students' unlabelled split
 HANG_S = 3600  # a guard against a hung part, never reached by a working one
 STEPS_PER_EPOCH = re.compile(r"= (\d+) steps per epoch")

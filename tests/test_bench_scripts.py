@@ -40,15 +40,14 @@ TINY = {
         *(f"gpu_quick_{figure}_transformer" for figure in ("seconds", "epoch_seconds",
                                                            "steps_per_s", "test_roc_auc"))}),
     # its tiny run trains each kind once: the transformer (the teacher), SE+multi's noisy
-    # student; it scans the transformer's batches
+    # student; it scans the transformer at one batch
     "bench_gpu_jax.py": (["--tiny"], {
         "gpu_reader_segments_per_s_no_tf",
         *(f"gpu_jax_quick{noisy}_{figure}_{family}"
           for noisy, family in (("", "transformer"), ("_noisy", "samplecnn"))
           for figure in ("seconds", "epoch_seconds", "steps_per_s", "test_roc_auc")),
         "gpu_input_wait_share_transformer", "gpu_input_wait_share_noisy_samplecnn",
-        *(f"gpu_jax_scan_{figure}_transformer_b{batch}" for figure in ("steps_per_s", "mfu")
-          for batch in (2, 4)),
+        *(f"gpu_jax_scan_{figure}_transformer_b2" for figure in ("steps_per_s", "mfu")),
         *(f"gpu_jax_scan_best_{figure}_transformer" for figure in ("mfu", "of_roofline"))}),
     "bench_augment.py": (["--batch", "2", "--samples", "2048", "--rounds", "1"],
                          {"augment_cpu_keras_over_tf_2048", "augment_wall_keras_over_tf_2048"}),
