@@ -85,6 +85,9 @@ def run(args):
     given = cli.given_flags(args, ("top_k", "threshold"))
     if given and not args.against:
         raise flags_do_not_apply(given, "with --against TEACHER")
+    if args.bootstrap == 0 and cli.given_flags(args, ("seed",)):
+        raise flags_do_not_apply(["--seed"], "with --bootstrap N above 0",
+                                 "--bootstrap 0 draws no resamples")
 
     args.model = resolve_model(args.model, progress=not getattr(args, "no_progress", False))
 

@@ -40,6 +40,9 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if (args.query is None) == (args.tags is None):
         p.error("give a QUERY file or --tags, one of the two")
+    if args.tags is not None and cli.given_flags(args, ("index",)):
+        p.error("--index applies to a QUERY file only (--tags ranks every file by its "
+                "scores, exactly); leave it out")
     return args
 
 

@@ -157,6 +157,25 @@ def parse_args(argv=None):
     return args
 
 
+def unread_flags(args) -> None:
+    """A local run's report flags where nothing reads them: --format with
+    --db and no --out (no report is made), --top-k and --threshold where
+    neither a table or JSON report, --write-tags nor --taggram chooses tags
+    (a CSV report holds every tag's score)."""
+    from tagger.errors import flags_do_not_apply
+
+    report = args.out is not None or args.db is None  # with --db and no --out: none
+    if not report and cli.given_flags(args, ("format",)):
+        raise flags_do_not_apply(["--format"], "to a report", "with --db and no --out none is "
+                                 "made", "add --out PATH")
+    chosen = cli.given_flags(args, ("top_k", "threshold"))
+    if chosen and not (args.write_tags or args.taggram or (report and args.format != "csv")):
+        why = "a CSV report holds every tag's score" if report else (
+            "with --db and no --out no report is made")
+        raise flags_do_not_apply(chosen, "to a table or JSON report, --write-tags and --taggram",
+                                 why)
+
+
 def main(argv=None):
     return cli.main(run, parse_args(argv))
 
@@ -171,6 +190,9 @@ def _default_engine(args) -> str:
 
 def run(args) -> int:
     from tagger.pretrained import resolve_model
+
+    if args.runner is None:
+        unread_flags(args)
 
     given = args.model
     args.model = resolve_model(given, progress=not getattr(args, "no_progress", False))
@@ -205,6 +227,7 @@ def run(args) -> int:
                                        ("--embedding-layer", args.embedding_layer),
                                        ("--write-tags", args.write_tags),
                                        ("--windows", args.windows is not None),
+                                       ("--workers", args.workers is not None),
                                        ("--format", args.format != "table"))
                  if on]
         if local:
@@ -229,6 +252,12 @@ def run(args) -> int:
               f"tagged and stored, {summary.db_skipped} up to date and skipped"
               + ("" if args.rescan or not summary.db_skipped else " (--rescan redoes them)"),
               file=sys.stderr)
+        if summary.db_other_engines:
+            others = ", ".join(f"{count} by {engine}"
+                               for engine, count in summary.db_other_engines.items())
+            print(f"{args.db}: of the files up to date, {others} (another engine than "
+                  f"{config.engine}, this run's; --rescan tags them again with it)",
+                  file=sys.stderr)
         failed, unchanged = summary.db_failed, summary.db_failures_skipped
         if failed:
             print(f"{args.db}: {failed} file{'s' if failed != 1 else ''} that could not be "

@@ -295,6 +295,13 @@ def test_a_full_disk_at_the_end_leaves_no_partial_report(tiny_model, raw_records
     assert os.listdir(tmp_path) == []
 
 
+def test_a_seed_without_resamples_is_refused(capsys):
+    code, _, err = call_main(eval_cli.main, capsys, "model.keras", "--bootstrap", "0",
+                             "--seed", "3")
+    one_line_error(code, err, "--seed applies with --bootstrap N above 0 only "
+                   "(--bootstrap 0 draws no resamples)")
+
+
 def test_batch_size_must_be_positive(capsys):
     for main in (eval_cli.main, excitations_cli.main):
         code, _, err = call_main(main, capsys, "model.keras", "--batch-size", "0")

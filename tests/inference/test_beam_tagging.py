@@ -44,6 +44,9 @@ def test_direct_runner_scores_equal_the_local_ones(cnn, music, tmp_path, capsys)
     code, _, err = run_tag(capsys, cnn[0], music / "a.wav", "--runner", "direct", "--db",
                            tmp_path / "x.sqlite", "--out", tmp_path / "y.jsonl")
     assert code == 2 and "--db applies without --runner" in err[0]
+    code, _, err = run_tag(capsys, cnn[0], music / "a.wav", "--runner", "direct", "--workers",
+                           "4", "--out", tmp_path / "y.jsonl")
+    assert code == 2 and len(err) == 1 and "--workers applies without --runner" in err[0]
     code, _, err = run_tag(capsys, cnn[0], music / "a.wav", "--runner", "direct")
     assert code == 2 and "add --out PATH" in err[0]
 

@@ -123,6 +123,26 @@ def test_a_rerun_skips_what_is_up_to_date_and_rescan_redoes_it(cnn, music, tmp_p
                                    results_db.scores_of(first[path][6]), rtol=1e-6)
 
 
+def test_a_rerun_with_another_engine_says_which_files_it_skipped(cnn, music, tmp_path, capsys):
+    """Files up to date are skipped whatever the engine; an engine chosen
+    (not auto's) that differs from the one a skipped row records is said,
+    with how many files each engine scored; --rescan tags them again."""
+    db = tmp_path / "lib.sqlite"
+    files = (music / "a.wav", music / "c.ogg")
+    code, _, err = run_tag(capsys, cnn[0], *files, "--db", db, "--engine", "keras")
+    assert code == 0 and err[-1].startswith(f"{db}: 2 files tagged and stored")
+    code, _, err = run_tag(capsys, cnn[0], *files, "--db", db, "--engine", "keras")
+    assert err[-1].endswith("2 up to date and skipped (--rescan redoes them)")  # nothing more
+    code, _, err = run_tag(capsys, cnn[0], *files, "--db", db, "--engine", "xla")
+    assert code == 0 and err[-2:] == [
+        f"{db}: 0 files tagged and stored, 2 up to date and skipped (--rescan redoes them)",
+        f"{db}: of the files up to date, 2 by keras (another engine than xla, this run's; "
+        "--rescan tags them again with it)"]
+    code, _, err = run_tag(capsys, cnn[0], *files, "--db", db, "--engine", "xla", "--rescan")
+    assert err[-1] == f"{db}: 2 files tagged and stored, 0 up to date and skipped"
+    assert {engine for engine, in query(db, "SELECT engine FROM files")} == {"xla"}
+
+
 def failure_rows(db):
     return query(db, "SELECT path, size, mtime_ns, ctime_ns, error FROM failures ORDER BY path")
 
@@ -348,12 +368,51 @@ def test_the_engine_auto_took_is_the_engine_recorded():
     assert engine_name(Predictor(), "xla") == "xla"
 
 
-def test_flags_that_need_db_or_write_tags(cnn, music, capsys):
+def test_flags_that_need_db_or_write_tags(cnn, music, capsys, tmp_path):
+    db = tmp_path / "lib.sqlite"
+    chooses = "to a table or JSON report, --write-tags and --taggram only"
     for argv, needle in (((music / "a.wav", "--rescan"), "--rescan applies with --db"),
                          ((music / "a.wav", "--embeddings"), "--embeddings without a PATH"),
-                         ((music / "a.wav", "--dry-run"), "--dry-run applies with --write-tags")):
+                         ((music / "a.wav", "--dry-run"), "--dry-run applies with --write-tags"),
+                         ((music / "a.wav", "--db", db, "--format", "json"),
+                          "--format applies to a report only (with --db and no --out none is "
+                          "made); leave it out or add --out PATH"),
+                         ((music / "a.wav", "--format", "csv", "--top-k", "3"),
+                          f"--top-k applies {chooses} (a CSV report holds every tag's score)"),
+                         ((music / "a.wav", "--out", tmp_path / "t.csv", "--threshold", "0.5"),
+                          f"--threshold applies {chooses} (a CSV report"),
+                         ((music / "a.wav", "--db", db, "--top-k", "2", "--threshold", "0.5"),
+                          f"--top-k, --threshold apply {chooses} (with --db and no --out")):
         code, _, err = run_tag(capsys, cnn[0], *argv)
         assert code == 2 and len(err) == 1 and needle in err[0], err
+    assert os.listdir(tmp_path) == []  # refused before anything is written
+
+
+def test_an_embeddings_archive_beside_a_db_keeps_every_file(cnn, music, tmp_path, capsys):
+    """--embeddings PATH with --db: a rerun that would skip files up to
+    date in the database leaves the archive already there as it was (one
+    line), and --rescan, which tags them all, writes it whole again."""
+    import shutil
+
+    from tagger.inference.library.embeddings import read_embeddings
+
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    for name in ("a.wav", "c.ogg"):
+        shutil.copy(music / name, folder / name)
+    db, archive = tmp_path / "lib.sqlite", tmp_path / "vectors.npz"
+    code, _, _ = run_tag(capsys, cnn[0], folder, "--db", db, "--embeddings", archive)
+    names = {os.path.basename(path) for path in read_embeddings(str(archive))}
+    assert code == 0 and names == {"a.wav", "c.ogg"}
+    written = archive.read_bytes()
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db, "--embeddings", archive)
+    assert code == 2 and len(err) == 1, err
+    assert f"--embeddings {archive} is there already" in err[0] and "--rescan" in err[0]
+    assert archive.read_bytes() == written
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db, "--embeddings", archive,
+                           "--rescan")
+    assert code == 0 and err[-1].startswith(f"{db}: 2 files tagged and stored")
+    assert {os.path.basename(path) for path in read_embeddings(str(archive))} == names
 
 
 def export(capsys, *argv):

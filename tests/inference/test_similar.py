@@ -150,6 +150,9 @@ def test_a_tag_query_ranks_by_the_mean_of_those_scores(library, capsys):
     assert code == 2 and "unknown tag(s) ['banjo']" in err and len(err.splitlines()) == 1
     code, _, err = run(capsys, "--db", library)
     assert code == 2 and "QUERY file or --tags" in err
+    code, _, err = run(capsys, "--tags", "guitar", "--db", library, "--index", "exact")
+    assert code == 2 and "--index applies to a QUERY file only" in err
+    assert len(err.splitlines()) == 1
 
 
 def test_files_that_could_not_be_tagged_are_never_listed(library, music, capsys):

@@ -224,13 +224,18 @@ class ResultsWriter:
 
     def __init__(self, path: str, model_path: str, tag_names, sample_rate: int,
                  window_samples: int, embeddings: bool, rescan: bool = False,
-                 log=None, windows: int | None = None, engine: str | None = None):
+                 log=None, windows: int | None = None, engine: str | None = None,
+                 engine_chosen: bool = False):
         from tagger.inference.window_choice import RULE
 
         self.path = str(path)
         self.windows = windows or None
         self.window_rule = RULE if self.windows else None
         self.engine = engine
+        # an engine chosen (not auto's): files up to date that another engine
+        # scored are counted, by that engine, so a line can say so
+        self.engine_chosen = engine_chosen
+        self.other_engines = {}
         self.fingerprint = model_fingerprint(model_path)
         self.tag_count = len(tag_names)
         self.embeddings = embeddings
@@ -254,6 +259,12 @@ class ResultsWriter:
         self.skipped = 0
         self.failures_skipped = 0
         self.changed = 0
+
+    def holds_scores(self) -> bool:
+        """Whether the database holds some file's scores by this model (a
+        run without `rescan` skips such a file while it is up to date)."""
+        return self._query("SELECT 1 FROM files WHERE model = ? LIMIT 1",
+                           (self.fingerprint,)) is not None
 
     def is_current(self, path: str) -> bool:
         return self.current_scores(path) is not None or self.failed_before(path) is not None
@@ -290,10 +301,10 @@ class ResultsWriter:
             key, size, mtime = file_key(path)
         except OSError:
             return None
-        choice, rule = (name if name in self._columns else "NULL"  # before they came
-                        for name in ("window_choice", "window_rule"))
+        choice, rule, engine = (name if name in self._columns else "NULL"  # before they came
+                                for name in ("window_choice", "window_rule", "engine"))
         row = self._query("SELECT size, mtime_ns, embedding IS NOT NULL, scores, "
-                          f"{choice}, {rule} FROM files WHERE path = ? AND model = ?",
+                          f"{choice}, {rule}, {engine} FROM files WHERE path = ? AND model = ?",
                           (key, self.fingerprint))
         current = (row is not None and row[0] == size and row[1] == mtime
                    and (row[4], stored_rule(row[4], row[5])) == (self.windows,
@@ -304,6 +315,8 @@ class ResultsWriter:
         if not current:
             return None
         self.skipped += 1
+        if self.engine_chosen and row[6] is not None and row[6] != self.engine:
+            self.other_engines[row[6]] = self.other_engines.get(row[6], 0) + 1
         return scores_of(row[3])
 
     def add(self, result) -> None:

@@ -36,6 +36,8 @@ class TagSummary:
     db_skipped: int = 0  # files up to date in --db, not tagged again
     db_failures_skipped: int = 0  # failed in an earlier run, unchanged: not tried again
     db_changed: int = 0  # changed while they were tagged: not stored, tagged again next run
+    # of those skipped, {engine: files} scored by another engine than the one chosen
+    db_other_engines: dict = dataclasses.field(default_factory=dict)
     tag_lines: list = dataclasses.field(default_factory=list)  # --write-tags' summary
     note: str | None = None  # a line to show beside the model's tags (synthetic_note)
 
@@ -127,6 +129,8 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         say(f"skipped {fileio.path_text(path)}: {reason}")
 
     database = _database(config, predictor, say) if config.db is not None else None
+    if database is not None:
+        _check_archive_kept_whole(config, database)
     tag_writer = None
     if config.write_tags:
         from tagger.inference.library.file_tags import TagWriter
@@ -203,9 +207,28 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         summary.db_written, summary.db_skipped = database.written, database.skipped
         summary.db_failed, summary.db_failures_skipped = database.failed, database.failures_skipped
         summary.db_changed = database.changed
+        summary.db_other_engines = dict(sorted(database.other_engines.items()))
     if tag_writer is not None:
         summary.tag_lines = tag_writer.summary()
     return summary
+
+
+def _check_archive_kept_whole(config: TagConfig, database) -> None:
+    """--embeddings PATH with --db holds the files this run tags: an archive
+    already at PATH is not replaced by one without the files the database
+    holds up to date (their embeddings would be lost) unless --rescan tags
+    them all again."""
+    from tagger.inference.tag.config import EMBEDDINGS_IN_DB
+
+    if (config.embeddings in (None, EMBEDDINGS_IN_DB) or config.rescan
+            or not os.path.lexists(config.embeddings) or not database.holds_scores()):
+        return
+    database.close()
+    raise UserError(f"--embeddings {fileio.path_text(config.embeddings)} is there already, and "
+                    f"this run skips the files {fileio.path_text(config.db)} holds up to "
+                    "date: the archive would keep only those it tags; add --rescan to tag "
+                    "every file again, give another --embeddings PATH, or keep mean "
+                    "embeddings in the database (--embeddings without PATH)")
 
 
 def _write_tags(tag_writer, result) -> None:
@@ -230,7 +253,8 @@ def _database(config: TagConfig, predictor, log=None):
                              predictor.sample_rate, predictor.window_samples,
                              embeddings=config.embeddings is not None, rescan=config.rescan,
                              log=log, windows=config.scored_windows,
-                             engine=engine_name(predictor, config.engine))
+                             engine=engine_name(predictor, config.engine),
+                             engine_chosen=config.engine != "auto")
     except sqlite3.Error as error:
         raise UserError(f"cannot write --db {config.db!r}: {error}") from None
 
