@@ -92,7 +92,7 @@ def test_our_own_outputs_are_replaced_and_overwrite_replaces_atomically(cnn, mus
     con.close()
     for fmt in ("table", "csv", "json"):  # every report format of ours is replaced
         code, _, _ = run_tag(capsys, model, music / "a.wav", "--format", fmt, "--out", out,
-                             "--embeddings", npz, "--db", db)
+                             "--embeddings", npz, "--db", db, "--rescan")  # npz: every file
         assert code == 0
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("lib.sqlite")) \
         == ["tags.txt", "vectors.npz"]  # no temporary left behind

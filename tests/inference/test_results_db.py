@@ -143,6 +143,28 @@ def test_a_rerun_with_another_engine_says_which_files_it_skipped(cnn, music, tmp
     assert {engine for engine, in query(db, "SELECT engine FROM files")} == {"xla"}
 
 
+def test_a_rerun_with_another_hop_tags_again(cnn, music, tmp_path, capsys):
+    """A row records its windows' step (`hop`, samples; NULL: the model's
+    window): a rerun with another --hop tags the file again, the same
+    --hop skips it, and --hop of the window is the default's."""
+    from tagger.inference.engine.registry import EngineOptions, make_predictor
+    from tagger.models.saved import load_tagger
+
+    predictor = make_predictor("keras", *load_tagger(cnn[0]), EngineOptions())
+    window = predictor.window_samples / predictor.sample_rate
+    db, song = tmp_path / "lib.sqlite", music / "long.flac"
+    code, _, err = run_tag(capsys, cnn[0], song, "--db", db)
+    assert code == 0 and query(db, "SELECT hop FROM files") == [(None,)]
+    for hop, tagged, stored in (("0.5", 1, predictor.sample_rate // 2), ("0.5", 0, None),
+                                (str(window), 1, None), (None, 0, None)):
+        code, _, err = run_tag(capsys, cnn[0], song, "--db", db,
+                               *(("--hop", hop) if hop else ()))
+        assert code == 0 and err[-1].startswith(f"{db}: {tagged} file"), (hop, err)
+        if stored is not None:
+            assert query(db, "SELECT hop FROM files") == [(stored,)]
+    assert query(db, "SELECT hop FROM files") == [(None,)]
+
+
 def failure_rows(db):
     return query(db, "SELECT path, size, mtime_ns, ctime_ns, error FROM failures ORDER BY path")
 
@@ -312,9 +334,9 @@ def test_a_version_1_database_is_read_as_it_is_and_upgraded_at_the_first_row(
     assert query(db, "PRAGMA user_version") == [(results_db.SCHEMA_VERSION,)]
     now = query(db, "SELECT * FROM files ORDER BY path")
     assert [row for row in now if row[0] != str(music / "sub" / "a.wav")] == \
-        [(*row, None, None, None) for row in old_rows]  # every window, as they were scored
-    assert [row[-3:] for row in now if row[0] == str(music / "sub" / "a.wav")] == [
-        (window_choice.LIBRARY_WINDOWS, window_choice.RULE, "keras")]
+        [(*row, None, None, None, None) for row in old_rows]  # every window, as scored
+    assert [row[-4:] for row in now if row[0] == str(music / "sub" / "a.wav")] == [
+        (window_choice.LIBRARY_WINDOWS, window_choice.RULE, "keras", None)]
 
 
 def as_version(db, version: int) -> None:

@@ -94,7 +94,7 @@ def _damage(db, rows=3000):
     fingerprint, = con.execute("SELECT fingerprint FROM models").fetchone()
     with con:
         con.executemany("INSERT INTO files VALUES (?, ?, 1, 1, 1.0, 22050, 1, 0, ?, NULL, 0, "
-                        "NULL, NULL, NULL)",
+                        "NULL, NULL, NULL, NULL)",
                         [(f"/library/{i:05d}.mp3", fingerprint,
                           np.full(len(TAGS), 0.5, "<f4").tobytes()) for i in range(rows)])
     con.close()

@@ -90,6 +90,23 @@ def test_a_query_not_in_the_library_is_scored_from_its_windows_as_the_rows_are(
     assert path == original and float(score) > 0.99999
 
 
+def test_a_query_not_in_the_library_is_scored_on_the_libraries_hop(cnn, music, tmp_path,
+                                                                  capsys):
+    """A library tagged with --hop: the query's windows are on that grid
+    too, so a copy of a file scores as its row does."""
+    db = tmp_path / "hop.sqlite"
+    with contextlib.redirect_stderr(io.StringIO()):
+        tag_cli.main([cnn[0], str(music / "long.flac"), str(music / "a.wav"), "--db", str(db),
+                      "--embeddings", "--hop", "0.5", "--no-progress"])
+    (hop,), = sqlite3.connect(db).execute("SELECT DISTINCT hop FROM files").fetchall()
+    copy = tmp_path / "copy.flac"
+    shutil.copy(music / "long.flac", copy)
+    code, out, err = run(capsys, copy, "--db", db, "-k", "1")
+    assert code == 0 and err.strip().endswith(f"windows {hop} samples apart"), err
+    _, score, path = out.splitlines()[1].split()
+    assert path == os.path.abspath(music / "long.flac") and float(score) > 0.99999
+
+
 def test_a_query_not_in_the_library_is_embedded_by_the_engine_of_its_embeddings(
         library, music, tmp_path, monkeypatch):
     """The engine the rows record (most of them), or keras where a database
@@ -125,7 +142,7 @@ def test_a_query_not_in_the_library_is_embedded_by_the_engine_of_its_embeddings(
                      "as the library's files"]
 
     with contextlib.closing(sqlite3.connect(db)) as con, con:  # as version 2 wrote it
-        for column in ("window_rule", "engine"):
+        for column in ("window_rule", "engine", "hop"):
             con.execute(f"ALTER TABLE files DROP COLUMN {column}")
         con.execute("PRAGMA user_version = 2")
     lines.clear()

@@ -52,12 +52,12 @@ def test_a_rerun_with_other_windows_tags_again_and_an_old_database_reads_as_ever
         "SELECT path, scores FROM files")}
 
     # the same rows as a version 1 database holds them: no window_choice (nor
-    # the window rule and engine that came later)
+    # the window rule, engine and hop that came later)
     old = tmp_path / "old.sqlite"
     shutil.copy(db, old)
     con = sqlite3.connect(old)
     with con:
-        for column in ("window_choice", "window_rule", "engine"):
+        for column in ("window_choice", "window_rule", "engine", "hop"):
             con.execute(f"ALTER TABLE files DROP COLUMN {column}")
         con.execute("PRAGMA user_version = 1")
     con.close()

@@ -9,7 +9,7 @@ Tables (SQLite through the standard library's sqlite3, WAL journal):
           mtime_ns INTEGER, duration REAL, sample_rate INTEGER (the file's own),
           windows INTEGER, padded INTEGER, scores BLOB, embedding BLOB,
           tagged REAL, window_choice INTEGER, window_rule INTEGER,
-          engine TEXT, PRIMARY KEY (path, model))
+          engine TEXT, hop INTEGER, PRIMARY KEY (path, model))
     failures(path TEXT, model TEXT -> models.fingerprint, size INTEGER,
              mtime_ns INTEGER, ctime_ns INTEGER, error TEXT, tried REAL,
              PRIMARY KEY (path, model))
@@ -25,7 +25,9 @@ window) and `window_rule` the rule that did (`window_choice.RULE`; NULL
 with an N: `window_choice.EARLIER_RULE`, the rule of every row written
 before the column came); `engine` the tagging engine that scored the file
 (`--engine`, or the one auto took; NULL in a row written before the column
-came). A model's fingerprint is the SHA-256 of its
+came); `hop` the step in samples (at the model's rate) of the windows' grid
+(`--hop`; NULL: the model's window, no overlap, as in a row written before
+the column came). A model's fingerprint is the SHA-256 of its
 file's bytes (of every file's relative name and bytes for a folder), so
 one database can hold the results of several models, and a retrained model
 under the same name is a new model.
@@ -41,15 +43,16 @@ absence as no failures.)
 A file is up to date when a row for (its path, the model) has its size and
 modification time (a failure: its size, modification and change times, so
 a file whose permissions were fixed is tried again) and, for scores, the
-run's `window_choice` and `window_rule`: a rerun skips it; a rerun with
-another --windows tags it again, as another model would, and so does a
-rerun over rows an earlier rule chose N windows for (once). (`window_choice`
-came with schema version 2, `window_rule` and `engine` with version 3:
+run's `window_choice`, `window_rule` and `hop`: a rerun skips it; a rerun
+with another --windows or --hop tags it again, as another model would, and
+so does a rerun over rows an earlier rule chose N windows for (once).
+(`window_choice` came with schema version 2, `window_rule` and `engine`
+with version 3, `hop` with version 4:
 tag.py adds the columns a database lacks when it next writes a row of
 scores there (`upgrade`), so reading one, or a run that stores no scores,
 leaves it as older versions read it; until then its rows read as every
 window (version 1: NULL) or as N windows of the earlier rule (version 2),
-of an engine not recorded.)
+of an engine not recorded, on the grid of the model's window.)
 A row holds the key of the file as it was read (`FileResult.read_stat`,
 taken before decoding); a file whose key changed while it was decoded (one
 still being copied in, say) gets no row, only a line saying so, and the
@@ -73,11 +76,11 @@ from tagger import fileio
 from tagger.inference.common import model_fingerprint
 
 APPLICATION_ID = 0x54414752  # "TAGR"
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)  # version 1 has no window_choice (every window), 1 and 2 no
-# window_rule (window_choice.EARLIER_RULE) and no engine
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)  # version 1 has no window_choice (every window), 1 and 2
+# no window_rule (window_choice.EARLIER_RULE) and no engine, 1 to 3 no hop (the window)
 ADDED_COLUMNS = {2: ("window_choice INTEGER",),  # the columns of `files` each version added
-                 3: ("window_rule INTEGER", "engine TEXT")}
+                 3: ("window_rule INTEGER", "engine TEXT"), 4: ("hop INTEGER",)}
 COMMIT_SECONDS = 0.5
 COMMIT_ROWS = 64
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -90,7 +93,8 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT NOT NULL, model TEXT NOT NULL REFERENCES models(fingerprint),
     size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, duration REAL, sample_rate INTEGER,
     windows INTEGER, padded INTEGER, scores BLOB NOT NULL, embedding BLOB, tagged REAL,
-    window_choice INTEGER, window_rule INTEGER, engine TEXT, PRIMARY KEY (path, model));
+    window_choice INTEGER, window_rule INTEGER, engine TEXT, hop INTEGER,
+    PRIMARY KEY (path, model));
 """
 _FAILURES = """
 CREATE TABLE IF NOT EXISTS failures (
@@ -225,13 +229,14 @@ class ResultsWriter:
     def __init__(self, path: str, model_path: str, tag_names, sample_rate: int,
                  window_samples: int, embeddings: bool, rescan: bool = False,
                  log=None, windows: int | None = None, engine: str | None = None,
-                 engine_chosen: bool = False):
+                 engine_chosen: bool = False, hop: int | None = None):
         from tagger.inference.window_choice import RULE
 
         self.path = str(path)
         self.windows = windows or None
         self.window_rule = RULE if self.windows else None
         self.engine = engine
+        self.hop = None if hop == window_samples else hop  # None: the window's own
         # an engine chosen (not auto's): files up to date that another engine
         # scored are counted, by that engine, so a line can say so
         self.engine_chosen = engine_chosen
@@ -301,14 +306,16 @@ class ResultsWriter:
             key, size, mtime = file_key(path)
         except OSError:
             return None
-        choice, rule, engine = (name if name in self._columns else "NULL"  # before they came
-                                for name in ("window_choice", "window_rule", "engine"))
+        choice, rule, engine, hop = (
+            name if name in self._columns else "NULL"  # before they came
+            for name in ("window_choice", "window_rule", "engine", "hop"))
         row = self._query("SELECT size, mtime_ns, embedding IS NOT NULL, scores, "
-                          f"{choice}, {rule}, {engine} FROM files WHERE path = ? AND model = ?",
-                          (key, self.fingerprint))
+                          f"{choice}, {rule}, {engine}, {hop} FROM files WHERE path = ? AND "
+                          "model = ?", (key, self.fingerprint))
         current = (row is not None and row[0] == size and row[1] == mtime
                    and (row[4], stored_rule(row[4], row[5])) == (self.windows,
                                                                  self.window_rule)
+                   and row[7] == self.hop
                    and (row[2] or not self.embeddings)
                    and isinstance(row[3], bytes)
                    and len(row[3]) == 4 * self.tag_count)  # a damaged row: tagged again
@@ -338,12 +345,12 @@ class ResultsWriter:
                                   (int(vector.shape[0]), self.fingerprint))
         self._con.execute(
             "INSERT OR REPLACE INTO files (path, model, size, mtime_ns, duration, sample_rate, "
-            "windows, padded, scores, embedding, tagged, window_choice, window_rule, engine) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "windows, padded, scores, embedding, tagged, window_choice, window_rule, engine, "
+            "hop) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key, self.fingerprint, size, mtime, float(result.duration),
              result.file_sample_rate, int(result.windows), int(result.padded),
              np.asarray(result.clip_scores, "<f4").tobytes(), embedding, time.time(),
-             self.windows, self.window_rule, self.engine))
+             self.windows, self.window_rule, self.engine, self.hop))
         self._con.execute("DELETE FROM failures WHERE path = ? AND model = ?",
                           (key, self.fingerprint))
         self.written += 1

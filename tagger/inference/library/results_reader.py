@@ -243,6 +243,12 @@ class ResultsReader:
         None where that is not recorded (rows written before `engine` came)."""
         return self._most_embeddings(model, "engine")
 
+    def hop(self, model: dict) -> int | None:
+        """The step in samples of the windows' grid of most of `model`'s
+        stored embeddings (`tag.py --hop`); None: the model's window (also
+        a database written before `hop` came)."""
+        return self._most_embeddings(model, "hop")
+
     def _most_embeddings(self, model: dict, column: str):
         """The value of `column` in most of `model`'s rows with an
         embedding (the least of the most common), or None for a database

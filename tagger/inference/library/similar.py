@@ -87,13 +87,15 @@ def by_file(db: str, query: str, k: int = 10, model: str | None = None,
         vector = reader.stored_embedding(chosen, query)
         if vector is None:
             windows, engine = reader.window_choice(chosen), reader.engine(chosen)
+            hop = reader.hop(chosen)
             if log:
                 log(f"{path_text(query)} is not in the database (or changed): tagging it "
                     f"with {chosen['path']} (engine {engine or ASSUMED_ENGINE}"
                     + ("" if engine else ", assumed: the database does not record the engine "
                        "of its embeddings") + ")"
-                    + (f" from {windows} windows, as the library's files" if windows else ""))
-            vector = embed(chosen, query, windows, engine)
+                    + (f" from {windows} windows, as the library's files" if windows else "")
+                    + (f", windows {hop} samples apart" if hop else ""))
+            vector = embed(chosen, query, windows, engine, hop)
         vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
         if _use_faiss(reader, chosen, index):
             return _search_index(db, reader, chosen, vector, k, os.path.abspath(query), log)
@@ -107,11 +109,12 @@ def by_file(db: str, query: str, k: int = 10, model: str | None = None,
 
 
 def embed(model: dict, query: str, windows: int | None = None,
-          engine: str | None = None) -> np.ndarray:
+          engine: str | None = None, hop: int | None = None) -> np.ndarray:
     """The mean embedding of `query` by the database's model (its file must
     still be there, unchanged: the fingerprint is checked) run by `engine`
     (None: `ASSUMED_ENGINE`), over `windows` of its windows as `tag.py
-    --windows` chooses them (None: every one)."""
+    --windows` chooses them (None: every one), on a grid `hop` samples
+    apart (`tag.py --hop`; None: the model's window)."""
     from tagger.inference.inputs import path_problem
 
     problem = path_problem(query)
@@ -139,7 +142,8 @@ def embed(model: dict, query: str, windows: int | None = None,
     keras_model, info = load_tagger(path)
     predictor = make_predictor(engine, keras_model, info, EngineOptions(
         embeddings=True, model_path=path, calibration_audio=lambda: [query]))
-    (result,) = list(tag_files(predictor, [query], workers=1, windows=windows))
+    (result,) = list(tag_files(predictor, [query], hop_samples=hop, workers=1,
+                               windows=windows))
     if not result.ok:
         raise UserError(f"query {query!r}: {result.error}")
     return np.asarray(result.embeddings, np.float32).mean(axis=0)

@@ -128,7 +128,7 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         failures.append((path, reason))
         say(f"skipped {fileio.path_text(path)}: {reason}")
 
-    database = _database(config, predictor, say) if config.db is not None else None
+    database = _database(config, predictor, hop, say) if config.db is not None else None
     if database is not None:
         _check_archive_kept_whole(config, database)
     tag_writer = None
@@ -240,10 +240,11 @@ def _write_tags(tag_writer, result) -> None:
         result.read_stat = written.stat
 
 
-def _database(config: TagConfig, predictor, log=None):
+def _database(config: TagConfig, predictor, hop: int | None = None, log=None):
     """The ResultsWriter of --db (replacing a file that is not a results
-    database with --overwrite); `log(line)` names a file that changed while
-    it was tagged."""
+    database with --overwrite), of windows `hop` samples apart (None: the
+    model's window); `log(line)` names a file that changed while it was
+    tagged."""
     from tagger.inference.library.results_db import ResultsWriter
 
     if config.overwrite:
@@ -254,7 +255,7 @@ def _database(config: TagConfig, predictor, log=None):
                              embeddings=config.embeddings is not None, rescan=config.rescan,
                              log=log, windows=config.scored_windows,
                              engine=engine_name(predictor, config.engine),
-                             engine_chosen=config.engine != "auto")
+                             engine_chosen=config.engine != "auto", hop=hop)
     except sqlite3.Error as error:
         raise UserError(f"cannot write --db {config.db!r}: {error}") from None
 
