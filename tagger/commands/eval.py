@@ -85,6 +85,9 @@ def run(args):
     given = cli.given_flags(args, ("top_k", "threshold"))
     if given and not args.against:
         raise flags_do_not_apply(given, "with --against TEACHER")
+    if args.overwrite and not (args.out_json or args.per_tag_csv):
+        raise flags_do_not_apply(["--overwrite"], "with --out-json or --per-tag-csv",
+                                 "the report goes to the standard output")
     if args.bootstrap == 0 and cli.given_flags(args, ("seed",)):
         raise flags_do_not_apply(["--seed"], "with --bootstrap N above 0",
                                  "--bootstrap 0 draws no resamples")

@@ -67,6 +67,9 @@ def parse_args(argv=None):
         readers = [a for a in ACTIONS if set(wrong) <= APPLIES[a]]
         p.error(f"{flags} do{'es' if len(wrong) == 1 else ''} not apply to {args.action}"
                 + (f" (only to {' and '.join(readers)})" if readers else ""))
+    if args.overwrite and not args.out:
+        p.error("--overwrite applies with --out only (without it the rows go to the standard "
+                "output); leave it out")
     return args
 
 

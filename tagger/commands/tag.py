@@ -158,12 +158,17 @@ def parse_args(argv=None):
 
 
 def unread_flags(args) -> None:
-    """A local run's report flags where nothing reads them: --format with
-    --db and no --out (no report is made), --top-k and --threshold where
-    neither a table or JSON report, --write-tags nor --taggram chooses tags
-    (a CSV report holds every tag's score)."""
+    """A local run's flags where nothing reads them: --overwrite where no
+    file is written, --format with --db and no --out (no report is made),
+    --top-k and --threshold where neither a table or JSON report,
+    --write-tags nor --taggram chooses tags (a CSV report holds every tag's
+    score)."""
     from tagger.errors import flags_do_not_apply
 
+    if args.overwrite and not (args.out or args.db or args.taggram
+                               or args.embeddings not in (None, EMBEDDINGS_IN_DB)):
+        raise flags_do_not_apply(["--overwrite"], "with --out, --embeddings PATH, --db or "
+                                 "--taggram", "nothing else is written to a file")
     report = args.out is not None or args.db is None  # with --db and no --out: none
     if not report and cli.given_flags(args, ("format",)):
         raise flags_do_not_apply(["--format"], "to a report", "with --db and no --out none is "

@@ -295,11 +295,13 @@ def test_a_full_disk_at_the_end_leaves_no_partial_report(tiny_model, raw_records
     assert os.listdir(tmp_path) == []
 
 
-def test_a_seed_without_resamples_is_refused(capsys):
+def test_a_seed_without_resamples_and_overwrite_without_a_file_are_refused(capsys):
     code, _, err = call_main(eval_cli.main, capsys, "model.keras", "--bootstrap", "0",
                              "--seed", "3")
     one_line_error(code, err, "--seed applies with --bootstrap N above 0 only "
                    "(--bootstrap 0 draws no resamples)")
+    code, _, err = call_main(eval_cli.main, capsys, "model.keras", "--overwrite")
+    one_line_error(code, err, "--overwrite applies with --out-json or --per-tag-csv only")
 
 
 def test_batch_size_must_be_positive(capsys):

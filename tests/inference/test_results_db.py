@@ -284,7 +284,8 @@ def test_library_lists_the_failures_and_export_says_they_are_not_in_it(tagged_db
     for argv, needle in ((("failures", "--top-k", "3"), "--top-k does not apply to failures "
                                                         "(only to export)"),
                          (("info", "--out", tmp_path / "x"), "--out does not apply to info"),
-                         (("info", "--format", "csv"), "--format does not apply to info")):
+                         (("info", "--format", "csv"), "--format does not apply to info"),
+                         (("export", "--overwrite"), "--overwrite applies with --out only")):
         with pytest.raises(SystemExit) as done:
             library_cli.main([str(a) for a in argv] + ["--db", str(db)])
         err = capsys.readouterr().err
@@ -404,7 +405,9 @@ def test_flags_that_need_db_or_write_tags(cnn, music, capsys, tmp_path):
                          ((music / "a.wav", "--out", tmp_path / "t.csv", "--threshold", "0.5"),
                           f"--threshold applies {chooses} (a CSV report"),
                          ((music / "a.wav", "--db", db, "--top-k", "2", "--threshold", "0.5"),
-                          f"--top-k, --threshold apply {chooses} (with --db and no --out")):
+                          f"--top-k, --threshold apply {chooses} (with --db and no --out"),
+                         ((music / "a.wav", "--overwrite"), "--overwrite applies with --out, "
+                          "--embeddings PATH, --db or --taggram only")):
         code, _, err = run_tag(capsys, cnn[0], *argv)
         assert code == 2 and len(err) == 1 and needle in err[0], err
     assert os.listdir(tmp_path) == []  # refused before anything is written
