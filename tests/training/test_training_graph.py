@@ -491,21 +491,51 @@ def test_without_xla_the_encoder_keeps_its_own_gelu(monkeypatch):
     assert training_graph.training_model(model) is model
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("family", ["samplecnn", "self_attention", "pons_musicnn"])
-def test_the_training_form_compiles_under_xla(family):
-    """Every op of the forms has an XLA kernel (train.py --xla on, TPUs):
-    two steps' losses with jit_compile are the steps' without it, the
-    second (after the first's gradients) to 2% of the first step's change
-    (XLA sums the batch norms of 8 windows in another order)."""
-    losses = []
+XLA_FAMILIES = ("samplecnn", "self_attention", "pons_musicnn")
+XLA_STEPS = """
+import json, sys
+sys.path.insert(0, {root!r})
+import keras
+import tensorflow as tf
+
+from tagger.training import trainer
+from tests.training.test_training_graph import BATCH, XLA_FAMILIES, batch_of, tiny_model
+
+losses = {{}}
+for family in XLA_FAMILIES:
     for jit in (False, True):
         model = tiny_model(family)
         train = trainer.make_train_function(model, keras.optimizers.SGD(0.01),
                                             tf.distribute.get_strategy(), global_batch=BATCH,
                                             jit_compile=jit)
         iterator = iter(tf.data.Dataset.from_tensors(batch_of(model)).repeat())
-        losses.append([float(train(iterator, 1)) for _ in range(2)])
-    (first, second), (first_xla, second_xla) = losses
+        losses.setdefault(family, []).append([float(train(iterator, 1)) for _ in range(2)])
+print(json.dumps(losses))
+"""
+
+
+@pytest.fixture(scope="module")
+def xla_losses(tmp_path_factory):
+    """{family: [[two steps' losses without XLA], [with jit_compile]]} of
+    each of XLA_FAMILIES, from a process of their own: TensorFlow keeps
+    the programs XLA compiles for the life of the process (a gigabyte for
+    the sample-level CNN's), which a test worker need not hold."""
+    import pathlib
+
+    from tests.checks import run_json_script
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    script = tmp_path_factory.mktemp("xla_steps") / "xla_steps.py"
+    return run_json_script(script, XLA_STEPS.format(root=str(root)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", XLA_FAMILIES)
+def test_the_training_form_compiles_under_xla(family, xla_losses):
+    """Every op of the forms has an XLA kernel (train.py --xla on, TPUs):
+    two steps' losses with jit_compile are the steps' without it, the
+    second (after the first's gradients) to 2% of the first step's change
+    (XLA sums the batch norms of 8 windows in another order)."""
+    (first, second), (first_xla, second_xla) = xla_losses[family]
     assert np.isfinite(first) and first_xla == pytest.approx(first, rel=1e-4)
     assert abs(second_xla - second) <= 0.02 * abs(second - first)
