@@ -141,6 +141,16 @@ def test_a_rerun_with_another_engine_says_which_files_it_skipped(cnn, music, tmp
     code, _, err = run_tag(capsys, cnn[0], *files, "--db", db, "--engine", "xla", "--rescan")
     assert err[-1] == f"{db}: 2 files tagged and stored, 0 up to date and skipped"
     assert {engine for engine, in query(db, "SELECT engine FROM files")} == {"xla"}
+    import shutil  # files tagged again for --write-tags are not counted as skipped
+
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    for path in files:
+        shutil.copy(path, folder / path.name)
+    run_tag(capsys, cnn[0], folder, "--db", db, "--engine", "keras")
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db, "--engine", "xla",
+                           "--write-tags")
+    assert code == 0 and not any("another engine" in line for line in err), err
 
 
 def test_a_rerun_with_another_hop_tags_again(cnn, music, tmp_path, capsys):
@@ -438,6 +448,29 @@ def test_an_embeddings_archive_beside_a_db_keeps_every_file(cnn, music, tmp_path
                            "--rescan")
     assert code == 0 and err[-1].startswith(f"{db}: 2 files tagged and stored")
     assert {os.path.basename(path) for path in read_embeddings(str(archive))} == names
+    plain = tmp_path / "plain.sqlite"  # rows without embeddings: none is skipped, nothing lost
+    run_tag(capsys, cnn[0], folder, "--db", plain)
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", plain, "--embeddings", archive)
+    assert code == 0 and err[-1].startswith(f"{plain}: 2 files tagged and stored")
+    assert {os.path.basename(path) for path in read_embeddings(str(archive))} == names
+
+
+def test_the_step_a_row_records_is_none_for_the_predictors_own(cnn, tmp_path):
+    """`--hop` of the predictor's own step (its window, or the grid its
+    front end steps on, as the musicnn package's) is recorded as the
+    default, NULL; another step as itself."""
+    from tagger.inference.tag.config import TagConfig
+    from tagger.inference.tag.run import _database
+
+    class Predictor:
+        tag_names, sample_rate, window_samples, hop_samples, engine = TAGS, 16000, 300, 100, None
+
+    config = TagConfig(model=cnn[0], inputs=("x.wav",), db=str(tmp_path / "lib.sqlite"),
+                       engine="keras")
+    for hop, recorded in ((None, None), (100, None), (300, 300)):
+        writer = _database(config, Predictor(), hop)
+        assert writer.hop == recorded
+        writer.close()
 
 
 def export(capsys, *argv):

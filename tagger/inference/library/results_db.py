@@ -26,8 +26,8 @@ with an N: `window_choice.EARLIER_RULE`, the rule of every row written
 before the column came); `engine` the tagging engine that scored the file
 (`--engine`, or the one auto took; NULL in a row written before the column
 came); `hop` the step in samples (at the model's rate) of the windows' grid
-(`--hop`; NULL: the model's window, no overlap, as in a row written before
-the column came). A model's fingerprint is the SHA-256 of its
+(`--hop`; NULL: the model's own step, its window or the grid its front end
+steps on, as in a row written before the column came). A model's fingerprint is the SHA-256 of its
 file's bytes (of every file's relative name and bytes for a folder), so
 one database can hold the results of several models, and a retrained model
 under the same name is a new model.
@@ -52,7 +52,7 @@ tag.py adds the columns a database lacks when it next writes a row of
 scores there (`upgrade`), so reading one, or a run that stores no scores,
 leaves it as older versions read it; until then its rows read as every
 window (version 1: NULL) or as N windows of the earlier rule (version 2),
-of an engine not recorded, on the grid of the model's window.)
+of an engine not recorded, on the model's own grid.)
 A row holds the key of the file as it was read (`FileResult.read_stat`,
 taken before decoding); a file whose key changed while it was decoded (one
 still being copied in, say) gets no row, only a line saying so, and the
@@ -78,7 +78,7 @@ from tagger.inference.common import model_fingerprint
 APPLICATION_ID = 0x54414752  # "TAGR"
 SCHEMA_VERSION = 4
 READABLE_VERSIONS = (1, 2, 3, 4)  # version 1 has no window_choice (every window), 1 and 2
-# no window_rule (window_choice.EARLIER_RULE) and no engine, 1 to 3 no hop (the window)
+# no window_rule (window_choice.EARLIER_RULE) and no engine, 1 to 3 no hop (the model's)
 ADDED_COLUMNS = {2: ("window_choice INTEGER",),  # the columns of `files` each version added
                  3: ("window_rule INTEGER", "engine TEXT"), 4: ("hop INTEGER",)}
 COMMIT_SECONDS = 0.5
@@ -236,11 +236,12 @@ class ResultsWriter:
         self.windows = windows or None
         self.window_rule = RULE if self.windows else None
         self.engine = engine
-        self.hop = None if hop == window_samples else hop  # None: the window's own
+        self.hop = hop  # None: the model's own step
         # an engine chosen (not auto's): files up to date that another engine
         # scored are counted, by that engine, so a line can say so
         self.engine_chosen = engine_chosen
         self.other_engines = {}
+        self._counted_engine = None  # the engine the last file up to date was counted under
         self.fingerprint = model_fingerprint(model_path)
         self.tag_count = len(tag_names)
         self.embeddings = embeddings
@@ -264,12 +265,6 @@ class ResultsWriter:
         self.skipped = 0
         self.failures_skipped = 0
         self.changed = 0
-
-    def holds_scores(self) -> bool:
-        """Whether the database holds some file's scores by this model (a
-        run without `rescan` skips such a file while it is up to date)."""
-        return self._query("SELECT 1 FROM files WHERE model = ? LIMIT 1",
-                           (self.fingerprint,)) is not None
 
     def is_current(self, path: str) -> bool:
         return self.current_scores(path) is not None or self.failed_before(path) is not None
@@ -322,9 +317,22 @@ class ResultsWriter:
         if not current:
             return None
         self.skipped += 1
+        self._counted_engine = None
         if self.engine_chosen and row[6] is not None and row[6] != self.engine:
             self.other_engines[row[6]] = self.other_engines.get(row[6], 0) + 1
+            self._counted_engine = row[6]
         return scores_of(row[3])
+
+    def tagged_again(self) -> None:
+        """The file `current_scores` last found up to date is tagged after
+        all (`tag.py --write-tags` has tags to write into it): it is no
+        longer counted as skipped, nor under another engine."""
+        self.skipped -= 1
+        if self._counted_engine is not None:
+            self.other_engines[self._counted_engine] -= 1
+            if not self.other_engines[self._counted_engine]:
+                del self.other_engines[self._counted_engine]
+            self._counted_engine = None
 
     def add(self, result) -> None:
         """A FileResult of tagging.tag_files (with its embeddings when asked)."""

@@ -245,7 +245,7 @@ class ResultsReader:
 
     def hop(self, model: dict) -> int | None:
         """The step in samples of the windows' grid of most of `model`'s
-        stored embeddings (`tag.py --hop`); None: the model's window (also
+        stored embeddings (`tag.py --hop`); None: the model's own step (also
         a database written before `hop` came)."""
         return self._most_embeddings(model, "hop")
 

@@ -3,9 +3,9 @@ exact search in NumPy.
 
 - A query file: its embedding (the mean penultimate-layer vector, as stored)
   is read from the database, or computed on the fly with the database's
-  model, by the engine and from the windows of most of its embeddings,
-  when the file is not there (or changed since); the library is ranked by
-  cosine similarity to it, the query itself left out. A database that does
+  model, by the engine, from the windows and on the step of most of its
+  embeddings, when the file is not there (or changed since); the library
+  is ranked by cosine similarity to it, the query itself left out. A database that does
   not record the engine (written before it did) is taken to hold
   `ASSUMED_ENGINE`'s embeddings: keras, float32's, which the other engines
   giving embeddings (xla, keras-bf16) approximate.
@@ -114,7 +114,7 @@ def embed(model: dict, query: str, windows: int | None = None,
     still be there, unchanged: the fingerprint is checked) run by `engine`
     (None: `ASSUMED_ENGINE`), over `windows` of its windows as `tag.py
     --windows` chooses them (None: every one), on a grid `hop` samples
-    apart (`tag.py --hop`; None: the model's window)."""
+    apart (`tag.py --hop`; None: the model's own step)."""
     from tagger.inference.inputs import path_problem
 
     problem = path_problem(query)

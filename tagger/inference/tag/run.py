@@ -89,6 +89,7 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     if not found.files:
         raise UserError(_nothing_found(config.inputs, found))
     _check_destinations(config)
+    _check_archive_kept_whole(config)
 
     from tagger.inference.engine.registry import EngineOptions, engine_named, make_predictor
     from tagger.inference.engine.tagging import tag_files
@@ -129,8 +130,6 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
         say(f"skipped {fileio.path_text(path)}: {reason}")
 
     database = _database(config, predictor, hop, say) if config.db is not None else None
-    if database is not None:
-        _check_archive_kept_whole(config, database)
     tag_writer = None
     if config.write_tags:
         from tagger.inference.library.file_tags import TagWriter
@@ -213,17 +212,33 @@ def _tag(config: TagConfig, log=None) -> TagSummary:
     return summary
 
 
-def _check_archive_kept_whole(config: TagConfig, database) -> None:
-    """--embeddings PATH with --db holds the files this run tags: an archive
+def _check_archive_kept_whole(config: TagConfig) -> None:
+    """--embeddings PATH with --db holds the files the run tags: an archive
     already at PATH is not replaced by one without the files the database
-    holds up to date (their embeddings would be lost) unless --rescan tags
-    them all again."""
+    may skip as up to date (rows of this model with an embedding: their
+    per-window embeddings would be lost) unless --rescan tags them all
+    again. Checked before the model loads; a database that cannot be read
+    here is left to the run's own opening of it to report."""
+    from tagger.inference.common import model_fingerprint
+    from tagger.inference.library.results_db import is_results_db, open_read_only
     from tagger.inference.tag.config import EMBEDDINGS_IN_DB
 
-    if (config.embeddings in (None, EMBEDDINGS_IN_DB) or config.rescan
-            or not os.path.lexists(config.embeddings) or not database.holds_scores()):
+    if (config.embeddings in (None, EMBEDDINGS_IN_DB) or config.db is None or config.rescan
+            or not os.path.lexists(config.embeddings) or not os.path.isfile(config.db)):
         return
-    database.close()
+    try:
+        if not is_results_db(config.db):
+            return
+        con = open_read_only(config.db)
+        try:
+            held = con.execute("SELECT 1 FROM files WHERE model = ? AND embedding IS NOT NULL "
+                               "LIMIT 1", (model_fingerprint(config.model),)).fetchone()
+        finally:
+            con.close()
+    except (OSError, sqlite3.Error):
+        return
+    if not held:
+        return
     raise UserError(f"--embeddings {fileio.path_text(config.embeddings)} is there already, and "
                     f"this run skips the files {fileio.path_text(config.db)} holds up to "
                     "date: the archive would keep only those it tags; add --rescan to tag "
@@ -242,9 +257,9 @@ def _write_tags(tag_writer, result) -> None:
 
 def _database(config: TagConfig, predictor, hop: int | None = None, log=None):
     """The ResultsWriter of --db (replacing a file that is not a results
-    database with --overwrite), of windows `hop` samples apart (None: the
-    model's window); `log(line)` names a file that changed while it was
-    tagged."""
+    database with --overwrite), of windows `hop` samples apart (None, or
+    the predictor's own step: recorded as the default); `log(line)` names
+    a file that changed while it was tagged."""
     from tagger.inference.library.results_db import ResultsWriter
 
     if config.overwrite:
@@ -255,7 +270,9 @@ def _database(config: TagConfig, predictor, hop: int | None = None, log=None):
                              embeddings=config.embeddings is not None, rescan=config.rescan,
                              log=log, windows=config.scored_windows,
                              engine=engine_name(predictor, config.engine),
-                             engine_chosen=config.engine != "auto", hop=hop)
+                             engine_chosen=config.engine != "auto",
+                             hop=None if hop == (predictor.hop_samples
+                                                 or predictor.window_samples) else hop)
     except sqlite3.Error as error:
         raise UserError(f"cannot write --db {config.db!r}: {error}") from None
 
@@ -383,7 +400,7 @@ def _to_tag(path: str, config: TagConfig, database, tag_writer) -> bool:
         if config.dry_run:  # the stored scores say what would change
             tag_writer.write(path, stored)
         else:
-            database.skipped -= 1
+            database.tagged_again()
             stored = None
     return stored is None
 
