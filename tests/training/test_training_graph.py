@@ -520,13 +520,10 @@ def xla_losses(tmp_path_factory):
     each of XLA_FAMILIES, from a process of their own: TensorFlow keeps
     the programs XLA compiles for the life of the process (a gigabyte for
     the sample-level CNN's), which a test worker need not hold."""
-    import pathlib
+    from tests.checks import ROOT, run_json_script
 
-    from tests.checks import run_json_script
-
-    root = pathlib.Path(__file__).resolve().parents[2]
     script = tmp_path_factory.mktemp("xla_steps") / "xla_steps.py"
-    return run_json_script(script, XLA_STEPS.format(root=str(root)))
+    return run_json_script(script, XLA_STEPS.format(root=str(ROOT)))
 
 
 @pytest.mark.slow
