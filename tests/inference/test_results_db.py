@@ -123,34 +123,34 @@ def test_a_rerun_skips_what_is_up_to_date_and_rescan_redoes_it(cnn, music, tmp_p
                                    results_db.scores_of(first[path][6]), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_rerun_with_another_engine_says_which_files_it_skipped(cnn, music, tmp_path, capsys):
     """Files up to date are skipped whatever the engine; an engine chosen
     (not auto's) that differs from the one a skipped row records is said,
-    with how many files each engine scored; --rescan tags them again."""
-    db = tmp_path / "lib.sqlite"
-    files = (music / "a.wav", music / "c.ogg")
-    code, _, err = run_tag(capsys, cnn[0], *files, "--db", db, "--engine", "keras")
+    with how many files each engine scored; --rescan tags them again; a
+    file tagged again for --write-tags is not counted as skipped."""
+    import shutil
+
+    db, folder = tmp_path / "lib.sqlite", tmp_path / "copies"  # copies: --write-tags
+    folder.mkdir()
+    for name in ("a.wav", "c.ogg"):
+        shutil.copy(music / name, folder / name)
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db, "--engine", "keras")
     assert code == 0 and err[-1].startswith(f"{db}: 2 files tagged and stored")
-    code, _, err = run_tag(capsys, cnn[0], *files, "--db", db, "--engine", "keras")
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db, "--engine", "keras")
     assert err[-1].endswith("2 up to date and skipped (--rescan redoes them)")  # nothing more
-    code, _, err = run_tag(capsys, cnn[0], *files, "--db", db, "--engine", "xla")
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db, "--engine", "xla")
     assert code == 0 and err[-2:] == [
         f"{db}: 0 files tagged and stored, 2 up to date and skipped (--rescan redoes them)",
         f"{db}: of the files up to date, 2 by keras (another engine than xla, this run's; "
         "--rescan tags them again with it)"]
-    code, _, err = run_tag(capsys, cnn[0], *files, "--db", db, "--engine", "xla", "--rescan")
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db, "--engine", "xla", "--rescan")
     assert err[-1] == f"{db}: 2 files tagged and stored, 0 up to date and skipped"
     assert {engine for engine, in query(db, "SELECT engine FROM files")} == {"xla"}
-    import shutil  # files tagged again for --write-tags are not counted as skipped
-
-    folder = tmp_path / "copies"
-    folder.mkdir()
-    for path in files:
-        shutil.copy(path, folder / path.name)
-    run_tag(capsys, cnn[0], folder, "--db", db, "--engine", "keras")
-    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db, "--engine", "xla",
-                           "--write-tags")
+    code, _, err = run_tag(capsys, cnn[0], folder, "--db", db, "--engine", "keras",
+                           "--write-tags")  # the copies hold no tags yet: tagged again
     assert code == 0 and not any("another engine" in line for line in err), err
+    assert {engine for engine, in query(db, "SELECT engine FROM files")} == {"keras"}
 
 
 def test_a_rerun_with_another_hop_tags_again(cnn, music, tmp_path, capsys):
