@@ -21,8 +21,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default="excitations.pkl",
                    help="pandas pickle to write (default: excitations.pkl)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing --out that is not an excitation table "
-                        "(default: refuse)")
+                   help="replace an existing --out that is not an excitation table, or "
+                        "figures in --plots that matplotlib did not draw (default: refuse)")
     p.add_argument("--plots", default=None, metavar="PATH",
                    help="also write the excitation figures (PNG) into this folder "
                         "(default: no figures)")
@@ -34,7 +34,11 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=cli.positive_int, default=32, metavar="N",
                    help="windows per batch (default: 32)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for flag, value in (("--depths", args.depths), ("--compare-tags", args.compare_tags)):
+        if value is not None and not value:
+            p.error(f"{flag} names none; give a comma-separated list or leave it out")
+    return args
 
 
 def main(argv=None):
@@ -42,8 +46,12 @@ def main(argv=None):
 
 
 def run(args):
+    from tagger.errors import flags_do_not_apply
     from tagger.pretrained import resolve_model
 
+    given = cli.given_flags(args, ("depths", "compare_tags"))
+    if given and not args.plots:
+        raise flags_do_not_apply(given, "with --plots DIR", "no figures are drawn", "add --plots")
     args.model = resolve_model(args.model, progress=not getattr(args, "no_progress", False))
 
     from tagger.interpret.excitation_run import ExcitationConfig, run_excitations

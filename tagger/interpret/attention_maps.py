@@ -239,15 +239,16 @@ def choose_tags(maps: AttentionMaps, tags=None, top_k: int = 5) -> list[str]:
     return maps.top_tags(min(top_k, len(maps.tag_names)))
 
 
-def save_maps(maps: AttentionMaps, out_dir: str, tags) -> list[str]:
-    """Writes `<name>_{spectrogram,attention,received,contributions}.npy`,
-    `<name>_maps.json` (tags, scores, time layout) and the two figures
-    `<name>_attention.png`, `<name>_contributions.png` (local or any
-    tf.io.gfile path); returns the paths."""
+def save_maps(maps: AttentionMaps, out_dir: str, tags, stem: str | None = None) -> list[str]:
+    """Writes `<stem>_{spectrogram,attention,received,contributions}.npy`,
+    `<stem>_maps.json` (tags, scores, time layout) and the two figures
+    `<stem>_attention.png`, `<stem>_contributions.png` (local or any
+    tf.io.gfile path; `stem`: the name made safe for a file, by default
+    `maps.name`'s); returns the paths."""
     from tagger.interpret.plots import plot_attention, plot_contributions, save_figure
 
     fileio.makedirs(out_dir)
-    base = join_path(out_dir, _safe(maps.name))
+    base = join_path(out_dir, stem or _safe(maps.name))
     paths = []
     for key in ("spectrogram", "attention", "received", "contributions"):
         path = f"{base}_{key}.npy"
@@ -285,12 +286,47 @@ def save_maps(maps: AttentionMaps, out_dir: str, tags) -> list[str]:
     return paths
 
 
+OUTPUTS = ("spectrogram.npy", "attention.npy", "received.npy", "contributions.npy",
+           "maps.json", "attention.png", "contributions.png")  # `save_maps`'s, after `<stem>_`
+
+
+def is_maps_json(path: str) -> bool:
+    """Whether `path` is a `<stem>_maps.json` that `save_maps` wrote."""
+    import json
+
+    try:
+        meta = json.loads(fileio.read_text(path))
+    except Exception:  # unreadable or not JSON: not ours
+        return False
+    keys = {"steps_per_window", "frames_per_step", "arrays"}
+    return isinstance(meta, dict) and keys <= set(meta)
+
+
+def check_out_dir(out_dir: str, stems, overwrite: bool = False, inputs=()) -> None:
+    """Before any work: `out_dir` is a folder (or not there yet), and each
+    file the maps of `stems` go to replaces only maps of ours (those whose
+    `<stem>_maps.json` `save_maps` wrote) or, with `overwrite`, anything."""
+    from tagger import destination
+
+    if fileio.is_local(out_dir) and fileio.exists(out_dir) and not fileio.isdir(out_dir):
+        raise UserError(f"--out {out_dir!r} exists and is not a folder")
+    for stem in stems:
+        base = join_path(out_dir, stem)
+        ours = fileio.is_local(base) and is_maps_json(f"{base}_maps.json")
+        for suffix in OUTPUTS:
+            destination.check_destination(f"{base}_{suffix}", "--out",
+                                          kind="a map tagger-attention wrote",
+                                          recognise=lambda _path, ours=ours: ours,
+                                          overwrite=overwrite, inputs=inputs)
+
+
 def write_attention_maps(model_path: str, audio=(), concat=(), out_dir: str = "attention_maps",
                          tags=None, top_k: int = 5, batch_size: int = 32,
-                         progress: bool = False):
+                         progress: bool = False, overwrite: bool = False):
     """Loads the model and writes the maps of every file in `audio` and of
     every pair in `concat` (joined end to end) to `out_dir`; yields one
-    report line per input. Every file is checked before any work."""
+    report line per input. Every file and destination is checked before
+    any work (`check_out_dir`; `overwrite`: replace files not ours)."""
     from tagger.models.saved import load_tagger
 
     inputs = [(path,) for path in audio] + [tuple(pair) for pair in concat]
@@ -301,6 +337,9 @@ def write_attention_maps(model_path: str, audio=(), concat=(), out_dir: str = "a
     for sources in inputs:  # before loading the model: a bad file fails at once
         for path in sources:
             check_audio(path, CHECK_RATE)
+    names, stems = input_names(inputs)
+    check_out_dir(out_dir, stems, overwrite,
+                  inputs=[model_path, *(path for sources in inputs for path in sources)])
     model, model_info = load_tagger(model_path)
     mapper = make_attention_mapper(model, model_info, batch_size)
     if tags:
@@ -309,16 +348,25 @@ def write_attention_maps(model_path: str, audio=(), concat=(), out_dir: str = "a
         if unknown:
             raise UserError(f"unknown tag(s) {unknown}; the model's tags are: "
                             f"{', '.join(known)}")
-    used = set()
-    for sources in inputs:
-        name = _unique("+".join(_stem(s) for s in sources), used)
+    for sources, name, stem in zip(inputs, names, stems):
         maps = mapper(sources, name=name, progress=progress)
         shown = choose_tags(maps, tags, top_k)
-        paths = save_maps(maps, out_dir, shown)
+        paths = save_maps(maps, out_dir, shown, stem)
         top = ", ".join(f"{t} {maps.scores[maps.tag_index(t)]:.2f}" for t in shown)
         yield (f"{name}: {maps.audio_seconds:.1f} s in {maps.windows} window(s) of "
                f"{maps.window_seconds:.2f} s, {maps.steps_per_window} steps each; "
                f"tags shown: {top}; {len(paths)} files in {out_dir}")
+
+
+def input_names(inputs) -> tuple[list, list]:
+    """(names, stems) of `inputs` (tuples of paths): each input's name (its
+    files' stems joined by `+`, `-2`, `-3`, ... after a name taken) and
+    the stem of its files, unique too once made safe for a file name."""
+    names, stems, used, used_stems = [], [], set(), set()
+    for sources in inputs:
+        names.append(_unique("+".join(_stem(s) for s in sources), used))
+        stems.append(_unique(_safe(names[-1]), used_stems))
+    return names, stems
 
 
 def _padded_windows(sources, sample_rate, window, counter: dict):

@@ -47,6 +47,38 @@ def is_excitation_table(path: str) -> bool:
     return head[:1] == b"\x80" and b"pandas" in head and b"DataFrame" in head
 
 
+def is_our_figure(path: str) -> bool:
+    """Whether `path` is a PNG matplotlib wrote (its `Software` text chunk,
+    which matplotlib puts before the image data)."""
+    from tagger import fileio
+
+    head = fileio.head_bytes(path, 4096)
+    return head.startswith(b"\x89PNG\r\n\x1a\n") and b"Matplotlib" in head
+
+
+def _check_plots_dir(config: ExcitationConfig, blocks: int) -> None:
+    """--plots is a folder apart from --out, and the figures it may receive
+    (every depth's; `write_excitation_plots` names them) replace only
+    figures of ours there, or anything with --overwrite."""
+    import os
+
+    from tagger import destination, fileio
+
+    folder = str(config.plots_dir)
+    if fileio.is_local(folder):
+        if os.path.realpath(folder) == os.path.realpath(str(config.out)):
+            raise UserError(f"--plots {folder!r} is --out's file; give the figures a folder "
+                            "of their own")
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise UserError(f"--plots {folder!r} exists and is not a folder")
+    names = [f"excitations_depth{d}.png" for d in range(blocks)]
+    names += ["excitations_compare_depth0.png", "excitation_spread.png"]
+    for name in names:
+        destination.check_destination(posixpath.join(folder, name), "--plots",
+                                      kind="a figure of ours", recognise=is_our_figure,
+                                      overwrite=config.overwrite)
+
+
 def run_excitations(config: ExcitationConfig):
     """Loads the model, extracts the table, saves it (and the plots);
     yields report lines."""
@@ -61,10 +93,8 @@ def run_excitations(config: ExcitationConfig):
     destination.check_destination(  # before the long part
         config.out, "--out", kind="an excitation table", recognise=is_excitation_table,
         overwrite=config.overwrite, inputs=[config.model_path, config.data_dir])
-    if config.plots_dir:
-        destination.check_output_file(posixpath.join(str(config.plots_dir), "excitations.png"),
-                                      "--plots")
-    if config.plots_dir:  # check the plot choices before the long part
+    if config.plots_dir:  # check the plot choices and their files before the long part
+        _check_plots_dir(config, blocks)
         wrong = [d for d in config.depths or () if not 0 <= d < blocks]
         if wrong:
             raise UserError(f"depth(s) {wrong} out of range; the model has SE blocks at "

@@ -13,7 +13,13 @@ import soundfile
 from tagger.audio import load_audio
 from tagger.commands import attention as cli
 from tagger.errors import UserError
-from tagger.interpret.attention_maps import choose_tags, make_attention_mapper, save_maps
+from tagger.interpret.attention_maps import (
+    check_out_dir,
+    choose_tags,
+    input_names,
+    make_attention_mapper,
+    save_maps,
+)
 from tagger.models.attention import attention_model, tag_contributions
 from tagger.models.saved import load_tagger, raw_audio_input
 from tests.checks import ROOT as ROOT_DIR
@@ -168,6 +174,18 @@ def test_cli_writes_arrays_and_figures(self_attention_model, audio_files, tmp_pa
     short = json.loads((out_dir / "short_maps.json").read_text())
     assert joined["audio_seconds"] == pytest.approx(2 * SEGMENT / 22050 + short["audio_seconds"])
     assert joined["windows"] == 2 and short["windows"] == 1
+    check_out_dir(str(out_dir), ["short", "window+short"])  # our own maps: a rerun replaces them
+    (out_dir / "long_attention.png").write_bytes(b"mine")  # a user's file of a map's name
+    with pytest.raises(UserError, match="long_attention.png' exists and is not a map"):
+        check_out_dir(str(out_dir), ["short", "long"])
+    check_out_dir(str(out_dir), ["long"], overwrite=True)
+
+
+def test_each_input_has_a_file_stem_of_its_own():
+    names, stems = input_names([("x/a b.flac",), ("y/a_b.flac",), ("z/a b.wav",),
+                                ("a.wav", "b c.ogg")])
+    assert names == ["a b", "a_b", "a b-2", "a+b c"]
+    assert stems == ["a_b", "a_b-2", "a_b-2-2", "a+b_c"]
 
 
 def test_cli_errors(self_attention_model, se_dir, audio_files, tmp_path, capsys):
@@ -195,6 +213,19 @@ def test_cli_errors(self_attention_model, se_dir, audio_files, tmp_path, capsys)
     one_line_error(code, err, "give at least one audio file or --concat A B")
     code, _, err = run_cli(capsys, model, "--concat", good)
     one_line_error(code, err, "--concat")
+    code, _, err = run_cli(capsys, model, good, "--tags", "piano", "--top-k", "2")
+    one_line_error(code, err, "--top-k applies without --tags only")
+    code, _, err = run_cli(capsys, model, good, "--tags", ",")
+    one_line_error(code, err, "--tags names no tag")
+    code, _, err = run_cli(capsys, model, good, "--out", text)  # a file, not a folder
+    one_line_error(code, err, "exists and is not a folder")
+    mine = tmp_path / "mine" / "window_maps.json"
+    mine.parent.mkdir()
+    mine.write_text("{}")
+    code, _, err = run_cli(capsys, model, good, "--out", mine.parent)
+    one_line_error(code, err, "window_maps.json' exists and is not a map tagger-attention wrote",
+                   "--overwrite")
+    assert mine.read_text() == "{}" and len(list(mine.parent.iterdir())) == 1
 
 
 @pytest.mark.slow  # a fresh interpreter: TensorFlow's start-up dominates

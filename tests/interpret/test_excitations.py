@@ -98,6 +98,11 @@ def test_plots_are_png_files(se_table, tmp_path):
     assert names == ["excitations_depth0.png", "excitations_depth8.png",
                      "excitations_compare_depth0.png", "excitation_spread.png"]
     assert all(is_png(p) for p in paths)
+    from tagger.interpret.excitation_run import is_our_figure
+
+    assert all(is_our_figure(p) for p in paths)  # a rerun may replace them
+    (tmp_path / "mine.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    assert not is_our_figure(str(tmp_path / "mine.png"))
 
 
 def test_table_and_plots_go_to_any_gfile_path(se_table):
@@ -163,6 +168,22 @@ def test_user_errors(se_dir, se_table, raw_records, tmp_path, capsys):
     one_line_error(code, err, f"tag(s) ['{absent}'] have no positive clip")
     code, _, err = run_cli(capsys, model, "--depths", "one")
     one_line_error(code, err, "comma-separated integers")
+    code, _, err = run_cli(capsys, model, "--data-dir", records, "--depths", "0",
+                           "--compare-tags", "classical")
+    one_line_error(code, err, "--depths, --compare-tags apply with --plots DIR only")
+    for plots in (tmp_path / "a.pkl", tmp_path / "ex.txt"):  # --out's file, another file
+        (tmp_path / "ex.txt").write_text("mine")
+        code, _, err = run_cli(capsys, model, "--data-dir", records, "--out", tmp_path / "a.pkl",
+                               "--plots", plots)
+        one_line_error(code, err, "--plots", "folder")
+    mine = tmp_path / "p" / "excitation_spread.png"  # a user's file of a figure's name
+    mine.parent.mkdir()
+    mine.write_bytes(b"\x89PNG\r\n\x1a\n mine")
+    code, _, err = run_cli(capsys, model, "--data-dir", records, "--out", tmp_path / "a.pkl",
+                           "--plots", mine.parent)
+    one_line_error(code, err, "is not a figure of ours", "--overwrite")
+    assert mine.read_bytes() == b"\x89PNG\r\n\x1a\n mine"
+    assert (tmp_path / "ex.txt").read_text() == "mine"
     # A dataset whose tags do not match the model's (same count, other order).
     other = tmp_path / "reordered"
     shutil.copytree(records, other)
