@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from tagger import cli
 from tagger.cli import ArgumentParser, number_in_range, positive_float, positive_int
+from tagger.serve.config import MAX_BATCH, MAX_WAIT_MS, MAX_WORKERS
 
 port_number = number_in_range(int, 0, 65535)
-non_negative_float = number_in_range(float, 0)
+batch_windows = number_in_range(int, 1, MAX_BATCH)
+wait_ms = number_in_range(float, 0, MAX_WAIT_MS)
+decoder_threads = number_in_range(int, 1, MAX_WORKERS)
 
 
 def parse_args(argv=None):
@@ -41,15 +44,17 @@ def parse_args(argv=None):
                    help="largest upload, checked while it arrives (default 50)")
     p.add_argument("--max-seconds", type=positive_float, default=900.0, metavar="S",
                    help="longest audio decoded (default 900: 15 minutes)")
-    p.add_argument("--max-batch", type=positive_int, default=32,
-                   help="windows per model call, from one or many requests (default 32)")
-    p.add_argument("--max-wait-ms", type=non_negative_float, default=5.0, metavar="MS",
-                   help="how long a window waits for others to fill its batch (default 5)")
+    p.add_argument("--max-batch", type=batch_windows, default=32,
+                   help=f"windows per model call, from one or many requests (default 32, "
+                        f"at most {MAX_BATCH})")
+    p.add_argument("--max-wait-ms", type=wait_ms, default=5.0, metavar="MS",
+                   help=f"how long a window waits for others to fill its batch (default 5, "
+                        f"at most {MAX_WAIT_MS:g})")
     p.add_argument("--max-queue", type=positive_int, default=32,
                    help="requests in progress at once (uploading, decoding or scored); "
                         "more get 503 with Retry-After (default 32)")
-    p.add_argument("--workers", type=positive_int, default=2,
-                   help="decoder threads (default 2)")
+    p.add_argument("--workers", type=decoder_threads, default=2,
+                   help=f"decoder threads (default 2, at most {MAX_WORKERS})")
     p.add_argument("--head-timeout", type=positive_float, default=10.0, metavar="S",
                    help="seconds for a request's head to arrive whole, from the connection's "
                         "start or the previous answer; then 408 and the connection is "

@@ -292,6 +292,7 @@ def create_app(models, config) -> FastAPI:
         field `file`), or the raw file with Content-Type audio/... or
         application/octet-stream. MP3, M4A, OGG, FLAC, WAV, ... are decoded, mixed
         to mono and resampled to the model's rate, as tag.py does."""
+        _check_query(request.query_params)
         chosen = model_named(model)
         if embeddings and not chosen.has_embeddings:
             raise Problem(400, f"model {chosen.name!r} has no embedding layer this project "
@@ -321,6 +322,20 @@ def create_app(models, config) -> FastAPI:
         return JSONResponse(_tag_body(chosen, body, k, taggram, embeddings))
 
     return app
+
+
+def _check_query(params) -> None:
+    """/v1/tag takes each of its options (`uploads.QUERY_OPTIONS`) once and
+    nothing else: a misspelt or repeated one is a 422, never a default
+    silently used."""
+    unknown = sorted(set(params) - set(uploads.QUERY_OPTIONS))
+    if unknown:
+        raise Problem(422, f"unknown query parameter(s) {', '.join(unknown)}; /v1/tag takes "
+                           f"{', '.join(uploads.QUERY_OPTIONS)}")
+    repeated = sorted(name for name in set(params) if len(params.getlist(name)) > 1)
+    if repeated:
+        raise Problem(422, f"query parameter(s) {', '.join(repeated)} given more than once; "
+                           "give each once")
 
 
 async def _tag_upload(chosen, upload, config, decoders, mapper, attention: bool) -> dict:

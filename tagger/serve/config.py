@@ -8,6 +8,10 @@ from tagger.errors import UserError
 
 DEFAULT_HOST = "127.0.0.1"  # this machine only: see docs/commands/serve.md for a public host
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# the largest limits taken: a batch allocated at start-up (4096 of the longest
+# windows, 59049 samples: about 1 GB), a wait past which requests time out anyway,
+# decoder threads
+MAX_BATCH, MAX_WAIT_MS, MAX_WORKERS = 4096, 60_000.0, 256
 
 
 def _default_engine() -> str:
@@ -64,12 +68,15 @@ class ServeConfig:
                             ("--body-min-rate", self.body_min_rate)):
             if not value > 0:
                 raise UserError(f"{flag} must be above 0, got {value}")
-        if self.max_wait_ms < 0:
-            raise UserError(f"--max-wait-ms must be 0 or more, got {self.max_wait_ms}")
-        for flag, value in (("--max-batch", self.max_batch), ("--max-queue", self.max_queue),
-                            ("--workers", self.workers)):
-            if value < 1:
-                raise UserError(f"{flag} must be at least 1, got {value}")
+        if not 0 <= self.max_wait_ms <= MAX_WAIT_MS:
+            raise UserError(f"--max-wait-ms must be in [0, {MAX_WAIT_MS:g}], got "
+                            f"{self.max_wait_ms:g}")
+        for flag, value, most in (("--max-batch", self.max_batch, MAX_BATCH),
+                                  ("--max-queue", self.max_queue, None),
+                                  ("--workers", self.workers, MAX_WORKERS)):
+            if value < 1 or (most is not None and value > most):
+                raise UserError(f"{flag} must be at least 1" + (f" and at most {most}" if most
+                                                                   else "") + f", got {value}")
         if self.max_connections < self.max_queue:
             raise UserError(f"--max-connections ({self.max_connections}) must be at least "
                             f"--max-queue ({self.max_queue}): every request in progress "

@@ -45,6 +45,7 @@ RAW_TYPES = ("application/octet-stream",)  # and every audio/*
 MULTIPART = "multipart/form-data"
 FOLDER_PREFIX = "tagger-serve-"  # then the server's pid
 FILE_FIELD = "file"
+QUERY_OPTIONS = ("model", "k", "taggram", "embeddings", "attention")  # /v1/tag's query
 MULTIPART_SLACK = 1 << 20  # bytes of multipart framing and small fields allowed on top
 IDLE_SECONDS = 30.0  # an upload that sends nothing for this long is refused (408)
 HOW_TO_SEND = ("send the file as multipart/form-data (the field 'file') or as the raw body "
@@ -225,15 +226,19 @@ async def _multipart(stream, out, content_type: str, max_bytes: int):
         _, disposition = parse_options_header(state["headers"].get(b"content-disposition"))
         name = disposition.get(b"name", b"").decode("utf-8", "replace")
         filename = disposition.get(b"filename")
-        state["is_file"] = filename is not None or name == FILE_FIELD
-        if state["is_file"]:
-            state["files"] += 1
-            if state["files"] > 1:
-                raise Problem(400, "the multipart body holds more than one file; send one "
-                                   "file per request")
-            if filename is not None:
-                state["filename"] = os.path.basename(filename.decode("utf-8", "replace"))
         state["headers"] = {}
+        state["is_file"] = filename is not None or name == FILE_FIELD
+        if not state["is_file"]:  # another field is not read (a form's button, a note) ...
+            if name in QUERY_OPTIONS:  # ... nor is an option given here: said, not ignored
+                raise Problem(422, f"the multipart body holds the option {name!r} as a form "
+                                   f"field; send it in the query string (/v1/tag?{name}=...)")
+            return
+        state["files"] += 1
+        if state["files"] > 1:
+            raise Problem(400, "the multipart body holds more than one file; send one "
+                               "file per request")
+        if filename is not None:
+            state["filename"] = os.path.basename(filename.decode("utf-8", "replace"))
 
     def part_data(data, start, end):
         if state["is_file"]:

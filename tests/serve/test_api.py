@@ -304,9 +304,15 @@ def test_empty_uploads_are_400(client):
 
 
 def test_multipart_without_one_file_is_400(client, serve_audio):
-    error_of(client.post("/v1/tag", data={"note": "no file here"},
-                         files={"nothing": (None, b"x")}), 400, "no file part")
+    error_of(post_raw(client, b"--B--\r\n", "multipart/form-data; boundary=B"), 400,
+             "no file part")
     song = read("song.mp3", serve_audio)
+    error_of(client.post("/v1/tag", data={"note": "x"}, files={"nothing": (None, b"x")}), 400,
+             "no file part")  # fields that are not files are not read ...
+    for name in ("model", "k"):  # ... nor options as fields: said
+        error_of(client.post("/v1/tag", data={name: "1"},
+                             files={"file": ("a.mp3", song, "audio/mpeg")}),
+                 422, f"the option {name!r} as a form field", f"/v1/tag?{name}=")
     error_of(client.post("/v1/tag", files=[("file", ("a.mp3", song, "audio/mpeg")),
                                            ("file", ("b.mp3", song, "audio/mpeg"))]),
              400, "more than one file")
@@ -340,6 +346,10 @@ def test_options_the_model_lacks_and_unknown_models(client, serve_audio):
              "cnn, mtt")
     error_of(post_raw(client, song, query="?k=0"), 422, "k", "greater than or equal to 1")
     error_of(post_raw(client, song, query="?taggram=maybe"), 422, "taggram")
+    for query, fragments in (("?K=1", ("unknown query parameter(s) K", "model, k, taggram")),
+                             ("?embedding=1&bogus=", ("parameter(s) bogus, embedding",)),
+                             ("?model=cnn&model=mtt", ("parameter(s) model given more than",))):
+        error_of(post_raw(client, song, query=query), 422, *fragments)
 
 
 def test_unknown_paths_and_methods_are_json(client):

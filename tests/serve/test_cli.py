@@ -27,11 +27,14 @@ def test_without_a_model_it_serves_the_default_tagger_for_real_music():
 
 @pytest.mark.parametrize("argv, fragments", [
     (["m.keras", "--port", "70000"], ["--port", "expected a number in [0, 65535]"]),
-    (["m.keras", "--max-batch", "0"], ["--max-batch", "expected a number >= 1"]),
+    (["m.keras", "--max-batch", "0"], ["--max-batch", "expected a number in [1, 4096]"]),
+    (["m.keras", "--max-batch", "100000000"], ["--max-batch", "[1, 4096]"]),
+    (["m.keras", "--max-wait-ms", "1e13"], ["--max-wait-ms", "[0, 60000.0]"]),
+    (["m.keras", "--workers", "100000"], ["--workers", "[1, 256]"]),
     (["m.keras", "--max-queue", "-2"], ["--max-queue"]),
     (["m.keras", "--max-upload-mb", "0"], ["--max-upload-mb", "> 0"]),
     (["m.keras", "--max-seconds", "nan"], ["--max-seconds"]),
-    (["m.keras", "--max-wait-ms", "-1"], ["--max-wait-ms", ">= 0"]),
+    (["m.keras", "--max-wait-ms", "-1"], ["--max-wait-ms", "[0, 60000.0]"]),
     (["m.keras", "--workers", "x"], ["--workers", "expected an integer"]),
     (["m.keras", "--head-timeout", "0"], ["--head-timeout", "> 0"]),
     (["m.keras", "--body-timeout", "0"], ["--body-timeout", "> 0"]),
@@ -125,6 +128,10 @@ def test_config_checks_what_the_library_is_given():
         ServeConfig(models=())
     with pytest.raises(UserError, match="--max-queue must be at least 1"):
         ServeConfig(models=("m",), max_queue=0)
+    with pytest.raises(UserError, match=r"--max-batch must be at least 1 and at most 4096, got"):
+        ServeConfig(models=("m",), max_batch=5000)
+    with pytest.raises(UserError, match=r"--max-wait-ms must be in \[0, 60000\], got 1e\+13"):
+        ServeConfig(models=("m",), max_wait_ms=1e13)
     config = ServeConfig(models=("m",), max_upload_mb=2, max_batch=8)
     assert (config.max_upload_bytes, config.pending_windows, config.public) == (2 << 20, 32,
                                                                                  False)
