@@ -153,8 +153,12 @@ class MusicTaggerPlugin(BeetsPlugin):
         self.add_media_field(MODEL, _file_field(MODEL_FIELD))
         self.register_listener("write", self._before_write)
         self.register_listener("after_write", self._after_write)
-        if self.config["auto"].get(bool):
+        auto = self.config["auto"].get()
+        if auto is True:
             self.register_listener("import_task_files", self._imported)
+        elif auto is not False:  # one line, not a plugin that fails to load
+            self._log.warning("auto is yes or no, got {!r}: items are not tagged on import "
+                              "until it is", auto)
 
     @property
     def item_types(self):
@@ -194,6 +198,9 @@ class MusicTaggerPlugin(BeetsPlugin):
     # --- the command and the import listener ---------------------------------------
 
     def _command(self, lib, opts, args):
+        if opts.labels is not None and not opts.labels.strip():
+            raise ui.UserError("--labels takes a field's name, got an empty one (an unset "
+                               "shell variable?)")
         if opts.suggest is not None:
             if not opts.labels or opts.suggest < 1:
                 raise ui.UserError(f"--suggest takes a number of items, at least 1, and "
@@ -457,20 +464,26 @@ class MusicTaggerPlugin(BeetsPlugin):
 
     def _selection(self):
         top_k, threshold = self.config["top_k"].get(), self.config["threshold"].get()
-        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        if top_k is not None and (not _is_int(top_k) or top_k < 1):
             raise ui.UserError(f"musictagger top_k is a number of tags, at least 1; got "
                                f"{top_k!r}")
         if threshold is not None and not (isinstance(threshold, (int, float))
+                                          and not isinstance(threshold, bool)
                                           and 0 <= threshold <= 1):
             raise ui.UserError(f"musictagger threshold is a score in [0, 1]; got {threshold!r}")
         return top_k, threshold
 
     def _int(self, name: str):
         value = self.config[name].get()
-        if value is not None and (not isinstance(value, int) or value < 1):
+        if value is not None and (not _is_int(value) or value < 1):
             raise ui.UserError(f"musictagger {name} is a whole number, at least 1; got "
                                f"{value!r}")
         return value
+
+
+def _is_int(value) -> bool:
+    """A whole number as YAML gives it (`yes` is a bool, which Python counts as one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _labels_of(item, field: str) -> list:

@@ -64,3 +64,7 @@ def test_mapping_takes_tag_lists_and_the_tag_sets_genres():
         beets_fields.check_mapping({"mood": 3})
     with pytest.raises(UserError, match="'Mood!' is not a field name"):
         beets_fields.check_mapping({"Mood!": ["slow"]})
+    with pytest.raises(UserError, match="mood lists slwo, techno_typo, not tags of the model; "
+                                        "its tags: guitar, classical, "):
+        beets_fields.check_mapping({"mood": ["slow", "slwo", "techno_typo"]}, MTT_TOP50)
+    assert beets_fields.check_mapping({"mood": ["slwo"]}) == {"mood": {"slwo": "slwo"}}

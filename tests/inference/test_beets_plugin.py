@@ -217,12 +217,22 @@ def test_import_tags_items_and_labels_csv_is_read_by_build_folder(recordings, ti
     assert (done.returncode, done.stderr) == (
         1, "error: musictagger top_k is a number of tags, at least 1; got 0\n")
     (tmp_path / "config.yaml").write_text((tmp_path / "config.yaml").read_text().replace(
-        "top_k: 0", "fields: {title: [rock]}"))
+        "top_k: 0", "top_k: yes"))  # YAML's true, which Python counts as 1
+    done = beet(library, "musictag", check=False)
+    assert (done.returncode, done.stderr) == (
+        1, "error: musictagger top_k is a number of tags, at least 1; got True\n")
+    (tmp_path / "config.yaml").write_text((tmp_path / "config.yaml").read_text().replace(
+        "top_k: yes", "fields: {title: [rock]}"))
     done = beet(library, "musictag", check=False)
     assert done.returncode == 1 and done.stderr.startswith(
         "error: musictagger fields: beets' title holds one value, not a list of tags; ")
     assert done.stderr.count("\n") == 1
-    csv_text = beet(library, "musictag", "--labels", "musictagger_tags").stdout
+    (tmp_path / "config.yaml").write_text((tmp_path / "config.yaml").read_text().replace(
+        "auto: yes", "auto: maybe"))  # one line, not a plugin that fails to load
+    done = beet(library, "musictag", "--labels", "musictagger_tags")
+    assert done.stderr == ("musictagger: auto is yes or no, got 'maybe': items are not tagged "
+                           "on import until it is\n")
+    csv_text = done.stdout
     (tmp_path / "labels.csv").write_text(csv_text)
     music = str(tmp_path / "music")
     rows = read_labels(str(tmp_path / "labels.csv"), audio_files(music))
@@ -484,6 +494,10 @@ def test_musictag_prints_its_own_lines_only_and_gives_each_tag_a_field(recording
     assert (done.returncode, done.stderr) == (
         1, "error: -m/--model: expected a pretrained name or a model file, got '' (an unset "
            "shell variable?); name one\n")
+    done = beet(library, "musictag", "--labels", "", check=False)
+    assert (done.returncode, done.stderr) == (
+        1, "error: --labels takes a field's name, got an empty one (an unset shell "
+           "variable?)\n")
     done = beet(library, "musictag", "--labels", "genres", "-f", check=False)
     assert (done.returncode, done.stderr) == (
         1, "error: -f/--force does not apply with --labels alone (it reads the field, it tags "

@@ -73,6 +73,10 @@ def check_mapping(mapping: dict, tag_names=None) -> dict:
         if tags == GENRES:
             checked[field] = genres_of(tag_names) if tag_names is not None else GENRES
         elif isinstance(tags, list) and all(isinstance(t, str) for t in tags):
+            unknown = [tag for tag in tags if tag_names is not None and tag not in tag_names]
+            if unknown:  # never chosen, so never mapped: a typo or another model's tag
+                raise UserError(f"musictagger fields: {field} lists {', '.join(unknown)}, "
+                                f"not tags of the model; its tags: {', '.join(tag_names)}")
             checked[field] = {tag: tag for tag in tags}
         else:
             raise UserError(f"musictagger fields: {field} takes a list of tags or the word "
