@@ -461,15 +461,20 @@ def head_bytes(path: str, count: int = 4096) -> bytes:
         return f.read(count)
 
 
+def tail_bytes(path: str, count: int = 1 << 16) -> bytes:
+    """The last `count` bytes of a local file."""
+    with open(path, "rb") as f:
+        f.seek(max(0, os.path.getsize(path) - count))
+        return f.read()
+
+
 def parquet_footer(path: str, size: int = 1 << 16) -> bytes | None:
     """The last `size` bytes of a Parquet file, where its metadata (and the
     key-value pairs a writer adds there) lie; None when `path` does not
     begin as a Parquet file does (`PAR1`)."""
     if not head_bytes(path, 4).startswith(b"PAR1"):
         return None
-    with open(path, "rb") as f:
-        f.seek(max(0, os.path.getsize(path) - size))
-        return f.read()
+    return tail_bytes(path, size)
 
 
 def first_line(path: str) -> str:

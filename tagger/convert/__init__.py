@@ -93,6 +93,9 @@ def convert_file(config: ConvertConfig):
 
     if not config.out.endswith(MODEL_SUFFIXES):
         raise UserError(f"--out must end in {' or '.join(MODEL_SUFFIXES)}, got {config.out!r}")
+    if destination.input_clash(config.out, [config.source]) is not None:  # even --overwrite
+        raise UserError(f"--out {config.out!r} is the original file; writing it would destroy "
+                        "it: choose another --out")
     if fileio.exists(config.out) and not config.overwrite:
         raise UserError(f"{config.out!r} exists; pass --overwrite to replace it or choose "
                         "another --out")

@@ -40,11 +40,16 @@ class ExcitationConfig:
 
 def is_excitation_table(path: str) -> bool:
     """Whether `path` looks like a table `save_table` wrote: a pickle (its
-    protocol mark) of a pandas DataFrame (the class named in its first bytes)."""
+    protocol mark) of a pandas DataFrame (the class named in its first
+    bytes) whose columns (pickled after its data) begin as the table's do."""
     from tagger import fileio
+    from tagger.interpret.excitations import BASE_COLUMNS
 
     head = fileio.head_bytes(path, 1 << 16)
-    return head[:1] == b"\x80" and b"pandas" in head and b"DataFrame" in head
+    if not (head[:1] == b"\x80" and b"pandas" in head and b"DataFrame" in head):
+        return False
+    tail = fileio.tail_bytes(path)
+    return all(column.encode() in tail for column in BASE_COLUMNS[:2])  # clip_id, depth
 
 
 def is_our_figure(path: str) -> bool:

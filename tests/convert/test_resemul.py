@@ -99,6 +99,11 @@ def test_tags_file_overrides_and_torch_sources_read_without_torch(tmp_path, caps
     code, _, err = call_main(convert_weights.main, capsys, path, "--from", "resemul",
                              "--out", out)
     one_line_error(code, err, "exists", "--overwrite")
+    before = path.read_bytes()
+    code, _, err = call_main(convert_weights.main, capsys, path, "--from", "resemul",
+                             "--out", path, "--overwrite")  # the original itself: never
+    one_line_error(code, err, "is the original file", "choose another --out")
+    assert path.read_bytes() == before
 
     monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
     code, _, err = call_main(convert_weights.main, capsys, path, "--from", "transformer",

@@ -149,13 +149,18 @@ def test_eval_reports_are_checked_before_evaluating(cnn, tmp_path, capsys):
 
 
 def test_excitation_tables_are_recognised(tmp_path):
+    import numpy as np
     import pandas as pd
 
     from tagger.interpret.excitation_run import is_excitation_table
     from tagger.interpret.excitations import save_table
 
-    save_table(pd.DataFrame({"ex": [[0.5]], "depth": [0]}), str(tmp_path / "t.pkl"))
+    table = pd.DataFrame({"clip_id": range(3000), "depth": 0,
+                          "ex": [np.full(16, 0.5, np.float32)] * 3000})  # columns past 64 KB
+    save_table(table, str(tmp_path / "t.pkl"))
     assert is_excitation_table(str(tmp_path / "t.pkl"))
+    save_table(pd.DataFrame({"scores": [0.5]}), str(tmp_path / "mine.pkl"))  # a user's frame
+    assert not is_excitation_table(str(tmp_path / "mine.pkl"))
     (tmp_path / "song.wav").write_bytes(b"RIFF....WAVE")
     assert not is_excitation_table(str(tmp_path / "song.wav"))
 
@@ -172,6 +177,11 @@ def test_export_never_replaces_its_model_or_a_foreign_file(cnn, tmp_path, capsys
     foreign.write_bytes(b"not a model at all")
     code = export_cli.main([model, "--format", "tflite", "--out", str(foreign), "--overwrite"])
     assert code == 2 and "not a TFLite model" in capsys.readouterr().err
+    notes = tmp_path / "new.tflite.tags.txt"  # where the tag names of new.tflite would go
+    notes.write_text("my notes")
+    code = export_cli.main([model, "--format", "tflite", "--out", str(tmp_path / "new.tflite")])
+    assert code == 2 and "new.tflite.tags.txt' exists" in capsys.readouterr().err
+    assert notes.read_text() == "my notes" and not (tmp_path / "new.tflite").exists()
     folder = tmp_path / "folder"
     (folder / "variables").mkdir(parents=True)
     (folder / "saved_model.pb").write_bytes(b"x")

@@ -229,6 +229,14 @@ def check_destination(out: str, fmt: str, overwrite: bool, model: str | None = N
     if model is not None and destination.input_clash(out, [model]) is not None:
         raise UserError(f"--out {out!r} is the model being exported; writing it would "
                         "destroy it: choose another --out")
+    tags = f"{out}.tags.txt"  # a TFLite export's tag names, beside it
+    if fmt != "saved_model" and os.path.lexists(tags):
+        if not overwrite:
+            raise UserError(f"{tags!r} exists (the export's tag names go there); pass "
+                            "--overwrite to replace it or choose --out")
+        if os.path.isdir(tags):
+            raise UserError(f"{tags!r} is a folder (the export's tag names go there); "
+                            "choose another --out")
     if not os.path.lexists(out):
         return
     if not overwrite:
