@@ -11,7 +11,7 @@ import sys
 import time
 
 from tagger import cli
-from tagger.cli import ArgumentParser, non_negative_int, number_in_range, positive_int
+from tagger.cli import ArgumentParser, non_negative_int, number_in_range
 from tagger.datasets.synthetic import MAX_CLIPS, MAX_SECONDS, MIN_CLIPS, MIN_SECONDS, generate
 
 
@@ -29,8 +29,9 @@ def main(argv=None) -> int:
                         help="random seed (default 0)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing annotations_final.csv and mp3/ in OUT_DIR")
-    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
-                        help="processes synthesising clips (default: all cores)")
+    parser.add_argument("--workers", type=number_in_range(int, 1, 256),
+                        default=min(os.cpu_count() or 1, 256),
+                        help="processes synthesising clips, 1..256 (default: all cores)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--quiet", action="store_true", dest="no_progress",
                         help=argparse.SUPPRESS)  # the former spelling

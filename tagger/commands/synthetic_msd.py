@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
-from tagger.cli import ArgumentParser, non_negative_int, number_in_range, positive_int
+from tagger import cli
+from tagger.cli import ArgumentParser, non_negative_int, number_in_range
 from tagger.commands.synthetic import run_generator
 from tagger.datasets.synthetic_msd import MIN_TRACKS, generate
 
@@ -27,14 +28,18 @@ def main(argv=None) -> int:
                         help="random seed (default: 0)")
     parser.add_argument("--seconds", type=number_in_range(float, 1, 120), default=30.0,
                         help="preview length in seconds, 1-120 (default: 30)")
-    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
-                        help="processes synthesising previews (default: all cores)")
+    parser.add_argument("--workers", type=number_in_range(int, 1, 256),
+                        default=min(os.cpu_count() or 1, 256),
+                        help="processes synthesising previews, 1..256 (default: all cores)")
     parser.add_argument("--metadata-only", action="store_true",
                         help="write the databases and split files, no audio")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a synthetic MSD already in OUT")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.metadata_only and cli.given_flags(args, ("workers",)):
+        parser.error("--workers applies without --metadata-only only (no previews are "
+                     "synthesised); leave it out")
 
     def report(s, seconds):
         defects = ", ".join(f"{tid} {kind}" for tid, kind in sorted(s.defects.items()))

@@ -69,7 +69,12 @@ import numpy as np
 
 from tagger import fileio
 from tagger.datasets.mtt import ANNOTATIONS_FILE, AUDIO_DIR, KNOWN_BROKEN, MTT_TOP50
-from tagger.datasets.origin import ORIGIN_FILE, write_synthetic_marker
+from tagger.datasets.origin import (
+    ORIGIN_FILE,
+    finish_synthetic,
+    start_synthetic,
+    write_synthetic_marker,
+)
 from tagger.datasets.sounds import SAMPLE_RATE, ClipAttributes, render_clip
 from tagger.parallel import ordered_map
 
@@ -663,28 +668,49 @@ _NOT_AUDIO = (b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>
 
 
 def _write_clip(job):
-    """Writes the file of one row; job: (ClipPlan, root, seconds, seed)."""
+    """Writes the file of one row, whole or not at all (a file already
+    there is one an unfinished run wrote); job: (ClipPlan, root, seconds, seed)."""
     row, root, seconds, seed = job
     path = os.path.join(root, AUDIO_DIR, row.mp3_path)
+    if os.path.exists(path):
+        return
     if row.broken in ("empty", "garbage", "not_audio"):
         data = {"empty": b"", "not_audio": _NOT_AUDIO}.get(row.broken)
         if data is None:  # garbage: random bytes without 0xFF, no MP3 frame sync
             data = np.random.default_rng([seed, 4, row.clip_id]).integers(
                 0, 255, 4096, dtype=np.uint8).tobytes()
-        with open(path, "wb") as f:
-            f.write(data)
+        write_whole(path, data)
         return
     audio = render_clip(row.attributes, seconds, SAMPLE_RATE,
                         np.random.default_rng([seed, 2, row.track, row.part]))
+    data = encode_mp3(audio, SAMPLE_RATE)
+    if row.broken == "truncated":  # keep about one second of the stream
+        data = data[:int(len(data) * min(1.0, seconds / 3.0) / seconds)]
+    write_whole(path, data)
+
+
+def write_whole(path: str, data: bytes) -> None:
+    """`path` written under a temporary name and renamed: whole or absent
+    after a kill (not flushed to the disk: a generated file, made again)."""
+    tmp = fileio.temporary_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        fileio.remove_quietly(tmp)
+        raise
+
+
+def encode_mp3(audio, sample_rate: int) -> bytes:
+    """The MP3 bytes of `audio` (float samples), as soundfile (libsndfile) encodes them."""
+    import io
+
     import soundfile as sf  # imported here: plan() and the CLI's checks need no audio stack
 
-    sf.write(path, audio, SAMPLE_RATE, format="MP3", subtype="MPEG_LAYER_III")
-    if row.broken == "truncated":  # keep about one second of the stream
-        with open(path, "rb") as f:
-            data = f.read()
-        keep = int(len(data) * min(1.0, seconds / 3.0) / seconds)
-        with open(path, "wb") as f:
-            f.write(data[:keep])
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, sample_rate, format="MP3", subtype="MPEG_LAYER_III")
+    return buffer.getvalue()
 
 
 def _write_csv(rows, path: str, tag_names=TAG_NAMES):
@@ -715,14 +741,16 @@ def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,
                          "to write the dataset into (it is created if missing)")
     csv_path = os.path.join(out_dir, CSV_NAME)
     audio_root = os.path.join(out_dir, AUDIO_DIR)
-    if os.path.lexists(csv_path) or os.path.lexists(audio_root):
-        if not overwrite:
-            raise ValueError(f"{out_dir!r} already holds a dataset ({CSV_NAME} or {AUDIO_DIR}/); "
-                             "choose another directory or pass overwrite=True (--overwrite)")
-        remove_paths((csv_path, os.path.join(out_dir, ORIGIN_FILE), audio_root))
+    present = [name for name in (CSV_NAME, AUDIO_DIR, ORIGIN_FILE)
+               if os.path.lexists(os.path.join(out_dir, name))]
+    start_synthetic(out_dir, present, overwrite, remove_paths, "tagger.datasets.synthetic",
+                    seed=int(seed), clips=int(clips), seconds=float(seconds))
     rows = plan(clips, seconds, seed)
+    from tagger.folder_lock import remove_stale_temporaries
+
     for folder in _FOLDERS:
         os.makedirs(os.path.join(audio_root, folder), exist_ok=True)
+        remove_stale_temporaries(os.path.join(audio_root, folder))  # a killed run's
     from tqdm import tqdm
 
     jobs = ((row, out_dir, float(seconds), int(seed)) for row in rows)
@@ -733,6 +761,7 @@ def generate(out_dir, clips: int = 400, seconds: float = 29.1, seed: int = 0,
     write_synthetic_marker(out_dir, "tagger.datasets.synthetic", seed=int(seed), clips=len(rows),
                            seconds=float(seconds))
     _write_csv(rows, csv_path)
+    finish_synthetic(out_dir)
     broken = tuple(BrokenFile(r.clip_id, r.mp3_path, r.broken) for r in rows if r.broken)
     return SyntheticSummary(csv_path=csv_path, audio_root=audio_root, num_clips=len(rows),
                             broken=broken, tag_names=TAG_NAMES, seconds=float(seconds),

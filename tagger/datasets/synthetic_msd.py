@@ -60,7 +60,12 @@ import numpy as np
 from tagger import fileio
 from tagger.datasets import synthetic as mtt_synthetic
 from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS, KNOWN_BROKEN_IDS
-from tagger.datasets.origin import ORIGIN_FILE, write_synthetic_marker
+from tagger.datasets.origin import (
+    ORIGIN_FILE,
+    finish_synthetic,
+    start_synthetic,
+    write_synthetic_marker,
+)
 from tagger.datasets.pickle2 import dump_py2
 from tagger.datasets.sounds import render_clip
 from tagger.parallel import ordered_map
@@ -247,14 +252,14 @@ def _preview_path(digital_id: int) -> str:
 def _write_preview(job):
     root, path, attributes, seconds, kind, seed, t = job
     full = os.path.join(root, path)
+    if os.path.exists(full):  # an unfinished run's, written whole
+        return
     os.makedirs(os.path.dirname(full), exist_ok=True)
     if kind in ("empty", "known_broken"):
-        open(full, "wb").close()
+        mtt_synthetic.write_whole(full, b"")
         return
-    import soundfile as sf  # imported here: the metadata needs no audio stack
-
     audio = render_clip(attributes, seconds, SAMPLE_RATE, np.random.default_rng([seed, 103, t]))
-    sf.write(full, audio, SAMPLE_RATE, format="MP3", subtype="MPEG_LAYER_III")
+    mtt_synthetic.write_whole(full, mtt_synthetic.encode_mp3(audio, SAMPLE_RATE))
 
 
 def _write_db(path: str, statements, rows_by_table, indexes=()) -> None:
@@ -410,12 +415,9 @@ def generate(out_dir, tracks: int = 300, seed: int = 0, seconds: float = 30.0,
         raise ValueError(f"OUT {out_dir!r} is a file; name a folder (created if missing)")
     ours = (METADATA_DB, TAGS_DB, AUDIO_DIR, CALS_DIR, CLASSIC_DIR, ORIGIN_FILE)
     present = [n for n in ours if os.path.lexists(os.path.join(out_dir, n))]
-    if present:
-        if not overwrite:
-            raise ValueError(f"{out_dir!r} already holds a dataset ({', '.join(present)}); "
-                             "choose another folder or pass --overwrite")
-        mtt_synthetic.remove_paths(os.path.join(out_dir, name) for name in present)
-    os.makedirs(out_dir, exist_ok=True)
+    start_synthetic(out_dir, present, overwrite, mtt_synthetic.remove_paths,
+                    "tagger.datasets.synthetic_msd", seed=int(seed), tracks=int(tracks),
+                    seconds=float(seconds), audio=not metadata_only)
     seed, tracks = int(seed), int(tracks)
     cat = _Catalogue(tracks, seed, float(seconds))
     if not metadata_only:
@@ -436,6 +438,7 @@ def generate(out_dir, tracks: int = 300, seed: int = 0, seconds: float = 30.0,
     write_synthetic_marker(out_dir, "tagger.datasets.synthetic_msd", seed=seed, tracks=tracks,
                            seconds=float(seconds), audio=not metadata_only)
     _write_metadata_db(cat, os.path.join(out_dir, METADATA_DB), seed)  # last: marks completion
+    finish_synthetic(out_dir)
     labelled = sum(any(v > 50 for _, v in rows) for rows in cat.tag_rows)
     return Summary(out_dir, tracks, cat.artists, labelled, dict(cat.defects), cals, classic,
                    seed, float(seconds))

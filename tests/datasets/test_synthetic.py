@@ -166,6 +166,38 @@ def test_existing_dataset_needs_overwrite(dataset, tmp_path):
     assert not stale.exists()
 
 
+def test_an_interrupted_run_is_finished_by_the_same_run(dataset, tmp_path, monkeypatch):
+    """A run stopped halfway keeps the clips it wrote (each whole); the same
+    run again writes the rest, as a run never stopped does; another run
+    there is refused, naming the settings that would finish it."""
+    import tagger.datasets.synthetic as synthetic
+
+    root, _ = dataset
+    write, calls = synthetic._write_clip, []
+
+    def stopped_at_the_sixth(job):
+        calls.append(job)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        write(job)
+
+    monkeypatch.setattr(synthetic, "_write_clip", stopped_at_the_sixth)
+    out = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        generate(out, clips=CLIPS, seconds=SECONDS, seed=0, progress=False, workers=1)
+    monkeypatch.setattr(synthetic, "_write_clip", write)
+    kept = {p: p.stat().st_ino for p in out.rglob("*.mp3")}
+    assert len(kept) == 5 and not (out / "annotations_final.csv").exists()
+    with pytest.raises(ValueError, match=r"unfinished synthetic dataset of other settings "
+                                         r"\(seed 0\); run with those"):
+        generate(out, clips=CLIPS, seconds=SECONDS, seed=1, progress=False)
+    generate(out, clips=CLIPS, seconds=SECONDS, seed=0, progress=False, workers=1)
+    assert _hashes(out) == _hashes(root)  # as a run never stopped
+    assert {p: p.stat().st_ino for p in kept} == kept  # not written again
+    with pytest.raises(ValueError, match="already holds a dataset .*pass --overwrite"):
+        generate(out, clips=CLIPS, seconds=SECONDS, seed=0, progress=False)
+
+
 @pytest.mark.parametrize("kwargs", [dict(clips=0), dict(clips=9), dict(seconds=0.0),
                                     dict(seconds=float("nan")), dict(seed=-1), dict(clips=2.5),
                                     dict(workers=0), dict(workers=-2)])
@@ -386,7 +418,7 @@ def test_cli_bad_input_is_one_line(case, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, fragment", [
-    (["--workers", "0"], "argument --workers: expected a number >= 1, got '0'"),
+    (["--workers", "0"], "argument --workers: expected a number in [1, 256], got '0'"),
     (["--clips", "5"], "argument --clips: expected a number in [10, 25000], got '5'"),
     (["--seconds", "nan"], "argument --seconds: expected a number in [1.0, 600.0], got 'nan'"),
     (["--seconds", "601"], "argument --seconds: expected a number in [1.0, 600.0]"),

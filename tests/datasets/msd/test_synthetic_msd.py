@@ -113,6 +113,28 @@ def test_cli_errors(tmp_path, capsys):
     generate(str(tmp_path / "y"), tracks=40, metadata_only=True, progress=False)
     assert main([str(tmp_path / "y"), "--tracks", "40", "--metadata-only", "--no-progress"]) == 2
     assert "already holds a dataset" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main([str(tmp_path / "z"), "--metadata-only", "--workers", "2"])
+    assert exit_.value.code == 2
+    assert "--workers applies without --metadata-only only" in capsys.readouterr().err
+
+
+def test_an_unfinished_run_is_finished_by_the_same_run(tmp_path, monkeypatch):
+    import tagger.datasets.synthetic_msd as synthetic_msd
+
+    def stopped(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synthetic_msd, "_write_metadata_db", stopped)  # the last file
+    with pytest.raises(KeyboardInterrupt):
+        generate(str(tmp_path / "x"), tracks=40, seed=3, metadata_only=True, progress=False)
+    monkeypatch.undo()
+    assert (tmp_path / "x" / "synthetic.unfinished.json").exists()
+    with pytest.raises(ValueError, match="of other settings .tracks 40."):
+        generate(str(tmp_path / "x"), tracks=41, seed=3, metadata_only=True, progress=False)
+    generate(str(tmp_path / "x"), tracks=40, seed=3, metadata_only=True, progress=False)
+    generate(str(tmp_path / "y"), tracks=40, seed=3, metadata_only=True, progress=False)
+    assert _digest(tmp_path / "x") == _digest(tmp_path / "y")  # as a run never stopped
 
 
 @pytest.mark.parametrize("workers", [0, -1])
