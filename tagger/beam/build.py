@@ -3,8 +3,10 @@
 The driver (this process) prepares the out dir and lists the shards still
 to write exactly as the local builder does, writes them as a jobs file,
 runs the pipeline (workers write the shards) and, once it has finished,
-writes dataset_info.json from the shards' manifests. Under the DirectRunner
-the result is byte-identical to the local build.
+writes dataset_info.json from the shards' manifests, holding the out
+dir's lock (`writer.build_lock`) throughout as the local builder does (a
+second build refuses). Under the DirectRunner the result is byte-identical
+to the local build.
 """
 
 from __future__ import annotations
@@ -42,18 +44,20 @@ def run_beam_build(plan: DatasetPlan, config: BuildConfig, run: BeamRun) -> Data
         raise UserError("a Beam build needs data and out dirs its workers can reach "
                         "(local paths, gs://, ...), not ram://")
     options = pipeline_options(run)
-    build = writer.prepare_build(plan, config)
-    if build.pending:
-        _run_pipeline(build.pending, plan, config, options)
-        for job in build.pending:
-            build.manifests[job.name] = writer.load_manifest(out_dir, job)
-        missing = [job.name for job in build.pending if build.manifests[job.name] is None]
-        if missing:
-            raise UserError(f"the {run.runner} pipeline finished without writing "
-                            f"{len(missing)} shard(s), e.g. {missing[0]}; rerun to "
-                            "write the missing shards")
-    writer.remove_temporary_files(out_dir)
-    return writer.finish_build(plan, config, build)
+    writer.check_input(plan, config)
+    with writer.writing_out_dir(out_dir):  # the driver holds the lock until the end
+        build = writer.prepare_build(plan, config)
+        if build.pending:
+            _run_pipeline(build.pending, plan, config, options)
+            for job in build.pending:
+                build.manifests[job.name] = writer.load_manifest(out_dir, job)
+            missing = [job.name for job in build.pending if build.manifests[job.name] is None]
+            if missing:
+                raise UserError(f"the {run.runner} pipeline finished without writing "
+                                f"{len(missing)} shard(s), e.g. {missing[0]}; rerun to "
+                                "write the missing shards")
+        writer.remove_temporary_files(out_dir)
+        return writer.finish_build(plan, config, build)
 
 
 def pipeline_options(run: BeamRun):

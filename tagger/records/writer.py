@@ -118,16 +118,25 @@ def build_records(plan: DatasetPlan, config: BuildConfig, pool=None) -> DatasetI
     returns its DatasetInfo (also saved as dataset_info.json). A
     build that fails leaves no folder behind that it created empty."""
     check_input(plan, config)
-    created = _missing_folders(config.output_dir)
+    with writing_out_dir(config.output_dir):
+        build = prepare_build(plan, config)
+        if build.pending:
+            for job, manifest in _write_shards(build.pending, plan, config, pool):
+                build.manifests[job.name] = manifest
+        return finish_build(plan, config, build)
+
+
+@contextlib.contextmanager
+def writing_out_dir(out_dir: str):
+    """Holds the out dir's lock (`build_lock`) while a build writes into
+    it (every builder, local or Beam); a build that fails leaves no folder
+    behind that it created empty."""
+    created = _missing_folders(out_dir)
     try:
-        with build_lock(config.output_dir):
-            build = prepare_build(plan, config)
-            if build.pending:
-                for job, manifest in _write_shards(build.pending, plan, config, pool):
-                    build.manifests[job.name] = manifest
-            return finish_build(plan, config, build)
+        with build_lock(out_dir):
+            yield
     except BaseException:
-        _remove_empty_folders(config.output_dir, created)
+        _remove_empty_folders(out_dir, created)
         raise
 
 

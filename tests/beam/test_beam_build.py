@@ -157,6 +157,31 @@ def test_cli_builds_with_the_direct_runner(synthetic_mtt, raw_records, tmp_path,
     assert files_digest(tmp_path / "o") == files_digest(raw_records[0])
 
 
+def test_beam_build_refuses_an_out_dir_another_build_writes(synthetic_mtt, tmp_path, capsys):
+    """The driver takes the out dir's lock before it touches the out dir: a
+    live build's lock and its shard in progress are left as they are."""
+    import socket
+
+    from tagger import fileio
+    from tests.checks import call_main, one_line_error
+
+    out = tmp_path / "o"
+    (out / ".build").mkdir(parents=True)
+    lock = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "now"})
+    (out / ".build" / "lock.json").write_text(lock)
+    partial = fileio.temporary_path(str(out / "train-0000-of-0002.tfrecord"))
+    with open(partial, "wb") as f:
+        f.write(b"a shard being written")
+    code, _, err = call_main(build_mtt_command.main, capsys, "--data-dir", synthetic_mtt[0],
+                             "--top-k", "10", "--out-dir", out, "--no-progress",
+                             "--runner", "direct")
+    one_line_error(code, err, f"another build (pid {os.getpid()} on ",
+                   f"is writing to {str(out)!r}")
+    assert sorted(os.listdir(out)) == [".build", os.path.basename(partial)]
+    assert (out / ".build" / "lock.json").read_text() == lock
+    assert open(partial, "rb").read() == b"a shard being written"
+
+
 @pytest.mark.slow
 def test_local_build_imports_nothing_of_beam(synthetic_mtt, tmp_path):
     assert beam_modules_after("build_mtt", ["--data-dir", synthetic_mtt[0], "--out-dir",
