@@ -240,32 +240,65 @@ def load_split_lists(folder: str) -> dict:
     text files (`train.txt`, `valid.txt`/`val.txt`, `test.txt`, one path a
     line). Paths are mapped to the audio files' `.mp3` names. An optional
     `student.txt` (or `unlabelled.txt`) lists clips whose labels are not
-    used: they form the unlabelled `student` split.
+    used: they form the unlabelled `student` split. (`plan_mtt` refuses a
+    clip in two lists.)
     """
+    return {split: [_as_mp3(p) for p in _read_list(join_path(folder, name))]
+            for split, name in split_list_files(folder).items()}
+
+
+def split_list_files(folder: str) -> dict:
+    """Split name -> the name of its list in `folder` (`load_split_lists`)."""
     if not fileio.isdir(folder):
         raise UserError(f"--split {folder!r}: expected 'directory' or a folder of "
                         "split lists, and no such folder exists")
-    lists = {}
+    files = {}
     for split, names in SPLIT_LIST_FILES.items():
         found = [n for n in names if fileio.exists(join_path(folder, n))]
         if not found:
             raise UserError(f"split folder {folder!r} has no list for {split!r}; "
                             f"expected one of {', '.join(names)}")
-        lists[split] = [_as_mp3(p) for p in _read_list(join_path(folder, found[0]))]
+        files[split] = found[0]
     found = [n for n in UNLABELLED_LIST_FILES if fileio.exists(join_path(folder, n))]
     if found:
-        lists[STUDENT_SPLIT] = [_as_mp3(p) for p in _read_list(join_path(folder, found[0]))]
-    return lists
+        files[STUDENT_SPLIT] = found[0]
+    return files
+
+
+def _check_disjoint(folder: str, lists: dict) -> None:
+    """A UserError naming the first two lists of `folder` (`lists`: split
+    -> paths) that share a clip: a test clip must not be trained on."""
+    splits = list(lists)
+    for i, split in enumerate(splits):
+        earlier = set(lists[split])
+        for other in splits[i + 1:]:
+            shared = [p for p in dict.fromkeys(lists[other]) if p in earlier]
+            if shared:
+                files = split_list_files(folder)
+                raise UserError(
+                    f"split folder {folder!r}: {files[split]} and {files[other]} both list "
+                    f"{len(shared)} clip(s), e.g. {shared[0]!r}; a clip belongs to one "
+                    "split: remove it from one of the two lists")
 
 
 def _read_list(path: str) -> list:
+    kind = fileio.not_a_file(path)
+    if kind:
+        raise UserError(f"split list {path!r} is {kind}; expected a file of clip paths")
+    try:
+        if path.endswith(".cP"):
+            items = safe_pickle.load_file(path, "a split list (a list of paths)")
+        else:
+            data = fileio.read_bytes(path)
+    except OSError as error:
+        raise UserError(f"cannot read split list {path!r}: "
+                        f"{fileio.os_error_reason(error)}") from None
     if path.endswith(".cP"):
-        items = safe_pickle.load_file(path, "a split list (a list of paths)")
         if not isinstance(items, (list, tuple)):
             raise UserError(f"split list {path!r} holds a {type(items).__name__}, "
                             "expected a list of paths")
         return [str(p) for p in items]
-    text = fileio.names_text(fileio.read_bytes(path))  # a path may hold any bytes
+    text = fileio.names_text(data)  # a path may hold any bytes
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -375,6 +408,7 @@ def _rows_from_lists(annotations: Annotations, lists: dict, folder: str):
                 "this dataset")
         rows[split] = [row_of[p] for p in paths]
         seen.update(rows[split])
+    _check_disjoint(folder, lists)
     return rows, len(annotations.paths) - len(seen)
 
 

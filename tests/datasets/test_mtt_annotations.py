@@ -117,6 +117,47 @@ def test_text_split_lists(small_csv, tmp_path):
     assert plan.notes["outside_split"] == 2
 
 
+def test_a_clip_in_two_split_lists_is_refused(small_csv, tmp_path):
+    """A test clip that a train list also names would be trained on."""
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    (folder / "train.txt").write_text("0/a-b-01-c-0-29.npy\nf/a-b-04-c-0-29.npy\n"
+                                      "d/a-b-03-c-0-29.mp3\n")
+    (folder / "valid.txt").write_text("c/a-b-02-c-0-29.mp3\n")
+    (folder / "test.txt").write_text("d/a-b-03-c-0-29.mp3\nf/a-b-04-c-0-29.mp3\n")
+    settings = mtt.MttSettings(split=str(folder), top_k=2)
+    with pytest.raises(UserError) as error:
+        mtt.plan_mtt(str(small_csv), settings)
+    assert str(error.value) == (
+        f"split folder {str(folder)!r}: train.txt and test.txt both list 2 clip(s), e.g. "
+        "'d/a-b-03-c-0-29.mp3'; a clip belongs to one split: remove it from one of the "
+        "two lists")
+    (folder / "test.txt").write_text("d/a-b-03-c-0-29.mp3\n")
+    (folder / "train.txt").write_text("0/a-b-01-c-0-29.npy\n")
+    (folder / "student.txt").write_text("1/a-b-05-c-0-29.mp3\nc/a-b-02-c-0-29.mp3\n")
+    with pytest.raises(UserError, match=r"valid.txt and student.txt both list 1 clip\(s\), "
+                                        r"e.g. 'c/a-b-02-c-0-29.mp3'"):
+        mtt.plan_mtt(str(small_csv), settings)
+    (folder / "student.txt").write_text("1/a-b-05-c-0-29.mp3\n")
+    plan = mtt.plan_mtt(str(small_csv), settings)
+    assert [[c.clip_id for c in plan.splits[s]] for s in ("train", "val", "student")] == [
+        [2], [5], [12]]
+
+
+@pytest.mark.parametrize("name", ["train.txt", "train_list_pub.cP", "student.txt"])
+def test_a_split_list_that_is_a_folder_is_refused(small_csv, tmp_path, name):
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    (folder / name).mkdir()
+    for list_name in ("train.txt", "valid.txt", "test.txt"):
+        if list_name != name:
+            (folder / list_name).write_text("")
+    with pytest.raises(UserError) as error:
+        mtt.plan_mtt(str(small_csv), mtt.MttSettings(split=str(folder), top_k=2))
+    assert str(error.value) == (f"split list {str(folder / name)!r} is a folder; expected a "
+                                "file of clip paths")
+
+
 def test_annotations_and_split_lists_saved_with_a_byte_order_mark_and_windows_line_ends(
         small_csv, tmp_path):
     """As a spreadsheet saves them ("CSV UTF-8", or Unicode text)."""

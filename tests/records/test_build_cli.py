@@ -73,6 +73,27 @@ def test_split_folder_with_unknown_clips(synthetic_mtt, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_split_lists_that_overlap_or_are_folders(synthetic_mtt, tmp_path, capsys):
+    from tagger.datasets.mtt import plan_mtt
+
+    paths = {s: [c.path for c in clips] for s, clips in plan_mtt(synthetic_mtt[0]).splits.items()}
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "train.txt").write_text("\n".join(paths["train"]))
+    (lists / "valid.txt").write_text("\n".join(paths["val"]))
+    (lists / "test.txt").write_text("\n".join(paths["test"] + paths["train"][3:5]))
+    argv = ["--data-dir", synthetic_mtt[0], "--top-k", "10", "--out-dir",
+            str(tmp_path / "out"), "--split", str(lists)]
+    code, _, err = run_main(capsys, *argv)
+    one_line_error(code, err, "train.txt and test.txt both list 2 clip(s), e.g. "
+                              f"{paths['train'][3]!r}")
+    os.remove(lists / "train.txt")
+    (lists / "train.txt").mkdir()
+    code, _, err = run_main(capsys, *argv)
+    one_line_error(code, err, f"split list {str(lists / 'train.txt')!r} is a folder")
+    assert not (tmp_path / "out").exists()
+
+
 def test_out_dir_that_cannot_be_written(synthetic_mtt, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("a file, not a folder")
