@@ -143,15 +143,40 @@ def from_cals(folder: str, songs: Songs) -> Labels:
     return Labels("cals", CALS_TAGS, positions, labels, notes)
 
 
+def read_tag_list(path: str) -> tuple:
+    """The tag names of a classic `50tagList.txt` (UTF-8, one a line; blank
+    lines left out); each name once."""
+    kind = fileio.not_a_file(path)
+    if kind:
+        raise UserError(f"{path!r} is {kind}; expected the classic split's tag list, one "
+                        "tag a line")
+    try:
+        text = fileio.names_text(fileio.read_bytes(path), errors="strict")
+    except OSError as error:
+        raise UserError(f"cannot read {path!r}: {fileio.os_error_reason(error)}") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path!r} is not UTF-8 text (byte {error.start}); expected the "
+                        "classic split's tag list, one tag a line") from None
+    lines = {}  # tag name -> its line
+    for line, name in enumerate((row.strip() for row in text.splitlines()), 1):
+        if name in lines:
+            raise UserError(f"{path!r}: tag {name!r} is listed twice (lines {lines[name]} and "
+                            f"{line}); each tag must appear once, in the order of the tag "
+                            "vectors")
+        if name:
+            lines[name] = line
+    if not lines:
+        raise UserError(f"{path!r} names no tag; expected the classic split's tag list, one "
+                        "tag a line")
+    return tuple(lines)
+
+
 def from_classic(folder: str, songs: Songs) -> Labels:
+    tag_list = join_path(folder, "50tagList.txt")
+    tag_names = read_tag_list(tag_list) if fileio.exists(tag_list) else CLASSIC_TAGS
     train_valid = read_id_list(join_path(folder, "filtered_list_train.cP"))
     test = read_id_list(join_path(folder, "filtered_list_test.cP"))
     vectors = read_tag_vectors(join_path(folder, "msd_id_to_tag_vector.cP"))
-    tag_list = join_path(folder, "50tagList.txt")
-    tag_names = CLASSIC_TAGS
-    if fileio.exists(tag_list):
-        text = fileio.names_text(fileio.read_bytes(tag_list), errors="strict")
-        tag_names = tuple(line.strip() for line in text.splitlines() if line.strip())
     # The first 201,680 of the 213,454 ids are train, the rest valid; a
     # list of another length is cut in the same proportion.
     cut = round(len(train_valid) * CLASSIC_TRAIN_COUNT / CLASSIC_TRAIN_VALID)

@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 
 import numpy as np
+import pytest
 
 from tagger.commands import build_msd
 from tagger.datasets.pickle2 import dump_py2, load_py2
@@ -105,3 +106,27 @@ def test_classic_tag_vectors_of_text_are_refused(synthetic_msd, tmp_path, capsys
                           str(data_dir / "classic")], tmp_path)
     assert "in msd_id_to_tag_vector.cP holds text (e.g. '" in err
     assert "expected 50 numbers (0 or 1)" in err
+
+
+@pytest.mark.parametrize("case, message", [
+    ("folder", "50tagList.txt' is a folder; expected the classic split's tag list"),
+    ("latin-1", "50tagList.txt' is not UTF-8 text (byte 12); expected the classic split's "
+                "tag list"),
+    ("twice", "50tagList.txt': tag 'rock' is listed twice (lines 1 and 3); each tag must "
+              "appear once"),
+])
+def test_a_classic_tag_list_that_cannot_name_the_tags_is_refused(synthetic_msd, tmp_path,
+                                                                capsys, case, message):
+    data_dir = _copy(synthetic_msd[0], tmp_path)
+    path = data_dir / "classic" / "50tagList.txt"
+    names = path.read_text().splitlines()
+    assert names[:3] == ["rock", "pop", "alternative"] and len(names) == 50
+    path.unlink()
+    if case == "folder":
+        path.mkdir()
+    else:
+        names[2] = "rock" if case == "twice" else "caf\xe9"  # é, not UTF-8 in latin-1
+        path.write_bytes("\n".join(names).encode("latin-1"))
+    err = _error(capsys, ["--data-dir", str(data_dir), "--split", "classic",
+                          str(data_dir / "classic")], tmp_path)
+    assert message in err, err
