@@ -103,8 +103,9 @@ def test_resemuls_train_flags_keep_their_meaning():
 def test_num_lr_decays_counts_the_stages_as_resemul_does(decays):
     """resemul trains `for stage in range(initial_stage, num_lr_decays)` at
     lr * lr_decay ** stage: N 'decays' are N stages, the first at --lr."""
+    decay = ["--lr-decay", "0.1"] if decays > 1 else []  # one stage never decays
     config = train_cli.config_from_args(train_cli.parse_args(
-        ["--num-lr-decays", str(decays), "--lr", "0.5", "--lr-decay", "0.1"]))
+        ["--num-lr-decays", str(decays), "--lr", "0.5", *decay]))
     assert config.num_stages == decays
     assert [stage.learning_rate for stage in schedule_for(config)] == pytest.approx(
         [0.5 * 0.1 ** k for k in range(decays)])

@@ -180,7 +180,8 @@ def add_optimisation_flags(p):
                           "N (its first stage is at --lr, undecayed)")
     opt.add_argument("--initial-stage", type=ranged("initial_stage"),
                      default=DEFAULTS.initial_stage, metavar="N",
-                     help="stage to start at, from the run's best model so far")
+                     help="stage to start at, from the best model so far of the run in "
+                          "--train-dir/--run-name (one must be there)")
     opt.add_argument("--patience", type=ranged("patience"), default=DEFAULTS.patience,
                      metavar="N",
                      help="staged: epochs without improvement of the --monitor value "
@@ -329,9 +330,11 @@ def given(args) -> frozenset | None:
     return getattr(args, "given", None)
 
 
-def check_applicable(args, schedule: str) -> None:
+def check_applicable(args, schedule: str, num_stages: int | None = None,
+                     resumed: str | None = None) -> None:
     """A UserError for any flag given that the chosen schedule, model family
-    or strategy would not read."""
+    or strategy would not read. `num_stages`: the run's stages where they
+    are not `args.num_stages`; `resumed`: the folder of the run resumed."""
     from tagger.errors import flags_do_not_apply
 
     chosen = given(args) or frozenset()
@@ -339,6 +342,15 @@ def check_applicable(args, schedule: str) -> None:
         raise flags_do_not_apply(["--drop-damaged-checkpoints"],
                                  "with --resume or --initial-stage",
                                  "a new run has no checkpoints", "add --resume")
+    num_stages = args.num_stages if num_stages is None else num_stages
+    if "lr_decay" in chosen and schedule == "staged" and num_stages == 1:
+        why = ("" if resumed or "num_stages" in chosen else
+               ": --from trains its head in one" if from_models(args) else
+               ": --quick trains one" if getattr(args, "quick", False) else "")
+        run = f"the run in {resumed!r}" if resumed else "this run"
+        raise flags_do_not_apply(["--lr-decay"], "to a run of two or more stages",
+                                 f"{run} has one stage{why}",
+                                 "" if resumed else "give --num-stages 2 or more")
     if check_pretrained(args, chosen):
         return
     for name, flags in SCHEDULE_FLAGS.items():
@@ -348,8 +360,10 @@ def check_applicable(args, schedule: str) -> None:
                                      f"this run uses the {schedule} schedule",
                                      f"pass --schedule {name}")
     if "momentum" in chosen and schedule == "staged" and args.optimizer == "adam":
-        raise flags_do_not_apply(["--momentum"], "to SGD", "the staged schedule runs "
-                                 "--optimizer adam", "use --optimizer sgd")
+        why = ("--quick trains with Adam unless --optimizer sgd is given"
+               if getattr(args, "quick", False) and "optimizer" not in chosen else
+               "the staged schedule runs --optimizer adam")
+        raise flags_do_not_apply(["--momentum"], "to SGD", why, "use --optimizer sgd")
     for dest, owners in sorted(family_flags().items()):
         names = [spec.name for spec, _ in owners]
         if dest in chosen and args.model not in names:
@@ -463,12 +477,12 @@ def config_from_args(args, check: bool = True):
     source = from_models(args) or None
     # --quick trains as demo.py does: one Adam stage (unless --schedule is given)
     schedule = args.schedule or ("staged" if quick or source else spec.schedule)
-    if check:
-        check_applicable(args, schedule)
     if quick:
         model_args = quick_setting(args, spec, schedule, model_args)
     if source is not None:
         pretrained_setting(args)
+    if check:  # on the settings the run uses: --quick's and --from's included
+        check_applicable(args, schedule)
     if check and schedule == "staged":
         unused = check_last_rate(args.lr, args.lr_decay, args.num_stages)
         if unused:
@@ -533,23 +547,47 @@ def quick_setting(args, spec, schedule: str, model_args: dict) -> dict:
     its epochs the stage's limit and patience; adam_then_sgd: its epochs as
     --total-epochs (the switch epochs scale with them). Returns `model_args`
     with the preset's model arguments in place of those no flag set."""
+    preset_args, settings = quick_values(args, spec, schedule)
+    for dest, value in settings.items():
+        setattr(args, dest, value)
+    return {**model_args, **preset_args}
+
+
+def quick_values(args, spec, schedule: str) -> tuple:
+    """What --quick sets where no flag was given: (model arguments, {dest:
+    value} of the other flags), the family's demo preset for `schedule`."""
     chosen = given(args) or frozenset()
     preset = spec.demo
     dests = {f.keyword: f.dest for f in spec.flags}
-    merged = dict(model_args)
-    for key, value in preset.model_args.items():
-        if dests.get(key) not in chosen:
-            merged[key] = value
     settings = {"batch_size": preset.batch_size}
     if schedule == "staged":
         settings.update(optimizer="adam", lr=preset.lr, num_stages=1,
                         max_epochs_per_stage=preset.epochs, patience=preset.epochs)
     else:
         settings.update(total_epochs=preset.epochs)
-    for dest, value in settings.items():
-        if dest not in chosen:
-            setattr(args, dest, value)
-    return merged
+    return ({key: value for key, value in preset.model_args.items()
+             if dests.get(key) not in chosen},
+            {dest: value for dest, value in settings.items() if dest not in chosen})
+
+
+def check_quick_resumed(args, config, run_dir: str) -> None:
+    """--quick with --resume: a UserError unless the run continued has the
+    settings --quick gives (it was started with --quick); a resumed run
+    keeps its own settings."""
+    import json
+
+    from tagger.errors import flags_do_not_apply
+    from tagger.training.model_setup import family_spec
+
+    def same(a, b):
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+    preset_args, settings = quick_values(args, family_spec(config.model), config.schedule)
+    if not (all(same(config.model_args.get(key), value) for key, value in preset_args.items())
+            and all(same(getattr(config, dest), value) for dest, value in settings.items())):
+        raise flags_do_not_apply(["--quick"], "to a new run and to a run started with it",
+                                 f"the run in {run_dir!r} was not, and a resumed run keeps "
+                                 "its own settings")
 
 
 def given_fields(args) -> set | None:
@@ -569,17 +607,21 @@ def given_fields(args) -> set | None:
 
 def run(args):
     from tagger.training.rounds import train_rounds
-    from tagger.training.run import resume_settings, saved_config
+    from tagger.training.run import resume_settings, run_dir_of, saved_config
 
     config = config_from_args(args, check=not args.resume)
     for note in seed_flag_notes(args):
         print(note, flush=True)
+    saved = saved_config(config) if config.resume else None
     if config.resume:
-        saved = saved_config(config)
-        schedule_given = "schedule" in (given(args) or ())
-        check_applicable(args, saved.schedule if saved and not schedule_given
-                         else config.schedule)
+        chosen = given(args) or ()
+        check_applicable(args, saved.schedule if saved and "schedule" not in chosen
+                         else config.schedule,
+                         saved.num_stages if saved and "num_stages" not in chosen else None,
+                         run_dir_of(config) if saved else None)
         config = resume_settings(config, given_fields(args))
+    if saved and getattr(args, "quick", False):
+        check_quick_resumed(args, config, run_dir_of(config))
     if config.pretrained.from_model:
         settings = config.pretrained
         bodies = (settings.from_model, *settings.also_from)
@@ -598,7 +640,7 @@ def run(args):
               + (f"; then every layer, Adam lr {settings.fine_tune_lr:g}, up to "
                  f"{settings.fine_tune_epochs} epochs" if settings.fine_tune else ""),
               flush=True)
-    if getattr(args, "quick", False):
+    if getattr(args, "quick", False) and not saved:  # a resumed run's are its own
         print(f"--quick: {config.model} {config.model_args}, batch {config.batch_size}, "
               + (f"Adam lr {config.lr:g}, up to {config.max_epochs_per_stage} epochs"
                  if config.schedule == "staged" else

@@ -17,7 +17,7 @@ def train_rounds(config, rounds: int = 1, log=None) -> dict:
     again). `log(line)` hears which round starts with which teacher (when
     there is more than one). Returns the last round's metrics."""
     from tagger.config import join_path
-    from tagger.training.run import default_run_name, train
+    from tagger.training.run import check_initial_stage, default_run_name, train
 
     if config.pretrained.from_model:  # one run: its head, and fine-tuning if asked
         from tagger.training import head_run
@@ -31,9 +31,12 @@ def train_rounds(config, rounds: int = 1, log=None) -> dict:
         raise UserError("--rounds applies to noisy-student training and distillation; "
                         "name a --teacher or --distil")
     name = config.run_name or default_run_name(config)
+    names = [name if r == 1 else f"{name}-round{r}" for r in range(1, rounds + 1)]
+    for each in names:  # every round's, before the first trains
+        check_initial_stage(dataclasses.replace(config, run_name=each))
     metrics = None
     for r in range(1, rounds + 1):
-        current = dataclasses.replace(config, run_name=name if r == 1 else f"{name}-round{r}")
+        current = dataclasses.replace(config, run_name=names[r - 1])
         if r > 1:
             teacher = join_path(metrics["run_dir"], "model.keras")
             current = dataclasses.replace(current, **(

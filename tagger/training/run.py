@@ -104,6 +104,7 @@ def prepare(config: TrainConfig) -> tuple:
     the compute type; a batch that the replicas do not divide is a
     UserError, and so is a setting the backend cannot train with."""
     config = resume_settings(config)
+    check_initial_stage(config)  # before the records are read
     info = load_info(config.data_dir)
     for split, role in (("train", "training"), ("val", "validation (early stopping and "
                                                "the best checkpoint)")):
@@ -652,6 +653,25 @@ class Run:
 def epoch_seed(seed: int, epoch: int) -> int:
     """The input pipeline's seed for the epoch after `epoch` finished ones."""
     return (int(seed) * 1_000_003 + int(epoch)) % (2**31 - 1)
+
+
+def check_initial_stage(config: TrainConfig) -> None:
+    """A UserError where `initial_stage` has nothing to start from: a later
+    stage starts from the run's best model so far, so its folder must hold
+    a run (state.json) and, unless it is resumed, a best model."""
+    if config.initial_stage == 0:
+        return
+    run_dir = run_dir_of(config)
+    path = join_path(run_dir, "state.json")
+    if not fileio.exists(path):
+        held = "no run"
+    elif config.resume or read_state(path).best_checkpoint:
+        return
+    else:
+        held = "no best model yet"
+    raise UserError(f"--initial-stage {config.initial_stage} starts from the best model of "
+                    f"an earlier run, and {run_dir!r} holds {held}; leave it out to start a "
+                    "new run, or name that run with --run-name and --train-dir")
 
 
 def saved_config(config: TrainConfig) -> TrainConfig | None:

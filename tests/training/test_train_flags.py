@@ -112,6 +112,15 @@ def test_every_numeric_flag_has_a_range_said_in_the_help(capsys):
      "--tpu applies to --strategy auto and tpu only (this run uses --strategy default)"),
     (["--drop-damaged-checkpoints"], "--drop-damaged-checkpoints applies with --resume or "
      "--initial-stage only (a new run has no checkpoints); leave it out or add --resume"),
+    # checked on the settings the run uses: --quick's and --from's too
+    (["--quick", "--momentum", "0.5"], "--momentum applies to SGD only (--quick trains with "
+     "Adam unless --optimizer sgd is given); leave it out or use --optimizer sgd"),
+    (["--num-stages", "1", "--lr-decay", "0.5"], "--lr-decay applies to a run of two or more "
+     "stages only (this run has one stage); leave it out or give --num-stages 2 or more"),
+    (["--num-lr-decays", "1", "--lr-decay", "0.5"], "--lr-decay applies to a run of two or"),
+    (["--quick", "--lr-decay", "0.5"], "(this run has one stage: --quick trains one)"),
+    (["--from", "MTT_musicnn", "--lr-decay", "0.5"],
+     "(this run has one stage: --from trains its head in one)"),
 ])
 def test_flags_that_do_not_apply_are_errors(capsys, argv, fragment):
     code, _, err = call_main(train_cli.main, capsys, *argv)
@@ -129,6 +138,72 @@ def test_flags_that_apply_are_taken():
         ["--optimizer", "adam", "--lr", "0.001", "--lr-decay", "0.5", "--patience", "0"]))
     assert (config.optimizer, config.lr, config.lr_decay, config.patience) == \
         ("adam", 0.001, 0.5, 0)
+
+
+def test_one_stage_and_quick_flags_that_apply_are_taken():
+    config = train_cli.config_from_args(train_cli.parse_args(
+        ["--quick", "--optimizer", "sgd", "--momentum", "0.5", "--num-stages", "2",
+         "--lr-decay", "0.5"]))
+    assert (config.optimizer, config.momentum, config.num_stages, config.lr_decay) == \
+        ("sgd", 0.5, 2, 0.5)
+    config = train_cli.config_from_args(train_cli.parse_args(
+        ["--from", "MTT_musicnn", "--num-stages", "3", "--lr-decay", "0.5"]))
+    assert (config.num_stages, config.lr_decay) == (3, 0.5)
+
+
+def write_run(folder, *argv, state=None):
+    """A run folder holding the config.json of train.py `argv` (and a
+    state.json of `state`), its records a missing folder."""
+    import json
+
+    from tagger.config import to_dict
+
+    folder.mkdir(parents=True)
+    config = train_cli.config_from_args(train_cli.parse_args(
+        [*argv, "--data-dir", str(folder / "missing")]))
+    (folder / "config.json").write_text(json.dumps(to_dict(config)))
+    if state is not None:
+        (folder / "state.json").write_text(json.dumps(state))
+
+
+@pytest.mark.parametrize("state, fragment", [
+    (None, "holds no run"), ({}, "holds no best model yet")])
+def test_initial_stage_without_a_run_to_start_from_is_refused(capsys, tmp_path, state,
+                                                              fragment):
+    if state is not None:
+        write_run(tmp_path / "run", state=state)
+    for extra in ([], ["--drop-damaged-checkpoints"]):
+        code, _, err = call_main(train_cli.main, capsys, "--initial-stage", "1",
+                                 "--train-dir", tmp_path, "--run-name", "run",
+                                 "--data-dir", tmp_path / "missing", *extra)
+        one_line_error(code, err, "--initial-stage 1 starts from the best model of an "
+                       f"earlier run, and {str(tmp_path / 'run')!r} {fragment}; leave it out")
+
+
+def test_initial_stage_goes_on_from_a_runs_best_model(capsys, tmp_path):
+    write_run(tmp_path / "run", state={"best_checkpoint": "best-00001"})
+    code, _, err = call_main(train_cli.main, capsys, "--initial-stage", "1",
+                             "--train-dir", tmp_path, "--run-name", "run",
+                             "--data-dir", tmp_path / "missing")
+    one_line_error(code, err, "dataset_info.json' not found")  # past the check, at the data
+
+
+def test_quick_resumes_only_a_quick_run(capsys, tmp_path):
+    write_run(tmp_path / "plain")
+    write_run(tmp_path / "quick", "--quick")
+    code, _, err = call_main(train_cli.main, capsys, "--resume", "--quick",
+                             "--train-dir", tmp_path, "--run-name", "plain")
+    one_line_error(code, err, "--quick applies to a new run and to a run started with it "
+                   f"only (the run in {str(tmp_path / 'plain')!r} was not, and a resumed "
+                   "run keeps its own settings); leave it out")
+    code, out, err = call_main(train_cli.main, capsys, "--resume", "--quick",
+                               "--train-dir", tmp_path, "--run-name", "quick")
+    one_line_error(code, err, "dataset_info.json' not found")  # taken: the run's own
+    assert "--quick:" not in out
+    code, _, err = call_main(train_cli.main, capsys, "--resume", "--lr-decay", "0.2",
+                             "--train-dir", tmp_path, "--run-name", "quick")
+    one_line_error(code, err, "--lr-decay applies to a run of two or more stages only (the "
+                   f"run in {str(tmp_path / 'quick')!r} has one stage); leave it out")
 
 
 def test_given_flags_are_told_from_defaults():
