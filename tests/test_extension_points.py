@@ -233,7 +233,7 @@ def test_a_source_registered_outside_the_package_has_a_build_command(toy, tmp_pa
     records = tmp_path / "records"
     code, _, err = call_main(build, capsys, music, "--out-dir", records, "--sample-rate",
                              "8000", "--segment-length", "4000", "--workers", "1",
-                             "--no-progress")
+                             "--no-progress", "--val-fraction", "0", "--test-fraction", "0")
     assert code == 0, err
     info = load_info(str(records))
     assert sum(split["clips"] for split in info.splits.values()) == 3

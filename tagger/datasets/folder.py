@@ -137,11 +137,13 @@ def multi_hot(tags: dict) -> tuple:
     return names, {p: tuple(int(t in given) for t in names) for p, given in tags.items()}
 
 
-def split_rows(paths: list, settings: FolderSettings) -> dict:
+def split_rows(paths: list, settings: FolderSettings, what: str = "files") -> dict:
     """Split name -> indices into `paths`: groups (each file, or each
     folder's files) are shuffled with the seed and given to train, val and
     test by where their middle falls among the files; train is shuffled,
-    val and test keep path order."""
+    val and test keep path order. A split left empty is refused unless its
+    fraction is 0 (no such split asked for); `what` names the paths in
+    that message."""
     rng = np.random.default_rng(settings.seed)
     groups = {}
     for i, path in enumerate(paths):
@@ -157,8 +159,39 @@ def split_rows(paths: list, settings: FolderSettings) -> dict:
         name = "train" if middle < bounds[0] else "val" if middle < bounds[1] else "test"
         rows[name] += groups[g]
         done += len(groups[g])
+    _refuse_empty_splits(rows, settings, len(groups), what)
     return {name: list(rng.permutation(sorted(rows[name]))) if name == "train"
             else sorted(rows[name]) for name in SPLITS}
+
+
+def _refuse_empty_splits(rows: dict, settings: FolderSettings, groups: int,
+                         what: str) -> None:
+    """A UserError saying why and what to do when a split with a fraction
+    above 0 (train: always) got no file."""
+    fractions = {"train": 1.0, "val": settings.val_fraction, "test": settings.test_fraction}
+    empty = [name for name in SPLITS if fractions[name] > 0 and not rows[name]]
+    if not empty:
+        return
+    total = sum(len(r) for r in rows.values())
+    counts = ", ".join(f"{name} {len(rows[name])}" for name in SPLITS)
+    flags = [f"--{name}-fraction" for name in empty if name != "train"]
+    if settings.split_by == "folder":
+        why = f"--split-by folder gives each of the {groups} folder(s) whole to one split"
+        advice = "use --split-by file or more folders"
+    else:
+        shares = " and ".join(f"{flag} {fractions[flag[2:-9]]}" for flag in flags)
+        noun = what[:-1] if total == 1 else what  # "1 file"
+        rounds = "round" if len(flags) > 1 else "rounds"
+        why = (f"{shares} of {total} {noun} {rounds} to none" if flags else
+               f"--val-fraction and --test-fraction leave train none of the {total} {what}")
+        advice = "add files"
+    if "train" in empty:
+        advice += ", or lower --val-fraction and --test-fraction"
+    else:
+        advice += (f", raise {' and '.join(flags)}, or give {' and '.join(flags)} 0 for no "
+                   f"{' and no '.join(empty)} split")
+    raise UserError(f"the split leaves {' and '.join(empty)} empty ({what}: {counts}; {why}); "
+                    f"{advice}")
 
 
 def plan_folder(data_dir: str, settings: FolderSettings = FolderSettings(),
@@ -173,7 +206,7 @@ def plan_folder(data_dir: str, settings: FolderSettings = FolderSettings(),
         tag_names, labels = labels_from(data_dir, paths, settings.labels_from, progress)
     labelled = [p for p in paths if not labels or p in labels]
     position = {p: i for i, p in enumerate(paths)}
-    rows = split_rows(labelled, settings)
+    rows = split_rows(labelled, settings, "labelled files" if labels else "files")
     splits = {name: tuple(Clip(position[labelled[i]], labelled[i],
                                labels.get(labelled[i], ())) for i in index)
               for name, index in rows.items()}

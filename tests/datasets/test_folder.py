@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tagger.commands import build_folder
-from tagger.datasets.folder import FolderSettings, plan_folder
+from tagger.datasets.folder import FolderSettings, plan_folder, split_rows
 from tagger.errors import UserError
 from tagger.records.info import load_info
 from tagger.records.reader import clip_dataset
@@ -79,6 +79,38 @@ def test_split_by_folder_keeps_each_album_in_one_split(music):
     assert [len(by_file.splits[s]) for s in ("train", "val", "test")] == [6, 3, 3]
     assert any(len({p.rpartition("/")[0] for p in files_of(by_file, s)}) > 1
                for s in ("val", "test"))
+
+
+def test_a_split_left_empty_is_refused_unless_its_fraction_is_0(music, tmp_path, capsys):
+    """Whole folders, or too few files, can leave val or test without a
+    file: refused before anything is decoded, as train.py would refuse the
+    records; a fraction of 0 asks for no such split."""
+    out = tmp_path / "records"
+    code, _, err = call_main(build_folder.main, capsys, music, "--out-dir", out,
+                             "--split-by", "folder", *FLAGS)
+    one_line_error(code, err, "the split leaves test empty (files: train 9, val 3, test 0; "
+                              "--split-by folder gives each of the 4 folder(s) whole to one "
+                              "split); use --split-by file or more folders, raise "
+                              "--test-fraction, or give --test-fraction 0 for no test split")
+    assert not out.exists()
+    plan = plan_folder(str(music), FolderSettings(0.25, 0.0, split_by="folder"),
+                       progress=False)
+    assert [len(plan.splits[s]) for s in ("train", "val", "test")] == [9, 3, 0]
+    two_albums = [f"{album}/{t:02d}.wav" for album in ("rock", "jazz") for t in range(6)]
+    with pytest.raises(UserError, match=r"leaves val and test empty \(files: train 12, val 0, "
+                                        r"test 0; --split-by folder gives each of the 2 "):
+        split_rows(two_albums, FolderSettings(split_by="folder"))
+    with pytest.raises(UserError) as error:
+        split_rows(["a.wav", "b.wav", "c.wav"], FolderSettings(0.15), "labelled files")
+    assert str(error.value) == (
+        "the split leaves val and test empty (labelled files: train 3, val 0, test 0; "
+        "--val-fraction 0.15 and --test-fraction 0.1 of 3 labelled files round to none); add "
+        "files, raise --val-fraction and --test-fraction, or give --val-fraction and "
+        "--test-fraction 0 for no val and no test split")
+    with pytest.raises(UserError, match=r"leaves train empty \(files: train 0, val 1, test 1;"):
+        split_rows(["a.wav", "b.wav"], FolderSettings(val_fraction=0.45, test_fraction=0.45))
+    rows = split_rows(["a.wav", "b.wav", "c.wav"], FolderSettings(0.0, 0.0))
+    assert sorted(rows["train"]) == [0, 1, 2] and rows["val"] == rows["test"] == []
 
 
 def test_cli_writes_records_the_reader_reads(music, tmp_path, capsys):
@@ -160,7 +192,8 @@ def test_labels_as_a_spreadsheet_saves_them(music, tmp_path, encoding, delimiter
     with open(labels, encoding=encoding, newline="") as f:  # as the writer wrote it
         assert f.read().count("\r\n") == 4
     assert labels.read_bytes().startswith(b"\xef\xbb\xbf") == (encoding == "utf-8-sig")
-    plan = plan_folder(str(music), FolderSettings(labels=str(labels)), progress=False)
+    plan = plan_folder(str(music), FolderSettings(0.34, 0.34, labels=str(labels)),
+                       progress=False)
     labelled = {c.path: c.labels for s in ("train", "val", "test") for c in plan.splits[s]}
     assert plan.tag_names == ("guitar", "jazz", "rock")
     assert labelled == {"rock/ok/00.wav": (1, 0, 1), "jazz/blue/01.wav": (0, 1, 0),
@@ -201,7 +234,10 @@ def test_bad_folders_and_flags_are_one_line(music, tmp_path, capsys):
     out = tmp_path / "records"
     for argv, message in [
             ([empty], "holds no audio file"),
-            ([broken], "no clip could be decoded (1 skipped, e.g. a.mp3: not decodable"),
+            ([broken, "--val-fraction", "0", "--test-fraction", "0"],
+             "no clip could be decoded (1 skipped, e.g. a.mp3: not decodable"),
+            ([broken], "the split leaves val and test empty (files: train 1, val 0, test 0; "
+                       "--val-fraction 0.1 and --test-fraction 0.1 of 1 file round to none)"),
             ([tmp_path / "nope"], "does not exist; name a folder of audio files"),
             ([empty / "sub" / "notes.txt"], "is not a folder"),
             ([music, "--val-fraction", "0.5", "--test-fraction", "0.5"],
@@ -220,8 +256,9 @@ def test_bad_folders_and_flags_are_one_line(music, tmp_path, capsys):
 def test_the_direct_runner_writes_the_local_build(music, tmp_path, capsys):
     pytest.importorskip("apache_beam")
     local, beam = tmp_path / "local", tmp_path / "beam"
-    argv = [music, "--split-by", "folder", "--num-audios-per-shard", "4",
-            "--sample-rate", str(RATE), "--segment-length", str(RATE), "--no-progress"]
+    argv = [music, "--split-by", "folder", "--val-fraction", "0.25", "--test-fraction", "0.25",
+            "--num-audios-per-shard", "4", "--sample-rate", str(RATE), "--segment-length",
+            str(RATE), "--no-progress"]
     assert call_main(build_folder.main, capsys, *argv, "--out-dir", local,
                      "--workers", "1")[0] == 0
     code, _, err = call_main(build_folder.main, capsys, *argv, "--out-dir", beam,

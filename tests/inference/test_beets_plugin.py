@@ -421,7 +421,8 @@ def test_labels_list_the_items_with_a_value_and_build_folder_reads_every_name(tm
     out = tmp_path / "records"
     code, _, err = call_main(build_folder.main, capsys, music, "--out-dir", out, "--labels",
                              csv_path, "--sample-rate", "8000", "--segment-length", "8000",
-                             "--workers", "1", "--no-progress")
+                             "--workers", "1", "--no-progress", "--val-fraction", "0",
+                             "--test-fraction", "0")  # three files labelled: all train
     assert code == 0, err
     info = load_info(str(out))
     assert info.tag_names == ("rock", "jazz", "pop")

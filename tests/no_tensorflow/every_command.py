@@ -201,7 +201,8 @@ def main(work: str, inputs: dict) -> dict:
                        for name in names if name.startswith("the_"))[:3]:
         shutil.copy(path, songs)
     run(runs, "build_folder", command("build_folder"),
-        [songs, "--out-dir", f"{work}/folder_records", "--workers", 1, "--no-progress"])
+        [songs, "--out-dir", f"{work}/folder_records", "--workers", 1, "--no-progress",
+         "--val-fraction", 0, "--test-fraction", 0])  # three files: all train
 
     run(runs, "demo", command("demo"), ["--work-dir", f"{work}/demo", "--clips", 30,
                                         "--seconds", 3, "--epochs", 1, "--width", 0.0625,
