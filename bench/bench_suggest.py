@@ -94,7 +94,7 @@ def held_out(labels, rng) -> list:
 def split(labelled, seed: int) -> tuple:
     """(train, val) of the labelled files, split as build_folder.py splits
     them (80/10/10, `split_rows`; the test tenth labelled, not trained on)."""
-    rows = split_rows([str(i) for i in labelled], FolderSettings(seed=seed))
+    rows = split_rows([str(i) for i in labelled], FolderSettings(seed=seed), what=None)
     return [labelled[i] for i in rows["train"]], [labelled[i] for i in rows["val"]]
 
 

@@ -137,13 +137,14 @@ def multi_hot(tags: dict) -> tuple:
     return names, {p: tuple(int(t in given) for t in names) for p, given in tags.items()}
 
 
-def split_rows(paths: list, settings: FolderSettings, what: str = "files") -> dict:
+def split_rows(paths: list, settings: FolderSettings, what: str | None = "files") -> dict:
     """Split name -> indices into `paths`: groups (each file, or each
     folder's files) are shuffled with the seed and given to train, val and
     test by where their middle falls among the files; train is shuffled,
     val and test keep path order. A split left empty is refused unless its
     fraction is 0 (no such split asked for); `what` names the paths in
-    that message."""
+    that message (None: empty splits are taken, as a simulation of a few
+    labels may leave them)."""
     rng = np.random.default_rng(settings.seed)
     groups = {}
     for i, path in enumerate(paths):
@@ -159,7 +160,8 @@ def split_rows(paths: list, settings: FolderSettings, what: str = "files") -> di
         name = "train" if middle < bounds[0] else "val" if middle < bounds[1] else "test"
         rows[name] += groups[g]
         done += len(groups[g])
-    _refuse_empty_splits(rows, settings, len(groups), what)
+    if what is not None:
+        _refuse_empty_splits(rows, settings, len(groups), what)
     return {name: list(rng.permutation(sorted(rows[name]))) if name == "train"
             else sorted(rows[name]) for name in SPLITS}
 
