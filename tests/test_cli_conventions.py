@@ -285,7 +285,7 @@ def test_usage_of_a_real_module_run_and_console_script(tmp_path):
                          cwd=root, capture_output=True, text=True, timeout=HANG_S,
                          env={**os.environ, "PYTHONPATH": root})
     assert run.returncode == 2 and run.stderr.startswith(
-        "tagger-synthetic: error: argument --workers: expected a number >= 1"), run.stderr
+        "tagger-synthetic: error: argument --workers: expected a number in [1, 256]"), run.stderr
     assert not (tmp_path / "out").exists()
 
 
