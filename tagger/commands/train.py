@@ -331,10 +331,11 @@ def given(args) -> frozenset | None:
 
 
 def check_applicable(args, schedule: str, num_stages: int | None = None,
-                     resumed: str | None = None) -> None:
+                     resumed: str | None = None, optimizer: str | None = None) -> None:
     """A UserError for any flag given that the chosen schedule, model family
-    or strategy would not read. `num_stages`: the run's stages where they
-    are not `args.num_stages`; `resumed`: the folder of the run resumed."""
+    or strategy would not read. `num_stages`, `optimizer`: the run's where
+    they are not `args`'s (a resumed run's own); `resumed`: the folder of
+    the run resumed."""
     from tagger.errors import flags_do_not_apply
 
     chosen = given(args) or frozenset()
@@ -359,8 +360,9 @@ def check_applicable(args, schedule: str, num_stages: int | None = None,
             raise flags_do_not_apply(wrong, f"to the {name} schedule",
                                      f"this run uses the {schedule} schedule",
                                      f"pass --schedule {name}")
-    if "momentum" in chosen and schedule == "staged" and args.optimizer == "adam":
-        why = ("--quick trains with Adam unless --optimizer sgd is given"
+    if "momentum" in chosen and schedule == "staged" and (optimizer or args.optimizer) == "adam":
+        why = (f"the run in {resumed!r} trains with Adam" if optimizer else
+               "--quick trains with Adam unless --optimizer sgd is given"
                if getattr(args, "quick", False) and "optimizer" not in chosen else
                "the staged schedule runs --optimizer adam")
         raise flags_do_not_apply(["--momentum"], "to SGD", why, "use --optimizer sgd")
@@ -618,7 +620,8 @@ def run(args):
         check_applicable(args, saved.schedule if saved and "schedule" not in chosen
                          else config.schedule,
                          saved.num_stages if saved and "num_stages" not in chosen else None,
-                         run_dir_of(config) if saved else None)
+                         run_dir_of(config) if saved else None,
+                         saved.optimizer if saved and "optimizer" not in chosen else None)
         config = resume_settings(config, given_fields(args))
     if saved and getattr(args, "quick", False):
         check_quick_resumed(args, config, run_dir_of(config))

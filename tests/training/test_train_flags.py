@@ -204,6 +204,10 @@ def test_quick_resumes_only_a_quick_run(capsys, tmp_path):
                              "--train-dir", tmp_path, "--run-name", "quick")
     one_line_error(code, err, "--lr-decay applies to a run of two or more stages only (the "
                    f"run in {str(tmp_path / 'quick')!r} has one stage); leave it out")
+    code, _, err = call_main(train_cli.main, capsys, "--resume", "--momentum", "0.5",
+                             "--train-dir", tmp_path, "--run-name", "quick")
+    one_line_error(code, err, "--momentum applies to SGD only (the run in "
+                   f"{str(tmp_path / 'quick')!r} trains with Adam)")
 
 
 def test_given_flags_are_told_from_defaults():
