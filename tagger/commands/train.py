@@ -573,23 +573,30 @@ def quick_values(args, spec, schedule: str) -> tuple:
 
 
 def check_quick_resumed(args, config, run_dir: str) -> None:
-    """--quick with --resume: a UserError unless the run continued has the
-    settings --quick gives (it was started with --quick); a resumed run
-    keeps its own settings."""
+    """--quick with --resume: what --quick sets where no flag was typed is
+    compared with the run continued, as any setting given with --resume is
+    (`resume_settings`); a difference is a UserError naming each."""
     import json
 
-    from tagger.errors import flags_do_not_apply
+    from tagger.errors import UserError
     from tagger.training.model_setup import family_spec
+    from tagger.training.run import flag_name
 
-    def same(a, b):
-        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    def text(value):
+        return json.dumps(value, sort_keys=True)
 
     preset_args, settings = quick_values(args, family_spec(config.model), config.schedule)
-    if not (all(same(config.model_args.get(key), value) for key, value in preset_args.items())
-            and all(same(getattr(config, dest), value) for dest, value in settings.items())):
-        raise flags_do_not_apply(["--quick"], "to a new run and to a run started with it",
-                                 f"the run in {run_dir!r} was not, and a resumed run keeps "
-                                 "its own settings")
+    differences = [(key, value, config.model_args.get(key))
+                   for key, value in preset_args.items()]
+    differences += [(flag_name(dest)[2:], value, getattr(config, dest))
+                    for dest, value in settings.items()]
+    differences = [d for d in differences if text(d[1]) != text(d[2])]
+    if differences:
+        shown = "; ".join(f"{name} {quick} where it has {saved}"
+                          for name, quick, saved in differences[:3])
+        raise UserError(f"--quick sets what the run in {run_dir!r} was not started with "
+                        f"({shown}); resume with the flags it was started with, or leave "
+                        "--quick out (a resumed run keeps its own settings)")
 
 
 def given_fields(args) -> set | None:

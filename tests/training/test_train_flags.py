@@ -193,13 +193,21 @@ def test_quick_resumes_only_a_quick_run(capsys, tmp_path):
     write_run(tmp_path / "quick", "--quick")
     code, _, err = call_main(train_cli.main, capsys, "--resume", "--quick",
                              "--train-dir", tmp_path, "--run-name", "plain")
-    one_line_error(code, err, "--quick applies to a new run and to a run started with it "
-                   f"only (the run in {str(tmp_path / 'plain')!r} was not, and a resumed "
-                   "run keeps its own settings); leave it out")
+    one_line_error(code, err, f"--quick sets what the run in {str(tmp_path / 'plain')!r} "
+                   "was not started with (block rese where it has se; width 0.125 where it "
+                   "has 1.0; ",
+                   "resume with the flags it was started with, or leave --quick out")
     code, out, err = call_main(train_cli.main, capsys, "--resume", "--quick",
                                "--train-dir", tmp_path, "--run-name", "quick")
     one_line_error(code, err, "dataset_info.json' not found")  # taken: the run's own
     assert "--quick:" not in out
+    write_run(tmp_path / "quick1", "--quick", "--patience", "1")  # --quick and an override
+    code, _, err = call_main(train_cli.main, capsys, "--resume", "--quick",
+                             "--train-dir", tmp_path, "--run-name", "quick1")
+    one_line_error(code, err, "(patience ", " where it has 1)")
+    code, _, err = call_main(train_cli.main, capsys, "--resume", "--quick", "--patience", "1",
+                             "--train-dir", tmp_path, "--run-name", "quick1")
+    one_line_error(code, err, "dataset_info.json' not found")  # the command it started with
     code, _, err = call_main(train_cli.main, capsys, "--resume", "--lr-decay", "0.2",
                              "--train-dir", tmp_path, "--run-name", "quick")
     one_line_error(code, err, "--lr-decay applies to a run of two or more stages only (the "
