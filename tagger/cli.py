@@ -222,6 +222,9 @@ class ArgumentParser(argparse.ArgumentParser):
         parsed, extras = super().parse_known_args(tokens, namespace)
         self._refuse_both_names(tokens)
         parsed.given = self._given(tokens)
+        parsed.former_names = frozenset(_names_given(tokens, [  # renamed options, as typed
+            name for action in parser_actions(self)
+            for name in getattr(action, "former_names", ())]))
         parsed.from_command_line = args is None
         if getattr(parsed, "no_progress", True) is False and not progress_wanted():
             parsed.no_progress = True

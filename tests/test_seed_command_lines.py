@@ -103,9 +103,12 @@ def test_resemuls_train_flags_keep_their_meaning():
 def test_num_lr_decays_counts_the_stages_as_resemul_does(decays):
     """resemul trains `for stage in range(initial_stage, num_lr_decays)` at
     lr * lr_decay ** stage: N 'decays' are N stages, the first at --lr."""
-    decay = ["--lr-decay", "0.1"] if decays > 1 else []  # one stage never decays
-    config = train_cli.config_from_args(train_cli.parse_args(
-        ["--num-lr-decays", str(decays), "--lr", "0.5", *decay]))
+    args = train_cli.parse_args(["--num-lr-decays", str(decays), "--lr", "0.5",
+                                 "--lr-decay", "0.1"])  # resemul's line, one stage too
+    config = train_cli.config_from_args(args)
+    assert train_cli.seed_flag_notes(args) == ([] if decays > 1 else [
+        "note: --lr-decay 0.1 does not apply to one stage (--num-lr-decays 1): its rate is "
+        "--lr's"])
     assert config.num_stages == decays
     assert [stage.learning_rate for stage in schedule_for(config)] == pytest.approx(
         [0.5 * 0.1 ** k for k in range(decays)])

@@ -63,10 +63,16 @@ RECORDS_CARRY = {
 
 def seed_flag_notes(args) -> list:
     """A note for each of resemul's flags given whose value the records
-    carry now (`RECORDS_CARRY`)."""
-    return [f"note: {flag(dest)} {getattr(args, dest)} is resemul's; the records carry "
-            f"{carried}, so train.py does not use it"
-            for dest, carried in RECORDS_CARRY.items() if dest in (given(args) or ())]
+    carry now (`RECORDS_CARRY`), and for --lr-decay beside resemul's
+    `--num-lr-decays 1` (one stage: no decay), which resemul took."""
+    notes = [f"note: {flag(dest)} {getattr(args, dest)} is resemul's; the records carry "
+             f"{carried}, so train.py does not use it"
+             for dest, carried in RECORDS_CARRY.items() if dest in (given(args) or ())]
+    if ("--num-lr-decays" in getattr(args, "former_names", ()) and args.num_stages == 1
+            and "lr_decay" in (given(args) or ())):
+        notes.append(f"note: --lr-decay {args.lr_decay} does not apply to one stage "
+                     "(--num-lr-decays 1): its rate is --lr's")
+    return notes
 
 
 def add_model_flags(p):
@@ -344,7 +350,8 @@ def check_applicable(args, schedule: str, num_stages: int | None = None,
                                  "with --resume or --initial-stage",
                                  "a new run has no checkpoints", "add --resume")
     num_stages = args.num_stages if num_stages is None else num_stages
-    if "lr_decay" in chosen and schedule == "staged" and num_stages == 1:
+    resemuls = "--num-lr-decays" in getattr(args, "former_names", ())  # its note: the seed's
+    if "lr_decay" in chosen and schedule == "staged" and num_stages == 1 and not resemuls:
         why = ("" if resumed or "num_stages" in chosen else
                ": --from trains its head in one" if from_models(args) else
                ": --quick trains one" if getattr(args, "quick", False) else "")

@@ -117,7 +117,6 @@ def test_every_numeric_flag_has_a_range_said_in_the_help(capsys):
      "Adam unless --optimizer sgd is given); leave it out or use --optimizer sgd"),
     (["--num-stages", "1", "--lr-decay", "0.5"], "--lr-decay applies to a run of two or more "
      "stages only (this run has one stage); leave it out or give --num-stages 2 or more"),
-    (["--num-lr-decays", "1", "--lr-decay", "0.5"], "--lr-decay applies to a run of two or"),
     (["--quick", "--lr-decay", "0.5"], "(this run has one stage: --quick trains one)"),
     (["--from", "MTT_musicnn", "--lr-decay", "0.5"],
      "(this run has one stage: --from trains its head in one)"),
