@@ -168,10 +168,11 @@ def split_rows(paths: list, settings: FolderSettings, what: str | None = "files"
 
 def _refuse_empty_splits(rows: dict, settings: FolderSettings, groups: int,
                          what: str) -> None:
-    """A UserError saying why and what to do when a split with a fraction
-    above 0 (train: always) got no file."""
-    fractions = {"train": 1.0, "val": settings.val_fraction, "test": settings.test_fraction}
-    empty = [name for name in SPLITS if fractions[name] > 0 and not rows[name]]
+    """A UserError saying why and what to do when train, or val with a
+    fraction above 0, got no file: train.py needs both (an empty test
+    split is left out of a run's last evaluation)."""
+    fractions = {"train": 1.0, "val": settings.val_fraction}
+    empty = [name for name in fractions if fractions[name] > 0 and not rows[name]]
     if not empty:
         return
     total = sum(len(r) for r in rows.values())

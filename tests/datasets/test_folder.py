@@ -82,31 +82,35 @@ def test_split_by_folder_keeps_each_album_in_one_split(music):
 
 
 def test_a_split_left_empty_is_refused_unless_its_fraction_is_0(music, tmp_path, capsys):
-    """Whole folders, or too few files, can leave val or test without a
-    file: refused before anything is decoded, as train.py would refuse the
-    records; a fraction of 0 asks for no such split."""
+    """Whole folders, or too few files, can leave val without a file:
+    refused before anything is decoded, as train.py would refuse the
+    records; a fraction of 0 asks for no such split; an empty test split
+    is taken (a run's last evaluation leaves it out)."""
     out = tmp_path / "records"
     code, _, err = call_main(build_folder.main, capsys, music, "--out-dir", out,
-                             "--split-by", "folder", *FLAGS)
-    one_line_error(code, err, "the split leaves test empty (files: train 9, val 3, test 0; "
+                             "--split-by", "folder", "--val-fraction", "0.05",
+                             "--test-fraction", "0.2", *FLAGS)
+    one_line_error(code, err, "the split leaves val empty (files: train 9, val 0, test 3; "
                               "--split-by folder gives each of the 4 folder(s) whole to one "
                               "split); use --split-by file or more folders, raise "
-                              "--test-fraction, or give --test-fraction 0 for no test split")
+                              "--val-fraction, or give --val-fraction 0 for no val split")
     assert not out.exists()
-    plan = plan_folder(str(music), FolderSettings(0.25, 0.0, split_by="folder"),
-                       progress=False)
-    assert [len(plan.splits[s]) for s in ("train", "val", "test")] == [9, 3, 0]
+    for fractions in ((0.25, 0.0), (0.1, 0.1)):
+        plan = plan_folder(str(music), FolderSettings(*fractions, split_by="folder"),
+                           progress=False)
+        assert [len(plan.splits[s]) for s in ("train", "val", "test")] == [9, 3, 0]
     two_albums = [f"{album}/{t:02d}.wav" for album in ("rock", "jazz") for t in range(6)]
-    with pytest.raises(UserError, match=r"leaves val and test empty \(files: train 12, val 0, "
+    with pytest.raises(UserError, match=r"leaves val empty \(files: train 12, val 0, "
                                         r"test 0; --split-by folder gives each of the 2 "):
         split_rows(two_albums, FolderSettings(split_by="folder"))
     with pytest.raises(UserError) as error:
         split_rows(["a.wav", "b.wav", "c.wav"], FolderSettings(0.15), "labelled files")
     assert str(error.value) == (
-        "the split leaves val and test empty (labelled files: train 3, val 0, test 0; "
-        "--val-fraction 0.15 and --test-fraction 0.1 of 3 labelled files round to none); add "
-        "files, raise --val-fraction and --test-fraction, or give --val-fraction and "
-        "--test-fraction 0 for no val and no test split")
+        "the split leaves val empty (labelled files: train 3, val 0, test 0; --val-fraction "
+        "0.15 of 3 labelled files rounds to none); add files, raise --val-fraction, or give "
+        "--val-fraction 0 for no val split")
+    rows = split_rows([f"{i}.wav" for i in range(6)], FolderSettings(0.2, 0.05))
+    assert [len(rows[s]) for s in ("train", "val", "test")] == [5, 1, 0]  # test: not needed
     with pytest.raises(UserError, match=r"leaves train empty \(files: train 0, val 1, test 1;"):
         split_rows(["a.wav", "b.wav"], FolderSettings(val_fraction=0.45, test_fraction=0.45))
     rows = split_rows(["a.wav", "b.wav", "c.wav"], FolderSettings(0.0, 0.0))
@@ -236,8 +240,8 @@ def test_bad_folders_and_flags_are_one_line(music, tmp_path, capsys):
             ([empty], "holds no audio file"),
             ([broken, "--val-fraction", "0", "--test-fraction", "0"],
              "no clip could be decoded (1 skipped, e.g. a.mp3: not decodable"),
-            ([broken], "the split leaves val and test empty (files: train 1, val 0, test 0; "
-                       "--val-fraction 0.1 and --test-fraction 0.1 of 1 file round to none)"),
+            ([broken], "the split leaves val empty (files: train 1, val 0, test 0; "
+                       "--val-fraction 0.1 of 1 file rounds to none)"),
             ([tmp_path / "nope"], "does not exist; name a folder of audio files"),
             ([empty / "sub" / "notes.txt"], "is not a folder"),
             ([music, "--val-fraction", "0.5", "--test-fraction", "0.5"],
