@@ -73,10 +73,11 @@ def check_mapping(mapping: dict, tag_names=None) -> dict:
         if tags == GENRES:
             checked[field] = genres_of(tag_names) if tag_names is not None else GENRES
         elif isinstance(tags, list) and all(isinstance(t, str) for t in tags):
-            unknown = [tag for tag in tags if tag_names is not None and tag not in tag_names]
-            if unknown:  # never chosen, so never mapped: a typo or another model's tag
-                raise UserError(f"musictagger fields: {field} lists {', '.join(unknown)}, "
-                                f"not tags of the model; its tags: {', '.join(tag_names)}")
+            if tag_names is not None and tags and not set(tags) & set(tag_names):
+                # none can be chosen, so the field is never filled (a list may name
+                # several models' tags: each fills it with its own)
+                raise UserError(f"musictagger fields: {field} lists none of the model's "
+                                f"tags ({', '.join(tags)}); its tags: {', '.join(tag_names)}")
             checked[field] = {tag: tag for tag in tags}
         else:
             raise UserError(f"musictagger fields: {field} takes a list of tags or the word "
