@@ -658,14 +658,17 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def check_initial_stage(config: TrainConfig) -> None:
     """A UserError where `initial_stage` has nothing to start from: a later
     stage starts from the run's best model so far, so its folder must hold
-    a run (state.json) and, unless it is resumed, a best model."""
+    a run (state.json) and, unless it is resumed or may go on without
+    one (`drop_damaged_checkpoints`: from the start when none is good), a
+    best model."""
     if config.initial_stage == 0:
         return
     run_dir = run_dir_of(config)
     path = join_path(run_dir, "state.json")
     if not fileio.exists(path):
         held = "no run"
-    elif config.resume or read_state(path).best_checkpoint:
+    elif (config.resume or config.drop_damaged_checkpoints
+          or read_state(path).best_checkpoint):
         return
     else:
         held = "no best model yet"
