@@ -423,7 +423,11 @@ def generate(out_dir, tracks: int = 300, seed: int = 0, seconds: float = 30.0,
     if not metadata_only:
         from tqdm import tqdm
 
+        from tagger.folder_lock import remove_stale_temporaries
+
         root = os.path.join(out_dir, AUDIO_DIR)
+        for folder, _, _ in os.walk(root):  # a killed run's previews in progress
+            remove_stale_temporaries(folder)
         jobs = ((root, _preview_path(cat.digital_ids[t]), cat.attributes[int(cat.artist_of[t])],
                  float(cat.seconds[t]), cat.defects.get(str(cat.track_ids[t])), seed, t)
                 for t in range(tracks)

@@ -17,7 +17,7 @@ from tagger.interpret.excitations import (
     extract_excitations,
     save_table,
 )
-from tagger.interpret.plots import write_excitation_plots
+from tagger.interpret.plots import excitation_figure_names, write_excitation_plots
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,9 +76,8 @@ def _check_plots_dir(config: ExcitationConfig, blocks: int) -> None:
                             "of their own")
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise UserError(f"--plots {folder!r} exists and is not a folder")
-    names = [f"excitations_depth{d}.png" for d in range(blocks)]
-    names += ["excitations_compare_depth0.png", "excitation_spread.png"]
-    for name in names:
+    maps, compared, spread = excitation_figure_names(range(blocks))
+    for name in (*maps, compared, spread):
         destination.check_destination(posixpath.join(folder, name), "--plots",
                                       kind="a figure of ours", recognise=is_our_figure,
                                       overwrite=config.overwrite)

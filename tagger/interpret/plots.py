@@ -127,17 +127,22 @@ def write_excitation_plots(table, out_dir: str, depths=None, compare_tags=None) 
     depths = list(depths) if depths else ex.default_depths(table)
     ex.check_depths(table, depths)
     compare = list(compare_tags) if compare_tags else ex.default_compare_tags(table)
-    paths = []
-    for depth in depths:
-        paths.append(save_figure(plot_tag_excitation_map(table, depth),
-                                 join_path(out_dir, f"excitations_depth{depth}.png")))
     first = ex.depths_of(table)[0]
+    maps, compared, spread = excitation_figure_names(depths, first)
+    paths = [save_figure(plot_tag_excitation_map(table, depth), join_path(out_dir, name))
+             for depth, name in zip(depths, maps)]
     if compare:
         paths.append(save_figure(plot_tag_excitations(table, first, compare),
-                                 join_path(out_dir, f"excitations_compare_depth{first}.png")))
-    paths.append(save_figure(plot_tag_spread(table),
-                             join_path(out_dir, "excitation_spread.png")))
+                                 join_path(out_dir, compared)))
+    paths.append(save_figure(plot_tag_spread(table), join_path(out_dir, spread)))
     return paths
+
+
+def excitation_figure_names(depths, first: int = 0) -> tuple:
+    """The names `write_excitation_plots` gives its figures: ([one per
+    depth], the tags compared at depth `first`, the spread)."""
+    return ([f"excitations_depth{d}.png" for d in depths],
+            f"excitations_compare_depth{first}.png", "excitation_spread.png")
 
 
 # ---------------------------------------------------------------- attention

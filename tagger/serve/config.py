@@ -8,9 +8,9 @@ from tagger.errors import UserError
 
 DEFAULT_HOST = "127.0.0.1"  # this machine only: see docs/commands/serve.md for a public host
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-# the largest limits taken: a batch allocated at start-up (4096 of the longest
-# windows, 59049 samples: about 1 GB), a wait past which requests time out anyway,
-# decoder threads
+# the largest limits taken: a batch allocated at start-up (4096 windows: about 1 GB
+# of one-segment windows of 59049 samples, N times that for N-segment windows), a
+# wait past which requests time out anyway, decoder threads
 MAX_BATCH, MAX_WAIT_MS, MAX_WORKERS = 4096, 60_000.0, 256
 
 

@@ -156,9 +156,10 @@ def test_excitation_tables_are_recognised(tmp_path):
     from tagger.interpret.excitations import save_table
 
     table = pd.DataFrame({"clip_id": range(3000), "depth": 0,
-                          "ex": [np.full(16, 0.5, np.float32)] * 3000})  # columns past 64 KB
+                          "ex": [np.full(64, i, np.float32) for i in range(3000)]})  # 800 KB
     save_table(table, str(tmp_path / "t.pkl"))
-    assert is_excitation_table(str(tmp_path / "t.pkl"))
+    assert (tmp_path / "t.pkl").stat().st_size > 2 * 2**16 and is_excitation_table(
+        str(tmp_path / "t.pkl"))
     save_table(pd.DataFrame({"scores": [0.5]}), str(tmp_path / "mine.pkl"))  # a user's frame
     assert not is_excitation_table(str(tmp_path / "mine.pkl"))
     (tmp_path / "song.wav").write_bytes(b"RIFF....WAVE")
