@@ -9,6 +9,7 @@ import sqlite3
 import numpy as np
 import pytest
 
+from tagger import fileio
 from tagger.commands.synthetic_msd import main
 from tagger.datasets.msd.tags import CALS_TAGS, CLASSIC_TAGS, KNOWN_BROKEN_IDS
 from tagger.datasets.pickle2 import load_py2
@@ -135,6 +136,38 @@ def test_an_unfinished_run_is_finished_by_the_same_run(tmp_path, monkeypatch):
     generate(str(tmp_path / "x"), tracks=40, seed=3, metadata_only=True, progress=False)
     generate(str(tmp_path / "y"), tracks=40, seed=3, metadata_only=True, progress=False)
     assert _digest(tmp_path / "x") == _digest(tmp_path / "y")  # as a run never stopped
+
+
+@pytest.mark.slow  # a process that has ended, as a killed run's writer
+def test_a_run_stopped_among_its_previews_keeps_them(tmp_path, monkeypatch):
+    import subprocess
+
+    import tagger.datasets.synthetic as mtt_synthetic
+
+    write, calls = mtt_synthetic.write_whole, []
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a writer that has ended: its temporary is a killed run's
+
+    def stopped_at_the_sixth(path, data):
+        calls.append(path)
+        if len(calls) == 6:
+            left = fileio.temporary_path(path).replace(f"-{os.getpid()}-", f"-{gone.pid}-")
+            with open(left, "wb") as f:  # as a kill leaves it
+                f.write(data[:10])
+            raise KeyboardInterrupt
+        write(path, data)
+
+    monkeypatch.setattr(mtt_synthetic, "write_whole", stopped_at_the_sixth)
+    out = tmp_path / "x"
+    with pytest.raises(KeyboardInterrupt):
+        generate(str(out), tracks=40, seed=3, seconds=1.0, workers=1, progress=False)
+    monkeypatch.undo()
+    kept = {p: p.stat().st_ino for p in (out / "audio").rglob("*.mp3")}
+    assert len(kept) == 5 and len(list((out / "audio").rglob(".*.tmp"))) == 1
+    generate(str(out), tracks=40, seed=3, seconds=1.0, workers=1, progress=False)
+    generate(str(tmp_path / "y"), tracks=40, seed=3, seconds=1.0, workers=1, progress=False)
+    assert _digest(out) == _digest(tmp_path / "y")  # the kill's temporary removed too
+    assert {p: p.stat().st_ino for p in kept} == kept
 
 
 @pytest.mark.parametrize("workers", [0, -1])
