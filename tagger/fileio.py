@@ -272,7 +272,7 @@ def not_a_file_error(path: str) -> OSError | None:
 
 
 @contextlib.contextmanager
-def replacing(path: str, mode: str | None = None, check=None):
+def replacing(path: str, mode: str | None = None, check=None, durable: bool = True):
     """Writes `path` whole or not at all: yields a fresh temporary name
     beside it (`temporary_path`), or with `mode` ("wb", "w") that file
     opened, and renames the temporary over `path` when the block ends. When
@@ -284,7 +284,9 @@ def replacing(path: str, mode: str | None = None, check=None):
     its folder after it, so that after a power cut `path` holds the old
     bytes or the new ones, never an empty file (file systems without
     ext4's flush on rename, XFS for one, may otherwise keep the rename
-    and lose the data).
+    and lose the data). `durable=False` leaves the flushes out: whole or
+    absent after a kill still, not after a power cut (a generated file,
+    made again).
 
         with fileio.replacing(path) as tmp:
             sqlite3.connect(tmp).close()
@@ -298,20 +300,20 @@ def replacing(path: str, mode: str | None = None, check=None):
         else:
             with open_file(tmp, mode) as f:
                 yield f
-        move_into_place(tmp, path, check)
+        move_into_place(tmp, path, check, durable)
     except BaseException:
         remove_quietly(tmp)
         raise
 
 
-def move_into_place(written: str, path: str, check=None) -> None:
+def move_into_place(written: str, path: str, check=None, durable: bool = True) -> None:
     """Renames `written`, complete, over `path` as `replacing` does: a local
     `written` (a file, or a folder with everything in it, `sync_tree`)
     flushed to the disk first and its folder after; `check()`, when given,
     called just before the rename. For what is written under a name of its
     own before it is put in place (a resumable download's `.part`, a file
-    another program wrote in a scratch folder)."""
-    local = is_local(written)
+    another program wrote in a scratch folder). `durable=False`: no flush."""
+    local = is_local(written) and durable
     if local:
         sync_tree(written)
     if check is not None:
@@ -366,14 +368,14 @@ def sync(path: str) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str, data: bytes | str) -> None:
-    """Writes `data` to `path` through `replacing`. A `path` that is a
-    folder, a FIFO or a device is never replaced: that is a UserError
-    naming it."""
+def write_atomic(path: str, data: bytes | str, durable: bool = True) -> None:
+    """Writes `data` to `path` through `replacing` (`durable`: flushed to
+    the disk). A `path` that is a folder, a FIFO or a device is never
+    replaced: that is a UserError naming it."""
     refused = not_a_file_error(path)
     if refused:
         raise UserError(f"cannot write {str(path)!r}: {describe_os_error(refused)}")
-    with replacing(path, "wb") as f:
+    with replacing(path, "wb", durable=durable) as f:
         f.write(data.encode() if isinstance(data, str) else data)
 
 

@@ -679,27 +679,14 @@ def _write_clip(job):
         if data is None:  # garbage: random bytes without 0xFF, no MP3 frame sync
             data = np.random.default_rng([seed, 4, row.clip_id]).integers(
                 0, 255, 4096, dtype=np.uint8).tobytes()
-        write_whole(path, data)
+        fileio.write_atomic(path, data, durable=False)  # a kill: whole or absent
         return
     audio = render_clip(row.attributes, seconds, SAMPLE_RATE,
                         np.random.default_rng([seed, 2, row.track, row.part]))
     data = encode_mp3(audio, SAMPLE_RATE)
     if row.broken == "truncated":  # keep about one second of the stream
         data = data[:int(len(data) * min(1.0, seconds / 3.0) / seconds)]
-    write_whole(path, data)
-
-
-def write_whole(path: str, data: bytes) -> None:
-    """`path` written under a temporary name and renamed: whole or absent
-    after a kill (not flushed to the disk: a generated file, made again)."""
-    tmp = fileio.temporary_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        fileio.remove_quietly(tmp)
-        raise
+    fileio.write_atomic(path, data, durable=False)  # a kill: whole or absent
 
 
 def encode_mp3(audio, sample_rate: int) -> bytes:

@@ -256,10 +256,11 @@ def _write_preview(job):
         return
     os.makedirs(os.path.dirname(full), exist_ok=True)
     if kind in ("empty", "known_broken"):
-        mtt_synthetic.write_whole(full, b"")
+        fileio.write_atomic(full, b"", durable=False)
         return
     audio = render_clip(attributes, seconds, SAMPLE_RATE, np.random.default_rng([seed, 103, t]))
-    mtt_synthetic.write_whole(full, mtt_synthetic.encode_mp3(audio, SAMPLE_RATE))
+    fileio.write_atomic(full, mtt_synthetic.encode_mp3(audio, SAMPLE_RATE),
+                        durable=False)  # a kill: whole or absent
 
 
 def _write_db(path: str, statements, rows_by_table, indexes=()) -> None:

@@ -142,22 +142,20 @@ def test_an_unfinished_run_is_finished_by_the_same_run(tmp_path, monkeypatch):
 def test_a_run_stopped_among_its_previews_keeps_them(tmp_path, monkeypatch):
     import subprocess
 
-    import tagger.datasets.synthetic as mtt_synthetic
-
-    write, calls = mtt_synthetic.write_whole, []
+    write, calls = fileio.write_atomic, []
     gone = subprocess.Popen(["true"])
     gone.wait()  # a writer that has ended: its temporary is a killed run's
 
-    def stopped_at_the_sixth(path, data):
-        calls.append(path)
+    def stopped_at_the_sixth(path, data, durable=True):
+        calls.extend([path] if "audio" in str(path) else [])  # the previews
         if len(calls) == 6:
             left = fileio.temporary_path(path).replace(f"-{os.getpid()}-", f"-{gone.pid}-")
             with open(left, "wb") as f:  # as a kill leaves it
                 f.write(data[:10])
             raise KeyboardInterrupt
-        write(path, data)
+        write(path, data, durable)
 
-    monkeypatch.setattr(mtt_synthetic, "write_whole", stopped_at_the_sixth)
+    monkeypatch.setattr(fileio, "write_atomic", stopped_at_the_sixth)
     out = tmp_path / "x"
     with pytest.raises(KeyboardInterrupt):
         generate(str(out), tracks=40, seed=3, seconds=1.0, workers=1, progress=False)
