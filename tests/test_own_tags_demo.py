@@ -133,7 +133,7 @@ def test_the_labels_step_writes_the_labels_csv_build_folder_reads(tmp_path):
     from tagger.demos.own_tags import OwnTagsDemoConfig, labels_step
 
     music = os.fsencode(tmp_path / "music")
-    names = (b"1\xff.wav", b"2\\x.wav", b"3.wav", b"4.wav")
+    names = (b"1\xff.wav", b"2\\x.wav", b"3.wav", b"4.wav", b"5.wav", b"6.wav")
     for folder in (b"caf\xe9", b"rock"):
         os.makedirs(os.path.join(music, folder))
         for name in names:
@@ -141,9 +141,9 @@ def test_the_labels_step_writes_the_labels_csv_build_folder_reads(tmp_path):
                 pass
     config = OwnTagsDemoConfig(work_dir=str(tmp_path / "work"), per_tag=4)
     lines = list(labels_step(config, os.fsdecode(music)))
-    assert lines[-1].endswith(" 2 of 4 files, rock 2 of 4 files; the other files are held out")
+    assert lines[-1].endswith(" 3 of 6 files, rock 3 of 6 files; the other files are held out")
     read = read_labels(str(tmp_path / "work" / "labels.csv"), audio_files(os.fsdecode(music)))
-    assert len(read) == 4
+    assert len(read) == 6
     for path, tags in read.items():
         folder, name = os.fsencode(path).split(b"/")
         assert name in names and tags == {"caf\\xe9" if folder == b"caf\xe9" else "rock"}
@@ -157,7 +157,7 @@ def test_a_folder_whose_name_cannot_be_a_tag_is_left_out_with_a_line(tmp_path):
     music = tmp_path / "music"
     for folder in ("Rock; Pop", " jazz", "low", "high"):
         (music / folder).mkdir(parents=True)
-        for i in range(4):
+        for i in range(6):
             (music / folder / f"{i}.wav").touch()
     config = OwnTagsDemoConfig(work_dir=str(tmp_path / "work"), per_tag=4)
     lines = list(labels_step(config, str(music)))
@@ -168,8 +168,38 @@ def test_a_folder_whose_name_cannot_be_a_tag_is_left_out_with_a_line(tmp_path):
         "CSV; rename it to make it a tag"]
     with open(tmp_path / "work" / "labels.csv") as f:
         rows = list(csv.DictReader(f))
-    assert sorted(row["tags"] for row in rows) == ["high", "high", "low", "low"]
+    assert sorted(row["tags"] for row in rows) == ["high"] * 3 + ["low"] * 3
     assert all(row["path"].split("/")[0] == row["tags"] for row in rows)
+
+
+@pytest.mark.parametrize("files, per_tag, advice", [
+    (4, 10, "give more folders, or folders of more files"),
+    (8, 1, "give --per-tag 3 or more files per tag, or more folders, or folders of more "
+           "files"),
+])
+def test_labelled_files_too_few_to_validate_are_refused_in_the_demos_terms(
+        tmp_path, files, per_tag, advice):
+    """Two folders of 4 files label 2 each: the build's tenth for
+    validation rounds to none. The demo says so with its own flags (the
+    builder's message names --val-fraction, which the demo lacks), before
+    labels.csv is written."""
+    from tagger.demos.own_tags import OwnTagsDemoConfig, labels_step
+    from tagger.errors import UserError
+
+    music = tmp_path / "music"
+    for folder in ("high", "low"):
+        (music / folder).mkdir(parents=True)
+        for i in range(files):
+            (music / folder / f"{i}.wav").touch()
+    config = OwnTagsDemoConfig(work_dir=str(tmp_path / "work"), per_tag=per_tag)
+    labelled = min(per_tag, files // 2)
+    with pytest.raises(UserError) as error:
+        list(labels_step(config, str(music)))
+    assert str(error.value) == (
+        f"the {2 * labelled} labelled files (high {labelled}, low {labelled}; at most half "
+        "of each folder's files) are too few for the build to keep a tenth of them for "
+        f"validation; {advice}")
+    assert not (tmp_path / "work" / "labels.csv").exists()
 
 
 def test_the_demo_learns_on_the_musicnn_package_by_default():

@@ -131,7 +131,8 @@ def labels_step(config: OwnTagsDemoConfig, music: str):
     """`work_dir/labels.csv`: up to `per_tag` files of each tag (at most
     half of its files), drawn with the seed. A folder whose name cannot be
     a tag as it is (`tag_problem`: a ';'; or spaces at its ends, which the
-    CSV drops) is left out with a line. Returns its path."""
+    CSV drops) is left out with a line; labelled files too few for the
+    build to keep one for validation are refused. Returns its path."""
     import numpy as np
 
     from tagger.datasets.labels_csv import labels_text
@@ -154,6 +155,7 @@ def labels_step(config: OwnTagsDemoConfig, music: str):
         chosen = sorted(rng.permutation(files)[:min(config.per_tag, len(files) // 2)])
         rows += [(str(path), [fileio.path_text(tag)]) for path in chosen]
         counts[tag] = len(chosen)
+    _check_split(config, {tag: len(files) for tag, files in tags.items()}, counts)
     path = join_path(config.work_dir, "labels.csv")
     fileio.makedirs(config.work_dir)
     fileio.write_atomic(path, labels_text(rows))
@@ -161,6 +163,35 @@ def labels_step(config: OwnTagsDemoConfig, music: str):
                                             for tag, n in counts.items())
            + "; the other files are held out")
     return path
+
+
+def _labelled_split_empty(labelled: int, seed: int) -> bool:
+    """Whether build_folder's default split of `labelled` files leaves its
+    train or val split empty."""
+    from tagger.datasets.folder import FolderSettings, split_rows
+
+    rows = split_rows([str(i) for i in range(labelled)], FolderSettings(seed=seed), what=None)
+    return not rows["train"] or not rows["val"]
+
+
+def _check_split(config: OwnTagsDemoConfig, sizes: dict, counts: dict) -> None:
+    """A UserError in the demo's terms when the labelled files (`counts`,
+    of folders of `sizes` files) are too few for the build to keep one for
+    validation; it names the --per-tag that would do, where one would."""
+    from tagger.errors import UserError
+
+    labelled = sum(counts.values())
+    if not _labelled_split_empty(labelled, config.seed):
+        return
+    enough = next((n for n in range(config.per_tag + 1, max(sizes.values()) // 2 + 1)
+                   if not _labelled_split_empty(
+                       sum(min(n, size // 2) for size in sizes.values()), config.seed)),
+                  None)
+    advice = (f"give --per-tag {enough} or more files per tag, or " if enough else "give ")
+    raise UserError(
+        f"the {labelled} labelled files ({', '.join(f'{tag} {n}' for tag, n in counts.items())}"
+        f"; at most half of each folder's files) are too few for the build to keep a tenth "
+        f"of them for validation; {advice}more folders, or folders of more files")
 
 
 def _folder_problem(folder: str) -> str | None:
