@@ -11,6 +11,7 @@ that a path may hold the bytes of a file name that is not
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 import numpy as np
@@ -241,7 +242,7 @@ def load_split_lists(folder: str) -> dict:
     line). Paths are mapped to the audio files' `.mp3` names. An optional
     `student.txt` (or `unlabelled.txt`) lists clips whose labels are not
     used: they form the unlabelled `student` split. (`plan_mtt` refuses a
-    clip in two lists.)
+    clip listed twice.)
     """
     return {split: [_as_mp3(p) for p in _read_list(join_path(folder, name))]
             for split, name in split_list_files(folder).items()}
@@ -265,10 +266,19 @@ def split_list_files(folder: str) -> dict:
     return files
 
 
-def _check_disjoint(folder: str, lists: dict) -> None:
-    """A UserError naming the first two lists of `folder` (`lists`: split
-    -> paths) that share a clip: a test clip must not be trained on."""
+def _check_each_clip_once(folder: str, lists: dict) -> None:
+    """A UserError naming the first list of `folder` (`lists`: split ->
+    paths) that lists a clip twice (its records would be written twice),
+    or the first two lists that share a clip (a test clip must not be
+    trained on)."""
     splits = list(lists)
+    for split in splits:
+        repeated = [p for p, n in collections.Counter(lists[split]).items() if n > 1]
+        if repeated:
+            raise UserError(
+                f"split folder {folder!r}: {split_list_files(folder)[split]} lists "
+                f"{len(repeated)} clip(s) more than once, e.g. {repeated[0]!r}; list each "
+                "clip once")
     for i, split in enumerate(splits):
         earlier = set(lists[split])
         for other in splits[i + 1:]:
@@ -408,7 +418,7 @@ def _rows_from_lists(annotations: Annotations, lists: dict, folder: str):
                 "this dataset")
         rows[split] = [row_of[p] for p in paths]
         seen.update(rows[split])
-    _check_disjoint(folder, lists)
+    _check_each_clip_once(folder, lists)
     return rows, len(annotations.paths) - len(seen)
 
 

@@ -118,7 +118,8 @@ def test_text_split_lists(small_csv, tmp_path):
 
 
 def test_a_clip_in_two_split_lists_is_refused(small_csv, tmp_path):
-    """A test clip that a train list also names would be trained on."""
+    """A test clip that a train list also names would be trained on; a
+    clip listed twice in one list, written twice."""
     folder = tmp_path / "lists"
     folder.mkdir()
     (folder / "train.txt").write_text("0/a-b-01-c-0-29.npy\nf/a-b-04-c-0-29.npy\n"
@@ -142,6 +143,13 @@ def test_a_clip_in_two_split_lists_is_refused(small_csv, tmp_path):
     plan = mtt.plan_mtt(str(small_csv), settings)
     assert [[c.clip_id for c in plan.splits[s]] for s in ("train", "val", "student")] == [
         [2], [5], [12]]
+    # the same clip twice in one list (as .npy and .mp3): its records would be written twice
+    (folder / "train.txt").write_text("0/a-b-01-c-0-29.npy\n0/a-b-01-c-0-29.mp3\n")
+    with pytest.raises(UserError) as error:
+        mtt.plan_mtt(str(small_csv), settings)
+    assert str(error.value) == (
+        f"split folder {str(folder)!r}: train.txt lists 1 clip(s) more than once, e.g. "
+        "'0/a-b-01-c-0-29.mp3'; list each clip once")
 
 
 @pytest.mark.parametrize("name", ["train.txt", "train_list_pub.cP", "student.txt"])
