@@ -32,8 +32,8 @@ def train_rounds(config, rounds: int = 1, log=None) -> dict:
                         "name a --teacher or --distil")
     name = config.run_name or default_run_name(config)
     names = [name if r == 1 else f"{name}-round{r}" for r in range(1, rounds + 1)]
-    for each in names:  # every round's, before the first trains
-        check_initial_stage(dataclasses.replace(config, run_name=each))
+    for r, each in enumerate(names, 1):  # every round's, before the first trains
+        check_initial_stage(dataclasses.replace(config, run_name=each), r, rounds)
     metrics = None
     for r in range(1, rounds + 1):
         current = dataclasses.replace(config, run_name=names[r - 1])

@@ -190,6 +190,20 @@ def test_initial_stage_goes_on_from_a_runs_best_model(capsys, tmp_path):
     one_line_error(code, err, "dataset_info.json' not found")  # past the check, at the data
 
 
+def test_initial_stage_over_rounds_names_the_round_without_a_run(capsys, tmp_path):
+    """Round 2's folder is named after --run-name, not by it: the advice
+    restarts round 1 alone, then resumes the rounds."""
+    write_run(tmp_path / "run", state={"best_checkpoint": "best-00001"})
+    code, _, err = call_main(train_cli.main, capsys, "--initial-stage", "1", "--rounds", "2",
+                             "--teacher", tmp_path / "teacher.keras",
+                             "--train-dir", tmp_path, "--run-name", "run",
+                             "--data-dir", tmp_path / "missing")
+    one_line_error(code, err, "--initial-stage 1 restarts every round at that stage from its "
+                   f"best model, and round 2 of 2's run {str(tmp_path / 'run-round2')!r} "
+                   "holds no run; restart the rounds before it with --rounds 1 and "
+                   "--initial-stage, then train the rest with --rounds 2 --resume")
+
+
 def test_quick_resumes_only_a_quick_run(capsys, tmp_path):
     write_run(tmp_path / "plain")
     write_run(tmp_path / "quick", "--quick")
