@@ -536,6 +536,9 @@ def test_not_a_database_is_one_line(tmp_path, capsys):
     assert code == 2 and "not a results database" in err
     code, _, err = export(capsys, "export", "--db", tmp_path / "none.sqlite")
     assert code == 2 and "not found" in err
+    code, _, err = export(capsys, "export", "--db", tmp_path)
+    assert code == 2 and err.strip().endswith(
+        f"--db {str(tmp_path)!r} is a folder; give the database file tag.py --db wrote"), err
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ import sqlite3
 import numpy as np
 
 from tagger.errors import UserError
-from tagger.fileio import path_text
+from tagger.fileio import not_a_file, path_text
 from tagger.inference.library import results_db
 
 
@@ -40,6 +40,10 @@ class ResultsReader:
 
     def __init__(self, path: str):
         self.path = str(path)
+        kind = not_a_file(self.path)
+        if kind:
+            raise UserError(f"--db {self.path!r} is {kind}; give the database file tag.py "
+                            "--db wrote")
         if not os.path.isfile(self.path):
             raise UserError(f"--db {self.path!r} not found; write one with tag.py MODEL FOLDER "
                             f"--db {self.path}")
