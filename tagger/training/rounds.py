@@ -17,7 +17,7 @@ def train_rounds(config, rounds: int = 1, log=None) -> dict:
     again). `log(line)` hears which round starts with which teacher (when
     there is more than one). Returns the last round's metrics."""
     from tagger.config import join_path
-    from tagger.training.run import check_initial_stage, default_run_name, train
+    from tagger.training.run import check_initial_stage, default_run_name, run_dir_of, train
 
     if config.pretrained.from_model:  # one run: its head, and fine-tuning if asked
         from tagger.training import head_run
@@ -32,8 +32,15 @@ def train_rounds(config, rounds: int = 1, log=None) -> dict:
                         "name a --teacher or --distil")
     name = config.run_name or default_run_name(config)
     names = [name if r == 1 else f"{name}-round{r}" for r in range(1, rounds + 1)]
-    for r, each in enumerate(names, 1):  # every round's, before the first trains
-        check_initial_stage(dataclasses.replace(config, run_name=each), r, rounds)
+    if rounds > 1 and config.initial_stage > 0:
+        first = run_dir_of(dataclasses.replace(config, run_name=name))
+        raise UserError(
+            f"--initial-stage restarts one run, and --rounds {rounds} trains {rounds}, each "
+            "round's teacher the model of the round before, which a restart of that round "
+            "replaces; restart one round: the first with --rounds 1, a later one as a run of "
+            f"its own (round 2: --run-name {names[1]} --teacher "
+            f"{join_path(first, 'model.keras')})")
+    check_initial_stage(dataclasses.replace(config, run_name=name))
     metrics = None
     for r in range(1, rounds + 1):
         current = dataclasses.replace(config, run_name=names[r - 1])

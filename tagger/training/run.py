@@ -655,13 +655,12 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (int(seed) * 1_000_003 + int(epoch)) % (2**31 - 1)
 
 
-def check_initial_stage(config: TrainConfig, round_number: int = 1, rounds: int = 1) -> None:
+def check_initial_stage(config: TrainConfig) -> None:
     """A UserError where `initial_stage` has nothing to start from: a later
     stage starts from the run's best model so far, so its folder must hold
     a run (state.json) and, unless it is resumed or may go on without
     one (`drop_damaged_checkpoints`: from the start when none is good), a
-    best model. `round_number` of `rounds`: the noisy-student round whose
-    run `config` names (`train_rounds` checks every round's)."""
+    best model."""
     if config.initial_stage == 0:
         return
     run_dir = run_dir_of(config)
@@ -673,12 +672,6 @@ def check_initial_stage(config: TrainConfig, round_number: int = 1, rounds: int 
         return
     else:
         held = "no best model yet"
-    if round_number > 1:
-        raise UserError(
-            f"--initial-stage {config.initial_stage} restarts every round at that stage from "
-            f"its best model, and round {round_number} of {rounds}'s run {run_dir!r} holds "
-            f"{held}; restart the rounds before it with --rounds {round_number - 1} and "
-            f"--initial-stage, then train the rest with --rounds {rounds} --resume")
     raise UserError(f"--initial-stage {config.initial_stage} starts from the best model of "
                     f"an earlier run, and {run_dir!r} holds {held}; leave it out to start a "
                     "new run, or name that run with --run-name and --train-dir")

@@ -190,18 +190,21 @@ def test_initial_stage_goes_on_from_a_runs_best_model(capsys, tmp_path):
     one_line_error(code, err, "dataset_info.json' not found")  # past the check, at the data
 
 
-def test_initial_stage_over_rounds_names_the_round_without_a_run(capsys, tmp_path):
-    """Round 2's folder is named after --run-name, not by it: the advice
-    restarts round 1 alone, then resumes the rounds."""
+def test_initial_stage_over_rounds_is_refused(capsys, tmp_path):
+    """Each round after the first learns from the round before, which a
+    restart retrains: a later round would go on from its best model on
+    another teacher. Refused before anything trains, naming how to restart
+    one round."""
     write_run(tmp_path / "run", state={"best_checkpoint": "best-00001"})
     code, _, err = call_main(train_cli.main, capsys, "--initial-stage", "1", "--rounds", "2",
                              "--teacher", tmp_path / "teacher.keras",
                              "--train-dir", tmp_path, "--run-name", "run",
                              "--data-dir", tmp_path / "missing")
-    one_line_error(code, err, "--initial-stage 1 restarts every round at that stage from its "
-                   f"best model, and round 2 of 2's run {str(tmp_path / 'run-round2')!r} "
-                   "holds no run; restart the rounds before it with --rounds 1 and "
-                   "--initial-stage, then train the rest with --rounds 2 --resume")
+    one_line_error(code, err, "--initial-stage restarts one run, and --rounds 2 trains 2, "
+                   "each round's teacher the model of the round before, which a restart of "
+                   "that round replaces; restart one round: the first with --rounds 1, a "
+                   "later one as a run of its own (round 2: --run-name run-round2 --teacher "
+                   f"{str(tmp_path / 'run' / 'model.keras')})")
 
 
 def test_quick_resumes_only_a_quick_run(capsys, tmp_path):
