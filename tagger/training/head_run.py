@@ -158,7 +158,8 @@ class HeadRun(runs.Run):
         self.state.base_model_sha256 = started_models.kept(
             self.state.base_model_sha256,
             [(f"--from {body.name!r}", body.fingerprint) for body in self.bodies],
-            self.run_dir, started_models.trained(self.state), self._log)
+            self.run_dir, started_models.trained(self.state), self._log,
+            started_models.continuing_flag(self.config))
 
     # -- the model -------------------------------------------------------------
     def _build_model(self):

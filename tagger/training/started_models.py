@@ -25,12 +25,19 @@ def trained(state: RunState) -> bool:
     return bool(state.history or state.last_checkpoint or state.best_checkpoint)
 
 
+def continuing_flag(config: TrainConfig) -> str:
+    """The flag that continues the run of `config`: --resume, or
+    --initial-stage's restart of a later stage."""
+    return "--resume" if config.resume else f"--initial-stage {config.initial_stage}"
+
+
 def kept(started: str | None, files: list, run_dir: str, has_trained: bool,
-         log=print) -> str:
+         log=print, flag: str = "--resume") -> str:
     """The SHA-256 of `files` ((flag and name, SHA-256) of each, in order)
-    joined, for state.json; a UserError when the run in `run_dir` started
-    on other files (`started`: what its state.json keeps). None kept: a run
-    that `has_trained` says it takes these files as its own."""
+    joined, for state.json; a UserError, naming the continuing `flag`, when
+    the run in `run_dir` started on other files (`started`: what its
+    state.json keeps). None kept: a run that `has_trained` says it takes
+    these files as its own."""
     now = "+".join(sha256 for _, sha256 in files)
     names = " ".join(name for name, _ in files)
     if started is None and has_trained:
@@ -39,7 +46,7 @@ def kept(started: str | None, files: list, run_dir: str, has_trained: bool,
             "kept from now on")
     elif started is not None and started != now:
         raise UserError(
-            f"--resume: {names} is now the file of SHA-256 {now}, but "
+            f"{flag}: {names} is now the file of SHA-256 {now}, but "
             f"the run in {run_dir!r} was started on the file of SHA-256 {started}; "
             "put that file back to continue the run, or start a new one with --run-name")
     return now
@@ -68,7 +75,7 @@ def teachers_sha256(config: TrainConfig, state: RunState, run_dir: str,
                         for _, path in files):
         return state.teacher_sha256
     return kept(state.teacher_sha256, [(name, model_fingerprint(path)) for name, path in files],
-                run_dir, trained(state), log)
+                run_dir, trained(state), log, continuing_flag(config))
 
 
 def check_teachers(config: TrainConfig, run_dir: str) -> None:
