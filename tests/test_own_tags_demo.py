@@ -173,32 +173,36 @@ def test_a_folder_whose_name_cannot_be_a_tag_is_left_out_with_a_line(tmp_path):
 
 
 @pytest.mark.parametrize("files, per_tag, advice", [
-    (4, 10, "give more folders, or folders of more files"),
-    (8, 1, "give --per-tag 3 or more files per tag, or more folders, or folders of more "
-           "files"),
+    ((4, 4), 10, "give more folders, or folders of more files"),
+    ((8, 8), 1, "give --per-tag 3 or more files per tag, or more folders, or folders of "
+                "more files"),
+    ((4, 20), 1, "give --per-tag 4 or more files per tag, or more folders, or folders of "
+                 "more files"),
+    ((4, 6), 10, "give more folders, or folders of more files"),
 ])
 def test_labelled_files_too_few_to_validate_are_refused_in_the_demos_terms(
         tmp_path, files, per_tag, advice):
-    """Two folders of 4 files label 2 each: the build's tenth for
-    validation rounds to none. The demo says so with its own flags (the
-    builder's message names --val-fraction, which the demo lacks), before
-    labels.csv is written."""
+    """Five labelled files or fewer: the build's tenth for validation rounds
+    to none (two folders of 4 files, the fewest a tag takes, label 2 each).
+    The demo says so with its own flags (the builder's message names
+    --val-fraction, which the demo lacks), and the --per-tag that would
+    do where one would, before labels.csv is written."""
     from tagger.demos.own_tags import OwnTagsDemoConfig, labels_step
     from tagger.errors import UserError
 
     music = tmp_path / "music"
-    for folder in ("high", "low"):
+    for folder, count in zip(("high", "low"), files):
         (music / folder).mkdir(parents=True)
-        for i in range(files):
+        for i in range(count):
             (music / folder / f"{i}.wav").touch()
     config = OwnTagsDemoConfig(work_dir=str(tmp_path / "work"), per_tag=per_tag)
-    labelled = min(per_tag, files // 2)
+    high, low = (min(per_tag, count // 2) for count in files)
     with pytest.raises(UserError) as error:
         list(labels_step(config, str(music)))
     assert str(error.value) == (
-        f"the {2 * labelled} labelled files (high {labelled}, low {labelled}; at most half "
-        "of each folder's files) are too few for the build to keep a tenth of them for "
-        f"validation; {advice}")
+        f"the {high + low} labelled files (high {high}, low {low}; at most half of each "
+        "folder's files) are too few for the build to keep a tenth of them for validation; "
+        f"{advice}")
     assert not (tmp_path / "work" / "labels.csv").exists()
 
 
