@@ -129,6 +129,17 @@ def test_student_split_is_unlabelled_and_refused_for_evaluation(msd_builds, sour
         require_labelled(info, "student")
 
 
+def test_an_audio_dir_that_is_missing_or_a_file_is_one_line(synthetic_msd, tmp_path):
+    data_dir, _ = synthetic_msd
+    for path, said in ((tmp_path / "none", "does not exist; pass --audio-dir"),
+                       (f"{data_dir}/lastfm_tags.db", "is a file, not a folder; give the "
+                                                     "folder of the audio with --audio-dir")):
+        with pytest.raises(UserError) as error:
+            plan_msd(data_dir, MsdSettings("cals", f"{data_dir}/cals", audio_dir=str(path)),
+                     progress=False)
+        assert str(error.value) == f"audio folder {str(path)!r} {said}"
+
+
 def test_layouts_resolve_by_msd_id(synthetic_msd, tmp_path):
     """The same tracks under A/B/C/TR....mp3 are found by auto-detection."""
     data_dir, _ = synthetic_msd
