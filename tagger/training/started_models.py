@@ -32,7 +32,7 @@ def continuing_flag(config: TrainConfig) -> str:
 
 
 def kept(started: str | None, files: list, run_dir: str, has_trained: bool,
-         log=print, flag: str = "--resume") -> str:
+         log, flag: str) -> str:
     """The SHA-256 of `files` ((flag and name, SHA-256) of each, in order)
     joined, for state.json; a UserError, naming the continuing `flag`, when
     the run in `run_dir` started on other files (`started`: what its

@@ -494,7 +494,10 @@ def test_a_resume_whose_teacher_file_was_replaced_is_refused(raw_records, two_te
         "to continue the run, or start a new one with --run-name")
     with pytest.raises(UserError) as refused:  # a later stage's restart: the same, its flag named
         Run(dataclasses.replace(config, initial_stage=1, num_stages=2), *parts)._open_run_dir()
-    assert str(refused.value).startswith(f"--initial-stage 1: {flag} {teacher!r} is now the file")
+    assert str(refused.value) == (
+        f"--initial-stage 1: {flag} {teacher!r} is now the file of SHA-256 {now}, but the run "
+        f"in {run.run_dir!r} was started on the file of SHA-256 {started}; put that file back "
+        "to continue the run, or start a new one with --run-name")
 
     state = json.loads(state_path.read_text())  # as an earlier version wrote it, one epoch on
     del state["teacher_sha256"]

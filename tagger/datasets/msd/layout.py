@@ -47,11 +47,13 @@ def detect(audio_root: str) -> tuple:
 
 
 def check_root(audio_root: str) -> None:
-    if not fileio.isdir(audio_root):
-        kind = fileio.not_a_file(audio_root) or ("a file" if fileio.exists(audio_root) else None)
-        raise UserError(f"audio folder {audio_root!r} " + (f"is {kind}, not a folder; give "
-                        "the folder of the audio with --audio-dir" if kind else
-                        "does not exist; pass --audio-dir"))
+    if fileio.isdir(audio_root):
+        return
+    if not fileio.exists(audio_root):
+        raise UserError(f"audio folder {audio_root!r} does not exist; pass --audio-dir")
+    kind = fileio.not_a_file(audio_root) or "a file"
+    raise UserError(f"audio folder {audio_root!r} is {kind}, not a folder; give the folder "
+                    "of the audio with --audio-dir")
 
 
 def _first_msd_extension(folder: str, names, depth: int):
